@@ -1,0 +1,67 @@
+# The only entry point: every developer task and CI run goes through these targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := node_modules/.bin/buf
+PROTO_FILES = $(shell find protos -name '*.proto' | sort)
+PYTEST_WORKERS ?= 2
+
+.PHONY: help install generate check-generate lint format test test-unit test-integration test-e2e run bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(VENV)/.installed node_modules/.installed ## Install Python (locked, into .venv) and buf (into node_modules)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock $(UV)
+	UV_PYTHON=$(PYTHON) $(UV) sync --frozen --quiet
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+generate: install ## Regenerate Python code and type stubs from protos/
+	$(PY) -m remit.devtools.generate gen
+
+check-generate: install ## Fail if the committed generated code is stale
+	$(PY) -m remit.devtools.generate --check gen
+
+lint: install ## ruff, mypy --strict, buf lint and buf breaking against main
+	$(VENV)/bin/ruff check src tests versions bench
+	$(VENV)/bin/ruff format --check src tests versions bench
+	$(VENV)/bin/mypy src tests versions bench
+	$(BUF) lint
+	@if git rev-parse --verify --quiet main >/dev/null && git cat-file -e main:buf.yaml 2>/dev/null; then \
+		echo "buf breaking --against main"; $(BUF) breaking --against '.git#branch=main'; \
+	else echo "buf breaking: no main branch with protos to compare against yet"; fi
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix src tests versions bench
+	$(VENV)/bin/ruff format src tests versions bench
+
+test: install lint check-generate ## Lint, check generated code, then run every test
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+test-unit: install ## Only the unit tests (no I/O)
+	$(PY) -m pytest tests/unit
+
+run: install ## Start the whole platform on an embedded PostgreSQL and print the test keys
+	$(VENV)/bin/remit serve
+
+bench: install ## Run the benchmarks and print their figures
+	$(PY) -m bench
+
+clean: ## Remove installed tools and caches (keeps .remit data)
+	rm -rf $(TOOLS) $(VENV) node_modules .mypy_cache .ruff_cache

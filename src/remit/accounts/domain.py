@@ -1,0 +1,63 @@
+"""Accounts, keys and the principal a presented key resolves to."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+
+class KeyKind(Enum):
+    SECRET = "secret"  # noqa: S105 (a key kind, not a credential)
+    PUBLISHABLE = "publishable"
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Per-account processing fee: `fee_percent_bps` basis points plus a fixed part."""
+
+    fee_percent_bps: int = 290
+    fee_fixed_minor: int = 30
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    created_at: datetime
+    default_currency: str
+    raw_card_access: bool
+    api_version: str | None
+    pricing: Pricing
+    available_delay_days: int
+    automatic_payouts: bool
+    radar_enabled: bool
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    account_id: str
+    kind: KeyKind
+    last4: str
+    livemode: bool
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: an account acting through one of its keys."""
+
+    account_id: str
+    key_id: str
+    key_kind: KeyKind
+    livemode: bool
+    api_version: str | None
+    raw_card_access: bool
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """An account just created, with the only copies of its plaintext keys."""
+
+    account: Account
+    secret_key: str
+    publishable_key: str

@@ -1,0 +1,147 @@
+"""Reading and writing accounts and keys inside the caller's transaction."""
+
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.accounts.domain import Account, ApiKey, KeyKind, Pricing, Principal
+from remit.accounts.tables import accounts, api_keys
+
+
+class AccountRepository(Protocol):
+    async def insert_account(self, account: Account) -> None: ...
+    async def get_account(self, account_id: str, *, for_update: bool = False) -> Account | None: ...
+    async def save_account(self, account: Account) -> None: ...
+    async def insert_key(self, key: ApiKey, digest: bytes) -> None: ...
+    async def list_keys(self, account_id: str) -> list[ApiKey]: ...
+    async def revoke_key(self, account_id: str, key_id: str, at: datetime) -> bool: ...
+    async def principal_for_digest(self, digest: bytes) -> Principal | None: ...
+
+
+def _account_from_row(row: Row[tuple[object, ...]]) -> Account:
+    m = row._mapping
+    return Account(
+        id=m["id"],
+        created_at=m["created_at"],
+        default_currency=m["default_currency"],
+        raw_card_access=m["raw_card_access"],
+        api_version=m["api_version"],
+        pricing=Pricing(fee_percent_bps=m["fee_percent_bps"], fee_fixed_minor=m["fee_fixed_minor"]),
+        available_delay_days=m["available_delay_days"],
+        automatic_payouts=m["automatic_payouts"],
+        radar_enabled=m["radar_enabled"],
+    )
+
+
+def _key_from_row(row: Row[tuple[object, ...]]) -> ApiKey:
+    m = row._mapping
+    return ApiKey(
+        id=m["id"],
+        account_id=m["account_id"],
+        kind=KeyKind(m["kind"]),
+        last4=m["last4"],
+        livemode=m["livemode"],
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+    )
+
+
+def _account_values(account: Account) -> dict[str, object]:
+    return {
+        "default_currency": account.default_currency,
+        "raw_card_access": account.raw_card_access,
+        "api_version": account.api_version,
+        "fee_percent_bps": account.pricing.fee_percent_bps,
+        "fee_fixed_minor": account.pricing.fee_fixed_minor,
+        "available_delay_days": account.available_delay_days,
+        "automatic_payouts": account.automatic_payouts,
+        "radar_enabled": account.radar_enabled,
+    }
+
+
+class SqlAccountRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def insert_account(self, account: Account) -> None:
+        await self._db.execute(
+            accounts.insert().values(
+                id=account.id, created_at=account.created_at, **_account_values(account)
+            )
+        )
+
+    async def get_account(self, account_id: str, *, for_update: bool = False) -> Account | None:
+        query = select(accounts).where(accounts.c.id == account_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._db.execute(query)).first()
+        return None if row is None else _account_from_row(row)
+
+    async def save_account(self, account: Account) -> None:
+        await self._db.execute(
+            update(accounts).where(accounts.c.id == account.id).values(**_account_values(account))
+        )
+
+    async def insert_key(self, key: ApiKey, digest: bytes) -> None:
+        await self._db.execute(
+            api_keys.insert().values(
+                id=key.id,
+                account_id=key.account_id,
+                kind=key.kind.value,
+                key_digest=digest,
+                last4=key.last4,
+                livemode=key.livemode,
+                created_at=key.created_at,
+                revoked_at=key.revoked_at,
+            )
+        )
+
+    async def list_keys(self, account_id: str) -> list[ApiKey]:
+        rows = await self._db.execute(
+            select(api_keys)
+            .where(api_keys.c.account_id == account_id)
+            .order_by(api_keys.c.created_at, api_keys.c.id)
+        )
+        return [_key_from_row(row) for row in rows]
+
+    async def revoke_key(self, account_id: str, key_id: str, at: datetime) -> bool:
+        result = await self._db.execute(
+            update(api_keys)
+            .where(
+                api_keys.c.id == key_id,
+                api_keys.c.account_id == account_id,
+                api_keys.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
+        )
+        return result.rowcount == 1
+
+    async def principal_for_digest(self, digest: bytes) -> Principal | None:
+        row = (
+            await self._db.execute(
+                select(
+                    api_keys.c.id,
+                    api_keys.c.account_id,
+                    api_keys.c.kind,
+                    api_keys.c.livemode,
+                    accounts.c.api_version,
+                    accounts.c.raw_card_access,
+                )
+                .join(accounts, accounts.c.id == api_keys.c.account_id)
+                .where(api_keys.c.key_digest == digest, api_keys.c.revoked_at.is_(None))
+            )
+        ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Principal(
+            account_id=m["account_id"],
+            key_id=m["id"],
+            key_kind=KeyKind(m["kind"]),
+            livemode=m["livemode"],
+            api_version=m["api_version"],
+            raw_card_access=m["raw_card_access"],
+        )

@@ -1,0 +1,155 @@
+"""Account use cases. Each method is one transaction."""
+
+from dataclasses import replace
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.accounts.domain import Account, ApiKey, KeyKind, NewAccount, Pricing, Principal
+from remit.accounts.keys import digest_key, generate_key, looks_like_key
+from remit.accounts.repository import SqlAccountRepository
+from remit.core.clock import Clock, SystemClock
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.ids import new_id
+
+
+class AccountsError(RemitError):
+    """Root of the errors the accounts service raises."""
+
+
+def _unauthenticated(message: str) -> AccountsError:
+    return AccountsError(message=message, kind=ErrorKind.UNAUTHENTICATED)
+
+
+class AccountsService:
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock = clock or SystemClock()
+
+    async def create_account(
+        self,
+        *,
+        default_currency: str = "usd",
+        raw_card_access: bool = False,
+        api_version: str | None = None,
+        pricing: Pricing | None = None,
+        available_delay_days: int = 2,
+        automatic_payouts: bool = False,
+        radar_enabled: bool = True,
+    ) -> NewAccount:
+        if available_delay_days < 0:
+            raise invalid("available_delay_days cannot be negative", "available_delay_days")
+        now = self._clock.now()
+        account = Account(
+            id=new_id("acct"),
+            created_at=now,
+            default_currency=default_currency,
+            raw_card_access=raw_card_access,
+            api_version=api_version,
+            pricing=pricing or Pricing(),
+            available_delay_days=available_delay_days,
+            automatic_payouts=automatic_payouts,
+            radar_enabled=radar_enabled,
+        )
+        secret = generate_key(KeyKind.SECRET)
+        publishable = generate_key(KeyKind.PUBLISHABLE)
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            await repo.insert_account(account)
+            for plaintext, kind in ((secret, KeyKind.SECRET), (publishable, KeyKind.PUBLISHABLE)):
+                await repo.insert_key(
+                    self._new_key(account.id, kind, plaintext), digest_key(plaintext)
+                )
+        return NewAccount(account=account, secret_key=secret, publishable_key=publishable)
+
+    def _new_key(self, account_id: str, kind: KeyKind, plaintext: str) -> ApiKey:
+        return ApiKey(
+            id=new_id("key"),
+            account_id=account_id,
+            kind=kind,
+            last4=plaintext[-4:],
+            livemode=False,
+            created_at=self._clock.now(),
+            revoked_at=None,
+        )
+
+    async def get_account(self, account_id: str) -> Account:
+        async with self._engine.connect() as db:
+            account = await SqlAccountRepository(db).get_account(account_id)
+        if account is None:
+            raise not_found("account", account_id)
+        return account
+
+    async def update_account(self, account_id: str, **changes: object) -> Account:
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            account = await repo.get_account(account_id, for_update=True)
+            if account is None:
+                raise not_found("account", account_id)
+            updated = replace(account, **changes)  # type: ignore[arg-type]
+            await repo.save_account(updated)
+        return updated
+
+    async def create_key(self, account_id: str, kind: KeyKind) -> tuple[ApiKey, str]:
+        plaintext = generate_key(kind)
+        key = self._new_key(account_id, kind, plaintext)
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            if await repo.get_account(account_id) is None:
+                raise not_found("account", account_id)
+            await repo.insert_key(key, digest_key(plaintext))
+        return key, plaintext
+
+    async def list_keys(self, account_id: str) -> list[ApiKey]:
+        async with self._engine.connect() as db:
+            return await SqlAccountRepository(db).list_keys(account_id)
+
+    async def revoke_key(self, account_id: str, key_id: str) -> None:
+        async with self._engine.begin() as db:
+            revoked = await SqlAccountRepository(db).revoke_key(
+                account_id, key_id, self._clock.now()
+            )
+        if not revoked:
+            raise not_found("api_key", key_id)
+
+    async def authenticate(self, presented: str) -> Principal:
+        if not looks_like_key(presented):
+            raise _unauthenticated("Invalid API Key provided")
+        async with self._engine.connect() as db:
+            principal = await SqlAccountRepository(db).principal_for_digest(digest_key(presented))
+        if principal is None:
+            raise _unauthenticated("Invalid API Key provided")
+        return principal
+
+    async def pin_api_version(self, account_id: str, version: str) -> str:
+        """Pin the account to `version` unless it is pinned already; return the pin in force."""
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            account = await repo.get_account(account_id, for_update=True)
+            if account is None:
+                raise not_found("account", account_id)
+            if account.api_version is not None:
+                return account.api_version
+            await repo.save_account(replace(account, api_version=version))
+        return version
+
+    async def upgrade_api_version(
+        self, account_id: str, version: str, *, ordered_versions: list[str]
+    ) -> str:
+        """Move the pin forward to `version` (`ordered_versions` lists known ones newest first)."""
+        if version not in ordered_versions:
+            raise invalid(f"Unknown API version: {version}", "api_version")
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            account = await repo.get_account(account_id, for_update=True)
+            if account is None:
+                raise not_found("account", account_id)
+            current = account.api_version
+            if current is not None and ordered_versions.index(version) > ordered_versions.index(
+                current
+            ):
+                raise invalid(
+                    f"Cannot move the API version back from {current} to {version}",
+                    "api_version",
+                )
+            await repo.save_account(replace(account, api_version=version))
+        return version

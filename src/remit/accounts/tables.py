@@ -1,0 +1,42 @@
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    Table,
+    Text,
+    text,
+)
+
+from remit.storage.schema import core_metadata
+
+accounts = Table(
+    "accounts",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("default_currency", Text, nullable=False),
+    Column("raw_card_access", Boolean, nullable=False),
+    Column("api_version", Text, nullable=True),
+    Column("fee_percent_bps", Integer, nullable=False),
+    Column("fee_fixed_minor", BigInteger, nullable=False),
+    Column("available_delay_days", Integer, nullable=False),
+    Column("automatic_payouts", Boolean, nullable=False),
+    Column("radar_enabled", Boolean, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("kind", Text, nullable=False),
+    Column("key_digest", LargeBinary, nullable=False, unique=True),
+    Column("last4", Text, nullable=False),
+    Column("livemode", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

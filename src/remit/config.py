@@ -1,0 +1,128 @@
+"""Where every process listens and which databases it uses, from flags and environment.
+
+`remit serve` resolves one `PlatformConfig` and hands it to each child process through
+environment variables, so a process started alone (`remit core`, `remit api`, ...) reads the
+same settings the same way.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    data_dir: Path
+    api: Endpoint
+    core: Endpoint
+    vault: Endpoint
+    acquirer: Endpoint
+    database_url: str | None
+    vault_database_url: str | None
+    acquirer_database_url: str | None
+    api_workers: int
+    development: bool
+
+    def with_databases(self, core: str, vault: str, acquirer: str) -> "PlatformConfig":
+        return replace(
+            self, database_url=core, vault_database_url=vault, acquirer_database_url=acquirer
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes `from_env` in a child return this same config."""
+        env = {
+            "REMIT_DATA_DIR": str(self.data_dir),
+            "REMIT_API_HOST": self.api.host,
+            "REMIT_API_PORT": str(self.api.port),
+            "REMIT_CORE_HOST": self.core.host,
+            "REMIT_CORE_PORT": str(self.core.port),
+            "REMIT_VAULT_HOST": self.vault.host,
+            "REMIT_VAULT_PORT": str(self.vault.port),
+            "REMIT_ACQUIRER_HOST": self.acquirer.host,
+            "REMIT_ACQUIRER_PORT": str(self.acquirer.port),
+            "REMIT_API_WORKERS": str(self.api_workers),
+            "REMIT_DEVELOPMENT": "1" if self.development else "0",
+        }
+        for name, url in (
+            ("DATABASE_URL", self.database_url),
+            ("VAULT_DATABASE_URL", self.vault_database_url),
+            ("ACQUIRER_DATABASE_URL", self.acquirer_database_url),
+        ):
+            if url is not None:
+                env[name] = url
+        return env
+
+    def require_database_url(self) -> str:
+        if self.database_url is None:
+            raise ConfigError("DATABASE_URL is not set and no embedded database was started")
+        return self.database_url
+
+    def require_vault_database_url(self) -> str:
+        if self.vault_database_url is None:
+            raise ConfigError("VAULT_DATABASE_URL is not set and no embedded database was started")
+        return self.vault_database_url
+
+    def require_acquirer_database_url(self) -> str:
+        if self.acquirer_database_url is None:
+            raise ConfigError(
+                "ACQUIRER_DATABASE_URL is not set and no embedded database was started"
+            )
+        return self.acquirer_database_url
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+DEFAULT_PORTS = {"api": 7420, "core": 7421, "vault": 7422, "acquirer": 7423}
+
+
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a port number, got {raw!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name} must be between 0 and 65535, got {port}")
+    return port
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
+    env = os.environ if environ is None else environ
+
+    def endpoint(role: str) -> Endpoint:
+        upper = role.upper()
+        return Endpoint(
+            host=env.get(f"REMIT_{upper}_HOST") or "127.0.0.1",
+            port=_port(env, f"REMIT_{upper}_PORT", DEFAULT_PORTS[role]),
+        )
+
+    workers_raw = env.get("REMIT_API_WORKERS") or "1"
+    if not workers_raw.isdigit() or int(workers_raw) < 1:
+        raise ConfigError(f"REMIT_API_WORKERS must be a positive integer, got {workers_raw!r}")
+    return PlatformConfig(
+        data_dir=Path(env.get("REMIT_DATA_DIR") or ".remit"),
+        api=endpoint("api"),
+        core=endpoint("core"),
+        vault=endpoint("vault"),
+        acquirer=endpoint("acquirer"),
+        database_url=env.get("DATABASE_URL") or None,
+        vault_database_url=env.get("VAULT_DATABASE_URL") or None,
+        acquirer_database_url=env.get("ACQUIRER_DATABASE_URL") or None,
+        api_workers=int(workers_raw),
+        development=(env.get("REMIT_DEVELOPMENT") or "1") == "1",
+    )

@@ -1,0 +1,58 @@
+"""The root of remit's error hierarchy: every domain error carries Stripe's error vocabulary.
+
+Services raise these; the gRPC layer maps them to status codes with an `ErrorDetail`, and the
+REST facade maps that back to Stripe's error object. No layer invents its own wording.
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class ErrorKind(Enum):
+    """Which gRPC status (and so which HTTP status) an error maps to."""
+
+    INVALID_ARGUMENT = "invalid_argument"  # 400
+    NOT_FOUND = "not_found"  # 404
+    FAILED_PRECONDITION = "failed_precondition"  # 400, the object is in the wrong state
+    CARD_DECLINED = "card_declined"  # 402
+    ALREADY_EXISTS = "already_exists"  # 400 idempotency mismatch and duplicates
+    CONFLICT = "conflict"  # 409, an idempotency key in flight
+    PERMISSION_DENIED = "permission_denied"  # 403
+    UNAUTHENTICATED = "unauthenticated"  # 401
+    UNAVAILABLE = "unavailable"  # 503, retryable
+    RESOURCE_EXHAUSTED = "resource_exhausted"  # 429
+    INTERNAL = "internal"  # 500
+
+
+@dataclass(eq=False)
+class RemitError(Exception):
+    """A failure a caller can act on, in Stripe's terms (`type`, `code`, `param`).
+
+    Not frozen: the interpreter writes `__traceback__` on exceptions as they propagate.
+    """
+
+    message: str
+    kind: ErrorKind = ErrorKind.INVALID_ARGUMENT
+    error_type: str = "invalid_request_error"
+    code: str | None = None
+    param: str | None = None
+    decline_code: str | None = None
+    charge: str | None = None
+    should_retry: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def not_found(kind: str, object_id: str, param: str = "id") -> RemitError:
+    return RemitError(
+        message=f"No such {kind}: '{object_id}'",
+        kind=ErrorKind.NOT_FOUND,
+        code="resource_missing",
+        param=param,
+    )
+
+
+def invalid(message: str, param: str | None = None, code: str = "parameter_invalid") -> RemitError:
+    return RemitError(message=message, code=code, param=param)

@@ -1,0 +1,1 @@
+"""Developer tooling that ships with remit (code generation)."""

@@ -1,0 +1,74 @@
+"""Run a grpc.aio server with standard health checking and reflection until SIGTERM."""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from remit.config import Endpoint
+from remit.readiness import signal_ready
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class ServiceRegistration:
+    """One servicer: its full proto name and how to add it to a server."""
+
+    full_name: str
+    add_to_server: Callable[[grpc.aio.Server], None]
+
+
+async def serve_grpc(
+    endpoint: Endpoint,
+    services: Sequence[ServiceRegistration],
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+    stop_event: asyncio.Event | None = None,
+) -> None:
+    server = grpc.aio.server(
+        interceptors=list(interceptors),
+        # Several copies of a stateless process may share one port (SO_REUSEPORT).
+        options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+    )
+    for service in services:
+        service.add_to_server(server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = [s.full_name for s in services]
+    reflection.enable_server_reflection(
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    bound = server.add_insecure_port(endpoint.target)
+    if bound == 0:
+        raise OSError(f"could not listen on {endpoint.target}")
+    await server.start()
+    for name in ["", *names]:
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC listening on %s:%d (%s)", endpoint.host, bound, ", ".join(names) or "health")
+    signal_ready()
+
+    stop = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("stopping gRPC server on %s", endpoint.target)
+    await health.enter_graceful_shutdown()
+    await server.stop(SHUTDOWN_GRACE_S)
+    if on_stop is not None:
+        await on_stop()

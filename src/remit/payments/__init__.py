@@ -1,0 +1,1 @@
+"""Payments: PaymentIntents, their charges and refunds, and the state machine that drives them."""

@@ -1,0 +1,84 @@
+"""`remit serve`: databases, migrations, the default account, then every process."""
+
+import asyncio
+import logging
+
+from remit.accounts.service import AccountsService
+from remit.config import PlatformConfig
+from remit.core.errors import RemitError
+from remit.databases import migrate_all, resolve_databases
+from remit.storage.engine import make_engine
+from remit.supervisor import (
+    StartupError,
+    Supervisor,
+    install_stop_handlers,
+    read_default_account,
+    write_default_account,
+)
+
+log = logging.getLogger(__name__)
+
+
+async def _ensure_default_account(config: PlatformConfig) -> dict[str, str]:
+    """Create the default test account on first start; afterwards reuse the saved keys."""
+    engine = make_engine(config.require_database_url(), pool_size=1)
+    try:
+        service = AccountsService(engine)
+        saved = read_default_account(config.data_dir)
+        if saved is not None:
+            try:
+                await service.get_account(saved["id"])
+                return saved
+            except RemitError:
+                log.warning("saved default account %s is not in the database", saved["id"])
+        created = await service.create_account()
+    finally:
+        await engine.dispose()
+    account = {
+        "id": created.account.id,
+        "secret_key": created.secret_key,
+        "publishable_key": created.publishable_key,
+    }
+    write_default_account(config.data_dir, account)
+    return account
+
+
+def _banner(config: PlatformConfig, account: dict[str, str]) -> str:
+    return "\n".join(
+        [
+            "",
+            "remit is running",
+            f"  REST API        http://{config.api.target}/v1",
+            f"  core gRPC       {config.core.target}",
+            f"  vault gRPC      {config.vault.target}",
+            f"  acquirer gRPC   {config.acquirer.target}",
+            "",
+            "test account",
+            f"  account         {account['id']}",
+            f"  secret key      {account['secret_key']}",
+            f"  publishable key {account['publishable_key']}",
+            "",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+    )
+
+
+def serve(config: PlatformConfig) -> int:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    resolved = resolve_databases(config)
+    supervisor = Supervisor(resolved.config)
+    install_stop_handlers(supervisor)
+    try:
+        migrate_all(resolved.config)
+        account = asyncio.run(_ensure_default_account(resolved.config))
+        supervisor.start()
+        print(_banner(resolved.config, account), flush=True)
+        return supervisor.wait()
+    except StartupError as error:
+        log.error("could not start: %s", error)
+        return 1
+    finally:
+        supervisor.stop()
+        resolved.stop_embedded()
+        log.info("stopped")

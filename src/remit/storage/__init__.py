@@ -1,0 +1,1 @@
+"""PostgreSQL plumbing: the embedded server, engines, migrations and unit-of-work helpers."""

@@ -1,0 +1,70 @@
+"""The embedded PostgreSQL servers that `remit serve` uses when no external URL is given.
+
+Each cluster is a real PostgreSQL from the `pgserver` wheel, listening only on a Unix socket in
+its own data directory. The vault gets a cluster of its own so that nothing else shares its
+database server, its files or its superuser.
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+_SAFE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+CORE_CLUSTER = "pg-core"
+VAULT_CLUSTER = "pg-vault"
+
+
+@dataclass
+class EmbeddedCluster:
+    """A running pgserver cluster; `url(db)` names a database on it in SQLAlchemy form."""
+
+    data_dir: Path
+    _server: Any
+
+    def url(self, database: str) -> str:
+        return to_sqlalchemy_url(self._server.get_uri(database))
+
+    def ensure_database(self, database: str) -> None:
+        if not _SAFE_NAME.fullmatch(database):
+            raise ValueError(f"unsafe database name {database!r}")
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{database}';"  # noqa: S608
+        exists = self._server.psql(query)
+        if "(1 row)" not in exists:
+            self._server.psql(f'CREATE DATABASE "{database}";')
+
+    def execute_admin(self, sql: str) -> str:
+        return str(self._server.psql(sql))
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
+def start_cluster(
+    data_dir: Path, *, on_last_exit: Literal["stop", "delete"] | None = "stop"
+) -> EmbeddedCluster:
+    """Start (or attach to) the cluster stored in `data_dir`, initialising it on first use.
+
+    Several processes may hold the same cluster; `on_last_exit` applies when the last of them
+    exits (None leaves it running).
+    """
+    from pgserver import postgres_server
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # pgserver runs PostgreSQL as an unprivileged system user when we are root; that user must be
+    # able to reach the directory.
+    data_dir.chmod(0o755)
+    server = postgres_server.get_server(data_dir, cleanup_mode=on_last_exit)
+    log.info("embedded PostgreSQL ready in %s", data_dir)
+    return EmbeddedCluster(data_dir=data_dir, _server=server)
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """Accept libpq-style URLs and name the psycopg 3 driver for SQLAlchemy."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError("database URLs must start with postgresql://")

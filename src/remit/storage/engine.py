@@ -1,0 +1,36 @@
+"""Engines and units of work. One RPC is one transaction that rolls back unless committed."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from remit.storage.embedded import to_sqlalchemy_url
+
+
+def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit") -> AsyncEngine:
+    engine = create_async_engine(
+        to_sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"application_name": application_name, "prepare_threshold": 5},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _set_session_defaults(dbapi_connection: object, _record: object) -> None:
+        # A statement that waits this long on a lock is a bug; fail it rather than pile up.
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("SET lock_timeout = '10s'")
+        cursor.close()
+        dbapi_connection.commit()  # type: ignore[attr-defined]
+
+    return engine
+
+
+@asynccontextmanager
+async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that commits when the block ends normally and rolls back on any error."""
+    async with engine.begin() as connection:
+        yield connection

@@ -1,0 +1,21 @@
+"""Alembic environment for the vault database."""
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+url = context.config.get_main_option("sqlalchemy.url")
+assert url is not None
+# Serialise concurrent migrators (several processes starting at once) on an advisory lock.
+_LOCK_KEY = 3913809066
+
+engine = create_engine(url, poolclass=pool.NullPool)
+with engine.connect() as connection:
+    connection.exec_driver_sql(f"SELECT pg_advisory_lock({_LOCK_KEY})")
+    try:
+        context.configure(connection=connection, transaction_per_migration=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+    finally:
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
+        connection.commit()

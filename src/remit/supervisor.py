@@ -1,0 +1,166 @@
+"""`remit serve`: start every process of the platform, watch them, and stop them all cleanly.
+
+Children run in their own sessions so that Ctrl-C reaches only the supervisor, which then stops
+them in dependency order (front door first, data owners last). Each child also asks the kernel
+to SIGTERM it if the supervisor dies (`remit.readiness.follow_parent`), so no process outlives
+it even after a SIGKILL.
+"""
+
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from remit.config import Endpoint, PlatformConfig
+from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
+
+log = logging.getLogger(__name__)
+
+START_ORDER = ("acquirer", "vault", "core", "worker", "api")
+STOP_GRACE_S = 10.0
+READY_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Child:
+    role: str
+    process: subprocess.Popen[bytes]
+    ready_fd: int
+
+
+def _spawn(role: str, env: dict[str, str]) -> Child:
+    read_fd, write_fd = os.pipe()
+    child_env = {**env, READY_FD_ENV: str(write_fd), PARENT_PID_ENV: str(os.getpid())}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "remit", role],
+        env=child_env,
+        pass_fds=(write_fd,),
+        start_new_session=True,
+    )
+    os.close(write_fd)
+    return Child(role=role, process=process, ready_fd=read_fd)
+
+
+def _await_ready(child: Child, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise StartupError(f"{child.role} exited with code {child.process.returncode}")
+        readable, _, _ = select.select([child.ready_fd], [], [], 0.2)
+        if readable:
+            if os.read(child.ready_fd, 64).startswith(b"ready"):
+                os.close(child.ready_fd)
+                return
+            raise StartupError(f"{child.role} closed its readiness pipe without being ready")
+    raise StartupError(f"{child.role} was not ready within {READY_TIMEOUT_S:.0f}s")
+
+
+def grpc_healthy(endpoint: Endpoint, timeout_s: float = 2.0) -> bool:
+    with grpc.insecure_channel(endpoint.target) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def http_healthy(endpoint: Endpoint, timeout_s: float = 2.0) -> bool:
+    url = f"http://{endpoint.target}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+class StartupError(Exception):
+    """A process did not come up; the message says which and why."""
+
+
+class Supervisor:
+    def __init__(self, config: PlatformConfig, roles: Sequence[str] = START_ORDER) -> None:
+        self._config = config
+        self._roles = roles
+        self._children: list[Child] = []
+        self._stopping = False
+
+    def health_checks(self) -> dict[str, Callable[[], bool]]:
+        c = self._config
+        return {
+            "acquirer": lambda: grpc_healthy(c.acquirer),
+            "vault": lambda: grpc_healthy(c.vault),
+            "core": lambda: grpc_healthy(c.core),
+            "api": lambda: http_healthy(c.api),
+        }
+
+    def start(self) -> None:
+        env = {**os.environ, **self._config.to_env()}
+        checks = self.health_checks()
+        for role in self._roles:
+            child = _spawn(role, env)
+            self._children.append(child)
+            _await_ready(child, time.monotonic() + READY_TIMEOUT_S)
+            check = checks.get(role)
+            if check is not None and not check():
+                raise StartupError(f"{role} said it was ready but fails its health check")
+            log.info("%s is up (pid %d)", role, child.process.pid)
+
+    def request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def wait(self) -> int:
+        """Block until asked to stop or until a child dies; return the exit code to use."""
+        while not self._stopping:
+            for child in self._children:
+                code = child.process.poll()
+                if code is not None:
+                    log.error("%s exited unexpectedly with code %s", child.role, code)
+                    return 1
+            time.sleep(0.2)
+        return 0
+
+    def stop(self) -> None:
+        for child in reversed(self._children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+            try:
+                child.process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs; killing it", child.role, STOP_GRACE_S)
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+        self._children.clear()
+
+
+def write_default_account(data_dir: Path, account: dict[str, str]) -> None:
+    """Keep the default test account's keys beside the data so every start can print them."""
+    path = data_dir / "default-account.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(account, handle)
+
+
+def read_default_account(data_dir: Path) -> dict[str, str] | None:
+    path = data_dir / "default-account.json"
+    if not path.exists():
+        return None
+    loaded: dict[str, str] = json.loads(path.read_text())
+    return loaded
+
+
+def install_stop_handlers(supervisor: Supervisor) -> None:
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)

@@ -1,0 +1,72 @@
+"""One embedded PostgreSQL cluster per test run, shared by the xdist workers, and a set of
+databases per worker so workers never see each other's rows."""
+
+import fcntl
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from remit.storage.embedded import EmbeddedCluster, start_cluster
+from remit.storage.migrate import upgrade
+
+# Durability is not what the tests exercise; these make each commit cheap.
+_FAST_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+
+@dataclass(frozen=True)
+class WorkerDatabases:
+    core_url: str
+    vault_url: str
+    acquirer_url: str
+
+
+def _run_id() -> str:
+    raw = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"solo{os.getpid()}"
+    return re.sub(r"[^a-zA-Z0-9]", "", raw)[:12]
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def start_test_cluster() -> EmbeddedCluster:
+    # A short path: PostgreSQL's Unix socket lives in the data directory and socket paths are
+    # limited to about 100 bytes.
+    base = Path(tempfile.gettempdir())
+    data_dir = base / f"remit-pg-{_run_id()}"
+    with _file_lock(base / f"remit-pg-{_run_id()}.lock"):
+        cluster = start_cluster(data_dir, on_last_exit="delete")
+        for name, value in _FAST_SETTINGS.items():
+            cluster.execute_admin(f"ALTER SYSTEM SET {name} = '{value}';")
+        cluster.execute_admin("SELECT pg_reload_conf();")
+    return cluster
+
+
+def create_worker_databases(cluster: EmbeddedCluster, worker: str) -> WorkerDatabases:
+    names = {kind: f"remit_test_{worker}_{kind}" for kind in ("core", "vault", "acquirer")}
+    for name in names.values():
+        cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+        cluster.execute_admin(f'CREATE DATABASE "{name}";')
+    databases = WorkerDatabases(
+        core_url=cluster.url(names["core"]),
+        vault_url=cluster.url(names["vault"]),
+        acquirer_url=cluster.url(names["acquirer"]),
+    )
+    upgrade("core", databases.core_url)
+    upgrade("vault", databases.vault_url)
+    upgrade("acquirer", databases.acquirer_url)
+    return databases
