@@ -1,0 +1,80 @@
+"""Explicit wiring of each process: what it constructs, what it serves, what it connects to.
+
+Nothing here is discovered by magic; reading one function tells the whole shape of a process.
+"""
+
+import logging
+
+from remit.config import PlatformConfig
+from remit.core.logging import configure_logging
+from remit.readiness import follow_parent
+
+log = logging.getLogger(__name__)
+
+
+def run_process(role: str, config: PlatformConfig) -> int:
+    follow_parent()
+    configure_logging(role)
+    runners = {
+        "core": _run_core,
+        "vault": _run_vault,
+        "acquirer": _run_acquirer,
+        "worker": _run_worker,
+        "api": _run_api,
+    }
+    runner = runners[role]
+    try:
+        import uvloop
+
+        uvloop.run(runner(config))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _run_core(config: PlatformConfig) -> None:
+    from remit.accounts.grpc import accounts_registration
+    from remit.accounts.service import AccountsService
+    from remit.grpcutil.errors import ErrorMappingInterceptor
+    from remit.grpcutil.server import serve_grpc
+    from remit.payments.grpc import payments_registration
+    from remit.payments.service import PaymentsService
+    from remit.storage.engine import make_engine
+
+    engine = make_engine(config.require_database_url(), application_name="remit-core")
+    accounts = AccountsService(engine)
+    payments = PaymentsService(engine)
+    await serve_grpc(
+        config.core,
+        [accounts_registration(accounts), payments_registration(payments)],
+        interceptors=[ErrorMappingInterceptor()],
+        on_stop=engine.dispose,
+    )
+
+
+async def _run_vault(config: PlatformConfig) -> None:
+    from remit.grpcutil.server import serve_grpc
+    from remit.storage.engine import make_engine
+
+    engine = make_engine(config.require_vault_database_url(), application_name="remit-vault")
+    await serve_grpc(config.vault, [], on_stop=engine.dispose)
+
+
+async def _run_acquirer(config: PlatformConfig) -> None:
+    from remit.grpcutil.server import serve_grpc
+    from remit.storage.engine import make_engine
+
+    engine = make_engine(config.require_acquirer_database_url(), application_name="remit-acq")
+    await serve_grpc(config.acquirer, [], on_stop=engine.dispose)
+
+
+async def _run_worker(config: PlatformConfig) -> None:
+    from remit.worker.runner import run_worker
+
+    await run_worker(config)
+
+
+async def _run_api(config: PlatformConfig) -> None:
+    from remit.rest.server import serve_api
+
+    await serve_api(config)

@@ -1,0 +1,1 @@
+"""The worker: background jobs claimed from PostgreSQL with SKIP LOCKED."""

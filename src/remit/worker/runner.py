@@ -1,0 +1,173 @@
+"""The worker process: claims jobs, runs their handlers, and runs periodic tasks.
+
+Handlers and periodic tasks are registered explicitly by `bootstrap`; each runs in its own
+transaction. A handler that raises is retried with exponential backoff until its job's attempts
+run out. Workers wake on NOTIFY as soon as a job commits, and poll as a fallback.
+"""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.config import PlatformConfig
+from remit.core.clock import Clock, SystemClock
+from remit.readiness import signal_ready
+from remit.worker.jobs import (
+    NOTIFY_CHANNEL,
+    Job,
+    claim_jobs,
+    complete_job,
+    retry_or_fail_job,
+)
+
+log = logging.getLogger(__name__)
+
+JobHandler = Callable[[AsyncConnection, Job], Awaitable[None]]
+PeriodicTask = Callable[[], Awaitable[None]]
+
+POLL_INTERVAL_S = 1.0
+BATCH_SIZE = 20
+MAX_BACKOFF_S = 3600.0
+
+
+def backoff_for(attempt: int) -> timedelta:
+    """2, 4, 8, ... seconds, capped at an hour."""
+    return timedelta(seconds=min(MAX_BACKOFF_S, 2.0 ** max(1, attempt)))
+
+
+@dataclass
+class Periodic:
+    name: str
+    interval_s: float
+    run: PeriodicTask
+
+
+@dataclass
+class Worker:
+    engine: AsyncEngine
+    handlers: Mapping[str, JobHandler]
+    periodic: list[Periodic] = field(default_factory=list)
+    clock: Clock = field(default_factory=SystemClock)
+    concurrency: int = 8
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run_once(self) -> int:
+        """Claim one batch of due jobs and run them; return how many ran."""
+        async with self.engine.begin() as db:
+            batch = await claim_jobs(
+                db, now=self.clock.now(), limit=BATCH_SIZE, kinds=sorted(self.handlers)
+            )
+        if not batch:
+            return 0
+        limiter = asyncio.Semaphore(self.concurrency)
+
+        async def run(job: Job) -> None:
+            async with limiter:
+                await self._run_job(job)
+
+        await asyncio.gather(*(run(job) for job in batch))
+        return len(batch)
+
+    async def _run_job(self, job: Job) -> None:
+        handler = self.handlers[job.kind]
+        try:
+            async with self.engine.begin() as db:
+                await handler(db, job)
+                await complete_job(db, job.id, now=self.clock.now())
+        except Exception as error:
+            log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts,
+                        type(error).__name__)  # fmt: skip
+            async with self.engine.begin() as db:
+                retried = await retry_or_fail_job(
+                    db,
+                    job,
+                    now=self.clock.now(),
+                    error=f"{type(error).__name__}: {error}",
+                    retry_in=backoff_for(job.attempts),
+                )
+            if not retried:
+                log.error("job %s (%s) failed for good after %d attempts", job.id, job.kind,
+                          job.attempts)  # fmt: skip
+
+    async def drain(self) -> int:
+        """Run jobs until none is due; for tests and tools."""
+        total = 0
+        while (ran := await self.run_once()) > 0:
+            total += ran
+        return total
+
+    async def _listen(self, url: str, stop: asyncio.Event) -> None:
+        """Wake the loop on NOTIFY; on any connection trouble fall back to polling."""
+        while not stop.is_set():
+            try:
+                connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+                async with connection:
+                    await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    async for _ in connection.notifies():
+                        self._wake.set()
+                        if stop.is_set():
+                            return
+            except (psycopg.Error, OSError) as error:
+                log.info("job notifications unavailable (%s); polling", type(error).__name__)
+                await asyncio.sleep(POLL_INTERVAL_S)
+
+    async def _periodic_loop(self, task: Periodic, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await task.run()
+            except Exception:
+                log.exception("periodic task %s failed", task.name)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=task.interval_s)
+            except TimeoutError:
+                continue
+
+    async def run_forever(self, listen_url: str | None, stop: asyncio.Event) -> None:
+        background = [asyncio.create_task(self._periodic_loop(p, stop)) for p in self.periodic]
+        if listen_url is not None:
+            background.append(asyncio.create_task(self._listen(listen_url, stop)))
+        try:
+            while not stop.is_set():
+                ran = await self.run_once()
+                if ran == 0:
+                    self._wake.clear()
+                    waiters = [asyncio.create_task(self._wake.wait()),
+                               asyncio.create_task(stop.wait())]  # fmt: skip
+                    await asyncio.wait(waiters, timeout=POLL_INTERVAL_S,
+                                       return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                    for waiter in waiters:
+                        waiter.cancel()
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+async def run_worker(config: PlatformConfig) -> None:
+    from remit.storage.engine import make_engine
+    from remit.worker.registry import build_worker
+
+    url = config.require_database_url()
+    engine = make_engine(url, application_name="remit-worker")
+    worker = build_worker(engine, config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    signal_ready()
+    log.info("worker running %d job kinds, %d periodic tasks", len(worker.handlers),
+             len(worker.periodic))  # fmt: skip
+    try:
+        await worker.run_forever(libpq_url(url), stop)
+    finally:
+        await engine.dispose()

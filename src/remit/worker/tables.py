@@ -1,0 +1,29 @@
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Table, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from remit.storage.schema import core_metadata
+
+jobs = Table(
+    "jobs",
+    core_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("account_id", Text, nullable=True),
+    # Two stagings with the same dedupe key are one job (e.g. one expiry per intent).
+    Column("dedupe_key", Text, nullable=True, unique=True),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("run_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    # The claim query scans only runnable jobs, oldest first.
+    Index(
+        "ix_jobs_runnable",
+        "run_at",
+        postgresql_where=text("status = 'pending'"),
+    ),
+)

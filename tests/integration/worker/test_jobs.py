@@ -1,0 +1,113 @@
+"""The PostgreSQL job queue: staging, claiming under concurrency, leases, retries."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.worker.jobs import Job, claim_jobs, stage_job
+from remit.worker.runner import Worker
+from remit.worker.tables import jobs
+
+pytestmark = pytest.mark.anyio
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+async def test_a_job_staged_in_a_rolled_back_transaction_never_exists(
+    core_engine: AsyncEngine,
+) -> None:
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        async with core_engine.begin() as db:
+            await stage_job(db, "noop", {"n": 1}, now=T0)
+            raise Abort
+    async with core_engine.begin() as db:
+        assert await claim_jobs(db, now=T0, limit=10) == []
+
+
+async def test_concurrent_claimers_never_get_the_same_job(core_engine: AsyncEngine) -> None:
+    async with core_engine.begin() as db:
+        for n in range(60):
+            await stage_job(db, "noop", {"n": n}, now=T0)
+
+    async def claim() -> list[int]:
+        async with core_engine.begin() as db:
+            return [job.id for job in await claim_jobs(db, now=T0, limit=7)]
+
+    batches = await asyncio.gather(*(claim() for _ in range(12)))
+    claimed = [job_id for batch in batches for job_id in batch]
+    assert len(claimed) == 60
+    assert len(set(claimed)) == 60
+
+
+async def test_a_claimed_job_returns_to_the_queue_when_its_lease_expires(
+    core_engine: AsyncEngine,
+) -> None:
+    async with core_engine.begin() as db:
+        await stage_job(db, "noop", {}, now=T0)
+    async with core_engine.begin() as db:
+        first = await claim_jobs(db, now=T0, limit=1, lease_s=30)
+    async with core_engine.begin() as db:
+        assert await claim_jobs(db, now=T0 + timedelta(seconds=29), limit=1) == []
+    async with core_engine.begin() as db:
+        again = await claim_jobs(db, now=T0 + timedelta(seconds=31), limit=1)
+    assert [j.id for j in again] == [first[0].id]
+    assert again[0].attempts == 2
+
+
+async def test_the_same_dedupe_key_stages_one_job(core_engine: AsyncEngine) -> None:
+    async with core_engine.begin() as db:
+        await stage_job(db, "expire", {"a": 1}, now=T0, dedupe_key="expire:pi_1")
+        await stage_job(db, "expire", {"a": 2}, now=T0, dedupe_key="expire:pi_1")
+    async with core_engine.begin() as db:
+        claimed = await claim_jobs(db, now=T0, limit=10)
+    assert [dict(j.payload) for j in claimed] == [{"a": 1}]
+
+
+async def test_a_failing_handler_is_retried_with_backoff_then_marked_failed(
+    core_engine: AsyncEngine,
+) -> None:
+    clock = FixedClock(T0)
+    calls: list[int] = []
+
+    async def always_fails(_db: AsyncConnection, job: Job) -> None:
+        calls.append(job.attempts)
+        raise RuntimeError("receiver down")
+
+    worker = Worker(engine=core_engine, handlers={"flaky": always_fails}, clock=clock)
+    async with core_engine.begin() as db:
+        await stage_job(db, "flaky", {}, now=T0, max_attempts=3)
+
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 0  # not due until the backoff has passed
+    clock.advance(4.1)
+    assert await worker.run_once() == 1
+    clock.advance(8.1)
+    assert await worker.run_once() == 1
+    clock.advance(3600)
+    assert await worker.run_once() == 0
+    assert calls == [1, 2, 3]
+    async with core_engine.connect() as db:
+        row = (await db.execute(select(jobs.c.status, jobs.c.last_error))).one()
+    assert row.status == "failed"
+    assert "receiver down" in row.last_error
+
+
+async def test_a_handler_that_succeeds_completes_its_job_once(core_engine: AsyncEngine) -> None:
+    seen: list[object] = []
+
+    async def record(_db: AsyncConnection, job: Job) -> None:
+        seen.append(job.payload["n"])
+
+    worker = Worker(engine=core_engine, handlers={"record": record}, clock=FixedClock(T0))
+    async with core_engine.begin() as db:
+        for n in range(5):
+            await stage_job(db, "record", {"n": n}, now=T0)
+    assert await worker.drain() == 5
+    assert sorted(seen) == [0, 1, 2, 3, 4]  # type: ignore[type-var]
+    assert await worker.drain() == 0

@@ -1,0 +1,111 @@
+"""Start the real platform (`remit serve`) as a subprocess on free ports, for e2e tests."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from remit.config import Endpoint
+from tests.support.ports import free_port
+from tests.support.postgres import WorkerDatabases
+
+STARTUP_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class RunningPlatform:
+    process: subprocess.Popen[bytes]
+    api: Endpoint
+    core: Endpoint
+    vault: Endpoint
+    acquirer: Endpoint
+    data_dir: Path
+    log_path: Path
+    env: dict[str, str]
+
+    @property
+    def api_base(self) -> str:
+        return f"http://{self.api.target}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def platform_env(databases: WorkerDatabases, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": databases.core_url,
+        "VAULT_DATABASE_URL": databases.vault_url,
+        "ACQUIRER_DATABASE_URL": databases.acquirer_url,
+        "REMIT_DATA_DIR": str(data_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    for role in ("api", "core", "vault", "acquirer"):
+        env[f"REMIT_{role.upper()}_HOST"] = "127.0.0.1"
+        env[f"REMIT_{role.upper()}_PORT"] = str(free_port())
+    env.update(extra)
+    return env
+
+
+def _endpoint(env: dict[str, str], role: str) -> Endpoint:
+    upper = role.upper()
+    return Endpoint(env[f"REMIT_{upper}_HOST"], int(env[f"REMIT_{upper}_PORT"]))
+
+
+@contextmanager
+def running_platform(databases: WorkerDatabases, **extra_env: str) -> Iterator[RunningPlatform]:
+    with tempfile.TemporaryDirectory(prefix="remit-e2e-") as scratch:
+        data_dir = Path(scratch) / "data"
+        log_path = Path(scratch) / "serve.log"
+        env = platform_env(databases, data_dir, **extra_env)
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "remit", "serve"],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        platform = RunningPlatform(
+            process=process,
+            api=_endpoint(env, "api"),
+            core=_endpoint(env, "core"),
+            vault=_endpoint(env, "vault"),
+            acquirer=_endpoint(env, "acquirer"),
+            data_dir=data_dir,
+            log_path=log_path,
+            env=env,
+        )
+        try:
+            _wait_for_banner(platform)
+            yield platform
+        finally:
+            stop_platform(platform)
+
+
+def _wait_for_banner(platform: RunningPlatform) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if "remit is running" in platform.log_text():
+            return
+        if platform.process.poll() is not None:
+            raise RuntimeError(f"remit serve exited early:\n{platform.log_text()}")
+        time.sleep(0.1)
+    raise RuntimeError(f"remit serve did not start in time:\n{platform.log_text()}")
+
+
+def stop_platform(platform: RunningPlatform, timeout_s: float = 30.0) -> int:
+    if platform.process.poll() is None:
+        platform.process.send_signal(signal.SIGTERM)
+        try:
+            return platform.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            platform.process.kill()
+            platform.process.wait()
+            raise
+    return platform.process.returncode
