@@ -17,7 +17,7 @@ from google.protobuf import any_pb2, struct_pb2, symbol_database, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-JsonValue: TypeAlias = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 JsonObject: TypeAlias = dict[str, JsonValue]
 
 _TIMESTAMP: Final = timestamp_pb2.Timestamp.DESCRIPTOR.full_name

@@ -19,13 +19,16 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 async def test_a_job_staged_in_a_rolled_back_transaction_never_exists(
     core_engine: AsyncEngine,
 ) -> None:
-    class Abort(Exception):
+    class AbortError(Exception):
         pass
 
-    with pytest.raises(Abort):
+    async def stage_then_fail() -> None:
         async with core_engine.begin() as db:
             await stage_job(db, "noop", {"n": 1}, now=T0)
-            raise Abort
+            raise AbortError
+
+    with pytest.raises(AbortError):
+        await stage_then_fail()
     async with core_engine.begin() as db:
         assert await claim_jobs(db, now=T0, limit=10) == []
 
