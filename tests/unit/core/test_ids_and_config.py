@@ -1,0 +1,39 @@
+import pytest
+
+from remit.config import ConfigError, from_env
+from remit.core.ids import has_prefix, new_id
+
+
+def test_ids_carry_their_prefix_and_are_unique() -> None:
+    ids = {new_id("pi") for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(has_prefix(i, "pi") and len(i) == 27 for i in ids)
+
+
+def test_an_unknown_prefix_is_refused() -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        new_id("zz")
+
+
+def test_has_prefix_rejects_other_objects_and_bare_prefixes() -> None:
+    assert not has_prefix("ch_123", "pi")
+    assert not has_prefix("pi_", "pi")
+    assert not has_prefix("pi", "pi")
+
+
+def test_defaults_match_the_documented_ports() -> None:
+    config = from_env({})
+    assert (config.api.port, config.core.port) == (7420, 7421)
+    assert config.api.host == "127.0.0.1"
+    assert config.database_url is None
+
+
+def test_environment_round_trips_through_to_env() -> None:
+    config = from_env({"REMIT_API_PORT": "9000", "DATABASE_URL": "postgresql://x/y"})
+    assert from_env(config.to_env()) == config
+
+
+@pytest.mark.parametrize("value", ["abc", "70000", "-1"])
+def test_a_bad_port_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="REMIT_CORE_PORT"):
+        from_env({"REMIT_CORE_PORT": value})
