@@ -39,17 +39,17 @@ check-generate: install ## Fail if the committed generated code is stale
 	$(PY) -m remit.devtools.generate --check gen
 
 lint: install ## ruff, mypy --strict, buf lint and buf breaking against main
-	$(VENV)/bin/ruff check src tests versions bench
-	$(VENV)/bin/ruff format --check src tests versions bench
-	$(VENV)/bin/mypy src tests versions bench
+	$(VENV)/bin/ruff check src tests versions
+	$(VENV)/bin/ruff format --check src tests versions
+	$(VENV)/bin/mypy src tests versions
 	$(BUF) lint
 	@if git rev-parse --verify --quiet main >/dev/null && git cat-file -e main:buf.yaml 2>/dev/null; then \
 		echo "buf breaking --against main"; $(BUF) breaking --against '.git#branch=main'; \
 	else echo "buf breaking: no main branch with protos to compare against yet"; fi
 
 format: install ## Apply ruff's formatting and safe fixes
-	$(VENV)/bin/ruff check --fix src tests versions bench
-	$(VENV)/bin/ruff format src tests versions bench
+	$(VENV)/bin/ruff check --fix src tests versions
+	$(VENV)/bin/ruff format src tests versions
 
 test: install lint check-generate ## Lint, check generated code, then run every test
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup

@@ -62,7 +62,11 @@ def _await_ready(child: Child, deadline: float) -> None:
             if os.read(child.ready_fd, 64).startswith(b"ready"):
                 os.close(child.ready_fd)
                 return
-            raise StartupError(f"{child.role} closed its readiness pipe without being ready")
+            try:
+                code = child.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                raise StartupError(f"{child.role} gave up on starting but did not exit") from None
+            raise StartupError(f"{child.role} exited with code {code} while starting")
     raise StartupError(f"{child.role} was not ready within {READY_TIMEOUT_S:.0f}s")
 
 
@@ -107,12 +111,15 @@ class Supervisor:
         }
 
     def start(self) -> None:
+        """Start every process at once (imports dominate start-up), then check each in order."""
         env = {**os.environ, **self._config.to_env()}
         checks = self.health_checks()
         for role in self._roles:
-            child = _spawn(role, env)
-            self._children.append(child)
-            _await_ready(child, time.monotonic() + READY_TIMEOUT_S)
+            self._children.append(_spawn(role, env))
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        for child in self._children:
+            role = child.role
+            _await_ready(child, deadline)
             check = checks.get(role)
             if check is not None and not check():
                 raise StartupError(f"{role} said it was ready but fails its health check")

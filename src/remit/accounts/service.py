@@ -120,17 +120,20 @@ class AccountsService:
             raise _unauthenticated("Invalid API Key provided")
         return principal
 
-    async def pin_api_version(self, account_id: str, version: str) -> str:
-        """Pin the account to `version` unless it is pinned already; return the pin in force."""
+    async def pin_api_version(self, account_id: str, version: str) -> tuple[str, bool]:
+        """Pin the account to `version` unless it is pinned already.
+
+        Returns the pin in force and whether this call set it.
+        """
         async with self._engine.begin() as db:
             repo = SqlAccountRepository(db)
             account = await repo.get_account(account_id, for_update=True)
             if account is None:
                 raise not_found("account", account_id)
             if account.api_version is not None:
-                return account.api_version
+                return account.api_version, False
             await repo.save_account(replace(account, api_version=version))
-        return version
+        return version, True
 
     async def upgrade_api_version(
         self, account_id: str, version: str, *, ordered_versions: list[str]

@@ -39,6 +39,9 @@ class RemitError(Exception):
     decline_code: str | None = None
     charge: str | None = None
     should_retry: bool = False
+    # The object the error is about, embedded in the error as Stripe does (a card error carries
+    # its PaymentIntent); a protobuf message, kept untyped so this module stays free of I/O.
+    related: object | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:

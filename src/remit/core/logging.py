@@ -58,5 +58,5 @@ def configure_logging(process: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access", "alembic.runtime.migration"):
+    for noisy in ("uvicorn.access", "alembic", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

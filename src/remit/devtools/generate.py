@@ -25,6 +25,8 @@ def generate_into(out_dir: Path) -> None:
     import grpc_tools
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
+    # mypy-protobuf's plugins are installed beside this interpreter, which may not be on PATH.
+    scripts = Path(sys.executable).parent
     files = proto_files()
     if not files:
         raise SystemExit("no .proto files under protos/")
@@ -32,10 +34,13 @@ def generate_into(out_dir: Path) -> None:
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
+        f"--plugin=protoc-gen-mypy={scripts / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={scripts / 'protoc-gen-mypy_grpc'}",
         f"--python_out={out_dir}",
         f"--grpc_python_out={out_dir}",
         f"--mypy_out={out_dir}",
-        f"--mypy_grpc_out={out_dir}",
+        # Concrete servicer stubs: a servicer may leave RPCs to the base class's UNIMPLEMENTED.
+        f"--mypy_grpc_out=generate_concrete_servicer_stubs:{out_dir}",
         *files,
     ]
     if protoc.main(args) != 0:

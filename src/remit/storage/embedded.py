@@ -5,8 +5,11 @@ its own data directory. The vault gets a cluster of its own so that nothing else
 database server, its files or its superuser.
 """
 
+import contextlib
+import io
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,13 +54,18 @@ def start_cluster(
     Several processes may hold the same cluster; `on_last_exit` applies when the last of them
     exits (None leaves it running).
     """
-    from pgserver import postgres_server
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
+        warnings.simplefilter("ignore")
+        from pgserver import postgres_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     # pgserver runs PostgreSQL as an unprivileged system user when we are root; that user must be
     # able to reach the directory.
     data_dir.chmod(0o755)
-    server = postgres_server.get_server(data_dir, cleanup_mode=on_last_exit)
+    # initdb reports its progress on stdout; it is noise in remit's own output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        server = postgres_server.get_server(data_dir, cleanup_mode=on_last_exit)
     log.info("embedded PostgreSQL ready in %s", data_dir)
     return EmbeddedCluster(data_dir=data_dir, _server=server)
 

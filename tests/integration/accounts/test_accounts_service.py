@@ -67,8 +67,11 @@ async def test_a_revoked_key_no_longer_authenticates(core_engine: AsyncEngine) -
 async def test_the_first_pin_wins_and_later_pins_return_it(core_engine: AsyncEngine) -> None:
     service = AccountsService(core_engine)
     created = await service.create_account()
-    assert await service.pin_api_version(created.account.id, "2019-02-11") == "2019-02-11"
-    assert await service.pin_api_version(created.account.id, "2026-10-28.endive") == "2019-02-11"
+    assert await service.pin_api_version(created.account.id, "2019-02-11") == ("2019-02-11", True)
+    assert await service.pin_api_version(created.account.id, "2026-10-28.endive") == (
+        "2019-02-11",
+        False,
+    )
 
 
 async def test_an_upgrade_moves_the_pin_forward_but_never_back(core_engine: AsyncEngine) -> None:

@@ -1,0 +1,212 @@
+"""AccountsService over gRPC: protobuf in, use case, protobuf out. Nothing else."""
+
+from typing import Any
+
+import grpc
+
+from remit.accounts.domain import Account, ApiKey, KeyKind, Pricing
+from remit.accounts.service import AccountsService
+from remit.core.errors import invalid
+from remit.grpcutil.protoconv import timestamp
+from remit.grpcutil.server import ServiceRegistration
+from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from versions import KNOWN_VERSIONS
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_KIND_TO_PROTO = {
+    KeyKind.SECRET: accounts_pb2.API_KEY_KIND_SECRET,
+    KeyKind.PUBLISHABLE: accounts_pb2.API_KEY_KIND_PUBLISHABLE,
+}
+_KIND_FROM_PROTO = {value: key for key, value in _KIND_TO_PROTO.items()}
+
+
+def account_message(account: Account) -> accounts_pb2.Account:
+    message = accounts_pb2.Account(
+        id=account.id,
+        created=timestamp(account.created_at),
+        default_currency=account.default_currency,
+        settings=accounts_pb2.AccountSettings(
+            pricing=accounts_pb2.Pricing(
+                fee_percent_bps=account.pricing.fee_percent_bps,
+                fee_fixed_minor=account.pricing.fee_fixed_minor,
+            ),
+            available_delay_days=account.available_delay_days,
+            automatic_payouts=account.automatic_payouts,
+            raw_card_access=account.raw_card_access,
+            radar_enabled=account.radar_enabled,
+        ),
+    )
+    if account.api_version is not None:
+        message.api_version = account.api_version
+    return message
+
+
+def key_message(key: ApiKey) -> accounts_pb2.ApiKey:
+    message = accounts_pb2.ApiKey(
+        id=key.id,
+        kind=_KIND_TO_PROTO[key.kind],
+        prefix=("sk" if key.kind is KeyKind.SECRET else "pk")
+        + ("_live" if key.livemode else "_test"),
+        last4=key.last4,
+        livemode=key.livemode,
+        created=timestamp(key.created_at),
+    )
+    if key.revoked_at is not None:
+        message.revoked_at.CopyFrom(timestamp(key.revoked_at))
+    return message
+
+
+def _known_version(version: str) -> str:
+    if version not in KNOWN_VERSIONS:
+        raise invalid(f"Unknown API version: {version}", "api_version")
+    return version
+
+
+class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
+    def __init__(self, service: AccountsService) -> None:
+        self._service = service
+
+    async def CreateAccount(
+        self, request: accounts_pb2.CreateAccountRequest, context: Context
+    ) -> accounts_pb2.CreateAccountResponse:
+        pricing = None
+        if request.HasField("pricing"):
+            pricing = Pricing(request.pricing.fee_percent_bps, request.pricing.fee_fixed_minor)
+        created = await self._service.create_account(
+            default_currency=request.default_currency or "usd",
+            raw_card_access=request.raw_card_access,
+            api_version=_known_version(request.api_version)
+            if request.HasField("api_version")
+            else None,
+            pricing=pricing,
+            available_delay_days=request.available_delay_days
+            if request.HasField("available_delay_days")
+            else 2,
+            automatic_payouts=request.automatic_payouts,
+            radar_enabled=request.radar_enabled if request.HasField("radar_enabled") else True,
+        )
+        return accounts_pb2.CreateAccountResponse(
+            account=account_message(created.account),
+            secret_key=created.secret_key,
+            publishable_key=created.publishable_key,
+        )
+
+    async def GetAccount(
+        self, request: accounts_pb2.GetAccountRequest, context: Context
+    ) -> accounts_pb2.GetAccountResponse:
+        account = await self._service.get_account(request.account_id)
+        return accounts_pb2.GetAccountResponse(account=account_message(account))
+
+    async def UpdateAccountSettings(
+        self, request: accounts_pb2.UpdateAccountSettingsRequest, context: Context
+    ) -> accounts_pb2.UpdateAccountSettingsResponse:
+        current = await self._service.get_account(request.account_id)
+        changes: dict[str, object] = {}
+        if request.HasField("fee_percent_bps") or request.HasField("fee_fixed_minor"):
+            changes["pricing"] = Pricing(
+                request.fee_percent_bps
+                if request.HasField("fee_percent_bps")
+                else current.pricing.fee_percent_bps,
+                request.fee_fixed_minor
+                if request.HasField("fee_fixed_minor")
+                else current.pricing.fee_fixed_minor,
+            )
+        for name in (
+            "available_delay_days",
+            "automatic_payouts",
+            "raw_card_access",
+            "radar_enabled",
+            "default_currency",
+        ):
+            if request.HasField(name):
+                changes[name] = getattr(request, name)
+        account = await self._service.update_account(request.account_id, **changes)
+        return accounts_pb2.UpdateAccountSettingsResponse(account=account_message(account))
+
+    async def CreateApiKey(
+        self, request: accounts_pb2.CreateApiKeyRequest, context: Context
+    ) -> accounts_pb2.CreateApiKeyResponse:
+        if request.kind not in _KIND_FROM_PROTO:
+            raise invalid("kind must be secret or publishable", "kind")
+        if request.livemode:
+            raise invalid("Live mode keys are not available on this platform.", "livemode")
+        key, plaintext = await self._service.create_key(
+            request.account_id, _KIND_FROM_PROTO[request.kind]
+        )
+        return accounts_pb2.CreateApiKeyResponse(api_key=key_message(key), plaintext_key=plaintext)
+
+    async def ListApiKeys(
+        self, request: accounts_pb2.ListApiKeysRequest, context: Context
+    ) -> accounts_pb2.ListApiKeysResponse:
+        keys = [
+            key
+            for key in await self._service.list_keys(request.account_id)
+            if request.include_revoked or key.revoked_at is None
+        ]
+        keys.reverse()  # newest first, like every list
+        ids = [key.id for key in keys]
+        if request.HasField("starting_after"):
+            start = ids.index(request.starting_after) + 1 if request.starting_after in ids else 0
+            keys = keys[start:]
+        elif request.HasField("ending_before"):
+            end = ids.index(request.ending_before) if request.ending_before in ids else 0
+            keys = keys[:end]
+        limit = request.limit or 10
+        return accounts_pb2.ListApiKeysResponse(
+            data=[key_message(key) for key in keys[:limit]], has_more=len(keys) > limit
+        )
+
+    async def RevokeApiKey(
+        self, request: accounts_pb2.RevokeApiKeyRequest, context: Context
+    ) -> accounts_pb2.RevokeApiKeyResponse:
+        await self._service.revoke_key(request.account_id, request.key_id)
+        revoked = next(
+            key for key in await self._service.list_keys(request.account_id)
+            if key.id == request.key_id
+        )  # fmt: skip
+        return accounts_pb2.RevokeApiKeyResponse(api_key=key_message(revoked))
+
+    async def AuthenticateApiKey(
+        self, request: accounts_pb2.AuthenticateApiKeyRequest, context: Context
+    ) -> accounts_pb2.AuthenticateApiKeyResponse:
+        principal = await self._service.authenticate(request.key)
+        response = accounts_pb2.AuthenticateApiKeyResponse(
+            account_id=principal.account_id,
+            key_id=principal.key_id,
+            key_kind=_KIND_TO_PROTO[principal.key_kind],
+            livemode=principal.livemode,
+            raw_card_access=principal.raw_card_access,
+        )
+        if principal.api_version is not None:
+            response.api_version = principal.api_version
+        return response
+
+    async def PinApiVersion(
+        self, request: accounts_pb2.PinApiVersionRequest, context: Context
+    ) -> accounts_pb2.PinApiVersionResponse:
+        version = _known_version(request.api_version)
+        pinned, newly = await self._service.pin_api_version(request.account_id, version)
+        return accounts_pb2.PinApiVersionResponse(api_version=pinned, newly_pinned=newly)
+
+    async def UpgradeApiVersion(
+        self, request: accounts_pb2.UpgradeApiVersionRequest, context: Context
+    ) -> accounts_pb2.UpgradeApiVersionResponse:
+        before = (await self._service.get_account(request.account_id)).api_version
+        version = await self._service.upgrade_api_version(
+            request.account_id, request.api_version, ordered_versions=list(KNOWN_VERSIONS)
+        )
+        response = accounts_pb2.UpgradeApiVersionResponse(api_version=version)
+        if before is not None:
+            response.previous_api_version = before
+        return response
+
+
+def accounts_registration(service: AccountsService) -> ServiceRegistration:
+    servicer = AccountsServicer(service)
+    return ServiceRegistration(
+        full_name=accounts_pb2.DESCRIPTOR.services_by_name["AccountsService"].full_name,
+        add_to_server=lambda server: accounts_pb2_grpc.add_AccountsServiceServicer_to_server(
+            servicer, server
+        ),
+    )

@@ -1,0 +1,179 @@
+"""Domain errors across the gRPC boundary, in both directions.
+
+Servers turn a `RemitError` into a precise status code plus an `ErrorDetail` inside
+`google.rpc.Status` (the standard rich error model), so any caller, the REST facade included,
+recovers Stripe's error fields (`type`, `code`, `param`, `decline_code`, ...) exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeAlias, cast
+
+import grpc
+from google.protobuf import any_pb2, symbol_database
+from google.protobuf.message import Message
+from google.rpc import code_pb2, status_pb2
+from grpc_status import rpc_status
+
+from remit.core.errors import ErrorKind, RemitError
+from remit_api.common.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+GRPC_CODES: Final = {
+    ErrorKind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.CARD_DECLINED: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    ErrorKind.CONFLICT: grpc.StatusCode.ABORTED,
+    ErrorKind.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+
+HTTP_STATUS: Final = {
+    ErrorKind.INVALID_ARGUMENT: 400,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.FAILED_PRECONDITION: 400,
+    ErrorKind.CARD_DECLINED: 402,
+    ErrorKind.ALREADY_EXISTS: 400,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.PERMISSION_DENIED: 403,
+    ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.RESOURCE_EXHAUSTED: 429,
+    ErrorKind.INTERNAL: 500,
+}
+
+_KIND_BY_GRPC_CODE: Final = {
+    grpc.StatusCode.INVALID_ARGUMENT: ErrorKind.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND: ErrorKind.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION: ErrorKind.FAILED_PRECONDITION,
+    grpc.StatusCode.ALREADY_EXISTS: ErrorKind.ALREADY_EXISTS,
+    grpc.StatusCode.ABORTED: ErrorKind.CONFLICT,
+    grpc.StatusCode.PERMISSION_DENIED: ErrorKind.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED: ErrorKind.UNAUTHENTICATED,
+    grpc.StatusCode.UNAVAILABLE: ErrorKind.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: ErrorKind.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ErrorKind.RESOURCE_EXHAUSTED,
+}
+
+
+def error_detail(error: RemitError, related: Message | None = None) -> common_pb2.ErrorDetail:
+    detail = common_pb2.ErrorDetail(
+        type=error.error_type,
+        code=error.code or "",
+        decline_code=error.decline_code or "",
+        param=error.param or "",
+        message=error.message,
+        charge=error.charge or "",
+        should_retry=error.should_retry,
+        http_status=HTTP_STATUS[error.kind],
+    )
+    if related is not None:
+        detail.payment_intent.Pack(related)
+    return detail
+
+
+def to_rpc_status(error: RemitError) -> status_pb2.Status:
+    code = GRPC_CODES[error.kind]
+    packed = any_pb2.Any()
+    related = error.related if isinstance(error.related, Message) else None
+    packed.Pack(error_detail(error, related))
+    return status_pb2.Status(code=code.value[0], message=error.message, details=[packed])
+
+
+def detail_from_rpc_error(error: grpc.aio.AioRpcError) -> common_pb2.ErrorDetail | None:
+    """The `ErrorDetail` a remit server attached to a failed call, if any."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            status = status_pb2.Status.FromString(value)
+            for packed in status.details:
+                detail = common_pb2.ErrorDetail()
+                if packed.Unpack(detail):
+                    return detail
+    return None
+
+
+def kind_from_grpc_code(code: grpc.StatusCode) -> ErrorKind:
+    return _KIND_BY_GRPC_CODE.get(code, ErrorKind.INTERNAL)
+
+
+def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
+    """Rebuild the server's `RemitError` on the client side of a call."""
+    detail = detail_from_rpc_error(error)
+    kind = kind_from_grpc_code(error.code())
+    if detail is None:
+        retryable = kind is ErrorKind.UNAVAILABLE
+        return RemitError(
+            message="An internal service is unavailable; please retry."
+            if retryable
+            else "An unexpected error occurred.",
+            kind=kind if retryable else ErrorKind.INTERNAL,
+            error_type="api_error",
+            should_retry=retryable,
+        )
+    if detail.http_status == 402:
+        kind = ErrorKind.CARD_DECLINED
+    related: Message | None = None
+    if detail.HasField("payment_intent"):
+        type_name = detail.payment_intent.type_url.rpartition("/")[2]
+        related = symbol_database.Default().GetSymbol(type_name)()
+        detail.payment_intent.Unpack(related)
+    return RemitError(
+        message=detail.message,
+        kind=kind,
+        error_type=detail.type or "api_error",
+        code=detail.code or None,
+        param=detail.param or None,
+        decline_code=detail.decline_code or None,
+        charge=detail.charge or None,
+        should_retry=detail.should_retry,
+        related=related,
+    )
+
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Turns `RemitError` into a rich status and anything else into a bare INTERNAL.
+
+    Unexpected exceptions are logged here, with their traceback, and their text never leaves
+    the process: it may hold data that must not reach a caller.
+    """
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        # grpc.aio registers coroutine functions where the typing stubs describe sync ones.
+        inner = cast(Callable[[Any, Any], Awaitable[Any]], handler.unary_unary)
+        method = handler_call_details.method
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                return await inner(request, context)
+            except RemitError as error:
+                await context.abort_with_status(rpc_status.to_status(to_rpc_status(error)))
+            except Exception:
+                log.exception("unhandled error in %s", method)
+                status = status_pb2.Status(
+                    code=code_pb2.INTERNAL, message="An unexpected error occurred."
+                )
+                await context.abort_with_status(rpc_status.to_status(status))
+            raise AssertionError("unreachable: abort_with_status raises")
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

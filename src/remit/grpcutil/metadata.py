@@ -1,0 +1,51 @@
+"""Who a call is for: the account, request id, API version and idempotency key travel in
+gRPC metadata, set by the REST facade or any internal caller."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from remit.core.errors import ErrorKind, RemitError
+from remit.core.ids import has_prefix
+
+ACCOUNT_KEY = "remit-account-id"
+REQUEST_ID_KEY = "remit-request-id"
+API_VERSION_KEY = "remit-api-version"
+IDEMPOTENCY_KEY = "idempotency-key"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class CallContext:
+    account_id: str
+    request_id: str | None
+    api_version: str | None
+    idempotency_key: str | None
+
+
+def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
+    values = {key: value for key, value in context.invocation_metadata() or ()}
+    account_id = values.get(ACCOUNT_KEY)
+    if not isinstance(account_id, str) or not has_prefix(account_id, "acct"):
+        raise RemitError(
+            message=f"Every call needs the {ACCOUNT_KEY} metadata naming an account.",
+            kind=ErrorKind.UNAUTHENTICATED,
+        )
+    key = values.get(IDEMPOTENCY_KEY)
+    if isinstance(key, str) and len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise RemitError(
+            message=f"Idempotency keys can be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
+            param="Idempotency-Key",
+        )
+
+    def text(name: str) -> str | None:
+        value = values.get(name)
+        return value if isinstance(value, str) and value else None
+
+    return CallContext(
+        account_id=account_id,
+        request_id=text(REQUEST_ID_KEY),
+        api_version=text(API_VERSION_KEY),
+        idempotency_key=text(IDEMPOTENCY_KEY),
+    )

@@ -1,0 +1,1 @@
+"""Stripe-compatible REST facade: wire-format primitives and the HTTP surface."""

@@ -1,0 +1,69 @@
+"""Authenticating API keys: Bearer or HTTP Basic, checked against the accounts service.
+
+Successful look-ups are cached for a few seconds per key digest, so a busy client costs one
+accounts call per interval rather than one per request; a revoked key stops working within
+`CACHE_TTL_S`.
+"""
+
+import base64
+import binascii
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from remit.accounts.domain import Principal
+from remit.rest.errors import StripeError
+
+CACHE_TTL_S = 5.0
+_CACHE_LIMIT = 10_000
+
+Lookup = Callable[[str], Awaitable[Principal | None]]
+
+
+def presented_key(authorization: str | None) -> str | None:
+    """The API key in an Authorization header (Bearer, or Basic with the key as user name)."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        return credentials or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return decoded.partition(":")[0]
+    return ""
+
+
+@dataclass
+class Authenticator:
+    lookup: Lookup
+    _cache: dict[bytes, tuple[float, Principal]] = field(default_factory=dict)
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        key = presented_key(authorization)
+        if key is None:
+            raise StripeError.missing_api_key()
+        if key == "":
+            raise StripeError.invalid_api_key("")
+        digest = hashlib.sha256(key.encode()).digest()
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        principal = await self.lookup(key)
+        if principal is None:
+            raise StripeError.invalid_api_key(key)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[digest] = (now + CACHE_TTL_S, principal)
+        return principal
+
+    def forget(self, principal: Principal) -> None:
+        """Drop cached entries for an account (after its pin changes, say)."""
+        for digest, (_, cached) in list(self._cache.items()):
+            if cached.account_id == principal.account_id:
+                del self._cache[digest]

@@ -1,0 +1,64 @@
+"""What a REST handler receives: the caller, the parsed parameters, and request metadata."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from remit.accounts.domain import Principal
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    principal: Principal
+    request_id: str
+    idempotency_key: str | None
+    api_version: str
+    params: Mapping[str, object]
+    path: Mapping[str, str]
+
+    def int_param(self, name: str) -> int:
+        """A parameter the schema requires and parses as an integer."""
+        value = self.optional_int(name)
+        if value is None:
+            raise TypeError(f"{name} was not parsed as an integer")
+        return value
+
+    def str_param(self, name: str) -> str:
+        """A parameter the schema requires and parses as a string."""
+        value = self.optional_str(name)
+        if value is None:
+            raise TypeError(f"{name} was not parsed as a string")
+        return value
+
+    def optional_str(self, name: str) -> str | None:
+        value = self.params.get(name)
+        return value if isinstance(value, str) else None
+
+    def optional_int(self, name: str) -> int | None:
+        value = self.params.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def optional_bool(self, name: str) -> bool | None:
+        value = self.params.get(name)
+        return value if isinstance(value, bool) else None
+
+    def str_map(self, name: str) -> dict[str, str]:
+        """A str-to-str object parameter such as `metadata`; empty when absent or unset."""
+        value = self.params.get(name)
+        if not isinstance(value, dict):
+            return {}
+        return {str(k): str(v) for k, v in value.items()}
+
+    def str_list(self, name: str) -> list[str]:
+        value = self.params.get(name)
+        return [str(item) for item in value] if isinstance(value, list) else []
+
+    def grpc_metadata(self) -> tuple[tuple[str, str], ...]:
+        """Who is asking and on whose behalf, for the core services."""
+        metadata = [
+            ("remit-account-id", self.principal.account_id),
+            ("remit-request-id", self.request_id),
+            ("remit-api-version", self.api_version),
+        ]
+        if self.idempotency_key is not None:
+            metadata.append(("idempotency-key", self.idempotency_key))
+        return tuple(metadata)

@@ -1,0 +1,92 @@
+"""What the REST facade talks to: gRPC channels and stubs, the authenticator, API versions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from remit.accounts.domain import KeyKind, Principal
+from remit.config import PlatformConfig
+from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.rest.auth import Authenticator
+from remit.rest.errors import StripeError
+from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from remit_api.payments.v1 import payments_pb2_grpc
+from versions import KNOWN_VERSIONS, LATEST_VERSION
+
+_KIND_FROM_PROTO = {
+    accounts_pb2.API_KEY_KIND_SECRET: KeyKind.SECRET,
+    accounts_pb2.API_KEY_KIND_PUBLISHABLE: KeyKind.PUBLISHABLE,
+}
+_KNOWN = frozenset(KNOWN_VERSIONS)
+
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
+
+
+@dataclass
+class Dependencies:
+    core_channel: grpc.aio.Channel
+    accounts: accounts_pb2_grpc.AccountsServiceAsyncStub
+    payments: payments_pb2_grpc.PaymentsServiceAsyncStub
+    authenticator: Authenticator
+
+    async def resolve_version(self, principal: Principal, requested: str | None) -> str:
+        """The version this request renders at; pins the account on its first request."""
+        if requested is not None:
+            if requested not in _KNOWN:
+                raise StripeError.unknown_api_version(requested, KNOWN_VERSIONS)
+            if principal.api_version is None:
+                await self._pin(principal)
+            return requested
+        if principal.api_version is not None:
+            return principal.api_version
+        return await self._pin(principal)
+
+    async def _pin(self, principal: Principal) -> str:
+        try:
+            reply = await self.accounts.PinApiVersion(
+                accounts_pb2.PinApiVersionRequest(
+                    account_id=principal.account_id, api_version=LATEST_VERSION
+                )
+            )
+        except grpc.aio.AioRpcError as error:
+            raise remit_error_from_rpc_error(error) from None
+        self.authenticator.forget(principal)
+        return str(reply.api_version)
+
+    async def close(self) -> None:
+        await self.core_channel.close()
+
+
+async def connect_dependencies(config: PlatformConfig) -> Dependencies:
+    channel = grpc.aio.insecure_channel(config.core.target, options=CHANNEL_OPTIONS)
+    accounts = accounts_pb2_grpc.AccountsServiceStub(channel)
+
+    async def lookup(key: str) -> Principal | None:
+        try:
+            reply = await accounts.AuthenticateApiKey(
+                accounts_pb2.AuthenticateApiKeyRequest(key=key), timeout=10
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+                return None
+            raise remit_error_from_rpc_error(error) from None
+        return Principal(
+            account_id=reply.account_id,
+            key_id=reply.key_id,
+            key_kind=_KIND_FROM_PROTO[reply.key_kind],
+            livemode=reply.livemode,
+            api_version=reply.api_version if reply.HasField("api_version") else None,
+            raw_card_access=reply.raw_card_access,
+        )
+
+    return Dependencies(
+        core_channel=channel,
+        accounts=accounts,
+        payments=payments_pb2_grpc.PaymentsServiceStub(channel),
+        authenticator=Authenticator(lookup),
+    )

@@ -1,0 +1,23 @@
+"""Domain errors (from a gRPC reply or raised in the facade) as Stripe error objects."""
+
+from google.protobuf.message import Message
+
+from remit.core.errors import RemitError
+from remit.core.jsonview import to_json
+from remit.grpcutil.errors import HTTP_STATUS
+from remit.rest.errors import StripeError
+
+
+def stripe_error_from_remit(error: RemitError) -> StripeError:
+    related = to_json(error.related) if isinstance(error.related, Message) else None
+    return StripeError(
+        http_status=HTTP_STATUS[error.kind],
+        type=error.error_type,
+        message=error.message,
+        code=error.code,
+        param=error.param,
+        decline_code=error.decline_code,
+        charge=error.charge,
+        payment_intent=related,
+        should_retry=True if error.should_retry else None,
+    )

@@ -1,0 +1,1 @@
+"""One module per Stripe resource: its parameter schemas and handlers."""

@@ -1,0 +1,74 @@
+"""The api process: the REST facade under uvicorn (uvloop + httptools).
+
+The listening socket is opened here with SO_REUSEPORT so several api processes can share one
+port and the kernel balances connections between them.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Generator
+
+import uvicorn
+
+from remit.config import PlatformConfig
+from remit.readiness import signal_ready
+from remit.rest.app import build_app
+from remit.rest.dependencies import connect_dependencies
+
+log = logging.getLogger(__name__)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own signal handling: the process's event loop decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve_api(config: PlatformConfig) -> None:
+    dependencies = await connect_dependencies(config)
+    app = build_app(dependencies)
+    server = _Server(
+        uvicorn.Config(
+            app,
+            loop="none",  # the process already runs on uvloop
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            date_header=True,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    sock = listening_socket(config.api.host, config.api.port)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if serving.done():
+            await serving
+            return
+        await asyncio.sleep(0.02)
+    log.info("REST facade listening on http://%s", config.api.target)
+    signal_ready()
+    try:
+        await serving
+    finally:
+        await dependencies.close()

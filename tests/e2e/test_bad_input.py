@@ -1,0 +1,155 @@
+"""Every kind of bad input gets a precise Stripe-shaped error, and nothing is written."""
+
+import httpx
+import pytest
+import stripe
+
+from tests.support.accounts import TestAccount
+from tests.support.platform import RunningPlatform
+
+
+def _intent_count(platform: RunningPlatform, account: TestAccount) -> int:
+    response = httpx.get(
+        f"{platform.api_base}/v1/payment_intents",
+        params={"limit": "100"},
+        headers={"Authorization": f"Bearer {account.secret_key}"},
+    )
+    assert response.status_code == 200
+    return len(response.json()["data"])
+
+
+def _post(platform: RunningPlatform, key: str | None, body: str | dict[str, str]) -> httpx.Response:
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    content = body if isinstance(body, str) else None
+    data = body if isinstance(body, dict) else None
+    return httpx.post(
+        f"{platform.api_base}/v1/payment_intents", headers=headers, content=content, data=data
+    )
+
+
+def test_a_missing_key_is_a_401_that_says_how_to_authenticate(platform: RunningPlatform) -> None:
+    response = _post(platform, None, {"amount": "100", "currency": "usd"})
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "You did not provide an API key" in error["message"]
+    assert response.headers["request-id"].startswith("req_")
+
+
+def test_an_invalid_key_is_a_401_that_masks_the_key(platform: RunningPlatform) -> None:
+    bogus = "sk_test_thisKeyDoesNotExist0000000000abcd"
+    response = _post(platform, bogus, {"amount": "100", "currency": "usd"})
+    assert response.status_code == 401
+    message = response.json()["error"]["message"]
+    assert bogus not in message
+    assert message.endswith("abcd")
+
+
+def test_the_sdk_raises_authentication_error_for_an_invalid_key(
+    platform: RunningPlatform,
+) -> None:
+    client = stripe.StripeClient(
+        "sk_test_nope0000000000000000000000000000",
+        base_addresses={"api": platform.api_base},
+        max_network_retries=0,
+    )
+    with pytest.raises(stripe.AuthenticationError):
+        client.v1.payment_intents.create(params={"amount": 100, "currency": "usd"})
+
+
+def test_http_basic_auth_with_the_key_as_user_name_works(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    response = httpx.post(
+        f"{platform.api_base}/v1/payment_intents",
+        data={"amount": "100", "currency": "usd"},
+        auth=(account.secret_key, ""),
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param"),
+    [
+        ("amount=abc&currency=usd", 400, "parameter_invalid_integer", "amount"),
+        ("amount=-5&currency=usd", 400, "parameter_invalid_integer", "amount"),
+        ("amount=1.5&currency=usd", 400, "parameter_invalid_integer", "amount"),
+        ("amount=100&currency=xyz", 400, None, "currency"),
+        ("amount=100&currency=usd&colour=blue", 400, "parameter_unknown", "colour"),
+        ("currency=usd", 400, "parameter_missing", "amount"),
+        ("amount=100&currency=usd&metadata[a]=1&metadata=x", 400, None, "metadata"),
+        ("amount=100&currency=usd&expand[0=x", 400, None, None),
+        ("amount=100&amount=200&currency=usd", 400, None, "amount"),
+    ],
+)
+def test_bad_parameters_are_precise_400s_and_write_nothing(
+    platform: RunningPlatform,
+    account: TestAccount,
+    body: str,
+    status: int,
+    code: str | None,
+    param: str | None,
+) -> None:
+    before = _intent_count(platform, account)
+    response = _post(platform, account.secret_key, body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"]
+    if code is not None:
+        assert error["code"] == code
+    if param is not None:
+        assert error["param"] == param
+    assert _intent_count(platform, account) == before
+
+
+def test_the_sdk_surfaces_an_unknown_parameter_as_invalid_request_error(
+    client: stripe.StripeClient,
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.create(
+            params={"amount": 100, "currency": "usd", "flavour": "x"}  # type: ignore[typeddict-unknown-key]
+        )
+    assert raised.value.code == "parameter_unknown"
+    assert raised.value.param == "flavour"
+
+
+def test_a_publishable_key_cannot_create_payment_intents(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    before = _intent_count(platform, account)
+    response = _post(platform, account.publishable_key, {"amount": "100", "currency": "usd"})
+    assert response.status_code == 403
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert _intent_count(platform, account) == before
+
+
+def test_json_bodies_are_accepted_too(platform: RunningPlatform, account: TestAccount) -> None:
+    response = httpx.post(
+        f"{platform.api_base}/v1/payment_intents",
+        json={"amount": 700, "currency": "usd", "metadata": {"k": "v"}},
+        headers={"Authorization": f"Bearer {account.secret_key}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["metadata"] == {"k": "v"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/nothing_here"), ("DELETE", "/v1/payment_intents"), ("POST", "/v2/x")],
+)
+def test_unknown_routes_are_stripe_404s(
+    platform: RunningPlatform, account: TestAccount, method: str, path: str
+) -> None:
+    response = httpx.request(method, f"{platform.api_base}{path}", auth=(account.secret_key, ""))
+    assert response.status_code == 404
+    assert "Unrecognized request URL" in response.json()["error"]["message"]
+
+
+def test_an_unknown_payment_intent_is_resource_missing(client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.retrieve("pi_doesnotexist")
+    assert raised.value.http_status == 404
+    assert raised.value.code == "resource_missing"

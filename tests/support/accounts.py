@@ -1,0 +1,28 @@
+"""Create accounts through the real AccountsService of a running platform."""
+
+from dataclasses import dataclass
+
+import grpc
+
+from remit.config import Endpoint
+from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+
+
+@dataclass(frozen=True)
+class TestAccount:
+    __test__ = False
+
+    id: str
+    secret_key: str
+    publishable_key: str
+
+
+def create_account(core: Endpoint, *, raw_card_access: bool = False) -> TestAccount:
+    with grpc.insecure_channel(core.target) as channel:
+        reply = accounts_pb2_grpc.AccountsServiceStub(channel).CreateAccount(
+            accounts_pb2.CreateAccountRequest(
+                default_currency="usd", raw_card_access=raw_card_access
+            ),
+            timeout=10,
+        )
+    return TestAccount(reply.account.id, reply.secret_key, reply.publishable_key)
