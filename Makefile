@@ -29,7 +29,9 @@ $(VENV)/.installed: pyproject.toml uv.lock $(UV)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@# The lock file records only the platform packages the registry served when it was made, so
+	@# `npm ci` would refuse it elsewhere; package.json pins the exact version instead.
+	npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 
 generate: install ## Regenerate Python code and type stubs from protos/
@@ -39,17 +41,17 @@ check-generate: install ## Fail if the committed generated code is stale
 	$(PY) -m remit.devtools.generate --check gen
 
 lint: install ## ruff, mypy --strict, buf lint and buf breaking against main
-	$(VENV)/bin/ruff check src tests versions
-	$(VENV)/bin/ruff format --check src tests versions
-	$(VENV)/bin/mypy src tests versions
+	$(VENV)/bin/ruff check src tests versions bench
+	$(VENV)/bin/ruff format --check src tests versions bench
+	$(VENV)/bin/mypy src tests versions bench
 	$(BUF) lint
 	@if git rev-parse --verify --quiet main >/dev/null && git cat-file -e main:buf.yaml 2>/dev/null; then \
 		echo "buf breaking --against main"; $(BUF) breaking --against '.git#branch=main'; \
 	else echo "buf breaking: no main branch with protos to compare against yet"; fi
 
 format: install ## Apply ruff's formatting and safe fixes
-	$(VENV)/bin/ruff check --fix src tests versions
-	$(VENV)/bin/ruff format src tests versions
+	$(VENV)/bin/ruff check --fix src tests versions bench
+	$(VENV)/bin/ruff format src tests versions bench
 
 test: install lint check-generate ## Lint, check generated code, then run every test
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs every module `bench/bench_*.py` and prints its figures."""
