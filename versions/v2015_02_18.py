@@ -2,6 +2,7 @@
 
 from remit.core.jsonview import JsonObject
 from remit.versioning.change import RenderContext, VersionChange
+from remit.versioning.schema_edit import properties, rename_enum_values
 
 
 class RenameSucceededChargeStatus(VersionChange):
@@ -16,3 +17,6 @@ class RenameSucceededChargeStatus(VersionChange):
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         if obj.get("status") == "succeeded":
             obj["status"] = "paid"
+
+    def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
+        rename_enum_values(properties(schemas, "charge")["status"], {"succeeded": "paid"})

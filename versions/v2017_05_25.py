@@ -2,6 +2,7 @@
 
 from remit.core.jsonview import JsonObject
 from remit.versioning.change import RenderContext, VersionChange
+from remit.versioning.schema_edit import set_property
 
 
 class NestEventRequestIdAndIdempotencyKey(VersionChange):
@@ -19,3 +20,6 @@ class NestEventRequestIdAndIdempotencyKey(VersionChange):
         if isinstance(request, dict):
             request_id = request.get("id")
             obj["request"] = request_id if isinstance(request_id, str) else None
+
+    def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
+        set_property(schemas, "event", "request", {"anyOf": [{"type": "string"}, {"type": "null"}]})

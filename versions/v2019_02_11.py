@@ -5,6 +5,7 @@ from typing import Final
 from remit.core.jsonview import JsonObject
 from remit.versioning.change import Form, RenderContext, RequestRefusedError, VersionChange
 from remit.versioning.operations import CREATE_PAYMENT_INTENT, UPDATE_PAYMENT_INTENT
+from remit.versioning.schema_edit import properties, rename_enum_values, rename_property
 
 _OLD_STATUSES: Final = {
     "requires_payment_method": "requires_source",
@@ -26,6 +27,9 @@ class RenamePaymentIntentSourceStatuses(VersionChange):
         status = obj.get("status")
         if isinstance(status, str) and status in _OLD_STATUSES:
             obj["status"] = _OLD_STATUSES[status]
+
+    def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
+        rename_enum_values(properties(schemas, "payment_intent")["status"], _OLD_STATUSES)
 
 
 class RenameAllowedSourceTypes(VersionChange):
@@ -58,6 +62,13 @@ class RenameAllowedSourceTypes(VersionChange):
         if "allowed_source_types" in form:
             form["payment_method_types"] = form.pop("allowed_source_types")
 
+    def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
+        rename_property(schemas, "payment_intent", "payment_method_types", "allowed_source_types")
+
+    def downgrade_params(self, operation: str, properties: dict[str, JsonObject]) -> None:
+        if "payment_method_types" in properties:
+            properties["allowed_source_types"] = properties.pop("payment_method_types")
+
 
 class RenameNextSourceAction(VersionChange):
     """PaymentIntent `next_source_action` is renamed `next_action`.
@@ -72,3 +83,6 @@ class RenameNextSourceAction(VersionChange):
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         if "next_action" in obj:
             obj["next_source_action"] = obj.pop("next_action")
+
+    def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
+        rename_property(schemas, "payment_intent", "next_action", "next_source_action")

@@ -4,6 +4,7 @@ from typing import Final
 
 from remit.core.jsonview import JsonObject
 from remit.versioning.change import RelatedList, RenderContext, VersionChange, json_list
+from remit.versioning.schema_edit import list_of, set_property
 
 CHARGES_OF_PAYMENT_INTENT: Final = RelatedList(
     resource="charge",
@@ -38,6 +39,10 @@ class RemovePaymentIntentCharges(VersionChange):
             charges, url=CHARGES_OF_PAYMENT_INTENT.url_template.format(id=intent_id)
         )
 
+    def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
+        charges = list_of({"$ref": "#/components/schemas/charge"})
+        set_property(schemas, "payment_intent", "charges", charges)
+
 
 class StopAutoexpandingChargeRefunds(VersionChange):
     """Charge `refunds` is no longer included unless expanded (`expand[]=refunds`); before
@@ -56,3 +61,7 @@ class StopAutoexpandingChargeRefunds(VersionChange):
             return  # partial, or the client expanded it already
         refunds = context.related_list(REFUNDS_OF_CHARGE, obj)
         obj["refunds"] = json_list(refunds, url=REFUNDS_OF_CHARGE.url_template.format(id=charge_id))
+
+    def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
+        refunds = list_of({"$ref": "#/components/schemas/refund"})
+        set_property(schemas, "charge", "refunds", refunds)

@@ -2,6 +2,7 @@
 
 from remit.core.jsonview import JsonObject
 from remit.versioning.change import RenderContext, VersionChange
+from remit.versioning.schema_edit import set_property
 
 
 class RemoveInvoiceFromPaymentIntentsAndCharges(VersionChange):
@@ -17,3 +18,7 @@ class RemoveInvoiceFromPaymentIntentsAndCharges(VersionChange):
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         if "id" in obj:
             obj["invoice"] = None
+
+    def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
+        for resource in self.resources:
+            set_property(schemas, resource, "invoice", {"type": "null"})

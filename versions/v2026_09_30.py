@@ -17,6 +17,7 @@ class RefuseWritablePaymentMethodTypes(VersionChange):
     fields = ("payment_method_types", "allowed_payment_method_types")
     operations = (CREATE_PAYMENT_INTENT, UPDATE_PAYMENT_INTENT)
     params = ("payment_method_types",)
+    refused_params = ("payment_method_types",)
 
     def check_request(self, operation: str, form: Form) -> None:
         if "payment_method_types" in form:

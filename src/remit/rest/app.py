@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from remit import versioning
 from remit.accounts.domain import KeyKind
 from remit.core.errors import RemitError
 from remit.core.ids import new_id
@@ -39,6 +40,7 @@ from remit.versioning import (
     render_error,
     upgrade_request,
 )
+from remit.versioning.openapi import openapi_json
 from versions import KNOWN_VERSIONS, LATEST_VERSION
 
 log = logging.getLogger(__name__)
@@ -186,6 +188,23 @@ async def _not_found(request: Request) -> Response:
     )
 
 
+async def _openapi(request: Request) -> Response:
+    """`GET /v1/openapi.json?version=V`: the OpenAPI document of a version (default: the
+    `Stripe-Version` header, else the latest). Public, like Stripe's published spec: it
+    describes the API and holds no account data, so it needs no API key."""
+    request_id = new_id("req")
+    version = request.query_params.get("version") or request.headers.get("stripe-version")
+    version = version or LATEST_VERSION
+    if version not in KNOWN_VERSIONS:
+        error = StripeError.unknown_api_version(version, KNOWN_VERSIONS)
+        return error_response(error, request_id)
+    return Response(
+        content=openapi_json(version),
+        media_type="application/json",
+        headers={"Request-Id": request_id, "Stripe-Version": version},
+    )
+
+
 async def _healthz(_request: Request) -> Response:
     return Response("ok", media_type="text/plain")
 
@@ -193,8 +212,12 @@ async def _healthz(_request: Request) -> Response:
 def build_app(deps: Dependencies, operations: Sequence[Operation] | None = None) -> Starlette:
     from remit.rest.routes import all_operations
 
+    versioning.load()  # a change naming an unknown field stops start-up here
     ops = list(operations) if operations is not None else all_operations()
-    routes = [Route("/healthz", _healthz, methods=["GET"])]
+    routes = [
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/v1/openapi.json", _openapi, methods=["GET"]),
+    ]
     routes += [_route(op, deps) for op in ops]
     # Anything unmatched, including a known path with the wrong method, is Stripe's 404.
     routes.append(

@@ -108,6 +108,8 @@ class VersionChange:
     params: ClassVar[tuple[str, ...]] = ()
     old_params: ClassVar[tuple[str, ...]] = ()
     needs: ClassVar[tuple[RelatedList, ...]] = ()
+    refused_params: ClassVar[tuple[str, ...]] = ()
+    """Parameters `check_request` refuses from this version on (left out of its OpenAPI)."""
 
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         """Rewrite `obj`, a resource in this change's version's shape, into the previous
@@ -124,6 +126,14 @@ class VersionChange:
     def check_request(self, operation: str, form: Form) -> None:
         """Refuse, at this version and newer, a request that this version no longer accepts
         (raise `RequestRefusedError`). Runs on the upgraded form of every request in force."""
+
+    def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
+        """Rewrite the OpenAPI component schemas (keyed by object name: "payment_intent") the
+        way `downgrade` rewrites objects, so each version's document describes its shapes."""
+
+    def downgrade_params(self, operation: str, properties: dict[str, JsonObject]) -> None:
+        """Rewrite an operation's parameter schemas (by name) the way `upgrade_request`
+        reads them, in reverse: the previous version's names and types."""
 
     @classmethod
     def title(cls) -> str:
