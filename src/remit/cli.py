@@ -158,7 +158,6 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
     """Through AccountsService.UpgradeApiVersion, so the pin moves by the service's rules."""
     import grpc
 
-    from remit.grpcutil.errors import remit_error_from_rpc_error
     from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
     with grpc.insecure_channel(config.core.target) as channel:
@@ -168,11 +167,13 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
                 timeout=10,
             )
         except grpc.RpcError as error:
-            assert isinstance(error, grpc.Call)
-            if error.code() == grpc.StatusCode.UNAVAILABLE:
+            # A failed unary call is also a grpc.Call, which carries the status and details.
+            code = getattr(error, "code", lambda: None)()
+            if code == grpc.StatusCode.UNAVAILABLE:
                 print(f"remit: core is not reachable at {config.core.target}", file=sys.stderr)
             else:
-                print(f"remit: {error.details()}", file=sys.stderr)
+                details = getattr(error, "details", lambda: str(error))()
+                print(f"remit: {details}", file=sys.stderr)
             return 1
     previous = reply.previous_api_version if reply.HasField("previous_api_version") else "none"
     print(f"{account_id}: {previous} -> {reply.api_version}")
