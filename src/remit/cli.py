@@ -166,13 +166,14 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
                 accounts_pb2.UpgradeApiVersionRequest(account_id=account_id, api_version=version),
                 timeout=10,
             )
-        except grpc.RpcError as error:
+        except grpc.RpcError as failure:
+            error = failure
             # A failed unary call is also a grpc.Call, which carries the status and details.
             code = getattr(error, "code", lambda: None)()
             if code == grpc.StatusCode.UNAVAILABLE:
                 print(f"remit: core is not reachable at {config.core.target}", file=sys.stderr)
             else:
-                details = getattr(error, "details", lambda: str(error))()
+                details = getattr(error, "details", lambda: str(failure))()
                 print(f"remit: {details}", file=sys.stderr)
             return 1
     previous = reply.previous_api_version if reply.HasField("previous_api_version") else "none"
