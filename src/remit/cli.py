@@ -166,15 +166,8 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
                 accounts_pb2.UpgradeApiVersionRequest(account_id=account_id, api_version=version),
                 timeout=10,
             )
-        except grpc.RpcError as failure:
-            error = failure
-            # A failed unary call is also a grpc.Call, which carries the status and details.
-            code = getattr(error, "code", lambda: None)()
-            if code == grpc.StatusCode.UNAVAILABLE:
-                print(f"remit: core is not reachable at {config.core.target}", file=sys.stderr)
-            else:
-                details = getattr(error, "details", lambda: str(failure))()
-                print(f"remit: {details}", file=sys.stderr)
+        except grpc.RpcError as error:
+            print(f"remit: {_rpc_failure(error, config.core.target)}", file=sys.stderr)
             return 1
     previous = reply.previous_api_version if reply.HasField("previous_api_version") else "none"
     print(f"{account_id}: {previous} -> {reply.api_version}")
@@ -227,3 +220,14 @@ def _create_account(config: PlatformConfig, *, raw_card_access: bool, currency: 
         print(f"secret key       {account['secret_key']}")
         print(f"publishable key  {account['publishable_key']}")
     return 0
+
+
+def _rpc_failure(error: object, target: str) -> str:
+    # A failed unary call is also a grpc.Call, which carries the status code and details.
+    import grpc
+
+    code = getattr(error, "code", None)
+    if callable(code) and code() == grpc.StatusCode.UNAVAILABLE:
+        return f"core is not reachable at {target}"
+    details = getattr(error, "details", None)
+    return str(details()) if callable(details) else str(error)
