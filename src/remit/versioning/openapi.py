@@ -10,7 +10,7 @@ messages and `optional` scalars render as null.
 import json
 from collections.abc import Sequence
 from functools import cache
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -21,6 +21,9 @@ from remit.versioning.descriptors import message_for, resource_messages
 from remit.versioning.operations import operation_key
 from remit.versioning.registry import newer_than, version_modules
 from versions import KNOWN_VERSIONS
+
+if TYPE_CHECKING:
+    from remit.rest.app import Operation
 
 OPENAPI_VERSION: Final = "3.1.0"
 _REF: Final = "#/components/schemas/"
@@ -230,11 +233,16 @@ def _operation_id(method: str, path: str) -> str:
 
 @cache
 def document(version: str) -> JsonObject:
-    """The OpenAPI document of `version` (raises KeyError for an unknown version)."""
-    if version not in KNOWN_VERSIONS:
-        raise KeyError(version)
+    """The OpenAPI document of `version` for every route (KeyError for an unknown version)."""
     from remit.rest.routes import all_operations
 
+    return build_document(version, all_operations())
+
+
+def build_document(version: str, operations: Sequence["Operation"]) -> JsonObject:
+    """The OpenAPI document of `version` for `operations`."""
+    if version not in KNOWN_VERSIONS:
+        raise KeyError(version)
     builder = _SchemaBuilder()
     for name in resource_messages():
         if name not in _SKIPPED_OBJECTS:
@@ -246,7 +254,7 @@ def document(version: str) -> JsonObject:
         change.downgrade_schema(builder.schemas)
 
     paths: dict[str, JsonObject] = {}
-    for operation in all_operations():
+    for operation in operations:
         key = operation_key(operation.method, operation.path)
         properties = {n: param_schema(f) for n, f in operation.schema.fields.items()}
         for change in in_force:
