@@ -1,7 +1,7 @@
 """Resource JSON built from real protobuf messages (through the same converter the facade uses),
 for tests and benchmarks of the versioning layer."""
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from remit.core.jsonview import JsonObject, to_json
 from remit.versioning import RelatedList
@@ -154,9 +154,3 @@ def related_lists() -> dict[tuple[RelatedList, str], list[JsonObject]]:
         (CHARGES_OF_PAYMENT_INTENT, "pi_3Example"): [to_json(charge())],
         (REFUNDS_OF_CHARGE, "ch_3Example"): [to_json(refund())],
     }
-
-
-def struct_json(value: JsonObject) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(value)
-    return message

@@ -135,14 +135,6 @@ class VersionChange:
         """Rewrite an operation's parameter schemas (by name) the way `upgrade_request`
         reads them, in reverse: the previous version's names and types."""
 
-    @classmethod
-    def title(cls) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-
-    @classmethod
-    def changes_requests(cls) -> bool:
-        return bool(cls.operations)
-
 
 def json_list(items: list[JsonObject], *, url: str, has_more: bool = False) -> JsonObject:
     """A list envelope as Stripe rendered embedded lists (with `total_count`)."""

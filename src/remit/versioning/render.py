@@ -15,7 +15,6 @@ from remit.versioning.change import (
     Form,
     RelatedList,
     RenderContext,
-    VersionChange,
 )
 from remit.versioning.registry import VersionPlan, plan
 
@@ -111,8 +110,3 @@ class _Renderer:
             if isinstance(previous, dict) and isinstance(kind, str):
                 rendered["previous_attributes"] = self.mapping(previous, as_type=kind)
         event["data"] = rendered
-
-
-def changes_for(version: str, resource: str) -> tuple[VersionChange, ...]:
-    """The response changes applied to `resource` objects at `version`, newest first."""
-    return plan(version).response_changes.get(resource, ())
