@@ -180,6 +180,8 @@ class AuthorizationResult(_message.Message):
     NETWORK_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     AUTHORIZATION_CODE_FIELD_NUMBER: _builtins.int
     OPERATION_ID_FIELD_NUMBER: _builtins.int
+    BYPASS_PENDING_FIELD_NUMBER: _builtins.int
+    DISPUTE_EXPECTED_FIELD_NUMBER: _builtins.int
     approved: _builtins.bool
     authorization_id: _builtins.str
     """auth_ id for capture, void and refund; empty when declined."""
@@ -209,6 +211,14 @@ class AuthorizationResult(_message.Message):
     """The issuer's authorization code."""
     operation_id: _builtins.str
     """op_ id of the recorded operation."""
+    bypass_pending: _builtins.bool
+    """Test-card hint (4000000000000077): the funds skip the pending balance and are available at
+    once.
+    """
+    dispute_expected: _builtins.bool
+    """Test-card hint (4000000000000259): the payment succeeds and the cardholder then disputes
+    it as fraudulent.
+    """
     def __init__(
         self,
         *,
@@ -226,10 +236,12 @@ class AuthorizationResult(_message.Message):
         network_transaction_id: _builtins.str = ...,
         authorization_code: _builtins.str = ...,
         operation_id: _builtins.str = ...,
+        bypass_pending: _builtins.bool = ...,
+        dispute_expected: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "bypass_pending", b"bypass_pending", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "dispute_expected", b"dispute_expected", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
