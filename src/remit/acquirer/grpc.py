@@ -18,7 +18,8 @@ from remit.acquirer.domain import (
     SettlementKind,
     SettlementRow,
 )
-from remit.acquirer.faults import FaultConfig, FaultInjectionInterceptor
+from remit.acquirer.faults import FaultConfig
+from remit.acquirer.interceptor import FaultInjectionInterceptor
 from remit.acquirer.service import AcquirerService, parse_settlement_date
 from remit.core.secrets import Secret
 from remit.grpcutil.errors import ErrorMappingInterceptor

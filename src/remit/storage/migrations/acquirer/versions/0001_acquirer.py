@@ -38,9 +38,7 @@ def upgrade() -> None:
             "AND captured_minor <= authorized_minor",
             name="ck_authorizations_amounts_within_bounds",
         ),
-        sa.CheckConstraint(
-            "card_bin ~ '^[0-9]{6}$'", name="ck_authorizations_card_bin_six_digits"
-        ),
+        sa.CheckConstraint("card_bin ~ '^[0-9]{6}$'", name="ck_authorizations_card_bin_six_digits"),
         sa.CheckConstraint(
             "card_last4 ~ '^[0-9]{4}$'", name="ck_authorizations_card_last4_four_digits"
         ),
