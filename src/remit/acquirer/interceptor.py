@@ -1,9 +1,11 @@
 """The gRPC side of fault injection: a server interceptor that applies a `FaultPlan`."""
 
+from __future__ import annotations
+
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, cast
+from typing import Any, Final, TypeAlias, cast
 
 import grpc
 
@@ -15,7 +17,7 @@ HANG_WITHOUT_DEADLINE_S: Final = 30.0
 # How far past the caller's deadline a timeout fault sleeps, so the caller surely gave up.
 PAST_DEADLINE_S: Final = 0.05
 
-Handler = grpc.RpcMethodHandler[Any, Any]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
