@@ -1,10 +1,11 @@
 """The acquirer's use cases. Each mutating call is one transaction, recorded once per reference.
 
-Idempotency works in two steps. A call first looks its reference up and, when found, replays
-the stored operation (or refuses a retry whose parameters differ). Otherwise it does the work
-and inserts the operation with `ON CONFLICT (reference) DO NOTHING` in the same transaction; a
-concurrent duplicate waits on the unique index, finds the reference taken, rolls its own work
-back and replays the winner's. So fifty simultaneous copies of one call record one operation.
+Idempotency works in two steps, in one transaction. A call first looks its reference up and,
+when found, replays the stored operation (or refuses a retry whose parameters differ).
+Otherwise it does the work and inserts the operation with `ON CONFLICT (reference) DO
+NOTHING`; a concurrent duplicate waits on the unique index, finds the reference taken, rolls
+its own work back and replays the winner's. So fifty simultaneous copies of one call record
+one operation.
 """
 
 import secrets
@@ -155,12 +156,12 @@ class AcquirerService:
         request: dict[str, object],
         perform: Callable[[SqlAcquirerRepository], Awaitable[Operation]],
     ) -> Recorded:
-        existing = await self._find(reference)
-        if existing is not None:
-            return self._replay(existing, request)
         try:
             async with self._engine.begin() as db:
                 repository = SqlAcquirerRepository(db)
+                existing = await repository.find_operation(reference)
+                if existing is not None:
+                    return self._replay(existing, request)
                 operation = await perform(repository)
                 if not await repository.insert_operation_once(operation):
                     raise _ReferenceTakenError

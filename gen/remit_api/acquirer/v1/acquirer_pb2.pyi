@@ -8,7 +8,15 @@ documents them (declines, CVC/AVS failures, risk levels, authentication required
 
 Every mutating RPC is idempotent on the caller-chosen `reference`: a retry returns the stored
 result with `replayed` set, and LookupOperation tells a caller that lost a response what
-happened.
+happened. References are unique across all operation kinds. Reusing one with different
+parameters (another kind, amount, authorization, card, currency, capture flag, merchant or
+3-D Secure flag; the CVC is not compared, since the vault drops it after the first attempt)
+fails with FAILED_PRECONDITION, ErrorDetail type idempotency_error, code reference_reused.
+
+Outcomes are recorded operations, not gRPC errors: a decline, or a capture/void/refund the
+authorization's state refuses, comes back (and is replayed) with approved = false and a code.
+Malformed requests fail with INVALID_ARGUMENT (amounts must be at least 1) and record
+nothing; an unknown authorization_id fails with NOT_FOUND and records nothing.
 """
 
 from collections import abc as _abc
@@ -310,7 +318,9 @@ Global___CaptureResponse: _TypeAlias = CaptureResponse  # noqa: Y015
 
 @_typing.final
 class VoidRequest(_message.Message):
-    """Releases an authorization."""
+    """Releases an authorization: whatever is still capturable (Operation.amount is the amount
+    released). Refused with code charge_already_captured once nothing is capturable.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -602,7 +612,9 @@ class SettlementRow(_message.Message):
     """Gross amount in minor units (positive for captures and refunds alike)."""
     currency: _builtins.str
     fee: _builtins.int
-    """Interchange/scheme fee the acquirer withheld, in minor units."""
+    """Interchange/scheme fee the acquirer withheld, in minor units: on captures 1.50% of the
+    amount rounded half to even; refunds carry no fee (and return none).
+    """
     merchant_id: _builtins.str
     """The merchant (acct_ id)."""
     @_builtins.property
