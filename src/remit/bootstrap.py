@@ -61,11 +61,24 @@ async def _run_vault(config: PlatformConfig) -> None:
 
 
 async def _run_acquirer(config: PlatformConfig) -> None:
+    import os
+
+    from remit.acquirer.faults import FaultConfig
+    from remit.acquirer.grpc import acquirer_interceptors, acquirer_registration
+    from remit.acquirer.service import AcquirerService
     from remit.grpcutil.server import serve_grpc
     from remit.storage.engine import make_engine
 
+    faults = FaultConfig.from_env(os.environ)
+    if faults.active:
+        log.warning("acquirer fault injection is on: %s", faults)
     engine = make_engine(config.require_acquirer_database_url(), application_name="remit-acq")
-    await serve_grpc(config.acquirer, [], on_stop=engine.dispose)
+    await serve_grpc(
+        config.acquirer,
+        [acquirer_registration(AcquirerService(engine))],
+        interceptors=acquirer_interceptors(faults),
+        on_stop=engine.dispose,
+    )
 
 
 async def _run_worker(config: PlatformConfig) -> None:

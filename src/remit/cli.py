@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from remit.acquirer.faults import FAULTS_HELP
 from remit.config import ConfigError, PlatformConfig, from_env
 from remit.core.logging import configure_logging
 
@@ -35,6 +36,32 @@ def _add_platform_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
+    from remit.acquirer.faults import FAULT_SETTINGS
+
+    group = parser.add_argument_group("simulated acquirer faults")
+    for setting in FAULT_SETTINGS:
+        if setting.is_switch:
+            group.add_argument(
+                setting.flag, action="store_true", help=f"{setting.help} (env {setting.env}=1)"
+            )
+        else:
+            group.add_argument(setting.flag, help=f"{setting.help} (env {setting.env})")
+
+
+def _apply_fault_flags(args: argparse.Namespace) -> None:
+    """Flags become environment variables, which `remit serve` hands down to the acquirer."""
+    from remit.acquirer.faults import FAULT_SETTINGS, FaultConfig
+
+    for setting in FAULT_SETTINGS:
+        value = getattr(args, setting.flag.removeprefix("--").replace("-", "_"), None)
+        if setting.is_switch and value:
+            os.environ[setting.env] = "1"
+        elif not setting.is_switch and value is not None:
+            os.environ[setting.env] = value
+    FaultConfig.from_env(os.environ)  # fail now, with the setting's name, if malformed
+
+
 def _config_from(args: argparse.Namespace) -> PlatformConfig:
     env = dict(os.environ)
     if getattr(args, "data_dir", None):
@@ -60,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="start every process of the platform",
+        epilog=FAULTS_HELP,
         description=(
             "Start the REST facade, the core gRPC services, the vault, the simulated acquirer "
             "and the worker as separate processes, wait until each is healthy, print their "
@@ -72,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--api-workers", type=int, help="copies of the REST facade sharing its port (default 1)"
     )
+    _add_fault_flags(serve)
 
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     _add_platform_flags(migrate)
@@ -108,8 +137,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     version_commands.add_parser("list", help="print every accepted version, newest first")
 
+    report = commands.add_parser(
+        "settlement-report",
+        help="print the simulated acquirer's settlement report for one day",
+        description=(
+            "Print every capture and refund the simulated acquirer settled on one UTC day, "
+            "with amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, or the "
+            "embedded database under the data directory."
+        ),
+    )
+    _add_platform_flags(report)
+    report.add_argument("--date", required=True, help="the UTC settlement date, YYYY-MM-DD")
+    report.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="output format (default csv)")  # fmt: skip
+    report.add_argument("--merchant", help="only this merchant's rows (acct_ id)")
+
     for role in PROCESS_ROLES:
-        single = commands.add_parser(role, help=f"run only the {role} process")
+        if role == "acquirer":
+            single = commands.add_parser(
+                role, help="run only the acquirer process", epilog=FAULTS_HELP
+            )
+            _add_fault_flags(single)
+        else:
+            single = commands.add_parser(role, help=f"run only the {role} process")
         _add_platform_flags(single)
     return parser
 
@@ -119,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "versions":
         return _versions(args.versions_command)
     try:
+        if args.command in ("serve", "acquirer"):
+            _apply_fault_flags(args)
         config = _config_from(args)
     except ConfigError as error:
         print(f"remit: {error}", file=sys.stderr)
@@ -134,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(config)
     if args.command == "migrate":
         return _migrate(config)
+    if args.command == "settlement-report":
+        return _settlement_report(config, args.date, args.format, args.merchant)
     if args.command == "accounts" and args.accounts_command == "create":
         return _create_account(config, raw_card_access=args.raw_card_access,
                                currency=args.currency, as_json=args.json)  # fmt: skip
@@ -231,3 +285,37 @@ def _rpc_failure(error: object, target: str) -> str:
         return f"core is not reachable at {target}"
     details = getattr(error, "details", None)
     return str(details()) if callable(details) else str(error)
+
+
+def _settlement_report(config: PlatformConfig, raw_date: str, output: str,
+                       merchant_id: str | None) -> int:  # fmt: skip
+    from remit.acquirer.domain import SettlementRow
+    from remit.acquirer.service import AcquirerService, parse_settlement_date
+    from remit.acquirer.settlement import render_csv, render_json
+    from remit.core.errors import RemitError
+    from remit.databases import resolve_databases
+    from remit.storage.engine import make_engine
+    from remit.storage.migrate import upgrade
+
+    try:
+        day = parse_settlement_date(raw_date)
+    except RemitError as error:
+        print(f"remit: {error}", file=sys.stderr)
+        return 2
+    resolved = resolve_databases(config)
+    try:
+        url = resolved.config.require_acquirer_database_url()
+        upgrade("acquirer", url)
+
+        async def read() -> list[SettlementRow]:
+            engine = make_engine(url, pool_size=1, application_name="remit-cli")
+            try:
+                return await AcquirerService(engine).settlement_report(day, merchant_id)
+            finally:
+                await engine.dispose()
+
+        rows = asyncio.run(read())
+    finally:
+        resolved.stop_embedded()
+    sys.stdout.write(render_json(day, rows) + "\n" if output == "json" else render_csv(rows))
+    return 0

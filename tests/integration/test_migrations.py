@@ -5,7 +5,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 import remit.accounts.tables
+import remit.acquirer.tables
 import remit.payments.tables
+import remit.worker.tables
+from remit.acquirer.tables import acquirer_metadata
 from remit.storage.embedded import to_sqlalchemy_url
 from remit.storage.schema import core_metadata
 from tests.support.postgres import WorkerDatabases
@@ -17,6 +20,18 @@ def test_core_migrations_match_the_table_definitions(databases: WorkerDatabases)
     try:
         with engine.connect() as connection:
             differences = compare_metadata(MigrationContext.configure(connection), core_metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
+
+
+def test_acquirer_migrations_match_the_table_definitions(databases: WorkerDatabases) -> None:
+    assert remit.acquirer.tables.operations.name in acquirer_metadata.tables
+    engine = create_engine(to_sqlalchemy_url(databases.acquirer_url))
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            differences = compare_metadata(context, acquirer_metadata)
     finally:
         engine.dispose()
     assert differences == []
