@@ -53,11 +53,9 @@ async def _run_core(config: PlatformConfig) -> None:
 
 
 async def _run_vault(config: PlatformConfig) -> None:
-    from remit.grpcutil.server import serve_grpc
-    from remit.storage.engine import make_engine
+    from remit.vault.process import run_vault
 
-    engine = make_engine(config.require_vault_database_url(), application_name="remit-vault")
-    await serve_grpc(config.vault, [], on_stop=engine.dispose)
+    await run_vault(config)
 
 
 async def _run_acquirer(config: PlatformConfig) -> None:
