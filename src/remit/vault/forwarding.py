@@ -6,6 +6,8 @@ card is decrypted. The destination's answer is kept as the acquirer's own messag
 vault's `ForwardedAuthorization` mirrors field for field.
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
