@@ -88,7 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--currency", default="usd", help="default currency (default usd)")
 
+    vault = commands.add_parser(
+        "vault",
+        help="run only the vault process, or manage its keys (rotate-key, key-status, ...)",
+    )
+    _add_platform_flags(vault)
+    vault_commands = vault.add_subparsers(dest="vault_command")
+    rotate = vault_commands.add_parser(
+        "rotate-key",
+        help="add a key-encryption key version; old data keys are re-wrapped in the background",
+    )
+    _add_platform_flags(rotate)
+    rotate.add_argument(
+        "--wait", action="store_true", help="re-wrap every older data key before returning"
+    )
+    status = vault_commands.add_parser("key-status", help="show key versions and their use")
+    _add_platform_flags(status)
+    retire = vault_commands.add_parser(
+        "retire-keys", help="refuse decryption with key versions below a minimum"
+    )
+    _add_platform_flags(retire)
+    retire.add_argument("--minimum-version", type=int, required=True)
+
     for role in PROCESS_ROLES:
+        if role == "vault":
+            continue
         single = commands.add_parser(role, help=f"run only the {role} process")
         _add_platform_flags(single)
     return parser
@@ -101,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"remit: {error}", file=sys.stderr)
         return 2
-    if args.command in PROCESS_ROLES:
+    is_vault_admin = args.command == "vault" and args.vault_command is not None
+    if args.command in PROCESS_ROLES and not is_vault_admin:
         from remit.bootstrap import run_process
 
         return run_process(args.command, config)
@@ -115,7 +140,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "accounts" and args.accounts_command == "create":
         return _create_account(config, raw_card_access=args.raw_card_access,
                                currency=args.currency, as_json=args.json)  # fmt: skip
+    if args.command == "vault":
+        return _vault(config, args)
     return 2
+
+
+def _vault(config: PlatformConfig, args: argparse.Namespace) -> int:
+    from remit.vault.admin import AdminError, run_admin
+
+    try:
+        lines = run_admin(
+            config,
+            args.vault_command,
+            wait=getattr(args, "wait", False),
+            minimum=getattr(args, "minimum_version", 0) or 0,
+        )
+    except AdminError as error:
+        print(f"remit vault: {error}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
+    return 0
 
 
 def _migrate(config: PlatformConfig) -> int:

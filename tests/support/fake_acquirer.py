@@ -18,7 +18,7 @@ class RecordingAcquirer(acquirer_pb2_grpc.AcquirerServiceServicer):
     def __init__(self) -> None:
         self.requests: list[acquirer_pb2.AuthorizeRequest] = []
 
-    async def Authorize(
+    async def Authorize(  # noqa: N802 (the RPC name)
         self, request: acquirer_pb2.AuthorizeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> acquirer_pb2.AuthorizeResponse:
         self.requests.append(request)

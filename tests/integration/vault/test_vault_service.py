@@ -74,7 +74,8 @@ async def test_invalid_cards_get_stripes_codes_and_params_over_grpc(harness: Vau
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _tokenize(harness, cvc="12")
     detail = detail_from_rpc_error(caught.value)
-    assert detail is not None and (detail.code, detail.param) == ("invalid_cvc", "card[cvc]")
+    assert detail is not None
+    assert (detail.code, detail.param) == ("invalid_cvc", "card[cvc]")
 
 
 async def test_forwarding_sends_the_card_to_the_acquirer_and_destroys_the_cvc_after_first_use(
@@ -87,7 +88,8 @@ async def test_forwarding_sends_the_card_to_the_acquirer_and_destroys_the_cvc_af
     assert details.cvc_present
 
     reply = await harness.vault.stub.ForwardAuthorization(_forward(token))
-    assert reply.result.approved and not reply.replayed
+    assert reply.result.approved
+    assert not reply.replayed
     assert reply.result.authorization_id.startswith("auth_")
     sent = harness.acquirer.requests[-1]
     assert (sent.card_number, sent.cvc, sent.amount, sent.merchant_id) == (
@@ -184,7 +186,8 @@ async def test_tampered_or_swapped_ciphertext_is_refused_and_nothing_is_sent(
             await harness.vault.stub.ForwardAuthorization(_forward(token))
         assert caught.value.code() == grpc.StatusCode.INTERNAL
         detail = detail_from_rpc_error(caught.value)
-        assert detail is not None and detail.code == "vault_ciphertext_invalid"
+        assert detail is not None
+        assert detail.code == "vault_ciphertext_invalid"
     assert harness.acquirer.requests == []
     events = await harness.vault.stub.ListAuditEvents(
         vault_pb2.ListAuditEventsRequest(action=vault_pb2.AUDIT_ACTION_FORWARD)

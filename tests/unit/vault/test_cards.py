@@ -52,7 +52,8 @@ def _error(
     assert error.kind is ErrorKind.CARD_DECLINED
     assert error.error_type == "card_error"
     if number:
-        assert number not in error.message and number not in repr(error)
+        assert number not in error.message
+        assert number not in repr(error)
     return error.code, error.param
 
 
