@@ -5,6 +5,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 import remit.accounts.tables
+import remit.customers.tables
+import remit.payment_methods.tables
 import remit.payments.tables
 import remit.worker.tables
 from remit.storage.embedded import to_sqlalchemy_url
