@@ -82,8 +82,7 @@ class SqlPaymentMethodRepository:
                 vault_token=method.vault_token,
                 test_id=method.test_id,
                 created_at=method.created_at,
-                **_card_values(method.card),
-                **self._mutable(method),
+                **{**_card_values(method.card), **self._mutable(method)},
             )
         )
 
