@@ -21,6 +21,7 @@ from remit.accounts.domain import KeyKind
 from remit.core.errors import RemitError
 from remit.core.ids import new_id
 from remit.core.jsonview import JsonObject
+from remit.core.logging import mask_card_numbers
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -58,7 +59,10 @@ def error_response(error: StripeError, request_id: str) -> Response:
     headers = {"Request-Id": request_id}
     if error.should_retry is not None:
         headers["Stripe-Should-Retry"] = "true" if error.should_retry else "false"
-    return json_response(error.http_status, error.to_body(), headers)
+    body = error.to_body()
+    # Messages may echo client input (an id, say); a card number must never come back in one.
+    body["error"]["message"] = mask_card_numbers(str(body["error"]["message"]))
+    return json_response(error.http_status, body, headers)
 
 
 async def read_form(request: Request) -> dict[str, FormValue]:
