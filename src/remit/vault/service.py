@@ -239,10 +239,13 @@ class VaultService:
         if not request.reference:
             raise invalid("A forwarded authorization needs a reference.", "reference")
         async with self._engine.connect() as db:
-            stored = await SqlVaultRepository(db).forwarded_result(account_id, request.reference)
+            repo = SqlVaultRepository(db)
+            stored = await repo.forwarded_result(account_id, request.reference)
+            card = None if stored is not None else await repo.get_card(token)
         if stored is not None:
             return Forwarded(vault_pb2.ForwardedAuthorization.FromString(stored), replayed=True)
-        card = await self._card(account_id, token)
+        if card is None or card.account_id != account_id or card.deleted_at is not None:
+            raise _no_such_token(token)
         now = self._clock.now()
         ring = self._keys.load()
         try:
