@@ -36,8 +36,11 @@ class Destination(Protocol):
 def mirror_result(result: acquirer_pb2.AuthorizationResult) -> vault_pb2.ForwardedAuthorization:
     """Copy the acquirer's answer into the vault's message of the same shape, field by field."""
     mirrored = vault_pb2.ForwardedAuthorization()
+    offered = result.DESCRIPTOR.fields_by_name
+    # Only the fields both messages define: either side may grow fields first.
     for field in vault_pb2.ForwardedAuthorization.DESCRIPTOR.fields:
-        setattr(mirrored, field.name, getattr(result, field.name))
+        if field.name in offered:
+            setattr(mirrored, field.name, getattr(result, field.name))
     return mirrored
 
 
