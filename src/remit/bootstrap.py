@@ -33,31 +33,46 @@ def run_process(role: str, config: PlatformConfig) -> int:
 
 
 async def _run_core(config: PlatformConfig) -> None:
+    import grpc
+
     from remit.accounts.grpc import accounts_registration
     from remit.accounts.service import AccountsService
+    from remit.customers.service import CustomersService
     from remit.grpcutil.errors import ErrorMappingInterceptor
     from remit.grpcutil.server import serve_grpc
+    from remit.payment_methods.service import PaymentMethodsService
+    from remit.payment_methods.vault_client import GrpcCardVault
     from remit.payments.grpc import payments_registration
     from remit.payments.service import PaymentsService
     from remit.storage.engine import make_engine
 
     engine = make_engine(config.require_database_url(), application_name="remit-core")
+    # The core reaches the vault only through its gRPC API: it holds no vault credentials.
+    vault_channel = grpc.aio.insecure_channel(config.vault.target)
     accounts = AccountsService(engine)
     payments = PaymentsService(engine)
+    payment_methods = PaymentMethodsService(engine, GrpcCardVault(vault_channel))
+    customers = CustomersService(engine, payment_methods)
+
+    async def on_stop() -> None:
+        await vault_channel.close()
+        await engine.dispose()
+
     await serve_grpc(
         config.core,
-        [accounts_registration(accounts), payments_registration(payments)],
+        [
+            accounts_registration(accounts),
+            payments_registration(payments, customers, payment_methods),
+        ],
         interceptors=[ErrorMappingInterceptor()],
-        on_stop=engine.dispose,
+        on_stop=on_stop,
     )
 
 
 async def _run_vault(config: PlatformConfig) -> None:
-    from remit.grpcutil.server import serve_grpc
-    from remit.storage.engine import make_engine
+    from remit.vault.process import run_vault
 
-    engine = make_engine(config.require_vault_database_url(), application_name="remit-vault")
-    await serve_grpc(config.vault, [], on_stop=engine.dispose)
+    await run_vault(config)
 
 
 async def _run_acquirer(config: PlatformConfig) -> None:

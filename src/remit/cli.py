@@ -152,7 +152,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output format (default csv)")  # fmt: skip
     report.add_argument("--merchant", help="only this merchant's rows (acct_ id)")
 
+    vault = commands.add_parser(
+        "vault",
+        help="run only the vault process, or manage its keys (rotate-key, key-status, ...)",
+    )
+    _add_platform_flags(vault)
+    vault_commands = vault.add_subparsers(dest="vault_command")
+    rotate = vault_commands.add_parser(
+        "rotate-key",
+        help="add a key-encryption key version; old data keys are re-wrapped in the background",
+    )
+    _add_platform_flags(rotate)
+    rotate.add_argument(
+        "--wait", action="store_true", help="re-wrap every older data key before returning"
+    )
+    status = vault_commands.add_parser("key-status", help="show key versions and their use")
+    _add_platform_flags(status)
+    retire = vault_commands.add_parser(
+        "retire-keys", help="refuse decryption with key versions below a minimum"
+    )
+    _add_platform_flags(retire)
+    retire.add_argument("--minimum-version", type=int, required=True)
+
     for role in PROCESS_ROLES:
+        if role == "vault":
+            continue
         if role == "acquirer":
             single = commands.add_parser(
                 role, help="run only the acquirer process", epilog=FAULTS_HELP
@@ -175,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"remit: {error}", file=sys.stderr)
         return 2
-    if args.command in PROCESS_ROLES:
+    is_vault_admin = args.command == "vault" and args.vault_command is not None
+    if args.command in PROCESS_ROLES and not is_vault_admin:
         from remit.bootstrap import run_process
 
         return run_process(args.command, config)
@@ -193,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                currency=args.currency, as_json=args.json)  # fmt: skip
     if args.command == "accounts" and args.accounts_command == "upgrade":
         return _upgrade_account(config, args.account, args.version)
+    if args.command == "vault":
+        return _vault(config, args)
     return 2
 
 
@@ -225,6 +252,24 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
             return 1
     previous = reply.previous_api_version if reply.HasField("previous_api_version") else "none"
     print(f"{account_id}: {previous} -> {reply.api_version}")
+    return 0
+
+
+def _vault(config: PlatformConfig, args: argparse.Namespace) -> int:
+    from remit.vault.admin import AdminError, run_admin
+
+    try:
+        lines = run_admin(
+            config,
+            args.vault_command,
+            wait=getattr(args, "wait", False),
+            minimum=getattr(args, "minimum_version", 0) or 0,
+        )
+    except AdminError as error:
+        print(f"remit vault: {error}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
     return 0
 
 

@@ -6,9 +6,13 @@ import grpc
 
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import invalid
+from remit.customers.grpc import CustomerRpcs
+from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
+from remit.payment_methods.grpc import PaymentMethodRpcs
+from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.domain import (
     CaptureMethod,
     ConfirmationMethod,
@@ -122,9 +126,16 @@ def created_range(created: common_pb2.CreatedFilter) -> CreatedRange:
     )
 
 
-class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
-    def __init__(self, service: PaymentsService) -> None:
+class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.PaymentsServiceServicer):
+    def __init__(
+        self,
+        service: PaymentsService,
+        customers: CustomersService,
+        payment_methods: PaymentMethodsService,
+    ) -> None:
         self._service = service
+        self._customers = customers
+        self._payment_methods = payment_methods
 
     async def CreatePaymentIntent(
         self, request: pb.CreatePaymentIntentRequest, context: Context
@@ -159,8 +170,10 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         )
 
 
-def payments_registration(service: PaymentsService) -> ServiceRegistration:
-    servicer = PaymentsServicer(service)
+def payments_registration(
+    service: PaymentsService, customers: CustomersService, payment_methods: PaymentMethodsService
+) -> ServiceRegistration:
+    servicer = PaymentsServicer(service, customers, payment_methods)
     return ServiceRegistration(
         full_name=pb.DESCRIPTOR.services_by_name["PaymentsService"].full_name,
         add_to_server=lambda server: payments_pb2_grpc.add_PaymentsServiceServicer_to_server(
