@@ -40,15 +40,32 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.payments.grpc import payments_registration
     from remit.payments.service import PaymentsService
     from remit.storage.engine import make_engine
+    from remit.webhooks.grpc import webhooks_registration
+    from remit.webhooks.service import WebhooksService
+    from remit.webhooks.stream import EventNotifier
+    from remit.webhooks.urls import policy_for
+    from remit.worker.runner import libpq_url
 
     engine = make_engine(config.require_database_url(), application_name="remit-core")
     accounts = AccountsService(engine)
     payments = PaymentsService(engine)
+    webhooks = WebhooksService(engine, policy=policy_for(config))
+    notifier = EventNotifier(libpq_url(config.require_database_url()))
+
+    async def stop() -> None:
+        await notifier.close()
+        await webhooks.close()
+        await engine.dispose()
+
     await serve_grpc(
         config.core,
-        [accounts_registration(accounts), payments_registration(payments)],
+        [
+            accounts_registration(accounts),
+            payments_registration(payments),
+            webhooks_registration(webhooks, notifier),
+        ],
         interceptors=[ErrorMappingInterceptor()],
-        on_stop=engine.dispose,
+        on_stop=stop,
     )
 
 

@@ -13,6 +13,7 @@ from remit.rest.auth import Authenticator
 from remit.rest.errors import StripeError
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.payments.v1 import payments_pb2_grpc
+from remit_api.webhooks.v1 import webhooks_pb2_grpc
 from versions import KNOWN_VERSIONS, LATEST_VERSION
 
 _KIND_FROM_PROTO = {
@@ -32,6 +33,7 @@ class Dependencies:
     core_channel: grpc.aio.Channel
     accounts: accounts_pb2_grpc.AccountsServiceAsyncStub
     payments: payments_pb2_grpc.PaymentsServiceAsyncStub
+    webhooks: webhooks_pb2_grpc.WebhooksServiceAsyncStub
     authenticator: Authenticator
 
     async def resolve_version(self, principal: Principal, requested: str | None) -> str:
@@ -88,5 +90,6 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
         core_channel=channel,
         accounts=accounts,
         payments=payments_pb2_grpc.PaymentsServiceStub(channel),
+        webhooks=webhooks_pb2_grpc.WebhooksServiceStub(channel),
         authenticator=Authenticator(lookup),
     )
