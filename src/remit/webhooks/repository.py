@@ -259,7 +259,8 @@ class EndpointRepository:
 
 
 def _pending_count(event_id_column: Any) -> Any:
-    d = webhook_deliveries.c
+    # An alias, so the subquery never correlates with webhook_deliveries in the outer query.
+    d = webhook_deliveries.alias("pending_deliveries").c
     return (
         select(func.count())
         .where(d.event_id == event_id_column, d.status == DeliveryStatus.PENDING.value)
@@ -481,7 +482,7 @@ class DeliveryRepository:
                     e.request_id,
                     e.idempotency_key,
                     _pending_count(e.id),
-                    *[col.label(f"endpoint_{col.name}") for col in webhook_endpoints.c],
+                    *[col.label(f"ep__{col.name}") for col in webhook_endpoints.c],
                     accounts.c.api_version.label("account_api_version"),
                 )
                 .join(events, e.id == d.event_id)
@@ -493,7 +494,7 @@ class DeliveryRepository:
         if row is None:
             return None
         m = row._mapping
-        endpoint_fields = {col.name: m[f"endpoint_{col.name}"] for col in webhook_endpoints.c}
+        endpoint_fields = {col.name: m[f"ep__{col.name}"] for col in webhook_endpoints.c}
         endpoint = endpoint_from_mapping(endpoint_fields)
         event = Event(
             id=m["event_id"],
