@@ -5,6 +5,8 @@ Every command acts for one account, named by `--api-key sk_test_...` or, by defa
 test account that `remit serve` keeps in the data directory.
 """
 
+from __future__ import annotations
+
 import asyncio
 import json
 import sys
