@@ -156,14 +156,14 @@ async def test_resend_and_redeliver_from_the_cli(
     await asyncio.sleep(0.5)
     assert client.v1.webhook_endpoints.retrieve(endpoint.id).status == "disabled"
 
-    refused = await asyncio.to_thread(remit_cli, platform, "webhooks", "resend", event_id,
-                                      "--endpoint", endpoint.id, "--api-key", account.secret_key)  # fmt: skip
+    resend = ("webhooks", "resend", event_id, "--endpoint", endpoint.id,
+              "--api-key", account.secret_key)  # fmt: skip
+    refused = await asyncio.to_thread(remit_cli, platform, *resend)
     assert refused.returncode == 1
     assert "disabled" in refused.stderr
 
     client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": False})
-    resent = await asyncio.to_thread(remit_cli, platform, "webhooks", "resend", event_id,
-                                     "--endpoint", endpoint.id, "--api-key", account.secret_key)  # fmt: skip
+    resent = await asyncio.to_thread(remit_cli, platform, *resend)
     assert resent.returncode == 0, resent.stderr
     assert json.loads(resent.stdout)["succeeded"] is True
     assert len(receiver.received) == 2
