@@ -12,6 +12,7 @@ own process on 127.0.0.1 answering 200 at once.
 """
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -95,10 +96,13 @@ async def _throughput(url: str, receiver_url: str) -> list[Figure]:
 
 async def _latency(url: str) -> list[Figure]:
     arrivals: dict[str, float] = {}
+    all_arrived = asyncio.Event()
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.json()
         arrivals[body["id"]] = time.monotonic()
+        if len(arrivals) >= LATENCY_EVENTS:
+            all_arrived.set()
         return web.Response(text="ok")
 
     app = web.Application()
@@ -131,9 +135,8 @@ async def _latency(url: str) -> list[Figure]:
                 )  # fmt: skip
             committed[event_id] = time.monotonic()
             await asyncio.sleep(LATENCY_INTERVAL_S)
-        deadline = time.monotonic() + 30
-        while len(arrivals) < LATENCY_EVENTS and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_arrived.wait(), timeout=30)
     finally:
         stop.set()
         await running

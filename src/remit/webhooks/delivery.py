@@ -166,7 +166,8 @@ async def record_attempt(
     status, next_at = DeliveryStatus.PENDING, None
     if outcome.succeeded:
         status = DeliveryStatus.SUCCEEDED
-        await endpoints.note_success(ctx.endpoint.id)
+        if ctx.endpoint.failing_since is not None:
+            await endpoints.note_success(ctx.endpoint.id)
     elif outcome.gone:
         status = DeliveryStatus.FAILED
         await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -654,6 +654,18 @@ class DeliveryRepository:
 
 # --- concurrency slots ----------------------------------------------------------------------
 
+_TAKE_SLOT = text(
+    """
+    INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until)
+    SELECT :delivery_id, :endpoint_id, :until
+    WHERE (SELECT count(*) FROM webhook_inflight
+           WHERE endpoint_id = :endpoint_id AND leased_until > :now) < :limit
+    ON CONFLICT (delivery_id) DO UPDATE SET leased_until = EXCLUDED.leased_until
+        WHERE webhook_inflight.leased_until <= :now
+    RETURNING delivery_id
+    """
+)
+
 
 class InflightRepository:
     def __init__(self, db: AsyncConnection) -> None:
@@ -664,30 +676,22 @@ class InflightRepository:
     ) -> bool:
         """Take one of the endpoint's `limit` slots for this delivery, within this transaction.
 
-        The endpoint row is locked first so concurrent acquirers count one after another (a
-        count inside one statement would read a snapshot taken before the lock was granted).
+        The endpoint row is locked first, in its own statement, so concurrent acquirers count one
+        after another (a count in the locking statement would read a snapshot taken before the
+        lock was granted). A delivery whose own slot is still leased (a duplicate job for it is
+        in flight) does not get a second one.
         """
         await self._db.execute(
             select(webhook_endpoints.c.id)
             .where(webhook_endpoints.c.id == endpoint_id)
             .with_for_update()
         )
-        i = webhook_inflight.c
-        busy = (
-            await self._db.execute(
-                select(func.count()).where(
-                    i.endpoint_id == endpoint_id, i.leased_until > now, i.delivery_id != delivery_id
-                )
-            )
-        ).scalar_one()
-        if busy >= limit:
-            return False
-        await self._db.execute(
-            insert(webhook_inflight)
-            .values(delivery_id=delivery_id, endpoint_id=endpoint_id, leased_until=until)
-            .on_conflict_do_update(index_elements=["delivery_id"], set_={"leased_until": until})
-        )
-        return True
+        taken = await self._db.execute(
+            _TAKE_SLOT,
+            {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "now": now,
+             "until": until, "limit": limit},
+        )  # fmt: skip
+        return taken.first() is not None
 
     async def release(self, delivery_id: int) -> None:
         await self._db.execute(
