@@ -45,6 +45,11 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.payments.grpc import payments_registration
     from remit.payments.service import PaymentsService
     from remit.storage.engine import make_engine
+    from remit.webhooks.grpc import webhooks_registration
+    from remit.webhooks.service import WebhooksService
+    from remit.webhooks.stream import EventNotifier
+    from remit.webhooks.urls import policy_for
+    from remit.worker.runner import libpq_url
 
     engine = make_engine(config.require_database_url(), application_name="remit-core")
     # The core reaches the vault only through its gRPC API: it holds no vault credentials.
@@ -54,7 +59,12 @@ async def _run_core(config: PlatformConfig) -> None:
     payment_methods = PaymentMethodsService(engine, GrpcCardVault(vault_channel))
     customers = CustomersService(engine, payment_methods)
 
-    async def on_stop() -> None:
+    webhooks = WebhooksService(engine, policy=policy_for(config))
+    notifier = EventNotifier(libpq_url(config.require_database_url()))
+
+    async def stop() -> None:
+        await notifier.close()
+        await webhooks.close()
         await vault_channel.close()
         await engine.dispose()
 
@@ -63,9 +73,10 @@ async def _run_core(config: PlatformConfig) -> None:
         [
             accounts_registration(accounts),
             payments_registration(payments, customers, payment_methods),
+            webhooks_registration(webhooks, notifier),
         ],
         interceptors=[ErrorMappingInterceptor()],
-        on_stop=on_stop,
+        on_stop=stop,
     )
 
 

@@ -55,6 +55,8 @@ class Worker:
     periodic: list[Periodic] = field(default_factory=list)
     clock: Clock = field(default_factory=SystemClock)
     concurrency: int = 8
+    # Called once when the process stops (e.g. to close outbound connection pools).
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
@@ -170,4 +172,6 @@ async def run_worker(config: PlatformConfig) -> None:
     try:
         await worker.run_forever(libpq_url(url), stop)
     finally:
+        for close in worker.on_stop:
+            await close()
         await engine.dispose()
