@@ -1,7 +1,7 @@
 """Events, webhook endpoints, deliveries, delivery attempts and per-endpoint delivery slots.
 
 Revision ID: 0003_webhooks
-Revises: 0002
+Revises: 0003_payment_methods
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0003_webhooks"
-down_revision = "0002"
+down_revision = "0003_payment_methods"
 branch_labels = None
 depends_on = None
 
