@@ -37,18 +37,24 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.accounts.service import AccountsService
     from remit.grpcutil.errors import ErrorMappingInterceptor
     from remit.grpcutil.server import serve_grpc
+    from remit.payment_methods.source import VaultPaymentMethods
     from remit.payments.grpc import payments_registration
-    from remit.payments.service import PaymentsService
+    from remit.payments.wiring import build_payments
     from remit.storage.engine import make_engine
 
     engine = make_engine(config.require_database_url(), application_name="remit-core")
+    payments = build_payments(engine, config, VaultPaymentMethods)
     accounts = AccountsService(engine)
-    payments = PaymentsService(engine)
+
+    async def close() -> None:
+        await payments.close()
+        await engine.dispose()
+
     await serve_grpc(
         config.core,
-        [accounts_registration(accounts), payments_registration(payments)],
+        [accounts_registration(accounts), payments_registration(payments.servicer)],
         interceptors=[ErrorMappingInterceptor()],
-        on_stop=engine.dispose,
+        on_stop=close,
     )
 
 

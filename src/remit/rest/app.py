@@ -81,6 +81,7 @@ async def read_form(request: Request) -> dict[str, FormValue]:
 
 async def dispatch(request: Request, operation: Operation, deps: Dependencies) -> Response:
     request_id = new_id("req")
+    context: ApiContext | None = None
     try:
         principal = await deps.authenticator.authenticate(request.headers.get("authorization"))
         if principal.key_kind is KeyKind.PUBLISHABLE and not operation.publishable_allowed:
@@ -101,18 +102,27 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             path=dict(request.path_params),
         )
         body = await operation.handler(context, deps)
-    except StripeError as error:
-        return error_response(error, request_id)
-    except ParamError as error:
-        return error_response(StripeError.from_param_error(error), request_id)
-    except FormDecodeError as error:
-        return error_response(StripeError.from_form_error(error), request_id)
-    except RemitError as error:
-        return error_response(stripe_error_from_remit(error), request_id)
-    except Exception:
-        log.exception("unhandled error serving %s %s", request.method, request.url.path)
-        return error_response(StripeError.api_error(), request_id)
-    return json_response(200, body, {"Request-Id": request_id})
+    except Exception as raised:
+        response = error_response(_stripe_error(raised, request), request_id)
+        if context is not None:
+            response.headers.update(context.response_headers)
+        return response
+    return json_response(200, body, {"Request-Id": request_id, **context.response_headers})
+
+
+def _stripe_error(raised: Exception, request: Request) -> StripeError:
+    if isinstance(raised, StripeError):
+        return raised
+    if isinstance(raised, ParamError):
+        return StripeError.from_param_error(raised)
+    if isinstance(raised, FormDecodeError):
+        return StripeError.from_form_error(raised)
+    if isinstance(raised, RemitError):
+        return stripe_error_from_remit(raised)
+    log.exception(
+        "unhandled error serving %s %s", request.method, request.url.path, exc_info=raised
+    )
+    return StripeError.api_error()
 
 
 def _route(operation: Operation, deps: Dependencies) -> Route:

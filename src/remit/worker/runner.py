@@ -55,6 +55,7 @@ class Worker:
     periodic: list[Periodic] = field(default_factory=list)
     clock: Clock = field(default_factory=SystemClock)
     concurrency: int = 8
+    on_close: Callable[[], Awaitable[None]] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
@@ -170,4 +171,6 @@ async def run_worker(config: PlatformConfig) -> None:
     try:
         await worker.run_forever(libpq_url(url), stop)
     finally:
+        if worker.on_close is not None:
+            await worker.on_close()
         await engine.dispose()
