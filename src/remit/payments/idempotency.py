@@ -9,6 +9,7 @@ lease to expire, after which a retry or the completer resumes it.
 """
 
 import hashlib
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.tables import idempotency_keys
 
-LEASE = timedelta(seconds=60)
+DEFAULT_LEASE_S = 30.0
 KEY_LIFETIME = timedelta(hours=24)
 KEY_RETENTION = timedelta(hours=72)
 # How long an unfinished, unlocked key waits before the completer takes it over, so a client
@@ -53,6 +54,13 @@ class KeyRecord:
     @property
     def finished(self) -> bool:
         return self.recovery_point is RecoveryPoint.FINISHED
+
+
+def lease() -> timedelta:
+    """How long a request owns its key without reaching a recovery point. Longer than any
+    single step (the network calls time out well within it); REMIT_IDEMPOTENCY_LEASE_S
+    overrides it, for tests that crash a process and retry at once."""
+    return timedelta(seconds=float(os.environ.get("REMIT_IDEMPOTENCY_LEASE_S") or DEFAULT_LEASE_S))
 
 
 def digest(endpoint: str, request_body: bytes) -> bytes:
@@ -125,7 +133,7 @@ async def begin(
         "request_digest": request_digest,
         "request_body": request_body,
         "recovery_point": RecoveryPoint.STARTED.value,
-        "locked_until": now + LEASE,
+        "locked_until": now + lease(),
         "request_id": request_id,
         "created_at": now,
         "last_run_at": now,
@@ -181,7 +189,7 @@ async def begin(
     await db.execute(
         update(idempotency_keys)
         .where(idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key)
-        .values(locked_until=now + LEASE, last_run_at=now)
+        .values(locked_until=now + lease(), last_run_at=now)
     )
     return record
 
@@ -197,7 +205,7 @@ async def advance(
     refund_id: str | None = None,
 ) -> KeyRecord:
     """Record a recovery point (and the objects made so far), renewing the lease."""
-    changes: dict[str, object] = {"recovery_point": point.value, "locked_until": now + LEASE}
+    changes: dict[str, object] = {"recovery_point": point.value, "locked_until": now + lease()}
     for name, value in (
         ("payment_intent_id", payment_intent_id),
         ("charge_id", charge_id),
@@ -222,6 +230,26 @@ async def advance(
             "refund_id": refund_id or record.refund_id,
         }
     )
+
+
+async def relock(db: AsyncConnection, record: KeyRecord) -> KeyRecord:
+    """Lock the key's row for the final transaction and return it as stored.
+
+    If the lease ran out while this request waited on the network and another request (a
+    retry, the completer) took over and finished, the stored row says so; the caller then
+    replays instead of applying the outcome a second time.
+    """
+    row = (
+        await db.execute(
+            select(idempotency_keys)
+            .where(
+                idempotency_keys.c.account_id == record.account_id,
+                idempotency_keys.c.key == record.key,
+            )
+            .with_for_update()
+        )
+    ).one()
+    return _record(row)
 
 
 async def finish(
@@ -291,7 +319,7 @@ async def claim_abandoned(
         await db.execute(
             update(idempotency_keys)
             .where(keys.account_id == record.account_id, keys.key == record.key)
-            .values(locked_until=now + LEASE, last_run_at=now)
+            .values(locked_until=now + lease(), last_run_at=now)
         )
     return records
 

@@ -543,6 +543,9 @@ class PaymentsService:
         now = self._now()
         declined: RemitError | None = None
         async with self._engine.begin() as db:
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return self._replay_of(stored)
             intents, charges = PaymentIntentRepository(db), ChargeRepository(db)
             intent = await intents.get(record.account_id, record.payment_intent_id, for_update=True)
             charge = await charges.get(record.account_id, record.charge_id, for_update=True)
@@ -697,33 +700,40 @@ class PaymentsService:
             lambda: self._network.lookup_operation(reference),
         )
         now = self._now()
+        refused: RemitError | None = None
         async with self._engine.begin() as db:
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return self._replay_of(stored)
             intents, charges = PaymentIntentRepository(db), ChargeRepository(db)
             intent = await intents.get(record.account_id, record.payment_intent_id, for_update=True)
             current = await charges.get(record.account_id, record.charge_id, for_update=True)
             assert intent is not None
             assert current is not None
-            if not operation.approved:
-                error = RemitError(
+            if operation.approved:
+                after = transition(intent, Captured(at=now, amount_minor=amount))
+                captured = replace(
+                    current,
+                    captured=True,
+                    amount_captured_minor=amount,
+                    capture_requested=False,
+                    updated_at=now,
+                )
+                await charges.save(captured)
+                await intents.save(after)
+                await self._hooks.charge_changed(db, current, captured, after)
+                await self._hooks.intent_changed(db, intent, after)
+                await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+            else:
+                # The refusal is the outcome of this request: store it, commit, then raise.
+                refused = RemitError(
                     message=operation.message or "The capture was refused by the card network.",
                     kind=ErrorKind.FAILED_PRECONDITION,
                     code=operation.code or "charge_expired_for_capture",
                 )
-                await self._finish_with_error(db, record, error)
-                raise error
-            after = transition(intent, Captured(at=now, amount_minor=amount))
-            captured = replace(
-                current,
-                captured=True,
-                amount_captured_minor=amount,
-                capture_requested=False,
-                updated_at=now,
-            )
-            await charges.save(captured)
-            await intents.save(after)
-            await self._hooks.charge_changed(db, current, captured, after)
-            await self._hooks.intent_changed(db, intent, after)
-            await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+                await self._finish_with_error(db, record, refused)
+        if refused is not None:
+            raise refused
         crash_after(RecoveryPoint.FINISHED.value)
         return Done(after)
 
@@ -775,13 +785,16 @@ class PaymentsService:
         record: KeyRecord,
         reason: CancellationReason | None,
         respond: Callable[[PaymentIntent], bytes],
-    ) -> Done[PaymentIntent]:
+    ) -> Done[PaymentIntent] | Replay:
         """Release the authorization (when there is one), then cancel the intent."""
         assert record.payment_intent_id is not None
         if record.charge_id is not None:
             await self._void(record.account_id, record.charge_id)
         now = self._now()
         async with self._engine.begin() as db:
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return self._replay_of(stored)
             intents = PaymentIntentRepository(db)
             current = await intents.get(
                 record.account_id, record.payment_intent_id, for_update=True
@@ -1025,6 +1038,9 @@ class PaymentsService:
         )
         now = self._now()
         async with self._engine.begin() as db:
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return self._replay_of(stored)
             refunds, charges = RefundRepository(db), ChargeRepository(db)
             current = await refunds.get(record.account_id, refund.id, for_update=True)
             locked_charge = await charges.get(record.account_id, charge.id, for_update=True)

@@ -1,5 +1,3 @@
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -43,6 +41,6 @@ def payments(core_engine: AsyncEngine, network: FakeNetwork) -> PaymentsService:
 
 
 @pytest.fixture
-async def account_id(core_engine: AsyncEngine) -> AsyncIterator[str]:
+async def account_id(core_engine: AsyncEngine) -> str:
     created = await AccountsService(core_engine).create_account()
-    yield created.account.id
+    return created.account.id

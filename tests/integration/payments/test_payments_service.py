@@ -29,8 +29,9 @@ def respond(intent: PaymentIntent) -> bytes:
     return f"{intent.id}:{intent.status.value}".encode()
 
 
-def call(account_id: str, key: str, endpoint: str = "CreatePaymentIntent",
-         body: bytes = b"same") -> KeyedCall:
+def call(
+    account_id: str, key: str, endpoint: str = "CreatePaymentIntent", body: bytes = b"same"
+) -> KeyedCall:
     return KeyedCall(account_id=account_id, key=key, endpoint=endpoint, request_body=body)
 
 
@@ -93,7 +94,9 @@ async def test_a_key_reused_with_other_parameters_is_an_idempotency_error(
     assert raised.value.error_type == "idempotency_error"
     with pytest.raises(RemitError) as other_endpoint:
         await payments.confirm_payment_intent(
-            call(account_id, "k3", endpoint="ConfirmPaymentIntent"), "pi_x", ConfirmParams(),
+            call(account_id, "k3", endpoint="ConfirmPaymentIntent"),
+            "pi_x",
+            ConfirmParams(),
             respond,
         )
     assert other_endpoint.value.error_type == "idempotency_error"
@@ -272,8 +275,7 @@ async def test_fifty_simultaneous_identical_requests_authorize_once(
                 confirm=ConfirmParams(payment_method_id="pm_visa"),
             )
         except RemitError as error:
-            assert error.code == "idempotency_key_in_use"
-            return "409"
+            return "409" if error.code == "idempotency_key_in_use" else f"error {error.code}"
         return "done" if isinstance(result, Done) else "replay"
 
     outcomes = await asyncio.gather(*(attempt() for _ in range(50)))
@@ -290,7 +292,9 @@ async def test_the_completer_finishes_a_request_abandoned_after_its_attempt_was_
     keyed = call(account_id, "k12", body=b"abandoned")
     record = await payments._claim(keyed)
     await payments._start_attempt(
-        record, respond, new=NewPaymentIntent(amount_minor=500, currency="usd"),
+        record,
+        respond,
+        new=NewPaymentIntent(amount_minor=500, currency="usd"),
         confirm=ConfirmParams(payment_method_id="pm_visa"),
     )
     async with core_engine.begin() as db:
@@ -309,8 +313,9 @@ async def test_the_completer_finishes_a_request_abandoned_after_its_attempt_was_
     assert await payments.complete_abandoned(resume) == 1
     async with core_engine.connect() as db:
         row = (
-            await db.execute(select(idempotency_keys.c.recovery_point,
-                                    idempotency_keys.c.payment_intent_id))
+            await db.execute(
+                select(idempotency_keys.c.recovery_point, idempotency_keys.c.payment_intent_id)
+            )
         ).one()
     assert row.recovery_point == RecoveryPoint.FINISHED.value
     finished = await payments.get_payment_intent(account_id, row.payment_intent_id)

@@ -12,10 +12,10 @@ from remit.payments.domain import (
     ActionFailed,
     ActionRequired,
     Authorized,
-    CancellationReason,
     Canceled,
-    CaptureMethod,
+    CancellationReason,
     Captured,
+    CaptureMethod,
     ConfirmationMethod,
     ConfirmationStarted,
     Declined,
@@ -164,9 +164,7 @@ def test_expiry_cancels_with_reason_expired() -> None:
 
 
 def test_changing_the_payment_method_needs_a_new_confirmation() -> None:
-    after = transition(
-        intent_in(Status.REQUIRES_ACTION), Updated(at=T, payment_method_id="pm_2")
-    )
+    after = transition(intent_in(Status.REQUIRES_ACTION), Updated(at=T, payment_method_id="pm_2"))
     assert (after.status, after.payment_method_id) == (Status.REQUIRES_CONFIRMATION, "pm_2")
 
 
