@@ -24,9 +24,7 @@ from remit.payments.tables import idempotency_keys
 DEFAULT_LEASE_S = 30.0
 KEY_LIFETIME = timedelta(hours=24)
 KEY_RETENTION = timedelta(hours=72)
-# How long an unfinished, unlocked key waits before the completer takes it over, so a client
-# retrying promptly gets there first.
-COMPLETER_IDLE = timedelta(seconds=5)
+
 
 
 class RecoveryPoint(Enum):
@@ -294,11 +292,10 @@ async def forget(db: AsyncConnection, record: KeyRecord) -> None:
     )
 
 
-async def claim_abandoned(
-    db: AsyncConnection, *, now: datetime, limit: int, idle: timedelta = COMPLETER_IDLE
-) -> list[KeyRecord]:
-    """Take over unfinished keys nobody has worked on for `idle`: requests that a crash or a
-    vanished client left at a recovery point. Each comes back under a fresh lease."""
+async def claim_abandoned(db: AsyncConnection, *, now: datetime, limit: int) -> list[KeyRecord]:
+    """Take over unfinished keys nobody has worked on for a lease: requests that a crash or a
+    vanished client left at a recovery point (waiting a lease gives a client retrying promptly
+    the first go). Each comes back under a fresh lease."""
     keys = idempotency_keys.c
     rows = (
         await db.execute(
@@ -306,7 +303,7 @@ async def claim_abandoned(
             .where(
                 keys.recovery_point != RecoveryPoint.FINISHED.value,
                 keys.locked_until.is_(None) | (keys.locked_until < now),
-                keys.last_run_at < now - idle,
+                keys.last_run_at < now - lease(),
                 keys.created_at > now - KEY_LIFETIME,
             )
             .order_by(keys.last_run_at)
