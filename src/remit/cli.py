@@ -88,6 +88,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--currency", default="usd", help="default currency (default usd)")
 
+    upgrade = account_commands.add_parser(
+        "upgrade",
+        help="move an account's API version pin forward",
+        description=(
+            "Pin ACCOUNT to VERSION, which must be a known version not older than its current "
+            "pin. Requests without a Stripe-Version header, and webhook endpoints without "
+            "their own version, then render at VERSION."
+        ),
+    )
+    upgrade.add_argument("account", metavar="ACCOUNT", help="the acct_ id")
+    upgrade.add_argument("version", metavar="VERSION", help="e.g. 2026-10-28.endive")
+    _add_platform_flags(upgrade)
+
+    versions_parser = commands.add_parser("versions", help="API versions")
+    version_commands = versions_parser.add_subparsers(dest="versions_command", required=True)
+    version_commands.add_parser(
+        "changelog", help="print the changelog (Markdown) generated from versions/"
+    )
+    version_commands.add_parser("list", help="print every accepted version, newest first")
+
     for role in PROCESS_ROLES:
         single = commands.add_parser(role, help=f"run only the {role} process")
         _add_platform_flags(single)
@@ -96,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "versions":
+        return _versions(args.versions_command)
     try:
         config = _config_from(args)
     except ConfigError as error:
@@ -115,7 +137,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "accounts" and args.accounts_command == "create":
         return _create_account(config, raw_card_access=args.raw_card_access,
                                currency=args.currency, as_json=args.json)  # fmt: skip
+    if args.command == "accounts" and args.accounts_command == "upgrade":
+        return _upgrade_account(config, args.account, args.version)
     return 2
+
+
+def _versions(command: str) -> int:
+    if command == "changelog":
+        from remit.versioning.changelog import changelog_markdown
+
+        print(changelog_markdown(), end="")
+        return 0
+    from versions import KNOWN_VERSIONS
+
+    print("\n".join(KNOWN_VERSIONS))
+    return 0
+
+
+def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> int:
+    """Through AccountsService.UpgradeApiVersion, so the pin moves by the service's rules."""
+    import grpc
+
+    from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+
+    with grpc.insecure_channel(config.core.target) as channel:
+        try:
+            reply = accounts_pb2_grpc.AccountsServiceStub(channel).UpgradeApiVersion(
+                accounts_pb2.UpgradeApiVersionRequest(account_id=account_id, api_version=version),
+                timeout=10,
+            )
+        except grpc.RpcError as error:
+            print(f"remit: {_rpc_failure(error, config.core.target)}", file=sys.stderr)
+            return 1
+    previous = reply.previous_api_version if reply.HasField("previous_api_version") else "none"
+    print(f"{account_id}: {previous} -> {reply.api_version}")
+    return 0
 
 
 def _migrate(config: PlatformConfig) -> int:
@@ -164,3 +220,14 @@ def _create_account(config: PlatformConfig, *, raw_card_access: bool, currency: 
         print(f"secret key       {account['secret_key']}")
         print(f"publishable key  {account['publishable_key']}")
     return 0
+
+
+def _rpc_failure(error: object, target: str) -> str:
+    # A failed unary call is also a grpc.Call, which carries the status code and details.
+    import grpc
+
+    code = getattr(error, "code", None)
+    if callable(code) and code() == grpc.StatusCode.UNAVAILABLE:
+        return f"core is not reachable at {target}"
+    details = getattr(error, "details", None)
+    return str(details()) if callable(details) else str(error)

@@ -26,7 +26,6 @@ KEY_LIFETIME = timedelta(hours=24)
 KEY_RETENTION = timedelta(hours=72)
 
 
-
 class RecoveryPoint(Enum):
     STARTED = "started"
     ATTEMPT_CREATED = "attempt_created"

@@ -11,12 +11,14 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from remit import versioning
 from remit.accounts.domain import KeyKind
 from remit.core.errors import RemitError
 from remit.core.ids import new_id
@@ -26,7 +28,20 @@ from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
 from remit.rest.forms import FormDecodeError, FormValue, decode_form, decode_json_body
 from remit.rest.params import ParamError, Schema
+from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
+from remit.versioning import (
+    NO_RELATED,
+    Related,
+    RequestRefusedError,
+    gather_related,
+    operation_key,
+    render,
+    render_error,
+    upgrade_request,
+)
+from remit.versioning.openapi import openapi_json
+from versions import KNOWN_VERSIONS, LATEST_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +69,18 @@ def json_response(status: int, body: Mapping[str, object], headers: Mapping[str,
     )
 
 
-def error_response(error: StripeError, request_id: str) -> Response:
-    headers = {"Request-Id": request_id}
+def error_response(
+    error: StripeError,
+    request_id: str,
+    version: str = LATEST_VERSION,
+    related: Related = NO_RELATED,
+) -> Response:
+    """An error at `version`: its status and fields as that version knew them."""
+    versioned = render_error(error.http_status, _json_body(error), version, related)
+    headers = {"Request-Id": request_id, "Stripe-Version": version}
     if error.should_retry is not None:
         headers["Stripe-Should-Retry"] = "true" if error.should_retry else "false"
-    return json_response(error.http_status, error.to_body(), headers)
+    return json_response(versioned.http_status, versioned.body, headers)
 
 
 async def read_form(request: Request) -> dict[str, FormValue]:
@@ -81,6 +103,9 @@ async def read_form(request: Request) -> dict[str, FormValue]:
 
 async def dispatch(request: Request, operation: Operation, deps: Dependencies) -> Response:
     request_id = new_id("req")
+    requested_version = request.headers.get("stripe-version")
+    # Until the account's version is known, errors render at the version asked for, if valid.
+    version = requested_version if requested_version in KNOWN_VERSIONS else LATEST_VERSION
     context: ApiContext | None = None
     try:
         principal = await deps.authenticator.authenticate(request.headers.get("authorization"))
@@ -89,40 +114,70 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
                 "This API call cannot be made with a publishable API key. Please use a secret "
                 "API key."
             )
+        version = await deps.resolve_version(principal, requested_version)
         form = await read_form(request)
+        form = upgrade_request(operation_key(operation.method, operation.path), form, version)
         params = operation.schema.parse(form)
         context = ApiContext(
             principal=principal,
             request_id=request_id,
             idempotency_key=request.headers.get("idempotency-key") or None,
-            api_version=await deps.resolve_version(
-                principal, request.headers.get("stripe-version")
-            ),
+            api_version=version,
             params=params,
             path=dict(request.path_params),
         )
         body = await operation.handler(context, deps)
-    except Exception as raised:
-        response = error_response(_stripe_error(raised, request), request_id)
-        if context is not None:
-            response.headers.update(context.response_headers)
-        return response
-    return json_response(200, body, {"Request-Id": request_id, **context.response_headers})
+        body = render(
+            body, version, await gather_related(body, version, related_fetch(deps, context))
+        )
+    except StripeError as error:
+        response = await _versioned_error(error, request_id, version, deps, context)
+    except RequestRefusedError as error:
+        response = error_response(
+            StripeError.invalid_request(error.message, code=error.code, param=error.param),
+            request_id,
+            version,
+        )
+    except ParamError as error:
+        response = error_response(StripeError.from_param_error(error), request_id, version)
+    except FormDecodeError as error:
+        response = error_response(StripeError.from_form_error(error), request_id, version)
+    except RemitError as error:
+        response = await _versioned_error(
+            stripe_error_from_remit(error), request_id, version, deps, context
+        )
+    except Exception:
+        log.exception("unhandled error serving %s %s", request.method, request.url.path)
+        response = error_response(StripeError.api_error(), request_id, version)
+    else:
+        response = json_response(200, body, {"Request-Id": request_id, "Stripe-Version": version})
+    if context is not None:
+        # Set by handlers, e.g. Idempotent-Replayed on a replayed answer or error.
+        response.headers.update(context.response_headers)
+    return response
 
 
-def _stripe_error(raised: Exception, request: Request) -> StripeError:
-    if isinstance(raised, StripeError):
-        return raised
-    if isinstance(raised, ParamError):
-        return StripeError.from_param_error(raised)
-    if isinstance(raised, FormDecodeError):
-        return StripeError.from_form_error(raised)
-    if isinstance(raised, RemitError):
-        return stripe_error_from_remit(raised)
-    log.exception(
-        "unhandled error serving %s %s", request.method, request.url.path, exc_info=raised
-    )
-    return StripeError.api_error()
+async def _versioned_error(
+    error: StripeError,
+    request_id: str,
+    version: str,
+    deps: Dependencies,
+    context: ApiContext | None,
+) -> Response:
+    """An error that may embed an object (a declined confirm carries the PaymentIntent), which
+    renders at the version like any other, related lists included."""
+    related: Related = NO_RELATED
+    if context is not None and error.payment_intent is not None:
+        try:
+            related = await gather_related(_json_body(error), version, related_fetch(deps, context))
+        except Exception:
+            log.exception("could not gather related lists for an error at %s", version)
+            version = LATEST_VERSION
+    return error_response(error, request_id, version, related)
+
+
+def _json_body(error: StripeError) -> JsonObject:
+    return cast(JsonObject, error.to_body())
 
 
 def _route(operation: Operation, deps: Dependencies) -> Route:
@@ -138,6 +193,23 @@ async def _not_found(request: Request) -> Response:
     )
 
 
+async def _openapi(request: Request) -> Response:
+    """`GET /v1/openapi.json?version=V`: the OpenAPI document of a version (default: the
+    `Stripe-Version` header, else the latest). Public, like Stripe's published spec: it
+    describes the API and holds no account data, so it needs no API key."""
+    request_id = new_id("req")
+    version = request.query_params.get("version") or request.headers.get("stripe-version")
+    version = version or LATEST_VERSION
+    if version not in KNOWN_VERSIONS:
+        error = StripeError.unknown_api_version(version, KNOWN_VERSIONS)
+        return error_response(error, request_id)
+    return Response(
+        content=openapi_json(version),
+        media_type="application/json",
+        headers={"Request-Id": request_id, "Stripe-Version": version},
+    )
+
+
 async def _healthz(_request: Request) -> Response:
     return Response("ok", media_type="text/plain")
 
@@ -145,8 +217,12 @@ async def _healthz(_request: Request) -> Response:
 def build_app(deps: Dependencies, operations: Sequence[Operation] | None = None) -> Starlette:
     from remit.rest.routes import all_operations
 
+    versioning.load()  # a change naming an unknown field stops start-up here
     ops = list(operations) if operations is not None else all_operations()
-    routes = [Route("/healthz", _healthz, methods=["GET"])]
+    routes = [
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/v1/openapi.json", _openapi, methods=["GET"]),
+    ]
     routes += [_route(op, deps) for op in ops]
     # Anything unmatched, including a known path with the wrong method, is Stripe's 404.
     routes.append(

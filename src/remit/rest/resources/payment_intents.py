@@ -112,13 +112,16 @@ CANCEL = Schema({"cancellation_reason": Enum(*_CANCELLATION_REASONS), "expand": 
 LIST = list_schema({"customer": String()})
 
 
-def _refuse_payment_method_types(context: ApiContext) -> None:
-    """Since 2026-09-30.endive `payment_method_types` is read-only on PaymentIntents."""
-    if "payment_method_types" in context.params:
+def _check_payment_method_types(context: ApiContext) -> None:
+    """Accounts on versions before endive may still write `payment_method_types` (from endive
+    on the versioning layer refuses it); cards are the only type remit processes."""
+    types = context.str_list("payment_method_types")
+    unsupported = [t for t in types if t != "card"]
+    if unsupported:
         raise StripeError.invalid_request(
-            "The parameter payment_method_types is no longer supported. Use "
-            "excluded_payment_method_types or allowed_payment_method_types instead.",
-            code="payment_method_types_no_longer_supported",
+            f"The payment method type {unsupported[0]!r} is not supported; remit processes "
+            "cards only.",
+            code="parameter_invalid",
             param="payment_method_types",
         )
 
@@ -158,7 +161,7 @@ def _set_strings(message: object, context: ApiContext, names: tuple[str, ...]) -
 
 
 async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
-    _refuse_payment_method_types(context)
+    _check_payment_method_types(context)
     request = pb.CreatePaymentIntentRequest(
         amount=context.int_param("amount"),
         currency=context.str_param("currency"),
@@ -203,7 +206,7 @@ async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 
 async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
-    _refuse_payment_method_types(context)
+    _check_payment_method_types(context)
     request = pb.UpdatePaymentIntentRequest(id=context.path["intent"])
     amount = context.optional_int("amount")
     if amount is not None:
@@ -231,7 +234,7 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 
 async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
-    _refuse_payment_method_types(context)
+    _check_payment_method_types(context)
     request = pb.ConfirmPaymentIntentRequest(id=context.path["intent"])
     _set_strings(
         request, context, ("payment_method", "return_url", "client_secret", "receipt_email")

@@ -1,0 +1,43 @@
+"""The REST facade's `fetch` for the versioning layer: lists the related objects old API
+versions embed (a PaymentIntent's charges, a Charge's refunds) over gRPC, on behalf of the
+caller's account."""
+
+from typing import Final
+
+from remit.core.jsonview import JsonObject, to_json
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.grpc_call import call
+from remit.versioning import Fetch, RelatedList
+from remit_api.payments.v1 import payments_pb2 as pb
+
+MAX_EMBEDDED: Final = 100
+"""Stripe embedded at most this many items in such lists (more meant `has_more`)."""
+
+
+class UnsupportedRelatedListError(LookupError):
+    pass
+
+
+def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
+    async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
+        match (need.resource, need.filter_param):
+            case ("charge", "payment_intent"):
+                charges = await call(
+                    deps.payments.ListCharges,
+                    pb.ListChargesRequest(limit=MAX_EMBEDDED, payment_intent=parent_id),
+                    context,
+                )
+                return [to_json(charge) for charge in charges.data]
+            case ("refund", "charge"):
+                refunds = await call(
+                    deps.payments.ListRefunds,
+                    pb.ListRefundsRequest(limit=MAX_EMBEDDED, charge=parent_id),
+                    context,
+                )
+                return [to_json(refund) for refund in refunds.data]
+        raise UnsupportedRelatedListError(
+            f"no gRPC call lists {need.resource} by {need.filter_param}"
+        )
+
+    return fetch

@@ -1,0 +1,51 @@
+"""API versioning: render latest-schema JSON at the version a client or webhook endpoint is
+pinned to, and upgrade old requests to the latest schema. The changes themselves live in
+`versions/vYYYY_MM_DD.py`; docs/versioning.md explains how to add one.
+
+Entry points:
+- `render(json, version, related)`: a response body (resource, list, event) at `version`.
+- `render_event(event_json, version, related)`: an event as delivered at `version` (sets
+  `api_version`); what the webhook worker calls for each endpoint.
+- `render_error(status, body, version)`: an error response at `version` (status and fields).
+- `upgrade_request(operation, form, version)`: old parameters rewritten to the latest schema.
+- `gather_related(json, version, fetch)`: the related lists old versions show, fetched before
+  rendering (only needed for versions before 2022-11-15).
+"""
+
+from remit.versioning.change import (
+    ErrorResponse,
+    RelatedDataMissingError,
+    RelatedList,
+    RequestRefusedError,
+    VersionChange,
+)
+from remit.versioning.operations import operation_key
+from remit.versioning.registry import load, plan
+from remit.versioning.related import Fetch, gather_related
+from remit.versioning.render import (
+    NO_RELATED,
+    Related,
+    render,
+    render_error,
+    render_event,
+    upgrade_request,
+)
+
+__all__ = [
+    "NO_RELATED",
+    "ErrorResponse",
+    "Fetch",
+    "Related",
+    "RelatedDataMissingError",
+    "RelatedList",
+    "RequestRefusedError",
+    "VersionChange",
+    "gather_related",
+    "load",
+    "operation_key",
+    "plan",
+    "render",
+    "render_error",
+    "render_event",
+    "upgrade_request",
+]

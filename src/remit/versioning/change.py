@@ -1,0 +1,148 @@
+"""What a version change is: one breaking change, the resources it touches, and the small pure
+functions that render the latest schema back to the previous version's shape (responses) and
+turn the previous version's requests into the new shape.
+
+A change belongs to the version that introduced it (its module `versions/vYYYY_MM_DD.py`).
+Requests and responses at that version or newer see the new behaviour; older ones go through
+the change. Changes never do I/O: data a change needs beyond the object itself (the charges of
+a PaymentIntent, the refunds of a Charge) is declared as a `RelatedList` and gathered by the
+caller before rendering (see `remit.versioning.related`).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from remit.core.jsonview import JsonObject, JsonValue
+from remit.rest.forms import FormValue
+
+Form = dict[str, FormValue]
+"""Request parameters as decoded from the form or JSON body, before the schema parses them."""
+
+
+@dataclass(frozen=True)
+class RelatedList:
+    """Objects a change lists inside another object for old versions, which the latest schema
+    leaves out: e.g. the charges of a PaymentIntent (`resource="charge"`, listed with the
+    filter `payment_intent=<the intent's id>`)."""
+
+    resource: str
+    filter_param: str
+    url_template: str
+    """The `url` of the rendered list, with `{id}` for the parent's id."""
+    empty_when_null: str | None = None
+    """A field of the parent that, when null, proves the list is empty (no fetch needed)."""
+
+
+@dataclass
+class ErrorResponse:
+    """An error as the engine versions it: the HTTP status and the `{"error": {...}}` body."""
+
+    http_status: int
+    body: JsonObject
+
+    @property
+    def error(self) -> JsonObject:
+        inner = self.body.get("error")
+        assert isinstance(inner, dict)
+        return inner
+
+
+class RequestRefusedError(Exception):
+    """A request that a version refuses (a parameter it no longer accepts, a rule it adds).
+    The facade answers it as a 400 `invalid_request_error` with this code and param."""
+
+    def __init__(self, message: str, *, code: str, param: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+
+
+class RenderContext:
+    """What a response change may consult besides the object: related lists gathered for it."""
+
+    def __init__(self, related: Mapping[tuple[RelatedList, str], list[JsonObject]]) -> None:
+        self._related = related
+
+    def related_list(self, need: RelatedList, parent: JsonObject) -> list[JsonObject]:
+        if need.empty_when_null is not None and parent.get(need.empty_when_null) is None:
+            return []
+        parent_id = parent.get("id")
+        key = (need, parent_id if isinstance(parent_id, str) else "")
+        if key not in self._related:
+            raise RelatedDataMissingError(
+                f"rendering {parent.get('object')} {parent_id} needs its {need.resource} list "
+                "(gather it with remit.versioning.gather_related first)"
+            )
+        return self._related[key]
+
+
+class RelatedDataMissingError(LookupError):
+    """A change needed related data that was not gathered before rendering."""
+
+
+class VersionChange:
+    """One breaking change. Subclasses set the class attributes and override the hooks they need.
+
+    - The docstring is the changelog entry (Markdown; the first line is its title).
+    - `resources`: the Stripe `object` names whose responses the change rewrites, or
+      `("error",)` for changes to error responses. Every change touches at least one.
+    - `fields`: latest-schema fields (dotted paths allowed) the change reads or rewrites; each
+      must exist in every resource's message.
+    - `adds_back`: fields the change renders for old versions that the latest schema no longer
+      has; each must be absent from every resource's message.
+    - `operations`, `params`, `old_params`: for request changes, the operations
+      ("POST /v1/payment_intents") whose parameters change, the latest-schema parameters the
+      change writes (each must be a field of the operation's gRPC request message) and the old
+      parameter names it reads (which must not be).
+    - `needs`: related lists to gather before rendering (see `RelatedList`).
+    """
+
+    version: ClassVar[str]
+    """Set by the registry from the module the change lives in."""
+    resources: ClassVar[tuple[str, ...]] = ()
+    fields: ClassVar[tuple[str, ...]] = ()
+    adds_back: ClassVar[tuple[str, ...]] = ()
+    operations: ClassVar[tuple[str, ...]] = ()
+    params: ClassVar[tuple[str, ...]] = ()
+    old_params: ClassVar[tuple[str, ...]] = ()
+    needs: ClassVar[tuple[RelatedList, ...]] = ()
+    refused_params: ClassVar[tuple[str, ...]] = ()
+    """Parameters `check_request` refuses from this version on (left out of its OpenAPI)."""
+
+    def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
+        """Rewrite `obj`, a resource in this change's version's shape, into the previous
+        version's shape, in place. Only touch `obj`'s own keys (nested objects are rendered on
+        their own, after this); tolerate absent keys (event `previous_attributes` are partial)."""
+
+    def downgrade_error(self, error: ErrorResponse) -> None:
+        """Rewrite an error response into the previous version's status and shape, in place."""
+
+    def upgrade_request(self, operation: str, form: Form) -> None:
+        """Rewrite the previous version's parameters for `operation` into this version's, in
+        place; raise `RequestRefusedError` for what neither version accepts."""
+
+    def check_request(self, operation: str, form: Form) -> None:
+        """Refuse, at this version and newer, a request that this version no longer accepts
+        (raise `RequestRefusedError`). Runs on the upgraded form of every request in force."""
+
+    def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
+        """Rewrite the OpenAPI component schemas (keyed by object name: "payment_intent") the
+        way `downgrade` rewrites objects, so each version's document describes its shapes."""
+
+    def downgrade_params(self, operation: str, properties: dict[str, JsonObject]) -> None:
+        """Rewrite an operation's parameter schemas (by name) the way `upgrade_request`
+        reads them, in reverse: the previous version's names and types."""
+
+
+def json_list(items: list[JsonObject], *, url: str, has_more: bool = False) -> JsonObject:
+    """A list envelope as Stripe rendered embedded lists (with `total_count`)."""
+    data: list[JsonValue] = list(items)
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": has_more,
+        "total_count": len(items),
+        "url": url,
+    }

@@ -1,0 +1,55 @@
+"""Gathering the related lists that response changes need (see `RelatedList`), before the pure
+rendering step. This is the only I/O the versioning layer causes, and only for versions old
+enough to show data the latest schema leaves out (a PaymentIntent's `charges`, a Charge's
+auto-expanded `refunds`).
+
+The caller supplies `fetch`, which lists the objects (latest schema, newest first); the REST
+facade fetches over gRPC (remit.rest.related), tests pass a dictionary lookup.
+"""
+
+from collections.abc import Awaitable, Callable
+
+from remit.core.jsonview import JsonObject, JsonValue
+from remit.versioning.change import RelatedList
+from remit.versioning.registry import plan
+from remit.versioning.render import Related
+
+Fetch = Callable[[RelatedList, str], Awaitable[list[JsonObject]]]
+
+MAX_DEPTH = 4
+"""Fetched objects may need their own lists (a charge's refunds); no change nests deeper."""
+
+
+async def gather_related(body: JsonValue, version: str, fetch: Fetch) -> Related:
+    """Every related list that rendering `body` at `version` will ask for."""
+    changes = plan(version).response_changes
+    if not any(change.needs for items in changes.values() for change in items):
+        return {}
+    found: dict[tuple[RelatedList, str], list[JsonObject]] = {}
+
+    async def visit(value: JsonValue, depth: int) -> None:
+        if isinstance(value, list):
+            for item in value:
+                await visit(item, depth)
+            return
+        if not isinstance(value, dict):
+            return
+        kind = value.get("object")
+        object_id = value.get("id")
+        if isinstance(kind, str) and isinstance(object_id, str) and depth < MAX_DEPTH:
+            for change in changes.get(kind, ()):
+                for need in change.needs:
+                    key = (need, object_id)
+                    if key in found:
+                        continue
+                    if need.empty_when_null and value.get(need.empty_when_null) is None:
+                        continue
+                    found[key] = await fetch(need, object_id)
+                    for item in found[key]:
+                        await visit(item, depth + 1)
+        for item in value.values():
+            if isinstance(item, dict | list):
+                await visit(item, depth)
+
+    await visit(body, 0)
+    return found

@@ -1,0 +1,112 @@
+"""The engine: render latest-schema JSON at a version, and upgrade a version's request.
+
+Rendering walks the JSON once. At each object (a dict with an `object` key) it applies, newest
+first, only the changes that touch that object's type, then renders the object's values, so
+nested and expanded objects, list envelopes and event payloads (`data.object`, and
+`data.previous_attributes` as a partial object of the same type) are all rendered at the same
+version. A version with no change newer than itself returns its input untouched.
+"""
+
+from collections.abc import Mapping
+
+from remit.core.jsonview import JsonObject, JsonValue
+from remit.versioning.change import (
+    ErrorResponse,
+    Form,
+    RelatedList,
+    RenderContext,
+)
+from remit.versioning.registry import VersionPlan, plan
+
+Related = Mapping[tuple[RelatedList, str], list[JsonObject]]
+NO_RELATED: Related = {}
+
+
+def render(body: JsonObject, version: str, related: Related = NO_RELATED) -> JsonObject:
+    """`body` (latest schema: a resource, a list envelope, an event) rendered at `version`."""
+    version_plan = plan(version)
+    if not version_plan.response_changes:
+        return body
+    rendered = _Renderer(version_plan, RenderContext(related)).value(body)
+    assert isinstance(rendered, dict)
+    return rendered
+
+
+def render_event(event: JsonObject, version: str, related: Related = NO_RELATED) -> JsonObject:
+    """A stored event (latest-schema `data`) as delivered at `version`: `data.object` and
+    `data.previous_attributes` rendered, the event's own fields rendered (`request` is a string
+    before 2017-05-25), and `api_version` set to `version`."""
+    rendered = dict(render(event, version, related))
+    rendered["api_version"] = version
+    return rendered
+
+
+def render_error(
+    http_status: int, body: JsonObject, version: str, related: Related = NO_RELATED
+) -> ErrorResponse:
+    """An error response at `version`: its status and fields, and the objects it embeds."""
+    version_plan = plan(version)
+    response = ErrorResponse(http_status, render(body, version, related))
+    if version_plan.error_changes:
+        error = response.error
+        response.body = {**response.body, "error": dict(error)}
+        for change in version_plan.error_changes:
+            change.downgrade_error(response)
+    return response
+
+
+def upgrade_request(operation: str, form: Form, version: str) -> Form:
+    """A request sent at `version` for `operation` ("POST /v1/payment_intents"), rewritten to
+    the latest schema's parameters; raises `RequestRefusedError` for what `version` refuses."""
+    version_plan = plan(version)
+    upgrades = [c for c in version_plan.request_upgrades if operation in c.operations]
+    checks = [c for c in version_plan.request_checks if operation in c.operations]
+    if not upgrades and not checks:
+        return form
+    upgraded = dict(form)
+    for change in upgrades:
+        change.upgrade_request(operation, upgraded)
+    for change in checks:
+        change.check_request(operation, upgraded)
+    return upgraded
+
+
+class _Renderer:
+    def __init__(self, version_plan: VersionPlan, context: RenderContext) -> None:
+        self._changes = version_plan.response_changes
+        self._context = context
+
+    def value(self, value: JsonValue) -> JsonValue:
+        if isinstance(value, dict):
+            return self.mapping(value)
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        return value
+
+    def mapping(self, source: JsonObject, as_type: str | None = None) -> JsonObject:
+        kind = source.get("object")
+        type_name = kind if isinstance(kind, str) else as_type
+        obj = dict(source)
+        if type_name is not None:
+            for change in self._changes.get(type_name, ()):
+                change.downgrade(obj, self._context)
+        if type_name == "event":
+            self._event_data(obj)
+        for key, item in obj.items():
+            if isinstance(item, dict | list) and not (type_name == "event" and key == "data"):
+                obj[key] = self.value(item)
+        return obj
+
+    def _event_data(self, event: JsonObject) -> None:
+        data = event.get("data")
+        if not isinstance(data, dict):
+            return
+        rendered = dict(data)
+        inner = data.get("object")
+        if isinstance(inner, dict):
+            rendered["object"] = self.mapping(inner)
+            previous = data.get("previous_attributes")
+            kind = inner.get("object")
+            if isinstance(previous, dict) and isinstance(kind, str):
+                rendered["previous_attributes"] = self.mapping(previous, as_type=kind)
+        event["data"] = rendered

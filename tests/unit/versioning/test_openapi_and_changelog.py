@@ -1,0 +1,80 @@
+import json
+from typing import Any, cast
+
+import pytest
+from openapi_spec_validator import validate
+
+from remit.core.jsonview import JsonObject
+from remit.rest.app import Operation
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.params import Integer, Schema, StringList
+from remit.versioning.changelog import changelog_markdown
+from remit.versioning.openapi import build_document, document, openapi_json
+from remit.versioning.registry import all_changes
+from versions import KNOWN_VERSIONS, LATEST_VERSION
+
+
+async def _unused(context: ApiContext, deps: Dependencies) -> JsonObject:
+    raise AssertionError("never called")
+
+
+@pytest.mark.parametrize(
+    "version", [LATEST_VERSION, "2025-03-01.dashboard", "2019-02-11", "2018-11-08", "2011-01-01"]
+)
+def test_the_openapi_document_of_a_version_is_a_valid_openapi_3_1_document(version: str) -> None:
+    validated = json.loads(openapi_json(version))
+    validate(validated)
+    assert validated["info"]["version"] == version
+    assert "/v1/payment_intents" in validated["paths"]
+
+
+def test_schemas_follow_the_changes_of_each_version() -> None:
+    def props(version: str, name: str) -> dict[str, object]:
+        doc: Any = document(version)
+        return cast(dict[str, object], doc["components"]["schemas"][name]["properties"])
+
+    latest, old = props(LATEST_VERSION, "payment_intent"), props("2011-01-01", "payment_intent")
+    assert {"charges", "allowed_source_types", "next_source_action", "invoice"} <= old.keys()
+    assert not {"charges", "allowed_source_types", "next_source_action", "invoice"} & latest.keys()
+    assert "requires_source" in json.dumps(old["status"])
+    assert "paid" in json.dumps(props("2015-02-16", "charge")["status"])
+    assert props("2017-04-06", "event")["request"] == {
+        "anyOf": [{"type": "string"}, {"type": "null"}]
+    }
+
+
+def test_request_parameters_follow_the_changes_of_each_version() -> None:
+    operation = Operation(
+        "POST",
+        "/v1/payment_intents",
+        Schema(
+            {"amount": Integer(min=1), "payment_method_types": StringList()}, required={"amount"}
+        ),
+        _unused,
+    )
+
+    def params(version: str) -> set[str]:
+        doc: Any = build_document(version, [operation])
+        post = doc["paths"]["/v1/payment_intents"]["post"]
+        schema = post["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+        return set(schema["properties"])
+
+    assert params(LATEST_VERSION) == {"amount"}
+    assert params("2026-08-26.dahlia") == {"amount", "payment_method_types"}
+    assert params("2018-11-08") == {"amount", "allowed_source_types"}
+
+
+def test_an_unknown_version_has_no_document() -> None:
+    with pytest.raises(KeyError):
+        document("2019-13-01")
+
+
+def test_the_changelog_lists_every_change_under_its_version_newest_first() -> None:
+    text = changelog_markdown()
+    for change in all_changes():
+        assert f"**{change.__name__}**" in text
+        assert text.index(f"## {change.version}") < text.index(f"**{change.__name__}**")
+    headings = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    assert headings == sorted(headings, key=KNOWN_VERSIONS.index)
+    assert headings[0] == "2026-09-30.endive"

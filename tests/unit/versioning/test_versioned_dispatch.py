@@ -1,0 +1,173 @@
+"""The render and request-upgrade steps of `dispatch`, with the gRPC side faked."""
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from starlette.testclient import TestClient
+
+from remit.accounts.domain import KeyKind, Principal
+from remit.core.jsonview import JsonObject, to_json
+from remit.rest.app import Operation, build_app
+from remit.rest.auth import Authenticator
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.errors import StripeError
+from remit.rest.params import Integer, Schema, String, StringList
+from remit_api.accounts.v1 import accounts_pb2
+from remit_api.payments.v1 import payments_pb2 as pb
+from tests.support import resources
+from versions import LATEST_VERSION
+
+KEY = "sk_test_" + "a" * 24
+
+
+@dataclass
+class FakeAccounts:
+    pinned: str | None = None
+
+    async def PinApiVersion(  # noqa: N802 (the gRPC method name)
+        self, request: accounts_pb2.PinApiVersionRequest, **_: object
+    ) -> accounts_pb2.PinApiVersionResponse:
+        self.pinned = self.pinned or request.api_version
+        return accounts_pb2.PinApiVersionResponse(api_version=self.pinned)
+
+
+@dataclass
+class FakePayments:
+    charges_asked: list[str] = field(default_factory=list)
+
+    async def ListCharges(  # noqa: N802
+        self, request: pb.ListChargesRequest, **_: object
+    ) -> pb.ListChargesResponse:
+        self.charges_asked.append(request.payment_intent)
+        return pb.ListChargesResponse(data=[resources.charge()])
+
+    async def ListRefunds(  # noqa: N802
+        self, request: pb.ListRefundsRequest, **_: object
+    ) -> pb.ListRefundsResponse:
+        return pb.ListRefundsResponse(data=[])
+
+
+seen_params: list[dict[str, object]] = []
+
+
+async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
+    seen_params.append(dict(context.params))
+    return to_json(resources.payment_intent(status=pb.PAYMENT_INTENT_STATUS_REQUIRES_ACTION))
+
+
+async def decline(context: ApiContext, deps: Dependencies) -> JsonObject:
+    raise StripeError.invalid_request("Invalid card number", param="card[number]")
+
+
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/v1/payment_intents",
+        Schema(
+            {
+                "amount": Integer(),
+                "currency": String(),
+                "payment_method_types": StringList(),
+            }
+        ),
+        create,
+    ),
+    Operation("POST", "/v1/tokens", Schema({"card": String()}), decline),
+]
+
+
+def _client(pinned: str | None) -> tuple[TestClient, FakeAccounts, FakePayments]:
+    accounts, payments = FakeAccounts(pinned), FakePayments()
+
+    async def lookup(key: str) -> Principal | None:
+        return Principal("acct_1", "key_1", KeyKind.SECRET, False, accounts.pinned, False)
+
+    deps = Dependencies(
+        core_channel=cast(Any, None),
+        accounts=cast(Any, accounts),
+        payments=cast(Any, payments),
+        authenticator=Authenticator(lookup),
+    )
+    return TestClient(build_app(deps, OPERATIONS)), accounts, payments
+
+
+def test_a_first_request_pins_the_latest_version_and_says_so_in_the_response() -> None:
+    client, accounts, _ = _client(None)
+    response = client.post("/v1/payment_intents", data={"amount": "5"}, auth=(KEY, ""))
+    assert response.status_code == 200
+    assert accounts.pinned == LATEST_VERSION
+    assert response.headers["stripe-version"] == LATEST_VERSION
+    assert response.json()["status"] == "requires_action"
+
+
+def test_an_account_pinned_in_2018_sees_its_version_and_related_charges() -> None:
+    client, _, payments = _client("2018-11-08")
+    response = client.post(
+        "/v1/payment_intents",
+        data={"amount": "5", "allowed_source_types[0]": "card"},
+        auth=(KEY, ""),
+    )
+    body = response.json()
+    assert response.headers["stripe-version"] == "2018-11-08"
+    assert body["status"] == "requires_source_action"
+    assert body["charges"]["data"][0]["id"] == "ch_3Example"
+    assert payments.charges_asked == ["pi_3Example"]
+    assert seen_params[-1]["payment_method_types"] == ["card"]
+
+
+def test_the_stripe_version_header_overrides_the_pin_for_one_request() -> None:
+    client, _, _ = _client("2018-11-08")
+    response = client.post(
+        "/v1/payment_intents",
+        data={"amount": "5"},
+        auth=(KEY, ""),
+        headers={"Stripe-Version": LATEST_VERSION},
+    )
+    assert response.headers["stripe-version"] == LATEST_VERSION
+    assert "charges" not in response.json()
+
+
+def test_a_refused_parameter_is_a_versioned_400() -> None:
+    client, _, _ = _client(None)
+    response = client.post(
+        "/v1/payment_intents", data={"payment_method_types[0]": "card"}, auth=(KEY, "")
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "payment_method_types_no_longer_supported"
+    assert response.headers["stripe-version"] == LATEST_VERSION
+
+
+def test_errors_are_versioned_and_carry_the_version_header() -> None:
+    client, _, _ = _client("2015-10-01")
+    old = client.post("/v1/tokens", data={"card": "x"}, auth=(KEY, ""))
+    assert (old.status_code, old.json()["error"]["type"]) == (402, "card_error")
+    assert old.headers["stripe-version"] == "2015-10-01"
+    new = client.post(
+        "/v1/tokens", data={"card": "x"}, auth=(KEY, ""), headers={"Stripe-Version": "2015-10-12"}
+    )
+    assert (new.status_code, new.json()["error"]["type"]) == (400, "invalid_request_error")
+
+
+def test_an_unknown_version_is_a_400_and_even_auth_errors_carry_a_version() -> None:
+    client, _, _ = _client(None)
+    unknown = client.post(
+        "/v1/payment_intents", auth=(KEY, ""), headers={"Stripe-Version": "2019-13-01"}
+    )
+    assert unknown.status_code == 400
+    assert "2019-13-01" in unknown.json()["error"]["message"]
+    unauthenticated = client.post("/v1/payment_intents", headers={"Stripe-Version": "2017-05-25"})
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["stripe-version"] == "2017-05-25"
+
+
+def test_the_openapi_document_is_served_without_a_key_for_any_known_version() -> None:
+    client, _, _ = _client(None)
+    response = client.get("/v1/openapi.json", params={"version": "2018-11-08"})
+    assert response.status_code == 200
+    assert response.json()["info"]["version"] == "2018-11-08"
+    assert response.headers["stripe-version"] == "2018-11-08"
+    assert client.get("/v1/openapi.json").json()["info"]["version"] == LATEST_VERSION
+    bad = client.get("/v1/openapi.json", params={"version": "1999-01-01"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["type"] == "invalid_request_error"

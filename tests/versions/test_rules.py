@@ -1,0 +1,110 @@
+"""The rules every version-change module follows (docs/versioning.md), checked for all of them,
+and the checks themselves shown to catch what they are meant to catch."""
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from remit.core.jsonview import JsonObject
+from remit.versioning.change import RenderContext, VersionChange
+from remit.versioning.registry import (
+    InvalidChangeError,
+    check_change,
+    load,
+    module_name,
+    version_modules,
+)
+from versions import KNOWN_VERSIONS, LATEST_VERSION
+
+TESTS = Path(__file__).parent
+VERSIONS = Path(__file__).parents[2] / "versions"
+
+
+def test_every_known_version_is_unique_and_the_sdk_version_is_the_latest() -> None:
+    assert len(KNOWN_VERSIONS) == len(set(KNOWN_VERSIONS)) == 129
+    assert LATEST_VERSION == "2026-10-28.endive"
+    dates = [version.split(".")[0] for version in KNOWN_VERSIONS]
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_every_module_in_versions_is_named_for_a_known_version() -> None:
+    names = {module_name(version) for version in KNOWN_VERSIONS}
+    modules = {path.stem for path in VERSIONS.glob("v*.py")}
+    assert modules <= names
+    assert modules == {module_name(m.version) for m in version_modules()}
+
+
+def test_every_module_has_a_docstring_and_every_change_touches_a_resource() -> None:
+    load()
+    for module in version_modules():
+        assert module.summary, module.module.__name__
+        for change in module.changes:
+            assert inspect.cleandoc(change.__doc__ or ""), change
+            assert change.resources, change
+
+
+def test_every_change_has_a_test_under_tests_versions_that_names_it() -> None:
+    for module in version_modules():
+        folder = TESTS / module_name(module.version)
+        sources = " ".join(path.read_text() for path in folder.glob("test_*.py"))
+        assert sources, f"no tests in {folder}"
+        for change in module.changes:
+            assert change.__name__ in sources, f"{change.__name__} has no test in {folder}"
+
+
+def _renamer(**attributes: object) -> type[VersionChange]:
+    def downgrade(self: VersionChange, obj: JsonObject, context: RenderContext) -> None:
+        obj.pop("status", None)
+
+    namespace: dict[str, object] = {
+        "__doc__": "Renames something.",
+        "__module__": "versions.v2099_01_01",
+        "resources": ("payment_intent",),
+        "fields": ("status",),
+        "downgrade": downgrade,
+    }
+    namespace.update(attributes)
+    return type(str(attributes.pop("name", "RenameSomething")), (VersionChange,), namespace)
+
+
+def test_a_well_formed_change_passes_the_checks() -> None:
+    check_change(_renamer())
+
+
+@pytest.mark.parametrize(
+    ("attributes", "complaint"),
+    [
+        ({"__doc__": None}, "no docstring"),
+        ({"resources": ()}, "touches no resource"),
+        ({"resources": ("payment_intnet",)}, "payment_intnet"),
+        ({"fields": ("stauts",)}, "no field 'stauts'"),
+        ({"fields": ("next_action.redirect_to_url.ur",)}, "redirect_to_url.ur"),
+        ({"adds_back": ("status",)}, "still has it"),
+        ({"name": "StatusRenamed"}, "verb first"),
+        ({"operations": ("POST /v1/nowhere",), "params": ("x",)}, "/v1/nowhere"),
+        (
+            {"operations": ("POST /v1/payment_intents",), "params": ("allowed_source_types",)},
+            "no field 'allowed_source_types'",
+        ),
+        (
+            {"operations": ("POST /v1/payment_intents",), "old_params": ("amount",)},
+            "still has it",
+        ),
+    ],
+)
+def test_a_broken_change_is_refused_with_the_reason(
+    attributes: dict[str, object], complaint: str
+) -> None:
+    with pytest.raises(InvalidChangeError, match=complaint.replace("[", r"\[")):
+        check_change(_renamer(**attributes))
+
+
+def test_a_change_that_overrides_no_hook_is_refused() -> None:
+    idle = type(
+        "RenameNothing",
+        (VersionChange,),
+        {"__doc__": "Nothing.", "resources": ("charge",), "__module__": "versions.v2099_01_01"},
+    )
+    with pytest.raises(InvalidChangeError, match="overrides none"):
+        check_change(idle)

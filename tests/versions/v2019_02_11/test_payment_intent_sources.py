@@ -1,0 +1,108 @@
+import pytest
+
+from remit.core.jsonview import to_json
+from remit.rest.forms import FormValue
+from remit.versioning import RequestRefusedError, render, upgrade_request
+from remit.versioning.operations import (
+    CONFIRM_PAYMENT_INTENT,
+    CREATE_PAYMENT_INTENT,
+    UPDATE_PAYMENT_INTENT,
+)
+from remit_api.payments.v1 import payments_pb2 as pb
+from tests.support import resources
+from tests.support.versions import top_level_difference, version_before
+from versions.v2019_02_11 import (
+    RenameAllowedSourceTypes,
+    RenameNextSourceAction,
+    RenamePaymentIntentSourceStatuses,
+)
+
+AT = "2019-02-11"
+BEFORE = version_before(AT)
+RELATED = resources.related_lists()
+
+
+@pytest.mark.parametrize(
+    ("status", "old", "new"),
+    [
+        (
+            pb.PAYMENT_INTENT_STATUS_REQUIRES_PAYMENT_METHOD,
+            "requires_source",
+            "requires_payment_method",
+        ),
+        (pb.PAYMENT_INTENT_STATUS_REQUIRES_ACTION, "requires_source_action", "requires_action"),
+    ],
+)
+def test_renamed_statuses_show_their_source_names_before_2019_02_11(
+    status: int, old: str, new: str
+) -> None:
+    intent = to_json(resources.payment_intent(status=status, latest_charge=None))
+    intent.pop("next_action")  # isolate the status from RenameNextSourceAction
+    intent.pop("payment_method_types")  # and from RenameAllowedSourceTypes
+    before, at = render(intent, BEFORE, RELATED), render(intent, AT, RELATED)
+    assert RenamePaymentIntentSourceStatuses.version == AT
+    assert top_level_difference(before, at) == {"status": (old, new)}
+
+
+def test_other_statuses_are_the_same_before_2019_02_11() -> None:
+    intent = to_json(resources.payment_intent(status=pb.PAYMENT_INTENT_STATUS_REQUIRES_CAPTURE))
+    assert render(intent, BEFORE, RELATED)["status"] == "requires_capture"
+
+
+def test_payment_method_types_is_allowed_source_types_before_2019_02_11() -> None:
+    intent = to_json(resources.payment_intent(status=pb.PAYMENT_INTENT_STATUS_SUCCEEDED))
+    intent.pop("next_action")
+    before, at = render(intent, BEFORE, RELATED), render(intent, AT, RELATED)
+    assert RenameAllowedSourceTypes.version == AT
+    assert top_level_difference(before, at) == {
+        "allowed_source_types": (["card"], "<absent>"),
+        "payment_method_types": ("<absent>", ["card"]),
+    }
+
+
+def test_next_action_is_next_source_action_before_2019_02_11() -> None:
+    intent = to_json(
+        resources.payment_intent(status=pb.PAYMENT_INTENT_STATUS_PROCESSING, with_next_action=True)
+    )
+    intent.pop("payment_method_types")
+    before, at = render(intent, BEFORE, RELATED), render(intent, AT, RELATED)
+    assert RenameNextSourceAction.version == AT
+    action = at["next_action"]
+    assert isinstance(action, dict)
+    assert action["type"] == "redirect_to_url"
+    assert top_level_difference(before, at) == {
+        "next_source_action": (action, "<absent>"),
+        "next_action": ("<absent>", action),
+    }
+
+
+@pytest.mark.parametrize("operation", [CREATE_PAYMENT_INTENT, UPDATE_PAYMENT_INTENT])
+def test_an_allowed_source_types_parameter_before_2019_02_11_becomes_payment_method_types(
+    operation: str,
+) -> None:
+    form: dict[str, FormValue] = {
+        "amount": "100",
+        "currency": "usd",
+        "allowed_source_types": ["card"],
+    }
+    assert upgrade_request(operation, dict(form), BEFORE) == {
+        "amount": "100",
+        "currency": "usd",
+        "payment_method_types": ["card"],
+    }
+    # From 2019-02-11 on the old name is left alone (and the schema refuses it as unknown).
+    assert upgrade_request(operation, dict(form), AT) == form
+
+
+def test_payment_method_types_is_an_unknown_parameter_before_2019_02_11() -> None:
+    with pytest.raises(RequestRefusedError) as refused:
+        upgrade_request(CREATE_PAYMENT_INTENT, {"payment_method_types": ["card"]}, BEFORE)
+    assert (refused.value.code, refused.value.param) == (
+        "parameter_unknown",
+        "payment_method_types",
+    )
+
+
+def test_confirm_parameters_are_not_rewritten_before_2019_02_11() -> None:
+    form = {"payment_method": "pm_card_visa"}
+    assert upgrade_request(CONFIRM_PAYMENT_INTENT, dict(form), BEFORE) == form

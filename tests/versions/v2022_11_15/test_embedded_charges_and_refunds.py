@@ -1,0 +1,116 @@
+import pytest
+
+from remit.core.jsonview import JsonObject, to_json
+from remit.versioning import RelatedDataMissingError, RelatedList, gather_related, render
+from remit_api.payments.v1 import payments_pb2 as pb
+from tests.support import resources
+from tests.support.versions import top_level_difference, version_before
+from versions.v2022_11_15 import (
+    CHARGES_OF_PAYMENT_INTENT,
+    REFUNDS_OF_CHARGE,
+    RemovePaymentIntentCharges,
+    StopAutoexpandingChargeRefunds,
+)
+
+AT = "2022-11-15"
+BEFORE = version_before(AT)
+RELATED = resources.related_lists()
+
+
+def test_a_payment_intent_lists_its_charges_before_2022_11_15() -> None:
+    intent = to_json(resources.payment_intent())
+    before, at = render(intent, BEFORE, RELATED), render(intent, AT, RELATED)
+    assert RemovePaymentIntentCharges.version == AT
+    charge = render(to_json(resources.charge()), BEFORE, RELATED)
+    assert top_level_difference(before, at) == {
+        "charges": (
+            {
+                "object": "list",
+                "data": [charge],
+                "has_more": False,
+                "total_count": 1,
+                "url": "/v1/charges?payment_intent=pi_3Example",
+            },
+            "<absent>",
+        )
+    }
+
+
+def test_an_intent_without_a_latest_charge_lists_no_charges_and_needs_no_lookup() -> None:
+    intent = to_json(resources.payment_intent(latest_charge=None))
+    charges = render(intent, BEFORE)["charges"]
+    assert isinstance(charges, dict)
+    assert (charges["data"], charges["total_count"]) == ([], 0)
+
+
+def test_a_charge_carries_its_refunds_before_2022_11_15() -> None:
+    charge = to_json(resources.charge())
+    charge.pop("refunds")  # the facade leaves the key out unless expanded
+    before, at = render(charge, BEFORE, RELATED), render(charge, AT, RELATED)
+    assert StopAutoexpandingChargeRefunds.version == AT
+    assert top_level_difference(before, at) == {
+        "refunds": (
+            {
+                "object": "list",
+                "data": [to_json(resources.refund())],
+                "has_more": False,
+                "total_count": 1,
+                "url": "/v1/charges/ch_3Example/refunds",
+            },
+            "<absent>",
+        )
+    }
+
+
+def test_refunds_the_client_expanded_are_kept_as_they_are() -> None:
+    charge = to_json(resources.charge())
+    expanded: JsonObject = {"object": "list", "data": [], "has_more": False, "url": "/x"}
+    charge["refunds"] = expanded
+    assert render(charge, BEFORE)["refunds"] == expanded
+
+
+def test_rendering_without_the_related_lists_fails_loudly() -> None:
+    with pytest.raises(RelatedDataMissingError):
+        render(to_json(resources.payment_intent()), BEFORE)
+
+
+@pytest.mark.anyio
+async def test_gathering_fetches_the_charges_of_an_intent_and_the_refunds_of_each_charge() -> None:
+    asked: list[tuple[str, str]] = []
+
+    async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
+        asked.append((need.resource, parent_id))
+        return RELATED[(need, parent_id)]
+
+    intents: JsonObject = {
+        "object": "list",
+        "data": [
+            to_json(resources.payment_intent()),
+            to_json(resources.payment_intent(id="pi_3New", latest_charge=None)),
+        ],
+        "has_more": False,
+        "url": "/v1/payment_intents",
+    }
+    related = await gather_related(intents, BEFORE, fetch)
+    assert asked == [("charge", "pi_3Example"), ("refund", "ch_3Example")]
+    assert set(related) == {
+        (CHARGES_OF_PAYMENT_INTENT, "pi_3Example"),
+        (REFUNDS_OF_CHARGE, "ch_3Example"),
+    }
+    rendered = render(intents, BEFORE, related)
+    data = rendered["data"]
+    assert isinstance(data, list)
+    assert isinstance(data[0], dict)
+    assert (
+        data[0]["charges"]
+        == render(to_json(resources.payment_intent()), BEFORE, RELATED)["charges"]
+    )
+
+
+@pytest.mark.anyio
+async def test_nothing_is_fetched_from_2022_11_15_on() -> None:
+    async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
+        raise AssertionError("no fetch expected")
+
+    assert await gather_related(to_json(resources.payment_intent()), AT, fetch) == {}
+    assert pb.PaymentIntent.DESCRIPTOR.fields_by_name.get("charges") is None
