@@ -52,3 +52,14 @@ async def core_engine(databases: WorkerDatabases) -> AsyncIterator[AsyncEngine]:
     finally:
         await _truncate_all(engine)
         await engine.dispose()
+
+
+@pytest.fixture
+async def acquirer_engine(databases: WorkerDatabases) -> AsyncIterator[AsyncEngine]:
+    """The worker's acquirer database, emptied after each test."""
+    engine = make_engine(databases.acquirer_url, pool_size=5)
+    try:
+        yield engine
+    finally:
+        await _truncate_all(engine)
+        await engine.dispose()

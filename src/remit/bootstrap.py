@@ -37,13 +37,12 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.accounts.service import AccountsService
     from remit.grpcutil.errors import ErrorMappingInterceptor
     from remit.grpcutil.server import serve_grpc
-    from remit.payment_methods.source import VaultPaymentMethods
     from remit.payments.grpc import payments_registration
     from remit.payments.wiring import build_payments
     from remit.storage.engine import make_engine
 
     engine = make_engine(config.require_database_url(), application_name="remit-core")
-    payments = build_payments(engine, config, VaultPaymentMethods)
+    payments = build_payments(engine, config)
     accounts = AccountsService(engine)
 
     async def close() -> None:
@@ -59,19 +58,30 @@ async def _run_core(config: PlatformConfig) -> None:
 
 
 async def _run_vault(config: PlatformConfig) -> None:
-    from remit.grpcutil.server import serve_grpc
-    from remit.storage.engine import make_engine
+    from remit.vault.process import run_vault
 
-    engine = make_engine(config.require_vault_database_url(), application_name="remit-vault")
-    await serve_grpc(config.vault, [], on_stop=engine.dispose)
+    await run_vault(config)
 
 
 async def _run_acquirer(config: PlatformConfig) -> None:
+    import os
+
+    from remit.acquirer.faults import FaultConfig
+    from remit.acquirer.grpc import acquirer_interceptors, acquirer_registration
+    from remit.acquirer.service import AcquirerService
     from remit.grpcutil.server import serve_grpc
     from remit.storage.engine import make_engine
 
+    faults = FaultConfig.from_env(os.environ)
+    if faults.active:
+        log.warning("acquirer fault injection is on: %s", faults)
     engine = make_engine(config.require_acquirer_database_url(), application_name="remit-acq")
-    await serve_grpc(config.acquirer, [], on_stop=engine.dispose)
+    await serve_grpc(
+        config.acquirer,
+        [acquirer_registration(AcquirerService(engine))],
+        interceptors=acquirer_interceptors(faults),
+        on_stop=engine.dispose,
+    )
 
 
 async def _run_worker(config: PlatformConfig) -> None:

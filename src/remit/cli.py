@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from remit.acquirer.faults import FAULTS_HELP
 from remit.config import ConfigError, PlatformConfig, from_env
 from remit.core.logging import configure_logging
 
@@ -35,6 +36,32 @@ def _add_platform_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
+    from remit.acquirer.faults import FAULT_SETTINGS
+
+    group = parser.add_argument_group("simulated acquirer faults")
+    for setting in FAULT_SETTINGS:
+        if setting.is_switch:
+            group.add_argument(
+                setting.flag, action="store_true", help=f"{setting.help} (env {setting.env}=1)"
+            )
+        else:
+            group.add_argument(setting.flag, help=f"{setting.help} (env {setting.env})")
+
+
+def _apply_fault_flags(args: argparse.Namespace) -> None:
+    """Flags become environment variables, which `remit serve` hands down to the acquirer."""
+    from remit.acquirer.faults import FAULT_SETTINGS, FaultConfig
+
+    for setting in FAULT_SETTINGS:
+        value = getattr(args, setting.flag.removeprefix("--").replace("-", "_"), None)
+        if setting.is_switch and value:
+            os.environ[setting.env] = "1"
+        elif not setting.is_switch and value is not None:
+            os.environ[setting.env] = value
+    FaultConfig.from_env(os.environ)  # fail now, with the setting's name, if malformed
+
+
 def _config_from(args: argparse.Namespace) -> PlatformConfig:
     env = dict(os.environ)
     if getattr(args, "data_dir", None):
@@ -60,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="start every process of the platform",
+        epilog=FAULTS_HELP,
         description=(
             "Start the REST facade, the core gRPC services, the vault, the simulated acquirer "
             "and the worker as separate processes, wait until each is healthy, print their "
@@ -72,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--api-workers", type=int, help="copies of the REST facade sharing its port (default 1)"
     )
+    _add_fault_flags(serve)
 
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     _add_platform_flags(migrate)
@@ -108,8 +137,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     version_commands.add_parser("list", help="print every accepted version, newest first")
 
+    report = commands.add_parser(
+        "settlement-report",
+        help="print the simulated acquirer's settlement report for one day",
+        description=(
+            "Print every capture and refund the simulated acquirer settled on one UTC day, "
+            "with amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, or the "
+            "embedded database under the data directory."
+        ),
+    )
+    _add_platform_flags(report)
+    report.add_argument("--date", required=True, help="the UTC settlement date, YYYY-MM-DD")
+    report.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="output format (default csv)")  # fmt: skip
+    report.add_argument("--merchant", help="only this merchant's rows (acct_ id)")
+
+    vault = commands.add_parser(
+        "vault",
+        help="run only the vault process, or manage its keys (rotate-key, key-status, ...)",
+    )
+    _add_platform_flags(vault)
+    vault_commands = vault.add_subparsers(dest="vault_command")
+    rotate = vault_commands.add_parser(
+        "rotate-key",
+        help="add a key-encryption key version; old data keys are re-wrapped in the background",
+    )
+    _add_platform_flags(rotate)
+    rotate.add_argument(
+        "--wait", action="store_true", help="re-wrap every older data key before returning"
+    )
+    status = vault_commands.add_parser("key-status", help="show key versions and their use")
+    _add_platform_flags(status)
+    retire = vault_commands.add_parser(
+        "retire-keys", help="refuse decryption with key versions below a minimum"
+    )
+    _add_platform_flags(retire)
+    retire.add_argument("--minimum-version", type=int, required=True)
+
     for role in PROCESS_ROLES:
-        single = commands.add_parser(role, help=f"run only the {role} process")
+        if role == "vault":
+            continue
+        if role == "acquirer":
+            single = commands.add_parser(
+                role, help="run only the acquirer process", epilog=FAULTS_HELP
+            )
+            _add_fault_flags(single)
+        else:
+            single = commands.add_parser(role, help=f"run only the {role} process")
         _add_platform_flags(single)
     return parser
 
@@ -119,11 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "versions":
         return _versions(args.versions_command)
     try:
+        if args.command in ("serve", "acquirer"):
+            _apply_fault_flags(args)
         config = _config_from(args)
     except ConfigError as error:
         print(f"remit: {error}", file=sys.stderr)
         return 2
-    if args.command in PROCESS_ROLES:
+    is_vault_admin = args.command == "vault" and args.vault_command is not None
+    if args.command in PROCESS_ROLES and not is_vault_admin:
         from remit.bootstrap import run_process
 
         return run_process(args.command, config)
@@ -134,11 +211,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(config)
     if args.command == "migrate":
         return _migrate(config)
+    if args.command == "settlement-report":
+        return _settlement_report(config, args.date, args.format, args.merchant)
     if args.command == "accounts" and args.accounts_command == "create":
         return _create_account(config, raw_card_access=args.raw_card_access,
                                currency=args.currency, as_json=args.json)  # fmt: skip
     if args.command == "accounts" and args.accounts_command == "upgrade":
         return _upgrade_account(config, args.account, args.version)
+    if args.command == "vault":
+        return _vault(config, args)
     return 2
 
 
@@ -171,6 +252,24 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
             return 1
     previous = reply.previous_api_version if reply.HasField("previous_api_version") else "none"
     print(f"{account_id}: {previous} -> {reply.api_version}")
+    return 0
+
+
+def _vault(config: PlatformConfig, args: argparse.Namespace) -> int:
+    from remit.vault.admin import AdminError, run_admin
+
+    try:
+        lines = run_admin(
+            config,
+            args.vault_command,
+            wait=getattr(args, "wait", False),
+            minimum=getattr(args, "minimum_version", 0) or 0,
+        )
+    except AdminError as error:
+        print(f"remit vault: {error}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
     return 0
 
 
@@ -231,3 +330,37 @@ def _rpc_failure(error: object, target: str) -> str:
         return f"core is not reachable at {target}"
     details = getattr(error, "details", None)
     return str(details()) if callable(details) else str(error)
+
+
+def _settlement_report(config: PlatformConfig, raw_date: str, output: str,
+                       merchant_id: str | None) -> int:  # fmt: skip
+    from remit.acquirer.domain import SettlementRow
+    from remit.acquirer.service import AcquirerService, parse_settlement_date
+    from remit.acquirer.settlement import render_csv, render_json
+    from remit.core.errors import RemitError
+    from remit.databases import resolve_databases
+    from remit.storage.engine import make_engine
+    from remit.storage.migrate import upgrade
+
+    try:
+        day = parse_settlement_date(raw_date)
+    except RemitError as error:
+        print(f"remit: {error}", file=sys.stderr)
+        return 2
+    resolved = resolve_databases(config)
+    try:
+        url = resolved.config.require_acquirer_database_url()
+        upgrade("acquirer", url)
+
+        async def read() -> list[SettlementRow]:
+            engine = make_engine(url, pool_size=1, application_name="remit-cli")
+            try:
+                return await AcquirerService(engine).settlement_report(day, merchant_id)
+            finally:
+                await engine.dispose()
+
+        rows = asyncio.run(read())
+    finally:
+        resolved.stop_embedded()
+    sys.stdout.write(render_json(day, rows) + "\n" if output == "json" else render_csv(rows))
+    return 0

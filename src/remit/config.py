@@ -81,6 +81,20 @@ class PlatformConfig:
         return self.acquirer_database_url
 
 
+# Only the vault process may hold its database credentials and key settings; the vault in turn
+# gets no credentials for anyone else's database.
+VAULT_ONLY_ENV = frozenset(
+    {"VAULT_DATABASE_URL", "REMIT_VAULT_KEYS", "REMIT_VAULT_KEY_FILE", "REMIT_VAULT_DESTINATIONS"}
+)
+KEPT_FROM_VAULT_ENV = frozenset({"DATABASE_URL", "ACQUIRER_DATABASE_URL"})
+
+
+def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment a child process of `role` is started with: only what it may know."""
+    withheld = KEPT_FROM_VAULT_ENV if role == "vault" else VAULT_ONLY_ENV
+    return {name: value for name, value in env.items() if name not in withheld}
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
 

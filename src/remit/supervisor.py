@@ -24,7 +24,7 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from remit.config import Endpoint, PlatformConfig
+from remit.config import Endpoint, PlatformConfig, environment_for
 from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class Supervisor:
         env = {**os.environ, **self._config.to_env()}
         checks = self.health_checks()
         for role in self._roles:
-            self._children.append(spawn_process(role, env))
+            self._children.append(spawn_process(role, environment_for(role, env)))
         deadline = time.monotonic() + READY_TIMEOUT_S
         for child in self._children:
             role = child.role

@@ -1,5 +1,6 @@
 """The payment flows through the official stripe SDK against the real platform."""
 
+
 import pytest
 import stripe
 
@@ -153,7 +154,7 @@ def test_the_same_idempotency_key_replays_and_other_parameters_are_refused(
     client: stripe.StripeClient, platform: RunningPlatform
 ) -> None:
     params = {"amount": 1200, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
-    options = {"idempotency_key": "order-1234"}
+    options: Any = {"idempotency_key": "order-1234"}
     first = client.v1.payment_intents.create(params=params, options=options)  # type: ignore[arg-type]
     again = client.v1.payment_intents.create(params=params, options=options)  # type: ignore[arg-type]
     assert again.id == first.id
@@ -163,7 +164,7 @@ def test_the_same_idempotency_key_replays_and_other_parameters_are_refused(
     assert len(charges.data) == 1
     with pytest.raises(stripe.IdempotencyError):
         client.v1.payment_intents.create(
-            params={**params, "amount": 1300},  # type: ignore[arg-type]
+            params={**params, "amount": 1300},
             options=options,  # type: ignore[arg-type]
         )
 

@@ -5,7 +5,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 import remit.accounts.tables
+import remit.acquirer.tables
+import remit.customers.tables
+import remit.payment_methods.tables
 import remit.payments.tables
+import remit.worker.tables
+from remit.acquirer.tables import acquirer_metadata
 from remit.storage.embedded import to_sqlalchemy_url
 from remit.storage.schema import core_metadata
 from tests.support.postgres import WorkerDatabases
@@ -19,4 +24,29 @@ def test_core_migrations_match_the_table_definitions(databases: WorkerDatabases)
             differences = compare_metadata(MigrationContext.configure(connection), core_metadata)
     finally:
         engine.dispose()
+    assert differences == []
+
+
+def test_acquirer_migrations_match_the_table_definitions(databases: WorkerDatabases) -> None:
+    assert remit.acquirer.tables.operations.name in acquirer_metadata.tables
+    engine = create_engine(to_sqlalchemy_url(databases.acquirer_url))
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            differences = compare_metadata(context, acquirer_metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
+
+
+def test_vault_migrations_match_the_vault_table_definitions(databases: WorkerDatabases) -> None:
+    from remit.vault.tables import vault_metadata
+
+    engine = create_engine(to_sqlalchemy_url(databases.vault_url))
+    try:
+        with engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), vault_metadata)
+    finally:
+        engine.dispose()
+    assert "cards" in vault_metadata.tables
     assert differences == []

@@ -15,9 +15,13 @@ from google.rpc import status_pb2
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import invalid
 from remit.core.ids import random_token
+from remit.customers.grpc import CustomerRpcs
+from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
+from remit.payment_methods.grpc import PaymentMethodRpcs
+from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.charges import Charge, ChargeStatus, Refund, RefundReason, RefundStatus
 from remit.payments.domain import (
     CancellationReason,
@@ -344,9 +348,16 @@ def _intent_reply(intent: PaymentIntent) -> bytes:
     return pb.PaymentIntent.SerializeToString(payment_intent_message(intent))
 
 
-class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
-    def __init__(self, service: PaymentsService) -> None:
+class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.PaymentsServiceServicer):
+    def __init__(
+        self,
+        service: PaymentsService,
+        customers: CustomersService,
+        payment_methods: PaymentMethodsService,
+    ) -> None:
         self._service = service
+        self._customers = customers
+        self._payment_methods = payment_methods
 
     # --- PaymentIntents ---
 

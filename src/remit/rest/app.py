@@ -23,6 +23,7 @@ from remit.accounts.domain import KeyKind
 from remit.core.errors import RemitError
 from remit.core.ids import new_id
 from remit.core.jsonview import JsonObject
+from remit.core.logging import mask_card_numbers
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -80,7 +81,13 @@ def error_response(
     headers = {"Request-Id": request_id, "Stripe-Version": version}
     if error.should_retry is not None:
         headers["Stripe-Should-Retry"] = "true" if error.should_retry else "false"
-    return json_response(versioned.http_status, versioned.body, headers)
+    body = versioned.body
+    error_fields = body.get("error")
+    message = error_fields.get("message") if isinstance(error_fields, dict) else None
+    if isinstance(error_fields, dict) and isinstance(message, str):
+        # Messages may echo client input (an id, say); a card number must never come back.
+        error_fields["message"] = mask_card_numbers(message)
+    return json_response(versioned.http_status, body, headers)
 
 
 async def read_form(request: Request) -> dict[str, FormValue]:

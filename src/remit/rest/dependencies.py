@@ -13,6 +13,7 @@ from remit.rest.auth import Authenticator
 from remit.rest.errors import StripeError
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.payments.v1 import payments_pb2_grpc
+from remit_api.vault.v1 import vault_pb2_grpc
 from versions import KNOWN_VERSIONS, LATEST_VERSION
 
 _KIND_FROM_PROTO = {
@@ -33,6 +34,9 @@ class Dependencies:
     accounts: accounts_pb2_grpc.AccountsServiceAsyncStub
     payments: payments_pb2_grpc.PaymentsServiceAsyncStub
     authenticator: Authenticator
+    # Raw card numbers go from the facade straight to the vault, never through the core.
+    vault_channel: grpc.aio.Channel
+    vault: vault_pb2_grpc.VaultServiceAsyncStub
 
     async def resolve_version(self, principal: Principal, requested: str | None) -> str:
         """The version this request renders at; pins the account on its first request."""
@@ -60,6 +64,7 @@ class Dependencies:
 
     async def close(self) -> None:
         await self.core_channel.close()
+        await self.vault_channel.close()
 
 
 async def connect_dependencies(config: PlatformConfig) -> Dependencies:
@@ -84,9 +89,12 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
             raw_card_access=reply.raw_card_access,
         )
 
+    vault_channel = grpc.aio.insecure_channel(config.vault.target, options=CHANNEL_OPTIONS)
     return Dependencies(
         core_channel=channel,
         accounts=accounts,
         payments=payments_pb2_grpc.PaymentsServiceStub(channel),
         authenticator=Authenticator(lookup),
+        vault_channel=vault_channel,
+        vault=vault_pb2_grpc.VaultServiceStub(vault_channel),
     )

@@ -1,7 +1,14 @@
 """Every REST operation remit serves, in one table."""
 
 from remit.rest.app import Operation
-from remit.rest.resources import charges, payment_intents, refunds
+from remit.rest.resources import (
+    charges,
+    customers,
+    payment_intents,
+    payment_methods,
+    refunds,
+    tokens,
+)
 
 PI = "/v1/payment_intents"
 
@@ -26,4 +33,39 @@ def all_operations() -> list[Operation]:
         Operation("GET", "/v1/refunds/{refund}", refunds.RETRIEVE, refunds.retrieve),
         Operation("POST", "/v1/refunds/{refund}", refunds.UPDATE, refunds.update),
         Operation("POST", "/v1/refunds/{refund}/cancel", refunds.CANCEL, refunds.cancel),
+        *_card_operations(),
+        *_customer_operations(),
+    ]
+
+
+def _card_operations() -> list[Operation]:
+    pm = payment_methods
+    one = "/v1/payment_methods/{payment_method}"
+    return [
+        # Publishable keys may create payment methods and tokens, and nothing else.
+        Operation("POST", "/v1/payment_methods", pm.CREATE, pm.create, publishable_allowed=True),
+        Operation("GET", "/v1/payment_methods", pm.LIST, pm.list_methods),
+        Operation("GET", one, pm.RETRIEVE, pm.retrieve),
+        Operation("POST", one, pm.UPDATE, pm.update),
+        Operation("POST", f"{one}/attach", pm.ATTACH, pm.attach),
+        Operation("POST", f"{one}/detach", pm.DETACH, pm.detach),
+        Operation("POST", "/v1/tokens", tokens.CREATE, tokens.create, publishable_allowed=True),
+        Operation("GET", "/v1/tokens/{token}", tokens.RETRIEVE, tokens.retrieve),
+    ]
+
+
+def _customer_operations() -> list[Operation]:
+    one = "/v1/customers/{customer}"
+    return [
+        Operation("POST", "/v1/customers", customers.CREATE, customers.create),
+        Operation("GET", "/v1/customers", customers.LIST, customers.list_customers),
+        Operation("GET", one, customers.RETRIEVE, customers.retrieve),
+        Operation("POST", one, customers.UPDATE, customers.update),
+        Operation("DELETE", one, customers.DELETE, customers.delete),
+        Operation(
+            "GET",
+            f"{one}/payment_methods",
+            payment_methods.CUSTOMER_LIST,
+            payment_methods.list_for_customer,
+        ),
     ]

@@ -3,7 +3,6 @@
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.config import PlatformConfig
-from remit.payment_methods.source import VaultPaymentMethods
 from remit.payments.service import EXPIRE_JOB
 from remit.payments.wiring import build_payments
 from remit.worker.housekeeping import housekeeping_tasks
@@ -15,7 +14,7 @@ KEY_REAPER_INTERVAL_S = 3600.0
 
 
 def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
-    payments = build_payments(engine, config, VaultPaymentMethods)
+    payments = build_payments(engine, config)
 
     async def expire_authorization(db: AsyncConnection, job: Job) -> None:
         await payments.service.expire_authorization(

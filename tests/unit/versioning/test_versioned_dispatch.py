@@ -88,6 +88,8 @@ def _client(pinned: str | None) -> tuple[TestClient, FakeAccounts, FakePayments]
         accounts=cast(Any, accounts),
         payments=cast(Any, payments),
         authenticator=Authenticator(lookup),
+        vault_channel=cast(Any, None),
+        vault=cast(Any, None),
     )
     return TestClient(build_app(deps, OPERATIONS)), accounts, payments
 

@@ -8,7 +8,15 @@ documents them (declines, CVC/AVS failures, risk levels, authentication required
 
 Every mutating RPC is idempotent on the caller-chosen `reference`: a retry returns the stored
 result with `replayed` set, and LookupOperation tells a caller that lost a response what
-happened.
+happened. References are unique across all operation kinds. Reusing one with different
+parameters (another kind, amount, authorization, card, currency, capture flag, merchant or
+3-D Secure flag; the CVC is not compared, since the vault drops it after the first attempt)
+fails with FAILED_PRECONDITION, ErrorDetail type idempotency_error, code reference_reused.
+
+Outcomes are recorded operations, not gRPC errors: a decline, or a capture/void/refund the
+authorization's state refuses, comes back (and is replayed) with approved = false and a code.
+Malformed requests fail with INVALID_ARGUMENT (amounts must be at least 1) and record
+nothing; an unknown authorization_id fails with NOT_FOUND and records nothing.
 """
 
 from collections import abc as _abc
@@ -180,6 +188,8 @@ class AuthorizationResult(_message.Message):
     NETWORK_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     AUTHORIZATION_CODE_FIELD_NUMBER: _builtins.int
     OPERATION_ID_FIELD_NUMBER: _builtins.int
+    BYPASS_PENDING_FIELD_NUMBER: _builtins.int
+    DISPUTE_EXPECTED_FIELD_NUMBER: _builtins.int
     approved: _builtins.bool
     authorization_id: _builtins.str
     """auth_ id for capture, void and refund; empty when declined."""
@@ -209,6 +219,14 @@ class AuthorizationResult(_message.Message):
     """The issuer's authorization code."""
     operation_id: _builtins.str
     """op_ id of the recorded operation."""
+    bypass_pending: _builtins.bool
+    """Test-card hint (4000000000000077): the funds skip the pending balance and are available at
+    once.
+    """
+    dispute_expected: _builtins.bool
+    """Test-card hint (4000000000000259): the payment succeeds and the cardholder then disputes
+    it as fraudulent.
+    """
     def __init__(
         self,
         *,
@@ -226,10 +244,12 @@ class AuthorizationResult(_message.Message):
         network_transaction_id: _builtins.str = ...,
         authorization_code: _builtins.str = ...,
         operation_id: _builtins.str = ...,
+        bypass_pending: _builtins.bool = ...,
+        dispute_expected: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "bypass_pending", b"bypass_pending", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "dispute_expected", b"dispute_expected", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -298,7 +318,9 @@ Global___CaptureResponse: _TypeAlias = CaptureResponse  # noqa: Y015
 
 @_typing.final
 class VoidRequest(_message.Message):
-    """Releases an authorization."""
+    """Releases an authorization: whatever is still capturable (Operation.amount is the amount
+    released). Refused with code charge_already_captured once nothing is capturable.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -590,7 +612,9 @@ class SettlementRow(_message.Message):
     """Gross amount in minor units (positive for captures and refunds alike)."""
     currency: _builtins.str
     fee: _builtins.int
-    """Interchange/scheme fee the acquirer withheld, in minor units."""
+    """Interchange/scheme fee the acquirer withheld, in minor units: on captures 1.50% of the
+    amount rounded half to even; refunds carry no fee (and return none).
+    """
     merchant_id: _builtins.str
     """The merchant (acct_ id)."""
     @_builtins.property

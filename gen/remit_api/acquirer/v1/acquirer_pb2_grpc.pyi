@@ -8,7 +8,15 @@ documents them (declines, CVC/AVS failures, risk levels, authentication required
 
 Every mutating RPC is idempotent on the caller-chosen `reference`: a retry returns the stored
 result with `replayed` set, and LookupOperation tells a caller that lost a response what
-happened.
+happened. References are unique across all operation kinds. Reusing one with different
+parameters (another kind, amount, authorization, card, currency, capture flag, merchant or
+3-D Secure flag; the CVC is not compared, since the vault drops it after the first attempt)
+fails with FAILED_PRECONDITION, ErrorDetail type idempotency_error, code reference_reused.
+
+Outcomes are recorded operations, not gRPC errors: a decline, or a capture/void/refund the
+authorization's state refuses, comes back (and is replayed) with approved = false and a code.
+Malformed requests fail with INVALID_ARGUMENT (amounts must be at least 1) and record
+nothing; an unknown authorization_id fails with NOT_FOUND and records nothing.
 """
 
 from collections import abc as _abc
@@ -54,7 +62,9 @@ class AcquirerServiceStub:
     LookupOperation: _grpc.UnaryUnaryMultiCallable[_acquirer_pb2.LookupOperationRequest, _acquirer_pb2.LookupOperationResponse]
     """Finds the operation recorded for a reference; NOT_FOUND if the acquirer never saw it."""
     GetSettlementReport: _grpc.UnaryUnaryMultiCallable[_acquirer_pb2.GetSettlementReportRequest, _acquirer_pb2.GetSettlementReportResponse]
-    """The captures and refunds settled on one day, for reconciliation."""
+    """The captures and refunds settled on one day, for reconciliation. A capture (including an
+    Authorize with capture) or refund settles at the instant it is recorded.
+    """
 
 @_typing.type_check_only
 class AcquirerServiceAsyncStub(AcquirerServiceStub):
@@ -74,7 +84,9 @@ class AcquirerServiceAsyncStub(AcquirerServiceStub):
     LookupOperation: _aio.UnaryUnaryMultiCallable[_acquirer_pb2.LookupOperationRequest, _acquirer_pb2.LookupOperationResponse]  # type: ignore[assignment]
     """Finds the operation recorded for a reference; NOT_FOUND if the acquirer never saw it."""
     GetSettlementReport: _aio.UnaryUnaryMultiCallable[_acquirer_pb2.GetSettlementReportRequest, _acquirer_pb2.GetSettlementReportResponse]  # type: ignore[assignment]
-    """The captures and refunds settled on one day, for reconciliation."""
+    """The captures and refunds settled on one day, for reconciliation. A capture (including an
+    Authorize with capture) or refund settles at the instant it is recorded.
+    """
 
 class AcquirerServiceServicer:
     """The simulated acquirer."""
@@ -121,6 +133,8 @@ class AcquirerServiceServicer:
         request: _acquirer_pb2.GetSettlementReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_acquirer_pb2.GetSettlementReportResponse, _abc.Awaitable[_acquirer_pb2.GetSettlementReportResponse]]:
-        """The captures and refunds settled on one day, for reconciliation."""
+        """The captures and refunds settled on one day, for reconciliation. A capture (including an
+        Authorize with capture) or refund settles at the instant it is recorded.
+        """
 
 def add_AcquirerServiceServicer_to_server(servicer: AcquirerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

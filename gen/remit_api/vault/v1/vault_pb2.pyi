@@ -401,6 +401,8 @@ class ForwardedAuthorization(_message.Message):
     NETWORK_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     AUTHORIZATION_CODE_FIELD_NUMBER: _builtins.int
     OPERATION_ID_FIELD_NUMBER: _builtins.int
+    BYPASS_PENDING_FIELD_NUMBER: _builtins.int
+    DISPUTE_EXPECTED_FIELD_NUMBER: _builtins.int
     approved: _builtins.bool
     authorization_id: _builtins.str
     """The destination's authorization id (for capture, void and refund); empty when declined."""
@@ -424,6 +426,10 @@ class ForwardedAuthorization(_message.Message):
     """The issuer's authorization code."""
     operation_id: _builtins.str
     """The destination's operation id for this authorization."""
+    bypass_pending: _builtins.bool
+    """Test-card hint from the acquirer: the funds skip the pending balance."""
+    dispute_expected: _builtins.bool
+    """Test-card hint from the acquirer: the payment succeeds, then is disputed as fraudulent."""
     def __init__(
         self,
         *,
@@ -441,10 +447,12 @@ class ForwardedAuthorization(_message.Message):
         network_transaction_id: _builtins.str = ...,
         authorization_code: _builtins.str = ...,
         operation_id: _builtins.str = ...,
+        bypass_pending: _builtins.bool = ...,
+        dispute_expected: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "bypass_pending", b"bypass_pending", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "dispute_expected", b"dispute_expected", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,351 @@
+"""The acquirer's use cases. Each mutating call is one transaction, recorded once per reference.
+
+Idempotency works in two steps, in one transaction. A call first looks its reference up and,
+when found, replays the stored operation (or refuses a retry whose parameters differ).
+Otherwise it does the work and inserts the operation with `ON CONFLICT (reference) DO
+NOTHING`; a concurrent duplicate waits on the unique index, finds the reference taken, rolls
+its own work back and replays the winner's. So fifty simultaneous copies of one call record
+one operation.
+"""
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.acquirer.cards import profile_for
+from remit.acquirer.domain import (
+    Authorization,
+    AuthorizationRequest,
+    AuthorizationResult,
+    AuthorizationState,
+    NetworkStatus,
+    Operation,
+    OperationKind,
+    SettlementRow,
+    Transition,
+    assess_card,
+    capture,
+    capture_fee_minor,
+    refund,
+    settlement_row,
+    void,
+)
+from remit.acquirer.repository import SqlAcquirerRepository
+from remit.core.clock import Clock, SystemClock
+from remit.core.currency import SUPPORTED_CURRENCIES
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.ids import has_prefix, new_id
+
+MAX_AMOUNT_MINOR: Final = 99_999_999
+MAX_REFERENCE_LENGTH: Final = 255
+MIN_CARD_DIGITS: Final = 12
+MAX_CARD_DIGITS: Final = 19
+
+
+class AcquirerError(RemitError):
+    """Root of the errors the acquirer raises."""
+
+
+def reference_reused(reference: str) -> AcquirerError:
+    # FAILED_PRECONDITION rather than INVALID_ARGUMENT: the request is well formed, but the
+    # reference is already bound to another call; retrying it unchanged can never succeed.
+    return AcquirerError(
+        message=f"The reference '{reference}' was already used for a request with different "
+        "parameters.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        error_type="idempotency_error",
+        code="reference_reused",
+        param="reference",
+    )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    operation: Operation
+    replayed: bool
+
+
+class _ReferenceTakenError(Exception):
+    """Another transaction recorded this reference first; ours rolls back."""
+
+
+def _validate_reference(reference: str) -> None:
+    if not reference:
+        raise invalid("A reference is required.", "reference", code="parameter_missing")
+    if len(reference) > MAX_REFERENCE_LENGTH:
+        raise invalid(f"reference can be at most {MAX_REFERENCE_LENGTH} characters.", "reference")
+
+
+def _validate_amount(amount_minor: int) -> None:
+    if amount_minor < 1:
+        raise invalid("amount must be a positive integer.", "amount", code="amount_too_small")
+    if amount_minor > MAX_AMOUNT_MINOR:
+        raise invalid(
+            f"amount must be no more than {MAX_AMOUNT_MINOR}.", "amount", code="amount_too_large"
+        )
+
+
+def _validate_authorization_request(request: AuthorizationRequest) -> None:
+    _validate_reference(request.reference)
+    _validate_amount(request.amount_minor)
+    number = request.card_number.reveal()
+    # The message never echoes the number.
+    if not number.isdigit() or not MIN_CARD_DIGITS <= len(number) <= MAX_CARD_DIGITS:
+        raise invalid(
+            f"card_number must be {MIN_CARD_DIGITS} to {MAX_CARD_DIGITS} digits.",
+            "card_number",
+            code="invalid_number",
+        )
+    if not 1 <= request.exp_month <= 12:
+        raise invalid("exp_month must be between 1 and 12.", "exp_month",
+                      code="invalid_expiry_month")  # fmt: skip
+    if not 2000 <= request.exp_year <= 2099:
+        raise invalid("exp_year must be a four-digit year.", "exp_year",
+                      code="invalid_expiry_year")  # fmt: skip
+    if request.cvc is not None:
+        cvc = request.cvc.reveal()
+        if not cvc.isdigit() or len(cvc) not in (3, 4):
+            raise invalid("cvc must be 3 or 4 digits.", "cvc", code="invalid_cvc")
+    if request.currency not in SUPPORTED_CURRENCIES:
+        raise invalid(f"Invalid currency: {request.currency}.", "currency",
+                      code="invalid_currency")  # fmt: skip
+    if not has_prefix(request.merchant_id, "acct"):
+        raise invalid("merchant_id must be an account id (acct_...).", "merchant_id")
+
+
+def _network_transaction_id() -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(15))
+
+
+def _authorization_code() -> str:
+    return "".join(secrets.choice("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(6))
+
+
+def parse_settlement_date(raw: str) -> date:
+    try:
+        if len(raw) != 10:
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise invalid(f"date must be a calendar date as YYYY-MM-DD, got {raw!r}.",
+                      "date") from None  # fmt: skip
+
+
+class AcquirerService:
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock = clock or SystemClock()
+
+    async def _find(self, reference: str) -> Operation | None:
+        async with self._engine.connect() as db:
+            return await SqlAcquirerRepository(db).find_operation(reference)
+
+    @staticmethod
+    def _replay(existing: Operation, request: dict[str, object]) -> Recorded:
+        if existing.request != request:
+            raise reference_reused(existing.reference)
+        return Recorded(existing, replayed=True)
+
+    async def _record_once(
+        self,
+        reference: str,
+        request: dict[str, object],
+        perform: Callable[[SqlAcquirerRepository], Awaitable[Operation]],
+    ) -> Recorded:
+        try:
+            async with self._engine.begin() as db:
+                repository = SqlAcquirerRepository(db)
+                existing = await repository.find_operation(reference)
+                if existing is not None:
+                    return self._replay(existing, request)
+                operation = await perform(repository)
+                if not await repository.insert_operation_once(operation):
+                    raise _ReferenceTakenError
+            return Recorded(operation, replayed=False)
+        except _ReferenceTakenError:
+            pass
+        winner = await self._find(reference)
+        if winner is None:
+            raise AssertionError(f"reference {reference!r} was taken but is not recorded")
+        return self._replay(winner, request)
+
+    async def authorize(self, request: AuthorizationRequest) -> Recorded:
+        _validate_authorization_request(request)
+        fingerprint = request.fingerprint()
+
+        async def perform(repository: SqlAcquirerRepository) -> Operation:
+            now = self._clock.now()
+            profile = profile_for(request.card_number.reveal())
+            assessment = assess_card(request, profile, now.date())
+            operation_id = new_id("op")
+            authorization_id: str | None = None
+            if assessment.approved:
+                authorization_id = new_id("auth")
+                await repository.insert_authorization(
+                    Authorization(
+                        id=authorization_id,
+                        merchant_id=request.merchant_id,
+                        currency=request.currency,
+                        authorized_minor=request.amount_minor,
+                        captured_minor=request.amount_minor if request.capture else 0,
+                        refunded_minor=0,
+                        state=AuthorizationState.CLOSED
+                        if request.capture
+                        else AuthorizationState.OPEN,
+                        card=request.card_summary(profile.funding),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            decline = assessment.decline
+            captured = assessment.approved and request.capture
+            result = AuthorizationResult(
+                approved=assessment.approved,
+                authorization_id=authorization_id,
+                operation_id=operation_id,
+                network_status=assessment.network_status,
+                code=None if decline is None else decline.code,
+                decline_code=None if decline is None else decline.decline_code,
+                message=None if decline is None else decline.message,
+                cvc_check=assessment.cvc_check,
+                address_line1_check=assessment.address_line1_check,
+                address_postal_code_check=assessment.address_postal_code_check,
+                risk=assessment.risk,
+                captured=captured,
+                network_transaction_id=None
+                if assessment.network_status is NetworkStatus.NOT_SENT_TO_NETWORK
+                else _network_transaction_id(),
+                authorization_code=_authorization_code() if assessment.approved else None,
+                bypass_pending=assessment.approved and profile.bypass_pending,
+                dispute_expected=assessment.approved and profile.dispute_expected,
+            )
+            return Operation(
+                id=operation_id,
+                reference=request.reference,
+                kind=OperationKind.AUTHORIZE,
+                authorization_id=authorization_id,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                merchant_id=request.merchant_id,
+                approved=assessment.approved,
+                code=result.code,
+                message=result.message,
+                created_at=now,
+                request=fingerprint,
+                authorization_result=result,
+                fee_minor=capture_fee_minor(request.amount_minor) if captured else 0,
+                settled_at=now if captured else None,
+            )
+
+        return await self._record_once(request.reference, fingerprint, perform)
+
+    async def _transition(
+        self,
+        kind: OperationKind,
+        reference: str,
+        authorization_id: str,
+        request: dict[str, object],
+        decide: Callable[[Authorization, datetime], Transition],
+    ) -> Recorded:
+        async def perform(repository: SqlAcquirerRepository) -> Operation:
+            authorization = await repository.lock_authorization(authorization_id)
+            if authorization is None:
+                raise not_found("authorization", authorization_id, param="authorization_id")
+            now = self._clock.now()
+            transition = decide(authorization, now)
+            refusal = transition.refusal
+            if refusal is None:
+                await repository.save_authorization(transition.authorization)
+            settles = refusal is None and kind in (OperationKind.CAPTURE, OperationKind.REFUND)
+            return Operation(
+                id=new_id("op"),
+                reference=reference,
+                kind=kind,
+                authorization_id=authorization.id,
+                amount_minor=transition.amount_minor,
+                currency=authorization.currency,
+                merchant_id=authorization.merchant_id,
+                approved=refusal is None,
+                code=None if refusal is None else refusal.code,
+                message=None if refusal is None else refusal.message,
+                created_at=now,
+                request=request,
+                authorization_result=None,
+                fee_minor=capture_fee_minor(transition.amount_minor)
+                if settles and kind is OperationKind.CAPTURE
+                else 0,
+                settled_at=now if settles else None,
+            )
+
+        return await self._record_once(reference, request, perform)
+
+    async def capture(
+        self, reference: str, authorization_id: str, amount_minor: int, *, keep_open: bool
+    ) -> Recorded:
+        _validate_reference(reference)
+        _validate_amount(amount_minor)
+        request: dict[str, object] = {
+            "kind": OperationKind.CAPTURE.value,
+            "authorization_id": authorization_id,
+            "amount": amount_minor,
+            "keep_open": keep_open,
+        }
+        return await self._transition(
+            OperationKind.CAPTURE, reference, authorization_id, request,
+            lambda authorization, now: capture(
+                authorization, amount_minor, keep_open=keep_open, now=now
+            ),
+        )  # fmt: skip
+
+    async def void(self, reference: str, authorization_id: str) -> Recorded:
+        _validate_reference(reference)
+        request: dict[str, object] = {
+            "kind": OperationKind.VOID.value,
+            "authorization_id": authorization_id,
+        }
+        return await self._transition(
+            OperationKind.VOID, reference, authorization_id, request,
+            lambda authorization, now: void(authorization, now=now),
+        )  # fmt: skip
+
+    async def refund(self, reference: str, authorization_id: str, amount_minor: int) -> Recorded:
+        _validate_reference(reference)
+        _validate_amount(amount_minor)
+        request: dict[str, object] = {
+            "kind": OperationKind.REFUND.value,
+            "authorization_id": authorization_id,
+            "amount": amount_minor,
+        }
+        return await self._transition(
+            OperationKind.REFUND, reference, authorization_id, request,
+            lambda authorization, now: refund(authorization, amount_minor, now=now),
+        )  # fmt: skip
+
+    async def lookup(self, reference: str) -> Operation:
+        _validate_reference(reference)
+        operation = await self._find(reference)
+        if operation is None:
+            raise not_found("operation", reference, param="reference")
+        return operation
+
+    async def get_authorization(self, authorization_id: str) -> Authorization:
+        async with self._engine.connect() as db:
+            authorization = await SqlAcquirerRepository(db).get_authorization(authorization_id)
+        if authorization is None:
+            raise not_found("authorization", authorization_id, param="authorization_id")
+        return authorization
+
+    async def settlement_report(
+        self, day: date, merchant_id: str | None = None
+    ) -> list[SettlementRow]:
+        """Every capture and refund that settled on `day` (UTC), oldest first."""
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        async with self._engine.connect() as db:
+            settled = await SqlAcquirerRepository(db).settled_between(
+                start, start + timedelta(days=1), merchant_id
+            )
+        return [settlement_row(operation) for operation in settled]

@@ -1,0 +1,80 @@
+"""The acquirer database's tables, on its own metadata: it is a separate database.
+
+No column can hold a full card number: authorizations keep the BIN (first six digits) and the
+last four, which PCI DSS allows to be stored in the clear, and the check constraints enforce
+their lengths.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from remit.storage.schema import NAMING_CONVENTION
+
+acquirer_metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+authorizations = Table(
+    "authorizations",
+    acquirer_metadata,
+    Column("id", Text, primary_key=True),
+    Column("merchant_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("authorized_minor", BigInteger, nullable=False),
+    Column("captured_minor", BigInteger, nullable=False),
+    Column("refunded_minor", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("card_brand", Text, nullable=False),
+    Column("card_funding", Text, nullable=False),
+    Column("card_bin", Text, nullable=False),
+    Column("card_last4", Text, nullable=False),
+    Column("exp_month", Integer, nullable=False),
+    Column("exp_year", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "0 <= refunded_minor AND refunded_minor <= captured_minor "
+        "AND captured_minor <= authorized_minor",
+        name="amounts_within_bounds",
+    ),
+    CheckConstraint("card_bin ~ '^[0-9]{6}$'", name="card_bin_six_digits"),
+    CheckConstraint("card_last4 ~ '^[0-9]{4}$'", name="card_last4_four_digits"),
+)
+
+operations = Table(
+    "operations",
+    acquirer_metadata,
+    Column("id", Text, primary_key=True),
+    # One operation per reference, whatever its kind: the unique index is what makes
+    # concurrent duplicates of a call collapse into one.
+    Column("reference", Text, nullable=False, unique=True),
+    Column("kind", Text, nullable=False),
+    Column("authorization_id", Text, ForeignKey("authorizations.id"), nullable=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("merchant_id", Text, nullable=False),
+    Column("approved", Boolean, nullable=False),
+    Column("code", Text, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("request", JSONB, nullable=False),
+    Column("authorization_result", JSONB, nullable=True),
+    Column("fee_minor", BigInteger, nullable=False),
+    Column("settled_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_operations_authorization_id", "authorization_id"),
+    Index(
+        "ix_operations_settled_at",
+        "settled_at",
+        postgresql_where="settled_at IS NOT NULL",
+    ),
+)

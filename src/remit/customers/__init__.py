@@ -1,0 +1,1 @@
+"""Customers: the minimal Stripe Customer, enough to attach and list payment methods."""

@@ -1,0 +1,102 @@
+"""Customers as frozen values, and the pure rules for changing them."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import Enum
+
+
+class TaxExempt(Enum):
+    NONE = "none"
+    EXEMPT = "exempt"
+    REVERSE = "reverse"
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    account_id: str
+    created_at: datetime
+    email: str | None = None
+    name: str | None = None
+    description: str | None = None
+    phone: str | None = None
+    business_name: str | None = None
+    individual_name: str | None = None
+    address: Mapping[str, str] | None = None
+    shipping: Mapping[str, object] | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    preferred_locales: tuple[str, ...] = ()
+    tax_exempt: TaxExempt = TaxExempt.NONE
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CustomerFields:
+    """The settable fields of a create or update; None leaves a field alone on update."""
+
+    email: str | None = None
+    name: str | None = None
+    description: str | None = None
+    phone: str | None = None
+    business_name: str | None = None
+    individual_name: str | None = None
+    address: Mapping[str, str] | None = None
+    clear_address: bool = False
+    shipping: Mapping[str, object] | None = None
+    clear_shipping: bool = False
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    unset_metadata_keys: tuple[str, ...] = ()
+    clear_metadata: bool = False
+    preferred_locales: tuple[str, ...] = ()
+    tax_exempt: TaxExempt | None = None
+
+
+_TEXT_FIELDS = ("email", "name", "description", "phone", "business_name", "individual_name")
+MAX_METADATA_KEYS = 50
+
+
+def apply_metadata(
+    current: Mapping[str, str], *, clear: bool, unset: tuple[str, ...], values: Mapping[str, str]
+) -> dict[str, str]:
+    """Stripe's order: `metadata=` clears, then `metadata[k]=` removes, then keys are set."""
+    merged = {} if clear else dict(current)
+    for key in unset:
+        merged.pop(key, None)
+    merged.update(values)
+    return merged
+
+
+def update_customer(customer: Customer, changes: CustomerFields) -> Customer:
+    """Present empty strings clear a text field; absent fields stay as they are."""
+    updates: dict[str, object] = {}
+    for name in _TEXT_FIELDS:
+        value = getattr(changes, name)
+        if value is not None:
+            updates[name] = value or None
+    if changes.clear_address:
+        updates["address"] = None
+    elif changes.address is not None:
+        updates["address"] = dict(changes.address)
+    if changes.clear_shipping:
+        updates["shipping"] = None
+    elif changes.shipping is not None:
+        updates["shipping"] = dict(changes.shipping)
+    if changes.preferred_locales:
+        updates["preferred_locales"] = tuple(changes.preferred_locales)
+    if changes.tax_exempt is not None:
+        updates["tax_exempt"] = changes.tax_exempt
+    updates["metadata"] = apply_metadata(
+        customer.metadata,
+        clear=changes.clear_metadata,
+        unset=changes.unset_metadata_keys,
+        values=changes.metadata,
+    )
+    return replace(customer, **updates)  # type: ignore[arg-type]
+
+
+def new_customer(
+    fields: CustomerFields, *, customer_id: str, account_id: str, now: datetime
+) -> Customer:
+    blank = Customer(id=customer_id, account_id=account_id, created_at=now)
+    return update_customer(blank, fields)

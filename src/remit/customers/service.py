@@ -1,0 +1,139 @@
+"""Customer use cases. Each public method is one unit of work."""
+
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import Clock, SystemClock
+from remit.core.errors import RemitError, invalid, not_found
+from remit.core.ids import new_id
+from remit.customers.domain import (
+    MAX_METADATA_KEYS,
+    Customer,
+    CustomerFields,
+    new_customer,
+    update_customer,
+)
+from remit.customers.repository import SqlCustomerRepository
+
+if TYPE_CHECKING:
+    from remit.payment_methods.service import PaymentMethodsService
+
+MAX_LIST_LIMIT = 100
+
+
+class CustomersError(RemitError):
+    """Root of the errors the customers service raises."""
+
+
+def _check_metadata(customer: Customer) -> None:
+    if len(customer.metadata) > MAX_METADATA_KEYS:
+        raise invalid(
+            f"Invalid metadata: a customer can have at most {MAX_METADATA_KEYS} keys.", "metadata"
+        )
+
+
+class CustomersService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        payment_methods: "PaymentMethodsService",
+        clock: Clock | None = None,
+    ) -> None:
+        self._engine = engine
+        self._payment_methods = payment_methods
+        self._clock = clock or SystemClock()
+
+    async def create(
+        self, account_id: str, fields: CustomerFields, *, payment_method_id: str | None = None
+    ) -> Customer:
+        from remit.payment_methods.service import attach_in
+
+        customer = new_customer(
+            fields, customer_id=new_id("cus"), account_id=account_id, now=self._clock.now()
+        )
+        _check_metadata(customer)
+        # A test id becomes a real payment method first (a vault call), outside the transaction.
+        method = (
+            None
+            if payment_method_id is None
+            else await self._payment_methods.resolve_for_use(account_id, payment_method_id)
+        )
+        async with self._engine.begin() as db:
+            await SqlCustomerRepository(db).insert(customer)
+            if method is not None:
+                await attach_in(db, account_id, method.id, customer.id)
+        return customer
+
+    async def get(self, account_id: str, customer_id: str) -> Customer:
+        async with self._engine.connect() as db:
+            customer = await SqlCustomerRepository(db).get(account_id, customer_id)
+        if customer is None:
+            raise not_found("customer", customer_id)
+        return customer
+
+    async def update(self, account_id: str, customer_id: str, changes: CustomerFields) -> Customer:
+        async with self._engine.begin() as db:
+            repo = SqlCustomerRepository(db)
+            customer = await repo.get(account_id, customer_id, for_update=True)
+            if customer is None:
+                raise not_found("customer", customer_id)
+            updated = update_customer(customer, changes)
+            _check_metadata(updated)
+            await repo.save(updated)
+        return updated
+
+    async def delete(self, account_id: str, customer_id: str) -> Customer:
+        from remit.payment_methods.repository import SqlPaymentMethodRepository
+
+        now = self._clock.now()
+        async with self._engine.begin() as db:
+            repo = SqlCustomerRepository(db)
+            customer = await repo.get(account_id, customer_id, for_update=True)
+            if customer is None:
+                raise not_found("customer", customer_id)
+            deleted = replace(customer, deleted_at=now)
+            await repo.save(deleted)
+            # Stripe detaches a deleted customer's payment methods; they cannot be used again.
+            await SqlPaymentMethodRepository(db).detach_all_of_customer(
+                account_id, customer_id, now
+            )
+        return deleted
+
+    async def list(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        email: str | None = None,
+        created: tuple[datetime | None, datetime | None, datetime | None, datetime | None] = (
+            None, None, None, None,
+        ),
+    ) -> tuple[list[Customer], bool]:  # fmt: skip
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise invalid("limit must be between 1 and 100.", "limit")
+        if starting_after is not None and ending_before is not None:
+            raise invalid("starting_after and ending_before cannot be used together.")
+        async with self._engine.connect() as db:
+            repo = SqlCustomerRepository(db)
+
+            async def cursor(customer_id: str | None, param: str) -> tuple[datetime, str] | None:
+                if customer_id is None:
+                    return None
+                anchor = await repo.get(account_id, customer_id)
+                if anchor is None:
+                    raise not_found("customer", customer_id, param=param)
+                return anchor.created_at, anchor.id
+
+            return await repo.list(
+                account_id,
+                limit=limit,
+                starting_after=await cursor(starting_after, "starting_after"),
+                ending_before=await cursor(ending_before, "ending_before"),
+                email=email,
+                created=created,
+            )

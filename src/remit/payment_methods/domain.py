@@ -1,0 +1,116 @@
+"""PaymentMethods and Tokens as frozen values. The card number is never here: only the vault
+token that names it and the details the vault chose to share."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class CardSummary:
+    """What the vault tells the core about a card (brand etc. in Stripe's lowercase words)."""
+
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    fingerprint: str
+    funding: str
+    country: str | None
+
+
+@dataclass(frozen=True)
+class VaultCard:
+    vault_token: str
+    card: CardSummary
+
+
+@dataclass(frozen=True)
+class PaymentMethod:
+    id: str
+    account_id: str
+    vault_token: str
+    card: CardSummary
+    created_at: datetime
+    billing_details: Mapping[str, object] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    customer_id: str | None = None
+    allow_redisplay: str | None = None
+    detached_at: datetime | None = None
+    # The Stripe test id (pm_card_visa) this method was made from, if any.
+    test_id: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Stripe never lets a detached payment method be used again."""
+        return self.detached_at is None
+
+
+@dataclass(frozen=True)
+class Token:
+    id: str
+    account_id: str
+    card_id: str
+    vault_token: str
+    card: CardSummary
+    created_at: datetime
+    name: str | None = None
+    address: Mapping[str, str] = field(default_factory=dict)
+    client_ip: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    used: bool = False
+    test_id: str | None = None
+
+
+@dataclass(frozen=True)
+class NewPaymentMethod:
+    """A create call: exactly one source of card details."""
+
+    vault_token: str | None = None
+    token_id: str | None = None
+    payment_method_id: str | None = None
+    billing_details: Mapping[str, object] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    allow_redisplay: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentMethodChanges:
+    billing_details: Mapping[str, object] | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    unset_metadata_keys: tuple[str, ...] = ()
+    clear_metadata: bool = False
+    exp_month: int | None = None
+    exp_year: int | None = None
+    allow_redisplay: str | None = None
+
+
+def merge_billing_details(
+    current: Mapping[str, object], changes: Mapping[str, object]
+) -> dict[str, object]:
+    """Fields present replace (an empty string clears); the address merges field by field."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if key == "address" and isinstance(value, Mapping):
+            address = dict(merged.get("address") or {})  # type: ignore[call-overload]
+            for part, text in value.items():
+                if text == "":
+                    address.pop(part, None)
+                else:
+                    address[part] = text
+            merged["address"] = address or None
+        elif value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def billing_from_token(token: Token) -> dict[str, object]:
+    """Stripe carries a token's cardholder name and address into the payment method."""
+    details: dict[str, object] = {}
+    if token.name:
+        details["name"] = token.name
+    if token.address:
+        details["address"] = dict(token.address)
+    return details

@@ -1,0 +1,191 @@
+"""PaymentMethod and Token persistence inside the caller's transaction."""
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Row, RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.payment_methods.domain import CardSummary, PaymentMethod, Token
+from remit.payment_methods.tables import payment_methods, tokens
+from remit.storage.keyset import fetch_page
+
+
+def _card_values(card: CardSummary) -> dict[str, object]:
+    return {
+        "brand": card.brand,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "fingerprint": card.fingerprint,
+        "funding": card.funding,
+        "country": card.country,
+    }
+
+
+def _card(m: RowMapping) -> CardSummary:
+    return CardSummary(
+        brand=m["brand"],
+        last4=m["last4"],
+        exp_month=m["exp_month"],
+        exp_year=m["exp_year"],
+        fingerprint=m["fingerprint"],
+        funding=m["funding"],
+        country=m["country"],
+    )
+
+
+def _pm_from_row(row: Row[tuple[object, ...]]) -> PaymentMethod:
+    m = row._mapping
+    return PaymentMethod(
+        id=m["id"],
+        account_id=m["account_id"],
+        vault_token=m["vault_token"],
+        card=_card(m),
+        created_at=m["created_at"],
+        billing_details=m["billing_details"],
+        metadata=m["metadata"],
+        customer_id=m["customer_id"],
+        allow_redisplay=m["allow_redisplay"],
+        detached_at=m["detached_at"],
+        test_id=m["test_id"],
+    )
+
+
+def _token_from_row(row: Row[tuple[object, ...]]) -> Token:
+    m = row._mapping
+    return Token(
+        id=m["id"],
+        account_id=m["account_id"],
+        card_id=m["card_id"],
+        vault_token=m["vault_token"],
+        card=_card(m),
+        created_at=m["created_at"],
+        name=m["name"],
+        address=m["address"],
+        client_ip=m["client_ip"],
+        metadata=m["metadata"],
+        used=m["used"],
+        test_id=m["test_id"],
+    )
+
+
+class SqlPaymentMethodRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def insert(self, method: PaymentMethod) -> None:
+        await self._db.execute(
+            payment_methods.insert().values(
+                id=method.id,
+                account_id=method.account_id,
+                vault_token=method.vault_token,
+                test_id=method.test_id,
+                created_at=method.created_at,
+                **{**_card_values(method.card), **self._mutable(method)},
+            )
+        )
+
+    @staticmethod
+    def _mutable(method: PaymentMethod) -> dict[str, object]:
+        return {
+            "billing_details": dict(method.billing_details),
+            "metadata": dict(method.metadata),
+            "customer_id": method.customer_id,
+            "allow_redisplay": method.allow_redisplay,
+            "detached_at": method.detached_at,
+            "exp_month": method.card.exp_month,
+            "exp_year": method.card.exp_year,
+        }
+
+    async def get(
+        self, account_id: str, method_id: str, *, for_update: bool = False
+    ) -> PaymentMethod | None:
+        query = select(payment_methods).where(
+            payment_methods.c.account_id == account_id, payment_methods.c.id == method_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._db.execute(query)).first()
+        return None if row is None else _pm_from_row(row)
+
+    async def save(self, method: PaymentMethod) -> None:
+        await self._db.execute(
+            update(payment_methods)
+            .where(
+                payment_methods.c.account_id == method.account_id,
+                payment_methods.c.id == method.id,
+            )
+            .values(**self._mutable(method))
+        )
+
+    async def detach_all_of_customer(
+        self, account_id: str, customer_id: str, now: datetime
+    ) -> None:
+        await self._db.execute(
+            update(payment_methods)
+            .where(
+                payment_methods.c.account_id == account_id,
+                payment_methods.c.customer_id == customer_id,
+            )
+            .values(customer_id=None, detached_at=now)
+        )
+
+    async def list(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: tuple[datetime, str] | None,
+        ending_before: tuple[datetime, str] | None,
+        customer_id: str | None,
+    ) -> tuple[list[PaymentMethod], bool]:
+        c = payment_methods.c
+        conditions = [c.account_id == account_id]
+        if customer_id is not None:
+            conditions.append(c.customer_id == customer_id)
+        rows, has_more = await fetch_page(
+            self._db,
+            payment_methods,
+            conditions,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+        return [_pm_from_row(row) for row in rows], has_more
+
+    # --- tokens ------------------------------------------------------------------------
+
+    async def insert_token(self, token: Token) -> None:
+        await self._db.execute(
+            tokens.insert().values(
+                id=token.id,
+                account_id=token.account_id,
+                card_id=token.card_id,
+                vault_token=token.vault_token,
+                name=token.name,
+                address=dict(token.address),
+                client_ip=token.client_ip,
+                metadata=dict(token.metadata),
+                used=token.used,
+                test_id=token.test_id,
+                created_at=token.created_at,
+                **_card_values(token.card),
+            )
+        )
+
+    async def get_token(
+        self, account_id: str, token_id: str, *, for_update: bool = False
+    ) -> Token | None:
+        query = select(tokens).where(tokens.c.account_id == account_id, tokens.c.id == token_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._db.execute(query)).first()
+        return None if row is None else _token_from_row(row)
+
+    async def mark_token_used(self, account_id: str, token_id: str) -> None:
+        await self._db.execute(
+            update(tokens)
+            .where(tokens.c.account_id == account_id, tokens.c.id == token_id)
+            .values(used=True)
+        )

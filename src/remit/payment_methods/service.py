@@ -1,0 +1,341 @@
+"""PaymentMethod and Token use cases. Each public method is one unit of work.
+
+Card details come from the vault (a vault token from the facade's tokenization, a tok_ from
+CreateToken, or a Stripe test id resolved to a test card); the core stores the vault token and
+the public details only.
+
+For the payments service: `get_for_charge(account_id, pm_id)` returns the payment method and the
+vault token to forward an authorization with. Stripe test ids (`pm_card_visa`) are turned into
+a real payment method of the account the first time they are used, as Stripe does.
+"""
+
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.core.clock import Clock, SystemClock
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.ids import has_prefix, new_id
+from remit.customers.domain import apply_metadata
+from remit.customers.repository import SqlCustomerRepository
+from remit.payment_methods.domain import (
+    NewPaymentMethod,
+    PaymentMethod,
+    PaymentMethodChanges,
+    Token,
+    VaultCard,
+    billing_from_token,
+    merge_billing_details,
+)
+from remit.payment_methods.repository import SqlPaymentMethodRepository
+from remit.payment_methods.vault_client import CardVault
+from remit.vault.test_cards import is_test_id
+
+MAX_LIST_LIMIT = 100
+_MAX_EXPIRY_YEARS_AHEAD = 50
+
+
+class PaymentMethodsError(RemitError):
+    """Root of the errors the payment methods service raises."""
+
+
+def _unusable(method_id: str) -> PaymentMethodsError:
+    return PaymentMethodsError(
+        message=f"The PaymentMethod {method_id} was previously detached from a Customer and "
+        "may not be used again.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="payment_method_unexpected_state",
+        param="payment_method",
+    )
+
+
+class PaymentMethodsService:
+    def __init__(self, engine: AsyncEngine, vault: CardVault, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._vault = vault
+        self._clock = clock or SystemClock()
+
+    # --- creating ----------------------------------------------------------------------
+
+    async def create(self, account_id: str, new: NewPaymentMethod) -> PaymentMethod:
+        sources = [s for s in (new.vault_token, new.token_id, new.payment_method_id) if s]
+        if len(sources) != 1:
+            raise invalid("Give the card as exactly one of card[token] or payment_method.", "card")
+        if new.vault_token is not None:
+            card = await self._vault.card_details(account_id, new.vault_token)
+            return await self._insert(account_id, card, new)
+        if new.token_id is not None:
+            return await self._create_from_token(account_id, new.token_id, new)
+        assert new.payment_method_id is not None
+        source = await self.resolve_for_use(account_id, new.payment_method_id)
+        return await self._insert(
+            account_id,
+            VaultCard(source.vault_token, source.card),
+            replace(new, billing_details=new.billing_details or source.billing_details),
+        )
+
+    async def _create_from_token(
+        self, account_id: str, token_id: str, new: NewPaymentMethod
+    ) -> PaymentMethod:
+        if is_test_id(token_id):
+            card = await self._vault.resolve_test_card(account_id, token_id)
+            return await self._insert(account_id, card, new, test_id=token_id)
+        async with self._engine.begin() as db:
+            repo = SqlPaymentMethodRepository(db)
+            token = await repo.get_token(account_id, token_id, for_update=True)
+            if token is None:
+                raise not_found("token", token_id, param="card[token]")
+            if token.used:
+                raise invalid(
+                    f"You cannot use a Stripe token more than once: {token_id}.",
+                    "card[token]",
+                    code="token_already_used",
+                )
+            await repo.mark_token_used(account_id, token_id)
+            billing = merge_billing_details(billing_from_token(token), new.billing_details)
+            card = VaultCard(token.vault_token, token.card)
+            method = self._new_method(account_id, card, replace(new, billing_details=billing))
+            await repo.insert(method)
+        return method
+
+    def _new_method(
+        self, account_id: str, card: VaultCard, new: NewPaymentMethod, test_id: str | None = None
+    ) -> PaymentMethod:
+        return PaymentMethod(
+            id=new_id("pm"),
+            account_id=account_id,
+            vault_token=card.vault_token,
+            card=card.card,
+            created_at=self._clock.now(),
+            billing_details=merge_billing_details({}, new.billing_details),
+            metadata=dict(new.metadata),
+            allow_redisplay=new.allow_redisplay or "unspecified",
+            test_id=test_id,
+        )
+
+    async def _insert(
+        self, account_id: str, card: VaultCard, new: NewPaymentMethod, test_id: str | None = None
+    ) -> PaymentMethod:
+        method = self._new_method(account_id, card, new, test_id)
+        async with self._engine.begin() as db:
+            await SqlPaymentMethodRepository(db).insert(method)
+        return method
+
+    async def _materialize_test_id(self, account_id: str, test_id: str) -> PaymentMethod:
+        card = await self._vault.resolve_test_card(account_id, test_id)
+        return await self._insert(account_id, card, NewPaymentMethod(), test_id=test_id)
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def get(self, account_id: str, method_id: str) -> PaymentMethod:
+        """A payment method; a test id gives a fresh payment method of its test card."""
+        if is_test_id(method_id) and has_prefix(method_id, "pm"):
+            return await self._materialize_test_id(account_id, method_id)
+        async with self._engine.connect() as db:
+            method = await SqlPaymentMethodRepository(db).get(account_id, method_id)
+        if method is None:
+            raise not_found("payment_method", method_id, param="payment_method")
+        return method
+
+    async def resolve_for_use(self, account_id: str, method_id: str) -> PaymentMethod:
+        """The payment method to pay or attach with; detached ones are refused."""
+        method = await self.get(account_id, method_id)
+        if not method.usable:
+            raise _unusable(method.id)
+        return method
+
+    async def get_for_charge(self, account_id: str, method_id: str) -> tuple[PaymentMethod, str]:
+        """The payment method to charge and the vault token to forward the authorization with."""
+        method = await self.resolve_for_use(account_id, method_id)
+        return method, method.vault_token
+
+    async def list(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        customer_id: str | None = None,
+    ) -> tuple[list[PaymentMethod], bool]:
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise invalid("limit must be between 1 and 100.", "limit")
+        if starting_after is not None and ending_before is not None:
+            raise invalid("starting_after and ending_before cannot be used together.")
+        async with self._engine.connect() as db:
+            repo = SqlPaymentMethodRepository(db)
+            if customer_id is not None and (
+                await SqlCustomerRepository(db).get(account_id, customer_id) is None
+            ):
+                raise not_found("customer", customer_id, param="customer")
+
+            async def cursor(method_id: str | None, param: str) -> tuple[datetime, str] | None:
+                if method_id is None:
+                    return None
+                anchor = await repo.get(account_id, method_id)
+                if anchor is None:
+                    raise not_found("payment_method", method_id, param=param)
+                return anchor.created_at, anchor.id
+
+            return await repo.list(
+                account_id,
+                limit=limit,
+                starting_after=await cursor(starting_after, "starting_after"),
+                ending_before=await cursor(ending_before, "ending_before"),
+                customer_id=customer_id,
+            )
+
+    # --- changing ----------------------------------------------------------------------
+
+    async def update(
+        self, account_id: str, method_id: str, changes: PaymentMethodChanges
+    ) -> PaymentMethod:
+        now = self._clock.now()
+        async with self._engine.begin() as db:
+            repo = SqlPaymentMethodRepository(db)
+            method = await repo.get(account_id, method_id, for_update=True)
+            if method is None:
+                raise not_found("payment_method", method_id)
+            if method.customer_id is None:
+                raise invalid(
+                    "You must save this PaymentMethod to a customer before you can update it.",
+                    code="payment_method_unexpected_state",
+                )
+            card = method.card
+            if changes.exp_month is not None or changes.exp_year is not None:
+                month = changes.exp_month if changes.exp_month is not None else card.exp_month
+                year = changes.exp_year if changes.exp_year is not None else card.exp_year
+                _check_expiry(month, year, now)
+                card = replace(card, exp_month=month, exp_year=year)
+            updated = replace(
+                method,
+                card=card,
+                billing_details=merge_billing_details(
+                    method.billing_details, changes.billing_details or {}
+                ),
+                metadata=apply_metadata(
+                    method.metadata,
+                    clear=changes.clear_metadata,
+                    unset=changes.unset_metadata_keys,
+                    values=changes.metadata,
+                ),
+                allow_redisplay=changes.allow_redisplay or method.allow_redisplay,
+            )
+            await repo.save(updated)
+        return updated
+
+    async def attach(self, account_id: str, method_id: str, customer_id: str) -> PaymentMethod:
+        method = await self.resolve_for_use(account_id, method_id)
+        async with self._engine.begin() as db:
+            return await attach_in(db, account_id, method.id, customer_id)
+
+    async def detach(self, account_id: str, method_id: str) -> PaymentMethod:
+        async with self._engine.begin() as db:
+            repo = SqlPaymentMethodRepository(db)
+            method = await repo.get(account_id, method_id, for_update=True)
+            if method is None:
+                raise not_found("payment_method", method_id)
+            if method.customer_id is None:
+                raise invalid(
+                    "The payment method you provided is not attached to a customer so "
+                    "detachment is impossible.",
+                    code="payment_method_unexpected_state",
+                )
+            detached = replace(method, customer_id=None, detached_at=self._clock.now())
+            await repo.save(detached)
+        return detached
+
+    # --- tokens ------------------------------------------------------------------------
+
+    async def create_token(
+        self,
+        account_id: str,
+        vault_token: str,
+        *,
+        name: str | None = None,
+        address: dict[str, str] | None = None,
+        client_ip: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Token:
+        card = await self._vault.card_details(account_id, vault_token)
+        token = self._new_token(account_id, card, name=name, address=address or {},
+                                client_ip=client_ip, metadata=metadata or {})  # fmt: skip
+        async with self._engine.begin() as db:
+            await SqlPaymentMethodRepository(db).insert_token(token)
+        return token
+
+    def _new_token(
+        self, account_id: str, card: VaultCard, *, name: str | None, address: dict[str, str],
+        client_ip: str | None, metadata: dict[str, str], test_id: str | None = None,
+    ) -> Token:  # fmt: skip
+        return Token(
+            id=new_id("tok"),
+            account_id=account_id,
+            card_id=new_id("card"),
+            vault_token=card.vault_token,
+            card=card.card,
+            created_at=self._clock.now(),
+            name=name,
+            address=address,
+            client_ip=client_ip,
+            metadata=metadata,
+            test_id=test_id,
+        )
+
+    async def get_token(self, account_id: str, token_id: str) -> Token:
+        if is_test_id(token_id) and has_prefix(token_id, "tok"):
+            card = await self._vault.resolve_test_card(account_id, token_id)
+            token = self._new_token(account_id, card, name=None, address={}, client_ip=None,
+                                    metadata={}, test_id=token_id)  # fmt: skip
+            async with self._engine.begin() as db:
+                await SqlPaymentMethodRepository(db).insert_token(token)
+            return token
+        async with self._engine.connect() as db:
+            found = await SqlPaymentMethodRepository(db).get_token(account_id, token_id)
+        if found is None:
+            raise not_found("token", token_id)
+        return found
+
+
+async def attach_in(
+    db: AsyncConnection, account_id: str, method_id: str, customer_id: str
+) -> PaymentMethod:
+    """Attach inside the caller's transaction (customer creation attaches this way too)."""
+    if await SqlCustomerRepository(db).get(account_id, customer_id, for_update=True) is None:
+        raise not_found("customer", customer_id, param="customer")
+    repo = SqlPaymentMethodRepository(db)
+    method = await repo.get(account_id, method_id, for_update=True)
+    if method is None:
+        raise not_found("payment_method", method_id, param="payment_method")
+    if not method.usable:
+        raise _unusable(method_id)
+    if method.customer_id == customer_id:
+        return method
+    if method.customer_id is not None:
+        raise invalid(
+            "The payment method you provided has already been attached to a customer.",
+            "payment_method",
+            code="payment_method_unexpected_state",
+        )
+    attached = replace(method, customer_id=customer_id)
+    await repo.save(attached)
+    return attached
+
+
+def _check_expiry(month: int, year: int, now: datetime) -> None:
+    if not 1 <= month <= 12:
+        raise invalid(
+            "Your card's expiration month is invalid.", "card[exp_month]",
+            code="invalid_expiry_month",
+        )  # fmt: skip
+    if not now.year <= year <= now.year + _MAX_EXPIRY_YEARS_AHEAD:
+        raise invalid(
+            "Your card's expiration year is invalid.", "card[exp_year]",
+            code="invalid_expiry_year",
+        )  # fmt: skip
+    if year == now.year and month < now.month:
+        raise invalid(
+            "Your card's expiration month is invalid.", "card[exp_month]",
+            code="invalid_expiry_month",
+        )  # fmt: skip

@@ -1,0 +1,52 @@
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from remit.storage.schema import core_metadata
+
+# Card columns hold only what the vault shares: brand, last four, expiry, fingerprint.
+payment_methods = Table(
+    "payment_methods",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("vault_token", Text, nullable=False),
+    Column("brand", Text, nullable=False),
+    Column("last4", Text, nullable=False),
+    Column("exp_month", Integer, nullable=False),
+    Column("exp_year", Integer, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("funding", Text, nullable=False),
+    Column("country", Text, nullable=True),
+    Column("billing_details", JSONB, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("customer_id", Text, nullable=True),
+    Column("allow_redisplay", Text, nullable=True),
+    Column("test_id", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("detached_at", DateTime(timezone=True), nullable=True),
+    Index("ix_payment_methods_account_created", "account_id", "created_at", "id"),
+    Index("ix_payment_methods_account_customer", "account_id", "customer_id"),
+)
+
+tokens = Table(
+    "tokens",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("card_id", Text, nullable=False),
+    Column("vault_token", Text, nullable=False),
+    Column("brand", Text, nullable=False),
+    Column("last4", Text, nullable=False),
+    Column("exp_month", Integer, nullable=False),
+    Column("exp_year", Integer, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("funding", Text, nullable=False),
+    Column("country", Text, nullable=True),
+    Column("name", Text, nullable=True),
+    Column("address", JSONB, nullable=False),
+    Column("client_ip", Text, nullable=True),
+    Column("metadata", JSONB, nullable=False),
+    Column("used", Boolean, nullable=False),
+    Column("test_id", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,72 @@
+"""The core's window on the vault: test-card resolution and a card's public details.
+
+The core never asks for, receives or could receive a card number through this client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import grpc
+
+from remit.core.jsonview import enum_wire_values
+from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.payment_methods.domain import CardSummary, VaultCard
+from remit_api.common.v1 import common_pb2
+from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
+
+REQUESTER: Final = "core"
+TIMEOUT_S: Final = 10.0
+_BRANDS: Final = enum_wire_values(common_pb2.CardBrand.DESCRIPTOR)
+_FUNDING: Final = enum_wire_values(common_pb2.CardFunding.DESCRIPTOR)
+
+
+class CardVault(Protocol):
+    async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard: ...
+    async def card_details(self, account_id: str, vault_token: str) -> VaultCard: ...
+
+
+def summary_from_message(card: vault_pb2.CardDetails) -> CardSummary:
+    return CardSummary(
+        brand=_BRANDS.get(card.brand) or "unknown",
+        last4=card.last4,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        fingerprint=card.fingerprint,
+        funding=_FUNDING.get(card.funding) or "unknown",
+        country=card.country or None,
+    )
+
+
+@dataclass
+class GrpcCardVault:
+    channel: grpc.aio.Channel
+
+    @property
+    def _stub(self) -> vault_pb2_grpc.VaultServiceAsyncStub:
+        return vault_pb2_grpc.VaultServiceStub(self.channel)
+
+    async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard:
+        try:
+            reply = await self._stub.ResolveTestCard(
+                vault_pb2.ResolveTestCardRequest(
+                    account_id=account_id, test_id=test_id, requester=REQUESTER
+                ),
+                timeout=TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise remit_error_from_rpc_error(error) from None
+        return VaultCard(reply.vault_token, summary_from_message(reply.card))
+
+    async def card_details(self, account_id: str, vault_token: str) -> VaultCard:
+        try:
+            reply = await self._stub.GetCardDetails(
+                vault_pb2.GetCardDetailsRequest(
+                    account_id=account_id, vault_token=vault_token, requester=REQUESTER
+                ),
+                timeout=TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise remit_error_from_rpc_error(error) from None
+        return VaultCard(vault_token, summary_from_message(reply.card))

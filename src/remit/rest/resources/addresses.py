@@ -1,0 +1,83 @@
+"""Stripe's address, billing details and shipping parameters, shared by several resources."""
+
+from collections.abc import Mapping
+from typing import Final
+
+from remit.rest.params import UNSET, Field, Object, String
+from remit_api.common.v1 import common_pb2
+
+ADDRESS_FIELDS: Final = ("city", "country", "line1", "line2", "postal_code", "state")
+
+
+def address_field(*, unsettable: bool = False) -> Object:
+    return Object(
+        {name: String(max_length=200, unsettable=unsettable) for name in ADDRESS_FIELDS},
+        unsettable=unsettable,
+    )
+
+
+def billing_details_field(*, unsettable: bool = False) -> Object:
+    fields: dict[str, Field[object]] = {
+        "address": address_field(unsettable=unsettable),
+        "email": String(max_length=800, unsettable=unsettable),
+        "name": String(max_length=200, unsettable=unsettable),
+        "phone": String(max_length=50, unsettable=unsettable),
+        "tax_id": String(max_length=200, unsettable=unsettable),
+    }
+    return Object(fields)
+
+
+def shipping_field(*, unsettable: bool = False) -> Object:
+    return Object(
+        {
+            "address": address_field(),
+            "name": String(max_length=200),
+            "phone": String(max_length=50),
+            "carrier": String(max_length=200),
+            "tracking_number": String(max_length=200),
+        },
+        required={"address", "name"},
+        unsettable=unsettable,
+    )
+
+
+def _text(value: object) -> str | None:
+    """A parsed string; `UNSET` (the client sent "") becomes a present empty string."""
+    if value is UNSET:
+        return ""
+    return value if isinstance(value, str) else None
+
+
+def address_message(values: Mapping[str, object]) -> common_pb2.Address:
+    message = common_pb2.Address()
+    for name in ADDRESS_FIELDS:
+        text = _text(values.get(name))
+        if text is not None:
+            setattr(message, name, text)
+    return message
+
+
+def billing_details_message(values: object) -> common_pb2.BillingDetails | None:
+    if not isinstance(values, dict):
+        return None
+    message = common_pb2.BillingDetails()
+    for name in ("email", "name", "phone", "tax_id"):
+        text = _text(values.get(name))
+        if text is not None:
+            setattr(message, name, text)
+    address = values.get("address")
+    if isinstance(address, dict):
+        message.address.CopyFrom(address_message(address))
+    return message
+
+
+def shipping_message(values: Mapping[str, object]) -> common_pb2.Shipping:
+    message = common_pb2.Shipping()
+    address = values.get("address")
+    if isinstance(address, dict):
+        message.address.CopyFrom(address_message(address))
+    for name in ("name", "phone", "carrier", "tracking_number"):
+        text = _text(values.get(name))
+        if text is not None:
+            setattr(message, name, text)
+    return message

@@ -1,0 +1,103 @@
+"""Raw card details in a request: parsed straight into `Secret`, gated, sent to the vault.
+
+The facade hands raw numbers to the vault and passes only the resulting vault token on to the
+core: the core never sees a card number, not even in transit.
+"""
+
+from typing import Final
+
+from remit.accounts.domain import KeyKind
+from remit.core.secrets import Secret
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.errors import StripeError
+from remit.rest.forms import FormValue
+from remit.rest.grpc_call import call
+from remit.rest.params import Field, Integer, ParamError
+from remit_api.common.v1 import common_pb2
+from remit_api.vault.v1 import vault_pb2
+
+MAX_SECRET_LENGTH: Final = 32
+RAW_CARD_DATA_MESSAGE: Final = (
+    "Sending credit card numbers directly to the Stripe API is generally unsafe. We suggest you "
+    "use test tokens that map to the test card you are using, see https://stripe.com/docs/testing."
+    " To enable raw card data APIs in test mode, see "
+    "https://support.stripe.com/questions/enabling-access-to-raw-card-data-apis."
+)
+
+
+class SecretDigits(Field[Secret[str]]):
+    """A card number or CVC: wrapped in `Secret` at once, never echoed in an error."""
+
+    empty_code = "parameter_invalid_string_empty"
+
+    def parse_value(self, value: FormValue, param: str) -> Secret[str]:
+        if not isinstance(value, str):
+            raise ParamError(
+                f"Invalid string: {param} must be a single value.",
+                code="parameter_invalid",
+                param=param,
+            )
+        if len(value) > MAX_SECRET_LENGTH:
+            raise ParamError(
+                f"Invalid {param}: it is longer than any card value.",
+                code="parameter_invalid",
+                param=param,
+            )
+        return Secret(value)
+
+
+def raw_card_fields() -> dict[str, Field[object]]:
+    return {
+        "number": SecretDigits(),
+        "exp_month": Integer(),
+        "exp_year": Integer(),
+        "cvc": SecretDigits(),
+    }
+
+
+def require_raw_card_access(context: ApiContext) -> None:
+    """Publishable keys tokenize in the browser; secret keys need the account's permission."""
+    principal = context.principal
+    if principal.key_kind is KeyKind.SECRET and not principal.raw_card_access:
+        raise StripeError.invalid_request(RAW_CARD_DATA_MESSAGE)
+
+
+def _required(card: dict[str, object], name: str) -> object:
+    if name not in card:
+        param = f"card[{name}]"
+        raise StripeError.invalid_request(
+            f"Missing required param: {param}.", code="parameter_missing", param=param
+        )
+    return card[name]
+
+
+async def tokenize(
+    context: ApiContext,
+    deps: Dependencies,
+    card: dict[str, object],
+    billing_details: common_pb2.BillingDetails | None = None,
+) -> vault_pb2.TokenizeCardResponse:
+    """Store the card in the vault and return its vault token and public details."""
+    require_raw_card_access(context)
+    number = _required(card, "number")
+    exp_month = _required(card, "exp_month")
+    exp_year = _required(card, "exp_year")
+    assert isinstance(number, Secret)
+    assert isinstance(exp_month, int)
+    assert isinstance(exp_year, int)
+    request = vault_pb2.TokenizeCardRequest(
+        account_id=context.principal.account_id,
+        number=number.reveal(),
+        exp_month=exp_month,
+        # Stripe accepts two-digit years and reads them in this century.
+        exp_year=exp_year + 2000 if 0 <= exp_year < 100 else exp_year,
+        requester="api",
+        livemode=context.principal.livemode,
+    )
+    cvc = card.get("cvc")
+    if isinstance(cvc, Secret):
+        request.cvc = cvc.reveal()
+    if billing_details is not None:
+        request.billing_details.CopyFrom(billing_details)
+    return await call(deps.vault.TokenizeCard, request, context)

@@ -1,0 +1,120 @@
+"""`/v1/customers`: Stripe's Customer endpoints (create, retrieve, update, delete, list)."""
+
+from typing import Final
+
+from remit.core.jsonview import JsonObject, enum_numbers, to_json
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.grpc_call import call
+from remit.rest.listing import list_envelope, page_fields
+from remit.rest.params import (
+    UNSET,
+    Enum,
+    Field,
+    Metadata,
+    PageRequest,
+    Schema,
+    String,
+    StringList,
+    list_schema,
+)
+from remit.rest.resources.addresses import (
+    address_field,
+    address_message,
+    shipping_field,
+    shipping_message,
+)
+from remit.rest.resources.payment_methods import metadata_changes
+from remit_api.payments.v1 import payments_pb2 as pb
+
+PATH: Final = "/v1/customers"
+_TAX_EXEMPT = enum_numbers(pb.CustomerTaxExempt.DESCRIPTOR)
+_TEXT: Final = ("email", "name", "description", "phone", "business_name", "individual_name")
+
+
+def _fields(*, unsettable: bool) -> dict[str, Field[object]]:
+    return {
+        "email": String(max_length=512, unsettable=unsettable),
+        "name": String(max_length=256, unsettable=unsettable),
+        "description": String(max_length=350, unsettable=unsettable),
+        "phone": String(max_length=20, unsettable=unsettable),
+        "business_name": String(max_length=150, unsettable=unsettable),
+        "individual_name": String(max_length=150, unsettable=unsettable),
+        "address": address_field(unsettable=unsettable),
+        "shipping": shipping_field(unsettable=unsettable),
+        "metadata": Metadata(),
+        "preferred_locales": StringList(max_items=10),
+        "tax_exempt": Enum(*_TAX_EXEMPT, unsettable=unsettable),
+    }
+
+
+CREATE = Schema({**_fields(unsettable=False), "payment_method": String()})
+UPDATE = Schema(_fields(unsettable=True))
+RETRIEVE = Schema({})
+DELETE = Schema({})
+LIST = list_schema({"email": String(max_length=512)})
+
+
+def _fill(
+    request: pb.CreateCustomerRequest | pb.UpdateCustomerRequest, context: ApiContext
+) -> None:
+    params = context.params
+    for name in _TEXT:
+        value = params.get(name)
+        if value is UNSET:
+            setattr(request, name, "")
+        elif isinstance(value, str):
+            setattr(request, name, value)
+    address = params.get("address")
+    if isinstance(address, dict):
+        request.address.CopyFrom(address_message(address))
+    shipping = params.get("shipping")
+    if isinstance(shipping, dict):
+        request.shipping.CopyFrom(shipping_message(shipping))
+    request.preferred_locales.extend(context.str_list("preferred_locales"))
+    tax_exempt = params.get("tax_exempt")
+    if isinstance(tax_exempt, str):
+        request.tax_exempt = _TAX_EXEMPT[tax_exempt]  # type: ignore[assignment]
+    elif tax_exempt is UNSET:
+        request.tax_exempt = pb.CUSTOMER_TAX_EXEMPT_NONE
+
+
+async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.CreateCustomerRequest(metadata=context.str_map("metadata"))
+    _fill(request, context)
+    payment_method = context.optional_str("payment_method")
+    if payment_method is not None:
+        request.payment_method = payment_method
+    reply = await call(deps.payments.CreateCustomer, request, context)
+    return to_json(reply.customer)
+
+
+async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.GetCustomerRequest(id=context.path["customer"])
+    reply = await call(deps.payments.GetCustomer, request, context)
+    return to_json(reply.customer)
+
+
+async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.UpdateCustomerRequest(id=context.path["customer"], **metadata_changes(context))  # type: ignore[arg-type]
+    _fill(request, context)
+    request.clear_address = context.params.get("address") is UNSET
+    request.clear_shipping = context.params.get("shipping") is UNSET
+    reply = await call(deps.payments.UpdateCustomer, request, context)
+    return to_json(reply.customer)
+
+
+async def delete(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.DeleteCustomerRequest(id=context.path["customer"])
+    reply = await call(deps.payments.DeleteCustomer, request, context)
+    return to_json(reply.deleted_customer)
+
+
+async def list_customers(context: ApiContext, deps: Dependencies) -> JsonObject:
+    page = PageRequest.from_params(context.params)
+    request = pb.ListCustomersRequest(**page_fields(page))  # type: ignore[arg-type]
+    email = context.optional_str("email")
+    if email is not None:
+        request.email = email
+    reply = await call(deps.payments.ListCustomers, request, context)
+    return list_envelope(reply.data, has_more=reply.has_more, url=PATH)

@@ -1,0 +1,159 @@
+"""`/v1/payment_methods`: Stripe's PaymentMethod endpoints (cards only)."""
+
+from typing import Final
+
+from remit.core.jsonview import JsonObject, to_json
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.errors import StripeError
+from remit.rest.grpc_call import call
+from remit.rest.listing import list_envelope
+from remit.rest.params import (
+    UNSET,
+    Enum,
+    Integer,
+    Metadata,
+    Object,
+    PageRequest,
+    Schema,
+    String,
+    list_schema,
+)
+from remit.rest.resources.addresses import billing_details_field, billing_details_message
+from remit.rest.resources.cards import raw_card_fields, tokenize
+from remit_api.payments.v1 import payments_pb2 as pb
+
+PATH: Final = "/v1/payment_methods"
+_ALLOW_REDISPLAY = Enum("always", "limited", "unspecified")
+
+CREATE = Schema(
+    {
+        "type": Enum("card"),
+        "card": Object({**raw_card_fields(), "token": String()}, exclusive=[("number", "token")]),
+        "payment_method": String(),
+        "billing_details": billing_details_field(),
+        "metadata": Metadata(),
+        "allow_redisplay": _ALLOW_REDISPLAY,
+    },
+    exclusive=[("card", "payment_method")],
+)
+RETRIEVE = Schema({})
+UPDATE = Schema(
+    {
+        "billing_details": billing_details_field(unsettable=True),
+        "metadata": Metadata(),
+        "card": Object({"exp_month": Integer(), "exp_year": Integer()}),
+        "allow_redisplay": _ALLOW_REDISPLAY,
+    }
+)
+LIST = list_schema({"customer": String(), "type": Enum("card")}, created=False)
+CUSTOMER_LIST = list_schema({"type": Enum("card")}, created=False)
+ATTACH = Schema({"customer": String()}, required={"customer"})
+DETACH = Schema({})
+
+
+async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
+    if "type" not in context.params and "payment_method" not in context.params:
+        raise StripeError.invalid_request(
+            "Missing required param: type.", code="parameter_missing", param="type"
+        )
+    billing = billing_details_message(context.params.get("billing_details"))
+    request = pb.CreatePaymentMethodRequest(
+        type=pb.PAYMENT_METHOD_TYPE_CARD, metadata=context.str_map("metadata")
+    )
+    if billing is not None:
+        request.billing_details.CopyFrom(billing)
+    card = context.params.get("card")
+    if isinstance(card, dict):
+        if "token" in card:
+            request.card.token = str(card["token"])
+        else:
+            tokenized = await tokenize(context, deps, card, billing)
+            request.card.vault_token = tokenized.vault_token
+    payment_method = context.optional_str("payment_method")
+    if payment_method is not None:
+        request.payment_method = payment_method
+    allow_redisplay = context.optional_str("allow_redisplay")
+    if allow_redisplay is not None:
+        request.allow_redisplay = allow_redisplay
+    reply = await call(deps.payments.CreatePaymentMethod, request, context)
+    return to_json(reply.payment_method)
+
+
+async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.GetPaymentMethodRequest(id=context.path["payment_method"])
+    reply = await call(deps.payments.GetPaymentMethod, request, context)
+    return to_json(reply.payment_method)
+
+
+def metadata_changes(context: ApiContext) -> dict[str, object]:
+    """`metadata=` clears all, `metadata[k]=` removes k, other keys are set."""
+    value = context.params.get("metadata")
+    if value is UNSET:
+        return {"clear_metadata": True}
+    if not isinstance(value, dict):
+        return {}
+    return {
+        "metadata": {k: v for k, v in value.items() if v != ""},
+        "unset_metadata_keys": [k for k, v in value.items() if v == ""],
+    }
+
+
+async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.UpdatePaymentMethodRequest(
+        id=context.path["payment_method"],
+        **metadata_changes(context),  # type: ignore[arg-type]
+    )
+    billing = billing_details_message(context.params.get("billing_details"))
+    if billing is not None:
+        request.billing_details.CopyFrom(billing)
+    card = context.params.get("card")
+    if isinstance(card, dict):
+        for name in ("exp_month", "exp_year"):
+            if isinstance(card.get(name), int):
+                setattr(request.card, name, card[name])
+    allow_redisplay = context.optional_str("allow_redisplay")
+    if allow_redisplay is not None:
+        request.allow_redisplay = allow_redisplay
+    reply = await call(deps.payments.UpdatePaymentMethod, request, context)
+    return to_json(reply.payment_method)
+
+
+async def _list(
+    context: ApiContext, deps: Dependencies, customer: str | None, url: str
+) -> JsonObject:
+    page = PageRequest.from_params(context.params)
+    request = pb.ListPaymentMethodsRequest(limit=page.limit)
+    if page.starting_after is not None:
+        request.starting_after = page.starting_after
+    if page.ending_before is not None:
+        request.ending_before = page.ending_before
+    if customer is not None:
+        request.customer = customer
+    if context.optional_str("type") is not None:
+        request.type = pb.PAYMENT_METHOD_TYPE_CARD
+    reply = await call(deps.payments.ListPaymentMethods, request, context)
+    return list_envelope(reply.data, has_more=reply.has_more, url=url)
+
+
+async def list_methods(context: ApiContext, deps: Dependencies) -> JsonObject:
+    return await _list(context, deps, context.optional_str("customer"), PATH)
+
+
+async def list_for_customer(context: ApiContext, deps: Dependencies) -> JsonObject:
+    customer = context.path["customer"]
+    return await _list(context, deps, customer, f"/v1/customers/{customer}/payment_methods")
+
+
+async def attach(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.AttachPaymentMethodRequest(
+        id=context.path["payment_method"], customer=context.str_param("customer")
+    )
+    reply = await call(deps.payments.AttachPaymentMethod, request, context)
+    return to_json(reply.payment_method)
+
+
+async def detach(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.DetachPaymentMethodRequest(id=context.path["payment_method"])
+    reply = await call(deps.payments.DetachPaymentMethod, request, context)
+    return to_json(reply.payment_method)

@@ -1,0 +1,97 @@
+"""`remit vault ...`: key management against a running vault, over its gRPC API.
+
+The CLI never reads the key file itself: the vault process owns the keys, and every operation
+lands in its audit log under the requester "cli".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+import grpc
+
+from remit.config import PlatformConfig
+from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
+
+REQUESTER: Final = "cli"
+TIMEOUT_S: Final = 30.0
+
+
+class AdminError(Exception):
+    """The vault refused or could not be reached; the message says why."""
+
+
+def _stub(channel: grpc.aio.Channel) -> vault_pb2_grpc.VaultServiceAsyncStub:
+    return vault_pb2_grpc.VaultServiceStub(channel)
+
+
+async def _rotate(target: str, wait: bool) -> list[str]:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = _stub(channel)
+        rotated = await stub.RotateKey(
+            vault_pb2.RotateKeyRequest(requester=REQUESTER), timeout=TIMEOUT_S
+        )
+        lines = [f"key version {rotated.key_version} now wraps new data keys"]
+        if not wait:
+            lines.append("older data keys are re-wrapped in the background")
+            return lines
+        started = time.monotonic()
+        total = 0
+        while True:
+            progress = await stub.RewrapDataKeys(
+                vault_pb2.RewrapDataKeysRequest(requester=REQUESTER), timeout=TIMEOUT_S
+            )
+            total += progress.rewrapped
+            if progress.remaining == 0:
+                break
+        lines.append(f"re-wrapped {total} data keys in {time.monotonic() - started:.1f}s")
+        return lines
+
+
+async def _status(target: str) -> list[str]:
+    async with grpc.aio.insecure_channel(target) as channel:
+        status = await _stub(channel).GetKeyStatus(
+            vault_pb2.GetKeyStatusRequest(), timeout=TIMEOUT_S
+        )
+    lines = [
+        f"current version             {status.current_version}",
+        f"minimum decryption version  {status.minimum_decryption_version}",
+    ]
+    for version in status.versions:
+        created = version.created.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(
+            f"  v{version.version:<4} created {created}  data keys {version.data_key_count}"
+        )
+    return lines
+
+
+async def _retire(target: str, minimum: int) -> list[str]:
+    async with grpc.aio.insecure_channel(target) as channel:
+        reply = await _stub(channel).SetMinimumDecryptionVersion(
+            vault_pb2.SetMinimumDecryptionVersionRequest(
+                minimum_version=minimum, requester=REQUESTER
+            ),
+            timeout=TIMEOUT_S,
+        )
+    return [f"key versions below {reply.minimum_version} can no longer decrypt"]
+
+
+def run_admin(
+    config: PlatformConfig, command: str, *, wait: bool = False, minimum: int = 0
+) -> list[str]:
+    target = config.vault.target
+    try:
+        if command == "rotate-key":
+            return asyncio.run(_rotate(target, wait))
+        if command == "key-status":
+            return asyncio.run(_status(target))
+        if command == "retire-keys":
+            return asyncio.run(_retire(target, minimum))
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            raise AdminError(f"the vault at {target} is not reachable; is remit running?") from None
+        raise AdminError(remit_error_from_rpc_error(error).message) from None
+    raise AdminError(f"unknown vault command {command!r}")

@@ -1,0 +1,55 @@
+"""The vault's own periodic work, run inside the vault process (the worker cannot see its data).
+
+- CVCs past their one-hour retention are destroyed even if no authorization ever came.
+- After a key rotation, data keys still wrapped under older versions are re-wrapped in batches.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from remit.vault.service import VaultService
+
+log = logging.getLogger(__name__)
+
+CVC_SWEEP_INTERVAL_S: Final = 60.0
+REWRAP_INTERVAL_S: Final = 5.0
+REQUESTER: Final = "vault-background"
+
+
+async def _every(
+    name: str, interval_s: float, run: Callable[[], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            await run()
+        except Exception:
+            log.exception("vault task %s failed", name)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        except TimeoutError:
+            continue
+
+
+def start_background(
+    service: VaultService,
+    stop: asyncio.Event,
+    *,
+    cvc_sweep_interval_s: float = CVC_SWEEP_INTERVAL_S,
+    rewrap_interval_s: float = REWRAP_INTERVAL_S,
+) -> list[asyncio.Task[None]]:
+    async def sweep_cvcs() -> None:
+        dropped = await service.drop_expired_cvcs()
+        if dropped:
+            log.info("destroyed %d CVCs past their retention", dropped)
+
+    async def rewrap() -> None:
+        rewrapped = await service.rewrap_all(requester=REQUESTER)
+        if rewrapped:
+            log.info("re-wrapped %d data keys under the current key version", rewrapped)
+
+    return [
+        asyncio.create_task(_every("cvc-sweep", cvc_sweep_interval_s, sweep_cvcs, stop)),
+        asyncio.create_task(_every("rewrap", rewrap_interval_s, rewrap, stop)),
+    ]

@@ -1,0 +1,133 @@
+"""What the vault keeps about a card, what it records about every access, and what it sends."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from remit.core.secrets import Secret
+from remit.vault.cards import Brand, Funding
+from remit.vault.crypto import SealedCard
+
+
+@dataclass(frozen=True)
+class CardSummary:
+    """The non-sensitive details: all any other part of remit ever learns about a card."""
+
+    brand: Brand
+    last4: str
+    exp_month: int
+    exp_year: int
+    fingerprint: str
+    funding: Funding
+    country: str
+
+
+@dataclass(frozen=True)
+class StoredCard:
+    token: str
+    account_id: str
+    livemode: bool
+    sealed: SealedCard
+    summary: CardSummary
+    billing_details: Mapping[str, object]
+    created_at: datetime
+    cvc_expires_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    def cvc_held(self, now: datetime) -> bool:
+        """A CVC is usable until its first authorization or its expiry, whichever is first."""
+        return (
+            self.sealed.cvc_ciphertext is not None
+            and self.cvc_expires_at is not None
+            and now < self.cvc_expires_at
+        )
+
+
+class AuditAction(Enum):
+    TOKENIZE = "tokenize"
+    RESOLVE_TEST_CARD = "resolve_test_card"
+    GET_DETAILS = "get_details"
+    FORWARD = "forward"
+    DELETE = "delete"
+    ROTATE_KEY = "rotate_key"
+    REWRAP = "rewrap"
+    SET_MINIMUM_VERSION = "set_minimum_version"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Who touched which card, when, why, and whether it worked. Never any card data."""
+
+    id: str
+    created_at: datetime
+    action: AuditAction
+    requester: str
+    purpose: str
+    succeeded: bool
+    token: str = ""
+    account_id: str = ""
+    destination: str = ""
+    reference: str = ""
+    key_version: int = 0
+
+
+@dataclass(frozen=True)
+class ForwardRequest:
+    """An authorization the caller wants sent with the card it names."""
+
+    destination: str
+    amount_minor: int
+    currency: str
+    reference: str
+    capture: bool
+    purpose: str
+    requester: str
+    billing_address: Mapping[str, str] | None = None
+    three_d_secure_authenticated: bool = False
+
+
+@dataclass(frozen=True)
+class OutboundAuthorization:
+    """What leaves the vault towards an allowlisted destination: the only plaintext exit."""
+
+    reference: str
+    merchant_id: str
+    card_number: Secret[str]
+    exp_month: int
+    exp_year: int
+    cvc: Secret[str] | None
+    amount_minor: int
+    currency: str
+    capture: bool
+    billing_address: Mapping[str, str] = field(default_factory=dict)
+    three_d_secure_authenticated: bool = False
+
+
+@dataclass(frozen=True)
+class KeyVersionStatus:
+    version: int
+    created_at: datetime
+    data_key_count: int
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    current_version: int
+    minimum_decryption_version: int
+    versions: list[KeyVersionStatus]
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    limit: int = 10
+    starting_after: str | None = None
+    ending_before: str | None = None
+    account_id: str | None = None
+    token: str | None = None
+    requester: str | None = None
+    action: AuditAction | None = None
+    created_gte: datetime | None = None
+    created_gt: datetime | None = None
+    created_lte: datetime | None = None
+    created_lt: datetime | None = None

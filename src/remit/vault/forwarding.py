@@ -1,0 +1,118 @@
+"""Where decrypted cards may go: a static allowlist of named destinations, each a client.
+
+The allowlist comes from the vault's own configuration (`REMIT_VAULT_DESTINATIONS`), never from
+a request: a caller names a destination, and anything not on the list is refused before any
+card is decrypted. The destination's answer is kept as the acquirer's own message, which the
+vault's `ForwardedAuthorization` mirrors field for field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import grpc
+
+from remit.core.errors import ErrorKind, RemitError
+from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.vault.domain import OutboundAuthorization
+from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
+from remit_api.common.v1 import common_pb2
+from remit_api.vault.v1 import vault_pb2
+
+DESTINATIONS_ENV: Final = "REMIT_VAULT_DESTINATIONS"
+AUTHORIZE_TIMEOUT_S: Final = 30.0
+
+
+class Destination(Protocol):
+    async def authorize(self, outbound: OutboundAuthorization) -> vault_pb2.ForwardedAuthorization:
+        """Send the authorization; raise `RemitError` when no answer came back."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def mirror_result(result: acquirer_pb2.AuthorizationResult) -> vault_pb2.ForwardedAuthorization:
+    """Copy the acquirer's answer into the vault's message of the same shape, field by field."""
+    mirrored = vault_pb2.ForwardedAuthorization()
+    offered = result.DESCRIPTOR.fields_by_name
+    # Only the fields both messages define: either side may grow fields first.
+    for field in vault_pb2.ForwardedAuthorization.DESCRIPTOR.fields:
+        if field.name in offered:
+            setattr(mirrored, field.name, getattr(result, field.name))
+    return mirrored
+
+
+def authorize_request(outbound: OutboundAuthorization) -> acquirer_pb2.AuthorizeRequest:
+    request = acquirer_pb2.AuthorizeRequest(
+        reference=outbound.reference,
+        card_number=outbound.card_number.reveal(),
+        exp_month=outbound.exp_month,
+        exp_year=outbound.exp_year,
+        amount=outbound.amount_minor,
+        currency=outbound.currency,
+        capture=outbound.capture,
+        merchant_id=outbound.merchant_id,
+        three_d_secure_authenticated=outbound.three_d_secure_authenticated,
+    )
+    if outbound.cvc is not None:
+        request.cvc = outbound.cvc.reveal()
+    if outbound.billing_address:
+        request.billing_address.CopyFrom(common_pb2.Address(**outbound.billing_address))
+    return request
+
+
+@dataclass
+class GrpcAcquirerDestination:
+    """An `AcquirerService` reached over gRPC."""
+
+    target: str
+    _channel: grpc.aio.Channel | None = None
+
+    def _stub(self) -> acquirer_pb2_grpc.AcquirerServiceAsyncStub:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.target)
+        return acquirer_pb2_grpc.AcquirerServiceStub(self._channel)
+
+    async def authorize(self, outbound: OutboundAuthorization) -> vault_pb2.ForwardedAuthorization:
+        try:
+            reply = await self._stub().Authorize(
+                authorize_request(outbound), timeout=AUTHORIZE_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _RETRYABLE:
+                raise RemitError(
+                    message="The acquirer did not answer the authorization; retry with the "
+                    "same reference.",
+                    kind=ErrorKind.UNAVAILABLE,
+                    error_type="api_error",
+                    should_retry=True,
+                ) from None
+            raise remit_error_from_rpc_error(error) from None
+        return mirror_result(reply.result)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+
+_RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+def parse_allowlist(text: str) -> dict[str, str]:
+    """`acquirer=127.0.0.1:7423,backup=10.0.0.2:7423` -> {name: host:port}."""
+    allowlist: dict[str, str] = {}
+    for entry in text.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        name, sep, target = entry.partition("=")
+        if not sep or not name.strip() or ":" not in target:
+            raise ValueError(f"{DESTINATIONS_ENV} entries look like name=host:port, got {entry!r}")
+        allowlist[name.strip()] = target.strip()
+    return allowlist
+
+
+def grpc_destinations(allowlist: Mapping[str, str]) -> dict[str, Destination]:
+    return {name: GrpcAcquirerDestination(target) for name, target in allowlist.items()}

@@ -1,0 +1,251 @@
+"""VaultService over gRPC: protobuf in, use case, protobuf out. Nothing else.
+
+Card numbers and CVCs are wrapped in `Secret` the moment they leave the request message.
+"""
+
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict, ParseDict
+
+from remit.core.errors import invalid
+from remit.core.secrets import Secret
+from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.grpcutil.server import ServiceRegistration
+from remit.vault.cards import Brand, Funding
+from remit.vault.domain import AuditAction, AuditEvent, AuditFilter, CardSummary, ForwardRequest
+from remit.vault.service import VaultService
+from remit_api.common.v1 import common_pb2
+from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_BRANDS = {brand: common_pb2.CardBrand.Value(f"CARD_BRAND_{brand.name}") for brand in Brand}
+_FUNDING = {
+    funding: common_pb2.CardFunding.Value(f"CARD_FUNDING_{funding.name}") for funding in Funding
+}
+_ACTIONS = {
+    action: vault_pb2.AuditAction.Value(f"AUDIT_ACTION_{action.name}") for action in AuditAction
+}
+_ACTIONS_FROM_PROTO = {number: action for action, number in _ACTIONS.items()}
+
+
+def card_details_message(summary: CardSummary) -> vault_pb2.CardDetails:
+    return vault_pb2.CardDetails(
+        brand=_BRANDS[summary.brand],
+        last4=summary.last4,
+        exp_month=summary.exp_month,
+        exp_year=summary.exp_year,
+        fingerprint=summary.fingerprint,
+        funding=_FUNDING[summary.funding],
+        country=summary.country,
+    )
+
+
+def billing_details_dict(message: common_pb2.BillingDetails) -> dict[str, object]:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def billing_details_message(details: dict[str, object]) -> common_pb2.BillingDetails:
+    return ParseDict(details, common_pb2.BillingDetails(), ignore_unknown_fields=True)
+
+
+def audit_event_message(event: AuditEvent) -> vault_pb2.AuditEvent:
+    return vault_pb2.AuditEvent(
+        id=event.id,
+        created=timestamp(event.created_at),
+        action=_ACTIONS[event.action],
+        requester=event.requester,
+        purpose=event.purpose,
+        vault_token=event.token,
+        account_id=event.account_id,
+        destination=event.destination,
+        reference=event.reference,
+        succeeded=event.succeeded,
+        key_version=event.key_version,
+    )
+
+
+def _requester(request: Any) -> str:
+    if not request.requester:
+        raise invalid("Say who is asking: requester is required.", "requester")
+    return str(request.requester)
+
+
+def _account(request: Any) -> str:
+    if not request.account_id:
+        raise invalid("account_id is required.", "account_id")
+    return str(request.account_id)
+
+
+class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
+    def __init__(self, service: VaultService) -> None:
+        self._service = service
+
+    async def TokenizeCard(
+        self, request: vault_pb2.TokenizeCardRequest, context: Context
+    ) -> vault_pb2.TokenizeCardResponse:
+        number = Secret(request.number)
+        cvc = Secret(request.cvc) if request.HasField("cvc") else None
+        tokenized = await self._service.tokenize(
+            _account(request),
+            number,
+            request.exp_month,
+            request.exp_year,
+            cvc,
+            billing_details=billing_details_dict(request.billing_details),
+            requester=_requester(request),
+            livemode=request.livemode,
+        )
+        return vault_pb2.TokenizeCardResponse(
+            vault_token=tokenized.token, card=card_details_message(tokenized.summary)
+        )
+
+    async def ResolveTestCard(
+        self, request: vault_pb2.ResolveTestCardRequest, context: Context
+    ) -> vault_pb2.ResolveTestCardResponse:
+        resolved = await self._service.resolve_test_card(
+            _account(request), request.test_id, requester=_requester(request)
+        )
+        return vault_pb2.ResolveTestCardResponse(
+            vault_token=resolved.token, card=card_details_message(resolved.summary)
+        )
+
+    async def GetCardDetails(
+        self, request: vault_pb2.GetCardDetailsRequest, context: Context
+    ) -> vault_pb2.GetCardDetailsResponse:
+        details = await self._service.card_details(
+            _account(request), request.vault_token, requester=_requester(request)
+        )
+        return vault_pb2.GetCardDetailsResponse(
+            card=card_details_message(details.summary),
+            cvc_present=details.cvc_present,
+            billing_details=billing_details_message(dict(details.billing_details)),
+        )
+
+    async def ForwardAuthorization(
+        self, request: vault_pb2.ForwardAuthorizationRequest, context: Context
+    ) -> vault_pb2.ForwardAuthorizationResponse:
+        if request.amount < 1:
+            raise invalid("amount must be at least 1.", "amount")
+        if not request.purpose:
+            raise invalid("Say why the card is decrypted: purpose is required.", "purpose")
+        address = None
+        if request.HasField("billing_address"):
+            address = {
+                str(key): str(value)
+                for key, value in MessageToDict(
+                    request.billing_address, preserving_proto_field_name=True
+                ).items()
+            }
+        forwarded = await self._service.forward(
+            _account(request),
+            request.vault_token,
+            ForwardRequest(
+                destination=request.destination,
+                amount_minor=request.amount,
+                currency=request.currency,
+                reference=request.reference,
+                capture=request.capture,
+                purpose=request.purpose,
+                requester=_requester(request),
+                billing_address=address,
+                three_d_secure_authenticated=request.three_d_secure_authenticated,
+            ),
+        )
+        return vault_pb2.ForwardAuthorizationResponse(
+            result=forwarded.result, replayed=forwarded.replayed
+        )
+
+    async def DeleteCard(
+        self, request: vault_pb2.DeleteCardRequest, context: Context
+    ) -> vault_pb2.DeleteCardResponse:
+        deleted = await self._service.delete_card(
+            _account(request), request.vault_token, requester=_requester(request)
+        )
+        return vault_pb2.DeleteCardResponse(deleted=deleted)
+
+    async def RotateKey(
+        self, request: vault_pb2.RotateKeyRequest, context: Context
+    ) -> vault_pb2.RotateKeyResponse:
+        version = await self._service.rotate_key(requester=_requester(request))
+        return vault_pb2.RotateKeyResponse(key_version=version)
+
+    async def RewrapDataKeys(
+        self, request: vault_pb2.RewrapDataKeysRequest, context: Context
+    ) -> vault_pb2.RewrapDataKeysResponse:
+        progress = await self._service.rewrap_batch(
+            batch_size=request.batch_size, requester=_requester(request)
+        )
+        return vault_pb2.RewrapDataKeysResponse(
+            rewrapped=progress.rewrapped,
+            remaining=progress.remaining,
+            key_version=progress.key_version,
+        )
+
+    async def SetMinimumDecryptionVersion(
+        self, request: vault_pb2.SetMinimumDecryptionVersionRequest, context: Context
+    ) -> vault_pb2.SetMinimumDecryptionVersionResponse:
+        minimum = await self._service.set_minimum_decryption_version(
+            request.minimum_version, requester=_requester(request)
+        )
+        return vault_pb2.SetMinimumDecryptionVersionResponse(minimum_version=minimum)
+
+    async def GetKeyStatus(
+        self, request: vault_pb2.GetKeyStatusRequest, context: Context
+    ) -> vault_pb2.GetKeyStatusResponse:
+        status = await self._service.key_status()
+        return vault_pb2.GetKeyStatusResponse(
+            current_version=status.current_version,
+            minimum_decryption_version=status.minimum_decryption_version,
+            versions=[
+                vault_pb2.KeyVersionStatus(
+                    version=entry.version,
+                    created=timestamp(entry.created_at),
+                    data_key_count=entry.data_key_count,
+                )
+                for entry in status.versions
+            ],
+        )
+
+    async def ListAuditEvents(
+        self, request: vault_pb2.ListAuditEventsRequest, context: Context
+    ) -> vault_pb2.ListAuditEventsResponse:
+        if request.HasField("action") and request.action not in _ACTIONS_FROM_PROTO:
+            raise invalid("action must be a known audit action.", "action")
+
+        def optional(name: str) -> Any:
+            return getattr(request, name) if request.HasField(name) else None  # type: ignore[arg-type]
+
+        def bound(name: str) -> Any:
+            created: Any = request.created
+            return from_timestamp(getattr(created, name)) if created.HasField(name) else None
+
+        events, has_more = await self._service.list_audit_events(
+            AuditFilter(
+                limit=request.limit or 10,
+                starting_after=optional("starting_after"),
+                ending_before=optional("ending_before"),
+                account_id=optional("account_id"),
+                token=optional("vault_token"),
+                requester=optional("requester"),
+                action=_ACTIONS_FROM_PROTO[request.action] if request.HasField("action") else None,
+                created_gte=bound("gte"),
+                created_gt=bound("gt"),
+                created_lte=bound("lte"),
+                created_lt=bound("lt"),
+            )
+        )
+        return vault_pb2.ListAuditEventsResponse(
+            data=[audit_event_message(event) for event in events], has_more=has_more
+        )
+
+
+def vault_registration(service: VaultService) -> ServiceRegistration:
+    servicer = VaultServicer(service)
+    return ServiceRegistration(
+        full_name=vault_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name,
+        add_to_server=lambda server: vault_pb2_grpc.add_VaultServiceServicer_to_server(
+            servicer, server
+        ),
+    )

@@ -1,0 +1,196 @@
+"""Where the vault's key material lives: a 0600 key file of the vault process, or its
+environment (`REMIT_VAULT_KEYS`). Never the database, never any other process.
+
+The file is created on the vault's first start. Rotation rewrites it atomically under a lock,
+and every read checks its modification time, so several vault processes sharing one key file
+see a new version as soon as one of them adds it. Keys given through the environment are
+read-only: rotating them is an operator's job (add a version to the variable, restart).
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Protocol
+
+from remit.vault.crypto import KeyRing, KeyVersion, decode_key, encode_key, new_key_ring
+
+KEY_RING_NAME: Final = "card-kek"
+KEYS_ENV: Final = "REMIT_VAULT_KEYS"
+KEY_FILE_ENV: Final = "REMIT_VAULT_KEY_FILE"
+FORMAT_VERSION: Final = 1
+
+
+class KeyStoreError(Exception):
+    """The key material is missing, malformed, exposed, or cannot be changed here."""
+
+
+class KeyStore(Protocol):
+    writable: bool
+
+    def load(self) -> KeyRing: ...
+    def save(self, ring: KeyRing) -> None: ...
+    def locked(self) -> contextlib.AbstractContextManager[None]: ...
+
+
+def ring_to_json(ring: KeyRing) -> str:
+    return json.dumps(
+        {
+            "format": FORMAT_VERSION,
+            "name": ring.name,
+            "current_version": ring.current_version,
+            "minimum_decryption_version": ring.minimum_decryption_version,
+            "fingerprint_key": encode_key(ring.fingerprint_key),
+            "versions": [
+                {
+                    "version": key.version,
+                    "key": encode_key(key.material),
+                    "created": key.created_at.isoformat(),
+                }
+                for key in sorted(ring.versions.values(), key=lambda key: key.version)
+            ],
+        },
+        indent=2,
+    )
+
+
+def ring_from_json(text: str, source: str) -> KeyRing:
+    try:
+        raw = json.loads(text)
+        versions = {
+            int(entry["version"]): KeyVersion(
+                version=int(entry["version"]),
+                material=decode_key(entry["key"], f"{source}: key version {entry['version']}"),
+                created_at=datetime.fromisoformat(entry["created"]),
+            )
+            for entry in raw["versions"]
+        }
+        ring = KeyRing(
+            name=str(raw["name"]),
+            versions=versions,
+            current_version=int(raw["current_version"]),
+            minimum_decryption_version=int(raw["minimum_decryption_version"]),
+            fingerprint_key=decode_key(raw["fingerprint_key"], f"{source}: fingerprint_key"),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        # The message must not quote the text: it is key material.
+        raise KeyStoreError(
+            f"{source} is not a valid vault key set: {type(error).__name__}"
+        ) from None
+    if ring.current_version not in versions:
+        raise KeyStoreError(f"{source}: current_version {ring.current_version} has no key")
+    if not 1 <= ring.minimum_decryption_version <= ring.current_version:
+        raise KeyStoreError(f"{source}: minimum_decryption_version is out of range")
+    return ring
+
+
+@dataclass
+class FileKeyStore:
+    path: Path
+    writable: bool = True
+    _cached: tuple[int, KeyRing] | None = None
+
+    def ensure_exists(self) -> None:
+        """Create the key file with a first key version unless it exists already."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self.locked():
+            if self.path.exists():
+                return
+            self._write(new_key_ring(KEY_RING_NAME, datetime.now(UTC)))
+
+    def load(self) -> KeyRing:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            raise KeyStoreError(f"vault key file {self.path} does not exist") from None
+        if stat.st_mode & 0o077:
+            raise KeyStoreError(
+                f"vault key file {self.path} is readable by other users; chmod 600 it"
+            )
+        if self._cached is not None and self._cached[0] == stat.st_mtime_ns:
+            return self._cached[1]
+        ring = ring_from_json(self.path.read_text(), str(self.path))
+        self._cached = (stat.st_mtime_ns, ring)
+        return ring
+
+    def save(self, ring: KeyRing) -> None:
+        self._write(ring)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        lock_path = self.path.with_suffix(".lock")
+        fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _write(self, ring: KeyRing) -> None:
+        scratch = self.path.with_suffix(".tmp")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(ring_to_json(ring))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(scratch, self.path)
+        self._cached = None
+
+
+@dataclass
+class StaticKeyStore:
+    """Keys handed to the process (environment); rotation must happen where they come from."""
+
+    ring: KeyRing
+    writable: bool = False
+
+    def load(self) -> KeyRing:
+        return self.ring
+
+    def save(self, ring: KeyRing) -> None:
+        raise KeyStoreError(
+            f"the vault's keys come from {KEYS_ENV}; add a key version there and restart"
+        )
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class MemoryKeyStore:
+    """A writable in-memory key set, for tests and benchmarks."""
+
+    ring: KeyRing
+    writable: bool = True
+
+    def load(self) -> KeyRing:
+        return self.ring
+
+    def save(self, ring: KeyRing) -> None:
+        self.ring = ring
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        yield
+
+
+def default_key_file(data_dir: Path) -> Path:
+    return data_dir / "vault" / "keys.json"
+
+
+def key_store_from_env(environ: dict[str, str] | os._Environ[str], data_dir: Path) -> KeyStore:
+    """`REMIT_VAULT_KEYS` (a key set as JSON) wins; otherwise the key file, created if absent."""
+    inline = environ.get(KEYS_ENV)
+    if inline:
+        return StaticKeyStore(ring_from_json(inline, KEYS_ENV))
+    path = Path(environ.get(KEY_FILE_ENV) or default_key_file(data_dir))
+    store = FileKeyStore(path)
+    store.ensure_exists()
+    store.load()
+    return store

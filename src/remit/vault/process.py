@@ -1,0 +1,56 @@
+"""The vault process: its database, its key material, its destinations, its server."""
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from remit.config import ConfigError, PlatformConfig
+from remit.vault.forwarding import DESTINATIONS_ENV, parse_allowlist
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    """Read by the vault process only; nothing here is handed to any other process."""
+
+    allowlist: Mapping[str, str]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], config: PlatformConfig) -> "VaultSettings":
+        raw = environ.get(DESTINATIONS_ENV)
+        try:
+            allowlist = parse_allowlist(raw) if raw else {"acquirer": config.acquirer.target}
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        return cls(allowlist=allowlist)
+
+
+async def run_vault(config: PlatformConfig) -> None:
+    from remit.grpcutil.errors import ErrorMappingInterceptor
+    from remit.grpcutil.server import serve_grpc
+    from remit.storage.engine import make_engine
+    from remit.vault.background import start_background
+    from remit.vault.forwarding import grpc_destinations
+    from remit.vault.grpc import vault_registration
+    from remit.vault.keystore import key_store_from_env
+    from remit.vault.service import VaultService
+
+    settings = VaultSettings.from_env(os.environ, config)
+    keys = key_store_from_env(os.environ, config.data_dir)
+    engine = make_engine(config.require_vault_database_url(), application_name="remit-vault")
+    service = VaultService(engine, keys, grpc_destinations(settings.allowlist))
+    stop = asyncio.Event()
+    background = start_background(service, stop)
+
+    async def on_stop() -> None:
+        await asyncio.gather(*background, return_exceptions=True)
+        await service.close()
+        await engine.dispose()
+
+    await serve_grpc(
+        config.vault,
+        [vault_registration(service)],
+        interceptors=[ErrorMappingInterceptor()],
+        on_stop=on_stop,
+        stop_event=stop,
+    )

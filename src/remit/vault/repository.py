@@ -1,0 +1,269 @@
+"""Vault persistence inside the caller's transaction. Rows hold ciphertext, never plaintext."""
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.storage.keyset import fetch_page
+from remit.vault.cards import Brand, Funding
+from remit.vault.crypto import SealedCard
+from remit.vault.domain import AuditAction, AuditEvent, AuditFilter, CardSummary, StoredCard
+from remit.vault.tables import audit_events, cards, forwards, test_card_tokens
+
+
+def _card_from_row(row: Row[tuple[object, ...]]) -> StoredCard:
+    m = row._mapping
+    return StoredCard(
+        token=m["token"],
+        account_id=m["account_id"],
+        livemode=m["livemode"],
+        sealed=SealedCard(
+            kek_name=m["kek_name"],
+            kek_version=m["kek_version"],
+            wrapped_data_key=bytes(m["wrapped_data_key"]),
+            number_ciphertext=bytes(m["number_ciphertext"]),
+            cvc_ciphertext=None if m["cvc_ciphertext"] is None else bytes(m["cvc_ciphertext"]),
+        ),
+        summary=CardSummary(
+            brand=Brand(m["brand"]),
+            last4=m["last4"],
+            exp_month=m["exp_month"],
+            exp_year=m["exp_year"],
+            fingerprint=m["fingerprint"],
+            funding=Funding(m["funding"]),
+            country=m["country"],
+        ),
+        billing_details=m["billing_details"],
+        created_at=m["created_at"],
+        cvc_expires_at=m["cvc_expires_at"],
+        deleted_at=m["deleted_at"],
+    )
+
+
+def _audit_from_row(row: Row[tuple[object, ...]]) -> AuditEvent:
+    m = row._mapping
+    return AuditEvent(
+        id=m["id"],
+        created_at=m["created_at"],
+        action=AuditAction(m["action"]),
+        requester=m["requester"],
+        purpose=m["purpose"],
+        succeeded=m["succeeded"],
+        token=m["token"],
+        account_id=m["account_id"],
+        destination=m["destination"],
+        reference=m["reference"],
+        key_version=m["key_version"],
+    )
+
+
+class SqlVaultRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    # --- cards -------------------------------------------------------------------------
+
+    async def insert_card(self, card: StoredCard) -> None:
+        s = card.summary
+        await self._db.execute(
+            cards.insert().values(
+                token=card.token,
+                account_id=card.account_id,
+                livemode=card.livemode,
+                kek_name=card.sealed.kek_name,
+                kek_version=card.sealed.kek_version,
+                wrapped_data_key=card.sealed.wrapped_data_key,
+                number_ciphertext=card.sealed.number_ciphertext,
+                cvc_ciphertext=card.sealed.cvc_ciphertext,
+                cvc_expires_at=card.cvc_expires_at,
+                fingerprint=s.fingerprint,
+                brand=s.brand.value,
+                last4=s.last4,
+                exp_month=s.exp_month,
+                exp_year=s.exp_year,
+                funding=s.funding.value,
+                country=s.country,
+                billing_details=dict(card.billing_details),
+                created_at=card.created_at,
+            )
+        )
+
+    async def get_card(self, token: str, *, for_update: bool = False) -> StoredCard | None:
+        query = select(cards).where(cards.c.token == token)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._db.execute(query)).first()
+        return None if row is None else _card_from_row(row)
+
+    async def drop_cvc(self, token: str) -> None:
+        await self._db.execute(
+            update(cards)
+            .where(cards.c.token == token)
+            .values(cvc_ciphertext=None, cvc_expires_at=None)
+        )
+
+    async def drop_expired_cvcs(self, now: datetime) -> int:
+        result = await self._db.execute(
+            update(cards)
+            .where(cards.c.cvc_ciphertext.is_not(None), cards.c.cvc_expires_at <= now)
+            .values(cvc_ciphertext=None, cvc_expires_at=None)
+        )
+        return int(result.rowcount)
+
+    async def shred_card(self, token: str, now: datetime) -> None:
+        """Destroy the wrapped data key: the number's ciphertext becomes unreadable forever."""
+        await self._db.execute(
+            update(cards)
+            .where(cards.c.token == token)
+            .values(
+                wrapped_data_key=b"",
+                number_ciphertext=b"",
+                cvc_ciphertext=None,
+                cvc_expires_at=None,
+                deleted_at=now,
+            )
+        )
+
+    async def cards_wrapped_below(self, version: int, limit: int) -> list[StoredCard]:
+        query = (
+            select(cards)
+            .where(cards.c.kek_version < version, cards.c.deleted_at.is_(None))
+            .order_by(cards.c.kek_version, cards.c.token)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_card_from_row(row) for row in (await self._db.execute(query)).all()]
+
+    async def count_wrapped_below(self, version: int) -> int:
+        query = select(func.count()).where(
+            cards.c.kek_version < version, cards.c.deleted_at.is_(None)
+        )
+        return int((await self._db.execute(query)).scalar_one())
+
+    async def save_wrapping(self, token: str, sealed: SealedCard) -> None:
+        await self._db.execute(
+            update(cards)
+            .where(cards.c.token == token)
+            .values(
+                kek_name=sealed.kek_name,
+                kek_version=sealed.kek_version,
+                wrapped_data_key=sealed.wrapped_data_key,
+            )
+        )
+
+    async def data_keys_by_version(self) -> dict[int, int]:
+        query = (
+            select(cards.c.kek_version, func.count())
+            .where(cards.c.deleted_at.is_(None))
+            .group_by(cards.c.kek_version)
+        )
+        return {int(version): int(count) for version, count in (await self._db.execute(query))}
+
+    # --- test cards --------------------------------------------------------------------
+
+    async def test_card_token(self, account_id: str, test_id: str) -> str | None:
+        query = select(test_card_tokens.c.token).where(
+            test_card_tokens.c.account_id == account_id, test_card_tokens.c.test_id == test_id
+        )
+        token = (await self._db.execute(query)).scalar_one_or_none()
+        return None if token is None else str(token)
+
+    async def claim_test_card_token(self, account_id: str, test_id: str, token: str) -> bool:
+        """Record `token` for the test id unless another call won the race; True if we won."""
+        result = await self._db.execute(
+            insert(test_card_tokens)
+            .values(account_id=account_id, test_id=test_id, token=token)
+            .on_conflict_do_nothing()
+        )
+        return bool(result.rowcount)
+
+    # --- forwards ----------------------------------------------------------------------
+
+    async def forwarded_result(self, account_id: str, reference: str) -> bytes | None:
+        query = select(forwards.c.result).where(
+            forwards.c.account_id == account_id, forwards.c.reference == reference
+        )
+        result = (await self._db.execute(query)).scalar_one_or_none()
+        return None if result is None else bytes(result)
+
+    async def record_forward(
+        self, account_id: str, reference: str, token: str, destination: str, result: bytes,
+        now: datetime,
+    ) -> bool:  # fmt: skip
+        inserted = await self._db.execute(
+            insert(forwards)
+            .values(
+                account_id=account_id,
+                reference=reference,
+                token=token,
+                destination=destination,
+                result=result,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        return bool(inserted.rowcount)
+
+    # --- audit -------------------------------------------------------------------------
+
+    async def insert_audit_event(self, event: AuditEvent) -> None:
+        await self._db.execute(
+            audit_events.insert().values(
+                id=event.id,
+                created_at=event.created_at,
+                action=event.action.value,
+                requester=event.requester,
+                purpose=event.purpose,
+                token=event.token,
+                account_id=event.account_id,
+                destination=event.destination,
+                reference=event.reference,
+                succeeded=event.succeeded,
+                key_version=event.key_version,
+            )
+        )
+
+    async def audit_anchor(self, event_id: str) -> tuple[datetime, str] | None:
+        query = select(audit_events.c.created_at, audit_events.c.id).where(
+            audit_events.c.id == event_id
+        )
+        row = (await self._db.execute(query)).first()
+        return None if row is None else (row[0], row[1])
+
+    async def list_audit_events(
+        self,
+        wanted: AuditFilter,
+        *,
+        starting_after: tuple[datetime, str] | None,
+        ending_before: tuple[datetime, str] | None,
+    ) -> tuple[list[AuditEvent], bool]:
+        c = audit_events.c
+        conditions = []
+        for column, value in (
+            (c.account_id, wanted.account_id),
+            (c.token, wanted.token),
+            (c.requester, wanted.requester),
+            (c.action, None if wanted.action is None else wanted.action.value),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        for bound, op in (
+            (wanted.created_gte, c.created_at.__ge__),
+            (wanted.created_gt, c.created_at.__gt__),
+            (wanted.created_lte, c.created_at.__le__),
+            (wanted.created_lt, c.created_at.__lt__),
+        ):
+            if bound is not None:
+                conditions.append(op(bound))
+        rows, has_more = await fetch_page(
+            self._db,
+            audit_events,
+            conditions,
+            limit=wanted.limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+        return [_audit_from_row(row) for row in rows], has_more

@@ -1,0 +1,469 @@
+"""Vault use cases. Each public method is one unit of work (or a few, around network calls).
+
+Plaintext exists only in memory, inside `Secret`, between a decryption and the call that needs
+it; it is never logged, stored or put in an error. Every decryption is audited before the
+plaintext leaves this process.
+"""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import Clock, SystemClock
+from remit.core.errors import ErrorKind, RemitError, invalid
+from remit.core.ids import new_id
+from remit.core.secrets import Secret
+from remit.vault.cards import Funding, validate_card
+from remit.vault.crypto import (
+    KeyRing,
+    VaultCryptoError,
+    fingerprint,
+    open_card,
+    rewrap,
+    seal_card,
+)
+from remit.vault.domain import (
+    AuditAction,
+    AuditEvent,
+    AuditFilter,
+    CardSummary,
+    ForwardRequest,
+    KeyStatus,
+    KeyVersionStatus,
+    OutboundAuthorization,
+    StoredCard,
+)
+from remit.vault.forwarding import Destination
+from remit.vault.keystore import KeyStore, KeyStoreError
+from remit.vault.repository import SqlVaultRepository
+from remit.vault.test_cards import known_test_number, test_card_for
+from remit_api.vault.v1 import vault_pb2
+
+log = logging.getLogger(__name__)
+
+CVC_RETENTION: Final = timedelta(hours=1)
+DEFAULT_REWRAP_BATCH: Final = 500
+MAX_REWRAP_BATCH: Final = 5000
+TEST_CARD_YEARS_AHEAD: Final = 5
+
+
+class VaultError(RemitError):
+    """Root of the errors the vault service raises."""
+
+
+def _no_such_token(token: str) -> VaultError:
+    return VaultError(
+        message=f"No such vault token: '{token}'",
+        kind=ErrorKind.NOT_FOUND,
+        code="resource_missing",
+        param="vault_token",
+    )
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    token: str
+    summary: CardSummary
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    summary: CardSummary
+    cvc_present: bool
+    billing_details: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    result: vault_pb2.ForwardedAuthorization
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class RewrapProgress:
+    rewrapped: int
+    remaining: int
+    key_version: int
+
+
+class VaultService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        keys: KeyStore,
+        destinations: Mapping[str, Destination],
+        clock: Clock | None = None,
+        cvc_retention: timedelta = CVC_RETENTION,
+    ) -> None:
+        self._engine = engine
+        self._keys = keys
+        self._destinations = dict(destinations)
+        self._clock = clock or SystemClock()
+        self._cvc_retention = cvc_retention
+
+    # --- storing cards -----------------------------------------------------------------
+
+    async def tokenize(
+        self,
+        account_id: str,
+        number: Secret[str],
+        exp_month: int,
+        exp_year: int,
+        cvc: Secret[str] | None,
+        *,
+        billing_details: Mapping[str, object] | None = None,
+        requester: str,
+        livemode: bool = False,
+    ) -> Tokenized:
+        now = self._clock.now()
+        card = validate_card(number, exp_month, exp_year, cvc, now=now)
+        ring = self._keys.load()
+        token = new_id("vtok")
+        known = known_test_number(card.number)
+        summary = CardSummary(
+            brand=card.brand,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+            fingerprint=fingerprint(ring, card.number),
+            funding=known.funding if known else Funding.UNKNOWN,
+            country=known.country if known else "",
+        )
+        stored = StoredCard(
+            token=token,
+            account_id=account_id,
+            livemode=livemode,
+            sealed=seal_card(ring, token, card.number, card.cvc),
+            summary=summary,
+            billing_details=dict(billing_details or {}),
+            created_at=now,
+            cvc_expires_at=None if card.cvc is None else now + self._cvc_retention,
+        )
+        async with self._engine.begin() as db:
+            repo = SqlVaultRepository(db)
+            await repo.insert_card(stored)
+            await repo.insert_audit_event(
+                self._event(AuditAction.TOKENIZE, requester, "tokenize", stored)
+            )
+        return Tokenized(token, summary)
+
+    async def resolve_test_card(
+        self, account_id: str, test_id: str, *, requester: str
+    ) -> Tokenized:
+        test_card = test_card_for(test_id)
+        if test_card is None:
+            raise VaultError(
+                message=f"No such test card: '{test_id}'",
+                kind=ErrorKind.NOT_FOUND,
+                code="resource_missing",
+                param="test_id",
+            )
+        async with self._engine.connect() as db:
+            existing = await SqlVaultRepository(db).test_card_token(account_id, test_id)
+        if existing is not None:
+            card = await self._card(account_id, existing)
+            return Tokenized(existing, card.summary)
+        now = self._clock.now()
+        created = await self.tokenize(
+            account_id,
+            test_card.number,
+            12,
+            now.year + TEST_CARD_YEARS_AHEAD,
+            None,
+            requester=requester,
+        )
+        async with self._engine.begin() as db:
+            repo = SqlVaultRepository(db)
+            won = await repo.claim_test_card_token(account_id, test_id, created.token)
+            winner = created.token if won else await repo.test_card_token(account_id, test_id)
+            if not won:
+                await repo.shred_card(created.token, now)
+        assert winner is not None
+        card = await self._card(account_id, winner)
+        return Tokenized(winner, card.summary)
+
+    async def card_details(self, account_id: str, token: str, *, requester: str) -> CardDetails:
+        card = await self._card(account_id, token)
+        return CardDetails(
+            summary=card.summary,
+            cvc_present=card.cvc_held(self._clock.now()),
+            billing_details=card.billing_details,
+        )
+
+    async def delete_card(self, account_id: str, token: str, *, requester: str) -> bool:
+        now = self._clock.now()
+        async with self._engine.begin() as db:
+            repo = SqlVaultRepository(db)
+            card = await repo.get_card(token, for_update=True)
+            if card is None or card.account_id != account_id:
+                raise _no_such_token(token)
+            if card.deleted_at is not None:
+                return False
+            await repo.shred_card(token, now)
+            await repo.insert_audit_event(
+                self._event(AuditAction.DELETE, requester, "delete", card)
+            )
+        return True
+
+    async def _card(self, account_id: str, token: str) -> StoredCard:
+        async with self._engine.connect() as db:
+            card = await SqlVaultRepository(db).get_card(token)
+        if card is None or card.account_id != account_id or card.deleted_at is not None:
+            raise _no_such_token(token)
+        return card
+
+    # --- forwarding --------------------------------------------------------------------
+
+    async def forward(self, account_id: str, token: str, request: ForwardRequest) -> Forwarded:
+        destination = self._destinations.get(request.destination)
+        if destination is None:
+            await self._audit(
+                AuditEvent(
+                    id=new_id("vae"), created_at=self._clock.now(), action=AuditAction.FORWARD,
+                    requester=request.requester, purpose=request.purpose, succeeded=False,
+                    token=token, account_id=account_id, destination=request.destination,
+                    reference=request.reference,
+                )
+            )  # fmt: skip
+            raise VaultError(
+                message=f"Destination '{request.destination}' is not on the vault's forwarding "
+                "allowlist.",
+                kind=ErrorKind.PERMISSION_DENIED,
+                code="destination_not_allowed",
+                param="destination",
+            )
+        if not request.reference:
+            raise invalid("A forwarded authorization needs a reference.", "reference")
+        async with self._engine.connect() as db:
+            repo = SqlVaultRepository(db)
+            stored = await repo.forwarded_result(account_id, request.reference)
+            card = None if stored is not None else await repo.get_card(token)
+        if stored is not None:
+            return Forwarded(vault_pb2.ForwardedAuthorization.FromString(stored), replayed=True)
+        if card is None or card.account_id != account_id or card.deleted_at is not None:
+            raise _no_such_token(token)
+        now = self._clock.now()
+        ring = self._keys.load()
+        try:
+            opened = open_card(ring, token, card.sealed)
+        except VaultCryptoError:
+            log.error("card %s could not be decrypted for %s", token, request.purpose)
+            await self._audit(self._forward_event(card, request, succeeded=False))
+            raise
+        await self._audit(self._forward_event(card, request, succeeded=True))
+        address = request.billing_address
+        if address is None:
+            stored_address = card.billing_details.get("address")
+            address = (
+                {str(k): str(v) for k, v in stored_address.items() if v is not None}
+                if isinstance(stored_address, dict)
+                else {}
+            )
+        result = await destination.authorize(
+            OutboundAuthorization(
+                reference=request.reference,
+                merchant_id=account_id,
+                card_number=opened.number,
+                exp_month=card.summary.exp_month,
+                exp_year=card.summary.exp_year,
+                cvc=opened.cvc if card.cvc_held(now) else None,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                capture=request.capture,
+                billing_address=address,
+                three_d_secure_authenticated=request.three_d_secure_authenticated,
+            )
+        )
+        async with self._engine.begin() as db:
+            repo = SqlVaultRepository(db)
+            first = await repo.record_forward(
+                account_id, request.reference, token, request.destination,
+                result.SerializeToString(), self._clock.now(),
+            )  # fmt: skip
+            # The authorization happened: PCI DSS 3.3.1 forbids keeping the CVC past it.
+            await repo.drop_cvc(token)
+            if not first:
+                replay = await repo.forwarded_result(account_id, request.reference)
+                assert replay is not None
+                return Forwarded(vault_pb2.ForwardedAuthorization.FromString(replay), True)
+        return Forwarded(result, replayed=False)
+
+    def _forward_event(
+        self, card: StoredCard, request: ForwardRequest, *, succeeded: bool
+    ) -> AuditEvent:
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=AuditAction.FORWARD,
+            requester=request.requester,
+            purpose=request.purpose,
+            succeeded=succeeded,
+            token=card.token,
+            account_id=card.account_id,
+            destination=request.destination,
+            reference=request.reference,
+            key_version=card.sealed.kek_version,
+        )
+
+    async def drop_expired_cvcs(self) -> int:
+        async with self._engine.begin() as db:
+            return await SqlVaultRepository(db).drop_expired_cvcs(self._clock.now())
+
+    # --- keys --------------------------------------------------------------------------
+
+    async def rotate_key(self, *, requester: str) -> int:
+        try:
+            with self._keys.locked():
+                ring = self._keys.load().with_new_version(self._clock.now())
+                self._keys.save(ring)
+        except KeyStoreError as error:
+            raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
+        await self._audit(self._key_event(AuditAction.ROTATE_KEY, requester, "rotate", ring))
+        log.info("vault key %s rotated to version %d", ring.name, ring.current_version)
+        return ring.current_version
+
+    async def rewrap_batch(self, *, batch_size: int = 0, requester: str) -> RewrapProgress:
+        """Re-wrap up to `batch_size` data keys under the current KEK; numbers stay sealed."""
+        if not 0 <= batch_size <= MAX_REWRAP_BATCH:
+            raise invalid(f"batch_size must be between 0 and {MAX_REWRAP_BATCH}.", "batch_size")
+        ring = self._keys.load()
+        done = 0
+        async with self._engine.begin() as db:
+            repo = SqlVaultRepository(db)
+            for card in await repo.cards_wrapped_below(
+                ring.current_version, batch_size or DEFAULT_REWRAP_BATCH
+            ):
+                try:
+                    await repo.save_wrapping(card.token, rewrap(ring, card.token, card.sealed))
+                except VaultCryptoError as error:
+                    log.error("could not re-wrap the data key of %s: %s", card.token, error)
+                    continue
+                done += 1
+            remaining = await repo.count_wrapped_below(ring.current_version)
+            if done:
+                await repo.insert_audit_event(
+                    self._key_event(AuditAction.REWRAP, requester, f"rewrapped {done}", ring)
+                )
+        return RewrapProgress(done, remaining, ring.current_version)
+
+    async def rewrap_all(self, *, requester: str) -> int:
+        total = 0
+        while True:
+            progress = await self.rewrap_batch(requester=requester)
+            total += progress.rewrapped
+            if progress.remaining == 0 or progress.rewrapped == 0:
+                return total
+
+    async def set_minimum_decryption_version(self, minimum: int, *, requester: str) -> int:
+        try:
+            with self._keys.locked():
+                ring = self._keys.load()
+                if not 1 <= minimum <= ring.current_version:
+                    raise invalid(
+                        f"minimum_version must be between 1 and the current version "
+                        f"{ring.current_version}.",
+                        "minimum_version",
+                    )
+                async with self._engine.connect() as db:
+                    behind = await SqlVaultRepository(db).count_wrapped_below(minimum)
+                if behind:
+                    raise VaultError(
+                        message=f"{behind} data keys are still wrapped with key versions older "
+                        f"than {minimum}; re-wrap them first.",
+                        kind=ErrorKind.FAILED_PRECONDITION,
+                        param="minimum_version",
+                    )
+                ring = ring.with_minimum(minimum)
+                self._keys.save(ring)
+        except KeyStoreError as error:
+            raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
+        await self._audit(
+            self._key_event(AuditAction.SET_MINIMUM_VERSION, requester, f"minimum {minimum}", ring)
+        )
+        return minimum
+
+    async def key_status(self) -> KeyStatus:
+        ring = self._keys.load()
+        async with self._engine.connect() as db:
+            counts = await SqlVaultRepository(db).data_keys_by_version()
+        return KeyStatus(
+            current_version=ring.current_version,
+            minimum_decryption_version=ring.minimum_decryption_version,
+            versions=[
+                KeyVersionStatus(key.version, key.created_at, counts.get(key.version, 0))
+                for key in sorted(ring.versions.values(), key=lambda key: key.version)
+            ],
+        )
+
+    def _key_event(
+        self, action: AuditAction, requester: str, purpose: str, ring: KeyRing
+    ) -> AuditEvent:
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=action,
+            requester=requester,
+            purpose=purpose,
+            succeeded=True,
+            key_version=ring.current_version,
+        )
+
+    # --- audit -------------------------------------------------------------------------
+
+    async def list_audit_events(self, wanted: AuditFilter) -> tuple[list[AuditEvent], bool]:
+        if not 1 <= wanted.limit <= 100:
+            raise invalid("limit must be between 1 and 100.", "limit")
+        async with self._engine.connect() as db:
+            repo = SqlVaultRepository(db)
+
+            async def anchor(event_id: str | None, param: str) -> tuple[datetime, str] | None:
+                if event_id is None:
+                    return None
+                found = await repo.audit_anchor(event_id)
+                if found is None:
+                    raise VaultError(
+                        message=f"No such audit event: '{event_id}'",
+                        kind=ErrorKind.NOT_FOUND,
+                        code="resource_missing",
+                        param=param,
+                    )
+                return found
+
+            return await repo.list_audit_events(
+                wanted,
+                starting_after=await anchor(wanted.starting_after, "starting_after"),
+                ending_before=await anchor(wanted.ending_before, "ending_before"),
+            )
+
+    def _event(
+        self,
+        action: AuditAction,
+        requester: str,
+        purpose: str,
+        card: StoredCard,
+        *,
+        key_version: int | None = None,
+    ) -> AuditEvent:
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=action,
+            requester=requester,
+            purpose=purpose,
+            succeeded=True,
+            token=card.token,
+            account_id=card.account_id,
+            key_version=card.sealed.kek_version if key_version is None else key_version,
+        )
+
+    async def _audit(self, event: AuditEvent) -> None:
+        async with self._engine.begin() as db:
+            await SqlVaultRepository(db).insert_audit_event(event)
+
+    async def close(self) -> None:
+        for destination in self._destinations.values():
+            await destination.close()

@@ -1,0 +1,93 @@
+"""The vault database's tables, on their own metadata: they live in the vault's database only."""
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from remit.storage.schema import NAMING_CONVENTION
+
+vault_metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+cards = Table(
+    "cards",
+    vault_metadata,
+    Column("token", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("kek_name", Text, nullable=False),
+    Column("kek_version", Integer, nullable=False),
+    Column("wrapped_data_key", LargeBinary, nullable=False),
+    Column("number_ciphertext", LargeBinary, nullable=False),
+    # Dropped at the first authorization or when cvc_expires_at passes (PCI DSS 3.3.1).
+    Column("cvc_ciphertext", LargeBinary, nullable=True),
+    Column("cvc_expires_at", DateTime(timezone=True), nullable=True),
+    Column("fingerprint", Text, nullable=False),
+    Column("brand", Text, nullable=False),
+    Column("last4", Text, nullable=False),
+    Column("exp_month", Integer, nullable=False),
+    Column("exp_year", Integer, nullable=False),
+    Column("funding", Text, nullable=False),
+    Column("country", Text, nullable=False),
+    Column("billing_details", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    # Re-wrapping walks the cards still wrapped under an old key version.
+    Index("ix_cards_kek_version", "kek_version"),
+    Index(
+        "ix_cards_cvc_expires_at",
+        "cvc_expires_at",
+        postgresql_where="cvc_ciphertext IS NOT NULL",
+    ),
+)
+
+# Stripe's test ids resolve to one stable card per account, so fingerprints repeat as they do.
+test_card_tokens = Table(
+    "test_card_tokens",
+    vault_metadata,
+    Column("account_id", Text, nullable=False),
+    Column("test_id", Text, nullable=False),
+    Column("token", Text, nullable=False),
+    PrimaryKeyConstraint("account_id", "test_id"),
+)
+
+# The first answer to each forwarded authorization, replayed to retries of its reference.
+forwards = Table(
+    "forwards",
+    vault_metadata,
+    Column("account_id", Text, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("token", Text, nullable=False),
+    Column("destination", Text, nullable=False),
+    Column("result", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("account_id", "reference"),
+)
+
+# Append-only record of every access to card data (PCI DSS 10.x); never holds card data.
+audit_events = Table(
+    "audit_events",
+    vault_metadata,
+    Column("id", Text, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("action", Text, nullable=False),
+    Column("requester", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("token", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("destination", Text, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+    Column("key_version", Integer, nullable=False),
+    Index("ix_audit_events_created", "created_at", "id"),
+    Index("ix_audit_events_token", "token"),
+)

@@ -1,0 +1,254 @@
+"""Cards end to end: the SDK tokenizes through the facade into the vault, the core keeps only
+vault tokens, and no card number shows up in any log, database dump or error."""
+
+import subprocess
+import sys
+from typing import Any
+
+import psutil
+import pytest
+import stripe
+
+from remit.storage.engine import make_engine
+from tests.support.accounts import TestAccount, create_account
+from tests.support.platform import RunningPlatform
+from tests.support.postgres import WorkerDatabases
+from tests.support.vault import dump_database
+
+NUMBERS = ("4242424242424242", "5555555555554444", "378282246310005", "2223003122003222")
+CVCS = ("739", "1842")
+
+
+def _client(platform: RunningPlatform, key: str) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        key, base_addresses={"api": platform.api_base}, max_network_retries=0
+    )
+
+
+@pytest.fixture
+def raw_account(platform: RunningPlatform) -> TestAccount:
+    return create_account(platform.core, raw_card_access=True)
+
+
+def _card(number: str, cvc: str = "739", **changes: object) -> Any:
+    return {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": cvc, **changes}
+
+
+def test_payment_methods_and_customers_through_the_sdk(
+    platform: RunningPlatform, raw_account: TestAccount
+) -> None:
+    client = _client(platform, raw_account.secret_key)
+    method = client.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": _card("5555555555554444"),
+            "billing_details": {"name": "Ada Lovelace", "address": {"postal_code": "94107"}},
+        }
+    )
+    assert method.object == "payment_method"
+    assert method.card is not None
+    assert (method.card.brand, method.card.last4, method.card.exp_year) == (
+        "mastercard",
+        "4444",
+        2034,
+    )
+    assert method.card.fingerprint is not None
+    assert method.billing_details.name == "Ada Lovelace"
+    assert method.customer is None
+
+    customer = client.v1.customers.create(params={"email": "ada@example.com", "name": "Ada"})
+    assert customer.id.startswith("cus_")
+    attached = client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    assert attached.customer == customer.id
+    listed = client.v1.payment_methods.list(params={"customer": customer.id, "type": "card"})
+    assert [m.id for m in listed.data] == [method.id]
+    updated = client.v1.payment_methods.update(method.id, params={"metadata": {"k": "v"}})
+    assert updated.metadata is not None
+    assert updated.metadata.to_dict() == {"k": "v"}
+    detached = client.v1.payment_methods.detach(method.id)
+    assert detached.customer is None
+
+    renamed = client.v1.customers.update(customer.id, params={"name": "Ada L."})
+    assert (renamed.name, renamed.email) == ("Ada L.", "ada@example.com")
+    assert client.v1.customers.retrieve(customer.id).name == "Ada L."
+    assert customer.id in [c.id for c in client.v1.customers.list(params={"limit": 5}).data]
+    deleted = client.v1.customers.delete(customer.id)
+    assert deleted.deleted is True
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.retrieve(customer.id)
+
+
+def test_secret_keys_need_raw_card_access_and_publishable_keys_only_tokenize(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    secret = _client(platform, account.secret_key)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        secret.v1.payment_methods.create(params={"type": "card", "card": _card("4242424242424242")})
+    assert caught.value.http_status == 400
+    assert "Sending credit card numbers directly" in str(caught.value)
+
+    publishable = _client(platform, account.publishable_key)
+    token = publishable.v1.tokens.create(params={"card": _card("4242424242424242", name="Ada")})
+    assert token.id.startswith("tok_")
+    assert token.card is not None
+    assert (token.card.brand, token.card.last4, token.card.name) == ("Visa", "4242", "Ada")
+    method = publishable.v1.payment_methods.create(
+        params={"type": "card", "card": {"token": token.id}}
+    )
+    assert method.card is not None
+    assert method.card.fingerprint == token.card.fingerprint
+    with pytest.raises(stripe.PermissionError):
+        publishable.v1.payment_methods.retrieve(method.id)
+    assert secret.v1.payment_methods.retrieve(method.id).id == method.id
+    with pytest.raises(stripe.InvalidRequestError) as reused:
+        secret.v1.payment_methods.create(params={"type": "card", "card": {"token": token.id}})
+    assert reused.value.code == "token_already_used"
+
+
+def test_invalid_cards_are_card_errors_naming_the_parameter(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    publishable = _client(platform, account.publishable_key)
+    with pytest.raises(stripe.CardError) as caught:
+        publishable.v1.payment_methods.create(
+            params={"type": "card", "card": _card("4242424242424241")}
+        )
+    assert (caught.value.code, caught.value.param) == ("incorrect_number", "card[number]")
+    assert "4242424242424241" not in str(caught.value.json_body)
+    with pytest.raises(stripe.CardError) as caught:
+        publishable.v1.tokens.create(params={"card": _card("4242424242424242", exp_month=13)})
+    assert (caught.value.code, caught.value.param) == ("invalid_expiry_month", "card[exp_month]")
+
+
+def test_test_ids_resolve_to_their_test_cards(client: stripe.StripeClient) -> None:
+    visa = client.v1.payment_methods.retrieve("pm_card_visa")
+    assert visa.id.startswith("pm_")
+    assert visa.id != "pm_card_visa"
+    assert visa.card is not None
+    assert (visa.card.brand, visa.card.last4) == ("visa", "4242")
+    from_token = client.v1.payment_methods.create(
+        params={"type": "card", "card": {"token": "tok_visa"}}
+    )
+    assert from_token.card is not None
+    assert from_token.card.fingerprint == visa.card.fingerprint
+    amex = client.v1.payment_methods.retrieve("pm_card_amex")
+    assert amex.card is not None
+    assert amex.card.brand == "amex"
+    token = client.v1.tokens.retrieve("tok_mastercard")
+    assert token.card is not None
+    assert token.card.brand == "MasterCard"
+
+
+def test_only_the_vault_process_holds_vault_credentials(platform: RunningPlatform) -> None:
+    children = {
+        child.cmdline()[-1]: child
+        for child in psutil.Process(platform.process.pid).children()
+        if "remit" in child.cmdline()
+    }
+    assert {"api", "core", "vault", "worker"} <= set(children)
+    for role, child in children.items():
+        environ = child.environ()
+        if role == "vault":
+            assert "VAULT_DATABASE_URL" in environ
+            assert "DATABASE_URL" not in environ
+        else:
+            assert "VAULT_DATABASE_URL" not in environ, role
+    key_file = platform.data_dir / "vault" / "keys.json"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.anyio
+async def test_no_card_number_in_any_log_database_or_error_after_raw_card_payments(
+    platform: RunningPlatform, raw_account: TestAccount, databases: WorkerDatabases
+) -> None:
+    client = _client(platform, raw_account.secret_key)
+    errors: list[str] = []
+    method_ids = []
+    for index, number in enumerate(NUMBERS):
+        cvc = "1842" if number.startswith("37") else "739"
+        method = client.v1.payment_methods.create(
+            params={"type": "card", "card": _card(number, cvc)}
+        )
+        method_ids.append(method.id)
+        token = client.v1.tokens.create(params={"card": _card(number, cvc)})
+        client.v1.payment_methods.create(params={"type": "card", "card": {"token": token.id}})
+        intent = client.v1.payment_intents.create(
+            params={"amount": 1000 + index, "currency": "usd", "payment_method": method.id}
+        )
+        assert intent.payment_method == method.id
+        errors.extend(_provoke_errors(client, number))
+
+    assert len(errors) == 3 * len(NUMBERS)
+    for number in NUMBERS:
+        assert all(number not in error for error in errors)
+
+    log = platform.log_text()
+    for role in ("api", "core", "vault"):
+        assert f" {role} " in log, f"no log line from {role}"
+    core_engine = make_engine(databases.core_url, pool_size=1)
+    vault_engine = make_engine(databases.vault_url, pool_size=1)
+    try:
+        core_dump = await dump_database(core_engine)
+        vault_dump = await dump_database(vault_engine)
+    finally:
+        await core_engine.dispose()
+        await vault_engine.dispose()
+    assert all(method_id in core_dump for method_id in method_ids)
+    assert "vtok_" in vault_dump
+    for number in NUMBERS:
+        assert number not in log
+        assert number not in vault_dump
+        assert number.encode().hex() not in vault_dump
+        assert number not in core_dump
+    for cvc in CVCS:
+        assert f'"{cvc}"' not in vault_dump
+
+
+def _provoke_errors(client: stripe.StripeClient, number: str) -> list[str]:
+    """A bad CVC, the number where an id belongs, a bad expiry: every error, rendered."""
+    attempts = (
+        lambda: client.v1.payment_methods.create(
+            params={"type": "card", "card": _card(number, "1")}
+        ),
+        lambda: client.v1.customers.retrieve(number),
+        lambda: client.v1.tokens.create(params={"card": _card(number, exp_year=1999)}),
+    )
+    errors = []
+    for attempt in attempts:
+        try:
+            attempt()
+        except stripe.StripeError as error:
+            errors.append(f"{error} {error.json_body}")
+    return errors
+
+
+def test_remit_vault_rotate_key_adds_a_version_and_rewraps_old_cards(
+    platform: RunningPlatform, client: stripe.StripeClient
+) -> None:
+    method = client.v1.payment_methods.retrieve("pm_card_visa")
+
+    def remit(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "remit", "vault", *args],
+            env=platform.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout
+
+    before = remit("key-status")
+    current = int(before.split("current version")[1].split()[0])
+    rotated = remit("rotate-key", "--wait")
+    assert f"key version {current + 1} now wraps new data keys" in rotated
+    assert "re-wrapped" in rotated
+    retired = remit("retire-keys", "--minimum-version", str(current + 1))
+    assert f"below {current + 1} can no longer decrypt" in retired
+    status = remit("key-status")
+    assert f"minimum decryption version  {current + 1}" in status
+    # The vault still serves cards stored before the rotation (decryption after rotation is
+    # covered by tests/integration/vault/test_key_rotation.py, with an acquirer).
+    again = client.v1.payment_methods.create(params={"type": "card", "payment_method": method.id})
+    assert again.card is not None
+    assert again.card.last4 == "4242"

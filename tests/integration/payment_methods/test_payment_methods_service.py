@@ -1,0 +1,201 @@
+"""Customers, payment methods and tokens in the core, with a real vault over gRPC."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.accounts.service import AccountsService
+from remit.core.errors import ErrorKind, RemitError
+from remit.core.secrets import Secret
+from remit.customers.domain import CustomerFields
+from remit.customers.service import CustomersService
+from remit.payment_methods.domain import NewPaymentMethod, PaymentMethodChanges
+from remit.payment_methods.service import PaymentMethodsService
+from remit.payment_methods.vault_client import GrpcCardVault
+from remit.storage.engine import make_engine
+from remit.vault.domain import ForwardRequest
+from remit.vault.keystore import FileKeyStore
+from tests.support.fake_acquirer import RecordingAcquirer, running_acquirer
+from tests.support.postgres import WorkerDatabases
+from tests.support.vault import RunningVault, dump_database, empty_vault_database, running_vault
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Core:
+    account_id: str
+    other_account_id: str
+    payment_methods: PaymentMethodsService
+    customers: CustomersService
+    vault: RunningVault
+    acquirer: RecordingAcquirer
+    engine: AsyncEngine
+
+
+@pytest.fixture
+async def core(
+    core_engine: AsyncEngine, databases: WorkerDatabases, tmp_path: Path
+) -> AsyncIterator[Core]:
+    vault_engine = make_engine(databases.vault_url, pool_size=5)
+    keys = FileKeyStore(tmp_path / "keys.json")
+    keys.ensure_exists()
+    accounts = AccountsService(core_engine)
+    account = (await accounts.create_account()).account.id
+    other = (await accounts.create_account()).account.id
+    try:
+        async with (
+            running_acquirer() as (acquirer, target),
+            running_vault(vault_engine, keys, {"acquirer": target}) as vault,
+        ):
+            methods = PaymentMethodsService(core_engine, GrpcCardVault(vault.channel))
+            yield Core(
+                account, other, methods, CustomersService(core_engine, methods), vault, acquirer,
+                core_engine,
+            )  # fmt: skip
+    finally:
+        await empty_vault_database(vault_engine)
+        await vault_engine.dispose()
+
+
+async def _vault_token(core: Core, number: str = "4242424242424242", account: str = "") -> str:
+    tokenized = await core.vault.service.tokenize(
+        account or core.account_id, Secret(number), 11, 2031, Secret("123"), requester="test"
+    )
+    return tokenized.token
+
+
+async def test_a_payment_method_made_from_a_vault_token_carries_only_public_details(
+    core: Core,
+) -> None:
+    vault_token = await _vault_token(core)
+    method = await core.payment_methods.create(
+        core.account_id,
+        NewPaymentMethod(vault_token=vault_token, billing_details={"name": "Ada"}),
+    )
+    assert method.id.startswith("pm_")
+    assert (method.card.brand, method.card.last4, method.card.exp_year) == ("visa", "4242", 2031)
+    assert method.billing_details == {"name": "Ada"}
+    assert await core.payment_methods.get(core.account_id, method.id) == method
+    dump = await dump_database(core.engine)
+    assert method.id in dump
+    assert "4242424242424242" not in dump
+
+
+async def test_a_vault_token_of_another_account_cannot_be_used(core: Core) -> None:
+    vault_token = await _vault_token(core, account=core.other_account_id)
+    with pytest.raises(RemitError) as caught:
+        await core.payment_methods.create(
+            core.account_id, NewPaymentMethod(vault_token=vault_token)
+        )
+    assert caught.value.kind is ErrorKind.NOT_FOUND
+
+
+async def test_a_test_id_becomes_a_chargeable_payment_method_of_the_account(core: Core) -> None:
+    method, vault_token = await core.payment_methods.get_for_charge(core.account_id, "pm_card_visa")
+    assert method.id.startswith("pm_")
+    assert method.id != "pm_card_visa"
+    assert method.test_id == "pm_card_visa"
+    again, same_token = await core.payment_methods.get_for_charge(core.account_id, "pm_card_visa")
+    assert again.card.fingerprint == method.card.fingerprint
+    assert same_token == vault_token
+    forwarded = await core.vault.service.forward(
+        core.account_id,
+        vault_token,
+        ForwardRequest(
+            destination="acquirer", amount_minor=500, currency="usd", reference="op_pm1",
+            capture=True, purpose="payment_intent.confirm pi_1", requester="core",
+        ),
+    )  # fmt: skip
+    assert forwarded.result.approved
+    assert core.acquirer.requests[-1].card_number == "4242424242424242"
+
+
+async def test_a_token_is_single_use_and_test_tokens_are_not(core: Core) -> None:
+    token = await core.payment_methods.create_token(
+        core.account_id, await _vault_token(core), name="Ada", address={"postal_code": "94107"}
+    )
+    method = await core.payment_methods.create(core.account_id, NewPaymentMethod(token_id=token.id))
+    assert method.vault_token == token.vault_token
+    assert method.billing_details == {"name": "Ada", "address": {"postal_code": "94107"}}
+    assert (await core.payment_methods.get_token(core.account_id, token.id)).used
+    with pytest.raises(RemitError) as caught:
+        await core.payment_methods.create(core.account_id, NewPaymentMethod(token_id=token.id))
+    assert (caught.value.code, caught.value.param) == ("token_already_used", "card[token]")
+    for _ in range(2):
+        made = await core.payment_methods.create(
+            core.account_id, NewPaymentMethod(token_id="tok_mastercard")
+        )
+        assert made.card.brand == "mastercard"
+
+
+async def test_attach_update_detach_follow_stripes_rules(core: Core) -> None:
+    methods, customers = core.payment_methods, core.customers
+    customer = await customers.create(core.account_id, CustomerFields(email="a@example.com"))
+    method = await methods.create(
+        core.account_id, NewPaymentMethod(vault_token=await _vault_token(core))
+    )
+    with pytest.raises(RemitError, match="save this PaymentMethod to a customer"):
+        await methods.update(core.account_id, method.id, PaymentMethodChanges(exp_month=3))
+    attached = await methods.attach(core.account_id, method.id, customer.id)
+    assert attached.customer_id == customer.id
+    updated = await methods.update(
+        core.account_id,
+        method.id,
+        PaymentMethodChanges(exp_month=3, exp_year=2032, metadata={"k": "v"}),
+    )
+    assert (updated.card.exp_month, updated.card.exp_year, updated.metadata) == (
+        3,
+        2032,
+        {"k": "v"},
+    )
+    with pytest.raises(RemitError) as caught:
+        await methods.update(core.account_id, method.id, PaymentMethodChanges(exp_month=13))
+    assert caught.value.code == "invalid_expiry_month"
+    page, has_more = await methods.list(core.account_id, limit=10, customer_id=customer.id)
+    assert ([m.id for m in page], has_more) == ([method.id], False)
+    detached = await methods.detach(core.account_id, method.id)
+    assert detached.customer_id is None
+    with pytest.raises(RemitError) as caught:
+        await methods.get_for_charge(core.account_id, method.id)
+    assert caught.value.code == "payment_method_unexpected_state"
+    with pytest.raises(RemitError):
+        await methods.attach(core.account_id, method.id, customer.id)
+
+
+async def test_customers_can_be_created_with_a_test_card_updated_listed_and_deleted(
+    core: Core,
+) -> None:
+    customers = core.customers
+    customer = await customers.create(
+        core.account_id,
+        CustomerFields(name="Ada", email="ada@example.com", metadata={"tier": "gold"}),
+        payment_method_id="pm_card_visa",
+    )
+    attached, _ = await core.payment_methods.list(
+        core.account_id, limit=10, customer_id=customer.id
+    )
+    assert [m.card.last4 for m in attached] == ["4242"]
+    updated = await customers.update(
+        core.account_id,
+        customer.id,
+        CustomerFields(name="", unset_metadata_keys=("tier",), metadata={"a": "b"}),
+    )
+    assert (updated.name, updated.email, updated.metadata) == (None, "ada@example.com", {"a": "b"})
+    other = await customers.create(core.account_id, CustomerFields(email="other@example.com"))
+    found, _ = await customers.list(core.account_id, limit=10, email="ada@example.com")
+    assert [c.id for c in found] == [customer.id]
+    everyone, _ = await customers.list(core.account_id, limit=10)
+    assert {c.id for c in everyone} == {customer.id, other.id}
+    await customers.delete(core.account_id, customer.id)
+    with pytest.raises(RemitError) as caught:
+        await customers.get(core.account_id, customer.id)
+    assert caught.value.kind is ErrorKind.NOT_FOUND
+    detached = await core.payment_methods.get(core.account_id, attached[0].id)
+    assert (detached.customer_id, detached.usable) == (None, False)
+    with pytest.raises(RemitError) as caught:
+        await customers.get(core.other_account_id, other.id)
+    assert caught.value.kind is ErrorKind.NOT_FOUND

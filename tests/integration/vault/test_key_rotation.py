@@ -1,0 +1,122 @@
+"""Key rotation round trip: tokenize, rotate, re-wrap, retire the old version, still authorize."""
+
+import asyncio
+
+import grpc
+import pytest
+from sqlalchemy import text
+
+from remit.vault.background import start_background
+from remit_api.vault.v1 import vault_pb2
+from tests.integration.vault.conftest import VaultHarness
+
+pytestmark = pytest.mark.anyio
+
+
+async def _tokenize(harness: VaultHarness, number: str) -> str:
+    reply = await harness.vault.stub.TokenizeCard(
+        vault_pb2.TokenizeCardRequest(
+            account_id="acct_1", number=number, exp_month=1, exp_year=2031, requester="test"
+        )
+    )
+    return reply.vault_token
+
+
+async def _authorize(harness: VaultHarness, token: str, reference: str) -> bool:
+    reply = await harness.vault.stub.ForwardAuthorization(
+        vault_pb2.ForwardAuthorizationRequest(
+            account_id="acct_1", vault_token=token, destination="acquirer", amount=100,
+            currency="usd", reference=reference, purpose="test", requester="core",
+        )
+    )  # fmt: skip
+    return reply.result.approved
+
+
+async def _versions(harness: VaultHarness) -> dict[str, int]:
+    async with harness.engine.connect() as db:
+        rows = await db.execute(text("SELECT token, kek_version FROM cards"))
+        return {row[0]: row[1] for row in rows}
+
+
+async def test_rotate_rewrap_retire_and_still_authorize(harness: VaultHarness) -> None:
+    stub = harness.vault.stub
+    old_cards = [await _tokenize(harness, n) for n in ("4242424242424242", "5555555555554444")]
+    ciphertexts_before = await _ciphertexts(harness)
+
+    rotated = await stub.RotateKey(vault_pb2.RotateKeyRequest(requester="operator"))
+    assert rotated.key_version == 2
+    assert harness.keys.load().current_version == 2
+    new_card = await _tokenize(harness, "378282246310005")
+    assert (await _versions(harness))[new_card] == 2
+
+    # Retiring version 1 while data keys still depend on it would strand those cards.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SetMinimumDecryptionVersion(
+            vault_pb2.SetMinimumDecryptionVersionRequest(minimum_version=2, requester="operator")
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    progress = await stub.RewrapDataKeys(
+        vault_pb2.RewrapDataKeysRequest(batch_size=1, requester="operator")
+    )
+    assert (progress.rewrapped, progress.remaining, progress.key_version) == (1, 1, 2)
+    progress = await stub.RewrapDataKeys(vault_pb2.RewrapDataKeysRequest(requester="operator"))
+    assert (progress.rewrapped, progress.remaining) == (1, 0)
+    assert set((await _versions(harness)).values()) == {2}
+    # Only the data keys changed: the sealed numbers are byte for byte the same.
+    assert {t: c for t, c in (await _ciphertexts(harness)).items() if t in old_cards} == {
+        t: c for t, c in ciphertexts_before.items()
+    }
+
+    retired = await stub.SetMinimumDecryptionVersion(
+        vault_pb2.SetMinimumDecryptionVersionRequest(minimum_version=2, requester="operator")
+    )
+    assert retired.minimum_version == 2
+    status = await stub.GetKeyStatus(vault_pb2.GetKeyStatusRequest())
+    assert (status.current_version, status.minimum_decryption_version) == (2, 2)
+    assert {v.version: v.data_key_count for v in status.versions} == {1: 0, 2: 3}
+
+    for index, token in enumerate([*old_cards, new_card]):
+        assert await _authorize(harness, token, f"op_rot_{index}")
+    assert [r.card_number for r in harness.acquirer.requests] == [
+        "4242424242424242",
+        "5555555555554444",
+        "378282246310005",
+    ]
+
+
+async def test_a_card_left_on_a_retired_version_cannot_be_decrypted(harness: VaultHarness) -> None:
+    token = await _tokenize(harness, "4242424242424242")
+    await harness.vault.stub.RotateKey(vault_pb2.RotateKeyRequest(requester="operator"))
+    # Force the floor up behind the service's back, as a hand-edited key file would.
+    harness.keys.save(harness.keys.load().with_minimum(2))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _authorize(harness, token, "op_retired")
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert harness.acquirer.requests == []
+
+
+async def test_the_background_task_rewraps_after_a_rotation(harness: VaultHarness) -> None:
+    token = await _tokenize(harness, "4242424242424242")
+    await harness.vault.stub.RotateKey(vault_pb2.RotateKeyRequest(requester="operator"))
+    stop = asyncio.Event()
+    tasks = start_background(harness.vault.service, stop, rewrap_interval_s=0.05)
+    try:
+        for _ in range(100):
+            if (await _versions(harness))[token] == 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert (await _versions(harness))[token] == 2
+    events = await harness.vault.stub.ListAuditEvents(
+        vault_pb2.ListAuditEventsRequest(action=vault_pb2.AUDIT_ACTION_REWRAP)
+    )
+    assert [e.requester for e in events.data] == ["vault-background"]
+
+
+async def _ciphertexts(harness: VaultHarness) -> dict[str, bytes]:
+    async with harness.engine.connect() as db:
+        rows = await db.execute(text("SELECT token, number_ciphertext FROM cards"))
+        return {row[0]: bytes(row[1]) for row in rows}

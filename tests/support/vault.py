@@ -1,0 +1,73 @@
+"""A real vault (service, gRPC server, vault database) inside the test process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import grpc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import Clock
+from remit.grpcutil.errors import ErrorMappingInterceptor
+from remit.vault.forwarding import grpc_destinations
+from remit.vault.grpc import VaultServicer
+from remit.vault.keystore import KeyStore
+from remit.vault.service import VaultService
+from remit.vault.tables import vault_metadata
+from remit_api.vault.v1 import vault_pb2_grpc
+
+
+@dataclass
+class RunningVault:
+    service: VaultService
+    target: str
+    channel: grpc.aio.Channel
+
+    @property
+    def stub(self) -> vault_pb2_grpc.VaultServiceAsyncStub:
+        return vault_pb2_grpc.VaultServiceStub(self.channel)
+
+
+@asynccontextmanager
+async def running_vault(
+    engine: AsyncEngine, keys: KeyStore, allowlist: Mapping[str, str], clock: Clock | None = None
+) -> AsyncIterator[RunningVault]:
+    service = VaultService(engine, keys, grpc_destinations(allowlist), clock=clock)
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+    vault_pb2_grpc.add_VaultServiceServicer_to_server(VaultServicer(service), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    target = f"127.0.0.1:{port}"
+    channel = grpc.aio.insecure_channel(target)
+    try:
+        yield RunningVault(service, target, channel)
+    finally:
+        await channel.close()
+        await server.stop(0)
+        await service.close()
+
+
+async def empty_vault_database(engine: AsyncEngine) -> None:
+    async with engine.begin() as db:
+        names = ", ".join(f'"{table}"' for table in vault_metadata.tables)
+        await db.execute(text(f"TRUNCATE {names}"))
+
+
+async def dump_database(engine: AsyncEngine) -> str:
+    """Every row of every table as text, like a plain pg_dump's data section."""
+    async with engine.connect() as db:
+        tables = [
+            row[0]
+            for row in await db.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            )
+        ]
+        lines = []
+        for table in tables:
+            query = text(f'SELECT t::text FROM "{table}" t')  # noqa: S608 (names from pg_tables)
+            for row in await db.execute(query):
+                lines.append(f"{table}: {row[0]}")
+    return "\n".join(lines)

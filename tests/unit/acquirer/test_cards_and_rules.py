@@ -1,0 +1,188 @@
+"""The acquirer's pure rules: card numbers, brands, transitions, fees and the fault plan."""
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from remit.acquirer.cards import TEST_CARDS, Brand, Funding, brand_of, luhn_valid
+from remit.acquirer.domain import (
+    Authorization,
+    AuthorizationState,
+    CardSummary,
+    capture,
+    capture_fee_minor,
+    refund,
+    void,
+)
+from remit.acquirer.faults import Fault, FaultConfig, FaultPlan
+from remit.config import ConfigError
+
+NOW = datetime(2031, 3, 14, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("number", sorted(TEST_CARDS))
+def test_every_test_card_number_passes_the_luhn_check(number: str) -> None:
+    assert luhn_valid(number)
+
+
+def test_a_wrong_check_digit_or_a_non_digit_fails_the_luhn_check() -> None:
+    assert not luhn_valid("4242424242424241")
+    assert not luhn_valid("42424242424242a2")
+    assert luhn_valid("79927398713")
+
+
+@pytest.mark.parametrize(
+    ("number", "brand"),
+    [
+        ("4242424242424242", Brand.VISA),
+        ("5555555555554444", Brand.MASTERCARD),
+        ("2223003122003222", Brand.MASTERCARD),
+        ("378282246310005", Brand.AMEX),
+        ("6011111111111117", Brand.DISCOVER),
+        ("6555900000604105", Brand.DISCOVER),
+        ("3566002020360505", Brand.JCB),
+        ("3056930009020004", Brand.DINERS),
+        ("36227206271667", Brand.DINERS),
+        ("6200000000000005", Brand.UNIONPAY),
+        ("6205500000000000004", Brand.UNIONPAY),
+        ("9999999999999995", Brand.UNKNOWN),
+    ],
+)
+def test_the_brand_comes_from_the_leading_digits(number: str, brand: Brand) -> None:
+    assert brand_of(number) is brand
+
+
+def _authorization(
+    *, authorized: int = 1000, captured: int = 0, refunded: int = 0,
+    state: AuthorizationState = AuthorizationState.OPEN,
+) -> Authorization:  # fmt: skip
+    return Authorization(
+        id="auth_x",
+        merchant_id="acct_x",
+        currency="usd",
+        authorized_minor=authorized,
+        captured_minor=captured,
+        refunded_minor=refunded,
+        state=state,
+        card=CardSummary(Brand.VISA, Funding.CREDIT, "424242", "4242", 12, 2034),
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_a_partial_capture_releases_the_rest_unless_kept_open() -> None:
+    closed = capture(_authorization(), 600, keep_open=False, now=NOW)
+    assert closed.refusal is None
+    assert closed.authorization.state is AuthorizationState.CLOSED
+    assert closed.authorization.capturable_minor == 0
+
+    kept = capture(_authorization(), 600, keep_open=True, now=NOW)
+    assert kept.authorization.state is AuthorizationState.OPEN
+    assert kept.authorization.capturable_minor == 400
+
+
+def test_capturing_everything_closes_the_authorization_even_when_kept_open() -> None:
+    full = capture(_authorization(), 1000, keep_open=True, now=NOW)
+    assert full.authorization.state is AuthorizationState.CLOSED
+
+
+def test_a_capture_over_the_capturable_amount_is_refused_and_changes_nothing() -> None:
+    before = _authorization(captured=700, state=AuthorizationState.OPEN)
+    over = capture(before, 301, keep_open=False, now=NOW)
+    assert over.refusal is not None
+    assert over.refusal.code == "amount_too_large"
+    assert over.authorization == before
+
+
+def test_captures_after_a_void_or_a_final_capture_are_refused_with_their_own_codes() -> None:
+    voided = capture(_authorization(state=AuthorizationState.VOIDED), 1, keep_open=False, now=NOW)
+    closed = capture(
+        _authorization(captured=5, state=AuthorizationState.CLOSED), 1, keep_open=False, now=NOW
+    )
+    assert voided.refusal is not None
+    assert voided.refusal.code == "authorization_voided"
+    assert closed.refusal is not None
+    assert closed.refusal.code == "charge_already_captured"
+
+
+def test_a_void_releases_only_what_is_still_capturable() -> None:
+    released = void(_authorization(captured=300), now=NOW)
+    assert released.refusal is None
+    assert released.amount_minor == 700
+    assert released.authorization.state is AuthorizationState.VOIDED
+    again = void(released.authorization, now=NOW)
+    assert again.refusal is not None
+    assert again.refusal.code == "authorization_voided"
+    captured = void(_authorization(captured=1000, state=AuthorizationState.CLOSED), now=NOW)
+    assert captured.refusal is not None
+    assert captured.refusal.code == "charge_already_captured"
+
+
+def test_refunds_never_exceed_what_was_captured() -> None:
+    auth = _authorization(captured=800, state=AuthorizationState.CLOSED)
+    first = refund(auth, 500, now=NOW)
+    assert first.refusal is None
+    assert first.authorization.refunded_minor == 500
+    too_much = refund(first.authorization, 301, now=NOW)
+    assert too_much.refusal is not None
+    assert too_much.refusal.code == "amount_too_large"
+    rest = refund(first.authorization, 300, now=NOW)
+    assert rest.refusal is None
+    assert rest.authorization.refundable_minor == 0
+    done = refund(rest.authorization, 1, now=NOW)
+    assert done.refusal is not None
+    assert done.refusal.code == "charge_already_refunded"
+    uncaptured = refund(_authorization(), 1, now=NOW)
+    assert uncaptured.refusal is not None
+    assert uncaptured.refusal.code == "charge_not_captured"
+
+
+@pytest.mark.parametrize(
+    ("amount", "fee"),
+    [(10_000, 150), (100, 2), (1, 0), (33, 0), (34, 1), (100_000_00, 150_000)],
+)
+def test_the_capture_fee_is_one_and_a_half_percent_rounded_half_to_even(
+    amount: int, fee: int
+) -> None:
+    # 100 * 1.5% = 1.5 -> 2 (even); 33 -> 0.495 -> 0; 34 -> 0.51 -> 1.
+    assert capture_fee_minor(amount) == fee
+
+
+def test_a_seeded_fault_plan_repeats_exactly_and_honours_the_rates() -> None:
+    config = FaultConfig(error_rate=0.2, timeout_rate=0.1, lost_response_rate=0.3, seed=7)
+    plan_a, plan_b = FaultPlan(config), FaultPlan(config)
+    draws_a = [plan_a.next_fault() for _ in range(2000)]
+    draws_b = [plan_b.next_fault() for _ in range(2000)]
+    assert draws_a == draws_b
+    counts = Counter(draws_a)
+    assert 330 < counts[Fault.ERROR] < 470
+    assert 140 < counts[Fault.TIMEOUT] < 260
+    assert 520 < counts[Fault.LOST_RESPONSE] < 680
+    reseeded = FaultPlan(
+        FaultConfig(error_rate=0.2, timeout_rate=0.1, lost_response_rate=0.3, seed=8)
+    )
+    assert [reseeded.next_fault() for _ in range(2000)] != draws_a
+
+
+def test_fault_settings_are_read_from_the_environment_and_checked() -> None:
+    config = FaultConfig.from_env(
+        {
+            "REMIT_ACQUIRER_LATENCY_MS": "25",
+            "REMIT_ACQUIRER_ERROR_RATE": "0.1",
+            "REMIT_ACQUIRER_TIMEOUT_RATE": "0.2",
+            "REMIT_ACQUIRER_LOST_RESPONSE_RATE": "0.3",
+            "REMIT_ACQUIRER_FAULT_SEED": "42",
+            "REMIT_ACQUIRER_FAULT_READS": "1",
+        }
+    )
+    assert config == FaultConfig(25, 0.1, 0.2, 0.3, 42, include_reads=True)
+    assert not FaultConfig.from_env({}).active
+    with pytest.raises(ConfigError, match="REMIT_ACQUIRER_ERROR_RATE"):
+        FaultConfig.from_env({"REMIT_ACQUIRER_ERROR_RATE": "lots"})
+    with pytest.raises(ConfigError, match="sum to at most 1"):
+        FaultConfig.from_env(
+            {"REMIT_ACQUIRER_ERROR_RATE": "0.6", "REMIT_ACQUIRER_TIMEOUT_RATE": "0.6"}
+        )
+    with pytest.raises(ConfigError, match="REMIT_ACQUIRER_LATENCY_MS"):
+        FaultConfig.from_env({"REMIT_ACQUIRER_LATENCY_MS": "-1"})

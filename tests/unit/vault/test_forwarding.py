@@ -1,0 +1,41 @@
+"""The forwarding allowlist's configuration and the acquirer's answer mirrored by the vault."""
+
+import pytest
+
+from remit.vault.forwarding import mirror_result, parse_allowlist
+from remit_api.acquirer.v1 import acquirer_pb2
+from remit_api.common.v1 import common_pb2
+
+
+def test_the_allowlist_names_each_destination_and_its_address() -> None:
+    assert parse_allowlist("acquirer=127.0.0.1:7423, backup=10.0.0.2:9000") == {
+        "acquirer": "127.0.0.1:7423",
+        "backup": "10.0.0.2:9000",
+    }
+    for bad in ("acquirer", "=127.0.0.1:1", "acquirer=localhost"):
+        with pytest.raises(ValueError, match="name=host:port"):
+            parse_allowlist(bad)
+
+
+def test_every_field_of_the_acquirers_answer_that_the_vault_defines_is_kept() -> None:
+    result = acquirer_pb2.AuthorizationResult(
+        approved=True,
+        authorization_id="auth_1",
+        network_status=common_pb2.NETWORK_STATUS_APPROVED_BY_NETWORK,
+        code="c",
+        decline_code="d",
+        message="m",
+        cvc_check=common_pb2.CARD_CHECK_RESULT_PASS,
+        address_line1_check=common_pb2.CARD_CHECK_RESULT_FAIL,
+        address_postal_code_check=common_pb2.CARD_CHECK_RESULT_UNCHECKED,
+        risk_level_hint=common_pb2.RISK_LEVEL_ELEVATED,
+        captured=True,
+        network_transaction_id="n",
+        authorization_code="a",
+        operation_id="op_1",
+    )
+    mirrored = mirror_result(result)
+    shared = set(mirrored.DESCRIPTOR.fields_by_name) & set(result.DESCRIPTOR.fields_by_name)
+    assert len(shared) >= 14
+    for name in shared:
+        assert getattr(mirrored, name) == getattr(result, name), name
