@@ -42,6 +42,7 @@ def _pay(processes: ProcessSet, account: TestAccount, key: str) -> httpx.Respons
             "currency": "usd",
             "payment_method": "pm_card_visa",
             "confirm": "true",
+            "return_url": "https://shop.example/return",
         },
         headers={"Authorization": f"Bearer {account.secret_key}", "Idempotency-Key": key},
         timeout=30,

@@ -1,10 +1,14 @@
 """The payment flows through the official stripe SDK against the real platform."""
 
+from typing import Any
 
 import pytest
 import stripe
 
 from tests.support.platform import RunningPlatform
+
+# Automatic payment methods are on (since 2023-08-16), so confirming on creation needs one.
+RETURN_URL = "https://shop.example/return"
 
 
 def test_create_with_confirm_succeeds_with_a_captured_charge(client: stripe.StripeClient) -> None:
@@ -14,6 +18,7 @@ def test_create_with_confirm_succeeds_with_a_captured_charge(client: stripe.Stri
             "currency": "usd",
             "payment_method": "pm_card_visa",
             "confirm": True,
+            "return_url": RETURN_URL,
         }
     )
     assert intent.status == "succeeded"
@@ -41,6 +46,7 @@ def test_latest_charge_expands_into_the_charge(client: stripe.StripeClient) -> N
             "currency": "usd",
             "payment_method": "pm_card_visa",
             "confirm": True,
+            "return_url": RETURN_URL,
             "expand": ["latest_charge"],
         }
     )
@@ -56,6 +62,7 @@ def test_a_decline_is_a_card_error_carrying_the_intent(client: stripe.StripeClie
                 "currency": "usd",
                 "payment_method": "pm_card_visa_chargeDeclinedInsufficientFunds",
                 "confirm": True,
+                "return_url": RETURN_URL,
             }
         )
     error = raised.value
@@ -80,6 +87,7 @@ def test_manual_capture_of_part_then_refunds_of_part_and_the_rest(
             "currency": "usd",
             "payment_method": "pm_card_visa",
             "confirm": True,
+            "return_url": RETURN_URL,
             "capture_method": "manual",
         }
     )
@@ -110,6 +118,7 @@ def test_cancel_releases_an_authorization(client: stripe.StripeClient) -> None:
             "currency": "usd",
             "payment_method": "pm_card_visa",
             "confirm": True,
+            "return_url": RETURN_URL,
             "capture_method": "manual",
         }
     )
@@ -153,19 +162,26 @@ def test_list_auto_paging_walks_twenty_five_intents(client: stripe.StripeClient)
 def test_the_same_idempotency_key_replays_and_other_parameters_are_refused(
     client: stripe.StripeClient, platform: RunningPlatform
 ) -> None:
-    params = {"amount": 1200, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+    params: Any = {
+        "amount": 1200,
+        "currency": "usd",
+        "payment_method": "pm_card_visa",
+        "confirm": True,
+        "return_url": RETURN_URL,
+    }
     options: Any = {"idempotency_key": "order-1234"}
-    first = client.v1.payment_intents.create(params=params, options=options)  # type: ignore[arg-type]
-    again = client.v1.payment_intents.create(params=params, options=options)  # type: ignore[arg-type]
+    first = client.v1.payment_intents.create(params=params, options=options)
+    again = client.v1.payment_intents.create(params=params, options=options)
     assert again.id == first.id
     assert again.last_response is not None
     assert again.last_response.headers.get("Idempotent-Replayed") == "true"
     charges = client.v1.charges.list(params={"payment_intent": first.id})
     assert len(charges.data) == 1
+    mismatched: Any = {**params, "amount": 1300}
     with pytest.raises(stripe.IdempotencyError):
         client.v1.payment_intents.create(
-            params={**params, "amount": 1300},
-            options=options,  # type: ignore[arg-type]
+            params=mismatched,
+            options=options,
         )
 
 
