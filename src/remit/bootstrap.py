@@ -40,20 +40,34 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.payments.grpc import payments_registration
     from remit.payments.wiring import build_payments
     from remit.storage.engine import make_engine
+    from remit.versioning import render_event
+    from remit.webhooks.grpc import webhooks_registration
+    from remit.webhooks.service import WebhooksService
+    from remit.webhooks.stream import EventNotifier
+    from remit.webhooks.urls import policy_for
+    from remit.worker.runner import libpq_url
 
     engine = make_engine(config.require_database_url(), application_name="remit-core")
-    payments = build_payments(engine, config)
     accounts = AccountsService(engine)
+    payments = build_payments(engine, config)
+    webhooks = WebhooksService(engine, policy=policy_for(config), renderer=render_event)
+    notifier = EventNotifier(libpq_url(config.require_database_url()))
 
-    async def close() -> None:
+    async def stop() -> None:
+        await notifier.close()
+        await webhooks.close()
         await payments.close()
         await engine.dispose()
 
     await serve_grpc(
         config.core,
-        [accounts_registration(accounts), payments_registration(payments.servicer)],
+        [
+            accounts_registration(accounts),
+            payments_registration(payments.servicer),
+            webhooks_registration(webhooks, notifier),
+        ],
         interceptors=[ErrorMappingInterceptor()],
-        on_stop=close,
+        on_stop=stop,
     )
 
 

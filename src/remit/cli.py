@@ -185,7 +185,48 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             single = commands.add_parser(role, help=f"run only the {role} process")
         _add_platform_flags(single)
+    _add_webhook_commands(commands)
     return parser
+
+
+def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    key_help = "act for the account of this secret key (default: the default test account)"
+    listen = commands.add_parser(
+        "listen",
+        help="forward the account's events, signed, to a local URL as they happen",
+        description="Print a whsec_ signing secret, then POST every new event of the account "
+        "to --forward-to, signed with it the way deliveries are signed.",
+    )
+    _add_platform_flags(listen)
+    listen.add_argument("--forward-to", required=True, help="URL to POST events to")
+    listen.add_argument("--api-key", help=key_help)
+    listen.add_argument("--events", default="", help="comma-separated event types (default all)")
+
+    trigger = commands.add_parser("trigger", help="create the real objects that make an event fire")
+    _add_platform_flags(trigger)
+    trigger.add_argument("event", help="event type, e.g. payment_intent.created")
+    trigger.add_argument("--api-key", help=key_help)
+
+    webhooks = commands.add_parser("webhooks", help="recover and manage webhook deliveries")
+    actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    resend = actions.add_parser("resend", help="deliver one event to one endpoint again, now")
+    resend.add_argument("event", help="evt_ id")
+    resend.add_argument("--endpoint", required=True, help="we_ id")
+    redeliver = actions.add_parser(
+        "redeliver", help="queue again every event whose delivery to an endpoint failed"
+    )
+    redeliver.add_argument("endpoint", help="we_ id")
+    redeliver.add_argument("--since", help="only events created at or after this time")
+    roll = actions.add_parser("roll-secret", help="issue a new signing secret for an endpoint")
+    roll.add_argument("endpoint", help="we_ id")
+    roll.add_argument(
+        "--expire-old-after",
+        type=int,
+        help="seconds the old secret keeps signing (default 86400)",
+    )
+    for action in (resend, redeliver, roll):
+        _add_platform_flags(action)
+        action.add_argument("--api-key", help=key_help)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -213,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _migrate(config)
     if args.command == "settlement-report":
         return _settlement_report(config, args.date, args.format, args.merchant)
+    if args.command in ("listen", "trigger", "webhooks"):
+        return _webhook_command(args, config)
     if args.command == "accounts" and args.accounts_command == "create":
         return _create_account(config, raw_card_access=args.raw_card_access,
                                currency=args.currency, as_json=args.json)  # fmt: skip
@@ -271,6 +314,34 @@ def _vault(config: PlatformConfig, args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     return 0
+
+
+def _webhook_command(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from remit.webhooks import tools
+
+    try:
+        key = tools.api_key_for(config, args.api_key)
+        since = tools.parse_since(args.since) if getattr(args, "since", None) else None
+    except tools.ToolError as error:
+        print(f"remit: {error}", file=sys.stderr)
+        return 2
+    if args.command == "listen":
+        types = [t.strip() for t in args.events.split(",") if t.strip()]
+        return tools.run(tools.listen(config, api_key=key, forward_to=args.forward_to, types=types))
+    if args.command == "trigger":
+        return tools.run(tools.trigger(config, api_key=key, event_type=args.event))
+    out = sys.stdout
+    if args.webhooks_command == "resend":
+        return tools.run(tools.resend(config, api_key=key, event_id=args.event,
+                                      endpoint_id=args.endpoint, out=out))  # fmt: skip
+    if args.webhooks_command == "redeliver":
+        return tools.run(tools.redeliver(config, api_key=key, endpoint_id=args.endpoint,
+                                         since=since, out=out))  # fmt: skip
+    roll = tools.roll_secret(
+        config, api_key=key, endpoint_id=args.endpoint,
+        expire_old_after_s=args.expire_old_after, out=out,
+    )  # fmt: skip
+    return tools.run(roll)
 
 
 def _migrate(config: PlatformConfig) -> int:

@@ -33,6 +33,9 @@ class PlatformConfig:
     acquirer_database_url: str | None
     api_workers: int
     development: bool
+    # Hosts or networks webhook endpoints may reach outside development mode even though they
+    # are internal (REMIT_WEBHOOK_ALLOWED_HOSTS, comma-separated).
+    webhook_allowed_hosts: tuple[str, ...] = ()
 
     def with_databases(self, core: str, vault: str, acquirer: str) -> "PlatformConfig":
         return replace(
@@ -53,6 +56,7 @@ class PlatformConfig:
             "REMIT_ACQUIRER_PORT": str(self.acquirer.port),
             "REMIT_API_WORKERS": str(self.api_workers),
             "REMIT_DEVELOPMENT": "1" if self.development else "0",
+            "REMIT_WEBHOOK_ALLOWED_HOSTS": ",".join(self.webhook_allowed_hosts),
         }
         for name, url in (
             ("DATABASE_URL", self.database_url),
@@ -139,4 +143,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         acquirer_database_url=env.get("ACQUIRER_DATABASE_URL") or None,
         api_workers=int(workers_raw),
         development=(env.get("REMIT_DEVELOPMENT") or "1") == "1",
+        webhook_allowed_hosts=tuple(
+            host.strip()
+            for host in (env.get("REMIT_WEBHOOK_ALLOWED_HOSTS") or "").split(",")
+            if host.strip()
+        ),
     )

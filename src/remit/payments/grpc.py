@@ -33,6 +33,7 @@ from remit.payments.domain import (
     Updated,
 )
 from remit.payments.idempotency import KeyRecord
+from remit.payments.requests import AUTO_KEY_PREFIX
 from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService, Replay
 from remit.storage.pagination import CreatedBounds
 from remit_api.common.v1 import common_pb2
@@ -305,7 +306,7 @@ def created_bounds(created: common_pb2.CreatedFilter) -> CreatedBounds:
 def keyed_call(context: Context, endpoint: str, request: Message) -> KeyedCall:
     call = call_context(context)
     # Without a client key the request still gets one, so the completer can finish it.
-    key = call.idempotency_key or f"remit-auto-{call.request_id or random_token()}"
+    key = call.idempotency_key or f"{AUTO_KEY_PREFIX}{call.request_id or random_token()}"
     return KeyedCall(
         account_id=call.account_id,
         key=key,

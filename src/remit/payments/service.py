@@ -54,6 +54,7 @@ from remit.payments.network import (
 )
 from remit.payments.ports import HookChain, PaymentHooks, PaymentMethodSource
 from remit.payments.repository import ChargeRepository, PaymentIntentRepository, RefundRepository
+from remit.payments.requests import note_request
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -169,6 +170,7 @@ class PaymentsService:
     # --- Idempotency plumbing -------------------------------------------------------------
 
     async def _claim(self, call: KeyedCall) -> KeyRecord:
+        note_request(call.request_id, call.key)
         async with self._engine.begin() as db:
             return await idempotency.begin(
                 db,
@@ -225,6 +227,7 @@ class PaymentsService:
     async def _create_only(
         self, call: KeyedCall, new: NewPaymentIntent, respond: Callable[[PaymentIntent], bytes]
     ) -> Done[PaymentIntent] | Replay:
+        note_request(call.request_id, call.key)
         async with self._engine.begin() as db:
             record = await idempotency.begin(
                 db,
@@ -270,6 +273,7 @@ class PaymentsService:
             raise invalid(
                 f"Invalid currency: {update.currency}.", "currency", code="invalid_currency"
             )
+        note_request(call.request_id, call.key)
         async with self._engine.begin() as db:
             record = await idempotency.begin(
                 db,
@@ -847,6 +851,7 @@ class PaymentsService:
             if record.recovery_point is RecoveryPoint.STARTED:
                 await self._forget(record)
                 continue
+            note_request(record.request_id, record.key)
             try:
                 await resume(record)
             except RemitError as error:

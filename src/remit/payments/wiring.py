@@ -11,6 +11,7 @@ from remit.config import PlatformConfig
 from remit.customers.service import CustomersService
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import GrpcCardVault
+from remit.payments.events import PaymentEvents
 from remit.payments.grpc import PaymentsServicer, payment_intent_message
 from remit.payments.methods import StoredPaymentMethods
 from remit.payments.network import GrpcCardNetwork
@@ -40,7 +41,7 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
     )
     payment_methods = PaymentMethodsService(engine, GrpcCardVault(vault_channel))
     customers = CustomersService(engine, payment_methods)
-    hooks = HookChain()
+    hooks = HookChain([PaymentEvents()])
     service = PaymentsService(
         engine,
         network,

@@ -14,6 +14,7 @@ from remit.rest.errors import StripeError
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.payments.v1 import payments_pb2_grpc
 from remit_api.vault.v1 import vault_pb2_grpc
+from remit_api.webhooks.v1 import webhooks_pb2_grpc
 from versions import KNOWN_VERSIONS, LATEST_VERSION
 
 _KIND_FROM_PROTO = {
@@ -33,6 +34,7 @@ class Dependencies:
     core_channel: grpc.aio.Channel
     accounts: accounts_pb2_grpc.AccountsServiceAsyncStub
     payments: payments_pb2_grpc.PaymentsServiceAsyncStub
+    webhooks: webhooks_pb2_grpc.WebhooksServiceAsyncStub
     authenticator: Authenticator
     # Raw card numbers go from the facade straight to the vault, never through the core.
     vault_channel: grpc.aio.Channel
@@ -94,6 +96,7 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
         core_channel=channel,
         accounts=accounts,
         payments=payments_pb2_grpc.PaymentsServiceStub(channel),
+        webhooks=webhooks_pb2_grpc.WebhooksServiceStub(channel),
         authenticator=Authenticator(lookup),
         vault_channel=vault_channel,
         vault=vault_pb2_grpc.VaultServiceStub(vault_channel),

@@ -4,10 +4,12 @@ from remit.rest.app import Operation
 from remit.rest.resources import (
     charges,
     customers,
+    events,
     payment_intents,
     payment_methods,
     refunds,
     tokens,
+    webhook_endpoints,
 )
 
 PI = "/v1/payment_intents"
@@ -35,6 +37,7 @@ def all_operations() -> list[Operation]:
         Operation("POST", "/v1/refunds/{refund}/cancel", refunds.CANCEL, refunds.cancel),
         *_card_operations(),
         *_customer_operations(),
+        *webhook_operations(),
     ]
 
 
@@ -68,4 +71,17 @@ def _customer_operations() -> list[Operation]:
             payment_methods.CUSTOMER_LIST,
             payment_methods.list_for_customer,
         ),
+    ]
+
+
+def webhook_operations() -> list[Operation]:
+    endpoints, one_endpoint = webhook_endpoints.PATH, webhook_endpoints.PATH + "/{endpoint}"
+    return [
+        Operation("POST", endpoints, webhook_endpoints.CREATE, webhook_endpoints.create),
+        Operation("GET", endpoints, webhook_endpoints.LIST, webhook_endpoints.list_endpoints),
+        Operation("GET", one_endpoint, webhook_endpoints.RETRIEVE, webhook_endpoints.retrieve),
+        Operation("POST", one_endpoint, webhook_endpoints.UPDATE, webhook_endpoints.update),
+        Operation("DELETE", one_endpoint, webhook_endpoints.DELETE, webhook_endpoints.delete),
+        Operation("GET", events.PATH, events.LIST, events.list_events),
+        Operation("GET", events.PATH + "/{event}", events.RETRIEVE, events.retrieve),
     ]

@@ -1,10 +1,15 @@
 """Which job kinds and periodic tasks the worker runs; each service contributes its own."""
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.config import PlatformConfig
 from remit.payments.service import EXPIRE_JOB
 from remit.payments.wiring import build_payments
+from remit.versioning import render_event
+from remit.webhooks.urls import policy_for
+from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.housekeeping import housekeeping_tasks
 from remit.worker.jobs import Job
 from remit.worker.runner import JobHandler, Periodic, Worker
@@ -14,6 +19,10 @@ KEY_REAPER_INTERVAL_S = 3600.0
 
 
 def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
+    handlers: dict[str, JobHandler] = {}
+    periodic: list[Periodic] = [*housekeeping_tasks(engine)]
+    on_stop: list[Callable[[], Awaitable[None]]] = []
+
     payments = build_payments(engine, config)
 
     async def expire_authorization(db: AsyncConnection, job: Job) -> None:
@@ -27,10 +36,16 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     async def reap_idempotency_keys() -> None:
         await payments.service.reap_keys()
 
-    handlers: dict[str, JobHandler] = {EXPIRE_JOB: expire_authorization}
-    periodic: list[Periodic] = [
-        *housekeeping_tasks(engine),
+    handlers[EXPIRE_JOB] = expire_authorization
+    periodic += [
         Periodic("idempotency-completer", COMPLETER_INTERVAL_S, complete_abandoned_requests),
         Periodic("idempotency-reaper", KEY_REAPER_INTERVAL_S, reap_idempotency_keys),
     ]
-    return Worker(engine=engine, handlers=handlers, periodic=periodic, on_close=payments.close)
+    on_stop.append(payments.close)
+
+    webhooks = webhook_worker_parts(engine, policy_for(config), renderer=render_event)
+    handlers.update(webhooks.handlers)
+    periodic += webhooks.periodic
+    on_stop.append(webhooks.close)
+
+    return Worker(engine=engine, handlers=handlers, periodic=periodic, on_stop=on_stop)

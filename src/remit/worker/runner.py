@@ -55,7 +55,8 @@ class Worker:
     periodic: list[Periodic] = field(default_factory=list)
     clock: Clock = field(default_factory=SystemClock)
     concurrency: int = 8
-    on_close: Callable[[], Awaitable[None]] | None = None
+    # Called once when the process stops (e.g. to close outbound connection pools).
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
@@ -171,6 +172,6 @@ async def run_worker(config: PlatformConfig) -> None:
     try:
         await worker.run_forever(libpq_url(url), stop)
     finally:
-        if worker.on_close is not None:
-            await worker.on_close()
+        for close in worker.on_stop:
+            await close()
         await engine.dispose()

@@ -90,6 +90,7 @@ def _client(pinned: str | None) -> tuple[TestClient, FakeAccounts, FakePayments]
         authenticator=Authenticator(lookup),
         vault_channel=cast(Any, None),
         vault=cast(Any, None),
+        webhooks=cast(Any, None),
     )
     return TestClient(build_app(deps, OPERATIONS)), accounts, payments
 

@@ -1,7 +1,7 @@
 """Charges, refunds, idempotency keys; PaymentIntents remember their return_url.
 
 Revision ID: 0003_payments
-Revises: 0003_payment_methods
+Revises: 0003_webhooks
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0003_payments"
-down_revision = "0003_payment_methods"
+down_revision = "0003_webhooks"
 branch_labels = None
 depends_on = None
 

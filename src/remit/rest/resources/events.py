@@ -1,0 +1,55 @@
+"""`/v1/events`: Stripe's Event endpoints (the last 30 days).
+
+Events are stored and returned by the core at the latest schema; the facade's version layer
+renders them at the account's pinned version, not at `Stripe-Version` (Stripe: an event's data
+never changes after it is created).
+"""
+
+from remit.core.jsonview import JsonObject, to_json
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.grpc_call import call
+from remit.rest.listing import list_envelope, page_fields
+from remit.rest.params import (
+    Boolean,
+    ExpandList,
+    PageRequest,
+    Schema,
+    String,
+    StringList,
+    list_schema,
+)
+from remit_api.webhooks.v1 import webhooks_pb2 as pb
+
+PATH = "/v1/events"
+MAX_TYPES = 20
+
+LIST = list_schema(
+    {
+        "type": String(max_length=100),
+        "types": StringList(max_items=MAX_TYPES, max_length=100),
+        "delivery_success": Boolean(),
+    }
+).extend({}, exclusive=[("type", "types")])
+RETRIEVE = Schema({"expand": ExpandList()})
+
+
+async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
+    reply = await call(
+        deps.webhooks.GetEvent, pb.GetEventRequest(id=context.path["event"]), context
+    )
+    return to_json(reply.event)
+
+
+async def list_events(context: ApiContext, deps: Dependencies) -> JsonObject:
+    page = PageRequest.from_params(context.params)
+    request = pb.ListEventsRequest(**page_fields(page))  # type: ignore[arg-type]
+    event_type = context.optional_str("type")
+    if event_type is not None:
+        request.type = event_type
+    request.types.extend(context.str_list("types"))
+    delivery_success = context.optional_bool("delivery_success")
+    if delivery_success is not None:
+        request.delivery_success = delivery_success
+    reply = await call(deps.webhooks.ListEvents, request, context)
+    return list_envelope(reply.data, has_more=reply.has_more, url=PATH)

@@ -1,0 +1,250 @@
+"""Delivering one event to one endpoint: the worker's `webhooks.deliver` job.
+
+Each job makes one attempt. It reads what it needs and takes one of the endpoint's concurrency
+slots in a short transaction of its own, POSTs with no transaction open, then records the attempt
+and stages the next one (if any) in the job's own transaction, which also completes the job. A
+worker that dies mid-POST leaves both its job lease and its slot lease to expire; another worker
+then makes the attempt again, so an event is delivered at least once and never lost.
+"""
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.core.clock import Clock, unix_seconds
+from remit.core.ids import new_id
+from remit.webhooks.domain import (
+    RETRY_WINDOW,
+    AttemptOutcome,
+    DeliveryAttempt,
+    DeliveryStatus,
+    DisabledReason,
+    EndpointStatus,
+    next_attempt_after_failure,
+    parse_retry_after,
+    retry_after_deadline,
+)
+from remit.webhooks.outbox import stage_delivery_attempt
+from remit.webhooks.rendering import Renderer, render_event
+from remit.webhooks.repository import (
+    DeliveryContext,
+    DeliveryRepository,
+    EndpointRepository,
+    InflightRepository,
+)
+from remit.webhooks.sender import HttpResult, WebhookSender
+from remit.webhooks.signing import signature_header
+from remit.worker.jobs import Job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    # How many attempts may be in flight to one endpoint at once, across all workers.
+    max_concurrent_per_endpoint: int = 16
+    # A slot is leased for longer than the HTTP timeout, and for less than the job lease, so a
+    # crashed worker's slot is free again before its job is claimed again.
+    slot_lease: timedelta = timedelta(seconds=45)
+    # When every slot is taken, look again after about this long.
+    busy_retry: timedelta = timedelta(milliseconds=500)
+
+
+def encode_payload(payload: object) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def signed_request(
+    ctx: DeliveryContext, renderer: Renderer | None, now: datetime
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one attempt, signed afresh with every current secret."""
+    wanted = ctx.endpoint.api_version or ctx.account_api_version
+    body = encode_payload(render_event(ctx.event, renderer, wanted))
+    header = signature_header(body, ctx.endpoint.signing_secrets(now), unix_seconds(now))
+    return body, {
+        "Content-Type": "application/json; charset=utf-8",
+        "Stripe-Signature": header,
+    }
+
+
+def outcome_of(result: HttpResult, now: datetime) -> AttemptOutcome:
+    return AttemptOutcome(
+        http_status=result.http_status,
+        latency_ms=result.latency_ms,
+        response_snippet=result.response_snippet,
+        error=result.error,
+        retry_after=parse_retry_after(result.retry_after, now)
+        if result.http_status == 429
+        else None,
+    )
+
+
+class WebhookDeliverer:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sender: WebhookSender,
+        clock: Clock,
+        *,
+        renderer: Renderer | None = None,
+        settings: DeliverySettings | None = None,
+    ) -> None:
+        self._engine = engine
+        self._sender = sender
+        self._clock = clock
+        self._renderer = renderer
+        self._settings = settings or DeliverySettings()
+
+    async def handle(self, db: AsyncConnection, job: Job) -> None:
+        """The job handler: `db` is the job's transaction, committed with the job."""
+        delivery_id = int(str(job.payload["delivery_id"]))
+        attempt_number = int(str(job.payload["attempt"]))
+        now = self._clock.now()
+        async with self._engine.begin() as short:
+            ctx = await DeliveryRepository(short).context(delivery_id)
+            if ctx is None or not self._is_current(ctx, attempt_number):
+                return
+            if ctx.endpoint_deleted or ctx.endpoint.status is EndpointStatus.DISABLED:
+                await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
+                return
+            wait_until = await self._wait_until(short, ctx, now)
+        if wait_until is not None:
+            await stage_delivery_attempt(db, delivery_id, attempt_number,
+                                         account_id=ctx.delivery.account_id, now=now,
+                                         run_at=wait_until)  # fmt: skip
+            return
+        body, headers = signed_request(ctx, self._renderer, now)
+        result = await self._sender.post(ctx.endpoint.url, body, headers)
+        await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
+                             attempted_at=now, now=self._clock.now())  # fmt: skip
+
+    @staticmethod
+    def _is_current(ctx: DeliveryContext, attempt_number: int) -> bool:
+        # A job for an attempt already made (a duplicate, or a redelivery that superseded it).
+        return (
+            ctx.delivery.status is DeliveryStatus.PENDING
+            and ctx.delivery.attempts == attempt_number - 1
+        )
+
+    async def _wait_until(
+        self, db: AsyncConnection, ctx: DeliveryContext, now: datetime
+    ) -> datetime | None:
+        """When to look again if the endpoint is rate limited or busy; None once a slot is
+        taken."""
+        limited = ctx.endpoint.rate_limited_until
+        if limited is not None and limited > now:
+            return limited
+        acquired = await InflightRepository(db).try_acquire(
+            endpoint_id=ctx.endpoint.id,
+            delivery_id=ctx.delivery.id,
+            limit=self._settings.max_concurrent_per_endpoint,
+            now=now,
+            until=now + self._settings.slot_lease,
+        )
+        if acquired:
+            return None
+        jitter = random.uniform(0.5, 1.5)
+        return now + self._settings.busy_retry * jitter
+
+
+async def record_attempt(
+    db: AsyncConnection,
+    ctx: DeliveryContext,
+    attempt_number: int,
+    outcome: AttemptOutcome,
+    *,
+    attempted_at: datetime,
+    now: datetime,
+) -> DeliveryAttempt:
+    """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
+    apply what the outcome says about the endpoint."""
+    delivery, endpoints = ctx.delivery, EndpointRepository(db)
+    status, next_at = DeliveryStatus.PENDING, None
+    if outcome.succeeded:
+        status = DeliveryStatus.SUCCEEDED
+        if ctx.endpoint.failing_since is not None:
+            await endpoints.note_success(ctx.endpoint.id)
+    elif outcome.gone:
+        status = DeliveryStatus.FAILED
+        await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
+        log.warning("webhook endpoint %s answered 410 Gone; disabled", ctx.endpoint.id)
+    else:
+        if outcome.rate_limited and outcome.retry_after is not None:
+            next_at = retry_after_deadline(outcome.retry_after, now)
+            if next_at > delivery.first_attempt_at + RETRY_WINDOW:
+                next_at = None
+            else:
+                await endpoints.rate_limit_until(ctx.endpoint.id, next_at)
+        else:
+            next_at = next_attempt_after_failure(delivery.first_attempt_at, attempt_number, now)
+        if next_at is None:
+            status = DeliveryStatus.FAILED
+        if await endpoints.note_failure(ctx.endpoint.id, attempted_at, now):
+            log.warning("webhook endpoint %s failed every delivery for 3 days; disabled",
+                        ctx.endpoint.id)  # fmt: skip
+    attempt = DeliveryAttempt(
+        id=new_id("del"),
+        delivery_id=delivery.id,
+        event_id=delivery.event_id,
+        endpoint_id=delivery.endpoint_id,
+        attempted_at=attempted_at,
+        http_status=outcome.http_status,
+        latency_ms=outcome.latency_ms,
+        response_snippet=outcome.response_snippet,
+        error=outcome.error,
+        next_retry_at=next_at,
+        attempt_number=attempt_number,
+        succeeded=outcome.succeeded,
+    )
+    deliveries = DeliveryRepository(db)
+    await deliveries.insert_attempt(attempt, delivery.account_id)
+    await InflightRepository(db).release(delivery.id)
+    advanced = await deliveries.record_attempt_result(
+        delivery.id,
+        attempt_number=attempt_number,
+        status=status,
+        attempted_at=attempted_at,
+        next_attempt_at=next_at,
+    )
+    if advanced and next_at is not None:
+        await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
+                                     account_id=delivery.account_id, now=now,
+                                     run_at=next_at)  # fmt: skip
+    return attempt
+
+
+async def record_manual_attempt(
+    db: AsyncConnection, ctx: DeliveryContext, outcome: AttemptOutcome, *, now: datetime
+) -> DeliveryAttempt:
+    """Store an attempt made by hand (a resend). It leaves the schedule alone, except that a
+    success ends a pending delivery; it is numbered after every attempt recorded so far."""
+    deliveries, endpoints = DeliveryRepository(db), EndpointRepository(db)
+    pending = ctx.delivery.status is DeliveryStatus.PENDING
+    if outcome.succeeded:
+        await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
+        await endpoints.note_success(ctx.endpoint.id)
+    elif outcome.gone:
+        await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
+        await deliveries.finish(ctx.delivery.id, DeliveryStatus.FAILED, now)
+    attempt = DeliveryAttempt(
+        id=new_id("del"),
+        delivery_id=ctx.delivery.id,
+        event_id=ctx.delivery.event_id,
+        endpoint_id=ctx.delivery.endpoint_id,
+        attempted_at=now,
+        http_status=outcome.http_status,
+        latency_ms=outcome.latency_ms,
+        response_snippet=outcome.response_snippet,
+        error=outcome.error,
+        next_retry_at=ctx.delivery.next_attempt_at
+        if pending and not (outcome.succeeded or outcome.gone)
+        else None,
+        attempt_number=await deliveries.count_attempts(ctx.delivery.id) + 1,
+        succeeded=outcome.succeeded,
+    )
+    await deliveries.insert_attempt(attempt, ctx.delivery.account_id)
+    return attempt

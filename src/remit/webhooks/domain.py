@@ -1,0 +1,186 @@
+"""Events, endpoints, deliveries and attempts, and the pure rules of the retry schedule."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Final
+
+from remit.core.jsonview import JsonObject
+
+# Gaps between consecutive attempts: immediately, then 5 min, 30 min, 2 h, 5 h, 10 h, then every
+# 12 h for as long as the next attempt still falls within three days of the first.
+RETRY_GAPS: Final[tuple[timedelta, ...]] = (
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+)
+STEADY_RETRY_GAP: Final = timedelta(hours=12)
+RETRY_WINDOW: Final = timedelta(days=3)
+# An endpoint whose every delivery has failed for this long is disabled.
+FAILING_ENDPOINT_DISABLE_AFTER: Final = timedelta(days=3)
+# Retry-After is honoured up to this long; a longer value is treated as this.
+MAX_RETRY_AFTER: Final = timedelta(hours=12)
+OLD_SECRET_DEFAULT_LIFETIME: Final = timedelta(hours=24)
+EVENT_RETENTION: Final = timedelta(days=30)
+
+
+class EndpointStatus(Enum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+class DisabledReason(Enum):
+    BY_USER = "by_user"
+    GONE = "gone"  # the endpoint answered 410 Gone
+    FAILING = "failing"  # every delivery failed for three days
+
+
+class DeliveryStatus(Enum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    account_id: str
+    type: str
+    created_at: datetime
+    livemode: bool
+    data_object: JsonObject
+    previous_attributes: JsonObject | None
+    request_id: str | None
+    idempotency_key: str | None
+    pending_webhooks: int = 0
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    id: str
+    account_id: str
+    url: str
+    enabled_events: tuple[str, ...]
+    api_version: str | None
+    description: str | None
+    metadata: Mapping[str, str]
+    status: EndpointStatus
+    disabled_reason: DisabledReason | None
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    failing_since: datetime | None
+    rate_limited_until: datetime | None
+    created_at: datetime
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets an attempt made `now` is signed with: the current one, then the rolled
+        one while it has not expired, so receivers can switch without missing an event."""
+        secrets = [self.secret]
+        if (
+            self.previous_secret is not None
+            and self.previous_secret_expires_at is not None
+            and now < self.previous_secret_expires_at
+        ):
+            secrets.append(self.previous_secret)
+        return secrets
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    account_id: str
+    event_id: str
+    endpoint_id: str
+    status: DeliveryStatus
+    attempts: int
+    first_attempt_at: datetime
+    next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    id: str
+    delivery_id: int
+    event_id: str
+    endpoint_id: str
+    attempted_at: datetime
+    http_status: int | None
+    latency_ms: int
+    response_snippet: str
+    error: str | None
+    next_retry_at: datetime | None
+    attempt_number: int
+    succeeded: bool
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What came back from one POST."""
+
+    http_status: int | None
+    latency_ms: int
+    response_snippet: str
+    error: str | None
+    retry_after: timedelta | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.http_status is not None and 200 <= self.http_status < 300
+
+    @property
+    def gone(self) -> bool:
+        return self.http_status == 410
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.http_status == 429 and self.retry_after is not None
+
+
+def scheduled_offset(attempt_number: int) -> timedelta:
+    """When attempt `attempt_number` (1 for the first) is due, measured from the first."""
+    if attempt_number < 1:
+        raise ValueError("attempts are numbered from 1")
+    offset = timedelta(0)
+    for index in range(attempt_number - 1):
+        offset += RETRY_GAPS[index] if index < len(RETRY_GAPS) else STEADY_RETRY_GAP
+    return offset
+
+
+def next_attempt_after_failure(
+    first_attempt_at: datetime, attempts_made: int, now: datetime
+) -> datetime | None:
+    """When to try again after `attempts_made` attempts all failed; None means give up."""
+    due = first_attempt_at + scheduled_offset(attempts_made + 1)
+    if due > first_attempt_at + RETRY_WINDOW:
+        return None
+    return max(due, now)
+
+
+def retry_after_deadline(retry_after: timedelta, now: datetime) -> datetime:
+    return now + min(max(retry_after, timedelta(seconds=1)), MAX_RETRY_AFTER)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3); None if unusable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    from email.utils import parsedate_to_datetime
+
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(moment - now, timedelta(0))
+
+
+def should_disable_failing_endpoint(failing_since: datetime | None, now: datetime) -> bool:
+    return failing_since is not None and now - failing_since >= FAILING_ENDPOINT_DISABLE_AFTER

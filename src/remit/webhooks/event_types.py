@@ -1,0 +1,76 @@
+"""The event types remit emits, and how an endpoint's `enabled_events` selects among them."""
+
+from collections.abc import Iterable
+from typing import Final
+
+ALL_EVENTS: Final = "*"
+
+EVENT_TYPES: Final[frozenset[str]] = frozenset(
+    {
+        "payment_intent.created",
+        "payment_intent.requires_action",
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "charge.succeeded",
+        "charge.failed",
+        "charge.captured",
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "payment_method.attached",
+        "payment_method.detached",
+        "customer.created",
+        "customer.updated",
+        "customer.deleted",
+        "payout.created",
+        "payout.updated",
+        "payout.paid",
+        "payout.failed",
+        "payout.canceled",
+        "balance.available",
+    }
+)
+
+
+class UnknownEventTypeError(ValueError):
+    """A type remit does not emit; carries the offending value and where it was given."""
+
+    def __init__(self, value: str, index: int) -> None:
+        super().__init__(f"Invalid event type: {value!r}")
+        self.value = value
+        self.index = index
+
+
+def validate_enabled_events(enabled: Iterable[str]) -> list[str]:
+    """Stripe's rule for endpoints: exact event types, or "*" for every type."""
+    events = list(dict.fromkeys(enabled))
+    for index, value in enumerate(events):
+        if value != ALL_EVENTS and value not in EVENT_TYPES:
+            raise UnknownEventTypeError(value, index)
+    return events
+
+
+def validate_type_filter(value: str) -> str:
+    """A filter on listed or streamed events: an exact type or a `prefix.*` wildcard."""
+    if value == ALL_EVENTS or value in EVENT_TYPES:
+        return value
+    if value.endswith(".*") and any(t.startswith(value[:-1]) for t in EVENT_TYPES):
+        return value
+    raise UnknownEventTypeError(value, 0)
+
+
+def endpoint_wants(enabled_events: Iterable[str], event_type: str) -> bool:
+    return any(wanted in (ALL_EVENTS, event_type) for wanted in enabled_events)
+
+
+def filter_matches(filters: Iterable[str], event_type: str) -> bool:
+    """Whether `event_type` passes type filters (empty = everything; `x.*` = the x family)."""
+    wanted = list(filters)
+    if not wanted:
+        return True
+    return any(
+        f in (ALL_EVENTS, event_type) or (f.endswith(".*") and event_type.startswith(f[:-1]))
+        for f in wanted
+    )

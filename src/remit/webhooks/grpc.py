@@ -1,0 +1,299 @@
+"""WebhooksService over gRPC: protobuf in, use case, protobuf out. Nothing else."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf import struct_pb2
+
+from remit.core.errors import invalid
+from remit.core.jsonview import JsonObject
+from remit.grpcutil.metadata import call_context
+from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.grpcutil.server import ServiceRegistration
+from remit.webhooks.domain import DeliveryAttempt, EndpointStatus, Event, WebhookEndpoint
+from remit.webhooks.event_types import UnknownEventTypeError, validate_type_filter
+from remit.webhooks.rendering import event_json, render_event
+from remit.webhooks.repository import EventFilter, TimeRange
+from remit.webhooks.service import EndpointChanges, PageArgs, WebhooksService
+from remit.webhooks.signing import generate_secret
+from remit.webhooks.stream import EventNotifier, live_events
+from remit_api.common.v1 import common_pb2
+from remit_api.webhooks.v1 import webhooks_pb2 as pb
+from remit_api.webhooks.v1 import webhooks_pb2_grpc
+from versions import LATEST_VERSION
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_STATUS = {
+    EndpointStatus.ENABLED: pb.WEBHOOK_ENDPOINT_STATUS_ENABLED,
+    EndpointStatus.DISABLED: pb.WEBHOOK_ENDPOINT_STATUS_DISABLED,
+}
+
+
+def endpoint_message(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> pb.WebhookEndpoint:
+    message = pb.WebhookEndpoint(
+        id=endpoint.id,
+        created=timestamp(endpoint.created_at),
+        enabled_events=list(endpoint.enabled_events),
+        livemode=False,
+        metadata=dict(endpoint.metadata),
+        status=_STATUS[endpoint.status],
+        url=endpoint.url,
+    )
+    if endpoint.api_version is not None:
+        message.api_version = endpoint.api_version
+    if endpoint.description is not None:
+        message.description = endpoint.description
+    if with_secret:
+        message.secret = endpoint.secret
+    return message
+
+
+def _struct(value: object) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    assert isinstance(value, dict)
+    message.update(value)
+    return message
+
+
+def event_message(rendered: JsonObject) -> pb.Event:
+    """A rendered event (see `rendering.event_json`) as the Event message."""
+    data = rendered["data"]
+    request = rendered["request"]
+    assert isinstance(data, dict)
+    assert isinstance(request, dict)
+    created = rendered["created"]
+    assert isinstance(created, int)
+    message = pb.Event(
+        id=str(rendered["id"]),
+        created=timestamp(datetime.fromtimestamp(created, UTC)),
+        data=pb.EventData(object=_struct(data["object"])),
+        livemode=bool(rendered["livemode"]),
+        pending_webhooks=int(str(rendered["pending_webhooks"])),
+        request=pb.EventRequest(),
+        type=str(rendered["type"]),
+    )
+    if isinstance(rendered.get("api_version"), str):
+        message.api_version = str(rendered["api_version"])
+    if isinstance(data.get("previous_attributes"), dict):
+        message.data.previous_attributes.CopyFrom(_struct(data["previous_attributes"]))
+    for name in ("id", "idempotency_key"):
+        if isinstance(request.get(name), str):
+            setattr(message.request, name, request[name])
+    return message
+
+
+def stored_event_message(event: Event) -> pb.Event:
+    """An event as stored, at the latest schema; the facade renders it for its reader."""
+    return event_message(event_json(event, api_version=LATEST_VERSION))
+
+
+def attempt_message(attempt: DeliveryAttempt) -> pb.DeliveryAttempt:
+    message = pb.DeliveryAttempt(
+        id=attempt.id,
+        event=attempt.event_id,
+        webhook_endpoint=attempt.endpoint_id,
+        attempted_at=timestamp(attempt.attempted_at),
+        latency_ms=attempt.latency_ms,
+        response_snippet=attempt.response_snippet,
+        attempt_number=attempt.attempt_number,
+        succeeded=attempt.succeeded,
+    )
+    if attempt.http_status is not None:
+        message.http_status = attempt.http_status
+    if attempt.error is not None:
+        message.error = attempt.error
+    if attempt.next_retry_at is not None:
+        message.next_retry_at.CopyFrom(timestamp(attempt.next_retry_at))
+    return message
+
+
+def _page(request: Any) -> PageArgs:
+    return PageArgs(
+        limit=request.limit or 10,
+        starting_after=request.starting_after if request.HasField("starting_after") else None,
+        ending_before=request.ending_before if request.HasField("ending_before") else None,
+    )
+
+
+def _time_range(created: common_pb2.CreatedFilter) -> TimeRange:
+    def bound(name: str) -> datetime | None:
+        present = created.HasField(name)  # type: ignore[arg-type]
+        return from_timestamp(getattr(created, name)) if present else None
+
+    return TimeRange(gt=bound("gt"), gte=bound("gte"), lt=bound("lt"), lte=bound("lte"))
+
+
+def _type_filters(values: list[str], param: str) -> list[str]:
+    try:
+        return [validate_type_filter(value) for value in values]
+    except UnknownEventTypeError as error:
+        raise invalid(f"Invalid {param}: {error.value!r} is not an event type remit sends.",
+                      param) from None  # fmt: skip
+
+
+class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
+    def __init__(self, service: WebhooksService, notifier: EventNotifier) -> None:
+        self._service = service
+        self._notifier = notifier
+
+    async def CreateWebhookEndpoint(
+        self, request: pb.CreateWebhookEndpointRequest, context: Context
+    ) -> pb.CreateWebhookEndpointResponse:
+        call = call_context(context)
+        endpoint = await self._service.create_endpoint(
+            call.account_id,
+            url=request.url,
+            enabled_events=list(request.enabled_events),
+            api_version=request.api_version if request.HasField("api_version") else None,
+            description=request.description if request.HasField("description") else None,
+            metadata=dict(request.metadata),
+        )
+        return pb.CreateWebhookEndpointResponse(
+            webhook_endpoint=endpoint_message(endpoint, with_secret=True)
+        )
+
+    async def GetWebhookEndpoint(
+        self, request: pb.GetWebhookEndpointRequest, context: Context
+    ) -> pb.GetWebhookEndpointResponse:
+        call = call_context(context)
+        endpoint = await self._service.get_endpoint(call.account_id, request.id)
+        return pb.GetWebhookEndpointResponse(webhook_endpoint=endpoint_message(endpoint))
+
+    async def UpdateWebhookEndpoint(
+        self, request: pb.UpdateWebhookEndpointRequest, context: Context
+    ) -> pb.UpdateWebhookEndpointResponse:
+        call = call_context(context)
+        changes = EndpointChanges(
+            url=request.url if request.HasField("url") else None,
+            enabled_events=list(request.enabled_events) or None,
+            disabled=request.disabled if request.HasField("disabled") else None,
+            description=request.description if request.HasField("description") else None,
+            set_metadata=dict(request.metadata),
+            unset_metadata_keys=list(request.unset_metadata_keys),
+            clear_metadata=request.clear_metadata,
+        )
+        endpoint = await self._service.update_endpoint(call.account_id, request.id, changes)
+        return pb.UpdateWebhookEndpointResponse(webhook_endpoint=endpoint_message(endpoint))
+
+    async def DeleteWebhookEndpoint(
+        self, request: pb.DeleteWebhookEndpointRequest, context: Context
+    ) -> pb.DeleteWebhookEndpointResponse:
+        call = call_context(context)
+        await self._service.delete_endpoint(call.account_id, request.id)
+        return pb.DeleteWebhookEndpointResponse(
+            deleted_webhook_endpoint=pb.DeletedWebhookEndpoint(id=request.id, deleted=True)
+        )
+
+    async def ListWebhookEndpoints(
+        self, request: pb.ListWebhookEndpointsRequest, context: Context
+    ) -> pb.ListWebhookEndpointsResponse:
+        call = call_context(context)
+        endpoints, has_more = await self._service.list_endpoints(call.account_id, _page(request))
+        return pb.ListWebhookEndpointsResponse(
+            data=[endpoint_message(e) for e in endpoints], has_more=has_more
+        )
+
+    async def RollWebhookEndpointSecret(
+        self, request: pb.RollWebhookEndpointSecretRequest, context: Context
+    ) -> pb.RollWebhookEndpointSecretResponse:
+        call = call_context(context)
+        after = (
+            request.expire_old_secret_after.ToTimedelta()
+            if request.HasField("expire_old_secret_after")
+            else None
+        )
+        endpoint, old_expires_at = await self._service.roll_secret(
+            call.account_id, request.id, expire_old_after=after
+        )
+        return pb.RollWebhookEndpointSecretResponse(
+            webhook_endpoint=endpoint_message(endpoint, with_secret=True),
+            old_secret_expires_at=timestamp(old_expires_at),
+        )
+
+    async def GetEvent(self, request: pb.GetEventRequest, context: Context) -> pb.GetEventResponse:
+        call = call_context(context)
+        event = await self._service.get_event(call.account_id, request.id)
+        return pb.GetEventResponse(event=stored_event_message(event))
+
+    async def ListEvents(
+        self, request: pb.ListEventsRequest, context: Context
+    ) -> pb.ListEventsResponse:
+        call = call_context(context)
+        if request.HasField("type") and request.types:
+            raise invalid("Pass either type or types, not both.", "types")
+        types = [request.type] if request.HasField("type") else list(request.types)
+        where = EventFilter(
+            types=_type_filters(types, "type" if request.HasField("type") else "types"),
+            created=_time_range(request.created),
+            delivery_success=request.delivery_success
+            if request.HasField("delivery_success")
+            else None,
+        )
+        events, has_more = await self._service.list_events(call.account_id, where, _page(request))
+        return pb.ListEventsResponse(
+            data=[stored_event_message(e) for e in events], has_more=has_more
+        )
+
+    async def ListDeliveryAttempts(
+        self, request: pb.ListDeliveryAttemptsRequest, context: Context
+    ) -> pb.ListDeliveryAttemptsResponse:
+        call = call_context(context)
+        attempts, has_more = await self._service.list_attempts(
+            call.account_id,
+            event_id=request.event if request.HasField("event") else None,
+            endpoint_id=request.webhook_endpoint if request.HasField("webhook_endpoint") else None,
+            args=_page(request),
+        )
+        return pb.ListDeliveryAttemptsResponse(
+            data=[attempt_message(a) for a in attempts], has_more=has_more
+        )
+
+    async def ResendEvent(
+        self, request: pb.ResendEventRequest, context: Context
+    ) -> pb.ResendEventResponse:
+        call = call_context(context)
+        if not request.event or not request.webhook_endpoint:
+            raise invalid("Name the event and the webhook_endpoint to resend it to.", "event")
+        attempt = await self._service.resend(call.account_id, request.event,
+                                             request.webhook_endpoint)  # fmt: skip
+        return pb.ResendEventResponse(delivery_attempt=attempt_message(attempt))
+
+    async def RedeliverFailedEvents(
+        self, request: pb.RedeliverFailedEventsRequest, context: Context
+    ) -> pb.RedeliverFailedEventsResponse:
+        call = call_context(context)
+        if not request.webhook_endpoint:
+            raise invalid("Name the webhook_endpoint to redeliver to.", "webhook_endpoint")
+        since = from_timestamp(request.since) if request.HasField("since") else None
+        queued = await self._service.redeliver_failed(call.account_id, request.webhook_endpoint,
+                                                      since)  # fmt: skip
+        return pb.RedeliverFailedEventsResponse(events_queued=queued)
+
+    async def StreamEvents(
+        self, request: pb.StreamEventsRequest, context: Context
+    ) -> AsyncIterator[pb.StreamEventsResponse]:
+        call = call_context(context)
+        types = _type_filters(list(request.types), "types")
+        version = await self._service.account_api_version(call.account_id)
+        session = pb.ListenSession(secret=generate_secret(), created=timestamp(datetime.now(UTC)))
+        if version is not None:
+            session.api_version = version
+        yield pb.StreamEventsResponse(session=session)
+        starting_after = request.starting_after if request.HasField("starting_after") else None
+        async for event in live_events(self._service, self._notifier, call.account_id,
+                                       types=types, starting_after=starting_after):  # fmt: skip
+            rendered = render_event(event, self._service.renderer, version)
+            yield pb.StreamEventsResponse(event=event_message(rendered))
+
+
+def webhooks_registration(service: WebhooksService, notifier: EventNotifier) -> ServiceRegistration:
+    servicer = WebhooksServicer(service, notifier)
+    return ServiceRegistration(
+        full_name=pb.DESCRIPTOR.services_by_name["WebhooksService"].full_name,
+        add_to_server=lambda server: webhooks_pb2_grpc.add_WebhooksServiceServicer_to_server(
+            servicer, server
+        ),
+    )

@@ -1,0 +1,47 @@
+"""An event as Stripe JSON, and the renderer that turns it into an older API version's shape.
+
+Events are stored at the latest schema. Whoever shows one (a delivery, `remit listen`) renders it
+at one version through a `Renderer`, and `api_version` says which version that was.
+"""
+
+from collections.abc import Callable
+from typing import TypeAlias
+
+from remit.core.clock import unix_seconds
+from remit.core.jsonview import JsonObject, JsonValue
+from remit.webhooks.domain import Event
+from versions import LATEST_VERSION
+
+# render(resource_json, api_version) -> resource_json at that version. It receives the whole
+# event object (`object: "event"`), so version changes may touch the envelope as well as
+# `data.object` and `data.previous_attributes`.
+Renderer: TypeAlias = Callable[[JsonObject, str], JsonObject]
+
+
+def event_json(event: Event, *, api_version: str) -> JsonObject:
+    """The event at the latest schema, with the same keys `jsonview.to_json` gives `pb.Event`."""
+    data: dict[str, JsonValue] = {
+        "object": event.data_object,
+        "previous_attributes": event.previous_attributes,
+    }
+    return {
+        "object": "event",
+        "id": event.id,
+        "api_version": api_version,
+        "created": unix_seconds(event.created_at),
+        "data": data,
+        "livemode": event.livemode,
+        "pending_webhooks": event.pending_webhooks,
+        "request": {"id": event.request_id, "idempotency_key": event.idempotency_key},
+        "type": event.type,
+    }
+
+
+def render_event(event: Event, renderer: Renderer | None, wanted_version: str | None) -> JsonObject:
+    """The event rendered at `wanted_version` (None: the latest).
+
+    Without a renderer only the latest schema can be produced honestly, so the event says so.
+    """
+    if renderer is None or wanted_version is None or wanted_version == LATEST_VERSION:
+        return event_json(event, api_version=LATEST_VERSION)
+    return renderer(event_json(event, api_version=wanted_version), wanted_version)

@@ -1,0 +1,704 @@
+"""Webhook persistence inside the caller's transaction; every account-facing query names the
+account."""
+
+import builtins
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.accounts.tables import accounts
+from remit.webhooks.domain import (
+    FAILING_ENDPOINT_DISABLE_AFTER,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    DisabledReason,
+    EndpointStatus,
+    Event,
+    WebhookEndpoint,
+)
+from remit.webhooks.tables import (
+    events,
+    webhook_deliveries,
+    webhook_delivery_attempts,
+    webhook_endpoints,
+    webhook_inflight,
+)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A page boundary: the (time, id) of the object named by starting_after/ending_before."""
+
+    at: datetime
+    id: str
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    starting_after: Cursor | None = None
+    ending_before: Cursor | None = None
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    gt: datetime | None = None
+    gte: datetime | None = None
+    lt: datetime | None = None
+    lte: datetime | None = None
+
+    def conditions(self, column: Any) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        for bound, op in ((self.gt, "__gt__"), (self.gte, "__ge__"), (self.lt, "__lt__"),
+                          (self.lte, "__le__")):  # fmt: skip
+            if bound is not None:
+                out.append(getattr(column, op)(bound))
+        return out
+
+
+async def _paged(
+    db: AsyncConnection,
+    query: Select[Any],
+    conditions: list[ColumnElement[bool]],
+    at_column: Any,
+    id_column: Any,
+    page: Page,
+) -> tuple[list[Row[Any]], bool]:
+    """Newest first; the rows of one page and whether more lie beyond it in that direction."""
+    if page.starting_after is not None:
+        at, cursor_id = page.starting_after.at, page.starting_after.id
+        older = or_(at_column < at, and_(at_column == at, id_column < cursor_id))
+        conditions = [*conditions, older]
+        query = query.order_by(at_column.desc(), id_column.desc())
+    elif page.ending_before is not None:
+        at, cursor_id = page.ending_before.at, page.ending_before.id
+        newer = or_(at_column > at, and_(at_column == at, id_column > cursor_id))
+        conditions = [*conditions, newer]
+        query = query.order_by(at_column.asc(), id_column.asc())
+    else:
+        query = query.order_by(at_column.desc(), id_column.desc())
+    rows = list((await db.execute(query.where(*conditions).limit(page.limit + 1))).all())
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    if page.ending_before is not None:
+        rows.reverse()
+    return rows, has_more
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+def endpoint_from_row(row: Row[Any]) -> WebhookEndpoint:
+    return endpoint_from_mapping(row._mapping)
+
+
+def endpoint_from_mapping(m: Mapping[Any, Any]) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=m["id"],
+        account_id=m["account_id"],
+        url=m["url"],
+        enabled_events=tuple(m["enabled_events"]),
+        api_version=m["api_version"],
+        description=m["description"],
+        metadata=dict(m["metadata"]),
+        status=EndpointStatus(m["status"]),
+        disabled_reason=None
+        if m["disabled_reason"] is None
+        else DisabledReason(m["disabled_reason"]),
+        secret=m["secret"],
+        previous_secret=m["previous_secret"],
+        previous_secret_expires_at=m["previous_secret_expires_at"],
+        failing_since=m["failing_since"],
+        rate_limited_until=m["rate_limited_until"],
+        created_at=m["created_at"],
+    )
+
+
+def _endpoint_values(endpoint: WebhookEndpoint) -> dict[str, object]:
+    return {
+        "url": endpoint.url,
+        "enabled_events": list(endpoint.enabled_events),
+        "api_version": endpoint.api_version,
+        "description": endpoint.description,
+        "metadata": dict(endpoint.metadata),
+        "status": endpoint.status.value,
+        "disabled_reason": None
+        if endpoint.disabled_reason is None
+        else endpoint.disabled_reason.value,
+        "secret": endpoint.secret,
+        "previous_secret": endpoint.previous_secret,
+        "previous_secret_expires_at": endpoint.previous_secret_expires_at,
+        "failing_since": endpoint.failing_since,
+        "rate_limited_until": endpoint.rate_limited_until,
+    }
+
+
+class EndpointRepository:
+    def __init__(self, db: AsyncConnection) -> None:
+        self._db = db
+
+    async def insert(self, endpoint: WebhookEndpoint) -> None:
+        await self._db.execute(
+            webhook_endpoints.insert().values(
+                id=endpoint.id,
+                account_id=endpoint.account_id,
+                created_at=endpoint.created_at,
+                **_endpoint_values(endpoint),
+            )
+        )
+
+    async def get(
+        self, account_id: str, endpoint_id: str, *, for_update: bool = False
+    ) -> WebhookEndpoint | None:
+        c = webhook_endpoints.c
+        query = select(webhook_endpoints).where(
+            c.account_id == account_id, c.id == endpoint_id, c.deleted_at.is_(None)
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._db.execute(query)).first()
+        return None if row is None else endpoint_from_row(row)
+
+    async def save(self, endpoint: WebhookEndpoint) -> None:
+        await self._db.execute(
+            update(webhook_endpoints)
+            .where(webhook_endpoints.c.id == endpoint.id)
+            .values(**_endpoint_values(endpoint))
+        )
+
+    async def delete(self, account_id: str, endpoint_id: str, at: datetime) -> bool:
+        c = webhook_endpoints.c
+        result = await self._db.execute(
+            update(webhook_endpoints)
+            .where(c.account_id == account_id, c.id == endpoint_id, c.deleted_at.is_(None))
+            .values(deleted_at=at)
+        )
+        return result.rowcount == 1
+
+    async def note_success(self, endpoint_id: str) -> None:
+        c = webhook_endpoints.c
+        await self._db.execute(
+            update(webhook_endpoints)
+            .where(c.id == endpoint_id, c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+
+    async def note_failure(self, endpoint_id: str, attempted_at: datetime, now: datetime) -> bool:
+        """Start (or continue) the endpoint's run of failures; disable it once that run has
+        lasted three days. Returns True when this call disabled it."""
+        c = webhook_endpoints.c
+        await self._db.execute(
+            update(webhook_endpoints)
+            .where(c.id == endpoint_id, c.failing_since.is_(None))
+            .values(failing_since=attempted_at)
+        )
+        result = await self._db.execute(
+            update(webhook_endpoints)
+            .where(
+                c.id == endpoint_id,
+                c.status == EndpointStatus.ENABLED.value,
+                c.failing_since <= now - FAILING_ENDPOINT_DISABLE_AFTER,
+            )
+            .values(
+                status=EndpointStatus.DISABLED.value, disabled_reason=DisabledReason.FAILING.value
+            )
+        )
+        return result.rowcount == 1
+
+    async def disable(self, endpoint_id: str, reason: DisabledReason) -> None:
+        c = webhook_endpoints.c
+        await self._db.execute(
+            update(webhook_endpoints)
+            .where(c.id == endpoint_id, c.status == EndpointStatus.ENABLED.value)
+            .values(status=EndpointStatus.DISABLED.value, disabled_reason=reason.value)
+        )
+
+    async def rate_limit_until(self, endpoint_id: str, until: datetime) -> None:
+        await self._db.execute(
+            update(webhook_endpoints)
+            .where(webhook_endpoints.c.id == endpoint_id)
+            .values(rate_limited_until=until)
+        )
+
+    async def enabled_for(self, account_id: str) -> list[WebhookEndpoint]:
+        c = webhook_endpoints.c
+        rows = await self._db.execute(
+            select(webhook_endpoints).where(
+                c.account_id == account_id,
+                c.status == EndpointStatus.ENABLED.value,
+                c.deleted_at.is_(None),
+            )
+        )
+        return [endpoint_from_row(row) for row in rows]
+
+    async def cursor(self, account_id: str, endpoint_id: str) -> Cursor | None:
+        endpoint = await self.get(account_id, endpoint_id)
+        return None if endpoint is None else Cursor(endpoint.created_at, endpoint.id)
+
+    async def list(self, account_id: str, page: Page) -> tuple[list[WebhookEndpoint], bool]:
+        c = webhook_endpoints.c
+        rows, has_more = await _paged(
+            self._db,
+            select(webhook_endpoints),
+            [c.account_id == account_id, c.deleted_at.is_(None)],
+            c.created_at,
+            c.id,
+            page,
+        )
+        return [endpoint_from_row(row) for row in rows], has_more
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def _pending_count(event_id_column: Any) -> Any:
+    # An alias, so the subquery never correlates with webhook_deliveries in the outer query.
+    d = webhook_deliveries.alias("pending_deliveries").c
+    return (
+        select(func.count())
+        .where(d.event_id == event_id_column, d.status == DeliveryStatus.PENDING.value)
+        .scalar_subquery()
+        .label("pending_webhooks")
+    )
+
+
+def event_from_row(row: Row[Any]) -> Event:
+    m = row._mapping
+    return Event(
+        id=m["id"],
+        account_id=m["account_id"],
+        type=m["type"],
+        created_at=m["created_at"],
+        livemode=m["livemode"],
+        data_object=m["data_object"],
+        previous_attributes=m["previous_attributes"],
+        request_id=m["request_id"],
+        idempotency_key=m["idempotency_key"],
+        pending_webhooks=int(m.get("pending_webhooks") or 0),
+    )
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    types: Sequence[str] = ()  # exact types or `family.*`
+    created: TimeRange = TimeRange()
+    delivery_success: bool | None = None
+
+
+class EventRepository:
+    def __init__(self, db: AsyncConnection) -> None:
+        self._db = db
+
+    async def insert(self, event: Event) -> None:
+        await self._db.execute(
+            events.insert().values(
+                id=event.id,
+                account_id=event.account_id,
+                type=event.type,
+                created_at=event.created_at,
+                livemode=event.livemode,
+                data_object=event.data_object,
+                previous_attributes=event.previous_attributes,
+                request_id=event.request_id,
+                idempotency_key=event.idempotency_key,
+            )
+        )
+
+    async def get(self, account_id: str, event_id: str) -> Event | None:
+        c = events.c
+        row = (
+            await self._db.execute(
+                select(events, _pending_count(c.id)).where(
+                    c.account_id == account_id, c.id == event_id
+                )
+            )
+        ).first()
+        return None if row is None else event_from_row(row)
+
+    async def cursor(self, account_id: str, event_id: str) -> Cursor | None:
+        c = events.c
+        row = (
+            await self._db.execute(
+                select(c.created_at, c.id).where(c.account_id == account_id, c.id == event_id)
+            )
+        ).first()
+        return None if row is None else Cursor(row.created_at, row.id)
+
+    def _conditions(self, account_id: str, where: EventFilter) -> list[ColumnElement[bool]]:
+        c = events.c
+        conditions = [c.account_id == account_id, *where.created.conditions(c.created_at)]
+        if where.types:
+            exact = [t for t in where.types if not t.endswith(".*")]
+            families = [t[:-1] for t in where.types if t.endswith(".*")]
+            alternatives: list[ColumnElement[bool]] = []
+            if exact:
+                alternatives.append(c.type.in_(exact))
+            alternatives += [c.type.startswith(prefix, autoescape=True) for prefix in families]
+            conditions.append(or_(*alternatives))
+        if where.delivery_success is not None:
+            d = webhook_deliveries.c
+            unsuccessful = (
+                select(literal(1))
+                .where(d.event_id == c.id, d.status != DeliveryStatus.SUCCEEDED.value)
+                .exists()
+            )
+            conditions.append(~unsuccessful if where.delivery_success else unsuccessful)
+        return conditions
+
+    async def list(
+        self, account_id: str, where: EventFilter, page: Page
+    ) -> tuple[list[Event], bool]:
+        c = events.c
+        rows, has_more = await _paged(
+            self._db,
+            select(events, _pending_count(c.id)),
+            self._conditions(account_id, where),
+            c.created_at,
+            c.id,
+            page,
+        )
+        return [event_from_row(row) for row in rows], has_more
+
+    async def after(
+        self, account_id: str, cursor: Cursor | None, limit: int
+    ) -> builtins.list[Event]:
+        """Events newer than `cursor`, oldest first (for streaming)."""
+        c = events.c
+        conditions = [c.account_id == account_id]
+        if cursor is not None:
+            conditions.append(
+                or_(c.created_at > cursor.at, and_(c.created_at == cursor.at, c.id > cursor.id))
+            )
+        rows = await self._db.execute(
+            select(events, _pending_count(c.id))
+            .where(*conditions)
+            .order_by(c.created_at.asc(), c.id.asc())
+            .limit(limit)
+        )
+        return [event_from_row(row) for row in rows]
+
+    async def delete_older_than(self, cutoff: datetime, *, batch: int) -> int:
+        c = events.c
+        doomed = select(c.id).where(c.created_at < cutoff).limit(batch).scalar_subquery()
+        result = await self._db.execute(events.delete().where(c.id.in_(doomed)))
+        return int(result.rowcount)
+
+
+# --- deliveries and attempts ----------------------------------------------------------------
+
+
+def delivery_from_row(row: Row[Any]) -> Delivery:
+    m = row._mapping
+    return Delivery(
+        id=m["id"],
+        account_id=m["account_id"],
+        event_id=m["event_id"],
+        endpoint_id=m["endpoint_id"],
+        status=DeliveryStatus(m["status"]),
+        attempts=m["attempts"],
+        first_attempt_at=m["first_attempt_at"],
+        next_attempt_at=m["next_attempt_at"],
+    )
+
+
+def attempt_from_row(row: Row[Any]) -> DeliveryAttempt:
+    m = row._mapping
+    return DeliveryAttempt(
+        id=m["id"],
+        delivery_id=m["delivery_id"],
+        event_id=m["event_id"],
+        endpoint_id=m["endpoint_id"],
+        attempted_at=m["attempted_at"],
+        http_status=m["http_status"],
+        latency_ms=m["latency_ms"],
+        response_snippet=m["response_snippet"],
+        error=m["error"],
+        next_retry_at=m["next_retry_at"],
+        attempt_number=m["attempt_number"],
+        succeeded=m["succeeded"],
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    """Everything one attempt needs, read in one query."""
+
+    delivery: Delivery
+    event: Event
+    endpoint: WebhookEndpoint
+    endpoint_deleted: bool
+    account_api_version: str | None
+
+
+class DeliveryRepository:
+    def __init__(self, db: AsyncConnection) -> None:
+        self._db = db
+
+    async def insert(
+        self,
+        *,
+        account_id: str,
+        event_id: str,
+        endpoint_id: str,
+        now: datetime,
+        status: DeliveryStatus = DeliveryStatus.PENDING,
+    ) -> int:
+        """A delivery with a fresh schedule starting `now` (an existing one for this event and
+        endpoint starts over: attempt 1 is next); returns its id."""
+        pending = status is DeliveryStatus.PENDING
+        values = {
+            "status": status.value,
+            "attempts": 0,
+            "first_attempt_at": now,
+            "next_attempt_at": now if pending else None,
+            "finished_at": None if pending else now,
+        }
+        statement = (
+            insert(webhook_deliveries)
+            .values(account_id=account_id, event_id=event_id, endpoint_id=endpoint_id, **values)
+            .on_conflict_do_update(index_elements=["event_id", "endpoint_id"], set_=values)
+            .returning(webhook_deliveries.c.id)
+        )
+        return int((await self._db.execute(statement)).scalar_one())
+
+    async def context(self, delivery_id: int) -> DeliveryContext | None:
+        d, e, w = webhook_deliveries.c, events.c, webhook_endpoints.c
+        row = (
+            await self._db.execute(
+                select(
+                    webhook_deliveries,
+                    events.c.type.label("event_type"),
+                    e.created_at.label("event_created_at"),
+                    e.livemode,
+                    e.data_object,
+                    e.previous_attributes,
+                    e.request_id,
+                    e.idempotency_key,
+                    _pending_count(e.id),
+                    *[col.label(f"ep__{col.name}") for col in webhook_endpoints.c],
+                    accounts.c.api_version.label("account_api_version"),
+                )
+                .join(events, e.id == d.event_id)
+                .join(webhook_endpoints, w.id == d.endpoint_id)
+                .join(accounts, accounts.c.id == d.account_id)
+                .where(d.id == delivery_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        endpoint_fields = {col.name: m[f"ep__{col.name}"] for col in webhook_endpoints.c}
+        endpoint = endpoint_from_mapping(endpoint_fields)
+        event = Event(
+            id=m["event_id"],
+            account_id=m["account_id"],
+            type=m["event_type"],
+            created_at=m["event_created_at"],
+            livemode=m["livemode"],
+            data_object=m["data_object"],
+            previous_attributes=m["previous_attributes"],
+            request_id=m["request_id"],
+            idempotency_key=m["idempotency_key"],
+            pending_webhooks=int(m["pending_webhooks"]),
+        )
+        return DeliveryContext(
+            delivery=delivery_from_row(row),
+            event=event,
+            endpoint=endpoint,
+            endpoint_deleted=endpoint_fields["deleted_at"] is not None,
+            account_api_version=m["account_api_version"],
+        )
+
+    async def get(self, account_id: str, event_id: str, endpoint_id: str) -> Delivery | None:
+        d = webhook_deliveries.c
+        row = (
+            await self._db.execute(
+                select(webhook_deliveries).where(
+                    d.account_id == account_id, d.event_id == event_id, d.endpoint_id == endpoint_id
+                )
+            )
+        ).first()
+        return None if row is None else delivery_from_row(row)
+
+    async def record_attempt_result(
+        self,
+        delivery_id: int,
+        *,
+        attempt_number: int,
+        status: DeliveryStatus,
+        attempted_at: datetime,
+        next_attempt_at: datetime | None,
+    ) -> bool:
+        """Advance the delivery past `attempt_number`, only if no other attempt did first."""
+        d = webhook_deliveries.c
+        result = await self._db.execute(
+            update(webhook_deliveries)
+            .where(
+                d.id == delivery_id,
+                d.attempts == attempt_number - 1,
+                d.status == DeliveryStatus.PENDING.value,
+            )
+            .values(
+                attempts=attempt_number,
+                status=status.value,
+                last_attempt_at=attempted_at,
+                next_attempt_at=next_attempt_at,
+                finished_at=None if status is DeliveryStatus.PENDING else attempted_at,
+            )
+        )
+        return result.rowcount == 1
+
+    async def finish(self, delivery_id: int, status: DeliveryStatus, at: datetime) -> None:
+        """Close a delivery without an attempt (its endpoint is gone or disabled)."""
+        d = webhook_deliveries.c
+        await self._db.execute(
+            update(webhook_deliveries)
+            .where(d.id == delivery_id, d.status == DeliveryStatus.PENDING.value)
+            .values(status=status.value, next_attempt_at=None, finished_at=at)
+        )
+
+    async def mark_succeeded_by_resend(self, delivery_id: int, at: datetime) -> None:
+        d = webhook_deliveries.c
+        await self._db.execute(
+            update(webhook_deliveries)
+            .where(d.id == delivery_id, d.status != DeliveryStatus.SUCCEEDED.value)
+            .values(
+                status=DeliveryStatus.SUCCEEDED.value,
+                next_attempt_at=None,
+                finished_at=at,
+                last_attempt_at=at,
+            )
+        )
+
+    async def count_attempts(self, delivery_id: int) -> int:
+        a = webhook_delivery_attempts.c
+        return int(
+            (
+                await self._db.execute(select(func.count()).where(a.delivery_id == delivery_id))
+            ).scalar_one()
+        )
+
+    async def failed_since(
+        self, account_id: str, endpoint_id: str, since: datetime | None
+    ) -> list[Delivery]:
+        d, e = webhook_deliveries.c, events.c
+        conditions = [
+            d.account_id == account_id,
+            d.endpoint_id == endpoint_id,
+            d.status == DeliveryStatus.FAILED.value,
+        ]
+        if since is not None:
+            conditions.append(e.created_at >= since)
+        rows = await self._db.execute(
+            select(webhook_deliveries)
+            .join(events, e.id == d.event_id)
+            .where(*conditions)
+            .order_by(e.created_at, e.id)
+        )
+        return [delivery_from_row(row) for row in rows]
+
+    async def insert_attempt(self, attempt: DeliveryAttempt, account_id: str) -> None:
+        await self._db.execute(
+            webhook_delivery_attempts.insert().values(
+                id=attempt.id,
+                delivery_id=attempt.delivery_id,
+                account_id=account_id,
+                event_id=attempt.event_id,
+                endpoint_id=attempt.endpoint_id,
+                attempted_at=attempt.attempted_at,
+                http_status=attempt.http_status,
+                latency_ms=attempt.latency_ms,
+                response_snippet=attempt.response_snippet,
+                error=attempt.error,
+                next_retry_at=attempt.next_retry_at,
+                attempt_number=attempt.attempt_number,
+                succeeded=attempt.succeeded,
+            )
+        )
+
+    async def attempt_cursor(self, account_id: str, attempt_id: str) -> Cursor | None:
+        a = webhook_delivery_attempts.c
+        row = (
+            await self._db.execute(
+                select(a.attempted_at, a.id).where(a.account_id == account_id, a.id == attempt_id)
+            )
+        ).first()
+        return None if row is None else Cursor(row.attempted_at, row.id)
+
+    async def list_attempts(
+        self,
+        account_id: str,
+        *,
+        event_id: str | None,
+        endpoint_id: str | None,
+        page: Page,
+    ) -> tuple[list[DeliveryAttempt], bool]:
+        a = webhook_delivery_attempts.c
+        conditions = [a.account_id == account_id]
+        if event_id is not None:
+            conditions.append(a.event_id == event_id)
+        if endpoint_id is not None:
+            conditions.append(a.endpoint_id == endpoint_id)
+        rows, has_more = await _paged(
+            self._db, select(webhook_delivery_attempts), conditions, a.attempted_at, a.id, page
+        )
+        return [attempt_from_row(row) for row in rows], has_more
+
+
+# --- concurrency slots ----------------------------------------------------------------------
+
+_TAKE_SLOT = text(
+    """
+    INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until)
+    SELECT :delivery_id, :endpoint_id, :until
+    WHERE (SELECT count(*) FROM webhook_inflight
+           WHERE endpoint_id = :endpoint_id AND leased_until > :now) < :limit
+    ON CONFLICT (delivery_id) DO UPDATE SET leased_until = EXCLUDED.leased_until
+        WHERE webhook_inflight.leased_until <= :now
+    RETURNING delivery_id
+    """
+)
+
+
+class InflightRepository:
+    def __init__(self, db: AsyncConnection) -> None:
+        self._db = db
+
+    async def try_acquire(
+        self, *, endpoint_id: str, delivery_id: int, limit: int, now: datetime, until: datetime
+    ) -> bool:
+        """Take one of the endpoint's `limit` slots for this delivery, within this transaction.
+
+        The endpoint row is locked first, in its own statement, so concurrent acquirers count one
+        after another (a count in the locking statement would read a snapshot taken before the
+        lock was granted). A delivery whose own slot is still leased (a duplicate job for it is
+        in flight) does not get a second one.
+        """
+        await self._db.execute(
+            select(webhook_endpoints.c.id)
+            .where(webhook_endpoints.c.id == endpoint_id)
+            .with_for_update()
+        )
+        taken = await self._db.execute(
+            _TAKE_SLOT,
+            {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "now": now,
+             "until": until, "limit": limit},
+        )  # fmt: skip
+        return taken.first() is not None
+
+    async def release(self, delivery_id: int) -> None:
+        await self._db.execute(
+            webhook_inflight.delete().where(webhook_inflight.c.delivery_id == delivery_id)
+        )
+
+    async def purge_expired(self, now: datetime) -> None:
+        await self._db.execute(
+            webhook_inflight.delete().where(webhook_inflight.c.leased_until < now)
+        )

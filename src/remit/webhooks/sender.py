@@ -1,0 +1,137 @@
+"""The outbound HTTP client that POSTs events to endpoints.
+
+aiohttp was chosen by measurement (bench/bench_webhook_http_clients.py): about 0.15 ms of CPU
+per request against 2.2 ms for httpx's async client, same machine, 64 connections. Redirects are
+not followed (a 3xx is a failed attempt, as at Stripe), only the first bytes of a response are
+read, and every connection goes through a resolver that enforces the `UrlPolicy`.
+"""
+
+import asyncio
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from remit.webhooks.urls import BlockedAddressError, UrlPolicy, check_literal_host, literal_address
+
+DEFAULT_TIMEOUT_S: Final = 30.0
+SNIPPET_BYTES: Final = 512
+USER_AGENT: Final = "remit-webhooks/1.0"
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    http_status: int | None
+    latency_ms: int
+    response_snippet: str
+    error: str | None
+    retry_after: str | None
+
+
+class PolicyResolver(AbstractResolver):
+    """Resolves names as usual, then drops the addresses the policy refuses."""
+
+    def __init__(self, policy: UrlPolicy, inner: AbstractResolver | None = None) -> None:
+        self._policy = policy
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed = []
+        for result in results:
+            address = literal_address(result["host"])
+            if address is not None and self._policy.address_allowed(host, address):
+                allowed.append(result)
+        if not allowed:
+            raise BlockedAddressError(f"{host} resolves only to internal addresses")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class WebhookSender:
+    """One connection pool per process; call `close` at shutdown."""
+
+    def __init__(
+        self,
+        policy: UrlPolicy,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_connections: int = 256,
+        snippet_bytes: int = SNIPPET_BYTES,
+    ) -> None:
+        self._policy = policy
+        self._timeout_s = timeout_s
+        self._max_connections = max_connections
+        self._snippet_bytes = snippet_bytes
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=0,
+                resolver=PolicyResolver(self._policy),
+                ttl_dns_cache=60,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+                headers={"User-Agent": USER_AGENT},
+                # Bodies from endpoints are echoed only as a snippet, never parsed.
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResult:
+        started = time.monotonic()
+
+        def elapsed_ms() -> int:
+            return int((time.monotonic() - started) * 1000)
+
+        try:
+            check_literal_host(url, self._policy)
+            async with self._client().post(
+                url, data=body, headers=dict(headers), allow_redirects=False
+            ) as response:
+                raw = await response.content.read(self._snippet_bytes)
+                return HttpResult(
+                    http_status=response.status,
+                    latency_ms=elapsed_ms(),
+                    response_snippet=raw.decode("utf-8", errors="replace"),
+                    error=None,
+                    retry_after=response.headers.get("Retry-After"),
+                )
+        except TimeoutError:
+            return _failure(elapsed_ms(), f"timeout after {self._timeout_s:g}s")
+        except BlockedAddressError as error:
+            return _failure(elapsed_ms(), f"blocked: {error}")
+        except aiohttp.ClientConnectorError as error:
+            return _failure(elapsed_ms(), f"connection failed: {_reason(error)}")
+        except (aiohttp.ClientError, OSError) as error:
+            return _failure(elapsed_ms(), f"{type(error).__name__}: {_reason(error)}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            # Lets the SSL transports finish closing (aiohttp's documented graceful shutdown).
+            await asyncio.sleep(0)
+
+
+def _failure(latency_ms: int, error: str) -> HttpResult:
+    return HttpResult(None, latency_ms, "", error[:500], None)
+
+
+def _reason(error: Any) -> str:
+    inner = getattr(error, "os_error", None)
+    if isinstance(inner, BlockedAddressError):
+        return f"blocked: {inner}"
+    return str(error) or type(error).__name__

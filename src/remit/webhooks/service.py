@@ -1,0 +1,362 @@
+"""Webhook use cases for the core process. Each public method is one unit of work."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.accounts.tables import accounts
+from remit.core.clock import Clock, SystemClock
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.ids import new_id
+from remit.webhooks.delivery import outcome_of, record_manual_attempt, signed_request
+from remit.webhooks.domain import (
+    EVENT_RETENTION,
+    OLD_SECRET_DEFAULT_LIFETIME,
+    DeliveryAttempt,
+    DeliveryStatus,
+    DisabledReason,
+    EndpointStatus,
+    Event,
+    WebhookEndpoint,
+)
+from remit.webhooks.event_types import UnknownEventTypeError, validate_enabled_events
+from remit.webhooks.outbox import stage_delivery_attempt
+from remit.webhooks.rendering import Renderer
+from remit.webhooks.repository import (
+    Cursor,
+    DeliveryRepository,
+    EndpointRepository,
+    EventFilter,
+    EventRepository,
+    Page,
+)
+from remit.webhooks.sender import WebhookSender
+from remit.webhooks.signing import generate_secret
+from remit.webhooks.urls import UrlPolicy, validate_endpoint_url
+from versions import KNOWN_VERSIONS
+
+MAX_LIST_LIMIT = 100
+_KNOWN_VERSIONS = frozenset(KNOWN_VERSIONS)
+
+
+class WebhooksError(RemitError):
+    """Root of the errors the webhooks service raises."""
+
+
+@dataclass(frozen=True)
+class PageArgs:
+    limit: int = 10
+    starting_after: str | None = None
+    ending_before: str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointChanges:
+    """An update: None leaves a field alone; `description=""` clears it."""
+
+    url: str | None = None
+    enabled_events: Sequence[str] | None = None
+    disabled: bool | None = None
+    description: str | None = None
+    set_metadata: Mapping[str, str] | None = None
+    unset_metadata_keys: Sequence[str] = ()
+    clear_metadata: bool = False
+
+
+def _enabled_events(values: Sequence[str], param: str = "enabled_events") -> list[str]:
+    if not values:
+        raise invalid('enabled_events must name at least one event type, or "*".', param)
+    try:
+        return validate_enabled_events(values)
+    except UnknownEventTypeError as error:
+        raise invalid(
+            f"Invalid {param}[{error.index}]: {error.value!r} is not an event type remit sends. "
+            'Use "*" for every type.',
+            f"{param}[{error.index}]",
+        ) from None
+
+
+def _check_version(version: str) -> str:
+    if version not in _KNOWN_VERSIONS:
+        raise invalid(
+            f"Invalid api_version: {version}. Known versions include {KNOWN_VERSIONS[0]} "
+            f"(newest) back to {KNOWN_VERSIONS[-1]}.",
+            "api_version",
+        )
+    return version
+
+
+def _precondition(message: str) -> WebhooksError:
+    return WebhooksError(message=message, kind=ErrorKind.FAILED_PRECONDITION)
+
+
+class WebhooksService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        policy: UrlPolicy,
+        sender: WebhookSender | None = None,
+        renderer: Renderer | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._engine = engine
+        self._policy = policy
+        self._sender = sender or WebhookSender(policy)
+        self.renderer = renderer
+        self._clock = clock or SystemClock()
+
+    async def close(self) -> None:
+        await self._sender.close()
+
+    # --- endpoints ------------------------------------------------------------------------
+
+    async def create_endpoint(
+        self,
+        account_id: str,
+        *,
+        url: str,
+        enabled_events: Sequence[str],
+        api_version: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> WebhookEndpoint:
+        endpoint = WebhookEndpoint(
+            id=new_id("we"),
+            account_id=account_id,
+            url=validate_endpoint_url(url, self._policy),
+            enabled_events=tuple(_enabled_events(enabled_events)),
+            api_version=None if api_version is None else _check_version(api_version),
+            description=description or None,
+            metadata=dict(metadata or {}),
+            status=EndpointStatus.ENABLED,
+            disabled_reason=None,
+            secret=generate_secret(),
+            previous_secret=None,
+            previous_secret_expires_at=None,
+            failing_since=None,
+            rate_limited_until=None,
+            created_at=self._clock.now(),
+        )
+        async with self._engine.begin() as db:
+            await EndpointRepository(db).insert(endpoint)
+        return endpoint
+
+    async def get_endpoint(self, account_id: str, endpoint_id: str) -> WebhookEndpoint:
+        async with self._engine.connect() as db:
+            return await self._endpoint(db, account_id, endpoint_id)
+
+    @staticmethod
+    async def _endpoint(
+        db: AsyncConnection, account_id: str, endpoint_id: str, *, for_update: bool = False
+    ) -> WebhookEndpoint:
+        endpoint = await EndpointRepository(db).get(account_id, endpoint_id, for_update=for_update)
+        if endpoint is None:
+            raise not_found("webhook_endpoint", endpoint_id)
+        return endpoint
+
+    async def update_endpoint(
+        self, account_id: str, endpoint_id: str, changes: EndpointChanges
+    ) -> WebhookEndpoint:
+        async with self._engine.begin() as db:
+            current = await self._endpoint(db, account_id, endpoint_id, for_update=True)
+            updated = self._apply(current, changes)
+            await EndpointRepository(db).save(updated)
+        return updated
+
+    def _apply(self, endpoint: WebhookEndpoint, changes: EndpointChanges) -> WebhookEndpoint:
+        updated = endpoint
+        if changes.url is not None:
+            updated = replace(updated, url=validate_endpoint_url(changes.url, self._policy))
+        if changes.enabled_events is not None:
+            updated = replace(
+                updated, enabled_events=tuple(_enabled_events(changes.enabled_events))
+            )
+        if changes.description is not None:
+            updated = replace(updated, description=changes.description or None)
+        metadata = {} if changes.clear_metadata else dict(updated.metadata)
+        for key in changes.unset_metadata_keys:
+            metadata.pop(key, None)
+        metadata.update(changes.set_metadata or {})
+        if len(metadata) > 50:
+            raise invalid("Metadata can have at most 50 keys.", "metadata")
+        updated = replace(updated, metadata=metadata)
+        if changes.disabled is True:
+            updated = replace(updated, status=EndpointStatus.DISABLED,
+                              disabled_reason=DisabledReason.BY_USER)  # fmt: skip
+        elif changes.disabled is False:
+            # Re-enabling starts a fresh record: past failures no longer count toward disabling.
+            updated = replace(updated, status=EndpointStatus.ENABLED, disabled_reason=None,
+                              failing_since=None, rate_limited_until=None)  # fmt: skip
+        return updated
+
+    async def delete_endpoint(self, account_id: str, endpoint_id: str) -> None:
+        async with self._engine.begin() as db:
+            if not await EndpointRepository(db).delete(account_id, endpoint_id, self._clock.now()):
+                raise not_found("webhook_endpoint", endpoint_id)
+
+    async def list_endpoints(
+        self, account_id: str, args: PageArgs
+    ) -> tuple[list[WebhookEndpoint], bool]:
+        async with self._engine.connect() as db:
+            repo = EndpointRepository(db)
+            page = await _page(args, lambda object_id: repo.cursor(account_id, object_id),
+                               "webhook_endpoint")  # fmt: skip
+            return await repo.list(account_id, page)
+
+    async def roll_secret(
+        self, account_id: str, endpoint_id: str, *, expire_old_after: timedelta | None = None
+    ) -> tuple[WebhookEndpoint, datetime]:
+        lifetime = OLD_SECRET_DEFAULT_LIFETIME if expire_old_after is None else expire_old_after
+        if lifetime < timedelta(0) or lifetime > timedelta(days=7):
+            raise invalid("expire_old_secret_after must be between 0 and 7 days.",
+                          "expire_old_secret_after")  # fmt: skip
+        now = self._clock.now()
+        async with self._engine.begin() as db:
+            current = await self._endpoint(db, account_id, endpoint_id, for_update=True)
+            rolled = replace(
+                current,
+                secret=generate_secret(),
+                previous_secret=current.secret,
+                previous_secret_expires_at=now + lifetime,
+            )
+            await EndpointRepository(db).save(rolled)
+        return rolled, now + lifetime
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _retention_start(self) -> datetime:
+        return self._clock.now() - EVENT_RETENTION
+
+    async def get_event(self, account_id: str, event_id: str) -> Event:
+        async with self._engine.connect() as db:
+            event = await EventRepository(db).get(account_id, event_id)
+        if event is None or event.created_at < self._retention_start():
+            raise not_found("event", event_id)
+        return event
+
+    async def list_events(
+        self, account_id: str, where: EventFilter, args: PageArgs
+    ) -> tuple[list[Event], bool]:
+        kept = replace(
+            where,
+            created=replace(where.created, gte=max(
+                where.created.gte or self._retention_start(), self._retention_start()
+            )),
+        )  # fmt: skip
+        async with self._engine.connect() as db:
+            repo = EventRepository(db)
+            page = await _page(args, lambda object_id: repo.cursor(account_id, object_id), "event")
+            return await repo.list(account_id, kept, page)
+
+    async def account_api_version(self, account_id: str) -> str | None:
+        async with self._engine.connect() as db:
+            row = (
+                await db.execute(select(accounts.c.api_version).where(accounts.c.id == account_id))
+            ).first()
+        return None if row is None else row.api_version
+
+    async def events_after(self, account_id: str, after: Cursor | None, limit: int) -> list[Event]:
+        async with self._engine.connect() as db:
+            return await EventRepository(db).after(account_id, after, limit)
+
+    async def event_cursor(self, account_id: str, event_id: str | None) -> Cursor | None:
+        """Where a stream starts: after `event_id`, or after the newest event when None."""
+        async with self._engine.connect() as db:
+            repo = EventRepository(db)
+            if event_id is not None:
+                cursor = await repo.cursor(account_id, event_id)
+                if cursor is None:
+                    raise not_found("event", event_id, param="starting_after")
+                return cursor
+            newest, _ = await repo.list(account_id, EventFilter(), Page(limit=1))
+        return None if not newest else Cursor(newest[0].created_at, newest[0].id)
+
+    # --- deliveries -----------------------------------------------------------------------
+
+    async def list_attempts(
+        self, account_id: str, *, event_id: str | None, endpoint_id: str | None, args: PageArgs
+    ) -> tuple[list[DeliveryAttempt], bool]:
+        if event_id is None and endpoint_id is None:
+            raise invalid("Name an event, a webhook_endpoint, or both.", "event")
+        async with self._engine.connect() as db:
+            repo = DeliveryRepository(db)
+            page = await _page(args, lambda object_id: repo.attempt_cursor(account_id, object_id),
+                               "webhook_delivery_attempt")  # fmt: skip
+            return await repo.list_attempts(
+                account_id, event_id=event_id, endpoint_id=endpoint_id, page=page
+            )
+
+    async def resend(self, account_id: str, event_id: str, endpoint_id: str) -> DeliveryAttempt:
+        """One attempt now, made by this process and recorded like any other; it does not
+        disturb the scheduled retries except by ending them when it succeeds."""
+        now = self._clock.now()
+        async with self._engine.begin() as db:
+            endpoint = await self._endpoint(db, account_id, endpoint_id)
+            if endpoint.status is EndpointStatus.DISABLED:
+                raise _precondition(f"Webhook endpoint {endpoint_id} is disabled; enable it "
+                                    "before resending events to it.")  # fmt: skip
+            if await EventRepository(db).get(account_id, event_id) is None:
+                raise not_found("event", event_id, param="event")
+            deliveries = DeliveryRepository(db)
+            existing = await deliveries.get(account_id, event_id, endpoint_id)
+            if existing is None:
+                # Not subscribed (or created after the event): nothing is scheduled for it.
+                delivery_id = await deliveries.insert(
+                    account_id=account_id,
+                    event_id=event_id,
+                    endpoint_id=endpoint_id,
+                    now=now,
+                    status=DeliveryStatus.FAILED,
+                )
+            else:
+                delivery_id = existing.id
+            ctx = await deliveries.context(delivery_id)
+        assert ctx is not None
+        body, headers = signed_request(ctx, self.renderer, now)
+        result = await self._sender.post(endpoint.url, body, headers)
+        async with self._engine.begin() as db:
+            return await record_manual_attempt(db, ctx, outcome_of(result, now), now=now)
+
+    async def redeliver_failed(
+        self, account_id: str, endpoint_id: str, since: datetime | None
+    ) -> int:
+        now = self._clock.now()
+        async with self._engine.begin() as db:
+            endpoint = await self._endpoint(db, account_id, endpoint_id)
+            if endpoint.status is EndpointStatus.DISABLED:
+                raise _precondition(f"Webhook endpoint {endpoint_id} is disabled; enable it "
+                                    "before redelivering events to it.")  # fmt: skip
+            deliveries = DeliveryRepository(db)
+            failed = await deliveries.failed_since(account_id, endpoint_id, since)
+            for delivery in failed:
+                await deliveries.insert(account_id=account_id, event_id=delivery.event_id,
+                                        endpoint_id=endpoint_id, now=now)  # fmt: skip
+                await stage_delivery_attempt(db, delivery.id, 1, account_id=account_id, now=now)
+        return len(failed)
+
+
+async def _page(args: PageArgs, cursor_of: object, kind: str) -> Page:
+    if not 1 <= args.limit <= MAX_LIST_LIMIT:
+        raise invalid("limit must be between 1 and 100.", "limit")
+    if args.starting_after is not None and args.ending_before is not None:
+        raise invalid("starting_after and ending_before cannot be used together.",
+                      "ending_before")  # fmt: skip
+
+    async def anchor(object_id: str | None, param: str) -> Cursor | None:
+        if object_id is None:
+            return None
+        found = await cursor_of(object_id)  # type: ignore[operator]
+        if found is None:
+            raise not_found(kind, object_id, param=param)
+        assert isinstance(found, Cursor)
+        return found
+
+    return Page(
+        limit=args.limit,
+        starting_after=await anchor(args.starting_after, "starting_after"),
+        ending_before=await anchor(args.ending_before, "ending_before"),
+    )

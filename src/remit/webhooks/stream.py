@@ -1,0 +1,109 @@
+"""Live events for `remit listen`: wake on NOTIFY from `record_event`, then read what is new.
+
+One LISTEN connection per core process serves every open stream. Streams also look every few
+seconds on their own, so a lost notification (or a LISTEN connection that is down) only delays
+an event, never drops it: the stream reads everything after the last event it sent.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+
+import psycopg
+
+from remit.webhooks.domain import Event
+from remit.webhooks.event_types import filter_matches
+from remit.webhooks.outbox import EVENTS_CHANNEL
+from remit.webhooks.repository import Cursor
+from remit.webhooks.service import WebhooksService
+
+log = logging.getLogger(__name__)
+
+FALLBACK_POLL_S = 2.0
+BATCH = 100
+LOOKBACK = timedelta(seconds=10)
+
+
+class EventNotifier:
+    """Fans NOTIFYs on the events channel out to the streams of each account."""
+
+    def __init__(self, libpq_url: str) -> None:
+        self._url = libpq_url
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, account_id: str) -> asyncio.Event:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._listen())
+        wake = asyncio.Event()
+        self._waiters[account_id].add(wake)
+        return wake
+
+    def unsubscribe(self, account_id: str, wake: asyncio.Event) -> None:
+        self._waiters[account_id].discard(wake)
+        if not self._waiters[account_id]:
+            del self._waiters[account_id]
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                connection = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                async with connection:
+                    await connection.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    async for note in connection.notifies():
+                        for wake in self._waiters.get(note.payload, ()):
+                            wake.set()
+            except (psycopg.Error, OSError) as error:
+                log.info("event notifications unavailable (%s); streams poll", type(error).__name__)
+                await asyncio.sleep(FALLBACK_POLL_S)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def live_events(
+    service: WebhooksService,
+    notifier: EventNotifier,
+    account_id: str,
+    *,
+    types: Sequence[str],
+    starting_after: str | None,
+) -> AsyncIterator[Event]:
+    """The account's events after `starting_after` (or from now on), as they commit.
+
+    Events are stamped when their transaction starts but become visible when it commits, so an
+    event can appear behind one already sent. Each read therefore looks back `LOOKBACK` before
+    the newest event sent and skips the ids it has sent already.
+    """
+    wake = notifier.subscribe(account_id)
+    try:
+        start = await service.event_cursor(account_id, starting_after)
+        sent: dict[str, datetime] = {} if start is None else {start.id: start.at}
+        newest = None if start is None else start.at
+        while True:
+            wake.clear()
+            page = None if newest is None else Cursor(newest - LOOKBACK, "")
+            while True:
+                batch = await service.events_after(account_id, page, BATCH)
+                for event in batch:
+                    if event.id in sent:
+                        continue
+                    sent[event.id] = event.created_at
+                    if filter_matches(types, event.type):
+                        yield event
+                if len(batch) < BATCH:
+                    break
+                page = Cursor(batch[-1].created_at, batch[-1].id)
+            if sent:
+                newest = max(sent.values())
+                sent = {k: at for k, at in sent.items() if at >= newest - LOOKBACK}
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=FALLBACK_POLL_S)
+    finally:
+        notifier.unsubscribe(account_id, wake)

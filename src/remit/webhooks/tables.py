@@ -1,0 +1,119 @@
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from remit.storage.schema import core_metadata
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("enabled_events", JSONB, nullable=False),
+    Column("api_version", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("metadata", JSONB, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("disabled_reason", Text, nullable=True),
+    # Signing needs the key itself, so unlike API keys it cannot be stored as a digest.
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text, nullable=True),
+    Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
+    # Start of the current run of failed attempts; cleared by any success.
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    # Set from a 429's Retry-After: no attempt to this endpoint before then.
+    Column("rate_limited_until", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Index("ix_webhook_endpoints_account_id_created_at", "account_id", "created_at", "id"),
+)
+
+events = Table(
+    "events",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("type", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    # The resource at the latest schema; rendered at a version only when delivered or read.
+    Column("data_object", JSONB, nullable=False),
+    Column("previous_attributes", JSONB, nullable=True),
+    Column("request_id", Text, nullable=True),
+    Column("idempotency_key", Text, nullable=True),
+    Index("ix_events_account_id_created_at", "account_id", "created_at", "id"),
+    Index("ix_events_created_at", "created_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    core_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("account_id", Text, nullable=False),
+    Column("event_id", Text, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "endpoint_id",
+        Text,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # The retry schedule is measured from here.
+    Column("first_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("last_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("event_id", "endpoint_id"),
+    Index("ix_webhook_deliveries_endpoint_id_status", "endpoint_id", "status"),
+)
+
+webhook_delivery_attempts = Table(
+    "webhook_delivery_attempts",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column(
+        "delivery_id",
+        BigInteger,
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("account_id", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("endpoint_id", Text, nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("http_status", Integer, nullable=True),
+    Column("latency_ms", BigInteger, nullable=False),
+    Column("response_snippet", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("next_retry_at", DateTime(timezone=True), nullable=True),
+    Column("attempt_number", Integer, nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+    Index("ix_webhook_delivery_attempts_event_id", "event_id", "attempted_at"),
+    Index("ix_webhook_delivery_attempts_endpoint_id", "endpoint_id", "attempted_at"),
+    Index("ix_webhook_delivery_attempts_delivery_id", "delivery_id"),
+)
+
+# One row per delivery in flight, under a lease: how many worker processes may POST to one
+# endpoint at once is counted here, so the limit holds across processes and a crashed worker's
+# slot frees itself when the lease runs out.
+webhook_inflight = Table(
+    "webhook_inflight",
+    core_metadata,
+    Column("delivery_id", BigInteger, primary_key=True),
+    Column("endpoint_id", Text, nullable=False),
+    Column("leased_until", DateTime(timezone=True), nullable=False),
+    Index("ix_webhook_inflight_endpoint_id", "endpoint_id"),
+)

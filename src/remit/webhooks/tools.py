@@ -1,0 +1,290 @@
+"""Developer tooling over the core's gRPC API: `remit listen`, `remit trigger`, and
+`remit webhooks resend | redeliver | roll-secret`.
+
+Every command acts for one account, named by `--api-key sk_test_...` or, by default, the default
+test account that `remit serve` keeps in the data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Final, TextIO
+
+import aiohttp
+import grpc
+from google.protobuf import duration_pb2
+
+from remit.config import PlatformConfig
+from remit.core.jsonview import to_json
+from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.metadata import ACCOUNT_KEY
+from remit.grpcutil.protoconv import timestamp
+from remit.supervisor import read_default_account
+from remit.webhooks.delivery import encode_payload
+from remit.webhooks.sender import WebhookSender
+from remit.webhooks.signing import signature_header
+from remit.webhooks.urls import UrlPolicy
+from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from remit_api.webhooks.v1 import webhooks_pb2 as pb
+from remit_api.webhooks.v1 import webhooks_pb2_grpc
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+class ToolError(Exception):
+    """A problem to print for the user, without a traceback."""
+
+
+def api_key_for(config: PlatformConfig, given: str | None) -> str:
+    if given:
+        return given
+    saved = read_default_account(config.data_dir)
+    if saved is None:
+        raise ToolError(
+            f"no --api-key given and no default account in {config.data_dir}; start the "
+            "platform with `remit serve` or pass --api-key sk_test_..."
+        )
+    return saved["secret_key"]
+
+
+async def account_metadata(channel: grpc.aio.Channel, api_key: str) -> Metadata:
+    try:
+        reply = await accounts_pb2_grpc.AccountsServiceStub(channel).AuthenticateApiKey(
+            accounts_pb2.AuthenticateApiKeyRequest(key=api_key), timeout=10
+        )
+    except grpc.aio.AioRpcError as error:
+        raise ToolError(f"could not authenticate the API key: {error.details()}") from None
+    return ((ACCOUNT_KEY, reply.account_id),)
+
+
+# --- remit listen ---------------------------------------------------------------------------
+
+
+async def listen(
+    config: PlatformConfig,
+    *,
+    api_key: str,
+    forward_to: str,
+    types: Sequence[str] = (),
+    out: TextIO = sys.stdout,
+) -> int:
+    """Print a signing secret, then forward each of the account's events to `forward_to`,
+    signed with it, until interrupted."""
+    # Forwarding targets a developer's own machine, so local addresses are the point.
+    sender = WebhookSender(UrlPolicy(allow_internal=True))
+    async with grpc.aio.insecure_channel(config.core.target) as channel:
+        metadata = await account_metadata(channel, api_key)
+        stream = webhooks_pb2_grpc.WebhooksServiceStub(channel).StreamEvents(
+            pb.StreamEventsRequest(types=list(types)), metadata=metadata
+        )
+        secret = ""
+        try:
+            async for message in stream:
+                if message.HasField("session"):
+                    secret = message.session.secret
+                    print(f"Ready! Your webhook signing secret is {secret} (^C to quit)",
+                          file=out, flush=True)  # fmt: skip
+                    continue
+                await _forward(sender, message.event, secret, forward_to, out)
+        except grpc.aio.AioRpcError as error:
+            raise ToolError(f"the event stream ended: {error.details()}") from None
+        finally:
+            await sender.close()
+    return 0
+
+
+async def _forward(
+    sender: WebhookSender, event: pb.Event, secret: str, url: str, out: TextIO
+) -> None:
+    body = encode_payload(to_json(event))
+    now = int(datetime.now(UTC).timestamp())
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Stripe-Signature": signature_header(body, [secret], now),
+    }
+    print(f"--> {event.type} [{event.id}]", file=out, flush=True)
+    result = await sender.post(url, body, headers)
+    status = result.http_status if result.http_status is not None else result.error
+    print(f"<-- [{status}] POST {url} [{event.id}]", file=out, flush=True)
+
+
+# --- remit trigger --------------------------------------------------------------------------
+
+
+class RestClient:
+    """The public REST API with the account's secret key, as any integration would use it."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str, api_key: str) -> None:
+        self._session, self._base, self._key = session, base, api_key
+
+    async def request(
+        self, method: str, path: str, params: dict[str, str] | None = None
+    ) -> dict[str, object]:
+        async with self._session.request(
+            method,
+            self._base + path,
+            data=params if method == "POST" else None,
+            params=params if method != "POST" else None,
+            headers={"Authorization": f"Bearer {self._key}"},
+        ) as response:
+            body: dict[str, object] = await response.json(content_type=None)
+        if response.status >= 400:
+            error = body.get("error")
+            message = error.get("message") if isinstance(error, dict) else body
+            raise ToolError(f"{method} {path} failed ({response.status}): {message}")
+        return body
+
+
+async def _payment_intent_created(api: RestClient) -> list[str]:
+    intent = await api.request("POST", "/v1/payment_intents",
+                               {"amount": "2000", "currency": "usd",
+                                "description": "(created by remit trigger)"})  # fmt: skip
+    return [f"payment_intent {intent['id']}"]
+
+
+async def _customer_created(api: RestClient) -> list[str]:
+    customer = await api.request("POST", "/v1/customers",
+                                 {"description": "(created by remit trigger)"})  # fmt: skip
+    return [f"customer {customer['id']}"]
+
+
+async def _customer_updated(api: RestClient) -> list[str]:
+    customer = await api.request("POST", "/v1/customers")
+    await api.request("POST", f"/v1/customers/{customer['id']}",
+                      {"metadata[triggered]": "true"})  # fmt: skip
+    return [f"customer {customer['id']} (created, then updated)"]
+
+
+async def _customer_deleted(api: RestClient) -> list[str]:
+    customer = await api.request("POST", "/v1/customers")
+    await api.request("DELETE", f"/v1/customers/{customer['id']}")
+    return [f"customer {customer['id']} (created, then deleted)"]
+
+
+# Event type -> what makes it happen through the public API. Add a row per event type as the
+# resources that emit it land (payment_intent.succeeded: create and confirm with pm_card_visa,
+# charge.refunded: refund a succeeded payment, ...).
+TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
+    "payment_intent.created": _payment_intent_created,
+    "customer.created": _customer_created,
+    "customer.updated": _customer_updated,
+    "customer.deleted": _customer_deleted,
+}
+
+
+async def trigger(
+    config: PlatformConfig, *, api_key: str, event_type: str, out: TextIO = sys.stdout
+) -> int:
+    action = TRIGGERS.get(event_type)
+    if action is None:
+        raise ToolError(f"cannot trigger {event_type!r}; supported: {', '.join(sorted(TRIGGERS))}")
+    print(f"Setting up fixture for: {event_type}", file=out, flush=True)
+    async with aiohttp.ClientSession() as session:
+        made = await action(RestClient(session, f"http://{config.api.target}", api_key))
+    for line in made:
+        print(f"Running fixture: {line}", file=out, flush=True)
+    print("Trigger succeeded! Check `remit listen` or your endpoint for the event.",
+          file=out, flush=True)  # fmt: skip
+    return 0
+
+
+# --- remit webhooks ... ---------------------------------------------------------------------
+
+
+async def _with_stub(
+    config: PlatformConfig,
+    api_key: str,
+    call: Callable[[webhooks_pb2_grpc.WebhooksServiceAsyncStub, Metadata], Awaitable[object]],
+) -> object:
+    async with grpc.aio.insecure_channel(config.core.target) as channel:
+        metadata = await account_metadata(channel, api_key)
+        try:
+            stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub = (
+                webhooks_pb2_grpc.WebhooksServiceStub(channel)
+            )
+            return await call(stub, metadata)
+        except grpc.aio.AioRpcError as error:
+            raise ToolError(str(remit_error_from_rpc_error(error))) from None
+
+
+async def resend(
+    config: PlatformConfig, *, api_key: str, event_id: str, endpoint_id: str, out: TextIO
+) -> int:
+    reply = await _with_stub(
+        config,
+        api_key,
+        lambda stub, md: stub.ResendEvent(
+            pb.ResendEventRequest(event=event_id, webhook_endpoint=endpoint_id), metadata=md
+        ),
+    )
+    assert isinstance(reply, pb.ResendEventResponse)
+    print(json.dumps(to_json(reply.delivery_attempt), indent=2), file=out, flush=True)
+    return 0 if reply.delivery_attempt.succeeded else 1
+
+
+async def redeliver(
+    config: PlatformConfig,
+    *,
+    api_key: str,
+    endpoint_id: str,
+    since: datetime | None,
+    out: TextIO,
+) -> int:
+    request = pb.RedeliverFailedEventsRequest(webhook_endpoint=endpoint_id)
+    if since is not None:
+        request.since.CopyFrom(timestamp(since))
+    reply = await _with_stub(
+        config, api_key, lambda stub, md: stub.RedeliverFailedEvents(request, metadata=md)
+    )
+    assert isinstance(reply, pb.RedeliverFailedEventsResponse)
+    print(f"queued {reply.events_queued} failed event(s) for redelivery to {endpoint_id}",
+          file=out, flush=True)  # fmt: skip
+    return 0
+
+
+async def roll_secret(
+    config: PlatformConfig,
+    *,
+    api_key: str,
+    endpoint_id: str,
+    expire_old_after_s: int | None,
+    out: TextIO,
+) -> int:
+    request = pb.RollWebhookEndpointSecretRequest(id=endpoint_id)
+    if expire_old_after_s is not None:
+        request.expire_old_secret_after.CopyFrom(duration_pb2.Duration(seconds=expire_old_after_s))
+    reply = await _with_stub(
+        config, api_key, lambda stub, md: stub.RollWebhookEndpointSecret(request, metadata=md)
+    )
+    assert isinstance(reply, pb.RollWebhookEndpointSecretResponse)
+    expires = reply.old_secret_expires_at.ToDatetime(tzinfo=UTC).isoformat()
+    print(f"new signing secret {reply.webhook_endpoint.secret}", file=out)
+    print(f"the old secret keeps signing until {expires}", file=out, flush=True)
+    return 0
+
+
+def parse_since(text: str) -> datetime:
+    """A unix timestamp or an ISO 8601 time (UTC unless it says otherwise)."""
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text), UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ToolError(
+            f"--since must be a unix timestamp or ISO 8601 time, got {text!r}"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def run(coroutine: Awaitable[int]) -> int:
+    try:
+        return asyncio.run(coroutine)  # type: ignore[arg-type]
+    except ToolError as error:
+        print(f"remit: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0

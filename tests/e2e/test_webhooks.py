@@ -1,0 +1,217 @@
+"""Webhooks through the real platform: the SDK manages endpoints and reads events, the real
+worker delivers, and the CLI's listen, trigger, resend and redeliver work against it."""
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import stripe
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.storage.engine import make_engine
+from remit.webhooks.outbox import record_event
+from tests.support.accounts import TestAccount
+from tests.support.platform import RunningPlatform
+from tests.support.postgres import WorkerDatabases
+from tests.support.receiver import Receiver, Reply
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def engine(databases: WorkerDatabases) -> AsyncIterator[AsyncEngine]:
+    made = make_engine(databases.core_url, pool_size=2)
+    yield made
+    await made.dispose()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    running = Receiver([Reply(410)] + [Reply()] * 10)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def emit(
+    engine: AsyncEngine, account: TestAccount, event_type: str = "customer.created"
+) -> str:
+    """What the payments service does in its own transactions."""
+    async with engine.begin() as db:
+        return await record_event(
+            db,
+            account_id=account.id,
+            type=event_type,
+            data_object={"id": "cus_e2e", "object": "customer", "balance": 1200},
+            now=datetime.now(UTC),
+        )
+
+
+def remit_cli(platform: RunningPlatform, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "remit", *args],
+        env=platform.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_sdk_manages_webhook_endpoints(client: stripe.StripeClient) -> None:
+    created = client.v1.webhook_endpoints.create(
+        params={
+            "url": "https://example.com/hooks",
+            "enabled_events": ["payment_intent.succeeded", "charge.refunded"],
+            "api_version": "2024-06-20",
+            "description": "orders",
+            "metadata": {"team": "payments"},
+        }
+    )
+    assert created.id.startswith("we_")
+    assert created.secret is not None
+    assert created.secret.startswith("whsec_")
+    assert created.status == "enabled"
+    assert created.api_version == "2024-06-20"
+
+    fetched = client.v1.webhook_endpoints.retrieve(created.id)
+    assert fetched.secret is None  # shown only once, at creation
+    assert fetched.enabled_events == ["payment_intent.succeeded", "charge.refunded"]
+
+    updated = client.v1.webhook_endpoints.update(
+        created.id, params={"disabled": True, "description": "", "metadata": {"team": ""}}
+    )
+    assert updated.status == "disabled"
+    assert updated.description is None
+    assert updated.metadata.to_dict() == {}
+
+    listed = client.v1.webhook_endpoints.list()
+    assert [e.id for e in listed.data] == [created.id]
+    deleted = client.v1.webhook_endpoints.delete(created.id)
+    assert deleted.deleted is True
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.webhook_endpoints.retrieve(created.id)
+    assert missing.value.http_status == 404
+
+
+def test_bad_endpoints_are_refused_with_the_parameter_named(client: stripe.StripeClient) -> None:
+    cases = [
+        ({"url": "https://e.com/h", "enabled_events": ["charge.exploded"]}, "enabled_events[0]"),
+        ({"url": "ftp://e.com/h", "enabled_events": ["*"]}, "url"),
+        ({"url": "https://user:pw@e.com/h", "enabled_events": ["*"]}, "url"),
+        ({"url": "https://e.com/h", "enabled_events": ["*"], "api_version": "2099-01-01"},
+         "api_version"),
+    ]  # fmt: skip
+    for params, param in cases:
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.webhook_endpoints.create(params=params)  # type: ignore[arg-type]
+        assert refused.value.param == param
+
+
+async def test_the_worker_delivers_and_the_events_api_lists_the_event(
+    client: stripe.StripeClient, account: TestAccount, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    receiver_ok = Receiver()
+    await receiver_ok.start()
+    try:
+        endpoint = client.v1.webhook_endpoints.create(
+            params={"url": receiver_ok.url, "enabled_events": ["customer.created"]}
+        )
+        event_id = await emit(engine, account)
+        await receiver_ok.wait_for(1, timeout_s=15)
+    finally:
+        await receiver_ok.stop()
+    delivered = receiver_ok.received[0]
+    assert endpoint.secret is not None
+    event = stripe.Webhook.construct_event(
+        delivered.body.decode(), delivered.headers["Stripe-Signature"], endpoint.secret
+    )
+    assert event.id == event_id
+    assert event.data.object.balance == 1200
+
+    listed = client.v1.events.list(params={"type": "customer.created"})
+    assert [e.id for e in listed.data] == [event_id]
+    assert client.v1.events.list(params={"types": ["charge.refunded"]}).data == []
+    fetched = client.v1.events.retrieve(event_id)
+    assert fetched.type == "customer.created"
+    assert fetched.data.object.id == "cus_e2e"
+
+
+async def test_resend_and_redeliver_from_the_cli(
+    platform: RunningPlatform,
+    client: stripe.StripeClient,
+    account: TestAccount,
+    engine: AsyncEngine,
+    receiver: Receiver,
+) -> None:
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": receiver.url, "enabled_events": ["*"]}
+    )
+    event_id = await emit(engine, account)
+    await receiver.wait_for(1, timeout_s=15)  # answered 410 Gone: the endpoint is disabled
+    await asyncio.sleep(0.5)
+    assert client.v1.webhook_endpoints.retrieve(endpoint.id).status == "disabled"
+
+    resend = ("webhooks", "resend", event_id, "--endpoint", endpoint.id,
+              "--api-key", account.secret_key)  # fmt: skip
+    refused = await asyncio.to_thread(remit_cli, platform, *resend)
+    assert refused.returncode == 1
+    assert "disabled" in refused.stderr
+
+    client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": False})
+    resent = await asyncio.to_thread(remit_cli, platform, *resend)
+    assert resent.returncode == 0, resent.stderr
+    assert json.loads(resent.stdout)["succeeded"] is True
+    assert len(receiver.received) == 2
+
+    redelivered = await asyncio.to_thread(remit_cli, platform, "webhooks", "redeliver",
+                                          endpoint.id, "--api-key", account.secret_key)  # fmt: skip
+    # The resend succeeded, so nothing has failed any more.
+    assert redelivered.returncode == 0, redelivered.stderr
+    assert "queued 0 failed event" in redelivered.stdout
+
+
+async def test_remit_listen_forwards_events_signed_with_the_secret_it_prints(
+    platform: RunningPlatform, account: TestAccount, engine: AsyncEngine
+) -> None:
+    local = Receiver()
+    await local.start()
+    listen = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "remit", "listen", "--forward-to", local.url,
+        "--api-key", account.secret_key, env=platform.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert listen.stdout is not None
+        banner = (await asyncio.wait_for(listen.stdout.readline(), 30)).decode()
+        assert banner.startswith("Ready! Your webhook signing secret is whsec_"), banner
+        secret = banner.split()[6]
+        event_id = await emit(engine, account, "customer.updated")
+        await local.wait_for(1, timeout_s=15)
+    finally:
+        listen.terminate()
+        await listen.wait()
+        await local.stop()
+    forwarded = local.received[0]
+    event = stripe.Webhook.construct_event(
+        forwarded.body.decode(), forwarded.headers["Stripe-Signature"], secret
+    )
+    assert event.id == event_id
+    assert event.type == "customer.updated"
+
+
+def test_remit_trigger_makes_the_real_object(
+    platform: RunningPlatform, client: stripe.StripeClient, account: TestAccount
+) -> None:
+    ran = remit_cli(platform, "trigger", "payment_intent.created", "--api-key", account.secret_key)
+    assert ran.returncode == 0, ran.stderr
+    [intent] = client.v1.payment_intents.list().data
+    assert intent.description == "(created by remit trigger)"
+
+    unknown = remit_cli(platform, "trigger", "charge.exploded", "--api-key", account.secret_key)
+    assert unknown.returncode == 1
+    assert "payment_intent.created" in unknown.stderr

@@ -1,0 +1,132 @@
+"""A webhooks test bench: a real database, the real service and worker, an injected clock."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.accounts.service import AccountsService
+from remit.core.clock import FixedClock
+from remit.webhooks.delivery import DeliverySettings
+from remit.webhooks.domain import DeliveryAttempt, WebhookEndpoint
+from remit.webhooks.outbox import record_event
+from remit.webhooks.repository import DeliveryRepository
+from remit.webhooks.service import PageArgs, WebhooksService
+from remit.webhooks.urls import UrlPolicy
+from remit.webhooks.worker import webhook_worker_parts
+from remit.worker.runner import Worker
+from tests.support.receiver import Receiver, Reply
+
+
+@dataclass
+class Bench:
+    engine: AsyncEngine
+    clock: FixedClock
+    service: WebhooksService
+    worker: Worker
+    account_id: str
+
+    async def endpoint(
+        self, url: str, events: Sequence[str] = ("*",), api_version: str | None = None
+    ) -> WebhookEndpoint:
+        return await self.service.create_endpoint(
+            self.account_id, url=url, enabled_events=list(events), api_version=api_version
+        )
+
+    async def record(self, event_type: str = "customer.created", **fields: object) -> str:
+        async with self.engine.begin() as db:
+            return await record_event(
+                db,
+                account_id=self.account_id,
+                type=event_type,
+                data_object={"id": "cus_123", "object": "customer", "balance": 0, **fields},
+                now=self.clock.now(),
+                request_id="req_abc",
+                idempotency_key="key-1",
+            )
+
+    async def attempts(self, event_id: str) -> list[DeliveryAttempt]:
+        found, _ = await self.service.list_attempts(
+            self.account_id, event_id=event_id, endpoint_id=None, args=PageArgs(limit=100)
+        )
+        return list(reversed(found))
+
+    async def follow_schedule(self, event_id: str, endpoint_id: str) -> None:
+        """Run the worker, jumping the clock to each retry, until the delivery is finished."""
+        while True:
+            await self.worker.drain()
+            async with self.engine.connect() as db:
+                delivery = await DeliveryRepository(db).get(self.account_id, event_id, endpoint_id)
+            assert delivery is not None
+            if delivery.next_attempt_at is None:
+                return
+            self.clock.advance((delivery.next_attempt_at - self.clock.now()).total_seconds())
+
+    async def delivery_status(self, event_id: str, endpoint_id: str) -> str:
+        async with self.engine.connect() as db:
+            delivery = await DeliveryRepository(db).get(self.account_id, event_id, endpoint_id)
+        assert delivery is not None
+        return delivery.status.value
+
+
+StartReceiver = Callable[..., Awaitable[Receiver]]
+
+
+@pytest.fixture
+async def bench(core_engine: AsyncEngine) -> AsyncIterator[Bench]:
+    async with make_bench(core_engine) as made:
+        yield made
+
+
+def make_bench(
+    engine: AsyncEngine,
+    *,
+    start: datetime | None = None,
+    settings: DeliverySettings | None = None,
+    policy: UrlPolicy | None = None,
+) -> "BenchContext":
+    return BenchContext(engine, start or datetime.now(UTC), settings, policy)
+
+
+class BenchContext:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        start: datetime,
+        settings: DeliverySettings | None,
+        policy: UrlPolicy | None,
+    ) -> None:
+        self._engine, self._start, self._settings = engine, start, settings
+        self._policy = policy or UrlPolicy(allow_internal=True)
+        self._close: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+    async def __aenter__(self) -> Bench:
+        clock = FixedClock(self._start)
+        account = await AccountsService(self._engine, clock).create_account()
+        service = WebhooksService(self._engine, policy=self._policy, clock=clock)
+        parts = webhook_worker_parts(self._engine, self._policy, clock=clock,
+                                     settings=self._settings)  # fmt: skip
+        self._close = (service.close, parts.close)
+        worker = Worker(engine=self._engine, handlers=parts.handlers, clock=clock)
+        return Bench(self._engine, clock, service, worker, account.account.id)
+
+    async def __aexit__(self, *_: object) -> None:
+        for close in self._close:
+            await close()
+
+
+@pytest.fixture
+async def start_receiver() -> AsyncIterator[StartReceiver]:
+    started: list[Receiver] = []
+
+    async def start(script: Sequence[Reply] | Callable[[int], Reply] = ()) -> Receiver:
+        receiver = Receiver(script)
+        await receiver.start()
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        await receiver.stop()

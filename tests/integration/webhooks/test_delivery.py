@@ -1,0 +1,307 @@
+"""Delivery end to end inside one process: real PostgreSQL, real HTTP receivers, stripe-python
+verifying every payload, and an injected clock for the retry schedule."""
+
+import json
+from datetime import timedelta
+
+import pytest
+import stripe
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.webhooks.delivery import DeliverySettings
+from remit.webhooks.domain import EndpointStatus
+from tests.integration.webhooks.conftest import Bench, StartReceiver, make_bench
+from tests.support.receiver import Received, Reply
+
+pytestmark = pytest.mark.anyio
+
+
+def verify(received: Received, secret: str, tolerance: int = 300) -> stripe.Event:
+    """stripe-python's own check; tolerance 0 skips only the timestamp age check."""
+    event: stripe.Event = stripe.Webhook.construct_event(
+        received.body.decode("utf-8"), received.headers["Stripe-Signature"], secret, tolerance
+    )
+    return event
+
+
+def signed_at(received: Received) -> int:
+    return int(received.headers["Stripe-Signature"].split(",")[0].removeprefix("t="))
+
+
+async def test_the_stripe_package_verifies_a_delivered_event(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver()
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record("customer.created", email="jenny@example.com")
+
+    await bench.worker.drain()
+
+    assert len(receiver.received) == 1
+    event = verify(receiver.received[0], endpoint.secret)
+    assert event.id == event_id
+    assert event.type == "customer.created"
+    assert event.data.object.email == "jenny@example.com"
+    assert event.request is not None
+    assert event.request.id == "req_abc"
+    assert event.request.idempotency_key == "key-1"
+    assert event.pending_webhooks == 1
+    assert receiver.received[0].headers["Content-Type"].startswith("application/json")
+    assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
+    stored = await bench.service.get_event(bench.account_id, event_id)
+    assert stored.pending_webhooks == 0
+
+
+async def test_a_tampered_body_a_wrong_secret_and_an_old_timestamp_fail_verification(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver()
+    endpoint = await bench.endpoint(receiver.url)
+    await bench.record()
+    await bench.worker.drain()
+    delivered = receiver.received[0]
+    verify(delivered, endpoint.secret)
+
+    tampered = json.loads(delivered.body)
+    tampered["data"]["object"]["balance"] = 1_000_000
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(
+            json.dumps(tampered), delivered.headers["Stripe-Signature"], endpoint.secret
+        )
+    with pytest.raises(stripe.SignatureVerificationError):
+        verify(delivered, "whsec_not_the_right_secret")
+
+    # The same delivery, signed by an endpoint whose clock is 10 minutes behind.
+    late = await make_bench_endpoint_delivery_at(bench, start_receiver, minutes_ago=10)
+    with pytest.raises(stripe.SignatureVerificationError, match="tolerance"):
+        verify(late[0], late[1])
+    verify(late[0], late[1], tolerance=0)
+
+
+async def make_bench_endpoint_delivery_at(
+    bench: Bench, start_receiver: StartReceiver, *, minutes_ago: int
+) -> tuple[Received, str]:
+    receiver = await start_receiver()
+    async with make_bench(
+        bench.engine, start=bench.clock.now() - timedelta(minutes=minutes_ago)
+    ) as old:
+        endpoint = await old.endpoint(receiver.url)
+        await old.record()
+        await old.worker.drain()
+    return receiver.received[0], endpoint.secret
+
+
+async def test_a_receiver_failing_four_times_gets_five_attempts_on_schedule(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver([Reply(500), Reply(502), Reply(503), Reply(400), Reply(200)])
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    t0 = bench.clock.now()
+
+    expected_offsets = [0, 5 * 60, 35 * 60, 155 * 60, 455 * 60]
+    for step in range(len(expected_offsets)):
+        await bench.worker.drain()
+        assert len(receiver.received) == step + 1
+        if step + 1 < len(expected_offsets):
+            gap = expected_offsets[step + 1] - expected_offsets[step]
+            bench.clock.advance(gap - 1)
+            await bench.worker.drain()
+            assert len(receiver.received) == step + 1, "an attempt came early"
+            bench.clock.advance(1)
+
+    offsets = [signed_at(r) - int(t0.timestamp()) for r in receiver.received]
+    assert offsets == expected_offsets
+    for received in receiver.received:
+        verify(received, endpoint.secret, tolerance=0)  # signed afresh each time
+    assert len({r.headers["Stripe-Signature"] for r in receiver.received}) == 5
+    attempts = await bench.attempts(event_id)
+    assert [(a.attempt_number, a.http_status, a.succeeded) for a in attempts] == [
+        (1, 500, False), (2, 502, False), (3, 503, False), (4, 400, False), (5, 200, True),
+    ]  # fmt: skip
+    assert attempts[0].next_retry_at == t0 + timedelta(minutes=5)
+    assert attempts[-1].next_retry_at is None
+    assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
+
+
+async def test_a_receiver_that_always_fails_ends_failed_after_three_days(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver(lambda _: Reply(500, body="x" * 5000))
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    t0 = bench.clock.now()
+
+    await bench.follow_schedule(event_id, endpoint.id)
+
+    hours = [round((signed_at(r) - t0.timestamp()) / 3600, 2) for r in receiver.received]
+    assert hours == [0, 0.08, 0.58, 2.58, 7.58, 17.58, 29.58, 41.58, 53.58, 65.58]
+    assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+    attempts = await bench.attempts(event_id)
+    assert attempts[-1].next_retry_at is None
+    assert all(len(a.response_snippet) <= 512 for a in attempts)
+    assert attempts[0].response_snippet.startswith("xxx")
+
+
+async def test_an_endpoint_failing_every_delivery_for_three_days_is_disabled(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver(lambda _: Reply(503))
+    endpoint = await bench.endpoint(receiver.url)
+    await bench.record()
+    for _ in range(71):
+        await bench.worker.drain()
+        bench.clock.advance(3600)
+    assert (await bench.service.get_endpoint(bench.account_id, endpoint.id)).status is (
+        EndpointStatus.ENABLED
+    )
+    await bench.record()  # fails too, after the endpoint has failed for 71 hours
+    for _ in range(6):
+        await bench.worker.drain()
+        bench.clock.advance(3600)
+    disabled = await bench.service.get_endpoint(bench.account_id, endpoint.id)
+    assert disabled.status is EndpointStatus.DISABLED
+    assert disabled.disabled_reason is not None
+    assert disabled.disabled_reason.value == "failing"
+
+
+async def test_a_success_resets_the_failing_clock(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver(lambda n: Reply(200 if n == 3 else 500))
+    endpoint = await bench.endpoint(receiver.url)
+    await bench.record()
+    for _ in range(4 * 24):
+        await bench.worker.drain()
+        bench.clock.advance(3600)
+    assert (await bench.service.get_endpoint(bench.account_id, endpoint.id)).status is (
+        EndpointStatus.ENABLED
+    )
+
+
+async def test_410_gone_disables_the_endpoint_and_stops_deliveries(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver([Reply(410)])
+    endpoint = await bench.endpoint(receiver.url)
+    first = await bench.record()
+    await bench.worker.drain()
+    gone = await bench.service.get_endpoint(bench.account_id, endpoint.id)
+    assert gone.status is EndpointStatus.DISABLED
+    assert gone.disabled_reason is not None
+    assert gone.disabled_reason.value == "gone"
+    assert await bench.delivery_status(first, endpoint.id) == "failed"
+
+    await bench.record()
+    bench.clock.advance(3600)
+    await bench.worker.drain()
+    assert len(receiver.received) == 1
+
+
+async def test_429_with_retry_after_delays_the_endpoint_as_asked(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver([Reply(429, headers={"Retry-After": "90"})])
+    await bench.endpoint(receiver.url)
+    first = await bench.record()
+    await bench.worker.drain()
+    second = await bench.record()  # the endpoint asked for 90 s of quiet: this one waits too
+    await bench.worker.drain()
+    assert len(receiver.received) == 1
+
+    bench.clock.advance(89)
+    await bench.worker.drain()
+    assert len(receiver.received) == 1
+    bench.clock.advance(1)
+    await bench.worker.drain()
+    assert len(receiver.received) == 3  # well before the 5 minutes a plain failure would wait
+    ids = sorted(json.loads(r.body)["id"] for r in receiver.received[1:])
+    assert ids == sorted([first, second])
+    attempts = await bench.attempts(first)
+    assert attempts[0].http_status == 429
+    assert attempts[0].next_retry_at == bench.clock.now()
+
+
+async def test_deliveries_to_one_endpoint_never_exceed_its_concurrency_limit(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    import asyncio
+
+    from remit.core.clock import SystemClock
+
+    receiver = await start_receiver(lambda _: Reply(delay_s=0.2))
+    settings = DeliverySettings(max_concurrent_per_endpoint=3,
+                                busy_retry=timedelta(milliseconds=50))  # fmt: skip
+    async with make_bench(core_engine, settings=settings) as bench:
+        await bench.endpoint(receiver.url)
+        for _ in range(12):
+            await bench.record()
+        # Two workers, each willing to run 8 deliveries at once, on the real clock.
+        workers = [bench.worker, type(bench.worker)(engine=core_engine,
+                   handlers=bench.worker.handlers, clock=SystemClock())]  # fmt: skip
+        bench.worker.clock = SystemClock()
+
+        async def run(worker: object) -> None:
+            deadline = asyncio.get_running_loop().time() + 20
+            while len(receiver.received) < 12 and asyncio.get_running_loop().time() < deadline:
+                await worker.run_once()  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(run(w) for w in workers))
+    assert len(receiver.received) == 12
+    assert receiver.max_in_flight == 3
+
+
+async def test_a_rolled_secret_signs_with_both_secrets_for_24_hours(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver()
+    endpoint = await bench.endpoint(receiver.url)
+    rolled, old_expires_at = await bench.service.roll_secret(bench.account_id, endpoint.id)
+    assert rolled.secret != endpoint.secret
+    assert old_expires_at == bench.clock.now() + timedelta(hours=24)
+
+    await bench.record()
+    await bench.worker.drain()
+    header = receiver.received[0].headers["Stripe-Signature"]
+    assert header.count("v1=") == 2
+    verify(receiver.received[0], rolled.secret)
+    verify(receiver.received[0], endpoint.secret)
+
+    bench.clock.advance(24 * 3600)
+    await bench.record()
+    await bench.worker.drain()
+    assert receiver.received[1].headers["Stripe-Signature"].count("v1=") == 1
+    verify(receiver.received[1], rolled.secret, tolerance=0)
+    with pytest.raises(stripe.SignatureVerificationError):
+        verify(receiver.received[1], endpoint.secret, tolerance=0)
+
+
+async def test_only_endpoints_subscribed_to_the_type_receive_it(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    customers = await start_receiver()
+    payments = await start_receiver()
+    await bench.endpoint(customers.url, ["customer.created", "customer.updated"])
+    await bench.endpoint(payments.url, ["payment_intent.succeeded"])
+    await bench.record("customer.updated")
+    await bench.worker.drain()
+    assert len(customers.received) == 1
+    assert payments.received == []
+
+
+async def test_a_connection_refused_is_recorded_as_an_error_and_retried(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver()
+    url = receiver.url
+    await receiver.stop()
+    endpoint = await bench.endpoint(url)
+    event_id = await bench.record()
+    await bench.worker.drain()
+    [attempt] = await bench.attempts(event_id)
+    assert attempt.http_status is None
+    assert attempt.error is not None
+    assert "connection failed" in attempt.error
+    assert attempt.next_retry_at == bench.clock.now() + timedelta(minutes=5)
+    assert await bench.delivery_status(event_id, endpoint.id) == "pending"

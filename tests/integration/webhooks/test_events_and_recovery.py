@@ -1,0 +1,186 @@
+"""The events outbox and API, retention, and recovery (resend, redeliver)."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from remit.core.errors import RemitError
+from remit.webhooks.domain import EndpointStatus
+from remit.webhooks.outbox import record_event
+from remit.webhooks.repository import EventFilter, TimeRange
+from remit.webhooks.service import EndpointChanges, PageArgs
+from remit.webhooks.tables import events, webhook_deliveries
+from remit.worker.tables import jobs
+from tests.integration.webhooks.conftest import Bench, StartReceiver
+from tests.support.receiver import Reply
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_an_event_recorded_in_a_rolled_back_transaction_never_exists(bench: Bench) -> None:
+    await bench.endpoint("https://example.com/h")
+
+    class AbortError(Exception):
+        pass
+
+    async def record_then_fail() -> None:
+        async with bench.engine.begin() as db:
+            await record_event(db, account_id=bench.account_id, type="payout.paid",
+                               data_object={"id": "po_1", "object": "payout"},
+                               now=bench.clock.now())  # fmt: skip
+            raise AbortError
+
+    with pytest.raises(AbortError):
+        await record_then_fail()
+    async with bench.engine.connect() as db:
+        for table in (events, webhook_deliveries, jobs):
+            assert (await db.execute(select(func.count()).select_from(table))).scalar_one() == 0
+
+
+async def test_events_are_listed_newest_first_and_filtered(bench: Bench) -> None:
+    created = []
+    for event_type in ("customer.created", "payment_intent.created", "payment_intent.succeeded"):
+        created.append(await bench.record(event_type))
+        bench.clock.advance(10)
+    everything, has_more = await bench.service.list_events(
+        bench.account_id, EventFilter(), PageArgs(limit=2)
+    )
+    assert [e.id for e in everything] == created[::-1][:2]
+    assert has_more
+    rest, has_more = await bench.service.list_events(
+        bench.account_id, EventFilter(), PageArgs(limit=2, starting_after=everything[-1].id)
+    )
+    assert [e.id for e in rest] == [created[0]]
+    assert not has_more
+
+    family, _ = await bench.service.list_events(
+        bench.account_id, EventFilter(types=["payment_intent.*"]), PageArgs()
+    )
+    assert [e.type for e in family] == ["payment_intent.succeeded", "payment_intent.created"]
+    first = (await bench.service.get_event(bench.account_id, created[0])).created_at
+    early, _ = await bench.service.list_events(
+        bench.account_id, EventFilter(created=TimeRange(lte=first)), PageArgs()
+    )
+    assert [e.id for e in early] == [created[0]]
+
+
+async def test_events_are_kept_thirty_days(bench: Bench) -> None:
+    event_id = await bench.record()
+    bench.clock.advance(timedelta(days=30, seconds=1).total_seconds())
+    with pytest.raises(RemitError, match="No such event"):
+        await bench.service.get_event(bench.account_id, event_id)
+    purge = next(p for p in _parts_periodic(bench) if p.name == "webhooks-purge-old-events")
+    await purge.run()
+    async with bench.engine.connect() as db:
+        assert (await db.execute(select(func.count()).select_from(events))).scalar_one() == 0
+
+
+def _parts_periodic(bench: Bench) -> list:  # type: ignore[type-arg]
+    from remit.webhooks.urls import UrlPolicy
+    from remit.webhooks.worker import webhook_worker_parts
+
+    return webhook_worker_parts(bench.engine, UrlPolicy(True), clock=bench.clock).periodic
+
+
+async def test_another_accounts_events_and_endpoints_are_invisible(bench: Bench) -> None:
+    event_id = await bench.record()
+    endpoint = await bench.endpoint("https://example.com/h")
+    with pytest.raises(RemitError, match="No such event"):
+        await bench.service.get_event("acct_someoneelse", event_id)
+    with pytest.raises(RemitError, match="No such webhook_endpoint"):
+        await bench.service.get_endpoint("acct_someoneelse", endpoint.id)
+
+
+async def test_failed_deliveries_are_redelivered_on_request(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    healthy = False
+    receiver = await start_receiver(lambda _: Reply(200 if healthy else 500))
+    endpoint = await bench.endpoint(receiver.url)
+    failed = [await bench.record(), await bench.record()]
+    for event_id in failed:
+        await bench.follow_schedule(event_id, endpoint.id)
+        assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+    delivered_before = len(receiver.received)
+
+    healthy = True
+    queued = await bench.service.redeliver_failed(bench.account_id, endpoint.id, since=None)
+    assert queued == 2
+    await bench.worker.drain()
+    assert len(receiver.received) == delivered_before + 2
+    for event_id in failed:
+        assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
+    failed_list, _ = await bench.service.list_events(
+        bench.account_id, EventFilter(delivery_success=False), PageArgs()
+    )
+    assert failed_list == []
+
+
+async def test_redelivery_since_a_time_skips_older_events(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver(lambda _: Reply(500))
+    endpoint = await bench.endpoint(receiver.url)
+    old = await bench.record()
+    await bench.follow_schedule(old, endpoint.id)
+    cutoff = bench.clock.now()
+    recent = await bench.record()
+    await bench.follow_schedule(recent, endpoint.id)
+    # By now the endpoint has failed for more than three days and was disabled.
+    with pytest.raises(RemitError, match="disabled"):
+        await bench.service.redeliver_failed(bench.account_id, endpoint.id, cutoff)
+    await bench.service.update_endpoint(
+        bench.account_id, endpoint.id, EndpointChanges(disabled=False)
+    )
+    assert await bench.service.redeliver_failed(bench.account_id, endpoint.id, cutoff) == 1
+    assert await bench.delivery_status(recent, endpoint.id) == "pending"
+    assert await bench.delivery_status(old, endpoint.id) == "failed"
+
+
+async def test_resend_delivers_now_and_ends_the_pending_schedule(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver([Reply(500)])
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    await bench.worker.drain()
+    bench.clock.advance(1)
+    attempt = await bench.service.resend(bench.account_id, event_id, endpoint.id)
+    assert attempt.succeeded
+    assert attempt.attempt_number == 2
+    assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
+    bench.clock.advance(3600)
+    await bench.worker.drain()
+    assert len(receiver.received) == 2  # the scheduled retry found nothing left to do
+    by_endpoint, _ = await bench.service.list_attempts(
+        bench.account_id, event_id=None, endpoint_id=endpoint.id, args=PageArgs()
+    )
+    assert [a.http_status for a in by_endpoint] == [200, 500]
+
+
+async def test_an_endpoint_update_changes_only_what_is_named(bench: Bench) -> None:
+    endpoint = await bench.service.create_endpoint(
+        bench.account_id, url="https://example.com/h", enabled_events=["*"],
+        description="orders", metadata={"a": "1", "b": "2"},
+    )  # fmt: skip
+    updated = await bench.service.update_endpoint(
+        bench.account_id,
+        endpoint.id,
+        EndpointChanges(
+            enabled_events=["payout.paid"],
+            unset_metadata_keys=["a"],
+            set_metadata={"c": "3"},
+            disabled=True,
+        ),
+    )
+    assert updated.enabled_events == ("payout.paid",)
+    assert dict(updated.metadata) == {"b": "2", "c": "3"}
+    assert updated.description == "orders"
+    assert updated.status is EndpointStatus.DISABLED
+    assert updated.secret == endpoint.secret
+    with pytest.raises(RemitError) as bad:
+        await bench.service.update_endpoint(
+            bench.account_id, endpoint.id, EndpointChanges(enabled_events=["nope"])
+        )
+    assert bad.value.param == "enabled_events[0]"

@@ -1,0 +1,144 @@
+"""Pure rules of webhooks: the retry schedule, Retry-After, signatures, URL policy, event JSON."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import stripe
+
+from remit.core.errors import RemitError
+from remit.core.jsonview import to_json
+from remit.webhooks.domain import (
+    Event,
+    next_attempt_after_failure,
+    parse_retry_after,
+    scheduled_offset,
+)
+from remit.webhooks.event_types import endpoint_wants, filter_matches, validate_enabled_events
+from remit.webhooks.grpc import stored_event_message
+from remit.webhooks.rendering import event_json, render_event
+from remit.webhooks.signing import compute_signature, generate_secret, signature_header
+from remit.webhooks.urls import UrlPolicy, validate_endpoint_url
+from versions import LATEST_VERSION
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def test_attempts_follow_stripes_published_gaps() -> None:
+    offsets = [scheduled_offset(n) for n in range(1, 11)]
+    minutes = [int(offset.total_seconds() // 60) for offset in offsets]
+    assert minutes == [0, 5, 35, 155, 455, 1055, 1775, 2495, 3215, 3935]
+
+
+def test_retries_stop_once_the_next_would_fall_beyond_three_days() -> None:
+    assert next_attempt_after_failure(T0, 9, T0 + timedelta(hours=54)) == T0 + timedelta(
+        minutes=3935
+    )
+    assert next_attempt_after_failure(T0, 10, T0 + timedelta(hours=66)) is None
+
+
+def test_a_late_worker_schedules_the_retry_no_earlier_than_now() -> None:
+    now = T0 + timedelta(hours=1)
+    assert next_attempt_after_failure(T0, 1, now) == now
+
+
+def test_retry_after_takes_seconds_or_an_http_date() -> None:
+    assert parse_retry_after("120", T0) == timedelta(seconds=120)
+    assert parse_retry_after("Sun, 01 Nov 2026 12:01:30 GMT", T0) == timedelta(seconds=90)
+    assert parse_retry_after("soon", T0) is None
+    assert parse_retry_after(None, T0) is None
+
+
+def test_signatures_verify_with_stripes_own_helper() -> None:
+    secret = generate_secret()
+    payload = b'{"id":"evt_1","object":"event"}'
+    header = signature_header(payload, [secret], 1_700_000_000)
+    expected = stripe.WebhookSignature._compute_signature(f"1700000000.{payload.decode()}", secret)
+    assert header == f"t=1700000000,v1={expected}"
+    assert compute_signature(payload, secret, 1_700_000_001) != expected
+    two = signature_header(payload, [secret, "whsec_old"], 1)
+    assert two.count("v1=") == 2
+
+
+def test_enabled_events_accept_known_types_and_star_only() -> None:
+    assert validate_enabled_events(["*", "charge.refunded", "*"]) == ["*", "charge.refunded"]
+    with pytest.raises(ValueError, match=r"charge\.\*"):
+        validate_enabled_events(["charge.*"])
+    assert endpoint_wants(["*"], "payout.paid")
+    assert not endpoint_wants(["payout.failed"], "payout.paid")
+    assert filter_matches(["payment_intent.*"], "payment_intent.succeeded")
+    assert not filter_matches(["payment_intent.*"], "charge.succeeded")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/hook",
+        "https://10.1.2.3/hook",
+        "https://[::1]/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://localhost/hook",
+        "https://api.localhost/hook",
+    ],
+)
+def test_internal_addresses_are_refused_outside_development(url: str) -> None:
+    with pytest.raises(RemitError, match="private or loopback") as refused:
+        validate_endpoint_url(url, UrlPolicy(allow_internal=False))
+    assert refused.value.param == "url"
+    assert validate_endpoint_url(url, UrlPolicy(allow_internal=True)) == url
+
+
+def test_configuration_can_allow_named_hosts_and_networks() -> None:
+    policy = UrlPolicy.from_settings(development=False, allowed=["hooks.internal", "10.0.0.0/8"])
+    assert validate_endpoint_url("https://10.1.2.3/h", policy)
+    with pytest.raises(RemitError):
+        validate_endpoint_url("https://192.168.1.1/h", policy)
+    assert policy.host_allowed("HOOKS.internal")
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://example.com/h", "scheme"),
+        ("https://user:pw@example.com/h", "credentials"),
+        ("https:///nohost", "no host"),
+        ("https://example.com:99999/h", "Invalid URL"),
+    ],
+)
+def test_malformed_urls_are_refused_precisely(url: str, why: str) -> None:
+    with pytest.raises(RemitError, match=why):
+        validate_endpoint_url(url, UrlPolicy(allow_internal=True))
+
+
+def _event() -> Event:
+    return Event(
+        id="evt_1",
+        account_id="acct_1",
+        type="customer.updated",
+        created_at=T0,
+        livemode=False,
+        data_object={"id": "cus_1", "object": "customer", "balance": 500, "email": None},
+        previous_attributes={"balance": 0},
+        request_id="req_1",
+        idempotency_key=None,
+        pending_webhooks=2,
+    )
+
+
+def test_delivered_json_matches_the_event_resource_json() -> None:
+    assert to_json(stored_event_message(_event())) == event_json(
+        _event(), api_version=LATEST_VERSION
+    )
+
+
+def test_without_a_renderer_events_say_they_are_at_the_latest_version() -> None:
+    assert render_event(_event(), None, "2019-02-19")["api_version"] == LATEST_VERSION
+    calls: list[str] = []
+
+    def downgrade(payload: dict[str, object], version: str) -> dict[str, object]:
+        calls.append(version)
+        return {**payload, "marker": version}
+
+    rendered = render_event(_event(), downgrade, "2019-02-19")  # type: ignore[arg-type]
+    assert rendered["api_version"] == "2019-02-19"
+    assert rendered["marker"] == "2019-02-19"
+    assert calls == ["2019-02-19"]
