@@ -33,18 +33,14 @@ def run_process(role: str, config: PlatformConfig) -> int:
 
 
 async def _run_core(config: PlatformConfig) -> None:
-    import grpc
-
     from remit.accounts.grpc import accounts_registration
     from remit.accounts.service import AccountsService
-    from remit.customers.service import CustomersService
     from remit.grpcutil.errors import ErrorMappingInterceptor
     from remit.grpcutil.server import serve_grpc
-    from remit.payment_methods.service import PaymentMethodsService
-    from remit.payment_methods.vault_client import GrpcCardVault
     from remit.payments.grpc import payments_registration
-    from remit.payments.service import PaymentsService
+    from remit.payments.wiring import build_payments
     from remit.storage.engine import make_engine
+    from remit.versioning import render_event
     from remit.webhooks.grpc import webhooks_registration
     from remit.webhooks.service import WebhooksService
     from remit.webhooks.stream import EventNotifier
@@ -52,27 +48,22 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.worker.runner import libpq_url
 
     engine = make_engine(config.require_database_url(), application_name="remit-core")
-    # The core reaches the vault only through its gRPC API: it holds no vault credentials.
-    vault_channel = grpc.aio.insecure_channel(config.vault.target)
     accounts = AccountsService(engine)
-    payments = PaymentsService(engine)
-    payment_methods = PaymentMethodsService(engine, GrpcCardVault(vault_channel))
-    customers = CustomersService(engine, payment_methods)
-
-    webhooks = WebhooksService(engine, policy=policy_for(config))
+    payments = build_payments(engine, config)
+    webhooks = WebhooksService(engine, policy=policy_for(config), renderer=render_event)
     notifier = EventNotifier(libpq_url(config.require_database_url()))
 
     async def stop() -> None:
         await notifier.close()
         await webhooks.close()
-        await vault_channel.close()
+        await payments.close()
         await engine.dispose()
 
     await serve_grpc(
         config.core,
         [
             accounts_registration(accounts),
-            payments_registration(payments, customers, payment_methods),
+            payments_registration(payments.servicer),
             webhooks_registration(webhooks, notifier),
         ],
         interceptors=[ErrorMappingInterceptor()],

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,7 +41,8 @@ class Child:
     ready_fd: int
 
 
-def _spawn(role: str, env: dict[str, str]) -> Child:
+def spawn_process(role: str, env: dict[str, str], stdout: IO[bytes] | None = None) -> Child:
+    """Start `remit ROLE` in its own session, with a readiness pipe."""
     read_fd, write_fd = os.pipe()
     child_env = {**env, READY_FD_ENV: str(write_fd), PARENT_PID_ENV: str(os.getpid())}
     process = subprocess.Popen(
@@ -48,12 +50,14 @@ def _spawn(role: str, env: dict[str, str]) -> Child:
         env=child_env,
         pass_fds=(write_fd,),
         start_new_session=True,
+        stdout=stdout,
+        stderr=subprocess.STDOUT if stdout is not None else None,
     )
     os.close(write_fd)
     return Child(role=role, process=process, ready_fd=read_fd)
 
 
-def _await_ready(child: Child, deadline: float) -> None:
+def await_ready(child: Child, deadline: float) -> None:
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
             raise StartupError(f"{child.role} exited with code {child.process.returncode}")
@@ -115,11 +119,11 @@ class Supervisor:
         env = {**os.environ, **self._config.to_env()}
         checks = self.health_checks()
         for role in self._roles:
-            self._children.append(_spawn(role, environment_for(role, env)))
+            self._children.append(spawn_process(role, environment_for(role, env)))
         deadline = time.monotonic() + READY_TIMEOUT_S
         for child in self._children:
             role = child.role
-            _await_ready(child, deadline)
+            await_ready(child, deadline)
             check = checks.get(role)
             if check is not None and not check():
                 raise StartupError(f"{role} said it was ready but fails its health check")

@@ -53,3 +53,13 @@ def test_vault_migrations_match_the_vault_table_definitions(databases: WorkerDat
         engine.dispose()
     assert "cards" in vault_metadata.tables
     assert differences == []
+
+
+def test_every_migration_tree_has_exactly_one_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from remit.storage.migrate import TREES, alembic_config
+
+    for tree in TREES:
+        heads = ScriptDirectory.from_config(alembic_config(tree, "postgresql://x/y")).get_heads()
+        assert len(heads) == 1, (tree, heads)

@@ -164,6 +164,8 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                 return await inner(request, context)
             except RemitError as error:
                 await context.abort_with_status(rpc_status.to_status(to_rpc_status(error)))
+            except grpc.aio.AbortError:
+                raise
             except Exception:
                 log.exception("unhandled error in %s", method)
                 status = status_pb2.Status(

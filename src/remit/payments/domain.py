@@ -1,9 +1,19 @@
-"""PaymentIntents as frozen values; every change of state goes through a pure function here."""
+"""PaymentIntents as frozen values, and the state machine as one pure function.
+
+Every change of state is `transition(intent, event)`. It either returns the next intent or
+raises `UnexpectedStateError` naming the current status; nothing else in remit assigns
+`status`. The legal moves are Stripe's (stripe-wire.md §8.1), plus one that Stripe leaves
+implicit: while the card network is being asked, the intent is `processing`, so a second
+confirmation cannot start a second authorization.
+"""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
+from typing import assert_never
+
+from remit.core.errors import ErrorKind, RemitError
 
 
 class Status(Enum):
@@ -18,6 +28,8 @@ class Status(Enum):
 
 class CaptureMethod(Enum):
     AUTOMATIC = "automatic"
+    # Captured separately after authorization; remit's network settles both in one message,
+    # so it behaves like AUTOMATIC towards the acquirer.
     AUTOMATIC_ASYNC = "automatic_async"
     MANUAL = "manual"
 
@@ -25,6 +37,27 @@ class CaptureMethod(Enum):
 class ConfirmationMethod(Enum):
     AUTOMATIC = "automatic"
     MANUAL = "manual"
+
+
+class CancellationReason(Enum):
+    DUPLICATE = "duplicate"
+    FRAUDULENT = "fraudulent"
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    ABANDONED = "abandoned"
+    AUTOMATIC = "automatic"
+    EXPIRED = "expired"
+    FAILED_INVOICE = "failed_invoice"
+    VOID_INVOICE = "void_invoice"
+
+
+USER_CANCELLATION_REASONS = frozenset(
+    {
+        CancellationReason.DUPLICATE,
+        CancellationReason.FRAUDULENT,
+        CancellationReason.REQUESTED_BY_CUSTOMER,
+        CancellationReason.ABANDONED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -47,10 +80,11 @@ class PaymentIntent:
     statement_descriptor: str | None = None
     statement_descriptor_suffix: str | None = None
     setup_future_usage: str | None = None
+    return_url: str | None = None
     amount_capturable_minor: int = 0
     amount_received_minor: int = 0
     latest_charge_id: str | None = None
-    cancellation_reason: str | None = None
+    cancellation_reason: CancellationReason | None = None
     canceled_at: datetime | None = None
     last_payment_error: Mapping[str, object] | None = None
     next_action: Mapping[str, object] | None = None
@@ -72,6 +106,272 @@ class NewPaymentIntent:
     statement_descriptor: str | None = None
     statement_descriptor_suffix: str | None = None
     setup_future_usage: str | None = None
+    return_url: str | None = None
+
+
+class UnexpectedStateError(RemitError):
+    """An action that the intent's current status does not allow."""
+
+
+def unexpected_state(intent: PaymentIntent, action: str) -> UnexpectedStateError:
+    return UnexpectedStateError(
+        message=(
+            f"You cannot {action} this PaymentIntent because it has a status of "
+            f"{intent.status.value}."
+        ),
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="payment_intent_unexpected_state",
+        param=None,
+    )
+
+
+# --- Events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Updated:
+    """Parameters changed by an update call (only the fields given)."""
+
+    at: datetime
+    amount_minor: int | None = None
+    currency: str | None = None
+    payment_method_id: str | None = None
+    changes: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfirmationStarted:
+    """A confirmation began a charge attempt; the network is being asked."""
+
+    at: datetime
+    payment_method_id: str
+    charge_id: str
+    capture_method: CaptureMethod | None = None
+    return_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Authorized:
+    at: datetime
+    captured_minor: int  # 0 when only authorized (manual capture)
+
+
+@dataclass(frozen=True)
+class Declined:
+    at: datetime
+    error: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class ActionRequired:
+    at: datetime
+    next_action: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class ActionCompleted:
+    """The customer finished the extra step; the network is asked again."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ActionFailed:
+    at: datetime
+    error: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Captured:
+    at: datetime
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class Canceled:
+    at: datetime
+    reason: CancellationReason | None
+
+
+@dataclass(frozen=True)
+class Expired:
+    at: datetime
+
+
+Event = (
+    Updated
+    | ConfirmationStarted
+    | Authorized
+    | Declined
+    | ActionRequired
+    | ActionCompleted
+    | ActionFailed
+    | Captured
+    | Canceled
+    | Expired
+)
+
+# Which statuses each kind of event may start from. The table-driven tests read this too.
+ALLOWED_FROM: Mapping[type, frozenset[Status]] = {
+    Updated: frozenset(
+        {
+            Status.REQUIRES_PAYMENT_METHOD,
+            Status.REQUIRES_CONFIRMATION,
+            Status.REQUIRES_ACTION,
+            Status.REQUIRES_CAPTURE,
+        }
+    ),
+    ConfirmationStarted: frozenset({Status.REQUIRES_PAYMENT_METHOD, Status.REQUIRES_CONFIRMATION}),
+    Authorized: frozenset({Status.PROCESSING}),
+    Declined: frozenset({Status.PROCESSING}),
+    ActionRequired: frozenset({Status.PROCESSING}),
+    ActionCompleted: frozenset({Status.REQUIRES_ACTION}),
+    ActionFailed: frozenset({Status.REQUIRES_ACTION}),
+    Captured: frozenset({Status.REQUIRES_CAPTURE}),
+    Canceled: frozenset(
+        {
+            Status.REQUIRES_PAYMENT_METHOD,
+            Status.REQUIRES_CONFIRMATION,
+            Status.REQUIRES_ACTION,
+            Status.REQUIRES_CAPTURE,
+        }
+    ),
+    Expired: frozenset({Status.REQUIRES_CAPTURE}),
+}
+
+_VERBS: Mapping[type, str] = {
+    Updated: "update",
+    ConfirmationStarted: "confirm",
+    Authorized: "authorize",
+    Declined: "decline",
+    ActionRequired: "request an action on",
+    ActionCompleted: "complete the action of",
+    ActionFailed: "fail the action of",
+    Captured: "capture",
+    Canceled: "cancel",
+    Expired: "expire",
+}
+
+
+def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
+    """The intent after `event`, or UnexpectedStateError if its status does not allow it."""
+    if intent.status not in ALLOWED_FROM[type(event)]:
+        raise unexpected_state(intent, _VERBS[type(event)])
+    match event:
+        case Updated():
+            return _updated(intent, event)
+        case ConfirmationStarted():
+            return replace(
+                intent,
+                status=Status.PROCESSING,
+                payment_method_id=event.payment_method_id,
+                capture_method=event.capture_method or intent.capture_method,
+                return_url=event.return_url or intent.return_url,
+                latest_charge_id=event.charge_id,
+                last_payment_error=None,
+                next_action=None,
+                updated_at=event.at,
+            )
+        case Authorized():
+            if event.captured_minor > 0:
+                return replace(
+                    intent,
+                    status=Status.SUCCEEDED,
+                    amount_received_minor=event.captured_minor,
+                    amount_capturable_minor=0,
+                    next_action=None,
+                    updated_at=event.at,
+                )
+            return replace(
+                intent,
+                status=Status.REQUIRES_CAPTURE,
+                amount_capturable_minor=intent.amount_minor,
+                next_action=None,
+                updated_at=event.at,
+            )
+        case Declined() | ActionFailed():
+            return replace(
+                intent,
+                status=Status.REQUIRES_PAYMENT_METHOD,
+                payment_method_id=None,
+                last_payment_error=dict(event.error),
+                next_action=None,
+                updated_at=event.at,
+            )
+        case ActionRequired():
+            return replace(
+                intent,
+                status=Status.REQUIRES_ACTION,
+                next_action=dict(event.next_action),
+                updated_at=event.at,
+            )
+        case ActionCompleted():
+            if intent.confirmation_method is ConfirmationMethod.MANUAL:
+                next_status = Status.REQUIRES_CONFIRMATION
+            else:
+                next_status = Status.PROCESSING
+            return replace(intent, status=next_status, next_action=None, updated_at=event.at)
+        case Captured():
+            if not 0 < event.amount_minor <= intent.amount_capturable_minor:
+                raise RemitError(
+                    message=(
+                        f"The amount to capture ({event.amount_minor}) must be between 1 and "
+                        f"the capturable amount ({intent.amount_capturable_minor})."
+                    ),
+                    code="amount_too_large"
+                    if event.amount_minor > intent.amount_capturable_minor
+                    else "amount_too_small",
+                    param="amount_to_capture",
+                )
+            return replace(
+                intent,
+                status=Status.SUCCEEDED,
+                amount_received_minor=event.amount_minor,
+                amount_capturable_minor=0,
+                updated_at=event.at,
+            )
+        case Canceled():
+            return _canceled(intent, event.reason, event.at)
+        case Expired():
+            return _canceled(intent, CancellationReason.EXPIRED, event.at)
+        case _:
+            assert_never(event)
+
+
+def _canceled(
+    intent: PaymentIntent, reason: CancellationReason | None, at: datetime
+) -> PaymentIntent:
+    return replace(
+        intent,
+        status=Status.CANCELED,
+        cancellation_reason=reason,
+        canceled_at=at,
+        amount_capturable_minor=0,
+        next_action=None,
+        updated_at=at,
+    )
+
+
+def _updated(intent: PaymentIntent, event: Updated) -> PaymentIntent:
+    money_changes = event.amount_minor is not None or event.currency is not None
+    if intent.status is Status.REQUIRES_CAPTURE and (
+        money_changes or event.payment_method_id is not None
+    ):
+        raise unexpected_state(intent, "update the amount or payment method of")
+    updated = replace(intent, updated_at=event.at, **event.changes)  # type: ignore[arg-type]
+    if event.amount_minor is not None:
+        updated = replace(updated, amount_minor=event.amount_minor)
+    if event.currency is not None:
+        updated = replace(updated, currency=event.currency)
+    if event.payment_method_id is not None:
+        # A new payment method has to be confirmed again before it is charged.
+        updated = replace(
+            updated,
+            payment_method_id=event.payment_method_id,
+            status=Status.REQUIRES_CONFIRMATION,
+            next_action=None,
+        )
+    return updated
 
 
 def initial_status(new: NewPaymentIntent) -> Status:
@@ -103,4 +403,5 @@ def create_intent(
         statement_descriptor=new.statement_descriptor,
         statement_descriptor_suffix=new.statement_descriptor_suffix,
         setup_future_usage=new.setup_future_usage,
+        return_url=new.return_url,
     )

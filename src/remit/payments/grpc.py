@@ -1,11 +1,20 @@
-"""PaymentsService over gRPC: protobuf in, use case, protobuf out. Nothing else."""
+"""PaymentsService over gRPC: protobuf in, use case, protobuf out. Nothing else.
 
-from typing import Any
+Mutating RPCs run under the caller's idempotency key (metadata `idempotency-key`) or, without
+one, a key of their own, so that every mutation has recovery points and the completer can finish
+it. A replayed response carries the trailing metadata `idempotent-replayed: true`.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
+from google.rpc import status_pb2
 
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import invalid
+from remit.core.ids import random_token
 from remit.customers.grpc import CustomerRpcs
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
@@ -13,19 +22,28 @@ from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit.payment_methods.grpc import PaymentMethodRpcs
 from remit.payment_methods.service import PaymentMethodsService
+from remit.payments.charges import Charge, ChargeStatus, Refund, RefundReason, RefundStatus
 from remit.payments.domain import (
+    CancellationReason,
     CaptureMethod,
     ConfirmationMethod,
     NewPaymentIntent,
     PaymentIntent,
     Status,
+    Updated,
 )
-from remit.payments.service import CreatedRange, PaymentsService
+from remit.payments.idempotency import KeyRecord
+from remit.payments.requests import AUTO_KEY_PREFIX
+from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService, Replay
+from remit.storage.pagination import CreatedBounds
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 from remit_api.payments.v1 import payments_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
+T = TypeVar("T")
+R = TypeVar("R", bound=Message)
+REPLAYED_KEY = "idempotent-replayed"
 
 _STATUS = {
     Status.REQUIRES_PAYMENT_METHOD: pb.PAYMENT_INTENT_STATUS_REQUIRES_PAYMENT_METHOD,
@@ -47,6 +65,57 @@ _CONFIRMATION = {
     ConfirmationMethod.MANUAL: pb.PAYMENT_INTENT_CONFIRMATION_METHOD_MANUAL,
 }
 _CONFIRMATION_FROM_PROTO = {value: key for key, value in _CONFIRMATION.items()}
+_CANCELLATION = {
+    reason: pb.PaymentIntentCancellationReason.Value(
+        f"PAYMENT_INTENT_CANCELLATION_REASON_{reason.name}"
+    )
+    for reason in CancellationReason
+}
+_CANCELLATION_FROM_PROTO = {value: key for key, value in _CANCELLATION.items()}
+_CHARGE_STATUS = {
+    ChargeStatus.PENDING: pb.CHARGE_STATUS_PENDING,
+    ChargeStatus.SUCCEEDED: pb.CHARGE_STATUS_SUCCEEDED,
+    ChargeStatus.FAILED: pb.CHARGE_STATUS_FAILED,
+}
+_REFUND_STATUS = {
+    status: pb.RefundStatus.Value(f"REFUND_STATUS_{status.name}") for status in RefundStatus
+}
+_REFUND_REASON = {
+    reason: pb.RefundReason.Value(f"REFUND_REASON_{reason.name}") for reason in RefundReason
+}
+_REFUND_REASON_FROM_PROTO = {value: key for key, value in _REFUND_REASON.items()}
+_OUTCOME_TYPE = {
+    "authorized": pb.CHARGE_OUTCOME_TYPE_AUTHORIZED,
+    "issuer_declined": pb.CHARGE_OUTCOME_TYPE_ISSUER_DECLINED,
+    "blocked": pb.CHARGE_OUTCOME_TYPE_BLOCKED,
+    "manual_review": pb.CHARGE_OUTCOME_TYPE_MANUAL_REVIEW,
+}
+_NETWORK_STATUS = {
+    name.removeprefix("NETWORK_STATUS_").lower(): number
+    for name, number in common_pb2.NetworkStatus.items()
+}
+_RISK_LEVEL = {
+    name.removeprefix("RISK_LEVEL_").lower(): number
+    for name, number in common_pb2.RiskLevel.items()
+}
+_CHECK = {
+    name.removeprefix("CARD_CHECK_RESULT_").lower(): number
+    for name, number in common_pb2.CardCheckResult.items()
+}
+_BRAND = {
+    name.removeprefix("CARD_BRAND_").lower(): number
+    for name, number in common_pb2.CardBrand.items()
+}
+_FUNDING = {
+    name.removeprefix("CARD_FUNDING_").lower(): number
+    for name, number in common_pb2.CardFunding.items()
+}
+
+
+def _set_optional(message: Message, values: Mapping[str, object]) -> None:
+    for name, value in values.items():
+        if value is not None:
+            setattr(message, name, value)
 
 
 def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
@@ -65,19 +134,124 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
         payment_method_types=["card"],
         status=_STATUS[intent.status],
     )
-    for name, value in (
-        ("customer", intent.customer_id),
-        ("description", intent.description),
-        ("latest_charge", intent.latest_charge_id),
-        ("payment_method", intent.payment_method_id),
-        ("receipt_email", intent.receipt_email),
-        ("statement_descriptor", intent.statement_descriptor),
-        ("statement_descriptor_suffix", intent.statement_descriptor_suffix),
-    ):
-        if value is not None:
-            setattr(message, name, value)
+    _set_optional(
+        message,
+        {
+            "customer": intent.customer_id,
+            "description": intent.description,
+            "latest_charge": intent.latest_charge_id,
+            "payment_method": intent.payment_method_id,
+            "receipt_email": intent.receipt_email,
+            "statement_descriptor": intent.statement_descriptor,
+            "statement_descriptor_suffix": intent.statement_descriptor_suffix,
+        },
+    )
     if intent.canceled_at is not None:
         message.canceled_at.CopyFrom(timestamp(intent.canceled_at))
+    if intent.cancellation_reason is not None:
+        message.cancellation_reason = _CANCELLATION[intent.cancellation_reason]
+    if intent.last_payment_error is not None:
+        error = intent.last_payment_error
+        message.last_payment_error.type = str(error.get("type") or "card_error")
+        _set_optional(
+            message.last_payment_error,
+            {
+                name: error.get(name) if isinstance(error.get(name), str) else None
+                for name in ("code", "decline_code", "message", "charge", "payment_method")
+            },
+        )
+    if intent.next_action is not None:
+        message.next_action.type = str(intent.next_action.get("type") or "")
+    return message
+
+
+def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
+    card = charge.card
+    message = pb.Charge(
+        id=charge.id,
+        amount=charge.amount_minor,
+        amount_captured=charge.amount_captured_minor,
+        amount_refunded=charge.amount_refunded_minor if charge.captured else 0,
+        captured=charge.captured,
+        created=timestamp(charge.created_at),
+        currency=charge.currency,
+        disputed=False,
+        livemode=False,
+        metadata=dict(charge.metadata),
+        paid=charge.status is ChargeStatus.SUCCEEDED,
+        payment_intent=charge.payment_intent_id,
+        payment_method=charge.payment_method_id,
+        refunded=charge.refunded,
+        status=_CHARGE_STATUS[charge.status],
+        refunds=pb.RefundList(
+            data=[refund_message(r) for r in refunds],
+            has_more=False,
+            url=f"/v1/charges/{charge.id}/refunds",
+        ),
+    )
+    message.payment_method_details.type = "card"
+    details = message.payment_method_details.card
+    details.exp_month, details.exp_year = card.exp_month, card.exp_year
+    details.last4 = card.last4
+    details.network = card.brand
+    details.amount_authorized = charge.amount_minor
+    if card.brand in _BRAND:
+        details.brand = _BRAND[card.brand]
+    if card.funding in _FUNDING:
+        details.funding = _FUNDING[card.funding or ""]
+    _set_optional(details, {"fingerprint": card.fingerprint, "country": card.country})
+    result = charge.network_result or {}
+    for check in ("cvc_check", "address_line1_check", "address_postal_code_check"):
+        value = result.get(check)
+        if isinstance(value, str) and value in _CHECK:
+            setattr(details.checks, check, _CHECK[value])
+    _set_optional(
+        message,
+        {
+            "customer": charge.customer_id,
+            "description": charge.description,
+            "failure_code": charge.failure_code,
+            "failure_message": charge.failure_message,
+        },
+    )
+    if charge.outcome is not None:
+        outcome = charge.outcome
+        message.outcome.type = _OUTCOME_TYPE.get(
+            str(outcome.get("type")), pb.CHARGE_OUTCOME_TYPE_UNSPECIFIED
+        )
+        network_status = outcome.get("network_status")
+        if isinstance(network_status, str) and network_status in _NETWORK_STATUS:
+            message.outcome.network_status = _NETWORK_STATUS[network_status]
+        risk = outcome.get("risk_level")
+        if isinstance(risk, str) and risk in _RISK_LEVEL:
+            message.outcome.risk_level = _RISK_LEVEL[risk]
+        _set_optional(
+            message.outcome,
+            {
+                "reason": outcome.get("reason") if isinstance(outcome.get("reason"), str) else None,
+                "seller_message": outcome.get("seller_message")
+                if isinstance(outcome.get("seller_message"), str)
+                else None,
+            },
+        )
+    return message
+
+
+def refund_message(refund: Refund) -> pb.Refund:
+    message = pb.Refund(
+        id=refund.id,
+        amount=refund.amount_minor,
+        charge=refund.charge_id,
+        created=timestamp(refund.created_at),
+        currency=refund.currency,
+        metadata=dict(refund.metadata),
+        payment_intent=refund.payment_intent_id,
+        status=_REFUND_STATUS[refund.status],
+    )
+    if refund.reason is not None:
+        message.reason = _REFUND_REASON[refund.reason]
+    if refund.failure_reason is not None:
+        message.failure_reason = refund.failure_reason
     return message
 
 
@@ -85,27 +259,29 @@ def _optional(request: Any, name: str) -> Any:
     return getattr(request, name) if request.HasField(name) else None
 
 
+def _capture_method(request: Any) -> CaptureMethod | None:
+    if not request.HasField("capture_method"):
+        return None
+    if request.capture_method not in _CAPTURE_FROM_PROTO:
+        raise invalid(
+            "capture_method must be automatic, automatic_async or manual.", "capture_method"
+        )
+    return _CAPTURE_FROM_PROTO[request.capture_method]
+
+
 def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymentIntent:
-    capture = CaptureMethod.AUTOMATIC
-    if request.HasField("capture_method"):
-        if request.capture_method not in _CAPTURE_FROM_PROTO:
-            raise invalid("capture_method must be automatic, automatic_async or manual.",
-                          "capture_method")  # fmt: skip
-        capture = _CAPTURE_FROM_PROTO[request.capture_method]
     confirmation = ConfirmationMethod.AUTOMATIC
     if request.HasField("confirmation_method"):
         if request.confirmation_method not in _CONFIRMATION_FROM_PROTO:
-            raise invalid("confirmation_method must be automatic or manual.",
-                          "confirmation_method")  # fmt: skip
+            raise invalid("confirmation_method must be automatic or manual.", "confirmation_method")
         confirmation = _CONFIRMATION_FROM_PROTO[request.confirmation_method]
     currency = request.currency.lower()
     if currency not in SUPPORTED_CURRENCIES:
-        raise invalid(f"Invalid currency: {request.currency}.", "currency",
-                      code="invalid_currency")  # fmt: skip
+        raise invalid(f"Invalid currency: {request.currency}.", "currency", code="invalid_currency")
     return NewPaymentIntent(
         amount_minor=request.amount,
         currency=currency,
-        capture_method=capture,
+        capture_method=_capture_method(request) or CaptureMethod.AUTOMATIC,
         confirmation_method=confirmation,
         metadata=dict(request.metadata),
         customer_id=_optional(request, "customer"),
@@ -114,16 +290,63 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
         receipt_email=_optional(request, "receipt_email"),
         statement_descriptor=_optional(request, "statement_descriptor"),
         statement_descriptor_suffix=_optional(request, "statement_descriptor_suffix"),
+        return_url=_optional(request, "return_url"),
     )
 
 
-def created_range(created: common_pb2.CreatedFilter) -> CreatedRange:
-    return CreatedRange(
+def created_bounds(created: common_pb2.CreatedFilter) -> CreatedBounds:
+    return CreatedBounds(
         gt=from_timestamp(created.gt) if created.HasField("gt") else None,
         gte=from_timestamp(created.gte) if created.HasField("gte") else None,
         lt=from_timestamp(created.lt) if created.HasField("lt") else None,
         lte=from_timestamp(created.lte) if created.HasField("lte") else None,
     )
+
+
+def keyed_call(context: Context, endpoint: str, request: Message) -> KeyedCall:
+    call = call_context(context)
+    # Without a client key the request still gets one, so the completer can finish it.
+    key = call.idempotency_key or f"{AUTO_KEY_PREFIX}{call.request_id or random_token()}"
+    return KeyedCall(
+        account_id=call.account_id,
+        key=key,
+        endpoint=endpoint,
+        request_body=request.SerializeToString(deterministic=True),
+        request_id=call.request_id,
+    )
+
+
+async def reply(
+    result: Done[T] | Replay,
+    response_type: type[R],
+    build: Callable[[T], R],
+    context: Context,
+) -> R:
+    """The fresh response, or the stored one (success or error) marked as replayed."""
+    if isinstance(result, Done):
+        return build(result.value)
+    if result.code == 0:
+        context.set_trailing_metadata(((REPLAYED_KEY, "true"),))
+        return response_type.FromString(result.body)
+    status = status_pb2.Status.FromString(result.body)
+    await context.abort_with_status(_ReplayedStatus(status))
+    raise AssertionError("unreachable: abort_with_status raises")
+
+
+class _ReplayedStatus(grpc.Status):
+    """A stored error status, with its rich details and the replay marker."""
+
+    def __init__(self, status: status_pb2.Status) -> None:
+        self.code = next(c for c in grpc.StatusCode if c.value[0] == status.code)
+        self.details = status.message
+        self.trailing_metadata = (
+            ("grpc-status-details-bin", status.SerializeToString()),
+            (REPLAYED_KEY, "true"),
+        )
+
+
+def _intent_reply(intent: PaymentIntent) -> bytes:
+    return pb.PaymentIntent.SerializeToString(payment_intent_message(intent))
 
 
 class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.PaymentsServiceServicer):
@@ -137,21 +360,165 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         self._customers = customers
         self._payment_methods = payment_methods
 
+    # --- PaymentIntents ---
+
     async def CreatePaymentIntent(
         self, request: pb.CreatePaymentIntentRequest, context: Context
     ) -> pb.CreatePaymentIntentResponse:
-        call = call_context(context)
-        intent = await self._service.create_payment_intent(
-            call.account_id, new_intent_from_request(request)
+        return await self._create(
+            request, keyed_call(context, "CreatePaymentIntent", request), context
         )
-        return pb.CreatePaymentIntentResponse(payment_intent=payment_intent_message(intent))
+
+    async def _create(
+        self, request: pb.CreatePaymentIntentRequest, call: KeyedCall, context: Context
+    ) -> pb.CreatePaymentIntentResponse:
+        confirm = None
+        if request.confirm:
+            confirm = ConfirmParams(
+                payment_method_id=_optional(request, "payment_method"),
+                capture_method=_capture_method(request),
+                return_url=_optional(request, "return_url"),
+            )
+        result = await self._service.create_payment_intent(
+            call, new_intent_from_request(request), self._respond_create, confirm=confirm
+        )
+        return await reply(
+            result,
+            pb.CreatePaymentIntentResponse,
+            lambda i: pb.CreatePaymentIntentResponse(payment_intent=payment_intent_message(i)),
+            context,
+        )
+
+    @staticmethod
+    def _respond_create(intent: PaymentIntent) -> bytes:
+        return pb.CreatePaymentIntentResponse(
+            payment_intent=payment_intent_message(intent)
+        ).SerializeToString()
 
     async def GetPaymentIntent(
         self, request: pb.GetPaymentIntentRequest, context: Context
     ) -> pb.GetPaymentIntentResponse:
         call = call_context(context)
-        intent = await self._service.get_payment_intent(call.account_id, request.id)
+        intent = await self._service.get_payment_intent(
+            call.account_id, request.id, _optional(request, "client_secret")
+        )
         return pb.GetPaymentIntentResponse(payment_intent=payment_intent_message(intent))
+
+    async def UpdatePaymentIntent(
+        self, request: pb.UpdatePaymentIntentRequest, context: Context
+    ) -> pb.UpdatePaymentIntentResponse:
+        call = keyed_call(context, "UpdatePaymentIntent", request)
+        changes: dict[str, object] = {}
+        for name, field in (
+            ("customer_id", "customer"),
+            ("description", "description"),
+            ("receipt_email", "receipt_email"),
+            ("statement_descriptor", "statement_descriptor"),
+            ("statement_descriptor_suffix", "statement_descriptor_suffix"),
+        ):
+            if request.HasField(field):  # type: ignore[arg-type]
+                # An empty string clears a nullable field, as Stripe's `description=` does.
+                changes[name] = getattr(request, field) or None
+        capture_method = _capture_method(request)
+        if capture_method is not None:
+            changes["capture_method"] = capture_method
+        update = Updated(
+            at=_EPOCH,
+            amount_minor=_optional(request, "amount"),
+            currency=request.currency.lower() if request.HasField("currency") else None,
+            payment_method_id=_optional(request, "payment_method"),
+            changes=changes,
+        )
+        metadata_change = (
+            dict(request.metadata),
+            list(request.unset_metadata_keys),
+            request.clear_metadata,
+        )
+
+        def respond(intent: PaymentIntent) -> bytes:
+            return pb.UpdatePaymentIntentResponse(
+                payment_intent=payment_intent_message(intent)
+            ).SerializeToString()
+
+        result = await self._service.update_payment_intent(
+            call, request.id, update, respond, metadata=metadata_change
+        )
+        return await reply(
+            result,
+            pb.UpdatePaymentIntentResponse,
+            lambda i: pb.UpdatePaymentIntentResponse(payment_intent=payment_intent_message(i)),
+            context,
+        )
+
+    async def ConfirmPaymentIntent(
+        self, request: pb.ConfirmPaymentIntentRequest, context: Context
+    ) -> pb.ConfirmPaymentIntentResponse:
+        call = keyed_call(context, "ConfirmPaymentIntent", request)
+        if request.HasField("client_secret"):
+            await self._service.get_payment_intent(
+                call.account_id, request.id, request.client_secret
+            )
+        confirm = ConfirmParams(
+            payment_method_id=_optional(request, "payment_method"),
+            capture_method=_capture_method(request),
+            return_url=_optional(request, "return_url"),
+        )
+
+        def respond(intent: PaymentIntent) -> bytes:
+            return pb.ConfirmPaymentIntentResponse(
+                payment_intent=payment_intent_message(intent)
+            ).SerializeToString()
+
+        result = await self._service.confirm_payment_intent(call, request.id, confirm, respond)
+        return await reply(
+            result,
+            pb.ConfirmPaymentIntentResponse,
+            lambda i: pb.ConfirmPaymentIntentResponse(payment_intent=payment_intent_message(i)),
+            context,
+        )
+
+    async def CapturePaymentIntent(
+        self, request: pb.CapturePaymentIntentRequest, context: Context
+    ) -> pb.CapturePaymentIntentResponse:
+        call = keyed_call(context, "CapturePaymentIntent", request)
+
+        def respond(intent: PaymentIntent) -> bytes:
+            return pb.CapturePaymentIntentResponse(
+                payment_intent=payment_intent_message(intent)
+            ).SerializeToString()
+
+        result = await self._service.capture_payment_intent(
+            call, request.id, _optional(request, "amount_to_capture"), respond
+        )
+        return await reply(
+            result,
+            pb.CapturePaymentIntentResponse,
+            lambda i: pb.CapturePaymentIntentResponse(payment_intent=payment_intent_message(i)),
+            context,
+        )
+
+    async def CancelPaymentIntent(
+        self, request: pb.CancelPaymentIntentRequest, context: Context
+    ) -> pb.CancelPaymentIntentResponse:
+        call = keyed_call(context, "CancelPaymentIntent", request)
+        reason = None
+        if request.HasField("cancellation_reason"):
+            if request.cancellation_reason not in _CANCELLATION_FROM_PROTO:
+                raise invalid("Unknown cancellation_reason.", "cancellation_reason")
+            reason = _CANCELLATION_FROM_PROTO[request.cancellation_reason]
+
+        def respond(intent: PaymentIntent) -> bytes:
+            return pb.CancelPaymentIntentResponse(
+                payment_intent=payment_intent_message(intent)
+            ).SerializeToString()
+
+        result = await self._service.cancel_payment_intent(call, request.id, reason, respond)
+        return await reply(
+            result,
+            pb.CancelPaymentIntentResponse,
+            lambda i: pb.CancelPaymentIntentResponse(payment_intent=payment_intent_message(i)),
+            context,
+        )
 
     async def ListPaymentIntents(
         self, request: pb.ListPaymentIntentsRequest, context: Context
@@ -162,18 +529,154 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             limit=request.limit or 10,
             starting_after=_optional(request, "starting_after"),
             ending_before=_optional(request, "ending_before"),
-            created=created_range(request.created),
+            created=created_bounds(request.created),
             customer_id=_optional(request, "customer"),
         )
         return pb.ListPaymentIntentsResponse(
             data=[payment_intent_message(intent) for intent in intents], has_more=has_more
         )
 
+    # --- Charges ---
 
-def payments_registration(
-    service: PaymentsService, customers: CustomersService, payment_methods: PaymentMethodsService
-) -> ServiceRegistration:
-    servicer = PaymentsServicer(service, customers, payment_methods)
+    async def GetCharge(
+        self, request: pb.GetChargeRequest, context: Context
+    ) -> pb.GetChargeResponse:
+        call = call_context(context)
+        charge, refunds = await self._service.get_charge(call.account_id, request.id)
+        return pb.GetChargeResponse(charge=charge_message(charge, refunds))
+
+    async def ListCharges(
+        self, request: pb.ListChargesRequest, context: Context
+    ) -> pb.ListChargesResponse:
+        call = call_context(context)
+        charges, has_more = await self._service.list_charges(
+            call.account_id,
+            limit=request.limit or 10,
+            starting_after=_optional(request, "starting_after"),
+            ending_before=_optional(request, "ending_before"),
+            created=created_bounds(request.created),
+            customer_id=_optional(request, "customer"),
+            payment_intent_id=_optional(request, "payment_intent"),
+        )
+        return pb.ListChargesResponse(
+            data=[charge_message(c, r) for c, r in charges], has_more=has_more
+        )
+
+    # --- Refunds ---
+
+    async def CreateRefund(
+        self, request: pb.CreateRefundRequest, context: Context
+    ) -> pb.CreateRefundResponse:
+        call = keyed_call(context, "CreateRefund", request)
+        reason = None
+        if request.HasField("reason"):
+            if request.reason not in _REFUND_REASON_FROM_PROTO:
+                raise invalid("Unknown refund reason.", "reason")
+            reason = _REFUND_REASON_FROM_PROTO[request.reason]
+
+        def respond(refund: Refund) -> bytes:
+            return pb.CreateRefundResponse(refund=refund_message(refund)).SerializeToString()
+
+        result = await self._service.create_refund(
+            call,
+            charge_id=_optional(request, "charge"),
+            payment_intent_id=_optional(request, "payment_intent"),
+            amount_minor=_optional(request, "amount"),
+            reason=reason,
+            metadata=dict(request.metadata),
+            respond=respond,
+        )
+        return await reply(
+            result,
+            pb.CreateRefundResponse,
+            lambda r: pb.CreateRefundResponse(refund=refund_message(r)),
+            context,
+        )
+
+    async def GetRefund(
+        self, request: pb.GetRefundRequest, context: Context
+    ) -> pb.GetRefundResponse:
+        call = call_context(context)
+        refund = await self._service.get_refund(call.account_id, request.id)
+        return pb.GetRefundResponse(refund=refund_message(refund))
+
+    async def UpdateRefund(
+        self, request: pb.UpdateRefundRequest, context: Context
+    ) -> pb.UpdateRefundResponse:
+        call = call_context(context)
+        refund = await self._service.update_refund(
+            call.account_id,
+            request.id,
+            dict(request.metadata),
+            request.clear_metadata,
+            list(request.unset_metadata_keys),
+        )
+        return pb.UpdateRefundResponse(refund=refund_message(refund))
+
+    async def CancelRefund(
+        self, request: pb.CancelRefundRequest, context: Context
+    ) -> pb.CancelRefundResponse:
+        call = call_context(context)
+        refund = await self._service.cancel_refund(call.account_id, request.id)
+        return pb.CancelRefundResponse(refund=refund_message(refund))
+
+    async def ListRefunds(
+        self, request: pb.ListRefundsRequest, context: Context
+    ) -> pb.ListRefundsResponse:
+        call = call_context(context)
+        refunds, has_more = await self._service.list_refunds(
+            call.account_id,
+            limit=request.limit or 10,
+            starting_after=_optional(request, "starting_after"),
+            ending_before=_optional(request, "ending_before"),
+            created=created_bounds(request.created),
+            charge_id=_optional(request, "charge"),
+            payment_intent_id=_optional(request, "payment_intent"),
+        )
+        return pb.ListRefundsResponse(data=[refund_message(r) for r in refunds], has_more=has_more)
+
+    # --- Recovery ---
+
+    async def resume(self, record: KeyRecord) -> None:
+        """Finish a request abandoned at a recovery point, as its client's retry would."""
+        body = record.request_body
+        if record.endpoint == "CreatePaymentIntent":
+            await self._service.resume_attempt(record, self._respond_create)
+        elif record.endpoint == "ConfirmPaymentIntent":
+            await self._service.resume_attempt(
+                record,
+                lambda i: pb.ConfirmPaymentIntentResponse(
+                    payment_intent=payment_intent_message(i)
+                ).SerializeToString(),
+            )
+        elif record.endpoint == "CapturePaymentIntent":
+            await self._service.resume_capture(
+                record,
+                lambda i: pb.CapturePaymentIntentResponse(
+                    payment_intent=payment_intent_message(i)
+                ).SerializeToString(),
+            )
+        elif record.endpoint == "CancelPaymentIntent":
+            request = pb.CancelPaymentIntentRequest.FromString(body)
+            reason = _CANCELLATION_FROM_PROTO.get(request.cancellation_reason)
+            await self._service.resume_cancel(
+                record,
+                reason,
+                lambda i: pb.CancelPaymentIntentResponse(
+                    payment_intent=payment_intent_message(i)
+                ).SerializeToString(),
+            )
+        elif record.endpoint == "CreateRefund":
+            await self._service.resume_refund(
+                record,
+                lambda r: pb.CreateRefundResponse(refund=refund_message(r)).SerializeToString(),
+            )
+
+
+_EPOCH = from_timestamp(common_pb2.CreatedFilter().gt)
+
+
+def payments_registration(servicer: PaymentsServicer) -> ServiceRegistration:
     return ServiceRegistration(
         full_name=pb.DESCRIPTOR.services_by_name["PaymentsService"].full_name,
         add_to_server=lambda server: payments_pb2_grpc.add_PaymentsServiceServicer_to_server(

@@ -1,25 +1,33 @@
-"""PaymentIntent persistence inside the caller's transaction; every query names the account."""
+"""Persistence of intents, charges and refunds in the caller's transaction; every query names
+the account, so one account can never reach another's objects."""
 
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Mapping
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.engine import Row
+from sqlalchemy import ColumnElement, Row, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.payments.domain import CaptureMethod, ConfirmationMethod, PaymentIntent, Status
-from remit.payments.tables import payment_intents
+from remit.payments.charges import (
+    CardSnapshot,
+    Charge,
+    ChargeStatus,
+    Refund,
+    RefundReason,
+    RefundStatus,
+)
+from remit.payments.domain import (
+    CancellationReason,
+    CaptureMethod,
+    ConfirmationMethod,
+    PaymentIntent,
+    Status,
+)
+from remit.payments.tables import charges, payment_intents, refunds
+from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, fetch_page
+
+AnyRow = Row[tuple[object, ...]]
 
 
-class PaymentIntentRepository(Protocol):
-    async def insert(self, intent: PaymentIntent) -> None: ...
-    async def get(
-        self, account_id: str, intent_id: str, *, for_update: bool = False
-    ) -> PaymentIntent | None: ...
-    async def save(self, intent: PaymentIntent) -> None: ...
-
-
-def _values(intent: PaymentIntent) -> dict[str, object]:
+def _intent_values(intent: PaymentIntent) -> dict[str, object]:
     return {
         "amount_minor": intent.amount_minor,
         "currency": intent.currency,
@@ -34,11 +42,14 @@ def _values(intent: PaymentIntent) -> dict[str, object]:
         "statement_descriptor": intent.statement_descriptor,
         "statement_descriptor_suffix": intent.statement_descriptor_suffix,
         "setup_future_usage": intent.setup_future_usage,
+        "return_url": intent.return_url,
         "metadata": dict(intent.metadata),
         "amount_capturable_minor": intent.amount_capturable_minor,
         "amount_received_minor": intent.amount_received_minor,
         "latest_charge_id": intent.latest_charge_id,
-        "cancellation_reason": intent.cancellation_reason,
+        "cancellation_reason": None
+        if intent.cancellation_reason is None
+        else intent.cancellation_reason.value,
         "canceled_at": intent.canceled_at,
         "last_payment_error": None
         if intent.last_payment_error is None
@@ -48,7 +59,7 @@ def _values(intent: PaymentIntent) -> dict[str, object]:
     }
 
 
-def intent_from_row(row: Row[tuple[object, ...]]) -> PaymentIntent:
+def intent_from_row(row: AnyRow) -> PaymentIntent:
     m = row._mapping
     return PaymentIntent(
         id=m["id"],
@@ -69,90 +80,283 @@ def intent_from_row(row: Row[tuple[object, ...]]) -> PaymentIntent:
         statement_descriptor=m["statement_descriptor"],
         statement_descriptor_suffix=m["statement_descriptor_suffix"],
         setup_future_usage=m["setup_future_usage"],
+        return_url=m["return_url"],
         amount_capturable_minor=m["amount_capturable_minor"],
         amount_received_minor=m["amount_received_minor"],
         latest_charge_id=m["latest_charge_id"],
-        cancellation_reason=m["cancellation_reason"],
+        cancellation_reason=None
+        if m["cancellation_reason"] is None
+        else CancellationReason(m["cancellation_reason"]),
         canceled_at=m["canceled_at"],
         last_payment_error=m["last_payment_error"],
         next_action=m["next_action"],
     )
 
 
-class SqlPaymentIntentRepository:
+def _charge_values(charge: Charge) -> dict[str, object]:
+    return {
+        "payment_intent_id": charge.payment_intent_id,
+        "amount_minor": charge.amount_minor,
+        "amount_captured_minor": charge.amount_captured_minor,
+        "amount_refunded_minor": charge.amount_refunded_minor,
+        "currency": charge.currency,
+        "status": charge.status.value,
+        "captured": charge.captured,
+        "capture_requested": charge.capture_requested,
+        "payment_method_id": charge.payment_method_id,
+        "customer_id": charge.customer_id,
+        "card": charge.card.as_json(),
+        "outcome": None if charge.outcome is None else dict(charge.outcome),
+        "failure_code": charge.failure_code,
+        "failure_message": charge.failure_message,
+        "decline_code": charge.decline_code,
+        "authorization_id": charge.authorization_id,
+        "network_result": None if charge.network_result is None else dict(charge.network_result),
+        "requested_capture_minor": charge.requested_capture_minor,
+        "description": charge.description,
+        "metadata": dict(charge.metadata),
+        "updated_at": charge.updated_at,
+    }
+
+
+def charge_from_row(row: AnyRow) -> Charge:
+    m = row._mapping
+    return Charge(
+        id=m["id"],
+        account_id=m["account_id"],
+        payment_intent_id=m["payment_intent_id"],
+        amount_minor=m["amount_minor"],
+        currency=m["currency"],
+        status=ChargeStatus(m["status"]),
+        payment_method_id=m["payment_method_id"],
+        card=CardSnapshot.from_json(m["card"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        amount_captured_minor=m["amount_captured_minor"],
+        amount_refunded_minor=m["amount_refunded_minor"],
+        captured=m["captured"],
+        capture_requested=m["capture_requested"],
+        customer_id=m["customer_id"],
+        outcome=m["outcome"],
+        failure_code=m["failure_code"],
+        failure_message=m["failure_message"],
+        decline_code=m["decline_code"],
+        authorization_id=m["authorization_id"],
+        network_result=m["network_result"],
+        requested_capture_minor=m["requested_capture_minor"],
+        description=m["description"],
+        metadata=m["metadata"],
+    )
+
+
+def _refund_values(refund: Refund) -> dict[str, object]:
+    return {
+        "charge_id": refund.charge_id,
+        "payment_intent_id": refund.payment_intent_id,
+        "amount_minor": refund.amount_minor,
+        "currency": refund.currency,
+        "status": refund.status.value,
+        "reason": None if refund.reason is None else refund.reason.value,
+        "failure_reason": refund.failure_reason,
+        "acquirer_refund_id": refund.acquirer_refund_id,
+        "metadata": dict(refund.metadata),
+        "updated_at": refund.updated_at,
+    }
+
+
+def refund_from_row(row: AnyRow) -> Refund:
+    m = row._mapping
+    return Refund(
+        id=m["id"],
+        account_id=m["account_id"],
+        charge_id=m["charge_id"],
+        payment_intent_id=m["payment_intent_id"],
+        amount_minor=m["amount_minor"],
+        currency=m["currency"],
+        status=RefundStatus(m["status"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        reason=None if m["reason"] is None else RefundReason(m["reason"]),
+        failure_reason=m["failure_reason"],
+        acquirer_refund_id=m["acquirer_refund_id"],
+        metadata=m["metadata"],
+    )
+
+
+class _AccountScoped:
+    table: Table
+
     def __init__(self, connection: AsyncConnection) -> None:
         self._db = connection
 
-    async def insert(self, intent: PaymentIntent) -> None:
+    async def _get_row(self, account_id: str, object_id: str, for_update: bool) -> AnyRow | None:
+        query = select(self.table).where(
+            self.table.c.account_id == account_id, self.table.c.id == object_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        return (await self._db.execute(query)).first()
+
+    async def _insert(
+        self, object_id: str, account_id: str, created_at: object, values: Mapping[str, object]
+    ) -> None:
         await self._db.execute(
-            payment_intents.insert().values(
-                id=intent.id,
-                account_id=intent.account_id,
-                created_at=intent.created_at,
-                **_values(intent),
+            self.table.insert().values(
+                id=object_id, account_id=account_id, created_at=created_at, **values
             )
         )
+
+    async def _update(self, account_id: str, object_id: str, values: Mapping[str, object]) -> None:
+        await self._db.execute(
+            self.table.update()
+            .where(self.table.c.account_id == account_id, self.table.c.id == object_id)
+            .values(**values)
+        )
+
+    async def _page(
+        self,
+        account_id: str,
+        filters: list[ColumnElement[bool]],
+        *,
+        limit: int,
+        starting_after: Cursor | None,
+        ending_before: Cursor | None,
+        created: CreatedBounds,
+    ) -> tuple[list[AnyRow], bool]:
+        return await fetch_page(
+            self._db,
+            self.table,
+            [self.table.c.account_id == account_id, *filters, *created.conditions(self.table)],
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+
+
+class PaymentIntentRepository(_AccountScoped):
+    table = payment_intents
+
+    async def insert(self, intent: PaymentIntent) -> None:
+        await self._insert(intent.id, intent.account_id, intent.created_at, _intent_values(intent))
 
     async def get(
         self, account_id: str, intent_id: str, *, for_update: bool = False
     ) -> PaymentIntent | None:
-        query = select(payment_intents).where(
-            payment_intents.c.account_id == account_id, payment_intents.c.id == intent_id
-        )
-        if for_update:
-            query = query.with_for_update()
-        row = (await self._db.execute(query)).first()
+        row = await self._get_row(account_id, intent_id, for_update)
         return None if row is None else intent_from_row(row)
 
     async def save(self, intent: PaymentIntent) -> None:
-        await self._db.execute(
-            payment_intents.update()
-            .where(
-                payment_intents.c.account_id == intent.account_id,
-                payment_intents.c.id == intent.id,
-            )
-            .values(**_values(intent))
-        )
+        await self._update(intent.account_id, intent.id, _intent_values(intent))
 
-    async def list(
+    async def page(
         self,
         account_id: str,
         *,
         limit: int,
-        starting_after: tuple[datetime, str] | None = None,
-        ending_before: tuple[datetime, str] | None = None,
-        created_gte: datetime | None = None,
-        created_gt: datetime | None = None,
-        created_lte: datetime | None = None,
-        created_lt: datetime | None = None,
+        starting_after: Cursor | None = None,
+        ending_before: Cursor | None = None,
+        created: CreatedBounds = ANY_TIME,
         customer_id: str | None = None,
     ) -> tuple[list[PaymentIntent], bool]:
-        """Newest first; returns the page and whether more lie beyond it in that direction."""
-        c = payment_intents.c
-        conditions = [c.account_id == account_id]
+        filters = [] if customer_id is None else [self.table.c.customer_id == customer_id]
+        rows, more = await self._page(
+            account_id,
+            filters,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            created=created,
+        )
+        return [intent_from_row(row) for row in rows], more
+
+
+class ChargeRepository(_AccountScoped):
+    table = charges
+
+    async def insert(self, charge: Charge) -> None:
+        await self._insert(charge.id, charge.account_id, charge.created_at, _charge_values(charge))
+
+    async def get(
+        self, account_id: str, charge_id: str, *, for_update: bool = False
+    ) -> Charge | None:
+        row = await self._get_row(account_id, charge_id, for_update)
+        return None if row is None else charge_from_row(row)
+
+    async def save(self, charge: Charge) -> None:
+        await self._update(charge.account_id, charge.id, _charge_values(charge))
+
+    async def page(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: Cursor | None = None,
+        ending_before: Cursor | None = None,
+        created: CreatedBounds = ANY_TIME,
+        customer_id: str | None = None,
+        payment_intent_id: str | None = None,
+    ) -> tuple[list[Charge], bool]:
+        filters: list[ColumnElement[bool]] = []
         if customer_id is not None:
-            conditions.append(c.customer_id == customer_id)
-        for bound, op in (
-            (created_gte, c.created_at.__ge__),
-            (created_gt, c.created_at.__gt__),
-            (created_lte, c.created_at.__le__),
-            (created_lt, c.created_at.__lt__),
-        ):
-            if bound is not None:
-                conditions.append(op(bound))
-        query = select(payment_intents)
-        if starting_after is not None:
-            at, cursor_id = starting_after
-            conditions.append(or_(c.created_at < at, and_(c.created_at == at, c.id < cursor_id)))
-            query = query.order_by(c.created_at.desc(), c.id.desc())
-        elif ending_before is not None:
-            at, cursor_id = ending_before
-            conditions.append(or_(c.created_at > at, and_(c.created_at == at, c.id > cursor_id)))
-            query = query.order_by(c.created_at.asc(), c.id.asc())
-        else:
-            query = query.order_by(c.created_at.desc(), c.id.desc())
-        rows = (await self._db.execute(query.where(*conditions).limit(limit + 1))).all()
-        page = [intent_from_row(row) for row in rows[:limit]]
-        if ending_before is not None:
-            page.reverse()
-        return page, len(rows) > limit
+            filters.append(self.table.c.customer_id == customer_id)
+        if payment_intent_id is not None:
+            filters.append(self.table.c.payment_intent_id == payment_intent_id)
+        rows, more = await self._page(
+            account_id,
+            filters,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            created=created,
+        )
+        return [charge_from_row(row) for row in rows], more
+
+
+class RefundRepository(_AccountScoped):
+    table = refunds
+
+    async def insert(self, refund: Refund) -> None:
+        await self._insert(refund.id, refund.account_id, refund.created_at, _refund_values(refund))
+
+    async def get(
+        self, account_id: str, refund_id: str, *, for_update: bool = False
+    ) -> Refund | None:
+        row = await self._get_row(account_id, refund_id, for_update)
+        return None if row is None else refund_from_row(row)
+
+    async def save(self, refund: Refund) -> None:
+        await self._update(refund.account_id, refund.id, _refund_values(refund))
+
+    async def for_charge(self, account_id: str, charge_id: str) -> list[Refund]:
+        rows = await self._db.execute(
+            select(refunds)
+            .where(refunds.c.account_id == account_id, refunds.c.charge_id == charge_id)
+            .order_by(refunds.c.created_at.desc(), refunds.c.id.desc())
+        )
+        return [refund_from_row(row) for row in rows]
+
+    async def page(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: Cursor | None = None,
+        ending_before: Cursor | None = None,
+        created: CreatedBounds = ANY_TIME,
+        charge_id: str | None = None,
+        payment_intent_id: str | None = None,
+    ) -> tuple[list[Refund], bool]:
+        filters: list[ColumnElement[bool]] = []
+        if charge_id is not None:
+            filters.append(self.table.c.charge_id == charge_id)
+        if payment_intent_id is not None:
+            filters.append(self.table.c.payment_intent_id == payment_intent_id)
+        rows, more = await self._page(
+            account_id,
+            filters,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            created=created,
+        )
+        return [refund_from_row(row) for row in rows], more

@@ -1,19 +1,73 @@
-"""Payment use cases. Each public method is one unit of work and the only place that commits."""
+"""Payment use cases. Each step is one transaction; this is the only module that commits.
 
-from dataclasses import dataclass
-from datetime import datetime
+Mutating calls run under an idempotency key (`KeyedCall`) and move through recovery points:
+`started` (the key is claimed), `attempt_created` (the intent and its charge attempt exist, the
+intent is `processing`), `authorization_done` (the network's answer is stored on the charge),
+`finished` (the answer is applied and the response stored for replay). The call to the network
+happens between `attempt_created` and `authorization_done`, outside any transaction, with the
+charge id as its reference; a call whose outcome is unknown is settled by looking that
+reference up, never by asking the network to authorize again.
+"""
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
-from remit.core.errors import RemitError, invalid, not_found
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
-from remit.payments.domain import NewPaymentIntent, PaymentIntent, create_intent
-from remit.payments.repository import SqlPaymentIntentRepository
+from remit.grpcutil.errors import to_rpc_status
+from remit.payments import idempotency
+from remit.payments.charges import Charge, ChargeStatus, Refund, RefundReason, RefundStatus
+from remit.payments.crashpoints import crash_after
+from remit.payments.domain import (
+    USER_CANCELLATION_REASONS,
+    Authorized,
+    Canceled,
+    CancellationReason,
+    Captured,
+    CaptureMethod,
+    ConfirmationStarted,
+    Declined,
+    Expired,
+    NewPaymentIntent,
+    PaymentIntent,
+    Status,
+    Updated,
+    create_intent,
+    transition,
+)
+from remit.payments.idempotency import KeyRecord, RecoveryPoint
+from remit.payments.network import (
+    AuthorizationOutcome,
+    CardNetwork,
+    OperationOutcome,
+    OutcomeUnknownError,
+    network_unavailable,
+)
+from remit.payments.ports import HookChain, PaymentHooks, PaymentMethodSource
+from remit.payments.repository import ChargeRepository, PaymentIntentRepository, RefundRepository
+from remit.payments.requests import note_request
+from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
+from remit.worker.jobs import stage_job
+
+log = logging.getLogger(__name__)
 
 MAX_AMOUNT_MINOR = 99_999_999
 MAX_LIST_LIMIT = 100
+AUTHORIZATION_VALIDITY = timedelta(days=7)
+EXPIRE_JOB = "payments.expire_authorization"
+_SETTLE_ATTEMPTS = 3
+_SETTLE_PAUSE_S = 0.2
+
+T = TypeVar("T")
 
 
 class PaymentsError(RemitError):
@@ -21,11 +75,55 @@ class PaymentsError(RemitError):
 
 
 @dataclass(frozen=True)
-class CreatedRange:
-    gt: datetime | None = None
-    gte: datetime | None = None
-    lt: datetime | None = None
-    lte: datetime | None = None
+class KeyedCall:
+    """One mutating call as the idempotency layer sees it."""
+
+    account_id: str
+    key: str
+    endpoint: str
+    request_body: bytes
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A stored response: gRPC status code (0 for OK) and the serialized reply or status."""
+
+    code: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    value: T
+
+
+@dataclass(frozen=True)
+class ConfirmParams:
+    payment_method_id: str | None = None
+    capture_method: CaptureMethod | None = None
+    return_url: str | None = None
+
+
+def card_error(
+    outcome_code: str | None,
+    decline_code: str | None,
+    message: str | None,
+    *,
+    charge_id: str,
+    intent: object,
+    payment_method_id: str | None,
+) -> RemitError:
+    return RemitError(
+        message=message or "Your card was declined.",
+        kind=ErrorKind.CARD_DECLINED,
+        error_type="card_error",
+        code=outcome_code or "card_declined",
+        decline_code=decline_code,
+        charge=charge_id,
+        related=intent,
+        extra={"payment_method": payment_method_id or ""},
+    )
 
 
 def validate_new_intent(new: NewPaymentIntent) -> None:
@@ -41,31 +139,172 @@ def validate_new_intent(new: NewPaymentIntent) -> None:
         raise invalid(f"Invalid currency: {new.currency}.", "currency", code="invalid_currency")
 
 
+def stored_error(error: RemitError) -> Replay:
+    status = to_rpc_status(error)
+    return Replay(code=status.code, body=status.SerializeToString())
+
+
 class PaymentsService:
-    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        network: CardNetwork,
+        methods: PaymentMethodSource,
+        *,
+        present: Callable[[PaymentIntent], object],
+        hooks: PaymentHooks | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        # `present` turns an intent into the message a card error embeds (Stripe returns the
+        # declined PaymentIntent inside the error).
+        self._present = present
         self._engine = engine
+        self._network = network
+        self._methods = methods
+        self._hooks = hooks or HookChain()
         self._clock = clock or SystemClock()
 
-    async def create_payment_intent(self, account_id: str, new: NewPaymentIntent) -> PaymentIntent:
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    # --- Idempotency plumbing -------------------------------------------------------------
+
+    async def _claim(self, call: KeyedCall) -> KeyRecord:
+        note_request(call.request_id, call.key)
+        async with self._engine.begin() as db:
+            return await idempotency.begin(
+                db,
+                account_id=call.account_id,
+                key=call.key,
+                endpoint=call.endpoint,
+                request_body=call.request_body,
+                request_id=call.request_id,
+                now=self._now(),
+            )
+
+    async def _forget(self, record: KeyRecord) -> None:
+        async with self._engine.begin() as db:
+            await idempotency.forget(db, record)
+
+    async def _release(self, record: KeyRecord) -> None:
+        async with self._engine.begin() as db:
+            await idempotency.release(db, record)
+
+    @staticmethod
+    def _replay_of(record: KeyRecord) -> Replay:
+        assert record.response_code is not None
+        assert record.response_body is not None
+        return Replay(code=record.response_code, body=record.response_body)
+
+    async def _finish_with_error(
+        self, db: AsyncConnection, record: KeyRecord, error: RemitError
+    ) -> None:
+        replay = stored_error(error)
+        await idempotency.finish(db, record, response_code=replay.code, response_body=replay.body)
+
+    # --- Create, update, read --------------------------------------------------------------
+
+    async def create_payment_intent(
+        self,
+        call: KeyedCall,
+        new: NewPaymentIntent,
+        respond: Callable[[PaymentIntent], bytes],
+        confirm: ConfirmParams | None = None,
+    ) -> Done[PaymentIntent] | Replay:
         validate_new_intent(new)
+        if confirm is None:
+            return await self._create_only(call, new, respond)
+        record = await self._claim(call)
+        if record.finished:
+            return self._replay_of(record)
+        crash_after(RecoveryPoint.STARTED.value)
+        if record.recovery_point is RecoveryPoint.STARTED:
+            record = await self._guard_validation(
+                record, self._start_attempt(record, respond, new=new, confirm=confirm)
+            )
+        return await self.resume_attempt(record, respond)
+
+    async def _create_only(
+        self, call: KeyedCall, new: NewPaymentIntent, respond: Callable[[PaymentIntent], bytes]
+    ) -> Done[PaymentIntent] | Replay:
+        note_request(call.request_id, call.key)
+        async with self._engine.begin() as db:
+            record = await idempotency.begin(
+                db,
+                account_id=call.account_id,
+                key=call.key,
+                endpoint=call.endpoint,
+                request_body=call.request_body,
+                request_id=call.request_id,
+                now=self._now(),
+            )
+            if record.finished:
+                return self._replay_of(record)
+            intent = self._new_intent(call.account_id, new)
+            await PaymentIntentRepository(db).insert(intent)
+            await self._hooks.intent_changed(db, None, intent)
+            await idempotency.finish(db, record, response_code=0, response_body=respond(intent))
+        return Done(intent)
+
+    def _new_intent(self, account_id: str, new: NewPaymentIntent) -> PaymentIntent:
         intent_id = new_id("pi")
-        intent = create_intent(
+        return create_intent(
             new,
             intent_id=intent_id,
             account_id=account_id,
-            # The client secret lets a browser confirm this one intent; it embeds the id so a
-            # secret can never be replayed against another intent.
+            # The client secret lets a browser act on this one intent; it embeds the id so a
+            # secret can never be used against another intent.
             client_secret=f"{intent_id}_secret_{random_token()}",
-            now=self._clock.now(),
+            now=self._now(),
         )
-        async with self._engine.begin() as db:
-            await SqlPaymentIntentRepository(db).insert(intent)
-        return intent
 
-    async def get_payment_intent(self, account_id: str, intent_id: str) -> PaymentIntent:
+    async def update_payment_intent(
+        self,
+        call: KeyedCall,
+        intent_id: str,
+        update: Updated,
+        respond: Callable[[PaymentIntent], bytes],
+        *,
+        metadata: tuple[dict[str, str], list[str], bool] = ({}, [], False),
+    ) -> Done[PaymentIntent] | Replay:
+        if update.amount_minor is not None and not 1 <= update.amount_minor <= MAX_AMOUNT_MINOR:
+            raise invalid("Amount must be between 1 and 99999999.", "amount")
+        if update.currency is not None and update.currency not in SUPPORTED_CURRENCIES:
+            raise invalid(
+                f"Invalid currency: {update.currency}.", "currency", code="invalid_currency"
+            )
+        note_request(call.request_id, call.key)
+        async with self._engine.begin() as db:
+            record = await idempotency.begin(
+                db,
+                account_id=call.account_id,
+                key=call.key,
+                endpoint=call.endpoint,
+                request_body=call.request_body,
+                request_id=call.request_id,
+                now=self._now(),
+            )
+            if record.finished:
+                return self._replay_of(record)
+            intents = PaymentIntentRepository(db)
+            before = await intents.get(call.account_id, intent_id, for_update=True)
+            if before is None:
+                raise not_found("payment_intent", intent_id, param="intent")
+            if update.payment_method_id is not None:
+                await self._methods.chargeable_card(db, call.account_id, update.payment_method_id)
+            after = transition(before, replace(update, at=self._now()))
+            after = replace(after, metadata=merge_metadata(before.metadata, *metadata))
+            await intents.save(after)
+            await self._hooks.intent_changed(db, before, after)
+            await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+        return Done(after)
+
+    async def get_payment_intent(
+        self, account_id: str, intent_id: str, client_secret: str | None = None
+    ) -> PaymentIntent:
         async with self._engine.connect() as db:
-            intent = await SqlPaymentIntentRepository(db).get(account_id, intent_id)
-        if intent is None:
+            intent = await PaymentIntentRepository(db).get(account_id, intent_id)
+        if intent is None or (client_secret is not None and client_secret != intent.client_secret):
             raise not_found("payment_intent", intent_id, param="intent")
         return intent
 
@@ -76,33 +315,874 @@ class PaymentsService:
         limit: int,
         starting_after: str | None = None,
         ending_before: str | None = None,
-        created: CreatedRange | None = None,
+        created: CreatedBounds = ANY_TIME,
         customer_id: str | None = None,
     ) -> tuple[list[PaymentIntent], bool]:
+        async with self._engine.connect() as db:
+            repo = PaymentIntentRepository(db)
+            after, before = await self._cursors(
+                db, repo.table, account_id, "payment_intent", limit, starting_after, ending_before
+            )
+            return await repo.page(
+                account_id,
+                limit=limit,
+                starting_after=after,
+                ending_before=before,
+                created=created,
+                customer_id=customer_id,
+            )
+
+    @staticmethod
+    async def _cursors(
+        db: AsyncConnection,
+        table: Table,
+        account_id: str,
+        kind: str,
+        limit: int,
+        starting_after: str | None,
+        ending_before: str | None,
+    ) -> tuple[Cursor | None, Cursor | None]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise invalid("limit must be between 1 and 100.", "limit")
         if starting_after is not None and ending_before is not None:
             raise invalid("starting_after and ending_before cannot be used together.")
-        bounds = created or CreatedRange()
+        cursors: list[Cursor | None] = []
+        for object_id, param in (
+            (starting_after, "starting_after"),
+            (ending_before, "ending_before"),
+        ):
+            if object_id is None:
+                cursors.append(None)
+                continue
+            cursor = await cursor_for(db, table, account_id, object_id)
+            if cursor is None:
+                raise not_found(kind, object_id, param=param)
+            cursors.append(cursor)
+        return cursors[0], cursors[1]
+
+    # --- Confirmation -----------------------------------------------------------------------
+
+    async def confirm_payment_intent(
+        self,
+        call: KeyedCall,
+        intent_id: str,
+        confirm: ConfirmParams,
+        respond: Callable[[PaymentIntent], bytes],
+    ) -> Done[PaymentIntent] | Replay:
+        record = await self._claim(call)
+        if record.finished:
+            return self._replay_of(record)
+        crash_after(RecoveryPoint.STARTED.value)
+        if record.recovery_point is RecoveryPoint.STARTED:
+            record = await self._guard_validation(
+                record, self._start_attempt(record, respond, intent_id=intent_id, confirm=confirm)
+            )
+        return await self.resume_attempt(record, respond)
+
+    async def _guard_validation(self, record: KeyRecord, step: Awaitable[KeyRecord]) -> KeyRecord:
+        """Run the first local step; if it refuses the request, nothing happened: drop the key."""
+        try:
+            return await step
+        except RemitError:
+            await self._forget(record)
+            raise
+        except BaseException:
+            await self._release(record)
+            raise
+
+    async def _start_attempt(
+        self,
+        record: KeyRecord,
+        respond: Callable[[PaymentIntent], bytes],
+        *,
+        confirm: ConfirmParams,
+        intent_id: str | None = None,
+        new: NewPaymentIntent | None = None,
+    ) -> KeyRecord:
+        """Phase `attempt_created`: the intent goes to `processing` with a pending charge."""
+        now = self._now()
+        async with self._engine.begin() as db:
+            intents = PaymentIntentRepository(db)
+            if new is not None:
+                before = None
+                intent = self._new_intent(record.account_id, new)
+                await intents.insert(intent)
+            else:
+                assert intent_id is not None
+                before = await intents.get(record.account_id, intent_id, for_update=True)
+                if before is None:
+                    raise not_found("payment_intent", intent_id, param="intent")
+                intent = before
+            payment_method_id = confirm.payment_method_id or intent.payment_method_id
+            if payment_method_id is None:
+                raise invalid(
+                    "You cannot confirm this PaymentIntent because it's missing a payment "
+                    "method. To confirm the PaymentIntent with a payment method, pass "
+                    "`payment_method`.",
+                    "payment_method",
+                    code="payment_intent_unexpected_state",
+                )
+            card = await self._methods.chargeable_card(db, record.account_id, payment_method_id)
+            charge = Charge(
+                id=new_id("ch"),
+                account_id=record.account_id,
+                payment_intent_id=intent.id,
+                amount_minor=intent.amount_minor,
+                currency=intent.currency,
+                status=ChargeStatus.PENDING,
+                payment_method_id=card.payment_method_id,
+                card=card.card,
+                created_at=now,
+                updated_at=now,
+                customer_id=intent.customer_id or card.customer_id,
+                description=intent.description,
+                metadata=dict(intent.metadata),
+            )
+            processing = transition(
+                intent,
+                ConfirmationStarted(
+                    at=now,
+                    payment_method_id=card.payment_method_id,
+                    charge_id=charge.id,
+                    capture_method=confirm.capture_method,
+                    return_url=confirm.return_url,
+                ),
+            )
+            await ChargeRepository(db).insert(charge)
+            await intents.save(processing)
+            await self._hooks.intent_changed(db, before, processing)
+            await self._hooks.charge_changed(db, None, charge, processing)
+            record = await idempotency.advance(
+                db,
+                record,
+                RecoveryPoint.ATTEMPT_CREATED,
+                now=now,
+                payment_intent_id=processing.id,
+                charge_id=charge.id,
+            )
+        crash_after(RecoveryPoint.ATTEMPT_CREATED.value)
+        return record
+
+    async def resume_attempt(
+        self, record: KeyRecord, respond: Callable[[PaymentIntent], bytes]
+    ) -> Done[PaymentIntent] | Replay:
+        """From `attempt_created` or `authorization_done` to `finished`."""
+        try:
+            if record.recovery_point is RecoveryPoint.ATTEMPT_CREATED:
+                record = await self._ask_network(record)
+            return await self._apply_authorization(record, respond)
+        except BaseException:
+            # Whatever went wrong, the key keeps its recovery point; a retry resumes there.
+            await self._release(record)
+            raise
+
+    async def _ask_network(self, record: KeyRecord) -> KeyRecord:
+        assert record.charge_id is not None
+        assert record.payment_intent_id is not None
         async with self._engine.connect() as db:
-            repo = SqlPaymentIntentRepository(db)
+            charge = await ChargeRepository(db).get(record.account_id, record.charge_id)
+            intent = await PaymentIntentRepository(db).get(
+                record.account_id, record.payment_intent_id
+            )
+            assert charge is not None
+            assert intent is not None
+            card = await self._methods.chargeable_card(
+                db, record.account_id, charge.payment_method_id
+            )
+        capture = intent.capture_method is not CaptureMethod.MANUAL
 
-            async def cursor(intent_id: str | None, param: str) -> tuple[datetime, str] | None:
-                if intent_id is None:
-                    return None
-                anchor = await repo.get(account_id, intent_id)
-                if anchor is None:
-                    raise not_found("payment_intent", intent_id, param=param)
-                return anchor.created_at, anchor.id
+        async def authorize() -> AuthorizationOutcome:
+            return await self._network.authorize(
+                account_id=record.account_id,
+                vault_token=card.vault_token,
+                amount_minor=charge.amount_minor,
+                currency=charge.currency,
+                reference=charge.id,
+                capture=capture,
+                purpose=f"payment_intent.confirm {intent.id}",
+            )
 
-            return await repo.list(
+        outcome = await self._settle(
+            authorize, lambda: self._network.lookup_authorization(charge.id)
+        )
+        now = self._now()
+        async with self._engine.begin() as db:
+            await ChargeRepository(db).save(
+                replace(charge, network_result=outcome.as_json(), updated_at=now)
+            )
+            record = await idempotency.advance(
+                db, record, RecoveryPoint.AUTHORIZATION_DONE, now=now
+            )
+        crash_after(RecoveryPoint.AUTHORIZATION_DONE.value)
+        return record
+
+    async def _settle(
+        self, send: Callable[[], Awaitable[T]], look_up: Callable[[], Awaitable[T | None]]
+    ) -> T:
+        """Send an operation; when its outcome is unknown, find out by reference.
+
+        If the network has no record of the reference, the operation never reached it and
+        sending it (with the same reference) cannot duplicate it.
+        """
+        try:
+            return await send()
+        except OutcomeUnknownError as unknown:
+            log.warning("network outcome unknown (%s); looking the operation up", unknown)
+        for attempt in range(_SETTLE_ATTEMPTS):
+            try:
+                found = await look_up()
+                if found is not None:
+                    return found
+                return await send()
+            except OutcomeUnknownError:
+                await asyncio.sleep(_SETTLE_PAUSE_S * (attempt + 1))
+        raise network_unavailable()
+
+    async def _apply_authorization(
+        self, record: KeyRecord, respond: Callable[[PaymentIntent], bytes]
+    ) -> Done[PaymentIntent] | Replay:
+        """Phase `finished`: the network's stored answer becomes the intent's new state."""
+        assert record.charge_id is not None
+        assert record.payment_intent_id is not None
+        now = self._now()
+        declined: RemitError | None = None
+        async with self._engine.begin() as db:
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return self._replay_of(stored)
+            intents, charges = PaymentIntentRepository(db), ChargeRepository(db)
+            intent = await intents.get(record.account_id, record.payment_intent_id, for_update=True)
+            charge = await charges.get(record.account_id, record.charge_id, for_update=True)
+            assert intent is not None
+            assert charge is not None
+            assert charge.network_result
+            result = charge.network_result
+            outcome = _outcome_json(result)
+            if result.get("approved"):
+                captured = bool(result.get("captured"))
+                settled = replace(
+                    charge,
+                    status=ChargeStatus.SUCCEEDED,
+                    captured=captured,
+                    amount_captured_minor=charge.amount_minor if captured else 0,
+                    authorization_id=_text(result.get("authorization_id")),
+                    outcome=outcome,
+                    updated_at=now,
+                )
+                after = transition(
+                    intent,
+                    Authorized(at=now, captured_minor=charge.amount_minor if captured else 0),
+                )
+                if after.status is Status.REQUIRES_CAPTURE:
+                    await stage_job(
+                        db,
+                        EXPIRE_JOB,
+                        {"account_id": after.account_id, "payment_intent_id": after.id},
+                        now=now,
+                        run_at=now + AUTHORIZATION_VALIDITY,
+                        account_id=after.account_id,
+                        dedupe_key=f"{EXPIRE_JOB}:{charge.id}",
+                    )
+            else:
+                code = _text(result.get("code")) or "card_declined"
+                decline_code = _text(result.get("decline_code"))
+                message = _text(result.get("message")) or "Your card was declined."
+                settled = replace(
+                    charge,
+                    status=ChargeStatus.FAILED,
+                    failure_code=code,
+                    failure_message=message,
+                    decline_code=decline_code,
+                    authorization_id=_text(result.get("authorization_id")),
+                    outcome=outcome,
+                    updated_at=now,
+                )
+                error_json: dict[str, object] = {
+                    "type": "card_error",
+                    "code": code,
+                    "decline_code": decline_code,
+                    "message": message,
+                    "charge": charge.id,
+                    "payment_method": charge.payment_method_id,
+                }
+                after = transition(intent, Declined(at=now, error=error_json))
+                declined = card_error(
+                    code,
+                    decline_code,
+                    message,
+                    charge_id=charge.id,
+                    intent=self._present(after),
+                    payment_method_id=charge.payment_method_id,
+                )
+            await charges.save(settled)
+            await intents.save(after)
+            await self._hooks.charge_changed(db, charge, settled, after)
+            await self._hooks.intent_changed(db, intent, after)
+            if declined is None:
+                await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+            else:
+                declined = replace(declined, related=self._present(after))
+                await self._finish_with_error(db, record, declined)
+        crash_after(RecoveryPoint.FINISHED.value)
+        if declined is not None:
+            raise declined
+        return Done(after)
+
+    # --- Capture and cancel ----------------------------------------------------------------
+
+    async def capture_payment_intent(
+        self,
+        call: KeyedCall,
+        intent_id: str,
+        amount_to_capture: int | None,
+        respond: Callable[[PaymentIntent], bytes],
+    ) -> Done[PaymentIntent] | Replay:
+        record = await self._claim(call)
+        if record.finished:
+            return self._replay_of(record)
+        if record.recovery_point is RecoveryPoint.STARTED:
+            record = await self._guard_validation(
+                record, self._start_capture(record, intent_id, amount_to_capture)
+            )
+        try:
+            return await self.resume_capture(record, respond)
+        except BaseException:
+            await self._release(record)
+            raise
+
+    async def _start_capture(
+        self, record: KeyRecord, intent_id: str, amount_to_capture: int | None
+    ) -> KeyRecord:
+        now = self._now()
+        async with self._engine.begin() as db:
+            intent = await PaymentIntentRepository(db).get(
+                record.account_id, intent_id, for_update=True
+            )
+            if intent is None:
+                raise not_found("payment_intent", intent_id, param="intent")
+            amount = (
+                intent.amount_capturable_minor if amount_to_capture is None else amount_to_capture
+            )
+            # Check legality and amount now, before the network is involved.
+            transition(intent, Captured(at=now, amount_minor=amount))
+            charges = ChargeRepository(db)
+            assert intent.latest_charge_id is not None
+            charge = await charges.get(record.account_id, intent.latest_charge_id, for_update=True)
+            assert charge is not None
+            await charges.save(
+                replace(
+                    charge, capture_requested=True, requested_capture_minor=amount, updated_at=now
+                )
+            )
+            record = await idempotency.advance(
+                db,
+                record,
+                RecoveryPoint.ATTEMPT_CREATED,
+                now=now,
+                payment_intent_id=intent.id,
+                charge_id=charge.id,
+            )
+        crash_after(RecoveryPoint.ATTEMPT_CREATED.value)
+        return record
+
+    async def resume_capture(
+        self, record: KeyRecord, respond: Callable[[PaymentIntent], bytes]
+    ) -> Done[PaymentIntent] | Replay:
+        assert record.charge_id is not None
+        assert record.payment_intent_id is not None
+        async with self._engine.connect() as db:
+            charge = await ChargeRepository(db).get(record.account_id, record.charge_id)
+        assert charge is not None
+        assert charge.authorization_id is not None
+        assert charge.requested_capture_minor is not None
+        reference = f"{charge.id}_capture"
+        authorization_id, amount = charge.authorization_id, charge.requested_capture_minor
+        operation: OperationOutcome = await self._settle(
+            lambda: self._network.capture(
+                authorization_id=authorization_id, amount_minor=amount, reference=reference
+            ),
+            lambda: self._network.lookup_operation(reference),
+        )
+        now = self._now()
+        refused: RemitError | None = None
+        async with self._engine.begin() as db:
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return self._replay_of(stored)
+            intents, charges = PaymentIntentRepository(db), ChargeRepository(db)
+            intent = await intents.get(record.account_id, record.payment_intent_id, for_update=True)
+            current = await charges.get(record.account_id, record.charge_id, for_update=True)
+            assert intent is not None
+            assert current is not None
+            if operation.approved:
+                after = transition(intent, Captured(at=now, amount_minor=amount))
+                captured = replace(
+                    current,
+                    captured=True,
+                    amount_captured_minor=amount,
+                    capture_requested=False,
+                    updated_at=now,
+                )
+                await charges.save(captured)
+                await intents.save(after)
+                await self._hooks.charge_changed(db, current, captured, after)
+                await self._hooks.intent_changed(db, intent, after)
+                await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+            else:
+                # The refusal is the outcome of this request: store it, commit, then raise.
+                refused = RemitError(
+                    message=operation.message or "The capture was refused by the card network.",
+                    kind=ErrorKind.FAILED_PRECONDITION,
+                    code=operation.code or "charge_expired_for_capture",
+                )
+                await self._finish_with_error(db, record, refused)
+        if refused is not None:
+            raise refused
+        crash_after(RecoveryPoint.FINISHED.value)
+        return Done(after)
+
+    async def cancel_payment_intent(
+        self,
+        call: KeyedCall,
+        intent_id: str,
+        reason: CancellationReason | None,
+        respond: Callable[[PaymentIntent], bytes],
+    ) -> Done[PaymentIntent] | Replay:
+        if reason is not None and reason not in USER_CANCELLATION_REASONS:
+            raise invalid(
+                "cancellation_reason must be one of abandoned, duplicate, fraudulent, "
+                "requested_by_customer.",
+                "cancellation_reason",
+            )
+        record = await self._claim(call)
+        if record.finished:
+            return self._replay_of(record)
+        if record.recovery_point is RecoveryPoint.STARTED:
+            record = await self._guard_validation(record, self._start_cancel(record, intent_id))
+        try:
+            return await self.resume_cancel(record, reason, respond)
+        except BaseException:
+            await self._release(record)
+            raise
+
+    async def _start_cancel(self, record: KeyRecord, intent_id: str) -> KeyRecord:
+        now = self._now()
+        async with self._engine.begin() as db:
+            intent = await PaymentIntentRepository(db).get(
+                record.account_id, intent_id, for_update=True
+            )
+            if intent is None:
+                raise not_found("payment_intent", intent_id, param="intent")
+            transition(intent, Canceled(at=now, reason=None))  # refuses an illegal cancel now
+            needs_void = intent.status is Status.REQUIRES_CAPTURE
+            return await idempotency.advance(
+                db,
+                record,
+                RecoveryPoint.ATTEMPT_CREATED,
+                now=now,
+                payment_intent_id=intent.id,
+                charge_id=intent.latest_charge_id if needs_void else None,
+            )
+
+    async def resume_cancel(
+        self,
+        record: KeyRecord,
+        reason: CancellationReason | None,
+        respond: Callable[[PaymentIntent], bytes],
+    ) -> Done[PaymentIntent] | Replay:
+        """Release the authorization (when there is one), then cancel the intent."""
+        assert record.payment_intent_id is not None
+        if record.charge_id is not None:
+            await self._void(record.account_id, record.charge_id)
+        now = self._now()
+        async with self._engine.begin() as db:
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return self._replay_of(stored)
+            intents = PaymentIntentRepository(db)
+            current = await intents.get(
+                record.account_id, record.payment_intent_id, for_update=True
+            )
+            assert current is not None
+            after = transition(current, Canceled(at=now, reason=reason))
+            await intents.save(after)
+            await self._hooks.intent_changed(db, current, after)
+            await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+        return Done(after)
+
+    async def _void(self, account_id: str, charge_id: str) -> None:
+        async with self._engine.connect() as db:
+            charge = await ChargeRepository(db).get(account_id, charge_id)
+        assert charge is not None
+        assert charge.authorization_id is not None
+        reference, authorization_id = f"{charge.id}_void", charge.authorization_id
+        await self._settle(
+            lambda: self._network.void(authorization_id=authorization_id, reference=reference),
+            lambda: self._network.lookup_operation(reference),
+        )
+
+    async def expire_authorization(
+        self, db: AsyncConnection, account_id: str, intent_id: str
+    ) -> bool:
+        """The worker's job: release an authorization left uncaptured for 7 days."""
+        intents = PaymentIntentRepository(db)
+        intent = await intents.get(account_id, intent_id, for_update=True)
+        if intent is None or intent.status is not Status.REQUIRES_CAPTURE:
+            return False
+        if intent.latest_charge_id is not None:
+            await self._void(account_id, intent.latest_charge_id)
+        now = self._now()
+        after = transition(intent, Expired(at=now))
+        await intents.save(after)
+        await self._hooks.intent_changed(db, intent, after)
+        return True
+
+    # --- Recovery ---------------------------------------------------------------------------
+
+    async def complete_abandoned(
+        self, resume: Callable[[KeyRecord], Awaitable[object]], *, limit: int = 20
+    ) -> int:
+        """The completer: finish requests left at a recovery point by a crash or a client that
+        went away. A request that never passed `started` did nothing; its key is dropped so
+        that its client's retry starts afresh."""
+        async with self._engine.begin() as db:
+            records = await idempotency.claim_abandoned(db, now=self._now(), limit=limit)
+        for record in records:
+            if record.recovery_point is RecoveryPoint.STARTED:
+                await self._forget(record)
+                continue
+            note_request(record.request_id, record.key)
+            try:
+                await resume(record)
+            except RemitError as error:
+                # Declines and refusals are outcomes: they were stored for the client.
+                log.info("completed %s %s with %s", record.endpoint, record.key, error.code)
+            except Exception:
+                log.exception("could not complete %s %s yet", record.endpoint, record.key)
+        return len(records)
+
+    async def reap_keys(self) -> int:
+        async with self._engine.begin() as db:
+            return await idempotency.reap(db, now=self._now())
+
+    # --- Charges ----------------------------------------------------------------------------
+
+    async def get_charge(self, account_id: str, charge_id: str) -> tuple[Charge, list[Refund]]:
+        async with self._engine.connect() as db:
+            charge = await ChargeRepository(db).get(account_id, charge_id)
+            if charge is None:
+                raise not_found("charge", charge_id, param="charge")
+            return charge, await RefundRepository(db).for_charge(account_id, charge_id)
+
+    async def list_charges(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        created: CreatedBounds = ANY_TIME,
+        customer_id: str | None = None,
+        payment_intent_id: str | None = None,
+    ) -> tuple[list[tuple[Charge, list[Refund]]], bool]:
+        async with self._engine.connect() as db:
+            repo = ChargeRepository(db)
+            after, before = await self._cursors(
+                db, repo.table, account_id, "charge", limit, starting_after, ending_before
+            )
+            page, more = await repo.page(
                 account_id,
                 limit=limit,
-                starting_after=await cursor(starting_after, "starting_after"),
-                ending_before=await cursor(ending_before, "ending_before"),
-                created_gt=bounds.gt,
-                created_gte=bounds.gte,
-                created_lt=bounds.lt,
-                created_lte=bounds.lte,
+                starting_after=after,
+                ending_before=before,
+                created=created,
                 customer_id=customer_id,
+                payment_intent_id=payment_intent_id,
             )
+            refunds = RefundRepository(db)
+            return [(c, await refunds.for_charge(account_id, c.id)) for c in page], more
+
+    # --- Refunds ----------------------------------------------------------------------------
+
+    async def create_refund(
+        self,
+        call: KeyedCall,
+        *,
+        charge_id: str | None,
+        payment_intent_id: str | None,
+        amount_minor: int | None,
+        reason: RefundReason | None,
+        metadata: dict[str, str],
+        respond: Callable[[Refund], bytes],
+    ) -> Done[Refund] | Replay:
+        if (charge_id is None) == (payment_intent_id is None):
+            raise invalid("Pass exactly one of charge or payment_intent.", "charge")
+        if amount_minor is not None and amount_minor < 1:
+            raise invalid(
+                "This value must be greater than or equal to 1.",
+                "amount",
+                code="parameter_invalid_integer",
+            )
+        record = await self._claim(call)
+        if record.finished:
+            return self._replay_of(record)
+        if record.recovery_point is RecoveryPoint.STARTED:
+            record = await self._guard_validation(
+                record,
+                self._start_refund(
+                    record, charge_id, payment_intent_id, amount_minor, reason, metadata
+                ),
+            )
+        try:
+            return await self.resume_refund(record, respond)
+        except BaseException:
+            await self._release(record)
+            raise
+
+    async def _start_refund(
+        self,
+        record: KeyRecord,
+        charge_id: str | None,
+        payment_intent_id: str | None,
+        amount_minor: int | None,
+        reason: RefundReason | None,
+        metadata: dict[str, str],
+    ) -> KeyRecord:
+        now = self._now()
+        async with self._engine.begin() as db:
+            if charge_id is None:
+                assert payment_intent_id is not None
+                intent = await PaymentIntentRepository(db).get(record.account_id, payment_intent_id)
+                if intent is None:
+                    raise not_found("payment_intent", payment_intent_id, param="payment_intent")
+                if intent.latest_charge_id is None or intent.amount_received_minor == 0:
+                    raise RemitError(
+                        message=f"This PaymentIntent ({intent.id}) does not have a successful "
+                        "charge to refund.",
+                        code="charge_not_refundable",
+                        param="payment_intent",
+                    )
+                charge_id = intent.latest_charge_id
+            charges = ChargeRepository(db)
+            charge = await charges.get(record.account_id, charge_id, for_update=True)
+            if charge is None:
+                raise not_found("charge", charge_id, param="charge")
+            if not charge.captured or charge.status is not ChargeStatus.SUCCEEDED:
+                raise RemitError(
+                    message=f"Charge {charge.id} has not been captured and cannot be refunded.",
+                    code="charge_not_refundable",
+                    param="charge",
+                )
+            if charge.refundable_minor <= 0:
+                raise RemitError(
+                    message=f"Charge {charge.id} has already been refunded.",
+                    code="charge_already_refunded",
+                    param="charge",
+                )
+            amount = charge.refundable_minor if amount_minor is None else amount_minor
+            if amount > charge.refundable_minor:
+                raise RemitError(
+                    message=(
+                        f"Refund amount ({amount}) is greater than unrefunded amount on charge "
+                        f"({charge.refundable_minor})"
+                    ),
+                    code="amount_too_large",
+                    param="amount",
+                )
+            refund = Refund(
+                id=new_id("re"),
+                account_id=record.account_id,
+                charge_id=charge.id,
+                payment_intent_id=charge.payment_intent_id,
+                amount_minor=amount,
+                currency=charge.currency,
+                status=RefundStatus.PENDING,
+                created_at=now,
+                updated_at=now,
+                reason=reason,
+                metadata=metadata,
+            )
+            # The amount is reserved on the charge at once, so concurrent refunds can never
+            # add up to more than was captured.
+            reserved = replace(
+                charge, amount_refunded_minor=charge.amount_refunded_minor + amount, updated_at=now
+            )
+            await RefundRepository(db).insert(refund)
+            await charges.save(reserved)
+            await self._hooks.refund_changed(db, None, refund, reserved)
+            record = await idempotency.advance(
+                db,
+                record,
+                RecoveryPoint.ATTEMPT_CREATED,
+                now=now,
+                charge_id=charge.id,
+                refund_id=refund.id,
+            )
+        crash_after(RecoveryPoint.ATTEMPT_CREATED.value)
+        return record
+
+    async def resume_refund(
+        self, record: KeyRecord, respond: Callable[[Refund], bytes]
+    ) -> Done[Refund] | Replay:
+        assert record.refund_id is not None
+        assert record.charge_id is not None
+        async with self._engine.connect() as db:
+            refund = await RefundRepository(db).get(record.account_id, record.refund_id)
+            charge = await ChargeRepository(db).get(record.account_id, record.charge_id)
+        assert refund is not None
+        assert charge is not None
+        assert charge.authorization_id is not None
+        reference, authorization_id = refund.id, charge.authorization_id
+        operation: OperationOutcome = await self._settle(
+            lambda: self._network.refund(
+                authorization_id=authorization_id,
+                amount_minor=refund.amount_minor,
+                reference=reference,
+            ),
+            lambda: self._network.lookup_operation(reference),
+        )
+        now = self._now()
+        async with self._engine.begin() as db:
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return self._replay_of(stored)
+            refunds, charges = RefundRepository(db), ChargeRepository(db)
+            current = await refunds.get(record.account_id, refund.id, for_update=True)
+            locked_charge = await charges.get(record.account_id, charge.id, for_update=True)
+            assert current is not None
+            assert locked_charge is not None
+            if operation.approved:
+                after = replace(
+                    current,
+                    status=RefundStatus.SUCCEEDED,
+                    acquirer_refund_id=operation.operation_id,
+                    updated_at=now,
+                )
+                charge_after = locked_charge
+            else:
+                after = replace(
+                    current,
+                    status=RefundStatus.FAILED,
+                    failure_reason=operation.code or "unknown",
+                    updated_at=now,
+                )
+                charge_after = replace(
+                    locked_charge,
+                    amount_refunded_minor=locked_charge.amount_refunded_minor
+                    - current.amount_minor,
+                    updated_at=now,
+                )
+                await charges.save(charge_after)
+            await refunds.save(after)
+            await self._hooks.refund_changed(db, current, after, charge_after)
+            await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+        crash_after(RecoveryPoint.FINISHED.value)
+        return Done(after)
+
+    async def get_refund(self, account_id: str, refund_id: str) -> Refund:
+        async with self._engine.connect() as db:
+            refund = await RefundRepository(db).get(account_id, refund_id)
+        if refund is None:
+            raise not_found("refund", refund_id, param="refund")
+        return refund
+
+    async def update_refund(
+        self,
+        account_id: str,
+        refund_id: str,
+        metadata: dict[str, str],
+        clear: bool,
+        unset: list[str],
+    ) -> Refund:
+        async with self._engine.begin() as db:
+            repo = RefundRepository(db)
+            refund = await repo.get(account_id, refund_id, for_update=True)
+            if refund is None:
+                raise not_found("refund", refund_id, param="refund")
+            merged = merge_metadata(refund.metadata, metadata, unset, clear)
+            after = replace(refund, metadata=merged, updated_at=self._now())
+            await repo.save(after)
+        return after
+
+    async def cancel_refund(self, account_id: str, refund_id: str) -> Refund:
+        """Only a refund waiting on the customer (`requires_action`) can be canceled."""
+        async with self._engine.begin() as db:
+            repo = RefundRepository(db)
+            refund = await repo.get(account_id, refund_id, for_update=True)
+            if refund is None:
+                raise not_found("refund", refund_id, param="refund")
+            if refund.status is not RefundStatus.REQUIRES_ACTION:
+                raise RemitError(
+                    message=(
+                        f"You cannot cancel this refund because it has a status of "
+                        f"{refund.status.value}."
+                    ),
+                    kind=ErrorKind.FAILED_PRECONDITION,
+                    code="refund_not_cancelable",
+                )
+            after = replace(refund, status=RefundStatus.CANCELED, updated_at=self._now())
+            await repo.save(after)
+        return after
+
+    async def list_refunds(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        created: CreatedBounds = ANY_TIME,
+        charge_id: str | None = None,
+        payment_intent_id: str | None = None,
+    ) -> tuple[list[Refund], bool]:
+        async with self._engine.connect() as db:
+            repo = RefundRepository(db)
+            after, before = await self._cursors(
+                db, repo.table, account_id, "refund", limit, starting_after, ending_before
+            )
+            return await repo.page(
+                account_id,
+                limit=limit,
+                starting_after=after,
+                ending_before=before,
+                created=created,
+                charge_id=charge_id,
+                payment_intent_id=payment_intent_id,
+            )
+
+
+def merge_metadata(
+    current: Mapping[str, str], updates: dict[str, str], unset: list[str], clear: bool
+) -> dict[str, str]:
+    """Stripe's metadata update: `metadata=` clears, `metadata[k]=` unsets k, others set."""
+    merged = {} if clear else dict(current)
+    for key in unset:
+        merged.pop(key, None)
+    merged.update(updates)
+    return merged
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _outcome_json(result: dict[str, object] | object) -> dict[str, object]:
+    """Stripe's `charge.outcome` from the network's answer."""
+    assert isinstance(result, dict)
+    approved = bool(result.get("approved"))
+    risk = _text(result.get("risk_level_hint")) or "normal"
+    if approved:
+        return {
+            "network_status": "approved_by_network",
+            "reason": None,
+            "risk_level": risk,
+            "seller_message": "Payment complete.",
+            "type": "authorized",
+        }
+    return {
+        "network_status": _text(result.get("network_status")) or "declined_by_network",
+        "reason": _text(result.get("decline_code")) or _text(result.get("code")),
+        "risk_level": risk,
+        "seller_message": "The bank did not return any further details with this decline.",
+        "type": "issuer_declined",
+    }

@@ -1,4 +1,16 @@
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from remit.storage.schema import core_metadata
@@ -31,6 +43,86 @@ payment_intents = Table(
     Column("next_action", JSONB, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("return_url", Text, nullable=True),
     # Lists are newest first within an account; the id breaks ties between equal timestamps.
     Index("ix_payment_intents_account_created", "account_id", "created_at", "id"),
+)
+
+charges = Table(
+    "charges",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("payment_intent_id", Text, ForeignKey("payment_intents.id"), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("amount_captured_minor", BigInteger, nullable=False),
+    Column("amount_refunded_minor", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    # pending while the network is asked; succeeded or failed once it answered.
+    Column("status", Text, nullable=False),
+    Column("captured", Boolean, nullable=False),
+    Column("capture_requested", Boolean, nullable=False),
+    Column("payment_method_id", Text, nullable=False),
+    Column("customer_id", Text, nullable=True),
+    Column("card", JSONB, nullable=False),
+    Column("outcome", JSONB, nullable=True),
+    Column("failure_code", Text, nullable=True),
+    Column("failure_message", Text, nullable=True),
+    Column("decline_code", Text, nullable=True),
+    Column("authorization_id", Text, nullable=True),
+    # The network's raw answer, kept from the moment it arrives (recovery point
+    # authorization_done) until it is applied to the intent.
+    Column("network_result", JSONB, nullable=True),
+    # What a capture in progress asked for, so a resumed capture asks for the same.
+    Column("requested_capture_minor", BigInteger, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_charges_account_created", "account_id", "created_at", "id"),
+    Index("ix_charges_payment_intent_id", "payment_intent_id"),
+)
+
+refunds = Table(
+    "refunds",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("charge_id", Text, ForeignKey("charges.id"), nullable=False),
+    Column("payment_intent_id", Text, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("acquirer_refund_id", Text, nullable=True),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_refunds_account_created", "account_id", "created_at", "id"),
+    Index("ix_refunds_charge_id", "charge_id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    core_metadata,
+    Column("account_id", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    # The RPC the key was first used with, and a digest of its parameters.
+    Column("endpoint", Text, nullable=False),
+    Column("request_digest", LargeBinary, nullable=False),
+    Column("request_body", LargeBinary, nullable=False),
+    Column("recovery_point", Text, nullable=False),
+    # While set and in the future, a request is working on this key.
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("response_code", Integer, nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("payment_intent_id", Text, nullable=True),
+    Column("charge_id", Text, nullable=True),
+    Column("refund_id", Text, nullable=True),
+    Column("request_id", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_run_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("account_id", "key", name="pk_idempotency_keys"),
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )

@@ -138,25 +138,30 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             body, version, await gather_related(body, version, related_fetch(deps, context))
         )
     except StripeError as error:
-        return await _versioned_error(error, request_id, version, deps, context)
+        response = await _versioned_error(error, request_id, version, deps, context)
     except RequestRefusedError as error:
-        return error_response(
+        response = error_response(
             StripeError.invalid_request(error.message, code=error.code, param=error.param),
             request_id,
             version,
         )
     except ParamError as error:
-        return error_response(StripeError.from_param_error(error), request_id, version)
+        response = error_response(StripeError.from_param_error(error), request_id, version)
     except FormDecodeError as error:
-        return error_response(StripeError.from_form_error(error), request_id, version)
+        response = error_response(StripeError.from_form_error(error), request_id, version)
     except RemitError as error:
-        return await _versioned_error(
+        response = await _versioned_error(
             stripe_error_from_remit(error), request_id, version, deps, context
         )
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.url.path)
-        return error_response(StripeError.api_error(), request_id, version)
-    return json_response(200, body, {"Request-Id": request_id, "Stripe-Version": version})
+        response = error_response(StripeError.api_error(), request_id, version)
+    else:
+        response = json_response(200, body, {"Request-Id": request_id, "Stripe-Version": version})
+    if context is not None:
+        # Set by handlers, e.g. Idempotent-Replayed on a replayed answer or error.
+        response.headers.update(context.response_headers)
+    return response
 
 
 async def _versioned_error(

@@ -1,7 +1,7 @@
 """What a REST handler receives: the caller, the parsed parameters, and request metadata."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from remit.accounts.domain import Principal
 
@@ -14,6 +14,12 @@ class ApiContext:
     api_version: str
     params: Mapping[str, object]
     path: Mapping[str, str]
+    # Headers the handler adds to the response (e.g. Idempotent-Replayed).
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def expand(self) -> list[str]:
+        return self.str_list("expand")
 
     def int_param(self, name: str) -> int:
         """A parameter the schema requires and parses as an integer."""

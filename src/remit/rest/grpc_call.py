@@ -13,10 +13,25 @@ Reply = TypeVar("Reply", bound=Message)
 CALL_TIMEOUT_S = 30.0
 
 
+REPLAYED_KEY = "idempotent-replayed"
+
+
+def _replayed(metadata: object) -> bool:
+    return any(key == REPLAYED_KEY and value == "true" for key, value in metadata or ())  # type: ignore[attr-defined]
+
+
 async def call(
     method: Callable[..., Awaitable[Reply]], request: Message, context: ApiContext
 ) -> Reply:
+    """Call a core RPC for this request; a replayed answer marks the response as replayed."""
+    pending = method(request, metadata=context.grpc_metadata(), timeout=CALL_TIMEOUT_S)
     try:
-        return await method(request, metadata=context.grpc_metadata(), timeout=CALL_TIMEOUT_S)
+        reply = await pending
     except grpc.aio.AioRpcError as error:
+        if _replayed(error.trailing_metadata()):
+            context.response_headers["Idempotent-Replayed"] = "true"
         raise remit_error_from_rpc_error(error) from None
+    trailing = getattr(pending, "trailing_metadata", None)
+    if trailing is not None and _replayed(await trailing()):
+        context.response_headers["Idempotent-Replayed"] = "true"
+    return reply

@@ -2,13 +2,20 @@
 
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.config import PlatformConfig
+from remit.payments.service import EXPIRE_JOB
+from remit.payments.wiring import build_payments
+from remit.versioning import render_event
 from remit.webhooks.urls import policy_for
 from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.housekeeping import housekeeping_tasks
+from remit.worker.jobs import Job
 from remit.worker.runner import JobHandler, Periodic, Worker
+
+COMPLETER_INTERVAL_S = 2.0
+KEY_REAPER_INTERVAL_S = 3600.0
 
 
 def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
@@ -16,7 +23,27 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     periodic: list[Periodic] = [*housekeeping_tasks(engine)]
     on_stop: list[Callable[[], Awaitable[None]]] = []
 
-    webhooks = webhook_worker_parts(engine, policy_for(config))
+    payments = build_payments(engine, config)
+
+    async def expire_authorization(db: AsyncConnection, job: Job) -> None:
+        await payments.service.expire_authorization(
+            db, str(job.payload["account_id"]), str(job.payload["payment_intent_id"])
+        )
+
+    async def complete_abandoned_requests() -> None:
+        await payments.service.complete_abandoned(payments.servicer.resume)
+
+    async def reap_idempotency_keys() -> None:
+        await payments.service.reap_keys()
+
+    handlers[EXPIRE_JOB] = expire_authorization
+    periodic += [
+        Periodic("idempotency-completer", COMPLETER_INTERVAL_S, complete_abandoned_requests),
+        Periodic("idempotency-reaper", KEY_REAPER_INTERVAL_S, reap_idempotency_keys),
+    ]
+    on_stop.append(payments.close)
+
+    webhooks = webhook_worker_parts(engine, policy_for(config), renderer=render_event)
     handlers.update(webhooks.handlers)
     periodic += webhooks.periodic
     on_stop.append(webhooks.close)

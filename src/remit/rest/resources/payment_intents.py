@@ -3,18 +3,25 @@
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
+from remit.rest.errors import StripeError
+from remit.rest.expand import expand, register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
+    Boolean,
     Currency,
     Enum,
+    ExpandList,
     Integer,
     Metadata,
+    Object,
     PageRequest,
     Schema,
     String,
+    StringList,
     list_schema,
 )
+from remit.rest.resources.refunds import metadata_update
 from remit_api.payments.v1 import payments_pb2 as pb
 
 MAX_AMOUNT_MINOR = 99_999_999
@@ -22,55 +29,171 @@ PATH = "/v1/payment_intents"
 
 _CAPTURE_METHODS = enum_numbers(pb.PaymentIntentCaptureMethod.DESCRIPTOR)
 _CONFIRMATION_METHODS = enum_numbers(pb.PaymentIntentConfirmationMethod.DESCRIPTOR)
+_SETUP_FUTURE_USAGE = enum_numbers(pb.SetupFutureUsage.DESCRIPTOR)
+_CANCELLATION_REASONS = {
+    name: number
+    for name, number in enum_numbers(pb.PaymentIntentCancellationReason.DESCRIPTOR).items()
+    if name in {"duplicate", "fraudulent", "requested_by_customer", "abandoned"}
+}
+_AMOUNT = Integer(min=1, max=MAX_AMOUNT_MINOR)
+_DESCRIPTORS = {
+    "statement_descriptor": String(max_length=22),
+    "statement_descriptor_suffix": String(max_length=22),
+}
 
 CREATE = Schema(
     {
-        "amount": Integer(min=1, max=MAX_AMOUNT_MINOR),
+        "amount": _AMOUNT,
         "currency": Currency(),
+        "automatic_payment_methods": Object(
+            {"enabled": Boolean(), "allow_redirects": Enum("always", "never")},
+            required={"enabled"},
+        ),
         "capture_method": Enum(*_CAPTURE_METHODS),
+        "confirm": Boolean(),
         "confirmation_method": Enum(*_CONFIRMATION_METHODS),
         "customer": String(),
         "description": String(max_length=1000),
+        "error_on_requires_action": Boolean(),
+        "expand": ExpandList(),
         "metadata": Metadata(),
+        "off_session": Boolean(),
         "payment_method": String(),
+        "payment_method_types": StringList(),
         "receipt_email": String(max_length=800),
-        "statement_descriptor": String(max_length=22),
-        "statement_descriptor_suffix": String(max_length=22),
+        "return_url": String(),
+        "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE),
+        **_DESCRIPTORS,
     },
     required={"amount", "currency"},
 )
-RETRIEVE = Schema({"client_secret": String()})
+RETRIEVE = Schema({"client_secret": String(), "expand": ExpandList()})
+UPDATE = Schema(
+    {
+        "amount": _AMOUNT,
+        "currency": Currency(),
+        "capture_method": Enum(*_CAPTURE_METHODS),
+        "customer": String(unsettable=True),
+        "description": String(max_length=1000, unsettable=True),
+        "expand": ExpandList(),
+        "metadata": Metadata(),
+        "payment_method": String(),
+        "payment_method_types": StringList(),
+        "receipt_email": String(max_length=800, unsettable=True),
+        "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE, unsettable=True),
+        "statement_descriptor": String(max_length=22, unsettable=True),
+        "statement_descriptor_suffix": String(max_length=22, unsettable=True),
+    }
+)
+CONFIRM = Schema(
+    {
+        "capture_method": Enum(*_CAPTURE_METHODS),
+        "client_secret": String(),
+        "error_on_requires_action": Boolean(),
+        "expand": ExpandList(),
+        "off_session": Boolean(),
+        "payment_method": String(),
+        "payment_method_types": StringList(),
+        "receipt_email": String(max_length=800),
+        "return_url": String(),
+        "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE),
+    }
+)
+CAPTURE = Schema(
+    {
+        "amount_to_capture": Integer(min=1, max=MAX_AMOUNT_MINOR),
+        "expand": ExpandList(),
+        "final_capture": Boolean(),
+        "metadata": Metadata(),
+        **_DESCRIPTORS,
+    }
+)
+CANCEL = Schema({"cancellation_reason": Enum(*_CANCELLATION_REASONS), "expand": ExpandList()})
 LIST = list_schema({"customer": String()})
 
 
-_OPTIONAL_STRINGS = (
-    "customer",
-    "description",
-    "payment_method",
-    "receipt_email",
-    "statement_descriptor",
-    "statement_descriptor_suffix",
-)
+def _check_payment_method_types(context: ApiContext) -> None:
+    """Accounts on versions before endive may still write `payment_method_types` (from endive
+    on the versioning layer refuses it); cards are the only type remit processes."""
+    types = context.str_list("payment_method_types")
+    unsupported = [t for t in types if t != "card"]
+    if unsupported:
+        raise StripeError.invalid_request(
+            f"The payment method type {unsupported[0]!r} is not supported; remit processes "
+            "cards only.",
+            code="parameter_invalid",
+            param="payment_method_types",
+        )
+
+
+def _refuse_multicapture(context: ApiContext) -> None:
+    if context.optional_bool("final_capture") is False:
+        raise StripeError.invalid_request(
+            "Capturing in several parts (final_capture=false) is not supported.",
+            code="parameter_invalid",
+            param="final_capture",
+        )
+
+
+async def fetch_intent(context: ApiContext, deps: object, intent_id: str) -> JsonObject:
+    assert isinstance(deps, Dependencies)
+    request = pb.GetPaymentIntentRequest(id=intent_id)
+    reply = await call(deps.payments.GetPaymentIntent, request, context)
+    return to_json(reply.payment_intent)
+
+
+register_resource(pb.PaymentIntent.DESCRIPTOR, fetch_intent)
+
+
+async def _rendered(
+    intent: pb.PaymentIntent, context: ApiContext, deps: Dependencies
+) -> JsonObject:
+    body = to_json(intent)
+    await expand(body, context.expand, context, deps)
+    return body
+
+
+def _set_strings(message: object, context: ApiContext, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = context.optional_str(name)
+        if value is not None:
+            setattr(message, name, value)
 
 
 async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
+    _check_payment_method_types(context)
     request = pb.CreatePaymentIntentRequest(
         amount=context.int_param("amount"),
         currency=context.str_param("currency"),
         metadata=context.str_map("metadata"),
     )
-    for name in _OPTIONAL_STRINGS:
-        value = context.optional_str(name)
-        if value is not None:
-            setattr(request, name, value)
-    capture_method = context.optional_str("capture_method")
-    if capture_method is not None:
-        request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
-    confirmation_method = context.optional_str("confirmation_method")
-    if confirmation_method is not None:
-        request.confirmation_method = _CONFIRMATION_METHODS[confirmation_method]  # type: ignore[assignment]
+    _set_strings(
+        request,
+        context,
+        (
+            "customer",
+            "description",
+            "payment_method",
+            "receipt_email",
+            "return_url",
+            "statement_descriptor",
+            "statement_descriptor_suffix",
+        ),
+    )
+    for name, values in (
+        ("capture_method", _CAPTURE_METHODS),
+        ("confirmation_method", _CONFIRMATION_METHODS),
+        ("setup_future_usage", _SETUP_FUTURE_USAGE),
+    ):
+        chosen = context.optional_str(name)
+        if chosen is not None:
+            setattr(request, name, values[chosen])
+    for name in ("confirm", "off_session", "error_on_requires_action"):
+        flag = context.optional_bool(name)
+        if flag is not None:
+            setattr(request, name, flag)
     reply = await call(deps.payments.CreatePaymentIntent, request, context)
-    return to_json(reply.payment_intent)
+    return await _rendered(reply.payment_intent, context, deps)
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -79,7 +202,71 @@ async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     if client_secret is not None:
         request.client_secret = client_secret
     reply = await call(deps.payments.GetPaymentIntent, request, context)
-    return to_json(reply.payment_intent)
+    return await _rendered(reply.payment_intent, context, deps)
+
+
+async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
+    _check_payment_method_types(context)
+    request = pb.UpdatePaymentIntentRequest(id=context.path["intent"])
+    amount = context.optional_int("amount")
+    if amount is not None:
+        request.amount = amount
+    for name in ("currency", "payment_method"):
+        value = context.optional_str(name)
+        if value is not None:
+            setattr(request, name, value)
+    for name in (
+        "customer",
+        "description",
+        "receipt_email",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+    ):
+        if name in context.params:
+            # An unset parameter (`description=`) clears the field: sent as "".
+            setattr(request, name, context.optional_str(name) or "")
+    capture_method = context.optional_str("capture_method")
+    if capture_method is not None:
+        request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
+    metadata_update(request, context)
+    reply = await call(deps.payments.UpdatePaymentIntent, request, context)
+    return await _rendered(reply.payment_intent, context, deps)
+
+
+async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
+    _check_payment_method_types(context)
+    request = pb.ConfirmPaymentIntentRequest(id=context.path["intent"])
+    _set_strings(
+        request, context, ("payment_method", "return_url", "client_secret", "receipt_email")
+    )
+    capture_method = context.optional_str("capture_method")
+    if capture_method is not None:
+        request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
+    for name in ("off_session", "error_on_requires_action"):
+        flag = context.optional_bool(name)
+        if flag is not None:
+            setattr(request, name, flag)
+    reply = await call(deps.payments.ConfirmPaymentIntent, request, context)
+    return await _rendered(reply.payment_intent, context, deps)
+
+
+async def capture(context: ApiContext, deps: Dependencies) -> JsonObject:
+    _refuse_multicapture(context)
+    request = pb.CapturePaymentIntentRequest(id=context.path["intent"])
+    amount = context.optional_int("amount_to_capture")
+    if amount is not None:
+        request.amount_to_capture = amount
+    reply = await call(deps.payments.CapturePaymentIntent, request, context)
+    return await _rendered(reply.payment_intent, context, deps)
+
+
+async def cancel(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.CancelPaymentIntentRequest(id=context.path["intent"])
+    reason = context.optional_str("cancellation_reason")
+    if reason is not None:
+        request.cancellation_reason = _CANCELLATION_REASONS[reason]  # type: ignore[assignment]
+    reply = await call(deps.payments.CancelPaymentIntent, request, context)
+    return await _rendered(reply.payment_intent, context, deps)
 
 
 async def list_intents(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -89,4 +276,6 @@ async def list_intents(context: ApiContext, deps: Dependencies) -> JsonObject:
     if customer is not None:
         request.customer = customer
     reply = await call(deps.payments.ListPaymentIntents, request, context)
-    return list_envelope(reply.data, has_more=reply.has_more, url=PATH)
+    body = list_envelope(reply.data, has_more=reply.has_more, url=PATH)
+    await expand(body, context.expand, context, deps)
+    return body

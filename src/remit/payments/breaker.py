@@ -1,0 +1,59 @@
+"""A circuit breaker around the card network.
+
+After `failure_threshold` consecutive failures it opens: calls fail at once, without touching
+the network, for `open_s` seconds. Then it lets one probe through (half-open); a success
+closes it, a failure opens it again. This keeps a struggling acquirer from being buried under
+retries and gives callers an immediate, retryable answer instead of a timeout.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from remit.core.clock import monotonic_s
+
+
+class BreakerState(Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass
+class CircuitBreaker:
+    failure_threshold: int = 5
+    open_s: float = 5.0
+    now: Callable[[], float] = field(default=monotonic_s)
+    _state: BreakerState = BreakerState.CLOSED
+    _failures: int = 0
+    _opened_at: float = 0.0
+    _probe_in_flight: bool = False
+
+    @property
+    def state(self) -> BreakerState:
+        if self._state is BreakerState.OPEN and self.now() - self._opened_at >= self.open_s:
+            self._state = BreakerState.HALF_OPEN
+            self._probe_in_flight = False
+        return self._state
+
+    def allow(self) -> bool:
+        """Whether a call may go to the network now (claims the probe when half-open)."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.HALF_OPEN and not self._probe_in_flight:
+            self._probe_in_flight = True
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._probe_in_flight = False
+
+    def record_failure(self) -> None:
+        self._failures += 1
+        if self._state is BreakerState.HALF_OPEN or self._failures >= self.failure_threshold:
+            self._state = BreakerState.OPEN
+            self._opened_at = self.now()
+            self._probe_in_flight = False

@@ -1,0 +1,121 @@
+"""Charges (one per authorization attempt) and refunds, as frozen values."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+class ChargeStatus(Enum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RefundStatus(Enum):
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RefundReason(Enum):
+    DUPLICATE = "duplicate"
+    FRAUDULENT = "fraudulent"
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    EXPIRED_UNCAPTURED_CHARGE = "expired_uncaptured_charge"
+
+
+@dataclass(frozen=True)
+class CardSnapshot:
+    """What a charge remembers of its card: never the number, only what may be shown."""
+
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    fingerprint: str | None = None
+    funding: str | None = None
+    country: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "brand": self.brand,
+            "last4": self.last4,
+            "exp_month": self.exp_month,
+            "exp_year": self.exp_year,
+            "fingerprint": self.fingerprint,
+            "funding": self.funding,
+            "country": self.country,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> "CardSnapshot":
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            return value if isinstance(value, str) else None
+
+        exp_month, exp_year = data.get("exp_month"), data.get("exp_year")
+        return cls(
+            brand=text("brand") or "unknown",
+            last4=text("last4") or "",
+            exp_month=exp_month if isinstance(exp_month, int) else 0,
+            exp_year=exp_year if isinstance(exp_year, int) else 0,
+            fingerprint=text("fingerprint"),
+            funding=text("funding"),
+            country=text("country"),
+        )
+
+
+@dataclass(frozen=True)
+class Charge:
+    id: str
+    account_id: str
+    payment_intent_id: str
+    amount_minor: int
+    currency: str
+    status: ChargeStatus
+    payment_method_id: str
+    card: CardSnapshot
+    created_at: datetime
+    updated_at: datetime
+    amount_captured_minor: int = 0
+    amount_refunded_minor: int = 0
+    captured: bool = False
+    capture_requested: bool = False
+    customer_id: str | None = None
+    outcome: Mapping[str, object] | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    decline_code: str | None = None
+    authorization_id: str | None = None
+    network_result: Mapping[str, object] | None = None
+    requested_capture_minor: int | None = None
+    description: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def refundable_minor(self) -> int:
+        return self.amount_captured_minor - self.amount_refunded_minor
+
+    @property
+    def refunded(self) -> bool:
+        return self.captured and self.amount_refunded_minor >= self.amount_captured_minor
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    account_id: str
+    charge_id: str
+    payment_intent_id: str
+    amount_minor: int
+    currency: str
+    status: RefundStatus
+    created_at: datetime
+    updated_at: datetime
+    reason: RefundReason | None = None
+    failure_reason: str | None = None
+    acquirer_refund_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)

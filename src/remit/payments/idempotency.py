@@ -1,0 +1,328 @@
+"""Idempotency keys with recovery points, after Stripe's design.
+
+A mutating request runs as a series of local transactions separated by recovery points. The key's
+row records the last point reached, the objects created so far, and, once finished, the response
+(success or error) to replay. A retry with the same key resumes from the recorded point; a
+finished key replays; a key whose request is still running is refused with 409; a key reused
+for another endpoint or other parameters is refused with 400. A request that dies leaves its
+lease to expire, after which a retry or the completer resumes it.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.core.errors import ErrorKind, RemitError
+from remit.payments.tables import idempotency_keys
+
+DEFAULT_LEASE_S = 30.0
+KEY_LIFETIME = timedelta(hours=24)
+KEY_RETENTION = timedelta(hours=72)
+
+
+class RecoveryPoint(Enum):
+    STARTED = "started"
+    ATTEMPT_CREATED = "attempt_created"
+    AUTHORIZATION_DONE = "authorization_done"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    account_id: str
+    key: str
+    endpoint: str
+    request_body: bytes
+    recovery_point: RecoveryPoint
+    response_code: int | None
+    response_body: bytes | None
+    payment_intent_id: str | None
+    charge_id: str | None
+    refund_id: str | None
+    request_id: str | None
+    created_at: datetime
+
+    @property
+    def finished(self) -> bool:
+        return self.recovery_point is RecoveryPoint.FINISHED
+
+
+def lease() -> timedelta:
+    """How long a request owns its key without reaching a recovery point. Longer than any
+    single step (the network calls time out well within it); REMIT_IDEMPOTENCY_LEASE_S
+    overrides it, for tests that crash a process and retry at once."""
+    return timedelta(seconds=float(os.environ.get("REMIT_IDEMPOTENCY_LEASE_S") or DEFAULT_LEASE_S))
+
+
+def digest(endpoint: str, request_body: bytes) -> bytes:
+    return hashlib.sha256(endpoint.encode() + b"\x00" + request_body).digest()
+
+
+def idempotency_mismatch(key: str) -> RemitError:
+    return RemitError(
+        message=(
+            f"Keys for idempotent requests can only be used with the same parameters they were "
+            f"first used with. Try using a key other than '{key}' if you meant to execute a "
+            f"different request."
+        ),
+        kind=ErrorKind.ALREADY_EXISTS,
+        error_type="idempotency_error",
+    )
+
+
+def idempotency_in_use() -> RemitError:
+    return RemitError(
+        message=(
+            "There is currently another in-progress request using this Idempotent Key "
+            "(that probably means you submitted twice, and the other request is still going "
+            "through). Please try again later."
+        ),
+        kind=ErrorKind.CONFLICT,
+        code="idempotency_key_in_use",
+        should_retry=True,
+    )
+
+
+def _record(row: object) -> KeyRecord:
+    m = row._mapping  # type: ignore[attr-defined]
+    return KeyRecord(
+        account_id=m["account_id"],
+        key=m["key"],
+        endpoint=m["endpoint"],
+        request_body=bytes(m["request_body"]),
+        recovery_point=RecoveryPoint(m["recovery_point"]),
+        response_code=m["response_code"],
+        response_body=None if m["response_body"] is None else bytes(m["response_body"]),
+        payment_intent_id=m["payment_intent_id"],
+        charge_id=m["charge_id"],
+        refund_id=m["refund_id"],
+        request_id=m["request_id"],
+        created_at=m["created_at"],
+    )
+
+
+async def begin(
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    key: str,
+    endpoint: str,
+    request_body: bytes,
+    request_id: str | None,
+    now: datetime,
+) -> KeyRecord:
+    """Claim `key` for this request, in the caller's transaction.
+
+    Returns the record: fresh at STARTED, or an abandoned one to resume, or a finished one to
+    replay. Raises the 400 mismatch or the 409 in-use error.
+    """
+    request_digest = digest(endpoint, request_body)
+    values = {
+        "account_id": account_id,
+        "key": key,
+        "endpoint": endpoint,
+        "request_digest": request_digest,
+        "request_body": request_body,
+        "recovery_point": RecoveryPoint.STARTED.value,
+        "locked_until": now + lease(),
+        "request_id": request_id,
+        "created_at": now,
+        "last_run_at": now,
+    }
+    inserted = (
+        await db.execute(
+            insert(idempotency_keys)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["account_id", "key"])
+            .returning(*idempotency_keys.c)
+        )
+    ).first()
+    if inserted is not None:
+        return _record(inserted)
+    row = (
+        await db.execute(
+            select(idempotency_keys)
+            .where(idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key)
+            .with_for_update()
+        )
+    ).one()
+    m = row._mapping
+    if m["created_at"] < now - KEY_LIFETIME:
+        # An expired key starts over as if it had never been used.
+        await db.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key)
+            .values(
+                **values,
+                response_code=None,
+                response_body=None,
+                payment_intent_id=None,
+                charge_id=None,
+                refund_id=None,
+            )
+        )
+        return _record(
+            (
+                await db.execute(
+                    select(idempotency_keys).where(
+                        idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key
+                    )
+                )
+            ).one()
+        )
+    if m["endpoint"] != endpoint or bytes(m["request_digest"]) != request_digest:
+        raise idempotency_mismatch(key)
+    record = _record(row)
+    if record.finished:
+        return record
+    if m["locked_until"] is not None and m["locked_until"] > now:
+        raise idempotency_in_use()
+    await db.execute(
+        update(idempotency_keys)
+        .where(idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key)
+        .values(locked_until=now + lease(), last_run_at=now)
+    )
+    return record
+
+
+async def advance(
+    db: AsyncConnection,
+    record: KeyRecord,
+    point: RecoveryPoint,
+    *,
+    now: datetime,
+    payment_intent_id: str | None = None,
+    charge_id: str | None = None,
+    refund_id: str | None = None,
+) -> KeyRecord:
+    """Record a recovery point (and the objects made so far), renewing the lease."""
+    changes: dict[str, object] = {"recovery_point": point.value, "locked_until": now + lease()}
+    for name, value in (
+        ("payment_intent_id", payment_intent_id),
+        ("charge_id", charge_id),
+        ("refund_id", refund_id),
+    ):
+        if value is not None:
+            changes[name] = value
+    await db.execute(
+        update(idempotency_keys)
+        .where(
+            idempotency_keys.c.account_id == record.account_id,
+            idempotency_keys.c.key == record.key,
+        )
+        .values(**changes)
+    )
+    return KeyRecord(
+        **{
+            **record.__dict__,
+            "recovery_point": point,
+            "payment_intent_id": payment_intent_id or record.payment_intent_id,
+            "charge_id": charge_id or record.charge_id,
+            "refund_id": refund_id or record.refund_id,
+        }
+    )
+
+
+async def relock(db: AsyncConnection, record: KeyRecord) -> KeyRecord:
+    """Lock the key's row for the final transaction and return it as stored.
+
+    If the lease ran out while this request waited on the network and another request (a
+    retry, the completer) took over and finished, the stored row says so; the caller then
+    replays instead of applying the outcome a second time.
+    """
+    row = (
+        await db.execute(
+            select(idempotency_keys)
+            .where(
+                idempotency_keys.c.account_id == record.account_id,
+                idempotency_keys.c.key == record.key,
+            )
+            .with_for_update()
+        )
+    ).one()
+    return _record(row)
+
+
+async def finish(
+    db: AsyncConnection, record: KeyRecord, *, response_code: int, response_body: bytes
+) -> None:
+    """Store the response to replay; the key is done."""
+    await db.execute(
+        update(idempotency_keys)
+        .where(
+            idempotency_keys.c.account_id == record.account_id,
+            idempotency_keys.c.key == record.key,
+        )
+        .values(
+            recovery_point=RecoveryPoint.FINISHED.value,
+            locked_until=None,
+            response_code=response_code,
+            response_body=response_body,
+        )
+    )
+
+
+async def release(db: AsyncConnection, record: KeyRecord) -> None:
+    """Unlock without finishing: a retry may resume from the recorded point at once."""
+    await db.execute(
+        update(idempotency_keys)
+        .where(
+            idempotency_keys.c.account_id == record.account_id,
+            idempotency_keys.c.key == record.key,
+        )
+        .values(locked_until=None)
+    )
+
+
+async def forget(db: AsyncConnection, record: KeyRecord) -> None:
+    """Drop a key whose request failed validation: nothing happened, nothing is stored."""
+    await db.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.account_id == record.account_id,
+            idempotency_keys.c.key == record.key,
+            idempotency_keys.c.recovery_point == RecoveryPoint.STARTED.value,
+        )
+    )
+
+
+async def claim_abandoned(db: AsyncConnection, *, now: datetime, limit: int) -> list[KeyRecord]:
+    """Take over unfinished keys nobody has worked on for a lease: requests that a crash or a
+    vanished client left at a recovery point (waiting a lease gives a client retrying promptly
+    the first go). Each comes back under a fresh lease."""
+    keys = idempotency_keys.c
+    rows = (
+        await db.execute(
+            select(idempotency_keys)
+            .where(
+                keys.recovery_point != RecoveryPoint.FINISHED.value,
+                keys.locked_until.is_(None) | (keys.locked_until < now),
+                keys.last_run_at < now - lease(),
+                keys.created_at > now - KEY_LIFETIME,
+            )
+            .order_by(keys.last_run_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    records = [_record(row) for row in rows]
+    for record in records:
+        await db.execute(
+            update(idempotency_keys)
+            .where(keys.account_id == record.account_id, keys.key == record.key)
+            .values(locked_until=now + lease(), last_run_at=now)
+        )
+    return records
+
+
+async def reap(db: AsyncConnection, *, now: datetime) -> int:
+    """Delete keys older than the retention period."""
+    result = await db.execute(
+        delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEY_RETENTION)
+    )
+    return int(result.rowcount)

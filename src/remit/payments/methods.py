@@ -1,0 +1,35 @@
+"""Payment methods as the payments service needs them: a vault token and a card to show."""
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.payment_methods.service import PaymentMethodsService
+from remit.payments.charges import CardSnapshot
+from remit.payments.ports import ChargeableCard
+
+
+class StoredPaymentMethods:
+    """Resolves payment methods (test ids such as pm_card_visa included) through the
+    payment-methods service, which asks the vault for card details; numbers never come here."""
+
+    def __init__(self, service: PaymentMethodsService) -> None:
+        self._service = service
+
+    async def chargeable_card(
+        self, db: AsyncConnection, account_id: str, payment_method_id: str
+    ) -> ChargeableCard:
+        method, vault_token = await self._service.get_for_charge(account_id, payment_method_id)
+        card = method.card
+        return ChargeableCard(
+            payment_method_id=method.id,
+            vault_token=vault_token,
+            card=CardSnapshot(
+                brand=card.brand,
+                last4=card.last4,
+                exp_month=card.exp_month,
+                exp_year=card.exp_year,
+                fingerprint=card.fingerprint,
+                funding=card.funding,
+                country=card.country,
+            ),
+            customer_id=method.customer_id,
+        )

@@ -1,0 +1,279 @@
+"""The card network as the payments service sees it: authorize through the vault, and capture,
+void, refund and look up operations at the acquirer.
+
+Every call carries a reference chosen by remit (the charge or refund id), so the acquirer
+performs each operation at most once. When a call's outcome is unknown (a timeout, a lost
+response), the caller settles it with `lookup_*` by that reference; it never guesses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import grpc
+
+from remit.core.errors import ErrorKind, RemitError
+from remit.core.jsonview import enum_wire_values
+from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.payments.breaker import CircuitBreaker
+from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
+from remit_api.common.v1 import common_pb2
+from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
+
+Reply = TypeVar("Reply")
+ACQUIRER_DESTINATION = "acquirer"
+AUTHORIZE_TIMEOUT_S = 10.0
+OPERATION_TIMEOUT_S = 10.0
+_UNKNOWN_OUTCOME_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+_NETWORK_STATUS = enum_wire_values(common_pb2.NetworkStatus.DESCRIPTOR)
+_CHECK = enum_wire_values(common_pb2.CardCheckResult.DESCRIPTOR)
+_RISK = enum_wire_values(common_pb2.RiskLevel.DESCRIPTOR)
+
+
+class OutcomeUnknownError(Exception):
+    """The network may or may not have performed the operation; look it up by reference."""
+
+
+def network_unavailable() -> RemitError:
+    return RemitError(
+        message="The card network is not responding right now. Please retry shortly.",
+        kind=ErrorKind.UNAVAILABLE,
+        error_type="api_error",
+        should_retry=True,
+    )
+
+
+@dataclass(frozen=True)
+class AuthorizationOutcome:
+    approved: bool
+    authorization_id: str | None
+    captured: bool
+    network_status: str | None
+    code: str | None
+    decline_code: str | None
+    message: str | None
+    cvc_check: str | None
+    address_line1_check: str | None
+    address_postal_code_check: str | None
+    risk_level_hint: str | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "approved": self.approved,
+            "authorization_id": self.authorization_id,
+            "captured": self.captured,
+            "network_status": self.network_status,
+            "code": self.code,
+            "decline_code": self.decline_code,
+            "message": self.message,
+            "cvc_check": self.cvc_check,
+            "address_line1_check": self.address_line1_check,
+            "address_postal_code_check": self.address_postal_code_check,
+            "risk_level_hint": self.risk_level_hint,
+        }
+
+
+@dataclass(frozen=True)
+class OperationOutcome:
+    approved: bool
+    operation_id: str
+    amount_minor: int
+    code: str | None
+    message: str | None
+
+
+class CardNetwork(Protocol):
+    async def authorize(
+        self,
+        *,
+        account_id: str,
+        vault_token: str,
+        amount_minor: int,
+        currency: str,
+        reference: str,
+        capture: bool,
+        purpose: str,
+        three_d_secure_authenticated: bool = False,
+    ) -> AuthorizationOutcome: ...
+
+    async def lookup_authorization(self, reference: str) -> AuthorizationOutcome | None: ...
+
+    async def capture(
+        self, *, authorization_id: str, amount_minor: int, reference: str
+    ) -> OperationOutcome: ...
+
+    async def void(self, *, authorization_id: str, reference: str) -> OperationOutcome: ...
+
+    async def refund(
+        self, *, authorization_id: str, amount_minor: int, reference: str
+    ) -> OperationOutcome: ...
+
+    async def lookup_operation(self, reference: str) -> OperationOutcome | None: ...
+
+
+def _text(value: str) -> str | None:
+    return value or None
+
+
+def outcome_from_result(
+    result: acquirer_pb2.AuthorizationResult | vault_pb2.ForwardedAuthorization,
+) -> AuthorizationOutcome:
+    return AuthorizationOutcome(
+        approved=result.approved,
+        authorization_id=_text(result.authorization_id),
+        captured=result.captured,
+        network_status=_NETWORK_STATUS.get(result.network_status),
+        code=_text(result.code),
+        decline_code=_text(result.decline_code),
+        message=_text(result.message),
+        cvc_check=_CHECK.get(result.cvc_check),
+        address_line1_check=_CHECK.get(result.address_line1_check),
+        address_postal_code_check=_CHECK.get(result.address_postal_code_check),
+        risk_level_hint=_RISK.get(result.risk_level_hint),
+    )
+
+
+def _operation(operation: acquirer_pb2.Operation) -> OperationOutcome:
+    return OperationOutcome(
+        approved=operation.approved,
+        operation_id=operation.id,
+        amount_minor=operation.amount,
+        code=_text(operation.code),
+        message=_text(operation.message),
+    )
+
+
+class GrpcCardNetwork:
+    """The real network: the vault forwards authorizations, the acquirer does the rest."""
+
+    def __init__(
+        self,
+        vault: vault_pb2_grpc.VaultServiceAsyncStub,
+        acquirer: acquirer_pb2_grpc.AcquirerServiceAsyncStub,
+        breaker: CircuitBreaker | None = None,
+        requester: str = "core",
+    ) -> None:
+        self._vault = vault
+        self._acquirer = acquirer
+        self._breaker = breaker or CircuitBreaker()
+        self._requester = requester
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    async def _guarded(self, start_call: Callable[[], Awaitable[Reply]]) -> Reply:
+        """Run one call through the breaker; a gRPC call starts when created, so the breaker
+        is consulted before `start_call` makes it."""
+        if not self._breaker.allow():
+            raise network_unavailable()
+        try:
+            reply = await start_call()
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _UNKNOWN_OUTCOME_CODES:
+                self._breaker.record_failure()
+                raise OutcomeUnknownError(error.code().name) from None
+            self._breaker.record_success()
+            raise remit_error_from_rpc_error(error) from None
+        self._breaker.record_success()
+        return reply
+
+    async def authorize(
+        self,
+        *,
+        account_id: str,
+        vault_token: str,
+        amount_minor: int,
+        currency: str,
+        reference: str,
+        capture: bool,
+        purpose: str,
+        three_d_secure_authenticated: bool = False,
+    ) -> AuthorizationOutcome:
+        request = vault_pb2.ForwardAuthorizationRequest(
+            account_id=account_id,
+            vault_token=vault_token,
+            destination=ACQUIRER_DESTINATION,
+            amount=amount_minor,
+            currency=currency,
+            reference=reference,
+            capture=capture,
+            purpose=purpose,
+            requester=self._requester,
+            three_d_secure_authenticated=three_d_secure_authenticated,
+        )
+        reply = await self._guarded(
+            lambda: self._vault.ForwardAuthorization(request, timeout=AUTHORIZE_TIMEOUT_S)
+        )
+        return outcome_from_result(reply.result)
+
+    async def _lookup(self, reference: str) -> acquirer_pb2.Operation | None:
+        try:
+            reply = await self._guarded(
+                lambda: self._acquirer.LookupOperation(
+                    acquirer_pb2.LookupOperationRequest(reference=reference),
+                    timeout=OPERATION_TIMEOUT_S,
+                )
+            )
+        except RemitError as error:
+            if error.kind is ErrorKind.NOT_FOUND:
+                return None
+            raise
+        return reply.operation
+
+    async def lookup_authorization(self, reference: str) -> AuthorizationOutcome | None:
+        operation = await self._lookup(reference)
+        if operation is None:
+            return None
+        return outcome_from_result(operation.authorization)
+
+    async def lookup_operation(self, reference: str) -> OperationOutcome | None:
+        operation = await self._lookup(reference)
+        return None if operation is None else _operation(operation)
+
+    async def capture(
+        self, *, authorization_id: str, amount_minor: int, reference: str
+    ) -> OperationOutcome:
+        reply = await self._guarded(
+            lambda: self._acquirer.Capture(
+                acquirer_pb2.CaptureRequest(
+                    authorization_id=authorization_id, amount=amount_minor, reference=reference
+                ),
+                timeout=OPERATION_TIMEOUT_S,
+            )
+        )
+        return _operation(reply.operation)
+
+    async def void(self, *, authorization_id: str, reference: str) -> OperationOutcome:
+        reply = await self._guarded(
+            lambda: self._acquirer.Void(
+                acquirer_pb2.VoidRequest(authorization_id=authorization_id, reference=reference),
+                timeout=OPERATION_TIMEOUT_S,
+            )
+        )
+        return _operation(reply.operation)
+
+    async def refund(
+        self, *, authorization_id: str, amount_minor: int, reference: str
+    ) -> OperationOutcome:
+        reply = await self._guarded(
+            lambda: self._acquirer.Refund(
+                acquirer_pb2.RefundRequest(
+                    authorization_id=authorization_id, amount=amount_minor, reference=reference
+                ),
+                timeout=OPERATION_TIMEOUT_S,
+            )
+        )
+        return _operation(reply.operation)

@@ -1,0 +1,58 @@
+"""Building the payments side of the core for a process (core or worker): the card network,
+payment methods, customers, the service, its servicer and the hooks other services attach."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.config import PlatformConfig
+from remit.customers.service import CustomersService
+from remit.payment_methods.service import PaymentMethodsService
+from remit.payment_methods.vault_client import GrpcCardVault
+from remit.payments.events import PaymentEvents
+from remit.payments.grpc import PaymentsServicer, payment_intent_message
+from remit.payments.methods import StoredPaymentMethods
+from remit.payments.network import GrpcCardNetwork
+from remit.payments.ports import HookChain
+from remit.payments.service import PaymentsService
+from remit_api.acquirer.v1 import acquirer_pb2_grpc
+from remit_api.vault.v1 import vault_pb2_grpc
+
+
+@dataclass
+class PaymentsWiring:
+    service: PaymentsService
+    servicer: PaymentsServicer
+    payment_methods: PaymentMethodsService
+    customers: CustomersService
+    hooks: HookChain
+    close: Callable[[], Awaitable[None]]
+
+
+def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWiring:
+    # The core reaches the vault only through its gRPC API: it holds no vault credentials.
+    vault_channel = grpc.aio.insecure_channel(config.vault.target)
+    acquirer_channel = grpc.aio.insecure_channel(config.acquirer.target)
+    network = GrpcCardNetwork(
+        vault_pb2_grpc.VaultServiceStub(vault_channel),
+        acquirer_pb2_grpc.AcquirerServiceStub(acquirer_channel),
+    )
+    payment_methods = PaymentMethodsService(engine, GrpcCardVault(vault_channel))
+    customers = CustomersService(engine, payment_methods)
+    hooks = HookChain([PaymentEvents()])
+    service = PaymentsService(
+        engine,
+        network,
+        StoredPaymentMethods(payment_methods),
+        present=payment_intent_message,
+        hooks=hooks,
+    )
+
+    async def close() -> None:
+        await vault_channel.close()
+        await acquirer_channel.close()
+
+    servicer = PaymentsServicer(service, customers, payment_methods)
+    return PaymentsWiring(service, servicer, payment_methods, customers, hooks, close)

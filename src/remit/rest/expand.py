@@ -1,0 +1,92 @@
+"""`expand[]`: replace id fields with the objects they name, at any depth (up to 4 levels).
+
+Which fields may be expanded, and into what, comes from the `(remit_api.options.v1.expandable)`
+option on the resource messages, so a new expandable field needs no code here; only each kind
+of resource needs a fetcher, registered by the module that serves it.
+"""
+
+from collections.abc import Awaitable, Callable, Iterable
+from functools import cache
+
+from google.protobuf.descriptor import Descriptor
+
+from remit.core.jsonview import JsonObject, JsonValue, expandable_resource, object_name
+from remit.rest.context import ApiContext
+from remit.rest.errors import StripeError
+
+MAX_DEPTH = 4
+
+Fetcher = Callable[[ApiContext, object, str], Awaitable[JsonObject]]
+_FETCHERS: dict[str, Fetcher] = {}
+_RESOURCE_MESSAGES: list[Descriptor] = []
+
+
+def register_resource(descriptor: Descriptor, fetch: Fetcher | None = None) -> None:
+    """Make a resource message's expandable fields known, and (optionally) how to fetch it."""
+    _RESOURCE_MESSAGES.append(descriptor)
+    _expandable_fields.cache_clear()
+    name = object_name(descriptor)
+    if fetch is not None and name is not None:
+        _FETCHERS[name] = fetch
+
+
+@cache
+def _expandable_fields(object_kind: str) -> dict[str, str]:
+    for descriptor in _RESOURCE_MESSAGES:
+        if object_name(descriptor) == object_kind:
+            return {
+                field.name: resource
+                for field in descriptor.fields
+                if (resource := expandable_resource(field)) is not None
+            }
+    return {}
+
+
+def _cannot_expand(path: str) -> StripeError:
+    return StripeError.invalid_request(
+        f"This property cannot be expanded ({path}).", code="parameter_invalid", param="expand"
+    )
+
+
+async def expand(obj: JsonObject, paths: Iterable[str], context: ApiContext, deps: object) -> None:
+    """Expand each dotted path of `paths` in `obj`, in place."""
+    for path in sorted(set(paths), key=lambda p: p.count(".")):
+        segments = path.split(".")
+        if len(segments) > MAX_DEPTH:
+            raise StripeError.invalid_request(
+                f"You cannot expand more than {MAX_DEPTH} levels of a property ({path}).",
+                code="parameter_invalid",
+                param="expand",
+            )
+        await _expand(obj, segments, path, context, deps)
+
+
+async def _expand(
+    obj: JsonObject, segments: list[str], path: str, context: ApiContext, deps: object
+) -> None:
+    head, rest = segments[0], segments[1:]
+    kind = obj.get("object")
+    if kind == "list" and head == "data":
+        data = obj.get("data")
+        if isinstance(data, list):
+            for item in data:
+                if isinstance(item, dict) and rest:
+                    await _expand(item, rest, path, context, deps)
+        return
+    if head not in obj:
+        raise _cannot_expand(path)
+    value: JsonValue = obj[head]
+    resource = _expandable_fields(kind).get(head) if isinstance(kind, str) else None
+    if isinstance(value, str):
+        if resource is None or resource not in _FETCHERS:
+            raise _cannot_expand(path)
+        value = await _FETCHERS[resource](context, deps, value)
+        obj[head] = value
+    elif value is None:
+        if resource is None and not rest:
+            raise _cannot_expand(path)
+        return
+    if rest:
+        if not isinstance(value, dict):
+            raise _cannot_expand(path)
+        await _expand(value, rest, path, context, deps)

@@ -1,0 +1,64 @@
+"""`/v1/charges`: read-only views of the charge attempts behind PaymentIntents."""
+
+from remit.core.jsonview import JsonObject, to_json
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.expand import expand, register_resource
+from remit.rest.grpc_call import call
+from remit.rest.listing import page_fields
+from remit.rest.params import ExpandList, PageRequest, Schema, String, list_schema
+from remit_api.payments.v1 import payments_pb2 as pb
+
+PATH = "/v1/charges"
+
+RETRIEVE = Schema({"expand": ExpandList()})
+LIST = list_schema({"customer": String(), "payment_intent": String(), "transfer_group": String()})
+
+
+def render_charge(charge: pb.Charge, expanded: list[str]) -> JsonObject:
+    """Latest-schema JSON; `refunds` appears only when expanded (since 2022-11-15)."""
+    body = to_json(charge)
+    if "refunds" not in expanded:
+        body.pop("refunds", None)
+    return body
+
+
+async def fetch_charge(context: ApiContext, deps: object, charge_id: str) -> JsonObject:
+    assert isinstance(deps, Dependencies)
+    reply = await call(deps.payments.GetCharge, pb.GetChargeRequest(id=charge_id), context)
+    return render_charge(reply.charge, [])
+
+
+register_resource(pb.Charge.DESCRIPTOR, fetch_charge)
+
+
+def _nested(paths: list[str], prefix: str) -> list[str]:
+    return [p.removeprefix(prefix) for p in paths if p.startswith(prefix)]
+
+
+async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
+    reply = await call(
+        deps.payments.GetCharge, pb.GetChargeRequest(id=context.path["charge"]), context
+    )
+    body = render_charge(reply.charge, context.expand)
+    await expand(body, [p for p in context.expand if p != "refunds"], context, deps)
+    return body
+
+
+async def list_charges(context: ApiContext, deps: Dependencies) -> JsonObject:
+    page = PageRequest.from_params(context.params)
+    request = pb.ListChargesRequest(**page_fields(page))  # type: ignore[arg-type]
+    for name in ("customer", "payment_intent"):
+        value = context.optional_str(name)
+        if value is not None:
+            setattr(request, name, value)
+    reply = await call(deps.payments.ListCharges, request, context)
+    item_expand = _nested(context.expand, "data.")
+    body: JsonObject = {
+        "object": "list",
+        "data": [render_charge(charge, item_expand) for charge in reply.data],
+        "has_more": reply.has_more,
+        "url": PATH,
+    }
+    await expand(body, [p for p in context.expand if p != "data.refunds"], context, deps)
+    return body

@@ -1,0 +1,136 @@
+"""`/v1/refunds`: return captured money, in full or in parts, never more than was captured."""
+
+from remit.core.jsonview import JsonObject, enum_numbers, to_json
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.expand import expand, register_resource
+from remit.rest.grpc_call import call
+from remit.rest.listing import list_envelope, page_fields
+from remit.rest.params import (
+    UNSET,
+    Enum,
+    ExpandList,
+    Integer,
+    Metadata,
+    PageRequest,
+    Schema,
+    String,
+    list_schema,
+)
+from remit_api.payments.v1 import payments_pb2 as pb
+
+PATH = "/v1/refunds"
+_REASONS = {
+    name: number
+    for name, number in enum_numbers(pb.RefundReason.DESCRIPTOR).items()
+    if name != "expired_uncaptured_charge"  # set by remit, never by a caller
+}
+
+CREATE = Schema(
+    {
+        "charge": String(),
+        "payment_intent": String(),
+        "amount": Integer(min=1),
+        "reason": Enum(*_REASONS),
+        "metadata": Metadata(),
+        "expand": ExpandList(),
+    },
+    exclusive=[("charge", "payment_intent")],
+)
+RETRIEVE = Schema({"expand": ExpandList()})
+UPDATE = Schema({"metadata": Metadata(), "expand": ExpandList()})
+CANCEL = Schema({"expand": ExpandList()})
+LIST = list_schema({"charge": String(), "payment_intent": String()})
+
+
+async def fetch_refund(context: ApiContext, deps: object, refund_id: str) -> JsonObject:
+    assert isinstance(deps, Dependencies)
+    reply = await call(deps.payments.GetRefund, pb.GetRefundRequest(id=refund_id), context)
+    return to_json(reply.refund)
+
+
+register_resource(pb.Refund.DESCRIPTOR, fetch_refund)
+
+
+async def _rendered(refund: pb.Refund, context: ApiContext, deps: Dependencies) -> JsonObject:
+    body = to_json(refund)
+    await expand(body, context.expand, context, deps)
+    return body
+
+
+async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
+    charge, intent = context.optional_str("charge"), context.optional_str("payment_intent")
+    if charge is None and intent is None:
+        from remit.rest.errors import StripeError
+
+        raise StripeError.invalid_request(
+            "One of the following params should be provided for this request: payment_intent "
+            "or charge.",
+            code="parameter_missing",
+            param="charge",
+        )
+    request = pb.CreateRefundRequest(metadata=context.str_map("metadata"))
+    if charge is not None:
+        request.charge = charge
+    if intent is not None:
+        request.payment_intent = intent
+    amount = context.optional_int("amount")
+    if amount is not None:
+        request.amount = amount
+    reason = context.optional_str("reason")
+    if reason is not None:
+        request.reason = _REASONS[reason]  # type: ignore[assignment]
+    reply = await call(deps.payments.CreateRefund, request, context)
+    return await _rendered(reply.refund, context, deps)
+
+
+async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
+    reply = await call(
+        deps.payments.GetRefund, pb.GetRefundRequest(id=context.path["refund"]), context
+    )
+    return await _rendered(reply.refund, context, deps)
+
+
+async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.UpdateRefundRequest(id=context.path["refund"])
+    _metadata_update(request, context)
+    reply = await call(deps.payments.UpdateRefund, request, context)
+    return await _rendered(reply.refund, context, deps)
+
+
+def _metadata_update(
+    request: pb.UpdateRefundRequest | pb.UpdatePaymentIntentRequest, context: ApiContext
+) -> None:
+    """Stripe's metadata update: `metadata=` clears all, `metadata[k]=` unsets k."""
+    value = context.params.get("metadata")
+    if value is UNSET:
+        request.clear_metadata = True
+        return
+    for key, item in context.str_map("metadata").items():
+        if item == "":
+            request.unset_metadata_keys.append(key)
+        else:
+            request.metadata[key] = item
+
+
+async def cancel(context: ApiContext, deps: Dependencies) -> JsonObject:
+    reply = await call(
+        deps.payments.CancelRefund, pb.CancelRefundRequest(id=context.path["refund"]), context
+    )
+    return await _rendered(reply.refund, context, deps)
+
+
+async def list_refunds(context: ApiContext, deps: Dependencies) -> JsonObject:
+    page = PageRequest.from_params(context.params)
+    request = pb.ListRefundsRequest(**page_fields(page))  # type: ignore[arg-type]
+    for name in ("charge", "payment_intent"):
+        value = context.optional_str(name)
+        if value is not None:
+            setattr(request, name, value)
+    reply = await call(deps.payments.ListRefunds, request, context)
+    body = list_envelope(reply.data, has_more=reply.has_more, url=PATH)
+    await expand(body, context.expand, context, deps)
+    return body
+
+
+metadata_update = _metadata_update

@@ -1,0 +1,141 @@
+"""Kill the core with SIGKILL right after each recovery point; a retry with the same key, or the
+completer alone, finishes the payment exactly once (checked against the acquirer's records)."""
+
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from remit.storage.embedded import to_sqlalchemy_url
+from tests.support.accounts import TestAccount, create_account
+from tests.support.platform import platform_env
+from tests.support.postgres import WorkerDatabases
+from tests.support.processes import ProcessSet, process_set
+
+RECOVERY_POINTS = ["started", "attempt_created", "authorization_done", "finished"]
+pytestmark = pytest.mark.xdist_group("crash")
+
+
+@pytest.fixture(scope="module")
+def processes(databases: WorkerDatabases) -> Iterator[ProcessSet]:
+    with tempfile.TemporaryDirectory(prefix="remit-crash-") as scratch:
+        env = platform_env(databases, Path(scratch) / "data", REMIT_IDEMPOTENCY_LEASE_S="1")
+        with process_set(env, Path(scratch)) as running:
+            for role in ("acquirer", "vault", "core", "worker", "api"):
+                running.start(role)
+            yield running
+
+
+def _api(processes: ProcessSet) -> str:
+    return f"http://127.0.0.1:{processes.env['REMIT_API_PORT']}"
+
+
+def _pay(processes: ProcessSet, account: TestAccount, key: str) -> httpx.Response:
+    return httpx.post(
+        f"{_api(processes)}/v1/payment_intents",
+        data={
+            "amount": "4200",
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": "true",
+            "return_url": "https://shop.example/return",
+        },
+        headers={"Authorization": f"Bearer {account.secret_key}", "Idempotency-Key": key},
+        timeout=30,
+    )
+
+
+def _intents(processes: ProcessSet, account: TestAccount) -> list[dict[str, object]]:
+    response = httpx.get(
+        f"{_api(processes)}/v1/payment_intents",
+        headers={"Authorization": f"Bearer {account.secret_key}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    data: list[dict[str, object]] = response.json()["data"]
+    return data
+
+
+def _authorizations(processes: ProcessSet, account: TestAccount) -> int:
+    engine = create_engine(to_sqlalchemy_url(processes.env["ACQUIRER_DATABASE_URL"]))
+    try:
+        with engine.connect() as db:
+            return int(
+                db.execute(
+                    text(
+                        "SELECT count(*) FROM operations WHERE kind = 'authorize' "
+                        "AND merchant_id = :account"
+                    ),
+                    {"account": account.id},
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def _core_endpoint(processes: ProcessSet) -> object:
+    from remit.config import Endpoint
+
+    return Endpoint("127.0.0.1", int(processes.env["REMIT_CORE_PORT"]))
+
+
+def _crash_core_at(processes: ProcessSet, point: str, marker: Path) -> None:
+    processes.kill("core")
+    processes.start("core", {"REMIT_CRASH_AFTER": point, "REMIT_CRASH_MARKER": str(marker)})
+
+
+def _eventually(check: "object", timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if callable(check) and check():
+            return
+        time.sleep(0.25)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.parametrize("point", RECOVERY_POINTS)
+def test_a_retry_with_the_same_key_finishes_a_payment_interrupted_by_a_crash(
+    processes: ProcessSet, point: str, tmp_path: Path
+) -> None:
+    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    _crash_core_at(processes, point, tmp_path / "crashed")
+    key = f"retry-{point}"
+    interrupted = _pay(processes, account, key)
+    assert interrupted.status_code >= 500, interrupted.text
+    assert processes.wait_for_exit("core") == -9
+    processes.start("core")
+
+    def retried() -> bool:
+        response = _pay(processes, account, key)
+        return response.status_code == 200 and response.json()["status"] == "succeeded"
+
+    _eventually(retried)
+    intents = _intents(processes, account)
+    assert [i["status"] for i in intents] == ["succeeded"]
+    assert _authorizations(processes, account) == 1
+
+
+@pytest.mark.parametrize("point", RECOVERY_POINTS)
+def test_the_completer_alone_finishes_a_payment_interrupted_by_a_crash(
+    processes: ProcessSet, point: str, tmp_path: Path
+) -> None:
+    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    _crash_core_at(processes, point, tmp_path / "crashed")
+    interrupted = _pay(processes, account, f"completer-{point}")
+    assert interrupted.status_code >= 500, interrupted.text
+    assert processes.wait_for_exit("core") == -9
+    processes.start("core")
+    if point == "started":
+        # Nothing had happened yet: the completer drops the key and nothing is ever charged;
+        # the client's retry starts afresh and charges once.
+        time.sleep(4)
+        assert _intents(processes, account) == []
+        assert _authorizations(processes, account) == 0
+        assert _pay(processes, account, "completer-started").json()["status"] == "succeeded"
+    else:
+        _eventually(lambda: [i["status"] for i in _intents(processes, account)] == ["succeeded"])
+    assert _authorizations(processes, account) == 1

@@ -1,0 +1,194 @@
+"""The payment flows through the official stripe SDK against the real platform."""
+
+from typing import Any
+
+import pytest
+import stripe
+
+from tests.support.platform import RunningPlatform
+
+# Automatic payment methods are on (since 2023-08-16), so confirming on creation needs one.
+RETURN_URL = "https://shop.example/return"
+
+
+def test_create_with_confirm_succeeds_with_a_captured_charge(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    assert intent.status == "succeeded"
+    assert intent.amount_received == 2000
+    assert isinstance(intent.latest_charge, str)
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert (charge.status, charge.captured, charge.paid, charge.amount_captured) == (
+        "succeeded",
+        True,
+        True,
+        2000,
+    )
+    assert charge.payment_method_details is not None
+    card = charge.payment_method_details.card
+    assert card is not None
+    assert (card.brand, card.last4) == ("visa", "4242")
+    assert charge.outcome is not None
+    assert charge.outcome.type == "authorized"
+
+
+def test_latest_charge_expands_into_the_charge(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 900,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "expand": ["latest_charge"],
+        }
+    )
+    assert isinstance(intent.latest_charge, stripe.Charge)
+    assert intent.latest_charge.amount == 900
+
+
+def test_a_decline_is_a_card_error_carrying_the_intent(client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.CardError) as raised:
+        client.v1.payment_intents.create(
+            params={
+                "amount": 1500,
+                "currency": "usd",
+                "payment_method": "pm_card_visa_chargeDeclinedInsufficientFunds",
+                "confirm": True,
+                "return_url": RETURN_URL,
+            }
+        )
+    error = raised.value
+    assert error.http_status == 402
+    assert error.code == "card_declined"
+    assert error.error is not None
+    assert error.error.decline_code == "insufficient_funds"
+    assert error.error.payment_intent is not None
+    intent_id = error.error.payment_intent.id
+    intent = client.v1.payment_intents.retrieve(intent_id)
+    assert intent.status == "requires_payment_method"
+    assert intent.last_payment_error is not None
+    assert intent.last_payment_error.decline_code == "insufficient_funds"
+
+
+def test_manual_capture_of_part_then_refunds_of_part_and_the_rest(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 5000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "capture_method": "manual",
+        }
+    )
+    assert (intent.status, intent.amount_capturable) == ("requires_capture", 5000)
+    captured = client.v1.payment_intents.capture(intent.id, params={"amount_to_capture": 3000})
+    assert (captured.status, captured.amount_received) == ("succeeded", 3000)
+
+    first = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 1000})
+    assert (first.status, first.amount) == ("succeeded", 1000)
+    rest = client.v1.refunds.create(params={"payment_intent": intent.id})
+    assert rest.amount == 2000
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        client.v1.refunds.create(params={"payment_intent": intent.id})
+    assert again.value.code == "charge_already_refunded"
+
+    charge = client.v1.charges.retrieve(str(captured.latest_charge), params={"expand": ["refunds"]})
+    assert (charge.amount_refunded, charge.refunded) == (3000, True)
+    assert charge.refunds is not None
+    assert sorted(r.amount for r in charge.refunds.data) == [1000, 2000]
+    listed = client.v1.refunds.list(params={"payment_intent": intent.id})
+    assert [r.id for r in listed.data] == [rest.id, first.id]
+
+
+def test_cancel_releases_an_authorization(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 700,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "capture_method": "manual",
+        }
+    )
+    canceled = client.v1.payment_intents.cancel(
+        intent.id, params={"cancellation_reason": "requested_by_customer"}
+    )
+    assert canceled.status == "canceled"
+    assert canceled.cancellation_reason == "requested_by_customer"
+    assert canceled.amount_capturable == 0
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.capture(intent.id)
+    assert raised.value.code == "payment_intent_unexpected_state"
+    assert "canceled" in str(raised.value.user_message)
+
+
+def test_confirming_a_created_intent_and_updating_it(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(params={"amount": 300, "currency": "usd"})
+    updated = client.v1.payment_intents.update(
+        intent.id, params={"amount": 350, "description": "tea", "metadata": {"a": "1"}}
+    )
+    assert (updated.amount, updated.description, updated.metadata.to_dict()) == (
+        350,
+        "tea",
+        {"a": "1"},
+    )
+    confirmed = client.v1.payment_intents.confirm(
+        intent.id, params={"payment_method": "pm_card_mastercard"}
+    )
+    assert (confirmed.status, confirmed.amount_received) == ("succeeded", 350)
+
+
+def test_list_auto_paging_walks_twenty_five_intents(client: stripe.StripeClient) -> None:
+    made = [
+        client.v1.payment_intents.create(params={"amount": 100 + n, "currency": "usd"}).id
+        for n in range(25)
+    ]
+    seen = [pi.id for pi in client.v1.payment_intents.list(params={"limit": 4}).auto_paging_iter()]
+    assert seen == made[::-1]
+
+
+def test_the_same_idempotency_key_replays_and_other_parameters_are_refused(
+    client: stripe.StripeClient, platform: RunningPlatform
+) -> None:
+    params: Any = {
+        "amount": 1200,
+        "currency": "usd",
+        "payment_method": "pm_card_visa",
+        "confirm": True,
+        "return_url": RETURN_URL,
+    }
+    options: Any = {"idempotency_key": "order-1234"}
+    first = client.v1.payment_intents.create(params=params, options=options)
+    again = client.v1.payment_intents.create(params=params, options=options)
+    assert again.id == first.id
+    assert again.last_response is not None
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    charges = client.v1.charges.list(params={"payment_intent": first.id})
+    assert len(charges.data) == 1
+    mismatched: Any = {**params, "amount": 1300}
+    with pytest.raises(stripe.IdempotencyError):
+        client.v1.payment_intents.create(
+            params=mismatched,
+            options=options,
+        )
+
+
+def test_an_illegal_transition_names_the_current_status(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(params={"amount": 100, "currency": "usd"})
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.capture(intent.id)
+    assert raised.value.http_status == 400
+    assert raised.value.code == "payment_intent_unexpected_state"
+    assert "requires_payment_method" in str(raised.value.user_message)

@@ -1,0 +1,46 @@
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.accounts.service import AccountsService
+from remit.core.errors import not_found
+from remit.payments.charges import CardSnapshot
+from remit.payments.grpc import payment_intent_message
+from remit.payments.ports import ChargeableCard
+from remit.payments.service import PaymentsService
+from tests.support.fake_network import FakeNetwork
+
+CARDS = {
+    "pm_visa": ("visa", "4242"),
+    "pm_declined": ("declined", "0002"),
+    "pm_insufficient": ("insufficient", "9995"),
+}
+
+
+class FakeMethods:
+    async def chargeable_card(
+        self, db: AsyncConnection, account_id: str, payment_method_id: str
+    ) -> ChargeableCard:
+        if payment_method_id not in CARDS:
+            raise not_found("payment_method", payment_method_id, param="payment_method")
+        token, last4 = CARDS[payment_method_id]
+        return ChargeableCard(
+            payment_method_id=payment_method_id,
+            vault_token=token,
+            card=CardSnapshot(brand="visa", last4=last4, exp_month=12, exp_year=2034),
+        )
+
+
+@pytest.fixture
+def network() -> FakeNetwork:
+    return FakeNetwork()
+
+
+@pytest.fixture
+def payments(core_engine: AsyncEngine, network: FakeNetwork) -> PaymentsService:
+    return PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
+
+
+@pytest.fixture
+async def account_id(core_engine: AsyncEngine) -> str:
+    created = await AccountsService(core_engine).create_account()
+    return created.account.id

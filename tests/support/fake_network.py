@@ -1,0 +1,98 @@
+"""An in-process card network for service-level tests: test-card behaviour by vault token,
+at-most-once per reference like the real acquirer, and injectable faults."""
+
+from dataclasses import dataclass, field
+
+from remit.core.ids import random_token
+from remit.payments.network import AuthorizationOutcome, OperationOutcome, OutcomeUnknownError
+
+DECLINES = {
+    "declined": ("card_declined", "generic_decline", "Your card was declined."),
+    "insufficient": ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+}
+
+
+@dataclass
+class FakeNetwork:
+    authorizations: dict[str, AuthorizationOutcome] = field(default_factory=dict)
+    operations: dict[str, OperationOutcome] = field(default_factory=dict)
+    sent: list[str] = field(default_factory=list)
+    # Faults: "before" fails without performing, "after" performs then loses the response.
+    faults: list[str] = field(default_factory=list)
+    lookup_faults: int = 0
+
+    def _fault(self) -> str | None:
+        return self.faults.pop(0) if self.faults else None
+
+    async def authorize(
+        self,
+        *,
+        account_id: str,
+        vault_token: str,
+        amount_minor: int,
+        currency: str,
+        reference: str,
+        capture: bool,
+        purpose: str,
+        three_d_secure_authenticated: bool = False,
+    ) -> AuthorizationOutcome:
+        fault = self._fault()
+        if fault == "before":
+            raise OutcomeUnknownError("UNAVAILABLE")
+        self.sent.append(reference)
+        if reference not in self.authorizations:
+            decline = DECLINES.get(vault_token)
+            self.authorizations[reference] = AuthorizationOutcome(
+                approved=decline is None,
+                authorization_id=None if decline else f"auth_{random_token(10)}",
+                captured=capture and decline is None,
+                network_status="declined_by_network" if decline else "approved_by_network",
+                code=decline[0] if decline else None,
+                decline_code=decline[1] if decline else None,
+                message=decline[2] if decline else None,
+                cvc_check="pass",
+                address_line1_check=None,
+                address_postal_code_check=None,
+                risk_level_hint=None,
+            )
+        if fault == "after":
+            raise OutcomeUnknownError("DEADLINE_EXCEEDED")
+        return self.authorizations[reference]
+
+    async def lookup_authorization(self, reference: str) -> AuthorizationOutcome | None:
+        if self.lookup_faults > 0:
+            self.lookup_faults -= 1
+            raise OutcomeUnknownError("UNAVAILABLE")
+        return self.authorizations.get(reference)
+
+    async def _operation(self, reference: str, amount_minor: int) -> OperationOutcome:
+        fault = self._fault()
+        if fault == "before":
+            raise OutcomeUnknownError("UNAVAILABLE")
+        self.sent.append(reference)
+        outcome = self.operations.setdefault(
+            reference,
+            OperationOutcome(True, f"op_{random_token(10)}", amount_minor, None, None),
+        )
+        if fault == "after":
+            raise OutcomeUnknownError("DEADLINE_EXCEEDED")
+        return outcome
+
+    async def capture(
+        self, *, authorization_id: str, amount_minor: int, reference: str
+    ) -> OperationOutcome:
+        return await self._operation(reference, amount_minor)
+
+    async def void(self, *, authorization_id: str, reference: str) -> OperationOutcome:
+        return await self._operation(reference, 0)
+
+    async def refund(
+        self, *, authorization_id: str, amount_minor: int, reference: str
+    ) -> OperationOutcome:
+        return await self._operation(reference, amount_minor)
+
+    async def lookup_operation(self, reference: str) -> OperationOutcome | None:
+        if self.lookup_faults > 0:
+            self.lookup_faults -= 1
+            raise OutcomeUnknownError("UNAVAILABLE")
+        return self.operations.get(reference)

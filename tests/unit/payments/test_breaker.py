@@ -1,0 +1,49 @@
+from remit.payments.breaker import BreakerState, CircuitBreaker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_breaker_opens_after_consecutive_failures_and_refuses_calls() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=3, open_s=5, now=clock)
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.allow()
+    breaker.record_failure()
+    assert breaker.state.value == "open"
+    assert not breaker.allow()
+
+
+def test_a_success_resets_the_failure_count() -> None:
+    breaker = CircuitBreaker(failure_threshold=2, now=Clock())
+    breaker.record_failure()
+    breaker.record_success()
+    breaker.record_failure()
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_after_the_open_period_one_probe_goes_through_and_decides() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, open_s=5, now=clock)
+    breaker.record_failure()
+    clock.now = 4.9
+    assert not breaker.allow()
+    clock.now = 5.0
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.allow()
+    assert not breaker.allow()  # only one probe at a time
+    breaker.record_failure()
+    assert breaker.state.value == "open"
+    clock.now = 10.0
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state.value == "closed"
+    assert breaker.allow()

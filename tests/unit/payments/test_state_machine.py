@@ -1,0 +1,173 @@
+"""Every (status, event) pair: the legal ones move to the documented status, the rest refuse."""
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from remit.core.errors import ErrorKind
+from remit.payments.domain import (
+    ALLOWED_FROM,
+    ActionCompleted,
+    ActionFailed,
+    ActionRequired,
+    Authorized,
+    Canceled,
+    CancellationReason,
+    Captured,
+    CaptureMethod,
+    ConfirmationMethod,
+    ConfirmationStarted,
+    Declined,
+    Event,
+    Expired,
+    PaymentIntent,
+    Status,
+    UnexpectedStateError,
+    Updated,
+    transition,
+)
+
+T = datetime(2026, 11, 1, tzinfo=UTC)
+
+EVENTS: dict[str, Event] = {
+    "update": Updated(at=T, changes={"description": "new"}),
+    "confirm": ConfirmationStarted(at=T, payment_method_id="pm_1", charge_id="ch_1"),
+    "authorized_and_captured": Authorized(at=T, captured_minor=1000),
+    "authorized_only": Authorized(at=T, captured_minor=0),
+    "declined": Declined(at=T, error={"type": "card_error", "code": "card_declined"}),
+    "action_required": ActionRequired(at=T, next_action={"type": "redirect_to_url"}),
+    "action_completed": ActionCompleted(at=T),
+    "action_failed": ActionFailed(at=T, error={"code": "payment_intent_authentication_failure"}),
+    "capture": Captured(at=T, amount_minor=1000),
+    "cancel": Canceled(at=T, reason=CancellationReason.REQUESTED_BY_CUSTOMER),
+    "expire": Expired(at=T),
+}
+
+# (status, event) -> the status after it; every pair not listed must be refused.
+LEGAL: dict[tuple[Status, str], Status] = {
+    (Status.REQUIRES_PAYMENT_METHOD, "update"): Status.REQUIRES_PAYMENT_METHOD,
+    (Status.REQUIRES_CONFIRMATION, "update"): Status.REQUIRES_CONFIRMATION,
+    (Status.REQUIRES_ACTION, "update"): Status.REQUIRES_ACTION,
+    (Status.REQUIRES_CAPTURE, "update"): Status.REQUIRES_CAPTURE,
+    (Status.REQUIRES_PAYMENT_METHOD, "confirm"): Status.PROCESSING,
+    (Status.REQUIRES_CONFIRMATION, "confirm"): Status.PROCESSING,
+    (Status.PROCESSING, "authorized_and_captured"): Status.SUCCEEDED,
+    (Status.PROCESSING, "authorized_only"): Status.REQUIRES_CAPTURE,
+    (Status.PROCESSING, "declined"): Status.REQUIRES_PAYMENT_METHOD,
+    (Status.PROCESSING, "action_required"): Status.REQUIRES_ACTION,
+    (Status.REQUIRES_ACTION, "action_completed"): Status.PROCESSING,
+    (Status.REQUIRES_ACTION, "action_failed"): Status.REQUIRES_PAYMENT_METHOD,
+    (Status.REQUIRES_CAPTURE, "capture"): Status.SUCCEEDED,
+    (Status.REQUIRES_PAYMENT_METHOD, "cancel"): Status.CANCELED,
+    (Status.REQUIRES_CONFIRMATION, "cancel"): Status.CANCELED,
+    (Status.REQUIRES_ACTION, "cancel"): Status.CANCELED,
+    (Status.REQUIRES_CAPTURE, "cancel"): Status.CANCELED,
+    (Status.REQUIRES_CAPTURE, "expire"): Status.CANCELED,
+}
+
+
+def intent_in(status: Status) -> PaymentIntent:
+    return PaymentIntent(
+        id="pi_1",
+        account_id="acct_1",
+        amount_minor=1000,
+        currency="usd",
+        status=status,
+        capture_method=CaptureMethod.AUTOMATIC,
+        confirmation_method=ConfirmationMethod.AUTOMATIC,
+        client_secret="pi_1_secret_x",
+        created_at=T,
+        updated_at=T,
+        payment_method_id="pm_1",
+        amount_capturable_minor=1000 if status is Status.REQUIRES_CAPTURE else 0,
+    )
+
+
+ALL_PAIRS = [(status, name) for status in Status for name in EVENTS]
+
+
+@pytest.mark.parametrize(("status", "event_name"), ALL_PAIRS)
+def test_every_status_and_event_pair_moves_as_documented_or_is_refused(
+    status: Status, event_name: str
+) -> None:
+    intent = intent_in(status)
+    expected = LEGAL.get((status, event_name))
+    if expected is None:
+        with pytest.raises(UnexpectedStateError) as raised:
+            transition(intent, EVENTS[event_name])
+        assert raised.value.code == "payment_intent_unexpected_state"
+        assert raised.value.kind is ErrorKind.FAILED_PRECONDITION
+        assert status.value in raised.value.message
+    else:
+        assert transition(intent, EVENTS[event_name]).status is expected
+
+
+def test_the_legal_table_and_the_allowed_sources_agree() -> None:
+    for (status, name), _ in LEGAL.items():
+        assert status in ALLOWED_FROM[type(EVENTS[name])]
+    for event_type, sources in ALLOWED_FROM.items():
+        names = [n for n, e in EVENTS.items() if type(e) is event_type]
+        for status in sources:
+            assert any((status, n) in LEGAL for n in names), (status, event_type)
+
+
+def test_succeeded_and_canceled_are_terminal() -> None:
+    for terminal in (Status.SUCCEEDED, Status.CANCELED):
+        for event in EVENTS.values():
+            with pytest.raises(UnexpectedStateError):
+                transition(intent_in(terminal), event)
+
+
+def test_a_decline_clears_the_payment_method_and_records_the_error() -> None:
+    after = transition(intent_in(Status.PROCESSING), EVENTS["declined"])
+    assert after.payment_method_id is None
+    assert after.last_payment_error == {"type": "card_error", "code": "card_declined"}
+
+
+def test_manual_confirmation_returns_to_requires_confirmation_after_the_action() -> None:
+    manual = replace(
+        intent_in(Status.REQUIRES_ACTION), confirmation_method=ConfirmationMethod.MANUAL
+    )
+    assert transition(manual, ActionCompleted(at=T)).status is Status.REQUIRES_CONFIRMATION
+
+
+def test_an_authorization_without_capture_makes_the_whole_amount_capturable() -> None:
+    after = transition(intent_in(Status.PROCESSING), EVENTS["authorized_only"])
+    assert (after.amount_capturable_minor, after.amount_received_minor) == (1000, 0)
+
+
+def test_a_partial_capture_receives_only_what_was_captured() -> None:
+    after = transition(intent_in(Status.REQUIRES_CAPTURE), Captured(at=T, amount_minor=600))
+    assert (after.status, after.amount_received_minor, after.amount_capturable_minor) == (
+        Status.SUCCEEDED,
+        600,
+        0,
+    )
+
+
+@pytest.mark.parametrize(("amount", "code"), [(0, "amount_too_small"), (1001, "amount_too_large")])
+def test_capturing_outside_the_capturable_amount_is_refused(amount: int, code: str) -> None:
+    from remit.core.errors import RemitError
+
+    with pytest.raises(RemitError) as raised:
+        transition(intent_in(Status.REQUIRES_CAPTURE), Captured(at=T, amount_minor=amount))
+    assert raised.value.code == code
+    assert raised.value.param == "amount_to_capture"
+
+
+def test_expiry_cancels_with_reason_expired() -> None:
+    after = transition(intent_in(Status.REQUIRES_CAPTURE), EVENTS["expire"])
+    assert after.cancellation_reason is CancellationReason.EXPIRED
+    assert after.amount_capturable_minor == 0
+    assert after.canceled_at == T
+
+
+def test_changing_the_payment_method_needs_a_new_confirmation() -> None:
+    after = transition(intent_in(Status.REQUIRES_ACTION), Updated(at=T, payment_method_id="pm_2"))
+    assert (after.status, after.payment_method_id) == (Status.REQUIRES_CONFIRMATION, "pm_2")
+
+
+def test_the_amount_cannot_change_once_authorized() -> None:
+    with pytest.raises(UnexpectedStateError):
+        transition(intent_in(Status.REQUIRES_CAPTURE), Updated(at=T, amount_minor=5))
