@@ -167,6 +167,13 @@ class PaymentsService:
     def _now(self) -> datetime:
         return self._clock.now()
 
+    @staticmethod
+    async def _intent_of(db: AsyncConnection, charge: Charge) -> PaymentIntent:
+        """The intent a charge belongs to, for the hooks (every charge has one)."""
+        intent = await PaymentIntentRepository(db).get(charge.account_id, charge.payment_intent_id)
+        assert intent is not None, charge.payment_intent_id
+        return intent
+
     # --- Idempotency plumbing -------------------------------------------------------------
 
     async def _claim(self, call: KeyedCall) -> KeyRecord:
@@ -1009,6 +1016,11 @@ class PaymentsService:
             )
             await RefundRepository(db).insert(refund)
             await charges.save(reserved)
+            # The charge shows the refunded amount from now on (charge.refunded), the refund
+            # its own progress (refund.created, then refund.updated with the outcome).
+            await self._hooks.charge_changed(
+                db, charge, reserved, await self._intent_of(db, reserved)
+            )
             await self._hooks.refund_changed(db, None, refund, reserved)
             record = await idempotency.advance(
                 db,
@@ -1073,6 +1085,9 @@ class PaymentsService:
                     updated_at=now,
                 )
                 await charges.save(charge_after)
+                await self._hooks.charge_changed(
+                    db, locked_charge, charge_after, await self._intent_of(db, charge_after)
+                )
             await refunds.save(after)
             await self._hooks.refund_changed(db, current, after, charge_after)
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))

@@ -1,0 +1,274 @@
+"""Payments and webhooks together: each payment change reaches a real HTTP endpoint as the
+events Stripe sends for it, signed so that `stripe.Webhook.construct_event` verifies them, and
+each event names the request (and idempotency key) that caused it."""
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import pytest
+import stripe
+
+from tests.support.accounts import TestAccount
+from tests.support.platform import RunningPlatform
+from tests.support.receiver import Receiver
+
+pytestmark = pytest.mark.anyio
+
+RETURN_URL = "https://shop.example/return"
+T = TypeVar("T")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    running = Receiver()
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def sdk(call: Callable[[], T]) -> T:
+    """An SDK call off the event loop, so the receiver keeps answering meanwhile."""
+    return await asyncio.to_thread(call)
+
+
+def subscribe(client: stripe.StripeClient, receiver: Receiver, **params: Any) -> str:
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": receiver.url, "enabled_events": ["*"], **params}
+    )
+    assert endpoint.secret is not None
+    return endpoint.secret
+
+
+async def delivered(
+    receiver: Receiver, secret: str, count: int, timeout_s: float = 20.0
+) -> dict[str, stripe.Event]:
+    """The first `count` deliveries, each verified with the endpoint's secret, by type."""
+    await receiver.wait_for(count, timeout_s=timeout_s)
+    await asyncio.sleep(0.3)  # anything beyond `count` would be a surprise: let it arrive
+    events = [
+        stripe.Webhook.construct_event(
+            item.body.decode(), item.headers["Stripe-Signature"], secret
+        )
+        for item in receiver.received
+    ]
+    by_type = {event.type: event for event in events}
+    assert len(by_type) == len(events), [event.type for event in events]
+    return by_type
+
+
+def request_of(event: stripe.Event) -> tuple[str | None, str | None]:
+    request = event.request
+    assert request is not None
+    return request.id, request.idempotency_key
+
+
+async def test_a_confirmed_payment_sends_created_succeeded_and_charge_succeeded(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    secret = subscribe(client, receiver)
+    intent = await sdk(
+        lambda: client.v1.payment_intents.create(
+            params={"amount": 2500, "currency": "usd", "payment_method": "pm_card_visa",
+                    "confirm": True, "return_url": RETURN_URL},
+            options={"idempotency_key": "order-77"},
+        )
+    )  # fmt: skip
+    assert intent.last_response is not None
+    request_id = intent.last_response.request_id
+
+    events = await delivered(receiver, secret, 3)
+    assert set(events) == {
+        "payment_intent.created",
+        "payment_intent.succeeded",
+        "charge.succeeded",
+    }
+    for event in events.values():
+        assert request_of(event) == (request_id, "order-77")
+        assert event.api_version == "2026-10-28.endive"
+        assert event.livemode is False
+    created = events["payment_intent.created"].data.object
+    succeeded = events["payment_intent.succeeded"].data
+    assert created["id"] == succeeded.object["id"] == intent.id
+    assert succeeded.object["status"] == "succeeded"
+    assert succeeded.object["amount_received"] == 2500
+    # The authorization is made while the intent is `processing` (a recovery point).
+    assert succeeded.previous_attributes["status"] == "processing"
+    charge = events["charge.succeeded"].data.object
+    assert (charge["id"], charge["payment_intent"]) == (intent.latest_charge, intent.id)
+    assert (charge["paid"], charge["captured"], charge["amount"]) == (True, True, 2500)
+
+    # The events API returns the same events, newest first.
+    listed = await sdk(lambda: client.v1.events.list(params={"limit": 10}))
+    assert {event.id for event in listed.data} == {event.id for event in events.values()}
+    assert listed.data[-1].type == "payment_intent.created"
+
+
+async def test_a_decline_sends_payment_failed_and_charge_failed(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    secret = subscribe(client, receiver)
+
+    def decline() -> stripe.CardError:
+        try:
+            client.v1.payment_intents.create(
+                params={"amount": 1500, "currency": "usd", "confirm": True,
+                        "payment_method": "pm_card_visa_chargeDeclined", "return_url": RETURN_URL},
+                options={"idempotency_key": "order-declined"},
+            )  # fmt: skip
+        except stripe.CardError as error:
+            return error
+        raise AssertionError("the card was not declined")
+
+    error = await sdk(decline)
+    events = await delivered(receiver, secret, 3)
+    assert set(events) == {
+        "payment_intent.created",
+        "payment_intent.payment_failed",
+        "charge.failed",
+    }
+    for event in events.values():
+        assert request_of(event) == (error.request_id, "order-declined")
+    failed = events["payment_intent.payment_failed"].data.object
+    assert failed["status"] == "requires_payment_method"
+    assert failed["last_payment_error"]["code"] == "card_declined"
+    assert failed["last_payment_error"]["decline_code"] == "generic_decline"
+    charge = events["charge.failed"].data.object
+    assert (charge["status"], charge["paid"], charge["failure_code"]) == (
+        "failed",
+        False,
+        "card_declined",
+    )
+    assert charge["payment_intent"] == failed["id"]
+
+
+async def test_a_manual_capture_sends_amount_capturable_updated_then_charge_captured(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    secret = subscribe(client, receiver)
+    intent = await sdk(
+        lambda: client.v1.payment_intents.create(
+            params={"amount": 4000, "currency": "usd", "payment_method": "pm_card_visa",
+                    "confirm": True, "return_url": RETURN_URL, "capture_method": "manual"}
+        )
+    )  # fmt: skip
+    authorized = await delivered(receiver, secret, 3)
+    assert set(authorized) == {
+        "payment_intent.created",
+        "payment_intent.amount_capturable_updated",
+        "charge.succeeded",
+    }
+    assert authorized["payment_intent.amount_capturable_updated"].data.object[
+        "amount_capturable"
+    ] == 4000
+    assert authorized["charge.succeeded"].data.object["captured"] is False
+
+    receiver.received.clear()
+    captured = await sdk(
+        lambda: client.v1.payment_intents.capture(
+            intent.id, params={"amount_to_capture": 3000}, options={"idempotency_key": "cap-1"}
+        )
+    )
+    assert captured.last_response is not None
+    events = await delivered(receiver, secret, 2)
+    assert set(events) == {"charge.captured", "payment_intent.succeeded"}
+    charge_captured = events["charge.captured"]
+    assert request_of(charge_captured) == (captured.last_response.request_id, "cap-1")
+    assert charge_captured.data.object["amount_captured"] == 3000
+    assert charge_captured.data.object["captured"] is True
+    assert charge_captured.data.previous_attributes["captured"] is False
+    assert events["payment_intent.succeeded"].data.object["amount_received"] == 3000
+
+
+async def test_a_refund_sends_charge_refunded_and_refund_created(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    intent = await sdk(
+        lambda: client.v1.payment_intents.create(
+            params={"amount": 1800, "currency": "usd", "payment_method": "pm_card_visa",
+                    "confirm": True, "return_url": RETURN_URL}
+        )
+    )  # fmt: skip
+    # Subscribed only now: the endpoint sees the refund's events and nothing before them.
+    secret = subscribe(client, receiver)
+    refund = await sdk(
+        lambda: client.v1.refunds.create(
+            params={"payment_intent": intent.id, "amount": 500},
+            options={"idempotency_key": "refund-1"},
+        )
+    )
+    assert refund.last_response is not None
+    events = await delivered(receiver, secret, 3)
+    assert set(events) == {"charge.refunded", "refund.created", "refund.updated"}
+    for event in events.values():
+        assert request_of(event) == (refund.last_response.request_id, "refund-1")
+    created = events["refund.created"].data.object
+    assert (created["id"], created["amount"], created["charge"]) == (
+        refund.id,
+        500,
+        intent.latest_charge,
+    )
+    # Created before the network is asked, then updated with the outcome.
+    assert created["status"] == "pending"
+    assert events["refund.updated"].data.object["status"] == "succeeded"
+    refunded = events["charge.refunded"].data
+    assert refunded.object["amount_refunded"] == 500
+    assert refunded.object["refunded"] is False  # a partial refund
+    assert refunded.previous_attributes["amount_refunded"] == 0
+
+
+async def test_endpoints_receive_only_the_events_they_enabled(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    secret = subscribe(client, receiver, enabled_events=["charge.succeeded"])
+    await sdk(
+        lambda: client.v1.payment_intents.create(
+            params={"amount": 900, "currency": "usd", "payment_method": "pm_card_visa",
+                    "confirm": True, "return_url": RETURN_URL}
+        )
+    )  # fmt: skip
+    events = await delivered(receiver, secret, 1)
+    assert list(events) == ["charge.succeeded"]
+
+
+def remit_trigger(platform: RunningPlatform, account: TestAccount, event_type: str) -> str:
+    ran = subprocess.run(
+        [sys.executable, "-m", "remit", "trigger", event_type, "--api-key", account.secret_key],
+        env=platform.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    [
+        "payment_intent.payment_failed",
+        "charge.refunded",
+        "payment_intent.canceled",
+        "payment_method.detached",
+        "customer.updated",
+    ],
+)
+async def test_remit_trigger_fires_the_event_through_real_objects(
+    platform: RunningPlatform,
+    client: stripe.StripeClient,
+    account: TestAccount,
+    receiver: Receiver,
+    event_type: str,
+) -> None:
+    secret = subscribe(client, receiver, enabled_events=[event_type])
+    output = await asyncio.to_thread(remit_trigger, platform, account, event_type)
+    assert "Trigger succeeded" in output
+    events = await delivered(receiver, secret, 1)
+    [event] = events.values()
+    assert event.type == event_type
+    # The object in the event is a real one the account can read back.
+    fetched = await sdk(lambda: client.v1.events.retrieve(event.id))
+    assert fetched.data.object["id"] == event.data.object["id"]

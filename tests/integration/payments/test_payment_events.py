@@ -1,0 +1,94 @@
+"""The events payments record (through the webhooks outbox), read back from the events table."""
+
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.payments.events import PaymentEvents
+from remit.payments.grpc import payment_intent_message
+from remit.payments.network import OperationOutcome
+from remit.payments.ports import HookChain
+from remit.payments.service import Done, PaymentsService
+from remit.webhooks.tables import events
+from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.test_payments_service import call, pay
+from tests.support.fake_network import FakeNetwork
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class RefusingNetwork(FakeNetwork):
+    """Refunds are refused by the network (the acquirer's `refund_failed`)."""
+
+    async def refund(
+        self, *, authorization_id: str, amount_minor: int, reference: str
+    ) -> OperationOutcome:
+        outcome = OperationOutcome(False, "op_refused", amount_minor, "expired_or_canceled_card",
+                                   "The card was canceled.")  # fmt: skip
+        self.operations[reference] = outcome
+        return outcome
+
+
+def service(engine: AsyncEngine, network: FakeNetwork) -> PaymentsService:
+    return PaymentsService(engine, network, FakeMethods(), present=payment_intent_message,
+                           hooks=HookChain([PaymentEvents()]))  # fmt: skip
+
+
+async def recorded(engine: AsyncEngine, account_id: str) -> list[tuple[str, dict[str, object]]]:
+    async with engine.connect() as db:
+        rows = await db.execute(
+            select(events.c.type, events.c.data_object, events.c.previous_attributes)
+            .where(events.c.account_id == account_id)
+            .order_by(events.c.created_at, events.c.id)
+        )
+    return [(row.type, {"object": row.data_object, "previous": row.previous_attributes})
+            for row in rows]  # fmt: skip
+
+
+async def refund(payments: PaymentsService, account_id: str, intent_id: str, amount: int) -> None:
+    done = await payments.create_refund(
+        call(account_id, f"refund-{intent_id}", endpoint="CreateRefund"),
+        charge_id=None,
+        payment_intent_id=intent_id,
+        amount_minor=amount,
+        reason=None,
+        metadata={},
+        respond=lambda r: r.id.encode(),
+    )
+    assert isinstance(done, Done)
+
+
+async def test_a_refund_records_charge_refunded_refund_created_and_its_outcome(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    payments = service(core_engine, FakeNetwork())
+    intent = await pay(payments, account_id, "k1", amount=1000)
+    before = len(await recorded(core_engine, account_id))
+    await refund(payments, account_id, intent.id, 400)
+
+    made = (await recorded(core_engine, account_id))[before:]
+    assert [kind for kind, _ in made] == ["charge.refunded", "refund.created", "refund.updated"]
+    charge_refunded, created, updated = (data for _, data in made)
+    assert charge_refunded["object"]["amount_refunded"] == 400  # type: ignore[index]
+    assert charge_refunded["previous"] == {"amount_refunded": 0}
+    assert created["object"]["status"] == "pending"  # type: ignore[index]
+    assert updated["object"]["status"] == "succeeded"  # type: ignore[index]
+    assert updated["previous"]["status"] == "pending"  # type: ignore[index]
+
+
+async def test_a_refused_refund_gives_the_amount_back_without_a_second_charge_refunded(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    payments = service(core_engine, RefusingNetwork())
+    intent = await pay(payments, account_id, "k2", amount=1000)
+    before = len(await recorded(core_engine, account_id))
+    await refund(payments, account_id, intent.id, 1000)
+
+    made = (await recorded(core_engine, account_id))[before:]
+    assert [kind for kind, _ in made] == ["charge.refunded", "refund.created", "refund.updated"]
+    assert made[2][1]["object"]["status"] == "failed"  # type: ignore[index]
+    charge, _ = await payments.get_charge(account_id, intent.latest_charge_id or "")
+    assert charge.amount_refunded_minor == 0
