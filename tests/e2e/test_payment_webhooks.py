@@ -49,9 +49,7 @@ async def delivered(
     await receiver.wait_for(count, timeout_s=timeout_s)
     await asyncio.sleep(0.3)  # anything beyond `count` would be a surprise: let it arrive
     events = [
-        stripe.Webhook.construct_event(
-            item.body.decode(), item.headers["Stripe-Signature"], secret
-        )
+        stripe.Webhook.construct_event(item.body.decode(), item.headers["Stripe-Signature"], secret)
         for item in receiver.received
     ]
     by_type = {event.type: event for event in events}
@@ -160,9 +158,10 @@ async def test_a_manual_capture_sends_amount_capturable_updated_then_charge_capt
         "payment_intent.amount_capturable_updated",
         "charge.succeeded",
     }
-    assert authorized["payment_intent.amount_capturable_updated"].data.object[
-        "amount_capturable"
-    ] == 4000
+    assert (
+        authorized["payment_intent.amount_capturable_updated"].data.object["amount_capturable"]
+        == 4000
+    )
     assert authorized["charge.succeeded"].data.object["captured"] is False
 
     receiver.received.clear()

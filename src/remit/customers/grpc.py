@@ -13,6 +13,7 @@ from remit.customers.domain import Customer, CustomerFields, TaxExempt
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.payments.requests import note_call
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -86,6 +87,7 @@ class CustomerRpcs:
         self, request: pb.CreateCustomerRequest, context: Context
     ) -> pb.CreateCustomerResponse:
         call = call_context(context)
+        note_call(call.request_id, call.idempotency_key)
         customer = await self._customers.create(
             call.account_id,
             _fields(request, update=False),
@@ -106,6 +108,7 @@ class CustomerRpcs:
         self, request: pb.UpdateCustomerRequest, context: Context
     ) -> pb.UpdateCustomerResponse:
         call = call_context(context)
+        note_call(call.request_id, call.idempotency_key)
         customer = await self._customers.update(
             call.account_id, request.id, _fields(request, update=True)
         )
@@ -115,6 +118,7 @@ class CustomerRpcs:
         self, request: pb.DeleteCustomerRequest, context: Context
     ) -> pb.DeleteCustomerResponse:
         call = call_context(context)
+        note_call(call.request_id, call.idempotency_key)
         customer = await self._customers.delete(call.account_id, request.id)
         return pb.DeleteCustomerResponse(
             deleted_customer=pb.DeletedCustomer(id=customer.id, deleted=True)

@@ -2,9 +2,9 @@
 
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import RemitError, invalid, not_found
@@ -35,16 +35,33 @@ def _check_metadata(customer: Customer) -> None:
         )
 
 
+class CustomerHooks(Protocol):
+    """Called in the transaction of each change (events); an exception rolls it back."""
+
+    async def customer_changed(
+        self, db: AsyncConnection, before: Customer | None, after: Customer
+    ) -> None: ...
+
+
+class NoCustomerHooks:
+    async def customer_changed(
+        self, db: AsyncConnection, before: Customer | None, after: Customer
+    ) -> None:
+        return None
+
+
 class CustomersService:
     def __init__(
         self,
         engine: AsyncEngine,
         payment_methods: "PaymentMethodsService",
         clock: Clock | None = None,
+        hooks: CustomerHooks | None = None,
     ) -> None:
         self._engine = engine
         self._payment_methods = payment_methods
         self._clock = clock or SystemClock()
+        self._hooks = hooks or NoCustomerHooks()
 
     async def create(
         self, account_id: str, fields: CustomerFields, *, payment_method_id: str | None = None
@@ -63,8 +80,10 @@ class CustomersService:
         )
         async with self._engine.begin() as db:
             await SqlCustomerRepository(db).insert(customer)
+            await self._hooks.customer_changed(db, None, customer)
             if method is not None:
-                await attach_in(db, account_id, method.id, customer.id)
+                await attach_in(db, account_id, method.id, customer.id,
+                                hooks=self._payment_methods.hooks)  # fmt: skip
         return customer
 
     async def get(self, account_id: str, customer_id: str) -> Customer:
@@ -83,6 +102,7 @@ class CustomersService:
             updated = update_customer(customer, changes)
             _check_metadata(updated)
             await repo.save(updated)
+            await self._hooks.customer_changed(db, customer, updated)
         return updated
 
     async def delete(self, account_id: str, customer_id: str) -> Customer:
@@ -96,6 +116,7 @@ class CustomersService:
                 raise not_found("customer", customer_id)
             deleted = replace(customer, deleted_at=now)
             await repo.save(deleted)
+            await self._hooks.customer_changed(db, customer, deleted)
             # Stripe detaches a deleted customer's payment methods; they cannot be used again.
             await SqlPaymentMethodRepository(db).detach_all_of_customer(
                 account_id, customer_id, now

@@ -20,6 +20,7 @@ from remit.payment_methods.domain import (
     Token,
 )
 from remit.payment_methods.service import PaymentMethodsService
+from remit.payments.requests import note_call
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -217,6 +218,7 @@ class PaymentMethodRpcs:
         self, request: pb.AttachPaymentMethodRequest, context: Context
     ) -> pb.AttachPaymentMethodResponse:
         call = call_context(context)
+        note_call(call.request_id, call.idempotency_key)
         if not request.customer:
             raise invalid("Missing required param: customer.", "customer", code="parameter_missing")
         method = await self._payment_methods.attach(call.account_id, request.id, request.customer)
@@ -226,6 +228,7 @@ class PaymentMethodRpcs:
         self, request: pb.DetachPaymentMethodRequest, context: Context
     ) -> pb.DetachPaymentMethodResponse:
         call = call_context(context)
+        note_call(call.request_id, call.idempotency_key)
         method = await self._payment_methods.detach(call.account_id, request.id)
         return pb.DetachPaymentMethodResponse(payment_method=payment_method_message(method))
 

@@ -11,6 +11,7 @@ a real payment method of the account the first time they are used, as Stripe doe
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -50,11 +51,34 @@ def _unusable(method_id: str) -> PaymentMethodsError:
     )
 
 
+class PaymentMethodHooks(Protocol):
+    """Called in the transaction of each attach or detach (events); an exception rolls it
+    back."""
+
+    async def payment_method_changed(
+        self, db: AsyncConnection, before: PaymentMethod, after: PaymentMethod
+    ) -> None: ...
+
+
+class NoPaymentMethodHooks:
+    async def payment_method_changed(
+        self, db: AsyncConnection, before: PaymentMethod, after: PaymentMethod
+    ) -> None:
+        return None
+
+
 class PaymentMethodsService:
-    def __init__(self, engine: AsyncEngine, vault: CardVault, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        vault: CardVault,
+        clock: Clock | None = None,
+        hooks: PaymentMethodHooks | None = None,
+    ) -> None:
         self._engine = engine
         self._vault = vault
         self._clock = clock or SystemClock()
+        self.hooks: PaymentMethodHooks = hooks or NoPaymentMethodHooks()
 
     # --- creating ----------------------------------------------------------------------
 
@@ -228,7 +252,7 @@ class PaymentMethodsService:
     async def attach(self, account_id: str, method_id: str, customer_id: str) -> PaymentMethod:
         method = await self.resolve_for_use(account_id, method_id)
         async with self._engine.begin() as db:
-            return await attach_in(db, account_id, method.id, customer_id)
+            return await attach_in(db, account_id, method.id, customer_id, hooks=self.hooks)
 
     async def detach(self, account_id: str, method_id: str) -> PaymentMethod:
         async with self._engine.begin() as db:
@@ -244,6 +268,7 @@ class PaymentMethodsService:
                 )
             detached = replace(method, customer_id=None, detached_at=self._clock.now())
             await repo.save(detached)
+            await self.hooks.payment_method_changed(db, method, detached)
         return detached
 
     # --- tokens ------------------------------------------------------------------------
@@ -299,7 +324,12 @@ class PaymentMethodsService:
 
 
 async def attach_in(
-    db: AsyncConnection, account_id: str, method_id: str, customer_id: str
+    db: AsyncConnection,
+    account_id: str,
+    method_id: str,
+    customer_id: str,
+    *,
+    hooks: PaymentMethodHooks,
 ) -> PaymentMethod:
     """Attach inside the caller's transaction (customer creation attaches this way too)."""
     if await SqlCustomerRepository(db).get(account_id, customer_id, for_update=True) is None:
@@ -320,6 +350,7 @@ async def attach_in(
         )
     attached = replace(method, customer_id=customer_id)
     await repo.save(attached)
+    await hooks.payment_method_changed(db, method, attached)
     return attached
 
 

@@ -23,3 +23,9 @@ def note_request(request_id: str | None, key: str) -> None:
     """Remember the request; a key remit made up itself is not the client's to see."""
     client_key = None if key.startswith(AUTO_KEY_PREFIX) else key
     current_request.set(RequestInfo(request_id, client_key))
+
+
+def note_call(request_id: str | None, idempotency_key: str | None) -> None:
+    """Remember the request of a call made without remit's idempotency machinery (customers,
+    payment methods): its key, if any, is the client's own."""
+    current_request.set(RequestInfo(request_id, idempotency_key))

@@ -8,6 +8,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.config import PlatformConfig
+from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import GrpcCardVault
@@ -39,8 +40,11 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
         vault_pb2_grpc.VaultServiceStub(vault_channel),
         acquirer_pb2_grpc.AcquirerServiceStub(acquirer_channel),
     )
-    payment_methods = PaymentMethodsService(engine, GrpcCardVault(vault_channel))
-    customers = CustomersService(engine, payment_methods)
+    object_events = CustomerEvents()
+    payment_methods = PaymentMethodsService(
+        engine, GrpcCardVault(vault_channel), hooks=object_events
+    )
+    customers = CustomersService(engine, payment_methods, hooks=object_events)
     hooks = HookChain([PaymentEvents()])
     service = PaymentsService(
         engine,

@@ -31,6 +31,7 @@ from remit.webhooks.urls import UrlPolicy
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.webhooks.v1 import webhooks_pb2 as pb
 from remit_api.webhooks.v1 import webhooks_pb2_grpc
+from versions import LATEST_VERSION
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -116,60 +117,143 @@ async def _forward(
 
 
 class RestClient:
-    """The public REST API with the account's secret key, as any integration would use it."""
+    """The public REST API with the account's secret key, as any integration would use it.
+
+    Requests name the latest API version, as the Stripe CLI pins its own: what a trigger sends
+    must not depend on the version the account is pinned to."""
 
     def __init__(self, session: aiohttp.ClientSession, base: str, api_key: str) -> None:
         self._session, self._base, self._key = session, base, api_key
 
     async def request(
-        self, method: str, path: str, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        decline_expected: bool = False,
     ) -> dict[str, object]:
+        """The response body; a card decline (402) is the body of the error when expected."""
         async with self._session.request(
             method,
             self._base + path,
             data=params if method == "POST" else None,
             params=params if method != "POST" else None,
-            headers={"Authorization": f"Bearer {self._key}"},
+            headers={"Authorization": f"Bearer {self._key}", "Stripe-Version": LATEST_VERSION},
         ) as response:
             body: dict[str, object] = await response.json(content_type=None)
-        if response.status >= 400:
-            error = body.get("error")
+        error = body.get("error")
+        if decline_expected and response.status == 402 and isinstance(error, dict):
+            return error
+        if response.status >= 400 or decline_expected:
             message = error.get("message") if isinstance(error, dict) else body
             raise ToolError(f"{method} {path} failed ({response.status}): {message}")
         return body
 
 
+_MADE_BY = {"description": "(created by remit trigger)"}
+
+
+def _payment(payment_method: str = "pm_card_visa", **extra: str) -> dict[str, str]:
+    """A PaymentIntent confirmed on creation, as a checkout with a saved card would."""
+    return {"amount": "2000", "currency": "usd", "confirm": "true",
+            "payment_method": payment_method, "return_url": "https://remit.test/return",
+            **_MADE_BY, **extra}  # fmt: skip
+
+
 async def _payment_intent_created(api: RestClient) -> list[str]:
     intent = await api.request("POST", "/v1/payment_intents",
-                               {"amount": "2000", "currency": "usd",
-                                "description": "(created by remit trigger)"})  # fmt: skip
+                               {"amount": "2000", "currency": "usd", **_MADE_BY})  # fmt: skip
     return [f"payment_intent {intent['id']}"]
 
 
+async def _payment_succeeded(api: RestClient) -> list[str]:
+    intent = await api.request("POST", "/v1/payment_intents", _payment())
+    return [f"payment_intent {intent['id']} (succeeded, charge {intent['latest_charge']})"]
+
+
+async def _payment_declined(api: RestClient) -> list[str]:
+    error = await api.request("POST", "/v1/payment_intents",
+                              _payment("pm_card_visa_chargeDeclined"),
+                              decline_expected=True)  # fmt: skip
+    intent = error.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, dict) else None
+    return [f"payment_intent {intent_id} (declined: {error.get('decline_code')})"]
+
+
+async def _payment_authorized(api: RestClient) -> list[str]:
+    intent = await api.request("POST", "/v1/payment_intents", _payment(capture_method="manual"))
+    return [f"payment_intent {intent['id']} (authorized, to capture)"]
+
+
+async def _payment_canceled(api: RestClient) -> list[str]:
+    intent = await api.request("POST", "/v1/payment_intents",
+                               {"amount": "2000", "currency": "usd", **_MADE_BY})  # fmt: skip
+    await api.request("POST", f"/v1/payment_intents/{intent['id']}/cancel")
+    return [f"payment_intent {intent['id']} (created, then canceled)"]
+
+
+async def _charge_captured(api: RestClient) -> list[str]:
+    intent = await api.request("POST", "/v1/payment_intents", _payment(capture_method="manual"))
+    await api.request("POST", f"/v1/payment_intents/{intent['id']}/capture")
+    return [f"payment_intent {intent['id']} (authorized, then captured)"]
+
+
+async def _charge_refunded(api: RestClient) -> list[str]:
+    intent = await api.request("POST", "/v1/payment_intents", _payment())
+    refund = await api.request("POST", "/v1/refunds", {"payment_intent": str(intent["id"])})
+    return [f"payment_intent {intent['id']} (succeeded)", f"refund {refund['id']}"]
+
+
+async def _payment_method_attached(api: RestClient) -> list[str]:
+    customer = await api.request("POST", "/v1/customers", _MADE_BY)
+    method = await api.request("POST", "/v1/payment_methods/pm_card_visa/attach",
+                               {"customer": str(customer["id"])})  # fmt: skip
+    return [f"customer {customer['id']}", f"payment_method {method['id']} (attached)"]
+
+
+async def _payment_method_detached(api: RestClient) -> list[str]:
+    made = await _payment_method_attached(api)
+    method_id = made[1].split()[1]
+    await api.request("POST", f"/v1/payment_methods/{method_id}/detach")
+    return [*made[:1], f"payment_method {method_id} (attached, then detached)"]
+
+
 async def _customer_created(api: RestClient) -> list[str]:
-    customer = await api.request("POST", "/v1/customers",
-                                 {"description": "(created by remit trigger)"})  # fmt: skip
+    customer = await api.request("POST", "/v1/customers", _MADE_BY)
     return [f"customer {customer['id']}"]
 
 
 async def _customer_updated(api: RestClient) -> list[str]:
-    customer = await api.request("POST", "/v1/customers")
+    customer = await api.request("POST", "/v1/customers", _MADE_BY)
     await api.request("POST", f"/v1/customers/{customer['id']}",
                       {"metadata[triggered]": "true"})  # fmt: skip
     return [f"customer {customer['id']} (created, then updated)"]
 
 
 async def _customer_deleted(api: RestClient) -> list[str]:
-    customer = await api.request("POST", "/v1/customers")
+    customer = await api.request("POST", "/v1/customers", _MADE_BY)
     await api.request("DELETE", f"/v1/customers/{customer['id']}")
     return [f"customer {customer['id']} (created, then deleted)"]
 
 
-# Event type -> what makes it happen through the public API. Add a row per event type as the
-# resources that emit it land (payment_intent.succeeded: create and confirm with pm_card_visa,
-# charge.refunded: refund a succeeded payment, ...).
+# Event type -> what makes it happen through the public API, like the Stripe CLI's fixtures.
+# Not here: payment_intent.requires_action (payments decline cards that need 3-D Secure
+# instead of asking for it, so nothing causes it yet), payouts and balances (not built yet).
 TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "payment_intent.created": _payment_intent_created,
+    "payment_intent.succeeded": _payment_succeeded,
+    "payment_intent.payment_failed": _payment_declined,
+    "payment_intent.amount_capturable_updated": _payment_authorized,
+    "payment_intent.canceled": _payment_canceled,
+    "charge.succeeded": _payment_succeeded,
+    "charge.failed": _payment_declined,
+    "charge.captured": _charge_captured,
+    "charge.refunded": _charge_refunded,
+    "refund.created": _charge_refunded,
+    "refund.updated": _charge_refunded,
+    "payment_method.attached": _payment_method_attached,
+    "payment_method.detached": _payment_method_detached,
     "customer.created": _customer_created,
     "customer.updated": _customer_updated,
     "customer.deleted": _customer_deleted,
