@@ -38,9 +38,9 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.grpcutil.errors import ErrorMappingInterceptor
     from remit.grpcutil.server import serve_grpc
     from remit.payments.grpc import payments_registration
+    from remit.payments.related import event_renderer
     from remit.payments.wiring import build_payments
     from remit.storage.engine import make_engine
-    from remit.versioning import render_event
     from remit.webhooks.grpc import webhooks_registration
     from remit.webhooks.service import WebhooksService
     from remit.webhooks.stream import EventNotifier
@@ -50,7 +50,7 @@ async def _run_core(config: PlatformConfig) -> None:
     engine = make_engine(config.require_database_url(), application_name="remit-core")
     accounts = AccountsService(engine)
     payments = build_payments(engine, config)
-    webhooks = WebhooksService(engine, policy=policy_for(config), renderer=render_event)
+    webhooks = WebhooksService(engine, policy=policy_for(config), renderer=event_renderer(engine))
     notifier = EventNotifier(libpq_url(config.require_database_url()))
 
     async def stop() -> None:

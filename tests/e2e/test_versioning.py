@@ -1,20 +1,26 @@
 """API versions end to end: the official SDK asking for versions per request, an account pinned
 to an old version, and `remit accounts upgrade` moving the pin."""
 
+import asyncio
 import subprocess
 import sys
+from typing import Any
 
 import grpc
 import httpx
+import pytest
 import stripe
 
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
+from tests.support.receiver import Receiver
 from versions import LATEST_VERSION
 
 BEFORE_SOURCE_RENAMES = "2018-11-08"
 """The last version before 2019-02-11, when PaymentIntent statuses lost their source names."""
+BEFORE_CHARGES_REMOVED = "2022-08-01"
+"""The last version before 2022-11-15, when PaymentIntents stopped listing their charges."""
 
 
 def _account_pinned_at(platform: RunningPlatform, version: str) -> TestAccount:
@@ -105,3 +111,196 @@ def test_remit_accounts_upgrade_moves_the_pin_forward_and_never_back(
     back = upgrade(BEFORE_SOURCE_RENAMES)
     assert back.returncode == 1
     assert "back" in back.stderr
+
+
+def _client_at(
+    platform: RunningPlatform, account: TestAccount, version: str
+) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        account.secret_key,
+        base_addresses={"api": platform.api_base},
+        stripe_version=version,
+        max_network_retries=0,
+    )
+
+
+def _declined(client: stripe.StripeClient, **params: Any) -> stripe.CardError:
+    try:
+        client.v1.payment_intents.create(
+            params={"amount": 900, "currency": "usd", "confirm": True,
+                    "payment_method": "pm_card_visa_chargeDeclined", **params}
+        )  # fmt: skip
+    except stripe.CardError as error:
+        return error
+    raise AssertionError("the card was not declined")
+
+
+async def _verified(receiver: Receiver, secret: str, count: int) -> dict[str, stripe.Event]:
+    await receiver.wait_for(count, timeout_s=20)
+    events = [
+        stripe.Webhook.construct_event(item.body.decode(), item.headers["Stripe-Signature"], secret)
+        for item in receiver.received
+    ]
+    return {event.type: event for event in events}
+
+
+def test_an_account_pinned_before_2019_02_11_sees_source_statuses_on_confirm(
+    platform: RunningPlatform,
+) -> None:
+    account = _account_pinned_at(platform, BEFORE_SOURCE_RENAMES)
+    client = _client_at(platform, account, BEFORE_SOURCE_RENAMES)
+
+    created = client.v1.payment_intents.create(params={"amount": 700, "currency": "usd"})
+    assert created.status == "requires_source"
+    assert created["allowed_source_types"] == ["card"]
+    # No return_url: the rule that asks for one came in 2023-08-16.
+    confirmed = client.v1.payment_intents.confirm(
+        created.id, params={"payment_method": "pm_card_visa"}
+    )
+    assert confirmed.status == "succeeded"
+    assert confirmed["next_source_action"] is None
+    charges = confirmed["charges"]
+    assert (charges["total_count"], charges["data"][0]["id"]) == (1, confirmed.latest_charge)
+    assert charges["data"][0]["refunds"]["total_count"] == 0
+
+    error = _declined(client)
+    assert error.error is not None
+    assert error.error.payment_intent is not None
+    declined = error.error.payment_intent
+    assert declined.status == "requires_source"
+    assert declined["last_payment_error"]["decline_code"] == "generic_decline"
+    assert declined["charges"]["data"][0]["status"] == "failed"
+
+
+@pytest.mark.anyio
+async def test_an_account_pinned_before_2019_02_11_sees_source_statuses_in_its_webhooks(
+    platform: RunningPlatform,
+) -> None:
+    account = _account_pinned_at(platform, BEFORE_SOURCE_RENAMES)
+    client = _client_at(platform, account, LATEST_VERSION)  # what the SDK sends by default
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        # Created without api_version: the endpoint gets events at the account's version.
+        endpoint = client.v1.webhook_endpoints.create(
+            params={"url": receiver.url, "enabled_events": ["*"]}
+        )
+        assert endpoint.api_version is None
+        assert endpoint.secret is not None
+        created = client.v1.payment_intents.create(params={"amount": 1100, "currency": "usd"})
+        intent = await asyncio.to_thread(
+            client.v1.payment_intents.confirm,
+            created.id,
+            params={"payment_method": "pm_card_visa", "return_url": "https://shop.test/r"},
+        )
+        paid = await _verified(receiver, endpoint.secret, 3)
+        receiver.received.clear()
+        await asyncio.to_thread(_declined, client, return_url="https://shop.test/r")
+        failed = await _verified(receiver, endpoint.secret, 3)
+    finally:
+        await receiver.stop()
+
+    for event in [*paid.values(), *failed.values()]:
+        assert event.api_version == BEFORE_SOURCE_RENAMES
+        assert "payment_method_types" not in event.data.object
+    assert paid["payment_intent.created"].data.object["status"] == "requires_source"
+    assert paid["payment_intent.created"].data.object["allowed_source_types"] == ["card"]
+    succeeded = paid["payment_intent.succeeded"].data.object
+    assert succeeded["status"] == "succeeded"
+    assert [c["id"] for c in succeeded["charges"]["data"]] == [intent.latest_charge]
+    assert paid["charge.succeeded"].data.object["refunds"]["total_count"] == 0
+    assert failed["payment_intent.payment_failed"].data.object["status"] == "requires_source"
+    assert failed["charge.failed"].data.object["status"] == "failed"
+
+    # The events API shows the same rendering, whatever version the request asks for.
+    listed = client.v1.events.list(params={"type": "payment_intent.payment_failed"})
+    [event] = listed.data
+    assert event.api_version == BEFORE_SOURCE_RENAMES
+    assert event.data.object["status"] == "requires_source"
+    assert client.v1.events.retrieve(event.id).data.object["status"] == "requires_source"
+
+
+def test_a_confirmed_intent_lists_its_charges_before_2022_11_15(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={"amount": 3000, "currency": "usd", "confirm": True,
+                "payment_method": "pm_card_visa", "return_url": "https://shop.test/r"}
+    )  # fmt: skip
+    refund = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 1000})
+    old = {"stripe_version": BEFORE_CHARGES_REMOVED}
+
+    at_2022 = client.v1.payment_intents.retrieve(intent.id, options=old).to_dict()
+    charges = at_2022["charges"]
+    assert (charges["object"], charges["total_count"], charges["has_more"]) == ("list", 1, False)
+    assert charges["url"] == f"/v1/charges?payment_intent={intent.id}"
+    [charge] = charges["data"]
+    assert (charge["id"], charge["amount_refunded"]) == (intent.latest_charge, 1000)
+    # The embedded charge has its refunds, expanded without being asked, as in 2022.
+    assert [r["id"] for r in charge["refunds"]["data"]] == [refund.id]
+    assert charge["refunds"]["url"] == f"/v1/charges/{charge['id']}/refunds"
+
+    retrieved = client.v1.charges.retrieve(str(intent.latest_charge), options=old).to_dict()
+    assert [r["id"] for r in retrieved["refunds"]["data"]] == [refund.id]
+    latest = client.v1.charges.retrieve(str(intent.latest_charge)).to_dict()
+    assert "refunds" not in latest
+    assert "charges" not in client.v1.payment_intents.retrieve(intent.id).to_dict()
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> tuple[set[str], set[str], set[str]]:
+    """Keys added, removed and changed going from `new` to `old`."""
+    changed = {key for key in old.keys() & new.keys() if old[key] != new[key]}
+    return set(old) - set(new), set(new) - set(old), changed
+
+
+@pytest.mark.anyio
+async def test_events_at_two_endpoint_versions_differ_exactly_as_the_changes_say(
+    client: stripe.StripeClient,
+) -> None:
+    latest_receiver, old_receiver = Receiver(), Receiver()
+    await latest_receiver.start()
+    await old_receiver.start()
+    try:
+        secrets = []
+        for receiver, version in ((latest_receiver, None), (old_receiver, BEFORE_CHARGES_REMOVED)):
+            params: Any = {"url": receiver.url, "enabled_events": ["payment_intent.succeeded",
+                                                                  "charge.succeeded"]}  # fmt: skip
+            if version is not None:
+                params["api_version"] = version
+            secret = client.v1.webhook_endpoints.create(params=params).secret
+            assert secret is not None
+            secrets.append(secret)
+        await asyncio.to_thread(
+            client.v1.payment_intents.create,
+            params={"amount": 1300, "currency": "usd", "confirm": True,
+                    "payment_method": "pm_card_visa", "return_url": "https://shop.test/r"},
+        )  # fmt: skip
+        latest = await _verified(latest_receiver, secrets[0], 2)
+        old = await _verified(old_receiver, secrets[1], 2)
+    finally:
+        await latest_receiver.stop()
+        await old_receiver.stop()
+
+    for event_type in ("payment_intent.succeeded", "charge.succeeded"):
+        new_event, old_event = latest[event_type].to_dict(), old[event_type].to_dict()
+        assert (new_event["api_version"], old_event["api_version"]) == (
+            LATEST_VERSION,
+            BEFORE_CHARGES_REMOVED,
+        )
+        _, _, changed = _differences(old_event, new_event)
+        assert changed - {"pending_webhooks"} == {"api_version", "data"}
+        added, removed, changed = _differences(
+            old_event["data"]["object"], new_event["data"]["object"]
+        )
+        assert (removed, changed) == (set(), set())
+        # 2025-03-31 removed `invoice`; 2022-11-15 removed `charges` and auto-expanded `refunds`.
+        if event_type == "payment_intent.succeeded":
+            assert added == {"invoice", "charges"}
+            assert (
+                old_event["data"]["object"]["charges"]["data"][0]["id"]
+                == (new_event["data"]["object"]["latest_charge"])
+            )
+        else:
+            assert added == {"invoice", "refunds"}
+            assert old_event["data"]["object"]["refunds"]["total_count"] == 0
+        assert old_event["data"]["object"]["invoice"] is None

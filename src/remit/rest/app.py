@@ -59,6 +59,9 @@ class Operation:
     handler: Handler
     # Publishable keys may only tokenize cards and create payment methods.
     publishable_allowed: bool = False
+    # Render the result at the account's pinned version whatever Stripe-Version asks (events:
+    # Stripe renders an event's data once, for the account, and never again).
+    renders_at_account_version: bool = False
 
 
 def json_response(status: int, body: Mapping[str, object], headers: Mapping[str, str]) -> Response:
@@ -121,7 +124,8 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
                 "This API call cannot be made with a publishable API key. Please use a secret "
                 "API key."
             )
-        version = await deps.resolve_version(principal, requested_version)
+        versions = await deps.resolve_version(principal, requested_version)
+        version = versions.request
         form = await read_form(request)
         form = upgrade_request(operation_key(operation.method, operation.path), form, version)
         params = operation.schema.parse(form)
@@ -130,13 +134,13 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             request_id=request_id,
             idempotency_key=request.headers.get("idempotency-key") or None,
             api_version=version,
+            account_api_version=versions.account,
             params=params,
             path=dict(request.path_params),
         )
         body = await operation.handler(context, deps)
-        body = render(
-            body, version, await gather_related(body, version, related_fetch(deps, context))
-        )
+        at = versions.account if operation.renders_at_account_version else version
+        body = render(body, at, await gather_related(body, at, related_fetch(deps, context)))
     except StripeError as error:
         response = await _versioned_error(error, request_id, version, deps, context)
     except RequestRefusedError as error:

@@ -12,6 +12,8 @@ class ApiContext:
     request_id: str
     idempotency_key: str | None
     api_version: str
+    # The account's pinned version; differs from `api_version` when Stripe-Version overrides.
+    account_api_version: str
     params: Mapping[str, object]
     path: Mapping[str, str]
     # Headers the handler adds to the response (e.g. Idempotent-Replayed).

@@ -29,6 +29,14 @@ CHANNEL_OPTIONS = [
 ]
 
 
+@dataclass(frozen=True)
+class Versions:
+    request: str
+    """What this request renders at: its `Stripe-Version`, else the account's."""
+    account: str
+    """The account's pinned version (what events render at, whatever the request asks)."""
+
+
 @dataclass
 class Dependencies:
     core_channel: grpc.aio.Channel
@@ -40,17 +48,15 @@ class Dependencies:
     vault_channel: grpc.aio.Channel
     vault: vault_pb2_grpc.VaultServiceAsyncStub
 
-    async def resolve_version(self, principal: Principal, requested: str | None) -> str:
-        """The version this request renders at; pins the account on its first request."""
-        if requested is not None:
-            if requested not in _KNOWN:
-                raise StripeError.unknown_api_version(requested, KNOWN_VERSIONS)
-            if principal.api_version is None:
-                await self._pin(principal)
-            return requested
-        if principal.api_version is not None:
-            return principal.api_version
-        return await self._pin(principal)
+    async def resolve_version(self, principal: Principal, requested: str | None) -> Versions:
+        """The version this request renders at, and the account's own; pins the account on its
+        first request."""
+        if requested is not None and requested not in _KNOWN:
+            raise StripeError.unknown_api_version(requested, KNOWN_VERSIONS)
+        pinned = principal.api_version
+        if pinned is None:
+            pinned = await self._pin(principal)
+        return Versions(request=requested or pinned, account=pinned)
 
     async def _pin(self, principal: Principal) -> str:
         try:

@@ -28,7 +28,9 @@ def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
                     pb.ListChargesRequest(limit=MAX_EMBEDDED, payment_intent=parent_id),
                     context,
                 )
-                return [to_json(charge) for charge in charges.data]
+                # As listed at the latest schema: without `refunds`, which the version that
+                # embeds the charges adds back in its own shape (gathered in turn).
+                return [_without_refunds(to_json(charge)) for charge in charges.data]
             case ("refund", "charge"):
                 refunds = await call(
                     deps.payments.ListRefunds,
@@ -41,3 +43,8 @@ def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
         )
 
     return fetch
+
+
+def _without_refunds(charge: JsonObject) -> JsonObject:
+    charge.pop("refunds", None)
+    return charge

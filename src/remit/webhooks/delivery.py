@@ -58,12 +58,12 @@ def encode_payload(payload: object) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def signed_request(
+async def signed_request(
     ctx: DeliveryContext, renderer: Renderer | None, now: datetime
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one attempt, signed afresh with every current secret."""
     wanted = ctx.endpoint.api_version or ctx.account_api_version
-    body = encode_payload(render_event(ctx.event, renderer, wanted))
+    body = encode_payload(await render_event(ctx.event, renderer, wanted))
     header = signature_header(body, ctx.endpoint.signing_secrets(now), unix_seconds(now))
     return body, {
         "Content-Type": "application/json; charset=utf-8",
@@ -117,7 +117,7 @@ class WebhookDeliverer:
                                          account_id=ctx.delivery.account_id, now=now,
                                          run_at=wait_until)  # fmt: skip
             return
-        body, headers = signed_request(ctx, self._renderer, now)
+        body, headers = await signed_request(ctx, self._renderer, now)
         result = await self._sender.post(ctx.endpoint.url, body, headers)
         await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
                              attempted_at=now, now=self._clock.now())  # fmt: skip

@@ -285,7 +285,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         starting_after = request.starting_after if request.HasField("starting_after") else None
         async for event in live_events(self._service, self._notifier, call.account_id,
                                        types=types, starting_after=starting_after):  # fmt: skip
-            rendered = render_event(event, self._service.renderer, version)
+            rendered = await render_event(event, self._service.renderer, version)
             yield pb.StreamEventsResponse(event=event_message(rendered))
 
 

@@ -4,7 +4,7 @@ Events are stored at the latest schema. Whoever shows one (a delivery, `remit li
 at one version through a `Renderer`, and `api_version` says which version that was.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
 from remit.core.clock import unix_seconds
@@ -12,10 +12,11 @@ from remit.core.jsonview import JsonObject, JsonValue
 from remit.webhooks.domain import Event
 from versions import LATEST_VERSION
 
-# render(resource_json, api_version) -> resource_json at that version. It receives the whole
-# event object (`object: "event"`), so version changes may touch the envelope as well as
-# `data.object` and `data.previous_attributes`.
-Renderer: TypeAlias = Callable[[JsonObject, str], JsonObject]
+# await render(event, event_json, api_version) -> event_json at that version. It receives the
+# whole event object (`object: "event"`), so version changes may touch the envelope as well as
+# `data.object` and `data.previous_attributes`; and the stored event, whose account and time
+# say where to look up what old versions embed (a PaymentIntent's charges, say).
+Renderer: TypeAlias = Callable[[Event, JsonObject, str], Awaitable[JsonObject]]
 
 
 def event_json(event: Event, *, api_version: str) -> JsonObject:
@@ -37,11 +38,13 @@ def event_json(event: Event, *, api_version: str) -> JsonObject:
     }
 
 
-def render_event(event: Event, renderer: Renderer | None, wanted_version: str | None) -> JsonObject:
+async def render_event(
+    event: Event, renderer: Renderer | None, wanted_version: str | None
+) -> JsonObject:
     """The event rendered at `wanted_version` (None: the latest).
 
     Without a renderer only the latest schema can be produced honestly, so the event says so.
     """
     if renderer is None or wanted_version is None or wanted_version == LATEST_VERSION:
         return event_json(event, api_version=LATEST_VERSION)
-    return renderer(event_json(event, api_version=wanted_version), wanted_version)
+    return await renderer(event, event_json(event, api_version=wanted_version), wanted_version)

@@ -316,7 +316,7 @@ class WebhooksService:
                 delivery_id = existing.id
             ctx = await deliveries.context(delivery_id)
         assert ctx is not None
-        body, headers = signed_request(ctx, self.renderer, now)
+        body, headers = await signed_request(ctx, self.renderer, now)
         result = await self._sender.post(endpoint.url, body, headers)
         async with self._engine.begin() as db:
             return await record_manual_attempt(db, ctx, outcome_of(result, now), now=now)

@@ -5,9 +5,9 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.config import PlatformConfig
+from remit.payments.related import event_renderer
 from remit.payments.service import EXPIRE_JOB
 from remit.payments.wiring import build_payments
-from remit.versioning import render_event
 from remit.webhooks.urls import policy_for
 from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.housekeeping import housekeeping_tasks
@@ -43,7 +43,7 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     ]
     on_stop.append(payments.close)
 
-    webhooks = webhook_worker_parts(engine, policy_for(config), renderer=render_event)
+    webhooks = webhook_worker_parts(engine, policy_for(config), renderer=event_renderer(engine))
     handlers.update(webhooks.handlers)
     periodic += webhooks.periodic
     on_stop.append(webhooks.close)

@@ -1,6 +1,7 @@
 """The events payments record (through the webhooks outbox), read back from the events table."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -10,7 +11,10 @@ from remit.payments.events import PaymentEvents
 from remit.payments.grpc import payment_intent_message
 from remit.payments.network import OperationOutcome
 from remit.payments.ports import HookChain
+from remit.payments.related import event_renderer
 from remit.payments.service import Done, PaymentsService
+from remit.webhooks.rendering import event_json
+from remit.webhooks.repository import EventRepository
 from remit.webhooks.tables import events
 from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import call, pay
@@ -92,3 +96,33 @@ async def test_a_refused_refund_gives_the_amount_back_without_a_second_charge_re
     assert made[2][1]["object"]["status"] == "failed"  # type: ignore[index]
     charge, _ = await payments.get_charge(account_id, intent.latest_charge_id or "")
     assert charge.amount_refunded_minor == 0
+
+
+async def test_events_render_for_old_versions_with_the_lists_of_their_time(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    payments = service(core_engine, FakeNetwork())
+    intent = await pay(payments, account_id, "k3", amount=1000)
+    await refund(payments, account_id, intent.id, 250)
+    async with core_engine.connect() as db:
+        rows = (await db.execute(select(events.c.id, events.c.type)
+                                 .where(events.c.account_id == account_id))).all()  # fmt: skip
+        by_type = {row.type: await EventRepository(db).get(account_id, row.id) for row in rows}
+    render = event_renderer(core_engine)
+
+    async def at_2022(event_type: str) -> dict[str, Any]:
+        stored = by_type[event_type]
+        assert stored is not None
+        body = event_json(stored, api_version="2022-08-01")
+        rendered = await render(stored, body, "2022-08-01")
+        data = rendered["data"]
+        assert isinstance(data, dict)
+        return data["object"]  # type: ignore[return-value]
+
+    # The charge had no refund yet when it succeeded; it had one when it was refunded.
+    assert (await at_2022("charge.succeeded"))["refunds"]["total_count"] == 0
+    refunded = (await at_2022("charge.refunded"))["refunds"]
+    assert [r["amount"] for r in refunded["data"]] == [250]
+    succeeded = await at_2022("payment_intent.succeeded")
+    assert [c["id"] for c in succeeded["charges"]["data"]] == [intent.latest_charge_id]
+    assert succeeded["charges"]["data"][0]["refunds"]["total_count"] == 0

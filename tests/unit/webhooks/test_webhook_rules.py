@@ -6,7 +6,7 @@ import pytest
 import stripe
 
 from remit.core.errors import RemitError
-from remit.core.jsonview import to_json
+from remit.core.jsonview import JsonObject, to_json
 from remit.webhooks.domain import (
     Event,
     next_attempt_after_failure,
@@ -130,15 +130,16 @@ def test_delivered_json_matches_the_event_resource_json() -> None:
     )
 
 
-def test_without_a_renderer_events_say_they_are_at_the_latest_version() -> None:
-    assert render_event(_event(), None, "2019-02-19")["api_version"] == LATEST_VERSION
-    calls: list[str] = []
+@pytest.mark.anyio
+async def test_without_a_renderer_events_say_they_are_at_the_latest_version() -> None:
+    assert (await render_event(_event(), None, "2019-02-19"))["api_version"] == LATEST_VERSION
+    calls: list[tuple[str, str]] = []
 
-    def downgrade(payload: dict[str, object], version: str) -> dict[str, object]:
-        calls.append(version)
+    async def downgrade(event: Event, payload: JsonObject, version: str) -> JsonObject:
+        calls.append((event.id, version))
         return {**payload, "marker": version}
 
-    rendered = render_event(_event(), downgrade, "2019-02-19")  # type: ignore[arg-type]
+    rendered = await render_event(_event(), downgrade, "2019-02-19")
     assert rendered["api_version"] == "2019-02-19"
     assert rendered["marker"] == "2019-02-19"
-    assert calls == ["2019-02-19"]
+    assert calls == [(_event().id, "2019-02-19")]

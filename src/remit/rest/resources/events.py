@@ -1,15 +1,16 @@
 """`/v1/events`: Stripe's Event endpoints (the last 30 days).
 
-Events are stored and returned by the core at the latest schema; the facade's version layer
-renders them at the account's pinned version, not at `Stripe-Version` (Stripe: an event's data
-never changes after it is created).
+Events are stored and returned by the core at the latest schema; the facade renders them at the
+account's pinned version, not at `Stripe-Version` (Stripe: an event's data never changes after
+it is created), and each event's `api_version` says so. The routes set
+`renders_at_account_version`.
 """
 
-from remit.core.jsonview import JsonObject, to_json
+from remit.core.jsonview import JsonObject, JsonValue, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.grpc_call import call
-from remit.rest.listing import list_envelope, page_fields
+from remit.rest.listing import page_fields
 from remit.rest.params import (
     Boolean,
     ExpandList,
@@ -38,7 +39,7 @@ async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     reply = await call(
         deps.webhooks.GetEvent, pb.GetEventRequest(id=context.path["event"]), context
     )
-    return to_json(reply.event)
+    return at_account_version(to_json(reply.event), context)
 
 
 async def list_events(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -52,4 +53,10 @@ async def list_events(context: ApiContext, deps: Dependencies) -> JsonObject:
     if delivery_success is not None:
         request.delivery_success = delivery_success
     reply = await call(deps.webhooks.ListEvents, request, context)
-    return list_envelope(reply.data, has_more=reply.has_more, url=PATH)
+    data: list[JsonValue] = [at_account_version(to_json(event), context) for event in reply.data]
+    return {"object": "list", "data": data, "has_more": reply.has_more, "url": PATH}
+
+
+def at_account_version(event: JsonObject, context: ApiContext) -> JsonObject:
+    """The event, saying it is rendered at the account's version (which dispatch then does)."""
+    return {**event, "api_version": context.account_api_version}

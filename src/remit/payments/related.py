@@ -1,0 +1,64 @@
+"""The related lists old API versions embed (a PaymentIntent's `charges`, a Charge's `refunds`),
+read from the core database, and the event renderer built on them.
+
+The webhook worker and the core render events for endpoints and accounts pinned before
+2022-11-15 this way (the REST facade fetches the same lists over gRPC). The lists hold what
+existed when the event happened (objects created later are left out); the objects in them are
+shown as they are now, since remit keeps no history of each object's states.
+"""
+
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.jsonview import JsonObject, to_json
+from remit.payments.events import charge_json
+from remit.payments.grpc import refund_message
+from remit.payments.repository import ChargeRepository, RefundRepository
+from remit.storage.pagination import CreatedBounds
+from remit.versioning import Fetch, RelatedList, gather_related, render_event
+from remit.webhooks.domain import Event
+from remit.webhooks.rendering import Renderer
+
+MAX_EMBEDDED: Final = 100
+"""Stripe embedded at most this many items in such lists (more meant `has_more`)."""
+
+
+class UnsupportedRelatedListError(LookupError):
+    pass
+
+
+def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> Fetch:
+    """Lists the related objects of one account that existed at `as_of`, latest schema."""
+    existing = CreatedBounds(lte=as_of)
+
+    async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
+        async with engine.connect() as db:
+            match (need.resource, need.filter_param):
+                case ("charge", "payment_intent"):
+                    charges, _ = await ChargeRepository(db).page(
+                        account_id, limit=MAX_EMBEDDED, created=existing,
+                        payment_intent_id=parent_id,
+                    )  # fmt: skip
+                    return [charge_json(charge) for charge in charges]
+                case ("refund", "charge"):
+                    found, _ = await RefundRepository(db).page(
+                        account_id, limit=MAX_EMBEDDED, created=existing, charge_id=parent_id
+                    )
+                    return [to_json(refund_message(refund)) for refund in found]
+        raise UnsupportedRelatedListError(
+            f"the core database does not list {need.resource} by {need.filter_param}"
+        )
+
+    return fetch
+
+
+def event_renderer(engine: AsyncEngine) -> Renderer:
+    """Renders stored events at a version, with the related lists it needs from `engine`."""
+
+    async def render(event: Event, body: JsonObject, version: str) -> JsonObject:
+        fetch = database_fetch(engine, event.account_id, as_of=event.created_at)
+        return render_event(body, version, await gather_related(body, version, fetch))
+
+    return render
