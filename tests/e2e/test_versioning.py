@@ -125,11 +125,10 @@ def _client_at(
 
 
 def _declined(client: stripe.StripeClient, **params: Any) -> stripe.CardError:
+    wanted: Any = {"amount": 900, "currency": "usd", "confirm": True,
+                   "payment_method": "pm_card_visa_chargeDeclined", **params}  # fmt: skip
     try:
-        client.v1.payment_intents.create(
-            params={"amount": 900, "currency": "usd", "confirm": True,
-                    "payment_method": "pm_card_visa_chargeDeclined", **params}
-        )  # fmt: skip
+        client.v1.payment_intents.create(params=wanted)
     except stripe.CardError as error:
         return error
     raise AssertionError("the card was not declined")
@@ -228,7 +227,7 @@ def test_a_confirmed_intent_lists_its_charges_before_2022_11_15(
                 "payment_method": "pm_card_visa", "return_url": "https://shop.test/r"}
     )  # fmt: skip
     refund = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 1000})
-    old = {"stripe_version": BEFORE_CHARGES_REMOVED}
+    old: Any = {"stripe_version": BEFORE_CHARGES_REMOVED}
 
     at_2022 = client.v1.payment_intents.retrieve(intent.id, options=old).to_dict()
     charges = at_2022["charges"]
