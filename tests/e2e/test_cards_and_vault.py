@@ -1,6 +1,7 @@
 """Cards end to end: the SDK tokenizes through the facade into the vault, the core keeps only
 vault tokens, and no card number shows up in any log, database dump or error."""
 
+import re
 import subprocess
 import sys
 from typing import Any
@@ -162,55 +163,122 @@ async def test_no_card_number_in_any_log_database_or_error_after_raw_card_paymen
     platform: RunningPlatform, raw_account: TestAccount, databases: WorkerDatabases
 ) -> None:
     client = _client(platform, raw_account.secret_key)
-    errors: list[str] = []
+    seen: list[str] = []  # every response body and error the client saw
     method_ids = []
-    for index, number in enumerate(NUMBERS):
-        cvc = "1842" if number.startswith("37") else "739"
+    for index, number in enumerate(ALL_NUMBERS):
+        cvc = _cvc_for(number)
         method = client.v1.payment_methods.create(
             params={"type": "card", "card": _card(number, cvc)}
         )
         method_ids.append(method.id)
         token = client.v1.tokens.create(params={"card": _card(number, cvc)})
         client.v1.payment_methods.create(params={"type": "card", "card": {"token": token.id}})
-        intent = client.v1.payment_intents.create(
-            params={"amount": 1000 + index, "currency": "usd", "payment_method": method.id}
-        )
-        assert intent.payment_method == method.id
-        errors.extend(_provoke_errors(client, number))
+        seen += [_body(method), _body(token)]
+        if number in DECLINED:
+            seen.append(_declined_confirm(client, method.id, 2000 + index))
+        else:
+            seen += _pay_and_refund(client, method.id, 1000 + index, manual=index % 2 == 1)
+        seen.extend(_provoke_errors(client, number))
 
-    assert len(errors) == 3 * len(NUMBERS)
-    for number in NUMBERS:
-        assert all(number not in error for error in errors)
-
+    assert len([text for text in seen if text.startswith("error")]) == (
+        len(DECLINED) + 4 * len(ALL_NUMBERS)
+    )
     log = platform.log_text()
-    for role in ("api", "core", "vault"):
+    for role in ("api", "core", "vault", "worker", "acquirer"):
         assert f" {role} " in log, f"no log line from {role}"
-    core_engine = make_engine(databases.core_url, pool_size=1)
-    vault_engine = make_engine(databases.vault_url, pool_size=1)
-    try:
-        core_dump = await dump_database(core_engine)
-        vault_dump = await dump_database(vault_engine)
-    finally:
-        await core_engine.dispose()
-        await vault_engine.dispose()
-    assert all(method_id in core_dump for method_id in method_ids)
-    assert "vtok_" in vault_dump
-    for number in NUMBERS:
-        assert number not in log
-        assert number not in vault_dump
-        assert number.encode().hex() not in vault_dump
-        assert number not in core_dump
+    dumps = {}
+    for name, url in (("core", databases.core_url), ("vault", databases.vault_url),
+                      ("acquirer", databases.acquirer_url)):  # fmt: skip
+        engine = make_engine(url, pool_size=1)
+        try:
+            dumps[name] = await dump_database(engine)
+        finally:
+            await engine.dispose()
+    assert all(method_id in dumps["core"] for method_id in method_ids)
+    assert "vtok_" in dumps["vault"]
+    assert "auth_" in dumps["acquirer"]  # the payments did reach the acquirer
+    # Stored request bodies (bytea, dumped as hex) are searched too: they name the methods.
+    assert method_ids[0].encode().hex() in dumps["core"]
+    places = {"the log": log, **{f"the {n} database": d for n, d in dumps.items()},
+              "responses and errors": "\n".join(seen)}  # fmt: skip
+    for number in ALL_NUMBERS:
+        for place, text in places.items():
+            assert number not in text, f"a card number in {place}"
+        for place in ("vault", "core", "acquirer"):  # bytea columns dump as hex
+            assert number.encode().hex() not in dumps[place], f"a card number in {place} (hex)"
     for cvc in CVCS:
-        assert f'"{cvc}"' not in vault_dump
+        for place, text in places.items():
+            assert not _standalone(cvc).search(text), f"a CVC in {place}"
+
+
+DECLINED = ("4000000000000002", "4000000000009995")  # generic decline, insufficient funds
+ALL_NUMBERS = NUMBERS + DECLINED
+
+
+def _cvc_for(number: str) -> str:
+    return "1842" if number.startswith("37") else "739"
+
+
+def _standalone(cvc: str) -> re.Pattern[str]:
+    """The CVC as a value of its own (quoted, or after `=` or `: `), not digits inside other
+    values such as ids or the milliseconds of a timestamp."""
+    return re.compile(rf"""(?:["'=]|: ){cvc}(?![0-9A-Za-z])""")
+
+
+def _body(resource: stripe.StripeObject) -> str:
+    response = resource.last_response
+    assert response is not None
+    return f"body {response.body}"
+
+
+def _pay_and_refund(
+    client: stripe.StripeClient, method_id: str, amount: int, *, manual: bool
+) -> list[str]:
+    """Confirm a payment with the raw-card payment method, capture it if manual, refund part."""
+    params: Any = {"amount": amount, "currency": "usd", "payment_method": method_id,
+                   "confirm": True, "return_url": "https://shop.test/r"}  # fmt: skip
+    if manual:
+        params["capture_method"] = "manual"
+    intent = client.v1.payment_intents.create(params=params)
+    bodies = [_body(intent)]
+    if manual:
+        assert intent.status == "requires_capture"
+        intent = client.v1.payment_intents.capture(intent.id)
+        bodies.append(_body(intent))
+    assert intent.status == "succeeded"
+    refund = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 100})
+    assert refund.status == "succeeded"
+    charge = client.v1.charges.retrieve(str(intent.latest_charge), params={"expand": ["refunds"]})
+    return [*bodies, _body(refund), _body(charge)]
+
+
+def _declined_confirm(client: stripe.StripeClient, method_id: str, amount: int) -> str:
+    intent = client.v1.payment_intents.create(params={"amount": amount, "currency": "usd"})
+    try:
+        client.v1.payment_intents.confirm(
+            intent.id, params={"payment_method": method_id, "return_url": "https://shop.test/r"}
+        )
+    except stripe.CardError as error:
+        return f"error {error} {error.json_body}"
+    raise AssertionError("the card was not declined")
 
 
 def _provoke_errors(client: stripe.StripeClient, number: str) -> list[str]:
-    """A bad CVC, the number where an id belongs, a bad expiry: every error, rendered."""
+    """A bad CVC, the number where an id belongs (twice), a bad expiry: every error, rendered."""
     attempts = (
         lambda: client.v1.payment_methods.create(
             params={"type": "card", "card": _card(number, "1")}
         ),
         lambda: client.v1.customers.retrieve(number),
+        lambda: client.v1.payment_intents.create(
+            params={
+                "amount": 500,
+                "currency": "usd",
+                "payment_method": number,
+                "confirm": True,
+                "return_url": "https://shop.test/r",
+            }
+        ),
         lambda: client.v1.tokens.create(params={"card": _card(number, exp_year=1999)}),
     )
     errors = []
@@ -218,7 +286,7 @@ def _provoke_errors(client: stripe.StripeClient, number: str) -> list[str]:
         try:
             attempt()
         except stripe.StripeError as error:
-            errors.append(f"{error} {error.json_body}")
+            errors.append(f"error {error} {error.json_body}")
     return errors
 
 
