@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 
 import grpc
 
+from remit.config import network_timeout_s
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import enum_wire_values
 from remit.grpcutil.errors import remit_error_from_rpc_error
@@ -24,8 +25,9 @@ from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
 Reply = TypeVar("Reply")
 ACQUIRER_DESTINATION = "acquirer"
-AUTHORIZE_TIMEOUT_S = 10.0
-OPERATION_TIMEOUT_S = 10.0
+# The vault's own call to the acquirer is bounded by the network timeout; the vault needs a
+# moment more to decrypt and to answer.
+VAULT_MARGIN_S = 2.0
 _UNKNOWN_OUTCOME_CODES = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -215,7 +217,9 @@ class GrpcCardNetwork:
             three_d_secure_authenticated=three_d_secure_authenticated,
         )
         reply = await self._guarded(
-            lambda: self._vault.ForwardAuthorization(request, timeout=AUTHORIZE_TIMEOUT_S)
+            lambda: self._vault.ForwardAuthorization(
+                request, timeout=network_timeout_s() + VAULT_MARGIN_S
+            )
         )
         return outcome_from_result(reply.result)
 
@@ -224,7 +228,7 @@ class GrpcCardNetwork:
             reply = await self._guarded(
                 lambda: self._acquirer.LookupOperation(
                     acquirer_pb2.LookupOperationRequest(reference=reference),
-                    timeout=OPERATION_TIMEOUT_S,
+                    timeout=network_timeout_s(),
                 )
             )
         except RemitError as error:
@@ -251,7 +255,7 @@ class GrpcCardNetwork:
                 acquirer_pb2.CaptureRequest(
                     authorization_id=authorization_id, amount=amount_minor, reference=reference
                 ),
-                timeout=OPERATION_TIMEOUT_S,
+                timeout=network_timeout_s(),
             )
         )
         return _operation(reply.operation)
@@ -260,7 +264,7 @@ class GrpcCardNetwork:
         reply = await self._guarded(
             lambda: self._acquirer.Void(
                 acquirer_pb2.VoidRequest(authorization_id=authorization_id, reference=reference),
-                timeout=OPERATION_TIMEOUT_S,
+                timeout=network_timeout_s(),
             )
         )
         return _operation(reply.operation)
@@ -273,7 +277,7 @@ class GrpcCardNetwork:
                 acquirer_pb2.RefundRequest(
                     authorization_id=authorization_id, amount=amount_minor, reference=reference
                 ),
-                timeout=OPERATION_TIMEOUT_S,
+                timeout=network_timeout_s(),
             )
         )
         return _operation(reply.operation)
