@@ -33,22 +33,39 @@ def run_process(role: str, config: PlatformConfig) -> int:
 
 
 async def _run_core(config: PlatformConfig) -> None:
+    import grpc
+
     from remit.accounts.grpc import accounts_registration
     from remit.accounts.service import AccountsService
     from remit.grpcutil.errors import ErrorMappingInterceptor
     from remit.grpcutil.server import serve_grpc
+    from remit.ledger.grpc import ledger_registration
+    from remit.ledger.service import LedgerService
     from remit.payments.grpc import payments_registration
     from remit.payments.service import PaymentsService
     from remit.storage.engine import make_engine
+    from remit_api.acquirer.v1 import acquirer_pb2_grpc
 
     engine = make_engine(config.require_database_url(), application_name="remit-core")
+    # Reconciliation reads the acquirer's settlement reports.
+    acquirer_channel = grpc.aio.insecure_channel(config.acquirer.target)
     accounts = AccountsService(engine)
     payments = PaymentsService(engine)
+    ledger = LedgerService(engine, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(acquirer_channel))
+
+    async def stop() -> None:
+        await acquirer_channel.close()
+        await engine.dispose()
+
     await serve_grpc(
         config.core,
-        [accounts_registration(accounts), payments_registration(payments)],
+        [
+            accounts_registration(accounts),
+            payments_registration(payments),
+            ledger_registration(ledger),
+        ],
         interceptors=[ErrorMappingInterceptor()],
-        on_stop=engine.dispose,
+        on_stop=stop,
     )
 
 

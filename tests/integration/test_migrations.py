@@ -5,6 +5,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 import remit.accounts.tables
+import remit.ledger.tables
 import remit.payments.tables
 from remit.storage.embedded import to_sqlalchemy_url
 from remit.storage.schema import core_metadata
@@ -13,6 +14,7 @@ from tests.support.postgres import WorkerDatabases
 
 def test_core_migrations_match_the_table_definitions(databases: WorkerDatabases) -> None:
     assert remit.accounts.tables.accounts.name in core_metadata.tables
+    assert remit.ledger.tables.ledger_postings.name in core_metadata.tables
     engine = create_engine(to_sqlalchemy_url(databases.core_url))
     try:
         with engine.connect() as connection:

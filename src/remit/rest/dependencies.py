@@ -12,6 +12,7 @@ from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.rest.auth import Authenticator
 from remit.rest.errors import StripeError
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from remit_api.ledger.v1 import ledger_pb2_grpc
 from remit_api.payments.v1 import payments_pb2_grpc
 from versions import KNOWN_VERSIONS, LATEST_VERSION
 
@@ -32,6 +33,7 @@ class Dependencies:
     core_channel: grpc.aio.Channel
     accounts: accounts_pb2_grpc.AccountsServiceAsyncStub
     payments: payments_pb2_grpc.PaymentsServiceAsyncStub
+    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub
     authenticator: Authenticator
 
     async def resolve_version(self, principal: Principal, requested: str | None) -> str:
@@ -88,5 +90,6 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
         core_channel=channel,
         accounts=accounts,
         payments=payments_pb2_grpc.PaymentsServiceStub(channel),
+        ledger=ledger_pb2_grpc.LedgerServiceStub(channel),
         authenticator=Authenticator(lookup),
     )
