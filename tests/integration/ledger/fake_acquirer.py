@@ -12,8 +12,9 @@ from remit_api.acquirer.v1 import acquirer_pb2 as pb
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 
 
-def settlement_row(kind: str, reference: str, amount: int, merchant: str,
-                   currency: str = "usd", fee: int = 0) -> pb.SettlementRow:  # fmt: skip
+def settlement_row(
+    kind: str, reference: str, amount: int, merchant: str, currency: str = "usd", fee: int = 0
+) -> pb.SettlementRow:
     return pb.SettlementRow(
         kind=pb.SETTLEMENT_KIND_CAPTURE if kind == "capture" else pb.SETTLEMENT_KIND_REFUND,
         reference=reference,

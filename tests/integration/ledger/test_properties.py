@@ -93,7 +93,7 @@ currencies = st.sampled_from(CURRENCIES)
 steps: st.SearchStrategy[Step] = st.one_of(
     st.builds(
         Pay, st.integers(1, 200_000), currencies, st.booleans(), st.integers(0, 100), st.booleans()
-    ),  # fmt: skip
+    ),
     st.builds(Refund, st.integers(0, 50), st.integers(1, 200_000), st.booleans()),
     st.builds(FailRefund, st.integers(0, 50)),
     st.builds(Wait, st.integers(1, 72)),
@@ -158,8 +158,14 @@ async def run_program(engine: AsyncEngine, program: list[Step]) -> None:
             assert fees is None or 0 <= fees.posted_balance_minor <= captured
 
 
-async def apply(db, account: str, clock: FixedClock, model: Model, number: int,  # type: ignore[no-untyped-def]
-                step: Step) -> None:  # fmt: skip
+async def apply(
+    db,
+    account: str,
+    clock: FixedClock,
+    model: Model,
+    number: int,  # type: ignore[no-untyped-def]
+    step: Step,
+) -> None:
     now = clock.now()
     match step:
         case Pay(gross, currency, authorize, percent, bypass):
