@@ -61,7 +61,8 @@ def test_captured_funds_show_in_the_balance_and_as_balance_transactions(
     assert retrieved.reporting_category == "charge"
     assert retrieved.available_on > retrieved.created
     listed = client.v1.balance_transactions.list(params={"limit": 1})
-    assert [t.id for t in listed.data] == [available_txn] and listed.has_more
+    assert [t.id for t in listed.data] == [available_txn]
+    assert listed.has_more
     by_source = client.v1.balance_transactions.list(params={"source": "ch_e2e_1"})
     assert [t.id for t in by_source.data] == [pending_txn]
 
@@ -85,9 +86,11 @@ def test_payouts_are_created_listed_updated_and_canceled(
     )
     assert payout.id.startswith("po_")
     assert (payout.object, payout.status, payout.amount) == ("payout", "pending", 1_000)
-    assert payout.automatic is False and payout.method == "standard"
+    assert payout.automatic is False
+    assert payout.method == "standard"
     assert payout.balance_transaction is not None
     updated = client.v1.payouts.update(payout.id, params={"metadata": {"batch": "", "note": "x"}})
+    assert updated.metadata is not None
     assert updated.metadata.to_dict() == {"note": "x"}
     assert client.v1.payouts.list().data[0].id == payout.id
     canceled = client.v1.payouts.cancel(payout.id)

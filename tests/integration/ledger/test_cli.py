@@ -82,7 +82,8 @@ def test_ledger_verify_exits_zero_on_a_sound_ledger_and_one_after_tampering(
     assert main(["ledger", "verify"]) == 1
     out = capsys.readouterr().out
     assert "DIFFERENCES FOUND" in out
-    assert "balance_mismatch" in out and "chain_break" in out
+    assert "balance_mismatch" in out
+    assert "chain_break" in out
 
 
 def test_reconcile_prints_a_table_and_exits_by_the_result(
@@ -100,7 +101,9 @@ def test_reconcile_prints_a_table_and_exits_by_the_result(
         assert main(["reconcile", "--date", T0.date().isoformat()]) == 1
         mismatch = capsys.readouterr().out
     assert "matched 1," in clean
-    assert "amount_mismatch" in mismatch and "4200" in mismatch and "4199" in mismatch
+    assert "amount_mismatch" in mismatch
+    assert "4200" in mismatch
+    assert "4199" in mismatch
 
 
 def test_reconcile_refuses_a_malformed_date(

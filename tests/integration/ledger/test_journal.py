@@ -123,7 +123,9 @@ async def test_a_pending_transaction_reserves_then_posts_partially_and_releases_
         merchant = await repo.get_ledger_account(account_id, "merchant", "usd")
         hold = await repo.get_transaction(account_id, "hold")
     assert posted.transaction.kind is TransactionKind.POST_PENDING
-    assert wallet is not None and merchant is not None and hold is not None
+    assert wallet is not None
+    assert merchant is not None
+    assert hold is not None
     assert (wallet.posted_balance_minor, wallet.pending_outgoing_minor) == (700, 0)
     assert (merchant.posted_balance_minor, merchant.pending_incoming_minor) == (300, 0)
     assert (hold.pending_status, hold.resolved_by) == (PendingStatus.POSTED, "capture")
@@ -193,7 +195,8 @@ async def test_a_void_releases_the_reservation_and_an_expired_one_can_only_be_vo
         assert await expire_authorizations(db, now=clock.now()) == 1
         wallet = await JournalRepository(db).get_ledger_account(account_id, "wallet", "usd")
         h2 = await JournalRepository(db).get_transaction(account_id, "h2")
-    assert wallet is not None and h2 is not None
+    assert wallet is not None
+    assert h2 is not None
     assert (wallet.posted_balance_minor, wallet.pending_outgoing_minor) == (100, 0)
     assert (h2.pending_status, h2.resolved_by) == (PendingStatus.VOIDED, "h2:expired")
 

@@ -129,7 +129,8 @@ async def test_a_partial_capture_of_an_authorization_releases_the_rest(
         repo = JournalRepository(db)
         pending = await repo.get_ledger_account(account_id, PENDING, "usd")
         authorization = await repo.get_transaction(account_id, "ch_2:authorization")
-    assert pending is not None and authorization is not None
+    assert pending is not None
+    assert authorization is not None
     assert (pending.posted_balance_minor, pending.pending_incoming_minor) == (3_000 - txn.fee, 0)
     assert txn.fee == 117  # 2.9% of 30.00 = 0.87, plus 0.30
     assert authorization.pending_status is PendingStatus.POSTED

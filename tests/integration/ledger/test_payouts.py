@@ -177,9 +177,11 @@ async def test_payouts_list_newest_first_and_filter_by_status(
         clock.advance(1)
     await service.cancel_payout(account_id, made[0].id)
     page, has_more = await service.list_payouts(account_id, limit=2)
-    assert [p.id for p in page] == [made[2].id, made[1].id] and has_more
+    assert [p.id for p in page] == [made[2].id, made[1].id]
+    assert has_more
     rest, has_more = await service.list_payouts(account_id, limit=2, starting_after=made[1].id)
-    assert [p.id for p in rest] == [made[0].id] and not has_more
+    assert [p.id for p in rest] == [made[0].id]
+    assert not has_more
     canceled, _ = await service.list_payouts(account_id, limit=10, status=PayoutStatus.CANCELED)
     assert [p.id for p in canceled] == [made[0].id]
 

@@ -93,7 +93,8 @@ def test_pending_legs_reserve_and_posting_them_releases_the_reservation() -> Non
     assert (posted[("a", "usd")].posted, posted[("a", "usd")].pending_outgoing) == (-30, -100)
     assert (posted[("b", "usd")].posted, posted[("b", "usd")].pending_incoming) == (30, -100)
     voided = balance_changes(TransactionKind.VOID_PENDING, legs, legs)
-    assert voided[("a", "usd")].posted == 0 and voided[("a", "usd")].pending_outgoing == -100
+    assert voided[("a", "usd")].posted == 0
+    assert voided[("a", "usd")].pending_outgoing == -100
 
 
 def test_the_hash_covers_content_and_chains_on_the_previous_hash() -> None:

@@ -58,7 +58,7 @@ def test_proportional_refunds_of_a_whole_charge_return_exactly_its_fee(
             refund_minor=part,
             policy=RefundFeePolicy.PROPORTIONAL,
         )
-        assert 0 <= back
+        assert back >= 0
         returned += back
         refunded += part
     assert refunded == gross
