@@ -1,6 +1,6 @@
 """The ledger: journal, balances, balance transactions, payouts, reconciliations, events.
 
-Revision ID: 0003_ledger
+Revision ID: 0005_ledger
 Revises: 0004_idempotency_owner
 """
 
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0003_ledger"
+revision = "0005_ledger"
 down_revision = "0004_idempotency_owner"
 branch_labels = None
 depends_on = None
