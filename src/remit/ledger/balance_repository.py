@@ -408,5 +408,7 @@ class BalanceRepository:
                 object_id=object_id,
                 data=dict(data),
                 created_at=now,
+                # Handed to the webhooks outbox in the same transaction.
+                consumed_at=now,
             )
         )

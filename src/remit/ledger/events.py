@@ -1,12 +1,8 @@
-"""The ledger's announcements (balance.available, payout.*), written to the `ledger_events`
-outbox in the caller's transaction.
+"""The ledger's announcements (balance.available, payout.*), in the caller's transaction.
 
-The webhooks service turns these rows into Stripe events: it reads the unconsumed rows in id
-order (`consumed_at IS NULL`), creates its `evt_` for each (`type` is Stripe's event type,
-`data` the object at the latest schema, ready to be rendered at each endpoint's version) and
-stamps `consumed_at` in the same transaction. An outbox rather than an in-process callback,
-because the core and the worker are separate processes and a callback could fire for a change
-that then rolled back.
+Each one becomes a Stripe event through the webhooks outbox (`remit.webhooks.outbox`) and is
+also kept in the ledger's own `ledger_events` log, stamped as handed over, so an event exists
+if and only if the change that caused it committed.
 """
 
 from datetime import datetime
@@ -17,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.jsonview import to_json
 from remit.ledger.balance_repository import BalanceRepository
+from remit.webhooks.outbox import record_event as record_webhook_event
 
 BALANCE_AVAILABLE: Final = "balance.available"
 PAYOUT_CREATED: Final = "payout.created"
@@ -35,6 +32,8 @@ async def record_event(
     object_id: str | None,
     now: datetime,
 ) -> None:
+    data = to_json(message)
+    await record_webhook_event(db, account_id=account_id, type=type, data_object=data, now=now)
     await BalanceRepository(db).insert_event(
-        account_id=account_id, type=type, object_id=object_id, data=to_json(message), now=now
+        account_id=account_id, type=type, object_id=object_id, data=data, now=now
     )

@@ -70,6 +70,8 @@ class AuthorizationOutcome:
     address_line1_check: str | None
     address_postal_code_check: str | None
     risk_level_hint: str | None
+    # The test card whose funds skip the pending balance (4000000000000077).
+    bypass_pending: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -84,6 +86,7 @@ class AuthorizationOutcome:
             "address_line1_check": self.address_line1_check,
             "address_postal_code_check": self.address_postal_code_check,
             "risk_level_hint": self.risk_level_hint,
+            "bypass_pending": self.bypass_pending,
         }
 
 
@@ -144,6 +147,7 @@ def outcome_from_result(
         address_line1_check=_CHECK.get(result.address_line1_check),
         address_postal_code_check=_CHECK.get(result.address_postal_code_check),
         risk_level_hint=_RISK.get(result.risk_level_hint),
+        bypass_pending=result.bypass_pending,
     )
 
 
