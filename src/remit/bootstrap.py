@@ -33,10 +33,14 @@ def run_process(role: str, config: PlatformConfig) -> int:
 
 
 async def _run_core(config: PlatformConfig) -> None:
+    import grpc
+
     from remit.accounts.grpc import accounts_registration
     from remit.accounts.service import AccountsService
     from remit.grpcutil.errors import ErrorMappingInterceptor
     from remit.grpcutil.server import serve_grpc
+    from remit.ledger.grpc import ledger_registration
+    from remit.ledger.service import LedgerService
     from remit.payments.grpc import payments_registration
     from remit.payments.related import event_renderer
     from remit.payments.wiring import build_payments
@@ -46,17 +50,22 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.webhooks.stream import EventNotifier
     from remit.webhooks.urls import policy_for
     from remit.worker.runner import libpq_url
+    from remit_api.acquirer.v1 import acquirer_pb2_grpc
 
     engine = make_engine(config.require_database_url(), application_name="remit-core")
     accounts = AccountsService(engine)
     payments = build_payments(engine, config)
     webhooks = WebhooksService(engine, policy=policy_for(config), renderer=event_renderer(engine))
     notifier = EventNotifier(libpq_url(config.require_database_url()))
+    # Reconciliation reads the acquirer's settlement reports.
+    acquirer_channel = grpc.aio.insecure_channel(config.acquirer.target)
+    ledger = LedgerService(engine, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(acquirer_channel))
 
     async def stop() -> None:
         await notifier.close()
         await webhooks.close()
         await payments.close()
+        await acquirer_channel.close()
         await engine.dispose()
 
     await serve_grpc(
@@ -65,6 +74,7 @@ async def _run_core(config: PlatformConfig) -> None:
             accounts_registration(accounts),
             payments_registration(payments.servicer),
             webhooks_registration(webhooks, notifier),
+            ledger_registration(ledger),
         ],
         interceptors=[ErrorMappingInterceptor()],
         on_stop=stop,

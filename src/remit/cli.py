@@ -174,6 +174,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_platform_flags(retire)
     retire.add_argument("--minimum-version", type=int, required=True)
 
+    ledger = commands.add_parser("ledger", help="inspect the ledger")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
+    verify = ledger_commands.add_parser(
+        "verify",
+        help="recompute every balance from the postings and check every hash chain",
+        description=(
+            "Check that every ledger transaction balances, every stored balance equals the sum "
+            "of its postings, every account's hash chain is unbroken, and the Stripe balance "
+            "transactions agree with the ledger. Exits 1 on any difference."
+        ),
+    )
+    _add_platform_flags(verify)
+    verify.add_argument("--account", help="only this account (acct_...)")
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="match one day of the acquirer's settlement report against the ledger",
+        description=(
+            "Compare the captures and refunds the ledger recorded on DATE (UTC) with the "
+            "acquirer's settlement report for that day, store the result, print it as a table, "
+            "and exit 1 when anything is missing on either side or differs in amount."
+        ),
+    )
+    _add_platform_flags(reconcile)
+    reconcile.add_argument("--date", required=True, help="settlement date, YYYY-MM-DD (UTC)")
+    reconcile.add_argument("--account", help="only this account (acct_...)")
+
     for role in PROCESS_ROLES:
         if role == "vault":
             continue
@@ -256,6 +283,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _settlement_report(config, args.date, args.format, args.merchant)
     if args.command in ("listen", "trigger", "webhooks"):
         return _webhook_command(args, config)
+
+    if args.command == "ledger" and args.ledger_command == "verify":
+        from remit.ledger.cli import verify_command
+
+        return verify_command(config, account_id=args.account)
+    if args.command == "reconcile":
+        from remit.ledger.cli import reconcile_command
+
+        return reconcile_command(config, day=args.date, account_id=args.account)
     if args.command == "accounts" and args.accounts_command == "create":
         return _create_account(config, raw_card_access=args.raw_card_access,
                                currency=args.currency, as_json=args.json)  # fmt: skip

@@ -103,6 +103,25 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
 
 
+DEFAULT_NETWORK_TIMEOUT_S = 10.0
+
+
+def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long a call to the card network (the acquirer) may take before its outcome is
+    treated as unknown and looked up. REMIT_NETWORK_TIMEOUT_S overrides it."""
+    env = os.environ if environ is None else environ
+    raw = env.get("REMIT_NETWORK_TIMEOUT_S") or ""
+    if raw == "":
+        return DEFAULT_NETWORK_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"REMIT_NETWORK_TIMEOUT_S must be a number, got {raw!r}") from None
+    if not 0 < value <= 120:
+        raise ConfigError("REMIT_NETWORK_TIMEOUT_S must be between 0 and 120 seconds")
+    return value
+
+
 DEFAULT_PORTS = {"api": 7420, "core": 7421, "vault": 7422, "acquirer": 7423}
 
 

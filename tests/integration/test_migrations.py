@@ -7,6 +7,7 @@ from sqlalchemy import create_engine
 import remit.accounts.tables
 import remit.acquirer.tables
 import remit.customers.tables
+import remit.ledger.tables
 import remit.payment_methods.tables
 import remit.payments.tables
 import remit.webhooks.tables
@@ -21,6 +22,7 @@ def test_core_migrations_match_the_table_definitions(databases: WorkerDatabases)
     assert remit.accounts.tables.accounts.name in core_metadata.tables
     assert remit.webhooks.tables.events.name in core_metadata.tables
     assert remit.worker.tables.jobs.name in core_metadata.tables
+    assert remit.ledger.tables.ledger_postings.name in core_metadata.tables
     engine = create_engine(to_sqlalchemy_url(databases.core_url))
     try:
         with engine.connect() as connection:

@@ -10,7 +10,8 @@ lease to expire, after which a retry or the completer resumes it.
 
 import hashlib
 import os
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -47,6 +48,10 @@ class KeyRecord:
     refund_id: str | None
     request_id: str | None
     created_at: datetime
+    # A fencing token: whoever claims the key (a request, its retry after the lease ran out,
+    # the completer) writes a fresh one, and every later write checks it, so a request that
+    # lost its claim can never write over the one that took it.
+    owner: str = ""
 
     @property
     def finished(self) -> bool:
@@ -104,6 +109,7 @@ def _record(row: object) -> KeyRecord:
         refund_id=m["refund_id"],
         request_id=m["request_id"],
         created_at=m["created_at"],
+        owner=m["owner"] or "",
     )
 
 
@@ -119,8 +125,8 @@ async def begin(
 ) -> KeyRecord:
     """Claim `key` for this request, in the caller's transaction.
 
-    Returns the record: fresh at STARTED, or an abandoned one to resume, or a finished one to
-    replay. Raises the 400 mismatch or the 409 in-use error.
+    Returns the record: fresh at STARTED, or an abandoned one to resume (under a new owner
+    token), or a finished one to replay. Raises the 400 mismatch or the 409 in-use error.
     """
     request_digest = digest(endpoint, request_body)
     values = {
@@ -134,6 +140,7 @@ async def begin(
         "request_id": request_id,
         "created_at": now,
         "last_run_at": now,
+        "owner": secrets.token_hex(8),
     }
     inserted = (
         await db.execute(
@@ -183,12 +190,13 @@ async def begin(
         return record
     if m["locked_until"] is not None and m["locked_until"] > now:
         raise idempotency_in_use()
+    owner = secrets.token_hex(8)
     await db.execute(
         update(idempotency_keys)
         .where(idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key)
-        .values(locked_until=now + lease(), last_run_at=now)
+        .values(locked_until=now + lease(), last_run_at=now, owner=owner)
     )
-    return record
+    return replace(record, owner=owner)
 
 
 async def advance(
@@ -218,14 +226,12 @@ async def advance(
         )
         .values(**changes)
     )
-    return KeyRecord(
-        **{
-            **record.__dict__,
-            "recovery_point": point,
-            "payment_intent_id": payment_intent_id or record.payment_intent_id,
-            "charge_id": charge_id or record.charge_id,
-            "refund_id": refund_id or record.refund_id,
-        }
+    return replace(
+        record,
+        recovery_point=point,
+        payment_intent_id=payment_intent_id or record.payment_intent_id,
+        charge_id=charge_id or record.charge_id,
+        refund_id=refund_id or record.refund_id,
     )
 
 
@@ -246,7 +252,11 @@ async def relock(db: AsyncConnection, record: KeyRecord) -> KeyRecord:
             .with_for_update()
         )
     ).one()
-    return _record(row)
+    stored = _record(row)
+    if not stored.finished and stored.owner != record.owner:
+        # The lease ran out and another request took the key over; it carries on, not us.
+        raise idempotency_in_use()
+    return stored
 
 
 async def finish(
@@ -269,12 +279,14 @@ async def finish(
 
 
 async def release(db: AsyncConnection, record: KeyRecord) -> None:
-    """Unlock without finishing: a retry may resume from the recorded point at once."""
+    """Unlock without finishing: a retry may resume from the recorded point at once. Only
+    the current claimant may release."""
     await db.execute(
         update(idempotency_keys)
         .where(
             idempotency_keys.c.account_id == record.account_id,
             idempotency_keys.c.key == record.key,
+            idempotency_keys.c.owner == record.owner,
         )
         .values(locked_until=None)
     )
@@ -287,6 +299,7 @@ async def forget(db: AsyncConnection, record: KeyRecord) -> None:
             idempotency_keys.c.account_id == record.account_id,
             idempotency_keys.c.key == record.key,
             idempotency_keys.c.recovery_point == RecoveryPoint.STARTED.value,
+            idempotency_keys.c.owner == record.owner,
         )
     )
 
@@ -310,14 +323,16 @@ async def claim_abandoned(db: AsyncConnection, *, now: datetime, limit: int) -> 
             .with_for_update(skip_locked=True)
         )
     ).all()
-    records = [_record(row) for row in rows]
-    for record in records:
+    claimed: list[KeyRecord] = []
+    for row in rows:
+        record = replace(_record(row), owner=secrets.token_hex(8))
         await db.execute(
             update(idempotency_keys)
             .where(keys.account_id == record.account_id, keys.key == record.key)
-            .values(locked_until=now + lease(), last_run_at=now)
+            .values(locked_until=now + lease(), last_run_at=now, owner=record.owner)
         )
-    return records
+        claimed.append(record)
+    return claimed
 
 
 async def reap(db: AsyncConnection, *, now: datetime) -> int:

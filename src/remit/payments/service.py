@@ -409,6 +409,7 @@ class PaymentsService:
         """Phase `attempt_created`: the intent goes to `processing` with a pending charge."""
         now = self._now()
         async with self._engine.begin() as db:
+            await idempotency.relock(db, record)
             intents = PaymentIntentRepository(db)
             if new is not None:
                 before = None
@@ -514,9 +515,15 @@ class PaymentsService:
         )
         now = self._now()
         async with self._engine.begin() as db:
-            await ChargeRepository(db).save(
-                replace(charge, network_result=outcome.as_json(), updated_at=now)
-            )
+            # Another request (a retry after this one's lease ran out, or the completer) may
+            # have got here first: then its answer stands and nothing is written again.
+            stored = await idempotency.relock(db, record)
+            if stored.recovery_point is not RecoveryPoint.ATTEMPT_CREATED:
+                return stored
+            charges = ChargeRepository(db)
+            current = await charges.get(record.account_id, charge.id, for_update=True)
+            assert current is not None
+            await charges.save(replace(current, network_result=outcome.as_json(), updated_at=now))
             record = await idempotency.advance(
                 db, record, RecoveryPoint.AUTHORIZATION_DONE, now=now
             )
@@ -662,6 +669,7 @@ class PaymentsService:
     ) -> KeyRecord:
         now = self._now()
         async with self._engine.begin() as db:
+            await idempotency.relock(db, record)
             intent = await PaymentIntentRepository(db).get(
                 record.account_id, intent_id, for_update=True
             )
@@ -775,6 +783,7 @@ class PaymentsService:
     async def _start_cancel(self, record: KeyRecord, intent_id: str) -> KeyRecord:
         now = self._now()
         async with self._engine.begin() as db:
+            await idempotency.relock(db, record)
             intent = await PaymentIntentRepository(db).get(
                 record.account_id, intent_id, for_update=True
             )
@@ -957,6 +966,7 @@ class PaymentsService:
     ) -> KeyRecord:
         now = self._now()
         async with self._engine.begin() as db:
+            await idempotency.relock(db, record)
             if charge_id is None:
                 assert payment_intent_id is not None
                 intent = await PaymentIntentRepository(db).get(record.account_id, payment_intent_id)

@@ -123,6 +123,8 @@ idempotency_keys = Table(
     Column("request_id", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_run_at", DateTime(timezone=True), nullable=False),
+    # The current claimant's fencing token (see remit.payments.idempotency.KeyRecord.owner).
+    Column("owner", Text, nullable=True),
     PrimaryKeyConstraint("account_id", "key", name="pk_idempotency_keys"),
     Index("ix_idempotency_keys_created_at", "created_at"),
 )

@@ -14,6 +14,7 @@ from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payments.events import PaymentEvents
 from remit.payments.grpc import PaymentsServicer, payment_intent_message
+from remit.payments.ledger_postings import LedgerPostings
 from remit.payments.methods import StoredPaymentMethods
 from remit.payments.network import GrpcCardNetwork
 from remit.payments.ports import HookChain
@@ -45,7 +46,8 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
         engine, GrpcCardVault(vault_channel), hooks=object_events
     )
     customers = CustomersService(engine, payment_methods, hooks=object_events)
-    hooks = HookChain([PaymentEvents()])
+    # The ledger first: a posting it refuses rolls the change back before any event is made.
+    hooks = HookChain([LedgerPostings(), PaymentEvents()])
     service = PaymentsService(
         engine,
         network,

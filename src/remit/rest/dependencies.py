@@ -12,6 +12,7 @@ from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.rest.auth import Authenticator
 from remit.rest.errors import StripeError
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from remit_api.ledger.v1 import ledger_pb2_grpc
 from remit_api.payments.v1 import payments_pb2_grpc
 from remit_api.vault.v1 import vault_pb2_grpc
 from remit_api.webhooks.v1 import webhooks_pb2_grpc
@@ -43,6 +44,7 @@ class Dependencies:
     accounts: accounts_pb2_grpc.AccountsServiceAsyncStub
     payments: payments_pb2_grpc.PaymentsServiceAsyncStub
     webhooks: webhooks_pb2_grpc.WebhooksServiceAsyncStub
+    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub
     authenticator: Authenticator
     # Raw card numbers go from the facade straight to the vault, never through the core.
     vault_channel: grpc.aio.Channel
@@ -103,6 +105,7 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
         accounts=accounts,
         payments=payments_pb2_grpc.PaymentsServiceStub(channel),
         webhooks=webhooks_pb2_grpc.WebhooksServiceStub(channel),
+        ledger=ledger_pb2_grpc.LedgerServiceStub(channel),
         authenticator=Authenticator(lookup),
         vault_channel=vault_channel,
         vault=vault_pb2_grpc.VaultServiceStub(vault_channel),

@@ -2,11 +2,14 @@
 
 from remit.rest.app import Operation
 from remit.rest.resources import (
+    balance,
+    balance_transactions,
     charges,
     customers,
     events,
     payment_intents,
     payment_methods,
+    payouts,
     refunds,
     tokens,
     webhook_endpoints,
@@ -38,6 +41,7 @@ def all_operations() -> list[Operation]:
         *_card_operations(),
         *_customer_operations(),
         *webhook_operations(),
+        *_ledger_operations(),
     ]
 
 
@@ -92,4 +96,27 @@ def webhook_operations() -> list[Operation]:
             events.retrieve,
             renders_at_account_version=True,
         ),
+    ]
+
+
+def _ledger_operations() -> list[Operation]:
+    return [
+        Operation("GET", "/v1/balance", balance.RETRIEVE, balance.retrieve),
+        Operation(
+            "GET",
+            "/v1/balance_transactions",
+            balance_transactions.LIST,
+            balance_transactions.list_balance_transactions,
+        ),
+        Operation(
+            "GET",
+            "/v1/balance_transactions/{id}",
+            balance_transactions.RETRIEVE,
+            balance_transactions.retrieve,
+        ),
+        Operation("POST", "/v1/payouts", payouts.CREATE, payouts.create),
+        Operation("GET", "/v1/payouts", payouts.LIST, payouts.list_payouts),
+        Operation("GET", "/v1/payouts/{payout}", payouts.RETRIEVE, payouts.retrieve),
+        Operation("POST", "/v1/payouts/{payout}", payouts.UPDATE, payouts.update),
+        Operation("POST", "/v1/payouts/{payout}/cancel", payouts.CANCEL, payouts.cancel),
     ]

@@ -14,6 +14,7 @@ from typing import Final, Protocol
 
 import grpc
 
+from remit.config import network_timeout_s
 from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.vault.domain import OutboundAuthorization
@@ -22,7 +23,6 @@ from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2
 
 DESTINATIONS_ENV: Final = "REMIT_VAULT_DESTINATIONS"
-AUTHORIZE_TIMEOUT_S: Final = 30.0
 
 
 class Destination(Protocol):
@@ -78,7 +78,7 @@ class GrpcAcquirerDestination:
     async def authorize(self, outbound: OutboundAuthorization) -> vault_pb2.ForwardedAuthorization:
         try:
             reply = await self._stub().Authorize(
-                authorize_request(outbound), timeout=AUTHORIZE_TIMEOUT_S
+                authorize_request(outbound), timeout=network_timeout_s()
             )
         except grpc.aio.AioRpcError as error:
             if error.code() in _RETRYABLE:

@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.config import PlatformConfig
+from remit.ledger.jobs import ledger_tasks
 from remit.payments.related import event_renderer
 from remit.payments.service import EXPIRE_JOB
 from remit.payments.wiring import build_payments
@@ -20,7 +21,7 @@ KEY_REAPER_INTERVAL_S = 3600.0
 
 def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     handlers: dict[str, JobHandler] = {}
-    periodic: list[Periodic] = [*housekeeping_tasks(engine)]
+    periodic: list[Periodic] = [*housekeeping_tasks(engine), *ledger_tasks(engine)]
     on_stop: list[Callable[[], Awaitable[None]]] = []
 
     payments = build_payments(engine, config)

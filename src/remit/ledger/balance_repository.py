@@ -1,0 +1,414 @@
+"""Balance transactions, payouts and ledger events inside the caller's transaction."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from remit.ledger.objects import (
+    BalanceTransaction,
+    BalanceTransactionStatus,
+    BalanceTransactionType,
+    FeeDetail,
+    Payout,
+    PayoutMethod,
+    PayoutStatus,
+)
+from remit.ledger.tables import balance_transactions, ledger_events, payouts
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    gt: datetime | None = None
+    gte: datetime | None = None
+    lt: datetime | None = None
+    lte: datetime | None = None
+
+    def conditions(self, column: ColumnElement[datetime]) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.gt is not None:
+            found.append(column > self.gt)
+        if self.gte is not None:
+            found.append(column >= self.gte)
+        if self.lt is not None:
+            found.append(column < self.lt)
+        if self.lte is not None:
+            found.append(column <= self.lte)
+        return found
+
+
+def balance_transaction_from_row(row: Row[tuple[object, ...]]) -> BalanceTransaction:
+    m = row._mapping
+    return BalanceTransaction(
+        id=m["id"],
+        account_id=m["account_id"],
+        ledger_transaction_id=m["ledger_transaction_id"],
+        type=BalanceTransactionType(m["type"]),
+        amount=m["amount"],
+        fee=m["fee"],
+        net=m["net"],
+        currency=m["currency"],
+        status=BalanceTransactionStatus(m["status"]),
+        available_on=m["available_on"],
+        created_at=m["created_at"],
+        fee_details=tuple(FeeDetail(**detail) for detail in m["fee_details"]),
+        source_id=m["source_id"],
+        description=m["description"],
+        payout_id=m["payout_id"],
+        charge_id=m["charge_id"],
+        acquirer_reference=m["acquirer_reference"],
+        authorization_id=m["authorization_id"],
+    )
+
+
+def payout_from_row(row: Row[tuple[object, ...]]) -> Payout:
+    m = row._mapping
+    return Payout(
+        id=m["id"],
+        account_id=m["account_id"],
+        amount=m["amount"],
+        currency=m["currency"],
+        status=PayoutStatus(m["status"]),
+        arrival_date=m["arrival_date"],
+        automatic=m["automatic"],
+        method=PayoutMethod(m["method"]),
+        source_type=m["source_type"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        metadata=dict(m["metadata"]),
+        balance_transaction_id=m["balance_transaction_id"],
+        failure_balance_transaction_id=m["failure_balance_transaction_id"],
+        failure_code=m["failure_code"],
+        failure_message=m["failure_message"],
+        description=m["description"],
+        destination=m["destination"],
+        statement_descriptor=m["statement_descriptor"],
+    )
+
+
+def _payout_values(payout: Payout) -> dict[str, object]:
+    return {
+        "amount": payout.amount,
+        "currency": payout.currency,
+        "status": payout.status.value,
+        "arrival_date": payout.arrival_date,
+        "automatic": payout.automatic,
+        "method": payout.method.value,
+        "source_type": payout.source_type,
+        "balance_transaction_id": payout.balance_transaction_id,
+        "failure_balance_transaction_id": payout.failure_balance_transaction_id,
+        "failure_code": payout.failure_code,
+        "failure_message": payout.failure_message,
+        "description": payout.description,
+        "destination": payout.destination,
+        "statement_descriptor": payout.statement_descriptor,
+        "metadata": dict(payout.metadata),
+        "updated_at": payout.updated_at,
+    }
+
+
+async def _page(
+    db: AsyncConnection,
+    table: object,
+    conditions: list[ColumnElement[bool]],
+    *,
+    created: ColumnElement[datetime],
+    ident: ColumnElement[str],
+    limit: int,
+    starting_after: tuple[datetime, str] | None,
+    ending_before: tuple[datetime, str] | None,
+) -> tuple[list[Row[tuple[object, ...]]], bool]:
+    """Newest first, keyset-paginated on (created, id); returns rows and has_more."""
+    query = select(table)  # type: ignore[call-overload]
+    if starting_after is not None:
+        at, cursor = starting_after
+        conditions.append(or_(created < at, and_(created == at, ident < cursor)))
+        query = query.order_by(created.desc(), ident.desc())
+    elif ending_before is not None:
+        at, cursor = ending_before
+        conditions.append(or_(created > at, and_(created == at, ident > cursor)))
+        query = query.order_by(created.asc(), ident.asc())
+    else:
+        query = query.order_by(created.desc(), ident.desc())
+    rows = list((await db.execute(query.where(*conditions).limit(limit + 1))).all())
+    page = rows[:limit]
+    if ending_before is not None:
+        page.reverse()
+    return page, len(rows) > limit
+
+
+class BalanceRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    # --- balance transactions ---------------------------------------------------------------
+
+    async def insert_balance_transaction(self, txn: BalanceTransaction) -> None:
+        await self._db.execute(
+            balance_transactions.insert().values(
+                id=txn.id,
+                account_id=txn.account_id,
+                ledger_transaction_id=txn.ledger_transaction_id,
+                type=txn.type.value,
+                reporting_category=txn.reporting_category,
+                amount=txn.amount,
+                fee=txn.fee,
+                net=txn.net,
+                currency=txn.currency,
+                status=txn.status.value,
+                available_on=txn.available_on,
+                created_at=txn.created_at,
+                fee_details=[detail.__dict__ for detail in txn.fee_details],
+                source_id=txn.source_id,
+                description=txn.description,
+                payout_id=txn.payout_id,
+                charge_id=txn.charge_id,
+                acquirer_reference=txn.acquirer_reference,
+                authorization_id=txn.authorization_id,
+            )
+        )
+
+    async def get_balance_transaction(
+        self, account_id: str, txn_id: str
+    ) -> BalanceTransaction | None:
+        c = balance_transactions.c
+        row = (
+            await self._db.execute(
+                select(balance_transactions).where(c.account_id == account_id, c.id == txn_id)
+            )
+        ).first()
+        return None if row is None else balance_transaction_from_row(row)
+
+    async def balance_transaction_for_ledger(
+        self, account_id: str, ledger_transaction_id: str
+    ) -> BalanceTransaction | None:
+        c = balance_transactions.c
+        row = (
+            await self._db.execute(
+                select(balance_transactions).where(
+                    c.account_id == account_id, c.ledger_transaction_id == ledger_transaction_id
+                )
+            )
+        ).first()
+        return None if row is None else balance_transaction_from_row(row)
+
+    async def balance_transactions_for_charge(
+        self, account_id: str, charge_id: str, types: Sequence[BalanceTransactionType]
+    ) -> list[BalanceTransaction]:
+        c = balance_transactions.c
+        rows = await self._db.execute(
+            select(balance_transactions)
+            .where(
+                c.account_id == account_id,
+                c.charge_id == charge_id,
+                c.type.in_([t.value for t in types]),
+            )
+            .order_by(c.created_at, c.id)
+        )
+        return [balance_transaction_from_row(row) for row in rows]
+
+    async def list_balance_transactions(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: tuple[datetime, str] | None,
+        ending_before: tuple[datetime, str] | None,
+        created: TimeRange,
+        payout_id: str | None,
+        source_id: str | None,
+        type: BalanceTransactionType | None,
+        currency: str | None,
+    ) -> tuple[list[BalanceTransaction], bool]:
+        c = balance_transactions.c
+        conditions: list[ColumnElement[bool]] = [c.account_id == account_id]
+        conditions += created.conditions(c.created_at)
+        for column, value in (
+            (c.payout_id, payout_id),
+            (c.source_id, source_id),
+            (c.type, None if type is None else type.value),
+            (c.currency, currency),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        rows, has_more = await _page(
+            self._db,
+            balance_transactions,
+            conditions,
+            created=c.created_at,
+            ident=c.id,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+        return [balance_transaction_from_row(row) for row in rows], has_more
+
+    async def claim_due_balance_transactions(
+        self, *, now: datetime, limit: int, account_id: str | None = None
+    ) -> list[BalanceTransaction]:
+        """Pending rows whose funds are due, locked; rows another worker holds are skipped."""
+        c = balance_transactions.c
+        conditions = [c.status == BalanceTransactionStatus.PENDING.value, c.available_on <= now]
+        if account_id is not None:
+            conditions.append(c.account_id == account_id)
+        rows = await self._db.execute(
+            select(balance_transactions)
+            .where(*conditions)
+            .order_by(c.available_on, c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [balance_transaction_from_row(row) for row in rows]
+
+    async def mark_available(self, txn_ids: Sequence[str]) -> None:
+        c = balance_transactions.c
+        await self._db.execute(
+            update(balance_transactions)
+            .where(c.id.in_(list(txn_ids)))
+            .values(status=BalanceTransactionStatus.AVAILABLE.value)
+        )
+
+    async def link_to_payout(
+        self, account_id: str, currency: str, payout_id: str, *, up_to: datetime
+    ) -> int:
+        """Attach the available, not yet paid-out rows of a currency to an automatic payout."""
+        c = balance_transactions.c
+        result = await self._db.execute(
+            update(balance_transactions)
+            .where(
+                c.account_id == account_id,
+                c.currency == currency,
+                c.status == BalanceTransactionStatus.AVAILABLE.value,
+                c.payout_id.is_(None),
+                c.created_at <= up_to,
+            )
+            .values(payout_id=payout_id)
+        )
+        return int(result.rowcount)
+
+    async def for_reconciliation(
+        self, *, start: datetime, end: datetime, account_id: str | None
+    ) -> list[BalanceTransaction]:
+        c = balance_transactions.c
+        conditions = [
+            c.created_at >= start,
+            c.created_at < end,
+            c.type.in_([BalanceTransactionType.CHARGE.value, BalanceTransactionType.REFUND.value]),
+        ]
+        if account_id is not None:
+            conditions.append(c.account_id == account_id)
+        rows = await self._db.execute(select(balance_transactions).where(*conditions))
+        return [balance_transaction_from_row(row) for row in rows]
+
+    async def net_by_status(
+        self, account_id: str | None
+    ) -> dict[tuple[str, str, BalanceTransactionStatus], int]:
+        """Sum of `net` per (account, currency, status): what Stripe's balance must equal."""
+        c = balance_transactions.c
+        query = select(c.account_id, c.currency, c.status, func.sum(c.net).label("net")).group_by(
+            c.account_id, c.currency, c.status
+        )
+        if account_id is not None:
+            query = query.where(c.account_id == account_id)
+        rows = await self._db.execute(query)
+        return {
+            (row.account_id, row.currency, BalanceTransactionStatus(row.status)): int(row.net)
+            for row in rows
+        }
+
+    # --- payouts ----------------------------------------------------------------------------
+
+    async def insert_payout(self, payout: Payout) -> None:
+        await self._db.execute(
+            payouts.insert().values(
+                id=payout.id,
+                account_id=payout.account_id,
+                created_at=payout.created_at,
+                **_payout_values(payout),
+            )
+        )
+
+    async def save_payout(self, payout: Payout) -> None:
+        await self._db.execute(
+            update(payouts)
+            .where(payouts.c.account_id == payout.account_id, payouts.c.id == payout.id)
+            .values(**_payout_values(payout))
+        )
+
+    async def get_payout(
+        self, account_id: str, payout_id: str, *, for_update: bool = False
+    ) -> Payout | None:
+        query = select(payouts).where(payouts.c.account_id == account_id, payouts.c.id == payout_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._db.execute(query)).first()
+        return None if row is None else payout_from_row(row)
+
+    async def list_payouts(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: tuple[datetime, str] | None,
+        ending_before: tuple[datetime, str] | None,
+        created: TimeRange,
+        arrival_date: TimeRange,
+        status: PayoutStatus | None,
+        destination: str | None,
+    ) -> tuple[list[Payout], bool]:
+        c = payouts.c
+        conditions: list[ColumnElement[bool]] = [c.account_id == account_id]
+        conditions += created.conditions(c.created_at)
+        conditions += arrival_date.conditions(c.arrival_date)
+        if status is not None:
+            conditions.append(c.status == status.value)
+        if destination is not None:
+            conditions.append(c.destination == destination)
+        rows, has_more = await _page(
+            self._db,
+            payouts,
+            conditions,
+            created=c.created_at,
+            ident=c.id,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+        return [payout_from_row(row) for row in rows], has_more
+
+    async def claim_payouts_in_flight(self, *, limit: int) -> list[Payout]:
+        c = payouts.c
+        rows = await self._db.execute(
+            select(payouts)
+            .where(c.status.in_([PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value]))
+            .order_by(c.created_at, c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [payout_from_row(row) for row in rows]
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def insert_event(
+        self,
+        *,
+        account_id: str,
+        type: str,
+        object_id: str | None,
+        data: Mapping[str, object],
+        now: datetime,
+    ) -> None:
+        await self._db.execute(
+            ledger_events.insert().values(
+                account_id=account_id,
+                type=type,
+                object_id=object_id,
+                data=dict(data),
+                created_at=now,
+                # Handed to the webhooks outbox in the same transaction.
+                consumed_at=now,
+            )
+        )

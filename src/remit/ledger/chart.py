@@ -1,0 +1,39 @@
+"""The chart of ledger accounts remit's money movements use, per merchant and currency.
+
+Every ledger account belongs to one merchant account, the platform's fee revenue included
+("fees": what the platform earned from this merchant), so every posting touches one account's
+rows only: transactions stay single-shard and one account's hash chain covers all of them. The
+platform's total revenue is the sum of every account's "fees".
+
+Signs follow the ledger's rule (positive = money held there), so the counterparties money comes
+from carry negative balances:
+
+- acquirer_clearing: minus what the card network has sent for this merchant.
+- pending (>= 0): captured funds not yet available; Stripe's pending balance.
+- available: funds available for payout; Stripe's available balance. Refunds may take it below
+  zero, as on Stripe; payouts may not (they post with a guard on it).
+- fees (>= 0): processing fees the platform earned.
+- payouts_in_transit (>= 0): paid out, on its way to the merchant's bank.
+- paid_out (>= 0): arrived at the merchant's bank.
+"""
+
+from typing import Final
+
+ACQUIRER_CLEARING: Final = "acquirer_clearing"
+PENDING: Final = "pending"
+AVAILABLE: Final = "available"
+FEES: Final = "fees"
+PAYOUTS_IN_TRANSIT: Final = "payouts_in_transit"
+PAID_OUT: Final = "paid_out"
+
+# Guarded for good: postings that would take these below zero fail.
+NON_NEGATIVE: Final[dict[str, bool]] = {
+    PENDING: True,
+    FEES: True,
+    PAYOUTS_IN_TRANSIT: True,
+    PAID_OUT: True,
+}
+
+# Stripe's balance is derived from these two; only the money-movement API (which writes the
+# matching balance transactions) may post to them.
+STRIPE_BALANCE_ACCOUNTS: Final = frozenset({PENDING, AVAILABLE})

@@ -1,0 +1,81 @@
+"""`remit ledger verify` and `remit reconcile`: run in-process against the core database (and,
+for reconciliation, the acquirer's gRPC endpoint), so they work with or without a running core."""
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from remit.config import PlatformConfig
+from remit.core.errors import RemitError
+from remit.ledger.reconcile import render_table
+from remit.ledger.service import LedgerService
+from remit.ledger.verify import VerifyReport
+from remit_api.acquirer.v1 import acquirer_pb2_grpc
+
+T = TypeVar("T")
+
+
+def _with_service(config: PlatformConfig, use: Callable[[LedgerService], Awaitable[T]]) -> T:
+    from remit.databases import resolve_databases
+    from remit.storage.engine import make_engine
+    from remit.storage.migrate import upgrade
+
+    resolved = resolve_databases(config)
+    try:
+        url = resolved.config.require_database_url()
+        upgrade("core", url)
+
+        async def run() -> T:
+            engine = make_engine(url, pool_size=2)
+            channel = grpc.aio.insecure_channel(config.acquirer.target)
+            try:
+                service = LedgerService(
+                    engine, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(channel)
+                )
+                return await use(service)
+            finally:
+                await channel.close()
+                await engine.dispose()
+
+        return asyncio.run(run())
+    finally:
+        resolved.stop_embedded()
+
+
+def render_verify(report: VerifyReport) -> str:
+    lines = [
+        f"checked {report.transactions_checked} ledger transactions: "
+        + ("OK" if report.ok else "DIFFERENCES FOUND")
+    ]
+    for difference in report.differences:
+        where = difference.transaction_id or difference.ledger_account or ""
+        lines.append(
+            f"  {difference.kind.value:<30} {difference.account_id} {where} "
+            f"{difference.currency}: {difference.description}"
+        )
+    for chain_break in report.chain_breaks:
+        lines.append(
+            f"  {'chain_break':<30} {chain_break.account_id} sequence {chain_break.sequence} "
+            f"{chain_break.transaction_id or '(chain head)'}: "
+            f"stored {chain_break.actual_hash[:16]} recomputed {chain_break.expected_hash[:16]}"
+        )
+    return "\n".join(lines)
+
+
+def verify_command(config: PlatformConfig, *, account_id: str | None) -> int:
+    report = _with_service(config, lambda service: service.verify(account_id))
+    print(render_verify(report))
+    return 0 if report.ok else 1
+
+
+def reconcile_command(config: PlatformConfig, *, day: str, account_id: str | None) -> int:
+    try:
+        result = _with_service(config, lambda service: service.reconcile(day, account_id))
+    except RemitError as error:
+        print(f"remit reconcile: {error.message}", file=sys.stderr)
+        return 2
+    print(render_table(result))
+    return 0 if result.ok else 1

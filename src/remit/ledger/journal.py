@@ -1,0 +1,346 @@
+"""The journal: records ledger transactions inside the caller's database transaction.
+
+Every operation follows the same order, so concurrent postings can neither deadlock nor lose an
+update: lock the account's chain head (which serialises the account), check the transaction id
+(a retry with the same payload replays, another payload is refused), lock the ledger accounts
+touched in (name, currency) order, compute the new balances and check the guards, and only then
+write anything. A refused posting therefore writes nothing the caller could commit by mistake
+(at most the empty chain head of an account's very first posting).
+
+Nothing here commits: callers (the ledger's own service, or payments inside its own unit of
+work) decide when the transaction ends.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.core.errors import ErrorKind, not_found
+from remit.ledger.chart import NON_NEGATIVE
+from remit.ledger.domain import (
+    LedgerError,
+    LedgerTransaction,
+    PendingStatus,
+    Posting,
+    PostResult,
+    TransactionKind,
+    TransactionRequest,
+    balance_changes,
+    balance_insufficient,
+    chain_hash,
+    ledger_invalid,
+    payload_digest,
+    validate_partial_post,
+    validate_postings,
+    validate_transaction_id,
+)
+from remit.ledger.repository import JournalRepository
+
+
+def _exists_with_different_payload(transaction_id: str) -> LedgerError:
+    return LedgerError(
+        message=f"Ledger transaction {transaction_id!r} already exists with different postings "
+        "or details; a retry must repeat the original request exactly.",
+        kind=ErrorKind.ALREADY_EXISTS,
+        code="transaction_exists_with_different_payload",
+        param="transaction_id",
+    )
+
+
+def _pending_error(message: str, code: str) -> LedgerError:
+    return LedgerError(
+        message=message,
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code=code,
+        param="pending_transaction_id",
+    )
+
+
+async def _replay_or_refuse(
+    repo: JournalRepository, account_id: str, transaction_id: str, digest: str
+) -> PostResult | None:
+    existing_digest = await repo.payload_digest_of(account_id, transaction_id)
+    if existing_digest is None:
+        return None
+    if existing_digest != digest:
+        raise _exists_with_different_payload(transaction_id)
+    existing = await repo.get_transaction(account_id, transaction_id)
+    assert existing is not None
+    return PostResult(existing, replayed=True)
+
+
+async def _record(
+    repo: JournalRepository,
+    account_id: str,
+    *,
+    chain: tuple[int, str],
+    kind: TransactionKind,
+    transaction_id: str,
+    postings: Sequence[Posting],
+    released: Sequence[Posting] = (),
+    guards: frozenset[str] = frozenset(),
+    metadata: Mapping[str, str],
+    description: str | None,
+    digest: str,
+    now: datetime,
+    pending_transaction_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> LedgerTransaction:
+    changes = balance_changes(kind, postings, released)
+    locked = await repo.lock_ledger_accounts(account_id, changes.keys())
+    for key, change in sorted(changes.items()):
+        name, currency = key
+        current = locked.get(key)
+        flagged = (current.non_negative if current else NON_NEGATIVE.get(name, False)) or (
+            name in guards
+        )
+        taking = change.posted - change.pending_outgoing
+        if not flagged or taking >= 0:
+            continue
+        spendable = 0 if current is None else current.spendable_minor
+        if spendable + taking < 0:
+            raise balance_insufficient(
+                f"Insufficient funds in {name} ({currency}): {max(spendable, 0)} available, "
+                f"{-taking} needed."
+            )
+    ids = {key: account.id for key, account in locked.items()}
+    missing = [key for key in changes if key not in locked]
+    ids |= await repo.create_ledger_accounts(
+        account_id, missing, non_negative=NON_NEGATIVE, now=now
+    )
+    last_sequence, last_hash = chain
+    unsigned = LedgerTransaction(
+        account_id=account_id,
+        id=transaction_id,
+        sequence=last_sequence + 1,
+        kind=kind,
+        postings=tuple(postings),
+        metadata=dict(metadata),
+        description=description,
+        created_at=now,
+        hash="",
+        previous_hash=last_hash,
+        pending_transaction_id=pending_transaction_id,
+        expires_at=expires_at,
+        pending_status=PendingStatus.OPEN if kind is TransactionKind.PENDING else None,
+    )
+    transaction = replace(unsigned, hash=chain_hash(last_hash, unsigned))
+    await repo.insert_transaction(transaction, payload_digest=digest, ledger_account_ids=ids)
+    await repo.apply_balance_changes({ids[key]: change for key, change in changes.items()}, now=now)
+    await repo.advance_chain(account_id, transaction.sequence, transaction.hash)
+    return transaction
+
+
+async def post(
+    db: AsyncConnection, account_id: str, request: TransactionRequest, *, now: datetime
+) -> PostResult:
+    """Record a POSTED transaction, or reserve a PENDING one for two-phase posting."""
+    validate_transaction_id(request.transaction_id)
+    validate_postings(request.postings)
+    if request.expires_at is not None and not request.pending:
+        raise ledger_invalid("Only a pending transaction can expire.", "expires_at")
+    kind = TransactionKind.PENDING if request.pending else TransactionKind.POSTED
+    digest = payload_digest(
+        kind,
+        request.postings,
+        metadata=request.metadata,
+        description=request.description,
+    )
+    repo = JournalRepository(db)
+    chain = await repo.lock_chain(account_id)
+    replay = await _replay_or_refuse(repo, account_id, request.transaction_id, digest)
+    if replay is not None:
+        return replay
+    transaction = await _record(
+        repo,
+        account_id,
+        chain=chain,
+        kind=kind,
+        transaction_id=request.transaction_id,
+        postings=request.postings,
+        guards=request.guards,
+        metadata=request.metadata,
+        description=request.description,
+        digest=digest,
+        now=now,
+        expires_at=request.expires_at,
+    )
+    return PostResult(transaction, replayed=False)
+
+
+async def _open_pending(
+    repo: JournalRepository, account_id: str, pending_transaction_id: str
+) -> LedgerTransaction:
+    pending = await repo.get_transaction(account_id, pending_transaction_id)
+    if pending is None or pending.kind is not TransactionKind.PENDING:
+        raise not_found(
+            "pending ledger transaction", pending_transaction_id, param="pending_transaction_id"
+        )
+    if pending.pending_status is PendingStatus.POSTED:
+        raise _pending_error(
+            f"Pending transaction {pending_transaction_id!r} was already posted.",
+            "pending_transaction_already_posted",
+        )
+    if pending.pending_status is PendingStatus.VOIDED:
+        raise _pending_error(
+            f"Pending transaction {pending_transaction_id!r} was already voided.",
+            "pending_transaction_already_voided",
+        )
+    return pending
+
+
+async def post_pending(
+    db: AsyncConnection,
+    account_id: str,
+    *,
+    pending_transaction_id: str,
+    transaction_id: str,
+    postings: Sequence[Posting] = (),
+    metadata: Mapping[str, str] | None = None,
+    now: datetime,
+) -> PostResult:
+    """Post an open pending transaction, all of it (no postings) or part; the rest is released."""
+    validate_transaction_id(transaction_id)
+    meta = dict(metadata or {})
+    digest = payload_digest(
+        TransactionKind.POST_PENDING,
+        postings,
+        metadata=meta,
+        description=None,
+        pending_transaction_id=pending_transaction_id,
+    )
+    repo = JournalRepository(db)
+    chain = await repo.lock_chain(account_id)
+    replay = await _replay_or_refuse(repo, account_id, transaction_id, digest)
+    if replay is not None:
+        return replay
+    pending = await _open_pending(repo, account_id, pending_transaction_id)
+    if pending.expires_at is not None and pending.expires_at <= now:
+        raise _pending_error(
+            f"Pending transaction {pending_transaction_id!r} expired; it can only be voided.",
+            "pending_transaction_expired",
+        )
+    posted = tuple(postings) if postings else pending.postings
+    if postings:
+        validate_partial_post(pending.postings, postings)
+    transaction = await _record(
+        repo,
+        account_id,
+        chain=chain,
+        kind=TransactionKind.POST_PENDING,
+        transaction_id=transaction_id,
+        postings=posted,
+        released=pending.postings,
+        metadata=meta,
+        description=None,
+        digest=digest,
+        now=now,
+        pending_transaction_id=pending_transaction_id,
+    )
+    await repo.set_pending_outcome(
+        account_id, pending_transaction_id, PendingStatus.POSTED, transaction_id
+    )
+    return PostResult(transaction, replayed=False)
+
+
+async def void_pending(
+    db: AsyncConnection,
+    account_id: str,
+    *,
+    pending_transaction_id: str,
+    transaction_id: str,
+    metadata: Mapping[str, str] | None = None,
+    now: datetime,
+) -> PostResult:
+    """Release an open pending transaction (a cancel, or its expiry); its postings record what
+    was released."""
+    validate_transaction_id(transaction_id)
+    meta = dict(metadata or {})
+    digest = payload_digest(
+        TransactionKind.VOID_PENDING,
+        (),
+        metadata=meta,
+        description=None,
+        pending_transaction_id=pending_transaction_id,
+    )
+    repo = JournalRepository(db)
+    chain = await repo.lock_chain(account_id)
+    replay = await _replay_or_refuse(repo, account_id, transaction_id, digest)
+    if replay is not None:
+        return replay
+    pending = await _open_pending(repo, account_id, pending_transaction_id)
+    transaction = await _record(
+        repo,
+        account_id,
+        chain=chain,
+        kind=TransactionKind.VOID_PENDING,
+        transaction_id=transaction_id,
+        postings=pending.postings,
+        released=pending.postings,
+        metadata=meta,
+        description=None,
+        digest=digest,
+        now=now,
+        pending_transaction_id=pending_transaction_id,
+    )
+    await repo.set_pending_outcome(
+        account_id, pending_transaction_id, PendingStatus.VOIDED, transaction_id
+    )
+    return PostResult(transaction, replayed=False)
+
+
+async def reverse(
+    db: AsyncConnection,
+    account_id: str,
+    *,
+    transaction_id: str,
+    reversal_id: str,
+    description: str | None = None,
+    now: datetime,
+) -> PostResult:
+    """Post the exact negation of a posted transaction: the ledger's only way to correct one."""
+    validate_transaction_id(reversal_id, "reversal_id")
+    repo = JournalRepository(db)
+    chain = await repo.lock_chain(account_id)
+    original = await repo.get_transaction(account_id, transaction_id)
+    if original is None:
+        raise not_found("ledger transaction", transaction_id, param="transaction_id")
+    if original.kind not in (TransactionKind.POSTED, TransactionKind.POST_PENDING):
+        raise ledger_invalid(
+            "Only posted transactions can be reversed; void a pending one instead.",
+            "transaction_id",
+        )
+    negated = tuple(
+        Posting(p.ledger_account, -p.amount_minor, p.currency) for p in original.postings
+    )
+    metadata = {"reverses": transaction_id}
+    digest = payload_digest(
+        TransactionKind.POSTED, negated, metadata=metadata, description=description
+    )
+    replay = await _replay_or_refuse(repo, account_id, reversal_id, digest)
+    if replay is not None:
+        return replay
+    if original.reversed_by is not None:
+        raise LedgerError(
+            message=f"Ledger transaction {transaction_id!r} was already reversed by "
+            f"{original.reversed_by!r}.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="transaction_already_reversed",
+            param="transaction_id",
+        )
+    transaction = await _record(
+        repo,
+        account_id,
+        chain=chain,
+        kind=TransactionKind.POSTED,
+        transaction_id=reversal_id,
+        postings=negated,
+        metadata=metadata,
+        description=description,
+        digest=digest,
+        now=now,
+    )
+    await repo.set_reversed_by(account_id, transaction_id, reversal_id)
+    return PostResult(transaction, replayed=False)

@@ -1,0 +1,375 @@
+"""Payouts: money leaving the available balance for the merchant's bank, with a simulated bank.
+
+Ledger transactions (see `chart.py`):
+
+- created, "po:payout": available -amount, payouts_in_transit +amount, guarded so the
+  available balance never goes below zero (400 balance_insufficient instead);
+- paid, "po:paid": payouts_in_transit -amount, paid_out +amount;
+- failed or canceled, "po:failure" / "po:cancel": payouts_in_transit -amount, available
+  +amount (the funds come back, with a payout_failure / payout_cancel balance transaction).
+
+The simulated bank: a payout stays `pending` for `SUBMISSION_DELAY` (it can be canceled then),
+goes `in_transit`, and on its `arrival_date` (standard: 2 days after creation; instant: at once)
+becomes `paid`, or `failed` when it was created with description "fail" or with metadata
+`simulate_failure` (its value, when it is a known failure code such as account_closed, is the
+failure_code; otherwise could_not_process).
+"""
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.accounts.tables import accounts
+from remit.core.currency import SUPPORTED_CURRENCIES
+from remit.core.errors import ErrorKind, not_found
+from remit.core.ids import new_id
+from remit.ledger import events, journal
+from remit.ledger.balance_repository import BalanceRepository
+from remit.ledger.chart import AVAILABLE, PAID_OUT, PAYOUTS_IN_TRANSIT
+from remit.ledger.domain import LedgerError, Posting, TransactionRequest, ledger_invalid
+from remit.ledger.messages import payout_message
+from remit.ledger.objects import (
+    BalanceTransaction,
+    BalanceTransactionStatus,
+    BalanceTransactionType,
+    Payout,
+    PayoutMethod,
+    PayoutStatus,
+)
+from remit.ledger.repository import JournalRepository
+from remit.ledger.tables import payouts as payouts_table
+
+SUBMISSION_DELAY: Final = timedelta(seconds=60)
+STANDARD_ARRIVAL: Final = timedelta(days=2)
+SIMULATE_FAILURE_KEY: Final = "simulate_failure"
+FAIL_DESCRIPTION: Final = "fail"
+MAX_STATEMENT_DESCRIPTOR: Final = 22
+FAILURE_MESSAGES: Final = {
+    "account_closed": "The bank account has been closed.",
+    "account_frozen": "The bank account has been frozen.",
+    "bank_account_restricted": "The bank account has restrictions on payouts.",
+    "could_not_process": "The bank could not process this payout.",
+    "insufficient_funds": "Your Stripe balance was insufficient to cover the payout.",
+    "invalid_account_number": "The bank account number appears to be invalid.",
+    "no_account": "The bank account details on file are probably incorrect.",
+}
+
+
+class PayoutError(LedgerError):
+    """A payout request the ledger refuses."""
+
+
+def _insufficient(amount: int, available: int, currency: str) -> PayoutError:
+    return PayoutError(
+        message=f"You have insufficient funds in your balance for this payout: it needs "
+        f"{amount} {currency} and {max(available, 0)} {currency} is available.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="balance_insufficient",
+        param="amount",
+    )
+
+
+def _movement(po_id: str, step: str, *legs: tuple[str, int, str]) -> TransactionRequest:
+    return TransactionRequest(
+        transaction_id=f"{po_id}:{step}",
+        postings=tuple(Posting(name, amount, currency) for name, amount, currency in legs),
+        metadata={"payout": po_id},
+        guards=frozenset({AVAILABLE}) if step == "payout" else frozenset(),
+    )
+
+
+def _balance_transaction(
+    payout: Payout, type: BalanceTransactionType, amount: int, ledger_id: str, now: datetime
+) -> BalanceTransaction:
+    return BalanceTransaction(
+        id=new_id("txn"),
+        account_id=payout.account_id,
+        ledger_transaction_id=ledger_id,
+        type=type,
+        amount=amount,
+        fee=0,
+        net=amount,
+        currency=payout.currency,
+        status=BalanceTransactionStatus.AVAILABLE,
+        available_on=now,
+        created_at=now,
+        source_id=payout.id,
+        payout_id=payout.id,
+        description=payout.description,
+    )
+
+
+async def create_payout(
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    amount: int,
+    currency: str,
+    now: datetime,
+    description: str | None = None,
+    method: PayoutMethod = PayoutMethod.STANDARD,
+    statement_descriptor: str | None = None,
+    metadata: dict[str, str] | None = None,
+    destination: str | None = None,
+    source_type: str = "card",
+    automatic: bool = False,
+) -> Payout:
+    if isinstance(amount, bool) or amount <= 0:
+        raise ledger_invalid(
+            "This value must be greater than or equal to 1.", "amount", code="amount_too_small"
+        )
+    if currency not in SUPPORTED_CURRENCIES:
+        raise ledger_invalid(f"Invalid currency: {currency}.", "currency", code="invalid_currency")
+    if statement_descriptor is not None and len(statement_descriptor) > MAX_STATEMENT_DESCRIPTOR:
+        raise ledger_invalid(
+            f"The statement descriptor can be at most {MAX_STATEMENT_DESCRIPTOR} characters.",
+            "statement_descriptor",
+        )
+    po_id = new_id("po")
+    try:
+        await journal.post(
+            db,
+            account_id,
+            _movement(
+                po_id,
+                "payout",
+                (AVAILABLE, -amount, currency),
+                (PAYOUTS_IN_TRANSIT, amount, currency),
+            ),
+            now=now,
+        )
+    except LedgerError as error:
+        if error.code != "balance_insufficient":
+            raise
+        held = await JournalRepository(db).get_ledger_account(account_id, AVAILABLE, currency)
+        raise _insufficient(amount, 0 if held is None else held.spendable_minor, currency) from None
+    payout = Payout(
+        id=po_id,
+        account_id=account_id,
+        amount=amount,
+        currency=currency,
+        status=PayoutStatus.PENDING,
+        arrival_date=now if method is PayoutMethod.INSTANT else now + STANDARD_ARRIVAL,
+        automatic=automatic,
+        method=method,
+        source_type=source_type,
+        created_at=now,
+        updated_at=now,
+        metadata=dict(metadata or {}),
+        description=description,
+        destination=destination,
+        statement_descriptor=statement_descriptor,
+    )
+    txn = _balance_transaction(
+        payout, BalanceTransactionType.PAYOUT, -amount, f"{po_id}:payout", now
+    )
+    payout = replace(payout, balance_transaction_id=txn.id)
+    repo = BalanceRepository(db)
+    await repo.insert_balance_transaction(txn)
+    await repo.insert_payout(payout)
+    await events.record_event(
+        db,
+        account_id=account_id,
+        type=events.PAYOUT_CREATED,
+        message=payout_message(payout),
+        object_id=po_id,
+        now=now,
+    )
+    return payout
+
+
+async def _locked(db: AsyncConnection, account_id: str, payout_id: str) -> Payout:
+    payout = await BalanceRepository(db).get_payout(account_id, payout_id, for_update=True)
+    if payout is None:
+        raise not_found("payout", payout_id, param="payout")
+    return payout
+
+
+async def _return_funds(
+    db: AsyncConnection, payout: Payout, step: str, type: BalanceTransactionType, now: datetime
+) -> BalanceTransaction:
+    ledger_id = f"{payout.id}:{step}"
+    await journal.post(
+        db,
+        payout.account_id,
+        _movement(
+            payout.id,
+            step,
+            (PAYOUTS_IN_TRANSIT, -payout.amount, payout.currency),
+            (AVAILABLE, payout.amount, payout.currency),
+        ),
+        now=now,
+    )
+    txn = _balance_transaction(payout, type, payout.amount, ledger_id, now)
+    await BalanceRepository(db).insert_balance_transaction(txn)
+    return txn
+
+
+async def cancel_payout(
+    db: AsyncConnection, *, account_id: str, payout_id: str, now: datetime
+) -> Payout:
+    payout = await _locked(db, account_id, payout_id)
+    if payout.status is not PayoutStatus.PENDING or payout.automatic:
+        raise PayoutError(
+            message="Payouts can only be canceled while they are pending, and automatic "
+            f"payouts cannot be canceled; this payout is {payout.status.value}"
+            f"{' and automatic' if payout.automatic else ''}.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="payout_not_cancelable",
+        )
+    await _return_funds(db, payout, "cancel", BalanceTransactionType.PAYOUT_CANCEL, now)
+    canceled = replace(payout, status=PayoutStatus.CANCELED, updated_at=now)
+    await BalanceRepository(db).save_payout(canceled)
+    await events.record_event(
+        db,
+        account_id=account_id,
+        type=events.PAYOUT_CANCELED,
+        message=payout_message(canceled),
+        object_id=payout_id,
+        now=now,
+    )
+    return canceled
+
+
+async def update_payout_metadata(
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    payout_id: str,
+    set_keys: dict[str, str],
+    unset_keys: list[str],
+    clear: bool,
+    now: datetime,
+) -> Payout:
+    payout = await _locked(db, account_id, payout_id)
+    metadata = {} if clear else dict(payout.metadata)
+    for key in unset_keys:
+        metadata.pop(key, None)
+    metadata.update(set_keys)
+    if len(metadata) > 50:
+        raise ledger_invalid("Metadata can have at most 50 keys.", "metadata")
+    updated = replace(payout, metadata=metadata, updated_at=now)
+    await BalanceRepository(db).save_payout(updated)
+    await events.record_event(
+        db,
+        account_id=account_id,
+        type=events.PAYOUT_UPDATED,
+        message=payout_message(updated),
+        object_id=payout_id,
+        now=now,
+    )
+    return updated
+
+
+def simulated_failure_code(payout: Payout) -> str | None:
+    """The failure the simulated bank reports for this payout, or None when it pays."""
+    flag = payout.metadata.get(SIMULATE_FAILURE_KEY)
+    if flag is not None:
+        return flag if flag in FAILURE_MESSAGES else "could_not_process"
+    if payout.description == FAIL_DESCRIPTION:
+        return "could_not_process"
+    return None
+
+
+async def advance_payout(db: AsyncConnection, payout: Payout, *, now: datetime) -> Payout:
+    """Move a locked in-flight payout as far along the simulated bank as `now` allows."""
+    current = payout
+    while True:
+        match current.status:
+            case PayoutStatus.PENDING if now >= current.created_at + SUBMISSION_DELAY:
+                current = replace(current, status=PayoutStatus.IN_TRANSIT, updated_at=now)
+                event = events.PAYOUT_UPDATED
+            case PayoutStatus.IN_TRANSIT if now >= current.arrival_date:
+                code = simulated_failure_code(current)
+                if code is None:
+                    await journal.post(
+                        db,
+                        current.account_id,
+                        _movement(
+                            current.id,
+                            "paid",
+                            (PAYOUTS_IN_TRANSIT, -current.amount, current.currency),
+                            (PAID_OUT, current.amount, current.currency),
+                        ),
+                        now=now,
+                    )
+                    current = replace(current, status=PayoutStatus.PAID, updated_at=now)
+                    event = events.PAYOUT_PAID
+                else:
+                    txn = await _return_funds(
+                        db, current, "failure", BalanceTransactionType.PAYOUT_FAILURE, now
+                    )
+                    current = replace(
+                        current,
+                        status=PayoutStatus.FAILED,
+                        failure_code=code,
+                        failure_message=FAILURE_MESSAGES[code],
+                        failure_balance_transaction_id=txn.id,
+                        updated_at=now,
+                    )
+                    event = events.PAYOUT_FAILED
+            case _:
+                break
+        await BalanceRepository(db).save_payout(current)
+        await events.record_event(
+            db,
+            account_id=current.account_id,
+            type=event,
+            message=payout_message(current),
+            object_id=current.id,
+            now=now,
+        )
+    return current
+
+
+async def create_automatic_payouts(db: AsyncConnection, *, now: datetime) -> list[Payout]:
+    """Pay out each automatic-payout account's positive available balance, at most once per
+    account, currency and UTC day; the balance transactions paid out are linked to it."""
+    rows = await db.execute(
+        select(accounts.c.id).where(accounts.c.automatic_payouts.is_(True)).order_by(accounts.c.id)
+    )
+    created: list[Payout] = []
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for account_id in [row.id for row in rows]:
+        journal_repo = JournalRepository(db)
+        # The chain lock serialises this with any other worker doing the same account.
+        await journal_repo.lock_chain(account_id)
+        for held in await journal_repo.ledger_accounts_named(account_id, [AVAILABLE]):
+            if held.spendable_minor <= 0:
+                continue
+            if await _automatic_payout_since(db, account_id, held.currency, day_start):
+                continue
+            payout = await create_payout(
+                db,
+                account_id=account_id,
+                amount=held.spendable_minor,
+                currency=held.currency,
+                now=now,
+                automatic=True,
+                description="STRIPE PAYOUT",
+            )
+            await BalanceRepository(db).link_to_payout(
+                account_id, held.currency, payout.id, up_to=now
+            )
+            created.append(payout)
+    return created
+
+
+async def _automatic_payout_since(
+    db: AsyncConnection, account_id: str, currency: str, since: datetime
+) -> bool:
+    c = payouts_table.c
+    found = await db.execute(
+        select(c.id)
+        .where(
+            c.account_id == account_id,
+            c.currency == currency,
+            c.automatic.is_(True),
+            c.created_at >= since,
+        )
+        .limit(1)
+    )
+    return found.first() is not None

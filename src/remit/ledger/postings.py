@@ -1,0 +1,439 @@
+"""The money-movement API: what other services call to post into the ledger, IN THEIR OWN
+database transaction, together with the state change that causes the movement.
+
+    from remit.ledger import postings as ledger
+
+    async with engine.begin() as db:          # the payments unit of work
+        ...update the charge...
+        txn = await ledger.record_charge_captured(
+            db, account_id=..., charge_id=..., gross_minor=..., currency=..., now=now
+        )
+        charge.balance_transaction = txn.id
+
+Nothing here commits. Every function is idempotent on its business ids: calling it again for
+the same charge, refund or payout returns what the first call recorded (ledger transaction ids
+are derived from them, e.g. "ch_..:capture"). Each movement that changes the merchant's Stripe
+balance also writes its balance transaction (`txn_`), in the same database transaction.
+
+Ledger transactions per movement (see `chart.py` for the accounts):
+
+- authorization, "ch:authorization" (pending): acquirer_clearing -amount, pending +amount;
+- capture after an authorization, "ch:capture" (posts the pending one; a partial capture
+  releases the rest): acquirer_clearing -captured, pending +captured; then "ch:fee":
+  pending -fee, fees +fee;
+- capture without an authorization, "ch:capture": acquirer_clearing -gross, pending +net,
+  fees +fee;
+- void, "ch:void", or expiry, "ch:authorization:expired": releases the reservation;
+- funds available, "txn_..:available": pending -net, available +net;
+- refund, "re:refund": available -(amount - fee returned), acquirer_clearing +amount,
+  fees -fee returned;
+- refund failure, "re:refund_failure": the exact reversal of "re:refund".
+"""
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.accounts.domain import Account
+from remit.accounts.repository import SqlAccountRepository
+from remit.core.errors import ErrorKind, not_found
+from remit.core.ids import new_id
+from remit.ledger import journal
+from remit.ledger.balance_repository import BalanceRepository
+from remit.ledger.chart import ACQUIRER_CLEARING, AVAILABLE, FEES, PENDING
+from remit.ledger.domain import (
+    LedgerError,
+    LedgerTransaction,
+    PendingStatus,
+    Posting,
+    TransactionRequest,
+    ledger_invalid,
+)
+from remit.ledger.fees import RefundFeePolicy, fee_returned_by_refund, processing_fee
+from remit.ledger.objects import (
+    PROCESSING_FEE_DESCRIPTION,
+    BalanceTransaction,
+    BalanceTransactionStatus,
+    BalanceTransactionType,
+    FeeDetail,
+)
+from remit.ledger.repository import JournalRepository
+
+# Card networks keep an uncaptured authorization for about a week; so does the ledger.
+AUTHORIZATION_VALIDITY: Final = timedelta(days=7)
+FEE_TYPE: Final = "stripe_fee"
+
+
+def authorization_id_for(charge_id: str) -> str:
+    return f"{charge_id}:authorization"
+
+
+def _postings(*legs: tuple[str, int, str]) -> tuple[Posting, ...]:
+    """Postings without zero legs (a zero fee is simply no fee posting)."""
+    return tuple(Posting(name, amount, currency) for name, amount, currency in legs if amount)
+
+
+def _positive(amount_minor: int, param: str) -> None:
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
+        raise ledger_invalid(f"{param} must be a positive integer in minor units.", param)
+
+
+async def account_for(db: AsyncConnection, account_id: str) -> Account:
+    account = await SqlAccountRepository(db).get_account(account_id)
+    if account is None:
+        raise not_found("account", account_id, param="account")
+    return account
+
+
+def _differs(what: str, object_id: str) -> LedgerError:
+    return LedgerError(
+        message=f"The ledger already recorded {what} for {object_id} with other amounts.",
+        kind=ErrorKind.ALREADY_EXISTS,
+        code="transaction_exists_with_different_payload",
+    )
+
+
+# --- Authorization -------------------------------------------------------------------------------
+
+
+async def record_authorization(
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    charge_id: str,
+    amount_minor: int,
+    currency: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> LedgerTransaction:
+    """Reserve an authorized amount (a pending transaction) until it is captured or voided.
+
+    Expires at `expires_at` (default: 7 days) when neither happens; the expiry job voids it.
+    """
+    _positive(amount_minor, "amount")
+    result = await journal.post(
+        db,
+        account_id,
+        TransactionRequest(
+            transaction_id=authorization_id_for(charge_id),
+            postings=_postings(
+                (ACQUIRER_CLEARING, -amount_minor, currency), (PENDING, amount_minor, currency)
+            ),
+            pending=True,
+            metadata={"charge": charge_id},
+            expires_at=expires_at or now + AUTHORIZATION_VALIDITY,
+        ),
+        now=now,
+    )
+    return result.transaction
+
+
+async def record_authorization_voided(
+    db: AsyncConnection, *, account_id: str, charge_id: str, now: datetime
+) -> LedgerTransaction:
+    """Release an uncaptured authorization (PaymentIntent canceled, or expired).
+
+    Returns the voiding transaction; when the expiry job released it first, that one.
+    """
+    repo = JournalRepository(db)
+    pending = await repo.get_transaction(account_id, authorization_id_for(charge_id))
+    if pending is None:
+        raise not_found("authorization", charge_id, param="charge")
+    if pending.pending_status is PendingStatus.VOIDED and pending.resolved_by is not None:
+        voided_by = await repo.get_transaction(account_id, pending.resolved_by)
+        assert voided_by is not None
+        return voided_by
+    result = await journal.void_pending(
+        db,
+        account_id,
+        pending_transaction_id=pending.id,
+        transaction_id=f"{charge_id}:void",
+        metadata={"charge": charge_id},
+        now=now,
+    )
+    return result.transaction
+
+
+# --- Capture -------------------------------------------------------------------------------------
+
+
+async def record_charge_captured(
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    charge_id: str,
+    gross_minor: int,
+    currency: str,
+    now: datetime,
+    fee_minor: int | None = None,
+    available_on: datetime | None = None,
+    bypass_pending: bool = False,
+    acquirer_reference: str | None = None,
+    authorization_id: str | None = None,
+    description: str | None = None,
+) -> BalanceTransaction:
+    """Captured funds: gross into the merchant's pending balance, the fee to the platform.
+
+    When `record_authorization` reserved this charge, the capture posts that reservation for
+    `gross_minor` (a partial capture releases the rest); otherwise it posts directly.
+    `fee_minor` defaults to the account's pricing (`fees.processing_fee`), `available_on` to
+    now + the account's `available_delay_days`. `bypass_pending=True` (the test card
+    4000000000000077, pm_card_bypassPending) makes the funds available at once.
+    `acquirer_reference` is the reference the capture was sent to the acquirer with (default:
+    the charge id); reconciliation matches settlement rows on it.
+
+    Returns the charge's balance transaction (type charge, fee_details with the processing fee).
+    """
+    _positive(gross_minor, "amount")
+    capture_id = f"{charge_id}:capture"
+    balances = BalanceRepository(db)
+    existing = await balances.balance_transaction_for_ledger(account_id, capture_id)
+    if existing is not None:
+        if (existing.amount, existing.currency) != (gross_minor, currency):
+            raise _differs("a capture", charge_id)
+        return existing
+    account = await account_for(db, account_id)
+    fee = processing_fee(gross_minor, currency, account.pricing) if fee_minor is None else fee_minor
+    if not 0 <= fee <= gross_minor:
+        raise ledger_invalid("The fee must be between 0 and the captured amount.", "fee")
+    due = available_on or now + timedelta(days=account.available_delay_days)
+    metadata = {"charge": charge_id}
+    authorization = await JournalRepository(db).get_transaction(
+        account_id, authorization_id_for(charge_id)
+    )
+    if authorization is not None:
+        if {p.currency for p in authorization.postings} != {currency}:
+            raise ledger_invalid(
+                "The capture's currency differs from the authorization's.", "currency"
+            )
+        await journal.post_pending(
+            db,
+            account_id,
+            pending_transaction_id=authorization.id,
+            transaction_id=capture_id,
+            postings=_postings(
+                (ACQUIRER_CLEARING, -gross_minor, currency), (PENDING, gross_minor, currency)
+            ),
+            metadata=metadata,
+            now=now,
+        )
+        if fee:
+            await journal.post(
+                db,
+                account_id,
+                TransactionRequest(
+                    transaction_id=f"{charge_id}:fee",
+                    postings=_postings((PENDING, -fee, currency), (FEES, fee, currency)),
+                    metadata=metadata,
+                ),
+                now=now,
+            )
+    else:
+        await journal.post(
+            db,
+            account_id,
+            TransactionRequest(
+                transaction_id=capture_id,
+                postings=_postings(
+                    (ACQUIRER_CLEARING, -gross_minor, currency),
+                    (PENDING, gross_minor - fee, currency),
+                    (FEES, fee, currency),
+                ),
+                metadata=metadata,
+                description=description,
+            ),
+            now=now,
+        )
+    txn = BalanceTransaction(
+        id=new_id("txn"),
+        account_id=account_id,
+        ledger_transaction_id=capture_id,
+        type=BalanceTransactionType.CHARGE,
+        amount=gross_minor,
+        fee=fee,
+        net=gross_minor - fee,
+        currency=currency,
+        status=BalanceTransactionStatus.PENDING,
+        available_on=now if bypass_pending else due,
+        created_at=now,
+        fee_details=(FeeDetail(fee, currency, PROCESSING_FEE_DESCRIPTION, FEE_TYPE),)
+        if fee
+        else (),
+        source_id=charge_id,
+        charge_id=charge_id,
+        description=description,
+        acquirer_reference=acquirer_reference or charge_id,
+        authorization_id=authorization_id,
+    )
+    await balances.insert_balance_transaction(txn)
+    if bypass_pending:
+        txn = await make_available(db, txn, now=now)
+    return txn
+
+
+async def make_available(
+    db: AsyncConnection, txn: BalanceTransaction, *, now: datetime
+) -> BalanceTransaction:
+    """Move a pending balance transaction's net from pending to available."""
+    if txn.status is BalanceTransactionStatus.AVAILABLE:
+        return txn
+    if txn.net:
+        await journal.post(
+            db,
+            txn.account_id,
+            TransactionRequest(
+                transaction_id=f"{txn.id}:available",
+                postings=_postings(
+                    (PENDING, -txn.net, txn.currency), (AVAILABLE, txn.net, txn.currency)
+                ),
+                metadata={"balance_transaction": txn.id},
+            ),
+            now=now,
+        )
+    await BalanceRepository(db).mark_available([txn.id])
+    return replace(txn, status=BalanceTransactionStatus.AVAILABLE)
+
+
+# --- Refunds -------------------------------------------------------------------------------------
+
+
+async def record_refund(
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    refund_id: str,
+    charge_id: str,
+    amount_minor: int,
+    currency: str,
+    now: datetime,
+    fee_policy: RefundFeePolicy = RefundFeePolicy.KEEP,
+    acquirer_reference: str | None = None,
+    description: str | None = None,
+) -> BalanceTransaction:
+    """A refund of a captured charge, taken from the available balance at once.
+
+    As on Stripe, a refund may take the available balance below zero (payouts cannot), and the
+    processing fee is kept unless `fee_policy` says otherwise (see `fees.py`). Refunding more
+    than remains of the charge fails (`amount_too_large`, or `charge_already_refunded`).
+    Returns the refund's balance transaction (type refund, negative amount).
+    """
+    _positive(amount_minor, "amount")
+    refund_tx = f"{refund_id}:refund"
+    balances = BalanceRepository(db)
+    existing = await balances.balance_transaction_for_ledger(account_id, refund_tx)
+    if existing is not None:
+        if (existing.amount, existing.currency) != (-amount_minor, currency):
+            raise _differs("a refund", refund_id)
+        return existing
+    related = await balances.balance_transactions_for_charge(
+        account_id,
+        charge_id,
+        [
+            BalanceTransactionType.CHARGE,
+            BalanceTransactionType.REFUND,
+            BalanceTransactionType.REFUND_FAILURE,
+        ],
+    )
+    charge = next((t for t in related if t.type is BalanceTransactionType.CHARGE), None)
+    if charge is None:
+        raise not_found("captured charge", charge_id, param="charge")
+    if charge.currency != currency:
+        raise ledger_invalid("The refund's currency differs from the charge's.", "currency")
+    refund_rows = [t for t in related if t.type is not BalanceTransactionType.CHARGE]
+    refunded_before = -sum(t.amount for t in refund_rows)
+    remaining = charge.amount - refunded_before
+    if amount_minor > remaining:
+        raise LedgerError(
+            message=f"Refund amount ({amount_minor}) is greater than the unrefunded amount "
+            f"of the charge ({remaining}).",
+            kind=ErrorKind.INVALID_ARGUMENT,
+            code="charge_already_refunded" if remaining == 0 else "amount_too_large",
+            param="amount",
+        )
+    fee_back = fee_returned_by_refund(
+        charge_gross_minor=charge.amount,
+        charge_fee_minor=charge.fee,
+        refunded_before_minor=refunded_before,
+        fee_returned_before_minor=-sum(t.fee for t in refund_rows),
+        refund_minor=amount_minor,
+        policy=fee_policy,
+    )
+    await journal.post(
+        db,
+        account_id,
+        TransactionRequest(
+            transaction_id=refund_tx,
+            postings=_postings(
+                (AVAILABLE, -(amount_minor - fee_back), currency),
+                (ACQUIRER_CLEARING, amount_minor, currency),
+                (FEES, -fee_back, currency),
+            ),
+            metadata={"charge": charge_id, "refund": refund_id},
+            description=description,
+        ),
+        now=now,
+    )
+    txn = BalanceTransaction(
+        id=new_id("txn"),
+        account_id=account_id,
+        ledger_transaction_id=refund_tx,
+        type=BalanceTransactionType.REFUND,
+        amount=-amount_minor,
+        fee=-fee_back,
+        net=-amount_minor + fee_back,
+        currency=currency,
+        status=BalanceTransactionStatus.AVAILABLE,
+        available_on=now,
+        created_at=now,
+        fee_details=(FeeDetail(-fee_back, currency, PROCESSING_FEE_DESCRIPTION, FEE_TYPE),)
+        if fee_back
+        else (),
+        source_id=refund_id,
+        charge_id=charge_id,
+        description=description,
+        acquirer_reference=acquirer_reference or refund_id,
+    )
+    await balances.insert_balance_transaction(txn)
+    return txn
+
+
+async def record_refund_failed(
+    db: AsyncConnection, *, account_id: str, refund_id: str, now: datetime
+) -> BalanceTransaction:
+    """A refund the card network could not deliver: its money (and any fee it returned) comes
+    back to the available balance. Returns the refund_failure balance transaction."""
+    balances = BalanceRepository(db)
+    failure_tx = f"{refund_id}:refund_failure"
+    existing = await balances.balance_transaction_for_ledger(account_id, failure_tx)
+    if existing is not None:
+        return existing
+    refund = await balances.balance_transaction_for_ledger(account_id, f"{refund_id}:refund")
+    if refund is None:
+        raise not_found("refund", refund_id, param="refund")
+    await journal.reverse(
+        db,
+        account_id,
+        transaction_id=refund.ledger_transaction_id,
+        reversal_id=failure_tx,
+        now=now,
+    )
+    txn = BalanceTransaction(
+        id=new_id("txn"),
+        account_id=account_id,
+        ledger_transaction_id=failure_tx,
+        type=BalanceTransactionType.REFUND_FAILURE,
+        amount=-refund.amount,
+        fee=-refund.fee,
+        net=-refund.net,
+        currency=refund.currency,
+        status=BalanceTransactionStatus.AVAILABLE,
+        available_on=now,
+        created_at=now,
+        fee_details=tuple(replace(d, amount=-d.amount) for d in refund.fee_details),
+        source_id=refund_id,
+        charge_id=refund.charge_id,
+    )
+    await balances.insert_balance_transaction(txn)
+    return txn

@@ -1,0 +1,255 @@
+"""`remit reconcile --date D`: one settlement day of the acquirer against the ledger.
+
+The ledger side is every charge and refund balance transaction created that UTC day; the
+acquirer side is its settlement report for the day. Items pair up on (kind, reference): the
+reference the capture or refund was sent to the acquirer with, stored on the balance
+transaction. A pair with the same amount and currency is matched; otherwise it is an amount
+mismatch; an item on one side only is missing on the other. The result is stored.
+
+An item settled on another day than the ledger recorded it (a capture at 23:59:59 settled after
+midnight) shows as missing on both days; the acquirer simulated here settles the same day.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import Enum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.core.errors import invalid, not_found
+from remit.core.ids import new_id
+from remit.ledger.balance_repository import BalanceRepository
+from remit.ledger.objects import BalanceTransactionType
+from remit.ledger.tables import reconciliation_rows, reconciliations
+
+
+class RowStatus(Enum):
+    MATCHED = "matched"
+    MISSING_IN_LEDGER = "missing_in_ledger"
+    MISSING_AT_ACQUIRER = "missing_at_acquirer"
+    AMOUNT_MISMATCH = "amount_mismatch"
+
+
+class RowKind(Enum):
+    CAPTURE = "capture"
+    REFUND = "refund"
+
+
+@dataclass(frozen=True)
+class SettledItem:
+    """One side's view of a capture or refund."""
+
+    kind: RowKind
+    reference: str
+    account_id: str
+    amount: int
+    currency: str
+    authorization_id: str = ""
+    ledger_transaction_id: str | None = None
+    fee: int | None = None
+
+
+@dataclass(frozen=True)
+class ReconciliationRow:
+    status: RowStatus
+    kind: RowKind
+    reference: str
+    authorization_id: str
+    account_id: str
+    currency: str
+    ledger_amount: int | None
+    acquirer_amount: int | None
+    ledger_transaction_id: str | None
+    acquirer_fee: int | None
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    id: str
+    date: str
+    account_id: str | None
+    created_at: datetime
+    rows: tuple[ReconciliationRow, ...]
+
+    def count(self, status: RowStatus) -> int:
+        return sum(1 for row in self.rows if row.status is status)
+
+    @property
+    def ok(self) -> bool:
+        return all(row.status is RowStatus.MATCHED for row in self.rows)
+
+
+def parse_day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise invalid(f"Invalid date {value[:20]!r}: use YYYY-MM-DD.", "date") from None
+
+
+def compare(
+    ledger: Sequence[SettledItem], acquirer: Sequence[SettledItem]
+) -> list[ReconciliationRow]:
+    """Pair the two sides on (kind, reference); pure, so it is tested without I/O."""
+    ours = {(item.kind, item.reference): item for item in ledger}
+    theirs = {(item.kind, item.reference): item for item in acquirer}
+    rows: list[ReconciliationRow] = []
+    for key in sorted(ours.keys() | theirs.keys(), key=lambda k: (k[0].value, k[1])):
+        mine, bank = ours.get(key), theirs.get(key)
+        either = mine or bank
+        assert either is not None
+        if mine is None:
+            status = RowStatus.MISSING_IN_LEDGER
+        elif bank is None:
+            status = RowStatus.MISSING_AT_ACQUIRER
+        elif (mine.amount, mine.currency, mine.account_id) != (
+            bank.amount,
+            bank.currency,
+            bank.account_id,
+        ):
+            status = RowStatus.AMOUNT_MISMATCH
+        else:
+            status = RowStatus.MATCHED
+        rows.append(
+            ReconciliationRow(
+                status=status,
+                kind=either.kind,
+                reference=either.reference,
+                authorization_id=(bank.authorization_id if bank else "")
+                or (mine.authorization_id if mine else ""),
+                account_id=either.account_id,
+                currency=either.currency,
+                ledger_amount=None if mine is None else mine.amount,
+                acquirer_amount=None if bank is None else bank.amount,
+                ledger_transaction_id=None if mine is None else mine.ledger_transaction_id,
+                acquirer_fee=None if bank is None else bank.fee,
+            )
+        )
+    return rows
+
+
+async def ledger_items(db: AsyncConnection, day: date, account_id: str | None) -> list[SettledItem]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    found = await BalanceRepository(db).for_reconciliation(
+        start=start, end=start + timedelta(days=1), account_id=account_id
+    )
+    return [
+        SettledItem(
+            kind=RowKind.CAPTURE if txn.type is BalanceTransactionType.CHARGE else RowKind.REFUND,
+            reference=txn.acquirer_reference or txn.ledger_transaction_id,
+            account_id=txn.account_id,
+            # The acquirer reports refunds as positive amounts.
+            amount=abs(txn.amount),
+            currency=txn.currency,
+            authorization_id=txn.authorization_id or "",
+            ledger_transaction_id=txn.ledger_transaction_id,
+        )
+        for txn in found
+    ]
+
+
+async def store(
+    db: AsyncConnection,
+    *,
+    day: date,
+    account_id: str | None,
+    rows: Sequence[ReconciliationRow],
+    now: datetime,
+) -> Reconciliation:
+    result = Reconciliation(
+        id=new_id("recon"),
+        date=day.isoformat(),
+        account_id=account_id,
+        created_at=now,
+        rows=tuple(rows),
+    )
+    await db.execute(
+        reconciliations.insert().values(
+            id=result.id,
+            date=result.date,
+            account_id=account_id,
+            created_at=now,
+            matched_count=result.count(RowStatus.MATCHED),
+            missing_in_ledger_count=result.count(RowStatus.MISSING_IN_LEDGER),
+            missing_at_acquirer_count=result.count(RowStatus.MISSING_AT_ACQUIRER),
+            amount_mismatch_count=result.count(RowStatus.AMOUNT_MISMATCH),
+        )
+    )
+    if rows:
+        await db.execute(
+            reconciliation_rows.insert(),
+            [
+                {
+                    "reconciliation_id": result.id,
+                    "status": row.status.value,
+                    "kind": row.kind.value,
+                    "reference": row.reference,
+                    "authorization_id": row.authorization_id,
+                    "account_id": row.account_id,
+                    "currency": row.currency,
+                    "ledger_amount": row.ledger_amount,
+                    "acquirer_amount": row.acquirer_amount,
+                    "ledger_transaction_id": row.ledger_transaction_id,
+                    "acquirer_fee": row.acquirer_fee,
+                }
+                for row in rows
+            ],
+        )
+    return result
+
+
+async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
+    head = (
+        await db.execute(select(reconciliations).where(reconciliations.c.id == reconciliation_id))
+    ).first()
+    if head is None:
+        raise not_found("reconciliation", reconciliation_id)
+    c = reconciliation_rows.c
+    rows = await db.execute(
+        select(reconciliation_rows).where(c.reconciliation_id == reconciliation_id).order_by(c.id)
+    )
+    return Reconciliation(
+        id=head.id,
+        date=head.date,
+        account_id=head.account_id,
+        created_at=head.created_at,
+        rows=tuple(
+            ReconciliationRow(
+                status=RowStatus(row.status),
+                kind=RowKind(row.kind),
+                reference=row.reference,
+                authorization_id=row.authorization_id,
+                account_id=row.account_id,
+                currency=row.currency,
+                ledger_amount=row.ledger_amount,
+                acquirer_amount=row.acquirer_amount,
+                ledger_transaction_id=row.ledger_transaction_id,
+                acquirer_fee=row.acquirer_fee,
+            )
+            for row in rows
+        ),
+    )
+
+
+def render_table(result: Reconciliation) -> str:
+    """The result as a fixed-width table for the terminal."""
+    header = (
+        f"{'status':<20} {'kind':<8} {'reference':<36} {'account':<30} {'cur':<4} "
+        f"{'ledger':>12} {'acquirer':>12}"
+    )
+    lines = [f"reconciliation {result.id} for {result.date}", header, "-" * len(header)]
+    for row in result.rows:
+        lines.append(
+            f"{row.status.value:<20} {row.kind.value:<8} {row.reference[:36]:<36} "
+            f"{row.account_id[:30]:<30} {row.currency:<4} "
+            f"{'-' if row.ledger_amount is None else row.ledger_amount:>12} "
+            f"{'-' if row.acquirer_amount is None else row.acquirer_amount:>12}"
+        )
+    lines.append(
+        f"matched {result.count(RowStatus.MATCHED)}, "
+        f"missing in ledger {result.count(RowStatus.MISSING_IN_LEDGER)}, "
+        f"missing at acquirer {result.count(RowStatus.MISSING_AT_ACQUIRER)}, "
+        f"amount mismatches {result.count(RowStatus.AMOUNT_MISMATCH)}"
+    )
+    return "\n".join(lines)

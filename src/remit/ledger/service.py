@@ -1,0 +1,382 @@
+"""Ledger use cases behind LedgerService. Each public method is one unit of work.
+
+Other services do not come through here to move money: they call `remit.ledger.postings`
+inside their own transaction. This service answers the RPCs: generic postings on ledger
+accounts of the caller's choosing, balances, balance transactions, payouts, verification and
+reconciliation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import Clock, SystemClock
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.ledger import journal, payouts, reconcile
+from remit.ledger.balance_repository import BalanceRepository, TimeRange
+from remit.ledger.balances import read_balance
+from remit.ledger.chart import STRIPE_BALANCE_ACCOUNTS
+from remit.ledger.domain import (
+    LedgerAccount,
+    LedgerTransaction,
+    Posting,
+    PostResult,
+    TransactionRequest,
+    ledger_invalid,
+)
+from remit.ledger.objects import (
+    Balance,
+    BalanceTransaction,
+    BalanceTransactionType,
+    Payout,
+    PayoutMethod,
+    PayoutStatus,
+)
+from remit.ledger.postings import account_for
+from remit.ledger.reconcile import Reconciliation, RowKind, SettledItem
+from remit.ledger.repository import JournalRepository
+from remit.ledger.verify import VerifyReport, verify_ledger
+from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
+
+MAX_LIST_LIMIT = 100
+SETTLEMENT_TIMEOUT_S = 60.0
+
+
+def _check_limit(limit: int, starting_after: str | None, ending_before: str | None) -> None:
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise invalid("limit must be between 1 and 100.", "limit")
+    if starting_after is not None and ending_before is not None:
+        raise invalid("starting_after and ending_before cannot be used together.")
+
+
+def _refuse_stripe_balance(postings: Sequence[Posting]) -> None:
+    for posting in postings:
+        if posting.ledger_account in STRIPE_BALANCE_ACCOUNTS:
+            raise ledger_invalid(
+                f"The {posting.ledger_account!r} ledger account backs the Stripe balance and "
+                "only moves through charges, refunds and payouts.",
+                "postings",
+            )
+
+
+class LedgerService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock | None = None,
+        acquirer: acquirer_pb2_grpc.AcquirerServiceAsyncStub | None = None,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock or SystemClock()
+        self._acquirer = acquirer
+
+    # --- journal ----------------------------------------------------------------------------
+
+    async def post_transaction(self, account_id: str, request: TransactionRequest) -> PostResult:
+        _refuse_stripe_balance(request.postings)
+        async with self._engine.begin() as db:
+            await account_for(db, account_id)
+            return await journal.post(db, account_id, request, now=self._clock.now())
+
+    async def post_pending(
+        self,
+        account_id: str,
+        *,
+        pending_transaction_id: str,
+        transaction_id: str,
+        postings: Sequence[Posting],
+        metadata: dict[str, str],
+    ) -> PostResult:
+        async with self._engine.begin() as db:
+            pending = await JournalRepository(db).get_transaction(
+                account_id, pending_transaction_id
+            )
+            if pending is not None:
+                _refuse_stripe_balance(pending.postings)
+            return await journal.post_pending(
+                db,
+                account_id,
+                pending_transaction_id=pending_transaction_id,
+                transaction_id=transaction_id,
+                postings=postings,
+                metadata=metadata,
+                now=self._clock.now(),
+            )
+
+    async def void_pending(
+        self,
+        account_id: str,
+        *,
+        pending_transaction_id: str,
+        transaction_id: str,
+        metadata: dict[str, str],
+    ) -> PostResult:
+        async with self._engine.begin() as db:
+            pending = await JournalRepository(db).get_transaction(
+                account_id, pending_transaction_id
+            )
+            if pending is not None:
+                _refuse_stripe_balance(pending.postings)
+            return await journal.void_pending(
+                db,
+                account_id,
+                pending_transaction_id=pending_transaction_id,
+                transaction_id=transaction_id,
+                metadata=metadata,
+                now=self._clock.now(),
+            )
+
+    async def get_transaction(self, account_id: str, transaction_id: str) -> LedgerTransaction:
+        async with self._engine.connect() as db:
+            found = await JournalRepository(db).get_transaction(account_id, transaction_id)
+        if found is None:
+            raise not_found("ledger transaction", transaction_id)
+        return found
+
+    async def get_ledger_account(self, account_id: str, name: str, currency: str) -> LedgerAccount:
+        async with self._engine.connect() as db:
+            found = await JournalRepository(db).get_ledger_account(account_id, name, currency)
+        if found is None:
+            raise not_found("ledger account", f"{name}/{currency}", param="name")
+        return found
+
+    async def list_ledger_accounts(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None,
+        ending_before: str | None,
+        name_prefix: str | None,
+        currency: str | None,
+    ) -> tuple[list[LedgerAccount], bool]:
+        _check_limit(limit, starting_after, ending_before)
+        async with self._engine.connect() as db:
+            repo = JournalRepository(db)
+
+            async def cursor(la_id: str | None, param: str) -> tuple[str, str] | None:
+                if la_id is None:
+                    return None
+                anchor = await repo.ledger_account_by_id(account_id, la_id)
+                if anchor is None:
+                    raise not_found("ledger account", la_id, param=param)
+                return anchor.name, anchor.currency
+
+            return await repo.list_ledger_accounts(
+                account_id,
+                limit=limit,
+                after=await cursor(starting_after, "starting_after"),
+                before=await cursor(ending_before, "ending_before"),
+                name_prefix=name_prefix,
+                currency=currency,
+            )
+
+    # --- balance ----------------------------------------------------------------------------
+
+    async def get_balance(self, account_id: str) -> Balance:
+        async with self._engine.connect() as db:
+            account = await account_for(db, account_id)
+            return await read_balance(db, account_id, account.default_currency)
+
+    async def get_balance_transaction(self, account_id: str, txn_id: str) -> BalanceTransaction:
+        async with self._engine.connect() as db:
+            found = await BalanceRepository(db).get_balance_transaction(account_id, txn_id)
+        if found is None:
+            raise not_found("balance transaction", txn_id)
+        return found
+
+    async def list_balance_transactions(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        created: TimeRange | None = None,
+        payout_id: str | None = None,
+        source_id: str | None = None,
+        type: BalanceTransactionType | None = None,
+        currency: str | None = None,
+    ) -> tuple[list[BalanceTransaction], bool]:
+        _check_limit(limit, starting_after, ending_before)
+        async with self._engine.connect() as db:
+            repo = BalanceRepository(db)
+
+            async def cursor(txn_id: str | None, param: str) -> tuple[datetime, str] | None:
+                if txn_id is None:
+                    return None
+                anchor = await repo.get_balance_transaction(account_id, txn_id)
+                if anchor is None:
+                    raise not_found("balance transaction", txn_id, param=param)
+                return anchor.created_at, anchor.id
+
+            return await repo.list_balance_transactions(
+                account_id,
+                limit=limit,
+                starting_after=await cursor(starting_after, "starting_after"),
+                ending_before=await cursor(ending_before, "ending_before"),
+                created=created or TimeRange(),
+                payout_id=payout_id,
+                source_id=source_id,
+                type=type,
+                currency=currency,
+            )
+
+    # --- payouts ----------------------------------------------------------------------------
+
+    async def create_payout(
+        self,
+        account_id: str,
+        *,
+        amount: int,
+        currency: str,
+        description: str | None = None,
+        method: PayoutMethod = PayoutMethod.STANDARD,
+        statement_descriptor: str | None = None,
+        metadata: dict[str, str] | None = None,
+        destination: str | None = None,
+        source_type: str = "card",
+    ) -> Payout:
+        async with self._engine.begin() as db:
+            await account_for(db, account_id)
+            return await payouts.create_payout(
+                db,
+                account_id=account_id,
+                amount=amount,
+                currency=currency,
+                now=self._clock.now(),
+                description=description,
+                method=method,
+                statement_descriptor=statement_descriptor,
+                metadata=metadata,
+                destination=destination,
+                source_type=source_type,
+            )
+
+    async def get_payout(self, account_id: str, payout_id: str) -> Payout:
+        async with self._engine.connect() as db:
+            found = await BalanceRepository(db).get_payout(account_id, payout_id)
+        if found is None:
+            raise not_found("payout", payout_id)
+        return found
+
+    async def list_payouts(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        created: TimeRange | None = None,
+        arrival_date: TimeRange | None = None,
+        status: PayoutStatus | None = None,
+        destination: str | None = None,
+    ) -> tuple[list[Payout], bool]:
+        _check_limit(limit, starting_after, ending_before)
+        async with self._engine.connect() as db:
+            repo = BalanceRepository(db)
+
+            async def cursor(payout_id: str | None, param: str) -> tuple[datetime, str] | None:
+                if payout_id is None:
+                    return None
+                anchor = await repo.get_payout(account_id, payout_id)
+                if anchor is None:
+                    raise not_found("payout", payout_id, param=param)
+                return anchor.created_at, anchor.id
+
+            return await repo.list_payouts(
+                account_id,
+                limit=limit,
+                starting_after=await cursor(starting_after, "starting_after"),
+                ending_before=await cursor(ending_before, "ending_before"),
+                created=created or TimeRange(),
+                arrival_date=arrival_date or TimeRange(),
+                status=status,
+                destination=destination,
+            )
+
+    async def cancel_payout(self, account_id: str, payout_id: str) -> Payout:
+        async with self._engine.begin() as db:
+            return await payouts.cancel_payout(
+                db, account_id=account_id, payout_id=payout_id, now=self._clock.now()
+            )
+
+    async def update_payout(
+        self,
+        account_id: str,
+        payout_id: str,
+        *,
+        set_keys: dict[str, str],
+        unset_keys: list[str],
+        clear: bool,
+    ) -> Payout:
+        async with self._engine.begin() as db:
+            return await payouts.update_payout_metadata(
+                db,
+                account_id=account_id,
+                payout_id=payout_id,
+                set_keys=set_keys,
+                unset_keys=unset_keys,
+                clear=clear,
+                now=self._clock.now(),
+            )
+
+    # --- verification and reconciliation ----------------------------------------------------
+
+    async def verify(self, account_id: str | None = None) -> VerifyReport:
+        # One snapshot for every check, so concurrent postings cannot look like differences.
+        async with self._engine.connect() as connection:
+            db = await connection.execution_options(isolation_level="REPEATABLE READ")
+            async with db.begin():
+                return await verify_ledger(db, account_id=account_id, now=self._clock.now())
+
+    async def settlement_items(self, day: str, account_id: str | None) -> list[SettledItem]:
+        if self._acquirer is None:
+            raise RemitError(
+                message="Reconciliation needs the acquirer, and none is configured.",
+                kind=ErrorKind.UNAVAILABLE,
+                error_type="api_error",
+            )
+        try:
+            reply = await self._acquirer.GetSettlementReport(
+                acquirer_pb2.GetSettlementReportRequest(date=day, merchant_id=account_id or ""),
+                timeout=SETTLEMENT_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise remit_error_from_rpc_error(error) from None
+        kinds = {
+            acquirer_pb2.SETTLEMENT_KIND_CAPTURE: RowKind.CAPTURE,
+            acquirer_pb2.SETTLEMENT_KIND_REFUND: RowKind.REFUND,
+        }
+        return [
+            SettledItem(
+                kind=kinds[row.kind],
+                reference=row.reference,
+                account_id=row.merchant_id,
+                amount=row.amount,
+                currency=row.currency.lower(),
+                authorization_id=row.authorization_id,
+                fee=row.fee,
+            )
+            for row in reply.rows
+            if row.kind in kinds
+        ]
+
+    async def reconcile(self, day: str, account_id: str | None = None) -> Reconciliation:
+        parsed = reconcile.parse_day(day)
+        acquirer_side = await self.settlement_items(parsed.isoformat(), account_id)
+        async with self._engine.begin() as db:
+            ledger_side = await reconcile.ledger_items(db, parsed, account_id)
+            rows = reconcile.compare(ledger_side, acquirer_side)
+            return await reconcile.store(
+                db, day=parsed, account_id=account_id, rows=rows, now=self._clock.now()
+            )
+
+    async def get_reconciliation(self, reconciliation_id: str) -> Reconciliation:
+        async with self._engine.connect() as db:
+            return await reconcile.load(db, reconciliation_id)

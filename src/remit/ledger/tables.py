@@ -1,0 +1,217 @@
+"""The ledger's tables: the journal (transactions, postings), balances, and what Stripe shows.
+
+`ledger_accounts` is also the balances table: each row carries its running balances, updated
+in the same transaction as the postings that change them, so reading a balance is one row.
+Postings are append-only (a trigger refuses UPDATE and DELETE, see the migration); a correction
+is a reversing transaction.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from remit.storage.schema import core_metadata
+
+ledger_accounts = Table(
+    "ledger_accounts",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    # Balance guard: postings may never take posted minus pending-outgoing below zero.
+    Column("non_negative", Boolean, nullable=False),
+    Column("posted_balance_minor", BigInteger, nullable=False),
+    Column("pending_incoming_minor", BigInteger, nullable=False),
+    Column("pending_outgoing_minor", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("account_id", "name", "currency"),
+)
+
+# The head of each account's hash chain. Locking this row first serialises an account's
+# postings, which is what makes the chain (and sequence numbers) well defined.
+ledger_chains = Table(
+    "ledger_chains",
+    core_metadata,
+    Column("account_id", Text, ForeignKey("accounts.id"), primary_key=True),
+    Column("last_sequence", BigInteger, nullable=False),
+    Column("last_hash", Text, nullable=False),
+)
+
+ledger_transactions = Table(
+    "ledger_transactions",
+    core_metadata,
+    Column("account_id", Text, ForeignKey("accounts.id"), primary_key=True),
+    Column("id", Text, primary_key=True),
+    Column("sequence", BigInteger, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("pending_transaction_id", Text, nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("metadata", JSONB, nullable=False),
+    Column("description", Text, nullable=True),
+    # SHA-256 of the request that created it: a retry with the same id compares against it.
+    Column("payload_digest", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("previous_hash", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # The only mutable columns: outcome of a pending transaction, and a reversal's id.
+    Column("pending_status", Text, nullable=True),
+    Column("resolved_by", Text, nullable=True),
+    Column("reversed_by", Text, nullable=True),
+    UniqueConstraint("account_id", "sequence"),
+    Index(
+        "ix_ledger_transactions_open_pending",
+        "expires_at",
+        postgresql_where=text("pending_status = 'open'"),
+    ),
+)
+
+ledger_postings = Table(
+    "ledger_postings",
+    core_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("account_id", Text, nullable=False),
+    Column("transaction_id", Text, nullable=False),
+    Column("ledger_account_id", Text, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["account_id", "transaction_id"],
+        ["ledger_transactions.account_id", "ledger_transactions.id"],
+        name="fk_ledger_postings_transaction",
+    ),
+    Index("ix_ledger_postings_transaction", "account_id", "transaction_id"),
+    Index("ix_ledger_postings_ledger_account_id", "ledger_account_id"),
+)
+
+balance_transactions = Table(
+    "balance_transactions",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    # The ledger transaction that moved the money this row describes (one row per transaction).
+    Column("ledger_transaction_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("reporting_category", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+    Column("net", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("available_on", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("fee_details", JSONB, nullable=False),
+    Column("source_id", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("payout_id", Text, nullable=True),
+    # The charge a charge, refund or refund failure belongs to (refunds look up their charge).
+    Column("charge_id", Text, nullable=True),
+    # What reconciliation matches against the acquirer's settlement rows.
+    Column("acquirer_reference", Text, nullable=True),
+    Column("authorization_id", Text, nullable=True),
+    UniqueConstraint("account_id", "ledger_transaction_id"),
+    Index("ix_balance_transactions_account_created", "account_id", "created_at", "id"),
+    Index("ix_balance_transactions_account_source", "account_id", "source_id"),
+    Index("ix_balance_transactions_account_payout", "account_id", "payout_id"),
+    Index("ix_balance_transactions_account_charge", "account_id", "charge_id"),
+    Index("ix_balance_transactions_created", "created_at"),
+    Index(
+        "ix_balance_transactions_due",
+        "available_on",
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
+payouts = Table(
+    "payouts",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("arrival_date", DateTime(timezone=True), nullable=False),
+    Column("automatic", Boolean, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("source_type", Text, nullable=False),
+    Column("balance_transaction_id", Text, nullable=True),
+    Column("failure_balance_transaction_id", Text, nullable=True),
+    Column("failure_code", Text, nullable=True),
+    Column("failure_message", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("destination", Text, nullable=True),
+    Column("statement_descriptor", Text, nullable=True),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_payouts_account_created", "account_id", "created_at", "id"),
+    Index(
+        "ix_payouts_in_flight",
+        "status",
+        postgresql_where=text("status IN ('pending', 'in_transit')"),
+    ),
+)
+
+reconciliations = Table(
+    "reconciliations",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("date", Text, nullable=False),
+    Column("account_id", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("matched_count", Integer, nullable=False),
+    Column("missing_in_ledger_count", Integer, nullable=False),
+    Column("missing_at_acquirer_count", Integer, nullable=False),
+    Column("amount_mismatch_count", Integer, nullable=False),
+)
+
+reconciliation_rows = Table(
+    "reconciliation_rows",
+    core_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("reconciliation_id", Text, ForeignKey("reconciliations.id"), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("authorization_id", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("ledger_amount", BigInteger, nullable=True),
+    Column("acquirer_amount", BigInteger, nullable=True),
+    Column("ledger_transaction_id", Text, nullable=True),
+    Column("acquirer_fee", BigInteger, nullable=True),
+    Index("ix_reconciliation_rows_reconciliation_id", "reconciliation_id"),
+)
+
+# A transactional outbox of what the ledger wants announced (balance.available, payout.*).
+# Rows are written in the same transaction as the change; the webhooks service consumes them
+# (stamping consumed_at), so an event exists if and only if its change committed.
+ledger_events = Table(
+    "ledger_events",
+    core_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("type", Text, nullable=False),
+    Column("object_id", Text, nullable=True),
+    # The object at the latest schema (remit.core.jsonview.to_json of its message).
+    Column("data", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("consumed_at", DateTime(timezone=True), nullable=True),
+    Index(
+        "ix_ledger_events_unconsumed",
+        "id",
+        postgresql_where=text("consumed_at IS NULL"),
+    ),
+)

@@ -1,0 +1,91 @@
+"""Every money movement of a payment posted to the ledger, in the transaction of the change.
+
+Authorizations reserve the amount (a pending ledger transaction), captures post it (gross to
+the merchant's pending balance, the fee to the platform), cancellations and expiries void it,
+refunds take money back out. Each ledger call is idempotent on the charge or refund id, so a
+resumed request never posts twice.
+"""
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.core.clock import Clock, SystemClock
+from remit.ledger import postings as ledger
+from remit.payments.charges import Charge, ChargeStatus, Refund, RefundStatus
+from remit.payments.domain import PaymentIntent, Status
+
+
+class LedgerPostings:
+    """PaymentHooks that keep the ledger in step with payments."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+
+    async def intent_changed(
+        self, db: AsyncConnection, before: PaymentIntent | None, after: PaymentIntent
+    ) -> None:
+        released = (
+            before is not None
+            and before.status is Status.REQUIRES_CAPTURE
+            and after.status is Status.CANCELED
+        )
+        if released and after.latest_charge_id is not None:
+            await ledger.record_authorization_voided(
+                db,
+                account_id=after.account_id,
+                charge_id=after.latest_charge_id,
+                now=self._clock.now(),
+            )
+
+    async def charge_changed(
+        self, db: AsyncConnection, before: Charge | None, after: Charge, intent: PaymentIntent
+    ) -> None:
+        if before is None:
+            return
+        now = self._clock.now()
+        authorized = (
+            before.status is ChargeStatus.PENDING and after.status is ChargeStatus.SUCCEEDED
+        )
+        if authorized and not after.captured:
+            await ledger.record_authorization(
+                db,
+                account_id=after.account_id,
+                charge_id=after.id,
+                amount_minor=after.amount_minor,
+                currency=after.currency,
+                now=now,
+            )
+            return
+        if after.captured and not before.captured:
+            result = after.network_result or {}
+            await ledger.record_charge_captured(
+                db,
+                account_id=after.account_id,
+                charge_id=after.id,
+                gross_minor=after.amount_captured_minor,
+                currency=after.currency,
+                now=now,
+                bypass_pending=bool(result.get("bypass_pending")),
+                # The reference the acquirer settled the capture under: the authorization's
+                # when it captured at once, the separate capture's otherwise.
+                acquirer_reference=after.id if authorized else f"{after.id}_capture",
+                authorization_id=after.authorization_id,
+                description=after.description,
+            )
+
+    async def refund_changed(
+        self, db: AsyncConnection, before: Refund | None, after: Refund, charge: Charge
+    ) -> None:
+        newly_succeeded = after.status is RefundStatus.SUCCEEDED and (
+            before is None or before.status is not RefundStatus.SUCCEEDED
+        )
+        if newly_succeeded:
+            await ledger.record_refund(
+                db,
+                account_id=after.account_id,
+                refund_id=after.id,
+                charge_id=after.charge_id,
+                amount_minor=after.amount_minor,
+                currency=after.currency,
+                now=self._clock.now(),
+                acquirer_reference=after.id,
+            )

@@ -1,0 +1,38 @@
+"""`/v1/balance_transactions`: every movement of the merchant's balance, newest first."""
+
+from remit.core.jsonview import JsonObject, enum_numbers, to_json
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.grpc_call import call
+from remit.rest.listing import list_envelope, page_fields
+from remit.rest.params import Currency, Enum, PageRequest, Schema, String, list_schema
+from remit_api.ledger.v1 import ledger_pb2 as pb
+
+PATH = "/v1/balance_transactions"
+
+_TYPES = enum_numbers(pb.BalanceTransactionType.DESCRIPTOR)
+
+RETRIEVE = Schema({})
+LIST = list_schema(
+    {"payout": String(), "source": String(), "type": Enum(*_TYPES), "currency": Currency()}
+)
+
+
+async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.GetBalanceTransactionRequest(id=context.path["id"])
+    reply = await call(deps.ledger.GetBalanceTransaction, request, context)
+    return to_json(reply.balance_transaction)
+
+
+async def list_balance_transactions(context: ApiContext, deps: Dependencies) -> JsonObject:
+    page = PageRequest.from_params(context.params)
+    request = pb.ListBalanceTransactionsRequest(**page_fields(page))  # type: ignore[arg-type]
+    for name in ("payout", "source", "currency"):
+        value = context.optional_str(name)
+        if value is not None:
+            setattr(request, name, value)
+    txn_type = context.optional_str("type")
+    if txn_type is not None:
+        request.type = _TYPES[txn_type]  # type: ignore[assignment]
+    reply = await call(deps.ledger.ListBalanceTransactions, request, context)
+    return list_envelope(reply.data, has_more=reply.has_more, url=PATH)

@@ -1,0 +1,103 @@
+"""The balance, balance transactions and payouts through the official SDK."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+import stripe
+
+from remit.ledger import postings as ledger
+from remit.storage.engine import make_engine
+from tests.support.accounts import TestAccount
+from tests.support.postgres import WorkerDatabases
+
+
+def capture(
+    databases: WorkerDatabases, account_id: str, charge_id: str, gross: int, *, bypass_pending: bool
+) -> str:
+    """Record a captured charge the way the payments service does; returns its txn_ id."""
+
+    async def run() -> str:
+        engine = make_engine(databases.core_url, pool_size=1)
+        try:
+            async with engine.begin() as db:
+                txn = await ledger.record_charge_captured(
+                    db,
+                    account_id=account_id,
+                    charge_id=charge_id,
+                    gross_minor=gross,
+                    currency="usd",
+                    now=datetime.now(UTC),
+                    bypass_pending=bypass_pending,
+                )
+            return txn.id
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_a_new_account_has_a_zero_balance_in_its_currency(client: stripe.StripeClient) -> None:
+    balance = client.v1.balance.retrieve()
+    assert balance.object == "balance"
+    assert [(a.amount, a.currency) for a in balance.available] == [(0, "usd")]
+    assert [(a.amount, a.currency) for a in balance.pending] == [(0, "usd")]
+
+
+def test_captured_funds_show_in_the_balance_and_as_balance_transactions(
+    client: stripe.StripeClient, account: TestAccount, databases: WorkerDatabases
+) -> None:
+    pending_txn = capture(databases, account.id, "ch_e2e_1", 10_000, bypass_pending=False)
+    available_txn = capture(databases, account.id, "ch_e2e_2", 2_000, bypass_pending=True)
+    balance = client.v1.balance.retrieve()
+    assert balance.pending[0].amount == 9_680
+    assert balance.available[0].amount == 2_000 - 88
+    assert balance.available[0].source_types is not None
+    retrieved = client.v1.balance_transactions.retrieve(pending_txn)
+    assert retrieved.object == "balance_transaction"
+    assert (retrieved.amount, retrieved.fee, retrieved.net) == (10_000, 320, 9_680)
+    assert (retrieved.type, retrieved.status, retrieved.source) == ("charge", "pending", "ch_e2e_1")
+    assert retrieved.fee_details[0].type == "stripe_fee"
+    assert retrieved.reporting_category == "charge"
+    assert retrieved.available_on > retrieved.created
+    listed = client.v1.balance_transactions.list(params={"limit": 1})
+    assert [t.id for t in listed.data] == [available_txn]
+    assert listed.has_more
+    by_source = client.v1.balance_transactions.list(params={"source": "ch_e2e_1"})
+    assert [t.id for t in by_source.data] == [pending_txn]
+
+
+def test_a_payout_beyond_the_available_balance_is_a_400_balance_insufficient(
+    client: stripe.StripeClient, account: TestAccount, databases: WorkerDatabases
+) -> None:
+    capture(databases, account.id, "ch_e2e_3", 1_000, bypass_pending=True)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payouts.create(params={"amount": 10_000, "currency": "usd"})
+    assert raised.value.http_status == 400
+    assert raised.value.code == "balance_insufficient"
+
+
+def test_payouts_are_created_listed_updated_and_canceled(
+    client: stripe.StripeClient, account: TestAccount, databases: WorkerDatabases
+) -> None:
+    capture(databases, account.id, "ch_e2e_4", 5_000, bypass_pending=True)
+    payout = client.v1.payouts.create(
+        params={"amount": 1_000, "currency": "usd", "metadata": {"batch": "1"}}
+    )
+    assert payout.id.startswith("po_")
+    assert (payout.object, payout.status, payout.amount) == ("payout", "pending", 1_000)
+    assert payout.automatic is False
+    assert payout.method == "standard"
+    assert payout.balance_transaction is not None
+    updated = client.v1.payouts.update(payout.id, params={"metadata": {"batch": "", "note": "x"}})
+    assert updated.metadata is not None
+    assert updated.metadata.to_dict() == {"note": "x"}
+    assert client.v1.payouts.list().data[0].id == payout.id
+    canceled = client.v1.payouts.cancel(payout.id)
+    assert canceled.status == "canceled"
+    assert client.v1.balance.retrieve().available[0].amount == 5_000 - 175
+    txns = client.v1.balance_transactions.list(params={"payout": payout.id})
+    assert sorted(t.type for t in txns.data) == ["payout", "payout_cancel"]
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payouts.retrieve("po_missing")
+    assert raised.value.http_status == 404

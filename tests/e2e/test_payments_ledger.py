@@ -1,0 +1,77 @@
+"""Payments post to the ledger as they happen: the balance, its transactions and the ledger's
+own verification agree with the money that moved."""
+
+import subprocess
+import sys
+
+import stripe
+
+from tests.support.platform import RunningPlatform
+
+RETURN_URL = "https://shop.example/return"
+
+
+def _balance(client: stripe.StripeClient, kind: str) -> int:
+    balance = client.v1.balance.retrieve()
+    return sum(entry.amount for entry in getattr(balance, kind) if entry.currency == "usd")
+
+
+def test_captures_refunds_and_fees_reach_the_balance_and_the_ledger_verifies(
+    client: stripe.StripeClient, platform: RunningPlatform
+) -> None:
+    paid = client.v1.payment_intents.create(
+        params={
+            "amount": 10000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    held = client.v1.payment_intents.create(
+        params={
+            "amount": 5000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "capture_method": "manual",
+            "return_url": RETURN_URL,
+        }
+    )
+    # An authorization reserves money but moves none into the balance.
+    assert _balance(client, "pending") == 10000 - 320  # 2.9% + 30 cents
+    client.v1.payment_intents.capture(held.id, params={"amount_to_capture": 3000})
+    assert _balance(client, "pending") == (10000 - 320) + (3000 - 117)
+    client.v1.refunds.create(params={"payment_intent": paid.id, "amount": 1000})
+    assert _balance(client, "available") == -1000  # refunds come out of available at once
+
+    transactions = client.v1.balance_transactions.list(params={"limit": 10}).data
+    by_type = sorted((t.type, t.amount, t.fee) for t in transactions)
+    assert by_type == [("charge", 3000, 117), ("charge", 10000, 320), ("refund", -1000, 0)]
+
+    verify = subprocess.run(
+        [sys.executable, "-m", "remit", "ledger", "verify"],
+        env=platform.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_canceling_an_authorization_releases_its_reservation(
+    client: stripe.StripeClient, platform: RunningPlatform
+) -> None:
+    held = client.v1.payment_intents.create(
+        params={
+            "amount": 2500,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "capture_method": "manual",
+            "return_url": RETURN_URL,
+        }
+    )
+    client.v1.payment_intents.cancel(held.id)
+    assert _balance(client, "pending") == 0
+    assert client.v1.balance_transactions.list().data == []

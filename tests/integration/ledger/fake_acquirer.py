@@ -1,0 +1,55 @@
+"""A stand-in AcquirerService that serves a settlement report the test decides."""
+
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from remit_api.acquirer.v1 import acquirer_pb2 as pb
+from remit_api.acquirer.v1 import acquirer_pb2_grpc
+
+
+def settlement_row(
+    kind: str, reference: str, amount: int, merchant: str, currency: str = "usd", fee: int = 0
+) -> pb.SettlementRow:
+    return pb.SettlementRow(
+        kind=pb.SETTLEMENT_KIND_CAPTURE if kind == "capture" else pb.SETTLEMENT_KIND_REFUND,
+        reference=reference,
+        authorization_id=f"auth_{reference}",
+        operation_id=f"op_{reference}",
+        amount=amount,
+        currency=currency,
+        fee=fee,
+        merchant_id=merchant,
+    )
+
+
+@dataclass
+class FakeAcquirer(acquirer_pb2_grpc.AcquirerServiceServicer):
+    rows: list[pb.SettlementRow] = field(default_factory=list)
+    asked: list[tuple[str, str]] = field(default_factory=list)
+
+    def GetSettlementReport(  # noqa: N802 (the RPC's name)
+        self, request: pb.GetSettlementReportRequest, context: Any
+    ) -> pb.GetSettlementReportResponse:
+        self.asked.append((request.date, request.merchant_id))
+        rows = [
+            r for r in self.rows if not request.merchant_id or r.merchant_id == request.merchant_id
+        ]
+        return pb.GetSettlementReportResponse(date=request.date, rows=rows)
+
+
+@contextmanager
+def serving(fake: FakeAcquirer) -> Iterator[int]:
+    """Serve `fake` on 127.0.0.1; yields the port."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    acquirer_pb2_grpc.add_AcquirerServiceServicer_to_server(fake, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(grace=None)

@@ -1,0 +1,113 @@
+"""`remit ledger verify` and `remit reconcile` exit non-zero exactly when something is wrong."""
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from remit.accounts.service import AccountsService
+from remit.cli import main
+from remit.core.clock import FixedClock
+from remit.ledger import postings as ledger
+from remit.storage.engine import make_engine
+from tests.conftest import _truncate_all
+from tests.integration.ledger.conftest import T0
+from tests.integration.ledger.fake_acquirer import FakeAcquirer, serving, settlement_row
+from tests.support.postgres import WorkerDatabases
+
+
+@pytest.fixture
+def platform_env(
+    databases: WorkerDatabases, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> Iterator[WorkerDatabases]:
+    monkeypatch.setenv("DATABASE_URL", databases.core_url)
+    monkeypatch.setenv("VAULT_DATABASE_URL", databases.vault_url)
+    monkeypatch.setenv("ACQUIRER_DATABASE_URL", databases.acquirer_url)
+    monkeypatch.setenv("REMIT_DATA_DIR", str(tmp_path))
+    yield databases
+
+    async def clean() -> None:
+        engine = make_engine(databases.core_url, pool_size=1)
+        try:
+            await _truncate_all(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(clean())
+
+
+def seed(core_url: str) -> str:
+    async def run() -> str:
+        engine = make_engine(core_url, pool_size=1)
+        clock = FixedClock(T0)
+        try:
+            account = (await AccountsService(engine, clock).create_account()).account.id
+            async with engine.begin() as db:
+                await ledger.record_charge_captured(
+                    db,
+                    account_id=account,
+                    charge_id="ch_cli",
+                    gross_minor=4_200,
+                    currency="usd",
+                    now=clock.now(),
+                )
+            return account
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def tamper(core_url: str) -> None:
+    async def run() -> None:
+        engine = make_engine(core_url, pool_size=1)
+        try:
+            async with engine.begin() as db:
+                await db.execute(text("SET LOCAL session_replication_role = replica"))
+                await db.execute(text("UPDATE ledger_postings SET amount_minor = amount_minor * 2"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def test_ledger_verify_exits_zero_on_a_sound_ledger_and_one_after_tampering(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(platform_env.core_url)
+    assert main(["ledger", "verify"]) == 0
+    assert "OK" in capsys.readouterr().out
+    tamper(platform_env.core_url)
+    assert main(["ledger", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "DIFFERENCES FOUND" in out
+    assert "balance_mismatch" in out
+    assert "chain_break" in out
+
+
+def test_reconcile_prints_a_table_and_exits_by_the_result(
+    platform_env: WorkerDatabases,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    account = seed(platform_env.core_url)
+    fake = FakeAcquirer([settlement_row("capture", "ch_cli", 4_200, account)])
+    with serving(fake) as port:
+        monkeypatch.setenv("REMIT_ACQUIRER_PORT", str(port))
+        assert main(["reconcile", "--date", T0.date().isoformat()]) == 0
+        clean = capsys.readouterr().out
+        fake.rows = [settlement_row("capture", "ch_cli", 4_199, account)]
+        assert main(["reconcile", "--date", T0.date().isoformat()]) == 1
+        mismatch = capsys.readouterr().out
+    assert "matched 1," in clean
+    assert "amount_mismatch" in mismatch
+    assert "4200" in mismatch
+    assert "4199" in mismatch
+
+
+def test_reconcile_refuses_a_malformed_date(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["reconcile", "--date", "02/11/2026"]) == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err

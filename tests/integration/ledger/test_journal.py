@@ -1,0 +1,286 @@
+"""The journal: balanced postings, idempotent ids, two-phase transfers, guards, reversals."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.ledger import journal
+from remit.ledger.domain import (
+    LedgerError,
+    PendingStatus,
+    Posting,
+    TransactionKind,
+    TransactionRequest,
+)
+from remit.ledger.repository import JournalRepository
+from remit.ledger.tables import ledger_postings, ledger_transactions
+
+pytestmark = pytest.mark.anyio
+
+
+def move(
+    txid: str, source: str, target: str, amount: int, currency: str = "usd", **options: object
+) -> TransactionRequest:
+    return TransactionRequest(
+        transaction_id=txid,
+        postings=(Posting(source, -amount, currency), Posting(target, amount, currency)),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def balance(engine: AsyncEngine, account_id: str, name: str, currency: str = "usd") -> int:
+    async with engine.connect() as db:
+        found = await JournalRepository(db).get_ledger_account(account_id, name, currency)
+    return 0 if found is None else found.posted_balance_minor
+
+
+async def count_transactions(engine: AsyncEngine) -> int:
+    async with engine.connect() as db:
+        return int(
+            (await db.execute(select(func.count()).select_from(ledger_transactions))).scalar_one()
+        )
+
+
+async def test_a_posted_transaction_moves_money_and_chains_onto_the_previous_one(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        first = await journal.post(
+            db, account_id, move("t1", "world", "wallet", 500), now=clock.now()
+        )
+        second = await journal.post(
+            db, account_id, move("t2", "wallet", "savings", 200), now=clock.now()
+        )
+    assert (first.transaction.sequence, second.transaction.sequence) == (1, 2)
+    assert first.transaction.previous_hash == ""
+    assert second.transaction.previous_hash == first.transaction.hash
+    assert await balance(core_engine, account_id, "world") == -500
+    assert await balance(core_engine, account_id, "wallet") == 300
+    assert await balance(core_engine, account_id, "savings") == 200
+
+
+async def test_postings_that_do_not_sum_to_zero_are_refused(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    request = TransactionRequest(
+        transaction_id="bad",
+        postings=(Posting("world", -500, "usd"), Posting("wallet", 499, "usd")),
+    )
+    async with core_engine.begin() as db:
+        with pytest.raises(LedgerError) as raised:
+            await journal.post(db, account_id, request, now=clock.now())
+    assert raised.value.code == "transaction_unbalanced"
+    assert await count_transactions(core_engine) == 0
+
+
+async def test_a_retry_with_the_same_id_replays_and_another_payload_is_a_named_error(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        first = await journal.post(
+            db, account_id, move("t1", "world", "wallet", 500), now=clock.now()
+        )
+    clock.advance(30)
+    async with core_engine.begin() as db:
+        again = await journal.post(
+            db, account_id, move("t1", "world", "wallet", 500), now=clock.now()
+        )
+    assert again.replayed
+    assert again.transaction == first.transaction
+    async with core_engine.begin() as db:
+        with pytest.raises(LedgerError) as raised:
+            await journal.post(db, account_id, move("t1", "world", "wallet", 501), now=clock.now())
+    assert raised.value.code == "transaction_exists_with_different_payload"
+    assert await balance(core_engine, account_id, "wallet") == 500
+    assert await count_transactions(core_engine) == 1
+
+
+async def test_a_pending_transaction_reserves_then_posts_partially_and_releases_the_rest(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("fund", "world", "wallet", 1000), now=clock.now())
+        await journal.post(
+            db, account_id, move("hold", "wallet", "merchant", 800, pending=True), now=clock.now()
+        )
+        wallet = await JournalRepository(db).get_ledger_account(account_id, "wallet", "usd")
+    assert wallet is not None
+    assert (wallet.posted_balance_minor, wallet.pending_outgoing_minor) == (1000, 800)
+    async with core_engine.begin() as db:
+        posted = await journal.post_pending(
+            db,
+            account_id,
+            pending_transaction_id="hold",
+            transaction_id="capture",
+            postings=(Posting("wallet", -300, "usd"), Posting("merchant", 300, "usd")),
+            now=clock.now(),
+        )
+        repo = JournalRepository(db)
+        wallet = await repo.get_ledger_account(account_id, "wallet", "usd")
+        merchant = await repo.get_ledger_account(account_id, "merchant", "usd")
+        hold = await repo.get_transaction(account_id, "hold")
+    assert posted.transaction.kind is TransactionKind.POST_PENDING
+    assert wallet is not None
+    assert merchant is not None
+    assert hold is not None
+    assert (wallet.posted_balance_minor, wallet.pending_outgoing_minor) == (700, 0)
+    assert (merchant.posted_balance_minor, merchant.pending_incoming_minor) == (300, 0)
+    assert (hold.pending_status, hold.resolved_by) == (PendingStatus.POSTED, "capture")
+    async with core_engine.begin() as db:
+        with pytest.raises(LedgerError) as raised:
+            await journal.void_pending(
+                db,
+                account_id,
+                pending_transaction_id="hold",
+                transaction_id="void",
+                now=clock.now(),
+            )
+    assert raised.value.code == "pending_transaction_already_posted"
+
+
+async def test_a_partial_post_cannot_exceed_the_reservation(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        await journal.post(
+            db, account_id, move("hold", "world", "merchant", 100, pending=True), now=clock.now()
+        )
+    async with core_engine.begin() as db:
+        with pytest.raises(LedgerError) as raised:
+            await journal.post_pending(
+                db,
+                account_id,
+                pending_transaction_id="hold",
+                transaction_id="capture",
+                postings=(Posting("world", -101, "usd"), Posting("merchant", 101, "usd")),
+                now=clock.now(),
+            )
+    assert raised.value.code == "amount_too_large"
+
+
+async def test_a_void_releases_the_reservation_and_an_expired_one_can_only_be_voided(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    expiry = clock.now() + timedelta(hours=1)
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("fund", "world", "wallet", 100), now=clock.now())
+        await journal.post(
+            db,
+            account_id,
+            move("h1", "wallet", "shop", 60, pending=True, expires_at=expiry),
+            now=clock.now(),
+        )
+        await journal.void_pending(
+            db, account_id, pending_transaction_id="h1", transaction_id="v1", now=clock.now()
+        )
+        await journal.post(
+            db,
+            account_id,
+            move("h2", "wallet", "shop", 60, pending=True, expires_at=expiry),
+            now=clock.now(),
+        )
+    clock.advance(3601)
+    async with core_engine.begin() as db:
+        with pytest.raises(LedgerError) as raised:
+            await journal.post_pending(
+                db, account_id, pending_transaction_id="h2", transaction_id="c2", now=clock.now()
+            )
+    assert raised.value.code == "pending_transaction_expired"
+    from remit.ledger.jobs import expire_authorizations
+
+    async with core_engine.begin() as db:
+        assert await expire_authorizations(db, now=clock.now()) == 1
+        wallet = await JournalRepository(db).get_ledger_account(account_id, "wallet", "usd")
+        h2 = await JournalRepository(db).get_transaction(account_id, "h2")
+    assert wallet is not None
+    assert h2 is not None
+    assert (wallet.posted_balance_minor, wallet.pending_outgoing_minor) == (100, 0)
+    assert (h2.pending_status, h2.resolved_by) == (PendingStatus.VOIDED, "h2:expired")
+
+
+async def test_a_guarded_account_never_goes_negative_and_a_refused_posting_writes_nothing(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("fund", "world", "wallet", 100), now=clock.now())
+    async with core_engine.begin() as db:
+        async with core_engine.connect() as other:
+            before = int(
+                (
+                    await other.execute(select(func.count()).select_from(ledger_postings))
+                ).scalar_one()
+            )
+        with pytest.raises(LedgerError) as raised:
+            await journal.post(
+                db,
+                account_id,
+                move("over", "wallet", "shop", 101, guards=frozenset({"wallet"})),
+                now=clock.now(),
+            )
+        # The caller's transaction is still usable and, committed, holds nothing from the try.
+    assert raised.value.code == "balance_insufficient"
+    async with core_engine.connect() as db:
+        after = int(
+            (await db.execute(select(func.count()).select_from(ledger_postings))).scalar_one()
+        )
+        assert await JournalRepository(db).get_transaction(account_id, "over") is None
+        assert await JournalRepository(db).get_ledger_account(account_id, "shop", "usd") is None
+    assert after == before
+    assert await balance(core_engine, account_id, "wallet") == 100
+
+
+async def test_a_reservation_counts_against_a_guard(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    guard = frozenset({"wallet"})
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("fund", "world", "wallet", 100), now=clock.now())
+        await journal.post(
+            db,
+            account_id,
+            move("hold", "wallet", "shop", 70, pending=True, guards=guard),
+            now=clock.now(),
+        )
+    async with core_engine.begin() as db:
+        with pytest.raises(LedgerError):
+            await journal.post(
+                db, account_id, move("spend", "wallet", "shop", 31, guards=guard), now=clock.now()
+            )
+    async with core_engine.begin() as db:
+        await journal.post(
+            db, account_id, move("spend", "wallet", "shop", 30, guards=guard), now=clock.now()
+        )
+    assert await balance(core_engine, account_id, "wallet") == 70
+
+
+async def test_a_reversal_negates_a_transaction_once(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("t1", "world", "wallet", 250), now=clock.now())
+        reversal = await journal.reverse(
+            db, account_id, transaction_id="t1", reversal_id="t1:rev", now=clock.now()
+        )
+    assert reversal.transaction.metadata == {"reverses": "t1"}
+    assert await balance(core_engine, account_id, "wallet") == 0
+    async with core_engine.begin() as db:
+        with pytest.raises(LedgerError) as raised:
+            await journal.reverse(
+                db, account_id, transaction_id="t1", reversal_id="t1:rev2", now=clock.now()
+            )
+    assert raised.value.code == "transaction_already_reversed"
+
+
+async def test_postings_cannot_be_edited_in_place(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("t1", "world", "wallet", 250), now=clock.now())
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with core_engine.begin() as db:
+            await db.execute(ledger_postings.update().values(amount_minor=1))

@@ -1,0 +1,218 @@
+"""Payouts: from the available balance, through the simulated bank, back on failure."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.core.errors import RemitError
+from remit.ledger import postings as ledger
+from remit.ledger.balance_repository import BalanceRepository, TimeRange
+from remit.ledger.jobs import advance_payouts
+from remit.ledger.objects import BalanceTransactionType, PayoutMethod, PayoutStatus
+from remit.ledger.payouts import SUBMISSION_DELAY, create_automatic_payouts
+from remit.ledger.service import LedgerService
+from remit.ledger.tables import ledger_events
+from remit.ledger.verify import verify_ledger
+from tests.integration.ledger.conftest import NewAccount
+
+pytestmark = pytest.mark.anyio
+
+
+async def fund(engine: AsyncEngine, account_id: str, clock: FixedClock, gross: int) -> int:
+    """Capture a charge straight into the available balance; returns its net."""
+    async with engine.begin() as db:
+        txn = await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id=f"ch_{gross}_{clock.now().timestamp()}",
+            gross_minor=gross,
+            currency="usd",
+            now=clock.now(),
+            bypass_pending=True,
+        )
+    return txn.net
+
+
+async def available(service: LedgerService, account_id: str) -> int:
+    return (await service.get_balance(account_id)).available[0].amount
+
+
+async def advance(engine: AsyncEngine, clock: FixedClock) -> None:
+    async with engine.begin() as db:
+        await advance_payouts(db, now=clock.now())
+
+
+async def test_a_payout_larger_than_the_available_balance_is_refused(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    service = LedgerService(core_engine, clock)
+    net = await fund(core_engine, account_id, clock, 1_000)
+    with pytest.raises(RemitError) as raised:
+        await service.create_payout(account_id, amount=net + 1, currency="usd")
+    assert (raised.value.code, raised.value.param) == ("balance_insufficient", "amount")
+    assert await available(service, account_id) == net
+    payouts, _ = await service.list_payouts(account_id, limit=10)
+    assert payouts == []
+
+
+async def test_a_payout_travels_to_paid_on_its_arrival_date(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    service = LedgerService(core_engine, clock)
+    net = await fund(core_engine, account_id, clock, 1_000)
+    payout = await service.create_payout(
+        account_id, amount=net, currency="usd", metadata={"order": "7"}
+    )
+    assert payout.status is PayoutStatus.PENDING
+    assert payout.arrival_date == clock.now() + timedelta(days=2)
+    assert await available(service, account_id) == 0
+    txn = await service.get_balance_transaction(account_id, payout.balance_transaction_id or "")
+    assert (txn.type, txn.amount, txn.net, txn.source_id) == (
+        BalanceTransactionType.PAYOUT,
+        -net,
+        -net,
+        payout.id,
+    )
+    clock.advance(SUBMISSION_DELAY.total_seconds())
+    await advance(core_engine, clock)
+    assert (await service.get_payout(account_id, payout.id)).status is PayoutStatus.IN_TRANSIT
+    clock.advance(timedelta(days=2).total_seconds())
+    await advance(core_engine, clock)
+    assert (await service.get_payout(account_id, payout.id)).status is PayoutStatus.PAID
+    assert await available(service, account_id) == 0
+    async with core_engine.connect() as db:
+        types = [
+            row.type
+            for row in await db.execute(select(ledger_events.c.type).order_by(ledger_events.c.id))
+        ]
+        assert (await verify_ledger(db, now=clock.now())).ok
+    assert types == ["payout.created", "payout.updated", "payout.paid"]
+
+
+async def test_a_failed_payout_returns_its_funds(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    service = LedgerService(core_engine, clock)
+    net = await fund(core_engine, account_id, clock, 1_000)
+    payout = await service.create_payout(
+        account_id,
+        amount=net,
+        currency="usd",
+        method=PayoutMethod.INSTANT,
+        metadata={"simulate_failure": "account_closed"},
+    )
+    clock.advance(SUBMISSION_DELAY.total_seconds())
+    await advance(core_engine, clock)
+    failed = await service.get_payout(account_id, payout.id)
+    assert failed.status is PayoutStatus.FAILED
+    assert failed.failure_code == "account_closed"
+    assert failed.failure_balance_transaction_id is not None
+    refund = await service.get_balance_transaction(
+        account_id, failed.failure_balance_transaction_id
+    )
+    assert (refund.type, refund.amount) == (BalanceTransactionType.PAYOUT_FAILURE, net)
+    assert await available(service, account_id) == net
+
+
+async def test_a_payout_described_fail_fails(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    service = LedgerService(core_engine, clock)
+    net = await fund(core_engine, account_id, clock, 500)
+    payout = await service.create_payout(account_id, amount=net, currency="usd", description="fail")
+    clock.advance(timedelta(days=3).total_seconds())
+    await advance(core_engine, clock)
+    failed = await service.get_payout(account_id, payout.id)
+    assert (failed.status, failed.failure_code) == (PayoutStatus.FAILED, "could_not_process")
+    assert await available(service, account_id) == net
+
+
+async def test_a_pending_payout_can_be_canceled_and_an_in_transit_one_cannot(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    service = LedgerService(core_engine, clock)
+    net = await fund(core_engine, account_id, clock, 1_000)
+    first = await service.create_payout(account_id, amount=100, currency="usd")
+    canceled = await service.cancel_payout(account_id, first.id)
+    assert canceled.status is PayoutStatus.CANCELED
+    assert await available(service, account_id) == net
+    second = await service.create_payout(account_id, amount=100, currency="usd")
+    clock.advance(SUBMISSION_DELAY.total_seconds())
+    await advance(core_engine, clock)
+    with pytest.raises(RemitError) as raised:
+        await service.cancel_payout(account_id, second.id)
+    assert raised.value.code == "payout_not_cancelable"
+    assert await available(service, account_id) == net - 100
+
+
+async def test_payout_metadata_can_be_set_unset_and_cleared(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    service = LedgerService(core_engine, clock)
+    await fund(core_engine, account_id, clock, 1_000)
+    payout = await service.create_payout(
+        account_id, amount=100, currency="usd", metadata={"a": "1", "b": "2"}
+    )
+    updated = await service.update_payout(
+        account_id, payout.id, set_keys={"c": "3"}, unset_keys=["a"], clear=False
+    )
+    assert dict(updated.metadata) == {"b": "2", "c": "3"}
+    cleared = await service.update_payout(
+        account_id, payout.id, set_keys={}, unset_keys=[], clear=True
+    )
+    assert dict(cleared.metadata) == {}
+
+
+async def test_payouts_list_newest_first_and_filter_by_status(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    service = LedgerService(core_engine, clock)
+    await fund(core_engine, account_id, clock, 10_000)
+    made = []
+    for _ in range(3):
+        made.append(await service.create_payout(account_id, amount=100, currency="usd"))
+        clock.advance(1)
+    await service.cancel_payout(account_id, made[0].id)
+    page, has_more = await service.list_payouts(account_id, limit=2)
+    assert [p.id for p in page] == [made[2].id, made[1].id]
+    assert has_more
+    rest, has_more = await service.list_payouts(account_id, limit=2, starting_after=made[1].id)
+    assert [p.id for p in rest] == [made[0].id]
+    assert not has_more
+    canceled, _ = await service.list_payouts(account_id, limit=10, status=PayoutStatus.CANCELED)
+    assert [p.id for p in canceled] == [made[0].id]
+
+
+async def test_automatic_payouts_sweep_the_available_balance_once_a_day(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    account_id = await new_account(automatic_payouts=True)
+    service = LedgerService(core_engine, clock)
+    net = await fund(core_engine, account_id, clock, 2_000)
+    async with core_engine.begin() as db:
+        created = await create_automatic_payouts(db, now=clock.now())
+    assert [(p.account_id, p.amount, p.automatic) for p in created] == [(account_id, net, True)]
+    await fund(core_engine, account_id, clock, 3_000)
+    async with core_engine.begin() as db:
+        assert await create_automatic_payouts(db, now=clock.now()) == []
+    with pytest.raises(RemitError):
+        await service.cancel_payout(account_id, created[0].id)
+    async with core_engine.connect() as db:
+        paid_out, _ = await BalanceRepository(db).list_balance_transactions(
+            account_id,
+            limit=10,
+            starting_after=None,
+            ending_before=None,
+            created=TimeRange(),
+            payout_id=created[0].id,
+            source_id=None,
+            type=None,
+            currency=None,
+        )
+    assert {t.type for t in paid_out} == {
+        BalanceTransactionType.CHARGE,
+        BalanceTransactionType.PAYOUT,
+    }

@@ -1,0 +1,163 @@
+"""Verification catches tampering; reconciliation catches what the acquirer disagrees with."""
+
+import grpc
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.ledger import postings as ledger
+from remit.ledger.reconcile import Reconciliation, RowKind, RowStatus
+from remit.ledger.service import LedgerService
+from remit.ledger.verify import DifferenceKind
+from remit_api.acquirer.v1 import acquirer_pb2_grpc
+from tests.integration.ledger.conftest import T0
+from tests.integration.ledger.fake_acquirer import FakeAcquirer, serving, settlement_row
+
+pytestmark = pytest.mark.anyio
+DAY = T0.date().isoformat()
+
+
+async def some_history(engine: AsyncEngine, account_id: str, clock: FixedClock) -> None:
+    async with engine.begin() as db:
+        await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id="ch_a",
+            gross_minor=1_000,
+            currency="usd",
+            now=clock.now(),
+        )
+        await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id="ch_b",
+            gross_minor=2_000,
+            currency="usd",
+            now=clock.now(),
+            bypass_pending=True,
+        )
+        await ledger.record_refund(
+            db,
+            account_id=account_id,
+            refund_id="re_a",
+            charge_id="ch_b",
+            amount_minor=300,
+            currency="usd",
+            now=clock.now(),
+        )
+
+
+async def tamper(engine: AsyncEngine, statement: str) -> None:
+    async with engine.begin() as db:
+        # What someone with direct database access could do: switch the append-only triggers
+        # off for this transaction and edit history.
+        await db.execute(text("SET LOCAL session_replication_role = replica"))
+        await db.execute(text(statement))
+
+
+async def test_an_untouched_ledger_verifies(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await some_history(core_engine, account_id, clock)
+    report = await LedgerService(core_engine, clock).verify()
+    assert report.ok
+    assert report.transactions_checked == 4
+
+
+async def test_verify_detects_a_tampered_entry(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await some_history(core_engine, account_id, clock)
+    await tamper(
+        core_engine,
+        "UPDATE ledger_postings SET amount_minor = amount_minor + 1 "
+        "WHERE id = (SELECT min(id) FROM ledger_postings WHERE transaction_id = 'ch_b:capture')",
+    )
+    report = await LedgerService(core_engine, clock).verify()
+    assert not report.ok
+    kinds = {d.kind for d in report.differences}
+    assert DifferenceKind.UNBALANCED_TRANSACTION in kinds
+    assert DifferenceKind.BALANCE_MISMATCH in kinds
+    assert [b.transaction_id for b in report.chain_breaks] == ["ch_b:capture"]
+
+
+async def test_verify_detects_a_tampered_balance(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await some_history(core_engine, account_id, clock)
+    await tamper(
+        core_engine,
+        "UPDATE ledger_accounts SET posted_balance_minor = posted_balance_minor + 100 "
+        "WHERE name = 'available'",
+    )
+    report = await LedgerService(core_engine, clock).verify()
+    mismatches = [d for d in report.differences if d.kind is DifferenceKind.BALANCE_MISMATCH]
+    assert [(d.ledger_account, d.actual_minor - d.expected_minor) for d in mismatches] == [
+        ("available", 100)
+    ]
+    assert any(d.kind is DifferenceKind.BALANCE_TRANSACTION_MISMATCH for d in report.differences)
+    assert report.chain_breaks == []
+
+
+async def test_verify_detects_a_deleted_transaction(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await some_history(core_engine, account_id, clock)
+    await tamper(core_engine, "DELETE FROM ledger_postings WHERE transaction_id = 're_a:refund'")
+    await tamper(core_engine, "DELETE FROM ledger_transactions WHERE id = 're_a:refund'")
+    report = await LedgerService(core_engine, clock).verify()
+    assert report.chain_breaks, "the chain head no longer sits on the last transaction"
+
+
+async def reconcile_with(
+    engine: AsyncEngine, clock: FixedClock, fake: FakeAcquirer, account_id: str
+) -> Reconciliation:
+    with serving(fake) as port:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            service = LedgerService(
+                engine, clock, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(channel)
+            )
+            result = await service.reconcile(DAY, account_id)
+            assert await service.get_reconciliation(result.id) == result
+            return result
+
+
+async def test_reconciliation_passes_on_a_clean_day(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await some_history(core_engine, account_id, clock)
+    fake = FakeAcquirer(
+        [
+            settlement_row("capture", "ch_a", 1_000, account_id, fee=12),
+            settlement_row("capture", "ch_b", 2_000, account_id, fee=24),
+            settlement_row("refund", "re_a", 300, account_id),
+        ]
+    )
+    result = await reconcile_with(core_engine, clock, fake, account_id)
+    assert result.ok
+    assert result.count(RowStatus.MATCHED) == 3
+    assert fake.asked == [(DAY, account_id)]
+
+
+async def test_reconciliation_finds_each_of_three_injected_discrepancies(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await some_history(core_engine, account_id, clock)
+    fake = FakeAcquirer(
+        [
+            # ch_a's capture is missing at the acquirer,
+            settlement_row("capture", "ch_b", 2_001, account_id),  # one cent off,
+            settlement_row("refund", "re_a", 300, account_id),
+            settlement_row("refund", "re_unknown", 450, account_id),  # a refund nobody knows.
+        ]
+    )
+    result = await reconcile_with(core_engine, clock, fake, account_id)
+    found = {(r.status, r.kind, r.reference) for r in result.rows}
+    assert found == {
+        (RowStatus.MISSING_AT_ACQUIRER, RowKind.CAPTURE, "ch_a"),
+        (RowStatus.AMOUNT_MISMATCH, RowKind.CAPTURE, "ch_b"),
+        (RowStatus.MATCHED, RowKind.REFUND, "re_a"),
+        (RowStatus.MISSING_IN_LEDGER, RowKind.REFUND, "re_unknown"),
+    }
+    assert not result.ok
