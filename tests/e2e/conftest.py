@@ -1,13 +1,23 @@
 """A running platform per test module, shared by its tests; each test makes its own account."""
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import stripe
 
+from remit.storage.embedded import EmbeddedCluster
 from tests.support.accounts import TestAccount, create_account
 from tests.support.platform import RunningPlatform, running_platform
-from tests.support.postgres import WorkerDatabases
+from tests.support.postgres import WorkerDatabases, create_worker_databases
+
+
+@pytest.fixture(scope="session")
+def databases(pg_cluster: EmbeddedCluster) -> WorkerDatabases:
+    """Databases of their own for the running platforms: integration tests on the same worker
+    empty theirs after every test, which must never happen under a live platform."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return create_worker_databases(pg_cluster, f"{worker}_e2e")
 
 
 @pytest.fixture(scope="module")

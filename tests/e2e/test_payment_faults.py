@@ -82,6 +82,7 @@ def _rows(url: str, query: str, account_id: str) -> list[tuple[object, ...]]:
         engine.dispose()
 
 
+@pytest.mark.timeout(900)
 def test_faults_lose_no_payment_and_authorize_none_twice(
     faulty_platform: RunningPlatform,
 ) -> None:

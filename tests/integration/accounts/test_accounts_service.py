@@ -32,7 +32,16 @@ async def test_a_new_account_gets_a_secret_and_a_publishable_key_that_authentica
 async def test_keys_are_stored_only_as_digests(core_engine: AsyncEngine) -> None:
     created = await AccountsService(core_engine).create_account()
     async with core_engine.connect() as db:
-        dump = (await db.execute(text("SELECT api_keys::text FROM api_keys"))).scalars().all()
+        dump = (
+            (
+                await db.execute(
+                    text("SELECT api_keys::text FROM api_keys WHERE account_id = :account"),
+                    {"account": created.account.id},
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert len(dump) == 2
     for row in dump:
         assert created.secret_key not in row
