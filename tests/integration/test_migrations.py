@@ -9,6 +9,7 @@ import remit.acquirer.tables
 import remit.customers.tables
 import remit.payment_methods.tables
 import remit.payments.tables
+import remit.radar.tables
 import remit.webhooks.tables
 import remit.worker.tables
 from remit.acquirer.tables import acquirer_metadata
@@ -21,6 +22,7 @@ def test_core_migrations_match_the_table_definitions(databases: WorkerDatabases)
     assert remit.accounts.tables.accounts.name in core_metadata.tables
     assert remit.webhooks.tables.events.name in core_metadata.tables
     assert remit.worker.tables.jobs.name in core_metadata.tables
+    assert remit.radar.tables.radar_rules.name in core_metadata.tables
     engine = create_engine(to_sqlalchemy_url(databases.core_url))
     try:
         with engine.connect() as connection:
