@@ -39,6 +39,7 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.grpcutil.server import serve_grpc
     from remit.payments.grpc import payments_registration
     from remit.payments.wiring import build_payments
+    from remit.radar.grpc import radar_registration
     from remit.storage.engine import make_engine
     from remit.versioning import render_event
     from remit.webhooks.grpc import webhooks_registration
@@ -64,6 +65,7 @@ async def _run_core(config: PlatformConfig) -> None:
         [
             accounts_registration(accounts),
             payments_registration(payments.servicer),
+            radar_registration(payments.radar_servicer),
             webhooks_registration(webhooks, notifier),
         ],
         interceptors=[ErrorMappingInterceptor()],
