@@ -91,6 +91,7 @@ def _client(pinned: str | None) -> tuple[TestClient, FakeAccounts, FakePayments]
         vault_channel=cast(Any, None),
         vault=cast(Any, None),
         webhooks=cast(Any, None),
+        radar=cast(Any, None),
     )
     return TestClient(build_app(deps, OPERATIONS)), accounts, payments
 
