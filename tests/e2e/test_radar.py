@@ -6,6 +6,8 @@ headless browser is installed on the build machine, so none is used.
 """
 
 import json
+import subprocess
+import sys
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -13,6 +15,7 @@ import httpx
 import pytest
 import stripe
 
+from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
 
 RETURN_URL = "https://shop.example/return"
@@ -116,7 +119,8 @@ def test_the_elevated_risk_card_is_authorized_with_an_elevated_risk_level(
     charge = client.v1.charges.retrieve(intent.latest_charge)
     assert charge.outcome is not None
     assert (charge.outcome.type, charge.outcome.risk_level) == ("authorized", "elevated")
-    assert charge.outcome.risk_score is not None and 65 <= charge.outcome.risk_score < 75
+    assert charge.outcome.risk_score is not None
+    assert 65 <= charge.outcome.risk_score < 75
 
 
 def test_a_review_rule_authorizes_and_opens_a_review_that_approval_closes(
@@ -296,3 +300,40 @@ def blocked_with_metadata(client: stripe.StripeClient, metadata: dict[str, str])
     with pytest.raises(stripe.CardError) as raised:
         pay(client, "pm_card_visa", metadata=metadata)
     return raised.value
+
+
+def remit_cli(platform: RunningPlatform, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "remit", *args],
+        env=platform.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_cli_adds_lists_and_removes_rules_that_payments_then_obey(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    key = ("--api-key", account.secret_key)
+    bad = remit_cli(platform, "radar", "rules", "add", "Block if :risk_score >", *key)
+    assert bad.returncode != 0
+    assert "invalid rule" in bad.stderr
+    added = remit_cli(platform, "radar", "rules", "add", "Block if :amount_in_usd: >= 42", *key)
+    assert added.returncode == 0, added.stderr
+    rule = json.loads(added.stdout)
+    assert (rule["action"], rule["predicate"]) == ("block", ":amount_in_usd: >= 42")
+    listed = remit_cli(platform, "radar", "rules", "list", *key)
+    assert listed.stdout.split("\t")[:3] == ["0", rule["id"], "block"]
+    error = blocked(client, "pm_card_visa", amount=4200)
+    assert error.error is not None
+    assert error.error.decline_code == "fraudulent"
+    removed = remit_cli(platform, "radar", "rules", "remove", rule["id"], *key)
+    assert json.loads(removed.stdout) == {"id": rule["id"], "object": "rule", "deleted": True}
+    assert pay(client, "pm_card_visa", amount=4200).status == "succeeded"
+    made = remit_cli(platform, "radar", "lists", "create", "vip", "--type", "email", *key)
+    value_list = json.loads(made.stdout)
+    item = remit_cli(platform, "radar", "lists", "add", value_list["id"], "a@b.example", *key)
+    assert json.loads(item.stdout)["value"] == "a@b.example"
+    assert "@vip" in remit_cli(platform, "radar", "lists", "list", *key).stdout
