@@ -8,7 +8,7 @@ headless browser is installed on the build machine, so none is used.
 import json
 import subprocess
 import sys
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -30,7 +30,7 @@ def pay(client: stripe.StripeClient, payment_method: str, amount: int = 2000, **
         "return_url": RETURN_URL,
         **extra,
     }
-    return client.v1.payment_intents.create(params=params)
+    return client.v1.payment_intents.create(params=cast(Any, params))
 
 
 def add_rule(client: stripe.StripeClient, rule: str) -> dict[str, Any]:
@@ -196,7 +196,7 @@ def test_a_3ds_rule_sends_the_buyer_to_the_challenge_and_completing_it_pays(
     assert parse_qs(location.query)["payment_intent"] == [intent.id]
     paid = client.v1.payment_intents.retrieve(intent.id)
     assert paid.status == "succeeded"
-    charge = client.v1.charges.retrieve(paid.latest_charge)
+    charge = client.v1.charges.retrieve(str(paid.latest_charge))
     assert charge.payment_method_details is not None
     assert charge.payment_method_details.card is not None
     secure = charge.payment_method_details.card.three_d_secure
