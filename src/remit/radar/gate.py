@@ -12,10 +12,8 @@ import functools
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.accounts.tables import accounts
 from remit.core.clock import Clock, SystemClock
 from remit.core.ids import new_id
 from remit.core.jsonview import to_json
@@ -103,42 +101,37 @@ class Radar:
     def _now(self) -> datetime:
         return self._clock.now()
 
-    @staticmethod
-    async def enabled(db: AsyncConnection, account_id: str) -> bool:
-        row = (
-            await db.execute(select(accounts.c.radar_enabled).where(accounts.c.id == account_id))
-        ).first()
-        return bool(row is not None and row[0])
-
     # --- scoring ------------------------------------------------------------------------
 
     async def assess(self, db: AsyncConnection, facts: AttemptFacts) -> RiskVerdict:
-        if not await self.enabled(db, facts.account_id):
+        enabled, rules = await RuleRepository(db).enabled_and_rules(facts.account_id)
+        if not enabled:
             return NOT_ASSESSED
         keys = velocity_keys(facts)
         repo = CounterRepository(db)
         counters = await repo.lock(facts.account_id, keys, facts.at)
         counted = {d: c.with_attempt(facts.at) for d, c in counters.items()}
         await repo.save(facts.account_id, keys, counted)
-        return await self.evaluate(db, facts, Velocity(counted))
+        return await self.evaluate(db, facts, Velocity(counted), rules)
 
     async def reassess(self, db: AsyncConnection, facts: AttemptFacts) -> RiskVerdict:
-        if not await self.enabled(db, facts.account_id):
+        enabled, rules = await RuleRepository(db).enabled_and_rules(facts.account_id)
+        if not enabled:
             return NOT_ASSESSED
         counters = await CounterRepository(db).read(facts.account_id, velocity_keys(facts))
         return await self.evaluate(
-            db, facts, Velocity({d: c.at(facts.at) for d, c in counters.items()})
+            db, facts, Velocity({d: c.at(facts.at) for d, c in counters.items()}), rules
         )
 
     async def evaluate(
-        self, db: AsyncConnection, facts: AttemptFacts, velocity: Velocity
+        self, db: AsyncConnection, facts: AttemptFacts, velocity: Velocity, stored: list[Rule]
     ) -> RiskVerdict:
         hint = TEST_ID_RISK.get(facts.test_id or "")
         signals = build_signals(facts, velocity)
         scored = score(signals, self._weights, hint)
         signals["risk_score"] = scored.risk_score
         signals["risk_level"] = scored.risk_level.value
-        rules = active_rules(await RuleRepository(db).in_order(facts.account_id))
+        rules = active_rules(stored)
         aliases = {alias for rule in rules for alias in _aliases(rule)}
         lists = await ValueListRepository(db).matching(
             facts.account_id, aliases, [v for v in signals.values() if isinstance(v, str)]
@@ -160,17 +153,17 @@ class Radar:
         if verdict.risk_level == NOT_ASSESSED.risk_level or not fingerprint:
             return
         result = charge.network_result or {}
-        keys = {Dimension.CARD: fingerprint}
         repo = CounterRepository(db)
+        cvc = _text(result.get("cvc_check"))
+        postal = _text(result.get("address_postal_code_check"))
+        if charge.status is not ChargeStatus.FAILED:
+            await repo.settle_approval(charge.account_id, fingerprint, cvc, postal)
+            return
+        keys = {Dimension.CARD: fingerprint}
         now = self._now()
         counters = await repo.lock(charge.account_id, keys, now)
         updated = {
-            d: c.with_result(
-                now,
-                declined=charge.status is ChargeStatus.FAILED,
-                cvc_check=_text(result.get("cvc_check")),
-                postal_check=_text(result.get("address_postal_code_check")),
-            )
+            d: c.with_result(now, declined=True, cvc_check=cvc, postal_check=postal)
             for d, c in counters.items()
         }
         await repo.save(charge.account_id, keys, updated)

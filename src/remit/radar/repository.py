@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.accounts.tables import accounts
 from remit.radar.domain import (
     ItemType,
     Rule,
@@ -84,6 +85,22 @@ class RuleRepository:
             .with_for_update()
         )
         return [_rule(row) for row in rows]
+
+    async def enabled_and_rules(self, account_id: str) -> tuple[bool, list[Rule]]:
+        """Whether Radar is on for the account, and its rules in order: one query."""
+        rows = (
+            await self._db.execute(
+                select(accounts.c.radar_enabled, radar_rules)
+                .select_from(
+                    accounts.outerjoin(radar_rules, radar_rules.c.account_id == accounts.c.id)
+                )
+                .where(accounts.c.id == account_id)
+                .order_by(radar_rules.c.position)
+            )
+        ).all()
+        if not rows or not rows[0][0]:
+            return False, []
+        return True, [_rule(row) for row in rows if row._mapping["id"] is not None]
 
     async def in_order(self, account_id: str) -> list[Rule]:
         rows = await self._db.execute(
@@ -386,33 +403,45 @@ class CounterRepository:
         self, account_id: str, keys: Mapping[Dimension, str], now: datetime
     ) -> dict[Dimension, Counter]:
         """The attempt's counters, created if new, locked until the transaction ends (so
-        concurrent attempts on one card count one after the other, exactly)."""
+        concurrent attempts on one card count one after the other, exactly). One statement:
+        the no-op update on conflict takes the row lock and returns the row."""
         if not keys:
             return {}
         fresh = _counter_values(Counter.empty(now))
-        await self._db.execute(
-            insert(radar_counters)
-            .values(
-                [
-                    {"account_id": account_id, "dimension": d.value, "key": k, **fresh}
-                    for d, k in keys.items()
-                ]
-            )
-            .on_conflict_do_nothing()
+        # One order for every transaction, so two attempts never wait on each other in turn.
+        ordered = sorted(keys.items(), key=lambda item: (item[0].value, item[1]))
+        statement = insert(radar_counters).values(
+            [
+                {"account_id": account_id, "dimension": d.value, "key": k, **fresh}
+                for d, k in ordered
+            ]
         )
-        wanted = [(account_id, d.value, k) for d, k in keys.items()]
         rows = await self._db.execute(
-            select(radar_counters)
-            .where(
-                tuple_(
-                    radar_counters.c.account_id, radar_counters.c.dimension, radar_counters.c.key
-                ).in_(wanted)
-            )
-            # One order for every transaction, so two attempts never wait on each other in turn.
-            .order_by(radar_counters.c.dimension, radar_counters.c.key)
-            .with_for_update()
+            statement.on_conflict_do_update(
+                index_elements=["account_id", "dimension", "key"],
+                set_={"key": statement.excluded.key},
+            ).returning(*radar_counters.c)
         )
         return {Dimension(row._mapping["dimension"]): _counter(row._mapping) for row in rows}
+
+    async def settle_approval(
+        self, account_id: str, key: str, cvc_check: str | None, postal_check: str | None
+    ) -> None:
+        """An approval only resets declines in a row and refreshes the checks: one update,
+        no read."""
+        await self._db.execute(
+            update(radar_counters)
+            .where(
+                radar_counters.c.account_id == account_id,
+                radar_counters.c.dimension == Dimension.CARD.value,
+                radar_counters.c.key == key,
+            )
+            .values(
+                declines_in_a_row=0,
+                last_cvc_check=func.coalesce(cvc_check, radar_counters.c.last_cvc_check),
+                last_postal_check=func.coalesce(postal_check, radar_counters.c.last_postal_check),
+            )
+        )
 
     async def read(
         self, account_id: str, keys: Mapping[Dimension, str]
