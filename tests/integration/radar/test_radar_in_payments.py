@@ -278,3 +278,26 @@ async def test_off_session_payments_are_never_sent_to_a_challenge(
     )
     intent = await pay(parts, account_id, "offs", amount=60000, off_session=True)
     assert intent.status is Status.SUCCEEDED
+
+
+async def test_a_completion_cut_off_before_the_network_answers_resumes_and_authorizes_once(
+    parts: Parts, account_id: str
+) -> None:
+    intent = await pay(parts, account_id, "forced", request_three_d_secure="any")
+    assert intent.status is Status.REQUIRES_ACTION
+    challenge = await _challenge_of(parts, account_id, intent)
+    # The authorization happens but its answer is lost, and the look-ups fail too.
+    parts.network.faults = ["after"]
+    parts.network.lookup_faults = 3
+    with pytest.raises(RemitError):
+        await parts.three_d_secure.complete(account_id, challenge.id, passed=True, build=_built)
+    # The answer is recorded; the retry resumes at attempt_created and settles by reference.
+    resumed = await parts.three_d_secure.complete(
+        account_id, challenge.id, passed=True, build=_built
+    )
+    assert isinstance(resumed, Done)
+    assert resumed.value[1].status is Status.SUCCEEDED
+    reference = f"{intent.latest_charge_id}_3ds"
+    # Sent again under the same reference, which the network performs at most once.
+    assert parts.network.sent == [reference, reference]
+    assert list(parts.network.authorizations) == [reference]
