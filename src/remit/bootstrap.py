@@ -44,6 +44,7 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.payments.grpc import payments_registration
     from remit.payments.related import event_renderer
     from remit.payments.wiring import build_payments
+    from remit.radar.grpc import radar_registration
     from remit.storage.engine import make_engine
     from remit.webhooks.grpc import webhooks_registration
     from remit.webhooks.service import WebhooksService
@@ -73,6 +74,7 @@ async def _run_core(config: PlatformConfig) -> None:
         [
             accounts_registration(accounts),
             payments_registration(payments.servicer),
+            radar_registration(payments.radar_servicer),
             webhooks_registration(webhooks, notifier),
             ledger_registration(ledger),
         ],

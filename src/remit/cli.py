@@ -213,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
             single = commands.add_parser(role, help=f"run only the {role} process")
         _add_platform_flags(single)
     _add_webhook_commands(commands)
+    from remit.radar.tools import add_commands as add_radar_commands
+
+    for radar_command in add_radar_commands(commands):
+        _add_platform_flags(radar_command)
+        radar_command.add_argument(
+            "--api-key",
+            help="act for the account of this secret key (default: the default test account)",
+        )
     return parser
 
 
@@ -292,6 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from remit.ledger.cli import reconcile_command
 
         return reconcile_command(config, day=args.date, account_id=args.account)
+
+    if args.command == "radar":
+        return _radar_command(args, config)
     if args.command == "accounts" and args.accounts_command == "create":
         return _create_account(config, raw_card_access=args.raw_card_access,
                                currency=args.currency, as_json=args.json)  # fmt: skip
@@ -378,6 +389,18 @@ def _webhook_command(args: argparse.Namespace, config: PlatformConfig) -> int:
         expire_old_after_s=args.expire_old_after, out=out,
     )  # fmt: skip
     return tools.run(roll)
+
+
+def _radar_command(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from remit.radar.tools import run_command
+    from remit.webhooks import tools
+
+    try:
+        key = tools.api_key_for(config, args.api_key)
+    except tools.ToolError as error:
+        print(f"remit: {error}", file=sys.stderr)
+        return 2
+    return tools.run(run_command(config, args, key, sys.stdout))
 
 
 def _migrate(config: PlatformConfig) -> int:

@@ -36,6 +36,13 @@ class PlatformConfig:
     # Hosts or networks webhook endpoints may reach outside development mode even though they
     # are internal (REMIT_WEBHOOK_ALLOWED_HOSTS, comma-separated).
     webhook_allowed_hosts: tuple[str, ...] = ()
+    # Where buyers reach the REST facade (REMIT_PUBLIC_URL), for links remit hands out such as
+    # the 3-D Secure page; the facade's own address when unset.
+    public_url: str | None = None
+
+    @property
+    def api_base_url(self) -> str:
+        return (self.public_url or f"http://{self.api.target}").rstrip("/")
 
     def with_databases(self, core: str, vault: str, acquirer: str) -> "PlatformConfig":
         return replace(
@@ -58,6 +65,8 @@ class PlatformConfig:
             "REMIT_DEVELOPMENT": "1" if self.development else "0",
             "REMIT_WEBHOOK_ALLOWED_HOSTS": ",".join(self.webhook_allowed_hosts),
         }
+        if self.public_url is not None:
+            env["REMIT_PUBLIC_URL"] = self.public_url
         for name, url in (
             ("DATABASE_URL", self.database_url),
             ("VAULT_DATABASE_URL", self.vault_database_url),
@@ -167,4 +176,5 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
             for host in (env.get("REMIT_WEBHOOK_ALLOWED_HOSTS") or "").split(",")
             if host.strip()
         ),
+        public_url=env.get("REMIT_PUBLIC_URL") or None,
     )

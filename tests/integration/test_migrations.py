@@ -10,6 +10,7 @@ import remit.customers.tables
 import remit.ledger.tables
 import remit.payment_methods.tables
 import remit.payments.tables
+import remit.radar.tables
 import remit.webhooks.tables
 import remit.worker.tables
 from remit.acquirer.tables import acquirer_metadata
@@ -23,6 +24,7 @@ def test_core_migrations_match_the_table_definitions(databases: WorkerDatabases)
     assert remit.webhooks.tables.events.name in core_metadata.tables
     assert remit.worker.tables.jobs.name in core_metadata.tables
     assert remit.ledger.tables.ledger_postings.name in core_metadata.tables
+    assert remit.radar.tables.radar_rules.name in core_metadata.tables
     engine = create_engine(to_sqlalchemy_url(databases.core_url))
     try:
         with engine.connect() as connection:

@@ -77,7 +77,11 @@ def enum_numbers(enum: EnumDescriptor) -> dict[str, int]:
 def _upper_snake(camel: str) -> str:
     out: list[str] = []
     for index, char in enumerate(camel):
-        if char.isupper() and index > 0 and not camel[index - 1].isupper():
+        previous = camel[index - 1] if index > 0 else ""
+        following = camel[index + 1] if index + 1 < len(camel) else ""
+        # A word starts at a capital after a small letter, or at the last capital of a run
+        # followed by a small letter: ThreeDSecure -> THREE_D_SECURE.
+        if char.isupper() and previous and (previous.islower() or following.islower()):
             out.append("_")
         out.append(char.upper())
     return "".join(out)

@@ -94,6 +94,11 @@ class Charge:
     requested_capture_minor: int | None = None
     description: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # Radar's verdict and the 3-D Secure state of the attempt (see payments/risk.py), and the
+    # review Radar opened for it.
+    risk: Mapping[str, object] | None = None
+    authentication: Mapping[str, object] | None = None
+    review_id: str | None = None
 
     @property
     def refundable_minor(self) -> int:

@@ -88,6 +88,8 @@ class PaymentIntent:
     canceled_at: datetime | None = None
     last_payment_error: Mapping[str, object] | None = None
     next_action: Mapping[str, object] | None = None
+    # rev_ id of the Radar review of its payment, if one was opened.
+    review_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from remit.payments.domain import (
 )
 from remit.payments.idempotency import KeyRecord
 from remit.payments.requests import AUTO_KEY_PREFIX
+from remit.payments.risk import Authentication
 from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService, Replay
 from remit.storage.pagination import CreatedBounds
 from remit_api.common.v1 import common_pb2
@@ -162,7 +163,41 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
         )
     if intent.next_action is not None:
         message.next_action.type = str(intent.next_action.get("type") or "")
+        redirect = intent.next_action.get("redirect_to_url")
+        if isinstance(redirect, Mapping):
+            _set_optional(
+                message.next_action.redirect_to_url,
+                {name: _str_or_none(redirect.get(name)) for name in ("url", "return_url")},
+            )
+    if intent.review_id is not None:
+        message.review = intent.review_id
     return message
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+_THREE_D_SECURE_RESULT = {
+    "authenticated": pb.THREE_D_SECURE_RESULT_AUTHENTICATED,
+    "failed": pb.THREE_D_SECURE_RESULT_FAILED,
+}
+
+
+def _three_d_secure(charge: Charge, details: pb.ChargePaymentMethodDetailsCard) -> None:
+    """payment_method_details.card.three_d_secure, once a challenge was answered."""
+    authentication = Authentication.from_json(charge.authentication)
+    if authentication.challenge_id is None or authentication.result is None:
+        return
+    secure = details.three_d_secure
+    secure.authentication_flow = pb.THREE_D_SECURE_AUTHENTICATION_FLOW_CHALLENGE
+    secure.result = _THREE_D_SECURE_RESULT[authentication.result]
+    secure.version = "2.2.0"
+    secure.transaction_id = authentication.challenge_id
+    if authentication.authenticated:
+        secure.electronic_commerce_indicator = "05"
+    else:
+        secure.result_reason = pb.THREE_D_SECURE_RESULT_REASON_REJECTED
 
 
 def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
@@ -200,6 +235,9 @@ def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
     if card.funding in _FUNDING:
         details.funding = _FUNDING[card.funding or ""]
     _set_optional(details, {"fingerprint": card.fingerprint, "country": card.country})
+    _three_d_secure(charge, details)
+    if charge.review_id is not None:
+        message.review = charge.review_id
     result = charge.network_result or {}
     for check in ("cvc_check", "address_line1_check", "address_postal_code_check"):
         value = result.get(check)
@@ -225,9 +263,13 @@ def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
         risk = outcome.get("risk_level")
         if isinstance(risk, str) and risk in _RISK_LEVEL:
             message.outcome.risk_level = _RISK_LEVEL[risk]
+        score = outcome.get("risk_score")
+        if isinstance(score, int):
+            message.outcome.risk_score = score
         _set_optional(
             message.outcome,
             {
+                "rule": _str_or_none(outcome.get("rule")),
                 "reason": outcome.get("reason") if isinstance(outcome.get("reason"), str) else None,
                 "seller_message": outcome.get("seller_message")
                 if isinstance(outcome.get("seller_message"), str)
@@ -291,6 +333,36 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
         statement_descriptor=_optional(request, "statement_descriptor"),
         statement_descriptor_suffix=_optional(request, "statement_descriptor_suffix"),
         return_url=_optional(request, "return_url"),
+    )
+
+
+_REQUEST_THREE_D_SECURE = {
+    name.removeprefix("REQUEST_THREE_D_SECURE_").lower(): number
+    for name, number in pb.RequestThreeDSecure.items()
+    if number != pb.REQUEST_THREE_D_SECURE_UNSPECIFIED
+}
+_REQUEST_THREE_D_SECURE_FROM_PROTO = {v: k for k, v in _REQUEST_THREE_D_SECURE.items()}
+
+
+def confirm_params(
+    request: pb.CreatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest,
+) -> ConfirmParams:
+    card_options = request.payment_method_options.card
+    requested = None
+    if card_options.HasField("request_three_d_secure"):
+        requested = _REQUEST_THREE_D_SECURE_FROM_PROTO.get(card_options.request_three_d_secure)
+        if requested is None:
+            raise invalid(
+                "request_three_d_secure must be any, automatic or challenge.",
+                "payment_method_options[card][request_three_d_secure]",
+            )
+    return ConfirmParams(
+        payment_method_id=_optional(request, "payment_method"),
+        capture_method=_capture_method(request),
+        return_url=_optional(request, "return_url"),
+        off_session=bool(_optional(request, "off_session")),
+        error_on_requires_action=bool(_optional(request, "error_on_requires_action")),
+        request_three_d_secure=requested,
     )
 
 
@@ -374,11 +446,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     ) -> pb.CreatePaymentIntentResponse:
         confirm = None
         if request.confirm:
-            confirm = ConfirmParams(
-                payment_method_id=_optional(request, "payment_method"),
-                capture_method=_capture_method(request),
-                return_url=_optional(request, "return_url"),
-            )
+            confirm = confirm_params(request)
         result = await self._service.create_payment_intent(
             call, new_intent_from_request(request), self._respond_create, confirm=confirm
         )
@@ -458,11 +526,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             await self._service.get_payment_intent(
                 call.account_id, request.id, request.client_secret
             )
-        confirm = ConfirmParams(
-            payment_method_id=_optional(request, "payment_method"),
-            capture_method=_capture_method(request),
-            return_url=_optional(request, "return_url"),
-        )
+        confirm = confirm_params(request)
 
         def respond(intent: PaymentIntent) -> bytes:
             return pb.ConfirmPaymentIntentResponse(

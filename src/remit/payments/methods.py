@@ -32,4 +32,5 @@ class StoredPaymentMethods:
                 country=card.country,
             ),
             customer_id=method.customer_id,
+            test_id=method.test_id,
         )

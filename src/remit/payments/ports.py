@@ -5,14 +5,16 @@ parts of the core (the ledger, events) attach to money movements. Hooks run insi
 database transaction as the state change that causes them, so both commit or neither does.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payments.charges import CardSnapshot, Charge, Refund
 from remit.payments.domain import PaymentIntent
+from remit.payments.risk import NOT_ASSESSED, Authentication, RiskVerdict
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class ChargeableCard:
     vault_token: str
     card: CardSnapshot
     customer_id: str | None = None
+    # The Stripe test id (pm_card_riskLevelHighest) the method was made from, if any.
+    test_id: str | None = None
 
 
 class PaymentMethodSource(Protocol):
@@ -48,6 +52,90 @@ class PaymentHooks(Protocol):
     async def refund_changed(
         self, db: AsyncConnection, before: Refund | None, after: Refund, charge: Charge
     ) -> None: ...
+
+
+@dataclass(frozen=True)
+class AttemptFacts:
+    """What Radar may know about a payment attempt before the network is asked."""
+
+    account_id: str
+    payment_intent_id: str
+    charge_id: str
+    amount_minor: int
+    currency: str
+    card: CardSnapshot
+    at: datetime
+    customer_id: str | None = None
+    email: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    test_id: str | None = None
+    off_session: bool = False
+    three_d_secure_authenticated: bool = False
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A 3-D Secure challenge opened for an attempt: its id and the page to send the buyer to."""
+
+    id: str
+    url: str
+
+
+class RadarGate(Protocol):
+    """Radar as the payments service sees it. Every call runs inside the caller's transaction,
+    so counters, decisions, reviews and challenges commit with the attempt or not at all."""
+
+    async def assess(self, db: AsyncConnection, facts: AttemptFacts) -> RiskVerdict:
+        """Count the attempt, score it and apply the account's rules (before the network)."""
+        ...
+
+    async def reassess(self, db: AsyncConnection, facts: AttemptFacts) -> RiskVerdict:
+        """The decision after 3-D Secure succeeded: the same signals, without counting again."""
+        ...
+
+    async def attempt_settled(self, db: AsyncConnection, charge: Charge) -> None:
+        """The network answered (or Radar blocked): decline counters and check results."""
+        ...
+
+    async def open_review(
+        self, db: AsyncConnection, charge: Charge, intent: PaymentIntent, verdict: RiskVerdict
+    ) -> str:
+        """Open a review of an authorized charge; returns its rev_ id."""
+        ...
+
+    async def review_is_open(self, db: AsyncConnection, review_id: str) -> bool: ...
+
+    async def open_challenge(
+        self, db: AsyncConnection, charge: Charge, intent: PaymentIntent
+    ) -> Challenge | None:
+        """Start a 3-D Secure challenge for the attempt (None: none can be offered)."""
+        ...
+
+
+class NoRadar:
+    """No scoring, no rules, no challenges: every attempt goes to the network as it is."""
+
+    async def assess(self, db: AsyncConnection, facts: AttemptFacts) -> RiskVerdict:
+        return NOT_ASSESSED
+
+    async def reassess(self, db: AsyncConnection, facts: AttemptFacts) -> RiskVerdict:
+        return NOT_ASSESSED
+
+    async def attempt_settled(self, db: AsyncConnection, charge: Charge) -> None:
+        return None
+
+    async def open_review(
+        self, db: AsyncConnection, charge: Charge, intent: PaymentIntent, verdict: RiskVerdict
+    ) -> str:
+        raise NotImplementedError("reviews need Radar")
+
+    async def review_is_open(self, db: AsyncConnection, review_id: str) -> bool:
+        return False
+
+    async def open_challenge(
+        self, db: AsyncConnection, charge: Charge, intent: PaymentIntent
+    ) -> Challenge | None:
+        return None
 
 
 class HookChain:
@@ -76,3 +164,25 @@ class HookChain:
     ) -> None:
         for hooks in self._hooks:
             await hooks.refund_changed(db, before, after, charge)
+
+
+def attempt_facts(
+    intent: PaymentIntent, charge: Charge, card: ChargeableCard, now: datetime
+) -> AttemptFacts:
+    """What Radar is told about an attempt: never the card number, which the core has not."""
+    authentication = Authentication.from_json(charge.authentication)
+    return AttemptFacts(
+        account_id=intent.account_id,
+        payment_intent_id=intent.id,
+        charge_id=charge.id,
+        amount_minor=charge.amount_minor,
+        currency=charge.currency,
+        card=charge.card,
+        at=now,
+        customer_id=charge.customer_id,
+        email=intent.receipt_email,
+        metadata=dict(intent.metadata),
+        test_id=card.test_id,
+        off_session=authentication.off_session,
+        three_d_secure_authenticated=authentication.authenticated,
+    )

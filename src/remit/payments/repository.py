@@ -55,6 +55,7 @@ def _intent_values(intent: PaymentIntent) -> dict[str, object]:
         if intent.last_payment_error is None
         else dict(intent.last_payment_error),
         "next_action": None if intent.next_action is None else dict(intent.next_action),
+        "review_id": intent.review_id,
         "updated_at": intent.updated_at,
     }
 
@@ -90,6 +91,7 @@ def intent_from_row(row: AnyRow) -> PaymentIntent:
         canceled_at=m["canceled_at"],
         last_payment_error=m["last_payment_error"],
         next_action=m["next_action"],
+        review_id=m["review_id"],
     )
 
 
@@ -115,6 +117,9 @@ def _charge_values(charge: Charge) -> dict[str, object]:
         "requested_capture_minor": charge.requested_capture_minor,
         "description": charge.description,
         "metadata": dict(charge.metadata),
+        "risk": None if charge.risk is None else dict(charge.risk),
+        "authentication": None if charge.authentication is None else dict(charge.authentication),
+        "review_id": charge.review_id,
         "updated_at": charge.updated_at,
     }
 
@@ -146,6 +151,9 @@ def charge_from_row(row: AnyRow) -> Charge:
         requested_capture_minor=m["requested_capture_minor"],
         description=m["description"],
         metadata=m["metadata"],
+        risk=m["risk"],
+        authentication=m["authentication"],
+        review_id=m["review_id"],
     )
 
 

@@ -29,6 +29,7 @@ from remit.payments.charges import Charge, ChargeStatus, Refund, RefundReason, R
 from remit.payments.crashpoints import crash_after
 from remit.payments.domain import (
     USER_CANCELLATION_REASONS,
+    ActionRequired,
     Authorized,
     Canceled,
     CancellationReason,
@@ -52,9 +53,27 @@ from remit.payments.network import (
     OutcomeUnknownError,
     network_unavailable,
 )
-from remit.payments.ports import HookChain, PaymentHooks, PaymentMethodSource
+from remit.payments.ports import (
+    ChargeableCard,
+    HookChain,
+    NoRadar,
+    PaymentHooks,
+    PaymentMethodSource,
+    RadarGate,
+    attempt_facts,
+)
 from remit.payments.repository import ChargeRepository, PaymentIntentRepository, RefundRepository
 from remit.payments.requests import note_request
+from remit.payments.risk import (
+    AUTHENTICATION_REQUIRED,
+    REVIEW,
+    Authentication,
+    RiskVerdict,
+    needs_authentication,
+    network_reference,
+    outcome_json,
+    stand_in_result,
+)
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -103,6 +122,10 @@ class ConfirmParams:
     payment_method_id: str | None = None
     capture_method: CaptureMethod | None = None
     return_url: str | None = None
+    off_session: bool = False
+    error_on_requires_action: bool = False
+    # payment_method_options.card.request_three_d_secure ("any", "challenge", "automatic").
+    request_three_d_secure: str | None = None
 
 
 def card_error(
@@ -154,6 +177,7 @@ class PaymentsService:
         present: Callable[[PaymentIntent], object],
         hooks: PaymentHooks | None = None,
         clock: Clock | None = None,
+        radar: RadarGate | None = None,
     ) -> None:
         # `present` turns an intent into the message a card error embeds (Stripe returns the
         # declined PaymentIntent inside the error).
@@ -163,6 +187,7 @@ class PaymentsService:
         self._methods = methods
         self._hooks = hooks or HookChain()
         self._clock = clock or SystemClock()
+        self._radar: RadarGate = radar or NoRadar()
 
     def _now(self) -> datetime:
         return self._clock.now()
@@ -431,7 +456,10 @@ class PaymentsService:
                     code="payment_intent_unexpected_state",
                 )
             card = await self._methods.chargeable_card(db, record.account_id, payment_method_id)
-            charge = Charge(
+            charges = ChargeRepository(db)
+            # A manually confirmed intent that passed 3-D Secure continues its attempt.
+            resumed = await self._authenticated_attempt(charges, intent, card)
+            charge = resumed or Charge(
                 id=new_id("ch"),
                 account_id=record.account_id,
                 payment_intent_id=intent.id,
@@ -445,7 +473,17 @@ class PaymentsService:
                 customer_id=intent.customer_id or card.customer_id,
                 description=intent.description,
                 metadata=dict(intent.metadata),
+                authentication=Authentication(
+                    off_session=confirm.off_session,
+                    error_on_requires_action=confirm.error_on_requires_action,
+                    requested=confirm.request_three_d_secure,
+                ).as_json(),
             )
+            if resumed is None:
+                # Radar decides before the network is asked, and its decision is stored with
+                # the attempt, so a resumed attempt acts on the same one.
+                verdict = await self._radar.assess(db, attempt_facts(intent, charge, card, now))
+                charge = replace(charge, risk=verdict.as_json())
             processing = transition(
                 intent,
                 ConfirmationStarted(
@@ -456,10 +494,12 @@ class PaymentsService:
                     return_url=confirm.return_url,
                 ),
             )
-            await ChargeRepository(db).insert(charge)
+            if resumed is None:
+                await charges.insert(charge)
             await intents.save(processing)
             await self._hooks.intent_changed(db, before, processing)
-            await self._hooks.charge_changed(db, None, charge, processing)
+            if resumed is None:
+                await self._hooks.charge_changed(db, None, charge, processing)
             record = await idempotency.advance(
                 db,
                 record,
@@ -470,6 +510,23 @@ class PaymentsService:
             )
         crash_after(RecoveryPoint.ATTEMPT_CREATED.value)
         return record
+
+    @staticmethod
+    async def _authenticated_attempt(
+        charges: ChargeRepository, intent: PaymentIntent, card: ChargeableCard
+    ) -> Charge | None:
+        if intent.status is not Status.REQUIRES_CONFIRMATION or intent.latest_charge_id is None:
+            return None
+        previous = await charges.get(intent.account_id, intent.latest_charge_id, for_update=True)
+        if (
+            previous is None
+            or previous.status is not ChargeStatus.PENDING
+            or previous.payment_method_id != card.payment_method_id
+            or previous.amount_minor != intent.amount_minor
+            or not Authentication.from_json(previous.authentication).authenticated
+        ):
+            return None
+        return previous
 
     async def resume_attempt(
         self, record: KeyRecord, respond: Callable[[PaymentIntent], bytes]
@@ -498,6 +555,8 @@ class PaymentsService:
                 db, record.account_id, charge.payment_method_id
             )
         capture = intent.capture_method is not CaptureMethod.MANUAL
+        authentication = Authentication.from_json(charge.authentication)
+        reference = network_reference(charge.id, authentication)
 
         async def authorize() -> AuthorizationOutcome:
             return await self._network.authorize(
@@ -505,14 +564,19 @@ class PaymentsService:
                 vault_token=card.vault_token,
                 amount_minor=charge.amount_minor,
                 currency=charge.currency,
-                reference=charge.id,
+                reference=reference,
                 capture=capture,
                 purpose=f"payment_intent.confirm {intent.id}",
+                three_d_secure_authenticated=authentication.authenticated,
             )
 
-        outcome = await self._settle(
-            authorize, lambda: self._network.lookup_authorization(charge.id)
-        )
+        # A block, or a challenge that must come first, is recorded without asking the network.
+        answer = stand_in_result(RiskVerdict.from_json(charge.risk), authentication)
+        if answer is None:
+            outcome = await self._settle(
+                authorize, lambda: self._network.lookup_authorization(reference)
+            )
+            answer = outcome.as_json()
         now = self._now()
         async with self._engine.begin() as db:
             # Another request (a retry after this one's lease ran out, or the completer) may
@@ -523,7 +587,7 @@ class PaymentsService:
             charges = ChargeRepository(db)
             current = await charges.get(record.account_id, charge.id, for_update=True)
             assert current is not None
-            await charges.save(replace(current, network_result=outcome.as_json(), updated_at=now))
+            await charges.save(replace(current, network_result=answer, updated_at=now))
             record = await idempotency.advance(
                 db, record, RecoveryPoint.AUTHORIZATION_DONE, now=now
             )
@@ -571,8 +635,26 @@ class PaymentsService:
             assert charge is not None
             assert charge.network_result
             result = charge.network_result
-            outcome = _outcome_json(result)
-            if result.get("approved"):
+            verdict = RiskVerdict.from_json(charge.risk)
+            authentication = Authentication.from_json(charge.authentication)
+            outcome = outcome_json(verdict, result)
+            wants_authentication = needs_authentication(verdict, authentication, result)
+            challenge = None
+            if wants_authentication and authentication.may_challenge:
+                challenge = await self._radar.open_challenge(db, charge, intent)
+            if challenge is not None:
+                # The attempt waits for the cardholder; the network is asked again after.
+                settled = replace(
+                    charge,
+                    network_result=None,
+                    authentication=replace(authentication, challenge_id=challenge.id).as_json(),
+                    updated_at=now,
+                )
+                after = transition(
+                    intent,
+                    ActionRequired(at=now, next_action=redirect_action(challenge.url, intent)),
+                )
+            elif result.get("approved"):
                 captured = bool(result.get("captured"))
                 settled = replace(
                     charge,
@@ -597,10 +679,12 @@ class PaymentsService:
                         account_id=after.account_id,
                         dedupe_key=f"{EXPIRE_JOB}:{charge.id}",
                     )
+                if verdict.action == REVIEW:
+                    review_id = await self._radar.open_review(db, settled, after, verdict)
+                    settled = replace(settled, review_id=review_id)
+                    after = replace(after, review_id=review_id)
             else:
-                code = _text(result.get("code")) or "card_declined"
-                decline_code = _text(result.get("decline_code"))
-                message = _text(result.get("message")) or "Your card was declined."
+                code, decline_code, message = _decline_of(result, wants_authentication)
                 settled = replace(
                     charge,
                     status=ChargeStatus.FAILED,
@@ -630,6 +714,8 @@ class PaymentsService:
                 )
             await charges.save(settled)
             await intents.save(after)
+            if settled.status is not ChargeStatus.PENDING:
+                await self._radar.attempt_settled(db, settled)
             await self._hooks.charge_changed(db, charge, settled, after)
             await self._hooks.intent_changed(db, intent, after)
             if declined is None:
@@ -675,6 +761,15 @@ class PaymentsService:
             )
             if intent is None:
                 raise not_found("payment_intent", intent_id, param="intent")
+            if intent.review_id is not None and await self._radar.review_is_open(
+                db, intent.review_id
+            ):
+                raise RemitError(
+                    message=f"This PaymentIntent is in review ({intent.review_id}); approve the "
+                    "review before capturing it.",
+                    kind=ErrorKind.FAILED_PRECONDITION,
+                    code="payment_intent_unexpected_state",
+                )
             amount = (
                 intent.amount_capturable_minor if amount_to_capture is None else amount_to_capture
             )
@@ -1191,23 +1286,28 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _outcome_json(result: dict[str, object] | object) -> dict[str, object]:
-    """Stripe's `charge.outcome` from the network's answer."""
-    assert isinstance(result, dict)
-    approved = bool(result.get("approved"))
-    risk = _text(result.get("risk_level_hint")) or "normal"
-    if approved:
-        return {
-            "network_status": "approved_by_network",
-            "reason": None,
-            "risk_level": risk,
-            "seller_message": "Payment complete.",
-            "type": "authorized",
-        }
+def _decline_of(
+    result: Mapping[str, object], wants_authentication: bool
+) -> tuple[str, str | None, str]:
+    """Stripe's code, decline code and message for a failed attempt."""
+    if result.get("blocked"):
+        return "card_declined", "fraudulent", "Your card was declined."
+    if wants_authentication:
+        return (
+            AUTHENTICATION_REQUIRED,
+            AUTHENTICATION_REQUIRED,
+            "Your card was declined. This transaction requires authentication.",
+        )
+    return (
+        _text(result.get("code")) or "card_declined",
+        _text(result.get("decline_code")),
+        _text(result.get("message")) or "Your card was declined.",
+    )
+
+
+def redirect_action(url: str, intent: PaymentIntent) -> dict[str, object]:
+    """Stripe's `next_action` sending the cardholder to the 3-D Secure page."""
     return {
-        "network_status": _text(result.get("network_status")) or "declined_by_network",
-        "reason": _text(result.get("decline_code")) or _text(result.get("code")),
-        "risk_level": risk,
-        "seller_message": "The bank did not return any further details with this decline.",
-        "type": "issuer_declined",
+        "type": "redirect_to_url",
+        "redirect_to_url": {"url": url, "return_url": intent.return_url},
     }

@@ -44,6 +44,7 @@ payment_intents = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("return_url", Text, nullable=True),
+    Column("review_id", Text, nullable=True),
     # Lists are newest first within an account; the id breaks ties between equal timestamps.
     Index("ix_payment_intents_account_created", "account_id", "created_at", "id"),
 )
@@ -79,6 +80,10 @@ charges = Table(
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Radar's verdict, stored before it is acted on; the attempt's 3-D Secure state.
+    Column("risk", JSONB, nullable=True),
+    Column("authentication", JSONB, nullable=True),
+    Column("review_id", Text, nullable=True),
     Index("ix_charges_account_created", "account_id", "created_at", "id"),
     Index("ix_charges_payment_intent_id", "payment_intent_id"),
 )

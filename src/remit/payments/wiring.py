@@ -19,6 +19,11 @@ from remit.payments.methods import StoredPaymentMethods
 from remit.payments.network import GrpcCardNetwork
 from remit.payments.ports import HookChain
 from remit.payments.service import PaymentsService
+from remit.radar.authentication import ThreeDSecureService
+from remit.radar.gate import Radar
+from remit.radar.grpc import RadarPaymentsServicer, RadarServicer
+from remit.radar.reviewing import ReviewsService
+from remit.radar.service import RadarService
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 from remit_api.vault.v1 import vault_pb2_grpc
 
@@ -31,6 +36,8 @@ class PaymentsWiring:
     customers: CustomersService
     hooks: HookChain
     close: Callable[[], Awaitable[None]]
+    radar: RadarService
+    radar_servicer: RadarServicer
 
 
 def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWiring:
@@ -48,17 +55,32 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
     customers = CustomersService(engine, payment_methods, hooks=object_events)
     # The ledger first: a posting it refuses rolls the change back before any event is made.
     hooks = HookChain([LedgerPostings(), PaymentEvents()])
+    methods = StoredPaymentMethods(payment_methods)
+    # Radar runs inside the payment path; the 3-D Secure page is served by the REST facade.
+    gate = Radar(challenge_base_url=config.api_base_url)
     service = PaymentsService(
-        engine,
-        network,
-        StoredPaymentMethods(payment_methods),
-        present=payment_intent_message,
-        hooks=hooks,
+        engine, network, methods, present=payment_intent_message, hooks=hooks, radar=gate
     )
+    radar = RadarService(engine)
 
     async def close() -> None:
         await vault_channel.close()
         await acquirer_channel.close()
 
-    servicer = PaymentsServicer(service, customers, payment_methods)
-    return PaymentsWiring(service, servicer, payment_methods, customers, hooks, close)
+    servicer: PaymentsServicer = RadarPaymentsServicer(
+        service,
+        customers,
+        payment_methods,
+        three_d_secure=ThreeDSecureService(engine, service, methods, gate, hooks),
+        reviews=ReviewsService(engine, service),
+    )
+    return PaymentsWiring(
+        service,
+        servicer,
+        payment_methods,
+        customers,
+        hooks,
+        close,
+        radar,
+        RadarServicer(radar),
+    )

@@ -24,6 +24,7 @@ from remit.core.errors import RemitError
 from remit.core.ids import new_id
 from remit.core.jsonview import JsonObject
 from remit.core.logging import mask_card_numbers
+from remit.rest import three_d_secure
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -235,6 +236,7 @@ def build_app(deps: Dependencies, operations: Sequence[Operation] | None = None)
         Route("/v1/openapi.json", _openapi, methods=["GET"]),
     ]
     routes += [_route(op, deps) for op in ops]
+    routes += three_d_secure.routes(deps)
     # Anything unmatched, including a known path with the wrong method, is Stripe's 404.
     routes.append(
         Route("/{path:path}", _not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"])

@@ -14,6 +14,7 @@ from remit.rest.errors import StripeError
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.ledger.v1 import ledger_pb2_grpc
 from remit_api.payments.v1 import payments_pb2_grpc
+from remit_api.radar.v1 import radar_pb2_grpc
 from remit_api.vault.v1 import vault_pb2_grpc
 from remit_api.webhooks.v1 import webhooks_pb2_grpc
 from versions import KNOWN_VERSIONS, LATEST_VERSION
@@ -46,6 +47,7 @@ class Dependencies:
     webhooks: webhooks_pb2_grpc.WebhooksServiceAsyncStub
     ledger: ledger_pb2_grpc.LedgerServiceAsyncStub
     authenticator: Authenticator
+    radar: radar_pb2_grpc.RadarServiceAsyncStub
     # Raw card numbers go from the facade straight to the vault, never through the core.
     vault_channel: grpc.aio.Channel
     vault: vault_pb2_grpc.VaultServiceAsyncStub
@@ -107,6 +109,7 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
         webhooks=webhooks_pb2_grpc.WebhooksServiceStub(channel),
         ledger=ledger_pb2_grpc.LedgerServiceStub(channel),
         authenticator=Authenticator(lookup),
+        radar=radar_pb2_grpc.RadarServiceStub(channel),
         vault_channel=vault_channel,
         vault=vault_pb2_grpc.VaultServiceStub(vault_channel),
     )

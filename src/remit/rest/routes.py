@@ -10,7 +10,9 @@ from remit.rest.resources import (
     payment_intents,
     payment_methods,
     payouts,
+    radar,
     refunds,
+    reviews,
     tokens,
     webhook_endpoints,
 )
@@ -42,6 +44,31 @@ def all_operations() -> list[Operation]:
         *_customer_operations(),
         *webhook_operations(),
         *_ledger_operations(),
+        *radar_operations(),
+    ]
+
+
+def radar_operations() -> list[Operation]:
+    r = radar
+    rule, value_list = r.RULES + "/{rule}", r.LISTS + "/{value_list}"
+    review = reviews.PATH + "/{review}"
+    return [
+        Operation("POST", r.RULES, r.RULE_CREATE, r.create_rule),
+        Operation("GET", r.RULES, r.RULE_LIST, r.list_rules),
+        Operation("GET", rule, r.RETRIEVE, r.retrieve_rule),
+        Operation("POST", rule, r.RULE_UPDATE, r.update_rule),
+        Operation("DELETE", rule, r.DELETE, r.delete_rule),
+        Operation("POST", r.LISTS, r.LIST_CREATE, r.create_list),
+        Operation("GET", r.LISTS, r.LIST_LIST, r.list_lists),
+        Operation("GET", value_list, r.RETRIEVE, r.retrieve_list),
+        Operation("DELETE", value_list, r.DELETE, r.delete_list),
+        Operation("POST", r.ITEMS, r.ITEM_CREATE, r.create_item),
+        Operation("GET", r.ITEMS, r.ITEM_LIST, r.list_items),
+        Operation("DELETE", r.ITEMS + "/{item}", r.DELETE, r.delete_item),
+        Operation("GET", reviews.PATH, reviews.LIST, reviews.list_reviews),
+        Operation("GET", review, reviews.RETRIEVE, reviews.retrieve),
+        Operation("POST", review + "/approve", reviews.APPROVE, reviews.approve),
+        Operation("POST", review + "/close", reviews.CLOSE, reviews.close),
     ]
 
 

@@ -30,6 +30,8 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
         "payout.failed",
         "payout.canceled",
         "balance.available",
+        "review.opened",
+        "review.closed",
     }
 )
 

@@ -92,6 +92,7 @@ def _client(pinned: str | None) -> tuple[TestClient, FakeAccounts, FakePayments]
         vault=cast(Any, None),
         webhooks=cast(Any, None),
         ledger=cast(Any, None),
+        radar=cast(Any, None),
     )
     return TestClient(build_app(deps, OPERATIONS)), accounts, payments
 

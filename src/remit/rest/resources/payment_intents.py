@@ -36,6 +36,14 @@ _CANCELLATION_REASONS = {
     if name in {"duplicate", "fraudulent", "requested_by_customer", "abandoned"}
 }
 _AMOUNT = Integer(min=1, max=MAX_AMOUNT_MINOR)
+_REQUEST_THREE_D_SECURE = {
+    name: number
+    for name, number in enum_numbers(pb.RequestThreeDSecure.DESCRIPTOR).items()
+    if name != "unspecified"
+}
+_PAYMENT_METHOD_OPTIONS = Object(
+    {"card": Object({"request_three_d_secure": Enum(*_REQUEST_THREE_D_SECURE)})}
+)
 _DESCRIPTORS = {
     "statement_descriptor": String(max_length=22),
     "statement_descriptor_suffix": String(max_length=22),
@@ -59,6 +67,7 @@ CREATE = Schema(
         "metadata": Metadata(),
         "off_session": Boolean(),
         "payment_method": String(),
+        "payment_method_options": _PAYMENT_METHOD_OPTIONS,
         "payment_method_types": StringList(),
         "receipt_email": String(max_length=800),
         "return_url": String(),
@@ -93,6 +102,7 @@ CONFIRM = Schema(
         "expand": ExpandList(),
         "off_session": Boolean(),
         "payment_method": String(),
+        "payment_method_options": _PAYMENT_METHOD_OPTIONS,
         "payment_method_types": StringList(),
         "receipt_email": String(max_length=800),
         "return_url": String(),
@@ -124,6 +134,18 @@ def _check_payment_method_types(context: ApiContext) -> None:
             code="parameter_invalid",
             param="payment_method_types",
         )
+
+
+def _set_card_options(
+    request: pb.CreatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest, context: ApiContext
+) -> None:
+    options = context.params.get("payment_method_options")
+    card = options.get("card") if isinstance(options, dict) else None
+    chosen = card.get("request_three_d_secure") if isinstance(card, dict) else None
+    if isinstance(chosen, str):
+        request.payment_method_options.card.request_three_d_secure = _REQUEST_THREE_D_SECURE[  # type: ignore[assignment]
+            chosen
+        ]
 
 
 def _refuse_multicapture(context: ApiContext) -> None:
@@ -192,6 +214,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
         flag = context.optional_bool(name)
         if flag is not None:
             setattr(request, name, flag)
+    _set_card_options(request, context)
     reply = await call(deps.payments.CreatePaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
 
@@ -246,6 +269,7 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
         flag = context.optional_bool(name)
         if flag is not None:
             setattr(request, name, flag)
+    _set_card_options(request, context)
     reply = await call(deps.payments.ConfirmPaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
 

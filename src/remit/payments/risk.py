@@ -1,0 +1,187 @@
+"""Radar's decision and the 3-D Secure state of an attempt, as the payments service keeps them.
+
+Both are stored on the charge when the attempt is created, before anything acts on them, so a
+crashed attempt resumes with the same decision (and never counts or scores twice). `charge.risk`
+holds the verdict; `charge.authentication` holds what the confirmation asked for
+(`off_session`, `error_on_requires_action`, `request_three_d_secure`) and, once a challenge ran,
+its id and result.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+ALLOW: Final = "allow"
+BLOCK: Final = "block"
+REVIEW: Final = "review"
+REQUEST_THREE_D_SECURE: Final = "request_three_d_secure"
+# The acquirer's decline code for a card that needs the cardholder to authenticate.
+AUTHENTICATION_REQUIRED: Final = "authentication_required"
+AUTHENTICATION_FAILURE_MESSAGE: Final = (
+    "We are unable to authenticate your payment method. Please choose a different payment "
+    "method and try again."
+)
+
+
+@dataclass(frozen=True)
+class RiskVerdict:
+    action: str
+    risk_level: str
+    risk_score: int | None = None
+    rule_id: str | None = None
+    reason: str | None = None
+    # The explanation: top signals and the model version (shown in the review and logs).
+    explanation: Mapping[str, object] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "risk_level": self.risk_level,
+            "risk_score": self.risk_score,
+            "rule": self.rule_id,
+            "reason": self.reason,
+            "explanation": dict(self.explanation),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object] | None) -> "RiskVerdict":
+        if not data:
+            return NOT_ASSESSED
+        score = data.get("risk_score")
+        explanation = data.get("explanation")
+        return cls(
+            action=str(data.get("action") or ALLOW),
+            risk_level=str(data.get("risk_level") or "not_assessed"),
+            risk_score=score if isinstance(score, int) else None,
+            rule_id=_text(data.get("rule")),
+            reason=_text(data.get("reason")),
+            explanation=explanation if isinstance(explanation, dict) else {},
+        )
+
+
+NOT_ASSESSED: Final = RiskVerdict(action=ALLOW, risk_level="not_assessed")
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """The 3-D Secure side of one attempt."""
+
+    off_session: bool = False
+    error_on_requires_action: bool = False
+    # payment_method_options.card.request_three_d_secure: "any" or "challenge" force one.
+    requested: str | None = None
+    challenge_id: str | None = None
+    # "authenticated" or "failed" once the cardholder answered.
+    result: str | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.result == "authenticated"
+
+    @property
+    def may_challenge(self) -> bool:
+        """A challenge needs the cardholder; off-session payments and error_on_requires_action
+        fail instead of waiting for one."""
+        return not self.off_session and not self.error_on_requires_action
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "off_session": self.off_session,
+            "error_on_requires_action": self.error_on_requires_action,
+            "requested": self.requested,
+            "challenge_id": self.challenge_id,
+            "result": self.result,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object] | None) -> "Authentication":
+        if not data:
+            return cls()
+        return cls(
+            off_session=data.get("off_session") is True,
+            error_on_requires_action=data.get("error_on_requires_action") is True,
+            requested=_text(data.get("requested")),
+            challenge_id=_text(data.get("challenge_id")),
+            result=_text(data.get("result")),
+        )
+
+
+def network_reference(charge_id: str, authentication: Authentication) -> str:
+    """The network performs each reference at most once, and a card that needed
+    authentication has already been answered for the charge id: the authenticated
+    authorization is a new operation with a reference of its own."""
+    return f"{charge_id}_3ds" if authentication.authenticated else charge_id
+
+
+def needs_authentication(
+    verdict: RiskVerdict, authentication: Authentication, result: Mapping[str, object]
+) -> bool:
+    """Whether this attempt now waits for (or, without a cardholder, fails for want of)
+    3-D Secure: Radar or the merchant asked for it, or the issuer declined without it."""
+    if authentication.authenticated:
+        return False
+    if result.get("authentication_requested"):
+        return True
+    return not result.get("approved") and result.get("decline_code") == AUTHENTICATION_REQUIRED
+
+
+def stand_in_result(
+    verdict: RiskVerdict, authentication: Authentication
+) -> dict[str, object] | None:
+    """The answer recorded instead of asking the network, when the network must not be asked:
+    Radar blocked the attempt, or authentication comes first."""
+    if verdict.action == BLOCK:
+        return {"approved": False, "blocked": True, "network_status": "not_sent_to_network"}
+    wants_challenge = verdict.action == REQUEST_THREE_D_SECURE or authentication.requested in (
+        "any",
+        "challenge",
+    )
+    if wants_challenge and not authentication.authenticated:
+        return {"approved": False, "authentication_requested": True}
+    return None
+
+
+_SELLER_MESSAGES: Final = {
+    "authorized": "Payment complete.",
+    "manual_review": "Radar placed this payment in your manual review queue.",
+    "blocked_rule": "A Radar rule of your account blocked this payment.",
+    "blocked_risk": "Radar blocked this payment as too risky.",
+    "issuer_declined": "The bank did not return any further details with this decline.",
+}
+
+
+def outcome_json(verdict: RiskVerdict, result: Mapping[str, object]) -> dict[str, object]:
+    """Stripe's `charge.outcome` from Radar's verdict and the network's answer."""
+    base: dict[str, object] = {
+        "risk_level": verdict.risk_level,
+        "risk_score": verdict.risk_score,
+        "rule": None,
+    }
+    if result.get("blocked"):
+        by_rule = verdict.rule_id is not None
+        return base | {
+            "type": "blocked",
+            "network_status": "not_sent_to_network",
+            "reason": "rule" if by_rule else verdict.reason or "highest_risk_level",
+            "rule": verdict.rule_id,
+            "seller_message": _SELLER_MESSAGES["blocked_rule" if by_rule else "blocked_risk"],
+        }
+    if result.get("approved"):
+        review = verdict.action == REVIEW
+        return base | {
+            "type": "manual_review" if review else "authorized",
+            "network_status": "approved_by_network",
+            "reason": "rule" if review else None,
+            "rule": verdict.rule_id if verdict.action in (REVIEW, ALLOW) else None,
+            "seller_message": _SELLER_MESSAGES["manual_review" if review else "authorized"],
+        }
+    return base | {
+        "type": "issuer_declined",
+        "network_status": _text(result.get("network_status")) or "declined_by_network",
+        "reason": _text(result.get("decline_code")) or _text(result.get("code")),
+        "seller_message": _SELLER_MESSAGES["issuer_declined"],
+    }

@@ -1,0 +1,230 @@
+"""The cardholder's answer to a 3-D Secure challenge, and what it does to the payment.
+
+Completing runs under an idempotency key of the challenge's own (`3ds_<challenge id>`), with
+the payments service's recovery points: the answer is recorded (challenge, charge, intent) in
+one transaction that also advances the key to `attempt_created`; from there the authenticated
+authorization resumes exactly like any attempt (a crash before the network answer is settled by
+looking its reference up). A second click, or a retry after a crash, replays or resumes; it
+never authorizes twice.
+
+Passing continues the payment: to the network at once, or to `requires_confirmation` when the
+intent is confirmed manually (the next confirm continues the same authenticated attempt).
+Failing, or answering after the challenge expired, returns the intent to
+`requires_payment_method` with `payment_intent_authentication_failure`.
+"""
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import Clock, SystemClock
+from remit.core.errors import ErrorKind, RemitError, not_found
+from remit.payments import idempotency
+from remit.payments.charges import ChargeStatus
+from remit.payments.domain import (
+    ActionCompleted,
+    ActionFailed,
+    PaymentIntent,
+    Status,
+    transition,
+)
+from remit.payments.idempotency import KeyRecord, RecoveryPoint
+from remit.payments.ports import PaymentHooks, PaymentMethodSource, RadarGate, attempt_facts
+from remit.payments.repository import ChargeRepository, PaymentIntentRepository
+from remit.payments.risk import AUTHENTICATION_FAILURE_MESSAGE, Authentication
+from remit.payments.service import Done, PaymentsService, Replay
+from remit.radar.challenges import ChallengeRepository, ChallengeStatus, ThreeDSChallenge
+
+ENDPOINT: Final = "CompleteThreeDSecureChallenge"
+AUTHENTICATION_FAILURE: Final = "payment_intent_authentication_failure"
+
+Build = Callable[[ThreeDSChallenge, PaymentIntent], bytes]
+
+
+def completion_key(challenge_id: str) -> str:
+    return f"3ds_{challenge_id}"
+
+
+def _challenge_gone(challenge_id: str) -> RemitError:
+    return not_found("three_d_secure_challenge", challenge_id)
+
+
+class ThreeDSecureService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        payments: PaymentsService,
+        methods: PaymentMethodSource,
+        radar: RadarGate,
+        hooks: PaymentHooks,
+        clock: Clock | None = None,
+    ) -> None:
+        self._engine = engine
+        self._payments = payments
+        self._methods = methods
+        self._radar = radar
+        self._hooks = hooks
+        self._clock = clock or SystemClock()
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    async def get_challenge(self, account_id: str, challenge_id: str) -> ThreeDSChallenge:
+        async with self._engine.connect() as db:
+            challenge = await ChallengeRepository(db).get(account_id, challenge_id)
+        if challenge is None:
+            raise _challenge_gone(challenge_id)
+        if challenge.status is ChallengeStatus.PENDING and challenge.expired_at(self._now()):
+            return replace(challenge, status=ChallengeStatus.EXPIRED)
+        return challenge
+
+    async def complete(
+        self, account_id: str, challenge_id: str, *, passed: bool, build: Build
+    ) -> Done[tuple[ThreeDSChallenge, PaymentIntent]] | Replay:
+        async with self._engine.begin() as db:
+            record = await idempotency.begin(
+                db,
+                account_id=account_id,
+                key=completion_key(challenge_id),
+                endpoint=ENDPOINT,
+                # The challenge alone: a second answer, whichever button, replays the first.
+                request_body=challenge_id.encode(),
+                request_id=None,
+                now=self._now(),
+            )
+        if record.finished:
+            assert record.response_code is not None
+            assert record.response_body is not None
+            return Replay(record.response_code, record.response_body)
+        if record.recovery_point is RecoveryPoint.STARTED:
+            try:
+                record, answered = await self._answer(record, challenge_id, passed, build)
+            except RemitError:
+                async with self._engine.begin() as db:
+                    await idempotency.forget(db, record)
+                raise
+            except BaseException:
+                async with self._engine.begin() as db:
+                    await idempotency.release(db, record)
+                raise
+            if answered is not None:
+                return Done(answered)
+        return await self.resume(record, build)
+
+    async def resume(
+        self, record: KeyRecord, build: Build
+    ) -> Done[tuple[ThreeDSChallenge, PaymentIntent]] | Replay:
+        """From `attempt_created` on: the authenticated authorization."""
+        challenge = await self.get_challenge(record.account_id, record.request_body.decode())
+        result = await self._payments.resume_attempt(record, lambda i: build(challenge, i))
+        if isinstance(result, Replay):
+            return result
+        return Done((challenge, result.value))
+
+    async def _answer(
+        self, record: KeyRecord, challenge_id: str, passed: bool, build: Build
+    ) -> tuple[KeyRecord, tuple[ThreeDSChallenge, PaymentIntent] | None]:
+        """Record the answer. Returns the finished result when nothing is left to do."""
+        now = self._now()
+        async with self._engine.begin() as db:
+            challenges = ChallengeRepository(db)
+            challenge = await challenges.get(record.account_id, challenge_id, for_update=True)
+            if challenge is None:
+                raise _challenge_gone(challenge_id)
+            if challenge.status is not ChallengeStatus.PENDING:
+                raise RemitError(
+                    message=f"This 3-D Secure challenge was already answered "
+                    f"({challenge.status.value}).",
+                    kind=ErrorKind.FAILED_PRECONDITION,
+                    code="three_d_secure_challenge_completed",
+                )
+            intents, charges = PaymentIntentRepository(db), ChargeRepository(db)
+            intent = await intents.get(
+                record.account_id, challenge.payment_intent_id, for_update=True
+            )
+            charge = await charges.get(record.account_id, challenge.charge_id, for_update=True)
+            if (
+                intent is None
+                or charge is None
+                or intent.status is not Status.REQUIRES_ACTION
+                or intent.latest_charge_id != charge.id
+            ):
+                # The intent moved on (canceled, say): the challenge can no longer pass.
+                expired = replace(challenge, status=ChallengeStatus.EXPIRED, completed_at=now)
+                await challenges.save(expired)
+                raise RemitError(
+                    message="This 3-D Secure challenge no longer belongs to a payment awaiting "
+                    "authentication.",
+                    kind=ErrorKind.FAILED_PRECONDITION,
+                    code="payment_intent_unexpected_state",
+                )
+            authentication = Authentication.from_json(charge.authentication)
+            if passed and not challenge.expired_at(now):
+                answered = replace(challenge, status=ChallengeStatus.SUCCEEDED, completed_at=now)
+                authenticated = replace(authentication, result="authenticated")
+                charge_after = replace(
+                    charge,
+                    authentication=authenticated.as_json(),
+                    network_result=None,
+                    updated_at=now,
+                )
+                card = await self._methods.chargeable_card(
+                    db, record.account_id, charge.payment_method_id
+                )
+                # Rules run again with the cardholder authenticated (3-D Secure rules no longer
+                # apply; allow, block and review rules still do), without counting again.
+                verdict = await self._radar.reassess(
+                    db, attempt_facts(intent, charge_after, card, now)
+                )
+                charge_after = replace(charge_after, risk=verdict.as_json())
+                after = transition(intent, ActionCompleted(at=now))
+                await challenges.save(answered)
+                await charges.save(charge_after)
+                await intents.save(after)
+                await self._hooks.intent_changed(db, intent, after)
+                if after.status is Status.PROCESSING:
+                    record = await idempotency.advance(
+                        db,
+                        record,
+                        RecoveryPoint.ATTEMPT_CREATED,
+                        now=now,
+                        payment_intent_id=intent.id,
+                        charge_id=charge.id,
+                    )
+                    return record, None
+                await idempotency.finish(
+                    db, record, response_code=0, response_body=build(answered, after)
+                )
+                return record, (answered, after)
+            # Only a pass can be late: after expiry the challenge can only fail.
+            status = ChallengeStatus.EXPIRED if passed else ChallengeStatus.FAILED
+            answered = replace(challenge, status=status, completed_at=now)
+            failed_charge = replace(
+                charge,
+                status=ChargeStatus.FAILED,
+                failure_code=AUTHENTICATION_FAILURE,
+                failure_message=AUTHENTICATION_FAILURE_MESSAGE,
+                authentication=replace(authentication, result="failed").as_json(),
+                network_result=None,
+                updated_at=now,
+            )
+            error = {
+                "type": "invalid_request_error",
+                "code": AUTHENTICATION_FAILURE,
+                "message": AUTHENTICATION_FAILURE_MESSAGE,
+                "payment_method": charge.payment_method_id,
+            }
+            after = transition(intent, ActionFailed(at=now, error=error))
+            await challenges.save(answered)
+            await charges.save(failed_charge)
+            await intents.save(after)
+            await self._radar.attempt_settled(db, failed_charge)
+            await self._hooks.charge_changed(db, charge, failed_charge, after)
+            await self._hooks.intent_changed(db, intent, after)
+            await idempotency.finish(
+                db, record, response_code=0, response_body=build(answered, after)
+            )
+            return record, (answered, after)

@@ -1,0 +1,260 @@
+"""Radar in the payment path: the `RadarGate` the payments service calls, inside its own
+transactions.
+
+`assess` runs when an attempt is created and before the network is asked: it moves the
+attempt's velocity counters (a few rows read and written by primary key, locked so concurrent
+attempts on one card count exactly), builds the signals, scores them and applies the account's
+rules. Rules are compiled once per predicate text and cached; value lists are consulted only
+for the attempt's own values. Nothing here raises for a rule: a rule was checked when saved.
+"""
+
+import functools
+import logging
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.core.clock import Clock, SystemClock
+from remit.core.ids import new_id
+from remit.core.jsonview import to_json
+from remit.payments.charges import Charge, ChargeStatus
+from remit.payments.domain import PaymentIntent
+from remit.payments.ports import AttemptFacts, Challenge
+from remit.payments.requests import current_request
+from remit.payments.risk import NOT_ASSESSED, Authentication, RiskVerdict
+from remit.radar.challenges import (
+    CHALLENGE_LIFETIME,
+    ChallengeRepository,
+    ChallengeStatus,
+    ThreeDSChallenge,
+)
+from remit.radar.domain import ActiveRule, Decision, Rule, decide
+from remit.radar.messages import review_message
+from remit.radar.model import Weights, load_weights, score
+from remit.radar.repository import CounterRepository, RuleRepository, ValueListRepository
+from remit.radar.reviews import Review, ReviewRepository
+from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
+from remit.radar.signals import (
+    IP_COUNTRY_METADATA_KEY,
+    TEST_ID_RISK,
+    Velocity,
+    build_signals,
+    ip_address_of,
+    velocity_keys,
+)
+from remit.radar.velocity import Dimension
+from remit.webhooks.outbox import record_event
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4096)
+def compiled(predicate: str) -> ParsedPredicate | None:
+    try:
+        return parse_predicate(predicate)
+    except RuleSyntaxError:
+        # Only possible for a rule saved by an older, laxer parser: it matches nothing.
+        log.error("stored Radar rule no longer parses: %r", predicate)
+        return None
+
+
+def active_rules(rules: list[Rule]) -> list[ActiveRule]:
+    active: list[ActiveRule] = []
+    for rule in rules:
+        parsed = compiled(rule.predicate)
+        if parsed is not None:
+            active.append(ActiveRule(rule, parsed.run))
+    return active
+
+
+def _verdict(decision: Decision, hint: str | None) -> RiskVerdict:
+    return RiskVerdict(
+        action=decision.action.value,
+        risk_level=decision.score.risk_level.value,
+        risk_score=decision.score.risk_score,
+        rule_id=decision.rule_id,
+        reason=decision.reason,
+        explanation={
+            "model": decision.score.model_version,
+            "rule": decision.rule_text,
+            "hint": hint,
+            "top_signals": [
+                {"signal": c.signal, "points": round(c.points, 2), "value": c.value}
+                for c in decision.score.top_signals
+            ],
+        },
+    )
+
+
+class Radar:
+    def __init__(
+        self,
+        *,
+        challenge_base_url: str,
+        weights: Weights | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._weights = weights or load_weights()
+        self._clock = clock or SystemClock()
+        self._base_url = challenge_base_url.rstrip("/")
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    # --- scoring ------------------------------------------------------------------------
+
+    async def assess(self, db: AsyncConnection, facts: AttemptFacts) -> RiskVerdict:
+        enabled, rules = await RuleRepository(db).enabled_and_rules(facts.account_id)
+        if not enabled:
+            return NOT_ASSESSED
+        keys = velocity_keys(facts)
+        repo = CounterRepository(db)
+        counters = await repo.lock(facts.account_id, keys, facts.at)
+        counted = {d: c.with_attempt(facts.at) for d, c in counters.items()}
+        await repo.save(facts.account_id, keys, counted)
+        return await self.evaluate(db, facts, Velocity(counted), rules)
+
+    async def reassess(self, db: AsyncConnection, facts: AttemptFacts) -> RiskVerdict:
+        enabled, rules = await RuleRepository(db).enabled_and_rules(facts.account_id)
+        if not enabled:
+            return NOT_ASSESSED
+        counters = await CounterRepository(db).read(facts.account_id, velocity_keys(facts))
+        return await self.evaluate(
+            db, facts, Velocity({d: c.at(facts.at) for d, c in counters.items()}), rules
+        )
+
+    async def evaluate(
+        self, db: AsyncConnection, facts: AttemptFacts, velocity: Velocity, stored: list[Rule]
+    ) -> RiskVerdict:
+        hint = TEST_ID_RISK.get(facts.test_id or "")
+        signals = build_signals(facts, velocity)
+        scored = score(signals, self._weights, hint)
+        signals["risk_score"] = scored.risk_score
+        signals["risk_level"] = scored.risk_level.value
+        rules = active_rules(stored)
+        aliases = {alias for rule in rules for alias in _aliases(rule)}
+        lists = await ValueListRepository(db).matching(
+            facts.account_id, aliases, [v for v in signals.values() if isinstance(v, str)]
+        )
+        decision = decide(
+            scored,
+            signals,
+            rules,
+            lists,
+            always_block=hint == "fraudulent",
+            can_authenticate=not facts.off_session,
+        )
+        return _verdict(decision, hint)
+
+    async def attempt_settled(self, db: AsyncConnection, charge: Charge) -> None:
+        """Declines in a row, declines per day and the latest check results of the card."""
+        verdict = RiskVerdict.from_json(charge.risk)
+        fingerprint = charge.card.fingerprint
+        if verdict.risk_level == NOT_ASSESSED.risk_level or not fingerprint:
+            return
+        result = charge.network_result or {}
+        repo = CounterRepository(db)
+        cvc = _text(result.get("cvc_check"))
+        postal = _text(result.get("address_postal_code_check"))
+        if charge.status is not ChargeStatus.FAILED:
+            await repo.settle_approval(charge.account_id, fingerprint, cvc, postal)
+            return
+        keys = {Dimension.CARD: fingerprint}
+        now = self._now()
+        counters = await repo.lock(charge.account_id, keys, now)
+        updated = {
+            d: c.with_result(now, declined=True, cvc_check=cvc, postal_check=postal)
+            for d, c in counters.items()
+        }
+        await repo.save(charge.account_id, keys, updated)
+
+    # --- reviews -----------------------------------------------------------------------
+
+    async def open_review(
+        self, db: AsyncConnection, charge: Charge, intent: PaymentIntent, verdict: RiskVerdict
+    ) -> str:
+        now = self._now()
+        ip_country = intent.metadata.get(IP_COUNTRY_METADATA_KEY)
+        review = Review(
+            id=new_id("rev"),
+            account_id=charge.account_id,
+            charge_id=charge.id,
+            payment_intent_id=intent.id,
+            open=True,
+            opened_reason="rule",
+            created_at=now,
+            risk=verdict.as_json(),
+            rule_id=verdict.rule_id,
+            ip_address=ip_address_of(_facts_for_ip(intent, charge, now)),
+            ip_country=ip_country.upper() if ip_country else None,
+        )
+        await ReviewRepository(db).insert(review)
+        await emit_review_event(db, review, "review.opened", now)
+        return review.id
+
+    async def review_is_open(self, db: AsyncConnection, review_id: str) -> bool:
+        return await ReviewRepository(db).is_open(review_id)
+
+    # --- 3-D Secure ----------------------------------------------------------------------
+
+    async def open_challenge(
+        self, db: AsyncConnection, charge: Charge, intent: PaymentIntent
+    ) -> Challenge | None:
+        now = self._now()
+        challenge = ThreeDSChallenge(
+            id=new_id("tdsc"),
+            account_id=charge.account_id,
+            payment_intent_id=intent.id,
+            charge_id=charge.id,
+            amount_minor=charge.amount_minor,
+            currency=charge.currency,
+            brand=charge.card.brand,
+            last4=charge.card.last4,
+            status=ChallengeStatus.PENDING,
+            created_at=now,
+            expires_at=now + CHALLENGE_LIFETIME,
+            return_url=intent.return_url,
+        )
+        await ChallengeRepository(db).insert(challenge)
+        return Challenge(challenge.id, self.challenge_url(challenge.account_id, challenge.id))
+
+    def challenge_url(self, account_id: str, challenge_id: str) -> str:
+        return f"{self._base_url}/three_d_secure/{account_id}/{challenge_id}"
+
+
+def _aliases(rule: ActiveRule) -> frozenset[str]:
+    parsed = compiled(rule.rule.predicate)
+    return frozenset() if parsed is None else parsed.lists
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _facts_for_ip(intent: PaymentIntent, charge: Charge, now: datetime) -> AttemptFacts:
+    return AttemptFacts(
+        account_id=charge.account_id,
+        payment_intent_id=intent.id,
+        charge_id=charge.id,
+        amount_minor=charge.amount_minor,
+        currency=charge.currency,
+        card=charge.card,
+        at=now,
+        metadata=dict(intent.metadata),
+        off_session=Authentication.from_json(charge.authentication).off_session,
+    )
+
+
+async def emit_review_event(
+    db: AsyncConnection, review: Review, event_type: str, now: datetime
+) -> None:
+    request = current_request.get()
+    await record_event(
+        db,
+        account_id=review.account_id,
+        type=event_type,
+        data_object=to_json(review_message(review)),
+        now=now,
+        request_id=None if request is None else request.request_id,
+        idempotency_key=None if request is None else request.idempotency_key,
+    )

@@ -1,0 +1,491 @@
+"""Radar's persistence in the caller's transaction. Every query names the account."""
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row, RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.accounts.tables import accounts
+from remit.radar.domain import (
+    ItemType,
+    Rule,
+    RuleAction,
+    ValueList,
+    ValueListItem,
+)
+from remit.radar.rules import ListValues
+from remit.radar.tables import (
+    radar_counters,
+    radar_rules,
+    radar_value_list_items,
+    radar_value_lists,
+)
+from remit.radar.velocity import Counter, Dimension
+from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, fetch_page
+
+AnyRow = Row[tuple[object, ...]]
+
+
+def value_key(value: str, item_type: ItemType) -> str:
+    """How a list value is compared: exactly for case-sensitive lists, else casefolded."""
+    return value if item_type is ItemType.CASE_SENSITIVE_STRING else value.casefold()
+
+
+def _rule(row: AnyRow) -> Rule:
+    m = row._mapping
+    return Rule(
+        id=m["id"],
+        account_id=m["account_id"],
+        action=RuleAction(m["action"]),
+        predicate=m["predicate"],
+        position=m["position"],
+        created_at=m["created_at"],
+    )
+
+
+def _list(row: AnyRow) -> ValueList:
+    m = row._mapping
+    return ValueList(
+        id=m["id"],
+        account_id=m["account_id"],
+        alias=m["alias"],
+        name=m["name"],
+        item_type=ItemType(m["item_type"]),
+        created_at=m["created_at"],
+        created_by=m["created_by"],
+        metadata=m["metadata"],
+    )
+
+
+def _item(row: AnyRow) -> ValueListItem:
+    m = row._mapping
+    return ValueListItem(
+        id=m["id"],
+        account_id=m["account_id"],
+        value_list_id=m["value_list_id"],
+        value=m["value"],
+        created_at=m["created_at"],
+        created_by=m["created_by"],
+    )
+
+
+class RuleRepository:
+    def __init__(self, db: AsyncConnection) -> None:
+        self._db = db
+
+    async def lock_account_rules(self, account_id: str) -> list[Rule]:
+        """All rules of the account in order, locked: positions change together."""
+        rows = await self._db.execute(
+            select(radar_rules)
+            .where(radar_rules.c.account_id == account_id)
+            .order_by(radar_rules.c.position)
+            .with_for_update()
+        )
+        return [_rule(row) for row in rows]
+
+    async def enabled_and_rules(self, account_id: str) -> tuple[bool, list[Rule]]:
+        """Whether Radar is on for the account, and its rules in order: one query."""
+        rows = (
+            await self._db.execute(
+                select(accounts.c.radar_enabled, radar_rules)
+                .select_from(
+                    accounts.outerjoin(radar_rules, radar_rules.c.account_id == accounts.c.id)
+                )
+                .where(accounts.c.id == account_id)
+                .order_by(radar_rules.c.position)
+            )
+        ).all()
+        if not rows or not rows[0][0]:
+            return False, []
+        return True, [_rule(row) for row in rows if row._mapping["id"] is not None]
+
+    async def in_order(self, account_id: str) -> list[Rule]:
+        rows = await self._db.execute(
+            select(radar_rules)
+            .where(radar_rules.c.account_id == account_id)
+            .order_by(radar_rules.c.position)
+        )
+        return [_rule(row) for row in rows]
+
+    async def get(self, account_id: str, rule_id: str) -> Rule | None:
+        row = (
+            await self._db.execute(
+                select(radar_rules).where(
+                    radar_rules.c.account_id == account_id, radar_rules.c.id == rule_id
+                )
+            )
+        ).first()
+        return None if row is None else _rule(row)
+
+    async def insert(self, rule: Rule) -> None:
+        await self._db.execute(
+            radar_rules.insert().values(
+                id=rule.id,
+                account_id=rule.account_id,
+                action=rule.action.value,
+                predicate=rule.predicate,
+                position=rule.position,
+                created_at=rule.created_at,
+            )
+        )
+
+    async def save(self, rule: Rule) -> None:
+        await self._db.execute(
+            update(radar_rules)
+            .where(radar_rules.c.id == rule.id)
+            .values(action=rule.action.value, predicate=rule.predicate, position=rule.position)
+        )
+
+    async def delete(self, account_id: str, rule_id: str) -> None:
+        await self._db.execute(
+            radar_rules.delete().where(
+                radar_rules.c.account_id == account_id, radar_rules.c.id == rule_id
+            )
+        )
+
+
+class ValueListRepository:
+    def __init__(self, db: AsyncConnection) -> None:
+        self._db = db
+
+    async def insert(self, value_list: ValueList) -> None:
+        await self._db.execute(
+            radar_value_lists.insert().values(
+                id=value_list.id,
+                account_id=value_list.account_id,
+                alias=value_list.alias,
+                name=value_list.name,
+                item_type=value_list.item_type.value,
+                metadata=dict(value_list.metadata),
+                created_by=value_list.created_by,
+                created_at=value_list.created_at,
+            )
+        )
+
+    async def get(self, account_id: str, list_id: str) -> ValueList | None:
+        row = (
+            await self._db.execute(
+                select(radar_value_lists).where(
+                    radar_value_lists.c.account_id == account_id, radar_value_lists.c.id == list_id
+                )
+            )
+        ).first()
+        return None if row is None else _list(row)
+
+    async def by_alias(self, account_id: str, alias: str) -> ValueList | None:
+        row = (
+            await self._db.execute(
+                select(radar_value_lists).where(
+                    radar_value_lists.c.account_id == account_id,
+                    radar_value_lists.c.alias == alias,
+                )
+            )
+        ).first()
+        return None if row is None else _list(row)
+
+    async def existing_aliases(self, account_id: str, aliases: Iterable[str]) -> set[str]:
+        wanted = list(aliases)
+        if not wanted:
+            return set()
+        rows = await self._db.execute(
+            select(radar_value_lists.c.alias).where(
+                radar_value_lists.c.account_id == account_id,
+                radar_value_lists.c.alias.in_(wanted),
+            )
+        )
+        return {row[0] for row in rows}
+
+    async def page(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: Cursor | None,
+        ending_before: Cursor | None,
+        created: CreatedBounds = ANY_TIME,
+        alias: str | None = None,
+        contains: str | None = None,
+    ) -> tuple[list[ValueList], bool]:
+        conditions: list[ColumnElement[bool]] = [radar_value_lists.c.account_id == account_id]
+        if alias is not None:
+            conditions.append(radar_value_lists.c.alias == alias)
+        if contains is not None:
+            conditions.append(
+                radar_value_lists.c.id.in_(
+                    select(radar_value_list_items.c.value_list_id).where(
+                        radar_value_list_items.c.account_id == account_id,
+                        radar_value_list_items.c.value == contains,
+                    )
+                )
+            )
+        rows, more = await fetch_page(
+            self._db,
+            radar_value_lists,
+            [*conditions, *created.conditions(radar_value_lists)],
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+        return [_list(row) for row in rows], more
+
+    async def delete(self, account_id: str, list_id: str) -> None:
+        await self._db.execute(
+            radar_value_list_items.delete().where(
+                radar_value_list_items.c.account_id == account_id,
+                radar_value_list_items.c.value_list_id == list_id,
+            )
+        )
+        await self._db.execute(
+            radar_value_lists.delete().where(
+                radar_value_lists.c.account_id == account_id, radar_value_lists.c.id == list_id
+            )
+        )
+
+    async def insert_item(self, item: ValueListItem, item_type: ItemType) -> None:
+        await self._db.execute(
+            radar_value_list_items.insert().values(
+                id=item.id,
+                account_id=item.account_id,
+                value_list_id=item.value_list_id,
+                value=item.value,
+                value_key=value_key(item.value, item_type),
+                created_by=item.created_by,
+                created_at=item.created_at,
+            )
+        )
+
+    async def get_item(self, account_id: str, item_id: str) -> ValueListItem | None:
+        row = (
+            await self._db.execute(
+                select(radar_value_list_items).where(
+                    radar_value_list_items.c.account_id == account_id,
+                    radar_value_list_items.c.id == item_id,
+                )
+            )
+        ).first()
+        return None if row is None else _item(row)
+
+    async def has_item(self, value_list: ValueList, value: str) -> bool:
+        row = (
+            await self._db.execute(
+                select(radar_value_list_items.c.id).where(
+                    radar_value_list_items.c.value_list_id == value_list.id,
+                    radar_value_list_items.c.value_key == value_key(value, value_list.item_type),
+                )
+            )
+        ).first()
+        return row is not None
+
+    async def delete_item(self, account_id: str, item_id: str) -> None:
+        await self._db.execute(
+            radar_value_list_items.delete().where(
+                radar_value_list_items.c.account_id == account_id,
+                radar_value_list_items.c.id == item_id,
+            )
+        )
+
+    async def first_items(self, value_list_id: str, limit: int) -> tuple[list[ValueListItem], bool]:
+        rows = await self._db.execute(
+            select(radar_value_list_items)
+            .where(radar_value_list_items.c.value_list_id == value_list_id)
+            .order_by(
+                radar_value_list_items.c.created_at.desc(), radar_value_list_items.c.id.desc()
+            )
+            .limit(limit + 1)
+        )
+        items = [_item(row) for row in rows]
+        return items[:limit], len(items) > limit
+
+    async def item_page(
+        self,
+        account_id: str,
+        value_list_id: str,
+        *,
+        limit: int,
+        starting_after: Cursor | None,
+        ending_before: Cursor | None,
+        created: CreatedBounds = ANY_TIME,
+        value: str | None = None,
+    ) -> tuple[list[ValueListItem], bool]:
+        conditions: list[ColumnElement[bool]] = [
+            radar_value_list_items.c.account_id == account_id,
+            radar_value_list_items.c.value_list_id == value_list_id,
+        ]
+        if value is not None:
+            conditions.append(radar_value_list_items.c.value == value)
+        rows, more = await fetch_page(
+            self._db,
+            radar_value_list_items,
+            [*conditions, *created.conditions(radar_value_list_items)],
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+        return [_item(row) for row in rows], more
+
+    async def matching(
+        self, account_id: str, aliases: Iterable[str], candidates: Iterable[str]
+    ) -> dict[str, ListValues]:
+        """For each alias, which of the attempt's own values its list holds: a lookup of a
+        handful of values through an index, never a read of whole lists."""
+        wanted = sorted(set(aliases))
+        values = {c for c in candidates if c}
+        lists: dict[str, ListValues] = {alias: ListValues(frozenset()) for alias in wanted}
+        if not wanted or not values:
+            return lists
+        keys = values | {v.casefold() for v in values}
+        rows = await self._db.execute(
+            select(
+                radar_value_lists.c.alias,
+                radar_value_lists.c.item_type,
+                radar_value_list_items.c.value_key,
+            )
+            .select_from(
+                radar_value_lists.join(
+                    radar_value_list_items,
+                    radar_value_list_items.c.value_list_id == radar_value_lists.c.id,
+                )
+            )
+            .where(
+                radar_value_lists.c.account_id == account_id,
+                radar_value_lists.c.alias.in_(wanted),
+                radar_value_list_items.c.value_key.in_(sorted(keys)),
+            )
+        )
+        found: dict[str, set[str]] = {}
+        sensitive: dict[str, bool] = {}
+        for alias, item_type, key in rows:
+            found.setdefault(alias, set()).add(key)
+            sensitive[alias] = item_type == ItemType.CASE_SENSITIVE_STRING.value
+        for alias, keys_found in found.items():
+            lists[alias] = ListValues(frozenset(keys_found), case_sensitive=sensitive[alias])
+        return lists
+
+
+def _counter(m: RowMapping) -> Counter:
+    return Counter(
+        first_seen_at=m["first_seen_at"],
+        last_minute=int(m["last_minute"]),
+        last_hour=int(m["last_hour"]),
+        attempts_by_minute=tuple(m["attempts_by_minute"]),
+        attempts_by_hour=tuple(m["attempts_by_hour"]),
+        declines_by_hour=tuple(m["declines_by_hour"]),
+        declines_in_a_row=int(m["declines_in_a_row"]),
+        last_cvc_check=m["last_cvc_check"],
+        last_postal_check=m["last_postal_check"],
+    )
+
+
+def _counter_values(counter: Counter) -> dict[str, object]:
+    return {
+        "first_seen_at": counter.first_seen_at,
+        "last_minute": counter.last_minute,
+        "last_hour": counter.last_hour,
+        "attempts_by_minute": list(counter.attempts_by_minute),
+        "attempts_by_hour": list(counter.attempts_by_hour),
+        "declines_by_hour": list(counter.declines_by_hour),
+        "declines_in_a_row": counter.declines_in_a_row,
+        "last_cvc_check": counter.last_cvc_check,
+        "last_postal_check": counter.last_postal_check,
+    }
+
+
+class CounterRepository:
+    """Velocity rows: at most three per attempt, each read and written by primary key."""
+
+    def __init__(self, db: AsyncConnection) -> None:
+        self._db = db
+
+    async def lock(
+        self, account_id: str, keys: Mapping[Dimension, str], now: datetime
+    ) -> dict[Dimension, Counter]:
+        """The attempt's counters, created if new, locked until the transaction ends (so
+        concurrent attempts on one card count one after the other, exactly). One statement:
+        the no-op update on conflict takes the row lock and returns the row."""
+        if not keys:
+            return {}
+        fresh = _counter_values(Counter.empty(now))
+        # One order for every transaction, so two attempts never wait on each other in turn.
+        ordered = sorted(keys.items(), key=lambda item: (item[0].value, item[1]))
+        statement = insert(radar_counters).values(
+            [
+                {"account_id": account_id, "dimension": d.value, "key": k, **fresh}
+                for d, k in ordered
+            ]
+        )
+        rows = await self._db.execute(
+            statement.on_conflict_do_update(
+                index_elements=["account_id", "dimension", "key"],
+                set_={"key": statement.excluded.key},
+            ).returning(*radar_counters.c)
+        )
+        return {Dimension(row._mapping["dimension"]): _counter(row._mapping) for row in rows}
+
+    async def settle_approval(
+        self, account_id: str, key: str, cvc_check: str | None, postal_check: str | None
+    ) -> None:
+        """An approval only resets declines in a row and refreshes the checks: one update,
+        no read."""
+        await self._db.execute(
+            update(radar_counters)
+            .where(
+                radar_counters.c.account_id == account_id,
+                radar_counters.c.dimension == Dimension.CARD.value,
+                radar_counters.c.key == key,
+            )
+            .values(
+                declines_in_a_row=0,
+                last_cvc_check=func.coalesce(cvc_check, radar_counters.c.last_cvc_check),
+                last_postal_check=func.coalesce(postal_check, radar_counters.c.last_postal_check),
+            )
+        )
+
+    async def read(
+        self, account_id: str, keys: Mapping[Dimension, str]
+    ) -> dict[Dimension, Counter]:
+        if not keys:
+            return {}
+        wanted = [(account_id, d.value, k) for d, k in keys.items()]
+        rows = await self._db.execute(
+            select(radar_counters).where(
+                tuple_(
+                    radar_counters.c.account_id, radar_counters.c.dimension, radar_counters.c.key
+                ).in_(wanted)
+            )
+        )
+        return {Dimension(row._mapping["dimension"]): _counter(row._mapping) for row in rows}
+
+    async def save(
+        self, account_id: str, keys: Mapping[Dimension, str], counters: Mapping[Dimension, Counter]
+    ) -> None:
+        rows: Sequence[dict[str, object]] = [
+            {"account_id": account_id, "dimension": d.value, "key": keys[d], **_counter_values(c)}
+            for d, c in counters.items()
+        ]
+        if not rows:
+            return
+        statement = insert(radar_counters).values(list(rows))
+        await self._db.execute(
+            statement.on_conflict_do_update(
+                index_elements=["account_id", "dimension", "key"],
+                set_={
+                    name: statement.excluded[name]
+                    for name in _counter_values(Counter.empty(datetime.now()))
+                },
+            )
+        )
+
+
+async def count_rules(db: AsyncConnection, account_id: str) -> int:
+    return int(
+        (
+            await db.execute(
+                select(func.count())
+                .select_from(radar_rules)
+                .where(radar_rules.c.account_id == account_id)
+            )
+        ).scalar_one()
+    )

@@ -1,0 +1,158 @@
+"""Review use cases: read, approve, close. Closing moves money through the payments service."""
+
+from datetime import datetime
+from typing import Final
+
+from google.rpc import status_pb2
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import Clock, SystemClock
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.payments.charges import RefundReason
+from remit.payments.domain import CancellationReason
+from remit.payments.repository import ChargeRepository
+from remit.payments.service import KeyedCall, PaymentsService, Replay
+from remit.radar.gate import emit_review_event
+from remit.radar.reviews import ClosedReason, Review, ReviewRepository
+from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
+
+MAX_LIST_LIMIT: Final = 100
+
+
+def _closed_already(review: Review) -> RemitError:
+    return RemitError(
+        message=f"This review is already closed ({review.reason}).",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="review_closed",
+    )
+
+
+class ReviewsService:
+    def __init__(
+        self, engine: AsyncEngine, payments: PaymentsService, clock: Clock | None = None
+    ) -> None:
+        self._engine = engine
+        self._payments = payments
+        self._clock = clock or SystemClock()
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    async def get(self, account_id: str, review_id: str) -> Review:
+        async with self._engine.connect() as db:
+            review = await ReviewRepository(db).get(account_id, review_id)
+        if review is None:
+            raise not_found("review", review_id)
+        return review
+
+    async def list(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        created: CreatedBounds = ANY_TIME,
+        open_only: bool | None = None,
+    ) -> tuple[list[Review], bool]:
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise invalid("limit must be between 1 and 100.", "limit")
+        if starting_after is not None and ending_before is not None:
+            raise invalid("starting_after and ending_before cannot be used together.")
+        async with self._engine.connect() as db:
+            cursors: list[Cursor | None] = []
+            for object_id, param in (
+                (starting_after, "starting_after"),
+                (ending_before, "ending_before"),
+            ):
+                cursor = None
+                if object_id is not None:
+                    cursor = await cursor_for(db, ReviewRepository.table, account_id, object_id)
+                    if cursor is None:
+                        raise not_found("review", object_id, param=param)
+                cursors.append(cursor)
+            return await ReviewRepository(db).page(
+                account_id,
+                limit=limit,
+                starting_after=cursors[0],
+                ending_before=cursors[1],
+                created=created,
+                open_only=open_only,
+            )
+
+    async def approve(self, account_id: str, review_id: str) -> Review:
+        return await self._close(account_id, review_id, ClosedReason.APPROVED)
+
+    async def close(self, account_id: str, review_id: str, reason: ClosedReason) -> Review:
+        """Refuse the payment: refund its charge, or cancel its uncaptured intent, then close.
+
+        The refund or cancel runs under the key `review_<id>`, so retrying a close that died
+        half-way finishes it instead of refunding twice."""
+        if reason is ClosedReason.APPROVED:
+            return await self.approve(account_id, review_id)
+        review = await self.get(account_id, review_id)
+        if not review.open:
+            raise _closed_already(review)
+        async with self._engine.connect() as db:
+            charge = await ChargeRepository(db).get(account_id, review.charge_id)
+        assert charge is not None
+        call = KeyedCall(
+            account_id=account_id,
+            key=f"review_{review.id}",
+            endpoint="CreateRefund"
+            if reason is not ClosedReason.CANCELED
+            else "CancelPaymentIntent",
+            request_body=f"{review.id}:{reason.value}".encode(),
+        )
+        if reason is ClosedReason.CANCELED:
+            if charge.captured:
+                raise invalid(
+                    "The payment was captured; close the review with a refund instead.", "action"
+                )
+            result: object = await self._payments.cancel_payment_intent(
+                call, review.payment_intent_id, CancellationReason.FRAUDULENT, _no_body
+            )
+        else:
+            if not charge.captured:
+                raise invalid(
+                    "The payment is not captured; close the review by canceling it instead.",
+                    "action",
+                )
+            result = await self._payments.create_refund(
+                call,
+                charge_id=charge.id,
+                payment_intent_id=None,
+                amount_minor=None,
+                reason=RefundReason.FRAUDULENT
+                if reason is ClosedReason.REFUNDED_AS_FRAUD
+                else RefundReason.REQUESTED_BY_CUSTOMER,
+                metadata={},
+                respond=_no_body,
+            )
+        if isinstance(result, Replay) and result.code != 0:
+            status = status_pb2.Status.FromString(result.body)
+            raise RemitError(
+                message=f"The review's refund or cancellation failed earlier: {status.message}",
+                kind=ErrorKind.FAILED_PRECONDITION,
+            )
+        return await self._close(account_id, review_id, reason)
+
+    async def _close(self, account_id: str, review_id: str, reason: ClosedReason) -> Review:
+        now = self._now()
+        async with self._engine.begin() as db:
+            repo = ReviewRepository(db)
+            review = await repo.get(account_id, review_id, for_update=True)
+            if review is None:
+                raise not_found("review", review_id)
+            if not review.open:
+                if review.closed_reason is reason:
+                    return review  # a retried close that had finished
+                raise _closed_already(review)
+            closed = review.closed(reason, now)
+            await repo.save(closed)
+            await emit_review_event(db, closed, "review.closed", now)
+        return closed
+
+
+def _no_body(_value: object) -> bytes:
+    return b""

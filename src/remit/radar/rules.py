@@ -1,0 +1,330 @@
+"""Stripe Radar's rule language: parsing when a rule is saved, and compiled evaluation.
+
+    Block if :risk_score: > 85
+    Request 3D Secure if :amount_in_usd: > 500
+    Allow if :card_fingerprint: in @trusted
+    Review if :card_country: != :ip_country: and not :is_3d_secure_authenticated:
+
+A predicate is conditions joined by `and`, `or`, `not` and parentheses. A condition compares
+an attribute with a literal or another attribute (`=`, `!=`, `<`, `<=`, `>`, `>=`), tests
+membership (`in` / `not in`) of a literal set `('US', 'CA')` or a value list `@alias`, or is
+a boolean attribute alone. Keywords are case-insensitive; strings compare case-insensitively
+(except against a case-sensitive value list).
+
+Everything that can be wrong with a rule is found by `parse_rule` / `parse_predicate`: unknown
+attributes, type mismatches, syntax. The compiled predicate never raises; an attribute with no
+value makes its condition false, and a list that has disappeared is empty.
+"""
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Final
+
+from remit.radar.attributes import ATTRIBUTES, Kind
+
+Signals = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class ListValues:
+    values: frozenset[str]
+    case_sensitive: bool = False
+
+    def contains(self, value: str) -> bool:
+        return (value if self.case_sensitive else value.casefold()) in self.values
+
+
+Lists = Mapping[str, ListValues]
+CompiledPredicate = Callable[[Signals, Lists], bool]
+
+ACTIONS: Final = {
+    "allow": "allow",
+    "block": "block",
+    "review": "review",
+    "request 3d secure": "request_three_d_secure",
+}
+MAX_PREDICATE_LENGTH: Final = 1000
+
+
+class RuleSyntaxError(ValueError):
+    """A rule that cannot run; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class ParsedPredicate:
+    text: str
+    run: CompiledPredicate
+    # @aliases it refers to, so saving can check they exist and deleting a list can refuse.
+    lists: frozenset[str]
+    attributes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ParsedRule:
+    action: str
+    predicate: ParsedPredicate
+
+
+_RULE = re.compile(r"^\s*(allow|block|review|request\s+3d\s+secure)\s+if\s+(.+)$", re.I | re.S)
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<attr>:[a-z0-9_]+:)
+      | (?P<string>'(?:[^'\\]|\\.)*')
+      | (?P<number>-?\d+(?:\.\d+)?)
+      | (?P<list>@[A-Za-z0-9_\-]+)
+      | (?P<op>!=|>=|<=|=|>|<)
+      | (?P<punct>[(),])
+      | (?P<word>[A-Za-z]+)
+    )""",
+    re.X,
+)
+_KEYWORDS: Final = frozenset({"and", "or", "not", "in", "true", "false"})
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    at: int
+
+
+def _tokens(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    position = 0
+    stripped_end = len(text.rstrip())
+    while position < stripped_end:
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            raise RuleSyntaxError(f"Unexpected character {text[position:].strip()[:1]!r}.")
+        kind = match.lastgroup
+        assert kind is not None
+        value = match.group(kind)
+        if kind == "word" and value.lower() not in _KEYWORDS:
+            raise RuleSyntaxError(
+                f"Unexpected word {value!r}; attributes are written :name: and strings 'so'."
+            )
+        tokens.append(_Token(kind, value.lower() if kind == "word" else value, match.start(kind)))
+        position = match.end()
+    return tokens
+
+
+# An operand: how to read its value from the signals, and its kind.
+Operand = tuple[Callable[[Signals], object], Kind, str | None]
+
+
+def _unquote(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text[1:-1])
+
+
+def _normal(value: object) -> object:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def _number(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise RuleSyntaxError(f"{text!r} is not a number.") from None
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.index = 0
+        self.lists: set[str] = set()
+        self.attributes: set[str] = set()
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def take(self) -> _Token:
+        token = self.peek()
+        if token is None:
+            raise RuleSyntaxError("The rule ends too early.")
+        self.index += 1
+        return token
+
+    def accept_word(self, word: str) -> bool:
+        token = self.peek()
+        if token is not None and token.kind == "word" and token.text == word:
+            self.index += 1
+            return True
+        return False
+
+    def expect(self, text: str) -> None:
+        token = self.take()
+        if token.text != text:
+            raise RuleSyntaxError(f"Expected {text!r} but found {token.text!r}.")
+
+    def parse(self) -> CompiledPredicate:
+        if not self.tokens:
+            raise RuleSyntaxError("The predicate is empty.")
+        run = self.disjunction()
+        leftover = self.peek()
+        if leftover is not None:
+            raise RuleSyntaxError(f"Unexpected {leftover.text!r} after a complete condition.")
+        return run
+
+    def disjunction(self) -> CompiledPredicate:
+        parts = [self.conjunction()]
+        while self.accept_word("or"):
+            parts.append(self.conjunction())
+        if len(parts) == 1:
+            return parts[0]
+        return lambda s, lists: any(part(s, lists) for part in parts)
+
+    def conjunction(self) -> CompiledPredicate:
+        parts = [self.negation()]
+        while self.accept_word("and"):
+            parts.append(self.negation())
+        if len(parts) == 1:
+            return parts[0]
+        return lambda s, lists: all(part(s, lists) for part in parts)
+
+    def negation(self) -> CompiledPredicate:
+        if self.accept_word("not"):
+            inner = self.negation()
+            return lambda s, lists: not inner(s, lists)
+        token = self.peek()
+        if token is not None and token.text == "(":
+            self.take()
+            inner = self.disjunction()
+            self.expect(")")
+            return inner
+        return self.condition()
+
+    def operand(self) -> Operand:
+        token = self.take()
+        if token.kind == "attr":
+            name = token.text[1:-1]
+            kind = ATTRIBUTES.get(name)
+            if kind is None:
+                raise RuleSyntaxError(f"Unknown attribute :{name}:.")
+            self.attributes.add(name)
+            return (lambda s: s.get(name)), kind, name
+        if token.kind == "string":
+            text = _unquote(token.text)
+            return (lambda _s: text), Kind.STRING, None
+        if token.kind == "number":
+            number = _number(token.text)
+            return (lambda _s: number), Kind.NUMBER, None
+        if token.kind == "word" and token.text in ("true", "false"):
+            flag = token.text == "true"
+            return (lambda _s: flag), Kind.BOOLEAN, None
+        raise RuleSyntaxError(f"Expected an attribute or a value but found {token.text!r}.")
+
+    def condition(self) -> CompiledPredicate:
+        read, kind, name = self.operand()
+        token = self.peek()
+        if token is not None and token.kind == "op":
+            self.take()
+            return self.comparison(read, kind, token.text)
+        negated = False
+        if token is not None and token.text == "not":
+            after = self.tokens[self.index + 1] if self.index + 1 < len(self.tokens) else None
+            if after is not None and after.text == "in":
+                self.take()
+                negated = True
+        if self.accept_word("in"):
+            member = self.membership(read, kind)
+            if negated:
+                return lambda s, lists: _not_in(member, read, s, lists)
+            return member
+        if kind is not Kind.BOOLEAN or name is None:
+            raise RuleSyntaxError(
+                "A condition needs a comparison (=, !=, <, >, <=, >=, in) unless it is a "
+                "boolean attribute."
+            )
+        return lambda s, _lists: s.get(name) is True
+
+    def comparison(
+        self, left: Callable[[Signals], object], kind: Kind, op: str
+    ) -> CompiledPredicate:
+        right, right_kind, _ = self.operand()
+        if right_kind is not kind:
+            raise RuleSyntaxError(f"Cannot compare a {kind.value} with a {right_kind.value}.")
+        if kind is not Kind.NUMBER and op not in ("=", "!="):
+            raise RuleSyntaxError(f"{op} compares numbers only; use = or != for a {kind.value}.")
+        test = _COMPARE[op]
+
+        def run(s: Signals, _lists: Lists) -> bool:
+            a, b = left(s), right(s)
+            if a is None or b is None:
+                return False
+            return test(_normal(a), _normal(b))
+
+        return run
+
+    def membership(self, read: Callable[[Signals], object], kind: Kind) -> CompiledPredicate:
+        if kind is Kind.BOOLEAN:
+            raise RuleSyntaxError("A boolean cannot be tested with in.")
+        token = self.take()
+        if token.kind == "list":
+            alias = token.text[1:]
+            self.lists.add(alias)
+
+            def in_list(s: Signals, lists: Lists) -> bool:
+                value, values = read(s), lists.get(alias)
+                return value is not None and values is not None and values.contains(str(value))
+
+            return in_list
+        if token.text != "(":
+            raise RuleSyntaxError("in takes a value list (@alias) or a set ('a', 'b').")
+        members: set[object] = set()
+        while True:
+            item_read, item_kind, item_name = self.operand()
+            if item_name is not None or item_kind is not kind:
+                raise RuleSyntaxError(f"A set of {kind.value} values holds {kind.value} literals.")
+            members.add(_normal(item_read({})))
+            closing = self.take()
+            if closing.text == ")":
+                break
+            if closing.text != ",":
+                raise RuleSyntaxError(f"Expected ',' or ')' but found {closing.text!r}.")
+        frozen = frozenset(members)
+
+        def in_set(s: Signals, _lists: Lists) -> bool:
+            value = read(s)
+            return value is not None and _normal(value) in frozen
+
+        return in_set
+
+
+def _not_in(
+    member: CompiledPredicate, read: Callable[[Signals], object], s: Signals, lists: Lists
+) -> bool:
+    # An attribute without a value is in no set, and also not "not in" one: the condition
+    # is false either way, as every condition on a missing value is.
+    return read(s) is not None and not member(s, lists)
+
+
+_COMPARE: Final[dict[str, Callable[[object, object], bool]]] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    ">": lambda a, b: a > b,  # type: ignore[operator]
+    "<": lambda a, b: a < b,  # type: ignore[operator]
+    ">=": lambda a, b: a >= b,  # type: ignore[operator]
+    "<=": lambda a, b: a <= b,  # type: ignore[operator]
+}
+
+
+def parse_predicate(text: str) -> ParsedPredicate:
+    stripped = text.strip()
+    if len(stripped) > MAX_PREDICATE_LENGTH:
+        raise RuleSyntaxError(f"A predicate can be at most {MAX_PREDICATE_LENGTH} characters.")
+    parser = _Parser(stripped)
+    run = parser.parse()
+    return ParsedPredicate(stripped, run, frozenset(parser.lists), frozenset(parser.attributes))
+
+
+def parse_rule(text: str) -> ParsedRule:
+    """`Block if :risk_score: > 85` into its action and compiled predicate."""
+    match = _RULE.match(text)
+    if match is None:
+        raise RuleSyntaxError(
+            "A rule reads '<Allow|Block|Review|Request 3D Secure> if <condition>'."
+        )
+    action = ACTIONS[" ".join(match.group(1).lower().split())]
+    return ParsedRule(action, parse_predicate(match.group(2)))

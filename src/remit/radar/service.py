@@ -1,0 +1,413 @@
+"""Radar's use cases: rules and value lists, and the dry-run evaluator. One transaction each.
+
+A rule is parsed, type-checked and its @lists resolved when it is saved: a payment never meets
+a rule that cannot run. A value list that a rule refers to cannot be deleted.
+"""
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.core.clock import Clock, SystemClock
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.ids import has_prefix, new_id
+from remit.radar.domain import (
+    Decision,
+    ItemType,
+    Rule,
+    RuleAction,
+    ValueList,
+    ValueListItem,
+    decide,
+)
+from remit.radar.gate import active_rules, compiled
+from remit.radar.model import Weights, load_weights, score
+from remit.radar.repository import RuleRepository, ValueListRepository
+from remit.radar.rules import RuleSyntaxError, parse_predicate
+from remit.radar.tables import radar_value_list_items, radar_value_lists
+from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
+
+MAX_RULES: Final = 200
+MAX_LIST_LIMIT: Final = 100
+LIST_ITEMS_EMBEDDED: Final = 10
+MAX_VALUE_LENGTH: Final = 800
+CREATED_BY: Final = "remit"
+_ALIAS = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_BIN = re.compile(r"^\d{6,8}$")
+
+
+class RadarError(RemitError):
+    """Root of the errors the Radar service raises."""
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise invalid("limit must be between 1 and 100.", "limit")
+
+
+def normalised_value(item_type: ItemType, value: str) -> str:
+    """The value as stored, or INVALID_ARGUMENT naming why it does not fit the list."""
+    text = value.strip()
+    if not text or len(text) > MAX_VALUE_LENGTH:
+        raise invalid(f"A value is 1 to {MAX_VALUE_LENGTH} characters.", "value")
+    match item_type:
+        case ItemType.COUNTRY:
+            text = text.upper()
+            if not _COUNTRY.match(text):
+                raise invalid("A country is a two-letter ISO code such as 'US'.", "value")
+        case ItemType.CARD_BIN:
+            if not _BIN.match(text):
+                raise invalid("A card BIN is 6 to 8 digits.", "value")
+        case ItemType.EMAIL:
+            if "@" not in text.strip("@"):
+                raise invalid(f"{text!r} is not an email address.", "value")
+        case ItemType.IP_ADDRESS:
+            try:
+                text = str(ipaddress.ip_address(text))
+            except ValueError:
+                raise invalid(f"{text!r} is not an IP address.", "value") from None
+        case ItemType.CUSTOMER_ID:
+            if not has_prefix(text, "cus"):
+                raise invalid("A customer id starts with cus_.", "value")
+        case ItemType.CARD_FINGERPRINT | ItemType.STRING | ItemType.CASE_SENSITIVE_STRING:
+            pass
+    return text
+
+
+class RadarService:
+    def __init__(
+        self, engine: AsyncEngine, weights: Weights | None = None, clock: Clock | None = None
+    ) -> None:
+        self._engine = engine
+        self._weights = weights or load_weights()
+        self._clock = clock or SystemClock()
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    # --- rules -----------------------------------------------------------------------
+
+    async def _check_predicate(self, db: AsyncConnection, account_id: str, text: str) -> str:
+        try:
+            parsed = parse_predicate(text)
+        except RuleSyntaxError as error:
+            raise invalid(f"Invalid rule: {error}", "predicate", code="rule_invalid") from None
+        missing = parsed.lists - await ValueListRepository(db).existing_aliases(
+            account_id, parsed.lists
+        )
+        if missing:
+            raise invalid(
+                f"The rule refers to a value list that does not exist: @{sorted(missing)[0]}.",
+                "predicate",
+                code="rule_invalid",
+            )
+        return parsed.text
+
+    async def create_rule(
+        self, account_id: str, action: RuleAction, predicate: str, position: int | None = None
+    ) -> Rule:
+        async with self._engine.begin() as db:
+            text = await self._check_predicate(db, account_id, predicate)
+            repo = RuleRepository(db)
+            rules = await repo.lock_account_rules(account_id)
+            if len(rules) >= MAX_RULES:
+                raise invalid(f"An account can have at most {MAX_RULES} rules.", "predicate")
+            at = len(rules) if position is None else position
+            if not 0 <= at <= len(rules):
+                raise invalid(f"position must be between 0 and {len(rules)}.", "position")
+            for rule in rules[at:]:
+                await repo.save(replace(rule, position=rule.position + 1))
+            rule = Rule(
+                id=new_id("rule"),
+                account_id=account_id,
+                action=action,
+                predicate=text,
+                position=at,
+                created_at=self._now(),
+            )
+            await repo.insert(rule)
+        return rule
+
+    async def get_rule(self, account_id: str, rule_id: str) -> Rule:
+        async with self._engine.connect() as db:
+            rule = await RuleRepository(db).get(account_id, rule_id)
+        if rule is None:
+            raise not_found("rule", rule_id)
+        return rule
+
+    async def list_rules(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> tuple[list[Rule], bool]:
+        """Rules in evaluation order; cursors are rule ids."""
+        _check_limit(limit)
+        async with self._engine.connect() as db:
+            rules = await RuleRepository(db).in_order(account_id)
+        ids = [rule.id for rule in rules]
+        for cursor, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
+            if cursor is not None and cursor not in ids:
+                raise not_found("rule", cursor, param=param)
+        if starting_after is not None:
+            rest = rules[ids.index(starting_after) + 1 :]
+            return rest[:limit], len(rest) > limit
+        if ending_before is not None:
+            before = rules[: ids.index(ending_before)]
+            return before[-limit:], len(before) > limit
+        return rules[:limit], len(rules) > limit
+
+    async def update_rule(
+        self,
+        account_id: str,
+        rule_id: str,
+        *,
+        action: RuleAction | None = None,
+        predicate: str | None = None,
+        position: int | None = None,
+    ) -> Rule:
+        async with self._engine.begin() as db:
+            repo = RuleRepository(db)
+            rules = await repo.lock_account_rules(account_id)
+            current = next((rule for rule in rules if rule.id == rule_id), None)
+            if current is None:
+                raise not_found("rule", rule_id)
+            updated = current
+            if predicate is not None:
+                text = await self._check_predicate(db, account_id, predicate)
+                updated = replace(updated, predicate=text)
+            if action is not None:
+                updated = replace(updated, action=action)
+            order = [rule for rule in rules if rule.id != rule_id]
+            if position is not None and not 0 <= position < len(rules):
+                raise invalid(f"position must be between 0 and {len(rules) - 1}.", "position")
+            order.insert(current.position if position is None else position, updated)
+            for index, rule in enumerate(order):
+                if rule is updated or rule.position != index:
+                    await repo.save(replace(rule, position=index))
+        return replace(updated, position=order.index(updated))
+
+    async def delete_rule(self, account_id: str, rule_id: str) -> None:
+        async with self._engine.begin() as db:
+            repo = RuleRepository(db)
+            rules = await repo.lock_account_rules(account_id)
+            if all(rule.id != rule_id for rule in rules):
+                raise not_found("rule", rule_id)
+            await repo.delete(account_id, rule_id)
+            remaining = [rule for rule in rules if rule.id != rule_id]
+            for index, rule in enumerate(remaining):
+                if rule.position != index:
+                    await repo.save(replace(rule, position=index))
+
+    # --- value lists -----------------------------------------------------------------
+
+    async def create_value_list(
+        self,
+        account_id: str,
+        *,
+        alias: str,
+        name: str,
+        item_type: ItemType = ItemType.STRING,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ValueList:
+        if not _ALIAS.match(alias):
+            raise invalid("An alias is 1 to 100 letters, digits, underscores or hyphens.", "alias")
+        if not name.strip():
+            raise invalid("A value list needs a name.", "name")
+        async with self._engine.begin() as db:
+            repo = ValueListRepository(db)
+            if await repo.by_alias(account_id, alias) is not None:
+                raise invalid(f"A value list with the alias {alias!r} already exists.", "alias")
+            value_list = ValueList(
+                id=new_id("vl"),
+                account_id=account_id,
+                alias=alias,
+                name=name.strip(),
+                item_type=item_type,
+                created_at=self._now(),
+                created_by=CREATED_BY,
+                metadata=dict(metadata or {}),
+            )
+            await repo.insert(value_list)
+        return value_list
+
+    async def get_value_list(
+        self, account_id: str, list_id: str
+    ) -> tuple[ValueList, list[ValueListItem], bool]:
+        async with self._engine.connect() as db:
+            repo = ValueListRepository(db)
+            value_list = await repo.get(account_id, list_id)
+            if value_list is None:
+                raise not_found("radar.value_list", list_id)
+            items, more = await repo.first_items(list_id, LIST_ITEMS_EMBEDDED)
+        return value_list, items, more
+
+    async def list_value_lists(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        created: CreatedBounds = ANY_TIME,
+        alias: str | None = None,
+        contains: str | None = None,
+    ) -> tuple[list[tuple[ValueList, list[ValueListItem], bool]], bool]:
+        _check_limit(limit)
+        async with self._engine.connect() as db:
+            after, before = await _cursors(
+                db, radar_value_lists, account_id, "radar.value_list", starting_after, ending_before
+            )
+            repo = ValueListRepository(db)
+            lists, more = await repo.page(
+                account_id,
+                limit=limit,
+                starting_after=after,
+                ending_before=before,
+                created=created,
+                alias=alias,
+                contains=contains,
+            )
+            return [(vl, *await repo.first_items(vl.id, LIST_ITEMS_EMBEDDED)) for vl in lists], more
+
+    async def delete_value_list(self, account_id: str, list_id: str) -> None:
+        async with self._engine.begin() as db:
+            repo = ValueListRepository(db)
+            value_list = await repo.get(account_id, list_id)
+            if value_list is None:
+                raise not_found("radar.value_list", list_id)
+            # Locking the rules keeps a rule naming this list from being saved meanwhile.
+            rules = await RuleRepository(db).lock_account_rules(account_id)
+            users = [r for r in rules if value_list.alias in _lists_of(r.predicate)]
+            if users:
+                raise RadarError(
+                    message=f"The value list @{value_list.alias} is used by rule {users[0].id}; "
+                    "remove the rule first.",
+                    kind=ErrorKind.FAILED_PRECONDITION,
+                    code="value_list_in_use",
+                )
+            await repo.delete(account_id, list_id)
+
+    async def add_item(self, account_id: str, list_id: str, value: str) -> ValueListItem:
+        async with self._engine.begin() as db:
+            repo = ValueListRepository(db)
+            value_list = await repo.get(account_id, list_id)
+            if value_list is None:
+                raise not_found("radar.value_list", list_id, param="value_list")
+            text = normalised_value(value_list.item_type, value)
+            if await repo.has_item(value_list, text):
+                raise invalid(f"{text!r} is already in @{value_list.alias}.", "value")
+            item = ValueListItem(
+                id=new_id("vli"),
+                account_id=account_id,
+                value_list_id=list_id,
+                value=text,
+                created_at=self._now(),
+                created_by=CREATED_BY,
+            )
+            await repo.insert_item(item, value_list.item_type)
+        return item
+
+    async def remove_item(self, account_id: str, item_id: str) -> None:
+        async with self._engine.begin() as db:
+            repo = ValueListRepository(db)
+            if await repo.get_item(account_id, item_id) is None:
+                raise not_found("radar.value_list_item", item_id)
+            await repo.delete_item(account_id, item_id)
+
+    async def list_items(
+        self,
+        account_id: str,
+        list_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        created: CreatedBounds = ANY_TIME,
+        value: str | None = None,
+    ) -> tuple[list[ValueListItem], bool]:
+        _check_limit(limit)
+        async with self._engine.connect() as db:
+            repo = ValueListRepository(db)
+            if await repo.get(account_id, list_id) is None:
+                raise not_found("radar.value_list", list_id, param="value_list")
+            after, before = await _cursors(
+                db,
+                radar_value_list_items,
+                account_id,
+                "radar.value_list_item",
+                starting_after,
+                ending_before,
+            )
+            return await repo.item_page(
+                account_id,
+                list_id,
+                limit=limit,
+                starting_after=after,
+                ending_before=before,
+                created=created,
+                value=value,
+            )
+
+    # --- dry run -----------------------------------------------------------------------
+
+    async def evaluate(
+        self, account_id: str, signals: dict[str, object], hint: str | None = None
+    ) -> Decision:
+        """What Radar would decide for these signals under the account's rules, now."""
+        scored = score(signals, self._weights, hint)
+        signals = {
+            **signals,
+            "risk_score": scored.risk_score,
+            "risk_level": scored.risk_level.value,
+        }
+        async with self._engine.connect() as db:
+            rules = active_rules(await RuleRepository(db).in_order(account_id))
+            aliases = {alias for rule in rules for alias in _lists_of(rule.rule.predicate)}
+            lists = await ValueListRepository(db).matching(
+                account_id, aliases, [v for v in signals.values() if isinstance(v, str)]
+            )
+        return decide(
+            scored,
+            signals,
+            rules,
+            lists,
+            always_block=hint == "fraudulent",
+            can_authenticate=signals.get("is_off_session") is not True,
+        )
+
+
+def _lists_of(predicate: str) -> frozenset[str]:
+    parsed = compiled(predicate)
+    return frozenset() if parsed is None else parsed.lists
+
+
+async def _cursors(
+    db: AsyncConnection,
+    table: Table,
+    account_id: str,
+    kind: str,
+    starting_after: str | None,
+    ending_before: str | None,
+) -> tuple[Cursor | None, Cursor | None]:
+    if starting_after is not None and ending_before is not None:
+        raise invalid("starting_after and ending_before cannot be used together.")
+    found: list[Cursor | None] = []
+    for object_id, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
+        if object_id is None:
+            found.append(None)
+            continue
+        cursor = await cursor_for(db, table, account_id, object_id)
+        if cursor is None:
+            raise not_found(kind, object_id, param=param)
+        found.append(cursor)
+    return found[0], found[1]

@@ -1,0 +1,134 @@
+"""The signals of one attempt, named as rules name them (see attributes.py).
+
+Everything comes from remit's own data: the attempt, the card details the vault shared, the
+intent's metadata (the only place a server-side caller can pass the buyer's IP and its country),
+and the velocity counters. The card number is never among them: the core does not have it.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Final
+
+from remit.core.currency import SUPPORTED_CURRENCIES
+from remit.payments.ports import AttemptFacts
+from remit.radar.velocity import Counter, Dimension
+
+# Reference rates (USD per unit of the currency) for rules such as `:amount_in_usd: > 500` and
+# for the model's amount feature. Risk thresholds need the order of magnitude, not today's
+# rate; no money is ever converted with these. A currency not listed has no amount_in_usd.
+USD_PER_UNIT: Final[Mapping[str, Decimal]] = {
+    "usd": Decimal("1"),
+    "eur": Decimal("1.08"),
+    "gbp": Decimal("1.27"),
+    "chf": Decimal("1.12"),
+    "cad": Decimal("0.73"),
+    "aud": Decimal("0.66"),
+    "nzd": Decimal("0.60"),
+    "jpy": Decimal("0.0067"),
+    "sek": Decimal("0.095"),
+    "nok": Decimal("0.093"),
+    "dkk": Decimal("0.145"),
+    "pln": Decimal("0.25"),
+    "czk": Decimal("0.043"),
+    "sgd": Decimal("0.74"),
+    "hkd": Decimal("0.128"),
+    "inr": Decimal("0.012"),
+    "brl": Decimal("0.19"),
+    "mxn": Decimal("0.055"),
+    "krw": Decimal("0.00073"),
+    "cny": Decimal("0.138"),
+}
+
+# Stripe's Radar test PaymentMethods and tokens, and the risk Stripe documents for them
+# (stripe-wire.md section 9). Test mode only: live cards never carry a test id.
+TEST_ID_RISK: Final[Mapping[str, str]] = {
+    "pm_card_chargeDeclinedFraudulent": "fraudulent",
+    "tok_chargeDeclinedFraudulent": "fraudulent",
+    "pm_card_riskLevelHighest": "highest",
+    "pm_card_riskLevelElevated": "elevated",
+}
+
+IP_METADATA_KEYS: Final = ("ip_address", "ip")
+IP_COUNTRY_METADATA_KEY: Final = "ip_country"
+EMAIL_METADATA_KEY: Final = "email"
+
+
+def amount_in_usd(amount_minor: int, currency: str) -> Decimal | None:
+    rate = USD_PER_UNIT.get(currency)
+    exponent = SUPPORTED_CURRENCIES.get(currency)
+    if rate is None or exponent is None:
+        return None
+    return (Decimal(amount_minor).scaleb(-exponent) * rate).quantize(Decimal("0.01"))
+
+
+def ip_address_of(facts: AttemptFacts) -> str | None:
+    for key in IP_METADATA_KEYS:
+        value = facts.metadata.get(key)
+        if value:
+            return value.strip()
+    return None
+
+
+def velocity_keys(facts: AttemptFacts) -> dict[Dimension, str]:
+    """The counters an attempt moves: its card, its customer and its IP, when known."""
+    keys: dict[Dimension, str] = {}
+    if facts.card.fingerprint:
+        keys[Dimension.CARD] = facts.card.fingerprint
+    if facts.customer_id:
+        keys[Dimension.CUSTOMER] = facts.customer_id
+    ip = ip_address_of(facts)
+    if ip:
+        keys[Dimension.IP] = ip
+    return keys
+
+
+@dataclass(frozen=True)
+class Velocity:
+    """The counters of an attempt, already including it."""
+
+    counters: Mapping[Dimension, Counter]
+
+    def get(self, dimension: Dimension) -> Counter | None:
+        return self.counters.get(dimension)
+
+
+def _seconds_since(counter: Counter | None, now: datetime) -> int | None:
+    if counter is None:
+        return None
+    return max(0, int((now - counter.first_seen_at).total_seconds()))
+
+
+def build_signals(facts: AttemptFacts, velocity: Velocity) -> dict[str, object]:
+    card = velocity.get(Dimension.CARD)
+    customer = velocity.get(Dimension.CUSTOMER)
+    ip = velocity.get(Dimension.IP)
+    ip_country = facts.metadata.get(IP_COUNTRY_METADATA_KEY)
+    return {
+        "amount": facts.amount_minor,
+        "amount_in_usd": amount_in_usd(facts.amount_minor, facts.currency),
+        "currency": facts.currency,
+        "is_off_session": facts.off_session,
+        "is_3d_secure_authenticated": facts.three_d_secure_authenticated,
+        "card_fingerprint": facts.card.fingerprint,
+        "card_brand": facts.card.brand,
+        "card_funding": facts.card.funding,
+        "card_country": facts.card.country,
+        "customer": facts.customer_id,
+        "email": facts.email or facts.metadata.get(EMAIL_METADATA_KEY),
+        "ip_address": ip_address_of(facts),
+        "ip_country": ip_country.strip().upper() if ip_country else None,
+        "cvc_check": card.last_cvc_check if card else None,
+        "address_zip_check": card.last_postal_check if card else None,
+        "total_charges_per_card_number_hourly": card.hourly if card else None,
+        "total_charges_per_card_number_daily": card.daily if card else None,
+        "declined_charges_per_card_number_daily": card.declines_daily if card else None,
+        "declined_charges_in_a_row_per_card_number": card.declines_in_a_row if card else None,
+        "total_charges_per_customer_hourly": customer.hourly if customer else None,
+        "total_charges_per_customer_daily": customer.daily if customer else None,
+        "total_charges_per_ip_address_hourly": ip.hourly if ip else None,
+        "total_charges_per_ip_address_daily": ip.daily if ip else None,
+        "seconds_since_first_seen_card": _seconds_since(card, facts.at),
+        "seconds_since_first_seen_customer": _seconds_since(customer, facts.at),
+    }

@@ -1,0 +1,126 @@
+"""Velocity counters: attempts and declines per card, customer and IP over sliding windows.
+
+One row per (account, dimension, key) holds two ring buffers: 60 one-minute slots (the hourly
+window) and 24 one-hour slots (the daily window), each stamped with the last minute or hour it
+was advanced to. Reading a count is a sum over at most 84 integers of one row, whatever the
+history; recording an attempt advances the rings to now (zeroing the slots that fell out of the
+window) and adds one. The windows slide with one-minute and one-hour granularity.
+
+A count read for an attempt includes that attempt: the n-th attempt in an hour reads n.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import Enum
+from typing import Final
+
+MINUTE_SLOTS: Final = 60
+HOUR_SLOTS: Final = 24
+
+
+class Dimension(Enum):
+    CARD = "card"
+    CUSTOMER = "customer"
+    IP = "ip"
+
+
+def _minute(at: datetime) -> int:
+    return int(at.timestamp()) // 60
+
+
+def _hour(at: datetime) -> int:
+    return int(at.timestamp()) // 3600
+
+
+def _advanced(slots: tuple[int, ...], last: int, now: int) -> tuple[int, ...]:
+    """The ring moved on from period `last` to `now`: periods in between are emptied."""
+    size = len(slots)
+    if now <= last:
+        return slots
+    if now - last >= size:
+        return (0,) * size
+    ring = list(slots)
+    for period in range(last + 1, now + 1):
+        ring[period % size] = 0
+    return tuple(ring)
+
+
+def _added(slots: tuple[int, ...], period: int) -> tuple[int, ...]:
+    ring = list(slots)
+    ring[period % len(ring)] += 1
+    return tuple(ring)
+
+
+@dataclass(frozen=True)
+class Counter:
+    first_seen_at: datetime
+    last_minute: int
+    last_hour: int
+    attempts_by_minute: tuple[int, ...]
+    attempts_by_hour: tuple[int, ...]
+    declines_by_hour: tuple[int, ...]
+    declines_in_a_row: int = 0
+    last_cvc_check: str | None = None
+    last_postal_check: str | None = None
+
+    @classmethod
+    def empty(cls, now: datetime) -> "Counter":
+        return cls(
+            first_seen_at=now,
+            last_minute=_minute(now),
+            last_hour=_hour(now),
+            attempts_by_minute=(0,) * MINUTE_SLOTS,
+            attempts_by_hour=(0,) * HOUR_SLOTS,
+            declines_by_hour=(0,) * HOUR_SLOTS,
+        )
+
+    def at(self, now: datetime) -> "Counter":
+        """The same counts with the windows slid to `now`."""
+        minute, hour = _minute(now), _hour(now)
+        return replace(
+            self,
+            last_minute=max(minute, self.last_minute),
+            last_hour=max(hour, self.last_hour),
+            attempts_by_minute=_advanced(self.attempts_by_minute, self.last_minute, minute),
+            attempts_by_hour=_advanced(self.attempts_by_hour, self.last_hour, hour),
+            declines_by_hour=_advanced(self.declines_by_hour, self.last_hour, hour),
+        )
+
+    def with_attempt(self, now: datetime) -> "Counter":
+        moved = self.at(now)
+        return replace(
+            moved,
+            attempts_by_minute=_added(moved.attempts_by_minute, moved.last_minute),
+            attempts_by_hour=_added(moved.attempts_by_hour, moved.last_hour),
+        )
+
+    def with_result(
+        self, now: datetime, *, declined: bool, cvc_check: str | None, postal_check: str | None
+    ) -> "Counter":
+        moved = self.at(now)
+        if declined:
+            return replace(
+                moved,
+                declines_by_hour=_added(moved.declines_by_hour, moved.last_hour),
+                declines_in_a_row=moved.declines_in_a_row + 1,
+                last_cvc_check=cvc_check or moved.last_cvc_check,
+                last_postal_check=postal_check or moved.last_postal_check,
+            )
+        return replace(
+            moved,
+            declines_in_a_row=0,
+            last_cvc_check=cvc_check or moved.last_cvc_check,
+            last_postal_check=postal_check or moved.last_postal_check,
+        )
+
+    @property
+    def hourly(self) -> int:
+        return sum(self.attempts_by_minute)
+
+    @property
+    def daily(self) -> int:
+        return sum(self.attempts_by_hour)
+
+    @property
+    def declines_daily(self) -> int:
+        return sum(self.declines_by_hour)

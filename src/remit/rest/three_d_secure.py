@@ -1,0 +1,169 @@
+"""The hosted 3-D Secure page: remit's stand-in for the issuer's challenge.
+
+`GET /three_d_secure/{account}/{challenge}` shows the payment and two buttons; the buttons POST
+`outcome=succeed` or `outcome=fail` to the same address, which completes the challenge and sends
+the cardholder on to the PaymentIntent's return_url (with `payment_intent` and
+`payment_intent_client_secret`, as Stripe does), or shows the result when there is none.
+
+No API key: the cardholder's browser has none. The challenge id is the credential (143 random
+bits, valid for one hour, answerable once), so the page is useless to anyone without the link.
+Responses are never cached and send no referrer, so the link does not leak onwards.
+"""
+
+import html
+from decimal import Decimal
+from typing import Final
+from urllib.parse import parse_qs
+
+import grpc
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from remit.core.currency import SUPPORTED_CURRENCIES
+from remit.core.errors import ErrorKind
+from remit.core.ids import has_prefix, new_id
+from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
+from remit.rest.dependencies import Dependencies
+from remit_api.common.v1 import common_pb2
+from remit_api.payments.v1 import payments_pb2 as pb
+
+PATH: Final = "/three_d_secure/{account}/{challenge}"
+MAX_FORM_BYTES: Final = 1024
+_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+_STATUS_WORDS: Final = {
+    pb.THREE_D_SECURE_CHALLENGE_STATUS_PENDING: "pending",
+    pb.THREE_D_SECURE_CHALLENGE_STATUS_SUCCEEDED: "succeeded",
+    pb.THREE_D_SECURE_CHALLENGE_STATUS_FAILED: "failed",
+    pb.THREE_D_SECURE_CHALLENGE_STATUS_EXPIRED: "expired",
+}
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    document = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;max-width:28rem;margin:3rem auto}"
+        "button{font-size:1rem;margin-right:1rem;padding:.5rem 1rem}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return HTMLResponse(document, status_code=status, headers=_HEADERS)
+
+
+def _amount(amount_minor: int, currency: str) -> str:
+    exponent = SUPPORTED_CURRENCIES.get(currency, 2)
+    return f"{Decimal(amount_minor).scaleb(-exponent):.{exponent}f} {currency.upper()}"
+
+
+def _metadata(account_id: str) -> tuple[tuple[str, str], ...]:
+    return ((ACCOUNT_KEY, account_id), (REQUEST_ID_KEY, new_id("req")))
+
+
+def _not_found() -> HTMLResponse:
+    return _page("Not found", "<p>There is no such authentication.</p>", status=404)
+
+
+def _ids(request: Request) -> tuple[str, str] | None:
+    account, challenge = request.path_params["account"], request.path_params["challenge"]
+    if not has_prefix(account, "acct") or not has_prefix(challenge, "tdsc"):
+        return None
+    return account, challenge
+
+
+async def _challenge(
+    deps: Dependencies, account: str, challenge_id: str
+) -> pb.ThreeDSecureChallenge | None:
+    try:
+        reply = await deps.payments.GetThreeDSecureChallenge(
+            pb.GetThreeDSecureChallengeRequest(id=challenge_id),
+            metadata=_metadata(account),
+            timeout=10,
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+    return reply.challenge
+
+
+def _return_link(challenge: pb.ThreeDSecureChallenge) -> str:
+    if not challenge.HasField("return_url"):
+        return ""
+    return f"<p><a href='{html.escape(challenge.return_url)}'>Return to the merchant</a></p>"
+
+
+def routes(deps: Dependencies) -> list[Route]:
+    async def show(request: Request) -> Response:
+        ids = _ids(request)
+        challenge = None if ids is None else await _challenge(deps, *ids)
+        if challenge is None:
+            return _not_found()
+        status = _STATUS_WORDS.get(challenge.status, "unknown")
+        if status != "pending":
+            return _page(
+                "Authentication finished",
+                f"<p>This authentication has {status}.</p>{_return_link(challenge)}",
+            )
+        brand = common_pb2.CardBrand.Name(challenge.brand).removeprefix("CARD_BRAND_").title()
+        return _page(
+            "Confirm your payment",
+            f"<p>Pay <strong>{html.escape(_amount(challenge.amount, challenge.currency))}</strong>"
+            f" with {html.escape(brand)} ending in {html.escape(challenge.last4)}?</p>"
+            "<p>This page simulates your bank's 3-D Secure check (test mode).</p>"
+            "<form method='post'>"
+            "<button name='outcome' value='succeed' type='submit'>Complete authentication"
+            "</button>"
+            "<button name='outcome' value='fail' type='submit'>Fail authentication</button>"
+            "</form>",
+        )
+
+    async def answer(request: Request) -> Response:
+        ids = _ids(request)
+        if ids is None:
+            return _not_found()
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            return _page("Bad request", "<p>The form is too large.</p>", status=400)
+        chosen = parse_qs(body.decode("utf-8", "replace")).get("outcome", [""])[0]
+        outcome = {
+            "succeed": pb.THREE_D_SECURE_CHALLENGE_OUTCOME_SUCCEED,
+            "fail": pb.THREE_D_SECURE_CHALLENGE_OUTCOME_FAIL,
+        }.get(chosen)
+        if outcome is None:
+            return _page("Bad request", "<p>outcome must be succeed or fail.</p>", status=400)
+        try:
+            reply = await deps.payments.CompleteThreeDSecureChallenge(
+                pb.CompleteThreeDSecureChallengeRequest(id=ids[1], outcome=outcome),
+                metadata=_metadata(ids[0]),
+                timeout=30,
+            )
+        except grpc.aio.AioRpcError as rpc_error:
+            error = remit_error_from_rpc_error(rpc_error)
+            if error.kind is ErrorKind.NOT_FOUND:
+                return _not_found()
+            challenge = await _challenge(deps, *ids)
+            link = "" if challenge is None else _return_link(challenge)
+            status = 402 if error.kind is ErrorKind.CARD_DECLINED else 409
+            return _page(
+                "Payment not completed",
+                f"<p>{html.escape(error.message)}</p>{link}",
+                status=status,
+            )
+        if reply.redirect_url:
+            return RedirectResponse(reply.redirect_url, status_code=303, headers=_HEADERS)
+        passed = reply.challenge.status == pb.THREE_D_SECURE_CHALLENGE_STATUS_SUCCEEDED
+        return _page(
+            "Authentication complete" if passed else "Authentication failed",
+            f"<p>Authentication {'succeeded' if passed else 'failed'}. You can close this "
+            "page.</p>",
+        )
+
+    return [
+        Route(PATH, show, methods=["GET"]),
+        Route(PATH, answer, methods=["POST"]),
+    ]

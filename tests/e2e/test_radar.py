@@ -1,0 +1,339 @@
+"""Radar and 3-D Secure through the official SDK against the real platform.
+
+Every Radar test card and every rule action is driven through stripe-python; the hosted 3-D
+Secure page is driven by an HTTP client as a browser would (GET the page, POST a button). No
+headless browser is installed on the build machine, so none is used.
+"""
+
+import json
+import subprocess
+import sys
+from typing import Any, cast
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+import stripe
+
+from tests.support.accounts import TestAccount
+from tests.support.platform import RunningPlatform
+
+RETURN_URL = "https://shop.example/return"
+
+
+def pay(client: stripe.StripeClient, payment_method: str, amount: int = 2000, **extra: Any) -> Any:
+    params: dict[str, Any] = {
+        "amount": amount,
+        "currency": "usd",
+        "payment_method": payment_method,
+        "confirm": True,
+        "return_url": RETURN_URL,
+        **extra,
+    }
+    return client.v1.payment_intents.create(params=cast(Any, params))
+
+
+def add_rule(client: stripe.StripeClient, rule: str) -> dict[str, Any]:
+    response = client.raw_request("post", "/v1/radar/rules", rule=rule)
+    body: dict[str, Any] = json.loads(response.body)
+    return body
+
+
+def blocked(client: stripe.StripeClient, payment_method: str, amount: int = 2000) -> Any:
+    with pytest.raises(stripe.CardError) as raised:
+        pay(client, payment_method, amount)
+    return raised.value
+
+
+def answer_challenge(url: str, outcome: str) -> httpx.Response:
+    """What the cardholder's browser does: open the page, press a button."""
+    with httpx.Client(timeout=30) as browser:
+        page = browser.get(url)
+        assert page.status_code == 200
+        assert "Complete authentication" in page.text
+        assert page.headers["cache-control"] == "no-store"
+        return browser.post(url, data={"outcome": outcome})
+
+
+def test_the_always_blocked_card_is_blocked_before_the_network_as_fraudulent(
+    client: stripe.StripeClient,
+) -> None:
+    error = blocked(client, "pm_card_chargeDeclinedFraudulent")
+    assert (error.http_status, error.code) == (402, "card_declined")
+    assert error.error is not None
+    assert error.error.decline_code == "fraudulent"
+    charge = client.v1.charges.retrieve(error.error.charge or "")
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.network_status, charge.outcome.risk_level) == (
+        "blocked",
+        "not_sent_to_network",
+        "highest",
+    )
+    assert charge.outcome.risk_score == 99
+    assert charge.status == "failed"
+
+
+def test_the_always_blocked_card_stays_blocked_even_when_an_allow_rule_matches(
+    client: stripe.StripeClient,
+) -> None:
+    add_rule(client, "Allow if :amount_in_usd: > 0")
+    error = blocked(client, "pm_card_chargeDeclinedFraudulent")
+    assert error.error is not None
+    assert error.error.decline_code == "fraudulent"
+
+
+def test_the_highest_risk_card_is_blocked_unless_an_allow_rule_trusts_it(
+    client: stripe.StripeClient,
+) -> None:
+    error = blocked(client, "pm_card_riskLevelHighest")
+    assert error.error is not None
+    charge = client.v1.charges.retrieve(error.error.charge or "")
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.reason, charge.outcome.risk_level) == (
+        "blocked",
+        "highest_risk_level",
+        "highest",
+    )
+    assert charge.payment_method_details is not None
+    assert charge.payment_method_details.card is not None
+    fingerprint = charge.payment_method_details.card.fingerprint
+    assert fingerprint
+    trusted = client.v1.radar.value_lists.create(
+        params={"alias": "trusted", "name": "Trusted cards", "item_type": "card_fingerprint"}
+    )
+    client.v1.radar.value_list_items.create(params={"value_list": trusted.id, "value": fingerprint})
+    rule = add_rule(client, "Allow if :card_fingerprint: in @trusted")
+    intent = pay(client, "pm_card_riskLevelHighest")
+    assert intent.status == "succeeded"
+    allowed = client.v1.charges.retrieve(intent.latest_charge)
+    assert allowed.outcome is not None
+    assert (allowed.outcome.type, allowed.outcome.risk_level) == ("authorized", "highest")
+    assert allowed.outcome.rule == rule["id"]
+
+
+def test_the_elevated_risk_card_is_authorized_with_an_elevated_risk_level(
+    client: stripe.StripeClient,
+) -> None:
+    intent = pay(client, "pm_card_riskLevelElevated")
+    assert intent.status == "succeeded"
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.risk_level) == ("authorized", "elevated")
+    assert charge.outcome.risk_score is not None
+    assert 65 <= charge.outcome.risk_score < 75
+
+
+def test_a_review_rule_authorizes_and_opens_a_review_that_approval_closes(
+    client: stripe.StripeClient,
+) -> None:
+    rule = add_rule(client, "Review if :risk_level: = 'elevated'")
+    intent = pay(client, "pm_card_riskLevelElevated", capture_method="manual")
+    assert intent.status == "requires_capture"
+    assert isinstance(intent.review, str)
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.rule) == ("manual_review", rule["id"])
+    assert charge.review == intent.review
+    review = client.v1.reviews.retrieve(intent.review)
+    assert (review.open, review.reason, review.opened_reason) == (True, "rule", "rule")
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.payment_intents.capture(intent.id)
+    approved = client.v1.reviews.approve(intent.review)
+    assert (approved.open, approved.closed_reason, approved.reason) == (
+        False,
+        "approved",
+        "approved",
+    )
+    assert client.v1.payment_intents.capture(intent.id).status == "succeeded"
+    events = client.v1.events.list(params={"type": "review.*"})
+    types = sorted(e.type for e in events.data if e.data.object["id"] == intent.review)
+    assert types == ["review.closed", "review.opened"]
+
+
+def test_closing_a_review_refunds_its_captured_payment(client: stripe.StripeClient) -> None:
+    add_rule(client, "Review if :amount_in_usd: >= 300")
+    intent = pay(client, "pm_card_visa", amount=30000)
+    assert intent.status == "succeeded"
+    response = client.raw_request(
+        "post", f"/v1/reviews/{intent.review}/close", action="refund_as_fraud"
+    )
+    review = json.loads(response.body)
+    assert (review["open"], review["closed_reason"]) == (False, "refunded_as_fraud")
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert charge.refunded is True
+
+
+def test_a_block_rule_blocks_and_names_itself_in_the_outcome(client: stripe.StripeClient) -> None:
+    rule = add_rule(client, "Block if :amount_in_usd: > 1000")
+    assert pay(client, "pm_card_visa", amount=100000).status == "succeeded"
+    error = blocked(client, "pm_card_visa", amount=100001)
+    assert error.error is not None
+    assert error.error.decline_code == "fraudulent"
+    charge = client.v1.charges.retrieve(error.error.charge or "")
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.reason, charge.outcome.rule) == (
+        "blocked",
+        "rule",
+        rule["id"],
+    )
+
+
+def test_a_3ds_rule_sends_the_buyer_to_the_challenge_and_completing_it_pays(
+    client: stripe.StripeClient,
+) -> None:
+    add_rule(client, "Request 3D Secure if :amount_in_usd: > 500")
+    intent = pay(client, "pm_card_visa", amount=60000)
+    assert intent.status == "requires_action"
+    assert intent.next_action is not None
+    assert intent.next_action.type == "redirect_to_url"
+    redirect = intent.next_action.redirect_to_url
+    assert redirect is not None
+    assert redirect.return_url == RETURN_URL
+    answered = answer_challenge(redirect.url or "", "succeed")
+    assert answered.status_code == 303
+    location = urlparse(answered.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == RETURN_URL
+    assert parse_qs(location.query)["payment_intent"] == [intent.id]
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert paid.status == "succeeded"
+    charge = client.v1.charges.retrieve(str(paid.latest_charge))
+    assert charge.payment_method_details is not None
+    assert charge.payment_method_details.card is not None
+    secure = charge.payment_method_details.card.three_d_secure
+    assert secure is not None
+    assert (secure.result, secure.authentication_flow) == ("authenticated", "challenge")
+
+
+@pytest.mark.parametrize(
+    "payment_method",
+    ["pm_card_authenticationRequired", "pm_card_threeDSecure2Required"],
+)
+def test_a_3ds_card_requires_action_and_a_failed_challenge_needs_a_new_payment_method(
+    client: stripe.StripeClient, payment_method: str
+) -> None:
+    intent = pay(client, payment_method)
+    assert intent.status == "requires_action"
+    answered = answer_challenge(intent.next_action.redirect_to_url.url, "fail")
+    assert answered.status_code == 303
+    failed = client.v1.payment_intents.retrieve(intent.id)
+    assert failed.status == "requires_payment_method"
+    assert failed.last_payment_error is not None
+    assert failed.last_payment_error.code == "payment_intent_authentication_failure"
+    again = answer_challenge_again(intent.next_action.redirect_to_url.url)
+    assert "failed" in again
+
+
+def answer_challenge_again(url: str) -> str:
+    with httpx.Client(timeout=30) as browser:
+        return browser.get(url).text
+
+
+def test_a_3ds_card_with_manual_capture_waits_for_capture_after_authentication(
+    client: stripe.StripeClient,
+) -> None:
+    intent = pay(client, "pm_card_threeDSecure2Required", capture_method="manual")
+    assert intent.status == "requires_action"
+    answer_challenge(intent.next_action.redirect_to_url.url, "succeed")
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_capture"
+
+
+def test_manual_confirmation_returns_to_requires_confirmation_then_pays_on_confirm(
+    client: stripe.StripeClient,
+) -> None:
+    intent = pay(client, "pm_card_authenticationRequiredOnSetup", confirmation_method="manual")
+    assert intent.status == "requires_action"
+    answer_challenge(intent.next_action.redirect_to_url.url, "succeed")
+    waiting = client.v1.payment_intents.retrieve(intent.id)
+    assert waiting.status == "requires_confirmation"
+    confirmed = client.v1.payment_intents.confirm(intent.id, params={"return_url": RETURN_URL})
+    assert confirmed.status == "succeeded"
+    assert confirmed.latest_charge == intent.latest_charge
+
+
+def test_error_on_requires_action_fails_instead_of_asking_for_authentication(
+    client: stripe.StripeClient,
+) -> None:
+    with pytest.raises(stripe.CardError) as raised:
+        pay(client, "pm_card_authenticationRequired", error_on_requires_action=True)
+    assert raised.value.code == "authentication_required"
+
+
+def test_the_challenge_page_needs_the_exact_unguessable_id(platform: RunningPlatform) -> None:
+    with httpx.Client(timeout=10) as browser:
+        wrong = browser.get(f"{platform.api_base}/three_d_secure/acct_x/tdsc_{'A' * 24}")
+        assert wrong.status_code == 404
+        posted = browser.post(
+            f"{platform.api_base}/three_d_secure/acct_x/tdsc_{'A' * 24}",
+            data={"outcome": "succeed"},
+        )
+        assert posted.status_code == 404
+
+
+def test_rules_and_lists_are_managed_over_the_api_and_a_broken_rule_is_refused(
+    client: stripe.StripeClient,
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.raw_request("post", "/v1/radar/rules", action="block", predicate=":nope: > 1")
+    assert raised.value.param == "predicate"
+    with pytest.raises(stripe.InvalidRequestError):
+        add_rule(client, "Block if :card_country: in @missing")
+    blocklist = client.v1.radar.value_lists.create(
+        params={"alias": "blocked_countries", "name": "Countries", "item_type": "country"}
+    )
+    item = client.v1.radar.value_list_items.create(
+        params={"value_list": blocklist.id, "value": "ru"}
+    )
+    assert item.value == "RU"
+    rule = add_rule(client, "Block if :ip_country: in @blocked_countries")
+    listed = json.loads(client.raw_request("get", "/v1/radar/rules").body)
+    assert [r["id"] for r in listed["data"]] == [rule["id"]]
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.radar.value_lists.delete(blocklist.id)
+    error = blocked_with_metadata(client, {"ip_address": "203.0.113.9", "ip_country": "ru"})
+    assert error.error is not None
+    assert error.error.decline_code == "fraudulent"
+    client.raw_request("delete", f"/v1/radar/rules/{rule['id']}")
+    assert client.v1.radar.value_lists.delete(blocklist.id).deleted is True
+
+
+def blocked_with_metadata(client: stripe.StripeClient, metadata: dict[str, str]) -> Any:
+    with pytest.raises(stripe.CardError) as raised:
+        pay(client, "pm_card_visa", metadata=metadata)
+    return raised.value
+
+
+def remit_cli(platform: RunningPlatform, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "remit", *args],
+        env=platform.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_cli_adds_lists_and_removes_rules_that_payments_then_obey(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    key = ("--api-key", account.secret_key)
+    bad = remit_cli(platform, "radar", "rules", "add", "Block if :risk_score >", *key)
+    assert bad.returncode != 0
+    assert "invalid rule" in bad.stderr
+    added = remit_cli(platform, "radar", "rules", "add", "Block if :amount_in_usd: >= 42", *key)
+    assert added.returncode == 0, added.stderr
+    rule = json.loads(added.stdout)
+    assert (rule["action"], rule["predicate"]) == ("block", ":amount_in_usd: >= 42")
+    listed = remit_cli(platform, "radar", "rules", "list", *key)
+    assert listed.stdout.split("\t")[:3] == ["0", rule["id"], "block"]
+    error = blocked(client, "pm_card_visa", amount=4200)
+    assert error.error is not None
+    assert error.error.decline_code == "fraudulent"
+    removed = remit_cli(platform, "radar", "rules", "remove", rule["id"], *key)
+    assert json.loads(removed.stdout) == {"id": rule["id"], "object": "rule", "deleted": True}
+    assert pay(client, "pm_card_visa", amount=4200).status == "succeeded"
+    made = remit_cli(platform, "radar", "lists", "create", "vip", "--type", "email", *key)
+    value_list = json.loads(made.stdout)
+    item = remit_cli(platform, "radar", "lists", "add", value_list["id"], "a@b.example", *key)
+    assert json.loads(item.stdout)["value"] == "a@b.example"
+    assert "@vip" in remit_cli(platform, "radar", "lists", "list", *key).stdout

@@ -1,0 +1,90 @@
+"""The rule language: what parses, what is refused when saved, and how predicates decide."""
+
+from decimal import Decimal
+
+import pytest
+
+from remit.radar.rules import ListValues, RuleSyntaxError, parse_predicate, parse_rule
+
+
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("Block if :risk_score: > 85", "block"),
+        ("Request 3D Secure if :amount_in_usd: > 500", "request_three_d_secure"),
+        ("allow IF :card_fingerprint: in @trusted", "allow"),
+        ("Review if :risk_level: = 'elevated'", "review"),
+    ],
+)
+def test_stripe_rules_parse_into_their_action(text: str, action: str) -> None:
+    assert parse_rule(text).action == action
+
+
+@pytest.mark.parametrize(
+    ("predicate", "signals", "expected"),
+    [
+        (":risk_score: > 85", {"risk_score": 86}, True),
+        (":risk_score: > 85", {"risk_score": 85}, False),
+        (":amount_in_usd: >= 500.50", {"amount_in_usd": Decimal("500.50")}, True),
+        (":card_country: = 'us'", {"card_country": "US"}, True),
+        (":card_country: in ('US', 'CA')", {"card_country": "ca"}, True),
+        (":card_country: not in ('US', 'CA')", {"card_country": "DE"}, True),
+        (":card_country: != :ip_country:", {"card_country": "US", "ip_country": "RU"}, True),
+        (":card_country: != :ip_country:", {"card_country": "US"}, False),
+        (":card_country: not in ('US')", {}, False),
+        ("not :is_off_session:", {"is_off_session": False}, True),
+        (
+            "(:risk_score: > 50 or :is_off_session:) and :currency: = 'usd'",
+            {"risk_score": 10, "is_off_session": True, "currency": "usd"},
+            True,
+        ),
+        (":email: = 'it\\'s@x.example'", {"email": "it's@x.example"}, True),
+    ],
+)
+def test_predicates_decide_on_the_signals(
+    predicate: str, signals: dict[str, object], expected: bool
+) -> None:
+    assert parse_predicate(predicate).run(signals, {}) is expected
+
+
+def test_list_membership_reads_only_the_lists_it_names() -> None:
+    parsed = parse_predicate(":card_fingerprint: in @trusted or :email: in @vips")
+    assert parsed.lists == frozenset({"trusted", "vips"})
+    lists = {"trusted": ListValues(frozenset({"fp_1"}))}
+    assert parsed.run({"card_fingerprint": "FP_1"}, lists) is True
+    assert parsed.run({"card_fingerprint": "fp_2"}, lists) is False
+    assert parsed.run({"email": "a@b"}, {}) is False  # a vanished list is empty
+
+
+def test_a_case_sensitive_list_compares_exactly() -> None:
+    parsed = parse_predicate(":email: in @exact")
+    lists = {"exact": ListValues(frozenset({"A@b"}), case_sensitive=True)}
+    assert parsed.run({"email": "A@b"}, lists) is True
+    assert parsed.run({"email": "a@b"}, lists) is False
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (":nope: > 1", "Unknown attribute"),
+        (":risk_score: > 'high'", "Cannot compare"),
+        (":risk_level: > 'elevated'", "compares numbers only"),
+        (":risk_score:", "needs a comparison"),
+        (":risk_score: >", "ends too early"),
+        ("(:risk_score: > 1", "ends too early"),
+        (":risk_score: > 1 )", "after a complete condition"),
+        (":is_off_session: in ('a')", "boolean cannot"),
+        (":card_country: in ('US', 1)", "holds string literals"),
+        ("drop table", "Unexpected word"),
+        (":risk_score: > 1 ; x", "Unexpected character"),
+        ("", "empty"),
+    ],
+)
+def test_a_broken_predicate_is_refused_with_its_reason(text: str, reason: str) -> None:
+    with pytest.raises(RuleSyntaxError, match=reason):
+        parse_predicate(text)
+
+
+def test_a_rule_without_an_action_is_refused() -> None:
+    with pytest.raises(RuleSyntaxError, match="Allow\\|Block"):
+        parse_rule("Deny if :risk_score: > 1")

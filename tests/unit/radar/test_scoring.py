@@ -1,0 +1,100 @@
+"""The model, its fit, and the order in which rules decide."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from remit.radar.domain import (
+    ActiveRule,
+    RiskLevel,
+    Rule,
+    RuleAction,
+    decide,
+    risk_level_of,
+)
+from remit.radar.model import FEATURES, load_weights, score
+from remit.radar.rules import parse_predicate
+from remit.radar.training import fit, generate
+
+WEIGHTS = load_weights()
+QUIET = {
+    "amount_in_usd": Decimal("20"),
+    "total_charges_per_card_number_hourly": 1,
+    "total_charges_per_card_number_daily": 1,
+    "card_country": "US",
+}
+
+
+def rule(action: RuleAction, predicate: str, position: int) -> ActiveRule:
+    made = Rule(f"rule_{position}", "acct_1", action, predicate, position, datetime.now(UTC))
+    return ActiveRule(made, parse_predicate(predicate).run)
+
+
+def test_the_committed_weights_cover_every_feature_and_score_a_quiet_payment_low() -> None:
+    assert set(WEIGHTS.weights) == set(FEATURES)
+    scored = score(QUIET, WEIGHTS)
+    assert scored.risk_level is RiskLevel.NORMAL
+    assert scored.model_version == "radar-logistic-1"
+
+
+def test_velocity_raises_the_score_and_is_named_as_the_top_signal() -> None:
+    burst = {**QUIET, "total_charges_per_card_number_daily": 6}
+    scored = score(burst, WEIGHTS)
+    assert scored.risk_score > score(QUIET, WEIGHTS).risk_score + 40
+    assert scored.top_signals[0].signal == "card_attempts_daily"
+    assert scored.top_signals[0].value == "5"
+
+
+def test_a_test_card_hint_lifts_the_score_into_its_band_and_says_so() -> None:
+    elevated = score(QUIET, WEIGHTS, "elevated")
+    assert (elevated.risk_score, elevated.risk_level) == (70, RiskLevel.ELEVATED)
+    assert elevated.top_signals[0].signal == "network_risk_hint"
+    assert score(QUIET, WEIGHTS, "highest").risk_level is RiskLevel.HIGHEST
+
+
+def test_risk_levels_follow_stripes_bands() -> None:
+    assert [risk_level_of(s) for s in (0, 64, 65, 74, 75, 99)] == [
+        RiskLevel.NORMAL,
+        RiskLevel.NORMAL,
+        RiskLevel.ELEVATED,
+        RiskLevel.ELEVATED,
+        RiskLevel.HIGHEST,
+        RiskLevel.HIGHEST,
+    ]
+
+
+def test_the_fit_on_generated_data_learns_what_fraud_looks_like() -> None:
+    bias, weights = fit(generate(1500, seed=7))
+    assert bias < 0
+    for feature in ("card_attempts_daily", "card_declines_daily", "card_new_to_account"):
+        assert weights[feature] > 0.3, feature
+    assert weights["three_d_secure_authenticated"] < 0.5
+    assert generate(3, seed=7) == generate(3, seed=7)
+
+
+def test_3ds_rules_come_first_then_allow_overrides_block_and_review() -> None:
+    rules = [
+        rule(RuleAction.REVIEW, ":amount_in_usd: > 1", 0),
+        rule(RuleAction.BLOCK, ":amount_in_usd: > 1", 1),
+        rule(RuleAction.ALLOW, ":card_country: = 'US'", 2),
+        rule(RuleAction.REQUEST_THREE_D_SECURE, ":amount_in_usd: > 10", 3),
+    ]
+    scored = score(QUIET, WEIGHTS)
+    assert decide(scored, QUIET, rules, {}).action is RuleAction.REQUEST_THREE_D_SECURE
+    authenticated = {**QUIET, "is_3d_secure_authenticated": True}
+    assert decide(scored, authenticated, rules, {}).rule_id == "rule_2"
+    assert decide(scored, QUIET, rules, {}, can_authenticate=False).action is RuleAction.ALLOW
+    without_allow = rules[:2]
+    assert decide(scored, QUIET, without_allow, {}).action is RuleAction.BLOCK
+
+
+def test_the_highest_risk_blocks_without_a_rule_and_the_fraud_card_even_past_allow() -> None:
+    highest = score(QUIET, WEIGHTS, "highest")
+    blocked = decide(highest, QUIET, [], {})
+    assert (blocked.action, blocked.reason, blocked.rule_id) == (
+        RuleAction.BLOCK,
+        "highest_risk_level",
+        None,
+    )
+    allow = [rule(RuleAction.ALLOW, ":card_country: = 'US'", 0)]
+    assert decide(highest, QUIET, allow, {}).action is RuleAction.ALLOW
+    assert decide(highest, QUIET, allow, {}, always_block=True).action is RuleAction.BLOCK

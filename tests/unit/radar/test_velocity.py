@@ -1,0 +1,48 @@
+"""Velocity rings: exact counts in sliding windows, a fixed-size row whatever the history."""
+
+from datetime import UTC, datetime, timedelta
+
+from remit.radar.velocity import HOUR_SLOTS, MINUTE_SLOTS, Counter
+
+START = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
+
+
+def attempts(counter: Counter, at: datetime, n: int) -> Counter:
+    for _ in range(n):
+        counter = counter.with_attempt(at)
+    return counter
+
+
+def test_counts_include_the_current_attempt_and_slide_out_after_an_hour() -> None:
+    counter = attempts(Counter.empty(START), START, 3)
+    assert (counter.hourly, counter.daily) == (3, 3)
+    later = counter.with_attempt(START + timedelta(minutes=30))
+    assert later.hourly == 4
+    after_hour = later.at(START + timedelta(minutes=61))
+    assert (after_hour.hourly, after_hour.daily) == (1, 4)
+    next_day = after_hour.at(START + timedelta(hours=25))
+    assert (next_day.hourly, next_day.daily) == (0, 0)
+
+
+def test_a_year_of_history_is_still_one_fixed_size_row() -> None:
+    counter = Counter.empty(START)
+    for day in range(365):
+        counter = counter.with_attempt(START + timedelta(days=day))
+    assert len(counter.attempts_by_minute) == MINUTE_SLOTS
+    assert len(counter.attempts_by_hour) == HOUR_SLOTS
+    assert counter.daily == 1
+
+
+def test_declines_in_a_row_reset_on_an_approval_and_checks_are_kept() -> None:
+    counter = Counter.empty(START)
+    for _ in range(3):
+        counter = counter.with_result(START, declined=True, cvc_check="fail", postal_check=None)
+    assert (counter.declines_in_a_row, counter.declines_daily) == (3, 3)
+    counter = counter.with_result(START, declined=False, cvc_check=None, postal_check="pass")
+    assert (counter.declines_in_a_row, counter.declines_daily) == (0, 3)
+    assert (counter.last_cvc_check, counter.last_postal_check) == ("fail", "pass")
+
+
+def test_a_clock_that_steps_back_never_erases_counts() -> None:
+    counter = attempts(Counter.empty(START), START, 2)
+    assert counter.with_attempt(START - timedelta(minutes=5)).hourly == 3
