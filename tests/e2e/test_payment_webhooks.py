@@ -254,6 +254,7 @@ def remit_trigger(platform: RunningPlatform, account: TestAccount, event_type: s
     "event_type",
     [
         "payment_intent.payment_failed",
+        "payment_intent.requires_action",
         "charge.refunded",
         "payment_intent.canceled",
         "payment_method.detached",

@@ -17,11 +17,15 @@ class TestAccount:
     publishable_key: str
 
 
-def create_account(core: Endpoint, *, raw_card_access: bool = False) -> TestAccount:
+def create_account(
+    core: Endpoint, *, raw_card_access: bool = False, radar_enabled: bool = True
+) -> TestAccount:
     with grpc.insecure_channel(core.target) as channel:
         reply = accounts_pb2_grpc.AccountsServiceStub(channel).CreateAccount(
             accounts_pb2.CreateAccountRequest(
-                default_currency="usd", raw_card_access=raw_card_access
+                default_currency="usd",
+                raw_card_access=raw_card_access,
+                radar_enabled=radar_enabled,
             ),
             timeout=10,
         )

@@ -87,8 +87,11 @@ async def listen(
             async for message in stream:
                 if message.HasField("session"):
                     secret = message.session.secret
-                    print(f"Ready! Your webhook signing secret is {secret} (^C to quit)",
-                          file=out, flush=True)  # fmt: skip
+                    print(
+                        f"Ready! Your webhook signing secret is {secret} (^C to quit)",
+                        file=out,
+                        flush=True,
+                    )
                     continue
                 await _forward(sender, message.event, secret, forward_to, out)
         except grpc.aio.AioRpcError as error:
@@ -156,14 +159,21 @@ _MADE_BY = {"description": "(created by remit trigger)"}
 
 def _payment(payment_method: str = "pm_card_visa", **extra: str) -> dict[str, str]:
     """A PaymentIntent confirmed on creation, as a checkout with a saved card would."""
-    return {"amount": "2000", "currency": "usd", "confirm": "true",
-            "payment_method": payment_method, "return_url": "https://remit.test/return",
-            **_MADE_BY, **extra}  # fmt: skip
+    return {
+        "amount": "2000",
+        "currency": "usd",
+        "confirm": "true",
+        "payment_method": payment_method,
+        "return_url": "https://remit.test/return",
+        **_MADE_BY,
+        **extra,
+    }
 
 
 async def _payment_intent_created(api: RestClient) -> list[str]:
-    intent = await api.request("POST", "/v1/payment_intents",
-                               {"amount": "2000", "currency": "usd", **_MADE_BY})  # fmt: skip
+    intent = await api.request(
+        "POST", "/v1/payment_intents", {"amount": "2000", "currency": "usd", **_MADE_BY}
+    )
     return [f"payment_intent {intent['id']}"]
 
 
@@ -172,10 +182,20 @@ async def _payment_succeeded(api: RestClient) -> list[str]:
     return [f"payment_intent {intent['id']} (succeeded, charge {intent['latest_charge']})"]
 
 
+async def _payment_requires_action(api: RestClient) -> list[str]:
+    intent = await api.request(
+        "POST", "/v1/payment_intents", _payment("pm_card_authenticationRequired")
+    )
+    return [f"payment_intent {intent['id']} ({intent['status']}: 3-D Secure)"]
+
+
 async def _payment_declined(api: RestClient) -> list[str]:
-    error = await api.request("POST", "/v1/payment_intents",
-                              _payment("pm_card_visa_chargeDeclined"),
-                              decline_expected=True)  # fmt: skip
+    error = await api.request(
+        "POST",
+        "/v1/payment_intents",
+        _payment("pm_card_visa_chargeDeclined"),
+        decline_expected=True,
+    )
     intent = error.get("payment_intent")
     intent_id = intent.get("id") if isinstance(intent, dict) else None
     return [f"payment_intent {intent_id} (declined: {error.get('decline_code')})"]
@@ -187,8 +207,9 @@ async def _payment_authorized(api: RestClient) -> list[str]:
 
 
 async def _payment_canceled(api: RestClient) -> list[str]:
-    intent = await api.request("POST", "/v1/payment_intents",
-                               {"amount": "2000", "currency": "usd", **_MADE_BY})  # fmt: skip
+    intent = await api.request(
+        "POST", "/v1/payment_intents", {"amount": "2000", "currency": "usd", **_MADE_BY}
+    )
     await api.request("POST", f"/v1/payment_intents/{intent['id']}/cancel")
     return [f"payment_intent {intent['id']} (created, then canceled)"]
 
@@ -207,8 +228,9 @@ async def _charge_refunded(api: RestClient) -> list[str]:
 
 async def _payment_method_attached(api: RestClient) -> list[str]:
     customer = await api.request("POST", "/v1/customers", _MADE_BY)
-    method = await api.request("POST", "/v1/payment_methods/pm_card_visa/attach",
-                               {"customer": str(customer["id"])})  # fmt: skip
+    method = await api.request(
+        "POST", "/v1/payment_methods/pm_card_visa/attach", {"customer": str(customer["id"])}
+    )
     return [f"customer {customer['id']}", f"payment_method {method['id']} (attached)"]
 
 
@@ -226,8 +248,7 @@ async def _customer_created(api: RestClient) -> list[str]:
 
 async def _customer_updated(api: RestClient) -> list[str]:
     customer = await api.request("POST", "/v1/customers", _MADE_BY)
-    await api.request("POST", f"/v1/customers/{customer['id']}",
-                      {"metadata[triggered]": "true"})  # fmt: skip
+    await api.request("POST", f"/v1/customers/{customer['id']}", {"metadata[triggered]": "true"})
     return [f"customer {customer['id']} (created, then updated)"]
 
 
@@ -238,11 +259,12 @@ async def _customer_deleted(api: RestClient) -> list[str]:
 
 
 # Event type -> what makes it happen through the public API, like the Stripe CLI's fixtures.
-# Not here: payment_intent.requires_action (payments decline cards that need 3-D Secure
-# instead of asking for it, so nothing causes it yet), payouts and balances (not built yet).
+# Not here: payouts and balance.available, which happen on the simulated bank's and the
+# availability schedule rather than at once, and reviews, which need a Review rule first.
 TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "payment_intent.created": _payment_intent_created,
     "payment_intent.succeeded": _payment_succeeded,
+    "payment_intent.requires_action": _payment_requires_action,
     "payment_intent.payment_failed": _payment_declined,
     "payment_intent.amount_capturable_updated": _payment_authorized,
     "payment_intent.canceled": _payment_canceled,
@@ -271,8 +293,11 @@ async def trigger(
         made = await action(RestClient(session, f"http://{config.api.target}", api_key))
     for line in made:
         print(f"Running fixture: {line}", file=out, flush=True)
-    print("Trigger succeeded! Check `remit listen` or your endpoint for the event.",
-          file=out, flush=True)  # fmt: skip
+    print(
+        "Trigger succeeded! Check `remit listen` or your endpoint for the event.",
+        file=out,
+        flush=True,
+    )
     return 0
 
 
@@ -325,8 +350,11 @@ async def redeliver(
         config, api_key, lambda stub, md: stub.RedeliverFailedEvents(request, metadata=md)
     )
     assert isinstance(reply, pb.RedeliverFailedEventsResponse)
-    print(f"queued {reply.events_queued} failed event(s) for redelivery to {endpoint_id}",
-          file=out, flush=True)  # fmt: skip
+    print(
+        f"queued {reply.events_queued} failed event(s) for redelivery to {endpoint_id}",
+        file=out,
+        flush=True,
+    )
     return 0
 
 

@@ -4,9 +4,11 @@ from remit.webhooks.event_types import EVENT_TYPES
 from remit.webhooks.tools import TRIGGERS
 
 NOT_CAUSABLE_YET = {
-    # Payments decline cards that need 3-D Secure rather than asking for it.
-    "payment_intent.requires_action",
-    # Payouts and balances are not built.
+    # Reviews open only under a Review rule the account must write first.
+    "review.opened",
+    "review.closed",
+    # Payouts and available balances follow the simulated bank's and the availability
+    # schedule, not a request.
     "payout.created",
     "payout.updated",
     "payout.paid",

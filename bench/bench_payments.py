@@ -1,0 +1,127 @@
+"""Confirmed card payments per second, and their latency, through REST and through gRPC.
+
+Set-up: the whole platform (`remit serve`: api, core, vault, acquirer, worker) on an embedded
+PostgreSQL with fsync on, everything on this machine, the acquirer at zero latency. Each
+payment is one `POST /v1/payment_intents` with `confirm=true`, `pm_card_visa` and its own
+Idempotency-Key (or the same `CreatePaymentIntent` through the grpc.aio stub with the key in
+metadata), 16 at a time. The loader is aiohttp (REST) or grpc.aio (gRPC) in this process; its
+own CPU time is reported beside each figure, so a saturated loader would show. The account
+has Radar off: one test card paying thousands of times a minute is exactly what Radar's
+velocity rules block (bench_radar.py measures Radar's own cost).
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import aiohttp
+import grpc
+
+from bench.platform import BenchPlatform, running_platform
+from bench.result import Figure, percentile
+from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from remit_api.payments.v1 import payments_pb2 as pb
+from remit_api.payments.v1 import payments_pb2_grpc
+
+NAME = "payments"
+CONCURRENCY = 16
+WARMUP = 100
+MEASURED = 1500
+TIME_LIMIT_S = 60.0
+
+
+async def _drive(
+    pay: Callable[[int], Awaitable[None]], count: int, offset: int
+) -> tuple[float, list[float], float]:
+    """Run `count` payments 16 at a time; return (seconds, latencies in ms, loader CPU s)."""
+    latencies: list[float] = []
+    next_index = offset
+    deadline = time.monotonic() + TIME_LIMIT_S
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < offset + count and time.monotonic() < deadline:
+            index = next_index
+            next_index += 1
+            started = time.perf_counter()
+            await pay(index)
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return time.perf_counter() - wall, latencies, time.process_time() - cpu
+
+
+async def _rest(platform: BenchPlatform) -> tuple[float, list[float], float]:
+    headers = {"Authorization": f"Bearer {platform.secret_key}"}
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def pay(n: int) -> None:
+            async with session.post(
+                f"{platform.api_base}/v1/payment_intents",
+                data={
+                    "amount": "1999",
+                    "currency": "usd",
+                    "payment_method": "pm_card_visa",
+                    "confirm": "true",
+                    "return_url": "https://shop.example/return",
+                },
+                headers={"Idempotency-Key": f"bench-rest-{n}"},
+            ) as response:
+                body = await response.json()
+                if response.status != 200 or body.get("status") != "succeeded":
+                    raise RuntimeError(f"payment {n} failed: {response.status} {body}")
+
+        await _drive(pay, WARMUP, 0)
+        return await _drive(pay, MEASURED, WARMUP)
+
+
+async def _grpc(platform: BenchPlatform) -> tuple[float, list[float], float]:
+    async with grpc.aio.insecure_channel(platform.core_target) as channel:
+        stub = payments_pb2_grpc.PaymentsServiceStub(channel)
+
+        async def pay(n: int) -> None:
+            reply = await stub.CreatePaymentIntent(
+                pb.CreatePaymentIntentRequest(
+                    amount=1999, currency="usd", payment_method="pm_card_visa", confirm=True
+                ),
+                metadata=(
+                    ("remit-account-id", platform.account_id),
+                    ("idempotency-key", f"bench-grpc-{n}"),
+                ),
+                timeout=30,
+            )
+            if reply.payment_intent.status != pb.PAYMENT_INTENT_STATUS_SUCCEEDED:
+                raise RuntimeError(f"payment {n} did not succeed")
+
+        await _drive(pay, WARMUP, 0)
+        return await _drive(pay, MEASURED, WARMUP)
+
+
+def _figures(through: str, seconds: float, latencies: list[float], cpu_s: float) -> list[Figure]:
+    count = len(latencies)
+    return [
+        Figure(NAME, f"confirmed payments per second through {through}", count / seconds, "/s"),
+        Figure(NAME, f"{through} latency p50", percentile(latencies, 0.50), "ms"),
+        Figure(NAME, f"{through} latency p99", percentile(latencies, 0.99), "ms"),
+        Figure(NAME, f"{through} loader CPU per payment", cpu_s / count * 1000, "ms"),
+    ]
+
+
+def _account_without_radar(platform: BenchPlatform) -> BenchPlatform:
+    with grpc.insecure_channel(platform.core_target) as channel:
+        reply = accounts_pb2_grpc.AccountsServiceStub(channel).CreateAccount(
+            accounts_pb2.CreateAccountRequest(default_currency="usd", radar_enabled=False),
+            timeout=10,
+        )
+    return replace(platform, account_id=reply.account.id, secret_key=reply.secret_key)
+
+
+def run() -> list[Figure]:
+    with running_platform() as started:
+        platform = _account_without_radar(started)
+        rest = asyncio.run(_rest(platform))
+        grpc_run = asyncio.run(_grpc(platform))
+    return [*_figures("REST", *rest), *_figures("gRPC", *grpc_run)]
