@@ -417,10 +417,6 @@ class _ReplayedStatus(grpc.Status):
         )
 
 
-def _intent_reply(intent: PaymentIntent) -> bytes:
-    return pb.PaymentIntent.SerializeToString(payment_intent_message(intent))
-
-
 class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.PaymentsServiceServicer):
     def __init__(
         self,

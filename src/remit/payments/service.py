@@ -721,7 +721,6 @@ class PaymentsService:
             if declined is None:
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
             else:
-                declined = replace(declined, related=self._present(after))
                 await self._finish_with_error(db, record, declined)
         crash_after(RecoveryPoint.FINISHED.value)
         if declined is not None:
