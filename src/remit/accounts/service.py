@@ -73,7 +73,7 @@ class AccountsService:
         )
 
     async def get_account(self, account_id: str) -> Account:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             account = await SqlAccountRepository(db).get_account(account_id)
         if account is None:
             raise not_found("account", account_id)
@@ -100,7 +100,7 @@ class AccountsService:
         return key, plaintext
 
     async def list_keys(self, account_id: str) -> list[ApiKey]:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             return await SqlAccountRepository(db).list_keys(account_id)
 
     async def revoke_key(self, account_id: str, key_id: str) -> None:
@@ -114,7 +114,7 @@ class AccountsService:
     async def authenticate(self, presented: str) -> Principal:
         if not looks_like_key(presented):
             raise _unauthenticated("Invalid API Key provided")
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             principal = await SqlAccountRepository(db).principal_for_digest(digest_key(presented))
         if principal is None:
             raise _unauthenticated("Invalid API Key provided")

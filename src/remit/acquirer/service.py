@@ -141,7 +141,7 @@ class AcquirerService:
         self._clock = clock or SystemClock()
 
     async def _find(self, reference: str) -> Operation | None:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             return await SqlAcquirerRepository(db).find_operation(reference)
 
     @staticmethod
@@ -333,7 +333,7 @@ class AcquirerService:
         return operation
 
     async def get_authorization(self, authorization_id: str) -> Authorization:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             authorization = await SqlAcquirerRepository(db).get_authorization(authorization_id)
         if authorization is None:
             raise not_found("authorization", authorization_id, param="authorization_id")
@@ -344,7 +344,7 @@ class AcquirerService:
     ) -> list[SettlementRow]:
         """Every capture and refund that settled on `day` (UTC), oldest first."""
         start = datetime.combine(day, time.min, tzinfo=UTC)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             settled = await SqlAcquirerRepository(db).settled_between(
                 start, start + timedelta(days=1), merchant_id
             )

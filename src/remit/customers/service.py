@@ -87,7 +87,7 @@ class CustomersService:
         return customer
 
     async def get(self, account_id: str, customer_id: str) -> Customer:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             customer = await SqlCustomerRepository(db).get(account_id, customer_id)
         if customer is None:
             raise not_found("customer", customer_id)
@@ -139,7 +139,7 @@ class CustomersService:
             raise invalid("limit must be between 1 and 100.", "limit")
         if starting_after is not None and ending_before is not None:
             raise invalid("starting_after and ending_before cannot be used together.")
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = SqlCustomerRepository(db)
 
             async def cursor(customer_id: str | None, param: str) -> tuple[datetime, str] | None:

@@ -132,14 +132,14 @@ class LedgerService:
             )
 
     async def get_transaction(self, account_id: str, transaction_id: str) -> LedgerTransaction:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             found = await JournalRepository(db).get_transaction(account_id, transaction_id)
         if found is None:
             raise not_found("ledger transaction", transaction_id)
         return found
 
     async def get_ledger_account(self, account_id: str, name: str, currency: str) -> LedgerAccount:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             found = await JournalRepository(db).get_ledger_account(account_id, name, currency)
         if found is None:
             raise not_found("ledger account", f"{name}/{currency}", param="name")
@@ -156,7 +156,7 @@ class LedgerService:
         currency: str | None,
     ) -> tuple[list[LedgerAccount], bool]:
         _check_limit(limit, starting_after, ending_before)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = JournalRepository(db)
 
             async def cursor(la_id: str | None, param: str) -> tuple[str, str] | None:
@@ -179,12 +179,12 @@ class LedgerService:
     # --- balance ----------------------------------------------------------------------------
 
     async def get_balance(self, account_id: str) -> Balance:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             account = await account_for(db, account_id)
             return await read_balance(db, account_id, account.default_currency)
 
     async def get_balance_transaction(self, account_id: str, txn_id: str) -> BalanceTransaction:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             found = await BalanceRepository(db).get_balance_transaction(account_id, txn_id)
         if found is None:
             raise not_found("balance transaction", txn_id)
@@ -204,7 +204,7 @@ class LedgerService:
         currency: str | None = None,
     ) -> tuple[list[BalanceTransaction], bool]:
         _check_limit(limit, starting_after, ending_before)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = BalanceRepository(db)
 
             async def cursor(txn_id: str | None, param: str) -> tuple[datetime, str] | None:
@@ -259,7 +259,7 @@ class LedgerService:
             )
 
     async def get_payout(self, account_id: str, payout_id: str) -> Payout:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             found = await BalanceRepository(db).get_payout(account_id, payout_id)
         if found is None:
             raise not_found("payout", payout_id)
@@ -278,7 +278,7 @@ class LedgerService:
         destination: str | None = None,
     ) -> tuple[list[Payout], bool]:
         _check_limit(limit, starting_after, ending_before)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = BalanceRepository(db)
 
             async def cursor(payout_id: str | None, param: str) -> tuple[datetime, str] | None:
@@ -378,5 +378,5 @@ class LedgerService:
             )
 
     async def get_reconciliation(self, reconciliation_id: str) -> Reconciliation:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             return await reconcile.load(db, reconciliation_id)

@@ -156,7 +156,7 @@ class PaymentMethodsService:
         """A payment method; a test id gives a fresh payment method of its test card."""
         if is_test_id(method_id) and has_prefix(method_id, "pm"):
             return await self._materialize_test_id(account_id, method_id)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             method = await SqlPaymentMethodRepository(db).get(account_id, method_id)
         if method is None:
             raise not_found("payment_method", method_id, param="payment_method")
@@ -187,7 +187,7 @@ class PaymentMethodsService:
             raise invalid("limit must be between 1 and 100.", "limit")
         if starting_after is not None and ending_before is not None:
             raise invalid("starting_after and ending_before cannot be used together.")
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = SqlPaymentMethodRepository(db)
             if customer_id is not None and (
                 await SqlCustomerRepository(db).get(account_id, customer_id) is None
@@ -316,7 +316,7 @@ class PaymentMethodsService:
             async with self._engine.begin() as db:
                 await SqlPaymentMethodRepository(db).insert_token(token)
             return token
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             found = await SqlPaymentMethodRepository(db).get_token(account_id, token_id)
         if found is None:
             raise not_found("token", token_id)

@@ -34,7 +34,7 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
     existing = CreatedBounds(lte=as_of)
 
     async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
-        async with engine.connect() as db:
+        async with engine.begin() as db:
             match (need.resource, need.filter_param):
                 case ("charge", "payment_intent"):
                     charges, _ = await ChargeRepository(db).page(

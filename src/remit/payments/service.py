@@ -334,7 +334,7 @@ class PaymentsService:
     async def get_payment_intent(
         self, account_id: str, intent_id: str, client_secret: str | None = None
     ) -> PaymentIntent:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             intent = await PaymentIntentRepository(db).get(account_id, intent_id)
         if intent is None or (client_secret is not None and client_secret != intent.client_secret):
             raise not_found("payment_intent", intent_id, param="intent")
@@ -350,7 +350,7 @@ class PaymentsService:
         created: CreatedBounds = ANY_TIME,
         customer_id: str | None = None,
     ) -> tuple[list[PaymentIntent], bool]:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = PaymentIntentRepository(db)
             after, before = await self._cursors(
                 db, repo.table, account_id, "payment_intent", limit, starting_after, ending_before
@@ -544,7 +544,7 @@ class PaymentsService:
     async def _ask_network(self, record: KeyRecord) -> KeyRecord:
         assert record.charge_id is not None
         assert record.payment_intent_id is not None
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(record.account_id, record.charge_id)
             intent = await PaymentIntentRepository(db).get(
                 record.account_id, record.payment_intent_id
@@ -799,7 +799,7 @@ class PaymentsService:
     ) -> Done[PaymentIntent] | Replay:
         assert record.charge_id is not None
         assert record.payment_intent_id is not None
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(record.account_id, record.charge_id)
         assert charge is not None
         assert charge.authorization_id is not None
@@ -921,7 +921,7 @@ class PaymentsService:
         return Done(after)
 
     async def _void(self, account_id: str, charge_id: str) -> None:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, charge_id)
         assert charge is not None
         assert charge.authorization_id is not None
@@ -978,7 +978,7 @@ class PaymentsService:
     # --- Charges ----------------------------------------------------------------------------
 
     async def get_charge(self, account_id: str, charge_id: str) -> tuple[Charge, list[Refund]]:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, charge_id)
             if charge is None:
                 raise not_found("charge", charge_id, param="charge")
@@ -995,7 +995,7 @@ class PaymentsService:
         customer_id: str | None = None,
         payment_intent_id: str | None = None,
     ) -> tuple[list[tuple[Charge, list[Refund]]], bool]:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = ChargeRepository(db)
             after, before = await self._cursors(
                 db, repo.table, account_id, "charge", limit, starting_after, ending_before
@@ -1142,7 +1142,7 @@ class PaymentsService:
     ) -> Done[Refund] | Replay:
         assert record.refund_id is not None
         assert record.charge_id is not None
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             refund = await RefundRepository(db).get(record.account_id, record.refund_id)
             charge = await ChargeRepository(db).get(record.account_id, record.charge_id)
         assert refund is not None
@@ -1199,7 +1199,7 @@ class PaymentsService:
         return Done(after)
 
     async def get_refund(self, account_id: str, refund_id: str) -> Refund:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             refund = await RefundRepository(db).get(account_id, refund_id)
         if refund is None:
             raise not_found("refund", refund_id, param="refund")
@@ -1254,7 +1254,7 @@ class PaymentsService:
         charge_id: str | None = None,
         payment_intent_id: str | None = None,
     ) -> tuple[list[Refund], bool]:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = RefundRepository(db)
             after, before = await self._cursors(
                 db, repo.table, account_id, "refund", limit, starting_after, ending_before

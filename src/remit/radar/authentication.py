@@ -73,7 +73,7 @@ class ThreeDSecureService:
         return self._clock.now()
 
     async def get_challenge(self, account_id: str, challenge_id: str) -> ThreeDSChallenge:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             challenge = await ChallengeRepository(db).get(account_id, challenge_id)
         if challenge is None:
             raise _challenge_gone(challenge_id)

@@ -39,7 +39,7 @@ class ReviewsService:
         return self._clock.now()
 
     async def get(self, account_id: str, review_id: str) -> Review:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             review = await ReviewRepository(db).get(account_id, review_id)
         if review is None:
             raise not_found("review", review_id)
@@ -59,7 +59,7 @@ class ReviewsService:
             raise invalid("limit must be between 1 and 100.", "limit")
         if starting_after is not None and ending_before is not None:
             raise invalid("starting_after and ending_before cannot be used together.")
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             cursors: list[Cursor | None] = []
             for object_id, param in (
                 (starting_after, "starting_after"),
@@ -93,7 +93,7 @@ class ReviewsService:
         review = await self.get(account_id, review_id)
         if not review.open:
             raise _closed_already(review)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, review.charge_id)
         assert charge is not None
         call = KeyedCall(

@@ -136,7 +136,7 @@ class RadarService:
         return rule
 
     async def get_rule(self, account_id: str, rule_id: str) -> Rule:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             rule = await RuleRepository(db).get(account_id, rule_id)
         if rule is None:
             raise not_found("rule", rule_id)
@@ -152,7 +152,7 @@ class RadarService:
     ) -> tuple[list[Rule], bool]:
         """Rules in evaluation order; cursors are rule ids."""
         _check_limit(limit)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             rules = await RuleRepository(db).in_order(account_id)
         ids = [rule.id for rule in rules]
         for cursor, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
@@ -243,7 +243,7 @@ class RadarService:
     async def get_value_list(
         self, account_id: str, list_id: str
     ) -> tuple[ValueList, list[ValueListItem], bool]:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = ValueListRepository(db)
             value_list = await repo.get(account_id, list_id)
             if value_list is None:
@@ -263,7 +263,7 @@ class RadarService:
         contains: str | None = None,
     ) -> tuple[list[tuple[ValueList, list[ValueListItem], bool]], bool]:
         _check_limit(limit)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             after, before = await _cursors(
                 db, radar_value_lists, account_id, "radar.value_list", starting_after, ending_before
             )
@@ -336,7 +336,7 @@ class RadarService:
         value: str | None = None,
     ) -> tuple[list[ValueListItem], bool]:
         _check_limit(limit)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = ValueListRepository(db)
             if await repo.get(account_id, list_id) is None:
                 raise not_found("radar.value_list", list_id, param="value_list")
@@ -370,7 +370,7 @@ class RadarService:
             "risk_score": scored.risk_score,
             "risk_level": scored.risk_level.value,
         }
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             rules = active_rules(await RuleRepository(db).in_order(account_id))
             aliases = {alias for rule in rules for alias in _lists_of(rule.rule.predicate)}
             lists = await ValueListRepository(db).matching(

@@ -1,4 +1,9 @@
-"""Engines and units of work. One RPC is one transaction that rolls back unless committed."""
+"""Engines and units of work. One RPC is one transaction that rolls back unless committed.
+
+Reads open their connection with `engine.begin()` too, so that they end in COMMIT: psycopg
+drops every prepared statement of a connection when it rolls back, and the hot path depends on
+its statements staying prepared.
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

@@ -162,7 +162,7 @@ class VaultService:
                 code="resource_missing",
                 param="test_id",
             )
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             existing = await SqlVaultRepository(db).test_card_token(account_id, test_id)
         if existing is not None:
             card = await self._card(account_id, existing)
@@ -210,7 +210,7 @@ class VaultService:
         return True
 
     async def _card(self, account_id: str, token: str) -> StoredCard:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             card = await SqlVaultRepository(db).get_card(token)
         if card is None or card.account_id != account_id or card.deleted_at is not None:
             raise _no_such_token(token)
@@ -238,7 +238,7 @@ class VaultService:
             )
         if not request.reference:
             raise invalid("A forwarded authorization needs a reference.", "reference")
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
             stored = await repo.forwarded_result(account_id, request.reference)
             card = None if stored is not None else await repo.get_card(token)
@@ -368,7 +368,7 @@ class VaultService:
                         f"{ring.current_version}.",
                         "minimum_version",
                     )
-                async with self._engine.connect() as db:
+                async with self._engine.begin() as db:
                     behind = await SqlVaultRepository(db).count_wrapped_below(minimum)
                 if behind:
                     raise VaultError(
@@ -388,7 +388,7 @@ class VaultService:
 
     async def key_status(self) -> KeyStatus:
         ring = self._keys.load()
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             counts = await SqlVaultRepository(db).data_keys_by_version()
         return KeyStatus(
             current_version=ring.current_version,
@@ -417,7 +417,7 @@ class VaultService:
     async def list_audit_events(self, wanted: AuditFilter) -> tuple[list[AuditEvent], bool]:
         if not 1 <= wanted.limit <= 100:
             raise invalid("limit must be between 1 and 100.", "limit")
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
 
             async def anchor(event_id: str | None, param: str) -> tuple[datetime, str] | None:

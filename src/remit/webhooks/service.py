@@ -146,7 +146,7 @@ class WebhooksService:
         return endpoint
 
     async def get_endpoint(self, account_id: str, endpoint_id: str) -> WebhookEndpoint:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             return await self._endpoint(db, account_id, endpoint_id)
 
     @staticmethod
@@ -201,7 +201,7 @@ class WebhooksService:
     async def list_endpoints(
         self, account_id: str, args: PageArgs
     ) -> tuple[list[WebhookEndpoint], bool]:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = EndpointRepository(db)
             page = await _page(args, lambda object_id: repo.cursor(account_id, object_id),
                                "webhook_endpoint")  # fmt: skip
@@ -232,7 +232,7 @@ class WebhooksService:
         return self._clock.now() - EVENT_RETENTION
 
     async def get_event(self, account_id: str, event_id: str) -> Event:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             event = await EventRepository(db).get(account_id, event_id)
         if event is None or event.created_at < self._retention_start():
             raise not_found("event", event_id)
@@ -247,25 +247,25 @@ class WebhooksService:
                 where.created.gte or self._retention_start(), self._retention_start()
             )),
         )  # fmt: skip
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = EventRepository(db)
             page = await _page(args, lambda object_id: repo.cursor(account_id, object_id), "event")
             return await repo.list(account_id, kept, page)
 
     async def account_api_version(self, account_id: str) -> str | None:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             row = (
                 await db.execute(select(accounts.c.api_version).where(accounts.c.id == account_id))
             ).first()
         return None if row is None else row.api_version
 
     async def events_after(self, account_id: str, after: Cursor | None, limit: int) -> list[Event]:
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             return await EventRepository(db).after(account_id, after, limit)
 
     async def event_cursor(self, account_id: str, event_id: str | None) -> Cursor | None:
         """Where a stream starts: after `event_id`, or after the newest event when None."""
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = EventRepository(db)
             if event_id is not None:
                 cursor = await repo.cursor(account_id, event_id)
@@ -282,7 +282,7 @@ class WebhooksService:
     ) -> tuple[list[DeliveryAttempt], bool]:
         if event_id is None and endpoint_id is None:
             raise invalid("Name an event, a webhook_endpoint, or both.", "event")
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             repo = DeliveryRepository(db)
             page = await _page(args, lambda object_id: repo.attempt_cursor(account_id, object_id),
                                "webhook_delivery_attempt")  # fmt: skip
