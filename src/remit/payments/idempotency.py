@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.tables import idempotency_keys
+from remit.storage.fastsql import Statement
 
 DEFAULT_LEASE_S = 30.0
 KEY_LIFETIME = timedelta(hours=24)
@@ -94,8 +94,44 @@ def idempotency_in_use() -> RemitError:
     )
 
 
+# The statements every keyed request runs, sent straight to the driver (remit.storage.fastsql).
+_COLUMNS = (
+    "account_id, key, endpoint, request_digest, request_body, recovery_point, locked_until, "
+    "response_code, response_body, payment_intent_id, charge_id, refund_id, request_id, "
+    "created_at, last_run_at, owner"
+)
+_CLAIM = Statement(
+    "INSERT INTO idempotency_keys (account_id, key, endpoint, request_digest, request_body, "  # noqa: S608
+    "recovery_point, locked_until, request_id, created_at, last_run_at, owner) VALUES "
+    "(%(account_id)s, %(key)s, %(endpoint)s, %(request_digest)s, %(request_body)s, "
+    "%(recovery_point)s, %(locked_until)s, %(request_id)s, %(created_at)s, %(last_run_at)s, "
+    f"%(owner)s) ON CONFLICT (account_id, key) DO NOTHING RETURNING {_COLUMNS}"
+)
+_LOCK = Statement(
+    f"SELECT {_COLUMNS} FROM idempotency_keys "  # noqa: S608
+    "WHERE account_id = %(account_id)s AND key = %(key)s FOR UPDATE"
+)
+_ADVANCE = Statement(
+    "UPDATE idempotency_keys SET recovery_point = %(recovery_point)s, "
+    "locked_until = %(locked_until)s, "
+    "payment_intent_id = COALESCE(%(payment_intent_id)s, payment_intent_id), "
+    "charge_id = COALESCE(%(charge_id)s, charge_id), "
+    "refund_id = COALESCE(%(refund_id)s, refund_id) "
+    "WHERE account_id = %(account_id)s AND key = %(key)s"
+)
+_FINISH = Statement(
+    "UPDATE idempotency_keys SET recovery_point = %(recovery_point)s, locked_until = NULL, "
+    "response_code = %(response_code)s, response_body = %(response_body)s "
+    "WHERE account_id = %(account_id)s AND key = %(key)s"
+)
+_RELEASE = Statement(
+    "UPDATE idempotency_keys SET locked_until = NULL "
+    "WHERE account_id = %(account_id)s AND key = %(key)s AND owner = %(owner)s"
+)
+
+
 def _record(row: object) -> KeyRecord:
-    m = row._mapping  # type: ignore[attr-defined]
+    m = row if isinstance(row, dict) else row._mapping  # type: ignore[attr-defined]
     return KeyRecord(
         account_id=m["account_id"],
         key=m["key"],
@@ -142,24 +178,12 @@ async def begin(
         "last_run_at": now,
         "owner": secrets.token_hex(8),
     }
-    inserted = (
-        await db.execute(
-            insert(idempotency_keys)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["account_id", "key"])
-            .returning(*idempotency_keys.c)
-        )
-    ).first()
+    inserted = await _CLAIM.first(db, values)
     if inserted is not None:
         return _record(inserted)
-    row = (
-        await db.execute(
-            select(idempotency_keys)
-            .where(idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key)
-            .with_for_update()
-        )
-    ).one()
-    m = row._mapping
+    m = await _LOCK.first(db, {"account_id": account_id, "key": key})
+    assert m is not None, "a key that conflicts on insert exists"
+    row = m
     if m["created_at"] < now - KEY_LIFETIME:
         # An expired key starts over as if it had never been used.
         await db.execute(
@@ -210,21 +234,17 @@ async def advance(
     refund_id: str | None = None,
 ) -> KeyRecord:
     """Record a recovery point (and the objects made so far), renewing the lease."""
-    changes: dict[str, object] = {"recovery_point": point.value, "locked_until": now + lease()}
-    for name, value in (
-        ("payment_intent_id", payment_intent_id),
-        ("charge_id", charge_id),
-        ("refund_id", refund_id),
-    ):
-        if value is not None:
-            changes[name] = value
-    await db.execute(
-        update(idempotency_keys)
-        .where(
-            idempotency_keys.c.account_id == record.account_id,
-            idempotency_keys.c.key == record.key,
-        )
-        .values(**changes)
+    await _ADVANCE.run(
+        db,
+        {
+            "recovery_point": point.value,
+            "locked_until": now + lease(),
+            "payment_intent_id": payment_intent_id,
+            "charge_id": charge_id,
+            "refund_id": refund_id,
+            "account_id": record.account_id,
+            "key": record.key,
+        },
     )
     return replace(
         record,
@@ -242,16 +262,9 @@ async def relock(db: AsyncConnection, record: KeyRecord) -> KeyRecord:
     retry, the completer) took over and finished, the stored row says so; the caller then
     replays instead of applying the outcome a second time.
     """
-    row = (
-        await db.execute(
-            select(idempotency_keys)
-            .where(
-                idempotency_keys.c.account_id == record.account_id,
-                idempotency_keys.c.key == record.key,
-            )
-            .with_for_update()
-        )
-    ).one()
+    row = await _LOCK.first(db, {"account_id": record.account_id, "key": record.key})
+    if row is None:
+        raise LookupError(f"idempotency key {record.key!r} vanished while in use")
     stored = _record(row)
     if not stored.finished and stored.owner != record.owner:
         # The lease ran out and another request took the key over; it carries on, not us.
@@ -263,32 +276,23 @@ async def finish(
     db: AsyncConnection, record: KeyRecord, *, response_code: int, response_body: bytes
 ) -> None:
     """Store the response to replay; the key is done."""
-    await db.execute(
-        update(idempotency_keys)
-        .where(
-            idempotency_keys.c.account_id == record.account_id,
-            idempotency_keys.c.key == record.key,
-        )
-        .values(
-            recovery_point=RecoveryPoint.FINISHED.value,
-            locked_until=None,
-            response_code=response_code,
-            response_body=response_body,
-        )
+    await _FINISH.run(
+        db,
+        {
+            "recovery_point": RecoveryPoint.FINISHED.value,
+            "response_code": response_code,
+            "response_body": response_body,
+            "account_id": record.account_id,
+            "key": record.key,
+        },
     )
 
 
 async def release(db: AsyncConnection, record: KeyRecord) -> None:
     """Unlock without finishing: a retry may resume from the recorded point at once. Only
     the current claimant may release."""
-    await db.execute(
-        update(idempotency_keys)
-        .where(
-            idempotency_keys.c.account_id == record.account_id,
-            idempotency_keys.c.key == record.key,
-            idempotency_keys.c.owner == record.owner,
-        )
-        .values(locked_until=None)
+    await _RELEASE.run(
+        db, {"account_id": record.account_id, "key": record.key, "owner": record.owner}
     )
 
 

@@ -2,6 +2,7 @@
 the account, so one account can never reach another's objects."""
 
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,9 +23,11 @@ from remit.payments.domain import (
     Status,
 )
 from remit.payments.tables import charges, payment_intents, refunds
+from remit.storage.fastsql import TableStatements
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, fetch_page
 
 AnyRow = Row[tuple[object, ...]]
+Fields = Mapping[Any, Any]
 
 
 def _intent_values(intent: PaymentIntent) -> dict[str, object]:
@@ -60,8 +63,7 @@ def _intent_values(intent: PaymentIntent) -> dict[str, object]:
     }
 
 
-def intent_from_row(row: AnyRow) -> PaymentIntent:
-    m = row._mapping
+def intent_from_row(m: Fields) -> PaymentIntent:
     return PaymentIntent(
         id=m["id"],
         account_id=m["account_id"],
@@ -124,8 +126,7 @@ def _charge_values(charge: Charge) -> dict[str, object]:
     }
 
 
-def charge_from_row(row: AnyRow) -> Charge:
-    m = row._mapping
+def charge_from_row(m: Fields) -> Charge:
     return Charge(
         id=m["id"],
         account_id=m["account_id"],
@@ -172,8 +173,7 @@ def _refund_values(refund: Refund) -> dict[str, object]:
     }
 
 
-def refund_from_row(row: AnyRow) -> Refund:
-    m = row._mapping
+def refund_from_row(m: Fields) -> Refund:
     return Refund(
         id=m["id"],
         account_id=m["account_id"],
@@ -193,32 +193,26 @@ def refund_from_row(row: AnyRow) -> Refund:
 
 class _AccountScoped:
     table: Table
+    # Single-row reads and writes go straight to the driver (see remit.storage.fastsql);
+    # lists keep SQLAlchemy's query building.
+    statements: TableStatements
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._db = connection
 
-    async def _get_row(self, account_id: str, object_id: str, for_update: bool) -> AnyRow | None:
-        query = select(self.table).where(
-            self.table.c.account_id == account_id, self.table.c.id == object_id
-        )
-        if for_update:
-            query = query.with_for_update()
-        return (await self._db.execute(query)).first()
+    async def _get_row(self, account_id: str, object_id: str, for_update: bool) -> Fields | None:
+        statement = self.statements.select_for_update if for_update else self.statements.select
+        return await statement.first(self._db, {"account_id": account_id, "id": object_id})
 
     async def _insert(
         self, object_id: str, account_id: str, created_at: object, values: Mapping[str, object]
     ) -> None:
-        await self._db.execute(
-            self.table.insert().values(
-                id=object_id, account_id=account_id, created_at=created_at, **values
-            )
-        )
+        row = {"id": object_id, "account_id": account_id, "created_at": created_at, **values}
+        await self.statements.insert(list(row)).run(self._db, row)
 
     async def _update(self, account_id: str, object_id: str, values: Mapping[str, object]) -> None:
-        await self._db.execute(
-            self.table.update()
-            .where(self.table.c.account_id == account_id, self.table.c.id == object_id)
-            .values(**values)
+        await self.statements.update(list(values)).run(
+            self._db, {**values, "account_id": account_id, "id": object_id}
         )
 
     async def _page(
@@ -243,6 +237,7 @@ class _AccountScoped:
 
 class PaymentIntentRepository(_AccountScoped):
     table = payment_intents
+    statements = TableStatements(payment_intents)
 
     async def insert(self, intent: PaymentIntent) -> None:
         await self._insert(intent.id, intent.account_id, intent.created_at, _intent_values(intent))
@@ -275,11 +270,12 @@ class PaymentIntentRepository(_AccountScoped):
             ending_before=ending_before,
             created=created,
         )
-        return [intent_from_row(row) for row in rows], more
+        return [intent_from_row(row._mapping) for row in rows], more
 
 
 class ChargeRepository(_AccountScoped):
     table = charges
+    statements = TableStatements(charges)
 
     async def insert(self, charge: Charge) -> None:
         await self._insert(charge.id, charge.account_id, charge.created_at, _charge_values(charge))
@@ -317,11 +313,12 @@ class ChargeRepository(_AccountScoped):
             ending_before=ending_before,
             created=created,
         )
-        return [charge_from_row(row) for row in rows], more
+        return [charge_from_row(row._mapping) for row in rows], more
 
 
 class RefundRepository(_AccountScoped):
     table = refunds
+    statements = TableStatements(refunds)
 
     async def insert(self, refund: Refund) -> None:
         await self._insert(refund.id, refund.account_id, refund.created_at, _refund_values(refund))
@@ -341,7 +338,7 @@ class RefundRepository(_AccountScoped):
             .where(refunds.c.account_id == account_id, refunds.c.charge_id == charge_id)
             .order_by(refunds.c.created_at.desc(), refunds.c.id.desc())
         )
-        return [refund_from_row(row) for row in rows]
+        return [refund_from_row(row._mapping) for row in rows]
 
     async def page(
         self,
@@ -367,4 +364,4 @@ class RefundRepository(_AccountScoped):
             ending_before=ending_before,
             created=created,
         )
-        return [refund_from_row(row) for row in rows], more
+        return [refund_from_row(row._mapping) for row in rows], more
