@@ -2,6 +2,7 @@
 the account, so one account can never reach another's objects."""
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Table, select
@@ -210,8 +211,8 @@ class _AccountScoped:
         row = {"id": object_id, "account_id": account_id, "created_at": created_at, **values}
         await self.statements.insert(list(row)).run(self._db, row)
 
-    async def _update(self, account_id: str, object_id: str, values: Mapping[str, object]) -> None:
-        await self.statements.update(list(values)).run(
+    async def _update(self, account_id: str, object_id: str, values: Mapping[str, object]) -> int:
+        return await self.statements.update(list(values)).run(
             self._db, {**values, "account_id": account_id, "id": object_id}
         )
 
@@ -288,6 +289,16 @@ class ChargeRepository(_AccountScoped):
 
     async def save(self, charge: Charge) -> None:
         await self._update(charge.account_id, charge.id, _charge_values(charge))
+
+    async def store_network_result(
+        self, account_id: str, charge_id: str, result: Mapping[str, object], *, now: datetime
+    ) -> None:
+        """Keep the network's answer on the charge until it is applied (one column, no read)."""
+        changed = await self._update(
+            account_id, charge_id, {"network_result": dict(result), "updated_at": now}
+        )
+        if changed != 1:
+            raise LookupError(f"charge {charge_id} is missing")
 
     async def page(
         self,

@@ -118,6 +118,17 @@ class Done(Generic[T]):
 
 
 @dataclass(frozen=True)
+class NetworkAsk:
+    """What the network is asked for one attempt: built from the rows `_start_attempt` has just
+    written when the same request carries on, read back from the database when resuming."""
+
+    charge: Charge
+    intent_id: str
+    capture: bool
+    vault_token: str
+
+
+@dataclass(frozen=True)
 class ConfirmParams:
     payment_method_id: str | None = None
     capture_method: CaptureMethod | None = None
@@ -250,11 +261,12 @@ class PaymentsService:
         if record.finished:
             return self._replay_of(record)
         crash_after(RecoveryPoint.STARTED.value)
+        ask: NetworkAsk | None = None
         if record.recovery_point is RecoveryPoint.STARTED:
-            record = await self._guard_validation(
+            record, ask = await self._guard_validation(
                 record, self._start_attempt(record, respond, new=new, confirm=confirm)
             )
-        return await self.resume_attempt(record, respond)
+        return await self.resume_attempt(record, respond, ask)
 
     async def _create_only(
         self, call: KeyedCall, new: NewPaymentIntent, respond: Callable[[PaymentIntent], bytes]
@@ -405,13 +417,14 @@ class PaymentsService:
         if record.finished:
             return self._replay_of(record)
         crash_after(RecoveryPoint.STARTED.value)
+        ask: NetworkAsk | None = None
         if record.recovery_point is RecoveryPoint.STARTED:
-            record = await self._guard_validation(
+            record, ask = await self._guard_validation(
                 record, self._start_attempt(record, respond, intent_id=intent_id, confirm=confirm)
             )
-        return await self.resume_attempt(record, respond)
+        return await self.resume_attempt(record, respond, ask)
 
-    async def _guard_validation(self, record: KeyRecord, step: Awaitable[KeyRecord]) -> KeyRecord:
+    async def _guard_validation(self, record: KeyRecord, step: Awaitable[T]) -> T:
         """Run the first local step; if it refuses the request, nothing happened: drop the key."""
         try:
             return await step
@@ -430,7 +443,7 @@ class PaymentsService:
         confirm: ConfirmParams,
         intent_id: str | None = None,
         new: NewPaymentIntent | None = None,
-    ) -> KeyRecord:
+    ) -> tuple[KeyRecord, NetworkAsk]:
         """Phase `attempt_created`: the intent goes to `processing` with a pending charge."""
         now = self._now()
         async with self._engine.begin() as db:
@@ -509,7 +522,12 @@ class PaymentsService:
                 charge_id=charge.id,
             )
         crash_after(RecoveryPoint.ATTEMPT_CREATED.value)
-        return record
+        return record, NetworkAsk(
+            charge=charge,
+            intent_id=processing.id,
+            capture=processing.capture_method is not CaptureMethod.MANUAL,
+            vault_token=card.vault_token,
+        )
 
     @staticmethod
     async def _authenticated_attempt(
@@ -529,19 +547,24 @@ class PaymentsService:
         return previous
 
     async def resume_attempt(
-        self, record: KeyRecord, respond: Callable[[PaymentIntent], bytes]
+        self,
+        record: KeyRecord,
+        respond: Callable[[PaymentIntent], bytes],
+        ask: NetworkAsk | None = None,
     ) -> Done[PaymentIntent] | Replay:
         """From `attempt_created` or `authorization_done` to `finished`."""
         try:
             if record.recovery_point is RecoveryPoint.ATTEMPT_CREATED:
-                record = await self._ask_network(record)
+                record = await self._ask_network(record, ask or await self._load_ask(record))
             return await self._apply_authorization(record, respond)
         except BaseException:
             # Whatever went wrong, the key keeps its recovery point; a retry resumes there.
             await self._release(record)
             raise
 
-    async def _ask_network(self, record: KeyRecord) -> KeyRecord:
+    async def _load_ask(self, record: KeyRecord) -> NetworkAsk:
+        """The network request of an attempt this process did not start (a retry, the
+        completer, a resumed 3-D Secure attempt): everything comes from the stored rows."""
         assert record.charge_id is not None
         assert record.payment_intent_id is not None
         async with self._engine.begin() as db:
@@ -554,19 +577,27 @@ class PaymentsService:
             card = await self._methods.chargeable_card(
                 db, record.account_id, charge.payment_method_id
             )
-        capture = intent.capture_method is not CaptureMethod.MANUAL
+        return NetworkAsk(
+            charge=charge,
+            intent_id=intent.id,
+            capture=intent.capture_method is not CaptureMethod.MANUAL,
+            vault_token=card.vault_token,
+        )
+
+    async def _ask_network(self, record: KeyRecord, ask: NetworkAsk) -> KeyRecord:
+        charge, capture = ask.charge, ask.capture
         authentication = Authentication.from_json(charge.authentication)
         reference = network_reference(charge.id, authentication)
 
         async def authorize() -> AuthorizationOutcome:
             return await self._network.authorize(
                 account_id=record.account_id,
-                vault_token=card.vault_token,
+                vault_token=ask.vault_token,
                 amount_minor=charge.amount_minor,
                 currency=charge.currency,
                 reference=reference,
                 capture=capture,
-                purpose=f"payment_intent.confirm {intent.id}",
+                purpose=f"payment_intent.confirm {ask.intent_id}",
                 three_d_secure_authenticated=authentication.authenticated,
             )
 
@@ -584,10 +615,9 @@ class PaymentsService:
             stored = await idempotency.relock(db, record)
             if stored.recovery_point is not RecoveryPoint.ATTEMPT_CREATED:
                 return stored
-            charges = ChargeRepository(db)
-            current = await charges.get(record.account_id, charge.id, for_update=True)
-            assert current is not None
-            await charges.save(replace(current, network_result=answer, updated_at=now))
+            await ChargeRepository(db).store_network_result(
+                record.account_id, charge.id, answer, now=now
+            )
             record = await idempotency.advance(
                 db, record, RecoveryPoint.AUTHORIZATION_DONE, now=now
             )
