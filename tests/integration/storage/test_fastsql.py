@@ -1,0 +1,94 @@
+"""The driver-level statements of the hot path, against a real PostgreSQL."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.storage.fastsql import Statement, TableStatements
+
+pytestmark = pytest.mark.anyio
+
+_things = Table(
+    "fastsql_things",
+    MetaData(),
+    Column("account_id", Text, primary_key=True),
+    Column("id", Text, primary_key=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("details", JSONB, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+THINGS = TableStatements(_things)
+AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+async def core_engine(core_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The core database with a scratch table, dropped again so no other test sees it."""
+    async with core_engine.begin() as db:
+        await db.execute(text("DROP TABLE IF EXISTS fastsql_things"))
+        await db.run_sync(lambda sync: _things.create(sync))
+    yield core_engine
+    async with core_engine.begin() as db:
+        await db.execute(text("DROP TABLE fastsql_things"))
+
+
+async def test_rows_round_trip_with_json_integers_and_times(core_engine: AsyncEngine) -> None:
+    row = {
+        "account_id": "acct_1",
+        "id": "th_1",
+        "amount_minor": 9_007_199_254_740_993,  # beyond a float's exact integers
+        "details": {"nested": [1, "two", None]},
+        "created_at": AT,
+    }
+    async with core_engine.begin() as db:
+        await THINGS.insert(list(row)).run(db, row)
+    async with core_engine.begin() as db:
+        stored = await THINGS.select.first(db, {"account_id": "acct_1", "id": "th_1"})
+        missing = await THINGS.select.first(db, {"account_id": "acct_2", "id": "th_1"})
+    assert stored == row
+    assert missing is None
+
+
+async def test_update_touches_only_the_keyed_row_and_reports_it(core_engine: AsyncEngine) -> None:
+    async with core_engine.begin() as db:
+        for account in ("acct_1", "acct_2"):
+            values = {"account_id": account, "id": "th_1", "amount_minor": 1, "created_at": AT}
+            await THINGS.insert(list(values)).run(db, values)
+    async with core_engine.begin() as db:
+        changed = await THINGS.update(["amount_minor", "details"]).run(
+            db, {"amount_minor": 5, "details": None, "account_id": "acct_1", "id": "th_1"}
+        )
+        nothing = await THINGS.update(["amount_minor"]).run(
+            db, {"amount_minor": 5, "account_id": "acct_9", "id": "th_1"}
+        )
+        rows = await Statement(
+            "SELECT account_id, amount_minor FROM fastsql_things ORDER BY account_id"
+        ).rows(db, {})
+    assert (changed, nothing) == (1, 0)
+    assert rows == [
+        {"account_id": "acct_1", "amount_minor": 5},
+        {"account_id": "acct_2", "amount_minor": 1},
+    ]
+
+
+async def test_a_failed_unit_of_work_leaves_nothing(core_engine: AsyncEngine) -> None:
+    values = {"account_id": "acct_1", "id": "th_1", "amount_minor": 1, "created_at": AT}
+
+    async def failing_unit_of_work() -> None:
+        async with core_engine.begin() as db:
+            await THINGS.insert(list(values)).run(db, values)
+            raise RuntimeError("the caller's step failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_unit_of_work()
+    async with core_engine.begin() as db:
+        assert await THINGS.select.first(db, {"account_id": "acct_1", "id": "th_1"}) is None
+
+
+def test_key_columns_are_never_assigned() -> None:
+    with pytest.raises(ValueError, match="key columns"):
+        THINGS.update(["id", "amount_minor"])
