@@ -8,7 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payment_methods.domain import CardSummary, PaymentMethod, Token
 from remit.payment_methods.tables import payment_methods, tokens
+from remit.storage.fastsql import TableStatements
 from remit.storage.keyset import fetch_page
+
+_PAYMENT_METHODS = TableStatements(payment_methods)
 
 
 def _card_values(card: CardSummary) -> dict[str, object]:
@@ -75,16 +78,17 @@ class SqlPaymentMethodRepository:
         self._db = connection
 
     async def insert(self, method: PaymentMethod) -> None:
-        await self._db.execute(
-            payment_methods.insert().values(
-                id=method.id,
-                account_id=method.account_id,
-                vault_token=method.vault_token,
-                test_id=method.test_id,
-                created_at=method.created_at,
-                **{**_card_values(method.card), **self._mutable(method)},
-            )
-        )
+        # Every use of a test id (pm_card_visa, ...) inserts one: straight to the driver.
+        row = {
+            "id": method.id,
+            "account_id": method.account_id,
+            "vault_token": method.vault_token,
+            "test_id": method.test_id,
+            "created_at": method.created_at,
+            **_card_values(method.card),
+            **self._mutable(method),
+        }
+        await _PAYMENT_METHODS.insert(list(row)).run(self._db, row)
 
     @staticmethod
     def _mutable(method: PaymentMethod) -> dict[str, object]:
