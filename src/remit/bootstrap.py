@@ -37,6 +37,7 @@ async def _run_core(config: PlatformConfig) -> None:
 
     from remit.accounts.grpc import accounts_registration
     from remit.accounts.service import AccountsService
+    from remit.config import core_instance_port
     from remit.grpcutil.errors import ErrorMappingInterceptor
     from remit.grpcutil.server import serve_grpc
     from remit.ledger.grpc import ledger_registration
@@ -71,7 +72,10 @@ async def _run_core(config: PlatformConfig) -> None:
 
     await serve_grpc(
         config.core,
-        [
+        # One of several core processes also answers on a port of its own, which the REST
+        # facade's round-robin channel uses to spread its calls (see PlatformConfig).
+        also_on=core_instance_port(),
+        services=[
             accounts_registration(accounts),
             payments_registration(payments.servicer),
             radar_registration(payments.radar_servicer),

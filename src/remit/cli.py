@@ -74,6 +74,8 @@ def _config_from(args: argparse.Namespace) -> PlatformConfig:
             env[f"REMIT_{role.upper()}_PORT"] = str(port)
     if getattr(args, "api_workers", None):
         env["REMIT_API_WORKERS"] = str(args.api_workers)
+    if getattr(args, "core_processes", None):
+        env["REMIT_CORE_PROCESSES"] = str(args.core_processes)
     return from_env(env)
 
 
@@ -99,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_platform_flags(serve)
     serve.add_argument(
         "--api-workers", type=int, help="copies of the REST facade sharing its port (default 1)"
+    )
+    serve.add_argument(
+        "--core-processes",
+        type=int,
+        help="core processes; the REST facade spreads its calls over them "
+        "(env REMIT_CORE_PROCESSES, default 1)",
     )
     _add_fault_flags(serve)
 

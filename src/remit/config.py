@@ -39,6 +39,19 @@ class PlatformConfig:
     # Where buyers reach the REST facade (REMIT_PUBLIC_URL), for links remit hands out such as
     # the 3-D Secure page; the facade's own address when unset.
     public_url: str | None = None
+    # How many core processes `remit serve` runs (REMIT_CORE_PROCESSES). Each listens on the
+    # shared core port and on a port of its own (REMIT_CORE_INSTANCE_PORTS, chosen by `remit
+    # serve`), so that the REST facade can spread its calls over all of them.
+    core_processes: int = 1
+    core_instance_ports: tuple[int, ...] = ()
+
+    @property
+    def core_balanced_target(self) -> str:
+        """The gRPC target that reaches every core process: each instance's own port when
+        there are several (for a round-robin channel), the core port otherwise."""
+        if not self.core_instance_ports:
+            return self.core.target
+        return "ipv4:" + ",".join(f"{self.core.host}:{port}" for port in self.core_instance_ports)
 
     @property
     def api_base_url(self) -> str:
@@ -62,6 +75,8 @@ class PlatformConfig:
             "REMIT_ACQUIRER_HOST": self.acquirer.host,
             "REMIT_ACQUIRER_PORT": str(self.acquirer.port),
             "REMIT_API_WORKERS": str(self.api_workers),
+            "REMIT_CORE_PROCESSES": str(self.core_processes),
+            "REMIT_CORE_INSTANCE_PORTS": ",".join(str(p) for p in self.core_instance_ports),
             "REMIT_DEVELOPMENT": "1" if self.development else "0",
             "REMIT_WEBHOOK_ALLOWED_HOSTS": ",".join(self.webhook_allowed_hosts),
         }
@@ -106,6 +121,18 @@ def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
     """The environment a child process of `role` is started with: only what it may know."""
     withheld = KEPT_FROM_VAULT_ENV if role == "vault" else VAULT_ONLY_ENV
     return {name: value for name, value in env.items() if name not in withheld}
+
+
+# Set by `remit serve` on each core process when there are several: the port only it listens
+# on, besides the shared core port.
+CORE_INSTANCE_PORT_ENV = "REMIT_CORE_INSTANCE_PORT"
+
+
+def core_instance_port(environ: Mapping[str, str] | None = None) -> int | None:
+    env = os.environ if environ is None else environ
+    if not env.get(CORE_INSTANCE_PORT_ENV):
+        return None
+    return _port(env, CORE_INSTANCE_PORT_ENV, 0)
 
 
 class ConfigError(Exception):
@@ -160,6 +187,14 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     workers_raw = env.get("REMIT_API_WORKERS") or "1"
     if not workers_raw.isdigit() or int(workers_raw) < 1:
         raise ConfigError(f"REMIT_API_WORKERS must be a positive integer, got {workers_raw!r}")
+    cores_raw = env.get("REMIT_CORE_PROCESSES") or "1"
+    if not cores_raw.isdigit() or not 1 <= int(cores_raw) <= 64:
+        raise ConfigError(f"REMIT_CORE_PROCESSES must be between 1 and 64, got {cores_raw!r}")
+    instance_ports = tuple(
+        _port({"REMIT_CORE_INSTANCE_PORTS": raw.strip()}, "REMIT_CORE_INSTANCE_PORTS", 0)
+        for raw in (env.get("REMIT_CORE_INSTANCE_PORTS") or "").split(",")
+        if raw.strip()
+    )
     return PlatformConfig(
         data_dir=Path(env.get("REMIT_DATA_DIR") or ".remit"),
         api=endpoint("api"),
@@ -177,4 +212,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
             if host.strip()
         ),
         public_url=env.get("REMIT_PUBLIC_URL") or None,
+        core_processes=int(cores_raw),
+        core_instance_ports=instance_ports,
     )

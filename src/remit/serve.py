@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import socket
+from dataclasses import replace
 
 from remit.accounts.service import AccountsService
 from remit.config import PlatformConfig
@@ -49,7 +51,8 @@ def _banner(config: PlatformConfig, account: dict[str, str]) -> str:
             "",
             "remit is running",
             f"  REST API        http://{config.api.target}/v1",
-            f"  core gRPC       {config.core.target}",
+            f"  core gRPC       {config.core.target}"
+            + (f" ({config.core_processes} processes)" if config.core_processes > 1 else ""),
             f"  vault gRPC      {config.vault.target}",
             f"  acquirer gRPC   {config.acquirer.target}",
             "",
@@ -64,9 +67,23 @@ def _banner(config: PlatformConfig, account: dict[str, str]) -> str:
     )
 
 
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def with_core_instance_ports(config: PlatformConfig) -> PlatformConfig:
+    """Give each core process a port of its own when there are several (see PlatformConfig)."""
+    if config.core_processes == 1 or len(config.core_instance_ports) == config.core_processes:
+        return config
+    ports = tuple(_free_port(config.core.host) for _ in range(config.core_processes))
+    return replace(config, core_instance_ports=ports)
+
+
 def serve(config: PlatformConfig) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    resolved = resolve_databases(config)
+    resolved = resolve_databases(with_core_instance_ports(config))
     supervisor = Supervisor(resolved.config)
     install_stop_handlers(supervisor)
     try:

@@ -24,7 +24,7 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from remit.config import Endpoint, PlatformConfig, environment_for
+from remit.config import CORE_INSTANCE_PORT_ENV, Endpoint, PlatformConfig, environment_for
 from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
 
 log = logging.getLogger(__name__)
@@ -114,18 +114,43 @@ class Supervisor:
             "api": lambda: http_healthy(c.api),
         }
 
+    def _copies(
+        self, role: str, env: dict[str, str]
+    ) -> list[tuple[dict[str, str], Endpoint | None]]:
+        """The environment of each copy of `role`, and the address only that copy answers on
+        (None when the role's shared address is the one to check)."""
+        c = self._config
+        if role == "api":
+            return [(env, None)] * c.api_workers
+        if role == "core" and c.core_instance_ports:
+            return [
+                (
+                    {**env, CORE_INSTANCE_PORT_ENV: str(port)},
+                    Endpoint(c.core.host, port),
+                )
+                for port in c.core_instance_ports
+            ]
+        return [(env, None)]
+
     def start(self) -> None:
         """Start every process at once (imports dominate start-up), then check each in order."""
         env = {**os.environ, **self._config.to_env()}
         checks = self.health_checks()
+        own_address: dict[int, Endpoint] = {}
         for role in self._roles:
-            self._children.append(spawn_process(role, environment_for(role, env)))
+            for copy_env, address in self._copies(role, environment_for(role, env)):
+                child = spawn_process(role, copy_env)
+                self._children.append(child)
+                if address is not None:
+                    own_address[child.process.pid] = address
         deadline = time.monotonic() + READY_TIMEOUT_S
         for child in self._children:
             role = child.role
             await_ready(child, deadline)
+            address = own_address.get(child.process.pid)
             check = checks.get(role)
-            if check is not None and not check():
+            healthy = grpc_healthy(address) if address is not None else check is None or check()
+            if not healthy:
                 raise StartupError(f"{role} said it was ready but fails its health check")
             log.info("%s is up (pid %d)", role, child.process.pid)
 

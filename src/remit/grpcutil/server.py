@@ -31,6 +31,7 @@ async def serve_grpc(
     endpoint: Endpoint,
     services: Sequence[ServiceRegistration],
     *,
+    also_on: int | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     on_stop: Callable[[], Awaitable[None]] | None = None,
     stop_event: asyncio.Event | None = None,
@@ -56,6 +57,10 @@ async def serve_grpc(
     bound = server.add_insecure_port(endpoint.target)
     if bound == 0:
         raise OSError(f"could not listen on {endpoint.target}")
+    if also_on is not None:
+        own = f"{endpoint.host}:{also_on}"
+        if server.add_insecure_port(own) == 0:
+            raise OSError(f"could not listen on {own}")
     await server.start()
     for name in ["", *names]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)

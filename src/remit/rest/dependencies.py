@@ -80,7 +80,11 @@ class Dependencies:
 
 
 async def connect_dependencies(config: PlatformConfig) -> Dependencies:
-    channel = grpc.aio.insecure_channel(config.core.target, options=CHANNEL_OPTIONS)
+    # With several core processes the channel holds a connection to each and takes turns.
+    core_options: list[tuple[str, int | str]] = list(CHANNEL_OPTIONS)
+    if config.core_instance_ports:
+        core_options = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", "round_robin")]
+    channel = grpc.aio.insecure_channel(config.core_balanced_target, options=core_options)
     accounts = accounts_pb2_grpc.AccountsServiceStub(channel)
 
     async def lookup(key: str) -> Principal | None:

@@ -2,6 +2,7 @@ import pytest
 
 from remit.config import ConfigError, from_env
 from remit.core.ids import has_prefix, new_id
+from remit.serve import with_core_instance_ports
 
 
 def test_ids_carry_their_prefix_and_are_unique() -> None:
@@ -37,3 +38,31 @@ def test_environment_round_trips_through_to_env() -> None:
 def test_a_bad_port_names_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match="REMIT_CORE_PORT"):
         from_env({"REMIT_CORE_PORT": value})
+
+
+def test_one_core_process_is_reached_on_the_core_port() -> None:
+    config = from_env({})
+    assert config.core_processes == 1
+    assert config.core_instance_ports == ()
+    assert config.core_balanced_target == "127.0.0.1:7421"
+
+
+def test_several_core_processes_are_reached_round_robin_on_their_own_ports() -> None:
+    config = from_env({"REMIT_CORE_PROCESSES": "2", "REMIT_CORE_INSTANCE_PORTS": "7431, 7432"})
+    assert config.core_processes == 2
+    assert config.core_balanced_target == "ipv4:127.0.0.1:7431,127.0.0.1:7432"
+    assert from_env(config.to_env()) == config
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "65"])
+def test_a_bad_core_process_count_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="REMIT_CORE_PROCESSES"):
+        from_env({"REMIT_CORE_PROCESSES": value})
+
+
+def test_serve_gives_each_core_process_a_free_port_of_its_own() -> None:
+    one = from_env({})
+    assert with_core_instance_ports(one) is one
+    several = with_core_instance_ports(from_env({"REMIT_CORE_PROCESSES": "3"}))
+    assert len(set(several.core_instance_ports)) == 3
+    assert all(port > 0 for port in several.core_instance_ports)
