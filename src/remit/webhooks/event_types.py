@@ -63,10 +63,6 @@ def validate_type_filter(value: str) -> str:
     raise UnknownEventTypeError(value, 0)
 
 
-def endpoint_wants(enabled_events: Iterable[str], event_type: str) -> bool:
-    return any(wanted in (ALL_EVENTS, event_type) for wanted in enabled_events)
-
-
 def filter_matches(filters: Iterable[str], event_type: str) -> bool:
     """Whether `event_type` passes type filters (empty = everything; `x.*` = the x family)."""
     wanted = list(filters)

@@ -9,19 +9,57 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.ids import new_id
-from remit.core.jsonview import JsonObject
-from remit.webhooks.domain import Event
-from remit.webhooks.event_types import EVENT_TYPES, endpoint_wants
-from remit.webhooks.repository import DeliveryRepository, EndpointRepository, EventRepository
-from remit.worker.jobs import stage_job
+from remit.webhooks.domain import DeliveryStatus, EndpointStatus
+from remit.webhooks.event_types import ALL_EVENTS, EVENT_TYPES
+from remit.worker.jobs import DEFAULT_MAX_ATTEMPTS, NOTIFY_CHANNEL, stage_job
 
 DELIVER_JOB: Final = "webhooks.deliver"
 # Wakes `remit listen` streams in the core process when an event commits.
 EVENTS_CHANNEL: Final = "remit_events"
+
+# One statement per event: the event; a pending delivery for every enabled endpoint of the
+# account subscribed to its type (`enabled_events` holds the type or "*"); the first attempt of
+# each as a job, staged as `stage_job` stages one; and the NOTIFYs that wake `remit listen`
+# and, when a job was staged, the workers. The endpoints are read by this statement, so an
+# endpoint whose creation committed before the event is recorded gets a delivery. The deliveries
+# reference the event inserted by the same statement: foreign keys are checked at its end.
+_RECORD_EVENT = text(
+    """
+    WITH event AS (
+        INSERT INTO events (id, account_id, type, created_at, livemode, data_object,
+                            previous_attributes, request_id, idempotency_key)
+        VALUES (:id, :account_id, :type, :now, :livemode, :data_object,
+                :previous_attributes, :request_id, :idempotency_key)
+        RETURNING id
+    ), delivery AS (
+        INSERT INTO webhook_deliveries (account_id, event_id, endpoint_id, status, attempts,
+                                        first_attempt_at, next_attempt_at)
+        SELECT :account_id, event.id, endpoint.id, :pending, 0, :now, :now
+        FROM event CROSS JOIN webhook_endpoints AS endpoint
+        WHERE endpoint.account_id = :account_id
+          AND endpoint.status = :enabled
+          AND endpoint.deleted_at IS NULL
+          AND endpoint.enabled_events ?| CAST(ARRAY[:all_events, :type] AS text[])
+        RETURNING id
+    ), job AS (
+        INSERT INTO jobs (kind, payload, account_id, run_at, max_attempts, created_at)
+        SELECT :job_kind, jsonb_build_object('delivery_id', delivery.id, 'attempt', 1),
+               :account_id, :now, :max_attempts, :now
+        FROM delivery
+        RETURNING kind
+    )
+    SELECT pg_notify(:events_channel, :account_id) AS events_notified,
+           (SELECT pg_notify(:jobs_channel, job.kind) FROM job LIMIT 1) AS jobs_notified
+    """
+).bindparams(
+    bindparam("data_object", type_=JSONB),
+    bindparam("previous_attributes", type_=JSONB),
+)
 
 
 async def record_event(
@@ -42,32 +80,31 @@ async def record_event(
         raise ValueError(f"remit does not emit events of type {type!r}")
     if not isinstance(data_object.get("object"), str):
         raise ValueError("data_object must be a resource's JSON, with its `object` key")
-    event = Event(
-        id=new_id("evt"),
-        account_id=account_id,
-        type=type,
-        created_at=now,
-        livemode=livemode,
-        data_object=_json_object(data_object),
-        previous_attributes=None
-        if previous_attributes is None
-        else _json_object(previous_attributes),
-        request_id=request_id,
-        idempotency_key=idempotency_key,
-    )
-    await EventRepository(db).insert(event)
-    deliveries = DeliveryRepository(db)
-    for endpoint in await EndpointRepository(db).enabled_for(account_id):
-        if endpoint_wants(endpoint.enabled_events, type):
-            delivery_id = await deliveries.insert(
-                account_id=account_id, event_id=event.id, endpoint_id=endpoint.id, now=now
-            )
-            await stage_delivery_attempt(db, delivery_id, 1, account_id=account_id, now=now)
+    event_id = new_id("evt")
     await db.execute(
-        text("SELECT pg_notify(:channel, :account)"),
-        {"channel": EVENTS_CHANNEL, "account": account_id},
+        _RECORD_EVENT,
+        {
+            "id": event_id,
+            "account_id": account_id,
+            "type": type,
+            "now": now,
+            "livemode": livemode,
+            "data_object": dict(data_object),
+            "previous_attributes": None
+            if previous_attributes is None
+            else dict(previous_attributes),
+            "request_id": request_id,
+            "idempotency_key": idempotency_key,
+            "pending": DeliveryStatus.PENDING.value,
+            "enabled": EndpointStatus.ENABLED.value,
+            "all_events": ALL_EVENTS,
+            "job_kind": DELIVER_JOB,
+            "max_attempts": DEFAULT_MAX_ATTEMPTS,
+            "events_channel": EVENTS_CHANNEL,
+            "jobs_channel": NOTIFY_CHANNEL,
+        },
     )
-    return event.id
+    return event_id
 
 
 async def stage_delivery_attempt(
@@ -87,7 +124,3 @@ async def stage_delivery_attempt(
         run_at=run_at,
         account_id=account_id,
     )
-
-
-def _json_object(value: Mapping[str, object]) -> JsonObject:
-    return dict(value)  # type: ignore[arg-type]

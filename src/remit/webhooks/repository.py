@@ -227,17 +227,6 @@ class EndpointRepository:
             .values(rate_limited_until=until)
         )
 
-    async def enabled_for(self, account_id: str) -> list[WebhookEndpoint]:
-        c = webhook_endpoints.c
-        rows = await self._db.execute(
-            select(webhook_endpoints).where(
-                c.account_id == account_id,
-                c.status == EndpointStatus.ENABLED.value,
-                c.deleted_at.is_(None),
-            )
-        )
-        return [endpoint_from_row(row) for row in rows]
-
     async def cursor(self, account_id: str, endpoint_id: str) -> Cursor | None:
         endpoint = await self.get(account_id, endpoint_id)
         return None if endpoint is None else Cursor(endpoint.created_at, endpoint.id)

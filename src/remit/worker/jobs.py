@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.worker.tables import jobs
@@ -33,6 +33,23 @@ class Job:
     max_attempts: int
 
 
+# The job and the NOTIFY that wakes the workers, in one statement. NOTIFY is transactional:
+# workers are woken only once the job is committed. A job folded into an existing one by its
+# dedupe key changes nothing a worker could claim, so it notifies no one.
+_STAGE = text(
+    """
+    WITH staged AS (
+        INSERT INTO jobs (kind, payload, account_id, dedupe_key, run_at, max_attempts,
+                          created_at)
+        VALUES (:kind, :payload, :account_id, :dedupe_key, :run_at, :max_attempts, :now)
+        ON CONFLICT (dedupe_key) DO NOTHING
+        RETURNING kind
+    )
+    SELECT pg_notify(:channel, staged.kind) FROM staged
+    """
+).bindparams(bindparam("payload", type_=JSONB))
+
+
 async def stage_job(
     db: AsyncConnection,
     kind: str,
@@ -44,22 +61,22 @@ async def stage_job(
     dedupe_key: str | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> None:
-    """Add a job inside the caller's transaction; it becomes visible when that commits."""
-    statement = insert(jobs).values(
-        kind=kind,
-        payload=dict(payload),
-        account_id=account_id,
-        dedupe_key=dedupe_key,
-        run_at=run_at or now,
-        max_attempts=max_attempts,
-        created_at=now,
+    """Add a job inside the caller's transaction; it becomes visible when that commits.
+
+    Without a `dedupe_key` every call adds a job (keys of NULL never conflict)."""
+    await db.execute(
+        _STAGE,
+        {
+            "kind": kind,
+            "payload": dict(payload),
+            "account_id": account_id,
+            "dedupe_key": dedupe_key,
+            "run_at": run_at or now,
+            "max_attempts": max_attempts,
+            "now": now,
+            "channel": NOTIFY_CHANNEL,
+        },
     )
-    if dedupe_key is not None:
-        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    await db.execute(statement)
-    # NOTIFY is transactional: workers are woken only once the job is committed.
-    await db.execute(text("SELECT pg_notify(:channel, :kind)"), {"channel": NOTIFY_CHANNEL,
-                                                                  "kind": kind})  # fmt: skip
 
 
 _CLAIM = text(

@@ -3,13 +3,14 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import FixedClock
-from remit.worker.jobs import Job, claim_jobs, stage_job
-from remit.worker.runner import Worker
+from remit.worker.jobs import NOTIFY_CHANNEL, Job, claim_jobs, stage_job
+from remit.worker.runner import Worker, libpq_url
 from remit.worker.tables import jobs
 
 pytestmark = pytest.mark.anyio
@@ -114,3 +115,27 @@ async def test_a_handler_that_succeeds_completes_its_job_once(core_engine: Async
     assert await worker.drain() == 5
     assert sorted(seen) == [0, 1, 2, 3, 4]  # type: ignore[type-var]
     assert await worker.drain() == 0
+
+
+async def test_workers_are_woken_when_a_staged_job_commits_and_not_before(
+    core_engine: AsyncEngine,
+) -> None:
+    url = libpq_url(core_engine.url.render_as_string(hide_password=False))
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as listener:
+        await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+        async def received() -> list[str]:
+            return [note.payload async for note in listener.notifies(timeout=0.5)]
+
+        async with core_engine.begin() as db:
+            await stage_job(db, "noop", {}, now=T0)
+            assert await received() == []
+        assert await received() == ["noop"]
+
+        async with core_engine.begin() as db:
+            await stage_job(db, "expire", {}, now=T0, dedupe_key="expire:pi_1")
+        async with core_engine.begin() as db:
+            await stage_job(db, "expire", {}, now=T0, dedupe_key="expire:pi_1")
+            await stage_job(db, "noop", {}, now=T0)
+        # The second staging of the deduplicated job added nothing, so woke no one for it.
+        assert await received() == ["expire", "noop"]
