@@ -9,11 +9,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.ids import new_id
+from remit.storage.fastsql import Statement
 from remit.webhooks.domain import DeliveryStatus, EndpointStatus
 from remit.webhooks.event_types import ALL_EVENTS, EVENT_TYPES
 from remit.worker.jobs import DEFAULT_MAX_ATTEMPTS, NOTIFY_CHANNEL, stage_job
@@ -28,37 +27,36 @@ EVENTS_CHANNEL: Final = "remit_events"
 # and, when a job was staged, the workers. The endpoints are read by this statement, so an
 # endpoint whose creation committed before the event is recorded gets a delivery. The deliveries
 # reference the event inserted by the same statement: foreign keys are checked at its end.
-_RECORD_EVENT = text(
+# Every payment records several events, so it goes straight to the driver (remit.storage.fastsql).
+_RECORD_EVENT = Statement(
     """
     WITH event AS (
         INSERT INTO events (id, account_id, type, created_at, livemode, data_object,
                             previous_attributes, request_id, idempotency_key)
-        VALUES (:id, :account_id, :type, :now, :livemode, :data_object,
-                :previous_attributes, :request_id, :idempotency_key)
+        VALUES (%(id)s, %(account_id)s, %(type)s, %(now)s, %(livemode)s, %(data_object)s,
+                %(previous_attributes)s, %(request_id)s, %(idempotency_key)s)
         RETURNING id
     ), delivery AS (
         INSERT INTO webhook_deliveries (account_id, event_id, endpoint_id, status, attempts,
                                         first_attempt_at, next_attempt_at)
-        SELECT :account_id, event.id, endpoint.id, :pending, 0, :now, :now
+        SELECT %(account_id)s, event.id, endpoint.id, %(pending)s, 0, %(now)s, %(now)s
         FROM event CROSS JOIN webhook_endpoints AS endpoint
-        WHERE endpoint.account_id = :account_id
-          AND endpoint.status = :enabled
+        WHERE endpoint.account_id = %(account_id)s
+          AND endpoint.status = %(enabled)s
           AND endpoint.deleted_at IS NULL
-          AND endpoint.enabled_events ?| CAST(ARRAY[:all_events, :type] AS text[])
+          AND endpoint.enabled_events ?| CAST(ARRAY[%(all_events)s, %(type)s] AS text[])
         RETURNING id
     ), job AS (
         INSERT INTO jobs (kind, payload, account_id, run_at, max_attempts, created_at)
-        SELECT :job_kind, jsonb_build_object('delivery_id', delivery.id, 'attempt', 1),
-               :account_id, :now, :max_attempts, :now
+        SELECT %(job_kind)s, jsonb_build_object('delivery_id', delivery.id, 'attempt', 1),
+               %(account_id)s, %(now)s, %(max_attempts)s, %(now)s
         FROM delivery
         RETURNING kind
     )
-    SELECT pg_notify(:events_channel, :account_id) AS events_notified,
-           (SELECT pg_notify(:jobs_channel, job.kind) FROM job LIMIT 1) AS jobs_notified
-    """
-).bindparams(
-    bindparam("data_object", type_=JSONB),
-    bindparam("previous_attributes", type_=JSONB),
+    SELECT pg_notify(%(events_channel)s, %(account_id)s) AS events_notified,
+           (SELECT pg_notify(%(jobs_channel)s, job.kind) FROM job LIMIT 1) AS jobs_notified
+    """,
+    json=frozenset({"data_object", "previous_attributes"}),
 )
 
 
@@ -81,8 +79,8 @@ async def record_event(
     if not isinstance(data_object.get("object"), str):
         raise ValueError("data_object must be a resource's JSON, with its `object` key")
     event_id = new_id("evt")
-    await db.execute(
-        _RECORD_EVENT,
+    await _RECORD_EVENT.run(
+        db,
         {
             "id": event_id,
             "account_id": account_id,
