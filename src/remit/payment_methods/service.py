@@ -31,6 +31,7 @@ from remit.payment_methods.domain import (
 )
 from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payment_methods.vault_client import CardVault
+from remit.storage.engine import single_statement
 from remit.vault.test_cards import is_test_id
 
 MAX_LIST_LIMIT = 100
@@ -142,7 +143,7 @@ class PaymentMethodsService:
         self, account_id: str, card: VaultCard, new: NewPaymentMethod, test_id: str | None = None
     ) -> PaymentMethod:
         method = self._new_method(account_id, card, new, test_id)
-        async with self._engine.begin() as db:
+        async with single_statement(self._engine) as db:
             await SqlPaymentMethodRepository(db).insert(method)
         return method
 

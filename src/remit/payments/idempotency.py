@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -164,12 +165,43 @@ async def begin(
     Returns the record: fresh at STARTED, or an abandoned one to resume (under a new owner
     token), or a finished one to replay. Raises the 400 mismatch or the 409 in-use error.
     """
-    request_digest = digest(endpoint, request_body)
-    values = {
+    values = _claim_values(account_id, key, endpoint, request_body, request_id, now)
+    inserted = await _CLAIM.first(db, values)
+    if inserted is not None:
+        return _record(inserted)
+    return await _claim_existing(db, values, now=now)
+
+
+async def claim_new(
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    key: str,
+    endpoint: str,
+    request_body: bytes,
+    request_id: str | None,
+    now: datetime,
+) -> KeyRecord | None:
+    """Claim `key` if nobody ever used it: one INSERT, fit to run on its own (autocommit).
+    None when the key exists; `begin` then decides, in a transaction, what that means."""
+    values = _claim_values(account_id, key, endpoint, request_body, request_id, now)
+    inserted = await _CLAIM.first(db, values)
+    return None if inserted is None else _record(inserted)
+
+
+def _claim_values(
+    account_id: str,
+    key: str,
+    endpoint: str,
+    request_body: bytes,
+    request_id: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
         "account_id": account_id,
         "key": key,
         "endpoint": endpoint,
-        "request_digest": request_digest,
+        "request_digest": digest(endpoint, request_body),
         "request_body": request_body,
         "recovery_point": RecoveryPoint.STARTED.value,
         "locked_until": now + lease(),
@@ -178,9 +210,14 @@ async def begin(
         "last_run_at": now,
         "owner": secrets.token_hex(8),
     }
-    inserted = await _CLAIM.first(db, values)
-    if inserted is not None:
-        return _record(inserted)
+
+
+async def _claim_existing(
+    db: AsyncConnection, values: dict[str, Any], *, now: datetime
+) -> KeyRecord:
+    """The key exists: replay it, resume it, restart it if expired, or refuse the request."""
+    account_id, key, endpoint = values["account_id"], values["key"], values["endpoint"]
+    request_digest = values["request_digest"]
     m = await _LOCK.first(db, {"account_id": account_id, "key": key})
     assert m is not None, "a key that conflicts on insert exists"
     row = m

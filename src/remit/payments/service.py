@@ -74,6 +74,7 @@ from remit.payments.risk import (
     outcome_json,
     stand_in_result,
 )
+from remit.storage.engine import single_statement
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -214,6 +215,20 @@ class PaymentsService:
 
     async def _claim(self, call: KeyedCall) -> KeyRecord:
         note_request(call.request_id, call.key)
+        # Nearly every key is new: one autocommitted INSERT claims it. A key that exists
+        # (replay, resume, conflict) is decided under its row lock in a transaction.
+        async with single_statement(self._engine) as db:
+            fresh = await idempotency.claim_new(
+                db,
+                account_id=call.account_id,
+                key=call.key,
+                endpoint=call.endpoint,
+                request_body=call.request_body,
+                request_id=call.request_id,
+                now=self._now(),
+            )
+        if fresh is not None:
+            return fresh
         async with self._engine.begin() as db:
             return await idempotency.begin(
                 db,

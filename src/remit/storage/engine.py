@@ -44,3 +44,12 @@ async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A transaction that commits when the block ends normally and rolls back on any error."""
     async with engine.begin() as connection:
         yield connection
+
+
+@asynccontextmanager
+async def single_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A unit of work that is exactly one statement, run in autocommit: the statement is its own
+    transaction, which saves the BEGIN and COMMIT round trips of `engine.begin()`. Only for
+    work that is atomic as a single statement."""
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -4,11 +4,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.storage.fastsql import Statement, TableStatements
+from remit.storage.engine import single_statement
+from remit.storage.fastsql import Statement, TableStatements, driver
 
 pytestmark = pytest.mark.anyio
 
@@ -92,3 +94,14 @@ async def test_a_failed_unit_of_work_leaves_nothing(core_engine: AsyncEngine) ->
 def test_key_columns_are_never_assigned() -> None:
     with pytest.raises(ValueError, match="key columns"):
         THINGS.update(["id", "amount_minor"])
+
+
+async def test_a_single_statement_unit_commits_as_it_runs(core_engine: AsyncEngine) -> None:
+    values = {"account_id": "acct_1", "id": "th_1", "amount_minor": 1, "created_at": AT}
+    async with single_statement(core_engine) as db:
+        await THINGS.insert(list(values)).run(db, values)
+        # No transaction is open: another connection sees the row before this block ends.
+        async with core_engine.begin() as other:
+            seen = await THINGS.select.first(other, {"account_id": "acct_1", "id": "th_1"})
+        assert seen is not None
+        assert driver(db).info.transaction_status == TransactionStatus.IDLE
