@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
@@ -176,8 +177,8 @@ async def test_a_retry_that_waited_on_the_chain_head_sees_what_the_holder_commit
     holding = asyncio.create_task(holder())
     retrying = asyncio.create_task(retrier())
     await posted.wait()
-    await asyncio.sleep(0.3)
-    assert not retrying.done()  # queued on the chain head
+    await _until_a_session_waits_on_a_lock(core_engine)  # the retry, queued on the chain head
+    assert not retrying.done()
     release.set()
     await holding
     if same_payload:
@@ -200,3 +201,20 @@ def move_request(transaction_id: str) -> TransactionRequest:
         transaction_id=transaction_id,
         postings=(Posting("world", -1, "usd"), Posting("wallet", 1, "usd")),
     )
+
+
+async def _until_a_session_waits_on_a_lock(engine: AsyncEngine) -> None:
+    for _ in range(200):
+        async with engine.begin() as db:
+            waiting = (
+                await db.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no session ever waited on a lock")
