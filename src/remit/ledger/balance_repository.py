@@ -3,11 +3,14 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from remit.accounts.domain import Pricing
+from remit.accounts.tables import accounts
 from remit.ledger.objects import (
     BalanceTransaction,
     BalanceTransactionStatus,
@@ -17,7 +20,26 @@ from remit.ledger.objects import (
     PayoutMethod,
     PayoutStatus,
 )
-from remit.ledger.tables import balance_transactions, ledger_events, payouts
+from remit.ledger.tables import (
+    balance_transactions,
+    ledger_events,
+    ledger_transactions,
+    payouts,
+)
+
+_BT_PREFIX = "bt_"
+
+
+@dataclass(frozen=True)
+class CaptureState:
+    """What recording a capture reads before it posts: the capture's balance transaction when
+    it was already recorded, the account's pricing and availability delay, and whether an
+    authorization of the charge was recorded."""
+
+    existing: BalanceTransaction | None
+    pricing: Pricing
+    available_delay_days: int
+    authorized: bool
 
 
 @dataclass(frozen=True)
@@ -41,7 +63,10 @@ class TimeRange:
 
 
 def balance_transaction_from_row(row: Row[tuple[object, ...]]) -> BalanceTransaction:
-    m = row._mapping
+    return _balance_transaction_from_mapping(row._mapping)
+
+
+def _balance_transaction_from_mapping(m: Mapping[Any, Any]) -> BalanceTransaction:
     return BalanceTransaction(
         id=m["id"],
         account_id=m["account_id"],
@@ -62,6 +87,31 @@ def balance_transaction_from_row(row: Row[tuple[object, ...]]) -> BalanceTransac
         acquirer_reference=m["acquirer_reference"],
         authorization_id=m["authorization_id"],
     )
+
+
+def balance_transaction_values(txn: BalanceTransaction) -> dict[str, object]:
+    """A balance transaction's row, by column name."""
+    return {
+        "id": txn.id,
+        "account_id": txn.account_id,
+        "ledger_transaction_id": txn.ledger_transaction_id,
+        "type": txn.type.value,
+        "reporting_category": txn.reporting_category,
+        "amount": txn.amount,
+        "fee": txn.fee,
+        "net": txn.net,
+        "currency": txn.currency,
+        "status": txn.status.value,
+        "available_on": txn.available_on,
+        "created_at": txn.created_at,
+        "fee_details": [detail.__dict__ for detail in txn.fee_details],
+        "source_id": txn.source_id,
+        "description": txn.description,
+        "payout_id": txn.payout_id,
+        "charge_id": txn.charge_id,
+        "acquirer_reference": txn.acquirer_reference,
+        "authorization_id": txn.authorization_id,
+    }
 
 
 def payout_from_row(row: Row[tuple[object, ...]]) -> Payout:
@@ -148,27 +198,50 @@ class BalanceRepository:
 
     async def insert_balance_transaction(self, txn: BalanceTransaction) -> None:
         await self._db.execute(
-            balance_transactions.insert().values(
-                id=txn.id,
-                account_id=txn.account_id,
-                ledger_transaction_id=txn.ledger_transaction_id,
-                type=txn.type.value,
-                reporting_category=txn.reporting_category,
-                amount=txn.amount,
-                fee=txn.fee,
-                net=txn.net,
-                currency=txn.currency,
-                status=txn.status.value,
-                available_on=txn.available_on,
-                created_at=txn.created_at,
-                fee_details=[detail.__dict__ for detail in txn.fee_details],
-                source_id=txn.source_id,
-                description=txn.description,
-                payout_id=txn.payout_id,
-                charge_id=txn.charge_id,
-                acquirer_reference=txn.acquirer_reference,
-                authorization_id=txn.authorization_id,
+            balance_transactions.insert().values(**balance_transaction_values(txn))
+        )
+
+    async def capture_state(
+        self, account_id: str, capture_id: str, authorization_id: str
+    ) -> CaptureState | None:
+        """One statement for the three reads a capture starts with; None: no such account."""
+        bt, a, lt = balance_transactions.c, accounts.c, ledger_transactions.c
+        authorized = (
+            select(lt.id).where(lt.account_id == account_id, lt.id == authorization_id).exists()
+        )
+        row = (
+            await self._db.execute(
+                select(
+                    a.fee_percent_bps,
+                    a.fee_fixed_minor,
+                    a.available_delay_days,
+                    authorized.label("authorized"),
+                    *(column.label(_BT_PREFIX + column.name) for column in bt),
+                )
+                .select_from(
+                    accounts.outerjoin(
+                        balance_transactions,
+                        and_(bt.account_id == a.id, bt.ledger_transaction_id == capture_id),
+                    )
+                )
+                .where(a.id == account_id)
             )
+        ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        existing = None
+        if m[_BT_PREFIX + "id"] is not None:
+            existing = _balance_transaction_from_mapping(
+                {column.name: m[_BT_PREFIX + column.name] for column in bt}
+            )
+        return CaptureState(
+            existing=existing,
+            pricing=Pricing(
+                fee_percent_bps=m["fee_percent_bps"], fee_fixed_minor=m["fee_fixed_minor"]
+            ),
+            available_delay_days=m["available_delay_days"],
+            authorized=bool(m["authorized"]),
         )
 
     async def get_balance_transaction(

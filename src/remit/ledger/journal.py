@@ -7,6 +7,13 @@ touched in (name, currency) order, compute the new balances and check the guards
 write anything. A refused posting therefore writes nothing the caller could commit by mistake
 (at most the empty chain head of an account's very first posting).
 
+A posting is two round trips: the lock phase (`JournalRepository.lock_for_posting`: chain
+head, transaction id, and for POSTED and PENDING transactions the ledger accounts, in that
+order) and the write phase (`write_transaction`: transaction, postings, balances and chain
+head in one statement). The hash is computed here in between, so it stays the one `verify`
+recomputes. Pending resolutions and reversals learn their ledger accounts from a transaction
+they read under the chain lock, so they lock the accounts with a separate statement.
+
 Nothing here commits: callers (the ledger's own service, or payments inside its own unit of
 work) decide when the transaction ends.
 """
@@ -20,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.errors import ErrorKind, not_found
 from remit.ledger.chart import NON_NEGATIVE
 from remit.ledger.domain import (
+    LedgerAccount,
     LedgerError,
     LedgerTransaction,
     PendingStatus,
@@ -36,6 +44,7 @@ from remit.ledger.domain import (
     validate_postings,
     validate_transaction_id,
 )
+from remit.ledger.objects import BalanceTransaction
 from remit.ledger.repository import JournalRepository
 
 
@@ -59,9 +68,13 @@ def _pending_error(message: str, code: str) -> LedgerError:
 
 
 async def _replay_or_refuse(
-    repo: JournalRepository, account_id: str, transaction_id: str, digest: str
+    repo: JournalRepository,
+    account_id: str,
+    transaction_id: str,
+    digest: str,
+    existing_digest: str | None,
 ) -> PostResult | None:
-    existing_digest = await repo.payload_digest_of(account_id, transaction_id)
+    """`existing_digest` is what the lock phase read for `transaction_id` under the chain lock."""
     if existing_digest is None:
         return None
     if existing_digest != digest:
@@ -87,9 +100,15 @@ async def _record(
     now: datetime,
     pending_transaction_id: str | None = None,
     expires_at: datetime | None = None,
+    locked: Mapping[tuple[str, str], LedgerAccount] | None = None,
+    balance_transaction: BalanceTransaction | None = None,
 ) -> LedgerTransaction:
+    """`locked`: the ledger accounts of the transaction the lock phase already locked (all of
+    them that exist); when None they are locked here, in (name, currency) order.
+    `balance_transaction` is written in the same statement as the transaction."""
     changes = balance_changes(kind, postings, released)
-    locked = await repo.lock_ledger_accounts(account_id, changes.keys())
+    if locked is None:
+        locked = await repo.lock_ledger_accounts(account_id, changes.keys())
     for key, change in sorted(changes.items()):
         name, currency = key
         current = locked.get(key)
@@ -127,16 +146,29 @@ async def _record(
         pending_status=PendingStatus.OPEN if kind is TransactionKind.PENDING else None,
     )
     transaction = replace(unsigned, hash=chain_hash(last_hash, unsigned))
-    await repo.insert_transaction(transaction, payload_digest=digest, ledger_account_ids=ids)
-    await repo.apply_balance_changes({ids[key]: change for key, change in changes.items()}, now=now)
-    await repo.advance_chain(account_id, transaction.sequence, transaction.hash)
+    await repo.write_transaction(
+        transaction,
+        payload_digest=digest,
+        ledger_account_ids=ids,
+        changes={ids[key]: change for key, change in changes.items()},
+        now=now,
+        balance_transaction=balance_transaction,
+    )
     return transaction
 
 
 async def post(
-    db: AsyncConnection, account_id: str, request: TransactionRequest, *, now: datetime
+    db: AsyncConnection,
+    account_id: str,
+    request: TransactionRequest,
+    *,
+    now: datetime,
+    balance_transaction: BalanceTransaction | None = None,
 ) -> PostResult:
-    """Record a POSTED transaction, or reserve a PENDING one for two-phase posting."""
+    """Record a POSTED transaction, or reserve a PENDING one for two-phase posting.
+
+    `balance_transaction`, the movement's balance transaction, is written with the transaction
+    (the same statement); a replay writes nothing, so the caller writes it then if it must."""
     validate_transaction_id(request.transaction_id)
     validate_postings(request.postings)
     if request.expires_at is not None and not request.pending:
@@ -149,14 +181,22 @@ async def post(
         description=request.description,
     )
     repo = JournalRepository(db)
-    chain = await repo.lock_chain(account_id)
-    replay = await _replay_or_refuse(repo, account_id, request.transaction_id, digest)
+    # A POSTED or PENDING transaction touches exactly the ledger accounts it names, so the lock
+    # phase can lock them together with the chain head.
+    locks = await repo.lock_for_posting(
+        account_id, request.transaction_id, (p.key for p in request.postings)
+    )
+    replay = await _replay_or_refuse(
+        repo, account_id, request.transaction_id, digest, locks.existing_digest
+    )
     if replay is not None:
         return replay
     transaction = await _record(
         repo,
         account_id,
-        chain=chain,
+        chain=locks.chain,
+        locked=locks.locked,
+        balance_transaction=balance_transaction,
         kind=kind,
         transaction_id=request.transaction_id,
         postings=request.postings,
@@ -212,8 +252,10 @@ async def post_pending(
         pending_transaction_id=pending_transaction_id,
     )
     repo = JournalRepository(db)
-    chain = await repo.lock_chain(account_id)
-    replay = await _replay_or_refuse(repo, account_id, transaction_id, digest)
+    locks = await repo.lock_for_posting(account_id, transaction_id)
+    replay = await _replay_or_refuse(
+        repo, account_id, transaction_id, digest, locks.existing_digest
+    )
     if replay is not None:
         return replay
     pending = await _open_pending(repo, account_id, pending_transaction_id)
@@ -228,7 +270,7 @@ async def post_pending(
     transaction = await _record(
         repo,
         account_id,
-        chain=chain,
+        chain=locks.chain,
         kind=TransactionKind.POST_PENDING,
         transaction_id=transaction_id,
         postings=posted,
@@ -266,15 +308,17 @@ async def void_pending(
         pending_transaction_id=pending_transaction_id,
     )
     repo = JournalRepository(db)
-    chain = await repo.lock_chain(account_id)
-    replay = await _replay_or_refuse(repo, account_id, transaction_id, digest)
+    locks = await repo.lock_for_posting(account_id, transaction_id)
+    replay = await _replay_or_refuse(
+        repo, account_id, transaction_id, digest, locks.existing_digest
+    )
     if replay is not None:
         return replay
     pending = await _open_pending(repo, account_id, pending_transaction_id)
     transaction = await _record(
         repo,
         account_id,
-        chain=chain,
+        chain=locks.chain,
         kind=TransactionKind.VOID_PENDING,
         transaction_id=transaction_id,
         postings=pending.postings,
@@ -303,7 +347,7 @@ async def reverse(
     """Post the exact negation of a posted transaction: the ledger's only way to correct one."""
     validate_transaction_id(reversal_id, "reversal_id")
     repo = JournalRepository(db)
-    chain = await repo.lock_chain(account_id)
+    locks = await repo.lock_for_posting(account_id, reversal_id)
     original = await repo.get_transaction(account_id, transaction_id)
     if original is None:
         raise not_found("ledger transaction", transaction_id, param="transaction_id")
@@ -319,7 +363,7 @@ async def reverse(
     digest = payload_digest(
         TransactionKind.POSTED, negated, metadata=metadata, description=description
     )
-    replay = await _replay_or_refuse(repo, account_id, reversal_id, digest)
+    replay = await _replay_or_refuse(repo, account_id, reversal_id, digest, locks.existing_digest)
     if replay is not None:
         return replay
     if original.reversed_by is not None:
@@ -333,7 +377,7 @@ async def reverse(
     transaction = await _record(
         repo,
         account_id,
-        chain=chain,
+        chain=locks.chain,
         kind=TransactionKind.POSTED,
         transaction_id=reversal_id,
         postings=negated,

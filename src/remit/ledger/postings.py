@@ -189,62 +189,23 @@ async def record_charge_captured(
     _positive(gross_minor, "amount")
     capture_id = f"{charge_id}:capture"
     balances = BalanceRepository(db)
-    existing = await balances.balance_transaction_for_ledger(account_id, capture_id)
-    if existing is not None:
+    state = await balances.capture_state(account_id, capture_id, authorization_id_for(charge_id))
+    if state is not None and state.existing is not None:
+        existing = state.existing
         if (existing.amount, existing.currency) != (gross_minor, currency):
             raise _differs("a capture", charge_id)
         return existing
-    account = await account_for(db, account_id)
-    fee = processing_fee(gross_minor, currency, account.pricing) if fee_minor is None else fee_minor
+    if state is None:
+        raise not_found("account", account_id, param="account")
+    fee = processing_fee(gross_minor, currency, state.pricing) if fee_minor is None else fee_minor
     if not 0 <= fee <= gross_minor:
         raise ledger_invalid("The fee must be between 0 and the captured amount.", "fee")
-    due = available_on or now + timedelta(days=account.available_delay_days)
+    due = available_on or now + timedelta(days=state.available_delay_days)
     metadata = {"charge": charge_id}
-    authorization = await JournalRepository(db).get_transaction(
-        account_id, authorization_id_for(charge_id)
-    )
-    if authorization is not None:
-        if {p.currency for p in authorization.postings} != {currency}:
-            raise ledger_invalid(
-                "The capture's currency differs from the authorization's.", "currency"
-            )
-        await journal.post_pending(
-            db,
-            account_id,
-            pending_transaction_id=authorization.id,
-            transaction_id=capture_id,
-            postings=_postings(
-                (ACQUIRER_CLEARING, -gross_minor, currency), (PENDING, gross_minor, currency)
-            ),
-            metadata=metadata,
-            now=now,
-        )
-        if fee:
-            await journal.post(
-                db,
-                account_id,
-                TransactionRequest(
-                    transaction_id=f"{charge_id}:fee",
-                    postings=_postings((PENDING, -fee, currency), (FEES, fee, currency)),
-                    metadata=metadata,
-                ),
-                now=now,
-            )
-    else:
-        await journal.post(
-            db,
-            account_id,
-            TransactionRequest(
-                transaction_id=capture_id,
-                postings=_postings(
-                    (ACQUIRER_CLEARING, -gross_minor, currency),
-                    (PENDING, gross_minor - fee, currency),
-                    (FEES, fee, currency),
-                ),
-                metadata=metadata,
-                description=description,
-            ),
-            now=now,
+    authorization = None
+    if state.authorized:
+        authorization = await JournalRepository(db).get_transaction(
+            account_id, authorization_id_for(charge_id)
         )
     txn = BalanceTransaction(
         id=new_id("txn"),
@@ -267,7 +228,56 @@ async def record_charge_captured(
         acquirer_reference=acquirer_reference or charge_id,
         authorization_id=authorization_id,
     )
-    await balances.insert_balance_transaction(txn)
+    if authorization is not None:
+        if {p.currency for p in authorization.postings} != {currency}:
+            raise ledger_invalid(
+                "The capture's currency differs from the authorization's.", "currency"
+            )
+        await journal.post_pending(
+            db,
+            account_id,
+            pending_transaction_id=authorization.id,
+            transaction_id=capture_id,
+            postings=_postings(
+                (ACQUIRER_CLEARING, -gross_minor, currency), (PENDING, gross_minor, currency)
+            ),
+            metadata=metadata,
+            now=now,
+        )
+        fee_posted = None
+        if fee:
+            fee_posted = await journal.post(
+                db,
+                account_id,
+                TransactionRequest(
+                    transaction_id=f"{charge_id}:fee",
+                    postings=_postings((PENDING, -fee, currency), (FEES, fee, currency)),
+                    metadata=metadata,
+                ),
+                now=now,
+                balance_transaction=txn,
+            )
+        if fee_posted is None or fee_posted.replayed:
+            await balances.insert_balance_transaction(txn)
+    else:
+        captured = await journal.post(
+            db,
+            account_id,
+            TransactionRequest(
+                transaction_id=capture_id,
+                postings=_postings(
+                    (ACQUIRER_CLEARING, -gross_minor, currency),
+                    (PENDING, gross_minor - fee, currency),
+                    (FEES, fee, currency),
+                ),
+                metadata=metadata,
+                description=description,
+            ),
+            now=now,
+            balance_transaction=txn,
+        )
+        if captured.replayed:
+            await balances.insert_balance_transaction(txn)
     if bypass_pending:
         txn = await make_available(db, txn, now=now)
     return txn

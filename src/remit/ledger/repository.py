@@ -2,13 +2,28 @@
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, and_, bindparam, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    DateTime,
+    Row,
+    Text,
+    and_,
+    bindparam,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.ids import new_id
+from remit.ledger.balance_repository import balance_transaction_values
 from remit.ledger.domain import (
     BalanceChange,
     LedgerAccount,
@@ -17,12 +32,112 @@ from remit.ledger.domain import (
     Posting,
     TransactionKind,
 )
+from remit.ledger.objects import BalanceTransaction
 from remit.ledger.tables import (
+    balance_transactions,
     ledger_accounts,
     ledger_chains,
     ledger_postings,
     ledger_transactions,
 )
+
+# The lock phase of a posting; see migration 0007_ledger_fast_path.
+_LOCK_FOR_POSTING = text(
+    "SELECT * FROM ledger_lock_for_posting("
+    "CAST(:account_id AS text), CAST(:transaction_id AS text), "
+    "CAST(:names AS text[]), CAST(:currencies AS text[]))"
+).bindparams(bindparam("names", type_=ARRAY(Text)), bindparam("currencies", type_=ARRAY(Text)))
+
+# The write phase of a posting. Data-modifying CTEs all run to completion, in one snapshot and
+# one round trip; the foreign keys of the postings are checked at the end of the statement, when
+# their transaction row exists. The arrays keep the text (and so the prepared statement) the
+# same whatever the number of postings.
+_WRITE_PARTS = """
+WITH written AS (
+    INSERT INTO ledger_transactions (
+        account_id, id, sequence, kind, pending_transaction_id, expires_at, metadata,
+        description, payload_digest, hash, previous_hash, created_at, pending_status
+    ) VALUES (
+        CAST(:account_id AS text), CAST(:id AS text), CAST(:sequence AS bigint),
+        CAST(:kind AS text), CAST(:pending_transaction_id AS text),
+        CAST(:expires_at AS timestamptz), CAST(:metadata AS jsonb), CAST(:description AS text),
+        CAST(:payload_digest AS text), CAST(:hash AS text), CAST(:previous_hash AS text),
+        CAST(:created_at AS timestamptz), CAST(:pending_status AS text)
+    )
+), legs AS (
+    INSERT INTO ledger_postings (account_id, transaction_id, ledger_account_id, amount_minor)
+    SELECT CAST(:account_id AS text), CAST(:id AS text), leg.ledger_account_id, leg.amount_minor
+    FROM unnest(CAST(:posting_accounts AS text[]), CAST(:posting_amounts AS bigint[]))
+        WITH ORDINALITY AS leg(ledger_account_id, amount_minor, position)
+    ORDER BY leg.position
+), balances AS (
+    UPDATE ledger_accounts AS la SET
+        posted_balance_minor = la.posted_balance_minor + delta.posted,
+        pending_incoming_minor = la.pending_incoming_minor + delta.incoming,
+        pending_outgoing_minor = la.pending_outgoing_minor + delta.outgoing,
+        updated_at = CAST(:now AS timestamptz)
+    FROM unnest(
+        CAST(:change_accounts AS text[]), CAST(:posted AS bigint[]),
+        CAST(:incoming AS bigint[]), CAST(:outgoing AS bigint[])
+    ) AS delta(id, posted, incoming, outgoing)
+    WHERE la.id = delta.id
+    RETURNING la.id
+), head AS (
+    UPDATE ledger_chains SET
+        last_sequence = CAST(:sequence AS bigint), last_hash = CAST(:hash AS text)
+    WHERE account_id = CAST(:account_id AS text)
+    RETURNING account_id
+)"""
+_WRITE_RESULT = """
+SELECT (SELECT count(*) FROM balances) AS balances, (SELECT count(*) FROM head) AS chains
+"""
+# The balance transaction a money movement writes with its ledger transaction, as one more CTE
+# of the same statement (its parameters are the columns prefixed with "bt_").
+_ENTRY_COLUMNS = ", ".join(column.name for column in balance_transactions.c)
+_SQL_TYPES: dict[type[object], str] = {
+    Text: "text",
+    BigInteger: "bigint",
+    DateTime: "timestamptz",
+    JSONB: "jsonb",
+}
+_ENTRY_VALUES = ", ".join(
+    f"CAST(:bt_{column.name} AS {_SQL_TYPES[type(column.type)]})"
+    for column in balance_transactions.c
+)
+# Built from the table definition only, never from input.
+_ENTRY = f"""
+, entry AS (
+    INSERT INTO balance_transactions ({_ENTRY_COLUMNS})
+    VALUES ({_ENTRY_VALUES})
+)"""  # noqa: S608 (column names and types from the table definition)
+_WRITE_BINDS = (
+    bindparam("expires_at", type_=DateTime(timezone=True)),
+    bindparam("created_at", type_=DateTime(timezone=True)),
+    bindparam("now", type_=DateTime(timezone=True)),
+    bindparam("metadata", type_=JSONB),
+    bindparam("posting_accounts", type_=ARRAY(Text)),
+    bindparam("posting_amounts", type_=ARRAY(BigInteger)),
+    bindparam("change_accounts", type_=ARRAY(Text)),
+    bindparam("posted", type_=ARRAY(BigInteger)),
+    bindparam("incoming", type_=ARRAY(BigInteger)),
+    bindparam("outgoing", type_=ARRAY(BigInteger)),
+)
+_WRITE_TRANSACTION = text(_WRITE_PARTS + _WRITE_RESULT).bindparams(*_WRITE_BINDS)
+_WRITE_TRANSACTION_AND_ENTRY = text(_WRITE_PARTS + _ENTRY + _WRITE_RESULT).bindparams(
+    *_WRITE_BINDS,
+    *(bindparam(f"bt_{column.name}", type_=column.type) for column in balance_transactions.c),
+)
+
+
+@dataclass(frozen=True)
+class PostingLocks:
+    """What the lock phase of a posting found: the chain head (last sequence, last hash), the
+    payload digest of the transaction id when it already exists, and the ledger accounts it
+    locked by (name, currency)."""
+
+    chain: tuple[int, str]
+    existing_digest: str | None
+    locked: dict[tuple[str, str], LedgerAccount]
 
 
 def ledger_account_from_row(row: Row[tuple[object, ...]]) -> LedgerAccount:
@@ -86,13 +201,6 @@ class JournalRepository:
         row = (await self._db.execute(statement)).one()
         return int(row.last_sequence), str(row.last_hash)
 
-    async def advance_chain(self, account_id: str, sequence: int, last_hash: str) -> None:
-        await self._db.execute(
-            update(ledger_chains)
-            .where(ledger_chains.c.account_id == account_id)
-            .values(last_sequence=sequence, last_hash=last_hash)
-        )
-
     async def lock_ledger_accounts(
         self, account_id: str, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], LedgerAccount]:
@@ -143,82 +251,111 @@ class JournalRepository:
             await self._db.execute(insert(ledger_accounts), values)
         return created
 
-    async def apply_balance_changes(
-        self, changes: Mapping[str, BalanceChange], *, now: datetime
-    ) -> None:
-        """Add each change to its ledger account's running balances (by la_ id)."""
-        rows = [
-            {
-                "la_id": ledger_account_id,
-                "d_posted": change.posted,
-                "d_in": change.pending_incoming,
-                "d_out": change.pending_outgoing,
-                "now": now,
-            }
-            for ledger_account_id, change in sorted(changes.items())
-        ]
-        if not rows:
-            return
-        c = ledger_accounts.c
-        statement = (
-            update(ledger_accounts)
-            .where(c.id == bindparam("la_id"))
-            .values(
-                posted_balance_minor=c.posted_balance_minor + bindparam("d_posted"),
-                pending_incoming_minor=c.pending_incoming_minor + bindparam("d_in"),
-                pending_outgoing_minor=c.pending_outgoing_minor + bindparam("d_out"),
-                updated_at=bindparam("now"),
+    async def lock_for_posting(
+        self, account_id: str, transaction_id: str, keys: Iterable[tuple[str, str]] = ()
+    ) -> PostingLocks:
+        """The lock phase of a posting in one round trip (`ledger_lock_for_posting`, migration
+        0007): create or lock the chain head, read the payload digest of `transaction_id`, and
+        unless it exists lock the existing ledger accounts among `keys` in (name, currency)
+        order. Each step runs with a fresh snapshot, exactly as separate statements would."""
+        wanted = sorted(set(keys))
+        rows = (
+            await self._db.execute(
+                _LOCK_FOR_POSTING,
+                {
+                    "account_id": account_id,
+                    "transaction_id": transaction_id,
+                    "names": [name for name, _ in wanted],
+                    "currencies": [currency for _, currency in wanted],
+                },
             )
+        ).all()
+        head = rows[0]
+        locked = {
+            (row.la_name, row.la_currency): LedgerAccount(
+                id=row.la_id,
+                account_id=account_id,
+                name=row.la_name,
+                currency=row.la_currency,
+                non_negative=row.la_non_negative,
+                posted_balance_minor=row.la_posted_balance_minor,
+                pending_incoming_minor=row.la_pending_incoming_minor,
+                pending_outgoing_minor=row.la_pending_outgoing_minor,
+                created_at=row.la_created_at,
+                updated_at=row.la_updated_at,
+            )
+            for row in rows
+            if row.la_id is not None
+        }
+        return PostingLocks(
+            chain=(int(head.chain_sequence), str(head.chain_hash)),
+            existing_digest=head.existing_digest,
+            locked=locked,
         )
-        await self._db.execute(statement.execution_options(synchronize_session=False), rows)
 
-    async def insert_transaction(
+    async def write_transaction(
         self,
         transaction: LedgerTransaction,
         *,
         payload_digest: str,
         ledger_account_ids: Mapping[tuple[str, str], str],
+        changes: Mapping[str, BalanceChange],
+        now: datetime,
+        balance_transaction: BalanceTransaction | None = None,
     ) -> None:
-        await self._db.execute(
-            ledger_transactions.insert().values(
-                account_id=transaction.account_id,
-                id=transaction.id,
-                sequence=transaction.sequence,
-                kind=transaction.kind.value,
-                pending_transaction_id=transaction.pending_transaction_id,
-                expires_at=transaction.expires_at,
-                metadata=dict(transaction.metadata),
-                description=transaction.description,
-                payload_digest=payload_digest,
-                hash=transaction.hash,
-                previous_hash=transaction.previous_hash,
-                created_at=transaction.created_at,
-                pending_status=None
-                if transaction.pending_status is None
-                else transaction.pending_status.value,
-            )
+        """Everything a posting writes, in one statement: the transaction, its postings (in
+        order), each ledger account's running balances (by la_ id; already locked by the
+        caller), the chain head advanced to the transaction, and the balance transaction that
+        describes the movement when there is one."""
+        ordered = sorted(changes.items())
+        entry = (
+            {}
+            if balance_transaction is None
+            else {
+                f"bt_{name}": value
+                for name, value in balance_transaction_values(balance_transaction).items()
+            }
         )
-        if transaction.postings:
+        row = (
             await self._db.execute(
-                ledger_postings.insert(),
-                [
-                    {
-                        "account_id": transaction.account_id,
-                        "transaction_id": transaction.id,
-                        "ledger_account_id": ledger_account_ids[posting.key],
-                        "amount_minor": posting.amount_minor,
-                    }
-                    for posting in transaction.postings
-                ],
+                _WRITE_TRANSACTION if balance_transaction is None else _WRITE_TRANSACTION_AND_ENTRY,
+                entry
+                | {
+                    "account_id": transaction.account_id,
+                    "id": transaction.id,
+                    "sequence": transaction.sequence,
+                    "kind": transaction.kind.value,
+                    "pending_transaction_id": transaction.pending_transaction_id,
+                    "expires_at": transaction.expires_at,
+                    "metadata": dict(transaction.metadata),
+                    "description": transaction.description,
+                    "payload_digest": payload_digest,
+                    "hash": transaction.hash,
+                    "previous_hash": transaction.previous_hash,
+                    "created_at": transaction.created_at,
+                    "pending_status": None
+                    if transaction.pending_status is None
+                    else transaction.pending_status.value,
+                    "posting_accounts": [
+                        ledger_account_ids[posting.key] for posting in transaction.postings
+                    ],
+                    "posting_amounts": [posting.amount_minor for posting in transaction.postings],
+                    "change_accounts": [ledger_account_id for ledger_account_id, _ in ordered],
+                    "posted": [change.posted for _, change in ordered],
+                    "incoming": [change.pending_incoming for _, change in ordered],
+                    "outgoing": [change.pending_outgoing for _, change in ordered],
+                    "now": now,
+                },
             )
-
-    async def payload_digest_of(self, account_id: str, transaction_id: str) -> str | None:
-        c = ledger_transactions.c
-        return (
-            await self._db.execute(
-                select(c.payload_digest).where(c.account_id == account_id, c.id == transaction_id)
+        ).one()
+        # Every ledger account exists (locked or created by the caller) and so does the chain
+        # head (locked first): anything else is a bug, and the caller's transaction must not
+        # commit half a posting.
+        if (row.balances, row.chains) != (len(ordered), 1):
+            raise RuntimeError(
+                f"Ledger write of {transaction.id!r} updated {row.balances} of {len(ordered)} "
+                f"ledger accounts and {row.chains} chain heads."
             )
-        ).scalar_one_or_none()
 
     async def get_transaction(
         self, account_id: str, transaction_id: str

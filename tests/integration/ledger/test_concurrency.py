@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
@@ -137,3 +138,83 @@ async def test_simultaneous_payouts_and_captures_never_overdraw_the_available_ba
     assert balance.pending[0].amount == sum(results[WRITERS // 2 :])
     async with core_engine.connect() as db:
         assert (await verify_ledger(db, account_id=account_id, now=clock.now())).ok
+
+
+@pytest.mark.parametrize("same_payload", [True, False])
+async def test_a_retry_that_waited_on_the_chain_head_sees_what_the_holder_committed(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, same_payload: bool
+) -> None:
+    """The lock phase reads the transaction id after it holds the chain head, with a fresh
+    snapshot: a retry queued behind the first attempt replays (or refuses) what that attempt
+    committed, rather than writing the id a second time."""
+    first = TransactionRequest(
+        transaction_id="same",
+        postings=(Posting("world", -300, "usd"), Posting("wallet", 300, "usd")),
+    )
+    retry = (
+        first
+        if same_payload
+        else TransactionRequest(
+            transaction_id="same",
+            postings=(Posting("world", -301, "usd"), Posting("wallet", 301, "usd")),
+        )
+    )
+    async with core_engine.begin() as db:  # the chain head exists before the race
+        await journal.post(db, account_id, move_request("warm-up"), now=clock.now())
+    posted, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with core_engine.begin() as db:
+            await journal.post(db, account_id, first, now=clock.now())
+            posted.set()
+            await release.wait()
+
+    async def retrier() -> bool:
+        await posted.wait()
+        async with core_engine.begin() as db:
+            return (await journal.post(db, account_id, retry, now=clock.now())).replayed
+
+    holding = asyncio.create_task(holder())
+    retrying = asyncio.create_task(retrier())
+    await posted.wait()
+    await _until_a_session_waits_on_a_lock(core_engine)  # the retry, queued on the chain head
+    assert not retrying.done()
+    release.set()
+    await holding
+    if same_payload:
+        assert await retrying
+    else:
+        with pytest.raises(LedgerError) as refused:
+            await retrying
+        assert refused.value.code == "transaction_exists_with_different_payload"
+    async with core_engine.connect() as db:
+        wallet = await JournalRepository(db).get_ledger_account(account_id, "wallet", "usd")
+        report = await verify_ledger(db, account_id=account_id, now=clock.now())
+    assert wallet is not None
+    assert wallet.posted_balance_minor == 1 + 300
+    assert report.transactions_checked == 2
+    assert report.ok, (report.differences, report.chain_breaks)
+
+
+def move_request(transaction_id: str) -> TransactionRequest:
+    return TransactionRequest(
+        transaction_id=transaction_id,
+        postings=(Posting("world", -1, "usd"), Posting("wallet", 1, "usd")),
+    )
+
+
+async def _until_a_session_waits_on_a_lock(engine: AsyncEngine) -> None:
+    for _ in range(200):
+        async with engine.begin() as db:
+            waiting = (
+                await db.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no session ever waited on a lock")

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
@@ -284,3 +284,33 @@ async def test_postings_cannot_be_edited_in_place(
     with pytest.raises(DBAPIError, match="append-only"):
         async with core_engine.begin() as db:
             await db.execute(ledger_postings.update().values(amount_minor=1))
+
+
+async def test_a_posting_is_one_lock_statement_and_one_write_statement(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """Chain head, replay check and ledger account locks in one round trip; transaction,
+    postings, balances and chain head in another. A replay is the lock statement plus the
+    read of the recorded transaction."""
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("t1", "world", "wallet", 500), now=clock.now())
+    event.listen(core_engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with core_engine.begin() as db:
+            await journal.post(db, account_id, move("t2", "wallet", "world", 200), now=clock.now())
+            posted = len(statements)
+            replay = await journal.post(
+                db, account_id, move("t2", "wallet", "world", 200), now=clock.now()
+            )
+    finally:
+        event.remove(core_engine.sync_engine, "before_cursor_execute", record)
+    assert posted == 2, statements
+    assert "ledger_lock_for_posting" in statements[0]
+    assert replay.replayed
+    assert len(statements) == 2 + 3  # lock phase, the transaction, its postings
+    assert await balance(core_engine, account_id, "wallet") == 300

@@ -3,15 +3,17 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.domain import Pricing
 from remit.core.clock import FixedClock
+from remit.core.errors import ErrorKind, RemitError
+from remit.ledger import journal
 from remit.ledger import postings as ledger
 from remit.ledger.balances import read_balance
 from remit.ledger.chart import ACQUIRER_CLEARING, AVAILABLE, FEES, PENDING
-from remit.ledger.domain import LedgerError, PendingStatus
+from remit.ledger.domain import LedgerError, PendingStatus, Posting, TransactionRequest
 from remit.ledger.fees import RefundFeePolicy
 from remit.ledger.jobs import release_due_funds
 from remit.ledger.objects import BalanceTransactionStatus, BalanceTransactionType
@@ -379,3 +381,102 @@ async def test_a_failed_refund_returns_its_money(
     )
     assert failure.reporting_category == "refund_failure"
     await assert_verified(core_engine, clock)
+
+
+async def test_a_capture_reads_once_posts_in_two_statements_and_writes_its_balance_transaction(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """Balance transaction, pricing and authorization are read together; the posting is a lock
+    statement and a write statement, which also writes the balance transaction."""
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    async def capture(charge_id: str) -> None:
+        async with core_engine.begin() as db:
+            await ledger.record_charge_captured(
+                db,
+                account_id=account_id,
+                charge_id=charge_id,
+                gross_minor=1_000,
+                currency="usd",
+                now=clock.now(),
+            )
+
+    await capture("ch_first")
+    event.listen(core_engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await capture("ch_second")
+    finally:
+        event.remove(core_engine.sync_engine, "before_cursor_execute", record)
+    assert len(statements) == 3, statements
+    assert "ledger_lock_for_posting" in statements[1]
+    assert "INSERT INTO balance_transactions" in statements[2]
+    assert (await balances(core_engine, account_id))[PENDING] == 2 * (1_000 - 59)
+    await assert_verified(core_engine, clock)
+
+
+async def test_capturing_for_an_unknown_account_is_not_found(
+    core_engine: AsyncEngine, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        with pytest.raises(RemitError) as raised:
+            await ledger.record_charge_captured(
+                db,
+                account_id="acct_missing",
+                charge_id="ch_1",
+                gross_minor=1_000,
+                currency="usd",
+                now=clock.now(),
+            )
+    assert raised.value.kind is ErrorKind.NOT_FOUND
+    assert raised.value.param == "account"
+
+
+async def test_a_capture_whose_ledger_transaction_exists_without_its_balance_transaction_writes_it(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """The balance transaction rides on the ledger write; when the ledger transaction replays
+    (it was recorded, its balance transaction was not), the balance transaction is written on
+    its own and the money moves once."""
+    async with core_engine.begin() as db:
+        await journal.post(
+            db,
+            account_id,
+            TransactionRequest(
+                transaction_id="ch_1:capture",
+                postings=(
+                    Posting(ACQUIRER_CLEARING, -1_000, "usd"),
+                    Posting(PENDING, 941, "usd"),
+                    Posting(FEES, 59, "usd"),
+                ),
+                metadata={"charge": "ch_1"},
+            ),
+            now=clock.now(),
+        )
+    async with core_engine.begin() as db:
+        txn = await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id="ch_1",
+            gross_minor=1_000,
+            currency="usd",
+            now=clock.now(),
+        )
+    async with core_engine.begin() as db:
+        again = await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id="ch_1",
+            gross_minor=1_000,
+            currency="usd",
+            now=clock.now(),
+        )
+    assert (txn.amount, txn.fee, txn.net) == (1_000, 59, 941)
+    assert again == txn
+    assert await balances(core_engine, account_id) == {
+        ACQUIRER_CLEARING: -1_000,
+        PENDING: 941,
+        FEES: 59,
+    }
