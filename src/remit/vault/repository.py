@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -98,13 +98,6 @@ class SqlVaultRepository:
         row = (await self._db.execute(query)).first()
         return None if row is None else _card_from_row(row)
 
-    async def drop_cvc(self, token: str) -> None:
-        await self._db.execute(
-            update(cards)
-            .where(cards.c.token == token)
-            .values(cvc_ciphertext=None, cvc_expires_at=None)
-        )
-
     async def drop_expired_cvcs(self, now: datetime) -> int:
         result = await self._db.execute(
             update(cards)
@@ -171,6 +164,26 @@ class SqlVaultRepository:
         token = (await self._db.execute(query)).scalar_one_or_none()
         return None if token is None else str(token)
 
+    async def test_card(
+        self, account_id: str, test_id: str
+    ) -> tuple[str, StoredCard | None] | None:
+        """The token recorded for the test id and its card, in one statement; None if the test
+        id has no token yet for the account."""
+        query = (
+            select(test_card_tokens.c.token.label("test_card_token"), cards)
+            .select_from(
+                test_card_tokens.outerjoin(cards, cards.c.token == test_card_tokens.c.token)
+            )
+            .where(
+                test_card_tokens.c.account_id == account_id, test_card_tokens.c.test_id == test_id
+            )
+        )
+        row = (await self._db.execute(query)).first()
+        if row is None:
+            return None
+        token = str(row._mapping["test_card_token"])
+        return token, None if row._mapping["token"] is None else _card_from_row(row)
+
     async def claim_test_card_token(self, account_id: str, test_id: str, token: str) -> bool:
         """Record `token` for the test id unless another call won the race; True if we won."""
         result = await self._db.execute(
@@ -189,11 +202,32 @@ class SqlVaultRepository:
         result = (await self._db.execute(query)).scalar_one_or_none()
         return None if result is None else bytes(result)
 
-    async def record_forward(
+    async def forward_start(
+        self, account_id: str, reference: str, token: str
+    ) -> tuple[bytes | None, StoredCard | None]:
+        """In one statement: the answer already recorded for the reference (if any), and the
+        card (if it exists)."""
+        recorded = (
+            select(forwards.c.result)
+            .where(forwards.c.account_id == account_id, forwards.c.reference == reference)
+            .scalar_subquery()
+            .label("recorded_result")
+        )
+        one = select(literal(1).label("one")).subquery("one")
+        query = select(recorded, cards).select_from(one.outerjoin(cards, cards.c.token == token))
+        row = (await self._db.execute(query)).one()
+        result = row._mapping["recorded_result"]
+        card = None if row._mapping["token"] is None else _card_from_row(row)
+        return None if result is None else bytes(result), card
+
+    async def finish_forward(
         self, account_id: str, reference: str, token: str, destination: str, result: bytes,
         now: datetime,
-    ) -> bool:  # fmt: skip
-        inserted = await self._db.execute(
+    ) -> bytes | None:  # fmt: skip
+        """In one statement: record the reference's answer unless one is recorded already, and
+        destroy the card's CVC. None if this answer is now the recorded one, else the answer
+        recorded first."""
+        recorded = (
             insert(forwards)
             .values(
                 account_id=account_id,
@@ -204,8 +238,36 @@ class SqlVaultRepository:
                 created_at=now,
             )
             .on_conflict_do_nothing()
+            .returning(forwards.c.reference)
+            .cte("recorded")
         )
-        return bool(inserted.rowcount)
+        dropped = (
+            update(cards)
+            .where(
+                cards.c.token == token,
+                or_(cards.c.cvc_ciphertext.is_not(None), cards.c.cvc_expires_at.is_not(None)),
+            )
+            .values(cvc_ciphertext=None, cvc_expires_at=None)
+            .returning(cards.c.token)
+            .cte("cvc_dropped")
+        )
+        earlier = select(forwards.c.result).where(
+            forwards.c.account_id == account_id, forwards.c.reference == reference
+        )
+        query = select(
+            select(func.count()).select_from(recorded).scalar_subquery().label("recorded"),
+            select(func.count()).select_from(dropped).scalar_subquery().label("dropped"),
+            earlier.scalar_subquery().label("earlier"),
+        )
+        row = (await self._db.execute(query)).one()
+        if row.recorded:
+            return None
+        if row.earlier is not None:
+            return bytes(row.earlier)
+        # The earlier answer was committed while this statement ran, after its snapshot.
+        again = await self.forwarded_result(account_id, reference)
+        assert again is not None
+        return again
 
     # --- audit -------------------------------------------------------------------------
 
