@@ -1,6 +1,7 @@
 """What a forwarded authorization guarantees however few statements it takes: the audit event
 is committed before the card leaves the vault, the first answer recorded for a reference stands,
-and a test id whose card was deleted does not resolve again."""
+a test id whose card was deleted does not resolve again, and no ROLLBACK throws the prepared
+statements away."""
 
 import asyncio
 from collections.abc import Callable
@@ -11,13 +12,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
+from remit.storage.engine import make_engine
 from remit.vault.domain import ForwardRequest, OutboundAuthorization
 from remit.vault.keystore import FileKeyStore
 from remit.vault.service import VaultError, VaultService
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import START
+from tests.support.postgres import WorkerDatabases
+from tests.support.vault import empty_vault_database
 
 pytestmark = pytest.mark.anyio
+
+PREPARE_THRESHOLD = 5  # make_engine's: psycopg prepares a statement at its fifth execution
 
 
 class WatchingDestination:
@@ -127,3 +133,25 @@ async def test_a_test_id_whose_card_was_deleted_does_not_resolve(
     assert caught.value.param == "vault_token"
     other = await service.resolve_test_card("acct_2", "pm_card_visa", requester="core")
     assert other.token != card.token
+
+
+async def test_forwarding_keeps_its_statements_prepared(
+    databases: WorkerDatabases, tmp_path: Path
+) -> None:
+    # One pooled connection: a ROLLBACK on it would make psycopg deallocate every statement.
+    engine = make_engine(databases.vault_url, pool_size=1)
+    try:
+        service = _service(engine, tmp_path, WatchingDestination(lambda outbound: None))
+        card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        for number in range(PREPARE_THRESHOLD + 2):
+            await service.forward("acct_1", card.token, _request(f"op_prepared_{number}"))
+        async with engine.begin() as db:
+            prepared = (
+                await db.execute(text("SELECT statement FROM pg_prepared_statements"))
+            ).scalars()
+            kept = [statement.split(None, 3)[:3] for statement in prepared]
+        assert ["WITH", "recorded", "AS"] in kept
+        assert ["INSERT", "INTO", "audit_events"] in kept
+    finally:
+        await empty_vault_database(engine)
+        await engine.dispose()
