@@ -2,16 +2,81 @@
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
 
 from remit.storage.keyset import fetch_page
 from remit.vault.cards import Brand, Funding
 from remit.vault.crypto import SealedCard
 from remit.vault.domain import AuditAction, AuditEvent, AuditFilter, CardSummary, StoredCard
 from remit.vault.tables import audit_events, cards, forwards, test_card_tokens
+
+# The statements of every forwarded authorization are built once, with named parameters:
+# building and cache-keying a statement costs more client CPU than running a prepared one.
+
+_TEST_CARD = (
+    select(test_card_tokens.c.token.label("test_card_token"), cards)
+    .select_from(test_card_tokens.outerjoin(cards, cards.c.token == test_card_tokens.c.token))
+    .where(
+        test_card_tokens.c.account_id == bindparam("p_account_id"),
+        test_card_tokens.c.test_id == bindparam("p_test_id"),
+    )
+)
+
+_RECORDED_RESULT = select(forwards.c.result).where(
+    forwards.c.account_id == bindparam("p_account_id"),
+    forwards.c.reference == bindparam("p_reference"),
+)
+
+_ONE_ROW = select(literal_column("1").label("one")).subquery("one_row")
+
+# The answer already recorded for the reference, and the card; one row even if neither exists.
+_FORWARD_START = select(
+    _RECORDED_RESULT.scalar_subquery().label("recorded_result"), cards
+).select_from(_ONE_ROW.outerjoin(cards, cards.c.token == bindparam("p_token")))
+
+
+def _finish_forward_statement() -> Select[tuple[int, int, bytes | None]]:
+    recorded = (
+        insert(forwards)
+        .values(
+            account_id=bindparam("p_account_id"),
+            reference=bindparam("p_reference"),
+            token=bindparam("p_token"),
+            destination=bindparam("p_destination"),
+            result=bindparam("p_result", type_=forwards.c.result.type),
+            created_at=bindparam("p_now", type_=forwards.c.created_at.type),
+        )
+        .on_conflict_do_nothing()
+        .returning(forwards.c.reference)
+        .cte("recorded")
+    )
+    dropped = (
+        update(cards)
+        .where(
+            cards.c.token == bindparam("p_token"),
+            or_(cards.c.cvc_ciphertext.is_not(None), cards.c.cvc_expires_at.is_not(None)),
+        )
+        .values(cvc_ciphertext=None, cvc_expires_at=None)
+        .returning(cards.c.token)
+        .cte("cvc_dropped")
+    )
+    return select(
+        select(func.count()).select_from(recorded).scalar_subquery().label("recorded"),
+        select(func.count()).select_from(dropped).scalar_subquery().label("dropped"),
+        _RECORDED_RESULT.scalar_subquery().label("earlier"),
+    )
+
+
+# Records the answer unless one is recorded for the reference, and destroys the card's CVC.
+# Data-modifying CTEs run to completion whether or not the outer query reads them; the outer
+# query's snapshot is the statement's, so `earlier` shows only answers committed before it.
+_FINISH_FORWARD = _finish_forward_statement()
+
+_INSERT_AUDIT_EVENT = audit_events.insert()
 
 
 def _card_from_row(row: Row[tuple[object, ...]]) -> StoredCard:
@@ -98,13 +163,6 @@ class SqlVaultRepository:
         row = (await self._db.execute(query)).first()
         return None if row is None else _card_from_row(row)
 
-    async def drop_cvc(self, token: str) -> None:
-        await self._db.execute(
-            update(cards)
-            .where(cards.c.token == token)
-            .values(cvc_ciphertext=None, cvc_expires_at=None)
-        )
-
     async def drop_expired_cvcs(self, now: datetime) -> int:
         result = await self._db.execute(
             update(cards)
@@ -171,6 +229,18 @@ class SqlVaultRepository:
         token = (await self._db.execute(query)).scalar_one_or_none()
         return None if token is None else str(token)
 
+    async def test_card(
+        self, account_id: str, test_id: str
+    ) -> tuple[str, StoredCard | None] | None:
+        """The token recorded for the test id and its card, in one statement; None if the test
+        id has no token yet for the account."""
+        params = {"p_account_id": account_id, "p_test_id": test_id}
+        row = (await self._db.execute(_TEST_CARD, params)).first()
+        if row is None:
+            return None
+        token = str(row._mapping["test_card_token"])
+        return token, None if row._mapping["token"] is None else _card_from_row(row)
+
     async def claim_test_card_token(self, account_id: str, test_id: str, token: str) -> bool:
         """Record `token` for the test id unless another call won the race; True if we won."""
         result = await self._db.execute(
@@ -189,41 +259,60 @@ class SqlVaultRepository:
         result = (await self._db.execute(query)).scalar_one_or_none()
         return None if result is None else bytes(result)
 
-    async def record_forward(
+    async def forward_start(
+        self, account_id: str, reference: str, token: str
+    ) -> tuple[bytes | None, StoredCard | None]:
+        """In one statement: the answer already recorded for the reference (if any), and the
+        card (if it exists)."""
+        params = {"p_account_id": account_id, "p_reference": reference, "p_token": token}
+        row = (await self._db.execute(_FORWARD_START, params)).one()
+        result = row._mapping["recorded_result"]
+        card = None if row._mapping["token"] is None else _card_from_row(row)
+        return None if result is None else bytes(result), card
+
+    async def finish_forward(
         self, account_id: str, reference: str, token: str, destination: str, result: bytes,
         now: datetime,
-    ) -> bool:  # fmt: skip
-        inserted = await self._db.execute(
-            insert(forwards)
-            .values(
-                account_id=account_id,
-                reference=reference,
-                token=token,
-                destination=destination,
-                result=result,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
-        return bool(inserted.rowcount)
+    ) -> bytes | None:  # fmt: skip
+        """In one statement: record the reference's answer unless one is recorded already, and
+        destroy the card's CVC. None if this answer is now the recorded one, else the answer
+        recorded first."""
+        params = {
+            "p_account_id": account_id,
+            "p_reference": reference,
+            "p_token": token,
+            "p_destination": destination,
+            "p_result": result,
+            "p_now": now,
+        }
+        row = (await self._db.execute(_FINISH_FORWARD, params)).one()
+        if row.recorded:
+            return None
+        if row.earlier is not None:
+            return bytes(row.earlier)
+        # The earlier answer was committed while this statement ran, after its snapshot.
+        again = await self.forwarded_result(account_id, reference)
+        assert again is not None
+        return again
 
     # --- audit -------------------------------------------------------------------------
 
     async def insert_audit_event(self, event: AuditEvent) -> None:
         await self._db.execute(
-            audit_events.insert().values(
-                id=event.id,
-                created_at=event.created_at,
-                action=event.action.value,
-                requester=event.requester,
-                purpose=event.purpose,
-                token=event.token,
-                account_id=event.account_id,
-                destination=event.destination,
-                reference=event.reference,
-                succeeded=event.succeeded,
-                key_version=event.key_version,
-            )
+            _INSERT_AUDIT_EVENT,
+            {
+                "id": event.id,
+                "created_at": event.created_at,
+                "action": event.action.value,
+                "requester": event.requester,
+                "purpose": event.purpose,
+                "token": event.token,
+                "account_id": event.account_id,
+                "destination": event.destination,
+                "reference": event.reference,
+                "succeeded": event.succeeded,
+                "key_version": event.key_version,
+            },
         )
 
     async def audit_anchor(self, event_id: str) -> tuple[datetime, str] | None:

@@ -3,10 +3,15 @@
 Plaintext exists only in memory, inside `Secret`, between a decryption and the call that needs
 it; it is never logged, stored or put in an error. Every decryption is audited before the
 plaintext leaves this process.
+
+A unit of work that is one statement runs on an autocommit connection (`_statement`): the
+statement is its own transaction, so it needs no BEGIN or COMMIT round trip, and it never ends
+in a ROLLBACK (which would make psycopg drop the connection's prepared statements).
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -100,10 +105,17 @@ class VaultService:
         cvc_retention: timedelta = CVC_RETENTION,
     ) -> None:
         self._engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._keys = keys
         self._destinations = dict(destinations)
         self._clock = clock or SystemClock()
         self._cvc_retention = cvc_retention
+
+    @asynccontextmanager
+    async def _statement(self) -> AsyncIterator[SqlVaultRepository]:
+        """A repository whose every statement commits on its own, for one-statement units."""
+        async with self._autocommit.connect() as db:
+            yield SqlVaultRepository(db)
 
     # --- storing cards -----------------------------------------------------------------
 
@@ -162,11 +174,11 @@ class VaultService:
                 code="resource_missing",
                 param="test_id",
             )
-        async with self._engine.begin() as db:
-            existing = await SqlVaultRepository(db).test_card_token(account_id, test_id)
+        async with self._statement() as repo:
+            existing = await repo.test_card(account_id, test_id)
         if existing is not None:
-            card = await self._card(account_id, existing)
-            return Tokenized(existing, card.summary)
+            token, found = existing
+            return Tokenized(token, self._usable(account_id, token, found).summary)
         now = self._clock.now()
         created = await self.tokenize(
             account_id,
@@ -210,8 +222,12 @@ class VaultService:
         return True
 
     async def _card(self, account_id: str, token: str) -> StoredCard:
-        async with self._engine.begin() as db:
-            card = await SqlVaultRepository(db).get_card(token)
+        async with self._statement() as repo:
+            card = await repo.get_card(token)
+        return self._usable(account_id, token, card)
+
+    @staticmethod
+    def _usable(account_id: str, token: str, card: StoredCard | None) -> StoredCard:
         if card is None or card.account_id != account_id or card.deleted_at is not None:
             raise _no_such_token(token)
         return card
@@ -238,14 +254,11 @@ class VaultService:
             )
         if not request.reference:
             raise invalid("A forwarded authorization needs a reference.", "reference")
-        async with self._engine.begin() as db:
-            repo = SqlVaultRepository(db)
-            stored = await repo.forwarded_result(account_id, request.reference)
-            card = None if stored is not None else await repo.get_card(token)
+        async with self._statement() as repo:
+            stored, found = await repo.forward_start(account_id, request.reference, token)
         if stored is not None:
             return Forwarded(vault_pb2.ForwardedAuthorization.FromString(stored), replayed=True)
-        if card is None or card.account_id != account_id or card.deleted_at is not None:
-            raise _no_such_token(token)
+        card = self._usable(account_id, token, found)
         now = self._clock.now()
         ring = self._keys.load()
         try:
@@ -278,18 +291,16 @@ class VaultService:
                 three_d_secure_authenticated=request.three_d_secure_authenticated,
             )
         )
-        async with self._engine.begin() as db:
-            repo = SqlVaultRepository(db)
-            first = await repo.record_forward(
+        # One statement, so one transaction: the answer is recorded for the reference (unless
+        # a concurrent call recorded one first, which then stands) and, as the authorization
+        # happened, the CVC is destroyed (PCI DSS 3.3.1 forbids keeping it past it).
+        async with self._statement() as repo:
+            earlier = await repo.finish_forward(
                 account_id, request.reference, token, request.destination,
                 result.SerializeToString(), self._clock.now(),
             )  # fmt: skip
-            # The authorization happened: PCI DSS 3.3.1 forbids keeping the CVC past it.
-            await repo.drop_cvc(token)
-            if not first:
-                replay = await repo.forwarded_result(account_id, request.reference)
-                assert replay is not None
-                return Forwarded(vault_pb2.ForwardedAuthorization.FromString(replay), True)
+        if earlier is not None:
+            return Forwarded(vault_pb2.ForwardedAuthorization.FromString(earlier), True)
         return Forwarded(result, replayed=False)
 
     def _forward_event(
@@ -461,8 +472,9 @@ class VaultService:
         )
 
     async def _audit(self, event: AuditEvent) -> None:
-        async with self._engine.begin() as db:
-            await SqlVaultRepository(db).insert_audit_event(event)
+        """Record the event; it is committed when this returns."""
+        async with self._statement() as repo:
+            await repo.insert_audit_event(event)
 
     async def close(self) -> None:
         for destination in self._destinations.values():

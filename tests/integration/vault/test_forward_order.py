@@ -1,0 +1,157 @@
+"""What a forwarded authorization guarantees however few statements it takes: the audit event
+is committed before the card leaves the vault, the first answer recorded for a reference stands,
+a test id whose card was deleted does not resolve again, and no ROLLBACK throws the prepared
+statements away."""
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.storage.engine import make_engine
+from remit.vault.domain import ForwardRequest, OutboundAuthorization
+from remit.vault.keystore import FileKeyStore
+from remit.vault.service import VaultError, VaultService
+from remit_api.vault.v1 import vault_pb2
+from tests.integration.vault.conftest import START
+from tests.support.postgres import WorkerDatabases
+from tests.support.vault import empty_vault_database
+
+pytestmark = pytest.mark.anyio
+
+PREPARE_THRESHOLD = 5  # make_engine's: psycopg prepares a statement at its fifth execution
+
+
+class WatchingDestination:
+    """Answers every authorization; first runs `on_authorize` (what the acquirer would see)."""
+
+    def __init__(self, on_authorize: Callable[[OutboundAuthorization], object]) -> None:
+        self._on_authorize = on_authorize
+        self.sent: list[OutboundAuthorization] = []
+
+    async def authorize(self, outbound: OutboundAuthorization) -> vault_pb2.ForwardedAuthorization:
+        seen = self._on_authorize(outbound)
+        if asyncio.iscoroutine(seen):
+            await seen
+        self.sent.append(outbound)
+        return vault_pb2.ForwardedAuthorization(approved=True, authorization_id="auth_new")
+
+    async def close(self) -> None:
+        return None
+
+
+def _service(engine: AsyncEngine, tmp_path: Path, destination: WatchingDestination) -> VaultService:
+    keys = FileKeyStore(tmp_path / "keys.json")
+    keys.ensure_exists()
+    return VaultService(engine, keys, {"acquirer": destination}, clock=FixedClock(START))
+
+
+def _request(reference: str) -> ForwardRequest:
+    return ForwardRequest(
+        destination="acquirer",
+        amount_minor=2000,
+        currency="usd",
+        reference=reference,
+        capture=True,
+        purpose="payment_intent.confirm pi_test",
+        requester="core",
+    )
+
+
+async def test_the_audit_event_is_committed_before_the_card_is_sent(
+    vault_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    committed: list[tuple[str, bool]] = []
+
+    async def look(outbound: OutboundAuthorization) -> None:
+        # Another connection sees only committed rows.
+        async with vault_engine.begin() as db:
+            rows = await db.execute(
+                text("SELECT action, succeeded FROM audit_events WHERE reference = :r"),
+                {"r": outbound.reference},
+            )
+            committed.extend((row[0], row[1]) for row in rows)
+
+    destination = WatchingDestination(look)
+    service = _service(vault_engine, tmp_path, destination)
+    card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+    forwarded = await service.forward("acct_1", card.token, _request("op_watched"))
+    assert not forwarded.replayed
+    assert committed == [("forward", True)]
+
+
+async def test_an_answer_recorded_concurrently_for_the_reference_stands(
+    vault_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    earlier = vault_pb2.ForwardedAuthorization(approved=False, decline_code="generic_decline")
+    inserted = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def concurrent_call(reference: str) -> None:
+        # Another call with the same reference records its answer first, and commits only
+        # while this call is recording its own (after that statement took its snapshot).
+        async with vault_engine.begin() as db:
+            await db.execute(
+                text(
+                    "INSERT INTO forwards (account_id, reference, token, destination, result, "
+                    "created_at) VALUES ('acct_1', :r, 'vtok_other', 'acquirer', :result, now())"
+                ),
+                {"r": reference, "result": earlier.SerializeToString()},
+            )
+            inserted.set()
+            await asyncio.sleep(0.5)
+
+    async def start_concurrent_call(outbound: OutboundAuthorization) -> None:
+        tasks.append(asyncio.create_task(concurrent_call(outbound.reference)))
+        await inserted.wait()
+
+    destination = WatchingDestination(start_concurrent_call)
+    service = _service(vault_engine, tmp_path, destination)
+    card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+    forwarded = await service.forward("acct_1", card.token, _request("op_raced"))
+    await tasks[0]
+    assert (forwarded.replayed, forwarded.result) == (True, earlier)
+    again = await service.forward("acct_1", card.token, _request("op_raced"))
+    assert (again.replayed, again.result) == (True, earlier)
+    assert len(destination.sent) == 1
+
+
+async def test_a_test_id_whose_card_was_deleted_does_not_resolve(
+    vault_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    service = _service(vault_engine, tmp_path, WatchingDestination(lambda outbound: None))
+    card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+    again = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+    assert again == card
+    assert await service.delete_card("acct_1", card.token, requester="t")
+    with pytest.raises(VaultError) as caught:
+        await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+    assert caught.value.param == "vault_token"
+    other = await service.resolve_test_card("acct_2", "pm_card_visa", requester="core")
+    assert other.token != card.token
+
+
+async def test_forwarding_keeps_its_statements_prepared(
+    databases: WorkerDatabases, tmp_path: Path
+) -> None:
+    # One pooled connection: a ROLLBACK on it would make psycopg deallocate every statement.
+    engine = make_engine(databases.vault_url, pool_size=1)
+    try:
+        service = _service(engine, tmp_path, WatchingDestination(lambda outbound: None))
+        card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        for number in range(PREPARE_THRESHOLD + 2):
+            await service.forward("acct_1", card.token, _request(f"op_prepared_{number}"))
+        async with engine.begin() as db:
+            prepared = (
+                await db.execute(text("SELECT statement FROM pg_prepared_statements"))
+            ).scalars()
+            kept = [statement.split(None, 3)[:3] for statement in prepared]
+        assert ["WITH", "recorded", "AS"] in kept
+        assert ["INSERT", "INTO", "audit_events"] in kept
+    finally:
+        await empty_vault_database(engine)
+        await engine.dispose()
