@@ -1,7 +1,9 @@
+import secrets
+
 import pytest
 
 from remit.config import ConfigError, from_env
-from remit.core.ids import has_prefix, new_id
+from remit.core.ids import has_prefix, new_id, random_token
 from remit.serve import with_core_instance_ports
 
 
@@ -66,3 +68,15 @@ def test_serve_gives_each_core_process_a_free_port_of_its_own() -> None:
     several = with_core_instance_ports(from_env({"REMIT_CORE_PROCESSES": "3"}))
     assert len(set(several.core_instance_ports)) == 3
     assert all(port > 0 for port in several.core_instance_ports)
+
+
+def test_tokens_use_every_base62_character_and_nothing_else() -> None:
+    seen = set("".join(random_token() for _ in range(500)))
+    assert seen == set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def test_bytes_that_would_bias_a_token_are_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 248 = 4 * 62: bytes 248..255 would favour the first eight characters, so they are skipped.
+    draws = iter([bytes([255, 248, 0, 61, 62, 247]), bytes([250, 1] + [0] * 6)])
+    monkeypatch.setattr(secrets, "token_bytes", lambda n: next(draws))
+    assert random_token(5) == "0z0z1"
