@@ -4,18 +4,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     DateTime,
     Row,
     Text,
     and_,
-    bindparam,
     func,
     select,
-    text,
     tuple_,
     update,
 )
@@ -40,13 +38,15 @@ from remit.ledger.tables import (
     ledger_postings,
     ledger_transactions,
 )
+from remit.storage.fastsql import Statement
 
-# The lock phase of a posting; see migration 0007_ledger_fast_path.
-_LOCK_FOR_POSTING = text(
+# The lock and write phases of a posting run on every payment, so they go straight to the
+# driver (remit.storage.fastsql). The lock phase: see migration 0007_ledger_fast_path.
+_LOCK_FOR_POSTING = Statement(
     "SELECT * FROM ledger_lock_for_posting("
-    "CAST(:account_id AS text), CAST(:transaction_id AS text), "
-    "CAST(:names AS text[]), CAST(:currencies AS text[]))"
-).bindparams(bindparam("names", type_=ARRAY(Text)), bindparam("currencies", type_=ARRAY(Text)))
+    "CAST(%(account_id)s AS text), CAST(%(transaction_id)s AS text), "
+    "CAST(%(names)s AS text[]), CAST(%(currencies)s AS text[]))"
+)
 
 # The write phase of a posting. Data-modifying CTEs all run to completion, in one snapshot and
 # one round trip; the foreign keys of the postings are checked at the end of the statement, when
@@ -58,16 +58,18 @@ WITH written AS (
         account_id, id, sequence, kind, pending_transaction_id, expires_at, metadata,
         description, payload_digest, hash, previous_hash, created_at, pending_status
     ) VALUES (
-        CAST(:account_id AS text), CAST(:id AS text), CAST(:sequence AS bigint),
-        CAST(:kind AS text), CAST(:pending_transaction_id AS text),
-        CAST(:expires_at AS timestamptz), CAST(:metadata AS jsonb), CAST(:description AS text),
-        CAST(:payload_digest AS text), CAST(:hash AS text), CAST(:previous_hash AS text),
-        CAST(:created_at AS timestamptz), CAST(:pending_status AS text)
+        CAST(%(account_id)s AS text), CAST(%(id)s AS text), CAST(%(sequence)s AS bigint),
+        CAST(%(kind)s AS text), CAST(%(pending_transaction_id)s AS text),
+        CAST(%(expires_at)s AS timestamptz), CAST(%(metadata)s AS jsonb),
+        CAST(%(description)s AS text),
+        CAST(%(payload_digest)s AS text), CAST(%(hash)s AS text), CAST(%(previous_hash)s AS text),
+        CAST(%(created_at)s AS timestamptz), CAST(%(pending_status)s AS text)
     )
 ), legs AS (
     INSERT INTO ledger_postings (account_id, transaction_id, ledger_account_id, amount_minor)
-    SELECT CAST(:account_id AS text), CAST(:id AS text), leg.ledger_account_id, leg.amount_minor
-    FROM unnest(CAST(:posting_accounts AS text[]), CAST(:posting_amounts AS bigint[]))
+    SELECT CAST(%(account_id)s AS text), CAST(%(id)s AS text), leg.ledger_account_id,
+        leg.amount_minor
+    FROM unnest(CAST(%(posting_accounts)s AS text[]), CAST(%(posting_amounts)s AS bigint[]))
         WITH ORDINALITY AS leg(ledger_account_id, amount_minor, position)
     ORDER BY leg.position
 ), balances AS (
@@ -75,17 +77,17 @@ WITH written AS (
         posted_balance_minor = la.posted_balance_minor + delta.posted,
         pending_incoming_minor = la.pending_incoming_minor + delta.incoming,
         pending_outgoing_minor = la.pending_outgoing_minor + delta.outgoing,
-        updated_at = CAST(:now AS timestamptz)
+        updated_at = CAST(%(now)s AS timestamptz)
     FROM unnest(
-        CAST(:change_accounts AS text[]), CAST(:posted AS bigint[]),
-        CAST(:incoming AS bigint[]), CAST(:outgoing AS bigint[])
+        CAST(%(change_accounts)s AS text[]), CAST(%(posted)s AS bigint[]),
+        CAST(%(incoming)s AS bigint[]), CAST(%(outgoing)s AS bigint[])
     ) AS delta(id, posted, incoming, outgoing)
     WHERE la.id = delta.id
     RETURNING la.id
 ), head AS (
     UPDATE ledger_chains SET
-        last_sequence = CAST(:sequence AS bigint), last_hash = CAST(:hash AS text)
-    WHERE account_id = CAST(:account_id AS text)
+        last_sequence = CAST(%(sequence)s AS bigint), last_hash = CAST(%(hash)s AS text)
+    WHERE account_id = CAST(%(account_id)s AS text)
     RETURNING account_id
 )"""
 _WRITE_RESULT = """
@@ -101,7 +103,7 @@ _SQL_TYPES: dict[type[object], str] = {
     JSONB: "jsonb",
 }
 _ENTRY_VALUES = ", ".join(
-    f"CAST(:bt_{column.name} AS {_SQL_TYPES[type(column.type)]})"
+    f"CAST(%(bt_{column.name})s AS {_SQL_TYPES[type(column.type)]})"
     for column in balance_transactions.c
 )
 # Built from the table definition only, never from input.
@@ -110,23 +112,33 @@ _ENTRY = f"""
     INSERT INTO balance_transactions ({_ENTRY_COLUMNS})
     VALUES ({_ENTRY_VALUES})
 )"""  # noqa: S608 (column names and types from the table definition)
-_WRITE_BINDS = (
-    bindparam("expires_at", type_=DateTime(timezone=True)),
-    bindparam("created_at", type_=DateTime(timezone=True)),
-    bindparam("now", type_=DateTime(timezone=True)),
-    bindparam("metadata", type_=JSONB),
-    bindparam("posting_accounts", type_=ARRAY(Text)),
-    bindparam("posting_amounts", type_=ARRAY(BigInteger)),
-    bindparam("change_accounts", type_=ARRAY(Text)),
-    bindparam("posted", type_=ARRAY(BigInteger)),
-    bindparam("incoming", type_=ARRAY(BigInteger)),
-    bindparam("outgoing", type_=ARRAY(BigInteger)),
+_WRITE_JSON = frozenset(
+    {
+        "metadata",
+        *(
+            f"bt_{column.name}"
+            for column in balance_transactions.c
+            if isinstance(column.type, JSONB)
+        ),
+    }
 )
-_WRITE_TRANSACTION = text(_WRITE_PARTS + _WRITE_RESULT).bindparams(*_WRITE_BINDS)
-_WRITE_TRANSACTION_AND_ENTRY = text(_WRITE_PARTS + _ENTRY + _WRITE_RESULT).bindparams(
-    *_WRITE_BINDS,
-    *(bindparam(f"bt_{column.name}", type_=column.type) for column in balance_transactions.c),
-)
+_WRITE_TRANSACTION = Statement(_WRITE_PARTS + _WRITE_RESULT, _WRITE_JSON)
+_WRITE_TRANSACTION_AND_ENTRY = Statement(_WRITE_PARTS + _ENTRY + _WRITE_RESULT, _WRITE_JSON)
+
+
+class _Fields:
+    """Attribute access to a row from the driver, as SQLAlchemy rows give it."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self._row = row
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._row[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 @dataclass(frozen=True)
@@ -259,18 +271,16 @@ class JournalRepository:
         unless it exists lock the existing ledger accounts among `keys` in (name, currency)
         order. Each step runs with a fresh snapshot, exactly as separate statements would."""
         wanted = sorted(set(keys))
-        rows = (
-            await self._db.execute(
-                _LOCK_FOR_POSTING,
-                {
-                    "account_id": account_id,
-                    "transaction_id": transaction_id,
-                    "names": [name for name, _ in wanted],
-                    "currencies": [currency for _, currency in wanted],
-                },
-            )
-        ).all()
-        head = rows[0]
+        rows = await _LOCK_FOR_POSTING.rows(
+            self._db,
+            {
+                "account_id": account_id,
+                "transaction_id": transaction_id,
+                "names": [name for name, _ in wanted],
+                "currencies": [currency for _, currency in wanted],
+            },
+        )
+        head = _Fields(rows[0])
         locked = {
             (row.la_name, row.la_currency): LedgerAccount(
                 id=row.la_id,
@@ -284,7 +294,7 @@ class JournalRepository:
                 created_at=row.la_created_at,
                 updated_at=row.la_updated_at,
             )
-            for row in rows
+            for row in map(_Fields, rows)
             if row.la_id is not None
         }
         return PostingLocks(
@@ -316,38 +326,41 @@ class JournalRepository:
                 for name, value in balance_transaction_values(balance_transaction).items()
             }
         )
-        row = (
-            await self._db.execute(
-                _WRITE_TRANSACTION if balance_transaction is None else _WRITE_TRANSACTION_AND_ENTRY,
-                entry
-                | {
-                    "account_id": transaction.account_id,
-                    "id": transaction.id,
-                    "sequence": transaction.sequence,
-                    "kind": transaction.kind.value,
-                    "pending_transaction_id": transaction.pending_transaction_id,
-                    "expires_at": transaction.expires_at,
-                    "metadata": dict(transaction.metadata),
-                    "description": transaction.description,
-                    "payload_digest": payload_digest,
-                    "hash": transaction.hash,
-                    "previous_hash": transaction.previous_hash,
-                    "created_at": transaction.created_at,
-                    "pending_status": None
-                    if transaction.pending_status is None
-                    else transaction.pending_status.value,
-                    "posting_accounts": [
-                        ledger_account_ids[posting.key] for posting in transaction.postings
-                    ],
-                    "posting_amounts": [posting.amount_minor for posting in transaction.postings],
-                    "change_accounts": [ledger_account_id for ledger_account_id, _ in ordered],
-                    "posted": [change.posted for _, change in ordered],
-                    "incoming": [change.pending_incoming for _, change in ordered],
-                    "outgoing": [change.pending_outgoing for _, change in ordered],
-                    "now": now,
-                },
-            )
-        ).one()
+        statement = (
+            _WRITE_TRANSACTION if balance_transaction is None else _WRITE_TRANSACTION_AND_ENTRY
+        )
+        written = await statement.first(
+            self._db,
+            entry
+            | {
+                "account_id": transaction.account_id,
+                "id": transaction.id,
+                "sequence": transaction.sequence,
+                "kind": transaction.kind.value,
+                "pending_transaction_id": transaction.pending_transaction_id,
+                "expires_at": transaction.expires_at,
+                "metadata": dict(transaction.metadata),
+                "description": transaction.description,
+                "payload_digest": payload_digest,
+                "hash": transaction.hash,
+                "previous_hash": transaction.previous_hash,
+                "created_at": transaction.created_at,
+                "pending_status": None
+                if transaction.pending_status is None
+                else transaction.pending_status.value,
+                "posting_accounts": [
+                    ledger_account_ids[posting.key] for posting in transaction.postings
+                ],
+                "posting_amounts": [posting.amount_minor for posting in transaction.postings],
+                "change_accounts": [ledger_account_id for ledger_account_id, _ in ordered],
+                "posted": [change.posted for _, change in ordered],
+                "incoming": [change.pending_incoming for _, change in ordered],
+                "outgoing": [change.pending_outgoing for _, change in ordered],
+                "now": now,
+            },
+        )
+        assert written is not None
+        row = _Fields(written)
         # Every ledger account exists (locked or created by the caller) and so does the chain
         # head (locked first): anything else is a bug, and the caller's transaction must not
         # commit half a posting.

@@ -11,7 +11,9 @@ rollback. psycopg prepares a statement on the server after it has been used a fe
 Everything else keeps using SQLAlchemy Core; `bench/` measures the difference.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import psycopg
@@ -21,6 +23,27 @@ from sqlalchemy import JSON, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 Row = dict[str, Any]
+
+_trace: ContextVar[list[str] | None] = ContextVar("remit_fastsql_trace", default=None)
+
+
+@contextmanager
+def traced(into: list[str] | None = None) -> Iterator[list[str]]:
+    """Collect the SQL of every statement sent from here in the current context, in order
+    (`into` lets a caller interleave them with statements it collects elsewhere). Tests use it
+    to count a path's round trips."""
+    seen = [] if into is None else into
+    token = _trace.set(seen)
+    try:
+        yield seen
+    finally:
+        _trace.reset(token)
+
+
+def _note(sql: str) -> None:
+    seen = _trace.get()
+    if seen is not None:
+        seen.append(sql)
 
 
 def driver(db: AsyncConnection) -> "psycopg.AsyncConnection[Any]":
@@ -52,17 +75,20 @@ class Statement:
         }
 
     async def rows(self, db: AsyncConnection, params: Mapping[str, object]) -> list[Row]:
+        _note(self.sql)
         async with driver(db).cursor(row_factory=dict_row) as cursor:
             await cursor.execute(self.sql, self._params(params))
             return await cursor.fetchall()
 
     async def first(self, db: AsyncConnection, params: Mapping[str, object]) -> Row | None:
+        _note(self.sql)
         async with driver(db).cursor(row_factory=dict_row) as cursor:
             await cursor.execute(self.sql, self._params(params))
             return await cursor.fetchone()
 
     async def run(self, db: AsyncConnection, params: Mapping[str, object]) -> int:
         """Execute; return the number of rows the statement touched."""
+        _note(self.sql)
         async with driver(db).cursor() as cursor:
             await cursor.execute(self.sql, self._params(params))
             return cursor.rowcount

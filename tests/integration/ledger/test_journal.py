@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
@@ -17,6 +17,7 @@ from remit.ledger.domain import (
 )
 from remit.ledger.repository import JournalRepository
 from remit.ledger.tables import ledger_postings, ledger_transactions
+from tests.support.statements import statements_sent
 
 pytestmark = pytest.mark.anyio
 
@@ -292,23 +293,15 @@ async def test_a_posting_is_one_lock_statement_and_one_write_statement(
     """Chain head, replay check and ledger account locks in one round trip; transaction,
     postings, balances and chain head in another. A replay is the lock statement plus the
     read of the recorded transaction."""
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        statements.append(str(args[2]))
-
     async with core_engine.begin() as db:
         await journal.post(db, account_id, move("t1", "world", "wallet", 500), now=clock.now())
-    event.listen(core_engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with statements_sent(core_engine) as statements:
         async with core_engine.begin() as db:
             await journal.post(db, account_id, move("t2", "wallet", "world", 200), now=clock.now())
             posted = len(statements)
             replay = await journal.post(
                 db, account_id, move("t2", "wallet", "world", 200), now=clock.now()
             )
-    finally:
-        event.remove(core_engine.sync_engine, "before_cursor_execute", record)
     assert posted == 2, statements
     assert "ledger_lock_for_posting" in statements[0]
     assert replay.replayed

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.domain import Pricing
@@ -21,6 +21,7 @@ from remit.ledger.repository import JournalRepository
 from remit.ledger.tables import ledger_events
 from remit.ledger.verify import verify_ledger
 from tests.integration.ledger.conftest import NewAccount
+from tests.support.statements import statements_sent
 
 pytestmark = pytest.mark.anyio
 
@@ -388,10 +389,6 @@ async def test_a_capture_reads_once_posts_in_two_statements_and_writes_its_balan
 ) -> None:
     """Balance transaction, pricing and authorization are read together; the posting is a lock
     statement and a write statement, which also writes the balance transaction."""
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        statements.append(str(args[2]))
 
     async def capture(charge_id: str) -> None:
         async with core_engine.begin() as db:
@@ -405,11 +402,8 @@ async def test_a_capture_reads_once_posts_in_two_statements_and_writes_its_balan
             )
 
     await capture("ch_first")
-    event.listen(core_engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with statements_sent(core_engine) as statements:
         await capture("ch_second")
-    finally:
-        event.remove(core_engine.sync_engine, "before_cursor_execute", record)
     assert len(statements) == 3, statements
     assert "ledger_lock_for_posting" in statements[1]
     assert "INSERT INTO balance_transactions" in statements[2]
