@@ -465,9 +465,9 @@ class PaymentsService:
             await idempotency.relock(db, record)
             intents = PaymentIntentRepository(db)
             if new is not None:
+                # Created and confirmed at once: the row is written once, already processing.
                 before = None
                 intent = self._new_intent(record.account_id, new)
-                await intents.insert(intent)
             else:
                 assert intent_id is not None
                 before = await intents.get(record.account_id, intent_id, for_update=True)
@@ -522,9 +522,12 @@ class PaymentsService:
                     return_url=confirm.return_url,
                 ),
             )
+            if new is not None:
+                await intents.insert(processing)
             if resumed is None:
                 await charges.insert(charge)
-            await intents.save(processing)
+            if new is None:
+                await intents.save(processing)
             await self._hooks.intent_changed(db, before, processing)
             if resumed is None:
                 await self._hooks.charge_changed(db, None, charge, processing)
