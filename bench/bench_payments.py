@@ -14,9 +14,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import grpc
+import psutil
 
 from bench.platform import BenchPlatform, running_platform
 from bench.result import Figure, percentile
@@ -100,6 +102,47 @@ async def _grpc(platform: BenchPlatform) -> tuple[float, list[float], float]:
         return await _drive(pay, MEASURED, WARMUP)
 
 
+class ProcessCpu:
+    """CPU time of each platform process (and of PostgreSQL) across a run, to say where the
+    time of a payment goes: the processes are CPU-bound, so this is what limits throughput.
+    Processes are looked up again at the end: database backends start as pools grow."""
+
+    def __init__(self, serve_pid: int, data_dir: Path) -> None:
+        self._serve_pid = serve_pid
+        self._data_dir = str(data_dir)
+        self._before = self._sample()
+
+    def _processes(self) -> list[tuple[str, psutil.Process]]:
+        found = [
+            (" ".join(p.cmdline()[-1:]), p)
+            for p in psutil.Process(self._serve_pid).children(recursive=True)
+        ]
+        # The embedded PostgreSQL servers detach from `remit serve`; find them by data directory.
+        for process in psutil.process_iter(["name", "cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if process.info["name"] == "postgres" and any(self._data_dir in a for a in cmdline):
+                for member in [process, *process.children(recursive=True)]:
+                    found.append(("postgres (both clusters)", member))
+        return found
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        sample: dict[int, tuple[str, float]] = {}
+        for role, process in self._processes():
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            sample[process.pid] = (role, times.user + times.system)
+        return sample
+
+    def per_payment_ms(self, payments: int) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for pid, (role, cpu) in self._sample().items():
+            spent = cpu - self._before.get(pid, (role, 0.0))[1]
+            totals[role] = totals.get(role, 0.0) + spent / payments * 1000
+        return dict(sorted(totals.items()))
+
+
 def _figures(through: str, seconds: float, latencies: list[float], cpu_s: float) -> list[Figure]:
     count = len(latencies)
     return [
@@ -119,9 +162,21 @@ def _account_without_radar(platform: BenchPlatform) -> BenchPlatform:
     return replace(platform, account_id=reply.account.id, secret_key=reply.secret_key)
 
 
+def _cpu_figures(through: str, cpu: ProcessCpu, payments: int) -> list[Figure]:
+    return [
+        Figure(NAME, f"{through}: CPU per payment in {role}", ms, "ms")
+        for role, ms in cpu.per_payment_ms(payments).items()
+    ]
+
+
 def run() -> list[Figure]:
     with running_platform() as started:
         platform = _account_without_radar(started)
+        # The figures count warm-up and measured payments alike; both are the same request.
+        cpu = ProcessCpu(platform.serve_pid, platform.data_dir)
         rest = asyncio.run(_rest(platform))
+        rest_cpu = _cpu_figures("REST", cpu, WARMUP + len(rest[1]))
+        cpu = ProcessCpu(platform.serve_pid, platform.data_dir)
         grpc_run = asyncio.run(_grpc(platform))
-    return [*_figures("REST", *rest), *_figures("gRPC", *grpc_run)]
+        grpc_cpu = _cpu_figures("gRPC", cpu, WARMUP + len(grpc_run[1]))
+    return [*_figures("REST", *rest), *rest_cpu, *_figures("gRPC", *grpc_run), *grpc_cpu]
