@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from remit.storage.embedded import to_sqlalchemy_url
 
 
-def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit") -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int = 10, application_name: str = "remit", autocommit: bool = False
+) -> AsyncEngine:
+    """An engine on `url`. With `autocommit`, every connection of its pool stays in autocommit
+    for good: a pool for units of work that are one statement each, which then pay neither
+    BEGIN/COMMIT round trips nor switching a connection into and out of autocommit (about 65 µs
+    of client CPU per unit with `single_statement`). Never `begin()` a unit on such an engine:
+    its statements would not share a transaction."""
     engine = create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
@@ -26,6 +33,7 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"application_name": application_name, "prepare_threshold": 5},
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -33,14 +33,19 @@ class Destination(Protocol):
     async def close(self) -> None: ...
 
 
+# Only the fields both messages define: either side may grow fields first.
+_MIRRORED_FIELDS: Final = tuple(
+    field.name
+    for field in vault_pb2.ForwardedAuthorization.DESCRIPTOR.fields
+    if field.name in acquirer_pb2.AuthorizationResult.DESCRIPTOR.fields_by_name
+)
+
+
 def mirror_result(result: acquirer_pb2.AuthorizationResult) -> vault_pb2.ForwardedAuthorization:
     """Copy the acquirer's answer into the vault's message of the same shape, field by field."""
     mirrored = vault_pb2.ForwardedAuthorization()
-    offered = result.DESCRIPTOR.fields_by_name
-    # Only the fields both messages define: either side may grow fields first.
-    for field in vault_pb2.ForwardedAuthorization.DESCRIPTOR.fields:
-        if field.name in offered:
-            setattr(mirrored, field.name, getattr(result, field.name))
+    for name in _MIRRORED_FIELDS:
+        setattr(mirrored, name, getattr(result, name))
     return mirrored
 
 
@@ -65,15 +70,17 @@ def authorize_request(outbound: OutboundAuthorization) -> acquirer_pb2.Authorize
 
 @dataclass
 class GrpcAcquirerDestination:
-    """An `AcquirerService` reached over gRPC."""
+    """An `AcquirerService` reached over gRPC, on one channel and stub made at the first call."""
 
     target: str
     _channel: grpc.aio.Channel | None = None
+    _cached_stub: acquirer_pb2_grpc.AcquirerServiceAsyncStub | None = None
 
     def _stub(self) -> acquirer_pb2_grpc.AcquirerServiceAsyncStub:
-        if self._channel is None:
+        if self._cached_stub is None:
             self._channel = grpc.aio.insecure_channel(self.target)
-        return acquirer_pb2_grpc.AcquirerServiceStub(self._channel)
+            self._cached_stub = acquirer_pb2_grpc.AcquirerServiceStub(self._channel)
+        return self._cached_stub
 
     async def authorize(self, outbound: OutboundAuthorization) -> vault_pb2.ForwardedAuthorization:
         try:

@@ -1,86 +1,74 @@
 """Vault persistence inside the caller's transaction. Rows hold ciphertext, never plaintext."""
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Select
 
+from remit.storage.fastsql import Statement, TableStatements
 from remit.storage.keyset import fetch_page
 from remit.vault.cards import Brand, Funding
 from remit.vault.crypto import SealedCard
 from remit.vault.domain import AuditAction, AuditEvent, AuditFilter, CardSummary, StoredCard
-from remit.vault.tables import audit_events, cards, forwards, test_card_tokens
+from remit.vault.tables import audit_events, cards, test_card_tokens
 
-# The statements of every forwarded authorization are built once, with named parameters:
-# building and cache-keying a statement costs more client CPU than running a prepared one.
+# The statements of every forwarded authorization and test-card resolution are written out
+# once and sent straight to the driver (remit.storage.fastsql): building and cache-keying a
+# statement through SQLAlchemy Core costs more client CPU than running a prepared one. The
+# column lists come from the tables' own metadata, never from a request.
 
-_TEST_CARD = (
-    select(test_card_tokens.c.token.label("test_card_token"), cards)
-    .select_from(test_card_tokens.outerjoin(cards, cards.c.token == test_card_tokens.c.token))
-    .where(
-        test_card_tokens.c.account_id == bindparam("p_account_id"),
-        test_card_tokens.c.test_id == bindparam("p_test_id"),
-    )
+# Plain lower-case names (tables.py), so they need no quoting.
+_CARD_COLUMNS = ", ".join(f"c.{column.name}" for column in cards.columns)
+
+_TEST_CARD = Statement(
+    f"SELECT t.token AS test_card_token, {_CARD_COLUMNS} "  # noqa: S608
+    "FROM test_card_tokens AS t LEFT OUTER JOIN cards AS c ON c.token = t.token "
+    "WHERE t.account_id = %(account_id)s AND t.test_id = %(test_id)s"
 )
 
-_RECORDED_RESULT = select(forwards.c.result).where(
-    forwards.c.account_id == bindparam("p_account_id"),
-    forwards.c.reference == bindparam("p_reference"),
+_RECORDED_RESULT = (
+    "SELECT f.result FROM forwards AS f "
+    "WHERE f.account_id = %(account_id)s AND f.reference = %(reference)s"
 )
 
-_ONE_ROW = select(literal_column("1").label("one")).subquery("one_row")
+_FORWARDED_RESULT = Statement(_RECORDED_RESULT)
 
 # The answer already recorded for the reference, and the card; one row even if neither exists.
-_FORWARD_START = select(
-    _RECORDED_RESULT.scalar_subquery().label("recorded_result"), cards
-).select_from(_ONE_ROW.outerjoin(cards, cards.c.token == bindparam("p_token")))
-
-
-def _finish_forward_statement() -> Select[tuple[int, int, bytes | None]]:
-    recorded = (
-        insert(forwards)
-        .values(
-            account_id=bindparam("p_account_id"),
-            reference=bindparam("p_reference"),
-            token=bindparam("p_token"),
-            destination=bindparam("p_destination"),
-            result=bindparam("p_result", type_=forwards.c.result.type),
-            created_at=bindparam("p_now", type_=forwards.c.created_at.type),
-        )
-        .on_conflict_do_nothing()
-        .returning(forwards.c.reference)
-        .cte("recorded")
-    )
-    dropped = (
-        update(cards)
-        .where(
-            cards.c.token == bindparam("p_token"),
-            or_(cards.c.cvc_ciphertext.is_not(None), cards.c.cvc_expires_at.is_not(None)),
-        )
-        .values(cvc_ciphertext=None, cvc_expires_at=None)
-        .returning(cards.c.token)
-        .cte("cvc_dropped")
-    )
-    return select(
-        select(func.count()).select_from(recorded).scalar_subquery().label("recorded"),
-        select(func.count()).select_from(dropped).scalar_subquery().label("dropped"),
-        _RECORDED_RESULT.scalar_subquery().label("earlier"),
-    )
-
+_FORWARD_START = Statement(
+    f"SELECT ({_RECORDED_RESULT}) AS recorded_result, {_CARD_COLUMNS} "  # noqa: S608
+    "FROM (SELECT 1) AS one_row LEFT OUTER JOIN cards AS c ON c.token = %(token)s"
+)
 
 # Records the answer unless one is recorded for the reference, and destroys the card's CVC.
 # Data-modifying CTEs run to completion whether or not the outer query reads them; the outer
 # query's snapshot is the statement's, so `earlier` shows only answers committed before it.
-_FINISH_FORWARD = _finish_forward_statement()
+_FINISH_FORWARD = Statement(
+    "WITH recorded AS ("  # noqa: S608
+    "INSERT INTO forwards (account_id, reference, token, destination, result, created_at) "
+    "VALUES (%(account_id)s, %(reference)s, %(token)s, %(destination)s, %(result)s, %(now)s) "
+    "ON CONFLICT DO NOTHING RETURNING reference"
+    "), cvc_dropped AS ("
+    "UPDATE cards SET cvc_ciphertext = NULL, cvc_expires_at = NULL "
+    "WHERE token = %(token)s "
+    "AND (cvc_ciphertext IS NOT NULL OR cvc_expires_at IS NOT NULL) RETURNING token"
+    ") SELECT (SELECT count(*) FROM recorded) AS recorded, "
+    "(SELECT count(*) FROM cvc_dropped) AS dropped, "
+    f"({_RECORDED_RESULT}) AS earlier"
+)
 
-_INSERT_AUDIT_EVENT = audit_events.insert()
+_AUDIT_EVENTS = TableStatements(audit_events, key=("id",))
+_AUDIT_EVENT_COLUMNS = tuple(column.name for column in audit_events.columns)
 
 
 def _card_from_row(row: Row[tuple[object, ...]]) -> StoredCard:
-    m = row._mapping
+    return _card_from_mapping(row._mapping)
+
+
+def _card_from_mapping(m: Mapping[Any, Any]) -> StoredCard:
     return StoredCard(
         token=m["token"],
         account_id=m["account_id"],
@@ -234,12 +222,11 @@ class SqlVaultRepository:
     ) -> tuple[str, StoredCard | None] | None:
         """The token recorded for the test id and its card, in one statement; None if the test
         id has no token yet for the account."""
-        params = {"p_account_id": account_id, "p_test_id": test_id}
-        row = (await self._db.execute(_TEST_CARD, params)).first()
+        row = await _TEST_CARD.first(self._db, {"account_id": account_id, "test_id": test_id})
         if row is None:
             return None
-        token = str(row._mapping["test_card_token"])
-        return token, None if row._mapping["token"] is None else _card_from_row(row)
+        token = str(row["test_card_token"])
+        return token, None if row["token"] is None else _card_from_mapping(row)
 
     async def claim_test_card_token(self, account_id: str, test_id: str, token: str) -> bool:
         """Record `token` for the test id unless another call won the race; True if we won."""
@@ -253,21 +240,21 @@ class SqlVaultRepository:
     # --- forwards ----------------------------------------------------------------------
 
     async def forwarded_result(self, account_id: str, reference: str) -> bytes | None:
-        query = select(forwards.c.result).where(
-            forwards.c.account_id == account_id, forwards.c.reference == reference
+        row = await _FORWARDED_RESULT.first(
+            self._db, {"account_id": account_id, "reference": reference}
         )
-        result = (await self._db.execute(query)).scalar_one_or_none()
-        return None if result is None else bytes(result)
+        return None if row is None else bytes(row["result"])
 
     async def forward_start(
         self, account_id: str, reference: str, token: str
     ) -> tuple[bytes | None, StoredCard | None]:
         """In one statement: the answer already recorded for the reference (if any), and the
         card (if it exists)."""
-        params = {"p_account_id": account_id, "p_reference": reference, "p_token": token}
-        row = (await self._db.execute(_FORWARD_START, params)).one()
-        result = row._mapping["recorded_result"]
-        card = None if row._mapping["token"] is None else _card_from_row(row)
+        params = {"account_id": account_id, "reference": reference, "token": token}
+        row = await _FORWARD_START.first(self._db, params)
+        assert row is not None  # the statement always returns its one row
+        result = row["recorded_result"]
+        card = None if row["token"] is None else _card_from_mapping(row)
         return None if result is None else bytes(result), card
 
     async def finish_forward(
@@ -278,18 +265,19 @@ class SqlVaultRepository:
         destroy the card's CVC. None if this answer is now the recorded one, else the answer
         recorded first."""
         params = {
-            "p_account_id": account_id,
-            "p_reference": reference,
-            "p_token": token,
-            "p_destination": destination,
-            "p_result": result,
-            "p_now": now,
+            "account_id": account_id,
+            "reference": reference,
+            "token": token,
+            "destination": destination,
+            "result": result,
+            "now": now,
         }
-        row = (await self._db.execute(_FINISH_FORWARD, params)).one()
-        if row.recorded:
+        row = await _FINISH_FORWARD.first(self._db, params)
+        assert row is not None  # the statement always returns its one row
+        if row["recorded"]:
             return None
-        if row.earlier is not None:
-            return bytes(row.earlier)
+        if row["earlier"] is not None:
+            return bytes(row["earlier"])
         # The earlier answer was committed while this statement ran, after its snapshot.
         again = await self.forwarded_result(account_id, reference)
         assert again is not None
@@ -298,8 +286,8 @@ class SqlVaultRepository:
     # --- audit -------------------------------------------------------------------------
 
     async def insert_audit_event(self, event: AuditEvent) -> None:
-        await self._db.execute(
-            _INSERT_AUDIT_EVENT,
+        await _AUDIT_EVENTS.insert(_AUDIT_EVENT_COLUMNS).run(
+            self._db,
             {
                 "id": event.id,
                 "created_at": event.created_at,

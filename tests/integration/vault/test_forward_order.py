@@ -4,7 +4,8 @@ a test id whose card was deleted does not resolve again, and no ROLLBACK throws 
 statements away."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -44,10 +45,26 @@ class WatchingDestination:
         return None
 
 
-def _service(engine: AsyncEngine, tmp_path: Path, destination: WatchingDestination) -> VaultService:
+@asynccontextmanager
+async def _service(
+    engine: AsyncEngine,
+    tmp_path: Path,
+    destination: WatchingDestination,
+    autocommit_engine: AsyncEngine | None = None,
+) -> AsyncIterator[VaultService]:
     keys = FileKeyStore(tmp_path / "keys.json")
     keys.ensure_exists()
-    return VaultService(engine, keys, {"acquirer": destination}, clock=FixedClock(START))
+    service = VaultService(
+        engine,
+        keys,
+        {"acquirer": destination},
+        clock=FixedClock(START),
+        autocommit_engine=autocommit_engine,
+    )
+    try:
+        yield service
+    finally:
+        await service.close()
 
 
 def _request(reference: str) -> ForwardRequest:
@@ -77,11 +94,11 @@ async def test_the_audit_event_is_committed_before_the_card_is_sent(
             committed.extend((row[0], row[1]) for row in rows)
 
     destination = WatchingDestination(look)
-    service = _service(vault_engine, tmp_path, destination)
-    card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
-    forwarded = await service.forward("acct_1", card.token, _request("op_watched"))
-    assert not forwarded.replayed
-    assert committed == [("forward", True)]
+    async with _service(vault_engine, tmp_path, destination) as service:
+        card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        forwarded = await service.forward("acct_1", card.token, _request("op_watched"))
+        assert not forwarded.replayed
+        assert committed == [("forward", True)]
 
 
 async def test_an_answer_recorded_concurrently_for_the_reference_stands(
@@ -110,48 +127,55 @@ async def test_an_answer_recorded_concurrently_for_the_reference_stands(
         await inserted.wait()
 
     destination = WatchingDestination(start_concurrent_call)
-    service = _service(vault_engine, tmp_path, destination)
-    card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
-    forwarded = await service.forward("acct_1", card.token, _request("op_raced"))
-    await tasks[0]
-    assert (forwarded.replayed, forwarded.result) == (True, earlier)
-    again = await service.forward("acct_1", card.token, _request("op_raced"))
-    assert (again.replayed, again.result) == (True, earlier)
-    assert len(destination.sent) == 1
+    async with _service(vault_engine, tmp_path, destination) as service:
+        card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        forwarded = await service.forward("acct_1", card.token, _request("op_raced"))
+        await tasks[0]
+        assert (forwarded.replayed, forwarded.result) == (True, earlier)
+        again = await service.forward("acct_1", card.token, _request("op_raced"))
+        assert (again.replayed, again.result) == (True, earlier)
+        assert len(destination.sent) == 1
 
 
 async def test_a_test_id_whose_card_was_deleted_does_not_resolve(
     vault_engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    service = _service(vault_engine, tmp_path, WatchingDestination(lambda outbound: None))
-    card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
-    again = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
-    assert again == card
-    assert await service.delete_card("acct_1", card.token, requester="t")
-    with pytest.raises(VaultError) as caught:
-        await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
-    assert caught.value.param == "vault_token"
-    other = await service.resolve_test_card("acct_2", "pm_card_visa", requester="core")
-    assert other.token != card.token
+    async with _service(
+        vault_engine, tmp_path, WatchingDestination(lambda outbound: None)
+    ) as service:
+        card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        again = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        assert again == card
+        assert await service.delete_card("acct_1", card.token, requester="t")
+        with pytest.raises(VaultError) as caught:
+            await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        assert caught.value.param == "vault_token"
+        other = await service.resolve_test_card("acct_2", "pm_card_visa", requester="core")
+        assert other.token != card.token
 
 
 async def test_forwarding_keeps_its_statements_prepared(
     databases: WorkerDatabases, tmp_path: Path
 ) -> None:
-    # One pooled connection: a ROLLBACK on it would make psycopg deallocate every statement.
+    # One pooled connection for the one-statement units: a ROLLBACK on it would make psycopg
+    # deallocate every statement.
     engine = make_engine(databases.vault_url, pool_size=1)
+    autocommit = make_engine(databases.vault_url, pool_size=1, autocommit=True)
+    destination = WatchingDestination(lambda outbound: None)
     try:
-        service = _service(engine, tmp_path, WatchingDestination(lambda outbound: None))
-        card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
-        for number in range(PREPARE_THRESHOLD + 2):
-            await service.forward("acct_1", card.token, _request(f"op_prepared_{number}"))
-        async with engine.begin() as db:
+        async with _service(engine, tmp_path, destination, autocommit) as service:
+            card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+            for number in range(PREPARE_THRESHOLD + 2):
+                await service.forward("acct_1", card.token, _request(f"op_prepared_{number}"))
+        async with autocommit.connect() as db:
             prepared = (
                 await db.execute(text("SELECT statement FROM pg_prepared_statements"))
             ).scalars()
-            kept = [statement.split(None, 3)[:3] for statement in prepared]
+            kept = [statement.replace('"', "").split(None, 3)[:3] for statement in prepared]
+        assert ["SELECT", "(SELECT", "f.result"] in kept
         assert ["WITH", "recorded", "AS"] in kept
         assert ["INSERT", "INTO", "audit_events"] in kept
     finally:
         await empty_vault_database(engine)
+        await autocommit.dispose()
         await engine.dispose()
