@@ -147,17 +147,33 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
     Unexpected exceptions are logged here, with their traceback, and their text never leaves
     the process: it may hold data that must not reach a caller.
+
+    It goes last (innermost) in a server's interceptors: it keeps the handler its continuation
+    gives for each method, which only the service registration itself decides.
     """
+
+    def __init__(self) -> None:
+        # A method's handler never changes, so each is wrapped once, not on every call.
+        self._guarded: dict[str, Handler] = {}
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> Handler | None:
+        method = handler_call_details.method
+        cached = self._guarded.get(method)
+        if cached is not None:
+            return cached
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
+        guarded = self._guard(handler, method)
+        self._guarded[method] = guarded
+        return guarded
+
+    @staticmethod
+    def _guard(handler: Handler, method: str) -> Handler:
         # grpc.aio registers coroutine functions where the typing stubs describe sync ones.
         inner = cast(Callable[[Any, Any], Awaitable[Any]], handler.unary_unary)
-        method = handler_call_details.method
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
