@@ -4,7 +4,9 @@ Set-up: an embedded PostgreSQL (fresh, under a temporary directory) holding only
 database, and one `remit acquirer` process on 127.0.0.1 with every fault off. Sixteen client
 tasks on one grpc.aio channel each send Authorize calls (auth-only, a fresh reference each, the
 4242 test card) back to back. After a warm-up, the measured run stops at a fixed number of
-calls or a time limit, whichever comes first; latency is the client-side round trip.
+calls or a time limit, whichever comes first; latency is the client-side round trip. The
+acquirer process's own CPU time (user + system, from /proc) over the measured run, divided by
+the calls, is the figure that does not depend on what else loads the machine.
 """
 
 import asyncio
@@ -44,6 +46,12 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _request(run: str, n: int) -> pb.AuthorizeRequest:
@@ -125,12 +133,14 @@ def run() -> list[Figure]:
             )
             target = f"127.0.0.1:{port}"
 
-            async def measure() -> tuple[list[float], float]:
+            async def measure(process: subprocess.Popen[bytes]) -> tuple[list[float], float, float]:
                 await _wait_serving(target, process)
                 await _drive(target, "warmup", WARMUP_CALLS, TIME_LIMIT_S)
-                return await _drive(target, "measured", MEASURED_CALLS, TIME_LIMIT_S)
+                cpu_before = _process_cpu_s(process.pid)
+                latencies, elapsed = await _drive(target, "measured", MEASURED_CALLS, TIME_LIMIT_S)
+                return latencies, elapsed, _process_cpu_s(process.pid) - cpu_before
 
-            latencies_ms, elapsed_s = asyncio.run(measure())
+            latencies_ms, elapsed_s, cpu_s = asyncio.run(measure(process))
         finally:
             if process is not None:
                 process.send_signal(signal.SIGTERM)
@@ -145,5 +155,7 @@ def run() -> list[Figure]:
                len(latencies_ms) / elapsed_s, "ops/s"),
         Figure(NAME, "authorize latency p50", percentile(latencies_ms, 0.50), "ms"),
         Figure(NAME, "authorize latency p99", percentile(latencies_ms, 0.99), "ms"),
+        Figure(NAME, "acquirer process CPU per authorization",
+               cpu_s / len(latencies_ms) * 1000, "ms"),
         Figure(NAME, "calls measured", float(len(latencies_ms)), "calls"),
     ]  # fmt: skip

@@ -1,10 +1,12 @@
 """Authorizations and operations, read and written inside the caller's transaction."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.acquirer.cards import Brand, Funding
@@ -23,10 +25,50 @@ from remit.storage.fastsql import Statement, TableStatements
 _AUTHORIZATIONS = TableStatements(authorizations, key=("id",))
 _OPERATIONS = TableStatements(operations, key=("reference",))
 _OPERATION_COLUMNS = [column.name for column in operations.columns]
+_OPERATION_JSON = frozenset({"request", "authorization_result"})
 _INSERT_OPERATION_ONCE = Statement(
     _OPERATIONS.insert(_OPERATION_COLUMNS).sql + " ON CONFLICT (reference) DO NOTHING RETURNING id",
-    frozenset({"request", "authorization_result"}),
+    _OPERATION_JSON,
 )
+
+
+def _sql_type(table: Table, name: str) -> str:
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return str(table.c[name].type.compile(dialect=dialect))
+
+
+def _record_authorization_sql() -> str:
+    """One statement that records an authorize operation unless its reference already has one.
+
+    `recorded` inserts the operation with ON CONFLICT (reference) DO NOTHING; the approved
+    authorization is inserted from `recorded`'s own output, so it exists exactly when the
+    operation was recorded (a duplicate that loses the race on the unique index leaves no
+    authorization behind). The foreign key from the operation to the authorization is checked
+    at the end of the statement, when both rows are in. The answer is one row: `recorded`
+    (1 or 0) and, when the reference was already taken in the statement's snapshot, the
+    recorded operation's columns.
+    """
+    op_columns = ", ".join(f'"{name}"' for name in _OPERATION_COLUMNS)
+    op_values = ", ".join(f"%({name})s" for name in _OPERATION_COLUMNS)
+    held = [column.name for column in authorizations.columns if column.name != "id"]
+    auth_columns = ", ".join(f'"{name}"' for name in ["id", *held])
+    # Parameters in a SELECT list carry no column type of their own: cast each to its column's.
+    auth_values = ", ".join(f"%(auth_{name})s::{_sql_type(authorizations, name)}" for name in held)
+    # Identifiers and types come from the tables' own metadata, never from a request.
+    return (
+        f"WITH existing AS (SELECT {op_columns} FROM operations"  # noqa: S608
+        " WHERE reference = %(reference)s),"
+        f" recorded AS (INSERT INTO operations ({op_columns}) VALUES ({op_values})"
+        " ON CONFLICT (reference) DO NOTHING RETURNING authorization_id),"
+        f" held AS (INSERT INTO authorizations ({auth_columns})"
+        f" SELECT recorded.authorization_id, {auth_values} FROM recorded"
+        " WHERE recorded.authorization_id IS NOT NULL)"
+        " SELECT (SELECT count(*) FROM recorded) AS recorded, existing.*"
+        " FROM (VALUES (1)) AS one LEFT JOIN existing ON true"
+    )
+
+
+_RECORD_AUTHORIZATION = Statement(_record_authorization_sql(), _OPERATION_JSON)
 
 
 def _authorization_from_row(m: Mapping[Any, Any]) -> Authorization:
@@ -72,30 +114,18 @@ def _operation_from_row(m: Mapping[Any, Any]) -> Operation:
     )
 
 
+@dataclass(frozen=True)
+class AuthorizationRecord:
+    """What recording an authorize operation did: recorded it, or found its reference taken
+    (`existing` is the operation holding it, when it was visible to the statement)."""
+
+    recorded: bool
+    existing: Operation | None
+
+
 class SqlAcquirerRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._db = connection
-
-    async def insert_authorization(self, authorization: Authorization) -> None:
-        card = authorization.card
-        row = {
-            "id": authorization.id,
-            "merchant_id": authorization.merchant_id,
-            "currency": authorization.currency,
-            "authorized_minor": authorization.authorized_minor,
-            "captured_minor": authorization.captured_minor,
-            "refunded_minor": authorization.refunded_minor,
-            "state": authorization.state.value,
-            "card_brand": card.brand.value,
-            "card_funding": card.funding.value,
-            "card_bin": card.bin,
-            "card_last4": card.last4,
-            "exp_month": card.exp_month,
-            "exp_year": card.exp_year,
-            "created_at": authorization.created_at,
-            "updated_at": authorization.updated_at,
-        }
-        await _AUTHORIZATIONS.insert(list(row)).run(self._db, row)
 
     async def lock_authorization(self, authorization_id: str) -> Authorization | None:
         """The authorization, row-locked until the transaction ends: captures, voids and
@@ -124,26 +154,38 @@ class SqlAcquirerRepository:
         A concurrent transaction inserting the same reference makes this wait for it to end,
         then report False, so exactly one of any number of duplicates is recorded.
         """
-        row = {
-            "id": operation.id,
-            "reference": operation.reference,
-            "kind": operation.kind.value,
-            "authorization_id": operation.authorization_id,
-            "amount_minor": operation.amount_minor,
-            "currency": operation.currency,
-            "merchant_id": operation.merchant_id,
-            "approved": operation.approved,
-            "code": operation.code,
-            "message": operation.message,
-            "request": operation.request,
-            "authorization_result": None
-            if operation.authorization_result is None
-            else operation.authorization_result.to_json(),
-            "fee_minor": operation.fee_minor,
-            "settled_at": operation.settled_at,
-            "created_at": operation.created_at,
-        }
-        return await _INSERT_OPERATION_ONCE.first(self._db, row) is not None
+        return await _INSERT_OPERATION_ONCE.first(self._db, _operation_row(operation)) is not None
+
+    async def record_authorization(
+        self, operation: Operation, authorization: Authorization | None
+    ) -> "AuthorizationRecord":
+        """Records an authorize operation and, when approved, its authorization, in one
+        statement, unless the operation's reference already has an operation.
+
+        Meant for an autocommit unit: the statement is its own transaction. A concurrent
+        statement inserting the same reference makes this one wait for it to end, then record
+        nothing; the winner's operation is then not in this statement's snapshot, so the answer
+        carries no existing operation and the caller reads it afterwards.
+        """
+        assert (authorization is None) == (operation.authorization_id is None)
+        assert authorization is None or authorization.id == operation.authorization_id
+        params = _operation_row(operation)
+        if authorization is None:
+            params.update(_NO_AUTHORIZATION)
+        else:
+            params.update(
+                {
+                    f"auth_{name}": value
+                    for name, value in _authorization_row(authorization).items()
+                    if name != "id"
+                }
+            )
+        row = await _RECORD_AUTHORIZATION.first(self._db, params)
+        assert row is not None, "the statement always answers one row"
+        if row["recorded"]:
+            return AuthorizationRecord(recorded=True, existing=None)
+        existing = None if row["id"] is None else _operation_from_row(row)
+        return AuthorizationRecord(recorded=False, existing=existing)
 
     async def find_operation(self, reference: str) -> Operation | None:
         row = await _OPERATIONS.select.first(self._db, {"reference": reference})
@@ -161,3 +203,53 @@ class SqlAcquirerRepository:
             select(operations).where(*conditions).order_by(c.settled_at, c.id)
         )
         return [_operation_from_row(row._mapping) for row in rows]
+
+
+def _operation_row(operation: Operation) -> dict[str, object]:
+    return {
+        "id": operation.id,
+        "reference": operation.reference,
+        "kind": operation.kind.value,
+        "authorization_id": operation.authorization_id,
+        "amount_minor": operation.amount_minor,
+        "currency": operation.currency,
+        "merchant_id": operation.merchant_id,
+        "approved": operation.approved,
+        "code": operation.code,
+        "message": operation.message,
+        "request": operation.request,
+        "authorization_result": None
+        if operation.authorization_result is None
+        else operation.authorization_result.to_json(),
+        "fee_minor": operation.fee_minor,
+        "settled_at": operation.settled_at,
+        "created_at": operation.created_at,
+    }
+
+
+def _authorization_row(authorization: Authorization) -> dict[str, object]:
+    card = authorization.card
+    return {
+        "id": authorization.id,
+        "merchant_id": authorization.merchant_id,
+        "currency": authorization.currency,
+        "authorized_minor": authorization.authorized_minor,
+        "captured_minor": authorization.captured_minor,
+        "refunded_minor": authorization.refunded_minor,
+        "state": authorization.state.value,
+        "card_brand": card.brand.value,
+        "card_funding": card.funding.value,
+        "card_bin": card.bin,
+        "card_last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "created_at": authorization.created_at,
+        "updated_at": authorization.updated_at,
+    }
+
+
+# A declined authorization holds nothing: the authorization's parameters are all NULL and the
+# statement inserts no authorization row (the operation's authorization_id is NULL).
+_NO_AUTHORIZATION: dict[str, object] = {
+    f"auth_{column.name}": None for column in authorizations.columns if column.name != "id"
+}

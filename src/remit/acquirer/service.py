@@ -1,11 +1,17 @@
 """The acquirer's use cases. Each mutating call is one transaction, recorded once per reference.
 
-Idempotency works in two steps, in one transaction. A call first looks its reference up and,
-when found, replays the stored operation (or refuses a retry whose parameters differ).
-Otherwise it does the work and inserts the operation with `ON CONFLICT (reference) DO
-NOTHING`; a concurrent duplicate waits on the unique index, finds the reference taken, rolls
-its own work back and replays the winner's. So fifty simultaneous copies of one call record
-one operation.
+Captures, voids and refunds work in two steps, in one transaction. A call first looks its
+reference up and, when found, replays the stored operation (or refuses a retry whose
+parameters differ). Otherwise it does the work and inserts the operation with `ON CONFLICT
+(reference) DO NOTHING`; a concurrent duplicate waits on the unique index, finds the reference
+taken, rolls its own work back and replays the winner's.
+
+An authorization, the one call of every payment, is a single autocommitted statement instead:
+it inserts the operation with the same `ON CONFLICT (reference) DO NOTHING`, inserts the
+authorization only from the operation row it actually inserted, and reads the operation that
+already holds the reference, all at once. A duplicate that loses the race on the unique index
+inserts nothing and replays the winner's operation. Either way fifty simultaneous copies of
+one call record one operation and one authorization.
 """
 
 import secrets
@@ -39,6 +45,7 @@ from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import has_prefix, new_id
+from remit.storage.engine import single_statement
 
 MAX_AMOUNT_MINOR: Final = 99_999_999
 MAX_REFERENCE_LENGTH: Final = 255
@@ -117,12 +124,27 @@ def _validate_authorization_request(request: AuthorizationRequest) -> None:
         raise invalid("merchant_id must be an account id (acct_...).", "merchant_id")
 
 
+_NETWORK_TRANSACTION_ID_DIGITS: Final = 15
+_AUTHORIZATION_CODE_ALPHABET: Final = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_AUTHORIZATION_CODE_LENGTH: Final = 6
+
+
+# Each draws one uniform number and writes it out in its alphabet, which is exactly as uniform
+# over the strings as drawing every character on its own, at one CSPRNG call instead of one per
+# character (those cost more than the rest of deciding an authorization).
 def _network_transaction_id() -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(15))
+    digits = _NETWORK_TRANSACTION_ID_DIGITS
+    return f"{secrets.randbelow(10**digits):0{digits}d}"
 
 
 def _authorization_code() -> str:
-    return "".join(secrets.choice("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(6))
+    alphabet, base = _AUTHORIZATION_CODE_ALPHABET, len(_AUTHORIZATION_CODE_ALPHABET)
+    value = secrets.randbelow(base**_AUTHORIZATION_CODE_LENGTH)
+    chars = []
+    for _ in range(_AUTHORIZATION_CODE_LENGTH):
+        value, index = divmod(value, base)
+        chars.append(alphabet[index])
+    return "".join(chars)
 
 
 def parse_settlement_date(raw: str) -> date:
@@ -141,7 +163,7 @@ class AcquirerService:
         self._clock = clock or SystemClock()
 
     async def _find(self, reference: str) -> Operation | None:
-        async with self._engine.begin() as db:
+        async with single_statement(self._engine) as db:
             return await SqlAcquirerRepository(db).find_operation(reference)
 
     @staticmethod
@@ -174,74 +196,90 @@ class AcquirerService:
         return self._replay(winner, request)
 
     async def authorize(self, request: AuthorizationRequest) -> Recorded:
+        """One autocommitted statement records the operation and, when approved, its
+        authorization, unless the reference is taken (see `record_authorization`); a taken
+        reference replays the operation holding it."""
         _validate_authorization_request(request)
         fingerprint = request.fingerprint()
-
-        async def perform(repository: SqlAcquirerRepository) -> Operation:
-            now = self._clock.now()
-            profile = profile_for(request.card_number.reveal())
-            assessment = assess_card(request, profile, now.date())
-            operation_id = new_id("op")
-            authorization_id: str | None = None
-            if assessment.approved:
-                authorization_id = new_id("auth")
-                await repository.insert_authorization(
-                    Authorization(
-                        id=authorization_id,
-                        merchant_id=request.merchant_id,
-                        currency=request.currency,
-                        authorized_minor=request.amount_minor,
-                        captured_minor=request.amount_minor if request.capture else 0,
-                        refunded_minor=0,
-                        state=AuthorizationState.CLOSED
-                        if request.capture
-                        else AuthorizationState.OPEN,
-                        card=request.card_summary(profile.funding),
-                        created_at=now,
-                        updated_at=now,
-                    )
+        operation, authorization = self._decide_authorization(request, fingerprint)
+        async with single_statement(self._engine) as db:
+            outcome = await SqlAcquirerRepository(db).record_authorization(operation, authorization)
+        if outcome.recorded:
+            return Recorded(operation, replayed=False)
+        existing = outcome.existing
+        if existing is None:
+            # A concurrent duplicate recorded it after this statement's snapshot was taken.
+            existing = await self._find(request.reference)
+            if existing is None:
+                raise AssertionError(
+                    f"reference {request.reference!r} was taken but is not recorded"
                 )
-            decline = assessment.decline
-            captured = assessment.approved and request.capture
-            result = AuthorizationResult(
-                approved=assessment.approved,
-                authorization_id=authorization_id,
-                operation_id=operation_id,
-                network_status=assessment.network_status,
-                code=None if decline is None else decline.code,
-                decline_code=None if decline is None else decline.decline_code,
-                message=None if decline is None else decline.message,
-                cvc_check=assessment.cvc_check,
-                address_line1_check=assessment.address_line1_check,
-                address_postal_code_check=assessment.address_postal_code_check,
-                risk=assessment.risk,
-                captured=captured,
-                network_transaction_id=None
-                if assessment.network_status is NetworkStatus.NOT_SENT_TO_NETWORK
-                else _network_transaction_id(),
-                authorization_code=_authorization_code() if assessment.approved else None,
-                bypass_pending=assessment.approved and profile.bypass_pending,
-                dispute_expected=assessment.approved and profile.dispute_expected,
-            )
-            return Operation(
-                id=operation_id,
-                reference=request.reference,
-                kind=OperationKind.AUTHORIZE,
-                authorization_id=authorization_id,
-                amount_minor=request.amount_minor,
-                currency=request.currency,
-                merchant_id=request.merchant_id,
-                approved=assessment.approved,
-                code=result.code,
-                message=result.message,
-                created_at=now,
-                request=fingerprint,
-                authorization_result=result,
-                fee_minor=capture_fee_minor(request.amount_minor) if captured else 0,
-                settled_at=now if captured else None,
-            )
+        return self._replay(existing, fingerprint)
 
-        return await self._record_once(request.reference, fingerprint, perform)
+    def _decide_authorization(
+        self, request: AuthorizationRequest, fingerprint: dict[str, object]
+    ) -> tuple[Operation, Authorization | None]:
+        """The operation an authorization records and the authorization it holds, if any."""
+        now = self._clock.now()
+        profile = profile_for(request.card_number.reveal())
+        assessment = assess_card(request, profile, now.date())
+        operation_id = new_id("op")
+        authorization_id: str | None = None
+        authorization: Authorization | None = None
+        if assessment.approved:
+            authorization_id = new_id("auth")
+            authorization = Authorization(
+                id=authorization_id,
+                merchant_id=request.merchant_id,
+                currency=request.currency,
+                authorized_minor=request.amount_minor,
+                captured_minor=request.amount_minor if request.capture else 0,
+                refunded_minor=0,
+                state=AuthorizationState.CLOSED if request.capture else AuthorizationState.OPEN,
+                card=request.card_summary(profile.funding),
+                created_at=now,
+                updated_at=now,
+            )
+        decline = assessment.decline
+        captured = assessment.approved and request.capture
+        result = AuthorizationResult(
+            approved=assessment.approved,
+            authorization_id=authorization_id,
+            operation_id=operation_id,
+            network_status=assessment.network_status,
+            code=None if decline is None else decline.code,
+            decline_code=None if decline is None else decline.decline_code,
+            message=None if decline is None else decline.message,
+            cvc_check=assessment.cvc_check,
+            address_line1_check=assessment.address_line1_check,
+            address_postal_code_check=assessment.address_postal_code_check,
+            risk=assessment.risk,
+            captured=captured,
+            network_transaction_id=None
+            if assessment.network_status is NetworkStatus.NOT_SENT_TO_NETWORK
+            else _network_transaction_id(),
+            authorization_code=_authorization_code() if assessment.approved else None,
+            bypass_pending=assessment.approved and profile.bypass_pending,
+            dispute_expected=assessment.approved and profile.dispute_expected,
+        )
+        operation = Operation(
+            id=operation_id,
+            reference=request.reference,
+            kind=OperationKind.AUTHORIZE,
+            authorization_id=authorization_id,
+            amount_minor=request.amount_minor,
+            currency=request.currency,
+            merchant_id=request.merchant_id,
+            approved=assessment.approved,
+            code=result.code,
+            message=result.message,
+            created_at=now,
+            request=fingerprint,
+            authorization_result=result,
+            fee_minor=capture_fee_minor(request.amount_minor) if captured else 0,
+            settled_at=now if captured else None,
+        )
+        return operation, authorization
 
     async def _transition(
         self,

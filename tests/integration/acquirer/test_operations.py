@@ -3,10 +3,11 @@
 import asyncio
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.acquirer.domain import AuthorizationState, OperationKind
+from remit.acquirer.repository import SqlAcquirerRepository
 from remit.acquirer.service import AcquirerService
 from remit.acquirer.tables import authorizations, operations
 from remit.core.errors import ErrorKind, RemitError
@@ -201,6 +202,76 @@ async def test_fifty_concurrent_identical_authorizations_record_one_operation(
     assert sum(not recorded.replayed for recorded in results) == 1
     assert len({recorded.operation.id for recorded in results}) == 1
     assert len({recorded.operation.authorization_id for recorded in results}) == 1
+
+
+@pytest.mark.parametrize("same_request", [True, False], ids=["same", "different"])
+async def test_an_authorization_that_loses_the_race_on_its_reference_replays_the_winner(
+    service: AcquirerService, acquirer_engine: AsyncEngine, same_request: bool
+) -> None:
+    # The winner's operation and authorization are written but not yet committed, so the
+    # loser's statement waits on the unique index and its snapshot never sees the winner.
+    request = authorization_request(reference="raced-auth")
+    winner, held = service._decide_authorization(request, request.fingerprint())
+    release = asyncio.Event()
+
+    async def win() -> None:
+        async with acquirer_engine.begin() as db:
+            outcome = await SqlAcquirerRepository(db).record_authorization(winner, held)
+            assert outcome.recorded
+            await release.wait()
+
+    holding = asyncio.create_task(win())
+    await _until_a_session_holds_the_reference(acquirer_engine)
+    loser = authorization_request(reference="raced-auth", amount_minor=1000 if same_request else 7)
+    losing = asyncio.create_task(service.authorize(loser))
+    await _until_a_session_waits_on_a_lock(acquirer_engine)
+    assert not losing.done()
+    release.set()
+    await holding
+    if same_request:
+        recorded = await losing
+        assert recorded.replayed
+        assert recorded.operation == winner
+    else:
+        with pytest.raises(RemitError) as refused:
+            await losing
+        assert refused.value.code == "reference_reused"
+    assert await _count(acquirer_engine, operations) == 1
+    assert await _count(acquirer_engine, authorizations) == 1
+
+
+async def _until_a_session_holds_the_reference(engine: AsyncEngine) -> None:
+    for _ in range(200):
+        async with engine.begin() as db:
+            holding = (
+                await db.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND state = 'idle in transaction'"
+                    )
+                )
+            ).scalar_one()
+        if holding:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the winner never wrote its operation")
+
+
+async def _until_a_session_waits_on_a_lock(engine: AsyncEngine) -> None:
+    for _ in range(200):
+        async with engine.begin() as db:
+            waiting = (
+                await db.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no session ever waited on a lock")
 
 
 async def test_fifty_concurrent_identical_captures_capture_once(
