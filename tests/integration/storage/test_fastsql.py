@@ -3,13 +3,15 @@
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.storage.engine import single_statement
+from remit.storage.engine import make_engine, single_statement
 from remit.storage.fastsql import Statement, TableStatements, driver
 
 pytestmark = pytest.mark.anyio
@@ -105,3 +107,29 @@ async def test_a_single_statement_unit_commits_as_it_runs(core_engine: AsyncEngi
             seen = await THINGS.select.first(other, {"account_id": "acct_1", "id": "th_1"})
         assert seen is not None
         assert driver(db).info.transaction_status == TransactionStatus.IDLE
+
+
+async def test_a_connection_the_server_dropped_is_replaced_after_one_failure(
+    core_engine: AsyncEngine,
+) -> None:
+    """The driver-level path bypasses SQLAlchemy's statement layer, but not its pool: a unit
+    that fails on a dead connection discards it, and the next unit gets a live one."""
+    single = make_engine(core_engine.url.render_as_string(hide_password=False), pool_size=1)
+    try:
+        async with single.begin() as db:
+            backend = (await Statement("SELECT pg_backend_pid() AS pid").rows(db, {}))[0]["pid"]
+        async with core_engine.begin() as admin:
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+
+        async def on_the_dropped_connection() -> None:
+            async with single.begin() as db:
+                await THINGS.select.first(db, {"account_id": "acct_1", "id": "th_1"})
+
+        # Raised by the driver itself, or by SQLAlchemy when it rolls the unit back.
+        with pytest.raises((psycopg.OperationalError, DBAPIError)):
+            await on_the_dropped_connection()
+        async with single.begin() as db:
+            again = (await Statement("SELECT pg_backend_pid() AS pid").rows(db, {}))[0]["pid"]
+        assert again != backend
+    finally:
+        await single.dispose()
