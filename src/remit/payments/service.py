@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -213,32 +213,26 @@ class PaymentsService:
 
     # --- Idempotency plumbing -------------------------------------------------------------
 
+    def _key_fields(self, call: KeyedCall) -> dict[str, Any]:
+        return {
+            "account_id": call.account_id,
+            "key": call.key,
+            "endpoint": call.endpoint,
+            "request_body": call.request_body,
+            "request_id": call.request_id,
+            "now": self._now(),
+        }
+
     async def _claim(self, call: KeyedCall) -> KeyRecord:
         note_request(call.request_id, call.key)
         # Nearly every key is new: one autocommitted INSERT claims it. A key that exists
         # (replay, resume, conflict) is decided under its row lock in a transaction.
         async with single_statement(self._engine) as db:
-            fresh = await idempotency.claim_new(
-                db,
-                account_id=call.account_id,
-                key=call.key,
-                endpoint=call.endpoint,
-                request_body=call.request_body,
-                request_id=call.request_id,
-                now=self._now(),
-            )
+            fresh = await idempotency.claim_new(db, **self._key_fields(call))
         if fresh is not None:
             return fresh
         async with self._engine.begin() as db:
-            return await idempotency.begin(
-                db,
-                account_id=call.account_id,
-                key=call.key,
-                endpoint=call.endpoint,
-                request_body=call.request_body,
-                request_id=call.request_id,
-                now=self._now(),
-            )
+            return await idempotency.begin(db, **self._key_fields(call))
 
     async def _forget(self, record: KeyRecord) -> None:
         async with self._engine.begin() as db:
@@ -288,15 +282,7 @@ class PaymentsService:
     ) -> Done[PaymentIntent] | Replay:
         note_request(call.request_id, call.key)
         async with self._engine.begin() as db:
-            record = await idempotency.begin(
-                db,
-                account_id=call.account_id,
-                key=call.key,
-                endpoint=call.endpoint,
-                request_body=call.request_body,
-                request_id=call.request_id,
-                now=self._now(),
-            )
+            record = await idempotency.begin(db, **self._key_fields(call))
             if record.finished:
                 return self._replay_of(record)
             intent = self._new_intent(call.account_id, new)
@@ -334,15 +320,7 @@ class PaymentsService:
             )
         note_request(call.request_id, call.key)
         async with self._engine.begin() as db:
-            record = await idempotency.begin(
-                db,
-                account_id=call.account_id,
-                key=call.key,
-                endpoint=call.endpoint,
-                request_body=call.request_body,
-                request_id=call.request_id,
-                now=self._now(),
-            )
+            record = await idempotency.begin(db, **self._key_fields(call))
             if record.finished:
                 return self._replay_of(record)
             intents = PaymentIntentRepository(db)
