@@ -63,6 +63,9 @@ async def stage_job(
 ) -> None:
     """Add a job inside the caller's transaction; it becomes visible when that commits.
 
+    `remit.webhooks.outbox.record_event` stages the first delivery attempts of an event in its
+    own single statement, with the same columns and wake-up as here: keep the two in step.
+
     Without a `dedupe_key` every call adds a job (keys of NULL never conflict)."""
     await db.execute(
         _STAGE,
