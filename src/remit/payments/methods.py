@@ -1,7 +1,5 @@
 """Payment methods as the payments service needs them: a vault token and a card to show."""
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.charges import CardSnapshot
 from remit.payments.ports import ChargeableCard
@@ -14,9 +12,7 @@ class StoredPaymentMethods:
     def __init__(self, service: PaymentMethodsService) -> None:
         self._service = service
 
-    async def chargeable_card(
-        self, db: AsyncConnection, account_id: str, payment_method_id: str
-    ) -> ChargeableCard:
+    async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         method, vault_token = await self._service.get_for_charge(account_id, payment_method_id)
         card = method.card
         return ChargeableCard(

@@ -31,10 +31,10 @@ class ChargeableCard:
 
 
 class PaymentMethodSource(Protocol):
-    async def chargeable_card(
-        self, db: AsyncConnection, account_id: str, payment_method_id: str
-    ) -> ChargeableCard:
-        """The card behind a payment method of this account (NOT_FOUND if there is none)."""
+    async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
+        """The card behind a payment method of this account (NOT_FOUND if there is none).
+        Works outside the caller's transaction (a test id is turned into a payment method, which
+        asks the vault), so callers resolve it before opening one where they can."""
         ...
 
 

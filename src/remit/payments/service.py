@@ -328,7 +328,7 @@ class PaymentsService:
             if before is None:
                 raise not_found("payment_intent", intent_id, param="intent")
             if update.payment_method_id is not None:
-                await self._methods.chargeable_card(db, call.account_id, update.payment_method_id)
+                await self._methods.chargeable_card(call.account_id, update.payment_method_id)
             after = transition(before, replace(update, at=self._now()))
             after = replace(after, metadata=merge_metadata(before.metadata, *metadata))
             await intents.save(after)
@@ -439,6 +439,13 @@ class PaymentsService:
     ) -> tuple[KeyRecord, NetworkAsk]:
         """Phase `attempt_created`: the intent goes to `processing` with a pending charge."""
         now = self._now()
+        # Created and confirmed at once, nothing stored needs reading first: the card (which
+        # may mean asking the vault) is resolved before the transaction opens, so no database
+        # transaction waits on the vault.
+        card: ChargeableCard | None = None
+        known_method = None if new is None else confirm.payment_method_id or new.payment_method_id
+        if known_method is not None:
+            card = await self._methods.chargeable_card(record.account_id, known_method)
         async with self._engine.begin() as db:
             await idempotency.relock(db, record)
             intents = PaymentIntentRepository(db)
@@ -461,7 +468,8 @@ class PaymentsService:
                     "payment_method",
                     code="payment_intent_unexpected_state",
                 )
-            card = await self._methods.chargeable_card(db, record.account_id, payment_method_id)
+            if card is None:
+                card = await self._methods.chargeable_card(record.account_id, payment_method_id)
             charges = ChargeRepository(db)
             # A manually confirmed intent that passed 3-D Secure continues its attempt.
             resumed = await self._authenticated_attempt(charges, intent, card)
@@ -570,9 +578,7 @@ class PaymentsService:
             )
             assert charge is not None
             assert intent is not None
-            card = await self._methods.chargeable_card(
-                db, record.account_id, charge.payment_method_id
-            )
+        card = await self._methods.chargeable_card(record.account_id, charge.payment_method_id)
         return NetworkAsk(
             charge=charge,
             intent_id=intent.id,

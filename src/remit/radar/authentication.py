@@ -172,7 +172,7 @@ class ThreeDSecureService:
                     updated_at=now,
                 )
                 card = await self._methods.chargeable_card(
-                    db, record.account_id, charge.payment_method_id
+                    record.account_id, charge.payment_method_id
                 )
                 # Rules run again with the cardholder authenticated (3-D Secure rules no longer
                 # apply; allow, block and review rules still do), without counting again.

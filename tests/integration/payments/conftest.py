@@ -1,5 +1,5 @@
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.errors import not_found
@@ -17,9 +17,7 @@ CARDS = {
 
 
 class FakeMethods:
-    async def chargeable_card(
-        self, db: AsyncConnection, account_id: str, payment_method_id: str
-    ) -> ChargeableCard:
+    async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         if payment_method_id not in CARDS:
             raise not_found("payment_method", payment_method_id, param="payment_method")
         token, last4 = CARDS[payment_method_id]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.accounts.tables import accounts
@@ -31,9 +31,7 @@ TOKENS = {"pm_visa": "visa", "pm_other": "visa", "pm_declined": "declined"}
 
 
 class Methods:
-    async def chargeable_card(
-        self, db: AsyncConnection, account_id: str, payment_method_id: str
-    ) -> ChargeableCard:
+    async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         if payment_method_id not in FINGERPRINTS:
             raise not_found("payment_method", payment_method_id)
         return ChargeableCard(

@@ -1,0 +1,44 @@
+"""Resolving the card (which may ask the vault) happens before the confirm transaction opens
+when nothing stored has to be read first: no database transaction waits on the vault."""
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.payments.grpc import payment_intent_message
+from remit.payments.ports import ChargeableCard
+from remit.payments.service import PaymentsService
+from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.test_payments_service import pay
+from tests.support.fake_network import FakeNetwork
+
+pytestmark = pytest.mark.anyio
+
+
+class WatchingMethods(FakeMethods):
+    """Notes how many transactions of this database are open whenever a card is resolved."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.open_transactions: list[int] = []
+
+    async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
+        async with self._engine.begin() as db:
+            count = await db.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+                )
+            )
+        self.open_transactions.append(int(count or 0))
+        return await super().chargeable_card(account_id, payment_method_id)
+
+
+async def test_create_and_confirm_resolves_the_card_outside_any_transaction(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    methods = WatchingMethods(core_engine)
+    payments = PaymentsService(core_engine, FakeNetwork(), methods, present=payment_intent_message)
+    intent = await pay(payments, account_id, "resolve-first")
+    assert intent.status.value == "succeeded"
+    assert methods.open_transactions == [0], methods.open_transactions
