@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.result import Figure, percentile
 from remit.accounts.service import AccountsService
@@ -182,9 +182,7 @@ class InstantNetwork:
 
 
 class BenchMethods:
-    async def chargeable_card(
-        self, db: AsyncConnection, account_id: str, payment_method_id: str
-    ) -> ChargeableCard:
+    async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         return ChargeableCard(
             payment_method_id=payment_method_id,
             vault_token="vtok_bench",  # noqa: S106 (an id, not a secret)
