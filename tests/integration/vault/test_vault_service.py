@@ -167,10 +167,12 @@ async def test_tampered_or_swapped_ciphertext_is_refused_and_nothing_is_sent(
     victim = (await _tokenize(harness, number="5555555555554444")).vault_token
     thief = (await _tokenize(harness, number="4000056655665556")).vault_token
     async with harness.engine.begin() as db:
+        # Flip every bit of one byte (setting it to a fixed value would leave it unchanged
+        # whenever it already held that value).
         await db.execute(
             text(
-                "UPDATE cards SET number_ciphertext = overlay(number_ciphertext placing "
-                "'\\x00'::bytea from 20 for 1) WHERE token = :t"
+                "UPDATE cards SET number_ciphertext = set_byte(number_ciphertext, 19, "
+                "get_byte(number_ciphertext, 19) # 255) WHERE token = :t"
             ),
             {"t": tampered},
         )
