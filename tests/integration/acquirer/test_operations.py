@@ -13,6 +13,7 @@ from remit.acquirer.tables import authorizations, operations
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import new_id
 from tests.integration.acquirer.support import authorization_request
+from tests.support.locks import until_a_session_waits_on_a_lock
 
 pytestmark = pytest.mark.anyio
 
@@ -224,7 +225,7 @@ async def test_an_authorization_that_loses_the_race_on_its_reference_replays_the
     await _until_a_session_holds_the_reference(acquirer_engine)
     loser = authorization_request(reference="raced-auth", amount_minor=1000 if same_request else 7)
     losing = asyncio.create_task(service.authorize(loser))
-    await _until_a_session_waits_on_a_lock(acquirer_engine)
+    await until_a_session_waits_on_a_lock(acquirer_engine)
     assert not losing.done()
     release.set()
     await holding
@@ -255,23 +256,6 @@ async def _until_a_session_holds_the_reference(engine: AsyncEngine) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the winner never wrote its operation")
-
-
-async def _until_a_session_waits_on_a_lock(engine: AsyncEngine) -> None:
-    for _ in range(200):
-        async with engine.begin() as db:
-            waiting = (
-                await db.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    )
-                )
-            ).scalar_one()
-        if waiting:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("no session ever waited on a lock")
 
 
 async def test_fifty_concurrent_identical_captures_capture_once(

@@ -3,7 +3,6 @@
 import asyncio
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
@@ -14,6 +13,7 @@ from remit.ledger.domain import LedgerError, Posting, TransactionRequest
 from remit.ledger.repository import JournalRepository
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import verify_ledger
+from tests.support.locks import until_a_session_waits_on_a_lock
 
 pytestmark = pytest.mark.anyio
 
@@ -177,7 +177,7 @@ async def test_a_retry_that_waited_on_the_chain_head_sees_what_the_holder_commit
     holding = asyncio.create_task(holder())
     retrying = asyncio.create_task(retrier())
     await posted.wait()
-    await _until_a_session_waits_on_a_lock(core_engine)  # the retry, queued on the chain head
+    await until_a_session_waits_on_a_lock(core_engine)  # the retry, queued on the chain head
     assert not retrying.done()
     release.set()
     await holding
@@ -201,20 +201,3 @@ def move_request(transaction_id: str) -> TransactionRequest:
         transaction_id=transaction_id,
         postings=(Posting("world", -1, "usd"), Posting("wallet", 1, "usd")),
     )
-
-
-async def _until_a_session_waits_on_a_lock(engine: AsyncEngine) -> None:
-    for _ in range(200):
-        async with engine.begin() as db:
-            waiting = (
-                await db.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    )
-                )
-            ).scalar_one()
-        if waiting:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("no session ever waited on a lock")
