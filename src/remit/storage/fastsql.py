@@ -1,14 +1,15 @@
 """Hot-path statements run on the psycopg connection underneath a SQLAlchemy unit of work.
 
-SQLAlchemy Core spends about 300 µs of CPU per statement on the payment path (cache key,
-compiled-statement lookup, parameter and result processing through the greenlet bridge);
-psycopg alone spends about 40 µs on the same statement. The handful of statements every
+SQLAlchemy Core spends about 250-290 µs of client CPU per statement on the payment path (cache
+key, compiled-statement lookup, parameter and result processing through the greenlet bridge);
+the same statement sent straight to psycopg costs about 80-100 µs (`python -m bench
+statements`). The handful of statements every
 payment runs are therefore written out once here, per table, and sent straight to the driver
 connection of the caller's unit of work: same connection, same transaction, same commit or
 rollback. psycopg prepares a statement on the server after it has been used a few times
 (`prepare_threshold` in `remit.storage.engine`), so they are planned once per connection too.
 
-Everything else keeps using SQLAlchemy Core; `bench/` measures the difference.
+Everything else keeps using SQLAlchemy Core.
 """
 
 from collections.abc import Iterator, Mapping, Sequence

@@ -1,0 +1,86 @@
+"""Client CPU per statement: SQLAlchemy Core against the driver-level path (remit.storage.fastsql).
+
+One embedded PostgreSQL with the core schema; a charge row read by key (the same statement both
+ways, as `ChargeRepository.get` sends it) 3,000 times on one connection in one transaction, and
+the same for a one-column update by key. The figure is this process's CPU time per statement
+(`time.process_time`), which is what the payment path pays in its own process; the database's
+CPU is not in it.
+"""
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bench.result import Figure
+from remit.payments.repository import ChargeRepository
+from remit.payments.tables import charges
+from remit.storage.embedded import start_cluster
+from remit.storage.engine import make_engine
+from remit.storage.migrate import upgrade
+
+NAME = "statements"
+ROUNDS = 3_000
+KEY = {"account_id": "acct_bench", "id": "ch_bench"}
+
+
+async def _cpu_per_statement(db: AsyncConnection, send: Callable[[], Awaitable[object]]) -> float:
+    for _ in range(200):  # warm-up: compiled-statement caches and server-side prepares
+        await send()
+    started = time.process_time()
+    for _ in range(ROUNDS):
+        await send()
+    return (time.process_time() - started) / ROUNDS * 1e6
+
+
+async def _measure(url: str) -> list[Figure]:
+    engine = make_engine(url, pool_size=1)
+    fast = ChargeRepository.statements
+    c = charges.c
+    try:
+        async with engine.begin() as db:
+
+            async def core_select() -> object:
+                query = select(charges).where(c.account_id == KEY["account_id"], c.id == KEY["id"])
+                return (await db.execute(query)).first()
+
+            async def core_update() -> object:
+                return await db.execute(
+                    update(charges)
+                    .where(c.account_id == KEY["account_id"], c.id == KEY["id"])
+                    .values(description="bench")
+                )
+
+            async def fast_select() -> object:
+                return await fast.select.first(db, KEY)
+
+            async def fast_update() -> object:
+                return await fast.update(["description"]).run(db, {**KEY, "description": "bench"})
+
+            timings = {
+                "read by key, SQLAlchemy Core": await _cpu_per_statement(db, core_select),
+                "read by key, driver-level": await _cpu_per_statement(db, fast_select),
+                "update by key, SQLAlchemy Core": await _cpu_per_statement(db, core_update),
+                "update by key, driver-level": await _cpu_per_statement(db, fast_update),
+            }
+    finally:
+        await engine.dispose()
+    return [
+        Figure(NAME, f"client CPU per statement: {name}", us, "µs") for name, us in timings.items()
+    ]
+
+
+def run() -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="remit-bench-statements-") as workdir:
+        cluster = start_cluster(Path(workdir) / "pg", on_last_exit="delete")
+        try:
+            cluster.ensure_database("remit_bench")
+            url = cluster.url("remit_bench")
+            upgrade("core", url)
+            return asyncio.run(_measure(url))
+        finally:
+            cluster.stop()
