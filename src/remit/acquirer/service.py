@@ -14,7 +14,6 @@ inserts nothing and replays the winner's operation. Either way fifty simultaneou
 one call record one operation and one authorization.
 """
 
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,7 +43,7 @@ from remit.acquirer.repository import SqlAcquirerRepository
 from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
-from remit.core.ids import has_prefix, new_id
+from remit.core.ids import has_prefix, new_id, random_string
 from remit.storage.engine import single_statement
 
 MAX_AMOUNT_MINOR: Final = 99_999_999
@@ -124,27 +123,18 @@ def _validate_authorization_request(request: AuthorizationRequest) -> None:
         raise invalid("merchant_id must be an account id (acct_...).", "merchant_id")
 
 
+_DIGITS: Final = "0123456789"
 _NETWORK_TRANSACTION_ID_DIGITS: Final = 15
 _AUTHORIZATION_CODE_ALPHABET: Final = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _AUTHORIZATION_CODE_LENGTH: Final = 6
 
 
-# Each draws one uniform number and writes it out in its alphabet, which is exactly as uniform
-# over the strings as drawing every character on its own, at one CSPRNG call instead of one per
-# character (those cost more than the rest of deciding an authorization).
 def _network_transaction_id() -> str:
-    digits = _NETWORK_TRANSACTION_ID_DIGITS
-    return f"{secrets.randbelow(10**digits):0{digits}d}"
+    return random_string(_DIGITS, _NETWORK_TRANSACTION_ID_DIGITS)
 
 
 def _authorization_code() -> str:
-    alphabet, base = _AUTHORIZATION_CODE_ALPHABET, len(_AUTHORIZATION_CODE_ALPHABET)
-    value = secrets.randbelow(base**_AUTHORIZATION_CODE_LENGTH)
-    chars = []
-    for _ in range(_AUTHORIZATION_CODE_LENGTH):
-        value, index = divmod(value, base)
-        chars.append(alphabet[index])
-    return "".join(chars)
+    return random_string(_AUTHORIZATION_CODE_ALPHABET, _AUTHORIZATION_CODE_LENGTH)
 
 
 def parse_settlement_date(raw: str) -> date:

@@ -3,7 +3,7 @@ import secrets
 import pytest
 
 from remit.config import ConfigError, from_env
-from remit.core.ids import has_prefix, new_id, random_token
+from remit.core.ids import has_prefix, new_id, random_string, random_token
 from remit.serve import with_core_instance_ports
 
 
@@ -75,8 +75,16 @@ def test_tokens_use_every_base62_character_and_nothing_else() -> None:
     assert seen == set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
-def test_bytes_that_would_bias_a_token_are_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 248 = 4 * 62: bytes 248..255 would favour the first eight characters, so they are skipped.
-    draws = iter([bytes([255, 248, 0, 61, 62, 247]), bytes([250, 1] + [0] * 6)])
-    monkeypatch.setattr(secrets, "token_bytes", lambda n: next(draws))
-    assert random_token(5) == "0z0z1"
+def test_a_string_is_one_draw_written_out_in_its_alphabet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bounds: list[int] = []
+
+    def draw(bound: int) -> int:
+        bounds.append(bound)
+        return 2 + 1 * 3 + 0 * 9 + 2 * 27  # digits 2, 1, 0, 2 in base 3, least significant first
+
+    monkeypatch.setattr(secrets, "randbelow", draw)
+    assert random_string("abc", 4) == "cbac"
+    # Every one of the 3**4 strings is reachable, each from exactly one number.
+    assert bounds == [3**4]
