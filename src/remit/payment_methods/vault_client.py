@@ -43,9 +43,11 @@ def summary_from_message(card: vault_pb2.CardDetails) -> CardSummary:
 class GrpcCardVault:
     channel: grpc.aio.Channel
 
-    @property
-    def _stub(self) -> vault_pb2_grpc.VaultServiceAsyncStub:
-        return vault_pb2_grpc.VaultServiceStub(self.channel)
+    def __post_init__(self) -> None:
+        # Made once: a stub builds a callable per method of the service when constructed.
+        self._stub: vault_pb2_grpc.VaultServiceAsyncStub = vault_pb2_grpc.VaultServiceStub(
+            self.channel
+        )
 
     async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard:
         try:

@@ -25,6 +25,7 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.grpcutil.errors import to_rpc_status
 from remit.payments import idempotency
+from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.charges import Charge, ChargeStatus, Refund, RefundReason, RefundStatus
 from remit.payments.crashpoints import crash_after
 from remit.payments.domain import (
@@ -611,6 +612,13 @@ class PaymentsService:
             )
             answer = outcome.as_json()
         now = self._now()
+        async with single_statement(self._engine) as db:
+            advanced = await store_answer_and_advance(
+                db, record, charge_id=charge.id, answer=answer, now=now
+            )
+        if advanced is not None:
+            crash_after(RecoveryPoint.AUTHORIZATION_DONE.value)
+            return advanced
         async with self._engine.begin() as db:
             # Another request (a retry after this one's lease ran out, or the completer) may
             # have got here first: then its answer stands and nothing is written again.

@@ -11,6 +11,7 @@ from remit.config import PlatformConfig
 from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
 from remit.payment_methods.service import PaymentMethodsService
+from remit.payment_methods.test_card_cache import TestCardCache
 from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payments.events import PaymentEvents
 from remit.payments.grpc import PaymentsServicer, payment_intent_message
@@ -50,7 +51,7 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
     )
     object_events = CustomerEvents()
     payment_methods = PaymentMethodsService(
-        engine, GrpcCardVault(vault_channel), hooks=object_events
+        engine, TestCardCache(GrpcCardVault(vault_channel)), hooks=object_events
     )
     customers = CustomersService(engine, payment_methods, hooks=object_events)
     # The ledger first: a posting it refuses rolls the change back before any event is made.

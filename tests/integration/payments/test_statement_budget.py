@@ -22,9 +22,9 @@ from tests.support.statements import statements_sent
 pytestmark = pytest.mark.anyio
 
 # claim the key (1); attempt: lock the key, Radar's rules, intent, charge, event, advance (6);
-# network answer: lock the key, store it, advance (3); outcome: lock the key, intent, charge,
+# network answer: store it and advance in one statement (1); outcome: lock the key, intent, charge,
 # update both (5), capture state, ledger lock, ledger write (3), two events (2), finish (1).
-CONFIRMED_PAYMENT_STATEMENTS = 1 + 6 + 3 + 5 + 3 + 2 + 1
+CONFIRMED_PAYMENT_STATEMENTS = 1 + 6 + 1 + 5 + 3 + 2 + 1
 
 
 async def test_a_confirmed_payment_stays_within_its_statement_budget(
