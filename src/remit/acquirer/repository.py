@@ -19,7 +19,7 @@ from remit.acquirer.domain import (
     OperationKind,
 )
 from remit.acquirer.tables import authorizations, operations
-from remit.storage.fastsql import Statement, TableStatements
+from remit.storage.fastsql import Db, Statement, TableStatements, sqlalchemy_unit
 
 # Every authorization runs these; they go straight to the driver (remit.storage.fastsql).
 _AUTHORIZATIONS = TableStatements(authorizations, key=("id",))
@@ -124,8 +124,12 @@ class AuthorizationRecord:
 
 
 class SqlAcquirerRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: Db) -> None:
         self._db = connection
+
+    @property
+    def _sa(self) -> AsyncConnection:
+        return sqlalchemy_unit(self._db)
 
     async def lock_authorization(self, authorization_id: str) -> Authorization | None:
         """The authorization, row-locked until the transaction ends: captures, voids and
@@ -199,7 +203,7 @@ class SqlAcquirerRepository:
         conditions = [c.settled_at.is_not(None), c.settled_at >= start, c.settled_at < end]
         if merchant_id is not None:
             conditions.append(c.merchant_id == merchant_id)
-        rows = await self._db.execute(
+        rows = await self._sa.execute(
             select(operations).where(*conditions).order_by(c.settled_at, c.id)
         )
         return [_operation_from_row(row._mapping) for row in rows]

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payment_methods.domain import CardSummary, PaymentMethod, Token
 from remit.payment_methods.tables import payment_methods, tokens
-from remit.storage.fastsql import TableStatements
+from remit.storage.fastsql import Db, TableStatements, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
 
 _PAYMENT_METHODS = TableStatements(payment_methods)
@@ -74,8 +74,12 @@ def _token_from_row(row: Row[tuple[object, ...]]) -> Token:
 
 
 class SqlPaymentMethodRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: Db) -> None:
         self._db = connection
+
+    @property
+    def _sa(self) -> AsyncConnection:
+        return sqlalchemy_unit(self._db)
 
     async def insert(self, method: PaymentMethod) -> None:
         # Every use of a test id (pm_card_visa, ...) inserts one: straight to the driver.
@@ -110,11 +114,11 @@ class SqlPaymentMethodRepository:
         )
         if for_update:
             query = query.with_for_update()
-        row = (await self._db.execute(query)).first()
+        row = (await self._sa.execute(query)).first()
         return None if row is None else _pm_from_row(row)
 
     async def save(self, method: PaymentMethod) -> None:
-        await self._db.execute(
+        await self._sa.execute(
             update(payment_methods)
             .where(
                 payment_methods.c.account_id == method.account_id,
@@ -126,7 +130,7 @@ class SqlPaymentMethodRepository:
     async def detach_all_of_customer(
         self, account_id: str, customer_id: str, now: datetime
     ) -> None:
-        await self._db.execute(
+        await self._sa.execute(
             update(payment_methods)
             .where(
                 payment_methods.c.account_id == account_id,
@@ -149,7 +153,7 @@ class SqlPaymentMethodRepository:
         if customer_id is not None:
             conditions.append(c.customer_id == customer_id)
         rows, has_more = await fetch_page(
-            self._db,
+            self._sa,
             payment_methods,
             conditions,
             limit=limit,
@@ -161,7 +165,7 @@ class SqlPaymentMethodRepository:
     # --- tokens ------------------------------------------------------------------------
 
     async def insert_token(self, token: Token) -> None:
-        await self._db.execute(
+        await self._sa.execute(
             tokens.insert().values(
                 id=token.id,
                 account_id=token.account_id,
@@ -184,11 +188,11 @@ class SqlPaymentMethodRepository:
         query = select(tokens).where(tokens.c.account_id == account_id, tokens.c.id == token_id)
         if for_update:
             query = query.with_for_update()
-        row = (await self._db.execute(query)).first()
+        row = (await self._sa.execute(query)).first()
         return None if row is None else _token_from_row(row)
 
     async def mark_token_used(self, account_id: str, token_id: str) -> None:
-        await self._db.execute(
+        await self._sa.execute(
             update(tokens)
             .where(tokens.c.account_id == account_id, tokens.c.id == token_id)
             .values(used=True)

@@ -21,10 +21,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from remit.payments.idempotency import KeyRecord, RecoveryPoint, lease
-from remit.storage.fastsql import Statement
+from remit.storage.fastsql import Db, Statement
 
 _STORE_ANSWER_AND_ADVANCE = Statement(
     """
@@ -49,7 +47,7 @@ _STORE_ANSWER_AND_ADVANCE = Statement(
 
 
 async def store_answer_and_advance(
-    db: AsyncConnection,
+    db: Db,
     record: KeyRecord,
     *,
     charge_id: str,

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.tables import idempotency_keys
-from remit.storage.fastsql import Statement
+from remit.storage.fastsql import Db, Statement
 
 DEFAULT_LEASE_S = 30.0
 KEY_LIFETIME = timedelta(hours=24)
@@ -173,7 +173,7 @@ async def begin(
 
 
 async def claim_new(
-    db: AsyncConnection,
+    db: Db,
     *,
     account_id: str,
     key: str,

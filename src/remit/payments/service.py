@@ -612,9 +612,9 @@ class PaymentsService:
             )
             answer = outcome.as_json()
         now = self._now()
-        async with single_statement(self._engine) as db:
+        async with single_statement(self._engine) as connection:
             advanced = await store_answer_and_advance(
-                db, record, charge_id=charge.id, answer=answer, now=now
+                connection, record, charge_id=charge.id, answer=answer, now=now
             )
         if advanced is not None:
             crash_after(RecoveryPoint.AUTHORIZATION_DONE.value)

@@ -7,10 +7,13 @@ its statements staying prepared.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from remit.storage import direct
 from remit.storage.embedded import to_sqlalchemy_url
 
 
@@ -35,6 +38,7 @@ def make_engine(
         connect_args={"application_name": application_name, "prepare_threshold": 5},
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
+    direct.attach(engine, application_name=application_name, max_size=2 * pool_size)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _set_session_defaults(dbapi_connection: object, _record: object) -> None:
@@ -55,9 +59,10 @@ async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 @asynccontextmanager
-async def single_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def single_statement(engine: AsyncEngine) -> AsyncIterator["psycopg.AsyncConnection[Any]"]:
     """A unit of work that is exactly one statement, run in autocommit: the statement is its own
     transaction, which saves the BEGIN and COMMIT round trips of `engine.begin()`. Only for
-    work that is atomic as a single statement."""
-    async with engine.connect() as connection:
-        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+    work that is atomic as a single statement, sent through `remit.storage.fastsql`. The
+    connection comes from the engine's direct pool (`remit.storage.direct`), not SQLAlchemy's."""
+    async with direct.pool_of(engine).statement() as connection:
+        yield connection

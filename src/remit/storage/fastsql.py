@@ -24,6 +24,9 @@ from sqlalchemy import JSON, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 Row = dict[str, Any]
+# Where a statement runs: a SQLAlchemy unit of work (its driver connection is used), or a
+# psycopg connection of `remit.storage.direct` (a single autocommitted statement).
+Db = AsyncConnection | psycopg.AsyncConnection[Any]
 
 _trace: ContextVar[list[str] | None] = ContextVar("remit_fastsql_trace", default=None)
 
@@ -47,13 +50,24 @@ def _note(sql: str) -> None:
         seen.append(sql)
 
 
-def driver(db: AsyncConnection) -> "psycopg.AsyncConnection[Any]":
-    """The psycopg connection of a started SQLAlchemy connection (no I/O, no greenlet)."""
+def driver(db: Db) -> "psycopg.AsyncConnection[Any]":
+    """The psycopg connection of a started SQLAlchemy connection (no I/O, no greenlet), or
+    the psycopg connection itself."""
+    if isinstance(db, psycopg.AsyncConnection):
+        return db
     connection = db.sync_connection
     assert connection is not None, "the unit of work has not started"
     raw = connection.connection.driver_connection
     assert isinstance(raw, psycopg.AsyncConnection)
     return raw
+
+
+def sqlalchemy_unit(db: Db) -> AsyncConnection:
+    """`db` as a SQLAlchemy unit of work, for statements written with SQLAlchemy Core; a
+    single-statement connection (`remit.storage.direct`) cannot run those."""
+    if not isinstance(db, AsyncConnection):
+        raise TypeError("SQLAlchemy Core statements need a SQLAlchemy unit of work")
+    return db
 
 
 def _quote(name: str) -> str:
@@ -75,19 +89,19 @@ class Statement:
             for name, value in params.items()
         }
 
-    async def rows(self, db: AsyncConnection, params: Mapping[str, object]) -> list[Row]:
+    async def rows(self, db: Db, params: Mapping[str, object]) -> list[Row]:
         _note(self.sql)
         async with driver(db).cursor(row_factory=dict_row) as cursor:
             await cursor.execute(self.sql, self._params(params))
             return await cursor.fetchall()
 
-    async def first(self, db: AsyncConnection, params: Mapping[str, object]) -> Row | None:
+    async def first(self, db: Db, params: Mapping[str, object]) -> Row | None:
         _note(self.sql)
         async with driver(db).cursor(row_factory=dict_row) as cursor:
             await cursor.execute(self.sql, self._params(params))
             return await cursor.fetchone()
 
-    async def run(self, db: AsyncConnection, params: Mapping[str, object]) -> int:
+    async def run(self, db: Db, params: Mapping[str, object]) -> int:
         """Execute; return the number of rows the statement touched."""
         _note(self.sql)
         async with driver(db).cursor() as cursor:

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.storage.fastsql import Statement, TableStatements
+from remit.storage.fastsql import Db, Statement, TableStatements, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
 from remit.vault.cards import Brand, Funding
 from remit.vault.crypto import SealedCard
@@ -61,6 +61,7 @@ _FINISH_FORWARD = Statement(
 )
 
 _AUDIT_EVENTS = TableStatements(audit_events, key=("id",))
+_CARDS = TableStatements(cards, key=("token",))
 _AUDIT_EVENT_COLUMNS = tuple(column.name for column in audit_events.columns)
 
 
@@ -114,14 +115,18 @@ def _audit_from_row(row: Row[tuple[object, ...]]) -> AuditEvent:
 
 
 class SqlVaultRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: Db) -> None:
         self._db = connection
+
+    @property
+    def _sa(self) -> AsyncConnection:
+        return sqlalchemy_unit(self._db)
 
     # --- cards -------------------------------------------------------------------------
 
     async def insert_card(self, card: StoredCard) -> None:
         s = card.summary
-        await self._db.execute(
+        await self._sa.execute(
             cards.insert().values(
                 token=card.token,
                 account_id=card.account_id,
@@ -145,14 +150,12 @@ class SqlVaultRepository:
         )
 
     async def get_card(self, token: str, *, for_update: bool = False) -> StoredCard | None:
-        query = select(cards).where(cards.c.token == token)
-        if for_update:
-            query = query.with_for_update()
-        row = (await self._db.execute(query)).first()
-        return None if row is None else _card_from_row(row)
+        by_token = _CARDS.select_for_update if for_update else _CARDS.select
+        row = await by_token.first(self._db, {"token": token})
+        return None if row is None else _card_from_mapping(row)
 
     async def drop_expired_cvcs(self, now: datetime) -> int:
-        result = await self._db.execute(
+        result = await self._sa.execute(
             update(cards)
             .where(cards.c.cvc_ciphertext.is_not(None), cards.c.cvc_expires_at <= now)
             .values(cvc_ciphertext=None, cvc_expires_at=None)
@@ -161,7 +164,7 @@ class SqlVaultRepository:
 
     async def shred_card(self, token: str, now: datetime) -> None:
         """Destroy the wrapped data key: the number's ciphertext becomes unreadable forever."""
-        await self._db.execute(
+        await self._sa.execute(
             update(cards)
             .where(cards.c.token == token)
             .values(
@@ -181,16 +184,16 @@ class SqlVaultRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return [_card_from_row(row) for row in (await self._db.execute(query)).all()]
+        return [_card_from_row(row) for row in (await self._sa.execute(query)).all()]
 
     async def count_wrapped_below(self, version: int) -> int:
         query = select(func.count()).where(
             cards.c.kek_version < version, cards.c.deleted_at.is_(None)
         )
-        return int((await self._db.execute(query)).scalar_one())
+        return int((await self._sa.execute(query)).scalar_one())
 
     async def save_wrapping(self, token: str, sealed: SealedCard) -> None:
-        await self._db.execute(
+        await self._sa.execute(
             update(cards)
             .where(cards.c.token == token)
             .values(
@@ -206,7 +209,7 @@ class SqlVaultRepository:
             .where(cards.c.deleted_at.is_(None))
             .group_by(cards.c.kek_version)
         )
-        return {int(version): int(count) for version, count in (await self._db.execute(query))}
+        return {int(version): int(count) for version, count in (await self._sa.execute(query))}
 
     # --- test cards --------------------------------------------------------------------
 
@@ -214,7 +217,7 @@ class SqlVaultRepository:
         query = select(test_card_tokens.c.token).where(
             test_card_tokens.c.account_id == account_id, test_card_tokens.c.test_id == test_id
         )
-        token = (await self._db.execute(query)).scalar_one_or_none()
+        token = (await self._sa.execute(query)).scalar_one_or_none()
         return None if token is None else str(token)
 
     async def test_card(
@@ -230,7 +233,7 @@ class SqlVaultRepository:
 
     async def claim_test_card_token(self, account_id: str, test_id: str, token: str) -> bool:
         """Record `token` for the test id unless another call won the race; True if we won."""
-        result = await self._db.execute(
+        result = await self._sa.execute(
             insert(test_card_tokens)
             .values(account_id=account_id, test_id=test_id, token=token)
             .on_conflict_do_nothing()
@@ -307,7 +310,7 @@ class SqlVaultRepository:
         query = select(audit_events.c.created_at, audit_events.c.id).where(
             audit_events.c.id == event_id
         )
-        row = (await self._db.execute(query)).first()
+        row = (await self._sa.execute(query)).first()
         return None if row is None else (row[0], row[1])
 
     async def list_audit_events(
@@ -336,7 +339,7 @@ class SqlVaultRepository:
             if bound is not None:
                 conditions.append(op(bound))
         rows, has_more = await fetch_page(
-            self._db,
+            self._sa,
             audit_events,
             conditions,
             limit=wanted.limit,

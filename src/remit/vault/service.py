@@ -7,9 +7,8 @@ plaintext leaves this process.
 A unit of work that is one statement runs on an autocommit connection (`_statement`): the
 statement is its own transaction, so it needs no BEGIN or COMMIT round trip, and it never ends
 in a ROLLBACK (which would make psycopg drop the connection's prepared statements). Those
-connections come from a pool of their own on the same database whose connections are always in
-autocommit, so taking one does not switch it into autocommit and back; every other unit of
-work is a transaction on the engine the service is given.
+connections come from the engine's direct pool (`remit.storage.direct`), whose connections
+stay in autocommit; every other unit of work is a transaction on the engine.
 """
 
 import logging
@@ -25,7 +24,7 @@ from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid
 from remit.core.ids import new_id
 from remit.core.secrets import Secret
-from remit.storage.engine import make_engine
+from remit.storage.engine import single_statement
 from remit.vault.cards import Funding, validate_card
 from remit.vault.crypto import (
     KeyRing,
@@ -107,20 +106,8 @@ class VaultService:
         destinations: Mapping[str, Destination],
         clock: Clock | None = None,
         cvc_retention: timedelta = CVC_RETENTION,
-        *,
-        autocommit_engine: AsyncEngine | None = None,
     ) -> None:
-        """`autocommit_engine` (made with `make_engine(..., autocommit=True)` on the same
-        database, and closed by the caller) serves the one-statement units; by default the
-        service opens one of its own and closes it in `close`."""
         self._engine = engine
-        self._owns_autocommit = autocommit_engine is None
-        # Only ever used through `_statement`: never `begin()` on it.
-        self._autocommit = autocommit_engine or make_engine(
-            engine.url.render_as_string(hide_password=False),
-            application_name="remit-vault",
-            autocommit=True,
-        )
         self._keys = keys
         self._destinations = dict(destinations)
         self._clock = clock or SystemClock()
@@ -129,8 +116,8 @@ class VaultService:
     @asynccontextmanager
     async def _statement(self) -> AsyncIterator[SqlVaultRepository]:
         """A repository whose every statement commits on its own, for one-statement units."""
-        async with self._autocommit.connect() as db:
-            yield SqlVaultRepository(db)
+        async with single_statement(self._engine) as connection:
+            yield SqlVaultRepository(connection)
 
     # --- storing cards -----------------------------------------------------------------
 
@@ -494,5 +481,3 @@ class VaultService:
     async def close(self) -> None:
         for destination in self._destinations.values():
             await destination.close()
-        if self._owns_autocommit:
-            await self._autocommit.dispose()

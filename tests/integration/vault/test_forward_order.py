@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
-from remit.storage.engine import make_engine
+from remit.storage.engine import make_engine, single_statement
 from remit.vault.domain import ForwardRequest, OutboundAuthorization
 from remit.vault.keystore import FileKeyStore
 from remit.vault.service import VaultError, VaultService
@@ -50,7 +50,6 @@ async def _service(
     engine: AsyncEngine,
     tmp_path: Path,
     destination: WatchingDestination,
-    autocommit_engine: AsyncEngine | None = None,
 ) -> AsyncIterator[VaultService]:
     keys = FileKeyStore(tmp_path / "keys.json")
     keys.ensure_exists()
@@ -59,7 +58,6 @@ async def _service(
         keys,
         {"acquirer": destination},
         clock=FixedClock(START),
-        autocommit_engine=autocommit_engine,
     )
     try:
         yield service
@@ -157,25 +155,23 @@ async def test_a_test_id_whose_card_was_deleted_does_not_resolve(
 async def test_forwarding_keeps_its_statements_prepared(
     databases: WorkerDatabases, tmp_path: Path
 ) -> None:
-    # One pooled connection for the one-statement units: a ROLLBACK on it would make psycopg
+    # The one-statement units run one after another here, so on one direct connection (the
+    # pool hands back the one it was given last): a ROLLBACK on it would make psycopg
     # deallocate every statement.
     engine = make_engine(databases.vault_url, pool_size=1)
-    autocommit = make_engine(databases.vault_url, pool_size=1, autocommit=True)
     destination = WatchingDestination(lambda outbound: None)
     try:
-        async with _service(engine, tmp_path, destination, autocommit) as service:
+        async with _service(engine, tmp_path, destination) as service:
             card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
             for number in range(PREPARE_THRESHOLD + 2):
                 await service.forward("acct_1", card.token, _request(f"op_prepared_{number}"))
-        async with autocommit.connect() as db:
-            prepared = (
-                await db.execute(text("SELECT statement FROM pg_prepared_statements"))
-            ).scalars()
+        async with single_statement(engine) as connection:
+            cursor = await connection.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [str(row[0]) for row in await cursor.fetchall()]
             kept = [statement.replace('"', "").split(None, 3)[:3] for statement in prepared]
         assert ["SELECT", "(SELECT", "f.result"] in kept
         assert ["WITH", "recorded", "AS"] in kept
         assert ["INSERT", "INTO", "audit_events"] in kept
     finally:
         await empty_vault_database(engine)
-        await autocommit.dispose()
         await engine.dispose()

@@ -1,0 +1,116 @@
+"""Autocommitted single statements on psycopg connections of their own, without SQLAlchemy.
+
+A unit of work that is one statement (claiming a new idempotency key, storing the network's
+answer with its recovery point, the vault's and the acquirer's records) needs no transaction
+around it. Taking a connection from SQLAlchemy's pool for it costs about 120-175 µs of client
+CPU on top of the statement (checkout, connection wrapper, switching into autocommit and back,
+reset on return, each through the greenlet bridge); taking one from this pool costs a list pop
+(bench/README.md, "statements"). The payment path runs several such units per payment in the
+core, the vault and the acquirer.
+
+The pool belongs to an engine (`make_engine` registers one) and connects to the same database
+with the same session settings. It has no background task: a connection is opened when none is
+idle, returned after the statement unless psycopg marks it broken (a connection the server
+dropped fails its statement, is closed, and the caller retries like any failed unit), and at
+most `max_idle` are kept. Connections stay in autocommit for good, so a statement never ends in
+a ROLLBACK (which would drop the connection's prepared statements).
+"""
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Same as the engine's: a statement waiting this long on a lock is a bug.
+SESSION_SETUP = "SET lock_timeout = '10s'"
+PREPARE_THRESHOLD = 5
+
+
+class DirectPool:
+    """Autocommit psycopg connections to one database; `max_size` of them in use at most."""
+
+    def __init__(self, conninfo: str, *, application_name: str, max_size: int) -> None:
+        self._conninfo = conninfo
+        self._application_name = application_name
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._max_idle = max_size
+        self._slots = asyncio.Semaphore(max_size)
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        connection = await psycopg.AsyncConnection.connect(
+            self._conninfo,
+            autocommit=True,
+            prepare_threshold=PREPARE_THRESHOLD,
+            application_name=self._application_name,
+        )
+        await connection.execute(SESSION_SETUP)
+        return connection
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection for one autocommitted statement (or several independent ones)."""
+        async with self._slots:
+            connection = self._idle.pop() if self._idle else await self._connect()
+            try:
+                yield connection
+            finally:
+                await self._give_back(connection)
+
+    async def _give_back(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        reusable = (
+            not connection.broken
+            and not connection.closed
+            and connection.info.transaction_status == pq.TransactionStatus.IDLE
+            and len(self._idle) < self._max_idle
+        )
+        if reusable:
+            self._idle.append(connection)
+        else:
+            await connection.close()
+
+    @property
+    def idle_connections(self) -> list[psycopg.AsyncConnection[Any]]:
+        return self._idle
+
+    async def close(self) -> None:
+        while self._idle:
+            await self._idle.pop().close()
+
+
+_pools: "weakref.WeakKeyDictionary[AsyncEngine, DirectPool]" = weakref.WeakKeyDictionary()
+
+
+def attach(engine: AsyncEngine, *, application_name: str, max_size: int) -> None:
+    """Give `engine` a direct pool on its database (no connection is opened yet). Its idle
+    connections are closed by `close`, or when the engine is garbage-collected."""
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    pool = DirectPool(url, application_name=application_name, max_size=max_size)
+    _pools[engine] = pool
+    weakref.finalize(engine, _hang_up, pool.idle_connections)
+
+
+def _hang_up(connections: list[psycopg.AsyncConnection[Any]]) -> None:
+    # No event loop to await `close()` in: end each session at the libpq level, which is
+    # synchronous and what `close()` does in the end.
+    for connection in connections:
+        connection.pgconn.finish()
+    connections.clear()
+
+
+def pool_of(engine: AsyncEngine) -> DirectPool:
+    pool = _pools.get(engine)
+    if pool is None:
+        raise LookupError("this engine was not made by make_engine: it has no direct pool")
+    return pool
+
+
+async def close(engine: AsyncEngine) -> None:
+    """Close the engine's idle direct connections (with `engine.dispose()`)."""
+    pool = _pools.get(engine)
+    if pool is not None:
+        await pool.close()
