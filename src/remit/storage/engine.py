@@ -17,14 +17,9 @@ from remit.storage import direct
 from remit.storage.embedded import to_sqlalchemy_url
 
 
-def make_engine(
-    url: str, *, pool_size: int = 10, application_name: str = "remit", autocommit: bool = False
-) -> AsyncEngine:
-    """An engine on `url`. With `autocommit`, every connection of its pool stays in autocommit
-    for good: a pool for units of work that are one statement each, which then pay neither
-    BEGIN/COMMIT round trips nor switching a connection into and out of autocommit (about 65 µs
-    of client CPU per unit with `single_statement`). Never `begin()` a unit on such an engine:
-    its statements would not share a transaction."""
+def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit") -> AsyncEngine:
+    """An engine on `url` for transactions, with a direct pool beside it (`remit.storage.direct`,
+    at most twice `pool_size` connections) for single autocommitted statements."""
     engine = create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
@@ -36,7 +31,6 @@ def make_engine(
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"application_name": application_name, "prepare_threshold": 5},
-        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     direct.attach(engine, application_name=application_name, max_size=2 * pool_size)
 

@@ -9,6 +9,9 @@ connection of the caller's unit of work: same connection, same transaction, same
 rollback. psycopg prepares a statement on the server after it has been used a few times
 (`prepare_threshold` in `remit.storage.engine`), so they are planned once per connection too.
 
+A single-statement unit (`remit.storage.engine.single_statement`) hands these statements a
+psycopg connection of its own instead (`Db` is either kind).
+
 Everything else keeps using SQLAlchemy Core.
 """
 
