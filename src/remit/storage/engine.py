@@ -19,7 +19,8 @@ from remit.storage.embedded import to_sqlalchemy_url
 
 def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit") -> AsyncEngine:
     """An engine on `url` for transactions, with a direct pool beside it (`remit.storage.direct`,
-    at most twice `pool_size` connections) for single autocommitted statements."""
+    at most half of `pool_size` connections, and at least 2) for single autocommitted
+    statements."""
     engine = create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
@@ -32,7 +33,10 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit
         pool_recycle=1800,
         connect_args={"application_name": application_name, "prepare_threshold": 5},
     )
-    direct.attach(engine, application_name=application_name, max_size=2 * pool_size)
+    # Single statements hold a connection for about a millisecond, so a few serve a busy
+    # process; the bound keeps every process's two pools together well inside PostgreSQL's
+    # default of 100 connections (the core, worker and acquirer share a cluster).
+    direct.attach(engine, application_name=application_name, max_size=max(2, pool_size // 2))
 
     @event.listens_for(engine.sync_engine, "connect")
     def _set_session_defaults(dbapi_connection: object, _record: object) -> None:
