@@ -276,6 +276,8 @@ class PaymentsService:
             record, ask = await self._guard_validation(
                 record, self._start_attempt(record, respond, new=new, confirm=confirm)
             )
+            if record.finished:
+                return self._replay_of(record)
         return await self.resume_attempt(record, respond, ask)
 
     async def _create_only(
@@ -416,6 +418,8 @@ class PaymentsService:
             record, ask = await self._guard_validation(
                 record, self._start_attempt(record, respond, intent_id=intent_id, confirm=confirm)
             )
+            if record.finished:
+                return self._replay_of(record)
         return await self.resume_attempt(record, respond, ask)
 
     async def _guard_validation(self, record: KeyRecord, step: Awaitable[T]) -> T:
@@ -437,8 +441,10 @@ class PaymentsService:
         confirm: ConfirmParams,
         intent_id: str | None = None,
         new: NewPaymentIntent | None = None,
-    ) -> tuple[KeyRecord, NetworkAsk]:
-        """Phase `attempt_created`: the intent goes to `processing` with a pending charge."""
+    ) -> tuple[KeyRecord, NetworkAsk | None]:
+        """Phase `attempt_created`: the intent goes to `processing` with a pending charge.
+        Returns the key as recorded and what to ask the network (None if the key turned out
+        finished by another request: the caller replays it)."""
         now = self._now()
         # Created and confirmed at once, nothing stored needs reading first: the card (which
         # may mean asking the vault) is resolved before the transaction opens, so no database
@@ -448,7 +454,12 @@ class PaymentsService:
         if known_method is not None:
             card = await self._methods.chargeable_card(record.account_id, known_method)
         async with self._engine.begin() as db:
-            await idempotency.relock(db, record)
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                # This request's lease ran out before its attempt began (a stall of more than
+                # the lease), and a retry took the key over and finished it: that answer
+                # stands. Starting an attempt here would authorize the payment a second time.
+                return stored, None
             intents = PaymentIntentRepository(db)
             if new is not None:
                 # Created and confirmed at once: the row is written once, already processing.
@@ -783,6 +794,8 @@ class PaymentsService:
             record = await self._guard_validation(
                 record, self._start_capture(record, intent_id, amount_to_capture)
             )
+            if record.finished:
+                return self._replay_of(record)
         try:
             return await self.resume_capture(record, respond)
         except BaseException:
@@ -794,7 +807,9 @@ class PaymentsService:
     ) -> KeyRecord:
         now = self._now()
         async with self._engine.begin() as db:
-            await idempotency.relock(db, record)
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return stored  # finished by a retry that took the key over: replayed
             intent = await PaymentIntentRepository(db).get(
                 record.account_id, intent_id, for_update=True
             )
@@ -908,6 +923,8 @@ class PaymentsService:
             return self._replay_of(record)
         if record.recovery_point is RecoveryPoint.STARTED:
             record = await self._guard_validation(record, self._start_cancel(record, intent_id))
+            if record.finished:
+                return self._replay_of(record)
         try:
             return await self.resume_cancel(record, reason, respond)
         except BaseException:
@@ -917,7 +934,9 @@ class PaymentsService:
     async def _start_cancel(self, record: KeyRecord, intent_id: str) -> KeyRecord:
         now = self._now()
         async with self._engine.begin() as db:
-            await idempotency.relock(db, record)
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return stored  # finished by a retry that took the key over: replayed
             intent = await PaymentIntentRepository(db).get(
                 record.account_id, intent_id, for_update=True
             )
@@ -1083,6 +1102,8 @@ class PaymentsService:
                     record, charge_id, payment_intent_id, amount_minor, reason, metadata
                 ),
             )
+            if record.finished:
+                return self._replay_of(record)
         try:
             return await self.resume_refund(record, respond)
         except BaseException:
@@ -1100,7 +1121,9 @@ class PaymentsService:
     ) -> KeyRecord:
         now = self._now()
         async with self._engine.begin() as db:
-            await idempotency.relock(db, record)
+            stored = await idempotency.relock(db, record)
+            if stored.finished:
+                return stored  # finished by a retry that took the key over: replayed
             if charge_id is None:
                 assert payment_intent_id is not None
                 intent = await PaymentIntentRepository(db).get(record.account_id, payment_intent_id)

@@ -1,0 +1,111 @@
+"""A request that stalls past its lease before its attempt begins, while a retry with the same
+key takes the key over and finishes the payment: the stalled request must replay the retry's
+answer, never start a second attempt (which would authorize the payment twice)."""
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.payments.charges import CardSnapshot
+from remit.payments.domain import NewPaymentIntent
+from remit.payments.grpc import payment_intent_message
+from remit.payments.idempotency import RecoveryPoint
+from remit.payments.ports import ChargeableCard
+from remit.payments.service import ConfirmParams, KeyedCall, PaymentsService, Replay
+from remit.payments.tables import charges, idempotency_keys, payment_intents, refunds
+from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.test_payments_service import pay
+from tests.support.fake_network import FakeNetwork
+
+pytestmark = pytest.mark.anyio
+
+FINISHED_ELSEWHERE = b"the retry's answer"
+
+
+class MethodsThatStall:
+    """Resolves the card (which happens before the attempt's transaction opens), and meanwhile
+    the lease runs out and a retry finishes the key."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
+        async with self._engine.begin() as db:
+            await db.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.key == "stalled")
+                .values(
+                    owner="the-retry",
+                    recovery_point=RecoveryPoint.FINISHED.value,
+                    response_code=0,
+                    response_body=FINISHED_ELSEWHERE,
+                    locked_until=None,
+                )
+            )
+        return ChargeableCard(
+            payment_method_id=payment_method_id,
+            vault_token="visa",
+            card=CardSnapshot(brand="visa", last4="4242", exp_month=12, exp_year=2034),
+        )
+
+
+async def test_a_stalled_request_replays_the_retry_that_finished_its_key(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    network = FakeNetwork()
+    payments = PaymentsService(
+        core_engine, network, MethodsThatStall(core_engine), present=payment_intent_message
+    )
+    result = await payments.create_payment_intent(
+        KeyedCall(
+            account_id=account_id, key="stalled", endpoint="CreatePaymentIntent", request_body=b"s"
+        ),
+        NewPaymentIntent(amount_minor=1200, currency="usd"),
+        lambda intent: intent.id.encode(),
+        confirm=ConfirmParams(payment_method_id="pm_visa"),
+    )
+    assert isinstance(result, Replay)
+    assert result.body == FINISHED_ELSEWHERE
+    assert network.sent == [], "no second authorization"
+    async with core_engine.begin() as db:
+        point = (
+            await db.execute(
+                select(idempotency_keys.c.recovery_point).where(idempotency_keys.c.key == "stalled")
+            )
+        ).scalar_one()
+        made = (await db.execute(select(func.count()).select_from(payment_intents))).scalar_one()
+        attempts = (await db.execute(select(func.count()).select_from(charges))).scalar_one()
+    assert point == RecoveryPoint.FINISHED.value, "the finished key is not moved back"
+    assert made == 0
+    assert attempts == 0
+
+
+async def test_a_stalled_refund_does_not_refund_a_second_time(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    payments = PaymentsService(
+        core_engine, FakeNetwork(), FakeMethods(), present=payment_intent_message
+    )
+    intent = await pay(payments, account_id, "paid")
+    keyed = KeyedCall(
+        account_id=account_id, key="stalled", endpoint="CreateRefund", request_body=b"r"
+    )
+    record = await payments._claim(keyed)
+    # The lease runs out here, and a retry takes the key over and refunds.
+    async with core_engine.begin() as db:
+        await db.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.key == "stalled")
+            .values(
+                owner="the-retry",
+                recovery_point=RecoveryPoint.FINISHED.value,
+                response_code=0,
+                response_body=FINISHED_ELSEWHERE,
+            )
+        )
+    stored = await payments._start_refund(record, None, intent.id, None, None, {})
+    assert stored.finished
+    assert stored.response_body == FINISHED_ELSEWHERE
+    async with core_engine.begin() as db:
+        made = (await db.execute(select(func.count()).select_from(refunds))).scalar_one()
+    assert made == 0, "the stalled request wrote no refund of its own"
