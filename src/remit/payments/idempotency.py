@@ -118,12 +118,12 @@ _ADVANCE = Statement(
     "payment_intent_id = COALESCE(%(payment_intent_id)s, payment_intent_id), "
     "charge_id = COALESCE(%(charge_id)s, charge_id), "
     "refund_id = COALESCE(%(refund_id)s, refund_id) "
-    "WHERE account_id = %(account_id)s AND key = %(key)s"
+    "WHERE account_id = %(account_id)s AND key = %(key)s AND owner = %(owner)s"
 )
 _FINISH = Statement(
     "UPDATE idempotency_keys SET recovery_point = %(recovery_point)s, locked_until = NULL, "
     "response_code = %(response_code)s, response_body = %(response_body)s "
-    "WHERE account_id = %(account_id)s AND key = %(key)s"
+    "WHERE account_id = %(account_id)s AND key = %(key)s AND owner = %(owner)s"
 )
 _RELEASE = Statement(
     "UPDATE idempotency_keys SET locked_until = NULL "
@@ -271,7 +271,7 @@ async def advance(
     refund_id: str | None = None,
 ) -> KeyRecord:
     """Record a recovery point (and the objects made so far), renewing the lease."""
-    await _ADVANCE.run(
+    advanced = await _ADVANCE.run(
         db,
         {
             "recovery_point": point.value,
@@ -281,8 +281,12 @@ async def advance(
             "refund_id": refund_id,
             "account_id": record.account_id,
             "key": record.key,
+            "owner": record.owner,
         },
     )
+    if advanced != 1:
+        # The owner token fences the key: a request that lost its claim writes nothing.
+        raise idempotency_in_use()
     return replace(
         record,
         recovery_point=point,
@@ -313,7 +317,7 @@ async def finish(
     db: AsyncConnection, record: KeyRecord, *, response_code: int, response_body: bytes
 ) -> None:
     """Store the response to replay; the key is done."""
-    await _FINISH.run(
+    finished = await _FINISH.run(
         db,
         {
             "recovery_point": RecoveryPoint.FINISHED.value,
@@ -321,8 +325,11 @@ async def finish(
             "response_body": response_body,
             "account_id": record.account_id,
             "key": record.key,
+            "owner": record.owner,
         },
     )
+    if finished != 1:
+        raise idempotency_in_use()
 
 
 async def release(db: AsyncConnection, record: KeyRecord) -> None:

@@ -6,6 +6,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.core.errors import RemitError
+from remit.payments import idempotency
 from remit.payments.charges import CardSnapshot
 from remit.payments.domain import NewPaymentIntent
 from remit.payments.grpc import payment_intent_message
@@ -109,3 +111,37 @@ async def test_a_stalled_refund_does_not_refund_a_second_time(
     async with core_engine.begin() as db:
         made = (await db.execute(select(func.count()).select_from(refunds))).scalar_one()
     assert made == 0, "the stalled request wrote no refund of its own"
+
+
+async def test_a_request_that_lost_its_key_can_neither_advance_nor_finish_it(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    payments = PaymentsService(
+        core_engine, FakeNetwork(), FakeMethods(), present=payment_intent_message
+    )
+    keyed = KeyedCall(account_id=account_id, key="fenced", endpoint="Capture", request_body=b"c")
+    record = await payments._claim(keyed)
+    async with core_engine.begin() as db:
+        await db.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.key == "fenced")
+            .values(owner="the-retry")
+        )
+    async with core_engine.begin() as db:
+        with pytest.raises(RemitError) as advancing:
+            await idempotency.advance(
+                db, record, RecoveryPoint.ATTEMPT_CREATED, now=record.created_at
+            )
+        with pytest.raises(RemitError) as finishing:
+            await idempotency.finish(db, record, response_code=0, response_body=b"late")
+    assert advancing.value.code == finishing.value.code == "idempotency_key_in_use"
+    async with core_engine.begin() as db:
+        stored = (
+            await db.execute(
+                select(idempotency_keys.c.recovery_point, idempotency_keys.c.response_body).where(
+                    idempotency_keys.c.key == "fenced"
+                )
+            )
+        ).one()
+    assert stored.recovery_point == RecoveryPoint.STARTED.value
+    assert stored.response_body is None
