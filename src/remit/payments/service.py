@@ -453,90 +453,104 @@ class PaymentsService:
         known_method = None if new is None else confirm.payment_method_id or new.payment_method_id
         if known_method is not None:
             card = await self._methods.chargeable_card(record.account_id, known_method)
-        async with self._engine.begin() as db:
-            stored = await idempotency.relock(db, record)
-            if stored.finished:
-                # This request's lease ran out before its attempt began (a stall of more than
-                # the lease), and a retry took the key over and finished it: that answer
-                # stands. Starting an attempt here would authorize the payment a second time.
-                return stored, None
-            intents = PaymentIntentRepository(db)
-            if new is not None:
-                # Created and confirmed at once: the row is written once, already processing.
-                before = None
-                intent = self._new_intent(record.account_id, new)
-            else:
-                assert intent_id is not None
-                before = await intents.get(record.account_id, intent_id, for_update=True)
-                if before is None:
-                    raise not_found("payment_intent", intent_id, param="intent")
-                intent = before
-            payment_method_id = confirm.payment_method_id or intent.payment_method_id
-            if payment_method_id is None:
-                raise invalid(
-                    "You cannot confirm this PaymentIntent because it's missing a payment "
-                    "method. To confirm the PaymentIntent with a payment method, pass "
-                    "`payment_method`.",
-                    "payment_method",
-                    code="payment_intent_unexpected_state",
-                )
-            if card is None:
-                card = await self._methods.chargeable_card(record.account_id, payment_method_id)
-            charges = ChargeRepository(db)
-            # A manually confirmed intent that passed 3-D Secure continues its attempt.
-            resumed = await self._authenticated_attempt(charges, intent, card)
-            charge = resumed or Charge(
-                id=new_id("ch"),
-                account_id=record.account_id,
-                payment_intent_id=intent.id,
-                amount_minor=intent.amount_minor,
-                currency=intent.currency,
-                status=ChargeStatus.PENDING,
-                payment_method_id=card.payment_method_id,
-                card=card.card,
-                created_at=now,
-                updated_at=now,
-                customer_id=intent.customer_id or card.customer_id,
-                description=intent.description,
-                metadata=dict(intent.metadata),
-                authentication=Authentication(
-                    off_session=confirm.off_session,
-                    error_on_requires_action=confirm.error_on_requires_action,
-                    requested=confirm.request_three_d_secure,
-                ).as_json(),
-            )
-            if resumed is None:
-                # Radar decides before the network is asked, and its decision is stored with
-                # the attempt, so a resumed attempt acts on the same one.
-                verdict = await self._radar.assess(db, attempt_facts(intent, charge, card, now))
-                charge = replace(charge, risk=verdict.as_json())
-            processing = transition(
-                intent,
-                ConfirmationStarted(
-                    at=now,
+        try:
+            async with self._engine.begin() as db:
+                # Confirming a stored intent locks the key before reading the intent, the
+                # order every phase takes its locks in. Created and confirmed at once, nothing
+                # stored is read: the owner-fenced `advance` at the end stands in for that lock
+                # (one statement fewer), and a request that lost its key rolls back there.
+                if new is None:
+                    stored = await idempotency.relock(db, record)
+                    if stored.finished:
+                        return stored, None
+                intents = PaymentIntentRepository(db)
+                if new is not None:
+                    # Created and confirmed at once: the row is written once, already processing.
+                    before = None
+                    intent = self._new_intent(record.account_id, new)
+                else:
+                    assert intent_id is not None
+                    before = await intents.get(record.account_id, intent_id, for_update=True)
+                    if before is None:
+                        raise not_found("payment_intent", intent_id, param="intent")
+                    intent = before
+                payment_method_id = confirm.payment_method_id or intent.payment_method_id
+                if payment_method_id is None:
+                    raise invalid(
+                        "You cannot confirm this PaymentIntent because it's missing a payment "
+                        "method. To confirm the PaymentIntent with a payment method, pass "
+                        "`payment_method`.",
+                        "payment_method",
+                        code="payment_intent_unexpected_state",
+                    )
+                if card is None:
+                    card = await self._methods.chargeable_card(record.account_id, payment_method_id)
+                charges = ChargeRepository(db)
+                # A manually confirmed intent that passed 3-D Secure continues its attempt.
+                resumed = await self._authenticated_attempt(charges, intent, card)
+                charge = resumed or Charge(
+                    id=new_id("ch"),
+                    account_id=record.account_id,
+                    payment_intent_id=intent.id,
+                    amount_minor=intent.amount_minor,
+                    currency=intent.currency,
+                    status=ChargeStatus.PENDING,
                     payment_method_id=card.payment_method_id,
+                    card=card.card,
+                    created_at=now,
+                    updated_at=now,
+                    customer_id=intent.customer_id or card.customer_id,
+                    description=intent.description,
+                    metadata=dict(intent.metadata),
+                    authentication=Authentication(
+                        off_session=confirm.off_session,
+                        error_on_requires_action=confirm.error_on_requires_action,
+                        requested=confirm.request_three_d_secure,
+                    ).as_json(),
+                )
+                if resumed is None:
+                    # Radar decides before the network is asked, and its decision is stored with
+                    # the attempt, so a resumed attempt acts on the same one.
+                    verdict = await self._radar.assess(db, attempt_facts(intent, charge, card, now))
+                    charge = replace(charge, risk=verdict.as_json())
+                processing = transition(
+                    intent,
+                    ConfirmationStarted(
+                        at=now,
+                        payment_method_id=card.payment_method_id,
+                        charge_id=charge.id,
+                        capture_method=confirm.capture_method,
+                        return_url=confirm.return_url,
+                    ),
+                )
+                if new is not None:
+                    await intents.insert(processing)
+                if resumed is None:
+                    await charges.insert(charge)
+                if new is None:
+                    await intents.save(processing)
+                await self._hooks.intent_changed(db, before, processing)
+                if resumed is None:
+                    await self._hooks.charge_changed(db, None, charge, processing)
+                record = await idempotency.advance(
+                    db,
+                    record,
+                    RecoveryPoint.ATTEMPT_CREATED,
+                    now=now,
+                    payment_intent_id=processing.id,
                     charge_id=charge.id,
-                    capture_method=confirm.capture_method,
-                    return_url=confirm.return_url,
-                ),
-            )
-            if new is not None:
-                await intents.insert(processing)
-            if resumed is None:
-                await charges.insert(charge)
-            if new is None:
-                await intents.save(processing)
-            await self._hooks.intent_changed(db, before, processing)
-            if resumed is None:
-                await self._hooks.charge_changed(db, None, charge, processing)
-            record = await idempotency.advance(
-                db,
-                record,
-                RecoveryPoint.ATTEMPT_CREATED,
-                now=now,
-                payment_intent_id=processing.id,
-                charge_id=charge.id,
-            )
+                )
+        except RemitError as error:
+            if error.code != "idempotency_key_in_use":
+                raise
+            # This request's lease ran out before its attempt began (a stall longer than the
+            # lease) and a retry took the key over. If the retry finished it, that answer
+            # stands: starting an attempt here would authorize the payment a second time.
+            async with self._engine.begin() as db:
+                stored = await idempotency.relock(db, record)  # 409 again unless finished
+            if not stored.finished:
+                raise
+            return stored, None
         crash_after(RecoveryPoint.ATTEMPT_CREATED.value)
         return record, NetworkAsk(
             charge=charge,
