@@ -5,30 +5,28 @@ ways, as `ChargeRepository.get` sends it) 3,000 times on one connection in one t
 the same for a one-column update by key. The figure is this process's CPU time per statement
 (`time.process_time`), which is what the payment path pays in its own process; the database's
 CPU is not in it.
+
+Then the same read as a whole single-statement unit, connection taken and given back: from
+SQLAlchemy's pool switched into autocommit for the unit (what `single_statement` did), and from
+the engine's direct pool (`remit.storage.direct`, what it does now).
 """
 
-import asyncio
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench.result import Figure
 from remit.payments.repository import ChargeRepository
 from remit.payments.tables import charges
-from remit.storage.embedded import start_cluster
-from remit.storage.engine import make_engine
-from remit.storage.migrate import upgrade
+from remit.storage.engine import make_engine, single_statement
 
 NAME = "statements"
 ROUNDS = 3_000
 KEY = {"account_id": "acct_bench", "id": "ch_bench"}
 
 
-async def _cpu_per_statement(db: AsyncConnection, send: Callable[[], Awaitable[object]]) -> float:
+async def _cpu_per_call(send: Callable[[], Awaitable[object]]) -> float:
     for _ in range(200):  # warm-up: compiled-statement caches and server-side prepares
         await send()
     started = time.process_time()
@@ -62,25 +60,31 @@ async def _measure(url: str) -> list[Figure]:
                 return await fast.update(["description"]).run(db, {**KEY, "description": "bench"})
 
             timings = {
-                "read by key, SQLAlchemy Core": await _cpu_per_statement(db, core_select),
-                "read by key, driver-level": await _cpu_per_statement(db, fast_select),
-                "update by key, SQLAlchemy Core": await _cpu_per_statement(db, core_update),
-                "update by key, driver-level": await _cpu_per_statement(db, fast_update),
+                "read by key, SQLAlchemy Core": await _cpu_per_call(core_select),
+                "read by key, driver-level": await _cpu_per_call(fast_select),
+                "update by key, SQLAlchemy Core": await _cpu_per_call(core_update),
+                "update by key, driver-level": await _cpu_per_call(fast_update),
             }
+
+        async def unit_through_sqlalchemy() -> object:
+            async with engine.connect() as connection:
+                db = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                return await fast.select.first(db, KEY)
+
+        async def unit_through_direct_pool() -> object:
+            async with single_statement(engine) as connection:
+                return await fast.select.first(connection, KEY)
+
+        units = {
+            "SQLAlchemy checkout in autocommit": await _cpu_per_call(unit_through_sqlalchemy),
+            "direct pool": await _cpu_per_call(unit_through_direct_pool),
+        }
     finally:
         await engine.dispose()
     return [
-        Figure(NAME, f"client CPU per statement: {name}", us, "µs") for name, us in timings.items()
+        *(
+            Figure(NAME, f"client CPU per statement: {name}", us, "µs")
+            for name, us in timings.items()
+        ),
+        *(Figure(NAME, f"one-read unit, {name}", us, "µs") for name, us in units.items()),
     ]
-
-
-def run() -> list[Figure]:
-    with tempfile.TemporaryDirectory(prefix="remit-bench-statements-") as workdir:
-        cluster = start_cluster(Path(workdir) / "pg", on_last_exit="delete")
-        try:
-            cluster.ensure_database("remit_bench")
-            url = cluster.url("remit_bench")
-            upgrade("core", url)
-            return asyncio.run(_measure(url))
-        finally:
-            cluster.stop()
