@@ -60,9 +60,15 @@ def start_cluster(
         from pgserver import postgres_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    # pgserver runs PostgreSQL as an unprivileged system user when we are root; that user must be
-    # able to reach the directory.
-    data_dir.chmod(0o755)
+    if (data_dir / "PG_VERSION").exists():
+        # PostgreSQL refuses to start on a data directory others may read (0700 or 0750 only).
+        # Versions before this one left it at 0755 after the first start; put that right.
+        data_dir.chmod(0o700)
+    else:
+        # A new cluster: pgserver runs PostgreSQL as an unprivileged system user when we are
+        # root, and that user must be able to reach the directory until it owns it; initdb
+        # then narrows the directory to 0700.
+        data_dir.chmod(0o755)
     # initdb reports its progress on stdout; it is noise in remit's own output.
     with contextlib.redirect_stdout(io.StringIO()):
         server = postgres_server.get_server(data_dir, cleanup_mode=on_last_exit)

@@ -1,0 +1,33 @@
+"""The embedded PostgreSQL that `remit serve` starts: a cluster stopped at exit starts again."""
+
+import stat
+from pathlib import Path
+
+from remit.storage.embedded import start_cluster
+
+
+def test_a_stopped_cluster_starts_again_on_its_data_directory(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pg"
+    cluster = start_cluster(data_dir, on_last_exit="stop")
+    cluster.execute_admin("CREATE TABLE kept (n int); INSERT INTO kept VALUES (1), (2);")
+    cluster.stop()
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    assert mode & 0o027 == 0, f"PostgreSQL needs 0700 or 0750, the directory is {mode:o}"
+
+    # As `make run` a second time: the same directory, PostgreSQL started again.
+    again = start_cluster(data_dir, on_last_exit="delete")
+    try:
+        assert "2" in again.execute_admin("SELECT count(*) FROM kept;")
+    finally:
+        again.stop()
+
+
+def test_a_data_directory_left_readable_by_others_is_narrowed_and_starts(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pg"
+    start_cluster(data_dir, on_last_exit="stop").stop()
+    data_dir.chmod(0o755)  # what earlier versions left behind
+    cluster = start_cluster(data_dir, on_last_exit="delete")
+    try:
+        assert "1" in cluster.execute_admin("SELECT 1;")
+    finally:
+        cluster.stop()
