@@ -21,6 +21,7 @@ could do if every line of payment logic cost nothing.
 
 import asyncio
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -125,7 +126,11 @@ class _Server:
     def __enter__(self) -> "_Server":
         assert self._process.stdout is not None
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
+            # Wait for output with a timeout: a server that hangs silently must not hang us.
+            readable, _, _ = select.select([self._process.stdout], [], [], left)
+            if not readable:
+                break
             line = self._process.stdout.readline().decode(errors="replace")
             if self._ready in line:
                 return self

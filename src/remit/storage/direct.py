@@ -10,10 +10,11 @@ several such units per payment in the core, the vault and the acquirer.
 
 The pool belongs to an engine (`make_engine` registers one) and connects to the same database
 with the same session settings. It has no background task: a connection is opened when none is
-idle, returned after the statement unless psycopg marks it broken (a connection the server
-dropped fails its statement, is closed, and the caller retries like any failed unit), and at
-most `max_idle` are kept. Connections stay in autocommit for good, so a statement never ends in
-a ROLLBACK (which would drop the connection's prepared statements).
+idle, and returned after the statement unless it is broken or was left mid-query or inside a
+transaction (a connection the server dropped fails its statement, is closed, and the caller
+retries like any failed unit); no more than `max_size` exist at once. Connections stay in
+autocommit for good, so a statement never ends in a ROLLBACK (which would drop the
+connection's prepared statements).
 """
 
 import asyncio
@@ -38,7 +39,6 @@ class DirectPool:
         self._conninfo = conninfo
         self._application_name = application_name
         self._idle: list[psycopg.AsyncConnection[Any]] = []
-        self._max_idle = max_size
         self._slots = asyncio.Semaphore(max_size)
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
@@ -66,7 +66,6 @@ class DirectPool:
             not connection.broken
             and not connection.closed
             and connection.info.transaction_status == pq.TransactionStatus.IDLE
-            and len(self._idle) < self._max_idle
         )
         if reusable:
             self._idle.append(connection)

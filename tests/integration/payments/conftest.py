@@ -1,12 +1,15 @@
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.errors import not_found
 from remit.payments.charges import CardSnapshot
 from remit.payments.grpc import payment_intent_message
+from remit.payments.idempotency import RecoveryPoint
 from remit.payments.ports import ChargeableCard
 from remit.payments.service import PaymentsService
+from remit.payments.tables import idempotency_keys
 from tests.support.fake_network import FakeNetwork
 
 CARDS = {
@@ -42,3 +45,22 @@ def payments(core_engine: AsyncEngine, network: FakeNetwork) -> PaymentsService:
 async def account_id(core_engine: AsyncEngine) -> str:
     created = await AccountsService(core_engine).create_account()
     return created.account.id
+
+
+async def take_key_over(
+    engine: AsyncEngine, key: str, *, finished_with: bytes | None = None
+) -> None:
+    """What a retry does once a request's lease has run out: claim its key under a new owner
+    token and, given `finished_with`, finish it with that response."""
+    values: dict[str, object] = {"owner": "the-retry"}
+    if finished_with is not None:
+        values.update(
+            recovery_point=RecoveryPoint.FINISHED.value,
+            response_code=0,
+            response_body=finished_with,
+            locked_until=None,
+        )
+    async with engine.begin() as db:
+        await db.execute(
+            update(idempotency_keys).where(idempotency_keys.c.key == key).values(**values)
+        )

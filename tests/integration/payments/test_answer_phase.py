@@ -4,7 +4,7 @@ a request whose key was taken over while it waited on the network writes nothing
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.errors import RemitError
@@ -15,7 +15,7 @@ from remit.payments.idempotency import RecoveryPoint
 from remit.payments.network import AuthorizationOutcome
 from remit.payments.service import ConfirmParams, Done, PaymentsService, Replay
 from remit.payments.tables import charges, idempotency_keys
-from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.conftest import FakeMethods, take_key_over
 from tests.integration.payments.test_payments_service import call, respond
 from tests.support.fake_network import FakeNetwork
 
@@ -80,12 +80,7 @@ async def test_a_key_taken_over_during_the_network_call_is_left_to_its_new_owner
 ) -> None:
     async def take_over() -> None:
         # The lease ran out and a retry claimed the key (a new owner token).
-        async with core_engine.begin() as db:
-            await db.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.key == "taken")
-                .values(owner="another-request")
-            )
+        await take_key_over(core_engine, "taken")
 
     network = NetworkWithInterlude(take_over)
     payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
@@ -102,17 +97,8 @@ async def test_a_key_finished_by_another_request_meanwhile_is_replayed_not_rewri
     core_engine: AsyncEngine, account_id: str
 ) -> None:
     async def finish_elsewhere() -> None:
-        async with core_engine.begin() as db:
-            await db.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.key == "finished")
-                .values(
-                    recovery_point=RecoveryPoint.FINISHED.value,
-                    response_code=200,
-                    response_body=b"finished elsewhere",
-                    locked_until=None,
-                )
-            )
+        # The lease ran out and a retry took the key over and finished it.
+        await take_key_over(core_engine, "finished", finished_with=b"finished elsewhere")
 
     network = NetworkWithInterlude(finish_elsewhere)
     payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)

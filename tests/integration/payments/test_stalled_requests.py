@@ -3,7 +3,7 @@ key takes the key over and finishes the payment: the stalled request must replay
 answer, never start a second attempt (which would authorize the payment twice)."""
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.errors import RemitError
@@ -15,7 +15,7 @@ from remit.payments.idempotency import RecoveryPoint
 from remit.payments.ports import ChargeableCard
 from remit.payments.service import ConfirmParams, KeyedCall, PaymentsService, Replay
 from remit.payments.tables import charges, idempotency_keys, payment_intents, refunds
-from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.conftest import FakeMethods, take_key_over
 from tests.integration.payments.test_payments_service import pay
 from tests.support.fake_network import FakeNetwork
 
@@ -32,18 +32,7 @@ class MethodsThatStall:
         self._engine = engine
 
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
-        async with self._engine.begin() as db:
-            await db.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.key == "stalled")
-                .values(
-                    owner="the-retry",
-                    recovery_point=RecoveryPoint.FINISHED.value,
-                    response_code=0,
-                    response_body=FINISHED_ELSEWHERE,
-                    locked_until=None,
-                )
-            )
+        await take_key_over(self._engine, "stalled", finished_with=FINISHED_ELSEWHERE)
         return ChargeableCard(
             payment_method_id=payment_method_id,
             vault_token="visa",
@@ -94,17 +83,7 @@ async def test_a_stalled_refund_does_not_refund_a_second_time(
     )
     record = await payments._claim(keyed)
     # The lease runs out here, and a retry takes the key over and refunds.
-    async with core_engine.begin() as db:
-        await db.execute(
-            update(idempotency_keys)
-            .where(idempotency_keys.c.key == "stalled")
-            .values(
-                owner="the-retry",
-                recovery_point=RecoveryPoint.FINISHED.value,
-                response_code=0,
-                response_body=FINISHED_ELSEWHERE,
-            )
-        )
+    await take_key_over(core_engine, "stalled", finished_with=FINISHED_ELSEWHERE)
     stored = await payments._start_refund(record, None, intent.id, None, None, {})
     assert stored.finished
     assert stored.response_body == FINISHED_ELSEWHERE
@@ -121,12 +100,7 @@ async def test_a_request_that_lost_its_key_can_neither_advance_nor_finish_it(
     )
     keyed = KeyedCall(account_id=account_id, key="fenced", endpoint="Capture", request_body=b"c")
     record = await payments._claim(keyed)
-    async with core_engine.begin() as db:
-        await db.execute(
-            update(idempotency_keys)
-            .where(idempotency_keys.c.key == "fenced")
-            .values(owner="the-retry")
-        )
+    await take_key_over(core_engine, "fenced")
     async with core_engine.begin() as db:
         with pytest.raises(RemitError) as advancing:
             await idempotency.advance(

@@ -116,3 +116,13 @@ async def test_an_engine_not_made_by_make_engine_is_refused() -> None:
                 pass
     finally:
         await foreign.dispose()
+
+
+async def test_a_connection_left_inside_a_transaction_is_not_handed_out_again(
+    engine: AsyncEngine,
+) -> None:
+    async with single_statement(engine) as connection:
+        before = (await BACKEND.first(connection, {}) or {})["pid"]
+        await connection.execute("BEGIN")
+    after = await _backend(engine)
+    assert after != before, "an open transaction must never reach the next unit"

@@ -1,5 +1,6 @@
 """A webhooks test bench: a real database, the real service and worker, an injected clock."""
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,10 @@ from remit.webhooks.urls import UrlPolicy
 from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.runner import Worker
 from tests.support.receiver import Receiver, Reply
+
+
+class RolledBackError(Exception):
+    """Raised inside a transaction to roll it back."""
 
 
 @dataclass
@@ -46,6 +51,15 @@ class Bench:
                 request_id="req_abc",
                 idempotency_key="key-1",
             )
+
+    async def record_then_roll_back(self) -> None:
+        """Record a payout.paid event in a transaction that then rolls back."""
+        with contextlib.suppress(RolledBackError):
+            async with self.engine.begin() as db:
+                await record_event(db, account_id=self.account_id, type="payout.paid",
+                                   data_object={"id": "po_1", "object": "payout"},
+                                   now=self.clock.now())  # fmt: skip
+                raise RolledBackError
 
     async def attempts(self, event_id: str) -> list[DeliveryAttempt]:
         found, _ = await self.service.list_attempts(

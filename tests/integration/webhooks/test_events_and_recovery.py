@@ -7,7 +7,6 @@ from sqlalchemy import func, select
 
 from remit.core.errors import RemitError
 from remit.webhooks.domain import EndpointStatus
-from remit.webhooks.outbox import record_event
 from remit.webhooks.repository import EventFilter, TimeRange
 from remit.webhooks.service import EndpointChanges, PageArgs
 from remit.webhooks.tables import events, webhook_deliveries
@@ -21,18 +20,7 @@ pytestmark = pytest.mark.anyio
 async def test_an_event_recorded_in_a_rolled_back_transaction_never_exists(bench: Bench) -> None:
     await bench.endpoint("https://example.com/h")
 
-    class AbortError(Exception):
-        pass
-
-    async def record_then_fail() -> None:
-        async with bench.engine.begin() as db:
-            await record_event(db, account_id=bench.account_id, type="payout.paid",
-                               data_object={"id": "po_1", "object": "payout"},
-                               now=bench.clock.now())  # fmt: skip
-            raise AbortError
-
-    with pytest.raises(AbortError):
-        await record_then_fail()
+    await bench.record_then_roll_back()
     async with bench.engine.connect() as db:
         for table in (events, webhook_deliveries, jobs):
             assert (await db.execute(select(func.count()).select_from(table))).scalar_one() == 0

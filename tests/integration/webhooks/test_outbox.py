@@ -93,19 +93,8 @@ async def test_an_endpoint_committed_before_an_event_is_recorded_gets_its_delive
 async def test_listeners_are_woken_once_the_event_commits_and_never_if_it_rolls_back(
     bench: Bench, listener: psycopg.AsyncConnection[object]
 ) -> None:
-    class AbortError(Exception):
-        pass
-
-    async def record_then_fail() -> None:
-        async with bench.engine.begin() as db:
-            await record_event(db, account_id=bench.account_id, type="payout.paid",
-                               data_object={"id": "po_1", "object": "payout"},
-                               now=bench.clock.now())  # fmt: skip
-            raise AbortError
-
     endpoint = await bench.endpoint("https://example.com/h")
-    with pytest.raises(AbortError):
-        await record_then_fail()
+    await bench.record_then_roll_back()
     assert await received(listener) == []
 
     async with bench.engine.begin() as db:
