@@ -3,6 +3,7 @@ at-most-once per reference like the real acquirer, and injectable faults."""
 
 from dataclasses import dataclass, field
 
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import random_token
 from remit.payments.network import AuthorizationOutcome, OperationOutcome, OutcomeUnknownError
 
@@ -20,6 +21,9 @@ class FakeNetwork:
     # Faults: "before" fails without performing, "after" performs then loses the response.
     faults: list[str] = field(default_factory=list)
     lookup_faults: int = 0
+    # Vault tokens the vault will not open (deleted since the attempt was made): the forward is
+    # refused as the vault refuses it, NOT_FOUND, and nothing reaches the network.
+    unopenable: set[str] = field(default_factory=set)
 
     def _fault(self) -> str | None:
         return self.faults.pop(0) if self.faults else None
@@ -36,6 +40,13 @@ class FakeNetwork:
         purpose: str,
         three_d_secure_authenticated: bool = False,
     ) -> AuthorizationOutcome:
+        if vault_token in self.unopenable:
+            raise RemitError(
+                message=f"No such vault token: '{vault_token}'",
+                kind=ErrorKind.NOT_FOUND,
+                code="resource_missing",
+                param="vault_token",
+            )
         fault = self._fault()
         if fault == "before":
             raise OutcomeUnknownError("UNAVAILABLE")

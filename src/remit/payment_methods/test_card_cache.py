@@ -4,9 +4,10 @@ A test id names one card per account for good: the vault tokenizes its number on
 every later resolution the same token and details (`VaultService.resolve_test_card`). Asking
 again for every payment made with a test id is a gRPC round trip and a vault database read
 that cannot change the answer, so the core keeps it. Entries expire after `ttl_s` so that the
-one thing that can change it, the token being deleted at the vault through its admin API, is
-seen again within that time; until then a payment with that test id fails when the vault is
-asked to forward its authorization, instead of when its payment method is created.
+one thing that can change it, the token being deleted at the vault through its admin API (the
+vault then seals the test card again under a new token), is seen within that time; until then
+a payment with that test id fails as an attempt the vault would not forward (code
+`payment_method_unexpected_state`, never sent to the network).
 
 Resolution itself writes nothing at the vault (no audit row: no card data leaves it), so the
 cache skips no record. Errors are not cached: an unknown test id is asked about every time.

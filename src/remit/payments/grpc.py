@@ -90,6 +90,7 @@ _OUTCOME_TYPE = {
     "issuer_declined": pb.CHARGE_OUTCOME_TYPE_ISSUER_DECLINED,
     "blocked": pb.CHARGE_OUTCOME_TYPE_BLOCKED,
     "manual_review": pb.CHARGE_OUTCOME_TYPE_MANUAL_REVIEW,
+    "invalid": pb.CHARGE_OUTCOME_TYPE_INVALID,
 }
 _NETWORK_STATUS = {
     name.removeprefix("NETWORK_STATUS_").lower(): number

@@ -44,6 +44,29 @@ _CHECK = enum_wire_values(common_pb2.CardCheckResult.DESCRIPTOR)
 _RISK = enum_wire_values(common_pb2.RiskLevel.DESCRIPTOR)
 
 
+# How the vault says it will not open a card for a forward: the token was deleted (or belongs
+# to another account), or the card is sealed under a key version no longer allowed to decrypt.
+# Both are the same on every retry, so the attempt fails (see `unusable_card_answer`).
+UNOPENABLE_CARD_KINDS: frozenset[ErrorKind] = frozenset(
+    {ErrorKind.NOT_FOUND, ErrorKind.FAILED_PRECONDITION}
+)
+UNUSABLE_CARD_CODE = "payment_method_unexpected_state"
+
+
+def unusable_card_answer() -> dict[str, object]:
+    """The stored answer of an attempt whose card the vault would not open: never sent to the
+    network, so nothing was authorized; Stripe calls such an outcome `invalid`."""
+    return {
+        "approved": False,
+        "invalid": True,
+        "network_status": "not_sent_to_network",
+        "code": UNUSABLE_CARD_CODE,
+        "decline_code": None,
+        "message": "The card behind this PaymentMethod can no longer be used. "
+        "Provide another payment method and confirm again.",
+    }
+
+
 class OutcomeUnknownError(Exception):
     """The network may or may not have performed the operation; look it up by reference."""
 

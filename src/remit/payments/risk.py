@@ -151,6 +151,7 @@ _SELLER_MESSAGES: Final = {
     "blocked_rule": "A Radar rule of your account blocked this payment.",
     "blocked_risk": "Radar blocked this payment as too risky.",
     "issuer_declined": "The bank did not return any further details with this decline.",
+    "invalid": "This payment was not sent to the card network: its card can no longer be used.",
 }
 
 
@@ -169,6 +170,13 @@ def outcome_json(verdict: RiskVerdict, result: Mapping[str, object]) -> dict[str
             "reason": "rule" if by_rule else verdict.reason or "highest_risk_level",
             "rule": verdict.rule_id,
             "seller_message": _SELLER_MESSAGES["blocked_rule" if by_rule else "blocked_risk"],
+        }
+    if result.get("invalid"):
+        return base | {
+            "type": "invalid",
+            "network_status": "not_sent_to_network",
+            "reason": None,
+            "seller_message": _SELLER_MESSAGES["invalid"],
         }
     if result.get("approved"):
         review = verdict.action == REVIEW

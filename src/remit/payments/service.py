@@ -48,11 +48,13 @@ from remit.payments.domain import (
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
 from remit.payments.network import (
+    UNOPENABLE_CARD_KINDS,
     AuthorizationOutcome,
     CardNetwork,
     OperationOutcome,
     OutcomeUnknownError,
     network_unavailable,
+    unusable_card_answer,
 )
 from remit.payments.ports import (
     ChargeableCard,
@@ -632,10 +634,7 @@ class PaymentsService:
         # A block, or a challenge that must come first, is recorded without asking the network.
         answer = stand_in_result(RiskVerdict.from_json(charge.risk), authentication)
         if answer is None:
-            outcome = await self._settle(
-                authorize, lambda: self._network.lookup_authorization(reference)
-            )
-            answer = outcome.as_json()
+            answer = await self._authorize_or_refusal(authorize, reference)
         now = self._now()
         async with single_statement(self._engine) as connection:
             advanced = await store_answer_and_advance(
@@ -658,6 +657,32 @@ class PaymentsService:
             )
         crash_after(RecoveryPoint.AUTHORIZATION_DONE.value)
         return record
+
+    async def _authorize_or_refusal(
+        self, authorize: Callable[[], Awaitable[AuthorizationOutcome]], reference: str
+    ) -> dict[str, object]:
+        """The network's answer for the attempt, or a failed attempt's answer when the vault
+        cannot open its card (deleted at the vault, or sealed under a key no longer allowed).
+
+        Such a refusal would come back on every retry, so it must end the attempt rather than
+        leave it waiting at `attempt_created` for ever. The network is still asked about the
+        reference first: a forward that reached it before the card was deleted stands.
+        """
+
+        def look_up() -> Awaitable[AuthorizationOutcome | None]:
+            return self._network.lookup_authorization(reference)
+
+        try:
+            return (await self._settle(authorize, look_up)).as_json()
+        except RemitError as refused:
+            if refused.kind not in UNOPENABLE_CARD_KINDS:
+                raise
+            log.warning("the vault refused to forward %s: %s", reference, refused.kind.name)
+        try:
+            found = await look_up()
+        except OutcomeUnknownError:
+            raise network_unavailable() from None
+        return found.as_json() if found is not None else unusable_card_answer()
 
     async def _settle(
         self, send: Callable[[], Awaitable[T]], look_up: Callable[[], Awaitable[T | None]]

@@ -231,13 +231,27 @@ class SqlVaultRepository:
         token = str(row["test_card_token"])
         return token, None if row["token"] is None else _card_from_mapping(row)
 
-    async def claim_test_card_token(self, account_id: str, test_id: str, token: str) -> bool:
-        """Record `token` for the test id unless another call won the race; True if we won."""
-        result = await self._sa.execute(
-            insert(test_card_tokens)
-            .values(account_id=account_id, test_id=test_id, token=token)
-            .on_conflict_do_nothing()
-        )
+    async def claim_test_card_token(
+        self, account_id: str, test_id: str, token: str, *, replacing: str | None = None
+    ) -> bool:
+        """Record `token` for the test id (in place of the deleted token `replacing`, if
+        given) unless another call won the race; True if we won."""
+        if replacing is None:
+            result = await self._sa.execute(
+                insert(test_card_tokens)
+                .values(account_id=account_id, test_id=test_id, token=token)
+                .on_conflict_do_nothing()
+            )
+        else:
+            result = await self._sa.execute(
+                update(test_card_tokens)
+                .where(
+                    test_card_tokens.c.account_id == account_id,
+                    test_card_tokens.c.test_id == test_id,
+                    test_card_tokens.c.token == replacing,
+                )
+                .values(token=token)
+            )
         return bool(result.rowcount)
 
     # --- forwards ----------------------------------------------------------------------

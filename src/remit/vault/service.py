@@ -178,9 +178,14 @@ class VaultService:
             )
         async with self._statement() as repo:
             existing = await repo.test_card(account_id, test_id)
+        stale: str | None = None
         if existing is not None:
             token, found = existing
-            return Tokenized(token, self._usable(account_id, token, found).summary)
+            if found is not None and found.account_id == account_id and found.deleted_at is None:
+                return Tokenized(token, found.summary)
+            # The test id's card was deleted through the admin API: the test id still names
+            # a card, so a new token takes the old one's place.
+            stale = token
         now = self._clock.now()
         created = await self.tokenize(
             account_id,
@@ -192,7 +197,9 @@ class VaultService:
         )
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
-            won = await repo.claim_test_card_token(account_id, test_id, created.token)
+            won = await repo.claim_test_card_token(
+                account_id, test_id, created.token, replacing=stale
+            )
             winner = created.token if won else await repo.test_card_token(account_id, test_id)
             if not won:
                 await repo.shred_card(created.token, now)

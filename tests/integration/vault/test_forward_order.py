@@ -135,9 +135,12 @@ async def test_an_answer_recorded_concurrently_for_the_reference_stands(
         assert len(destination.sent) == 1
 
 
-async def test_a_test_id_whose_card_was_deleted_does_not_resolve(
+async def test_a_test_id_whose_card_was_deleted_gets_a_new_card(
     vault_engine: AsyncEngine, tmp_path: Path
 ) -> None:
+    """A test id names its card for good (pm_card_visa always works): once its card is
+    deleted, the next resolution seals the number again under a new token; the old token
+    stays deleted."""
     async with _service(
         vault_engine, tmp_path, WatchingDestination(lambda outbound: None)
     ) as service:
@@ -145,11 +148,37 @@ async def test_a_test_id_whose_card_was_deleted_does_not_resolve(
         again = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
         assert again == card
         assert await service.delete_card("acct_1", card.token, requester="t")
+        renewed = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        assert renewed.token != card.token
+        assert renewed.summary == card.summary
+        assert await service.resolve_test_card("acct_1", "pm_card_visa", requester="core") == (
+            renewed
+        )
         with pytest.raises(VaultError) as caught:
-            await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+            await service.forward("acct_1", card.token, _request("op_old_token"))
         assert caught.value.param == "vault_token"
+        forwarded = await service.forward("acct_1", renewed.token, _request("op_new_token"))
+        assert forwarded.result.approved
         other = await service.resolve_test_card("acct_2", "pm_card_visa", requester="core")
-        assert other.token != card.token
+        assert other.token not in (card.token, renewed.token)
+
+
+async def test_concurrent_resolutions_after_a_deletion_agree_on_one_new_card(
+    vault_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    async with _service(
+        vault_engine, tmp_path, WatchingDestination(lambda outbound: None)
+    ) as service:
+        card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        assert await service.delete_card("acct_1", card.token, requester="t")
+        resolved = await asyncio.gather(
+            *(
+                service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+                for _ in range(6)
+            )
+        )
+        assert len({found.token for found in resolved}) == 1
+        assert resolved[0].token != card.token
 
 
 async def test_forwarding_keeps_its_statements_prepared(

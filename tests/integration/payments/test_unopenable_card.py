@@ -1,0 +1,118 @@
+"""An attempt whose card the vault will not open any more (its token deleted through the vault's
+admin API after the attempt was made) ends as a failed attempt that was never sent to the
+network, instead of staying at `attempt_created`, where every retry and the completer would
+fail the same way for ever. A forward that did reach the network before stands."""
+
+import grpc
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.errors import ErrorKind, RemitError
+from remit.payments.charges import ChargeStatus
+from remit.payments.domain import NewPaymentIntent, Status
+from remit.payments.grpc import payment_intent_message
+from remit.payments.idempotency import RecoveryPoint
+from remit.payments.network import UNUSABLE_CARD_CODE, AuthorizationOutcome
+from remit.payments.service import ConfirmParams, PaymentsService, Replay
+from remit.payments.tables import idempotency_keys
+from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.test_payments_service import call, pay, respond
+from tests.support.fake_network import FakeNetwork
+
+pytestmark = pytest.mark.anyio
+
+
+async def _pay_again(payments: PaymentsService, account_id: str, key: str) -> object:
+    """What `pay` sends, returning a replay instead of failing on it."""
+    return await payments.create_payment_intent(
+        call(account_id, key, body=b"pm_visa1000CaptureMethod.AUTOMATIC"),
+        NewPaymentIntent(amount_minor=1000, currency="usd"),
+        respond,
+        confirm=ConfirmParams(payment_method_id="pm_visa"),
+    )
+
+
+async def _recovery_point(engine: AsyncEngine, key: str) -> str:
+    async with engine.connect() as db:
+        point = await db.scalar(
+            select(idempotency_keys.c.recovery_point).where(idempotency_keys.c.key == key)
+        )
+    return str(point)
+
+
+async def test_a_card_the_vault_will_not_open_fails_the_attempt_without_the_network(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    network = FakeNetwork(unopenable={"visa"})
+    payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, "gone-1")
+    error = raised.value
+    assert (error.kind, error.error_type, error.code) == (
+        ErrorKind.CARD_DECLINED,
+        "card_error",
+        UNUSABLE_CARD_CODE,
+    )
+    assert error.charge is not None
+    charge, _ = await payments.get_charge(account_id, error.charge)
+    assert charge.status is ChargeStatus.FAILED
+    assert charge.failure_code == UNUSABLE_CARD_CODE
+    assert charge.authorization_id is None
+    assert charge.outcome is not None
+    assert (charge.outcome["type"], charge.outcome["network_status"]) == (
+        "invalid",
+        "not_sent_to_network",
+    )
+    intent = await payments.get_payment_intent(account_id, charge.payment_intent_id)
+    assert intent.status is Status.REQUIRES_PAYMENT_METHOD
+    assert intent.last_payment_error is not None
+    assert intent.last_payment_error["code"] == UNUSABLE_CARD_CODE
+    assert network.sent == []
+    assert network.authorizations == {}
+    # The key is finished with the error: a retry replays it instead of failing anew.
+    assert await _recovery_point(core_engine, "gone-1") == RecoveryPoint.FINISHED.value
+    replay = await _pay_again(payments, account_id, "gone-1")
+    assert isinstance(replay, Replay)
+    assert replay.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert UNUSABLE_CARD_CODE.encode() in replay.body
+    assert network.sent == []
+
+
+class CardDeletedAfterItsForward(FakeNetwork):
+    """The vault forwarded the authorization, then its answer was lost and the card deleted:
+    the network holds an authorization for the reference that the vault can no longer send."""
+
+    async def authorize(self, **kwargs: object) -> AuthorizationOutcome:
+        await super().authorize(**kwargs)  # type: ignore[arg-type]
+        self.unopenable.add(str(kwargs["vault_token"]))
+        return await super().authorize(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_an_authorization_that_reached_the_network_before_the_card_went_stands(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    network = CardDeletedAfterItsForward()
+    payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
+    intent = await pay(payments, account_id, "gone-2")
+    assert intent.status is Status.SUCCEEDED
+    assert len(network.sent) == 1, "looked up by reference, never authorized again"
+    assert intent.latest_charge_id is not None
+    charge, _ = await payments.get_charge(account_id, intent.latest_charge_id)
+    (authorization,) = network.authorizations.values()
+    assert charge.authorization_id == authorization.authorization_id
+
+
+async def test_a_refusal_with_the_network_unreachable_is_retryable_and_changes_nothing(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    network = FakeNetwork(unopenable={"visa"}, lookup_faults=1)
+    payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, "gone-3")
+    assert (raised.value.kind, raised.value.should_retry) == (ErrorKind.UNAVAILABLE, True)
+    assert await _recovery_point(core_engine, "gone-3") == RecoveryPoint.ATTEMPT_CREATED.value
+    # The retry finds the network reachable again and ends the attempt.
+    with pytest.raises(RemitError) as retried:
+        await _pay_again(payments, account_id, "gone-3")
+    assert retried.value.code == UNUSABLE_CARD_CODE
