@@ -41,7 +41,8 @@ from remit.ledger.tables import (
 from remit.storage.fastsql import Statement
 
 # The lock and write phases of a posting run on every payment, so they go straight to the
-# driver (remit.storage.fastsql). The lock phase: see migration 0007_ledger_fast_path.
+# driver (remit.storage.fastsql). The lock phase: see migrations 0007_ledger_fast_path and
+# 0008_ledger_chain_lock.
 _LOCK_FOR_POSTING = Statement(
     "SELECT * FROM ledger_lock_for_posting("
     "CAST(%(account_id)s AS text), CAST(%(transaction_id)s AS text), "

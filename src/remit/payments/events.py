@@ -94,16 +94,23 @@ class PaymentEvents:
         if before is None:
             return  # a pending attempt: its outcome is the event
         after_json = charge_json(after)
-        previous = changed_attributes(charge_json(before), after_json)
         if before.status is ChargeStatus.PENDING and after.status is ChargeStatus.SUCCEEDED:
             await self._emit(db, after.account_id, "charge.succeeded", after_json)
             if after.captured:
                 return
         if before.status is ChargeStatus.PENDING and after.status is ChargeStatus.FAILED:
             await self._emit(db, after.account_id, "charge.failed", after_json)
-        if not before.captured and after.captured and before.status is ChargeStatus.SUCCEEDED:
+        captured = (
+            not before.captured and after.captured and before.status is ChargeStatus.SUCCEEDED
+        )
+        refunded = after.amount_refunded_minor > before.amount_refunded_minor and after.captured
+        if not (captured or refunded):
+            return
+        # Rendered only for the events that carry it: most changes (an attempt's outcome) don't.
+        previous = changed_attributes(charge_json(before), after_json)
+        if captured:
             await self._emit(db, after.account_id, "charge.captured", after_json, previous)
-        if after.amount_refunded_minor > before.amount_refunded_minor and after.captured:
+        if refunded:
             await self._emit(db, after.account_id, "charge.refunded", after_json, previous)
 
     async def refund_changed(

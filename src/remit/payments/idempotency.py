@@ -11,6 +11,7 @@ lease to expire, after which a retry or the completer resumes it.
 import hashlib
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -304,9 +305,14 @@ async def relock(db: AsyncConnection, record: KeyRecord) -> KeyRecord:
     replays instead of applying the outcome a second time.
     """
     row = await _LOCK.first(db, {"account_id": record.account_id, "key": record.key})
+    return relocked(record, row)
+
+
+def relocked(record: KeyRecord, row: Mapping[str, object] | None) -> KeyRecord:
+    """The key's row as `relock` read it (by itself or in a larger statement), checked."""
     if row is None:
         raise LookupError(f"idempotency key {record.key!r} vanished while in use")
-    stored = _record(row)
+    stored = _record(dict(row))
     if not stored.finished and stored.owner != record.owner:
         # The lease ran out and another request took the key over; it carries on, not us.
         raise idempotency_in_use()

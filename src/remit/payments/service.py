@@ -26,6 +26,7 @@ from remit.core.ids import new_id, random_token
 from remit.grpcutil.errors import to_rpc_status
 from remit.payments import idempotency
 from remit.payments.answer_phase import store_answer_and_advance
+from remit.payments.attempt_lock import lock_attempt
 from remit.payments.charges import Charge, ChargeStatus, Refund, RefundReason, RefundStatus
 from remit.payments.crashpoints import crash_after
 from remit.payments.domain import (
@@ -715,12 +716,10 @@ class PaymentsService:
         now = self._now()
         declined: RemitError | None = None
         async with self._engine.begin() as db:
-            stored = await idempotency.relock(db, record)
+            stored, intent, charge = await lock_attempt(db, record)
             if stored.finished:
                 return self._replay_of(stored)
             intents, charges = PaymentIntentRepository(db), ChargeRepository(db)
-            intent = await intents.get(record.account_id, record.payment_intent_id, for_update=True)
-            charge = await charges.get(record.account_id, record.charge_id, for_update=True)
             assert intent is not None
             assert charge is not None
             assert charge.network_result

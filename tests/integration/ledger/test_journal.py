@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
@@ -307,3 +307,26 @@ async def test_a_posting_is_one_lock_statement_and_one_write_statement(
     assert replay.replayed
     assert len(statements) == 2 + 3  # lock phase, the transaction, its postings
     assert await balance(core_engine, account_id, "wallet") == 300
+
+
+async def test_a_posting_writes_its_chain_head_once(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """The head is locked without being written and then advanced: one new row version per
+    posting on the ledger's hottest row, not two."""
+    # This backend's counts not yet reported (from earlier transactions too); no report is
+    # made inside a transaction, so the difference across the postings is theirs alone.
+    updates = text(
+        "SELECT coalesce(sum(n_tup_upd), 0) FROM pg_stat_xact_user_tables "
+        "WHERE relname = 'ledger_chains'"
+    )
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("t-first", "world", "wallet", 100), now=clock.now())
+    async with core_engine.begin() as db:
+        before = (await db.execute(updates)).scalar_one()
+        for number in range(3):
+            await journal.post(
+                db, account_id, move(f"t-head-{number}", "world", "wallet", 100), now=clock.now()
+            )
+        after = (await db.execute(updates)).scalar_one()
+    assert after - before == 3

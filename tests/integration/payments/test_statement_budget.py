@@ -23,9 +23,10 @@ pytestmark = pytest.mark.anyio
 
 # claim the key (1); attempt: Radar's rules, intent, charge, event, advance (5: the advance is
 # fenced by the key's owner token, so the key is not locked first);
-# network answer: store it and advance in one statement (1); outcome: lock the key, intent, charge,
-# update both (5), capture state, ledger lock, ledger write (3), two events (2), finish (1).
-CONFIRMED_PAYMENT_STATEMENTS = 1 + 5 + 1 + 5 + 3 + 2 + 1
+# network answer: store it and advance in one statement (1); outcome: lock the key, intent and
+# charge in one statement, update intent and charge (3), capture state, ledger lock, ledger write
+# (3), two events (2), finish (1).
+CONFIRMED_PAYMENT_STATEMENTS = 1 + 5 + 1 + 3 + 3 + 2 + 1
 
 
 async def test_a_confirmed_payment_stays_within_its_statement_budget(
