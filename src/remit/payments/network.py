@@ -44,12 +44,21 @@ _CHECK = enum_wire_values(common_pb2.CardCheckResult.DESCRIPTOR)
 _RISK = enum_wire_values(common_pb2.RiskLevel.DESCRIPTOR)
 
 
-# How the vault says it will not open a card for a forward: the token was deleted (or belongs
-# to another account), or the card is sealed under a key version no longer allowed to decrypt.
-# Both are the same on every retry, so the attempt fails (see `unusable_card_answer`).
-UNOPENABLE_CARD_KINDS: frozenset[ErrorKind] = frozenset(
-    {ErrorKind.NOT_FOUND, ErrorKind.FAILED_PRECONDITION}
-)
+# The vault's refusals to open a card for a forward, by the code (and parameter) it gives them:
+# the token was deleted or belongs to another account (vault `_no_such_token`), or the card is
+# sealed under a key version no longer allowed to decrypt (vault `crypto.retired_key`). Each
+# comes back the same on every retry, so the attempt fails (see `unusable_card_answer`). They
+# are told apart by code, not by status: an error of the acquirer passed on through the vault
+# can carry the same status (`reference_reused` is FAILED_PRECONDITION too) and says nothing
+# about the card.
+_NO_SUCH_TOKEN = ("resource_missing", "vault_token")
+_KEY_RETIRED = "vault_key_retired"
+
+
+def vault_will_not_open_card(error: RemitError) -> bool:
+    return (error.code, error.param) == _NO_SUCH_TOKEN or error.code == _KEY_RETIRED
+
+
 UNUSABLE_CARD_CODE = "payment_method_unexpected_state"
 
 

@@ -49,13 +49,13 @@ from remit.payments.domain import (
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
 from remit.payments.network import (
-    UNOPENABLE_CARD_KINDS,
     AuthorizationOutcome,
     CardNetwork,
     OperationOutcome,
     OutcomeUnknownError,
     network_unavailable,
     unusable_card_answer,
+    vault_will_not_open_card,
 )
 from remit.payments.ports import (
     ChargeableCard,
@@ -676,7 +676,7 @@ class PaymentsService:
         try:
             return (await self._settle(authorize, look_up)).as_json()
         except RemitError as refused:
-            if refused.kind not in UNOPENABLE_CARD_KINDS:
+            if not vault_will_not_open_card(refused):
                 raise
             log.warning("the vault refused to forward %s: %s", reference, refused.kind.name)
         try:

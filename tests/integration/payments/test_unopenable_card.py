@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.acquirer.service import reference_reused
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.charges import ChargeStatus
 from remit.payments.domain import NewPaymentIntent, Status
@@ -116,3 +117,24 @@ async def test_a_refusal_with_the_network_unreachable_is_retryable_and_changes_n
     with pytest.raises(RemitError) as retried:
         await _pay_again(payments, account_id, "gone-3")
     assert retried.value.code == UNUSABLE_CARD_CODE
+
+
+class ReferenceReusedThroughTheVault(FakeNetwork):
+    """The acquirer refuses the reference as bound to other parameters (FAILED_PRECONDITION,
+    as the vault's retired-key refusal is); it says nothing about the card."""
+
+    async def authorize(self, **kwargs: object) -> AuthorizationOutcome:
+        await super().authorize(**kwargs)  # type: ignore[arg-type]
+        raise reference_reused(str(kwargs["reference"]))
+
+
+async def test_an_acquirer_refusal_with_the_same_status_is_not_taken_for_an_unusable_card(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    network = ReferenceReusedThroughTheVault()
+    payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, "reused")
+    assert raised.value.code == "reference_reused"
+    # Neither failed as an unusable card nor settled from the look-up: the attempt waits.
+    assert await _recovery_point(core_engine, "reused") == RecoveryPoint.ATTEMPT_CREATED.value
