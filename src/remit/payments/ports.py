@@ -165,6 +165,20 @@ class HookChain:
         for hooks in self._hooks:
             await hooks.refund_changed(db, before, after, charge)
 
+    async def charge_and_intent_changed(
+        self,
+        db: AsyncConnection,
+        charge: tuple[Charge, Charge],
+        intent: tuple[PaymentIntent, PaymentIntent],
+    ) -> None:
+        """One change of a charge and its intent, each as (before, after): every hook set sees
+        the charge's change, then the intent's, before the next set sees either. A set late in
+        the chain therefore does its work at the very end of the transaction (the ledger, whose
+        posting holds the account's chain lock until commit)."""
+        for hooks in self._hooks:
+            await hooks.charge_changed(db, charge[0], charge[1], intent[1])
+            await hooks.intent_changed(db, intent[0], intent[1])
+
 
 def attempt_facts(
     intent: PaymentIntent, charge: Charge, card: ChargeableCard, now: datetime

@@ -201,7 +201,10 @@ class PaymentsService:
         self._engine = engine
         self._network = network
         self._methods = methods
-        self._hooks = hooks or HookChain()
+        # A chain always, so a change of a charge and its intent reaches each set in turn.
+        self._hooks = (
+            hooks if isinstance(hooks, HookChain) else HookChain([] if hooks is None else [hooks])
+        )
         self._clock = clock or SystemClock()
         self._radar: RadarGate = radar or NoRadar()
 
@@ -805,12 +808,12 @@ class PaymentsService:
             await intents.save(after)
             if settled.status is not ChargeStatus.PENDING:
                 await self._radar.attempt_settled(db, settled)
-            await self._hooks.charge_changed(db, charge, settled, after)
-            await self._hooks.intent_changed(db, intent, after)
             if declined is None:
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
             else:
                 await self._finish_with_error(db, record, declined)
+            # Last: the ledger's posting holds the account's chain lock until the commit.
+            await self._hooks.charge_and_intent_changed(db, (charge, settled), (intent, after))
         crash_after(RecoveryPoint.FINISHED.value)
         if declined is not None:
             raise declined
@@ -927,9 +930,11 @@ class PaymentsService:
                 )
                 await charges.save(captured)
                 await intents.save(after)
-                await self._hooks.charge_changed(db, current, captured, after)
-                await self._hooks.intent_changed(db, intent, after)
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+                # Last: the ledger's posting holds the account's chain lock until the commit.
+                await self._hooks.charge_and_intent_changed(
+                    db, (current, captured), (intent, after)
+                )
             else:
                 # The refusal is the outcome of this request: store it, commit, then raise.
                 refused = RemitError(
@@ -1013,8 +1018,9 @@ class PaymentsService:
             assert current is not None
             after = transition(current, Canceled(at=now, reason=reason))
             await intents.save(after)
-            await self._hooks.intent_changed(db, current, after)
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+            # Last: releasing an authorization posts to the ledger, whose lock lasts to commit.
+            await self._hooks.intent_changed(db, current, after)
         return Done(after)
 
     async def _void(self, account_id: str, charge_id: str) -> None:

@@ -55,7 +55,9 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
     )
     customers = CustomersService(engine, payment_methods, hooks=object_events)
     # The ledger first: a posting it refuses rolls the change back before any event is made.
-    hooks = HookChain([LedgerPostings(), PaymentEvents()])
+    # The ledger last: its posting locks the account's chain head until the commit, so it runs
+    # after every other write of the transaction (bench/README.md: the ledger's lock).
+    hooks = HookChain([PaymentEvents(), LedgerPostings()])
     methods = StoredPaymentMethods(payment_methods)
     # Radar runs inside the payment path; the 3-D Secure page is served by the REST facade.
     gate = Radar(challenge_base_url=config.api_base_url)

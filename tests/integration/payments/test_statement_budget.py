@@ -38,7 +38,7 @@ async def test_a_confirmed_payment_stays_within_its_statement_budget(
         FakeNetwork(),
         FakeMethods(),
         present=payment_intent_message,
-        hooks=HookChain([LedgerPostings(), PaymentEvents()]),
+        hooks=HookChain([PaymentEvents(), LedgerPostings()]),
         radar=Radar(challenge_base_url="http://127.0.0.1"),
     )
     await pay(payments, created.account.id, "warm-up")
