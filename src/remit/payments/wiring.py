@@ -41,6 +41,16 @@ class PaymentsWiring:
     radar_servicer: RadarServicer
 
 
+def payment_hooks() -> HookChain:
+    """What a payment change is recorded in besides its own rows: events, then the ledger.
+
+    The ledger last: its posting locks the account's chain head until the commit, so it runs
+    after every other write of the transaction (bench/README.md, the ledger's lock). A posting
+    it refuses still rolls back the events written before it: they are in the same transaction.
+    """
+    return HookChain([PaymentEvents(), LedgerPostings()])
+
+
 def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWiring:
     # The core reaches the vault only through its gRPC API: it holds no vault credentials.
     vault_channel = grpc.aio.insecure_channel(config.vault.target)
@@ -54,10 +64,7 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
         engine, TestCardCache(GrpcCardVault(vault_channel)), hooks=object_events
     )
     customers = CustomersService(engine, payment_methods, hooks=object_events)
-    # The ledger first: a posting it refuses rolls the change back before any event is made.
-    # The ledger last: its posting locks the account's chain head until the commit, so it runs
-    # after every other write of the transaction (bench/README.md: the ledger's lock).
-    hooks = HookChain([PaymentEvents(), LedgerPostings()])
+    hooks = payment_hooks()
     methods = StoredPaymentMethods(payment_methods)
     # Radar runs inside the payment path; the 3-D Secure page is served by the REST facade.
     gate = Radar(challenge_base_url=config.api_base_url)

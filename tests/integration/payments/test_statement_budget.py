@@ -8,11 +8,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
-from remit.payments.events import PaymentEvents
 from remit.payments.grpc import payment_intent_message
-from remit.payments.ledger_postings import LedgerPostings
-from remit.payments.ports import HookChain
 from remit.payments.service import PaymentsService
+from remit.payments.wiring import payment_hooks
 from remit.radar.gate import Radar
 from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import pay
@@ -24,9 +22,9 @@ pytestmark = pytest.mark.anyio
 # claim the key (1); attempt: Radar's rules, intent, charge, event, advance (5: the advance is
 # fenced by the key's owner token, so the key is not locked first);
 # network answer: store it and advance in one statement (1); outcome: lock the key, intent and
-# charge in one statement, update intent and charge (3), capture state, ledger lock, ledger write
-# (3), two events (2), finish (1).
-CONFIRMED_PAYMENT_STATEMENTS = 1 + 5 + 1 + 3 + 3 + 2 + 1
+# charge in one statement, update intent and charge (3), finish (1), two events (2), capture
+# state, ledger lock, ledger write (3).
+CONFIRMED_PAYMENT_STATEMENTS = 1 + 5 + 1 + 3 + 1 + 2 + 3
 
 
 async def test_a_confirmed_payment_stays_within_its_statement_budget(
@@ -38,7 +36,7 @@ async def test_a_confirmed_payment_stays_within_its_statement_budget(
         FakeNetwork(),
         FakeMethods(),
         present=payment_intent_message,
-        hooks=HookChain([PaymentEvents(), LedgerPostings()]),
+        hooks=payment_hooks(),
         radar=Radar(challenge_base_url="http://127.0.0.1"),
     )
     await pay(payments, created.account.id, "warm-up")
@@ -48,3 +46,24 @@ async def test_a_confirmed_payment_stays_within_its_statement_budget(
     assert len(statements) == CONFIRMED_PAYMENT_STATEMENTS, "\n".join(
         statement.split("\n", 1)[0][:100] or statement.strip()[:100] for statement in statements
     )
+
+
+async def test_the_ledger_posts_last_in_the_outcome_phase(core_engine: AsyncEngine) -> None:
+    """The ledger's lock phase locks the account's chain head until the commit; every statement
+    sent after it would make the account's other payments wait longer for it."""
+    created = await AccountsService(core_engine).create_account(radar_enabled=False)
+    payments = PaymentsService(
+        core_engine,
+        FakeNetwork(),
+        FakeMethods(),
+        present=payment_intent_message,
+        hooks=payment_hooks(),
+        radar=Radar(challenge_base_url="http://127.0.0.1"),
+    )
+    await pay(payments, created.account.id, "warm-up")
+    with statements_sent(core_engine) as statements:
+        await pay(payments, created.account.id, "counted")
+    locks = [i for i, sql in enumerate(statements) if "ledger_lock_for_posting" in sql]
+    assert len(locks) == 1
+    assert locks[0] == len(statements) - 2, statements[locks[0] :]
+    assert "INSERT INTO ledger_transactions" in statements[-1]
