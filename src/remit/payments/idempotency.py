@@ -261,6 +261,13 @@ async def _claim_existing(
     return replace(record, owner=owner)
 
 
+def _owned(touched: int) -> None:
+    """The check of a write fenced by the key's owner token: it touched the key, or the key
+    was taken over (or finished) by another request."""
+    if touched != 1:
+        raise idempotency_in_use()
+
+
 async def advance(
     db: AsyncConnection,
     record: KeyRecord,
@@ -272,7 +279,7 @@ async def advance(
     refund_id: str | None = None,
 ) -> KeyRecord:
     """Record a recovery point (and the objects made so far), renewing the lease."""
-    advanced = await _ADVANCE.run(
+    await _ADVANCE.defer(
         db,
         {
             "recovery_point": point.value,
@@ -284,10 +291,9 @@ async def advance(
             "key": record.key,
             "owner": record.owner,
         },
-    )
-    if advanced != 1:
         # The owner token fences the key: a request that lost its claim writes nothing.
-        raise idempotency_in_use()
+        check=_owned,
+    )
     return replace(
         record,
         recovery_point=point,
@@ -323,7 +329,7 @@ async def finish(
     db: AsyncConnection, record: KeyRecord, *, response_code: int, response_body: bytes
 ) -> None:
     """Store the response to replay; the key is done."""
-    finished = await _FINISH.run(
+    await _FINISH.defer(
         db,
         {
             "recovery_point": RecoveryPoint.FINISHED.value,
@@ -333,9 +339,8 @@ async def finish(
             "key": record.key,
             "owner": record.owner,
         },
+        check=_owned,
     )
-    if finished != 1:
-        raise idempotency_in_use()
 
 
 async def release(db: AsyncConnection, record: KeyRecord) -> None:

@@ -209,10 +209,16 @@ class _AccountScoped:
         self, object_id: str, account_id: str, created_at: object, values: Mapping[str, object]
     ) -> None:
         row = {"id": object_id, "account_id": account_id, "created_at": created_at, **values}
-        await self.statements.insert(list(row)).run(self._db, row)
+        await self.statements.insert(list(row)).defer(self._db, row)
 
     async def _update(self, account_id: str, object_id: str, values: Mapping[str, object]) -> int:
         return await self.statements.update(list(values)).run(
+            self._db, {**values, "account_id": account_id, "id": object_id}
+        )
+
+    async def _save(self, account_id: str, object_id: str, values: Mapping[str, object]) -> None:
+        """Update a row this unit of work read (and locked, or made): nothing waits on it."""
+        await self.statements.update(list(values)).defer(
             self._db, {**values, "account_id": account_id, "id": object_id}
         )
 
@@ -250,7 +256,7 @@ class PaymentIntentRepository(_AccountScoped):
         return None if row is None else intent_from_row(row)
 
     async def save(self, intent: PaymentIntent) -> None:
-        await self._update(intent.account_id, intent.id, _intent_values(intent))
+        await self._save(intent.account_id, intent.id, _intent_values(intent))
 
     async def page(
         self,
@@ -288,7 +294,7 @@ class ChargeRepository(_AccountScoped):
         return None if row is None else charge_from_row(row)
 
     async def save(self, charge: Charge) -> None:
-        await self._update(charge.account_id, charge.id, _charge_values(charge))
+        await self._save(charge.account_id, charge.id, _charge_values(charge))
 
     async def store_network_result(
         self, account_id: str, charge_id: str, result: Mapping[str, object], *, now: datetime
@@ -341,7 +347,7 @@ class RefundRepository(_AccountScoped):
         return None if row is None else refund_from_row(row)
 
     async def save(self, refund: Refund) -> None:
-        await self._update(refund.account_id, refund.id, _refund_values(refund))
+        await self._save(refund.account_id, refund.id, _refund_values(refund))
 
     async def for_charge(self, account_id: str, charge_id: str) -> list[Refund]:
         rows = await self._db.execute(

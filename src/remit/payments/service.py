@@ -79,6 +79,7 @@ from remit.payments.risk import (
     stand_in_result,
 )
 from remit.storage.engine import single_statement
+from remit.storage.fastsql import deferring
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -460,7 +461,7 @@ class PaymentsService:
         if known_method is not None:
             card = await self._methods.chargeable_card(record.account_id, known_method)
         try:
-            async with self._engine.begin() as db:
+            async with self._engine.begin() as db, deferring(db):
                 # Confirming a stored intent locks the key before reading the intent, the
                 # order every phase takes its locks in. Created and confirmed at once, nothing
                 # stored is read: the owner-fenced `advance` at the end stands in for that lock
@@ -718,7 +719,7 @@ class PaymentsService:
         assert record.payment_intent_id is not None
         now = self._now()
         declined: RemitError | None = None
-        async with self._engine.begin() as db:
+        async with self._engine.begin() as db, deferring(db):
             stored, intent, charge = await lock_attempt(db, record)
             if stored.finished:
                 return self._replay_of(stored)

@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_only
 
-from remit.storage import direct
+from remit.storage import direct, fastsql
 from remit.storage.embedded import to_sqlalchemy_url
 
 
@@ -45,6 +46,16 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit
         cursor.execute("SET lock_timeout = '10s'")
         cursor.close()
         dbapi_connection.commit()  # type: ignore[attr-defined]
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _send_held_writes_first(connection: Connection, *_: object) -> None:
+        # A SQLAlchemy statement in a `fastsql.deferring` block goes after the writes held
+        # there (the unit reads its own writes, their checks run first).
+        driver_connection = connection.connection.driver_connection
+        if isinstance(driver_connection, psycopg.AsyncConnection) and fastsql.holds(
+            driver_connection
+        ):
+            await_only(fastsql.send_held(driver_connection))
 
     return engine
 

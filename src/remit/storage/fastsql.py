@@ -12,13 +12,21 @@ rollback. psycopg prepares a statement on the server after it has been used a fe
 A single-statement unit (`remit.storage.engine.single_statement`) hands these statements a
 psycopg connection of its own instead (`Db` is either kind).
 
+Inside `deferring`, writes whose answer nobody waits for (`Statement.defer`) are held on the
+client and sent in one pipeline with the unit's next statement that needs an answer, or at the
+end of the block: one round trip for all of them instead of one each. Whatever is sent on the
+connection meanwhile, here or through SQLAlchemy, goes after them, so a unit always reads its
+own writes, and a deferred write's check (the rows it must have touched) runs before anything
+later is decided on and before the commit.
+
 Everything else keeps using SQLAlchemy Core.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg.rows import dict_row
@@ -73,6 +81,71 @@ def sqlalchemy_unit(db: Db) -> AsyncConnection:
     return db
 
 
+class _Deferred(NamedTuple):
+    sql: str
+    params: dict[str, object]
+    check: Callable[[int], None] | None
+
+
+# The writes a `deferring` block holds, per connection, in the order they were deferred.
+_held: "WeakKeyDictionary[psycopg.AsyncConnection[Any], list[_Deferred]]" = WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def deferring(db: Db) -> AsyncIterator[None]:
+    """Hold `Statement.defer` writes on `db`'s connection until an answer is needed or the
+    block ends (then they are sent, in one round trip). On an error the held writes are
+    dropped: the unit of work rolls back. Nested blocks share the outer block's writes."""
+    connection = driver(db)
+    if connection in _held:
+        yield
+        return
+    held: list[_Deferred] = []
+    _held[connection] = held
+    try:
+        yield
+        await send_held(connection)
+    finally:
+        _held.pop(connection, None)
+
+
+def holds(connection: "psycopg.AsyncConnection[Any]") -> bool:
+    """Whether writes are held for `connection` (in a `deferring` block)."""
+    return bool(_held.get(connection))
+
+
+async def send_held(connection: "psycopg.AsyncConnection[Any]") -> None:
+    """Send the writes held for `connection`, if any, and check what each touched."""
+    held = _held.get(connection)
+    if held:
+        await _pipelined(connection, held, None, {})
+
+
+async def _pipelined(
+    connection: "psycopg.AsyncConnection[Any]",
+    held: list[_Deferred],
+    sql: str | None,
+    params: Mapping[str, object],
+) -> "psycopg.AsyncCursor[Row] | None":
+    """The held writes, then `sql` if given, in one pipeline; returns `sql`'s cursor with its
+    result fetched (rowcount set, rows buffered)."""
+    writes, sent = list(held), []
+    held.clear()
+    answer = None
+    async with connection.pipeline():
+        for write in writes:
+            cursor = connection.cursor()
+            await cursor.execute(write.sql, write.params)
+            sent.append((cursor, write.check))
+        if sql is not None:
+            answer = connection.cursor(row_factory=dict_row)
+            await answer.execute(sql, params)
+    for cursor, check in sent:
+        if check is not None:
+            check(cursor.rowcount)
+    return answer
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -92,24 +165,64 @@ class Statement:
             for name, value in params.items()
         }
 
+    async def _after_held(
+        self, connection: "psycopg.AsyncConnection[Any]", params: Mapping[str, object]
+    ) -> "psycopg.AsyncCursor[Row] | None":
+        """With writes held on `connection`: send them and this statement in one pipeline."""
+        held = _held.get(connection)
+        if not held:
+            return None
+        return await _pipelined(connection, held, self.sql, self._params(params))
+
     async def rows(self, db: Db, params: Mapping[str, object]) -> list[Row]:
         _note(self.sql)
-        async with driver(db).cursor(row_factory=dict_row) as cursor:
+        connection = driver(db)
+        answered = await self._after_held(connection, params)
+        if answered is not None:
+            return await answered.fetchall()
+        async with connection.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(self.sql, self._params(params))
             return await cursor.fetchall()
 
     async def first(self, db: Db, params: Mapping[str, object]) -> Row | None:
         _note(self.sql)
-        async with driver(db).cursor(row_factory=dict_row) as cursor:
+        connection = driver(db)
+        answered = await self._after_held(connection, params)
+        if answered is not None:
+            return await answered.fetchone()
+        async with connection.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(self.sql, self._params(params))
             return await cursor.fetchone()
 
     async def run(self, db: Db, params: Mapping[str, object]) -> int:
         """Execute; return the number of rows the statement touched."""
         _note(self.sql)
-        async with driver(db).cursor() as cursor:
+        connection = driver(db)
+        answered = await self._after_held(connection, params)
+        if answered is not None:
+            return answered.rowcount
+        async with connection.cursor() as cursor:
             await cursor.execute(self.sql, self._params(params))
             return cursor.rowcount
+
+    async def defer(
+        self,
+        db: Db,
+        params: Mapping[str, object],
+        check: Callable[[int], None] | None = None,
+    ) -> None:
+        """A write whose answer is not needed now: inside `deferring` it is held and sent with
+        the next statement that needs one; `check` is then called with the number of rows it
+        touched (and raises to fail the unit of work). Outside, it runs at once."""
+        connection = driver(db)
+        held = _held.get(connection)
+        if held is None:
+            touched = await self.run(db, params)
+            if check is not None:
+                check(touched)
+            return
+        _note(self.sql)
+        held.append(_Deferred(self.sql, self._params(params), check))
 
 
 class TableStatements:

@@ -79,7 +79,7 @@ async def record_event(
     if not isinstance(data_object.get("object"), str):
         raise ValueError("data_object must be a resource's JSON, with its `object` key")
     event_id = new_id("evt")
-    await _RECORD_EVENT.run(
+    await _RECORD_EVENT.defer(
         db,
         {
             "id": event_id,

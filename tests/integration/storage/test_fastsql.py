@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage.engine import make_engine, single_statement
-from remit.storage.fastsql import Statement, TableStatements, driver
+from remit.storage.fastsql import Statement, TableStatements, deferring, driver, holds
 
 pytestmark = pytest.mark.anyio
 
@@ -133,3 +134,122 @@ async def test_a_connection_the_server_dropped_is_replaced_after_one_failure(
         assert again != backend
     finally:
         await single.dispose()
+
+
+# --- deferring ----------------------------------------------------------------------------------
+
+
+def _thing(thing_id: str, amount_minor: int = 100) -> dict[str, object]:
+    return {"account_id": "acct_1", "id": thing_id, "amount_minor": amount_minor, "created_at": AT}
+
+
+_ADD = Statement("UPDATE fastsql_things SET amount_minor = amount_minor + 1 WHERE id = %(id)s")
+_COUNT = Statement("SELECT count(*) AS n FROM fastsql_things")
+
+
+class UntouchedError(Exception):
+    pass
+
+
+def _exactly_one(touched: int) -> None:
+    if touched != 1:
+        raise UntouchedError(touched)
+
+
+async def _stored_ids(engine: AsyncEngine) -> list[str]:
+    async with engine.begin() as db:
+        rows = await Statement("SELECT id FROM fastsql_things ORDER BY id").rows(db, {})
+    return [row["id"] for row in rows]
+
+
+async def test_deferred_writes_are_held_until_a_statement_needs_an_answer(
+    core_engine: AsyncEngine,
+) -> None:
+    async with core_engine.begin() as db, deferring(db):
+        await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
+        await _ADD.defer(db, {"id": "th_1"}, check=_exactly_one)
+        assert holds(driver(db))
+        # The read goes after the held writes, in the same round trip, and sees them.
+        counted = await _COUNT.first(db, {})
+        assert not holds(driver(db))
+        await _ADD.defer(db, {"id": "th_1"}, check=_exactly_one)
+        # A SQLAlchemy statement sends them first too.
+        amount = (
+            await db.execute(text("SELECT amount_minor FROM fastsql_things WHERE id = 'th_1'"))
+        ).scalar_one()
+    assert counted == {"n": 1}
+    assert amount == 102
+
+
+async def test_writes_still_held_at_the_end_of_the_block_are_sent_before_the_commit(
+    core_engine: AsyncEngine,
+) -> None:
+    await _insert_deferred(core_engine, "th_1", "th_2", "th_3")
+    assert await _stored_ids(core_engine) == ["th_1", "th_2", "th_3"]
+
+
+async def _insert_then_update_nothing(engine: AsyncEngine, *, then_read: bool) -> None:
+    async with engine.begin() as db, deferring(db):
+        await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
+        await _ADD.defer(db, {"id": "th_missing"}, check=_exactly_one)
+        if then_read:
+            await _COUNT.first(db, {})
+            pytest.fail("the read after a failed check must not return")
+
+
+async def test_a_failed_check_fails_the_next_statement_and_nothing_is_committed(
+    core_engine: AsyncEngine,
+) -> None:
+    with pytest.raises(UntouchedError):
+        await _insert_then_update_nothing(core_engine, then_read=True)
+    assert await _stored_ids(core_engine) == []
+
+
+async def test_a_check_failing_at_the_end_of_the_block_prevents_the_commit(
+    core_engine: AsyncEngine,
+) -> None:
+    with pytest.raises(UntouchedError):
+        await _insert_then_update_nothing(core_engine, then_read=False)
+    assert await _stored_ids(core_engine) == []
+
+
+async def _insert_deferred(engine: AsyncEngine, *thing_ids: str) -> None:
+    async with engine.begin() as db, deferring(db):
+        for thing_id in thing_ids:
+            await THINGS.insert(list(_thing(thing_id))).defer(db, _thing(thing_id))
+
+
+async def test_a_server_error_in_held_writes_fails_the_unit(core_engine: AsyncEngine) -> None:
+    async with core_engine.begin() as db:
+        await THINGS.insert(list(_thing("th_1"))).run(db, _thing("th_1"))
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await _insert_deferred(core_engine, "th_2", "th_1")
+    assert await _stored_ids(core_engine) == ["th_1"]
+    # The connection is usable again for the next unit.
+    await _insert_deferred(core_engine, "th_3")
+    assert await _stored_ids(core_engine) == ["th_1", "th_3"]
+
+
+async def _insert_then_fail(engine: AsyncEngine, used: list[psycopg.AsyncConnection[Any]]) -> None:
+    async with engine.begin() as db, deferring(db):
+        used.append(driver(db))
+        await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
+        raise RuntimeError("the unit fails before anything needed an answer")
+
+
+async def test_held_writes_are_dropped_when_the_block_fails(core_engine: AsyncEngine) -> None:
+    used: list[psycopg.AsyncConnection[Any]] = []
+    with pytest.raises(RuntimeError):
+        await _insert_then_fail(core_engine, used)
+    assert not holds(used[0])
+    assert await _stored_ids(core_engine) == []
+
+
+async def test_defer_outside_a_deferring_block_runs_and_checks_at_once(
+    core_engine: AsyncEngine,
+) -> None:
+    async with core_engine.begin() as db:
+        await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
+        assert not holds(driver(db))
+        with pytest.raises(UntouchedError):
+            await _ADD.defer(db, {"id": "th_missing"}, check=_exactly_one)
