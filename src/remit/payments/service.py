@@ -291,7 +291,7 @@ class PaymentsService:
         self, call: KeyedCall, new: NewPaymentIntent, respond: Callable[[PaymentIntent], bytes]
     ) -> Done[PaymentIntent] | Replay:
         note_request(call.request_id, call.key)
-        async with self._engine.begin() as db:
+        async with self._engine.begin() as db, deferring(db):
             record = await idempotency.begin(db, **self._key_fields(call))
             if record.finished:
                 return self._replay_of(record)
@@ -329,7 +329,7 @@ class PaymentsService:
                 f"Invalid currency: {update.currency}.", "currency", code="invalid_currency"
             )
         note_request(call.request_id, call.key)
-        async with self._engine.begin() as db:
+        async with self._engine.begin() as db, deferring(db):
             record = await idempotency.begin(db, **self._key_fields(call))
             if record.finished:
                 return self._replay_of(record)
@@ -848,7 +848,7 @@ class PaymentsService:
         self, record: KeyRecord, intent_id: str, amount_to_capture: int | None
     ) -> KeyRecord:
         now = self._now()
-        async with self._engine.begin() as db:
+        async with self._engine.begin() as db, deferring(db):
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return stored  # finished by a retry that took the key over: replayed
@@ -911,7 +911,7 @@ class PaymentsService:
         )
         now = self._now()
         refused: RemitError | None = None
-        async with self._engine.begin() as db:
+        async with self._engine.begin() as db, deferring(db):
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return self._replay_of(stored)
@@ -977,7 +977,7 @@ class PaymentsService:
 
     async def _start_cancel(self, record: KeyRecord, intent_id: str) -> KeyRecord:
         now = self._now()
-        async with self._engine.begin() as db:
+        async with self._engine.begin() as db, deferring(db):
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return stored  # finished by a retry that took the key over: replayed
@@ -1008,7 +1008,7 @@ class PaymentsService:
         if record.charge_id is not None:
             await self._void(record.account_id, record.charge_id)
         now = self._now()
-        async with self._engine.begin() as db:
+        async with self._engine.begin() as db, deferring(db):
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return self._replay_of(stored)
@@ -1165,7 +1165,7 @@ class PaymentsService:
         metadata: dict[str, str],
     ) -> KeyRecord:
         now = self._now()
-        async with self._engine.begin() as db:
+        async with self._engine.begin() as db, deferring(db):
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return stored  # finished by a retry that took the key over: replayed
@@ -1266,7 +1266,7 @@ class PaymentsService:
             lambda: self._network.lookup_operation(reference),
         )
         now = self._now()
-        async with self._engine.begin() as db:
+        async with self._engine.begin() as db, deferring(db):
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return self._replay_of(stored)
