@@ -91,8 +91,16 @@ WITH written AS (
     WHERE account_id = CAST(%(account_id)s AS text)
     RETURNING account_id
 )"""
+# Every ledger account exists (locked or created by the caller) and so does the chain head
+# (locked first): a write that touches fewer is a bug, and the statement fails on the server
+# (`remit_require`) so that the caller's transaction cannot commit half a posting, even when
+# the write goes out together with its COMMIT.
 _WRITE_RESULT = """
-SELECT (SELECT count(*) FROM balances) AS balances, (SELECT count(*) FROM head) AS chains
+SELECT remit_require(
+    (SELECT count(*) FROM balances) = CAST(%(expected_balances)s AS bigint)
+        AND (SELECT count(*) FROM head) = 1,
+    'RM500', CAST(%(incomplete)s AS text)
+) AS written
 """
 # The balance transaction a money movement writes with its ledger transaction, as one more CTE
 # of the same statement (its parameters are the columns prefixed with "bt_").
@@ -317,7 +325,9 @@ class JournalRepository:
         """Everything a posting writes, in one statement: the transaction, its postings (in
         order), each ledger account's running balances (by la_ id; already locked by the
         caller), the chain head advanced to the transaction, and the balance transaction that
-        describes the movement when there is one."""
+        describes the movement when there is one. Nothing waits on it: in a batched unit of
+        work it goes out with the next statement, or with the COMMIT, and it checks itself on
+        the server."""
         ordered = sorted(changes.items())
         entry = (
             {}
@@ -330,7 +340,7 @@ class JournalRepository:
         statement = (
             _WRITE_TRANSACTION if balance_transaction is None else _WRITE_TRANSACTION_AND_ENTRY
         )
-        written = await statement.first(
+        await statement.defer(
             self._db,
             entry
             | {
@@ -358,18 +368,11 @@ class JournalRepository:
                 "incoming": [change.pending_incoming for _, change in ordered],
                 "outgoing": [change.pending_outgoing for _, change in ordered],
                 "now": now,
+                "expected_balances": len(ordered),
+                "incomplete": f"Ledger write of {transaction.id!r} did not update all "
+                f"{len(ordered)} of its ledger accounts and the account's chain head.",
             },
         )
-        assert written is not None
-        row = _Fields(written)
-        # Every ledger account exists (locked or created by the caller) and so does the chain
-        # head (locked first): anything else is a bug, and the caller's transaction must not
-        # commit half a posting.
-        if (row.balances, row.chains) != (len(ordered), 1):
-            raise RuntimeError(
-                f"Ledger write of {transaction.id!r} updated {row.balances} of {len(ordered)} "
-                f"ledger accounts and {row.chains} chain heads."
-            )
 
     async def get_transaction(
         self, account_id: str, transaction_id: str

@@ -113,18 +113,38 @@ _LOCK = Statement(
     f"SELECT {_COLUMNS} FROM idempotency_keys "  # noqa: S608
     "WHERE account_id = %(account_id)s AND key = %(key)s FOR UPDATE"
 )
+# The owner token fences the key: a request that lost its claim writes nothing. The statement
+# checks that on the server (`remit_require`), so a failed fence fails the transaction even when
+# the write goes out with its COMMIT (`remit.storage.engine.batched_unit`).
+_KEY_NOT_HELD = "RM409"
+_FENCED = {_KEY_NOT_HELD: idempotency_in_use}
+
+
+def _fenced_update(assignments: str) -> str:
+    return (
+        f"WITH fenced AS (UPDATE idempotency_keys SET {assignments} "  # noqa: S608 (constant)
+        "WHERE account_id = %(account_id)s AND key = %(key)s AND owner = %(owner)s "
+        "RETURNING 1) "
+        f"SELECT remit_require(count(*) = 1, '{_KEY_NOT_HELD}', "
+        "'the idempotency key is no longer held by this request') FROM fenced"
+    )
+
+
 _ADVANCE = Statement(
-    "UPDATE idempotency_keys SET recovery_point = %(recovery_point)s, "
-    "locked_until = %(locked_until)s, "
-    "payment_intent_id = COALESCE(%(payment_intent_id)s, payment_intent_id), "
-    "charge_id = COALESCE(%(charge_id)s, charge_id), "
-    "refund_id = COALESCE(%(refund_id)s, refund_id) "
-    "WHERE account_id = %(account_id)s AND key = %(key)s AND owner = %(owner)s"
+    _fenced_update(
+        "recovery_point = %(recovery_point)s, locked_until = %(locked_until)s, "
+        "payment_intent_id = COALESCE(%(payment_intent_id)s, payment_intent_id), "
+        "charge_id = COALESCE(%(charge_id)s, charge_id), "
+        "refund_id = COALESCE(%(refund_id)s, refund_id)"
+    ),
+    refusals=_FENCED,
 )
 _FINISH = Statement(
-    "UPDATE idempotency_keys SET recovery_point = %(recovery_point)s, locked_until = NULL, "
-    "response_code = %(response_code)s, response_body = %(response_body)s "
-    "WHERE account_id = %(account_id)s AND key = %(key)s AND owner = %(owner)s"
+    _fenced_update(
+        "recovery_point = %(recovery_point)s, locked_until = NULL, "
+        "response_code = %(response_code)s, response_body = %(response_body)s"
+    ),
+    refusals=_FENCED,
 )
 _RELEASE = Statement(
     "UPDATE idempotency_keys SET locked_until = NULL "
@@ -261,13 +281,6 @@ async def _claim_existing(
     return replace(record, owner=owner)
 
 
-def _owned(touched: int) -> None:
-    """The check of a write fenced by the key's owner token: it touched the key, or the key
-    was taken over (or finished) by another request."""
-    if touched != 1:
-        raise idempotency_in_use()
-
-
 async def advance(
     db: AsyncConnection,
     record: KeyRecord,
@@ -291,8 +304,6 @@ async def advance(
             "key": record.key,
             "owner": record.owner,
         },
-        # The owner token fences the key: a request that lost its claim writes nothing.
-        check=_owned,
     )
     return replace(
         record,
@@ -339,7 +350,6 @@ async def finish(
             "key": record.key,
             "owner": record.owner,
         },
-        check=_owned,
     )
 
 

@@ -78,8 +78,7 @@ from remit.payments.risk import (
     outcome_json,
     stand_in_result,
 )
-from remit.storage.engine import single_statement
-from remit.storage.fastsql import deferring
+from remit.storage.engine import batched_unit, single_statement
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -291,7 +290,7 @@ class PaymentsService:
         self, call: KeyedCall, new: NewPaymentIntent, respond: Callable[[PaymentIntent], bytes]
     ) -> Done[PaymentIntent] | Replay:
         note_request(call.request_id, call.key)
-        async with self._engine.begin() as db, deferring(db):
+        async with batched_unit(self._engine) as db:
             record = await idempotency.begin(db, **self._key_fields(call))
             if record.finished:
                 return self._replay_of(record)
@@ -329,7 +328,7 @@ class PaymentsService:
                 f"Invalid currency: {update.currency}.", "currency", code="invalid_currency"
             )
         note_request(call.request_id, call.key)
-        async with self._engine.begin() as db, deferring(db):
+        async with batched_unit(self._engine) as db:
             record = await idempotency.begin(db, **self._key_fields(call))
             if record.finished:
                 return self._replay_of(record)
@@ -461,7 +460,7 @@ class PaymentsService:
         if known_method is not None:
             card = await self._methods.chargeable_card(record.account_id, known_method)
         try:
-            async with self._engine.begin() as db, deferring(db):
+            async with batched_unit(self._engine) as db:
                 # Confirming a stored intent locks the key before reading the intent, the
                 # order every phase takes its locks in. Created and confirmed at once, nothing
                 # stored is read: the owner-fenced `advance` at the end stands in for that lock
@@ -719,7 +718,7 @@ class PaymentsService:
         assert record.payment_intent_id is not None
         now = self._now()
         declined: RemitError | None = None
-        async with self._engine.begin() as db, deferring(db):
+        async with batched_unit(self._engine) as db:
             stored, intent, charge = await lock_attempt(db, record)
             if stored.finished:
                 return self._replay_of(stored)
@@ -848,7 +847,7 @@ class PaymentsService:
         self, record: KeyRecord, intent_id: str, amount_to_capture: int | None
     ) -> KeyRecord:
         now = self._now()
-        async with self._engine.begin() as db, deferring(db):
+        async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return stored  # finished by a retry that took the key over: replayed
@@ -911,7 +910,7 @@ class PaymentsService:
         )
         now = self._now()
         refused: RemitError | None = None
-        async with self._engine.begin() as db, deferring(db):
+        async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return self._replay_of(stored)
@@ -977,7 +976,7 @@ class PaymentsService:
 
     async def _start_cancel(self, record: KeyRecord, intent_id: str) -> KeyRecord:
         now = self._now()
-        async with self._engine.begin() as db, deferring(db):
+        async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return stored  # finished by a retry that took the key over: replayed
@@ -1008,7 +1007,7 @@ class PaymentsService:
         if record.charge_id is not None:
             await self._void(record.account_id, record.charge_id)
         now = self._now()
-        async with self._engine.begin() as db, deferring(db):
+        async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return self._replay_of(stored)
@@ -1165,7 +1164,7 @@ class PaymentsService:
         metadata: dict[str, str],
     ) -> KeyRecord:
         now = self._now()
-        async with self._engine.begin() as db, deferring(db):
+        async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return stored  # finished by a retry that took the key over: replayed
@@ -1266,7 +1265,7 @@ class PaymentsService:
             lambda: self._network.lookup_operation(reference),
         )
         now = self._now()
-        async with self._engine.begin() as db, deferring(db):
+        async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return self._replay_of(stored)

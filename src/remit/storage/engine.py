@@ -68,6 +68,15 @@ async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 @asynccontextmanager
+async def batched_unit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction whose writes wait for each other (`fastsql.deferring`): deferred writes go
+    out with the next statement that needs an answer, and the last of them with the COMMIT, in
+    one round trip. Commits when the block ends normally, rolls back on any error."""
+    async with engine.begin() as connection, fastsql.deferring(connection, commit=True):
+        yield connection
+
+
+@asynccontextmanager
 async def single_statement(engine: AsyncEngine) -> AsyncIterator["psycopg.AsyncConnection[Any]"]:
     """A unit of work that is exactly one statement, run in autocommit: the statement is its own
     transaction, which saves the BEGIN and COMMIT round trips of `engine.begin()`. Only for

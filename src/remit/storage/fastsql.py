@@ -22,7 +22,7 @@ later is decided on and before the commit.
 Everything else keeps using SQLAlchemy Core.
 """
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, NamedTuple
@@ -81,10 +81,25 @@ def sqlalchemy_unit(db: Db) -> AsyncConnection:
     return db
 
 
+# What a statement's own check raised by the server (`remit_require`, core migration 0009_require)
+# means to the caller: SQLSTATE -> the error to raise instead.
+Refusals = Mapping[str, Callable[[], Exception]]
+
+
 class _Deferred(NamedTuple):
     sql: str
     params: dict[str, object]
     check: Callable[[int], None] | None
+    refusals: Refusals
+
+
+def _translated(error: psycopg.Error, refusals: Iterable[Refusals]) -> Exception | None:
+    """The caller's error for a check the server refused (None: not such a refusal)."""
+    for known in refusals:
+        refused = known.get(error.sqlstate or "")
+        if refused is not None:
+            return refused()
+    return None
 
 
 # The writes a `deferring` block holds, per connection, in the order they were deferred.
@@ -92,10 +107,15 @@ _held: "WeakKeyDictionary[psycopg.AsyncConnection[Any], list[_Deferred]]" = Weak
 
 
 @asynccontextmanager
-async def deferring(db: Db) -> AsyncIterator[None]:
+async def deferring(db: Db, *, commit: bool = False) -> AsyncIterator[None]:
     """Hold `Statement.defer` writes on `db`'s connection until an answer is needed or the
     block ends (then they are sent, in one round trip). On an error the held writes are
-    dropped: the unit of work rolls back. Nested blocks share the outer block's writes."""
+    dropped: the unit of work rolls back. Nested blocks share the outer block's writes.
+
+    `commit=True` is for a block that ends where its transaction ends
+    (`remit.storage.engine.batched_unit`): the writes still held are sent with the COMMIT, in
+    the same pipeline, when none of them has a check that must run on the client first (a
+    statement that checks itself on the server aborts the pipeline before the COMMIT)."""
     connection = driver(db)
     if connection in _held:
         yield
@@ -104,9 +124,15 @@ async def deferring(db: Db) -> AsyncIterator[None]:
     _held[connection] = held
     try:
         yield
-        await send_held(connection)
+        if commit and held and all(write.check is None for write in held):
+            await _pipelined(connection, held, _COMMIT, {})
+        else:
+            await send_held(connection)
     finally:
         _held.pop(connection, None)
+
+
+_COMMIT = "COMMIT"
 
 
 def holds(connection: "psycopg.AsyncConnection[Any]") -> bool:
@@ -126,20 +152,28 @@ async def _pipelined(
     held: list[_Deferred],
     sql: str | None,
     params: Mapping[str, object],
+    refusals: Refusals | None = None,
 ) -> "psycopg.AsyncCursor[Row] | None":
     """The held writes, then `sql` if given, in one pipeline; returns `sql`'s cursor with its
     result fetched (rowcount set, rows buffered)."""
     writes, sent = list(held), []
     held.clear()
     answer = None
-    async with connection.pipeline():
-        for write in writes:
-            cursor = connection.cursor()
-            await cursor.execute(write.sql, write.params)
-            sent.append((cursor, write.check))
-        if sql is not None:
-            answer = connection.cursor(row_factory=dict_row)
-            await answer.execute(sql, params)
+    try:
+        async with connection.pipeline():
+            for write in writes:
+                cursor = connection.cursor()
+                await cursor.execute(write.sql, write.params)
+                sent.append((cursor, write.check))
+            if sql is not None:
+                answer = connection.cursor(row_factory=dict_row)
+                # COMMIT is never prepared; everything else is, once it recurs.
+                await answer.execute(sql, params, prepare=False if sql is _COMMIT else None)
+    except psycopg.Error as error:
+        refused = _translated(error, [*(write.refusals for write in writes), refusals or {}])
+        if refused is None:
+            raise
+        raise refused from error
     for cursor, check in sent:
         if check is not None:
             check(cursor.rowcount)
@@ -153,9 +187,12 @@ def _quote(name: str) -> str:
 class Statement:
     """One SQL text with `%(name)s` placeholders; parameters named in `json` are sent as jsonb."""
 
-    def __init__(self, sql: str, json: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, sql: str, json: frozenset[str] = frozenset(), refusals: Refusals | None = None
+    ) -> None:
         self.sql = sql
         self._json = json
+        self._refusals: Refusals = refusals or {}
 
     def _params(self, params: Mapping[str, object]) -> dict[str, object]:
         if not self._json:
@@ -172,7 +209,7 @@ class Statement:
         held = _held.get(connection)
         if not held:
             return None
-        return await _pipelined(connection, held, self.sql, self._params(params))
+        return await _pipelined(connection, held, self.sql, self._params(params), self._refusals)
 
     async def rows(self, db: Db, params: Mapping[str, object]) -> list[Row]:
         _note(self.sql)
@@ -181,7 +218,7 @@ class Statement:
         if answered is not None:
             return await answered.fetchall()
         async with connection.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(self.sql, self._params(params))
+            await self._execute(cursor, params)
             return await cursor.fetchall()
 
     async def first(self, db: Db, params: Mapping[str, object]) -> Row | None:
@@ -191,7 +228,7 @@ class Statement:
         if answered is not None:
             return await answered.fetchone()
         async with connection.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(self.sql, self._params(params))
+            await self._execute(cursor, params)
             return await cursor.fetchone()
 
     async def run(self, db: Db, params: Mapping[str, object]) -> int:
@@ -202,8 +239,19 @@ class Statement:
         if answered is not None:
             return answered.rowcount
         async with connection.cursor() as cursor:
-            await cursor.execute(self.sql, self._params(params))
+            await self._execute(cursor, params)
             return cursor.rowcount
+
+    async def _execute(
+        self, cursor: "psycopg.AsyncCursor[Any]", params: Mapping[str, object]
+    ) -> None:
+        try:
+            await cursor.execute(self.sql, self._params(params))
+        except psycopg.Error as error:
+            refused = _translated(error, [self._refusals])
+            if refused is None:
+                raise
+            raise refused from error
 
     async def defer(
         self,
@@ -222,7 +270,7 @@ class Statement:
                 check(touched)
             return
         _note(self.sql)
-        held.append(_Deferred(self.sql, self._params(params), check))
+        held.append(_Deferred(self.sql, self._params(params), check, self._refusals))
 
 
 class TableStatements:

@@ -1,7 +1,9 @@
 """The journal: balanced postings, idempotent ids, two-phase transfers, guards, reversals."""
 
+from dataclasses import replace
 from datetime import timedelta
 
+import psycopg
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -9,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.clock import FixedClock
 from remit.ledger import journal
 from remit.ledger.domain import (
+    BalanceChange,
     LedgerError,
     PendingStatus,
     Posting,
@@ -17,6 +20,7 @@ from remit.ledger.domain import (
 )
 from remit.ledger.repository import JournalRepository
 from remit.ledger.tables import ledger_postings, ledger_transactions
+from remit.storage.engine import batched_unit
 from tests.support.statements import statements_sent
 
 pytestmark = pytest.mark.anyio
@@ -330,3 +334,42 @@ async def test_a_posting_writes_its_chain_head_once(
             )
         after = (await db.execute(updates)).scalar_one()
     assert after - before == 3
+
+
+async def test_a_write_that_misses_a_ledger_account_fails_on_the_server(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """The write checks itself (migration 0009_require): it may go out together with its
+    COMMIT, so a write that touched fewer ledger accounts than it meant to must fail the
+    transaction on the server, not after it."""
+    async with core_engine.begin() as db:
+        first = await journal.post(
+            db, account_id, move("t1", "world", "wallet", 500), now=clock.now()
+        )
+    async with core_engine.connect() as db:
+        repo = JournalRepository(db)
+        world = await repo.get_ledger_account(account_id, "world", "usd")
+        wallet = await repo.get_ledger_account(account_id, "wallet", "usd")
+    assert world is not None
+    assert wallet is not None
+    second = replace(first.transaction, id="t2", sequence=2, previous_hash=first.transaction.hash)
+
+    async def write_with_a_missing_account() -> None:
+        async with batched_unit(core_engine) as db:
+            await JournalRepository(db).write_transaction(
+                second,
+                payload_digest="digest",
+                ledger_account_ids={("world", "usd"): world.id, ("wallet", "usd"): wallet.id},
+                changes={
+                    world.id: BalanceChange(posted=-500),
+                    wallet.id: BalanceChange(posted=500),
+                    "la_missing": BalanceChange(posted=0),
+                },
+                now=clock.now(),
+            )
+
+    with pytest.raises(psycopg.Error, match="did not update all 3") as refused:
+        await write_with_a_missing_account()
+    assert refused.value.sqlstate == "RM500"
+    assert await count_transactions(core_engine) == 1
+    assert await balance(core_engine, account_id, "wallet") == 500

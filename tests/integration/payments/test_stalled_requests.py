@@ -101,13 +101,22 @@ async def test_a_request_that_lost_its_key_can_neither_advance_nor_finish_it(
     keyed = KeyedCall(account_id=account_id, key="fenced", endpoint="Capture", request_body=b"c")
     record = await payments._claim(keyed)
     await take_key_over(core_engine, "fenced")
-    async with core_engine.begin() as db:
-        with pytest.raises(RemitError) as advancing:
+
+    async def advance() -> None:
+        async with core_engine.begin() as db:
             await idempotency.advance(
                 db, record, RecoveryPoint.ATTEMPT_CREATED, now=record.created_at
             )
-        with pytest.raises(RemitError) as finishing:
+
+    async def finish() -> None:
+        async with core_engine.begin() as db:
             await idempotency.finish(db, record, response_code=0, response_body=b"late")
+
+    # The fence is checked by the server: the refused statement fails its transaction.
+    with pytest.raises(RemitError) as advancing:
+        await advance()
+    with pytest.raises(RemitError) as finishing:
+        await finish()
     assert advancing.value.code == finishing.value.code == "idempotency_key_in_use"
     async with core_engine.begin() as db:
         stored = (

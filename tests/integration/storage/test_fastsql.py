@@ -12,7 +12,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.storage.engine import make_engine, single_statement
+from remit.storage import fastsql
+from remit.storage.engine import batched_unit, make_engine, single_statement
 from remit.storage.fastsql import Statement, TableStatements, deferring, driver, holds
 
 pytestmark = pytest.mark.anyio
@@ -253,3 +254,79 @@ async def test_defer_outside_a_deferring_block_runs_and_checks_at_once(
         assert not holds(driver(db))
         with pytest.raises(UntouchedError):
             await _ADD.defer(db, {"id": "th_missing"}, check=_exactly_one)
+
+
+# --- batched units: the last writes travel with the COMMIT ------------------------------------
+
+_THING_MISSING = "RMT01"
+# Checks itself on the server (core migration 0009_require), as the payment path's fenced
+# writes do.
+_ADD_CHECKED_BY_SERVER = Statement(
+    "WITH added AS (UPDATE fastsql_things SET amount_minor = amount_minor + 1 "
+    "WHERE id = %(id)s RETURNING 1) "
+    "SELECT remit_require(count(*) = 1, 'RMT01', 'no such thing') FROM added",
+    refusals={_THING_MISSING: lambda: UntouchedError(0)},
+)
+
+
+async def test_a_batched_unit_sends_its_last_writes_and_its_commit_together(
+    core_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipelines: list[tuple[int, str | None]] = []
+    send = fastsql._pipelined
+
+    async def recorded(
+        connection: psycopg.AsyncConnection[Any], held: list[Any], sql: str | None, *rest: Any
+    ) -> Any:
+        pipelines.append((len(held), sql))
+        return await send(connection, held, sql, *rest)
+
+    monkeypatch.setattr(fastsql, "_pipelined", recorded)
+    async with batched_unit(core_engine) as db:
+        await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
+        await _ADD_CHECKED_BY_SERVER.defer(db, {"id": "th_1"})
+    assert pipelines == [(2, "COMMIT")]
+    async with core_engine.begin() as db:
+        assert await THINGS.select.first(db, {"account_id": "acct_1", "id": "th_1"}) == {
+            **_thing("th_1", 101),
+            "details": None,
+        }
+
+
+async def _batched_insert_then(engine: AsyncEngine, last: Statement, **check: Any) -> None:
+    async with batched_unit(engine) as db:
+        await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
+        await last.defer(db, {"id": "th_missing"}, **check)
+
+
+async def test_a_check_the_server_refuses_with_the_commit_commits_nothing(
+    core_engine: AsyncEngine,
+) -> None:
+    with pytest.raises(UntouchedError):
+        await _batched_insert_then(core_engine, _ADD_CHECKED_BY_SERVER)
+    assert await _stored_ids(core_engine) == []
+    await _insert_deferred(core_engine, "th_2")  # the pooled connection is usable again
+    assert await _stored_ids(core_engine) == ["th_2"]
+
+
+async def test_a_client_side_check_still_runs_before_a_batched_commit(
+    core_engine: AsyncEngine,
+) -> None:
+    with pytest.raises(UntouchedError):
+        await _batched_insert_then(core_engine, _ADD, check=_exactly_one)
+    assert await _stored_ids(core_engine) == []
+
+
+async def test_a_refusal_is_translated_when_the_statement_runs_alone(
+    core_engine: AsyncEngine,
+) -> None:
+    async with core_engine.begin() as db:
+        await THINGS.insert(list(_thing("th_1"))).run(db, _thing("th_1"))
+
+    async def add_to_a_missing_thing() -> None:
+        async with core_engine.begin() as db:
+            await _ADD_CHECKED_BY_SERVER.run(db, {"id": "th_missing"})
+
+    with pytest.raises(UntouchedError):
+        await add_to_a_missing_thing()
+    assert await _stored_ids(core_engine) == ["th_1"]
