@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
             single = commands.add_parser(role, help=f"run only the {role} process")
         _add_platform_flags(single)
     _add_webhook_commands(commands)
-    from remit.radar.tools import add_commands as add_radar_commands
+    from remit.radar.commands import add_commands as add_radar_commands
 
     for radar_command in add_radar_commands(commands):
         _add_platform_flags(radar_command)
