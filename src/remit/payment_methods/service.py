@@ -170,6 +170,11 @@ class PaymentMethodsService:
             raise _unusable(method.id)
         return method
 
+    def card_refused(self, account_id: str, vault_token: str) -> None:
+        """The vault would not open the card behind `vault_token` for a charge (deleted, or
+        sealed under a retired key): a test id must not be resolved to it again."""
+        self._vault.forget_card(account_id, vault_token)
+
     async def get_for_charge(self, account_id: str, method_id: str) -> tuple[PaymentMethod, str]:
         """The payment method to charge and the vault token to forward the authorization with."""
         method = await self.resolve_for_use(account_id, method_id)

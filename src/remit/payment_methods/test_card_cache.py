@@ -59,5 +59,16 @@ class TestCardCache:
             self._entries.popitem(last=False)
         return card
 
+    def forget_card(self, account_id: str, vault_token: str) -> None:
+        """A card the vault would not open (deleted through its admin API): the next use of
+        its test id asks the vault again, which gives the test id a new card."""
+        stale = [
+            key
+            for key, (_, card) in self._entries.items()
+            if key[0] == account_id and card.vault_token == vault_token
+        ]
+        for key in stale:
+            del self._entries[key]
+
     async def card_details(self, account_id: str, vault_token: str) -> VaultCard:
         return await self._vault.card_details(account_id, vault_token)

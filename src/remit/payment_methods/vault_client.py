@@ -26,6 +26,10 @@ class CardVault(Protocol):
     async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard: ...
     async def card_details(self, account_id: str, vault_token: str) -> VaultCard: ...
 
+    def forget_card(self, account_id: str, vault_token: str) -> None:
+        """The vault refused to open this card: drop whatever is remembered about it."""
+        ...
+
 
 def summary_from_message(card: vault_pb2.CardDetails) -> CardSummary:
     return CardSummary(
@@ -48,6 +52,9 @@ class GrpcCardVault:
         self._stub: vault_pb2_grpc.VaultServiceAsyncStub = vault_pb2_grpc.VaultServiceStub(
             self.channel
         )
+
+    def forget_card(self, account_id: str, vault_token: str) -> None:
+        return None  # every question goes to the vault: nothing is remembered
 
     async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard:
         try:

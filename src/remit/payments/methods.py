@@ -12,6 +12,9 @@ class StoredPaymentMethods:
     def __init__(self, service: PaymentMethodsService) -> None:
         self._service = service
 
+    def card_refused(self, account_id: str, vault_token: str) -> None:
+        self._service.card_refused(account_id, vault_token)
+
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         method, vault_token = await self._service.get_for_charge(account_id, payment_method_id)
         card = method.card

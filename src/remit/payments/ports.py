@@ -37,6 +37,10 @@ class PaymentMethodSource(Protocol):
         asks the vault), so callers resolve it before opening one where they can."""
         ...
 
+    def card_refused(self, account_id: str, vault_token: str) -> None:
+        """The vault refused to open this card for a charge: resolve nothing to it again."""
+        ...
+
 
 class PaymentHooks(Protocol):
     """Called in the transaction of the change; an exception rolls the change back."""

@@ -638,7 +638,11 @@ class PaymentsService:
         # A block, or a challenge that must come first, is recorded without asking the network.
         answer = stand_in_result(RiskVerdict.from_json(charge.risk), authentication)
         if answer is None:
-            answer = await self._authorize_or_refusal(authorize, reference)
+            answer = await self._authorize_or_refusal(
+                authorize,
+                reference,
+                refused=lambda: self._methods.card_refused(record.account_id, ask.vault_token),
+            )
         now = self._now()
         async with single_statement(self._engine) as connection:
             advanced = await store_answer_and_advance(
@@ -663,7 +667,11 @@ class PaymentsService:
         return record
 
     async def _authorize_or_refusal(
-        self, authorize: Callable[[], Awaitable[AuthorizationOutcome]], reference: str
+        self,
+        authorize: Callable[[], Awaitable[AuthorizationOutcome]],
+        reference: str,
+        *,
+        refused: Callable[[], None],
     ) -> dict[str, object]:
         """The network's answer for the attempt, or a failed attempt's answer when the vault
         cannot open its card (deleted at the vault, or sealed under a key no longer allowed).
@@ -671,6 +679,8 @@ class PaymentsService:
         Such a refusal would come back on every retry, so it must end the attempt rather than
         leave it waiting at `attempt_created` for ever. The network is still asked about the
         reference first: a forward that reached it before the card was deleted stands.
+        `refused` is told of the vault's refusal (whatever the network says), so that nothing
+        resolves a payment method to that card again.
         """
 
         def look_up() -> Awaitable[AuthorizationOutcome | None]:
@@ -678,10 +688,11 @@ class PaymentsService:
 
         try:
             return (await self._settle(authorize, look_up)).as_json()
-        except RemitError as refused:
-            if not vault_will_not_open_card(refused):
+        except RemitError as refusal:
+            if not vault_will_not_open_card(refusal):
                 raise
-            log.warning("the vault refused to forward %s: %s", reference, refused.kind.name)
+            log.warning("the vault refused to forward %s: %s", reference, refusal.kind.name)
+        refused()
         try:
             found = await look_up()
         except OutcomeUnknownError:

@@ -20,6 +20,9 @@ pytestmark = pytest.mark.anyio
 class VisaOnlyVault:
     """A vault that knows only the Visa test card (no vault process needed here)."""
 
+    def forget_card(self, account_id: str, vault_token: str) -> None:
+        return None  # remembers nothing
+
     async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard:
         assert test_id == "pm_card_visa"
         return VaultCard("vtok_visa", CardSummary("visa", "4242", 12, 2034, "fp", "credit", "US"))

@@ -20,6 +20,12 @@ CARDS = {
 
 
 class FakeMethods:
+    def __init__(self) -> None:
+        self.refused: list[tuple[str, str]] = []
+
+    def card_refused(self, account_id: str, vault_token: str) -> None:
+        self.refused.append((account_id, vault_token))
+
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         if payment_method_id not in CARDS:
             raise not_found("payment_method", payment_method_id, param="payment_method")

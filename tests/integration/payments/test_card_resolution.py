@@ -19,6 +19,7 @@ class WatchingMethods(FakeMethods):
     """Notes how many transactions of this database are open whenever a card is resolved."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
         self._engine = engine
         self.open_transactions: list[int] = []
 

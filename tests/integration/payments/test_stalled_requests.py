@@ -25,6 +25,9 @@ FINISHED_ELSEWHERE = b"the retry's answer"
 
 
 class MethodsThatStall:
+    def card_refused(self, account_id: str, vault_token: str) -> None:
+        raise AssertionError("no card is refused here")
+
     """Resolves the card (which happens before the attempt's transaction opens), and meanwhile
     the lease runs out and a retry finishes the key."""
 

@@ -46,9 +46,12 @@ async def test_a_card_the_vault_will_not_open_fails_the_attempt_without_the_netw
     core_engine: AsyncEngine, account_id: str
 ) -> None:
     network = FakeNetwork(unopenable={"visa"})
-    payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
+    methods = FakeMethods()
+    payments = PaymentsService(core_engine, network, methods, present=payment_intent_message)
     with pytest.raises(RemitError) as raised:
         await pay(payments, account_id, "gone-1")
+    # The payment methods are told, so no test id resolves to that card again.
+    assert methods.refused == [(account_id, "visa")]
     error = raised.value
     assert (error.kind, error.error_type, error.code) == (
         ErrorKind.CARD_DECLINED,
@@ -94,9 +97,11 @@ async def test_an_authorization_that_reached_the_network_before_the_card_went_st
     core_engine: AsyncEngine, account_id: str
 ) -> None:
     network = CardDeletedAfterItsForward()
-    payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
+    methods = FakeMethods()
+    payments = PaymentsService(core_engine, network, methods, present=payment_intent_message)
     intent = await pay(payments, account_id, "gone-2")
     assert intent.status is Status.SUCCEEDED
+    assert methods.refused == [(account_id, "visa")]  # the card is gone all the same
     assert len(network.sent) == 1, "looked up by reference, never authorized again"
     assert intent.latest_charge_id is not None
     charge, _ = await payments.get_charge(account_id, intent.latest_charge_id)

@@ -31,6 +31,9 @@ TOKENS = {"pm_visa": "visa", "pm_other": "visa", "pm_declined": "declined"}
 
 
 class Methods:
+    def card_refused(self, account_id: str, vault_token: str) -> None:
+        raise AssertionError("no card is refused here")
+
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         if payment_method_id not in FINGERPRINTS:
             raise not_found("payment_method", payment_method_id)

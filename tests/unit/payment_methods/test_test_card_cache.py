@@ -39,6 +39,9 @@ class CountingVault:
         self.details.append(vault_token)
         return _card(vault_token)
 
+    def forget_card(self, account_id: str, vault_token: str) -> None:
+        raise AssertionError("the cache forgets; the vault is only asked again")
+
 
 class Clock:
     def __init__(self) -> None:
@@ -108,3 +111,22 @@ async def test_card_details_always_go_to_the_vault() -> None:
     await cache.card_details("acct_a", "vt_1")
     await cache.card_details("acct_a", "vt_1")
     assert vault.details == ["vt_1", "vt_1"]
+
+
+async def test_a_card_the_vault_refused_is_resolved_again() -> None:
+    """After the vault refused to open a test id's card (deleted through its admin API), the
+    next payment with that test id asks the vault, which gives it a new card."""
+    vault = CountingVault()
+    cache = TestCardCache(vault, monotonic=Clock())
+    refused = await cache.resolve_test_card("acct_a", "pm_card_visa")
+    kept = await cache.resolve_test_card("acct_b", "pm_card_visa")
+    cache.forget_card("acct_b", refused.vault_token)  # another account's token: no effect
+    cache.forget_card("acct_a", refused.vault_token)
+    vault.tokens[("acct_a", "pm_card_visa")] = "vt_new"
+    assert (await cache.resolve_test_card("acct_a", "pm_card_visa")).vault_token == "vt_new"
+    assert (await cache.resolve_test_card("acct_b", "pm_card_visa")) == kept
+    assert vault.resolutions == [
+        ("acct_a", "pm_card_visa"),
+        ("acct_b", "pm_card_visa"),
+        ("acct_a", "pm_card_visa"),
+    ]
