@@ -61,13 +61,6 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit
 
 
 @asynccontextmanager
-async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction that commits when the block ends normally and rolls back on any error."""
-    async with engine.begin() as connection:
-        yield connection
-
-
-@asynccontextmanager
 async def batched_unit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A transaction whose writes wait for each other (`fastsql.deferring`): deferred writes go
     out with the next statement that needs an answer, and the last of them with the COMMIT, in

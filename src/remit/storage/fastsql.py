@@ -16,8 +16,9 @@ Inside `deferring`, writes whose answer nobody waits for (`Statement.defer`) are
 client and sent in one pipeline with the unit's next statement that needs an answer, or at the
 end of the block: one round trip for all of them instead of one each. Whatever is sent on the
 connection meanwhile, here or through SQLAlchemy, goes after them, so a unit always reads its
-own writes, and a deferred write's check (the rows it must have touched) runs before anything
-later is decided on and before the commit.
+own writes. A write whose outcome must be checked checks itself on the server (`remit_require`,
+core migration 0009_require): its failure fails the pipeline it travels in, and so the next
+statement, or the COMMIT, never runs after it.
 
 Everything else keeps using SQLAlchemy Core.
 """
@@ -89,7 +90,6 @@ Refusals = Mapping[str, Callable[[], Exception]]
 class _Deferred(NamedTuple):
     sql: str
     params: dict[str, object]
-    check: Callable[[int], None] | None
     refusals: Refusals
 
 
@@ -114,8 +114,8 @@ async def deferring(db: Db, *, commit: bool = False) -> AsyncIterator[None]:
 
     `commit=True` is for a block that ends where its transaction ends
     (`remit.storage.engine.batched_unit`): the writes still held are sent with the COMMIT, in
-    the same pipeline, when none of them has a check that must run on the client first (a
-    statement that checks itself on the server aborts the pipeline before the COMMIT)."""
+    the same pipeline (a write that fails, or whose own check fails, aborts the pipeline
+    before the COMMIT runs)."""
     connection = driver(db)
     if connection in _held:
         yield
@@ -124,7 +124,7 @@ async def deferring(db: Db, *, commit: bool = False) -> AsyncIterator[None]:
     _held[connection] = held
     try:
         yield
-        if commit and held and all(write.check is None for write in held):
+        if commit and held:
             await _pipelined(connection, held, _COMMIT, {})
         else:
             await send_held(connection)
@@ -141,7 +141,7 @@ def holds(connection: "psycopg.AsyncConnection[Any]") -> bool:
 
 
 async def send_held(connection: "psycopg.AsyncConnection[Any]") -> None:
-    """Send the writes held for `connection`, if any, and check what each touched."""
+    """Send the writes held for `connection`, if any."""
     held = _held.get(connection)
     if held:
         await _pipelined(connection, held, None, {})
@@ -156,15 +156,13 @@ async def _pipelined(
 ) -> "psycopg.AsyncCursor[Row] | None":
     """The held writes, then `sql` if given, in one pipeline; returns `sql`'s cursor with its
     result fetched (rowcount set, rows buffered)."""
-    writes, sent = list(held), []
+    writes = list(held)
     held.clear()
     answer = None
     try:
         async with connection.pipeline():
             for write in writes:
-                cursor = connection.cursor()
-                await cursor.execute(write.sql, write.params)
-                sent.append((cursor, write.check))
+                await connection.cursor().execute(write.sql, write.params)
             if sql is not None:
                 answer = connection.cursor(row_factory=dict_row)
                 # COMMIT is never prepared; everything else is, once it recurs.
@@ -174,9 +172,6 @@ async def _pipelined(
         if refused is None:
             raise
         raise refused from error
-    for cursor, check in sent:
-        if check is not None:
-            check(cursor.rowcount)
     return answer
 
 
@@ -202,49 +197,19 @@ class Statement:
             for name, value in params.items()
         }
 
-    async def _after_held(
-        self, connection: "psycopg.AsyncConnection[Any]", params: Mapping[str, object]
-    ) -> "psycopg.AsyncCursor[Row] | None":
-        """With writes held on `connection`: send them and this statement in one pipeline."""
+    async def _answered(self, db: Db, params: Mapping[str, object]) -> "psycopg.AsyncCursor[Row]":
+        """This statement's cursor with its result in; writes held on the connection go first,
+        in the same pipeline."""
+        _note(self.sql)
+        connection = driver(db)
         held = _held.get(connection)
-        if not held:
-            return None
-        return await _pipelined(connection, held, self.sql, self._params(params), self._refusals)
-
-    async def rows(self, db: Db, params: Mapping[str, object]) -> list[Row]:
-        _note(self.sql)
-        connection = driver(db)
-        answered = await self._after_held(connection, params)
-        if answered is not None:
-            return await answered.fetchall()
-        async with connection.cursor(row_factory=dict_row) as cursor:
-            await self._execute(cursor, params)
-            return await cursor.fetchall()
-
-    async def first(self, db: Db, params: Mapping[str, object]) -> Row | None:
-        _note(self.sql)
-        connection = driver(db)
-        answered = await self._after_held(connection, params)
-        if answered is not None:
-            return await answered.fetchone()
-        async with connection.cursor(row_factory=dict_row) as cursor:
-            await self._execute(cursor, params)
-            return await cursor.fetchone()
-
-    async def run(self, db: Db, params: Mapping[str, object]) -> int:
-        """Execute; return the number of rows the statement touched."""
-        _note(self.sql)
-        connection = driver(db)
-        answered = await self._after_held(connection, params)
-        if answered is not None:
-            return answered.rowcount
-        async with connection.cursor() as cursor:
-            await self._execute(cursor, params)
-            return cursor.rowcount
-
-    async def _execute(
-        self, cursor: "psycopg.AsyncCursor[Any]", params: Mapping[str, object]
-    ) -> None:
+        if held:
+            answer = await _pipelined(
+                connection, held, self.sql, self._params(params), self._refusals
+            )
+            assert answer is not None
+            return answer
+        cursor = connection.cursor(row_factory=dict_row)
         try:
             await cursor.execute(self.sql, self._params(params))
         except psycopg.Error as error:
@@ -252,25 +217,31 @@ class Statement:
             if refused is None:
                 raise
             raise refused from error
+        return cursor
 
-    async def defer(
-        self,
-        db: Db,
-        params: Mapping[str, object],
-        check: Callable[[int], None] | None = None,
-    ) -> None:
+    async def rows(self, db: Db, params: Mapping[str, object]) -> list[Row]:
+        async with await self._answered(db, params) as cursor:
+            return await cursor.fetchall()
+
+    async def first(self, db: Db, params: Mapping[str, object]) -> Row | None:
+        async with await self._answered(db, params) as cursor:
+            return await cursor.fetchone()
+
+    async def run(self, db: Db, params: Mapping[str, object]) -> int:
+        """Execute; return the number of rows the statement touched."""
+        async with await self._answered(db, params) as cursor:
+            return cursor.rowcount
+
+    async def defer(self, db: Db, params: Mapping[str, object]) -> None:
         """A write whose answer is not needed now: inside `deferring` it is held and sent with
-        the next statement that needs one; `check` is then called with the number of rows it
-        touched (and raises to fail the unit of work). Outside, it runs at once."""
-        connection = driver(db)
-        held = _held.get(connection)
+        the next statement that needs one (or the block's end); outside, it runs at once. A
+        write that must be checked checks itself on the server (see `Refusals`)."""
+        held = _held.get(driver(db))
         if held is None:
-            touched = await self.run(db, params)
-            if check is not None:
-                check(touched)
+            await self.run(db, params)
             return
         _note(self.sql)
-        held.append(_Deferred(self.sql, self._params(params), check, self._refusals))
+        held.append(_Deferred(self.sql, self._params(params), self._refusals))
 
 
 class TableStatements:

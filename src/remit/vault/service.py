@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, TypeGuard
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -61,6 +61,12 @@ TEST_CARD_YEARS_AHEAD: Final = 5
 
 class VaultError(RemitError):
     """Root of the errors the vault service raises."""
+
+
+def _live_card_of(card: StoredCard | None, account_id: str) -> TypeGuard[StoredCard]:
+    """The card exists, belongs to the account and was not deleted: the only cards an account
+    may use (any other token is answered as if it did not exist)."""
+    return card is not None and card.account_id == account_id and card.deleted_at is None
 
 
 def _no_such_token(token: str) -> VaultError:
@@ -181,7 +187,7 @@ class VaultService:
         stale: str | None = None
         if existing is not None:
             token, found = existing
-            if found is not None and found.account_id == account_id and found.deleted_at is None:
+            if _live_card_of(found, account_id):
                 return Tokenized(token, found.summary)
             # The test id's card was deleted through the admin API: the test id still names
             # a card, so a new token takes the old one's place.
@@ -237,9 +243,9 @@ class VaultService:
 
     @staticmethod
     def _usable(account_id: str, token: str, card: StoredCard | None) -> StoredCard:
-        if card is None or card.account_id != account_id or card.deleted_at is not None:
-            raise _no_such_token(token)
-        return card
+        if _live_card_of(card, account_id):
+            return card
+        raise _no_such_token(token)
 
     # --- forwarding --------------------------------------------------------------------
 

@@ -144,7 +144,6 @@ def _thing(thing_id: str, amount_minor: int = 100) -> dict[str, object]:
     return {"account_id": "acct_1", "id": thing_id, "amount_minor": amount_minor, "created_at": AT}
 
 
-_ADD = Statement("UPDATE fastsql_things SET amount_minor = amount_minor + 1 WHERE id = %(id)s")
 _COUNT = Statement("SELECT count(*) AS n FROM fastsql_things")
 
 
@@ -152,9 +151,15 @@ class UntouchedError(Exception):
     pass
 
 
-def _exactly_one(touched: int) -> None:
-    if touched != 1:
-        raise UntouchedError(touched)
+_THING_MISSING = "RMT01"
+# Checks itself on the server (core migration 0009_require), as the payment path's fenced
+# writes do.
+_ADD = Statement(
+    "WITH added AS (UPDATE fastsql_things SET amount_minor = amount_minor + 1 "
+    "WHERE id = %(id)s RETURNING 1) "
+    "SELECT remit_require(count(*) = 1, 'RMT01', 'no such thing') FROM added",
+    refusals={_THING_MISSING: UntouchedError},
+)
 
 
 async def _stored_ids(engine: AsyncEngine) -> list[str]:
@@ -168,12 +173,12 @@ async def test_deferred_writes_are_held_until_a_statement_needs_an_answer(
 ) -> None:
     async with core_engine.begin() as db, deferring(db):
         await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
-        await _ADD.defer(db, {"id": "th_1"}, check=_exactly_one)
+        await _ADD.defer(db, {"id": "th_1"})
         assert holds(driver(db))
         # The read goes after the held writes, in the same round trip, and sees them.
         counted = await _COUNT.first(db, {})
         assert not holds(driver(db))
-        await _ADD.defer(db, {"id": "th_1"}, check=_exactly_one)
+        await _ADD.defer(db, {"id": "th_1"})
         # A SQLAlchemy statement sends them first too.
         amount = (
             await db.execute(text("SELECT amount_minor FROM fastsql_things WHERE id = 'th_1'"))
@@ -192,7 +197,7 @@ async def test_writes_still_held_at_the_end_of_the_block_are_sent_before_the_com
 async def _insert_then_update_nothing(engine: AsyncEngine, *, then_read: bool) -> None:
     async with engine.begin() as db, deferring(db):
         await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
-        await _ADD.defer(db, {"id": "th_missing"}, check=_exactly_one)
+        await _ADD.defer(db, {"id": "th_missing"})
         if then_read:
             await _COUNT.first(db, {})
             pytest.fail("the read after a failed check must not return")
@@ -246,27 +251,22 @@ async def test_held_writes_are_dropped_when_the_block_fails(core_engine: AsyncEn
     assert await _stored_ids(core_engine) == []
 
 
-async def test_defer_outside_a_deferring_block_runs_and_checks_at_once(
+async def test_defer_outside_a_deferring_block_runs_and_is_refused_at_once(
     core_engine: AsyncEngine,
 ) -> None:
-    async with core_engine.begin() as db:
-        await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
-        assert not holds(driver(db))
-        with pytest.raises(UntouchedError):
-            await _ADD.defer(db, {"id": "th_missing"}, check=_exactly_one)
+    async def add_to_a_missing_thing_outside_a_block() -> None:
+        async with core_engine.begin() as db:
+            await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
+            assert not holds(driver(db))
+            await _ADD.defer(db, {"id": "th_missing"})
+            pytest.fail("a refused write outside a block fails where it is made")
+
+    with pytest.raises(UntouchedError):
+        await add_to_a_missing_thing_outside_a_block()
+    assert await _stored_ids(core_engine) == []
 
 
 # --- batched units: the last writes travel with the COMMIT ------------------------------------
-
-_THING_MISSING = "RMT01"
-# Checks itself on the server (core migration 0009_require), as the payment path's fenced
-# writes do.
-_ADD_CHECKED_BY_SERVER = Statement(
-    "WITH added AS (UPDATE fastsql_things SET amount_minor = amount_minor + 1 "
-    "WHERE id = %(id)s RETURNING 1) "
-    "SELECT remit_require(count(*) = 1, 'RMT01', 'no such thing') FROM added",
-    refusals={_THING_MISSING: lambda: UntouchedError(0)},
-)
 
 
 async def test_a_batched_unit_sends_its_last_writes_and_its_commit_together(
@@ -284,7 +284,7 @@ async def test_a_batched_unit_sends_its_last_writes_and_its_commit_together(
     monkeypatch.setattr(fastsql, "_pipelined", recorded)
     async with batched_unit(core_engine) as db:
         await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
-        await _ADD_CHECKED_BY_SERVER.defer(db, {"id": "th_1"})
+        await _ADD.defer(db, {"id": "th_1"})
     assert pipelines == [(2, "COMMIT")]
     async with core_engine.begin() as db:
         assert await THINGS.select.first(db, {"account_id": "acct_1", "id": "th_1"}) == {
@@ -293,28 +293,20 @@ async def test_a_batched_unit_sends_its_last_writes_and_its_commit_together(
         }
 
 
-async def _batched_insert_then(engine: AsyncEngine, last: Statement, **check: Any) -> None:
+async def _batched_insert_then_add_to_a_missing_thing(engine: AsyncEngine) -> None:
     async with batched_unit(engine) as db:
         await THINGS.insert(list(_thing("th_1"))).defer(db, _thing("th_1"))
-        await last.defer(db, {"id": "th_missing"}, **check)
+        await _ADD.defer(db, {"id": "th_missing"})
 
 
 async def test_a_check_the_server_refuses_with_the_commit_commits_nothing(
     core_engine: AsyncEngine,
 ) -> None:
     with pytest.raises(UntouchedError):
-        await _batched_insert_then(core_engine, _ADD_CHECKED_BY_SERVER)
+        await _batched_insert_then_add_to_a_missing_thing(core_engine)
     assert await _stored_ids(core_engine) == []
     await _insert_deferred(core_engine, "th_2")  # the pooled connection is usable again
     assert await _stored_ids(core_engine) == ["th_2"]
-
-
-async def test_a_client_side_check_still_runs_before_a_batched_commit(
-    core_engine: AsyncEngine,
-) -> None:
-    with pytest.raises(UntouchedError):
-        await _batched_insert_then(core_engine, _ADD, check=_exactly_one)
-    assert await _stored_ids(core_engine) == []
 
 
 async def test_a_refusal_is_translated_when_the_statement_runs_alone(
@@ -325,7 +317,7 @@ async def test_a_refusal_is_translated_when_the_statement_runs_alone(
 
     async def add_to_a_missing_thing() -> None:
         async with core_engine.begin() as db:
-            await _ADD_CHECKED_BY_SERVER.run(db, {"id": "th_missing"})
+            await _ADD.run(db, {"id": "th_missing"})
 
     with pytest.raises(UntouchedError):
         await add_to_a_missing_thing()
