@@ -10,7 +10,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from typing import Final, assert_never
@@ -253,6 +253,25 @@ def canonical_encoding(transaction: LedgerTransaction) -> bytes:
         "expires_at": _micros(transaction.expires_at),
     }
     return _canonical_json(body)
+
+
+_SEQUENCE_KEY = b'"sequence":'
+
+
+def canonical_encoding_around_sequence(transaction: LedgerTransaction) -> tuple[bytes, bytes]:
+    """The canonical encoding of `transaction` cut where its sequence number is written: the
+    bytes before the number and the bytes after it.
+
+    A posting made in one statement (`ledger_post`, core migration 0010_ledger_post) learns its
+    sequence only on the server, under the chain head's lock; the server joins head, sequence
+    and tail and hashes them as `chain_hash` would. Keys are sorted and every other string is
+    quoted (a quote inside one is escaped), so `"sequence":` followed by a digit occurs once."""
+    encoded = canonical_encoding(replace(transaction, sequence=0))
+    marker = _SEQUENCE_KEY + b"0"
+    head, found, tail = encoded.partition(marker)
+    if not found or marker in tail:
+        raise RuntimeError(f"cannot cut the encoding of {transaction.id!r} at its sequence")
+    return head + _SEQUENCE_KEY, tail
 
 
 def _canonical_json(body: Mapping[str, object]) -> bytes:

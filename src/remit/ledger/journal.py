@@ -7,18 +7,21 @@ touched in (name, currency) order, compute the new balances and check the guards
 write anything. A refused posting therefore writes nothing the caller could commit by mistake
 (at most the empty chain head of an account's very first posting).
 
-A posting is two round trips: the lock phase (`JournalRepository.lock_for_posting`: chain
-head, transaction id, and for POSTED and PENDING transactions the ledger accounts, in that
-order) and the write phase (`write_transaction`: transaction, postings, balances and chain
-head in one statement). The hash is computed here in between, so it stays the one `verify`
-recomputes. Pending resolutions and reversals learn their ledger accounts from a transaction
-they read under the chain lock, so they lock the accounts with a separate statement.
+A POSTED or PENDING posting is one statement (`JournalRepository.post`, the `ledger_post`
+function of core migration 0010): the steps above run on the server, which also hashes the
+transaction onto the chain (the caller sends its canonical encoding cut where the sequence
+goes, so the hash stays the one `verify` recomputes). The chain head is therefore held only
+while the server writes and the caller commits, never across a round trip to this process.
+Pending resolutions and reversals learn their ledger accounts from a transaction they read
+under the chain lock, so they take two round trips: the lock phase
+(`JournalRepository.lock_for_posting`) and the write phase (`write_transaction`), with the hash
+computed here in between.
 
 Nothing here commits: callers (the ledger's own service, or payments inside its own unit of
 work) decide when the transaction ends.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -45,7 +48,7 @@ from remit.ledger.domain import (
     validate_transaction_id,
 )
 from remit.ledger.objects import BalanceTransaction
-from remit.ledger.repository import JournalRepository
+from remit.ledger.repository import JournalRepository, Posted
 
 
 def _exists_with_different_payload(transaction_id: str) -> LedgerError:
@@ -157,18 +160,11 @@ async def _record(
     return transaction
 
 
-async def post(
-    db: AsyncConnection,
-    account_id: str,
-    request: TransactionRequest,
-    *,
-    now: datetime,
-    balance_transaction: BalanceTransaction | None = None,
-) -> PostResult:
-    """Record a POSTED transaction, or reserve a PENDING one for two-phase posting.
-
-    `balance_transaction`, the movement's balance transaction, is written with the transaction
-    (the same statement); a replay writes nothing, so the caller writes it then if it must."""
+def _checked_request(
+    account_id: str, request: TransactionRequest, now: datetime
+) -> tuple[LedgerTransaction, str]:
+    """The transaction `request` asks for, before it has a place in the chain (sequence 0,
+    no hash), and its payload digest."""
     validate_transaction_id(request.transaction_id)
     validate_postings(request.postings)
     if request.expires_at is not None and not request.pending:
@@ -180,34 +176,99 @@ async def post(
         metadata=request.metadata,
         description=request.description,
     )
-    repo = JournalRepository(db)
-    # A POSTED or PENDING transaction touches exactly the ledger accounts it names, so the lock
-    # phase can lock them together with the chain head.
-    locks = await repo.lock_for_posting(
-        account_id, request.transaction_id, (p.key for p in request.postings)
+    unsigned = LedgerTransaction(
+        account_id=account_id,
+        id=request.transaction_id,
+        sequence=0,
+        kind=kind,
+        postings=tuple(request.postings),
+        metadata=dict(request.metadata),
+        description=request.description,
+        created_at=now,
+        hash="",
+        previous_hash="",
+        expires_at=request.expires_at,
+        pending_status=PendingStatus.OPEN if kind is TransactionKind.PENDING else None,
     )
+    return unsigned, digest
+
+
+async def post(
+    db: AsyncConnection,
+    account_id: str,
+    request: TransactionRequest,
+    *,
+    now: datetime,
+    balance_transaction: BalanceTransaction | None = None,
+) -> PostResult:
+    """Record a POSTED transaction, or reserve a PENDING one for two-phase posting, in one
+    statement (`JournalRepository.post`): the account's chain head is locked on the server and
+    held only until the caller commits, never across a round trip to this process.
+
+    `balance_transaction`, the movement's balance transaction, is written with the transaction
+    (the same statement); a replay writes nothing, so the caller writes it then if it must."""
+    unsigned, digest = _checked_request(account_id, request, now)
+    repo = JournalRepository(db)
+    posted = await _send(repo, request, unsigned, digest, balance_transaction, answered=True)
+    assert posted is not None
     replay = await _replay_or_refuse(
-        repo, account_id, request.transaction_id, digest, locks.existing_digest
+        repo, account_id, request.transaction_id, digest, posted.existing_digest
     )
     if replay is not None:
         return replay
-    transaction = await _record(
-        repo,
-        account_id,
-        chain=locks.chain,
-        locked=locks.locked,
-        balance_transaction=balance_transaction,
-        kind=kind,
-        transaction_id=request.transaction_id,
-        postings=request.postings,
-        guards=request.guards,
-        metadata=request.metadata,
-        description=request.description,
-        digest=digest,
-        now=now,
-        expires_at=request.expires_at,
+    if posted.refused is not None:
+        name, currency, available, needed = posted.refused
+        raise balance_insufficient(
+            f"Insufficient funds in {name} ({currency}): {available} available, {needed} needed."
+        )
+    assert posted.chain is not None
+    sequence, chain_hash_, previous_hash = posted.chain
+    transaction = replace(
+        unsigned, sequence=sequence, hash=chain_hash_, previous_hash=previous_hash
     )
     return PostResult(transaction, replayed=False)
+
+
+async def post_unanswered(
+    db: AsyncConnection,
+    account_id: str,
+    request: TransactionRequest,
+    *,
+    now: datetime,
+    balance_transaction: BalanceTransaction | None = None,
+) -> None:
+    """`post` for a caller that has nothing to decide from the answer: the statement is
+    deferred (in a batched unit it goes out with the COMMIT, so the chain head is locked for
+    no longer than the server takes to write and commit).
+
+    The posting must be new, or the same posting again (a replay, which writes
+    `balance_transaction` if it is missing); an id taken by another payload, or a guard that
+    refuses, fails the caller's unit of work on the server. Only for postings whose caller has
+    already ruled both out (a capture checks for its earlier balance transaction and credits
+    only)."""
+    unsigned, digest = _checked_request(account_id, request, now)
+    repo = JournalRepository(db)
+    await _send(repo, request, unsigned, digest, balance_transaction, answered=False)
+
+
+def _send(
+    repo: JournalRepository,
+    request: TransactionRequest,
+    unsigned: LedgerTransaction,
+    digest: str,
+    balance_transaction: BalanceTransaction | None,
+    *,
+    answered: bool,
+) -> Awaitable[Posted | None]:
+    return repo.post(
+        unsigned,
+        payload_digest=digest,
+        changes=balance_changes(unsigned.kind, unsigned.postings),
+        flagged_by_default=NON_NEGATIVE,
+        guards=request.guards,
+        balance_transaction=balance_transaction,
+        answered=answered,
+    )
 
 
 async def _open_pending(

@@ -260,7 +260,10 @@ async def record_charge_captured(
         if fee_posted is None or fee_posted.replayed:
             await balances.insert_balance_transaction(txn)
     else:
-        captured = await journal.post(
+        # Nothing below depends on the answer, and the capture found no earlier balance
+        # transaction and credits only: the posting goes out with the caller's next statement
+        # or its COMMIT (a retry of the same capture replays on the server).
+        await journal.post_unanswered(
             db,
             account_id,
             TransactionRequest(
@@ -276,8 +279,6 @@ async def record_charge_captured(
             now=now,
             balance_transaction=txn,
         )
-        if captured.replayed:
-            await balances.insert_balance_transaction(txn)
     if bypass_pending:
         txn = await make_available(db, txn, now=now)
     return txn

@@ -29,6 +29,7 @@ from remit.ledger.domain import (
     PendingStatus,
     Posting,
     TransactionKind,
+    canonical_encoding_around_sequence,
 )
 from remit.ledger.objects import BalanceTransaction
 from remit.ledger.tables import (
@@ -133,6 +134,76 @@ _WRITE_JSON = frozenset(
 )
 _WRITE_TRANSACTION = Statement(_WRITE_PARTS + _WRITE_RESULT, _WRITE_JSON)
 _WRITE_TRANSACTION_AND_ENTRY = Statement(_WRITE_PARTS + _ENTRY + _WRITE_RESULT, _WRITE_JSON)
+
+# A whole POSTED or PENDING posting in one statement (core migration 0010_ledger_post): the
+# chain head is locked on the server and released at the commit, with no round trip to the
+# client in between.
+_POSTED = """
+WITH posted AS (
+    SELECT * FROM ledger_post(
+        CAST(%(account_id)s AS text), CAST(%(id)s AS text), CAST(%(kind)s AS text),
+        CAST(%(pending_status)s AS text), CAST(%(expires_at)s AS timestamptz),
+        CAST(%(metadata)s AS jsonb), CAST(%(description)s AS text),
+        CAST(%(payload_digest)s AS text), CAST(%(created_at)s AS timestamptz),
+        CAST(%(encoding_head)s AS bytea), CAST(%(encoding_tail)s AS bytea),
+        CAST(%(names)s AS text[]), CAST(%(currencies)s AS text[]), CAST(%(new_ids)s AS text[]),
+        CAST(%(flagged_by_default)s AS boolean[]), CAST(%(guarded)s AS boolean[]),
+        CAST(%(posted)s AS bigint[]), CAST(%(incoming)s AS bigint[]),
+        CAST(%(outgoing)s AS bigint[]), CAST(%(posting_keys)s AS integer[]),
+        CAST(%(posting_amounts)s AS bigint[])
+    )
+)"""
+# The balance transaction of the movement, written when the posting was (a retry of the same
+# posting writes it too, as a replay does; the table's unique ledger transaction id keeps it
+# to one row).
+_POSTED_ENTRY = f"""
+, entry AS (
+    INSERT INTO balance_transactions ({_ENTRY_COLUMNS})
+    SELECT {_ENTRY_VALUES} FROM posted
+    WHERE posted.outcome = 'written' OR (
+        posted.outcome = 'exists'
+        AND posted.existing_digest = CAST(%(payload_digest)s AS text)
+        AND CAST(%(entry_on_replay)s AS boolean)
+    )
+)"""  # noqa: S608 (column names and types from the table definition)
+_ANSWER = " SELECT * FROM posted"
+_POST = Statement(_POSTED + _ANSWER, _WRITE_JSON)
+_POST_WITH_ENTRY = Statement(_POSTED + _POSTED_ENTRY + _ANSWER, _WRITE_JSON)
+# For a caller with nothing to decide from the answer: the posting must be written, or be the
+# same posting again; anything else fails the statement on the server (and so the caller's
+# transaction, even when it travels with the COMMIT).
+_REQUIRE_POSTED = """
+SELECT remit_require(
+    posted.outcome = 'written' OR (
+        posted.outcome = 'exists' AND posted.existing_digest = CAST(%(payload_digest)s AS text)
+    ),
+    'RM500',
+    format('Ledger transaction %%s was not recorded (%%s%%s).', CAST(%(id)s AS text),
+        posted.outcome,
+        coalesce(' in ' || posted.refused_name || ' ' || posted.refused_currency, ''))
+) AS written FROM posted
+"""
+_POST_UNANSWERED = Statement(_POSTED + _REQUIRE_POSTED, _WRITE_JSON)
+_POST_UNANSWERED_WITH_ENTRY = Statement(_POSTED + _POSTED_ENTRY + _REQUIRE_POSTED, _WRITE_JSON)
+
+
+def _entry_params(balance_transaction: BalanceTransaction | None) -> dict[str, object]:
+    """The parameters of the balance transaction CTE (columns prefixed with "bt_")."""
+    if balance_transaction is None:
+        return {}
+    values = balance_transaction_values(balance_transaction)
+    return {f"bt_{name}": value for name, value in values.items()}
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What `ledger_post` did: wrote the transaction at (sequence, hash, previous hash), found
+    the id taken (its payload digest), or refused it (the first guarded ledger account that
+    would go below zero: name, currency, what it has, what the posting takes)."""
+
+    chain: tuple[int, str, str] | None
+    existing_digest: str | None
+    refused: tuple[str, str, int, int] | None
 
 
 class _Fields:
@@ -312,6 +383,83 @@ class JournalRepository:
             locked=locked,
         )
 
+    async def post(
+        self,
+        unsigned: LedgerTransaction,
+        *,
+        payload_digest: str,
+        changes: Mapping[tuple[str, str], BalanceChange],
+        flagged_by_default: Mapping[str, bool],
+        guards: frozenset[str] = frozenset(),
+        balance_transaction: BalanceTransaction | None = None,
+        answered: bool = True,
+    ) -> Posted | None:
+        """A POSTED or PENDING transaction in one statement (`ledger_post`): lock the chain
+        head, check the id, lock and guard the ledger accounts, create the missing ones, hash
+        onto the chain and write it all. `unsigned` carries everything but its place in the
+        chain (sequence, hash, previous hash), which the server gives it.
+
+        `answered=False` defers the statement (it goes out with the unit's next statement or
+        its COMMIT) and returns None: the posting must then be written, or be the same posting
+        again; anything else fails the unit on the server."""
+        head, tail = canonical_encoding_around_sequence(unsigned)
+        keys = sorted(changes)
+        position = {key: index for index, key in enumerate(keys, start=1)}
+        params = _entry_params(balance_transaction) | {
+            "account_id": unsigned.account_id,
+            "id": unsigned.id,
+            "kind": unsigned.kind.value,
+            "pending_status": None
+            if unsigned.pending_status is None
+            else unsigned.pending_status.value,
+            "expires_at": unsigned.expires_at,
+            "metadata": dict(unsigned.metadata),
+            "description": unsigned.description,
+            "payload_digest": payload_digest,
+            "created_at": unsigned.created_at,
+            "encoding_head": head,
+            "encoding_tail": tail,
+            "names": [name for name, _ in keys],
+            "currencies": [currency for _, currency in keys],
+            "new_ids": [new_id("la") for _ in keys],
+            "flagged_by_default": [flagged_by_default.get(name, False) for name, _ in keys],
+            "guarded": [name in guards for name, _ in keys],
+            "posted": [changes[key].posted for key in keys],
+            "incoming": [changes[key].pending_incoming for key in keys],
+            "outgoing": [changes[key].pending_outgoing for key in keys],
+            "posting_keys": [position[posting.key] for posting in unsigned.postings],
+            "posting_amounts": [posting.amount_minor for posting in unsigned.postings],
+            "entry_on_replay": True,
+        }
+        if not answered:
+            unanswered = (
+                _POST_UNANSWERED if balance_transaction is None else _POST_UNANSWERED_WITH_ENTRY
+            )
+            await unanswered.defer(self._db, params)
+            return None
+        statement = _POST if balance_transaction is None else _POST_WITH_ENTRY
+        # An answered caller writes the entry of a replay itself (it decides on the replay).
+        row = await statement.first(self._db, params | {"entry_on_replay": False})
+        assert row is not None
+        if row["outcome"] == "written":
+            return Posted(
+                chain=(int(row["sequence"]), str(row["hash"]), str(row["previous_hash"])),
+                existing_digest=None,
+                refused=None,
+            )
+        if row["outcome"] == "exists":
+            return Posted(chain=None, existing_digest=str(row["existing_digest"]), refused=None)
+        return Posted(
+            chain=None,
+            existing_digest=None,
+            refused=(
+                str(row["refused_name"]),
+                str(row["refused_currency"]),
+                int(row["refused_available"]),
+                int(row["refused_needed"]),
+            ),
+        )
+
     async def write_transaction(
         self,
         transaction: LedgerTransaction,
@@ -329,14 +477,7 @@ class JournalRepository:
         work it goes out with the next statement, or with the COMMIT, and it checks itself on
         the server."""
         ordered = sorted(changes.items())
-        entry = (
-            {}
-            if balance_transaction is None
-            else {
-                f"bt_{name}": value
-                for name, value in balance_transaction_values(balance_transaction).items()
-            }
-        )
+        entry = _entry_params(balance_transaction)
         statement = (
             _WRITE_TRANSACTION if balance_transaction is None else _WRITE_TRANSACTION_AND_ENTRY
         )

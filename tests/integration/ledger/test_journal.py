@@ -17,9 +17,11 @@ from remit.ledger.domain import (
     Posting,
     TransactionKind,
     TransactionRequest,
+    chain_hash,
 )
 from remit.ledger.repository import JournalRepository
 from remit.ledger.tables import ledger_postings, ledger_transactions
+from remit.storage import fastsql
 from remit.storage.engine import batched_unit
 from tests.support.statements import statements_sent
 
@@ -291,12 +293,12 @@ async def test_postings_cannot_be_edited_in_place(
             await db.execute(ledger_postings.update().values(amount_minor=1))
 
 
-async def test_a_posting_is_one_lock_statement_and_one_write_statement(
+async def test_a_posting_is_one_statement(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
-    """Chain head, replay check and ledger account locks in one round trip; transaction,
-    postings, balances and chain head in another. A replay is the lock statement plus the
-    read of the recorded transaction."""
+    """Chain head, replay check, ledger account locks, guards, hash and write in one statement
+    (`ledger_post`), so the chain head is never held across a round trip to the client. A
+    replay is that statement plus the read of the recorded transaction."""
     async with core_engine.begin() as db:
         await journal.post(db, account_id, move("t1", "world", "wallet", 500), now=clock.now())
     with statements_sent(core_engine) as statements:
@@ -306,11 +308,107 @@ async def test_a_posting_is_one_lock_statement_and_one_write_statement(
             replay = await journal.post(
                 db, account_id, move("t2", "wallet", "world", 200), now=clock.now()
             )
-    assert posted == 2, statements
-    assert "ledger_lock_for_posting" in statements[0]
+    assert posted == 1, statements
+    assert "ledger_post(" in statements[0]
     assert replay.replayed
-    assert len(statements) == 2 + 3  # lock phase, the transaction, its postings
+    assert len(statements) == 1 + 3  # the posting, the transaction, its postings
     assert await balance(core_engine, account_id, "wallet") == 300
+
+
+async def test_the_server_hashes_a_posting_exactly_as_the_chain_is_verified(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """`ledger_post` learns the sequence under the chain head's lock and hashes on the server;
+    the hash must be the one `chain_hash` recomputes, whatever the metadata and description
+    hold (quotes, the word "sequence", non-ASCII text)."""
+    request = TransactionRequest(
+        transaction_id="t-hash",
+        postings=(Posting("world", -700, "usd"), Posting("wallet", 700, "usd")),
+        metadata={"sequence": "0", "note": 'say "sequence":0 twice: "sequence":0'},
+        description='Caf\u00e9 "sequence":0',
+    )
+    async with core_engine.begin() as db:
+        first = await journal.post(
+            db, account_id, move("t0", "world", "wallet", 1), now=clock.now()
+        )
+        posted = await journal.post(db, account_id, request, now=clock.now())
+    stored = posted.transaction
+    assert (stored.sequence, stored.previous_hash) == (2, first.transaction.hash)
+    assert stored.hash == chain_hash(stored.previous_hash, stored)
+    async with core_engine.connect() as db:
+        read_back = await JournalRepository(db).get_transaction(account_id, "t-hash")
+    assert read_back == stored
+
+
+async def test_a_refused_guard_names_the_account_and_what_it_lacks(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("fund", "world", "wallet", 100), now=clock.now())
+        await journal.post(
+            db,
+            account_id,
+            move("hold", "wallet", "escrow", 30, pending=True),
+            now=clock.now(),
+        )
+    async with core_engine.begin() as db:
+        with pytest.raises(LedgerError) as raised:
+            await journal.post(
+                db,
+                account_id,
+                move("over", "wallet", "shop", 71, guards=frozenset({"wallet"})),
+                now=clock.now(),
+            )
+    assert raised.value.message == ("Insufficient funds in wallet (usd): 70 available, 71 needed.")
+
+
+async def test_an_unanswered_posting_goes_out_with_the_commit_and_replays_on_the_server(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """`post_unanswered` sends nothing until the unit commits; the same posting again writes
+    nothing more."""
+    request = move("t-unanswered", "world", "wallet", 250)
+    with statements_sent(core_engine) as statements:
+        async with batched_unit(core_engine) as db:
+            await journal.post_unanswered(db, account_id, request, now=clock.now())
+            assert fastsql.holds(fastsql.driver(db))
+    assert len(statements) == 1
+    assert "ledger_post(" in statements[0]
+    async with batched_unit(core_engine) as db:
+        await journal.post_unanswered(db, account_id, request, now=clock.now())
+    assert await count_transactions(core_engine) == 1
+    assert await balance(core_engine, account_id, "wallet") == 250
+
+
+@pytest.mark.parametrize(
+    "clash",
+    [
+        pytest.param(move("t-taken", "world", "wallet", 251), id="id taken by another payload"),
+        pytest.param(
+            move("t-guarded", "wallet", "shop", 251, guards=frozenset({"wallet"})),
+            id="guard refuses",
+        ),
+    ],
+)
+async def test_an_unanswered_posting_that_cannot_be_written_fails_its_unit_on_the_server(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, clash: TransactionRequest
+) -> None:
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("t-taken", "world", "wallet", 250), now=clock.now())
+
+    async def post_both() -> None:
+        async with batched_unit(core_engine) as db:
+            await journal.post_unanswered(
+                db, account_id, move("t-other", "world", "savings", 5), now=clock.now()
+            )
+            await journal.post_unanswered(db, account_id, clash, now=clock.now())
+
+    with pytest.raises(psycopg.Error, match="was not recorded") as refused:
+        await post_both()
+    assert refused.value.sqlstate == "RM500"
+    assert await count_transactions(core_engine) == 1
+    assert await balance(core_engine, account_id, "wallet") == 250
+    assert await balance(core_engine, account_id, "savings") == 0
 
 
 async def test_a_posting_writes_its_chain_head_once(

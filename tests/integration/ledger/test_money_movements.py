@@ -384,11 +384,11 @@ async def test_a_failed_refund_returns_its_money(
     await assert_verified(core_engine, clock)
 
 
-async def test_a_capture_reads_once_posts_in_two_statements_and_writes_its_balance_transaction(
+async def test_a_capture_reads_once_posts_in_one_statement_and_writes_its_balance_transaction(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
-    """Balance transaction, pricing and authorization are read together; the posting is a lock
-    statement and a write statement, which also writes the balance transaction."""
+    """Balance transaction, pricing and authorization are read together; the posting is one
+    statement (`ledger_post`), which also writes the balance transaction."""
 
     async def capture(charge_id: str) -> None:
         async with core_engine.begin() as db:
@@ -404,9 +404,9 @@ async def test_a_capture_reads_once_posts_in_two_statements_and_writes_its_balan
     await capture("ch_first")
     with statements_sent(core_engine) as statements:
         await capture("ch_second")
-    assert len(statements) == 3, statements
-    assert "ledger_lock_for_posting" in statements[1]
-    assert "INSERT INTO balance_transactions" in statements[2]
+    assert len(statements) == 2, statements
+    assert "ledger_post(" in statements[1]
+    assert "INSERT INTO balance_transactions" in statements[1]
     assert (await balances(core_engine, account_id))[PENDING] == 2 * (1_000 - 59)
     await assert_verified(core_engine, clock)
 

@@ -23,10 +23,11 @@ pytestmark = pytest.mark.anyio
 # fenced by the key's owner token, so the key is not locked first);
 # network answer: store it and advance in one statement (1); outcome: lock the key, intent and
 # charge in one statement, update intent and charge (3), finish (1), two events (2), capture
-# state, ledger lock, ledger write (3). Writes are counted where they are made: most of them
+# state and the ledger posting (`ledger_post`: lock, check and write in one statement) (2).
+# Writes are counted where they are made: most of them
 # travel together in a pipeline (remit.storage.fastsql.deferring), but each is still a
 # statement PostgreSQL runs.
-CONFIRMED_PAYMENT_STATEMENTS = 1 + 5 + 1 + 3 + 1 + 2 + 3
+CONFIRMED_PAYMENT_STATEMENTS = 1 + 5 + 1 + 3 + 1 + 2 + 2
 
 
 async def _statements_of_a_payment(engine: AsyncEngine) -> list[str]:
@@ -57,10 +58,10 @@ async def test_a_confirmed_payment_stays_within_its_statement_budget(
 
 
 async def test_the_ledger_posts_last_in_the_outcome_phase(core_engine: AsyncEngine) -> None:
-    """The ledger's lock phase locks the account's chain head until the commit; every statement
-    sent after it would make the account's other payments wait longer for it."""
+    """The ledger's posting locks the account's chain head until the commit; every statement
+    sent after it would make the account's other payments wait longer for it. It is one
+    statement, sent with the COMMIT."""
     statements = await _statements_of_a_payment(core_engine)
-    locks = [i for i, sql in enumerate(statements) if "ledger_lock_for_posting" in sql]
-    assert len(locks) == 1
-    assert locks[0] == len(statements) - 2, statements[locks[0] :]
-    assert "INSERT INTO ledger_transactions" in statements[-1]
+    posts = [i for i, sql in enumerate(statements) if "ledger_post(" in sql]
+    assert posts == [len(statements) - 1], statements[posts[0] if posts else -1 :]
+    assert not any("ledger_lock_for_posting" in sql for sql in statements)

@@ -1,5 +1,6 @@
 """The ledger's pure rules: what a valid transaction is, how it moves balances, its hash."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -10,6 +11,8 @@ from remit.ledger.domain import (
     Posting,
     TransactionKind,
     balance_changes,
+    canonical_encoding,
+    canonical_encoding_around_sequence,
     chain_hash,
     payload_digest,
     validate_partial_post,
@@ -154,3 +157,25 @@ def test_reconciliation_pairs_items_on_kind_and_reference() -> None:
         (RowKind.REFUND, "ch_1", RowStatus.MISSING_AT_ACQUIRER),
         (RowKind.REFUND, "re_9", RowStatus.MISSING_IN_LEDGER),
     ]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {},
+        {"sequence": "0"},
+        {"note": '"sequence":0 and "sequence":12'},
+        {'"sequence":0': "x"},
+    ],
+)
+@pytest.mark.parametrize("sequence", [1, 9, 10, 123_456_789_012])
+def test_the_encoding_cut_at_the_sequence_joins_back_into_the_canonical_encoding(
+    metadata: dict[str, str], sequence: int
+) -> None:
+    """The server hashes head + sequence + tail (`ledger_post`); that must be exactly the
+    encoding `chain_hash` covers, whatever the metadata holds."""
+    numbered = replace(
+        tx(Posting("a", -5, "usd"), Posting("b", 5, "usd"), metadata=metadata), sequence=sequence
+    )
+    head, tail = canonical_encoding_around_sequence(numbered)
+    assert head + str(sequence).encode() + tail == canonical_encoding(numbered)
