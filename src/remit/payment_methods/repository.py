@@ -1,9 +1,11 @@
 """PaymentMethod and Token persistence inside the caller's transaction."""
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import Row, RowMapping
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payment_methods.domain import CardSummary, PaymentMethod, Token
@@ -26,7 +28,7 @@ def _card_values(card: CardSummary) -> dict[str, object]:
     }
 
 
-def _card(m: RowMapping) -> CardSummary:
+def _card(m: Mapping[Any, Any]) -> CardSummary:
     return CardSummary(
         brand=m["brand"],
         last4=m["last4"],
@@ -39,7 +41,10 @@ def _card(m: RowMapping) -> CardSummary:
 
 
 def _pm_from_row(row: Row[tuple[object, ...]]) -> PaymentMethod:
-    m = row._mapping
+    return _pm_from_mapping(row._mapping)
+
+
+def _pm_from_mapping(m: Mapping[Any, Any]) -> PaymentMethod:
     return PaymentMethod(
         id=m["id"],
         account_id=m["account_id"],
@@ -109,13 +114,11 @@ class SqlPaymentMethodRepository:
     async def get(
         self, account_id: str, method_id: str, *, for_update: bool = False
     ) -> PaymentMethod | None:
-        query = select(payment_methods).where(
-            payment_methods.c.account_id == account_id, payment_methods.c.id == method_id
-        )
-        if for_update:
-            query = query.with_for_update()
-        row = (await self._sa.execute(query)).first()
-        return None if row is None else _pm_from_row(row)
+        # Read on every payment with a saved payment method: straight to the driver, on a
+        # single-statement connection or in the caller's unit of work.
+        statement = _PAYMENT_METHODS.select_for_update if for_update else _PAYMENT_METHODS.select
+        row = await statement.first(self._db, {"account_id": account_id, "id": method_id})
+        return None if row is None else _pm_from_mapping(row)
 
     async def save(self, method: PaymentMethod) -> None:
         await self._sa.execute(

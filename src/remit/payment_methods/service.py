@@ -157,8 +157,8 @@ class PaymentMethodsService:
         """A payment method; a test id gives a fresh payment method of its test card."""
         if is_test_id(method_id) and has_prefix(method_id, "pm"):
             return await self._materialize_test_id(account_id, method_id)
-        async with self._engine.begin() as db:
-            method = await SqlPaymentMethodRepository(db).get(account_id, method_id)
+        async with single_statement(self._engine) as connection:
+            method = await SqlPaymentMethodRepository(connection).get(account_id, method_id)
         if method is None:
             raise not_found("payment_method", method_id, param="payment_method")
         return method

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
@@ -20,6 +21,7 @@ from remit.vault.domain import ForwardRequest
 from remit.vault.keystore import FileKeyStore
 from tests.support.fake_acquirer import RecordingAcquirer, running_acquirer
 from tests.support.postgres import WorkerDatabases
+from tests.support.statements import statements_sent
 from tests.support.vault import RunningVault, dump_database, empty_vault_database, running_vault
 
 pytestmark = pytest.mark.anyio
@@ -199,3 +201,30 @@ async def test_customers_can_be_created_with_a_test_card_updated_listed_and_dele
     with pytest.raises(RemitError) as caught:
         await customers.get(core.other_account_id, other.id)
     assert caught.value.kind is ErrorKind.NOT_FOUND
+
+
+async def test_charging_a_saved_payment_method_reads_it_in_one_statement(core: Core) -> None:
+    """Every payment with a saved payment method reads it: one autocommitted statement, not a
+    transaction around a read (BEGIN, SELECT and COMMIT: three round trips)."""
+    saved = await core.payment_methods.create(
+        core.account_id, NewPaymentMethod(vault_token=await _vault_token(core))
+    )
+    transactions: list[object] = []
+
+    def began(connection: object) -> None:
+        transactions.append(connection)
+
+    event.listen(core.engine.sync_engine, "begin", began)
+    try:
+        with statements_sent(core.engine) as statements:
+            method, vault_token = await core.payment_methods.get_for_charge(
+                core.account_id, saved.id
+            )
+    finally:
+        event.remove(core.engine.sync_engine, "begin", began)
+    assert (method, vault_token) == (saved, saved.vault_token)
+    assert len(statements) == 1, statements
+    assert transactions == []
+    with pytest.raises(RemitError) as missing:
+        await core.payment_methods.get_for_charge(core.other_account_id, saved.id)
+    assert missing.value.kind is ErrorKind.NOT_FOUND
