@@ -49,6 +49,24 @@ def test_captures_refunds_and_fees_reach_the_balance_and_the_ledger_verifies(
     by_type = sorted((t.type, t.amount, t.fee) for t in transactions)
     assert by_type == [("charge", 3000, 117), ("charge", 10000, 320), ("refund", -1000, 0)]
 
+    # Each charge and refund names its balance transaction, which expands (fees and net).
+    charge = client.v1.charges.retrieve(
+        str(paid.latest_charge), params={"expand": ["balance_transaction"]}
+    )
+    assert isinstance(charge.balance_transaction, stripe.BalanceTransaction)
+    assert (charge.balance_transaction.amount, charge.balance_transaction.fee) == (10000, 320)
+    assert charge.balance_transaction.net == 10000 - 320
+    assert charge.balance_transaction.source == charge.id
+    captured = client.v1.payment_intents.retrieve(
+        held.id, params={"expand": ["latest_charge.balance_transaction"]}
+    )
+    assert isinstance(captured.latest_charge, stripe.Charge)
+    held_fee = captured.latest_charge.balance_transaction
+    assert isinstance(held_fee, stripe.BalanceTransaction)
+    assert (held_fee.amount, held_fee.fee) == (3000, 117)
+    (refund,) = client.v1.refunds.list(params={"payment_intent": paid.id}).data
+    assert refund.balance_transaction in {t.id for t in transactions if t.type == "refund"}
+
     verify = subprocess.run(
         [sys.executable, "-m", "remit", "ledger", "verify"],
         env=platform.env,
@@ -72,6 +90,7 @@ def test_canceling_an_authorization_releases_its_reservation(
             "return_url": RETURN_URL,
         }
     )
+    assert client.v1.charges.retrieve(str(held.latest_charge)).balance_transaction is None
     client.v1.payment_intents.cancel(held.id)
     assert _balance(client, "pending") == 0
     assert client.v1.balance_transactions.list().data == []

@@ -173,6 +173,7 @@ async def record_charge_captured(
     acquirer_reference: str | None = None,
     authorization_id: str | None = None,
     description: str | None = None,
+    balance_transaction_id: str | None = None,
 ) -> BalanceTransaction:
     """Captured funds: gross into the merchant's pending balance, the fee to the platform.
 
@@ -183,6 +184,8 @@ async def record_charge_captured(
     4000000000000077, pm_card_bypassPending) makes the funds available at once.
     `acquirer_reference` is the reference the capture was sent to the acquirer with (default:
     the charge id); reconciliation matches settlement rows on it.
+
+    `balance_transaction_id` is the txn_ id the charge already shows (a new one by default).
 
     Returns the charge's balance transaction (type charge, fee_details with the processing fee).
     """
@@ -208,7 +211,7 @@ async def record_charge_captured(
             account_id, authorization_id_for(charge_id)
         )
     txn = BalanceTransaction(
-        id=new_id("txn"),
+        id=balance_transaction_id or new_id("txn"),
         account_id=account_id,
         ledger_transaction_id=capture_id,
         type=BalanceTransactionType.CHARGE,
@@ -322,12 +325,14 @@ async def record_refund(
     fee_policy: RefundFeePolicy = RefundFeePolicy.KEEP,
     acquirer_reference: str | None = None,
     description: str | None = None,
+    balance_transaction_id: str | None = None,
 ) -> BalanceTransaction:
     """A refund of a captured charge, taken from the available balance at once.
 
     As on Stripe, a refund may take the available balance below zero (payouts cannot), and the
     processing fee is kept unless `fee_policy` says otherwise (see `fees.py`). Refunding more
     than remains of the charge fails (`amount_too_large`, or `charge_already_refunded`).
+    `balance_transaction_id` is the txn_ id the refund already shows (a new one by default).
     Returns the refund's balance transaction (type refund, negative amount).
     """
     _positive(amount_minor, "amount")
@@ -387,7 +392,7 @@ async def record_refund(
         now=now,
     )
     txn = BalanceTransaction(
-        id=new_id("txn"),
+        id=balance_transaction_id or new_id("txn"),
         account_id=account_id,
         ledger_transaction_id=refund_tx,
         type=BalanceTransactionType.REFUND,

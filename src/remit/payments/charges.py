@@ -99,6 +99,9 @@ class Charge:
     risk: Mapping[str, object] | None = None
     authentication: Mapping[str, object] | None = None
     review_id: str | None = None
+    # The balance transaction of the captured funds, named when the charge is captured; the
+    # ledger writes it under this id in the same database transaction.
+    balance_transaction_id: str | None = None
 
     @property
     def refundable_minor(self) -> int:
@@ -124,3 +127,5 @@ class Refund:
     failure_reason: str | None = None
     acquirer_refund_id: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # The balance transaction that debits the refund, named when the refund succeeds.
+    balance_transaction_id: str | None = None

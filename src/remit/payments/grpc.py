@@ -247,6 +247,7 @@ def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
     _set_optional(
         message,
         {
+            "balance_transaction": charge.balance_transaction_id,
             "customer": charge.customer_id,
             "description": charge.description,
             "failure_code": charge.failure_code,
@@ -295,6 +296,8 @@ def refund_message(refund: Refund) -> pb.Refund:
         message.reason = _REFUND_REASON[refund.reason]
     if refund.failure_reason is not None:
         message.failure_reason = refund.failure_reason
+    if refund.balance_transaction_id is not None:
+        message.balance_transaction = refund.balance_transaction_id
     return message
 
 

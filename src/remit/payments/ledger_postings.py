@@ -70,6 +70,7 @@ class LedgerPostings:
                 acquirer_reference=after.id if authorized else f"{after.id}_capture",
                 authorization_id=after.authorization_id,
                 description=after.description,
+                balance_transaction_id=after.balance_transaction_id,
             )
 
     async def refund_changed(
@@ -88,4 +89,5 @@ class LedgerPostings:
                 currency=after.currency,
                 now=self._clock.now(),
                 acquirer_reference=after.id,
+                balance_transaction_id=after.balance_transaction_id,
             )

@@ -123,6 +123,7 @@ def _charge_values(charge: Charge) -> dict[str, object]:
         "risk": None if charge.risk is None else dict(charge.risk),
         "authentication": None if charge.authentication is None else dict(charge.authentication),
         "review_id": charge.review_id,
+        "balance_transaction_id": charge.balance_transaction_id,
         "updated_at": charge.updated_at,
     }
 
@@ -156,6 +157,7 @@ def charge_from_row(m: Fields) -> Charge:
         risk=m["risk"],
         authentication=m["authentication"],
         review_id=m["review_id"],
+        balance_transaction_id=m["balance_transaction_id"],
     )
 
 
@@ -170,6 +172,7 @@ def _refund_values(refund: Refund) -> dict[str, object]:
         "failure_reason": refund.failure_reason,
         "acquirer_refund_id": refund.acquirer_refund_id,
         "metadata": dict(refund.metadata),
+        "balance_transaction_id": refund.balance_transaction_id,
         "updated_at": refund.updated_at,
     }
 
@@ -189,6 +192,7 @@ def refund_from_row(m: Fields) -> Refund:
         failure_reason=m["failure_reason"],
         acquirer_refund_id=m["acquirer_refund_id"],
         metadata=m["metadata"],
+        balance_transaction_id=m["balance_transaction_id"],
     )
 
 

@@ -767,6 +767,7 @@ class PaymentsService:
                     authorization_id=_text(result.get("authorization_id")),
                     outcome=outcome,
                     updated_at=now,
+                    balance_transaction_id=new_id("txn") if captured else None,
                 )
                 after = transition(
                     intent,
@@ -938,6 +939,7 @@ class PaymentsService:
                     amount_captured_minor=amount,
                     capture_requested=False,
                     updated_at=now,
+                    balance_transaction_id=new_id("txn"),
                 )
                 await charges.save(captured)
                 await intents.save(after)
@@ -1291,6 +1293,7 @@ class PaymentsService:
                     status=RefundStatus.SUCCEEDED,
                     acquirer_refund_id=operation.operation_id,
                     updated_at=now,
+                    balance_transaction_id=new_id("txn"),
                 )
                 charge_after = locked_charge
             else:

@@ -84,6 +84,8 @@ charges = Table(
     Column("risk", JSONB, nullable=True),
     Column("authentication", JSONB, nullable=True),
     Column("review_id", Text, nullable=True),
+    # The charge's balance transaction (txn_), chosen when it is captured.
+    Column("balance_transaction_id", Text, nullable=True),
     Index("ix_charges_account_created", "account_id", "created_at", "id"),
     Index("ix_charges_payment_intent_id", "payment_intent_id"),
 )
@@ -104,6 +106,8 @@ refunds = Table(
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The refund's balance transaction (txn_), chosen when it succeeds.
+    Column("balance_transaction_id", Text, nullable=True),
     Index("ix_refunds_account_created", "account_id", "created_at", "id"),
     Index("ix_refunds_charge_id", "charge_id"),
 )

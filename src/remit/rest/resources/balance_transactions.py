@@ -3,6 +3,7 @@
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
+from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import Currency, Enum, PageRequest, Schema, String, list_schema
@@ -18,10 +19,20 @@ LIST = list_schema(
 )
 
 
-async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
-    request = pb.GetBalanceTransactionRequest(id=context.path["id"])
+async def fetch_balance_transaction(context: ApiContext, deps: object, txn_id: str) -> JsonObject:
+    """A balance transaction by id, for `expand[]` (a charge's or refund's
+    `balance_transaction`)."""
+    assert isinstance(deps, Dependencies)
+    request = pb.GetBalanceTransactionRequest(id=txn_id)
     reply = await call(deps.ledger.GetBalanceTransaction, request, context)
     return to_json(reply.balance_transaction)
+
+
+register_resource(pb.BalanceTransaction.DESCRIPTOR, fetch_balance_transaction)
+
+
+async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
+    return await fetch_balance_transaction(context, deps, context.path["id"])
 
 
 async def list_balance_transactions(context: ApiContext, deps: Dependencies) -> JsonObject:
