@@ -10,6 +10,8 @@ from remit.payments.idempotency import RecoveryPoint
 from remit.payments.ports import ChargeableCard
 from remit.payments.service import PaymentsService
 from remit.payments.tables import idempotency_keys
+from remit.payments.wiring import payment_hooks
+from remit.radar.gate import Radar
 from tests.support.fake_network import FakeNetwork
 
 CARDS = {
@@ -35,6 +37,19 @@ class FakeMethods:
             vault_token=token,
             card=CardSnapshot(brand="visa", last4=last4, exp_month=12, exp_year=2034),
         )
+
+
+def payments_with_core_hooks(engine: AsyncEngine) -> PaymentsService:
+    """The payments service with the hooks the core runs (events, then the ledger), an
+    in-process network and Radar."""
+    return PaymentsService(
+        engine,
+        FakeNetwork(),
+        FakeMethods(),
+        present=payment_intent_message,
+        hooks=payment_hooks(),
+        radar=Radar(challenge_base_url="http://127.0.0.1"),
+    )
 
 
 @pytest.fixture

@@ -13,31 +13,20 @@ from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.objects import BalanceTransaction, BalanceTransactionType
 from remit.payments.charges import Refund
 from remit.payments.domain import CaptureMethod
-from remit.payments.grpc import charge_message, payment_intent_message, refund_message
+from remit.payments.grpc import charge_message, refund_message
 from remit.payments.service import Done, PaymentsService
-from remit.payments.wiring import payment_hooks
-from remit.radar.gate import Radar
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.engine import make_engine
 from remit.storage.migrate import alembic_config, upgrade
-from tests.integration.payments.conftest import FakeMethods
-from tests.integration.payments.test_payments_service import call, pay, respond
-from tests.support.fake_network import FakeNetwork
+from tests.integration.payments.conftest import payments_with_core_hooks
+from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def payments(core_engine: AsyncEngine) -> PaymentsService:
-    """The payments service with the hooks the core runs: events, then the ledger."""
-    return PaymentsService(
-        core_engine,
-        FakeNetwork(),
-        FakeMethods(),
-        present=payment_intent_message,
-        hooks=payment_hooks(),
-        radar=Radar(challenge_base_url="http://127.0.0.1"),
-    )
+    return payments_with_core_hooks(core_engine)
 
 
 @pytest.fixture
@@ -99,17 +88,8 @@ async def test_each_succeeded_refund_names_its_own_balance_transaction(
     intent = await pay(payments, account_id, "bt-refunded")
 
     async def refund(key: str, amount: int) -> Refund:
-        done = await payments.create_refund(
-            call(account_id, key, endpoint="CreateRefund"),
-            charge_id=None,
-            payment_intent_id=intent.id,
-            amount_minor=amount,
-            reason=None,
-            metadata={},
-            respond=lambda r: r.id.encode(),
-        )
+        done = await refund_intent(payments, account_id, key, intent.id, amount)
         assert isinstance(done, Done)
-        assert isinstance(done.value, Refund)
         return done.value
 
     first, second = await refund("bt-r1", 300), await refund("bt-r2", 700)
@@ -138,16 +118,9 @@ async def test_the_migration_gives_rows_written_before_it_their_balance_transact
     engine = make_engine(url, pool_size=2)
     try:
         account = (await AccountsService(engine).create_account(radar_enabled=False)).account.id
-        service = PaymentsService(
-            engine, FakeNetwork(), FakeMethods(), present=payment_intent_message,
-            hooks=payment_hooks(), radar=Radar(challenge_base_url="http://127.0.0.1"),
-        )  # fmt: skip
+        service = payments_with_core_hooks(engine)
         intent = await pay(service, account, "backfilled")
-        refunded = await service.create_refund(
-            call(account, "backfilled-refund", endpoint="CreateRefund"),
-            charge_id=intent.latest_charge_id, payment_intent_id=None, amount_minor=400,
-            reason=None, metadata={}, respond=lambda r: r.id.encode(),
-        )  # fmt: skip
+        refunded = await refund_intent(service, account, "backfilled-refund", intent.id, 400)
         assert isinstance(refunded, Done)
         before = await _ids(engine)
         assert None not in before.values()

@@ -17,7 +17,7 @@ from remit.webhooks.rendering import event_json
 from remit.webhooks.repository import EventRepository
 from remit.webhooks.tables import events
 from tests.integration.payments.conftest import FakeMethods
-from tests.integration.payments.test_payments_service import call, pay
+from tests.integration.payments.test_payments_service import pay, refund_intent
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -53,15 +53,7 @@ async def recorded(engine: AsyncEngine, account_id: str) -> list[tuple[str, dict
 
 
 async def refund(payments: PaymentsService, account_id: str, intent_id: str, amount: int) -> None:
-    done = await payments.create_refund(
-        call(account_id, f"refund-{intent_id}", endpoint="CreateRefund"),
-        charge_id=None,
-        payment_intent_id=intent_id,
-        amount_minor=amount,
-        reason=None,
-        metadata={},
-        respond=lambda r: r.id.encode(),
-    )
+    done = await refund_intent(payments, account_id, f"refund-{intent_id}", intent_id, amount)
     assert isinstance(done, Done)
 
 

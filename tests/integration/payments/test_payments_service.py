@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.errors import ErrorKind, RemitError
-from remit.payments.charges import ChargeStatus, RefundStatus
+from remit.payments.charges import ChargeStatus, Refund, RefundStatus
 from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent, Status
 from remit.payments.idempotency import RecoveryPoint
 from remit.payments.service import (
@@ -52,6 +52,21 @@ async def pay(
     )
     assert isinstance(result, Done)
     return result.value
+
+
+async def refund_intent(
+    payments: PaymentsService, account_id: str, key: str, intent_id: str, amount: int | None
+) -> Done[Refund] | Replay:
+    """Refund `amount` (None: the rest) of an intent's charge, with idempotency key `key`."""
+    return await payments.create_refund(
+        call(account_id, key, endpoint="CreateRefund"),
+        charge_id=None,
+        payment_intent_id=intent_id,
+        amount_minor=amount,
+        reason=None,
+        metadata={},
+        respond=lambda r: r.id.encode(),
+    )
 
 
 async def test_a_confirmed_card_payment_succeeds_with_one_captured_charge(
@@ -208,16 +223,8 @@ async def test_partial_refunds_never_exceed_what_was_captured(
 ) -> None:
     intent = await pay(payments, account_id, "k9")
 
-    async def refund(key: str, amount: int | None) -> Done[object] | Replay:
-        return await payments.create_refund(  # type: ignore[return-value]
-            call(account_id, key, endpoint="CreateRefund"),
-            charge_id=None,
-            payment_intent_id=intent.id,
-            amount_minor=amount,
-            reason=None,
-            metadata={},
-            respond=lambda r: r.id.encode(),
-        )
+    async def refund(key: str, amount: int | None) -> Done[Refund] | Replay:
+        return await refund_intent(payments, account_id, key, intent.id, amount)
 
     first = await refund("r1", 300)
     assert isinstance(first, Done)

@@ -8,13 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
-from remit.payments.grpc import payment_intent_message
-from remit.payments.service import PaymentsService
-from remit.payments.wiring import payment_hooks
-from remit.radar.gate import Radar
-from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.conftest import payments_with_core_hooks
 from tests.integration.payments.test_payments_service import pay
-from tests.support.fake_network import FakeNetwork
 from tests.support.statements import statements_sent
 
 pytestmark = pytest.mark.anyio
@@ -33,14 +28,7 @@ CONFIRMED_PAYMENT_STATEMENTS = 1 + 5 + 1 + 3 + 1 + 2 + 2
 async def _statements_of_a_payment(engine: AsyncEngine) -> list[str]:
     """What the second confirmed payment of an account sends (the first warms the caches)."""
     created = await AccountsService(engine).create_account(radar_enabled=False)
-    payments = PaymentsService(
-        engine,
-        FakeNetwork(),
-        FakeMethods(),
-        present=payment_intent_message,
-        hooks=payment_hooks(),
-        radar=Radar(challenge_base_url="http://127.0.0.1"),
-    )
+    payments = payments_with_core_hooks(engine)
     await pay(payments, created.account.id, "warm-up")
     with statements_sent(engine) as statements:
         intent = await pay(payments, created.account.id, "counted")
