@@ -303,3 +303,58 @@ async def test_events_at_two_endpoint_versions_differ_exactly_as_the_changes_say
             assert added == {"invoice", "refunds"}
             assert old_event["data"]["object"]["refunds"]["total_count"] == 0
         assert old_event["data"]["object"]["invoice"] is None
+
+
+@pytest.mark.anyio
+async def test_an_event_keeps_the_version_of_its_moment_after_the_account_upgrades(
+    platform: RunningPlatform,
+) -> None:
+    """Stripe renders an event's data once, at the account's version of the moment, and never
+    again: after `remit accounts upgrade`, older events still read (and resend) as they were;
+    newer ones are at the new version."""
+    account = _account_pinned_at(platform, BEFORE_SOURCE_RENAMES)
+    client = _client_at(platform, account, LATEST_VERSION)
+    before = client.v1.payment_intents.create(params={"amount": 1200, "currency": "usd"})
+    with grpc.insecure_channel(platform.core.target) as channel:
+        accounts_pb2_grpc.AccountsServiceStub(channel).UpgradeApiVersion(
+            accounts_pb2.UpgradeApiVersionRequest(
+                account_id=account.id, api_version=LATEST_VERSION
+            ),
+            timeout=10,
+        )
+    after = client.v1.payment_intents.create(params={"amount": 1300, "currency": "usd"})
+
+    listed = client.v1.events.list(params={"type": "payment_intent.created"}).data
+    by_intent = {event.data.object["id"]: event for event in listed}
+    old, new = by_intent[before.id], by_intent[after.id]
+    assert (old.api_version, old.data.object["status"]) == (
+        BEFORE_SOURCE_RENAMES,
+        "requires_source",
+    )
+    assert (new.api_version, new.data.object["status"]) == (
+        LATEST_VERSION,
+        "requires_payment_method",
+    )
+    fetched = client.v1.events.retrieve(old.id, options={"stripe_version": LATEST_VERSION})
+    assert fetched.to_dict() == old.to_dict()
+
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        endpoint = client.v1.webhook_endpoints.create(
+            params={"url": receiver.url, "enabled_events": ["payment_intent.created"]}
+        )
+        assert endpoint.secret is not None
+        resent = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "remit", "webhooks", "resend", old.id,
+             "--endpoint", endpoint.id, "--api-key", account.secret_key],
+            env=platform.env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert resent.returncode == 0, resent.stderr
+        delivered = await _verified(receiver, endpoint.secret, 1)
+    finally:
+        await receiver.stop()
+    again = delivered["payment_intent.created"]
+    assert (again.id, again.api_version) == (old.id, BEFORE_SOURCE_RENAMES)
+    assert again.data.object["status"] == "requires_source"

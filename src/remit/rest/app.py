@@ -60,9 +60,10 @@ class Operation:
     handler: Handler
     # Publishable keys may only tokenize cards and create payment methods.
     publishable_allowed: bool = False
-    # Render the result at the account's pinned version whatever Stripe-Version asks (events:
-    # Stripe renders an event's data once, for the account, and never again).
-    renders_at_account_version: bool = False
+    # The result comes from the core already rendered at the version it must be read at,
+    # whatever Stripe-Version asks (events: Stripe renders an event's data once, for the
+    # account, and never again), so it is not rendered again here.
+    rendered_by_core: bool = False
 
 
 def json_response(status: int, body: Mapping[str, object], headers: Mapping[str, str]) -> Response:
@@ -140,8 +141,9 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             path=dict(request.path_params),
         )
         body = await operation.handler(context, deps)
-        at = versions.account if operation.renders_at_account_version else version
-        body = render(body, at, await gather_related(body, at, related_fetch(deps, context)))
+        if not operation.rendered_by_core:
+            related = await gather_related(body, version, related_fetch(deps, context))
+            body = render(body, version, related)
     except StripeError as error:
         response = await _versioned_error(error, request_id, version, deps, context)
     except RequestRefusedError as error:

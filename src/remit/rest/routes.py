@@ -113,15 +113,13 @@ def webhook_operations() -> list[Operation]:
         Operation("GET", one_endpoint, webhook_endpoints.RETRIEVE, webhook_endpoints.retrieve),
         Operation("POST", one_endpoint, webhook_endpoints.UPDATE, webhook_endpoints.update),
         Operation("DELETE", one_endpoint, webhook_endpoints.DELETE, webhook_endpoints.delete),
-        Operation(
-            "GET", events.PATH, events.LIST, events.list_events, renders_at_account_version=True
-        ),
+        Operation("GET", events.PATH, events.LIST, events.list_events, rendered_by_core=True),
         Operation(
             "GET",
             events.PATH + "/{event}",
             events.RETRIEVE,
             events.retrieve,
-            renders_at_account_version=True,
+            rendered_by_core=True,
         ),
     ]
 

@@ -62,7 +62,7 @@ async def signed_request(
     ctx: DeliveryContext, renderer: Renderer | None, now: datetime
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one attempt, signed afresh with every current secret."""
-    wanted = ctx.endpoint.api_version or ctx.account_api_version
+    wanted = ctx.event.rendered_version(ctx.endpoint.api_version, ctx.account_api_version)
     body = encode_payload(await render_event(ctx.event, renderer, wanted))
     header = signature_header(body, ctx.endpoint.signing_secrets(now), unix_seconds(now))
     return body, {

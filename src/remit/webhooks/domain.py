@@ -56,6 +56,17 @@ class Event:
     request_id: str | None
     idempotency_key: str | None
     pending_webhooks: int = 0
+    # The account's API version when the event was recorded (None: not known; the account's
+    # current version stands in).
+    api_version: str | None = None
+
+    def rendered_version(
+        self, endpoint_version: str | None, account_version: str | None
+    ) -> str | None:
+        """The version to render this event at: the endpoint's own if it has one, else the
+        account's version of the moment the event happened (Stripe renders an event once, for
+        the account, and never again), else the account's current one."""
+        return endpoint_version or self.api_version or account_version
 
 
 @dataclass(frozen=True)

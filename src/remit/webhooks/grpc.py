@@ -14,7 +14,7 @@ from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit.webhooks.domain import DeliveryAttempt, EndpointStatus, Event, WebhookEndpoint
 from remit.webhooks.event_types import UnknownEventTypeError, validate_type_filter
-from remit.webhooks.rendering import event_json, render_event
+from remit.webhooks.rendering import render_event
 from remit.webhooks.repository import EventFilter, TimeRange
 from remit.webhooks.service import EndpointChanges, PageArgs, WebhooksService
 from remit.webhooks.signing import generate_secret
@@ -22,7 +22,6 @@ from remit.webhooks.stream import EventNotifier, live_events
 from remit_api.common.v1 import common_pb2
 from remit_api.webhooks.v1 import webhooks_pb2 as pb
 from remit_api.webhooks.v1 import webhooks_pb2_grpc
-from versions import LATEST_VERSION
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -83,11 +82,6 @@ def event_message(rendered: JsonObject) -> pb.Event:
         if isinstance(request.get(name), str):
             setattr(message.request, name, request[name])
     return message
-
-
-def stored_event_message(event: Event) -> pb.Event:
-    """An event as stored, at the latest schema; the facade renders it for its reader."""
-    return event_message(event_json(event, api_version=LATEST_VERSION))
 
 
 def attempt_message(attempt: DeliveryAttempt) -> pb.DeliveryAttempt:
@@ -216,7 +210,8 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
     async def GetEvent(self, request: pb.GetEventRequest, context: Context) -> pb.GetEventResponse:
         call = call_context(context)
         event = await self._service.get_event(call.account_id, request.id)
-        return pb.GetEventResponse(event=stored_event_message(event))
+        (rendered,) = await self._as_the_account_saw_them(call.account_id, [event])
+        return pb.GetEventResponse(event=rendered)
 
     async def ListEvents(
         self, request: pb.ListEventsRequest, context: Context
@@ -233,9 +228,27 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             else None,
         )
         events, has_more = await self._service.list_events(call.account_id, where, _page(request))
-        return pb.ListEventsResponse(
-            data=[stored_event_message(e) for e in events], has_more=has_more
-        )
+        rendered = await self._as_the_account_saw_them(call.account_id, events)
+        return pb.ListEventsResponse(data=rendered, has_more=has_more)
+
+    async def _as_the_account_saw_them(
+        self, account_id: str, events: list[Event]
+    ) -> list[pb.Event]:
+        """Each event rendered at the account's version of the moment it happened, as its
+        webhooks were (Stripe renders an event's data once, for the account, and never again);
+        an event from before remit kept that version is rendered at the account's current
+        one."""
+        current = None
+        if any(event.api_version is None for event in events):
+            current = await self._service.account_api_version(account_id)
+        return [
+            event_message(
+                await render_event(
+                    event, self._service.renderer, event.rendered_version(None, current)
+                )
+            )
+            for event in events
+        ]
 
     async def ListDeliveryAttempts(
         self, request: pb.ListDeliveryAttemptsRequest, context: Context
@@ -285,7 +298,9 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         starting_after = request.starting_after if request.HasField("starting_after") else None
         async for event in live_events(self._service, self._notifier, call.account_id,
                                        types=types, starting_after=starting_after):  # fmt: skip
-            rendered = await render_event(event, self._service.renderer, version)
+            rendered = await render_event(
+                event, self._service.renderer, event.rendered_version(None, version)
+            )
             yield pb.StreamEventsResponse(event=event_message(rendered))
 
 

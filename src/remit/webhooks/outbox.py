@@ -32,9 +32,10 @@ _RECORD_EVENT = Statement(
     """
     WITH event AS (
         INSERT INTO events (id, account_id, type, created_at, livemode, data_object,
-                            previous_attributes, request_id, idempotency_key)
+                            previous_attributes, request_id, idempotency_key, api_version)
         VALUES (%(id)s, %(account_id)s, %(type)s, %(now)s, %(livemode)s, %(data_object)s,
-                %(previous_attributes)s, %(request_id)s, %(idempotency_key)s)
+                %(previous_attributes)s, %(request_id)s, %(idempotency_key)s,
+                (SELECT a.api_version FROM accounts AS a WHERE a.id = %(account_id)s))
         RETURNING id
     ), delivery AS (
         INSERT INTO webhook_deliveries (account_id, event_id, endpoint_id, status, attempts,

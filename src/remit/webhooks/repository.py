@@ -271,6 +271,7 @@ def event_from_row(row: Row[Any]) -> Event:
         request_id=m["request_id"],
         idempotency_key=m["idempotency_key"],
         pending_webhooks=int(m.get("pending_webhooks") or 0),
+        api_version=m["api_version"],
     )
 
 
@@ -470,6 +471,7 @@ class DeliveryRepository:
                     e.previous_attributes,
                     e.request_id,
                     e.idempotency_key,
+                    e.api_version.label("event_api_version"),
                     _pending_count(e.id),
                     *[col.label(f"ep__{col.name}") for col in webhook_endpoints.c],
                     accounts.c.api_version.label("account_api_version"),
@@ -496,6 +498,7 @@ class DeliveryRepository:
             request_id=m["request_id"],
             idempotency_key=m["idempotency_key"],
             pending_webhooks=int(m["pending_webhooks"]),
+            api_version=m["event_api_version"],
         )
         return DeliveryContext(
             delivery=delivery_from_row(row),

@@ -53,6 +53,10 @@ events = Table(
     Column("previous_attributes", JSONB, nullable=True),
     Column("request_id", Text, nullable=True),
     Column("idempotency_key", Text, nullable=True),
+    # The account's API version when the event was recorded: the version its data is rendered
+    # at unless an endpoint asks for its own (NULL for events older than the column, and for an
+    # account not yet pinned: the account's current version then).
+    Column("api_version", Text, nullable=True),
     Index("ix_events_account_id_created_at", "account_id", "created_at", "id"),
     Index("ix_events_created_at", "created_at"),
 )

@@ -1,5 +1,6 @@
 """Pure rules of webhooks: the retry schedule, Retry-After, signatures, URL policy, event JSON."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from remit.webhooks.domain import (
     scheduled_offset,
 )
 from remit.webhooks.event_types import filter_matches, validate_enabled_events
-from remit.webhooks.grpc import stored_event_message
+from remit.webhooks.grpc import event_message
 from remit.webhooks.rendering import event_json, render_event
 from remit.webhooks.signing import compute_signature, generate_secret, signature_header
 from remit.webhooks.urls import UrlPolicy, validate_endpoint_url
@@ -123,9 +124,24 @@ def _event() -> Event:
 
 
 def test_delivered_json_matches_the_event_resource_json() -> None:
-    assert to_json(stored_event_message(_event())) == event_json(
-        _event(), api_version=LATEST_VERSION
-    )
+    rendered = event_json(_event(), api_version=LATEST_VERSION)
+    assert to_json(event_message(rendered)) == rendered
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "recorded", "current", "rendered_at"),
+    [
+        ("2020-08-27", "2022-11-15", "2024-06-20", "2020-08-27"),  # the endpoint's own first
+        (None, "2022-11-15", "2024-06-20", "2022-11-15"),  # then the pin of the moment
+        (None, None, "2024-06-20", "2024-06-20"),  # an event older than the recorded pin
+        (None, None, None, None),  # an account never pinned: the latest
+    ],
+)
+def test_an_event_is_rendered_at_the_endpoint_version_else_the_pin_it_was_recorded_under(
+    endpoint: str | None, recorded: str | None, current: str | None, rendered_at: str | None
+) -> None:
+    event = replace(_event(), api_version=recorded)
+    assert event.rendered_version(endpoint, current) == rendered_at
 
 
 @pytest.mark.anyio

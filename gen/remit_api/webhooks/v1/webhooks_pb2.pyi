@@ -60,8 +60,10 @@ class Event(_message.Message):
     id: _builtins.str
     """evt_ id."""
     api_version: _builtins.str
-    """The API version `data` is rendered at. Stored events hold `data` at the latest schema; the
-    worker and the facade set this to the version they render for (endpoint's or account's).
+    """The API version `data` is rendered at. Stored events hold `data` at the latest schema and
+    the version the account was pinned to when the event was recorded. GetEvent, ListEvents and
+    StreamEvents render at that version (an event recorded before remit kept it: the account's
+    current one); the worker renders for the endpoint's version when it has one.
     """
     livemode: _builtins.bool
     pending_webhooks: _builtins.int

@@ -145,14 +145,14 @@ class WebhooksServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetEvent(self, request, context):
-        """GET /v1/events/{id}.
+        """GET /v1/events/{id}, rendered as the account saw it (see Event.api_version).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListEvents(self, request, context):
-        """GET /v1/events, newest first (30 days).
+        """GET /v1/events, newest first (30 days), each rendered as the account saw it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -50,9 +50,9 @@ class WebhooksServiceStub:
     it expires.
     """
     GetEvent: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.GetEventRequest, _webhooks_pb2.GetEventResponse]
-    """GET /v1/events/{id}."""
+    """GET /v1/events/{id}, rendered as the account saw it (see Event.api_version)."""
     ListEvents: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.ListEventsRequest, _webhooks_pb2.ListEventsResponse]
-    """GET /v1/events, newest first (30 days)."""
+    """GET /v1/events, newest first (30 days), each rendered as the account saw it."""
     ListDeliveryAttempts: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.ListDeliveryAttemptsRequest, _webhooks_pb2.ListDeliveryAttemptsResponse]
     """Delivery attempts of an event and/or to an endpoint, newest first."""
     ResendEvent: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.ResendEventRequest, _webhooks_pb2.ResendEventResponse]
@@ -84,9 +84,9 @@ class WebhooksServiceAsyncStub(WebhooksServiceStub):
     it expires.
     """
     GetEvent: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.GetEventRequest, _webhooks_pb2.GetEventResponse]  # type: ignore[assignment]
-    """GET /v1/events/{id}."""
+    """GET /v1/events/{id}, rendered as the account saw it (see Event.api_version)."""
     ListEvents: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.ListEventsRequest, _webhooks_pb2.ListEventsResponse]  # type: ignore[assignment]
-    """GET /v1/events, newest first (30 days)."""
+    """GET /v1/events, newest first (30 days), each rendered as the account saw it."""
     ListDeliveryAttempts: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.ListDeliveryAttemptsRequest, _webhooks_pb2.ListDeliveryAttemptsResponse]  # type: ignore[assignment]
     """Delivery attempts of an event and/or to an endpoint, newest first."""
     ResendEvent: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.ResendEventRequest, _webhooks_pb2.ResendEventResponse]  # type: ignore[assignment]
@@ -150,14 +150,14 @@ class WebhooksServiceServicer:
         request: _webhooks_pb2.GetEventRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_webhooks_pb2.GetEventResponse, _abc.Awaitable[_webhooks_pb2.GetEventResponse]]:
-        """GET /v1/events/{id}."""
+        """GET /v1/events/{id}, rendered as the account saw it (see Event.api_version)."""
 
     def ListEvents(
         self,
         request: _webhooks_pb2.ListEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_webhooks_pb2.ListEventsResponse, _abc.Awaitable[_webhooks_pb2.ListEventsResponse]]:
-        """GET /v1/events, newest first (30 days)."""
+        """GET /v1/events, newest first (30 days), each rendered as the account saw it."""
 
     def ListDeliveryAttempts(
         self,

@@ -1,9 +1,9 @@
 """`/v1/events`: Stripe's Event endpoints (the last 30 days).
 
-Events are stored and returned by the core at the latest schema; the facade renders them at the
-account's pinned version, not at `Stripe-Version` (Stripe: an event's data never changes after
-it is created), and each event's `api_version` says so. The routes set
-`renders_at_account_version`.
+The core returns each event rendered at the version the account was pinned to when the event
+happened, as its webhooks were, and `api_version` says which: not at `Stripe-Version` (Stripe
+renders an event's data once and never again). The routes set `rendered_by_core`, so the facade
+does not render them a second time.
 """
 
 from remit.core.jsonview import JsonObject, JsonValue, to_json
@@ -39,7 +39,7 @@ async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     reply = await call(
         deps.webhooks.GetEvent, pb.GetEventRequest(id=context.path["event"]), context
     )
-    return at_account_version(to_json(reply.event), context)
+    return to_json(reply.event)
 
 
 async def list_events(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -53,10 +53,5 @@ async def list_events(context: ApiContext, deps: Dependencies) -> JsonObject:
     if delivery_success is not None:
         request.delivery_success = delivery_success
     reply = await call(deps.webhooks.ListEvents, request, context)
-    data: list[JsonValue] = [at_account_version(to_json(event), context) for event in reply.data]
+    data: list[JsonValue] = [to_json(event) for event in reply.data]
     return {"object": "list", "data": data, "has_more": reply.has_more, "url": PATH}
-
-
-def at_account_version(event: JsonObject, context: ApiContext) -> JsonObject:
-    """The event, saying it is rendered at the account's version (which dispatch then does)."""
-    return {**event, "api_version": context.account_api_version}
