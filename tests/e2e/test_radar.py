@@ -82,6 +82,25 @@ def test_the_always_blocked_card_stays_blocked_even_when_an_allow_rule_matches(
     assert error.error.decline_code == "fraudulent"
 
 
+def test_repeated_payments_with_an_ordinary_test_card_stay_normal_risk_and_rules_still_apply(
+    client: stripe.StripeClient,
+) -> None:
+    """pm_card_visa is documented to succeed: ten $50 payments in a row are not card testing to
+    the model (its score stays in the normal band), while a velocity rule still sees them."""
+    for _ in range(10):
+        intent = pay(client, "pm_card_visa", amount=5000)
+        assert intent.status == "succeeded"
+    charge = client.v1.charges.retrieve(str(intent.latest_charge))
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.risk_level) == ("authorized", "normal")
+    rule = add_rule(client, "Block if :total_charges_per_card_number_daily: > 10")
+    error = blocked(client, "pm_card_visa", amount=5000)
+    assert error.error is not None
+    refused = client.v1.charges.retrieve(error.error.charge or "")
+    assert refused.outcome is not None
+    assert (refused.outcome.reason, refused.outcome.rule) == ("rule", rule["id"])
+
+
 def test_the_highest_risk_card_is_blocked_unless_an_allow_rule_trusts_it(
     client: stripe.StripeClient,
 ) -> None:

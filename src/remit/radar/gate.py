@@ -36,10 +36,10 @@ from remit.radar.reviews import Review, ReviewRepository
 from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
 from remit.radar.signals import (
     IP_COUNTRY_METADATA_KEY,
-    TEST_ID_RISK,
     Velocity,
     build_signals,
     ip_address_of,
+    risk_hint_of_test_id,
     velocity_keys,
 )
 from remit.radar.velocity import Dimension
@@ -126,7 +126,7 @@ class Radar:
     async def evaluate(
         self, db: AsyncConnection, facts: AttemptFacts, velocity: Velocity, stored: list[Rule]
     ) -> RiskVerdict:
-        hint = TEST_ID_RISK.get(facts.test_id or "")
+        hint = risk_hint_of_test_id(facts.test_id)
         signals = build_signals(facts, velocity)
         scored = score(signals, self._weights, hint)
         signals["risk_score"] = scored.risk_score

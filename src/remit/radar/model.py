@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
-from remit.radar.domain import HINT_FLOORS, Contribution, Score, risk_level_of
+from remit.radar.domain import HINT_CEILINGS, HINT_FLOORS, Contribution, Score, risk_level_of
 
 WEIGHTS_PATH: Final = Path(__file__).with_name("weights.json")
 TOP_SIGNALS: Final = 4
@@ -132,6 +132,12 @@ def score(signals: Signals, weights: Weights, hint: str | None = None) -> Score:
             Contribution("network_risk_hint", float(floor - risk_score), hint or "")
         )
         risk_score = floor
+    ceiling = HINT_CEILINGS.get(hint or "")
+    if ceiling is not None and ceiling < risk_score:
+        contributions.append(
+            Contribution("network_risk_hint", float(ceiling - risk_score), hint or "")
+        )
+        risk_score = ceiling
     contributions.sort(key=lambda c: abs(c.points), reverse=True)
     return Score(
         risk_score=risk_score,

@@ -13,6 +13,7 @@ from remit.radar.domain import (
 )
 from remit.radar.model import FEATURES, load_weights, score
 from remit.radar.rules import parse_predicate
+from remit.radar.signals import risk_hint_of_test_id
 from remit.radar.training import fit, generate
 
 WEIGHTS = load_weights()
@@ -49,6 +50,32 @@ def test_a_test_card_hint_lifts_the_score_into_its_band_and_says_so() -> None:
     assert (elevated.risk_score, elevated.risk_level) == (70, RiskLevel.ELEVATED)
     assert elevated.top_signals[0].signal == "network_risk_hint"
     assert score(QUIET, WEIGHTS, "highest").risk_level is RiskLevel.HIGHEST
+
+
+def test_an_ordinary_test_card_keeps_the_score_within_the_normal_band_and_says_so() -> None:
+    """A burst of payments with one card scores highest; with an ordinary test card's hint it
+    stays normal (lowered to the top of the band), and the explanation names the hint."""
+    burst = {**QUIET, "total_charges_per_card_number_daily": 6}
+    assert score(burst, WEIGHTS).risk_level is RiskLevel.HIGHEST
+    capped = score(burst, WEIGHTS, "normal")
+    assert (capped.risk_score, capped.risk_level) == (64, RiskLevel.NORMAL)
+    assert "network_risk_hint" in {signal.signal for signal in capped.top_signals}
+    quiet = score(QUIET, WEIGHTS, "normal")
+    assert quiet == score(QUIET, WEIGHTS)  # a score already normal is left alone
+
+
+def test_test_ids_hint_their_documented_risk() -> None:
+    assert [
+        risk_hint_of_test_id(test_id)
+        for test_id in (
+            "pm_card_chargeDeclinedFraudulent",
+            "pm_card_riskLevelHighest",
+            "pm_card_riskLevelElevated",
+            "pm_card_visa",
+            "tok_mastercard",
+            None,
+        )
+    ] == ["fraudulent", "highest", "elevated", "normal", "normal", None]
 
 
 def test_risk_levels_follow_stripes_bands() -> None:
