@@ -23,6 +23,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.result import Figure, percentile
+from remit.config import TOKEN_ENV
 from remit.storage.embedded import start_cluster
 from remit.storage.migrate import upgrade
 from remit_api.acquirer.v1 import acquirer_pb2 as pb
@@ -118,7 +119,12 @@ def run() -> list[Figure]:
             url = cluster.url("remit_acquirer")
             upgrade("acquirer", url)
             port = _free_port()
-            env = {key: value for key, value in os.environ.items() if key not in FAULT_ENV}
+            # An acquirer on its own, as the bench reaches it: no faults, no internal token.
+            env = {
+                key: value
+                for key, value in os.environ.items()
+                if key not in FAULT_ENV and key != TOKEN_ENV
+            }
             env.update(
                 ACQUIRER_DATABASE_URL=url,
                 REMIT_ACQUIRER_HOST="127.0.0.1",

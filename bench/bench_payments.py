@@ -17,11 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
-import grpc
 import psutil
 
 from bench.platform import BenchPlatform, running_platform
 from bench.result import Figure, percentile
+from remit.grpcutil.internal_auth import internal_channel, internal_sync_channel
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.payments.v1 import payments_pb2 as pb
 from remit_api.payments.v1 import payments_pb2_grpc
@@ -81,7 +81,7 @@ async def _rest(platform: BenchPlatform) -> tuple[float, list[float], float]:
 
 
 async def _grpc(platform: BenchPlatform) -> tuple[float, list[float], float]:
-    async with grpc.aio.insecure_channel(platform.core_target) as channel:
+    async with internal_channel(platform.core_target, platform.internal_token) as channel:
         stub = payments_pb2_grpc.PaymentsServiceStub(channel)
 
         async def pay(n: int) -> None:
@@ -154,7 +154,7 @@ def _figures(through: str, seconds: float, latencies: list[float], cpu_s: float)
 
 
 def _account_without_radar(platform: BenchPlatform) -> BenchPlatform:
-    with grpc.insecure_channel(platform.core_target) as channel:
+    with internal_sync_channel(platform.core_target, platform.internal_token) as channel:
         reply = accounts_pb2_grpc.AccountsServiceStub(channel).CreateAccount(
             accounts_pb2.CreateAccountRequest(default_currency="usd", radar_enabled=False),
             timeout=10,

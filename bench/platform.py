@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from remit.config import TOKEN_FILE
+
 STARTUP_TIMEOUT_S = 120.0
 
 
@@ -25,6 +27,12 @@ class BenchPlatform:
     secret_key: str
     data_dir: Path
     serve_pid: int
+
+    @property
+    def internal_token(self) -> str | None:
+        """The token `remit serve` made for its processes (gRPC callers must show it)."""
+        path = self.data_dir / TOKEN_FILE
+        return path.read_text().strip() if path.exists() else None
 
 
 def _free_port() -> int:

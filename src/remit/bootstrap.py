@@ -33,12 +33,12 @@ def run_process(role: str, config: PlatformConfig) -> int:
 
 
 async def _run_core(config: PlatformConfig) -> None:
-    import grpc
 
     from remit.accounts.grpc import accounts_registration
     from remit.accounts.service import AccountsService
     from remit.config import core_instance_port
     from remit.grpcutil.errors import ErrorMappingInterceptor
+    from remit.grpcutil.internal_auth import internal_channel
     from remit.grpcutil.server import serve_grpc
     from remit.ledger.grpc import ledger_registration
     from remit.ledger.service import LedgerService
@@ -60,7 +60,7 @@ async def _run_core(config: PlatformConfig) -> None:
     webhooks = WebhooksService(engine, policy=policy_for(config), renderer=event_renderer(engine))
     notifier = EventNotifier(libpq_url(config.require_database_url()))
     # Reconciliation reads the acquirer's settlement reports.
-    acquirer_channel = grpc.aio.insecure_channel(config.acquirer.target)
+    acquirer_channel = internal_channel(config.acquirer.target, config.internal_token)
     ledger = LedgerService(engine, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(acquirer_channel))
 
     async def stop() -> None:
@@ -83,6 +83,7 @@ async def _run_core(config: PlatformConfig) -> None:
             ledger_registration(ledger),
         ],
         interceptors=[ErrorMappingInterceptor()],
+        internal_token=config.internal_token,
         on_stop=stop,
     )
 
@@ -110,6 +111,7 @@ async def _run_acquirer(config: PlatformConfig) -> None:
         config.acquirer,
         [acquirer_registration(AcquirerService(engine))],
         interceptors=acquirer_interceptors(faults),
+        internal_token=config.internal_token,
         on_stop=engine.dispose,
     )
 

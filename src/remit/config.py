@@ -7,8 +7,14 @@ same settings the same way.
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Final
+
+# The internal token (`remit.grpcutil.internal_auth`): its variable, and its file in the data
+# directory.
+TOKEN_ENV: Final = "REMIT_INTERNAL_TOKEN"  # noqa: S105 (names, not secrets)
+TOKEN_FILE: Final = "internal-token"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,10 @@ class PlatformConfig:
     # serve`), so that the REST facade can spread its calls over all of them.
     core_processes: int = 1
     core_instance_ports: tuple[int, ...] = ()
+    # The shared secret remit's processes show each other on every gRPC call
+    # (`remit.grpcutil.internal_auth`): REMIT_INTERNAL_TOKEN, else the file `remit serve`
+    # keeps in the data directory; None: none is checked or sent.
+    internal_token: str | None = field(default=None, repr=False)
 
     @property
     def core_balanced_target(self) -> str:
@@ -82,6 +92,8 @@ class PlatformConfig:
         }
         if self.public_url is not None:
             env["REMIT_PUBLIC_URL"] = self.public_url
+        if self.internal_token is not None:
+            env[TOKEN_ENV] = self.internal_token
         for name, url in (
             ("DATABASE_URL", self.database_url),
             ("VAULT_DATABASE_URL", self.vault_database_url),
@@ -195,8 +207,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         for raw in (env.get("REMIT_CORE_INSTANCE_PORTS") or "").split(",")
         if raw.strip()
     )
+    data_dir = Path(env.get("REMIT_DATA_DIR") or ".remit")
     return PlatformConfig(
-        data_dir=Path(env.get("REMIT_DATA_DIR") or ".remit"),
+        data_dir=data_dir,
         api=endpoint("api"),
         core=endpoint("core"),
         vault=endpoint("vault"),
@@ -214,4 +227,13 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         public_url=env.get("REMIT_PUBLIC_URL") or None,
         core_processes=int(cores_raw),
         core_instance_ports=instance_ports,
+        internal_token=env.get(TOKEN_ENV) or _token_file(data_dir),
     )
+
+
+def _token_file(data_dir: Path) -> str | None:
+    """The token `remit serve` keeps in its data directory, if it made one."""
+    try:
+        return (data_dir / TOKEN_FILE).read_text().strip() or None
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None

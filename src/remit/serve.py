@@ -9,6 +9,7 @@ from remit.accounts.service import AccountsService
 from remit.config import PlatformConfig
 from remit.core.errors import RemitError
 from remit.databases import migrate_all, resolve_databases
+from remit.grpcutil.internal_auth import token_in
 from remit.storage.engine import make_engine
 from remit.supervisor import (
     StartupError,
@@ -83,6 +84,10 @@ def with_core_instance_ports(config: PlatformConfig) -> PlatformConfig:
 
 def serve(config: PlatformConfig) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    if config.internal_token is None:
+        # Every process of the platform shows this on its gRPC calls; commands run later
+        # against the same data directory find it there.
+        config = replace(config, internal_token=token_in(config.data_dir))
     resolved = resolve_databases(with_core_instance_ports(config))
     supervisor = Supervisor(resolved.config)
     install_stop_handlers(supervisor)

@@ -28,7 +28,7 @@ def platform(databases: WorkerDatabases) -> Iterator[RunningPlatform]:
 
 @pytest.fixture
 def account(platform: RunningPlatform) -> TestAccount:
-    return create_account(platform.core)
+    return create_account(platform.core, token=platform.internal_token)
 
 
 @pytest.fixture

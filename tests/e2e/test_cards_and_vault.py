@@ -28,7 +28,7 @@ def _client(platform: RunningPlatform, key: str) -> stripe.StripeClient:
 
 @pytest.fixture
 def raw_account(platform: RunningPlatform) -> TestAccount:
-    return create_account(platform.core, raw_card_access=True)
+    return create_account(platform.core, token=platform.internal_token, raw_card_access=True)
 
 
 def _card(number: str, cvc: str = "739", **changes: object) -> Any:

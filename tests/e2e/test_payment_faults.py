@@ -88,7 +88,9 @@ def test_faults_lose_no_payment_and_authorize_none_twice(
 ) -> None:
     # One card paying 2,000 times in a minute is what Radar's velocity rules exist to stop;
     # this test is about the network's faults, so Radar is off for this account.
-    account = create_account(faulty_platform.core, radar_enabled=False)
+    account = create_account(
+        faulty_platform.core, token=faulty_platform.internal_token, radar_enabled=False
+    )
     answers = asyncio.run(_run_payments(faulty_platform, account))
 
     assert [a["object"] for a in answers] == ["payment_intent"] * PAYMENTS

@@ -43,7 +43,7 @@ def test_every_core_process_serves_the_rest_facade(platform: RunningPlatform) ->
     cores, apis = _children(platform, "core"), _children(platform, "api")
     assert (len(cores), len(apis)) == (2, 2)
     # Radar off: one card paying a dozen times a second is what its velocity rules block.
-    account = create_account(platform.core, radar_enabled=False)
+    account = create_account(platform.core, token=platform.internal_token, radar_enabled=False)
     client = stripe.StripeClient(
         account.secret_key, base_addresses={"api": platform.api_base}, max_network_retries=0
     )

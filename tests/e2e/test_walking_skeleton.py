@@ -57,7 +57,7 @@ def test_a_created_payment_intent_with_a_payment_method_requires_confirmation(
 def test_an_account_never_sees_another_accounts_objects(
     platform: RunningPlatform, client: stripe.StripeClient
 ) -> None:
-    other = create_account(platform.core)
+    other = create_account(platform.core, token=platform.internal_token)
     theirs = stripe.StripeClient(
         other.secret_key, base_addresses={"api": platform.api_base}, max_network_retries=0
     ).v1.payment_intents.create(params={"amount": 100, "currency": "usd"})

@@ -2,9 +2,8 @@
 
 from dataclasses import dataclass
 
-import grpc
-
 from remit.config import Endpoint
+from remit.grpcutil.internal_auth import internal_sync_channel
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 
@@ -18,9 +17,14 @@ class TestAccount:
 
 
 def create_account(
-    core: Endpoint, *, raw_card_access: bool = False, radar_enabled: bool = True
+    core: Endpoint,
+    *,
+    token: str | None = None,
+    raw_card_access: bool = False,
+    radar_enabled: bool = True,
 ) -> TestAccount:
-    with grpc.insecure_channel(core.target) as channel:
+    """`token`: the platform's internal token (`RunningPlatform.internal_token`)."""
+    with internal_sync_channel(core.target, token) as channel:
         reply = accounts_pb2_grpc.AccountsServiceStub(channel).CreateAccount(
             accounts_pb2.CreateAccountRequest(
                 default_currency="usd",

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from remit.config import Endpoint
+from remit.config import TOKEN_FILE, Endpoint
 from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases
 
@@ -35,6 +35,12 @@ class RunningPlatform:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def internal_token(self) -> str | None:
+        """The token `remit serve` made for its processes, in its data directory."""
+        path = self.data_dir / TOKEN_FILE
+        return path.read_text().strip() if path.exists() else None
 
 
 def platform_env(databases: WorkerDatabases, data_dir: Path, **extra: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from remit.config import Endpoint
+from remit.grpcutil.internal_auth import server_interceptors
 from remit.readiness import signal_ready
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,13 @@ async def serve_grpc(
     *,
     also_on: int | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    internal_token: str | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     stop_event: asyncio.Event | None = None,
 ) -> None:
     server = grpc.aio.server(
-        interceptors=list(interceptors),
+        # The internal token is checked first: a call without it reaches no other code.
+        interceptors=[*server_interceptors(internal_token), *interceptors],
         # Several copies of a stateless process may share one port (SO_REUSEPORT).
         options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 4 * 1024 * 1024)],
     )

@@ -14,6 +14,7 @@ import grpc
 
 from remit.config import PlatformConfig
 from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.internal_auth import internal_channel
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
 REQUESTER: Final = "cli"
@@ -28,8 +29,8 @@ def _stub(channel: grpc.aio.Channel) -> vault_pb2_grpc.VaultServiceAsyncStub:
     return vault_pb2_grpc.VaultServiceStub(channel)
 
 
-async def _rotate(target: str, wait: bool) -> list[str]:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def _rotate(target: str, token: str | None, wait: bool) -> list[str]:
+    async with internal_channel(target, token) as channel:
         stub = _stub(channel)
         rotated = await stub.RotateKey(
             vault_pb2.RotateKeyRequest(requester=REQUESTER), timeout=TIMEOUT_S
@@ -51,8 +52,8 @@ async def _rotate(target: str, wait: bool) -> list[str]:
         return lines
 
 
-async def _status(target: str) -> list[str]:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def _status(target: str, token: str | None) -> list[str]:
+    async with internal_channel(target, token) as channel:
         status = await _stub(channel).GetKeyStatus(
             vault_pb2.GetKeyStatusRequest(), timeout=TIMEOUT_S
         )
@@ -68,8 +69,8 @@ async def _status(target: str) -> list[str]:
     return lines
 
 
-async def _retire(target: str, minimum: int) -> list[str]:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def _retire(target: str, token: str | None, minimum: int) -> list[str]:
+    async with internal_channel(target, token) as channel:
         reply = await _stub(channel).SetMinimumDecryptionVersion(
             vault_pb2.SetMinimumDecryptionVersionRequest(
                 minimum_version=minimum, requester=REQUESTER
@@ -82,14 +83,14 @@ async def _retire(target: str, minimum: int) -> list[str]:
 def run_admin(
     config: PlatformConfig, command: str, *, wait: bool = False, minimum: int = 0
 ) -> list[str]:
-    target = config.vault.target
+    target, token = config.vault.target, config.internal_token
     try:
         if command == "rotate-key":
-            return asyncio.run(_rotate(target, wait))
+            return asyncio.run(_rotate(target, token, wait))
         if command == "key-status":
-            return asyncio.run(_status(target))
+            return asyncio.run(_status(target, token))
         if command == "retire-keys":
-            return asyncio.run(_retire(target, minimum))
+            return asyncio.run(_retire(target, token, minimum))
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.UNAVAILABLE:
             raise AdminError(f"the vault at {target} is not reachable; is remit running?") from None

@@ -17,6 +17,7 @@ import grpc
 from remit.config import network_timeout_s
 from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.internal_auth import internal_channel
 from remit.vault.domain import OutboundAuthorization
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.common.v1 import common_pb2
@@ -73,12 +74,14 @@ class GrpcAcquirerDestination:
     """An `AcquirerService` reached over gRPC, on one channel and stub made at the first call."""
 
     target: str
+    # The internal token: a destination is a remit AcquirerService, which checks it.
+    token: str | None = None
     _channel: grpc.aio.Channel | None = None
     _cached_stub: acquirer_pb2_grpc.AcquirerServiceAsyncStub | None = None
 
     def _stub(self) -> acquirer_pb2_grpc.AcquirerServiceAsyncStub:
         if self._cached_stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target)
+            self._channel = internal_channel(self.target, self.token)
             self._cached_stub = acquirer_pb2_grpc.AcquirerServiceStub(self._channel)
         return self._cached_stub
 
@@ -121,5 +124,7 @@ def parse_allowlist(text: str) -> dict[str, str]:
     return allowlist
 
 
-def grpc_destinations(allowlist: Mapping[str, str]) -> dict[str, Destination]:
-    return {name: GrpcAcquirerDestination(target) for name, target in allowlist.items()}
+def grpc_destinations(
+    allowlist: Mapping[str, str], token: str | None = None
+) -> dict[str, Destination]:
+    return {name: GrpcAcquirerDestination(target, token) for name, target in allowlist.items()}

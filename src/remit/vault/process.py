@@ -38,7 +38,9 @@ async def run_vault(config: PlatformConfig) -> None:
     settings = VaultSettings.from_env(os.environ, config)
     keys = key_store_from_env(os.environ, config.data_dir)
     engine = make_engine(config.require_vault_database_url(), application_name="remit-vault")
-    service = VaultService(engine, keys, grpc_destinations(settings.allowlist))
+    service = VaultService(
+        engine, keys, grpc_destinations(settings.allowlist, config.internal_token)
+    )
     stop = asyncio.Event()
     background = start_background(service, stop)
 
@@ -51,6 +53,7 @@ async def run_vault(config: PlatformConfig) -> None:
         config.vault,
         [vault_registration(service)],
         interceptors=[ErrorMappingInterceptor()],
+        internal_token=config.internal_token,
         on_stop=on_stop,
         stop_event=stop,
     )

@@ -1,0 +1,176 @@
+"""The internal token: only remit's own processes may call the core, the vault and the acquirer.
+
+The gRPC services trust what a call says (the core takes the account from its metadata, the
+vault forwards card data for the account a request names), so a call must first show the
+platform's internal token, a shared secret every remit process is given
+(`REMIT_INTERNAL_TOKEN`, or the file `remit serve` keeps in its data directory). Servers refuse
+a call without it (UNAUTHENTICATED) before any handler runs; health checks stay open so that
+supervisors and load balancers can probe. Clients attach it with `internal_channel`.
+
+A process with no token configured neither checks nor sends one: a service run on its own for
+development, or a test's in-process server.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import grpc
+
+from remit.config import TOKEN_FILE
+
+TOKEN_METADATA_KEY = "remit-internal-token"  # noqa: S105 (a metadata key, not a secret)
+_OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
+
+
+def new_token() -> str:
+    """A fresh token: 256 bits from the OS CSPRNG."""
+    return secrets.token_urlsafe(32)
+
+
+def token_in(data_dir: Path) -> str:
+    """The token kept in `data_dir`, made (readable by its owner only) if there is none, so
+    that commands run later against the same platform find it."""
+    path = data_dir / TOKEN_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = new_token()
+    # O_EXCL: two processes starting at once agree on whichever token was written first.
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token)
+    return token
+
+
+def _presented(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == TOKEN_METADATA_KEY:
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return None
+
+
+class InternalTokenInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses every call (but health checks) that does not carry the internal token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+        # A refusal's handler has the shape of the method it stands in for; made once each.
+        self._refusals: dict[str, Handler] = {}
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        method = handler_call_details.method
+        if method.startswith(_OPEN_PREFIXES):
+            return await continuation(handler_call_details)
+        presented = _presented(handler_call_details.invocation_metadata)
+        if presented is not None and hmac.compare_digest(presented.encode(), self._token):
+            return await continuation(handler_call_details)
+        refusal = self._refusals.get(method)
+        if refusal is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:
+                return None
+            refusal = _refusal_like(handler)
+            self._refusals[method] = refusal
+        return refusal
+
+
+async def _refuse(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    await context.abort(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "This service only answers remit's own processes: the internal token is missing or wrong.",
+    )
+
+
+async def _refuse_stream(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    await _refuse(request, context)
+    yield  # pragma: no cover - abort raises first; the yield makes this a stream handler
+
+
+def _refusal_like(handler: Handler) -> Handler:
+    """A handler of `handler`'s shape that refuses the call (the request is not decoded)."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(_refuse)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(_refuse_stream)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(_refuse)
+    return grpc.stream_stream_rpc_method_handler(_refuse_stream)
+
+
+def server_interceptors(token: str | None) -> list[grpc.aio.ServerInterceptor]:
+    """What a remit gRPC server puts first: the token check, when a token is configured."""
+    return [] if token is None else [InternalTokenInterceptor(token)]
+
+
+def _with_token(metadata: Any, token: str) -> list[tuple[str, str | bytes]]:
+    return [*(metadata or ()), (TOKEN_METADATA_KEY, token)]
+
+
+def _with_token_aio(metadata: grpc.aio.Metadata | None, token: str) -> grpc.aio.Metadata:
+    # grpc.aio's intercepted streaming calls expect its own Metadata type.
+    extended = grpc.aio.Metadata(*(metadata or ()))
+    extended.add(TOKEN_METADATA_KEY, token)
+    return extended
+
+
+class _UnaryToken(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(
+            details._replace(metadata=_with_token_aio(details.metadata, self._token)), request
+        )
+
+
+class _StreamToken(grpc.aio.UnaryStreamClientInterceptor):
+    # A separate class: grpc.aio files an interceptor under the first kind it implements only.
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(
+            details._replace(metadata=_with_token_aio(details.metadata, self._token)), request
+        )
+
+
+class _SyncToken(grpc.UnaryUnaryClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(
+            details._replace(metadata=_with_token(details.metadata, self._token)), request
+        )
+
+
+def internal_channel(
+    target: str, token: str | None, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """An asyncio channel to a remit service that shows `token` on every call."""
+    interceptors: list[grpc.aio.ClientInterceptor] | None = (
+        None if token is None else [_UnaryToken(token), _StreamToken(token)]
+    )
+    return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)
+
+
+def internal_sync_channel(target: str, token: str | None) -> grpc.Channel:
+    """A blocking channel to a remit service that shows `token` on every call."""
+    channel = grpc.insecure_channel(target)
+    return channel if token is None else grpc.intercept_channel(channel, _SyncToken(token))

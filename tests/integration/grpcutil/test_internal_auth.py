@@ -1,0 +1,124 @@
+"""The internal token: a gRPC server of remit answers only callers that show it."""
+
+import asyncio
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+
+from remit.config import TOKEN_ENV, from_env
+from remit.grpcutil.internal_auth import (
+    internal_channel,
+    internal_sync_channel,
+    server_interceptors,
+    token_in,
+)
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "the-platform-token-0123456789abcdefghijklmnopq"
+_SAY = "/test.Echo/Say"
+_COUNT = "/test.Echo/Count"
+
+
+async def _say(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+    return b"heard " + request
+
+
+async def _count(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    for number in range(3):
+        yield str(number).encode()
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[str]:
+    server = grpc.aio.server(interceptors=server_interceptors(TOKEN))
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "test.Echo",
+                {
+                    "Say": grpc.unary_unary_rpc_method_handler(_say),
+                    "Count": grpc.unary_stream_rpc_method_handler(_count),
+                },
+            )
+        ]
+    )
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)
+
+
+async def _call(channel: grpc.aio.Channel) -> bytes:
+    say: Any = channel.unary_unary(_SAY)
+    reply = await say(b"hello", timeout=5)
+    assert isinstance(reply, bytes)
+    return reply
+
+
+@pytest.mark.parametrize("token", [None, "wrong", TOKEN[:-1], TOKEN + "x"])
+async def test_a_call_without_the_token_is_refused_before_any_handler(
+    target: str, token: str | None
+) -> None:
+    async with internal_channel(target, token) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await _call(channel)
+        count_call: Any = channel.unary_stream(_COUNT)
+        count = count_call(b"", timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as streamed:
+            [item async for item in count]
+    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert streamed.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert "internal token" in (refused.value.details() or "")
+    assert TOKEN not in (refused.value.details() or "")
+
+
+async def test_a_call_with_the_token_is_answered(target: str) -> None:
+    async with internal_channel(target, TOKEN) as channel:
+        assert await _call(channel) == b"heard hello"
+        count_call: Any = channel.unary_stream(_COUNT)
+        assert [item async for item in count_call(b"", timeout=5)] == [b"0", b"1", b"2"]
+
+    def say_from_a_blocking_client() -> object:
+        with internal_sync_channel(target, TOKEN) as sync_channel:
+            say_again: Any = sync_channel.unary_unary(_SAY)
+            return say_again(b"again", timeout=5)
+
+    # In a thread: the server runs on this test's event loop.
+    assert await asyncio.to_thread(say_from_a_blocking_client) == b"heard again"
+
+
+async def test_health_checks_need_no_token(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_serve_keeps_one_token_in_its_data_directory_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    made = token_in(tmp_path)
+    assert len(made) >= 43
+    assert token_in(tmp_path) == made
+    mode = stat.S_IMODE((tmp_path / "internal-token").stat().st_mode)
+    assert mode == 0o600
+    # Processes and commands started later with the same data directory find it; the variable
+    # wins over the file, and the config hands it to children.
+    assert from_env({"REMIT_DATA_DIR": str(tmp_path)}).internal_token == made
+    config = from_env({"REMIT_DATA_DIR": str(tmp_path), TOKEN_ENV: "from-the-environment"})
+    assert config.internal_token == "from-the-environment"
+    assert config.to_env()[TOKEN_ENV] == "from-the-environment"
+    assert "from-the-environment" not in repr(config)
+    assert from_env({"REMIT_DATA_DIR": str(tmp_path / "elsewhere")}).internal_token is None
