@@ -18,7 +18,7 @@ from remit.webhooks.rendering import render_event
 from remit.webhooks.repository import EventFilter, TimeRange
 from remit.webhooks.service import EndpointChanges, PageArgs, WebhooksService
 from remit.webhooks.signing import generate_secret
-from remit.webhooks.stream import EventNotifier, live_events
+from remit.webhooks.stream import EventNotifier, LiveEvents
 from remit_api.common.v1 import common_pb2
 from remit_api.webhooks.v1 import webhooks_pb2 as pb
 from remit_api.webhooks.v1 import webhooks_pb2_grpc
@@ -294,14 +294,20 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         session = pb.ListenSession(secret=generate_secret(), created=timestamp(datetime.now(UTC)))
         if version is not None:
             session.api_version = version
-        yield pb.StreamEventsResponse(session=session)
         starting_after = request.starting_after if request.HasField("starting_after") else None
-        async for event in live_events(self._service, self._notifier, call.account_id,
-                                       types=types, starting_after=starting_after):  # fmt: skip
-            rendered = await render_event(
-                event, self._service.renderer, event.rendered_version(None, version)
-            )
-            yield pb.StreamEventsResponse(event=event_message(rendered))
+        # Opened before the session goes out: a caller that acts on "ready" (the session)
+        # gets every event committed after it.
+        events = await LiveEvents.open(self._service, self._notifier, call.account_id,
+                                       types=types, starting_after=starting_after)  # fmt: skip
+        try:
+            yield pb.StreamEventsResponse(session=session)
+            async for event in events:
+                rendered = await render_event(
+                    event, self._service.renderer, event.rendered_version(None, version)
+                )
+                yield pb.StreamEventsResponse(event=event_message(rendered))
+        finally:
+            events.close()
 
 
 def webhooks_registration(service: WebhooksService, notifier: EventNotifier) -> ServiceRegistration:

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psycopg
@@ -43,8 +44,11 @@ class EventNotifier:
         return wake
 
     def unsubscribe(self, account_id: str, wake: asyncio.Event) -> None:
-        self._waiters[account_id].discard(wake)
-        if not self._waiters[account_id]:
+        waiters = self._waiters.get(account_id)
+        if waiters is None:
+            return
+        waiters.discard(wake)
+        if not waiters:
             del self._waiters[account_id]
 
     async def _listen(self) -> None:
@@ -67,43 +71,82 @@ class EventNotifier:
                 await self._task
 
 
-async def live_events(
-    service: WebhooksService,
-    notifier: EventNotifier,
-    account_id: str,
-    *,
-    types: Sequence[str],
-    starting_after: str | None,
-) -> AsyncIterator[Event]:
-    """The account's events after `starting_after` (or from now on), as they commit.
+@dataclass
+class LiveEvents:
+    """The account's events after a starting point, as they commit.
+
+    `open` fixes the starting point ("from now on" is the newest event at that moment) and
+    subscribes to notifications before it returns, so a caller that tells its client it is
+    ready only after `open` never misses an event committed after that.
 
     Events are stamped when their transaction starts but become visible when it commits, so an
     event can appear behind one already sent. Each read therefore looks back `LOOKBACK` before
     the newest event sent and skips the ids it has sent already.
     """
-    wake = notifier.subscribe(account_id)
-    try:
-        start = await service.event_cursor(account_id, starting_after)
-        sent: dict[str, datetime] = {} if start is None else {start.id: start.at}
-        newest = None if start is None else start.at
-        while True:
-            wake.clear()
-            page = None if newest is None else Cursor(newest - LOOKBACK, "")
+
+    service: WebhooksService
+    notifier: EventNotifier
+    account_id: str
+    types: Sequence[str]
+    wake: asyncio.Event
+    sent: dict[str, datetime]
+    newest: datetime | None
+
+    @classmethod
+    async def open(
+        cls,
+        service: WebhooksService,
+        notifier: EventNotifier,
+        account_id: str,
+        *,
+        types: Sequence[str],
+        starting_after: str | None,
+    ) -> "LiveEvents":
+        wake = notifier.subscribe(account_id)
+        try:
+            start = await service.event_cursor(account_id, starting_after)
+            sent: dict[str, datetime] = {} if start is None else {start.id: start.at}
+            newest = None if start is None else start.at
+            stream = cls(service, notifier, account_id, types, wake, sent, newest)
+            if starting_after is None:
+                # "From now on": the events already committed within the look-back window
+                # count as sent, or the first read would hand them out as new.
+                async for _ in stream._new_events():
+                    pass
+        except BaseException:
+            notifier.unsubscribe(account_id, wake)
+            raise
+        return stream
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        try:
             while True:
-                batch = await service.events_after(account_id, page, BATCH)
-                for event in batch:
-                    if event.id in sent:
-                        continue
-                    sent[event.id] = event.created_at
-                    if filter_matches(types, event.type):
-                        yield event
-                if len(batch) < BATCH:
-                    break
-                page = Cursor(batch[-1].created_at, batch[-1].id)
-            if sent:
-                newest = max(sent.values())
-                sent = {k: at for k, at in sent.items() if at >= newest - LOOKBACK}
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=FALLBACK_POLL_S)
-    finally:
-        notifier.unsubscribe(account_id, wake)
+                self.wake.clear()
+                async for event in self._new_events():
+                    yield event
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=FALLBACK_POLL_S)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop listening for the account's notifications (again is harmless)."""
+        self.notifier.unsubscribe(self.account_id, self.wake)
+
+    async def _new_events(self) -> AsyncIterator[Event]:
+        page = None if self.newest is None else Cursor(self.newest - LOOKBACK, "")
+        while True:
+            batch = await self.service.events_after(self.account_id, page, BATCH)
+            for event in batch:
+                if event.id in self.sent:
+                    continue
+                self.sent[event.id] = event.created_at
+                if filter_matches(self.types, event.type):
+                    yield event
+            if len(batch) < BATCH:
+                break
+            page = Cursor(batch[-1].created_at, batch[-1].id)
+        if self.sent:
+            newest = max(self.sent.values())
+            self.newest = newest
+            self.sent = {k: at for k, at in self.sent.items() if at >= newest - LOOKBACK}
