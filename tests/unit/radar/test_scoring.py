@@ -1,5 +1,6 @@
 """The model, its fit, and the order in which rules decide."""
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,10 +12,10 @@ from remit.radar.domain import (
     decide,
     risk_level_of,
 )
-from remit.radar.model import FEATURES, load_weights, score
+from remit.radar.model import FEATURES, WEIGHTS_PATH, load_weights, score
 from remit.radar.rules import parse_predicate
 from remit.radar.signals import risk_hint_of_test_id
-from remit.radar.training import fit, generate
+from remit.radar.training import fit, generate, weights_document
 
 WEIGHTS = load_weights()
 QUIET = {
@@ -34,15 +35,51 @@ def test_the_committed_weights_cover_every_feature_and_score_a_quiet_payment_low
     assert set(WEIGHTS.weights) == set(FEATURES)
     scored = score(QUIET, WEIGHTS)
     assert scored.risk_level is RiskLevel.NORMAL
-    assert scored.model_version == "radar-logistic-1"
+    assert scored.model_version == "radar-logistic-2"
 
 
-def test_velocity_raises_the_score_and_is_named_as_the_top_signal() -> None:
-    burst = {**QUIET, "total_charges_per_card_number_daily": 6}
+def test_a_burst_of_attempts_raises_the_score_and_is_named_as_the_top_signal() -> None:
+    burst = {
+        **QUIET,
+        "total_charges_per_card_number_hourly": 6,
+        "total_charges_per_card_number_daily": 6,
+    }
     scored = score(burst, WEIGHTS)
     assert scored.risk_score > score(QUIET, WEIGHTS).risk_score + 40
-    assert scored.top_signals[0].signal == "card_attempts_daily"
+    assert scored.top_signals[0].signal == "card_attempts_hourly"
     assert scored.top_signals[0].value == "5"
+
+
+KNOWN_CARD = {**QUIET, "amount_in_usd": Decimal("50"), "seconds_since_first_seen_card": 86_400 * 30}
+
+
+def test_a_regular_customer_paying_several_times_a_day_stays_normal() -> None:
+    """Five $50 payments in a day, spread over the day, from a card the merchant has seen for
+    a month: a regular, not card testing (the first model blocked this at 79)."""
+    regular = {**KNOWN_CARD, "total_charges_per_card_number_daily": 5}
+    assert score(regular, WEIGHTS).risk_level is RiskLevel.NORMAL
+
+
+def test_the_classic_stolen_card_pattern_scores_highest() -> None:
+    """A new prepaid card, a buyer in another country, a failed CVC, $300 (the first model
+    scored this 44, normal)."""
+    stolen = {
+        **KNOWN_CARD,
+        "amount_in_usd": Decimal("300"),
+        "seconds_since_first_seen_card": 0,
+        "card_funding": "prepaid",
+        "ip_country": "GB",
+        "cvc_check": "fail",
+    }
+    assert score(stolen, WEIGHTS).risk_level is RiskLevel.HIGHEST
+
+
+def test_the_committed_weights_are_the_generators_fit() -> None:
+    """weights.json is what `python -m remit.radar.training` writes: no hand-edited weights."""
+    trained = json.loads(WEIGHTS_PATH.read_text())["trained_on"]
+    fitted = weights_document(trained["samples"], trained["seed"], WEIGHTS.version)
+    assert fitted["weights"] == dict(WEIGHTS.weights)
+    assert fitted["bias"] == WEIGHTS.bias
 
 
 def test_a_test_card_hint_lifts_the_score_into_its_band_and_says_so() -> None:
@@ -55,7 +92,11 @@ def test_a_test_card_hint_lifts_the_score_into_its_band_and_says_so() -> None:
 def test_an_ordinary_test_card_keeps_the_score_within_the_normal_band_and_says_so() -> None:
     """A burst of payments with one card scores highest; with an ordinary test card's hint it
     stays normal (lowered to the top of the band), and the explanation names the hint."""
-    burst = {**QUIET, "total_charges_per_card_number_daily": 6}
+    burst = {
+        **QUIET,
+        "total_charges_per_card_number_hourly": 6,
+        "total_charges_per_card_number_daily": 6,
+    }
     assert score(burst, WEIGHTS).risk_level is RiskLevel.HIGHEST
     capped = score(burst, WEIGHTS, "normal")
     assert (capped.risk_score, capped.risk_level) == (64, RiskLevel.NORMAL)
@@ -92,8 +133,10 @@ def test_risk_levels_follow_stripes_bands() -> None:
 def test_the_fit_on_generated_data_learns_what_fraud_looks_like() -> None:
     bias, weights = fit(generate(1500, seed=7))
     assert bias < 0
-    for feature in ("card_attempts_daily", "card_declines_daily", "card_new_to_account"):
+    for feature in ("card_attempts_hourly", "card_declines_daily", "card_new_to_account"):
         assert weights[feature] > 0.3, feature
+    # Regulars repeat through the day: the day's count alone weighs less than an hour's burst.
+    assert weights["card_attempts_daily"] < weights["card_attempts_hourly"]
     assert weights["three_d_secure_authenticated"] < 0.5
     assert generate(3, seed=7) == generate(3, seed=7)
 
