@@ -81,7 +81,7 @@ async def _rest(platform: BenchPlatform) -> tuple[float, list[float], float]:
 
 
 async def _grpc(platform: BenchPlatform) -> tuple[float, list[float], float]:
-    async with internal_channel(platform.core_target, platform.internal_token) as channel:
+    async with internal_channel(platform.core_target, platform.internal_access) as channel:
         stub = payments_pb2_grpc.PaymentsServiceStub(channel)
 
         async def pay(n: int) -> None:
@@ -154,7 +154,7 @@ def _figures(through: str, seconds: float, latencies: list[float], cpu_s: float)
 
 
 def _account_without_radar(platform: BenchPlatform) -> BenchPlatform:
-    with internal_sync_channel(platform.core_target, platform.internal_token) as channel:
+    with internal_sync_channel(platform.core_target, platform.internal_access) as channel:
         reply = accounts_pb2_grpc.AccountsServiceStub(channel).CreateAccount(
             accounts_pb2.CreateAccountRequest(default_currency="usd", radar_enabled=False),
             timeout=10,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from remit.config import TOKEN_FILE
+from remit.grpcutil.internal_auth import InternalAccess
 
 STARTUP_TIMEOUT_S = 120.0
 
@@ -33,6 +34,11 @@ class BenchPlatform:
         """The token `remit serve` made for its processes (gRPC callers must show it)."""
         path = self.data_dir / TOKEN_FILE
         return path.read_text().strip() if path.exists() else None
+
+    @property
+    def internal_access(self) -> InternalAccess:
+        """How a caller from outside reaches the platform's gRPC services as one of its own."""
+        return InternalAccess(self.internal_token)
 
 
 def _free_port() -> int:

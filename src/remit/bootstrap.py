@@ -38,7 +38,7 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.accounts.service import AccountsService
     from remit.config import core_instance_port
     from remit.grpcutil.errors import ErrorMappingInterceptor
-    from remit.grpcutil.internal_auth import internal_channel
+    from remit.grpcutil.internal_auth import InternalAccess, internal_channel
     from remit.grpcutil.server import serve_grpc
     from remit.ledger.grpc import ledger_registration
     from remit.ledger.service import LedgerService
@@ -60,7 +60,7 @@ async def _run_core(config: PlatformConfig) -> None:
     webhooks = WebhooksService(engine, policy=policy_for(config), renderer=event_renderer(engine))
     notifier = EventNotifier(libpq_url(config.require_database_url()))
     # Reconciliation reads the acquirer's settlement reports.
-    acquirer_channel = internal_channel(config.acquirer.target, config.internal_token)
+    acquirer_channel = internal_channel(config.acquirer.target, InternalAccess.of(config))
     ledger = LedgerService(engine, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(acquirer_channel))
 
     async def stop() -> None:
@@ -83,7 +83,7 @@ async def _run_core(config: PlatformConfig) -> None:
             ledger_registration(ledger),
         ],
         interceptors=[ErrorMappingInterceptor()],
-        internal_token=config.internal_token,
+        internal=config,
         on_stop=stop,
     )
 
@@ -111,7 +111,7 @@ async def _run_acquirer(config: PlatformConfig) -> None:
         config.acquirer,
         [acquirer_registration(AcquirerService(engine))],
         interceptors=acquirer_interceptors(faults),
-        internal_token=config.internal_token,
+        internal=config,
         on_stop=engine.dispose,
     )
 

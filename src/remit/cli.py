@@ -337,10 +337,10 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
     """Through AccountsService.UpgradeApiVersion, so the pin moves by the service's rules."""
     import grpc
 
-    from remit.grpcutil.internal_auth import internal_sync_channel
+    from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
     from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
-    with internal_sync_channel(config.core.target, config.internal_token) as channel:
+    with internal_sync_channel(config.core.target, InternalAccess.of(config)) as channel:
         try:
             reply = accounts_pb2_grpc.AccountsServiceStub(channel).UpgradeApiVersion(
                 accounts_pb2.UpgradeApiVersionRequest(account_id=account_id, api_version=version),

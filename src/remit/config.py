@@ -15,6 +15,9 @@ from typing import Final
 # directory.
 TOKEN_ENV: Final = "REMIT_INTERNAL_TOKEN"  # noqa: S105 (names, not secrets)
 TOKEN_FILE: Final = "internal-token"  # noqa: S105
+# The prefix of the mutual-TLS settings between the processes (`..._CERT`, `_KEY`, `_CA`,
+# `_SERVER_NAME`).
+TLS_ENV: Final = "REMIT_INTERNAL_TLS"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class PlatformConfig:
     # (`remit.grpcutil.internal_auth`): REMIT_INTERNAL_TOKEN, else the file `remit serve`
     # keeps in the data directory; None: none is checked or sent.
     internal_token: str | None = field(default=None, repr=False)
+    # Mutual TLS between the processes (REMIT_INTERNAL_TLS_CERT, _KEY, _CA, and optionally
+    # _SERVER_NAME): (certificate, key, CA certificate, server name); None: plaintext.
+    internal_tls: tuple[Path, Path, Path, str | None] | None = None
 
     @property
     def core_balanced_target(self) -> str:
@@ -94,6 +100,17 @@ class PlatformConfig:
             env["REMIT_PUBLIC_URL"] = self.public_url
         if self.internal_token is not None:
             env[TOKEN_ENV] = self.internal_token
+        if self.internal_tls is not None:
+            cert, key, ca, server_name = self.internal_tls
+            env.update(
+                {
+                    f"{TLS_ENV}_CERT": str(cert),
+                    f"{TLS_ENV}_KEY": str(key),
+                    f"{TLS_ENV}_CA": str(ca),
+                }
+            )
+            if server_name is not None:
+                env[f"{TLS_ENV}_SERVER_NAME"] = server_name
         for name, url in (
             ("DATABASE_URL", self.database_url),
             ("VAULT_DATABASE_URL", self.vault_database_url),
@@ -228,6 +245,24 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         core_processes=int(cores_raw),
         core_instance_ports=instance_ports,
         internal_token=env.get(TOKEN_ENV) or _token_file(data_dir),
+        internal_tls=_internal_tls(env),
+    )
+
+
+def _internal_tls(env: Mapping[str, str]) -> tuple[Path, Path, Path, str | None] | None:
+    """The mutual-TLS files: all three of certificate, key and CA, or none."""
+    files = {part: env.get(f"{TLS_ENV}_{part}") or "" for part in ("CERT", "KEY", "CA")}
+    given = [part for part, value in files.items() if value]
+    if not given:
+        return None
+    if len(given) != len(files):
+        missing = ", ".join(f"{TLS_ENV}_{part}" for part, value in files.items() if not value)
+        raise ConfigError(f"mutual TLS needs a certificate, a key and a CA; missing {missing}")
+    return (
+        Path(files["CERT"]),
+        Path(files["KEY"]),
+        Path(files["CA"]),
+        env.get(f"{TLS_ENV}_SERVER_NAME") or None,
     )
 
 

@@ -25,6 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from remit.config import CORE_INSTANCE_PORT_ENV, Endpoint, PlatformConfig, environment_for
+from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,12 @@ def await_ready(child: Child, deadline: float) -> None:
     raise StartupError(f"{child.role} was not ready within {READY_TIMEOUT_S:.0f}s")
 
 
-def grpc_healthy(endpoint: Endpoint, timeout_s: float = 2.0) -> bool:
-    with grpc.insecure_channel(endpoint.target) as channel:
+def grpc_healthy(
+    endpoint: Endpoint, timeout_s: float = 2.0, *, access: InternalAccess | None = None
+) -> bool:
+    """Whether the service answers its health check (which needs no token, but does need the
+    platform's mutual TLS when it is configured)."""
+    with internal_sync_channel(endpoint.target, access or InternalAccess()) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
@@ -108,9 +113,9 @@ class Supervisor:
     def health_checks(self) -> dict[str, Callable[[], bool]]:
         c = self._config
         return {
-            "acquirer": lambda: grpc_healthy(c.acquirer),
-            "vault": lambda: grpc_healthy(c.vault),
-            "core": lambda: grpc_healthy(c.core),
+            "acquirer": lambda: grpc_healthy(c.acquirer, access=InternalAccess.of(c)),
+            "vault": lambda: grpc_healthy(c.vault, access=InternalAccess.of(c)),
+            "core": lambda: grpc_healthy(c.core, access=InternalAccess.of(c)),
             "api": lambda: http_healthy(c.api),
         }
 
@@ -149,7 +154,11 @@ class Supervisor:
             await_ready(child, deadline)
             address = own_address.get(child.process.pid)
             check = checks.get(role)
-            healthy = grpc_healthy(address) if address is not None else check is None or check()
+            healthy = (
+                grpc_healthy(address, access=InternalAccess.of(self._config))
+                if address is not None
+                else check is None or check()
+            )
             if not healthy:
                 raise StartupError(f"{role} said it was ready but fails its health check")
             log.info("%s is up (pid %d)", role, child.process.pid)

@@ -4,6 +4,7 @@ are refused, its own processes (and its commands) are answered."""
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -11,11 +12,14 @@ import stripe
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from remit.config import Endpoint
+from remit.grpcutil.internal_auth import InternalAccess
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
-from tests.support.accounts import TestAccount
-from tests.support.platform import RunningPlatform
+from tests.support.accounts import TestAccount, create_account
+from tests.support.platform import RunningPlatform, running_platform
+from tests.support.postgres import WorkerDatabases
+from tests.support.tls import make_tls, tls_env
 
 
 def _refused(call: Callable[[], object]) -> grpc.StatusCode:
@@ -87,3 +91,34 @@ def test_the_platform_and_its_commands_are_answered(
     assert status.returncode == 0, status.stderr
     assert platform.internal_token is not None
     assert platform.internal_token not in platform.log_text()
+
+
+def test_a_platform_over_mutual_tls_pays_and_refuses_plaintext(
+    databases: WorkerDatabases, tmp_path: Path
+) -> None:
+    """With REMIT_INTERNAL_TLS_*, every hop (api -> core, core -> vault, vault -> acquirer, the
+    supervisor's health checks, the CLI) speaks mutual TLS, and a plaintext caller gets
+    nowhere."""
+    tls = make_tls(tmp_path / "tls")
+    with running_platform(databases, **tls_env(tls)) as platform:
+        account = create_account(platform.core, access=InternalAccess(platform.internal_token, tls))
+        client = stripe.StripeClient(
+            account.secret_key, base_addresses={"api": platform.api_base}, max_network_retries=0
+        )
+        paid = client.v1.payment_intents.create(
+            params={"amount": 1100, "currency": "usd", "payment_method": "pm_card_visa",
+                    "confirm": True, "return_url": "https://shop.example/r"}
+        )  # fmt: skip
+        assert paid.status == "succeeded"
+        with grpc.insecure_channel(platform.core.target) as plaintext:
+            check = health_pb2_grpc.HealthStub(plaintext).Check
+            assert (
+                _refused(lambda: check(health_pb2.HealthCheckRequest(), timeout=5))
+                is grpc.StatusCode.UNAVAILABLE
+            )
+        listed = subprocess.run(
+            [sys.executable, "-m", "remit", "radar", "rules", "list", "--api-key",
+             account.secret_key],
+            env=platform.env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert listed.returncode == 0, listed.stderr

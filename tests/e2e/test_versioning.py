@@ -24,7 +24,7 @@ BEFORE_CHARGES_REMOVED = "2022-08-01"
 
 
 def _account_pinned_at(platform: RunningPlatform, version: str) -> TestAccount:
-    with internal_sync_channel(platform.core.target, platform.internal_token) as channel:
+    with internal_sync_channel(platform.core.target, platform.internal_access) as channel:
         reply = accounts_pb2_grpc.AccountsServiceStub(channel).CreateAccount(
             accounts_pb2.CreateAccountRequest(default_currency="usd", api_version=version),
             timeout=10,
@@ -315,7 +315,7 @@ async def test_an_event_keeps_the_version_of_its_moment_after_the_account_upgrad
     account = _account_pinned_at(platform, BEFORE_SOURCE_RENAMES)
     client = _client_at(platform, account, LATEST_VERSION)
     before = client.v1.payment_intents.create(params={"amount": 1200, "currency": "usd"})
-    with internal_sync_channel(platform.core.target, platform.internal_token) as channel:
+    with internal_sync_channel(platform.core.target, platform.internal_access) as channel:
         accounts_pb2_grpc.AccountsServiceStub(channel).UpgradeApiVersion(
             accounts_pb2.UpgradeApiVersionRequest(
                 account_id=account.id, api_version=LATEST_VERSION

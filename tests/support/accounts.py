@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from remit.config import Endpoint
-from remit.grpcutil.internal_auth import internal_sync_channel
+from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 
@@ -20,11 +20,13 @@ def create_account(
     core: Endpoint,
     *,
     token: str | None = None,
+    access: InternalAccess | None = None,
     raw_card_access: bool = False,
     radar_enabled: bool = True,
 ) -> TestAccount:
-    """`token`: the platform's internal token (`RunningPlatform.internal_token`)."""
-    with internal_sync_channel(core.target, token) as channel:
+    """`token`: the platform's internal token (`RunningPlatform.internal_token`); `access`, in
+    its place, the token and mutual TLS."""
+    with internal_sync_channel(core.target, access or InternalAccess(token)) as channel:
         reply = accounts_pb2_grpc.AccountsServiceStub(channel).CreateAccount(
             accounts_pb2.CreateAccountRequest(
                 default_currency="usd",

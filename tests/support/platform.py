@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from remit.config import TOKEN_FILE, Endpoint
+from remit.grpcutil.internal_auth import InternalAccess
 from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases
 
@@ -41,6 +42,11 @@ class RunningPlatform:
         """The token `remit serve` made for its processes, in its data directory."""
         path = self.data_dir / TOKEN_FILE
         return path.read_text().strip() if path.exists() else None
+
+    @property
+    def internal_access(self) -> InternalAccess:
+        """How a caller from outside reaches the platform's gRPC services as one of its own."""
+        return InternalAccess(self.internal_token)
 
 
 def platform_env(databases: WorkerDatabases, data_dir: Path, **extra: str) -> dict[str, str]:

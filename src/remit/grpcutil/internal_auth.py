@@ -17,12 +17,13 @@ import hmac
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import grpc
 
-from remit.config import TOKEN_FILE
+from remit.config import TOKEN_FILE, PlatformConfig
 
 TOKEN_METADATA_KEY = "remit-internal-token"  # noqa: S105 (a metadata key, not a secret)
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
@@ -160,17 +161,89 @@ class _SyncToken(grpc.UnaryUnaryClientInterceptor):
         )
 
 
+@dataclass(frozen=True)
+class InternalTls:
+    """Mutual TLS between remit's processes: each presents `cert` (with `key`) and accepts only
+    peers whose certificates `ca` signed. `server_name`, when set, is the name the servers'
+    certificate carries if it is not the host callers dial."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    server_name: str | None = None
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=self.ca.read_bytes(),
+            require_client_auth=True,
+        )
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca.read_bytes(),
+            private_key=self.key.read_bytes(),
+            certificate_chain=self.cert.read_bytes(),
+        )
+
+    def channel_options(self) -> list[tuple[str, Any]]:
+        if self.server_name is None:
+            return []
+        return [("grpc.ssl_target_name_override", self.server_name)]
+
+
+@dataclass(frozen=True)
+class InternalAccess:
+    """How remit's processes reach each other: the token every call shows, and mutual TLS when
+    configured (plaintext otherwise)."""
+
+    token: str | None = None
+    tls: InternalTls | None = None
+
+    @classmethod
+    def of(cls, config: PlatformConfig) -> InternalAccess:
+        tls = None
+        if config.internal_tls is not None:
+            cert, key, ca, server_name = config.internal_tls
+            tls = InternalTls(cert, key, ca, server_name)
+        return cls(config.internal_token, tls)
+
+
 def internal_channel(
-    target: str, token: str | None, options: Sequence[tuple[str, Any]] = ()
+    target: str, access: InternalAccess, options: Sequence[tuple[str, Any]] = ()
 ) -> grpc.aio.Channel:
-    """An asyncio channel to a remit service that shows `token` on every call."""
+    """An asyncio channel to a remit service that shows the token on every call (over mutual
+    TLS when it is configured)."""
+    token = access.token
     interceptors: list[grpc.aio.ClientInterceptor] | None = (
         None if token is None else [_UnaryToken(token), _StreamToken(token)]
     )
-    return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)
+    if access.tls is None:
+        return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)
+    return grpc.aio.secure_channel(
+        target,
+        access.tls.channel_credentials(),
+        options=[*options, *access.tls.channel_options()],
+        interceptors=interceptors,
+    )
 
 
-def internal_sync_channel(target: str, token: str | None) -> grpc.Channel:
-    """A blocking channel to a remit service that shows `token` on every call."""
-    channel = grpc.insecure_channel(target)
+def internal_sync_channel(target: str, access: InternalAccess) -> grpc.Channel:
+    """A blocking channel to a remit service that shows the token on every call (over mutual
+    TLS when it is configured)."""
+    if access.tls is None:
+        channel = grpc.insecure_channel(target)
+    else:
+        channel = grpc.secure_channel(
+            target, access.tls.channel_credentials(), options=access.tls.channel_options()
+        )
+    token = access.token
     return channel if token is None else grpc.intercept_channel(channel, _SyncToken(token))
+
+
+def add_internal_port(server: grpc.aio.Server, target: str, access: InternalAccess) -> int:
+    """Listen on `target`, over mutual TLS when it is configured; returns the port (0: not
+    bound)."""
+    if access.tls is None:
+        return server.add_insecure_port(target)
+    return server.add_secure_port(target, access.tls.server_credentials())

@@ -11,8 +11,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from remit.config import Endpoint
-from remit.grpcutil.internal_auth import server_interceptors
+from remit.config import Endpoint, PlatformConfig
+from remit.grpcutil.internal_auth import InternalAccess, add_internal_port, server_interceptors
 from remit.readiness import signal_ready
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,16 @@ async def serve_grpc(
     *,
     also_on: int | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-    internal_token: str | None = None,
+    internal: PlatformConfig | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     stop_event: asyncio.Event | None = None,
 ) -> None:
+    # `internal`: the platform whose token (and mutual TLS, when configured) every caller
+    # must show; None: neither (a service run on its own in a test).
+    access = InternalAccess() if internal is None else InternalAccess.of(internal)
     server = grpc.aio.server(
         # The internal token is checked first: a call without it reaches no other code.
-        interceptors=[*server_interceptors(internal_token), *interceptors],
+        interceptors=[*server_interceptors(access.token), *interceptors],
         # Several copies of a stateless process may share one port (SO_REUSEPORT).
         options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 4 * 1024 * 1024)],
     )
@@ -57,12 +60,12 @@ async def serve_grpc(
         ],
         server,
     )
-    bound = server.add_insecure_port(endpoint.target)
+    bound = add_internal_port(server, endpoint.target, access)
     if bound == 0:
         raise OSError(f"could not listen on {endpoint.target}")
     if also_on is not None:
         own = f"{endpoint.host}:{also_on}"
-        if server.add_insecure_port(own) == 0:
+        if add_internal_port(server, own, access) == 0:
             raise OSError(f"could not listen on {own}")
     await server.start()
     for name in ["", *names]:

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from remit.config import PlatformConfig
 from remit.core.errors import RemitError
-from remit.grpcutil.internal_auth import internal_channel
+from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.ledger.reconcile import render_table
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
@@ -29,7 +29,7 @@ def _with_service(config: PlatformConfig, use: Callable[[LedgerService], Awaitab
 
         async def run() -> T:
             engine = make_engine(url, pool_size=2)
-            channel = internal_channel(config.acquirer.target, config.internal_token)
+            channel = internal_channel(config.acquirer.target, InternalAccess.of(config))
             try:
                 service = LedgerService(
                     engine, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(channel)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.config import PlatformConfig
 from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
-from remit.grpcutil.internal_auth import internal_channel
+from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.test_card_cache import TestCardCache
 from remit.payment_methods.vault_client import GrpcCardVault
@@ -53,8 +53,8 @@ def payment_hooks() -> HookChain:
 
 def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWiring:
     # The core reaches the vault only through its gRPC API: it holds no vault credentials.
-    vault_channel = internal_channel(config.vault.target, config.internal_token)
-    acquirer_channel = internal_channel(config.acquirer.target, config.internal_token)
+    vault_channel = internal_channel(config.vault.target, InternalAccess.of(config))
+    acquirer_channel = internal_channel(config.acquirer.target, InternalAccess.of(config))
     network = GrpcCardNetwork(
         vault_pb2_grpc.VaultServiceStub(vault_channel),
         acquirer_pb2_grpc.AcquirerServiceStub(acquirer_channel),

@@ -19,7 +19,7 @@ import grpc
 
 from remit.config import PlatformConfig
 from remit.core.jsonview import enum_numbers, to_json
-from remit.grpcutil.internal_auth import internal_channel
+from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.radar.rules import RuleSyntaxError, parse_rule
 from remit.webhooks.tools import Metadata, ToolError, account_metadata
 from remit_api.radar.v1 import radar_pb2 as pb
@@ -35,7 +35,7 @@ async def _call(
     api_key: str,
     send: Callable[[radar_pb2_grpc.RadarServiceAsyncStub, Metadata], Awaitable[Reply]],
 ) -> Reply:
-    async with internal_channel(config.core.target, config.internal_token) as channel:
+    async with internal_channel(config.core.target, InternalAccess.of(config)) as channel:
         metadata = await account_metadata(channel, api_key)
         try:
             return await send(radar_pb2_grpc.RadarServiceStub(channel), metadata)

@@ -9,7 +9,7 @@ import grpc
 from remit.accounts.domain import KeyKind, Principal
 from remit.config import PlatformConfig
 from remit.grpcutil.errors import remit_error_from_rpc_error
-from remit.grpcutil.internal_auth import internal_channel
+from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.rest.auth import Authenticator
 from remit.rest.errors import StripeError
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
@@ -82,10 +82,11 @@ class Dependencies:
 
 async def connect_dependencies(config: PlatformConfig) -> Dependencies:
     # With several core processes the channel holds a connection to each and takes turns.
+    access = InternalAccess.of(config)
     core_options: list[tuple[str, int | str]] = list(CHANNEL_OPTIONS)
     if config.core_instance_ports:
         core_options = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", "round_robin")]
-    channel = internal_channel(config.core_balanced_target, config.internal_token, core_options)
+    channel = internal_channel(config.core_balanced_target, access, core_options)
     accounts = accounts_pb2_grpc.AccountsServiceStub(channel)
 
     async def lookup(key: str) -> Principal | None:
@@ -106,7 +107,7 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
             raw_card_access=reply.raw_card_access,
         )
 
-    vault_channel = internal_channel(config.vault.target, config.internal_token, CHANNEL_OPTIONS)
+    vault_channel = internal_channel(config.vault.target, access, CHANNEL_OPTIONS)
     return Dependencies(
         core_channel=channel,
         accounts=accounts,

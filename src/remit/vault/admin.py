@@ -14,7 +14,7 @@ import grpc
 
 from remit.config import PlatformConfig
 from remit.grpcutil.errors import remit_error_from_rpc_error
-from remit.grpcutil.internal_auth import internal_channel
+from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
 REQUESTER: Final = "cli"
@@ -29,8 +29,8 @@ def _stub(channel: grpc.aio.Channel) -> vault_pb2_grpc.VaultServiceAsyncStub:
     return vault_pb2_grpc.VaultServiceStub(channel)
 
 
-async def _rotate(target: str, token: str | None, wait: bool) -> list[str]:
-    async with internal_channel(target, token) as channel:
+async def _rotate(target: str, access: InternalAccess, wait: bool) -> list[str]:
+    async with internal_channel(target, access) as channel:
         stub = _stub(channel)
         rotated = await stub.RotateKey(
             vault_pb2.RotateKeyRequest(requester=REQUESTER), timeout=TIMEOUT_S
@@ -52,8 +52,8 @@ async def _rotate(target: str, token: str | None, wait: bool) -> list[str]:
         return lines
 
 
-async def _status(target: str, token: str | None) -> list[str]:
-    async with internal_channel(target, token) as channel:
+async def _status(target: str, access: InternalAccess) -> list[str]:
+    async with internal_channel(target, access) as channel:
         status = await _stub(channel).GetKeyStatus(
             vault_pb2.GetKeyStatusRequest(), timeout=TIMEOUT_S
         )
@@ -69,8 +69,8 @@ async def _status(target: str, token: str | None) -> list[str]:
     return lines
 
 
-async def _retire(target: str, token: str | None, minimum: int) -> list[str]:
-    async with internal_channel(target, token) as channel:
+async def _retire(target: str, access: InternalAccess, minimum: int) -> list[str]:
+    async with internal_channel(target, access) as channel:
         reply = await _stub(channel).SetMinimumDecryptionVersion(
             vault_pb2.SetMinimumDecryptionVersionRequest(
                 minimum_version=minimum, requester=REQUESTER
@@ -83,14 +83,14 @@ async def _retire(target: str, token: str | None, minimum: int) -> list[str]:
 def run_admin(
     config: PlatformConfig, command: str, *, wait: bool = False, minimum: int = 0
 ) -> list[str]:
-    target, token = config.vault.target, config.internal_token
+    target, access = config.vault.target, InternalAccess.of(config)
     try:
         if command == "rotate-key":
-            return asyncio.run(_rotate(target, token, wait))
+            return asyncio.run(_rotate(target, access, wait))
         if command == "key-status":
-            return asyncio.run(_status(target, token))
+            return asyncio.run(_status(target, access))
         if command == "retire-keys":
-            return asyncio.run(_retire(target, token, minimum))
+            return asyncio.run(_retire(target, access, minimum))
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.UNAVAILABLE:
             raise AdminError(f"the vault at {target} is not reachable; is remit running?") from None

@@ -9,7 +9,7 @@ vault's `ForwardedAuthorization` mirrors field for field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import grpc
@@ -17,7 +17,7 @@ import grpc
 from remit.config import network_timeout_s
 from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.errors import remit_error_from_rpc_error
-from remit.grpcutil.internal_auth import internal_channel
+from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.vault.domain import OutboundAuthorization
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.common.v1 import common_pb2
@@ -74,14 +74,15 @@ class GrpcAcquirerDestination:
     """An `AcquirerService` reached over gRPC, on one channel and stub made at the first call."""
 
     target: str
-    # The internal token: a destination is a remit AcquirerService, which checks it.
-    token: str | None = None
+    # How to reach it: a destination is a remit AcquirerService, which checks the internal
+    # token (and mutual TLS when configured).
+    access: InternalAccess = field(default_factory=InternalAccess)
     _channel: grpc.aio.Channel | None = None
     _cached_stub: acquirer_pb2_grpc.AcquirerServiceAsyncStub | None = None
 
     def _stub(self) -> acquirer_pb2_grpc.AcquirerServiceAsyncStub:
         if self._cached_stub is None:
-            self._channel = internal_channel(self.target, self.token)
+            self._channel = internal_channel(self.target, self.access)
             self._cached_stub = acquirer_pb2_grpc.AcquirerServiceStub(self._channel)
         return self._cached_stub
 
@@ -125,6 +126,7 @@ def parse_allowlist(text: str) -> dict[str, str]:
 
 
 def grpc_destinations(
-    allowlist: Mapping[str, str], token: str | None = None
+    allowlist: Mapping[str, str], access: InternalAccess | None = None
 ) -> dict[str, Destination]:
-    return {name: GrpcAcquirerDestination(target, token) for name, target in allowlist.items()}
+    reach = access or InternalAccess()
+    return {name: GrpcAcquirerDestination(target, reach) for name, target in allowlist.items()}

@@ -27,6 +27,7 @@ class VaultSettings:
 
 async def run_vault(config: PlatformConfig) -> None:
     from remit.grpcutil.errors import ErrorMappingInterceptor
+    from remit.grpcutil.internal_auth import InternalAccess
     from remit.grpcutil.server import serve_grpc
     from remit.storage.engine import make_engine
     from remit.vault.background import start_background
@@ -39,7 +40,7 @@ async def run_vault(config: PlatformConfig) -> None:
     keys = key_store_from_env(os.environ, config.data_dir)
     engine = make_engine(config.require_vault_database_url(), application_name="remit-vault")
     service = VaultService(
-        engine, keys, grpc_destinations(settings.allowlist, config.internal_token)
+        engine, keys, grpc_destinations(settings.allowlist, InternalAccess.of(config))
     )
     stop = asyncio.Event()
     background = start_background(service, stop)
@@ -53,7 +54,7 @@ async def run_vault(config: PlatformConfig) -> None:
         config.vault,
         [vault_registration(service)],
         interceptors=[ErrorMappingInterceptor()],
-        internal_token=config.internal_token,
+        internal=config,
         on_stop=on_stop,
         stop_event=stop,
     )

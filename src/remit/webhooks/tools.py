@@ -21,7 +21,7 @@ from google.protobuf import duration_pb2
 from remit.config import PlatformConfig
 from remit.core.jsonview import to_json
 from remit.grpcutil.errors import remit_error_from_rpc_error
-from remit.grpcutil.internal_auth import internal_channel
+from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.grpcutil.metadata import ACCOUNT_KEY
 from remit.grpcutil.protoconv import timestamp
 from remit.supervisor import read_default_account
@@ -78,7 +78,7 @@ async def listen(
     signed with it, until interrupted."""
     # Forwarding targets a developer's own machine, so local addresses are the point.
     sender = WebhookSender(UrlPolicy(allow_internal=True))
-    async with internal_channel(config.core.target, config.internal_token) as channel:
+    async with internal_channel(config.core.target, InternalAccess.of(config)) as channel:
         metadata = await account_metadata(channel, api_key)
         stream = webhooks_pb2_grpc.WebhooksServiceStub(channel).StreamEvents(
             pb.StreamEventsRequest(types=list(types)), metadata=metadata
@@ -310,7 +310,7 @@ async def _with_stub(
     api_key: str,
     call: Callable[[webhooks_pb2_grpc.WebhooksServiceAsyncStub, Metadata], Awaitable[object]],
 ) -> object:
-    async with internal_channel(config.core.target, config.internal_token) as channel:
+    async with internal_channel(config.core.target, InternalAccess.of(config)) as channel:
         metadata = await account_metadata(channel, api_key)
         try:
             stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub = (

@@ -11,13 +11,17 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from remit.config import TOKEN_ENV, from_env
+from remit.config import TOKEN_ENV, ConfigError, from_env
 from remit.grpcutil.internal_auth import (
+    InternalAccess,
+    InternalTls,
+    add_internal_port,
     internal_channel,
     internal_sync_channel,
     server_interceptors,
     token_in,
 )
+from tests.support.tls import make_tls, tls_env
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +74,7 @@ async def _call(channel: grpc.aio.Channel) -> bytes:
 async def test_a_call_without_the_token_is_refused_before_any_handler(
     target: str, token: str | None
 ) -> None:
-    async with internal_channel(target, token) as channel:
+    async with internal_channel(target, InternalAccess(token)) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await _call(channel)
         count_call: Any = channel.unary_stream(_COUNT)
@@ -84,13 +88,13 @@ async def test_a_call_without_the_token_is_refused_before_any_handler(
 
 
 async def test_a_call_with_the_token_is_answered(target: str) -> None:
-    async with internal_channel(target, TOKEN) as channel:
+    async with internal_channel(target, InternalAccess(TOKEN)) as channel:
         assert await _call(channel) == b"heard hello"
         count_call: Any = channel.unary_stream(_COUNT)
         assert [item async for item in count_call(b"", timeout=5)] == [b"0", b"1", b"2"]
 
     def say_from_a_blocking_client() -> object:
-        with internal_sync_channel(target, TOKEN) as sync_channel:
+        with internal_sync_channel(target, InternalAccess(TOKEN)) as sync_channel:
             say_again: Any = sync_channel.unary_unary(_SAY)
             return say_again(b"again", timeout=5)
 
@@ -122,3 +126,56 @@ def test_serve_keeps_one_token_in_its_data_directory_readable_by_its_owner_only(
     assert config.to_env()[TOKEN_ENV] == "from-the-environment"
     assert "from-the-environment" not in repr(config)
     assert from_env({"REMIT_DATA_DIR": str(tmp_path / "elsewhere")}).internal_token is None
+
+
+# --- mutual TLS ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def tls_target(tmp_path: Path) -> AsyncIterator[tuple[str, InternalTls]]:
+    tls = make_tls(tmp_path / "platform")
+    access = InternalAccess(TOKEN, tls)
+    server = grpc.aio.server(interceptors=server_interceptors(TOKEN))
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "test.Echo", {"Say": grpc.unary_unary_rpc_method_handler(_say)}
+            )
+        ]
+    )
+    port = add_internal_port(server, "127.0.0.1:0", access)
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}", tls
+    finally:
+        await server.stop(0)
+
+
+async def test_over_mutual_tls_a_platform_certificate_and_the_token_are_answered(
+    tls_target: tuple[str, InternalTls],
+) -> None:
+    target, tls = tls_target
+    async with internal_channel(target, InternalAccess(TOKEN, tls)) as channel:
+        assert await _call(channel) == b"heard hello"
+
+
+async def test_over_mutual_tls_plaintext_and_strangers_certificates_are_refused(
+    tls_target: tuple[str, InternalTls], tmp_path: Path
+) -> None:
+    target, _ = tls_target
+    stranger = make_tls(tmp_path / "stranger", label="stranger")
+    for access in (InternalAccess(TOKEN), InternalAccess(TOKEN, stranger)):
+        async with internal_channel(target, access) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await _call(channel)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+def test_mutual_tls_needs_all_three_files(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path)
+    env = {"REMIT_DATA_DIR": str(tmp_path), **tls_env(tls)}
+    assert from_env(env).internal_tls == (tls.cert, tls.key, tls.ca, None)
+    assert from_env(env).to_env()["REMIT_INTERNAL_TLS_CA"] == str(tls.ca)
+    del env["REMIT_INTERNAL_TLS_KEY"]
+    with pytest.raises(ConfigError, match="REMIT_INTERNAL_TLS_KEY"):
+        from_env(env)
