@@ -7,6 +7,10 @@ platform's internal token, a shared secret every remit process is given
 a call without it (UNAUTHENTICATED) before any handler runs; health checks stay open so that
 supervisors and load balancers can probe. Clients attach it with `internal_channel`.
 
+Across hosts the processes can also speak mutual TLS (`InternalTls`, from
+`REMIT_INTERNAL_TLS_CERT`, `_KEY` and `_CA`): servers then accept only peers whose certificates
+the platform's CA signed, and the token travels encrypted. `InternalAccess` is both together.
+
 A process with no token configured neither checks nor sends one: a service run on its own for
 development, or a test's in-process server.
 """
@@ -47,13 +51,19 @@ def token_in(data_dir: Path) -> str:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
     token = new_token()
-    # O_EXCL: two processes starting at once agree on whichever token was written first.
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
+    # Written whole to a file of this process's own, then linked into place: the link either
+    # appears with the complete token or fails because another process's token got there
+    # first, and then that one stands. A reader never sees a half-written file.
+    draft = data_dir / f".{TOKEN_FILE}.{os.getpid()}.{secrets.token_hex(8)}"
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(token)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        draft.unlink()
     return token
 
 

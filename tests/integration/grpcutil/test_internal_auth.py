@@ -3,6 +3,7 @@
 import asyncio
 import stat
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,10 @@ def test_mutual_tls_needs_all_three_files(tmp_path: Path) -> None:
     del env["REMIT_INTERNAL_TLS_KEY"]
     with pytest.raises(ConfigError, match="REMIT_INTERNAL_TLS_KEY"):
         from_env(env)
+
+
+def test_processes_making_the_token_at_once_agree_on_one(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        made = set(pool.map(lambda _: token_in(tmp_path), range(32)))
+    assert len(made) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["internal-token"]
