@@ -16,23 +16,20 @@ on, synchronous commit).
 
 import asyncio
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.result import Figure, percentile
+from bench.scratch import scratch_database
 from remit.accounts.service import AccountsService
 from remit.ledger import journal
 from remit.ledger.balances import read_balance
 from remit.ledger.chart import AVAILABLE
 from remit.ledger.domain import Posting, TransactionRequest
-from remit.storage.embedded import start_cluster
 from remit.storage.engine import make_engine
-from remit.storage.migrate import upgrade
 
 NAME = "ledger"
 SINGLE_TRANSACTIONS = 1_500
@@ -212,12 +209,5 @@ async def _measure(url: str) -> list[Figure]:
 
 
 def run() -> list[Figure]:
-    with tempfile.TemporaryDirectory(prefix="remit-bench-ledger-") as workdir:
-        cluster = start_cluster(Path(workdir) / "pg", on_last_exit="delete")
-        try:
-            cluster.ensure_database("remit_bench")
-            url = cluster.url("remit_bench")
-            upgrade("core", url)
-            return asyncio.run(_measure(url))
-        finally:
-            cluster.stop()
+    with scratch_database("remit_bench") as url:
+        return asyncio.run(_measure(url))

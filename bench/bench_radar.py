@@ -16,16 +16,15 @@
 import asyncio
 import contextlib
 import random
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.result import Figure, percentile
+from bench.scratch import scratch_database
 from remit.accounts.service import AccountsService
 from remit.accounts.tables import accounts
 from remit.core.errors import RemitError
@@ -43,9 +42,7 @@ from remit.radar.rules import ListValues
 from remit.radar.service import RadarService
 from remit.radar.signals import Velocity, build_signals
 from remit.radar.velocity import Counter, Dimension
-from remit.storage.embedded import start_cluster
 from remit.storage.engine import make_engine
-from remit.storage.migrate import upgrade
 
 NAME = "radar"
 DECISIONS = 20_000
@@ -253,13 +250,6 @@ async def _database_figures(url: str) -> list[Figure]:
 
 def run() -> list[Figure]:
     figures = _decision_latency()
-    with tempfile.TemporaryDirectory(prefix="remit-bench-") as scratch:
-        cluster = start_cluster(Path(scratch) / "pg", on_last_exit="delete")
-        try:
-            cluster.ensure_database("bench_radar")
-            url = cluster.url("bench_radar")
-            upgrade("core", url)
-            figures += asyncio.run(_database_figures(url))
-        finally:
-            cluster.stop()
+    with scratch_database("bench_radar") as url:
+        figures += asyncio.run(_database_figures(url))
     return figures

@@ -12,19 +12,16 @@ the engine's direct pool (`remit.storage.direct`, what it does now).
 """
 
 import asyncio
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from sqlalchemy import select, update
 
 from bench.result import Figure
+from bench.scratch import scratch_database
 from remit.payments.repository import ChargeRepository
 from remit.payments.tables import charges
-from remit.storage.embedded import start_cluster
 from remit.storage.engine import make_engine, single_statement
-from remit.storage.migrate import upgrade
 
 NAME = "statements"
 ROUNDS = 3_000
@@ -96,12 +93,5 @@ async def _measure(url: str) -> list[Figure]:
 
 
 def run() -> list[Figure]:
-    with tempfile.TemporaryDirectory(prefix="remit-bench-statements-") as workdir:
-        cluster = start_cluster(Path(workdir) / "pg", on_last_exit="delete")
-        try:
-            cluster.ensure_database("remit_bench")
-            url = cluster.url("remit_bench")
-            upgrade("core", url)
-            return asyncio.run(_measure(url))
-        finally:
-            cluster.stop()
+    with scratch_database("remit_bench") as url:
+        return asyncio.run(_measure(url))

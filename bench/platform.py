@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from remit.config import TOKEN_FILE
+from remit.config import saved_token
 from remit.grpcutil.internal_auth import InternalAccess
 
 STARTUP_TIMEOUT_S = 120.0
@@ -32,8 +32,7 @@ class BenchPlatform:
     @property
     def internal_token(self) -> str | None:
         """The token `remit serve` made for its processes (gRPC callers must show it)."""
-        path = self.data_dir / TOKEN_FILE
-        return path.read_text().strip() if path.exists() else None
+        return saved_token(self.data_dir)
 
     @property
     def internal_access(self) -> InternalAccess:

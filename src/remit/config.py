@@ -244,7 +244,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         public_url=env.get("REMIT_PUBLIC_URL") or None,
         core_processes=int(cores_raw),
         core_instance_ports=instance_ports,
-        internal_token=env.get(TOKEN_ENV) or _token_file(data_dir),
+        internal_token=env.get(TOKEN_ENV) or saved_token(data_dir),
         internal_tls=_internal_tls(env),
     )
 
@@ -266,8 +266,8 @@ def _internal_tls(env: Mapping[str, str]) -> tuple[Path, Path, Path, str | None]
     )
 
 
-def _token_file(data_dir: Path) -> str | None:
-    """The token `remit serve` keeps in its data directory, if it made one."""
+def saved_token(data_dir: Path) -> str | None:
+    """The internal token `remit serve` keeps in `data_dir`, if it made one."""
     try:
         return (data_dir / TOKEN_FILE).read_text().strip() or None
     except (FileNotFoundError, NotADirectoryError, PermissionError):

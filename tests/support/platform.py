@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from remit.config import TOKEN_FILE, Endpoint
+from remit.config import Endpoint, saved_token
 from remit.grpcutil.internal_auth import InternalAccess
 from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases
@@ -39,9 +39,8 @@ class RunningPlatform:
 
     @property
     def internal_token(self) -> str | None:
-        """The token `remit serve` made for its processes, in its data directory."""
-        path = self.data_dir / TOKEN_FILE
-        return path.read_text().strip() if path.exists() else None
+        """The token `remit serve` made for its processes (gRPC callers must show it)."""
+        return saved_token(self.data_dir)
 
     @property
     def internal_access(self) -> InternalAccess:
