@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.errors import ErrorKind, not_found
 from remit.ledger.chart import NON_NEGATIVE
 from remit.ledger.domain import (
-    LedgerAccount,
     LedgerError,
     LedgerTransaction,
     PendingStatus,
@@ -96,28 +95,21 @@ async def _record(
     transaction_id: str,
     postings: Sequence[Posting],
     released: Sequence[Posting] = (),
-    guards: frozenset[str] = frozenset(),
     metadata: Mapping[str, str],
     description: str | None,
     digest: str,
     now: datetime,
     pending_transaction_id: str | None = None,
-    expires_at: datetime | None = None,
-    locked: Mapping[tuple[str, str], LedgerAccount] | None = None,
-    balance_transaction: BalanceTransaction | None = None,
 ) -> LedgerTransaction:
-    """`locked`: the ledger accounts of the transaction the lock phase already locked (all of
-    them that exist); when None they are locked here, in (name, currency) order.
-    `balance_transaction` is written in the same statement as the transaction."""
+    """A pending resolution or a reversal, under the chain lock the caller took: lock its
+    ledger accounts in (name, currency) order, check the guards, hash it onto the chain and
+    write it. (A POSTED or PENDING posting does all of this on the server: `post`.)"""
     changes = balance_changes(kind, postings, released)
-    if locked is None:
-        locked = await repo.lock_ledger_accounts(account_id, changes.keys())
+    locked = await repo.lock_ledger_accounts(account_id, changes.keys())
     for key, change in sorted(changes.items()):
         name, currency = key
         current = locked.get(key)
-        flagged = (current.non_negative if current else NON_NEGATIVE.get(name, False)) or (
-            name in guards
-        )
+        flagged = current.non_negative if current else NON_NEGATIVE.get(name, False)
         taking = change.posted - change.pending_outgoing
         if not flagged or taking >= 0:
             continue
@@ -145,8 +137,6 @@ async def _record(
         hash="",
         previous_hash=last_hash,
         pending_transaction_id=pending_transaction_id,
-        expires_at=expires_at,
-        pending_status=PendingStatus.OPEN if kind is TransactionKind.PENDING else None,
     )
     transaction = replace(unsigned, hash=chain_hash(last_hash, unsigned))
     await repo.write_transaction(
@@ -155,7 +145,6 @@ async def _record(
         ledger_account_ids=ids,
         changes={ids[key]: change for key, change in changes.items()},
         now=now,
-        balance_transaction=balance_transaction,
     )
     return transaction
 

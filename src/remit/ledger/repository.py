@@ -4,7 +4,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -116,12 +115,6 @@ _ENTRY_VALUES = ", ".join(
     f"CAST(%(bt_{column.name})s AS {_SQL_TYPES[type(column.type)]})"
     for column in balance_transactions.c
 )
-# Built from the table definition only, never from input.
-_ENTRY = f"""
-, entry AS (
-    INSERT INTO balance_transactions ({_ENTRY_COLUMNS})
-    VALUES ({_ENTRY_VALUES})
-)"""  # noqa: S608 (column names and types from the table definition)
 _WRITE_JSON = frozenset(
     {
         "metadata",
@@ -133,7 +126,6 @@ _WRITE_JSON = frozenset(
     }
 )
 _WRITE_TRANSACTION = Statement(_WRITE_PARTS + _WRITE_RESULT, _WRITE_JSON)
-_WRITE_TRANSACTION_AND_ENTRY = Statement(_WRITE_PARTS + _ENTRY + _WRITE_RESULT, _WRITE_JSON)
 
 # A whole POSTED or PENDING posting in one statement (core migration 0010_ledger_post): the
 # chain head is locked on the server and released at the commit, with no round trip to the
@@ -206,30 +198,13 @@ class Posted:
     refused: tuple[str, str, int, int] | None
 
 
-class _Fields:
-    """Attribute access to a row from the driver, as SQLAlchemy rows give it."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row: Mapping[str, Any]) -> None:
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._row[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
 @dataclass(frozen=True)
 class PostingLocks:
-    """What the lock phase of a posting found: the chain head (last sequence, last hash), the
-    payload digest of the transaction id when it already exists, and the ledger accounts it
-    locked by (name, currency)."""
+    """What the lock phase of a posting found: the chain head (last sequence, last hash) and
+    the payload digest of the transaction id when it already exists."""
 
     chain: tuple[int, str]
     existing_digest: str | None
-    locked: dict[tuple[str, str], LedgerAccount]
 
 
 def ledger_account_from_row(row: Row[tuple[object, ...]]) -> LedgerAccount:
@@ -343,44 +318,25 @@ class JournalRepository:
             await self._db.execute(insert(ledger_accounts), values)
         return created
 
-    async def lock_for_posting(
-        self, account_id: str, transaction_id: str, keys: Iterable[tuple[str, str]] = ()
-    ) -> PostingLocks:
-        """The lock phase of a posting in one round trip (`ledger_lock_for_posting`, migration
-        0007): create or lock the chain head, read the payload digest of `transaction_id`, and
-        unless it exists lock the existing ledger accounts among `keys` in (name, currency)
-        order. Each step runs with a fresh snapshot, exactly as separate statements would."""
-        wanted = sorted(set(keys))
-        rows = await _LOCK_FOR_POSTING.rows(
+    async def lock_for_posting(self, account_id: str, transaction_id: str) -> PostingLocks:
+        """The lock phase of a pending resolution or a reversal, in one round trip
+        (`ledger_lock_for_posting`, migrations 0007 and 0008): create or lock the chain head,
+        then read the payload digest of `transaction_id` with a fresh snapshot, exactly as
+        separate statements would. Their ledger accounts are locked afterwards
+        (`lock_ledger_accounts`): they come from a transaction read under this lock."""
+        row = await _LOCK_FOR_POSTING.first(
             self._db,
             {
                 "account_id": account_id,
                 "transaction_id": transaction_id,
-                "names": [name for name, _ in wanted],
-                "currencies": [currency for _, currency in wanted],
+                "names": [],
+                "currencies": [],
             },
         )
-        head = _Fields(rows[0])
-        locked = {
-            (row.la_name, row.la_currency): LedgerAccount(
-                id=row.la_id,
-                account_id=account_id,
-                name=row.la_name,
-                currency=row.la_currency,
-                non_negative=row.la_non_negative,
-                posted_balance_minor=row.la_posted_balance_minor,
-                pending_incoming_minor=row.la_pending_incoming_minor,
-                pending_outgoing_minor=row.la_pending_outgoing_minor,
-                created_at=row.la_created_at,
-                updated_at=row.la_updated_at,
-            )
-            for row in map(_Fields, rows)
-            if row.la_id is not None
-        }
+        assert row is not None  # the function always returns the chain head's row
         return PostingLocks(
-            chain=(int(head.chain_sequence), str(head.chain_hash)),
-            existing_digest=head.existing_digest,
-            locked=locked,
+            chain=(int(row["chain_sequence"]), str(row["chain_hash"])),
+            existing_digest=row["existing_digest"],
         )
 
     async def post(
@@ -468,23 +424,16 @@ class JournalRepository:
         ledger_account_ids: Mapping[tuple[str, str], str],
         changes: Mapping[str, BalanceChange],
         now: datetime,
-        balance_transaction: BalanceTransaction | None = None,
     ) -> None:
-        """Everything a posting writes, in one statement: the transaction, its postings (in
-        order), each ledger account's running balances (by la_ id; already locked by the
-        caller), the chain head advanced to the transaction, and the balance transaction that
-        describes the movement when there is one. Nothing waits on it: in a batched unit of
-        work it goes out with the next statement, or with the COMMIT, and it checks itself on
-        the server."""
+        """Everything a pending resolution or a reversal writes, in one statement: the
+        transaction, its postings (in order), each ledger account's running balances (by la_
+        id; already locked by the caller) and the chain head advanced to the transaction.
+        Nothing waits on it: in a batched unit of work it goes out with the next statement, or
+        with the COMMIT, and it checks itself on the server."""
         ordered = sorted(changes.items())
-        entry = _entry_params(balance_transaction)
-        statement = (
-            _WRITE_TRANSACTION if balance_transaction is None else _WRITE_TRANSACTION_AND_ENTRY
-        )
-        await statement.defer(
+        await _WRITE_TRANSACTION.defer(
             self._db,
-            entry
-            | {
+            {
                 "account_id": transaction.account_id,
                 "id": transaction.id,
                 "sequence": transaction.sequence,
