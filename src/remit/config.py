@@ -31,6 +31,18 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class InternalTls:
+    """Mutual TLS between remit's processes (`remit.grpcutil.internal_auth`): each presents
+    `cert` (with `key`) and accepts only peers whose certificates `ca` signed. `server_name`,
+    when set, is the name the servers' certificate carries if it is not the host dialled."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     data_dir: Path
     api: Endpoint
@@ -58,8 +70,8 @@ class PlatformConfig:
     # keeps in the data directory; None: none is checked or sent.
     internal_token: str | None = field(default=None, repr=False)
     # Mutual TLS between the processes (REMIT_INTERNAL_TLS_CERT, _KEY, _CA, and optionally
-    # _SERVER_NAME): (certificate, key, CA certificate, server name); None: plaintext.
-    internal_tls: tuple[Path, Path, Path, str | None] | None = None
+    # _SERVER_NAME); None: plaintext.
+    internal_tls: InternalTls | None = None
 
     @property
     def core_balanced_target(self) -> str:
@@ -100,17 +112,17 @@ class PlatformConfig:
             env["REMIT_PUBLIC_URL"] = self.public_url
         if self.internal_token is not None:
             env[TOKEN_ENV] = self.internal_token
-        if self.internal_tls is not None:
-            cert, key, ca, server_name = self.internal_tls
+        tls = self.internal_tls
+        if tls is not None:
             env.update(
                 {
-                    f"{TLS_ENV}_CERT": str(cert),
-                    f"{TLS_ENV}_KEY": str(key),
-                    f"{TLS_ENV}_CA": str(ca),
+                    f"{TLS_ENV}_CERT": str(tls.cert),
+                    f"{TLS_ENV}_KEY": str(tls.key),
+                    f"{TLS_ENV}_CA": str(tls.ca),
                 }
             )
-            if server_name is not None:
-                env[f"{TLS_ENV}_SERVER_NAME"] = server_name
+            if tls.server_name is not None:
+                env[f"{TLS_ENV}_SERVER_NAME"] = tls.server_name
         for name, url in (
             ("DATABASE_URL", self.database_url),
             ("VAULT_DATABASE_URL", self.vault_database_url),
@@ -249,7 +261,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     )
 
 
-def _internal_tls(env: Mapping[str, str]) -> tuple[Path, Path, Path, str | None] | None:
+def _internal_tls(env: Mapping[str, str]) -> InternalTls | None:
     """The mutual-TLS files: all three of certificate, key and CA, or none."""
     files = {part: env.get(f"{TLS_ENV}_{part}") or "" for part in ("CERT", "KEY", "CA")}
     given = [part for part, value in files.items() if value]
@@ -258,11 +270,11 @@ def _internal_tls(env: Mapping[str, str]) -> tuple[Path, Path, Path, str | None]
     if len(given) != len(files):
         missing = ", ".join(f"{TLS_ENV}_{part}" for part, value in files.items() if not value)
         raise ConfigError(f"mutual TLS needs a certificate, a key and a CA; missing {missing}")
-    return (
-        Path(files["CERT"]),
-        Path(files["KEY"]),
-        Path(files["CA"]),
-        env.get(f"{TLS_ENV}_SERVER_NAME") or None,
+    return InternalTls(
+        cert=Path(files["CERT"]),
+        key=Path(files["KEY"]),
+        ca=Path(files["CA"]),
+        server_name=env.get(f"{TLS_ENV}_SERVER_NAME") or None,
     )
 
 

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from remit.grpcutil.internal_auth import InternalTls
+from remit.config import InternalTls
 
 
 def _name(common_name: str) -> x509.Name:

@@ -27,7 +27,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from remit.config import TOKEN_FILE, PlatformConfig
+from remit.config import TOKEN_FILE, InternalTls, PlatformConfig
 
 TOKEN_METADATA_KEY = "remit-internal-token"  # noqa: S105 (a metadata key, not a secret)
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
@@ -171,35 +171,27 @@ class _SyncToken(grpc.UnaryUnaryClientInterceptor):
         )
 
 
-@dataclass(frozen=True)
-class InternalTls:
-    """Mutual TLS between remit's processes: each presents `cert` (with `key`) and accepts only
-    peers whose certificates `ca` signed. `server_name`, when set, is the name the servers'
-    certificate carries if it is not the host callers dial."""
+def _server_credentials(tls: InternalTls) -> grpc.ServerCredentials:
+    # Mutual: a caller without a certificate the platform's CA signed is turned away.
+    return grpc.ssl_server_credentials(
+        [(tls.key.read_bytes(), tls.cert.read_bytes())],
+        root_certificates=tls.ca.read_bytes(),
+        require_client_auth=True,
+    )
 
-    cert: Path
-    key: Path
-    ca: Path
-    server_name: str | None = None
 
-    def server_credentials(self) -> grpc.ServerCredentials:
-        return grpc.ssl_server_credentials(
-            [(self.key.read_bytes(), self.cert.read_bytes())],
-            root_certificates=self.ca.read_bytes(),
-            require_client_auth=True,
-        )
+def _channel_credentials(tls: InternalTls) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls.ca.read_bytes(),
+        private_key=tls.key.read_bytes(),
+        certificate_chain=tls.cert.read_bytes(),
+    )
 
-    def channel_credentials(self) -> grpc.ChannelCredentials:
-        return grpc.ssl_channel_credentials(
-            root_certificates=self.ca.read_bytes(),
-            private_key=self.key.read_bytes(),
-            certificate_chain=self.cert.read_bytes(),
-        )
 
-    def channel_options(self) -> list[tuple[str, Any]]:
-        if self.server_name is None:
-            return []
-        return [("grpc.ssl_target_name_override", self.server_name)]
+def _channel_options(tls: InternalTls) -> list[tuple[str, Any]]:
+    if tls.server_name is None:
+        return []
+    return [("grpc.ssl_target_name_override", tls.server_name)]
 
 
 @dataclass(frozen=True)
@@ -212,11 +204,7 @@ class InternalAccess:
 
     @classmethod
     def of(cls, config: PlatformConfig) -> InternalAccess:
-        tls = None
-        if config.internal_tls is not None:
-            cert, key, ca, server_name = config.internal_tls
-            tls = InternalTls(cert, key, ca, server_name)
-        return cls(config.internal_token, tls)
+        return cls(config.internal_token, config.internal_tls)
 
 
 def internal_channel(
@@ -232,8 +220,8 @@ def internal_channel(
         return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)
     return grpc.aio.secure_channel(
         target,
-        access.tls.channel_credentials(),
-        options=[*options, *access.tls.channel_options()],
+        _channel_credentials(access.tls),
+        options=[*options, *_channel_options(access.tls)],
         interceptors=interceptors,
     )
 
@@ -245,7 +233,7 @@ def internal_sync_channel(target: str, access: InternalAccess) -> grpc.Channel:
         channel = grpc.insecure_channel(target)
     else:
         channel = grpc.secure_channel(
-            target, access.tls.channel_credentials(), options=access.tls.channel_options()
+            target, _channel_credentials(access.tls), options=_channel_options(access.tls)
         )
     token = access.token
     return channel if token is None else grpc.intercept_channel(channel, _SyncToken(token))
@@ -256,4 +244,4 @@ def add_internal_port(server: grpc.aio.Server, target: str, access: InternalAcce
     bound)."""
     if access.tls is None:
         return server.add_insecure_port(target)
-    return server.add_secure_port(target, access.tls.server_credentials())
+    return server.add_secure_port(target, _server_credentials(access.tls))

@@ -12,10 +12,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from remit.config import TOKEN_ENV, ConfigError, from_env
+from remit.config import TOKEN_ENV, ConfigError, InternalTls, from_env
 from remit.grpcutil.internal_auth import (
     InternalAccess,
-    InternalTls,
     add_internal_port,
     internal_channel,
     internal_sync_channel,
@@ -175,7 +174,7 @@ async def test_over_mutual_tls_plaintext_and_strangers_certificates_are_refused(
 def test_mutual_tls_needs_all_three_files(tmp_path: Path) -> None:
     tls = make_tls(tmp_path)
     env = {"REMIT_DATA_DIR": str(tmp_path), **tls_env(tls)}
-    assert from_env(env).internal_tls == (tls.cert, tls.key, tls.ca, None)
+    assert from_env(env).internal_tls == tls
     assert from_env(env).to_env()["REMIT_INTERNAL_TLS_CA"] == str(tls.ca)
     del env["REMIT_INTERNAL_TLS_KEY"]
     with pytest.raises(ConfigError, match="REMIT_INTERNAL_TLS_KEY"):
