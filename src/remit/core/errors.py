@@ -22,6 +22,10 @@ class ErrorKind(Enum):
     UNAVAILABLE = "unavailable"  # 503, retryable
     RESOURCE_EXHAUSTED = "resource_exhausted"  # 429
     INTERNAL = "internal"  # 500
+    # 500 as well, but definite: stored data failed its integrity check, so the operation was
+    # not attempted (the vault's card data that does not decrypt). Unlike INTERNAL, a caller
+    # knows nothing was sent on.
+    DATA_LOSS = "data_loss"
 
 
 @dataclass(eq=False)

@@ -34,6 +34,7 @@ GRPC_CODES: Final = {
     ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     ErrorKind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+    ErrorKind.DATA_LOSS: grpc.StatusCode.DATA_LOSS,
 }
 
 HTTP_STATUS: Final = {
@@ -48,6 +49,7 @@ HTTP_STATUS: Final = {
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.RESOURCE_EXHAUSTED: 429,
     ErrorKind.INTERNAL: 500,
+    ErrorKind.DATA_LOSS: 500,
 }
 
 _KIND_BY_GRPC_CODE: Final = {
@@ -61,6 +63,7 @@ _KIND_BY_GRPC_CODE: Final = {
     grpc.StatusCode.UNAVAILABLE: ErrorKind.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED: ErrorKind.UNAVAILABLE,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ErrorKind.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.DATA_LOSS: ErrorKind.DATA_LOSS,
 }
 
 

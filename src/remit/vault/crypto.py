@@ -33,7 +33,9 @@ class VaultCryptoError(RemitError):
 def tampered() -> VaultCryptoError:
     return VaultCryptoError(
         message="The stored card data failed authentication and was not decrypted.",
-        kind=ErrorKind.INTERNAL,
+        # Definite: nothing was decrypted, so nothing was forwarded (the caller need not look
+        # the reference up at the network, and must not count it as the network failing).
+        kind=ErrorKind.DATA_LOSS,
         error_type="api_error",
         code="vault_ciphertext_invalid",
     )

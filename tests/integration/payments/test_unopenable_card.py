@@ -15,8 +15,9 @@ from remit.payments.domain import NewPaymentIntent, Status
 from remit.payments.grpc import payment_intent_message
 from remit.payments.idempotency import RecoveryPoint
 from remit.payments.network import UNUSABLE_CARD_CODE, AuthorizationOutcome
-from remit.payments.service import ConfirmParams, PaymentsService, Replay
+from remit.payments.service import ConfirmParams, Done, PaymentsService, Replay
 from remit.payments.tables import idempotency_keys
+from remit.vault.crypto import tampered
 from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import call, pay, respond
 from tests.support.fake_network import FakeNetwork
@@ -143,3 +144,41 @@ async def test_an_acquirer_refusal_with_the_same_status_is_not_taken_for_an_unus
     assert raised.value.code == "reference_reused"
     # Neither failed as an unusable card nor settled from the look-up: the attempt waits.
     assert await _recovery_point(core_engine, "reused") == RecoveryPoint.ATTEMPT_CREATED.value
+
+
+class UnreadableCard(FakeNetwork):
+    """The vault cannot decrypt the card (its sealed data fails authentication: corrupted, or
+    a key the operator mounted wrongly) until `readable` is set."""
+
+    readable = False
+
+    async def authorize(self, **kwargs: object) -> AuthorizationOutcome:
+        if not self.readable:
+            raise tampered()
+        return await super().authorize(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_card_that_does_not_decrypt_leaves_the_attempt_waiting_for_an_operator(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    network = UnreadableCard()
+    methods = FakeMethods()
+    payments = PaymentsService(core_engine, network, methods, present=payment_intent_message)
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, "unreadable")
+    # A definite server error, not "retry now": retrying cannot help until the data or the
+    # key is mended, and nothing was sent to the network.
+    assert (raised.value.kind, raised.value.code, raised.value.should_retry) == (
+        ErrorKind.DATA_LOSS,
+        "vault_ciphertext_invalid",
+        False,
+    )
+    assert network.sent == []
+    # Not taken for a card that is gone: it may well be readable again.
+    assert methods.refused == []
+    assert await _recovery_point(core_engine, "unreadable") == RecoveryPoint.ATTEMPT_CREATED.value
+    network.readable = True
+    finished = await _pay_again(payments, account_id, "unreadable")
+    assert isinstance(finished, Done)
+    assert finished.value.status is Status.SUCCEEDED
+    assert len(network.authorizations) == 1

@@ -188,7 +188,8 @@ async def test_tampered_or_swapped_ciphertext_is_refused_and_nothing_is_sent(
     for token in (tampered, thief):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await harness.vault.stub.ForwardAuthorization(_forward(token))
-        assert caught.value.code() == grpc.StatusCode.INTERNAL
+        # DATA_LOSS, not INTERNAL: the caller learns that nothing was forwarded.
+        assert caught.value.code() == grpc.StatusCode.DATA_LOSS
         detail = detail_from_rpc_error(caught.value)
         assert detail is not None
         assert detail.code == "vault_ciphertext_invalid"
