@@ -45,7 +45,7 @@ def test_a_flipped_bit_is_an_error_not_garbage() -> None:
     damaged[-1] ^= 1
     with pytest.raises(VaultCryptoError) as caught:
         open_card(ring, "vtok_a", replace(sealed, number_ciphertext=bytes(damaged)))
-    assert caught.value.kind is ErrorKind.INTERNAL
+    assert caught.value.kind is ErrorKind.DATA_LOSS
     assert caught.value.code == "vault_ciphertext_invalid"
 
 
