@@ -1,5 +1,11 @@
 """`remit serve`: start every process of the platform, watch them, and stop them all cleanly.
 
+A process that dies is started again, as a service manager would (a crash, the kernel's OOM
+killer, an operator's mistaken kill): nothing is lost by it, since every request in flight
+resumes from its idempotency key's recovery point and claimed jobs are leased. A process that
+keeps dying (`RESTART_LIMIT` times within `RESTART_WINDOW_S`) is a fault a restart will not
+mend, and then the whole platform stops with exit code 1.
+
 Children run in their own sessions so that Ctrl-C reaches only the supervisor, which then stops
 them in dependency order (front door first, data owners last). Each child also asks the kernel
 to SIGTERM it if the supervisor dies (`remit.readiness.follow_parent`), so no process outlives
@@ -15,8 +21,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -33,6 +40,10 @@ log = logging.getLogger(__name__)
 START_ORDER = ("acquirer", "vault", "core", "worker", "api")
 STOP_GRACE_S = 10.0
 READY_TIMEOUT_S = 60.0
+RESTART_LIMIT = 5
+RESTART_WINDOW_S = 60.0
+# The pause before the n-th restart within the window is n times this.
+RESTART_PAUSE_S = 0.5
 
 
 @dataclass
@@ -40,6 +51,32 @@ class Child:
     role: str
     process: subprocess.Popen[bytes]
     ready_fd: int
+    # What it was started with, so that it can be started again the same way.
+    env: dict[str, str] = field(default_factory=dict)
+    # The address only this copy answers on (None: the role's shared address).
+    address: Endpoint | None = None
+
+
+@dataclass
+class RestartBudget:
+    """How many times each role may be restarted within a sliding window."""
+
+    limit: int = RESTART_LIMIT
+    window_s: float = RESTART_WINDOW_S
+    now: Callable[[], float] = time.monotonic
+    _restarts: dict[str, deque[float]] = field(default_factory=dict)
+
+    def take(self, role: str) -> int | None:
+        """Count a restart of `role`: its number within the window, or None when the role has
+        used up its restarts (it keeps dying)."""
+        now = self.now()
+        recent = self._restarts.setdefault(role, deque())
+        while recent and now - recent[0] > self.window_s:
+            recent.popleft()
+        if len(recent) >= self.limit:
+            return None
+        recent.append(now)
+        return len(recent)
 
 
 def spawn_process(role: str, env: dict[str, str], stdout: IO[bytes] | None = None) -> Child:
@@ -55,7 +92,7 @@ def spawn_process(role: str, env: dict[str, str], stdout: IO[bytes] | None = Non
         stderr=subprocess.STDOUT if stdout is not None else None,
     )
     os.close(write_fd)
-    return Child(role=role, process=process, ready_fd=read_fd)
+    return Child(role=role, process=process, ready_fd=read_fd, env=env)
 
 
 def await_ready(child: Child, deadline: float) -> None:
@@ -104,11 +141,17 @@ class StartupError(Exception):
 
 
 class Supervisor:
-    def __init__(self, config: PlatformConfig, roles: Sequence[str] = START_ORDER) -> None:
+    def __init__(
+        self,
+        config: PlatformConfig,
+        roles: Sequence[str] = START_ORDER,
+        budget: RestartBudget | None = None,
+    ) -> None:
         self._config = config
         self._roles = roles
         self._children: list[Child] = []
         self._stopping = False
+        self._budget = budget or RestartBudget()
 
     def health_checks(self) -> dict[str, Callable[[], bool]]:
         c = self._config
@@ -140,42 +183,68 @@ class Supervisor:
     def start(self) -> None:
         """Start every process at once (imports dominate start-up), then check each in order."""
         env = {**os.environ, **self._config.to_env()}
-        checks = self.health_checks()
-        own_address: dict[int, Endpoint] = {}
         for role in self._roles:
             for copy_env, address in self._copies(role, environment_for(role, env)):
                 child = spawn_process(role, copy_env)
+                child.address = address
                 self._children.append(child)
-                if address is not None:
-                    own_address[child.process.pid] = address
         deadline = time.monotonic() + READY_TIMEOUT_S
         for child in self._children:
-            role = child.role
-            await_ready(child, deadline)
-            address = own_address.get(child.process.pid)
-            check = checks.get(role)
-            healthy = (
-                grpc_healthy(address, access=InternalAccess.of(self._config))
-                if address is not None
-                else check is None or check()
-            )
-            if not healthy:
-                raise StartupError(f"{role} said it was ready but fails its health check")
-            log.info("%s is up (pid %d)", role, child.process.pid)
+            self._check_up(child, deadline)
+
+    def _check_up(self, child: Child, deadline: float) -> None:
+        await_ready(child, deadline)
+        if child.address is not None:
+            healthy = grpc_healthy(child.address, access=InternalAccess.of(self._config))
+        else:
+            check = self.health_checks().get(child.role)
+            healthy = check is None or check()
+        if not healthy:
+            raise StartupError(f"{child.role} said it was ready but fails its health check")
+        log.info("%s is up (pid %d)", child.role, child.process.pid)
 
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
         self._stopping = True
 
     def wait(self) -> int:
-        """Block until asked to stop or until a child dies; return the exit code to use."""
+        """Block until asked to stop, restarting children that die; return the exit code to use
+        (1 when a child keeps dying)."""
         while not self._stopping:
-            for child in self._children:
+            for index, child in enumerate(self._children):
                 code = child.process.poll()
-                if code is not None:
-                    log.error("%s exited unexpectedly with code %s", child.role, code)
+                if code is None or self._stopping:
+                    continue
+                log.error("%s (pid %d) exited unexpectedly with code %s", child.role,
+                          child.process.pid, code)  # fmt: skip
+                restarted = self._restart(child)
+                if restarted is None:
                     return 1
+                self._children[index] = restarted
             time.sleep(0.2)
         return 0
+
+    def _restart(self, dead: Child) -> Child | None:
+        """Start `dead` again as it was started; None when its role keeps dying."""
+        attempt = self._budget.take(dead.role)
+        if attempt is None:
+            log.error("%s died %d times within %.0fs; stopping the platform", dead.role,
+                      self._budget.limit, self._budget.window_s)  # fmt: skip
+            return None
+        time.sleep(RESTART_PAUSE_S * attempt)
+        child = spawn_process(dead.role, dead.env)
+        child.address = dead.address
+        try:
+            self._check_up(child, time.monotonic() + READY_TIMEOUT_S)
+        except StartupError as error:
+            # Left in the list: the next pass sees it dead (or kills it on stop) and counts it.
+            log.error("restarting %s failed: %s", dead.role, error)
+            if child.process.poll() is None:
+                child.process.kill()
+                child.process.wait()
+            return child
+        log.info("%s restarted (restart %d within %.0fs)", dead.role, attempt,
+                 self._budget.window_s)  # fmt: skip
+        return child
 
     def stop(self) -> None:
         for child in reversed(self._children):

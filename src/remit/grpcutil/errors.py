@@ -18,6 +18,7 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from remit.core.errors import ErrorKind, RemitError
+from remit.storage.unreachable import database_unavailable
 from remit_api.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,19 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
 
 
+def database_unavailable_error() -> RemitError:
+    return RemitError(
+        message="A temporary database problem interrupted the request. Retry it; with the same "
+        "idempotency key it resumes where it stopped.",
+        kind=ErrorKind.UNAVAILABLE,
+        error_type="api_error",
+        should_retry=True,
+    )
+
+
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Turns `RemitError` into a rich status and anything else into a bare INTERNAL.
+    """Turns `RemitError` into a rich status, a database that is unavailable for the moment into
+    a retryable UNAVAILABLE, and anything else into a bare INTERNAL.
 
     Unexpected exceptions are logged here, with their traceback, and their text never leaves
     the process: it may hold data that must not reach a caller.
@@ -185,7 +197,13 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort_with_status(rpc_status.to_status(to_rpc_status(error)))
             except grpc.aio.AbortError:
                 raise
-            except Exception:
+            except Exception as error:
+                if database_unavailable(error):
+                    # Not a fault of the request: say so, and that a retry is safe.
+                    log.warning("database unavailable in %s (%s)", method, type(error).__name__)
+                    await context.abort_with_status(
+                        rpc_status.to_status(to_rpc_status(database_unavailable_error()))
+                    )
                 log.exception("unhandled error in %s", method)
                 status = status_pb2.Status(
                     code=code_pb2.INTERNAL, message="An unexpected error occurred."

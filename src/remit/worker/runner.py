@@ -6,6 +6,7 @@ run out. Workers wake on NOTIFY as soon as a job commits, and poll as a fallback
 """
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.config import PlatformConfig
 from remit.core.clock import Clock, SystemClock
 from remit.readiness import signal_ready
+from remit.storage.unreachable import database_unavailable
 from remit.worker.jobs import (
     NOTIFY_CHANNEL,
     Job,
@@ -34,6 +36,8 @@ PeriodicTask = Callable[[], Awaitable[None]]
 POLL_INTERVAL_S = 1.0
 BATCH_SIZE = 20
 MAX_BACKOFF_S = 3600.0
+# The longest wait between attempts to claim jobs while the database keeps failing.
+MAX_CLAIM_PAUSE_S = 30.0
 
 
 def backoff_for(attempt: int) -> timedelta:
@@ -85,14 +89,20 @@ class Worker:
         except Exception as error:
             log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts,
                         type(error).__name__)  # fmt: skip
-            async with self.engine.begin() as db:
-                retried = await retry_or_fail_job(
-                    db,
-                    job,
-                    now=self.clock.now(),
-                    error=f"{type(error).__name__}: {error}",
-                    retry_in=backoff_for(job.attempts),
-                )
+            try:
+                async with self.engine.begin() as db:
+                    retried = await retry_or_fail_job(
+                        db,
+                        job,
+                        now=self.clock.now(),
+                        error=f"{type(error).__name__}: {error}",
+                        retry_in=backoff_for(job.attempts),
+                    )
+            except Exception as bookkeeping:
+                # The job stays claimed until its lease runs out, and is then claimed again:
+                # the attempt is retried, only later.
+                _log_loop_error(f"recording the failure of job {job.id}", bookkeeping)
+                return
             if not retried:
                 log.error("job %s (%s) failed for good after %d attempts", job.id, job.kind,
                           job.attempts)  # fmt: skip
@@ -134,9 +144,19 @@ class Worker:
         background = [asyncio.create_task(self._periodic_loop(p, stop)) for p in self.periodic]
         if listen_url is not None:
             background.append(asyncio.create_task(self._listen(listen_url, stop)))
+        failures = 0
         try:
             while not stop.is_set():
-                ran = await self.run_once()
+                try:
+                    ran = await self.run_once()
+                except Exception as error:
+                    # A worker that exits takes nothing with it (claimed jobs are leased), but
+                    # a database restart must not stop job processing: wait and claim again.
+                    failures += 1
+                    _log_loop_error("claiming jobs", error)
+                    await _pause(stop, min(MAX_CLAIM_PAUSE_S, POLL_INTERVAL_S * 2**failures))
+                    continue
+                failures = 0
                 if ran == 0:
                     self._wake.clear()
                     waiters = [asyncio.create_task(self._wake.wait()),
@@ -149,6 +169,19 @@ class Worker:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+
+
+def _log_loop_error(doing: str, error: Exception) -> None:
+    if database_unavailable(error):
+        log.warning("%s failed: database unavailable (%s)", doing, type(error).__name__)
+    else:
+        log.exception("%s failed", doing)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep for `seconds`, or less if the worker is asked to stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 def libpq_url(sqlalchemy_url: str) -> str:

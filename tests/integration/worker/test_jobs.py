@@ -1,6 +1,7 @@
 """The PostgreSQL job queue: staging, claiming under concurrency, leases, retries."""
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -139,3 +140,37 @@ async def test_workers_are_woken_when_a_staged_job_commits_and_not_before(
             await stage_job(db, "noop", {}, now=T0)
         # The second staging of the deduplicated job added nothing, so woke no one for it.
         assert await received() == ["expire", "noop"]
+
+
+async def test_the_worker_keeps_claiming_after_the_database_fails_it(
+    core_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database restart used to end `run_forever` with the error, and `remit serve` with it."""
+    monkeypatch.setattr("remit.worker.runner.POLL_INTERVAL_S", 0.01)
+    ran: list[Mapping[str, object]] = []
+
+    async def handler(db: AsyncConnection, job: Job) -> None:
+        ran.append(job.payload)
+
+    class FailingAtFirst(Worker):
+        failures_left = 3
+
+        async def run_once(self) -> int:
+            if self.failures_left:
+                self.failures_left -= 1
+                raise psycopg.OperationalError("the connection is lost")
+            return await super().run_once()
+
+    worker = FailingAtFirst(core_engine, {"resilience": handler})
+    async with core_engine.begin() as db:
+        await stage_job(db, "resilience", {"n": 1}, now=datetime.now(UTC))
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run_forever(None, stop))
+    for _ in range(500):
+        if ran:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, timeout=5)
+    assert worker.failures_left == 0
+    assert ran == [{"n": 1}]

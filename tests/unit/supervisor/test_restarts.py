@@ -1,0 +1,105 @@
+"""The supervisor starts a dead process again, and stops the platform when one keeps dying.
+
+Children here are small Python processes standing in for `remit ROLE`: they take part in the
+readiness handshake exactly as a real one does (a "ready" line on the inherited pipe)."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from remit import supervisor as supervisor_module
+from remit.config import from_env
+from remit.readiness import READY_FD_ENV
+from remit.supervisor import Child, RestartBudget, Supervisor
+
+STAYS_UP = (
+    "import os, time; fd = int(os.environ['REMIT_READY_FD']); os.write(fd, b'ready\\n'); "
+    "os.close(fd); time.sleep(60)"
+)
+DIES_AT_ONCE = "import sys; sys.exit(3)"
+
+
+def _spawn_running(script: str) -> Callable[..., Child]:
+    def spawn(role: str, env: dict[str, str], stdout: object = None) -> Child:
+        read_fd, write_fd = os.pipe()
+        process = subprocess.Popen(
+            [sys.executable, "-c", script],
+            env={**env, READY_FD_ENV: str(write_fd)},
+            pass_fds=(write_fd,),
+        )
+        os.close(write_fd)
+        return Child(role=role, process=process, ready_fd=read_fd, env=env)
+
+    return spawn
+
+
+def _supervisor(tmp_path: Path, budget: RestartBudget) -> Supervisor:
+    config = from_env({"REMIT_DATA_DIR": str(tmp_path)})
+    return Supervisor(config, roles=("worker",), budget=budget)
+
+
+def test_the_budget_allows_so_many_restarts_per_window() -> None:
+    clock = [100.0]
+    budget = RestartBudget(limit=3, window_s=60.0, now=lambda: clock[0])
+    assert [budget.take("core") for _ in range(3)] == [1, 2, 3]
+    assert budget.take("core") is None
+    assert budget.take("vault") == 1  # counted per role
+    clock[0] += 61.0
+    assert budget.take("core") == 1
+
+
+def test_a_dead_child_is_started_again_with_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(supervisor_module, "RESTART_PAUSE_S", 0.0)
+    monkeypatch.setattr(supervisor_module, "spawn_process", _spawn_running(STAYS_UP))
+    supervisor = _supervisor(tmp_path, RestartBudget(limit=2))
+    env = {**os.environ, "REMIT_MARK": "kept"}
+    dead = _spawn_running(DIES_AT_ONCE)("worker", env)
+    dead.process.wait()
+    supervisor._children.append(dead)
+    code: list[int] = []
+    waiting = threading.Thread(target=lambda: code.append(supervisor.wait()))
+    waiting.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and supervisor._children[0] is dead:
+            time.sleep(0.05)
+        restarted = supervisor._children[0]
+        assert restarted is not dead
+        assert restarted.process.poll() is None
+        assert restarted.env["REMIT_MARK"] == "kept"
+    finally:
+        supervisor.request_stop(0, None)
+        waiting.join(timeout=10)
+        supervisor.stop()
+    assert code == [0]
+
+
+def test_a_child_that_keeps_dying_stops_the_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(supervisor_module, "RESTART_PAUSE_S", 0.0)
+    spawned: list[Child] = []
+    dies = _spawn_running(DIES_AT_ONCE)
+
+    def spawn(role: str, env: dict[str, str], stdout: object = None) -> Child:
+        child = dies(role, env)
+        spawned.append(child)
+        return child
+
+    monkeypatch.setattr(supervisor_module, "spawn_process", spawn)
+    supervisor = _supervisor(tmp_path, RestartBudget(limit=2, window_s=60.0))
+    first = dies("worker", dict(os.environ))
+    first.process.wait()
+    supervisor._children.append(first)
+    assert supervisor.wait() == 1
+    assert len(spawned) == 2  # the budget's two restarts, then no more
+    assert all(child.process.poll() is not None for child in spawned)
+    supervisor.stop()
