@@ -159,6 +159,50 @@ def test_list_auto_paging_walks_twenty_five_intents(client: stripe.StripeClient)
     assert seen == made[::-1]
 
 
+def test_created_filters_compare_whole_seconds_on_every_list(client: stripe.StripeClient) -> None:
+    """`created` is whole seconds on the wire while objects keep their exact instant: an object
+    shown as created at t is found by `created=t` and `created[lte]=t`, not by `created[gt]=t`.
+    Each list reaches its rows by its own path, so several are checked."""
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1200,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    customer = client.v1.customers.create(params={"email": "whole@seconds.example"})
+    assert isinstance(intent.latest_charge, str)
+    lists: dict[str, tuple[Any, str, int]] = {
+        "payment_intents": (client.v1.payment_intents, intent.id, intent.created),
+        "charges": (client.v1.charges, intent.latest_charge, intent.created),
+        "customers": (client.v1.customers, customer.id, customer.created),
+    }
+    for name, (service, object_id, t) in lists.items():
+
+        def ids(created: object, service: Any = service) -> set[str]:
+            return {o.id for o in service.list(params={"created": created, "limit": 100}).data}
+
+        found = {
+            "=t": object_id in ids(t),
+            "lte": object_id in ids({"lte": t}),
+            "gte": object_id in ids({"gte": t}),
+            "gte+lte": object_id in ids({"gte": t, "lte": t}),
+            "gt": object_id in ids({"gt": t}),
+            "lt": object_id in ids({"lt": t}),
+            "gt t-1": object_id in ids({"gt": t - 1}),
+            "lt t+1": object_id in ids({"lt": t + 1}),
+        }
+        assert found == {
+            "=t": True, "lte": True, "gte": True, "gte+lte": True,
+            "gt": False, "lt": False, "gt t-1": True, "lt t+1": True,
+        }, name  # fmt: skip
+    # Bounds beyond what a timestamp holds leave nothing out, and are no server error.
+    everything = client.v1.payment_intents.list(params={"created": {"gt": -(2**62), "lte": 2**62}})
+    assert intent.id in {o.id for o in everything}
+
+
 def test_the_same_idempotency_key_replays_and_other_parameters_are_refused(
     client: stripe.StripeClient, platform: RunningPlatform
 ) -> None:
