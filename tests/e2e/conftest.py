@@ -8,7 +8,7 @@ import stripe
 
 from remit.storage.embedded import EmbeddedCluster
 from tests.support.accounts import TestAccount, create_account
-from tests.support.platform import RunningPlatform, running_platform
+from tests.support.platform import RunningPlatform, forget_earlier_cards, running_platform
 from tests.support.postgres import WorkerDatabases, create_worker_databases
 
 
@@ -22,6 +22,7 @@ def databases(pg_cluster: EmbeddedCluster) -> WorkerDatabases:
 
 @pytest.fixture(scope="module")
 def platform(databases: WorkerDatabases) -> Iterator[RunningPlatform]:
+    forget_earlier_cards(databases)
     with running_platform(databases) as running:
         yield running
 

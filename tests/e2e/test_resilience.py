@@ -15,7 +15,7 @@ import stripe
 
 from remit.worker.runner import libpq_url
 from tests.support.accounts import TestAccount, create_account
-from tests.support.platform import RunningPlatform, running_platform
+from tests.support.platform import RunningPlatform, forget_earlier_cards, running_platform
 from tests.support.postgres import WorkerDatabases
 
 ROLES = ("api", "core", "vault", "acquirer", "worker")
@@ -24,6 +24,7 @@ ROLES = ("api", "core", "vault", "acquirer", "worker")
 @pytest.fixture(scope="module")
 def own_platform(databases: WorkerDatabases) -> Iterator[RunningPlatform]:
     # Its own platform: the module drops its connections and kills its processes.
+    forget_earlier_cards(databases)
     with running_platform(databases) as platform:
         yield platform
 

@@ -11,8 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 from remit.config import Endpoint, saved_token
 from remit.grpcutil.internal_auth import InternalAccess
+from remit.vault.tables import vault_metadata
+from remit.worker.runner import libpq_url
 from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases
 
@@ -67,6 +71,22 @@ def platform_env(databases: WorkerDatabases, data_dir: Path, **extra: str) -> di
 def _endpoint(env: dict[str, str], role: str) -> Endpoint:
     upper = role.upper()
     return Endpoint(env[f"REMIT_{upper}_HOST"], int(env[f"REMIT_{upper}_PORT"]))
+
+
+def forget_earlier_cards(databases: WorkerDatabases) -> None:
+    """Each platform makes its vault keys in its own data directory, while the platforms of one
+    test worker share its vault database: cards an earlier platform sealed are unreadable to
+    the next (a key rotation fails to re-wrap them). A module's platform calls this before it
+    starts, when no other platform of the worker is running; a platform a test starts beside
+    its module's must not, or the module's would lose the cards it has handed out."""
+    with psycopg.connect(libpq_url(databases.vault_url), autocommit=True) as db:
+        present = {
+            row[0]
+            for row in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        tables = [name for name in vault_metadata.tables if name in present]
+        if tables:
+            db.execute("TRUNCATE " + ", ".join(f'"{name}"' for name in tables))
 
 
 @contextmanager

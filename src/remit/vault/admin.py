@@ -29,7 +29,7 @@ def _stub(channel: grpc.aio.Channel) -> vault_pb2_grpc.VaultServiceAsyncStub:
     return vault_pb2_grpc.VaultServiceStub(channel)
 
 
-async def _rotate(target: str, access: InternalAccess, wait: bool) -> list[str]:
+async def rotate_key(target: str, access: InternalAccess, wait: bool) -> list[str]:
     async with internal_channel(target, access) as channel:
         stub = _stub(channel)
         rotated = await stub.RotateKey(
@@ -48,6 +48,15 @@ async def _rotate(target: str, access: InternalAccess, wait: bool) -> list[str]:
             total += progress.rewrapped
             if progress.remaining == 0:
                 break
+            if progress.rewrapped == 0:
+                # A batch that moves nothing will not move the rest on the next try either:
+                # those data keys do not unwrap (the vault logs each), or another re-wrap holds
+                # their rows. Asking again would only spin.
+                raise AdminError(
+                    f"key version {rotated.key_version} now wraps new data keys and "
+                    f"{total} older data keys were re-wrapped, but {progress.remaining} could "
+                    "not be (see the vault's log); older key versions must stay allowed"
+                )
         lines.append(f"re-wrapped {total} data keys in {time.monotonic() - started:.1f}s")
         return lines
 
@@ -86,7 +95,7 @@ def run_admin(
     target, access = config.vault.target, InternalAccess.of(config)
     try:
         if command == "rotate-key":
-            return asyncio.run(_rotate(target, access, wait))
+            return asyncio.run(rotate_key(target, access, wait))
         if command == "key-status":
             return asyncio.run(_status(target, access))
         if command == "retire-keys":

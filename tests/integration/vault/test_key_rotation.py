@@ -6,6 +6,8 @@ import grpc
 import pytest
 from sqlalchemy import text
 
+from remit.grpcutil.internal_auth import InternalAccess
+from remit.vault.admin import AdminError, rotate_key
 from remit.vault.background import start_background
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
@@ -120,3 +122,25 @@ async def _ciphertexts(harness: VaultHarness) -> dict[str, bytes]:
     async with harness.engine.connect() as db:
         rows = await db.execute(text("SELECT token, number_ciphertext FROM cards"))
         return {row[0]: bytes(row[1]) for row in rows}
+
+
+async def test_rotate_and_wait_stops_and_says_so_when_a_data_key_will_not_rewrap(
+    harness: VaultHarness,
+) -> None:
+    """`remit vault rotate-key --wait` asked for batch after batch until none was left; a data
+    key that cannot be unwrapped is never left behind, so it asked for ever."""
+    good = await _tokenize(harness, "4242424242424242")
+    damaged = await _tokenize(harness, "5555555555554444")
+    async with harness.engine.begin() as db:
+        await db.execute(
+            text(
+                "UPDATE cards SET wrapped_data_key = set_byte(wrapped_data_key, 20, "
+                "get_byte(wrapped_data_key, 20) # 255) WHERE token = :t"
+            ),
+            {"t": damaged},
+        )
+    with pytest.raises(AdminError) as stopped:
+        await asyncio.wait_for(rotate_key(harness.vault.target, InternalAccess(), wait=True), 30)
+    assert "1 older data keys were re-wrapped, but 1 could not be" in str(stopped.value)
+    versions = await _versions(harness)
+    assert versions[good] == versions[damaged] + 1
