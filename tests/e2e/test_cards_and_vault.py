@@ -79,6 +79,42 @@ def test_payment_methods_and_customers_through_the_sdk(
         client.v1.customers.retrieve(customer.id)
 
 
+def test_a_customers_saved_card_pays_only_that_customers_intents(
+    client: stripe.StripeClient,
+) -> None:
+    owner = client.v1.customers.create(params={"email": "owner@example.com"})
+    other = client.v1.customers.create(params={"email": "other@example.com"})
+    method = client.v1.payment_methods.create(
+        params={"type": "card", "card": {"token": "tok_visa"}}
+    )
+    client.v1.payment_methods.attach(method.id, params={"customer": owner.id})
+
+    def pay(customer: str | None) -> stripe.PaymentIntent:
+        params: Any = {
+            "amount": 2500,
+            "currency": "usd",
+            "payment_method": method.id,
+            "confirm": True,
+            "return_url": "https://shop.example/return",
+        }
+        if customer is not None:
+            params["customer"] = customer
+        return client.v1.payment_intents.create(params=params)
+
+    for customer, names in ((other.id, other.id), (None, owner.id)):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            pay(customer)
+        assert refused.value.http_status == 400
+        assert refused.value.error is not None
+        assert refused.value.error.param == "payment_method"
+        assert names in str(refused.value.user_message)
+    # Nothing was charged by the refusals: the only payment is the owner's.
+    paid = pay(owner.id)
+    assert (paid.status, paid.customer) == ("succeeded", owner.id)
+    intents = client.v1.payment_intents.list(params={"limit": 10}).data
+    assert [intent.id for intent in intents] == [paid.id]
+
+
 def test_secret_keys_need_raw_card_access_and_publishable_keys_only_tokenize(
     platform: RunningPlatform, account: TestAccount
 ) -> None:

@@ -183,6 +183,27 @@ def stored_error(error: RemitError) -> Replay:
     return Replay(code=status.code, body=status.SerializeToString())
 
 
+def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) -> None:
+    """A payment method saved to a customer pays only that customer's intents: not another
+    customer's, and not an intent with no customer (which would charge a saved card without
+    its customer being named)."""
+    owner = card.customer_id
+    if owner is None or owner == intent.customer_id:
+        return
+    if intent.customer_id is None:
+        message = (
+            f"The PaymentMethod {card.payment_method_id} belongs to the Customer {owner}. "
+            "Include that Customer in the `customer` parameter of the PaymentIntent."
+        )
+    else:
+        message = (
+            f"The PaymentMethod {card.payment_method_id} belongs to another Customer than "
+            f"{intent.customer_id}. Payment methods attached to other Customers cannot be used "
+            "with this PaymentIntent."
+        )
+    raise invalid(message, "payment_method")
+
+
 class PaymentsService:
     def __init__(
         self,
@@ -491,6 +512,7 @@ class PaymentsService:
                     )
                 if card is None:
                     card = await self._methods.chargeable_card(record.account_id, payment_method_id)
+                _refuse_another_customers_card(intent, card)
                 charges = ChargeRepository(db)
                 # A manually confirmed intent that passed 3-D Secure continues its attempt.
                 resumed = await self._authenticated_attempt(charges, intent, card)
