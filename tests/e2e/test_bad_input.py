@@ -153,3 +153,39 @@ def test_an_unknown_payment_intent_is_resource_missing(client: stripe.StripeClie
         client.v1.payment_intents.retrieve("pi_doesnotexist")
     assert raised.value.http_status == 404
     assert raised.value.code == "resource_missing"
+
+
+def test_a_nul_character_anywhere_is_a_400_naming_where_not_a_500(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """PostgreSQL stores no text with NUL in it: requests carrying one used to fail where the
+    text was stored, as a 500 that the SDKs retry and idempotency keys then replay."""
+    auth = {"Authorization": f"Bearer {account.secret_key}"}
+    api = platform.api_base
+    form = {**auth, "Content-Type": "application/x-www-form-urlencoded"}
+    answers = {
+        "path id": httpx.get(f"{api}/v1/payment_intents/pi_%00", headers=auth),
+        "list filter": httpx.get(f"{api}/v1/payment_intents?customer=cus_%00", headers=auth),
+        "form value": httpx.post(f"{api}/v1/customers", headers=form, content="metadata[k]=v%00w"),
+        "form name": httpx.post(f"{api}/v1/customers", headers=form, content="metadata[k%00]=v"),
+        "json value": httpx.post(
+            f"{api}/v1/customers",
+            headers={**auth, "Content-Type": "application/json"},
+            content='{"email": "a\\u0000@example.com"}',
+        ),
+    }
+    params = {where: response.json()["error"].get("param") for where, response in answers.items()}
+    assert {where: response.status_code for where, response in answers.items()} == dict.fromkeys(
+        answers, 400
+    )
+    assert all(r.json()["error"]["type"] == "invalid_request_error" for r in answers.values())
+    assert all("NUL" in r.json()["error"]["message"] for r in answers.values())
+    assert params == {
+        "path id": "intent",
+        "list filter": "customer",
+        "form value": "metadata[k]",
+        "form name": None,
+        "json value": "email",
+    }
+    customers = httpx.get(f"{api}/v1/customers", headers=auth).json()["data"]
+    assert customers == []

@@ -28,7 +28,13 @@ from remit.rest import three_d_secure
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
-from remit.rest.forms import FormDecodeError, FormValue, decode_form, decode_json_body
+from remit.rest.forms import (
+    FormDecodeError,
+    FormValue,
+    decode_form,
+    decode_json_body,
+    refuse_nul,
+)
 from remit.rest.params import ParamError, Schema
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
@@ -129,6 +135,8 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         versions = await deps.resolve_version(principal, requested_version)
         version = versions.request
         form = await read_form(request)
+        for name, value in request.path_params.items():
+            refuse_nul(str(value), name)
         form = upgrade_request(operation_key(operation.method, operation.path), form, version)
         params = operation.schema.parse(form)
         context = ApiContext(

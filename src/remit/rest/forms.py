@@ -114,10 +114,22 @@ def _unescape(raw: bytes, param: str | None) -> str:
         where = f" in the value of {_preview(param)}" if param is not None else ""
         raise FormDecodeError(f"Invalid percent-encoding{where}.", _preview_or_none(param))
     try:
-        return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError:
         where = f" in the value of {_preview(param)}" if param is not None else ""
         raise FormDecodeError(f"Invalid UTF-8{where}.", _preview_or_none(param)) from None
+    return refuse_nul(text, param)
+
+
+def refuse_nul(text: str, param: str | None) -> str:
+    """`text`, unless it holds a NUL character, which no stored text can (PostgreSQL refuses
+    it), so a request carrying one is refused here rather than failing where it is stored."""
+    if "\x00" in text:
+        where = f" in the value of {_preview(param)}" if param is not None else " in a name"
+        raise FormDecodeError(
+            f"Invalid character{where}: NUL (%00) is not allowed.", _preview_or_none(param)
+        )
+    return text
 
 
 def _parse_key(key: str) -> _Path:
@@ -284,7 +296,7 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
 
 def _json_key(key: object, parent: str | None) -> str:
     # Keys are always str in JSON; brackets are refused so JSON and form bodies name params alike.
-    text = str(key)
+    text = refuse_nul(str(key), parent)
     param = text if parent is None else f"{parent}[{text}]"
     if not text or "[" in text or "]" in text:
         raise FormDecodeError(
@@ -312,7 +324,7 @@ def _from_json(value: object, param: str, depth: int, counter: _KeyCounter) -> F
         return {}
     if isinstance(value, list):
         return []
-    return _json_scalar(value)
+    return _json_scalar(value, param)
 
 
 def _check_depth(param: str, depth: int) -> None:
@@ -323,7 +335,9 @@ def _check_depth(param: str, depth: int) -> None:
         )
 
 
-def _json_scalar(value: object) -> str:
+def _json_scalar(value: object, param: str) -> str:
+    if isinstance(value, str):
+        return refuse_nul(value, param)
     if value is None:
         return ""
     if value is True:

@@ -338,10 +338,12 @@ def test_the_sdk_encoding_of_eleven_items_keeps_their_order() -> None:
 
 
 _CANONICAL_INDEX = re.compile(r"0|[1-9][0-9]*")
-_keys = st.text(min_size=1, max_size=8).filter(
+# Any text but NUL, which is refused (test_nul_is_refused_in_names_and_values).
+_text = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+_keys = st.text(_text, min_size=1, max_size=8).filter(
     lambda key: "[" not in key and "]" not in key and not _CANONICAL_INDEX.fullmatch(key)
 )
-_leaves = st.text(max_size=12)
+_leaves = st.text(_text, max_size=12)
 
 
 def _values(depth: int) -> st.SearchStrategy[FormValue]:
@@ -461,3 +463,14 @@ def test_json_with_more_values_than_the_key_limit_is_rejected() -> None:
 def test_a_json_body_over_one_mebibyte_is_rejected() -> None:
     with pytest.raises(FormDecodeError, match="larger than"):
         decode_json_body(b'{"a": "' + b"x" * MAX_BODY_BYTES + b'"}')
+
+
+def test_nul_is_refused_in_names_and_values() -> None:
+    for body, param in (("a=x%00", "a"), ("a%00=x", None), ("m[k]=%00", "m[k]")):
+        with pytest.raises(FormDecodeError, match="NUL") as refused:
+            decode_form(body)
+        assert refused.value.param == param
+    with pytest.raises(FormDecodeError, match="NUL"):
+        decode_json_body(b'{"m": {"k": "v\\u0000"}}')
+    with pytest.raises(FormDecodeError, match="NUL"):
+        decode_json_body(b'{"m": {"k\\u0000": "v"}}')
