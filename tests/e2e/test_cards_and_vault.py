@@ -115,6 +115,44 @@ def test_a_customers_saved_card_pays_only_that_customers_intents(
     assert [intent.id for intent in intents] == [paid.id]
 
 
+def test_an_intent_names_only_a_live_customer_of_its_account(
+    client: stripe.StripeClient,
+) -> None:
+    gone = client.v1.customers.create(params={"email": "gone@example.com"})
+    client.v1.customers.delete(gone.id)
+    live = client.v1.customers.create(params={"email": "live@example.com"})
+    plain = client.v1.payment_intents.create(params={"amount": 700, "currency": "usd"})
+    attempts: dict[str, Any] = {
+        "create": lambda customer: client.v1.payment_intents.create(
+            params={"amount": 700, "currency": "usd", "customer": customer}
+        ),
+        "create+confirm": lambda customer: client.v1.payment_intents.create(
+            params={
+                "amount": 700,
+                "currency": "usd",
+                "customer": customer,
+                "payment_method": "pm_card_visa",
+                "confirm": True,
+                "return_url": "https://shop.example/return",
+            }
+        ),
+        "update": lambda customer: client.v1.payment_intents.update(
+            plain.id, params={"customer": customer}
+        ),
+    }
+    for name, attempt in attempts.items():
+        for customer in ("cus_doesNotExist", gone.id):
+            with pytest.raises(stripe.InvalidRequestError) as refused:
+                attempt(customer)
+            assert refused.value.http_status == 404, name
+            assert refused.value.code == "resource_missing"
+            assert refused.value.error is not None
+            assert refused.value.error.param == "customer"
+    assert [i.id for i in client.v1.payment_intents.list().data] == [plain.id]
+    assert client.v1.payment_intents.retrieve(plain.id).customer is None
+    assert attempts["update"](live.id).customer == live.id
+
+
 def test_secret_keys_need_raw_card_access_and_publishable_keys_only_tokenize(
     platform: RunningPlatform, account: TestAccount
 ) -> None:

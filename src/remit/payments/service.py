@@ -23,6 +23,7 @@ from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
+from remit.customers.repository import SqlCustomerRepository
 from remit.grpcutil.errors import to_rpc_status
 from remit.payments import idempotency
 from remit.payments.answer_phase import store_answer_and_advance
@@ -183,6 +184,17 @@ def stored_error(error: RemitError) -> Replay:
     return Replay(code=status.code, body=status.SerializeToString())
 
 
+async def _require_live_customer(
+    db: AsyncConnection, account_id: str, customer_id: str | None
+) -> None:
+    """An intent may name only a customer of its account that exists and is not deleted."""
+    if (
+        customer_id is not None
+        and await SqlCustomerRepository(db).get(account_id, customer_id) is None
+    ):
+        raise not_found("customer", customer_id, param="customer")
+
+
 def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) -> None:
     """A payment method saved to a customer pays only that customer's intents: not another
     customer's, and not an intent with no customer (which would charge a saved card without
@@ -316,6 +328,7 @@ class PaymentsService:
             if record.finished:
                 return self._replay_of(record)
             intent = self._new_intent(call.account_id, new)
+            await _require_live_customer(db, call.account_id, new.customer_id)
             await PaymentIntentRepository(db).insert(intent)
             await self._hooks.intent_changed(db, None, intent)
             await idempotency.finish(db, record, response_code=0, response_body=respond(intent))
@@ -359,6 +372,9 @@ class PaymentsService:
                 raise not_found("payment_intent", intent_id, param="intent")
             if update.payment_method_id is not None:
                 await self._methods.chargeable_card(call.account_id, update.payment_method_id)
+            customer_id = update.changes.get("customer_id")
+            if isinstance(customer_id, str):
+                await _require_live_customer(db, call.account_id, customer_id)
             after = transition(before, replace(update, at=self._now()))
             after = replace(after, metadata=merge_metadata(before.metadata, *metadata))
             await intents.save(after)
@@ -495,6 +511,7 @@ class PaymentsService:
                     # Created and confirmed at once: the row is written once, already processing.
                     before = None
                     intent = self._new_intent(record.account_id, new)
+                    await _require_live_customer(db, record.account_id, new.customer_id)
                 else:
                     assert intent_id is not None
                     before = await intents.get(record.account_id, intent_id, for_update=True)
