@@ -236,3 +236,29 @@ def test_an_illegal_transition_names_the_current_status(client: stripe.StripeCli
     assert raised.value.http_status == 400
     assert raised.value.code == "payment_intent_unexpected_state"
     assert "requires_payment_method" in str(raised.value.user_message)
+
+
+def test_an_update_may_not_take_metadata_past_fifty_keys(client: stripe.StripeClient) -> None:
+    """Each request is limited to 50 keys, and so is what an update leaves on the object."""
+    full = {f"k{n}": "v" for n in range(50)}
+    intent = client.v1.payment_intents.create(
+        params={"amount": 900, "currency": "usd", "metadata": full}
+    )
+    customer = client.v1.customers.create(params={"metadata": full})
+    updates: dict[str, Any] = {
+        "payment_intent": lambda metadata: client.v1.payment_intents.update(
+            intent.id, params={"metadata": metadata}
+        ),
+        "customer": lambda metadata: client.v1.customers.update(
+            customer.id, params={"metadata": metadata}
+        ),
+    }
+    for name, update in updates.items():
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            update({"one_more": "v"})
+        assert refused.value.error is not None
+        assert refused.value.error.param == "metadata", name
+        made_room = update({"k0": "", "one_more": "v"})
+        assert made_room.metadata is not None
+        assert len(made_room.metadata.to_dict()) == 50, name
+        assert "one_more" in made_room.metadata.to_dict()

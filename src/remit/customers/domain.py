@@ -5,6 +5,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
+from remit.core.metadata import updated_metadata
+
 
 class TaxExempt(Enum):
     NONE = "none"
@@ -53,18 +55,6 @@ class CustomerFields:
 
 
 _TEXT_FIELDS = ("email", "name", "description", "phone", "business_name", "individual_name")
-MAX_METADATA_KEYS = 50
-
-
-def apply_metadata(
-    current: Mapping[str, str], *, clear: bool, unset: tuple[str, ...], values: Mapping[str, str]
-) -> dict[str, str]:
-    """Stripe's order: `metadata=` clears, then `metadata[k]=` removes, then keys are set."""
-    merged = {} if clear else dict(current)
-    for key in unset:
-        merged.pop(key, None)
-    merged.update(values)
-    return merged
 
 
 def update_customer(customer: Customer, changes: CustomerFields) -> Customer:
@@ -86,7 +76,7 @@ def update_customer(customer: Customer, changes: CustomerFields) -> Customer:
         updates["preferred_locales"] = tuple(changes.preferred_locales)
     if changes.tax_exempt is not None:
         updates["tax_exempt"] = changes.tax_exempt
-    updates["metadata"] = apply_metadata(
+    updates["metadata"] = updated_metadata(
         customer.metadata,
         clear=changes.clear_metadata,
         unset=changes.unset_metadata_keys,

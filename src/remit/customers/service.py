@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import RemitError, invalid, not_found
 from remit.core.ids import new_id
+from remit.core.metadata import MAX_METADATA_KEYS
 from remit.customers.domain import (
-    MAX_METADATA_KEYS,
     Customer,
     CustomerFields,
     new_customer,
@@ -100,7 +100,6 @@ class CustomersService:
             if customer is None:
                 raise not_found("customer", customer_id)
             updated = update_customer(customer, changes)
-            _check_metadata(updated)
             await repo.save(updated)
             await self._hooks.customer_changed(db, customer, updated)
         return updated

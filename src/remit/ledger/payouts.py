@@ -26,6 +26,7 @@ from remit.accounts.tables import accounts
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, not_found
 from remit.core.ids import new_id
+from remit.core.metadata import updated_metadata
 from remit.ledger import events, journal
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.chart import AVAILABLE, PAID_OUT, PAYOUTS_IN_TRANSIT
@@ -245,12 +246,7 @@ async def update_payout_metadata(
     now: datetime,
 ) -> Payout:
     payout = await _locked(db, account_id, payout_id)
-    metadata = {} if clear else dict(payout.metadata)
-    for key in unset_keys:
-        metadata.pop(key, None)
-    metadata.update(set_keys)
-    if len(metadata) > 50:
-        raise ledger_invalid("Metadata can have at most 50 keys.", "metadata")
+    metadata = updated_metadata(payout.metadata, clear=clear, unset=unset_keys, values=set_keys)
     updated = replace(payout, metadata=metadata, updated_at=now)
     await BalanceRepository(db).save_payout(updated)
     await events.record_event(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import has_prefix, new_id
-from remit.customers.domain import apply_metadata
+from remit.core.metadata import updated_metadata
 from remit.customers.repository import SqlCustomerRepository
 from remit.payment_methods.domain import (
     NewPaymentMethod,
@@ -244,7 +244,7 @@ class PaymentMethodsService:
                 billing_details=merge_billing_details(
                     method.billing_details, changes.billing_details or {}
                 ),
-                metadata=apply_metadata(
+                metadata=updated_metadata(
                     method.metadata,
                     clear=changes.clear_metadata,
                     unset=changes.unset_metadata_keys,

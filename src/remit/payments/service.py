@@ -23,6 +23,7 @@ from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
+from remit.core.metadata import updated_metadata
 from remit.customers.repository import SqlCustomerRepository
 from remit.grpcutil.errors import to_rpc_status
 from remit.payments import idempotency
@@ -376,7 +377,11 @@ class PaymentsService:
             if isinstance(customer_id, str):
                 await _require_live_customer(db, call.account_id, customer_id)
             after = transition(before, replace(update, at=self._now()))
-            after = replace(after, metadata=merge_metadata(before.metadata, *metadata))
+            values, unset, clear = metadata
+            after = replace(
+                after,
+                metadata=updated_metadata(before.metadata, clear=clear, unset=unset, values=values),
+            )
             await intents.save(after)
             await self._hooks.intent_changed(db, before, after)
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))
@@ -1378,7 +1383,7 @@ class PaymentsService:
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
                 raise not_found("refund", refund_id, param="refund")
-            merged = merge_metadata(refund.metadata, metadata, unset, clear)
+            merged = updated_metadata(refund.metadata, clear=clear, unset=unset, values=metadata)
             after = replace(refund, metadata=merged, updated_at=self._now())
             await repo.save(after)
         return after
@@ -1428,17 +1433,6 @@ class PaymentsService:
                 charge_id=charge_id,
                 payment_intent_id=payment_intent_id,
             )
-
-
-def merge_metadata(
-    current: Mapping[str, str], updates: dict[str, str], unset: list[str], clear: bool
-) -> dict[str, str]:
-    """Stripe's metadata update: `metadata=` clears, `metadata[k]=` unsets k, others set."""
-    merged = {} if clear else dict(current)
-    for key in unset:
-        merged.pop(key, None)
-    merged.update(updates)
-    return merged
 
 
 def _text(value: object) -> str | None:

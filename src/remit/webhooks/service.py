@@ -11,6 +11,7 @@ from remit.accounts.tables import accounts
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id
+from remit.core.metadata import updated_metadata
 from remit.webhooks.delivery import outcome_of, record_manual_attempt, signed_request
 from remit.webhooks.domain import (
     EVENT_RETENTION,
@@ -177,12 +178,12 @@ class WebhooksService:
             )
         if changes.description is not None:
             updated = replace(updated, description=changes.description or None)
-        metadata = {} if changes.clear_metadata else dict(updated.metadata)
-        for key in changes.unset_metadata_keys:
-            metadata.pop(key, None)
-        metadata.update(changes.set_metadata or {})
-        if len(metadata) > 50:
-            raise invalid("Metadata can have at most 50 keys.", "metadata")
+        metadata = updated_metadata(
+            updated.metadata,
+            clear=changes.clear_metadata,
+            unset=changes.unset_metadata_keys,
+            values=changes.set_metadata,
+        )
         updated = replace(updated, metadata=metadata)
         if changes.disabled is True:
             updated = replace(updated, status=EndpointStatus.DISABLED,
