@@ -153,6 +153,42 @@ def test_an_intent_names_only_a_live_customer_of_its_account(
     assert attempts["update"](live.id).customer == live.id
 
 
+def test_customer_and_payment_method_expand_on_intents_and_charges(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create(params={"email": "expand@example.com"})
+    method = client.v1.payment_methods.create(
+        params={"type": "card", "card": {"token": "tok_mastercard"}}
+    )
+    client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1800,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": method.id,
+            "confirm": True,
+            "return_url": "https://shop.example/return",
+            "expand": ["customer", "payment_method", "latest_charge.customer"],
+        }
+    )
+    assert isinstance(intent.customer, stripe.Customer)
+    assert (intent.customer.id, intent.customer.email) == (customer.id, "expand@example.com")
+    assert isinstance(intent.payment_method, stripe.PaymentMethod)
+    assert intent.payment_method.card is not None
+    assert intent.payment_method.card.last4 == "4444"
+    assert isinstance(intent.latest_charge, stripe.Charge)
+    assert isinstance(intent.latest_charge.customer, stripe.Customer)
+    listed = client.v1.payment_intents.list(params={"expand": ["data.customer"], "limit": 1})
+    assert isinstance(listed.data[0].customer, stripe.Customer)
+    # A deleted customer still expands, to Stripe's deleted stub.
+    client.v1.customers.delete(customer.id)
+    again = client.v1.payment_intents.retrieve(intent.id, params={"expand": ["customer"]})
+    assert again.customer is not None
+    assert not isinstance(again.customer, str)
+    assert again.customer.to_dict() == {"id": customer.id, "object": "customer", "deleted": True}
+
+
 def test_secret_keys_need_raw_card_access_and_publishable_keys_only_tokenize(
     platform: RunningPlatform, account: TestAccount
 ) -> None:

@@ -2,9 +2,11 @@
 
 from typing import Final
 
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
+from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
@@ -93,6 +95,24 @@ async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.GetCustomerRequest(id=context.path["customer"])
     reply = await call(deps.payments.GetCustomer, request, context)
     return to_json(reply.customer)
+
+
+async def fetch_customer(context: ApiContext, deps: object, customer_id: str) -> JsonObject:
+    """A customer by id, for `expand[]` (a payment intent's or charge's `customer`). A deleted
+    customer expands to Stripe's deleted stub, so the object that names it still renders."""
+    assert isinstance(deps, Dependencies)
+    try:
+        reply = await call(
+            deps.payments.GetCustomer, pb.GetCustomerRequest(id=customer_id), context
+        )
+    except RemitError as error:
+        if error.kind is not ErrorKind.NOT_FOUND:
+            raise
+        return {"id": customer_id, "object": "customer", "deleted": True}
+    return to_json(reply.customer)
+
+
+register_resource(pb.Customer.DESCRIPTOR, fetch_customer)
 
 
 async def update(context: ApiContext, deps: Dependencies) -> JsonObject:

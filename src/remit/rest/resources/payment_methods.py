@@ -6,6 +6,7 @@ from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
+from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope
 from remit.rest.params import (
@@ -81,9 +82,19 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
-    request = pb.GetPaymentMethodRequest(id=context.path["payment_method"])
+    return await fetch_payment_method(context, deps, context.path["payment_method"])
+
+
+async def fetch_payment_method(context: ApiContext, deps: object, method_id: str) -> JsonObject:
+    """A payment method by id, for `expand[]` (a payment intent's or charge's
+    `payment_method`)."""
+    assert isinstance(deps, Dependencies)
+    request = pb.GetPaymentMethodRequest(id=method_id)
     reply = await call(deps.payments.GetPaymentMethod, request, context)
     return to_json(reply.payment_method)
+
+
+register_resource(pb.PaymentMethod.DESCRIPTOR, fetch_payment_method)
 
 
 def metadata_changes(context: ApiContext) -> dict[str, object]:
