@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import grpc
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock
 from remit.grpcutil.errors import ErrorMappingInterceptor
@@ -48,6 +48,25 @@ async def running_vault(
         await channel.close()
         await server.stop(0)
         await service.close()
+
+
+# The sealed columns of a card, and a byte offset inside each that every sealed value has.
+_SEALED_BYTE = {"number_ciphertext": 19, "wrapped_data_key": 20}
+
+
+async def damage_sealed_card(
+    db: AsyncConnection, token: str, column: str = "number_ciphertext"
+) -> None:
+    """Flip every bit of one byte of a card's sealed number or wrapped data key, as corruption
+    would (setting it to a fixed value would leave it unchanged whenever it held that value)."""
+    at = _SEALED_BYTE[column]
+    await db.execute(
+        text(
+            f"UPDATE cards SET {column} = set_byte({column}, {at}, "  # noqa: S608 (fixed names)
+            f"get_byte({column}, {at}) # 255) WHERE token = :t"
+        ),
+        {"t": token},
+    )
 
 
 async def empty_vault_database(engine: AsyncEngine) -> None:

@@ -11,6 +11,7 @@ from remit.vault.admin import AdminError, rotate_key
 from remit.vault.background import start_background
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
+from tests.support.vault import damage_sealed_card
 
 pytestmark = pytest.mark.anyio
 
@@ -132,13 +133,7 @@ async def test_rotate_and_wait_stops_and_says_so_when_a_data_key_will_not_rewrap
     good = await _tokenize(harness, "4242424242424242")
     damaged = await _tokenize(harness, "5555555555554444")
     async with harness.engine.begin() as db:
-        await db.execute(
-            text(
-                "UPDATE cards SET wrapped_data_key = set_byte(wrapped_data_key, 20, "
-                "get_byte(wrapped_data_key, 20) # 255) WHERE token = :t"
-            ),
-            {"t": damaged},
-        )
+        await damage_sealed_card(db, damaged, "wrapped_data_key")
     with pytest.raises(AdminError) as stopped:
         await asyncio.wait_for(rotate_key(harness.vault.target, InternalAccess(), wait=True), 30)
     assert "1 older data keys were re-wrapped, but 1 could not be" in str(stopped.value)

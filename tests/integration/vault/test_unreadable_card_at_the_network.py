@@ -7,7 +7,6 @@ make every other payment fail fast."""
 
 import grpc
 import pytest
-from sqlalchemy import text
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import new_id
@@ -16,6 +15,7 @@ from remit.payments.network import AuthorizationOutcome, GrpcCardNetwork
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
+from tests.support.vault import damage_sealed_card
 
 pytestmark = pytest.mark.anyio
 
@@ -45,13 +45,7 @@ async def test_an_unreadable_card_is_a_definite_refusal_that_leaves_the_breaker_
     unreadable = await _token(harness, "4242424242424242")
     healthy = await _token(harness, "5555555555554444")
     async with harness.engine.begin() as db:
-        await db.execute(
-            text(
-                "UPDATE cards SET number_ciphertext = set_byte(number_ciphertext, 19, "
-                "get_byte(number_ciphertext, 19) # 255) WHERE token = :t"
-            ),
-            {"t": unreadable},
-        )
+        await damage_sealed_card(db, unreadable)
     breaker = CircuitBreaker(failure_threshold=2)
     # The acquirer's address is the vault's business; this stub is only for look-ups, which
     # must not happen here.

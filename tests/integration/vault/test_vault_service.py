@@ -11,7 +11,7 @@ from remit.grpcutil.errors import detail_from_rpc_error
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
-from tests.support.vault import dump_database
+from tests.support.vault import damage_sealed_card, dump_database
 
 pytestmark = pytest.mark.anyio
 
@@ -167,15 +167,7 @@ async def test_tampered_or_swapped_ciphertext_is_refused_and_nothing_is_sent(
     victim = (await _tokenize(harness, number="5555555555554444")).vault_token
     thief = (await _tokenize(harness, number="4000056655665556")).vault_token
     async with harness.engine.begin() as db:
-        # Flip every bit of one byte (setting it to a fixed value would leave it unchanged
-        # whenever it already held that value).
-        await db.execute(
-            text(
-                "UPDATE cards SET number_ciphertext = set_byte(number_ciphertext, 19, "
-                "get_byte(number_ciphertext, 19) # 255) WHERE token = :t"
-            ),
-            {"t": tampered},
-        )
+        await damage_sealed_card(db, tampered)
         # Copy the victim's sealed number and data key onto another card's row.
         await db.execute(
             text(
