@@ -15,6 +15,7 @@ from tests.support.accounts import TestAccount, create_account
 from tests.support.platform import platform_env
 from tests.support.postgres import WorkerDatabases
 from tests.support.processes import ProcessSet, process_set
+from tests.support.waiting import wait_for
 
 RECOVERY_POINTS = ["started", "attempt_created", "authorization_done", "finished"]
 pytestmark = pytest.mark.xdist_group("crash")
@@ -88,15 +89,6 @@ def _crash_core_at(processes: ProcessSet, point: str, marker: Path) -> None:
     processes.start("core", {"REMIT_CRASH_AFTER": point, "REMIT_CRASH_MARKER": str(marker)})
 
 
-def _eventually(check: "object", timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if callable(check) and check():
-            return
-        time.sleep(0.25)
-    raise AssertionError("condition not reached in time")
-
-
 @pytest.mark.parametrize("point", RECOVERY_POINTS)
 def test_a_retry_with_the_same_key_finishes_a_payment_interrupted_by_a_crash(
     processes: ProcessSet, point: str, tmp_path: Path
@@ -113,7 +105,7 @@ def test_a_retry_with_the_same_key_finishes_a_payment_interrupted_by_a_crash(
         response = _pay(processes, account, key)
         return response.status_code == 200 and response.json()["status"] == "succeeded"
 
-    _eventually(retried)
+    wait_for(retried, 30, every_s=0.25)
     intents = _intents(processes, account)
     assert [i["status"] for i in intents] == ["succeeded"]
     assert _authorizations(processes, account) == 1
@@ -137,5 +129,9 @@ def test_the_completer_alone_finishes_a_payment_interrupted_by_a_crash(
         assert _authorizations(processes, account) == 0
         assert _pay(processes, account, "completer-started").json()["status"] == "succeeded"
     else:
-        _eventually(lambda: [i["status"] for i in _intents(processes, account)] == ["succeeded"])
+        wait_for(
+            lambda: [i["status"] for i in _intents(processes, account)] == ["succeeded"],
+            30,
+            every_s=0.25,
+        )
     assert _authorizations(processes, account) == 1

@@ -6,28 +6,20 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import psutil
 import stripe
 
-from tests.support.platform import platform_env, running_platform, stop_platform
+from tests.support.platform import (
+    ROLES,
+    children_by_role,
+    platform_env,
+    running_platform,
+    stop_platform,
+)
 from tests.support.postgres import WorkerDatabases
-
-ROLES = {"api", "core", "vault", "acquirer", "worker"}
-
-
-def _children_by_role(pid: int) -> dict[str, psutil.Process]:
-    found: dict[str, psutil.Process] = {}
-    for child in psutil.Process(pid).children(recursive=True):
-        try:
-            cmdline = child.cmdline()
-        except psutil.NoSuchProcess:
-            continue
-        if len(cmdline) >= 3 and cmdline[-2:-1] == ["remit"] and cmdline[-1] in ROLES:
-            found[cmdline[-1]] = child
-    return found
+from tests.support.waiting import wait_for
 
 
 def _wait_gone(processes: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
@@ -52,8 +44,8 @@ def test_sigterm_stops_every_process_and_the_embedded_databases() -> None:
                 [sys.executable, "-m", "remit", "serve"], env=env, stdout=out, stderr=out
             )
         try:
-            _wait_for(lambda: "remit is running" in log.read_text(), 90, log)
-            children = _children_by_role(serve.pid)
+            wait_for(lambda: "remit is running" in log.read_text(), 90, log.read_text)
+            children = children_by_role(serve.pid)
             assert set(children) == ROLES
             saved = json.loads((data_dir / "default-account.json").read_text())
             assert saved["secret_key"] in log.read_text()
@@ -87,20 +79,11 @@ def platform_env_for_embedded(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _wait_for(condition: "object", timeout_s: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out; log:\n{log.read_text()}")
-
-
 def test_children_die_with_the_supervisor_even_when_it_is_killed(
     databases: WorkerDatabases,
 ) -> None:
     with running_platform(databases) as platform:
-        children = list(_children_by_role(platform.process.pid).values())
+        children = list(children_by_role(platform.process.pid).values())
         assert len(children) == len(ROLES)
         platform.process.send_signal(signal.SIGKILL)
         platform.process.wait(timeout=10)

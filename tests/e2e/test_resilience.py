@@ -5,7 +5,6 @@ Requests caught in it fail with a retryable error, never a bare 500; a retry wit
 idempotency key finishes them once; no process gives up, and one that dies is started again."""
 
 import signal
-import time
 from collections.abc import Iterator
 
 import psutil
@@ -15,10 +14,15 @@ import stripe
 
 from remit.worker.runner import libpq_url
 from tests.support.accounts import TestAccount, create_account
-from tests.support.platform import RunningPlatform, forget_earlier_cards, running_platform
+from tests.support.platform import (
+    ROLES,
+    RunningPlatform,
+    children_by_role,
+    forget_earlier_cards,
+    running_platform,
+)
 from tests.support.postgres import WorkerDatabases
-
-ROLES = ("api", "core", "vault", "acquirer", "worker")
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +60,7 @@ def _pay(client: stripe.StripeClient, key: str) -> stripe.PaymentIntent:
 
 
 def _children(platform: RunningPlatform) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for child in psutil.Process(platform.process.pid).children(recursive=True):
-        try:
-            cmdline = child.cmdline()
-        except psutil.NoSuchProcess:
-            continue
-        if len(cmdline) >= 3 and cmdline[-2] == "remit" and cmdline[-1] in ROLES:
-            found[cmdline[-1]] = child.pid
-    return found
+    return {role: child.pid for role, child in children_by_role(platform.process.pid).items()}
 
 
 def _drop_platform_connections(databases: WorkerDatabases) -> int:
@@ -80,15 +76,6 @@ def _drop_platform_connections(databases: WorkerDatabases) -> int:
             assert row is not None
             ended += int(row[0])
     return ended
-
-
-def _wait_for(condition: "object", timeout_s: float, platform: RunningPlatform) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out; log:\n{platform.log_text()[-5000:]}")
 
 
 def test_dropping_every_database_connection_costs_retries_not_payments(
@@ -132,13 +119,13 @@ def test_a_killed_process_is_started_again_and_payments_go_on(
 ) -> None:
     before = _children(own_platform)
     psutil.Process(before[role]).send_signal(signal.SIGKILL)
-    _wait_for(
+    wait_for(
         lambda: (
             _children(own_platform).get(role) not in (None, before[role])
             and f"{role} restarted" in own_platform.log_text()
         ),
         60,
-        own_platform,
+        own_platform.log_text,
     )
     after = _children(own_platform)
     assert {r: p for r, p in after.items() if r != role} == {

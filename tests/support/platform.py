@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from remit.config import Endpoint, saved_token
@@ -71,6 +72,22 @@ def platform_env(databases: WorkerDatabases, data_dir: Path, **extra: str) -> di
 def _endpoint(env: dict[str, str], role: str) -> Endpoint:
     upper = role.upper()
     return Endpoint(env[f"REMIT_{upper}_HOST"], int(env[f"REMIT_{upper}_PORT"]))
+
+
+ROLES = frozenset({"api", "core", "vault", "acquirer", "worker"})
+
+
+def children_by_role(pid: int) -> dict[str, psutil.Process]:
+    """The platform processes `remit serve` (process `pid`) runs, by role (one copy each)."""
+    found: dict[str, psutil.Process] = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            cmdline = child.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if len(cmdline) >= 3 and cmdline[-2] == "remit" and cmdline[-1] in ROLES:
+            found[cmdline[-1]] = child
+    return found
 
 
 def forget_earlier_cards(databases: WorkerDatabases) -> None:

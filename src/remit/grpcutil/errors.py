@@ -148,8 +148,8 @@ Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler
 
 def database_unavailable_error() -> RemitError:
     return RemitError(
-        message="A temporary database problem interrupted the request. Retry it; with the same "
-        "idempotency key it resumes where it stopped.",
+        message="A temporary database problem interrupted the request. Retry it with the same "
+        "idempotency key.",
         kind=ErrorKind.UNAVAILABLE,
         error_type="api_error",
         should_retry=True,
