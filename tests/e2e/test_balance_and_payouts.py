@@ -101,3 +101,32 @@ def test_payouts_are_created_listed_updated_and_canceled(
     with pytest.raises(stripe.InvalidRequestError) as raised:
         client.v1.payouts.retrieve("po_missing")
     assert raised.value.http_status == 404
+
+
+def test_a_payout_retried_with_its_key_is_paid_out_once(
+    client: stripe.StripeClient, account: TestAccount, databases: WorkerDatabases
+) -> None:
+    """The SDKs retry a POST whose answer was lost (a timeout, a 5xx) with the same
+    Idempotency-Key; a payout must then move the money once and answer as the first time."""
+    capture(databases, account.id, "ch_e2e_once", 5_000, bypass_pending=True)
+    available = client.v1.balance.retrieve().available[0].amount
+
+    def pay_out(amount: int, key: str) -> stripe.Payout:
+        return client.v1.payouts.create(
+            params={"amount": amount, "currency": "usd"}, options={"idempotency_key": key}
+        )
+
+    first = pay_out(1_200, "po-once")
+    again = pay_out(1_200, "po-once")
+    assert again.id == first.id
+    assert again.last_response is not None
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    assert [p.id for p in client.v1.payouts.list().data] == [first.id]
+    assert client.v1.balance.retrieve().available[0].amount == available - 1_200
+    with pytest.raises(stripe.IdempotencyError):
+        pay_out(1_300, "po-once")
+    # A refused payout stores nothing: the same key may then carry a payout that fits.
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        pay_out(1_000_000, "po-2")
+    assert refused.value.code == "balance_insufficient"
+    assert pay_out(100, "po-2").amount == 100

@@ -18,10 +18,17 @@ from remit.ledger.messages import (
     ledger_transaction_message,
     payout_message,
 )
-from remit.ledger.objects import BalanceTransactionType, PayoutMethod, PayoutStatus
+from remit.ledger.objects import (
+    BalanceTransactionType,
+    NewPayout,
+    Payout,
+    PayoutMethod,
+    PayoutStatus,
+)
 from remit.ledger.reconcile import Reconciliation, RowStatus
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
+from remit.payments.grpc import keyed_call, reply
 from remit_api.common.v1 import common_pb2
 from remit_api.ledger.v1 import ledger_pb2 as pb
 from remit_api.ledger.v1 import ledger_pb2_grpc
@@ -259,7 +266,6 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     async def CreatePayout(
         self, request: pb.CreatePayoutRequest, context: Context
     ) -> pb.CreatePayoutResponse:
-        call = call_context(context)
         method = PayoutMethod.STANDARD
         if request.HasField("method"):
             wire = _PAYOUT_METHODS.get(request.method)
@@ -272,8 +278,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             if wire is None:
                 raise invalid("source_type must be bank_account, card or fpx.", "source_type")
             source_type = wire
-        payout = await self._service.create_payout(
-            call.account_id,
+        new = NewPayout(
             amount=request.amount,
             currency=request.currency.lower(),
             description=_optional(request, "description"),
@@ -283,7 +288,16 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             destination=_optional(request, "destination"),
             source_type=source_type,
         )
-        return pb.CreatePayoutResponse(payout=payout_message(payout))
+
+        def answer(payout: Payout) -> pb.CreatePayoutResponse:
+            return pb.CreatePayoutResponse(payout=payout_message(payout))
+
+        result = await self._service.create_payout_once(
+            keyed_call(context, "CreatePayout", request),
+            new,
+            lambda payout: answer(payout).SerializeToString(),
+        )
+        return await reply(result, pb.CreatePayoutResponse, answer, context)
 
     async def GetPayout(
         self, request: pb.GetPayoutRequest, context: Context

@@ -85,6 +85,20 @@ class PayoutMethod(Enum):
 
 
 @dataclass(frozen=True)
+class NewPayout:
+    """The parameters of a payout the merchant asks for."""
+
+    amount: int
+    currency: str
+    description: str | None = None
+    method: PayoutMethod = PayoutMethod.STANDARD
+    statement_descriptor: str | None = None
+    metadata: dict[str, str] | None = None
+    destination: str | None = None
+    source_type: str = "card"
+
+
+@dataclass(frozen=True)
 class Payout:
     id: str
     account_id: str

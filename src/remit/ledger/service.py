@@ -8,11 +8,11 @@ reconciliation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import grpc
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
@@ -33,6 +33,7 @@ from remit.ledger.objects import (
     Balance,
     BalanceTransaction,
     BalanceTransactionType,
+    NewPayout,
     Payout,
     PayoutMethod,
     PayoutStatus,
@@ -41,6 +42,8 @@ from remit.ledger.postings import account_for
 from remit.ledger.reconcile import Reconciliation, RowKind, SettledItem
 from remit.ledger.repository import JournalRepository
 from remit.ledger.verify import VerifyReport, verify_ledger
+from remit.payments import idempotency
+from remit.payments.service import Done, KeyedCall, Replay, replay_of
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 
 MAX_LIST_LIMIT = 100
@@ -242,21 +245,49 @@ class LedgerService:
         destination: str | None = None,
         source_type: str = "card",
     ) -> Payout:
+        new = NewPayout(
+            amount=amount,
+            currency=currency,
+            description=description,
+            method=method,
+            statement_descriptor=statement_descriptor,
+            metadata=metadata,
+            destination=destination,
+            source_type=source_type,
+        )
         async with self._engine.begin() as db:
-            await account_for(db, account_id)
-            return await payouts.create_payout(
-                db,
-                account_id=account_id,
-                amount=amount,
-                currency=currency,
-                now=self._clock.now(),
-                description=description,
-                method=method,
-                statement_descriptor=statement_descriptor,
-                metadata=metadata,
-                destination=destination,
-                source_type=source_type,
-            )
+            return await self._pay_out(db, account_id, new)
+
+    async def create_payout_once(
+        self, call: KeyedCall, new: NewPayout, respond: Callable[[Payout], bytes]
+    ) -> Done[Payout] | Replay:
+        """A payout under the call's idempotency key: the key, the payout and the answer to
+        replay commit together, so a retry with the key (the SDKs send one on every retried
+        POST) replays the first answer instead of paying out again. A refused payout rolls
+        the key back with it, so it is not stored, like every validation failure."""
+        async with self._engine.begin() as db:
+            record = await idempotency.begin(db, **call.claim_fields(self._clock.now()))
+            if record.finished:
+                return replay_of(record)
+            payout = await self._pay_out(db, call.account_id, new)
+            await idempotency.finish(db, record, response_code=0, response_body=respond(payout))
+        return Done(payout)
+
+    async def _pay_out(self, db: AsyncConnection, account_id: str, new: NewPayout) -> Payout:
+        await account_for(db, account_id)
+        return await payouts.create_payout(
+            db,
+            account_id=account_id,
+            amount=new.amount,
+            currency=new.currency,
+            now=self._clock.now(),
+            description=new.description,
+            method=new.method,
+            statement_descriptor=new.statement_descriptor,
+            metadata=new.metadata,
+            destination=new.destination,
+            source_type=new.source_type,
+        )
 
     async def get_payout(self, account_id: str, payout_id: str) -> Payout:
         async with self._engine.begin() as db:

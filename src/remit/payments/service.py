@@ -110,6 +110,17 @@ class KeyedCall:
     request_body: bytes
     request_id: str | None = None
 
+    def claim_fields(self, now: datetime) -> dict[str, Any]:
+        """The keyword arguments `idempotency.begin` and `claim_new` take for this call."""
+        return {
+            "account_id": self.account_id,
+            "key": self.key,
+            "endpoint": self.endpoint,
+            "request_body": self.request_body,
+            "request_id": self.request_id,
+            "now": now,
+        }
+
 
 @dataclass(frozen=True)
 class Replay:
@@ -122,6 +133,13 @@ class Replay:
 @dataclass(frozen=True)
 class Done(Generic[T]):
     value: T
+
+
+def replay_of(record: KeyRecord) -> Replay:
+    """The stored answer of a finished key."""
+    assert record.response_code is not None
+    assert record.response_body is not None
+    return Replay(code=record.response_code, body=record.response_body)
 
 
 @dataclass(frozen=True)
@@ -255,14 +273,7 @@ class PaymentsService:
     # --- Idempotency plumbing -------------------------------------------------------------
 
     def _key_fields(self, call: KeyedCall) -> dict[str, Any]:
-        return {
-            "account_id": call.account_id,
-            "key": call.key,
-            "endpoint": call.endpoint,
-            "request_body": call.request_body,
-            "request_id": call.request_id,
-            "now": self._now(),
-        }
+        return call.claim_fields(self._now())
 
     async def _claim(self, call: KeyedCall) -> KeyRecord:
         note_request(call.request_id, call.key)
@@ -283,11 +294,7 @@ class PaymentsService:
         async with self._engine.begin() as db:
             await idempotency.release(db, record)
 
-    @staticmethod
-    def _replay_of(record: KeyRecord) -> Replay:
-        assert record.response_code is not None
-        assert record.response_body is not None
-        return Replay(code=record.response_code, body=record.response_body)
+    _replay_of = staticmethod(replay_of)
 
     async def _finish_with_error(
         self, db: AsyncConnection, record: KeyRecord, error: RemitError

@@ -35,7 +35,7 @@ from remit.payments.idempotency import KeyRecord, RecoveryPoint
 from remit.payments.ports import PaymentHooks, PaymentMethodSource, RadarGate, attempt_facts
 from remit.payments.repository import ChargeRepository, PaymentIntentRepository
 from remit.payments.risk import AUTHENTICATION_FAILURE_MESSAGE, Authentication
-from remit.payments.service import Done, PaymentsService, Replay
+from remit.payments.service import Done, PaymentsService, Replay, replay_of
 from remit.radar.challenges import ChallengeRepository, ChallengeStatus, ThreeDSChallenge
 
 ENDPOINT: Final = "CompleteThreeDSecureChallenge"
@@ -96,9 +96,7 @@ class ThreeDSecureService:
                 now=self._now(),
             )
         if record.finished:
-            assert record.response_code is not None
-            assert record.response_body is not None
-            return Replay(record.response_code, record.response_body)
+            return replay_of(record)
         if record.recovery_point is RecoveryPoint.STARTED:
             try:
                 record, answered = await self._answer(record, challenge_id, passed, build)

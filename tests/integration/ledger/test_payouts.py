@@ -1,5 +1,6 @@
 """Payouts: from the available balance, through the simulated bank, back on failure."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -11,11 +12,18 @@ from remit.core.errors import RemitError
 from remit.ledger import postings as ledger
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
 from remit.ledger.jobs import advance_payouts
-from remit.ledger.objects import BalanceTransactionType, PayoutMethod, PayoutStatus
+from remit.ledger.objects import (
+    BalanceTransactionType,
+    NewPayout,
+    Payout,
+    PayoutMethod,
+    PayoutStatus,
+)
 from remit.ledger.payouts import SUBMISSION_DELAY, create_automatic_payouts
 from remit.ledger.service import LedgerService
 from remit.ledger.tables import ledger_events
 from remit.ledger.verify import verify_ledger
+from remit.payments.service import Done, KeyedCall, Replay
 from tests.integration.ledger.conftest import NewAccount
 
 pytestmark = pytest.mark.anyio
@@ -216,3 +224,29 @@ async def test_automatic_payouts_sweep_the_available_balance_once_a_day(
         BalanceTransactionType.CHARGE,
         BalanceTransactionType.PAYOUT,
     }
+
+
+async def test_concurrent_payouts_with_one_key_pay_out_once(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """Eight copies of one payout request racing with one key: the key, the payout and its
+    stored answer commit together, so one pays out and the others replay its answer."""
+    service = LedgerService(core_engine, clock)
+    net = await fund(core_engine, account_id, clock, 10_000)
+    call = KeyedCall(
+        account_id=account_id, key="race", endpoint="CreatePayout", request_body=b"payout 700"
+    )
+
+    async def pay_out() -> Done[Payout] | Replay:
+        return await service.create_payout_once(
+            call, NewPayout(amount=700, currency="usd"), lambda payout: payout.id.encode()
+        )
+
+    results = await asyncio.gather(*(pay_out() for _ in range(8)))
+    done = [r.value.id for r in results if isinstance(r, Done)]
+    replayed = {r.body.decode() for r in results if isinstance(r, Replay)}
+    assert len(done) == 1
+    assert replayed == set(done)
+    assert await available(service, account_id) == net - 700
+    listed, _ = await service.list_payouts(account_id, limit=10)
+    assert [p.id for p in listed] == done
