@@ -130,3 +130,15 @@ def test_a_payout_retried_with_its_key_is_paid_out_once(
         pay_out(1_000_000, "po-2")
     assert refused.value.code == "balance_insufficient"
     assert pay_out(100, "po-2").amount == 100
+
+    # A cancel retried with its key answers as the first time (without the key the retry is a
+    # 400: the payout is no longer pending), and the money comes back once.
+    before_cancel = client.v1.balance.retrieve().available[0].amount
+    canceled = client.v1.payouts.cancel(first.id, options={"idempotency_key": "po-cancel"})
+    again_canceled = client.v1.payouts.cancel(first.id, options={"idempotency_key": "po-cancel"})
+    assert (canceled.status, again_canceled.status) == ("canceled", "canceled")
+    assert again_canceled.last_response is not None
+    assert again_canceled.last_response.headers.get("Idempotent-Replayed") == "true"
+    assert client.v1.balance.retrieve().available[0].amount == before_cancel + 1_200
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.payouts.cancel(first.id)

@@ -13,6 +13,7 @@ from remit.customers.domain import Customer, CustomerFields, TaxExempt
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.payments.keyed_rpc import client_keyed, reply, serialized
 from remit.payments.requests import note_call
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -88,14 +89,19 @@ class CustomerRpcs:
     ) -> pb.CreateCustomerResponse:
         call = call_context(context)
         note_call(call.request_id, call.idempotency_key)
-        customer = await self._customers.create(
+
+        def answer(customer: Customer) -> pb.CreateCustomerResponse:
+            return pb.CreateCustomerResponse(customer=customer_message(customer))
+
+        result = await self._customers.create_once(
             call.account_id,
+            client_keyed(context, "CreateCustomer", request, serialized(answer)),
             _fields(request, update=False),
             payment_method_id=request.payment_method
             if request.HasField("payment_method")
             else None,
         )
-        return pb.CreateCustomerResponse(customer=customer_message(customer))
+        return await reply(result, pb.CreateCustomerResponse, answer, context)
 
     async def GetCustomer(
         self, request: pb.GetCustomerRequest, context: Context
@@ -109,10 +115,17 @@ class CustomerRpcs:
     ) -> pb.UpdateCustomerResponse:
         call = call_context(context)
         note_call(call.request_id, call.idempotency_key)
-        customer = await self._customers.update(
-            call.account_id, request.id, _fields(request, update=True)
+
+        def answer(customer: Customer) -> pb.UpdateCustomerResponse:
+            return pb.UpdateCustomerResponse(customer=customer_message(customer))
+
+        result = await self._customers.update_once(
+            call.account_id,
+            client_keyed(context, "UpdateCustomer", request, serialized(answer)),
+            request.id,
+            _fields(request, update=True),
         )
-        return pb.UpdateCustomerResponse(customer=customer_message(customer))
+        return await reply(result, pb.UpdateCustomerResponse, answer, context)
 
     async def DeleteCustomer(
         self, request: pb.DeleteCustomerRequest, context: Context

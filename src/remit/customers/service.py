@@ -17,6 +17,7 @@ from remit.customers.domain import (
     update_customer,
 )
 from remit.customers.repository import SqlCustomerRepository
+from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
 
 if TYPE_CHECKING:
     from remit.payment_methods.service import PaymentMethodsService
@@ -66,6 +67,19 @@ class CustomersService:
     async def create(
         self, account_id: str, fields: CustomerFields, *, payment_method_id: str | None = None
     ) -> Customer:
+        return value_of(
+            await self.create_once(account_id, None, fields, payment_method_id=payment_method_id)
+        )
+
+    async def create_once(
+        self,
+        account_id: str,
+        keyed: Keyed[Customer] | None,
+        fields: CustomerFields,
+        *,
+        payment_method_id: str | None = None,
+    ) -> Done[Customer] | Replay:
+        """A new customer; under a client key, one customer however often it is retried."""
         from remit.payment_methods.service import attach_in
 
         customer = new_customer(
@@ -78,13 +92,16 @@ class CustomersService:
             if payment_method_id is None
             else await self._payment_methods.resolve_for_use(account_id, payment_method_id)
         )
-        async with self._engine.begin() as db:
+
+        async def insert(db: AsyncConnection) -> Customer:
             await SqlCustomerRepository(db).insert(customer)
             await self._hooks.customer_changed(db, None, customer)
             if method is not None:
                 await attach_in(db, account_id, method.id, customer.id,
                                 hooks=self._payment_methods.hooks)  # fmt: skip
-        return customer
+            return customer
+
+        return await run_keyed(self._engine, keyed, self._clock.now(), insert)
 
     async def get(self, account_id: str, customer_id: str) -> Customer:
         async with self._engine.begin() as db:
@@ -94,7 +111,16 @@ class CustomersService:
         return customer
 
     async def update(self, account_id: str, customer_id: str, changes: CustomerFields) -> Customer:
-        async with self._engine.begin() as db:
+        return value_of(await self.update_once(account_id, None, customer_id, changes))
+
+    async def update_once(
+        self,
+        account_id: str,
+        keyed: Keyed[Customer] | None,
+        customer_id: str,
+        changes: CustomerFields,
+    ) -> Done[Customer] | Replay:
+        async def change(db: AsyncConnection) -> Customer:
             repo = SqlCustomerRepository(db)
             customer = await repo.get(account_id, customer_id, for_update=True)
             if customer is None:
@@ -102,7 +128,9 @@ class CustomersService:
             updated = update_customer(customer, changes)
             await repo.save(updated)
             await self._hooks.customer_changed(db, customer, updated)
-        return updated
+            return updated
+
+        return await run_keyed(self._engine, keyed, self._clock.now(), change)
 
     async def delete(self, account_id: str, customer_id: str) -> Customer:
         from remit.payment_methods.repository import SqlPaymentMethodRepository

@@ -28,7 +28,7 @@ from remit.ledger.objects import (
 from remit.ledger.reconcile import Reconciliation, RowStatus
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
-from remit.payments.grpc import keyed_call, reply
+from remit.payments.keyed_rpc import client_keyed, reply, serialized
 from remit_api.common.v1 import common_pb2
 from remit_api.ledger.v1 import ledger_pb2 as pb
 from remit_api.ledger.v1 import ledger_pb2_grpc
@@ -293,9 +293,14 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             return pb.CreatePayoutResponse(payout=payout_message(payout))
 
         result = await self._service.create_payout_once(
-            keyed_call(context, "CreatePayout", request),
+            call_context(context).account_id,
+            client_keyed(
+                context,
+                "CreatePayout",
+                request,
+                serialized(answer),
+            ),
             new,
-            lambda payout: answer(payout).SerializeToString(),
         )
         return await reply(result, pb.CreatePayoutResponse, answer, context)
 
@@ -332,21 +337,34 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         self, request: pb.CancelPayoutRequest, context: Context
     ) -> pb.CancelPayoutResponse:
         call = call_context(context)
-        payout = await self._service.cancel_payout(call.account_id, request.id)
-        return pb.CancelPayoutResponse(payout=payout_message(payout))
+
+        def answer(payout: Payout) -> pb.CancelPayoutResponse:
+            return pb.CancelPayoutResponse(payout=payout_message(payout))
+
+        result = await self._service.cancel_payout(
+            call.account_id,
+            request.id,
+            client_keyed(context, "CancelPayout", request, serialized(answer)),
+        )
+        return await reply(result, pb.CancelPayoutResponse, answer, context)
 
     async def UpdatePayout(
         self, request: pb.UpdatePayoutRequest, context: Context
     ) -> pb.UpdatePayoutResponse:
         call = call_context(context)
-        payout = await self._service.update_payout(
+
+        def answer(payout: Payout) -> pb.UpdatePayoutResponse:
+            return pb.UpdatePayoutResponse(payout=payout_message(payout))
+
+        result = await self._service.update_payout(
             call.account_id,
             request.id,
             set_keys=dict(request.metadata),
             unset_keys=list(request.unset_metadata_keys),
             clear=request.clear_metadata,
+            keyed=client_keyed(context, "UpdatePayout", request, serialized(answer)),
         )
-        return pb.UpdatePayoutResponse(payout=payout_message(payout))
+        return await reply(result, pb.UpdatePayoutResponse, answer, context)
 
     # Platform-wide: not scoped to the account in metadata (an optional filter instead).
 

@@ -8,7 +8,7 @@ reconciliation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import grpc
@@ -42,8 +42,7 @@ from remit.ledger.postings import account_for
 from remit.ledger.reconcile import Reconciliation, RowKind, SettledItem
 from remit.ledger.repository import JournalRepository
 from remit.ledger.verify import VerifyReport, verify_ledger
-from remit.payments import idempotency
-from remit.payments.service import Done, KeyedCall, Replay, replay_of
+from remit.payments.keyed import Done, Keyed, Replay, run_keyed
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 
 MAX_LIST_LIMIT = 100
@@ -259,19 +258,16 @@ class LedgerService:
             return await self._pay_out(db, account_id, new)
 
     async def create_payout_once(
-        self, call: KeyedCall, new: NewPayout, respond: Callable[[Payout], bytes]
+        self,
+        account_id: str,
+        keyed: Keyed[Payout] | None,
+        new: NewPayout,
     ) -> Done[Payout] | Replay:
-        """A payout under the call's idempotency key: the key, the payout and the answer to
-        replay commit together, so a retry with the key (the SDKs send one on every retried
-        POST) replays the first answer instead of paying out again. A refused payout rolls
-        the key back with it, so it is not stored, like every validation failure."""
-        async with self._engine.begin() as db:
-            record = await idempotency.begin(db, **call.claim_fields(self._clock.now()))
-            if record.finished:
-                return replay_of(record)
-            payout = await self._pay_out(db, call.account_id, new)
-            await idempotency.finish(db, record, response_code=0, response_body=respond(payout))
-        return Done(payout)
+        """A payout under the call's idempotency key (`payments.keyed`): a retry with the key
+        replays the first answer instead of paying out again."""
+        return await run_keyed(
+            self._engine, keyed, self._clock.now(), lambda db: self._pay_out(db, account_id, new)
+        )
 
     async def _pay_out(self, db: AsyncConnection, account_id: str, new: NewPayout) -> Payout:
         await account_for(db, account_id)
@@ -331,11 +327,18 @@ class LedgerService:
                 destination=destination,
             )
 
-    async def cancel_payout(self, account_id: str, payout_id: str) -> Payout:
-        async with self._engine.begin() as db:
-            return await payouts.cancel_payout(
-                db, account_id=account_id, payout_id=payout_id, now=self._clock.now()
-            )
+    async def cancel_payout(
+        self, account_id: str, payout_id: str, keyed: Keyed[Payout] | None = None
+    ) -> Done[Payout] | Replay:
+        now = self._clock.now()
+        return await run_keyed(
+            self._engine,
+            keyed,
+            now,
+            lambda db: payouts.cancel_payout(
+                db, account_id=account_id, payout_id=payout_id, now=now
+            ),
+        )
 
     async def update_payout(
         self,
@@ -345,17 +348,23 @@ class LedgerService:
         set_keys: dict[str, str],
         unset_keys: list[str],
         clear: bool,
-    ) -> Payout:
-        async with self._engine.begin() as db:
-            return await payouts.update_payout_metadata(
+        keyed: Keyed[Payout] | None = None,
+    ) -> Done[Payout] | Replay:
+        now = self._clock.now()
+        return await run_keyed(
+            self._engine,
+            keyed,
+            now,
+            lambda db: payouts.update_payout_metadata(
                 db,
                 account_id=account_id,
                 payout_id=payout_id,
                 set_keys=set_keys,
                 unset_keys=unset_keys,
                 clear=clear,
-                now=self._clock.now(),
-            )
+                now=now,
+            ),
+        )
 
     # --- verification and reconciliation ----------------------------------------------------
 

@@ -20,6 +20,7 @@ from remit.payment_methods.domain import (
     Token,
 )
 from remit.payment_methods.service import PaymentMethodsService
+from remit.payments.keyed_rpc import client_keyed, reply, serialized
 from remit.payments.requests import note_call
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -141,6 +142,16 @@ def _allow_redisplay(request: Any) -> str | None:
     return str(request.allow_redisplay)
 
 
+def _without_vault_token(request: pb.CreatePaymentMethodRequest) -> pb.CreatePaymentMethodRequest:
+    """The request as its idempotency key knows it: the service identifies the card by its
+    fingerprint instead of the vault token, which is new on every tokenization."""
+    identity = pb.CreatePaymentMethodRequest()
+    identity.CopyFrom(request)
+    if identity.card.WhichOneof("source") == "vault_token":
+        identity.card.ClearField("vault_token")
+    return identity
+
+
 class PaymentMethodRpcs:
     """Mixed into PaymentsServicer, which sets `_payment_methods`."""
 
@@ -153,8 +164,16 @@ class PaymentMethodRpcs:
         if request.type != pb.PAYMENT_METHOD_TYPE_CARD:
             raise invalid("type must be card.", "type")
         source = request.card.WhichOneof("source") if request.HasField("card") else None
-        method = await self._payment_methods.create(
+        note_call(call.request_id, call.idempotency_key)
+
+        def answer(method: PaymentMethod) -> pb.CreatePaymentMethodResponse:
+            return pb.CreatePaymentMethodResponse(payment_method=payment_method_message(method))
+
+        result = await self._payment_methods.create_once(
             call.account_id,
+            client_keyed(
+                context, "CreatePaymentMethod", _without_vault_token(request), serialized(answer)
+            ),
             NewPaymentMethod(
                 vault_token=request.card.vault_token if source == "vault_token" else None,
                 token_id=request.card.token if source == "token" else None,
@@ -166,7 +185,7 @@ class PaymentMethodRpcs:
                 allow_redisplay=_allow_redisplay(request),
             ),
         )
-        return pb.CreatePaymentMethodResponse(payment_method=payment_method_message(method))
+        return await reply(result, pb.CreatePaymentMethodResponse, answer, context)
 
     async def GetPaymentMethod(
         self, request: pb.GetPaymentMethodRequest, context: Context
@@ -179,9 +198,15 @@ class PaymentMethodRpcs:
         self, request: pb.UpdatePaymentMethodRequest, context: Context
     ) -> pb.UpdatePaymentMethodResponse:
         call = call_context(context)
+        note_call(call.request_id, call.idempotency_key)
         card = request.card
-        method = await self._payment_methods.update(
+
+        def answer(method: PaymentMethod) -> pb.UpdatePaymentMethodResponse:
+            return pb.UpdatePaymentMethodResponse(payment_method=payment_method_message(method))
+
+        result = await self._payment_methods.update_once(
             call.account_id,
+            client_keyed(context, "UpdatePaymentMethod", request, serialized(answer)),
             request.id,
             PaymentMethodChanges(
                 billing_details=_as_dict(request.billing_details)
@@ -195,7 +220,7 @@ class PaymentMethodRpcs:
                 allow_redisplay=_allow_redisplay(request),
             ),
         )
-        return pb.UpdatePaymentMethodResponse(payment_method=payment_method_message(method))
+        return await reply(result, pb.UpdatePaymentMethodResponse, answer, context)
 
     async def ListPaymentMethods(
         self, request: pb.ListPaymentMethodsRequest, context: Context
@@ -221,32 +246,58 @@ class PaymentMethodRpcs:
         note_call(call.request_id, call.idempotency_key)
         if not request.customer:
             raise invalid("Missing required param: customer.", "customer", code="parameter_missing")
-        method = await self._payment_methods.attach(call.account_id, request.id, request.customer)
-        return pb.AttachPaymentMethodResponse(payment_method=payment_method_message(method))
+
+        def answer(method: PaymentMethod) -> pb.AttachPaymentMethodResponse:
+            return pb.AttachPaymentMethodResponse(payment_method=payment_method_message(method))
+
+        result = await self._payment_methods.attach_once(
+            call.account_id,
+            client_keyed(context, "AttachPaymentMethod", request, serialized(answer)),
+            request.id,
+            request.customer,
+        )
+        return await reply(result, pb.AttachPaymentMethodResponse, answer, context)
 
     async def DetachPaymentMethod(
         self, request: pb.DetachPaymentMethodRequest, context: Context
     ) -> pb.DetachPaymentMethodResponse:
         call = call_context(context)
         note_call(call.request_id, call.idempotency_key)
-        method = await self._payment_methods.detach(call.account_id, request.id)
-        return pb.DetachPaymentMethodResponse(payment_method=payment_method_message(method))
+
+        def answer(method: PaymentMethod) -> pb.DetachPaymentMethodResponse:
+            return pb.DetachPaymentMethodResponse(payment_method=payment_method_message(method))
+
+        result = await self._payment_methods.detach_once(
+            call.account_id,
+            client_keyed(context, "DetachPaymentMethod", request, serialized(answer)),
+            request.id,
+        )
+        return await reply(result, pb.DetachPaymentMethodResponse, answer, context)
 
     async def CreateToken(
         self, request: pb.CreateTokenRequest, context: Context
     ) -> pb.CreateTokenResponse:
         call = call_context(context)
+        note_call(call.request_id, call.idempotency_key)
         if not request.vault_token:
             raise invalid("vault_token is required.", "vault_token")
-        token = await self._payment_methods.create_token(
+
+        def answer(token: Token) -> pb.CreateTokenResponse:
+            return pb.CreateTokenResponse(token=token_message(token))
+
+        identity = pb.CreateTokenRequest()
+        identity.CopyFrom(request)
+        identity.ClearField("vault_token")
+        result = await self._payment_methods.create_token_once(
             call.account_id,
+            client_keyed(context, "CreateToken", identity, serialized(answer)),
             request.vault_token,
             name=request.name if request.HasField("name") else None,
             address={str(k): str(v) for k, v in _as_dict(request.address).items()},
             client_ip=request.client_ip if request.HasField("client_ip") else None,
             metadata=dict(request.metadata),
         )
-        return pb.CreateTokenResponse(token=token_message(token))
+        return await reply(result, pb.CreateTokenResponse, answer, context)
 
     async def GetToken(self, request: pb.GetTokenRequest, context: Context) -> pb.GetTokenResponse:
         call = call_context(context)

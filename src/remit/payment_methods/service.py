@@ -11,7 +11,7 @@ a real payment method of the account the first time they are used, as Stripe doe
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -31,10 +31,12 @@ from remit.payment_methods.domain import (
 )
 from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payment_methods.vault_client import CardVault
+from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
 from remit.storage.engine import single_statement
 from remit.vault.test_cards import is_test_id
 
 MAX_LIST_LIMIT = 100
+T = TypeVar("T")
 _MAX_EXPIRY_YEARS_AHEAD = 50
 
 
@@ -84,29 +86,44 @@ class PaymentMethodsService:
     # --- creating ----------------------------------------------------------------------
 
     async def create(self, account_id: str, new: NewPaymentMethod) -> PaymentMethod:
+        return value_of(await self.create_once(account_id, None, new))
+
+    async def create_once(
+        self, account_id: str, keyed: Keyed[PaymentMethod] | None, new: NewPaymentMethod
+    ) -> Done[PaymentMethod] | Replay:
+        """A new payment method; under a client key, one however often it is retried. A card
+        given as a vault token is identified by the card, not the token: the facade tokenizes
+        the card again on every retry, so the caller leaves the token out of the key's request
+        and this adds the card's fingerprint and expiry."""
         sources = [s for s in (new.vault_token, new.token_id, new.payment_method_id) if s]
         if len(sources) != 1:
             raise invalid("Give the card as exactly one of card[token] or payment_method.", "card")
         if new.vault_token is not None:
             card = await self._vault.card_details(account_id, new.vault_token)
-            return await self._insert(account_id, card, new)
+            return await self._insert_once(account_id, _by_card(keyed, card), card, new)
         if new.token_id is not None:
-            return await self._create_from_token(account_id, new.token_id, new)
+            return await self._create_from_token(account_id, keyed, new.token_id, new)
         assert new.payment_method_id is not None
         source = await self.resolve_for_use(account_id, new.payment_method_id)
-        return await self._insert(
+        return await self._insert_once(
             account_id,
+            keyed,
             VaultCard(source.vault_token, source.card),
             replace(new, billing_details=new.billing_details or source.billing_details),
         )
 
     async def _create_from_token(
-        self, account_id: str, token_id: str, new: NewPaymentMethod
-    ) -> PaymentMethod:
+        self,
+        account_id: str,
+        keyed: Keyed[PaymentMethod] | None,
+        token_id: str,
+        new: NewPaymentMethod,
+    ) -> Done[PaymentMethod] | Replay:
         if is_test_id(token_id):
             card = await self._vault.resolve_test_card(account_id, token_id)
-            return await self._insert(account_id, card, new, test_id=token_id)
-        async with self._engine.begin() as db:
+            return await self._insert_once(account_id, keyed, card, new, test_id=token_id)
+
+        async def use_token(db: AsyncConnection) -> PaymentMethod:
             repo = SqlPaymentMethodRepository(db)
             token = await repo.get_token(account_id, token_id, for_update=True)
             if token is None:
@@ -122,7 +139,9 @@ class PaymentMethodsService:
             card = VaultCard(token.vault_token, token.card)
             method = self._new_method(account_id, card, replace(new, billing_details=billing))
             await repo.insert(method)
-        return method
+            return method
+
+        return await run_keyed(self._engine, keyed, self._clock.now(), use_token)
 
     def _new_method(
         self, account_id: str, card: VaultCard, new: NewPaymentMethod, test_id: str | None = None
@@ -146,6 +165,24 @@ class PaymentMethodsService:
         async with single_statement(self._engine) as db:
             await SqlPaymentMethodRepository(db).insert(method)
         return method
+
+    async def _insert_once(
+        self,
+        account_id: str,
+        keyed: Keyed[PaymentMethod] | None,
+        card: VaultCard,
+        new: NewPaymentMethod,
+        test_id: str | None = None,
+    ) -> Done[PaymentMethod] | Replay:
+        if keyed is None:
+            return Done(await self._insert(account_id, card, new, test_id))
+        method = self._new_method(account_id, card, new, test_id)
+
+        async def insert(db: AsyncConnection) -> PaymentMethod:
+            await SqlPaymentMethodRepository(db).insert(method)
+            return method
+
+        return await run_keyed(self._engine, keyed, self._clock.now(), insert)
 
     async def _materialize_test_id(self, account_id: str, test_id: str) -> PaymentMethod:
         card = await self._vault.resolve_test_card(account_id, test_id)
@@ -221,8 +258,18 @@ class PaymentMethodsService:
     async def update(
         self, account_id: str, method_id: str, changes: PaymentMethodChanges
     ) -> PaymentMethod:
+        return value_of(await self.update_once(account_id, None, method_id, changes))
+
+    async def update_once(
+        self,
+        account_id: str,
+        keyed: Keyed[PaymentMethod] | None,
+        method_id: str,
+        changes: PaymentMethodChanges,
+    ) -> Done[PaymentMethod] | Replay:
         now = self._clock.now()
-        async with self._engine.begin() as db:
+
+        async def change(db: AsyncConnection) -> PaymentMethod:
             repo = SqlPaymentMethodRepository(db)
             method = await repo.get(account_id, method_id, for_update=True)
             if method is None:
@@ -253,15 +300,35 @@ class PaymentMethodsService:
                 allow_redisplay=changes.allow_redisplay or method.allow_redisplay,
             )
             await repo.save(updated)
-        return updated
+            return updated
+
+        return await run_keyed(self._engine, keyed, now, change)
 
     async def attach(self, account_id: str, method_id: str, customer_id: str) -> PaymentMethod:
+        return value_of(await self.attach_once(account_id, None, method_id, customer_id))
+
+    async def attach_once(
+        self,
+        account_id: str,
+        keyed: Keyed[PaymentMethod] | None,
+        method_id: str,
+        customer_id: str,
+    ) -> Done[PaymentMethod] | Replay:
         method = await self.resolve_for_use(account_id, method_id)
-        async with self._engine.begin() as db:
-            return await attach_in(db, account_id, method.id, customer_id, hooks=self.hooks)
+        return await run_keyed(
+            self._engine,
+            keyed,
+            self._clock.now(),
+            lambda db: attach_in(db, account_id, method.id, customer_id, hooks=self.hooks),
+        )
 
     async def detach(self, account_id: str, method_id: str) -> PaymentMethod:
-        async with self._engine.begin() as db:
+        return value_of(await self.detach_once(account_id, None, method_id))
+
+    async def detach_once(
+        self, account_id: str, keyed: Keyed[PaymentMethod] | None, method_id: str
+    ) -> Done[PaymentMethod] | Replay:
+        async def take_off(db: AsyncConnection) -> PaymentMethod:
             repo = SqlPaymentMethodRepository(db)
             method = await repo.get(account_id, method_id, for_update=True)
             if method is None:
@@ -275,7 +342,9 @@ class PaymentMethodsService:
             detached = replace(method, customer_id=None, detached_at=self._clock.now())
             await repo.save(detached)
             await self.hooks.payment_method_changed(db, method, detached)
-        return detached
+            return detached
+
+        return await run_keyed(self._engine, keyed, self._clock.now(), take_off)
 
     # --- tokens ------------------------------------------------------------------------
 
@@ -289,12 +358,34 @@ class PaymentMethodsService:
         client_ip: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> Token:
+        return value_of(
+            await self.create_token_once(
+                account_id, None, vault_token, name=name, address=address,
+                client_ip=client_ip, metadata=metadata,
+            )
+        )  # fmt: skip
+
+    async def create_token_once(
+        self,
+        account_id: str,
+        keyed: Keyed[Token] | None,
+        vault_token: str,
+        *,
+        name: str | None = None,
+        address: dict[str, str] | None = None,
+        client_ip: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Done[Token] | Replay:
+        """A card token; under a client key, identified by the card like `create_once`."""
         card = await self._vault.card_details(account_id, vault_token)
         token = self._new_token(account_id, card, name=name, address=address or {},
                                 client_ip=client_ip, metadata=metadata or {})  # fmt: skip
-        async with self._engine.begin() as db:
+
+        async def insert(db: AsyncConnection) -> Token:
             await SqlPaymentMethodRepository(db).insert_token(token)
-        return token
+            return token
+
+        return await run_keyed(self._engine, _by_card(keyed, card), self._clock.now(), insert)
 
     def _new_token(
         self, account_id: str, card: VaultCard, *, name: str | None, address: dict[str, str],
@@ -327,6 +418,17 @@ class PaymentMethodsService:
         if found is None:
             raise not_found("token", token_id)
         return found
+
+
+def _by_card(keyed: Keyed[T] | None, card: VaultCard) -> Keyed[T] | None:
+    """The keyed call identified by its card: fingerprint and expiry stand in for the vault
+    token, which is new each time the facade tokenizes the same card."""
+    if keyed is None:
+        return None
+    summary = card.card
+    identity = f"\x00card {summary.fingerprint} {summary.exp_month}/{summary.exp_year}"
+    call = replace(keyed.call, request_body=keyed.call.request_body + identity.encode())
+    return replace(keyed, call=call)
 
 
 async def attach_in(

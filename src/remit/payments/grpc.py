@@ -5,16 +5,14 @@ one, a key of their own, so that every mutation has recovery points and the comp
 it. A replayed response carries the trailing metadata `idempotent-replayed: true`.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
-from google.rpc import status_pb2
 
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import invalid
-from remit.core.ids import random_token
 from remit.customers.grpc import CustomerRpcs
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
@@ -33,9 +31,9 @@ from remit.payments.domain import (
     Updated,
 )
 from remit.payments.idempotency import KeyRecord
-from remit.payments.requests import AUTO_KEY_PREFIX
+from remit.payments.keyed_rpc import client_keyed, keyed_call, reply, serialized
 from remit.payments.risk import Authentication
-from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService, Replay
+from remit.payments.service import ConfirmParams, KeyedCall, PaymentsService
 from remit.storage.pagination import CreatedBounds
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -44,7 +42,6 @@ from remit_api.payments.v1 import payments_pb2_grpc
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
 R = TypeVar("R", bound=Message)
-REPLAYED_KEY = "idempotent-replayed"
 
 _STATUS = {
     Status.REQUIRES_PAYMENT_METHOD: pb.PAYMENT_INTENT_STATUS_REQUIRES_PAYMENT_METHOD,
@@ -379,48 +376,6 @@ def created_bounds(created: common_pb2.CreatedFilter) -> CreatedBounds:
     )
 
 
-def keyed_call(context: Context, endpoint: str, request: Message) -> KeyedCall:
-    call = call_context(context)
-    # Without a client key the request still gets one, so the completer can finish it.
-    key = call.idempotency_key or f"{AUTO_KEY_PREFIX}{call.request_id or random_token()}"
-    return KeyedCall(
-        account_id=call.account_id,
-        key=key,
-        endpoint=endpoint,
-        request_body=request.SerializeToString(deterministic=True),
-        request_id=call.request_id,
-    )
-
-
-async def reply(
-    result: Done[T] | Replay,
-    response_type: type[R],
-    build: Callable[[T], R],
-    context: Context,
-) -> R:
-    """The fresh response, or the stored one (success or error) marked as replayed."""
-    if isinstance(result, Done):
-        return build(result.value)
-    if result.code == 0:
-        context.set_trailing_metadata(((REPLAYED_KEY, "true"),))
-        return response_type.FromString(result.body)
-    status = status_pb2.Status.FromString(result.body)
-    await context.abort_with_status(_ReplayedStatus(status))
-    raise AssertionError("unreachable: abort_with_status raises")
-
-
-class _ReplayedStatus(grpc.Status):
-    """A stored error status, with its rich details and the replay marker."""
-
-    def __init__(self, status: status_pb2.Status) -> None:
-        self.code = next(c for c in grpc.StatusCode if c.value[0] == status.code)
-        self.details = status.message
-        self.trailing_metadata = (
-            ("grpc-status-details-bin", status.SerializeToString()),
-            (REPLAYED_KEY, "true"),
-        )
-
-
 class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.PaymentsServiceServicer):
     def __init__(
         self,
@@ -668,21 +623,34 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         self, request: pb.UpdateRefundRequest, context: Context
     ) -> pb.UpdateRefundResponse:
         call = call_context(context)
-        refund = await self._service.update_refund(
+
+        def answer(refund: Refund) -> pb.UpdateRefundResponse:
+            return pb.UpdateRefundResponse(refund=refund_message(refund))
+
+        result = await self._service.update_refund(
             call.account_id,
             request.id,
             dict(request.metadata),
             request.clear_metadata,
             list(request.unset_metadata_keys),
+            client_keyed(context, "UpdateRefund", request, serialized(answer)),
         )
-        return pb.UpdateRefundResponse(refund=refund_message(refund))
+        return await reply(result, pb.UpdateRefundResponse, answer, context)
 
     async def CancelRefund(
         self, request: pb.CancelRefundRequest, context: Context
     ) -> pb.CancelRefundResponse:
         call = call_context(context)
-        refund = await self._service.cancel_refund(call.account_id, request.id)
-        return pb.CancelRefundResponse(refund=refund_message(refund))
+
+        def answer(refund: Refund) -> pb.CancelRefundResponse:
+            return pb.CancelRefundResponse(refund=refund_message(refund))
+
+        result = await self._service.cancel_refund(
+            call.account_id,
+            request.id,
+            client_keyed(context, "CancelRefund", request, serialized(answer)),
+        )
+        return await reply(result, pb.CancelRefundResponse, answer, context)
 
     async def ListRefunds(
         self, request: pb.ListRefundsRequest, context: Context

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -50,6 +50,11 @@ from remit.payments.domain import (
     transition,
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
+from remit.payments.keyed import Done as Done
+from remit.payments.keyed import Keyed, run_keyed
+from remit.payments.keyed import KeyedCall as KeyedCall
+from remit.payments.keyed import Replay as Replay
+from remit.payments.keyed import replay_of as replay_of
 from remit.payments.network import (
     AuthorizationOutcome,
     CardNetwork,
@@ -98,48 +103,6 @@ T = TypeVar("T")
 
 class PaymentsError(RemitError):
     """Root of the errors the payments service raises."""
-
-
-@dataclass(frozen=True)
-class KeyedCall:
-    """One mutating call as the idempotency layer sees it."""
-
-    account_id: str
-    key: str
-    endpoint: str
-    request_body: bytes
-    request_id: str | None = None
-
-    def claim_fields(self, now: datetime) -> dict[str, Any]:
-        """The keyword arguments `idempotency.begin` and `claim_new` take for this call."""
-        return {
-            "account_id": self.account_id,
-            "key": self.key,
-            "endpoint": self.endpoint,
-            "request_body": self.request_body,
-            "request_id": self.request_id,
-            "now": now,
-        }
-
-
-@dataclass(frozen=True)
-class Replay:
-    """A stored response: gRPC status code (0 for OK) and the serialized reply or status."""
-
-    code: int
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Done(Generic[T]):
-    value: T
-
-
-def replay_of(record: KeyRecord) -> Replay:
-    """The stored answer of a finished key."""
-    assert record.response_code is not None
-    assert record.response_body is not None
-    return Replay(code=record.response_code, body=record.response_body)
 
 
 @dataclass(frozen=True)
@@ -1384,8 +1347,9 @@ class PaymentsService:
         metadata: dict[str, str],
         clear: bool,
         unset: list[str],
-    ) -> Refund:
-        async with self._engine.begin() as db:
+        keyed: Keyed[Refund] | None = None,
+    ) -> Done[Refund] | Replay:
+        async def change(db: AsyncConnection) -> Refund:
             repo = RefundRepository(db)
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
@@ -1393,11 +1357,16 @@ class PaymentsService:
             merged = updated_metadata(refund.metadata, clear=clear, unset=unset, values=metadata)
             after = replace(refund, metadata=merged, updated_at=self._now())
             await repo.save(after)
-        return after
+            return after
 
-    async def cancel_refund(self, account_id: str, refund_id: str) -> Refund:
+        return await run_keyed(self._engine, keyed, self._now(), change)
+
+    async def cancel_refund(
+        self, account_id: str, refund_id: str, keyed: Keyed[Refund] | None = None
+    ) -> Done[Refund] | Replay:
         """Only a refund waiting on the customer (`requires_action`) can be canceled."""
-        async with self._engine.begin() as db:
+
+        async def cancel(db: AsyncConnection) -> Refund:
             repo = RefundRepository(db)
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
@@ -1413,7 +1382,9 @@ class PaymentsService:
                 )
             after = replace(refund, status=RefundStatus.CANCELED, updated_at=self._now())
             await repo.save(after)
-        return after
+            return after
+
+        return await run_keyed(self._engine, keyed, self._now(), cancel)
 
     async def list_refunds(
         self,

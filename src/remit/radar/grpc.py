@@ -12,13 +12,9 @@ from remit.grpcutil.metadata import call_context
 from remit.grpcutil.server import ServiceRegistration
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.domain import PaymentIntent
-from remit.payments.grpc import (
-    PaymentsServicer,
-    created_bounds,
-    payment_intent_message,
-    reply,
-)
+from remit.payments.grpc import PaymentsServicer, created_bounds, payment_intent_message
 from remit.payments.idempotency import KeyRecord
+from remit.payments.keyed_rpc import reply
 from remit.payments.service import PaymentsService
 from remit.radar.authentication import ENDPOINT as COMPLETE_ENDPOINT
 from remit.radar.authentication import ThreeDSecureService

@@ -12,6 +12,7 @@ from remit.core.jsonview import JsonObject
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
+from remit.payments.keyed_rpc import client_keyed, reply, serialized
 from remit.webhooks.domain import DeliveryAttempt, EndpointStatus, Event, WebhookEndpoint
 from remit.webhooks.event_types import UnknownEventTypeError, validate_type_filter
 from remit.webhooks.rendering import render_event
@@ -137,17 +138,22 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         self, request: pb.CreateWebhookEndpointRequest, context: Context
     ) -> pb.CreateWebhookEndpointResponse:
         call = call_context(context)
-        endpoint = await self._service.create_endpoint(
+
+        def answer(endpoint: WebhookEndpoint) -> pb.CreateWebhookEndpointResponse:
+            return pb.CreateWebhookEndpointResponse(
+                webhook_endpoint=endpoint_message(endpoint, with_secret=True)
+            )
+
+        result = await self._service.create_endpoint_once(
             call.account_id,
+            client_keyed(context, "CreateWebhookEndpoint", request, serialized(answer)),
             url=request.url,
             enabled_events=list(request.enabled_events),
             api_version=request.api_version if request.HasField("api_version") else None,
             description=request.description if request.HasField("description") else None,
             metadata=dict(request.metadata),
         )
-        return pb.CreateWebhookEndpointResponse(
-            webhook_endpoint=endpoint_message(endpoint, with_secret=True)
-        )
+        return await reply(result, pb.CreateWebhookEndpointResponse, answer, context)
 
     async def GetWebhookEndpoint(
         self, request: pb.GetWebhookEndpointRequest, context: Context
@@ -169,8 +175,17 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             unset_metadata_keys=list(request.unset_metadata_keys),
             clear_metadata=request.clear_metadata,
         )
-        endpoint = await self._service.update_endpoint(call.account_id, request.id, changes)
-        return pb.UpdateWebhookEndpointResponse(webhook_endpoint=endpoint_message(endpoint))
+
+        def answer(endpoint: WebhookEndpoint) -> pb.UpdateWebhookEndpointResponse:
+            return pb.UpdateWebhookEndpointResponse(webhook_endpoint=endpoint_message(endpoint))
+
+        result = await self._service.update_endpoint_once(
+            call.account_id,
+            client_keyed(context, "UpdateWebhookEndpoint", request, serialized(answer)),
+            request.id,
+            changes,
+        )
+        return await reply(result, pb.UpdateWebhookEndpointResponse, answer, context)
 
     async def DeleteWebhookEndpoint(
         self, request: pb.DeleteWebhookEndpointRequest, context: Context
@@ -199,13 +214,23 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             if request.HasField("expire_old_secret_after")
             else None
         )
-        endpoint, old_expires_at = await self._service.roll_secret(
-            call.account_id, request.id, expire_old_after=after
+
+        def answer(
+            rolled: tuple[WebhookEndpoint, datetime],
+        ) -> pb.RollWebhookEndpointSecretResponse:
+            endpoint, old_expires_at = rolled
+            return pb.RollWebhookEndpointSecretResponse(
+                webhook_endpoint=endpoint_message(endpoint, with_secret=True),
+                old_secret_expires_at=timestamp(old_expires_at),
+            )
+
+        result = await self._service.roll_secret_once(
+            call.account_id,
+            client_keyed(context, "RollWebhookEndpointSecret", request, serialized(answer)),
+            request.id,
+            expire_old_after=after,
         )
-        return pb.RollWebhookEndpointSecretResponse(
-            webhook_endpoint=endpoint_message(endpoint, with_secret=True),
-            old_secret_expires_at=timestamp(old_expires_at),
-        )
+        return await reply(result, pb.RollWebhookEndpointSecretResponse, answer, context)
 
     async def GetEvent(self, request: pb.GetEventRequest, context: Context) -> pb.GetEventResponse:
         call = call_context(context)

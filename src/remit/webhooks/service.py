@@ -12,6 +12,7 @@ from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id
 from remit.core.metadata import updated_metadata
+from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
 from remit.webhooks.delivery import outcome_of, record_manual_attempt, signed_request
 from remit.webhooks.domain import (
     EVENT_RETENTION,
@@ -125,6 +126,24 @@ class WebhooksService:
         description: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> WebhookEndpoint:
+        return value_of(
+            await self.create_endpoint_once(
+                account_id, None, url=url, enabled_events=enabled_events,
+                api_version=api_version, description=description, metadata=metadata,
+            )
+        )  # fmt: skip
+
+    async def create_endpoint_once(
+        self,
+        account_id: str,
+        keyed: Keyed[WebhookEndpoint] | None,
+        *,
+        url: str,
+        enabled_events: Sequence[str],
+        api_version: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Done[WebhookEndpoint] | Replay:
         endpoint = WebhookEndpoint(
             id=new_id("we"),
             account_id=account_id,
@@ -142,9 +161,12 @@ class WebhooksService:
             rate_limited_until=None,
             created_at=self._clock.now(),
         )
-        async with self._engine.begin() as db:
+
+        async def insert(db: AsyncConnection) -> WebhookEndpoint:
             await EndpointRepository(db).insert(endpoint)
-        return endpoint
+            return endpoint
+
+        return await run_keyed(self._engine, keyed, self._clock.now(), insert)
 
     async def get_endpoint(self, account_id: str, endpoint_id: str) -> WebhookEndpoint:
         async with self._engine.begin() as db:
@@ -162,11 +184,22 @@ class WebhooksService:
     async def update_endpoint(
         self, account_id: str, endpoint_id: str, changes: EndpointChanges
     ) -> WebhookEndpoint:
-        async with self._engine.begin() as db:
+        return value_of(await self.update_endpoint_once(account_id, None, endpoint_id, changes))
+
+    async def update_endpoint_once(
+        self,
+        account_id: str,
+        keyed: Keyed[WebhookEndpoint] | None,
+        endpoint_id: str,
+        changes: EndpointChanges,
+    ) -> Done[WebhookEndpoint] | Replay:
+        async def change(db: AsyncConnection) -> WebhookEndpoint:
             current = await self._endpoint(db, account_id, endpoint_id, for_update=True)
             updated = self._apply(current, changes)
             await EndpointRepository(db).save(updated)
-        return updated
+            return updated
+
+        return await run_keyed(self._engine, keyed, self._clock.now(), change)
 
     def _apply(self, endpoint: WebhookEndpoint, changes: EndpointChanges) -> WebhookEndpoint:
         updated = endpoint
@@ -211,12 +244,29 @@ class WebhooksService:
     async def roll_secret(
         self, account_id: str, endpoint_id: str, *, expire_old_after: timedelta | None = None
     ) -> tuple[WebhookEndpoint, datetime]:
+        return value_of(
+            await self.roll_secret_once(
+                account_id, None, endpoint_id, expire_old_after=expire_old_after
+            )
+        )
+
+    async def roll_secret_once(
+        self,
+        account_id: str,
+        keyed: Keyed[tuple[WebhookEndpoint, datetime]] | None,
+        endpoint_id: str,
+        *,
+        expire_old_after: timedelta | None = None,
+    ) -> Done[tuple[WebhookEndpoint, datetime]] | Replay:
+        """A new signing secret; a retry under the key answers with the same one instead of
+        rolling again, which would retire the secret the first answer gave."""
         lifetime = OLD_SECRET_DEFAULT_LIFETIME if expire_old_after is None else expire_old_after
         if lifetime < timedelta(0) or lifetime > timedelta(days=7):
             raise invalid("expire_old_secret_after must be between 0 and 7 days.",
                           "expire_old_secret_after")  # fmt: skip
         now = self._clock.now()
-        async with self._engine.begin() as db:
+
+        async def roll(db: AsyncConnection) -> tuple[WebhookEndpoint, datetime]:
             current = await self._endpoint(db, account_id, endpoint_id, for_update=True)
             rolled = replace(
                 current,
@@ -225,7 +275,9 @@ class WebhooksService:
                 previous_secret_expires_at=now + lifetime,
             )
             await EndpointRepository(db).save(rolled)
-        return rolled, now + lifetime
+            return rolled, now + lifetime
+
+        return await run_keyed(self._engine, keyed, now, roll)
 
     # --- events ---------------------------------------------------------------------------
 

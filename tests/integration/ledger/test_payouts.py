@@ -23,7 +23,7 @@ from remit.ledger.payouts import SUBMISSION_DELAY, create_automatic_payouts
 from remit.ledger.service import LedgerService
 from remit.ledger.tables import ledger_events
 from remit.ledger.verify import verify_ledger
-from remit.payments.service import Done, KeyedCall, Replay
+from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, value_of
 from tests.integration.ledger.conftest import NewAccount
 
 pytestmark = pytest.mark.anyio
@@ -144,7 +144,7 @@ async def test_a_pending_payout_can_be_canceled_and_an_in_transit_one_cannot(
     service = LedgerService(core_engine, clock)
     net = await fund(core_engine, account_id, clock, 1_000)
     first = await service.create_payout(account_id, amount=100, currency="usd")
-    canceled = await service.cancel_payout(account_id, first.id)
+    canceled = value_of(await service.cancel_payout(account_id, first.id))
     assert canceled.status is PayoutStatus.CANCELED
     assert await available(service, account_id) == net
     second = await service.create_payout(account_id, amount=100, currency="usd")
@@ -164,12 +164,14 @@ async def test_payout_metadata_can_be_set_unset_and_cleared(
     payout = await service.create_payout(
         account_id, amount=100, currency="usd", metadata={"a": "1", "b": "2"}
     )
-    updated = await service.update_payout(
-        account_id, payout.id, set_keys={"c": "3"}, unset_keys=["a"], clear=False
+    updated = value_of(
+        await service.update_payout(
+            account_id, payout.id, set_keys={"c": "3"}, unset_keys=["a"], clear=False
+        )
     )
     assert dict(updated.metadata) == {"b": "2", "c": "3"}
-    cleared = await service.update_payout(
-        account_id, payout.id, set_keys={}, unset_keys=[], clear=True
+    cleared = value_of(
+        await service.update_payout(account_id, payout.id, set_keys={}, unset_keys=[], clear=True)
     )
     assert dict(cleared.metadata) == {}
 
@@ -239,7 +241,9 @@ async def test_concurrent_payouts_with_one_key_pay_out_once(
 
     async def pay_out() -> Done[Payout] | Replay:
         return await service.create_payout_once(
-            call, NewPayout(amount=700, currency="usd"), lambda payout: payout.id.encode()
+            account_id,
+            Keyed(call, lambda payout: payout.id.encode()),
+            NewPayout(amount=700, currency="usd"),
         )
 
     results = await asyncio.gather(*(pay_out() for _ in range(8)))

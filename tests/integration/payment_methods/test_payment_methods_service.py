@@ -1,8 +1,10 @@
 """Customers, payment methods and tokens in the core, with a real vault over gRPC."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -16,6 +18,7 @@ from remit.customers.service import CustomersService
 from remit.payment_methods.domain import NewPaymentMethod, PaymentMethodChanges
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import GrpcCardVault
+from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.storage.engine import make_engine
 from remit.vault.domain import ForwardRequest
 from remit.vault.keystore import FileKeyStore
@@ -228,3 +231,46 @@ async def test_charging_a_saved_payment_method_reads_it_in_one_statement(core: C
     with pytest.raises(RemitError) as missing:
         await core.payment_methods.get_for_charge(core.other_account_id, saved.id)
     assert missing.value.kind is ErrorKind.NOT_FOUND
+
+
+def _keyed(core: Core, key: str, endpoint: str, body: bytes) -> Keyed[Any]:
+    call = KeyedCall(account_id=core.account_id, key=key, endpoint=endpoint, request_body=body)
+    return Keyed(call, lambda made: str(made.id).encode())
+
+
+async def test_racing_creates_under_one_key_make_one_customer_and_replay_it(core: Core) -> None:
+    """Eight copies of one request race with one key: the key, the customer and the stored
+    answer commit together, so one makes the customer and the others wait and replay it."""
+    keyed = _keyed(core, "race", "CreateCustomer", b"ada")
+    results = await asyncio.gather(
+        *(core.customers.create_once(core.account_id, keyed, CustomerFields(name="Ada"))
+          for _ in range(8))
+    )  # fmt: skip
+    made = [r.value.id for r in results if isinstance(r, Done)]
+    replayed = {r.body.decode() for r in results if isinstance(r, Replay)}
+    assert len(made) == 1
+    assert replayed == set(made)
+    listed, _ = await core.customers.list(core.account_id, limit=10)
+    assert [c.id for c in listed] == made
+
+
+async def test_one_card_tokenized_twice_is_one_payment_method_under_one_key(core: Core) -> None:
+    """The vault token differs on each tokenization of the same card; the key's identity is
+    the card's fingerprint and expiry, so a retry replays and another card is refused."""
+    keyed = _keyed(core, "pm", "CreatePaymentMethod", b"same request")
+    first = await core.payment_methods.create_once(
+        core.account_id, keyed, NewPaymentMethod(vault_token=await _vault_token(core))
+    )
+    again = await core.payment_methods.create_once(
+        core.account_id, keyed, NewPaymentMethod(vault_token=await _vault_token(core))
+    )
+    assert isinstance(first, Done)
+    assert isinstance(again, Replay)
+    assert again.body == first.value.id.encode()
+    other = await _vault_token(core, "5555555555554444")
+    with pytest.raises(RemitError) as refused:
+        await core.payment_methods.create_once(
+            core.account_id, keyed, NewPaymentMethod(vault_token=other)
+        )
+    assert refused.value.kind is ErrorKind.ALREADY_EXISTS
+    assert "same parameters" in refused.value.message

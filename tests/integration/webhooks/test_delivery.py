@@ -2,14 +2,15 @@
 verifying every payload, and an injected clock for the retry schedule."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import stripe
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.webhooks.delivery import DeliverySettings
-from remit.webhooks.domain import EndpointStatus
+from remit.webhooks.domain import EndpointStatus, WebhookEndpoint
 from tests.integration.webhooks.conftest import Bench, StartReceiver, make_bench
 from tests.support.receiver import Received, Reply
 
@@ -305,3 +306,24 @@ async def test_a_connection_refused_is_recorded_as_an_error_and_retried(
     assert "connection failed" in attempt.error
     assert attempt.next_retry_at == bench.clock.now() + timedelta(minutes=5)
     assert await bench.delivery_status(event_id, endpoint.id) == "pending"
+
+
+async def test_a_roll_retried_under_its_key_rolls_once(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """A second roll would make the secret the lost first answer carried the old one."""
+    receiver = await start_receiver()
+    endpoint = await bench.endpoint(receiver.url)
+    call = KeyedCall(
+        account_id=bench.account_id, key="roll", endpoint="Roll", request_body=endpoint.id.encode()
+    )
+    keyed: Keyed[tuple[WebhookEndpoint, datetime]] = Keyed(
+        call, lambda rolled: rolled[0].secret.encode()
+    )
+    first = await bench.service.roll_secret_once(bench.account_id, keyed, endpoint.id)
+    again = await bench.service.roll_secret_once(bench.account_id, keyed, endpoint.id)
+    assert isinstance(first, Done)
+    assert isinstance(again, Replay)
+    assert again.body == first.value[0].secret.encode()
+    current = await bench.service.get_endpoint(bench.account_id, endpoint.id)
+    assert (current.secret, current.previous_secret) == (first.value[0].secret, endpoint.secret)
