@@ -262,3 +262,120 @@ def test_an_update_may_not_take_metadata_past_fifty_keys(client: stripe.StripeCl
         assert made_room.metadata is not None
         assert len(made_room.metadata.to_dict()) == 50, name
         assert "one_more" in made_room.metadata.to_dict()
+
+
+def _saved_cards(client: stripe.StripeClient, customer_id: str) -> list[str]:
+    """The customer's payment methods, as both of Stripe's list endpoints give them."""
+    listed = client.v1.payment_methods.list(params={"customer": customer_id, "type": "card"})
+    of_customer = client.v1.customers.payment_methods.list(customer_id)
+    assert [m.id for m in of_customer.data] == [m.id for m in listed.data]
+    return [m.id for m in listed.data]
+
+
+def test_setup_future_usage_saves_the_card_to_the_customer_for_the_next_payment(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create(params={"email": "saves@example.com"})
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2500,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": "pm_card_visa",
+            "setup_future_usage": "off_session",
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    assert (intent.status, intent.setup_future_usage) == ("succeeded", "off_session")
+    saved = str(intent.payment_method)
+    assert saved.startswith("pm_")
+    assert saved != "pm_card_visa"
+    assert _saved_cards(client, customer.id) == [saved]
+    assert client.v1.payment_methods.retrieve(saved).customer == customer.id
+
+    again = client.v1.payment_intents.create(
+        params={
+            "amount": 1200,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": saved,
+            "off_session": True,
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    assert (again.status, again.payment_method) == ("succeeded", saved)
+
+
+def test_a_declined_card_is_not_saved_and_the_card_confirmed_after_it_is(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create(params={"email": "declined@example.com"})
+    with pytest.raises(stripe.CardError) as raised:
+        client.v1.payment_intents.create(
+            params={
+                "amount": 1500,
+                "currency": "usd",
+                "customer": customer.id,
+                "payment_method": "pm_card_visa_chargeDeclined",
+                "setup_future_usage": "on_session",
+                "confirm": True,
+                "return_url": RETURN_URL,
+            }
+        )
+    assert raised.value.error is not None
+    assert raised.value.error.payment_intent is not None
+    assert _saved_cards(client, customer.id) == []
+    # setup_future_usage given on the confirmation replaces the intent's.
+    confirmed = client.v1.payment_intents.confirm(
+        raised.value.error.payment_intent.id,
+        params={"payment_method": "pm_card_mastercard", "setup_future_usage": "off_session"},
+    )
+    assert (confirmed.status, confirmed.setup_future_usage) == ("succeeded", "off_session")
+    assert _saved_cards(client, customer.id) == [confirmed.payment_method]
+
+
+def test_setup_future_usage_with_manual_capture_saves_the_card_at_requires_capture(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create(params={"email": "capture@example.com"})
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 4000,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": "pm_card_visa",
+            "setup_future_usage": "off_session",
+            "capture_method": "manual",
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    assert intent.status == "requires_capture"
+    assert _saved_cards(client, customer.id) == [intent.payment_method]
+    captured = client.v1.payment_intents.capture(intent.id)
+    assert captured.status == "succeeded"
+    assert _saved_cards(client, customer.id) == [intent.payment_method]
+
+
+def test_setup_future_usage_cleared_by_an_update_saves_nothing(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create(params={"email": "cleared@example.com"})
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 800,
+            "currency": "usd",
+            "customer": customer.id,
+            "setup_future_usage": "on_session",
+        }
+    )
+    assert intent.setup_future_usage == "on_session"
+    updated = client.v1.payment_intents.update(intent.id, params={"setup_future_usage": ""})
+    assert updated.setup_future_usage is None
+    confirmed = client.v1.payment_intents.confirm(
+        intent.id, params={"payment_method": "pm_card_visa", "return_url": RETURN_URL}
+    )
+    assert confirmed.status == "succeeded"
+    assert _saved_cards(client, customer.id) == []

@@ -440,24 +440,62 @@ async def attach_in(
     hooks: PaymentMethodHooks,
 ) -> PaymentMethod:
     """Attach inside the caller's transaction (customer creation attaches this way too)."""
+    found = await _lock_for_attaching(db, account_id, method_id, customer_id)
+    if isinstance(found, RemitError):
+        raise found
+    return await _attached(db, found, customer_id, hooks)
+
+
+async def save_for_future_usage_in(
+    db: AsyncConnection,
+    account_id: str,
+    method_id: str,
+    customer_id: str,
+    *,
+    hooks: PaymentMethodHooks,
+) -> PaymentMethod | None:
+    """Attach the payment method a payment has just been made with to the payment's customer
+    (Stripe's `setup_future_usage`), inside the transaction of the payment's outcome.
+
+    The payment stands whatever happens here: what would refuse an explicit attach (the
+    customer deleted, or the method detached or saved to another customer since the
+    confirmation checked it) leaves the method as it is (None) instead of failing the outcome,
+    which the network has already given. The refusal is returned, not raised and caught, so
+    that an error of the caller's own writes, which travel with these reads, is never taken
+    for one."""
+    found = await _lock_for_attaching(db, account_id, method_id, customer_id)
+    if isinstance(found, RemitError):
+        return None
+    return await _attached(db, found, customer_id, hooks)
+
+
+async def _lock_for_attaching(
+    db: AsyncConnection, account_id: str, method_id: str, customer_id: str
+) -> PaymentMethod | RemitError:
+    """The payment method, locked with its customer, or the error that refuses attaching it."""
     if await SqlCustomerRepository(db).get(account_id, customer_id, for_update=True) is None:
-        raise not_found("customer", customer_id, param="customer")
-    repo = SqlPaymentMethodRepository(db)
-    method = await repo.get(account_id, method_id, for_update=True)
+        return not_found("customer", customer_id, param="customer")
+    method = await SqlPaymentMethodRepository(db).get(account_id, method_id, for_update=True)
     if method is None:
-        raise not_found("payment_method", method_id, param="payment_method")
+        return not_found("payment_method", method_id, param="payment_method")
     if not method.usable:
-        raise _unusable(method_id)
-    if method.customer_id == customer_id:
-        return method
-    if method.customer_id is not None:
-        raise invalid(
+        return _unusable(method_id)
+    if method.customer_id is not None and method.customer_id != customer_id:
+        return invalid(
             "The payment method you provided has already been attached to a customer.",
             "payment_method",
             code="payment_method_unexpected_state",
         )
+    return method
+
+
+async def _attached(
+    db: AsyncConnection, method: PaymentMethod, customer_id: str, hooks: PaymentMethodHooks
+) -> PaymentMethod:
+    if method.customer_id == customer_id:
+        return method
     attached = replace(method, customer_id=customer_id)
-    await repo.save(attached)
+    await SqlPaymentMethodRepository(db).save(attached)
     await hooks.payment_method_changed(db, method, attached)
     return attached
 

@@ -150,6 +150,8 @@ class ConfirmationStarted:
     charge_id: str
     capture_method: CaptureMethod | None = None
     return_url: str | None = None
+    # The confirmation's own `setup_future_usage`, which replaces the intent's.
+    setup_future_usage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,7 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
                 payment_method_id=event.payment_method_id,
                 capture_method=event.capture_method or intent.capture_method,
                 return_url=event.return_url or intent.return_url,
+                setup_future_usage=event.setup_future_usage or intent.setup_future_usage,
                 latest_charge_id=event.charge_id,
                 last_payment_error=None,
                 next_action=None,

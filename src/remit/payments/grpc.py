@@ -63,6 +63,13 @@ _CONFIRMATION = {
     ConfirmationMethod.MANUAL: pb.PAYMENT_INTENT_CONFIRMATION_METHOD_MANUAL,
 }
 _CONFIRMATION_FROM_PROTO = {value: key for key, value in _CONFIRMATION.items()}
+# The domain keeps Stripe's names ("off_session", "on_session").
+_SETUP_FUTURE_USAGE = {
+    name.removeprefix("SETUP_FUTURE_USAGE_").lower(): number
+    for name, number in pb.SetupFutureUsage.items()
+    if number != pb.SETUP_FUTURE_USAGE_UNSPECIFIED
+}
+_SETUP_FUTURE_USAGE_FROM_PROTO = {value: key for key, value in _SETUP_FUTURE_USAGE.items()}
 _CANCELLATION = {
     reason: pb.PaymentIntentCancellationReason.Value(
         f"PAYMENT_INTENT_CANCELLATION_REASON_{reason.name}"
@@ -145,6 +152,8 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
             "statement_descriptor_suffix": intent.statement_descriptor_suffix,
         },
     )
+    if intent.setup_future_usage is not None:
+        message.setup_future_usage = _SETUP_FUTURE_USAGE[intent.setup_future_usage]
     if intent.canceled_at is not None:
         message.canceled_at.CopyFrom(timestamp(intent.canceled_at))
     if intent.cancellation_reason is not None:
@@ -312,6 +321,15 @@ def _capture_method(request: Any) -> CaptureMethod | None:
     return _CAPTURE_FROM_PROTO[request.capture_method]
 
 
+def _setup_future_usage(request: Any) -> str | None:
+    if not request.HasField("setup_future_usage"):
+        return None
+    usage = _SETUP_FUTURE_USAGE_FROM_PROTO.get(request.setup_future_usage)
+    if usage is None:
+        raise invalid("setup_future_usage must be off_session or on_session.", "setup_future_usage")
+    return usage
+
+
 def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymentIntent:
     confirmation = ConfirmationMethod.AUTOMATIC
     if request.HasField("confirmation_method"):
@@ -333,6 +351,7 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
         receipt_email=_optional(request, "receipt_email"),
         statement_descriptor=_optional(request, "statement_descriptor"),
         statement_descriptor_suffix=_optional(request, "statement_descriptor_suffix"),
+        setup_future_usage=_setup_future_usage(request),
         return_url=_optional(request, "return_url"),
     )
 
@@ -364,6 +383,7 @@ def confirm_params(
         off_session=bool(_optional(request, "off_session")),
         error_on_requires_action=bool(_optional(request, "error_on_requires_action")),
         request_three_d_secure=requested,
+        setup_future_usage=_setup_future_usage(request),
     )
 
 
@@ -445,6 +465,8 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         capture_method = _capture_method(request)
         if capture_method is not None:
             changes["capture_method"] = capture_method
+        if request.HasField("setup_future_usage") or request.clear_setup_future_usage:
+            changes["setup_future_usage"] = _setup_future_usage(request)
         update = Updated(
             at=_EPOCH,
             amount_minor=_optional(request, "amount"),

@@ -125,6 +125,7 @@ class ConfirmParams:
     error_on_requires_action: bool = False
     # payment_method_options.card.request_three_d_secure ("any", "challenge", "automatic").
     request_three_d_secure: str | None = None
+    setup_future_usage: str | None = None
 
 
 def card_error(
@@ -541,6 +542,7 @@ class PaymentsService:
                         charge_id=charge.id,
                         capture_method=confirm.capture_method,
                         return_url=confirm.return_url,
+                        setup_future_usage=confirm.setup_future_usage,
                     ),
                 )
                 if new is not None:

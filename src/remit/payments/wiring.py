@@ -14,6 +14,7 @@ from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.test_card_cache import TestCardCache
 from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payments.events import PaymentEvents
+from remit.payments.future_usage import SaveForFutureUsage
 from remit.payments.grpc import PaymentsServicer, payment_intent_message
 from remit.payments.ledger_postings import LedgerPostings
 from remit.payments.methods import StoredPaymentMethods
@@ -42,13 +43,14 @@ class PaymentsWiring:
 
 
 def payment_hooks() -> HookChain:
-    """What a payment change is recorded in besides its own rows: events, then the ledger.
+    """What a payment change is recorded in besides its own rows: events, the payment method
+    saved for future usage (with its own event), then the ledger.
 
     The ledger last: its posting locks the account's chain head until the commit, so it runs
     after every other write of the transaction (bench/README.md, the ledger's lock). A posting
     it refuses still rolls back the events written before it: they are in the same transaction.
     """
-    return HookChain([PaymentEvents(), LedgerPostings()])
+    return HookChain([PaymentEvents(), SaveForFutureUsage(CustomerEvents()), LedgerPostings()])
 
 
 def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWiring:

@@ -251,6 +251,12 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     capture_method = context.optional_str("capture_method")
     if capture_method is not None:
         request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
+    if "setup_future_usage" in context.params:
+        usage = context.optional_str("setup_future_usage")
+        if usage:
+            request.setup_future_usage = _SETUP_FUTURE_USAGE[usage]  # type: ignore[assignment]
+        else:  # `setup_future_usage=` clears it
+            request.clear_setup_future_usage = True
     metadata_update(request, context)
     reply = await call(deps.payments.UpdatePaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
@@ -265,6 +271,9 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     capture_method = context.optional_str("capture_method")
     if capture_method is not None:
         request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
+    usage = context.optional_str("setup_future_usage")
+    if usage is not None:
+        request.setup_future_usage = _SETUP_FUTURE_USAGE[usage]  # type: ignore[assignment]
     for name in ("off_session", "error_on_requires_action"):
         flag = context.optional_bool(name)
         if flag is not None:
