@@ -75,4 +75,3 @@ def client_keyed(
 def serialized(answer: Callable[[T], Message]) -> Callable[[T], bytes]:
     """The stored form of an answer builder's reply."""
     return lambda value: answer(value).SerializeToString()
-
