@@ -46,10 +46,15 @@ def test_a_customer_created_twice_with_one_key_is_one_customer(
     assert again.id == first.id
     assert not _replayed(first)
     assert _replayed(again)
+    for answer in (first, again):
+        assert answer.last_response is not None
+        assert answer.last_response.headers.get("Idempotency-Key") == "cus-once"
     assert [c.id for c in client.v1.customers.list().data] == [first.id]
     with pytest.raises(stripe.IdempotencyError) as mismatch:
         create("grace@example.com")
     assert mismatch.value.http_status == 400
+    assert mismatch.value.headers is not None
+    assert mismatch.value.headers.get("Idempotency-Key") == "cus-once"
     assert [c.id for c in client.v1.customers.list().data] == [first.id]
 
 

@@ -176,6 +176,10 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
     if context is not None:
         # Set by handlers, e.g. Idempotent-Replayed on a replayed answer or error.
         response.headers.update(context.response_headers)
+    key = request.headers.get("idempotency-key")
+    if key:
+        # Echoed as Stripe does, so a client can match a logged answer to the key it sent.
+        response.headers["Idempotency-Key"] = key
     return response
 
 
