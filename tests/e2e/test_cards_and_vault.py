@@ -75,8 +75,17 @@ def test_payment_methods_and_customers_through_the_sdk(
     assert customer.id in [c.id for c in client.v1.customers.list(params={"limit": 5}).data]
     deleted = client.v1.customers.delete(customer.id)
     assert deleted.deleted is True
-    with pytest.raises(stripe.InvalidRequestError):
-        client.v1.customers.retrieve(customer.id)
+    # As in Stripe, a deleted customer still answers a retrieve, with its deleted stub; it is
+    # gone from lists and cannot be changed.
+    stub = client.v1.customers.retrieve(customer.id)
+    assert stub.to_dict() == {"id": customer.id, "object": "customer", "deleted": True}
+    assert customer.id not in [c.id for c in client.v1.customers.list(params={"limit": 5}).data]
+    with pytest.raises(stripe.InvalidRequestError) as updating:
+        client.v1.customers.update(customer.id, params={"name": "Ada"})
+    assert updating.value.http_status == 404
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.customers.retrieve("cus_never_made")
+    assert missing.value.http_status == 404
 
 
 def test_a_customers_saved_card_pays_only_that_customers_intents(

@@ -107,7 +107,11 @@ class CustomerRpcs:
         self, request: pb.GetCustomerRequest, context: Context
     ) -> pb.GetCustomerResponse:
         call = call_context(context)
-        customer = await self._customers.get(call.account_id, request.id)
+        customer = await self._customers.get(call.account_id, request.id, include_deleted=True)
+        if customer.deleted_at is not None:
+            return pb.GetCustomerResponse(
+                deleted_customer=pb.DeletedCustomer(id=customer.id, deleted=True)
+            )
         return pb.GetCustomerResponse(customer=customer_message(customer))
 
     async def UpdateCustomer(

@@ -64,14 +64,20 @@ class SqlCustomerRepository:
         )
 
     async def get(
-        self, account_id: str, customer_id: str, *, for_update: bool = False
+        self,
+        account_id: str,
+        customer_id: str,
+        *,
+        for_update: bool = False,
+        include_deleted: bool = False,
     ) -> Customer | None:
-        """A live (not deleted) customer of the account."""
+        """A live (not deleted) customer of the account; with `include_deleted`, a deleted one
+        too (its `deleted_at` set)."""
         query = select(customers).where(
-            customers.c.account_id == account_id,
-            customers.c.id == customer_id,
-            customers.c.deleted_at.is_(None),
+            customers.c.account_id == account_id, customers.c.id == customer_id
         )
+        if not include_deleted:
+            query = query.where(customers.c.deleted_at.is_(None))
         if for_update:
             query = query.with_for_update()
         row = (await self._db.execute(query)).first()

@@ -103,9 +103,15 @@ class CustomersService:
 
         return await run_keyed(self._engine, keyed, self._clock.now(), insert)
 
-    async def get(self, account_id: str, customer_id: str) -> Customer:
+    async def get(
+        self, account_id: str, customer_id: str, *, include_deleted: bool = False
+    ) -> Customer:
+        """A live customer; with `include_deleted`, a deleted one too (`deleted_at` set), which
+        a retrieve answers with Stripe's deleted stub."""
         async with self._engine.begin() as db:
-            customer = await SqlCustomerRepository(db).get(account_id, customer_id)
+            customer = await SqlCustomerRepository(db).get(
+                account_id, customer_id, include_deleted=include_deleted
+            )
         if customer is None:
             raise not_found("customer", customer_id)
         return customer

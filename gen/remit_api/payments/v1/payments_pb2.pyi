@@ -4385,16 +4385,24 @@ class GetCustomerResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CUSTOMER_FIELD_NUMBER: _builtins.int
+    DELETED_CUSTOMER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def customer(self) -> Global___Customer: ...
+    def customer(self) -> Global___Customer:
+        """Unset when the customer was deleted: `deleted_customer` is set instead."""
+
+    @_builtins.property
+    def deleted_customer(self) -> Global___DeletedCustomer:
+        """A deleted customer still answers a retrieve, with Stripe's stub of it."""
+
     def __init__(
         self,
         *,
         customer: Global___Customer | None = ...,
+        deleted_customer: Global___DeletedCustomer | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "deleted_customer", b"deleted_customer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "deleted_customer", b"deleted_customer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

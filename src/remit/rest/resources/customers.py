@@ -94,6 +94,13 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.GetCustomerRequest(id=context.path["customer"])
     reply = await call(deps.payments.GetCustomer, request, context)
+    return _customer_or_stub(reply)
+
+
+def _customer_or_stub(reply: pb.GetCustomerResponse) -> JsonObject:
+    """Stripe answers a deleted customer with `{id, object: "customer", deleted: true}`."""
+    if reply.HasField("deleted_customer"):
+        return to_json(reply.deleted_customer)
     return to_json(reply.customer)
 
 
@@ -109,7 +116,7 @@ async def fetch_customer(context: ApiContext, deps: object, customer_id: str) ->
         if error.kind is not ErrorKind.NOT_FOUND:
             raise
         return {"id": customer_id, "object": "customer", "deleted": True}
-    return to_json(reply.customer)
+    return _customer_or_stub(reply)
 
 
 register_resource(pb.Customer.DESCRIPTOR, fetch_customer)
