@@ -1,9 +1,12 @@
 """Every kind of bad input gets a precise Stripe-shaped error, and nothing is written."""
 
+import grpc
 import httpx
 import pytest
 import stripe
 
+from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
+from remit_api.payments.v1 import payments_pb2, payments_pb2_grpc
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
 
@@ -189,3 +192,24 @@ def test_a_nul_character_anywhere_is_a_400_naming_where_not_a_500(
     }
     customers = httpx.get(f"{api}/v1/customers", headers=auth).json()["data"]
     assert customers == []
+
+
+def test_a_nul_from_an_internal_grpc_caller_is_invalid_argument(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """The facade refuses NUL itself; an internal caller's NUL reaches the database, which
+    cannot store it: that is the caller's mistake (INVALID_ARGUMENT), not an internal error,
+    and nothing is stored."""
+    metadata = (("remit-account-id", account.id),)
+    with internal_sync_channel(
+        platform.core.target, InternalAccess(platform.internal_token)
+    ) as channel:
+        stub = payments_pb2_grpc.PaymentsServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.CreateCustomer(
+                payments_pb2.CreateCustomerRequest(name="Ada\x00"), metadata=metadata, timeout=10
+            )
+        listed = stub.ListCustomers(payments_pb2.ListCustomersRequest(), metadata=metadata)
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "NUL" in (raised.value.details() or "")
+    assert list(listed.data) == []

@@ -18,7 +18,7 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from remit.core.errors import ErrorKind, RemitError
-from remit.storage.unreachable import database_unavailable
+from remit.storage.driver_errors import database_unavailable, text_with_nul
 from remit_api.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -156,9 +156,17 @@ def database_unavailable_error() -> RemitError:
     )
 
 
+def nul_in_request_error() -> RemitError:
+    return RemitError(
+        message="A text parameter contains a NUL character (U+0000), which cannot be stored.",
+        kind=ErrorKind.INVALID_ARGUMENT,
+    )
+
+
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     """Turns `RemitError` into a rich status, a database that is unavailable for the moment into
-    a retryable UNAVAILABLE, and anything else into a bare INTERNAL.
+    a retryable UNAVAILABLE, a NUL character the caller sent (which PostgreSQL cannot store)
+    into INVALID_ARGUMENT, and anything else into a bare INTERNAL.
 
     Unexpected exceptions are logged here, with their traceback, and their text never leaves
     the process: it may hold data that must not reach a caller.
@@ -203,6 +211,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                     log.warning("database unavailable in %s (%s)", method, type(error).__name__)
                     await context.abort_with_status(
                         rpc_status.to_status(to_rpc_status(database_unavailable_error()))
+                    )
+                if text_with_nul(error):
+                    await context.abort_with_status(
+                        rpc_status.to_status(to_rpc_status(nul_in_request_error()))
                     )
                 log.exception("unhandled error in %s", method)
                 status = status_pb2.Status(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.config import PlatformConfig
 from remit.core.clock import Clock, SystemClock
 from remit.readiness import signal_ready
-from remit.storage.unreachable import database_unavailable
+from remit.storage.driver_errors import database_unavailable
 from remit.worker.jobs import (
     NOTIFY_CHANNEL,
     Job,
