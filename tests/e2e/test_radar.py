@@ -356,3 +356,114 @@ def test_the_cli_adds_lists_and_removes_rules_that_payments_then_obey(
     item = remit_cli(platform, "radar", "lists", "add", value_list["id"], "a@b.example", *key)
     assert json.loads(item.stdout)["value"] == "a@b.example"
     assert "@vip" in remit_cli(platform, "radar", "lists", "list", *key).stdout
+
+
+# --- Idempotency-Key ----------------------------------------------------------------------
+# stripe-python resends a POST whose answer was lost with the same key: the resend must answer
+# as the first time, not add a second rule (which would shift every later rule down a place)
+# or refuse an alias or value the first attempt already added.
+
+
+def _replayed(response: stripe.StripeResponse | None) -> bool:
+    assert response is not None
+    return response.headers.get("Idempotent-Replayed") == "true"
+
+
+def _rule_ids(client: stripe.StripeClient) -> list[str]:
+    listed = json.loads(client.raw_request("get", "/v1/radar/rules").body)
+    return [r["id"] for r in listed["data"]]
+
+
+def test_a_rule_created_twice_with_one_key_is_one_rule(client: stripe.StripeClient) -> None:
+    def create(rule: str) -> stripe.StripeResponse:
+        response: stripe.StripeResponse = client.raw_request(
+            "post", "/v1/radar/rules", rule=rule, idempotency_key="rule"
+        )
+        return response
+
+    first = create("Block if :amount_in_usd: > 900")
+    again = create("Block if :amount_in_usd: > 900")
+    rule = json.loads(first.body)
+    assert json.loads(again.body)["id"] == rule["id"]
+    assert (_replayed(first), _replayed(again)) == (False, True)
+    assert _rule_ids(client) == [rule["id"]]
+    with pytest.raises(stripe.IdempotencyError) as mismatch:
+        create("Block if :amount_in_usd: > 800")
+    assert mismatch.value.http_status == 400
+    assert _rule_ids(client) == [rule["id"]]
+
+
+def test_a_rule_update_retried_with_its_key_replays_and_undoes_no_later_change(
+    client: stripe.StripeClient,
+) -> None:
+    rule = add_rule(client, "Review if :amount_in_usd: > 900")
+    path = f"/v1/radar/rules/{rule['id']}"
+    updated = client.raw_request("post", path, action="block", idempotency_key="rule-upd")
+    client.raw_request("post", path, action="allow")
+    replayed = client.raw_request("post", path, action="block", idempotency_key="rule-upd")
+    assert json.loads(updated.body)["action"] == json.loads(replayed.body)["action"] == "block"
+    assert _replayed(replayed)
+    assert json.loads(client.raw_request("get", path).body)["action"] == "allow"
+    with pytest.raises(stripe.IdempotencyError):
+        client.raw_request("post", path, action="review", idempotency_key="rule-upd")
+
+
+def test_a_value_list_created_twice_with_one_key_is_one_value_list(
+    client: stripe.StripeClient,
+) -> None:
+    def create_list(name: str) -> stripe.radar.ValueList:
+        return client.v1.radar.value_lists.create(
+            params={"alias": "vips", "name": name, "item_type": "email"},
+            options={"idempotency_key": "vl"},
+        )
+
+    first = create_list("VIPs")
+    again = create_list("VIPs")
+    assert (again.id, _replayed(first.last_response), _replayed(again.last_response)) == (
+        first.id,
+        False,
+        True,
+    )
+    assert [v.id for v in client.v1.radar.value_lists.list().data] == [first.id]
+    with pytest.raises(stripe.IdempotencyError):
+        create_list("Very important")
+
+
+def test_a_value_list_item_added_twice_with_one_key_is_added_once(
+    client: stripe.StripeClient,
+) -> None:
+    vips = client.v1.radar.value_lists.create(
+        params={"alias": "vips", "name": "VIPs", "item_type": "email"}
+    )
+
+    def add(value: str) -> stripe.radar.ValueListItem:
+        return client.v1.radar.value_list_items.create(
+            params={"value_list": vips.id, "value": value}, options={"idempotency_key": "vli"}
+        )
+
+    item = add("ada@example.com")
+    item_again = add("ada@example.com")
+    assert (item_again.id, _replayed(item_again.last_response)) == (item.id, True)
+    items = client.v1.radar.value_list_items.list(params={"value_list": vips.id})
+    assert [i.id for i in items.data] == [item.id]
+    with pytest.raises(stripe.IdempotencyError):
+        add("grace@example.com")
+
+
+def test_an_approval_retried_with_its_key_replays_and_cannot_approve_another_review(
+    client: stripe.StripeClient,
+) -> None:
+    add_rule(client, "Review if :risk_level: = 'elevated'")
+    first, second = (
+        pay(client, "pm_card_riskLevelElevated", capture_method="manual") for _ in range(2)
+    )
+    approved = client.v1.reviews.approve(first.review, options={"idempotency_key": "rvw"})
+    again = client.v1.reviews.approve(first.review, options={"idempotency_key": "rvw"})
+    assert (again.id, again.closed_reason, _replayed(again.last_response)) == (
+        approved.id,
+        "approved",
+        True,
+    )
+    with pytest.raises(stripe.IdempotencyError):
+        client.v1.reviews.approve(second.review, options={"idempotency_key": "rvw"})
+    assert client.v1.reviews.retrieve(second.review).open is True

@@ -14,12 +14,12 @@ from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.domain import PaymentIntent
 from remit.payments.grpc import PaymentsServicer, created_bounds, payment_intent_message
 from remit.payments.idempotency import KeyRecord
-from remit.payments.keyed_rpc import reply
+from remit.payments.keyed_rpc import client_keyed, reply, serialized
 from remit.payments.service import PaymentsService
 from remit.radar.authentication import ENDPOINT as COMPLETE_ENDPOINT
 from remit.radar.authentication import ThreeDSecureService
 from remit.radar.challenges import ThreeDSChallenge
-from remit.radar.domain import ItemType, RuleAction
+from remit.radar.domain import ItemType, Rule, RuleAction, ValueList, ValueListItem
 from remit.radar.messages import (
     ITEM_TYPES_FROM_PROTO,
     RULE_ACTIONS,
@@ -31,7 +31,7 @@ from remit.radar.messages import (
     value_list_message,
 )
 from remit.radar.reviewing import ReviewsService
-from remit.radar.reviews import ClosedReason
+from remit.radar.reviews import ClosedReason, Review
 from remit.radar.service import RadarService
 from remit.radar.signals import amount_in_usd
 from remit_api.common.v1 import common_pb2
@@ -98,13 +98,18 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
         self, request: rpb.CreateRuleRequest, context: Context
     ) -> rpb.CreateRuleResponse:
         call = call_context(context)
-        rule = await self._service.create_rule(
+
+        def answer(rule: Rule) -> rpb.CreateRuleResponse:
+            return rpb.CreateRuleResponse(rule=rule_message(rule))
+
+        result = await self._service.create_rule_once(
             call.account_id,
+            client_keyed(context, "CreateRule", request, serialized(answer)),
             _action(request.action),
             request.predicate,
             _optional(request, "position"),
         )
-        return rpb.CreateRuleResponse(rule=rule_message(rule))
+        return await reply(result, rpb.CreateRuleResponse, answer, context)
 
     async def GetRule(self, request: rpb.GetRuleRequest, context: Context) -> rpb.GetRuleResponse:
         call = call_context(context)
@@ -128,14 +133,19 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
         self, request: rpb.UpdateRuleRequest, context: Context
     ) -> rpb.UpdateRuleResponse:
         call = call_context(context)
-        rule = await self._service.update_rule(
+
+        def answer(rule: Rule) -> rpb.UpdateRuleResponse:
+            return rpb.UpdateRuleResponse(rule=rule_message(rule))
+
+        result = await self._service.update_rule_once(
             call.account_id,
+            client_keyed(context, "UpdateRule", request, serialized(answer)),
             request.id,
             action=_action(request.action) if request.HasField("action") else None,
             predicate=_optional(request, "predicate"),
             position=_optional(request, "position"),
         )
-        return rpb.UpdateRuleResponse(rule=rule_message(rule))
+        return await reply(result, rpb.UpdateRuleResponse, answer, context)
 
     async def DeleteRule(
         self, request: rpb.DeleteRuleRequest, context: Context
@@ -153,14 +163,19 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
             if request.item_type not in ITEM_TYPES_FROM_PROTO:
                 raise invalid("Unknown item_type.", "item_type")
             item_type = ITEM_TYPES_FROM_PROTO[request.item_type]
-        value_list = await self._service.create_value_list(
+
+        def answer(value_list: ValueList) -> rpb.CreateValueListResponse:
+            return rpb.CreateValueListResponse(value_list=value_list_message(value_list, [], False))
+
+        result = await self._service.create_value_list_once(
             call.account_id,
+            client_keyed(context, "CreateValueList", request, serialized(answer)),
             alias=request.alias,
             name=request.name,
             item_type=item_type,
             metadata=dict(request.metadata),
         )
-        return rpb.CreateValueListResponse(value_list=value_list_message(value_list, [], False))
+        return await reply(result, rpb.CreateValueListResponse, answer, context)
 
     async def GetValueList(
         self, request: rpb.GetValueListRequest, context: Context
@@ -199,8 +214,17 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
         self, request: rpb.AddValueListItemRequest, context: Context
     ) -> rpb.AddValueListItemResponse:
         call = call_context(context)
-        item = await self._service.add_item(call.account_id, request.value_list, request.value)
-        return rpb.AddValueListItemResponse(value_list_item=item_message(item))
+
+        def answer(item: ValueListItem) -> rpb.AddValueListItemResponse:
+            return rpb.AddValueListItemResponse(value_list_item=item_message(item))
+
+        result = await self._service.add_item_once(
+            call.account_id,
+            client_keyed(context, "AddValueListItem", request, serialized(answer)),
+            request.value_list,
+            request.value,
+        )
+        return await reply(result, rpb.AddValueListItemResponse, answer, context)
 
     async def RemoveValueListItem(
         self, request: rpb.RemoveValueListItemRequest, context: Context
@@ -338,8 +362,16 @@ class RadarPaymentsServicer(PaymentsServicer):
         self, request: ppb.ApproveReviewRequest, context: Context
     ) -> ppb.ApproveReviewResponse:
         call = call_context(context)
-        review = await self._reviews.approve(call.account_id, request.id)
-        return ppb.ApproveReviewResponse(review=review_message(review))
+
+        def answer(review: Review) -> ppb.ApproveReviewResponse:
+            return ppb.ApproveReviewResponse(review=review_message(review))
+
+        result = await self._reviews.approve_once(
+            call.account_id,
+            client_keyed(context, "ApproveReview", request, serialized(answer)),
+            request.id,
+        )
+        return await reply(result, ppb.ApproveReviewResponse, answer, context)
 
     async def CloseReview(
         self, request: ppb.CloseReviewRequest, context: Context

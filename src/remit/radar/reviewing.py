@@ -4,14 +4,15 @@ from datetime import datetime
 from typing import Final
 
 from google.rpc import status_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.payments.charges import RefundReason
 from remit.payments.domain import CancellationReason
+from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, run_keyed, value_of
 from remit.payments.repository import ChargeRepository
-from remit.payments.service import KeyedCall, PaymentsService, Replay
+from remit.payments.service import PaymentsService
 from remit.radar.gate import emit_review_event
 from remit.radar.reviews import ClosedReason, Review, ReviewRepository
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
@@ -81,13 +82,22 @@ class ReviewsService:
             )
 
     async def approve(self, account_id: str, review_id: str) -> Review:
-        return await self._close(account_id, review_id, ClosedReason.APPROVED)
+        return value_of(await self.approve_once(account_id, None, review_id))
+
+    async def approve_once(
+        self, account_id: str, keyed: Keyed[Review] | None, review_id: str
+    ) -> Done[Review] | Replay:
+        """Close the review as approved: one transaction that moves no money, so a client key
+        commits with it and a retry replays."""
+        return await self._close(account_id, keyed, review_id, ClosedReason.APPROVED)
 
     async def close(self, account_id: str, review_id: str, reason: ClosedReason) -> Review:
         """Refuse the payment: refund its charge, or cancel its uncaptured intent, then close.
 
         The refund or cancel runs under the key `review_<id>`, so retrying a close that died
-        half-way finishes it instead of refunding twice."""
+        half-way finishes it instead of refunding twice. The refund reaches the acquirer, so a
+        close is not one transaction and cannot run under the client's key with `run_keyed`
+        as approval does: a retry after a lost answer is refused as already closed."""
         if reason is ClosedReason.APPROVED:
             return await self.approve(account_id, review_id)
         review = await self.get(account_id, review_id)
@@ -135,11 +145,14 @@ class ReviewsService:
                 message=f"The review's refund or cancellation failed earlier: {status.message}",
                 kind=ErrorKind.FAILED_PRECONDITION,
             )
-        return await self._close(account_id, review_id, reason)
+        return value_of(await self._close(account_id, None, review_id, reason))
 
-    async def _close(self, account_id: str, review_id: str, reason: ClosedReason) -> Review:
+    async def _close(
+        self, account_id: str, keyed: Keyed[Review] | None, review_id: str, reason: ClosedReason
+    ) -> Done[Review] | Replay:
         now = self._now()
-        async with self._engine.begin() as db:
+
+        async def change(db: AsyncConnection) -> Review:
             repo = ReviewRepository(db)
             review = await repo.get(account_id, review_id, for_update=True)
             if review is None:
@@ -151,7 +164,9 @@ class ReviewsService:
             closed = review.closed(reason, now)
             await repo.save(closed)
             await emit_review_event(db, closed, "review.closed", now)
-        return closed
+            return closed
+
+        return await run_keyed(self._engine, keyed, now, change)
 
 
 def _no_body(_value: object) -> bytes:

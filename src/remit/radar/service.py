@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import has_prefix, new_id
+from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
 from remit.radar.domain import (
     Decision,
     ItemType,
@@ -113,7 +114,20 @@ class RadarService:
     async def create_rule(
         self, account_id: str, action: RuleAction, predicate: str, position: int | None = None
     ) -> Rule:
-        async with self._engine.begin() as db:
+        return value_of(await self.create_rule_once(account_id, None, action, predicate, position))
+
+    async def create_rule_once(
+        self,
+        account_id: str,
+        keyed: Keyed[Rule] | None,
+        action: RuleAction,
+        predicate: str,
+        position: int | None = None,
+    ) -> Done[Rule] | Replay:
+        """A new rule; under a client key, one rule however often it is retried (a second copy
+        would shift every later rule down a place)."""
+
+        async def insert(db: AsyncConnection) -> Rule:
             text = await self._check_predicate(db, account_id, predicate)
             repo = RuleRepository(db)
             rules = await repo.lock_account_rules(account_id)
@@ -133,7 +147,9 @@ class RadarService:
                 created_at=self._now(),
             )
             await repo.insert(rule)
-        return rule
+            return rule
+
+        return await run_keyed(self._engine, keyed, self._now(), insert)
 
     async def get_rule(self, account_id: str, rule_id: str) -> Rule:
         async with self._engine.begin() as db:
@@ -175,7 +191,23 @@ class RadarService:
         predicate: str | None = None,
         position: int | None = None,
     ) -> Rule:
-        async with self._engine.begin() as db:
+        return value_of(
+            await self.update_rule_once(
+                account_id, None, rule_id, action=action, predicate=predicate, position=position
+            )
+        )
+
+    async def update_rule_once(
+        self,
+        account_id: str,
+        keyed: Keyed[Rule] | None,
+        rule_id: str,
+        *,
+        action: RuleAction | None = None,
+        predicate: str | None = None,
+        position: int | None = None,
+    ) -> Done[Rule] | Replay:
+        async def change(db: AsyncConnection) -> Rule:
             repo = RuleRepository(db)
             rules = await repo.lock_account_rules(account_id)
             current = next((rule for rule in rules if rule.id == rule_id), None)
@@ -194,7 +226,9 @@ class RadarService:
             for index, rule in enumerate(order):
                 if rule is updated or rule.position != index:
                     await repo.save(replace(rule, position=index))
-        return replace(updated, position=order.index(updated))
+            return replace(updated, position=order.index(updated))
+
+        return await run_keyed(self._engine, keyed, self._now(), change)
 
     async def delete_rule(self, account_id: str, rule_id: str) -> None:
         async with self._engine.begin() as db:
@@ -219,11 +253,30 @@ class RadarService:
         item_type: ItemType = ItemType.STRING,
         metadata: Mapping[str, str] | None = None,
     ) -> ValueList:
+        return value_of(
+            await self.create_value_list_once(
+                account_id, None, alias=alias, name=name, item_type=item_type, metadata=metadata
+            )
+        )
+
+    async def create_value_list_once(
+        self,
+        account_id: str,
+        keyed: Keyed[ValueList] | None,
+        *,
+        alias: str,
+        name: str,
+        item_type: ItemType = ItemType.STRING,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Done[ValueList] | Replay:
+        """A new value list; a retry under its key answers with it instead of refusing the
+        alias the first attempt already took."""
         if not _ALIAS.match(alias):
             raise invalid("An alias is 1 to 100 letters, digits, underscores or hyphens.", "alias")
         if not name.strip():
             raise invalid("A value list needs a name.", "name")
-        async with self._engine.begin() as db:
+
+        async def insert(db: AsyncConnection) -> ValueList:
             repo = ValueListRepository(db)
             if await repo.by_alias(account_id, alias) is not None:
                 raise invalid(f"A value list with the alias {alias!r} already exists.", "alias")
@@ -238,7 +291,9 @@ class RadarService:
                 metadata=dict(metadata or {}),
             )
             await repo.insert(value_list)
-        return value_list
+            return value_list
+
+        return await run_keyed(self._engine, keyed, self._now(), insert)
 
     async def get_value_list(
         self, account_id: str, list_id: str
@@ -298,7 +353,19 @@ class RadarService:
             await repo.delete(account_id, list_id)
 
     async def add_item(self, account_id: str, list_id: str, value: str) -> ValueListItem:
-        async with self._engine.begin() as db:
+        return value_of(await self.add_item_once(account_id, None, list_id, value))
+
+    async def add_item_once(
+        self,
+        account_id: str,
+        keyed: Keyed[ValueListItem] | None,
+        list_id: str,
+        value: str,
+    ) -> Done[ValueListItem] | Replay:
+        """A value added to a list; a retry under its key answers with the item instead of
+        refusing the value the first attempt already added."""
+
+        async def insert(db: AsyncConnection) -> ValueListItem:
             repo = ValueListRepository(db)
             value_list = await repo.get(account_id, list_id)
             if value_list is None:
@@ -315,7 +382,9 @@ class RadarService:
                 created_by=CREATED_BY,
             )
             await repo.insert_item(item, value_list.item_type)
-        return item
+            return item
+
+        return await run_keyed(self._engine, keyed, self._now(), insert)
 
     async def remove_item(self, account_id: str, item_id: str) -> None:
         async with self._engine.begin() as db:
