@@ -135,3 +135,82 @@ def test_the_completer_alone_finishes_a_payment_interrupted_by_a_crash(
             every_s=0.25,
         )
     assert _authorizations(processes, account) == 1
+
+
+def _post(
+    processes: ProcessSet, account: TestAccount, path: str, data: dict[str, str], key: str | None
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {account.secret_key}"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return httpx.post(f"{_api(processes)}{path}", data=data, headers=headers, timeout=30)
+
+
+def _refunds(processes: ProcessSet, account: TestAccount) -> int:
+    engine = create_engine(to_sqlalchemy_url(processes.env["ACQUIRER_DATABASE_URL"]))
+    try:
+        with engine.connect() as db:
+            return int(
+                db.execute(
+                    text(
+                        "SELECT count(*) FROM operations WHERE kind = 'refund' "
+                        "AND merchant_id = :account"
+                    ),
+                    {"account": account.id},
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def _reviewed_payment(processes: ProcessSet, account: TestAccount) -> str:
+    """A succeeded payment that a rule sent to review; its review's id."""
+    rule = {"rule": "Review if :amount_in_usd: >= 300"}
+    assert _post(processes, account, "/v1/radar/rules", rule, None).status_code == 200
+    paid = _post(
+        processes,
+        account,
+        "/v1/payment_intents",
+        {"amount": "30000", "currency": "usd", "payment_method": "pm_card_visa",
+         "confirm": "true", "return_url": "https://shop.example/return"},
+        None,
+    )  # fmt: skip
+    assert paid.json()["status"] == "succeeded", paid.text
+    review = paid.json()["review"]
+    assert isinstance(review, str)
+    return review
+
+
+@pytest.mark.parametrize("finisher", ["retry", "completer"])
+def test_a_review_close_interrupted_after_its_refund_finishes_once(
+    processes: ProcessSet, finisher: str, tmp_path: Path
+) -> None:
+    """The close refunded, then the core died before closing the review: the client's retry
+    with its key, or the completer alone, closes it; the acquirer refunded once, and the key
+    then replays the close."""
+    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    review = _reviewed_payment(processes, account)
+    _crash_core_at(processes, "review_payment_refused", tmp_path / "crashed")
+    path, action, key = f"/v1/reviews/{review}/close", {"action": "refund_as_fraud"}, "close"
+    assert _post(processes, account, path, action, key).status_code >= 500
+    assert processes.wait_for_exit("core") == -9
+    processes.start("core")
+
+    def closed() -> bool:
+        if finisher == "retry":
+            answer = _post(processes, account, path, action, key)
+            return answer.status_code == 200 and answer.json()["open"] is False
+        answer = httpx.get(
+            f"{_api(processes)}/v1/reviews/{review}",
+            headers={"Authorization": f"Bearer {account.secret_key}"},
+            timeout=10,
+        )
+        return answer.status_code == 200 and answer.json()["open"] is False
+
+    wait_for(closed, 30, every_s=0.25)
+    # The completer finishes the key in the close's transaction, so a retry now replays.
+    replayed = _post(processes, account, path, action, key)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["closed_reason"] == "refunded_as_fraud"
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    assert _refunds(processes, account) == 1

@@ -467,3 +467,23 @@ def test_an_approval_retried_with_its_key_replays_and_cannot_approve_another_rev
     with pytest.raises(stripe.IdempotencyError):
         client.v1.reviews.approve(second.review, options={"idempotency_key": "rvw"})
     assert client.v1.reviews.retrieve(second.review).open is True
+
+
+def test_a_close_retried_with_its_key_replays_and_refunds_once(
+    client: stripe.StripeClient,
+) -> None:
+    add_rule(client, "Review if :amount_in_usd: >= 300")
+    intent = pay(client, "pm_card_visa", amount=30000)
+    path = f"/v1/reviews/{intent.review}/close"
+    closed = client.raw_request("post", path, action="refund_as_fraud", idempotency_key="close")
+    again = client.raw_request("post", path, action="refund_as_fraud", idempotency_key="close")
+    assert json.loads(again.body) == json.loads(closed.body)
+    assert not _replayed(closed)
+    assert _replayed(again)
+    assert len(client.v1.refunds.list(params={"payment_intent": intent.id}).data) == 1
+    with pytest.raises(stripe.IdempotencyError):
+        client.raw_request("post", path, action="refund", idempotency_key="close")
+    # Under another key (stripe-python makes one for each new request) a second close is
+    # refused: the review is closed.
+    with pytest.raises(stripe.InvalidRequestError):
+        client.raw_request("post", path, action="refund_as_fraud")

@@ -48,6 +48,7 @@ _RISK_LEVEL = {
     name.removeprefix("RISK_LEVEL_").lower(): number
     for name, number in common_pb2.RiskLevel.items()
 }
+CLOSE_REVIEW = "CloseReview"
 _CLOSE_ACTIONS = {
     ppb.CLOSE_REVIEW_ACTION_REFUND: ClosedReason.REFUNDED,
     ppb.CLOSE_REVIEW_ACTION_REFUND_AS_FRAUD: ClosedReason.REFUNDED_AS_FRAUD,
@@ -379,16 +380,30 @@ class RadarPaymentsServicer(PaymentsServicer):
         call = call_context(context)
         if request.action not in _CLOSE_ACTIONS:
             raise invalid("action must be refund, refund_as_fraud or cancel.", "action")
-        review = await self._reviews.close(
-            call.account_id, request.id, _CLOSE_ACTIONS[request.action]
+        result = await self._reviews.close_once(
+            call.account_id,
+            client_keyed(context, CLOSE_REVIEW, request, serialized(_closed_answer)),
+            request.id,
+            _CLOSE_ACTIONS[request.action],
         )
-        return ppb.CloseReviewResponse(review=review_message(review))
+        return await reply(result, ppb.CloseReviewResponse, _closed_answer, context)
 
     async def resume(self, record: KeyRecord) -> None:
         if record.endpoint == COMPLETE_ENDPOINT:
             await self._three_d_secure.resume(record, _completion)
             return
+        if record.endpoint == CLOSE_REVIEW:
+            # A close that died between its refund and closing the review.
+            request = ppb.CloseReviewRequest.FromString(record.request_body)
+            await self._reviews.finish_close(
+                record, request.id, _CLOSE_ACTIONS[request.action], serialized(_closed_answer)
+            )
+            return
         await super().resume(record)
+
+
+def _closed_answer(review: Review) -> ppb.CloseReviewResponse:
+    return ppb.CloseReviewResponse(review=review_message(review))
 
 
 def radar_registration(servicer: RadarServicer) -> ServiceRegistration:

@@ -1,5 +1,6 @@
 """Review use cases: read, approve, close. Closing moves money through the payments service."""
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
@@ -8,9 +9,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.payments import idempotency
 from remit.payments.charges import RefundReason
+from remit.payments.crashpoints import crash_after
 from remit.payments.domain import CancellationReason
-from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, run_keyed, value_of
+from remit.payments.idempotency import KeyRecord, RecoveryPoint
+from remit.payments.keyed import (
+    Done,
+    Keyed,
+    KeyedCall,
+    Replay,
+    Work,
+    replay_of,
+    run_keyed,
+    value_of,
+)
 from remit.payments.repository import ChargeRepository
 from remit.payments.service import PaymentsService
 from remit.radar.gate import emit_review_event
@@ -18,6 +31,8 @@ from remit.radar.reviews import ClosedReason, Review, ReviewRepository
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 
 MAX_LIST_LIMIT: Final = 100
+# A crash switch point (tests only): the refund or cancel is done, the review not yet closed.
+PAYMENT_REFUSED: Final = "review_payment_refused"
 
 
 def _closed_already(review: Review) -> RemitError:
@@ -93,16 +108,79 @@ class ReviewsService:
 
     async def close(self, account_id: str, review_id: str, reason: ClosedReason) -> Review:
         """Refuse the payment: refund its charge, or cancel its uncaptured intent, then close.
-
-        The refund or cancel runs under the key `review_<id>`, so retrying a close that died
-        half-way finishes it instead of refunding twice. The refund reaches the acquirer, so a
-        close is not one transaction and cannot run under the client's key with `run_keyed`
-        as approval does: a retry after a lost answer is refused as already closed."""
+        Without a client key a second close is refused as already closed."""
         if reason is ClosedReason.APPROVED:
             return await self.approve(account_id, review_id)
         review = await self.get(account_id, review_id)
         if not review.open:
             raise _closed_already(review)
+        await self._refuse_payment(review, reason)
+        return value_of(await self._close(account_id, None, review_id, reason))
+
+    async def close_once(
+        self, account_id: str, keyed: Keyed[Review] | None, review_id: str, reason: ClosedReason
+    ) -> Done[Review] | Replay:
+        """A close under the client's key. The refund reaches the acquirer, so this is not one
+        transaction: the key is claimed first, the refund or cancel runs under the review's
+        own key (`review_<id>`, so it never happens twice), and the key finishes in the
+        transaction that closes the review. A retry of a close that went through replays its
+        answer; one that died half-way, or the completer, finishes it (`finish_close`)."""
+        if reason is ClosedReason.APPROVED:
+            return await self.approve_once(account_id, keyed, review_id)
+        if keyed is None:
+            return Done(await self.close(account_id, review_id, reason))
+        now = self._now()
+        async with self._engine.begin() as db:
+            record = await idempotency.begin(db, **keyed.call.claim_fields(now))
+            fresh = record.recovery_point is RecoveryPoint.STARTED
+            if fresh:
+                # Past `started` at once: the completer drops a key left at `started` as a
+                # request that did nothing, but this one may already have refunded, so the
+                # completer must finish it instead (the refund under the review's key never
+                # happens twice).
+                record = await idempotency.advance(
+                    db, record, RecoveryPoint.ATTEMPT_CREATED, now=now
+                )
+        if record.finished:
+            return replay_of(record)
+        return Done(
+            await self.finish_close(record, review_id, reason, keyed.respond, resumed=not fresh)
+        )
+
+    async def finish_close(
+        self,
+        record: KeyRecord,
+        review_id: str,
+        reason: ClosedReason,
+        respond: Callable[[Review], bytes],
+        *,
+        resumed: bool = True,
+    ) -> Review:
+        """Refund or cancel, then close and finish the key, from wherever the close stopped.
+        Only a resumed close (a retry, the completer) finds the review closed by itself; a
+        fresh one is refused as already closed."""
+        try:
+            review = await self.get(record.account_id, review_id)
+            if review.open:
+                await self._refuse_payment(review, reason)
+                crash_after(PAYMENT_REFUSED)
+            elif not resumed or review.closed_reason is not reason:
+                raise _closed_already(review)
+            # Closed with this reason already: only the answer was lost on the way.
+            return await self._close_finishing(record, review_id, reason, respond)
+        except RemitError:
+            # A refusal is not stored, like every validation failure.
+            async with self._engine.begin() as db:
+                await idempotency.forget(db, record)
+            raise
+        except BaseException:
+            async with self._engine.begin() as db:
+                await idempotency.release(db, record)
+            raise
+
+    async def _refuse_payment(self, review: Review, reason: ClosedReason) -> None:
+        """The refund or cancel a close asks for, under the review's own key."""
+        account_id = review.account_id
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, review.charge_id)
         assert charge is not None
@@ -145,13 +223,32 @@ class ReviewsService:
                 message=f"The review's refund or cancellation failed earlier: {status.message}",
                 kind=ErrorKind.FAILED_PRECONDITION,
             )
-        return value_of(await self._close(account_id, None, review_id, reason))
 
     async def _close(
         self, account_id: str, keyed: Keyed[Review] | None, review_id: str, reason: ClosedReason
     ) -> Done[Review] | Replay:
         now = self._now()
+        return await run_keyed(
+            self._engine, keyed, now, self._closing(account_id, review_id, reason, now)
+        )
 
+    async def _close_finishing(
+        self,
+        record: KeyRecord,
+        review_id: str,
+        reason: ClosedReason,
+        respond: Callable[[Review], bytes],
+    ) -> Review:
+        now = self._now()
+        closing = self._closing(record.account_id, review_id, reason, now)
+        async with self._engine.begin() as db:
+            closed = await closing(db)
+            await idempotency.finish(db, record, response_code=0, response_body=respond(closed))
+        return closed
+
+    def _closing(
+        self, account_id: str, review_id: str, reason: ClosedReason, now: datetime
+    ) -> Work[Review]:
         async def change(db: AsyncConnection) -> Review:
             repo = ReviewRepository(db)
             review = await repo.get(account_id, review_id, for_update=True)
@@ -166,7 +263,7 @@ class ReviewsService:
             await emit_review_event(db, closed, "review.closed", now)
             return closed
 
-        return await run_keyed(self._engine, keyed, now, change)
+        return change
 
 
 def _no_body(_value: object) -> bytes:
