@@ -379,3 +379,110 @@ def test_setup_future_usage_cleared_by_an_update_saves_nothing(
     )
     assert confirmed.status == "succeeded"
     assert _saved_cards(client, customer.id) == []
+
+
+def test_a_charge_copies_billing_details_and_the_intents_receipt_email_and_shipping(
+    client: stripe.StripeClient,
+) -> None:
+    method = client.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"token": "tok_visa"},
+            "billing_details": {
+                "name": "Jenny Rosen",
+                "email": "jenny@example.com",
+                "address": {"line1": "1 Main St", "city": "Paris", "country": "FR"},
+            },
+        }
+    )
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1700,
+            "currency": "usd",
+            "payment_method": method.id,
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "receipt_email": "receipts@example.com",
+            "statement_descriptor_suffix": "ORDER 6735",
+            "shipping": {
+                "name": "Jenny Rosen",
+                "address": {"line1": "2 Rue Royale", "city": "Paris", "country": "FR"},
+            },
+        }
+    )
+    assert intent.shipping is not None
+    assert intent.shipping.name == "Jenny Rosen"
+    assert isinstance(intent.latest_charge, str)
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    billing = charge.billing_details
+    assert (billing.name, billing.email, billing.phone) == (
+        "Jenny Rosen",
+        "jenny@example.com",
+        None,
+    )
+    assert billing.address is not None
+    assert (billing.address.line1, billing.address.city, billing.address.country) == (
+        "1 Main St",
+        "Paris",
+        "FR",
+    )
+    assert charge.receipt_email == "receipts@example.com"
+    assert charge.statement_descriptor_suffix == "ORDER 6735"
+    assert charge.statement_descriptor is None
+    assert charge.shipping is not None
+    assert charge.shipping.name == "Jenny Rosen"
+    assert charge.shipping.address is not None
+    assert charge.shipping.address.line1 == "2 Rue Royale"
+
+
+def test_a_charge_keeps_its_copy_when_the_intent_is_updated_afterwards(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1200,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "capture_method": "manual",
+            "receipt_email": "first@example.com",
+            "description": "first",
+        }
+    )
+    updated = client.v1.payment_intents.update(
+        intent.id,
+        params={"receipt_email": "second@example.com", "description": "second", "shipping": ""},
+    )
+    assert (updated.receipt_email, updated.description, updated.shipping) == (
+        "second@example.com",
+        "second",
+        None,
+    )
+    assert isinstance(intent.latest_charge, str)
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert (charge.receipt_email, charge.description) == ("first@example.com", "first")
+
+
+def test_a_charge_with_a_test_card_has_billing_details_with_null_fields(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1100,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    assert isinstance(intent.latest_charge, str)
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    billing = charge.billing_details
+    assert billing is not None
+    assert (billing.name, billing.email, billing.phone, billing.address) == (None, None, None, None)
+    assert (charge.receipt_email, charge.statement_descriptor_suffix, charge.shipping) == (
+        None,
+        None,
+        None,
+    )

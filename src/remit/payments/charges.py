@@ -94,6 +94,14 @@ class Charge:
     requested_capture_minor: int | None = None
     description: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # What Stripe copies onto a charge when it is made, and keeps as it was then: the payment
+    # method's billing details, and the intent's receipt email, statement descriptors and
+    # shipping. A later update of the intent or the payment method does not change them.
+    billing_details: Mapping[str, object] = field(default_factory=dict)
+    receipt_email: str | None = None
+    statement_descriptor: str | None = None
+    statement_descriptor_suffix: str | None = None
+    shipping: Mapping[str, object] | None = None
     # Radar's verdict and the 3-D Secure state of the attempt (see payments/risk.py), and the
     # review Radar opened for it.
     risk: Mapping[str, object] | None = None

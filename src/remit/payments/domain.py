@@ -79,6 +79,8 @@ class PaymentIntent:
     receipt_email: str | None = None
     statement_descriptor: str | None = None
     statement_descriptor_suffix: str | None = None
+    # Stripe's `shipping` object (address, name, phone, carrier, tracking_number).
+    shipping: Mapping[str, object] | None = None
     setup_future_usage: str | None = None
     return_url: str | None = None
     amount_capturable_minor: int = 0
@@ -107,6 +109,7 @@ class NewPaymentIntent:
     receipt_email: str | None = None
     statement_descriptor: str | None = None
     statement_descriptor_suffix: str | None = None
+    shipping: Mapping[str, object] | None = None
     setup_future_usage: str | None = None
     return_url: str | None = None
 
@@ -407,6 +410,7 @@ def create_intent(
         receipt_email=new.receipt_email,
         statement_descriptor=new.statement_descriptor,
         statement_descriptor_suffix=new.statement_descriptor_suffix,
+        shipping=None if new.shipping is None else dict(new.shipping),
         setup_future_usage=new.setup_future_usage,
         return_url=new.return_url,
     )

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.message import Message
 
 from remit.core.currency import SUPPORTED_CURRENCIES
@@ -18,7 +19,7 @@ from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
-from remit.payment_methods.grpc import PaymentMethodRpcs
+from remit.payment_methods.grpc import PaymentMethodRpcs, billing_details_message
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.charges import Charge, ChargeStatus, Refund, RefundReason, RefundStatus
 from remit.payments.domain import (
@@ -124,6 +125,16 @@ def _set_optional(message: Message, values: Mapping[str, object]) -> None:
             setattr(message, name, value)
 
 
+def _shipping_message(shipping: Mapping[str, object]) -> common_pb2.Shipping:
+    return ParseDict(dict(shipping), common_pb2.Shipping(), ignore_unknown_fields=True)
+
+
+def _shipping_of(request: Any) -> dict[str, Any] | None:
+    if not request.HasField("shipping"):
+        return None
+    return MessageToDict(request.shipping, preserving_proto_field_name=True)
+
+
 def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
     message = pb.PaymentIntent(
         id=intent.id,
@@ -152,6 +163,8 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
             "statement_descriptor_suffix": intent.statement_descriptor_suffix,
         },
     )
+    if intent.shipping is not None:
+        message.shipping.CopyFrom(_shipping_message(intent.shipping))
     if intent.setup_future_usage is not None:
         message.setup_future_usage = _SETUP_FUTURE_USAGE[intent.setup_future_usage]
     if intent.canceled_at is not None:
@@ -214,6 +227,8 @@ def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
         amount=charge.amount_minor,
         amount_captured=charge.amount_captured_minor,
         amount_refunded=charge.amount_refunded_minor if charge.captured else 0,
+        # Always present, as Stripe renders it: each field null when the method had none.
+        billing_details=billing_details_message(dict(charge.billing_details)),
         captured=charge.captured,
         created=timestamp(charge.created_at),
         currency=charge.currency,
@@ -258,8 +273,13 @@ def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
             "description": charge.description,
             "failure_code": charge.failure_code,
             "failure_message": charge.failure_message,
+            "receipt_email": charge.receipt_email,
+            "statement_descriptor": charge.statement_descriptor,
+            "statement_descriptor_suffix": charge.statement_descriptor_suffix,
         },
     )
+    if charge.shipping is not None:
+        message.shipping.CopyFrom(_shipping_message(charge.shipping))
     if charge.outcome is not None:
         outcome = charge.outcome
         message.outcome.type = _OUTCOME_TYPE.get(
@@ -351,6 +371,7 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
         receipt_email=_optional(request, "receipt_email"),
         statement_descriptor=_optional(request, "statement_descriptor"),
         statement_descriptor_suffix=_optional(request, "statement_descriptor_suffix"),
+        shipping=_shipping_of(request),
         setup_future_usage=_setup_future_usage(request),
         return_url=_optional(request, "return_url"),
     )
@@ -467,6 +488,8 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             changes["capture_method"] = capture_method
         if request.HasField("setup_future_usage") or request.clear_setup_future_usage:
             changes["setup_future_usage"] = _setup_future_usage(request)
+        if request.HasField("shipping") or request.clear_shipping:
+            changes["shipping"] = _shipping_of(request)
         update = Updated(
             at=_EPOCH,
             amount_minor=_optional(request, "amount"),

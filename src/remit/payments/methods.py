@@ -32,4 +32,5 @@ class StoredPaymentMethods:
             ),
             customer_id=method.customer_id,
             test_id=method.test_id,
+            billing_details=method.billing_details,
         )

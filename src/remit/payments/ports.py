@@ -28,6 +28,8 @@ class ChargeableCard:
     customer_id: str | None = None
     # The Stripe test id (pm_card_riskLevelHighest) the method was made from, if any.
     test_id: str | None = None
+    # The payment method's billing details, which a charge made with it copies.
+    billing_details: Mapping[str, object] = field(default_factory=dict)
 
 
 class PaymentMethodSource(Protocol):

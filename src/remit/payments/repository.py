@@ -45,6 +45,7 @@ def _intent_values(intent: PaymentIntent) -> dict[str, object]:
         "receipt_email": intent.receipt_email,
         "statement_descriptor": intent.statement_descriptor,
         "statement_descriptor_suffix": intent.statement_descriptor_suffix,
+        "shipping": None if intent.shipping is None else dict(intent.shipping),
         "setup_future_usage": intent.setup_future_usage,
         "return_url": intent.return_url,
         "metadata": dict(intent.metadata),
@@ -83,6 +84,7 @@ def intent_from_row(m: Fields) -> PaymentIntent:
         receipt_email=m["receipt_email"],
         statement_descriptor=m["statement_descriptor"],
         statement_descriptor_suffix=m["statement_descriptor_suffix"],
+        shipping=m["shipping"],
         setup_future_usage=m["setup_future_usage"],
         return_url=m["return_url"],
         amount_capturable_minor=m["amount_capturable_minor"],
@@ -128,6 +130,17 @@ def _charge_values(charge: Charge) -> dict[str, object]:
     }
 
 
+def _charge_snapshot(charge: Charge) -> dict[str, object]:
+    """The columns a charge copies when it is made: inserted with the row, never updated."""
+    return {
+        "billing_details": dict(charge.billing_details),
+        "receipt_email": charge.receipt_email,
+        "statement_descriptor": charge.statement_descriptor,
+        "statement_descriptor_suffix": charge.statement_descriptor_suffix,
+        "shipping": None if charge.shipping is None else dict(charge.shipping),
+    }
+
+
 def charge_from_row(m: Fields) -> Charge:
     return Charge(
         id=m["id"],
@@ -158,6 +171,11 @@ def charge_from_row(m: Fields) -> Charge:
         authentication=m["authentication"],
         review_id=m["review_id"],
         balance_transaction_id=m["balance_transaction_id"],
+        billing_details=m["billing_details"],
+        receipt_email=m["receipt_email"],
+        statement_descriptor=m["statement_descriptor"],
+        statement_descriptor_suffix=m["statement_descriptor_suffix"],
+        shipping=m["shipping"],
     )
 
 
@@ -289,7 +307,12 @@ class ChargeRepository(_AccountScoped):
     statements = TableStatements(charges)
 
     async def insert(self, charge: Charge) -> None:
-        await self._insert(charge.id, charge.account_id, charge.created_at, _charge_values(charge))
+        await self._insert(
+            charge.id,
+            charge.account_id,
+            charge.created_at,
+            {**_charge_values(charge), **_charge_snapshot(charge)},
+        )
 
     async def get(
         self, account_id: str, charge_id: str, *, for_update: bool = False

@@ -523,6 +523,12 @@ class PaymentsService:
                     customer_id=intent.customer_id or card.customer_id,
                     description=intent.description,
                     metadata=dict(intent.metadata),
+                    # Copied as they are now; the charge keeps them whatever changes later.
+                    billing_details=dict(card.billing_details),
+                    receipt_email=intent.receipt_email,
+                    statement_descriptor=intent.statement_descriptor,
+                    statement_descriptor_suffix=intent.statement_descriptor_suffix,
+                    shipping=None if intent.shipping is None else dict(intent.shipping),
                     authentication=Authentication(
                         off_session=confirm.off_session,
                         error_on_requires_action=confirm.error_on_requires_action,

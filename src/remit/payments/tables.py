@@ -10,6 +10,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -45,6 +46,7 @@ payment_intents = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("return_url", Text, nullable=True),
     Column("review_id", Text, nullable=True),
+    Column("shipping", JSONB, nullable=True),
     # Lists are newest first within an account; the id breaks ties between equal timestamps.
     Index("ix_payment_intents_account_created", "account_id", "created_at", "id"),
 )
@@ -86,6 +88,13 @@ charges = Table(
     Column("review_id", Text, nullable=True),
     # The charge's balance transaction (txn_), chosen when it is captured.
     Column("balance_transaction_id", Text, nullable=True),
+    # Copied from the payment method and the intent when the charge is made (see
+    # remit.payments.charges.Charge), written once with the row.
+    Column("billing_details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("receipt_email", Text, nullable=True),
+    Column("statement_descriptor", Text, nullable=True),
+    Column("statement_descriptor_suffix", Text, nullable=True),
+    Column("shipping", JSONB, nullable=True),
     Index("ix_charges_account_created", "account_id", "created_at", "id"),
     Index("ix_charges_payment_intent_id", "payment_intent_id"),
 )

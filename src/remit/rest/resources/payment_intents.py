@@ -8,6 +8,7 @@ from remit.rest.expand import expand, register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
+    UNSET,
     Boolean,
     Currency,
     Enum,
@@ -21,6 +22,7 @@ from remit.rest.params import (
     StringList,
     list_schema,
 )
+from remit.rest.resources.addresses import shipping_field, shipping_message
 from remit.rest.resources.refunds import metadata_update
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -72,6 +74,7 @@ CREATE = Schema(
         "receipt_email": String(max_length=800),
         "return_url": String(),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE),
+        "shipping": shipping_field(),
         **_DESCRIPTORS,
     },
     required={"amount", "currency"},
@@ -90,6 +93,7 @@ UPDATE = Schema(
         "payment_method_types": StringList(),
         "receipt_email": String(max_length=800, unsettable=True),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE, unsettable=True),
+        "shipping": shipping_field(unsettable=True),
         "statement_descriptor": String(max_length=22, unsettable=True),
         "statement_descriptor_suffix": String(max_length=22, unsettable=True),
     }
@@ -214,6 +218,9 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
         flag = context.optional_bool(name)
         if flag is not None:
             setattr(request, name, flag)
+    shipping = context.params.get("shipping")
+    if isinstance(shipping, dict):
+        request.shipping.CopyFrom(shipping_message(shipping))
     _set_card_options(request, context)
     reply = await call(deps.payments.CreatePaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
@@ -257,6 +264,10 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
             request.setup_future_usage = _SETUP_FUTURE_USAGE[usage]  # type: ignore[assignment]
         else:  # `setup_future_usage=` clears it
             request.clear_setup_future_usage = True
+    shipping = context.params.get("shipping")
+    if isinstance(shipping, dict):
+        request.shipping.CopyFrom(shipping_message(shipping))
+    request.clear_shipping = shipping is UNSET  # `shipping=` clears it
     metadata_update(request, context)
     reply = await call(deps.payments.UpdatePaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
