@@ -486,3 +486,111 @@ def test_a_charge_with_a_test_card_has_billing_details_with_null_fields(
         None,
         None,
     )
+
+
+def test_a_capture_updates_the_intents_metadata_and_the_charges_descriptor(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1500,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "capture_method": "manual",
+            "metadata": {"order": "6735", "gift": "yes"},
+            "statement_descriptor_suffix": "AUTHORIZED",
+        }
+    )
+    assert intent.status == "requires_capture"
+    params: Any = {
+        "metadata": {"gift": "", "shipped": "2026-12-06"},
+        "statement_descriptor_suffix": "ORDER 6735",
+    }
+    options: Any = {"idempotency_key": "capture-6735"}
+    captured = client.v1.payment_intents.capture(intent.id, params=params, options=options)
+    assert captured.status == "succeeded"
+    assert captured.metadata.to_dict() == {"order": "6735", "shipped": "2026-12-06"}
+    # The retry of the same capture replays its answer: the metadata is merged once.
+    again = client.v1.payment_intents.capture(intent.id, params=params, options=options)
+    assert again.last_response is not None
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    assert again.metadata.to_dict() == {"order": "6735", "shipped": "2026-12-06"}
+    retrieved = client.v1.payment_intents.retrieve(intent.id)
+    assert retrieved.metadata.to_dict() == {"order": "6735", "shipped": "2026-12-06"}
+    assert isinstance(intent.latest_charge, str)
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert (charge.captured, charge.statement_descriptor_suffix) == (True, "ORDER 6735")
+
+
+def test_metadata_emptied_by_a_capture_is_cleared(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 800,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "capture_method": "manual",
+            "metadata": {"order": "1"},
+        }
+    )
+    captured = client.v1.payment_intents.capture(
+        intent.id, params={"metadata": "", "statement_descriptor": "REMIT STORE"}
+    )
+    assert captured.metadata.to_dict() == {}
+    assert isinstance(intent.latest_charge, str)
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert charge.statement_descriptor == "REMIT STORE"
+
+
+def test_an_application_fee_on_a_capture_is_refused_naming_it(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 800,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "capture_method": "manual",
+        }
+    )
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.capture(intent.id, params={"application_fee_amount": 100})
+    assert raised.value.http_status == 400
+    assert raised.value.param == "application_fee_amount"
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_capture"
+
+
+def test_a_confirmation_gives_the_intent_and_its_charge_receipt_email_and_shipping(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={"amount": 1300, "currency": "usd", "payment_method": "pm_card_visa"}
+    )
+    confirmed = client.v1.payment_intents.confirm(
+        intent.id,
+        params={
+            "return_url": RETURN_URL,
+            "receipt_email": "jenny@example.com",
+            "shipping": {
+                "name": "Jenny Rosen",
+                "address": {"line1": "2 Rue Royale", "city": "Paris", "country": "FR"},
+            },
+            "expand": ["latest_charge"],
+        },
+    )
+    assert confirmed.status == "succeeded"
+    assert confirmed.receipt_email == "jenny@example.com"
+    assert confirmed.shipping is not None
+    assert confirmed.shipping.name == "Jenny Rosen"
+    charge = confirmed.latest_charge
+    assert isinstance(charge, stripe.Charge)
+    assert charge.receipt_email == "jenny@example.com"
+    assert charge.shipping is not None
+    assert charge.shipping.name == "Jenny Rosen"
+    assert charge.shipping.address is not None
+    assert charge.shipping.address.line1 == "2 Rue Royale"

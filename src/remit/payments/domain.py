@@ -155,6 +155,10 @@ class ConfirmationStarted:
     return_url: str | None = None
     # The confirmation's own `setup_future_usage`, which replaces the intent's.
     setup_future_usage: str | None = None
+    # The confirmation's `receipt_email` and `shipping`, which replace the intent's (and so are
+    # what its charge copies).
+    receipt_email: str | None = None
+    shipping: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,8 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
                 capture_method=event.capture_method or intent.capture_method,
                 return_url=event.return_url or intent.return_url,
                 setup_future_usage=event.setup_future_usage or intent.setup_future_usage,
+                receipt_email=event.receipt_email or intent.receipt_email,
+                shipping=intent.shipping if event.shipping is None else dict(event.shipping),
                 latest_charge_id=event.charge_id,
                 last_payment_error=None,
                 next_action=None,

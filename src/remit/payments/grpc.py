@@ -34,7 +34,7 @@ from remit.payments.domain import (
 from remit.payments.idempotency import KeyRecord
 from remit.payments.keyed_rpc import client_keyed, keyed_call, reply, serialized
 from remit.payments.risk import Authentication
-from remit.payments.service import ConfirmParams, KeyedCall, PaymentsService
+from remit.payments.service import CaptureParams, ConfirmParams, KeyedCall, PaymentsService
 from remit.storage.pagination import CreatedBounds
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -350,7 +350,22 @@ def _setup_future_usage(request: Any) -> str | None:
     return usage
 
 
+def _refuse_application_fee(
+    request: pb.CreatePaymentIntentRequest
+    | pb.UpdatePaymentIntentRequest
+    | pb.CapturePaymentIntentRequest,
+) -> None:
+    """remit has no Connect: there is no application to pay a fee to, so a fee is refused
+    rather than dropped (the REST facade does not accept the parameter at all)."""
+    if request.HasField("application_fee_amount"):
+        raise invalid(
+            "application_fee_amount is not supported: remit has no Connect applications.",
+            "application_fee_amount",
+        )
+
+
 def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymentIntent:
+    _refuse_application_fee(request)
     confirmation = ConfirmationMethod.AUTOMATIC
     if request.HasField("confirmation_method"):
         if request.confirmation_method not in _CONFIRMATION_FROM_PROTO:
@@ -397,6 +412,10 @@ def confirm_params(
                 "request_three_d_secure must be any, automatic or challenge.",
                 "payment_method_options[card][request_three_d_secure]",
             )
+    receipt_email, shipping = None, None
+    # A create with `confirm` carries them on the new intent already (new_intent_from_request).
+    if isinstance(request, pb.ConfirmPaymentIntentRequest):
+        receipt_email, shipping = _optional(request, "receipt_email"), _shipping_of(request)
     return ConfirmParams(
         payment_method_id=_optional(request, "payment_method"),
         capture_method=_capture_method(request),
@@ -405,6 +424,19 @@ def confirm_params(
         error_on_requires_action=bool(_optional(request, "error_on_requires_action")),
         request_three_d_secure=requested,
         setup_future_usage=_setup_future_usage(request),
+        receipt_email=receipt_email,
+        shipping=shipping,
+    )
+
+
+def capture_params(request: pb.CapturePaymentIntentRequest) -> CaptureParams:
+    _refuse_application_fee(request)
+    return CaptureParams(
+        metadata=dict(request.metadata),
+        unset_metadata_keys=tuple(request.unset_metadata_keys),
+        clear_metadata=request.clear_metadata,
+        statement_descriptor=_optional(request, "statement_descriptor"),
+        statement_descriptor_suffix=_optional(request, "statement_descriptor_suffix"),
     )
 
 
@@ -471,6 +503,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     async def UpdatePaymentIntent(
         self, request: pb.UpdatePaymentIntentRequest, context: Context
     ) -> pb.UpdatePaymentIntentResponse:
+        _refuse_application_fee(request)
         call = keyed_call(context, "UpdatePaymentIntent", request)
         changes: dict[str, object] = {}
         for name, field in (
@@ -544,6 +577,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     async def CapturePaymentIntent(
         self, request: pb.CapturePaymentIntentRequest, context: Context
     ) -> pb.CapturePaymentIntentResponse:
+        params = capture_params(request)
         call = keyed_call(context, "CapturePaymentIntent", request)
 
         def respond(intent: PaymentIntent) -> bytes:
@@ -552,7 +586,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             ).SerializeToString()
 
         result = await self._service.capture_payment_intent(
-            call, request.id, _optional(request, "amount_to_capture"), respond
+            call, request.id, _optional(request, "amount_to_capture"), respond, params
         )
         return await reply(
             result,

@@ -131,7 +131,9 @@ def _charge_values(charge: Charge) -> dict[str, object]:
 
 
 def _charge_snapshot(charge: Charge) -> dict[str, object]:
-    """The columns a charge copies when it is made: inserted with the row, never updated."""
+    """The columns a charge copies when it is made: inserted with the row, and updated only by
+    a call that names them (a capture's statement descriptors, a confirmation continuing an
+    attempt with its own receipt email or shipping)."""
     return {
         "billing_details": dict(charge.billing_details),
         "receipt_email": charge.receipt_email,
@@ -320,8 +322,13 @@ class ChargeRepository(_AccountScoped):
         row = await self._get_row(account_id, charge_id, for_update)
         return None if row is None else charge_from_row(row)
 
-    async def save(self, charge: Charge) -> None:
-        await self._save(charge.account_id, charge.id, _charge_values(charge))
+    async def save(self, charge: Charge, *, snapshot: bool = False) -> None:
+        """Update the charge; its copied details too with `snapshot` (bound into the same
+        statement)."""
+        values = _charge_values(charge)
+        if snapshot:
+            values.update(_charge_snapshot(charge))
+        await self._save(charge.account_id, charge.id, values)
 
     async def store_network_result(
         self, account_id: str, charge_id: str, result: Mapping[str, object], *, now: datetime

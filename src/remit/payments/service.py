@@ -12,7 +12,7 @@ reference up, never by asking the network to authorize again.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -126,6 +126,44 @@ class ConfirmParams:
     # payment_method_options.card.request_three_d_secure ("any", "challenge", "automatic").
     request_three_d_secure: str | None = None
     setup_future_usage: str | None = None
+    # Replace the intent's (Stripe's confirm parameters); the new charge copies the result.
+    receipt_email: str | None = None
+    shipping: Mapping[str, object] | None = None
+
+
+@dataclass(frozen=True)
+class CaptureParams:
+    """What a capture changes besides the amount: the intent's metadata (Stripe's update rules:
+    `clear_metadata` first, then `unset_metadata_keys`, then `metadata`), and the statement
+    descriptors of the charge it captures."""
+
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    unset_metadata_keys: tuple[str, ...] = ()
+    clear_metadata: bool = False
+    statement_descriptor: str | None = None
+    statement_descriptor_suffix: str | None = None
+
+    @property
+    def changes_metadata(self) -> bool:
+        return bool(self.metadata or self.unset_metadata_keys or self.clear_metadata)
+
+    @property
+    def changes_descriptors(self) -> bool:
+        return self.statement_descriptor is not None or self.statement_descriptor_suffix is not None
+
+    def described(self, charge: Charge) -> Charge:
+        """The charge with the descriptors this capture names (the others as they were)."""
+        if not self.changes_descriptors:
+            return charge
+        return replace(
+            charge,
+            statement_descriptor=self.statement_descriptor or charge.statement_descriptor,
+            statement_descriptor_suffix=self.statement_descriptor_suffix
+            or charge.statement_descriptor_suffix,
+        )
+
+
+_NO_CAPTURE_PARAMS = CaptureParams()
 
 
 def card_error(
@@ -509,26 +547,41 @@ class PaymentsService:
                 charges = ChargeRepository(db)
                 # A manually confirmed intent that passed 3-D Secure continues its attempt.
                 resumed = await self._authenticated_attempt(charges, intent, card)
+                charge_id = new_id("ch") if resumed is None else resumed.id
+                # The confirmation's own values apply first: the charge copies the result.
+                processing = transition(
+                    intent,
+                    ConfirmationStarted(
+                        at=now,
+                        payment_method_id=card.payment_method_id,
+                        charge_id=charge_id,
+                        capture_method=confirm.capture_method,
+                        return_url=confirm.return_url,
+                        setup_future_usage=confirm.setup_future_usage,
+                        receipt_email=confirm.receipt_email,
+                        shipping=confirm.shipping,
+                    ),
+                )
                 charge = resumed or Charge(
-                    id=new_id("ch"),
+                    id=charge_id,
                     account_id=record.account_id,
-                    payment_intent_id=intent.id,
-                    amount_minor=intent.amount_minor,
-                    currency=intent.currency,
+                    payment_intent_id=processing.id,
+                    amount_minor=processing.amount_minor,
+                    currency=processing.currency,
                     status=ChargeStatus.PENDING,
                     payment_method_id=card.payment_method_id,
                     card=card.card,
                     created_at=now,
                     updated_at=now,
-                    customer_id=intent.customer_id or card.customer_id,
-                    description=intent.description,
-                    metadata=dict(intent.metadata),
+                    customer_id=processing.customer_id or card.customer_id,
+                    description=processing.description,
+                    metadata=dict(processing.metadata),
                     # Copied as they are now; the charge keeps them whatever changes later.
                     billing_details=dict(card.billing_details),
-                    receipt_email=intent.receipt_email,
-                    statement_descriptor=intent.statement_descriptor,
-                    statement_descriptor_suffix=intent.statement_descriptor_suffix,
-                    shipping=None if intent.shipping is None else dict(intent.shipping),
+                    receipt_email=processing.receipt_email,
+                    statement_descriptor=processing.statement_descriptor,
+                    statement_descriptor_suffix=processing.statement_descriptor_suffix,
+                    shipping=None if processing.shipping is None else dict(processing.shipping),
                     authentication=Authentication(
                         off_session=confirm.off_session,
                         error_on_requires_action=confirm.error_on_requires_action,
@@ -538,19 +591,20 @@ class PaymentsService:
                 if resumed is None:
                     # Radar decides before the network is asked, and its decision is stored with
                     # the attempt, so a resumed attempt acts on the same one.
-                    verdict = await self._radar.assess(db, attempt_facts(intent, charge, card, now))
+                    verdict = await self._radar.assess(
+                        db, attempt_facts(processing, charge, card, now)
+                    )
                     charge = replace(charge, risk=verdict.as_json())
-                processing = transition(
-                    intent,
-                    ConfirmationStarted(
-                        at=now,
-                        payment_method_id=card.payment_method_id,
-                        charge_id=charge.id,
-                        capture_method=confirm.capture_method,
-                        return_url=confirm.return_url,
-                        setup_future_usage=confirm.setup_future_usage,
-                    ),
-                )
+                elif confirm.receipt_email is not None or confirm.shipping is not None:
+                    # The attempt goes on with the receipt email or shipping this confirmation
+                    # names (a write only when it names one).
+                    charge = replace(
+                        resumed,
+                        receipt_email=processing.receipt_email,
+                        shipping=None if processing.shipping is None else dict(processing.shipping),
+                        updated_at=now,
+                    )
+                    await charges.save(charge, snapshot=True)
                 if new is not None:
                     await intents.insert(processing)
                 if resumed is None:
@@ -861,13 +915,14 @@ class PaymentsService:
         intent_id: str,
         amount_to_capture: int | None,
         respond: Callable[[PaymentIntent], bytes],
+        params: CaptureParams = _NO_CAPTURE_PARAMS,
     ) -> Done[PaymentIntent] | Replay:
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
         if record.recovery_point is RecoveryPoint.STARTED:
             record = await self._guard_validation(
-                record, self._start_capture(record, intent_id, amount_to_capture)
+                record, self._start_capture(record, intent_id, amount_to_capture, params)
             )
             if record.finished:
                 return self._replay_of(record)
@@ -878,16 +933,22 @@ class PaymentsService:
             raise
 
     async def _start_capture(
-        self, record: KeyRecord, intent_id: str, amount_to_capture: int | None
+        self,
+        record: KeyRecord,
+        intent_id: str,
+        amount_to_capture: int | None,
+        params: CaptureParams,
     ) -> KeyRecord:
+        """Phase `attempt_created`: the capture is checked and requested on the charge. What
+        the capture changes besides (metadata, descriptors) is written here too, so that the
+        retry or the completer that finishes it finds it written."""
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
             if stored.finished:
                 return stored  # finished by a retry that took the key over: replayed
-            intent = await PaymentIntentRepository(db).get(
-                record.account_id, intent_id, for_update=True
-            )
+            intents = PaymentIntentRepository(db)
+            intent = await intents.get(record.account_id, intent_id, for_update=True)
             if intent is None:
                 raise not_found("payment_intent", intent_id, param="intent")
             if intent.review_id is not None and await self._radar.review_is_open(
@@ -908,11 +969,20 @@ class PaymentsService:
             assert intent.latest_charge_id is not None
             charge = await charges.get(record.account_id, intent.latest_charge_id, for_update=True)
             assert charge is not None
-            await charges.save(
-                replace(
-                    charge, capture_requested=True, requested_capture_minor=amount, updated_at=now
+            if params.changes_metadata:
+                # One more write, only for a capture that changes metadata.
+                merged = updated_metadata(
+                    intent.metadata,
+                    clear=params.clear_metadata,
+                    unset=params.unset_metadata_keys,
+                    values=params.metadata,
                 )
+                await intents.save(replace(intent, metadata=merged, updated_at=now))
+            requested = replace(
+                charge, capture_requested=True, requested_capture_minor=amount, updated_at=now
             )
+            # The descriptors are bound into the same update as the capture request.
+            await charges.save(params.described(requested), snapshot=params.changes_descriptors)
             record = await idempotency.advance(
                 db,
                 record,

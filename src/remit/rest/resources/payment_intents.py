@@ -111,6 +111,7 @@ CONFIRM = Schema(
         "receipt_email": String(max_length=800),
         "return_url": String(),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE),
+        "shipping": shipping_field(),
     }
 )
 CAPTURE = Schema(
@@ -289,6 +290,9 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
         flag = context.optional_bool(name)
         if flag is not None:
             setattr(request, name, flag)
+    shipping = context.params.get("shipping")
+    if isinstance(shipping, dict):
+        request.shipping.CopyFrom(shipping_message(shipping))
     _set_card_options(request, context)
     reply = await call(deps.payments.ConfirmPaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
@@ -300,6 +304,8 @@ async def capture(context: ApiContext, deps: Dependencies) -> JsonObject:
     amount = context.optional_int("amount_to_capture")
     if amount is not None:
         request.amount_to_capture = amount
+    _set_strings(request, context, ("statement_descriptor", "statement_descriptor_suffix"))
+    metadata_update(request, context)
     reply = await call(deps.payments.CapturePaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
 

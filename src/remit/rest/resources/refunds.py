@@ -99,7 +99,10 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 
 def _metadata_update(
-    request: pb.UpdateRefundRequest | pb.UpdatePaymentIntentRequest, context: ApiContext
+    request: pb.UpdateRefundRequest
+    | pb.UpdatePaymentIntentRequest
+    | pb.CapturePaymentIntentRequest,
+    context: ApiContext,
 ) -> None:
     """Stripe's metadata update: `metadata=` clears all, `metadata[k]=` unsets k."""
     value = context.params.get("metadata")

@@ -1,0 +1,296 @@
+"""What a capture and a confirmation name besides the payment itself takes effect: a capture's
+metadata reaches the intent and its statement descriptors the charge it captures; a
+confirmation's receipt email and shipping reach the intent and the charge it makes."""
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.accounts.service import AccountsService
+from remit.core.errors import RemitError
+from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent, Status
+from remit.payments.service import CaptureParams, ConfirmParams, Done, PaymentsService, Replay
+from tests.integration.payments.conftest import payments_with_core_hooks
+from tests.integration.payments.test_payments_service import call, pay, respond
+from tests.support.fake_network import FakeNetwork
+from tests.support.statements import statements_sent
+
+pytestmark = pytest.mark.anyio
+
+SHIPPING = {
+    "name": "Jenny Rosen",
+    "phone": "+33 1 23 45 67 89",
+    "address": {"line1": "2 Rue Royale", "city": "Paris", "country": "FR"},
+}
+
+
+async def _held(payments: PaymentsService, account_id: str, key: str) -> PaymentIntent:
+    """An authorized intent awaiting capture, with metadata and descriptors of its own."""
+    result = await payments.create_payment_intent(
+        call(account_id, key),
+        NewPaymentIntent(
+            amount_minor=1000,
+            currency="usd",
+            capture_method=CaptureMethod.MANUAL,
+            metadata={"order": "6735", "gift": "yes"},
+            statement_descriptor="REMIT SHOP",
+            statement_descriptor_suffix="AUTHORIZED",
+        ),
+        respond,
+        confirm=ConfirmParams(payment_method_id="pm_visa"),
+    )
+    assert isinstance(result, Done)
+    assert result.value.status is Status.REQUIRES_CAPTURE
+    return result.value
+
+
+async def test_a_capture_merges_its_metadata_and_describes_the_charge(
+    payments: PaymentsService, account_id: str
+) -> None:
+    held = await _held(payments, account_id, "held-1")
+    result = await payments.capture_payment_intent(
+        call(account_id, "capture-1", endpoint="CapturePaymentIntent"),
+        held.id,
+        None,
+        respond,
+        CaptureParams(
+            metadata={"shipped": "2026-12-06"},
+            unset_metadata_keys=("gift",),
+            statement_descriptor_suffix="ORDER 6735",
+        ),
+    )
+    assert isinstance(result, Done)
+    assert result.value.status is Status.SUCCEEDED
+    assert result.value.metadata == {"order": "6735", "shipped": "2026-12-06"}
+    stored = await payments.get_payment_intent(account_id, held.id)
+    assert stored.metadata == {"order": "6735", "shipped": "2026-12-06"}
+    charge, _ = await payments.get_charge(account_id, held.latest_charge_id or "")
+    assert charge.captured
+    # The suffix named replaces the charge's; the descriptor not named stays as it was.
+    assert (charge.statement_descriptor, charge.statement_descriptor_suffix) == (
+        "REMIT SHOP",
+        "ORDER 6735",
+    )
+
+
+async def test_metadata_cleared_by_a_capture_is_replaced_by_what_it_sets(
+    payments: PaymentsService, account_id: str
+) -> None:
+    held = await _held(payments, account_id, "held-2")
+    result = await payments.capture_payment_intent(
+        call(account_id, "capture-2", endpoint="CapturePaymentIntent"),
+        held.id,
+        500,
+        respond,
+        CaptureParams(clear_metadata=True, metadata={"partial": "yes"}),
+    )
+    assert isinstance(result, Done)
+    assert result.value.metadata == {"partial": "yes"}
+    charge, _ = await payments.get_charge(account_id, held.latest_charge_id or "")
+    assert (charge.statement_descriptor, charge.statement_descriptor_suffix) == (
+        "REMIT SHOP",
+        "AUTHORIZED",
+    )
+
+
+async def test_a_capture_refused_for_its_metadata_writes_nothing(
+    payments: PaymentsService, account_id: str
+) -> None:
+    held = await _held(payments, account_id, "held-3")
+    too_many = {f"k{n}": "v" for n in range(49)}
+    with pytest.raises(RemitError) as raised:
+        await payments.capture_payment_intent(
+            call(account_id, "capture-3", endpoint="CapturePaymentIntent"),
+            held.id,
+            None,
+            respond,
+            CaptureParams(metadata=too_many, statement_descriptor_suffix="NEVER"),
+        )
+    assert raised.value.param == "metadata"
+    intent = await payments.get_payment_intent(account_id, held.id)
+    assert (intent.status, intent.metadata) == (Status.REQUIRES_CAPTURE, held.metadata)
+    charge, _ = await payments.get_charge(account_id, held.latest_charge_id or "")
+    assert (charge.captured, charge.capture_requested, charge.statement_descriptor_suffix) == (
+        False,
+        False,
+        "AUTHORIZED",
+    )
+
+
+async def test_a_capture_resumed_after_the_network_was_unreachable_keeps_its_changes(
+    payments: PaymentsService, network: FakeNetwork, account_id: str
+) -> None:
+    """The changes are written with the capture request, before the network is asked: the
+    retry that finishes the capture finds them, and its replay repeats the same answer."""
+    held = await _held(payments, account_id, "held-4")
+    params = CaptureParams(
+        metadata={"shipped": "yes"},
+        unset_metadata_keys=("gift",),
+        statement_descriptor="REMIT STORE",
+    )
+    # Every send and every look-up fails: the capture stays at attempt_created.
+    network.faults = ["before"] * 4
+    with pytest.raises(RemitError):
+        await payments.capture_payment_intent(
+            call(account_id, "capture-4", endpoint="CapturePaymentIntent"),
+            held.id,
+            None,
+            respond,
+            params,
+        )
+    waiting = await payments.get_payment_intent(account_id, held.id)
+    assert (waiting.status, waiting.metadata) == (
+        Status.REQUIRES_CAPTURE,
+        {"order": "6735", "shipped": "yes"},
+    )
+    resumed = await payments.capture_payment_intent(
+        call(account_id, "capture-4", endpoint="CapturePaymentIntent"),
+        held.id,
+        None,
+        respond,
+        params,
+    )
+    assert isinstance(resumed, Done)
+    assert resumed.value.metadata == {"order": "6735", "shipped": "yes"}
+    replayed = await payments.capture_payment_intent(
+        call(account_id, "capture-4", endpoint="CapturePaymentIntent"),
+        held.id,
+        None,
+        respond,
+        params,
+    )
+    assert replayed == Replay(code=0, body=respond(resumed.value))
+    charge, _ = await payments.get_charge(account_id, held.latest_charge_id or "")
+    assert (charge.captured, charge.statement_descriptor, charge.statement_descriptor_suffix) == (
+        True,
+        "REMIT STORE",
+        "AUTHORIZED",
+    )
+    assert network.sent.count(f"{charge.id}_capture") == 1
+
+
+async def test_a_confirmation_gives_the_intent_and_its_charge_its_receipt_email_and_shipping(
+    payments: PaymentsService, account_id: str
+) -> None:
+    created = await payments.create_payment_intent(
+        call(account_id, "create-5"),
+        NewPaymentIntent(amount_minor=1200, currency="usd", receipt_email="old@example.com"),
+        respond,
+    )
+    assert isinstance(created, Done)
+    result = await payments.confirm_payment_intent(
+        call(account_id, "confirm-5", endpoint="ConfirmPaymentIntent"),
+        created.value.id,
+        ConfirmParams(
+            payment_method_id="pm_visa", receipt_email="jenny@example.com", shipping=SHIPPING
+        ),
+        respond,
+    )
+    assert isinstance(result, Done)
+    intent = result.value
+    assert (intent.status, intent.receipt_email, intent.shipping) == (
+        Status.SUCCEEDED,
+        "jenny@example.com",
+        SHIPPING,
+    )
+    stored = await payments.get_payment_intent(account_id, intent.id)
+    assert (stored.receipt_email, stored.shipping) == ("jenny@example.com", SHIPPING)
+    charge, _ = await payments.get_charge(account_id, intent.latest_charge_id or "")
+    assert (charge.receipt_email, charge.shipping) == ("jenny@example.com", SHIPPING)
+
+
+async def test_a_confirmation_without_them_keeps_the_intents(
+    payments: PaymentsService, account_id: str
+) -> None:
+    created = await payments.create_payment_intent(
+        call(account_id, "create-6"),
+        NewPaymentIntent(
+            amount_minor=1200, currency="usd", receipt_email="kept@example.com", shipping=SHIPPING
+        ),
+        respond,
+    )
+    assert isinstance(created, Done)
+    result = await payments.confirm_payment_intent(
+        call(account_id, "confirm-6", endpoint="ConfirmPaymentIntent"),
+        created.value.id,
+        ConfirmParams(payment_method_id="pm_visa"),
+        respond,
+    )
+    assert isinstance(result, Done)
+    assert (result.value.receipt_email, result.value.shipping) == ("kept@example.com", SHIPPING)
+    charge, _ = await payments.get_charge(account_id, result.value.latest_charge_id or "")
+    assert (charge.receipt_email, charge.shipping) == ("kept@example.com", SHIPPING)
+
+
+# --- What they cost: bound into the writes the calls make anyway ---------------------------
+
+
+async def _capture_statements(
+    engine: AsyncEngine, account_id: str, key: str, params: CaptureParams
+) -> list[str]:
+    payments = payments_with_core_hooks(engine)
+    held = await pay(payments, account_id, f"held-{key}", capture=CaptureMethod.MANUAL)
+    with statements_sent(engine) as statements:
+        result = await payments.capture_payment_intent(
+            call(account_id, key, endpoint="CapturePaymentIntent"), held.id, None, respond, params
+        )
+    assert isinstance(result, Done)
+    return statements
+
+
+async def test_descriptors_on_a_capture_add_no_statement_and_metadata_adds_one(
+    core_engine: AsyncEngine,
+) -> None:
+    account_id = (await AccountsService(core_engine).create_account()).account.id
+    await _capture_statements(core_engine, account_id, "warm-up", CaptureParams())
+    plain = await _capture_statements(core_engine, account_id, "plain", CaptureParams())
+    described = await _capture_statements(
+        core_engine,
+        account_id,
+        "described",
+        CaptureParams(statement_descriptor="REMIT", statement_descriptor_suffix="ORDER 1"),
+    )
+    with_metadata = await _capture_statements(
+        core_engine, account_id, "metadata", CaptureParams(metadata={"k": "v"})
+    )
+    assert len(described) == len(plain)
+    assert len(with_metadata) == len(plain) + 1
+
+
+async def _confirm_statements(
+    engine: AsyncEngine, account_id: str, key: str, confirm: ConfirmParams
+) -> list[str]:
+    payments = payments_with_core_hooks(engine)
+    created = await payments.create_payment_intent(
+        call(account_id, f"create-{key}"),
+        NewPaymentIntent(amount_minor=800, currency="usd"),
+        respond,
+    )
+    assert isinstance(created, Done)
+    with statements_sent(engine) as statements:
+        result = await payments.confirm_payment_intent(
+            call(account_id, key, endpoint="ConfirmPaymentIntent"),
+            created.value.id,
+            confirm,
+            respond,
+        )
+    assert isinstance(result, Done)
+    assert result.value.status is Status.SUCCEEDED
+    return statements
+
+
+async def test_receipt_email_and_shipping_on_a_confirmation_add_no_statement(
+    core_engine: AsyncEngine,
+) -> None:
+    account_id = (await AccountsService(core_engine).create_account(radar_enabled=False)).account.id
+    warm = ConfirmParams(payment_method_id="pm_visa")
+    await _confirm_statements(core_engine, account_id, "warm-up", warm)
+    plain = await _confirm_statements(core_engine, account_id, "plain", warm)
+    detailed = await _confirm_statements(
+        core_engine,
+        account_id,
+        "detailed",
+        ConfirmParams(
+            payment_method_id="pm_visa", receipt_email="a@example.com", shipping=SHIPPING
+        ),
+    )
+    assert len(detailed) == len(plain)

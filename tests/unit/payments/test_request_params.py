@@ -1,0 +1,65 @@
+"""The payments servicer hands every parameter of a confirm or capture request on to the use
+case, or refuses it naming it: none is dropped."""
+
+import pytest
+
+from remit.core.errors import RemitError
+from remit.payments.grpc import capture_params, confirm_params, new_intent_from_request
+from remit.payments.service import CaptureParams
+from remit_api.common.v1 import common_pb2
+from remit_api.payments.v1 import payments_pb2 as pb
+
+SHIPPING = common_pb2.Shipping(
+    name="Jenny Rosen", address=common_pb2.Address(line1="2 Rue Royale", country="FR")
+)
+
+
+def test_a_confirmation_carries_its_receipt_email_and_shipping() -> None:
+    params = confirm_params(
+        pb.ConfirmPaymentIntentRequest(
+            id="pi_1", payment_method="pm_1", receipt_email="jenny@example.com", shipping=SHIPPING
+        )
+    )
+    assert params.receipt_email == "jenny@example.com"
+    assert params.shipping == {
+        "name": "Jenny Rosen",
+        "address": {"line1": "2 Rue Royale", "country": "FR"},
+    }
+
+
+def test_a_confirmation_without_them_leaves_the_intents() -> None:
+    params = confirm_params(pb.ConfirmPaymentIntentRequest(id="pi_1", payment_method="pm_1"))
+    assert (params.receipt_email, params.shipping) == (None, None)
+
+
+def test_a_capture_carries_its_metadata_change_and_descriptors() -> None:
+    request = pb.CapturePaymentIntentRequest(
+        id="pi_1",
+        metadata={"shipped": "yes"},
+        unset_metadata_keys=["gift"],
+        clear_metadata=False,
+        statement_descriptor="REMIT STORE",
+        statement_descriptor_suffix="ORDER 6735",
+    )
+    assert capture_params(request) == CaptureParams(
+        metadata={"shipped": "yes"},
+        unset_metadata_keys=("gift",),
+        statement_descriptor="REMIT STORE",
+        statement_descriptor_suffix="ORDER 6735",
+    )
+    assert capture_params(pb.CapturePaymentIntentRequest(id="pi_1", clear_metadata=True)) == (
+        CaptureParams(clear_metadata=True)
+    )
+    plain = capture_params(pb.CapturePaymentIntentRequest(id="pi_1"))
+    assert (plain.changes_metadata, plain.changes_descriptors) == (False, False)
+
+
+def test_an_application_fee_is_refused_naming_it() -> None:
+    """remit has no Connect; the REST facade does not accept the parameter at all."""
+    with pytest.raises(RemitError) as on_capture:
+        capture_params(pb.CapturePaymentIntentRequest(id="pi_1", application_fee_amount=100))
+    with pytest.raises(RemitError) as on_create:
+        new_intent_from_request(
+            pb.CreatePaymentIntentRequest(amount=1000, currency="usd", application_fee_amount=100)
+        )
+    assert on_capture.value.param == on_create.value.param == "application_fee_amount"
