@@ -264,6 +264,20 @@ def test_an_update_may_not_take_metadata_past_fifty_keys(client: stripe.StripeCl
         assert "one_more" in made_room.metadata.to_dict()
 
 
+def _paid(client: stripe.StripeClient, amount: int, **params: Any) -> stripe.PaymentIntent:
+    """A payment of `amount` created with confirm=true, by pm_card_visa unless `params` name
+    another payment method."""
+    defaults = {
+        "amount": amount,
+        "currency": "usd",
+        "payment_method": "pm_card_visa",
+        "confirm": True,
+        "return_url": RETURN_URL,
+    }
+    created: Any = {**defaults, **params}
+    return client.v1.payment_intents.create(params=created)
+
+
 def _saved_cards(client: stripe.StripeClient, customer_id: str) -> list[str]:
     """The customer's payment methods, as both of Stripe's list endpoints give them."""
     listed = client.v1.payment_methods.list(params={"customer": customer_id, "type": "card"})
@@ -276,17 +290,7 @@ def test_setup_future_usage_saves_the_card_to_the_customer_for_the_next_payment(
     client: stripe.StripeClient,
 ) -> None:
     customer = client.v1.customers.create(params={"email": "saves@example.com"})
-    intent = client.v1.payment_intents.create(
-        params={
-            "amount": 2500,
-            "currency": "usd",
-            "customer": customer.id,
-            "payment_method": "pm_card_visa",
-            "setup_future_usage": "off_session",
-            "confirm": True,
-            "return_url": RETURN_URL,
-        }
-    )
+    intent = _paid(client, 2500, customer=customer.id, setup_future_usage="off_session")
     assert (intent.status, intent.setup_future_usage) == ("succeeded", "off_session")
     saved = str(intent.payment_method)
     assert saved.startswith("pm_")
@@ -294,17 +298,7 @@ def test_setup_future_usage_saves_the_card_to_the_customer_for_the_next_payment(
     assert _saved_cards(client, customer.id) == [saved]
     assert client.v1.payment_methods.retrieve(saved).customer == customer.id
 
-    again = client.v1.payment_intents.create(
-        params={
-            "amount": 1200,
-            "currency": "usd",
-            "customer": customer.id,
-            "payment_method": saved,
-            "off_session": True,
-            "confirm": True,
-            "return_url": RETURN_URL,
-        }
-    )
+    again = _paid(client, 1200, customer=customer.id, payment_method=saved, off_session=True)
     assert (again.status, again.payment_method) == ("succeeded", saved)
 
 
@@ -313,16 +307,12 @@ def test_a_declined_card_is_not_saved_and_the_card_confirmed_after_it_is(
 ) -> None:
     customer = client.v1.customers.create(params={"email": "declined@example.com"})
     with pytest.raises(stripe.CardError) as raised:
-        client.v1.payment_intents.create(
-            params={
-                "amount": 1500,
-                "currency": "usd",
-                "customer": customer.id,
-                "payment_method": "pm_card_visa_chargeDeclined",
-                "setup_future_usage": "on_session",
-                "confirm": True,
-                "return_url": RETURN_URL,
-            }
+        _paid(
+            client,
+            1500,
+            customer=customer.id,
+            payment_method="pm_card_visa_chargeDeclined",
+            setup_future_usage="on_session",
         )
     assert raised.value.error is not None
     assert raised.value.error.payment_intent is not None
@@ -340,17 +330,12 @@ def test_setup_future_usage_with_manual_capture_saves_the_card_at_requires_captu
     client: stripe.StripeClient,
 ) -> None:
     customer = client.v1.customers.create(params={"email": "capture@example.com"})
-    intent = client.v1.payment_intents.create(
-        params={
-            "amount": 4000,
-            "currency": "usd",
-            "customer": customer.id,
-            "payment_method": "pm_card_visa",
-            "setup_future_usage": "off_session",
-            "capture_method": "manual",
-            "confirm": True,
-            "return_url": RETURN_URL,
-        }
+    intent = _paid(
+        client,
+        4000,
+        customer=customer.id,
+        setup_future_usage="off_session",
+        capture_method="manual",
     )
     assert intent.status == "requires_capture"
     assert _saved_cards(client, customer.id) == [intent.payment_method]
@@ -438,17 +423,12 @@ def test_a_charge_copies_billing_details_and_the_intents_receipt_email_and_shipp
 def test_a_charge_keeps_its_copy_when_the_intent_is_updated_afterwards(
     client: stripe.StripeClient,
 ) -> None:
-    intent = client.v1.payment_intents.create(
-        params={
-            "amount": 1200,
-            "currency": "usd",
-            "payment_method": "pm_card_visa",
-            "confirm": True,
-            "return_url": RETURN_URL,
-            "capture_method": "manual",
-            "receipt_email": "first@example.com",
-            "description": "first",
-        }
+    intent = _paid(
+        client,
+        1200,
+        capture_method="manual",
+        receipt_email="first@example.com",
+        description="first",
     )
     updated = client.v1.payment_intents.update(
         intent.id,
@@ -467,15 +447,7 @@ def test_a_charge_keeps_its_copy_when_the_intent_is_updated_afterwards(
 def test_a_charge_with_a_test_card_has_billing_details_with_null_fields(
     client: stripe.StripeClient,
 ) -> None:
-    intent = client.v1.payment_intents.create(
-        params={
-            "amount": 1100,
-            "currency": "usd",
-            "payment_method": "pm_card_visa",
-            "confirm": True,
-            "return_url": RETURN_URL,
-        }
-    )
+    intent = _paid(client, 1100)
     assert isinstance(intent.latest_charge, str)
     charge = client.v1.charges.retrieve(intent.latest_charge)
     billing = charge.billing_details
@@ -491,17 +463,12 @@ def test_a_charge_with_a_test_card_has_billing_details_with_null_fields(
 def test_a_capture_updates_the_intents_metadata_and_the_charges_descriptor(
     client: stripe.StripeClient,
 ) -> None:
-    intent = client.v1.payment_intents.create(
-        params={
-            "amount": 1500,
-            "currency": "usd",
-            "payment_method": "pm_card_visa",
-            "confirm": True,
-            "return_url": RETURN_URL,
-            "capture_method": "manual",
-            "metadata": {"order": "6735", "gift": "yes"},
-            "statement_descriptor_suffix": "AUTHORIZED",
-        }
+    intent = _paid(
+        client,
+        1500,
+        capture_method="manual",
+        metadata={"order": "6735", "gift": "yes"},
+        statement_descriptor_suffix="AUTHORIZED",
     )
     assert intent.status == "requires_capture"
     params: Any = {
@@ -525,17 +492,7 @@ def test_a_capture_updates_the_intents_metadata_and_the_charges_descriptor(
 
 
 def test_metadata_emptied_by_a_capture_is_cleared(client: stripe.StripeClient) -> None:
-    intent = client.v1.payment_intents.create(
-        params={
-            "amount": 800,
-            "currency": "usd",
-            "payment_method": "pm_card_visa",
-            "confirm": True,
-            "return_url": RETURN_URL,
-            "capture_method": "manual",
-            "metadata": {"order": "1"},
-        }
-    )
+    intent = _paid(client, 800, capture_method="manual", metadata={"order": "1"})
     captured = client.v1.payment_intents.capture(
         intent.id, params={"metadata": "", "statement_descriptor": "REMIT STORE"}
     )
@@ -548,16 +505,7 @@ def test_metadata_emptied_by_a_capture_is_cleared(client: stripe.StripeClient) -
 def test_an_application_fee_on_a_capture_is_refused_naming_it(
     client: stripe.StripeClient,
 ) -> None:
-    intent = client.v1.payment_intents.create(
-        params={
-            "amount": 800,
-            "currency": "usd",
-            "payment_method": "pm_card_visa",
-            "confirm": True,
-            "return_url": RETURN_URL,
-            "capture_method": "manual",
-        }
-    )
+    intent = _paid(client, 800, capture_method="manual")
     with pytest.raises(stripe.InvalidRequestError) as raised:
         client.v1.payment_intents.capture(intent.id, params={"application_fee_amount": 100})
     assert raised.value.http_status == 400
