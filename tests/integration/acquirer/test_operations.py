@@ -225,7 +225,7 @@ async def test_an_authorization_that_loses_the_race_on_its_reference_replays_the
     await _until_a_session_holds_the_reference(acquirer_engine)
     loser = authorization_request(reference="raced-auth", amount_minor=1000 if same_request else 7)
     losing = asyncio.create_task(service.authorize(loser))
-    await until_a_session_waits_on_a_lock(acquirer_engine)
+    await until_a_session_waits_on_a_lock(acquirer_engine, contender=losing)
     assert not losing.done()
     release.set()
     await holding

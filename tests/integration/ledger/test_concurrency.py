@@ -177,7 +177,8 @@ async def test_a_retry_that_waited_on_the_chain_head_sees_what_the_holder_commit
     holding = asyncio.create_task(holder())
     retrying = asyncio.create_task(retrier())
     await posted.wait()
-    await until_a_session_waits_on_a_lock(core_engine)  # the retry, queued on the chain head
+    # The retry, queued on the chain head.
+    await until_a_session_waits_on_a_lock(core_engine, contender=retrying)
     assert not retrying.done()
     release.set()
     await holding
