@@ -85,6 +85,8 @@ def test_http_basic_auth_with_the_key_as_user_name_works(
         ("amount=100&currency=usd&metadata[a]=1&metadata=x", 400, None, "metadata"),
         ("amount=100&currency=usd&expand[0=x", 400, None, None),
         ("amount=100&amount=200&currency=usd", 400, None, "amount"),
+        # stripe-python's encoding of metadata={"": "v"}: an empty key, not the key "0".
+        ("amount=100&currency=usd&metadata[]=v", 400, "parameter_invalid", "metadata"),
     ],
 )
 def test_bad_parameters_are_precise_400s_and_write_nothing(

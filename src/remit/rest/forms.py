@@ -19,6 +19,12 @@ from urllib.parse import unquote_to_bytes
 
 FormValue: TypeAlias = str | list["FormValue"] | dict[str, "FormValue"]
 
+
+class Appended(list[FormValue]):
+    """Values given as `name[]=value`. An array field reads them like any list; a map field
+    (metadata) refuses them, because to a map `[]` is an empty key (stripe-python encodes
+    `metadata={"": "v"}` that way), not an index."""
+
 MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_KEYS: Final = 1000
 MAX_DEPTH: Final = 5
@@ -219,7 +225,7 @@ def _finish(node: _Container | str) -> FormValue:
     if isinstance(node, str):
         return node
     if node.appended:
-        return list(node.appended)
+        return Appended(node.appended)
     children = {key: _finish(child) for key, child in node.children.items()}
     if _is_dense_index(children):
         return [children[str(index)] for index in range(len(children))]

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import ClassVar, Final, Generic, Self, TypeVar
 
 from remit.core.currency import SUPPORTED_CURRENCIES
-from remit.rest.forms import FormValue
+from remit.rest.forms import Appended, FormValue
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -212,6 +212,8 @@ class Metadata(Field[dict[str, str]]):
         super().__init__(unsettable=unsettable)
 
     def parse_value(self, value: FormValue, param: str) -> dict[str, str]:
+        if isinstance(value, Appended):
+            raise _empty_key(param)
         entries = _mapping(value, param)
         if len(entries) > METADATA_MAX_KEYS:
             raise ParamError(
@@ -227,6 +229,8 @@ class Metadata(Field[dict[str, str]]):
 
     @staticmethod
     def _key(key: str, param: str) -> str:
+        if not key:
+            raise _empty_key(param)
         if len(key) > METADATA_KEY_MAX_LENGTH:
             raise ParamError(
                 f"Invalid key: {_abbreviate(key)} must be a string of at most "
@@ -252,6 +256,14 @@ class Metadata(Field[dict[str, str]]):
                 param=param,
             )
         return item
+
+
+def _empty_key(param: str) -> ParamError:
+    return ParamError(
+        f"Invalid {param}: keys must not be empty; name each value, such as {param}[key]=value.",
+        code="parameter_invalid",
+        param=param,
+    )
 
 
 class Array(Field[list[T]]):

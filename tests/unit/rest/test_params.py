@@ -412,6 +412,17 @@ def test_numeric_metadata_keys_survive_the_sdk_encoding() -> None:
         assert Metadata().parse(form["metadata"], "metadata") == metadata
 
 
+def test_an_empty_metadata_key_is_refused_not_stored_under_an_index() -> None:
+    # stripe-python encodes {"": "v"} as `metadata[]=v`, which the decoder reads as a list; a
+    # map must not turn that into the key "0".
+    # (Beside named keys, the decoder already refuses it as a mixed array.)
+    form = decode_form(sdk_form_body({"metadata": {"": "v"}}))
+    error = _field_error(Metadata(), form["metadata"], "metadata")
+    assert (error.code, error.param) == ("parameter_invalid", "metadata")
+    assert "keys must not be empty" in error.message
+    assert _field_error(Metadata(), {"": "v"}, "metadata").param == "metadata"
+
+
 def test_metadata_accepts_fifty_keys_but_not_fifty_one() -> None:
     fifty: dict[str, FormValue] = {f"k{index}": "v" for index in range(50)}
     assert Metadata().parse(fifty, "metadata") == fifty
