@@ -25,6 +25,7 @@ class Appended(list[FormValue]):
     (metadata) refuses them, because to a map `[]` is an empty key (stripe-python encodes
     `metadata={"": "v"}` that way), not an index."""
 
+
 MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_KEYS: Final = 1000
 MAX_DEPTH: Final = 5
