@@ -215,3 +215,33 @@ def test_a_nul_from_an_internal_grpc_caller_is_invalid_argument(
     assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "NUL" in (raised.value.details() or "")
     assert list(listed.data) == []
+
+
+def test_a_malformed_customer_email_is_email_invalid_and_creates_nothing(
+    client: stripe.StripeClient,
+) -> None:
+    before = len(client.v1.customers.list(params={"limit": 100}).data)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.customers.create(params={"email": "jenny.example.com"})
+    assert raised.value.http_status == 400
+    assert (raised.value.code, raised.value.param) == ("email_invalid", "email")
+    assert len(client.v1.customers.list(params={"limit": 100}).data) == before
+    created = client.v1.customers.create(params={"email": "jenny@example.com"})
+    with pytest.raises(stripe.InvalidRequestError) as on_update:
+        client.v1.customers.update(created.id, params={"email": "jenny@"})
+    assert on_update.value.code == "email_invalid"
+    assert client.v1.customers.retrieve(created.id).email == "jenny@example.com"
+
+
+def test_a_malformed_billing_email_is_email_invalid_naming_the_nested_param(
+    client: stripe.StripeClient,
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_methods.create(
+            params={
+                "type": "card",
+                "card": {"token": "tok_visa"},
+                "billing_details": {"email": "not an email"},
+            }
+        )
+    assert (raised.value.code, raised.value.param) == ("email_invalid", "billing_details[email]")

@@ -163,6 +163,45 @@ class String(Field[str]):
         return text
 
 
+# One @, something on both sides, a dot in the domain, no spaces: what every deliverable address
+# has. The mailbox itself is the receiving server's to judge.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
+
+
+class Email(String):
+    """An email address (a receipt's, a customer's, a cardholder's)."""
+
+    def parse_value(self, value: FormValue, param: str) -> str:
+        text = super().parse_value(value, param)
+        if not _EMAIL.fullmatch(text):
+            raise ParamError(
+                f"Invalid email address: {_abbreviate(text)}", code="email_invalid", param=param
+            )
+        return text
+
+
+STATEMENT_DESCRIPTOR_MAX_LENGTH = 22
+
+
+class StatementDescriptor(String):
+    """Text for the cardholder's statement: at most 22 characters, and (for a full descriptor,
+    not a suffix) at least one letter, as card statements require."""
+
+    def __init__(self, *, needs_letter: bool = True, unsettable: bool = False) -> None:
+        super().__init__(max_length=STATEMENT_DESCRIPTOR_MAX_LENGTH, unsettable=unsettable)
+        self.needs_letter = needs_letter
+
+    def parse_value(self, value: FormValue, param: str) -> str:
+        text = super().parse_value(value, param)
+        if self.needs_letter and not any(char.isalpha() for char in text):
+            raise ParamError(
+                f"Invalid {param}: {_abbreviate(text)} must contain at least one letter.",
+                code="parameter_invalid",
+                param=param,
+            )
+        return text
+
+
 class Enum(Field[str]):
     """One of a fixed set of strings: `Enum("automatic", "automatic_async", "manual")`."""
 

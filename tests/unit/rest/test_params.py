@@ -13,6 +13,7 @@ from remit.rest.params import (
     Array,
     Boolean,
     Currency,
+    Email,
     Enum,
     ExpandList,
     Field,
@@ -24,6 +25,7 @@ from remit.rest.params import (
     ParamError,
     RangeFilter,
     Schema,
+    StatementDescriptor,
     String,
     StringList,
     list_schema,
@@ -392,6 +394,50 @@ def test_the_currency_table_knows_each_currencys_minor_unit_exponent() -> None:
     assert len(SUPPORTED_CURRENCIES) >= 40
     assert all(re.fullmatch(r"[a-z]{3}", code) for code in SUPPORTED_CURRENCIES)
     assert set(SUPPORTED_CURRENCIES.values()) == {0, 2, 3}
+
+
+# --- Email and statement descriptors ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address", ["jenny@example.com", "j.rosen+shop@mail.example.co.uk", "o'brien@example.ie"]
+)
+def test_an_email_address_is_read_as_given(address: str) -> None:
+    assert Email(max_length=800).parse(address, "receipt_email") == address
+
+
+@pytest.mark.parametrize(
+    "address", ["jenny", "jenny@", "@example.com", "jenny@example", "a b@example.com",
+                "jenny@@example.com", "jenny@example..com", "jenny@example.com."],
+)  # fmt: skip
+def test_a_malformed_email_address_is_email_invalid(address: str) -> None:
+    error = _field_error(Email(max_length=800), address, "receipt_email")
+    assert (error.code, error.param) == ("email_invalid", "receipt_email")
+    assert error.message == f"Invalid email address: {address}"
+
+
+def test_an_unsettable_email_still_clears_with_an_empty_value() -> None:
+    assert Email(max_length=800, unsettable=True).parse("", "receipt_email") is UNSET
+
+
+def test_a_statement_descriptor_needs_a_letter_and_at_most_22_characters() -> None:
+    field = StatementDescriptor()
+    assert field.parse("ACME SHOP 42", "statement_descriptor") == "ACME SHOP 42"
+    assert field.parse("x" * 22, "statement_descriptor") == "x" * 22
+    no_letter = _field_error(field, "1234 5678", "statement_descriptor")
+    assert (no_letter.code, no_letter.param) == ("parameter_invalid", "statement_descriptor")
+    assert "at least one letter" in no_letter.message
+    too_long = _field_error(field, "x" * 23, "statement_descriptor")
+    assert too_long.param == "statement_descriptor"
+    assert "at most 22 characters" in too_long.message
+
+
+def test_a_statement_descriptor_suffix_may_be_digits_alone() -> None:
+    suffix = StatementDescriptor(needs_letter=False)
+    assert suffix.parse("12345", "statement_descriptor_suffix") == "12345"
+    assert _field_error(suffix, "9" * 23, "statement_descriptor_suffix").code == (
+        "parameter_invalid"
+    )
 
 
 # --- Metadata -------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Final
 
-from remit.rest.params import UNSET, Field, Object, String
+from remit.rest.params import UNSET, Email, Field, Object, String
 from remit_api.common.v1 import common_pb2
 
 ADDRESS_FIELDS: Final = ("city", "country", "line1", "line2", "postal_code", "state")
@@ -19,7 +19,7 @@ def address_field(*, unsettable: bool = False) -> Object:
 def billing_details_field(*, unsettable: bool = False) -> Object:
     fields: dict[str, Field[object]] = {
         "address": address_field(unsettable=unsettable),
-        "email": String(max_length=800, unsettable=unsettable),
+        "email": Email(max_length=800, unsettable=unsettable),
         "name": String(max_length=200, unsettable=unsettable),
         "phone": String(max_length=50, unsettable=unsettable),
         "tax_id": String(max_length=200, unsettable=unsettable),

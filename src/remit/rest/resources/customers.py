@@ -11,6 +11,7 @@ from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
     UNSET,
+    Email,
     Enum,
     Field,
     Metadata,
@@ -36,7 +37,7 @@ _TEXT: Final = ("email", "name", "description", "phone", "business_name", "indiv
 
 def _fields(*, unsettable: bool) -> dict[str, Field[object]]:
     return {
-        "email": String(max_length=512, unsettable=unsettable),
+        "email": Email(max_length=512, unsettable=unsettable),
         "name": String(max_length=256, unsettable=unsettable),
         "description": String(max_length=350, unsettable=unsettable),
         "phone": String(max_length=20, unsettable=unsettable),
