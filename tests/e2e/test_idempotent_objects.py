@@ -190,11 +190,34 @@ def test_a_key_used_for_a_customer_cannot_make_a_payment_method(
     assert _vault_cards(databases, raw_account.id) == 0
 
 
+def test_a_customer_created_again_with_a_test_card_makes_no_second_payment_method(
+    client: stripe.StripeClient,
+) -> None:
+    """A test id becomes a new payment method of the account each time it is used; a retry
+    that replays the customer uses nothing, so it makes none."""
+
+    def create(email: str = "ada@example.com") -> stripe.Customer:
+        return client.v1.customers.create(
+            params={"email": email, "payment_method": "pm_card_visa"},
+            options={"idempotency_key": "cus-pm"},
+        )
+
+    first = create()
+    again = create()
+    assert (again.id, _replayed(again)) == (first.id, True)
+    with pytest.raises(stripe.IdempotencyError):
+        create("grace@example.com")
+    methods = client.v1.payment_methods.list(params={"limit": 10}).data
+    assert [(m.customer, m.card.last4 if m.card else None) for m in methods] == [(first.id, "4242")]
+    assert [c.id for c in client.v1.customers.list().data] == [first.id]
+
+
 def test_a_refused_create_stores_nothing_under_its_key(client: stripe.StripeClient) -> None:
-    with pytest.raises(stripe.InvalidRequestError):
+    with pytest.raises(stripe.InvalidRequestError) as missing:
         client.v1.payment_methods.attach(
             "pm_missing", params={"customer": "cus_missing"}, options={"idempotency_key": "k"}
         )
+    assert (missing.value.http_status, missing.value.param) == (404, "payment_method")
     customer = client.v1.customers.create(params={"name": "Ada"})
     method = client.v1.payment_methods.create(
         params={"type": "card", "card": _card("4242424242424242")}

@@ -19,7 +19,7 @@ a real payment method of the account the first time they are used, as Stripe doe
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -64,6 +64,17 @@ def _unusable(method_id: str) -> PaymentMethodsError:
         code="payment_method_unexpected_state",
         param="payment_method",
     )
+
+
+@dataclass(frozen=True)
+class MethodToAttach:
+    """A payment method a request names to attach, ready for the transaction that attaches it:
+    one of the account's (`method_id`), or a Stripe test id with its test card, which becomes
+    a new payment method in that transaction. Made there, after the idempotency key is
+    checked, it is not made by a request that replays its key's answer or is refused."""
+
+    method_id: str
+    test_card: VaultCard | None = None
 
 
 class PaymentMethodHooks(Protocol):
@@ -239,6 +250,36 @@ class PaymentMethodsService:
 
         return await run_keyed(self._engine, keyed, self._clock.now(), insert)
 
+    async def to_attach(self, account_id: str, method_id: str) -> MethodToAttach:
+        """The payment method to attach, for `attach_named_in`: what needs the vault (a test
+        id's card) is asked for here, before the caller opens its transaction."""
+        if is_test_id(method_id) and has_prefix(method_id, "pm"):
+            return MethodToAttach(
+                method_id, await self._vault.resolve_test_card(account_id, method_id)
+            )
+        return MethodToAttach(method_id)
+
+    async def attach_named_in(
+        self, db: AsyncConnection, account_id: str, named: MethodToAttach, customer_id: str
+    ) -> PaymentMethod:
+        """Attach inside the caller's transaction, making a test id's payment method first."""
+        repo = SqlPaymentMethodRepository(db)
+        method_id = named.method_id
+        if named.test_card is not None:
+            method = self._new_method(
+                account_id, named.test_card, NewPaymentMethod(), test_id=named.method_id
+            )
+            await repo.insert(method)
+            method_id = method.id
+        else:
+            # A missing or detached payment method is reported before a missing customer.
+            found = await repo.get(account_id, method_id)
+            if found is None:
+                raise not_found("payment_method", method_id, param="payment_method")
+            if not found.usable:
+                raise _unusable(method_id)
+        return await attach_in(db, account_id, method_id, customer_id, hooks=self.hooks)
+
     async def _materialize_test_id(self, account_id: str, test_id: str) -> PaymentMethod:
         card = await self._vault.resolve_test_card(account_id, test_id)
         return await self._insert(account_id, card, NewPaymentMethod(), test_id=test_id)
@@ -369,12 +410,12 @@ class PaymentMethodsService:
         method_id: str,
         customer_id: str,
     ) -> Done[PaymentMethod] | Replay:
-        method = await self.resolve_for_use(account_id, method_id)
+        named = await self.to_attach(account_id, method_id)
         return await run_keyed(
             self._engine,
             keyed,
             self._clock.now(),
-            lambda db: attach_in(db, account_id, method.id, customer_id, hooks=self.hooks),
+            lambda db: self.attach_named_in(db, account_id, named, customer_id),
         )
 
     async def detach(self, account_id: str, method_id: str) -> PaymentMethod:

@@ -387,3 +387,73 @@ async def test_a_replay_stands_when_its_card_cannot_be_deleted(
     assert [record.getMessage() for record in caplog.records] == [
         f"the unused vault card {retry} could not be deleted: RemitError: The vault is unavailable."
     ]
+
+
+async def _methods_of_account(core: Core) -> list[tuple[str | None, str | None]]:
+    methods, _ = await core.payment_methods.list(core.account_id, limit=100)
+    return [(method.customer_id, method.test_id) for method in methods]
+
+
+async def test_racing_creates_of_a_customer_with_a_test_card_make_one_payment_method(
+    core: Core,
+) -> None:
+    """The test id's payment method is made in the transaction of the key: one customer and
+    one payment method, whoever wins, and none for a request the key refuses."""
+    keyed = _keyed(core, "race-pm", "CreateCustomer", b"ada with visa")
+    results = await asyncio.gather(
+        *(core.customers.create_once(core.account_id, keyed, CustomerFields(name="Ada"),
+                                     payment_method_id="pm_card_visa")
+          for _ in range(8))
+    )  # fmt: skip
+    made = [r.value.id for r in results if isinstance(r, Done)]
+    assert len(made) == 1
+    assert {r.body.decode() for r in results if isinstance(r, Replay)} == set(made)
+    with pytest.raises(RemitError) as mismatch:
+        await core.customers.create_once(
+            core.account_id,
+            _keyed(core, "race-pm", "CreateCustomer", b"grace with visa"),
+            CustomerFields(name="Grace"),
+            payment_method_id="pm_card_visa",
+        )
+    assert mismatch.value.error_type == "idempotency_error"
+    assert await _methods_of_account(core) == [(made[0], "pm_card_visa")]
+
+
+async def test_a_retried_customer_create_replays_after_its_payment_method_was_detached(
+    core: Core,
+) -> None:
+    """The key is checked before the payment method: a retry replays the customer even once
+    the method can no longer be attached (its customer deleted, which detaches it)."""
+    method = await core.payment_methods.create(
+        core.account_id, NewPaymentMethod(vault_token=await _vault_token(core))
+    )
+    keyed = _keyed(core, "cus-pm-gone", "CreateCustomer", b"ada")
+
+    async def create() -> Done[Any] | Replay:
+        return await core.customers.create_once(
+            core.account_id, keyed, CustomerFields(name="Ada"), payment_method_id=method.id
+        )
+
+    first = await create()
+    assert isinstance(first, Done)
+    await core.customers.delete(core.account_id, first.value.id)
+    again = await create()
+    assert isinstance(again, Replay)
+    assert again.body == first.value.id.encode()
+
+
+async def test_a_retried_attach_of_a_test_id_makes_one_payment_method(core: Core) -> None:
+    customer = await core.customers.create(core.account_id, CustomerFields(name="Ada"))
+    keyed = _keyed(core, "attach-visa", "AttachPaymentMethod", b"visa to ada")
+    results = [
+        await core.payment_methods.attach_once(core.account_id, keyed, "pm_card_visa", customer.id)
+        for _ in range(3)
+    ]
+    first = results[0]
+    assert isinstance(first, Done)
+    assert [type(r) for r in results[1:]] == [Replay, Replay]
+    assert await _methods_of_account(core) == [(customer.id, "pm_card_visa")]
+    with pytest.raises(RemitError) as missing:
+        await core.payment_methods.attach_once(core.account_id, None, "pm_card_visa", "cus_missing")
+    assert missing.value.kind is ErrorKind.NOT_FOUND
+    assert await _methods_of_account(core) == [(customer.id, "pm_card_visa")]
