@@ -457,3 +457,22 @@ async def test_a_retried_attach_of_a_test_id_makes_one_payment_method(core: Core
         await core.payment_methods.attach_once(core.account_id, None, "pm_card_visa", "cus_missing")
     assert missing.value.kind is ErrorKind.NOT_FOUND
     assert await _methods_of_account(core) == [(customer.id, "pm_card_visa")]
+
+
+async def test_a_payment_method_made_from_a_test_id_is_the_only_one_it_makes(core: Core) -> None:
+    """Given a test id as its source, a create makes its own payment method of the test card
+    and no other; a retry under its key makes none."""
+    keyed = _keyed(core, "copy-visa", "CreatePaymentMethod", b"from visa")
+    results = [
+        await core.payment_methods.create_once(
+            core.account_id, keyed, NewPaymentMethod(payment_method_id="pm_card_visa")
+        )
+        for _ in range(2)
+    ]
+    first, again = results
+    assert isinstance(first, Done)
+    assert isinstance(again, Replay)
+    assert first.value.card.last4 == "4242"
+    assert [m.id for m in (await core.payment_methods.list(core.account_id, limit=10))[0]] == [
+        first.value.id
+    ]
