@@ -4,11 +4,14 @@ as the first time instead of making a second customer, payment method or token."
 
 from typing import Any
 
+import psycopg
 import pytest
 import stripe
 
-from tests.support.accounts import create_account
+from remit.worker.runner import libpq_url
+from tests.support.accounts import TestAccount, create_account
 from tests.support.platform import RunningPlatform
+from tests.support.postgres import WorkerDatabases
 
 
 def _client(platform: RunningPlatform, key: str) -> stripe.StripeClient:
@@ -18,9 +21,38 @@ def _client(platform: RunningPlatform, key: str) -> stripe.StripeClient:
 
 
 @pytest.fixture
-def client(platform: RunningPlatform) -> stripe.StripeClient:
-    account = create_account(platform.core, token=platform.internal_token, raw_card_access=True)
-    return _client(platform, account.secret_key)
+def raw_account(platform: RunningPlatform) -> TestAccount:
+    return create_account(platform.core, token=platform.internal_token, raw_card_access=True)
+
+
+@pytest.fixture
+def client(platform: RunningPlatform, raw_account: TestAccount) -> stripe.StripeClient:
+    return _client(platform, raw_account.secret_key)
+
+
+def _vault_cards(databases: WorkerDatabases, account_id: str) -> int:
+    """How many cards the vault holds for the account (deleted ones are shredded, not held)."""
+    with psycopg.connect(libpq_url(databases.vault_url), autocommit=True) as db:
+        row = db.execute(
+            "SELECT count(*) FROM cards WHERE account_id = %s AND deleted_at IS NULL",
+            (account_id,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _pays(client: stripe.StripeClient, method_id: str) -> bool:
+    """The payment method's card is still at the vault: a payment with it goes through."""
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1200,
+            "currency": "usd",
+            "payment_method": method_id,
+            "confirm": True,
+            "return_url": "https://shop.example/return",
+        }
+    )
+    return intent.status == "succeeded"
 
 
 def _replayed(obj: stripe.StripeObject) -> bool:
@@ -94,10 +126,12 @@ def test_updates_attach_and_detach_replay_under_their_keys(client: stripe.Stripe
 
 
 def test_a_raw_card_payment_method_retried_with_its_key_is_one_payment_method(
-    client: stripe.StripeClient,
+    client: stripe.StripeClient, databases: WorkerDatabases, raw_account: TestAccount
 ) -> None:
     """The facade tokenizes the card in the vault on every request, so the retry carries a new
-    vault token; the key still knows it for the same card."""
+    vault token; the key still knows it for the same card. The card stored again by a retry
+    that only replays, or that the key refuses, is used by nothing and is deleted: the vault
+    keeps the one card the payment method holds."""
 
     def create(card: Any) -> stripe.PaymentMethod:
         return client.v1.payment_methods.create(
@@ -106,31 +140,44 @@ def test_a_raw_card_payment_method_retried_with_its_key_is_one_payment_method(
         )
 
     first = create(_card("5555555555554444"))
+    assert _vault_cards(databases, raw_account.id) == 1
     again = create(_card("5555555555554444"))
     assert again.id == first.id
     assert _replayed(again)
+    assert again.to_dict() == first.to_dict()
+    assert _vault_cards(databases, raw_account.id) == 1
     for other in (_card("4242424242424242"), _card("5555555555554444", exp_year=2035)):
         with pytest.raises(stripe.IdempotencyError):
             create(other)
+    assert _vault_cards(databases, raw_account.id) == 1
+    assert _pays(client, first.id)
+    assert [m.id for m in client.v1.payment_methods.list().data] == [first.id]
 
 
-def test_a_token_retried_with_its_key_is_one_token(client: stripe.StripeClient) -> None:
-    def create() -> stripe.Token:
+def test_a_token_retried_with_its_key_is_one_token(
+    client: stripe.StripeClient, databases: WorkerDatabases, raw_account: TestAccount
+) -> None:
+    def create(number: str = "4242424242424242") -> stripe.Token:
         return client.v1.tokens.create(
-            params={"card": _card("4242424242424242")}, options={"idempotency_key": "tok-once"}
+            params={"card": _card(number)}, options={"idempotency_key": "tok-once"}
         )
 
     first = create()
     again = create()
     assert (again.id, _replayed(again)) == (first.id, True)
+    assert _vault_cards(databases, raw_account.id) == 1
+    with pytest.raises(stripe.IdempotencyError):
+        create("5555555555554444")
+    assert _vault_cards(databases, raw_account.id) == 1
     # The token is still unused: the replay did not spend or copy it.
     method = client.v1.payment_methods.create(params={"type": "card", "card": {"token": first.id}})
     assert method.card is not None
     assert method.card.last4 == "4242"
+    assert _pays(client, method.id)
 
 
 def test_a_key_used_for_a_customer_cannot_make_a_payment_method(
-    client: stripe.StripeClient,
+    client: stripe.StripeClient, databases: WorkerDatabases, raw_account: TestAccount
 ) -> None:
     client.v1.customers.create(params={"name": "Ada"}, options={"idempotency_key": "shared"})
     with pytest.raises(stripe.IdempotencyError) as raised:
@@ -139,13 +186,38 @@ def test_a_key_used_for_a_customer_cannot_make_a_payment_method(
             options={"idempotency_key": "shared"},
         )
     assert raised.value.http_status == 400
+    # The card the facade stored for the refused request is not kept.
+    assert _vault_cards(databases, raw_account.id) == 0
+
+
+def test_a_customer_created_again_with_a_test_card_makes_no_second_payment_method(
+    client: stripe.StripeClient,
+) -> None:
+    """A test id becomes a new payment method of the account each time it is used; a retry
+    that replays the customer uses nothing, so it makes none."""
+
+    def create(email: str = "ada@example.com") -> stripe.Customer:
+        return client.v1.customers.create(
+            params={"email": email, "payment_method": "pm_card_visa"},
+            options={"idempotency_key": "cus-pm"},
+        )
+
+    first = create()
+    again = create()
+    assert (again.id, _replayed(again)) == (first.id, True)
+    with pytest.raises(stripe.IdempotencyError):
+        create("grace@example.com")
+    methods = client.v1.payment_methods.list(params={"limit": 10}).data
+    assert [(m.customer, m.card.last4 if m.card else None) for m in methods] == [(first.id, "4242")]
+    assert [c.id for c in client.v1.customers.list().data] == [first.id]
 
 
 def test_a_refused_create_stores_nothing_under_its_key(client: stripe.StripeClient) -> None:
-    with pytest.raises(stripe.InvalidRequestError):
+    with pytest.raises(stripe.InvalidRequestError) as missing:
         client.v1.payment_methods.attach(
             "pm_missing", params={"customer": "cus_missing"}, options={"idempotency_key": "k"}
         )
+    assert (missing.value.http_status, missing.value.param) == (404, "payment_method")
     customer = client.v1.customers.create(params={"name": "Ada"})
     method = client.v1.payment_methods.create(
         params={"type": "card", "card": _card("4242424242424242")}

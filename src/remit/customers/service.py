@@ -79,26 +79,25 @@ class CustomersService:
         *,
         payment_method_id: str | None = None,
     ) -> Done[Customer] | Replay:
-        """A new customer; under a client key, one customer however often it is retried."""
-        from remit.payment_methods.service import attach_in
-
+        """A new customer; under a client key, one customer however often it is retried, and
+        a test id given as its payment method becomes one payment method, not one per retry."""
         customer = new_customer(
             fields, customer_id=new_id("cus"), account_id=account_id, now=self._clock.now()
         )
         _check_metadata(customer)
-        # A test id becomes a real payment method first (a vault call), outside the transaction.
+        # A test id's card is asked of the vault here, outside the transaction; the payment
+        # method it becomes is made in the transaction, once the key is known to be new.
         method = (
             None
             if payment_method_id is None
-            else await self._payment_methods.resolve_for_use(account_id, payment_method_id)
+            else await self._payment_methods.to_attach(account_id, payment_method_id)
         )
 
         async def insert(db: AsyncConnection) -> Customer:
             await SqlCustomerRepository(db).insert(customer)
             await self._hooks.customer_changed(db, None, customer)
             if method is not None:
-                await attach_in(db, account_id, method.id, customer.id,
-                                hooks=self._payment_methods.hooks)  # fmt: skip
+                await self._payment_methods.attach_named_in(db, account_id, method, customer.id)
             return customer
 
         return await run_keyed(self._engine, keyed, self._clock.now(), insert)

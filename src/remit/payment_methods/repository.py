@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -164,6 +164,14 @@ class SqlPaymentMethodRepository:
             ending_before=ending_before,
         )
         return [_pm_from_row(row) for row in rows], has_more
+
+    async def vault_card_held(self, vault_token: str) -> bool:
+        """Whether any payment method or token, of any account, holds the vault card."""
+        query = select(
+            exists().where(payment_methods.c.vault_token == vault_token)
+            | exists().where(tokens.c.vault_token == vault_token)
+        )
+        return bool((await self._sa.execute(query)).scalar_one())
 
     # --- tokens ------------------------------------------------------------------------
 

@@ -4,12 +4,22 @@ Card details come from the vault (a vault token from the facade's tokenization, 
 CreateToken, or a Stripe test id resolved to a test card); the core stores the vault token and
 the public details only.
 
+A vault token given to a create is a card the facade has just stored at the vault for that
+request alone: every tokenization makes a new token (only a test id's card is shared, and the
+facade never gives one as a vault token). If the request does not keep it, because it replays
+the first answer of its key (made with an earlier tokenization of the card) or is refused,
+nothing will ever use the card, and it is deleted at the vault (`_handed_over`): a card number
+is not kept without a need. A request whose outcome is unknown (the database lost around its
+commit), or that never reaches the core, leaves its card behind.
+
 For the payments service: `get_for_charge(account_id, pm_id)` returns the payment method and the
 vault token to forward an authorization with. Stripe test ids (`pm_card_visa`) are turned into
 a real payment method of the account the first time they are used, as Stripe does.
 """
 
-from dataclasses import replace
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -35,6 +45,8 @@ from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
 from remit.storage.engine import single_statement
 from remit.vault.test_cards import is_test_id
 
+log = logging.getLogger(__name__)
+
 MAX_LIST_LIMIT = 100
 T = TypeVar("T")
 _MAX_EXPIRY_YEARS_AHEAD = 50
@@ -52,6 +64,17 @@ def _unusable(method_id: str) -> PaymentMethodsError:
         code="payment_method_unexpected_state",
         param="payment_method",
     )
+
+
+@dataclass(frozen=True)
+class MethodToAttach:
+    """A payment method a request names to attach, ready for the transaction that attaches it:
+    one of the account's (`method_id`), or a Stripe test id with its test card, which becomes
+    a new payment method in that transaction. Made there, after the idempotency key is
+    checked, it is not made by a request that replays its key's answer or is refused."""
+
+    method_id: str
+    test_card: VaultCard | None = None
 
 
 class PaymentMethodHooks(Protocol):
@@ -100,10 +123,19 @@ class PaymentMethodsService:
             raise invalid("Give the card as exactly one of card[token] or payment_method.", "card")
         if new.vault_token is not None:
             card = await self._vault.card_details(account_id, new.vault_token)
-            return await self._insert_once(account_id, _by_card(keyed, card), card, new)
+            return await self._handed_over(
+                account_id,
+                new.vault_token,
+                lambda: self._insert_once(account_id, _by_card(keyed, card), card, new),
+            )
         if new.token_id is not None:
             return await self._create_from_token(account_id, keyed, new.token_id, new)
         assert new.payment_method_id is not None
+        if is_test_id(new.payment_method_id) and has_prefix(new.payment_method_id, "pm"):
+            # The test card itself: resolving the test id would make a second payment method,
+            # and one more on every retry that only replays.
+            card = await self._vault.resolve_test_card(account_id, new.payment_method_id)
+            return await self._insert_once(account_id, keyed, card, new)
         source = await self.resolve_for_use(account_id, new.payment_method_id)
         return await self._insert_once(
             account_id,
@@ -142,6 +174,45 @@ class PaymentMethodsService:
             return method
 
         return await run_keyed(self._engine, keyed, self._clock.now(), use_token)
+
+    async def _handed_over(
+        self,
+        account_id: str,
+        vault_token: str,
+        create: Callable[[], Awaitable[Done[T] | Replay]],
+    ) -> Done[T] | Replay:
+        """`create`, made with the card the facade has just stored for this request; the card
+        is deleted at the vault unless the outcome keeps it. A replay keeps the object the
+        key's first request made, with the card of that request; a refusal (`RemitError`)
+        rolled everything back. Any other error may have come after the commit, so it keeps
+        the card."""
+        try:
+            result = await create()
+        except RemitError:
+            await self._delete_unused_card(account_id, vault_token)
+            raise
+        if isinstance(result, Replay):
+            await self._delete_unused_card(account_id, vault_token)
+        return result
+
+    async def _delete_unused_card(self, account_id: str, vault_token: str) -> None:
+        """Delete the vault card unless a payment method or token holds it (a caller that gave
+        a card already in use). Best effort: the answer stands whatever happens here, and what
+        went wrong is logged (the core never holds card data, so no error of it carries any)."""
+        try:
+            async with self._engine.begin() as db:
+                held = await SqlPaymentMethodRepository(db).vault_card_held(vault_token)
+            if held:
+                log.warning("vault card %s is in use; it is not deleted", vault_token)
+                return
+            await self._vault.delete_card(account_id, vault_token)
+        except Exception as error:  # the request's answer must not depend on the clean-up
+            log.warning(
+                "the unused vault card %s could not be deleted: %s: %s",
+                vault_token,
+                type(error).__name__,
+                error,
+            )
 
     def _new_method(
         self, account_id: str, card: VaultCard, new: NewPaymentMethod, test_id: str | None = None
@@ -183,6 +254,36 @@ class PaymentMethodsService:
             return method
 
         return await run_keyed(self._engine, keyed, self._clock.now(), insert)
+
+    async def to_attach(self, account_id: str, method_id: str) -> MethodToAttach:
+        """The payment method to attach, for `attach_named_in`: what needs the vault (a test
+        id's card) is asked for here, before the caller opens its transaction."""
+        if is_test_id(method_id) and has_prefix(method_id, "pm"):
+            return MethodToAttach(
+                method_id, await self._vault.resolve_test_card(account_id, method_id)
+            )
+        return MethodToAttach(method_id)
+
+    async def attach_named_in(
+        self, db: AsyncConnection, account_id: str, named: MethodToAttach, customer_id: str
+    ) -> PaymentMethod:
+        """Attach inside the caller's transaction, making a test id's payment method first."""
+        repo = SqlPaymentMethodRepository(db)
+        method_id = named.method_id
+        if named.test_card is not None:
+            method = self._new_method(
+                account_id, named.test_card, NewPaymentMethod(), test_id=named.method_id
+            )
+            await repo.insert(method)
+            method_id = method.id
+        else:
+            # A missing or detached payment method is reported before a missing customer.
+            found = await repo.get(account_id, method_id)
+            if found is None:
+                raise not_found("payment_method", method_id, param="payment_method")
+            if not found.usable:
+                raise _unusable(method_id)
+        return await attach_in(db, account_id, method_id, customer_id, hooks=self.hooks)
 
     async def _materialize_test_id(self, account_id: str, test_id: str) -> PaymentMethod:
         card = await self._vault.resolve_test_card(account_id, test_id)
@@ -314,12 +415,12 @@ class PaymentMethodsService:
         method_id: str,
         customer_id: str,
     ) -> Done[PaymentMethod] | Replay:
-        method = await self.resolve_for_use(account_id, method_id)
+        named = await self.to_attach(account_id, method_id)
         return await run_keyed(
             self._engine,
             keyed,
             self._clock.now(),
-            lambda db: attach_in(db, account_id, method.id, customer_id, hooks=self.hooks),
+            lambda db: self.attach_named_in(db, account_id, named, customer_id),
         )
 
     async def detach(self, account_id: str, method_id: str) -> PaymentMethod:
@@ -385,7 +486,11 @@ class PaymentMethodsService:
             await SqlPaymentMethodRepository(db).insert_token(token)
             return token
 
-        return await run_keyed(self._engine, _by_card(keyed, card), self._clock.now(), insert)
+        return await self._handed_over(
+            account_id,
+            vault_token,
+            lambda: run_keyed(self._engine, _by_card(keyed, card), self._clock.now(), insert),
+        )
 
     def _new_token(
         self, account_id: str, card: VaultCard, *, name: str | None, address: dict[str, str],

@@ -26,6 +26,8 @@ payment_methods = Table(
     Column("detached_at", DateTime(timezone=True), nullable=True),
     Index("ix_payment_methods_account_created", "account_id", "created_at", "id"),
     Index("ix_payment_methods_account_customer", "account_id", "customer_id"),
+    # Whether anything still holds a vault card, before the card is deleted at the vault.
+    Index("ix_payment_methods_vault_token", "vault_token"),
 )
 
 tokens = Table(
@@ -49,4 +51,5 @@ tokens = Table(
     Column("used", Boolean, nullable=False),
     Column("test_id", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_tokens_vault_token", "vault_token"),
 )

@@ -72,3 +72,7 @@ class TestCardCache:
 
     async def card_details(self, account_id: str, vault_token: str) -> VaultCard:
         return await self._vault.card_details(account_id, vault_token)
+
+    async def delete_card(self, account_id: str, vault_token: str) -> bool:
+        self.forget_card(account_id, vault_token)
+        return await self._vault.delete_card(account_id, vault_token)

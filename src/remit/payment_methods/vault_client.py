@@ -1,4 +1,5 @@
-"""The core's window on the vault: test-card resolution and a card's public details.
+"""The core's window on the vault: test-card resolution, a card's public details, and deleting
+a card nothing uses.
 
 The core never asks for, receives or could receive a card number through this client.
 """
@@ -28,6 +29,10 @@ class CardVault(Protocol):
 
     def forget_card(self, account_id: str, vault_token: str) -> None:
         """The vault refused to open this card: drop whatever is remembered about it."""
+        ...
+
+    async def delete_card(self, account_id: str, vault_token: str) -> bool:
+        """Destroy the card at the vault; False if it was deleted already."""
         ...
 
 
@@ -79,3 +84,15 @@ class GrpcCardVault:
         except grpc.aio.AioRpcError as error:
             raise remit_error_from_rpc_error(error) from None
         return VaultCard(vault_token, summary_from_message(reply.card))
+
+    async def delete_card(self, account_id: str, vault_token: str) -> bool:
+        try:
+            reply = await self._stub.DeleteCard(
+                vault_pb2.DeleteCardRequest(
+                    account_id=account_id, vault_token=vault_token, requester=REQUESTER
+                ),
+                timeout=TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise remit_error_from_rpc_error(error) from None
+        return reply.deleted

@@ -23,6 +23,9 @@ class VisaOnlyVault:
     def forget_card(self, account_id: str, vault_token: str) -> None:
         return None  # remembers nothing
 
+    async def delete_card(self, account_id: str, vault_token: str) -> bool:
+        raise AssertionError("not used")
+
     async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard:
         assert test_id == "pm_card_visa"
         return VaultCard("vtok_visa", CardSummary("visa", "4242", 12, 2034, "fp", "credit", "US"))

@@ -1,6 +1,7 @@
 """Customers, payment methods and tokens in the core, with a real vault over gRPC."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.storage.engine import make_engine
 from remit.vault.domain import ForwardRequest
 from remit.vault.keystore import FileKeyStore
+from remit_api.vault.v1 import vault_pb2
 from tests.support.fake_acquirer import RecordingAcquirer, running_acquirer
 from tests.support.postgres import WorkerDatabases
 from tests.support.statements import statements_sent
@@ -274,3 +276,203 @@ async def test_one_card_tokenized_twice_is_one_payment_method_under_one_key(core
         )
     assert refused.value.kind is ErrorKind.ALREADY_EXISTS
     assert "same parameters" in refused.value.message
+
+
+async def _held_by_vault(core: Core, vault_token: str) -> bool:
+    """Whether the vault still holds the card (a deleted one is shredded and answers as if it
+    never existed)."""
+    try:
+        await core.vault.service.card_details(core.account_id, vault_token, requester="test")
+    except RemitError as error:
+        if error.kind is not ErrorKind.NOT_FOUND:
+            raise
+        return False
+    return True
+
+
+async def test_a_card_tokenized_for_a_replay_or_a_refusal_is_deleted_at_the_vault(
+    core: Core,
+) -> None:
+    """A retry's card is used by nothing once the key replays, nor is a refused request's."""
+    keyed = _keyed(core, "pm-cards", "CreatePaymentMethod", b"same request")
+    first = await core.payment_methods.create_once(
+        core.account_id, keyed, NewPaymentMethod(vault_token=await _vault_token(core))
+    )
+    assert isinstance(first, Done)
+    retry = await _vault_token(core)
+    again = await core.payment_methods.create_once(
+        core.account_id, keyed, NewPaymentMethod(vault_token=retry)
+    )
+    assert isinstance(again, Replay)
+    assert again.body == first.value.id.encode()
+    other = _keyed(core, "pm-cards", "CreatePaymentMethod", b"other request")
+    refused_token = await _vault_token(core)
+    with pytest.raises(RemitError) as mismatch:
+        await core.payment_methods.create_once(
+            core.account_id, other, NewPaymentMethod(vault_token=refused_token)
+        )
+    assert mismatch.value.error_type == "idempotency_error"
+    assert await _held_by_vault(core, first.value.vault_token)
+    assert not await _held_by_vault(core, retry)
+    assert not await _held_by_vault(core, refused_token)
+    events = await core.vault.stub.ListAuditEvents(
+        vault_pb2.ListAuditEventsRequest(action=vault_pb2.AUDIT_ACTION_DELETE)
+    )
+    assert sorted((e.vault_token, e.requester) for e in events.data) == sorted(
+        [(retry, "core"), (refused_token, "core")]
+    )
+
+    token_key = _keyed(core, "tok-cards", "CreateToken", b"same token request")
+    token = await core.payment_methods.create_token_once(
+        core.account_id, token_key, await _vault_token(core)
+    )
+    assert isinstance(token, Done)
+    token_retry = await _vault_token(core)
+    replayed_token = await core.payment_methods.create_token_once(
+        core.account_id, token_key, token_retry
+    )
+    assert isinstance(replayed_token, Replay)
+    assert await _held_by_vault(core, token.value.vault_token)
+    assert not await _held_by_vault(core, token_retry)
+
+
+async def test_a_card_a_payment_method_or_token_holds_is_never_deleted(core: Core) -> None:
+    """A caller that gives a card already in use (the same vault token sent twice under one
+    key, or one another object holds) gets its answer, and the card stays."""
+    keyed = _keyed(core, "pm-same", "CreatePaymentMethod", b"same request")
+    vault_token = await _vault_token(core)
+    first = await core.payment_methods.create_once(
+        core.account_id, keyed, NewPaymentMethod(vault_token=vault_token)
+    )
+    again = await core.payment_methods.create_once(
+        core.account_id, keyed, NewPaymentMethod(vault_token=vault_token)
+    )
+    assert isinstance(first, Done)
+    assert isinstance(again, Replay)
+    assert await _held_by_vault(core, vault_token)
+
+    token = await core.payment_methods.create_token(core.account_id, await _vault_token(core))
+    with pytest.raises(RemitError) as mismatch:
+        await core.payment_methods.create_once(
+            core.account_id,
+            _keyed(core, "pm-same", "CreatePaymentMethod", b"another request"),
+            NewPaymentMethod(vault_token=token.vault_token),
+        )
+    assert mismatch.value.error_type == "idempotency_error"
+    assert await _held_by_vault(core, token.vault_token)
+
+
+@dataclass
+class VaultThatCannotDelete(GrpcCardVault):
+    async def delete_card(self, account_id: str, vault_token: str) -> bool:
+        raise RemitError(message="The vault is unavailable.", kind=ErrorKind.UNAVAILABLE)
+
+
+async def test_a_replay_stands_when_its_card_cannot_be_deleted(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    methods = PaymentMethodsService(core.engine, VaultThatCannotDelete(core.vault.channel))
+    keyed = _keyed(core, "pm-undeletable", "CreatePaymentMethod", b"same request")
+    first = await methods.create_once(
+        core.account_id, keyed, NewPaymentMethod(vault_token=await _vault_token(core))
+    )
+    retry = await _vault_token(core)
+    with caplog.at_level(logging.WARNING, logger="remit.payment_methods.service"):
+        again = await methods.create_once(
+            core.account_id, keyed, NewPaymentMethod(vault_token=retry)
+        )
+    assert isinstance(first, Done)
+    assert isinstance(again, Replay)
+    assert again.body == first.value.id.encode()
+    assert [record.getMessage() for record in caplog.records] == [
+        f"the unused vault card {retry} could not be deleted: RemitError: The vault is unavailable."
+    ]
+
+
+async def _methods_of_account(core: Core) -> list[tuple[str | None, str | None]]:
+    methods, _ = await core.payment_methods.list(core.account_id, limit=100)
+    return [(method.customer_id, method.test_id) for method in methods]
+
+
+async def test_racing_creates_of_a_customer_with_a_test_card_make_one_payment_method(
+    core: Core,
+) -> None:
+    """The test id's payment method is made in the transaction of the key: one customer and
+    one payment method, whoever wins, and none for a request the key refuses."""
+    keyed = _keyed(core, "race-pm", "CreateCustomer", b"ada with visa")
+    results = await asyncio.gather(
+        *(core.customers.create_once(core.account_id, keyed, CustomerFields(name="Ada"),
+                                     payment_method_id="pm_card_visa")
+          for _ in range(8))
+    )  # fmt: skip
+    made = [r.value.id for r in results if isinstance(r, Done)]
+    assert len(made) == 1
+    assert {r.body.decode() for r in results if isinstance(r, Replay)} == set(made)
+    with pytest.raises(RemitError) as mismatch:
+        await core.customers.create_once(
+            core.account_id,
+            _keyed(core, "race-pm", "CreateCustomer", b"grace with visa"),
+            CustomerFields(name="Grace"),
+            payment_method_id="pm_card_visa",
+        )
+    assert mismatch.value.error_type == "idempotency_error"
+    assert await _methods_of_account(core) == [(made[0], "pm_card_visa")]
+
+
+async def test_a_retried_customer_create_replays_after_its_payment_method_was_detached(
+    core: Core,
+) -> None:
+    """The key is checked before the payment method: a retry replays the customer even once
+    the method can no longer be attached (its customer deleted, which detaches it)."""
+    method = await core.payment_methods.create(
+        core.account_id, NewPaymentMethod(vault_token=await _vault_token(core))
+    )
+    keyed = _keyed(core, "cus-pm-gone", "CreateCustomer", b"ada")
+
+    async def create() -> Done[Any] | Replay:
+        return await core.customers.create_once(
+            core.account_id, keyed, CustomerFields(name="Ada"), payment_method_id=method.id
+        )
+
+    first = await create()
+    assert isinstance(first, Done)
+    await core.customers.delete(core.account_id, first.value.id)
+    again = await create()
+    assert isinstance(again, Replay)
+    assert again.body == first.value.id.encode()
+
+
+async def test_a_retried_attach_of_a_test_id_makes_one_payment_method(core: Core) -> None:
+    customer = await core.customers.create(core.account_id, CustomerFields(name="Ada"))
+    keyed = _keyed(core, "attach-visa", "AttachPaymentMethod", b"visa to ada")
+    results = [
+        await core.payment_methods.attach_once(core.account_id, keyed, "pm_card_visa", customer.id)
+        for _ in range(3)
+    ]
+    first = results[0]
+    assert isinstance(first, Done)
+    assert [type(r) for r in results[1:]] == [Replay, Replay]
+    assert await _methods_of_account(core) == [(customer.id, "pm_card_visa")]
+    with pytest.raises(RemitError) as missing:
+        await core.payment_methods.attach_once(core.account_id, None, "pm_card_visa", "cus_missing")
+    assert missing.value.kind is ErrorKind.NOT_FOUND
+    assert await _methods_of_account(core) == [(customer.id, "pm_card_visa")]
+
+
+async def test_a_payment_method_made_from_a_test_id_is_the_only_one_it_makes(core: Core) -> None:
+    """Given a test id as its source, a create makes its own payment method of the test card
+    and no other; a retry under its key makes none."""
+    keyed = _keyed(core, "copy-visa", "CreatePaymentMethod", b"from visa")
+    results = [
+        await core.payment_methods.create_once(
+            core.account_id, keyed, NewPaymentMethod(payment_method_id="pm_card_visa")
+        )
+        for _ in range(2)
+    ]
+    first, again = results
+    assert isinstance(first, Done)
+    assert isinstance(again, Replay)
+    assert first.value.card.last4 == "4242"
+    assert [m.id for m in (await core.payment_methods.list(core.account_id, limit=10))[0]] == [
+        first.value.id
+    ]

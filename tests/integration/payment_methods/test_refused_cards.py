@@ -30,6 +30,9 @@ class RemintingVault:
     def forget_card(self, account_id: str, vault_token: str) -> None:
         raise AssertionError("the cache in front of the vault forgets, not the vault")
 
+    async def delete_card(self, account_id: str, vault_token: str) -> bool:
+        raise AssertionError("not used")
+
 
 async def test_the_next_payment_after_a_refusal_asks_the_vault_for_the_test_card(
     core_engine: AsyncEngine,

@@ -48,6 +48,9 @@ class TestCardVault:
     async def card_details(self, account_id: str, vault_token: str) -> VaultCard:
         raise AssertionError("not used")
 
+    async def delete_card(self, account_id: str, vault_token: str) -> bool:
+        raise AssertionError("not used")
+
 
 class Core:
     """The payments side as the core wires it: the core's hooks, real payment methods and

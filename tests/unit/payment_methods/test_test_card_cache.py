@@ -26,6 +26,7 @@ class CountingVault:
     def __init__(self) -> None:
         self.resolutions: list[tuple[str, str]] = []
         self.details: list[str] = []
+        self.deleted: list[tuple[str, str]] = []
         self.tokens: dict[tuple[str, str], str] = {}
 
     async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard:
@@ -41,6 +42,10 @@ class CountingVault:
 
     def forget_card(self, account_id: str, vault_token: str) -> None:
         raise AssertionError("the cache forgets; the vault is only asked again")
+
+    async def delete_card(self, account_id: str, vault_token: str) -> bool:
+        self.deleted.append((account_id, vault_token))
+        return True
 
 
 class Clock:
@@ -130,3 +135,13 @@ async def test_a_card_the_vault_refused_is_resolved_again() -> None:
         ("acct_b", "pm_card_visa"),
         ("acct_a", "pm_card_visa"),
     ]
+
+
+async def test_a_deleted_card_is_deleted_at_the_vault_and_not_handed_out_again() -> None:
+    vault = CountingVault()
+    cache = TestCardCache(vault, monotonic=Clock())
+    card = await cache.resolve_test_card("acct_a", "pm_card_visa")
+    assert await cache.delete_card("acct_a", card.vault_token)
+    assert vault.deleted == [("acct_a", card.vault_token)]
+    vault.tokens[("acct_a", "pm_card_visa")] = "vt_new"
+    assert (await cache.resolve_test_card("acct_a", "pm_card_visa")).vault_token == "vt_new"

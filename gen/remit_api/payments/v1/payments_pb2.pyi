@@ -2837,7 +2837,10 @@ class CardInput(_message.Message):
     token: _builtins.str
     """A tok_ id from CreateToken, or a test token such as tok_visa (Stripe's card[token])."""
     vault_token: _builtins.str
-    """A vault token from VaultService.TokenizeCard."""
+    """A vault token from VaultService.TokenizeCard, made for this request alone: if the
+    request makes nothing with it (a replay under its idempotency key, a refusal), the core
+    deletes the card at the vault, unless a payment method or token already holds it.
+    """
     def __init__(
         self,
         *,
@@ -5147,7 +5150,9 @@ class CreateTokenRequest(_message.Message):
     CLIENT_IP_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     vault_token: _builtins.str
-    """Vault token from VaultService.TokenizeCard."""
+    """Vault token from VaultService.TokenizeCard, made for this request alone (deleted at the
+    vault like CardInput.vault_token if the request makes nothing with it).
+    """
     name: _builtins.str
     """card[name]."""
     client_ip: _builtins.str
