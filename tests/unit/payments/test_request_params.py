@@ -1,6 +1,8 @@
 """The payments servicer hands every parameter of a confirm or capture request on to the use
 case, or refuses it naming it: none is dropped."""
 
+import json
+
 import pytest
 
 from remit.core.errors import RemitError
@@ -63,3 +65,18 @@ def test_an_application_fee_is_refused_naming_it() -> None:
             pb.CreatePaymentIntentRequest(amount=1000, currency="usd", application_fee_amount=100)
         )
     assert on_capture.value.param == on_create.value.param == "application_fee_amount"
+
+
+def test_a_captures_changes_are_stored_and_read_back_unchanged() -> None:
+    """What a capture asks to change is recorded on its charge until the network answers;
+    a capture asking for nothing else records nothing."""
+    changes = CaptureParams(
+        metadata={"shipped": "yes"},
+        unset_metadata_keys=("gift", "note"),
+        clear_metadata=True,
+        statement_descriptor_suffix="ORDER 6735",
+    )
+    stored = json.loads(json.dumps(changes.as_json()))
+    assert CaptureParams.from_json(stored) == changes
+    assert CaptureParams().as_json() is None
+    assert CaptureParams.from_json(None) == CaptureParams()
