@@ -602,3 +602,62 @@ def test_a_confirmation_gives_the_intent_and_its_charge_receipt_email_and_shippi
     assert charge.shipping.name == "Jenny Rosen"
     assert charge.shipping.address is not None
     assert charge.shipping.address.line1 == "2 Rue Royale"
+
+
+def test_a_confirmation_with_empty_receipt_email_and_shipping_clears_them(
+    client: stripe.StripeClient,
+) -> None:
+    """Stripe's `receipt_email=` and `shipping=` on confirm unset them: the intent and the
+    charge its confirmation makes have neither."""
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1300,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "receipt_email": "jenny@example.com",
+            "shipping": {
+                "name": "Jenny Rosen",
+                "address": {"line1": "2 Rue Royale", "city": "Paris", "country": "FR"},
+            },
+        }
+    )
+    assert intent.receipt_email == "jenny@example.com"
+    assert intent.shipping is not None
+    confirmed = client.v1.payment_intents.confirm(
+        intent.id,
+        params={
+            "return_url": RETURN_URL,
+            "receipt_email": "",
+            "shipping": "",
+            "expand": ["latest_charge"],
+        },
+    )
+    assert (confirmed.status, confirmed.receipt_email, confirmed.shipping) == (
+        "succeeded",
+        None,
+        None,
+    )
+    charge = confirmed.latest_charge
+    assert isinstance(charge, stripe.Charge)
+    assert (charge.receipt_email, charge.shipping) == (None, None)
+    retrieved = client.v1.payment_intents.retrieve(intent.id)
+    assert (retrieved.receipt_email, retrieved.shipping) == (None, None)
+
+
+def test_a_confirmation_clearing_one_keeps_the_other(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1400,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "receipt_email": "jenny@example.com",
+            "shipping": {"name": "Jenny Rosen", "address": {"line1": "2 Rue Royale"}},
+        }
+    )
+    confirmed = client.v1.payment_intents.confirm(
+        intent.id, params={"return_url": RETURN_URL, "shipping": ""}
+    )
+    assert (confirmed.receipt_email, confirmed.shipping) == ("jenny@example.com", None)
+    assert isinstance(confirmed.latest_charge, str)
+    charge = client.v1.charges.retrieve(confirmed.latest_charge)
+    assert (charge.receipt_email, charge.shipping) == ("jenny@example.com", None)

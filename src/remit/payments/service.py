@@ -126,9 +126,34 @@ class ConfirmParams:
     # payment_method_options.card.request_three_d_secure ("any", "challenge", "automatic").
     request_three_d_secure: str | None = None
     setup_future_usage: str | None = None
-    # Replace the intent's (Stripe's confirm parameters); the new charge copies the result.
+    # Replace the intent's (Stripe's confirm parameters), or clear it (`receipt_email=`,
+    # `shipping=`); the new charge copies the result.
     receipt_email: str | None = None
     shipping: Mapping[str, object] | None = None
+    clear_receipt_email: bool = False
+    clear_shipping: bool = False
+
+    @property
+    def changes_receipt_or_shipping(self) -> bool:
+        return (
+            self.receipt_email is not None
+            or self.shipping is not None
+            or self.clear_receipt_email
+            or self.clear_shipping
+        )
+
+
+def validate_confirm(confirm: ConfirmParams) -> None:
+    """A confirmation may set or clear its receipt email and shipping, not both at once."""
+    if confirm.clear_receipt_email and confirm.receipt_email:
+        raise invalid(
+            "Pass either a receipt_email or an empty receipt_email to clear it, not both.",
+            "receipt_email",
+        )
+    if confirm.clear_shipping and confirm.shipping is not None:
+        raise invalid(
+            "Pass either shipping or an empty shipping to clear it, not both.", "shipping"
+        )
 
 
 @dataclass(frozen=True)
@@ -369,6 +394,7 @@ class PaymentsService:
         validate_new_intent(new)
         if confirm is None:
             return await self._create_only(call, new, respond)
+        validate_confirm(confirm)
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
@@ -519,6 +545,7 @@ class PaymentsService:
         confirm: ConfirmParams,
         respond: Callable[[PaymentIntent], bytes],
     ) -> Done[PaymentIntent] | Replay:
+        validate_confirm(confirm)
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
@@ -613,6 +640,8 @@ class PaymentsService:
                         setup_future_usage=confirm.setup_future_usage,
                         receipt_email=confirm.receipt_email,
                         shipping=confirm.shipping,
+                        clear_receipt_email=confirm.clear_receipt_email,
+                        clear_shipping=confirm.clear_shipping,
                     ),
                 )
                 charge = resumed or Charge(
@@ -648,9 +677,9 @@ class PaymentsService:
                         db, attempt_facts(processing, charge, card, now)
                     )
                     charge = replace(charge, risk=verdict.as_json())
-                elif confirm.receipt_email is not None or confirm.shipping is not None:
+                elif confirm.changes_receipt_or_shipping:
                     # The attempt goes on with the receipt email or shipping this confirmation
-                    # names (a write only when it names one).
+                    # names or clears (a write only when it names one).
                     charge = replace(
                         resumed,
                         receipt_email=processing.receipt_email,

@@ -4,6 +4,7 @@ the network captures; a confirmation's receipt email and shipping reach the inte
 charge it makes."""
 
 from collections.abc import Awaitable
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -324,6 +325,103 @@ async def test_a_confirmation_without_them_keeps_the_intents(
     assert (charge.receipt_email, charge.shipping) == ("kept@example.com", SHIPPING)
 
 
+async def _confirmed(
+    payments: PaymentsService, account_id: str, key: str, confirm: ConfirmParams
+) -> PaymentIntent:
+    """An intent with a receipt email and shipping of its own, confirmed with `confirm`."""
+    created = await payments.create_payment_intent(
+        call(account_id, f"create-{key}"),
+        NewPaymentIntent(
+            amount_minor=1200, currency="usd", receipt_email="old@example.com", shipping=SHIPPING
+        ),
+        respond,
+    )
+    assert isinstance(created, Done)
+    result = await payments.confirm_payment_intent(
+        call(account_id, key, endpoint="ConfirmPaymentIntent"), created.value.id, confirm, respond
+    )
+    assert isinstance(result, Done)
+    assert result.value.status is Status.SUCCEEDED
+    return result.value
+
+
+async def test_a_confirmation_clears_the_receipt_email_and_shipping_of_the_intent_and_charge(
+    payments: PaymentsService, account_id: str
+) -> None:
+    intent = await _confirmed(
+        payments,
+        account_id,
+        "confirm-clear",
+        ConfirmParams(payment_method_id="pm_visa", clear_receipt_email=True, clear_shipping=True),
+    )
+    assert (intent.receipt_email, intent.shipping) == (None, None)
+    stored = await payments.get_payment_intent(account_id, intent.id)
+    assert (stored.receipt_email, stored.shipping) == (None, None)
+    charge, _ = await payments.get_charge(account_id, intent.latest_charge_id or "")
+    assert (charge.receipt_email, charge.shipping) == (None, None)
+
+
+async def test_a_confirmation_clears_one_and_keeps_or_replaces_the_other(
+    payments: PaymentsService, account_id: str
+) -> None:
+    no_email = await _confirmed(
+        payments,
+        account_id,
+        "confirm-clear-email",
+        ConfirmParams(payment_method_id="pm_visa", clear_receipt_email=True),
+    )
+    charge, _ = await payments.get_charge(account_id, no_email.latest_charge_id or "")
+    assert (no_email.receipt_email, no_email.shipping) == (None, SHIPPING)
+    assert (charge.receipt_email, charge.shipping) == (None, SHIPPING)
+    no_shipping = await _confirmed(
+        payments,
+        account_id,
+        "confirm-clear-shipping",
+        ConfirmParams(
+            payment_method_id="pm_visa", receipt_email="new@example.com", clear_shipping=True
+        ),
+    )
+    charge, _ = await payments.get_charge(account_id, no_shipping.latest_charge_id or "")
+    assert (no_shipping.receipt_email, no_shipping.shipping) == ("new@example.com", None)
+    assert (charge.receipt_email, charge.shipping) == ("new@example.com", None)
+
+
+@pytest.mark.parametrize(
+    ("confirm", "param"),
+    [
+        (ConfirmParams(receipt_email="new@example.com", clear_receipt_email=True), "receipt_email"),
+        (ConfirmParams(shipping=SHIPPING, clear_shipping=True), "shipping"),
+    ],
+)
+async def test_a_confirmation_that_both_sets_and_clears_a_value_is_refused_naming_it(
+    payments: PaymentsService,
+    network: FakeNetwork,
+    account_id: str,
+    confirm: ConfirmParams,
+    param: str,
+) -> None:
+    created = await payments.create_payment_intent(
+        call(account_id, "create-both"),
+        NewPaymentIntent(amount_minor=1200, currency="usd", receipt_email="old@example.com"),
+        respond,
+    )
+    assert isinstance(created, Done)
+    with pytest.raises(RemitError) as refused:
+        await payments.confirm_payment_intent(
+            call(account_id, "confirm-both", endpoint="ConfirmPaymentIntent"),
+            created.value.id,
+            replace(confirm, payment_method_id="pm_visa"),
+            respond,
+        )
+    assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, param)
+    intent = await payments.get_payment_intent(account_id, created.value.id)
+    assert (intent.status, intent.receipt_email) == (
+        Status.REQUIRES_PAYMENT_METHOD,
+        "old@example.com",
+    )
+    assert network.sent == []
+
+
 # --- What they cost: bound into the writes the calls make anyway ---------------------------
 
 
@@ -383,7 +481,7 @@ async def _confirm_statements(
     return statements
 
 
-async def test_receipt_email_and_shipping_on_a_confirmation_add_no_statement(
+async def test_receipt_email_and_shipping_set_or_cleared_on_a_confirmation_add_no_statement(
     core_engine: AsyncEngine,
 ) -> None:
     account_id = (await AccountsService(core_engine).create_account(radar_enabled=False)).account.id
@@ -398,4 +496,10 @@ async def test_receipt_email_and_shipping_on_a_confirmation_add_no_statement(
             payment_method_id="pm_visa", receipt_email="a@example.com", shipping=SHIPPING
         ),
     )
-    assert len(detailed) == len(plain)
+    cleared = await _confirm_statements(
+        core_engine,
+        account_id,
+        "cleared",
+        ConfirmParams(payment_method_id="pm_visa", clear_receipt_email=True, clear_shipping=True),
+    )
+    assert len(detailed) == len(cleared) == len(plain)
