@@ -13,7 +13,7 @@ velocity rules block (bench_radar.py measures Radar's own cost).
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
@@ -33,10 +33,27 @@ MEASURED = 1500
 TIME_LIMIT_S = 60.0
 
 
+@dataclass(frozen=True)
+class Load:
+    """How many payments, how many at a time, and a name that keeps their keys apart from
+    another run's (a reused key would replay instead of paying)."""
+
+    name: str
+    concurrency: int = CONCURRENCY
+    warmup: int = WARMUP
+    measured: int = MEASURED
+
+
+# One payment at a time: its latency with no queue in front of it, the floor under p99.
+ALONE = Load("alone", concurrency=1, warmup=20, measured=300)
+REST, GRPC = Load("rest"), Load("grpc")
+
+
 async def _drive(
-    pay: Callable[[int], Awaitable[None]], count: int, offset: int
+    pay: Callable[[int], Awaitable[None]], count: int, offset: int, concurrency: int
 ) -> tuple[float, list[float], float]:
-    """Run `count` payments 16 at a time; return (seconds, latencies in ms, loader CPU s)."""
+    """Run `count` payments, `concurrency` at a time; return (seconds, latencies in ms, loader
+    CPU s)."""
     latencies: list[float] = []
     next_index = offset
     deadline = time.monotonic() + TIME_LIMIT_S
@@ -51,13 +68,13 @@ async def _drive(
             latencies.append((time.perf_counter() - started) * 1000)
 
     cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - wall, latencies, time.process_time() - cpu
 
 
-async def _rest(platform: BenchPlatform) -> tuple[float, list[float], float]:
+async def _rest(platform: BenchPlatform, load: Load = REST) -> tuple[float, list[float], float]:
     headers = {"Authorization": f"Bearer {platform.secret_key}"}
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    connector = aiohttp.TCPConnector(limit=load.concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
         async def pay(n: int) -> None:
@@ -70,17 +87,17 @@ async def _rest(platform: BenchPlatform) -> tuple[float, list[float], float]:
                     "confirm": "true",
                     "return_url": "https://shop.example/return",
                 },
-                headers={"Idempotency-Key": f"bench-rest-{n}"},
+                headers={"Idempotency-Key": f"bench-{load.name}-{n}"},
             ) as response:
                 body = await response.json()
                 if response.status != 200 or body.get("status") != "succeeded":
                     raise RuntimeError(f"payment {n} failed: {response.status} {body}")
 
-        await _drive(pay, WARMUP, 0)
-        return await _drive(pay, MEASURED, WARMUP)
+        await _drive(pay, load.warmup, 0, load.concurrency)
+        return await _drive(pay, load.measured, load.warmup, load.concurrency)
 
 
-async def _grpc(platform: BenchPlatform) -> tuple[float, list[float], float]:
+async def _grpc(platform: BenchPlatform, load: Load = GRPC) -> tuple[float, list[float], float]:
     async with internal_channel(platform.core_target, platform.internal_access) as channel:
         stub = payments_pb2_grpc.PaymentsServiceStub(channel)
 
@@ -91,15 +108,35 @@ async def _grpc(platform: BenchPlatform) -> tuple[float, list[float], float]:
                 ),
                 metadata=(
                     ("remit-account-id", platform.account_id),
-                    ("idempotency-key", f"bench-grpc-{n}"),
+                    ("idempotency-key", f"bench-{load.name}-{n}"),
                 ),
                 timeout=30,
             )
             if reply.payment_intent.status != pb.PAYMENT_INTENT_STATUS_SUCCEEDED:
                 raise RuntimeError(f"payment {n} did not succeed")
 
-        await _drive(pay, WARMUP, 0)
-        return await _drive(pay, MEASURED, WARMUP)
+        await _drive(pay, load.warmup, 0, load.concurrency)
+        return await _drive(pay, load.measured, load.warmup, load.concurrency)
+
+
+class MachineBusy:
+    """The share of the machine's CPU time (all cores, every process, the kernel included)
+    spent busy across a run, from /proc/stat: near 1, the run is CPU-bound, and throughput can
+    only grow by spending less CPU per payment."""
+
+    def __init__(self) -> None:
+        self._before = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            ticks = [int(field) for field in stat.readline().split()[1:]]
+        idle = ticks[3] + ticks[4]  # idle and iowait
+        return sum(ticks) - idle, sum(ticks)
+
+    def share(self) -> float:
+        busy, total = self._sample()
+        return (busy - self._before[0]) / max(1, total - self._before[1])
 
 
 class ProcessCpu:
@@ -173,10 +210,20 @@ def run() -> list[Figure]:
     with running_platform() as started:
         platform = _account_without_radar(started)
         # The figures count warm-up and measured payments alike; both are the same request.
-        cpu = ProcessCpu(platform.serve_pid, platform.data_dir)
+        cpu, machine = ProcessCpu(platform.serve_pid, platform.data_dir), MachineBusy()
         rest = asyncio.run(_rest(platform))
         rest_cpu = _cpu_figures("REST", cpu, WARMUP + len(rest[1]))
+        busy = Figure(NAME, "REST: machine CPU busy (all cores)", machine.share() * 100, "%")
         cpu = ProcessCpu(platform.serve_pid, platform.data_dir)
         grpc_run = asyncio.run(_grpc(platform))
         grpc_cpu = _cpu_figures("gRPC", cpu, WARMUP + len(grpc_run[1]))
-    return [*_figures("REST", *rest), *rest_cpu, *_figures("gRPC", *grpc_run), *grpc_cpu]
+        _, alone, _ = asyncio.run(_rest(platform, ALONE))
+    return [
+        *_figures("REST", *rest),
+        *rest_cpu,
+        busy,
+        *_figures("gRPC", *grpc_run),
+        *grpc_cpu,
+        Figure(NAME, "REST one at a time: latency p50", percentile(alone, 0.50), "ms"),
+        Figure(NAME, "REST one at a time: latency p99", percentile(alone, 0.99), "ms"),
+    ]

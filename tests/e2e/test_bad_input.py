@@ -6,6 +6,7 @@ import pytest
 import stripe
 
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
+from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2, payments_pb2_grpc
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
@@ -245,3 +246,41 @@ def test_a_malformed_billing_email_is_email_invalid_naming_the_nested_param(
             }
         )
     assert (raised.value.code, raised.value.param) == ("email_invalid", "billing_details[email]")
+
+
+def test_a_confirmation_both_setting_and_clearing_shipping_is_invalid_argument(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """`shipping` with `clear_shipping` asks for two things at once: refused naming shipping,
+    before anything is confirmed."""
+    metadata = (("remit-account-id", account.id),)
+    shipping = common_pb2.Shipping(
+        name="Jenny Rosen", address=common_pb2.Address(line1="2 Rue Royale", country="FR")
+    )
+    with internal_sync_channel(
+        platform.core.target, InternalAccess(platform.internal_token)
+    ) as channel:
+        stub = payments_pb2_grpc.PaymentsServiceStub(channel)
+        created = stub.CreatePaymentIntent(
+            payments_pb2.CreatePaymentIntentRequest(
+                amount=1000, currency="usd", payment_method="pm_card_visa", shipping=shipping
+            ),
+            metadata=metadata,
+            timeout=10,
+        ).payment_intent
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.ConfirmPaymentIntent(
+                payments_pb2.ConfirmPaymentIntentRequest(
+                    id=created.id, shipping=shipping, clear_shipping=True
+                ),
+                metadata=metadata,
+                timeout=10,
+            )
+        after = stub.GetPaymentIntent(
+            payments_pb2.GetPaymentIntentRequest(id=created.id), metadata=metadata, timeout=10
+        ).payment_intent
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "shipping" in (raised.value.details() or "")
+    assert after.status == created.status
+    assert after.shipping == shipping
+    assert not after.HasField("latest_charge")

@@ -61,21 +61,27 @@ def _intents(processes: ProcessSet, account: TestAccount) -> list[dict[str, obje
     return data
 
 
-def _authorizations(processes: ProcessSet, account: TestAccount) -> int:
+def _operations(processes: ProcessSet, account: TestAccount, kind: str) -> int:
+    """How many operations of `kind` (authorize, capture, refund...) the acquirer recorded
+    for the account."""
     engine = create_engine(to_sqlalchemy_url(processes.env["ACQUIRER_DATABASE_URL"]))
     try:
         with engine.connect() as db:
             return int(
                 db.execute(
                     text(
-                        "SELECT count(*) FROM operations WHERE kind = 'authorize' "
+                        "SELECT count(*) FROM operations WHERE kind = :kind "
                         "AND merchant_id = :account"
                     ),
-                    {"account": account.id},
+                    {"kind": kind, "account": account.id},
                 ).scalar_one()
             )
     finally:
         engine.dispose()
+
+
+def _authorizations(processes: ProcessSet, account: TestAccount) -> int:
+    return _operations(processes, account, "authorize")
 
 
 def _core_endpoint(processes: ProcessSet) -> object:
@@ -147,20 +153,7 @@ def _post(
 
 
 def _refunds(processes: ProcessSet, account: TestAccount) -> int:
-    engine = create_engine(to_sqlalchemy_url(processes.env["ACQUIRER_DATABASE_URL"]))
-    try:
-        with engine.connect() as db:
-            return int(
-                db.execute(
-                    text(
-                        "SELECT count(*) FROM operations WHERE kind = 'refund' "
-                        "AND merchant_id = :account"
-                    ),
-                    {"account": account.id},
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
+    return _operations(processes, account, "refund")
 
 
 def _reviewed_payment(processes: ProcessSet, account: TestAccount) -> str:
@@ -214,3 +207,66 @@ def test_a_review_close_interrupted_after_its_refund_finishes_once(
     assert replayed.json()["closed_reason"] == "refunded_as_fraud"
     assert replayed.headers.get("Idempotent-Replayed") == "true"
     assert _refunds(processes, account) == 1
+
+
+@pytest.mark.parametrize("finisher", ["retry", "completer"])
+def test_a_capture_interrupted_before_the_network_applies_its_metadata_once_captured(
+    processes: ProcessSet, finisher: str, tmp_path: Path
+) -> None:
+    """The core died right after recording a capture with metadata and descriptors, before
+    asking the network: nothing had changed yet. The client's retry with its key, or the
+    completer alone, captures once and applies them; the key then replays the captured
+    intent with its metadata."""
+    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    held = _post(
+        processes,
+        account,
+        "/v1/payment_intents",
+        {"amount": "2500", "currency": "usd", "payment_method": "pm_card_visa",
+         "confirm": "true", "return_url": "https://shop.example/return",
+         "capture_method": "manual", "metadata[order]": "6735", "metadata[gift]": "yes"},
+        None,
+    )  # fmt: skip
+    assert held.json()["status"] == "requires_capture", held.text
+    intent_id, charge_id = held.json()["id"], held.json()["latest_charge"]
+    path, key = f"/v1/payment_intents/{intent_id}/capture", "capture-interrupted"
+    capture = {"metadata[gift]": "", "metadata[shipped]": "yes",
+               "statement_descriptor_suffix": "ORDER 6735"}  # fmt: skip
+    _crash_core_at(processes, "attempt_created", tmp_path / "crashed")
+    assert _post(processes, account, path, capture, key).status_code >= 500
+    assert processes.wait_for_exit("core") == -9
+    processes.start("core")
+
+    def observed() -> str:
+        """The intent's status, having checked that it shows the capture's changes exactly
+        when it is captured, whenever it is looked at."""
+        headers = {"Authorization": f"Bearer {account.secret_key}"}
+        intent = httpx.get(f"{_api(processes)}/v1/payment_intents/{intent_id}",
+                           headers=headers, timeout=10).json()  # fmt: skip
+        charge = httpx.get(f"{_api(processes)}/v1/charges/{charge_id}",
+                           headers=headers, timeout=10).json()  # fmt: skip
+        if intent["status"] == "succeeded":
+            assert intent["metadata"] == {"order": "6735", "shipped": "yes"}
+            assert charge["statement_descriptor_suffix"] == "ORDER 6735"
+        else:
+            assert intent["status"] == "requires_capture"
+            assert intent["metadata"] == {"order": "6735", "gift": "yes"}
+            assert charge["statement_descriptor_suffix"] is None
+        assert charge["captured"] is (intent["status"] == "succeeded")
+        return str(intent["status"])
+
+    def captured() -> bool:
+        if finisher == "completer":
+            return observed() == "succeeded"
+        answer = _post(processes, account, path, capture, key)
+        return answer.status_code == 200 and answer.json()["status"] == "succeeded"
+
+    observed()
+    wait_for(captured, 30, every_s=0.25)
+    replayed = _post(processes, account, path, capture, key)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    assert replayed.json()["metadata"] == {"order": "6735", "shipped": "yes"}
+    assert replayed.json()["amount_received"] == 2500
+    assert observed() == "succeeded"
+    assert _operations(processes, account, "capture") == 1

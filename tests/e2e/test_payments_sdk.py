@@ -4,7 +4,11 @@ from typing import Any
 
 import pytest
 import stripe
+from sqlalchemy import create_engine, text
 
+from remit.grpcutil.internal_auth import internal_sync_channel
+from remit.storage.embedded import to_sqlalchemy_url
+from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from tests.support.platform import RunningPlatform
 
 # Automatic payment methods are on (since 2023-08-16), so confirming on creation needs one.
@@ -502,6 +506,62 @@ def test_metadata_emptied_by_a_capture_is_cleared(client: stripe.StripeClient) -
     assert charge.statement_descriptor == "REMIT STORE"
 
 
+def _void_at_the_acquirer(platform: RunningPlatform, charge_id: str) -> None:
+    """Release a charge's authorization at the acquirer behind the platform's back (as an
+    issuer's expiry of the hold would): the network then refuses to capture it."""
+    engine = create_engine(to_sqlalchemy_url(platform.env["DATABASE_URL"]))
+    try:
+        with engine.connect() as db:
+            authorization_id = db.execute(
+                text("SELECT authorization_id FROM charges WHERE id = :id"), {"id": charge_id}
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    with internal_sync_channel(platform.acquirer.target, platform.internal_access) as channel:
+        voided = acquirer_pb2_grpc.AcquirerServiceStub(channel).Void(
+            acquirer_pb2.VoidRequest(
+                authorization_id=authorization_id, reference=f"{charge_id}_released"
+            ),
+            timeout=10,
+        )
+    assert voided.operation.approved
+
+
+def test_a_capture_the_network_refuses_changes_nothing(
+    client: stripe.StripeClient, platform: RunningPlatform
+) -> None:
+    """Stripe's capture is all or nothing: refused by the network, it leaves the intent's
+    metadata and the charge's descriptors as they were, and so does its retry."""
+    intent = _paid(
+        client,
+        1500,
+        capture_method="manual",
+        metadata={"order": "6735", "gift": "yes"},
+        statement_descriptor_suffix="AUTHORIZED",
+    )
+    assert intent.status == "requires_capture"
+    assert isinstance(intent.latest_charge, str)
+    _void_at_the_acquirer(platform, intent.latest_charge)
+    params: Any = {
+        "metadata": {"gift": "", "shipped": "2026-12-06"},
+        "statement_descriptor": "REMIT STORE",
+        "statement_descriptor_suffix": "ORDER 6735",
+    }
+    options: Any = {"idempotency_key": "capture-refused-6735"}
+    for attempt in ("first", "retry"):
+        with pytest.raises(stripe.InvalidRequestError) as raised:
+            client.v1.payment_intents.capture(intent.id, params=params, options=options)
+        assert (raised.value.http_status, raised.value.code) == (400, "authorization_voided")
+        replayed = (raised.value.headers or {}).get("Idempotent-Replayed")
+        assert replayed == (None if attempt == "first" else "true")
+        retrieved = client.v1.payment_intents.retrieve(intent.id)
+        assert (retrieved.status, retrieved.amount_received) == ("requires_capture", 0)
+        assert retrieved.metadata.to_dict() == {"order": "6735", "gift": "yes"}
+        charge = client.v1.charges.retrieve(intent.latest_charge)
+        assert (charge.captured, charge.statement_descriptor) == (False, None)
+        assert charge.statement_descriptor_suffix == "AUTHORIZED"
+
+
 def test_an_application_fee_on_a_capture_is_refused_naming_it(
     client: stripe.StripeClient,
 ) -> None:
@@ -542,3 +602,62 @@ def test_a_confirmation_gives_the_intent_and_its_charge_receipt_email_and_shippi
     assert charge.shipping.name == "Jenny Rosen"
     assert charge.shipping.address is not None
     assert charge.shipping.address.line1 == "2 Rue Royale"
+
+
+def test_a_confirmation_with_empty_receipt_email_and_shipping_clears_them(
+    client: stripe.StripeClient,
+) -> None:
+    """Stripe's `receipt_email=` and `shipping=` on confirm unset them: the intent and the
+    charge its confirmation makes have neither."""
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1300,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "receipt_email": "jenny@example.com",
+            "shipping": {
+                "name": "Jenny Rosen",
+                "address": {"line1": "2 Rue Royale", "city": "Paris", "country": "FR"},
+            },
+        }
+    )
+    assert intent.receipt_email == "jenny@example.com"
+    assert intent.shipping is not None
+    confirmed = client.v1.payment_intents.confirm(
+        intent.id,
+        params={
+            "return_url": RETURN_URL,
+            "receipt_email": "",
+            "shipping": "",
+            "expand": ["latest_charge"],
+        },
+    )
+    assert (confirmed.status, confirmed.receipt_email, confirmed.shipping) == (
+        "succeeded",
+        None,
+        None,
+    )
+    charge = confirmed.latest_charge
+    assert isinstance(charge, stripe.Charge)
+    assert (charge.receipt_email, charge.shipping) == (None, None)
+    retrieved = client.v1.payment_intents.retrieve(intent.id)
+    assert (retrieved.receipt_email, retrieved.shipping) == (None, None)
+
+
+def test_a_confirmation_clearing_one_keeps_the_other(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1400,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "receipt_email": "jenny@example.com",
+            "shipping": {"name": "Jenny Rosen", "address": {"line1": "2 Rue Royale"}},
+        }
+    )
+    confirmed = client.v1.payment_intents.confirm(
+        intent.id, params={"return_url": RETURN_URL, "shipping": ""}
+    )
+    assert (confirmed.receipt_email, confirmed.shipping) == ("jenny@example.com", None)
+    assert isinstance(confirmed.latest_charge, str)
+    charge = client.v1.charges.retrieve(confirmed.latest_charge)
+    assert (charge.receipt_email, charge.shipping) == ("jenny@example.com", None)

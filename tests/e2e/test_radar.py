@@ -269,6 +269,34 @@ def test_manual_confirmation_returns_to_requires_confirmation_then_pays_on_confi
     assert confirmed.latest_charge == intent.latest_charge
 
 
+def test_a_confirmation_after_authentication_clears_the_charges_receipt_email_and_shipping(
+    client: stripe.StripeClient,
+) -> None:
+    """A manually confirmed intent goes on with the charge its 3-D Secure attempt made: the
+    confirmation's `receipt_email=` and `shipping=` clear that charge's copies too."""
+    intent = pay(
+        client,
+        "pm_card_authenticationRequiredOnSetup",
+        confirmation_method="manual",
+        receipt_email="jenny@example.com",
+        shipping={"name": "Jenny Rosen", "address": {"line1": "2 Rue Royale"}},
+    )
+    assert intent.status == "requires_action"
+    answer_challenge(intent.next_action.redirect_to_url.url, "succeed")
+    assert client.v1.charges.retrieve(intent.latest_charge).receipt_email == "jenny@example.com"
+    confirmed = client.v1.payment_intents.confirm(
+        intent.id, params={"return_url": RETURN_URL, "receipt_email": "", "shipping": ""}
+    )
+    assert (confirmed.status, confirmed.receipt_email, confirmed.shipping) == (
+        "succeeded",
+        None,
+        None,
+    )
+    assert confirmed.latest_charge == intent.latest_charge
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert (charge.receipt_email, charge.shipping) == (None, None)
+
+
 def test_error_on_requires_action_fails_instead_of_asking_for_authentication(
     client: stripe.StripeClient,
 ) -> None:

@@ -25,6 +25,14 @@ class FakeNetwork:
     # refused as the vault refuses it, NOT_FOUND, and nothing reaches the network.
     unopenable: set[str] = field(default_factory=set)
 
+    def refuse(self, reference: str, code: str, message: str) -> None:
+        """Refuse the capture, void or refund sent under `reference`, as the acquirer refuses
+        a capture of an authorization released since: recorded like any outcome, so sending it
+        again or looking it up finds the same refusal."""
+        self.operations[reference] = OperationOutcome(
+            False, f"op_{random_token(10)}", 0, code, message
+        )
+
     def _fault(self) -> str | None:
         return self.faults.pop(0) if self.faults else None
 

@@ -13,6 +13,22 @@ from remit.core.errors import invalid
 MAX_METADATA_KEYS: Final = 50
 
 
+def merged_metadata(
+    current: Mapping[str, str],
+    *,
+    clear: bool = False,
+    unset: Iterable[str] = (),
+    values: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The merge alone, unchecked: for a change already checked against the limit and applied
+    later, when refusing it is no longer possible (a capture the network has made)."""
+    merged = {} if clear else dict(current)
+    for key in unset:
+        merged.pop(key, None)
+    merged.update(values or {})
+    return merged
+
+
 def updated_metadata(
     current: Mapping[str, str],
     *,
@@ -20,10 +36,7 @@ def updated_metadata(
     unset: Iterable[str] = (),
     values: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    merged = {} if clear else dict(current)
-    for key in unset:
-        merged.pop(key, None)
-    merged.update(values or {})
+    merged = merged_metadata(current, clear=clear, unset=unset, values=values)
     if len(merged) > MAX_METADATA_KEYS:
         raise invalid(
             f"Invalid metadata: an object can have at most {MAX_METADATA_KEYS} keys; this "

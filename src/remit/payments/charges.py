@@ -92,6 +92,10 @@ class Charge:
     authorization_id: str | None = None
     network_result: Mapping[str, object] | None = None
     requested_capture_minor: int | None = None
+    # What a capture in progress asked to change besides the amount (the intent's metadata, the
+    # charge's statement descriptors), recorded with the capture request and applied only with
+    # its success; None when it asked for nothing else (see PaymentsService.resume_capture).
+    requested_capture_changes: Mapping[str, object] | None = None
     description: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     # What Stripe copies onto a charge when it is made, and keeps as it was then: the payment

@@ -156,9 +156,11 @@ class ConfirmationStarted:
     # The confirmation's own `setup_future_usage`, which replaces the intent's.
     setup_future_usage: str | None = None
     # The confirmation's `receipt_email` and `shipping`, which replace the intent's (and so are
-    # what its charge copies).
+    # what its charge copies), or clear it (Stripe's `receipt_email=`, `shipping=`).
     receipt_email: str | None = None
     shipping: Mapping[str, object] | None = None
+    clear_receipt_email: bool = False
+    clear_shipping: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,8 +281,8 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
                 capture_method=event.capture_method or intent.capture_method,
                 return_url=event.return_url or intent.return_url,
                 setup_future_usage=event.setup_future_usage or intent.setup_future_usage,
-                receipt_email=event.receipt_email or intent.receipt_email,
-                shipping=intent.shipping if event.shipping is None else dict(event.shipping),
+                receipt_email=_confirmed_receipt_email(intent, event),
+                shipping=_confirmed_shipping(intent, event),
                 latest_charge_id=event.charge_id,
                 last_payment_error=None,
                 next_action=None,
@@ -350,6 +352,20 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
             return _canceled(intent, CancellationReason.EXPIRED, event.at)
         case _:
             assert_never(event)
+
+
+def _confirmed_receipt_email(intent: PaymentIntent, event: ConfirmationStarted) -> str | None:
+    if event.clear_receipt_email:
+        return None
+    return event.receipt_email or intent.receipt_email
+
+
+def _confirmed_shipping(
+    intent: PaymentIntent, event: ConfirmationStarted
+) -> Mapping[str, object] | None:
+    if event.clear_shipping:
+        return None
+    return intent.shipping if event.shipping is None else dict(event.shipping)
 
 
 def _canceled(

@@ -412,10 +412,11 @@ def confirm_params(
                 "request_three_d_secure must be any, automatic or challenge.",
                 "payment_method_options[card][request_three_d_secure]",
             )
-    receipt_email, shipping = None, None
+    receipt_email, shipping, clear_shipping = None, None, False
     # A create with `confirm` carries them on the new intent already (new_intent_from_request).
     if isinstance(request, pb.ConfirmPaymentIntentRequest):
         receipt_email, shipping = _optional(request, "receipt_email"), _shipping_of(request)
+        clear_shipping = request.clear_shipping
     return ConfirmParams(
         payment_method_id=_optional(request, "payment_method"),
         capture_method=_capture_method(request),
@@ -424,8 +425,11 @@ def confirm_params(
         error_on_requires_action=bool(_optional(request, "error_on_requires_action")),
         request_three_d_secure=requested,
         setup_future_usage=_setup_future_usage(request),
-        receipt_email=receipt_email,
+        # Present and empty clears it, as on update.
+        receipt_email=receipt_email or None,
+        clear_receipt_email=receipt_email == "",
         shipping=shipping,
+        clear_shipping=clear_shipping,
     )
 
 

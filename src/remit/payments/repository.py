@@ -120,6 +120,9 @@ def _charge_values(charge: Charge) -> dict[str, object]:
         "authorization_id": charge.authorization_id,
         "network_result": None if charge.network_result is None else dict(charge.network_result),
         "requested_capture_minor": charge.requested_capture_minor,
+        "requested_capture_changes": None
+        if charge.requested_capture_changes is None
+        else dict(charge.requested_capture_changes),
         "description": charge.description,
         "metadata": dict(charge.metadata),
         "risk": None if charge.risk is None else dict(charge.risk),
@@ -167,6 +170,7 @@ def charge_from_row(m: Fields) -> Charge:
         authorization_id=m["authorization_id"],
         network_result=m["network_result"],
         requested_capture_minor=m["requested_capture_minor"],
+        requested_capture_changes=m["requested_capture_changes"],
         description=m["description"],
         metadata=m["metadata"],
         risk=m["risk"],

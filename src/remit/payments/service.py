@@ -23,7 +23,7 @@ from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
-from remit.core.metadata import updated_metadata
+from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
 from remit.grpcutil.errors import to_rpc_status
 from remit.payments import idempotency
@@ -126,16 +126,43 @@ class ConfirmParams:
     # payment_method_options.card.request_three_d_secure ("any", "challenge", "automatic").
     request_three_d_secure: str | None = None
     setup_future_usage: str | None = None
-    # Replace the intent's (Stripe's confirm parameters); the new charge copies the result.
+    # Replace the intent's (Stripe's confirm parameters), or clear it (`receipt_email=`,
+    # `shipping=`); the new charge copies the result.
     receipt_email: str | None = None
     shipping: Mapping[str, object] | None = None
+    clear_receipt_email: bool = False
+    clear_shipping: bool = False
+
+    @property
+    def changes_receipt_or_shipping(self) -> bool:
+        return (
+            self.receipt_email is not None
+            or self.shipping is not None
+            or self.clear_receipt_email
+            or self.clear_shipping
+        )
+
+
+def validate_confirm(confirm: ConfirmParams) -> None:
+    """A confirmation may set or clear its receipt email and shipping, not both at once."""
+    if confirm.clear_receipt_email and confirm.receipt_email:
+        raise invalid(
+            "Pass either a receipt_email or an empty receipt_email to clear it, not both.",
+            "receipt_email",
+        )
+    if confirm.clear_shipping and confirm.shipping is not None:
+        raise invalid(
+            "Pass either shipping or an empty shipping to clear it, not both.", "shipping"
+        )
 
 
 @dataclass(frozen=True)
 class CaptureParams:
     """What a capture changes besides the amount: the intent's metadata (Stripe's update rules:
     `clear_metadata` first, then `unset_metadata_keys`, then `metadata`), and the statement
-    descriptors of the charge it captures."""
+    descriptors of the charge it captures. Like the capture itself, they take effect only if
+    the network captures: they are recorded on the charge with the capture request
+    (`as_json`) and applied with the network's approval."""
 
     metadata: Mapping[str, str] = field(default_factory=dict)
     unset_metadata_keys: tuple[str, ...] = ()
@@ -150,6 +177,57 @@ class CaptureParams:
     @property
     def changes_descriptors(self) -> bool:
         return self.statement_descriptor is not None or self.statement_descriptor_suffix is not None
+
+    def as_json(self) -> dict[str, object] | None:
+        """The stored form (`Charge.requested_capture_changes`); None when nothing changes."""
+        if not (self.changes_metadata or self.changes_descriptors):
+            return None
+        return {
+            "metadata": dict(self.metadata),
+            "unset_metadata_keys": list(self.unset_metadata_keys),
+            "clear_metadata": self.clear_metadata,
+            "statement_descriptor": self.statement_descriptor,
+            "statement_descriptor_suffix": self.statement_descriptor_suffix,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object] | None) -> "CaptureParams":
+        if data is None:
+            return _NO_CAPTURE_PARAMS
+        metadata, unset = data.get("metadata"), data.get("unset_metadata_keys")
+        return cls(
+            metadata={str(k): str(v) for k, v in metadata.items()}
+            if isinstance(metadata, dict)
+            else {},
+            unset_metadata_keys=tuple(str(k) for k in unset) if isinstance(unset, list) else (),
+            clear_metadata=data.get("clear_metadata") is True,
+            statement_descriptor=_text(data.get("statement_descriptor")),
+            statement_descriptor_suffix=_text(data.get("statement_descriptor_suffix")),
+        )
+
+    def _metadata_change(self) -> dict[str, Any]:
+        return {
+            "clear": self.clear_metadata,
+            "unset": self.unset_metadata_keys,
+            "values": self.metadata,
+        }
+
+    def check_metadata(self, metadata: Mapping[str, str]) -> None:
+        """Refuse the capture (400 naming `metadata`) if its change would leave `metadata` with
+        more than 50 keys: checked when it is requested, before anything is written or sent."""
+        if self.changes_metadata:
+            updated_metadata(metadata, **self._metadata_change())
+
+    def applied(self, intent: PaymentIntent) -> PaymentIntent:
+        """The intent with this capture's metadata change, once the network has captured.
+
+        The limit was checked when the capture was requested; a metadata update of the intent
+        while the network was asked could make the merge pass it, but the capture has happened
+        by now and its change is applied all the same (a later update must then remove keys).
+        """
+        if not self.changes_metadata:
+            return intent
+        return replace(intent, metadata=merged_metadata(intent.metadata, **self._metadata_change()))
 
     def described(self, charge: Charge) -> Charge:
         """The charge with the descriptors this capture names (the others as they were)."""
@@ -316,6 +394,7 @@ class PaymentsService:
         validate_new_intent(new)
         if confirm is None:
             return await self._create_only(call, new, respond)
+        validate_confirm(confirm)
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
@@ -466,6 +545,7 @@ class PaymentsService:
         confirm: ConfirmParams,
         respond: Callable[[PaymentIntent], bytes],
     ) -> Done[PaymentIntent] | Replay:
+        validate_confirm(confirm)
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
@@ -560,6 +640,8 @@ class PaymentsService:
                         setup_future_usage=confirm.setup_future_usage,
                         receipt_email=confirm.receipt_email,
                         shipping=confirm.shipping,
+                        clear_receipt_email=confirm.clear_receipt_email,
+                        clear_shipping=confirm.clear_shipping,
                     ),
                 )
                 charge = resumed or Charge(
@@ -595,9 +677,9 @@ class PaymentsService:
                         db, attempt_facts(processing, charge, card, now)
                     )
                     charge = replace(charge, risk=verdict.as_json())
-                elif confirm.receipt_email is not None or confirm.shipping is not None:
+                elif confirm.changes_receipt_or_shipping:
                     # The attempt goes on with the receipt email or shipping this confirmation
-                    # names (a write only when it names one).
+                    # names or clears (a write only when it names one).
                     charge = replace(
                         resumed,
                         receipt_email=processing.receipt_email,
@@ -940,8 +1022,10 @@ class PaymentsService:
         params: CaptureParams,
     ) -> KeyRecord:
         """Phase `attempt_created`: the capture is checked and requested on the charge. What
-        the capture changes besides (metadata, descriptors) is written here too, so that the
-        retry or the completer that finishes it finds it written."""
+        the capture changes besides (metadata, descriptors) is checked and recorded with the
+        request, not applied: it takes effect only with the network's approval
+        (`resume_capture`), which the retry or the completer that finishes the capture finds
+        recorded here."""
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
@@ -969,20 +1053,17 @@ class PaymentsService:
             assert intent.latest_charge_id is not None
             charge = await charges.get(record.account_id, intent.latest_charge_id, for_update=True)
             assert charge is not None
-            if params.changes_metadata:
-                # One more write, only for a capture that changes metadata.
-                merged = updated_metadata(
-                    intent.metadata,
-                    clear=params.clear_metadata,
-                    unset=params.unset_metadata_keys,
-                    values=params.metadata,
+            params.check_metadata(intent.metadata)
+            # The changes are recorded in the same update as the capture request.
+            await charges.save(
+                replace(
+                    charge,
+                    capture_requested=True,
+                    requested_capture_minor=amount,
+                    requested_capture_changes=params.as_json(),
+                    updated_at=now,
                 )
-                await intents.save(replace(intent, metadata=merged, updated_at=now))
-            requested = replace(
-                charge, capture_requested=True, requested_capture_minor=amount, updated_at=now
             )
-            # The descriptors are bound into the same update as the capture request.
-            await charges.save(params.described(requested), snapshot=params.changes_descriptors)
             record = await idempotency.advance(
                 db,
                 record,
@@ -1023,17 +1104,23 @@ class PaymentsService:
             current = await charges.get(record.account_id, record.charge_id, for_update=True)
             assert intent is not None
             assert current is not None
+            # What the capture asked to change besides, as recorded with its request.
+            changes = CaptureParams.from_json(current.requested_capture_changes)
             if operation.approved:
-                after = transition(intent, Captured(at=now, amount_minor=amount))
-                captured = replace(
-                    current,
-                    captured=True,
-                    amount_captured_minor=amount,
-                    capture_requested=False,
-                    updated_at=now,
-                    balance_transaction_id=new_id("txn"),
+                # The changes apply with the capture, bound into the writes it makes anyway.
+                after = changes.applied(transition(intent, Captured(at=now, amount_minor=amount)))
+                captured = changes.described(
+                    replace(
+                        current,
+                        captured=True,
+                        amount_captured_minor=amount,
+                        capture_requested=False,
+                        requested_capture_changes=None,
+                        updated_at=now,
+                        balance_transaction_id=new_id("txn"),
+                    )
                 )
-                await charges.save(captured)
+                await charges.save(captured, snapshot=changes.changes_descriptors)
                 await intents.save(after)
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: the ledger's posting holds the account's chain lock until the commit.
@@ -1042,10 +1129,14 @@ class PaymentsService:
                 )
             else:
                 # The refusal is the outcome of this request: store it, commit, then raise.
+                # Nothing it asked for applies; the charge is no longer being captured.
                 refused = RemitError(
                     message=operation.message or "The capture was refused by the card network.",
                     kind=ErrorKind.FAILED_PRECONDITION,
                     code=operation.code or "charge_expired_for_capture",
+                )
+                await charges.save(
+                    replace(current, capture_requested=False, requested_capture_changes=None)
                 )
                 await self._finish_with_error(db, record, refused)
         if refused is not None:

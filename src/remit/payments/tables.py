@@ -78,6 +78,8 @@ charges = Table(
     Column("network_result", JSONB, nullable=True),
     # What a capture in progress asked for, so a resumed capture asks for the same.
     Column("requested_capture_minor", BigInteger, nullable=True),
+    # What else it asked to change (metadata, statement descriptors), applied when it succeeds.
+    Column("requested_capture_changes", JSONB, nullable=True),
     Column("description", Text, nullable=True),
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

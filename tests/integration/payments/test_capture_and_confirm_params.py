@@ -1,14 +1,22 @@
 """What a capture and a confirmation name besides the payment itself takes effect: a capture's
-metadata reaches the intent and its statement descriptors the charge it captures; a
-confirmation's receipt email and shipping reach the intent and the charge it makes."""
+metadata reaches the intent and its statement descriptors the charge it captures, if and when
+the network captures; a confirmation's receipt email and shipping reach the intent and the
+charge it makes."""
 
+from collections.abc import Awaitable
+from dataclasses import replace
+
+import grpc
 import pytest
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
-from remit.core.errors import RemitError
-from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent, Status
+from remit.core.errors import ErrorKind, RemitError
+from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent, Status, Updated
+from remit.payments.idempotency import KeyRecord
 from remit.payments.service import CaptureParams, ConfirmParams, Done, PaymentsService, Replay
+from remit.payments.tables import idempotency_keys
 from tests.integration.payments.conftest import payments_with_core_hooks
 from tests.integration.payments.test_payments_service import call, pay, respond
 from tests.support.fake_network import FakeNetwork
@@ -116,11 +124,74 @@ async def test_a_capture_refused_for_its_metadata_writes_nothing(
     )
 
 
-async def test_a_capture_resumed_after_the_network_was_unreachable_keeps_its_changes(
+def _capture(
+    payments: PaymentsService,
+    account_id: str,
+    key: str,
+    intent_id: str,
+    params: CaptureParams,
+) -> Awaitable[Done[PaymentIntent] | Replay]:
+    return payments.capture_payment_intent(
+        call(account_id, key, endpoint="CapturePaymentIntent"), intent_id, None, respond, params
+    )
+
+
+async def _unchanged(payments: PaymentsService, held: PaymentIntent) -> None:
+    """The held intent and its charge as they were before any capture was asked for."""
+    intent = await payments.get_payment_intent(held.account_id, held.id)
+    assert (intent.status, intent.metadata, intent.amount_received_minor) == (
+        Status.REQUIRES_CAPTURE,
+        {"order": "6735", "gift": "yes"},
+        0,
+    )
+    charge, _ = await payments.get_charge(held.account_id, held.latest_charge_id or "")
+    assert (
+        charge.captured,
+        charge.capture_requested,
+        charge.requested_capture_changes,
+        charge.statement_descriptor,
+        charge.statement_descriptor_suffix,
+    ) == (False, False, None, "REMIT SHOP", "AUTHORIZED")
+
+
+async def test_a_capture_the_network_refuses_changes_neither_metadata_nor_descriptors(
     payments: PaymentsService, network: FakeNetwork, account_id: str
 ) -> None:
-    """The changes are written with the capture request, before the network is asked: the
-    retry that finishes the capture finds them, and its replay repeats the same answer."""
+    """Stripe's capture is all or nothing: refused, it leaves the intent and the charge as
+    they were, and its retry replays the refusal without changing them either."""
+    held = await _held(payments, account_id, "held-refused")
+    network.refuse(
+        f"{held.latest_charge_id}_capture",
+        "authorization_voided",
+        "This authorization was voided and cannot be captured.",
+    )
+    params = CaptureParams(
+        metadata={"shipped": "yes"},
+        unset_metadata_keys=("gift",),
+        statement_descriptor="REMIT STORE",
+        statement_descriptor_suffix="ORDER 6735",
+    )
+    with pytest.raises(RemitError) as refused:
+        await _capture(payments, account_id, "capture-refused", held.id, params)
+    assert (refused.value.kind, refused.value.code) == (
+        ErrorKind.FAILED_PRECONDITION,
+        "authorization_voided",
+    )
+    await _unchanged(payments, held)
+    replayed = await _capture(payments, account_id, "capture-refused", held.id, params)
+    assert isinstance(replayed, Replay)
+    assert replayed.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    await _unchanged(payments, held)
+    assert network.sent.count(f"{held.latest_charge_id}_capture") == 1
+
+
+async def test_a_capture_waiting_on_the_network_changes_nothing_until_its_retry_captures(
+    payments: PaymentsService, network: FakeNetwork, account_id: str
+) -> None:
+    """The changes are recorded with the capture request and applied with the network's
+    approval: a capture left at attempt_created by an unreachable network has changed nothing
+    yet; the retry that finishes it applies them, on top of what changed meanwhile, and its
+    replay does not apply them again."""
     held = await _held(payments, account_id, "held-4")
     params = CaptureParams(
         metadata={"shipped": "yes"},
@@ -129,43 +200,76 @@ async def test_a_capture_resumed_after_the_network_was_unreachable_keeps_its_cha
     )
     # Every send and every look-up fails: the capture stays at attempt_created.
     network.faults = ["before"] * 4
-    with pytest.raises(RemitError):
-        await payments.capture_payment_intent(
-            call(account_id, "capture-4", endpoint="CapturePaymentIntent"),
-            held.id,
-            None,
-            respond,
-            params,
-        )
+    with pytest.raises(RemitError) as unreachable:
+        await _capture(payments, account_id, "capture-4", held.id, params)
+    assert unreachable.value.kind is ErrorKind.UNAVAILABLE
     waiting = await payments.get_payment_intent(account_id, held.id)
-    assert (waiting.status, waiting.metadata) == (
-        Status.REQUIRES_CAPTURE,
-        {"order": "6735", "shipped": "yes"},
-    )
-    resumed = await payments.capture_payment_intent(
-        call(account_id, "capture-4", endpoint="CapturePaymentIntent"),
-        held.id,
-        None,
-        respond,
-        params,
-    )
-    assert isinstance(resumed, Done)
-    assert resumed.value.metadata == {"order": "6735", "shipped": "yes"}
-    replayed = await payments.capture_payment_intent(
-        call(account_id, "capture-4", endpoint="CapturePaymentIntent"),
-        held.id,
-        None,
-        respond,
-        params,
-    )
-    assert replayed == Replay(code=0, body=respond(resumed.value))
+    assert (waiting.status, waiting.metadata) == (Status.REQUIRES_CAPTURE, held.metadata)
     charge, _ = await payments.get_charge(account_id, held.latest_charge_id or "")
-    assert (charge.captured, charge.statement_descriptor, charge.statement_descriptor_suffix) == (
+    assert (charge.captured, charge.capture_requested, charge.statement_descriptor) == (
+        False,
         True,
-        "REMIT STORE",
-        "AUTHORIZED",
+        "REMIT SHOP",
     )
+
+    # An update while the capture waits: the capture's change applies on top of it.
+    updated = await payments.update_payment_intent(
+        call(account_id, "update-4", endpoint="UpdatePaymentIntent"),
+        held.id,
+        Updated(at=waiting.updated_at),
+        respond,
+        metadata=({"packed": "yes"}, [], False),
+    )
+    assert isinstance(updated, Done)
+
+    resumed = await _capture(payments, account_id, "capture-4", held.id, params)
+    assert isinstance(resumed, Done)
+    assert resumed.value.metadata == {"order": "6735", "packed": "yes", "shipped": "yes"}
+    charge, _ = await payments.get_charge(account_id, held.latest_charge_id or "")
+    assert (
+        charge.captured,
+        charge.capture_requested,
+        charge.requested_capture_changes,
+        charge.statement_descriptor,
+        charge.statement_descriptor_suffix,
+    ) == (True, False, None, "REMIT STORE", "AUTHORIZED")
+    replayed = await _capture(payments, account_id, "capture-4", held.id, params)
+    assert replayed == Replay(code=0, body=respond(resumed.value))
+    # The replay wrote nothing: the intent is as the capture left it.
+    assert await payments.get_payment_intent(account_id, held.id) == resumed.value
     assert network.sent.count(f"{charge.id}_capture") == 1
+
+
+async def test_the_completer_applies_the_changes_of_a_capture_whose_answer_was_lost(
+    payments: PaymentsService, network: FakeNetwork, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """The network captured, but its answer was lost and no look-up got through: the request
+    gave up at attempt_created. The completer, which knows nothing of the request but its key,
+    finishes the capture with the changes recorded on the charge; the client's retry replays."""
+    held = await _held(payments, account_id, "held-7")
+    params = CaptureParams(clear_metadata=True, metadata={"fulfilled": "yes"})
+    network.faults = ["after"]
+    network.lookup_faults = 3
+    with pytest.raises(RemitError):
+        await _capture(payments, account_id, "capture-7", held.id, params)
+    assert (await payments.get_payment_intent(account_id, held.id)).metadata == held.metadata
+    async with core_engine.begin() as db:
+        await db.execute(
+            idempotency_keys.update()
+            .where(idempotency_keys.c.key == "capture-7")
+            .values(last_run_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 1))
+        )
+
+    async def resume(record: KeyRecord) -> object:
+        return await payments.resume_capture(record, respond)
+
+    assert await payments.complete_abandoned(resume) == 1
+    finished = await payments.get_payment_intent(account_id, held.id)
+    assert (finished.status, finished.metadata) == (Status.SUCCEEDED, {"fulfilled": "yes"})
+    replayed = await _capture(payments, account_id, "capture-7", held.id, params)
+    assert replayed == Replay(code=0, body=respond(finished))
+    reference = f"{held.latest_charge_id}_capture"
+    assert list(network.operations) == [reference]
 
 
 async def test_a_confirmation_gives_the_intent_and_its_charge_its_receipt_email_and_shipping(
@@ -221,6 +325,103 @@ async def test_a_confirmation_without_them_keeps_the_intents(
     assert (charge.receipt_email, charge.shipping) == ("kept@example.com", SHIPPING)
 
 
+async def _confirmed(
+    payments: PaymentsService, account_id: str, key: str, confirm: ConfirmParams
+) -> PaymentIntent:
+    """An intent with a receipt email and shipping of its own, confirmed with `confirm`."""
+    created = await payments.create_payment_intent(
+        call(account_id, f"create-{key}"),
+        NewPaymentIntent(
+            amount_minor=1200, currency="usd", receipt_email="old@example.com", shipping=SHIPPING
+        ),
+        respond,
+    )
+    assert isinstance(created, Done)
+    result = await payments.confirm_payment_intent(
+        call(account_id, key, endpoint="ConfirmPaymentIntent"), created.value.id, confirm, respond
+    )
+    assert isinstance(result, Done)
+    assert result.value.status is Status.SUCCEEDED
+    return result.value
+
+
+async def test_a_confirmation_clears_the_receipt_email_and_shipping_of_the_intent_and_charge(
+    payments: PaymentsService, account_id: str
+) -> None:
+    intent = await _confirmed(
+        payments,
+        account_id,
+        "confirm-clear",
+        ConfirmParams(payment_method_id="pm_visa", clear_receipt_email=True, clear_shipping=True),
+    )
+    assert (intent.receipt_email, intent.shipping) == (None, None)
+    stored = await payments.get_payment_intent(account_id, intent.id)
+    assert (stored.receipt_email, stored.shipping) == (None, None)
+    charge, _ = await payments.get_charge(account_id, intent.latest_charge_id or "")
+    assert (charge.receipt_email, charge.shipping) == (None, None)
+
+
+async def test_a_confirmation_clears_one_and_keeps_or_replaces_the_other(
+    payments: PaymentsService, account_id: str
+) -> None:
+    no_email = await _confirmed(
+        payments,
+        account_id,
+        "confirm-clear-email",
+        ConfirmParams(payment_method_id="pm_visa", clear_receipt_email=True),
+    )
+    charge, _ = await payments.get_charge(account_id, no_email.latest_charge_id or "")
+    assert (no_email.receipt_email, no_email.shipping) == (None, SHIPPING)
+    assert (charge.receipt_email, charge.shipping) == (None, SHIPPING)
+    no_shipping = await _confirmed(
+        payments,
+        account_id,
+        "confirm-clear-shipping",
+        ConfirmParams(
+            payment_method_id="pm_visa", receipt_email="new@example.com", clear_shipping=True
+        ),
+    )
+    charge, _ = await payments.get_charge(account_id, no_shipping.latest_charge_id or "")
+    assert (no_shipping.receipt_email, no_shipping.shipping) == ("new@example.com", None)
+    assert (charge.receipt_email, charge.shipping) == ("new@example.com", None)
+
+
+@pytest.mark.parametrize(
+    ("confirm", "param"),
+    [
+        (ConfirmParams(receipt_email="new@example.com", clear_receipt_email=True), "receipt_email"),
+        (ConfirmParams(shipping=SHIPPING, clear_shipping=True), "shipping"),
+    ],
+)
+async def test_a_confirmation_that_both_sets_and_clears_a_value_is_refused_naming_it(
+    payments: PaymentsService,
+    network: FakeNetwork,
+    account_id: str,
+    confirm: ConfirmParams,
+    param: str,
+) -> None:
+    created = await payments.create_payment_intent(
+        call(account_id, "create-both"),
+        NewPaymentIntent(amount_minor=1200, currency="usd", receipt_email="old@example.com"),
+        respond,
+    )
+    assert isinstance(created, Done)
+    with pytest.raises(RemitError) as refused:
+        await payments.confirm_payment_intent(
+            call(account_id, "confirm-both", endpoint="ConfirmPaymentIntent"),
+            created.value.id,
+            replace(confirm, payment_method_id="pm_visa"),
+            respond,
+        )
+    assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, param)
+    intent = await payments.get_payment_intent(account_id, created.value.id)
+    assert (intent.status, intent.receipt_email) == (
+        Status.REQUIRES_PAYMENT_METHOD,
+        "old@example.com",
+    )
+    assert network.sent == []
+
+
 # --- What they cost: bound into the writes the calls make anyway ---------------------------
 
 
@@ -237,9 +438,11 @@ async def _capture_statements(
     return statements
 
 
-async def test_descriptors_on_a_capture_add_no_statement_and_metadata_adds_one(
+async def test_metadata_and_descriptors_on_a_capture_add_no_statement(
     core_engine: AsyncEngine,
 ) -> None:
+    """They are recorded in the charge update that requests the capture, and applied in the
+    intent and charge updates that record it."""
     account_id = (await AccountsService(core_engine).create_account()).account.id
     await _capture_statements(core_engine, account_id, "warm-up", CaptureParams())
     plain = await _capture_statements(core_engine, account_id, "plain", CaptureParams())
@@ -253,7 +456,7 @@ async def test_descriptors_on_a_capture_add_no_statement_and_metadata_adds_one(
         core_engine, account_id, "metadata", CaptureParams(metadata={"k": "v"})
     )
     assert len(described) == len(plain)
-    assert len(with_metadata) == len(plain) + 1
+    assert len(with_metadata) == len(plain)
 
 
 async def _confirm_statements(
@@ -278,7 +481,7 @@ async def _confirm_statements(
     return statements
 
 
-async def test_receipt_email_and_shipping_on_a_confirmation_add_no_statement(
+async def test_receipt_email_and_shipping_set_or_cleared_on_a_confirmation_add_no_statement(
     core_engine: AsyncEngine,
 ) -> None:
     account_id = (await AccountsService(core_engine).create_account(radar_enabled=False)).account.id
@@ -293,4 +496,10 @@ async def test_receipt_email_and_shipping_on_a_confirmation_add_no_statement(
             payment_method_id="pm_visa", receipt_email="a@example.com", shipping=SHIPPING
         ),
     )
-    assert len(detailed) == len(plain)
+    cleared = await _confirm_statements(
+        core_engine,
+        account_id,
+        "cleared",
+        ConfirmParams(payment_method_id="pm_visa", clear_receipt_email=True, clear_shipping=True),
+    )
+    assert len(detailed) == len(cleared) == len(plain)

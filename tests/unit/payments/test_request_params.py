@@ -1,6 +1,8 @@
 """The payments servicer hands every parameter of a confirm or capture request on to the use
 case, or refuses it naming it: none is dropped."""
 
+import json
+
 import pytest
 
 from remit.core.errors import RemitError
@@ -30,6 +32,24 @@ def test_a_confirmation_carries_its_receipt_email_and_shipping() -> None:
 def test_a_confirmation_without_them_leaves_the_intents() -> None:
     params = confirm_params(pb.ConfirmPaymentIntentRequest(id="pi_1", payment_method="pm_1"))
     assert (params.receipt_email, params.shipping) == (None, None)
+    assert (params.clear_receipt_email, params.clear_shipping) == (False, False)
+
+
+def test_a_confirmation_clears_them_with_an_empty_receipt_email_and_clear_shipping() -> None:
+    """As on update: a present empty string clears a nullable string, `clear_shipping` the
+    shipping message."""
+    params = confirm_params(
+        pb.ConfirmPaymentIntentRequest(
+            id="pi_1", payment_method="pm_1", receipt_email="", clear_shipping=True
+        )
+    )
+    assert (params.receipt_email, params.clear_receipt_email) == (None, True)
+    assert (params.shipping, params.clear_shipping) == (None, True)
+    # Set and cleared at once is handed on as asked; the use case refuses it (naming shipping).
+    both = confirm_params(
+        pb.ConfirmPaymentIntentRequest(id="pi_1", shipping=SHIPPING, clear_shipping=True)
+    )
+    assert (both.shipping is not None, both.clear_shipping) == (True, True)
 
 
 def test_a_capture_carries_its_metadata_change_and_descriptors() -> None:
@@ -63,3 +83,18 @@ def test_an_application_fee_is_refused_naming_it() -> None:
             pb.CreatePaymentIntentRequest(amount=1000, currency="usd", application_fee_amount=100)
         )
     assert on_capture.value.param == on_create.value.param == "application_fee_amount"
+
+
+def test_a_captures_changes_are_stored_and_read_back_unchanged() -> None:
+    """What a capture asks to change is recorded on its charge until the network answers;
+    a capture asking for nothing else records nothing."""
+    changes = CaptureParams(
+        metadata={"shipped": "yes"},
+        unset_metadata_keys=("gift", "note"),
+        clear_metadata=True,
+        statement_descriptor_suffix="ORDER 6735",
+    )
+    stored = json.loads(json.dumps(changes.as_json()))
+    assert CaptureParams.from_json(stored) == changes
+    assert CaptureParams().as_json() is None
+    assert CaptureParams.from_json(None) == CaptureParams()

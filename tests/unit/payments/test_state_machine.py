@@ -171,3 +171,19 @@ def test_changing_the_payment_method_needs_a_new_confirmation() -> None:
 def test_the_amount_cannot_change_once_authorized() -> None:
     with pytest.raises(UnexpectedStateError):
         transition(intent_in(Status.REQUIRES_CAPTURE), Updated(at=T, amount_minor=5))
+
+
+def test_a_confirmation_replaces_keeps_or_clears_the_receipt_email_and_shipping() -> None:
+    shipping = {"name": "Jenny Rosen", "address": {"country": "FR"}}
+    intent = replace(
+        intent_in(Status.REQUIRES_CONFIRMATION), receipt_email="old@example.com", shipping=shipping
+    )
+    confirm = ConfirmationStarted(at=T, payment_method_id="pm_1", charge_id="ch_1")
+    kept = transition(intent, confirm)
+    assert (kept.receipt_email, kept.shipping) == ("old@example.com", shipping)
+    replaced = transition(intent, replace(confirm, receipt_email="new@example.com"))
+    assert (replaced.receipt_email, replaced.shipping) == ("new@example.com", shipping)
+    cleared = transition(intent, replace(confirm, clear_receipt_email=True, clear_shipping=True))
+    assert (cleared.receipt_email, cleared.shipping) == (None, None)
+    only_shipping = transition(intent, replace(confirm, clear_shipping=True))
+    assert (only_shipping.receipt_email, only_shipping.shipping) == ("old@example.com", None)

@@ -108,10 +108,10 @@ CONFIRM = Schema(
         "payment_method": String(),
         "payment_method_options": _PAYMENT_METHOD_OPTIONS,
         "payment_method_types": StringList(),
-        "receipt_email": String(max_length=800),
+        "receipt_email": String(max_length=800, unsettable=True),
         "return_url": String(),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE),
-        "shipping": shipping_field(),
+        "shipping": shipping_field(unsettable=True),
     }
 )
 CAPTURE = Schema(
@@ -277,9 +277,10 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
 async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     _check_payment_method_types(context)
     request = pb.ConfirmPaymentIntentRequest(id=context.path["intent"])
-    _set_strings(
-        request, context, ("payment_method", "return_url", "client_secret", "receipt_email")
-    )
+    _set_strings(request, context, ("payment_method", "return_url", "client_secret"))
+    if "receipt_email" in context.params:
+        # `receipt_email=` clears it: sent as "".
+        request.receipt_email = context.optional_str("receipt_email") or ""
     capture_method = context.optional_str("capture_method")
     if capture_method is not None:
         request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
@@ -293,6 +294,7 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     shipping = context.params.get("shipping")
     if isinstance(shipping, dict):
         request.shipping.CopyFrom(shipping_message(shipping))
+    request.clear_shipping = shipping is UNSET  # `shipping=` clears it
     _set_card_options(request, context)
     reply = await call(deps.payments.ConfirmPaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
