@@ -284,3 +284,47 @@ def test_a_confirmation_both_setting_and_clearing_shipping_is_invalid_argument(
     assert after.status == created.status
     assert after.shipping == shipping
     assert not after.HasField("latest_charge")
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "param"),
+    [
+        ({"receipt_email": "jenny@example"}, "email_invalid", "receipt_email"),
+        ({"statement_descriptor": "2024-11-22"}, "parameter_invalid", "statement_descriptor"),
+        ({"statement_descriptor": "A" * 23}, "parameter_invalid", "statement_descriptor"),
+        ({"statement_descriptor_suffix": "9" * 23}, "parameter_invalid",
+         "statement_descriptor_suffix"),
+    ],
+)  # fmt: skip
+def test_a_payment_refuses_a_malformed_receipt_email_or_descriptor_before_paying(
+    platform: RunningPlatform,
+    account: TestAccount,
+    client: stripe.StripeClient,
+    params: dict[str, str],
+    code: str,
+    param: str,
+) -> None:
+    before = _intent_count(platform, account)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.create(
+            params={"amount": 1000, "currency": "usd", "payment_method": "pm_card_visa",
+                    "confirm": True, "return_url": "https://shop.example/return",
+                    **params}  # type: ignore[typeddict-item]
+        )  # fmt: skip
+    assert (raised.value.code, raised.value.param) == (code, param)
+    assert _intent_count(platform, account) == before
+
+
+def test_a_descriptor_suffix_may_be_digits_and_an_email_clears_with_an_empty_value(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "receipt_email": "jenny@example.com",
+                "statement_descriptor_suffix": "6735"}
+    )  # fmt: skip
+    assert intent.statement_descriptor_suffix == "6735"
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.update(intent.id, params={"receipt_email": "jenny"})
+    assert raised.value.code == "email_invalid"
+    cleared = client.v1.payment_intents.update(intent.id, params={"receipt_email": ""})
+    assert cleared.receipt_email is None

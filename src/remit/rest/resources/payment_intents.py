@@ -11,6 +11,7 @@ from remit.rest.params import (
     UNSET,
     Boolean,
     Currency,
+    Email,
     Enum,
     ExpandList,
     Integer,
@@ -18,6 +19,7 @@ from remit.rest.params import (
     Object,
     PageRequest,
     Schema,
+    StatementDescriptor,
     String,
     StringList,
     list_schema,
@@ -47,8 +49,8 @@ _PAYMENT_METHOD_OPTIONS = Object(
     {"card": Object({"request_three_d_secure": Enum(*_REQUEST_THREE_D_SECURE)})}
 )
 _DESCRIPTORS = {
-    "statement_descriptor": String(max_length=22),
-    "statement_descriptor_suffix": String(max_length=22),
+    "statement_descriptor": StatementDescriptor(),
+    "statement_descriptor_suffix": StatementDescriptor(needs_letter=False),
 }
 
 CREATE = Schema(
@@ -71,7 +73,7 @@ CREATE = Schema(
         "payment_method": String(),
         "payment_method_options": _PAYMENT_METHOD_OPTIONS,
         "payment_method_types": StringList(),
-        "receipt_email": String(max_length=800),
+        "receipt_email": Email(max_length=800),
         "return_url": String(),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE),
         "shipping": shipping_field(),
@@ -91,11 +93,11 @@ UPDATE = Schema(
         "metadata": Metadata(),
         "payment_method": String(),
         "payment_method_types": StringList(),
-        "receipt_email": String(max_length=800, unsettable=True),
+        "receipt_email": Email(max_length=800, unsettable=True),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE, unsettable=True),
         "shipping": shipping_field(unsettable=True),
-        "statement_descriptor": String(max_length=22, unsettable=True),
-        "statement_descriptor_suffix": String(max_length=22, unsettable=True),
+        "statement_descriptor": StatementDescriptor(unsettable=True),
+        "statement_descriptor_suffix": StatementDescriptor(needs_letter=False, unsettable=True),
     }
 )
 CONFIRM = Schema(
@@ -108,7 +110,7 @@ CONFIRM = Schema(
         "payment_method": String(),
         "payment_method_options": _PAYMENT_METHOD_OPTIONS,
         "payment_method_types": StringList(),
-        "receipt_email": String(max_length=800, unsettable=True),
+        "receipt_email": Email(max_length=800, unsettable=True),
         "return_url": String(),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE),
         "shipping": shipping_field(unsettable=True),
