@@ -1053,6 +1053,16 @@ class PaymentsService:
             assert intent.latest_charge_id is not None
             charge = await charges.get(record.account_id, intent.latest_charge_id, for_update=True)
             assert charge is not None
+            if charge.capture_requested:
+                # Another request's capture is at the network (or waits for its retry or the
+                # completer). Its recorded changes must not be replaced by this one's, and the
+                # intent can be captured once: this request may try again when that one ends.
+                raise RemitError(
+                    message=f"A capture of this PaymentIntent ({intent.id}) is already in "
+                    "progress under another request; retry after it has finished.",
+                    kind=ErrorKind.CONFLICT,
+                    code="payment_intent_unexpected_state",
+                )
             params.check_metadata(intent.metadata)
             # The changes are recorded in the same update as the capture request.
             await charges.save(

@@ -503,3 +503,46 @@ async def test_receipt_email_and_shipping_set_or_cleared_on_a_confirmation_add_n
         ConfirmParams(payment_method_id="pm_visa", clear_receipt_email=True, clear_shipping=True),
     )
     assert len(detailed) == len(cleared) == len(plain)
+
+
+async def test_a_second_capture_while_one_is_in_flight_is_a_conflict_that_changes_nothing(
+    payments: PaymentsService, network: FakeNetwork, account_id: str
+) -> None:
+    """Two captures of one intent under different keys: while the first waits on the network,
+    the second is refused with a retryable conflict and records nothing (its metadata must not
+    replace the first's); once the first has captured, the second is refused by the state."""
+    held = await _held(payments, account_id, "held-7")
+    network.faults = ["before"] * 4
+    with pytest.raises(RemitError) as unreachable:
+        await _capture(
+            payments, account_id, "capture-7a", held.id, CaptureParams(metadata={"by": "a"})
+        )
+    assert unreachable.value.kind is ErrorKind.UNAVAILABLE
+
+    with pytest.raises(RemitError) as conflict:
+        await _capture(
+            payments, account_id, "capture-7b", held.id, CaptureParams(metadata={"by": "b"})
+        )
+    assert (conflict.value.kind, conflict.value.code) == (
+        ErrorKind.CONFLICT,
+        "payment_intent_unexpected_state",
+    )
+    charge, _ = await payments.get_charge(account_id, held.latest_charge_id or "")
+    assert CaptureParams.from_json(charge.requested_capture_changes).metadata == {"by": "a"}
+
+    first = await _capture(
+        payments, account_id, "capture-7a", held.id, CaptureParams(metadata={"by": "a"})
+    )
+    assert isinstance(first, Done)
+    assert (first.value.status, first.value.metadata["by"]) == (Status.SUCCEEDED, "a")
+    # The refused second key stored nothing: its retry runs afresh, and meets the state.
+    with pytest.raises(RemitError) as late:
+        await _capture(
+            payments, account_id, "capture-7b", held.id, CaptureParams(metadata={"by": "b"})
+        )
+    assert (late.value.kind, late.value.code) == (
+        ErrorKind.FAILED_PRECONDITION,
+        "payment_intent_unexpected_state",
+    )
+    assert (await payments.get_payment_intent(account_id, held.id)).metadata["by"] == "a"
+    assert network.sent.count(f"{charge.id}_capture") == 1
