@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -276,6 +276,22 @@ def validate_new_intent(new: NewPaymentIntent) -> None:
         )
     if new.currency not in SUPPORTED_CURRENCIES:
         raise invalid(f"Invalid currency: {new.currency}.", "currency", code="invalid_currency")
+
+
+def _captured_first(released: OperationOutcome) -> bool:
+    """A release the network refused because the authorization was captured meanwhile (a
+    capture racing the cancel or the expiry). Any other refusal (already voided) means the
+    authorization is released all the same."""
+    return not released.approved and released.code == "charge_already_captured"
+
+
+def _already_captured(intent_id: str) -> RemitError:
+    return RemitError(
+        message=f"This PaymentIntent ({intent_id}) was captured before its authorization could "
+        "be released, so it cannot be canceled; refund it instead.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="payment_intent_unexpected_state",
+    )
 
 
 def stored_error(error: RemitError) -> Replay:
@@ -1211,7 +1227,12 @@ class PaymentsService:
         """Release the authorization (when there is one), then cancel the intent."""
         assert record.payment_intent_id is not None
         if record.charge_id is not None:
-            await self._void(record.account_id, record.charge_id)
+            released = await self._void(record.account_id, record.charge_id)
+            if _captured_first(released):
+                # A capture reached the network before this release: the money is taken, and
+                # the capture's own outcome makes the intent succeeded. Canceling it would
+                # leave captured funds on an intent and a ledger that say they were released.
+                await self._finish_refused(record, _already_captured(record.payment_intent_id))
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
@@ -1229,13 +1250,23 @@ class PaymentsService:
             await self._hooks.intent_changed(db, current, after)
         return Done(after)
 
-    async def _void(self, account_id: str, charge_id: str) -> None:
+    async def _finish_refused(self, record: KeyRecord, refused: RemitError) -> NoReturn:
+        """End the request with `refused`, stored under its key (a retry replays it)."""
+        async with batched_unit(self._engine) as db:
+            stored = await idempotency.relock(db, record)
+            if not stored.finished:
+                await self._finish_with_error(db, record, refused)
+        raise refused
+
+    async def _void(self, account_id: str, charge_id: str) -> OperationOutcome:
+        """Release the charge's authorization at the network; its answer says whether it did
+        (see `_captured_first`)."""
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, charge_id)
         assert charge is not None
         assert charge.authorization_id is not None
         reference, authorization_id = f"{charge.id}_void", charge.authorization_id
-        await self._settle(
+        return await self._settle(
             lambda: self._network.void(authorization_id=authorization_id, reference=reference),
             lambda: self._network.lookup_operation(reference),
         )
@@ -1248,8 +1279,10 @@ class PaymentsService:
         intent = await intents.get(account_id, intent_id, for_update=True)
         if intent is None or intent.status is not Status.REQUIRES_CAPTURE:
             return False
-        if intent.latest_charge_id is not None:
+        if intent.latest_charge_id is not None and _captured_first(
             await self._void(account_id, intent.latest_charge_id)
+        ):
+            return False  # a capture in flight got there first; its outcome settles the intent
         now = self._now()
         after = transition(intent, Expired(at=now))
         await intents.save(after)

@@ -546,3 +546,50 @@ async def test_a_second_capture_while_one_is_in_flight_is_a_conflict_that_change
     )
     assert (await payments.get_payment_intent(account_id, held.id)).metadata["by"] == "a"
     assert network.sent.count(f"{charge.id}_capture") == 1
+
+
+async def test_a_cancel_that_loses_the_race_to_a_capture_is_refused_and_the_capture_stands(
+    payments: PaymentsService, network: FakeNetwork, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """A capture reaches the network while a cancel (or the 7-day expiry) asks it to release
+    the same authorization: the network refuses the release as already captured. The intent
+    must then not be canceled, or captured money would sit on an intent (and a ledger) that
+    say it was released; the capture's retry makes it succeeded."""
+    held = await _held(payments, account_id, "held-8")
+    network.faults = ["before"] * 4
+    with pytest.raises(RemitError):
+        await _capture(payments, account_id, "capture-8", held.id, CaptureParams())
+    void = f"{held.latest_charge_id}_void"
+    network.refuse(void, "charge_already_captured", "This authorization was already captured.")
+
+    cancel = call(account_id, "cancel-8", endpoint="CancelPaymentIntent")
+    with pytest.raises(RemitError) as refused:
+        await payments.cancel_payment_intent(cancel, held.id, None, respond)
+    assert (refused.value.kind, refused.value.code) == (
+        ErrorKind.FAILED_PRECONDITION,
+        "payment_intent_unexpected_state",
+    )
+    # The refusal is the cancel's answer, stored: its retry replays it, the network is not
+    # asked again, and the completer has nothing left to finish.
+    replayed = await payments.cancel_payment_intent(cancel, held.id, None, respond)
+    assert isinstance(replayed, Replay)
+    assert replayed.code != 0
+    assert network.sent.count(void) == 1
+    async with core_engine.begin() as db:
+        assert not await payments.expire_authorization(db, account_id, held.id)
+    assert network.sent.count(void) == 2
+    async with core_engine.begin() as db:
+        unfinished = await db.scalar(
+            idempotency_keys.select()
+            .with_only_columns(func.count())
+            .where(idempotency_keys.c.key == "cancel-8")
+            .where(idempotency_keys.c.response_code.is_(None))
+        )
+    assert unfinished == 0
+    assert (await payments.get_payment_intent(account_id, held.id)).status is (
+        Status.REQUIRES_CAPTURE
+    )
+
+    captured = await _capture(payments, account_id, "capture-8", held.id, CaptureParams())
+    assert isinstance(captured, Done)
+    assert captured.value.status is Status.SUCCEEDED
