@@ -11,6 +11,11 @@ _LOCK_KEY = 1895254928
 engine = create_engine(url, poolclass=pool.NullPool)
 with engine.connect() as connection:
     connection.exec_driver_sql(f"SELECT pg_advisory_lock({_LOCK_KEY})")
+    # The lock is the session's and outlives this commit. Ending the transaction the lock
+    # statement began lets Alembic run each migration in a transaction of its own, as
+    # `transaction_per_migration` asks (and lets a migration step outside it to build an
+    # index concurrently); otherwise every migration would share this one.
+    connection.commit()
     try:
         context.configure(connection=connection, transaction_per_migration=True)
         with context.begin_transaction():

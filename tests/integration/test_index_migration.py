@@ -1,0 +1,106 @@
+"""Migration 0014 builds its indexes without blocking writes to payment methods and tokens,
+and finishes an earlier build that was interrupted."""
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from remit.storage.embedded import EmbeddedCluster
+from remit.storage.migrate import upgrade
+
+_BEFORE = "0013_charge_details"
+_AFTER = "0014_vault_token_indexes"
+_INDEX = "ix_payment_methods_vault_token"
+
+
+@pytest.fixture
+def database_before_the_indexes(pg_cluster: EmbeddedCluster) -> Iterator[str]:
+    name = f"remit_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_index_migration"
+    pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+    pg_cluster.execute_admin(f'CREATE DATABASE "{name}";')
+    # psycopg takes the libpq form of the URL; the migrations take either.
+    url = pg_cluster.url(name).replace("postgresql+psycopg://", "postgresql://", 1)
+    upgrade("core", url, _BEFORE)
+    try:
+        yield url
+    finally:
+        pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+
+
+def _index_is_valid(url: str, name: str) -> bool | None:
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s",
+            (name,),
+        ).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def _wait_for_the_build_to_wait(url: str) -> None:
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'CREATE INDEX%%' "
+                "AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if waiting is not None and waiting[0] > 0:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the index build never started waiting for the open transaction")
+
+
+def test_payment_methods_stay_writable_while_the_index_builds(
+    database_before_the_indexes: str,
+) -> None:
+    url = database_before_the_indexes
+    # A transaction writing payment methods is open when the upgrade starts, as on a live
+    # platform. A plain CREATE INDEX queues for a lock behind it, and every later write queues
+    # behind the CREATE INDEX.
+    with psycopg.connect(url) as open_writer:
+        open_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE")
+        failure: list[BaseException] = []
+
+        def migrate() -> None:
+            try:
+                upgrade("core", url, _AFTER)
+            except BaseException as error:  # handed to the test's thread
+                failure.append(error)
+
+        migrator = threading.Thread(target=migrate)
+        migrator.start()
+        try:
+            _wait_for_the_build_to_wait(url)
+            with psycopg.connect(url) as later_writer:
+                # NOWAIT: the write must not have to queue behind the index build at all.
+                later_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE NOWAIT")
+                later_writer.execute("LOCK TABLE tokens IN ROW EXCLUSIVE MODE NOWAIT")
+        finally:
+            open_writer.rollback()
+            migrator.join(timeout=30)
+    assert not migrator.is_alive()
+    assert failure == []
+    assert _index_is_valid(url, _INDEX) is True
+    assert _index_is_valid(url, "ix_tokens_vault_token") is True
+
+
+def test_an_index_left_invalid_by_an_interrupted_build_is_built_again(
+    database_before_the_indexes: str,
+) -> None:
+    url = database_before_the_indexes
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f"CREATE INDEX {_INDEX} ON payment_methods (vault_token)")
+        # What a concurrent build cut short leaves behind: the index exists but is not valid.
+        connection.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", (_INDEX,)
+        )
+    assert _index_is_valid(url, _INDEX) is False
+
+    upgrade("core", url, _AFTER)
+
+    assert _index_is_valid(url, _INDEX) is True
