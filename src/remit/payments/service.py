@@ -221,9 +221,9 @@ class CaptureParams:
     def applied(self, intent: PaymentIntent) -> PaymentIntent:
         """The intent with this capture's metadata change, once the network has captured.
 
-        The limit was checked when the capture was requested; a metadata update of the intent
-        while the network was asked could make the merge pass it, but the capture has happened
-        by now and its change is applied all the same (a later update must then remove keys).
+        The limit was checked when the capture was requested, and an update adding keys while
+        the capture waits is checked against this change too
+        (`_refuse_passing_a_capture_in_flight`), so the merge stays within it.
         """
         if not self.changes_metadata:
             return intent
@@ -308,6 +308,18 @@ async def _require_live_customer(
         and await SqlCustomerRepository(db).get(account_id, customer_id) is None
     ):
         raise not_found("customer", customer_id, param="customer")
+
+
+async def _refuse_passing_a_capture_in_flight(db: AsyncConnection, updated: PaymentIntent) -> None:
+    """A capture at the network applies its metadata change when the network approves it, on
+    top of whatever the intent holds then. An update adding keys meanwhile is checked against
+    that change as well, so the capture cannot leave more than 50 keys (it could not refuse
+    them any more: the money has moved by then)."""
+    if updated.status is not Status.REQUIRES_CAPTURE or updated.latest_charge_id is None:
+        return
+    charge = await ChargeRepository(db).get(updated.account_id, updated.latest_charge_id)
+    if charge is not None and charge.capture_requested:
+        CaptureParams.from_json(charge.requested_capture_changes).check_metadata(updated.metadata)
 
 
 def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) -> None:
@@ -486,6 +498,8 @@ class PaymentsService:
                 after,
                 metadata=updated_metadata(before.metadata, clear=clear, unset=unset, values=values),
             )
+            if values:
+                await _refuse_passing_a_capture_in_flight(db, after)
             await intents.save(after)
             await self._hooks.intent_changed(db, before, after)
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))

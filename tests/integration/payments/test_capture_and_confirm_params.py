@@ -593,3 +593,46 @@ async def test_a_cancel_that_loses_the_race_to_a_capture_is_refused_and_the_capt
     captured = await _capture(payments, account_id, "capture-8", held.id, CaptureParams())
     assert isinstance(captured, Done)
     assert captured.value.status is Status.SUCCEEDED
+
+
+async def test_an_update_that_would_take_a_waiting_capture_past_50_keys_is_refused(
+    payments: PaymentsService, network: FakeNetwork, account_id: str
+) -> None:
+    """The capture's change was checked against the intent's metadata when it was requested,
+    and applies on top of what the intent holds when the network captures. An update in
+    between is checked against both, so the capture cannot end with more than 50 keys; an
+    update that keeps within them still goes through."""
+    held = await _held(payments, account_id, "held-limit")
+    capture_keys = {f"capture_{i}": "v" for i in range(40)}
+    network.faults = ["before"] * 4
+    with pytest.raises(RemitError):
+        await _capture(
+            payments, account_id, "capture-limit", held.id, CaptureParams(metadata=capture_keys)
+        )
+
+    too_many = {f"update_{i}": "v" for i in range(9)}
+    with pytest.raises(RemitError) as refused:
+        await payments.update_payment_intent(
+            call(account_id, "update-limit", endpoint="UpdatePaymentIntent"),
+            held.id,
+            Updated(at=held.updated_at),
+            respond,
+            metadata=(too_many, [], False),
+        )
+    assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, "metadata")
+    assert (await payments.get_payment_intent(account_id, held.id)).metadata == held.metadata
+
+    within = {f"update_{i}": "v" for i in range(8)}
+    updated = await payments.update_payment_intent(
+        call(account_id, "update-within", endpoint="UpdatePaymentIntent"),
+        held.id,
+        Updated(at=held.updated_at),
+        respond,
+        metadata=(within, [], False),
+    )
+    assert isinstance(updated, Done)
+    captured = await _capture(
+        payments, account_id, "capture-limit", held.id, CaptureParams(metadata=capture_keys)
+    )
+    assert isinstance(captured, Done)
+    assert len(captured.value.metadata) == 50
