@@ -5,8 +5,9 @@ environment variables, so a process started alone (`remit core`, `remit api`, ..
 same settings the same way.
 """
 
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
@@ -18,6 +19,9 @@ TOKEN_FILE: Final = "internal-token"  # noqa: S105
 # The prefix of the mutual-TLS settings between the processes (`..._CERT`, `_KEY`, `_CA`,
 # `_SERVER_NAME`).
 TLS_ENV: Final = "REMIT_INTERNAL_TLS"
+# Set to `allow` to let the processes speak plaintext gRPC beyond this machine's loopback
+# interface (`refuse_plaintext_beyond_loopback`).
+PLAINTEXT_ENV: Final = "REMIT_INTERNAL_PLAINTEXT"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class PlatformConfig:
     # Mutual TLS between the processes (REMIT_INTERNAL_TLS_CERT, _KEY, _CA, and optionally
     # _SERVER_NAME); None: plaintext.
     internal_tls: InternalTls | None = None
+    # REMIT_INTERNAL_PLAINTEXT=allow: plaintext internal gRPC beyond loopback is the
+    # operator's choice (`refuse_plaintext_beyond_loopback`).
+    internal_plaintext_allowed: bool = False
 
     @property
     def core_balanced_target(self) -> str:
@@ -123,6 +130,8 @@ class PlatformConfig:
             )
             if tls.server_name is not None:
                 env[f"{TLS_ENV}_SERVER_NAME"] = tls.server_name
+        if self.internal_plaintext_allowed:
+            env[PLAINTEXT_ENV] = "allow"
         for name, url in (
             ("DATABASE_URL", self.database_url),
             ("VAULT_DATABASE_URL", self.vault_database_url),
@@ -237,7 +246,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         if raw.strip()
     )
     data_dir = Path(env.get("REMIT_DATA_DIR") or ".remit")
-    return PlatformConfig(
+    config = PlatformConfig(
         data_dir=data_dir,
         api=endpoint("api"),
         core=endpoint("core"),
@@ -258,7 +267,40 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         core_instance_ports=instance_ports,
         internal_token=env.get(TOKEN_ENV) or saved_token(data_dir),
         internal_tls=_internal_tls(env),
+        internal_plaintext_allowed=env.get(PLAINTEXT_ENV) == "allow",
     )
+    refuse_plaintext_beyond_loopback(
+        (config.core.host, config.vault.host, config.acquirer.host), config
+    )
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address; any other name may resolve beyond this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_plaintext_beyond_loopback(hosts: Iterable[str], config: PlatformConfig) -> None:
+    """Internal gRPC carries the internal token on every call and, between the vault and the
+    acquirer, card numbers and CVCs. Without mutual TLS it is plaintext, which is acceptable
+    only on the loopback interface: a process that would listen on or dial another address
+    refuses to start unless the operator says the network in between is protected
+    (REMIT_INTERNAL_PLAINTEXT=allow)."""
+    if config.internal_tls is not None or config.internal_plaintext_allowed:
+        return
+    exposed = sorted({host for host in hosts if not is_loopback(host)})
+    if exposed:
+        raise ConfigError(
+            f"internal gRPC would travel in plaintext to or from {', '.join(exposed)}: it "
+            "carries the internal token and card data. Configure mutual TLS "
+            f"({TLS_ENV}_CERT, {TLS_ENV}_KEY, {TLS_ENV}_CA), or set {PLAINTEXT_ENV}=allow if "
+            "the network between the processes is otherwise protected."
+        )
 
 
 def _internal_tls(env: Mapping[str, str]) -> InternalTls | None:

@@ -5,7 +5,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from remit.config import ConfigError, PlatformConfig
+from remit.config import ConfigError, PlatformConfig, refuse_plaintext_beyond_loopback
 from remit.vault.forwarding import DESTINATIONS_ENV, parse_allowlist
 
 
@@ -22,6 +22,11 @@ class VaultSettings:
             allowlist = parse_allowlist(raw) if raw else {"acquirer": config.acquirer.target}
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        # The forwarded authorization holds the card number: the same rule as for the
+        # platform's own addresses applies to every destination.
+        refuse_plaintext_beyond_loopback(
+            (target.rpartition(":")[0] for target in allowlist.values()), config
+        )
         return cls(allowlist=allowlist)
 
 

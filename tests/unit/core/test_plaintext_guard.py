@@ -1,0 +1,64 @@
+"""Internal gRPC in plaintext is refused beyond the loopback interface unless mutual TLS is
+configured or the operator allows it explicitly."""
+
+from pathlib import Path
+
+import pytest
+
+from remit.config import ConfigError, from_env, is_loopback
+from remit.vault.process import VaultSettings
+
+_TLS = {
+    "REMIT_INTERNAL_TLS_CERT": "/etc/remit/node.pem",
+    "REMIT_INTERNAL_TLS_KEY": "/etc/remit/node.key",
+    "REMIT_INTERNAL_TLS_CA": "/etc/remit/ca.pem",
+}
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"])
+def test_loopback_addresses_are_recognised(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.7", "core.internal", "::", "192.168.1.2"])
+def test_other_addresses_and_names_are_not_loopback(host: str) -> None:
+    assert not is_loopback(host)
+
+
+@pytest.mark.parametrize("role", ["CORE", "VAULT", "ACQUIRER"])
+def test_an_internal_service_beyond_loopback_without_tls_is_refused(role: str) -> None:
+    with pytest.raises(ConfigError, match=r"10\.0\.0\.7") as refused:
+        from_env({f"REMIT_{role}_HOST": "10.0.0.7"})
+    assert "REMIT_INTERNAL_PLAINTEXT=allow" in str(refused.value)
+
+
+def test_the_public_rest_facade_may_listen_anywhere() -> None:
+    assert from_env({"REMIT_API_HOST": "0.0.0.0"}).api.host == "0.0.0.0"
+
+
+def test_mutual_tls_lets_the_services_listen_beyond_loopback() -> None:
+    config = from_env({"REMIT_VAULT_HOST": "10.0.0.7", **_TLS})
+    assert config.vault.host == "10.0.0.7"
+    assert config.internal_tls is not None
+
+
+def test_an_explicit_allowance_lets_plaintext_through_and_reaches_child_processes() -> None:
+    config = from_env({"REMIT_CORE_HOST": "core.internal", "REMIT_INTERNAL_PLAINTEXT": "allow"})
+    assert config.internal_plaintext_allowed
+    assert from_env(config.to_env()) == config
+
+
+def test_a_vault_destination_beyond_loopback_without_tls_is_refused() -> None:
+    config = from_env({"REMIT_DATA_DIR": str(Path("/nonexistent"))})
+    with pytest.raises(ConfigError, match=r"203\.0\.113\.9"):
+        VaultSettings.from_env({"REMIT_VAULT_DESTINATIONS": "acquirer=203.0.113.9:7423"}, config)
+    local = VaultSettings.from_env({"REMIT_VAULT_DESTINATIONS": "acquirer=127.0.0.1:7423"}, config)
+    assert dict(local.allowlist) == {"acquirer": "127.0.0.1:7423"}
+
+
+def test_a_vault_destination_beyond_loopback_is_accepted_with_tls() -> None:
+    config = from_env(_TLS)
+    settings = VaultSettings.from_env(
+        {"REMIT_VAULT_DESTINATIONS": "acquirer=203.0.113.9:7423"}, config
+    )
+    assert dict(settings.allowlist) == {"acquirer": "203.0.113.9:7423"}
