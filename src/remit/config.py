@@ -208,6 +208,32 @@ def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     return value
 
 
+DEFAULT_VAULT_SWEEP_GRACE_S = 24 * 3600.0
+# The grace must outlast any request between its tokenization and the core's create
+# (`remit.payment_methods.vault_sweep`); those take seconds, so an hour is a generous floor.
+MIN_VAULT_SWEEP_GRACE_S = 3600.0
+MAX_VAULT_SWEEP_GRACE_S = 365 * 24 * 3600.0
+
+
+def vault_sweep_grace_s(environ: Mapping[str, str] | None = None) -> float:
+    """How old a vault card must be before the worker deletes it for being referenced by no
+    payment method or token. REMIT_VAULT_SWEEP_GRACE_S overrides it."""
+    env = os.environ if environ is None else environ
+    raw = env.get("REMIT_VAULT_SWEEP_GRACE_S") or ""
+    if raw == "":
+        return DEFAULT_VAULT_SWEEP_GRACE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"REMIT_VAULT_SWEEP_GRACE_S must be a number, got {raw!r}") from None
+    if not MIN_VAULT_SWEEP_GRACE_S <= value <= MAX_VAULT_SWEEP_GRACE_S:
+        raise ConfigError(
+            f"REMIT_VAULT_SWEEP_GRACE_S must be between {MIN_VAULT_SWEEP_GRACE_S:.0f} and "
+            f"{MAX_VAULT_SWEEP_GRACE_S:.0f} seconds"
+        )
+    return value
+
+
 DEFAULT_PORTS = {"api": 7420, "core": 7421, "vault": 7422, "acquirer": 7423}
 
 

@@ -26,6 +26,15 @@ class VaultCard:
 
 
 @dataclass(frozen=True)
+class StoredVaultCard:
+    """A card the vault holds, as its listing shows it: no card details at all."""
+
+    vault_token: str
+    account_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class PaymentMethod:
     id: str
     account_id: str

@@ -1,10 +1,10 @@
 """PaymentMethod and Token persistence inside the caller's transaction."""
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select, union, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -172,6 +172,17 @@ class SqlPaymentMethodRepository:
             | exists().where(tokens.c.vault_token == vault_token)
         )
         return bool((await self._sa.execute(query)).scalar_one())
+
+    async def vault_cards_held(self, vault_tokens: Collection[str]) -> set[str]:
+        """Which of the vault cards any payment method or token, of any account, holds."""
+        if not vault_tokens:
+            return set()
+        wanted = list(vault_tokens)
+        query = union(
+            select(payment_methods.c.vault_token).where(payment_methods.c.vault_token.in_(wanted)),
+            select(tokens.c.vault_token).where(tokens.c.vault_token.in_(wanted)),
+        )
+        return {str(token) for token in (await self._sa.execute(query)).scalars()}
 
     # --- tokens ------------------------------------------------------------------------
 

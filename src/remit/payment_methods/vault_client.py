@@ -1,5 +1,5 @@
-"""The core's window on the vault: test-card resolution, a card's public details, and deleting
-a card nothing uses.
+"""The core's window on the vault: test-card resolution, a card's public details, the tokens
+of old cards, and deleting a card nothing uses.
 
 The core never asks for, receives or could receive a card number through this client.
 """
@@ -7,13 +7,15 @@ The core never asks for, receives or could receive a card number through this cl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final, Protocol
 
 import grpc
 
 from remit.core.jsonview import enum_wire_values
 from remit.grpcutil.errors import remit_error_from_rpc_error
-from remit.payment_methods.domain import CardSummary, VaultCard
+from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.payment_methods.domain import CardSummary, StoredVaultCard, VaultCard
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
@@ -51,6 +53,8 @@ def summary_from_message(card: vault_pb2.CardDetails) -> CardSummary:
 @dataclass
 class GrpcCardVault:
     channel: grpc.aio.Channel
+    # Who the vault's audit log records as asking.
+    requester: str = REQUESTER
 
     def __post_init__(self) -> None:
         # Made once: a stub builds a callable per method of the service when constructed.
@@ -65,7 +69,7 @@ class GrpcCardVault:
         try:
             reply = await self._stub.ResolveTestCard(
                 vault_pb2.ResolveTestCardRequest(
-                    account_id=account_id, test_id=test_id, requester=REQUESTER
+                    account_id=account_id, test_id=test_id, requester=self.requester
                 ),
                 timeout=TIMEOUT_S,
             )
@@ -77,7 +81,7 @@ class GrpcCardVault:
         try:
             reply = await self._stub.GetCardDetails(
                 vault_pb2.GetCardDetailsRequest(
-                    account_id=account_id, vault_token=vault_token, requester=REQUESTER
+                    account_id=account_id, vault_token=vault_token, requester=self.requester
                 ),
                 timeout=TIMEOUT_S,
             )
@@ -89,10 +93,30 @@ class GrpcCardVault:
         try:
             reply = await self._stub.DeleteCard(
                 vault_pb2.DeleteCardRequest(
-                    account_id=account_id, vault_token=vault_token, requester=REQUESTER
+                    account_id=account_id, vault_token=vault_token, requester=self.requester
                 ),
                 timeout=TIMEOUT_S,
             )
         except grpc.aio.AioRpcError as error:
             raise remit_error_from_rpc_error(error) from None
         return reply.deleted
+
+    async def cards_created_before(
+        self, cutoff: datetime, *, limit: int, starting_after: str | None
+    ) -> tuple[list[StoredVaultCard], bool]:
+        """One page, oldest first, of the vault's cards stored before `cutoff` (test ids'
+        cards left out), and whether more follow."""
+        request = vault_pb2.ListCardsCreatedBeforeRequest(
+            created_before=timestamp(cutoff), limit=limit, requester=self.requester
+        )
+        if starting_after is not None:
+            request.starting_after = starting_after
+        try:
+            reply = await self._stub.ListCardsCreatedBefore(request, timeout=TIMEOUT_S)
+        except grpc.aio.AioRpcError as error:
+            raise remit_error_from_rpc_error(error) from None
+        cards = [
+            StoredVaultCard(card.vault_token, card.account_id, from_timestamp(card.created))
+            for card in reply.data
+        ]
+        return cards, reply.has_more

@@ -53,6 +53,16 @@ class AuditAction(Enum):
     ROTATE_KEY = "rotate_key"
     REWRAP = "rewrap"
     SET_MINIMUM_VERSION = "set_minimum_version"
+    LIST_CARDS = "list_cards"
+
+
+@dataclass(frozen=True)
+class ListedCard:
+    """A stored card as a listing shows it: which token, whose, since when. No card data."""
+
+    token: str
+    account_id: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)

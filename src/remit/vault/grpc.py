@@ -28,6 +28,7 @@ _ACTIONS = {
     action: vault_pb2.AuditAction.Value(f"AUDIT_ACTION_{action.name}") for action in AuditAction
 }
 _ACTIONS_FROM_PROTO = {number: action for action, number in _ACTIONS.items()}
+DEFAULT_CARD_LISTING = 100
 
 
 def card_details_message(summary: CardSummary) -> vault_pb2.CardDetails:
@@ -164,6 +165,33 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             _account(request), request.vault_token, requester=_requester(request)
         )
         return vault_pb2.DeleteCardResponse(deleted=deleted)
+
+    async def ListCardsCreatedBefore(
+        self, request: vault_pb2.ListCardsCreatedBeforeRequest, context: Context
+    ) -> vault_pb2.ListCardsCreatedBeforeResponse:
+        if not request.HasField("created_before"):
+            raise invalid("created_before is required.", "created_before")
+        try:
+            cutoff = from_timestamp(request.created_before)
+        except (ValueError, OverflowError):
+            raise invalid("created_before must be a valid timestamp.", "created_before") from None
+        listed, has_more = await self._service.list_cards_created_before(
+            cutoff,
+            limit=request.limit or DEFAULT_CARD_LISTING,
+            starting_after=request.starting_after if request.HasField("starting_after") else None,
+            requester=_requester(request),
+        )
+        return vault_pb2.ListCardsCreatedBeforeResponse(
+            data=[
+                vault_pb2.ListedCard(
+                    vault_token=card.token,
+                    account_id=card.account_id,
+                    created=timestamp(card.created_at),
+                )
+                for card in listed
+            ],
+            has_more=has_more,
+        )
 
     async def RotateKey(
         self, request: vault_pb2.RotateKeyRequest, context: Context

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,7 +13,14 @@ from remit.storage.fastsql import Db, Statement, TableStatements, sqlalchemy_uni
 from remit.storage.keyset import fetch_page
 from remit.vault.cards import Brand, Funding
 from remit.vault.crypto import SealedCard
-from remit.vault.domain import AuditAction, AuditEvent, AuditFilter, CardSummary, StoredCard
+from remit.vault.domain import (
+    AuditAction,
+    AuditEvent,
+    AuditFilter,
+    CardSummary,
+    ListedCard,
+    StoredCard,
+)
 from remit.vault.tables import audit_events, cards, test_card_tokens
 
 # The statements of every forwarded authorization and test-card resolution are written out
@@ -210,6 +217,37 @@ class SqlVaultRepository:
             .group_by(cards.c.kek_version)
         )
         return {int(version): int(count) for version, count in (await self._sa.execute(query))}
+
+    async def card_created_at(self, token: str) -> datetime | None:
+        """When the card was stored, deleted or not (a page of a listing may end on a card
+        deleted since)."""
+        query = select(cards.c.created_at).where(cards.c.token == token)
+        return (await self._sa.execute(query)).scalar_one_or_none()
+
+    async def live_cards_created_before(
+        self, cutoff: datetime, *, limit: int, after: tuple[datetime, str] | None
+    ) -> tuple[list[ListedCard], bool]:
+        """Up to `limit` cards not deleted, stored before `cutoff` and held by no test id, in
+        (created_at, token) order after `after`; and whether more follow.
+
+        A test id's card is handed out again on every resolution of the test id however old it
+        is, so its age says nothing about whether a request is about to use it."""
+        c = cards.c
+        held_by_test_id = exists().where(
+            test_card_tokens.c.account_id == c.account_id, test_card_tokens.c.token == c.token
+        )
+        conditions = [c.deleted_at.is_(None), c.created_at < cutoff, ~held_by_test_id]
+        if after is not None:
+            conditions.append(tuple_(c.created_at, c.token) > tuple_(*after))
+        query = (
+            select(c.token, c.account_id, c.created_at)
+            .where(*conditions)
+            .order_by(c.created_at, c.token)
+            .limit(limit + 1)
+        )
+        rows = (await self._sa.execute(query)).all()
+        listed = [ListedCard(row.token, row.account_id, row.created_at) for row in rows[:limit]]
+        return listed, len(rows) > limit
 
     # --- test cards --------------------------------------------------------------------
 

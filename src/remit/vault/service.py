@@ -42,6 +42,7 @@ from remit.vault.domain import (
     ForwardRequest,
     KeyStatus,
     KeyVersionStatus,
+    ListedCard,
     OutboundAuthorization,
     StoredCard,
 )
@@ -57,6 +58,7 @@ CVC_RETENTION: Final = timedelta(hours=1)
 DEFAULT_REWRAP_BATCH: Final = 500
 MAX_REWRAP_BATCH: Final = 5000
 TEST_CARD_YEARS_AHEAD: Final = 5
+MAX_CARD_LISTING: Final = 1000
 
 
 class VaultError(RemitError):
@@ -69,12 +71,12 @@ def _live_card_of(card: StoredCard | None, account_id: str) -> TypeGuard[StoredC
     return card is not None and card.account_id == account_id and card.deleted_at is None
 
 
-def _no_such_token(token: str) -> VaultError:
+def _no_such_token(token: str, param: str = "vault_token") -> VaultError:
     return VaultError(
         message=f"No such vault token: '{token}'",
         kind=ErrorKind.NOT_FOUND,
         code="resource_missing",
-        param="vault_token",
+        param=param,
     )
 
 
@@ -235,6 +237,36 @@ class VaultService:
                 self._event(AuditAction.DELETE, requester, "delete", card)
             )
         return True
+
+    async def list_cards_created_before(
+        self, cutoff: datetime, *, limit: int, starting_after: str | None, requester: str
+    ) -> tuple[list[ListedCard], bool]:
+        """One page of the cards stored before `cutoff` that may be unreferenced (test ids'
+        cards are left out), oldest first; audited as one listing, without its tokens."""
+        if not 1 <= limit <= MAX_CARD_LISTING:
+            raise invalid(f"limit must be between 1 and {MAX_CARD_LISTING}.", "limit")
+        async with self._engine.begin() as db:
+            repo = SqlVaultRepository(db)
+            after = None
+            if starting_after is not None:
+                anchor = await repo.card_created_at(starting_after)
+                if anchor is None:
+                    raise _no_such_token(starting_after, param="starting_after")
+                after = (anchor, starting_after)
+            listed, has_more = await repo.live_cards_created_before(
+                cutoff, limit=limit, after=after
+            )
+            await repo.insert_audit_event(
+                AuditEvent(
+                    id=new_id("vae"),
+                    created_at=self._clock.now(),
+                    action=AuditAction.LIST_CARDS,
+                    requester=requester,
+                    purpose=f"{len(listed)} cards created before {cutoff.isoformat()}",
+                    succeeded=True,
+                )
+            )
+        return listed, has_more
 
     async def _card(self, account_id: str, token: str) -> StoredCard:
         async with self._statement() as repo:

@@ -43,6 +43,8 @@ cards = Table(
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     # Re-wrapping walks the cards still wrapped under an old key version.
     Index("ix_cards_kek_version", "kek_version"),
+    # The sweep of unreferenced cards walks the cards not yet deleted, oldest first.
+    Index("ix_cards_live_created", "created_at", "token", postgresql_where="deleted_at IS NULL"),
     Index(
         "ix_cards_cvc_expires_at",
         "cvc_expires_at",

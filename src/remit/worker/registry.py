@@ -1,11 +1,15 @@
 """Which job kinds and periodic tasks the worker runs; each service contributes its own."""
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from remit.config import PlatformConfig
+from remit.config import PlatformConfig, vault_sweep_grace_s
+from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.ledger.jobs import ledger_tasks
+from remit.payment_methods.vault_client import GrpcCardVault
+from remit.payment_methods.vault_sweep import UnreferencedCardSweep
 from remit.payments.related import event_renderer
 from remit.payments.service import EXPIRE_JOB
 from remit.payments.wiring import build_payments
@@ -17,6 +21,7 @@ from remit.worker.runner import JobHandler, Periodic, Worker
 
 COMPLETER_INTERVAL_S = 2.0
 KEY_REAPER_INTERVAL_S = 3600.0
+VAULT_SWEEP_INTERVAL_S = 3600.0
 
 
 def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
@@ -43,6 +48,25 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
         Periodic("idempotency-reaper", KEY_REAPER_INTERVAL_S, reap_idempotency_keys),
     ]
     on_stop.append(payments.close)
+
+    # The worker reaches the vault only through its gRPC API, as the core does; the core's
+    # database is its one shard.
+    vault_channel = internal_channel(config.vault.target, InternalAccess.of(config))
+    sweep = UnreferencedCardSweep(
+        GrpcCardVault(vault_channel, requester="worker"),
+        [engine],
+        grace=timedelta(seconds=vault_sweep_grace_s()),
+    )
+
+    async def sweep_unreferenced_vault_cards() -> None:
+        await sweep.run()
+
+    periodic.append(
+        Periodic(
+            "vault-unreferenced-card-sweep", VAULT_SWEEP_INTERVAL_S, sweep_unreferenced_vault_cards
+        )
+    )
+    on_stop.append(vault_channel.close)
 
     webhooks = webhook_worker_parts(engine, policy_for(config), renderer=event_renderer(engine))
     handlers.update(webhooks.handlers)

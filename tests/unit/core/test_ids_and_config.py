@@ -2,7 +2,7 @@ import secrets
 
 import pytest
 
-from remit.config import ConfigError, from_env
+from remit.config import ConfigError, from_env, vault_sweep_grace_s
 from remit.core.ids import has_prefix, new_id, random_string, random_token
 from remit.serve import with_core_instance_ports
 
@@ -40,6 +40,18 @@ def test_environment_round_trips_through_to_env() -> None:
 def test_a_bad_port_names_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match="REMIT_CORE_PORT"):
         from_env({"REMIT_CORE_PORT": value})
+
+
+def test_vault_cards_are_swept_a_day_after_storage_unless_configured_otherwise() -> None:
+    assert vault_sweep_grace_s({}) == 86400.0
+    assert vault_sweep_grace_s({"REMIT_VAULT_SWEEP_GRACE_S": "7200"}) == 7200.0
+
+
+@pytest.mark.parametrize("value", ["soon", "60", "nan", "inf"])
+def test_a_sweep_grace_too_short_or_malformed_names_the_variable(value: str) -> None:
+    # Shorter than a request could ever take is the one unsafe setting: an hour is the floor.
+    with pytest.raises(ConfigError, match="REMIT_VAULT_SWEEP_GRACE_S"):
+        vault_sweep_grace_s({"REMIT_VAULT_SWEEP_GRACE_S": value})
 
 
 def test_one_core_process_is_reached_on_the_core_port() -> None:

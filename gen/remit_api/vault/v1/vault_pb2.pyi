@@ -43,6 +43,7 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     AUDIT_ACTION_ROTATE_KEY: _AuditAction.ValueType  # 6
     AUDIT_ACTION_REWRAP: _AuditAction.ValueType  # 7
     AUDIT_ACTION_SET_MINIMUM_VERSION: _AuditAction.ValueType  # 8
+    AUDIT_ACTION_LIST_CARDS: _AuditAction.ValueType  # 9
 
 class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
     """What an audit event records."""
@@ -56,6 +57,7 @@ AUDIT_ACTION_DELETE: AuditAction.ValueType  # 5
 AUDIT_ACTION_ROTATE_KEY: AuditAction.ValueType  # 6
 AUDIT_ACTION_REWRAP: AuditAction.ValueType  # 7
 AUDIT_ACTION_SET_MINIMUM_VERSION: AuditAction.ValueType  # 8
+AUDIT_ACTION_LIST_CARDS: AuditAction.ValueType  # 9
 Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 
 @_typing.final
@@ -505,6 +507,97 @@ class DeleteCardResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteCardResponse: _TypeAlias = DeleteCardResponse  # noqa: Y015
+
+@_typing.final
+class ListCardsCreatedBeforeRequest(_message.Message):
+    """Lists stored cards older than a cutoff, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATED_BEFORE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """Page size; 0 = default 100, at most 1000."""
+    starting_after: _builtins.str
+    """The vault token of the previous page's last card; unset for the first page."""
+    requester: _builtins.str
+    """Who is asking, e.g. "worker" (audit log)."""
+    @_builtins.property
+    def created_before(self) -> _timestamp_pb2.Timestamp:
+        """Only cards stored strictly before this moment; required."""
+
+    def __init__(
+        self,
+        *,
+        created_before: _timestamp_pb2.Timestamp | None = ...,
+        limit: _builtins.int = ...,
+        starting_after: _builtins.str | None = ...,
+        requester: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after", "created_before", b"created_before", "starting_after", b"starting_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after", "created_before", b"created_before", "limit", b"limit", "requester", b"requester", "starting_after", b"starting_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__starting_after: _TypeAlias = _typing.Literal["starting_after"]  # noqa: Y015
+    _WhichOneofArgType__starting_after: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__starting_after) -> _WhichOneofReturnType__starting_after | None: ...
+
+Global___ListCardsCreatedBeforeRequest: _TypeAlias = ListCardsCreatedBeforeRequest  # noqa: Y015
+
+@_typing.final
+class ListCardsCreatedBeforeResponse(_message.Message):
+    """One page of stored cards, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListedCard]: ...
+    def __init__(
+        self,
+        *,
+        data: _abc.Iterable[Global___ListedCard] | None = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCardsCreatedBeforeResponse: _TypeAlias = ListCardsCreatedBeforeResponse  # noqa: Y015
+
+@_typing.final
+class ListedCard(_message.Message):
+    """A stored card as a listing shows it: which token, whose, since when. Never card data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VAULT_TOKEN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    vault_token: _builtins.str
+    account_id: _builtins.str
+    @_builtins.property
+    def created(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        vault_token: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        created: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "created", b"created", "vault_token", b"vault_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListedCard: _TypeAlias = ListedCard  # noqa: Y015
 
 @_typing.final
 class RotateKeyRequest(_message.Message):

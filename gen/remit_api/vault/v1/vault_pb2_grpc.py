@@ -60,6 +60,11 @@ class VaultServiceStub:
                 request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.DeleteCardRequest.SerializeToString,
                 response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.DeleteCardResponse.FromString,
                 _registered_method=True)
+        self.ListCardsCreatedBefore = channel.unary_unary(
+                '/remit_api.vault.v1.VaultService/ListCardsCreatedBefore',
+                request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ListCardsCreatedBeforeRequest.SerializeToString,
+                response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ListCardsCreatedBeforeResponse.FromString,
+                _registered_method=True)
         self.RotateKey = channel.unary_unary(
                 '/remit_api.vault.v1.VaultService/RotateKey',
                 request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.RotateKeyRequest.SerializeToString,
@@ -128,6 +133,14 @@ class VaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCardsCreatedBefore(self, request, context):
+        """Lists the tokens of the cards stored before a cutoff, oldest first, for the sweep that
+        deletes cards nothing references. Deleted cards and test cards are left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RotateKey(self, request, context):
         """Adds a new key-encryption key version; new data keys are wrapped with it from now on.
         """
@@ -191,6 +204,11 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.DeleteCard,
                     request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.DeleteCardRequest.FromString,
                     response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.DeleteCardResponse.SerializeToString,
+            ),
+            'ListCardsCreatedBefore': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCardsCreatedBefore,
+                    request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ListCardsCreatedBeforeRequest.FromString,
+                    response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ListCardsCreatedBeforeResponse.SerializeToString,
             ),
             'RotateKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RotateKey,
@@ -354,6 +372,33 @@ class VaultService:
             '/remit_api.vault.v1.VaultService/DeleteCard',
             remit__api_dot_vault_dot_v1_dot_vault__pb2.DeleteCardRequest.SerializeToString,
             remit__api_dot_vault_dot_v1_dot_vault__pb2.DeleteCardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCardsCreatedBefore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.vault.v1.VaultService/ListCardsCreatedBefore',
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.ListCardsCreatedBeforeRequest.SerializeToString,
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.ListCardsCreatedBeforeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,10 @@ class VaultServiceStub:
     """
     DeleteCard: _grpc.UnaryUnaryMultiCallable[_vault_pb2.DeleteCardRequest, _vault_pb2.DeleteCardResponse]
     """Destroys a stored card (crypto-shredding its data key)."""
+    ListCardsCreatedBefore: _grpc.UnaryUnaryMultiCallable[_vault_pb2.ListCardsCreatedBeforeRequest, _vault_pb2.ListCardsCreatedBeforeResponse]
+    """Lists the tokens of the cards stored before a cutoff, oldest first, for the sweep that
+    deletes cards nothing references. Deleted cards and test cards are left out.
+    """
     RotateKey: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RotateKeyRequest, _vault_pb2.RotateKeyResponse]
     """Adds a new key-encryption key version; new data keys are wrapped with it from now on."""
     RewrapDataKeys: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RewrapDataKeysRequest, _vault_pb2.RewrapDataKeysResponse]
@@ -86,6 +90,10 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """
     DeleteCard: _aio.UnaryUnaryMultiCallable[_vault_pb2.DeleteCardRequest, _vault_pb2.DeleteCardResponse]  # type: ignore[assignment]
     """Destroys a stored card (crypto-shredding its data key)."""
+    ListCardsCreatedBefore: _aio.UnaryUnaryMultiCallable[_vault_pb2.ListCardsCreatedBeforeRequest, _vault_pb2.ListCardsCreatedBeforeResponse]  # type: ignore[assignment]
+    """Lists the tokens of the cards stored before a cutoff, oldest first, for the sweep that
+    deletes cards nothing references. Deleted cards and test cards are left out.
+    """
     RotateKey: _aio.UnaryUnaryMultiCallable[_vault_pb2.RotateKeyRequest, _vault_pb2.RotateKeyResponse]  # type: ignore[assignment]
     """Adds a new key-encryption key version; new data keys are wrapped with it from now on."""
     RewrapDataKeys: _aio.UnaryUnaryMultiCallable[_vault_pb2.RewrapDataKeysRequest, _vault_pb2.RewrapDataKeysResponse]  # type: ignore[assignment]
@@ -140,6 +148,15 @@ class VaultServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.DeleteCardResponse, _abc.Awaitable[_vault_pb2.DeleteCardResponse]]:
         """Destroys a stored card (crypto-shredding its data key)."""
+
+    def ListCardsCreatedBefore(
+        self,
+        request: _vault_pb2.ListCardsCreatedBeforeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vault_pb2.ListCardsCreatedBeforeResponse, _abc.Awaitable[_vault_pb2.ListCardsCreatedBeforeResponse]]:
+        """Lists the tokens of the cards stored before a cutoff, oldest first, for the sweep that
+        deletes cards nothing references. Deleted cards and test cards are left out.
+        """
 
     def RotateKey(
         self,
