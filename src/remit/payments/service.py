@@ -72,6 +72,7 @@ from remit.payments.ports import (
     PaymentMethodSource,
     RadarGate,
     attempt_facts,
+    save_card_in,
 )
 from remit.payments.repository import ChargeRepository, PaymentIntentRepository, RefundRepository
 from remit.payments.requests import note_request
@@ -476,6 +477,8 @@ class PaymentsService:
             if before is None:
                 raise not_found("payment_intent", intent_id, param="intent")
             if update.payment_method_id is not None:
+                # Checked, not made: the intent names a test id as it was given, as on a create
+                # without confirmation, and the payment that uses it makes its payment method.
                 await self._methods.chargeable_card(call.account_id, update.payment_method_id)
             customer_id = update.changes.get("customer_id")
             if isinstance(customer_id, str):
@@ -601,7 +604,7 @@ class PaymentsService:
         now = self._now()
         # Created and confirmed at once, nothing stored needs reading first: the card (which
         # may mean asking the vault) is resolved before the transaction opens, so no database
-        # transaction waits on the vault.
+        # transaction waits on the vault. A test id's new payment method is written in it.
         card: ChargeableCard | None = None
         known_method = None if new is None else confirm.payment_method_id or new.payment_method_id
         if known_method is not None:
@@ -703,6 +706,8 @@ class PaymentsService:
                         updated_at=now,
                     )
                     await charges.save(charge, snapshot=True)
+                # With the attempt's other writes, after everything that may refuse it.
+                await save_card_in(db, card)
                 if new is not None:
                     await intents.insert(processing)
                 if resumed is None:
