@@ -34,7 +34,13 @@ from remit.payments.domain import (
 from remit.payments.idempotency import KeyRecord
 from remit.payments.keyed_rpc import client_keyed, keyed_call, reply, serialized
 from remit.payments.risk import Authentication
-from remit.payments.service import CaptureParams, ConfirmParams, KeyedCall, PaymentsService
+from remit.payments.service import (
+    CaptureParams,
+    ConfirmParams,
+    KeyedCall,
+    PaymentsService,
+    set_and_cleared,
+)
 from remit.storage.pagination import CreatedBounds
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -392,6 +398,39 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
     )
 
 
+def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Updated:
+    """What an update changes besides metadata; refused when it both sets and clears shipping,
+    as a confirmation is."""
+    _refuse_application_fee(request)
+    if request.HasField("shipping") and request.clear_shipping:
+        raise set_and_cleared("shipping")
+    changes: dict[str, object] = {}
+    for name, field in (
+        ("customer_id", "customer"),
+        ("description", "description"),
+        ("receipt_email", "receipt_email"),
+        ("statement_descriptor", "statement_descriptor"),
+        ("statement_descriptor_suffix", "statement_descriptor_suffix"),
+    ):
+        if request.HasField(field):  # type: ignore[arg-type]
+            # An empty string clears a nullable field, as Stripe's `description=` does.
+            changes[name] = getattr(request, field) or None
+    capture_method = _capture_method(request)
+    if capture_method is not None:
+        changes["capture_method"] = capture_method
+    if request.HasField("setup_future_usage") or request.clear_setup_future_usage:
+        changes["setup_future_usage"] = _setup_future_usage(request)
+    if request.HasField("shipping") or request.clear_shipping:
+        changes["shipping"] = _shipping_of(request)
+    return Updated(
+        at=_EPOCH,
+        amount_minor=_optional(request, "amount"),
+        currency=request.currency.lower() if request.HasField("currency") else None,
+        payment_method_id=_optional(request, "payment_method"),
+        changes=changes,
+    )
+
+
 _REQUEST_THREE_D_SECURE = {
     name.removeprefix("REQUEST_THREE_D_SECURE_").lower(): number
     for name, number in pb.RequestThreeDSecure.items()
@@ -507,33 +546,8 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     async def UpdatePaymentIntent(
         self, request: pb.UpdatePaymentIntentRequest, context: Context
     ) -> pb.UpdatePaymentIntentResponse:
-        _refuse_application_fee(request)
+        update = intent_update_from_request(request)
         call = keyed_call(context, "UpdatePaymentIntent", request)
-        changes: dict[str, object] = {}
-        for name, field in (
-            ("customer_id", "customer"),
-            ("description", "description"),
-            ("receipt_email", "receipt_email"),
-            ("statement_descriptor", "statement_descriptor"),
-            ("statement_descriptor_suffix", "statement_descriptor_suffix"),
-        ):
-            if request.HasField(field):  # type: ignore[arg-type]
-                # An empty string clears a nullable field, as Stripe's `description=` does.
-                changes[name] = getattr(request, field) or None
-        capture_method = _capture_method(request)
-        if capture_method is not None:
-            changes["capture_method"] = capture_method
-        if request.HasField("setup_future_usage") or request.clear_setup_future_usage:
-            changes["setup_future_usage"] = _setup_future_usage(request)
-        if request.HasField("shipping") or request.clear_shipping:
-            changes["shipping"] = _shipping_of(request)
-        update = Updated(
-            at=_EPOCH,
-            amount_minor=_optional(request, "amount"),
-            currency=request.currency.lower() if request.HasField("currency") else None,
-            payment_method_id=_optional(request, "payment_method"),
-            changes=changes,
-        )
         metadata_change = (
             dict(request.metadata),
             list(request.unset_metadata_keys),

@@ -144,6 +144,11 @@ class ConfirmParams:
         )
 
 
+def set_and_cleared(param: str) -> RemitError:
+    """The refusal of a request that both sets `param` and clears it (Stripe's `param=`)."""
+    return invalid(f"Pass either {param} or an empty {param} to clear it, not both.", param)
+
+
 def validate_confirm(confirm: ConfirmParams) -> None:
     """A confirmation may set or clear its receipt email and shipping, not both at once."""
     if confirm.clear_receipt_email and confirm.receipt_email:
@@ -152,9 +157,7 @@ def validate_confirm(confirm: ConfirmParams) -> None:
             "receipt_email",
         )
     if confirm.clear_shipping and confirm.shipping is not None:
-        raise invalid(
-            "Pass either shipping or an empty shipping to clear it, not both.", "shipping"
-        )
+        raise set_and_cleared("shipping")
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,13 @@ import json
 
 import pytest
 
-from remit.core.errors import RemitError
-from remit.payments.grpc import capture_params, confirm_params, new_intent_from_request
+from remit.core.errors import ErrorKind, RemitError
+from remit.payments.grpc import (
+    capture_params,
+    confirm_params,
+    intent_update_from_request,
+    new_intent_from_request,
+)
 from remit.payments.service import CaptureParams
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -50,6 +55,25 @@ def test_a_confirmation_clears_them_with_an_empty_receipt_email_and_clear_shippi
         pb.ConfirmPaymentIntentRequest(id="pi_1", shipping=SHIPPING, clear_shipping=True)
     )
     assert (both.shipping is not None, both.clear_shipping) == (True, True)
+
+
+def test_an_update_sets_or_clears_shipping_and_refuses_both_naming_it() -> None:
+    """As a confirmation: `shipping` replaces the intent's, `clear_shipping` clears it, and
+    both at once is refused rather than one of them being dropped."""
+    set_it = intent_update_from_request(pb.UpdatePaymentIntentRequest(id="pi_1", shipping=SHIPPING))
+    cleared = intent_update_from_request(
+        pb.UpdatePaymentIntentRequest(id="pi_1", clear_shipping=True)
+    )
+    assert set_it.changes["shipping"] == {
+        "name": "Jenny Rosen",
+        "address": {"line1": "2 Rue Royale", "country": "FR"},
+    }
+    assert cleared.changes == {"shipping": None}
+    with pytest.raises(RemitError) as both:
+        intent_update_from_request(
+            pb.UpdatePaymentIntentRequest(id="pi_1", shipping=SHIPPING, clear_shipping=True)
+        )
+    assert (both.value.kind, both.value.param) == (ErrorKind.INVALID_ARGUMENT, "shipping")
 
 
 def test_a_capture_carries_its_metadata_change_and_descriptors() -> None:

@@ -3250,7 +3250,7 @@ class UpdatePaymentIntentRequest(_message.Message):
     clear_setup_future_usage: _builtins.bool
     """Stripe's `setup_future_usage=`."""
     clear_shipping: _builtins.bool
-    """Stripe's `shipping=`."""
+    """Stripe's `shipping=`; not with `shipping`."""
     statement_descriptor: _builtins.str
     statement_descriptor_suffix: _builtins.str
     application_fee_amount: _builtins.int
