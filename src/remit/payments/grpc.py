@@ -399,11 +399,13 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
 
 
 def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Updated:
-    """What an update changes besides metadata; refused when it both sets and clears shipping,
-    as a confirmation is."""
+    """What an update changes besides metadata; refused when it both sets and clears shipping
+    or setup_future_usage, as a confirmation is."""
     _refuse_application_fee(request)
     if request.HasField("shipping") and request.clear_shipping:
         raise set_and_cleared("shipping")
+    if request.HasField("setup_future_usage") and request.clear_setup_future_usage:
+        raise set_and_cleared("setup_future_usage")
     changes: dict[str, object] = {}
     for name, field in (
         ("customer_id", "customer"),
@@ -451,11 +453,12 @@ def confirm_params(
                 "request_three_d_secure must be any, automatic or challenge.",
                 "payment_method_options[card][request_three_d_secure]",
             )
-    receipt_email, shipping, clear_shipping = None, None, False
+    receipt_email, shipping, clear_shipping, clear_usage = None, None, False, False
     # A create with `confirm` carries them on the new intent already (new_intent_from_request).
     if isinstance(request, pb.ConfirmPaymentIntentRequest):
         receipt_email, shipping = _optional(request, "receipt_email"), _shipping_of(request)
         clear_shipping = request.clear_shipping
+        clear_usage = request.clear_setup_future_usage
     return ConfirmParams(
         payment_method_id=_optional(request, "payment_method"),
         capture_method=_capture_method(request),
@@ -464,6 +467,7 @@ def confirm_params(
         error_on_requires_action=bool(_optional(request, "error_on_requires_action")),
         request_three_d_secure=requested,
         setup_future_usage=_setup_future_usage(request),
+        clear_setup_future_usage=clear_usage,
         # Present and empty clears it, as on update.
         receipt_email=receipt_email or None,
         clear_receipt_email=receipt_email == "",

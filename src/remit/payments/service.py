@@ -126,7 +126,9 @@ class ConfirmParams:
     error_on_requires_action: bool = False
     # payment_method_options.card.request_three_d_secure ("any", "challenge", "automatic").
     request_three_d_secure: str | None = None
+    # Replaces the intent's, or clears it (`setup_future_usage=`), as an update does.
     setup_future_usage: str | None = None
+    clear_setup_future_usage: bool = False
     # Replace the intent's (Stripe's confirm parameters), or clear it (`receipt_email=`,
     # `shipping=`); the new charge copies the result.
     receipt_email: str | None = None
@@ -150,7 +152,8 @@ def set_and_cleared(param: str) -> RemitError:
 
 
 def validate_confirm(confirm: ConfirmParams) -> None:
-    """A confirmation may set or clear its receipt email and shipping, not both at once."""
+    """A confirmation may set or clear its receipt email, shipping and setup_future_usage, not
+    both at once."""
     if confirm.clear_receipt_email and confirm.receipt_email:
         raise invalid(
             "Pass either a receipt_email or an empty receipt_email to clear it, not both.",
@@ -158,6 +161,8 @@ def validate_confirm(confirm: ConfirmParams) -> None:
         )
     if confirm.clear_shipping and confirm.shipping is not None:
         raise set_and_cleared("shipping")
+    if confirm.clear_setup_future_usage and confirm.setup_future_usage is not None:
+        raise set_and_cleared("setup_future_usage")
 
 
 @dataclass(frozen=True)
@@ -660,6 +665,7 @@ class PaymentsService:
                         capture_method=confirm.capture_method,
                         return_url=confirm.return_url,
                         setup_future_usage=confirm.setup_future_usage,
+                        clear_setup_future_usage=confirm.clear_setup_future_usage,
                         receipt_email=confirm.receipt_email,
                         shipping=confirm.shipping,
                         clear_receipt_email=confirm.clear_receipt_email,

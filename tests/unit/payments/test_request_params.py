@@ -12,7 +12,7 @@ from remit.payments.grpc import (
     intent_update_from_request,
     new_intent_from_request,
 )
-from remit.payments.service import CaptureParams
+from remit.payments.service import CaptureParams, validate_confirm
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -55,6 +55,45 @@ def test_a_confirmation_clears_them_with_an_empty_receipt_email_and_clear_shippi
         pb.ConfirmPaymentIntentRequest(id="pi_1", shipping=SHIPPING, clear_shipping=True)
     )
     assert (both.shipping is not None, both.clear_shipping) == (True, True)
+
+
+def test_a_confirmation_clears_setup_future_usage_as_an_update_does() -> None:
+    cleared = confirm_params(
+        pb.ConfirmPaymentIntentRequest(id="pi_1", clear_setup_future_usage=True)
+    )
+    assert (cleared.setup_future_usage, cleared.clear_setup_future_usage) == (None, True)
+    kept = confirm_params(pb.ConfirmPaymentIntentRequest(id="pi_1"))
+    assert (kept.setup_future_usage, kept.clear_setup_future_usage) == (None, False)
+    # Set and cleared at once is handed on as asked; the use case refuses it.
+    both = confirm_params(
+        pb.ConfirmPaymentIntentRequest(
+            id="pi_1",
+            setup_future_usage=pb.SETUP_FUTURE_USAGE_OFF_SESSION,
+            clear_setup_future_usage=True,
+        )
+    )
+    with pytest.raises(RemitError) as refused:
+        validate_confirm(both)
+    assert (refused.value.kind, refused.value.param) == (
+        ErrorKind.INVALID_ARGUMENT,
+        "setup_future_usage",
+    )
+
+
+def test_an_update_that_sets_and_clears_setup_future_usage_is_refused_naming_it() -> None:
+    with pytest.raises(RemitError) as refused:
+        intent_update_from_request(
+            pb.UpdatePaymentIntentRequest(
+                id="pi_1",
+                setup_future_usage=pb.SETUP_FUTURE_USAGE_ON_SESSION,
+                clear_setup_future_usage=True,
+            )
+        )
+    assert refused.value.param == "setup_future_usage"
+    cleared = intent_update_from_request(
+        pb.UpdatePaymentIntentRequest(id="pi_1", clear_setup_future_usage=True)
+    )
+    assert cleared.changes == {"setup_future_usage": None}
 
 
 def test_an_update_sets_or_clears_shipping_and_refuses_both_naming_it() -> None:
