@@ -286,6 +286,42 @@ def test_a_confirmation_both_setting_and_clearing_shipping_is_invalid_argument(
     assert not after.HasField("latest_charge")
 
 
+def test_an_update_both_setting_and_clearing_shipping_is_invalid_argument(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """As on confirmation: refused naming shipping, and nothing of the update is applied."""
+    metadata = (("remit-account-id", account.id),)
+    shipping = common_pb2.Shipping(
+        name="Jenny Rosen", address=common_pb2.Address(line1="2 Rue Royale", country="FR")
+    )
+    other = common_pb2.Shipping(
+        name="Ada Lovelace", address=common_pb2.Address(line1="12 St James's Sq", country="GB")
+    )
+    with internal_sync_channel(
+        platform.core.target, InternalAccess(platform.internal_token)
+    ) as channel:
+        stub = payments_pb2_grpc.PaymentsServiceStub(channel)
+        created = stub.CreatePaymentIntent(
+            payments_pb2.CreatePaymentIntentRequest(amount=1000, currency="usd", shipping=shipping),
+            metadata=metadata,
+            timeout=10,
+        ).payment_intent
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.UpdatePaymentIntent(
+                payments_pb2.UpdatePaymentIntentRequest(
+                    id=created.id, shipping=other, clear_shipping=True, description="changed"
+                ),
+                metadata=metadata,
+                timeout=10,
+            )
+        after = stub.GetPaymentIntent(
+            payments_pb2.GetPaymentIntentRequest(id=created.id), metadata=metadata, timeout=10
+        ).payment_intent
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "shipping" in (raised.value.details() or "")
+    assert after == created
+
+
 @pytest.mark.parametrize(
     ("params", "code", "param"),
     [

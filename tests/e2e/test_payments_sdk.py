@@ -370,6 +370,32 @@ def test_setup_future_usage_cleared_by_an_update_saves_nothing(
     assert _saved_cards(client, customer.id) == []
 
 
+def test_setup_future_usage_cleared_by_the_confirmation_saves_nothing(
+    client: stripe.StripeClient,
+) -> None:
+    """`setup_future_usage=` on the confirmation clears it as on an update (stripe-python types
+    the confirm parameter with `Literal[""]` too)."""
+    customer = client.v1.customers.create(params={"email": "cleared-at-confirm@example.com"})
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 800,
+            "currency": "usd",
+            "customer": customer.id,
+            "setup_future_usage": "on_session",
+        }
+    )
+    confirmed = client.v1.payment_intents.confirm(
+        intent.id,
+        params={
+            "payment_method": "pm_card_visa",
+            "return_url": RETURN_URL,
+            "setup_future_usage": "",
+        },
+    )
+    assert (confirmed.status, confirmed.setup_future_usage) == ("succeeded", None)
+    assert _saved_cards(client, customer.id) == []
+
+
 def test_a_charge_copies_billing_details_and_the_intents_receipt_email_and_shipping(
     client: stripe.StripeClient,
 ) -> None:

@@ -12,9 +12,10 @@ nothing will ever use the card, and it is deleted at the vault (`_handed_over`):
 is not kept without a need. A request whose outcome is unknown (the database lost around its
 commit), or that never reaches the core, leaves its card behind.
 
-For the payments service: `get_for_charge(account_id, pm_id)` returns the payment method and the
-vault token to forward an authorization with. Stripe test ids (`pm_card_visa`) are turned into
-a real payment method of the account the first time they are used, as Stripe does.
+For the payments service: `to_charge(account_id, pm_id)` returns the payment method to pay
+with, whose vault token an authorization is forwarded with. A Stripe test id (`pm_card_visa`)
+becomes a new payment method of the account each time a payment uses it, as with Stripe; it is
+written by `save_named_in`, in the transaction of the payment that uses it.
 """
 
 import logging
@@ -77,6 +78,17 @@ class MethodToAttach:
     test_card: VaultCard | None = None
 
 
+@dataclass(frozen=True)
+class MethodToCharge:
+    """A payment method a payment names, ready for the transaction that uses it: one of the
+    account's, read already, or the new payment method of a Stripe test id's card (`is_new`),
+    which `save_named_in` writes in that transaction. Written there, after the idempotency key
+    is checked, it is not made by a request that replays its key's answer or is refused."""
+
+    method: PaymentMethod
+    is_new: bool = False
+
+
 class PaymentMethodHooks(Protocol):
     """Called in the transaction of each attach or detach (events); an exception rolls it
     back."""
@@ -131,7 +143,7 @@ class PaymentMethodsService:
         if new.token_id is not None:
             return await self._create_from_token(account_id, keyed, new.token_id, new)
         assert new.payment_method_id is not None
-        if is_test_id(new.payment_method_id) and has_prefix(new.payment_method_id, "pm"):
+        if _names_test_card(new.payment_method_id):
             # The test card itself: resolving the test id would make a second payment method,
             # and one more on every retry that only replays.
             card = await self._vault.resolve_test_card(account_id, new.payment_method_id)
@@ -258,7 +270,7 @@ class PaymentMethodsService:
     async def to_attach(self, account_id: str, method_id: str) -> MethodToAttach:
         """The payment method to attach, for `attach_named_in`: what needs the vault (a test
         id's card) is asked for here, before the caller opens its transaction."""
-        if is_test_id(method_id) and has_prefix(method_id, "pm"):
+        if _names_test_card(method_id):
             return MethodToAttach(
                 method_id, await self._vault.resolve_test_card(account_id, method_id)
             )
@@ -285,6 +297,24 @@ class PaymentMethodsService:
                 raise _unusable(method_id)
         return await attach_in(db, account_id, method_id, customer_id, hooks=self.hooks)
 
+    async def to_charge(self, account_id: str, method_id: str) -> MethodToCharge:
+        """The payment method to pay with, for `save_named_in`; writes nothing. What needs the
+        vault (a test id's card, which the vault's cache in front of it mostly answers) is asked
+        for here, before the caller opens its transaction. Detached ones are refused."""
+        if _names_test_card(method_id):
+            card = await self._vault.resolve_test_card(account_id, method_id)
+            made = self._new_method(account_id, card, NewPaymentMethod(), test_id=method_id)
+            return MethodToCharge(made, is_new=True)
+        return MethodToCharge(await self.resolve_for_use(account_id, method_id))
+
+    @staticmethod
+    async def save_named_in(db: AsyncConnection, named: MethodToCharge) -> None:
+        """Write a test id's new payment method in the caller's transaction (held, in a
+        `fastsql.deferring` unit, to go out with its other writes); a saved one is stored
+        already."""
+        if named.is_new:
+            await SqlPaymentMethodRepository(db).insert(named.method)
+
     async def _materialize_test_id(self, account_id: str, test_id: str) -> PaymentMethod:
         card = await self._vault.resolve_test_card(account_id, test_id)
         return await self._insert(account_id, card, NewPaymentMethod(), test_id=test_id)
@@ -293,7 +323,7 @@ class PaymentMethodsService:
 
     async def get(self, account_id: str, method_id: str) -> PaymentMethod:
         """A payment method; a test id gives a fresh payment method of its test card."""
-        if is_test_id(method_id) and has_prefix(method_id, "pm"):
+        if _names_test_card(method_id):
             return await self._materialize_test_id(account_id, method_id)
         async with single_statement(self._engine) as connection:
             method = await SqlPaymentMethodRepository(connection).get(account_id, method_id)
@@ -312,11 +342,6 @@ class PaymentMethodsService:
         """The vault would not open the card behind `vault_token` for a charge (deleted, or
         sealed under a retired key): a test id must not be resolved to it again."""
         self._vault.forget_card(account_id, vault_token)
-
-    async def get_for_charge(self, account_id: str, method_id: str) -> tuple[PaymentMethod, str]:
-        """The payment method to charge and the vault token to forward the authorization with."""
-        method = await self.resolve_for_use(account_id, method_id)
-        return method, method.vault_token
 
     async def list(
         self,
@@ -523,6 +548,12 @@ class PaymentMethodsService:
         if found is None:
             raise not_found("token", token_id)
         return found
+
+
+def _names_test_card(method_id: str) -> bool:
+    """Whether `method_id` is a Stripe test payment method id (`pm_card_visa`), not one of the
+    account's payment methods."""
+    return is_test_id(method_id) and has_prefix(method_id, "pm")
 
 
 def _by_card(keyed: Keyed[T] | None, card: VaultCard) -> Keyed[T] | None:

@@ -153,8 +153,10 @@ class ConfirmationStarted:
     charge_id: str
     capture_method: CaptureMethod | None = None
     return_url: str | None = None
-    # The confirmation's own `setup_future_usage`, which replaces the intent's.
+    # The confirmation's own `setup_future_usage`, which replaces the intent's, or clears it
+    # (Stripe's `setup_future_usage=`).
     setup_future_usage: str | None = None
+    clear_setup_future_usage: bool = False
     # The confirmation's `receipt_email` and `shipping`, which replace the intent's (and so are
     # what its charge copies), or clear it (Stripe's `receipt_email=`, `shipping=`).
     receipt_email: str | None = None
@@ -280,7 +282,7 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
                 payment_method_id=event.payment_method_id,
                 capture_method=event.capture_method or intent.capture_method,
                 return_url=event.return_url or intent.return_url,
-                setup_future_usage=event.setup_future_usage or intent.setup_future_usage,
+                setup_future_usage=_confirmed_setup_future_usage(intent, event),
                 receipt_email=_confirmed_receipt_email(intent, event),
                 shipping=_confirmed_shipping(intent, event),
                 latest_charge_id=event.charge_id,
@@ -352,6 +354,12 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
             return _canceled(intent, CancellationReason.EXPIRED, event.at)
         case _:
             assert_never(event)
+
+
+def _confirmed_setup_future_usage(intent: PaymentIntent, event: ConfirmationStarted) -> str | None:
+    if event.clear_setup_future_usage:
+        return None
+    return event.setup_future_usage or intent.setup_future_usage
 
 
 def _confirmed_receipt_email(intent: PaymentIntent, event: ConfirmationStarted) -> str | None:

@@ -34,7 +34,13 @@ from remit.payments.domain import (
 from remit.payments.idempotency import KeyRecord
 from remit.payments.keyed_rpc import client_keyed, keyed_call, reply, serialized
 from remit.payments.risk import Authentication
-from remit.payments.service import CaptureParams, ConfirmParams, KeyedCall, PaymentsService
+from remit.payments.service import (
+    CaptureParams,
+    ConfirmParams,
+    KeyedCall,
+    PaymentsService,
+    set_and_cleared,
+)
 from remit.storage.pagination import CreatedBounds
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -392,6 +398,41 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
     )
 
 
+def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Updated:
+    """What an update changes besides metadata; refused when it both sets and clears shipping
+    or setup_future_usage, as a confirmation is."""
+    _refuse_application_fee(request)
+    if request.HasField("shipping") and request.clear_shipping:
+        raise set_and_cleared("shipping")
+    if request.HasField("setup_future_usage") and request.clear_setup_future_usage:
+        raise set_and_cleared("setup_future_usage")
+    changes: dict[str, object] = {}
+    for name, field in (
+        ("customer_id", "customer"),
+        ("description", "description"),
+        ("receipt_email", "receipt_email"),
+        ("statement_descriptor", "statement_descriptor"),
+        ("statement_descriptor_suffix", "statement_descriptor_suffix"),
+    ):
+        if request.HasField(field):  # type: ignore[arg-type]
+            # An empty string clears a nullable field, as Stripe's `description=` does.
+            changes[name] = getattr(request, field) or None
+    capture_method = _capture_method(request)
+    if capture_method is not None:
+        changes["capture_method"] = capture_method
+    if request.HasField("setup_future_usage") or request.clear_setup_future_usage:
+        changes["setup_future_usage"] = _setup_future_usage(request)
+    if request.HasField("shipping") or request.clear_shipping:
+        changes["shipping"] = _shipping_of(request)
+    return Updated(
+        at=_EPOCH,
+        amount_minor=_optional(request, "amount"),
+        currency=request.currency.lower() if request.HasField("currency") else None,
+        payment_method_id=_optional(request, "payment_method"),
+        changes=changes,
+    )
+
+
 _REQUEST_THREE_D_SECURE = {
     name.removeprefix("REQUEST_THREE_D_SECURE_").lower(): number
     for name, number in pb.RequestThreeDSecure.items()
@@ -412,11 +453,12 @@ def confirm_params(
                 "request_three_d_secure must be any, automatic or challenge.",
                 "payment_method_options[card][request_three_d_secure]",
             )
-    receipt_email, shipping, clear_shipping = None, None, False
+    receipt_email, shipping, clear_shipping, clear_usage = None, None, False, False
     # A create with `confirm` carries them on the new intent already (new_intent_from_request).
     if isinstance(request, pb.ConfirmPaymentIntentRequest):
         receipt_email, shipping = _optional(request, "receipt_email"), _shipping_of(request)
         clear_shipping = request.clear_shipping
+        clear_usage = request.clear_setup_future_usage
     return ConfirmParams(
         payment_method_id=_optional(request, "payment_method"),
         capture_method=_capture_method(request),
@@ -425,6 +467,7 @@ def confirm_params(
         error_on_requires_action=bool(_optional(request, "error_on_requires_action")),
         request_three_d_secure=requested,
         setup_future_usage=_setup_future_usage(request),
+        clear_setup_future_usage=clear_usage,
         # Present and empty clears it, as on update.
         receipt_email=receipt_email or None,
         clear_receipt_email=receipt_email == "",
@@ -507,33 +550,8 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     async def UpdatePaymentIntent(
         self, request: pb.UpdatePaymentIntentRequest, context: Context
     ) -> pb.UpdatePaymentIntentResponse:
-        _refuse_application_fee(request)
+        update = intent_update_from_request(request)
         call = keyed_call(context, "UpdatePaymentIntent", request)
-        changes: dict[str, object] = {}
-        for name, field in (
-            ("customer_id", "customer"),
-            ("description", "description"),
-            ("receipt_email", "receipt_email"),
-            ("statement_descriptor", "statement_descriptor"),
-            ("statement_descriptor_suffix", "statement_descriptor_suffix"),
-        ):
-            if request.HasField(field):  # type: ignore[arg-type]
-                # An empty string clears a nullable field, as Stripe's `description=` does.
-                changes[name] = getattr(request, field) or None
-        capture_method = _capture_method(request)
-        if capture_method is not None:
-            changes["capture_method"] = capture_method
-        if request.HasField("setup_future_usage") or request.clear_setup_future_usage:
-            changes["setup_future_usage"] = _setup_future_usage(request)
-        if request.HasField("shipping") or request.clear_shipping:
-            changes["shipping"] = _shipping_of(request)
-        update = Updated(
-            at=_EPOCH,
-            amount_minor=_optional(request, "amount"),
-            currency=request.currency.lower() if request.HasField("currency") else None,
-            payment_method_id=_optional(request, "payment_method"),
-            changes=changes,
-        )
         metadata_change = (
             dict(request.metadata),
             list(request.unset_metadata_keys),

@@ -1,5 +1,7 @@
 """Payment methods as the payments service needs them: a vault token and a card to show."""
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.charges import CardSnapshot
 from remit.payments.ports import ChargeableCard
@@ -16,11 +18,15 @@ class StoredPaymentMethods:
         self._service.card_refused(account_id, vault_token)
 
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
-        method, vault_token = await self._service.get_for_charge(account_id, payment_method_id)
-        card = method.card
+        named = await self._service.to_charge(account_id, payment_method_id)
+        method, card = named.method, named.method.card
+
+        async def save_in(db: AsyncConnection) -> None:
+            await self._service.save_named_in(db, named)
+
         return ChargeableCard(
             payment_method_id=method.id,
-            vault_token=vault_token,
+            vault_token=method.vault_token,
             card=CardSnapshot(
                 brand=card.brand,
                 last4=card.last4,
@@ -33,4 +39,5 @@ class StoredPaymentMethods:
             customer_id=method.customer_id,
             test_id=method.test_id,
             billing_details=method.billing_details,
+            save_in=save_in if named.is_new else None,
         )

@@ -5,7 +5,7 @@ parts of the core (the ledger, events) attach to money movements. Hooks run insi
 database transaction as the state change that causes them, so both commit or neither does.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -30,13 +30,26 @@ class ChargeableCard:
     test_id: str | None = None
     # The payment method's billing details, which a charge made with it copies.
     billing_details: Mapping[str, object] = field(default_factory=dict)
+    # For a payment method made for this request (a Stripe test id's, such as pm_card_visa):
+    # writes it in the caller's transaction. Made there, it is not made by a request that is
+    # refused or rolled back, or that replays its key's answer. None for a saved one.
+    save_in: Callable[[AsyncConnection], Awaitable[None]] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+
+async def save_card_in(db: AsyncConnection, card: ChargeableCard) -> None:
+    """Write the card's payment method in the transaction that uses it, if it is new."""
+    if card.save_in is not None:
+        await card.save_in(db)
 
 
 class PaymentMethodSource(Protocol):
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         """The card behind a payment method of this account (NOT_FOUND if there is none).
-        Works outside the caller's transaction (a test id is turned into a payment method, which
-        asks the vault), so callers resolve it before opening one where they can."""
+        Writes nothing: a test id's new payment method is written by the transaction that uses
+        it (`save_card_in`). Resolving a test id may ask the vault, so callers resolve the card
+        before opening their transaction where they can."""
         ...
 
     def card_refused(self, account_id: str, vault_token: str) -> None:

@@ -72,6 +72,7 @@ from remit.payments.ports import (
     PaymentMethodSource,
     RadarGate,
     attempt_facts,
+    save_card_in,
 )
 from remit.payments.repository import ChargeRepository, PaymentIntentRepository, RefundRepository
 from remit.payments.requests import note_request
@@ -125,7 +126,9 @@ class ConfirmParams:
     error_on_requires_action: bool = False
     # payment_method_options.card.request_three_d_secure ("any", "challenge", "automatic").
     request_three_d_secure: str | None = None
+    # Replaces the intent's, or clears it (`setup_future_usage=`), as an update does.
     setup_future_usage: str | None = None
+    clear_setup_future_usage: bool = False
     # Replace the intent's (Stripe's confirm parameters), or clear it (`receipt_email=`,
     # `shipping=`); the new charge copies the result.
     receipt_email: str | None = None
@@ -143,17 +146,23 @@ class ConfirmParams:
         )
 
 
+def set_and_cleared(param: str) -> RemitError:
+    """The refusal of a request that both sets `param` and clears it (Stripe's `param=`)."""
+    return invalid(f"Pass either {param} or an empty {param} to clear it, not both.", param)
+
+
 def validate_confirm(confirm: ConfirmParams) -> None:
-    """A confirmation may set or clear its receipt email and shipping, not both at once."""
+    """A confirmation may set or clear its receipt email, shipping and setup_future_usage, not
+    both at once."""
     if confirm.clear_receipt_email and confirm.receipt_email:
         raise invalid(
             "Pass either a receipt_email or an empty receipt_email to clear it, not both.",
             "receipt_email",
         )
     if confirm.clear_shipping and confirm.shipping is not None:
-        raise invalid(
-            "Pass either shipping or an empty shipping to clear it, not both.", "shipping"
-        )
+        raise set_and_cleared("shipping")
+    if confirm.clear_setup_future_usage and confirm.setup_future_usage is not None:
+        raise set_and_cleared("setup_future_usage")
 
 
 @dataclass(frozen=True)
@@ -488,6 +497,8 @@ class PaymentsService:
             if before is None:
                 raise not_found("payment_intent", intent_id, param="intent")
             if update.payment_method_id is not None:
+                # Checked, not made: the intent names a test id as it was given, as on a create
+                # without confirmation, and the payment that uses it makes its payment method.
                 await self._methods.chargeable_card(call.account_id, update.payment_method_id)
             customer_id = update.changes.get("customer_id")
             if isinstance(customer_id, str):
@@ -615,7 +626,7 @@ class PaymentsService:
         now = self._now()
         # Created and confirmed at once, nothing stored needs reading first: the card (which
         # may mean asking the vault) is resolved before the transaction opens, so no database
-        # transaction waits on the vault.
+        # transaction waits on the vault. A test id's new payment method is written in it.
         card: ChargeableCard | None = None
         known_method = None if new is None else confirm.payment_method_id or new.payment_method_id
         if known_method is not None:
@@ -668,6 +679,7 @@ class PaymentsService:
                         capture_method=confirm.capture_method,
                         return_url=confirm.return_url,
                         setup_future_usage=confirm.setup_future_usage,
+                        clear_setup_future_usage=confirm.clear_setup_future_usage,
                         receipt_email=confirm.receipt_email,
                         shipping=confirm.shipping,
                         clear_receipt_email=confirm.clear_receipt_email,
@@ -717,6 +729,8 @@ class PaymentsService:
                         updated_at=now,
                     )
                     await charges.save(charge, snapshot=True)
+                # With the attempt's other writes, after everything that may refuse it.
+                await save_card_in(db, card)
                 if new is not None:
                     await intents.insert(processing)
                 if resumed is None:

@@ -102,13 +102,16 @@ async def test_a_vault_token_of_another_account_cannot_be_used(core: Core) -> No
 
 
 async def test_a_test_id_becomes_a_chargeable_payment_method_of_the_account(core: Core) -> None:
-    method, vault_token = await core.payment_methods.get_for_charge(core.account_id, "pm_card_visa")
+    named = await core.payment_methods.to_charge(core.account_id, "pm_card_visa")
+    method, vault_token = named.method, named.method.vault_token
+    assert named.is_new
     assert method.id.startswith("pm_")
     assert method.id != "pm_card_visa"
     assert method.test_id == "pm_card_visa"
-    again, same_token = await core.payment_methods.get_for_charge(core.account_id, "pm_card_visa")
-    assert again.card.fingerprint == method.card.fingerprint
-    assert same_token == vault_token
+    again = await core.payment_methods.to_charge(core.account_id, "pm_card_visa")
+    assert again.method.id != method.id
+    assert again.method.card.fingerprint == method.card.fingerprint
+    assert again.method.vault_token == vault_token
     forwarded = await core.vault.service.forward(
         core.account_id,
         vault_token,
@@ -167,7 +170,7 @@ async def test_attach_update_detach_follow_stripes_rules(core: Core) -> None:
     detached = await methods.detach(core.account_id, method.id)
     assert detached.customer_id is None
     with pytest.raises(RemitError) as caught:
-        await methods.get_for_charge(core.account_id, method.id)
+        await methods.to_charge(core.account_id, method.id)
     assert caught.value.code == "payment_method_unexpected_state"
     with pytest.raises(RemitError):
         await methods.attach(core.account_id, method.id, customer.id)
@@ -222,16 +225,14 @@ async def test_charging_a_saved_payment_method_reads_it_in_one_statement(core: C
     event.listen(core.engine.sync_engine, "begin", began)
     try:
         with statements_sent(core.engine) as statements:
-            method, vault_token = await core.payment_methods.get_for_charge(
-                core.account_id, saved.id
-            )
+            named = await core.payment_methods.to_charge(core.account_id, saved.id)
     finally:
         event.remove(core.engine.sync_engine, "begin", began)
-    assert (method, vault_token) == (saved, saved.vault_token)
+    assert (named.method, named.is_new) == (saved, False)
     assert len(statements) == 1, statements
     assert transactions == []
     with pytest.raises(RemitError) as missing:
-        await core.payment_methods.get_for_charge(core.other_account_id, saved.id)
+        await core.payment_methods.to_charge(core.other_account_id, saved.id)
     assert missing.value.kind is ErrorKind.NOT_FOUND
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
-from remit.core.errors import RemitError
+from remit.core.errors import ErrorKind, RemitError
 from remit.customers.domain import CustomerFields
 from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
@@ -251,6 +251,51 @@ async def test_3ds_saves_the_card_only_once_the_challenge_is_passed(
     assert isinstance(passed, Done)
     assert passed.value[1].status is Status.SUCCEEDED
     assert await core.saved(account_id, customer.id) == [passing.payment_method_id]
+
+
+async def test_a_confirmation_that_clears_setup_future_usage_saves_nothing(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """`setup_future_usage=` on the confirmation clears the intent's, as on an update; set and
+    cleared at once is refused, and the intent stays as it was."""
+    core = Core(core_engine)
+    customer = await core.customers.create(account_id, CustomerFields())
+    created = await core.payments.create_payment_intent(
+        _call(account_id, "create"),
+        NewPaymentIntent(
+            amount_minor=1000,
+            currency="usd",
+            customer_id=customer.id,
+            setup_future_usage="on_session",
+        ),
+        _respond,
+    )
+    assert isinstance(created, Done)
+    intent = created.value
+    with pytest.raises(RemitError) as both:
+        await core.payments.confirm_payment_intent(
+            _call(account_id, "both", "ConfirmPaymentIntent"),
+            intent.id,
+            ConfirmParams(
+                payment_method_id="pm_card_visa",
+                setup_future_usage="off_session",
+                clear_setup_future_usage=True,
+            ),
+            _respond,
+        )
+    assert (both.value.kind, both.value.param) == (ErrorKind.INVALID_ARGUMENT, "setup_future_usage")
+    assert await core.payments.get_payment_intent(account_id, intent.id) == intent
+
+    cleared = await core.payments.confirm_payment_intent(
+        _call(account_id, "cleared", "ConfirmPaymentIntent"),
+        intent.id,
+        ConfirmParams(payment_method_id="pm_card_visa", clear_setup_future_usage=True),
+        _respond,
+    )
+    assert isinstance(cleared, Done)
+    assert (cleared.value.status, cleared.value.setup_future_usage) == (Status.SUCCEEDED, None)
+    assert await core.saved(account_id, customer.id) == []
+    assert await _attached_events(core_engine, account_id) == []
 
 
 class SavedElsewhereMeanwhile(FakeNetwork):

@@ -5,9 +5,14 @@ import json
 
 import pytest
 
-from remit.core.errors import RemitError
-from remit.payments.grpc import capture_params, confirm_params, new_intent_from_request
-from remit.payments.service import CaptureParams
+from remit.core.errors import ErrorKind, RemitError
+from remit.payments.grpc import (
+    capture_params,
+    confirm_params,
+    intent_update_from_request,
+    new_intent_from_request,
+)
+from remit.payments.service import CaptureParams, validate_confirm
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -50,6 +55,64 @@ def test_a_confirmation_clears_them_with_an_empty_receipt_email_and_clear_shippi
         pb.ConfirmPaymentIntentRequest(id="pi_1", shipping=SHIPPING, clear_shipping=True)
     )
     assert (both.shipping is not None, both.clear_shipping) == (True, True)
+
+
+def test_a_confirmation_clears_setup_future_usage_as_an_update_does() -> None:
+    cleared = confirm_params(
+        pb.ConfirmPaymentIntentRequest(id="pi_1", clear_setup_future_usage=True)
+    )
+    assert (cleared.setup_future_usage, cleared.clear_setup_future_usage) == (None, True)
+    kept = confirm_params(pb.ConfirmPaymentIntentRequest(id="pi_1"))
+    assert (kept.setup_future_usage, kept.clear_setup_future_usage) == (None, False)
+    # Set and cleared at once is handed on as asked; the use case refuses it.
+    both = confirm_params(
+        pb.ConfirmPaymentIntentRequest(
+            id="pi_1",
+            setup_future_usage=pb.SETUP_FUTURE_USAGE_OFF_SESSION,
+            clear_setup_future_usage=True,
+        )
+    )
+    with pytest.raises(RemitError) as refused:
+        validate_confirm(both)
+    assert (refused.value.kind, refused.value.param) == (
+        ErrorKind.INVALID_ARGUMENT,
+        "setup_future_usage",
+    )
+
+
+def test_an_update_that_sets_and_clears_setup_future_usage_is_refused_naming_it() -> None:
+    with pytest.raises(RemitError) as refused:
+        intent_update_from_request(
+            pb.UpdatePaymentIntentRequest(
+                id="pi_1",
+                setup_future_usage=pb.SETUP_FUTURE_USAGE_ON_SESSION,
+                clear_setup_future_usage=True,
+            )
+        )
+    assert refused.value.param == "setup_future_usage"
+    cleared = intent_update_from_request(
+        pb.UpdatePaymentIntentRequest(id="pi_1", clear_setup_future_usage=True)
+    )
+    assert cleared.changes == {"setup_future_usage": None}
+
+
+def test_an_update_sets_or_clears_shipping_and_refuses_both_naming_it() -> None:
+    """As a confirmation: `shipping` replaces the intent's, `clear_shipping` clears it, and
+    both at once is refused rather than one of them being dropped."""
+    set_it = intent_update_from_request(pb.UpdatePaymentIntentRequest(id="pi_1", shipping=SHIPPING))
+    cleared = intent_update_from_request(
+        pb.UpdatePaymentIntentRequest(id="pi_1", clear_shipping=True)
+    )
+    assert set_it.changes["shipping"] == {
+        "name": "Jenny Rosen",
+        "address": {"line1": "2 Rue Royale", "country": "FR"},
+    }
+    assert cleared.changes == {"shipping": None}
+    with pytest.raises(RemitError) as both:
+        intent_update_from_request(
+            pb.UpdatePaymentIntentRequest(id="pi_1", shipping=SHIPPING, clear_shipping=True)
+        )
+    assert (both.value.kind, both.value.param) == (ErrorKind.INVALID_ARGUMENT, "shipping")
 
 
 def test_a_capture_carries_its_metadata_change_and_descriptors() -> None:

@@ -187,3 +187,13 @@ def test_a_confirmation_replaces_keeps_or_clears_the_receipt_email_and_shipping(
     assert (cleared.receipt_email, cleared.shipping) == (None, None)
     only_shipping = transition(intent, replace(confirm, clear_shipping=True))
     assert (only_shipping.receipt_email, only_shipping.shipping) == ("old@example.com", None)
+
+
+def test_a_confirmation_replaces_keeps_or_clears_setup_future_usage() -> None:
+    intent = replace(intent_in(Status.REQUIRES_CONFIRMATION), setup_future_usage="on_session")
+    confirm = ConfirmationStarted(at=T, payment_method_id="pm_1", charge_id="ch_1")
+    assert transition(intent, confirm).setup_future_usage == "on_session"
+    replaced = transition(intent, replace(confirm, setup_future_usage="off_session"))
+    assert replaced.setup_future_usage == "off_session"
+    cleared = transition(intent, replace(confirm, clear_setup_future_usage=True))
+    assert cleared.setup_future_usage is None

@@ -3248,9 +3248,9 @@ class UpdatePaymentIntentRequest(_message.Message):
     """Present and empty clears it."""
     setup_future_usage: Global___SetupFutureUsage.ValueType
     clear_setup_future_usage: _builtins.bool
-    """Stripe's `setup_future_usage=`."""
+    """Stripe's `setup_future_usage=`; not with `setup_future_usage`."""
     clear_shipping: _builtins.bool
-    """Stripe's `shipping=`."""
+    """Stripe's `shipping=`; not with `shipping`."""
     statement_descriptor: _builtins.str
     statement_descriptor_suffix: _builtins.str
     application_fee_amount: _builtins.int
@@ -3402,6 +3402,7 @@ class ConfirmPaymentIntentRequest(_message.Message):
     PAYMENT_METHOD_OPTIONS_FIELD_NUMBER: _builtins.int
     CLIENT_SECRET_FIELD_NUMBER: _builtins.int
     CLEAR_SHIPPING_FIELD_NUMBER: _builtins.int
+    CLEAR_SETUP_FUTURE_USAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """pi_ id."""
     payment_method: _builtins.str
@@ -3417,6 +3418,10 @@ class ConfirmPaymentIntentRequest(_message.Message):
     """Required when confirming with a publishable key."""
     clear_shipping: _builtins.bool
     """Clears the intent's shipping (Stripe's `shipping=`); not with `shipping`."""
+    clear_setup_future_usage: _builtins.bool
+    """Clears the intent's setup_future_usage (Stripe's `setup_future_usage=`); not with
+    `setup_future_usage`.
+    """
     @_builtins.property
     def payment_method_data(self) -> Global___PaymentMethodData: ...
     @_builtins.property
@@ -3441,10 +3446,11 @@ class ConfirmPaymentIntentRequest(_message.Message):
         payment_method_options: Global___PaymentMethodOptions | None = ...,
         client_secret: _builtins.str | None = ...,
         clear_shipping: _builtins.bool = ...,
+        clear_setup_future_usage: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "capture_method", b"capture_method", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "capture_method", b"capture_method", "clear_shipping", b"clear_shipping", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "id", b"id", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "capture_method", b"capture_method", "clear_setup_future_usage", b"clear_setup_future_usage", "clear_shipping", b"clear_shipping", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "id", b"id", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__capture_method: _TypeAlias = _typing.Literal["capture_method"]  # noqa: Y015
     _WhichOneofArgType__capture_method: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method"]  # noqa: Y015

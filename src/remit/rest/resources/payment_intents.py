@@ -112,7 +112,7 @@ CONFIRM = Schema(
         "payment_method_types": StringList(),
         "receipt_email": Email(max_length=800, unsettable=True),
         "return_url": String(),
-        "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE),
+        "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE, unsettable=True),
         "shipping": shipping_field(unsettable=True),
     }
 )
@@ -153,6 +153,20 @@ def _set_card_options(
         request.payment_method_options.card.request_three_d_secure = _REQUEST_THREE_D_SECURE[  # type: ignore[assignment]
             chosen
         ]
+
+
+def _set_setup_future_usage(
+    request: pb.UpdatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest, context: ApiContext
+) -> None:
+    """An update's or a confirmation's `setup_future_usage`: a value replaces the intent's,
+    `setup_future_usage=` clears it (Stripe's SDK types both with `Literal[""]`)."""
+    if "setup_future_usage" not in context.params:
+        return
+    usage = context.optional_str("setup_future_usage")
+    if usage:
+        request.setup_future_usage = _SETUP_FUTURE_USAGE[usage]  # type: ignore[assignment]
+    else:  # `setup_future_usage=` clears it
+        request.clear_setup_future_usage = True
 
 
 def _refuse_multicapture(context: ApiContext) -> None:
@@ -261,12 +275,7 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     capture_method = context.optional_str("capture_method")
     if capture_method is not None:
         request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
-    if "setup_future_usage" in context.params:
-        usage = context.optional_str("setup_future_usage")
-        if usage:
-            request.setup_future_usage = _SETUP_FUTURE_USAGE[usage]  # type: ignore[assignment]
-        else:  # `setup_future_usage=` clears it
-            request.clear_setup_future_usage = True
+    _set_setup_future_usage(request, context)
     shipping = context.params.get("shipping")
     if isinstance(shipping, dict):
         request.shipping.CopyFrom(shipping_message(shipping))
@@ -286,9 +295,7 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     capture_method = context.optional_str("capture_method")
     if capture_method is not None:
         request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
-    usage = context.optional_str("setup_future_usage")
-    if usage is not None:
-        request.setup_future_usage = _SETUP_FUTURE_USAGE[usage]  # type: ignore[assignment]
+    _set_setup_future_usage(request, context)
     for name in ("off_session", "error_on_requires_action"):
         flag = context.optional_bool(name)
         if flag is not None:
