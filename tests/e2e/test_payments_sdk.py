@@ -687,3 +687,34 @@ def test_a_confirmation_clearing_one_keeps_the_other(client: stripe.StripeClient
     assert isinstance(confirmed.latest_charge, str)
     charge = client.v1.charges.retrieve(confirmed.latest_charge)
     assert (charge.receipt_email, charge.shipping) == ("jenny@example.com", None)
+
+
+def test_a_succeeded_intent_takes_new_metadata_and_description_and_nothing_else(
+    client: stripe.StripeClient,
+) -> None:
+    """An order number added after the payment is the common case: once the money has moved,
+    the description and metadata may still change, but not the amount or the payment method."""
+    intent = _paid(client, 1500, metadata={"cart": "c-1"})
+    updated = client.v1.payment_intents.update(
+        intent.id, params={"metadata": {"order": "6735"}, "description": "Order 6735"}
+    )
+    assert (updated.status, updated.description) == ("succeeded", "Order 6735")
+    assert updated.metadata.to_dict() == {"cart": "c-1", "order": "6735"}
+    assert client.v1.payment_intents.retrieve(intent.id).metadata.to_dict() == {
+        "cart": "c-1",
+        "order": "6735",
+    }
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.update(intent.id, params={"amount": 2000})
+    assert refused.value.code == "payment_intent_unexpected_state"
+    assert "succeeded" in str(refused.value.user_message)
+    assert client.v1.payment_intents.retrieve(intent.id).amount == 1500
+
+
+def test_a_canceled_intent_takes_no_update_at_all(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(params={"amount": 1500, "currency": "usd"})
+    client.v1.payment_intents.cancel(intent.id)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.update(intent.id, params={"metadata": {"order": "6735"}})
+    assert refused.value.code == "payment_intent_unexpected_state"
+    assert client.v1.payment_intents.retrieve(intent.id).metadata.to_dict() == {}

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
-from typing import assert_never
+from typing import Final, assert_never
 
 from remit.core.errors import ErrorKind, RemitError
 
@@ -145,6 +145,34 @@ class Updated:
 
 
 @dataclass(frozen=True)
+class Annotated:
+    """An update that changes only what describes the payment (its description; metadata is
+    merged by the service alongside), which Stripe accepts after the money has moved too."""
+
+    at: datetime
+    changes: Mapping[str, object] = field(default_factory=dict)
+
+
+# The fields an annotation may change (`Updated.changes` keys).
+ANNOTATION_FIELDS: Final = frozenset({"description"})
+
+
+def update_event(intent: PaymentIntent, update: Updated) -> "Updated | Annotated":
+    """The event an update call is: an annotation when the intent no longer takes other
+    updates (processing, succeeded) and the call changes nothing but its description and
+    metadata; otherwise the update itself, refused there if the status does not allow it."""
+    only_annotates = (
+        update.amount_minor is None
+        and update.currency is None
+        and update.payment_method_id is None
+        and set(update.changes) <= ANNOTATION_FIELDS
+    )
+    if only_annotates and intent.status not in ALLOWED_FROM[Updated]:
+        return Annotated(at=update.at, changes=update.changes)
+    return update
+
+
+@dataclass(frozen=True)
 class ConfirmationStarted:
     """A confirmation began a charge attempt; the network is being asked."""
 
@@ -215,6 +243,7 @@ class Expired:
 
 Event = (
     Updated
+    | Annotated
     | ConfirmationStarted
     | Authorized
     | Declined
@@ -236,6 +265,9 @@ ALLOWED_FROM: Mapping[type, frozenset[Status]] = {
             Status.REQUIRES_CAPTURE,
         }
     ),
+    # Everything but canceled: after a cancellation every operation fails (stripe-wire.md
+    # §8.1), while a payment that is processing or has succeeded may still be described.
+    Annotated: frozenset(set(Status) - {Status.CANCELED}),
     ConfirmationStarted: frozenset({Status.REQUIRES_PAYMENT_METHOD, Status.REQUIRES_CONFIRMATION}),
     Authorized: frozenset({Status.PROCESSING}),
     Declined: frozenset({Status.PROCESSING}),
@@ -256,6 +288,7 @@ ALLOWED_FROM: Mapping[type, frozenset[Status]] = {
 
 _VERBS: Mapping[type, str] = {
     Updated: "update",
+    Annotated: "update",
     ConfirmationStarted: "confirm",
     Authorized: "authorize",
     Declined: "decline",
@@ -275,6 +308,8 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
     match event:
         case Updated():
             return _updated(intent, event)
+        case Annotated():
+            return replace(intent, updated_at=event.at, **event.changes)  # type: ignore[arg-type]
         case ConfirmationStarted():
             return replace(
                 intent,

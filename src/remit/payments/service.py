@@ -48,6 +48,7 @@ from remit.payments.domain import (
     Updated,
     create_intent,
     transition,
+    update_event,
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
 from remit.payments.keyed import Done as Done
@@ -503,7 +504,8 @@ class PaymentsService:
             customer_id = update.changes.get("customer_id")
             if isinstance(customer_id, str):
                 await _require_live_customer(db, call.account_id, customer_id)
-            after = transition(before, replace(update, at=self._now()))
+            # After the money has moved, only the description and metadata may change.
+            after = transition(before, update_event(before, replace(update, at=self._now())))
             values, unset, clear = metadata
             after = replace(
                 after,

@@ -11,6 +11,7 @@ from remit.payments.domain import (
     ActionCompleted,
     ActionFailed,
     ActionRequired,
+    Annotated,
     Authorized,
     Canceled,
     CancellationReason,
@@ -26,12 +27,14 @@ from remit.payments.domain import (
     UnexpectedStateError,
     Updated,
     transition,
+    update_event,
 )
 
 T = datetime(2026, 11, 1, tzinfo=UTC)
 
 EVENTS: dict[str, Event] = {
     "update": Updated(at=T, changes={"description": "new"}),
+    "annotate": Annotated(at=T, changes={"description": "new"}),
     "confirm": ConfirmationStarted(at=T, payment_method_id="pm_1", charge_id="ch_1"),
     "authorized_and_captured": Authorized(at=T, captured_minor=1000),
     "authorized_only": Authorized(at=T, captured_minor=0),
@@ -50,6 +53,7 @@ LEGAL: dict[tuple[Status, str], Status] = {
     (Status.REQUIRES_CONFIRMATION, "update"): Status.REQUIRES_CONFIRMATION,
     (Status.REQUIRES_ACTION, "update"): Status.REQUIRES_ACTION,
     (Status.REQUIRES_CAPTURE, "update"): Status.REQUIRES_CAPTURE,
+    **{(status, "annotate"): status for status in Status if status is not Status.CANCELED},
     (Status.REQUIRES_PAYMENT_METHOD, "confirm"): Status.PROCESSING,
     (Status.REQUIRES_CONFIRMATION, "confirm"): Status.PROCESSING,
     (Status.PROCESSING, "authorized_and_captured"): Status.SUCCEEDED,
@@ -113,10 +117,57 @@ def test_the_legal_table_and_the_allowed_sources_agree() -> None:
 
 
 def test_succeeded_and_canceled_are_terminal() -> None:
+    """No event moves them; a succeeded intent takes only an annotation, which leaves it
+    succeeded, and a canceled one takes nothing at all."""
     for terminal in (Status.SUCCEEDED, Status.CANCELED):
-        for event in EVENTS.values():
+        for name, event in EVENTS.items():
+            if (terminal, name) == (Status.SUCCEEDED, "annotate"):
+                assert transition(intent_in(terminal), event).status is Status.SUCCEEDED
+                continue
             with pytest.raises(UnexpectedStateError):
                 transition(intent_in(terminal), event)
+
+
+@pytest.mark.parametrize("status", [Status.PROCESSING, Status.SUCCEEDED])
+def test_an_update_of_only_description_and_metadata_is_an_annotation_once_money_moves(
+    status: Status,
+) -> None:
+    intent = intent_in(status)
+    annotated = transition(
+        intent, update_event(intent, Updated(at=T, changes={"description": "d"}))
+    )
+    assert (annotated.status, annotated.description) == (status, "d")
+    # Metadata alone is merged by the service: the event itself changes nothing else.
+    assert transition(intent, update_event(intent, Updated(at=T))).status is status
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        Updated(at=T, amount_minor=500),
+        Updated(at=T, currency="eur"),
+        Updated(at=T, payment_method_id="pm_2"),
+        Updated(at=T, changes={"description": "d", "receipt_email": "a@b.co"}),
+        Updated(at=T, changes={"shipping": None}),
+    ],
+)
+def test_any_other_change_after_success_is_refused_naming_the_status(update: Updated) -> None:
+    intent = intent_in(Status.SUCCEEDED)
+    with pytest.raises(UnexpectedStateError) as refused:
+        transition(intent, update_event(intent, update))
+    assert "succeeded" in refused.value.message
+
+
+def test_a_canceled_intent_refuses_even_an_annotation() -> None:
+    intent = intent_in(Status.CANCELED)
+    with pytest.raises(UnexpectedStateError):
+        transition(intent, update_event(intent, Updated(at=T, changes={"description": "d"})))
+
+
+def test_an_intent_that_takes_updates_keeps_the_update_event() -> None:
+    intent = intent_in(Status.REQUIRES_CONFIRMATION)
+    update = Updated(at=T, changes={"description": "d"})
+    assert update_event(intent, update) is update
 
 
 def test_a_decline_clears_the_payment_method_and_records_the_error() -> None:
