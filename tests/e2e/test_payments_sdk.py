@@ -154,6 +154,110 @@ def test_confirming_a_created_intent_and_updating_it(client: stripe.StripeClient
     assert (confirmed.status, confirmed.amount_received) == ("succeeded", 350)
 
 
+def test_an_intent_created_or_updated_with_a_test_id_names_a_payment_method_of_its_card(
+    client: stripe.StripeClient,
+) -> None:
+    """As with Stripe, a test id given without confirming becomes a payment method of the
+    account, which the intent names and the payment is made with; a retry with the key makes
+    no second one."""
+
+    def create() -> stripe.PaymentIntent:
+        return client.v1.payment_intents.create(
+            params={"amount": 1200, "currency": "usd", "payment_method": "pm_card_visa"},
+            options={"idempotency_key": "created-with-a-test-id"},
+        )
+
+    created, retried = create(), create()
+    assert created.status == "requires_confirmation"
+    assert isinstance(created.payment_method, str)
+    assert created.payment_method.startswith("pm_")
+    assert created.payment_method != "pm_card_visa"
+    assert retried.payment_method == created.payment_method
+    method = client.v1.payment_methods.retrieve(created.payment_method)
+    assert method.type == "card"
+    assert method.card is not None
+    assert (method.card.brand, method.card.last4) == ("visa", "4242")
+    assert [m.id for m in client.v1.payment_methods.list().data] == [method.id]
+
+    confirmed = client.v1.payment_intents.confirm(
+        created.id, params={"return_url": RETURN_URL, "expand": ["latest_charge"]}
+    )
+    assert (confirmed.status, confirmed.payment_method) == ("succeeded", method.id)
+    assert isinstance(confirmed.latest_charge, stripe.Charge)
+    assert confirmed.latest_charge.payment_method == method.id
+
+    plain = client.v1.payment_intents.create(params={"amount": 800, "currency": "usd"})
+    updated = client.v1.payment_intents.update(
+        plain.id, params={"payment_method": "pm_card_mastercard"}
+    )
+    assert isinstance(updated.payment_method, str)
+    assert updated.payment_method not in ("pm_card_mastercard", method.id)
+    card = client.v1.payment_methods.retrieve(updated.payment_method).card
+    assert card is not None
+    assert (card.brand, card.last4) == ("mastercard", "4444")
+
+
+def test_an_intent_naming_an_unknown_or_another_customers_payment_method_is_refused(
+    client: stripe.StripeClient,
+) -> None:
+    """Refused when the intent is created or updated, as when it is confirmed, and nothing is
+    stored: the same idempotency key may be used again for the corrected request."""
+
+    def create(payment_method: str) -> stripe.PaymentIntent:
+        return client.v1.payment_intents.create(
+            params={"amount": 500, "currency": "usd", "payment_method": payment_method},
+            options={"idempotency_key": "named-a-payment-method"},
+        )
+
+    def confirm(payment_method: str) -> stripe.PaymentIntent:
+        return client.v1.payment_intents.create(
+            params={"amount": 500, "currency": "usd", "payment_method": payment_method,
+                    "confirm": True, "return_url": RETURN_URL},
+        )  # fmt: skip
+
+    refusals: dict[str, Any] = {}
+    for step, attempt in (("create", create), ("confirm", confirm)):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            attempt("pm_doesnotexist")
+        assert refused.value.error is not None
+        refusals[step] = (
+            refused.value.http_status,
+            refused.value.code,
+            refused.value.error.param,
+            refused.value.user_message,
+        )
+    assert refusals["create"] == refusals["confirm"]
+    assert refusals["create"] == (
+        404,
+        "resource_missing",
+        "payment_method",
+        "No such payment_method: 'pm_doesnotexist'",
+    )
+    assert client.v1.payment_intents.list().data == []
+    corrected = client.v1.payment_intents.create(
+        params={"amount": 500, "currency": "usd"},
+        options={"idempotency_key": "named-a-payment-method"},
+    )
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.update(corrected.id, params={"payment_method": "pm_doesnotexist"})
+    assert (refused.value.code, refused.value.param) == ("resource_missing", "payment_method")
+
+    owner = client.v1.customers.create(params={"payment_method": "pm_card_visa"})
+    [saved] = client.v1.payment_methods.list(params={"customer": owner.id}).data
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.create(
+            params={"amount": 500, "currency": "usd", "payment_method": saved.id}
+        )
+    assert (refused.value.http_status, refused.value.param) == (400, "payment_method")
+    assert owner.id in str(refused.value.user_message)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.update(corrected.id, params={"payment_method": saved.id})
+    assert (refused.value.http_status, refused.value.param) == (400, "payment_method")
+    after = client.v1.payment_intents.retrieve(corrected.id)
+    assert (after.status, after.payment_method) == ("requires_payment_method", None)
+    assert [i.id for i in client.v1.payment_intents.list().data] == [corrected.id]
+
+
 def test_list_auto_paging_walks_twenty_five_intents(client: stripe.StripeClient) -> None:
     made = [
         client.v1.payment_intents.create(params={"amount": 100 + n, "currency": "usd"}).id

@@ -51,7 +51,14 @@ def test_a_created_payment_intent_with_a_payment_method_requires_confirmation(
         params={"amount": 500, "currency": "eur", "payment_method": "pm_card_visa"}
     )
     assert created.status == "requires_confirmation"
-    assert created.payment_method == "pm_card_visa"
+    # The test id becomes a payment method of the account, made of its card, as with Stripe.
+    assert isinstance(created.payment_method, str)
+    assert created.payment_method.startswith("pm_")
+    assert created.payment_method != "pm_card_visa"
+    method = client.v1.payment_methods.retrieve(created.payment_method)
+    assert method.type == "card"
+    assert method.card is not None
+    assert (method.card.brand, method.card.last4) == ("visa", "4242")
 
 
 def test_an_account_never_sees_another_accounts_objects(

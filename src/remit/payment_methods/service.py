@@ -14,8 +14,9 @@ commit), or that never reaches the core, leaves its card behind.
 
 For the payments service: `to_charge(account_id, pm_id)` returns the payment method to pay
 with, whose vault token an authorization is forwarded with. A Stripe test id (`pm_card_visa`)
-becomes a new payment method of the account each time a payment uses it, as with Stripe; it is
-written by `save_named_in`, in the transaction of the payment that uses it.
+becomes a new payment method of the account each time a payment or a payment intent names it,
+as with Stripe (the intent stores the new payment method's id, not the test id); it is written
+by `save_named_in`, in the transaction of the payment or the intent's create or update.
 """
 
 import logging
@@ -80,10 +81,11 @@ class MethodToAttach:
 
 @dataclass(frozen=True)
 class MethodToCharge:
-    """A payment method a payment names, ready for the transaction that uses it: one of the
-    account's, read already, or the new payment method of a Stripe test id's card (`is_new`),
-    which `save_named_in` writes in that transaction. Written there, after the idempotency key
-    is checked, it is not made by a request that replays its key's answer or is refused."""
+    """A payment method a payment or an intent names, ready for the transaction that uses it
+    (the payment's, or the intent's create or update): one of the account's, read already, or
+    the new payment method of a Stripe test id's card (`is_new`), which `save_named_in` writes
+    in that transaction. Written there, after the idempotency key is checked, it is not made by
+    a request that replays its key's answer or is refused."""
 
     method: PaymentMethod
     is_new: bool = False

@@ -353,6 +353,13 @@ def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) 
     raise invalid(message, "payment_method")
 
 
+def _card_or_refusal(named: ChargeableCard | RemitError | None) -> ChargeableCard | None:
+    """The card `_resolve_named_card` found, or its refusal raised."""
+    if isinstance(named, RemitError):
+        raise named
+    return named
+
+
 class PaymentsService:
     def __init__(
         self,
@@ -449,17 +456,41 @@ class PaymentsService:
     async def _create_only(
         self, call: KeyedCall, new: NewPaymentIntent, respond: Callable[[PaymentIntent], bytes]
     ) -> Done[PaymentIntent] | Replay:
+        named = await self._resolve_named_card(call.account_id, new.payment_method_id)
         note_request(call.request_id, call.key)
         async with batched_unit(self._engine) as db:
             record = await idempotency.begin(db, **self._key_fields(call))
             if record.finished:
                 return self._replay_of(record)
-            intent = self._new_intent(call.account_id, new)
+            card = _card_or_refusal(named)
             await _require_live_customer(db, call.account_id, new.customer_id)
+            if card is not None:
+                # A test id (pm_card_visa) is stored as the payment method made of its card.
+                new = replace(new, payment_method_id=card.payment_method_id)
+            intent = self._new_intent(call.account_id, new)
+            if card is not None:
+                _refuse_another_customers_card(intent, card)
+                # With the intent's own writes, after everything that may refuse it.
+                await save_card_in(db, card)
             await PaymentIntentRepository(db).insert(intent)
             await self._hooks.intent_changed(db, None, intent)
             await idempotency.finish(db, record, response_code=0, response_body=respond(intent))
         return Done(intent)
+
+    async def _resolve_named_card(
+        self, account_id: str, payment_method_id: str | None
+    ) -> ChargeableCard | RemitError | None:
+        """The card a create or an update names, resolved before its transaction opens: that
+        may ask the vault, which no database transaction should wait on. A refusal is returned,
+        not raised: the transaction raises it once it finds the key fresh, so a retry still
+        replays its key's answer, and a key used with other parameters is still reported as
+        such. None when the request names no payment method."""
+        if payment_method_id is None:
+            return None
+        try:
+            return await self._methods.chargeable_card(account_id, payment_method_id)
+        except RemitError as refused:
+            return refused
 
     def _new_intent(self, account_id: str, new: NewPaymentIntent) -> PaymentIntent:
         intent_id = new_id("pi")
@@ -488,6 +519,7 @@ class PaymentsService:
             raise invalid(
                 f"Invalid currency: {update.currency}.", "currency", code="invalid_currency"
             )
+        named = await self._resolve_named_card(call.account_id, update.payment_method_id)
         note_request(call.request_id, call.key)
         async with batched_unit(self._engine) as db:
             record = await idempotency.begin(db, **self._key_fields(call))
@@ -497,15 +529,19 @@ class PaymentsService:
             before = await intents.get(call.account_id, intent_id, for_update=True)
             if before is None:
                 raise not_found("payment_intent", intent_id, param="intent")
-            if update.payment_method_id is not None:
-                # Checked, not made: the intent names a test id as it was given, as on a create
-                # without confirmation, and the payment that uses it makes its payment method.
-                await self._methods.chargeable_card(call.account_id, update.payment_method_id)
+            card = _card_or_refusal(named)
             customer_id = update.changes.get("customer_id")
             if isinstance(customer_id, str):
                 await _require_live_customer(db, call.account_id, customer_id)
+            update = replace(update, at=self._now())
+            if card is not None:
+                # A test id (pm_card_visa) is stored as the payment method made of its card.
+                update = replace(update, payment_method_id=card.payment_method_id)
             # After the money has moved, only the description and metadata may change.
-            after = transition(before, update_event(before, replace(update, at=self._now())))
+            after = transition(before, update_event(before, update))
+            if card is not None:
+                # Against the customer the update leaves the intent with.
+                _refuse_another_customers_card(after, card)
             values, unset, clear = metadata
             after = replace(
                 after,
@@ -513,6 +549,8 @@ class PaymentsService:
             )
             if values:
                 await _refuse_passing_a_capture_in_flight(db, after)
+            if card is not None:
+                await save_card_in(db, card)
             await intents.save(after)
             await self._hooks.intent_changed(db, before, after)
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))
