@@ -15,6 +15,7 @@ from remit.payments.service import EXPIRE_JOB
 from remit.payments.wiring import build_payments
 from remit.webhooks.urls import policy_for
 from remit.webhooks.worker import webhook_worker_parts
+from remit.worker.alone import run_alone
 from remit.worker.housekeeping import housekeeping_tasks
 from remit.worker.jobs import Job
 from remit.worker.runner import JobHandler, Periodic, Worker
@@ -22,6 +23,7 @@ from remit.worker.runner import JobHandler, Periodic, Worker
 COMPLETER_INTERVAL_S = 2.0
 KEY_REAPER_INTERVAL_S = 3600.0
 VAULT_SWEEP_INTERVAL_S = 3600.0
+VAULT_SWEEP_TASK = "vault-unreferenced-card-sweep"
 
 
 def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
@@ -58,13 +60,15 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
         grace=timedelta(seconds=vault_sweep_grace_s()),
     )
 
-    async def sweep_unreferenced_vault_cards() -> None:
+    async def sweep_once() -> None:
         await sweep.run()
 
+    async def sweep_unreferenced_vault_cards() -> None:
+        # It lists every card older than the grace period: one worker copy at a time.
+        await run_alone(engine, VAULT_SWEEP_TASK, sweep_once)
+
     periodic.append(
-        Periodic(
-            "vault-unreferenced-card-sweep", VAULT_SWEEP_INTERVAL_S, sweep_unreferenced_vault_cards
-        )
+        Periodic(VAULT_SWEEP_TASK, VAULT_SWEEP_INTERVAL_S, sweep_unreferenced_vault_cards)
     )
     on_stop.append(vault_channel.close)
 

@@ -11,6 +11,9 @@ _LOCK_KEY = 1058560447
 engine = create_engine(url, poolclass=pool.NullPool)
 with engine.connect() as connection:
     connection.exec_driver_sql(f"SELECT pg_advisory_lock({_LOCK_KEY})")
+    # The lock is the session's and outlives this commit; ending the transaction the lock
+    # statement began lets each migration run in a transaction of its own.
+    connection.commit()
     try:
         context.configure(connection=connection, transaction_per_migration=True)
         with context.begin_transaction():
