@@ -256,6 +256,7 @@ def remit_trigger(platform: RunningPlatform, account: TestAccount, event_type: s
         "payment_intent.payment_failed",
         "payment_intent.requires_action",
         "charge.refunded",
+        "charge.updated",
         "payment_intent.canceled",
         "payment_method.detached",
         "customer.updated",

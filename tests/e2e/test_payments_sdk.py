@@ -822,3 +822,108 @@ def test_a_canceled_intent_takes_no_update_at_all(client: stripe.StripeClient) -
         client.v1.payment_intents.update(intent.id, params={"metadata": {"order": "6735"}})
     assert refused.value.code == "payment_intent_unexpected_state"
     assert client.v1.payment_intents.retrieve(intent.id).metadata.to_dict() == {}
+
+
+def test_a_charge_update_describes_the_charge_and_a_retrieve_shows_it(
+    client: stripe.StripeClient,
+) -> None:
+    """The order number added after the payment, on the charge itself: the answer is the charge
+    as a retrieve shows it, charge.updated tells of it, and the intent keeps its own."""
+    intent = _paid(client, 1300, metadata={"cart": "c-1"})
+    assert isinstance(intent.latest_charge, str)
+    charge_id = intent.latest_charge
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": "https://example.com/hooks", "enabled_events": ["charge.updated"]}
+    )
+    assert endpoint.enabled_events == ["charge.updated"]
+
+    updated = client.v1.charges.update(
+        charge_id,
+        params={
+            "description": "Order 6735",
+            "metadata": {"order": "6735", "cart": ""},
+            "receipt_email": "receipts@example.com",
+            "shipping": {"name": "Jenny Rosen", "address": {"line1": "2 Rue Royale"}},
+            "expand": ["refunds"],
+        },
+    )
+
+    retrieved = client.v1.charges.retrieve(charge_id, params={"expand": ["refunds"]})
+    assert updated.to_dict() == retrieved.to_dict()
+    assert (retrieved.description, retrieved.metadata.to_dict()) == (
+        "Order 6735",
+        {"order": "6735"},
+    )
+    assert retrieved.receipt_email == "receipts@example.com"
+    assert retrieved.shipping is not None
+    assert retrieved.shipping.name == "Jenny Rosen"
+    assert (retrieved.status, retrieved.amount_captured) == ("succeeded", 1300)
+    [event] = client.v1.events.list(params={"type": "charge.updated"}).data
+    assert event.data.object["id"] == charge_id
+    assert event.data.previous_attributes is not None
+    assert event.data.previous_attributes["description"] is None
+    kept = client.v1.payment_intents.retrieve(intent.id)
+    assert (kept.description, kept.metadata.to_dict()) == (None, {"cart": "c-1"})
+
+
+def test_a_charge_update_clears_what_it_is_given_empty(client: stripe.StripeClient) -> None:
+    intent = _paid(
+        client,
+        1400,
+        description="Order 6735",
+        receipt_email="receipts@example.com",
+        metadata={"order": "6735"},
+        shipping={"name": "Jenny Rosen", "address": {"line1": "2 Rue Royale"}},
+    )
+    assert isinstance(intent.latest_charge, str)
+    # The SDK's types know no empty shipping, which Stripe's wire format takes as "clear it".
+    emptied: Any = {"description": "", "receipt_email": "", "shipping": "", "metadata": ""}
+    cleared = client.v1.charges.update(intent.latest_charge, params=emptied)
+    assert (cleared.description, cleared.receipt_email, cleared.shipping) == (None, None, None)
+    assert cleared.metadata.to_dict() == {}
+
+
+def test_a_charge_update_with_a_malformed_receipt_email_is_refused_naming_it(
+    client: stripe.StripeClient,
+) -> None:
+    intent = _paid(client, 1500, receipt_email="receipts@example.com")
+    assert isinstance(intent.latest_charge, str)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.charges.update(intent.latest_charge, params={"receipt_email": "jenny@"})
+    assert refused.value.http_status == 400
+    assert (refused.value.code, refused.value.param) == ("email_invalid", "receipt_email")
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert charge.receipt_email == "receipts@example.com"
+
+
+def test_a_charge_update_refuses_the_parameters_remit_does_not_take(
+    client: stripe.StripeClient,
+) -> None:
+    intent = _paid(client, 1600)
+    assert isinstance(intent.latest_charge, str)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.charges.update(intent.latest_charge, params={"transfer_group": "order-6735"})
+    assert refused.value.http_status == 400
+    assert refused.value.user_message == "Received unknown parameter: transfer_group"
+
+
+def test_a_charge_update_retried_with_its_key_replays_and_other_parameters_are_refused(
+    client: stripe.StripeClient,
+) -> None:
+    intent = _paid(client, 1700)
+    assert isinstance(intent.latest_charge, str)
+    options: Any = {"idempotency_key": "charge-update-6735"}
+    first = client.v1.charges.update(
+        intent.latest_charge, params={"description": "Order 6735"}, options=options
+    )
+    again = client.v1.charges.update(
+        intent.latest_charge, params={"description": "Order 6735"}, options=options
+    )
+    assert again.to_dict() == first.to_dict()
+    assert again.last_response is not None
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    with pytest.raises(stripe.IdempotencyError):
+        client.v1.charges.update(
+            intent.latest_charge, params={"description": "Order 6736"}, options=options
+        )
+    assert client.v1.charges.retrieve(intent.latest_charge).description == "Order 6735"

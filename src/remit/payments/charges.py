@@ -1,9 +1,11 @@
 """Charges (one per authorization attempt) and refunds, as frozen values."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
+
+from remit.core.metadata import updated_metadata
 
 
 class ChargeStatus(Enum):
@@ -122,6 +124,53 @@ class Charge:
     @property
     def refunded(self) -> bool:
         return self.captured and self.amount_refunded_minor >= self.amount_captured_minor
+
+
+@dataclass(frozen=True)
+class ChargeUpdate:
+    """What a merchant may change on a charge once it is made (POST /v1/charges/{id}): what
+    describes it, never its money. A string given empty clears its field, as Stripe's
+    `description=` does; the metadata follows Stripe's update rules (`remit.core.metadata`)."""
+
+    description: str | None = None
+    receipt_email: str | None = None
+    shipping: Mapping[str, object] | None = None
+    clear_shipping: bool = False
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    unset_metadata_keys: tuple[str, ...] = ()
+    clear_metadata: bool = False
+
+
+def updated_charge(charge: Charge, update: ChargeUpdate, at: datetime) -> Charge:
+    """`charge` with `update` applied; refused when its metadata would exceed 50 keys."""
+    return replace(
+        charge,
+        description=_replaced(charge.description, update.description),
+        receipt_email=_replaced(charge.receipt_email, update.receipt_email),
+        shipping=_replaced_shipping(charge.shipping, update),
+        metadata=updated_metadata(
+            charge.metadata,
+            clear=update.clear_metadata,
+            unset=update.unset_metadata_keys,
+            values=update.metadata,
+        ),
+        updated_at=at,
+    )
+
+
+def _replaced_shipping(
+    current: Mapping[str, object] | None, update: ChargeUpdate
+) -> Mapping[str, object] | None:
+    if update.clear_shipping:
+        return None
+    return current if update.shipping is None else update.shipping
+
+
+def _replaced(current: str | None, given: str | None) -> str | None:
+    """What a nullable string becomes: kept when not given, cleared when given empty."""
+    if given is None:
+        return current
+    return given or None
 
 
 @dataclass(frozen=True)

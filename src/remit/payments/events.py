@@ -1,8 +1,8 @@
 """Stripe's events for payment changes, recorded in the transaction of the change itself.
 
 The hooks compare the object before and after a change and record the events Stripe sends for
-it (payment_intent.succeeded, charge.refunded, ...), with `previous_attributes` holding the
-old values of the top-level fields that changed.
+it (payment_intent.succeeded, charge.refunded, charge.updated, ...), with `previous_attributes`
+holding the old values of the top-level fields that changed.
 """
 
 from collections.abc import Callable
@@ -24,6 +24,15 @@ _INTENT_EVENTS = {
     Status.CANCELED: "payment_intent.canceled",
     Status.REQUIRES_CAPTURE: "payment_intent.amount_capturable_updated",
 }
+
+
+# What a merchant's update of a charge changes (POST /v1/charges/{id}): Stripe tells of it with
+# charge.updated, apart from the events of the charge's money (captured, refunded...).
+_DESCRIPTIVE_CHARGE_FIELDS = ("description", "metadata", "receipt_email", "shipping")
+
+
+def _redescribed(before: Charge, after: Charge) -> bool:
+    return any(getattr(before, name) != getattr(after, name) for name in _DESCRIPTIVE_CHARGE_FIELDS)
 
 
 def changed_attributes(before: JsonObject, after: JsonObject) -> JsonObject:
@@ -94,6 +103,9 @@ class PaymentEvents:
         if before is None:
             return  # a pending attempt: its outcome is the event
         after_json = charge_json(after)
+        if _redescribed(before, after):
+            previous = changed_attributes(charge_json(before), after_json)
+            await self._emit(db, after.account_id, "charge.updated", after_json, previous)
         if before.status is ChargeStatus.PENDING and after.status is ChargeStatus.SUCCEEDED:
             await self._emit(db, after.account_id, "charge.succeeded", after_json)
             if after.captured:

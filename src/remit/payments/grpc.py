@@ -21,7 +21,14 @@ from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit.payment_methods.grpc import PaymentMethodRpcs, billing_details_message
 from remit.payment_methods.service import PaymentMethodsService
-from remit.payments.charges import Charge, ChargeStatus, Refund, RefundReason, RefundStatus
+from remit.payments.charges import (
+    Charge,
+    ChargeStatus,
+    ChargeUpdate,
+    Refund,
+    RefundReason,
+    RefundStatus,
+)
 from remit.payments.domain import (
     CancellationReason,
     CaptureMethod,
@@ -433,6 +440,21 @@ def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Update
     )
 
 
+def charge_update_from_request(request: pb.UpdateChargeRequest) -> ChargeUpdate:
+    """What an update of a charge changes; refused when it both sets and clears shipping."""
+    if request.HasField("shipping") and request.clear_shipping:
+        raise set_and_cleared("shipping")
+    return ChargeUpdate(
+        description=_optional(request, "description"),
+        receipt_email=_optional(request, "receipt_email"),
+        shipping=_shipping_of(request),
+        clear_shipping=request.clear_shipping,
+        metadata=dict(request.metadata),
+        unset_metadata_keys=tuple(request.unset_metadata_keys),
+        clear_metadata=request.clear_metadata,
+    )
+
+
 _REQUEST_THREE_D_SECURE = {
     name.removeprefix("REQUEST_THREE_D_SECURE_").lower(): number
     for name, number in pb.RequestThreeDSecure.items()
@@ -664,6 +686,23 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         call = call_context(context)
         charge, refunds = await self._service.get_charge(call.account_id, request.id)
         return pb.GetChargeResponse(charge=charge_message(charge, refunds))
+
+    async def UpdateCharge(
+        self, request: pb.UpdateChargeRequest, context: Context
+    ) -> pb.UpdateChargeResponse:
+        call = call_context(context)
+
+        def answer(updated: tuple[Charge, list[Refund]]) -> pb.UpdateChargeResponse:
+            charge, refunds = updated
+            return pb.UpdateChargeResponse(charge=charge_message(charge, refunds))
+
+        result = await self._service.update_charge(
+            call.account_id,
+            request.id,
+            charge_update_from_request(request),
+            client_keyed(context, "UpdateCharge", request, serialized(answer)),
+        )
+        return await reply(result, pb.UpdateChargeResponse, answer, context)
 
     async def ListCharges(
         self, request: pb.ListChargesRequest, context: Context

@@ -29,7 +29,15 @@ from remit.grpcutil.errors import to_rpc_status
 from remit.payments import idempotency
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
-from remit.payments.charges import Charge, ChargeStatus, Refund, RefundReason, RefundStatus
+from remit.payments.charges import (
+    Charge,
+    ChargeStatus,
+    ChargeUpdate,
+    Refund,
+    RefundReason,
+    RefundStatus,
+    updated_charge,
+)
 from remit.payments.crashpoints import crash_after
 from remit.payments.domain import (
     USER_CANCELLATION_REASONS,
@@ -1393,6 +1401,30 @@ class PaymentsService:
             if charge is None:
                 raise not_found("charge", charge_id, param="charge")
             return charge, await RefundRepository(db).for_charge(account_id, charge_id)
+
+    async def update_charge(
+        self,
+        account_id: str,
+        charge_id: str,
+        update: ChargeUpdate,
+        keyed: Keyed[tuple[Charge, list[Refund]]] | None = None,
+    ) -> Done[tuple[Charge, list[Refund]]] | Replay:
+        """Change what describes a charge (its intent keeps its own), with its refunds for
+        the answer, which shows them as GET /v1/charges/{id} does."""
+
+        async def change(db: AsyncConnection) -> tuple[Charge, list[Refund]]:
+            charges = ChargeRepository(db)
+            before = await charges.get(account_id, charge_id, for_update=True)
+            if before is None:
+                raise not_found("charge", charge_id, param="charge")
+            after = updated_charge(before, update, self._now())
+            # The receipt email and shipping are among the details the charge copied when it
+            # was made, which a save writes only when asked to.
+            await charges.save(after, snapshot=True)
+            await self._hooks.charge_changed(db, before, after, await self._intent_of(db, after))
+            return after, await RefundRepository(db).for_charge(account_id, charge_id)
+
+        return await run_keyed(self._engine, keyed, self._now(), change)
 
     async def list_charges(
         self,

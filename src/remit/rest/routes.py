@@ -35,6 +35,7 @@ def all_operations() -> list[Operation]:
         Operation("POST", PI + "/{intent}/cancel", payment_intents.CANCEL, payment_intents.cancel),
         Operation("GET", "/v1/charges", charges.LIST, charges.list_charges),
         Operation("GET", "/v1/charges/{charge}", charges.RETRIEVE, charges.retrieve),
+        Operation("POST", "/v1/charges/{charge}", charges.UPDATE, charges.update),
         Operation("POST", "/v1/refunds", refunds.CREATE, refunds.create),
         Operation("GET", "/v1/refunds", refunds.LIST, refunds.list_refunds),
         Operation("GET", "/v1/refunds/{refund}", refunds.RETRIEVE, refunds.retrieve),

@@ -17,6 +17,7 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
         "charge.failed",
         "charge.captured",
         "charge.refunded",
+        "charge.updated",
         "refund.created",
         "refund.updated",
         "payment_method.attached",

@@ -227,6 +227,13 @@ async def _charge_refunded(api: RestClient) -> list[str]:
     return [f"payment_intent {intent['id']} (succeeded)", f"refund {refund['id']}"]
 
 
+async def _charge_updated(api: RestClient) -> list[str]:
+    intent = await api.request("POST", "/v1/payment_intents", _payment())
+    charge_id = str(intent["latest_charge"])
+    await api.request("POST", f"/v1/charges/{charge_id}", {"metadata[triggered]": "true"})
+    return [f"payment_intent {intent['id']} (succeeded)", f"charge {charge_id} (updated)"]
+
+
 async def _payment_method_attached(api: RestClient) -> list[str]:
     customer = await api.request("POST", "/v1/customers", _MADE_BY)
     method = await api.request(
@@ -273,6 +280,7 @@ TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "charge.failed": _payment_declined,
     "charge.captured": _charge_captured,
     "charge.refunded": _charge_refunded,
+    "charge.updated": _charge_updated,
     "refund.created": _charge_refunded,
     "refund.updated": _charge_refunded,
     "payment_method.attached": _payment_method_attached,

@@ -6,8 +6,10 @@ import json
 import pytest
 
 from remit.core.errors import ErrorKind, RemitError
+from remit.payments.charges import ChargeUpdate
 from remit.payments.grpc import (
     capture_params,
+    charge_update_from_request,
     confirm_params,
     intent_update_from_request,
     new_intent_from_request,
@@ -111,6 +113,35 @@ def test_an_update_sets_or_clears_shipping_and_refuses_both_naming_it() -> None:
     with pytest.raises(RemitError) as both:
         intent_update_from_request(
             pb.UpdatePaymentIntentRequest(id="pi_1", shipping=SHIPPING, clear_shipping=True)
+        )
+    assert (both.value.kind, both.value.param) == (ErrorKind.INVALID_ARGUMENT, "shipping")
+
+
+def test_a_charge_update_carries_every_field_it_names_and_only_those() -> None:
+    update = charge_update_from_request(
+        pb.UpdateChargeRequest(
+            id="ch_1",
+            description="Order 6735",
+            receipt_email="",
+            shipping=SHIPPING,
+            metadata={"order": "6735"},
+            unset_metadata_keys=["gift"],
+        )
+    )
+    assert update == ChargeUpdate(
+        description="Order 6735",
+        receipt_email="",
+        shipping={"name": "Jenny Rosen", "address": {"line1": "2 Rue Royale", "country": "FR"}},
+        metadata={"order": "6735"},
+        unset_metadata_keys=("gift",),
+    )
+    assert charge_update_from_request(pb.UpdateChargeRequest(id="ch_1")) == ChargeUpdate()
+
+
+def test_a_charge_update_that_sets_and_clears_shipping_is_refused_naming_it() -> None:
+    with pytest.raises(RemitError) as both:
+        charge_update_from_request(
+            pb.UpdateChargeRequest(id="ch_1", shipping=SHIPPING, clear_shipping=True)
         )
     assert (both.value.kind, both.value.param) == (ErrorKind.INVALID_ARGUMENT, "shipping")
 

@@ -3801,6 +3801,111 @@ class GetChargeResponse(_message.Message):
 Global___GetChargeResponse: _TypeAlias = GetChargeResponse  # noqa: Y015
 
 @_typing.final
+class UpdateChargeRequest(_message.Message):
+    """POST /v1/charges/{id}. Changes only what describes the charge, whatever its status; the
+    PaymentIntent it belongs to keeps its own.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    UNSET_METADATA_KEYS_FIELD_NUMBER: _builtins.int
+    CLEAR_METADATA_FIELD_NUMBER: _builtins.int
+    RECEIPT_EMAIL_FIELD_NUMBER: _builtins.int
+    SHIPPING_FIELD_NUMBER: _builtins.int
+    CLEAR_SHIPPING_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """ch_ id."""
+    description: _builtins.str
+    """Present and empty clears it."""
+    clear_metadata: _builtins.bool
+    """Remove all metadata first (Stripe's `metadata=`)."""
+    receipt_email: _builtins.str
+    """Present and empty clears it."""
+    clear_shipping: _builtins.bool
+    """Stripe's `shipping=`; not with `shipping`."""
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Keys to set or replace."""
+
+    @_builtins.property
+    def unset_metadata_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys to remove (Stripe's `metadata[k]=`)."""
+
+    @_builtins.property
+    def shipping(self) -> _common_pb2.Shipping: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        description: _builtins.str | None = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        unset_metadata_keys: _abc.Iterable[_builtins.str] | None = ...,
+        clear_metadata: _builtins.bool = ...,
+        receipt_email: _builtins.str | None = ...,
+        shipping: _common_pb2.Shipping | None = ...,
+        clear_shipping: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_receipt_email", b"_receipt_email", "description", b"description", "receipt_email", b"receipt_email", "shipping", b"shipping"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_receipt_email", b"_receipt_email", "clear_metadata", b"clear_metadata", "clear_shipping", b"clear_shipping", "description", b"description", "id", b"id", "metadata", b"metadata", "receipt_email", b"receipt_email", "shipping", b"shipping", "unset_metadata_keys", b"unset_metadata_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
+    _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
+    _WhichOneofReturnType__receipt_email: _TypeAlias = _typing.Literal["receipt_email"]  # noqa: Y015
+    _WhichOneofArgType__receipt_email: _TypeAlias = _typing.Literal["_receipt_email", b"_receipt_email"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__description) -> _WhichOneofReturnType__description | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__receipt_email) -> _WhichOneofReturnType__receipt_email | None: ...
+
+Global___UpdateChargeRequest: _TypeAlias = UpdateChargeRequest  # noqa: Y015
+
+@_typing.final
+class UpdateChargeResponse(_message.Message):
+    """The updated charge, with its refunds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def charge(self) -> Global___Charge: ...
+    def __init__(
+        self,
+        *,
+        charge: Global___Charge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateChargeResponse: _TypeAlias = UpdateChargeResponse  # noqa: Y015
+
+@_typing.final
 class ListChargesRequest(_message.Message):
     """GET /v1/charges."""
 

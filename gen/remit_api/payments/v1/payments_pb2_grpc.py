@@ -75,6 +75,11 @@ class PaymentsServiceStub:
                 request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.GetChargeRequest.SerializeToString,
                 response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.GetChargeResponse.FromString,
                 _registered_method=True)
+        self.UpdateCharge = channel.unary_unary(
+                '/remit_api.payments.v1.PaymentsService/UpdateCharge',
+                request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateChargeRequest.SerializeToString,
+                response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateChargeResponse.FromString,
+                _registered_method=True)
         self.ListCharges = channel.unary_unary(
                 '/remit_api.payments.v1.PaymentsService/ListCharges',
                 request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListChargesRequest.SerializeToString,
@@ -258,6 +263,13 @@ class PaymentsServiceServicer:
 
     def GetCharge(self, request, context):
         """GET /v1/charges/{id}.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCharge(self, request, context):
+        """POST /v1/charges/{id} (description, metadata, receipt_email, shipping).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -481,6 +493,11 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.GetCharge,
                     request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.GetChargeRequest.FromString,
                     response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.GetChargeResponse.SerializeToString,
+            ),
+            'UpdateCharge': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCharge,
+                    request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateChargeRequest.FromString,
+                    response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateChargeResponse.SerializeToString,
             ),
             'ListCharges': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCharges,
@@ -825,6 +842,33 @@ class PaymentsService:
             '/remit_api.payments.v1.PaymentsService/GetCharge',
             remit__api_dot_payments_dot_v1_dot_payments__pb2.GetChargeRequest.SerializeToString,
             remit__api_dot_payments_dot_v1_dot_payments__pb2.GetChargeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCharge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.payments.v1.PaymentsService/UpdateCharge',
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateChargeRequest.SerializeToString,
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateChargeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,6 +63,8 @@ class PaymentsServiceStub:
     """GET /v1/payment_intents, newest first."""
     GetCharge: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetChargeRequest, _payments_pb2.GetChargeResponse]
     """GET /v1/charges/{id}."""
+    UpdateCharge: _grpc.UnaryUnaryMultiCallable[_payments_pb2.UpdateChargeRequest, _payments_pb2.UpdateChargeResponse]
+    """POST /v1/charges/{id} (description, metadata, receipt_email, shipping)."""
     ListCharges: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListChargesRequest, _payments_pb2.ListChargesResponse]
     """GET /v1/charges, newest first."""
     CreateRefund: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreateRefundRequest, _payments_pb2.CreateRefundResponse]
@@ -139,6 +141,8 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     """GET /v1/payment_intents, newest first."""
     GetCharge: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetChargeRequest, _payments_pb2.GetChargeResponse]  # type: ignore[assignment]
     """GET /v1/charges/{id}."""
+    UpdateCharge: _aio.UnaryUnaryMultiCallable[_payments_pb2.UpdateChargeRequest, _payments_pb2.UpdateChargeResponse]  # type: ignore[assignment]
+    """POST /v1/charges/{id} (description, metadata, receipt_email, shipping)."""
     ListCharges: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListChargesRequest, _payments_pb2.ListChargesResponse]  # type: ignore[assignment]
     """GET /v1/charges, newest first."""
     CreateRefund: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreateRefundRequest, _payments_pb2.CreateRefundResponse]  # type: ignore[assignment]
@@ -252,6 +256,13 @@ class PaymentsServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.GetChargeResponse, _abc.Awaitable[_payments_pb2.GetChargeResponse]]:
         """GET /v1/charges/{id}."""
+
+    def UpdateCharge(
+        self,
+        request: _payments_pb2.UpdateChargeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.UpdateChargeResponse, _abc.Awaitable[_payments_pb2.UpdateChargeResponse]]:
+        """POST /v1/charges/{id} (description, metadata, receipt_email, shipping)."""
 
     def ListCharges(
         self,

@@ -1,4 +1,5 @@
-"""`/v1/charges`: read-only views of the charge attempts behind PaymentIntents."""
+"""`/v1/charges`: the charge attempts behind PaymentIntents, which a merchant may describe
+further (description, metadata, receipt email, shipping) but not otherwise change."""
 
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
@@ -6,12 +7,34 @@ from remit.rest.dependencies import Dependencies
 from remit.rest.expand import expand, register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import page_fields
-from remit.rest.params import ExpandList, PageRequest, Schema, String, list_schema
+from remit.rest.params import (
+    UNSET,
+    Email,
+    ExpandList,
+    Metadata,
+    PageRequest,
+    Schema,
+    String,
+    list_schema,
+)
+from remit.rest.resources.addresses import shipping_field, shipping_message
+from remit.rest.resources.refunds import metadata_update
 from remit_api.payments.v1 import payments_pb2 as pb
 
 PATH = "/v1/charges"
 
 RETRIEVE = Schema({"expand": ExpandList()})
+# Stripe also takes customer, fraud_details and transfer_group here; remit has no use for them
+# yet, so they are refused as unknown rather than accepted and ignored.
+UPDATE = Schema(
+    {
+        "description": String(unsettable=True),
+        "expand": ExpandList(),
+        "metadata": Metadata(),
+        "receipt_email": Email(max_length=800, unsettable=True),
+        "shipping": shipping_field(unsettable=True),
+    }
+)
 LIST = list_schema({"customer": String(), "payment_intent": String(), "transfer_group": String()})
 
 
@@ -36,13 +59,32 @@ def _nested(paths: list[str], prefix: str) -> list[str]:
     return [p.removeprefix(prefix) for p in paths if p.startswith(prefix)]
 
 
+async def _rendered(charge: pb.Charge, context: ApiContext, deps: Dependencies) -> JsonObject:
+    body = render_charge(charge, context.expand)
+    await expand(body, [p for p in context.expand if p != "refunds"], context, deps)
+    return body
+
+
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     reply = await call(
         deps.payments.GetCharge, pb.GetChargeRequest(id=context.path["charge"]), context
     )
-    body = render_charge(reply.charge, context.expand)
-    await expand(body, [p for p in context.expand if p != "refunds"], context, deps)
-    return body
+    return await _rendered(reply.charge, context, deps)
+
+
+async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
+    request = pb.UpdateChargeRequest(id=context.path["charge"])
+    for name in ("description", "receipt_email"):
+        if name in context.params:
+            # An unset parameter (`description=`) clears the field: sent as "".
+            setattr(request, name, context.optional_str(name) or "")
+    shipping = context.params.get("shipping")
+    if isinstance(shipping, dict):
+        request.shipping.CopyFrom(shipping_message(shipping))
+    request.clear_shipping = shipping is UNSET  # `shipping=` clears it
+    metadata_update(request, context)
+    reply = await call(deps.payments.UpdateCharge, request, context)
+    return await _rendered(reply.charge, context, deps)
 
 
 async def list_charges(context: ApiContext, deps: Dependencies) -> JsonObject:

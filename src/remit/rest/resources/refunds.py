@@ -101,7 +101,8 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
 def _metadata_update(
     request: pb.UpdateRefundRequest
     | pb.UpdatePaymentIntentRequest
-    | pb.CapturePaymentIntentRequest,
+    | pb.CapturePaymentIntentRequest
+    | pb.UpdateChargeRequest,
     context: ApiContext,
 ) -> None:
     """Stripe's metadata update: `metadata=` clears all, `metadata[k]=` unsets k."""
