@@ -297,10 +297,11 @@ async def test_no_card_number_in_any_log_database_or_error_after_raw_card_paymen
             seen.append(_declined_confirm(client, method.id, 2000 + index))
         else:
             seen += _pay_and_refund(client, method.id, 1000 + index, manual=index % 2 == 1)
+        seen.append(_pay_with_card_data(client, number, cvc, 3000 + index))
         seen.extend(_provoke_errors(client, number))
 
     assert len([text for text in seen if text.startswith("error")]) == (
-        len(DECLINED) + 4 * len(ALL_NUMBERS)
+        2 * len(DECLINED) + 4 * len(ALL_NUMBERS)
     )
     log = platform.log_text()
     for role in ("api", "core", "vault", "worker", "acquirer"):
@@ -382,6 +383,20 @@ def _declined_confirm(client: stripe.StripeClient, method_id: str, amount: int) 
     raise AssertionError("the card was not declined")
 
 
+def _pay_with_card_data(client: stripe.StripeClient, number: str, cvc: str, amount: int) -> str:
+    """A payment with the raw card given as payment_method_data: its answer or its decline."""
+    params: Any = {"amount": amount, "currency": "usd", "confirm": True,
+                   "payment_method_data": {"type": "card", "card": _card(number, cvc)},
+                   "return_url": "https://shop.test/r"}  # fmt: skip
+    try:
+        intent = client.v1.payment_intents.create(params=params)
+    except stripe.CardError as error:
+        assert number in DECLINED
+        return f"error {error} {error.json_body}"
+    assert intent.status == "succeeded"
+    return _body(intent)
+
+
 def _provoke_errors(client: stripe.StripeClient, number: str) -> list[str]:
     """A bad CVC, the number where an id belongs (twice), a bad expiry: every error, rendered."""
     attempts = (
@@ -439,3 +454,104 @@ def test_remit_vault_rotate_key_adds_a_version_and_rewraps_old_cards(
     again = client.v1.payment_methods.create(params={"type": "card", "payment_method": method.id})
     assert again.card is not None
     assert again.card.last4 == "4242"
+
+
+def _pay_with(client: stripe.StripeClient, method_data: Any, **params: Any) -> stripe.PaymentIntent:
+    """A payment confirmed at once with the card given as payment_method_data."""
+    values: Any = {"amount": 2100, "currency": "usd", "confirm": True,
+                   "payment_method_data": {"type": "card", **method_data},
+                   "return_url": "https://shop.example/return", **params}  # fmt: skip
+    return client.v1.payment_intents.create(params=values)
+
+
+def test_payment_method_data_with_a_test_token_pays_with_a_new_payment_method(
+    client: stripe.StripeClient,
+) -> None:
+    intent = _pay_with(client, {"card": {"token": "tok_visa"}})
+    assert intent.status == "succeeded"
+    assert isinstance(intent.payment_method, str)
+    assert intent.payment_method.startswith("pm_")
+    method = client.v1.payment_methods.retrieve(intent.payment_method)
+    assert method.card is not None
+    assert (method.card.brand, method.card.last4) == ("visa", "4242")
+    charge = client.v1.charges.retrieve(str(intent.latest_charge))
+    assert charge.payment_method == method.id
+
+
+def test_payment_method_data_with_raw_card_fields_stores_the_card_at_the_vault(
+    platform: RunningPlatform, raw_account: TestAccount
+) -> None:
+    client = _client(platform, raw_account.secret_key)
+    intent = _pay_with(
+        client,
+        {
+            "card": _card("5555555555554444"),
+            "billing_details": {"name": "Ada Lovelace"},
+            "metadata": {"order": "7"},
+        },
+    )
+    assert intent.status == "succeeded"
+    method = client.v1.payment_methods.retrieve(str(intent.payment_method))
+    assert method.card is not None
+    assert (method.card.brand, method.card.last4, method.card.exp_year) == (
+        "mastercard",
+        "4444",
+        2034,
+    )
+    assert method.billing_details.name == "Ada Lovelace"
+    assert method.metadata is not None
+    assert method.metadata.to_dict() == {"order": "7"}
+
+
+def test_payment_method_data_with_a_declining_test_token_is_a_card_error(
+    client: stripe.StripeClient,
+) -> None:
+    with pytest.raises(stripe.CardError) as declined:
+        _pay_with(client, {"card": {"token": "tok_chargeDeclined"}})
+    assert (declined.value.http_status, declined.value.code) == (402, "card_declined")
+    [intent] = client.v1.payment_intents.list(params={"limit": 10}).data
+    assert intent.status == "requires_payment_method"
+    # The payment method was made for the attempt, which was declined.
+    [method] = client.v1.payment_methods.list().data
+    assert method.card is not None
+    assert method.card.last4 == "0002"
+
+
+def test_a_confirmation_pays_with_the_payment_method_data_it_gives(
+    client: stripe.StripeClient,
+) -> None:
+    waiting = client.v1.payment_intents.create(params={"amount": 1300, "currency": "usd"})
+    assert waiting.payment_method is None
+    params: Any = {
+        "payment_method_data": {"type": "card", "card": {"token": "tok_mastercard"}},
+        "return_url": "https://shop.example/return",
+    }
+    confirmed = client.v1.payment_intents.confirm(waiting.id, params=params)
+    assert confirmed.status == "succeeded"
+    method = client.v1.payment_methods.retrieve(str(confirmed.payment_method))
+    assert method.card is not None
+    assert method.card.last4 == "4444"
+
+
+def test_payment_method_data_is_a_card_and_not_given_with_payment_method(
+    client: stripe.StripeClient,
+) -> None:
+    visa = {"card": {"token": "tok_visa"}}
+    attempts: list[tuple[Any, Any, str]] = [
+        (visa, {"payment_method": "pm_card_visa"}, "payment_method_data"),
+        ({**visa, "type": "sepa_debit"}, {}, "payment_method_data[type]"),
+        ({}, {}, "payment_method_data[card]"),
+    ]
+    for method_data, params, param in attempts:
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            _pay_with(client, method_data, **params)
+        assert (refused.value.http_status, refused.value.param) == (400, param)
+    waiting = client.v1.payment_intents.create(params={"amount": 1300, "currency": "usd"})
+    both: Any = {
+        "payment_method": "pm_card_visa",
+        "payment_method_data": {"type": "card", "card": {"token": "tok_visa"}},
+    }
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.confirm(waiting.id, params=both)
+    assert (refused.value.http_status, refused.value.param) == (400, "payment_method_data")
+    assert client.v1.payment_methods.list(params={"limit": 10}).data == []

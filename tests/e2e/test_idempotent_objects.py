@@ -154,6 +154,41 @@ def test_a_raw_card_payment_method_retried_with_its_key_is_one_payment_method(
     assert [m.id for m in client.v1.payment_methods.list().data] == [first.id]
 
 
+def test_a_payment_with_raw_card_data_retried_with_its_key_keeps_one_card(
+    client: stripe.StripeClient, databases: WorkerDatabases, raw_account: TestAccount
+) -> None:
+    """payment_method_data with raw card fields: the facade stores the card at the vault on
+    every request, so the retry's copy, which the replay does not use, is deleted; so is the
+    copy of a retry the key refuses. One payment, one payment method, one card."""
+
+    def pay(card: Any) -> stripe.PaymentIntent:
+        params: Any = {
+            "amount": 1700,
+            "currency": "usd",
+            "confirm": True,
+            "payment_method_data": {"type": "card", "card": card},
+            "return_url": "https://shop.example/return",
+        }
+        return client.v1.payment_intents.create(
+            params=params, options={"idempotency_key": "pi-raw"}
+        )
+
+    first = pay(_card("4242424242424242"))
+    assert first.status == "succeeded"
+    again = pay(_card("4242424242424242"))
+    assert (again.id, again.payment_method, _replayed(again)) == (
+        first.id,
+        first.payment_method,
+        True,
+    )
+    with pytest.raises(stripe.IdempotencyError):
+        pay(_card("5555555555554444"))
+    assert _vault_cards(databases, raw_account.id) == 1
+    assert [m.id for m in client.v1.payment_methods.list().data] == [first.payment_method]
+    assert [i.id for i in client.v1.payment_intents.list().data] == [first.id]
+    assert _pays(client, str(first.payment_method))
+
+
 def test_a_token_retried_with_its_key_is_one_token(
     client: stripe.StripeClient, databases: WorkerDatabases, raw_account: TestAccount
 ) -> None:

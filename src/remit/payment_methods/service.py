@@ -16,7 +16,9 @@ For the payments service: `to_charge(account_id, pm_id)` returns the payment met
 with, whose vault token an authorization is forwarded with. A Stripe test id (`pm_card_visa`)
 becomes a new payment method of the account each time a payment or a payment intent names it,
 as with Stripe (the intent stores the new payment method's id, not the test id); it is written
-by `save_named_in`, in the transaction of the payment or the intent's create or update.
+by `save_named_in`, in the transaction of the payment or the intent's create or update. So is
+the payment method an intent's create or confirmation makes of the card it is given (Stripe's
+`payment_method_data`): `pay_with_new_method`.
 """
 
 import logging
@@ -43,7 +45,7 @@ from remit.payment_methods.domain import (
 )
 from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payment_methods.vault_client import CardVault
-from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
+from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, run_keyed, value_of
 from remit.storage.engine import single_statement
 from remit.vault.test_cards import is_test_id
 
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 MAX_LIST_LIMIT = 100
 T = TypeVar("T")
 _MAX_EXPIRY_YEARS_AHEAD = 50
+# Where a payment names the tok_ its new payment method spends (Stripe's payment_method_data).
+_DATA_TOKEN_PARAM = "payment_method_data[card][token]"  # noqa: S105 (a parameter name)
 
 
 class PaymentMethodsError(RemitError):
@@ -66,6 +70,12 @@ def _unusable(method_id: str) -> PaymentMethodsError:
         code="payment_method_unexpected_state",
         param="payment_method",
     )
+
+
+def _answered(outcome: object) -> bool:
+    """Whether an outcome is an answer, not a refusal: the answer holds the card it was made
+    with."""
+    return not isinstance(outcome, RemitError)
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,9 @@ class MethodToCharge:
 
     method: PaymentMethod
     is_new: bool = False
+    # The tok_ a new payment method is made of, spent when it is written (a test token such as
+    # tok_visa is not stored, so it is never spent).
+    spends_token: str | None = None
 
 
 class PaymentMethodHooks(Protocol):
@@ -171,15 +184,9 @@ class PaymentMethodsService:
 
         async def use_token(db: AsyncConnection) -> PaymentMethod:
             repo = SqlPaymentMethodRepository(db)
-            token = await repo.get_token(account_id, token_id, for_update=True)
-            if token is None:
-                raise not_found("token", token_id, param="card[token]")
-            if token.used:
-                raise invalid(
-                    f"You cannot use a Stripe token more than once: {token_id}.",
-                    "card[token]",
-                    code="token_already_used",
-                )
+            token = _unspent(
+                await repo.get_token(account_id, token_id, for_update=True), token_id, "card[token]"
+            )
             await repo.mark_token_used(account_id, token_id)
             billing = merge_billing_details(billing_from_token(token), new.billing_details)
             card = VaultCard(token.vault_token, token.card)
@@ -194,18 +201,21 @@ class PaymentMethodsService:
         account_id: str,
         vault_token: str,
         create: Callable[[], Awaitable[Done[T] | Replay]],
+        keeps_card: Callable[[T | RemitError], bool] = _answered,
     ) -> Done[T] | Replay:
         """`create`, made with the card the facade has just stored for this request; the card
         is deleted at the vault unless the outcome keeps it. A replay keeps the object the
         key's first request made, with the card of that request; a refusal (`RemitError`)
-        rolled everything back. Any other error may have come after the commit, so it keeps
-        the card."""
+        rolled everything back. `keeps_card` tells the others apart where an answer may not
+        hold the card, or an error may come after the card was stored (a declined payment).
+        Any other error may have come after the commit, so it keeps the card."""
         try:
             result = await create()
-        except RemitError:
-            await self._delete_unused_card(account_id, vault_token)
+        except RemitError as error:
+            if not keeps_card(error):
+                await self._delete_unused_card(account_id, vault_token)
             raise
-        if isinstance(result, Replay):
+        if isinstance(result, Replay) or not keeps_card(result.value):
             await self._delete_unused_card(account_id, vault_token)
         return result
 
@@ -311,11 +321,80 @@ class PaymentMethodsService:
 
     @staticmethod
     async def save_named_in(db: AsyncConnection, named: MethodToCharge) -> None:
-        """Write a test id's new payment method in the caller's transaction (held, in a
-        `fastsql.deferring` unit, to go out with its other writes); a saved one is stored
-        already."""
-        if named.is_new:
-            await SqlPaymentMethodRepository(db).insert(named.method)
+        """Write a new payment method (a test id's, or one made of a card a payment is given)
+        in the caller's transaction (held, in a `fastsql.deferring` unit, to go out with its
+        other writes), spending the tok_ it is made of; a saved one is stored already."""
+        if not named.is_new:
+            return
+        repo = SqlPaymentMethodRepository(db)
+        token_id = named.spends_token
+        if token_id is not None:
+            # Checked again under lock: another request may have spent it since it was read.
+            account_id = named.method.account_id
+            token = await repo.get_token(account_id, token_id, for_update=True)
+            _unspent(token, token_id, _DATA_TOKEN_PARAM)
+            await repo.mark_token_used(account_id, token_id)
+        await repo.insert(named.method)
+
+    async def pay_with_new_method(
+        self,
+        account_id: str,
+        call: KeyedCall,
+        new: NewPaymentMethod,
+        pay: Callable[[KeyedCall, MethodToCharge | RemitError], Awaitable[Done[T] | Replay]],
+        paid_with: Callable[[T | RemitError], str | None],
+    ) -> Done[T] | Replay:
+        """`pay` (a payment under `call`'s key) with the new payment method made of the card
+        it is given (Stripe's `payment_method_data`), which `save_named_in` writes in pay's
+        transaction, so a refused request or a replay makes none. The card is resolved here,
+        before pay claims the key, and a refusal is handed to pay to raise once the key is
+        found fresh: a retry still replays its key's answer.
+
+        A vault token is a card the facade has just stored for this request: the key knows
+        the card by its fingerprint and expiry instead (a retry brings a new vault token, as in
+        `create_once`), and the card is deleted at the vault unless the outcome was paid, or
+        declined, with this payment method (`paid_with`). Not after a replay or a refusal, and
+        not after a retry that finished the payment an earlier request had started."""
+        if new.vault_token is None:
+            return await pay(call, await self._to_charge_new_or_refusal(account_id, new))
+        card = await self._vault.card_details(account_id, new.vault_token)
+        named = MethodToCharge(self._new_method(account_id, card, new), is_new=True)
+        return await self._handed_over(
+            account_id,
+            new.vault_token,
+            lambda: pay(_call_by_card(call, card), named),
+            keeps_card=lambda outcome: paid_with(outcome) == named.method.id,
+        )
+
+    async def _to_charge_new_or_refusal(
+        self, account_id: str, new: NewPaymentMethod
+    ) -> MethodToCharge | RemitError:
+        """`_to_charge_new`, its refusal returned, not raised (see `pay_with_new_method`)."""
+        try:
+            return await self._to_charge_new(account_id, new)
+        except RemitError as refused:
+            return refused
+
+    async def _to_charge_new(self, account_id: str, new: NewPaymentMethod) -> MethodToCharge:
+        """The new payment method of a tok_ (a test token such as tok_visa, or one the account
+        made); writes nothing, spends nothing. A missing or spent token is refused."""
+        token_id = new.token_id
+        if token_id is None:
+            raise invalid("Give the card as payment_method_data[card][token].", _DATA_TOKEN_PARAM)
+        if is_test_id(token_id):
+            card = await self._vault.resolve_test_card(account_id, token_id)
+            made = self._new_method(account_id, card, new, test_id=token_id)
+            return MethodToCharge(made, is_new=True)
+        async with self._engine.begin() as db:
+            found = await SqlPaymentMethodRepository(db).get_token(account_id, token_id)
+        token = _unspent(found, token_id, _DATA_TOKEN_PARAM)
+        billing = merge_billing_details(billing_from_token(token), new.billing_details)
+        made = self._new_method(
+            account_id,
+            VaultCard(token.vault_token, token.card),
+            replace(new, billing_details=billing),
+        )
+        return MethodToCharge(made, is_new=True, spends_token=token_id)
 
     async def _materialize_test_id(self, account_id: str, test_id: str) -> PaymentMethod:
         card = await self._vault.resolve_test_card(account_id, test_id)
@@ -559,14 +638,31 @@ def _names_test_card(method_id: str) -> bool:
 
 
 def _by_card(keyed: Keyed[T] | None, card: VaultCard) -> Keyed[T] | None:
-    """The keyed call identified by its card: fingerprint and expiry stand in for the vault
-    token, which is new each time the facade tokenizes the same card."""
+    """The keyed call identified by its card (`_call_by_card`)."""
     if keyed is None:
         return None
+    return replace(keyed, call=_call_by_card(keyed.call, card))
+
+
+def _call_by_card(call: KeyedCall, card: VaultCard) -> KeyedCall:
+    """The call identified by its card: fingerprint and expiry stand in for the vault token,
+    which is new each time the facade tokenizes the same card."""
     summary = card.card
     identity = f"\x00card {summary.fingerprint} {summary.exp_month}/{summary.exp_year}"
-    call = replace(keyed.call, request_body=keyed.call.request_body + identity.encode())
-    return replace(keyed, call=call)
+    return replace(call, request_body=call.request_body + identity.encode())
+
+
+def _unspent(token: Token | None, token_id: str, param: str) -> Token:
+    """The token a new payment method is made of: it must exist and not have been used."""
+    if token is None:
+        raise not_found("token", token_id, param=param)
+    if token.used:
+        raise invalid(
+            f"You cannot use a Stripe token more than once: {token_id}.",
+            param,
+            code="token_already_used",
+        )
+    return token
 
 
 async def attach_in(

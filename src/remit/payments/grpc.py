@@ -5,7 +5,7 @@ one, a key of their own, so that every mutation has recovery points and the comp
 it. A replayed response carries the trailing metadata `idempotent-replayed: true`.
 """
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -13,14 +13,15 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.message import Message
 
 from remit.core.currency import SUPPORTED_CURRENCIES
-from remit.core.errors import invalid
+from remit.core.errors import RemitError, invalid
 from remit.customers.grpc import CustomerRpcs
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
+from remit.payment_methods.domain import NewPaymentMethod
 from remit.payment_methods.grpc import PaymentMethodRpcs, billing_details_message
-from remit.payment_methods.service import PaymentMethodsService
+from remit.payment_methods.service import MethodToCharge, PaymentMethodsService
 from remit.payments.charges import (
     Charge,
     ChargeStatus,
@@ -39,7 +40,10 @@ from remit.payments.domain import (
     Updated,
 )
 from remit.payments.idempotency import KeyRecord
+from remit.payments.keyed import Done, Replay
 from remit.payments.keyed_rpc import client_keyed, keyed_call, reply, serialized
+from remit.payments.methods import chargeable_or_refusal
+from remit.payments.ports import NewCard
 from remit.payments.risk import Authentication
 from remit.payments.service import (
     CaptureParams,
@@ -56,6 +60,12 @@ from remit_api.payments.v1 import payments_pb2_grpc
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
 R = TypeVar("R", bound=Message)
+# A request that may carry payment_method_data.
+WithMethodData = TypeVar(
+    "WithMethodData", pb.CreatePaymentIntentRequest, pb.ConfirmPaymentIntentRequest
+)
+# A payment under its key, paying with the card of a new payment method, or with the one named.
+Pay = Callable[[KeyedCall, NewCard | None], Awaitable[Done[PaymentIntent] | Replay]]
 
 _STATUS = {
     Status.REQUIRES_PAYMENT_METHOD: pb.PAYMENT_INTENT_STATUS_REQUIRES_PAYMENT_METHOD,
@@ -405,6 +415,46 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
     )
 
 
+def new_method_from_request(data: pb.PaymentMethodData) -> NewPaymentMethod:
+    """payment_method_data as the payment method it makes: a card, given as a token or as the
+    vault token of the card the facade has just stored for this request."""
+    if data.type != pb.PAYMENT_METHOD_TYPE_CARD:
+        raise invalid("payment_method_data[type] must be card.", "payment_method_data[type]")
+    source = data.card.WhichOneof("source") if data.HasField("card") else None
+    if source is None:
+        raise invalid(
+            "Missing required param: payment_method_data[card].",
+            "payment_method_data[card]",
+            code="parameter_missing",
+        )
+    return NewPaymentMethod(
+        vault_token=data.card.vault_token if source == "vault_token" else None,
+        token_id=data.card.token if source == "token" else None,
+        billing_details=MessageToDict(data.billing_details, preserving_proto_field_name=True),
+        metadata=dict(data.metadata),
+    )
+
+
+def _without_vault_token(request: WithMethodData) -> WithMethodData:
+    """The request as its idempotency key knows it: a vault token in payment_method_data is
+    new on every tokenization, so the card stands in for it (`pay_with_new_method`)."""
+    data = request.payment_method_data
+    if not (request.HasField("payment_method_data") and data.card.HasField("vault_token")):
+        return request
+    identity = type(request)()
+    identity.CopyFrom(request)
+    identity.payment_method_data.card.ClearField("vault_token")
+    return identity
+
+
+def _paid_with(outcome: PaymentIntent | RemitError) -> str | None:
+    """The payment method a payment's outcome was made with: the intent's, or the declined
+    one a card error names."""
+    if isinstance(outcome, RemitError):
+        return outcome.extra.get("payment_method")
+    return outcome.payment_method_id
+
+
 def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Updated:
     """What an update changes besides metadata; refused when it both sets and clears shipping
     or setup_future_usage, as a confirmation is."""
@@ -534,24 +584,46 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     async def CreatePaymentIntent(
         self, request: pb.CreatePaymentIntentRequest, context: Context
     ) -> pb.CreatePaymentIntentResponse:
-        return await self._create(
-            request, keyed_call(context, "CreatePaymentIntent", request), context
-        )
-
-    async def _create(
-        self, request: pb.CreatePaymentIntentRequest, call: KeyedCall, context: Context
-    ) -> pb.CreatePaymentIntentResponse:
+        call = keyed_call(context, "CreatePaymentIntent", _without_vault_token(request))
         confirm = None
         if request.confirm:
             confirm = confirm_params(request)
-        result = await self._service.create_payment_intent(
-            call, new_intent_from_request(request), self._respond_create, confirm=confirm
-        )
+        new = new_intent_from_request(request)
+
+        def create(
+            call: KeyedCall, new_card: NewCard | None
+        ) -> Awaitable[Done[PaymentIntent] | Replay]:
+            return self._service.create_payment_intent(
+                call, new, self._respond_create, confirm=confirm, new_card=new_card
+            )
+
+        result = await self._with_method_data(request, call, create)
         return await reply(
             result,
             pb.CreatePaymentIntentResponse,
             lambda i: pb.CreatePaymentIntentResponse(payment_intent=payment_intent_message(i)),
             context,
+        )
+
+    async def _with_method_data(
+        self, request: WithMethodData, call: KeyedCall, pay: Pay
+    ) -> Done[PaymentIntent] | Replay:
+        """`pay` with the payment method the request names, or with the new one it makes of
+        its payment_method_data, written in the payment's own transaction."""
+        if not request.HasField("payment_method_data"):
+            return await pay(call, None)
+
+        def pay_with_new(
+            keyed: KeyedCall, named: MethodToCharge | RemitError
+        ) -> Awaitable[Done[PaymentIntent] | Replay]:
+            return pay(keyed, chargeable_or_refusal(named))
+
+        return await self._payment_methods.pay_with_new_method(
+            call.account_id,
+            call,
+            new_method_from_request(request.payment_method_data),
+            pay_with_new,
+            _paid_with,
         )
 
     @staticmethod
@@ -598,11 +670,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     async def ConfirmPaymentIntent(
         self, request: pb.ConfirmPaymentIntentRequest, context: Context
     ) -> pb.ConfirmPaymentIntentResponse:
-        call = keyed_call(context, "ConfirmPaymentIntent", request)
-        if request.HasField("client_secret"):
-            await self._service.get_payment_intent(
-                call.account_id, request.id, request.client_secret
-            )
+        call = keyed_call(context, "ConfirmPaymentIntent", _without_vault_token(request))
         confirm = confirm_params(request)
 
         def respond(intent: PaymentIntent) -> bytes:
@@ -610,7 +678,19 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
                 payment_intent=payment_intent_message(intent)
             ).SerializeToString()
 
-        result = await self._service.confirm_payment_intent(call, request.id, confirm, respond)
+        async def confirm_with(
+            keyed: KeyedCall, new_card: NewCard | None
+        ) -> Done[PaymentIntent] | Replay:
+            # Checked here, where a refusal also deletes the card the facade stored for it.
+            if request.HasField("client_secret"):
+                await self._service.get_payment_intent(
+                    keyed.account_id, request.id, request.client_secret
+                )
+            return await self._service.confirm_payment_intent(
+                keyed, request.id, confirm, respond, new_card=new_card
+            )
+
+        result = await self._with_method_data(request, call, confirm_with)
         return await reply(
             result,
             pb.ConfirmPaymentIntentResponse,

@@ -2,7 +2,8 @@
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.payment_methods.service import PaymentMethodsService
+from remit.core.errors import RemitError
+from remit.payment_methods.service import MethodToCharge, PaymentMethodsService
 from remit.payments.charges import CardSnapshot
 from remit.payments.ports import ChargeableCard
 
@@ -18,26 +19,36 @@ class StoredPaymentMethods:
         self._service.card_refused(account_id, vault_token)
 
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
-        named = await self._service.to_charge(account_id, payment_method_id)
-        method, card = named.method, named.method.card
+        return chargeable(await self._service.to_charge(account_id, payment_method_id))
 
-        async def save_in(db: AsyncConnection) -> None:
-            await self._service.save_named_in(db, named)
 
-        return ChargeableCard(
-            payment_method_id=method.id,
-            vault_token=method.vault_token,
-            card=CardSnapshot(
-                brand=card.brand,
-                last4=card.last4,
-                exp_month=card.exp_month,
-                exp_year=card.exp_year,
-                fingerprint=card.fingerprint,
-                funding=card.funding,
-                country=card.country,
-            ),
-            customer_id=method.customer_id,
-            test_id=method.test_id,
-            billing_details=method.billing_details,
-            save_in=save_in if named.is_new else None,
-        )
+def chargeable(named: MethodToCharge) -> ChargeableCard:
+    """The card of a payment method to pay with; a new one is written by the transaction that
+    uses it (`ChargeableCard.save_in`)."""
+    method, card = named.method, named.method.card
+
+    async def save_in(db: AsyncConnection) -> None:
+        await PaymentMethodsService.save_named_in(db, named)
+
+    return ChargeableCard(
+        payment_method_id=method.id,
+        vault_token=method.vault_token,
+        card=CardSnapshot(
+            brand=card.brand,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+            fingerprint=card.fingerprint,
+            funding=card.funding,
+            country=card.country,
+        ),
+        customer_id=method.customer_id,
+        test_id=method.test_id,
+        billing_details=method.billing_details,
+        save_in=save_in if named.is_new else None,
+    )
+
+
+def chargeable_or_refusal(named: MethodToCharge | RemitError) -> ChargeableCard | RemitError:
+    """`chargeable`, passing a refusal on as it is."""
+    return named if isinstance(named, RemitError) else chargeable(named)

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.core.errors import RemitError
 from remit.payments.charges import CardSnapshot, Charge, Refund
 from remit.payments.domain import PaymentIntent
 from remit.payments.risk import NOT_ASSESSED, Authentication, RiskVerdict
@@ -30,12 +31,19 @@ class ChargeableCard:
     test_id: str | None = None
     # The payment method's billing details, which a charge made with it copies.
     billing_details: Mapping[str, object] = field(default_factory=dict)
-    # For a payment method made for this request (a Stripe test id's, such as pm_card_visa):
-    # writes it in the caller's transaction. Made there, it is not made by a request that is
+    # For a payment method made for this request (a Stripe test id's, such as pm_card_visa, or
+    # one made of the card the request gives, Stripe's payment_method_data): writes it in the
+    # caller's transaction. Made there, it is not made by a request that is
     # refused or rolled back, or that replays its key's answer. None for a saved one.
     save_in: Callable[[AsyncConnection], Awaitable[None]] | None = field(
         default=None, compare=False, repr=False
     )
+
+
+# The card of the payment method a create or a confirmation makes (Stripe's
+# `payment_method_data`), resolved before the request's key is checked; or the refusal of that
+# card, which the request raises once it finds its key fresh, so that a retry still replays.
+NewCard = ChargeableCard | RemitError
 
 
 async def save_card_in(db: AsyncConnection, card: ChargeableCard) -> None:

@@ -76,6 +76,7 @@ from remit.payments.network import (
 from remit.payments.ports import (
     ChargeableCard,
     HookChain,
+    NewCard,
     NoRadar,
     PaymentHooks,
     PaymentMethodSource,
@@ -362,10 +363,21 @@ def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) 
 
 
 def _card_or_refusal(named: ChargeableCard | RemitError | None) -> ChargeableCard | None:
-    """The card `_resolve_named_card` found, or its refusal raised."""
+    """The card `_resolve_named_card` found (or a `NewCard`), or its refusal raised."""
     if isinstance(named, RemitError):
         raise named
     return named
+
+
+def _refuse_two_methods(payment_method_id: str | None, new_card: NewCard | None) -> None:
+    """A request names the payment method to pay with, or gives the card to make one of
+    (`payment_method_data`), not both."""
+    if payment_method_id is not None and new_card is not None:
+        raise invalid(
+            "Received both payment_method and payment_method_data. Please pass in only one.",
+            "payment_method_data",
+            code="parameters_exclusive",
+        )
 
 
 class PaymentsService:
@@ -443,10 +455,15 @@ class PaymentsService:
         new: NewPaymentIntent,
         respond: Callable[[PaymentIntent], bytes],
         confirm: ConfirmParams | None = None,
+        *,
+        new_card: NewCard | None = None,
     ) -> Done[PaymentIntent] | Replay:
+        """A new intent, confirmed at once given `confirm`; `new_card` is the card of the
+        payment method the request makes (Stripe's `payment_method_data`)."""
         validate_new_intent(new)
+        _refuse_two_methods(new.payment_method_id, new_card)
         if confirm is None:
-            return await self._create_only(call, new, respond)
+            return await self._create_only(call, new, respond, new_card)
         validate_confirm(confirm)
         record = await self._claim(call)
         if record.finished:
@@ -455,16 +472,23 @@ class PaymentsService:
         ask: NetworkAsk | None = None
         if record.recovery_point is RecoveryPoint.STARTED:
             record, ask = await self._guard_validation(
-                record, self._start_attempt(record, respond, new=new, confirm=confirm)
+                record,
+                self._start_attempt(record, respond, new=new, confirm=confirm, new_card=new_card),
             )
             if record.finished:
                 return self._replay_of(record)
         return await self.resume_attempt(record, respond, ask)
 
     async def _create_only(
-        self, call: KeyedCall, new: NewPaymentIntent, respond: Callable[[PaymentIntent], bytes]
+        self,
+        call: KeyedCall,
+        new: NewPaymentIntent,
+        respond: Callable[[PaymentIntent], bytes],
+        new_card: NewCard | None = None,
     ) -> Done[PaymentIntent] | Replay:
-        named = await self._resolve_named_card(call.account_id, new.payment_method_id)
+        named = new_card
+        if named is None:
+            named = await self._resolve_named_card(call.account_id, new.payment_method_id)
         note_request(call.request_id, call.key)
         async with batched_unit(self._engine) as db:
             record = await idempotency.begin(db, **self._key_fields(call))
@@ -473,7 +497,8 @@ class PaymentsService:
             card = _card_or_refusal(named)
             await _require_live_customer(db, call.account_id, new.customer_id)
             if card is not None:
-                # A test id (pm_card_visa) is stored as the payment method made of its card.
+                # A test id (pm_card_visa), or a card given to make a payment method of, is
+                # stored as the payment method made of its card.
                 new = replace(new, payment_method_id=card.payment_method_id)
             intent = self._new_intent(call.account_id, new)
             if card is not None:
@@ -633,8 +658,13 @@ class PaymentsService:
         intent_id: str,
         confirm: ConfirmParams,
         respond: Callable[[PaymentIntent], bytes],
+        *,
+        new_card: NewCard | None = None,
     ) -> Done[PaymentIntent] | Replay:
+        """Confirm a stored intent; `new_card` is the card of the payment method the request
+        makes to pay with (Stripe's `payment_method_data`)."""
         validate_confirm(confirm)
+        _refuse_two_methods(confirm.payment_method_id, new_card)
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
@@ -642,7 +672,10 @@ class PaymentsService:
         ask: NetworkAsk | None = None
         if record.recovery_point is RecoveryPoint.STARTED:
             record, ask = await self._guard_validation(
-                record, self._start_attempt(record, respond, intent_id=intent_id, confirm=confirm)
+                record,
+                self._start_attempt(
+                    record, respond, intent_id=intent_id, confirm=confirm, new_card=new_card
+                ),
             )
             if record.finished:
                 return self._replay_of(record)
@@ -667,6 +700,7 @@ class PaymentsService:
         confirm: ConfirmParams,
         intent_id: str | None = None,
         new: NewPaymentIntent | None = None,
+        new_card: NewCard | None = None,
     ) -> tuple[KeyRecord, NetworkAsk | None]:
         """Phase `attempt_created`: the intent goes to `processing` with a pending charge.
         Returns the key as recorded and what to ask the network (None if the key turned out
@@ -674,10 +708,11 @@ class PaymentsService:
         now = self._now()
         # Created and confirmed at once, nothing stored needs reading first: the card (which
         # may mean asking the vault) is resolved before the transaction opens, so no database
-        # transaction waits on the vault. A test id's new payment method is written in it.
-        card: ChargeableCard | None = None
+        # transaction waits on the vault. A test id's new payment method is written in it, as
+        # is the one made of a card the request gives (resolved before the key was claimed).
+        card = _card_or_refusal(new_card)
         known_method = None if new is None else confirm.payment_method_id or new.payment_method_id
-        if known_method is not None:
+        if card is None and known_method is not None:
             card = await self._methods.chargeable_card(record.account_id, known_method)
         try:
             async with batched_unit(self._engine) as db:
@@ -701,17 +736,10 @@ class PaymentsService:
                     if before is None:
                         raise not_found("payment_intent", intent_id, param="intent")
                     intent = before
-                payment_method_id = confirm.payment_method_id or intent.payment_method_id
-                if payment_method_id is None:
-                    raise invalid(
-                        "You cannot confirm this PaymentIntent because it's missing a payment "
-                        "method. To confirm the PaymentIntent with a payment method, pass "
-                        "`payment_method`.",
-                        "payment_method",
-                        code="payment_intent_unexpected_state",
-                    )
                 if card is None:
-                    card = await self._methods.chargeable_card(record.account_id, payment_method_id)
+                    card = await self._card_to_confirm_with(
+                        record.account_id, confirm.payment_method_id or intent.payment_method_id
+                    )
                 _refuse_another_customers_card(intent, card)
                 charges = ChargeRepository(db)
                 # A manually confirmed intent that passed 3-D Secure continues its attempt.
@@ -814,6 +842,20 @@ class PaymentsService:
             capture=processing.capture_method is not CaptureMethod.MANUAL,
             vault_token=card.vault_token,
         )
+
+    async def _card_to_confirm_with(
+        self, account_id: str, payment_method_id: str | None
+    ) -> ChargeableCard:
+        """The card of the payment method a confirmation names, or else the intent's."""
+        if payment_method_id is None:
+            raise invalid(
+                "You cannot confirm this PaymentIntent because it's missing a payment "
+                "method. To confirm the PaymentIntent with a payment method, pass "
+                "`payment_method`.",
+                "payment_method",
+                code="payment_intent_unexpected_state",
+            )
+        return await self._methods.chargeable_card(account_id, payment_method_id)
 
     @staticmethod
     async def _authenticated_attempt(

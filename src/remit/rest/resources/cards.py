@@ -4,6 +4,7 @@ The facade hands raw numbers to the vault and passes only the resulting vault to
 core: the core never sees a card number, not even in transit.
 """
 
+from dataclasses import replace
 from typing import Final
 
 from remit.accounts.domain import KeyKind
@@ -13,7 +14,7 @@ from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
 from remit.rest.forms import FormValue
 from remit.rest.grpc_call import call
-from remit.rest.params import Field, Integer, ParamError
+from remit.rest.params import Field, Integer, Object, ParamError, String
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2
 
@@ -56,6 +57,12 @@ def raw_card_fields() -> dict[str, Field[object]]:
     }
 
 
+def card_field() -> Object:
+    """A card to make a payment method of: a token (`tok_visa`, or one of the account's), or
+    raw card fields."""
+    return Object({**raw_card_fields(), "token": String()}, exclusive=[("number", "token")])
+
+
 def require_raw_card_access(context: ApiContext) -> None:
     """Publishable keys tokenize in the browser; secret keys need the account's permission."""
     principal = context.principal
@@ -63,9 +70,9 @@ def require_raw_card_access(context: ApiContext) -> None:
         raise StripeError.invalid_request(RAW_CARD_DATA_MESSAGE)
 
 
-def _required(card: dict[str, object], name: str) -> object:
+def _required(card: dict[str, object], name: str, parent: str) -> object:
     if name not in card:
-        param = f"card[{name}]"
+        param = f"{parent}[{name}]"
         raise StripeError.invalid_request(
             f"Missing required param: {param}.", code="parameter_missing", param=param
         )
@@ -77,12 +84,15 @@ async def tokenize(
     deps: Dependencies,
     card: dict[str, object],
     billing_details: common_pb2.BillingDetails | None = None,
+    *,
+    param: str = "card",
 ) -> vault_pb2.TokenizeCardResponse:
-    """Store the card in the vault and return its vault token and public details."""
+    """Store the card in the vault and return its vault token and public details. `param` is
+    where the request sent the card (`payment_method_data[card]`): errors name its fields."""
     require_raw_card_access(context)
-    number = _required(card, "number")
-    exp_month = _required(card, "exp_month")
-    exp_year = _required(card, "exp_year")
+    number = _required(card, "number", param)
+    exp_month = _required(card, "exp_month", param)
+    exp_year = _required(card, "exp_year", param)
     assert isinstance(number, Secret)
     assert isinstance(exp_month, int)
     assert isinstance(exp_year, int)
@@ -100,4 +110,16 @@ async def tokenize(
         request.cvc = cvc.reveal()
     if billing_details is not None:
         request.billing_details.CopyFrom(billing_details)
-    return await call(deps.vault.TokenizeCard, request, context)
+    try:
+        return await call(deps.vault.TokenizeCard, request, context)
+    except StripeError as refused:
+        raise _naming_fields_of(refused, param) from None
+
+
+def _naming_fields_of(refused: StripeError, param: str) -> StripeError:
+    """The vault's refusal of a card (`card[number]`) naming the field where the request sent
+    it."""
+    named = refused.param
+    if param == "card" or named is None or not named.startswith("card["):
+        return refused
+    return replace(refused, param=param + named.removeprefix("card"))

@@ -24,7 +24,14 @@ from remit.rest.params import (
     StringList,
     list_schema,
 )
-from remit.rest.resources.addresses import shipping_field, shipping_message
+from remit.rest.resources.addresses import (
+    billing_details_field,
+    billing_details_message,
+    shipping_field,
+    shipping_message,
+)
+from remit.rest.resources.cards import card_field
+from remit.rest.resources.payment_methods import card_input
 from remit.rest.resources.refunds import metadata_update
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -48,6 +55,18 @@ _REQUEST_THREE_D_SECURE = {
 _PAYMENT_METHOD_OPTIONS = Object(
     {"card": Object({"request_three_d_secure": Enum(*_REQUEST_THREE_D_SECURE)})}
 )
+# Makes a PaymentMethod for the intent (cards only), as POST /v1/payment_methods does.
+_PAYMENT_METHOD_DATA = Object(
+    {
+        "type": Enum("card"),
+        "card": card_field(),
+        "billing_details": billing_details_field(),
+        "metadata": Metadata(),
+    },
+    required={"type"},
+)
+# Either names the payment method to pay with, or gives the card to make one of.
+_ONE_PAYMENT_METHOD = ("payment_method", "payment_method_data")
 _DESCRIPTORS = {
     "statement_descriptor": StatementDescriptor(),
     "statement_descriptor_suffix": StatementDescriptor(needs_letter=False),
@@ -71,6 +90,7 @@ CREATE = Schema(
         "metadata": Metadata(),
         "off_session": Boolean(),
         "payment_method": String(),
+        "payment_method_data": _PAYMENT_METHOD_DATA,
         "payment_method_options": _PAYMENT_METHOD_OPTIONS,
         "payment_method_types": StringList(),
         "receipt_email": Email(max_length=800),
@@ -80,6 +100,7 @@ CREATE = Schema(
         **_DESCRIPTORS,
     },
     required={"amount", "currency"},
+    exclusive=[_ONE_PAYMENT_METHOD],
 )
 RETRIEVE = Schema({"client_secret": String(), "expand": ExpandList()})
 UPDATE = Schema(
@@ -108,13 +129,15 @@ CONFIRM = Schema(
         "expand": ExpandList(),
         "off_session": Boolean(),
         "payment_method": String(),
+        "payment_method_data": _PAYMENT_METHOD_DATA,
         "payment_method_options": _PAYMENT_METHOD_OPTIONS,
         "payment_method_types": StringList(),
         "receipt_email": Email(max_length=800, unsettable=True),
         "return_url": String(),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE, unsettable=True),
         "shipping": shipping_field(unsettable=True),
-    }
+    },
+    exclusive=[_ONE_PAYMENT_METHOD],
 )
 CAPTURE = Schema(
     {
@@ -167,6 +190,37 @@ def _set_setup_future_usage(
         request.setup_future_usage = _SETUP_FUTURE_USAGE[usage]  # type: ignore[assignment]
     else:  # `setup_future_usage=` clears it
         request.clear_setup_future_usage = True
+
+
+async def _set_payment_method_data(
+    request: pb.CreatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest,
+    context: ApiContext,
+    deps: Dependencies,
+) -> None:
+    """`payment_method_data`: the card the core makes the intent's new payment method of. Set
+    last, once nothing else in the request can be refused here: raw card fields are stored at
+    the vault first, and only the vault token goes on to the core."""
+    data = context.params.get("payment_method_data")
+    if not isinstance(data, dict):
+        return
+    card = data.get("card")
+    if not isinstance(card, dict):
+        raise StripeError.invalid_request(
+            "Missing required param: payment_method_data[card].",
+            code="parameter_missing",
+            param="payment_method_data[card]",
+        )
+    message = request.payment_method_data
+    message.type = pb.PAYMENT_METHOD_TYPE_CARD
+    metadata = data.get("metadata")
+    if isinstance(metadata, dict):
+        message.metadata.update({str(k): str(v) for k, v in metadata.items()})
+    billing = billing_details_message(data.get("billing_details"))
+    if billing is not None:
+        message.billing_details.CopyFrom(billing)
+    message.card.CopyFrom(
+        await card_input(context, deps, card, billing, param="payment_method_data[card]")
+    )
 
 
 def _refuse_multicapture(context: ApiContext) -> None:
@@ -239,6 +293,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     if isinstance(shipping, dict):
         request.shipping.CopyFrom(shipping_message(shipping))
     _set_card_options(request, context)
+    await _set_payment_method_data(request, context, deps)
     reply = await call(deps.payments.CreatePaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
 
@@ -305,6 +360,7 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
         request.shipping.CopyFrom(shipping_message(shipping))
     request.clear_shipping = shipping is UNSET  # `shipping=` clears it
     _set_card_options(request, context)
+    await _set_payment_method_data(request, context, deps)
     reply = await call(deps.payments.ConfirmPaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
 

@@ -21,7 +21,8 @@ from remit.rest.params import (
     list_schema,
 )
 from remit.rest.resources.addresses import billing_details_field, billing_details_message
-from remit.rest.resources.cards import raw_card_fields, tokenize
+from remit.rest.resources.cards import card_field, tokenize
+from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 
 PATH: Final = "/v1/payment_methods"
@@ -30,7 +31,7 @@ _ALLOW_REDISPLAY = Enum("always", "limited", "unspecified")
 CREATE = Schema(
     {
         "type": Enum("card"),
-        "card": Object({**raw_card_fields(), "token": String()}, exclusive=[("number", "token")]),
+        "card": card_field(),
         "payment_method": String(),
         "billing_details": billing_details_field(),
         "metadata": Metadata(),
@@ -66,11 +67,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
         request.billing_details.CopyFrom(billing)
     card = context.params.get("card")
     if isinstance(card, dict):
-        if "token" in card:
-            request.card.token = str(card["token"])
-        else:
-            tokenized = await tokenize(context, deps, card, billing)
-            request.card.vault_token = tokenized.vault_token
+        request.card.CopyFrom(await card_input(context, deps, card, billing))
     payment_method = context.optional_str("payment_method")
     if payment_method is not None:
         request.payment_method = payment_method
@@ -79,6 +76,22 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
         request.allow_redisplay = allow_redisplay
     reply = await call(deps.payments.CreatePaymentMethod, request, context)
     return to_json(reply.payment_method)
+
+
+async def card_input(
+    context: ApiContext,
+    deps: Dependencies,
+    card: dict[str, object],
+    billing: common_pb2.BillingDetails | None,
+    *,
+    param: str = "card",
+) -> pb.CardInput:
+    """A card as the core takes it: a token as it is, raw fields as the vault token of the card
+    the vault has just stored for this request (the core never sees the number)."""
+    if "token" in card:
+        return pb.CardInput(token=str(card["token"]))
+    tokenized = await tokenize(context, deps, card, billing, param=param)
+    return pb.CardInput(vault_token=tokenized.vault_token)
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
