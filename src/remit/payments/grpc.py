@@ -459,6 +459,15 @@ def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Update
     """What an update changes besides metadata; refused when it both sets and clears shipping
     or setup_future_usage, as a confirmation is."""
     _refuse_application_fee(request)
+    if request.HasField("payment_method_data"):
+        # The card of a new payment method is made at create or confirm, inside the payment's
+        # own transaction; an update names an existing payment method instead. Refused rather
+        # than ignored, so a caller never believes its card was saved.
+        raise invalid(
+            "payment_method_data is accepted when creating or confirming a PaymentIntent; "
+            "to change the payment method of this one, pass `payment_method`.",
+            "payment_method_data",
+        )
     if request.HasField("shipping") and request.clear_shipping:
         raise set_and_cleared("shipping")
     if request.HasField("setup_future_usage") and request.clear_setup_future_usage:

@@ -192,3 +192,16 @@ def test_a_captures_changes_are_stored_and_read_back_unchanged() -> None:
     assert CaptureParams.from_json(stored) == changes
     assert CaptureParams().as_json() is None
     assert CaptureParams.from_json(None) == CaptureParams()
+
+
+def test_an_update_refuses_payment_method_data_rather_than_ignoring_it() -> None:
+    request = pb.UpdatePaymentIntentRequest(
+        id="pi_1",
+        payment_method_data=pb.PaymentMethodData(type=pb.PAYMENT_METHOD_TYPE_CARD),
+    )
+    with pytest.raises(RemitError) as refused:
+        intent_update_from_request(request)
+    assert (refused.value.kind, refused.value.param) == (
+        ErrorKind.INVALID_ARGUMENT,
+        "payment_method_data",
+    )
