@@ -278,3 +278,42 @@ async def test_remit_trigger_fires_the_event_through_real_objects(
     # The object in the event is a real one the account can read back.
     fetched = await sdk(lambda: client.v1.events.retrieve(event.id))
     assert fetched.data.object["id"] == event.data.object["id"]
+
+
+def _declined_card(intent: Any) -> tuple[str, str, str]:
+    """The object, brand and last4 of the payment method an intent's last error shows."""
+    method = intent["last_payment_error"]["payment_method"]
+    assert not isinstance(method, str), method
+    return method["object"], method["card"]["brand"], method["card"]["last4"]
+
+
+async def test_payment_failed_shows_the_payment_method_object_in_the_webhook_and_the_events_api(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    secret = subscribe(client, receiver, enabled_events=["payment_intent.payment_failed"])
+
+    def decline() -> stripe.CardError:
+        try:
+            client.v1.payment_intents.create(
+                params={"amount": 1500, "currency": "usd", "confirm": True,
+                        "payment_method": "pm_card_visa_chargeDeclined", "return_url": RETURN_URL}
+            )  # fmt: skip
+        except stripe.CardError as error:
+            return error
+        raise AssertionError("the card was not declined")
+
+    error = await sdk(decline)
+    assert error.error is not None
+    assert isinstance(error.error.payment_method, stripe.PaymentMethod)
+    events = await delivered(receiver, secret, 1)
+    delivered_intent = events["payment_intent.payment_failed"].data.object
+    assert _declined_card(delivered_intent) == ("payment_method", "visa", "0002")
+    assert delivered_intent["last_payment_error"]["payment_method"]["id"] == (
+        error.error.payment_method.id
+    )
+
+    listed = await sdk(
+        lambda: client.v1.events.list(params={"type": "payment_intent.payment_failed"})
+    )
+    [listed_event] = listed.data
+    assert _declined_card(listed_event.data.object) == ("payment_method", "visa", "0002")

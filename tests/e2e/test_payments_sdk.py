@@ -927,3 +927,56 @@ def test_a_charge_update_retried_with_its_key_replays_and_other_parameters_are_r
             intent.latest_charge, params={"description": "Order 6736"}, options=options
         )
     assert client.v1.charges.retrieve(intent.latest_charge).description == "Order 6735"
+
+
+def _declined(client: stripe.StripeClient, **params: Any) -> stripe.ErrorObject:
+    """The error of a payment pm_card_visa_chargeDeclined (4000 0000 0000 0002) declines."""
+    with pytest.raises(stripe.CardError) as raised:
+        _paid(client, 1500, payment_method="pm_card_visa_chargeDeclined", **params)
+    assert raised.value.error is not None
+    return raised.value.error
+
+
+def _declined_card(method: object) -> tuple[str, str]:
+    """The brand and last4 of a payment error's payment method, which must be the object."""
+    assert isinstance(method, stripe.PaymentMethod)
+    assert method.card is not None
+    return method.card.brand, method.card.last4
+
+
+def test_a_decline_shows_the_payment_method_object_in_the_error_and_its_intent(
+    client: stripe.StripeClient,
+) -> None:
+    error = _declined(client)
+    assert _declined_card(error.payment_method) == ("visa", "0002")
+    assert isinstance(error.payment_method, stripe.PaymentMethod)
+    assert error.payment_method.id.startswith("pm_")
+    assert error.payment_intent is not None
+    failed = error.payment_intent.last_payment_error
+    assert failed is not None
+    assert _declined_card(failed.payment_method) == ("visa", "0002")
+    assert isinstance(failed.payment_method, stripe.PaymentMethod)
+    assert failed.payment_method.id == error.payment_method.id
+
+
+def test_a_declined_intent_shows_its_payment_method_object_on_retrieve_update_and_list(
+    client: stripe.StripeClient,
+) -> None:
+    first, second = _declined(client), _declined(client)
+    assert first.payment_intent is not None
+    assert second.payment_intent is not None
+    intent_id = first.payment_intent.id
+    retrieved = client.v1.payment_intents.retrieve(intent_id)
+    updated = client.v1.payment_intents.update(intent_id, params={"description": "declined"})
+    # An account pinned before 2019-02-11 sees it as well (Stripe never showed it as an id).
+    old = client.v1.payment_intents.retrieve(intent_id, options={"stripe_version": "2018-11-08"})
+    canceled = client.v1.payment_intents.cancel(second.payment_intent.id)
+    for intent in (retrieved, updated, old, canceled):
+        assert intent.last_payment_error is not None
+        assert _declined_card(intent.last_payment_error.payment_method) == ("visa", "0002")
+    # Every item of every page an auto-paged list walks.
+    listed = list(client.v1.payment_intents.list(params={"limit": 1}).auto_paging_iter())
+    assert [intent.id for intent in listed] == [second.payment_intent.id, intent_id]
+    for intent in listed:
+        assert intent.last_payment_error is not None
+        assert _declined_card(intent.last_payment_error.payment_method) == ("visa", "0002")

@@ -1,5 +1,6 @@
 """The related lists old API versions embed (a PaymentIntent's `charges`, a Charge's `refunds`),
-read from the core database, and the event renderer built on them.
+and the payment methods payment errors show as objects, read from the core database; and the
+event renderer built on them.
 
 The webhook worker and the core render events for endpoints and accounts pinned before
 2022-11-15 this way (the REST facade fetches the same lists over gRPC). The lists hold what
@@ -7,12 +8,17 @@ existed when the event happened (objects created later are left out); the object
 shown as they are now, since remit keeps no history of each object's states.
 """
 
+import copy
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.jsonview import JsonObject, to_json
+from remit.core.payment_errors import FetchPaymentMethods, expand_payment_methods
+from remit.payment_methods.grpc import payment_method_message
+from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payments.events import charge_json
 from remit.payments.grpc import refund_message
 from remit.payments.repository import ChargeRepository, RefundRepository
@@ -54,11 +60,33 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
     return fetch
 
 
+def database_payment_methods(engine: AsyncEngine, account_id: str) -> FetchPaymentMethods:
+    """Finds payment methods of one account by id, latest schema. Each is shown as it is now
+    (a detached one included), not as it was when the event happened: remit keeps no history
+    of a payment method's states, and its card's brand and last four digits never change."""
+
+    async def fetch(method_ids: Collection[str]) -> Mapping[str, JsonObject]:
+        found: dict[str, JsonObject] = {}
+        async with engine.begin() as db:
+            repository = SqlPaymentMethodRepository(db)
+            for method_id in method_ids:
+                method = await repository.get(account_id, method_id)
+                if method is not None:
+                    found[method_id] = to_json(payment_method_message(method))
+        return found
+
+    return fetch
+
+
 def event_renderer(engine: AsyncEngine) -> Renderer:
-    """Renders stored events at a version, with the related lists it needs from `engine`."""
+    """Renders stored events at a version (the latest included), with the related lists and
+    the payment methods it needs from `engine`."""
 
     async def render(event: Event, body: JsonObject, version: str) -> JsonObject:
+        # Expanded on a copy: the stored event's data is shared by every rendering of it.
+        expanded = copy.deepcopy(body)
+        await expand_payment_methods(expanded, database_payment_methods(engine, event.account_id))
         fetch = database_fetch(engine, event.account_id, as_of=event.created_at)
-        return render_event(body, version, await gather_related(body, version, fetch))
+        return render_event(expanded, version, await gather_related(expanded, version, fetch))
 
     return render

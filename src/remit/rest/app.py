@@ -10,7 +10,7 @@ gRPC call and the reply into JSON.
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from starlette.applications import Starlette
@@ -28,6 +28,7 @@ from remit.rest import three_d_secure
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
+from remit.rest.expand import expand_always
 from remit.rest.forms import (
     FormDecodeError,
     FormValue,
@@ -150,6 +151,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         )
         body = await operation.handler(context, deps)
         if not operation.rendered_by_core:
+            await expand_always(body, context, deps)
             related = await gather_related(body, version, related_fetch(deps, context))
             body = render(body, version, related)
     except StripeError as error:
@@ -194,12 +196,38 @@ async def _versioned_error(
     renders at the version like any other, related lists included."""
     related: Related = NO_RELATED
     if context is not None and error.payment_intent is not None:
+        error = await _with_payment_method_expanded(error, deps, context)
         try:
             related = await gather_related(_json_body(error), version, related_fetch(deps, context))
         except Exception:
             log.exception("could not gather related lists for an error at %s", version)
             version = LATEST_VERSION
     return error_response(error, request_id, version, related)
+
+
+async def _with_payment_method_expanded(
+    error: StripeError, deps: Dependencies, context: ApiContext
+) -> StripeError:
+    """The error with its payment method, and its intent's, shown as objects. Should fetching
+    them fail, the error still goes out naming them by id: the decline has already changed the
+    intent, and the client must hear of it."""
+    body = _json_body(error)
+    try:
+        await expand_always(body, context, deps)
+    except Exception:
+        log.exception("could not expand the payment method of a %s", error.type)
+        return error
+    expanded = body["error"]
+    assert isinstance(expanded, dict)
+    return replace(
+        error,
+        payment_intent=_mapping_or_none(expanded.get("payment_intent")),
+        payment_method=_mapping_or_none(expanded.get("payment_method")) or error.payment_method,
+    )
+
+
+def _mapping_or_none(value: object) -> Mapping[str, object] | None:
+    return cast(Mapping[str, object], value) if isinstance(value, dict) else None
 
 
 def _json_body(error: StripeError) -> JsonObject:

@@ -53,7 +53,8 @@ class StripeError(Exception):
     decline_code: str | None = None
     charge: str | None = None
     payment_intent: Mapping[str, object] | None = None
-    payment_method: Mapping[str, object] | None = None
+    payment_method: Mapping[str, object] | str | None = None
+    """The PaymentMethod object; its id until the facade has fetched it."""
     payment_method_type: str | None = None
     setup_intent: Mapping[str, object] | None = None
     advice_code: str | None = None

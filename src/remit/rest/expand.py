@@ -3,18 +3,26 @@
 Which fields may be expanded, and into what, comes from the `(remit_api.options.v1.expandable)`
 option on the resource messages, so a new expandable field needs no code here; only each kind
 of resource needs a fetcher, registered by the module that serves it.
+
+`expand_always` does the same for what Stripe shows expanded without being asked: a payment
+error's payment method (see `remit.core.payment_errors`).
 """
 
-from collections.abc import Awaitable, Callable, Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from functools import cache
 
 from google.protobuf.descriptor import Descriptor
 
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import JsonObject, JsonValue, expandable_resource, object_name
+from remit.core.payment_errors import FetchPaymentMethods, expand_payment_methods
 from remit.rest.context import ApiContext
 from remit.rest.errors import StripeError
 
 MAX_DEPTH = 4
+MAX_CONCURRENT_FETCHES = 8
+"""A list of 100 intents declined by as many cards asks the core for them 8 at a time."""
 
 Fetcher = Callable[[ApiContext, object, str], Awaitable[JsonObject]]
 _FETCHERS: dict[str, Fetcher] = {}
@@ -90,3 +98,35 @@ async def _expand(
         if not isinstance(value, dict):
             raise _cannot_expand(path)
         await _expand(value, rest, path, context, deps)
+
+
+async def expand_always(body: JsonObject, context: ApiContext, deps: object) -> None:
+    """Expand, in place, what Stripe always shows expanded: each payment error's payment
+    method, every distinct one fetched once and concurrently."""
+    fetch = _FETCHERS.get("payment_method")
+    if fetch is not None:
+        await expand_payment_methods(body, _fetch_existing(fetch, context, deps))
+
+
+def _fetch_existing(fetch: Fetcher, context: ApiContext, deps: object) -> FetchPaymentMethods:
+    """`fetch` for many ids at once, leaving out those that do not exist: a payment method
+    gone for good leaves its id in place rather than failing the response that names it."""
+    limit = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
+
+    async def fetch_one(object_id: str) -> JsonObject | None:
+        async with limit:
+            try:
+                return await fetch(context, deps, object_id)
+            except RemitError as error:
+                if error.kind is ErrorKind.NOT_FOUND:
+                    return None
+                raise
+
+    async def fetch_all(object_ids: Collection[str]) -> Mapping[str, JsonObject]:
+        ordered = sorted(object_ids)
+        found = await asyncio.gather(*(fetch_one(object_id) for object_id in ordered))
+        return {
+            object_id: obj for object_id, obj in zip(ordered, found, strict=True) if obj is not None
+        }
+
+    return fetch_all

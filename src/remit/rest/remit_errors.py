@@ -3,7 +3,7 @@
 from google.protobuf.message import Message
 
 from remit.core.errors import RemitError
-from remit.core.jsonview import to_json
+from remit.core.jsonview import JsonObject, to_json
 from remit.grpcutil.errors import HTTP_STATUS
 from remit.rest.errors import StripeError
 
@@ -19,5 +19,14 @@ def stripe_error_from_remit(error: RemitError) -> StripeError:
         decline_code=error.decline_code,
         charge=error.charge,
         payment_intent=related,
+        payment_method=_failed_payment_method(related),
         should_retry=True if error.should_retry else None,
     )
+
+
+def _failed_payment_method(intent: JsonObject | None) -> str | None:
+    """The id of the payment method a card error is about. Only a decline carries its intent,
+    and the intent's `last_payment_error` is that decline."""
+    error = None if intent is None else intent.get("last_payment_error")
+    method = error.get("payment_method") if isinstance(error, dict) else None
+    return method if isinstance(method, str) else None

@@ -44,7 +44,11 @@ async def render_event(
     """The event rendered at `wanted_version` (None: the latest).
 
     Without a renderer only the latest schema can be produced honestly, so the event says so.
+    The renderer is asked at the latest version too: besides version changes, it shows what
+    Stripe always expands (a payment error's payment method), which the stored event names by
+    id.
     """
-    if renderer is None or wanted_version is None or wanted_version == LATEST_VERSION:
+    if renderer is None:
         return event_json(event, api_version=LATEST_VERSION)
-    return await renderer(event, event_json(event, api_version=wanted_version), wanted_version)
+    version = wanted_version or LATEST_VERSION
+    return await renderer(event, event_json(event, api_version=version), version)

@@ -1,24 +1,31 @@
 """The events payments record (through the webhooks outbox), read back from the events table."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.core.errors import RemitError
+from remit.core.jsonview import JsonObject, JsonValue
+from remit.payment_methods.domain import CardSummary, PaymentMethod
+from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payments.events import PaymentEvents
 from remit.payments.grpc import payment_intent_message
 from remit.payments.network import OperationOutcome
 from remit.payments.ports import HookChain
 from remit.payments.related import event_renderer
 from remit.payments.service import Done, PaymentsService
-from remit.webhooks.rendering import event_json
+from remit.webhooks.domain import Event
+from remit.webhooks.rendering import event_json, render_event
 from remit.webhooks.repository import EventRepository
 from remit.webhooks.tables import events
 from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import pay, refund_intent
 from tests.support.fake_network import FakeNetwork
+from versions import LATEST_VERSION
 
 pytestmark = pytest.mark.anyio
 
@@ -118,3 +125,79 @@ async def test_events_render_for_old_versions_with_the_lists_of_their_time(
     succeeded = await at_2022("payment_intent.succeeded")
     assert [c["id"] for c in succeeded["charges"]["data"]] == [intent.latest_charge_id]
     assert succeeded["charges"]["data"][0]["refunds"]["total_count"] == 0
+
+
+async def _save_method(engine: AsyncEngine, account_id: str, method_id: str) -> None:
+    card = CardSummary(brand="visa", last4="0002", exp_month=12, exp_year=2034,
+                       fingerprint="fp_declined", funding="credit", country="US")  # fmt: skip
+    method = PaymentMethod(id=method_id, account_id=account_id, vault_token="declined",
+                           card=card, created_at=datetime.now(UTC))  # fmt: skip
+    async with engine.begin() as db:
+        await SqlPaymentMethodRepository(db).insert(method)
+
+
+async def _payment_failed(engine: AsyncEngine, account_id: str, intent_id: str) -> Event:
+    failed = select(events.c.id, events.c.data_object).where(
+        events.c.account_id == account_id, events.c.type == "payment_intent.payment_failed"
+    )
+    async with engine.connect() as db:
+        rows = (await db.execute(failed)).all()
+        [event_id] = [row.id for row in rows if row.data_object["id"] == intent_id]
+        stored = await EventRepository(db).get(account_id, event_id)
+    assert stored is not None
+    return stored
+
+
+async def _declined_intent_id(payments: PaymentsService, account_id: str, pm: str) -> str:
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, f"decline-{pm}", pm=pm)
+    charge, _ = await payments.get_charge(account_id, raised.value.charge or "")
+    return charge.payment_intent_id
+
+
+async def test_payment_failed_renders_the_payment_method_object_at_every_version(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    await _save_method(core_engine, account_id, "pm_declined")
+    payments = service(core_engine, FakeNetwork())
+    stored = await _payment_failed(
+        core_engine, account_id, await _declined_intent_id(payments, account_id, "pm_declined")
+    )
+    render = event_renderer(core_engine)
+
+    for version in (LATEST_VERSION, "2022-08-01"):
+        rendered = await render_event(stored, render, version)
+        method = _failed_payment_method(rendered)
+        assert isinstance(method, dict)
+        card = method["card"]
+        assert isinstance(card, dict)
+        assert (method["object"], method["id"], card["brand"], card["last4"]) == (
+            "payment_method",
+            "pm_declined",
+            "visa",
+            "0002",
+        )
+    # Rendering leaves the stored event as it was recorded: naming the payment method.
+    assert _last_error(stored.data_object)["payment_method"] == "pm_declined"
+
+    # A payment method the core cannot find (never saved here) stays an id.
+    missing = await _payment_failed(
+        core_engine, account_id, await _declined_intent_id(payments, account_id, "pm_insufficient")
+    )
+    assert _failed_payment_method(await render_event(missing, render, LATEST_VERSION)) == (
+        "pm_insufficient"
+    )
+
+
+def _failed_payment_method(rendered: JsonObject) -> JsonValue:
+    data = rendered["data"]
+    assert isinstance(data, dict)
+    intent = data["object"]
+    assert isinstance(intent, dict)
+    return _last_error(intent)["payment_method"]
+
+
+def _last_error(intent: JsonObject) -> JsonObject:
+    error = intent["last_payment_error"]
+    assert isinstance(error, dict)
+    return error

@@ -861,7 +861,8 @@ class PaymentError(_message.Message):
     doc_url: _builtins.str
     payment_method: _builtins.str
     """pm_ id of the payment method that failed. Stripe embeds the PaymentMethod object here, so
-    the facade always renders it expanded.
+    the facade's responses and the events always render it expanded (an id whose payment
+    method no longer exists stays an id).
     """
     payment_method_type: _builtins.str
     """e.g. "card"."""
