@@ -555,3 +555,44 @@ def test_payment_method_data_is_a_card_and_not_given_with_payment_method(
         client.v1.payment_intents.confirm(waiting.id, params=both)
     assert (refused.value.http_status, refused.value.param) == (400, "payment_method_data")
     assert client.v1.payment_methods.list(params={"limit": 10}).data == []
+
+
+def test_a_customers_default_payment_method_is_set_on_create_expanded_and_cleared(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create(
+        params={
+            "email": "default@example.com",
+            "payment_method": "pm_card_visa",
+            "invoice_settings": {"default_payment_method": "pm_card_visa"},
+        }
+    )
+    # The test id became a new payment method, attached to the customer: its default.
+    listed = client.v1.payment_methods.list(params={"customer": customer.id, "type": "card"})
+    [attached] = listed.data
+    assert attached.id != "pm_card_visa"
+    assert customer.invoice_settings is not None
+    assert customer.invoice_settings.to_dict() == {
+        "custom_fields": None,
+        "default_payment_method": attached.id,
+        "footer": None,
+        "rendering_options": None,
+    }
+    expanded = client.v1.customers.retrieve(
+        customer.id, params={"expand": ["invoice_settings.default_payment_method"]}
+    )
+    assert expanded.invoice_settings is not None
+    default = expanded.invoice_settings.default_payment_method
+    assert isinstance(default, stripe.PaymentMethod)
+    assert default.card is not None
+    assert (default.id, default.card.last4) == (attached.id, "4242")
+
+    cleared = client.v1.customers.update(
+        customer.id, params={"invoice_settings": {"default_payment_method": ""}}
+    )
+    assert cleared.invoice_settings is not None
+    assert cleared.invoice_settings.default_payment_method is None
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.customers.update(customer.id, params={"invoice_settings": {"footer": "Thanks"}})
+    assert (refused.value.http_status, refused.value.param) == (400, "invoice_settings[footer]")
+    assert "Received unknown parameter: invoice_settings[footer]" in str(refused.value)

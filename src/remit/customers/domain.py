@@ -30,6 +30,8 @@ class Customer:
     metadata: Mapping[str, str] = field(default_factory=dict)
     preferred_locales: tuple[str, ...] = ()
     tax_exempt: TaxExempt = TaxExempt.NONE
+    # One of the customer's payment methods (Stripe's invoice_settings.default_payment_method).
+    default_payment_method_id: str | None = None
     deleted_at: datetime | None = None
 
 
@@ -52,6 +54,9 @@ class CustomerFields:
     clear_metadata: bool = False
     preferred_locales: tuple[str, ...] = ()
     tax_exempt: TaxExempt | None = None
+    # A pm_ id; an empty string clears the default. The service checks that the customer has
+    # this payment method, which takes the database.
+    default_payment_method: str | None = None
 
 
 _TEXT_FIELDS = ("email", "name", "description", "phone", "business_name", "individual_name")
@@ -76,6 +81,8 @@ def update_customer(customer: Customer, changes: CustomerFields) -> Customer:
         updates["preferred_locales"] = tuple(changes.preferred_locales)
     if changes.tax_exempt is not None:
         updates["tax_exempt"] = changes.tax_exempt
+    if changes.default_payment_method is not None:
+        updates["default_payment_method_id"] = changes.default_payment_method or None
     updates["metadata"] = updated_metadata(
         customer.metadata,
         clear=changes.clear_metadata,

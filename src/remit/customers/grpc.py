@@ -43,6 +43,7 @@ def customer_message(customer: Customer) -> pb.Customer:
         metadata=dict(customer.metadata),
         preferred_locales=list(customer.preferred_locales),
         tax_exempt=_TAX_EXEMPT[customer.tax_exempt],
+        invoice_settings=_invoice_settings(customer),
     )
     for name in _TEXT:
         value = getattr(customer, name)
@@ -53,6 +54,24 @@ def customer_message(customer: Customer) -> pb.Customer:
     if customer.shipping is not None:
         message.shipping.CopyFrom(ParseDict(dict(customer.shipping), common_pb2.Shipping()))
     return message
+
+
+def _invoice_settings(customer: Customer) -> pb.CustomerInvoiceSettings:
+    """Always rendered (Stripe's customer always has the object); only the default is kept."""
+    settings = pb.CustomerInvoiceSettings()
+    if customer.default_payment_method_id is not None:
+        settings.default_payment_method = customer.default_payment_method_id
+    return settings
+
+
+def _default_method(request: Any) -> str | None:
+    """The default payment method a request names: None leaves it, "" clears it."""
+    if not request.HasField("invoice_settings"):
+        return None
+    settings = request.invoice_settings
+    if not settings.HasField("default_payment_method"):
+        return None
+    return str(settings.default_payment_method)
 
 
 def _tax_exempt(request: Any) -> TaxExempt | None:
@@ -76,6 +95,7 @@ def _fields(request: Any, *, update: bool) -> CustomerFields:
         clear_metadata=update and request.clear_metadata,
         preferred_locales=tuple(request.preferred_locales),
         tax_exempt=_tax_exempt(request),
+        default_payment_method=_default_method(request),
     )
 
 

@@ -24,6 +24,7 @@ def _values(customer: Customer) -> dict[str, object]:
         "metadata": dict(customer.metadata),
         "preferred_locales": list(customer.preferred_locales),
         "tax_exempt": customer.tax_exempt.value,
+        "default_payment_method_id": customer.default_payment_method_id,
         "deleted_at": customer.deleted_at,
     }
 
@@ -45,6 +46,7 @@ def _from_row(row: Row[tuple[object, ...]]) -> Customer:
         metadata=m["metadata"],
         preferred_locales=tuple(m["preferred_locales"]),
         tax_exempt=TaxExempt(m["tax_exempt"]),
+        default_payment_method_id=m["default_payment_method_id"],
         deleted_at=m["deleted_at"],
     )
 

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -17,12 +17,14 @@ from remit.customers.domain import (
     update_customer,
 )
 from remit.customers.repository import SqlCustomerRepository
+from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
 
 if TYPE_CHECKING:
-    from remit.payment_methods.service import PaymentMethodsService
+    from remit.payment_methods.service import MethodToAttach, PaymentMethodsService
 
 MAX_LIST_LIMIT = 100
+DEFAULT_METHOD_PARAM: Final = "invoice_settings[default_payment_method]"
 
 
 class CustomersError(RemitError):
@@ -34,6 +36,32 @@ def _check_metadata(customer: Customer) -> None:
         raise invalid(
             f"Invalid metadata: a customer can have at most {MAX_METADATA_KEYS} keys.", "metadata"
         )
+
+
+async def _check_default_method(db: AsyncConnection, customer: Customer) -> None:
+    """A customer's default payment method must be one attached to it, as in Stripe."""
+    method_id = customer.default_payment_method_id
+    if method_id is None:
+        return
+    method = await SqlPaymentMethodRepository(db).get(customer.account_id, method_id)
+    if method is None:
+        raise not_found("payment_method", method_id, param=DEFAULT_METHOD_PARAM)
+    if method.customer_id != customer.id:
+        raise invalid(
+            f"The customer does not have a payment method with the ID {method_id}. The "
+            "payment method must be attached to the customer.",
+            DEFAULT_METHOD_PARAM,
+        )
+
+
+def _default_named_by_attach(
+    fields: CustomerFields, payment_method_id: str | None, method: "MethodToAttach | None"
+) -> CustomerFields:
+    """A create may name as default the payment method it attaches, by the id it gave as
+    `payment_method`: a test id's default is then the new payment method it becomes."""
+    if method is None or fields.default_payment_method != payment_method_id:
+        return fields
+    return replace(fields, default_payment_method=method.attached_id)
 
 
 class CustomerHooks(Protocol):
@@ -80,11 +108,8 @@ class CustomersService:
         payment_method_id: str | None = None,
     ) -> Done[Customer] | Replay:
         """A new customer; under a client key, one customer however often it is retried, and
-        a test id given as its payment method becomes one payment method, not one per retry."""
-        customer = new_customer(
-            fields, customer_id=new_id("cus"), account_id=account_id, now=self._clock.now()
-        )
-        _check_metadata(customer)
+        a test id given as its payment method becomes one payment method, not one per retry.
+        Its default payment method can only be the one it is created with."""
         # A test id's card is asked of the vault here, outside the transaction; the payment
         # method it becomes is made in the transaction, once the key is known to be new.
         method = (
@@ -92,12 +117,20 @@ class CustomersService:
             if payment_method_id is None
             else await self._payment_methods.to_attach(account_id, payment_method_id)
         )
+        customer = new_customer(
+            _default_named_by_attach(fields, payment_method_id, method),
+            customer_id=new_id("cus"),
+            account_id=account_id,
+            now=self._clock.now(),
+        )
+        _check_metadata(customer)
 
         async def insert(db: AsyncConnection) -> Customer:
             await SqlCustomerRepository(db).insert(customer)
             await self._hooks.customer_changed(db, None, customer)
             if method is not None:
                 await self._payment_methods.attach_named_in(db, account_id, method, customer.id)
+            await _check_default_method(db, customer)
             return customer
 
         return await run_keyed(self._engine, keyed, self._clock.now(), insert)
@@ -131,6 +164,8 @@ class CustomersService:
             if customer is None:
                 raise not_found("customer", customer_id)
             updated = update_customer(customer, changes)
+            if changes.default_payment_method:
+                await _check_default_method(db, updated)
             await repo.save(updated)
             await self._hooks.customer_changed(db, customer, updated)
             return updated
@@ -138,8 +173,6 @@ class CustomersService:
         return await run_keyed(self._engine, keyed, self._clock.now(), change)
 
     async def delete(self, account_id: str, customer_id: str) -> Customer:
-        from remit.payment_methods.repository import SqlPaymentMethodRepository
-
         now = self._clock.now()
         async with self._engine.begin() as db:
             repo = SqlCustomerRepository(db)
@@ -190,3 +223,15 @@ class CustomersService:
                 email=email,
                 created=created,
             )
+
+
+async def forget_default_method_in(
+    db: AsyncConnection, customer: Customer, method_id: str, hooks: CustomerHooks
+) -> None:
+    """Detaching a customer's default payment method clears the default, as in Stripe; inside
+    the detach's transaction, with the customer locked."""
+    if customer.default_payment_method_id != method_id:
+        return
+    cleared = replace(customer, default_payment_method_id=None)
+    await SqlCustomerRepository(db).save(cleared)
+    await hooks.customer_changed(db, customer, cleared)

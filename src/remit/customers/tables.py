@@ -19,6 +19,9 @@ customers = Table(
     Column("metadata", JSONB, nullable=False),
     Column("preferred_locales", JSONB, nullable=False),
     Column("tax_exempt", Text, nullable=False),
+    # The id of one of the customer's payment methods (Stripe's
+    # invoice_settings.default_payment_method); like payment_methods.customer_id, no foreign key.
+    Column("default_payment_method_id", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     Index("ix_customers_account_created", "account_id", "created_at", "id"),

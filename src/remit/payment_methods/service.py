@@ -33,7 +33,9 @@ from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import has_prefix, new_id
 from remit.core.metadata import updated_metadata
+from remit.customers.domain import Customer
 from remit.customers.repository import SqlCustomerRepository
+from remit.customers.service import CustomerHooks, NoCustomerHooks, forget_default_method_in
 from remit.payment_methods.domain import (
     NewPaymentMethod,
     PaymentMethod,
@@ -87,6 +89,14 @@ class MethodToAttach:
 
     method_id: str
     test_card: VaultCard | None = None
+    # For a test id: the id its new payment method will have, chosen here so that the request
+    # can name it (as the customer's default) before the transaction makes it.
+    new_method_id: str | None = None
+
+    @property
+    def attached_id(self) -> str:
+        """The id of the payment method the attach leaves attached."""
+        return self.new_method_id or self.method_id
 
 
 @dataclass(frozen=True)
@@ -127,11 +137,14 @@ class PaymentMethodsService:
         vault: CardVault,
         clock: Clock | None = None,
         hooks: PaymentMethodHooks | None = None,
+        customer_hooks: CustomerHooks | None = None,
     ) -> None:
         self._engine = engine
         self._vault = vault
         self._clock = clock or SystemClock()
         self.hooks: PaymentMethodHooks = hooks or NoPaymentMethodHooks()
+        # For the customers a detach changes (their default payment method cleared).
+        self._customer_hooks: CustomerHooks = customer_hooks or NoCustomerHooks()
 
     # --- creating ----------------------------------------------------------------------
 
@@ -239,10 +252,15 @@ class PaymentMethodsService:
             )
 
     def _new_method(
-        self, account_id: str, card: VaultCard, new: NewPaymentMethod, test_id: str | None = None
+        self,
+        account_id: str,
+        card: VaultCard,
+        new: NewPaymentMethod,
+        test_id: str | None = None,
+        method_id: str | None = None,
     ) -> PaymentMethod:
         return PaymentMethod(
-            id=new_id("pm"),
+            id=method_id or new_id("pm"),
             account_id=account_id,
             vault_token=card.vault_token,
             card=card.card,
@@ -284,7 +302,9 @@ class PaymentMethodsService:
         id's card) is asked for here, before the caller opens its transaction."""
         if _names_test_card(method_id):
             return MethodToAttach(
-                method_id, await self._vault.resolve_test_card(account_id, method_id)
+                method_id,
+                await self._vault.resolve_test_card(account_id, method_id),
+                new_method_id=new_id("pm"),
             )
         return MethodToAttach(method_id)
 
@@ -296,7 +316,11 @@ class PaymentMethodsService:
         method_id = named.method_id
         if named.test_card is not None:
             method = self._new_method(
-                account_id, named.test_card, NewPaymentMethod(), test_id=named.method_id
+                account_id,
+                named.test_card,
+                NewPaymentMethod(),
+                test_id=named.method_id,
+                method_id=named.new_method_id,
             )
             await repo.insert(method)
             method_id = method.id
@@ -537,10 +561,13 @@ class PaymentMethodsService:
     ) -> Done[PaymentMethod] | Replay:
         async def take_off(db: AsyncConnection) -> PaymentMethod:
             repo = SqlPaymentMethodRepository(db)
+            owner = await _lock_owner(db, account_id, method_id)
             method = await repo.get(account_id, method_id, for_update=True)
             if method is None:
                 raise not_found("payment_method", method_id)
-            if method.customer_id is None:
+            # Not attached, or attached only since its owner was looked up: it is answered as
+            # it was then.
+            if owner is None or method.customer_id != owner.id:
                 raise invalid(
                     "The payment method you provided is not attached to a customer so "
                     "detachment is impossible.",
@@ -549,6 +576,7 @@ class PaymentMethodsService:
             detached = replace(method, customer_id=None, detached_at=self._clock.now())
             await repo.save(detached)
             await self.hooks.payment_method_changed(db, method, detached)
+            await forget_default_method_in(db, owner, method_id, self._customer_hooks)
             return detached
 
         return await run_keyed(self._engine, keyed, self._clock.now(), take_off)
@@ -701,6 +729,16 @@ async def save_for_future_usage_in(
     if isinstance(found, RemitError):
         return None
     return await _attached(db, found, customer_id, hooks)
+
+
+async def _lock_owner(db: AsyncConnection, account_id: str, method_id: str) -> Customer | None:
+    """The customer a payment method is attached to, locked before the payment method: the
+    order in which attaching and deleting a customer lock them too (the other order could
+    deadlock against those)."""
+    method = await SqlPaymentMethodRepository(db).get(account_id, method_id)
+    if method is None or method.customer_id is None:
+        return None
+    return await SqlCustomerRepository(db).get(account_id, method.customer_id, for_update=True)
 
 
 async def _lock_for_attaching(

@@ -63,7 +63,10 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
     )
     object_events = CustomerEvents()
     payment_methods = PaymentMethodsService(
-        engine, TestCardCache(GrpcCardVault(vault_channel)), hooks=object_events
+        engine,
+        TestCardCache(GrpcCardVault(vault_channel)),
+        hooks=object_events,
+        customer_hooks=object_events,
     )
     customers = CustomersService(engine, payment_methods, hooks=object_events)
     hooks = payment_hooks()

@@ -1,8 +1,9 @@
 """`expand[]`: replace id fields with the objects they name, at any depth (up to 4 levels).
 
 Which fields may be expanded, and into what, comes from the `(remit_api.options.v1.expandable)`
-option on the resource messages, so a new expandable field needs no code here; only each kind
-of resource needs a fetcher, registered by the module that serves it.
+option on the resource messages and the plain messages nested in them (a customer's
+`invoice_settings.default_payment_method`), so a new expandable field needs no code here; only
+each kind of resource needs a fetcher, registered by the module that serves it.
 
 `expand_always` does the same for what Stripe shows expanded without being asked: a payment
 error's payment method (see `remit.core.payment_errors`).
@@ -32,22 +33,34 @@ _RESOURCE_MESSAGES: list[Descriptor] = []
 def register_resource(descriptor: Descriptor, fetch: Fetcher | None = None) -> None:
     """Make a resource message's expandable fields known, and (optionally) how to fetch it."""
     _RESOURCE_MESSAGES.append(descriptor)
-    _expandable_fields.cache_clear()
+    _resource_message.cache_clear()
     name = object_name(descriptor)
     if fetch is not None and name is not None:
         _FETCHERS[name] = fetch
 
 
 @cache
-def _expandable_fields(object_kind: str) -> dict[str, str]:
+def _resource_message(object_kind: str) -> Descriptor | None:
     for descriptor in _RESOURCE_MESSAGES:
         if object_name(descriptor) == object_kind:
-            return {
-                field.name: resource
-                for field in descriptor.fields
-                if (resource := expandable_resource(field)) is not None
-            }
-    return {}
+            return descriptor
+    return None
+
+
+@cache
+def _expandable_fields(message: Descriptor) -> dict[str, str]:
+    return {
+        field.name: resource
+        for field in message.fields
+        if (resource := expandable_resource(field)) is not None
+    }
+
+
+def _field_message(message: Descriptor | None, name: str) -> Descriptor | None:
+    """The message a field renders, which describes a nested object without an `object` of
+    its own (the only way to know its expandable fields)."""
+    field = None if message is None else message.fields_by_name.get(name)
+    return None if field is None else field.message_type
 
 
 def _cannot_expand(path: str) -> StripeError:
@@ -70,8 +83,15 @@ async def expand(obj: JsonObject, paths: Iterable[str], context: ApiContext, dep
 
 
 async def _expand(
-    obj: JsonObject, segments: list[str], path: str, context: ApiContext, deps: object
+    obj: JsonObject,
+    segments: list[str],
+    path: str,
+    context: ApiContext,
+    deps: object,
+    nested_in: Descriptor | None = None,
 ) -> None:
+    """`nested_in` is the message of an object that has no `object` key, as its parent's field
+    gives it."""
     head, rest = segments[0], segments[1:]
     kind = obj.get("object")
     if kind == "list" and head == "data":
@@ -84,7 +104,8 @@ async def _expand(
     if head not in obj:
         raise _cannot_expand(path)
     value: JsonValue = obj[head]
-    resource = _expandable_fields(kind).get(head) if isinstance(kind, str) else None
+    message = _resource_message(kind) if isinstance(kind, str) else nested_in
+    resource = None if message is None else _expandable_fields(message).get(head)
     if isinstance(value, str):
         if resource is None or resource not in _FETCHERS:
             raise _cannot_expand(path)
@@ -97,7 +118,7 @@ async def _expand(
     if rest:
         if not isinstance(value, dict):
             raise _cannot_expand(path)
-        await _expand(value, rest, path, context, deps)
+        await _expand(value, rest, path, context, deps, _field_message(message, head))
 
 
 async def expand_always(body: JsonObject, context: ApiContext, deps: object) -> None:

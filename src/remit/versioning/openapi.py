@@ -121,6 +121,8 @@ class _SchemaBuilder:
                 struct_pb2.Value.DESCRIPTOR.full_name,
             ):
                 return {"type": "object"}
+            if message.full_name == struct_pb2.ListValue.DESCRIPTOR.full_name:
+                return {"type": "array"}
             if message.full_name.startswith("google.protobuf.") and "value" in (
                 message.fields_by_name
             ):

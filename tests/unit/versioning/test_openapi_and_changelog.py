@@ -44,6 +44,12 @@ def test_schemas_follow_the_changes_of_each_version() -> None:
     }
 
 
+def test_a_list_that_renders_null_when_unset_is_a_nullable_array() -> None:
+    doc: Any = document(LATEST_VERSION)
+    settings = doc["components"]["schemas"]["CustomerInvoiceSettings"]["properties"]
+    assert settings["custom_fields"] == {"anyOf": [{"type": "array"}, {"type": "null"}]}
+
+
 def test_request_parameters_follow_the_changes_of_each_version() -> None:
     operation = Operation(
         "POST",

@@ -18,6 +18,7 @@ is changed by `clear_metadata` (Stripe's `metadata=`), then `unset_metadata_keys
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -1932,6 +1933,7 @@ class Customer(_message.Message):
     PREFERRED_LOCALES_FIELD_NUMBER: _builtins.int
     SHIPPING_FIELD_NUMBER: _builtins.int
     TAX_EXEMPT_FIELD_NUMBER: _builtins.int
+    INVOICE_SETTINGS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """cus_ id."""
     balance: _builtins.int
@@ -1961,6 +1963,10 @@ class Customer(_message.Message):
 
     @_builtins.property
     def shipping(self) -> _common_pb2.Shipping: ...
+    @_builtins.property
+    def invoice_settings(self) -> Global___CustomerInvoiceSettings:
+        """Defaults for the customer's invoices and later payments; always present."""
+
     def __init__(
         self,
         *,
@@ -1981,10 +1987,11 @@ class Customer(_message.Message):
         preferred_locales: _abc.Iterable[_builtins.str] | None = ...,
         shipping: _common_pb2.Shipping | None = ...,
         tax_exempt: Global___CustomerTaxExempt.ValueType | None = ...,
+        invoice_settings: Global___CustomerInvoiceSettings | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_currency", b"_currency", "_delinquent", b"_delinquent", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "created", b"created", "currency", b"currency", "delinquent", b"delinquent", "description", b"description", "email", b"email", "individual_name", b"individual_name", "name", b"name", "phone", b"phone", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_currency", b"_currency", "_delinquent", b"_delinquent", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "created", b"created", "currency", b"currency", "delinquent", b"delinquent", "description", b"description", "email", b"email", "individual_name", b"individual_name", "invoice_settings", b"invoice_settings", "name", b"name", "phone", b"phone", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_currency", b"_currency", "_delinquent", b"_delinquent", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "balance", b"balance", "business_name", b"business_name", "created", b"created", "currency", b"currency", "delinquent", b"delinquent", "description", b"description", "email", b"email", "id", b"id", "individual_name", b"individual_name", "livemode", b"livemode", "metadata", b"metadata", "name", b"name", "phone", b"phone", "preferred_locales", b"preferred_locales", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_currency", b"_currency", "_delinquent", b"_delinquent", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "balance", b"balance", "business_name", b"business_name", "created", b"created", "currency", b"currency", "delinquent", b"delinquent", "description", b"description", "email", b"email", "id", b"id", "individual_name", b"individual_name", "invoice_settings", b"invoice_settings", "livemode", b"livemode", "metadata", b"metadata", "name", b"name", "phone", b"phone", "preferred_locales", b"preferred_locales", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__business_name: _TypeAlias = _typing.Literal["business_name"]  # noqa: Y015
     _WhichOneofArgType__business_name: _TypeAlias = _typing.Literal["_business_name", b"_business_name"]  # noqa: Y015
@@ -2024,6 +2031,90 @@ class Customer(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__tax_exempt) -> _WhichOneofReturnType__tax_exempt | None: ...
 
 Global___Customer: _TypeAlias = Customer  # noqa: Y015
+
+@_typing.final
+class CustomerInvoiceSettings(_message.Message):
+    """customer.invoice_settings. remit has no invoices: of these it keeps only the default
+    payment method, which merchants read to charge the customer later (off session).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOM_FIELDS_FIELD_NUMBER: _builtins.int
+    DEFAULT_PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    FOOTER_FIELD_NUMBER: _builtins.int
+    RENDERING_OPTIONS_FIELD_NUMBER: _builtins.int
+    default_payment_method: _builtins.str
+    """pm_ id of a payment method attached to the customer: the one to charge by default.
+    Detaching that payment method clears it.
+    """
+    footer: _builtins.str
+    """Footer of the customer's invoices; always null in remit."""
+    @_builtins.property
+    def custom_fields(self) -> _struct_pb2.ListValue:
+        """Custom fields of the customer's invoices ([{name, value}]); always null in remit. A
+        ListValue, not a repeated field, so that it renders null as Stripe's does, not [].
+        """
+
+    @_builtins.property
+    def rendering_options(self) -> Global___CustomerInvoiceRenderingOptions:
+        """How the customer's invoice PDFs are rendered; always null in remit."""
+
+    def __init__(
+        self,
+        *,
+        custom_fields: _struct_pb2.ListValue | None = ...,
+        default_payment_method: _builtins.str | None = ...,
+        footer: _builtins.str | None = ...,
+        rendering_options: Global___CustomerInvoiceRenderingOptions | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_default_payment_method", b"_default_payment_method", "_footer", b"_footer", "custom_fields", b"custom_fields", "default_payment_method", b"default_payment_method", "footer", b"footer", "rendering_options", b"rendering_options"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default_payment_method", b"_default_payment_method", "_footer", b"_footer", "custom_fields", b"custom_fields", "default_payment_method", b"default_payment_method", "footer", b"footer", "rendering_options", b"rendering_options"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__default_payment_method: _TypeAlias = _typing.Literal["default_payment_method"]  # noqa: Y015
+    _WhichOneofArgType__default_payment_method: _TypeAlias = _typing.Literal["_default_payment_method", b"_default_payment_method"]  # noqa: Y015
+    _WhichOneofReturnType__footer: _TypeAlias = _typing.Literal["footer"]  # noqa: Y015
+    _WhichOneofArgType__footer: _TypeAlias = _typing.Literal["_footer", b"_footer"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__default_payment_method) -> _WhichOneofReturnType__default_payment_method | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__footer) -> _WhichOneofReturnType__footer | None: ...
+
+Global___CustomerInvoiceSettings: _TypeAlias = CustomerInvoiceSettings  # noqa: Y015
+
+@_typing.final
+class CustomerInvoiceRenderingOptions(_message.Message):
+    """customer.invoice_settings.rendering_options."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_TAX_DISPLAY_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    amount_tax_display: _builtins.str
+    """How prices are shown with respect to tax, e.g. "include_inclusive_tax"."""
+    template: _builtins.str
+    """Id of the invoice rendering template."""
+    def __init__(
+        self,
+        *,
+        amount_tax_display: _builtins.str | None = ...,
+        template: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_amount_tax_display", b"_amount_tax_display", "_template", b"_template", "amount_tax_display", b"amount_tax_display", "template", b"template"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_amount_tax_display", b"_amount_tax_display", "_template", b"_template", "amount_tax_display", b"amount_tax_display", "template", b"template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__amount_tax_display: _TypeAlias = _typing.Literal["amount_tax_display"]  # noqa: Y015
+    _WhichOneofArgType__amount_tax_display: _TypeAlias = _typing.Literal["_amount_tax_display", b"_amount_tax_display"]  # noqa: Y015
+    _WhichOneofReturnType__template: _TypeAlias = _typing.Literal["template"]  # noqa: Y015
+    _WhichOneofArgType__template: _TypeAlias = _typing.Literal["_template", b"_template"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__amount_tax_display) -> _WhichOneofReturnType__amount_tax_display | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__template) -> _WhichOneofReturnType__template | None: ...
+
+Global___CustomerInvoiceRenderingOptions: _TypeAlias = CustomerInvoiceRenderingOptions  # noqa: Y015
 
 @_typing.final
 class DeletedCustomer(_message.Message):
@@ -4384,6 +4475,7 @@ class CreateCustomerRequest(_message.Message):
     INDIVIDUAL_NAME_FIELD_NUMBER: _builtins.int
     PREFERRED_LOCALES_FIELD_NUMBER: _builtins.int
     TAX_EXEMPT_FIELD_NUMBER: _builtins.int
+    INVOICE_SETTINGS_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     name: _builtins.str
     description: _builtins.str
@@ -4401,6 +4493,12 @@ class CreateCustomerRequest(_message.Message):
     def shipping(self) -> _common_pb2.Shipping: ...
     @_builtins.property
     def preferred_locales(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def invoice_settings(self) -> Global___CustomerInvoiceSettingsInput:
+        """Stripe's `invoice_settings[...]`. A default payment method must be attached to the
+        customer: here, the `payment_method` attached on creation (named by the same id).
+        """
+
     def __init__(
         self,
         *,
@@ -4416,10 +4514,11 @@ class CreateCustomerRequest(_message.Message):
         individual_name: _builtins.str | None = ...,
         preferred_locales: _abc.Iterable[_builtins.str] | None = ...,
         tax_exempt: Global___CustomerTaxExempt.ValueType | None = ...,
+        invoice_settings: Global___CustomerInvoiceSettingsInput | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_payment_method", b"_payment_method", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "description", b"description", "email", b"email", "individual_name", b"individual_name", "name", b"name", "payment_method", b"payment_method", "phone", b"phone", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_payment_method", b"_payment_method", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "description", b"description", "email", b"email", "individual_name", b"individual_name", "invoice_settings", b"invoice_settings", "name", b"name", "payment_method", b"payment_method", "phone", b"phone", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_payment_method", b"_payment_method", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "description", b"description", "email", b"email", "individual_name", b"individual_name", "metadata", b"metadata", "name", b"name", "payment_method", b"payment_method", "phone", b"phone", "preferred_locales", b"preferred_locales", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_payment_method", b"_payment_method", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "description", b"description", "email", b"email", "individual_name", b"individual_name", "invoice_settings", b"invoice_settings", "metadata", b"metadata", "name", b"name", "payment_method", b"payment_method", "phone", b"phone", "preferred_locales", b"preferred_locales", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__business_name: _TypeAlias = _typing.Literal["business_name"]  # noqa: Y015
     _WhichOneofArgType__business_name: _TypeAlias = _typing.Literal["_business_name", b"_business_name"]  # noqa: Y015
@@ -4455,6 +4554,34 @@ class CreateCustomerRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__tax_exempt) -> _WhichOneofReturnType__tax_exempt | None: ...
 
 Global___CreateCustomerRequest: _TypeAlias = CreateCustomerRequest  # noqa: Y015
+
+@_typing.final
+class CustomerInvoiceSettingsInput(_message.Message):
+    """The invoice settings a customer's create or update sets; of Stripe's, remit takes only the
+    default payment method.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEFAULT_PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    default_payment_method: _builtins.str
+    """pm_ id of a payment method attached to the customer; on update, present and empty clears
+    it (Stripe's `invoice_settings[default_payment_method]=`).
+    """
+    def __init__(
+        self,
+        *,
+        default_payment_method: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_default_payment_method", b"_default_payment_method", "default_payment_method", b"default_payment_method"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default_payment_method", b"_default_payment_method", "default_payment_method", b"default_payment_method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__default_payment_method: _TypeAlias = _typing.Literal["default_payment_method"]  # noqa: Y015
+    _WhichOneofArgType__default_payment_method: _TypeAlias = _typing.Literal["_default_payment_method", b"_default_payment_method"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__default_payment_method) -> _WhichOneofReturnType__default_payment_method | None: ...
+
+Global___CustomerInvoiceSettingsInput: _TypeAlias = CustomerInvoiceSettingsInput  # noqa: Y015
 
 @_typing.final
 class CreateCustomerResponse(_message.Message):
@@ -4572,6 +4699,7 @@ class UpdateCustomerRequest(_message.Message):
     INDIVIDUAL_NAME_FIELD_NUMBER: _builtins.int
     PREFERRED_LOCALES_FIELD_NUMBER: _builtins.int
     TAX_EXEMPT_FIELD_NUMBER: _builtins.int
+    INVOICE_SETTINGS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """cus_ id."""
     email: _builtins.str
@@ -4603,6 +4731,10 @@ class UpdateCustomerRequest(_message.Message):
     def preferred_locales(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Replaces the list when non-empty."""
 
+    @_builtins.property
+    def invoice_settings(self) -> Global___CustomerInvoiceSettingsInput:
+        """Unset leaves the invoice settings alone."""
+
     def __init__(
         self,
         *,
@@ -4622,10 +4754,11 @@ class UpdateCustomerRequest(_message.Message):
         individual_name: _builtins.str | None = ...,
         preferred_locales: _abc.Iterable[_builtins.str] | None = ...,
         tax_exempt: Global___CustomerTaxExempt.ValueType | None = ...,
+        invoice_settings: Global___CustomerInvoiceSettingsInput | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "description", b"description", "email", b"email", "individual_name", b"individual_name", "name", b"name", "phone", b"phone", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "description", b"description", "email", b"email", "individual_name", b"individual_name", "invoice_settings", b"invoice_settings", "name", b"name", "phone", b"phone", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "clear_address", b"clear_address", "clear_metadata", b"clear_metadata", "clear_shipping", b"clear_shipping", "description", b"description", "email", b"email", "id", b"id", "individual_name", b"individual_name", "metadata", b"metadata", "name", b"name", "phone", b"phone", "preferred_locales", b"preferred_locales", "shipping", b"shipping", "tax_exempt", b"tax_exempt", "unset_metadata_keys", b"unset_metadata_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "clear_address", b"clear_address", "clear_metadata", b"clear_metadata", "clear_shipping", b"clear_shipping", "description", b"description", "email", b"email", "id", b"id", "individual_name", b"individual_name", "invoice_settings", b"invoice_settings", "metadata", b"metadata", "name", b"name", "phone", b"phone", "preferred_locales", b"preferred_locales", "shipping", b"shipping", "tax_exempt", b"tax_exempt", "unset_metadata_keys", b"unset_metadata_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__business_name: _TypeAlias = _typing.Literal["business_name"]  # noqa: Y015
     _WhichOneofArgType__business_name: _TypeAlias = _typing.Literal["_business_name", b"_business_name"]  # noqa: Y015

@@ -6,15 +6,17 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
-from remit.rest.expand import register_resource
+from remit.rest.expand import expand, register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
     UNSET,
     Email,
     Enum,
+    ExpandList,
     Field,
     Metadata,
+    Object,
     PageRequest,
     Schema,
     String,
@@ -48,12 +50,16 @@ def _fields(*, unsettable: bool) -> dict[str, Field[object]]:
         "metadata": Metadata(),
         "preferred_locales": StringList(max_items=10),
         "tax_exempt": Enum(*_TAX_EXEMPT, unsettable=unsettable),
+        # Of Stripe's invoice settings only the default payment method: the others are
+        # refused as unknown parameters.
+        "invoice_settings": Object({"default_payment_method": String(unsettable=True)}),
+        "expand": ExpandList(),
     }
 
 
 CREATE = Schema({**_fields(unsettable=False), "payment_method": String()})
 UPDATE = Schema(_fields(unsettable=True))
-RETRIEVE = Schema({})
+RETRIEVE = Schema({"expand": ExpandList()})
 DELETE = Schema({})
 LIST = list_schema({"email": String(max_length=512)})
 
@@ -80,6 +86,25 @@ def _fill(
         request.tax_exempt = _TAX_EXEMPT[tax_exempt]  # type: ignore[assignment]
     elif tax_exempt is UNSET:
         request.tax_exempt = pb.CUSTOMER_TAX_EXEMPT_NONE
+    invoice_settings = params.get("invoice_settings")
+    if isinstance(invoice_settings, dict):
+        request.invoice_settings.CopyFrom(_invoice_settings_input(invoice_settings))
+
+
+def _invoice_settings_input(values: dict[str, object]) -> pb.CustomerInvoiceSettingsInput:
+    settings = pb.CustomerInvoiceSettingsInput()
+    default = values.get("default_payment_method")
+    if default is UNSET:
+        settings.default_payment_method = ""
+    elif isinstance(default, str):
+        settings.default_payment_method = default
+    return settings
+
+
+async def _rendered(customer: pb.Customer, context: ApiContext, deps: Dependencies) -> JsonObject:
+    body = to_json(customer)
+    await expand(body, context.expand, context, deps)
+    return body
 
 
 async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -89,13 +114,16 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     if payment_method is not None:
         request.payment_method = payment_method
     reply = await call(deps.payments.CreateCustomer, request, context)
-    return to_json(reply.customer)
+    return await _rendered(reply.customer, context, deps)
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.GetCustomerRequest(id=context.path["customer"])
     reply = await call(deps.payments.GetCustomer, request, context)
-    return _customer_or_stub(reply)
+    if reply.HasField("deleted_customer"):
+        # The deleted stub has none of the fields a path could name: nothing to expand.
+        return to_json(reply.deleted_customer)
+    return await _rendered(reply.customer, context, deps)
 
 
 def _customer_or_stub(reply: pb.GetCustomerResponse) -> JsonObject:
@@ -129,7 +157,7 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     request.clear_address = context.params.get("address") is UNSET
     request.clear_shipping = context.params.get("shipping") is UNSET
     reply = await call(deps.payments.UpdateCustomer, request, context)
-    return to_json(reply.customer)
+    return await _rendered(reply.customer, context, deps)
 
 
 async def delete(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -145,4 +173,6 @@ async def list_customers(context: ApiContext, deps: Dependencies) -> JsonObject:
     if email is not None:
         request.email = email
     reply = await call(deps.payments.ListCustomers, request, context)
-    return list_envelope(reply.data, has_more=reply.has_more, url=PATH)
+    body = list_envelope(reply.data, has_more=reply.has_more, url=PATH)
+    await expand(body, context.expand, context, deps)
+    return body
