@@ -240,7 +240,8 @@ class PaymentMethodsService:
             async with self._engine.begin() as db:
                 held = await SqlPaymentMethodRepository(db).vault_card_held(vault_token)
             if held:
-                log.warning("vault card %s is in use; it is not deleted", vault_token)
+                # Expected, not a fault: the request's stored attempt or payment method uses it.
+                log.debug("vault card %s is in use; it is not deleted", vault_token)
                 return
             await self._vault.delete_card(account_id, vault_token)
         except Exception as error:  # the request's answer must not depend on the clean-up
@@ -376,9 +377,13 @@ class PaymentMethodsService:
 
         A vault token is a card the facade has just stored for this request: the key knows
         the card by its fingerprint and expiry instead (a retry brings a new vault token, as in
-        `create_once`), and the card is deleted at the vault unless the outcome was paid, or
-        declined, with this payment method (`paid_with`). Not after a replay or a refusal, and
-        not after a retry that finished the payment an earlier request had started."""
+        `create_once`). Unless the outcome was paid, or declined, with this payment method
+        (`paid_with`), the card is offered for deletion: after a replay, a refusal, or a retry
+        that finished the payment an earlier request had started. What keeps a card that a
+        stored attempt uses (the network unreachable after the attempt committed, or a stalled
+        request whose payment a retry finished) is `_delete_unused_card`'s check that no
+        payment method holds it, made after the outcome: that check, not the outcome, is the
+        guarantee."""
         if new.vault_token is None:
             return await pay(call, await self._to_charge_new_or_refusal(account_id, new))
         card = await self._vault.card_details(account_id, new.vault_token)

@@ -706,12 +706,13 @@ class PaymentsService:
         Returns the key as recorded and what to ask the network (None if the key turned out
         finished by another request: the caller replays it)."""
         now = self._now()
-        # Created and confirmed at once, nothing stored needs reading first: the card (which
-        # may mean asking the vault) is resolved before the transaction opens, so no database
-        # transaction waits on the vault. A test id's new payment method is written in it, as
-        # is the one made of a card the request gives (resolved before the key was claimed).
+        # The card a request names (which may mean asking the vault) is resolved before the
+        # transaction opens, so no transaction holds its locks while the vault answers. Only a
+        # confirmation that names none needs the stored intent's first, inside. A test id's new
+        # payment method is written in the transaction, as is the one made of a card the
+        # request gives (resolved before the key was claimed).
         card = _card_or_refusal(new_card)
-        known_method = None if new is None else confirm.payment_method_id or new.payment_method_id
+        known_method = confirm.payment_method_id or (None if new is None else new.payment_method_id)
         if card is None and known_method is not None:
             card = await self._methods.chargeable_card(record.account_id, known_method)
         try:
