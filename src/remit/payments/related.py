@@ -16,7 +16,11 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.jsonview import JsonObject, to_json
-from remit.core.payment_errors import FetchPaymentMethods, expand_payment_methods
+from remit.core.payment_errors import (
+    FetchPaymentMethods,
+    expand_payment_methods,
+    unexpanded_payment_errors,
+)
 from remit.payment_methods.grpc import payment_method_message
 from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payments.events import charge_json
@@ -83,9 +87,14 @@ def event_renderer(engine: AsyncEngine) -> Renderer:
     the payment methods it needs from `engine`."""
 
     async def render(event: Event, body: JsonObject, version: str) -> JsonObject:
-        # Expanded on a copy: the stored event's data is shared by every rendering of it.
-        expanded = copy.deepcopy(body)
-        await expand_payment_methods(expanded, database_payment_methods(engine, event.account_id))
+        expanded = body
+        if unexpanded_payment_errors(body):
+            # Expanded on a copy: the stored event's data is shared by every rendering of it.
+            # Most events name no payment error and are rendered without one.
+            expanded = copy.deepcopy(body)
+            await expand_payment_methods(
+                expanded, database_payment_methods(engine, event.account_id)
+            )
         fetch = database_fetch(engine, event.account_id, as_of=event.created_at)
         return render_event(expanded, version, await gather_related(expanded, version, fetch))
 

@@ -10,6 +10,7 @@ error's payment method (see `remit.core.payment_errors`).
 """
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from functools import cache
 
@@ -20,6 +21,8 @@ from remit.core.jsonview import JsonObject, JsonValue, expandable_resource, obje
 from remit.core.payment_errors import FetchPaymentMethods, expand_payment_methods
 from remit.rest.context import ApiContext
 from remit.rest.errors import StripeError
+
+log = logging.getLogger(__name__)
 
 MAX_DEPTH = 4
 MAX_CONCURRENT_FETCHES = 8
@@ -130,8 +133,10 @@ async def expand_always(body: JsonObject, context: ApiContext, deps: object) -> 
 
 
 def _fetch_existing(fetch: Fetcher, context: ApiContext, deps: object) -> FetchPaymentMethods:
-    """`fetch` for many ids at once, leaving out those that do not exist: a payment method
-    gone for good leaves its id in place rather than failing the response that names it."""
+    """`fetch` for many ids at once, leaving out those it cannot fetch: a payment method gone
+    for good, or one the core cannot answer for just now, leaves its id in place. What the
+    response reports (a capture, a cancel, a decline) has already happened; failing it over a
+    detail shown for convenience would tell the client otherwise."""
     limit = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
 
     async def fetch_one(object_id: str) -> JsonObject | None:
@@ -139,9 +144,9 @@ def _fetch_existing(fetch: Fetcher, context: ApiContext, deps: object) -> FetchP
             try:
                 return await fetch(context, deps, object_id)
             except RemitError as error:
-                if error.kind is ErrorKind.NOT_FOUND:
-                    return None
-                raise
+                if error.kind is not ErrorKind.NOT_FOUND:
+                    log.warning("payment method %s left unexpanded: %s", object_id, error.kind.name)
+                return None
 
     async def fetch_all(object_ids: Collection[str]) -> Mapping[str, JsonObject]:
         ordered = sorted(object_ids)

@@ -40,6 +40,10 @@ class FakePayments:
         self.in_flight -= 1
         if request.id == "pm_gone":
             raise not_found("payment_method", request.id, param="payment_method")
+        if request.id == "pm_unreachable":
+            raise RemitError(
+                "The service is unavailable.", kind=ErrorKind.UNAVAILABLE, error_type="api_error"
+            )
         card = pb.PaymentMethodCard(
             brand=common_pb2.CARD_BRAND_VISA, last4="0002", exp_month=12, exp_year=2034
         )
@@ -81,8 +85,17 @@ async def decline(context: ApiContext, deps: Dependencies) -> JsonObject:
     )
 
 
+async def captured_after_a_decline(context: ApiContext, deps: Dependencies) -> JsonObject:
+    return list_envelope(
+        [declined("pi_5", "pm_unreachable"), declined("pi_6", "pm_visa")],
+        has_more=False,
+        url="/v1/payment_intents",
+    )
+
+
 OPERATIONS = [
     Operation("GET", "/v1/payment_intents", Schema({}), list_declined),
+    Operation("GET", "/v1/payment_intents/unreachable", Schema({}), captured_after_a_decline),
     Operation("POST", "/v1/payment_intents", Schema({}), decline),
 ]
 
@@ -131,3 +144,14 @@ def test_a_decline_shows_the_object_in_the_error_and_in_its_intent() -> None:
     embedded = error["payment_intent"]["last_payment_error"]
     assert embedded["payment_method"] == error["payment_method"]
     assert payments.asked == ["pm_visa"]
+
+
+def test_a_payment_method_the_core_cannot_answer_for_stays_an_id_and_the_answer_stands() -> None:
+    """What the response reports has already happened (a capture or cancel committed); a
+    payment method shown for convenience must not turn it into an error."""
+    client, _ = _client()
+    response = client.get("/v1/payment_intents/unreachable", auth=(KEY, ""))
+    assert response.status_code == 200
+    shown = [intent["last_payment_error"]["payment_method"] for intent in response.json()["data"]]
+    assert shown[0] == "pm_unreachable"
+    assert shown[1]["object"] == "payment_method"
