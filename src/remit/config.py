@@ -302,13 +302,49 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
 
 
 def is_loopback(host: str) -> bool:
-    """`localhost` or a loopback address; any other name may resolve beyond this machine."""
+    """`localhost` or a loopback address (an IPv4-mapped one too); any other name may resolve
+    beyond this machine."""
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+# gRPC target schemes (https://github.com/grpc/grpc/blob/master/doc/naming.md) whose
+# addresses never leave this machine.
+_LOCAL_SCHEMES: Final = ("unix:", "unix-abstract:")
+
+
+def target_hosts(target: str) -> list[str]:
+    """The hosts a gRPC target names: `host:port`, `dns:[//authority/]host[:port]`,
+    `ipv4:a:p,b:p`, `ipv6:[a]:p,...`; none for a Unix socket, which stays on this machine."""
+    if target.startswith(_LOCAL_SCHEMES):
+        return []
+    for scheme in ("ipv4:", "ipv6:"):
+        if target.startswith(scheme):
+            return [_host_of(address) for address in target[len(scheme) :].split(",")]
+    if target.startswith("dns:"):
+        target = target[len("dns:") :]
+        if target.startswith("//"):
+            target = target[2:].partition("/")[2]  # past the DNS server's authority
+    return [_host_of(target)]
+
+
+def _host_of(address: str) -> str:
+    """`host:port` or `[v6]:port` -> the host; a bare host is itself."""
+    address = address.strip()
+    if address.startswith("["):
+        return address[1 : address.find("]")]
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or ":" in host:
+        # No port, or a bare IPv6 address: the whole of it is the host.
+        return address
+    return host
 
 
 def refuse_plaintext_beyond_loopback(hosts: Iterable[str], config: PlatformConfig) -> None:

@@ -896,6 +896,15 @@ def test_a_charge_update_with_a_malformed_receipt_email_is_refused_naming_it(
     assert charge.receipt_email == "receipts@example.com"
 
 
+def test_a_charge_description_is_held_to_the_intents_limit(client: stripe.StripeClient) -> None:
+    intent = _paid(client, 1500)
+    assert isinstance(intent.latest_charge, str)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.charges.update(intent.latest_charge, params={"description": "d" * 1001})
+    assert (refused.value.http_status, refused.value.param) == (400, "description")
+    assert client.v1.charges.retrieve(intent.latest_charge).description is None
+
+
 def test_a_charge_update_refuses_the_parameters_remit_does_not_take(
     client: stripe.StripeClient,
 ) -> None:

@@ -5,7 +5,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from remit.config import ConfigError, PlatformConfig, refuse_plaintext_beyond_loopback
+from remit.config import (
+    ConfigError,
+    PlatformConfig,
+    refuse_plaintext_beyond_loopback,
+    target_hosts,
+)
 from remit.vault.forwarding import DESTINATIONS_ENV, parse_allowlist
 
 
@@ -25,7 +30,7 @@ class VaultSettings:
         # The forwarded authorization holds the card number: the same rule as for the
         # platform's own addresses applies to every destination.
         refuse_plaintext_beyond_loopback(
-            (target.rpartition(":")[0] for target in allowlist.values()), config
+            (host for target in allowlist.values() for host in target_hosts(target)), config
         )
         return cls(allowlist=allowlist)
 

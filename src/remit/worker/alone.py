@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -35,26 +35,44 @@ async def run_alone(engine: AsyncEngine, name: str, task: Callable[[], Awaitable
     """
     key = lock_key(name)
     async with engine.connect() as connection:
-        taken = await connection.scalar(
-            text("SELECT pg_try_advisory_lock(:namespace, :key)"),
-            {"namespace": _NAMESPACE, "key": key},
-        )
-        await connection.commit()
-        if not taken:
+        if not await _try_lock(connection, key):
             log.debug("%s is running in another worker; skipping this turn", name)
             return False
         try:
             await task()
         finally:
-            try:
-                await connection.execute(
-                    text("SELECT pg_advisory_unlock(:namespace, :key)"),
-                    {"namespace": _NAMESPACE, "key": key},
-                )
-                await connection.commit()
-            except BaseException:
-                # A session whose unlock did not go through must not go back to the pool
-                # still holding the lock: closing it releases the lock.
-                await connection.invalidate()
-                raise
+            await _unlock(connection, name, key)
     return True
+
+
+async def _try_lock(connection: AsyncConnection, key: int) -> bool:
+    try:
+        taken = bool(
+            await connection.scalar(
+                text("SELECT pg_try_advisory_lock(:namespace, :key)"),
+                {"namespace": _NAMESPACE, "key": key},
+            )
+        )
+        await connection.commit()
+    except BaseException:
+        # Interrupted after the server may have granted the lock (a cancellation at shutdown):
+        # closing the session releases whatever it holds; it must not go back to the pool.
+        await connection.invalidate()
+        raise
+    return taken
+
+
+async def _unlock(connection: AsyncConnection, name: str, key: int) -> None:
+    try:
+        released = await connection.scalar(
+            text("SELECT pg_advisory_unlock(:namespace, :key)"),
+            {"namespace": _NAMESPACE, "key": key},
+        )
+        await connection.commit()
+    except BaseException:
+        # A session whose unlock did not go through (an error, or a cancellation at shutdown)
+        # must not go back to the pool still holding the lock: closing it releases the lock.
+        await connection.invalidate()
+        raise
+    if not released:
+        log.error("the lock of %s was not held when it was to be released", name)

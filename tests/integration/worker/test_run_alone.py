@@ -56,3 +56,24 @@ def test_lock_keys_are_stable_and_fit_postgresql_int4() -> None:
     assert lock_key("a") != lock_key("b")
     for name in ("", "a", "vault-unreferenced-card-sweep", "x" * 200):
         assert -(2**31) <= lock_key(name) < 2**31
+
+
+async def test_a_task_cancelled_at_shutdown_releases_the_lock(core_engine: AsyncEngine) -> None:
+    inside = asyncio.Event()
+
+    async def never_ends() -> None:
+        inside.set()
+        await asyncio.Event().wait()
+
+    running = asyncio.create_task(run_alone(core_engine, "sweep", never_ends))
+    await inside.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    ran: list[int] = []
+
+    async def task() -> None:
+        ran.append(1)
+
+    assert await run_alone(core_engine, "sweep", task) is True
+    assert ran == [1]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from remit.config import ConfigError, from_env, is_loopback
+from remit.config import ConfigError, from_env, is_loopback, target_hosts
 from remit.vault.process import VaultSettings
 
 _TLS = {
@@ -15,7 +15,9 @@ _TLS = {
 }
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost", "::ffff:127.0.0.1"]
+)
 def test_loopback_addresses_are_recognised(host: str) -> None:
     assert is_loopback(host)
 
@@ -62,3 +64,38 @@ def test_a_vault_destination_beyond_loopback_is_accepted_with_tls() -> None:
         {"REMIT_VAULT_DESTINATIONS": "acquirer=203.0.113.9:7423"}, config
     )
     assert dict(settings.allowlist) == {"acquirer": "203.0.113.9:7423"}
+
+
+@pytest.mark.parametrize(
+    ("target", "hosts"),
+    [
+        ("127.0.0.1:7423", ["127.0.0.1"]),
+        ("acquirer.internal:7423", ["acquirer.internal"]),
+        ("[::1]:7423", ["::1"]),
+        ("::1", ["::1"]),
+        ("dns:///localhost:7423", ["localhost"]),
+        ("dns://8.8.8.8/acquirer.internal:7423", ["acquirer.internal"]),
+        ("dns:localhost:7423", ["localhost"]),
+        ("ipv4:127.0.0.1:7423,10.0.0.7:7423", ["127.0.0.1", "10.0.0.7"]),
+        ("ipv6:[::1]:7423", ["::1"]),
+        ("unix:/run/remit/acquirer.sock", []),
+        ("unix-abstract:acquirer", []),
+    ],
+)
+def test_the_hosts_of_a_grpc_target_are_found_whatever_its_scheme(
+    target: str, hosts: list[str]
+) -> None:
+    assert target_hosts(target) == hosts
+
+
+def test_vault_destinations_in_grpc_target_forms_on_this_machine_are_accepted() -> None:
+    config = from_env({})
+    for target in ("dns:///localhost:7423", "ipv4:127.0.0.1:7423", "unix:/run/acquirer.sock"):
+        settings = VaultSettings.from_env(
+            {"REMIT_VAULT_DESTINATIONS": f"acquirer={target}"}, config
+        )
+        assert dict(settings.allowlist) == {"acquirer": target}
+    with pytest.raises(ConfigError, match=r"acquirer\.internal"):
+        VaultSettings.from_env(
+            {"REMIT_VAULT_DESTINATIONS": "acquirer=dns:///acquirer.internal:7423"}, config
+        )

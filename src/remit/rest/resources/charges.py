@@ -28,7 +28,7 @@ RETRIEVE = Schema({"expand": ExpandList()})
 # yet, so they are refused as unknown rather than accepted and ignored.
 UPDATE = Schema(
     {
-        "description": String(unsettable=True),
+        "description": String(max_length=1000, unsettable=True),
         "expand": ExpandList(),
         "metadata": Metadata(),
         "receipt_email": Email(max_length=800, unsettable=True),

@@ -4,19 +4,16 @@ Before the core deletes a vault card that a request stored and then did not use 
 only replays the first answer, a refused request), it checks that no payment method or token
 holds the card; these indexes make that check a lookup instead of a scan of both tables.
 
-The indexes are built `CONCURRENTLY`, outside the migration's transaction: a plain
-`CREATE INDEX` holds a lock that blocks every insert and update of payment methods and tokens
-until the build ends, which on a live platform means refused card saves for as long as the
-tables take to index. A concurrent build that is interrupted (a crash, a cancelled upgrade)
-leaves an invalid index behind that `IF NOT EXISTS` would take for a finished one, so an
-invalid index of the same name is dropped and built again.
+The indexes are built without blocking writes to payment methods and tokens
+(`remit.storage.online_index`).
 
 Revision ID: 0014_vault_token_indexes
 Revises: 0013_charge_details
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from remit.storage.online_index import create_index_online, drop_index_online
 
 revision = "0014_vault_token_indexes"
 down_revision = "0013_charge_details"
@@ -28,24 +25,14 @@ _INDEXES = (
     ("ix_tokens_vault_token", "tokens"),
 )
 
-_INVALID_INDEX = sa.text(
-    "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-    "WHERE c.relname = :name AND c.relnamespace = current_schema()::regnamespace "
-    "AND NOT i.indisvalid"
-)
-
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
         for name, table in _INDEXES:
-            if op.get_bind().execute(_INVALID_INDEX, {"name": name}).first() is not None:
-                op.drop_index(name, table_name=table, postgresql_concurrently=True)
-            op.create_index(
-                name, table, ["vault_token"], postgresql_concurrently=True, if_not_exists=True
-            )
+            create_index_online(name, table, ["vault_token"])
 
 
 def downgrade() -> None:
     with op.get_context().autocommit_block():
         for name, table in reversed(_INDEXES):
-            op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
+            drop_index_online(name, table)
