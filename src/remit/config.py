@@ -234,6 +234,31 @@ def vault_sweep_grace_s(environ: Mapping[str, str] | None = None) -> float:
     return value
 
 
+DEFAULT_VAULT_SWEEP_MAX_DELETIONS = 1000
+MAX_VAULT_SWEEP_MAX_DELETIONS = 1_000_000
+
+
+def vault_sweep_max_deletions(environ: Mapping[str, str] | None = None) -> int:
+    """How many vault cards one run of the sweep may delete before it stops and asks for a
+    person to look: orphans are rare, so many at once more likely mean a worker pointed at the
+    wrong core database. REMIT_VAULT_SWEEP_MAX_DELETIONS overrides it."""
+    env = os.environ if environ is None else environ
+    raw = env.get("REMIT_VAULT_SWEEP_MAX_DELETIONS") or ""
+    if raw == "":
+        return DEFAULT_VAULT_SWEEP_MAX_DELETIONS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"REMIT_VAULT_SWEEP_MAX_DELETIONS must be a whole number, got {raw!r}"
+        ) from None
+    if not 1 <= value <= MAX_VAULT_SWEEP_MAX_DELETIONS:
+        raise ConfigError(
+            f"REMIT_VAULT_SWEEP_MAX_DELETIONS must be between 1 and {MAX_VAULT_SWEEP_MAX_DELETIONS}"
+        )
+    return value
+
+
 DEFAULT_PORTS = {"api": 7420, "core": 7421, "vault": 7422, "acquirer": 7423}
 
 

@@ -5,11 +5,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, select, union, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payment_methods.domain import CardSummary, PaymentMethod, Token
-from remit.payment_methods.tables import payment_methods, tokens
+from remit.payment_methods.tables import payment_methods, tokens, vault_sweep_watermarks
 from remit.storage.fastsql import Db, TableStatements, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
 
@@ -169,11 +170,7 @@ class SqlPaymentMethodRepository:
 
     async def vault_card_held(self, vault_token: str) -> bool:
         """Whether any payment method or token, of any account, holds the vault card."""
-        query = select(
-            exists().where(payment_methods.c.vault_token == vault_token)
-            | exists().where(tokens.c.vault_token == vault_token)
-        )
-        return bool((await self._sa.execute(query)).scalar_one())
+        return vault_token in await self.vault_cards_held([vault_token])
 
     async def vault_cards_held(self, vault_tokens: Collection[str]) -> set[str]:
         """Which of the vault cards any payment method or token, of any account, holds."""
@@ -185,6 +182,28 @@ class SqlPaymentMethodRepository:
             select(tokens.c.vault_token).where(tokens.c.vault_token.in_(wanted)),
         )
         return {str(token) for token in (await self._sa.execute(query)).scalars()}
+
+    async def holds_any_vault_card(self) -> bool:
+        """Whether any payment method or token at all exists, of any account."""
+        query = select(exists().select_from(payment_methods) | exists().select_from(tokens))
+        return bool((await self._sa.execute(query)).scalar_one())
+
+    async def vault_sweep_watermark(self, name: str) -> tuple[datetime, str] | None:
+        """The (created_at, vault token) of the last card the named sweep finished with."""
+        w = vault_sweep_watermarks.c
+        query = select(w.card_created_at, w.vault_token).where(w.name == name)
+        row = (await self._sa.execute(query)).first()
+        return None if row is None else (row.card_created_at, row.vault_token)
+
+    async def set_vault_sweep_watermark(
+        self, name: str, card_created_at: datetime, vault_token: str
+    ) -> None:
+        values = {"card_created_at": card_created_at, "vault_token": vault_token}
+        await self._sa.execute(
+            insert(vault_sweep_watermarks)
+            .values(name=name, **values)
+            .on_conflict_do_update(index_elements=["name"], set_=values)
+        )
 
     # --- tokens ------------------------------------------------------------------------
 

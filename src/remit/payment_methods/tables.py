@@ -53,3 +53,14 @@ tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_tokens_vault_token", "vault_token"),
 )
+
+# How far the worker's sweep of unreferenced vault cards has got (`remit.payment_methods.
+# vault_sweep`): the last card, in the vault's (created_at, token) order, before which every card
+# old enough to sweep was found referenced or deleted. One row, named after the sweep.
+vault_sweep_watermarks = Table(
+    "vault_sweep_watermarks",
+    core_metadata,
+    Column("name", Text, primary_key=True),
+    Column("card_created_at", DateTime(timezone=True), nullable=False),
+    Column("vault_token", Text, nullable=False),
+)

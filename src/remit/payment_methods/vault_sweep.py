@@ -8,9 +8,8 @@ deleted on the spot (`PaymentMethodsService._handed_over`); this sweep catches t
 
 The vault cannot read the core's database and the core cannot read the vault's, so the worker
 asks the vault for the tokens of its cards older than a grace period, page by page, looks each
-page up in every core shard's payment methods and tokens, and deletes through the vault's API
-the cards none of them holds. A card held anywhere is never deleted, and a page whose lookup
-fails deletes nothing.
+page up in the core's payment methods and tokens, and deletes through the vault's API the cards
+neither holds. A card held is never deleted, and a page whose lookup fails deletes nothing.
 
 Why a card found unreferenced cannot become referenced before it is deleted, given the grace
 period (24 hours by default, `remit.config.vault_sweep_grace_s`):
@@ -26,24 +25,54 @@ period (24 hours by default, `remit.config.vault_sweep_grace_s`):
   referenced and is never a candidate.
 - A Stripe test id (pm_card_visa, tok_visa) names one vault card per account for good and is
   handed out again however old the card is. The vault leaves those cards out of the listing.
+
+Where a run starts. For the same reasons, a card the sweep has finished with never needs looking
+at again: it was referenced and stays so, or it was deleted. The core's database keeps the
+(created_at, token) of the last card of the last page whose every card was found referenced,
+deleted or already gone (`vault_sweep_watermarks`), and each run lists only the cards after it,
+so a run costs what the cards that came of age since the last run cost, not what every card
+ever stored costs. A page that is not finished (a deletion failed, a brake below stopped the
+run) leaves the mark where it was, and the next run takes that page again. A mark the vault does
+not know (a vault restored from before it, or a vault that is not the one the mark came from)
+is dropped for a listing from the oldest card, logged.
+
+Brakes. Deleting is irreversible, and the core's database is the only evidence that a card is
+in use: a worker given the wrong one (an empty or new database, a stale restore, a staging
+worker pointed at the production vault) would find every card unreferenced and shred them all.
+Orphans come only from a crash or a timeout between tokenization and the core's create (or an
+on-the-spot deletion that failed), so they are a small share of any run of cards; a sweep that
+sees otherwise takes it that the database is not the one that references these cards, and
+deletes nothing more:
+- a core database with no payment method and no token at all, while the vault lists old cards,
+  cannot be the one that references them: the run is refused;
+- a page of at least `MIN_JUDGED_PAGE` cards of which more than half are unreferenced stops the
+  run before any of that page is deleted (a smaller page, a quiet hour's cards, says too little);
+- one run deletes at most `remit.config.vault_sweep_max_deletions` cards
+  (REMIT_VAULT_SWEEP_MAX_DELETIONS, 1000 by default): whatever the first two rules let through
+  goes at that pace at most, each run logging an error, until a person has looked.
+Each logs an error naming the settings to check; the mark stays before the page it stopped on.
 """
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.config import DEFAULT_VAULT_SWEEP_MAX_DELETIONS
 from remit.core.clock import Clock, SystemClock
-from remit.core.errors import RemitError
+from remit.core.errors import ErrorKind, RemitError
 from remit.payment_methods.domain import StoredVaultCard
 from remit.payment_methods.repository import SqlPaymentMethodRepository
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE: Final = 500
+# The smallest page whose share of unreferenced cards is taken as evidence about the database.
+MIN_JUDGED_PAGE: Final = 20
+# The sweep's row in `vault_sweep_watermarks`.
+WATERMARK: Final = "unreferenced-vault-cards"
 
 
 class SweptVault(Protocol):
@@ -72,47 +101,60 @@ class SweepCounts:
         )
 
 
-async def vault_cards_held(shards: Sequence[AsyncEngine], vault_tokens: list[str]) -> set[str]:
-    """Which of the vault cards a payment method or token holds, on any shard."""
-    held: set[str] = set()
-    for shard in shards:
-        async with shard.begin() as db:
-            held |= await SqlPaymentMethodRepository(db).vault_cards_held(vault_tokens)
-    return held
+@dataclass(frozen=True)
+class _PageSwept:
+    counts: SweepCounts
+    # Every card of the page referenced, deleted or already gone: the mark may pass it.
+    finished: bool
+
+
+def _looks_like_another_database(page_size: int, unreferenced: int) -> bool:
+    return page_size >= MIN_JUDGED_PAGE and 2 * unreferenced > page_size
 
 
 class UnreferencedCardSweep:
-    """Deletes the vault cards older than `grace` that no core shard references."""
+    """Deletes the vault cards older than `grace` that the core's database does not reference."""
 
     def __init__(
         self,
         vault: SweptVault,
-        shards: Sequence[AsyncEngine],
+        core: AsyncEngine,
         *,
         grace: timedelta,
+        max_deletions: int = DEFAULT_VAULT_SWEEP_MAX_DELETIONS,
         clock: Clock | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
         self._vault = vault
-        self._shards = list(shards)
+        self._core = core
         self._grace = grace
+        self._max_deletions = max_deletions
         self._clock = clock or SystemClock()
         self._page_size = page_size
 
     async def run(self) -> SweepCounts:
         cutoff = self._clock.now() - self._grace
-        total = SweepCounts()
-        after: str | None = None
-        while True:
-            cards, has_more = await self._vault.cards_created_before(
-                cutoff, limit=self._page_size, starting_after=after
+        cards, has_more = await self._first_page(cutoff)
+        if cards and not await self._core_holds_any_card():
+            log.error(
+                "vault sweep refused: the vault lists cards older than the grace period but this "
+                "core database holds no payment method or token at all, so it cannot be the one "
+                "that references them; nothing is deleted. Check the worker's DATABASE_URL and "
+                "REMIT_VAULT_HOST."
             )
-            total += await self._sweep_page(cards)
-            if not has_more or not cards:
+            return SweepCounts()
+        total = SweepCounts()
+        while cards:
+            page = await self._sweep_page(cards, self._max_deletions - total.deleted)
+            total += page.counts
+            if not page.finished:
+                break
+            await self._advance_watermark(cards[-1])
+            if not has_more:
                 break
             # The last card stays a valid place to continue from even if it was just deleted:
             # the vault keeps a deleted card's row, only its key material goes.
-            after = cards[-1].vault_token
+            cards, has_more = await self._list(cutoff, cards[-1].vault_token)
         if total.deleted or total.failed:
             log.info(
                 "vault sweep: %d cards stored before the grace period checked, %d referenced, "
@@ -121,12 +163,75 @@ class UnreferencedCardSweep:
             )  # fmt: skip
         return total
 
-    async def _sweep_page(self, cards: list[StoredVaultCard]) -> SweepCounts:
-        held = await vault_cards_held(self._shards, [card.vault_token for card in cards])
+    async def _first_page(self, cutoff: datetime) -> tuple[list[StoredVaultCard], bool]:
+        """The first page after the mark, or from the oldest card if the vault does not know
+        the mark's card."""
+        async with self._core.begin() as db:
+            watermark = await SqlPaymentMethodRepository(db).vault_sweep_watermark(WATERMARK)
+        if watermark is None:
+            return await self._list(cutoff, None)
+        try:
+            return await self._list(cutoff, watermark[1])
+        except RemitError as error:
+            if error.kind is not ErrorKind.NOT_FOUND:
+                raise
+        log.warning(
+            "vault sweep: the vault does not know the card the previous runs stopped after; "
+            "listing its cards from the oldest"
+        )
+        return await self._list(cutoff, None)
+
+    async def _list(
+        self, cutoff: datetime, after: str | None
+    ) -> tuple[list[StoredVaultCard], bool]:
+        return await self._vault.cards_created_before(
+            cutoff, limit=self._page_size, starting_after=after
+        )
+
+    async def _core_holds_any_card(self) -> bool:
+        async with self._core.begin() as db:
+            return await SqlPaymentMethodRepository(db).holds_any_vault_card()
+
+    async def _advance_watermark(self, card: StoredVaultCard) -> None:
+        async with self._core.begin() as db:
+            await SqlPaymentMethodRepository(db).set_vault_sweep_watermark(
+                WATERMARK, card.created_at, card.vault_token
+            )
+
+    async def _sweep_page(self, cards: list[StoredVaultCard], deletions_left: int) -> _PageSwept:
+        async with self._core.begin() as db:
+            held = await SqlPaymentMethodRepository(db).vault_cards_held(
+                [card.vault_token for card in cards]
+            )
+        unreferenced = [card for card in cards if card.vault_token not in held]
+        looked_up = SweepCounts(checked=len(cards), referenced=len(held))
+        if _looks_like_another_database(len(cards), len(unreferenced)):
+            log.error(
+                "vault sweep stopped: %d of %d cards on one page are referenced by no payment "
+                "method or token in this core database; orphans are rare, so it is likely not the "
+                "database that references the vault's cards. Nothing more is deleted; check the "
+                "worker's DATABASE_URL and REMIT_VAULT_HOST.",
+                len(unreferenced), len(cards),
+            )  # fmt: skip
+            return _PageSwept(looked_up, finished=False)
+        allowed = unreferenced[: max(deletions_left, 0)]
+        deleted, failed = await self._delete(allowed)
+        capped = len(allowed) < len(unreferenced)
+        if capped:
+            log.error(
+                "vault sweep stopped: one run deletes at most %d cards "
+                "(REMIT_VAULT_SWEEP_MAX_DELETIONS) and more unreferenced cards remain. Check that "
+                "the worker's DATABASE_URL is the core database that references the vault's "
+                "cards; the next run deletes at most as many again.",
+                self._max_deletions,
+            )  # fmt: skip
+        finished = failed == 0 and not capped
+        return _PageSwept(looked_up + SweepCounts(deleted=deleted, failed=failed), finished)
+
+    async def _delete(self, cards: list[StoredVaultCard]) -> tuple[int, int]:
+        """Delete the cards at the vault; how many were deleted and how many could not be."""
         deleted = failed = 0
         for card in cards:
-            if card.vault_token in held:
-                continue
             try:
                 if await self._vault.delete_card(card.account_id, card.vault_token):
                     deleted += 1
@@ -135,4 +240,4 @@ class UnreferencedCardSweep:
                 # tried again at the next sweep.
                 failed += 1
                 log.warning("vault sweep: a card could not be deleted (%s)", error.kind.name)
-        return SweepCounts(len(cards), len(held), deleted, failed)
+        return deleted, failed

@@ -1,9 +1,9 @@
 """Periodic tasks that one worker at a time should run, however many copies are running.
 
 Most of the worker's periodic work claims rows (`FOR UPDATE SKIP LOCKED`), so copies share it
-without help. A task that walks a whole data set instead (the vault sweep lists every old card)
-would be repeated by each copy, for nothing: such a task runs under a PostgreSQL advisory lock,
-and a copy that finds it taken skips its turn.
+without help. A task that walks a data set instead (the vault sweep lists the old cards after
+its mark) would be repeated by each copy, for nothing: such a task runs under a PostgreSQL
+advisory lock, and a copy that finds it taken skips its turn.
 """
 
 import logging

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from remit.config import PlatformConfig, vault_sweep_grace_s
+from remit.config import PlatformConfig, vault_sweep_grace_s, vault_sweep_max_deletions
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.ledger.jobs import ledger_tasks
 from remit.payment_methods.vault_client import GrpcCardVault
@@ -51,20 +51,21 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     ]
     on_stop.append(payments.close)
 
-    # The worker reaches the vault only through its gRPC API, as the core does; the core's
-    # database is its one shard.
+    # The worker reaches the vault only through its gRPC API, as the core does.
     vault_channel = internal_channel(config.vault.target, InternalAccess.of(config))
     sweep = UnreferencedCardSweep(
         GrpcCardVault(vault_channel, requester="worker"),
-        [engine],
+        engine,
         grace=timedelta(seconds=vault_sweep_grace_s()),
+        max_deletions=vault_sweep_max_deletions(),
     )
 
     async def sweep_once() -> None:
         await sweep.run()
 
     async def sweep_unreferenced_vault_cards() -> None:
-        # It lists every card older than the grace period: one worker copy at a time.
+        # It lists the cards that came of age since its last run and moves its mark in the
+        # core's database: one worker copy at a time.
         await run_alone(engine, VAULT_SWEEP_TASK, sweep_once)
 
     periodic.append(

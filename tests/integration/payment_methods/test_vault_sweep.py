@@ -3,7 +3,7 @@ vault over gRPC and the core's database."""
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,11 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.secrets import Secret
-from remit.payment_methods.domain import NewPaymentMethod
+from remit.payment_methods.domain import NewPaymentMethod, StoredVaultCard
+from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import GrpcCardVault
-from remit.payment_methods.vault_sweep import SweepCounts, UnreferencedCardSweep
+from remit.payment_methods.vault_sweep import (
+    WATERMARK,
+    SweepCounts,
+    SweptVault,
+    UnreferencedCardSweep,
+)
 from remit.storage.engine import make_engine
 from remit.vault.keystore import FileKeyStore
 from remit_api.vault.v1 import vault_pb2
@@ -33,6 +40,32 @@ GRACE = timedelta(hours=24)
 
 
 @dataclass
+class SpyVault:
+    """The real vault, with each listing's cursor and cards recorded and chosen deletions
+    failing."""
+
+    vault: GrpcCardVault
+    failing: set[str] = field(default_factory=set)
+    cursors: list[str | None] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)
+
+    async def cards_created_before(
+        self, cutoff: datetime, *, limit: int, starting_after: str | None
+    ) -> tuple[list[StoredVaultCard], bool]:
+        self.cursors.append(starting_after)
+        cards, has_more = await self.vault.cards_created_before(
+            cutoff, limit=limit, starting_after=starting_after
+        )
+        self.listed += [card.vault_token for card in cards]
+        return cards, has_more
+
+    async def delete_card(self, account_id: str, vault_token: str) -> bool:
+        if vault_token in self.failing:
+            raise RemitError("The vault is unavailable.", kind=ErrorKind.UNAVAILABLE)
+        return await self.vault.delete_card(account_id, vault_token)
+
+
+@dataclass
 class Bench:
     account_id: str
     payment_methods: PaymentMethodsService
@@ -40,15 +73,34 @@ class Bench:
     clock: FixedClock
     core_engine: AsyncEngine
 
+    def worker_vault(self) -> GrpcCardVault:
+        return GrpcCardVault(self.vault.channel, requester="worker")
+
+    def spy(self) -> SpyVault:
+        return SpyVault(self.worker_vault())
+
     def sweep(
-        self, *, page_size: int = 100, shards: list[AsyncEngine] | None = None
+        self,
+        *,
+        page_size: int = 100,
+        core: AsyncEngine | None = None,
+        vault: SweptVault | None = None,
+        max_deletions: int = 1000,
     ) -> UnreferencedCardSweep:
         return UnreferencedCardSweep(
-            GrpcCardVault(self.vault.channel, requester="worker"),
-            [self.core_engine] if shards is None else shards,
+            vault or self.worker_vault(),
+            core or self.core_engine,
             grace=GRACE,
+            max_deletions=max_deletions,
             clock=self.clock,
             page_size=page_size,
+        )
+
+    async def use_core(self) -> None:
+        """A payment method on a test card, which the vault leaves out of its listing: the core
+        database is in use without referencing any card the sweep sees."""
+        await self.payment_methods.create(
+            self.account_id, NewPaymentMethod(payment_method_id="pm_card_visa")
         )
 
     async def store_card(self) -> str:
@@ -58,6 +110,21 @@ class Bench:
             requester="api",
         )  # fmt: skip
         return tokenized.token
+
+    async def store_referenced_card(self) -> str:
+        vault_token = await self.store_card()
+        await self.payment_methods.create(
+            self.account_id, NewPaymentMethod(vault_token=vault_token)
+        )
+        return vault_token
+
+    async def store_cards_in_order(self, count: int) -> list[str]:
+        """Unreferenced cards a second apart, so the listing's order is theirs."""
+        stored = []
+        for _ in range(count):
+            stored.append(await self.store_card())
+            self.clock.advance(1)
+        return stored
 
     async def card_exists(self, vault_token: str) -> bool:
         try:
@@ -74,9 +141,10 @@ class Bench:
 
 
 @pytest.fixture
-async def bench(
+async def bare_bench(
     core_engine: AsyncEngine, databases: WorkerDatabases, tmp_path: Path
 ) -> AsyncIterator[Bench]:
+    """A running vault beside a core database that holds no payment method or token yet."""
     vault_engine = make_engine(databases.vault_url, pool_size=5)
     keys = FileKeyStore(tmp_path / "keys.json")
     keys.ensure_exists()
@@ -92,6 +160,13 @@ async def bench(
     finally:
         await empty_vault_database(vault_engine)
         await vault_engine.dispose()
+
+
+@pytest.fixture
+async def bench(bare_bench: Bench) -> Bench:
+    """A bench whose core database is in use, as a running platform's is."""
+    await bare_bench.use_core()
+    return bare_bench
 
 
 async def test_an_old_card_nothing_references_is_deleted_and_the_deletion_audited(
@@ -150,11 +225,11 @@ async def test_the_sweep_pages_through_more_cards_than_fit_in_one_page(bench: Be
     assert counts == SweepCounts(checked=12, referenced=4, deleted=8, failed=0)
     assert [await bench.card_exists(token) for token in orphans] == [False] * len(orphans)
     assert [await bench.card_exists(token) for token in held] == [True] * len(held)
-    # Nothing is left to delete: a second sweep only finds the referenced cards.
-    assert await bench.sweep(page_size=3).run() == SweepCounts(4, 4, 0, 0)
+    # The first sweep finished with every card: a second one has none left to look at.
+    assert await bench.sweep(page_size=3).run() == SweepCounts()
 
 
-async def test_a_page_whose_references_cannot_be_looked_up_deletes_nothing(
+async def test_a_sweep_that_cannot_reach_the_core_database_deletes_nothing(
     bench: Bench, databases: WorkerDatabases
 ) -> None:
     orphan = await bench.store_card()
@@ -163,7 +238,7 @@ async def test_a_page_whose_references_cannot_be_looked_up_deletes_nothing(
     unreachable = make_engine(missing.render_as_string(hide_password=False))
     try:
         with pytest.raises(Exception, match="no_such_database"):
-            await bench.sweep(shards=[bench.core_engine, unreachable]).run()
+            await bench.sweep(core=unreachable).run()
     finally:
         await unreachable.dispose()
     assert await bench.card_exists(orphan)
@@ -180,3 +255,114 @@ async def test_the_sweep_logs_counts_and_never_a_token(
     assert orphan not in caplog.text
     assert "vtok_" not in caplog.text
     assert "4242424242424242" not in caplog.text
+
+
+async def test_a_second_run_lists_only_the_cards_after_the_first_runs_mark(bench: Bench) -> None:
+    held = await bench.store_referenced_card()
+    first_orphan = await bench.store_card()
+    bench.clock.advance(GRACE.total_seconds() + 1)
+    assert await bench.sweep().run() == SweepCounts(2, 1, 1, 0)
+    later_orphan = await bench.store_card()
+    bench.clock.advance(GRACE.total_seconds() + 1)
+    spy = bench.spy()
+    assert await bench.sweep(vault=spy).run() == SweepCounts(1, 0, 1, 0)
+    assert spy.listed == [later_orphan]
+    assert not await bench.card_exists(later_orphan)
+    assert await bench.card_exists(held)
+    assert not await bench.card_exists(first_orphan)
+
+
+async def test_a_failed_deletion_keeps_the_mark_before_its_page_and_the_next_run_deletes_it(
+    bench: Bench,
+) -> None:
+    held = await bench.store_referenced_card()
+    bench.clock.advance(1)
+    first, failing, last = await bench.store_cards_in_order(3)
+    bench.clock.advance(GRACE.total_seconds())
+    spy = bench.spy()
+    spy.failing.add(failing)
+    # Pages [held, first] and [failing, last]: the second is not finished.
+    assert await bench.sweep(page_size=2, vault=spy).run() == SweepCounts(4, 1, 2, 1)
+    assert await bench.card_exists(failing)
+    assert not await bench.card_exists(last)
+    retry = bench.spy()
+    assert await bench.sweep(page_size=2, vault=retry).run() == SweepCounts(1, 0, 1, 0)
+    assert retry.cursors[0] == first
+    assert retry.listed == [failing]
+    assert not await bench.card_exists(failing)
+    assert await bench.card_exists(held)
+
+
+async def test_a_mark_the_vault_does_not_know_falls_back_to_a_listing_from_the_oldest(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    held = await bench.store_referenced_card()
+    orphan = await bench.store_card()
+    bench.clock.advance(GRACE.total_seconds() + 1)
+    async with bench.core_engine.begin() as db:
+        await SqlPaymentMethodRepository(db).set_vault_sweep_watermark(
+            WATERMARK, START, "vtok_from_another_vault"
+        )
+    spy = bench.spy()
+    with caplog.at_level(logging.WARNING, logger="remit"):
+        assert await bench.sweep(vault=spy).run() == SweepCounts(2, 1, 1, 0)
+    assert spy.cursors == ["vtok_from_another_vault", None]
+    assert "listing its cards from the oldest" in caplog.text
+    assert await bench.card_exists(held)
+    assert not await bench.card_exists(orphan)
+
+
+async def test_a_core_database_without_payment_methods_or_tokens_deletes_nothing(
+    bare_bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    orphans = await bare_bench.store_cards_in_order(3)
+    bare_bench.clock.advance(GRACE.total_seconds())
+    with caplog.at_level(logging.ERROR, logger="remit"):
+        assert await bare_bench.sweep().run() == SweepCounts()
+    assert [await bare_bench.card_exists(token) for token in orphans] == [True] * 3
+    assert [record.levelno for record in caplog.records] == [logging.ERROR]
+    assert "holds no payment method or token" in caplog.text
+
+
+async def test_a_full_page_mostly_unreferenced_stops_the_sweep_before_deleting_any_of_it(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    held = [await bench.store_referenced_card() for _ in range(9)]
+    orphans = await bench.store_cards_in_order(11)
+    bench.clock.advance(GRACE.total_seconds())
+    with caplog.at_level(logging.ERROR, logger="remit"):
+        assert await bench.sweep(page_size=20).run() == SweepCounts(20, 9, 0, 0)
+    assert [await bench.card_exists(token) for token in orphans] == [True] * 11
+    assert "11 of 20 cards" in caplog.text
+    assert "DATABASE_URL" in caplog.text
+    # The mark did not pass the page: the next run looks at it again from the start.
+    spy = bench.spy()
+    await bench.sweep(page_size=20, vault=spy).run()
+    assert spy.cursors == [None]
+    assert set(spy.listed) == {*held, *orphans}
+
+
+async def test_a_full_page_half_unreferenced_is_swept(bench: Bench) -> None:
+    for _ in range(10):
+        await bench.store_referenced_card()
+    orphans = await bench.store_cards_in_order(10)
+    bench.clock.advance(GRACE.total_seconds())
+    assert await bench.sweep(page_size=20).run() == SweepCounts(20, 10, 10, 0)
+    assert [await bench.card_exists(token) for token in orphans] == [False] * 10
+
+
+async def test_the_deletion_cap_stops_a_run_at_the_cap(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    held = await bench.store_referenced_card()
+    bench.clock.advance(1)
+    orphans = await bench.store_cards_in_order(5)
+    bench.clock.advance(GRACE.total_seconds())
+    with caplog.at_level(logging.ERROR, logger="remit"):
+        assert await bench.sweep(max_deletions=3).run() == SweepCounts(6, 1, 3, 0)
+    assert [await bench.card_exists(token) for token in orphans] == [False] * 3 + [True] * 2
+    assert "REMIT_VAULT_SWEEP_MAX_DELETIONS" in caplog.text
+    # The next run starts from the same page and deletes the rest.
+    assert await bench.sweep(max_deletions=3).run() == SweepCounts(3, 1, 2, 0)
+    assert [await bench.card_exists(token) for token in orphans] == [False] * 5
+    assert await bench.card_exists(held)

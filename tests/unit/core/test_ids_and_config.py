@@ -2,7 +2,7 @@ import secrets
 
 import pytest
 
-from remit.config import ConfigError, from_env, vault_sweep_grace_s
+from remit.config import ConfigError, from_env, vault_sweep_grace_s, vault_sweep_max_deletions
 from remit.core.ids import has_prefix, new_id, random_string, random_token
 from remit.serve import with_core_instance_ports
 
@@ -52,6 +52,17 @@ def test_a_sweep_grace_too_short_or_malformed_names_the_variable(value: str) -> 
     # Shorter than a request could ever take is the one unsafe setting: an hour is the floor.
     with pytest.raises(ConfigError, match="REMIT_VAULT_SWEEP_GRACE_S"):
         vault_sweep_grace_s({"REMIT_VAULT_SWEEP_GRACE_S": value})
+
+
+def test_one_vault_sweep_deletes_a_thousand_cards_at_most_unless_configured_otherwise() -> None:
+    assert vault_sweep_max_deletions({}) == 1000
+    assert vault_sweep_max_deletions({"REMIT_VAULT_SWEEP_MAX_DELETIONS": "50000"}) == 50000
+
+
+@pytest.mark.parametrize("value", ["many", "0", "-5", "2.5", "1000001"])
+def test_a_sweep_deletion_cap_out_of_range_or_malformed_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="REMIT_VAULT_SWEEP_MAX_DELETIONS"):
+        vault_sweep_max_deletions({"REMIT_VAULT_SWEEP_MAX_DELETIONS": value})
 
 
 def test_one_core_process_is_reached_on_the_core_port() -> None:
