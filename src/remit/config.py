@@ -259,6 +259,30 @@ def vault_sweep_max_deletions(environ: Mapping[str, str] | None = None) -> int:
     return value
 
 
+DEFAULT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE = 0.5
+
+
+def vault_sweep_max_unreferenced_share(environ: Mapping[str, str] | None = None) -> float:
+    """The share of a large page of vault cards that may be unreferenced before the sweep stops
+    as if pointed at the wrong core database (`remit.payment_methods.vault_sweep`). After a
+    real burst of orphans (an outage between tokenizations and creates) that a person has
+    checked, REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE=1 lets the sweep through; the deletion
+    cap still applies."""
+    env = os.environ if environ is None else environ
+    raw = env.get("REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE") or ""
+    if raw == "":
+        return DEFAULT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE must be a number, got {raw!r}"
+        ) from None
+    if not 0 < value <= 1:
+        raise ConfigError("REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE must be above 0 and at most 1")
+    return value
+
+
 DEFAULT_PORTS = {"api": 7420, "core": 7421, "vault": 7422, "acquirer": 7423}
 
 

@@ -47,6 +47,9 @@ deletes nothing more:
   cannot be the one that references them: the run is refused;
 - a page of at least `MIN_JUDGED_PAGE` cards of which more than half are unreferenced stops the
   run before any of that page is deleted (a smaller page, a quiet hour's cards, says too little);
+  after a real burst of orphans that a person has checked,
+  REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE (`remit.config.vault_sweep_max_unreferenced_share`)
+  raises the share, up to 1, which lifts the rule;
 - one run deletes at most `remit.config.vault_sweep_max_deletions` cards
   (REMIT_VAULT_SWEEP_MAX_DELETIONS, 1000 by default): whatever the first two rules let through
   goes at that pace at most, each run logging an error, until a person has looked.
@@ -60,7 +63,10 @@ from typing import Final, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.config import DEFAULT_VAULT_SWEEP_MAX_DELETIONS
+from remit.config import (
+    DEFAULT_VAULT_SWEEP_MAX_DELETIONS,
+    DEFAULT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE,
+)
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.payment_methods.domain import StoredVaultCard
@@ -108,8 +114,8 @@ class _PageSwept:
     finished: bool
 
 
-def _looks_like_another_database(page_size: int, unreferenced: int) -> bool:
-    return page_size >= MIN_JUDGED_PAGE and 2 * unreferenced > page_size
+def _looks_like_another_database(page_size: int, unreferenced: int, max_share: float) -> bool:
+    return page_size >= MIN_JUDGED_PAGE and unreferenced > max_share * page_size
 
 
 class UnreferencedCardSweep:
@@ -122,6 +128,7 @@ class UnreferencedCardSweep:
         *,
         grace: timedelta,
         max_deletions: int = DEFAULT_VAULT_SWEEP_MAX_DELETIONS,
+        max_unreferenced_share: float = DEFAULT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE,
         clock: Clock | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
@@ -129,6 +136,7 @@ class UnreferencedCardSweep:
         self._core = core
         self._grace = grace
         self._max_deletions = max_deletions
+        self._max_unreferenced_share = max_unreferenced_share
         self._clock = clock or SystemClock()
         self._page_size = page_size
 
@@ -205,12 +213,15 @@ class UnreferencedCardSweep:
             )
         unreferenced = [card for card in cards if card.vault_token not in held]
         looked_up = SweepCounts(checked=len(cards), referenced=len(held))
-        if _looks_like_another_database(len(cards), len(unreferenced)):
+        if _looks_like_another_database(
+            len(cards), len(unreferenced), self._max_unreferenced_share
+        ):
             log.error(
                 "vault sweep stopped: %d of %d cards on one page are referenced by no payment "
                 "method or token in this core database; orphans are rare, so it is likely not the "
                 "database that references the vault's cards. Nothing more is deleted; check the "
-                "worker's DATABASE_URL and REMIT_VAULT_HOST.",
+                "worker's DATABASE_URL and REMIT_VAULT_HOST. If they are right and these are real "
+                "orphans, REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE=1 lets the sweep through.",
                 len(unreferenced), len(cards),
             )  # fmt: skip
             return _PageSwept(looked_up, finished=False)

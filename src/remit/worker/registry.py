@@ -5,7 +5,12 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from remit.config import PlatformConfig, vault_sweep_grace_s, vault_sweep_max_deletions
+from remit.config import (
+    PlatformConfig,
+    vault_sweep_grace_s,
+    vault_sweep_max_deletions,
+    vault_sweep_max_unreferenced_share,
+)
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.ledger.jobs import ledger_tasks
 from remit.payment_methods.vault_client import GrpcCardVault
@@ -58,6 +63,7 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
         engine,
         grace=timedelta(seconds=vault_sweep_grace_s()),
         max_deletions=vault_sweep_max_deletions(),
+        max_unreferenced_share=vault_sweep_max_unreferenced_share(),
     )
 
     async def sweep_once() -> None:

@@ -86,12 +86,14 @@ class Bench:
         core: AsyncEngine | None = None,
         vault: SweptVault | None = None,
         max_deletions: int = 1000,
+        max_unreferenced_share: float = 0.5,
     ) -> UnreferencedCardSweep:
         return UnreferencedCardSweep(
             vault or self.worker_vault(),
             core or self.core_engine,
             grace=GRACE,
             max_deletions=max_deletions,
+            max_unreferenced_share=max_unreferenced_share,
             clock=self.clock,
             page_size=page_size,
         )
@@ -340,6 +342,13 @@ async def test_a_full_page_mostly_unreferenced_stops_the_sweep_before_deleting_a
     await bench.sweep(page_size=20, vault=spy).run()
     assert spy.cursors == [None]
     assert set(spy.listed) == {*held, *orphans}
+    assert "REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE" in caplog.text
+    # A person who has checked that these are real orphans lifts the rule.
+    assert await bench.sweep(page_size=20, max_unreferenced_share=1).run() == SweepCounts(
+        20, 9, 11, 0
+    )
+    assert [await bench.card_exists(token) for token in orphans] == [False] * 11
+    assert all([await bench.card_exists(token) for token in held])
 
 
 async def test_a_full_page_half_unreferenced_is_swept(bench: Bench) -> None:

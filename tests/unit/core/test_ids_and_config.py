@@ -2,7 +2,13 @@ import secrets
 
 import pytest
 
-from remit.config import ConfigError, from_env, vault_sweep_grace_s, vault_sweep_max_deletions
+from remit.config import (
+    ConfigError,
+    from_env,
+    vault_sweep_grace_s,
+    vault_sweep_max_deletions,
+    vault_sweep_max_unreferenced_share,
+)
 from remit.core.ids import has_prefix, new_id, random_string, random_token
 from remit.serve import with_core_instance_ports
 
@@ -111,3 +117,12 @@ def test_a_string_is_one_draw_written_out_in_its_alphabet(
     assert random_string("abc", 4) == "cbac"
     # Every one of the 3**4 strings is reachable, each from exactly one number.
     assert bounds == [3**4]
+
+
+def test_the_sweeps_unreferenced_share_defaults_to_half_and_may_be_lifted_to_one() -> None:
+    assert vault_sweep_max_unreferenced_share({}) == 0.5
+    key = "REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE"
+    assert vault_sweep_max_unreferenced_share({key: "1"}) == 1.0
+    for bad in ("0", "1.5", "-0.1", "half"):
+        with pytest.raises(ConfigError, match=key):
+            vault_sweep_max_unreferenced_share({key: bad})
