@@ -7,10 +7,10 @@ same settings the same way.
 
 import ipaddress
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 # The internal token (`remit.grpcutil.internal_auth`): its variable, and its file in the data
 # directory.
@@ -189,23 +189,47 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
 
 
+N = TypeVar("N", int, float)
+
+
+def _number_setting(
+    environ: Mapping[str, str] | None,
+    name: str,
+    default: N,
+    parse: Callable[[str], N],
+    accept: Callable[[N], bool],
+    rule: str,
+) -> N:
+    """A numeric setting from the environment: `default` when unset, else `parse`d and
+    `accept`ed, or a ConfigError naming the variable and its `rule`."""
+    env = os.environ if environ is None else environ
+    raw = env.get(name) or ""
+    if raw == "":
+        return default
+    try:
+        value = parse(raw)
+    except ValueError:
+        kind = "a whole number" if parse is int else "a number"
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
+    if not accept(value):
+        raise ConfigError(f"{name} must be {rule}")
+    return value
+
+
 DEFAULT_NETWORK_TIMEOUT_S = 10.0
 
 
 def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     """How long a call to the card network (the acquirer) may take before its outcome is
     treated as unknown and looked up. REMIT_NETWORK_TIMEOUT_S overrides it."""
-    env = os.environ if environ is None else environ
-    raw = env.get("REMIT_NETWORK_TIMEOUT_S") or ""
-    if raw == "":
-        return DEFAULT_NETWORK_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"REMIT_NETWORK_TIMEOUT_S must be a number, got {raw!r}") from None
-    if not 0 < value <= 120:
-        raise ConfigError("REMIT_NETWORK_TIMEOUT_S must be between 0 and 120 seconds")
-    return value
+    return _number_setting(
+        environ,
+        "REMIT_NETWORK_TIMEOUT_S",
+        DEFAULT_NETWORK_TIMEOUT_S,
+        float,
+        lambda value: 0 < value <= 120,
+        "between 0 and 120 seconds",
+    )
 
 
 DEFAULT_VAULT_SWEEP_GRACE_S = 24 * 3600.0
@@ -218,20 +242,14 @@ MAX_VAULT_SWEEP_GRACE_S = 365 * 24 * 3600.0
 def vault_sweep_grace_s(environ: Mapping[str, str] | None = None) -> float:
     """How old a vault card must be before the worker deletes it for being referenced by no
     payment method or token. REMIT_VAULT_SWEEP_GRACE_S overrides it."""
-    env = os.environ if environ is None else environ
-    raw = env.get("REMIT_VAULT_SWEEP_GRACE_S") or ""
-    if raw == "":
-        return DEFAULT_VAULT_SWEEP_GRACE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"REMIT_VAULT_SWEEP_GRACE_S must be a number, got {raw!r}") from None
-    if not MIN_VAULT_SWEEP_GRACE_S <= value <= MAX_VAULT_SWEEP_GRACE_S:
-        raise ConfigError(
-            f"REMIT_VAULT_SWEEP_GRACE_S must be between {MIN_VAULT_SWEEP_GRACE_S:.0f} and "
-            f"{MAX_VAULT_SWEEP_GRACE_S:.0f} seconds"
-        )
-    return value
+    return _number_setting(
+        environ,
+        "REMIT_VAULT_SWEEP_GRACE_S",
+        DEFAULT_VAULT_SWEEP_GRACE_S,
+        float,
+        lambda value: MIN_VAULT_SWEEP_GRACE_S <= value <= MAX_VAULT_SWEEP_GRACE_S,
+        f"between {MIN_VAULT_SWEEP_GRACE_S:.0f} and {MAX_VAULT_SWEEP_GRACE_S:.0f} seconds",
+    )
 
 
 DEFAULT_VAULT_SWEEP_MAX_DELETIONS = 1000
@@ -242,21 +260,14 @@ def vault_sweep_max_deletions(environ: Mapping[str, str] | None = None) -> int:
     """How many vault cards one run of the sweep may delete before it stops and asks for a
     person to look: orphans are rare, so many at once more likely mean a worker pointed at the
     wrong core database. REMIT_VAULT_SWEEP_MAX_DELETIONS overrides it."""
-    env = os.environ if environ is None else environ
-    raw = env.get("REMIT_VAULT_SWEEP_MAX_DELETIONS") or ""
-    if raw == "":
-        return DEFAULT_VAULT_SWEEP_MAX_DELETIONS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(
-            f"REMIT_VAULT_SWEEP_MAX_DELETIONS must be a whole number, got {raw!r}"
-        ) from None
-    if not 1 <= value <= MAX_VAULT_SWEEP_MAX_DELETIONS:
-        raise ConfigError(
-            f"REMIT_VAULT_SWEEP_MAX_DELETIONS must be between 1 and {MAX_VAULT_SWEEP_MAX_DELETIONS}"
-        )
-    return value
+    return _number_setting(
+        environ,
+        "REMIT_VAULT_SWEEP_MAX_DELETIONS",
+        DEFAULT_VAULT_SWEEP_MAX_DELETIONS,
+        int,
+        lambda value: 1 <= value <= MAX_VAULT_SWEEP_MAX_DELETIONS,
+        f"between 1 and {MAX_VAULT_SWEEP_MAX_DELETIONS}",
+    )
 
 
 DEFAULT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE = 0.5
@@ -268,19 +279,14 @@ def vault_sweep_max_unreferenced_share(environ: Mapping[str, str] | None = None)
     real burst of orphans (an outage between tokenizations and creates) that a person has
     checked, REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE=1 lets the sweep through; the deletion
     cap still applies."""
-    env = os.environ if environ is None else environ
-    raw = env.get("REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE") or ""
-    if raw == "":
-        return DEFAULT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(
-            f"REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE must be a number, got {raw!r}"
-        ) from None
-    if not 0 < value <= 1:
-        raise ConfigError("REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE must be above 0 and at most 1")
-    return value
+    return _number_setting(
+        environ,
+        "REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE",
+        DEFAULT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE,
+        float,
+        lambda value: 0 < value <= 1,
+        "above 0 and at most 1",
+    )
 
 
 DEFAULT_PORTS = {"api": 7420, "core": 7421, "vault": 7422, "acquirer": 7423}
