@@ -570,12 +570,20 @@ class PaymentMethodsService:
             method = await repo.get(account_id, method_id, for_update=True)
             if method is None:
                 raise not_found("payment_method", method_id)
-            # Not attached, or attached only since its owner was looked up: it is answered as
-            # it was then.
-            if owner is None or method.customer_id != owner.id:
+            if method.customer_id is None:
                 raise invalid(
                     "The payment method you provided is not attached to a customer so "
                     "detachment is impossible.",
+                    code="payment_method_unexpected_state",
+                )
+            if owner is None or method.customer_id != owner.id:
+                # Attached (again, or elsewhere) since its owner was looked up: that owner is
+                # not locked, and locking it now would take the locks out of order. A 409 the
+                # client retries (stripe-python does) finds it settled.
+                raise RemitError(
+                    message=f"The payment method {method_id} was attached to a customer while "
+                    "it was being detached; retry the request.",
+                    kind=ErrorKind.CONFLICT,
                     code="payment_method_unexpected_state",
                 )
             detached = replace(method, customer_id=None, detached_at=self._clock.now())

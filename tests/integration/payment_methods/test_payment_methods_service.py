@@ -16,6 +16,7 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.core.secrets import Secret
 from remit.customers.domain import CustomerFields
 from remit.customers.service import CustomersService
+from remit.payment_methods import service as payment_methods_service
 from remit.payment_methods.domain import NewPaymentMethod, PaymentMethodChanges
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import GrpcCardVault
@@ -477,3 +478,30 @@ async def test_a_payment_method_made_from_a_test_id_is_the_only_one_it_makes(cor
     assert [m.id for m in (await core.payment_methods.list(core.account_id, limit=10))[0]] == [
         first.value.id
     ]
+
+
+async def test_a_detach_that_finds_its_payment_method_attached_since_it_looked_is_a_conflict(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payment method was not attached when detach looked up its owner, and was attached
+    before detach locked it: that customer is not locked, so detach answers 409 (which the
+    client retries) rather than "not attached"."""
+    customer = await core.customers.create(core.account_id, CustomerFields(email="a@example.com"))
+    method = await core.payment_methods.create(
+        core.account_id, NewPaymentMethod(vault_token=await _vault_token(core))
+    )
+    await core.payment_methods.attach(core.account_id, method.id, customer.id)
+
+    async def looked_before_the_attach(*_: object) -> None:
+        return None
+
+    monkeypatch.setattr(payment_methods_service, "_lock_owner", looked_before_the_attach)
+    with pytest.raises(RemitError) as refused:
+        await core.payment_methods.detach(core.account_id, method.id)
+    assert (refused.value.kind, refused.value.code) == (
+        ErrorKind.CONFLICT,
+        "payment_method_unexpected_state",
+    )
+    monkeypatch.undo()
+    detached = await core.payment_methods.detach(core.account_id, method.id)
+    assert detached.customer_id is None
