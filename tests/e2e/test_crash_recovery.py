@@ -5,6 +5,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -237,14 +238,24 @@ def test_a_capture_interrupted_before_the_network_applies_its_metadata_once_capt
     assert processes.wait_for_exit("core") == -9
     processes.start("core")
 
+    def read(resource: str) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {account.secret_key}"}
+        found: dict[str, Any] = httpx.get(
+            f"{_api(processes)}/v1/{resource}", headers=headers, timeout=10
+        ).json()
+        return found
+
     def observed() -> str:
         """The intent's status, having checked that it shows the capture's changes exactly
-        when it is captured, whenever it is looked at."""
-        headers = {"Authorization": f"Bearer {account.secret_key}"}
-        intent = httpx.get(f"{_api(processes)}/v1/payment_intents/{intent_id}",
-                           headers=headers, timeout=10).json()  # fmt: skip
-        charge = httpx.get(f"{_api(processes)}/v1/charges/{charge_id}",
-                           headers=headers, timeout=10).json()  # fmt: skip
+        when it is captured, whenever it is looked at. The intent and the charge are two
+        reads, and the capture may commit between them: the charge is judged only when the
+        intent read on both sides of it has the same status."""
+        while True:
+            before = read(f"payment_intents/{intent_id}")
+            charge = read(f"charges/{charge_id}")
+            intent = read(f"payment_intents/{intent_id}")
+            if intent["status"] == before["status"]:
+                break
         if intent["status"] == "succeeded":
             assert intent["metadata"] == {"order": "6735", "shipped": "yes"}
             assert charge["statement_descriptor_suffix"] == "ORDER 6735"
