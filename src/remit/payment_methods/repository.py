@@ -123,6 +123,18 @@ class SqlPaymentMethodRepository:
         row = await statement.first(self._db, {"account_id": account_id, "id": method_id})
         return None if row is None else _pm_from_mapping(row)
 
+    async def get_many(
+        self, account_id: str, method_ids: Collection[str]
+    ) -> dict[str, PaymentMethod]:
+        """The account's payment methods among `method_ids`, by id, in one query."""
+        rows = await self._sa.execute(
+            select(payment_methods).where(
+                payment_methods.c.account_id == account_id,
+                payment_methods.c.id.in_(list(method_ids)),
+            )
+        )
+        return {row.id: _pm_from_row(row) for row in rows}
+
     async def save(self, method: PaymentMethod) -> None:
         await self._sa.execute(
             update(payment_methods)

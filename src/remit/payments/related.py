@@ -70,14 +70,12 @@ def database_payment_methods(engine: AsyncEngine, account_id: str) -> FetchPayme
     of a payment method's states, and its card's brand and last four digits never change."""
 
     async def fetch(method_ids: Collection[str]) -> Mapping[str, JsonObject]:
-        found: dict[str, JsonObject] = {}
         async with engine.begin() as db:
-            repository = SqlPaymentMethodRepository(db)
-            for method_id in method_ids:
-                method = await repository.get(account_id, method_id)
-                if method is not None:
-                    found[method_id] = to_json(payment_method_message(method))
-        return found
+            found = await SqlPaymentMethodRepository(db).get_many(account_id, method_ids)
+        return {
+            method_id: to_json(payment_method_message(method))
+            for method_id, method in found.items()
+        }
 
     return fetch
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.accounts.service import AccountsService
 from remit.core.errors import RemitError
 from remit.core.jsonview import JsonObject, JsonValue
 from remit.payment_methods.domain import CardSummary, PaymentMethod
@@ -16,7 +17,7 @@ from remit.payments.events import PaymentEvents
 from remit.payments.grpc import payment_intent_message
 from remit.payments.network import OperationOutcome
 from remit.payments.ports import HookChain
-from remit.payments.related import event_renderer
+from remit.payments.related import database_payment_methods, event_renderer
 from remit.payments.service import Done, PaymentsService
 from remit.webhooks.domain import Event
 from remit.webhooks.rendering import event_json, render_event
@@ -25,6 +26,7 @@ from remit.webhooks.tables import events
 from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import pay, refund_intent
 from tests.support.fake_network import FakeNetwork
+from tests.support.statements import statements_sent
 from versions import LATEST_VERSION
 
 pytestmark = pytest.mark.anyio
@@ -201,3 +203,18 @@ def _last_error(intent: JsonObject) -> JsonObject:
     error = intent["last_payment_error"]
     assert isinstance(error, dict)
     return error
+
+
+async def test_payment_methods_for_events_are_read_in_one_query_within_the_account(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    await _save_method(core_engine, account_id, "pm_mine_1")
+    await _save_method(core_engine, account_id, "pm_mine_2")
+    someone_else = (await AccountsService(core_engine).create_account()).account.id
+    await _save_method(core_engine, someone_else, "pm_theirs")
+    fetch = database_payment_methods(core_engine, account_id)
+    with statements_sent(core_engine) as statements:
+        found = await fetch({"pm_mine_1", "pm_mine_2", "pm_theirs", "pm_missing"})
+    assert sorted(found) == ["pm_mine_1", "pm_mine_2"]
+    assert found["pm_mine_1"]["object"] == "payment_method"
+    assert len([sql for sql in statements if "payment_methods" in sql]) == 1
