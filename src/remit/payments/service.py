@@ -1712,6 +1712,10 @@ class PaymentsService:
             merged = updated_metadata(refund.metadata, clear=clear, unset=unset, values=metadata)
             after = replace(refund, metadata=merged, updated_at=self._now())
             await repo.save(after)
+            charge = await ChargeRepository(db).get(account_id, refund.charge_id)
+            assert charge is not None
+            # refund.updated with the metadata it had, in the update's transaction.
+            await self._hooks.refund_changed(db, refund, after, charge)
             return after
 
         return await run_keyed(self._engine, keyed, self._now(), change)

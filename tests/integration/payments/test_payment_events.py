@@ -218,3 +218,23 @@ async def test_payment_methods_for_events_are_read_in_one_query_within_the_accou
     assert sorted(found) == ["pm_mine_1", "pm_mine_2"]
     assert found["pm_mine_1"]["object"] == "payment_method"
     assert len([sql for sql in statements if "payment_methods" in sql]) == 1
+
+
+async def test_a_refunds_metadata_update_records_refund_updated_with_the_old_metadata(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    payments = service(core_engine, FakeNetwork())
+    intent = await pay(payments, account_id, "k-refund-update", amount=1000)
+    await refund(payments, account_id, intent.id, 300)
+    [made], _ = await payments.list_refunds(account_id, limit=10)
+    before = len(await recorded(core_engine, account_id))
+
+    await payments.update_refund(account_id, made.id, {"ticket": "T-1"}, False, [])
+    # The same metadata again changes nothing and records nothing.
+    await payments.update_refund(account_id, made.id, {"ticket": "T-1"}, False, [])
+
+    recorded_since = (await recorded(core_engine, account_id))[before:]
+    assert [kind for kind, _ in recorded_since] == ["refund.updated"]
+    data = recorded_since[0][1]
+    assert data["object"]["metadata"] == {"ticket": "T-1"}  # type: ignore[index]
+    assert data["previous"] == {"metadata": {}}
