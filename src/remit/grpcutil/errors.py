@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeAlias, cast
+from typing import Any, Final, TypeAlias, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2, symbol_database
@@ -106,6 +106,18 @@ def detail_from_rpc_error(error: grpc.aio.AioRpcError) -> common_pb2.ErrorDetail
 
 def kind_from_grpc_code(code: grpc.StatusCode) -> ErrorKind:
     return _KIND_BY_GRPC_CODE.get(code, ErrorKind.INTERNAL)
+
+
+_Reply = TypeVar("_Reply")
+
+
+async def answer_of(pending: Awaitable[_Reply]) -> _Reply:
+    """The reply of a call to another remit service, or its failure as the `RemitError` the
+    server raised (`remit_error_from_rpc_error`)."""
+    try:
+        return await pending
+    except grpc.aio.AioRpcError as error:
+        raise remit_error_from_rpc_error(error) from None
 
 
 def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:

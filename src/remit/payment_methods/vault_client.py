@@ -13,7 +13,7 @@ from typing import Final, Protocol
 import grpc
 
 from remit.core.jsonview import enum_wire_values
-from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.errors import answer_of
 from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.payment_methods.domain import CardSummary, StoredVaultCard, VaultCard
 from remit_api.common.v1 import common_pb2
@@ -66,39 +66,36 @@ class GrpcCardVault:
         return None  # every question goes to the vault: nothing is remembered
 
     async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard:
-        try:
-            reply = await self._stub.ResolveTestCard(
+        reply = await answer_of(
+            self._stub.ResolveTestCard(
                 vault_pb2.ResolveTestCardRequest(
                     account_id=account_id, test_id=test_id, requester=self.requester
                 ),
                 timeout=TIMEOUT_S,
             )
-        except grpc.aio.AioRpcError as error:
-            raise remit_error_from_rpc_error(error) from None
+        )
         return VaultCard(reply.vault_token, summary_from_message(reply.card))
 
     async def card_details(self, account_id: str, vault_token: str) -> VaultCard:
-        try:
-            reply = await self._stub.GetCardDetails(
+        reply = await answer_of(
+            self._stub.GetCardDetails(
                 vault_pb2.GetCardDetailsRequest(
                     account_id=account_id, vault_token=vault_token, requester=self.requester
                 ),
                 timeout=TIMEOUT_S,
             )
-        except grpc.aio.AioRpcError as error:
-            raise remit_error_from_rpc_error(error) from None
+        )
         return VaultCard(vault_token, summary_from_message(reply.card))
 
     async def delete_card(self, account_id: str, vault_token: str) -> bool:
-        try:
-            reply = await self._stub.DeleteCard(
+        reply = await answer_of(
+            self._stub.DeleteCard(
                 vault_pb2.DeleteCardRequest(
                     account_id=account_id, vault_token=vault_token, requester=self.requester
                 ),
                 timeout=TIMEOUT_S,
             )
-        except grpc.aio.AioRpcError as error:
-            raise remit_error_from_rpc_error(error) from None
+        )
         return reply.deleted
 
     async def cards_created_before(
@@ -111,10 +108,7 @@ class GrpcCardVault:
         )
         if starting_after is not None:
             request.starting_after = starting_after
-        try:
-            reply = await self._stub.ListCardsCreatedBefore(request, timeout=TIMEOUT_S)
-        except grpc.aio.AioRpcError as error:
-            raise remit_error_from_rpc_error(error) from None
+        reply = await answer_of(self._stub.ListCardsCreatedBefore(request, timeout=TIMEOUT_S))
         cards = [
             StoredVaultCard(card.vault_token, card.account_id, from_timestamp(card.created))
             for card in reply.data
