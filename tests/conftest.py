@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage.embedded import EmbeddedCluster
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from tests.support.postgres import WorkerDatabases, create_worker_databases, start_test_cluster
 
 
@@ -51,7 +51,7 @@ async def core_engine(databases: WorkerDatabases) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await _truncate_all(engine)
-        await engine.dispose()
+        await dispose(engine)
 
 
 @pytest.fixture
@@ -62,4 +62,4 @@ async def acquirer_engine(databases: WorkerDatabases) -> AsyncIterator[AsyncEngi
         yield engine
     finally:
         await _truncate_all(engine)
-        await engine.dispose()
+        await dispose(engine)

@@ -46,7 +46,7 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.payments.related import event_renderer
     from remit.payments.wiring import build_payments
     from remit.radar.grpc import radar_registration
-    from remit.storage.engine import make_engine
+    from remit.storage.engine import dispose, make_engine
     from remit.webhooks.grpc import webhooks_registration
     from remit.webhooks.service import WebhooksService
     from remit.webhooks.stream import EventNotifier
@@ -68,7 +68,7 @@ async def _run_core(config: PlatformConfig) -> None:
         await webhooks.close()
         await payments.close()
         await acquirer_channel.close()
-        await engine.dispose()
+        await dispose(engine)
 
     await serve_grpc(
         config.core,
@@ -101,7 +101,7 @@ async def _run_acquirer(config: PlatformConfig) -> None:
     from remit.acquirer.grpc import acquirer_interceptors, acquirer_registration
     from remit.acquirer.service import AcquirerService
     from remit.grpcutil.server import serve_grpc
-    from remit.storage.engine import make_engine
+    from remit.storage.engine import dispose, make_engine
 
     faults = FaultConfig.from_env(os.environ)
     if faults.active:
@@ -112,7 +112,7 @@ async def _run_acquirer(config: PlatformConfig) -> None:
         [acquirer_registration(AcquirerService(engine))],
         interceptors=acquirer_interceptors(faults),
         internal=config,
-        on_stop=engine.dispose,
+        on_stop=lambda: dispose(engine),
     )
 
 

@@ -428,7 +428,7 @@ def _create_account(config: PlatformConfig, *, raw_card_access: bool, currency: 
                     as_json: bool) -> int:  # fmt: skip
     from remit.accounts.service import AccountsService
     from remit.databases import migrate_all, resolve_databases
-    from remit.storage.engine import make_engine
+    from remit.storage.engine import dispose, make_engine
 
     resolved = resolve_databases(config)
     try:
@@ -441,7 +441,7 @@ def _create_account(config: PlatformConfig, *, raw_card_access: bool, currency: 
                     default_currency=currency, raw_card_access=raw_card_access
                 )
             finally:
-                await engine.dispose()
+                await dispose(engine)
             return {
                 "id": created.account.id,
                 "secret_key": created.secret_key,
@@ -478,7 +478,7 @@ def _settlement_report(config: PlatformConfig, raw_date: str, output: str,
     from remit.acquirer.settlement import render_csv, render_json
     from remit.core.errors import RemitError
     from remit.databases import resolve_databases
-    from remit.storage.engine import make_engine
+    from remit.storage.engine import dispose, make_engine
     from remit.storage.migrate import upgrade
 
     try:
@@ -496,7 +496,7 @@ def _settlement_report(config: PlatformConfig, raw_date: str, output: str,
             try:
                 return await AcquirerService(engine).settlement_report(day, merchant_id)
             finally:
-                await engine.dispose()
+                await dispose(engine)
 
         rows = asyncio.run(read())
     finally:

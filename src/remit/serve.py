@@ -10,7 +10,7 @@ from remit.config import PlatformConfig
 from remit.core.errors import RemitError
 from remit.databases import migrate_all, resolve_databases
 from remit.grpcutil.internal_auth import token_in
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from remit.supervisor import (
     StartupError,
     Supervisor,
@@ -36,7 +36,7 @@ async def _ensure_default_account(config: PlatformConfig) -> dict[str, str]:
                 log.warning("saved default account %s is not in the database", saved["id"])
         created = await service.create_account()
     finally:
-        await engine.dispose()
+        await dispose(engine)
     account = {
         "id": created.account.id,
         "secret_key": created.secret_key,

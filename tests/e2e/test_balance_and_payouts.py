@@ -7,7 +7,7 @@ import pytest
 import stripe
 
 from remit.ledger import postings as ledger
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from tests.support.accounts import TestAccount
 from tests.support.postgres import WorkerDatabases
 
@@ -32,7 +32,7 @@ def capture(
                 )
             return txn.id
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     return asyncio.run(run())
 

@@ -10,7 +10,7 @@ import psutil
 import pytest
 import stripe
 
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from tests.support.accounts import TestAccount, create_account
 from tests.support.platform import RunningPlatform
 from tests.support.postgres import WorkerDatabases
@@ -313,7 +313,7 @@ async def test_no_card_number_in_any_log_database_or_error_after_raw_card_paymen
         try:
             dumps[name] = await dump_database(engine)
         finally:
-            await engine.dispose()
+            await dispose(engine)
     assert all(method_id in dumps["core"] for method_id in method_ids)
     assert "vtok_" in dumps["vault"]
     assert "auth_" in dumps["acquirer"]  # the payments did reach the acquirer

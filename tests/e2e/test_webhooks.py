@@ -12,7 +12,7 @@ import pytest
 import stripe
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from remit.webhooks.outbox import record_event
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 async def engine(databases: WorkerDatabases) -> AsyncIterator[AsyncEngine]:
     made = make_engine(databases.core_url, pool_size=2)
     yield made
-    await made.dispose()
+    await dispose(made)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 def _with_service(config: PlatformConfig, use: Callable[[LedgerService], Awaitable[T]]) -> T:
     from remit.databases import resolve_databases
-    from remit.storage.engine import make_engine
+    from remit.storage.engine import dispose, make_engine
     from remit.storage.migrate import upgrade
 
     resolved = resolve_databases(config)
@@ -37,7 +37,7 @@ def _with_service(config: PlatformConfig, use: Callable[[LedgerService], Awaitab
                 return await use(service)
             finally:
                 await channel.close()
-                await engine.dispose()
+                await dispose(engine)
 
         return asyncio.run(run())
     finally:

@@ -525,7 +525,11 @@ class PaymentsService:
         except RemitError as refused:
             return refused
 
-    def _new_intent(self, account_id: str, new: NewPaymentIntent) -> PaymentIntent:
+    def _new_intent(
+        self, account_id: str, new: NewPaymentIntent, now: datetime | None = None
+    ) -> PaymentIntent:
+        """`now`: the instant of the request that also makes the intent's first charge, so that
+        the two show the same `created`."""
         intent_id = new_id("pi")
         return create_intent(
             new,
@@ -534,7 +538,7 @@ class PaymentsService:
             # The client secret lets a browser act on this one intent; it embeds the id so a
             # secret can never be used against another intent.
             client_secret=f"{intent_id}_secret_{random_token()}",
-            now=self._now(),
+            now=now or self._now(),
         )
 
     async def update_payment_intent(
@@ -729,7 +733,7 @@ class PaymentsService:
                 if new is not None:
                     # Created and confirmed at once: the row is written once, already processing.
                     before = None
-                    intent = self._new_intent(record.account_id, new)
+                    intent = self._new_intent(record.account_id, new, now)
                     await _require_live_customer(db, record.account_id, new.customer_id)
                 else:
                     assert intent_id is not None

@@ -10,12 +10,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
-from remit.storage import direct, fastsql
+from remit.storage import direct, fastsql, kept
 from remit.storage.embedded import to_sqlalchemy_url
+
+_RECYCLE_S = 1800
 
 
 def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit") -> AsyncEngine:
@@ -31,13 +34,14 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit
         # it (and the pool's older ones), and the unit of work's error is retried by its caller
         # like any other; connections are also renewed every half hour.
         pool_pre_ping=False,
-        pool_recycle=1800,
+        pool_recycle=_RECYCLE_S,
         connect_args={"application_name": application_name, "prepare_threshold": 5},
     )
     # Single statements hold a connection for about a millisecond, so a few serve a busy
     # process; the bound keeps every process's two pools together well inside PostgreSQL's
     # default of 100 connections (the core, worker and acquirer share a cluster).
     direct.attach(engine, application_name=application_name, max_size=max(2, pool_size // 2))
+    kept.attach(engine, max_idle=pool_size, recycle_s=_RECYCLE_S)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _set_session_defaults(dbapi_connection: object, _record: object) -> None:
@@ -64,9 +68,56 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit
 async def batched_unit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A transaction whose writes wait for each other (`fastsql.deferring`): deferred writes go
     out with the next statement that needs an answer, and the last of them with the COMMIT, in
-    one round trip. Commits when the block ends normally, rolls back on any error."""
-    async with engine.begin() as connection, fastsql.deferring(connection, commit=True):
-        yield connection
+    one round trip. Commits when the block ends normally, rolls back on any error.
+
+    It runs on a connection kept checked out between units (`remit.storage.kept`), which spares
+    the pool's checkout and check-in and SQLAlchemy's begin and commit on the hot path."""
+    keeper = kept.kept_of(engine)
+    taken = await keeper.take()
+    connection = taken.connection
+    clean = False
+    try:
+        async with fastsql.deferring(connection, commit=True):
+            yield connection
+        await _commit(connection)
+        clean = True
+    except BaseException:
+        clean = await _roll_back(connection)
+        raise
+    finally:
+        await keeper.give_back(taken, clean=clean)
+
+
+async def _commit(connection: AsyncConnection) -> None:
+    if connection.in_transaction():
+        # A statement through SQLAlchemy Core began its transaction: end it through SQLAlchemy
+        # too, so that its state is reset (psycopg's COMMIT is a no-op when the pipeline above
+        # already committed).
+        await connection.commit()
+        return
+    raw = fastsql.driver(connection)
+    if raw.info.transaction_status != pq.TransactionStatus.IDLE:
+        await raw.commit()
+
+
+async def _roll_back(connection: AsyncConnection) -> bool:
+    """Roll the unit back; False when that failed (the connection is then given up)."""
+    try:
+        if connection.in_transaction():
+            await connection.rollback()
+        raw = fastsql.driver(connection)
+        if raw.info.transaction_status != pq.TransactionStatus.IDLE:
+            await raw.rollback()
+    except Exception:  # a statement left running, or a lost server: not reusable
+        return False
+    return True
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """Close every connection of `engine`: kept, direct and pooled."""
+    await kept.close(engine)
+    await direct.close(engine)
+    await engine.dispose()
 
 
 @asynccontextmanager

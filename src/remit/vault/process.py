@@ -39,7 +39,7 @@ async def run_vault(config: PlatformConfig) -> None:
     from remit.grpcutil.errors import ErrorMappingInterceptor
     from remit.grpcutil.internal_auth import InternalAccess
     from remit.grpcutil.server import serve_grpc
-    from remit.storage.engine import make_engine
+    from remit.storage.engine import dispose, make_engine
     from remit.vault.background import start_background
     from remit.vault.forwarding import grpc_destinations
     from remit.vault.grpc import vault_registration
@@ -58,7 +58,7 @@ async def run_vault(config: PlatformConfig) -> None:
     async def on_stop() -> None:
         await asyncio.gather(*background, return_exceptions=True)
         await service.close()
-        await engine.dispose()
+        await dispose(engine)
 
     await serve_grpc(
         config.vault,

@@ -189,7 +189,7 @@ def libpq_url(sqlalchemy_url: str) -> str:
 
 
 async def run_worker(config: PlatformConfig) -> None:
-    from remit.storage.engine import make_engine
+    from remit.storage.engine import dispose, make_engine
     from remit.worker.registry import build_worker
 
     url = config.require_database_url()
@@ -207,4 +207,4 @@ async def run_worker(config: PlatformConfig) -> None:
     finally:
         for close in worker.on_stop:
             await close()
-        await engine.dispose()
+        await dispose(engine)

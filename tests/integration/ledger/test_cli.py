@@ -10,7 +10,7 @@ from remit.accounts.service import AccountsService
 from remit.cli import main
 from remit.core.clock import FixedClock
 from remit.ledger import postings as ledger
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from tests.conftest import _truncate_all
 from tests.integration.ledger.conftest import T0
 from tests.integration.ledger.fake_acquirer import FakeAcquirer, serving, settlement_row
@@ -32,7 +32,7 @@ def platform_env(
         try:
             await _truncate_all(engine)
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     asyncio.run(clean())
 
@@ -54,7 +54,7 @@ def seed(core_url: str) -> str:
                 )
             return account
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     return asyncio.run(run())
 
@@ -67,7 +67,7 @@ def tamper(core_url: str) -> None:
                 await db.execute(text("SET LOCAL session_replication_role = replica"))
                 await db.execute(text("UPDATE ledger_postings SET amount_minor = amount_minor * 2"))
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     asyncio.run(run())
 

@@ -31,7 +31,7 @@ from remit.ledger.jobs import advance_payouts, release_due_funds
 from remit.ledger.repository import JournalRepository
 from remit.ledger.tables import ledger_accounts
 from remit.ledger.verify import verify_ledger
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from tests.conftest import _truncate_all
 from tests.integration.ledger.conftest import T0
 from tests.support.postgres import WorkerDatabases
@@ -273,7 +273,7 @@ def core_url(databases: WorkerDatabases) -> Iterator[str]:
         try:
             await _truncate_all(engine)
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     asyncio.run(clean())
 
@@ -288,6 +288,6 @@ def test_any_sequence_of_money_movements_keeps_the_books_exact(
         try:
             await run_program(engine, program)
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     asyncio.run(scenario())

@@ -21,7 +21,7 @@ from remit.payment_methods.domain import NewPaymentMethod, PaymentMethodChanges
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from remit.vault.domain import ForwardRequest
 from remit.vault.keystore import FileKeyStore
 from remit_api.vault.v1 import vault_pb2
@@ -66,7 +66,7 @@ async def core(
             )  # fmt: skip
     finally:
         await empty_vault_database(vault_engine)
-        await vault_engine.dispose()
+        await dispose(vault_engine)
 
 
 async def _vault_token(core: Core, number: str = "4242424242424242", account: str = "") -> str:

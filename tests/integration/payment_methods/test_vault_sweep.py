@@ -26,7 +26,7 @@ from remit.payment_methods.vault_sweep import (
     SweptVault,
     UnreferencedCardSweep,
 )
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from remit.vault.keystore import FileKeyStore
 from remit_api.vault.v1 import vault_pb2
 from tests.support.fake_acquirer import running_acquirer
@@ -161,7 +161,7 @@ async def bare_bench(
             yield Bench(account, methods, vault, clock, core_engine)
     finally:
         await empty_vault_database(vault_engine)
-        await vault_engine.dispose()
+        await dispose(vault_engine)
 
 
 @pytest.fixture
@@ -242,7 +242,7 @@ async def test_a_sweep_that_cannot_reach_the_core_database_deletes_nothing(
         with pytest.raises(Exception, match="no_such_database"):
             await bench.sweep(core=unreachable).run()
     finally:
-        await unreachable.dispose()
+        await dispose(unreachable)
     assert await bench.card_exists(orphan)
 
 

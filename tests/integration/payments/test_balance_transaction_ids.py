@@ -16,7 +16,7 @@ from remit.payments.domain import CaptureMethod
 from remit.payments.grpc import charge_message, refund_message
 from remit.payments.service import Done, PaymentsService
 from remit.storage.embedded import EmbeddedCluster
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from remit.storage.migrate import alembic_config, upgrade
 from tests.integration.payments.conftest import payments_with_core_hooks
 from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
@@ -126,7 +126,7 @@ async def test_the_migration_gives_rows_written_before_it_their_balance_transact
         assert None not in before.values()
         assert len(before) == 2
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
     command.downgrade(alembic_config("core", url), "0010_ledger_post")
     upgrade("core", url)
@@ -135,7 +135,7 @@ async def test_the_migration_gives_rows_written_before_it_their_balance_transact
     try:
         assert await _ids(engine) == before
     finally:
-        await engine.dispose()
+        await dispose(engine)
         pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
 
 

@@ -84,6 +84,8 @@ async def test_a_confirmed_card_payment_succeeds_with_one_captured_charge(
     )
     assert refunds == []
     assert network.sent == [charge.id]
+    # Made by one request: the intent and its first charge show the same instant.
+    assert charge.created_at == intent.created_at
 
 
 async def test_a_finished_key_replays_and_never_authorizes_again(

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage import direct
-from remit.storage.engine import make_engine, single_statement
+from remit.storage.engine import dispose, make_engine, single_statement
 from remit.storage.fastsql import Statement
 from tests.support.postgres import WorkerDatabases
 
@@ -27,7 +27,7 @@ async def engine(databases: WorkerDatabases) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await direct.close(engine)
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def _backend(engine: AsyncEngine) -> int:
@@ -93,14 +93,14 @@ async def test_idle_connections_end_with_close_or_with_their_engine(
     async with single_statement(closed_by_call) as connection:
         kept = connection
     await direct.close(closed_by_call)
-    await closed_by_call.dispose()
+    await dispose(closed_by_call)
     assert kept.closed
 
     forgotten = make_engine(databases.core_url, pool_size=1)
     async with single_statement(forgotten) as connection:
         left_open = connection
     assert not left_open.closed
-    await forgotten.dispose()
+    await dispose(forgotten)
     del forgotten
     gc.collect()
     assert left_open.closed, "the engine's finalizer hangs up its idle connections"
@@ -115,7 +115,7 @@ async def test_an_engine_not_made_by_make_engine_is_refused() -> None:
             async with single_statement(foreign):
                 pass
     finally:
-        await foreign.dispose()
+        await dispose(foreign)
 
 
 async def test_a_connection_left_inside_a_transaction_is_not_handed_out_again(

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage import fastsql
-from remit.storage.engine import batched_unit, make_engine, single_statement
+from remit.storage.engine import batched_unit, dispose, make_engine, single_statement
 from remit.storage.fastsql import Statement, TableStatements, deferring, driver, holds
 
 pytestmark = pytest.mark.anyio
@@ -134,7 +134,7 @@ async def test_a_connection_the_server_dropped_is_replaced_after_one_failure(
             again = (await Statement("SELECT pg_backend_pid() AS pid").rows(db, {}))[0]["pid"]
         assert again != backend
     finally:
-        await single.dispose()
+        await dispose(single)
 
 
 # --- deferring ----------------------------------------------------------------------------------

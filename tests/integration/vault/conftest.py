@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from remit.vault.keystore import FileKeyStore
 from tests.support.fake_acquirer import RecordingAcquirer, running_acquirer
 from tests.support.postgres import WorkerDatabases
@@ -25,7 +25,7 @@ async def vault_engine(databases: WorkerDatabases) -> AsyncIterator[AsyncEngine]
         yield engine
     finally:
         await empty_vault_database(engine)
-        await engine.dispose()
+        await dispose(engine)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
-from remit.storage.engine import make_engine, single_statement
+from remit.storage.engine import dispose, make_engine, single_statement
 from remit.vault.domain import ForwardRequest, OutboundAuthorization
 from remit.vault.keystore import FileKeyStore
 from remit.vault.service import VaultError, VaultService
@@ -203,4 +203,4 @@ async def test_forwarding_keeps_its_statements_prepared(
         assert ["INSERT", "INTO", "audit_events"] in kept
     finally:
         await empty_vault_database(engine)
-        await engine.dispose()
+        await dispose(engine)

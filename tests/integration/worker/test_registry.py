@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from remit.config import from_env
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from remit.worker.registry import VAULT_SWEEP_INTERVAL_S, build_worker
 from tests.support.postgres import WorkerDatabases
 
@@ -25,4 +25,4 @@ async def test_the_worker_sweeps_unreferenced_vault_cards_periodically(
     finally:
         for close in worker.on_stop:
             await close()
-        await engine.dispose()
+        await dispose(engine)

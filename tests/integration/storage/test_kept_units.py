@@ -1,0 +1,185 @@
+"""`batched_unit` on connections kept checked out between units, against a real PostgreSQL."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+from psycopg.pq import TransactionStatus
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.storage import kept
+from remit.storage.engine import batched_unit, dispose, make_engine
+from remit.storage.fastsql import Statement, driver
+from tests.support.postgres import WorkerDatabases
+
+pytestmark = pytest.mark.anyio
+
+BACKEND = Statement("SELECT pg_backend_pid() AS pid")
+_INSERT = Statement("INSERT INTO kept_things (id) VALUES (%(id)s)")
+
+
+@pytest.fixture
+async def engine(databases: WorkerDatabases) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(databases.core_url, pool_size=2)
+    async with engine.begin() as db:
+        await db.execute(text("DROP TABLE IF EXISTS kept_things"))
+        await db.execute(text("CREATE TABLE kept_things (id text PRIMARY KEY)"))
+    try:
+        yield engine
+    finally:
+        async with engine.begin() as db:
+            await db.execute(text("DROP TABLE kept_things"))
+        await dispose(engine)
+
+
+async def _backend(db: AsyncConnection) -> int:
+    row = await BACKEND.first(db, {})
+    assert row is not None
+    return int(row["pid"])
+
+
+async def _stored(engine: AsyncEngine) -> list[str]:
+    async with engine.begin() as db:
+        rows = await Statement("SELECT id FROM kept_things ORDER BY id").rows(db, {})
+    return [row["id"] for row in rows]
+
+
+async def _checked_out(engine: AsyncEngine) -> int:
+    return int(engine.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
+
+
+async def test_consecutive_units_run_on_one_kept_connection(engine: AsyncEngine) -> None:
+    async with batched_unit(engine) as db:
+        first = await _backend(db)
+        await _INSERT.defer(db, {"id": "a"})
+    async with batched_unit(engine) as db:
+        assert await _backend(db) == first
+        assert driver(db).info.transaction_status == TransactionStatus.INTRANS
+    # Kept between units: checked out of SQLAlchemy's pool, idle in its transaction state.
+    assert await _checked_out(engine) == 1
+    assert await _stored(engine) == ["a"]
+
+
+async def test_a_unit_without_held_writes_still_commits(engine: AsyncEngine) -> None:
+    async with batched_unit(engine) as db:
+        await _INSERT.run(db, {"id": "b"})
+        assert driver(db).info.transaction_status == TransactionStatus.INTRANS
+    assert await _stored(engine) == ["b"]
+
+
+async def test_a_sqlalchemy_core_statement_in_a_unit_commits_with_it(engine: AsyncEngine) -> None:
+    async with batched_unit(engine) as db:
+        await _INSERT.defer(db, {"id": "c"})
+        await db.execute(text("INSERT INTO kept_things (id) VALUES ('d')"))
+        assert db.in_transaction()
+    async with batched_unit(engine) as db:
+        # SQLAlchemy's transaction ended with the unit: the next one starts clean.
+        assert not db.in_transaction()
+        await _INSERT.defer(db, {"id": "e"})
+    assert await _stored(engine) == ["c", "d", "e"]
+
+
+async def test_a_failed_unit_leaves_nothing_and_its_connection_is_kept(
+    engine: AsyncEngine,
+) -> None:
+    async def refused() -> int:
+        async with batched_unit(engine) as db:
+            await _INSERT.run(db, {"id": "f"})
+            await db.execute(text("INSERT INTO kept_things (id) VALUES ('g')"))
+            raise RuntimeError(await _backend(db))
+
+    with pytest.raises(RuntimeError) as raised:
+        await refused()
+    before = raised.value.args[0]
+    async with batched_unit(engine) as db:
+        assert await _backend(db) == before
+        assert not db.in_transaction()
+    assert await _stored(engine) == []
+
+
+async def test_a_server_error_rolls_back_and_the_next_unit_works(engine: AsyncEngine) -> None:
+    async def twice() -> None:
+        async with batched_unit(engine) as db:
+            await _INSERT.run(db, {"id": "h"})
+            await _INSERT.run(db, {"id": "h"})
+
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await twice()
+    async with batched_unit(engine) as db:
+        await _INSERT.defer(db, {"id": "i"})
+    assert await _stored(engine) == ["i"]
+
+
+async def test_a_cancelled_unit_rolls_back(engine: AsyncEngine) -> None:
+    started = asyncio.Event()
+
+    async def slow_unit() -> None:
+        async with batched_unit(engine) as db:
+            await _INSERT.run(db, {"id": "j"})
+            started.set()
+            await Statement("SELECT pg_sleep(30)").run(db, {})
+
+    task = asyncio.create_task(slow_unit())
+    await started.wait()
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with batched_unit(engine) as db:
+        await _INSERT.defer(db, {"id": "k"})
+    assert await _stored(engine) == ["k"]
+
+
+async def test_a_connection_the_server_dropped_is_replaced_with_the_idle_ones(
+    engine: AsyncEngine,
+) -> None:
+    """One failure on a dead connection, then a fresh one: the kept connections that sat idle
+    beside it are given back too, since a lost server takes them all."""
+
+    async def hold_two() -> tuple[int, int]:
+        async with batched_unit(engine) as one, batched_unit(engine) as two:
+            return await _backend(one), await _backend(two)
+
+    first, second = await hold_two()
+    async with engine.begin() as admin:
+        # The last given back is the next taken.
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    with pytest.raises((psycopg.OperationalError, DBAPIError)):
+        async with batched_unit(engine) as db:
+            await _backend(db)
+    async with batched_unit(engine) as db:
+        assert await _backend(db) not in {first, second}
+    assert await _checked_out(engine) == 1
+
+
+def _count_checkouts(engine: AsyncEngine) -> list[object]:
+    checkouts: list[object] = []
+    event.listen(engine.sync_engine, "checkout", lambda *args: checkouts.append(args))
+    return checkouts
+
+
+async def test_kept_connections_spare_the_pool_until_they_are_old(
+    databases: WorkerDatabases,
+) -> None:
+    for recycle_s, expected in ((3600.0, 1), (0.0, 3)):
+        engine = make_engine(databases.core_url, pool_size=1)
+        try:
+            kept.attach(engine, max_idle=1, recycle_s=recycle_s)
+            checkouts = _count_checkouts(engine)
+            for _ in range(3):
+                async with batched_unit(engine) as db:
+                    await _backend(db)
+            assert len(checkouts) == expected
+        finally:
+            await dispose(engine)
+
+
+async def test_dispose_gives_every_kept_connection_back(engine: AsyncEngine) -> None:
+    async with batched_unit(engine) as one, batched_unit(engine) as two:
+        assert await _backend(one) != await _backend(two)
+    assert await _checked_out(engine) == 2
+    await kept.close(engine)
+    assert await _checked_out(engine) == 0
