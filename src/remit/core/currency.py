@@ -86,3 +86,14 @@ SUPPORTED_CURRENCIES: Final[Mapping[str, int]] = MappingProxyType(
 def minor_unit_exponent(currency: str) -> int:
     """Decimal places of `currency`'s minor unit; KeyError for an unsupported currency."""
     return SUPPORTED_CURRENCIES[currency]
+
+
+def major_units_text(amount_minor: int, currency: str) -> str:
+    """`amount_minor` written in major units with `currency`'s decimals: 50 usd is "0.50",
+    50 jpy is "50", 1 kwd is "0.001". For messages; amounts are never parsed back from it."""
+    exponent = minor_unit_exponent(currency)
+    sign = "-" if amount_minor < 0 else ""
+    whole, fraction = divmod(abs(amount_minor), 10**exponent)
+    if exponent == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{fraction:0{exponent}d}"

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Final, assert_never
 
 from remit.core.errors import ErrorKind, RemitError
+from remit.payments.minimum_charge import require_minimum_charge
 
 
 class Status(Enum):
@@ -302,7 +303,9 @@ _VERBS: Mapping[type, str] = {
 
 
 def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
-    """The intent after `event`, or UnexpectedStateError if its status does not allow it."""
+    """The intent after `event`, or UnexpectedStateError if its status does not allow it; an
+    amount the event may not set (a capture beyond the capturable amount, an update below the
+    currency's minimum charge) is refused with its own error."""
     if intent.status not in ALLOWED_FROM[type(event)]:
         raise unexpected_state(intent, _VERBS[type(event)])
     match event:
@@ -436,6 +439,10 @@ def _updated(intent: PaymentIntent, event: Updated) -> PaymentIntent:
         updated = replace(updated, amount_minor=event.amount_minor)
     if event.currency is not None:
         updated = replace(updated, currency=event.currency)
+    if money_changes:
+        # A new currency can leave the amount below that currency's minimum just as a new
+        # amount can, so the pair the intent ends with is what is checked.
+        require_minimum_charge(updated.amount_minor, updated.currency)
     if event.payment_method_id is not None:
         # A new payment method has to be confirmed again before it is charged.
         updated = replace(

@@ -64,6 +64,7 @@ from remit.payments.keyed import Keyed, run_keyed
 from remit.payments.keyed import KeyedCall as KeyedCall
 from remit.payments.keyed import Replay as Replay
 from remit.payments.keyed import replay_of as replay_of
+from remit.payments.minimum_charge import require_minimum_charge
 from remit.payments.network import (
     AuthorizationOutcome,
     CardNetwork,
@@ -285,16 +286,18 @@ def card_error(
 
 
 def validate_new_intent(new: NewPaymentIntent) -> None:
-    if new.amount_minor < 1:
-        raise invalid(
-            "This value must be greater than or equal to 1.", "amount", code="amount_too_small"
-        )
-    if new.amount_minor > MAX_AMOUNT_MINOR:
+    """Refuse a create before anything is claimed or stored."""
+    if new.currency not in SUPPORTED_CURRENCIES:
+        raise invalid(f"Invalid currency: {new.currency}.", "currency", code="invalid_currency")
+    require_minimum_charge(new.amount_minor, new.currency)
+    _refuse_too_large(new.amount_minor)
+
+
+def _refuse_too_large(amount_minor: int) -> None:
+    if amount_minor > MAX_AMOUNT_MINOR:
         raise invalid(
             f"Amount must be no more than {MAX_AMOUNT_MINOR}.", "amount", code="amount_too_large"
         )
-    if new.currency not in SUPPORTED_CURRENCIES:
-        raise invalid(f"Invalid currency: {new.currency}.", "currency", code="invalid_currency")
 
 
 def _captured_first(released: OperationOutcome) -> bool:
@@ -550,8 +553,9 @@ class PaymentsService:
         *,
         metadata: tuple[dict[str, str], list[str], bool] = ({}, [], False),
     ) -> Done[PaymentIntent] | Replay:
-        if update.amount_minor is not None and not 1 <= update.amount_minor <= MAX_AMOUNT_MINOR:
-            raise invalid("Amount must be between 1 and 99999999.", "amount")
+        # The minimum depends on the currency the intent is left with: the domain checks it.
+        if update.amount_minor is not None:
+            _refuse_too_large(update.amount_minor)
         if update.currency is not None and update.currency not in SUPPORTED_CURRENCIES:
             raise invalid(
                 f"Invalid currency: {update.currency}.", "currency", code="invalid_currency"

@@ -3060,7 +3060,9 @@ class CreatePaymentIntentRequest(_message.Message):
     ALLOWED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     EXCLUDED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     amount: _builtins.int
-    """Amount in minor units (required, > 0)."""
+    """Amount in minor units (required): at least the currency's minimum charge (Stripe's 0.50 usd
+    or its published equivalent; 1 in a currency without one), else amount_too_small.
+    """
     currency: _builtins.str
     """Lowercase ISO currency (required)."""
     customer: _builtins.str
