@@ -13,6 +13,7 @@ from sqlalchemy import (
     and_,
     func,
     select,
+    text,
     tuple_,
     update,
 )
@@ -254,8 +255,12 @@ class JournalRepository:
         """Create or lock the account's chain head; returns (last sequence, last hash).
 
         An upsert that touches the row takes its lock in one round trip, and is safe when two
-        first postings of a new account race.
+        first postings of a new account race. The account's turn comes first, as in every
+        path that locks the chain head (core migration 0018_ledger_turn).
         """
+        await self._db.execute(
+            text("SELECT ledger_wait_turn(:account_id)"), {"account_id": account_id}
+        )
         statement = (
             insert(ledger_chains)
             .values(account_id=account_id, last_sequence=0, last_hash="")

@@ -77,6 +77,7 @@ async def batched_unit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     connection = taken.connection
     clean = False
     try:
+        await kept.replan_as_tables_grow(taken)
         async with fastsql.deferring(connection, commit=True):
             yield connection
         await _commit(connection)

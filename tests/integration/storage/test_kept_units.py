@@ -10,7 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from remit.storage import kept
+from remit.storage import fastsql, kept
 from remit.storage.engine import batched_unit, dispose, make_engine
 from remit.storage.fastsql import Statement, driver
 from tests.support.postgres import WorkerDatabases
@@ -183,3 +183,18 @@ async def test_dispose_gives_every_kept_connection_back(engine: AsyncEngine) -> 
     assert await _checked_out(engine) == 2
     await kept.close(engine)
     assert await _checked_out(engine) == 0
+
+
+async def test_a_kept_session_forgets_its_plans_at_spaced_units(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kept, "_REPLAN_AFTER_UNITS", frozenset({2, 4}))
+    discarded = []
+    for unit in range(1, 6):
+        with fastsql.traced() as sent:
+            async with batched_unit(engine) as db:
+                await _backend(db)
+        if "DISCARD PLANS" in sent:
+            discarded.append(unit)
+    # Counted per session: one kept session ran all five units.
+    assert discarded == [2, 4]
