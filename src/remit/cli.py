@@ -414,10 +414,17 @@ def _radar_command(args: argparse.Namespace, config: PlatformConfig) -> int:
 
 def _migrate(config: PlatformConfig) -> int:
     from remit.databases import migrate_all, resolve_databases
+    from remit.storage.migration_locks import MigrationLockTimeoutError
 
     resolved = resolve_databases(config)
     try:
         migrate_all(resolved.config)
+    except ConfigError as error:
+        print(f"remit: {error}", file=sys.stderr)
+        return 2
+    except MigrationLockTimeoutError as error:
+        print(f"remit: {error}", file=sys.stderr)
+        return 1
     finally:
         resolved.stop_embedded()
     print("migrations applied")

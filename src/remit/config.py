@@ -289,6 +289,43 @@ def vault_sweep_max_unreferenced_share(environ: Mapping[str, str] | None = None)
     )
 
 
+DEFAULT_MIGRATION_LOCK_TIMEOUT_S = 5.0
+MAX_MIGRATION_LOCK_TIMEOUT_S = 600.0
+
+
+def migration_lock_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long a migration's statement may wait for a lock on a table before the migration is
+    rolled back and tried again (`remit.storage.migration_locks`): while it waits, every read
+    and write of that table queues behind it. REMIT_MIGRATION_LOCK_TIMEOUT_S overrides it; 0
+    waits as long as it takes, as in a maintenance window."""
+    return _number_setting(
+        environ,
+        "REMIT_MIGRATION_LOCK_TIMEOUT_S",
+        DEFAULT_MIGRATION_LOCK_TIMEOUT_S,
+        float,
+        # PostgreSQL counts the timeout in whole milliseconds, and 0 is its "no limit".
+        lambda value: value == 0 or 0.001 <= value <= MAX_MIGRATION_LOCK_TIMEOUT_S,
+        f"0 (no limit) or between 0.001 and {MAX_MIGRATION_LOCK_TIMEOUT_S:.0f} seconds",
+    )
+
+
+DEFAULT_MIGRATION_LOCK_ATTEMPTS = 5
+MAX_MIGRATION_LOCK_ATTEMPTS = 100
+
+
+def migration_lock_attempts(environ: Mapping[str, str] | None = None) -> int:
+    """How many times a migration that timed out waiting for a lock is tried in all before the
+    upgrade fails. REMIT_MIGRATION_LOCK_ATTEMPTS overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_MIGRATION_LOCK_ATTEMPTS",
+        DEFAULT_MIGRATION_LOCK_ATTEMPTS,
+        int,
+        lambda value: 1 <= value <= MAX_MIGRATION_LOCK_ATTEMPTS,
+        f"between 1 and {MAX_MIGRATION_LOCK_ATTEMPTS}",
+    )
+
+
 DEFAULT_PORTS = {"api": 7420, "core": 7421, "vault": 7422, "acquirer": 7423}
 
 

@@ -11,6 +11,7 @@ from remit.core.errors import RemitError
 from remit.databases import migrate_all, resolve_databases
 from remit.grpcutil.internal_auth import token_in
 from remit.storage.engine import dispose, make_engine
+from remit.storage.migration_locks import MigrationLockTimeoutError
 from remit.supervisor import (
     StartupError,
     Supervisor,
@@ -97,7 +98,7 @@ def serve(config: PlatformConfig) -> int:
         supervisor.start()
         print(_banner(resolved.config, account), flush=True)
         return supervisor.wait()
-    except StartupError as error:
+    except (StartupError, MigrationLockTimeoutError) as error:
         log.error("could not start: %s", error)
         return 1
     finally:

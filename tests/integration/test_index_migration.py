@@ -89,6 +89,49 @@ def test_payment_methods_stay_writable_while_the_index_builds(
     assert _index_is_valid(url, "ix_tokens_vault_token") is True
 
 
+def _waiting_build(url: str) -> tuple[int, object] | None:
+    with psycopg.connect(url, autocommit=True) as watcher:
+        row = watcher.execute(
+            "SELECT pid, query_start FROM pg_stat_activity WHERE query ILIKE 'CREATE INDEX%%' "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return None if row is None else (int(row[0]), row[1])
+
+
+def test_the_index_build_waits_for_open_transactions_beyond_the_migration_lock_timeout(
+    database_before_the_indexes: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL counts a concurrent build's wait for older transactions as a lock wait: under
+    # the migrations' lock_timeout it would be cut short, leaving an invalid index, and start
+    # over. It runs outside their transactions, so the timeout never applies to it.
+    monkeypatch.setenv("REMIT_MIGRATION_LOCK_TIMEOUT_S", "0.05")
+    url = database_before_the_indexes
+    with psycopg.connect(url) as open_writer:
+        open_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE")
+        failure: list[BaseException] = []
+
+        def migrate() -> None:
+            try:
+                upgrade("core", url, _AFTER)
+            except BaseException as error:  # handed to the test's thread
+                failure.append(error)
+
+        migrator = threading.Thread(target=migrate)
+        migrator.start()
+        try:
+            _wait_for_the_build_to_wait(url)
+            first = _waiting_build(url)
+            time.sleep(0.5)
+            # The same statement of the same session, still waiting: never cancelled.
+            assert _waiting_build(url) == first
+        finally:
+            open_writer.rollback()
+            migrator.join(timeout=30)
+    assert not migrator.is_alive()
+    assert failure == []
+    assert _index_is_valid(url, _INDEX) is True
+
+
 def test_an_index_left_invalid_by_an_interrupted_build_is_built_again(
     database_before_the_indexes: str,
 ) -> None:

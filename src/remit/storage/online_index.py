@@ -5,7 +5,9 @@ build ends: on a live platform, refused card saves or payments for as long as th
 to index. These build `CONCURRENTLY`, which must run outside a transaction, so a migration
 calls them inside `op.get_context().autocommit_block()`. A concurrent build that is interrupted
 (a crash, a cancelled upgrade) leaves an invalid index behind that `IF NOT EXISTS` would take
-for a finished one, so an invalid index of the same name is dropped and built again.
+for a finished one, so an invalid index of the same name is dropped and built again. The
+migrations' lock_timeout (`remit.storage.migration_locks`) lasts only for their transactions, so
+it never cuts these builds short while they wait for older transactions to end.
 """
 
 from collections.abc import Sequence

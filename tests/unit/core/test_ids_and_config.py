@@ -5,6 +5,8 @@ import pytest
 from remit.config import (
     ConfigError,
     from_env,
+    migration_lock_attempts,
+    migration_lock_timeout_s,
     vault_sweep_grace_s,
     vault_sweep_max_deletions,
     vault_sweep_max_unreferenced_share,
@@ -69,6 +71,27 @@ def test_one_vault_sweep_deletes_a_thousand_cards_at_most_unless_configured_othe
 def test_a_sweep_deletion_cap_out_of_range_or_malformed_names_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match="REMIT_VAULT_SWEEP_MAX_DELETIONS"):
         vault_sweep_max_deletions({"REMIT_VAULT_SWEEP_MAX_DELETIONS": value})
+
+
+def test_migrations_wait_five_seconds_for_a_lock_five_times_unless_configured_otherwise() -> None:
+    assert migration_lock_timeout_s({}) == 5.0
+    assert migration_lock_attempts({}) == 5
+    assert migration_lock_timeout_s({"REMIT_MIGRATION_LOCK_TIMEOUT_S": "0.5"}) == 0.5
+    # 0 is PostgreSQL's "no limit", for a maintenance window.
+    assert migration_lock_timeout_s({"REMIT_MIGRATION_LOCK_TIMEOUT_S": "0"}) == 0.0
+    assert migration_lock_attempts({"REMIT_MIGRATION_LOCK_ATTEMPTS": "1"}) == 1
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "0.0001", "601", "nan", "inf"])
+def test_a_migration_lock_timeout_out_of_range_or_malformed_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="REMIT_MIGRATION_LOCK_TIMEOUT_S"):
+        migration_lock_timeout_s({"REMIT_MIGRATION_LOCK_TIMEOUT_S": value})
+
+
+@pytest.mark.parametrize("value", ["few", "0", "2.5", "101"])
+def test_a_migration_lock_attempt_count_out_of_range_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="REMIT_MIGRATION_LOCK_ATTEMPTS"):
+        migration_lock_attempts({"REMIT_MIGRATION_LOCK_ATTEMPTS": value})
 
 
 def test_one_core_process_is_reached_on_the_core_port() -> None:

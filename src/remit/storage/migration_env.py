@@ -1,0 +1,40 @@
+"""What every migration tree's env.py runs: one migrator at a time per database, each migration
+in a transaction of its own, none waiting long for a table's lock
+(`remit.storage.migration_locks`)."""
+
+from alembic import context
+from sqlalchemy import Connection, create_engine, pool
+
+from remit.storage.migration_locks import LockRetryPolicy, run_with_lock_retries
+
+
+def run_migrations_online(lock_key: int) -> None:
+    """Migrate the database of the Alembic config's URL, serialised with every other migrator of
+    that database on the advisory lock `lock_key`."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        run_migrations_on(connection, lock_key)
+
+
+def run_migrations_on(connection: Connection, lock_key: int) -> None:
+    # Read first: a malformed setting fails before anything is locked.
+    policy = LockRetryPolicy.from_env()
+    # Several processes starting at once would each migrate: the first to take the lock does,
+    # and the others wait for it, then find nothing left to do. That wait is left without a
+    # lock_timeout: the migrations' own timeout is set only in their transactions.
+    connection.exec_driver_sql(f"SELECT pg_advisory_lock({lock_key})")
+    # The lock is the session's and outlives this commit. Ending the transaction the lock
+    # statement began lets Alembic run each migration in a transaction of its own, as
+    # `transaction_per_migration` asks (and lets a migration step outside it to build an index
+    # concurrently); otherwise every migration would share this one.
+    connection.commit()
+    try:
+        context.configure(connection=connection, transaction_per_migration=True)
+        run_with_lock_retries(connection, policy)
+    finally:
+        # A migration that failed may leave its transaction open, which would refuse the unlock.
+        connection.rollback()
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({lock_key})")
+        connection.commit()

@@ -1,0 +1,156 @@
+"""Migrations wait only briefly for a lock on a table, and are tried again.
+
+DDL such as `ALTER TABLE ... ADD COLUMN` needs an ACCESS EXCLUSIVE lock on its table. If a long
+transaction holds any lock there, the ALTER waits in the table's lock queue, and every read and
+write of the table that arrives meanwhile queues behind the ALTER: payments stop for as long as
+that transaction lasts. So each transaction a migration runs in starts with a short
+`lock_timeout`, set with `SET LOCAL` so that it ends with the transaction and never stays on
+the session. A migration that runs out of it is rolled back and run again after a pause, which
+lets the reads and writes that queued behind it through and gives the long transaction time to
+end; the pauses grow, and after the last attempt the upgrade fails saying what was in the way.
+
+Statements outside a transaction block, such as the concurrent index builds of
+`remit.storage.online_index`, run without the limit: the lock such a build takes blocks no
+reads or writes, and it waits for every older transaction to end, which PostgreSQL counts as a
+lock wait too, so a timeout would cut the build short and leave an invalid index behind.
+"""
+
+import logging
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from alembic import context
+from psycopg import sql
+from sqlalchemy import Connection, event
+from sqlalchemy.exc import DBAPIError
+
+from remit.config import migration_lock_attempts, migration_lock_timeout_s
+
+log = logging.getLogger(__name__)
+
+_LONGEST_STATEMENT_SHOWN = 200
+# Lists the sessions holding a lock on a table, oldest transaction first.
+_FIND_THE_HOLDERS = (
+    "SELECT a.pid, a.state, a.xact_start, a.query FROM pg_locks l "
+    "JOIN pg_stat_activity a USING (pid) WHERE l.relation = 'TABLE'::regclass "
+    "ORDER BY a.xact_start"
+)
+
+
+@dataclass(frozen=True)
+class LockRetryPolicy:
+    # How long one statement may wait for a lock (0: no limit), and how many times a migration
+    # is run in all before the upgrade gives up.
+    timeout_s: float
+    attempts: int
+
+    @classmethod
+    def from_env(cls) -> "LockRetryPolicy":
+        return cls(timeout_s=migration_lock_timeout_s(), attempts=migration_lock_attempts())
+
+    def pause_after(self, failures: int) -> float:
+        """The pause before the next attempt of a migration that has timed out `failures`
+        times: a timeout's length more each time, so that the table serves its traffic at least
+        as long between attempts as it waited during one, and longer as they go on."""
+        return failures * self.timeout_s
+
+
+class MigrationLockTimeoutError(Exception):
+    """A migration could not lock a table it changes in any of its attempts; the message names
+    the migration and says how to find the transaction that held the lock."""
+
+
+def run_with_lock_retries(connection: Connection, policy: LockRetryPolicy) -> None:
+    """Run the migrations Alembic's command asks for (the context is configured with one
+    transaction per migration on `connection`), each transaction under `policy.timeout_s`, and
+    run again a migration that timed out waiting for a lock, up to `policy.attempts` times."""
+    blocked: str | None = None
+    failures = 0
+    with lock_timeout_in_each_transaction(connection, policy.timeout_s):
+        while True:
+            try:
+                with context.begin_transaction():
+                    context.run_migrations()
+                connection.commit()
+                return
+            except DBAPIError as error:
+                if not isinstance(error.orig, psycopg.errors.LockNotAvailable):
+                    raise
+                # The migration's transaction is rolled back; those before it are committed,
+                # so running the migrations again starts from this one.
+                connection.rollback()
+                migration = _migration_that_raised(error)
+                failures = failures + 1 if migration == blocked else 1
+                blocked = migration
+                if failures >= policy.attempts:
+                    raise MigrationLockTimeoutError(
+                        _explanation(migration, error, policy)
+                    ) from error
+                pause = policy.pause_after(failures)
+                log.warning(
+                    "migration %s waited %gs for a lock another transaction holds on its table; "
+                    "running it again in %gs (attempt %d of %d)",
+                    migration or "(unknown)",
+                    policy.timeout_s,
+                    pause,
+                    failures + 1,
+                    policy.attempts,
+                )
+                time.sleep(pause)
+
+
+@contextmanager
+def lock_timeout_in_each_transaction(connection: Connection, timeout_s: float) -> Iterator[None]:
+    """Each transaction `connection` begins meanwhile first sets its `lock_timeout` (`SET
+    LOCAL`); statements run outside a transaction block keep the session's."""
+    milliseconds = round(timeout_s * 1000)
+    statement = sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(milliseconds))
+
+    def set_lock_timeout(begun: Connection) -> None:
+        driver = begun.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        # In Alembic's `autocommit_block` there is no transaction for the setting to last for.
+        if not driver.autocommit:
+            # SQLAlchemy is still beginning its transaction, so the statement goes to the
+            # driver, which opens the database's transaction with it.
+            driver.execute(statement)
+
+    event.listen(connection, "begin", set_lock_timeout)
+    try:
+        yield
+    finally:
+        event.remove(connection, "begin", set_lock_timeout)
+
+
+def _migration_that_raised(error: BaseException) -> str | None:
+    """The revision whose upgrade or downgrade raised `error`, found by its file among the
+    failure's frames: Alembic does not say which migration it was running."""
+    revisions = {
+        Path(script.path).resolve(): script.revision for script in context.script.walk_revisions()
+    }
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        revision = revisions.get(Path(frame.filename).resolve())
+        if revision is not None:
+            return revision
+    return None
+
+
+def _explanation(migration: str | None, error: DBAPIError, policy: LockRetryPolicy) -> str:
+    statement = " ".join(str(error.statement or "").split())
+    if len(statement) > _LONGEST_STATEMENT_SHOWN:
+        statement = statement[:_LONGEST_STATEMENT_SHOWN] + " ..."
+    return (
+        f"migration {migration or '(unknown)'} could not lock a table it changes: another "
+        f"transaction held a lock on that table through {policy.attempts} attempts, each "
+        f"waiting {policy.timeout_s:g}s (the statement waiting was: {statement}). Find that "
+        "transaction in pg_stat_activity (a long-running or 'idle in transaction' session, "
+        f"by xact_start) and the locks it holds in pg_locks, e.g. {_FIND_THE_HOLDERS}; once "
+        "it has ended (pg_terminate_backend(pid) ends it), run the migrations again. "
+        "REMIT_MIGRATION_LOCK_TIMEOUT_S sets the wait and REMIT_MIGRATION_LOCK_ATTEMPTS the "
+        "attempts."
+    )

@@ -1,0 +1,290 @@
+"""A migration waits only briefly for a lock that a long transaction holds on its table: it is
+run again a few times, then fails saying what was in the way, and its lock_timeout never
+outlives its own transactions."""
+
+import logging
+import os
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic import command
+from alembic.config import Config
+from psycopg import sql
+from sqlalchemy import create_engine, pool
+
+from remit.storage.embedded import EmbeddedCluster, to_sqlalchemy_url
+from remit.storage.migrate import upgrade
+from remit.storage.migration_locks import MigrationLockTimeoutError
+
+_BEFORE = "0012_event_api_version"
+# Adds a column to payment_intents, then columns to charges.
+_ALTERING = "0013_charge_details"
+# The core tree's env.py serialises migrators on this advisory lock.
+_CORE_MIGRATION_LOCK = 1895254928
+
+
+@pytest.fixture
+def empty_database(pg_cluster: EmbeddedCluster) -> Iterator[str]:
+    name = f"remit_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_lock_timeout"
+    pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+    pg_cluster.execute_admin(f'CREATE DATABASE "{name}";')
+    # psycopg takes the libpq form of the URL; the migrations take either.
+    try:
+        yield pg_cluster.url(name).replace("postgresql+psycopg://", "postgresql://", 1)
+    finally:
+        pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+
+
+@pytest.fixture
+def database_before_the_columns(empty_database: str) -> str:
+    upgrade("core", empty_database, _BEFORE)
+    return empty_database
+
+
+@pytest.fixture
+def short_lock_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMIT_MIGRATION_LOCK_TIMEOUT_S", "0.1")
+    monkeypatch.setenv("REMIT_MIGRATION_LOCK_ATTEMPTS", "3")
+
+
+class _Retries(logging.Handler):
+    """Sets `seen` when a migration is about to be run again."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.set()
+
+
+@pytest.fixture
+def retries() -> Iterator[_Retries]:
+    handler = _Retries()
+    logger = logging.getLogger("remit.storage.migration_locks")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def _version(url: str) -> str:
+    with psycopg.connect(url) as connection:
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _has_column(url: str, table: str, column: str) -> bool:
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
+            (table, column),
+        ).fetchone()
+    return row is not None
+
+
+@pytest.mark.usefixtures("short_lock_waits")
+def test_a_migration_blocked_by_a_long_transaction_gives_up_and_says_what_blocked_it(
+    database_before_the_columns: str, retries: _Retries
+) -> None:
+    url = database_before_the_columns
+    with psycopg.connect(url) as long_reader:
+        # A transaction that has read charges holds a lock on the table until it ends; the
+        # migration's ALTER TABLE needs one that conflicts with every other.
+        long_reader.execute("SELECT count(*) FROM charges")
+
+        with pytest.raises(MigrationLockTimeoutError) as failure:
+            upgrade("core", url, _ALTERING)
+
+        message = str(failure.value)
+        assert f"migration {_ALTERING} could not lock a table it changes" in message
+        assert "another transaction held a lock on that table through 3 attempts" in message
+        assert "ALTER TABLE charges" in message
+        assert "pg_stat_activity" in message
+        assert "pg_locks" in message
+        assert retries.seen.is_set()
+        # The table serves the long transaction and every other session as before: the
+        # migration left nothing waiting in its lock queue.
+        long_reader.execute("SELECT count(*) FROM charges")
+        with psycopg.connect(url) as writer:
+            writer.execute("LOCK TABLE charges IN ROW EXCLUSIVE MODE NOWAIT")
+            writer.execute("SELECT count(*) FROM charges")
+    # The whole migration was rolled back, its change to payment_intents (made before it
+    # reached charges) too.
+    assert _version(url) == _BEFORE
+    assert not _has_column(url, "payment_intents", "shipping")
+
+
+@pytest.mark.usefixtures("short_lock_waits")
+def test_a_migration_succeeds_once_the_long_transaction_ends_between_its_attempts(
+    database_before_the_columns: str, retries: _Retries
+) -> None:
+    url = database_before_the_columns
+    with psycopg.connect(url) as long_reader:
+        long_reader.execute("SELECT count(*) FROM charges")
+
+        def end_after_the_first_timeout() -> None:
+            retries.seen.wait(timeout=30)
+            long_reader.rollback()
+
+        ender = threading.Thread(target=end_after_the_first_timeout)
+        ender.start()
+        try:
+            upgrade("core", url, _ALTERING)
+        finally:
+            retries.seen.set()
+            ender.join()
+    assert _version(url) == _ALTERING
+    assert _has_column(url, "charges", "receipt_email")
+    assert _has_column(url, "payment_intents", "shipping")
+
+
+def _waiting_for_the_other_migrator(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as watcher:
+        row = watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_advisory_lock(%'"
+            " AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return row is not None and row[0] > 0
+
+
+@pytest.mark.usefixtures("short_lock_waits")
+def test_a_migrator_waits_for_another_without_the_lock_timeout(
+    database_before_the_columns: str, retries: _Retries
+) -> None:
+    url = database_before_the_columns
+    with psycopg.connect(url, autocommit=True) as other_migrator:
+        other_migrator.execute("SELECT pg_advisory_lock(%s)", (_CORE_MIGRATION_LOCK,))
+        failure: list[BaseException] = []
+
+        def migrate() -> None:
+            try:
+                upgrade("core", url, _ALTERING)
+            except BaseException as error:  # handed to the test's thread
+                failure.append(error)
+
+        migrator = threading.Thread(target=migrate)
+        migrator.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not _waiting_for_the_other_migrator(url) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            # Several lock timeouts' worth: the wait is the advisory lock's, never cut short.
+            time.sleep(0.5)
+            assert _waiting_for_the_other_migrator(url)
+        finally:
+            other_migrator.execute("SELECT pg_advisory_unlock(%s)", (_CORE_MIGRATION_LOCK,))
+            migrator.join(timeout=30)
+    assert not migrator.is_alive()
+    assert failure == []
+    assert not retries.seen.is_set()
+    assert _version(url) == _ALTERING
+
+
+_ENV = """
+from alembic import context
+
+from remit.storage.migration_env import run_migrations_on
+
+run_migrations_on(context.config.attributes["connection"], 4242)
+"""
+
+# Records the lock_timeout its statements run under, in its transaction and outside one.
+_MIGRATION = """
+from alembic import op
+
+revision = "0001_settings_seen"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE TABLE settings_seen (place text PRIMARY KEY, lock_timeout text)")
+    op.execute(
+        "INSERT INTO settings_seen VALUES ('transaction', current_setting('lock_timeout'))"
+    )
+    with op.get_context().autocommit_block():
+        op.execute(
+            "INSERT INTO settings_seen VALUES ('autocommit', current_setting('lock_timeout'))"
+        )
+"""
+
+
+def _scripts(directory: Path) -> Config:
+    (directory / "versions").mkdir(parents=True)
+    (directory / "env.py").write_text(textwrap.dedent(_ENV))
+    (directory / "versions" / "0001_settings_seen.py").write_text(textwrap.dedent(_MIGRATION))
+    config = Config()
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("script_location", str(directory))
+    return config
+
+
+def test_the_lock_timeout_holds_in_the_migrations_transactions_only(
+    empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMIT_MIGRATION_LOCK_TIMEOUT_S", "0.25")
+    with psycopg.connect(empty_database) as fresh:
+        server_default = fresh.execute("SHOW lock_timeout").fetchone()
+    assert server_default is not None
+    config = _scripts(tmp_path / "scripts")
+    engine = create_engine(to_sqlalchemy_url(empty_database), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            afterwards = connection.exec_driver_sql("SHOW lock_timeout").scalar_one()
+            connection.rollback()
+    finally:
+        engine.dispose()
+
+    with psycopg.connect(empty_database) as reader:
+        rows = reader.execute("SELECT place, lock_timeout FROM settings_seen").fetchall()
+    seen = {str(place): str(lock_timeout) for place, lock_timeout in rows}
+    assert seen == {"transaction": "250ms", "autocommit": server_default[0]}
+    assert afterwards == server_default[0]
+
+
+def test_an_index_build_cut_short_by_a_lock_timeout_is_built_again_on_the_next_attempt(
+    empty_database: str, retries: _Retries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMIT_MIGRATION_LOCK_TIMEOUT_S", "0.1")
+    url = empty_database
+    upgrade("core", url, "0013_charge_details")
+    # The migrations never limit a concurrent build's waits, but an operator's own lock_timeout
+    # does: a build it cuts short leaves an invalid index behind.
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} SET lock_timeout = 100").format(
+                sql.Identifier(admin.info.dbname)
+            )
+        )
+    with psycopg.connect(url) as open_writer:
+        open_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE")
+
+        def end_after_the_first_timeout() -> None:
+            retries.seen.wait(timeout=30)
+            open_writer.rollback()
+
+        ender = threading.Thread(target=end_after_the_first_timeout)
+        ender.start()
+        try:
+            upgrade("core", url, "0014_vault_token_indexes")
+        finally:
+            retries.seen.set()
+            ender.join()
+    with psycopg.connect(url) as reader:
+        valid = reader.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname IN ('ix_payment_methods_vault_token', 'ix_tokens_vault_token')"
+        ).fetchall()
+    assert dict(valid) == {"ix_payment_methods_vault_token": True, "ix_tokens_vault_token": True}
