@@ -32,7 +32,7 @@ class Kept:
 
 
 # Units after which a kept connection's session forgets its cached plans (see below).
-_REPLAN_AFTER_UNITS = frozenset({100, 1_000, 10_000, 100_000})
+_REPLAN_AFTER_UNITS = frozenset({25, 100, 400, 1_600, 6_400, 25_600, 102_400})
 _DISCARD_PLANS = fastsql.Statement("DISCARD PLANS")
 
 
