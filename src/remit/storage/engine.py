@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg import pq
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
@@ -72,46 +71,8 @@ async def batched_unit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
     It runs on a connection kept checked out between units (`remit.storage.kept`), which spares
     the pool's checkout and check-in and SQLAlchemy's begin and commit on the hot path."""
-    keeper = kept.kept_of(engine)
-    taken = await keeper.take()
-    connection = taken.connection
-    clean = False
-    try:
-        await kept.replan_as_tables_grow(taken)
-        async with fastsql.deferring(connection, commit=True):
-            yield connection
-        await _commit(connection)
-        clean = True
-    except BaseException:
-        clean = await _roll_back(connection)
-        raise
-    finally:
-        await keeper.give_back(taken, clean=clean)
-
-
-async def _commit(connection: AsyncConnection) -> None:
-    if connection.in_transaction():
-        # A statement through SQLAlchemy Core began its transaction: end it through SQLAlchemy
-        # too, so that its state is reset (psycopg's COMMIT is a no-op when the pipeline above
-        # already committed).
-        await connection.commit()
-        return
-    raw = fastsql.driver(connection)
-    if raw.info.transaction_status != pq.TransactionStatus.IDLE:
-        await raw.commit()
-
-
-async def _roll_back(connection: AsyncConnection) -> bool:
-    """Roll the unit back; False when that failed (the connection is then given up)."""
-    try:
-        if connection.in_transaction():
-            await connection.rollback()
-        raw = fastsql.driver(connection)
-        if raw.info.transaction_status != pq.TransactionStatus.IDLE:
-            await raw.rollback()
-    except Exception:  # a statement left running, or a lost server: not reusable
-        return False
-    return True
+    async with kept.transaction(engine) as connection, fastsql.deferring(connection, commit=True):
+        yield connection
 
 
 async def dispose(engine: AsyncEngine) -> None:

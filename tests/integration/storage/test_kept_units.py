@@ -198,3 +198,75 @@ async def test_a_kept_session_forgets_its_plans_at_spaced_units(
             discarded.append(unit)
     # Counted per session: one kept session ran all five units.
     assert discarded == [2, 4]
+
+
+async def test_a_unit_cancelled_in_a_sqlalchemy_statement_rolls_back_and_reports_the_cancel(
+    engine: AsyncEngine,
+) -> None:
+    """SQLAlchemy invalidates its connection when a statement it runs is cancelled; the unit
+    must still end with the cancellation, not with an error of its own clean-up."""
+    started = asyncio.Event()
+
+    async def slow_unit() -> None:
+        async with batched_unit(engine) as db:
+            await db.execute(text("INSERT INTO kept_things (id) VALUES ('l')"))
+            started.set()
+            await db.execute(text("SELECT pg_sleep(30)"))
+
+    task = asyncio.create_task(slow_unit())
+    await started.wait()
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with batched_unit(engine) as db:
+        await db.execute(text("INSERT INTO kept_things (id) VALUES ('m')"))
+    assert await _stored(engine) == ["m"]
+
+
+async def test_a_server_lost_under_a_sqlalchemy_statement_fails_once(engine: AsyncEngine) -> None:
+    async with batched_unit(engine) as db:
+        backend = await _backend(db)
+
+    async def on_the_lost_connection() -> None:
+        async with batched_unit(engine) as db:
+            await db.execute(text("SELECT 1"))
+
+    async with engine.begin() as admin:
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    with pytest.raises(DBAPIError):
+        await on_the_lost_connection()
+    async with batched_unit(engine) as db:
+        assert await _backend(db) != backend
+        await db.execute(text("INSERT INTO kept_things (id) VALUES ('n')"))
+    assert await _stored(engine) == ["n"]
+
+
+async def test_a_commit_sqlalchemy_refuses_leaves_the_next_unit_clean(engine: AsyncEngine) -> None:
+    """A deferred check fails at SQLAlchemy's COMMIT; its transaction, left inactive, is rolled
+    back before the connection serves another unit."""
+    async with engine.begin() as db:
+        await db.execute(
+            text(
+                "ALTER TABLE kept_things ADD COLUMN ref text REFERENCES kept_things (id) "
+                "DEFERRABLE INITIALLY DEFERRED"
+            )
+        )
+
+    async def dangling() -> None:
+        async with batched_unit(engine) as db:
+            await db.execute(text("INSERT INTO kept_things (id, ref) VALUES ('o', 'nowhere')"))
+
+    with pytest.raises(DBAPIError):
+        await dangling()
+    async with batched_unit(engine) as db:
+        assert db.get_transaction() is None
+        await db.execute(text("INSERT INTO kept_things (id) VALUES ('p')"))
+    assert await _stored(engine) == ["p"]
+
+
+async def test_a_unit_that_ends_after_dispose_began_keeps_nothing(engine: AsyncEngine) -> None:
+    async with batched_unit(engine) as db:
+        await _backend(db)
+        await kept.close(engine)
+    assert await _checked_out(engine) == 0
