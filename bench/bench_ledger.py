@@ -29,7 +29,7 @@ from remit.ledger import journal
 from remit.ledger.balances import read_balance
 from remit.ledger.chart import AVAILABLE
 from remit.ledger.domain import Posting, TransactionRequest
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 
 NAME = "ledger"
 SINGLE_TRANSACTIONS = 1_500
@@ -82,7 +82,7 @@ async def _bulk_load(url: str, account_id: str, entries: int) -> None:
     try:
         await _bulk_insert(engine, account_id, entries // 2)
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def _seed(engine: AsyncEngine, account_id: str) -> None:
@@ -204,7 +204,7 @@ async def _measure(url: str) -> list[Figure]:
                 Figure(NAME, f"bulk load, {label}", load_s, "s"),
             ]
     finally:
-        await engine.dispose()
+        await dispose(engine)
     return figures
 
 

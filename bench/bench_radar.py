@@ -42,7 +42,7 @@ from remit.radar.rules import ListValues
 from remit.radar.service import RadarService
 from remit.radar.signals import Velocity, build_signals
 from remit.radar.velocity import Counter, Dimension
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 
 NAME = "radar"
 DECISIONS = 20_000
@@ -245,7 +245,7 @@ async def _database_figures(url: str) -> list[Figure]:
             Figure(NAME, "throughput with Radar on / off", 100 * on / off, "%"),
         ]
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 def run() -> list[Figure]:

@@ -21,7 +21,7 @@ from bench.result import Figure
 from bench.scratch import scratch_database
 from remit.payments.repository import ChargeRepository
 from remit.payments.tables import charges
-from remit.storage.engine import make_engine, single_statement
+from remit.storage.engine import dispose, make_engine, single_statement
 
 NAME = "statements"
 ROUNDS = 3_000
@@ -82,7 +82,7 @@ async def _measure(url: str) -> list[Figure]:
             "direct pool": await _cpu_per_call(unit_through_direct_pool),
         }
     finally:
-        await engine.dispose()
+        await dispose(engine)
     return [
         *(
             Figure(NAME, f"client CPU per statement: {name}", us, "µs")

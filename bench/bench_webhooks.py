@@ -27,7 +27,7 @@ from bench.result import Figure, percentile
 from remit.accounts.service import AccountsService
 from remit.core.clock import SystemClock
 from remit.storage.embedded import start_cluster
-from remit.storage.engine import make_engine
+from remit.storage.engine import dispose, make_engine
 from remit.storage.migrate import upgrade
 from remit.webhooks.delivery import DeliverySettings
 from remit.webhooks.outbox import record_event
@@ -87,7 +87,7 @@ async def _throughput(url: str, receiver_url: str) -> list[Figure]:
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
     finally:
         await parts.close()
-        await engine.dispose()
+        await dispose(engine)
     return [
         Figure(NAME, "deliveries per second (one worker process)", delivered / elapsed, "/s"),
         Figure(NAME, "worker CPU per delivery", 1000 * cpu / delivered, "ms"),
@@ -141,7 +141,7 @@ async def _latency(url: str) -> list[Figure]:
         stop.set()
         await running
         await parts.close()
-        await engine.dispose()
+        await dispose(engine)
         await runner.cleanup()
     samples = [1000 * (arrivals[e] - committed[e]) for e in committed if e in arrivals]
     if len(samples) < LATENCY_EVENTS:

@@ -18,7 +18,7 @@ from psycopg import sql
 from sqlalchemy import create_engine, pool
 
 from remit.storage.embedded import EmbeddedCluster, to_sqlalchemy_url
-from remit.storage.migrate import upgrade
+from remit.storage.migrate import alembic_config, upgrade
 from remit.storage.migration_locks import MigrationLockTimeoutError
 
 _BEFORE = "0012_event_api_version"
@@ -124,8 +124,11 @@ def test_a_migration_blocked_by_a_long_transaction_gives_up_and_says_what_blocke
 
 @pytest.mark.usefixtures("short_lock_waits")
 def test_a_migration_succeeds_once_the_long_transaction_ends_between_its_attempts(
-    database_before_the_columns: str, retries: _Retries
+    database_before_the_columns: str, retries: _Retries, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Attempts enough that a slow thread switch on a busy machine still ends the long
+    # transaction before the last of them (the pauses add up to seconds).
+    monkeypatch.setenv("REMIT_MIGRATION_LOCK_ATTEMPTS", "12")
     url = database_before_the_columns
     with psycopg.connect(url) as long_reader:
         long_reader.execute("SELECT count(*) FROM charges")
@@ -288,3 +291,13 @@ def test_an_index_build_cut_short_by_a_lock_timeout_is_built_again_on_the_next_a
             "WHERE c.relname IN ('ix_payment_methods_vault_token', 'ix_tokens_vault_token')"
         ).fetchall()
     assert dict(valid) == {"ix_payment_methods_vault_token": True, "ix_tokens_vault_token": True}
+
+
+@pytest.mark.usefixtures("short_lock_waits")
+def test_a_destination_counted_from_the_current_revision_is_refused(
+    database_before_the_columns: str,
+) -> None:
+    url = database_before_the_columns
+    with pytest.raises(ValueError, match="absolute revision"):
+        command.downgrade(alembic_config("core", url), "-1")
+    assert _version(url) == _BEFORE

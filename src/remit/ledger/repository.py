@@ -254,9 +254,9 @@ class JournalRepository:
     async def lock_chain(self, account_id: str) -> tuple[int, str]:
         """Create or lock the account's chain head; returns (last sequence, last hash).
 
-        An upsert that touches the row takes its lock in one round trip, and is safe when two
-        first postings of a new account race. The account's turn comes first, as in every
-        path that locks the chain head (core migration 0018_ledger_turn).
+        The account's turn comes first, as in every path that locks the chain head (core
+        migration 0018_ledger_turn); then an upsert that touches the row takes its lock, and is
+        safe when two first postings of a new account race.
         """
         await self._db.execute(
             text("SELECT ledger_wait_turn(:account_id)"), {"account_id": account_id}

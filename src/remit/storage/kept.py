@@ -55,10 +55,10 @@ async def _replan_as_tables_grow(kept: Kept) -> None:
     young database planned against tables of a few rows, where one index looks as good as
     another. Measured at 16 payments in flight from a fresh database, a kept session went on
     reading an account's ledger transactions through the index on their sequence to find one
-    by its id, a little further with every payment: the platform's CPU per payment grew by
-    about a tenth with every thousand payments. Plans made after the tables have grown are
-    right, so a kept session forgets its plans at geometrically spaced units of work: one
-    re-planning each time, and nothing after the last."""
+    by its id, a little further with every payment (1,663 index entries read per payment
+    after 1,000 payments, 4,897 after 2,000). Plans made after the tables have grown are right,
+    so a kept session forgets its plans at geometrically spaced units of work: one re-planning
+    each time, and nothing after the last."""
     kept.units += 1
     if kept.units in _REPLAN_AFTER_UNITS:
         await _DISCARD_PLANS.run(kept.connection, {})

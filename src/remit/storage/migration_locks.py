@@ -16,6 +16,7 @@ lock wait too, so a timeout would cut the build short and leave an invalid index
 """
 
 import logging
+import re
 import time
 import traceback
 from collections.abc import Iterator
@@ -69,6 +70,7 @@ def run_with_lock_retries(connection: Connection, policy: LockRetryPolicy) -> No
     """Run the migrations Alembic's command asks for (the context is configured with one
     transaction per migration on `connection`), each transaction under `policy.timeout_s`, and
     run again a migration that timed out waiting for a lock, up to `policy.attempts` times."""
+    _refuse_relative_destination(context.get_revision_argument())
     blocked: str | None = None
     failures = 0
     with lock_timeout_in_each_transaction(connection, policy.timeout_s):
@@ -102,6 +104,18 @@ def run_with_lock_retries(connection: Connection, policy: LockRetryPolicy) -> No
                     policy.attempts,
                 )
                 time.sleep(pause)
+
+
+def _refuse_relative_destination(destination: object) -> None:
+    """A run is repeated from the version table after a lock timeout, so a destination counted
+    from where the run starts ("-1", "head-2", "+1") would be counted again from where the
+    failed attempt stopped, and go too far: a downgrade would drop one migration more."""
+    destinations = destination if isinstance(destination, tuple) else (destination,)
+    for one in destinations:
+        if isinstance(one, str) and re.search(r"[+-]\d+$", one):
+            raise ValueError(
+                f"migrations run to an absolute revision, not {one!r}: name the revision"
+            )
 
 
 @contextmanager

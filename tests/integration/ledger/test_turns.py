@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.clock import FixedClock
 from remit.ledger import journal
 from remit.ledger.domain import Posting, TransactionRequest
+from remit.ledger.repository import JournalRepository
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import alembic_config, upgrade
 from tests.integration.ledger.conftest import NewAccount
@@ -72,6 +73,25 @@ async def test_a_posting_waits_for_its_accounts_turn_and_others_go_on(
     await asyncio.wait_for(waiting, 10)
 
 
+async def test_the_payouts_chain_lock_waits_for_the_turn_too(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    account = await new_account()
+    await _credit(core_engine, account, "first", clock)
+
+    async def lock_the_chain() -> tuple[int, str]:
+        async with core_engine.begin() as db:
+            return await JournalRepository(db).lock_chain(account)
+
+    async with core_engine.connect() as holder:
+        await holder.execute(text("SELECT ledger_wait_turn(:a)"), {"a": account})
+        waiting = asyncio.create_task(lock_the_chain())
+        await until_a_session_waits_on_a_lock(core_engine, contender=waiting)
+        assert await _waiting_on(core_engine) == ["advisory"]
+        await holder.rollback()
+    assert (await asyncio.wait_for(waiting, 10))[0] == 1
+
+
 @pytest.fixture
 def scratch_core(pg_cluster: EmbeddedCluster) -> Iterator[str]:
     name = f"remit_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_ledger_turn"
@@ -84,17 +104,23 @@ def scratch_core(pg_cluster: EmbeddedCluster) -> Iterator[str]:
         pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
 
 
-def _waits_for_turn(url: str) -> dict[str, bool]:
+def _definitions(url: str) -> dict[str, str]:
     with psycopg.connect(url) as connection:
-        return {
-            name: "PERFORM ledger_wait_turn(p_account_id);"
-            in str(
-                connection.execute(
-                    "SELECT pg_get_functiondef(CAST(%s AS regprocedure))", (signature,)
-                ).fetchone()[0]  # type: ignore[index]
-            )
-            for name, signature in _FUNCTIONS.items()
-        }
+        found = {}
+        for name, signature in _FUNCTIONS.items():
+            row = connection.execute(
+                "SELECT pg_get_functiondef(CAST(%s AS regprocedure))", (signature,)
+            ).fetchone()
+            assert row is not None
+            found[name] = str(row[0])
+        return found
+
+
+def _waits_for_turn(url: str) -> dict[str, bool]:
+    return {
+        name: "PERFORM ledger_wait_turn(p_account_id);" in definition
+        for name, definition in _definitions(url).items()
+    }
 
 
 def _turn_function_exists(url: str) -> bool:
@@ -106,14 +132,14 @@ def _turn_function_exists(url: str) -> bool:
 def test_the_migration_adds_the_turn_to_both_functions_and_takes_it_back(
     scratch_core: str,
 ) -> None:
+    upgrade("core", scratch_core, "0017_vault_sweep_watermark")
+    before = _definitions(scratch_core)
     upgrade("core", scratch_core, "0018_ledger_turn")
     assert _waits_for_turn(scratch_core) == {"ledger_post": True, "ledger_lock_for_posting": True}
     assert _turn_function_exists(scratch_core)
     command.downgrade(alembic_config("core", scratch_core), "0017_vault_sweep_watermark")
-    assert _waits_for_turn(scratch_core) == {
-        "ledger_post": False,
-        "ledger_lock_for_posting": False,
-    }
+    # Exactly the functions as they were, to the byte.
+    assert _definitions(scratch_core) == before
     assert not _turn_function_exists(scratch_core)
     upgrade("core", scratch_core)
     assert _waits_for_turn(scratch_core) == {"ledger_post": True, "ledger_lock_for_posting": True}

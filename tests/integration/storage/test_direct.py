@@ -100,7 +100,7 @@ async def test_idle_connections_end_with_close_or_with_their_engine(
     async with single_statement(forgotten) as connection:
         left_open = connection
     assert not left_open.closed
-    await dispose(forgotten)
+    await forgotten.dispose()  # SQLAlchemy's pool only: the direct pool is left to the finalizer
     del forgotten
     gc.collect()
     assert left_open.closed, "the engine's finalizer hangs up its idle connections"
