@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage import fastsql
 from remit.storage.engine import batched_unit, dispose, make_engine, single_statement
-from remit.storage.fastsql import Statement, TableStatements, deferring, driver, holds
+from remit.storage.fastsql import (
+    RowsStatement,
+    Statement,
+    TableStatements,
+    deferring,
+    driver,
+    holds,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -322,3 +329,129 @@ async def test_a_refusal_is_translated_when_the_statement_runs_alone(
     with pytest.raises(UntouchedError):
         await add_to_a_missing_thing()
     assert await _stored_ids(core_engine) == ["th_1"]
+
+
+# --- rows: written by one statement while they are deferred one after the other ---------------
+
+# Each row's amount is its position in the statement that wrote it, which shows both the order
+# the rows were written in and which of them travelled together.
+_INSERT_ROWS = RowsStatement(
+    """
+    INSERT INTO fastsql_things (account_id, id, amount_minor, details, created_at)
+    SELECT %(account_id)s, given.id, given.position, given.details, %(created_at)s
+    FROM unnest(CAST(%(id)s AS text[]), CAST(%(details)s AS jsonb[]))
+         WITH ORDINALITY AS given (id, details, position)
+    ORDER BY given.position
+    """,
+    ("id", "details"),
+    shared={"account_id": "acct_1", "created_at": AT},
+    json=frozenset({"details"}),
+)
+
+
+async def _positions(engine: AsyncEngine) -> list[tuple[str, int, object]]:
+    async with engine.begin() as db:
+        rows = await Statement(
+            "SELECT id, amount_minor, details FROM fastsql_things ORDER BY id"
+        ).rows(db, {})
+    return [(row["id"], row["amount_minor"], row["details"]) for row in rows]
+
+
+async def test_rows_deferred_one_after_another_are_written_by_one_statement_in_order(
+    core_engine: AsyncEngine,
+) -> None:
+    with fastsql.traced() as sent:
+        async with core_engine.begin() as db, deferring(db):
+            await _INSERT_ROWS.defer_row(db, {"id": "th_c", "details": {"n": [1, "two"]}})
+            await _INSERT_ROWS.defer_row(db, {"id": "th_a", "details": None})
+            await _INSERT_ROWS.defer_row(db, {"id": "th_b", "details": {"n": None}})
+    assert sent == [_INSERT_ROWS.sql]
+    assert await _positions(core_engine) == [
+        ("th_a", 2, None),  # a NULL among jsonb values stays NULL
+        ("th_b", 3, {"n": None}),
+        ("th_c", 1, {"n": [1, "two"]}),
+    ]
+
+
+async def test_a_different_write_in_between_starts_a_new_statement(
+    core_engine: AsyncEngine,
+) -> None:
+    with fastsql.traced() as sent:
+        async with core_engine.begin() as db, deferring(db):
+            await _INSERT_ROWS.defer_row(db, {"id": "th_1", "details": None})
+            await _INSERT_ROWS.defer_row(db, {"id": "th_2", "details": None})
+            await THINGS.insert(list(_thing("th_3"))).defer(db, _thing("th_3", 7))
+            await _INSERT_ROWS.defer_row(db, {"id": "th_4", "details": None})
+    assert [sql == _INSERT_ROWS.sql for sql in sent] == [True, False, True]
+    assert [(thing, amount) for thing, amount, _ in await _positions(core_engine)] == [
+        ("th_1", 1),
+        ("th_2", 2),
+        ("th_3", 7),
+        ("th_4", 1),
+    ]
+
+
+async def test_a_row_deferred_after_the_held_rows_were_sent_is_a_new_statement(
+    core_engine: AsyncEngine,
+) -> None:
+    with fastsql.traced() as sent:
+        async with core_engine.begin() as db, deferring(db):
+            await _INSERT_ROWS.defer_row(db, {"id": "th_1", "details": None})
+            await _INSERT_ROWS.defer_row(db, {"id": "th_2", "details": None})
+            counted = await _COUNT.first(db, {})  # sends the held rows
+            await _INSERT_ROWS.defer_row(db, {"id": "th_3", "details": None})
+    assert counted == {"n": 2}
+    assert sent == [_INSERT_ROWS.sql, _COUNT.sql, _INSERT_ROWS.sql]
+    assert [(thing, amount) for thing, amount, _ in await _positions(core_engine)] == [
+        ("th_1", 1),
+        ("th_2", 2),
+        ("th_3", 1),
+    ]
+
+
+async def _defer_rows_in_a_plain_unit(engine: AsyncEngine, *thing_ids: str) -> None:
+    async with engine.begin() as db, deferring(db):
+        for thing_id in thing_ids:
+            await _INSERT_ROWS.defer_row(db, {"id": thing_id, "details": None})
+
+
+async def _defer_rows_in_a_batched_unit(engine: AsyncEngine, *thing_ids: str) -> None:
+    async with batched_unit(engine) as db:
+        for thing_id in thing_ids:
+            await _INSERT_ROWS.defer_row(db, {"id": thing_id, "details": None})
+
+
+@pytest.mark.parametrize("defer_rows", [_defer_rows_in_a_plain_unit, _defer_rows_in_a_batched_unit])
+async def test_a_failure_of_the_rows_statement_fails_the_unit_and_commits_none_of_them(
+    core_engine: AsyncEngine, defer_rows: Any
+) -> None:
+    async with core_engine.begin() as db:
+        await THINGS.insert(list(_thing("th_2"))).run(db, _thing("th_2", 50))
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await defer_rows(core_engine, "th_1", "th_2", "th_3")
+    assert await _stored_ids(core_engine) == ["th_2"]
+    await defer_rows(core_engine, "th_4")  # the connection is usable again
+    assert await _stored_ids(core_engine) == ["th_2", "th_4"]
+
+
+async def test_a_row_deferred_outside_a_deferring_block_is_written_at_once(
+    core_engine: AsyncEngine,
+) -> None:
+    with fastsql.traced() as sent:
+        async with core_engine.begin() as db:
+            await _INSERT_ROWS.defer_row(db, {"id": "th_1", "details": None})
+            assert not holds(driver(db))
+            await _INSERT_ROWS.defer_row(db, {"id": "th_2", "details": {"k": "v"}})
+            counted = await _COUNT.first(db, {})
+    assert counted == {"n": 2}
+    assert sent == [_INSERT_ROWS.sql, _INSERT_ROWS.sql, _COUNT.sql]
+    assert await _positions(core_engine) == [("th_1", 1, None), ("th_2", 1, {"k": "v"})]
+
+
+async def test_a_row_needs_exactly_the_statements_columns(core_engine: AsyncEngine) -> None:
+    async with core_engine.begin() as db, deferring(db):
+        with pytest.raises(ValueError, match="exactly the columns"):
+            await _INSERT_ROWS.defer_row(db, {"id": "th_1"})
+        with pytest.raises(ValueError, match="exactly the columns"):
+            await _INSERT_ROWS.defer_row(db, {"id": "th_1", "details": None, "amount_minor": 1})
+        assert not holds(driver(db))
