@@ -18,9 +18,7 @@ end of the block: one round trip for all of them instead of one each. Whatever i
 connection meanwhile, here or through SQLAlchemy, goes after them, so a unit always reads its
 own writes. A write whose outcome must be checked checks itself on the server (`remit_require`,
 core migration 0009_require): its failure fails the pipeline it travels in, and so the next
-statement, or the COMMIT, never runs after it. A row written right after another row of the
-same statement (`RowsStatement.defer_row`) joins it while it is held: one statement for both,
-which PostgreSQL parses, plans and runs once.
+statement, or the COMMIT, never runs after it.
 
 Everything else keeps using SQLAlchemy Core.
 """
@@ -95,32 +93,6 @@ class _Deferred(NamedTuple):
     refusals: Refusals
 
 
-class _HeldRows:
-    """A `RowsStatement` write while it is held: rows deferred next on its connection join it
-    until it is sent."""
-
-    def __init__(self, statement: "RowsStatement") -> None:
-        self.statement = statement
-        self._columns: dict[str, list[object]] = {name: [] for name in statement.columns}
-        self._sent = False
-
-    def joinable(self, statement: "RowsStatement") -> bool:
-        return self.statement is statement and not self._sent
-
-    def add(self, values: Sequence[object]) -> None:
-        """Append one row, its values in the order of the statement's columns."""
-        assert not self._sent, "a row joined a write already sent"
-        for column, value in zip(self._columns.values(), values, strict=True):
-            column.append(value)
-
-    def sealed(self) -> _Deferred:
-        """The write as it is sent; no row joins it after this."""
-        self._sent = True
-        return _Deferred(
-            self.statement.sql, self.statement.params(self._columns), self.statement.refusals
-        )
-
-
 def _translated(error: psycopg.Error, refusals: Iterable[Refusals]) -> Exception | None:
     """The caller's error for a check the server refused (None: not such a refusal)."""
     for known in refusals:
@@ -131,9 +103,7 @@ def _translated(error: psycopg.Error, refusals: Iterable[Refusals]) -> Exception
 
 
 # The writes a `deferring` block holds, per connection, in the order they were deferred.
-_held: "WeakKeyDictionary[psycopg.AsyncConnection[Any], list[_Deferred | _HeldRows]]" = (
-    WeakKeyDictionary()
-)
+_held: "WeakKeyDictionary[psycopg.AsyncConnection[Any], list[_Deferred]]" = WeakKeyDictionary()
 
 
 @asynccontextmanager
@@ -150,7 +120,7 @@ async def deferring(db: Db, *, commit: bool = False) -> AsyncIterator[None]:
     if connection in _held:
         yield
         return
-    held: list[_Deferred | _HeldRows] = []
+    held: list[_Deferred] = []
     _held[connection] = held
     try:
         yield
@@ -179,14 +149,14 @@ async def send_held(connection: "psycopg.AsyncConnection[Any]") -> None:
 
 async def _pipelined(
     connection: "psycopg.AsyncConnection[Any]",
-    held: list[_Deferred | _HeldRows],
+    held: list[_Deferred],
     sql: str | None,
     params: Mapping[str, object],
     refusals: Refusals | None = None,
 ) -> "psycopg.AsyncCursor[Row] | None":
     """The held writes, then `sql` if given, in one pipeline; returns `sql`'s cursor with its
     result fetched (rowcount set, rows buffered)."""
-    writes = [write.sealed() if isinstance(write, _HeldRows) else write for write in held]
+    writes = list(held)
     held.clear()
     answer = None
     try:
@@ -272,70 +242,6 @@ class Statement:
             return
         _note(self.sql)
         held.append(_Deferred(self.sql, self._params(params), self._refusals))
-
-
-class RowsStatement:
-    """A write of any number of rows in one statement: its SQL takes one array per column (a
-    parameter named like the column; `unnest` makes rows of them) and the `shared` parameters,
-    the same for every row. Columns named in `json` are sent as jsonb[] (a NULL stays NULL).
-
-    Rows deferred one after the other on a connection are written by one statement: PostgreSQL
-    parses, plans and runs it once for all of them, where each row of its own is a statement
-    more."""
-
-    def __init__(
-        self,
-        sql: str,
-        columns: Sequence[str],
-        *,
-        shared: Mapping[str, object] | None = None,
-        json: frozenset[str] = frozenset(),
-        refusals: Refusals | None = None,
-    ) -> None:
-        if unknown := json - set(columns):
-            raise ValueError(f"json names columns the rows do not have: {sorted(unknown)}")
-        if overlap := set(columns) & set(shared or {}):
-            raise ValueError(f"parameters both per row and shared: {sorted(overlap)}")
-        self.sql = sql
-        self.columns = tuple(columns)
-        self.refusals: Refusals = refusals or {}
-        self._shared = dict(shared or {})
-        self._json = json
-        # A statement of one row, run at once outside a `deferring` block.
-        self._alone = Statement(sql, refusals=refusals)
-
-    def _values(self, row: Mapping[str, object]) -> list[object]:
-        if row.keys() != set(self.columns):
-            raise ValueError(f"a row needs exactly the columns {self.columns}, got {sorted(row)}")
-        return [
-            Jsonb(row[name]) if name in self._json and row[name] is not None else row[name]
-            for name in self.columns
-        ]
-
-    def params(self, columns: Mapping[str, Sequence[object]]) -> dict[str, object]:
-        """The parameters for these columns' values, as new lists: the rows sent are the rows
-        given until now, whatever happens to `columns` afterwards."""
-        return {**self._shared, **{name: list(values) for name, values in columns.items()}}
-
-    async def defer_row(self, db: Db, row: Mapping[str, object]) -> None:
-        """Write `row` (a value for every column) when this unit's held writes are sent: with
-        the rows of the write held last on the connection if that is this statement's, else as
-        a new held write. Only the last one is joined, so the writes on a connection keep the
-        order they were made in. Outside `deferring` the row is written at once."""
-        values = self._values(row)
-        held = _held.get(driver(db))
-        if held is None:
-            alone = {name: [value] for name, value in zip(self.columns, values, strict=True)}
-            await self._alone.run(db, self.params(alone))
-            return
-        last = held[-1] if held else None
-        if isinstance(last, _HeldRows) and last.joinable(self):
-            last.add(values)
-            return
-        _note(self.sql)
-        write = _HeldRows(self)
-        write.add(values)
-        held.append(write)
 
 
 class TableStatements:

@@ -17,14 +17,12 @@ pytestmark = pytest.mark.anyio
 # claim the key (1); attempt: Radar's rules, intent, charge, event, advance (5: the advance is
 # fenced by the key's owner token, so the key is not locked first);
 # network answer: store it and advance in one statement (1); outcome: lock the key, intent and
-# charge in one statement, update intent and charge (3), finish (1), charge.succeeded and
-# payment_intent.succeeded (1: recorded one after the other, they are written by one statement,
-# `fastsql.RowsStatement`), capture state and the ledger posting (`ledger_post`: lock, check and
-# write in one statement) (2).
+# charge in one statement, update intent and charge (3), finish (1), two events (2), capture
+# state and the ledger posting (`ledger_post`: lock, check and write in one statement) (2).
 # Writes are counted where they are made: most of them
 # travel together in a pipeline (remit.storage.fastsql.deferring), but each is still a
 # statement PostgreSQL runs.
-CONFIRMED_PAYMENT_STATEMENTS = 1 + 5 + 1 + 3 + 1 + 1 + 2
+CONFIRMED_PAYMENT_STATEMENTS = 1 + 5 + 1 + 3 + 1 + 2 + 2
 
 
 async def _statements_of_a_payment(engine: AsyncEngine) -> list[str]:

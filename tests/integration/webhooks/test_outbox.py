@@ -1,19 +1,14 @@
 """What recording an event writes, and whom it wakes, in the caller's transaction."""
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
 
 import psycopg
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.accounts.service import AccountsService
-from remit.accounts.tables import accounts
-from remit.storage import fastsql
 from remit.webhooks.outbox import DELIVER_JOB, EVENTS_CHANNEL, record_event
-from remit.webhooks.repository import EventFilter
-from remit.webhooks.service import EndpointChanges, PageArgs
+from remit.webhooks.service import EndpointChanges
 from remit.webhooks.tables import events, webhook_deliveries
 from remit.worker.jobs import NOTIFY_CHANNEL
 from remit.worker.runner import libpq_url
@@ -115,127 +110,3 @@ async def test_listeners_are_woken_once_the_event_commits_and_never_if_it_rolls_
     await bench.service.delete_endpoint(bench.account_id, endpoint.id)
     await bench.record()
     assert await received(listener) == [(EVENTS_CHANNEL, bench.account_id)]
-
-
-# --- events recorded one after the other in a unit: one statement -----------------------------
-
-
-async def _record(
-    db: AsyncConnection,
-    account_id: str,
-    event_type: str,
-    now: datetime,
-    previous: dict[str, object] | None = None,
-) -> str:
-    resource = event_type.split(".")[0]
-    return await record_event(db, account_id=account_id, type=event_type,
-                              data_object={"id": f"{resource}_1", "object": resource},
-                              now=now, previous_attributes=previous,
-                              request_id=f"req_{resource}",
-                              idempotency_key=f"key-{resource}")  # fmt: skip
-
-
-async def test_events_recorded_one_after_the_other_are_one_statement_with_their_own_deliveries(
-    bench: Bench,
-) -> None:
-    everything = await bench.endpoint("https://example.com/all")
-    charges = await bench.endpoint("https://example.com/charges", ["charge.succeeded"])
-    first_at = bench.clock.now()
-    then = first_at + timedelta(milliseconds=1)
-    with fastsql.traced() as sent:
-        async with bench.engine.begin() as db, fastsql.deferring(db):
-            charge_event = await _record(db, bench.account_id, "charge.succeeded", first_at)
-            intent_event = await _record(db, bench.account_id, "payment_intent.succeeded",
-                                         then, previous={"status": "processing"})  # fmt: skip
-    assert len(sent) == 1
-
-    async with bench.engine.begin() as db:
-        stored = {
-            row.id: row
-            for row in await db.execute(
-                select(events).where(events.c.account_id == bench.account_id)
-            )
-        }
-        delivered = (await db.execute(select(webhook_deliveries))).all()
-        staged = (await db.execute(select(jobs))).all()
-        api_version = (
-            await db.execute(
-                select(accounts.c.api_version).where(accounts.c.id == bench.account_id)
-            )
-        ).scalar_one()
-    assert sorted(stored) == sorted([charge_event, intent_event])
-    charge, intent = stored[charge_event], stored[intent_event]
-    assert (charge.type, charge.created_at, charge.previous_attributes) == (
-        "charge.succeeded", first_at, None
-    )  # fmt: skip
-    assert (intent.type, intent.created_at, intent.previous_attributes) == (
-        "payment_intent.succeeded", then, {"status": "processing"}
-    )  # fmt: skip
-    assert charge.data_object == {"id": "charge_1", "object": "charge"}
-    assert intent.data_object == {"id": "payment_intent_1", "object": "payment_intent"}
-    assert (charge.request_id, charge.idempotency_key) == ("req_charge", "key-charge")
-    assert (intent.request_id, intent.idempotency_key) == (
-        "req_payment_intent", "key-payment_intent"
-    )  # fmt: skip
-    assert {(e.livemode, e.api_version) for e in (charge, intent)} == {(False, api_version)}
-
-    # The endpoint subscribed to charge.succeeded only gets that event; each delivery is
-    # scheduled from its own event's time, the earlier event's first.
-    assert sorted((d.event_id, d.endpoint_id, d.first_attempt_at) for d in delivered) == sorted([
-        (charge_event, everything.id, first_at),
-        (charge_event, charges.id, first_at),
-        (intent_event, everything.id, then),
-    ])  # fmt: skip
-    assert max(d.id for d in delivered if d.event_id == charge_event) < min(
-        d.id for d in delivered if d.event_id == intent_event
-    )
-    assert sorted(
-        (j.kind, j.payload["delivery_id"], j.payload["attempt"], j.account_id, j.run_at)
-        for j in staged
-    ) == sorted((DELIVER_JOB, d.id, 1, bench.account_id, d.first_attempt_at) for d in delivered)
-
-
-async def test_events_of_two_accounts_in_one_statement_wake_listeners_of_both(
-    bench: Bench, listener: psycopg.AsyncConnection[object]
-) -> None:
-    await bench.endpoint("https://example.com/h")
-    other = (await AccountsService(bench.engine, bench.clock).create_account()).account.id
-    with fastsql.traced() as sent:
-        async with bench.engine.begin() as db, fastsql.deferring(db):
-            await _record(db, bench.account_id, "charge.succeeded", bench.clock.now())
-            await _record(db, other, "charge.succeeded", bench.clock.now())
-            await _record(db, bench.account_id, "payment_intent.succeeded", bench.clock.now())
-    assert len(sent) == 1
-    assert await received(listener) == sorted([
-        (EVENTS_CHANNEL, bench.account_id), (EVENTS_CHANNEL, other), (NOTIFY_CHANNEL, DELIVER_JOB)
-    ])  # fmt: skip
-
-    # Events that no endpoint wants stage no job: only `remit listen` streams hear of them.
-    async with bench.engine.begin() as db, fastsql.deferring(db):
-        await _record(db, other, "charge.succeeded", bench.clock.now())
-        await _record(db, other, "charge.refunded", bench.clock.now())
-    assert await received(listener) == [(EVENTS_CHANNEL, other)]
-
-
-async def test_events_written_by_one_statement_are_listed_by_time_then_id(bench: Bench) -> None:
-    """The list's order is the events' (created, id), whichever statement wrote them."""
-    first_at = bench.clock.now()
-    later = first_at + timedelta(seconds=1)
-    async with bench.engine.begin() as db, fastsql.deferring(db):
-        recorded = [
-            (first_at, await _record(db, bench.account_id, "charge.succeeded", first_at)),
-            (later, await _record(db, bench.account_id, "payment_intent.succeeded", later)),
-            (later, await _record(db, bench.account_id, "charge.refunded", later)),
-            (first_at, await _record(db, bench.account_id, "charge.captured", first_at)),
-        ]
-    newest_first = [event_id for _, event_id in sorted(recorded, reverse=True)]
-    listed, has_more = await bench.service.list_events(
-        bench.account_id, EventFilter(), PageArgs(limit=3)
-    )
-    assert [e.id for e in listed] == newest_first[:3]
-    assert has_more
-    rest, has_more = await bench.service.list_events(
-        bench.account_id, EventFilter(), PageArgs(limit=3, starting_after=listed[-1].id)
-    )
-    assert [e.id for e in rest] == newest_first[3:]
-    assert not has_more
