@@ -5,6 +5,8 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 import pytest
@@ -55,6 +57,33 @@ def _wait_for_the_build_to_wait(url: str) -> None:
     raise AssertionError("the index build never started waiting for the open transaction")
 
 
+@contextmanager
+def _migrating_behind(
+    open_writer: "psycopg.Connection[Any]", url: str
+) -> Iterator[list[BaseException]]:
+    """Upgrade to the indexes in a thread while `open_writer`'s transaction holds a write lock
+    on payment methods, once the build waits for it; the block runs then. Afterwards the open
+    transaction ends and the upgrade finishes; the list holds what it raised, if anything."""
+    open_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE")
+    failure: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            upgrade("core", url, _AFTER)
+        except BaseException as error:  # handed to the test's thread
+            failure.append(error)
+
+    migrator = threading.Thread(target=migrate)
+    migrator.start()
+    try:
+        _wait_for_the_build_to_wait(url)
+        yield failure
+    finally:
+        open_writer.rollback()
+        migrator.join(timeout=30)
+    assert not migrator.is_alive()
+
+
 def test_payment_methods_stay_writable_while_the_index_builds(
     database_before_the_indexes: str,
 ) -> None:
@@ -62,28 +91,14 @@ def test_payment_methods_stay_writable_while_the_index_builds(
     # A transaction writing payment methods is open when the upgrade starts, as on a live
     # platform. A plain CREATE INDEX queues for a lock behind it, and every later write queues
     # behind the CREATE INDEX.
-    with psycopg.connect(url) as open_writer:
-        open_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE")
-        failure: list[BaseException] = []
-
-        def migrate() -> None:
-            try:
-                upgrade("core", url, _AFTER)
-            except BaseException as error:  # handed to the test's thread
-                failure.append(error)
-
-        migrator = threading.Thread(target=migrate)
-        migrator.start()
-        try:
-            _wait_for_the_build_to_wait(url)
-            with psycopg.connect(url) as later_writer:
-                # NOWAIT: the write must not have to queue behind the index build at all.
-                later_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE NOWAIT")
-                later_writer.execute("LOCK TABLE tokens IN ROW EXCLUSIVE MODE NOWAIT")
-        finally:
-            open_writer.rollback()
-            migrator.join(timeout=30)
-    assert not migrator.is_alive()
+    with (
+        psycopg.connect(url) as open_writer,
+        _migrating_behind(open_writer, url) as failure,
+        psycopg.connect(url) as later_writer,
+    ):
+        # NOWAIT: the write must not have to queue behind the index build at all.
+        later_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE NOWAIT")
+        later_writer.execute("LOCK TABLE tokens IN ROW EXCLUSIVE MODE NOWAIT")
     assert failure == []
     assert _index_is_valid(url, _INDEX) is True
     assert _index_is_valid(url, "ix_tokens_vault_token") is True
@@ -106,28 +121,11 @@ def test_the_index_build_waits_for_open_transactions_beyond_the_migration_lock_t
     # over. It runs outside their transactions, so the timeout never applies to it.
     monkeypatch.setenv("REMIT_MIGRATION_LOCK_TIMEOUT_S", "0.05")
     url = database_before_the_indexes
-    with psycopg.connect(url) as open_writer:
-        open_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE")
-        failure: list[BaseException] = []
-
-        def migrate() -> None:
-            try:
-                upgrade("core", url, _AFTER)
-            except BaseException as error:  # handed to the test's thread
-                failure.append(error)
-
-        migrator = threading.Thread(target=migrate)
-        migrator.start()
-        try:
-            _wait_for_the_build_to_wait(url)
-            first = _waiting_build(url)
-            time.sleep(0.5)
-            # The same statement of the same session, still waiting: never cancelled.
-            assert _waiting_build(url) == first
-        finally:
-            open_writer.rollback()
-            migrator.join(timeout=30)
-    assert not migrator.is_alive()
+    with psycopg.connect(url) as open_writer, _migrating_behind(open_writer, url) as failure:
+        first = _waiting_build(url)
+        time.sleep(0.5)
+        # The same statement of the same session, still waiting: never cancelled.
+        assert _waiting_build(url) == first
     assert failure == []
     assert _index_is_valid(url, _INDEX) is True
 

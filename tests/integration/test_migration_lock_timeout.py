@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -122,6 +123,25 @@ def test_a_migration_blocked_by_a_long_transaction_gives_up_and_says_what_blocke
     assert not _has_column(url, "payment_intents", "shipping")
 
 
+def _upgrade_ending_after_the_first_timeout(
+    url: str, revision: str, blocker: "psycopg.Connection[Any]", retries: "_Retries"
+) -> None:
+    """Upgrade to `revision` while `blocker`'s transaction is in the way, ending that
+    transaction from another thread once the first attempt has timed out."""
+
+    def end_after_the_first_timeout() -> None:
+        retries.seen.wait(timeout=30)
+        blocker.rollback()
+
+    ender = threading.Thread(target=end_after_the_first_timeout)
+    ender.start()
+    try:
+        upgrade("core", url, revision)
+    finally:
+        retries.seen.set()
+        ender.join()
+
+
 @pytest.mark.usefixtures("short_lock_waits")
 def test_a_migration_succeeds_once_the_long_transaction_ends_between_its_attempts(
     database_before_the_columns: str, retries: _Retries, monkeypatch: pytest.MonkeyPatch
@@ -132,18 +152,7 @@ def test_a_migration_succeeds_once_the_long_transaction_ends_between_its_attempt
     url = database_before_the_columns
     with psycopg.connect(url) as long_reader:
         long_reader.execute("SELECT count(*) FROM charges")
-
-        def end_after_the_first_timeout() -> None:
-            retries.seen.wait(timeout=30)
-            long_reader.rollback()
-
-        ender = threading.Thread(target=end_after_the_first_timeout)
-        ender.start()
-        try:
-            upgrade("core", url, _ALTERING)
-        finally:
-            retries.seen.set()
-            ender.join()
+        _upgrade_ending_after_the_first_timeout(url, _ALTERING, long_reader, retries)
     assert _version(url) == _ALTERING
     assert _has_column(url, "charges", "receipt_email")
     assert _has_column(url, "payment_intents", "shipping")
@@ -272,18 +281,9 @@ def test_an_index_build_cut_short_by_a_lock_timeout_is_built_again_on_the_next_a
         )
     with psycopg.connect(url) as open_writer:
         open_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE")
-
-        def end_after_the_first_timeout() -> None:
-            retries.seen.wait(timeout=30)
-            open_writer.rollback()
-
-        ender = threading.Thread(target=end_after_the_first_timeout)
-        ender.start()
-        try:
-            upgrade("core", url, "0014_vault_token_indexes")
-        finally:
-            retries.seen.set()
-            ender.join()
+        _upgrade_ending_after_the_first_timeout(
+            url, "0014_vault_token_indexes", open_writer, retries
+        )
     with psycopg.connect(url) as reader:
         valid = reader.execute(
             "SELECT c.relname, i.indisvalid FROM pg_index i "

@@ -1,7 +1,8 @@
 """`batched_unit` on connections kept checked out between units, against a real PostgreSQL."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import psycopg
 import pytest
@@ -113,21 +114,28 @@ async def test_a_server_error_rolls_back_and_the_next_unit_works(engine: AsyncEn
     assert await _stored(engine) == ["i"]
 
 
-async def test_a_cancelled_unit_rolls_back(engine: AsyncEngine) -> None:
+async def _cancel_in_its_statement(
+    unit: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+) -> None:
+    """Run `unit`, cancel it a moment after it says its long statement is about to start, and
+    check that it ends with that cancellation."""
     started = asyncio.Event()
-
-    async def slow_unit() -> None:
-        async with batched_unit(engine) as db:
-            await _INSERT.run(db, {"id": "j"})
-            started.set()
-            await Statement("SELECT pg_sleep(30)").run(db, {})
-
-    task = asyncio.create_task(slow_unit())
+    task = asyncio.create_task(unit(started))
     await started.wait()
     await asyncio.sleep(0.1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_cancelled_unit_rolls_back(engine: AsyncEngine) -> None:
+    async def slow_unit(started: asyncio.Event) -> None:
+        async with batched_unit(engine) as db:
+            await _INSERT.run(db, {"id": "j"})
+            started.set()
+            await Statement("SELECT pg_sleep(30)").run(db, {})
+
+    await _cancel_in_its_statement(slow_unit)
     async with batched_unit(engine) as db:
         await _INSERT.defer(db, {"id": "k"})
     assert await _stored(engine) == ["k"]
@@ -205,20 +213,14 @@ async def test_a_unit_cancelled_in_a_sqlalchemy_statement_rolls_back_and_reports
 ) -> None:
     """SQLAlchemy invalidates its connection when a statement it runs is cancelled; the unit
     must still end with the cancellation, not with an error of its own clean-up."""
-    started = asyncio.Event()
 
-    async def slow_unit() -> None:
+    async def slow_unit(started: asyncio.Event) -> None:
         async with batched_unit(engine) as db:
             await db.execute(text("INSERT INTO kept_things (id) VALUES ('l')"))
             started.set()
             await db.execute(text("SELECT pg_sleep(30)"))
 
-    task = asyncio.create_task(slow_unit())
-    await started.wait()
-    await asyncio.sleep(0.1)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await _cancel_in_its_statement(slow_unit)
     async with batched_unit(engine) as db:
         await db.execute(text("INSERT INTO kept_things (id) VALUES ('m')"))
     assert await _stored(engine) == ["m"]
