@@ -9,6 +9,10 @@ CPU is not in it.
 Then the same read as a whole single-statement unit, connection taken and given back: from
 SQLAlchemy's pool switched into autocommit for the unit (what `single_statement` did), and from
 the engine's direct pool (`remit.storage.direct`, what it does now).
+
+Last, a transaction of the read and one held write (the update), as the payment path's
+`batched_unit` runs it: through `engine.begin()` (what it did) and on a connection kept checked
+out between units (`remit.storage.kept`, what it does now).
 """
 
 import asyncio
@@ -21,7 +25,8 @@ from bench.result import Figure
 from bench.scratch import scratch_database
 from remit.payments.repository import ChargeRepository
 from remit.payments.tables import charges
-from remit.storage.engine import dispose, make_engine, single_statement
+from remit.storage import fastsql
+from remit.storage.engine import batched_unit, dispose, make_engine, single_statement
 
 NAME = "statements"
 ROUNDS = 3_000
@@ -81,6 +86,24 @@ async def _measure(url: str) -> list[Figure]:
             "SQLAlchemy checkout in autocommit": await _cpu_per_call(unit_through_sqlalchemy),
             "direct pool": await _cpu_per_call(unit_through_direct_pool),
         }
+
+        async def read_and_held_write(db: fastsql.Db) -> object:
+            found = await fast.select.first(db, KEY)
+            await fast.update(["description"]).defer(db, {**KEY, "description": "bench"})
+            return found
+
+        async def transaction_through_begin() -> object:
+            async with engine.begin() as db, fastsql.deferring(db, commit=True):
+                return await read_and_held_write(db)
+
+        async def transaction_on_a_kept_connection() -> object:
+            async with batched_unit(engine) as db:
+                return await read_and_held_write(db)
+
+        transactions = {
+            "engine.begin()": await _cpu_per_call(transaction_through_begin),
+            "kept connection (batched_unit)": await _cpu_per_call(transaction_on_a_kept_connection),
+        }
     finally:
         await dispose(engine)
     return [
@@ -89,6 +112,10 @@ async def _measure(url: str) -> list[Figure]:
             for name, us in timings.items()
         ),
         *(Figure(NAME, f"one-read unit, {name}", us, "µs") for name, us in units.items()),
+        *(
+            Figure(NAME, f"read + held write transaction, {name}", us, "µs")
+            for name, us in transactions.items()
+        ),
     ]
 
 

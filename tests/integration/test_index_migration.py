@@ -1,7 +1,6 @@
 """Migration 0014 builds its indexes without blocking writes to payment methods and tokens,
 and finishes an earlier build that was interrupted."""
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import pytest
 
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import upgrade
+from tests.support.postgres import scratch_database
 
 _BEFORE = "0013_charge_details"
 _AFTER = "0014_vault_token_indexes"
@@ -21,16 +21,9 @@ _INDEX = "ix_payment_methods_vault_token"
 
 @pytest.fixture
 def database_before_the_indexes(pg_cluster: EmbeddedCluster) -> Iterator[str]:
-    name = f"remit_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_index_migration"
-    pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
-    pg_cluster.execute_admin(f'CREATE DATABASE "{name}";')
-    # psycopg takes the libpq form of the URL; the migrations take either.
-    url = pg_cluster.url(name).replace("postgresql+psycopg://", "postgresql://", 1)
-    upgrade("core", url, _BEFORE)
-    try:
+    with scratch_database(pg_cluster, "index_migration") as url:
+        upgrade("core", url, _BEFORE)
         yield url
-    finally:
-        pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
 
 
 def _index_is_valid(url: str, name: str) -> bool | None:

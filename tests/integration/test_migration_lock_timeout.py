@@ -3,7 +3,6 @@ run again a few times, then fails saying what was in the way, and its lock_timeo
 outlives its own transactions."""
 
 import logging
-import os
 import textwrap
 import threading
 import time
@@ -21,6 +20,7 @@ from sqlalchemy import create_engine, pool
 from remit.storage.embedded import EmbeddedCluster, to_sqlalchemy_url
 from remit.storage.migrate import alembic_config, upgrade
 from remit.storage.migration_locks import MigrationLockTimeoutError
+from tests.support.postgres import scratch_database
 
 _BEFORE = "0012_event_api_version"
 # Adds a column to payment_intents, then columns to charges.
@@ -31,14 +31,8 @@ _CORE_MIGRATION_LOCK = 1895254928
 
 @pytest.fixture
 def empty_database(pg_cluster: EmbeddedCluster) -> Iterator[str]:
-    name = f"remit_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_lock_timeout"
-    pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
-    pg_cluster.execute_admin(f'CREATE DATABASE "{name}";')
-    # psycopg takes the libpq form of the URL; the migrations take either.
-    try:
-        yield pg_cluster.url(name).replace("postgresql+psycopg://", "postgresql://", 1)
-    finally:
-        pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+    with scratch_database(pg_cluster, "lock_timeout") as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from remit.config import Endpoint
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
+from remit.grpcutil.metadata import ACCOUNT_KEY, IDEMPOTENCY_KEY
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 
@@ -36,3 +37,11 @@ def create_account(
             timeout=10,
         )
     return TestAccount(reply.account.id, reply.secret_key, reply.publishable_key)
+
+
+def call_metadata(account_id: str, key: str | None = None) -> tuple[tuple[str, str], ...]:
+    """The gRPC metadata of a call for `account_id`, with idempotency key `key` if given."""
+    values = [(ACCOUNT_KEY, account_id)]
+    if key is not None:
+        values.append((IDEMPOTENCY_KEY, key))
+    return tuple(values)

@@ -70,3 +70,16 @@ def create_worker_databases(cluster: EmbeddedCluster, worker: str) -> WorkerData
     upgrade("vault", databases.vault_url)
     upgrade("acquirer", databases.acquirer_url)
     return databases
+
+
+@contextmanager
+def scratch_database(cluster: EmbeddedCluster, purpose: str) -> Iterator[str]:
+    """An empty database of this worker's own for one test (named after `purpose`), dropped
+    afterwards; its URL in libpq's form, which psycopg takes and the migrations take too."""
+    name = f"remit_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{purpose}"
+    cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+    cluster.execute_admin(f'CREATE DATABASE "{name}";')
+    try:
+        yield cluster.url(name).replace("postgresql+psycopg://", "postgresql://", 1)
+    finally:
+        cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')

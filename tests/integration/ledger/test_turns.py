@@ -2,7 +2,6 @@
 any ledger row: the chain head and the balance rows are touched by one posting at a time."""
 
 import asyncio
-import os
 from collections.abc import Iterator
 
 import psycopg
@@ -19,6 +18,7 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import alembic_config, upgrade
 from tests.integration.ledger.conftest import NewAccount
 from tests.support.locks import until_a_session_waits_on_a_lock
+from tests.support.postgres import scratch_database
 
 pytestmark = pytest.mark.anyio
 
@@ -94,14 +94,8 @@ async def test_the_payouts_chain_lock_waits_for_the_turn_too(
 
 @pytest.fixture
 def scratch_core(pg_cluster: EmbeddedCluster) -> Iterator[str]:
-    name = f"remit_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_ledger_turn"
-    pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
-    pg_cluster.execute_admin(f'CREATE DATABASE "{name}";')
-    url = pg_cluster.url(name).replace("postgresql+psycopg://", "postgresql://", 1)
-    try:
+    with scratch_database(pg_cluster, "ledger_turn") as url:
         yield url
-    finally:
-        pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
 
 
 def _definitions(url: str) -> dict[str, str]:

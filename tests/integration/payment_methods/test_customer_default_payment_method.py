@@ -18,7 +18,6 @@ from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
 from remit.customers.tables import customers
 from remit.grpcutil.errors import ErrorMappingInterceptor, detail_from_rpc_error
-from remit.grpcutil.metadata import ACCOUNT_KEY, IDEMPOTENCY_KEY
 from remit.payment_methods.domain import CardSummary, NewPaymentMethod, VaultCard
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.grpc import PaymentsServicer, payment_intent_message
@@ -29,6 +28,7 @@ from remit.payments.wiring import payment_hooks
 from remit.webhooks.tables import events
 from remit_api.payments.v1 import payments_pb2 as pb
 from remit_api.payments.v1 import payments_pb2_grpc
+from tests.support.accounts import call_metadata
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -61,10 +61,7 @@ class Core:
     stub: Any  # payments_pb2_grpc.PaymentsServiceStub on an aio channel
 
     def metadata(self, key: str | None = None) -> tuple[tuple[str, str], ...]:
-        values = [(ACCOUNT_KEY, self.account_id)]
-        if key is not None:
-            values.append((IDEMPOTENCY_KEY, key))
-        return tuple(values)
+        return call_metadata(self.account_id, key)
 
     async def new_method(self) -> str:
         """A payment method of the account, attached to no customer."""

@@ -1,8 +1,6 @@
 """A captured charge and a succeeded refund name the balance transaction the ledger wrote for
 them, in the same database transaction (`balance_transaction` on the wire)."""
 
-import os
-
 import pytest
 from alembic import command
 from sqlalchemy import text
@@ -20,6 +18,7 @@ from remit.storage.engine import dispose, make_engine
 from remit.storage.migrate import alembic_config, upgrade
 from tests.integration.payments.conftest import payments_with_core_hooks
 from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
+from tests.support.postgres import scratch_database
 
 pytestmark = pytest.mark.anyio
 
@@ -110,33 +109,29 @@ async def test_the_migration_gives_rows_written_before_it_their_balance_transact
 ) -> None:
     """Charges and refunds written before core migration 0011 get the id of the balance
     transaction the ledger already wrote for them; downgrading drops the columns again."""
-    name = f"remit_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_backfill"
-    pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
-    pg_cluster.execute_admin(f'CREATE DATABASE "{name}";')
-    url = pg_cluster.url(name)
-    upgrade("core", url)
-    engine = make_engine(url, pool_size=2)
-    try:
-        account = (await AccountsService(engine).create_account(radar_enabled=False)).account.id
-        service = payments_with_core_hooks(engine)
-        intent = await pay(service, account, "backfilled")
-        refunded = await refund_intent(service, account, "backfilled-refund", intent.id, 400)
-        assert isinstance(refunded, Done)
-        before = await _ids(engine)
-        assert None not in before.values()
-        assert len(before) == 2
-    finally:
-        await dispose(engine)
+    with scratch_database(pg_cluster, "backfill") as url:
+        upgrade("core", url)
+        engine = make_engine(url, pool_size=2)
+        try:
+            account = (await AccountsService(engine).create_account(radar_enabled=False)).account.id
+            service = payments_with_core_hooks(engine)
+            intent = await pay(service, account, "backfilled")
+            refunded = await refund_intent(service, account, "backfilled-refund", intent.id, 400)
+            assert isinstance(refunded, Done)
+            before = await _ids(engine)
+            assert None not in before.values()
+            assert len(before) == 2
+        finally:
+            await dispose(engine)
 
-    command.downgrade(alembic_config("core", url), "0010_ledger_post")
-    upgrade("core", url)
+        command.downgrade(alembic_config("core", url), "0010_ledger_post")
+        upgrade("core", url)
 
-    engine = make_engine(url, pool_size=2)
-    try:
-        assert await _ids(engine) == before
-    finally:
-        await dispose(engine)
-        pg_cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+        engine = make_engine(url, pool_size=2)
+        try:
+            assert await _ids(engine) == before
+        finally:
+            await dispose(engine)
 
 
 async def _ids(engine: AsyncEngine) -> dict[str, str | None]:

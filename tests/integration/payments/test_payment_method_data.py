@@ -17,7 +17,6 @@ from remit.core.errors import not_found
 from remit.core.ids import random_token
 from remit.customers.service import CustomersService
 from remit.grpcutil.errors import ErrorMappingInterceptor
-from remit.grpcutil.metadata import ACCOUNT_KEY, IDEMPOTENCY_KEY
 from remit.payment_methods.domain import CardSummary, VaultCard
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.tables import payment_methods
@@ -30,6 +29,7 @@ from remit.payments.wiring import payment_hooks
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 from remit_api.payments.v1 import payments_pb2_grpc
+from tests.support.accounts import call_metadata
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -82,10 +82,7 @@ class Core:
     stub: Any  # payments_pb2_grpc.PaymentsServiceStub on an aio channel
 
     def metadata(self, key: str | None = None) -> tuple[tuple[str, str], ...]:
-        values = [(ACCOUNT_KEY, self.account_id)]
-        if key is not None:
-            values.append((IDEMPOTENCY_KEY, key))
-        return tuple(values)
+        return call_metadata(self.account_id, key)
 
     async def methods_made(self) -> list[tuple[str, str, str | None]]:
         """(id, vault token, test id) of the account's payment methods, as stored."""

@@ -1,7 +1,7 @@
 """Stripe's address, billing details and shipping parameters, shared by several resources."""
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Protocol
 
 from remit.rest.params import UNSET, Email, Field, Object, String
 from remit_api.common.v1 import common_pb2
@@ -81,3 +81,18 @@ def shipping_message(values: Mapping[str, object]) -> common_pb2.Shipping:
         if text is not None:
             setattr(message, name, text)
     return message
+
+
+class _ShippingRequest(Protocol):
+    @property
+    def shipping(self) -> common_pb2.Shipping: ...
+
+    clear_shipping: bool
+
+
+def put_shipping(request: _ShippingRequest, params: Mapping[str, object]) -> None:
+    """`shipping` as given (its fields set), or cleared when given empty (`shipping=`)."""
+    shipping = params.get("shipping")
+    if isinstance(shipping, dict):
+        request.shipping.CopyFrom(shipping_message(shipping))
+    request.clear_shipping = shipping is UNSET

@@ -8,7 +8,6 @@ from remit.rest.expand import expand, register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import page_fields
 from remit.rest.params import (
-    UNSET,
     Email,
     ExpandList,
     Metadata,
@@ -17,7 +16,7 @@ from remit.rest.params import (
     String,
     list_schema,
 )
-from remit.rest.resources.addresses import shipping_field, shipping_message
+from remit.rest.resources.addresses import put_shipping, shipping_field
 from remit.rest.resources.refunds import metadata_update
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -78,10 +77,7 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
         if name in context.params:
             # An unset parameter (`description=`) clears the field: sent as "".
             setattr(request, name, context.optional_str(name) or "")
-    shipping = context.params.get("shipping")
-    if isinstance(shipping, dict):
-        request.shipping.CopyFrom(shipping_message(shipping))
-    request.clear_shipping = shipping is UNSET  # `shipping=` clears it
+    put_shipping(request, context.params)
     metadata_update(request, context)
     reply = await call(deps.payments.UpdateCharge, request, context)
     return await _rendered(reply.charge, context, deps)

@@ -8,7 +8,6 @@ from remit.rest.expand import expand, register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
-    UNSET,
     Boolean,
     Currency,
     Email,
@@ -27,6 +26,7 @@ from remit.rest.params import (
 from remit.rest.resources.addresses import (
     billing_details_field,
     billing_details_message,
+    put_shipping,
     shipping_field,
     shipping_message,
 )
@@ -331,10 +331,7 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     if capture_method is not None:
         request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
     _set_setup_future_usage(request, context)
-    shipping = context.params.get("shipping")
-    if isinstance(shipping, dict):
-        request.shipping.CopyFrom(shipping_message(shipping))
-    request.clear_shipping = shipping is UNSET  # `shipping=` clears it
+    put_shipping(request, context.params)
     metadata_update(request, context)
     reply = await call(deps.payments.UpdatePaymentIntent, request, context)
     return await _rendered(reply.payment_intent, context, deps)
@@ -355,10 +352,7 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
         flag = context.optional_bool(name)
         if flag is not None:
             setattr(request, name, flag)
-    shipping = context.params.get("shipping")
-    if isinstance(shipping, dict):
-        request.shipping.CopyFrom(shipping_message(shipping))
-    request.clear_shipping = shipping is UNSET  # `shipping=` clears it
+    put_shipping(request, context.params)
     _set_card_options(request, context)
     await _set_payment_method_data(request, context, deps)
     reply = await call(deps.payments.ConfirmPaymentIntent, request, context)
