@@ -14,7 +14,8 @@ idle, and returned after the statement unless it is broken or was left mid-query
 transaction (a connection the server dropped fails its statement, is closed, and the caller
 retries like any failed unit); no more than `max_size` exist at once. Connections stay in
 autocommit for good, so a statement never ends in a ROLLBACK (which would drop the
-connection's prepared statements).
+connection's prepared statements). Like kept connections, they forget their cached plans at a
+few spaced uses (`remit.storage.replanning`).
 """
 
 import asyncio
@@ -26,6 +27,10 @@ from typing import Any
 import psycopg
 from psycopg import pq
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.storage import fastsql, replanning
+
+_DISCARD_PLANS = fastsql.Statement(replanning.DISCARD_PLANS)
 
 # Same as the engine's: a statement waiting this long on a lock is a bug.
 SESSION_SETUP = "SET lock_timeout = '10s'"
@@ -40,6 +45,9 @@ class DirectPool:
         self._application_name = application_name
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._slots = asyncio.Semaphore(max_size)
+        self._uses: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], int] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         connection = await psycopg.AsyncConnection.connect(
@@ -57,6 +65,10 @@ class DirectPool:
         async with self._slots:
             connection = self._idle.pop() if self._idle else await self._connect()
             try:
+                uses = self._uses.get(connection, 0) + 1
+                self._uses[connection] = uses
+                if replanning.due(uses):
+                    await _DISCARD_PLANS.run(connection, {})
                 yield connection
             finally:
                 await self._give_back(connection)

@@ -68,7 +68,9 @@ def driver(db: Db) -> "psycopg.AsyncConnection[Any]":
     if isinstance(db, psycopg.AsyncConnection):
         return db
     connection = db.sync_connection
-    assert connection is not None, "the unit of work has not started"
+    if connection is None:
+        # Not begun, or a kept connection's face after its unit ended (remit.storage.kept).
+        raise RuntimeError("This unit of work is not running: it has not begun or has ended.")
     raw = connection.connection.driver_connection
     assert isinstance(raw, psycopg.AsyncConnection)
     return raw

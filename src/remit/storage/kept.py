@@ -9,6 +9,10 @@ psycopg commit it (with the unit's last held writes, in one round trip), and kee
 next unit; SQLAlchemy's own transaction handling runs only when a statement written with
 SQLAlchemy Core began a transaction in the unit.
 
+Each unit sees its kept connection through a face of its own (`UnitConnection`), which stops
+working when the unit ends: the connection serves the next unit next, and a reference kept past
+its unit must fail rather than run a statement inside another unit's transaction.
+
 A kept connection is given back to SQLAlchemy's pool when it is older than the engine's
 recycle period, when more than `max_idle` are idle, when a unit could not end cleanly, or once
 the engine is being disposed. One that SQLAlchemy invalidated is closed; one whose server went
@@ -21,15 +25,40 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import pq
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from remit.storage import fastsql
+from remit.storage import fastsql, replanning
 
 log = logging.getLogger(__name__)
+
+
+class UnitEndedError(RuntimeError):
+    """A statement through a unit's connection after the unit ended."""
+
+
+class UnitConnection(AsyncConnection):
+    """A kept connection as one unit of work sees it; `end` retires it."""
+
+    __slots__ = ()
+
+    def __init__(self, kept: AsyncConnection) -> None:
+        super().__init__(kept.engine)
+        # Set directly, not through the constructor: that would register this face as the
+        # connection's proxy in SQLAlchemy's registry, where it would outlive the unit.
+        self.sync_connection = kept.sync_connection
+
+    def end(self) -> None:
+        self.sync_connection = None
+
+    def _raise_for_not_started(self) -> NoReturn:
+        raise UnitEndedError(
+            "This unit of work has ended; its connection now serves other units. Keep no "
+            "reference to a unit's connection past the unit."
+        )
 
 
 @dataclass
@@ -42,25 +71,14 @@ class Kept:
     units: int = 0
 
 
-# Units after which a kept connection's session forgets its cached plans (see below).
-_REPLAN_AFTER_UNITS = frozenset({25, 100, 400, 1_600, 6_400, 25_600, 102_400})
-_DISCARD_PLANS = fastsql.Statement("DISCARD PLANS")
+_DISCARD_PLANS = fastsql.Statement(replanning.DISCARD_PLANS)
 
 
 async def _replan_as_tables_grow(kept: Kept) -> None:
-    """Forget the cached plans of `kept`'s session if this unit is one of a few spaced ones.
-
-    PostgreSQL plans a statement a session runs often once and keeps the plan: prepared
-    statements, foreign key checks and PL/pgSQL functions alike. A session that began on a
-    young database planned against tables of a few rows, where one index looks as good as
-    another. Measured at 16 payments in flight from a fresh database, a kept session went on
-    reading an account's ledger transactions through the index on their sequence to find one
-    by its id, a little further with every payment (1,663 index entries read per payment
-    after 1,000 payments, 4,897 after 2,000). Plans made after the tables have grown are right,
-    so a kept session forgets its plans at geometrically spaced units of work: one re-planning
-    each time, and nothing after the last."""
+    """Forget the cached plans of `kept`'s session if this unit is one of a few spaced ones
+    (`remit.storage.replanning` says why)."""
     kept.units += 1
-    if kept.units in _REPLAN_AFTER_UNITS:
+    if replanning.due(kept.units):
         await _DISCARD_PLANS.run(kept.connection, {})
 
 
@@ -172,15 +190,18 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     keeper = kept_of(engine)
     taken = await keeper.take()
     clean = False
+    unit = UnitConnection(taken.connection)
     try:
         await _replan_as_tables_grow(taken)
-        yield taken.connection
+        yield unit
+        unit.end()
         await _commit(taken)
         clean = True
     except BaseException:
         clean = await _roll_back(taken)
         raise
     finally:
+        unit.end()
         await keeper.give_back(taken, clean=clean)
 
 

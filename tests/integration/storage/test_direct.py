@@ -10,7 +10,7 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.storage import direct
+from remit.storage import direct, fastsql, replanning
 from remit.storage.engine import dispose, make_engine, single_statement
 from remit.storage.fastsql import Statement
 from tests.support.postgres import WorkerDatabases
@@ -126,3 +126,18 @@ async def test_a_connection_left_inside_a_transaction_is_not_handed_out_again(
         await connection.execute("BEGIN")
     after = await _backend(engine)
     assert after != before, "an open transaction must never reach the next unit"
+
+
+async def test_a_direct_session_forgets_its_plans_at_spaced_uses(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replanning, "REPLAN_AFTER_USES", frozenset({2, 4}))
+    backends, discarded = set(), []
+    for use in range(1, 6):
+        with fastsql.traced() as sent:
+            backends.add(await _backend(engine))
+        if replanning.DISCARD_PLANS in sent:
+            discarded.append(use)
+    # Counted per session: one direct session ran all five.
+    assert len(backends) == 1
+    assert discarded == [2, 4]

@@ -11,7 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from remit.storage import fastsql, kept
+from remit.storage import fastsql, kept, replanning
 from remit.storage.engine import batched_unit, dispose, make_engine
 from remit.storage.fastsql import Statement, driver
 from tests.support.postgres import WorkerDatabases
@@ -196,7 +196,7 @@ async def test_dispose_gives_every_kept_connection_back(engine: AsyncEngine) -> 
 async def test_a_kept_session_forgets_its_plans_at_spaced_units(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kept, "_REPLAN_AFTER_UNITS", frozenset({2, 4}))
+    monkeypatch.setattr(replanning, "REPLAN_AFTER_USES", frozenset({2, 4}))
     discarded = []
     for unit in range(1, 6):
         with fastsql.traced() as sent:
@@ -272,3 +272,21 @@ async def test_a_unit_that_ends_after_dispose_began_keeps_nothing(engine: AsyncE
         await _backend(db)
         await kept.close(engine)
     assert await _checked_out(engine) == 0
+
+
+async def test_a_units_connection_kept_past_the_unit_runs_nothing(engine: AsyncEngine) -> None:
+    async with batched_unit(engine) as first:
+        stale = first
+        backend = await _backend(first)
+    async with batched_unit(engine) as second:
+        # The same server session serves the next unit...
+        assert await _backend(second) == backend
+        # ...but the first unit's face of it refuses, so nothing lands in this transaction.
+        with pytest.raises(kept.UnitEndedError, match="has ended"):
+            await stale.execute(text("INSERT INTO kept_things (id) VALUES ('stray')"))
+        with pytest.raises(RuntimeError, match="has ended"):
+            await _INSERT.run(stale, {"id": "stray-driver"})
+        with pytest.raises(RuntimeError, match="has ended"):
+            await _INSERT.defer(stale, {"id": "stray-held"})
+        await _INSERT.defer(second, {"id": "own"})
+    assert await _stored(engine) == ["own"]
