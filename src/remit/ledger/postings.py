@@ -210,6 +210,12 @@ async def record_charge_captured(
         authorization = await JournalRepository(db).get_transaction(
             account_id, authorization_id_for(charge_id)
         )
+        if authorization is not None and not _still_reserved(authorization, now):
+            # The reservation lapsed (its 7 days passed, or the expiry job voided it) while
+            # the network still captured: the money moved, so the capture posts on its own, as
+            # an unreserved one does, and the lapsed reservation is released with it.
+            await _release_lapsed(db, authorization, now)
+            authorization = None
     txn = BalanceTransaction(
         id=balance_transaction_id or new_id("txn"),
         account_id=account_id,
@@ -285,6 +291,28 @@ async def record_charge_captured(
     if bypass_pending:
         txn = await make_available(db, txn, now=now)
     return txn
+
+
+def _still_reserved(authorization: LedgerTransaction, now: datetime) -> bool:
+    open_ = authorization.pending_status is PendingStatus.OPEN
+    return open_ and (authorization.expires_at is None or authorization.expires_at > now)
+
+
+async def _release_lapsed(
+    db: AsyncConnection, authorization: LedgerTransaction, now: datetime
+) -> None:
+    """Void a reservation whose expiry has passed, under the id and with the metadata the
+    expiry job uses (`ledger.jobs.expire_authorizations`): whichever runs second replays."""
+    if authorization.pending_status is not PendingStatus.OPEN:
+        return
+    await journal.void_pending(
+        db,
+        authorization.account_id,
+        pending_transaction_id=authorization.id,
+        transaction_id=f"{authorization.id}:expired",
+        metadata={"reason": "expired"},
+        now=now,
+    )
 
 
 async def make_available(

@@ -12,6 +12,7 @@ from remit.core.clock import Clock, SystemClock
 from remit.ledger import postings as ledger
 from remit.payments.charges import Charge, ChargeStatus, Refund, RefundStatus
 from remit.payments.domain import PaymentIntent, Status
+from remit.payments.risk import Authentication, network_reference
 
 
 class LedgerPostings:
@@ -66,8 +67,13 @@ class LedgerPostings:
                 now=now,
                 bypass_pending=bool(result.get("bypass_pending")),
                 # The reference the acquirer settled the capture under: the authorization's
-                # when it captured at once, the separate capture's otherwise.
-                acquirer_reference=after.id if authorized else f"{after.id}_capture",
+                # when it captured at once (after 3-D Secure, the authenticated one's), the
+                # separate capture's otherwise.
+                acquirer_reference=(
+                    network_reference(after.id, Authentication.from_json(after.authentication))
+                    if authorized
+                    else f"{after.id}_capture"
+                ),
                 authorization_id=after.authorization_id,
                 description=after.description,
                 balance_transaction_id=after.balance_transaction_id,

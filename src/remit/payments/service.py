@@ -1353,8 +1353,13 @@ class PaymentsService:
     ) -> Done[PaymentIntent] | Replay:
         """Release the authorization (when there is one), then cancel the intent."""
         assert record.payment_intent_id is not None
-        if record.charge_id is not None:
-            released = await self._void(record.account_id, record.charge_id)
+        held = record.charge_id
+        if held is None:
+            # The first phase found nothing to release, but this may be a resumption (a retry,
+            # the completer) after a confirmation authorized the intent meanwhile.
+            held = await self._authorized_charge(record.account_id, record.payment_intent_id)
+        if held is not None:
+            released = await self._void(record.account_id, held)
             if _captured_first(released):
                 # A capture reached the network before this release: the money is taken, and
                 # the capture's own outcome makes the intent succeeded. Canceling it would
@@ -1370,12 +1375,29 @@ class PaymentsService:
                 record.account_id, record.payment_intent_id, for_update=True
             )
             assert current is not None
+            if current.status is Status.REQUIRES_CAPTURE and current.latest_charge_id != held:
+                # Authorized after the release was decided: canceling now would leave the
+                # customer's funds held at the network. The key is released; a retry voids.
+                raise RemitError(
+                    message=f"This PaymentIntent ({current.id}) was authorized while it was "
+                    "being canceled; retry the cancel.",
+                    kind=ErrorKind.CONFLICT,
+                    code="payment_intent_unexpected_state",
+                )
             after = transition(current, Canceled(at=now, reason=reason))
             await intents.save(after)
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))
             # Last: releasing an authorization posts to the ledger, whose lock lasts to commit.
             await self._hooks.intent_changed(db, current, after)
         return Done(after)
+
+    async def _authorized_charge(self, account_id: str, intent_id: str) -> str | None:
+        """The charge whose authorization an intent holds uncaptured, if it holds one."""
+        async with self._engine.begin() as db:
+            intent = await PaymentIntentRepository(db).get(account_id, intent_id)
+        if intent is None or intent.status is not Status.REQUIRES_CAPTURE:
+            return None
+        return intent.latest_charge_id
 
     async def _finish_refused(self, record: KeyRecord, refused: RemitError) -> NoReturn:
         """End the request with `refused`, stored under its key (a retry replays it)."""

@@ -15,7 +15,7 @@ from remit.ledger.balances import read_balance
 from remit.ledger.chart import ACQUIRER_CLEARING, AVAILABLE, FEES, PENDING
 from remit.ledger.domain import LedgerError, PendingStatus, Posting, TransactionRequest
 from remit.ledger.fees import RefundFeePolicy
-from remit.ledger.jobs import release_due_funds
+from remit.ledger.jobs import expire_authorizations, release_due_funds
 from remit.ledger.objects import BalanceTransactionStatus, BalanceTransactionType
 from remit.ledger.repository import JournalRepository
 from remit.ledger.tables import ledger_events
@@ -137,6 +137,43 @@ async def test_a_partial_capture_of_an_authorization_releases_the_rest(
     assert (pending.posted_balance_minor, pending.pending_incoming_minor) == (3_000 - txn.fee, 0)
     assert txn.fee == 117  # 2.9% of 30.00 = 0.87, plus 0.30
     assert authorization.pending_status is PendingStatus.POSTED
+    await assert_verified(core_engine, clock)
+
+
+@pytest.mark.parametrize("expiry_job_ran_first", [False, True])
+async def test_a_capture_the_network_made_after_the_reservation_lapsed_is_still_recorded(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, expiry_job_ran_first: bool
+) -> None:
+    """A capture sent just before an authorization's 7 days end can be answered after them,
+    and a capture resumed by a retry or the completer later still. The network took the money,
+    so the ledger records it: directly, as an unreserved capture, with the lapsed reservation
+    released under the expiry job's own id (whichever of the two comes second replays)."""
+    async with core_engine.begin() as db:
+        await ledger.record_authorization(
+            db, account_id=account_id, charge_id="ch_lapsed", amount_minor=5_000,
+            currency="usd", now=clock.now(),
+        )  # fmt: skip
+    clock.advance(timedelta(days=7).total_seconds() + 1)
+    if expiry_job_ran_first:
+        async with core_engine.begin() as db:
+            assert await expire_authorizations(db, now=clock.now()) == 1
+    async with core_engine.begin() as db:
+        txn = await ledger.record_charge_captured(
+            db, account_id=account_id, charge_id="ch_lapsed", gross_minor=5_000,
+            currency="usd", now=clock.now(),
+        )  # fmt: skip
+    async with core_engine.begin() as db:
+        assert await expire_authorizations(db, now=clock.now()) == 0
+        repo = JournalRepository(db)
+        authorization = await repo.get_transaction(account_id, "ch_lapsed:authorization")
+        pending = await repo.get_ledger_account(account_id, PENDING, "usd")
+    assert authorization is not None
+    assert authorization.pending_status is PendingStatus.VOIDED
+    assert authorization.resolved_by == "ch_lapsed:authorization:expired"
+    assert pending is not None
+    # The same balances as any capture of 50.00: the net in pending, nothing still reserved.
+    assert (pending.posted_balance_minor, pending.pending_incoming_minor) == (5_000 - txn.fee, 0)
+    assert txn.fee == 175  # 2.9% of 50.00 = 1.45, plus 0.30
     await assert_verified(core_engine, clock)
 
 
