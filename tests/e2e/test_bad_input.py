@@ -6,6 +6,7 @@ import pytest
 import stripe
 
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
+from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2, payments_pb2_grpc
 from tests.support.accounts import TestAccount
@@ -49,6 +50,42 @@ def test_an_invalid_key_is_a_401_that_masks_the_key(platform: RunningPlatform) -
     message = response.json()["error"]["message"]
     assert bogus not in message
     assert message.endswith("abcd")
+
+
+def test_a_revoked_key_is_a_401_that_says_it_expired(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """A key that was revoked is told apart from one that never existed, as Stripe tells an
+    expired key apart: `api_key_expired`, the key masked. stripe-python raises its
+    AuthenticationError carrying that error."""
+    with internal_sync_channel(platform.core.target, platform.internal_access) as channel:
+        keys = accounts_pb2_grpc.AccountsServiceStub(channel)
+        created = keys.CreateApiKey(
+            accounts_pb2.CreateApiKeyRequest(
+                account_id=account.id, kind=accounts_pb2.API_KEY_KIND_SECRET
+            )
+        )
+        keys.RevokeApiKey(
+            accounts_pb2.RevokeApiKeyRequest(account_id=account.id, key_id=created.api_key.id)
+        )
+    revoked = created.plaintext_key
+    response = _post(platform, revoked, {"amount": "100", "currency": "usd"})
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "api_key_expired")
+    assert error["message"].startswith("Expired API Key provided")
+    assert revoked not in error["message"]
+    assert error["message"].endswith(revoked[-4:])
+    client = stripe.StripeClient(
+        revoked, base_addresses={"api": platform.api_base}, max_network_retries=0
+    )
+    with pytest.raises(stripe.AuthenticationError) as raised:
+        client.payment_intents.list()
+    assert raised.value.error is not None
+    assert raised.value.error.code == "api_key_expired"
+    # A key that never existed is still only invalid.
+    unknown = _post(platform, "sk_test_neverIssued00000000000000000000wxyz", {"amount": "1"})
+    assert unknown.json()["error"].get("code") is None
 
 
 def test_the_sdk_raises_authentication_error_for_an_invalid_key(

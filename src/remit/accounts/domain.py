@@ -61,3 +61,7 @@ class NewAccount:
     account: Account
     secret_key: str
     publishable_key: str
+
+
+# The error code of a revoked key presented again, as Stripe's for an expired key.
+API_KEY_EXPIRED = "api_key_expired"

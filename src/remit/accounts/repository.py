@@ -19,6 +19,7 @@ class AccountRepository(Protocol):
     async def list_keys(self, account_id: str) -> list[ApiKey]: ...
     async def revoke_key(self, account_id: str, key_id: str, at: datetime) -> bool: ...
     async def principal_for_digest(self, digest: bytes) -> Principal | None: ...
+    async def key_revoked(self, digest: bytes) -> bool: ...
 
 
 def _account_from_row(row: Row[tuple[object, ...]]) -> Account:
@@ -118,6 +119,15 @@ class SqlAccountRepository:
             .values(revoked_at=at)
         )
         return result.rowcount == 1
+
+    async def key_revoked(self, digest: bytes) -> bool:
+        """Whether `digest` is the digest of a key that was revoked (rolled or deleted)."""
+        found = await self._db.execute(
+            select(api_keys.c.id).where(
+                api_keys.c.key_digest == digest, api_keys.c.revoked_at.is_not(None)
+            )
+        )
+        return found.first() is not None
 
     async def principal_for_digest(self, digest: bytes) -> Principal | None:
         row = (

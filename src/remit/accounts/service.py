@@ -4,7 +4,15 @@ from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.accounts.domain import Account, ApiKey, KeyKind, NewAccount, Pricing, Principal
+from remit.accounts.domain import (
+    API_KEY_EXPIRED,
+    Account,
+    ApiKey,
+    KeyKind,
+    NewAccount,
+    Pricing,
+    Principal,
+)
 from remit.accounts.keys import digest_key, generate_key, looks_like_key
 from remit.accounts.repository import SqlAccountRepository
 from remit.core.clock import Clock, SystemClock
@@ -114,8 +122,19 @@ class AccountsService:
     async def authenticate(self, presented: str) -> Principal:
         if not looks_like_key(presented):
             raise _unauthenticated("Invalid API Key provided")
+        digest = digest_key(presented)
         async with self._engine.begin() as db:
-            principal = await SqlAccountRepository(db).principal_for_digest(digest_key(presented))
+            repo = SqlAccountRepository(db)
+            principal = await repo.principal_for_digest(digest)
+            # Only a refused key pays for the second look: a revoked key is told apart from an
+            # unknown one, as Stripe tells an expired key apart (`api_key_expired`).
+            revoked = principal is None and await repo.key_revoked(digest)
+        if revoked:
+            raise AccountsError(
+                message="Expired API Key provided",
+                kind=ErrorKind.UNAUTHENTICATED,
+                code=API_KEY_EXPIRED,
+            )
         if principal is None:
             raise _unauthenticated("Invalid API Key provided")
         return principal

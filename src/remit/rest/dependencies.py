@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from remit.accounts.domain import KeyKind, Principal
+from remit.accounts.domain import API_KEY_EXPIRED, KeyKind, Principal
 from remit.config import PlatformConfig
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
@@ -95,9 +95,12 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
                 accounts_pb2.AuthenticateApiKeyRequest(key=key), timeout=10
             )
         except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.UNAUTHENTICATED:
-                return None
-            raise remit_error_from_rpc_error(error) from None
+            refused = remit_error_from_rpc_error(error)
+            if error.code() != grpc.StatusCode.UNAUTHENTICATED:
+                raise refused from None
+            if refused.code == API_KEY_EXPIRED:
+                raise StripeError.expired_api_key(key) from None
+            return None
         return Principal(
             account_id=reply.account_id,
             key_id=reply.key_id,

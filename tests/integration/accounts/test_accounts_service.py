@@ -67,8 +67,13 @@ async def test_a_revoked_key_no_longer_authenticates(core_engine: AsyncEngine) -
     key, plaintext = await service.create_key(created.account.id, KeyKind.SECRET)
     assert (await service.authenticate(plaintext)).key_id == key.id
     await service.revoke_key(created.account.id, key.id)
-    with pytest.raises(RemitError):
+    with pytest.raises(RemitError) as refused:
         await service.authenticate(plaintext)
+    # Told apart from a key that never existed (Stripe's code for an expired key).
+    assert (refused.value.kind, refused.value.code) == (
+        ErrorKind.UNAUTHENTICATED,
+        "api_key_expired",
+    )
     # The account's other keys are untouched.
     assert (await service.authenticate(created.secret_key)).account_id == created.account.id
 
