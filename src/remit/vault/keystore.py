@@ -92,7 +92,7 @@ def ring_from_json(text: str, source: str) -> KeyRing:
 class FileKeyStore:
     path: Path
     writable: bool = True
-    _cached: tuple[int, KeyRing] | None = None
+    _cached: tuple[tuple[int, ...], KeyRing] | None = None
 
     def ensure_exists(self) -> None:
         """Create the key file with a first key version unless it exists already."""
@@ -111,10 +111,14 @@ class FileKeyStore:
             raise KeyStoreError(
                 f"vault key file {self.path} is readable by other users; chmod 600 it"
             )
-        if self._cached is not None and self._cached[0] == stat.st_mtime_ns:
+        # Every save replaces the file with a new one (`_write`), so its inode changes even
+        # when two saves, here or in another vault process, fall within one tick of the
+        # file system's clock, where the modification time alone would not change.
+        version = (stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+        if self._cached is not None and self._cached[0] == version:
             return self._cached[1]
         ring = ring_from_json(self.path.read_text(), str(self.path))
-        self._cached = (stat.st_mtime_ns, ring)
+        self._cached = (version, ring)
         return ring
 
     def save(self, ring: KeyRing) -> None:

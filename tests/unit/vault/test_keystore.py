@@ -45,6 +45,21 @@ def test_a_rotation_written_by_one_store_is_seen_by_another_on_the_same_file(
     assert second.load().current_version == 2
 
 
+def test_a_rotation_within_one_tick_of_the_file_clock_is_still_seen(tmp_path: Path) -> None:
+    """Two saves can fall within one tick of a coarse file-system clock: the other store must
+    not keep serving the ring it read first (new cards would name a key it does not have)."""
+    path = tmp_path / "k.json"
+    first, second = FileKeyStore(path), FileKeyStore(path)
+    first.ensure_exists()
+    assert second.load().current_version == 1
+    before = path.stat()
+    first.save(first.load().with_new_version(first.load().current.created_at))
+    # The same modification time as the file second read, as a coarse clock would give.
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
+    assert second.load().current_version == 2
+
+
 def test_keys_from_the_environment_are_used_and_cannot_be_rotated_in_place(
     tmp_path: Path,
 ) -> None:
