@@ -169,7 +169,12 @@ class StripeError(Exception):
 
     @classmethod
     def unknown_api_version(cls, requested: str, known: Collection[str]) -> Self:
-        newest = f" The newest is {max(known)}." if known else ""
+        # Versions are dated, so sorting them puts the newest first; a client that sent a typo
+        # finds the one it meant in the list.
+        listed = sorted(known, reverse=True)
+        newest = (
+            f" The newest is {listed[0]}; known versions: {', '.join(listed)}." if known else ""
+        )
         return cls.invalid_request(
             f"Invalid Stripe-Version: '{_limit(requested)}' is not an API version this server "
             f"supports.{newest} See https://docs.stripe.com/api-versions."

@@ -251,11 +251,15 @@ def test_a_form_error_becomes_a_400_naming_the_parameter() -> None:
     }
 
 
-def test_an_unknown_api_version_is_a_400_that_names_the_newest() -> None:
-    error = StripeError.unknown_api_version("2099-01-01", ("2026-10-28.endive", "2020-08-27"))
+def test_an_unknown_api_version_is_a_400_that_names_the_newest_and_lists_the_known() -> None:
+    known = ("2020-08-27", "2026-10-28.endive", "2011-01-01")
+    error = StripeError.unknown_api_version("2099-01-01", known)
     assert (error.http_status, error.type) == (400, "invalid_request_error")
     assert "'2099-01-01'" in error.message
-    assert "The newest is 2026-10-28.endive." in error.message
+    assert (
+        "The newest is 2026-10-28.endive; known versions: 2026-10-28.endive, 2020-08-27, "
+        "2011-01-01." in error.message
+    )
 
 
 def test_reusing_an_idempotency_key_with_other_params_is_an_idempotency_error() -> None:
