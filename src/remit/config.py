@@ -232,6 +232,24 @@ def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     )
 
 
+# Requests a second per account and kind (`remit.rest.rate_limits` says why these defaults).
+DEFAULT_RATE_LIMIT_PER_S = 1000.0
+MAX_RATE_LIMIT_PER_S = 1_000_000.0
+
+
+def rate_limit_per_s(kind: str, environ: Mapping[str, str] | None = None) -> float:
+    """An account's `kind` ("reads" or "writes") requests a second through the facade;
+    REMIT_RATE_LIMIT_READS_PER_S / REMIT_RATE_LIMIT_WRITES_PER_S override it, 0 lifts it."""
+    return _number_setting(
+        environ,
+        f"REMIT_RATE_LIMIT_{kind.upper()}_PER_S",
+        DEFAULT_RATE_LIMIT_PER_S,
+        float,
+        lambda value: 0 <= value <= MAX_RATE_LIMIT_PER_S,
+        f"between 0 (no limit) and {MAX_RATE_LIMIT_PER_S:.0f} requests a second",
+    )
+
+
 DEFAULT_VAULT_SWEEP_GRACE_S = 24 * 3600.0
 # The grace must outlast any request between its tokenization and the core's create
 # (`remit.payment_methods.vault_sweep`); those take seconds, so an hour is a generous floor.

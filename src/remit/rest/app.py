@@ -128,6 +128,8 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
     context: ApiContext | None = None
     try:
         principal = await deps.authenticator.authenticate(request.headers.get("authorization"))
+        if not deps.rate_limits.admit(principal.account_id, write=request.method != "GET"):
+            raise StripeError.rate_limited()
         if principal.key_kind is KeyKind.PUBLISHABLE and not operation.publishable_allowed:
             raise StripeError.permission_denied(
                 "This API call cannot be made with a publishable API key. Please use a secret "

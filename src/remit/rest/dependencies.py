@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
 from remit.accounts.domain import API_KEY_EXPIRED, KeyKind, Principal
-from remit.config import PlatformConfig
+from remit.config import PlatformConfig, rate_limit_per_s
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.rest.auth import Authenticator
 from remit.rest.errors import StripeError
+from remit.rest.rate_limits import RateLimits
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.ledger.v1 import ledger_pb2_grpc
 from remit_api.payments.v1 import payments_pb2_grpc
@@ -52,6 +53,7 @@ class Dependencies:
     # Raw card numbers go from the facade straight to the vault, never through the core.
     vault_channel: grpc.aio.Channel
     vault: vault_pb2_grpc.VaultServiceAsyncStub
+    rate_limits: RateLimits = field(default_factory=lambda: RateLimits.of(0, 0))
 
     async def resolve_version(self, principal: Principal, requested: str | None) -> Versions:
         """The version this request renders at, and the account's own; pins the account on its
@@ -121,4 +123,5 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
         radar=radar_pb2_grpc.RadarServiceStub(channel),
         vault_channel=vault_channel,
         vault=vault_pb2_grpc.VaultServiceStub(vault_channel),
+        rate_limits=RateLimits.of(rate_limit_per_s("reads"), rate_limit_per_s("writes")),
     )

@@ -1,0 +1,78 @@
+"""Per-account request rate limits, enforced by the facade: the one process clients reach.
+
+Stripe limits each account's requests per second, reads and writes apart, and answers a request
+over the limit with 429 `rate_limit`. Its defaults suit a hosted service shared by many
+merchants (100 a second of each in live mode, 25 in test mode). A remit installation serves one
+operator's accounts on its own machines, so its defaults are sized to stop a runaway client
+from taking the platform down rather than to share it out (`remit.config.rate_limit_per_s`),
+and either limit can be lifted.
+
+Each account has a token bucket per kind that holds one second of its limit: a burst up to the
+limit passes at once, then requests pass as fast as the limit refills. The buckets live in the
+api process, so with several api processes sharing the port each enforces the limit on the
+requests it serves.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# An idle account's bucket is full again after a second; past this many accounts, buckets
+# idle that long are dropped (they would start full anyway), so memory stays bounded.
+_MAX_BUCKETS = 10_000
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    refilled_at: float
+
+
+@dataclass
+class TokenBuckets:
+    """One kind of request (reads, or writes): `per_second` per account, 0 for no limit."""
+
+    per_second: float
+    clock: Callable[[], float] = time.monotonic
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+
+    def admit(self, account_id: str) -> bool:
+        """Count a request of `account_id`; False if it is over the limit (and not counted)."""
+        if self.per_second <= 0:
+            return True
+        now = self.clock()
+        bucket = self._buckets.get(account_id)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_BUCKETS:
+                self._forget_idle(now)
+            bucket = self._buckets[account_id] = _Bucket(self.per_second, now)
+        else:
+            elapsed = now - bucket.refilled_at
+            bucket.tokens = min(self.per_second, bucket.tokens + elapsed * self.per_second)
+            bucket.refilled_at = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
+
+    def _forget_idle(self, now: float) -> None:
+        for account_id, bucket in list(self._buckets.items()):
+            if now - bucket.refilled_at >= 1.0:
+                del self._buckets[account_id]
+
+    @property
+    def accounts_tracked(self) -> int:
+        return len(self._buckets)
+
+
+@dataclass
+class RateLimits:
+    reads: TokenBuckets
+    writes: TokenBuckets
+
+    @classmethod
+    def of(cls, reads_per_s: float, writes_per_s: float) -> "RateLimits":
+        return cls(TokenBuckets(reads_per_s), TokenBuckets(writes_per_s))
+
+    def admit(self, account_id: str, *, write: bool) -> bool:
+        return (self.writes if write else self.reads).admit(account_id)

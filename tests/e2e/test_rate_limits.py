@@ -1,0 +1,75 @@
+"""The facade's per-account rate limits, on a platform whose write limit is set low."""
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import stripe
+
+from tests.support.accounts import TestAccount, create_account
+from tests.support.platform import RunningPlatform, running_platform
+from tests.support.postgres import WorkerDatabases
+
+WRITES_PER_S = 2
+# Requests come faster than the limit refills, however slow a loaded machine makes each one,
+# long before this many.
+MAX_TRIES = 40
+
+
+@pytest.fixture(scope="module")
+def limited(databases: WorkerDatabases) -> Iterator[RunningPlatform]:
+    with running_platform(databases, REMIT_RATE_LIMIT_WRITES_PER_S=str(WRITES_PER_S)) as running:
+        yield running
+
+
+def _create(platform: RunningPlatform, account: TestAccount) -> httpx.Response:
+    return httpx.post(
+        f"{platform.api_base}/v1/payment_intents",
+        data={"amount": "1000", "currency": "usd"},
+        headers={"Authorization": f"Bearer {account.secret_key}"},
+    )
+
+
+def test_writes_over_the_limit_get_a_429_in_stripes_shape_and_reads_still_pass(
+    limited: RunningPlatform,
+) -> None:
+    account = create_account(limited.core, token=limited.internal_token)
+    answers: list[httpx.Response] = []
+    while len(answers) < MAX_TRIES and (not answers or answers[-1].status_code != 429):
+        answers.append(_create(limited, account))
+    # A second's burst passes; the requests after it come faster than the limit refills.
+    assert [a.status_code for a in answers[:WRITES_PER_S]] == [200] * WRITES_PER_S
+    refused = [a for a in answers if a.status_code == 429]
+    assert len(refused) == 1
+    error = refused[0].json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "rate_limit")
+    assert refused[0].headers["request-id"].startswith("req_")
+    # Refused writes wrote nothing; reads have a limit of their own.
+    listed = httpx.get(
+        f"{limited.api_base}/v1/payment_intents",
+        params={"limit": "100"},
+        headers={"Authorization": f"Bearer {account.secret_key}"},
+    )
+    assert listed.status_code == 200
+    assert len(listed.json()["data"]) == len(answers) - len(refused)
+    # Another account is not held back by this one.
+    other = create_account(limited.core, token=limited.internal_token)
+    assert _create(limited, other).status_code == 200
+
+
+def test_the_sdk_raises_its_rate_limit_error(limited: RunningPlatform) -> None:
+    account = create_account(limited.core, token=limited.internal_token)
+    client = stripe.StripeClient(
+        account.secret_key, base_addresses={"api": limited.api_base}, max_network_retries=0
+    )
+    refusal: stripe.RateLimitError | None = None
+    for _ in range(MAX_TRIES):
+        try:
+            client.payment_intents.create(params={"amount": 1000, "currency": "usd"})
+        except stripe.RateLimitError as error:
+            refusal = error
+            break
+    assert refusal is not None
+    assert refusal.http_status == 429
+    assert refusal.error is not None
+    assert refusal.error.code == "rate_limit"

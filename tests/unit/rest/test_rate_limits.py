@@ -1,0 +1,76 @@
+"""Per-account token buckets: a second's burst, then the limit's pace; reads and writes apart."""
+
+import pytest
+
+from remit.config import ConfigError, rate_limit_per_s
+from remit.rest.rate_limits import RateLimits, TokenBuckets
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_burst_up_to_the_limit_passes_then_requests_wait_for_the_refill() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(4, clock)
+    assert [buckets.admit("acct_a") for _ in range(5)] == [True, True, True, True, False]
+    clock.now += 0.25  # a quarter of a second refills one request of four a second
+    assert [buckets.admit("acct_a") for _ in range(2)] == [True, False]
+    clock.now += 10  # idle: full again, never more than one second's worth
+    assert sum(buckets.admit("acct_a") for _ in range(10)) == 4
+
+
+def test_a_refused_request_is_not_counted() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(2, clock)
+    assert [buckets.admit("acct_a") for _ in range(2)] == [True, True]
+    for _ in range(100):
+        assert not buckets.admit("acct_a")
+    clock.now += 0.5
+    assert buckets.admit("acct_a")
+
+
+def test_accounts_and_kinds_have_buckets_of_their_own() -> None:
+    limits = RateLimits(TokenBuckets(1, Clock()), TokenBuckets(1, Clock()))
+    assert limits.admit("acct_a", write=True)
+    assert not limits.admit("acct_a", write=True)
+    assert limits.admit("acct_a", write=False)
+    assert limits.admit("acct_b", write=True)
+
+
+def test_a_limit_of_zero_is_no_limit() -> None:
+    buckets = TokenBuckets(0, Clock())
+    assert all(buckets.admit("acct_a") for _ in range(10_000))
+    assert buckets.accounts_tracked == 0
+
+
+def test_buckets_of_idle_accounts_are_dropped_when_many_accounts_are_tracked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("remit.rest.rate_limits._MAX_BUCKETS", 3)
+    clock = Clock()
+    buckets = TokenBuckets(5, clock)
+    for account in ("a", "b", "c"):
+        assert buckets.admit(account)
+    clock.now += 1.0  # all three are full again: forgetting them changes nothing
+    assert buckets.admit("d")
+    assert buckets.accounts_tracked == 1
+    # A busy account's bucket is kept: its spent tokens still count.
+    for _ in range(4):
+        assert buckets.admit("d")
+    for account in ("e", "f", "g"):
+        assert buckets.admit(account)
+    assert not buckets.admit("d")
+
+
+def test_the_limits_come_from_the_environment_and_bad_values_name_the_variable() -> None:
+    assert rate_limit_per_s("reads", {}) == 1000.0
+    assert rate_limit_per_s("writes", {"REMIT_RATE_LIMIT_WRITES_PER_S": "25"}) == 25.0
+    assert rate_limit_per_s("writes", {"REMIT_RATE_LIMIT_WRITES_PER_S": "0"}) == 0.0
+    for bad in ("-1", "fast", "1e9"):
+        with pytest.raises(ConfigError, match="REMIT_RATE_LIMIT_READS_PER_S"):
+            rate_limit_per_s("reads", {"REMIT_RATE_LIMIT_READS_PER_S": bad})
