@@ -1384,12 +1384,22 @@ class PaymentsService:
                     kind=ErrorKind.CONFLICT,
                     code="payment_intent_unexpected_state",
                 )
-            after = transition(current, Canceled(at=now, reason=reason))
-            await intents.save(after)
-            await idempotency.finish(db, record, response_code=0, response_body=respond(after))
-            # Last: releasing an authorization posts to the ledger, whose lock lasts to commit.
-            await self._hooks.intent_changed(db, current, after)
-        return Done(after)
+            try:
+                after = transition(current, Canceled(at=now, reason=reason))
+            except RemitError as refused:
+                # The intent moved on since the first phase (the expiry job canceled it, or a
+                # capture made it succeed): that is this cancel's outcome, stored, so that
+                # neither its retries nor the completer try it again and again.
+                await self._finish_with_error(db, record, refused)
+                refusal = refused
+            else:
+                await intents.save(after)
+                await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+                # Last: releasing an authorization posts to the ledger, whose lock lasts to
+                # commit.
+                await self._hooks.intent_changed(db, current, after)
+                return Done(after)
+        raise refusal
 
     async def _authorized_charge(self, account_id: str, intent_id: str) -> str | None:
         """The charge whose authorization an intent holds uncaptured, if it holds one."""

@@ -4,6 +4,7 @@ Against a real PostgreSQL, with the ledger's hooks and an in-process card networ
 
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -11,13 +12,19 @@ from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.ledger.verify import verify_ledger
-from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent, Status
+from remit.payments.domain import (
+    CancellationReason,
+    CaptureMethod,
+    NewPaymentIntent,
+    PaymentIntent,
+    Status,
+)
 from remit.payments.grpc import payment_intent_message
 from remit.payments.idempotency import KeyRecord
 from remit.payments.ledger_postings import LedgerPostings
 from remit.payments.network import OperationOutcome
 from remit.payments.ports import HookChain
-from remit.payments.service import ConfirmParams, Done, PaymentsService
+from remit.payments.service import ConfirmParams, Done, PaymentsService, Replay
 from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import call, pay, respond
 from tests.support.fake_network import FakeNetwork
@@ -237,3 +244,26 @@ async def test_a_cancel_that_missed_an_authorization_refuses_rather_than_cancel_
     assert isinstance(retried, Done)
     assert retried.value.status is Status.CANCELED
     assert f"{confirmed.latest_charge_id}_void" in network.sent
+
+
+async def test_a_cancel_resumed_after_the_expiry_job_canceled_the_intent_stores_its_refusal(
+    payments: PaymentsService, core_engine: AsyncEngine, account_id: str
+) -> None:
+    """The intent is canceled already (expired): this cancel cannot happen, and that is its
+    outcome, stored under its key, so that neither its retries nor the completer try it again
+    every few seconds for the key's whole life."""
+    held = await pay(payments, account_id, "expired-first", capture=CaptureMethod.MANUAL)
+    record = await payments._claim(call(account_id, "late", endpoint="CancelPaymentIntent"))
+    record = await payments._start_cancel(record, held.id)
+    async with core_engine.begin() as db:
+        assert await payments.expire_authorization(db, account_id, held.id)
+    with pytest.raises(RemitError) as refused:
+        await payments.resume_cancel(record, None, respond)
+    assert refused.value.kind is ErrorKind.FAILED_PRECONDITION
+    retried = await payments.cancel_payment_intent(
+        call(account_id, "late", endpoint="CancelPaymentIntent"), held.id, None, respond
+    )
+    assert isinstance(retried, Replay)
+    assert retried.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    expired = await payments.get_payment_intent(account_id, held.id)
+    assert expired.cancellation_reason is CancellationReason.EXPIRED
