@@ -12,7 +12,7 @@ from remit.core.errors import invalid
 from remit.customers.domain import Customer, CustomerFields, TaxExempt
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
-from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.grpcutil.protoconv import filter_bound, timestamp
 from remit.payments.keyed_rpc import client_keyed, reply, serialized
 from remit.payments.requests import note_call
 from remit_api.common.v1 import common_pb2
@@ -165,19 +165,18 @@ class CustomerRpcs:
         self, request: pb.ListCustomersRequest, context: Context
     ) -> pb.ListCustomersResponse:
         call = call_context(context)
-        created = request.created
-
-        def bound(name: str) -> Any:
-            filters: Any = created
-            return from_timestamp(getattr(filters, name)) if filters.HasField(name) else None
-
         customers, has_more = await self._customers.list(
             call.account_id,
             limit=request.limit or 10,
             starting_after=request.starting_after if request.HasField("starting_after") else None,
             ending_before=request.ending_before if request.HasField("ending_before") else None,
             email=request.email if request.HasField("email") else None,
-            created=(bound("gt"), bound("gte"), bound("lt"), bound("lte")),
+            created=(
+                filter_bound(request.created, "gt"),
+                filter_bound(request.created, "gte"),
+                filter_bound(request.created, "lt"),
+                filter_bound(request.created, "lte"),
+            ),
         )
         return pb.ListCustomersResponse(
             data=[customer_message(customer) for customer in customers], has_more=has_more

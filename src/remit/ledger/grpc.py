@@ -7,7 +7,7 @@ import grpc
 from remit.core.errors import invalid
 from remit.core.jsonview import enum_wire_values
 from remit.grpcutil.metadata import call_context
-from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.grpcutil.protoconv import filter_bound, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit.ledger.balance_repository import TimeRange
 from remit.ledger.domain import Posting, TransactionRequest
@@ -64,12 +64,12 @@ def _postings(messages: Any) -> tuple[Posting, ...]:
     return tuple(Posting(m.ledger_account, m.amount_minor, m.currency.lower()) for m in messages)
 
 
-def time_range(message: common_pb2.CreatedFilter) -> TimeRange:
+def time_range(message: common_pb2.CreatedFilter, param: str = "created") -> TimeRange:
     return TimeRange(
-        gt=from_timestamp(message.gt) if message.HasField("gt") else None,
-        gte=from_timestamp(message.gte) if message.HasField("gte") else None,
-        lt=from_timestamp(message.lt) if message.HasField("lt") else None,
-        lte=from_timestamp(message.lte) if message.HasField("lte") else None,
+        gt=filter_bound(message, "gt", param),
+        gte=filter_bound(message, "gte", param),
+        lt=filter_bound(message, "lt", param),
+        lte=filter_bound(message, "lte", param),
     )
 
 
@@ -327,7 +327,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             starting_after=_optional(request, "starting_after"),
             ending_before=_optional(request, "ending_before"),
             created=time_range(request.created),
-            arrival_date=time_range(request.arrival_date),
+            arrival_date=time_range(request.arrival_date, "arrival_date"),
             status=status,
             destination=_optional(request, "destination"),
         )

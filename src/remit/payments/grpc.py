@@ -17,7 +17,7 @@ from remit.core.errors import RemitError, invalid
 from remit.customers.grpc import CustomerRpcs
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
-from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.grpcutil.protoconv import filter_bound, from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit.payment_methods.domain import NewPaymentMethod
 from remit.payment_methods.grpc import PaymentMethodRpcs, billing_details_message
@@ -570,10 +570,10 @@ def capture_params(request: pb.CapturePaymentIntentRequest) -> CaptureParams:
 
 def created_bounds(created: common_pb2.CreatedFilter) -> CreatedBounds:
     return CreatedBounds(
-        gt=from_timestamp(created.gt) if created.HasField("gt") else None,
-        gte=from_timestamp(created.gte) if created.HasField("gte") else None,
-        lt=from_timestamp(created.lt) if created.HasField("lt") else None,
-        lte=from_timestamp(created.lte) if created.HasField("lte") else None,
+        gt=filter_bound(created, "gt"),
+        gte=filter_bound(created, "gte"),
+        lt=filter_bound(created, "lt"),
+        lte=filter_bound(created, "lte"),
     )
 
 

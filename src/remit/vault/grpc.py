@@ -10,7 +10,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 
 from remit.core.errors import invalid
 from remit.core.secrets import Secret
-from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.grpcutil.protoconv import filter_bound, request_datetime, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit.vault.cards import Brand, Funding
 from remit.vault.domain import AuditAction, AuditEvent, AuditFilter, CardSummary, ForwardRequest
@@ -171,10 +171,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     ) -> vault_pb2.ListCardsCreatedBeforeResponse:
         if not request.HasField("created_before"):
             raise invalid("created_before is required.", "created_before")
-        try:
-            cutoff = from_timestamp(request.created_before)
-        except (ValueError, OverflowError):
-            raise invalid("created_before must be a valid timestamp.", "created_before") from None
+        cutoff = request_datetime(request.created_before, "created_before")
         listed, has_more = await self._service.list_cards_created_before(
             cutoff,
             limit=request.limit or DEFAULT_CARD_LISTING,
@@ -245,10 +242,6 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         def optional(name: str) -> Any:
             return getattr(request, name) if request.HasField(name) else None  # type: ignore[arg-type]
 
-        def bound(name: str) -> Any:
-            created: Any = request.created
-            return from_timestamp(getattr(created, name)) if created.HasField(name) else None
-
         events, has_more = await self._service.list_audit_events(
             AuditFilter(
                 limit=request.limit or 10,
@@ -258,10 +251,10 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
                 token=optional("vault_token"),
                 requester=optional("requester"),
                 action=_ACTIONS_FROM_PROTO[request.action] if request.HasField("action") else None,
-                created_gte=bound("gte"),
-                created_gt=bound("gt"),
-                created_lte=bound("lte"),
-                created_lt=bound("lt"),
+                created_gte=filter_bound(request.created, "gte"),
+                created_gt=filter_bound(request.created, "gt"),
+                created_lte=filter_bound(request.created, "lte"),
+                created_lt=filter_bound(request.created, "lt"),
             )
         )
         return vault_pb2.ListAuditEventsResponse(

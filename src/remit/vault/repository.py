@@ -273,15 +273,19 @@ class SqlVaultRepository:
         self, account_id: str, test_id: str, token: str, *, replacing: str | None = None
     ) -> bool:
         """Record `token` for the test id (in place of the deleted token `replacing`, if
-        given) unless another call won the race; True if we won."""
+        given) unless another call won the race; True if we won.
+
+        Winning is read from RETURNING, never from the row count: SQLAlchemy reports -1 as the
+        row count of an INSERT, so a lost ON CONFLICT DO NOTHING would look like a win."""
         if replacing is None:
-            result = await self._sa.execute(
+            claimed = await self._sa.execute(
                 insert(test_card_tokens)
                 .values(account_id=account_id, test_id=test_id, token=token)
                 .on_conflict_do_nothing()
+                .returning(test_card_tokens.c.token)
             )
         else:
-            result = await self._sa.execute(
+            claimed = await self._sa.execute(
                 update(test_card_tokens)
                 .where(
                     test_card_tokens.c.account_id == account_id,
@@ -289,8 +293,9 @@ class SqlVaultRepository:
                     test_card_tokens.c.token == replacing,
                 )
                 .values(token=token)
+                .returning(test_card_tokens.c.token)
             )
-        return bool(result.rowcount)
+        return claimed.first() is not None
 
     # --- forwards ----------------------------------------------------------------------
 

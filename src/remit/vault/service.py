@@ -210,10 +210,23 @@ class VaultService:
             )
             winner = created.token if won else await repo.test_card_token(account_id, test_id)
             if not won:
-                await repo.shred_card(created.token, now)
+                await self._shred_unclaimed(repo, created.token, test_id, requester, now)
         assert winner is not None
         card = await self._card(account_id, winner)
         return Tokenized(winner, card.summary)
+
+    async def _shred_unclaimed(
+        self, repo: SqlVaultRepository, token: str, test_id: str, requester: str, now: datetime
+    ) -> None:
+        """Delete the card a concurrent first resolution of `test_id` stored in vain (another
+        card won the test id), audited like any deletion: its tokenization was."""
+        card = await repo.get_card(token, for_update=True)
+        if card is None or card.deleted_at is not None:
+            return
+        await repo.shred_card(token, now)
+        await repo.insert_audit_event(
+            self._event(AuditAction.DELETE, requester, f"delete: {test_id} has another card", card)
+        )
 
     async def card_details(self, account_id: str, token: str, *, requester: str) -> CardDetails:
         card = await self._card(account_id, token)
@@ -284,14 +297,7 @@ class VaultService:
     async def forward(self, account_id: str, token: str, request: ForwardRequest) -> Forwarded:
         destination = self._destinations.get(request.destination)
         if destination is None:
-            await self._audit(
-                AuditEvent(
-                    id=new_id("vae"), created_at=self._clock.now(), action=AuditAction.FORWARD,
-                    requester=request.requester, purpose=request.purpose, succeeded=False,
-                    token=token, account_id=account_id, destination=request.destination,
-                    reference=request.reference,
-                )
-            )  # fmt: skip
+            await self._audit(self._refused_forward_event(account_id, token, request))
             raise VaultError(
                 message=f"Destination '{request.destination}' is not on the vault's forwarding "
                 "allowlist.",
@@ -305,7 +311,12 @@ class VaultService:
             stored, found = await repo.forward_start(account_id, request.reference, token)
         if stored is not None:
             return Forwarded(vault_pb2.ForwardedAuthorization.FromString(stored), replayed=True)
-        card = self._usable(account_id, token, found)
+        if not _live_card_of(found, account_id):
+            # Another account's card, a deleted one, or none: an invalid access attempt, which
+            # PCI DSS 10.2.1.4 asks to be logged like the refused destination above.
+            await self._audit(self._refused_forward_event(account_id, token, request))
+            raise _no_such_token(token)
+        card = found
         now = self._clock.now()
         ring = self._keys.load()
         try:
@@ -349,6 +360,24 @@ class VaultService:
         if earlier is not None:
             return Forwarded(vault_pb2.ForwardedAuthorization.FromString(earlier), True)
         return Forwarded(result, replayed=False)
+
+    def _refused_forward_event(
+        self, account_id: str, token: str, request: ForwardRequest
+    ) -> AuditEvent:
+        """A forward refused before any card was opened: as the caller named it, since the card
+        (if any) may be another account's and is not described to this one."""
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=AuditAction.FORWARD,
+            requester=request.requester,
+            purpose=request.purpose,
+            succeeded=False,
+            token=token,
+            account_id=account_id,
+            destination=request.destination,
+            reference=request.reference,
+        )
 
     def _forward_event(
         self, card: StoredCard, request: ForwardRequest, *, succeeded: bool

@@ -18,15 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock, unix_seconds
 from remit.core.ids import new_id
 from remit.webhooks.domain import (
-    RETRY_WINDOW,
+    MAX_HONOURED_RATE_LIMITS,
     AttemptOutcome,
+    Delivery,
     DeliveryAttempt,
     DeliveryStatus,
     DisabledReason,
     EndpointStatus,
     next_attempt_after_failure,
+    next_attempt_after_rate_limit,
     parse_retry_after,
-    retry_after_deadline,
 )
 from remit.webhooks.outbox import stage_delivery_attempt
 from remit.webhooks.rendering import Renderer, render_event
@@ -151,6 +152,29 @@ class WebhookDeliverer:
         return now + self._settings.busy_retry * jitter
 
 
+@dataclass(frozen=True)
+class Retry:
+    """What an unsuccessful attempt leaves of the schedule: the step it is at, and when to try
+    again (None: give up)."""
+
+    step: int
+    at: datetime | None
+
+
+def retry_after_unsuccessful(delivery: Delivery, outcome: AttemptOutcome, now: datetime) -> Retry:
+    """A 429 with a Retry-After waits as asked and stays at its step (up to
+    MAX_HONOURED_RATE_LIMITS of them); any other failure takes the next step, one gap after
+    this attempt."""
+    # Each attempt before this one either stepped the schedule on or was an honoured 429.
+    honoured_so_far = delivery.attempts - delivery.retry_step
+    honoured = honoured_so_far < MAX_HONOURED_RATE_LIMITS
+    if outcome.rate_limited and outcome.retry_after is not None and honoured:
+        at = next_attempt_after_rate_limit(delivery.first_attempt_at, outcome.retry_after, now)
+        return Retry(step=delivery.retry_step, at=at)
+    step = delivery.retry_step + 1
+    return Retry(step=step, at=next_attempt_after_failure(delivery.first_attempt_at, step, now))
+
+
 async def record_attempt(
     db: AsyncConnection,
     ctx: DeliveryContext,
@@ -163,7 +187,7 @@ async def record_attempt(
     """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
     apply what the outcome says about the endpoint."""
     delivery, endpoints = ctx.delivery, EndpointRepository(db)
-    status, next_at = DeliveryStatus.PENDING, None
+    status, next_at, step = DeliveryStatus.PENDING, None, delivery.retry_step
     if outcome.succeeded:
         status = DeliveryStatus.SUCCEEDED
         if ctx.endpoint.failing_since is not None:
@@ -173,16 +197,12 @@ async def record_attempt(
         await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
         log.warning("webhook endpoint %s answered 410 Gone; disabled", ctx.endpoint.id)
     else:
-        if outcome.rate_limited and outcome.retry_after is not None:
-            next_at = retry_after_deadline(outcome.retry_after, now)
-            if next_at > delivery.first_attempt_at + RETRY_WINDOW:
-                next_at = None
-            else:
-                await endpoints.rate_limit_until(ctx.endpoint.id, next_at)
-        else:
-            next_at = next_attempt_after_failure(delivery.first_attempt_at, attempt_number, now)
+        retry = retry_after_unsuccessful(delivery, outcome, now)
+        next_at, step = retry.at, retry.step
         if next_at is None:
             status = DeliveryStatus.FAILED
+        elif outcome.rate_limited:
+            await endpoints.rate_limit_until(ctx.endpoint.id, next_at)
         if await endpoints.note_failure(ctx.endpoint.id, attempted_at, now):
             log.warning("webhook endpoint %s failed every delivery for 3 days; disabled",
                         ctx.endpoint.id)  # fmt: skip
@@ -206,6 +226,7 @@ async def record_attempt(
     advanced = await deliveries.record_attempt_result(
         delivery.id,
         attempt_number=attempt_number,
+        retry_step=step,
         status=status,
         attempted_at=attempted_at,
         next_attempt_at=next_at,

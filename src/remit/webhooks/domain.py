@@ -8,8 +8,14 @@ from typing import Final
 
 from remit.core.jsonview import JsonObject
 
-# Gaps between consecutive attempts: immediately, then 5 min, 30 min, 2 h, 5 h, 10 h, then every
-# 12 h for as long as the next attempt still falls within three days of the first.
+# The wait after each failed attempt: the first attempt is made at once, then each retry comes
+# 5 min, 30 min, 2 h, 5 h, 10 h, then every 12 h after the attempt before it, for as long as the
+# next attempt still falls within three days of the first. On time, that is 0, 5 min, 35 min,
+# 2 h 35, 7 h 35, 17 h 35, 29 h 35, 41 h 35, 53 h 35 and 65 h 35 after the first, then failed.
+# Each gap is measured from the attempt before, so a late attempt (the workers were down) is
+# followed by a full gap rather than by every retry that fell due meanwhile. A 429 whose
+# Retry-After is honoured waits as asked instead and takes no step along these gaps: a receiver
+# that asks for a pause has not failed, and a burst of them must not use up the schedule.
 RETRY_GAPS: Final[tuple[timedelta, ...]] = (
     timedelta(minutes=5),
     timedelta(minutes=30),
@@ -23,6 +29,10 @@ RETRY_WINDOW: Final = timedelta(days=3)
 FAILING_ENDPOINT_DISABLE_AFTER: Final = timedelta(days=3)
 # Retry-After is honoured up to this long; a longer value is treated as this.
 MAX_RETRY_AFTER: Final = timedelta(hours=12)
+# A receiver may ask for pauses, but not for ever: past this many honoured 429s, a delivery's
+# further 429s are ordinary failures and step the schedule on, so an endpoint that answers
+# "429 Retry-After: 1" to everything is not called every second for three days.
+MAX_HONOURED_RATE_LIMITS: Final = 10
 OLD_SECRET_DEFAULT_LIFETIME: Final = timedelta(hours=24)
 EVENT_RETENTION: Final = timedelta(days=30)
 
@@ -108,6 +118,9 @@ class Delivery:
     endpoint_id: str
     status: DeliveryStatus
     attempts: int
+    # Failed attempts so far that stepped the retry schedule on (honoured 429s do not): the
+    # wait before the next attempt is `retry_gap` of the next step.
+    retry_step: int
     first_attempt_at: datetime
     next_attempt_at: datetime | None
 
@@ -151,24 +164,42 @@ class AttemptOutcome:
         return self.http_status == 429 and self.retry_after is not None
 
 
+def retry_gap(failures: int) -> timedelta:
+    """The wait after the `failures`-th failed attempt (1 for the first); honoured 429s are not
+    failures here."""
+    if failures < 1:
+        raise ValueError("failures are counted from 1")
+    index = failures - 1
+    return RETRY_GAPS[index] if index < len(RETRY_GAPS) else STEADY_RETRY_GAP
+
+
 def scheduled_offset(attempt_number: int) -> timedelta:
-    """When attempt `attempt_number` (1 for the first) is due, measured from the first."""
+    """When attempt `attempt_number` (1 for the first) is due, measured from the first, when
+    every attempt before it failed and was made on time."""
     if attempt_number < 1:
         raise ValueError("attempts are numbered from 1")
-    offset = timedelta(0)
-    for index in range(attempt_number - 1):
-        offset += RETRY_GAPS[index] if index < len(RETRY_GAPS) else STEADY_RETRY_GAP
-    return offset
+    return sum((retry_gap(failures) for failures in range(1, attempt_number)), timedelta(0))
+
+
+def within_retry_window(first_attempt_at: datetime, due: datetime) -> datetime | None:
+    """`due`, or None (give up) when it falls beyond three days of the first attempt."""
+    return None if due > first_attempt_at + RETRY_WINDOW else due
 
 
 def next_attempt_after_failure(
-    first_attempt_at: datetime, attempts_made: int, now: datetime
+    first_attempt_at: datetime, failures: int, now: datetime
 ) -> datetime | None:
-    """When to try again after `attempts_made` attempts all failed; None means give up."""
-    due = first_attempt_at + scheduled_offset(attempts_made + 1)
-    if due > first_attempt_at + RETRY_WINDOW:
-        return None
-    return max(due, now)
+    """When to try again after the `failures`-th failed attempt, which ended `now`; None means
+    give up. The gap is measured from this attempt, never from the first, so retries that fell
+    due while no worker ran are not made back to back."""
+    return within_retry_window(first_attempt_at, now + retry_gap(failures))
+
+
+def next_attempt_after_rate_limit(
+    first_attempt_at: datetime, retry_after: timedelta, now: datetime
+) -> datetime | None:
+    """When to try again after a 429 that asked to wait `retry_after`; None means give up."""
+    return within_retry_window(first_attempt_at, retry_after_deadline(retry_after, now))
 
 
 def retry_after_deadline(retry_after: timedelta, now: datetime) -> datetime:

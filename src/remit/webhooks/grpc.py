@@ -10,7 +10,12 @@ from google.protobuf import struct_pb2
 from remit.core.errors import invalid
 from remit.core.jsonview import JsonObject
 from remit.grpcutil.metadata import call_context
-from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.grpcutil.protoconv import (
+    filter_bound,
+    request_datetime,
+    request_timedelta,
+    timestamp,
+)
 from remit.grpcutil.server import ServiceRegistration
 from remit.payments.keyed_rpc import client_keyed, reply, serialized
 from remit.webhooks.domain import DeliveryAttempt, EndpointStatus, Event, WebhookEndpoint
@@ -114,11 +119,12 @@ def _page(request: Any) -> PageArgs:
 
 
 def _time_range(created: common_pb2.CreatedFilter) -> TimeRange:
-    def bound(name: str) -> datetime | None:
-        present = created.HasField(name)  # type: ignore[arg-type]
-        return from_timestamp(getattr(created, name)) if present else None
-
-    return TimeRange(gt=bound("gt"), gte=bound("gte"), lt=bound("lt"), lte=bound("lte"))
+    return TimeRange(
+        gt=filter_bound(created, "gt"),
+        gte=filter_bound(created, "gte"),
+        lt=filter_bound(created, "lt"),
+        lte=filter_bound(created, "lte"),
+    )
 
 
 def _type_filters(values: list[str], param: str) -> list[str]:
@@ -210,7 +216,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
     ) -> pb.RollWebhookEndpointSecretResponse:
         call = call_context(context)
         after = (
-            request.expire_old_secret_after.ToTimedelta()
+            request_timedelta(request.expire_old_secret_after, "expire_old_secret_after")
             if request.HasField("expire_old_secret_after")
             else None
         )
@@ -305,7 +311,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         call = call_context(context)
         if not request.webhook_endpoint:
             raise invalid("Name the webhook_endpoint to redeliver to.", "webhook_endpoint")
-        since = from_timestamp(request.since) if request.HasField("since") else None
+        since = request_datetime(request.since, "since") if request.HasField("since") else None
         queued = await self._service.redeliver_failed(call.account_id, request.webhook_endpoint,
                                                       since)  # fmt: skip
         return pb.RedeliverFailedEventsResponse(events_queued=queued)

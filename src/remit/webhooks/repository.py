@@ -393,6 +393,7 @@ def delivery_from_row(row: Row[Any]) -> Delivery:
         endpoint_id=m["endpoint_id"],
         status=DeliveryStatus(m["status"]),
         attempts=m["attempts"],
+        retry_step=m["retry_step"],
         first_attempt_at=m["first_attempt_at"],
         next_attempt_at=m["next_attempt_at"],
     )
@@ -446,6 +447,7 @@ class DeliveryRepository:
         values = {
             "status": status.value,
             "attempts": 0,
+            "retry_step": 0,
             "first_attempt_at": now,
             "next_attempt_at": now if pending else None,
             "finished_at": None if pending else now,
@@ -524,11 +526,13 @@ class DeliveryRepository:
         delivery_id: int,
         *,
         attempt_number: int,
+        retry_step: int,
         status: DeliveryStatus,
         attempted_at: datetime,
         next_attempt_at: datetime | None,
     ) -> bool:
-        """Advance the delivery past `attempt_number`, only if no other attempt did first."""
+        """Advance the delivery past `attempt_number`, at `retry_step` of the retry schedule,
+        only if no other attempt did first."""
         d = webhook_deliveries.c
         result = await self._db.execute(
             update(webhook_deliveries)
@@ -539,6 +543,7 @@ class DeliveryRepository:
             )
             .values(
                 attempts=attempt_number,
+                retry_step=retry_step,
                 status=status.value,
                 last_attempt_at=attempted_at,
                 next_attempt_at=next_attempt_at,

@@ -75,7 +75,10 @@ webhook_deliveries = Table(
     ),
     Column("status", Text, nullable=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
-    # The retry schedule is measured from here.
+    # Failed attempts that stepped the retry schedule on; a 429 whose Retry-After was honoured
+    # is an attempt but no step, so a burst of them cannot use up the schedule.
+    Column("retry_step", Integer, nullable=False, server_default=text("0")),
+    # The retry window (three days) is measured from here.
     Column("first_attempt_at", DateTime(timezone=True), nullable=False),
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
     Column("last_attempt_at", DateTime(timezone=True), nullable=True),

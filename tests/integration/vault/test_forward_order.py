@@ -1,7 +1,7 @@
 """What a forwarded authorization guarantees however few statements it takes: the audit event
 is committed before the card leaves the vault, the first answer recorded for a reference stands,
-a test id whose card was deleted does not resolve again, and no ROLLBACK throws the prepared
-statements away."""
+a test id whose card was deleted does not resolve again, concurrent resolutions of a test id
+agree on one card, and no ROLLBACK throws the prepared statements away."""
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +16,7 @@ from remit.core.clock import FixedClock
 from remit.storage.engine import dispose, make_engine, single_statement
 from remit.vault.domain import ForwardRequest, OutboundAuthorization
 from remit.vault.keystore import FileKeyStore
+from remit.vault.repository import SqlVaultRepository
 from remit.vault.service import VaultError, VaultService
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import START
@@ -179,6 +180,61 @@ async def test_concurrent_resolutions_after_a_deletion_agree_on_one_new_card(
         )
         assert len({found.token for found in resolved}) == 1
         assert resolved[0].token != card.token
+
+
+async def test_concurrent_first_resolutions_agree_on_one_card_and_shred_the_others(
+    vault_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Each first resolution of a test id stores a card, and only one can claim the test id;
+    every other card was stored in vain and is shredded, and audited as a deletion like any
+    other (its tokenization was audited too)."""
+    async with _service(
+        vault_engine, tmp_path, WatchingDestination(lambda outbound: None)
+    ) as service:
+        resolved = await asyncio.gather(
+            *(
+                service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+                for _ in range(6)
+            )
+        )
+    assert len({found.token for found in resolved}) == 1
+    async with vault_engine.connect() as db:
+        live = (
+            (await db.execute(text("SELECT token FROM cards WHERE deleted_at IS NULL")))
+            .scalars()
+            .all()
+        )
+        shredded = (
+            (await db.execute(text("SELECT token FROM cards WHERE deleted_at IS NOT NULL")))
+            .scalars()
+            .all()
+        )
+        deletions = (
+            (await db.execute(text("SELECT token FROM audit_events WHERE action = 'delete'")))
+            .scalars()
+            .all()
+        )
+    assert live == [resolved[0].token]
+    assert sorted(deletions) == sorted(shredded)
+
+
+async def test_claiming_a_test_id_another_card_holds_reports_the_loss(
+    vault_engine: AsyncEngine,
+) -> None:
+    """The claim's result decides which card is shredded, so it must say when it lost, both
+    for a first claim and for one replacing a deleted card."""
+    claims = (
+        ("vtok_first", None, True),
+        ("vtok_second", None, False),
+        ("vtok_renewed", "vtok_first", True),
+        ("vtok_late", "vtok_first", False),
+    )
+    for token, replacing, wins in claims:
+        async with vault_engine.begin() as db:
+            won = await SqlVaultRepository(db).claim_test_card_token(
+                "acct_1", "pm_card_visa", token, replacing=replacing
+            )
+        assert won is wins, f"the claim of {token} replacing {replacing}"
 
 
 async def test_forwarding_keeps_its_statements_prepared(

@@ -4,6 +4,7 @@ import re
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 from sqlalchemy import text
 
 from remit.core.ids import new_id
@@ -205,6 +206,47 @@ async def test_another_account_cannot_use_or_see_a_token(harness: VaultHarness) 
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert harness.acquirer.requests == []
+
+
+async def test_a_forward_of_another_accounts_or_a_deleted_card_is_refused_and_audited(
+    harness: VaultHarness,
+) -> None:
+    """PCI DSS 10.2.1.4 asks for invalid access attempts to be logged: a forward naming a card
+    the account may not use is recorded like a refused destination, as the caller named it."""
+    others = (await _tokenize(harness)).vault_token
+    deleted = (await _tokenize(harness, number="5555555555554444")).vault_token
+    await harness.vault.stub.DeleteCard(
+        vault_pb2.DeleteCardRequest(account_id="acct_1", vault_token=deleted, requester="t")
+    )
+    attempts = ((others, "acct_2", "op_others"), (deleted, "acct_1", "op_deleted"))
+    for token, account, reference in attempts:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await harness.vault.stub.ForwardAuthorization(
+                _forward(token, account=account, reference=reference)
+            )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert harness.acquirer.requests == []
+    events = await harness.vault.stub.ListAuditEvents(
+        vault_pb2.ListAuditEventsRequest(action=vault_pb2.AUDIT_ACTION_FORWARD)
+    )
+    audited = {(e.vault_token, e.account_id, e.reference, e.destination, e.succeeded)
+               for e in events.data}  # fmt: skip
+    assert audited == {(token, account, ref, "acquirer", False) for token, account, ref in attempts}
+
+
+async def test_an_audit_listing_bounded_beyond_the_year_9999_is_an_invalid_argument(
+    harness: VaultHarness,
+) -> None:
+    """A Timestamp holds any int64 of seconds, a datetime only years 1 to 9999: such a bound is
+    the caller's bad input, not an internal error."""
+    beyond = timestamp_pb2.Timestamp(seconds=10**12)
+    request = vault_pb2.ListAuditEventsRequest(created=common_pb2.CreatedFilter(gt=beyond))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await harness.vault.stub.ListAuditEvents(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    detail = detail_from_rpc_error(caught.value)
+    assert detail is not None
+    assert detail.param == "created[gt]"
 
 
 async def test_test_ids_resolve_to_one_stable_card_per_account(harness: VaultHarness) -> None:

@@ -223,6 +223,75 @@ async def test_429_with_retry_after_delays_the_endpoint_as_asked(
     assert attempts[0].next_retry_at == bench.clock.now()
 
 
+async def test_honoured_429s_take_no_step_of_the_retry_schedule(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """A receiver that asks for a pause has not failed. Nine `429 Retry-After: 1` in the first
+    ten seconds, then a 500: the 500 is the first failure, and waits the first gap (5 min). Were
+    each 429 a step, the 500 would be the tenth, whose next gap falls beyond the three days, and
+    the delivery would be given up ten seconds after its first attempt."""
+    receiver = await start_receiver(
+        lambda n: Reply(429, headers={"Retry-After": "1"}) if n < 9 else Reply(500)
+    )
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    for _ in range(10):
+        await bench.worker.drain()
+        bench.clock.advance(1)
+
+    attempts = await bench.attempts(event_id)
+    assert [a.http_status for a in attempts] == [429] * 9 + [500]
+    failure = attempts[-1]
+    assert failure.attempt_number == 10
+    assert failure.next_retry_at == failure.attempted_at + timedelta(minutes=5)
+    assert await bench.delivery_status(event_id, endpoint.id) == "pending"
+
+
+async def test_a_receiver_that_only_asks_for_pauses_is_given_up_after_three_days(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """Honoured 429s take no step, but they do not stretch the retry window: the delivery still
+    ends three days after its first attempt (Retry-After is honoured up to 12 hours)."""
+    receiver = await start_receiver(lambda _: Reply(429, headers={"Retry-After": "86400"}))
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    t0 = bench.clock.now()
+
+    await bench.follow_schedule(event_id, endpoint.id)
+
+    hours = [round((signed_at(r) - t0.timestamp()) / 3600) for r in receiver.received]
+    assert hours == [0, 12, 24, 36, 48, 60, 72]
+    assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+
+
+async def test_retries_that_fell_due_while_no_worker_ran_are_not_made_back_to_back(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """The first attempt fails and no worker runs for a day. The retry made then is followed by
+    the next gap of the schedule, measured from it, rather than by every retry whose time came
+    during the outage (five POSTs of one event at one instant). The delivery still ends once the
+    next attempt would fall beyond three days of the first."""
+    receiver = await start_receiver(lambda _: Reply(503))
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    t0 = bench.clock.now()
+    await bench.worker.drain()
+    assert len(receiver.received) == 1
+
+    bench.clock.advance(24 * 3600)
+    await bench.worker.drain()  # one instant: the clock does not move
+
+    assert len(receiver.received) == 2
+    late = (await bench.attempts(event_id))[-1]
+    assert late.next_retry_at == bench.clock.now() + timedelta(minutes=30)
+    assert await bench.delivery_status(event_id, endpoint.id) == "pending"
+
+    await bench.follow_schedule(event_id, endpoint.id)
+    hours = [round((signed_at(r) - t0.timestamp()) / 3600, 2) for r in receiver.received]
+    assert hours == [0, 24, 24.5, 26.5, 31.5, 41.5, 53.5, 65.5]
+    assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+
+
 async def test_deliveries_to_one_endpoint_never_exceed_its_concurrency_limit(
     core_engine: AsyncEngine, start_receiver: StartReceiver
 ) -> None:

@@ -8,9 +8,14 @@ import stripe
 
 from remit.core.errors import RemitError
 from remit.core.jsonview import JsonObject, to_json
+from remit.webhooks.delivery import Retry, retry_after_unsuccessful
 from remit.webhooks.domain import (
+    AttemptOutcome,
+    Delivery,
+    DeliveryStatus,
     Event,
     next_attempt_after_failure,
+    next_attempt_after_rate_limit,
     parse_retry_after,
     scheduled_offset,
 )
@@ -31,15 +36,68 @@ def test_attempts_follow_stripes_published_gaps() -> None:
 
 
 def test_retries_stop_once_the_next_would_fall_beyond_three_days() -> None:
-    assert next_attempt_after_failure(T0, 9, T0 + timedelta(hours=54)) == T0 + timedelta(
-        minutes=3935
-    )
-    assert next_attempt_after_failure(T0, 10, T0 + timedelta(hours=66)) is None
+    ninth = T0 + scheduled_offset(9)
+    assert next_attempt_after_failure(T0, 9, ninth) == T0 + timedelta(minutes=3935)
+    tenth = T0 + scheduled_offset(10)
+    assert next_attempt_after_failure(T0, 10, tenth) is None
 
 
-def test_a_late_worker_schedules_the_retry_no_earlier_than_now() -> None:
+def test_each_retry_waits_a_full_gap_after_a_late_attempt() -> None:
+    """After a worker outage the late attempt is followed by its gap, not by every retry that
+    fell due while no worker ran."""
+    late_second = T0 + timedelta(hours=24)
+    assert next_attempt_after_failure(T0, 2, late_second) == late_second + timedelta(minutes=30)
+
+
+def test_a_late_schedule_still_ends_three_days_after_the_first_attempt() -> None:
+    late = T0 + timedelta(hours=71, minutes=45)
+    assert next_attempt_after_failure(T0, 2, late) is None
+
+
+def test_a_rate_limited_retry_waits_as_asked_within_the_retry_window() -> None:
+    """Retry-After is honoured from one second up to twelve hours, and never past three days
+    after the first attempt."""
+    now = T0 + timedelta(seconds=10)
+    assert next_attempt_after_rate_limit(T0, timedelta(0), now) == now + timedelta(seconds=1)
+    assert next_attempt_after_rate_limit(T0, timedelta(days=2), now) == now + timedelta(hours=12)
+    near_the_end = T0 + timedelta(hours=71)
+    assert next_attempt_after_rate_limit(T0, timedelta(hours=2), near_the_end) is None
+
+
+def _delivery_at_step(step: int) -> Delivery:
+    return Delivery(id=1, account_id="acct_1", event_id="evt_1", endpoint_id="we_1",
+                    status=DeliveryStatus.PENDING, attempts=step + 4, retry_step=step,
+                    first_attempt_at=T0, next_attempt_at=None)  # fmt: skip
+
+
+def test_an_honoured_429_stays_at_its_step_and_any_other_failure_takes_the_next() -> None:
     now = T0 + timedelta(hours=1)
-    assert next_attempt_after_failure(T0, 1, now) == now
+    paused = AttemptOutcome(429, 5, "", None, retry_after=timedelta(seconds=30))
+    assert retry_after_unsuccessful(_delivery_at_step(2), paused, now) == Retry(
+        step=2, at=now + timedelta(seconds=30)
+    )
+    # A 429 without a usable Retry-After is an ordinary failure.
+    for failed in (AttemptOutcome(429, 5, "", None), AttemptOutcome(500, 5, "", None)):
+        assert retry_after_unsuccessful(_delivery_at_step(2), failed, now) == Retry(
+            step=3, at=now + timedelta(hours=2)
+        )
+
+
+def test_past_ten_honoured_429s_a_delivery_s_429s_step_the_schedule_on() -> None:
+    """An endpoint answering `429 Retry-After: 1` to everything gets ten quick tries, then the
+    ordinary schedule, not a call a second for three days."""
+    now = T0 + timedelta(hours=1)
+    paused = AttemptOutcome(429, 5, "", None, retry_after=timedelta(seconds=1))
+
+    def after(attempts: int) -> Delivery:  # all of them 429s after the first
+        return replace(_delivery_at_step(0), attempts=attempts, retry_step=0)
+
+    assert retry_after_unsuccessful(after(9), paused, now) == Retry(
+        step=0, at=now + timedelta(seconds=1)
+    )
+    assert retry_after_unsuccessful(after(10), paused, now) == Retry(
+        step=1, at=now + timedelta(minutes=5)
+    )
 
 
 def test_retry_after_takes_seconds_or_an_http_date() -> None:
