@@ -21,6 +21,8 @@ BEFORE_SOURCE_RENAMES = "2018-11-08"
 """The last version before 2019-02-11, when PaymentIntent statuses lost their source names."""
 BEFORE_CHARGES_REMOVED = "2022-08-01"
 """The last version before 2022-11-15, when PaymentIntents stopped listing their charges."""
+BEFORE_BALANCE_RENAME = "2019-10-08"
+"""The last version before 2019-10-17, when a Customer's `account_balance` became `balance`."""
 
 
 def _account_pinned_at(platform: RunningPlatform, version: str) -> TestAccount:
@@ -358,3 +360,35 @@ async def test_an_event_keeps_the_version_of_its_moment_after_the_account_upgrad
     again = delivered["payment_intent.created"]
     assert (again.id, again.api_version) == (old.id, BEFORE_SOURCE_RENAMES)
     assert again.data.object["status"] == "requires_source"
+
+
+@pytest.mark.anyio
+async def test_a_customer_before_2019_10_17_has_account_balance_in_responses_and_webhooks(
+    client: stripe.StripeClient,
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        params: Any = {"url": receiver.url, "enabled_events": ["customer.created"],
+                       "api_version": BEFORE_BALANCE_RENAME}  # fmt: skip
+        endpoint = client.v1.webhook_endpoints.create(params=params)
+        assert endpoint.secret is not None
+        created = await asyncio.to_thread(client.v1.customers.create, params={"name": "Ada"})
+        delivered = await _verified(receiver, endpoint.secret, 1)
+    finally:
+        await receiver.stop()
+
+    old: Any = {"stripe_version": BEFORE_BALANCE_RENAME}
+    before = client.v1.customers.retrieve(created.id, options=old).to_dict()
+    latest = client.v1.customers.retrieve(created.id).to_dict()
+    assert (before["account_balance"], latest["balance"]) == (0, 0)
+    # Before 2020-08-27 a Customer also embedded its (in remit, empty) lists.
+    lists = {"sources", "subscriptions", "tax_ids"}
+    assert before["sources"]["url"] == f"/v1/customers/{created.id}/sources"
+    added, removed, changed = _differences(before, latest)
+    assert (added, removed, changed) == ({"account_balance"} | lists, {"balance"}, set())
+
+    event = delivered["customer.created"]
+    assert event.api_version == BEFORE_BALANCE_RENAME
+    assert event.data.object["account_balance"] == 0
+    assert "balance" not in event.data.object

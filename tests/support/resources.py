@@ -52,8 +52,9 @@ def charge(
     id: str = "ch_3Example",
     payment_intent: str = "pi_3Example",
     status: int = pb.CHARGE_STATUS_SUCCEEDED,
+    three_d_secure_result: int | None = None,
 ) -> pb.Charge:
-    return pb.Charge(
+    message = pb.Charge(
         id=id,
         amount=2000,
         amount_captured=2000,
@@ -73,6 +74,16 @@ def charge(
         ),
         status=status,  # type: ignore[arg-type]
     )
+    if three_d_secure_result is not None:
+        message.payment_method_details.card.three_d_secure.CopyFrom(
+            pb.ChargeThreeDSecure(
+                authentication_flow=pb.THREE_D_SECURE_AUTHENTICATION_FLOW_CHALLENGE,
+                result=three_d_secure_result,  # type: ignore[arg-type]
+                transaction_id="3ds_1Example",
+                version="2.2.0",
+            )
+        )
+    return message
 
 
 def refund(*, id: str = "re_3Example", charge: str = "ch_3Example") -> pb.Refund:
@@ -85,6 +96,10 @@ def refund(*, id: str = "re_3Example", charge: str = "ch_3Example") -> pb.Refund
         payment_intent="pi_3Example",
         status=pb.REFUND_STATUS_SUCCEEDED,
     )
+
+
+def customer(*, id: str = "cus_1") -> pb.Customer:
+    return pb.Customer(id=id, created=CREATED, email="a@b.test")
 
 
 def event(
@@ -125,8 +140,12 @@ def examples() -> dict[str, JsonObject]:
         ),
         "payment_intent_with_expanded_charge": expanded,
         "charge": to_json(charge()),
+        "charge_with_three_d_secure": to_json(
+            charge(three_d_secure_result=pb.THREE_D_SECURE_RESULT_AUTHENTICATED)
+        ),
         "refund": to_json(refund()),
-        "customer": to_json(pb.Customer(id="cus_1", created=CREATED, email="a@b.test")),
+        "customer": to_json(customer()),
+        "deleted_customer": to_json(pb.DeletedCustomer(id="cus_1", deleted=True)),
         "payment_method": to_json(
             pb.PaymentMethod(id="pm_1Visa", created=CREATED, type=pb.PAYMENT_METHOD_TYPE_CARD)
         ),

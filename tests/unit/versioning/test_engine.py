@@ -25,6 +25,7 @@ def test_only_the_changes_touching_a_resource_apply_to_it() -> None:
     assert {type(c).__name__ for c in changes["charge"]} == {
         "RemoveInvoiceFromPaymentIntentsAndCharges",
         "StopAutoexpandingChargeRefunds",
+        "ReplaceThreeDSecureBooleansWithResult",
     }
     assert "refund" not in changes
     refund = to_json(resources.refund())
@@ -36,7 +37,10 @@ def test_changes_apply_newest_first() -> None:
     assert names == [
         "RemoveInvoiceFromPaymentIntentsAndCharges",
         "StopAutoexpandingChargeRefunds",
+        "ReplaceThreeDSecureBooleansWithResult",
         "RenameSucceededChargeStatus",
+        "ReplaceChargeCardWithSource",
+        "TurnChargeRefundsIntoAList",
     ]
 
 
