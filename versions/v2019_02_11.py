@@ -4,7 +4,11 @@ from typing import Final
 
 from remit.core.jsonview import JsonObject
 from remit.versioning.change import Form, RenderContext, RequestRefusedError, VersionChange
-from remit.versioning.operations import CREATE_PAYMENT_INTENT, UPDATE_PAYMENT_INTENT
+from remit.versioning.operations import (
+    CONFIRM_PAYMENT_INTENT,
+    CREATE_PAYMENT_INTENT,
+    UPDATE_PAYMENT_INTENT,
+)
 from remit.versioning.schema_edit import properties, rename_enum_values, rename_property
 
 _OLD_STATUSES: Final = {
@@ -34,7 +38,7 @@ class RenamePaymentIntentSourceStatuses(VersionChange):
 
 class RenameAllowedSourceTypes(VersionChange):
     """PaymentIntent `allowed_source_types` is renamed `payment_method_types`, on the object
-    and as a parameter of create and update.
+    and as a parameter of create, confirm and update.
 
     Source: https://docs.stripe.com/changelog/2019-02-11/renames-allowed-source-types-payment-method-types
     """
@@ -42,7 +46,7 @@ class RenameAllowedSourceTypes(VersionChange):
     resources = ("payment_intent",)
     fields = ("payment_method_types",)
     adds_back = ("allowed_source_types",)
-    operations = (CREATE_PAYMENT_INTENT, UPDATE_PAYMENT_INTENT)
+    operations = (CREATE_PAYMENT_INTENT, CONFIRM_PAYMENT_INTENT, UPDATE_PAYMENT_INTENT)
     params = ("payment_method_types",)
     old_params = ("allowed_source_types",)
 

@@ -148,8 +148,10 @@ def test_confirming_a_created_intent_and_updating_it(client: stripe.StripeClient
         "tea",
         {"a": "1"},
     )
+    # Created without payment method types: automatic payment methods may redirect, so
+    # confirming needs somewhere to send the customer back to.
     confirmed = client.v1.payment_intents.confirm(
-        intent.id, params={"payment_method": "pm_card_mastercard"}
+        intent.id, params={"payment_method": "pm_card_mastercard", "return_url": RETURN_URL}
     )
     assert (confirmed.status, confirmed.amount_received) == ("succeeded", 350)
 

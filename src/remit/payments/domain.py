@@ -93,6 +93,12 @@ class PaymentIntent:
     next_action: Mapping[str, object] | None = None
     # rev_ id of the Radar review of its payment, if one was opened.
     review_id: str | None = None
+    # Stripe's `automatic_payment_methods` ({"enabled": ..., "allow_redirects": ...}); None
+    # when the intent names its payment method types instead.
+    automatic_payment_methods: Mapping[str, object] | None = None
+    # The merchant's restriction of payment method types; None when not given.
+    allowed_payment_method_types: tuple[str, ...] | None = None
+    excluded_payment_method_types: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,9 @@ class NewPaymentIntent:
     shipping: Mapping[str, object] | None = None
     setup_future_usage: str | None = None
     return_url: str | None = None
+    automatic_payment_methods: Mapping[str, object] | None = None
+    allowed_payment_method_types: tuple[str, ...] | None = None
+    excluded_payment_method_types: tuple[str, ...] | None = None
 
 
 class UnexpectedStateError(RemitError):
@@ -192,6 +201,9 @@ class ConfirmationStarted:
     shipping: Mapping[str, object] | None = None
     clear_receipt_email: bool = False
     clear_shipping: bool = False
+    # The confirmation's own restriction of payment method types, which replaces the intent's.
+    allowed_payment_method_types: tuple[str, ...] | None = None
+    excluded_payment_method_types: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -323,6 +335,10 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
                 setup_future_usage=_confirmed_setup_future_usage(intent, event),
                 receipt_email=_confirmed_receipt_email(intent, event),
                 shipping=_confirmed_shipping(intent, event),
+                allowed_payment_method_types=event.allowed_payment_method_types
+                or intent.allowed_payment_method_types,
+                excluded_payment_method_types=event.excluded_payment_method_types
+                or intent.excluded_payment_method_types,
                 latest_charge_id=event.charge_id,
                 last_payment_error=None,
                 next_action=None,
@@ -439,6 +455,7 @@ def _updated(intent: PaymentIntent, event: Updated) -> PaymentIntent:
         updated = replace(updated, amount_minor=event.amount_minor)
     if event.currency is not None:
         updated = replace(updated, currency=event.currency)
+    require_a_usable_payment_method_type(updated)
     if money_changes:
         # A new currency can leave the amount below that currency's minimum just as a new
         # amount can, so the pair the intent ends with is what is checked.
@@ -485,4 +502,88 @@ def create_intent(
         shipping=None if new.shipping is None else dict(new.shipping),
         setup_future_usage=new.setup_future_usage,
         return_url=new.return_url,
+        automatic_payment_methods=None
+        if new.automatic_payment_methods is None
+        else dict(new.automatic_payment_methods),
+        allowed_payment_method_types=new.allowed_payment_method_types,
+        excluded_payment_method_types=new.excluded_payment_method_types,
+    )
+
+
+# --- Payment method types ----------------------------------------------------------------
+
+# What remit's network can charge: any other type a merchant allows is left out of the
+# intent's `payment_method_types`, as Stripe leaves out the ones incompatible with a payment.
+PROCESSABLE_PAYMENT_METHOD_TYPES: Final = ("card",)
+
+
+def usable_payment_method_types(intent: PaymentIntent | NewPaymentIntent) -> list[str]:
+    """The types the intent may be paid with: those remit processes, narrowed to the allowed
+    ones when a list was given, less the excluded ones."""
+    allowed = intent.allowed_payment_method_types
+    excluded = set(intent.excluded_payment_method_types or ())
+    return [
+        kind
+        for kind in PROCESSABLE_PAYMENT_METHOD_TYPES
+        if (allowed is None or kind in allowed) and kind not in excluded
+    ]
+
+
+def require_a_usable_payment_method_type(intent: PaymentIntent | NewPaymentIntent) -> None:
+    """Refuse an intent whose allowed and excluded types leave nothing remit can charge: it
+    could never be paid, and an empty `payment_method_types` is not a state Stripe shows."""
+    if usable_payment_method_types(intent):
+        return
+    processable = ", ".join(PROCESSABLE_PAYMENT_METHOD_TYPES)
+    allowed = intent.allowed_payment_method_types
+    if allowed is not None and not set(allowed) & set(PROCESSABLE_PAYMENT_METHOD_TYPES):
+        raise RemitError(
+            message=(
+                f"None of the allowed_payment_method_types ({', '.join(allowed)}) can be used: "
+                f"remit processes {processable} only."
+            ),
+            code="parameter_invalid",
+            param="allowed_payment_method_types",
+        )
+    raise RemitError(
+        message=(
+            "excluded_payment_method_types excludes every payment method type this "
+            f"PaymentIntent could use; remit processes {processable} only."
+        ),
+        code="parameter_invalid",
+        param="excluded_payment_method_types",
+    )
+
+
+# --- Return URL --------------------------------------------------------------------------
+
+RETURN_URL_REQUIRED_MESSAGE: Final = (
+    "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. "
+    "Because some of these payment methods might redirect your customer off of your page, you "
+    "must provide a `return_url`. If you don't want to accept redirect-based payment methods, "
+    "set `automatic_payment_methods[enabled]` to `true` and "
+    "`automatic_payment_methods[allow_redirects]` to `never` when creating Setup Intents and "
+    "Payment Intents."
+)
+
+
+def may_redirect(intent: PaymentIntent) -> bool:
+    """Whether confirming may send the customer away: automatic payment methods are on and
+    redirect-based ones are not ruled out (`allow_redirects` defaults to `always`)."""
+    automatic = intent.automatic_payment_methods
+    return (
+        automatic is not None
+        and automatic.get("enabled") is True
+        and automatic.get("allow_redirects") != "never"
+    )
+
+
+def require_return_url(intent: PaymentIntent, *, return_url: str | None, off_session: bool) -> None:
+    """A confirmation that may redirect the customer needs somewhere to send them back to
+    (this one's `return_url`, or one the intent kept); an off-session payment has no customer
+    to redirect."""
+    if off_session or return_url or intent.return_url or not may_redirect(intent):
+        return
+    raise RemitError(
+        message=RETURN_URL_REQUIRED_MESSAGE, code="parameter_missing", param="return_url"
     )

@@ -5,7 +5,7 @@ one, a key of their own, so that every mutation has recovery points and the comp
 it. A replayed response carries the trailing metadata `idempotent-replayed: true`.
 """
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -38,6 +38,7 @@ from remit.payments.domain import (
     PaymentIntent,
     Status,
     Updated,
+    usable_payment_method_types,
 )
 from remit.payments.idempotency import KeyRecord
 from remit.payments.keyed import Done, Replay
@@ -158,6 +159,51 @@ def _shipping_of(request: Any) -> dict[str, Any] | None:
     return MessageToDict(request.shipping, preserving_proto_field_name=True)
 
 
+_ALLOW_REDIRECTS = {"always": pb.ALLOW_REDIRECTS_ALWAYS, "never": pb.ALLOW_REDIRECTS_NEVER}
+_ALLOW_REDIRECTS_FROM_PROTO = {number: name for name, number in _ALLOW_REDIRECTS.items()}
+
+
+def _automatic_payment_methods_message(
+    automatic: Mapping[str, object],
+) -> pb.AutomaticPaymentMethods:
+    message = pb.AutomaticPaymentMethods(enabled=automatic.get("enabled") is True)
+    redirects = automatic.get("allow_redirects")
+    if isinstance(redirects, str) and redirects in _ALLOW_REDIRECTS:
+        message.allow_redirects = _ALLOW_REDIRECTS[redirects]
+    return message
+
+
+def _automatic_payment_methods_of(
+    request: pb.CreatePaymentIntentRequest,
+) -> dict[str, object] | None:
+    """The create's automatic_payment_methods as the intent stores it; None when not given."""
+    if not request.HasField("automatic_payment_methods"):
+        return None
+    given = request.automatic_payment_methods
+    automatic: dict[str, object] = {"enabled": given.enabled}
+    if given.HasField("allow_redirects"):
+        if given.allow_redirects not in _ALLOW_REDIRECTS_FROM_PROTO:
+            raise invalid(
+                "automatic_payment_methods[allow_redirects] must be always or never.",
+                "automatic_payment_methods[allow_redirects]",
+            )
+        automatic["allow_redirects"] = _ALLOW_REDIRECTS_FROM_PROTO[given.allow_redirects]
+    if automatic["enabled"] and request.payment_method_types:
+        # Automatic payment methods choose the types themselves; a list of types turns them off.
+        raise invalid(
+            "You may only specify one of these parameters: automatic_payment_methods, "
+            "payment_method_types.",
+            "automatic_payment_methods",
+        )
+    return automatic
+
+
+def _types_or_none(types: Sequence[str]) -> tuple[str, ...] | None:
+    """A list of payment method types as given; None when empty (a repeated field cannot
+    tell an empty list from none, and the facade refuses an empty allowed list)."""
+    return tuple(types) if types else None
+
+
 def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
     message = pb.PaymentIntent(
         id=intent.id,
@@ -171,9 +217,15 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
         currency=intent.currency,
         livemode=False,
         metadata=dict(intent.metadata),
-        payment_method_types=["card"],
+        payment_method_types=usable_payment_method_types(intent),
+        allowed_payment_method_types=intent.allowed_payment_method_types or (),
+        excluded_payment_method_types=intent.excluded_payment_method_types or (),
         status=_STATUS[intent.status],
     )
+    if intent.automatic_payment_methods is not None:
+        message.automatic_payment_methods.CopyFrom(
+            _automatic_payment_methods_message(intent.automatic_payment_methods)
+        )
     _set_optional(
         message,
         {
@@ -412,6 +464,9 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
         shipping=_shipping_of(request),
         setup_future_usage=_setup_future_usage(request),
         return_url=_optional(request, "return_url"),
+        automatic_payment_methods=_automatic_payment_methods_of(request),
+        allowed_payment_method_types=_types_or_none(request.allowed_payment_method_types),
+        excluded_payment_method_types=_types_or_none(request.excluded_payment_method_types),
     )
 
 
@@ -490,6 +545,11 @@ def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Update
         changes["setup_future_usage"] = _setup_future_usage(request)
     if request.HasField("shipping") or request.clear_shipping:
         changes["shipping"] = _shipping_of(request)
+    for name in ("allowed_payment_method_types", "excluded_payment_method_types"):
+        # A non-empty list replaces the intent's (UpdatePaymentIntentRequest).
+        types = _types_or_none(getattr(request, name))
+        if types is not None:
+            changes[name] = types
     return Updated(
         at=_EPOCH,
         amount_minor=_optional(request, "amount"),
@@ -535,11 +595,14 @@ def confirm_params(
                 "payment_method_options[card][request_three_d_secure]",
             )
     receipt_email, shipping, clear_shipping, clear_usage = None, None, False, False
+    allowed, excluded = None, None
     # A create with `confirm` carries them on the new intent already (new_intent_from_request).
     if isinstance(request, pb.ConfirmPaymentIntentRequest):
         receipt_email, shipping = _optional(request, "receipt_email"), _shipping_of(request)
         clear_shipping = request.clear_shipping
         clear_usage = request.clear_setup_future_usage
+        allowed = _types_or_none(request.allowed_payment_method_types)
+        excluded = _types_or_none(request.excluded_payment_method_types)
     return ConfirmParams(
         payment_method_id=_optional(request, "payment_method"),
         capture_method=_capture_method(request),
@@ -554,6 +617,8 @@ def confirm_params(
         clear_receipt_email=receipt_email == "",
         shipping=shipping,
         clear_shipping=clear_shipping,
+        allowed_payment_method_types=allowed,
+        excluded_payment_method_types=excluded,
     )
 
 

@@ -61,8 +61,21 @@ def _intent_values(intent: PaymentIntent) -> dict[str, object]:
         else dict(intent.last_payment_error),
         "next_action": None if intent.next_action is None else dict(intent.next_action),
         "review_id": intent.review_id,
+        "automatic_payment_methods": None
+        if intent.automatic_payment_methods is None
+        else dict(intent.automatic_payment_methods),
+        "allowed_payment_method_types": _json_list(intent.allowed_payment_method_types),
+        "excluded_payment_method_types": _json_list(intent.excluded_payment_method_types),
         "updated_at": intent.updated_at,
     }
+
+
+def _json_list(items: tuple[str, ...] | None) -> list[str] | None:
+    return None if items is None else list(items)
+
+
+def _tuple_or_none(items: list[str] | None) -> tuple[str, ...] | None:
+    return None if items is None else tuple(items)
 
 
 def intent_from_row(m: Fields) -> PaymentIntent:
@@ -97,6 +110,9 @@ def intent_from_row(m: Fields) -> PaymentIntent:
         last_payment_error=m["last_payment_error"],
         next_action=m["next_action"],
         review_id=m["review_id"],
+        automatic_payment_methods=m["automatic_payment_methods"],
+        allowed_payment_method_types=_tuple_or_none(m["allowed_payment_method_types"]),
+        excluded_payment_method_types=_tuple_or_none(m["excluded_payment_method_types"]),
     )
 
 

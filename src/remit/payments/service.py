@@ -55,6 +55,8 @@ from remit.payments.domain import (
     Status,
     Updated,
     create_intent,
+    require_a_usable_payment_method_type,
+    require_return_url,
     transition,
     update_event,
 )
@@ -146,6 +148,9 @@ class ConfirmParams:
     shipping: Mapping[str, object] | None = None
     clear_receipt_email: bool = False
     clear_shipping: bool = False
+    # Replace the intent's restriction of payment method types (non-empty lists only).
+    allowed_payment_method_types: tuple[str, ...] | None = None
+    excluded_payment_method_types: tuple[str, ...] | None = None
 
     @property
     def changes_receipt_or_shipping(self) -> bool:
@@ -291,6 +296,7 @@ def validate_new_intent(new: NewPaymentIntent) -> None:
         raise invalid(f"Invalid currency: {new.currency}.", "currency", code="invalid_currency")
     require_minimum_charge(new.amount_minor, new.currency)
     _refuse_too_large(new.amount_minor)
+    require_a_usable_payment_method_type(new)
 
 
 def _refuse_too_large(amount_minor: int) -> None:
@@ -745,6 +751,11 @@ class PaymentsService:
                     if before is None:
                         raise not_found("payment_intent", intent_id, param="intent")
                     intent = before
+                # Before the card is looked up: a confirmation that could never redirect the
+                # customer back is refused whatever it pays with.
+                require_return_url(
+                    intent, return_url=confirm.return_url, off_session=confirm.off_session
+                )
                 if card is None:
                     card = await self._card_to_confirm_with(
                         record.account_id, confirm.payment_method_id or intent.payment_method_id
@@ -769,8 +780,11 @@ class PaymentsService:
                         shipping=confirm.shipping,
                         clear_receipt_email=confirm.clear_receipt_email,
                         clear_shipping=confirm.clear_shipping,
+                        allowed_payment_method_types=confirm.allowed_payment_method_types,
+                        excluded_payment_method_types=confirm.excluded_payment_method_types,
                     ),
                 )
+                require_a_usable_payment_method_type(processing)
                 charge = resumed or Charge(
                     id=charge_id,
                     account_id=record.account_id,

@@ -47,6 +47,11 @@ payment_intents = Table(
     Column("return_url", Text, nullable=True),
     Column("review_id", Text, nullable=True),
     Column("shipping", JSONB, nullable=True),
+    # Stripe's automatic_payment_methods object, and the merchant's lists of allowed and
+    # excluded payment method types (JSON arrays); null when not given.
+    Column("automatic_payment_methods", JSONB, nullable=True),
+    Column("allowed_payment_method_types", JSONB, nullable=True),
+    Column("excluded_payment_method_types", JSONB, nullable=True),
     # Lists are newest first within an account; the id breaks ties between equal timestamps.
     Index("ix_payment_intents_account_created", "account_id", "created_at", "id"),
 )

@@ -76,33 +76,36 @@ def test_next_action_is_next_source_action_before_2019_02_11() -> None:
     }
 
 
-@pytest.mark.parametrize("operation", [CREATE_PAYMENT_INTENT, UPDATE_PAYMENT_INTENT])
+_NAMING_TYPES = [CREATE_PAYMENT_INTENT, CONFIRM_PAYMENT_INTENT, UPDATE_PAYMENT_INTENT]
+
+
+@pytest.mark.parametrize("operation", _NAMING_TYPES)
 def test_an_allowed_source_types_parameter_before_2019_02_11_becomes_payment_method_types(
     operation: str,
 ) -> None:
+    assert RenameAllowedSourceTypes.operations == tuple(_NAMING_TYPES)
     form: dict[str, FormValue] = {
-        "amount": "100",
-        "currency": "usd",
+        "payment_method": "pm_card_visa",
         "allowed_source_types": ["card"],
     }
     assert upgrade_request(operation, dict(form), BEFORE) == {
-        "amount": "100",
-        "currency": "usd",
+        "payment_method": "pm_card_visa",
         "payment_method_types": ["card"],
     }
     # From 2019-02-11 on the old name is left alone (and the schema refuses it as unknown).
-    assert upgrade_request(operation, dict(form), AT) == form
+    assert upgrade_request(operation, dict(form), AT)["allowed_source_types"] == ["card"]
 
 
-def test_payment_method_types_is_an_unknown_parameter_before_2019_02_11() -> None:
+@pytest.mark.parametrize("operation", _NAMING_TYPES)
+def test_payment_method_types_is_an_unknown_parameter_before_2019_02_11(operation: str) -> None:
     with pytest.raises(RequestRefusedError) as refused:
-        upgrade_request(CREATE_PAYMENT_INTENT, {"payment_method_types": ["card"]}, BEFORE)
+        upgrade_request(operation, {"payment_method_types": ["card"]}, BEFORE)
     assert (refused.value.code, refused.value.param) == (
         "parameter_unknown",
         "payment_method_types",
     )
 
 
-def test_confirm_parameters_are_not_rewritten_before_2019_02_11() -> None:
+def test_a_confirmation_without_allowed_source_types_is_not_rewritten_before_2019_02_11() -> None:
     form = {"payment_method": "pm_card_visa"}
     assert upgrade_request(CONFIRM_PAYMENT_INTENT, dict(form), BEFORE) == form

@@ -3497,6 +3497,9 @@ class ConfirmPaymentIntentRequest(_message.Message):
     CLIENT_SECRET_FIELD_NUMBER: _builtins.int
     CLEAR_SHIPPING_FIELD_NUMBER: _builtins.int
     CLEAR_SETUP_FUTURE_USAGE_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
+    ALLOWED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
+    EXCLUDED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """pi_ id."""
     payment_method: _builtins.str
@@ -3524,6 +3527,18 @@ class ConfirmPaymentIntentRequest(_message.Message):
 
     @_builtins.property
     def payment_method_options(self) -> Global___PaymentMethodOptions: ...
+    @_builtins.property
+    def payment_method_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only from versions before endive (see CreatePaymentIntentRequest); card is the only type."""
+
+    @_builtins.property
+    def allowed_payment_method_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """allowed_payment_method_types[] (dahlia+): replaces the intent's list when non-empty."""
+
+    @_builtins.property
+    def excluded_payment_method_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """excluded_payment_method_types[] (dahlia+): replaces the intent's list when non-empty."""
+
     def __init__(
         self,
         *,
@@ -3541,10 +3556,13 @@ class ConfirmPaymentIntentRequest(_message.Message):
         client_secret: _builtins.str | None = ...,
         clear_shipping: _builtins.bool = ...,
         clear_setup_future_usage: _builtins.bool = ...,
+        payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
+        allowed_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
+        excluded_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "capture_method", b"capture_method", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "capture_method", b"capture_method", "clear_setup_future_usage", b"clear_setup_future_usage", "clear_shipping", b"clear_shipping", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "id", b"id", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "allowed_payment_method_types", b"allowed_payment_method_types", "capture_method", b"capture_method", "clear_setup_future_usage", b"clear_setup_future_usage", "clear_shipping", b"clear_shipping", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "excluded_payment_method_types", b"excluded_payment_method_types", "id", b"id", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__capture_method: _TypeAlias = _typing.Literal["capture_method"]  # noqa: Y015
     _WhichOneofArgType__capture_method: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method"]  # noqa: Y015

@@ -67,6 +67,12 @@ _PAYMENT_METHOD_DATA = Object(
 )
 # Either names the payment method to pay with, or gives the card to make one of.
 _ONE_PAYMENT_METHOD = ("payment_method", "payment_method_data")
+# The merchant's restriction of payment method types (dahlia+), on create, update and confirm.
+_PAYMENT_METHOD_TYPE_LISTS = {
+    "allowed_payment_method_types": StringList(),
+    "excluded_payment_method_types": StringList(),
+}
+_ALLOW_REDIRECTS = enum_numbers(pb.AllowRedirects.DESCRIPTOR)
 _DESCRIPTORS = {
     "statement_descriptor": StatementDescriptor(),
     "statement_descriptor_suffix": StatementDescriptor(needs_letter=False),
@@ -77,7 +83,7 @@ CREATE = Schema(
         "amount": _AMOUNT,
         "currency": Currency(),
         "automatic_payment_methods": Object(
-            {"enabled": Boolean(), "allow_redirects": Enum("always", "never")},
+            {"enabled": Boolean(), "allow_redirects": Enum(*_ALLOW_REDIRECTS)},
             required={"enabled"},
         ),
         "capture_method": Enum(*_CAPTURE_METHODS),
@@ -98,6 +104,7 @@ CREATE = Schema(
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE),
         "shipping": shipping_field(),
         **_DESCRIPTORS,
+        **_PAYMENT_METHOD_TYPE_LISTS,
     },
     required={"amount", "currency"},
     exclusive=[_ONE_PAYMENT_METHOD],
@@ -119,6 +126,7 @@ UPDATE = Schema(
         "shipping": shipping_field(unsettable=True),
         "statement_descriptor": StatementDescriptor(unsettable=True),
         "statement_descriptor_suffix": StatementDescriptor(needs_letter=False, unsettable=True),
+        **_PAYMENT_METHOD_TYPE_LISTS,
     }
 )
 CONFIRM = Schema(
@@ -136,6 +144,7 @@ CONFIRM = Schema(
         "return_url": String(),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE, unsettable=True),
         "shipping": shipping_field(unsettable=True),
+        **_PAYMENT_METHOD_TYPE_LISTS,
     },
     exclusive=[_ONE_PAYMENT_METHOD],
 )
@@ -164,6 +173,45 @@ def _check_payment_method_types(context: ApiContext) -> None:
             code="parameter_invalid",
             param="payment_method_types",
         )
+
+
+def _set_payment_method_types(
+    request: pb.CreatePaymentIntentRequest
+    | pb.UpdatePaymentIntentRequest
+    | pb.ConfirmPaymentIntentRequest,
+    context: ApiContext,
+) -> None:
+    """`payment_method_types` (checked by `_check_payment_method_types`) and the allowed and
+    excluded lists, which the core validates against what remit can process. An empty allowed
+    list would allow nothing at all, so it is refused here (the gRPC field cannot carry it)."""
+    if "allowed_payment_method_types" in context.params and not context.str_list(
+        "allowed_payment_method_types"
+    ):
+        raise StripeError.invalid_request(
+            "allowed_payment_method_types must name at least one payment method type.",
+            code="parameter_invalid",
+            param="allowed_payment_method_types",
+        )
+    request.payment_method_types.extend(context.str_list("payment_method_types"))
+    request.allowed_payment_method_types.extend(context.str_list("allowed_payment_method_types"))
+    request.excluded_payment_method_types.extend(context.str_list("excluded_payment_method_types"))
+
+
+def _set_automatic_payment_methods(
+    request: pb.CreatePaymentIntentRequest, context: ApiContext
+) -> None:
+    """`automatic_payment_methods` as given; without it or `payment_method_types`, automatic
+    payment methods are on, Stripe's default since 2023-08-16 (older versions get
+    `payment_method_types=[card]` from their version change, the default they had)."""
+    given = context.params.get("automatic_payment_methods")
+    if not isinstance(given, dict):
+        if "payment_method_types" not in context.params:
+            request.automatic_payment_methods.enabled = True
+        return
+    request.automatic_payment_methods.enabled = given.get("enabled") is True
+    redirects = given.get("allow_redirects")
+    if isinstance(redirects, str):
+        request.automatic_payment_methods.allow_redirects = _ALLOW_REDIRECTS[redirects]  # type: ignore[assignment]
 
 
 def _set_card_options(
@@ -292,6 +340,8 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     shipping = context.params.get("shipping")
     if isinstance(shipping, dict):
         request.shipping.CopyFrom(shipping_message(shipping))
+    _set_payment_method_types(request, context)
+    _set_automatic_payment_methods(request, context)
     _set_card_options(request, context)
     await _set_payment_method_data(request, context, deps)
     reply = await call(deps.payments.CreatePaymentIntent, request, context)
@@ -331,6 +381,7 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     if capture_method is not None:
         request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
     _set_setup_future_usage(request, context)
+    _set_payment_method_types(request, context)
     put_shipping(request, context.params)
     metadata_update(request, context)
     reply = await call(deps.payments.UpdatePaymentIntent, request, context)
@@ -352,6 +403,7 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
         flag = context.optional_bool(name)
         if flag is not None:
             setattr(request, name, flag)
+    _set_payment_method_types(request, context)
     put_shipping(request, context.params)
     _set_card_options(request, context)
     await _set_payment_method_data(request, context, deps)

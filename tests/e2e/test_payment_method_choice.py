@@ -1,0 +1,266 @@
+"""How a PaymentIntent's payment methods are chosen, over REST: `automatic_payment_methods`,
+`allowed_payment_method_types` and `excluded_payment_method_types` at the latest version, the
+`payment_method_types` parameter per version, and the return_url confirming needs from
+2023-08-16 (stripe-versions.md rows 9, 18 and 21)."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.accounts import TestAccount
+from tests.support.platform import RunningPlatform
+
+BEFORE_SOURCE_RENAMES = "2018-11-08"
+BEFORE_AUTOMATIC_DEFAULT = "2022-11-15"
+RETURN_URL = "https://shop.test/back"
+NO_REDIRECTS = (
+    "automatic_payment_methods[enabled]=true&automatic_payment_methods[allow_redirects]=never"
+)
+
+
+def _post(
+    platform: RunningPlatform,
+    account: TestAccount,
+    path: str,
+    body: str,
+    version: str | None = None,
+) -> httpx.Response:
+    headers: dict[str, Any] = {
+        "Authorization": f"Bearer {account.secret_key}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    if version is not None:
+        headers["Stripe-Version"] = version
+    return httpx.post(platform.api_base + path, content=body, headers=headers, timeout=30)
+
+
+def _created(
+    platform: RunningPlatform, account: TestAccount, extra: str = "", version: str | None = None
+) -> dict[str, Any]:
+    response = _post(
+        platform, account, "/v1/payment_intents", "amount=500&currency=usd" + extra, version
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _confirm(
+    platform: RunningPlatform,
+    account: TestAccount,
+    intent: dict[str, Any],
+    body: str,
+    version: str | None = None,
+) -> httpx.Response:
+    return _post(platform, account, f"/v1/payment_intents/{intent['id']}/confirm", body, version)
+
+
+def _error(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 400, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    return error
+
+
+# --- automatic_payment_methods -------------------------------------------------------------
+
+
+def test_automatic_payment_methods_given_on_create_is_kept_and_returned(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _created(platform, account, "&" + NO_REDIRECTS)
+    assert intent["automatic_payment_methods"] == {"enabled": True, "allow_redirects": "never"}
+    retrieved = httpx.get(
+        f"{platform.api_base}/v1/payment_intents/{intent['id']}",
+        headers={"Authorization": f"Bearer {account.secret_key}"},
+        timeout=30,
+    ).json()
+    assert retrieved["automatic_payment_methods"] == intent["automatic_payment_methods"]
+
+
+def test_an_intent_naming_no_payment_methods_has_automatic_payment_methods_on(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _created(platform, account)
+    assert intent["automatic_payment_methods"] == {"enabled": True, "allow_redirects": None}
+    assert intent["payment_method_types"] == ["card"]
+
+
+def test_before_2023_08_16_an_intent_naming_no_payment_methods_takes_cards_only(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _created(platform, account, version=BEFORE_AUTOMATIC_DEFAULT)
+    assert intent["automatic_payment_methods"] is None
+    assert intent["payment_method_types"] == ["card"]
+
+
+def test_automatic_payment_methods_and_payment_method_types_together_are_refused(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    response = _post(
+        platform,
+        account,
+        "/v1/payment_intents",
+        "amount=500&currency=usd&automatic_payment_methods[enabled]=true"
+        "&payment_method_types[0]=card",
+        BEFORE_AUTOMATIC_DEFAULT,
+    )
+    assert _error(response)["param"] == "automatic_payment_methods"
+
+
+# --- allowed and excluded payment method types ---------------------------------------------
+
+
+def test_allowed_and_excluded_payment_method_types_are_kept_and_returned_at_endive(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _created(
+        platform,
+        account,
+        "&allowed_payment_method_types[0]=card&allowed_payment_method_types[1]=ideal"
+        "&excluded_payment_method_types[0]=ideal",
+    )
+    assert intent["allowed_payment_method_types"] == ["card", "ideal"]
+    assert intent["excluded_payment_method_types"] == ["ideal"]
+    # What is left of the allowed list once remit's processable types are applied.
+    assert intent["payment_method_types"] == ["card"]
+
+
+def test_update_and_confirm_replace_the_allowed_and_excluded_lists(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _created(platform, account, "&allowed_payment_method_types[0]=card")
+    updated = _post(
+        platform,
+        account,
+        f"/v1/payment_intents/{intent['id']}",
+        "excluded_payment_method_types[0]=ideal",
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["excluded_payment_method_types"] == ["ideal"]
+    confirmed = _confirm(
+        platform,
+        account,
+        intent,
+        f"payment_method=pm_card_visa&return_url={RETURN_URL}"
+        "&allowed_payment_method_types[0]=card&allowed_payment_method_types[1]=link",
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    body = confirmed.json()
+    assert body["status"] == "succeeded"
+    assert body["allowed_payment_method_types"] == ["card", "link"]
+    assert body["excluded_payment_method_types"] == ["ideal"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ("&allowed_payment_method_types[0]=ideal", "allowed_payment_method_types"),
+        ("&excluded_payment_method_types[0]=card", "excluded_payment_method_types"),
+    ],
+)
+def test_lists_that_leave_no_type_remit_can_process_are_refused(
+    platform: RunningPlatform, account: TestAccount, extra: str, param: str
+) -> None:
+    response = _post(platform, account, "/v1/payment_intents", "amount=500&currency=usd" + extra)
+    error = _error(response)
+    assert (error["code"], error["param"]) == ("parameter_invalid", param)
+
+
+def test_an_empty_allowed_list_is_refused(platform: RunningPlatform, account: TestAccount) -> None:
+    response = httpx.post(
+        platform.api_base + "/v1/payment_intents",
+        json={"amount": 500, "currency": "usd", "allowed_payment_method_types": []},
+        headers={"Authorization": f"Bearer {account.secret_key}"},
+        timeout=30,
+    )
+    assert _error(response)["param"] == "allowed_payment_method_types"
+
+
+# --- payment_method_types per version ------------------------------------------------------
+
+
+def test_confirm_refuses_payment_method_types_at_endive(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _created(platform, account, "&" + NO_REDIRECTS)
+    response = _confirm(
+        platform, account, intent, "payment_method=pm_card_visa&payment_method_types[0]=card"
+    )
+    assert _error(response)["code"] == "payment_method_types_no_longer_supported"
+
+
+def test_confirm_takes_allowed_source_types_before_2019_02_11(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _created(platform, account, version=BEFORE_SOURCE_RENAMES)
+    response = _confirm(
+        platform,
+        account,
+        intent,
+        "payment_method=pm_card_visa&allowed_source_types[0]=card",
+        BEFORE_SOURCE_RENAMES,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["allowed_source_types"] == ["card"]
+    refused = _confirm(
+        platform, account, intent, "payment_method_types[0]=card", BEFORE_SOURCE_RENAMES
+    )
+    assert _error(refused)["code"] == "parameter_unknown"
+
+
+# --- return_url on confirm -----------------------------------------------------------------
+
+
+def test_confirm_without_return_url_is_refused_for_automatic_payment_methods(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _created(platform, account)
+    error = _error(_confirm(platform, account, intent, "payment_method=pm_card_visa"))
+    assert (error["code"], error["param"]) == ("parameter_missing", "return_url")
+    # Refused before anything happened: the intent still waits for a payment method.
+    retried = _confirm(
+        platform, account, intent, f"payment_method=pm_card_visa&return_url={RETURN_URL}"
+    )
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("create", "confirm"),
+    [
+        ("&" + NO_REDIRECTS, ""),
+        ("", "&off_session=true"),
+        ("&automatic_payment_methods[enabled]=false", ""),
+    ],
+)
+def test_confirm_needs_no_return_url_when_no_redirect_can_happen(
+    platform: RunningPlatform, account: TestAccount, create: str, confirm: str
+) -> None:
+    intent = _created(platform, account, create)
+    response = _confirm(platform, account, intent, "payment_method=pm_card_visa" + confirm)
+    assert response.status_code == 200, response.text
+
+
+def test_before_2023_08_16_confirm_needs_no_return_url(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _created(platform, account, version=BEFORE_AUTOMATIC_DEFAULT)
+    response = _confirm(
+        platform, account, intent, "payment_method=pm_card_visa", BEFORE_AUTOMATIC_DEFAULT
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "succeeded"
+
+
+def test_creating_with_confirm_true_without_return_url_is_refused_from_2023_08_16(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    response = _post(
+        platform,
+        account,
+        "/v1/payment_intents",
+        "amount=500&currency=usd&payment_method=pm_card_visa&confirm=true",
+    )
+    assert _error(response)["param"] == "return_url"
