@@ -27,6 +27,11 @@ STEADY_RETRY_GAP: Final = timedelta(hours=12)
 RETRY_WINDOW: Final = timedelta(days=3)
 # An endpoint whose every delivery has failed for this long is disabled.
 FAILING_ENDPOINT_DISABLE_AFTER: Final = timedelta(days=3)
+# A run of failures is broken by a success, or by a silence longer than this: while any
+# delivery is pending, failures come at most one steady retry gap (12 hours) apart, so a longer
+# silence means nothing was tried, and a failure after it starts a run of its own rather than
+# disabling, at once, an endpoint that may have been mended meanwhile.
+FAILURE_RUN_BREAK: Final = timedelta(hours=24)
 # Retry-After is honoured up to this long; a longer value is treated as this.
 MAX_RETRY_AFTER: Final = timedelta(hours=12)
 # A receiver may ask for pauses, but not for ever: past this many honoured 429s, a delivery's
@@ -222,7 +227,3 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if moment.tzinfo is None:
         return None
     return max(moment - now, timedelta(0))
-
-
-def should_disable_failing_endpoint(failing_since: datetime | None, now: datetime) -> bool:
-    return failing_since is not None and now - failing_since >= FAILING_ENDPOINT_DISABLE_AFTER

@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.accounts.tables import accounts
 from remit.webhooks.domain import (
     FAILING_ENDPOINT_DISABLE_AFTER,
+    FAILURE_RUN_BREAK,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -192,12 +204,21 @@ class EndpointRepository:
 
     async def note_failure(self, endpoint_id: str, attempted_at: datetime, now: datetime) -> bool:
         """Start (or continue) the endpoint's run of failures; disable it once that run has
-        lasted three days. Returns True when this call disabled it."""
+        lasted three days. A failure after a silence longer than FAILURE_RUN_BREAK starts a
+        new run. Returns True when this call disabled it."""
         c = webhook_endpoints.c
+        continues = (c.failing_since.is_not(None)) & (
+            c.last_failed_at >= attempted_at - FAILURE_RUN_BREAK
+        )
         await self._db.execute(
             update(webhook_endpoints)
-            .where(c.id == endpoint_id, c.failing_since.is_(None))
-            .values(failing_since=attempted_at)
+            .where(c.id == endpoint_id)
+            .values(
+                failing_since=case((continues, c.failing_since), else_=attempted_at),
+                last_failed_at=func.greatest(
+                    func.coalesce(c.last_failed_at, attempted_at), attempted_at
+                ),
+            )
         )
         result = await self._db.execute(
             update(webhook_endpoints)

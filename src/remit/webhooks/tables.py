@@ -33,6 +33,8 @@ webhook_endpoints = Table(
     Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
     # Start of the current run of failed attempts; cleared by any success.
     Column("failing_since", DateTime(timezone=True), nullable=True),
+    # The latest failed attempt: a long silence since it breaks the run (FAILURE_RUN_BREAK).
+    Column("last_failed_at", DateTime(timezone=True), nullable=True),
     # Set from a 429's Retry-After: no attempt to this endpoint before then.
     Column("rate_limited_until", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -166,6 +166,28 @@ async def test_an_endpoint_failing_every_delivery_for_three_days_is_disabled(
     assert disabled.disabled_reason.value == "failing"
 
 
+async def test_a_failure_after_days_of_silence_starts_a_new_run_instead_of_disabling(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """An endpoint whose one delivery ran out of retries, then quiet for days (it may have been
+    mended meanwhile): its next failure starts a run of its own. Measured from the first
+    failure of days ago, that one failure would disable it at once."""
+    receiver = await start_receiver(lambda _: Reply(503))
+    endpoint = await bench.endpoint(receiver.url)
+    first = await bench.record()
+    for _ in range(72):
+        await bench.worker.drain()
+        bench.clock.advance(3600)
+    assert await bench.delivery_status(first, endpoint.id) == "failed"
+    bench.clock.advance(5 * 24 * 3600)
+    await bench.record()
+    await bench.worker.drain()
+    assert len(receiver.received) == 11  # ten attempts of the first, one of the second
+    after = await bench.service.get_endpoint(bench.account_id, endpoint.id)
+    assert after.status is EndpointStatus.ENABLED
+    assert after.failing_since == bench.clock.now()
+
+
 async def test_a_success_resets_the_failing_clock(
     bench: Bench, start_receiver: StartReceiver
 ) -> None:
