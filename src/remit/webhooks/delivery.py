@@ -123,6 +123,17 @@ class WebhookDeliverer:
         await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
                              attempted_at=now, now=self._clock.now())  # fmt: skip
 
+    async def give_up(self, db: AsyncConnection, job: Job) -> None:
+        """The job failed for good (its handler raised every time): the delivery it was to make
+        fails, or it would stay pending for ever, with no job left to move it on, and its event
+        would count a pending webhook for good."""
+        delivery_id = int(str(job.payload["delivery_id"]))
+        deliveries = DeliveryRepository(db)
+        ctx = await deliveries.context(delivery_id)
+        if ctx is not None and self._is_current(ctx, int(str(job.payload["attempt"]))):
+            log.error("webhook delivery %s failed: its job failed for good", delivery_id)
+            await deliveries.finish(delivery_id, DeliveryStatus.FAILED, self._clock.now())
+
     @staticmethod
     def _is_current(ctx: DeliveryContext, attempt_number: int) -> bool:
         # A job for an attempt already made (a duplicate, or a redelivery that superseded it).

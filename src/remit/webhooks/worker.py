@@ -21,6 +21,7 @@ PURGE_BATCH = 1000
 @dataclass
 class WebhookWorkerParts:
     handlers: dict[str, JobHandler]
+    given_up: dict[str, JobHandler]
     periodic: list[Periodic]
     close: Callable[[], Awaitable[None]]
 
@@ -54,6 +55,7 @@ def webhook_worker_parts(
 
     return WebhookWorkerParts(
         handlers={DELIVER_JOB: deliverer.handle},
+        given_up={DELIVER_JOB: deliverer.give_up},
         periodic=[
             Periodic("webhooks-purge-old-events", 3600.0, purge_old_events),
             Periodic("webhooks-purge-expired-slots", 300.0, purge_expired_slots),

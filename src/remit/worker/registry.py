@@ -84,4 +84,10 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     periodic += webhooks.periodic
     on_stop.append(webhooks.close)
 
-    return Worker(engine=engine, handlers=handlers, periodic=periodic, on_stop=on_stop)
+    return Worker(
+        engine=engine,
+        handlers=handlers,
+        periodic=periodic,
+        on_stop=on_stop,
+        given_up=dict(webhooks.given_up),
+    )

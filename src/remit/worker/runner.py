@@ -61,6 +61,9 @@ class Worker:
     concurrency: int = 8
     # Called once when the process stops (e.g. to close outbound connection pools).
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # By kind: what to do, in the transaction that fails a job for good, so that what the job
+    # was doing does not stay unfinished for ever (a webhook delivery left pending, say).
+    given_up: dict[str, JobHandler] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
@@ -98,6 +101,9 @@ class Worker:
                         error=f"{type(error).__name__}: {error}",
                         retry_in=backoff_for(job.attempts),
                     )
+                    give_up = self.given_up.get(job.kind)
+                    if not retried and give_up is not None:
+                        await give_up(db, job)
             except Exception as bookkeeping:
                 # The job stays claimed until its lease runs out, and is then claimed again:
                 # the attempt is retried, only later.

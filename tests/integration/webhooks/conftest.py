@@ -123,7 +123,9 @@ class BenchContext:
         parts = webhook_worker_parts(self._engine, self._policy, clock=clock,
                                      settings=self._settings)  # fmt: skip
         self._close = (service.close, parts.close)
-        worker = Worker(engine=self._engine, handlers=parts.handlers, clock=clock)
+        worker = Worker(
+            engine=self._engine, handlers=parts.handlers, clock=clock, given_up=parts.given_up
+        )
         return Bench(self._engine, clock, service, worker, account.account.id)
 
     async def __aexit__(self, *_: object) -> None:

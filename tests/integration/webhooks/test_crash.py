@@ -12,8 +12,10 @@ import stripe
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
+from remit.core.jsonview import JsonObject
 from remit.webhooks.urls import UrlPolicy
 from remit.webhooks.worker import webhook_worker_parts
+from remit.worker.jobs import DEFAULT_MAX_ATTEMPTS
 from remit.worker.runner import Worker
 from tests.integration.webhooks.conftest import StartReceiver, make_bench
 from tests.support.postgres import WorkerDatabases
@@ -67,3 +69,38 @@ async def test_a_worker_killed_mid_delivery_loses_no_event(
     [attempt] = await bench.attempts(event_id)
     assert attempt.succeeded
     assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
+
+
+async def test_a_delivery_whose_job_fails_for_good_fails_rather_than_stay_pending(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """A job whose handler raises every time (here: its event cannot be rendered) is failed
+    once its attempts run out; the delivery it was to make fails with it, or it would stay
+    pending for ever with no job left to move it on."""
+    receiver = await start_receiver()
+    async with make_bench(core_engine) as bench:
+        endpoint = await bench.endpoint(receiver.url)
+        event_id = await bench.record()
+
+        async def unrenderable(*_: object) -> JsonObject:
+            raise RuntimeError("rendering is broken")
+
+        parts = webhook_worker_parts(
+            core_engine, UrlPolicy(allow_internal=True), clock=bench.clock, renderer=unrenderable
+        )
+        try:
+            worker = Worker(
+                engine=core_engine,
+                handlers=parts.handlers,
+                clock=bench.clock,
+                given_up=parts.given_up,
+            )
+            for _ in range(DEFAULT_MAX_ATTEMPTS - 1):
+                await worker.drain()
+                assert await bench.delivery_status(event_id, endpoint.id) == "pending"
+                bench.clock.advance(3600)  # past the job's longest backoff
+            await worker.drain()
+        finally:
+            await parts.close()
+        assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+        assert receiver.received == []
