@@ -36,6 +36,8 @@ from remit.rest.forms import (
     decode_json_body,
     refuse_nul,
 )
+from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
+from remit.rest.idempotency import checked_idempotency_key
 from remit.rest.params import ParamError, Schema
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
@@ -126,7 +128,12 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
     # Until the account's version is known, errors render at the version asked for, if valid.
     version = requested_version if requested_version in KNOWN_VERSIONS else LATEST_VERSION
     context: ApiContext | None = None
+    idempotency_key: str | None = None
     try:
+        # First, so that even a refused request echoes the key it came with.
+        idempotency_key = checked_idempotency_key(
+            request.method, request.headers.get(IDEMPOTENCY_KEY_HEADER)
+        )
         principal = await deps.authenticator.authenticate(request.headers.get("authorization"))
         if principal.key_kind is KeyKind.PUBLISHABLE and not operation.publishable_allowed:
             raise StripeError.permission_denied(
@@ -143,7 +150,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         context = ApiContext(
             principal=principal,
             request_id=request_id,
-            idempotency_key=request.headers.get("idempotency-key") or None,
+            idempotency_key=idempotency_key,
             api_version=version,
             account_api_version=versions.account,
             params=params,
@@ -178,10 +185,10 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
     if context is not None:
         # Set by handlers, e.g. Idempotent-Replayed on a replayed answer or error.
         response.headers.update(context.response_headers)
-    key = request.headers.get("idempotency-key")
-    if key:
-        # Echoed as Stripe does, so a client can match a logged answer to the key it sent.
-        response.headers["Idempotency-Key"] = key
+    if idempotency_key is not None:
+        # Echoed as Stripe does, so a client can match a logged answer to the key it sent; a
+        # malformed key is not, as it may not even be a valid response header.
+        response.headers[IDEMPOTENCY_KEY_HEADER] = idempotency_key
     return response
 
 
