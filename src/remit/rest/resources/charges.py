@@ -84,6 +84,10 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 
 async def list_charges(context: ApiContext, deps: Dependencies) -> JsonObject:
+    if "transfer_group" in context.params:
+        # remit has no transfer groups (no separate charges and transfers): no charge is in
+        # any group, so a list filtered by one is empty, whatever else it asks.
+        return {"object": "list", "data": [], "has_more": False, "url": PATH}
     page = PageRequest.from_params(context.params)
     request = pb.ListChargesRequest(**page_fields(page))  # type: ignore[arg-type]
     for name in ("customer", "payment_intent"):
