@@ -67,8 +67,11 @@ class Operation:
     path: str
     schema: Schema
     handler: Handler
-    # Publishable keys may only tokenize cards and create payment methods.
+    # Publishable keys, which live in browsers and apps, may only tokenize cards and create
+    # payment methods (publishable_allowed), and retrieve or confirm a PaymentIntent when they
+    # prove they hold its client secret (publishable_needs="client_secret"; the core checks it).
     publishable_allowed: bool = False
+    publishable_needs: str | None = None
     # The result comes from the core already rendered at the version it must be read at,
     # whatever Stripe-Version asks (events: Stripe renders an event's data once, for the
     # account, and never again), so it is not rendered again here.
@@ -135,11 +138,9 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             request.method, request.headers.get(IDEMPOTENCY_KEY_HEADER)
         )
         principal = await deps.authenticator.authenticate(request.headers.get("authorization"))
-        if principal.key_kind is KeyKind.PUBLISHABLE and not operation.publishable_allowed:
-            raise StripeError.permission_denied(
-                "This API call cannot be made with a publishable API key. Please use a secret "
-                "API key."
-            )
+        publishable = principal.key_kind is KeyKind.PUBLISHABLE
+        if publishable and not (operation.publishable_allowed or operation.publishable_needs):
+            raise StripeError.publishable_key_not_allowed()
         versions = await deps.resolve_version(principal, requested_version)
         version = versions.request
         form = await read_form(request)
@@ -147,6 +148,8 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             refuse_nul(str(value), name)
         form = upgrade_request(operation_key(operation.method, operation.path), form, version)
         params = operation.schema.parse(form)
+        if publishable and operation.publishable_needs is not None:
+            _refuse_publishable_without(operation.publishable_needs, params)
         context = ApiContext(
             principal=principal,
             request_id=request_id,
@@ -190,6 +193,16 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         # malformed key is not, as it may not even be a valid response header.
         response.headers[IDEMPOTENCY_KEY_HEADER] = idempotency_key
     return response
+
+
+def _refuse_publishable_without(needed: str, params: Mapping[str, object]) -> None:
+    """A publishable key is a secret to no one: only the `needed` parameter (a PaymentIntent's
+    client_secret) shows the caller may see the object."""
+    if needed not in params:
+        raise StripeError.permission_denied(
+            f"This API call can be made with a publishable API key only with the {needed} of "
+            "the object. Please pass it, or use a secret API key."
+        )
 
 
 async def _versioned_error(
