@@ -28,7 +28,7 @@ from remit.rest import three_d_secure
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
-from remit.rest.expand import expand_always
+from remit.rest.expand import expand, expand_always, expand_present
 from remit.rest.forms import (
     FormDecodeError,
     FormValue,
@@ -38,7 +38,7 @@ from remit.rest.forms import (
 )
 from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from remit.rest.idempotency import checked_idempotency_key
-from remit.rest.params import ParamError, Schema
+from remit.rest.params import ExpandList, ParamError, Schema
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
 from remit.versioning import (
@@ -76,6 +76,12 @@ class Operation:
     # whatever Stripe-Version asks (events: Stripe renders an event's data once, for the
     # account, and never again), so it is not rendered again here.
     rendered_by_core: bool = False
+
+    def __post_init__(self) -> None:
+        # Stripe takes `expand` on every GET and POST (its DELETEs answer a stub), and
+        # dispatch applies it; declared here so no endpoint's schema can leave it out.
+        if self.method != "DELETE" and not isinstance(self.schema.fields.get("expand"), ExpandList):
+            object.__setattr__(self, "schema", self.schema.extend({"expand": ExpandList()}))
 
 
 def json_response(status: int, body: Mapping[str, object], headers: Mapping[str, str]) -> Response:
@@ -161,9 +167,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         )
         body = await operation.handler(context, deps)
         if not operation.rendered_by_core:
-            await expand_always(body, context, deps)
-            related = await gather_related(body, version, related_fetch(deps, context))
-            body = render(body, version, related)
+            body = await _expanded_and_rendered(body, context, deps)
     except StripeError as error:
         response = await _versioned_error(error, request_id, version, deps, context)
     except RequestRefusedError as error:
@@ -193,6 +197,29 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         # malformed key is not, as it may not even be a valid response header.
         response.headers[IDEMPOTENCY_KEY_HEADER] = idempotency_key
     return response
+
+
+async def _expanded_and_rendered(
+    body: JsonObject, context: ApiContext, deps: Dependencies
+) -> JsonObject:
+    """`body` with what `expand[]` asks and what Stripe always expands, rendered at the
+    request's version. Done here, for every operation, so no endpoint can forget it.
+
+    A path naming a field only the version shows (before 2022-11-15 a PaymentIntent's
+    `charges`, a Charge's auto-expanded `refunds`) is expanded after rendering, the objects it
+    fetches rendered at the version in turn; at the latest version such a path is still the
+    400 it always was."""
+    version = context.api_version
+    fetch_related = related_fetch(deps, context)
+    after_rendering = await expand_present(body, context.expand, context, deps)
+    await expand_always(body, context, deps)
+    body = render(body, version, await gather_related(body, version, fetch_related))
+
+    async def rendered(fetched: JsonObject) -> JsonObject:
+        return render(fetched, version, await gather_related(fetched, version, fetch_related))
+
+    await expand(body, after_rendering, context, deps, finish=rendered)
+    return body
 
 
 def _refuse_publishable_without(needed: str, params: Mapping[str, object]) -> None:
