@@ -28,7 +28,7 @@ from remit.rest import three_d_secure
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
-from remit.rest.expand import expand_always
+from remit.rest.expand import expand, expand_always, expand_present
 from remit.rest.forms import (
     FormDecodeError,
     FormValue,
@@ -36,7 +36,9 @@ from remit.rest.forms import (
     decode_json_body,
     refuse_nul,
 )
-from remit.rest.params import ParamError, Schema
+from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
+from remit.rest.idempotency import checked_idempotency_key
+from remit.rest.params import ExpandList, ParamError, Schema
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
 from remit.versioning import (
@@ -65,12 +67,21 @@ class Operation:
     path: str
     schema: Schema
     handler: Handler
-    # Publishable keys may only tokenize cards and create payment methods.
+    # Publishable keys, which live in browsers and apps, may only tokenize cards and create
+    # payment methods (publishable_allowed), and retrieve or confirm a PaymentIntent when they
+    # prove they hold its client secret (publishable_needs="client_secret"; the core checks it).
     publishable_allowed: bool = False
+    publishable_needs: str | None = None
     # The result comes from the core already rendered at the version it must be read at,
     # whatever Stripe-Version asks (events: Stripe renders an event's data once, for the
     # account, and never again), so it is not rendered again here.
     rendered_by_core: bool = False
+
+    def __post_init__(self) -> None:
+        # Stripe takes `expand` on every GET and POST (its DELETEs answer a stub), and
+        # dispatch applies it; declared here so no endpoint's schema can leave it out.
+        if self.method != "DELETE" and not isinstance(self.schema.fields.get("expand"), ExpandList):
+            object.__setattr__(self, "schema", self.schema.extend({"expand": ExpandList()}))
 
 
 def json_response(status: int, body: Mapping[str, object], headers: Mapping[str, str]) -> Response:
@@ -126,15 +137,18 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
     # Until the account's version is known, errors render at the version asked for, if valid.
     version = requested_version if requested_version in KNOWN_VERSIONS else LATEST_VERSION
     context: ApiContext | None = None
+    idempotency_key: str | None = None
     try:
+        # First, so that even a refused request echoes the key it came with.
+        idempotency_key = checked_idempotency_key(
+            request.method, request.headers.get(IDEMPOTENCY_KEY_HEADER)
+        )
         principal = await deps.authenticator.authenticate(request.headers.get("authorization"))
         if not deps.rate_limits.admit(principal.account_id, write=request.method != "GET"):
             raise StripeError.rate_limited()
-        if principal.key_kind is KeyKind.PUBLISHABLE and not operation.publishable_allowed:
-            raise StripeError.permission_denied(
-                "This API call cannot be made with a publishable API key. Please use a secret "
-                "API key."
-            )
+        publishable = principal.key_kind is KeyKind.PUBLISHABLE
+        if publishable and not (operation.publishable_allowed or operation.publishable_needs):
+            raise StripeError.publishable_key_not_allowed()
         versions = await deps.resolve_version(principal, requested_version)
         version = versions.request
         form = await read_form(request)
@@ -142,10 +156,12 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             refuse_nul(str(value), name)
         form = upgrade_request(operation_key(operation.method, operation.path), form, version)
         params = operation.schema.parse(form)
+        if publishable and operation.publishable_needs is not None:
+            _refuse_publishable_without(operation.publishable_needs, params)
         context = ApiContext(
             principal=principal,
             request_id=request_id,
-            idempotency_key=request.headers.get("idempotency-key") or None,
+            idempotency_key=idempotency_key,
             api_version=version,
             account_api_version=versions.account,
             params=params,
@@ -153,9 +169,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         )
         body = await operation.handler(context, deps)
         if not operation.rendered_by_core:
-            await expand_always(body, context, deps)
-            related = await gather_related(body, version, related_fetch(deps, context))
-            body = render(body, version, related)
+            body = await _expanded_and_rendered(body, context, deps)
     except StripeError as error:
         response = await _versioned_error(error, request_id, version, deps, context)
     except RequestRefusedError as error:
@@ -180,11 +194,44 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
     if context is not None:
         # Set by handlers, e.g. Idempotent-Replayed on a replayed answer or error.
         response.headers.update(context.response_headers)
-    key = request.headers.get("idempotency-key")
-    if key:
-        # Echoed as Stripe does, so a client can match a logged answer to the key it sent.
-        response.headers["Idempotency-Key"] = key
+    if idempotency_key is not None:
+        # Echoed as Stripe does, so a client can match a logged answer to the key it sent; a
+        # malformed key is not, as it may not even be a valid response header.
+        response.headers[IDEMPOTENCY_KEY_HEADER] = idempotency_key
     return response
+
+
+async def _expanded_and_rendered(
+    body: JsonObject, context: ApiContext, deps: Dependencies
+) -> JsonObject:
+    """`body` with what `expand[]` asks and what Stripe always expands, rendered at the
+    request's version. Done here, for every operation, so no endpoint can forget it.
+
+    A path naming a field only the version shows (before 2022-11-15 a PaymentIntent's
+    `charges`, a Charge's auto-expanded `refunds`) is expanded after rendering, the objects it
+    fetches rendered at the version in turn; at the latest version such a path is still the
+    400 it always was."""
+    version = context.api_version
+    fetch_related = related_fetch(deps, context)
+    after_rendering = await expand_present(body, context.expand, context, deps)
+    await expand_always(body, context, deps)
+    body = render(body, version, await gather_related(body, version, fetch_related))
+
+    async def rendered(fetched: JsonObject) -> JsonObject:
+        return render(fetched, version, await gather_related(fetched, version, fetch_related))
+
+    await expand(body, after_rendering, context, deps, finish=rendered)
+    return body
+
+
+def _refuse_publishable_without(needed: str, params: Mapping[str, object]) -> None:
+    """A publishable key is a secret to no one: only the `needed` parameter (a PaymentIntent's
+    client_secret) shows the caller may see the object."""
+    if needed not in params:
+        raise StripeError.permission_denied(
+            f"This API call can be made with a publishable API key only with the {needed} of "
+            "the object. Please pass it, or use a secret API key."
+        )
 
 
 async def _versioned_error(

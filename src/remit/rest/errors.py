@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import FrozenInstanceError, dataclass, fields
 from typing import Final, Self
 
+from remit.grpcutil.metadata import MAX_IDEMPOTENCY_KEY_LENGTH
 from remit.rest.forms import FormDecodeError
 from remit.rest.params import ParamError
 
@@ -19,8 +20,6 @@ INVALID_REQUEST_ERROR: Final = "invalid_request_error"
 IDEMPOTENCY_ERROR: Final = "idempotency_error"
 CARD_ERROR: Final = "card_error"
 API_ERROR: Final = "api_error"
-
-IDEMPOTENCY_KEY_MAX_LENGTH: Final = 255
 
 _MASK: Final = "********"
 _KEY_SHAPE = re.compile(r"((?:sk|rk|pk)_(?:test|live)_)([A-Za-z0-9]+)")
@@ -218,7 +217,16 @@ class StripeError(Exception):
     @classmethod
     def idempotency_key_too_long(cls) -> Self:
         return cls.invalid_request(
-            f"Idempotency keys can be at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters long."
+            "The Idempotency-Key header is too long: idempotency keys can be at most "
+            f"{MAX_IDEMPOTENCY_KEY_LENGTH} characters long."
+        )
+
+    @classmethod
+    def idempotency_key_not_printable_ascii(cls) -> Self:
+        """The key is not echoed: it is what cannot travel further."""
+        return cls.invalid_request(
+            "The Idempotency-Key header may contain only printable ASCII characters (letters, "
+            "digits, punctuation and spaces). A V4 UUID is a good key."
         )
 
     # --- Load and failures (429, 500) ---------------------------------------------------

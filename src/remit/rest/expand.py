@@ -12,9 +12,10 @@ error's payment method (see `remit.core.payment_errors`).
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 
-from google.protobuf.descriptor import Descriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import JsonObject, JsonValue, expandable_resource, object_name
@@ -29,17 +30,26 @@ MAX_CONCURRENT_FETCHES = 8
 """A list of 100 intents declined by as many cards asks the core for them 8 at a time."""
 
 Fetcher = Callable[[ApiContext, object, str], Awaitable[JsonObject]]
+Finish = Callable[[JsonObject], Awaitable[JsonObject]]
+"""What to do to each fetched object before it takes the id's place (render it at a version)."""
 _FETCHERS: dict[str, Fetcher] = {}
+_RESOURCE_BY_ID_PREFIX: dict[str, str] = {}
 _RESOURCE_MESSAGES: list[Descriptor] = []
 
 
-def register_resource(descriptor: Descriptor, fetch: Fetcher | None = None) -> None:
-    """Make a resource message's expandable fields known, and (optionally) how to fetch it."""
+def register_resource(
+    descriptor: Descriptor, fetch: Fetcher | None = None, *, id_prefix: str | None = None
+) -> None:
+    """Make a resource message's expandable fields known, and (optionally) how to fetch it and
+    the prefix of its ids (which tells the resource of a polymorphic id, such as a balance
+    transaction's `source`)."""
     _RESOURCE_MESSAGES.append(descriptor)
     _resource_message.cache_clear()
     name = object_name(descriptor)
     if fetch is not None and name is not None:
         _FETCHERS[name] = fetch
+    if id_prefix is not None and name is not None:
+        _RESOURCE_BY_ID_PREFIX[id_prefix] = name
 
 
 @cache
@@ -51,12 +61,36 @@ def _resource_message(object_kind: str) -> Descriptor | None:
 
 
 @cache
-def _expandable_fields(message: Descriptor) -> dict[str, str]:
+def _expandable_fields(message: Descriptor) -> dict[str, frozenset[str]]:
+    """Each expandable field and the resources its id may name: one, or several (`any_of`)."""
     return {
-        field.name: resource
+        field.name: resources
         for field in message.fields
-        if (resource := expandable_resource(field)) is not None
+        if (resources := _expansion_resources(field))
     }
+
+
+def _expansion_resources(field: FieldDescriptor) -> frozenset[str]:
+    from remit_api.options.v1 import options_pb2
+
+    single = expandable_resource(field)
+    if single is not None:
+        return frozenset({single})
+    options = field.GetOptions()
+    if not options.HasExtension(options_pb2.expandable):
+        return frozenset()
+    return frozenset(options.Extensions[options_pb2.expandable].any_of)
+
+
+def _resource_of(resources: frozenset[str] | None, object_id: str) -> str | None:
+    """The resource `object_id` names, of those the field allows: the only one, or the one
+    its id prefix is registered for."""
+    if not resources:
+        return None
+    if len(resources) == 1:
+        return next(iter(resources))
+    named = _RESOURCE_BY_ID_PREFIX.get(object_id.partition("_")[0])
+    return named if named in resources else None
 
 
 def _field_message(message: Descriptor | None, name: str) -> Descriptor | None:
@@ -72,25 +106,72 @@ def _cannot_expand(path: str) -> StripeError:
     )
 
 
-async def expand(obj: JsonObject, paths: Iterable[str], context: ApiContext, deps: object) -> None:
-    """Expand each dotted path of `paths` in `obj`, in place."""
-    for path in sorted(set(paths), key=lambda p: p.count(".")):
-        segments = path.split(".")
-        if len(segments) > MAX_DEPTH:
+class _MissingFieldError(Exception):
+    """A path names a field the object does not have (at the latest schema, perhaps only)."""
+
+
+async def expand(
+    obj: JsonObject,
+    paths: Iterable[str],
+    context: ApiContext,
+    deps: object,
+    *,
+    finish: Finish | None = None,
+) -> None:
+    """Expand each dotted path of `paths` in `obj`, in place; each fetched object goes through
+    `finish` first, if given."""
+    for path in _shallowest_first(paths):
+        try:
+            await _expand(obj, path.split("."), path, _Fetching(context, deps, finish))
+        except _MissingFieldError:
+            raise _cannot_expand(path) from None
+
+
+async def expand_present(
+    obj: JsonObject, paths: Iterable[str], context: ApiContext, deps: object
+) -> list[str]:
+    """Expand, in place, each path whose fields `obj` has, and return the others: fields only
+    an older version shows (a PaymentIntent's `charges`), to expand once `obj` is rendered at
+    it. A deleted object's stub has none of the fields a path could name: nothing to expand."""
+    if obj.get("deleted") is True:
+        return []
+    missing = []
+    for path in _shallowest_first(paths):
+        try:
+            await _expand(obj, path.split("."), path, _Fetching(context, deps, None))
+        except _MissingFieldError:
+            missing.append(path)
+    return missing
+
+
+def _shallowest_first(paths: Iterable[str]) -> list[str]:
+    ordered = sorted(set(paths), key=lambda p: p.count("."))
+    for path in ordered:
+        if path.count(".") >= MAX_DEPTH:
             raise StripeError.invalid_request(
                 f"You cannot expand more than {MAX_DEPTH} levels of a property ({path}).",
                 code="parameter_invalid",
                 param="expand",
             )
-        await _expand(obj, segments, path, context, deps)
+    return ordered
+
+
+@dataclass(frozen=True)
+class _Fetching:
+    context: ApiContext
+    deps: object
+    finish: Finish | None
+
+    async def fetch(self, resource: str, object_id: str) -> JsonObject:
+        fetched = await _FETCHERS[resource](self.context, self.deps, object_id)
+        return fetched if self.finish is None else await self.finish(fetched)
 
 
 async def _expand(
     obj: JsonObject,
     segments: list[str],
     path: str,
-    context: ApiContext,
-    deps: object,
+    fetching: _Fetching,
     nested_in: Descriptor | None = None,
 ) -> None:
     """`nested_in` is the message of an object that has no `object` key, as its parent's field
@@ -102,26 +183,29 @@ async def _expand(
         if isinstance(data, list):
             for item in data:
                 if isinstance(item, dict) and rest:
-                    await _expand(item, rest, path, context, deps)
+                    await _expand(item, rest, path, fetching)
         return
     if head not in obj:
-        raise _cannot_expand(path)
+        raise _MissingFieldError(path)
     value: JsonValue = obj[head]
     message = _resource_message(kind) if isinstance(kind, str) else nested_in
-    resource = None if message is None else _expandable_fields(message).get(head)
+    resources = None if message is None else _expandable_fields(message).get(head)
     if isinstance(value, str):
+        resource = _resource_of(resources, value)
         if resource is None or resource not in _FETCHERS:
             raise _cannot_expand(path)
-        value = await _FETCHERS[resource](context, deps, value)
+        value = await fetching.fetch(resource, value)
         obj[head] = value
     elif value is None:
-        if resource is None and not rest:
+        if resources is None and not rest:
             raise _cannot_expand(path)
         return
+    elif not isinstance(value, dict | list):
+        raise _cannot_expand(path)  # a number or a flag names no object
     if rest:
         if not isinstance(value, dict):
             raise _cannot_expand(path)
-        await _expand(value, rest, path, context, deps, _field_message(message, head))
+        await _expand(value, rest, path, fetching, _field_message(message, head))
 
 
 async def expand_always(body: JsonObject, context: ApiContext, deps: object) -> None:

@@ -24,10 +24,21 @@ def all_operations() -> list[Operation]:
     return [
         Operation("POST", PI, payment_intents.CREATE, payment_intents.create),
         Operation("GET", PI, payment_intents.LIST, payment_intents.list_intents),
-        Operation("GET", PI + "/{intent}", payment_intents.RETRIEVE, payment_intents.retrieve),
+        # Stripe.js and the mobile SDKs retrieve and confirm with the client secret.
+        Operation(
+            "GET",
+            PI + "/{intent}",
+            payment_intents.RETRIEVE,
+            payment_intents.retrieve,
+            publishable_needs="client_secret",
+        ),
         Operation("POST", PI + "/{intent}", payment_intents.UPDATE, payment_intents.update),
         Operation(
-            "POST", PI + "/{intent}/confirm", payment_intents.CONFIRM, payment_intents.confirm
+            "POST",
+            PI + "/{intent}/confirm",
+            payment_intents.CONFIRM,
+            payment_intents.confirm,
+            publishable_needs="client_secret",
         ),
         Operation(
             "POST", PI + "/{intent}/capture", payment_intents.CAPTURE, payment_intents.capture
@@ -77,7 +88,8 @@ def _card_operations() -> list[Operation]:
     pm = payment_methods
     one = "/v1/payment_methods/{payment_method}"
     return [
-        # Publishable keys may create payment methods and tokens, and nothing else.
+        # Publishable keys may create payment methods and tokens (and, with its client
+        # secret, retrieve or confirm a PaymentIntent: see all_operations).
         Operation("POST", "/v1/payment_methods", pm.CREATE, pm.create, publishable_allowed=True),
         Operation("GET", "/v1/payment_methods", pm.LIST, pm.list_methods),
         Operation("GET", one, pm.RETRIEVE, pm.retrieve),

@@ -66,9 +66,10 @@ def test_request_parameters_follow_the_changes_of_each_version() -> None:
         schema = post["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
         return set(schema["properties"])
 
-    assert params(LATEST_VERSION) == {"amount"}
-    assert params("2026-08-26.dahlia") == {"amount", "payment_method_types"}
-    assert params("2018-11-08") == {"amount", "allowed_source_types"}
+    # `expand`, which every GET and POST operation takes, whatever its schema declares.
+    assert params(LATEST_VERSION) == {"amount", "expand"}
+    assert params("2026-08-26.dahlia") == {"amount", "expand", "payment_method_types"}
+    assert params("2018-11-08") == {"amount", "expand", "allowed_source_types"}
 
 
 def test_an_unknown_version_has_no_document() -> None:

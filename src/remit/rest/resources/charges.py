@@ -4,7 +4,7 @@ further (description, metadata, receipt email, shipping) but not otherwise chang
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
-from remit.rest.expand import expand, register_resource
+from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import page_fields
 from remit.rest.params import (
@@ -51,24 +51,22 @@ async def fetch_charge(context: ApiContext, deps: object, charge_id: str) -> Jso
     return render_charge(reply.charge, [])
 
 
-register_resource(pb.Charge.DESCRIPTOR, fetch_charge)
+register_resource(pb.Charge.DESCRIPTOR, fetch_charge, id_prefix="ch")
 
 
 def _nested(paths: list[str], prefix: str) -> list[str]:
     return [p.removeprefix(prefix) for p in paths if p.startswith(prefix)]
 
 
-async def _rendered(charge: pb.Charge, context: ApiContext, deps: Dependencies) -> JsonObject:
-    body = render_charge(charge, context.expand)
-    await expand(body, [p for p in context.expand if p != "refunds"], context, deps)
-    return body
+def _rendered(charge: pb.Charge, context: ApiContext) -> JsonObject:
+    return render_charge(charge, context.expand)
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     reply = await call(
         deps.payments.GetCharge, pb.GetChargeRequest(id=context.path["charge"]), context
     )
-    return await _rendered(reply.charge, context, deps)
+    return _rendered(reply.charge, context)
 
 
 async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -80,10 +78,14 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     put_shipping(request, context.params)
     metadata_update(request, context)
     reply = await call(deps.payments.UpdateCharge, request, context)
-    return await _rendered(reply.charge, context, deps)
+    return _rendered(reply.charge, context)
 
 
 async def list_charges(context: ApiContext, deps: Dependencies) -> JsonObject:
+    if "transfer_group" in context.params:
+        # remit has no transfer groups (no separate charges and transfers): no charge is in
+        # any group, so a list filtered by one is empty, whatever else it asks.
+        return {"object": "list", "data": [], "has_more": False, "url": PATH}
     page = PageRequest.from_params(context.params)
     request = pb.ListChargesRequest(**page_fields(page))  # type: ignore[arg-type]
     for name in ("customer", "payment_intent"):
@@ -92,11 +94,9 @@ async def list_charges(context: ApiContext, deps: Dependencies) -> JsonObject:
             setattr(request, name, value)
     reply = await call(deps.payments.ListCharges, request, context)
     item_expand = _nested(context.expand, "data.")
-    body: JsonObject = {
+    return {
         "object": "list",
         "data": [render_charge(charge, item_expand) for charge in reply.data],
         "has_more": reply.has_more,
         "url": PATH,
     }
-    await expand(body, [p for p in context.expand if p != "data.refunds"], context, deps)
-    return body

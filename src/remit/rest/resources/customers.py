@@ -6,7 +6,7 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
-from remit.rest.expand import expand, register_resource
+from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
@@ -101,12 +101,6 @@ def _invoice_settings_input(values: dict[str, object]) -> pb.CustomerInvoiceSett
     return settings
 
 
-async def _rendered(customer: pb.Customer, context: ApiContext, deps: Dependencies) -> JsonObject:
-    body = to_json(customer)
-    await expand(body, context.expand, context, deps)
-    return body
-
-
 async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.CreateCustomerRequest(metadata=context.str_map("metadata"))
     _fill(request, context)
@@ -114,16 +108,13 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     if payment_method is not None:
         request.payment_method = payment_method
     reply = await call(deps.payments.CreateCustomer, request, context)
-    return await _rendered(reply.customer, context, deps)
+    return to_json(reply.customer)
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.GetCustomerRequest(id=context.path["customer"])
     reply = await call(deps.payments.GetCustomer, request, context)
-    if reply.HasField("deleted_customer"):
-        # The deleted stub has none of the fields a path could name: nothing to expand.
-        return to_json(reply.deleted_customer)
-    return await _rendered(reply.customer, context, deps)
+    return _customer_or_stub(reply)
 
 
 def _customer_or_stub(reply: pb.GetCustomerResponse) -> JsonObject:
@@ -157,7 +148,7 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     request.clear_address = context.params.get("address") is UNSET
     request.clear_shipping = context.params.get("shipping") is UNSET
     reply = await call(deps.payments.UpdateCustomer, request, context)
-    return await _rendered(reply.customer, context, deps)
+    return to_json(reply.customer)
 
 
 async def delete(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -173,6 +164,4 @@ async def list_customers(context: ApiContext, deps: Dependencies) -> JsonObject:
     if email is not None:
         request.email = email
     reply = await call(deps.payments.ListCustomers, request, context)
-    body = list_envelope(reply.data, has_more=reply.has_more, url=PATH)
-    await expand(body, context.expand, context, deps)
-    return body
+    return list_envelope(reply.data, has_more=reply.has_more, url=PATH)

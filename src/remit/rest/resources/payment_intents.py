@@ -4,7 +4,7 @@ from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
-from remit.rest.expand import expand, register_resource
+from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
@@ -290,14 +290,6 @@ async def fetch_intent(context: ApiContext, deps: object, intent_id: str) -> Jso
 register_resource(pb.PaymentIntent.DESCRIPTOR, fetch_intent)
 
 
-async def _rendered(
-    intent: pb.PaymentIntent, context: ApiContext, deps: Dependencies
-) -> JsonObject:
-    body = to_json(intent)
-    await expand(body, context.expand, context, deps)
-    return body
-
-
 def _set_strings(message: object, context: ApiContext, names: tuple[str, ...]) -> None:
     for name in names:
         value = context.optional_str(name)
@@ -345,7 +337,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     _set_card_options(request, context)
     await _set_payment_method_data(request, context, deps)
     reply = await call(deps.payments.CreatePaymentIntent, request, context)
-    return await _rendered(reply.payment_intent, context, deps)
+    return to_json(reply.payment_intent)
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -354,7 +346,7 @@ async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     if client_secret is not None:
         request.client_secret = client_secret
     reply = await call(deps.payments.GetPaymentIntent, request, context)
-    return await _rendered(reply.payment_intent, context, deps)
+    return to_json(reply.payment_intent)
 
 
 async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -385,7 +377,7 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     put_shipping(request, context.params)
     metadata_update(request, context)
     reply = await call(deps.payments.UpdatePaymentIntent, request, context)
-    return await _rendered(reply.payment_intent, context, deps)
+    return to_json(reply.payment_intent)
 
 
 async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -408,7 +400,7 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     _set_card_options(request, context)
     await _set_payment_method_data(request, context, deps)
     reply = await call(deps.payments.ConfirmPaymentIntent, request, context)
-    return await _rendered(reply.payment_intent, context, deps)
+    return to_json(reply.payment_intent)
 
 
 async def capture(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -420,7 +412,7 @@ async def capture(context: ApiContext, deps: Dependencies) -> JsonObject:
     _set_strings(request, context, ("statement_descriptor", "statement_descriptor_suffix"))
     metadata_update(request, context)
     reply = await call(deps.payments.CapturePaymentIntent, request, context)
-    return await _rendered(reply.payment_intent, context, deps)
+    return to_json(reply.payment_intent)
 
 
 async def cancel(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -429,7 +421,7 @@ async def cancel(context: ApiContext, deps: Dependencies) -> JsonObject:
     if reason is not None:
         request.cancellation_reason = _CANCELLATION_REASONS[reason]  # type: ignore[assignment]
     reply = await call(deps.payments.CancelPaymentIntent, request, context)
-    return await _rendered(reply.payment_intent, context, deps)
+    return to_json(reply.payment_intent)
 
 
 async def list_intents(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -439,6 +431,4 @@ async def list_intents(context: ApiContext, deps: Dependencies) -> JsonObject:
     if customer is not None:
         request.customer = customer
     reply = await call(deps.payments.ListPaymentIntents, request, context)
-    body = list_envelope(reply.data, has_more=reply.has_more, url=PATH)
-    await expand(body, context.expand, context, deps)
-    return body
+    return list_envelope(reply.data, has_more=reply.has_more, url=PATH)

@@ -3,6 +3,7 @@
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
+from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import created_filter, list_envelope, page_fields
 from remit.rest.params import (
@@ -67,11 +68,19 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     return to_json(reply.payout)
 
 
-async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
-    reply = await call(
-        deps.ledger.GetPayout, pb.GetPayoutRequest(id=context.path["payout"]), context
-    )
+async def fetch_payout(context: ApiContext, deps: object, payout_id: str) -> JsonObject:
+    """A payout by id, for `expand[]` (a balance transaction's `source`, a payout's
+    `original_payout` or `reversed_by`)."""
+    assert isinstance(deps, Dependencies)
+    reply = await call(deps.ledger.GetPayout, pb.GetPayoutRequest(id=payout_id), context)
     return to_json(reply.payout)
+
+
+register_resource(pb.Payout.DESCRIPTOR, fetch_payout, id_prefix="po")
+
+
+async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
+    return await fetch_payout(context, deps, context.path["payout"])
 
 
 async def update(context: ApiContext, deps: Dependencies) -> JsonObject:

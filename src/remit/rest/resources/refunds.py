@@ -3,7 +3,7 @@
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
-from remit.rest.expand import expand, register_resource
+from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
@@ -49,13 +49,7 @@ async def fetch_refund(context: ApiContext, deps: object, refund_id: str) -> Jso
     return to_json(reply.refund)
 
 
-register_resource(pb.Refund.DESCRIPTOR, fetch_refund)
-
-
-async def _rendered(refund: pb.Refund, context: ApiContext, deps: Dependencies) -> JsonObject:
-    body = to_json(refund)
-    await expand(body, context.expand, context, deps)
-    return body
+register_resource(pb.Refund.DESCRIPTOR, fetch_refund, id_prefix="re")
 
 
 async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -81,21 +75,21 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     if reason is not None:
         request.reason = _REASONS[reason]  # type: ignore[assignment]
     reply = await call(deps.payments.CreateRefund, request, context)
-    return await _rendered(reply.refund, context, deps)
+    return to_json(reply.refund)
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     reply = await call(
         deps.payments.GetRefund, pb.GetRefundRequest(id=context.path["refund"]), context
     )
-    return await _rendered(reply.refund, context, deps)
+    return to_json(reply.refund)
 
 
 async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.UpdateRefundRequest(id=context.path["refund"])
     _metadata_update(request, context)
     reply = await call(deps.payments.UpdateRefund, request, context)
-    return await _rendered(reply.refund, context, deps)
+    return to_json(reply.refund)
 
 
 def _metadata_update(
@@ -121,7 +115,7 @@ async def cancel(context: ApiContext, deps: Dependencies) -> JsonObject:
     reply = await call(
         deps.payments.CancelRefund, pb.CancelRefundRequest(id=context.path["refund"]), context
     )
-    return await _rendered(reply.refund, context, deps)
+    return to_json(reply.refund)
 
 
 async def list_refunds(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -132,9 +126,7 @@ async def list_refunds(context: ApiContext, deps: Dependencies) -> JsonObject:
         if value is not None:
             setattr(request, name, value)
     reply = await call(deps.payments.ListRefunds, request, context)
-    body = list_envelope(reply.data, has_more=reply.has_more, url=PATH)
-    await expand(body, context.expand, context, deps)
-    return body
+    return list_envelope(reply.data, has_more=reply.has_more, url=PATH)
 
 
 metadata_update = _metadata_update

@@ -4,6 +4,7 @@
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
+from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import Boolean, Enum, ExpandList, PageRequest, Schema, list_schema
@@ -22,11 +23,18 @@ CLOSE = Schema({"action": Enum(*_CLOSE_ACTIONS), "expand": ExpandList()}, requir
 LIST = list_schema({"open": Boolean()})
 
 
-async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
-    reply = await call(
-        deps.payments.GetReview, pb.GetReviewRequest(id=context.path["review"]), context
-    )
+async def fetch_review(context: ApiContext, deps: object, review_id: str) -> JsonObject:
+    """A review by id, for `expand[]` (a payment intent's or charge's `review`)."""
+    assert isinstance(deps, Dependencies)
+    reply = await call(deps.payments.GetReview, pb.GetReviewRequest(id=review_id), context)
     return to_json(reply.review)
+
+
+register_resource(pb.Review.DESCRIPTOR, fetch_review, id_prefix="rev")
+
+
+async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
+    return await fetch_review(context, deps, context.path["review"])
 
 
 async def approve(context: ApiContext, deps: Dependencies) -> JsonObject:

@@ -1,0 +1,98 @@
+"""A publishable key with a PaymentIntent's client_secret may retrieve and confirm that intent,
+as Stripe.js does after collecting a card (shared reference stripe-wire.md, §1); without the
+secret, or for anything else an intent offers, it stays refused."""
+
+import httpx
+import pytest
+import stripe
+
+from tests.support.accounts import TestAccount
+from tests.support.platform import RunningPlatform
+
+
+def _publishable_client(platform: RunningPlatform, account: TestAccount) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        account.publishable_key,
+        base_addresses={"api": platform.api_base},
+        max_network_retries=0,
+    )
+
+
+def _new_intent(client: stripe.StripeClient) -> stripe.PaymentIntent:
+    return client.v1.payment_intents.create(params={"amount": 500, "currency": "usd"})
+
+
+def test_a_publishable_key_with_the_client_secret_retrieves_its_payment_intent(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    created = _new_intent(client)
+    assert created.client_secret is not None
+    retrieved = _publishable_client(platform, account).v1.payment_intents.retrieve(
+        created.id, params={"client_secret": created.client_secret}
+    )
+    assert (retrieved.id, retrieved.status) == (created.id, "requires_payment_method")
+
+
+def test_a_publishable_key_with_the_client_secret_confirms_its_payment_intent(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """Sent as Stripe.js sends it: stripe-python, a server library, has no confirm params
+    with a client secret."""
+    created = _new_intent(client)
+    assert created.client_secret is not None
+    response = httpx.post(
+        f"{platform.api_base}/v1/payment_intents/{created.id}/confirm",
+        data={
+            "client_secret": created.client_secret,
+            "payment_method": "pm_card_visa",
+            "return_url": "https://example.com/back",
+        },
+        headers={"Authorization": f"Bearer {account.publishable_key}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "succeeded"
+    assert client.v1.payment_intents.retrieve(created.id).status == "succeeded"
+
+
+def test_a_publishable_key_without_the_client_secret_is_refused_and_changes_nothing(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    created = _new_intent(client)
+    publishable = _publishable_client(platform, account)
+    with pytest.raises(stripe.PermissionError) as retrieving:
+        publishable.v1.payment_intents.retrieve(created.id)
+    assert "client_secret" in str(retrieving.value.user_message)
+    with pytest.raises(stripe.PermissionError):
+        publishable.v1.payment_intents.confirm(
+            created.id,
+            params={"payment_method": "pm_card_visa", "return_url": "https://example.com/back"},
+        )
+    assert client.v1.payment_intents.retrieve(created.id).status == "requires_payment_method"
+
+
+def test_a_publishable_key_with_another_intents_client_secret_finds_nothing(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    wanted, other = _new_intent(client), _new_intent(client)
+    assert other.client_secret is not None
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        _publishable_client(platform, account).v1.payment_intents.retrieve(
+            wanted.id, params={"client_secret": other.client_secret}
+        )
+    assert raised.value.http_status == 404
+
+
+def test_a_publishable_key_may_not_update_list_or_cancel_intents_even_with_the_secret(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    created = _new_intent(client)
+    headers = {"Authorization": f"Bearer {account.publishable_key}"}
+    base = f"{platform.api_base}/v1/payment_intents"
+    secret = {"client_secret": created.client_secret or ""}
+    for response in (
+        httpx.post(f"{base}/{created.id}", data={**secret, "description": "x"}, headers=headers),
+        httpx.get(base, params=secret, headers=headers),
+        httpx.post(f"{base}/{created.id}/cancel", data=secret, headers=headers),
+    ):
+        assert response.status_code == 403, response.text
+        assert response.json()["error"]["type"] == "invalid_request_error"
