@@ -44,8 +44,13 @@ async def serve_grpc(
     server = grpc.aio.server(
         # The internal token is checked first: a call without it reaches no other code.
         interceptors=[*server_interceptors(access.token), *interceptors],
-        # Several copies of a stateless process may share one port (SO_REUSEPORT).
-        options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+        options=[
+            # Only the copies of the core share a port (each also has one of its own: `also_on`).
+            # Anywhere else, sharing would let a second platform started on the same ports
+            # silently take half of this one's calls; refusing to listen says so at start.
+            ("grpc.so_reuseport", 1 if also_on is not None else 0),
+            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+        ],
     )
     for service in services:
         service.add_to_server(server)

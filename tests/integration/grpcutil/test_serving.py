@@ -1,0 +1,51 @@
+"""How remit's gRPC servers hold their ports."""
+
+import asyncio
+
+import pytest
+
+from remit.config import Endpoint
+from remit.grpcutil.server import serve_grpc
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.anyio
+
+
+async def _started(endpoint: Endpoint, stop: asyncio.Event, also_on: int | None = None) -> None:
+    await serve_grpc(endpoint, [], stop_event=stop, also_on=also_on)
+
+
+async def _running(task: "asyncio.Task[None]") -> None:
+    await asyncio.sleep(0.5)
+    assert not task.done(), task.exception() if task.done() else None
+
+
+async def test_a_second_server_on_a_port_in_use_refuses_to_start() -> None:
+    """Sharing a port would let a second platform started on the same ports silently take
+    half of the first one's calls; the second server fails at start instead."""
+    endpoint = Endpoint("127.0.0.1", free_port())
+    stop = asyncio.Event()
+    first = asyncio.create_task(_started(endpoint, stop))
+    try:
+        await _running(first)
+        # Were it to start, it would stop again after a while, raising nothing.
+        second_stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(3, second_stop.set)
+        with pytest.raises((OSError, RuntimeError)):
+            await _started(endpoint, second_stop)
+    finally:
+        stop.set()
+        await first
+
+
+async def test_copies_of_the_core_share_their_common_port() -> None:
+    """Several core processes listen on one port together (each also on one of its own)."""
+    shared = Endpoint("127.0.0.1", free_port())
+    stop = asyncio.Event()
+    copies = [asyncio.create_task(_started(shared, stop, also_on=free_port())) for _ in range(2)]
+    try:
+        for copy in copies:
+            await _running(copy)
+    finally:
+        stop.set()
+        await asyncio.gather(*copies)
