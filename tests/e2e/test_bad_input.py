@@ -80,7 +80,7 @@ def test_a_revoked_key_is_a_401_that_says_it_expired(
         revoked, base_addresses={"api": platform.api_base}, max_network_retries=0
     )
     with pytest.raises(stripe.AuthenticationError) as raised:
-        client.payment_intents.list()
+        client.v1.payment_intents.list()
     assert raised.value.error is not None
     assert raised.value.error.code == "api_key_expired"
     # A key that never existed is still only invalid.

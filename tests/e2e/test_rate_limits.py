@@ -65,7 +65,7 @@ def test_the_sdk_raises_its_rate_limit_error(limited: RunningPlatform) -> None:
     refusal: stripe.RateLimitError | None = None
     for _ in range(MAX_TRIES):
         try:
-            client.payment_intents.create(params={"amount": 1000, "currency": "usd"})
+            client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})
         except stripe.RateLimitError as error:
             refusal = error
             break
