@@ -96,3 +96,75 @@ def test_a_publishable_key_may_not_update_list_or_cancel_intents_even_with_the_s
     ):
         assert response.status_code == 403, response.text
         assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def _with_merchant_details(client: stripe.StripeClient) -> stripe.PaymentIntent:
+    customer = client.v1.customers.create(params={"email": "buyer@example.com"})
+    return client.v1.payment_intents.create(
+        params={
+            "amount": 700,
+            "currency": "usd",
+            "customer": customer.id,
+            "metadata": {"order": "A-17"},
+            "statement_descriptor_suffix": "SHOP",
+        }
+    )
+
+
+def test_a_publishable_key_sees_only_the_public_properties_of_the_intent(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """A publishable key is public: what the merchant keeps to itself (metadata, the
+    customer, descriptors, amounts captured) stays out, on retrieve, confirm and a decline."""
+    created = _with_merchant_details(client)
+    headers = {"Authorization": f"Bearer {account.publishable_key}"}
+    url = f"{platform.api_base}/v1/payment_intents/{created.id}"
+    secret = {"client_secret": created.client_secret or ""}
+    private = {"metadata", "customer", "statement_descriptor_suffix", "amount_received"}
+
+    retrieved = httpx.get(url, params=secret, headers=headers).json()
+    assert (retrieved["id"], retrieved["amount"], retrieved["status"]) == (
+        created.id, 700, "requires_payment_method",
+    )  # fmt: skip
+    assert retrieved["client_secret"] == created.client_secret
+    assert private.isdisjoint(retrieved)
+
+    declined = httpx.post(
+        f"{url}/confirm",
+        data={**secret, "payment_method": "pm_card_visa_chargeDeclined",
+              "return_url": "https://example.com/back"},
+        headers=headers,
+    )  # fmt: skip
+    assert declined.status_code == 402
+    shown = declined.json()["error"]["payment_intent"]
+    assert shown["last_payment_error"]["code"] == "card_declined"
+    assert private.isdisjoint(shown)
+
+    confirmed = httpx.post(
+        f"{url}/confirm",
+        data={**secret, "payment_method": "pm_card_visa", "expand[]": "payment_method",
+              "return_url": "https://example.com/back"},
+        headers=headers,
+    )  # fmt: skip
+    assert confirmed.status_code == 200, confirmed.text
+    body = confirmed.json()
+    assert body["status"] == "succeeded"
+    assert body["payment_method"]["card"]["last4"] == "4242"
+    assert private.isdisjoint(body)
+    # The secret key still sees everything.
+    full = client.v1.payment_intents.retrieve(created.id)
+    assert full.metadata.to_dict() == {"order": "A-17"}
+    assert full.customer == created.customer
+
+
+def test_a_publishable_key_may_expand_only_the_payment_method(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    created = _with_merchant_details(client)
+    response = httpx.get(
+        f"{platform.api_base}/v1/payment_intents/{created.id}",
+        params={"client_secret": created.client_secret or "", "expand[]": "customer"},
+        headers={"Authorization": f"Bearer {account.publishable_key}"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "expand"

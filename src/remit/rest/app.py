@@ -39,6 +39,7 @@ from remit.rest.forms import (
 from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from remit.rest.idempotency import checked_idempotency_key
 from remit.rest.params import ExpandList, ParamError, Schema
+from remit.rest.publishable import publishable_view, refuse_other_expansions
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
 from remit.versioning import (
@@ -156,6 +157,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             refuse_nul(str(value), name)
         form = upgrade_request(operation_key(operation.method, operation.path), form, version)
         params = operation.schema.parse(form)
+        public = publishable and operation.publishable_needs is not None
         if publishable and operation.publishable_needs is not None:
             _refuse_publishable_without(operation.publishable_needs, params)
         context = ApiContext(
@@ -167,9 +169,13 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             params=params,
             path=dict(request.path_params),
         )
+        if public:
+            refuse_other_expansions(context.expand)
         body = await operation.handler(context, deps)
         if not operation.rendered_by_core:
             body = await _expanded_and_rendered(body, context, deps)
+        if public:
+            body = publishable_view(body)
     except StripeError as error:
         response = await _versioned_error(error, request_id, version, deps, context)
     except RequestRefusedError as error:
@@ -246,6 +252,12 @@ async def _versioned_error(
     related: Related = NO_RELATED
     if context is not None and error.payment_intent is not None:
         error = await _with_payment_method_expanded(error, deps, context)
+        if context.principal.key_kind is KeyKind.PUBLISHABLE:
+            # A decline on a confirm made with a publishable key shows the public view of the
+            # intent, without the lists older versions add back.
+            assert error.payment_intent is not None
+            error = replace(error, payment_intent=publishable_view(error.payment_intent))
+            return error_response(error, request_id, version, related)
         try:
             related = await gather_related(_json_body(error), version, related_fetch(deps, context))
         except Exception:

@@ -1,0 +1,49 @@
+"""What a PaymentIntent shows a caller holding only a publishable key and its client secret.
+
+A publishable key is public: it sits in web pages and apps. With a PaymentIntent's client secret
+it may retrieve and confirm that intent, as Stripe.js does to follow a payment and handle its
+next action, and Stripe then returns only a subset of the intent's properties (shared reference
+stripe-wire.md §1, and the retrieve operation's description in the OpenAPI document). The
+reference does not list the subset; these are the properties Stripe's API reference marks as
+retrievable with a publishable key: what a payment page needs, and none of what the merchant
+keeps to itself (metadata, the customer, the charges, descriptors, amounts captured).
+"""
+
+from collections.abc import Mapping
+from typing import Final, cast
+
+from remit.core.jsonview import JsonObject, JsonValue
+from remit.rest.errors import StripeError
+
+PAYMENT_INTENT_FIELDS: Final = frozenset(
+    {
+        "id", "object", "amount", "automatic_payment_methods", "canceled_at",
+        "cancellation_reason", "capture_method", "client_secret", "confirmation_method",
+        "created", "currency", "description", "last_payment_error", "livemode", "next_action",
+        "payment_method", "payment_method_types", "processing", "receipt_email",
+        "setup_future_usage", "shipping", "status",
+        # The same properties under the names versions before 2019-02-11 give them.
+        "allowed_source_types", "next_source_action", "source",
+    }
+)  # fmt: skip
+
+# Stripe.js shows the card a payment used; nothing else may be expanded by a public key.
+EXPANDABLE: Final = frozenset({"payment_method"})
+
+
+def refuse_other_expansions(paths: list[str]) -> None:
+    for path in paths:
+        if path not in EXPANDABLE:
+            raise StripeError.invalid_request(
+                f"This property cannot be expanded with a publishable API key ({path}).",
+                param="expand",
+            )
+
+
+def publishable_view(intent: Mapping[str, object]) -> JsonObject:
+    """The properties of `intent` (a JSON object) a publishable key may see."""
+    return {
+        name: cast(JsonValue, value)
+        for name, value in intent.items()
+        if name in PAYMENT_INTENT_FIELDS
+    }
