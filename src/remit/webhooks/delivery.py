@@ -28,6 +28,7 @@ from remit.webhooks.domain import (
     next_attempt_after_failure,
     next_attempt_after_rate_limit,
     parse_retry_after,
+    retry_after_deadline,
 )
 from remit.webhooks.outbox import stage_delivery_attempt
 from remit.webhooks.rendering import Renderer, render_event
@@ -212,8 +213,11 @@ async def record_attempt(
         next_at, step = retry.at, retry.step
         if next_at is None:
             status = DeliveryStatus.FAILED
-        elif outcome.rate_limited:
-            await endpoints.rate_limit_until(ctx.endpoint.id, next_at)
+        if outcome.rate_limited and outcome.retry_after is not None:
+            # The endpoint pauses as long as it asked, whatever this delivery's own next
+            # attempt (a 429 past the honoured ones waits a whole gap of the schedule).
+            pause = retry_after_deadline(outcome.retry_after, now)
+            await endpoints.rate_limit_until(ctx.endpoint.id, pause)
         if await endpoints.note_failure(ctx.endpoint.id, attempted_at, now):
             log.warning("webhook endpoint %s failed every delivery for 3 days; disabled",
                         ctx.endpoint.id)  # fmt: skip

@@ -61,8 +61,8 @@ class Worker:
     concurrency: int = 8
     # Called once when the process stops (e.g. to close outbound connection pools).
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # By kind: what to do, in the transaction that fails a job for good, so that what the job
-    # was doing does not stay unfinished for ever (a webhook delivery left pending, say).
+    # By kind: what to do once a job has failed for good, so that what the job was doing does
+    # not stay unfinished for ever (a webhook delivery left pending, say).
     given_up: dict[str, JobHandler] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -101,9 +101,6 @@ class Worker:
                         error=f"{type(error).__name__}: {error}",
                         retry_in=backoff_for(job.attempts),
                     )
-                    give_up = self.given_up.get(job.kind)
-                    if not retried and give_up is not None:
-                        await give_up(db, job)
             except Exception as bookkeeping:
                 # The job stays claimed until its lease runs out, and is then claimed again:
                 # the attempt is retried, only later.
@@ -112,6 +109,20 @@ class Worker:
             if not retried:
                 log.error("job %s (%s) failed for good after %d attempts", job.id, job.kind,
                           job.attempts)  # fmt: skip
+                await self._give_up(job)
+
+    async def _give_up(self, job: Job) -> None:
+        """Run the kind's give-up step, in a transaction of its own: the job is failed for
+        good already, and a step that fails too (it may trip on what the handler tripped on)
+        must not bring the job back to run again and again."""
+        give_up = self.given_up.get(job.kind)
+        if give_up is None:
+            return
+        try:
+            async with self.engine.begin() as db:
+                await give_up(db, job)
+        except Exception as error:
+            _log_loop_error(f"giving up job {job.id} ({job.kind})", error)
 
     async def drain(self) -> int:
         """Run jobs until none is due; for tests and tools."""

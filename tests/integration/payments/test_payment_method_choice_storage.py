@@ -1,4 +1,4 @@
-"""Intents keep how their payment methods are chosen (core migration 0019), and the migration
+"""Intents keep how their payment methods are chosen (core migration 0020), and the migration
 downgrades cleanly."""
 
 import pytest

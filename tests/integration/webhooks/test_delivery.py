@@ -269,6 +269,29 @@ async def test_honoured_429s_take_no_step_of_the_retry_schedule(
     assert await bench.delivery_status(event_id, endpoint.id) == "pending"
 
 
+async def test_past_ten_honoured_429s_the_delivery_steps_on_but_the_endpoint_pauses_as_asked(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """An endpoint answering `429 Retry-After: 1` to everything gets ten quick tries of a
+    delivery, not a call a second for three days; the eleventh 429 waits the schedule's first
+    gap. The endpoint itself pauses only the second it asked for, so other events still go."""
+    receiver = await start_receiver(
+        lambda n: Reply(429, headers={"Retry-After": "1"}) if n < 11 else Reply(200)
+    )
+    endpoint = await bench.endpoint(receiver.url)
+    first = await bench.record()
+    for _ in range(11):
+        await bench.worker.drain()
+        bench.clock.advance(1)
+    attempts = await bench.attempts(first)
+    assert len(attempts) == 11
+    assert attempts[-1].next_retry_at == attempts[-1].attempted_at + timedelta(minutes=5)
+    second = await bench.record()
+    await bench.worker.drain()
+    assert await bench.delivery_status(second, endpoint.id) == "succeeded"
+    assert await bench.delivery_status(first, endpoint.id) == "pending"
+
+
 async def test_a_receiver_that_only_asks_for_pauses_is_given_up_after_three_days(
     bench: Bench, start_receiver: StartReceiver
 ) -> None:

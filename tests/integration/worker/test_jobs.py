@@ -103,6 +103,38 @@ async def test_a_failing_handler_is_retried_with_backoff_then_marked_failed(
     assert "receiver down" in row.last_error
 
 
+async def test_a_job_failed_for_good_is_given_up_once_even_if_giving_up_fails(
+    core_engine: AsyncEngine,
+) -> None:
+    """The kind's give-up step runs once the job has failed for good, in a transaction of its
+    own: should it fail too, the job stays failed and is not claimed ever again."""
+    clock = FixedClock(T0)
+    given_up: list[int] = []
+
+    async def always_fails(_db: AsyncConnection, job: Job) -> None:
+        raise RuntimeError("cannot render")
+
+    async def give_up(_db: AsyncConnection, job: Job) -> None:
+        given_up.append(job.attempts)
+        raise RuntimeError("cannot render either")
+
+    worker = Worker(
+        engine=core_engine,
+        handlers={"doomed": always_fails},
+        clock=clock,
+        given_up={"doomed": give_up},
+    )
+    async with core_engine.begin() as db:
+        await stage_job(db, "doomed", {}, now=T0, max_attempts=2)
+    for _ in range(6):
+        await worker.run_once()
+        clock.advance(3600)  # past every backoff and every lease
+    assert given_up == [2]
+    async with core_engine.connect() as db:
+        row = (await db.execute(select(jobs.c.status, jobs.c.attempts))).one()
+    assert (row.status, row.attempts) == ("failed", 2)
+
+
 async def test_a_handler_that_succeeds_completes_its_job_once(core_engine: AsyncEngine) -> None:
     seen: list[object] = []
 

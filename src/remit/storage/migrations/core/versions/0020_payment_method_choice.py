@@ -8,8 +8,8 @@ be paid with (Stripe's successors of writing `payment_method_types`).
 Intents made before this revision have none of them: they render `automatic_payment_methods:
 null`, as they always did, and allow every type remit processes.
 
-Revision ID: 0019_payment_method_choice
-Revises: 0018_ledger_turn
+Revision ID: 0020_payment_method_choice
+Revises: 0019_webhook_retry_step
 """
 
 import sqlalchemy as sa

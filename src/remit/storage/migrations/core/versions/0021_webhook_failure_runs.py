@@ -6,8 +6,9 @@ whose deliveries had all run out of retries, quiet for days since, was disabled 
 failure after, though it may have been mended meanwhile. `last_failed_at` lets a failure after
 a silence longer than FAILURE_RUN_BREAK start a run of its own.
 
-Endpoints failing at the upgrade carry on as they were: their latest failure is taken to be
-now, so their runs stay unbroken.
+Endpoints failing at the upgrade take their latest failed attempt from the attempts recorded
+(or, where none is left, the start of their run): a run already broken by a long silence is seen
+as broken from the first failure after the upgrade.
 
 Revision ID: 0021_webhook_failure_runs
 Revises: 0020_payment_method_choice
@@ -27,7 +28,14 @@ def upgrade() -> None:
         "webhook_endpoints", sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=True)
     )
     op.execute(
-        "UPDATE webhook_endpoints SET last_failed_at = now() WHERE failing_since IS NOT NULL"
+        """
+        UPDATE webhook_endpoints AS e
+        SET last_failed_at = coalesce(
+            (SELECT max(a.attempted_at) FROM webhook_delivery_attempts AS a
+             WHERE a.endpoint_id = e.id AND NOT a.succeeded),
+            e.failing_since)
+        WHERE e.failing_since IS NOT NULL
+        """
     )
 
 
