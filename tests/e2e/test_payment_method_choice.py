@@ -227,6 +227,20 @@ def test_confirm_without_return_url_is_refused_for_automatic_payment_methods(
     assert retried.json()["status"] == "succeeded"
 
 
+def test_confirming_a_succeeded_intent_says_so_before_asking_for_a_return_url(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """The status refuses the confirmation whatever it carries: that, not the missing
+    return_url, is what the caller needs to hear."""
+    intent = _created(platform, account)
+    paid = _confirm(
+        platform, account, intent, f"payment_method=pm_card_visa&return_url={RETURN_URL}"
+    )
+    assert paid.json()["status"] == "succeeded"
+    error = _error(_confirm(platform, account, intent, "payment_method=pm_card_visa"))
+    assert error["code"] == "payment_intent_unexpected_state"
+
+
 @pytest.mark.parametrize(
     ("create", "confirm"),
     [

@@ -135,7 +135,7 @@ def test_a_publishable_key_sees_only_the_public_properties_of_the_intent(
               "return_url": "https://example.com/back"},
         headers=headers,
     )  # fmt: skip
-    assert declined.status_code == 402
+    assert declined.status_code == 402, declined.text
     shown = declined.json()["error"]["payment_intent"]
     assert shown["last_payment_error"]["code"] == "card_declined"
     assert private.isdisjoint(shown)
@@ -168,3 +168,52 @@ def test_a_publishable_key_may_expand_only_the_payment_method(
     )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "expand"
+
+
+def test_a_publishable_key_may_not_change_what_the_merchant_decided(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """The merchant holds funds with a manual capture; the browser, which holds the client
+    secret, may not turn that into an immediate capture or an off-session payment."""
+    held = client.v1.payment_intents.create(
+        params={"amount": 900, "currency": "usd", "capture_method": "manual"}
+    )
+    for extra in ({"capture_method": "automatic"}, {"off_session": "true"},
+                  {"setup_future_usage": "off_session"}):  # fmt: skip
+        response = httpx.post(
+            f"{platform.api_base}/v1/payment_intents/{held.id}/confirm",
+            data={
+                "client_secret": held.client_secret or "",
+                "payment_method": "pm_card_visa",
+                "return_url": "https://example.com/back",
+                **extra,
+            },
+            headers={"Authorization": f"Bearer {account.publishable_key}"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == next(iter(extra))
+    assert client.v1.payment_intents.retrieve(held.id).status == "requires_payment_method"
+
+
+def test_a_decline_at_an_old_version_shows_a_publishable_key_only_the_public_intent(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """Older versions add lists back to an intent (its charges, its invoice); none of it shows
+    to a publishable key, as on a retrieve."""
+    created = _with_merchant_details(client)
+    declined = httpx.post(
+        f"{platform.api_base}/v1/payment_intents/{created.id}/confirm",
+        data={
+            "client_secret": created.client_secret or "",
+            "payment_method": "pm_card_visa_chargeDeclined",
+            "return_url": "https://example.com/back",
+        },
+        headers={
+            "Authorization": f"Bearer {account.publishable_key}",
+            "Stripe-Version": "2019-02-11",
+        },
+    )
+    assert declined.status_code == 402, declined.text
+    shown = declined.json()["error"]["payment_intent"]
+    assert shown["last_payment_error"]["code"] == "card_declined"
+    assert {"charges", "invoice", "metadata", "customer"}.isdisjoint(shown)

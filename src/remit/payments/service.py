@@ -40,6 +40,7 @@ from remit.payments.charges import (
 )
 from remit.payments.crashpoints import crash_after
 from remit.payments.domain import (
+    ALLOWED_FROM,
     USER_CANCELLATION_REASONS,
     ActionRequired,
     Authorized,
@@ -58,6 +59,7 @@ from remit.payments.domain import (
     require_a_usable_payment_method_type,
     require_return_url,
     transition,
+    unexpected_state,
     update_event,
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
@@ -752,7 +754,10 @@ class PaymentsService:
                         raise not_found("payment_intent", intent_id, param="intent")
                     intent = before
                 # Before the card is looked up: a confirmation that could never redirect the
-                # customer back is refused whatever it pays with.
+                # customer back is refused whatever it pays with, once the intent's status is
+                # known to allow a confirmation at all (that refusal says more).
+                if intent.status not in ALLOWED_FROM[ConfirmationStarted]:
+                    raise unexpected_state(intent, "confirm")
                 require_return_url(
                     intent, return_url=confirm.return_url, off_session=confirm.off_session
                 )

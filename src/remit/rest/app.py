@@ -39,7 +39,12 @@ from remit.rest.forms import (
 from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from remit.rest.idempotency import checked_idempotency_key
 from remit.rest.params import ExpandList, ParamError, Schema
-from remit.rest.publishable import publishable_view, refuse_other_expansions
+from remit.rest.publishable import (
+    publish_error_intent,
+    publishable_view,
+    refuse_other_expansions,
+    refuse_private_params,
+)
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
 from remit.versioning import (
@@ -73,6 +78,9 @@ class Operation:
     # prove they hold its client secret (publishable_needs="client_secret"; the core checks it).
     publishable_allowed: bool = False
     publishable_needs: str | None = None
+    # With publishable_needs: the only parameters such a caller may send. What the merchant
+    # decides (capture method, off-session use, allowed types) is not the browser's to change.
+    publishable_params: frozenset[str] = frozenset()
     # The result comes from the core already rendered at the version it must be read at,
     # whatever Stripe-Version asks (events: Stripe renders an event's data once, for the
     # account, and never again), so it is not rendered again here.
@@ -99,9 +107,14 @@ def error_response(
     request_id: str,
     version: str = LATEST_VERSION,
     related: Related = NO_RELATED,
+    *,
+    public: bool = False,
 ) -> Response:
-    """An error at `version`: its status and fields as that version knew them."""
+    """An error at `version`: its status and fields as that version knew them (`public`: for a
+    publishable key, the intent it carries reduced to its public properties, once rendered)."""
     versioned = render_error(error.http_status, _json_body(error), version, related)
+    if public:
+        publish_error_intent(versioned.body)
     headers = {"Request-Id": request_id, "Stripe-Version": version}
     if error.should_retry is not None:
         headers["Stripe-Should-Retry"] = "true" if error.should_retry else "false"
@@ -145,11 +158,14 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             request.method, request.headers.get(IDEMPOTENCY_KEY_HEADER)
         )
         principal = await deps.authenticator.authenticate(request.headers.get("authorization"))
-        if not deps.rate_limits.admit(principal.account_id, write=request.method != "GET"):
-            raise StripeError.rate_limited()
         publishable = principal.key_kind is KeyKind.PUBLISHABLE
         if publishable and not (operation.publishable_allowed or operation.publishable_needs):
             raise StripeError.publishable_key_not_allowed()
+        # Counted per key kind: a publishable key is public, and whoever copies it from a web
+        # page must not be able to spend the merchant's own requests.
+        counted_as = f"{principal.account_id}/{principal.key_kind.value}"
+        if not deps.rate_limits.admit(counted_as, write=request.method != "GET"):
+            raise StripeError.rate_limited()
         versions = await deps.resolve_version(principal, requested_version)
         version = versions.request
         form = await read_form(request)
@@ -160,6 +176,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         public = publishable and operation.publishable_needs is not None
         if publishable and operation.publishable_needs is not None:
             _refuse_publishable_without(operation.publishable_needs, params)
+            refuse_private_params(params, operation.publishable_params)
         context = ApiContext(
             principal=principal,
             request_id=request_id,
@@ -252,18 +269,13 @@ async def _versioned_error(
     related: Related = NO_RELATED
     if context is not None and error.payment_intent is not None:
         error = await _with_payment_method_expanded(error, deps, context)
-        if context.principal.key_kind is KeyKind.PUBLISHABLE:
-            # A decline on a confirm made with a publishable key shows the public view of the
-            # intent, without the lists older versions add back.
-            assert error.payment_intent is not None
-            error = replace(error, payment_intent=publishable_view(error.payment_intent))
-            return error_response(error, request_id, version, related)
         try:
             related = await gather_related(_json_body(error), version, related_fetch(deps, context))
         except Exception:
             log.exception("could not gather related lists for an error at %s", version)
             version = LATEST_VERSION
-    return error_response(error, request_id, version, related)
+    public = context is not None and context.principal.key_kind is KeyKind.PUBLISHABLE
+    return error_response(error, request_id, version, related, public=public)
 
 
 async def _with_payment_method_expanded(

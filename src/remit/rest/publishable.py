@@ -30,6 +30,27 @@ PAYMENT_INTENT_FIELDS: Final = frozenset(
 # Stripe.js shows the card a payment used; nothing else may be expanded by a public key.
 EXPANDABLE: Final = frozenset({"payment_method"})
 
+# What a payment page sends: the card, where to come back to, and the client secret.
+RETRIEVE_PARAMS: Final = frozenset({"client_secret", "expand"})
+CONFIRM_PARAMS: Final = frozenset(
+    {
+        "client_secret", "expand", "payment_method", "payment_method_data", "return_url",
+        "receipt_email", "shipping",
+    }
+)  # fmt: skip
+
+
+def refuse_private_params(params: Mapping[str, object], allowed: frozenset[str]) -> None:
+    """A publishable key's request may carry only what a payment page sends: what the
+    merchant decides (capture method, off-session use, allowed types, future usage) is not the
+    browser's to change."""
+    for name in sorted(params):
+        if name not in allowed:
+            raise StripeError.invalid_request(
+                f"This parameter cannot be set with a publishable API key: {name}.",
+                param=name,
+            )
+
 
 def refuse_other_expansions(paths: list[str]) -> None:
     for path in paths:
@@ -47,3 +68,13 @@ def publishable_view(intent: Mapping[str, object]) -> JsonObject:
         for name, value in intent.items()
         if name in PAYMENT_INTENT_FIELDS
     }
+
+
+def publish_error_intent(body: JsonObject) -> None:
+    """Reduce, in place, the PaymentIntent an error body carries (a decline's) to its public
+    properties: after rendering, so that nothing an older version adds back shows either."""
+    error = body.get("error")
+    if isinstance(error, dict):
+        intent = error.get("payment_intent")
+        if isinstance(intent, dict):
+            error["payment_intent"] = publishable_view(intent)

@@ -7,8 +7,9 @@ operator's accounts on its own machines, so its defaults are sized to stop a run
 from taking the platform down rather than to share it out (`remit.config.rate_limit_per_s`),
 and either limit can be lifted.
 
-Each account has a token bucket per kind that holds one second of its limit: a burst up to the
-limit passes at once, then requests pass as fast as the limit refills. The buckets live in the
+Each account has a token bucket per kind that holds one second of its limit (one request at
+least, for a limit below one a second): a burst up to the limit passes at once, then requests
+pass as fast as the limit refills. The buckets live in the
 api process, so with several api processes sharing the port each enforces the limit on the
 requests it serves.
 """
@@ -17,8 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# An idle account's bucket is full again after a second; past this many accounts, buckets
-# idle that long are dropped (they would start full anyway), so memory stays bounded.
+# Past this many accounts, buckets idle long enough to be full again are dropped (they would
+# start full anyway), so memory stays bounded.
 _MAX_BUCKETS = 10_000
 
 
@@ -41,14 +42,15 @@ class TokenBuckets:
         if self.per_second <= 0:
             return True
         now = self.clock()
+        capacity = max(1.0, self.per_second)
         bucket = self._buckets.get(account_id)
         if bucket is None:
             if len(self._buckets) >= _MAX_BUCKETS:
                 self._forget_idle(now)
-            bucket = self._buckets[account_id] = _Bucket(self.per_second, now)
+            bucket = self._buckets[account_id] = _Bucket(capacity, now)
         else:
             elapsed = now - bucket.refilled_at
-            bucket.tokens = min(self.per_second, bucket.tokens + elapsed * self.per_second)
+            bucket.tokens = min(capacity, bucket.tokens + elapsed * self.per_second)
             bucket.refilled_at = now
         if bucket.tokens < 1:
             return False
@@ -56,8 +58,10 @@ class TokenBuckets:
         return True
 
     def _forget_idle(self, now: float) -> None:
+        # A bucket idle this long is full again: forgetting it changes nothing.
+        full_after = max(1.0, 1.0 / self.per_second)
         for account_id, bucket in list(self._buckets.items()):
-            if now - bucket.refilled_at >= 1.0:
+            if now - bucket.refilled_at >= full_after:
                 del self._buckets[account_id]
 
     @property

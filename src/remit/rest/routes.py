@@ -1,5 +1,6 @@
 """Every REST operation remit serves, in one table."""
 
+from remit.rest import publishable
 from remit.rest.app import Operation
 from remit.rest.resources import (
     balance,
@@ -31,6 +32,7 @@ def all_operations() -> list[Operation]:
             payment_intents.RETRIEVE,
             payment_intents.retrieve,
             publishable_needs="client_secret",
+            publishable_params=publishable.RETRIEVE_PARAMS,
         ),
         Operation("POST", PI + "/{intent}", payment_intents.UPDATE, payment_intents.update),
         Operation(
@@ -39,6 +41,7 @@ def all_operations() -> list[Operation]:
             payment_intents.CONFIRM,
             payment_intents.confirm,
             publishable_needs="client_secret",
+            publishable_params=publishable.CONFIRM_PARAMS,
         ),
         Operation(
             "POST", PI + "/{intent}/capture", payment_intents.CAPTURE, payment_intents.capture

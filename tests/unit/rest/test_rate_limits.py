@@ -24,6 +24,16 @@ def test_a_burst_up_to_the_limit_passes_then_requests_wait_for_the_refill() -> N
     assert sum(buckets.admit("acct_a") for _ in range(10)) == 4
 
 
+def test_a_limit_below_one_a_second_still_lets_one_request_through() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(0.5, clock)
+    assert [buckets.admit("acct_a") for _ in range(2)] == [True, False]
+    clock.now += 1.0
+    assert not buckets.admit("acct_a")
+    clock.now += 1.0
+    assert buckets.admit("acct_a")
+
+
 def test_a_refused_request_is_not_counted() -> None:
     clock = Clock()
     buckets = TokenBuckets(2, clock)

@@ -5,7 +5,6 @@ from remit.versioning import upgrade_request
 from remit.versioning.operations import CREATE_PAYMENT_INTENT
 from tests.support.versions import version_before
 from versions import LATEST_VERSION
-from versions.v2023_08_16 import DefaultToAutomaticPaymentMethods
 
 AT = "2023-08-16"
 BEFORE = version_before(AT)
@@ -20,7 +19,6 @@ CONFIRMING: dict[str, FormValue] = {
 def test_before_2023_08_16_a_create_naming_no_payment_methods_asks_for_cards() -> None:
     """The old default, card only, is sent on as the parameter that says so; the intent then
     has no automatic payment methods and its confirmation needs no return_url."""
-    assert DefaultToAutomaticPaymentMethods.version == AT
     assert upgrade_request(CREATE_PAYMENT_INTENT, dict(CONFIRMING), BEFORE) == {
         **CONFIRMING,
         "payment_method_types": ["card"],
