@@ -365,22 +365,26 @@ class VaultService:
         self, account_id: str, token: str, request: ForwardRequest
     ) -> AuditEvent:
         """A forward refused before any card was opened: as the caller named it, since the card
-        (if any) may be another account's and is not described to this one."""
-        return AuditEvent(
-            id=new_id("vae"),
-            created_at=self._clock.now(),
-            action=AuditAction.FORWARD,
-            requester=request.requester,
-            purpose=request.purpose,
-            succeeded=False,
-            token=token,
-            account_id=account_id,
-            destination=request.destination,
-            reference=request.reference,
-        )
+        (if any) may be another account's and is not described to this one (0: no key
+        version, as no card was opened)."""
+        return self._forward_audit(account_id, token, request, succeeded=False, key_version=0)
 
     def _forward_event(
         self, card: StoredCard, request: ForwardRequest, *, succeeded: bool
+    ) -> AuditEvent:
+        return self._forward_audit(
+            card.account_id, card.token, request, succeeded=succeeded,
+            key_version=card.sealed.kek_version,
+        )  # fmt: skip
+
+    def _forward_audit(
+        self,
+        account_id: str,
+        token: str,
+        request: ForwardRequest,
+        *,
+        succeeded: bool,
+        key_version: int,
     ) -> AuditEvent:
         return AuditEvent(
             id=new_id("vae"),
@@ -389,11 +393,11 @@ class VaultService:
             requester=request.requester,
             purpose=request.purpose,
             succeeded=succeeded,
-            token=card.token,
-            account_id=card.account_id,
+            token=token,
+            account_id=account_id,
             destination=request.destination,
             reference=request.reference,
-            key_version=card.sealed.kek_version,
+            key_version=key_version,
         )
 
     async def drop_expired_cvcs(self) -> int:
