@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from tests.support.accounts import TestAccount
+from tests.support.http import ok
 from tests.support.platform import RunningPlatform
 
 BEFORE_2022_11_15 = "2022-08-01"
@@ -31,13 +32,8 @@ def _request(
     )
 
 
-def _ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def _paid_intent_with_a_refund(platform: RunningPlatform, account: TestAccount) -> Any:
-    intent = _ok(
+    intent = ok(
         _request(
             platform,
             account,
@@ -54,7 +50,7 @@ def _paid_intent_with_a_refund(platform: RunningPlatform, account: TestAccount) 
     )
     assert intent["status"] == "succeeded"
     refund = {"charge": intent["latest_charge"], "amount": "100"}
-    _ok(_request(platform, account, "POST", "/v1/refunds", data=refund))
+    ok(_request(platform, account, "POST", "/v1/refunds", data=refund))
     return intent
 
 
@@ -62,7 +58,7 @@ def test_before_2022_11_15_a_payment_intent_expands_its_charges_balance_transact
     platform: RunningPlatform, account: TestAccount
 ) -> None:
     intent = _paid_intent_with_a_refund(platform, account)
-    body = _ok(
+    body = ok(
         _request(
             platform,
             account,
@@ -83,7 +79,7 @@ def test_before_2022_11_15_a_charge_expands_its_refunds_balance_transactions(
     platform: RunningPlatform, account: TestAccount
 ) -> None:
     intent = _paid_intent_with_a_refund(platform, account)
-    charge = _ok(
+    charge = ok(
         _request(
             platform,
             account,
@@ -102,7 +98,7 @@ def test_before_2022_11_15_nested_old_fields_expand_through_an_expanded_object(
     platform: RunningPlatform, account: TestAccount
 ) -> None:
     intent = _paid_intent_with_a_refund(platform, account)
-    body = _ok(
+    body = ok(
         _request(
             platform,
             account,
@@ -120,7 +116,7 @@ def test_a_list_before_2022_11_15_expands_each_intents_charges(
     platform: RunningPlatform, account: TestAccount
 ) -> None:
     intent = _paid_intent_with_a_refund(platform, account)
-    listed = _ok(
+    listed = ok(
         _request(
             platform,
             account,

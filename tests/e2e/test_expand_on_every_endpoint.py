@@ -2,7 +2,6 @@
 (stripe-wire.md, section 5): balance transactions, the balance, payment methods, payouts and
 reviews included. A path naming no expandable field is still a 400."""
 
-from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -11,6 +10,7 @@ import stripe
 from tests.e2e.test_balance_and_payouts import capture
 from tests.e2e.test_radar import add_rule, pay
 from tests.support.accounts import TestAccount
+from tests.support.http import ok
 from tests.support.platform import RunningPlatform
 from tests.support.postgres import WorkerDatabases
 
@@ -41,11 +41,6 @@ def _post(
     )
 
 
-def _ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def _cannot_expand(response: httpx.Response) -> None:
     assert response.status_code == 400, response.text
     error = response.json()["error"]
@@ -71,7 +66,7 @@ def test_balance_transactions_are_listed_with_each_source_expanded_whatever_its_
 ) -> None:
     intent = pay(client, "pm_card_visa")
     refund = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 500})
-    listed = _ok(_get(platform, account, "/v1/balance_transactions", "data.source"))
+    listed = ok(_get(platform, account, "/v1/balance_transactions", "data.source"))
     sources = {txn["source"]["object"]: txn["source"]["id"] for txn in listed["data"]}
     assert sources == {"charge": intent.latest_charge, "refund": refund.id}
 
@@ -83,7 +78,7 @@ def test_a_payout_is_created_retrieved_listed_and_canceled_with_its_transaction_
     databases: WorkerDatabases,
 ) -> None:
     capture(databases, account.id, "ch_e2e_expand_1", 5_000, bypass_pending=True)
-    created = _ok(
+    created = ok(
         _post(
             platform,
             account,
@@ -94,13 +89,13 @@ def test_a_payout_is_created_retrieved_listed_and_canceled_with_its_transaction_
     )
     assert created["balance_transaction"]["object"] == "balance_transaction"
     one = f"/v1/payouts/{created['id']}"
-    retrieved = _ok(_get(platform, account, one, "balance_transaction"))
+    retrieved = ok(_get(platform, account, one, "balance_transaction"))
     assert retrieved["balance_transaction"]["id"] == created["balance_transaction"]["id"]
-    listed = _ok(_get(platform, account, "/v1/payouts", "data.balance_transaction"))
+    listed = ok(_get(platform, account, "/v1/payouts", "data.balance_transaction"))
     assert [type(p["balance_transaction"]) for p in listed["data"]] == [dict]
-    updated = _ok(_post(platform, account, one, {"metadata[a]": "b"}, "balance_transaction"))
+    updated = ok(_post(platform, account, one, {"metadata[a]": "b"}, "balance_transaction"))
     assert isinstance(updated["balance_transaction"], dict)
-    canceled = _ok(_post(platform, account, one + "/cancel", {}, "balance_transaction"))
+    canceled = ok(_post(platform, account, one + "/cancel", {}, "balance_transaction"))
     assert canceled["balance_transaction"]["object"] == "balance_transaction"
     _cannot_expand(_get(platform, account, one, "amount"))
 
@@ -113,19 +108,19 @@ def test_a_payment_method_is_expanded_into_its_customer_by_every_endpoint(
         params={"type": "card", "card": {"token": "tok_visa"}}
     ).id
     one = f"/v1/payment_methods/{method}"
-    attached = _ok(_post(platform, account, one + "/attach", {"customer": customer}, "customer"))
+    attached = ok(_post(platform, account, one + "/attach", {"customer": customer}, "customer"))
     assert attached["customer"]["id"] == customer
-    assert _ok(_get(platform, account, one, "customer"))["customer"]["id"] == customer
-    updated = _ok(_post(platform, account, one, {"metadata[a]": "b"}, "customer"))
+    assert ok(_get(platform, account, one, "customer"))["customer"]["id"] == customer
+    updated = ok(_post(platform, account, one, {"metadata[a]": "b"}, "customer"))
     assert updated["customer"]["id"] == customer
     for path in (
         "/v1/payment_methods?customer=" + customer,
         f"/v1/customers/{customer}/payment_methods",
     ):
-        listed = _ok(_get(platform, account, path, "data.customer"))
+        listed = ok(_get(platform, account, path, "data.customer"))
         assert [m["customer"]["id"] for m in listed["data"]] == [customer]
     _cannot_expand(_get(platform, account, one, "type"))
-    detached = _ok(_post(platform, account, one + "/detach", {}, "customer"))
+    detached = ok(_post(platform, account, one + "/detach", {}, "customer"))
     assert detached["customer"] is None
 
 
@@ -136,16 +131,16 @@ def test_a_review_is_expanded_into_its_payment_intent_by_every_endpoint(
     intent = pay(client, "pm_card_riskLevelElevated", capture_method="manual")
     assert isinstance(intent.review, str)
     one = f"/v1/reviews/{intent.review}"
-    retrieved = _ok(_get(platform, account, one, "payment_intent", "charge"))
+    retrieved = ok(_get(platform, account, one, "payment_intent", "charge"))
     assert (retrieved["payment_intent"]["id"], retrieved["charge"]["id"]) == (
         intent.id,
         intent.latest_charge,
     )
-    listed = _ok(_get(platform, account, "/v1/reviews", "data.payment_intent"))
+    listed = ok(_get(platform, account, "/v1/reviews", "data.payment_intent"))
     assert [r["payment_intent"]["id"] for r in listed["data"]] == [intent.id]
-    expanded_intent = _ok(_get(platform, account, f"/v1/payment_intents/{intent.id}", "review"))
+    expanded_intent = ok(_get(platform, account, f"/v1/payment_intents/{intent.id}", "review"))
     assert expanded_intent["review"]["id"] == intent.review
-    approved = _ok(_post(platform, account, one + "/approve", {}, "payment_intent"))
+    approved = ok(_post(platform, account, one + "/approve", {}, "payment_intent"))
     assert approved["payment_intent"]["id"] == intent.id
     _cannot_expand(_get(platform, account, one, "reason"))
 
@@ -155,7 +150,7 @@ def test_a_review_closed_with_expand_shows_its_charge(
 ) -> None:
     add_rule(client, "Review if :risk_level: = 'elevated'")
     intent = pay(client, "pm_card_riskLevelElevated", capture_method="manual")
-    closed = _ok(
+    closed = ok(
         _post(
             platform, account, f"/v1/reviews/{intent.review}/close", {"action": "cancel"}, "charge"
         )
@@ -166,7 +161,7 @@ def test_a_review_closed_with_expand_shows_its_charge(
 def test_the_balance_takes_expand_and_refuses_a_field_that_names_no_object(
     platform: RunningPlatform, account: TestAccount
 ) -> None:
-    assert _ok(_get(platform, account, "/v1/balance", "available"))["object"] == "balance"
+    assert ok(_get(platform, account, "/v1/balance", "available"))["object"] == "balance"
     _cannot_expand(_get(platform, account, "/v1/balance", "livemode"))
     _cannot_expand(_get(platform, account, "/v1/balance", "no_such_field"))
 
@@ -175,6 +170,6 @@ def test_a_webhook_endpoint_has_nothing_to_expand_and_says_so(
     platform: RunningPlatform, account: TestAccount
 ) -> None:
     body = {"url": "https://example.com/hook", "enabled_events[0]": "*"}
-    endpoint = _ok(_post(platform, account, "/v1/webhook_endpoints", body))
+    endpoint = ok(_post(platform, account, "/v1/webhook_endpoints", body))
     _cannot_expand(_get(platform, account, f"/v1/webhook_endpoints/{endpoint['id']}", "url"))
     _cannot_expand(_get(platform, account, "/v1/webhook_endpoints", "data.url"))
