@@ -278,3 +278,33 @@ def test_creating_with_confirm_true_without_return_url_is_refused_from_2023_08_1
         "amount=500&currency=usd&payment_method=pm_card_visa&confirm=true",
     )
     assert _error(response)["param"] == "return_url"
+
+
+BEFORE_ENDIVE = "2026-08-26.dahlia"
+
+
+def test_before_endive_writing_payment_method_types_turns_automatic_payment_methods_off(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """Naming the types chooses them explicitly, on update and on confirm as on create: the
+    intent no longer takes automatic payment methods, and its confirmation needs no
+    return_url."""
+    updated = _created(platform, account, version=BEFORE_ENDIVE)
+    assert updated["automatic_payment_methods"]["enabled"] is True
+    response = _post(
+        platform, account, f"/v1/payment_intents/{updated['id']}",
+        "payment_method_types[]=card", BEFORE_ENDIVE,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json()["automatic_payment_methods"] is None
+    paid = _confirm(platform, account, updated, "payment_method=pm_card_visa", BEFORE_ENDIVE)
+    assert paid.status_code == 200, paid.text
+
+    confirmed = _created(platform, account, version=BEFORE_ENDIVE)
+    paid = _confirm(
+        platform, account, confirmed,
+        "payment_method=pm_card_visa&payment_method_types[]=card", BEFORE_ENDIVE,
+    )  # fmt: skip
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["automatic_payment_methods"] is None
+    assert paid.json()["status"] == "succeeded"

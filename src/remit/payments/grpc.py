@@ -545,6 +545,10 @@ def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Update
         changes["setup_future_usage"] = _setup_future_usage(request)
     if request.HasField("shipping") or request.clear_shipping:
         changes["shipping"] = _shipping_of(request)
+    if request.payment_method_types:
+        # Written by an account on a version before endive: the types are chosen explicitly,
+        # so automatic payment methods go off, as on a create naming them.
+        changes["automatic_payment_methods"] = None
     for name in ("allowed_payment_method_types", "excluded_payment_method_types"):
         # A non-empty list replaces the intent's (UpdatePaymentIntentRequest).
         types = _types_or_none(getattr(request, name))
@@ -619,6 +623,8 @@ def confirm_params(
         clear_shipping=clear_shipping,
         allowed_payment_method_types=allowed,
         excluded_payment_method_types=excluded,
+        names_payment_method_types=isinstance(request, pb.ConfirmPaymentIntentRequest)
+        and bool(request.payment_method_types),
     )
 
 

@@ -152,6 +152,10 @@ class ConfirmParams:
     clear_shipping: bool = False
     # Replace the intent's restriction of payment method types (non-empty lists only).
     allowed_payment_method_types: tuple[str, ...] | None = None
+    # The confirmation writes `payment_method_types` (accounts on versions before endive): the
+    # types are chosen explicitly, so automatic payment methods go off, as on a create naming
+    # them.
+    names_payment_method_types: bool = False
     excluded_payment_method_types: tuple[str, ...] | None = None
 
     @property
@@ -758,6 +762,8 @@ class PaymentsService:
                 # known to allow a confirmation at all (that refusal says more).
                 if intent.status not in ALLOWED_FROM[ConfirmationStarted]:
                     raise unexpected_state(intent, "confirm")
+                if confirm.names_payment_method_types:
+                    intent = replace(intent, automatic_payment_methods=None)
                 require_return_url(
                     intent, return_url=confirm.return_url, off_session=confirm.off_session
                 )
