@@ -53,6 +53,18 @@ def all_operations() -> list[Operation]:
         Operation("POST", "/v1/refunds", refunds.CREATE, refunds.create),
         Operation("GET", "/v1/refunds", refunds.LIST, refunds.list_refunds),
         Operation("GET", "/v1/refunds/{refund}", refunds.RETRIEVE, refunds.retrieve),
+        Operation(
+            "GET",
+            "/v1/charges/{charge}/refunds",
+            refunds.CHARGE_REFUNDS,
+            refunds.list_charge_refunds,
+        ),
+        Operation(
+            "GET",
+            "/v1/charges/{charge}/refunds/{refund}",
+            refunds.RETRIEVE,
+            refunds.retrieve_charge_refund,
+        ),
         Operation("POST", "/v1/refunds/{refund}", refunds.UPDATE, refunds.update),
         Operation("POST", "/v1/refunds/{refund}/cancel", refunds.CANCEL, refunds.cancel),
         *_card_operations(),

@@ -3,6 +3,7 @@
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
+from remit.rest.errors import StripeError
 from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
@@ -41,6 +42,9 @@ RETRIEVE = Schema({"expand": ExpandList()})
 UPDATE = Schema({"metadata": Metadata(), "expand": ExpandList()})
 CANCEL = Schema({"expand": ExpandList()})
 LIST = list_schema({"charge": String(), "payment_intent": String()})
+# A charge's own refunds, under the charge (the URL of `Charge.refunds` on versions before
+# 2022-11-15, which stripe-python pages through).
+CHARGE_REFUNDS = list_schema({})
 
 
 async def fetch_refund(context: ApiContext, deps: object, refund_id: str) -> JsonObject:
@@ -127,6 +131,25 @@ async def list_refunds(context: ApiContext, deps: Dependencies) -> JsonObject:
             setattr(request, name, value)
     reply = await call(deps.payments.ListRefunds, request, context)
     return list_envelope(reply.data, has_more=reply.has_more, url=PATH)
+
+
+async def list_charge_refunds(context: ApiContext, deps: Dependencies) -> JsonObject:
+    charge_id = context.path["charge"]
+    await call(deps.payments.GetCharge, pb.GetChargeRequest(id=charge_id), context)  # 404
+    page = PageRequest.from_params(context.params)
+    request = pb.ListRefundsRequest(**page_fields(page), charge=charge_id)  # type: ignore[arg-type]
+    reply = await call(deps.payments.ListRefunds, request, context)
+    return list_envelope(
+        reply.data, has_more=reply.has_more, url=f"/v1/charges/{charge_id}/refunds"
+    )
+
+
+async def retrieve_charge_refund(context: ApiContext, deps: Dependencies) -> JsonObject:
+    """A refund under its charge: one of another charge is not found here."""
+    refund = await retrieve(context, deps)
+    if refund.get("charge") != context.path["charge"]:
+        raise StripeError.resource_missing("refund", context.path["refund"])
+    return refund
 
 
 metadata_update = _metadata_update
