@@ -17,8 +17,9 @@ CONFIRMING: dict[str, FormValue] = {
 
 
 def test_before_2023_08_16_a_create_naming_no_payment_methods_asks_for_cards() -> None:
-    """The old default, card only, is sent on as the parameter that says so; the intent then
-    has no automatic payment methods and its confirmation needs no return_url."""
+    """The old default, card only, is sent on (DefaultToAutomaticPaymentMethods) as the
+    parameter that says so; the intent then has no automatic payment methods and its
+    confirmation needs no return_url."""
     assert upgrade_request(CREATE_PAYMENT_INTENT, dict(CONFIRMING), BEFORE) == {
         **CONFIRMING,
         "payment_method_types": ["card"],
