@@ -153,6 +153,32 @@ def test_update_and_confirm_replace_the_allowed_and_excluded_lists(
     assert body["excluded_payment_method_types"] == ["ideal"]
 
 
+def test_update_and_confirm_lift_the_lists_with_an_empty_value(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """A restriction once set can be lifted, as Stripe unsets a field: `name=`."""
+    intent = _created(
+        platform, account,
+        "&allowed_payment_method_types[0]=card&excluded_payment_method_types[0]=ideal",
+    )  # fmt: skip
+    path = f"/v1/payment_intents/{intent['id']}"
+    lifted = _post(platform, account, path, "excluded_payment_method_types=")
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["excluded_payment_method_types"] == []
+    assert lifted.json()["allowed_payment_method_types"] == ["card"]
+    confirmed = _confirm(
+        platform, account, intent,
+        f"payment_method=pm_card_visa&return_url={RETURN_URL}&allowed_payment_method_types=",
+    )  # fmt: skip
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["allowed_payment_method_types"] == []
+    both = _post(
+        platform, account, path,
+        "excluded_payment_method_types=&excluded_payment_method_types[0]=ideal",
+    )  # fmt: skip
+    assert both.status_code == 400, both.text
+
+
 @pytest.mark.parametrize(
     ("extra", "param"),
     [

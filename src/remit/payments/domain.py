@@ -335,10 +335,12 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
                 setup_future_usage=_confirmed_setup_future_usage(intent, event),
                 receipt_email=_confirmed_receipt_email(intent, event),
                 shipping=_confirmed_shipping(intent, event),
-                allowed_payment_method_types=event.allowed_payment_method_types
-                or intent.allowed_payment_method_types,
-                excluded_payment_method_types=event.excluded_payment_method_types
-                or intent.excluded_payment_method_types,
+                allowed_payment_method_types=_confirmed_types(
+                    event.allowed_payment_method_types, intent.allowed_payment_method_types
+                ),
+                excluded_payment_method_types=_confirmed_types(
+                    event.excluded_payment_method_types, intent.excluded_payment_method_types
+                ),
                 latest_charge_id=event.charge_id,
                 last_payment_error=None,
                 next_action=None,
@@ -469,6 +471,16 @@ def _updated(intent: PaymentIntent, event: Updated) -> PaymentIntent:
             next_action=None,
         )
     return updated
+
+
+def _confirmed_types(
+    given: tuple[str, ...] | None, stored: tuple[str, ...] | None
+) -> tuple[str, ...] | None:
+    """A confirmation's list of payment method types: None keeps the intent's, an empty one
+    clears it (no restriction), any other replaces it."""
+    if given is None:
+        return stored
+    return given or None
 
 
 def initial_status(new: NewPaymentIntent) -> Status:

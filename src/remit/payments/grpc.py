@@ -510,6 +510,19 @@ def _paid_with(outcome: PaymentIntent | RemitError) -> str | None:
     return outcome.payment_method_id
 
 
+def _types_given(
+    request: pb.UpdatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest, name: str
+) -> tuple[str, ...] | None:
+    """A list of payment method types an update or a confirmation gives: None when it gives
+    none, empty when it clears the intent's, refused when it does both."""
+    types = _types_or_none(getattr(request, name))
+    if not getattr(request, f"clear_{name}"):
+        return types
+    if types is not None:
+        raise invalid(f"{name} cannot be both set and cleared.", name)
+    return ()
+
+
 def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Updated:
     """What an update changes besides metadata; refused when it both sets and clears shipping
     or setup_future_usage, as a confirmation is."""
@@ -550,10 +563,10 @@ def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Update
         # so automatic payment methods go off, as on a create naming them.
         changes["automatic_payment_methods"] = None
     for name in ("allowed_payment_method_types", "excluded_payment_method_types"):
-        # A non-empty list replaces the intent's (UpdatePaymentIntentRequest).
-        types = _types_or_none(getattr(request, name))
+        # A non-empty list replaces the intent's, and its clear flag lifts it.
+        types = _types_given(request, name)
         if types is not None:
-            changes[name] = types
+            changes[name] = types or None
     return Updated(
         at=_EPOCH,
         amount_minor=_optional(request, "amount"),
@@ -605,8 +618,8 @@ def confirm_params(
         receipt_email, shipping = _optional(request, "receipt_email"), _shipping_of(request)
         clear_shipping = request.clear_shipping
         clear_usage = request.clear_setup_future_usage
-        allowed = _types_or_none(request.allowed_payment_method_types)
-        excluded = _types_or_none(request.excluded_payment_method_types)
+        allowed = _types_given(request, "allowed_payment_method_types")
+        excluded = _types_given(request, "excluded_payment_method_types")
     return ConfirmParams(
         payment_method_id=_optional(request, "payment_method"),
         capture_method=_capture_method(request),

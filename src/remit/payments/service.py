@@ -150,7 +150,7 @@ class ConfirmParams:
     shipping: Mapping[str, object] | None = None
     clear_receipt_email: bool = False
     clear_shipping: bool = False
-    # Replace the intent's restriction of payment method types (non-empty lists only).
+    # Replace the intent's restriction of payment method types; empty: lift it.
     allowed_payment_method_types: tuple[str, ...] | None = None
     # The confirmation writes `payment_method_types` (accounts on versions before endive): the
     # types are chosen explicitly, so automatic payment methods go off, as on a create naming

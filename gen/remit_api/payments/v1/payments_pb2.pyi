@@ -3327,6 +3327,8 @@ class UpdatePaymentIntentRequest(_message.Message):
     ALLOWED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     EXCLUDED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     PAYMENT_METHOD_DATA_FIELD_NUMBER: _builtins.int
+    CLEAR_ALLOWED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
+    CLEAR_EXCLUDED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """pi_ id."""
     amount: _builtins.int
@@ -3349,6 +3351,10 @@ class UpdatePaymentIntentRequest(_message.Message):
     statement_descriptor_suffix: _builtins.str
     application_fee_amount: _builtins.int
     capture_method: Global___PaymentIntentCaptureMethod.ValueType
+    clear_allowed_payment_method_types: _builtins.bool
+    """Lifts the restriction (every type remit processes is allowed again); not with the list."""
+    clear_excluded_payment_method_types: _builtins.bool
+    """Excludes nothing any more; not with the list."""
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Keys to set or replace."""
@@ -3403,10 +3409,12 @@ class UpdatePaymentIntentRequest(_message.Message):
         allowed_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
         excluded_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
         payment_method_data: Global___PaymentMethodData | None = ...,
+        clear_allowed_payment_method_types: _builtins.bool = ...,
+        clear_excluded_payment_method_types: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "_application_fee_amount", b"_application_fee_amount", "_capture_method", b"_capture_method", "_currency", b"_currency", "_customer", b"_customer", "_description", b"_description", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_setup_future_usage", b"_setup_future_usage", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "amount", b"amount", "application_fee_amount", b"application_fee_amount", "capture_method", b"capture_method", "currency", b"currency", "customer", b"customer", "description", b"description", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "_application_fee_amount", b"_application_fee_amount", "_capture_method", b"_capture_method", "_currency", b"_currency", "_customer", b"_customer", "_description", b"_description", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_setup_future_usage", b"_setup_future_usage", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "allowed_payment_method_types", b"allowed_payment_method_types", "amount", b"amount", "application_fee_amount", b"application_fee_amount", "capture_method", b"capture_method", "clear_metadata", b"clear_metadata", "clear_setup_future_usage", b"clear_setup_future_usage", "clear_shipping", b"clear_shipping", "currency", b"currency", "customer", b"customer", "description", b"description", "excluded_payment_method_types", b"excluded_payment_method_types", "id", b"id", "metadata", b"metadata", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "receipt_email", b"receipt_email", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "unset_metadata_keys", b"unset_metadata_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "_application_fee_amount", b"_application_fee_amount", "_capture_method", b"_capture_method", "_currency", b"_currency", "_customer", b"_customer", "_description", b"_description", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_setup_future_usage", b"_setup_future_usage", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "allowed_payment_method_types", b"allowed_payment_method_types", "amount", b"amount", "application_fee_amount", b"application_fee_amount", "capture_method", b"capture_method", "clear_allowed_payment_method_types", b"clear_allowed_payment_method_types", "clear_excluded_payment_method_types", b"clear_excluded_payment_method_types", "clear_metadata", b"clear_metadata", "clear_setup_future_usage", b"clear_setup_future_usage", "clear_shipping", b"clear_shipping", "currency", b"currency", "customer", b"customer", "description", b"description", "excluded_payment_method_types", b"excluded_payment_method_types", "id", b"id", "metadata", b"metadata", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "receipt_email", b"receipt_email", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "unset_metadata_keys", b"unset_metadata_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__amount: _TypeAlias = _typing.Literal["amount"]  # noqa: Y015
     _WhichOneofArgType__amount: _TypeAlias = _typing.Literal["_amount", b"_amount"]  # noqa: Y015
@@ -3500,6 +3508,8 @@ class ConfirmPaymentIntentRequest(_message.Message):
     PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     ALLOWED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     EXCLUDED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
+    CLEAR_ALLOWED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
+    CLEAR_EXCLUDED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """pi_ id."""
     payment_method: _builtins.str
@@ -3519,6 +3529,10 @@ class ConfirmPaymentIntentRequest(_message.Message):
     """Clears the intent's setup_future_usage (Stripe's `setup_future_usage=`); not with
     `setup_future_usage`.
     """
+    clear_allowed_payment_method_types: _builtins.bool
+    """Lifts the restriction (every type remit processes is allowed again); not with the list."""
+    clear_excluded_payment_method_types: _builtins.bool
+    """Excludes nothing any more; not with the list."""
     @_builtins.property
     def payment_method_data(self) -> Global___PaymentMethodData: ...
     @_builtins.property
@@ -3559,10 +3573,12 @@ class ConfirmPaymentIntentRequest(_message.Message):
         payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
         allowed_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
         excluded_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
+        clear_allowed_payment_method_types: _builtins.bool = ...,
+        clear_excluded_payment_method_types: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "capture_method", b"capture_method", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "allowed_payment_method_types", b"allowed_payment_method_types", "capture_method", b"capture_method", "clear_setup_future_usage", b"clear_setup_future_usage", "clear_shipping", b"clear_shipping", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "excluded_payment_method_types", b"excluded_payment_method_types", "id", b"id", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "allowed_payment_method_types", b"allowed_payment_method_types", "capture_method", b"capture_method", "clear_allowed_payment_method_types", b"clear_allowed_payment_method_types", "clear_excluded_payment_method_types", b"clear_excluded_payment_method_types", "clear_setup_future_usage", b"clear_setup_future_usage", "clear_shipping", b"clear_shipping", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "excluded_payment_method_types", b"excluded_payment_method_types", "id", b"id", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__capture_method: _TypeAlias = _typing.Literal["capture_method"]  # noqa: Y015
     _WhichOneofArgType__capture_method: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method"]  # noqa: Y015

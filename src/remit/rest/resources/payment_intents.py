@@ -8,6 +8,7 @@ from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
+    UNSET,
     Boolean,
     Currency,
     Email,
@@ -72,6 +73,10 @@ _PAYMENT_METHOD_TYPE_LISTS = {
     "allowed_payment_method_types": StringList(),
     "excluded_payment_method_types": StringList(),
 }
+# On update and confirm an empty value (`excluded_payment_method_types=`) lifts the list.
+_CLEARABLE_PAYMENT_METHOD_TYPE_LISTS = {
+    name: StringList(unsettable=True) for name in _PAYMENT_METHOD_TYPE_LISTS
+}
 _ALLOW_REDIRECTS = enum_numbers(pb.AllowRedirects.DESCRIPTOR)
 _DESCRIPTORS = {
     "statement_descriptor": StatementDescriptor(),
@@ -126,7 +131,7 @@ UPDATE = Schema(
         "shipping": shipping_field(unsettable=True),
         "statement_descriptor": StatementDescriptor(unsettable=True),
         "statement_descriptor_suffix": StatementDescriptor(needs_letter=False, unsettable=True),
-        **_PAYMENT_METHOD_TYPE_LISTS,
+        **_CLEARABLE_PAYMENT_METHOD_TYPE_LISTS,
     }
 )
 CONFIRM = Schema(
@@ -144,7 +149,7 @@ CONFIRM = Schema(
         "return_url": String(),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE, unsettable=True),
         "shipping": shipping_field(unsettable=True),
-        **_PAYMENT_METHOD_TYPE_LISTS,
+        **_CLEARABLE_PAYMENT_METHOD_TYPE_LISTS,
     },
     exclusive=[_ONE_PAYMENT_METHOD],
 )
@@ -183,10 +188,9 @@ def _set_payment_method_types(
 ) -> None:
     """`payment_method_types` (checked by `_check_payment_method_types`) and the allowed and
     excluded lists, which the core validates against what remit can process. An empty allowed
-    list would allow nothing at all, so it is refused here (the gRPC field cannot carry it)."""
-    if "allowed_payment_method_types" in context.params and not context.str_list(
-        "allowed_payment_method_types"
-    ):
+    list (a JSON body's []) would allow nothing at all, so it is refused here; an empty value
+    (`allowed_payment_method_types=`) on update or confirm lifts the list instead."""
+    if context.params.get("allowed_payment_method_types") == []:
         raise StripeError.invalid_request(
             "allowed_payment_method_types must name at least one payment method type.",
             code="parameter_invalid",
@@ -195,6 +199,12 @@ def _set_payment_method_types(
     request.payment_method_types.extend(context.str_list("payment_method_types"))
     request.allowed_payment_method_types.extend(context.str_list("allowed_payment_method_types"))
     request.excluded_payment_method_types.extend(context.str_list("excluded_payment_method_types"))
+    if not isinstance(request, pb.CreatePaymentIntentRequest):
+        # `allowed_payment_method_types=` and `excluded_payment_method_types=` lift the lists.
+        cleared = {name for name in _CLEARABLE_PAYMENT_METHOD_TYPE_LISTS
+                   if context.params.get(name) is UNSET}  # fmt: skip
+        request.clear_allowed_payment_method_types = "allowed_payment_method_types" in cleared
+        request.clear_excluded_payment_method_types = "excluded_payment_method_types" in cleared
 
 
 def _set_automatic_payment_methods(
