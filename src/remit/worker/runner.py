@@ -34,7 +34,6 @@ JobHandler = Callable[[AsyncConnection, Job], Awaitable[None]]
 PeriodicTask = Callable[[], Awaitable[None]]
 
 POLL_INTERVAL_S = 1.0
-BATCH_SIZE = 20
 MAX_BACKOFF_S = 3600.0
 # The longest wait between attempts to claim jobs while the database keeps failing.
 MAX_CLAIM_PAUSE_S = 30.0
@@ -67,20 +66,18 @@ class Worker:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
-        """Claim one batch of due jobs and run them; return how many ran."""
+        """Claim one batch of due jobs and run them; return how many ran.
+
+        A batch is as large as the jobs this worker runs at once, and all of them start at
+        once: a job claimed but left waiting for a turn would see its lease run out (a webhook
+        delivery may take its whole HTTP timeout), and another worker would claim it again."""
         async with self.engine.begin() as db:
             batch = await claim_jobs(
-                db, now=self.clock.now(), limit=BATCH_SIZE, kinds=sorted(self.handlers)
+                db, now=self.clock.now(), limit=self.concurrency, kinds=sorted(self.handlers)
             )
         if not batch:
             return 0
-        limiter = asyncio.Semaphore(self.concurrency)
-
-        async def run(job: Job) -> None:
-            async with limiter:
-                await self._run_job(job)
-
-        await asyncio.gather(*(run(job) for job in batch))
+        await asyncio.gather(*(self._run_job(job) for job in batch))
         return len(batch)
 
     async def _run_job(self, job: Job) -> None:

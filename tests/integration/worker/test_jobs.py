@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import FixedClock
@@ -133,6 +133,39 @@ async def test_a_job_failed_for_good_is_given_up_once_even_if_giving_up_fails(
     async with core_engine.connect() as db:
         row = (await db.execute(select(jobs.c.status, jobs.c.attempts))).one()
     assert (row.status, row.attempts) == ("failed", 2)
+
+
+async def test_a_worker_claims_no_more_jobs_than_it_runs_at_once(core_engine: AsyncEngine) -> None:
+    """A job claimed but left waiting for a turn would see its lease run out while it waited,
+    and another worker would claim it again: a batch is as large as the concurrency, and the
+    rest stay unclaimed for any worker."""
+    running: list[int] = []
+    most = 0
+
+    async def slow(_db: AsyncConnection, job: Job) -> None:
+        nonlocal most
+        running.append(job.id)
+        most = max(most, len(running))
+        await asyncio.sleep(0.05)
+        running.remove(job.id)
+
+    worker = Worker(
+        engine=core_engine, handlers={"slow": slow}, clock=FixedClock(T0), concurrency=2
+    )
+    async with core_engine.begin() as db:
+        for n in range(5):
+            await stage_job(db, "slow", {"n": n}, now=T0)
+    assert await worker.run_once() == 2
+    assert most == 2
+    async with core_engine.connect() as db:
+        unclaimed = (
+            await db.execute(
+                select(func.count()).where(
+                    jobs.c.status == "pending", jobs.c.locked_until.is_(None)
+                )
+            )
+        ).scalar_one()
+    assert unclaimed == 3
 
 
 async def test_a_handler_that_succeeds_completes_its_job_once(core_engine: AsyncEngine) -> None:
