@@ -351,10 +351,13 @@ async def test_deliveries_to_one_endpoint_never_exceed_its_concurrency_limit(
         await bench.endpoint(receiver.url)
         for _ in range(12):
             await bench.record()
-        # Two workers, each willing to run 8 deliveries at once, on the real clock.
+        # Two workers, each willing to run 4 deliveries at once, on the real clock. They share
+        # this test's engine, whose pool must hold more connections than the jobs the two run
+        # at once: a delivery holds its job's transaction while it takes a second connection.
         workers = [bench.worker, type(bench.worker)(engine=core_engine,
-                   handlers=bench.worker.handlers, clock=SystemClock())]  # fmt: skip
+                   handlers=bench.worker.handlers, clock=SystemClock(), concurrency=4)]  # fmt: skip
         bench.worker.clock = SystemClock()
+        bench.worker.concurrency = 4
 
         async def run(worker: object) -> None:
             deadline = asyncio.get_running_loop().time() + 20
