@@ -164,14 +164,14 @@ def test_update_and_confirm_lift_the_lists_with_an_empty_value(
     path = f"/v1/payment_intents/{intent['id']}"
     lifted = _post(platform, account, path, "excluded_payment_method_types=")
     assert lifted.status_code == 200, lifted.text
-    assert lifted.json()["excluded_payment_method_types"] == []
+    assert lifted.json()["excluded_payment_method_types"] is None
     assert lifted.json()["allowed_payment_method_types"] == ["card"]
     confirmed = _confirm(
         platform, account, intent,
         f"payment_method=pm_card_visa&return_url={RETURN_URL}&allowed_payment_method_types=",
     )  # fmt: skip
     assert confirmed.status_code == 200, confirmed.text
-    assert confirmed.json()["allowed_payment_method_types"] == []
+    assert confirmed.json()["allowed_payment_method_types"] is None
     both = _post(
         platform, account, path,
         "excluded_payment_method_types=&excluded_payment_method_types[0]=ideal",

@@ -57,6 +57,16 @@ def expandable_resource(field: FieldDescriptor) -> str | None:
     return str(options.Extensions[options_pb2.expandable].resource) or None
 
 
+def null_when_empty(field: FieldDescriptor) -> bool:
+    """Whether an empty repeated `field` renders as null (its `null_when_empty` option)."""
+    from remit_api.options.v1 import options_pb2
+
+    options = field.GetOptions()
+    return options.HasExtension(options_pb2.null_when_empty) and bool(
+        options.Extensions[options_pb2.null_when_empty]
+    )
+
+
 @cache
 def enum_wire_values(enum: EnumDescriptor) -> dict[int, str | None]:
     """Map each enum number to Stripe's string: `CAPTURE_METHOD_MANUAL` -> `manual`."""
@@ -147,6 +157,8 @@ def _field_renderer(field: FieldDescriptor) -> Callable[[Message], JsonValue]:
             render_item = _message_renderer(field.message_type)
             return lambda m: [render_item(item) for item in getattr(m, name)]
         convert_item = _scalar_converter(field)
+        if null_when_empty(field):
+            return lambda m: [convert_item(item) for item in getattr(m, name)] or None
         return lambda m: [convert_item(item) for item in getattr(m, name)]
     if field.message_type is not None:
         render_message = _message_renderer(field.message_type)

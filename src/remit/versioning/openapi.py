@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Final
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from remit.core.jsonview import JsonObject, JsonValue, enum_wire_values, expandable_resource
+from remit.core.jsonview import (
+    JsonObject,
+    JsonValue,
+    enum_wire_values,
+    expandable_resource,
+    null_when_empty,
+)
 from remit.rest import params as p
 from remit.versioning.descriptors import message_for, resource_messages
 from remit.versioning.operations import operation_key
@@ -102,7 +108,8 @@ class _SchemaBuilder:
             value = self.single(message.fields_by_name["value"])
             return {"type": "object", "additionalProperties": value}
         if field.is_repeated:
-            return {"type": "array", "items": self.single(field)}
+            array: JsonObject = {"type": "array", "items": self.single(field)}
+            return nullable(array) if null_when_empty(field) else array
         schema = self.single(field)
         target = expandable_resource(field)
         if target is not None:

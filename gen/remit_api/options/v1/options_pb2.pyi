@@ -81,9 +81,15 @@ Global___ExpandableOptions: _TypeAlias = ExpandableOptions  # noqa: Y015
 
 RESOURCE_FIELD_NUMBER: _builtins.int
 EXPANDABLE_FIELD_NUMBER: _builtins.int
+NULL_WHEN_EMPTY_FIELD_NUMBER: _builtins.int
 resource: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MessageOptions, Global___ResourceOptions]
 """Set on every top-level resource message (and on nested ones that carry an `object` in
 Stripe's JSON, such as list envelopes and a token's card).
 """
 expandable: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, Global___ExpandableOptions]
 """Set on expandable id fields such as latest_charge, customer, payment_method."""
+null_when_empty: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
+"""On a repeated field that Stripe's JSON shows as null when it is not set, such as a
+PaymentIntent's allowed_payment_method_types: empty renders as null (a repeated field has
+no presence of its own, and such a list is never set empty).
+"""
