@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -326,6 +326,21 @@ def _already_captured(intent_id: str) -> RemitError:
         kind=ErrorKind.FAILED_PRECONDITION,
         code="payment_intent_unexpected_state",
     )
+
+
+# Stripe's values of a refund's failure_reason; a network's own code outside them (the
+# acquirer's refusals say remit and the network disagree on what is refundable) is `unknown`
+# on the wire, and logged as it came.
+REFUND_FAILURE_REASONS: Final = frozenset(
+    {
+        "lost_or_stolen_card", "expired_or_canceled_card", "charge_for_pending_refund_disputed",
+        "insufficient_funds", "declined", "merchant_request", "unknown",
+    }
+)  # fmt: skip
+
+
+def refund_failure_reason(network_code: str | None) -> str:
+    return network_code if network_code in REFUND_FAILURE_REASONS else "unknown"
 
 
 def stored_error(error: RemitError) -> Replay:
@@ -1731,10 +1746,13 @@ class PaymentsService:
                 )
                 charge_after = locked_charge
             else:
+                log.warning(
+                    "refund %s refused by the network: %s", current.id, operation.code or "no code"
+                )
                 after = replace(
                     current,
                     status=RefundStatus.FAILED,
-                    failure_reason=operation.code or "unknown",
+                    failure_reason=refund_failure_reason(operation.code),
                     updated_at=now,
                 )
                 charge_after = replace(

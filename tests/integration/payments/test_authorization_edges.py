@@ -1,6 +1,7 @@
 """An authorization's edges: a capture the network answers after the 7 days, a cancel resumed
-after a confirmation authorized the intent, the reference a 3-D Secure payment settles under.
-Against a real PostgreSQL, with the ledger's hooks and an in-process card network."""
+after a confirmation authorized the intent, the reference a 3-D Secure payment settles under,
+what a refund the network refuses shows. Against a real PostgreSQL, with the ledger's hooks and
+an in-process card network."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.ledger.verify import verify_ledger
+from remit.payments.charges import RefundStatus
 from remit.payments.domain import (
     CancellationReason,
     CaptureMethod,
@@ -26,7 +28,7 @@ from remit.payments.network import OperationOutcome
 from remit.payments.ports import HookChain
 from remit.payments.service import ConfirmParams, Done, PaymentsService, Replay
 from tests.integration.payments.conftest import FakeMethods
-from tests.integration.payments.test_payments_service import call, pay, respond
+from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -267,3 +269,38 @@ async def test_a_cancel_resumed_after_the_expiry_job_canceled_the_intent_stores_
     assert retried.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
     expired = await payments.get_payment_intent(account_id, held.id)
     assert expired.cancellation_reason is CancellationReason.EXPIRED
+
+
+class RefusingRefunds(FakeNetwork):
+    """A network that refuses every refund with `code`."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self._code = code
+
+    async def refund(
+        self, *, authorization_id: str, amount_minor: int, reference: str
+    ) -> OperationOutcome:
+        self.refuse(reference, self._code, "refused")
+        return await super().refund(
+            authorization_id=authorization_id, amount_minor=amount_minor, reference=reference
+        )
+
+
+@pytest.mark.parametrize(
+    ("network_code", "shown"),
+    [("insufficient_funds", "insufficient_funds"), ("amount_too_large", "unknown")],
+)
+async def test_a_refused_refund_shows_one_of_stripes_failure_reasons(
+    core_engine: AsyncEngine, account_id: str, network_code: str, shown: str
+) -> None:
+    """A network's code that is one of Stripe's failure reasons shows as it is; any other (the
+    acquirer's, which says remit and the network disagree) shows as `unknown`."""
+    payments = PaymentsService(
+        core_engine, RefusingRefunds(network_code), FakeMethods(), present=payment_intent_message
+    )
+    intent = await pay(payments, account_id, f"refused-{network_code}")
+    refunded = await refund_intent(payments, account_id, f"r-{network_code}", intent.id, 100)
+    assert isinstance(refunded, Done)
+    assert refunded.value.status is RefundStatus.FAILED
+    assert refunded.value.failure_reason == shown
