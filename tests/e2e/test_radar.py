@@ -128,6 +128,15 @@ def test_the_highest_risk_card_is_blocked_unless_an_allow_rule_trusts_it(
     assert allowed.outcome is not None
     assert (allowed.outcome.type, allowed.outcome.risk_level) == ("authorized", "highest")
     assert allowed.outcome.rule == rule["id"]
+    # Expandable, as Stripe's is: the rule that decided, its action and predicate.
+    expanded = client.v1.charges.retrieve(intent.latest_charge, params={"expand": ["outcome.rule"]})
+    assert expanded.outcome is not None
+    shown: Any = expanded.outcome.rule
+    assert (shown.id, shown.action, shown.predicate) == (
+        rule["id"],
+        "allow",
+        ":card_fingerprint: in @trusted",
+    )
 
 
 def test_the_elevated_risk_card_is_authorized_with_an_elevated_risk_level(

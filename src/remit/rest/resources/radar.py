@@ -9,6 +9,7 @@ from remit.radar.rules import RuleSyntaxError, parse_rule
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
+from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
@@ -110,8 +111,17 @@ async def create_rule(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 
 async def retrieve_rule(context: ApiContext, deps: Dependencies) -> JsonObject:
-    reply = await call(deps.radar.GetRule, pb.GetRuleRequest(id=context.path["rule"]), context)
+    return await fetch_rule(context, deps, context.path["rule"])
+
+
+async def fetch_rule(context: ApiContext, deps: object, rule_id: str) -> JsonObject:
+    """A rule by id, also for `expand[]` (a charge's `outcome.rule`, as Stripe expands it)."""
+    assert isinstance(deps, Dependencies)
+    reply = await call(deps.radar.GetRule, pb.GetRuleRequest(id=rule_id), context)
     return to_json(reply.rule)
+
+
+register_resource(pb.Rule.DESCRIPTOR, fetch_rule, id_prefix="rule")
 
 
 async def update_rule(context: ApiContext, deps: Dependencies) -> JsonObject:
