@@ -137,6 +137,11 @@ def test_the_highest_risk_card_is_blocked_unless_an_allow_rule_trusts_it(
         "allow",
         ":card_fingerprint: in @trusted",
     )
+    # A rule deleted since stays named by its id, and the charge is still shown.
+    client.raw_request("delete", f"/v1/radar/rules/{rule['id']}")
+    after = client.v1.charges.retrieve(intent.latest_charge, params={"expand": ["outcome.rule"]})
+    assert after.outcome is not None
+    assert after.outcome.rule == rule["id"]
 
 
 def test_the_elevated_risk_card_is_authorized_with_an_elevated_risk_level(

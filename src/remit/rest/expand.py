@@ -30,6 +30,13 @@ MAX_CONCURRENT_FETCHES = 8
 """A list of 100 intents declined by as many cards asks the core for them 8 at a time."""
 
 Fetcher = Callable[[ApiContext, object, str], Awaitable[JsonObject]]
+
+
+class GoneError(Exception):
+    """Raised by a fetcher whose object no longer exists (a deleted Radar rule a charge still
+    names): the id stays in place, unexpanded, rather than failing the whole response."""
+
+
 Finish = Callable[[JsonObject], Awaitable[JsonObject]]
 """What to do to each fetched object before it takes the id's place (render it at a version)."""
 _FETCHERS: dict[str, Fetcher] = {}
@@ -194,7 +201,10 @@ async def _expand(
         resource = _resource_of(resources, value)
         if resource is None or resource not in _FETCHERS:
             raise _cannot_expand(path)
-        value = await fetching.fetch(resource, value)
+        try:
+            value = await fetching.fetch(resource, value)
+        except GoneError:
+            return
         obj[head] = value
     elif value is None:
         if resources is None and not rest:

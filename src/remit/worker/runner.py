@@ -66,19 +66,20 @@ class Worker:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
-        """Claim one batch of due jobs and run them; return how many ran.
-
-        A batch is as large as the jobs this worker runs at once, and all of them start at
-        once: a job claimed but left waiting for a turn would see its lease run out (a webhook
-        delivery may take its whole HTTP timeout), and another worker would claim it again."""
-        async with self.engine.begin() as db:
-            batch = await claim_jobs(
-                db, now=self.clock.now(), limit=self.concurrency, kinds=sorted(self.handlers)
-            )
-        if not batch:
-            return 0
+        """Claim one batch of due jobs and run them; return how many ran (for tests and tools;
+        `run_forever` keeps every slot busy instead of waiting for whole batches)."""
+        batch = await self._claim(self.concurrency)
         await asyncio.gather(*(self._run_job(job) for job in batch))
         return len(batch)
+
+    async def _claim(self, limit: int) -> list[Job]:
+        """Claim at most `limit` due jobs, to start at once: a job claimed but left waiting for
+        a turn would see its lease run out (a webhook delivery may take its whole HTTP
+        timeout), and another worker would claim it again."""
+        async with self.engine.begin() as db:
+            return await claim_jobs(
+                db, now=self.clock.now(), limit=limit, kinds=sorted(self.handlers)
+            )
 
     async def _run_job(self, job: Job) -> None:
         handler = self.handlers[job.kind]
@@ -98,25 +99,25 @@ class Worker:
                         error=f"{type(error).__name__}: {error}",
                         retry_in=backoff_for(job.attempts),
                     )
+                    if not retried:
+                        log.error("job %s (%s) failed for good after %d attempts", job.id,
+                                  job.kind, job.attempts)  # fmt: skip
+                        await self._give_up(db, job)
             except Exception as bookkeeping:
                 # The job stays claimed until its lease runs out, and is then claimed again:
                 # the attempt is retried, only later.
                 _log_loop_error(f"recording the failure of job {job.id}", bookkeeping)
-                return
-            if not retried:
-                log.error("job %s (%s) failed for good after %d attempts", job.id, job.kind,
-                          job.attempts)  # fmt: skip
-                await self._give_up(job)
 
-    async def _give_up(self, job: Job) -> None:
-        """Run the kind's give-up step, in a transaction of its own: the job is failed for
-        good already, and a step that fails too (it may trip on what the handler tripped on)
-        must not bring the job back to run again and again."""
+    async def _give_up(self, db: AsyncConnection, job: Job) -> None:
+        """Run the kind's give-up step in the transaction that fails the job, under a
+        savepoint: a crash cannot leave one done without the other, and a step that fails too
+        (it may trip on what the handler tripped on) is logged and leaves the job failed, not
+        claimed again and again."""
         give_up = self.given_up.get(job.kind)
         if give_up is None:
             return
         try:
-            async with self.engine.begin() as db:
+            async with db.begin_nested():
                 await give_up(db, job)
         except Exception as error:
             _log_loop_error(f"giving up job {job.id} ({job.kind})", error)
@@ -159,30 +160,53 @@ class Worker:
         if listen_url is not None:
             background.append(asyncio.create_task(self._listen(listen_url, stop)))
         failures = 0
+        # Jobs running now: a slot is claimed for again as soon as one ends, so one slow job
+        # (a webhook delivery waiting out its timeout) does not hold the other slots idle.
+        running: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
-                try:
-                    ran = await self.run_once()
-                except Exception as error:
-                    # A worker that exits takes nothing with it (claimed jobs are leased), but
-                    # a database restart must not stop job processing: wait and claim again.
-                    failures += 1
-                    _log_loop_error("claiming jobs", error)
-                    await _pause(stop, min(MAX_CLAIM_PAUSE_S, POLL_INTERVAL_S * 2**failures))
-                    continue
-                failures = 0
-                if ran == 0:
+                free = self.concurrency - len(running)
+                claimed: list[Job] = []
+                if free > 0:
+                    try:
+                        claimed = await self._claim(free)
+                    except Exception as error:
+                        # A worker that exits takes nothing with it (claimed jobs are leased),
+                        # but a database restart must not stop job processing: wait and claim
+                        # again.
+                        failures += 1
+                        _log_loop_error("claiming jobs", error)
+                        await _pause(stop, min(MAX_CLAIM_PAUSE_S, POLL_INTERVAL_S * 2**failures))
+                        continue
+                    failures = 0
+                for job in claimed:
+                    task = asyncio.create_task(self._run_job(job))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if free > 0 and len(claimed) == free:
+                    continue  # every slot found a job: more may be due
+                if not claimed:
                     self._wake.clear()
-                    waiters = [asyncio.create_task(self._wake.wait()),
-                               asyncio.create_task(stop.wait())]  # fmt: skip
-                    await asyncio.wait(waiters, timeout=POLL_INTERVAL_S,
-                                       return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-                    for waiter in waiters:
-                        waiter.cancel()
+                await self._wait_for_a_turn(running, stop)
         finally:
+            # Jobs already claimed run to their end: their transactions are not cut off.
+            await asyncio.gather(*running, return_exceptions=True)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+
+    async def _wait_for_a_turn(
+        self, running: set["asyncio.Task[None]"], stop: asyncio.Event
+    ) -> None:
+        """Until a running job ends, a job is staged (NOTIFY), the worker is stopped, or the
+        poll interval passes."""
+        waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
+        try:
+            await asyncio.wait([*waiters, *running], timeout=POLL_INTERVAL_S,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
 
 def _log_loop_error(doing: str, error: Exception) -> None:

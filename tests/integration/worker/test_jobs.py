@@ -168,6 +168,41 @@ async def test_a_worker_claims_no_more_jobs_than_it_runs_at_once(core_engine: As
     assert unclaimed == 3
 
 
+async def test_one_slow_job_does_not_hold_the_worker_s_other_slots_idle(
+    core_engine: AsyncEngine,
+) -> None:
+    """A slot is claimed for again as soon as its job ends: jobs staged behind a slow one (a
+    webhook delivery waiting out its timeout) run meanwhile in the worker's other slot."""
+    release = asyncio.Event()
+    done: list[int] = []
+
+    async def work(_db: AsyncConnection, job: Job) -> None:
+        if job.payload["slow"]:
+            await release.wait()
+        done.append(int(str(job.payload["n"])))
+
+    worker = Worker(
+        engine=core_engine, handlers={"work": work}, clock=FixedClock(T0), concurrency=2
+    )
+    async with core_engine.begin() as db:
+        await stage_job(db, "work", {"n": 0, "slow": True}, now=T0)
+        for n in range(1, 4):
+            await stage_job(db, "work", {"n": n, "slow": False}, now=T0)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run_forever(None, stop))
+    try:
+        for _ in range(200):
+            if len(done) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(done) == [1, 2, 3]  # all while the slow one still runs
+    finally:
+        release.set()
+        stop.set()
+        await running
+    assert sorted(done) == [0, 1, 2, 3]
+
+
 async def test_a_handler_that_succeeds_completes_its_job_once(core_engine: AsyncEngine) -> None:
     seen: list[object] = []
 
@@ -220,11 +255,11 @@ async def test_the_worker_keeps_claiming_after_the_database_fails_it(
     class FailingAtFirst(Worker):
         failures_left = 3
 
-        async def run_once(self) -> int:
+        async def _claim(self, limit: int) -> list[Job]:
             if self.failures_left:
                 self.failures_left -= 1
                 raise psycopg.OperationalError("the connection is lost")
-            return await super().run_once()
+            return await super()._claim(limit)
 
     worker = FailingAtFirst(core_engine, {"resilience": handler})
     async with core_engine.begin() as db:

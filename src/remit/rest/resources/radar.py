@@ -4,12 +4,13 @@ Stripe manages Radar rules in its dashboard only; remit exposes them as `/v1/rad
 (`action` and `predicate`, or the whole rule as `rule="Block if :risk_score: > 85"`).
 """
 
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.radar.rules import RuleSyntaxError, parse_rule
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
-from remit.rest.expand import register_resource
+from remit.rest.expand import GoneError, register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
@@ -115,13 +116,23 @@ async def retrieve_rule(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 
 async def fetch_rule(context: ApiContext, deps: object, rule_id: str) -> JsonObject:
-    """A rule by id, also for `expand[]` (a charge's `outcome.rule`, as Stripe expands it)."""
     assert isinstance(deps, Dependencies)
     reply = await call(deps.radar.GetRule, pb.GetRuleRequest(id=rule_id), context)
     return to_json(reply.rule)
 
 
-register_resource(pb.Rule.DESCRIPTOR, fetch_rule, id_prefix="rule")
+async def expanded_rule(context: ApiContext, deps: object, rule_id: str) -> JsonObject:
+    """A charge's `outcome.rule` expanded, as Stripe expands it. Rules are deleted for good, and
+    a charge a deleted rule decided keeps naming it: that id stays as it is."""
+    try:
+        return await fetch_rule(context, deps, rule_id)
+    except RemitError as error:
+        if error.kind is ErrorKind.NOT_FOUND:
+            raise GoneError(rule_id) from None
+        raise
+
+
+register_resource(pb.Rule.DESCRIPTOR, expanded_rule, id_prefix="rule")
 
 
 async def update_rule(context: ApiContext, deps: Dependencies) -> JsonObject:
