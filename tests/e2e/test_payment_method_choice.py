@@ -172,6 +172,8 @@ def test_update_and_confirm_lift_the_lists_with_an_empty_value(
     )  # fmt: skip
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["allowed_payment_method_types"] is None
+    # Setting and lifting a list at once: the form itself is refused (the core would refuse it
+    # too: tests/unit/payments/test_request_params.py).
     both = _post(
         platform, account, path,
         "excluded_payment_method_types=&excluded_payment_method_types[0]=ideal",

@@ -173,13 +173,19 @@ def test_a_publishable_key_may_expand_only_the_payment_method(
 def test_a_publishable_key_may_not_change_what_the_merchant_decided(
     client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
 ) -> None:
-    """The merchant holds funds with a manual capture; the browser, which holds the client
-    secret, may not turn that into an immediate capture or an off-session payment."""
+    """The merchant holds funds with a manual capture, and asked for the card to be saved; the
+    browser, which holds the client secret, may not turn that into an immediate capture or an
+    off-session payment, nor undo the saving."""
     held = client.v1.payment_intents.create(
-        params={"amount": 900, "currency": "usd", "capture_method": "manual"}
+        params={
+            "amount": 900,
+            "currency": "usd",
+            "capture_method": "manual",
+            "setup_future_usage": "off_session",
+        }
     )
     for extra in ({"capture_method": "automatic"}, {"off_session": "true"},
-                  {"setup_future_usage": "off_session"}):  # fmt: skip
+                  {"setup_future_usage": ""}):  # fmt: skip
         response = httpx.post(
             f"{platform.api_base}/v1/payment_intents/{held.id}/confirm",
             data={
@@ -217,3 +223,23 @@ def test_a_decline_at_an_old_version_shows_a_publishable_key_only_the_public_int
     shown = declined.json()["error"]["payment_intent"]
     assert shown["last_payment_error"]["code"] == "card_declined"
     assert {"charges", "invoice", "metadata", "customer"}.isdisjoint(shown)
+
+
+def test_a_payment_page_may_ask_for_the_card_to_be_saved(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """Stripe.js saves a card during a payment with setup_future_usage on the confirmation."""
+    customer = client.v1.customers.create(params={"email": "saver@example.com"})
+    created = client.v1.payment_intents.create(
+        params={"amount": 600, "currency": "usd", "customer": customer.id}
+    )
+    response = httpx.post(
+        f"{platform.api_base}/v1/payment_intents/{created.id}/confirm",
+        data={"client_secret": created.client_secret or "", "payment_method": "pm_card_visa",
+              "return_url": "https://example.com/back", "setup_future_usage": "off_session"},
+        headers={"Authorization": f"Bearer {account.publishable_key}"},
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json()["setup_future_usage"] == "off_session"
+    saved = client.v1.customers.payment_methods.list(customer.id)
+    assert [method.card.last4 for method in saved.data if method.card] == ["4242"]

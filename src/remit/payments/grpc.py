@@ -51,6 +51,7 @@ from remit.payments.service import (
     ConfirmParams,
     KeyedCall,
     PaymentsService,
+    refund_failure_reason,
     set_and_cleared,
 )
 from remit.storage.pagination import CreatedBounds
@@ -396,7 +397,8 @@ def refund_message(refund: Refund) -> pb.Refund:
     if refund.reason is not None:
         message.reason = _REFUND_REASON[refund.reason]
     if refund.failure_reason is not None:
-        message.failure_reason = refund.failure_reason
+        # Refunds refused before failure reasons were mapped stored the network's own code.
+        message.failure_reason = refund_failure_reason(refund.failure_reason)
     if refund.balance_transaction_id is not None:
         message.balance_transaction = refund.balance_transaction_id
     return message

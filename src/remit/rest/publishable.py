@@ -14,6 +14,7 @@ from typing import Final, cast
 
 from remit.core.jsonview import JsonObject, JsonValue
 from remit.rest.errors import StripeError
+from remit.rest.params import UNSET
 
 PAYMENT_INTENT_FIELDS: Final = frozenset(
     {
@@ -30,22 +31,25 @@ PAYMENT_INTENT_FIELDS: Final = frozenset(
 # Stripe.js shows the card a payment used; nothing else may be expanded by a public key.
 EXPANDABLE: Final = frozenset({"payment_method"})
 
-# What a payment page sends: the card, where to come back to, and the client secret.
+# What a payment page sends: the card, where to come back to, the client secret, and (to save
+# the card during the payment, as Stripe.js lets it) setup_future_usage.
 RETRIEVE_PARAMS: Final = frozenset({"client_secret", "expand"})
 CONFIRM_PARAMS: Final = frozenset(
     {
         "client_secret", "expand", "payment_method", "payment_method_data", "return_url",
-        "receipt_email", "shipping",
+        "receipt_email", "shipping", "setup_future_usage",
     }
 )  # fmt: skip
+# A page may ask for the card to be saved, never undo the merchant's asking for it.
+_NOT_CLEARABLE: Final = frozenset({"setup_future_usage"})
 
 
 def refuse_private_params(params: Mapping[str, object], allowed: frozenset[str]) -> None:
     """A publishable key's request may carry only what a payment page sends: what the
-    merchant decides (capture method, off-session use, allowed types, future usage) is not the
-    browser's to change."""
+    merchant decides (capture method, off-session use, allowed types) is not the browser's to
+    change."""
     for name in sorted(params):
-        if name not in allowed:
+        if name not in allowed or (name in _NOT_CLEARABLE and params[name] is UNSET):
             raise StripeError.invalid_request(
                 f"This parameter cannot be set with a publishable API key: {name}.",
                 param=name,

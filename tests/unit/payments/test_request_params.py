@@ -205,3 +205,38 @@ def test_an_update_refuses_payment_method_data_rather_than_ignoring_it() -> None
         ErrorKind.INVALID_ARGUMENT,
         "payment_method_data",
     )
+
+
+TypeListRequest = pb.UpdatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest
+
+
+def _with(
+    request: TypeListRequest, name: str, *, types: tuple[str, ...] = (), clear: bool = False
+) -> TypeListRequest:
+    getattr(request, name).extend(types)
+    setattr(request, f"clear_{name}", clear)
+    return request
+
+
+@pytest.mark.parametrize("name", ["allowed_payment_method_types", "excluded_payment_method_types"])
+def test_an_update_or_confirmation_lifts_a_type_list_and_refuses_setting_and_lifting_it(
+    name: str,
+) -> None:
+    def update(request: TypeListRequest) -> object:
+        assert isinstance(request, pb.UpdatePaymentIntentRequest)
+        return intent_update_from_request(request).changes.get(name, "unchanged")
+
+    def confirm(request: TypeListRequest) -> object:
+        assert isinstance(request, pb.ConfirmPaymentIntentRequest)
+        return getattr(confirm_params(request), name)
+
+    assert update(_with(pb.UpdatePaymentIntentRequest(), name, clear=True)) is None
+    assert update(_with(pb.UpdatePaymentIntentRequest(), name, types=("card",))) == ("card",)
+    assert update(pb.UpdatePaymentIntentRequest()) == "unchanged"
+    assert confirm(_with(pb.ConfirmPaymentIntentRequest(), name, clear=True)) == ()
+    for read, request in ((update, pb.UpdatePaymentIntentRequest()),
+                          (confirm, pb.ConfirmPaymentIntentRequest())):  # fmt: skip
+        both = _with(request, name, types=("card",), clear=True)
+        with pytest.raises(RemitError) as refused:
+            read(both)
+        assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, name)

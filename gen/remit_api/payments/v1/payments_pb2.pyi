@@ -694,12 +694,12 @@ class PaymentIntent(_message.Message):
     @_builtins.property
     def allowed_payment_method_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Payment method types allowed by the merchant (dahlia+; the successor of writing
-        payment_method_types). Stripe sends null when unset; an empty list renders as [].
+        payment_method_types). Empty when unset, which renders as null, as Stripe's does.
         """
 
     @_builtins.property
     def excluded_payment_method_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Payment method types excluded by the merchant (dahlia+); empty when unset."""
+        """Payment method types excluded by the merchant (dahlia+); empty when unset, rendered null."""
 
     def __init__(
         self,
