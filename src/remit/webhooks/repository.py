@@ -19,7 +19,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -606,17 +606,24 @@ class DeliveryRepository:
     async def failed_since(
         self, account_id: str, endpoint_id: str, since: datetime | None
     ) -> list[Delivery]:
-        d, e = webhook_deliveries.c, events.c
+        d, e, w = webhook_deliveries.c, events.c, webhook_endpoints.c
         conditions = [
             d.account_id == account_id,
             d.endpoint_id == endpoint_id,
             d.status == DeliveryStatus.FAILED.value,
+            # Only events the endpoint subscribes to now: a resend may have sent it another one
+            # once, by hand, and unsubscribing stops redeliveries as it stops deliveries.
+            or_(
+                w.enabled_events.contains(literal(["*"], JSONB)),
+                w.enabled_events.contains(func.jsonb_build_array(e.type)),
+            ),
         ]
         if since is not None:
             conditions.append(e.created_at >= since)
         rows = await self._db.execute(
             select(webhook_deliveries)
             .join(events, e.id == d.event_id)
+            .join(webhook_endpoints, w.id == d.endpoint_id)
             .where(*conditions)
             .order_by(e.created_at, e.id)
         )

@@ -172,3 +172,25 @@ async def test_an_endpoint_update_changes_only_what_is_named(bench: Bench) -> No
             bench.account_id, endpoint.id, EndpointChanges(enabled_events=["nope"])
         )
     assert bad.value.param == "enabled_events[0]"
+
+
+async def test_redelivery_sends_only_events_the_endpoint_subscribes_to(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """A resend may send an endpoint an event it does not subscribe to, once, by hand; should it
+    fail, redelivering the endpoint's failures leaves it out, as deliveries leave it out."""
+    receiver = await start_receiver(lambda _: Reply(500))
+    endpoint = await bench.endpoint(receiver.url, events=("customer.created",))
+    unsubscribed = await bench.record("payout.paid")
+    attempt = await bench.service.resend(bench.account_id, unsubscribed, endpoint.id)
+    assert not attempt.succeeded
+    assert await bench.delivery_status(unsubscribed, endpoint.id) == "failed"
+    subscribed = await bench.record("customer.created")
+    await bench.follow_schedule(subscribed, endpoint.id)
+    assert await bench.delivery_status(subscribed, endpoint.id) == "failed"
+    await bench.service.update_endpoint(
+        bench.account_id, endpoint.id, EndpointChanges(disabled=False)
+    )
+    assert await bench.service.redeliver_failed(bench.account_id, endpoint.id, None) == 1
+    assert await bench.delivery_status(subscribed, endpoint.id) == "pending"
+    assert await bench.delivery_status(unsubscribed, endpoint.id) == "failed"
