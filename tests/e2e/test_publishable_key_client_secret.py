@@ -243,3 +243,26 @@ def test_a_payment_page_may_ask_for_the_card_to_be_saved(
     assert response.json()["setup_future_usage"] == "off_session"
     saved = client.v1.customers.payment_methods.list(customer.id)
     assert [method.card.last4 for method in saved.data if method.card] == ["4242"]
+
+
+def test_a_publishable_key_may_not_confirm_an_intent_the_merchant_confirms_itself(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """confirmation_method=manual: the merchant's server confirms, with its secret key."""
+    manual = client.v1.payment_intents.create(
+        params={"amount": 700, "currency": "usd", "confirmation_method": "manual"}
+    )
+    response = httpx.post(
+        f"{platform.api_base}/v1/payment_intents/{manual.id}/confirm",
+        data={"client_secret": manual.client_secret or "", "payment_method": "pm_card_visa",
+              "return_url": "https://example.com/back"},
+        headers={"Authorization": f"Bearer {account.publishable_key}"},
+    )  # fmt: skip
+    assert response.status_code == 400, response.text
+    assert "confirmation_method is manual" in response.json()["error"]["message"]
+    assert client.v1.payment_intents.retrieve(manual.id).status == "requires_payment_method"
+    confirmed = client.v1.payment_intents.confirm(
+        manual.id,
+        params={"payment_method": "pm_card_visa", "return_url": "https://example.com/back"},
+    )
+    assert confirmed.status == "succeeded"

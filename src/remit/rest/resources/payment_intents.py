@@ -1,5 +1,6 @@
 """`/v1/payment_intents`: Stripe's PaymentIntent endpoints."""
 
+from remit.accounts.domain import KeyKind
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
@@ -392,6 +393,8 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     _check_payment_method_types(context)
+    if context.principal.key_kind is KeyKind.PUBLISHABLE:
+        await _refuse_manual_confirmation(context, deps)
     request = pb.ConfirmPaymentIntentRequest(id=context.path["intent"])
     _set_strings(request, context, ("payment_method", "return_url", "client_secret"))
     if "receipt_email" in context.params:
@@ -411,6 +414,20 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     await _set_payment_method_data(request, context, deps)
     reply = await call(deps.payments.ConfirmPaymentIntent, request, context)
     return to_json(reply.payment_intent)
+
+
+async def _refuse_manual_confirmation(context: ApiContext, deps: Dependencies) -> None:
+    """An intent whose confirmation method is manual is confirmed on the merchant's server,
+    with its secret key, never by a payment page (Stripe refuses the publishable key too)."""
+    request = pb.GetPaymentIntentRequest(
+        id=context.path["intent"], client_secret=context.optional_str("client_secret") or ""
+    )
+    reply = await call(deps.payments.GetPaymentIntent, request, context)
+    if reply.payment_intent.confirmation_method == pb.PAYMENT_INTENT_CONFIRMATION_METHOD_MANUAL:
+        raise StripeError.invalid_request(
+            "This PaymentIntent's confirmation_method is manual: confirm it on your server, "
+            "with a secret key."
+        )
 
 
 async def capture(context: ApiContext, deps: Dependencies) -> JsonObject:
