@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import httpx
 import pytest
 import stripe
 from sqlalchemy import create_engine, text
@@ -9,6 +10,7 @@ from sqlalchemy import create_engine, text
 from remit.grpcutil.internal_auth import internal_sync_channel
 from remit.storage.embedded import to_sqlalchemy_url
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
+from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
 
 # Automatic payment methods are on (since 2023-08-16), so confirming on creation needs one.
@@ -991,3 +993,18 @@ def test_a_declined_intent_shows_its_payment_method_object_on_retrieve_update_an
     for intent in listed:
         assert intent.last_payment_error is not None
         assert _declined_card(intent.last_payment_error.payment_method) == ("visa", "0002")
+
+
+def test_a_create_leaves_out_metadata_keys_given_empty(
+    client: stripe.StripeClient, account: TestAccount, platform: RunningPlatform
+) -> None:
+    """An empty value names a key to unset; a new object has none to unset."""
+    body = {"metadata[order]": "A-1", "metadata[note]": ""}
+    headers = {"Authorization": f"Bearer {account.secret_key}"}
+    for path, extra in (
+        ("/v1/payment_intents", {"amount": "1000", "currency": "usd"}),
+        ("/v1/customers", {}),
+    ):
+        response = httpx.post(platform.api_base + path, data={**extra, **body}, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["metadata"] == {"order": "A-1"}

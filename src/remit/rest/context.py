@@ -49,6 +49,11 @@ class ApiContext:
         value = self.params.get(name)
         return value if isinstance(value, bool) else None
 
+    def new_metadata(self) -> dict[str, str]:
+        """`metadata` of a create: an empty value names a key to unset, and a new object has
+        none to unset, so the key is left out, as Stripe leaves it out."""
+        return {key: value for key, value in self.str_map("metadata").items() if value != ""}
+
     def str_map(self, name: str) -> dict[str, str]:
         """A str-to-str object parameter such as `metadata`; empty when absent or unset."""
         value = self.params.get(name)

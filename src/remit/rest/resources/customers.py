@@ -102,7 +102,7 @@ def _invoice_settings_input(values: dict[str, object]) -> pb.CustomerInvoiceSett
 
 
 async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
-    request = pb.CreateCustomerRequest(metadata=context.str_map("metadata"))
+    request = pb.CreateCustomerRequest(metadata=context.new_metadata())
     _fill(request, context)
     payment_method = context.optional_str("payment_method")
     if payment_method is not None:

@@ -313,7 +313,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.CreatePaymentIntentRequest(
         amount=context.int_param("amount"),
         currency=context.str_param("currency"),
-        metadata=context.str_map("metadata"),
+        metadata=context.new_metadata(),
     )
     _set_strings(
         request,

@@ -61,7 +61,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
         )
     billing = billing_details_message(context.params.get("billing_details"))
     request = pb.CreatePaymentMethodRequest(
-        type=pb.PAYMENT_METHOD_TYPE_CARD, metadata=context.str_map("metadata")
+        type=pb.PAYMENT_METHOD_TYPE_CARD, metadata=context.new_metadata()
     )
     if billing is not None:
         request.billing_details.CopyFrom(billing)

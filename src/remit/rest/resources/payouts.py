@@ -52,7 +52,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.CreatePayoutRequest(
         amount=context.int_param("amount"),
         currency=context.str_param("currency"),
-        metadata=context.str_map("metadata"),
+        metadata=context.new_metadata(),
     )
     for name in ("description", "destination", "statement_descriptor"):
         value = context.optional_str(name)

@@ -174,7 +174,7 @@ async def create_list(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.CreateValueListRequest(
         alias=context.str_param("alias"),
         name=context.str_param("name"),
-        metadata=context.str_map("metadata"),
+        metadata=context.new_metadata(),
     )
     item_type = context.optional_str("item_type")
     if item_type is not None:

@@ -67,7 +67,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
             code="parameter_missing",
             param="charge",
         )
-    request = pb.CreateRefundRequest(metadata=context.str_map("metadata"))
+    request = pb.CreateRefundRequest(metadata=context.new_metadata())
     if charge is not None:
         request.charge = charge
     if intent is not None:

@@ -52,7 +52,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.CreateWebhookEndpointRequest(
         url=context.str_param("url"),
         enabled_events=context.str_list("enabled_events"),
-        metadata=context.str_map("metadata"),
+        metadata=context.new_metadata(),
     )
     for name in ("api_version", "description"):
         value = context.optional_str(name)
