@@ -57,14 +57,7 @@ async def expire_authorizations(db: AsyncConnection, *, now: datetime, limit: in
     """Void open pending transactions whose expiry has passed; returns how many."""
     due = await JournalRepository(db).due_open_pending(now, limit)
     for account_id, pending_id in sorted(due):
-        await journal.void_pending(
-            db,
-            account_id,
-            pending_transaction_id=pending_id,
-            transaction_id=f"{pending_id}:expired",
-            metadata={"reason": "expired"},
-            now=now,
-        )
+        await journal.expire_pending(db, account_id, pending_id, now=now)
     return len(due)
 
 

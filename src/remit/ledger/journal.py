@@ -385,6 +385,22 @@ async def void_pending(
     return PostResult(transaction, replayed=False)
 
 
+async def expire_pending(
+    db: AsyncConnection, account_id: str, pending_transaction_id: str, *, now: datetime
+) -> PostResult:
+    """Release a pending transaction whose expiry has passed. The expiry job and a capture that
+    finds its reservation lapsed both call this: one id and one payload, so whichever runs
+    second replays."""
+    return await void_pending(
+        db,
+        account_id,
+        pending_transaction_id=pending_transaction_id,
+        transaction_id=f"{pending_transaction_id}:expired",
+        metadata={"reason": "expired"},
+        now=now,
+    )
+
+
 async def reverse(
     db: AsyncConnection,
     account_id: str,

@@ -301,18 +301,11 @@ def _still_reserved(authorization: LedgerTransaction, now: datetime) -> bool:
 async def _release_lapsed(
     db: AsyncConnection, authorization: LedgerTransaction, now: datetime
 ) -> None:
-    """Void a reservation whose expiry has passed, under the id and with the metadata the
-    expiry job uses (`ledger.jobs.expire_authorizations`): whichever runs second replays."""
+    """Void a reservation whose expiry has passed, as the expiry job would (whichever runs
+    second replays)."""
     if authorization.pending_status is not PendingStatus.OPEN:
         return
-    await journal.void_pending(
-        db,
-        authorization.account_id,
-        pending_transaction_id=authorization.id,
-        transaction_id=f"{authorization.id}:expired",
-        metadata={"reason": "expired"},
-        now=now,
-    )
+    await journal.expire_pending(db, authorization.account_id, authorization.id, now=now)
 
 
 async def make_available(
