@@ -1,7 +1,8 @@
 """Reading and writing accounts and keys inside the caller's transaction."""
 
 from datetime import datetime
-from typing import Protocol
+from enum import Enum
+from typing import Final, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Row
@@ -11,6 +12,15 @@ from remit.accounts.domain import Account, ApiKey, KeyKind, Pricing, Principal
 from remit.accounts.tables import accounts, api_keys
 
 
+class Revoked(Enum):
+    """A key that was issued and revoked since."""
+
+    REVOKED = "revoked"
+
+
+REVOKED: Final = Revoked.REVOKED
+
+
 class AccountRepository(Protocol):
     async def insert_account(self, account: Account) -> None: ...
     async def get_account(self, account_id: str, *, for_update: bool = False) -> Account | None: ...
@@ -18,8 +28,7 @@ class AccountRepository(Protocol):
     async def insert_key(self, key: ApiKey, digest: bytes) -> None: ...
     async def list_keys(self, account_id: str) -> list[ApiKey]: ...
     async def revoke_key(self, account_id: str, key_id: str, at: datetime) -> bool: ...
-    async def principal_for_digest(self, digest: bytes) -> Principal | None: ...
-    async def key_revoked(self, digest: bytes) -> bool: ...
+    async def principal_for_digest(self, digest: bytes) -> Principal | Revoked | None: ...
 
 
 def _account_from_row(row: Row[tuple[object, ...]]) -> Account:
@@ -120,16 +129,9 @@ class SqlAccountRepository:
         )
         return result.rowcount == 1
 
-    async def key_revoked(self, digest: bytes) -> bool:
-        """Whether `digest` is the digest of a key that was revoked (rolled or deleted)."""
-        found = await self._db.execute(
-            select(api_keys.c.id).where(
-                api_keys.c.key_digest == digest, api_keys.c.revoked_at.is_not(None)
-            )
-        )
-        return found.first() is not None
-
-    async def principal_for_digest(self, digest: bytes) -> Principal | None:
+    async def principal_for_digest(self, digest: bytes) -> Principal | Revoked | None:
+        """Who a key's digest stands for; REVOKED for a key revoked since (digests are unique,
+        so one read tells the three cases apart), None for a key never issued."""
         row = (
             await self._db.execute(
                 select(
@@ -137,16 +139,19 @@ class SqlAccountRepository:
                     api_keys.c.account_id,
                     api_keys.c.kind,
                     api_keys.c.livemode,
+                    api_keys.c.revoked_at,
                     accounts.c.api_version,
                     accounts.c.raw_card_access,
                 )
                 .join(accounts, accounts.c.id == api_keys.c.account_id)
-                .where(api_keys.c.key_digest == digest, api_keys.c.revoked_at.is_(None))
+                .where(api_keys.c.key_digest == digest)
             )
         ).first()
         if row is None:
             return None
         m = row._mapping
+        if m["revoked_at"] is not None:
+            return REVOKED
         return Principal(
             account_id=m["account_id"],
             key_id=m["id"],
