@@ -28,9 +28,7 @@ import psycopg
 from psycopg import pq
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.storage import fastsql, replanning
-
-_DISCARD_PLANS = fastsql.Statement(replanning.DISCARD_PLANS)
+from remit.storage import replanning
 
 # Same as the engine's: a statement waiting this long on a lock is a bug.
 SESSION_SETUP = "SET lock_timeout = '10s'"
@@ -67,8 +65,7 @@ class DirectPool:
             try:
                 uses = self._uses.get(connection, 0) + 1
                 self._uses[connection] = uses
-                if replanning.due(uses):
-                    await _DISCARD_PLANS.run(connection, {})
+                await replanning.forget_plans_if_due(connection, uses)
                 yield connection
             finally:
                 await self._give_back(connection)

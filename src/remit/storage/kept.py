@@ -71,15 +71,11 @@ class Kept:
     units: int = 0
 
 
-_DISCARD_PLANS = fastsql.Statement(replanning.DISCARD_PLANS)
-
-
 async def _replan_as_tables_grow(kept: Kept) -> None:
     """Forget the cached plans of `kept`'s session if this unit is one of a few spaced ones
     (`remit.storage.replanning` says why)."""
     kept.units += 1
-    if replanning.due(kept.units):
-        await _DISCARD_PLANS.run(kept.connection, {})
+    await replanning.forget_plans_if_due(kept.connection, kept.units)
 
 
 async def _discard(connection: AsyncConnection, *, invalidate: bool) -> None:

@@ -14,7 +14,10 @@ last. `DISCARD PLANS` keeps the session's prepared statements; only their plans 
 
 from typing import Final
 
+from remit.storage import fastsql
+
 DISCARD_PLANS: Final = "DISCARD PLANS"
+_DISCARD_PLANS = fastsql.Statement(DISCARD_PLANS)
 
 # Uses after which a session forgets its plans.
 REPLAN_AFTER_USES: frozenset[int] = frozenset({25, 100, 400, 1_600, 6_400, 25_600, 102_400})
@@ -23,3 +26,10 @@ REPLAN_AFTER_USES: frozenset[int] = frozenset({25, 100, 400, 1_600, 6_400, 25_60
 def due(uses: int) -> bool:
     """Whether a session's `uses`-th unit of work should start by forgetting its plans."""
     return uses in REPLAN_AFTER_USES
+
+
+async def forget_plans_if_due(db: fastsql.Db, uses: int) -> None:
+    """Start a session's `uses`-th unit of work by forgetting its plans if it is one of the
+    spaced ones."""
+    if due(uses):
+        await _DISCARD_PLANS.run(db, {})
