@@ -221,12 +221,20 @@ class VaultService:
         """Delete the card a concurrent first resolution of `test_id` stored in vain (another
         card won the test id), audited like any deletion: its tokenization was."""
         card = await repo.get_card(token, for_update=True)
-        if card is None or card.deleted_at is not None:
-            return
-        await repo.shred_card(token, now)
-        await repo.insert_audit_event(
-            self._event(AuditAction.DELETE, requester, f"delete: {test_id} has another card", card)
-        )
+        if card is not None:
+            await self._shred(repo, card, requester, f"delete: {test_id} has another card", now)
+
+    async def _shred(
+        self, repo: SqlVaultRepository, card: StoredCard, requester: str, purpose: str,
+        now: datetime,
+    ) -> bool:  # fmt: skip
+        """Shred `card` (locked by the caller) and audit it as a deletion; False if it was
+        shredded already."""
+        if card.deleted_at is not None:
+            return False
+        await repo.shred_card(card.token, now)
+        await repo.insert_audit_event(self._event(AuditAction.DELETE, requester, purpose, card))
+        return True
 
     async def card_details(self, account_id: str, token: str, *, requester: str) -> CardDetails:
         card = await self._card(account_id, token)
@@ -243,13 +251,7 @@ class VaultService:
             card = await repo.get_card(token, for_update=True)
             if card is None or card.account_id != account_id:
                 raise _no_such_token(token)
-            if card.deleted_at is not None:
-                return False
-            await repo.shred_card(token, now)
-            await repo.insert_audit_event(
-                self._event(AuditAction.DELETE, requester, "delete", card)
-            )
-        return True
+            return await self._shred(repo, card, requester, "delete", now)
 
     async def list_cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None, requester: str
