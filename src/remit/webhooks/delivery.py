@@ -129,11 +129,15 @@ class WebhookDeliverer:
         fails, or it would stay pending for ever, with no job left to move it on, and its event
         would count a pending webhook for good."""
         delivery_id = int(str(job.payload["delivery_id"]))
-        deliveries = DeliveryRepository(db)
-        ctx = await deliveries.context(delivery_id)
-        if ctx is not None and self._is_current(ctx, int(str(job.payload["attempt"]))):
+        # Only the job of the delivery's current attempt (not a duplicate, nor one a redelivery
+        # superseded) ends it; the endpoint slot its handler may hold is freed at once.
+        current = int(str(job.payload["attempt"])) - 1
+        failed = await DeliveryRepository(db).finish(
+            delivery_id, DeliveryStatus.FAILED, self._clock.now(), after=current
+        )
+        if failed:
             log.error("webhook delivery %s failed: its job failed for good", delivery_id)
-            await deliveries.finish(delivery_id, DeliveryStatus.FAILED, self._clock.now())
+            await InflightRepository(db).release(delivery_id)
 
     @staticmethod
     def _is_current(ctx: DeliveryContext, attempt_number: int) -> bool:

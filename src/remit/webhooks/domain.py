@@ -178,14 +178,6 @@ def retry_gap(failures: int) -> timedelta:
     return RETRY_GAPS[index] if index < len(RETRY_GAPS) else STEADY_RETRY_GAP
 
 
-def scheduled_offset(attempt_number: int) -> timedelta:
-    """When attempt `attempt_number` (1 for the first) is due, measured from the first, when
-    every attempt before it failed and was made on time."""
-    if attempt_number < 1:
-        raise ValueError("attempts are numbered from 1")
-    return sum((retry_gap(failures) for failures in range(1, attempt_number)), timedelta(0))
-
-
 def within_retry_window(first_attempt_at: datetime, due: datetime) -> datetime | None:
     """`due`, or None (give up) when it falls beyond three days of the first attempt."""
     return None if due > first_attempt_at + RETRY_WINDOW else due

@@ -573,14 +573,22 @@ class DeliveryRepository:
         )
         return result.rowcount == 1
 
-    async def finish(self, delivery_id: int, status: DeliveryStatus, at: datetime) -> None:
-        """Close a delivery without an attempt (its endpoint is gone or disabled)."""
+    async def finish(
+        self, delivery_id: int, status: DeliveryStatus, at: datetime, *, after: int | None = None
+    ) -> bool:
+        """Close a pending delivery without an attempt (its endpoint is gone or disabled, or its
+        job failed for good); `after`: only if exactly that many attempts were made. False if
+        it was not pending (or had made another number of attempts)."""
         d = webhook_deliveries.c
-        await self._db.execute(
+        conditions = [d.id == delivery_id, d.status == DeliveryStatus.PENDING.value]
+        if after is not None:
+            conditions.append(d.attempts == after)
+        result = await self._db.execute(
             update(webhook_deliveries)
-            .where(d.id == delivery_id, d.status == DeliveryStatus.PENDING.value)
+            .where(*conditions)
             .values(status=status.value, next_attempt_at=None, finished_at=at)
         )
+        return bool(result.rowcount)
 
     async def mark_succeeded_by_resend(self, delivery_id: int, at: datetime) -> None:
         d = webhook_deliveries.c

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import FixedClock
@@ -106,17 +106,18 @@ async def test_a_failing_handler_is_retried_with_backoff_then_marked_failed(
 async def test_a_job_failed_for_good_is_given_up_once_even_if_giving_up_fails(
     core_engine: AsyncEngine,
 ) -> None:
-    """The kind's give-up step runs once the job has failed for good, in a transaction of its
-    own: should it fail too, the job stays failed and is not claimed ever again."""
+    """The kind's give-up step runs once the job has failed for good, in the failing
+    transaction under a savepoint: should its own statement fail too (aborting what it ran
+    in), the job stays failed and is not claimed ever again."""
     clock = FixedClock(T0)
     given_up: list[int] = []
 
     async def always_fails(_db: AsyncConnection, job: Job) -> None:
         raise RuntimeError("cannot render")
 
-    async def give_up(_db: AsyncConnection, job: Job) -> None:
+    async def give_up(db: AsyncConnection, job: Job) -> None:
         given_up.append(job.attempts)
-        raise RuntimeError("cannot render either")
+        await db.execute(text("SELECT 1 / 0"))
 
     worker = Worker(
         engine=core_engine,

@@ -17,7 +17,6 @@ from remit.webhooks.domain import (
     next_attempt_after_failure,
     next_attempt_after_rate_limit,
     parse_retry_after,
-    scheduled_offset,
 )
 from remit.webhooks.event_types import filter_matches, validate_enabled_events
 from remit.webhooks.grpc import event_message
@@ -29,17 +28,18 @@ from versions import LATEST_VERSION
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-def test_attempts_follow_stripes_published_gaps() -> None:
-    offsets = [scheduled_offset(n) for n in range(1, 11)]
-    minutes = [int(offset.total_seconds() // 60) for offset in offsets]
+def _on_time_attempts() -> list[datetime]:
+    """Every attempt of a delivery that always fails, each made the moment it falls due."""
+    attempts = [T0]
+    while (due := next_attempt_after_failure(T0, len(attempts), attempts[-1])) is not None:
+        attempts.append(due)
+    return attempts
+
+
+def test_attempts_follow_stripes_published_gaps_and_stop_within_three_days() -> None:
+    minutes = [int((at - T0).total_seconds() // 60) for at in _on_time_attempts()]
+    # Ten attempts: the eleventh would fall beyond three days of the first.
     assert minutes == [0, 5, 35, 155, 455, 1055, 1775, 2495, 3215, 3935]
-
-
-def test_retries_stop_once_the_next_would_fall_beyond_three_days() -> None:
-    ninth = T0 + scheduled_offset(9)
-    assert next_attempt_after_failure(T0, 9, ninth) == T0 + timedelta(minutes=3935)
-    tenth = T0 + scheduled_offset(10)
-    assert next_attempt_after_failure(T0, 10, tenth) is None
 
 
 def test_each_retry_waits_a_full_gap_after_a_late_attempt() -> None:
