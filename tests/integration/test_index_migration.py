@@ -1,7 +1,6 @@
 """Migration 0014 builds its indexes without blocking writes to payment methods and tokens,
 and finishes an earlier build that was interrupted."""
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ import pytest
 
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import upgrade
+from tests.support.migrating import upgrading_in_a_thread
 from tests.support.postgres import scratch_database
 
 _BEFORE = "0013_charge_details"
@@ -58,23 +58,12 @@ def _migrating_behind(
     on payment methods, once the build waits for it; the block runs then. Afterwards the open
     transaction ends and the upgrade finishes; the list holds what it raised, if anything."""
     open_writer.execute("LOCK TABLE payment_methods IN ROW EXCLUSIVE MODE")
-    failure: list[BaseException] = []
-
-    def migrate() -> None:
+    with upgrading_in_a_thread("core", url, _AFTER) as failure:
         try:
-            upgrade("core", url, _AFTER)
-        except BaseException as error:  # handed to the test's thread
-            failure.append(error)
-
-    migrator = threading.Thread(target=migrate)
-    migrator.start()
-    try:
-        _wait_for_the_build_to_wait(url)
-        yield failure
-    finally:
-        open_writer.rollback()
-        migrator.join(timeout=30)
-    assert not migrator.is_alive()
+            _wait_for_the_build_to_wait(url)
+            yield failure
+        finally:
+            open_writer.rollback()
 
 
 def test_payment_methods_stay_writable_while_the_index_builds(

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, pool
 from remit.storage.embedded import EmbeddedCluster, to_sqlalchemy_url
 from remit.storage.migrate import alembic_config, upgrade
 from remit.storage.migration_locks import MigrationLockTimeoutError
+from tests.support.migrating import upgrading_in_a_thread
 from tests.support.postgres import scratch_database
 
 _BEFORE = "0012_event_api_version"
@@ -168,27 +169,16 @@ def test_a_migrator_waits_for_another_without_the_lock_timeout(
     url = database_before_the_columns
     with psycopg.connect(url, autocommit=True) as other_migrator:
         other_migrator.execute("SELECT pg_advisory_lock(%s)", (_CORE_MIGRATION_LOCK,))
-        failure: list[BaseException] = []
-
-        def migrate() -> None:
+        with upgrading_in_a_thread("core", url, _ALTERING) as failure:
             try:
-                upgrade("core", url, _ALTERING)
-            except BaseException as error:  # handed to the test's thread
-                failure.append(error)
-
-        migrator = threading.Thread(target=migrate)
-        migrator.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not _waiting_for_the_other_migrator(url) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            # Several lock timeouts' worth: the wait is the advisory lock's, never cut short.
-            time.sleep(0.5)
-            assert _waiting_for_the_other_migrator(url)
-        finally:
-            other_migrator.execute("SELECT pg_advisory_unlock(%s)", (_CORE_MIGRATION_LOCK,))
-            migrator.join(timeout=30)
-    assert not migrator.is_alive()
+                deadline = time.monotonic() + 10
+                while not _waiting_for_the_other_migrator(url) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                # Several lock timeouts' worth: the wait is the advisory lock's, never cut short.
+                time.sleep(0.5)
+                assert _waiting_for_the_other_migrator(url)
+            finally:
+                other_migrator.execute("SELECT pg_advisory_unlock(%s)", (_CORE_MIGRATION_LOCK,))
     assert failure == []
     assert not retries.seen.is_set()
     assert _version(url) == _ALTERING
