@@ -13,7 +13,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.message import Message
 
 from remit.core.currency import SUPPORTED_CURRENCIES
-from remit.core.errors import RemitError, invalid
+from remit.core.errors import ErrorKind, RemitError, invalid
 from remit.customers.grpc import CustomerRpcs
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
@@ -397,7 +397,6 @@ def refund_message(refund: Refund) -> pb.Refund:
     if refund.reason is not None:
         message.reason = _REFUND_REASON[refund.reason]
     if refund.failure_reason is not None:
-        # Refunds refused before failure reasons were mapped stored the network's own code.
         message.failure_reason = refund_failure_reason(refund.failure_reason)
     if refund.balance_transaction_id is not None:
         message.balance_transaction = refund.balance_transaction_id
@@ -776,11 +775,19 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         async def confirm_with(
             keyed: KeyedCall, new_card: NewCard | None
         ) -> Done[PaymentIntent] | Replay:
-            # Checked here, where a refusal also deletes the card the facade stored for it.
+            # Checked here, where a refusal also deletes the card the facade stored for it. A
+            # client secret comes from a payment page (the facade forwards it for publishable
+            # keys only), which may not confirm what the merchant confirms itself.
             if request.HasField("client_secret"):
-                await self._service.get_payment_intent(
+                intent = await self._service.get_payment_intent(
                     keyed.account_id, request.id, request.client_secret
                 )
+                if intent.confirmation_method is ConfirmationMethod.MANUAL:
+                    raise RemitError(
+                        message="This PaymentIntent's confirmation_method is manual: confirm "
+                        "it on your server, with a secret key.",
+                        kind=ErrorKind.INVALID_ARGUMENT,
+                    )
             return await self._service.confirm_payment_intent(
                 keyed, request.id, confirm, respond, new_card=new_card
             )

@@ -328,9 +328,9 @@ def _already_captured(intent_id: str) -> RemitError:
     )
 
 
-# Stripe's values of a refund's failure_reason; a network's own code outside them (the
-# acquirer's refusals say remit and the network disagree on what is refundable) is `unknown`
-# on the wire, and logged as it came.
+# Stripe's values of a refund's failure_reason. A refund keeps the network's own code; one
+# outside them (the acquirer's refusals say remit and the network disagree on what is
+# refundable) is shown as `unknown`.
 REFUND_FAILURE_REASONS: Final = frozenset(
     {
         "lost_or_stolen_card", "expired_or_canceled_card", "charge_for_pending_refund_disputed",
@@ -1353,12 +1353,13 @@ class PaymentsService:
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
-        if record.recovery_point is RecoveryPoint.STARTED:
+        just_decided = record.recovery_point is RecoveryPoint.STARTED
+        if just_decided:
             record = await self._guard_validation(record, self._start_cancel(record, intent_id))
             if record.finished:
                 return self._replay_of(record)
         try:
-            return await self.resume_cancel(record, reason, respond)
+            return await self.resume_cancel(record, reason, respond, look_again=not just_decided)
         except BaseException:
             await self._release(record)
             raise
@@ -1390,13 +1391,17 @@ class PaymentsService:
         record: KeyRecord,
         reason: CancellationReason | None,
         respond: Callable[[PaymentIntent], bytes],
+        *,
+        look_again: bool = True,
     ) -> Done[PaymentIntent] | Replay:
-        """Release the authorization (when there is one), then cancel the intent."""
+        """Release the authorization (when there is one), then cancel the intent.
+
+        `look_again`: the first phase's finding is not fresh (a retry, the completer), and a
+        confirmation may have authorized the intent since: look for an authorization again. A
+        race within one call is caught by the last phase's check either way."""
         assert record.payment_intent_id is not None
         held = record.charge_id
-        if held is None:
-            # The first phase found nothing to release, but this may be a resumption (a retry,
-            # the completer) after a confirmation authorized the intent meanwhile.
+        if held is None and look_again:
             held = await self._authorized_charge(record.account_id, record.payment_intent_id)
         if held is not None:
             released = await self._void(record.account_id, held)
@@ -1746,13 +1751,11 @@ class PaymentsService:
                 )
                 charge_after = locked_charge
             else:
-                log.warning(
-                    "refund %s refused by the network: %s", current.id, operation.code or "no code"
-                )
                 after = replace(
                     current,
                     status=RefundStatus.FAILED,
-                    failure_reason=refund_failure_reason(operation.code),
+                    # The network's own code is kept; it is shown as one of Stripe's values.
+                    failure_reason=operation.code or "unknown",
                     updated_at=now,
                 )
                 charge_after = replace(

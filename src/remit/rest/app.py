@@ -173,9 +173,11 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             refuse_nul(str(value), name)
         form = upgrade_request(operation_key(operation.method, operation.path), form, version)
         params = operation.schema.parse(form)
-        public = publishable and operation.publishable_needs is not None
-        if publishable and operation.publishable_needs is not None:
-            _refuse_publishable_without(operation.publishable_needs, params)
+        # A payment page's call: a publishable key on an operation it may make with a secret.
+        needs = operation.publishable_needs if publishable else None
+        public = needs is not None
+        if needs is not None:
+            _refuse_publishable_without(needs, params)
             refuse_private_params(params, operation.publishable_params)
         context = ApiContext(
             principal=principal,

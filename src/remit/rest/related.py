@@ -4,6 +4,7 @@ caller's account."""
 
 from typing import Final
 
+from remit.accounts.domain import KeyKind
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
@@ -19,7 +20,16 @@ class UnsupportedRelatedListError(LookupError):
     pass
 
 
+async def _nothing(need: RelatedList, parent_id: str) -> list[JsonObject]:
+    return []
+
+
 def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
+    if context.principal.key_kind is KeyKind.PUBLISHABLE:
+        # What a publishable key sees of an intent leaves these lists out (rest.publishable):
+        # fetching them would be calls for nothing, on every poll of a payment page.
+        return _nothing
+
     async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
         match (need.resource, need.filter_param):
             case ("charge", "payment_intent"):

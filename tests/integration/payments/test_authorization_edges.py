@@ -21,7 +21,7 @@ from remit.payments.domain import (
     PaymentIntent,
     Status,
 )
-from remit.payments.grpc import payment_intent_message
+from remit.payments.grpc import payment_intent_message, refund_message
 from remit.payments.idempotency import KeyRecord
 from remit.payments.ledger_postings import LedgerPostings
 from remit.payments.network import OperationOutcome
@@ -303,4 +303,5 @@ async def test_a_refused_refund_shows_one_of_stripes_failure_reasons(
     refunded = await refund_intent(payments, account_id, f"r-{network_code}", intent.id, 100)
     assert isinstance(refunded, Done)
     assert refunded.value.status is RefundStatus.FAILED
-    assert refunded.value.failure_reason == shown
+    assert refunded.value.failure_reason == network_code  # kept as the network gave it
+    assert refund_message(refunded.value).failure_reason == shown

@@ -9,7 +9,6 @@ from remit.rest.grpc_call import call
 from remit.rest.listing import page_fields
 from remit.rest.params import (
     Email,
-    ExpandList,
     Metadata,
     PageRequest,
     Schema,
@@ -22,13 +21,12 @@ from remit_api.payments.v1 import payments_pb2 as pb
 
 PATH = "/v1/charges"
 
-RETRIEVE = Schema({"expand": ExpandList()})
+RETRIEVE = Schema({})
 # Stripe also takes customer, fraud_details and transfer_group here; remit has no use for them
 # yet, so they are refused as unknown rather than accepted and ignored.
 UPDATE = Schema(
     {
         "description": String(max_length=1000, unsettable=True),
-        "expand": ExpandList(),
         "metadata": Metadata(),
         "receipt_email": Email(max_length=800, unsettable=True),
         "shipping": shipping_field(unsettable=True),

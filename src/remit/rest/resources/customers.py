@@ -13,7 +13,6 @@ from remit.rest.params import (
     UNSET,
     Email,
     Enum,
-    ExpandList,
     Field,
     Metadata,
     Object,
@@ -53,13 +52,12 @@ def _fields(*, unsettable: bool) -> dict[str, Field[object]]:
         # Of Stripe's invoice settings only the default payment method: the others are
         # refused as unknown parameters.
         "invoice_settings": Object({"default_payment_method": String(unsettable=True)}),
-        "expand": ExpandList(),
     }
 
 
 CREATE = Schema({**_fields(unsettable=False), "payment_method": String()})
 UPDATE = Schema(_fields(unsettable=True))
-RETRIEVE = Schema({"expand": ExpandList()})
+RETRIEVE = Schema({})
 DELETE = Schema({})
 LIST = list_schema({"email": String(max_length=512)})
 

@@ -13,7 +13,6 @@ from remit.rest.grpc_call import call
 from remit.rest.listing import page_fields
 from remit.rest.params import (
     Boolean,
-    ExpandList,
     PageRequest,
     Schema,
     String,
@@ -32,7 +31,7 @@ LIST = list_schema(
         "delivery_success": Boolean(),
     }
 ).extend({}, exclusive=[("type", "types")])
-RETRIEVE = Schema({"expand": ExpandList()})
+RETRIEVE = Schema({})
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:

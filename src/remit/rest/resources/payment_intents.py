@@ -14,7 +14,6 @@ from remit.rest.params import (
     Currency,
     Email,
     Enum,
-    ExpandList,
     Integer,
     Metadata,
     Object,
@@ -98,7 +97,6 @@ CREATE = Schema(
         "customer": String(),
         "description": String(max_length=1000),
         "error_on_requires_action": Boolean(),
-        "expand": ExpandList(),
         "metadata": Metadata(),
         "off_session": Boolean(),
         "payment_method": String(),
@@ -115,7 +113,7 @@ CREATE = Schema(
     required={"amount", "currency"},
     exclusive=[_ONE_PAYMENT_METHOD],
 )
-RETRIEVE = Schema({"client_secret": String(), "expand": ExpandList()})
+RETRIEVE = Schema({"client_secret": String()})
 UPDATE = Schema(
     {
         "amount": _AMOUNT,
@@ -123,7 +121,6 @@ UPDATE = Schema(
         "capture_method": Enum(*_CAPTURE_METHODS),
         "customer": String(unsettable=True),
         "description": String(max_length=1000, unsettable=True),
-        "expand": ExpandList(),
         "metadata": Metadata(),
         "payment_method": String(),
         "payment_method_types": StringList(),
@@ -140,7 +137,6 @@ CONFIRM = Schema(
         "capture_method": Enum(*_CAPTURE_METHODS),
         "client_secret": String(),
         "error_on_requires_action": Boolean(),
-        "expand": ExpandList(),
         "off_session": Boolean(),
         "payment_method": String(),
         "payment_method_data": _PAYMENT_METHOD_DATA,
@@ -157,13 +153,12 @@ CONFIRM = Schema(
 CAPTURE = Schema(
     {
         "amount_to_capture": Integer(min=1, max=MAX_AMOUNT_MINOR),
-        "expand": ExpandList(),
         "final_capture": Boolean(),
         "metadata": Metadata(),
         **_DESCRIPTORS,
     }
 )
-CANCEL = Schema({"cancellation_reason": Enum(*_CANCELLATION_REASONS), "expand": ExpandList()})
+CANCEL = Schema({"cancellation_reason": Enum(*_CANCELLATION_REASONS)})
 LIST = list_schema({"customer": String()})
 
 
@@ -393,10 +388,11 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     _check_payment_method_types(context)
-    if context.principal.key_kind is KeyKind.PUBLISHABLE:
-        await _refuse_manual_confirmation(context, deps)
     request = pb.ConfirmPaymentIntentRequest(id=context.path["intent"])
-    _set_strings(request, context, ("payment_method", "return_url", "client_secret"))
+    _set_strings(request, context, ("payment_method", "return_url"))
+    if context.principal.key_kind is KeyKind.PUBLISHABLE:
+        # Tells the core a payment page is confirming (a secret key's is not checked).
+        _set_strings(request, context, ("client_secret",))
     if "receipt_email" in context.params:
         # `receipt_email=` clears it: sent as "".
         request.receipt_email = context.optional_str("receipt_email") or ""
@@ -414,20 +410,6 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     await _set_payment_method_data(request, context, deps)
     reply = await call(deps.payments.ConfirmPaymentIntent, request, context)
     return to_json(reply.payment_intent)
-
-
-async def _refuse_manual_confirmation(context: ApiContext, deps: Dependencies) -> None:
-    """An intent whose confirmation method is manual is confirmed on the merchant's server,
-    with its secret key, never by a payment page (Stripe refuses the publishable key too)."""
-    request = pb.GetPaymentIntentRequest(
-        id=context.path["intent"], client_secret=context.optional_str("client_secret") or ""
-    )
-    reply = await call(deps.payments.GetPaymentIntent, request, context)
-    if reply.payment_intent.confirmation_method == pb.PAYMENT_INTENT_CONFIRMATION_METHOD_MANUAL:
-        raise StripeError.invalid_request(
-            "This PaymentIntent's confirmation_method is manual: confirm it on your server, "
-            "with a secret key."
-        )
 
 
 async def capture(context: ApiContext, deps: Dependencies) -> JsonObject:

@@ -15,7 +15,6 @@ from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
     Enum,
-    ExpandList,
     Integer,
     Metadata,
     PageRequest,
@@ -40,7 +39,6 @@ RULE_CREATE = Schema(
         "predicate": String(max_length=1000),
         "rule": String(max_length=1100),
         "position": _POSITION,
-        "expand": ExpandList(),
     }
 )
 RULE_UPDATE = Schema(
@@ -48,10 +46,9 @@ RULE_UPDATE = Schema(
         "action": Enum(*_ACTIONS),
         "predicate": String(max_length=1000),
         "position": _POSITION,
-        "expand": ExpandList(),
     }
 )
-RETRIEVE = Schema({"expand": ExpandList()})
+RETRIEVE = Schema({})
 DELETE = Schema({})
 RULE_LIST = list_schema(created=False)
 LIST_CREATE = Schema(
@@ -60,13 +57,12 @@ LIST_CREATE = Schema(
         "name": String(max_length=100),
         "item_type": Enum(*_ITEM_TYPES),
         "metadata": Metadata(),
-        "expand": ExpandList(),
     },
     required={"alias", "name"},
 )
 LIST_LIST = list_schema({"alias": String(max_length=100), "contains": String(max_length=800)})
 ITEM_CREATE = Schema(
-    {"value_list": String(), "value": String(max_length=800), "expand": ExpandList()},
+    {"value_list": String(), "value": String(max_length=800)},
     required={"value_list", "value"},
 )
 ITEM_LIST = list_schema(

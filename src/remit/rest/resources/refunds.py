@@ -10,7 +10,6 @@ from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
     UNSET,
     Enum,
-    ExpandList,
     Integer,
     Metadata,
     PageRequest,
@@ -34,13 +33,12 @@ CREATE = Schema(
         "amount": Integer(min=1),
         "reason": Enum(*_REASONS),
         "metadata": Metadata(),
-        "expand": ExpandList(),
     },
     exclusive=[("charge", "payment_intent")],
 )
-RETRIEVE = Schema({"expand": ExpandList()})
-UPDATE = Schema({"metadata": Metadata(), "expand": ExpandList()})
-CANCEL = Schema({"expand": ExpandList()})
+RETRIEVE = Schema({})
+UPDATE = Schema({"metadata": Metadata()})
+CANCEL = Schema({})
 LIST = list_schema({"charge": String(), "payment_intent": String()})
 # A charge's own refunds, under the charge (the URL of `Charge.refunds` on versions before
 # 2022-11-15, which stripe-python pages through).

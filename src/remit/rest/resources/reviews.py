@@ -7,7 +7,7 @@ from remit.rest.dependencies import Dependencies
 from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
-from remit.rest.params import Boolean, Enum, ExpandList, PageRequest, Schema, list_schema
+from remit.rest.params import Boolean, Enum, PageRequest, Schema, list_schema
 from remit_api.payments.v1 import payments_pb2 as pb
 
 PATH = "/v1/reviews"
@@ -17,9 +17,9 @@ _CLOSE_ACTIONS = {
     "cancel": pb.CLOSE_REVIEW_ACTION_CANCEL,
 }
 
-RETRIEVE = Schema({"expand": ExpandList()})
-APPROVE = Schema({"expand": ExpandList()})
-CLOSE = Schema({"action": Enum(*_CLOSE_ACTIONS), "expand": ExpandList()}, required={"action"})
+RETRIEVE = Schema({})
+APPROVE = Schema({})
+CLOSE = Schema({"action": Enum(*_CLOSE_ACTIONS)}, required={"action"})
 LIST = list_schema({"open": Boolean()})
 
 

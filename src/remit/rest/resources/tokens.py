@@ -29,9 +29,7 @@ _CARD_FIELDS: dict[str, Field[object]] = {
     "metadata": Metadata(unsettable=False),
     **{name: String(max_length=200) for name in _ADDRESS_PARAMS},
 }
-CREATE = Schema(
-    {"card": Object(_CARD_FIELDS, required={"number"}), "expand": String()}, required={"card"}
-)
+CREATE = Schema({"card": Object(_CARD_FIELDS, required={"number"})}, required={"card"})
 RETRIEVE = Schema({})
 
 

@@ -8,7 +8,6 @@ from remit.rest.listing import list_envelope
 from remit.rest.params import (
     UNSET,
     Boolean,
-    ExpandList,
     Metadata,
     PageRequest,
     Schema,
@@ -29,7 +28,6 @@ CREATE = Schema(
         "api_version": String(max_length=100),
         "description": String(max_length=5000),
         "metadata": Metadata(),
-        "expand": ExpandList(),
     },
     required={"url", "enabled_events"},
 )
@@ -40,10 +38,9 @@ UPDATE = Schema(
         "disabled": Boolean(),
         "description": String(max_length=5000, unsettable=True),
         "metadata": Metadata(),
-        "expand": ExpandList(),
     }
 )
-RETRIEVE = Schema({"expand": ExpandList()})
+RETRIEVE = Schema({})
 DELETE = Schema({})
 LIST = list_schema(created=False)
 
