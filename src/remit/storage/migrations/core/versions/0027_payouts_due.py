@@ -9,8 +9,8 @@ payouts by creation, in-transit ones by arrival date) and replace the status ind
 The indexes are built and dropped without blocking writes to payouts
 (`remit.storage.online_index`).
 
-Revision ID: 0022_payouts_due
-Revises: 0021_webhook_failure_runs
+Revision ID: 0027_payouts_due
+Revises: 0026_payment_method_spent
 """
 
 import sqlalchemy as sa
@@ -18,8 +18,8 @@ from alembic import op
 
 from remit.storage.online_index import create_index_online, drop_index_online
 
-revision = "0022_payouts_due"
-down_revision = "0021_webhook_failure_runs"
+revision = "0027_payouts_due"
+down_revision = "0026_payment_method_spent"
 branch_labels = None
 depends_on = None
 
