@@ -57,6 +57,7 @@ from remit.payments.domain import (
     Status,
     Updated,
     create_intent,
+    refuse_error_on_requires_action,
     require_a_usable_payment_method_type,
     require_return_url,
     transition,
@@ -798,6 +799,9 @@ class PaymentsService:
                     intent = replace(intent, automatic_payment_methods=None)
                 require_return_url(
                     intent, return_url=confirm.return_url, off_session=confirm.off_session
+                )
+                refuse_error_on_requires_action(
+                    intent, error_on_requires_action=confirm.error_on_requires_action
                 )
                 if card is None:
                     card = await self._card_to_confirm_with(

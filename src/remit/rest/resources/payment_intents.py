@@ -1,6 +1,7 @@
 """`/v1/payment_intents`: Stripe's PaymentIntent endpoints."""
 
 from remit.accounts.domain import KeyKind
+from remit.core import confirm_rules
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
@@ -220,6 +221,32 @@ def _set_automatic_payment_methods(
         request.automatic_payment_methods.allow_redirects = _ALLOW_REDIRECTS[redirects]  # type: ignore[assignment]
 
 
+def _refuse_before_storing_a_card(
+    request: pb.CreatePaymentIntentRequest, context: ApiContext
+) -> None:
+    """A create confirmed at once that the core would refuse for what the request alone shows
+    (no `return_url` where the customer may be redirected, `error_on_requires_action` with
+    automatic payment methods) is refused here when it gives a card (`payment_method_data`):
+    before the card is stored at the vault, so a refused request never stores one."""
+    if not request.confirm or not isinstance(context.params.get("payment_method_data"), dict):
+        return
+    automatic = (
+        request.HasField("automatic_payment_methods") and request.automatic_payment_methods.enabled
+    )
+    never = request.automatic_payment_methods.allow_redirects == pb.ALLOW_REDIRECTS_NEVER
+    confirm_rules.require_return_url(
+        redirects=confirm_rules.may_redirect(
+            automatic=automatic, allow_redirects="never" if never else None
+        ),
+        return_url=request.return_url or None,
+        kept_return_url=None,
+        off_session=request.off_session,
+    )
+    confirm_rules.refuse_error_on_requires_action(
+        automatic=automatic, error_on_requires_action=request.error_on_requires_action
+    )
+
+
 def _set_card_options(
     request: pb.CreatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest, context: ApiContext
 ) -> None:
@@ -341,6 +368,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     _set_payment_method_types(request, context)
     _set_automatic_payment_methods(request, context)
     _set_card_options(request, context)
+    _refuse_before_storing_a_card(request, context)
     await _set_payment_method_data(request, context, deps)
     reply = await call(deps.payments.CreatePaymentIntent, request, context)
     return to_json(reply.payment_intent)
