@@ -11,12 +11,14 @@ from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
     UNSET,
+    Array,
     Boolean,
     Currency,
     Email,
     Enum,
     Integer,
     Metadata,
+    NamedEnum,
     Object,
     PageRequest,
     Schema,
@@ -69,14 +71,30 @@ _PAYMENT_METHOD_DATA = Object(
 )
 # Either names the payment method to pay with, or gives the card to make one of.
 _ONE_PAYMENT_METHOD = ("payment_method", "payment_method_data")
+# Stripe's payment method types, the values `allowed_payment_method_types` and
+# `excluded_payment_method_types` take: the OpenAPI document's enum of PaymentMethod types
+# (2023-08-16, which predates these parameters) with the types added since, as stripe-python
+# 16.1.0 (2026-10-28.endive) lists them for these fields. A name outside them is refused, as
+# Stripe's enum check does; one remit does not process is the core's to judge.
+PAYMENT_METHOD_TYPES = (
+    "acss_debit", "affirm", "afterpay_clearpay", "alipay", "alma", "amazon_pay",
+    "au_becs_debit", "bacs_debit", "bancontact", "billie", "bizum", "blik", "boleto", "card",
+    "cashapp", "crypto", "customer_balance", "eps", "fpx", "giropay", "grabpay", "ideal",
+    "kakao_pay", "klarna", "konbini", "kr_card", "link", "mb_way", "mobilepay", "multibanco",
+    "naver_pay", "nz_bank_account", "oxxo", "p24", "pay_by_bank", "payco", "paynow", "paypal",
+    "paypay", "payto", "pix", "promptpay", "revolut_pay", "samsung_pay", "satispay", "scalapay",
+    "sepa_debit", "sequra", "sofort", "sunbit", "swish", "twint", "upi", "us_bank_account",
+    "wechat_pay", "zip",
+)  # fmt: skip
 # The merchant's restriction of payment method types (dahlia+), on create, update and confirm.
 _PAYMENT_METHOD_TYPE_LISTS = {
-    "allowed_payment_method_types": StringList(),
-    "excluded_payment_method_types": StringList(),
+    "allowed_payment_method_types": Array(NamedEnum(*PAYMENT_METHOD_TYPES)),
+    "excluded_payment_method_types": Array(NamedEnum(*PAYMENT_METHOD_TYPES)),
 }
 # On update and confirm an empty value (`excluded_payment_method_types=`) lifts the list.
 _CLEARABLE_PAYMENT_METHOD_TYPE_LISTS = {
-    name: StringList(unsettable=True) for name in _PAYMENT_METHOD_TYPE_LISTS
+    name: Array(NamedEnum(*PAYMENT_METHOD_TYPES), unsettable=True)
+    for name in _PAYMENT_METHOD_TYPE_LISTS
 }
 _ALLOW_REDIRECTS = enum_numbers(pb.AllowRedirects.DESCRIPTOR)
 _DESCRIPTORS = {
