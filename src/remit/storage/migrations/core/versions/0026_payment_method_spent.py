@@ -8,15 +8,15 @@ attached to a customer is never spent by its payments.
 
 Payment methods made before this revision have none: they stay usable as they were.
 
-Revision ID: 0022_payment_method_spent
-Revises: 0021_webhook_failure_runs
+Revision ID: 0026_payment_method_spent
+Revises: 0025_webhook_endpoint_429s
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022_payment_method_spent"
-down_revision = "0021_webhook_failure_runs"
+revision = "0026_payment_method_spent"
+down_revision = "0025_webhook_endpoint_429s"
 branch_labels = None
 depends_on = None
 
