@@ -1,10 +1,12 @@
 """Delivering one event to one endpoint: the worker's `webhooks.deliver` job.
 
 Each job makes one attempt. It reads what it needs and takes one of the endpoint's concurrency
-slots in a short transaction of its own, POSTs with no transaction open, then records the attempt
-and stages the next one (if any) in the job's own transaction, which also completes the job. A
-worker that dies mid-POST leaves both its job lease and its slot lease to expire; another worker
-then makes the attempt again, so an event is delivered at least once and never lost.
+slots in a short transaction of its own (the slot is the claim on the attempt: a delivery holds
+at most one, and the attempt is checked again once it is held), POSTs with no transaction open,
+then records the attempt and stages the next one (if any) in the job's own transaction, which
+also completes the job. A worker that dies mid-POST leaves both its job lease and its slot lease
+to expire; another worker then makes the attempt again, so an event is delivered at least once
+and never lost.
 """
 
 import json
@@ -114,6 +116,15 @@ class WebhookDeliverer:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
                 return
             wait_until = await self._wait_until(short, ctx, now)
+            if wait_until is None and not await DeliveryRepository(short).awaits_attempt(
+                delivery_id, attempt_number
+            ):
+                # `ctx` was read before another worker's record of this very attempt committed,
+                # and the slot just taken is the one that worker let go as it committed. The
+                # delivery is read again only now, after the slot: any attempt whose slot could
+                # be taken has committed by then. Undo the slot; the attempt is made.
+                await short.rollback()
+                return
         if wait_until is not None:
             await stage_delivery_attempt(db, delivery_id, attempt_number,
                                          account_id=ctx.delivery.account_id, now=now,

@@ -542,6 +542,21 @@ class DeliveryRepository:
         ).first()
         return None if row is None else delivery_from_row(row)
 
+    async def awaits_attempt(self, delivery_id: int, attempt_number: int) -> bool:
+        """Whether the delivery is pending with `attempt_number` its next attempt, as committed
+        when this statement starts."""
+        d = webhook_deliveries.c
+        row = (
+            await self._db.execute(
+                select(d.id).where(
+                    d.id == delivery_id,
+                    d.attempts == attempt_number - 1,
+                    d.status == DeliveryStatus.PENDING.value,
+                )
+            )
+        ).first()
+        return row is not None
+
     async def record_attempt_result(
         self,
         delivery_id: int,
