@@ -212,13 +212,15 @@ async def record_attempt(
     now: datetime,
 ) -> DeliveryAttempt:
     """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
-    apply what the outcome says about the endpoint."""
+    apply what the outcome says about the endpoint. The endpoint's row is written first: every
+    transaction that takes both locks it before a delivery's slot (`InflightRepository`), so
+    two of them never wait on each other."""
     delivery, endpoints = ctx.delivery, EndpointRepository(db)
     status, next_at, step = DeliveryStatus.PENDING, None, delivery.retry_step
     if outcome.succeeded:
         status = DeliveryStatus.SUCCEEDED
-        if ctx.endpoint.failing_since is not None:
-            await endpoints.note_success(ctx.endpoint.id)
+        # Whatever `ctx` said of the endpoint: a failure may have been recorded since.
+        await endpoints.note_success(ctx.endpoint.id, attempted_at)
     elif outcome.gone:
         status = DeliveryStatus.FAILED
         await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
@@ -277,7 +279,7 @@ async def record_manual_attempt(
     pending = ctx.delivery.status is DeliveryStatus.PENDING
     if outcome.succeeded:
         await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
-        await endpoints.note_success(ctx.endpoint.id)
+        await endpoints.note_success(ctx.endpoint.id, now)
     elif outcome.gone:
         await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
         await deliveries.finish(ctx.delivery.id, DeliveryStatus.FAILED, now)

@@ -194,19 +194,43 @@ class EndpointRepository:
         )
         return result.rowcount == 1
 
-    async def note_success(self, endpoint_id: str) -> None:
+    async def note_success(self, endpoint_id: str, attempted_at: datetime) -> None:
+        """A success ends the run of failures made before it. Attempts are recorded in the
+        order their POSTs end, not the order they were made, so the run is kept by attempt
+        time: failures made after this success (recorded first) still count, from the latest
+        of them, the one the row knows; that can postpone disabling, never hasten it.
+
+        Every success writes the row, whatever the caller read of it: the write waits for a
+        concurrent failure's and is computed from the row that failure committed, where a
+        check of a row read earlier would miss it and leave the run standing."""
         c = webhook_endpoints.c
         await self._db.execute(
             update(webhook_endpoints)
-            .where(c.id == endpoint_id, c.failing_since.is_not(None))
-            .values(failing_since=None)
+            .where(c.id == endpoint_id)
+            .values(
+                last_succeeded_at=func.greatest(
+                    func.coalesce(c.last_succeeded_at, attempted_at), attempted_at
+                ),
+                failing_since=case(
+                    (c.failing_since > attempted_at, c.failing_since),
+                    (
+                        c.failing_since.is_not(None) & (c.last_failed_at > attempted_at),
+                        c.last_failed_at,
+                    ),
+                    else_=None,
+                ),
+            )
         )
 
     async def note_failure(self, endpoint_id: str, attempted_at: datetime, now: datetime) -> bool:
         """Start (or continue) the endpoint's run of failures; disable it once that run has
         lasted three days. A failure after a silence longer than FAILURE_RUN_BREAK starts a
-        new run. Returns True when this call disabled it."""
+        new run; a failure made before a success already recorded belongs to no run (that
+        success ended it). Returns True when this call disabled it.
+
+        One UPDATE: it waits for a concurrent success's and reads the row that committed."""
         c = webhook_endpoints.c
+        ended = c.last_succeeded_at >= attempted_at
         continues = (c.failing_since.is_not(None)) & (
             c.last_failed_at >= attempted_at - FAILURE_RUN_BREAK
         )
@@ -214,7 +238,11 @@ class EndpointRepository:
             update(webhook_endpoints)
             .where(c.id == endpoint_id)
             .values(
-                failing_since=case((continues, c.failing_since), else_=attempted_at),
+                failing_since=case(
+                    (ended, c.failing_since),
+                    (continues, func.least(c.failing_since, attempted_at)),
+                    else_=attempted_at,
+                ),
                 last_failed_at=func.greatest(
                     func.coalesce(c.last_failed_at, attempted_at), attempted_at
                 ),

@@ -3,13 +3,16 @@ holds: a delivery is POSTed once per scheduled attempt, and the endpoint's recor
 ends up as the attempts, in the order they were made, say."""
 
 import asyncio
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from remit.webhooks.domain import DeliveryAttempt
 from remit.webhooks.outbox import stage_delivery_attempt
 from remit.webhooks.repository import DeliveryRepository
+from remit.webhooks.service import PageArgs
 from remit.webhooks.tables import webhook_inflight
 from remit.worker.runner import Worker
 from remit.worker.tables import jobs
@@ -83,3 +86,94 @@ async def test_a_worker_that_read_a_delivery_before_another_recorded_it_does_not
     assert [(a.attempt_number, a.succeeded) for a in attempts] == [(1, True)]
     assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
     assert await slots_held(bench.engine) == 0
+
+
+async def attempts_to(bench: Bench, endpoint_id: str) -> list[DeliveryAttempt]:
+    """Oldest first."""
+    found, _ = await bench.service.list_attempts(
+        bench.account_id, event_id=None, endpoint_id=endpoint_id, args=PageArgs(limit=100)
+    )
+    return sorted(found, key=lambda attempt: attempt.attempted_at)
+
+
+async def failing_since(bench: Bench, endpoint_id: str) -> datetime | None:
+    return (await bench.service.get_endpoint(bench.account_id, endpoint_id)).failing_since
+
+
+async def test_a_success_recorded_after_a_concurrent_failure_ends_the_run(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """A fails one delivery while B, a second later, succeeds with another; B read the endpoint
+    before A's failure was recorded (not failing then). The success, recorded last, must still
+    end the run, or a healthy endpoint would stay on course to be disabled."""
+    failure_answered, success_answered = asyncio.Event(), asyncio.Event()
+    receiver = await start_receiver(
+        lambda n: Reply(500, hold=failure_answered) if n == 0 else Reply(hold=success_answered)
+    )
+    endpoint = await bench.endpoint(receiver.url)
+    await bench.record()
+    await bench.record()
+    a, b = one_at_a_time(bench), one_at_a_time(bench)
+    failing = asyncio.create_task(a.run_once())
+    await receiver.wait_for(1)
+    bench.clock.advance(1)
+    succeeding = asyncio.create_task(b.run_once())
+    await receiver.wait_for(2)
+
+    failure_answered.set()
+    assert await failing == 1
+    assert await failing_since(bench, endpoint.id) == bench.clock.now() - timedelta(seconds=1)
+    success_answered.set()
+    assert await succeeding == 1
+
+    assert await failing_since(bench, endpoint.id) is None
+
+
+async def test_a_failure_made_before_a_success_but_recorded_after_it_starts_no_run(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """A's POST fails slowly; B's, made a second later, succeeds and is recorded first. The
+    endpoint answered well after A's failure: that failure, recorded last, starts no run."""
+    failure_answered = asyncio.Event()
+    receiver = await start_receiver(
+        lambda n: Reply(500, hold=failure_answered) if n == 0 else Reply()
+    )
+    endpoint = await bench.endpoint(receiver.url)
+    await bench.record()
+    await bench.record()
+    a, b = one_at_a_time(bench), one_at_a_time(bench)
+    failing = asyncio.create_task(a.run_once())
+    await receiver.wait_for(1)
+    bench.clock.advance(1)
+    assert await b.run_once() == 1
+
+    failure_answered.set()
+    assert await failing == 1
+
+    assert [r.http_status for r in await attempts_to(bench, endpoint.id)] == [500, 200]
+    assert await failing_since(bench, endpoint.id) is None
+
+
+async def test_a_failure_made_after_a_success_but_recorded_before_it_still_counts(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """The other way round: the success was made first, so the failure made after it, though
+    recorded first, is the start of a run the success does not end."""
+    success_answered = asyncio.Event()
+    receiver = await start_receiver(
+        lambda n: Reply(hold=success_answered) if n == 0 else Reply(500)
+    )
+    endpoint = await bench.endpoint(receiver.url)
+    await bench.record()
+    await bench.record()
+    a, b = one_at_a_time(bench), one_at_a_time(bench)
+    succeeding = asyncio.create_task(a.run_once())
+    await receiver.wait_for(1)
+    bench.clock.advance(1)
+    assert await b.run_once() == 1
+    failed_at = bench.clock.now()
+
+    success_answered.set()
+    assert await succeeding == 1
+
+    assert await failing_since(bench, endpoint.id) == failed_at
