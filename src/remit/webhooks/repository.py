@@ -33,6 +33,7 @@ from remit.webhooks.domain import (
     DisabledReason,
     EndpointStatus,
     Event,
+    RolledSecret,
     WebhookEndpoint,
 )
 from remit.webhooks.tables import (
@@ -125,12 +126,21 @@ def endpoint_from_mapping(m: Mapping[Any, Any]) -> WebhookEndpoint:
         if m["disabled_reason"] is None
         else DisabledReason(m["disabled_reason"]),
         secret=m["secret"],
-        previous_secret=m["previous_secret"],
-        previous_secret_expires_at=m["previous_secret_expires_at"],
+        rolled_secrets=rolled_secrets_from_json(m["rolled_secrets"]),
         failing_since=m["failing_since"],
         rate_limited_until=m["rate_limited_until"],
         created_at=m["created_at"],
     )
+
+
+def rolled_secrets_from_json(stored: Sequence[Mapping[str, str]]) -> tuple[RolledSecret, ...]:
+    return tuple(
+        RolledSecret(old["secret"], datetime.fromisoformat(old["expires_at"])) for old in stored
+    )
+
+
+def rolled_secrets_to_json(rolled: Sequence[RolledSecret]) -> list[dict[str, str]]:
+    return [{"secret": old.secret, "expires_at": old.expires_at.isoformat()} for old in rolled]
 
 
 def _endpoint_values(endpoint: WebhookEndpoint) -> dict[str, object]:
@@ -145,8 +155,7 @@ def _endpoint_values(endpoint: WebhookEndpoint) -> dict[str, object]:
         if endpoint.disabled_reason is None
         else endpoint.disabled_reason.value,
         "secret": endpoint.secret,
-        "previous_secret": endpoint.previous_secret,
-        "previous_secret_expires_at": endpoint.previous_secret_expires_at,
+        "rolled_secrets": rolled_secrets_to_json(endpoint.rolled_secrets),
         "failing_since": endpoint.failing_since,
         "rate_limited_until": endpoint.rate_limited_until,
     }

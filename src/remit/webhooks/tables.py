@@ -29,8 +29,9 @@ webhook_endpoints = Table(
     Column("disabled_reason", Text, nullable=True),
     # Signing needs the key itself, so unlike API keys it cannot be stored as a digest.
     Column("secret", Text, nullable=False),
-    Column("previous_secret", Text, nullable=True),
-    Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
+    # Secrets replaced by a roll and still valid: [{"secret", "expires_at" (ISO 8601)}], newest
+    # first (`remit.webhooks.domain.RolledSecret`).
+    Column("rolled_secrets", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     # Start of the current run of failed attempts; cleared by any success.
     Column("failing_since", DateTime(timezone=True), nullable=True),
     # The latest failed attempt: a long silence since it breaks the run (FAILURE_RUN_BREAK).
