@@ -188,13 +188,20 @@ class Retry:
     at: datetime | None
 
 
-def retry_after_unsuccessful(delivery: Delivery, outcome: AttemptOutcome, now: datetime) -> Retry:
+def may_honour_rate_limit(delivery: Delivery) -> bool:
+    """Whether this delivery has honoured 429s left (each attempt before this one either stepped
+    the schedule on or was an honoured 429)."""
+    return delivery.attempts - delivery.retry_step < MAX_HONOURED_RATE_LIMITS
+
+
+def retry_after_unsuccessful(
+    delivery: Delivery, outcome: AttemptOutcome, now: datetime, *, endpoint_allows: bool = True
+) -> Retry:
     """A 429 with a Retry-After waits as asked and stays at its step (up to
-    MAX_HONOURED_RATE_LIMITS of them); any other failure takes the next step, one gap after
+    MAX_HONOURED_RATE_LIMITS of them for the delivery, and as many for its endpoint until it
+    next answers 2xx: `endpoint_allows`); any other failure takes the next step, one gap after
     this attempt."""
-    # Each attempt before this one either stepped the schedule on or was an honoured 429.
-    honoured_so_far = delivery.attempts - delivery.retry_step
-    honoured = honoured_so_far < MAX_HONOURED_RATE_LIMITS
+    honoured = may_honour_rate_limit(delivery) and endpoint_allows
     if outcome.rate_limited and outcome.retry_after is not None and honoured:
         at = next_attempt_after_rate_limit(delivery.first_attempt_at, outcome.retry_after, now)
         return Retry(step=delivery.retry_step, at=at)
@@ -226,7 +233,13 @@ async def record_attempt(
         await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
         log.warning("webhook endpoint %s answered 410 Gone; disabled", ctx.endpoint.id)
     else:
-        retry = retry_after_unsuccessful(delivery, outcome, now)
+        # The endpoint's allowance is taken only by a 429 the delivery would honour itself.
+        endpoint_allows = (
+            outcome.rate_limited
+            and may_honour_rate_limit(delivery)
+            and await endpoints.take_honoured_rate_limit(ctx.endpoint.id)
+        )
+        retry = retry_after_unsuccessful(delivery, outcome, now, endpoint_allows=endpoint_allows)
         next_at, step = retry.at, retry.step
         if next_at is None:
             status = DeliveryStatus.FAILED

@@ -36,7 +36,9 @@ FAILURE_RUN_BREAK: Final = timedelta(hours=24)
 MAX_RETRY_AFTER: Final = timedelta(hours=12)
 # A receiver may ask for pauses, but not for ever: past this many honoured 429s, a delivery's
 # further 429s are ordinary failures and step the schedule on, so an endpoint that answers
-# "429 Retry-After: 1" to everything is not called every second for three days.
+# "429 Retry-After: 1" to everything is not called every second for three days. An endpoint
+# has as many, shared by all its deliveries, until it next answers 2xx: many pending events
+# do not each bring ten quick calls of their own.
 MAX_HONOURED_RATE_LIMITS: Final = 10
 OLD_SECRET_DEFAULT_LIFETIME: Final = timedelta(hours=24)
 EVENT_RETENTION: Final = timedelta(days=30)

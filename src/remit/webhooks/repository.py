@@ -27,6 +27,7 @@ from remit.accounts.tables import accounts
 from remit.webhooks.domain import (
     FAILING_ENDPOINT_DISABLE_AFTER,
     FAILURE_RUN_BREAK,
+    MAX_HONOURED_RATE_LIMITS,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -220,6 +221,8 @@ class EndpointRepository:
                 last_succeeded_at=func.greatest(
                     func.coalesce(c.last_succeeded_at, attempted_at), attempted_at
                 ),
+                # The endpoint takes deliveries again: its 429 allowance is whole again.
+                rate_limits_honoured=0,
                 failing_since=case(
                     (c.failing_since > attempted_at, c.failing_since),
                     (
@@ -267,6 +270,18 @@ class EndpointRepository:
             .values(
                 status=EndpointStatus.DISABLED.value, disabled_reason=DisabledReason.FAILING.value
             )
+        )
+        return result.rowcount == 1
+
+    async def take_honoured_rate_limit(self, endpoint_id: str) -> bool:
+        """Count one more 429 honoured since the endpoint last answered 2xx, if it has fewer
+        than MAX_HONOURED_RATE_LIMITS: all its deliveries share them, so many pending ones do
+        not each get their own. False: this 429 is an ordinary failure."""
+        c = webhook_endpoints.c
+        result = await self._db.execute(
+            update(webhook_endpoints)
+            .where(c.id == endpoint_id, c.rate_limits_honoured < MAX_HONOURED_RATE_LIMITS)
+            .values(rate_limits_honoured=c.rate_limits_honoured + 1)
         )
         return result.rowcount == 1
 

@@ -41,6 +41,9 @@ webhook_endpoints = Table(
     Column("last_succeeded_at", DateTime(timezone=True), nullable=True),
     # Set from a 429's Retry-After: no attempt to this endpoint before then.
     Column("rate_limited_until", DateTime(timezone=True), nullable=True),
+    # 429s honoured (waited out without a step of the retry schedule) since the endpoint last
+    # answered 2xx: its deliveries share MAX_HONOURED_RATE_LIMITS of them.
+    Column("rate_limits_honoured", Integer, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     Index("ix_webhook_endpoints_account_id_created_at", "account_id", "created_at", "id"),

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.webhooks.delivery import DeliverySettings
-from remit.webhooks.domain import EndpointStatus, WebhookEndpoint
+from remit.webhooks.domain import MAX_HONOURED_RATE_LIMITS, EndpointStatus, WebhookEndpoint
 from tests.integration.webhooks.conftest import Bench, StartReceiver, make_bench
 from tests.support.receiver import Received, Reply
 
@@ -290,6 +290,43 @@ async def test_past_ten_honoured_429s_the_delivery_steps_on_but_the_endpoint_pau
     await bench.worker.drain()
     assert await bench.delivery_status(second, endpoint.id) == "succeeded"
     assert await bench.delivery_status(first, endpoint.id) == "pending"
+
+
+async def test_the_ten_honoured_429s_are_the_endpoints_not_each_deliverys(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """Three deliveries pending to an endpoint that answers `429 Retry-After: 1` to everything:
+    together they get ten quick tries, then each one's next 429 steps its schedule on (five
+    minutes), instead of thirty quick tries between them."""
+    receiver = await start_receiver(lambda _: Reply(429, headers={"Retry-After": "1"}))
+    await bench.endpoint(receiver.url)
+    for _ in range(3):
+        await bench.record()
+    for _ in range(20):
+        await bench.worker.drain()
+        bench.clock.advance(1)
+    assert len(receiver.received) == MAX_HONOURED_RATE_LIMITS + 3
+
+
+async def test_a_success_gives_the_endpoint_its_honoured_429s_back(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """Ten 429s use the endpoint's allowance; a 200 ends that storm, and the next 429 is
+    honoured again (its delivery retries in a second, not five minutes)."""
+    receiver = await start_receiver(
+        lambda n: Reply(200) if n == 10 else Reply(429, headers={"Retry-After": "1"})
+    )
+    endpoint = await bench.endpoint(receiver.url)
+    first = await bench.record()
+    for _ in range(11):
+        await bench.worker.drain()
+        bench.clock.advance(1)
+    assert await bench.delivery_status(first, endpoint.id) == "succeeded"
+    second = await bench.record()
+    await bench.worker.drain()
+    [attempt] = await bench.attempts(second)
+    assert attempt.http_status == 429
+    assert attempt.next_retry_at == attempt.attempted_at + timedelta(seconds=1)
 
 
 async def test_a_receiver_that_only_asks_for_pauses_is_given_up_after_three_days(
