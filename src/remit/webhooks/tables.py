@@ -32,6 +32,11 @@ webhook_endpoints = Table(
     # Secrets replaced by a roll and still valid: [{"secret", "expires_at" (ISO 8601)}], newest
     # first (`remit.webhooks.domain.RolledSecret`).
     Column("rolled_secrets", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # The single slot `rolled_secrets` replaced (core migration 0024). Unused, and kept so that
+    # processes of the earlier version still running during an upgrade can read their rows; a
+    # later migration drops them once no such process can remain.
+    Column("previous_secret", Text, nullable=True),
+    Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
     # Start of the current run of failed attempts; cleared by any success.
     Column("failing_since", DateTime(timezone=True), nullable=True),
     # The latest failed attempt: a long silence since it breaks the run (FAILURE_RUN_BREAK).

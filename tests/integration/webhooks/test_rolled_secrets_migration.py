@@ -1,4 +1,4 @@
-"""Core migration 0023: the one rolled secret an endpoint had moves to its list of rolled
+"""Core migration 0024: the one rolled secret an endpoint had moves to its list of rolled
 secrets if it has not expired; a downgrade keeps the one valid longest."""
 
 from collections.abc import Iterator
@@ -14,7 +14,7 @@ from remit.webhooks.domain import RolledSecret
 from remit.webhooks.repository import rolled_secrets_from_json
 from tests.support.postgres import scratch_database
 
-_BEFORE = "0022_webhook_last_success"
+_BEFORE = "0023_webhook_last_success"
 VALID_UNTIL = datetime.now(UTC).replace(microsecond=123456) + timedelta(hours=20)
 EXPIRED_AT = datetime.now(UTC) - timedelta(hours=1)
 

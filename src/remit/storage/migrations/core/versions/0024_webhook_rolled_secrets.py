@@ -4,16 +4,22 @@ An endpoint had one slot for a rolled secret: rolling twice within a day dropped
 secret at once, though its expiry had been given out. `rolled_secrets` holds all of them, each
 with its expiry; the old slot's secret moves there if it has not expired.
 
-Revision ID: 0023_webhook_rolled_secrets
-Revises: 0022_webhook_last_success
+The old slot's columns stay (unused) so that processes of the earlier version still running
+during the upgrade keep working; a later migration drops them. A secret such a process rolls in
+the meantime lands in the old slot, which the new version does not read: the secret it replaced
+stops verifying at once, as it did before this migration whenever a second roll came within a
+day.
+
+Revision ID: 0024_webhook_rolled_secrets
+Revises: 0023_webhook_last_success
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0023_webhook_rolled_secrets"
-down_revision = "0022_webhook_last_success"
+revision = "0024_webhook_rolled_secrets"
+down_revision = "0023_webhook_last_success"
 branch_labels = None
 depends_on = None
 
@@ -34,16 +40,9 @@ def upgrade() -> None:
         WHERE previous_secret IS NOT NULL AND previous_secret_expires_at > now()
         """
     )
-    op.drop_column("webhook_endpoints", "previous_secret")
-    op.drop_column("webhook_endpoints", "previous_secret_expires_at")
 
 
 def downgrade() -> None:
-    op.add_column("webhook_endpoints", sa.Column("previous_secret", sa.Text, nullable=True))
-    op.add_column(
-        "webhook_endpoints",
-        sa.Column("previous_secret_expires_at", sa.DateTime(timezone=True), nullable=True),
-    )
     # One slot: the rolled secret that stays valid longest keeps it.
     op.execute(
         """

@@ -5,15 +5,15 @@ to ten times; every pending delivery to one endpoint had ten of its own, so an e
 for pauses to everything was called ten times per pending event before any schedule stepped
 on. The ten are now the endpoint's, shared by its deliveries, and given back by a success.
 
-Revision ID: 0024_webhook_endpoint_429s
-Revises: 0023_webhook_rolled_secrets
+Revision ID: 0025_webhook_endpoint_429s
+Revises: 0024_webhook_rolled_secrets
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0024_webhook_endpoint_429s"
-down_revision = "0023_webhook_rolled_secrets"
+revision = "0025_webhook_endpoint_429s"
+down_revision = "0024_webhook_rolled_secrets"
 branch_labels = None
 depends_on = None
 

@@ -6,15 +6,15 @@ had already ended. With `last_succeeded_at` such a failure starts no run.
 
 Existing endpoints start with none: until their next success, failures count as they did.
 
-Revision ID: 0022_webhook_last_success
-Revises: 0021_webhook_failure_runs
+Revision ID: 0023_webhook_last_success
+Revises: 0022_released_authorizations
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022_webhook_last_success"
-down_revision = "0021_webhook_failure_runs"
+revision = "0023_webhook_last_success"
+down_revision = "0022_released_authorizations"
 branch_labels = None
 depends_on = None
 
