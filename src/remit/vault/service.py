@@ -327,7 +327,17 @@ class VaultService:
             log.error("card %s could not be decrypted for %s", token, request.purpose)
             await self._audit(self._forward_event(card, request, succeeded=False))
             raise
-        await self._audit(self._forward_event(card, request, succeeded=True))
+        # The audit event is committed before the card leaves the vault, by the statement that
+        # takes the CVC: a CVC goes with one authorization only (PCI DSS 3.3.1), so of
+        # concurrent forwards of the card only the one that took it sends it. It is destroyed
+        # before it is sent, so an authorization that gets no answer does not get it back:
+        # its retry goes without it.
+        async with self._statement() as repo:
+            taken = await repo.audit_forward_taking_cvc(
+                self._forward_event(card, request, succeeded=True), now
+            )
+        # A card's CVC is sealed once, when it is stored: what was taken is what was opened.
+        cvc = opened.cvc if taken is not None and taken == card.sealed.cvc_ciphertext else None
         address = request.billing_address
         if address is None:
             stored_address = card.billing_details.get("address")
@@ -343,7 +353,7 @@ class VaultService:
                 card_number=opened.number,
                 exp_month=card.summary.exp_month,
                 exp_year=card.summary.exp_year,
-                cvc=opened.cvc if card.cvc_held(now) else None,
+                cvc=cvc,
                 amount_minor=request.amount_minor,
                 currency=request.currency,
                 capture=request.capture,
@@ -351,9 +361,8 @@ class VaultService:
                 three_d_secure_authenticated=request.three_d_secure_authenticated,
             )
         )
-        # One statement, so one transaction: the answer is recorded for the reference (unless
-        # a concurrent call recorded one first, which then stands) and, as the authorization
-        # happened, the CVC is destroyed (PCI DSS 3.3.1 forbids keeping it past it).
+        # The answer is recorded for the reference, unless a concurrent call recorded one
+        # first, which then stands.
         async with self._statement() as repo:
             earlier = await repo.finish_forward(
                 account_id, request.reference, token, request.destination,
