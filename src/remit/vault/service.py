@@ -80,6 +80,25 @@ def _no_such_token(token: str, param: str = "vault_token") -> VaultError:
     )
 
 
+def _forward_refusal(request: ForwardRequest, *, allowed: bool) -> RemitError | None:
+    """Why the forward is refused whatever the card, if it is."""
+    if not allowed:
+        return VaultError(
+            message=f"Destination '{request.destination}' is not on the vault's forwarding "
+            "allowlist.",
+            kind=ErrorKind.PERMISSION_DENIED,
+            code="destination_not_allowed",
+            param="destination",
+        )
+    if not request.reference:
+        return invalid("A forwarded authorization needs a reference.", "reference")
+    if request.amount_minor < 1:
+        return invalid("amount must be at least 1.", "amount")
+    if not request.purpose:
+        return invalid("Say why the card is decrypted: purpose is required.", "purpose")
+    return None
+
+
 @dataclass(frozen=True)
 class Tokenized:
     token: str
@@ -237,7 +256,27 @@ class VaultService:
         return True
 
     async def card_details(self, account_id: str, token: str, *, requester: str) -> CardDetails:
-        card = await self._card(account_id, token)
+        """The card's public details; the look-up is audited whether it is granted or not."""
+        async with self._statement() as repo:
+            found = await repo.get_card(token)
+        card = found if _live_card_of(found, account_id) else None
+        # A refused look-up is recorded as the caller named it, without describing the card
+        # (0: no key version), which may be another account's.
+        await self._audit(
+            AuditEvent(
+                id=new_id("vae"),
+                created_at=self._clock.now(),
+                action=AuditAction.GET_DETAILS,
+                requester=requester,
+                purpose="get_details",
+                succeeded=card is not None,
+                token=token,
+                account_id=account_id,
+                key_version=0 if card is None else card.sealed.kek_version,
+            )
+        )
+        if card is None:
+            raise _no_such_token(token)
         return CardDetails(
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
@@ -249,9 +288,21 @@ class VaultService:
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
             card = await repo.get_card(token, for_update=True)
-            if card is None or card.account_id != account_id:
-                raise _no_such_token(token)
-            return await self._shred(repo, card, requester, "delete", now)
+            if card is not None and card.account_id == account_id:
+                return await self._shred(repo, card, requester, "delete", now)
+        await self._audit(
+            AuditEvent(
+                id=new_id("vae"),
+                created_at=now,
+                action=AuditAction.DELETE,
+                requester=requester,
+                purpose="delete",
+                succeeded=False,
+                token=token,
+                account_id=account_id,
+            )
+        )
+        raise _no_such_token(token)
 
     async def list_cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None, requester: str
@@ -298,17 +349,12 @@ class VaultService:
 
     async def forward(self, account_id: str, token: str, request: ForwardRequest) -> Forwarded:
         destination = self._destinations.get(request.destination)
-        if destination is None:
+        refusal = _forward_refusal(request, allowed=destination is not None)
+        if refusal is not None:
+            # Refused before the card is even read, and recorded like every other attempt.
             await self._audit(self._refused_forward_event(account_id, token, request))
-            raise VaultError(
-                message=f"Destination '{request.destination}' is not on the vault's forwarding "
-                "allowlist.",
-                kind=ErrorKind.PERMISSION_DENIED,
-                code="destination_not_allowed",
-                param="destination",
-            )
-        if not request.reference:
-            raise invalid("A forwarded authorization needs a reference.", "reference")
+            raise refusal
+        assert destination is not None
         async with self._statement() as repo:
             stored, found = await repo.forward_start(account_id, request.reference, token)
         if stored is not None:
