@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.storage.fastsql import Db, Statement, TableStatements, sqlalchemy_unit
+from remit.storage.fastsql import Db, Statement, TableStatements, driver, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
 from remit.vault.cards import Brand, Funding
 from remit.vault.crypto import SealedCard
@@ -216,6 +216,17 @@ class SqlVaultRepository:
                 deleted_at=now,
             )
         )
+
+    async def prune_dead_card_versions(self) -> None:
+        """Remove the dead row versions of `cards`, and with them the sealed numbers, wrapped
+        data keys and CVCs that shredding and CVC destruction left in them (an UPDATE writes
+        a new row version; the old one keeps its bytes until vacuumed).
+
+        Runs outside any transaction (VACUUM cannot run inside one). Leaving the indexes to
+        autovacuum keeps the cost to the pages changed since the last run (the visibility
+        map skips the rest): the dead versions' bytes go either way, only their line pointers
+        wait. Not truncating the file's empty tail avoids the exclusive lock that takes."""
+        await driver(self._db).execute("VACUUM (INDEX_CLEANUP OFF, TRUNCATE OFF) cards")
 
     async def cards_wrapped_below(self, version: int, limit: int) -> list[StoredCard]:
         query = (

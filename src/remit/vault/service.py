@@ -461,6 +461,11 @@ class VaultService:
         async with self._engine.begin() as db:
             return await SqlVaultRepository(db).drop_expired_cvcs(self._clock.now())
 
+    async def prune_shredded(self) -> None:
+        """Remove what shredded cards and destroyed CVCs left in dead row versions."""
+        async with self._statement() as repo:
+            await repo.prune_dead_card_versions()
+
     # --- keys --------------------------------------------------------------------------
 
     async def rotate_key(self, *, requester: str) -> int:
