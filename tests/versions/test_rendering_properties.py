@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remit.core.jsonview import JsonObject, JsonValue, to_json
-from remit.versioning import RelatedList, gather_related, render, render_event
+from remit.versioning import RelatedList, RelatedPage, gather_related, render, render_event
 from remit.versioning.openapi import document
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
@@ -21,8 +21,10 @@ CHARGE_STATUSES = [v.number for v in pb.ChargeStatus.DESCRIPTOR.values if v.numb
 
 
 def _gather(body: JsonObject, version: str, charges: list[JsonObject]) -> object:
-    async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
-        return charges if need.resource == "charge" else [to_json(resources.refund())]
+    async def fetch(need: RelatedList, parent_id: str) -> RelatedPage:
+        if need.resource == "charge":
+            return RelatedPage.whole(charges)
+        return RelatedPage.whole([to_json(resources.refund())])
 
     return asyncio.run(gather_related(body, version, fetch))
 

@@ -15,13 +15,14 @@ from remit.versioning.change import (
     ErrorResponse,
     Form,
     RelatedList,
+    RelatedPage,
     RenderContext,
 )
 from remit.versioning.descriptors import internal_fields
 from remit.versioning.internal import without_internal_fields
 from remit.versioning.registry import VersionPlan, plan
 
-Related = Mapping[tuple[RelatedList, str], list[JsonObject]]
+Related = Mapping[tuple[RelatedList, str], RelatedPage]
 NO_RELATED: Related = {}
 
 
