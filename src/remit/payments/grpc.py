@@ -306,6 +306,7 @@ def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
         # Always present, as Stripe renders it: each field null when the method had none.
         billing_details=billing_details_message(dict(charge.billing_details)),
         captured=charge.captured,
+        authorization_released=charge.authorization_released,
         created=timestamp(charge.created_at),
         currency=charge.currency,
         disputed=False,

@@ -314,6 +314,15 @@ def _refuse_too_large(amount_minor: int) -> None:
         )
 
 
+async def _mark_released(
+    charges: ChargeRepository, account_id: str, charge_id: str, now: datetime
+) -> None:
+    """Record on the charge that its authorization was released uncaptured."""
+    charge = await charges.get(account_id, charge_id, for_update=True)
+    assert charge is not None
+    await charges.save(replace(charge, authorization_released=True, updated_at=now))
+
+
 def _captured_first(released: OperationOutcome) -> bool:
     """A release the network refused because the authorization was captured meanwhile (a
     capture racing the cancel or the expiry). Any other refusal (already voided) means the
@@ -1466,6 +1475,8 @@ class PaymentsService:
                 refusal = refused
             else:
                 await intents.save(after)
+                if held is not None:
+                    await _mark_released(ChargeRepository(db), record.account_id, held, now)
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: releasing an authorization posts to the ledger, whose lock lasts to
                 # commit.
@@ -1517,6 +1528,8 @@ class PaymentsService:
         now = self._now()
         after = transition(intent, Expired(at=now))
         await intents.save(after)
+        if intent.latest_charge_id is not None:
+            await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
         await self._hooks.intent_changed(db, intent, after)
         return True
 
