@@ -4,7 +4,7 @@ for tests and benchmarks of the versioning layer."""
 from google.protobuf import timestamp_pb2
 
 from remit.core.jsonview import JsonObject, to_json
-from remit.versioning import RelatedList
+from remit.versioning import RelatedList, RelatedPage
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 from remit_api.webhooks.v1 import webhooks_pb2 as wh
@@ -165,11 +165,11 @@ def examples() -> dict[str, JsonObject]:
     }
 
 
-def related_lists() -> dict[tuple[RelatedList, str], list[JsonObject]]:
+def related_lists() -> dict[tuple[RelatedList, str], RelatedPage]:
     """What `gather_related` finds for the examples: the example charge and its refund."""
     from versions.v2022_11_15 import CHARGES_OF_PAYMENT_INTENT, REFUNDS_OF_CHARGE
 
     return {
-        (CHARGES_OF_PAYMENT_INTENT, "pi_3Example"): [to_json(charge())],
-        (REFUNDS_OF_CHARGE, "ch_3Example"): [to_json(refund())],
+        (CHARGES_OF_PAYMENT_INTENT, "pi_3Example"): RelatedPage.whole([to_json(charge())]),
+        (REFUNDS_OF_CHARGE, "ch_3Example"): RelatedPage.whole([to_json(refund())]),
     }

@@ -2,26 +2,23 @@
 versions embed (a PaymentIntent's charges, a Charge's refunds) over gRPC, on behalf of the
 caller's account."""
 
-from typing import Final
+from typing import Any
 
 from remit.accounts.domain import KeyKind
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.grpc_call import call
-from remit.versioning import Fetch, RelatedList
+from remit.versioning import MAX_EMBEDDED, Fetch, RelatedList, RelatedPage
 from remit_api.payments.v1 import payments_pb2 as pb
-
-MAX_EMBEDDED: Final = 100
-"""Stripe embedded at most this many items in such lists (more meant `has_more`)."""
 
 
 class UnsupportedRelatedListError(LookupError):
     pass
 
 
-async def _nothing(need: RelatedList, parent_id: str) -> list[JsonObject]:
-    return []
+async def _nothing(need: RelatedList, parent_id: str) -> RelatedPage:
+    return RelatedPage.whole([])
 
 
 def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
@@ -30,29 +27,42 @@ def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
         # fetching them would be calls for nothing, on every poll of a payment page.
         return _nothing
 
-    async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
+    async def fetch(need: RelatedList, parent_id: str) -> RelatedPage:
         match (need.resource, need.filter_param):
             case ("charge", "payment_intent"):
-                charges = await call(
-                    deps.payments.ListCharges,
-                    pb.ListChargesRequest(limit=MAX_EMBEDDED, payment_intent=parent_id),
-                    context,
-                )
+                charges = pb.ListChargesRequest(limit=MAX_EMBEDDED, payment_intent=parent_id)
+                first, more, total = await _first_page(deps.payments.ListCharges, charges, context)
                 # As listed at the latest schema: without `refunds`, which the version that
                 # embeds the charges adds back in its own shape (gathered in turn).
-                return [_without_refunds(to_json(charge)) for charge in charges.data]
+                data = [_without_refunds(to_json(charge)) for charge in first]
+                return RelatedPage(data, has_more=more, total_count=total)
             case ("refund", "charge"):
-                refunds = await call(
-                    deps.payments.ListRefunds,
-                    pb.ListRefundsRequest(limit=MAX_EMBEDDED, charge=parent_id),
-                    context,
-                )
-                return [to_json(refund) for refund in refunds.data]
+                refunds = pb.ListRefundsRequest(limit=MAX_EMBEDDED, charge=parent_id)
+                first, more, total = await _first_page(deps.payments.ListRefunds, refunds, context)
+                data = [to_json(refund) for refund in first]
+                return RelatedPage(data, has_more=more, total_count=total)
         raise UnsupportedRelatedListError(
             f"no gRPC call lists {need.resource} by {need.filter_param}"
         )
 
     return fetch
+
+
+async def _first_page(
+    list_call: Any, request: Any, context: ApiContext
+) -> tuple[list[Any], bool, int]:
+    """The first page of a list, whether more follow, and how many there are in all: the
+    pages after the first are read only to count them (lists that long are rare)."""
+    reply = await call(list_call, request, context)
+    first, has_more = list(reply.data), bool(reply.has_more)
+    total, page = len(first), reply
+    while page.has_more and page.data:
+        following = type(request)()
+        following.CopyFrom(request)
+        following.starting_after = page.data[-1].id
+        page = await call(list_call, following, context)
+        total += len(page.data)
+    return first, has_more, total
 
 
 def _without_refunds(charge: JsonObject) -> JsonObject:

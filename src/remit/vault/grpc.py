@@ -127,10 +127,6 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     async def ForwardAuthorization(
         self, request: vault_pb2.ForwardAuthorizationRequest, context: Context
     ) -> vault_pb2.ForwardAuthorizationResponse:
-        if request.amount < 1:
-            raise invalid("amount must be at least 1.", "amount")
-        if not request.purpose:
-            raise invalid("Say why the card is decrypted: purpose is required.", "purpose")
         address = None
         if request.HasField("billing_address"):
             address = {

@@ -80,6 +80,25 @@ def _no_such_token(token: str, param: str = "vault_token") -> VaultError:
     )
 
 
+def _forward_refusal(request: ForwardRequest, *, allowed: bool) -> RemitError | None:
+    """Why the forward is refused whatever the card, if it is."""
+    if not allowed:
+        return VaultError(
+            message=f"Destination '{request.destination}' is not on the vault's forwarding "
+            "allowlist.",
+            kind=ErrorKind.PERMISSION_DENIED,
+            code="destination_not_allowed",
+            param="destination",
+        )
+    if not request.reference:
+        return invalid("A forwarded authorization needs a reference.", "reference")
+    if request.amount_minor < 1:
+        return invalid("amount must be at least 1.", "amount")
+    if not request.purpose:
+        return invalid("Say why the card is decrypted: purpose is required.", "purpose")
+    return None
+
+
 @dataclass(frozen=True)
 class Tokenized:
     token: str
@@ -237,7 +256,27 @@ class VaultService:
         return True
 
     async def card_details(self, account_id: str, token: str, *, requester: str) -> CardDetails:
-        card = await self._card(account_id, token)
+        """The card's public details; the look-up is audited whether it is granted or not."""
+        async with self._statement() as repo:
+            found = await repo.get_card(token)
+        card = found if _live_card_of(found, account_id) else None
+        # A refused look-up is recorded as the caller named it, without describing the card
+        # (0: no key version), which may be another account's.
+        await self._audit(
+            AuditEvent(
+                id=new_id("vae"),
+                created_at=self._clock.now(),
+                action=AuditAction.GET_DETAILS,
+                requester=requester,
+                purpose="get_details",
+                succeeded=card is not None,
+                token=token,
+                account_id=account_id,
+                key_version=0 if card is None else card.sealed.kek_version,
+            )
+        )
+        if card is None:
+            raise _no_such_token(token)
         return CardDetails(
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
@@ -249,9 +288,21 @@ class VaultService:
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
             card = await repo.get_card(token, for_update=True)
-            if card is None or card.account_id != account_id:
-                raise _no_such_token(token)
-            return await self._shred(repo, card, requester, "delete", now)
+            if card is not None and card.account_id == account_id:
+                return await self._shred(repo, card, requester, "delete", now)
+        await self._audit(
+            AuditEvent(
+                id=new_id("vae"),
+                created_at=now,
+                action=AuditAction.DELETE,
+                requester=requester,
+                purpose="delete",
+                succeeded=False,
+                token=token,
+                account_id=account_id,
+            )
+        )
+        raise _no_such_token(token)
 
     async def list_cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None, requester: str
@@ -298,17 +349,12 @@ class VaultService:
 
     async def forward(self, account_id: str, token: str, request: ForwardRequest) -> Forwarded:
         destination = self._destinations.get(request.destination)
-        if destination is None:
+        refusal = _forward_refusal(request, allowed=destination is not None)
+        if refusal is not None:
+            # Refused before the card is even read, and recorded like every other attempt.
             await self._audit(self._refused_forward_event(account_id, token, request))
-            raise VaultError(
-                message=f"Destination '{request.destination}' is not on the vault's forwarding "
-                "allowlist.",
-                kind=ErrorKind.PERMISSION_DENIED,
-                code="destination_not_allowed",
-                param="destination",
-            )
-        if not request.reference:
-            raise invalid("A forwarded authorization needs a reference.", "reference")
+            raise refusal
+        assert destination is not None
         async with self._statement() as repo:
             stored, found = await repo.forward_start(account_id, request.reference, token)
         if stored is not None:
@@ -327,7 +373,17 @@ class VaultService:
             log.error("card %s could not be decrypted for %s", token, request.purpose)
             await self._audit(self._forward_event(card, request, succeeded=False))
             raise
-        await self._audit(self._forward_event(card, request, succeeded=True))
+        # The audit event is committed before the card leaves the vault, by the statement that
+        # takes the CVC: a CVC goes with one authorization only (PCI DSS 3.3.1), so of
+        # concurrent forwards of the card only the one that took it sends it. It is destroyed
+        # before it is sent, so an authorization that gets no answer does not get it back:
+        # its retry goes without it.
+        async with self._statement() as repo:
+            taken = await repo.audit_forward_taking_cvc(
+                self._forward_event(card, request, succeeded=True), now
+            )
+        # A card's CVC is sealed once, when it is stored: what was taken is what was opened.
+        cvc = opened.cvc if taken is not None and taken == card.sealed.cvc_ciphertext else None
         address = request.billing_address
         if address is None:
             stored_address = card.billing_details.get("address")
@@ -343,7 +399,7 @@ class VaultService:
                 card_number=opened.number,
                 exp_month=card.summary.exp_month,
                 exp_year=card.summary.exp_year,
-                cvc=opened.cvc if card.cvc_held(now) else None,
+                cvc=cvc,
                 amount_minor=request.amount_minor,
                 currency=request.currency,
                 capture=request.capture,
@@ -351,9 +407,8 @@ class VaultService:
                 three_d_secure_authenticated=request.three_d_secure_authenticated,
             )
         )
-        # One statement, so one transaction: the answer is recorded for the reference (unless
-        # a concurrent call recorded one first, which then stands) and, as the authorization
-        # happened, the CVC is destroyed (PCI DSS 3.3.1 forbids keeping it past it).
+        # The answer is recorded for the reference, unless a concurrent call recorded one
+        # first, which then stands.
         async with self._statement() as repo:
             earlier = await repo.finish_forward(
                 account_id, request.reference, token, request.destination,
@@ -405,6 +460,11 @@ class VaultService:
     async def drop_expired_cvcs(self) -> int:
         async with self._engine.begin() as db:
             return await SqlVaultRepository(db).drop_expired_cvcs(self._clock.now())
+
+    async def prune_shredded(self) -> None:
+        """Remove what shredded cards and destroyed CVCs left in dead row versions."""
+        async with self._statement() as repo:
+            await repo.prune_dead_card_versions()
 
     # --- keys --------------------------------------------------------------------------
 

@@ -16,12 +16,13 @@ from remit.versioning.change import (
     ErrorResponse,
     RelatedDataMissingError,
     RelatedList,
+    RelatedPage,
     RequestRefusedError,
     VersionChange,
 )
 from remit.versioning.operations import operation_key
 from remit.versioning.registry import load, plan
-from remit.versioning.related import Fetch, gather_related
+from remit.versioning.related import MAX_EMBEDDED, Fetch, gather_related
 from remit.versioning.render import (
     NO_RELATED,
     Related,
@@ -32,12 +33,14 @@ from remit.versioning.render import (
 )
 
 __all__ = [
+    "MAX_EMBEDDED",
     "NO_RELATED",
     "ErrorResponse",
     "Fetch",
     "Related",
     "RelatedDataMissingError",
     "RelatedList",
+    "RelatedPage",
     "RequestRefusedError",
     "VersionChange",
     "gather_related",

@@ -34,6 +34,21 @@ class RelatedList:
     """A field of the parent that, when null, proves the list is empty (no fetch needed)."""
 
 
+@dataclass(frozen=True)
+class RelatedPage:
+    """A related list as an old version embeds it: its first items (at most a page), whether
+    more follow, and how many there are in all."""
+
+    data: list[JsonObject]
+    has_more: bool
+    total_count: int
+
+    @classmethod
+    def whole(cls, items: list[JsonObject]) -> "RelatedPage":
+        """A list shown in full."""
+        return cls(list(items), has_more=False, total_count=len(items))
+
+
 @dataclass
 class ErrorResponse:
     """An error as the engine versions it: the HTTP status and the `{"error": {...}}` body."""
@@ -62,12 +77,12 @@ class RequestRefusedError(Exception):
 class RenderContext:
     """What a response change may consult besides the object: related lists gathered for it."""
 
-    def __init__(self, related: Mapping[tuple[RelatedList, str], list[JsonObject]]) -> None:
+    def __init__(self, related: Mapping[tuple[RelatedList, str], RelatedPage]) -> None:
         self._related = related
 
-    def related_list(self, need: RelatedList, parent: JsonObject) -> list[JsonObject]:
+    def related_page(self, need: RelatedList, parent: JsonObject) -> RelatedPage:
         if need.empty_when_null is not None and parent.get(need.empty_when_null) is None:
-            return []
+            return RelatedPage.whole([])
         parent_id = parent.get("id")
         key = (need, parent_id if isinstance(parent_id, str) else "")
         if key not in self._related:
@@ -136,13 +151,19 @@ class VersionChange:
         reads them, in reverse: the previous version's names and types."""
 
 
-def json_list(items: list[JsonObject], *, url: str, has_more: bool = False) -> JsonObject:
-    """A list envelope as Stripe rendered embedded lists (with `total_count`)."""
-    data: list[JsonValue] = list(items)
+def json_list(items: list[JsonObject], *, url: str) -> JsonObject:
+    """A list envelope as Stripe rendered embedded lists (with `total_count`), in full."""
+    return json_page(RelatedPage.whole(items), url=url)
+
+
+def json_page(page: RelatedPage, *, url: str) -> JsonObject:
+    """The envelope of an embedded list's first page: `has_more` when items were left out,
+    and `total_count` counting them too."""
+    data: list[JsonValue] = list(page.data)
     return {
         "object": "list",
         "data": data,
-        "has_more": has_more,
-        "total_count": len(items),
+        "has_more": page.has_more,
+        "total_count": page.total_count,
         "url": url,
     }

@@ -8,13 +8,18 @@ facade fetches over gRPC (remit.rest.related), tests pass a dictionary lookup.
 """
 
 from collections.abc import Awaitable, Callable
+from typing import Final
 
-from remit.core.jsonview import JsonObject, JsonValue
-from remit.versioning.change import RelatedList
+from remit.core.jsonview import JsonValue
+from remit.versioning.change import RelatedList, RelatedPage
 from remit.versioning.registry import plan
 from remit.versioning.render import Related
 
-Fetch = Callable[[RelatedList, str], Awaitable[list[JsonObject]]]
+Fetch = Callable[[RelatedList, str], Awaitable[RelatedPage]]
+"""Lists a related list's first page (`MAX_EMBEDDED` items), with its total count."""
+
+MAX_EMBEDDED: Final = 100
+"""Stripe embedded at most this many items in such lists (more meant `has_more`)."""
 
 MAX_DEPTH = 4
 """Fetched objects may need their own lists (a charge's refunds); no change nests deeper."""
@@ -25,7 +30,7 @@ async def gather_related(body: JsonValue, version: str, fetch: Fetch) -> Related
     changes = plan(version).response_changes
     if not any(change.needs for items in changes.values() for change in items):
         return {}
-    found: dict[tuple[RelatedList, str], list[JsonObject]] = {}
+    found: dict[tuple[RelatedList, str], RelatedPage] = {}
 
     async def visit(value: JsonValue, depth: int) -> None:
         if isinstance(value, list):
@@ -45,7 +50,7 @@ async def gather_related(body: JsonValue, version: str, fetch: Fetch) -> Related
                     if need.empty_when_null and value.get(need.empty_when_null) is None:
                         continue
                     found[key] = await fetch(need, object_id)
-                    for item in found[key]:
+                    for item in found[key].data:
                         await visit(item, depth + 1)
         for item in value.values():
             if isinstance(item, dict | list):
