@@ -35,6 +35,8 @@ DERIVED_STEPS: Final = frozenset(
         "fee",
         "available",
         "refund",
+        "refund_hold",
+        "refund_release",
         "refund_failure",
         "payout",
         "paid",
