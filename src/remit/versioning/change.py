@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from remit.core.jsonview import JsonObject, JsonValue
 from remit.rest.forms import FormValue
+from versions import KNOWN_VERSIONS
 
 Form = dict[str, FormValue]
 """Request parameters as decoded from the form or JSON body, before the schema parses them."""
@@ -115,7 +116,8 @@ class VersionChange:
     """
 
     version: ClassVar[str]
-    """Set by the registry from the module the change lives in."""
+    """The version whose module (`versions/vYYYY_MM_DD.py`) defines the change, set when the
+    class is defined, so it is known before (and without) the registry loading."""
     resources: ClassVar[tuple[str, ...]] = ()
     fields: ClassVar[tuple[str, ...]] = ()
     adds_back: ClassVar[tuple[str, ...]] = ()
@@ -125,6 +127,12 @@ class VersionChange:
     needs: ClassVar[tuple[RelatedList, ...]] = ()
     refused_params: ClassVar[tuple[str, ...]] = ()
     """Parameters `check_request` refuses from this version on (left out of its OpenAPI)."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        version = version_of_module(cls.__module__)
+        if version is not None:
+            cls.version = version
 
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         """Rewrite `obj`, a resource in this change's version's shape, into the previous
@@ -149,6 +157,16 @@ class VersionChange:
     def downgrade_params(self, operation: str, properties: dict[str, JsonObject]) -> None:
         """Rewrite an operation's parameter schemas (by name) the way `upgrade_request`
         reads them, in reverse: the previous version's names and types."""
+
+
+def version_of_module(module: str) -> str | None:
+    """The known version a change module is named for (`versions.v2025_03_31` ->
+    `2025-03-31.basil`), or None for a module outside `versions/`."""
+    package, _, name = module.rpartition(".")
+    if package != "versions" or not name.startswith("v"):
+        return None
+    date = name.removeprefix("v").replace("_", "-")
+    return next((known for known in KNOWN_VERSIONS if known.split(".")[0] == date), None)
 
 
 def json_list(items: list[JsonObject], *, url: str) -> JsonObject:
