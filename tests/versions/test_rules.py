@@ -118,6 +118,7 @@ def test_a_change_knows_its_version_as_soon_as_it_is_defined() -> None:
         (VersionChange,),
         {"__doc__": "Early.", "resources": ("charge",), "__module__": "versions.v2025_03_31"},
     )
+    assert issubclass(change, VersionChange)
     assert change.version == "2025-03-31.basil"
     assert version_of_module("versions.v2017_02_14") == "2017-02-14"
     assert version_of_module("versions.v2099_01_01") is None
