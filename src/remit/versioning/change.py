@@ -36,6 +36,32 @@ class RelatedList:
 
 
 @dataclass(frozen=True)
+class RelatedObject:
+    """An object a change shows in place of the id a field of the parent holds, for old
+    versions that expanded it without being asked: e.g. the Radar rule that decided a charge
+    (`resource="rule"`, `field="outcome.rule"`). It is fetched by that id; one gone since
+    (a deleted rule) is not found, and the id stays."""
+
+    resource: str
+    field: str
+    """The parent's field (dotted path) holding the id."""
+
+    def id_in(self, parent: JsonObject) -> str | None:
+        """The id the parent's field holds; None when it holds none (null, or an object the
+        client expanded already)."""
+        value: JsonValue = parent
+        for name in self.field.split("."):
+            if not isinstance(value, dict):
+                return None
+            value = value.get(name)
+        return value if isinstance(value, str) else None
+
+
+Need = RelatedList | RelatedObject
+"""What a change may ask to have gathered before rendering."""
+
+
+@dataclass(frozen=True)
 class RelatedPage:
     """A related list as an old version embeds it: its first items (at most a page), whether
     more follow, and how many there are in all."""
@@ -78,7 +104,7 @@ class RequestRefusedError(Exception):
 class RenderContext:
     """What a response change may consult besides the object: related lists gathered for it."""
 
-    def __init__(self, related: Mapping[tuple[RelatedList, str], RelatedPage]) -> None:
+    def __init__(self, related: Mapping[tuple[Need, str], RelatedPage]) -> None:
         self._related = related
 
     def related_page(self, need: RelatedList, parent: JsonObject) -> RelatedPage:
@@ -92,6 +118,21 @@ class RenderContext:
                 "(gather it with remit.versioning.gather_related first)"
             )
         return self._related[key]
+
+    def related_object(self, need: RelatedObject, parent: JsonObject) -> JsonObject | None:
+        """The object the parent's field names, or None when it names none or the object is
+        gone (the id then stays)."""
+        object_id = need.id_in(parent)
+        if object_id is None:
+            return None
+        key = (need, object_id)
+        if key not in self._related:
+            raise RelatedDataMissingError(
+                f"rendering {parent.get('object')} {parent.get('id')} needs the {need.resource} "
+                f"{object_id} (gather it with remit.versioning.gather_related first)"
+            )
+        found = self._related[key].data
+        return found[0] if found else None
 
 
 class RelatedDataMissingError(LookupError):
@@ -112,7 +153,8 @@ class VersionChange:
       ("POST /v1/payment_intents") whose parameters change, the latest-schema parameters the
       change writes (each must be a field of the operation's gRPC request message) and the old
       parameter names it reads (which must not be).
-    - `needs`: related lists to gather before rendering (see `RelatedList`).
+    - `needs`: related lists and objects to gather before rendering (see `RelatedList`,
+      `RelatedObject`).
     """
 
     version: ClassVar[str]
@@ -124,7 +166,7 @@ class VersionChange:
     operations: ClassVar[tuple[str, ...]] = ()
     params: ClassVar[tuple[str, ...]] = ()
     old_params: ClassVar[tuple[str, ...]] = ()
-    needs: ClassVar[tuple[RelatedList, ...]] = ()
+    needs: ClassVar[tuple[Need, ...]] = ()
     refused_params: ClassVar[tuple[str, ...]] = ()
     """Parameters `check_request` refuses from this version on (left out of its OpenAPI)."""
 
