@@ -8,12 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 async def until_a_session_waits_on_a_lock(
-    engine: AsyncEngine, timeout_s: float = 10.0, *, contender: "asyncio.Task[Any] | None" = None
+    engine: AsyncEngine,
+    timeout_s: float = 10.0,
+    *,
+    contender: "asyncio.Task[Any] | None" = None,
+    sessions: int = 1,
 ) -> None:
     """Return once some session of this database waits on a lock (a row lock, a unique index
-    entry held by an uncommitted insert, ...); fail after `timeout_s`. `contender`, the task
-    expected to wait: if it ends without ever being seen waiting, fail at once and say how it
-    ended, instead of timing out blind."""
+    entry held by an uncommitted insert, ...), or `sessions` sessions do; fail after
+    `timeout_s`. `contender`, the task expected to wait: if it ends without ever being seen
+    waiting, fail at once and say how it ended, instead of timing out blind."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while asyncio.get_running_loop().time() < deadline:
         async with engine.begin() as db:
@@ -25,7 +29,7 @@ async def until_a_session_waits_on_a_lock(
                     )
                 )
             ).scalar_one()
-        if waiting:
+        if waiting >= sessions:
             return
         if contender is not None and contender.done():
             outcome = contender.exception() or contender.result()
