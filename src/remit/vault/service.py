@@ -555,21 +555,24 @@ class VaultService:
 
     async def set_minimum_decryption_version(self, minimum: int, *, requester: str) -> int:
         try:
-            with self._keys.locked():
-                ring = self._keys.load()
-                if not 1 <= minimum <= ring.current_version:
-                    raise invalid(
-                        f"minimum_version must be between 1 and the current version "
-                        f"{ring.current_version}.",
-                        "minimum_version",
-                    )
-                async with self._engine.begin() as db:
-                    repo = SqlVaultRepository(db)
-                    # Held until the key file is saved: a tokenization or re-wrap that read the
-                    # ring before this change has committed, and is counted; one that reads it
-                    # after, reads the new floor.
-                    await repo.hold_key_ring_exclusive()
-                    behind = await repo.count_wrapped_below(minimum)
+            async with self._engine.begin() as db:
+                repo = SqlVaultRepository(db)
+                # Held until the key file is saved: a tokenization or re-wrap that read the ring
+                # before this change has committed, and is counted; one that reads it after,
+                # reads the new floor.
+                await repo.hold_key_ring_exclusive()
+                behind = await repo.count_wrapped_below(minimum)
+                # The key file's lock is taken last and held across no wait on anything else:
+                # `flock` blocks the whole process, and a vault process stuck there could not
+                # commit the tokenizations another one's change waits for.
+                with self._keys.locked():
+                    ring = self._keys.load()
+                    if not 1 <= minimum <= ring.current_version:
+                        raise invalid(
+                            f"minimum_version must be between 1 and the current version "
+                            f"{ring.current_version}.",
+                            "minimum_version",
+                        )
                     if behind:
                         raise VaultError(
                             message=f"{behind} data keys are still wrapped with key versions "
@@ -610,24 +613,24 @@ class VaultService:
                 kind=ErrorKind.FAILED_PRECONDITION,
             )
         try:
-            with self._keys.locked():
-                ring = self._keys.load()
-                async with self._engine.begin() as db:
-                    repo = SqlVaultRepository(db)
-                    # Held until the key file is saved, as when retiring: a card stored or
-                    # re-wrapped under a ring read before this is committed and counted, and
-                    # one stored after reads a ring without the version.
-                    await repo.hold_key_ring_exclusive()
-                    refusal = removal_refusal(
-                        ring, version, await repo.count_live_wrapped_under(version)
-                    )
+            async with self._engine.begin() as db:
+                repo = SqlVaultRepository(db)
+                # Held until the key file is saved, as when retiring: a card stored or
+                # re-wrapped under a ring read before this is committed and counted, and one
+                # stored after reads a ring without the version.
+                await repo.hold_key_ring_exclusive()
+                live_data_keys = await repo.count_live_wrapped_under(version)
+                # Recorded in the transaction that holds the lock, before the material is gone:
+                # a refusal or a failed save rolls the record back with it.
+                await repo.insert_audit_event(
+                    self._removal_event(requester, version, succeeded=True)
+                )
+                # Taken last, as when retiring (see `set_minimum_decryption_version`).
+                with self._keys.locked():
+                    ring = self._keys.load()
+                    refusal = removal_refusal(ring, version, live_data_keys)
                     if refusal is not None:
                         raise refusal
-                    # Recorded in the transaction that holds the lock, before the material is
-                    # gone: a failed save rolls the record back with it.
-                    await repo.insert_audit_event(
-                        self._removal_event(requester, version, succeeded=True)
-                    )
                     self._keys.save(ring.without_version(version))
         except KeyStoreError as error:
             raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None

@@ -3,6 +3,8 @@ what it puts beyond use (the data keys of deleted cards wrapped under it, wherev
 them are left)."""
 
 import asyncio
+import fcntl
+import os
 from collections.abc import AsyncIterator
 
 import grpc
@@ -183,6 +185,19 @@ async def test_a_deleted_cards_old_row_bytes_no_longer_unwrap(harness: VaultHarn
     assert await _authorize(harness, kept, "op_kept")
 
 
+def _key_file_lock_is_free(keys: FileKeyStore) -> bool:
+    fd = os.open(keys.path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
 @pytest.fixture
 async def inserts_held(harness: VaultHarness) -> AsyncIterator[AsyncConnection]:
     """A transaction that keeps every insert into `cards` waiting until it ends: a
@@ -208,6 +223,9 @@ async def test_a_removal_waits_for_a_tokenization_that_read_the_version(
     harness.keys.save(harness.keys.load().with_minimum(2))
     removing = asyncio.create_task(_remove(harness, 1))
     await until_a_session_waits_on_a_lock(harness.engine, contender=removing, sessions=2)
+    # Waiting, it does not hold the key file's lock, whose `flock` would block the whole of
+    # any vault process that asked for it, the one whose tokenization it waits for included.
+    assert _key_file_lock_is_free(harness.keys)
 
     await inserts_held.rollback()
     token = await tokenizing
