@@ -6,7 +6,7 @@ it. A replayed response carries the trailing metadata `idempotent-replayed: true
 """
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import grpc
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -603,6 +603,30 @@ _REQUEST_THREE_D_SECURE = {
 _REQUEST_THREE_D_SECURE_FROM_PROTO = {v: k for k, v in _REQUEST_THREE_D_SECURE.items()}
 
 
+# What a payment page may change the merchant's setup_future_usage to: set it when unset, or
+# raise it from on_session to off_session (Stripe.js saving the card for later off-session use).
+_PAGE_MAY_CHANGE_FUTURE_USAGE: Final = frozenset({(None, "on_session"), (None, "off_session"),
+                                                  ("on_session", "off_session")})  # fmt: skip
+
+
+def refuse_a_payment_page_changing_future_usage(
+    current: str | None, confirm: ConfirmParams
+) -> None:
+    """A confirmation with a client secret (a payment page, with a publishable key) may set
+    the intent's `setup_future_usage`, or change it from on_session to off_session; it may not
+    lower it or clear it, which only the merchant decides."""
+    if confirm.setup_future_usage is None and not confirm.clear_setup_future_usage:
+        return  # not asked to change
+    wanted = confirm.setup_future_usage  # None: cleared
+    if wanted == current or (current, wanted) in _PAGE_MAY_CHANGE_FUTURE_USAGE:
+        return
+    raise invalid(
+        f"This PaymentIntent's setup_future_usage is {current}; with a publishable key it may "
+        "only be set when unset, or changed from on_session to off_session.",
+        "setup_future_usage",
+    )
+
+
 def confirm_params(
     request: pb.CreatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest,
 ) -> ConfirmParams:
@@ -791,6 +815,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
                         "it on your server, with a secret key.",
                         kind=ErrorKind.INVALID_ARGUMENT,
                     )
+                refuse_a_payment_page_changing_future_usage(intent.setup_future_usage, confirm)
             return await self._service.confirm_payment_intent(
                 keyed, request.id, confirm, respond, new_card=new_card
             )

@@ -26,6 +26,7 @@ from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
 from remit.grpcutil.errors import to_rpc_status
+from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
 from remit.payments import idempotency
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
@@ -57,6 +58,7 @@ from remit.payments.domain import (
     Status,
     Updated,
     create_intent,
+    refuse_error_on_requires_action,
     require_a_usable_payment_method_type,
     require_return_url,
     transition,
@@ -402,6 +404,20 @@ def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) 
     raise invalid(message, "payment_method")
 
 
+def _refuse_a_spent_card(intent_id: str, card: ChargeableCard) -> None:
+    """A payment method used to confirm an intent while attached to no customer pays that
+    intent only (Stripe: it must be attached to a customer first to be used again)."""
+    if spent_elsewhere(card.customer_id, card.spent_by_intent_id, intent_id):
+        raise spent_payment_method()
+
+
+def _spends_its_card(intent: PaymentIntent) -> bool:
+    """Whether confirming `intent` spends a payment method attached to no customer: not when
+    the payment attaches it to the intent's customer once it goes through (Stripe's
+    `setup_future_usage`), which makes it the customer's to use again."""
+    return intent.setup_future_usage is None or intent.customer_id is None
+
+
 def _card_or_refusal(named: ChargeableCard | RemitError | None) -> ChargeableCard | None:
     """The card `_resolve_named_card` found (or a `NewCard`), or its refusal raised."""
     if isinstance(named, RemitError):
@@ -543,6 +559,7 @@ class PaymentsService:
             intent = self._new_intent(call.account_id, new)
             if card is not None:
                 _refuse_another_customers_card(intent, card)
+                _refuse_a_spent_card(intent.id, card)
                 # With the intent's own writes, after everything that may refuse it.
                 await save_card_in(db, card)
             await PaymentIntentRepository(db).insert(intent)
@@ -620,6 +637,7 @@ class PaymentsService:
             if card is not None:
                 # Against the customer the update leaves the intent with.
                 _refuse_another_customers_card(after, card)
+                _refuse_a_spent_card(after.id, card)
             values, unset, clear = metadata
             after = replace(
                 after,
@@ -792,11 +810,15 @@ class PaymentsService:
                 require_return_url(
                     intent, return_url=confirm.return_url, off_session=confirm.off_session
                 )
+                refuse_error_on_requires_action(
+                    intent, error_on_requires_action=confirm.error_on_requires_action
+                )
                 if card is None:
                     card = await self._card_to_confirm_with(
                         record.account_id, confirm.payment_method_id or intent.payment_method_id
                     )
                 _refuse_another_customers_card(intent, card)
+                _refuse_a_spent_card(intent.id, card)
                 charges = ChargeRepository(db)
                 # A manually confirmed intent that passed 3-D Secure continues its attempt.
                 resumed = await self._authenticated_attempt(charges, intent, card)
@@ -864,8 +886,13 @@ class PaymentsService:
                         updated_at=now,
                     )
                     await charges.save(charge, snapshot=True)
-                # With the attempt's other writes, after everything that may refuse it.
-                await save_card_in(db, card)
+                # With the attempt's other writes, after everything that may refuse it. A
+                # payment method attached to no customer is spent on this intent (a new one is
+                # written so, with no statement of its own; a saved one is updated), unless
+                # the payment is to save it for its customer (`_spends_its_card`).
+                await save_card_in(
+                    db, card, spent_by=processing.id if _spends_its_card(processing) else None
+                )
                 if new is not None:
                     await intents.insert(processing)
                 if resumed is None:
