@@ -895,7 +895,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     ) -> pb.GetChargeResponse:
         call = call_context(context)
         charge, refunds = await self._service.get_charge(
-            call.account_id, request.id, with_refunds=request.with_refunds
+            call.account_id, request.id, with_refunds=not request.without_refunds
         )
         return pb.GetChargeResponse(charge=charge_message(charge, refunds))
 
@@ -913,7 +913,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             request.id,
             charge_update_from_request(request),
             client_keyed(context, "UpdateCharge", request, serialized(answer)),
-            with_refunds=request.with_refunds,
+            with_refunds=not request.without_refunds,
         )
         return await reply(result, pb.UpdateChargeResponse, answer, context)
 
@@ -929,7 +929,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             created=created_bounds(request.created),
             customer_id=_optional(request, "customer"),
             payment_intent_id=_optional(request, "payment_intent"),
-            with_refunds=request.with_refunds,
+            with_refunds=not request.without_refunds,
         )
         return pb.ListChargesResponse(
             data=[charge_message(c, r) for c, r in charges], has_more=has_more

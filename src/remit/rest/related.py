@@ -34,7 +34,9 @@ def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
             return await _found(need, parent_id)
         match (need.resource, need.filter_param):
             case ("charge", "payment_intent"):
-                charges = pb.ListChargesRequest(limit=MAX_EMBEDDED, payment_intent=parent_id)
+                charges = pb.ListChargesRequest(
+                    limit=MAX_EMBEDDED, payment_intent=parent_id, without_refunds=True
+                )
                 first, more, total = await _first_page(deps.payments.ListCharges, charges, context)
                 # As listed at the latest schema: without `refunds`, which the version that
                 # embeds the charges adds back in its own shape (gathered in turn).

@@ -37,7 +37,7 @@ LIST = list_schema({"customer": String(), "payment_intent": String(), "transfer_
 
 def shows_refunds(expanded: list[str]) -> bool:
     """Whether the answer shows the charge's `refunds` (only when expanded, since 2022-11-15):
-    the core reads them only then (`with_refunds`)."""
+    the core reads them only then (the request says `without_refunds` otherwise)."""
     return "refunds" in expanded
 
 
@@ -51,7 +51,9 @@ def render_charge(charge: pb.Charge, expanded: list[str]) -> JsonObject:
 
 async def fetch_charge(context: ApiContext, deps: object, charge_id: str) -> JsonObject:
     assert isinstance(deps, Dependencies)
-    reply = await call(deps.payments.GetCharge, pb.GetChargeRequest(id=charge_id), context)
+    reply = await call(
+        deps.payments.GetCharge, pb.GetChargeRequest(id=charge_id, without_refunds=True), context
+    )
     return render_charge(reply.charge, [])
 
 
@@ -68,7 +70,7 @@ def _rendered(charge: pb.Charge, context: ApiContext) -> JsonObject:
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.GetChargeRequest(
-        id=context.path["charge"], with_refunds=shows_refunds(context.expand)
+        id=context.path["charge"], without_refunds=not shows_refunds(context.expand)
     )
     reply = await call(deps.payments.GetCharge, request, context)
     return _rendered(reply.charge, context)
@@ -76,7 +78,7 @@ async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.UpdateChargeRequest(
-        id=context.path["charge"], with_refunds=shows_refunds(context.expand)
+        id=context.path["charge"], without_refunds=not shows_refunds(context.expand)
     )
     for name in ("description", "receipt_email"):
         if name in context.params:
@@ -96,7 +98,7 @@ async def list_charges(context: ApiContext, deps: Dependencies) -> JsonObject:
     page = PageRequest.from_params(context.params)
     item_expand = _nested(context.expand, "data.")
     request = pb.ListChargesRequest(**page_fields(page))  # type: ignore[arg-type]
-    request.with_refunds = shows_refunds(item_expand)
+    request.without_refunds = not shows_refunds(item_expand)
     for name in ("customer", "payment_intent"):
         value = context.optional_str(name)
         if value is not None:
