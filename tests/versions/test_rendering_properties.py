@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remit.core.jsonview import JsonObject, JsonValue, to_json
-from remit.versioning import RelatedList, RelatedPage, gather_related, render, render_event
+from remit.versioning import Need, RelatedPage, gather_related, render, render_event
 from remit.versioning.openapi import document
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
@@ -21,9 +21,11 @@ CHARGE_STATUSES = [v.number for v in pb.ChargeStatus.DESCRIPTOR.values if v.numb
 
 
 def _gather(body: JsonObject, version: str, charges: list[JsonObject]) -> object:
-    async def fetch(need: RelatedList, parent_id: str) -> RelatedPage:
+    async def fetch(need: Need, parent_id: str) -> RelatedPage:
         if need.resource == "charge":
             return RelatedPage.whole(charges)
+        if need.resource == "rule":
+            return RelatedPage.whole([to_json(resources.rule(id=parent_id))])
         return RelatedPage.whole([to_json(resources.refund())])
 
     return asyncio.run(gather_related(body, version, fetch))
@@ -40,7 +42,12 @@ def payment_intents(draw: st.DrawFn) -> tuple[JsonObject, list[JsonObject]]:
         )
     )
     charges = [
-        to_json(resources.charge(status=draw(st.sampled_from(CHARGE_STATUSES))))
+        to_json(
+            resources.charge(
+                status=draw(st.sampled_from(CHARGE_STATUSES)),
+                rule=draw(st.sampled_from([None, "rule_1Example"])),
+            )
+        )
         for _ in range(draw(st.integers(1, 3)) if has_charge else 0)
     ]
     if has_charge and draw(st.booleans()):

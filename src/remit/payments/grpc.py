@@ -22,6 +22,7 @@ from remit.grpcutil.server import ServiceRegistration
 from remit.payment_methods.domain import NewPaymentMethod
 from remit.payment_methods.grpc import PaymentMethodRpcs, billing_details_message
 from remit.payment_methods.service import MethodToCharge, PaymentMethodsService
+from remit.payments.charge_refunds import NOT_READ, ChargeRefunds
 from remit.payments.charges import (
     Charge,
     ChargeStatus,
@@ -296,7 +297,8 @@ def _three_d_secure(charge: Charge, details: pb.ChargePaymentMethodDetailsCard) 
         secure.result_reason = pb.THREE_D_SECURE_RESULT_REASON_REJECTED
 
 
-def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
+def charge_message(charge: Charge, refunds: ChargeRefunds = NOT_READ) -> pb.Charge:
+    """The charge, with `refunds` holding the refunds given (none unless the read asked)."""
     card = charge.card
     message = pb.Charge(
         id=charge.id,
@@ -318,8 +320,8 @@ def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
         refunded=charge.refunded,
         status=_CHARGE_STATUS[charge.status],
         refunds=pb.RefundList(
-            data=[refund_message(r) for r in refunds],
-            has_more=False,
+            data=[refund_message(r) for r in refunds.first],
+            has_more=refunds.has_more,
             url=f"/v1/charges/{charge.id}/refunds",
         ),
     )
@@ -892,7 +894,9 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         self, request: pb.GetChargeRequest, context: Context
     ) -> pb.GetChargeResponse:
         call = call_context(context)
-        charge, refunds = await self._service.get_charge(call.account_id, request.id)
+        charge, refunds = await self._service.get_charge(
+            call.account_id, request.id, with_refunds=not request.without_refunds
+        )
         return pb.GetChargeResponse(charge=charge_message(charge, refunds))
 
     async def UpdateCharge(
@@ -900,7 +904,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     ) -> pb.UpdateChargeResponse:
         call = call_context(context)
 
-        def answer(updated: tuple[Charge, list[Refund]]) -> pb.UpdateChargeResponse:
+        def answer(updated: tuple[Charge, ChargeRefunds]) -> pb.UpdateChargeResponse:
             charge, refunds = updated
             return pb.UpdateChargeResponse(charge=charge_message(charge, refunds))
 
@@ -909,6 +913,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             request.id,
             charge_update_from_request(request),
             client_keyed(context, "UpdateCharge", request, serialized(answer)),
+            with_refunds=not request.without_refunds,
         )
         return await reply(result, pb.UpdateChargeResponse, answer, context)
 
@@ -924,6 +929,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             created=created_bounds(request.created),
             customer_id=_optional(request, "customer"),
             payment_intent_id=_optional(request, "payment_intent"),
+            with_refunds=not request.without_refunds,
         )
         return pb.ListChargesResponse(
             data=[charge_message(c, r) for c, r in charges], has_more=has_more

@@ -1,6 +1,6 @@
 """The related lists old API versions embed (a PaymentIntent's `charges`, a Charge's `refunds`),
-and the payment methods payment errors show as objects, read from the core database; and the
-event renderer built on them.
+the objects they show expanded (a Charge's Radar rule), and the payment methods payment errors
+show as objects, read from the core database; and the event renderer built on them.
 
 The webhook worker and the core render events for endpoints and accounts pinned before
 2022-11-15 this way (the REST facade fetches the same lists over gRPC). The lists hold what
@@ -27,11 +27,14 @@ from remit.payments import tables
 from remit.payments.events import charge_json
 from remit.payments.grpc import refund_message
 from remit.payments.repository import ChargeRepository, RefundRepository
+from remit.radar.messages import rule_message
+from remit.radar.repository import RuleRepository
 from remit.storage.pagination import CreatedBounds
 from remit.versioning import (
     MAX_EMBEDDED,
     Fetch,
-    RelatedList,
+    Need,
+    RelatedObject,
     RelatedPage,
     gather_related,
     render_event,
@@ -48,8 +51,16 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
     """Lists the related objects of one account that existed at `as_of`, latest schema."""
     existing = CreatedBounds(lte=as_of)
 
-    async def fetch(need: RelatedList, parent_id: str) -> RelatedPage:
+    async def fetch(need: Need, parent_id: str) -> RelatedPage:
         async with engine.begin() as db:
+            if isinstance(need, RelatedObject) and need.resource == "rule":
+                # As it is now: remit keeps no history of a rule; one deleted since is gone.
+                rule = await RuleRepository(db).get(account_id, parent_id)
+                return RelatedPage.whole([] if rule is None else [to_json(rule_message(rule))])
+            if isinstance(need, RelatedObject):
+                raise UnsupportedRelatedListError(
+                    f"the core database does not find a {need.resource} by id"
+                )
             match (need.resource, need.filter_param):
                 case ("charge", "payment_intent"):
                     charges, more = await ChargeRepository(db).page(

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, select
+from sqlalchemy import ColumnElement, Row, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payments.charges import (
@@ -404,14 +404,6 @@ class RefundRepository(_AccountScoped):
 
     async def save(self, refund: Refund) -> None:
         await self._save(refund.account_id, refund.id, _refund_values(refund))
-
-    async def for_charge(self, account_id: str, charge_id: str) -> list[Refund]:
-        rows = await self._db.execute(
-            select(refunds)
-            .where(refunds.c.account_id == account_id, refunds.c.charge_id == charge_id)
-            .order_by(refunds.c.created_at.desc(), refunds.c.id.desc())
-        )
-        return [refund_from_row(row._mapping) for row in rows]
 
     async def page(
         self,

@@ -30,6 +30,7 @@ from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
 from remit.payments import idempotency
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
+from remit.payments.charge_refunds import ChargeRefunds, read_refunds
 from remit.payments.charges import (
     Charge,
     ChargeStatus,
@@ -1563,24 +1564,29 @@ class PaymentsService:
 
     # --- Charges ----------------------------------------------------------------------------
 
-    async def get_charge(self, account_id: str, charge_id: str) -> tuple[Charge, list[Refund]]:
+    async def get_charge(
+        self, account_id: str, charge_id: str, *, with_refunds: bool = False
+    ) -> tuple[Charge, ChargeRefunds]:
+        """The charge, and its first refunds when `with_refunds` (otherwise none are read)."""
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, charge_id)
             if charge is None:
                 raise not_found("charge", charge_id, param="charge")
-            return charge, await RefundRepository(db).for_charge(account_id, charge_id)
+            return charge, await read_refunds(db, account_id, charge_id, wanted=with_refunds)
 
     async def update_charge(
         self,
         account_id: str,
         charge_id: str,
         update: ChargeUpdate,
-        keyed: Keyed[tuple[Charge, list[Refund]]] | None = None,
-    ) -> Done[tuple[Charge, list[Refund]]] | Replay:
-        """Change what describes a charge (its intent keeps its own), with its refunds for
-        the answer, which shows them as GET /v1/charges/{id} does."""
+        keyed: Keyed[tuple[Charge, ChargeRefunds]] | None = None,
+        *,
+        with_refunds: bool = False,
+    ) -> Done[tuple[Charge, ChargeRefunds]] | Replay:
+        """Change what describes a charge (its intent keeps its own), with its first refunds
+        for the answer when `with_refunds`, as GET /v1/charges/{id} shows them."""
 
-        async def change(db: AsyncConnection) -> tuple[Charge, list[Refund]]:
+        async def change(db: AsyncConnection) -> tuple[Charge, ChargeRefunds]:
             charges = ChargeRepository(db)
             before = await charges.get(account_id, charge_id, for_update=True)
             if before is None:
@@ -1590,7 +1596,7 @@ class PaymentsService:
             # was made, which a save writes only when asked to.
             await charges.save(after, snapshot=True)
             await self._hooks.charge_changed(db, before, after, await self._intent_of(db, after))
-            return after, await RefundRepository(db).for_charge(account_id, charge_id)
+            return after, await read_refunds(db, account_id, charge_id, wanted=with_refunds)
 
         return await run_keyed(self._engine, keyed, self._now(), change)
 
@@ -1604,7 +1610,10 @@ class PaymentsService:
         created: CreatedBounds = ANY_TIME,
         customer_id: str | None = None,
         payment_intent_id: str | None = None,
-    ) -> tuple[list[tuple[Charge, list[Refund]]], bool]:
+        with_refunds: bool = False,
+    ) -> tuple[list[tuple[Charge, ChargeRefunds]], bool]:
+        """A page of charges, each with its first refunds when `with_refunds` (otherwise no
+        refund is read: a list of 100 charges is one query)."""
         async with self._engine.begin() as db:
             repo = ChargeRepository(db)
             after, before = await self._cursors(
@@ -1619,8 +1628,10 @@ class PaymentsService:
                 customer_id=customer_id,
                 payment_intent_id=payment_intent_id,
             )
-            refunds = RefundRepository(db)
-            return [(c, await refunds.for_charge(account_id, c.id)) for c in page], more
+            shown = [
+                (c, await read_refunds(db, account_id, c.id, wanted=with_refunds)) for c in page
+            ]
+            return shown, more
 
     # --- Refunds ----------------------------------------------------------------------------
 

@@ -1,23 +1,25 @@
 """The REST facade's `fetch` for the versioning layer: lists the related objects old API
-versions embed (a PaymentIntent's charges, a Charge's refunds) over gRPC, on behalf of the
-caller's account."""
+versions embed (a PaymentIntent's charges, a Charge's refunds), and finds those they show
+expanded (a Charge's Radar rule), over gRPC, on behalf of the caller's account."""
 
 from typing import Any
 
 from remit.accounts.domain import KeyKind
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.grpc_call import call
-from remit.versioning import MAX_EMBEDDED, Fetch, RelatedList, RelatedPage
+from remit.versioning import MAX_EMBEDDED, Fetch, Need, RelatedObject, RelatedPage
 from remit_api.payments.v1 import payments_pb2 as pb
+from remit_api.radar.v1 import radar_pb2 as rpb
 
 
 class UnsupportedRelatedListError(LookupError):
     pass
 
 
-async def _nothing(need: RelatedList, parent_id: str) -> RelatedPage:
+async def _nothing(need: Need, parent_id: str) -> RelatedPage:
     return RelatedPage.whole([])
 
 
@@ -27,10 +29,14 @@ def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
         # fetching them would be calls for nothing, on every poll of a payment page.
         return _nothing
 
-    async def fetch(need: RelatedList, parent_id: str) -> RelatedPage:
+    async def fetch(need: Need, parent_id: str) -> RelatedPage:
+        if isinstance(need, RelatedObject):
+            return await _found(need, parent_id)
         match (need.resource, need.filter_param):
             case ("charge", "payment_intent"):
-                charges = pb.ListChargesRequest(limit=MAX_EMBEDDED, payment_intent=parent_id)
+                charges = pb.ListChargesRequest(
+                    limit=MAX_EMBEDDED, payment_intent=parent_id, without_refunds=True
+                )
                 first, more, total = await _first_page(deps.payments.ListCharges, charges, context)
                 # As listed at the latest schema: without `refunds`, which the version that
                 # embeds the charges adds back in its own shape (gathered in turn).
@@ -44,6 +50,17 @@ def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
         raise UnsupportedRelatedListError(
             f"no gRPC call lists {need.resource} by {need.filter_param}"
         )
+
+    async def _found(need: RelatedObject, object_id: str) -> RelatedPage:
+        if need.resource != "rule":
+            raise UnsupportedRelatedListError(f"no gRPC call finds a {need.resource} by id")
+        try:
+            reply = await call(deps.radar.GetRule, rpb.GetRuleRequest(id=object_id), context)
+        except RemitError as error:
+            if error.kind is ErrorKind.NOT_FOUND:
+                return RelatedPage.whole([])  # deleted since: the charge keeps its id
+            raise
+        return RelatedPage.whole([to_json(reply.rule)])
 
     return fetch
 

@@ -6,8 +6,8 @@
   sealed number, the wrapped data key and the CVC, are pruned (autovacuum would get to them
   only once a fifth of the table is dead). Pruning removes them from the table; their bytes can
   stay in the pages' free space until reused, and in the WAL and backups, out of reach of the
-  vault's SQL. Only retiring the key version that wrapped their data keys puts those copies
-  beyond use.
+  vault's SQL. Only removing the key version that wrapped their data keys from the key file
+  (`VaultService.remove_key_version`, once it is retired) puts those copies beyond use.
 """
 
 import asyncio

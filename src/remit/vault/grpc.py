@@ -212,6 +212,14 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         )
         return vault_pb2.SetMinimumDecryptionVersionResponse(minimum_version=minimum)
 
+    async def RemoveKeyVersion(
+        self, request: vault_pb2.RemoveKeyVersionRequest, context: Context
+    ) -> vault_pb2.RemoveKeyVersionResponse:
+        removed = await self._service.remove_key_version(
+            request.version, requester=_requester(request)
+        )
+        return vault_pb2.RemoveKeyVersionResponse(version=removed)
+
     async def GetKeyStatus(
         self, request: vault_pb2.GetKeyStatusRequest, context: Context
     ) -> vault_pb2.GetKeyStatusResponse:

@@ -86,6 +86,20 @@ _AUDIT_FORWARD_TAKING_CVC = Statement(
     "SELECT (SELECT cvc_ciphertext FROM taken WHERE cvc_expires_at > %(now)s) AS cvc"
 )
 
+# The key ring's lock, transaction-scoped. Every write of a wrapped data key (a tokenization,
+# a re-wrap batch) holds it shared from before it reads the key file until it commits; a change
+# of which key versions may unwrap (retiring, removing) holds it exclusively while it counts
+# the data keys wrapped under them and rewrites the key file. So the count sees every data key
+# wrapped under a ring read before the change, and every data key written after the change is
+# wrapped under a ring read after it: a version is never retired or removed under a data key
+# that is about to be committed. The namespace "vkey" keeps it apart from every other advisory
+# lock (the migrations' single-number keys among them).
+_KEY_RING_LOCK_PARAMS = {"namespace": 0x766B6579, "key": 1}
+_HOLD_KEY_RING_SHARED = Statement(
+    "SELECT pg_advisory_xact_lock_shared(%(namespace)s, %(key)s) AS held"
+)
+_HOLD_KEY_RING_EXCLUSIVE = Statement("SELECT pg_advisory_xact_lock(%(namespace)s, %(key)s) AS held")
+
 _AUDIT_EVENTS = TableStatements(audit_events, key=("id",))
 _CARDS = TableStatements(cards, key=("token",))
 
@@ -243,6 +257,24 @@ class SqlVaultRepository:
             cards.c.kek_version < version, cards.c.deleted_at.is_(None)
         )
         return int((await self._sa.execute(query)).scalar_one())
+
+    async def count_live_wrapped_under(self, version: int) -> int:
+        """Data keys of cards not deleted that are wrapped under exactly `version` (a deleted
+        card's data key is destroyed: it depends on no version)."""
+        query = select(func.count()).where(
+            cards.c.kek_version == version, cards.c.deleted_at.is_(None)
+        )
+        return int((await self._sa.execute(query)).scalar_one())
+
+    async def hold_key_ring_shared(self) -> None:
+        """Until this transaction ends, no key version is retired or removed (see
+        `_KEY_RING_LOCK_PARAMS`). Take it before reading the key ring that wraps."""
+        await _HOLD_KEY_RING_SHARED.first(self._db, _KEY_RING_LOCK_PARAMS)
+
+    async def hold_key_ring_exclusive(self) -> None:
+        """Wait for every transaction writing a wrapped data key to end, and keep new ones
+        waiting until this transaction ends."""
+        await _HOLD_KEY_RING_EXCLUSIVE.first(self._db, _KEY_RING_LOCK_PARAMS)
 
     async def save_wrapping(self, token: str, sealed: SealedCard) -> None:
         await self._sa.execute(

@@ -47,7 +47,7 @@ from remit.vault.domain import (
     StoredCard,
 )
 from remit.vault.forwarding import Destination
-from remit.vault.keystore import KeyStore, KeyStoreError
+from remit.vault.keystore import KEYS_ENV, KeyStore, KeyStoreError
 from remit.vault.repository import SqlVaultRepository
 from remit.vault.test_cards import known_test_number, test_card_for
 from remit_api.vault.v1 import vault_pb2
@@ -63,6 +63,41 @@ MAX_CARD_LISTING: Final = 1000
 
 class VaultError(RemitError):
     """Root of the errors the vault service raises."""
+
+
+def removal_refusal(ring: KeyRing, version: int, live_data_keys: int) -> VaultError | None:
+    """Why key version `version` may not be removed from `ring`, if it may not:
+    `live_data_keys` cards not deleted still have their data key wrapped under it."""
+    if version not in ring.versions:
+        return VaultError(
+            message=f"The vault's key file has no key version {version}.",
+            kind=ErrorKind.NOT_FOUND,
+            code="resource_missing",
+            param="version",
+        )
+    if version == ring.current_version:
+        return VaultError(
+            message=f"Key version {version} is the current version, which wraps new data keys; "
+            "it cannot be removed.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            param="version",
+        )
+    if version >= ring.minimum_decryption_version:
+        return VaultError(
+            message=f"Key version {version} is not retired (the minimum decryption version is "
+            f"{ring.minimum_decryption_version}); retire it first.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            param="version",
+        )
+    if live_data_keys:
+        return VaultError(
+            message=f"{live_data_keys} cards still have their data key wrapped under key "
+            f"version {version}; removing it would make them unreadable. Lower the minimum "
+            f"decryption version to {version}, re-wrap them and retire it again first.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            param="version",
+        )
+    return None
 
 
 def _live_card_of(card: StoredCard | None, account_id: str) -> TypeGuard[StoredCard]:
@@ -162,30 +197,34 @@ class VaultService:
     ) -> Tokenized:
         now = self._clock.now()
         card = validate_card(number, exp_month, exp_year, cvc, now=now)
-        ring = self._keys.load()
         token = new_id("vtok")
         known = known_test_number(card.number)
-        summary = CardSummary(
-            brand=card.brand,
-            last4=card.last4,
-            exp_month=card.exp_month,
-            exp_year=card.exp_year,
-            fingerprint=fingerprint(ring, card.number),
-            funding=known.funding if known else Funding.UNKNOWN,
-            country=known.country if known else "",
-        )
-        stored = StoredCard(
-            token=token,
-            account_id=account_id,
-            livemode=livemode,
-            sealed=seal_card(ring, token, card.number, card.cvc),
-            summary=summary,
-            billing_details=dict(billing_details or {}),
-            created_at=now,
-            cvc_expires_at=None if card.cvc is None else now + self._cvc_retention,
-        )
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
+            # The ring is read under the key ring's lock: a ring read before it could name a
+            # version that has been retired or removed since, and the card would be stored
+            # under a key no vault can unwrap with.
+            await repo.hold_key_ring_shared()
+            ring = self._keys.load()
+            summary = CardSummary(
+                brand=card.brand,
+                last4=card.last4,
+                exp_month=card.exp_month,
+                exp_year=card.exp_year,
+                fingerprint=fingerprint(ring, card.number),
+                funding=known.funding if known else Funding.UNKNOWN,
+                country=known.country if known else "",
+            )
+            stored = StoredCard(
+                token=token,
+                account_id=account_id,
+                livemode=livemode,
+                sealed=seal_card(ring, token, card.number, card.cvc),
+                summary=summary,
+                billing_details=dict(billing_details or {}),
+                created_at=now,
+                cvc_expires_at=None if card.cvc is None else now + self._cvc_retention,
+            )
             await repo.insert_card(stored)
             await repo.insert_audit_event(
                 self._event(AuditAction.TOKENIZE, requester, "tokenize", stored)
@@ -483,10 +522,13 @@ class VaultService:
         """Re-wrap up to `batch_size` data keys under the current KEK; numbers stay sealed."""
         if not 0 <= batch_size <= MAX_REWRAP_BATCH:
             raise invalid(f"batch_size must be between 0 and {MAX_REWRAP_BATCH}.", "batch_size")
-        ring = self._keys.load()
         done = 0
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
+            # As in `tokenize`: the version data keys are re-wrapped under is one that is not
+            # retired or removed before they are committed.
+            await repo.hold_key_ring_shared()
+            ring = self._keys.load()
             for card in await repo.cards_wrapped_below(
                 ring.current_version, batch_size or DEFAULT_REWRAP_BATCH
             ):
@@ -513,31 +555,96 @@ class VaultService:
 
     async def set_minimum_decryption_version(self, minimum: int, *, requester: str) -> int:
         try:
-            with self._keys.locked():
-                ring = self._keys.load()
-                if not 1 <= minimum <= ring.current_version:
-                    raise invalid(
-                        f"minimum_version must be between 1 and the current version "
-                        f"{ring.current_version}.",
-                        "minimum_version",
-                    )
-                async with self._engine.begin() as db:
-                    behind = await SqlVaultRepository(db).count_wrapped_below(minimum)
-                if behind:
-                    raise VaultError(
-                        message=f"{behind} data keys are still wrapped with key versions older "
-                        f"than {minimum}; re-wrap them first.",
-                        kind=ErrorKind.FAILED_PRECONDITION,
-                        param="minimum_version",
-                    )
-                ring = ring.with_minimum(minimum)
-                self._keys.save(ring)
+            async with self._engine.begin() as db:
+                repo = SqlVaultRepository(db)
+                # Held until the key file is saved: a tokenization or re-wrap that read the ring
+                # before this change has committed, and is counted; one that reads it after,
+                # reads the new floor.
+                await repo.hold_key_ring_exclusive()
+                behind = await repo.count_wrapped_below(minimum)
+                # The key file's lock is taken last and held across no wait on anything else:
+                # `flock` blocks the whole process, and a vault process stuck there could not
+                # commit the tokenizations another one's change waits for.
+                with self._keys.locked():
+                    ring = self._keys.load()
+                    if not 1 <= minimum <= ring.current_version:
+                        raise invalid(
+                            f"minimum_version must be between 1 and the current version "
+                            f"{ring.current_version}.",
+                            "minimum_version",
+                        )
+                    if behind:
+                        raise VaultError(
+                            message=f"{behind} data keys are still wrapped with key versions "
+                            f"older than {minimum}; re-wrap them first.",
+                            kind=ErrorKind.FAILED_PRECONDITION,
+                            param="minimum_version",
+                        )
+                    ring = ring.with_minimum(minimum)
+                    self._keys.save(ring)
         except KeyStoreError as error:
             raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
         await self._audit(
             self._key_event(AuditAction.SET_MINIMUM_VERSION, requester, f"minimum {minimum}", ring)
         )
         return minimum
+
+    async def remove_key_version(self, version: int, *, requester: str) -> int:
+        """Delete a retired key version's material from the key file, once no card that is not
+        deleted has its data key wrapped under it. Every other copy of a data key wrapped under
+        it (a deleted card's dead row versions, the WAL, backups) is then beyond use with the
+        key file; copies of earlier key files still hold the version and are the operator's to
+        destroy. The attempt is audited, granted or refused."""
+        if version < 1:
+            raise invalid("version must be a key version, 1 or more.", "version")
+        try:
+            await self._remove_key_version(version, requester)
+        except VaultError:
+            await self._audit(self._removal_event(requester, version, succeeded=False))
+            raise
+        log.info("vault key version %d removed from the key file", version)
+        return version
+
+    async def _remove_key_version(self, version: int, requester: str) -> None:
+        if not self._keys.writable:
+            raise VaultError(
+                message=f"The vault's keys come from {KEYS_ENV}; remove key version {version} "
+                "there and restart the vault.",
+                kind=ErrorKind.FAILED_PRECONDITION,
+            )
+        try:
+            async with self._engine.begin() as db:
+                repo = SqlVaultRepository(db)
+                # Held until the key file is saved, as when retiring: a card stored or
+                # re-wrapped under a ring read before this is committed and counted, and one
+                # stored after reads a ring without the version.
+                await repo.hold_key_ring_exclusive()
+                live_data_keys = await repo.count_live_wrapped_under(version)
+                # Recorded in the transaction that holds the lock, before the material is gone:
+                # a refusal or a failed save rolls the record back with it.
+                await repo.insert_audit_event(
+                    self._removal_event(requester, version, succeeded=True)
+                )
+                # Taken last, as when retiring (see `set_minimum_decryption_version`).
+                with self._keys.locked():
+                    ring = self._keys.load()
+                    refusal = removal_refusal(ring, version, live_data_keys)
+                    if refusal is not None:
+                        raise refusal
+                    self._keys.save(ring.without_version(version))
+        except KeyStoreError as error:
+            raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
+
+    def _removal_event(self, requester: str, version: int, *, succeeded: bool) -> AuditEvent:
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=AuditAction.REMOVE_KEY_VERSION,
+            requester=requester,
+            purpose=f"remove key version {version}",
+            succeeded=succeeded,
+            key_version=version,
+        )
 
     async def key_status(self) -> KeyStatus:
         ring = self._keys.load()

@@ -8,14 +8,16 @@ Entry points:
   `api_version`); what the webhook worker calls for each endpoint.
 - `render_error(status, body, version)`: an error response at `version` (status and fields).
 - `upgrade_request(operation, form, version)`: old parameters rewritten to the latest schema.
-- `gather_related(json, version, fetch)`: the related lists old versions show, fetched before
-  rendering (only needed for versions before 2022-11-15).
+- `gather_related(json, version, fetch)`: the related lists and objects old versions show,
+  fetched before rendering (only needed for versions before 2022-11-15).
 """
 
 from remit.versioning.change import (
     ErrorResponse,
+    Need,
     RelatedDataMissingError,
     RelatedList,
+    RelatedObject,
     RelatedPage,
     RequestRefusedError,
     VersionChange,
@@ -37,9 +39,11 @@ __all__ = [
     "NO_RELATED",
     "ErrorResponse",
     "Fetch",
+    "Need",
     "Related",
     "RelatedDataMissingError",
     "RelatedList",
+    "RelatedObject",
     "RelatedPage",
     "RequestRefusedError",
     "VersionChange",

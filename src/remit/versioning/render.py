@@ -14,7 +14,7 @@ from remit.core.jsonview import JsonObject, JsonValue
 from remit.versioning.change import (
     ErrorResponse,
     Form,
-    RelatedList,
+    Need,
     RelatedPage,
     RenderContext,
 )
@@ -22,7 +22,7 @@ from remit.versioning.descriptors import internal_fields
 from remit.versioning.internal import without_internal_fields
 from remit.versioning.registry import VersionPlan, plan
 
-Related = Mapping[tuple[RelatedList, str], RelatedPage]
+Related = Mapping[tuple[Need, str], RelatedPage]
 NO_RELATED: Related = {}
 
 

@@ -40,6 +40,7 @@ def test_changes_apply_newest_first() -> None:
         "RenderReleasedAmountsAsRefunded",
         "StopAutoexpandingChargeRefunds",
         "ReplaceThreeDSecureBooleansWithResult",
+        "StopAutoexpandingChargeOutcomeRule",
         "RenameSucceededChargeStatus",
         "ReplaceChargeCardWithSource",
         "TurnChargeRefundsIntoAList",

@@ -2,8 +2,8 @@ import pytest
 
 from remit.core.jsonview import JsonObject, to_json
 from remit.versioning import (
+    Need,
     RelatedDataMissingError,
-    RelatedList,
     RelatedPage,
     gather_related,
     render,
@@ -84,7 +84,7 @@ def test_rendering_without_the_related_lists_fails_loudly() -> None:
 async def test_gathering_fetches_the_charges_of_an_intent_and_the_refunds_of_each_charge() -> None:
     asked: list[tuple[str, str]] = []
 
-    async def fetch(need: RelatedList, parent_id: str) -> RelatedPage:
+    async def fetch(need: Need, parent_id: str) -> RelatedPage:
         asked.append((need.resource, parent_id))
         return RELATED[(need, parent_id)]
 
@@ -115,7 +115,7 @@ async def test_gathering_fetches_the_charges_of_an_intent_and_the_refunds_of_eac
 
 @pytest.mark.anyio
 async def test_nothing_is_fetched_from_2022_11_15_on() -> None:
-    async def fetch(need: RelatedList, parent_id: str) -> RelatedPage:
+    async def fetch(need: Need, parent_id: str) -> RelatedPage:
         raise AssertionError("no fetch expected")
 
     assert await gather_related(to_json(resources.payment_intent()), AT, fetch) == {}

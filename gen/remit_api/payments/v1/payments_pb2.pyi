@@ -1219,8 +1219,9 @@ class Charge(_message.Message):
 
     @_builtins.property
     def refunds(self) -> Global___RefundList:
-        """The charge's refunds; set only when the client expands `refunds` (otherwise Stripe omits
-        the key since 2022-11-15, so the facade drops it rather than rendering null).
+        """The charge's first refunds (at most 100, `has_more` when there are more); left empty when
+        the request sets `without_refunds`, as the facade does unless the client expands `refunds`
+        (Stripe omits the key since 2022-11-15 unless it is expanded).
         """
 
     @_builtins.property
@@ -3897,16 +3898,22 @@ class GetChargeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    WITHOUT_REFUNDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """ch_ id."""
+    without_refunds: _builtins.bool
+    """Leave the charge's `refunds` empty and read no refund. Otherwise it holds the first refunds
+    (newest first, at most 100, with `has_more`).
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        without_refunds: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "without_refunds", b"without_refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3970,6 +3977,7 @@ class UpdateChargeRequest(_message.Message):
     RECEIPT_EMAIL_FIELD_NUMBER: _builtins.int
     SHIPPING_FIELD_NUMBER: _builtins.int
     CLEAR_SHIPPING_FIELD_NUMBER: _builtins.int
+    WITHOUT_REFUNDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """ch_ id."""
     description: _builtins.str
@@ -3980,6 +3988,10 @@ class UpdateChargeRequest(_message.Message):
     """Present and empty clears it."""
     clear_shipping: _builtins.bool
     """Stripe's `shipping=`; not with `shipping`."""
+    without_refunds: _builtins.bool
+    """Leave the charge's `refunds` empty and read no refund. Otherwise it holds the first refunds
+    (newest first, at most 100, with `has_more`).
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Keys to set or replace."""
@@ -4001,10 +4013,11 @@ class UpdateChargeRequest(_message.Message):
         receipt_email: _builtins.str | None = ...,
         shipping: _common_pb2.Shipping | None = ...,
         clear_shipping: _builtins.bool = ...,
+        without_refunds: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_receipt_email", b"_receipt_email", "description", b"description", "receipt_email", b"receipt_email", "shipping", b"shipping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_receipt_email", b"_receipt_email", "clear_metadata", b"clear_metadata", "clear_shipping", b"clear_shipping", "description", b"description", "id", b"id", "metadata", b"metadata", "receipt_email", b"receipt_email", "shipping", b"shipping", "unset_metadata_keys", b"unset_metadata_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_receipt_email", b"_receipt_email", "clear_metadata", b"clear_metadata", "clear_shipping", b"clear_shipping", "description", b"description", "id", b"id", "metadata", b"metadata", "receipt_email", b"receipt_email", "shipping", b"shipping", "unset_metadata_keys", b"unset_metadata_keys", "without_refunds", b"without_refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
     _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
@@ -4019,7 +4032,7 @@ Global___UpdateChargeRequest: _TypeAlias = UpdateChargeRequest  # noqa: Y015
 
 @_typing.final
 class UpdateChargeResponse(_message.Message):
-    """The updated charge, with its refunds."""
+    """The updated charge (with its first refunds when asked)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -4051,6 +4064,7 @@ class ListChargesRequest(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     CUSTOMER_FIELD_NUMBER: _builtins.int
     PAYMENT_INTENT_FIELD_NUMBER: _builtins.int
+    WITHOUT_REFUNDS_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
     """Page size; 0 = default 10, at most 100."""
     starting_after: _builtins.str
@@ -4059,6 +4073,10 @@ class ListChargesRequest(_message.Message):
     """Only charges of this cus_ id."""
     payment_intent: _builtins.str
     """Only charges of this pi_ id."""
+    without_refunds: _builtins.bool
+    """Leave each charge's `refunds` empty and read no refund. Otherwise it holds the first refunds
+    (newest first, at most 100, with `has_more`).
+    """
     @_builtins.property
     def created(self) -> _common_pb2.CreatedFilter: ...
     def __init__(
@@ -4070,10 +4088,11 @@ class ListChargesRequest(_message.Message):
         created: _common_pb2.CreatedFilter | None = ...,
         customer: _builtins.str | None = ...,
         payment_intent: _builtins.str | None = ...,
+        without_refunds: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_payment_intent", b"_payment_intent", "_starting_after", b"_starting_after", "created", b"created", "customer", b"customer", "ending_before", b"ending_before", "payment_intent", b"payment_intent", "starting_after", b"starting_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_payment_intent", b"_payment_intent", "_starting_after", b"_starting_after", "created", b"created", "customer", b"customer", "ending_before", b"ending_before", "limit", b"limit", "payment_intent", b"payment_intent", "starting_after", b"starting_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_payment_intent", b"_payment_intent", "_starting_after", b"_starting_after", "created", b"created", "customer", b"customer", "ending_before", b"ending_before", "limit", b"limit", "payment_intent", b"payment_intent", "starting_after", b"starting_after", "without_refunds", b"without_refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__customer: _TypeAlias = _typing.Literal["customer"]  # noqa: Y015
     _WhichOneofArgType__customer: _TypeAlias = _typing.Literal["_customer", b"_customer"]  # noqa: Y015
