@@ -201,8 +201,8 @@ async def test_a_refused_refund_gives_its_money_back_to_the_balance(
 async def _pending_refund_id(payments: PaymentsService, account_id: str, intent_id: str) -> str:
     intent = await payments.get_payment_intent(account_id, intent_id)
     assert intent.latest_charge_id is not None
-    _, refunds = await payments.get_charge(account_id, intent.latest_charge_id)
-    (pending,) = refunds
+    _, refunds = await payments.get_charge(account_id, intent.latest_charge_id, with_refunds=True)
+    (pending,) = refunds.first
     assert pending.status is RefundStatus.PENDING
     return pending.id
 
