@@ -23,6 +23,8 @@ def run_process(role: str, config: PlatformConfig) -> int:
         "api": _run_api,
     }
     runner = runners[role]
+    # Its calls show its own role's credential, and may make only what that role needs.
+    config = config.acting_as(role)
     try:
         import uvloop
 

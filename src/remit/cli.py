@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from remit.acquirer.faults import FAULTS_HELP
 from remit.config import ConfigError, PlatformConfig, from_env
 from remit.core.logging import configure_logging
+from remit.grpcutil.internal_roles import ADMIN
 
 log = logging.getLogger("remit")
 
@@ -305,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_process(args.command, config)
     configure_logging(args.command)
+    # The commands administer the platform; `remit serve` hands each of its processes its own
+    # role instead (`remit.config.environment_for`).
+    config = config.acting_as(ADMIN)
     if args.command == "serve":
         from remit.serve import serve
 

@@ -12,10 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, TypeVar
 
+from remit.grpcutil.internal_roles import CALLER_ONLY_ROLES, role_credential
+
 # The internal token (`remit.grpcutil.internal_auth`): its variable, and its file in the data
 # directory.
 TOKEN_ENV: Final = "REMIT_INTERNAL_TOKEN"  # noqa: S105 (names, not secrets)
 TOKEN_FILE: Final = "internal-token"  # noqa: S105
+# The credential of one role (`remit.grpcutil.internal_roles`), for a process given that in
+# place of the platform token: what `remit serve` hands the REST facade and the worker.
+CREDENTIAL_ENV: Final = "REMIT_INTERNAL_CREDENTIAL"
 # The prefix of the mutual-TLS settings between the processes (`..._CERT`, `_KEY`, `_CA`,
 # `_SERVER_NAME`).
 TLS_ENV: Final = "REMIT_INTERNAL_TLS"
@@ -73,12 +78,23 @@ class PlatformConfig:
     # (`remit.grpcutil.internal_auth`): REMIT_INTERNAL_TOKEN, else the file `remit serve`
     # keeps in the data directory; None: none is checked or sent.
     internal_token: str | None = field(default=None, repr=False)
+    # The credential this process shows on its calls: its role's, derived from the platform
+    # token by `acting_as`, or given alone (REMIT_INTERNAL_CREDENTIAL) to a process that
+    # must not hold the platform token. None: it shows none.
+    internal_credential: str | None = field(default=None, repr=False)
     # Mutual TLS between the processes (REMIT_INTERNAL_TLS_CERT, _KEY, _CA, and optionally
     # _SERVER_NAME); None: plaintext.
     internal_tls: InternalTls | None = None
     # REMIT_INTERNAL_PLAINTEXT=allow: plaintext internal gRPC beyond loopback is the
     # operator's choice (`refuse_plaintext_beyond_loopback`).
     internal_plaintext_allowed: bool = False
+
+    def acting_as(self, role: str) -> "PlatformConfig":
+        """This config for a process of `role`: it shows that role's credential on its calls.
+        Without the platform token the credential it was given (if any) stays."""
+        if self.internal_token is None:
+            return self
+        return replace(self, internal_credential=role_credential(self.internal_token, role))
 
     @property
     def core_balanced_target(self) -> str:
@@ -119,6 +135,8 @@ class PlatformConfig:
             env["REMIT_PUBLIC_URL"] = self.public_url
         if self.internal_token is not None:
             env[TOKEN_ENV] = self.internal_token
+        if self.internal_credential is not None:
+            env[CREDENTIAL_ENV] = self.internal_credential
         tls = self.internal_tls
         if tls is not None:
             env.update(
@@ -168,9 +186,23 @@ KEPT_FROM_VAULT_ENV = frozenset({"DATABASE_URL", "ACQUIRER_DATABASE_URL"})
 
 
 def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
-    """The environment a child process of `role` is started with: only what it may know."""
+    """The environment a child process of `role` is started with: only what it may know.
+
+    A process that answers gRPC calls gets the platform token, to check its callers' roles
+    with, and works out its own credential; a process that only calls (the REST facade, the
+    worker) gets its role's credential instead, so that taking it over does not hand out the
+    other roles'. No child inherits another's credential."""
     withheld = KEPT_FROM_VAULT_ENV if role == "vault" else VAULT_ONLY_ENV
-    return {name: value for name, value in env.items() if name not in withheld}
+    child = {
+        name: value
+        for name, value in env.items()
+        if name not in withheld and name != CREDENTIAL_ENV
+    }
+    token = child.get(TOKEN_ENV)
+    if role in CALLER_ONLY_ROLES and token:
+        del child[TOKEN_ENV]
+        child[CREDENTIAL_ENV] = role_credential(token, role)
+    return child
 
 
 # Set by `remit serve` on each core process when there are several: the port only it listens
@@ -382,6 +414,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         if raw.strip()
     )
     data_dir = Path(env.get("REMIT_DATA_DIR") or ".remit")
+    credential = env.get(CREDENTIAL_ENV) or None
     config = PlatformConfig(
         data_dir=data_dir,
         api=endpoint("api"),
@@ -401,7 +434,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         public_url=env.get("REMIT_PUBLIC_URL") or None,
         core_processes=int(cores_raw),
         core_instance_ports=instance_ports,
-        internal_token=env.get(TOKEN_ENV) or saved_token(data_dir),
+        # A process given only a credential must not pick the platform token up from the
+        # data directory, which it may be able to read.
+        internal_token=env.get(TOKEN_ENV) or (None if credential else saved_token(data_dir)),
+        internal_credential=credential,
         internal_tls=_internal_tls(env),
         internal_plaintext_allowed=env.get(PLAINTEXT_ENV) == "allow",
     )

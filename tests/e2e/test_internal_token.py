@@ -12,12 +12,13 @@ import stripe
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from remit.config import Endpoint
-from remit.grpcutil.internal_auth import InternalAccess
+from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
+from remit.grpcutil.internal_roles import role_credential
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 from tests.support.accounts import TestAccount, create_account
-from tests.support.platform import RunningPlatform, running_platform
+from tests.support.platform import RunningPlatform, children_by_role, running_platform
 from tests.support.postgres import WorkerDatabases
 from tests.support.tls import make_tls, tls_env
 
@@ -91,6 +92,45 @@ def test_the_platform_and_its_commands_are_answered(
     assert status.returncode == 0, status.stderr
     assert platform.internal_token is not None
     assert platform.internal_token not in platform.log_text()
+
+
+def test_the_facade_holds_only_its_roles_credential_which_is_refused_admin_calls(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """A facade taken over gets no further than its own calls: no API keys, no vault keys."""
+    children = children_by_role(platform.process.pid)
+    api_env = children["api"].environ()
+    assert "REMIT_INTERNAL_TOKEN" not in api_env
+    assert "REMIT_INTERNAL_TOKEN" not in children["worker"].environ()
+    credential = api_env["REMIT_INTERNAL_CREDENTIAL"]
+    assert credential.startswith("api.")
+    api = InternalAccess(credential)
+    with internal_sync_channel(platform.core.target, api) as core:
+        create_key = accounts_pb2_grpc.AccountsServiceStub(core).CreateApiKey
+        request = accounts_pb2.CreateApiKeyRequest(
+            account_id=account.id, kind=accounts_pb2.API_KEY_KIND_SECRET
+        )
+        with pytest.raises(grpc.RpcError) as refused_key:
+            create_key(request, timeout=10)
+    with internal_sync_channel(platform.vault.target, api) as vault:
+        remove = vault_pb2_grpc.VaultServiceStub(vault).RemoveKeyVersion
+        with pytest.raises(grpc.RpcError) as refused_vault:
+            remove(vault_pb2.RemoveKeyVersionRequest(version=1, requester="api"), timeout=10)
+    for refused, method in (
+        (refused_key, "AccountsService/CreateApiKey"),
+        (refused_vault, "VaultService/RemoveKeyVersion"),
+    ):
+        assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        details = refused.value.details() or ""
+        assert method in details
+        assert "api role" in details
+    # The CLI's admin credential, derived from the platform token, may.
+    assert platform.internal_token is not None
+    admin = InternalAccess(role_credential(platform.internal_token, "admin"))
+    with internal_sync_channel(platform.core.target, admin) as core:
+        made = accounts_pb2_grpc.AccountsServiceStub(core).CreateApiKey(request, timeout=10)
+    assert made.plaintext_key.startswith("sk_test_")
+    assert "refused /remit_api.accounts.v1.AccountsService/CreateApiKey" in platform.log_text()
 
 
 def test_a_platform_over_mutual_tls_pays_and_refuses_plaintext(

@@ -1,15 +1,19 @@
 """The internal token: only remit's own processes may call the core, the vault and the acquirer.
 
 The gRPC services trust what a call says (the core takes the account from its metadata, the
-vault forwards card data for the account a request names), so a call must first show the
-platform's internal token, a shared secret every remit process is given
-(`REMIT_INTERNAL_TOKEN`, or the file `remit serve` keeps in its data directory). Servers refuse
-a call without it (UNAUTHENTICATED) before any handler runs; health checks stay open so that
-supervisors and load balancers can probe. Clients attach it with `internal_channel`.
+vault forwards card data for the account a request names), so a call must first show a
+credential of the platform. Its root is the platform's internal token, a shared secret
+(`REMIT_INTERNAL_TOKEN`, or the file `remit serve` keeps in its data directory); each kind of
+process shows a credential of its own role derived from it (`internal_roles`), and may call
+only what that role needs (`role_permissions`). Servers refuse a call without a credential
+(UNAUTHENTICATED) or outside its role (PERMISSION_DENIED, naming both) before any handler
+runs; health checks stay open so that supervisors and load balancers can probe. Clients attach
+theirs with `internal_channel`.
 
 Across hosts the processes can also speak mutual TLS (`InternalTls`, from
 `REMIT_INTERNAL_TLS_CERT`, `_KEY` and `_CA`): servers then accept only peers whose certificates
-the platform's CA signed, and the token travels encrypted. `InternalAccess` is both together.
+the platform's CA signed, and the credential travels encrypted. The processes share one
+certificate, so the role always comes from the credential. `InternalAccess` is both together.
 
 A process with no token configured neither checks nor sends one: a service run on its own for
 development, or a test's in-process server.
@@ -17,7 +21,7 @@ development, or a test's in-process server.
 
 from __future__ import annotations
 
-import hmac
+import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +32,10 @@ from typing import Any, TypeAlias
 import grpc
 
 from remit.config import TOKEN_FILE, InternalTls, PlatformConfig
+from remit.grpcutil.internal_roles import RoleVerifier
+from remit.grpcutil.role_permissions import may_call
+
+log = logging.getLogger(__name__)
 
 TOKEN_METADATA_KEY = "remit-internal-token"  # noqa: S105 (a metadata key, not a secret)
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
@@ -75,12 +83,14 @@ def _presented(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None
 
 
 class InternalTokenInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses every call (but health checks) that does not carry the internal token."""
+    """Refuses every call (but health checks) that does not carry a credential of one of the
+    platform's roles (UNAUTHENTICATED), or that its role may not make (PERMISSION_DENIED,
+    `role_permissions`)."""
 
     def __init__(self, token: str) -> None:
-        self._token = token.encode()
+        self._roles = RoleVerifier(token)
         # A refusal's handler has the shape of the method it stands in for; made once each.
-        self._refusals: dict[str, Handler] = {}
+        self._refusals: dict[tuple[str, str | None], Handler] = {}
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -88,44 +98,65 @@ class InternalTokenInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if method.startswith(_OPEN_PREFIXES):
             return await continuation(handler_call_details)
-        presented = _presented(handler_call_details.invocation_metadata)
-        if presented is not None and hmac.compare_digest(presented.encode(), self._token):
+        role = self._roles.role_of(_presented(handler_call_details.invocation_metadata))
+        if role is not None and may_call(role, method):
             return await continuation(handler_call_details)
-        refusal = self._refusals.get(method)
+        if role is not None:
+            log.warning("refused %s to a caller of the %s role", method, role)
+        refusal = self._refusals.get((method, role))
         if refusal is None:
             handler = await continuation(handler_call_details)
             if handler is None:
                 return None
-            refusal = _refusal_like(handler)
-            self._refusals[method] = refusal
+            refusal = _refusal_like(
+                handler, _refuse_unknown if role is None else _denial(method, role)
+            )
+            self._refusals[(method, role)] = refusal
         return refusal
 
 
-async def _refuse(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+Refuse: TypeAlias = "Callable[[object, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]"
+
+
+async def _refuse_unknown(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     await context.abort(
         grpc.StatusCode.UNAUTHENTICATED,
         "This service only answers remit's own processes: the internal token is missing or wrong.",
     )
 
 
-async def _refuse_stream(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-    await _refuse(request, context)
-    yield  # pragma: no cover - abort raises first; the yield makes this a stream handler
+def _denial(method: str, role: str) -> Refuse:
+    message = (
+        f"The {role} role may not call {method}: remit's processes may call only what their "
+        "own work needs (remit.grpcutil.role_permissions)."
+    )
+
+    async def refuse(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+
+    return refuse
 
 
-def _refusal_like(handler: Handler) -> Handler:
-    """A handler of `handler`'s shape that refuses the call (the request is not decoded)."""
+def _refusal_like(handler: Handler, refuse: Refuse) -> Handler:
+    """A handler of `handler`'s shape that refuses the call with `refuse` (the request is not
+    decoded)."""
+
+    async def refuse_stream(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await refuse(request, context)
+        yield  # pragma: no cover - abort raises first; the yield makes this a stream handler
+
     if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(_refuse)
+        return grpc.unary_unary_rpc_method_handler(refuse)
     if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(_refuse_stream)
+        return grpc.unary_stream_rpc_method_handler(refuse_stream)
     if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(_refuse)
-    return grpc.stream_stream_rpc_method_handler(_refuse_stream)
+        return grpc.stream_unary_rpc_method_handler(refuse)
+    return grpc.stream_stream_rpc_method_handler(refuse_stream)
 
 
 def server_interceptors(token: str | None) -> list[grpc.aio.ServerInterceptor]:
-    """What a remit gRPC server puts first: the token check, when a token is configured."""
+    """What a remit gRPC server puts first: the credential check, when the platform token is
+    configured."""
     return [] if token is None else [InternalTokenInterceptor(token)]
 
 
@@ -196,15 +227,17 @@ def _channel_options(tls: InternalTls) -> list[tuple[str, Any]]:
 
 @dataclass(frozen=True)
 class InternalAccess:
-    """How remit's processes reach each other: the token every call shows, and mutual TLS when
-    configured (plaintext otherwise)."""
+    """How remit's processes reach each other: the credential every call shows (a role's, or
+    the platform token itself), and mutual TLS when configured (plaintext otherwise)."""
 
     token: str | None = None
     tls: InternalTls | None = None
 
     @classmethod
     def of(cls, config: PlatformConfig) -> InternalAccess:
-        return cls(config.internal_token, config.internal_tls)
+        """How a process of `config` calls the others: with the credential of the role it acts
+        as (`PlatformConfig.acting_as`)."""
+        return cls(config.internal_credential, config.internal_tls)
 
 
 def internal_channel(

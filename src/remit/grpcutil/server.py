@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from remit.config import Endpoint, PlatformConfig
+from remit.config import TOKEN_ENV, ConfigError, Endpoint, PlatformConfig
 from remit.grpcutil.internal_auth import InternalAccess, add_internal_port, server_interceptors
 from remit.readiness import signal_ready
 
@@ -38,12 +38,20 @@ async def serve_grpc(
     on_stop: Callable[[], Awaitable[None]] | None = None,
     stop_event: asyncio.Event | None = None,
 ) -> None:
-    # `internal`: the platform whose token (and mutual TLS, when configured) every caller
-    # must show; None: neither (a service run on its own in a test).
+    # `internal`: the platform whose credentials (and mutual TLS, when configured) every
+    # caller must show; None: neither (a service run on its own in a test).
     access = InternalAccess() if internal is None else InternalAccess.of(internal)
+    token = None if internal is None else internal.internal_token
+    if internal is not None and token is None and internal.internal_credential is not None:
+        # Given a role's credential but not the platform token, it could check no one's.
+        raise ConfigError(
+            f"a gRPC server needs the platform token ({TOKEN_ENV}) to check its callers' "
+            "credentials; it was given only a credential of one role"
+        )
     server = grpc.aio.server(
-        # The internal token is checked first: a call without it reaches no other code.
-        interceptors=[*server_interceptors(access.token), *interceptors],
+        # The credential is checked first: a call without it, or outside its role, reaches no
+        # other code.
+        interceptors=[*server_interceptors(token), *interceptors],
         options=[
             # Only the copies of the core share a port (each also has one of its own: `also_on`).
             # Anywhere else, sharing would let a second platform started on the same ports

@@ -1,6 +1,7 @@
 """The internal token: a gRPC server of remit answers only callers that show it."""
 
 import asyncio
+import logging
 import stat
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from remit.grpcutil.internal_auth import (
     server_interceptors,
     token_in,
 )
+from remit.grpcutil.internal_roles import role_credential
 from tests.support.tls import make_tls, tls_env
 
 pytestmark = pytest.mark.anyio
@@ -126,6 +128,79 @@ def test_serve_keeps_one_token_in_its_data_directory_readable_by_its_owner_only(
     assert config.to_env()[TOKEN_ENV] == "from-the-environment"
     assert "from-the-environment" not in repr(config)
     assert from_env({"REMIT_DATA_DIR": str(tmp_path / "elsewhere")}).internal_token is None
+
+
+# --- roles -------------------------------------------------------------------------------
+
+_AUTHENTICATE = "/remit_api.accounts.v1.AccountsService/AuthenticateApiKey"
+_CREATE_API_KEY = "/remit_api.accounts.v1.AccountsService/CreateApiKey"
+_REMOVE_KEY_VERSION = "/remit_api.vault.v1.VaultService/RemoveKeyVersion"
+
+
+@pytest.fixture
+async def platform_target() -> AsyncIterator[str]:
+    """A server answering, byte for byte, methods of the real services' names."""
+    server = grpc.aio.server(interceptors=server_interceptors(TOKEN))
+    for method in (_AUTHENTICATE, _CREATE_API_KEY, _REMOVE_KEY_VERSION):
+        service, name = method.lstrip("/").split("/")
+        server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    service, {name: grpc.unary_unary_rpc_method_handler(_say)}
+                )
+            ]
+        )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)
+
+
+async def _call_method(target: str, access: InternalAccess, method: str) -> bytes:
+    async with internal_channel(target, access) as channel:
+        call: Any = channel.unary_unary(method)
+        reply = await call(b"hello", timeout=5)
+    assert isinstance(reply, bytes)
+    return reply
+
+
+@pytest.mark.parametrize("method", [_CREATE_API_KEY, _REMOVE_KEY_VERSION])
+async def test_the_apis_credential_is_refused_administrative_calls_by_name(
+    platform_target: str, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = InternalAccess(role_credential(TOKEN, "api"))
+    with (
+        caplog.at_level(logging.WARNING, logger="remit"),
+        pytest.raises(grpc.aio.AioRpcError) as refused,
+    ):
+        await _call_method(platform_target, api, method)
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    details = refused.value.details() or ""
+    assert method in details
+    assert "The api role" in details
+    assert f"refused {method} to a caller of the api role" in caplog.text
+    assert role_credential(TOKEN, "api") not in caplog.text + details
+    # What the facade needs stays open to it.
+    assert await _call_method(platform_target, api, _AUTHENTICATE) == b"heard hello"
+
+
+@pytest.mark.parametrize("method", [_CREATE_API_KEY, _REMOVE_KEY_VERSION, _AUTHENTICATE])
+async def test_the_admins_credential_and_the_platform_token_may_call_anything(
+    platform_target: str, method: str
+) -> None:
+    for access in (InternalAccess(role_credential(TOKEN, "admin")), InternalAccess(TOKEN)):
+        assert await _call_method(platform_target, access, method) == b"heard hello"
+
+
+async def test_another_platforms_admin_credential_is_unauthenticated(
+    platform_target: str,
+) -> None:
+    stranger = InternalAccess(role_credential("another-platform-token", "admin"))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _call_method(platform_target, stranger, _CREATE_API_KEY)
+    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
 # --- mutual TLS ----------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """How remit's gRPC servers hold their ports."""
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from remit.config import Endpoint
+from remit.config import CREDENTIAL_ENV, ConfigError, Endpoint, from_env
 from remit.grpcutil.server import serve_grpc
 from tests.support.ports import free_port
 
@@ -49,3 +50,15 @@ async def test_copies_of_the_core_share_their_common_port() -> None:
     finally:
         stop.set()
         await asyncio.gather(*copies)
+
+
+async def test_a_server_given_only_a_roles_credential_refuses_to_start(tmp_path: Path) -> None:
+    """Without the platform token it could check no caller's credential, and would answer
+    everyone; it says so instead."""
+    config = from_env({"REMIT_DATA_DIR": str(tmp_path), CREDENTIAL_ENV: "api.mac"})
+    stopped = asyncio.Event()
+    stopped.set()  # were it to start, it would stop at once, raising nothing
+    with pytest.raises(ConfigError, match="REMIT_INTERNAL_TOKEN"):
+        await serve_grpc(
+            Endpoint("127.0.0.1", free_port()), [], internal=config, stop_event=stopped
+        )
