@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("account", metavar="ACCOUNT", help="the acct_ id")
     upgrade.add_argument("version", metavar="VERSION", help="e.g. 2026-10-28.endive")
     _add_platform_flags(upgrade)
+    _add_key_commands(account_commands)
 
     versions_parser = commands.add_parser("versions", help="API versions")
     version_commands = versions_parser.add_subparsers(dest="versions_command", required=True)
@@ -249,6 +250,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_key_commands(
+    account_commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+) -> None:
+    from remit.accounts.key_commands import DEFAULT_EXPIRE_OLD_AFTER_HOURS
+
+    keys = account_commands.add_parser(
+        "keys",
+        help="list, create, revoke and roll an account's API keys",
+        description=(
+            "Manage ACCOUNT's API keys through the core. A new key is printed once, when it is "
+            "made: only its digest is kept."
+        ),
+    )
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+
+    def action(name: str, **settings: str) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, **settings)  # type: ignore[arg-type]
+        parser.add_argument("account", metavar="ACCOUNT", help="the acct_ id")
+        _add_platform_flags(parser)
+        return parser
+
+    listed = action("list", help="the account's working keys (never the keys)")
+    listed.add_argument("--all", action="store_true", help="revoked keys too")
+    create = action("create", help="make a secret key (or --publishable) and print it")
+    create.add_argument("--publishable", action="store_true", help="a pk_ key instead")
+    revoke = action(
+        "revoke",
+        help="stop a key working now",
+        description="Revoke KEY at once. The account's last secret key with no end set is "
+        "only revoked with --force: without one its servers are locked out of the API.",
+    )
+    revoke.add_argument("key", metavar="KEY", help="the key_ id (see keys list)")
+    revoke.add_argument("--force", action="store_true", help="even the last secret key")
+    roll = action(
+        "roll",
+        help="make a new secret key; the old one keeps working for a while",
+        description="Make a new secret key and print it, then set the old one to stop after "
+        "--expire-old-after hours, long enough to move every server over to the new one.",
+    )
+    roll.add_argument("--key", help="the secret key_ to roll (needed when there are several)")
+    roll.add_argument(
+        "--expire-old-after",
+        type=float,
+        default=DEFAULT_EXPIRE_OLD_AFTER_HOURS,
+        metavar="HOURS",
+        help="hours the old key keeps working, 0 to 168 (default 24)",
+    )
+
+
 def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     key_help = "act for the account of this secret key (default: the default test account)"
     listen = commands.add_parser(
@@ -336,6 +386,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                currency=args.currency, as_json=args.json)  # fmt: skip
     if args.command == "accounts" and args.accounts_command == "upgrade":
         return _upgrade_account(config, args.account, args.version)
+    if args.command == "accounts" and args.accounts_command == "keys":
+        from remit.accounts.key_commands import run_key_command
+
+        return run_key_command(config, args, sys.stdout, sys.stderr)
     if args.command == "vault":
         return _vault(config, args)
     return 2

@@ -1,7 +1,7 @@
 """Accounts, keys and the principal a presented key resolves to."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 
@@ -39,7 +39,17 @@ class ApiKey:
     last4: str
     livemode: bool
     created_at: datetime
+    # When it stops authenticating: in the past for a revoked key, in the future for one being
+    # rolled (it keeps working until then), None while it has no end.
     revoked_at: datetime | None
+
+    def works_at(self, moment: datetime) -> bool:
+        """Whether the key authenticates at `moment`."""
+        return self.revoked_at is None or self.revoked_at > moment
+
+
+# The longest a revoked key may keep working, as for a webhook endpoint's old secret.
+MAX_KEY_EXPIRY = timedelta(days=7)
 
 
 @dataclass(frozen=True)

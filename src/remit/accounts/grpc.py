@@ -1,5 +1,6 @@
 """AccountsService over gRPC: protobuf in, use case, protobuf out. Nothing else."""
 
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -7,7 +8,7 @@ import grpc
 from remit.accounts.domain import Account, ApiKey, KeyKind, Pricing
 from remit.accounts.service import AccountsService
 from remit.core.errors import invalid
-from remit.grpcutil.protoconv import timestamp
+from remit.grpcutil.protoconv import request_timedelta, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from versions import KNOWN_VERSIONS
@@ -139,11 +140,9 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def ListApiKeys(
         self, request: accounts_pb2.ListApiKeysRequest, context: Context
     ) -> accounts_pb2.ListApiKeysResponse:
-        keys = [
-            key
-            for key in await self._service.list_keys(request.account_id)
-            if request.include_revoked or key.revoked_at is None
-        ]
+        keys = await self._service.list_keys(
+            request.account_id, working_only=not request.include_revoked
+        )
         keys.reverse()  # newest first, like every list
         ids = [key.id for key in keys]
         if request.HasField("starting_after"):
@@ -160,11 +159,14 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def RevokeApiKey(
         self, request: accounts_pb2.RevokeApiKeyRequest, context: Context
     ) -> accounts_pb2.RevokeApiKeyResponse:
-        await self._service.revoke_key(request.account_id, request.key_id)
-        revoked = next(
-            key for key in await self._service.list_keys(request.account_id)
-            if key.id == request.key_id
-        )  # fmt: skip
+        expire_after = (
+            request_timedelta(request.expire_after, "expire_after")
+            if request.HasField("expire_after")
+            else timedelta(0)
+        )
+        revoked = await self._service.revoke_key(
+            request.account_id, request.key_id, expire_after=expire_after
+        )
         return accounts_pb2.RevokeApiKeyResponse(api_key=key_message(revoked))
 
     async def AuthenticateApiKey(

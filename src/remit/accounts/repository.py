@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Final, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,7 +28,9 @@ class AccountRepository(Protocol):
     async def insert_key(self, key: ApiKey, digest: bytes) -> None: ...
     async def list_keys(self, account_id: str) -> list[ApiKey]: ...
     async def revoke_key(self, account_id: str, key_id: str, at: datetime) -> bool: ...
-    async def principal_for_digest(self, digest: bytes) -> Principal | Revoked | None: ...
+    async def principal_for_digest(
+        self, digest: bytes, now: datetime
+    ) -> Principal | Revoked | None: ...
 
 
 def _account_from_row(row: Row[tuple[object, ...]]) -> Account:
@@ -118,20 +120,25 @@ class SqlAccountRepository:
         return [_key_from_row(row) for row in rows]
 
     async def revoke_key(self, account_id: str, key_id: str, at: datetime) -> bool:
+        """Set the key to stop authenticating `at`; False when it is unknown or already stops
+        by then (a stop is never pushed back)."""
         result = await self._db.execute(
             update(api_keys)
             .where(
                 api_keys.c.id == key_id,
                 api_keys.c.account_id == account_id,
-                api_keys.c.revoked_at.is_(None),
+                or_(api_keys.c.revoked_at.is_(None), api_keys.c.revoked_at > at),
             )
             .values(revoked_at=at)
         )
         return result.rowcount == 1
 
-    async def principal_for_digest(self, digest: bytes) -> Principal | Revoked | None:
-        """Who a key's digest stands for; REVOKED for a key revoked since (digests are unique,
-        so one read tells the three cases apart), None for a key never issued."""
+    async def principal_for_digest(
+        self, digest: bytes, now: datetime
+    ) -> Principal | Revoked | None:
+        """Who a key's digest stands for at `now`; REVOKED for a key that stopped working by
+        then (digests are unique, so one read tells the three cases apart), None for a key
+        never issued."""
         row = (
             await self._db.execute(
                 select(
@@ -150,7 +157,7 @@ class SqlAccountRepository:
         if row is None:
             return None
         m = row._mapping
-        if m["revoked_at"] is not None:
+        if m["revoked_at"] is not None and m["revoked_at"] <= now:
             return REVOKED
         return Principal(
             account_id=m["account_id"],

@@ -1,11 +1,13 @@
 """Account use cases. Each method is one transaction."""
 
 from dataclasses import replace
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.domain import (
     API_KEY_EXPIRED,
+    MAX_KEY_EXPIRY,
     Account,
     ApiKey,
     KeyKind,
@@ -107,24 +109,41 @@ class AccountsService:
             await repo.insert_key(key, digest_key(plaintext))
         return key, plaintext
 
-    async def list_keys(self, account_id: str) -> list[ApiKey]:
+    async def list_keys(self, account_id: str, *, working_only: bool = False) -> list[ApiKey]:
+        """The account's keys, oldest first; `working_only`: those that still authenticate
+        (a key being rolled among them, until it stops)."""
         async with self._engine.begin() as db:
-            return await SqlAccountRepository(db).list_keys(account_id)
+            keys = await SqlAccountRepository(db).list_keys(account_id)
+        if not working_only:
+            return keys
+        now = self._clock.now()
+        return [key for key in keys if key.works_at(now)]
 
-    async def revoke_key(self, account_id: str, key_id: str) -> None:
-        async with self._engine.begin() as db:
-            revoked = await SqlAccountRepository(db).revoke_key(
-                account_id, key_id, self._clock.now()
+    async def revoke_key(
+        self, account_id: str, key_id: str, *, expire_after: timedelta = timedelta(0)
+    ) -> ApiKey:
+        """Stop `key_id` authenticating, now or (a key being rolled) after `expire_after`; a
+        key already set to stop is only brought forward. Returns the key as it now is."""
+        if not timedelta(0) <= expire_after <= MAX_KEY_EXPIRY:
+            raise invalid(
+                f"expire_after must be between 0 and {MAX_KEY_EXPIRY.days} days.", "expire_after"
             )
-        if not revoked:
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            await repo.revoke_key(account_id, key_id, self._clock.now() + expire_after)
+            key = next((key for key in await repo.list_keys(account_id) if key.id == key_id), None)
+        if key is None:
             raise not_found("api_key", key_id)
+        return key
 
     async def authenticate(self, presented: str) -> Principal:
         if not looks_like_key(presented):
             raise _unauthenticated("Invalid API Key provided")
         digest = digest_key(presented)
         async with self._engine.begin() as db:
-            principal = await SqlAccountRepository(db).principal_for_digest(digest)
+            principal = await SqlAccountRepository(db).principal_for_digest(
+                digest, self._clock.now()
+            )
         if principal is REVOKED:
             # Told apart from an unknown key, as Stripe tells an expired key apart.
             raise AccountsError(

@@ -1,11 +1,14 @@
 """Accounts and keys against a real PostgreSQL."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.domain import KeyKind
 from remit.accounts.service import AccountsService
+from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 
 pytestmark = pytest.mark.anyio
@@ -99,3 +102,46 @@ async def test_an_upgrade_moves_the_pin_forward_but_never_back(core_engine: Asyn
         await service.upgrade_api_version(account_id, "2019-02-11", ordered_versions=known)
     assert raised.value.param == "api_version"
     assert (await service.get_account(account_id)).api_version == "2022-11-15"
+
+
+async def test_a_key_revoked_after_a_while_works_until_then_and_can_be_brought_forward(
+    core_engine: AsyncEngine,
+) -> None:
+    clock = FixedClock(datetime.now(UTC))
+    service = AccountsService(core_engine, clock)
+    created = await service.create_account()
+    key, plaintext = await service.create_key(created.account.id, KeyKind.SECRET)
+    rolled = await service.revoke_key(created.account.id, key.id, expire_after=timedelta(hours=24))
+    assert rolled.revoked_at == clock.now() + timedelta(hours=24)
+    clock.advance(23 * 3600)
+    assert (await service.authenticate(plaintext)).key_id == key.id
+    assert key.id in [k.id for k in await service.list_keys(created.account.id, working_only=True)]
+    # Asking for a later stop does not push it back; asking for an earlier one brings it forward.
+    later = await service.revoke_key(created.account.id, key.id, expire_after=timedelta(days=2))
+    assert later.revoked_at == rolled.revoked_at
+    now = await service.revoke_key(created.account.id, key.id)
+    assert now.revoked_at == clock.now()
+    with pytest.raises(RemitError) as refused:
+        await service.authenticate(plaintext)
+    assert refused.value.code == "api_key_expired"
+    working = await service.list_keys(created.account.id, working_only=True)
+    assert key.id not in [k.id for k in working]
+
+
+async def test_revoking_refuses_a_delay_beyond_a_week_and_an_unknown_key(
+    core_engine: AsyncEngine,
+) -> None:
+    service = AccountsService(core_engine)
+    created = await service.create_account()
+    keys = await service.list_keys(created.account.id)
+    for delay in (timedelta(days=8), timedelta(seconds=-1)):
+        with pytest.raises(RemitError) as refused:
+            await service.revoke_key(created.account.id, keys[0].id, expire_after=delay)
+        assert (refused.value.kind, refused.value.param) == (
+            ErrorKind.INVALID_ARGUMENT,
+            "expire_after",
+        )
+    with pytest.raises(RemitError) as missing:
+        await service.revoke_key(created.account.id, "key_doesnotexist")
+    assert missing.value.kind is ErrorKind.NOT_FOUND
+    assert all(key.revoked_at is None for key in await service.list_keys(created.account.id))

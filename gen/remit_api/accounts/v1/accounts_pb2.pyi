@@ -9,6 +9,7 @@ than as one.
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -183,7 +184,9 @@ class ApiKey(_message.Message):
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def revoked_at(self) -> _timestamp_pb2.Timestamp:
-        """When it was revoked; unset while active."""
+        """When it stopped (or, for a key being rolled, will stop) authenticating; unset while active
+        with no end set.
+        """
 
     def __init__(
         self,
@@ -566,18 +569,27 @@ class RevokeApiKeyRequest(_message.Message):
 
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
+    EXPIRE_AFTER_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     key_id: _builtins.str
     """key_ id."""
+    @_builtins.property
+    def expire_after(self) -> _duration_pb2.Duration:
+        """How long the key keeps working, at most 7 days (a key being rolled: its users move to
+        the new one meanwhile); unset: it stops now. A key already set to stop is only ever
+        brought forward.
+        """
+
     def __init__(
         self,
         *,
         account_id: _builtins.str = ...,
         key_id: _builtins.str = ...,
+        expire_after: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_after", b"expire_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "key_id", b"key_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "expire_after", b"expire_after", "key_id", b"key_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

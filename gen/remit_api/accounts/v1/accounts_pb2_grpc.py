@@ -122,7 +122,8 @@ class AccountsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RevokeApiKey(self, request, context):
-        """Revokes a key; later requests with it fail authentication.
+        """Revokes a key, now or after `expire_after`; requests with it from then on fail
+        authentication.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -48,7 +48,9 @@ class AccountsServiceStub:
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeysRequest, _accounts_pb2.ListApiKeysResponse]
     """Lists an account's keys (prefix and last4 only, never the key)."""
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RevokeApiKeyRequest, _accounts_pb2.RevokeApiKeyResponse]
-    """Revokes a key; later requests with it fail authentication."""
+    """Revokes a key, now or after `expire_after`; requests with it from then on fail
+    authentication.
+    """
     AuthenticateApiKey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateApiKeyRequest, _accounts_pb2.AuthenticateApiKeyResponse]
     """Resolves a presented key (Authorization: Bearer ...) to its account. UNAUTHENTICATED with an
     ErrorDetail when the key is unknown or revoked.
@@ -76,7 +78,9 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeysRequest, _accounts_pb2.ListApiKeysResponse]  # type: ignore[assignment]
     """Lists an account's keys (prefix and last4 only, never the key)."""
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RevokeApiKeyRequest, _accounts_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
-    """Revokes a key; later requests with it fail authentication."""
+    """Revokes a key, now or after `expire_after`; requests with it from then on fail
+    authentication.
+    """
     AuthenticateApiKey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateApiKeyRequest, _accounts_pb2.AuthenticateApiKeyResponse]  # type: ignore[assignment]
     """Resolves a presented key (Authorization: Bearer ...) to its account. UNAUTHENTICATED with an
     ErrorDetail when the key is unknown or revoked.
@@ -131,7 +135,9 @@ class AccountsServiceServicer:
         request: _accounts_pb2.RevokeApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.RevokeApiKeyResponse, _abc.Awaitable[_accounts_pb2.RevokeApiKeyResponse]]:
-        """Revokes a key; later requests with it fail authentication."""
+        """Revokes a key, now or after `expire_after`; requests with it from then on fail
+        authentication.
+        """
 
     def AuthenticateApiKey(
         self,

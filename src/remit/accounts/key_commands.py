@@ -1,0 +1,240 @@
+"""`remit accounts keys list|create|revoke|roll`: an account's API keys, through AccountsService.
+
+The commands act as the admin role (`remit.grpcutil.role_permissions`), the only one that may
+create and revoke keys. A new key's plaintext is printed once, when it is made; the core keeps
+only its digest, so it can never be shown again. Revoking an account's last working secret key
+would lock its servers out, so that needs `--force`; rolling makes the new key first and lets
+the old one work on for a while (`--expire-old-after`), so that its users can move over.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TextIO
+
+import grpc
+from google.protobuf import duration_pb2
+
+from remit.accounts.domain import MAX_KEY_EXPIRY
+from remit.config import PlatformConfig
+from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
+from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+
+CALL_TIMEOUT_S = 10.0
+DEFAULT_EXPIRE_OLD_AFTER_HOURS = 24.0
+# The core lets a revoked key work on for at most this long (`remit.accounts.domain`).
+MAX_EXPIRE_OLD_AFTER_HOURS = MAX_KEY_EXPIRY.total_seconds() / 3600
+_PAGE = 100
+
+
+class KeyCommandError(Exception):
+    """The command cannot do what was asked; the message says why and what to do instead."""
+
+
+@dataclass(frozen=True)
+class KeyLine:
+    """One key as the commands show it (never the key itself: it is not kept)."""
+
+    key: accounts_pb2.ApiKey
+
+    @property
+    def secret(self) -> bool:
+        return bool(self.key.kind == accounts_pb2.API_KEY_KIND_SECRET)
+
+    def stops_at(self) -> datetime | None:
+        return (
+            self.key.revoked_at.ToDatetime(tzinfo=UTC) if self.key.HasField("revoked_at") else None
+        )
+
+    def masked(self) -> str:
+        return f"{self.key.prefix}_...{self.key.last4}"  # as the facade masks keys
+
+    def status(self, moment: datetime) -> str:
+        stop = self.stops_at()
+        if stop is None:
+            return "active"
+        if stop > moment:
+            return f"active until {stop.isoformat()}"
+        return f"revoked {stop.isoformat()}"
+
+
+class KeyCommands:
+    """The key commands against one platform's core."""
+
+    def __init__(self, stub: accounts_pb2_grpc.AccountsServiceStub, out: TextIO) -> None:
+        self._stub = stub
+        self._out = out
+
+    def keys(self, account_id: str, *, include_revoked: bool) -> list[KeyLine]:
+        found: list[KeyLine] = []
+        request = accounts_pb2.ListApiKeysRequest(
+            account_id=account_id, limit=_PAGE, include_revoked=include_revoked
+        )
+        while True:
+            page = self._stub.ListApiKeys(request, timeout=CALL_TIMEOUT_S)
+            found.extend(KeyLine(key) for key in page.data)
+            if not page.has_more or not page.data:
+                return found
+            request.starting_after = page.data[-1].id
+
+    def list(self, account_id: str, *, include_revoked: bool) -> int:
+        now = datetime.now(UTC)
+        lines = self.keys(account_id, include_revoked=include_revoked)
+        if not lines:
+            print(
+                f"{account_id} has no {'' if include_revoked else 'working '}keys", file=self._out
+            )
+        for line in lines:
+            created = line.key.created.ToDatetime(tzinfo=UTC).isoformat()
+            print(
+                f"{line.key.id}  {line.masked():<20}  created {created}  {line.status(now)}",
+                file=self._out,
+            )
+        return 0
+
+    def create(self, account_id: str, *, publishable: bool) -> int:
+        kind = (
+            accounts_pb2.API_KEY_KIND_PUBLISHABLE
+            if publishable
+            else accounts_pb2.API_KEY_KIND_SECRET
+        )
+        made = self._create(account_id, kind)
+        self._show_new(made)
+        return 0
+
+    def revoke(self, account_id: str, key_id: str, *, force: bool) -> int:
+        lines = self.keys(account_id, include_revoked=False)
+        target = next((line for line in lines if line.key.id == key_id), None)
+        if target is None:
+            raise KeyCommandError(f"{account_id} has no working key {key_id}")
+        others = [
+            line for line in lines
+            if line.secret and line.key.id != key_id and line.stops_at() is None
+        ]  # fmt: skip
+        if target.secret and not others and not force:
+            raise KeyCommandError(
+                f"{key_id} is the last secret key of {account_id} with no end set: revoking "
+                "it locks the account's servers out of the API. Roll it instead "
+                "(remit accounts keys roll), or pass --force."
+            )
+        revoked = KeyLine(self._revoke(account_id, key_id, None).api_key)
+        stop = revoked.stops_at()
+        print(f"{key_id} ({revoked.masked()}) revoked {stop.isoformat() if stop else ''}",
+              file=self._out)  # fmt: skip
+        return 0
+
+    def roll(self, account_id: str, *, key_id: str | None, expire_old_after_hours: float) -> int:
+        # Checked before anything is made: a refusal leaves the account as it was.
+        if not 0 <= expire_old_after_hours <= MAX_EXPIRE_OLD_AFTER_HOURS:
+            raise KeyCommandError(
+                f"--expire-old-after must be between 0 and {MAX_EXPIRE_OLD_AFTER_HOURS:.0f} "
+                f"hours, got {expire_old_after_hours:g}"
+            )
+        old = self._key_to_roll(account_id, key_id)
+        made = self._create(account_id, accounts_pb2.API_KEY_KIND_SECRET)
+        self._show_new(made)
+        after = duration_pb2.Duration()
+        after.FromNanoseconds(round(expire_old_after_hours * 3600 * 1e9))
+        try:
+            expiring = KeyLine(self._revoke(account_id, old.key.id, after).api_key)
+        except grpc.RpcError as error:
+            raise KeyCommandError(
+                f"the new key above was made, but {old.key.id} could not be set to stop: "
+                f"{_details(error)}; it still works. Revoke it with remit accounts keys revoke."
+            ) from None
+        stop = expiring.stops_at()
+        print(
+            f"the old key {old.key.id} ({old.masked()}) keeps working until "
+            f"{stop.isoformat() if stop else 'revoked'}",
+            file=self._out,
+        )
+        return 0
+
+    def _key_to_roll(self, account_id: str, key_id: str | None) -> KeyLine:
+        secrets = [line for line in self.keys(account_id, include_revoked=False) if line.secret]
+        if key_id is not None:
+            named = next((line for line in secrets if line.key.id == key_id), None)
+            if named is None:
+                raise KeyCommandError(f"{account_id} has no working secret key {key_id}")
+            return named
+        unending = [line for line in secrets if line.stops_at() is None]
+        if len(unending) == 1:
+            return unending[0]
+        if not unending:
+            raise KeyCommandError(
+                f"{account_id} has no secret key with no end set to roll; make one with "
+                "remit accounts keys create"
+            )
+        raise KeyCommandError(
+            f"{account_id} has {len(unending)} secret keys; name the one to roll with --key "
+            f"({', '.join(line.key.id for line in unending)})"
+        )
+
+    def _create(
+        self, account_id: str, kind: accounts_pb2.ApiKeyKind.ValueType
+    ) -> accounts_pb2.CreateApiKeyResponse:
+        request = accounts_pb2.CreateApiKeyRequest(account_id=account_id, kind=kind)
+        reply: accounts_pb2.CreateApiKeyResponse = self._stub.CreateApiKey(
+            request, timeout=CALL_TIMEOUT_S
+        )
+        return reply
+
+    def _revoke(
+        self, account_id: str, key_id: str, after: duration_pb2.Duration | None
+    ) -> accounts_pb2.RevokeApiKeyResponse:
+        request = accounts_pb2.RevokeApiKeyRequest(account_id=account_id, key_id=key_id)
+        if after is not None:
+            request.expire_after.CopyFrom(after)
+        reply: accounts_pb2.RevokeApiKeyResponse = self._stub.RevokeApiKey(
+            request, timeout=CALL_TIMEOUT_S
+        )
+        return reply
+
+    def _show_new(self, made: accounts_pb2.CreateApiKeyResponse) -> None:
+        kind = "secret" if made.api_key.kind == accounts_pb2.API_KEY_KIND_SECRET else "publishable"
+        print(f"new {kind} key  {made.plaintext_key}", file=self._out)
+        print(f"key id           {made.api_key.id}", file=self._out)
+        if kind == "secret":
+            print("this is the only time it is shown: store it now", file=self._out, flush=True)
+
+
+def _details(error: grpc.RpcError) -> str:
+    # A failed unary call is also a grpc.Call, which carries the status code and details.
+    details = getattr(error, "details", None)
+    return str(details()) if callable(details) else str(error)
+
+
+@contextmanager
+def key_commands(config: PlatformConfig, out: TextIO) -> Iterator[KeyCommands]:
+    with internal_sync_channel(config.core.target, InternalAccess.of(config)) as channel:
+        yield KeyCommands(accounts_pb2_grpc.AccountsServiceStub(channel), out)
+
+
+def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextIO,
+                    err: TextIO) -> int:  # fmt: skip
+    """Run `args.keys_command` (list, create, revoke or roll); 1 with the reason on `err` when
+    it cannot."""
+    account: str = args.account
+    try:
+        with key_commands(config, out) as keys:
+            if args.keys_command == "list":
+                return keys.list(account, include_revoked=args.all)
+            if args.keys_command == "create":
+                return keys.create(account, publishable=args.publishable)
+            if args.keys_command == "revoke":
+                return keys.revoke(account, args.key, force=args.force)
+            return keys.roll(account, key_id=args.key, expire_old_after_hours=args.expire_old_after)
+    except KeyCommandError as error:
+        print(f"remit: {error}", file=err)
+        return 1
+    except grpc.RpcError as error:
+        code = getattr(error, "code", None)
+        if callable(code) and code() == grpc.StatusCode.UNAVAILABLE:
+            print(f"remit: core is not reachable at {config.core.target}", file=err)
+        else:
+            print(f"remit: {_details(error)}", file=err)
+        return 1
