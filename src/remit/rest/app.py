@@ -78,8 +78,9 @@ class Operation:
     # prove they hold its client secret (publishable_needs="client_secret"; the core checks it).
     publishable_allowed: bool = False
     publishable_needs: str | None = None
-    # With publishable_needs: the only parameters such a caller may send. What the merchant
-    # decides (capture method, off-session use, allowed types) is not the browser's to change.
+    # For a publishable key, on either kind: the only parameters it may send (what a payment
+    # page sends). What the merchant decides (capture method, off-session use, allowed types,
+    # which saved card to use) is not the browser's to change.
     publishable_params: frozenset[str] = frozenset()
     # The result comes from the core already rendered at the version it must be read at,
     # whatever Stripe-Version asks (events: Stripe renders an event's data once, for the
@@ -87,6 +88,9 @@ class Operation:
     rendered_by_core: bool = False
 
     def __post_init__(self) -> None:
+        if (self.publishable_allowed or self.publishable_needs) and not self.publishable_params:
+            # Refused by default: an operation open to a public key names what it may send.
+            raise ValueError(f"{self.method} {self.path}: publishable_params must be given")
         # Stripe takes `expand` on every GET and POST (its DELETEs answer a stub), and
         # dispatch applies it; declared here so no endpoint's schema can leave it out.
         if self.method != "DELETE" and not isinstance(self.schema.fields.get("expand"), ExpandList):
@@ -178,6 +182,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         public = needs is not None
         if needs is not None:
             _refuse_publishable_without(needs, params)
+        if publishable:
             refuse_private_params(params, operation.publishable_params)
         context = ApiContext(
             principal=principal,
