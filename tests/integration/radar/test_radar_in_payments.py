@@ -21,7 +21,7 @@ from remit.radar.challenges import ChallengeStatus, ThreeDSChallenge
 from remit.radar.domain import RuleAction
 from remit.radar.gate import Radar
 from remit.radar.service import RadarService
-from remit.radar.tables import radar_counters
+from remit.radar.tables import radar_counters, radar_rules
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -302,3 +302,17 @@ async def test_a_completion_cut_off_before_the_network_answers_resumes_and_autho
     # Sent again under the same reference, which the network performs at most once.
     assert parts.network.sent == [reference, reference]
     assert list(parts.network.authorizations) == [reference]
+
+
+async def test_a_stored_rule_that_no_longer_compiles_never_fails_a_payment(
+    parts: Parts, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """As saved by an older parser without a nesting limit: a block rule that would match
+    every payment, had it compiled."""
+    rule = await parts.radar.create_rule(account_id, RuleAction.BLOCK, ":risk_score: > -1")
+    deep = "(" * 330 + ":risk_score: > -1" + ")" * 330
+    async with core_engine.begin() as db:
+        await db.execute(
+            update(radar_rules).where(radar_rules.c.id == rule.id).values(predicate=deep)
+        )
+    assert (await pay(parts, account_id, "deep")).status is Status.SUCCEEDED
