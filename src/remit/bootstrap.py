@@ -5,8 +5,9 @@ Nothing here is discovered by magic; reading one function tells the whole shape 
 
 import logging
 
-from remit.config import PlatformConfig
+from remit.config import ConfigError, PlatformConfig
 from remit.core.logging import configure_logging
+from remit.grpcutil.internal_auth import InternalAccess
 from remit.readiness import follow_parent
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,13 @@ def run_process(role: str, config: PlatformConfig) -> int:
         "api": _run_api,
     }
     runner = runners[role]
+    try:
+        # Every process calls or serves the others: without the internal token, it stops
+        # here, saying why, rather than serve anyone who reaches its port.
+        InternalAccess.of(config)
+    except ConfigError as error:
+        log.error("remit %s: %s", role, error)
+        return 2
     try:
         import uvloop
 

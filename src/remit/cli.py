@@ -305,6 +305,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_process(args.command, config)
     configure_logging(args.command)
+    try:
+        return _run_command(args, config)
+    except ConfigError as error:
+        # Found only once the command needs it (no internal token to call the services with).
+        print(f"remit: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "serve":
         from remit.serve import serve
 

@@ -22,6 +22,9 @@ TLS_ENV: Final = "REMIT_INTERNAL_TLS"
 # Set to `allow` to let the processes speak plaintext gRPC beyond this machine's loopback
 # interface (`refuse_plaintext_beyond_loopback`).
 PLAINTEXT_ENV: Final = "REMIT_INTERNAL_PLAINTEXT"
+# Set to `off` to run a gRPC service, or call one, without the internal token: for development
+# only, as the service then answers anyone who reaches its port, for any account.
+INTERNAL_AUTH_ENV: Final = "REMIT_INTERNAL_AUTH"
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,11 @@ class PlatformConfig:
     core_instance_ports: tuple[int, ...] = ()
     # The shared secret remit's processes show each other on every gRPC call
     # (`remit.grpcutil.internal_auth`): REMIT_INTERNAL_TOKEN, else the file `remit serve`
-    # keeps in the data directory; None: none is checked or sent.
+    # keeps in the data directory. None: a process refuses to start unless
+    # `internal_auth_off`.
     internal_token: str | None = field(default=None, repr=False)
+    # REMIT_INTERNAL_AUTH=off: with no token, no token is checked or sent (development only).
+    internal_auth_off: bool = False
     # Mutual TLS between the processes (REMIT_INTERNAL_TLS_CERT, _KEY, _CA, and optionally
     # _SERVER_NAME); None: plaintext.
     internal_tls: InternalTls | None = None
@@ -132,6 +138,8 @@ class PlatformConfig:
                 env[f"{TLS_ENV}_SERVER_NAME"] = tls.server_name
         if self.internal_plaintext_allowed:
             env[PLAINTEXT_ENV] = "allow"
+        if self.internal_auth_off:
+            env[INTERNAL_AUTH_ENV] = "off"
         for name, url in (
             ("DATABASE_URL", self.database_url),
             ("VAULT_DATABASE_URL", self.vault_database_url),
@@ -404,6 +412,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         internal_token=env.get(TOKEN_ENV) or saved_token(data_dir),
         internal_tls=_internal_tls(env),
         internal_plaintext_allowed=env.get(PLAINTEXT_ENV) == "allow",
+        internal_auth_off=env.get(INTERNAL_AUTH_ENV) == "off",
     )
     refuse_plaintext_beyond_loopback(
         (config.core.host, config.vault.host, config.acquirer.host), config

@@ -34,7 +34,12 @@ async def test_a_worker_killed_mid_delivery_loses_no_event(
         event_id = await bench.record()
     worker = subprocess.Popen(  # noqa: ASYNC220 (starting it is instant; waiting is not done here)
         [sys.executable, "-m", "remit", "worker"],
-        env={**os.environ, "DATABASE_URL": databases.core_url, "REMIT_DEVELOPMENT": "1"},
+        env={
+            **os.environ,
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DEVELOPMENT": "1",
+            "REMIT_INTERNAL_TOKEN": "crash-test-token",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -15,7 +15,13 @@ pytestmark = pytest.mark.anyio
 async def test_the_worker_sweeps_unreferenced_vault_cards_periodically(
     databases: WorkerDatabases, tmp_path: Path
 ) -> None:
-    config = from_env({"DATABASE_URL": databases.core_url, "REMIT_DATA_DIR": str(tmp_path)})
+    config = from_env(
+        {
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_INTERNAL_TOKEN": "registry-test-token",
+        }
+    )
     engine = make_engine(databases.core_url)
     worker = build_worker(engine, config)
     try:
