@@ -10,6 +10,7 @@ reference up, never by asking the network to authorize again.
 """
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -657,7 +658,9 @@ class PaymentsService:
     ) -> PaymentIntent:
         async with self._engine.begin() as db:
             intent = await PaymentIntentRepository(db).get(account_id, intent_id)
-        if intent is None or (client_secret is not None and client_secret != intent.client_secret):
+        if intent is None or (
+            client_secret is not None and not _same_secret(client_secret, intent.client_secret)
+        ):
             raise not_found("payment_intent", intent_id, param="intent")
         return intent
 
@@ -1938,3 +1941,9 @@ def redirect_action(url: str, intent: PaymentIntent) -> dict[str, object]:
         "type": "redirect_to_url",
         "redirect_to_url": {"url": url, "return_url": intent.return_url},
     }
+
+
+def _same_secret(presented: str, expected: str) -> bool:
+    """Compared in constant time: how long a refusal takes must not tell a guesser how much of
+    the secret it had right. As bytes, since any text may be presented."""
+    return hmac.compare_digest(presented.encode(), expected.encode())
