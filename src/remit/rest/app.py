@@ -124,10 +124,13 @@ def error_response(
         headers["Stripe-Should-Retry"] = "true" if error.should_retry else "false"
     body = versioned.body
     error_fields = body.get("error")
-    message = error_fields.get("message") if isinstance(error_fields, dict) else None
-    if isinstance(error_fields, dict) and isinstance(message, str):
-        # Messages may echo client input (an id, say); a card number must never come back.
-        error_fields["message"] = mask_card_numbers(message)
+    if isinstance(error_fields, dict):
+        # A message may echo client input (an id, say), and a param is the name of a form key
+        # the client sent, which may itself be a card number: one must never come back.
+        for name in ("message", "param"):
+            echoed = error_fields.get(name)
+            if isinstance(echoed, str):
+                error_fields[name] = mask_card_numbers(echoed)
     return json_response(versioned.http_status, body, headers)
 
 
