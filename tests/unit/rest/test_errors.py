@@ -336,6 +336,6 @@ def test_a_card_number_sent_as_a_form_key_is_masked_where_the_error_names_it() -
 
     pan = "4242424242424242"
     refused = StripeError.invalid_request(f"Received unknown parameter: {pan}", param=pan)
-    body = json.loads(error_response(refused, "req_1").body)
+    body = json.loads(bytes(error_response(refused, "req_1").body))
     assert body["error"]["param"] == "[card ****4242]"
     assert pan not in json.dumps(body)
