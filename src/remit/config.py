@@ -258,6 +258,20 @@ def rate_limit_per_s(kind: str, environ: Mapping[str, str] | None = None) -> flo
     )
 
 
+def client_rate_limit_per_s(environ: Mapping[str, str] | None = None) -> float:
+    """Requests a second from one client IP address, counted before the API key is checked
+    (and on the 3-D Secure pages, which take none); REMIT_RATE_LIMIT_CLIENT_PER_S overrides
+    it, 0 lifts it. No address is exempt, loopback included."""
+    return _number_setting(
+        environ,
+        "REMIT_RATE_LIMIT_CLIENT_PER_S",
+        DEFAULT_RATE_LIMIT_PER_S,
+        float,
+        lambda value: 0 <= value <= MAX_RATE_LIMIT_PER_S,
+        f"between 0 (no limit) and {MAX_RATE_LIMIT_PER_S:.0f} requests a second",
+    )
+
+
 DEFAULT_VAULT_SWEEP_GRACE_S = 24 * 3600.0
 # The grace must outlast any request between its tokenization and the core's create
 # (`remit.payment_methods.vault_sweep`); those take seconds, so an hour is a generous floor.

@@ -45,6 +45,7 @@ from remit.rest.publishable import (
     refuse_other_expansions,
     refuse_private_params,
 )
+from remit.rest.rate_limits import client_address
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
 from remit.versioning import (
@@ -164,6 +165,10 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         idempotency_key = checked_idempotency_key(
             request.method, request.headers.get(IDEMPOTENCY_KEY_HEADER)
         )
+        # Before the key is checked: a client trying keys costs the accounts service nothing
+        # past its address's limit.
+        if not deps.rate_limits.admit_client(client_address(request)):
+            raise StripeError.rate_limited()
         principal = await deps.authenticator.authenticate(request.headers.get("authorization"))
         publishable = principal.key_kind is KeyKind.PUBLISHABLE
         if publishable and not (operation.publishable_allowed or operation.publishable_needs):
