@@ -115,6 +115,9 @@ MAX_LIST_LIMIT = 100
 AUTHORIZATION_VALIDITY = timedelta(days=7)
 EXPIRE_JOB = "payments.expire_authorization"
 _SETTLE_ATTEMPTS = 3
+# An unfinished request this old is reported at every try of the completer (see
+# `complete_abandoned`): far longer than any outage the completer rides out by itself.
+UNFINISHED_ALERT_AGE = timedelta(hours=4)
 _SETTLE_PAUSE_S = 0.2
 
 T = TypeVar("T")
@@ -1542,21 +1545,50 @@ class PaymentsService:
         """The completer: finish requests left at a recovery point by a crash or a client that
         went away. A request that never passed `started` did nothing; its key is dropped so
         that its client's retry starts afresh."""
+        now = self._now()
         async with self._engine.begin() as db:
-            records = await idempotency.claim_abandoned(db, now=self._now(), limit=limit)
+            records = await idempotency.claim_abandoned(db, now=now, limit=limit)
         for record in records:
             if record.recovery_point is RecoveryPoint.STARTED:
                 await self._forget(record)
                 continue
+            if record.created_at < now - UNFINISHED_ALERT_AGE:
+                # Money may be held or taken at the network with nothing in the ledger yet; the
+                # completer keeps trying, but something (the acquirer, the vault, a card) keeps
+                # failing it, and an operator should look.
+                log.warning(
+                    "%s %s is still unfinished at %s, %s after it began (intent %s, charge %s)",
+                    record.endpoint,
+                    record.key,
+                    record.recovery_point.value,
+                    now - record.created_at,
+                    record.payment_intent_id,
+                    record.charge_id,
+                )
             note_request(record.request_id, record.key)
             try:
                 await resume(record)
             except RemitError as error:
-                # Declines and refusals are outcomes: they were stored for the client.
-                log.info("completed %s %s with %s", record.endpoint, record.key, error.code)
+                if await self._finished(record):
+                    # Declines and refusals are outcomes: they were stored for the client.
+                    log.info("completed %s %s with %s", record.endpoint, record.key, error.code)
+                else:
+                    log.warning(
+                        "could not complete %s %s yet: %s (%s)",
+                        record.endpoint,
+                        record.key,
+                        error.code or error.kind.name,
+                        error.message,
+                    )
             except Exception:
                 log.exception("could not complete %s %s yet", record.endpoint, record.key)
         return len(records)
+
+    async def _finished(self, record: KeyRecord) -> bool:
+        """Whether `record`'s key now holds an answer to replay."""
+        async with self._engine.begin() as db:
+            stored = await idempotency.stored(db, record)
+        return stored is not None and stored.finished
 
     async def reap_keys(self) -> int:
         async with self._engine.begin() as db:
