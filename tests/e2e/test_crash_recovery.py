@@ -281,3 +281,56 @@ def test_a_capture_interrupted_before_the_network_applies_its_metadata_once_capt
     assert replayed.json()["amount_received"] == 2500
     assert observed() == "succeeded"
     assert _operations(processes, account, "capture") == 1
+
+
+@pytest.mark.parametrize("finisher", ["retry", "completer"])
+def test_a_payment_whose_card_was_detached_after_the_network_answered_succeeds_once(
+    processes: ProcessSet, finisher: str, tmp_path: Path
+) -> None:
+    """An off-session charge on a saved card: the acquirer approved and captured it, then the
+    core died before storing the answer, and the merchant deleted the customer (detaching its
+    cards). The retry, or the completer, still finishes the payment the card was chosen for
+    when it could pay: succeeded, authorized once."""
+    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    customer = _post(processes, account, "/v1/customers", {}, None).json()["id"]
+    attached = _post(
+        processes,
+        account,
+        "/v1/payment_methods/pm_card_visa/attach",
+        {"customer": customer},
+        None,
+    )
+    assert attached.status_code == 200, attached.text
+    payment = {"amount": "3100", "currency": "usd", "customer": customer,
+               "payment_method": attached.json()["id"], "confirm": "true",
+               "off_session": "true"}  # fmt: skip
+    key = f"detached-{finisher}"
+    # The completer waits until the customer is gone, so it cannot finish the payment first.
+    processes.kill("worker")
+    try:
+        _crash_core_at(processes, "authorization_answered", tmp_path / "crashed")
+        assert _post(processes, account, "/v1/payment_intents", payment, key).status_code >= 500
+        assert processes.wait_for_exit("core") == -9
+        processes.start("core")
+        deleted = httpx.delete(
+            f"{_api(processes)}/v1/customers/{customer}",
+            headers={"Authorization": f"Bearer {account.secret_key}"},
+            timeout=10,
+        )
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json()["deleted"] is True
+        if finisher == "completer":
+            processes.start("worker")
+
+        def finished() -> bool:
+            if finisher == "completer":
+                return [i["status"] for i in _intents(processes, account)] == ["succeeded"]
+            answer = _post(processes, account, "/v1/payment_intents", payment, key)
+            return answer.status_code == 200 and answer.json()["status"] == "succeeded"
+
+        wait_for(finished, 30, every_s=0.25)
+    finally:
+        if "worker" not in processes.children:
+            processes.start("worker")
+    assert [i["status"] for i in _intents(processes, account)] == ["succeeded"]
+    assert _authorizations(processes, account) == 1

@@ -40,7 +40,11 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
 
     async def expire_authorization(db: AsyncConnection, job: Job) -> None:
         await payments.service.expire_authorization(
-            db, str(job.payload["account_id"]), str(job.payload["payment_intent_id"])
+            db,
+            str(job.payload["account_id"]),
+            str(job.payload["payment_intent_id"]),
+            # A run before this one may have sent the release and died before committing.
+            sent_before=job.attempts > 1,
         )
 
     async def complete_abandoned_requests() -> None:
