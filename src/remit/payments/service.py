@@ -114,6 +114,8 @@ MAX_AMOUNT_MINOR = 99_999_999
 MAX_LIST_LIMIT = 100
 AUTHORIZATION_VALIDITY = timedelta(days=7)
 EXPIRE_JOB = "payments.expire_authorization"
+# How long an expiry whose attempts all failed waits before it is tried again.
+EXPIRY_RETRY_AFTER = timedelta(hours=1)
 _SETTLE_ATTEMPTS = 3
 _SETTLE_PAUSE_S = 0.2
 
@@ -1517,15 +1519,27 @@ class PaymentsService:
     async def expire_authorization(
         self, db: AsyncConnection, account_id: str, intent_id: str
     ) -> bool:
-        """The worker's job: release an authorization left uncaptured for 7 days."""
+        """The worker's job: release an authorization left uncaptured for 7 days.
+
+        The void is asked for before the intent's row is locked: it can take as long as the
+        network's timeouts and look-ups, and a capture or cancel of the intent meanwhile must
+        not wait on the lock for it. The void is idempotent by its reference, so releasing an
+        authorization that a cancel releases too is harmless; the intent moves on only if,
+        locked, it still holds that authorization."""
         intents = PaymentIntentRepository(db)
-        intent = await intents.get(account_id, intent_id, for_update=True)
-        if intent is None or intent.status is not Status.REQUIRES_CAPTURE:
+        seen = await intents.get(account_id, intent_id)
+        if seen is None or seen.status is not Status.REQUIRES_CAPTURE:
             return False
-        if intent.latest_charge_id is not None and _captured_first(
-            await self._void(account_id, intent.latest_charge_id)
-        ):
+        held = seen.latest_charge_id
+        if held is not None and _captured_first(await self._void(account_id, held)):
             return False  # a capture in flight got there first; its outcome settles the intent
+        intent = await intents.get(account_id, intent_id, for_update=True)
+        if (
+            intent is None
+            or intent.status is not Status.REQUIRES_CAPTURE
+            or intent.latest_charge_id != held
+        ):
+            return False  # captured or canceled meanwhile: that settled the intent
         now = self._now()
         after = transition(intent, Expired(at=now))
         await intents.save(after)
@@ -1533,6 +1547,28 @@ class PaymentsService:
             await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
         await self._hooks.intent_changed(db, intent, after)
         return True
+
+    async def expire_later(
+        self, db: AsyncConnection, account_id: str, intent_id: str, *, failed_job: int
+    ) -> None:
+        """The expiry job's give-up step: every attempt to release the authorization failed
+        (the network is down for long). Left so, the customer's funds stay held at the network
+        and the intent `requires_capture` for good: stage the expiry again for later, and tell
+        the operator."""
+        log.error("could not release the expired authorization of %s (%s) after every "
+                  "attempt; trying again in %s", intent_id, account_id,
+                  EXPIRY_RETRY_AFTER)  # fmt: skip
+        now = self._now()
+        await stage_job(
+            db,
+            EXPIRE_JOB,
+            {"account_id": account_id, "payment_intent_id": intent_id},
+            now=now,
+            run_at=now + EXPIRY_RETRY_AFTER,
+            account_id=account_id,
+            # The failed job keeps the first staging's key; one retry per failed job.
+            dedupe_key=f"{EXPIRE_JOB}:after_job_{failed_job}",
+        )
 
     # --- Recovery ---------------------------------------------------------------------------
 
