@@ -1585,6 +1585,9 @@ class PaymentsService:
                 await self._forget(record)
                 continue
             note_request(record.request_id, record.key)
+            async with self._engine.begin() as db:
+                if not await idempotency.renew(db, record, now=self._now()):
+                    continue  # taken over (a client's retry) since the batch was claimed
             try:
                 await resume(record)
             except RemitError as error:
