@@ -68,7 +68,16 @@ def billing_details_message(values: object) -> common_pb2.BillingDetails | None:
     address = values.get("address")
     if isinstance(address, dict):
         message.address.CopyFrom(address_message(address))
+    elif address is UNSET:
+        # `billing_details[address]=` clears the address: every part present and empty, which
+        # the merge of billing details reads as "clear this part".
+        message.address.CopyFrom(cleared_address_message())
     return message
+
+
+def cleared_address_message() -> common_pb2.Address:
+    """An address whose every part is present and empty."""
+    return common_pb2.Address(**dict.fromkeys(ADDRESS_FIELDS, ""))
 
 
 def shipping_message(values: Mapping[str, object]) -> common_pb2.Shipping:
