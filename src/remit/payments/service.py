@@ -1527,7 +1527,7 @@ class PaymentsService:
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, charge_id)
             if charge is None:
-                raise not_found("charge", charge_id, param="charge")
+                raise not_found("charge", charge_id)
             return charge, await RefundRepository(db).for_charge(account_id, charge_id)
 
     async def update_charge(
@@ -1544,7 +1544,7 @@ class PaymentsService:
             charges = ChargeRepository(db)
             before = await charges.get(account_id, charge_id, for_update=True)
             if before is None:
-                raise not_found("charge", charge_id, param="charge")
+                raise not_found("charge", charge_id)
             after = updated_charge(before, update, self._now())
             # The receipt email and shipping are among the details the charge copied when it
             # was made, which a save writes only when asked to.
@@ -1778,7 +1778,7 @@ class PaymentsService:
         async with self._engine.begin() as db:
             refund = await RefundRepository(db).get(account_id, refund_id)
         if refund is None:
-            raise not_found("refund", refund_id, param="refund")
+            raise not_found("refund", refund_id)
         return refund
 
     async def update_refund(
@@ -1794,7 +1794,7 @@ class PaymentsService:
             repo = RefundRepository(db)
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
-                raise not_found("refund", refund_id, param="refund")
+                raise not_found("refund", refund_id)
             merged = updated_metadata(refund.metadata, clear=clear, unset=unset, values=metadata)
             after = replace(refund, metadata=merged, updated_at=self._now())
             await repo.save(after)
@@ -1815,7 +1815,7 @@ class PaymentsService:
             repo = RefundRepository(db)
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
-                raise not_found("refund", refund_id, param="refund")
+                raise not_found("refund", refund_id)
             if refund.status is not RefundStatus.REQUIRES_ACTION:
                 raise RemitError(
                     message=(
