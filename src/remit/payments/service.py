@@ -1686,6 +1686,8 @@ class PaymentsService:
                 updated_at=now,
                 reason=reason,
                 metadata=metadata,
+                customer_id=charge.customer_id,
+                payment_method_id=charge.payment_method_id,
             )
             # The amount is reserved on the charge at once, so concurrent refunds can never
             # add up to more than was captured.
