@@ -1,6 +1,7 @@
 """Customer and PaymentMethod updates and listings, as Stripe's SDK and raw form posts make them."""
 
 import httpx
+import pytest
 import stripe
 
 from tests.support.accounts import TestAccount
@@ -111,3 +112,26 @@ def test_deleting_every_customer_while_paging_through_them_reaches_them_all(
 
     assert deleted == created
     assert client.v1.customers.list().data == []
+
+
+def test_a_customer_takes_text_as_long_as_stripe_allows(client: stripe.StripeClient) -> None:
+    description = "d" * 5000
+    line1 = "1" * 5000
+
+    customer = client.v1.customers.create(
+        params={"description": description, "address": {"line1": line1}}
+    )
+
+    assert customer.description == description
+    assert customer.address is not None
+    assert customer.address.line1 == line1
+
+
+def test_text_longer_than_stripe_allows_is_refused_by_name(client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.customers.create(params={"address": {"city": "c" * 5001}})
+    assert (refused.value.http_status, refused.value.param) == (400, "address[city]")
+
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.customers.create(params={"description": "d" * 5001})
+    assert (refused.value.http_status, refused.value.param) == (400, "description")

@@ -10,18 +10,17 @@ ADDRESS_FIELDS: Final = ("city", "country", "line1", "line2", "postal_code", "st
 
 
 def address_field(*, unsettable: bool = False) -> Object:
-    return Object(
-        {name: String(max_length=200, unsettable=unsettable) for name in ADDRESS_FIELDS},
-        unsettable=unsettable,
-    )
+    # Address parts, like the names and phones below, take Stripe's default limit on text.
+    part = String(unsettable=unsettable)
+    return Object(dict.fromkeys(ADDRESS_FIELDS, part), unsettable=unsettable)
 
 
 def billing_details_field(*, unsettable: bool = False) -> Object:
     fields: dict[str, Field[object]] = {
         "address": address_field(unsettable=unsettable),
         "email": Email(max_length=800, unsettable=unsettable),
-        "name": String(max_length=200, unsettable=unsettable),
-        "phone": String(max_length=50, unsettable=unsettable),
+        "name": String(unsettable=unsettable),
+        "phone": String(unsettable=unsettable),
         "tax_id": String(max_length=200, unsettable=unsettable),
     }
     return Object(fields)
@@ -31,10 +30,10 @@ def shipping_field(*, unsettable: bool = False) -> Object:
     return Object(
         {
             "address": address_field(),
-            "name": String(max_length=200),
-            "phone": String(max_length=50),
-            "carrier": String(max_length=200),
-            "tracking_number": String(max_length=200),
+            "name": String(),
+            "phone": String(),
+            "carrier": String(),
+            "tracking_number": String(),
         },
         required={"address", "name"},
         unsettable=unsettable,
