@@ -1,12 +1,16 @@
-"""Customer and PaymentMethod updates and listings, as Stripe's SDK and raw form posts make them."""
+"""Customers and PaymentMethods updated, listed and retrieved, as Stripe's SDK and raw form posts
+ask for them."""
 
 import httpx
+import psycopg
 import pytest
 import stripe
 
+from remit.worker.runner import libpq_url
 from tests.support.accounts import TestAccount
 from tests.support.http import ok
 from tests.support.platform import RunningPlatform
+from tests.support.postgres import WorkerDatabases
 
 
 def _post(platform: RunningPlatform, account: TestAccount, path: str, body: str) -> httpx.Response:
@@ -135,3 +139,128 @@ def test_text_longer_than_stripe_allows_is_refused_by_name(client: stripe.Stripe
     with pytest.raises(stripe.InvalidRequestError) as refused:
         client.v1.customers.create(params={"description": "d" * 5001})
     assert (refused.value.http_status, refused.value.param) == (400, "description")
+
+
+def _saved_card(client: stripe.StripeClient) -> tuple[str, str]:
+    """A customer with a card attached: (customer id, payment method id)."""
+    customer = client.v1.customers.create(params={"payment_method": "pm_card_visa"})
+    [method] = client.v1.customers.payment_methods.list(customer.id).data
+    return customer.id, method.id
+
+
+def test_listing_a_payment_method_type_remit_does_not_keep_is_an_empty_list(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    customer_id, _ = _saved_card(client)
+
+    of_customer = client.v1.customers.payment_methods.list(
+        customer_id, params={"type": "us_bank_account"}
+    )
+    listed = client.v1.payment_methods.list(params={"customer": customer_id, "type": "sepa_debit"})
+
+    assert (of_customer.data, of_customer.has_more) == ([], False)
+    assert (listed.data, listed.has_more) == ([], False)
+    assert (
+        len(client.v1.payment_methods.list(params={"customer": customer_id, "type": "card"}).data)
+        == 1
+    )
+
+
+def test_listing_a_payment_method_type_stripe_does_not_know_is_refused(
+    client: stripe.StripeClient,
+) -> None:
+    customer_id, _ = _saved_card(client)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.customers.payment_methods.list(customer_id, params={"type": "carrier_pigeon"})
+    assert (refused.value.http_status, refused.value.param) == (400, "type")
+
+
+def test_a_customers_payment_method_is_retrieved_through_the_customer(
+    client: stripe.StripeClient,
+) -> None:
+    customer_id, method_id = _saved_card(client)
+
+    method = client.v1.customers.payment_methods.retrieve(customer_id, method_id)
+
+    assert (method.id, method.customer, method.type) == (method_id, customer_id, "card")
+
+
+def test_another_customers_payment_method_is_missing_through_this_customer(
+    client: stripe.StripeClient,
+) -> None:
+    _, method_id = _saved_card(client)
+    stranger = client.v1.customers.create().id
+    loose = client.v1.payment_methods.create(params={"type": "card", "card": {"token": "tok_visa"}})
+
+    for other in (method_id, loose.id, "pm_nope"):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.customers.payment_methods.retrieve(stranger, other)
+        assert (refused.value.http_status, refused.value.code) == (404, "resource_missing")
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.customers.payment_methods.retrieve("cus_nope", method_id)
+    assert (refused.value.http_status, refused.value.code) == (404, "resource_missing")
+
+
+def test_a_two_digit_expiry_year_updates_a_card_as_it_creates_one(
+    client: stripe.StripeClient,
+) -> None:
+    _, method_id = _saved_card(client)
+
+    updated = client.v1.payment_methods.update(
+        method_id, params={"card": {"exp_month": 7, "exp_year": 34}}
+    )
+
+    assert updated.card is not None
+    assert (updated.card.exp_month, updated.card.exp_year) == (7, 2034)
+
+
+def _payment_methods_stored(databases: WorkerDatabases, account_id: str) -> int:
+    with psycopg.connect(libpq_url(databases.core_url), autocommit=True) as db:
+        row = db.execute(
+            "SELECT count(*) FROM payment_methods WHERE account_id = %s", (account_id,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_retrieving_a_test_payment_method_stores_nothing(
+    databases: WorkerDatabases, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    first = client.v1.payment_methods.retrieve("pm_card_visa")
+    again = client.v1.payment_methods.retrieve("pm_card_visa")
+
+    assert _payment_methods_stored(databases, account.id) == 0
+    assert first.card is not None
+    assert (first.id, first.type, first.card.last4, first.customer) == (
+        "pm_card_visa",
+        "card",
+        "4242",
+        None,
+    )
+    assert again.card is not None
+    assert again.card.fingerprint == first.card.fingerprint
+
+
+def test_test_ids_still_pay_and_attach_after_being_retrieved(
+    databases: WorkerDatabases, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    method = client.v1.payment_methods.retrieve("pm_card_mastercard")
+
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1200,
+            "currency": "usd",
+            "payment_method": method.id,
+            "confirm": True,
+            "return_url": "https://shop.example/back",
+        }
+    )
+    customer = client.v1.customers.create()
+    attached = client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+
+    assert intent.status == "succeeded"
+    assert attached.customer == customer.id
+    assert attached.card is not None
+    assert attached.card.last4 == "4444"
+    # The payment's method and the attached one; the retrieval made none.
+    assert _payment_methods_stored(databases, account.id) == 2
