@@ -223,44 +223,28 @@ def _payment_methods_stored(databases: WorkerDatabases, account_id: str) -> int:
     return int(row[0])
 
 
-def test_retrieving_a_test_payment_method_stores_nothing(
-    databases: WorkerDatabases, account: TestAccount, client: stripe.StripeClient
-) -> None:
-    first = client.v1.payment_methods.retrieve("pm_card_visa")
-    again = client.v1.payment_methods.retrieve("pm_card_visa")
-
-    assert _payment_methods_stored(databases, account.id) == 0
-    assert first.card is not None
-    assert (first.id, first.type, first.card.last4, first.customer) == (
-        "pm_card_visa",
-        "card",
-        "4242",
-        None,
-    )
-    assert again.card is not None
-    assert again.card.fingerprint == first.card.fingerprint
-
-
-def test_test_ids_still_pay_and_attach_after_being_retrieved(
+def test_a_retrieved_test_id_is_a_payment_method_of_its_own(
     databases: WorkerDatabases, account: TestAccount, client: stripe.StripeClient
 ) -> None:
     method = client.v1.payment_methods.retrieve("pm_card_mastercard")
-
+    customer = client.v1.customers.create()
+    attached = client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
     intent = client.v1.payment_intents.create(
         params={
             "amount": 1200,
             "currency": "usd",
+            "customer": customer.id,
             "payment_method": method.id,
             "confirm": True,
             "return_url": "https://shop.example/back",
         }
     )
-    customer = client.v1.customers.create()
-    attached = client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
 
-    assert intent.status == "succeeded"
-    assert attached.customer == customer.id
+    # As Stripe's: retrieving a test id makes a payment method with an id of its own, which
+    # later calls name like any other.
+    assert method.id.startswith("pm_") and method.id != "pm_card_mastercard"
+    assert (attached.id, attached.customer) == (method.id, customer.id)
     assert attached.card is not None
     assert attached.card.last4 == "4444"
-    # The payment's method and the attached one; the retrieval made none.
-    assert _payment_methods_stored(databases, account.id) == 2
+    assert (intent.status, intent.payment_method) == ("succeeded", method.id)
+    assert _payment_methods_stored(databases, account.id) == 1

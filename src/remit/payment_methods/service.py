@@ -258,10 +258,9 @@ class PaymentMethodsService:
         card: VaultCard,
         new: NewPaymentMethod,
         test_id: str | None = None,
-        method_id: str | None = None,
     ) -> PaymentMethod:
         return PaymentMethod(
-            id=method_id or new_id("pm"),
+            id=new_id("pm"),
             account_id=account_id,
             vault_token=card.vault_token,
             card=card.card,
@@ -425,18 +424,17 @@ class PaymentMethodsService:
         )
         return MethodToCharge(made, is_new=True, spends_token=token_id)
 
+    async def _materialize_test_id(self, account_id: str, test_id: str) -> PaymentMethod:
+        card = await self._vault.resolve_test_card(account_id, test_id)
+        return await self._insert(account_id, card, NewPaymentMethod(), test_id=test_id)
+
     # --- reading -----------------------------------------------------------------------
 
     async def get(self, account_id: str, method_id: str) -> PaymentMethod:
-        """A payment method. A test id gives its test card as a payment method stored
-        nowhere, so a read writes nothing; it keeps the test id as its id, which every call
-        taking a payment method accepts (paying or attaching with it makes the payment method
-        used then), where a made-up pm_ id would name nothing."""
+        """A payment method; a test id gives a fresh payment method of its test card, as
+        Stripe's does (a real object with an id of its own, which later calls can name)."""
         if _names_test_card(method_id):
-            card = await self._vault.resolve_test_card(account_id, method_id)
-            return self._new_method(
-                account_id, card, NewPaymentMethod(), test_id=method_id, method_id=method_id
-            )
+            return await self._materialize_test_id(account_id, method_id)
         async with single_statement(self._engine) as connection:
             method = await SqlPaymentMethodRepository(connection).get(account_id, method_id)
         if method is None:
