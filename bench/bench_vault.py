@@ -3,8 +3,8 @@
 A real vault process (`python -m remit vault`) on an embedded PostgreSQL of its own, driven
 over gRPC by 16 concurrent callers from this process. Forwarded authorizations go to an
 in-bench fake AcquirerService (tests/support/fake_acquirer.py: approves, records) on
-127.0.0.1, so the figure measures the vault (audit write, decryption, forward, idempotency
-record, CVC destruction) plus one local gRPC hop, not a real acquirer's work.
+127.0.0.1, so the figure measures the vault (decryption, audit write taking and destroying the
+CVC, forward, idempotency record) plus one local gRPC hop, not a real acquirer's work.
 """
 
 import asyncio

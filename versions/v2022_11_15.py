@@ -3,7 +3,7 @@
 from typing import Final
 
 from remit.core.jsonview import JsonObject
-from remit.versioning.change import RelatedList, RenderContext, VersionChange, json_list
+from remit.versioning.change import RelatedList, RenderContext, VersionChange, json_page
 from remit.versioning.schema_edit import list_of, set_property
 
 CHARGES_OF_PAYMENT_INTENT: Final = RelatedList(
@@ -34,8 +34,8 @@ class RemovePaymentIntentCharges(VersionChange):
         intent_id = obj.get("id")
         if not isinstance(intent_id, str):
             return  # a partial object (previous_attributes) has no list to show
-        charges = context.related_list(CHARGES_OF_PAYMENT_INTENT, obj)
-        obj["charges"] = json_list(
+        charges = context.related_page(CHARGES_OF_PAYMENT_INTENT, obj)
+        obj["charges"] = json_page(
             charges, url=CHARGES_OF_PAYMENT_INTENT.url_template.format(id=intent_id)
         )
 
@@ -59,8 +59,8 @@ class StopAutoexpandingChargeRefunds(VersionChange):
         charge_id = obj.get("id")
         if not isinstance(charge_id, str) or isinstance(obj.get("refunds"), dict):
             return  # partial, or the client expanded it already
-        refunds = context.related_list(REFUNDS_OF_CHARGE, obj)
-        obj["refunds"] = json_list(refunds, url=REFUNDS_OF_CHARGE.url_template.format(id=charge_id))
+        refunds = context.related_page(REFUNDS_OF_CHARGE, obj)
+        obj["refunds"] = json_page(refunds, url=REFUNDS_OF_CHARGE.url_template.format(id=charge_id))
 
     def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:
         refunds = list_of({"$ref": "#/components/schemas/refund"})

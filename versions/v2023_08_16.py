@@ -13,8 +13,12 @@ class DefaultToAutomaticPaymentMethods(VersionChange):
     2023-08-16 such an intent accepted cards only (`payment_method_types: ["card"]`,
     `automatic_payment_methods: null`) and needed no `return_url`.
 
+    For the same reason `error_on_requires_action` is no longer usable with automatic payment
+    methods: only with the types named (`payment_method_types`).
+
     Old requests are sent on naming the default they had, `payment_method_types=["card"]`; the
-    intent keeps it, so confirming it later needs no `return_url` at any version.
+    intent keeps it, so confirming it later needs no `return_url` at any version, and may ask
+    for `error_on_requires_action`.
 
     Source: https://docs.stripe.com/changelog/2023-08-16/automatic-payment-methods
     """

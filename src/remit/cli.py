@@ -181,6 +181,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_platform_flags(retire)
     retire.add_argument("--minimum-version", type=int, required=True)
+    remove = vault_commands.add_parser(
+        "remove-key-version",
+        help="delete a retired key version from the key file once no card uses it",
+        description=(
+            "Delete key version VERSION's material from the vault's key file. Refused for the "
+            "current version, a version not retired (see retire-keys), and a version a card "
+            "not deleted still has its data key wrapped under. Afterwards no data key wrapped "
+            "under it (a deleted card's old row versions, the WAL, database backups) can be "
+            "unwrapped with the key file; copies of earlier key files still can, so destroy "
+            "those too."
+        ),
+    )
+    _add_platform_flags(remove)
+    remove.add_argument(
+        "--version", type=int, required=True, metavar="VERSION", help="the key version to remove"
+    )
 
     ledger = commands.add_parser("ledger", help="inspect the ledger")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
@@ -363,6 +379,7 @@ def _vault(config: PlatformConfig, args: argparse.Namespace) -> int:
             args.vault_command,
             wait=getattr(args, "wait", False),
             minimum=getattr(args, "minimum_version", 0) or 0,
+            version=getattr(args, "version", 0) or 0,
         )
     except AdminError as error:
         print(f"remit vault: {error}", file=sys.stderr)

@@ -449,6 +449,9 @@ def test_remit_vault_rotate_key_adds_a_version_and_rewraps_old_cards(
     assert f"below {current + 1} can no longer decrypt" in retired
     status = remit("key-status")
     assert f"minimum decryption version  {current + 1}" in status
+    removed = remit("remove-key-version", "--version", str(current))
+    assert f"key version {current} removed from the key file" in removed
+    assert f"  v{current} " not in remit("key-status")
     # The vault still serves cards stored before the rotation (decryption after rotation is
     # covered by tests/integration/vault/test_key_rotation.py, with an acquirer).
     again = client.v1.payment_methods.create(params={"type": "card", "payment_method": method.id})

@@ -242,7 +242,8 @@ def test_a_retrieved_test_id_is_a_payment_method_of_its_own(
 
     # As Stripe's: retrieving a test id makes a payment method with an id of its own, which
     # later calls name like any other.
-    assert method.id.startswith("pm_") and method.id != "pm_card_mastercard"
+    assert method.id.startswith("pm_")
+    assert method.id != "pm_card_mastercard"
     assert (attached.id, attached.customer) == (method.id, customer.id)
     assert attached.card is not None
     assert attached.card.last4 == "4444"

@@ -161,3 +161,16 @@ def test_an_old_version_still_refuses_a_field_no_version_has(
     )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "expand"
+
+
+def test_before_2022_11_15_a_charge_with_more_refunds_than_a_page_says_so(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _paid_intent_with_a_refund(platform, account)
+    for _ in range(100):  # 101 refunds in all, one more than an embedded list holds
+        refund = {"charge": intent["latest_charge"], "amount": "1"}
+        ok(_request(platform, account, "POST", "/v1/refunds", data=refund))
+    path = f"/v1/charges/{intent['latest_charge']}"
+    charge = ok(_request(platform, account, "GET", path, version=BEFORE_2022_11_15))
+    refunds = charge["refunds"]
+    assert (len(refunds["data"]), refunds["has_more"], refunds["total_count"]) == (100, True, 101)

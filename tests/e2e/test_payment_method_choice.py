@@ -206,6 +206,40 @@ def test_an_empty_allowed_list_is_refused(platform: RunningPlatform, account: Te
     assert _error(response)["param"] == "allowed_payment_method_types"
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("", "amount=500&currency=usd&excluded_payment_method_types[0]=bogus_pay",
+         "excluded_payment_method_types[0]"),
+        ("", "amount=500&currency=usd&allowed_payment_method_types[0]=card"
+         "&allowed_payment_method_types[1]=bogus_pay", "allowed_payment_method_types[1]"),
+        ("/{id}", "excluded_payment_method_types[0]=bogus_pay", "excluded_payment_method_types[0]"),
+        ("/{id}/confirm", "payment_method=pm_card_visa&return_url=https://shop.test/back"
+         "&allowed_payment_method_types[0]=bogus_pay", "allowed_payment_method_types[0]"),
+    ],
+)  # fmt: skip
+def test_an_unknown_payment_method_type_is_refused_naming_it(
+    platform: RunningPlatform, account: TestAccount, path: str, body: str, param: str
+) -> None:
+    intent = _created(platform, account)
+    response = _post(platform, account, "/v1/payment_intents" + path.format(id=intent["id"]), body)
+    error = _error(response)
+    assert (error["code"], error["param"]) == ("parameter_invalid", param)
+    assert "'bogus_pay'" in error["message"]
+    assert "us_bank_account" in error["message"]
+
+
+def test_every_stripe_payment_method_type_may_be_named(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    intent = _created(
+        platform,
+        account,
+        "&excluded_payment_method_types[0]=revolut_pay&excluded_payment_method_types[1]=zip",
+    )
+    assert intent["excluded_payment_method_types"] == ["revolut_pay", "zip"]
+
+
 # --- payment_method_types per version ------------------------------------------------------
 
 

@@ -2,10 +2,15 @@
 as Stripe.js does after collecting a card (shared reference stripe-wire.md, §1); without the
 secret, or for anything else an intent offers, it stays refused."""
 
+from collections.abc import Iterator
+
+import grpc
 import httpx
 import pytest
 import stripe
 
+from remit.grpcutil.internal_auth import internal_sync_channel
+from remit_api.payments.v1 import payments_pb2, payments_pb2_grpc
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
 
@@ -266,3 +271,81 @@ def test_a_publishable_key_may_not_confirm_an_intent_the_merchant_confirms_itsel
         params={"payment_method": "pm_card_visa", "return_url": "https://example.com/back"},
     )
     assert confirmed.status == "succeeded"
+
+
+def _page_confirms(
+    platform: RunningPlatform, account: TestAccount, intent: stripe.PaymentIntent, usage: str
+) -> httpx.Response:
+    return httpx.post(
+        f"{platform.api_base}/v1/payment_intents/{intent.id}/confirm",
+        data={"client_secret": intent.client_secret or "", "payment_method": "pm_card_visa",
+              "return_url": "https://example.com/back", "setup_future_usage": usage},
+        headers={"Authorization": f"Bearer {account.publishable_key}"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("merchants", "pages", "accepted"),
+    [
+        ("on_session", "off_session", True),
+        ("off_session", "off_session", True),
+        ("on_session", "on_session", True),
+        ("off_session", "on_session", False),
+    ],
+)
+def test_a_payment_page_may_only_raise_setup_future_usage_to_off_session(
+    client: stripe.StripeClient,
+    platform: RunningPlatform,
+    account: TestAccount,
+    merchants: str,
+    pages: str,
+    accepted: bool,
+) -> None:
+    customer = client.v1.customers.create()
+    created = client.v1.payment_intents.create(
+        params={"amount": 600, "currency": "usd", "customer": customer.id,
+                "setup_future_usage": merchants}
+    )  # fmt: skip
+    response = _page_confirms(platform, account, created, pages)
+    if accepted:
+        assert response.status_code == 200, response.text
+        assert response.json()["setup_future_usage"] == pages
+        return
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", "setup_future_usage")
+    after = client.v1.payment_intents.retrieve(created.id)
+    assert (after.status, after.setup_future_usage) == ("requires_payment_method", merchants)
+
+
+@pytest.fixture
+def payments_stub(
+    platform: RunningPlatform,
+) -> Iterator[payments_pb2_grpc.PaymentsServiceStub]:
+    with internal_sync_channel(platform.core.target, platform.internal_access) as channel:
+        yield payments_pb2_grpc.PaymentsServiceStub(channel)
+
+
+def test_grpc_refuses_a_client_secret_confirmation_lowering_setup_future_usage(
+    payments_stub: payments_pb2_grpc.PaymentsServiceStub, account: TestAccount
+) -> None:
+    metadata = (("remit-account-id", account.id),)
+    created = payments_stub.CreatePaymentIntent(
+        payments_pb2.CreatePaymentIntentRequest(
+            amount=600, currency="usd",
+            setup_future_usage=payments_pb2.SETUP_FUTURE_USAGE_OFF_SESSION,
+        ),
+        metadata=metadata,
+        timeout=10,
+    ).payment_intent  # fmt: skip
+    confirm = payments_pb2.ConfirmPaymentIntentRequest(
+        id=created.id, client_secret=created.client_secret, payment_method="pm_card_visa",
+        return_url="https://example.com/back",
+        setup_future_usage=payments_pb2.SETUP_FUTURE_USAGE_ON_SESSION,
+    )  # fmt: skip
+    with pytest.raises(grpc.RpcError) as raised:
+        payments_stub.ConfirmPaymentIntent(confirm, metadata=metadata, timeout=10)
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    confirm.ClearField("client_secret")  # the merchant itself may
+    confirmed = payments_stub.ConfirmPaymentIntent(confirm, metadata=metadata, timeout=10)
+    assert confirmed.payment_intent.setup_future_usage == payments_pb2.SETUP_FUTURE_USAGE_ON_SESSION

@@ -315,7 +315,13 @@ def test_error_on_requires_action_fails_instead_of_asking_for_authentication(
     client: stripe.StripeClient,
 ) -> None:
     with pytest.raises(stripe.CardError) as raised:
-        pay(client, "pm_card_authenticationRequired", error_on_requires_action=True)
+        # Not with automatic payment methods (from 2023-08-16): they are turned off.
+        pay(
+            client,
+            "pm_card_authenticationRequired",
+            error_on_requires_action=True,
+            automatic_payment_methods={"enabled": False},
+        )
     assert raised.value.code == "authentication_required"
 
 

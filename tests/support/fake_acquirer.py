@@ -46,9 +46,12 @@ class RecordingAcquirer(acquirer_pb2_grpc.AcquirerServiceServicer):
 
 
 @asynccontextmanager
-async def running_acquirer() -> AsyncIterator[tuple[RecordingAcquirer, str]]:
-    """A real grpc.aio server on a free port of 127.0.0.1; yields it and its target."""
-    servicer = RecordingAcquirer()
+async def running_acquirer(
+    servicer: RecordingAcquirer | None = None,
+) -> AsyncIterator[tuple[RecordingAcquirer, str]]:
+    """A real grpc.aio server (of `servicer`, a new RecordingAcquirer by default) on a free
+    port of 127.0.0.1; yields its servicer and its target."""
+    servicer = servicer or RecordingAcquirer()
     server = grpc.aio.server()
     acquirer_pb2_grpc.add_AcquirerServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -4,9 +4,10 @@ for tests and benchmarks of the versioning layer."""
 from google.protobuf import timestamp_pb2
 
 from remit.core.jsonview import JsonObject, to_json
-from remit.versioning import RelatedList
+from remit.versioning import Need, RelatedPage
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
+from remit_api.radar.v1 import radar_pb2 as rpb
 from remit_api.webhooks.v1 import webhooks_pb2 as wh
 
 CREATED = timestamp_pb2.Timestamp(seconds=1_760_000_000)
@@ -53,6 +54,7 @@ def charge(
     payment_intent: str = "pi_3Example",
     status: int = pb.CHARGE_STATUS_SUCCEEDED,
     three_d_secure_result: int | None = None,
+    rule: str | None = None,
 ) -> pb.Charge:
     message = pb.Charge(
         id=id,
@@ -74,6 +76,9 @@ def charge(
         ),
         status=status,  # type: ignore[arg-type]
     )
+    if rule is not None:
+        message.outcome.rule = rule
+        message.outcome.reason = "rule"
     if three_d_secure_result is not None:
         message.payment_method_details.card.three_d_secure.CopyFrom(
             pb.ChargeThreeDSecure(
@@ -95,6 +100,15 @@ def refund(*, id: str = "re_3Example", charge: str = "ch_3Example") -> pb.Refund
         currency="usd",
         payment_intent="pi_3Example",
         status=pb.REFUND_STATUS_SUCCEEDED,
+    )
+
+
+def rule(*, id: str = "rule_1Example") -> rpb.Rule:
+    return rpb.Rule(
+        id=id,
+        action=rpb.RULE_ACTION_ALLOW,
+        predicate=":card_fingerprint: in @trusted",
+        created=CREATED,
     )
 
 
@@ -140,6 +154,7 @@ def examples() -> dict[str, JsonObject]:
         ),
         "payment_intent_with_expanded_charge": expanded,
         "charge": to_json(charge()),
+        "charge_decided_by_rule": to_json(charge(rule="rule_1Example")),
         "charge_with_three_d_secure": to_json(
             charge(three_d_secure_result=pb.THREE_D_SECURE_RESULT_AUTHENTICATED)
         ),
@@ -165,11 +180,14 @@ def examples() -> dict[str, JsonObject]:
     }
 
 
-def related_lists() -> dict[tuple[RelatedList, str], list[JsonObject]]:
-    """What `gather_related` finds for the examples: the example charge and its refund."""
+def related_lists() -> dict[tuple[Need, str], RelatedPage]:
+    """What `gather_related` finds for the examples: the example charge, its refund, and the
+    rule that decided it (when one did)."""
+    from versions.v2017_02_14 import RULE_OF_CHARGE
     from versions.v2022_11_15 import CHARGES_OF_PAYMENT_INTENT, REFUNDS_OF_CHARGE
 
     return {
-        (CHARGES_OF_PAYMENT_INTENT, "pi_3Example"): [to_json(charge())],
-        (REFUNDS_OF_CHARGE, "ch_3Example"): [to_json(refund())],
+        (CHARGES_OF_PAYMENT_INTENT, "pi_3Example"): RelatedPage.whole([to_json(charge())]),
+        (REFUNDS_OF_CHARGE, "ch_3Example"): RelatedPage.whole([to_json(refund())]),
+        (RULE_OF_CHARGE, "rule_1Example"): RelatedPage.whole([to_json(rule())]),
     }

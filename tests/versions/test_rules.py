@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from remit.core.jsonview import JsonObject
-from remit.versioning.change import RenderContext, VersionChange
+from remit.versioning.change import RenderContext, VersionChange, version_of_module
 from remit.versioning.registry import (
     InvalidChangeError,
     check_change,
@@ -108,3 +108,18 @@ def test_a_change_that_overrides_no_hook_is_refused() -> None:
     )
     with pytest.raises(InvalidChangeError, match="overrides none"):
         check_change(idle)
+
+
+def test_a_change_knows_its_version_as_soon_as_it_is_defined() -> None:
+    # Before the registry has loaded anything: a test (or a tool) that imports one change
+    # module on its own still sees the version the change belongs to.
+    change = type(
+        "RenameEarly",
+        (VersionChange,),
+        {"__doc__": "Early.", "resources": ("charge",), "__module__": "versions.v2025_03_31"},
+    )
+    assert issubclass(change, VersionChange)
+    assert change.version == "2025-03-31.basil"
+    assert version_of_module("versions.v2017_02_14") == "2017-02-14"
+    assert version_of_module("versions.v2099_01_01") is None
+    assert version_of_module("tests.versions.v2025_03_31") is None

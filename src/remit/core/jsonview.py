@@ -67,6 +67,17 @@ def null_when_empty(field: FieldDescriptor) -> bool:
     )
 
 
+def internal(field: FieldDescriptor) -> bool:
+    """Whether `field` is kept off the wire (its `internal` option): rendered for the version
+    changes, removed by the versioning engine before the JSON leaves remit."""
+    from remit_api.options.v1 import options_pb2
+
+    options = field.GetOptions()
+    return options.HasExtension(options_pb2.internal) and bool(
+        options.Extensions[options_pb2.internal]
+    )
+
+
 @cache
 def enum_wire_values(enum: EnumDescriptor) -> dict[int, str | None]:
     """Map each enum number to Stripe's string: `CAPTURE_METHOD_MANUAL` -> `manual`."""

@@ -2,10 +2,10 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy import Row, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -343,13 +343,14 @@ class BalanceRepository:
             .values(status=BalanceTransactionStatus.AVAILABLE.value)
         )
 
-    async def link_to_payout(
-        self, account_id: str, currency: str, payout_id: str, *, up_to: datetime
-    ) -> int:
-        """Attach the available, not yet paid-out rows of a currency to an automatic payout."""
+    async def unlinked_available(
+        self, account_id: str, currency: str, *, up_to: datetime
+    ) -> list[tuple[str, int]]:
+        """(id, net) of the available rows of a currency no payout has taken, oldest funds
+        first."""
         c = balance_transactions.c
-        result = await self._db.execute(
-            update(balance_transactions)
+        rows = await self._db.execute(
+            select(c.id, c.net)
             .where(
                 c.account_id == account_id,
                 c.currency == currency,
@@ -357,6 +358,18 @@ class BalanceRepository:
                 c.payout_id.is_(None),
                 c.created_at <= up_to,
             )
+            .order_by(c.available_on, c.created_at, c.id)
+        )
+        return [(row.id, int(row.net)) for row in rows]
+
+    async def link_to_payout(self, account_id: str, payout_id: str, txn_ids: Sequence[str]) -> int:
+        """Mark these rows as paid out by the payout (`payout=` on the list answers them)."""
+        if not txn_ids:
+            return 0
+        c = balance_transactions.c
+        result = await self._db.execute(
+            update(balance_transactions)
+            .where(c.account_id == account_id, c.id.in_(list(txn_ids)))
             .values(payout_id=payout_id)
         )
         return int(result.rowcount)
@@ -451,12 +464,26 @@ class BalanceRepository:
         )
         return [payout_from_row(row) for row in rows], has_more
 
-    async def claim_payouts_in_flight(self, *, limit: int) -> list[Payout]:
+    async def claim_due_payouts(
+        self, *, now: datetime, submission_delay: timedelta, limit: int
+    ) -> list[Payout]:
+        """In-flight payouts the simulated bank can move on now, locked, soonest due first:
+        pending ones past the submission delay, in-transit ones past their arrival date. Rows
+        another worker holds are skipped, and payouts not yet due are neither read nor locked,
+        so however many wait in transit, the due ones are reached and stay cancelable."""
         c = payouts.c
+        pending = and_(
+            c.status == PayoutStatus.PENDING.value, c.created_at <= now - submission_delay
+        )
+        arrived = and_(c.status == PayoutStatus.IN_TRANSIT.value, c.arrival_date <= now)
+        due_at = case(
+            (c.status == PayoutStatus.PENDING.value, c.created_at + submission_delay),
+            else_=c.arrival_date,
+        )
         rows = await self._db.execute(
             select(payouts)
-            .where(c.status.in_([PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value]))
-            .order_by(c.created_at, c.id)
+            .where(or_(pending, arrived))
+            .order_by(due_at, c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

@@ -3,8 +3,16 @@
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.ledger.chart import AVAILABLE, PENDING
+from remit.ledger.domain import LedgerAccount
 from remit.ledger.objects import Balance, BalanceAmount
 from remit.ledger.repository import JournalRepository
+
+
+def _shown(account: LedgerAccount) -> int:
+    """The available balance shows what can be spent: a refund still waiting for the acquirer
+    holds its amount (pending outgoing), which Stripe has already debited when the refund was
+    created. The pending balance has no holds on it."""
+    return account.spendable_minor if account.name == AVAILABLE else account.posted_balance_minor
 
 
 async def read_balance(db: AsyncConnection, account_id: str, default_currency: str) -> Balance:
@@ -12,7 +20,7 @@ async def read_balance(db: AsyncConnection, account_id: str, default_currency: s
     currency at zero, as Stripe does."""
     accounts = await JournalRepository(db).ledger_accounts_named(account_id, [AVAILABLE, PENDING])
     currencies = sorted({a.currency for a in accounts}) or [default_currency]
-    amounts = {(a.name, a.currency): a.posted_balance_minor for a in accounts}
+    amounts = {(a.name, a.currency): _shown(a) for a in accounts}
     return Balance(
         available=tuple(BalanceAmount(amounts.get((AVAILABLE, c), 0), c) for c in currencies),
         pending=tuple(BalanceAmount(amounts.get((PENDING, c), 0), c) for c in currencies),

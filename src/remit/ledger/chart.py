@@ -15,6 +15,8 @@ from carry negative balances:
 - fees (>= 0): processing fees the platform earned.
 - payouts_in_transit (>= 0): paid out, on its way to the merchant's bank.
 - paid_out (>= 0): arrived at the merchant's bank.
+
+Only the ledger posts to these accounts (`reserved.py`): the generic posting RPCs refuse them.
 """
 
 from typing import Final
@@ -33,7 +35,3 @@ NON_NEGATIVE: Final[dict[str, bool]] = {
     PAYOUTS_IN_TRANSIT: True,
     PAID_OUT: True,
 }
-
-# Stripe's balance is derived from these two; only the money-movement API (which writes the
-# matching balance transactions) may post to them.
-STRIPE_BALANCE_ACCOUNTS: Final = frozenset({PENDING, AVAILABLE})

@@ -19,8 +19,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from remit.accounts.tables import accounts
 from remit.core.currency import SUPPORTED_CURRENCIES
@@ -40,7 +41,9 @@ from remit.ledger.objects import (
     PayoutMethod,
     PayoutStatus,
 )
+from remit.ledger.payout_contents import link_paid_out
 from remit.ledger.repository import JournalRepository
+from remit.ledger.tables import ledger_accounts
 from remit.ledger.tables import payouts as payouts_table
 
 SUBMISSION_DELAY: Final = timedelta(seconds=60)
@@ -82,6 +85,15 @@ def _movement(po_id: str, step: str, *legs: tuple[str, int, str]) -> Transaction
     )
 
 
+def _paid_out_by(payout: Payout, type: BalanceTransactionType) -> str | None:
+    """The payout a payout's own balance transaction is listed under. Funds a failed automatic
+    payout returns are paid out again by the next one, which links them then; a manual
+    payout's return stays with it, netting its payout row to zero."""
+    if payout.automatic and type is not BalanceTransactionType.PAYOUT:
+        return None
+    return payout.id
+
+
 def _balance_transaction(
     payout: Payout, type: BalanceTransactionType, amount: int, ledger_id: str, now: datetime
 ) -> BalanceTransaction:
@@ -98,7 +110,7 @@ def _balance_transaction(
         available_on=now,
         created_at=now,
         source_id=payout.id,
-        payout_id=payout.id,
+        payout_id=_paid_out_by(payout, type),
         description=payout.description,
     )
 
@@ -321,36 +333,68 @@ async def advance_payout(db: AsyncConnection, payout: Payout, *, now: datetime) 
     return current
 
 
-async def create_automatic_payouts(db: AsyncConnection, *, now: datetime) -> list[Payout]:
-    """Pay out each automatic-payout account's positive available balance, at most once per
-    account, currency and UTC day; the balance transactions paid out are linked to it."""
-    rows = await db.execute(
-        select(accounts.c.id).where(accounts.c.automatic_payouts.is_(True)).order_by(accounts.c.id)
+def _day_start(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _no_automatic_payout_since(since: datetime) -> ColumnElement[bool]:
+    """No automatic payout of the available ledger account's merchant and currency today."""
+    c = payouts_table.c
+    la = ledger_accounts.c
+    return ~exists().where(
+        c.account_id == la.account_id,
+        c.currency == la.currency,
+        c.automatic.is_(True),
+        c.created_at >= since,
     )
+
+
+async def accounts_owed_automatic_payout(db: AsyncConnection, *, now: datetime) -> list[str]:
+    """Automatic-payout accounts with a positive available balance in a currency not yet paid
+    out today, in id order. A plain read that locks nothing: the sweep takes an account's
+    ledger turn only when this says there is something to pay, and checks again under it."""
+    la = ledger_accounts.c
+    rows = await db.execute(
+        select(la.account_id)
+        .distinct()
+        .join(accounts, accounts.c.id == la.account_id)
+        .where(
+            accounts.c.automatic_payouts.is_(True),
+            la.name == AVAILABLE,
+            la.posted_balance_minor - la.pending_outgoing_minor > 0,
+            _no_automatic_payout_since(_day_start(now)),
+        )
+        .order_by(la.account_id)
+    )
+    return [row.account_id for row in rows]
+
+
+async def create_automatic_payouts(
+    db: AsyncConnection, account_id: str, *, now: datetime
+) -> list[Payout]:
+    """Pay out the account's positive available balance in each currency, at most once per
+    currency and UTC day; the balance transactions paid out are linked to the payout."""
+    journal_repo = JournalRepository(db)
+    # The account's turn serialises this with its postings and with any other worker doing
+    # the same account; what the unlocked look said is checked again under it.
+    await journal_repo.lock_chain(account_id)
     created: list[Payout] = []
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    for account_id in [row.id for row in rows]:
-        journal_repo = JournalRepository(db)
-        # The chain lock serialises this with any other worker doing the same account.
-        await journal_repo.lock_chain(account_id)
-        for held in await journal_repo.ledger_accounts_named(account_id, [AVAILABLE]):
-            if held.spendable_minor <= 0:
-                continue
-            if await _automatic_payout_since(db, account_id, held.currency, day_start):
-                continue
-            payout = await create_payout(
-                db,
-                account_id=account_id,
-                amount=held.spendable_minor,
-                currency=held.currency,
-                now=now,
-                automatic=True,
-                description="STRIPE PAYOUT",
-            )
-            await BalanceRepository(db).link_to_payout(
-                account_id, held.currency, payout.id, up_to=now
-            )
-            created.append(payout)
+    for held in await journal_repo.ledger_accounts_named(account_id, [AVAILABLE]):
+        if held.spendable_minor <= 0:
+            continue
+        if await _automatic_payout_since(db, account_id, held.currency, _day_start(now)):
+            continue
+        payout = await create_payout(
+            db,
+            account_id=account_id,
+            amount=held.spendable_minor,
+            currency=held.currency,
+            now=now,
+            automatic=True,
+            description="STRIPE PAYOUT",
+        )
+        await link_paid_out(db, payout, now=now)
+        created.append(payout)
     return created
 
 

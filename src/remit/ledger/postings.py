@@ -25,8 +25,13 @@ Ledger transactions per movement (see `chart.py` for the accounts):
   fees +fee;
 - void, "ch:void", or expiry, "ch:authorization:expired": releases the reservation;
 - funds available, "txn_..:available": pending -net, available +net;
-- refund, "re:refund": available -(amount - fee returned), acquirer_clearing +amount,
-  fees -fee returned;
+- refund hold, "re:refund_hold" (pending, no expiry): available -amount, acquirer_clearing
+  +amount, placed when the refund is created, so its money leaves the spendable available
+  balance (posted minus pending outgoing, what payouts are guarded on) while the acquirer has
+  not answered yet;
+- refund, "re:refund": releases the hold ("re:refund_release") and posts
+  available -(amount - fee returned), acquirer_clearing +amount, fees -fee returned;
+- refund that fails before it was posted: releases the hold ("re:refund_release");
 - refund failure, "re:refund_failure": the exact reversal of "re:refund".
 """
 
@@ -68,6 +73,10 @@ FEE_TYPE: Final = "stripe_fee"
 
 def authorization_id_for(charge_id: str) -> str:
     return f"{charge_id}:authorization"
+
+
+def refund_hold_id_for(refund_id: str) -> str:
+    return f"{refund_id}:refund_hold"
 
 
 def _postings(*legs: tuple[str, int, str]) -> tuple[Posting, ...]:
@@ -334,6 +343,68 @@ async def make_available(
 # --- Refunds -------------------------------------------------------------------------------------
 
 
+async def record_refund_held(
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    refund_id: str,
+    charge_id: str,
+    amount_minor: int,
+    currency: str,
+    now: datetime,
+) -> None:
+    """Hold a refund's money from the moment the refund is created until the acquirer answers:
+    a pending transaction taking `amount_minor` out of the spendable available balance, so a
+    payout made meanwhile cannot pay out the same money. `record_refund` (the acquirer
+    refunded) or `release_refund_hold` (it refused) resolves it.
+
+    Unguarded, as the refund itself is: it may take the spendable balance below zero. It has
+    no expiry, so the expiry job never lets the money go while the refund is still pending.
+
+    The hold's id derives from a refund id just made, and neither of its legs is guarded, so
+    nothing can refuse it: it is sent with the caller's next statement or its COMMIT.
+    """
+    _positive(amount_minor, "amount")
+    await journal.post_unanswered(
+        db,
+        account_id,
+        TransactionRequest(
+            transaction_id=refund_hold_id_for(refund_id),
+            postings=_postings(
+                (AVAILABLE, -amount_minor, currency), (ACQUIRER_CLEARING, amount_minor, currency)
+            ),
+            pending=True,
+            metadata={"charge": charge_id, "refund": refund_id},
+        ),
+        now=now,
+    )
+
+
+async def release_refund_hold(
+    db: AsyncConnection, *, account_id: str, refund_id: str, now: datetime
+) -> LedgerTransaction | None:
+    """Let go of a refund's hold: the refund was posted, or it failed before it was.
+
+    Returns the releasing transaction (the earlier one on a repeat), or None for a refund that
+    has no hold: one created before refunds were held.
+    """
+    repo = JournalRepository(db)
+    hold = await repo.get_transaction(account_id, refund_hold_id_for(refund_id))
+    if hold is None:
+        return None
+    if hold.pending_status is not PendingStatus.OPEN and hold.resolved_by is not None:
+        return await repo.get_transaction(account_id, hold.resolved_by)
+    result = await journal.void_pending(
+        db,
+        account_id,
+        pending_transaction_id=hold.id,
+        transaction_id=f"{refund_id}:refund_release",
+        metadata={"refund": refund_id},
+        now=now,
+    )
+    return result.transaction
+
+
 async def record_refund(
     db: AsyncConnection,
     *,
@@ -348,7 +419,8 @@ async def record_refund(
     description: str | None = None,
     balance_transaction_id: str | None = None,
 ) -> BalanceTransaction:
-    """A refund of a captured charge, taken from the available balance at once.
+    """A refund of a captured charge the acquirer made, taken from the available balance at
+    once; the refund's hold (`record_refund_held`), if it has one, is released with it.
 
     As on Stripe, a refund may take the available balance below zero (payouts cannot), and the
     processing fee is kept unless `fee_policy` says otherwise (see `fees.py`). Refunding more
@@ -397,6 +469,9 @@ async def record_refund(
         refund_minor=amount_minor,
         policy=fee_policy,
     )
+    # The refund's own posting takes over from its hold: one debit of the available balance,
+    # under the one balance transaction the merchant sees.
+    await release_refund_hold(db, account_id=account_id, refund_id=refund_id, now=now)
     await journal.post(
         db,
         account_id,

@@ -20,14 +20,12 @@ from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.ledger import journal, payouts, reconcile
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
 from remit.ledger.balances import read_balance
-from remit.ledger.chart import STRIPE_BALANCE_ACCOUNTS
 from remit.ledger.domain import (
     LedgerAccount,
     LedgerTransaction,
     Posting,
     PostResult,
     TransactionRequest,
-    ledger_invalid,
 )
 from remit.ledger.objects import (
     Balance,
@@ -41,6 +39,7 @@ from remit.ledger.objects import (
 from remit.ledger.postings import account_for
 from remit.ledger.reconcile import Reconciliation, RowKind, SettledItem
 from remit.ledger.repository import JournalRepository
+from remit.ledger.reserved import refuse_derived_id, refuse_system_accounts
 from remit.ledger.verify import VerifyReport, verify_ledger
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
@@ -54,16 +53,6 @@ def _check_limit(limit: int, starting_after: str | None, ending_before: str | No
         raise invalid("limit must be between 1 and 100.", "limit")
     if starting_after is not None and ending_before is not None:
         raise invalid("starting_after and ending_before cannot be used together.")
-
-
-def _refuse_stripe_balance(postings: Sequence[Posting]) -> None:
-    for posting in postings:
-        if posting.ledger_account in STRIPE_BALANCE_ACCOUNTS:
-            raise ledger_invalid(
-                f"The {posting.ledger_account!r} ledger account backs the Stripe balance and "
-                "only moves through charges, refunds and payouts.",
-                "postings",
-            )
 
 
 class LedgerService:
@@ -80,7 +69,8 @@ class LedgerService:
     # --- journal ----------------------------------------------------------------------------
 
     async def post_transaction(self, account_id: str, request: TransactionRequest) -> PostResult:
-        _refuse_stripe_balance(request.postings)
+        refuse_derived_id(request.transaction_id, "transaction_id")
+        refuse_system_accounts(request.postings, "postings")
         async with self._engine.begin() as db:
             await account_for(db, account_id)
             return await journal.post(db, account_id, request, now=self._clock.now())
@@ -94,12 +84,15 @@ class LedgerService:
         postings: Sequence[Posting],
         metadata: dict[str, str],
     ) -> PostResult:
+        refuse_derived_id(pending_transaction_id, "pending_transaction_id")
+        refuse_derived_id(transaction_id, "transaction_id")
+        refuse_system_accounts(postings, "postings")
         async with self._engine.begin() as db:
             pending = await JournalRepository(db).get_transaction(
                 account_id, pending_transaction_id
             )
             if pending is not None:
-                _refuse_stripe_balance(pending.postings)
+                refuse_system_accounts(pending.postings, "pending_transaction_id")
             return await journal.post_pending(
                 db,
                 account_id,
@@ -118,12 +111,14 @@ class LedgerService:
         transaction_id: str,
         metadata: dict[str, str],
     ) -> PostResult:
+        refuse_derived_id(pending_transaction_id, "pending_transaction_id")
+        refuse_derived_id(transaction_id, "transaction_id")
         async with self._engine.begin() as db:
             pending = await JournalRepository(db).get_transaction(
                 account_id, pending_transaction_id
             )
             if pending is not None:
-                _refuse_stripe_balance(pending.postings)
+                refuse_system_accounts(pending.postings, "pending_transaction_id")
             return await journal.void_pending(
                 db,
                 account_id,

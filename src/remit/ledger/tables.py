@@ -157,10 +157,11 @@ payouts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_payouts_account_created", "account_id", "created_at", "id"),
+    # What the simulated bank moves on next (`BalanceRepository.claim_due_payouts`): pending
+    # payouts by creation, in-transit ones by arrival date.
+    Index("ix_payouts_pending_due", "created_at", postgresql_where=text("status = 'pending'")),
     Index(
-        "ix_payouts_in_flight",
-        "status",
-        postgresql_where=text("status IN ('pending', 'in_transit')"),
+        "ix_payouts_in_transit_due", "arrival_date", postgresql_where=text("status = 'in_transit'")
     ),
 )
 

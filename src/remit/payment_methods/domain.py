@@ -5,6 +5,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from remit.core.errors import RemitError, invalid
+
+SPENT_MESSAGE = (
+    "The provided PaymentMethod was previously used with a PaymentIntent without Customer "
+    "attachment, shared with a connected account without Customer attachment, or was detached "
+    "from a Customer. It may not be used again. To use a PaymentMethod multiple times, you must "
+    "attach it to a Customer first."
+)
+
+
+def spent_payment_method() -> RemitError:
+    """Stripe's refusal of a payment method spent on another intent (`spent_elsewhere`)."""
+    return invalid(SPENT_MESSAGE, "payment_method")
+
 
 @dataclass(frozen=True)
 class CardSummary:
@@ -48,11 +62,29 @@ class PaymentMethod:
     detached_at: datetime | None = None
     # The Stripe test id (pm_card_visa) this method was made from, if any.
     test_id: str | None = None
+    # The PaymentIntent that used it while it was attached to no customer (`spent_for`).
+    spent_by_intent_id: str | None = None
 
     @property
     def usable(self) -> bool:
         """Stripe never lets a detached payment method be used again."""
         return self.detached_at is None
+
+    def spent_for(self, intent_id: str | None) -> bool:
+        """Whether it may not pay `intent_id` (None: no intent, as when attaching it): used
+        already by another intent while attached to no customer. Attached since (saved for
+        future usage by the payment that used it), it is the customer's to reuse."""
+        return spent_elsewhere(self.customer_id, self.spent_by_intent_id, intent_id)
+
+
+def spent_elsewhere(
+    customer_id: str | None, spent_by_intent_id: str | None, intent_id: str | None
+) -> bool:
+    """Stripe's rule for a payment method used without a customer: it pays that one intent only
+    (as long as it stays attached to no customer)."""
+    return (
+        customer_id is None and spent_by_intent_id is not None and spent_by_intent_id != intent_id
+    )
 
 
 @dataclass(frozen=True)

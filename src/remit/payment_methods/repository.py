@@ -11,10 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payment_methods.domain import CardSummary, PaymentMethod, Token
 from remit.payment_methods.tables import payment_methods, tokens, vault_sweep_watermarks
-from remit.storage.fastsql import Db, TableStatements, sqlalchemy_unit
+from remit.storage.fastsql import Db, Statement, TableStatements, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
 
 _PAYMENT_METHODS = TableStatements(payment_methods)
+# Spends a payment method on an intent if it is attached to no customer and not spent yet, and
+# says what it is now: one statement, so that two intents confirmed with it at once cannot both
+# take it (the row lock serializes them; the second sees the first's intent).
+_SPEND = Statement(
+    "UPDATE payment_methods SET spent_by_intent_id = CASE"
+    " WHEN customer_id IS NULL AND spent_by_intent_id IS NULL THEN %(intent_id)s"
+    " ELSE spent_by_intent_id END"
+    " WHERE account_id = %(account_id)s AND id = %(id)s"
+    " RETURNING customer_id, spent_by_intent_id"
+)
 
 
 def _card_values(card: CardSummary) -> dict[str, object]:
@@ -58,6 +68,7 @@ def _pm_from_mapping(m: Mapping[Any, Any]) -> PaymentMethod:
         allow_redisplay=m["allow_redisplay"],
         detached_at=m["detached_at"],
         test_id=m["test_id"],
+        spent_by_intent_id=m["spent_by_intent_id"],
     )
 
 
@@ -97,6 +108,7 @@ class SqlPaymentMethodRepository:
             "vault_token": method.vault_token,
             "test_id": method.test_id,
             "created_at": method.created_at,
+            "spent_by_intent_id": method.spent_by_intent_id,
             **_card_values(method.card),
             **self._mutable(method),
         }
@@ -122,6 +134,16 @@ class SqlPaymentMethodRepository:
         statement = _PAYMENT_METHODS.select_for_update if for_update else _PAYMENT_METHODS.select
         row = await statement.first(self._db, {"account_id": account_id, "id": method_id})
         return None if row is None else _pm_from_mapping(row)
+
+    async def spend(
+        self, account_id: str, method_id: str, intent_id: str
+    ) -> tuple[str | None, str | None] | None:
+        """Spend the payment method on `intent_id` unless it is attached to a customer or spent
+        already; its (customer, spending intent) as they are now, None if it does not exist."""
+        row = await _SPEND.first(
+            self._db, {"account_id": account_id, "id": method_id, "intent_id": intent_id}
+        )
+        return None if row is None else (row["customer_id"], row["spent_by_intent_id"])
 
     async def get_many(
         self, account_id: str, method_ids: Collection[str]

@@ -44,6 +44,8 @@ from remit.payment_methods.domain import (
     VaultCard,
     billing_from_token,
     merge_billing_details,
+    spent_elsewhere,
+    spent_payment_method,
 )
 from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payment_methods.vault_client import CardVault
@@ -258,9 +260,10 @@ class PaymentMethodsService:
         card: VaultCard,
         new: NewPaymentMethod,
         test_id: str | None = None,
+        method_id: str | None = None,
     ) -> PaymentMethod:
         return PaymentMethod(
-            id=new_id("pm"),
+            id=method_id or new_id("pm"),
             account_id=account_id,
             vault_token=card.vault_token,
             card=card.card,
@@ -331,6 +334,8 @@ class PaymentMethodsService:
                 raise not_found("payment_method", method_id, param="payment_method")
             if not found.usable:
                 raise _unusable(method_id)
+            if found.spent_for(None):
+                raise spent_payment_method()
         return await attach_in(db, account_id, method_id, customer_id, hooks=self.hooks)
 
     async def to_charge(self, account_id: str, method_id: str) -> MethodToCharge:
@@ -344,10 +349,14 @@ class PaymentMethodsService:
         return MethodToCharge(await self.resolve_for_use(account_id, method_id))
 
     @staticmethod
-    async def save_named_in(db: AsyncConnection, named: MethodToCharge) -> None:
+    async def save_named_in(
+        db: AsyncConnection, named: MethodToCharge, *, spent_by: str | None = None
+    ) -> None:
         """Write a new payment method (a test id's, or one made of a card a payment is given)
         in the caller's transaction (held, in a `fastsql.deferring` unit, to go out with its
-        other writes), spending the tok_ it is made of; a saved one is stored already."""
+        other writes), spending the tok_ it is made of; a saved one is stored already.
+        `spent_by`: the intent a confirmation pays with it, which it is written spent on (it
+        is attached to no customer), in the same statement."""
         if not named.is_new:
             return
         repo = SqlPaymentMethodRepository(db)
@@ -358,7 +367,18 @@ class PaymentMethodsService:
             token = await repo.get_token(account_id, token_id, for_update=True)
             _unspent(token, token_id, _DATA_TOKEN_PARAM)
             await repo.mark_token_used(account_id, token_id)
-        await repo.insert(named.method)
+        await repo.insert(replace(named.method, spent_by_intent_id=spent_by))
+
+    @staticmethod
+    async def spend_in(db: AsyncConnection, method: PaymentMethod, intent_id: str) -> None:
+        """Spend a saved payment method attached to no customer on the intent a confirmation
+        pays with it, in the confirmation's transaction; refused if another intent has spent
+        it since it was read. Attached to a customer meanwhile, it is not spent."""
+        now = await SqlPaymentMethodRepository(db).spend(method.account_id, method.id, intent_id)
+        if now is None:
+            raise not_found("payment_method", method.id, param="payment_method")
+        if spent_elsewhere(*now, intent_id):
+            raise spent_payment_method()
 
     async def pay_with_new_method(
         self,
@@ -728,6 +748,7 @@ async def save_for_future_usage_in(
     customer_id: str,
     *,
     hooks: PaymentMethodHooks,
+    paid_intent_id: str,
 ) -> PaymentMethod | None:
     """Attach the payment method a payment has just been made with to the payment's customer
     (Stripe's `setup_future_usage`), inside the transaction of the payment's outcome.
@@ -737,8 +758,11 @@ async def save_for_future_usage_in(
     confirmation checked it) leaves the method as it is (None) instead of failing the outcome,
     which the network has already given. The refusal is returned, not raised and caught, so
     that an error of the caller's own writes, which travel with these reads, is never taken
-    for one."""
-    found = await _lock_for_attaching(db, account_id, method_id, customer_id)
+    for one. The payment method was spent by this payment (`paid_intent_id`) if it was attached
+    to no customer: saving it is what lets the customer use it again."""
+    found = await _lock_for_attaching(
+        db, account_id, method_id, customer_id, paying_intent_id=paid_intent_id
+    )
     if isinstance(found, RemitError):
         return None
     return await _attached(db, found, customer_id, hooks)
@@ -755,9 +779,16 @@ async def _lock_owner(db: AsyncConnection, account_id: str, method_id: str) -> C
 
 
 async def _lock_for_attaching(
-    db: AsyncConnection, account_id: str, method_id: str, customer_id: str
+    db: AsyncConnection,
+    account_id: str,
+    method_id: str,
+    customer_id: str,
+    *,
+    paying_intent_id: str | None = None,
 ) -> PaymentMethod | RemitError:
-    """The payment method, locked with its customer, or the error that refuses attaching it."""
+    """The payment method, locked with its customer, or the error that refuses attaching it.
+    One spent on an intent without a customer is refused, unless it is that intent's payment
+    saving it (`paying_intent_id`)."""
     if await SqlCustomerRepository(db).get(account_id, customer_id, for_update=True) is None:
         return not_found("customer", customer_id, param="customer")
     method = await SqlPaymentMethodRepository(db).get(account_id, method_id, for_update=True)
@@ -765,6 +796,8 @@ async def _lock_for_attaching(
         return not_found("payment_method", method_id, param="payment_method")
     if not method.usable:
         return _unusable(method_id)
+    if method.spent_for(paying_intent_id):
+        return spent_payment_method()
     if method.customer_id is not None and method.customer_id != customer_id:
         return invalid(
             "The payment method you provided has already been attached to a customer.",

@@ -24,6 +24,8 @@ payment_methods = Table(
     Column("test_id", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("detached_at", DateTime(timezone=True), nullable=True),
+    # The PaymentIntent that used it while it was attached to no customer: no other may.
+    Column("spent_by_intent_id", Text, nullable=True),
     Index("ix_payment_methods_account_created", "account_id", "created_at", "id"),
     Index("ix_payment_methods_account_customer", "account_id", "customer_id"),
     # Whether anything still holds a vault card, before the card is deleted at the vault.

@@ -86,6 +86,10 @@ class Charge:
     amount_refunded_minor: int = 0
     captured: bool = False
     capture_requested: bool = False
+    # The authorization was released uncaptured (its intent canceled, or expired): the charge
+    # keeps `captured: false` for good, and API versions before 2025-03-31 show the release as
+    # refunded (see versions/v2025_03_31.py).
+    authorization_released: bool = False
     customer_id: str | None = None
     outcome: Mapping[str, object] | None = None
     failure_code: str | None = None

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Final, assert_never
 
+from remit.core import confirm_rules
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.minimum_charge import require_minimum_charge
 
@@ -567,35 +568,39 @@ def require_a_usable_payment_method_type(intent: PaymentIntent | NewPaymentInten
     )
 
 
-# --- Return URL --------------------------------------------------------------------------
+# --- Automatic payment methods at confirmation ------------------------------------------
 
-RETURN_URL_REQUIRED_MESSAGE: Final = (
-    "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. "
-    "Because some of these payment methods might redirect your customer off of your page, you "
-    "must provide a `return_url`. If you don't want to accept redirect-based payment methods, "
-    "set `automatic_payment_methods[enabled]` to `true` and "
-    "`automatic_payment_methods[allow_redirects]` to `never` when creating Setup Intents and "
-    "Payment Intents."
-)
+
+def automatic_payment_methods_on(intent: PaymentIntent) -> bool:
+    automatic = intent.automatic_payment_methods
+    return automatic is not None and automatic.get("enabled") is True
 
 
 def may_redirect(intent: PaymentIntent) -> bool:
-    """Whether confirming may send the customer away: automatic payment methods are on and
-    redirect-based ones are not ruled out (`allow_redirects` defaults to `always`)."""
-    automatic = intent.automatic_payment_methods
-    return (
-        automatic is not None
-        and automatic.get("enabled") is True
-        and automatic.get("allow_redirects") != "never"
+    """Whether confirming may send the customer away (`confirm_rules.may_redirect`)."""
+    automatic = intent.automatic_payment_methods or {}
+    allow_redirects = automatic.get("allow_redirects")
+    return confirm_rules.may_redirect(
+        automatic=automatic_payment_methods_on(intent),
+        allow_redirects=allow_redirects if isinstance(allow_redirects, str) else None,
     )
 
 
 def require_return_url(intent: PaymentIntent, *, return_url: str | None, off_session: bool) -> None:
-    """A confirmation that may redirect the customer needs somewhere to send them back to
-    (this one's `return_url`, or one the intent kept); an off-session payment has no customer
-    to redirect."""
-    if off_session or return_url or intent.return_url or not may_redirect(intent):
-        return
-    raise RemitError(
-        message=RETURN_URL_REQUIRED_MESSAGE, code="parameter_missing", param="return_url"
+    """A confirmation that may redirect the customer needs somewhere to send them back to."""
+    confirm_rules.require_return_url(
+        redirects=may_redirect(intent),
+        return_url=return_url,
+        kept_return_url=intent.return_url,
+        off_session=off_session,
+    )
+
+
+def refuse_error_on_requires_action(
+    intent: PaymentIntent, *, error_on_requires_action: bool
+) -> None:
+    """`error_on_requires_action` only for an intent whose payment method types are named."""
+    confirm_rules.refuse_error_on_requires_action(
+        automatic=automatic_payment_methods_on(intent),
+        error_on_requires_action=error_on_requires_action,
     )

@@ -45,7 +45,7 @@ def intent_json(intent: PaymentIntent) -> JsonObject:
 
 
 def charge_json(charge: Charge) -> JsonObject:
-    body = to_json(charge_message(charge, []))
+    body = to_json(charge_message(charge))
     body.pop("refunds", None)  # not included unless expanded, since 2022-11-15
     return body
 

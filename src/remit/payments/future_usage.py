@@ -39,7 +39,12 @@ class SaveForFutureUsage:
             return
         assert after.payment_method_id is not None, after.id
         await save_for_future_usage_in(
-            db, after.account_id, after.payment_method_id, after.customer_id, hooks=self._hooks
+            db,
+            after.account_id,
+            after.payment_method_id,
+            after.customer_id,
+            hooks=self._hooks,
+            paid_intent_id=after.id,
         )
 
     async def charge_changed(

@@ -6,7 +6,7 @@ it. A replayed response carries the trailing metadata `idempotent-replayed: true
 """
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import grpc
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -22,6 +22,7 @@ from remit.grpcutil.server import ServiceRegistration
 from remit.payment_methods.domain import NewPaymentMethod
 from remit.payment_methods.grpc import PaymentMethodRpcs, billing_details_message
 from remit.payment_methods.service import MethodToCharge, PaymentMethodsService
+from remit.payments.charge_refunds import NOT_READ, ChargeRefunds
 from remit.payments.charges import (
     Charge,
     ChargeStatus,
@@ -298,7 +299,8 @@ def _three_d_secure(charge: Charge, details: pb.ChargePaymentMethodDetailsCard) 
         secure.result_reason = pb.THREE_D_SECURE_RESULT_REASON_REJECTED
 
 
-def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
+def charge_message(charge: Charge, refunds: ChargeRefunds = NOT_READ) -> pb.Charge:
+    """The charge, with `refunds` holding the refunds given (none unless the read asked)."""
     card = charge.card
     message = pb.Charge(
         id=charge.id,
@@ -308,6 +310,7 @@ def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
         # Always present, as Stripe renders it: each field null when the method had none.
         billing_details=billing_details_message(dict(charge.billing_details)),
         captured=charge.captured,
+        authorization_released=charge.authorization_released,
         created=timestamp(charge.created_at),
         currency=charge.currency,
         disputed=False,
@@ -319,8 +322,8 @@ def charge_message(charge: Charge, refunds: list[Refund]) -> pb.Charge:
         refunded=charge.refunded,
         status=_CHARGE_STATUS[charge.status],
         refunds=pb.RefundList(
-            data=[refund_message(r) for r in refunds],
-            has_more=False,
+            data=[refund_message(r) for r in refunds.first],
+            has_more=refunds.has_more,
             url=f"/v1/charges/{charge.id}/refunds",
         ),
     )
@@ -610,6 +613,30 @@ _REQUEST_THREE_D_SECURE = {
 _REQUEST_THREE_D_SECURE_FROM_PROTO = {v: k for k, v in _REQUEST_THREE_D_SECURE.items()}
 
 
+# What a payment page may change the merchant's setup_future_usage to: set it when unset, or
+# raise it from on_session to off_session (Stripe.js saving the card for later off-session use).
+_PAGE_MAY_CHANGE_FUTURE_USAGE: Final = frozenset({(None, "on_session"), (None, "off_session"),
+                                                  ("on_session", "off_session")})  # fmt: skip
+
+
+def refuse_a_payment_page_changing_future_usage(
+    current: str | None, confirm: ConfirmParams
+) -> None:
+    """A confirmation with a client secret (a payment page, with a publishable key) may set
+    the intent's `setup_future_usage`, or change it from on_session to off_session; it may not
+    lower it or clear it, which only the merchant decides."""
+    if confirm.setup_future_usage is None and not confirm.clear_setup_future_usage:
+        return  # not asked to change
+    wanted = confirm.setup_future_usage  # None: cleared
+    if wanted == current or (current, wanted) in _PAGE_MAY_CHANGE_FUTURE_USAGE:
+        return
+    raise invalid(
+        f"This PaymentIntent's setup_future_usage is {current}; with a publishable key it may "
+        "only be set when unset, or changed from on_session to off_session.",
+        "setup_future_usage",
+    )
+
+
 def confirm_params(
     request: pb.CreatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest,
 ) -> ConfirmParams:
@@ -798,6 +825,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
                         "it on your server, with a secret key.",
                         kind=ErrorKind.INVALID_ARGUMENT,
                     )
+                refuse_a_payment_page_changing_future_usage(intent.setup_future_usage, confirm)
             return await self._service.confirm_payment_intent(
                 keyed, request.id, confirm, respond, new_card=new_card
             )
@@ -876,7 +904,9 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         self, request: pb.GetChargeRequest, context: Context
     ) -> pb.GetChargeResponse:
         call = call_context(context)
-        charge, refunds = await self._service.get_charge(call.account_id, request.id)
+        charge, refunds = await self._service.get_charge(
+            call.account_id, request.id, with_refunds=not request.without_refunds
+        )
         return pb.GetChargeResponse(charge=charge_message(charge, refunds))
 
     async def UpdateCharge(
@@ -884,7 +914,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     ) -> pb.UpdateChargeResponse:
         call = call_context(context)
 
-        def answer(updated: tuple[Charge, list[Refund]]) -> pb.UpdateChargeResponse:
+        def answer(updated: tuple[Charge, ChargeRefunds]) -> pb.UpdateChargeResponse:
             charge, refunds = updated
             return pb.UpdateChargeResponse(charge=charge_message(charge, refunds))
 
@@ -893,6 +923,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             request.id,
             charge_update_from_request(request),
             client_keyed(context, "UpdateCharge", request, serialized(answer)),
+            with_refunds=not request.without_refunds,
         )
         return await reply(result, pb.UpdateChargeResponse, answer, context)
 
@@ -908,6 +939,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             created=created_bounds(request.created),
             customer_id=_optional(request, "customer"),
             payment_intent_id=_optional(request, "payment_intent"),
+            with_refunds=not request.without_refunds,
         )
         return pb.ListChargesResponse(
             data=[charge_message(c, r) for c, r in charges], has_more=has_more

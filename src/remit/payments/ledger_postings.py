@@ -1,9 +1,10 @@
 """Every money movement of a payment posted to the ledger, in the transaction of the change.
 
 Authorizations reserve the amount (a pending ledger transaction), captures post it (gross to
-the merchant's pending balance, the fee to the platform), cancellations and expiries void it,
-refunds take money back out. Each ledger call is idempotent on the charge or refund id, so a
-resumed request never posts twice.
+the merchant's pending balance, the fee to the platform), cancellations and expiries void it.
+A refund holds its amount from its creation, and takes it out when the acquirer refunds (or
+lets it go when the acquirer refuses). Each ledger call is idempotent on the charge or refund
+id, so a resumed request never posts twice.
 """
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -82,10 +83,22 @@ class LedgerPostings:
     async def refund_changed(
         self, db: AsyncConnection, before: Refund | None, after: Refund, charge: Charge
     ) -> None:
-        newly_succeeded = after.status is RefundStatus.SUCCEEDED and (
-            before is None or before.status is not RefundStatus.SUCCEEDED
-        )
-        if newly_succeeded:
+        now = self._clock.now()
+        if before is None and after.status is RefundStatus.PENDING:
+            # Held until the acquirer answers: a payout made meanwhile must not take the same
+            # money (the refund debits the balance when it is created, as on Stripe).
+            await ledger.record_refund_held(
+                db,
+                account_id=after.account_id,
+                refund_id=after.id,
+                charge_id=after.charge_id,
+                amount_minor=after.amount_minor,
+                currency=after.currency,
+                now=now,
+            )
+            return
+        was = None if before is None else before.status
+        if after.status is RefundStatus.SUCCEEDED and was is not RefundStatus.SUCCEEDED:
             await ledger.record_refund(
                 db,
                 account_id=after.account_id,
@@ -93,7 +106,17 @@ class LedgerPostings:
                 charge_id=after.charge_id,
                 amount_minor=after.amount_minor,
                 currency=after.currency,
-                now=self._clock.now(),
+                now=now,
                 acquirer_reference=after.id,
                 balance_transaction_id=after.balance_transaction_id,
             )
+        elif after.status is RefundStatus.FAILED and was is not RefundStatus.FAILED:
+            if was is RefundStatus.SUCCEEDED:
+                # Posted already: the money comes back with a refund_failure transaction.
+                await ledger.record_refund_failed(
+                    db, account_id=after.account_id, refund_id=after.id, now=now
+                )
+            else:
+                await ledger.release_refund_hold(
+                    db, account_id=after.account_id, refund_id=after.id, now=now
+                )

@@ -27,8 +27,14 @@ def chargeable(named: MethodToCharge) -> ChargeableCard:
     uses it (`ChargeableCard.save_in`)."""
     method, card = named.method, named.method.card
 
-    async def save_in(db: AsyncConnection) -> None:
-        await PaymentMethodsService.save_named_in(db, named)
+    async def save_in(db: AsyncConnection, spent_by: str | None) -> None:
+        if named.is_new:
+            await PaymentMethodsService.save_named_in(db, named, spent_by=spent_by)
+        elif spent_by is not None:
+            await PaymentMethodsService.spend_in(db, method, spent_by)
+
+    # A saved payment method attached to a customer, or spent already, is not written to.
+    unspent = method.customer_id is None and method.spent_by_intent_id is None
 
     return ChargeableCard(
         payment_method_id=method.id,
@@ -45,7 +51,8 @@ def chargeable(named: MethodToCharge) -> ChargeableCard:
         customer_id=method.customer_id,
         test_id=method.test_id,
         billing_details=method.billing_details,
-        save_in=save_in if named.is_new else None,
+        spent_by_intent_id=method.spent_by_intent_id,
+        save_in=save_in if named.is_new or unspent else None,
     )
 
 

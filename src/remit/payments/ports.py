@@ -31,11 +31,15 @@ class ChargeableCard:
     test_id: str | None = None
     # The payment method's billing details, which a charge made with it copies.
     billing_details: Mapping[str, object] = field(default_factory=dict)
+    # The intent that used it while it was attached to no customer: no other intent may.
+    spent_by_intent_id: str | None = None
     # For a payment method made for this request (a Stripe test id's, such as pm_card_visa, or
     # one made of the card the request gives, Stripe's payment_method_data): writes it in the
     # caller's transaction. Made there, it is not made by a request that is
-    # refused or rolled back, or that replays its key's answer. None for a saved one.
-    save_in: Callable[[AsyncConnection], Awaitable[None]] | None = field(
+    # refused or rolled back, or that replays its key's answer. For a saved one attached to no
+    # customer and not spent yet: spends it on the intent a confirmation names (the second
+    # argument), refusing it if another intent has taken it meanwhile. None for the others.
+    save_in: Callable[[AsyncConnection, str | None], Awaitable[None]] | None = field(
         default=None, compare=False, repr=False
     )
 
@@ -46,10 +50,14 @@ class ChargeableCard:
 NewCard = ChargeableCard | RemitError
 
 
-async def save_card_in(db: AsyncConnection, card: ChargeableCard) -> None:
-    """Write the card's payment method in the transaction that uses it, if it is new."""
+async def save_card_in(
+    db: AsyncConnection, card: ChargeableCard, *, spent_by: str | None = None
+) -> None:
+    """Write the card's payment method in the transaction that uses it, if it is new; given
+    `spent_by` (the intent a confirmation pays), spend it on that intent if it is attached to
+    no customer (Stripe lets such a payment method pay one intent only)."""
     if card.save_in is not None:
-        await card.save_in(db)
+        await card.save_in(db, spent_by)
 
 
 class PaymentMethodSource(Protocol):

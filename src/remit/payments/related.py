@@ -1,6 +1,6 @@
 """The related lists old API versions embed (a PaymentIntent's `charges`, a Charge's `refunds`),
-and the payment methods payment errors show as objects, read from the core database; and the
-event renderer built on them.
+the objects they show expanded (a Charge's Radar rule), and the payment methods payment errors
+show as objects, read from the core database; and the event renderer built on them.
 
 The webhook worker and the core render events for endpoints and accounts pinned before
 2022-11-15 this way (the REST facade fetches the same lists over gRPC). The lists hold what
@@ -11,9 +11,9 @@ shown as they are now, since remit keeps no history of each object's states.
 import copy
 from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import Final
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.jsonview import JsonObject, to_json
 from remit.core.payment_errors import (
@@ -23,16 +23,24 @@ from remit.core.payment_errors import (
 )
 from remit.payment_methods.grpc import payment_method_message
 from remit.payment_methods.repository import SqlPaymentMethodRepository
+from remit.payments import tables
 from remit.payments.events import charge_json
 from remit.payments.grpc import refund_message
 from remit.payments.repository import ChargeRepository, RefundRepository
+from remit.radar.messages import rule_message
+from remit.radar.repository import RuleRepository
 from remit.storage.pagination import CreatedBounds
-from remit.versioning import Fetch, RelatedList, gather_related, render_event
+from remit.versioning import (
+    MAX_EMBEDDED,
+    Fetch,
+    Need,
+    RelatedObject,
+    RelatedPage,
+    gather_related,
+    render_event,
+)
 from remit.webhooks.domain import Event
 from remit.webhooks.rendering import Renderer
-
-MAX_EMBEDDED: Final = 100
-"""Stripe embedded at most this many items in such lists (more meant `has_more`)."""
 
 
 class UnsupportedRelatedListError(LookupError):
@@ -43,25 +51,58 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
     """Lists the related objects of one account that existed at `as_of`, latest schema."""
     existing = CreatedBounds(lte=as_of)
 
-    async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
+    async def fetch(need: Need, parent_id: str) -> RelatedPage:
         async with engine.begin() as db:
+            if isinstance(need, RelatedObject) and need.resource == "rule":
+                # As it is now: remit keeps no history of a rule; one deleted since is gone.
+                rule = await RuleRepository(db).get(account_id, parent_id)
+                return RelatedPage.whole([] if rule is None else [to_json(rule_message(rule))])
+            if isinstance(need, RelatedObject):
+                raise UnsupportedRelatedListError(
+                    f"the core database does not find a {need.resource} by id"
+                )
             match (need.resource, need.filter_param):
                 case ("charge", "payment_intent"):
-                    charges, _ = await ChargeRepository(db).page(
+                    charges, more = await ChargeRepository(db).page(
                         account_id, limit=MAX_EMBEDDED, created=existing,
                         payment_intent_id=parent_id,
                     )  # fmt: skip
-                    return [charge_json(charge) for charge in charges]
+                    data = [charge_json(charge) for charge in charges]
+                    where = tables.charges.c.payment_intent_id == parent_id
+                    return await _page(db, tables.charges, account_id, existing, where, data, more)
                 case ("refund", "charge"):
-                    found, _ = await RefundRepository(db).page(
+                    found, more = await RefundRepository(db).page(
                         account_id, limit=MAX_EMBEDDED, created=existing, charge_id=parent_id
                     )
-                    return [to_json(refund_message(refund)) for refund in found]
+                    data = [to_json(refund_message(refund)) for refund in found]
+                    where = tables.refunds.c.charge_id == parent_id
+                    return await _page(db, tables.refunds, account_id, existing, where, data, more)
         raise UnsupportedRelatedListError(
             f"the core database does not list {need.resource} by {need.filter_param}"
         )
 
     return fetch
+
+
+async def _page(
+    db: AsyncConnection,
+    table: Table,
+    account_id: str,
+    existing: CreatedBounds,
+    where: ColumnElement[bool],
+    data: list[JsonObject],
+    has_more: bool,
+) -> RelatedPage:
+    """The first page, and the number of all the objects it was taken from (counted only when
+    some were left out)."""
+    if not has_more:
+        return RelatedPage.whole(data)
+    total = await db.scalar(
+        select(func.count())
+        .select_from(table)
+        .where(table.c.account_id == account_id, where, *existing.conditions(table))
+    )
+    return RelatedPage(data, has_more=True, total_count=int(total or 0))
 
 
 def database_payment_methods(engine: AsyncEngine, account_id: str) -> FetchPaymentMethods:

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, select
+from sqlalchemy import ColumnElement, Row, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payments.charges import (
@@ -126,6 +126,7 @@ def _charge_values(charge: Charge) -> dict[str, object]:
         "status": charge.status.value,
         "captured": charge.captured,
         "capture_requested": charge.capture_requested,
+        "authorization_released": charge.authorization_released,
         "payment_method_id": charge.payment_method_id,
         "customer_id": charge.customer_id,
         "card": charge.card.as_json(),
@@ -178,6 +179,7 @@ def charge_from_row(m: Fields) -> Charge:
         amount_refunded_minor=m["amount_refunded_minor"],
         captured=m["captured"],
         capture_requested=m["capture_requested"],
+        authorization_released=m["authorization_released"],
         customer_id=m["customer_id"],
         outcome=m["outcome"],
         failure_code=m["failure_code"],
@@ -406,14 +408,6 @@ class RefundRepository(_AccountScoped):
 
     async def save(self, refund: Refund) -> None:
         await self._save(refund.account_id, refund.id, _refund_values(refund))
-
-    async def for_charge(self, account_id: str, charge_id: str) -> list[Refund]:
-        rows = await self._db.execute(
-            select(refunds)
-            .where(refunds.c.account_id == account_id, refunds.c.charge_id == charge_id)
-            .order_by(refunds.c.created_at.desc(), refunds.c.id.desc())
-        )
-        return [refund_from_row(row._mapping) for row in rows]
 
     async def page(
         self,

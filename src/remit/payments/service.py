@@ -26,9 +26,11 @@ from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
 from remit.grpcutil.errors import to_rpc_status
+from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
 from remit.payments import idempotency
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
+from remit.payments.charge_refunds import ChargeRefunds, read_refunds
 from remit.payments.charges import (
     Charge,
     ChargeStatus,
@@ -56,6 +58,7 @@ from remit.payments.domain import (
     Status,
     Updated,
     create_intent,
+    refuse_error_on_requires_action,
     require_a_usable_payment_method_type,
     require_return_url,
     transition,
@@ -312,6 +315,15 @@ def _refuse_too_large(amount_minor: int) -> None:
         )
 
 
+async def _mark_released(
+    charges: ChargeRepository, account_id: str, charge_id: str, now: datetime
+) -> None:
+    """Record on the charge that its authorization was released uncaptured."""
+    charge = await charges.get(account_id, charge_id, for_update=True)
+    assert charge is not None
+    await charges.save(replace(charge, authorization_released=True, updated_at=now))
+
+
 def _captured_first(released: OperationOutcome) -> bool:
     """A release the network refused because the authorization was captured meanwhile (a
     capture racing the cancel or the expiry). Any other refusal (already voided) means the
@@ -390,6 +402,20 @@ def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) 
             "with this PaymentIntent."
         )
     raise invalid(message, "payment_method")
+
+
+def _refuse_a_spent_card(intent_id: str, card: ChargeableCard) -> None:
+    """A payment method used to confirm an intent while attached to no customer pays that
+    intent only (Stripe: it must be attached to a customer first to be used again)."""
+    if spent_elsewhere(card.customer_id, card.spent_by_intent_id, intent_id):
+        raise spent_payment_method()
+
+
+def _spends_its_card(intent: PaymentIntent) -> bool:
+    """Whether confirming `intent` spends a payment method attached to no customer: not when
+    the payment attaches it to the intent's customer once it goes through (Stripe's
+    `setup_future_usage`), which makes it the customer's to use again."""
+    return intent.setup_future_usage is None or intent.customer_id is None
 
 
 def _card_or_refusal(named: ChargeableCard | RemitError | None) -> ChargeableCard | None:
@@ -533,6 +559,7 @@ class PaymentsService:
             intent = self._new_intent(call.account_id, new)
             if card is not None:
                 _refuse_another_customers_card(intent, card)
+                _refuse_a_spent_card(intent.id, card)
                 # With the intent's own writes, after everything that may refuse it.
                 await save_card_in(db, card)
             await PaymentIntentRepository(db).insert(intent)
@@ -610,6 +637,7 @@ class PaymentsService:
             if card is not None:
                 # Against the customer the update leaves the intent with.
                 _refuse_another_customers_card(after, card)
+                _refuse_a_spent_card(after.id, card)
             values, unset, clear = metadata
             after = replace(
                 after,
@@ -782,11 +810,15 @@ class PaymentsService:
                 require_return_url(
                     intent, return_url=confirm.return_url, off_session=confirm.off_session
                 )
+                refuse_error_on_requires_action(
+                    intent, error_on_requires_action=confirm.error_on_requires_action
+                )
                 if card is None:
                     card = await self._card_to_confirm_with(
                         record.account_id, confirm.payment_method_id or intent.payment_method_id
                     )
                 _refuse_another_customers_card(intent, card)
+                _refuse_a_spent_card(intent.id, card)
                 charges = ChargeRepository(db)
                 # A manually confirmed intent that passed 3-D Secure continues its attempt.
                 resumed = await self._authenticated_attempt(charges, intent, card)
@@ -854,8 +886,13 @@ class PaymentsService:
                         updated_at=now,
                     )
                     await charges.save(charge, snapshot=True)
-                # With the attempt's other writes, after everything that may refuse it.
-                await save_card_in(db, card)
+                # With the attempt's other writes, after everything that may refuse it. A
+                # payment method attached to no customer is spent on this intent (a new one is
+                # written so, with no statement of its own; a saved one is updated), unless
+                # the payment is to save it for its customer (`_spends_its_card`).
+                await save_card_in(
+                    db, card, spent_by=processing.id if _spends_its_card(processing) else None
+                )
                 if new is not None:
                     await intents.insert(processing)
                 if resumed is None:
@@ -1439,6 +1476,8 @@ class PaymentsService:
                 refusal = refused
             else:
                 await intents.save(after)
+                if held is not None:
+                    await _mark_released(ChargeRepository(db), record.account_id, held, now)
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: releasing an authorization posts to the ledger, whose lock lasts to
                 # commit.
@@ -1490,6 +1529,8 @@ class PaymentsService:
         now = self._now()
         after = transition(intent, Expired(at=now))
         await intents.save(after)
+        if intent.latest_charge_id is not None:
+            await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
         await self._hooks.intent_changed(db, intent, after)
         return True
 
@@ -1523,24 +1564,29 @@ class PaymentsService:
 
     # --- Charges ----------------------------------------------------------------------------
 
-    async def get_charge(self, account_id: str, charge_id: str) -> tuple[Charge, list[Refund]]:
+    async def get_charge(
+        self, account_id: str, charge_id: str, *, with_refunds: bool = False
+    ) -> tuple[Charge, ChargeRefunds]:
+        """The charge, and its first refunds when `with_refunds` (otherwise none are read)."""
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, charge_id)
             if charge is None:
                 raise not_found("charge", charge_id)
-            return charge, await RefundRepository(db).for_charge(account_id, charge_id)
+            return charge, await read_refunds(db, account_id, charge_id, wanted=with_refunds)
 
     async def update_charge(
         self,
         account_id: str,
         charge_id: str,
         update: ChargeUpdate,
-        keyed: Keyed[tuple[Charge, list[Refund]]] | None = None,
-    ) -> Done[tuple[Charge, list[Refund]]] | Replay:
-        """Change what describes a charge (its intent keeps its own), with its refunds for
-        the answer, which shows them as GET /v1/charges/{id} does."""
+        keyed: Keyed[tuple[Charge, ChargeRefunds]] | None = None,
+        *,
+        with_refunds: bool = False,
+    ) -> Done[tuple[Charge, ChargeRefunds]] | Replay:
+        """Change what describes a charge (its intent keeps its own), with its first refunds
+        for the answer when `with_refunds`, as GET /v1/charges/{id} shows them."""
 
-        async def change(db: AsyncConnection) -> tuple[Charge, list[Refund]]:
+        async def change(db: AsyncConnection) -> tuple[Charge, ChargeRefunds]:
             charges = ChargeRepository(db)
             before = await charges.get(account_id, charge_id, for_update=True)
             if before is None:
@@ -1550,7 +1596,7 @@ class PaymentsService:
             # was made, which a save writes only when asked to.
             await charges.save(after, snapshot=True)
             await self._hooks.charge_changed(db, before, after, await self._intent_of(db, after))
-            return after, await RefundRepository(db).for_charge(account_id, charge_id)
+            return after, await read_refunds(db, account_id, charge_id, wanted=with_refunds)
 
         return await run_keyed(self._engine, keyed, self._now(), change)
 
@@ -1564,7 +1610,10 @@ class PaymentsService:
         created: CreatedBounds = ANY_TIME,
         customer_id: str | None = None,
         payment_intent_id: str | None = None,
-    ) -> tuple[list[tuple[Charge, list[Refund]]], bool]:
+        with_refunds: bool = False,
+    ) -> tuple[list[tuple[Charge, ChargeRefunds]], bool]:
+        """A page of charges, each with its first refunds when `with_refunds` (otherwise no
+        refund is read: a list of 100 charges is one query)."""
         async with self._engine.begin() as db:
             repo = ChargeRepository(db)
             after, before = await self._cursors(
@@ -1579,8 +1628,10 @@ class PaymentsService:
                 customer_id=customer_id,
                 payment_intent_id=payment_intent_id,
             )
-            refunds = RefundRepository(db)
-            return [(c, await refunds.for_charge(account_id, c.id)) for c in page], more
+            shown = [
+                (c, await read_refunds(db, account_id, c.id, wanted=with_refunds)) for c in page
+            ]
+            return shown, more
 
     # --- Refunds ----------------------------------------------------------------------------
 

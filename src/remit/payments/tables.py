@@ -70,6 +70,8 @@ charges = Table(
     Column("status", Text, nullable=False),
     Column("captured", Boolean, nullable=False),
     Column("capture_requested", Boolean, nullable=False),
+    # Released uncaptured: canceled or expired while only authorized.
+    Column("authorization_released", Boolean, nullable=False, server_default=text("false")),
     Column("payment_method_id", Text, nullable=False),
     Column("customer_id", Text, nullable=True),
     Column("card", JSONB, nullable=False),

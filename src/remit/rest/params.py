@@ -221,6 +221,21 @@ class Enum(Field[str]):
         )
 
 
+class NamedEnum(Enum):
+    """An `Enum` whose refusal names the value it was given, for long lists of names where a
+    client looks for the one it got wrong (`payment_method_types`)."""
+
+    def parse_value(self, value: FormValue, param: str) -> str:
+        if isinstance(value, str) and value in self.values:
+            return value
+        given = _abbreviate(value) if isinstance(value, str) else "a non-string value"
+        raise ParamError(
+            f"Invalid {param}: {given!r} is not one of {_one_of(self.values)}",
+            code="parameter_invalid",
+            param=param,
+        )
+
+
 class Currency(Field[str]):
     """A supported ISO currency code; accepted in any case and returned lowercase."""
 

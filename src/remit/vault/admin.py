@@ -89,8 +89,26 @@ async def _retire(target: str, access: InternalAccess, minimum: int) -> list[str
     return [f"key versions below {reply.minimum_version} can no longer decrypt"]
 
 
+async def remove_key_version(target: str, access: InternalAccess, version: int) -> list[str]:
+    async with internal_channel(target, access) as channel:
+        reply = await _stub(channel).RemoveKeyVersion(
+            vault_pb2.RemoveKeyVersionRequest(version=version, requester=REQUESTER),
+            timeout=TIMEOUT_S,
+        )
+    return [
+        f"key version {reply.version} removed from the key file; data keys wrapped under it "
+        "can no longer be unwrapped",
+        "copies of the key file from before this (backups included) still hold it",
+    ]
+
+
 def run_admin(
-    config: PlatformConfig, command: str, *, wait: bool = False, minimum: int = 0
+    config: PlatformConfig,
+    command: str,
+    *,
+    wait: bool = False,
+    minimum: int = 0,
+    version: int = 0,
 ) -> list[str]:
     target, access = config.vault.target, InternalAccess.of(config)
     try:
@@ -100,6 +118,8 @@ def run_admin(
             return asyncio.run(_status(target, access))
         if command == "retire-keys":
             return asyncio.run(_retire(target, access, minimum))
+        if command == "remove-key-version":
+            return asyncio.run(remove_key_version(target, access, version))
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.UNAVAILABLE:
             raise AdminError(f"the vault at {target} is not reachable; is remit running?") from None

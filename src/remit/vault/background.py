@@ -2,6 +2,12 @@
 
 - CVCs past their one-hour retention are destroyed even if no authorization ever came.
 - After a key rotation, data keys still wrapped under older versions are re-wrapped in batches.
+- The dead row versions that shredding and CVC destruction leave behind, which still hold the
+  sealed number, the wrapped data key and the CVC, are pruned (autovacuum would get to them
+  only once a fifth of the table is dead). Pruning removes them from the table; their bytes can
+  stay in the pages' free space until reused, and in the WAL and backups, out of reach of the
+  vault's SQL. Only removing the key version that wrapped their data keys from the key file
+  (`VaultService.remove_key_version`, once it is retired) puts those copies beyond use.
 """
 
 import asyncio
@@ -15,6 +21,7 @@ log = logging.getLogger(__name__)
 
 CVC_SWEEP_INTERVAL_S: Final = 60.0
 REWRAP_INTERVAL_S: Final = 5.0
+PRUNE_INTERVAL_S: Final = 300.0
 REQUESTER: Final = "vault-background"
 
 
@@ -38,6 +45,7 @@ def start_background(
     *,
     cvc_sweep_interval_s: float = CVC_SWEEP_INTERVAL_S,
     rewrap_interval_s: float = REWRAP_INTERVAL_S,
+    prune_interval_s: float = PRUNE_INTERVAL_S,
 ) -> list[asyncio.Task[None]]:
     async def sweep_cvcs() -> None:
         dropped = await service.drop_expired_cvcs()
@@ -52,4 +60,5 @@ def start_background(
     return [
         asyncio.create_task(_every("cvc-sweep", cvc_sweep_interval_s, sweep_cvcs, stop)),
         asyncio.create_task(_every("rewrap", rewrap_interval_s, rewrap, stop)),
+        asyncio.create_task(_every("prune", prune_interval_s, service.prune_shredded, stop)),
     ]

@@ -105,6 +105,15 @@ class KeyRing:
     def with_minimum(self, minimum: int) -> "KeyRing":
         return replace(self, minimum_decryption_version=minimum)
 
+    def without_version(self, version: int) -> "KeyRing":
+        """The ring without `version`'s key material. Version numbers are never reused:
+        `with_new_version` counts on from the highest version left, and only versions below
+        the current one are ever removed (retired ones: the service checks), so the highest
+        stays."""
+        if version == self.current_version:
+            raise ValueError("the current key version cannot be removed")
+        return replace(self, versions={v: k for v, k in self.versions.items() if v != version})
+
 
 def new_key_ring(name: str, created_at: datetime) -> KeyRing:
     first = KeyVersion(1, AESGCM.generate_key(bit_length=256), created_at)

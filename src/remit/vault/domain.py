@@ -54,6 +54,7 @@ class AuditAction(Enum):
     REWRAP = "rewrap"
     SET_MINIMUM_VERSION = "set_minimum_version"
     LIST_CARDS = "list_cards"
+    REMOVE_KEY_VERSION = "remove_key_version"
 
 
 @dataclass(frozen=True)

@@ -127,10 +127,6 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     async def ForwardAuthorization(
         self, request: vault_pb2.ForwardAuthorizationRequest, context: Context
     ) -> vault_pb2.ForwardAuthorizationResponse:
-        if request.amount < 1:
-            raise invalid("amount must be at least 1.", "amount")
-        if not request.purpose:
-            raise invalid("Say why the card is decrypted: purpose is required.", "purpose")
         address = None
         if request.HasField("billing_address"):
             address = {
@@ -215,6 +211,14 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             request.minimum_version, requester=_requester(request)
         )
         return vault_pb2.SetMinimumDecryptionVersionResponse(minimum_version=minimum)
+
+    async def RemoveKeyVersion(
+        self, request: vault_pb2.RemoveKeyVersionRequest, context: Context
+    ) -> vault_pb2.RemoveKeyVersionResponse:
+        removed = await self._service.remove_key_version(
+            request.version, requester=_requester(request)
+        )
+        return vault_pb2.RemoveKeyVersionResponse(version=removed)
 
     async def GetKeyStatus(
         self, request: vault_pb2.GetKeyStatusRequest, context: Context

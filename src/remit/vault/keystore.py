@@ -1,10 +1,11 @@
 """Where the vault's key material lives: a 0600 key file of the vault process, or its
 environment (`REMIT_VAULT_KEYS`). Never the database, never any other process.
 
-The file is created on the vault's first start. Rotation rewrites it atomically under a lock,
-and every read checks its modification time, so several vault processes sharing one key file
-see a new version as soon as one of them adds it. Keys given through the environment are
-read-only: rotating them is an operator's job (add a version to the variable, restart).
+The file is created on the vault's first start. Rotation, retirement and the removal of a
+retired version rewrite it atomically under a lock, and every read checks its identity, so
+several vault processes sharing one key file see a change as soon as one of them makes it.
+Keys given through the environment are read-only: rotating them is an operator's job (add a
+version to the variable, restart).
 """
 
 import contextlib

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.storage.fastsql import Db, Statement, TableStatements, sqlalchemy_unit
+from remit.storage.fastsql import Db, Statement, TableStatements, driver, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
 from remit.vault.cards import Brand, Funding
 from remit.vault.crypto import SealedCard
@@ -50,26 +50,58 @@ _FORWARD_START = Statement(
     "FROM (SELECT 1) AS one_row LEFT OUTER JOIN cards AS c ON c.token = %(token)s"
 )
 
-# Records the answer unless one is recorded for the reference, and destroys the card's CVC.
-# Data-modifying CTEs run to completion whether or not the outer query reads them; the outer
-# query's snapshot is the statement's, so `earlier` shows only answers committed before it.
+# Records the answer unless one is recorded for the reference. Data-modifying CTEs run to
+# completion whether or not the outer query reads them; the outer query's snapshot is the
+# statement's, so `earlier` shows only answers committed before it.
 _FINISH_FORWARD = Statement(
     "WITH recorded AS ("  # noqa: S608
     "INSERT INTO forwards (account_id, reference, token, destination, result, created_at) "
     "VALUES (%(account_id)s, %(reference)s, %(token)s, %(destination)s, %(result)s, %(now)s) "
     "ON CONFLICT DO NOTHING RETURNING reference"
-    "), cvc_dropped AS ("
-    "UPDATE cards SET cvc_ciphertext = NULL, cvc_expires_at = NULL "
-    "WHERE token = %(token)s "
-    "AND (cvc_ciphertext IS NOT NULL OR cvc_expires_at IS NOT NULL) RETURNING token"
     ") SELECT (SELECT count(*) FROM recorded) AS recorded, "
-    "(SELECT count(*) FROM cvc_dropped) AS dropped, "
     f"({_RECORDED_RESULT}) AS earlier"
 )
 
+_AUDIT_EVENT_COLUMNS = tuple(column.name for column in audit_events.columns)
+_AUDIT_EVENT_INSERT = (
+    f"INSERT INTO audit_events ({', '.join(_AUDIT_EVENT_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(f'%({name})s' for name in _AUDIT_EVENT_COLUMNS)})"
+)
+
+# Records the forward's audit event and takes the card's CVC: the sealed CVC as it was (if it
+# had not expired by `now`), destroyed by the same statement. `held` locks the card's row only
+# while it holds a CVC, and a concurrent forward that destroyed it first leaves this one waiting
+# on the lock and then reading the row without it (READ COMMITTED re-reads a row locked FOR
+# UPDATE once its locker commits), so one forward alone ever gets a CVC. An UPDATE's RETURNING
+# shows the new values; the old ones come from `held`.
+_AUDIT_FORWARD_TAKING_CVC = Statement(
+    "WITH held AS ("  # noqa: S608
+    "SELECT token, cvc_ciphertext, cvc_expires_at FROM cards WHERE token = %(token)s "
+    "AND (cvc_ciphertext IS NOT NULL OR cvc_expires_at IS NOT NULL) FOR UPDATE"
+    "), taken AS ("
+    "UPDATE cards SET cvc_ciphertext = NULL, cvc_expires_at = NULL FROM held "
+    "WHERE cards.token = held.token "
+    "RETURNING held.cvc_ciphertext AS cvc_ciphertext, held.cvc_expires_at AS cvc_expires_at"
+    f"), audited AS ({_AUDIT_EVENT_INSERT}) "
+    "SELECT (SELECT cvc_ciphertext FROM taken WHERE cvc_expires_at > %(now)s) AS cvc"
+)
+
+# The key ring's lock, transaction-scoped. Every write of a wrapped data key (a tokenization,
+# a re-wrap batch) holds it shared from before it reads the key file until it commits; a change
+# of which key versions may unwrap (retiring, removing) holds it exclusively while it counts
+# the data keys wrapped under them and rewrites the key file. So the count sees every data key
+# wrapped under a ring read before the change, and every data key written after the change is
+# wrapped under a ring read after it: a version is never retired or removed under a data key
+# that is about to be committed. The namespace "vkey" keeps it apart from every other advisory
+# lock (the migrations' single-number keys among them).
+_KEY_RING_LOCK_PARAMS = {"namespace": 0x766B6579, "key": 1}
+_HOLD_KEY_RING_SHARED = Statement(
+    "SELECT pg_advisory_xact_lock_shared(%(namespace)s, %(key)s) AS held"
+)
+_HOLD_KEY_RING_EXCLUSIVE = Statement("SELECT pg_advisory_xact_lock(%(namespace)s, %(key)s) AS held")
+
 _AUDIT_EVENTS = TableStatements(audit_events, key=("id",))
 _CARDS = TableStatements(cards, key=("token",))
-_AUDIT_EVENT_COLUMNS = tuple(column.name for column in audit_events.columns)
 
 
 def _card_from_row(row: Row[tuple[object, ...]]) -> StoredCard:
@@ -119,6 +151,22 @@ def _audit_from_row(row: Row[tuple[object, ...]]) -> AuditEvent:
         reference=m["reference"],
         key_version=m["key_version"],
     )
+
+
+def _audit_params(event: AuditEvent) -> dict[str, object]:
+    return {
+        "id": event.id,
+        "created_at": event.created_at,
+        "action": event.action.value,
+        "requester": event.requester,
+        "purpose": event.purpose,
+        "token": event.token,
+        "account_id": event.account_id,
+        "destination": event.destination,
+        "reference": event.reference,
+        "succeeded": event.succeeded,
+        "key_version": event.key_version,
+    }
 
 
 class SqlVaultRepository:
@@ -183,6 +231,17 @@ class SqlVaultRepository:
             )
         )
 
+    async def prune_dead_card_versions(self) -> None:
+        """Remove the dead row versions of `cards`, and with them the sealed numbers, wrapped
+        data keys and CVCs that shredding and CVC destruction left in them (an UPDATE writes
+        a new row version; the old one keeps its bytes until vacuumed).
+
+        Runs outside any transaction (VACUUM cannot run inside one). Leaving the indexes to
+        autovacuum keeps the cost to the pages changed since the last run (the visibility
+        map skips the rest): the dead versions' bytes go either way, only their line pointers
+        wait. Not truncating the file's empty tail avoids the exclusive lock that takes."""
+        await driver(self._db).execute("VACUUM (INDEX_CLEANUP OFF, TRUNCATE OFF) cards")
+
     async def cards_wrapped_below(self, version: int, limit: int) -> list[StoredCard]:
         query = (
             select(cards)
@@ -198,6 +257,24 @@ class SqlVaultRepository:
             cards.c.kek_version < version, cards.c.deleted_at.is_(None)
         )
         return int((await self._sa.execute(query)).scalar_one())
+
+    async def count_live_wrapped_under(self, version: int) -> int:
+        """Data keys of cards not deleted that are wrapped under exactly `version` (a deleted
+        card's data key is destroyed: it depends on no version)."""
+        query = select(func.count()).where(
+            cards.c.kek_version == version, cards.c.deleted_at.is_(None)
+        )
+        return int((await self._sa.execute(query)).scalar_one())
+
+    async def hold_key_ring_shared(self) -> None:
+        """Until this transaction ends, no key version is retired or removed (see
+        `_KEY_RING_LOCK_PARAMS`). Take it before reading the key ring that wraps."""
+        await _HOLD_KEY_RING_SHARED.first(self._db, _KEY_RING_LOCK_PARAMS)
+
+    async def hold_key_ring_exclusive(self) -> None:
+        """Wait for every transaction writing a wrapped data key to end, and keep new ones
+        waiting until this transaction ends."""
+        await _HOLD_KEY_RING_EXCLUSIVE.first(self._db, _KEY_RING_LOCK_PARAMS)
 
     async def save_wrapping(self, token: str, sealed: SealedCard) -> None:
         await self._sa.execute(
@@ -317,13 +394,22 @@ class SqlVaultRepository:
         card = None if row["token"] is None else _card_from_mapping(row)
         return None if result is None else bytes(result), card
 
+    async def audit_forward_taking_cvc(self, event: AuditEvent, now: datetime) -> bytes | None:
+        """In one statement: record the forward's audit event, and take the card's CVC, which
+        the statement destroys. The sealed CVC if this call took one still held at `now`;
+        None if the card held none, it had expired (destroyed all the same), or a concurrent
+        forward took it first."""
+        params = {**_audit_params(event), "now": now}
+        row = await _AUDIT_FORWARD_TAKING_CVC.first(self._db, params)
+        assert row is not None  # the statement always returns its one row
+        return None if row["cvc"] is None else bytes(row["cvc"])
+
     async def finish_forward(
         self, account_id: str, reference: str, token: str, destination: str, result: bytes,
         now: datetime,
     ) -> bytes | None:  # fmt: skip
-        """In one statement: record the reference's answer unless one is recorded already, and
-        destroy the card's CVC. None if this answer is now the recorded one, else the answer
-        recorded first."""
+        """Record the reference's answer unless one is recorded already. None if this answer
+        is now the recorded one, else the answer recorded first."""
         params = {
             "account_id": account_id,
             "reference": reference,
@@ -346,22 +432,7 @@ class SqlVaultRepository:
     # --- audit -------------------------------------------------------------------------
 
     async def insert_audit_event(self, event: AuditEvent) -> None:
-        await _AUDIT_EVENTS.insert(_AUDIT_EVENT_COLUMNS).run(
-            self._db,
-            {
-                "id": event.id,
-                "created_at": event.created_at,
-                "action": event.action.value,
-                "requester": event.requester,
-                "purpose": event.purpose,
-                "token": event.token,
-                "account_id": event.account_id,
-                "destination": event.destination,
-                "reference": event.reference,
-                "succeeded": event.succeeded,
-                "key_version": event.key_version,
-            },
-        )
+        await _AUDIT_EVENTS.insert(_AUDIT_EVENT_COLUMNS).run(self._db, _audit_params(event))
 
     async def audit_anchor(self, event_id: str) -> tuple[datetime, str] | None:
         query = select(audit_events.c.created_at, audit_events.c.id).where(

@@ -47,7 +47,7 @@ from remit.vault.domain import (
     StoredCard,
 )
 from remit.vault.forwarding import Destination
-from remit.vault.keystore import KeyStore, KeyStoreError
+from remit.vault.keystore import KEYS_ENV, KeyStore, KeyStoreError
 from remit.vault.repository import SqlVaultRepository
 from remit.vault.test_cards import known_test_number, test_card_for
 from remit_api.vault.v1 import vault_pb2
@@ -65,6 +65,41 @@ class VaultError(RemitError):
     """Root of the errors the vault service raises."""
 
 
+def removal_refusal(ring: KeyRing, version: int, live_data_keys: int) -> VaultError | None:
+    """Why key version `version` may not be removed from `ring`, if it may not:
+    `live_data_keys` cards not deleted still have their data key wrapped under it."""
+    if version not in ring.versions:
+        return VaultError(
+            message=f"The vault's key file has no key version {version}.",
+            kind=ErrorKind.NOT_FOUND,
+            code="resource_missing",
+            param="version",
+        )
+    if version == ring.current_version:
+        return VaultError(
+            message=f"Key version {version} is the current version, which wraps new data keys; "
+            "it cannot be removed.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            param="version",
+        )
+    if version >= ring.minimum_decryption_version:
+        return VaultError(
+            message=f"Key version {version} is not retired (the minimum decryption version is "
+            f"{ring.minimum_decryption_version}); retire it first.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            param="version",
+        )
+    if live_data_keys:
+        return VaultError(
+            message=f"{live_data_keys} cards still have their data key wrapped under key "
+            f"version {version}; removing it would make them unreadable. Lower the minimum "
+            f"decryption version to {version}, re-wrap them and retire it again first.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            param="version",
+        )
+    return None
+
+
 def _live_card_of(card: StoredCard | None, account_id: str) -> TypeGuard[StoredCard]:
     """The card exists, belongs to the account and was not deleted: the only cards an account
     may use (any other token is answered as if it did not exist)."""
@@ -78,6 +113,25 @@ def _no_such_token(token: str, param: str = "vault_token") -> VaultError:
         code="resource_missing",
         param=param,
     )
+
+
+def _forward_refusal(request: ForwardRequest, *, allowed: bool) -> RemitError | None:
+    """Why the forward is refused whatever the card, if it is."""
+    if not allowed:
+        return VaultError(
+            message=f"Destination '{request.destination}' is not on the vault's forwarding "
+            "allowlist.",
+            kind=ErrorKind.PERMISSION_DENIED,
+            code="destination_not_allowed",
+            param="destination",
+        )
+    if not request.reference:
+        return invalid("A forwarded authorization needs a reference.", "reference")
+    if request.amount_minor < 1:
+        return invalid("amount must be at least 1.", "amount")
+    if not request.purpose:
+        return invalid("Say why the card is decrypted: purpose is required.", "purpose")
+    return None
 
 
 @dataclass(frozen=True)
@@ -143,30 +197,34 @@ class VaultService:
     ) -> Tokenized:
         now = self._clock.now()
         card = validate_card(number, exp_month, exp_year, cvc, now=now)
-        ring = self._keys.load()
         token = new_id("vtok")
         known = known_test_number(card.number)
-        summary = CardSummary(
-            brand=card.brand,
-            last4=card.last4,
-            exp_month=card.exp_month,
-            exp_year=card.exp_year,
-            fingerprint=fingerprint(ring, card.number),
-            funding=known.funding if known else Funding.UNKNOWN,
-            country=known.country if known else "",
-        )
-        stored = StoredCard(
-            token=token,
-            account_id=account_id,
-            livemode=livemode,
-            sealed=seal_card(ring, token, card.number, card.cvc),
-            summary=summary,
-            billing_details=dict(billing_details or {}),
-            created_at=now,
-            cvc_expires_at=None if card.cvc is None else now + self._cvc_retention,
-        )
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
+            # The ring is read under the key ring's lock: a ring read before it could name a
+            # version that has been retired or removed since, and the card would be stored
+            # under a key no vault can unwrap with.
+            await repo.hold_key_ring_shared()
+            ring = self._keys.load()
+            summary = CardSummary(
+                brand=card.brand,
+                last4=card.last4,
+                exp_month=card.exp_month,
+                exp_year=card.exp_year,
+                fingerprint=fingerprint(ring, card.number),
+                funding=known.funding if known else Funding.UNKNOWN,
+                country=known.country if known else "",
+            )
+            stored = StoredCard(
+                token=token,
+                account_id=account_id,
+                livemode=livemode,
+                sealed=seal_card(ring, token, card.number, card.cvc),
+                summary=summary,
+                billing_details=dict(billing_details or {}),
+                created_at=now,
+                cvc_expires_at=None if card.cvc is None else now + self._cvc_retention,
+            )
             await repo.insert_card(stored)
             await repo.insert_audit_event(
                 self._event(AuditAction.TOKENIZE, requester, "tokenize", stored)
@@ -237,7 +295,27 @@ class VaultService:
         return True
 
     async def card_details(self, account_id: str, token: str, *, requester: str) -> CardDetails:
-        card = await self._card(account_id, token)
+        """The card's public details; the look-up is audited whether it is granted or not."""
+        async with self._statement() as repo:
+            found = await repo.get_card(token)
+        card = found if _live_card_of(found, account_id) else None
+        # A refused look-up is recorded as the caller named it, without describing the card
+        # (0: no key version), which may be another account's.
+        await self._audit(
+            AuditEvent(
+                id=new_id("vae"),
+                created_at=self._clock.now(),
+                action=AuditAction.GET_DETAILS,
+                requester=requester,
+                purpose="get_details",
+                succeeded=card is not None,
+                token=token,
+                account_id=account_id,
+                key_version=0 if card is None else card.sealed.kek_version,
+            )
+        )
+        if card is None:
+            raise _no_such_token(token)
         return CardDetails(
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
@@ -249,9 +327,21 @@ class VaultService:
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
             card = await repo.get_card(token, for_update=True)
-            if card is None or card.account_id != account_id:
-                raise _no_such_token(token)
-            return await self._shred(repo, card, requester, "delete", now)
+            if card is not None and card.account_id == account_id:
+                return await self._shred(repo, card, requester, "delete", now)
+        await self._audit(
+            AuditEvent(
+                id=new_id("vae"),
+                created_at=now,
+                action=AuditAction.DELETE,
+                requester=requester,
+                purpose="delete",
+                succeeded=False,
+                token=token,
+                account_id=account_id,
+            )
+        )
+        raise _no_such_token(token)
 
     async def list_cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None, requester: str
@@ -298,17 +388,12 @@ class VaultService:
 
     async def forward(self, account_id: str, token: str, request: ForwardRequest) -> Forwarded:
         destination = self._destinations.get(request.destination)
-        if destination is None:
+        refusal = _forward_refusal(request, allowed=destination is not None)
+        if refusal is not None:
+            # Refused before the card is even read, and recorded like every other attempt.
             await self._audit(self._refused_forward_event(account_id, token, request))
-            raise VaultError(
-                message=f"Destination '{request.destination}' is not on the vault's forwarding "
-                "allowlist.",
-                kind=ErrorKind.PERMISSION_DENIED,
-                code="destination_not_allowed",
-                param="destination",
-            )
-        if not request.reference:
-            raise invalid("A forwarded authorization needs a reference.", "reference")
+            raise refusal
+        assert destination is not None
         async with self._statement() as repo:
             stored, found = await repo.forward_start(account_id, request.reference, token)
         if stored is not None:
@@ -327,7 +412,17 @@ class VaultService:
             log.error("card %s could not be decrypted for %s", token, request.purpose)
             await self._audit(self._forward_event(card, request, succeeded=False))
             raise
-        await self._audit(self._forward_event(card, request, succeeded=True))
+        # The audit event is committed before the card leaves the vault, by the statement that
+        # takes the CVC: a CVC goes with one authorization only (PCI DSS 3.3.1), so of
+        # concurrent forwards of the card only the one that took it sends it. It is destroyed
+        # before it is sent, so an authorization that gets no answer does not get it back:
+        # its retry goes without it.
+        async with self._statement() as repo:
+            taken = await repo.audit_forward_taking_cvc(
+                self._forward_event(card, request, succeeded=True), now
+            )
+        # A card's CVC is sealed once, when it is stored: what was taken is what was opened.
+        cvc = opened.cvc if taken is not None and taken == card.sealed.cvc_ciphertext else None
         address = request.billing_address
         if address is None:
             stored_address = card.billing_details.get("address")
@@ -343,7 +438,7 @@ class VaultService:
                 card_number=opened.number,
                 exp_month=card.summary.exp_month,
                 exp_year=card.summary.exp_year,
-                cvc=opened.cvc if card.cvc_held(now) else None,
+                cvc=cvc,
                 amount_minor=request.amount_minor,
                 currency=request.currency,
                 capture=request.capture,
@@ -351,9 +446,8 @@ class VaultService:
                 three_d_secure_authenticated=request.three_d_secure_authenticated,
             )
         )
-        # One statement, so one transaction: the answer is recorded for the reference (unless
-        # a concurrent call recorded one first, which then stands) and, as the authorization
-        # happened, the CVC is destroyed (PCI DSS 3.3.1 forbids keeping it past it).
+        # The answer is recorded for the reference, unless a concurrent call recorded one
+        # first, which then stands.
         async with self._statement() as repo:
             earlier = await repo.finish_forward(
                 account_id, request.reference, token, request.destination,
@@ -406,6 +500,11 @@ class VaultService:
         async with self._engine.begin() as db:
             return await SqlVaultRepository(db).drop_expired_cvcs(self._clock.now())
 
+    async def prune_shredded(self) -> None:
+        """Remove what shredded cards and destroyed CVCs left in dead row versions."""
+        async with self._statement() as repo:
+            await repo.prune_dead_card_versions()
+
     # --- keys --------------------------------------------------------------------------
 
     async def rotate_key(self, *, requester: str) -> int:
@@ -423,10 +522,13 @@ class VaultService:
         """Re-wrap up to `batch_size` data keys under the current KEK; numbers stay sealed."""
         if not 0 <= batch_size <= MAX_REWRAP_BATCH:
             raise invalid(f"batch_size must be between 0 and {MAX_REWRAP_BATCH}.", "batch_size")
-        ring = self._keys.load()
         done = 0
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
+            # As in `tokenize`: the version data keys are re-wrapped under is one that is not
+            # retired or removed before they are committed.
+            await repo.hold_key_ring_shared()
+            ring = self._keys.load()
             for card in await repo.cards_wrapped_below(
                 ring.current_version, batch_size or DEFAULT_REWRAP_BATCH
             ):
@@ -453,31 +555,96 @@ class VaultService:
 
     async def set_minimum_decryption_version(self, minimum: int, *, requester: str) -> int:
         try:
-            with self._keys.locked():
-                ring = self._keys.load()
-                if not 1 <= minimum <= ring.current_version:
-                    raise invalid(
-                        f"minimum_version must be between 1 and the current version "
-                        f"{ring.current_version}.",
-                        "minimum_version",
-                    )
-                async with self._engine.begin() as db:
-                    behind = await SqlVaultRepository(db).count_wrapped_below(minimum)
-                if behind:
-                    raise VaultError(
-                        message=f"{behind} data keys are still wrapped with key versions older "
-                        f"than {minimum}; re-wrap them first.",
-                        kind=ErrorKind.FAILED_PRECONDITION,
-                        param="minimum_version",
-                    )
-                ring = ring.with_minimum(minimum)
-                self._keys.save(ring)
+            async with self._engine.begin() as db:
+                repo = SqlVaultRepository(db)
+                # Held until the key file is saved: a tokenization or re-wrap that read the ring
+                # before this change has committed, and is counted; one that reads it after,
+                # reads the new floor.
+                await repo.hold_key_ring_exclusive()
+                behind = await repo.count_wrapped_below(minimum)
+                # The key file's lock is taken last and held across no wait on anything else:
+                # `flock` blocks the whole process, and a vault process stuck there could not
+                # commit the tokenizations another one's change waits for.
+                with self._keys.locked():
+                    ring = self._keys.load()
+                    if not 1 <= minimum <= ring.current_version:
+                        raise invalid(
+                            f"minimum_version must be between 1 and the current version "
+                            f"{ring.current_version}.",
+                            "minimum_version",
+                        )
+                    if behind:
+                        raise VaultError(
+                            message=f"{behind} data keys are still wrapped with key versions "
+                            f"older than {minimum}; re-wrap them first.",
+                            kind=ErrorKind.FAILED_PRECONDITION,
+                            param="minimum_version",
+                        )
+                    ring = ring.with_minimum(minimum)
+                    self._keys.save(ring)
         except KeyStoreError as error:
             raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
         await self._audit(
             self._key_event(AuditAction.SET_MINIMUM_VERSION, requester, f"minimum {minimum}", ring)
         )
         return minimum
+
+    async def remove_key_version(self, version: int, *, requester: str) -> int:
+        """Delete a retired key version's material from the key file, once no card that is not
+        deleted has its data key wrapped under it. Every other copy of a data key wrapped under
+        it (a deleted card's dead row versions, the WAL, backups) is then beyond use with the
+        key file; copies of earlier key files still hold the version and are the operator's to
+        destroy. The attempt is audited, granted or refused."""
+        if version < 1:
+            raise invalid("version must be a key version, 1 or more.", "version")
+        try:
+            await self._remove_key_version(version, requester)
+        except VaultError:
+            await self._audit(self._removal_event(requester, version, succeeded=False))
+            raise
+        log.info("vault key version %d removed from the key file", version)
+        return version
+
+    async def _remove_key_version(self, version: int, requester: str) -> None:
+        if not self._keys.writable:
+            raise VaultError(
+                message=f"The vault's keys come from {KEYS_ENV}; remove key version {version} "
+                "there and restart the vault.",
+                kind=ErrorKind.FAILED_PRECONDITION,
+            )
+        try:
+            async with self._engine.begin() as db:
+                repo = SqlVaultRepository(db)
+                # Held until the key file is saved, as when retiring: a card stored or
+                # re-wrapped under a ring read before this is committed and counted, and one
+                # stored after reads a ring without the version.
+                await repo.hold_key_ring_exclusive()
+                live_data_keys = await repo.count_live_wrapped_under(version)
+                # Recorded in the transaction that holds the lock, before the material is gone:
+                # a refusal or a failed save rolls the record back with it.
+                await repo.insert_audit_event(
+                    self._removal_event(requester, version, succeeded=True)
+                )
+                # Taken last, as when retiring (see `set_minimum_decryption_version`).
+                with self._keys.locked():
+                    ring = self._keys.load()
+                    refusal = removal_refusal(ring, version, live_data_keys)
+                    if refusal is not None:
+                        raise refusal
+                    self._keys.save(ring.without_version(version))
+        except KeyStoreError as error:
+            raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
+
+    def _removal_event(self, requester: str, version: int, *, succeeded: bool) -> AuditEvent:
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=AuditAction.REMOVE_KEY_VERSION,
+            requester=requester,
+            purpose=f"remove key version {version}",
+            succeeded=succeeded,
+            key_version=version,
+        )
 
     async def key_status(self) -> KeyStatus:
         ring = self._keys.load()

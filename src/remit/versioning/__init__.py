@@ -8,20 +8,23 @@ Entry points:
   `api_version`); what the webhook worker calls for each endpoint.
 - `render_error(status, body, version)`: an error response at `version` (status and fields).
 - `upgrade_request(operation, form, version)`: old parameters rewritten to the latest schema.
-- `gather_related(json, version, fetch)`: the related lists old versions show, fetched before
-  rendering (only needed for versions before 2022-11-15).
+- `gather_related(json, version, fetch)`: the related lists and objects old versions show,
+  fetched before rendering (only needed for versions before 2022-11-15).
 """
 
 from remit.versioning.change import (
     ErrorResponse,
+    Need,
     RelatedDataMissingError,
     RelatedList,
+    RelatedObject,
+    RelatedPage,
     RequestRefusedError,
     VersionChange,
 )
 from remit.versioning.operations import operation_key
 from remit.versioning.registry import load, plan
-from remit.versioning.related import Fetch, gather_related
+from remit.versioning.related import MAX_EMBEDDED, Fetch, gather_related
 from remit.versioning.render import (
     NO_RELATED,
     Related,
@@ -32,12 +35,16 @@ from remit.versioning.render import (
 )
 
 __all__ = [
+    "MAX_EMBEDDED",
     "NO_RELATED",
     "ErrorResponse",
     "Fetch",
+    "Need",
     "Related",
     "RelatedDataMissingError",
     "RelatedList",
+    "RelatedObject",
+    "RelatedPage",
     "RequestRefusedError",
     "VersionChange",
     "gather_related",

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from remit.core.jsonview import JsonObject, JsonValue
 from remit.rest.forms import FormValue
+from versions import KNOWN_VERSIONS
 
 Form = dict[str, FormValue]
 """Request parameters as decoded from the form or JSON body, before the schema parses them."""
@@ -32,6 +33,47 @@ class RelatedList:
     """The `url` of the rendered list, with `{id}` for the parent's id."""
     empty_when_null: str | None = None
     """A field of the parent that, when null, proves the list is empty (no fetch needed)."""
+
+
+@dataclass(frozen=True)
+class RelatedObject:
+    """An object a change shows in place of the id a field of the parent holds, for old
+    versions that expanded it without being asked: e.g. the Radar rule that decided a charge
+    (`resource="rule"`, `field="outcome.rule"`). It is fetched by that id; one gone since
+    (a deleted rule) is not found, and the id stays."""
+
+    resource: str
+    field: str
+    """The parent's field (dotted path) holding the id."""
+
+    def id_in(self, parent: JsonObject) -> str | None:
+        """The id the parent's field holds; None when it holds none (null, or an object the
+        client expanded already)."""
+        value: JsonValue = parent
+        for name in self.field.split("."):
+            if not isinstance(value, dict):
+                return None
+            value = value.get(name)
+        return value if isinstance(value, str) else None
+
+
+Need = RelatedList | RelatedObject
+"""What a change may ask to have gathered before rendering."""
+
+
+@dataclass(frozen=True)
+class RelatedPage:
+    """A related list as an old version embeds it: its first items (at most a page), whether
+    more follow, and how many there are in all."""
+
+    data: list[JsonObject]
+    has_more: bool
+    total_count: int
+
+    @classmethod
+    def whole(cls, items: list[JsonObject]) -> "RelatedPage":
+        """A list shown in full."""
+        return cls(list(items), has_more=False, total_count=len(items))
 
 
 @dataclass
@@ -62,12 +104,12 @@ class RequestRefusedError(Exception):
 class RenderContext:
     """What a response change may consult besides the object: related lists gathered for it."""
 
-    def __init__(self, related: Mapping[tuple[RelatedList, str], list[JsonObject]]) -> None:
+    def __init__(self, related: Mapping[tuple[Need, str], RelatedPage]) -> None:
         self._related = related
 
-    def related_list(self, need: RelatedList, parent: JsonObject) -> list[JsonObject]:
+    def related_page(self, need: RelatedList, parent: JsonObject) -> RelatedPage:
         if need.empty_when_null is not None and parent.get(need.empty_when_null) is None:
-            return []
+            return RelatedPage.whole([])
         parent_id = parent.get("id")
         key = (need, parent_id if isinstance(parent_id, str) else "")
         if key not in self._related:
@@ -76,6 +118,21 @@ class RenderContext:
                 "(gather it with remit.versioning.gather_related first)"
             )
         return self._related[key]
+
+    def related_object(self, need: RelatedObject, parent: JsonObject) -> JsonObject | None:
+        """The object the parent's field names, or None when it names none or the object is
+        gone (the id then stays)."""
+        object_id = need.id_in(parent)
+        if object_id is None:
+            return None
+        key = (need, object_id)
+        if key not in self._related:
+            raise RelatedDataMissingError(
+                f"rendering {parent.get('object')} {parent.get('id')} needs the {need.resource} "
+                f"{object_id} (gather it with remit.versioning.gather_related first)"
+            )
+        found = self._related[key].data
+        return found[0] if found else None
 
 
 class RelatedDataMissingError(LookupError):
@@ -96,20 +153,28 @@ class VersionChange:
       ("POST /v1/payment_intents") whose parameters change, the latest-schema parameters the
       change writes (each must be a field of the operation's gRPC request message) and the old
       parameter names it reads (which must not be).
-    - `needs`: related lists to gather before rendering (see `RelatedList`).
+    - `needs`: related lists and objects to gather before rendering (see `RelatedList`,
+      `RelatedObject`).
     """
 
     version: ClassVar[str]
-    """Set by the registry from the module the change lives in."""
+    """The version whose module (`versions/vYYYY_MM_DD.py`) defines the change, set when the
+    class is defined, so it is known before (and without) the registry loading."""
     resources: ClassVar[tuple[str, ...]] = ()
     fields: ClassVar[tuple[str, ...]] = ()
     adds_back: ClassVar[tuple[str, ...]] = ()
     operations: ClassVar[tuple[str, ...]] = ()
     params: ClassVar[tuple[str, ...]] = ()
     old_params: ClassVar[tuple[str, ...]] = ()
-    needs: ClassVar[tuple[RelatedList, ...]] = ()
+    needs: ClassVar[tuple[Need, ...]] = ()
     refused_params: ClassVar[tuple[str, ...]] = ()
     """Parameters `check_request` refuses from this version on (left out of its OpenAPI)."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        version = version_of_module(cls.__module__)
+        if version is not None:
+            cls.version = version
 
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         """Rewrite `obj`, a resource in this change's version's shape, into the previous
@@ -136,13 +201,29 @@ class VersionChange:
         reads them, in reverse: the previous version's names and types."""
 
 
-def json_list(items: list[JsonObject], *, url: str, has_more: bool = False) -> JsonObject:
-    """A list envelope as Stripe rendered embedded lists (with `total_count`)."""
-    data: list[JsonValue] = list(items)
+def version_of_module(module: str) -> str | None:
+    """The known version a change module is named for (`versions.v2025_03_31` ->
+    `2025-03-31.basil`), or None for a module outside `versions/`."""
+    package, _, name = module.rpartition(".")
+    if package != "versions" or not name.startswith("v"):
+        return None
+    date = name.removeprefix("v").replace("_", "-")
+    return next((known for known in KNOWN_VERSIONS if known.split(".")[0] == date), None)
+
+
+def json_list(items: list[JsonObject], *, url: str) -> JsonObject:
+    """A list envelope as Stripe rendered embedded lists (with `total_count`), in full."""
+    return json_page(RelatedPage.whole(items), url=url)
+
+
+def json_page(page: RelatedPage, *, url: str) -> JsonObject:
+    """The envelope of an embedded list's first page: `has_more` when items were left out,
+    and `total_count` counting them too."""
+    data: list[JsonValue] = list(page.data)
     return {
         "object": "list",
         "data": data,
-        "has_more": has_more,
-        "total_count": len(items),
+        "has_more": page.has_more,
+        "total_count": page.total_count,
         "url": url,
     }

@@ -11,7 +11,7 @@ from functools import cache
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from remit.core.jsonview import object_name
+from remit.core.jsonview import internal, object_name
 
 ERROR_OBJECT = "error"
 """The pseudo-resource of error changes: Stripe's `{"error": {...}}` body, whose fields are those
@@ -44,6 +44,18 @@ def resource_messages() -> Mapping[str, Descriptor]:
 
     chosen[ERROR_OBJECT] = payments_pb2.PaymentError.DESCRIPTOR
     return chosen
+
+
+@cache
+def internal_fields() -> Mapping[str, frozenset[str]]:
+    """Per Stripe `object` name, the top-level fields its message keeps off the wire (the
+    `internal` option); only the objects that have some."""
+    found: dict[str, frozenset[str]] = {}
+    for name, message in resource_messages().items():
+        hidden = frozenset(field.name for field in message.fields if internal(field))
+        if hidden:
+            found[name] = hidden
+    return found
 
 
 def _collect(message: Descriptor, found: dict[str, list[Descriptor]]) -> None:

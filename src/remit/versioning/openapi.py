@@ -20,6 +20,7 @@ from remit.core.jsonview import (
     JsonValue,
     enum_wire_values,
     expandable_resource,
+    internal,
     null_when_empty,
 )
 from remit.rest import params as p
@@ -90,7 +91,8 @@ class _SchemaBuilder:
             properties["object"] = {"type": "string", "enum": [resource]}
             required.append("object")
         for field in descriptor.fields:
-            properties[field.name] = self.field(field)
+            if not internal(field):  # never shown on the wire
+                properties[field.name] = self.field(field)
         if "id" in properties:
             required.append("id")
         schema: JsonObject = {

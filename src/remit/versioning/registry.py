@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
 
-from remit.versioning.change import VersionChange
+from remit.versioning.change import RelatedObject, VersionChange
 from remit.versioning.descriptors import (
     ERROR_OBJECT,
     UnknownFieldError,
@@ -96,6 +96,9 @@ def check_change(change: type[VersionChange]) -> None:
                 require_absent(request, param, owner)
         for need in change.needs:
             message_for(need.resource)
+            if isinstance(need, RelatedObject):
+                for resource in change.resources:
+                    require_field(message_for(resource), need.field, owner)
     except UnknownFieldError as error:
         raise InvalidChangeError(str(error)) from error
     overridden = {

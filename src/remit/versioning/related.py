@@ -1,23 +1,31 @@
-"""Gathering the related lists that response changes need (see `RelatedList`), before the pure
-rendering step. This is the only I/O the versioning layer causes, and only for versions old
-enough to show data the latest schema leaves out (a PaymentIntent's `charges`, a Charge's
-auto-expanded `refunds`).
+"""Gathering the related lists and objects that response changes need (see `RelatedList` and
+`RelatedObject`), before the pure rendering step. This is the only I/O the versioning layer
+causes, and only for versions old enough to show data the latest schema leaves out (a
+PaymentIntent's `charges`, a Charge's auto-expanded `refunds` and Radar rule).
 
 The caller supplies `fetch`, which lists the objects (latest schema, newest first); the REST
 facade fetches over gRPC (remit.rest.related), tests pass a dictionary lookup.
 """
 
 from collections.abc import Awaitable, Callable
+from typing import Final
 
-from remit.core.jsonview import JsonObject, JsonValue
-from remit.versioning.change import RelatedList
+from remit.core.jsonview import JsonValue
+from remit.versioning.change import Need, RelatedObject, RelatedPage
 from remit.versioning.registry import plan
 from remit.versioning.render import Related
 
-Fetch = Callable[[RelatedList, str], Awaitable[list[JsonObject]]]
+Fetch = Callable[[Need, str], Awaitable[RelatedPage]]
+"""For a `RelatedList` and the parent's id, the list's first page (`MAX_EMBEDDED` items), with
+its total count; for a `RelatedObject` and the object's id, a page holding the object, or an
+empty page when it no longer exists."""
+
+MAX_EMBEDDED: Final = 100
+"""Stripe embedded at most this many items in such lists (more meant `has_more`)."""
 
 MAX_DEPTH = 4
-"""Fetched objects may need their own lists (a charge's refunds); no change nests deeper."""
+"""Fetched objects may need their own lists (a charge's refunds and rule); no change nests
+deeper."""
 
 
 async def gather_related(body: JsonValue, version: str, fetch: Fetch) -> Related:
@@ -25,7 +33,7 @@ async def gather_related(body: JsonValue, version: str, fetch: Fetch) -> Related
     changes = plan(version).response_changes
     if not any(change.needs for items in changes.values() for change in items):
         return {}
-    found: dict[tuple[RelatedList, str], list[JsonObject]] = {}
+    found: dict[tuple[Need, str], RelatedPage] = {}
 
     async def visit(value: JsonValue, depth: int) -> None:
         if isinstance(value, list):
@@ -39,13 +47,19 @@ async def gather_related(body: JsonValue, version: str, fetch: Fetch) -> Related
         if isinstance(kind, str) and isinstance(object_id, str) and depth < MAX_DEPTH:
             for change in changes.get(kind, ()):
                 for need in change.needs:
+                    if isinstance(need, RelatedObject):
+                        # Keyed by the object's own id: charges a rule decided share it.
+                        target = need.id_in(value)
+                        if target is not None and (need, target) not in found:
+                            found[need, target] = await fetch(need, target)
+                        continue
                     key = (need, object_id)
                     if key in found:
                         continue
                     if need.empty_when_null and value.get(need.empty_when_null) is None:
                         continue
                     found[key] = await fetch(need, object_id)
-                    for item in found[key]:
+                    for item in found[key].data:
                         await visit(item, depth + 1)
         for item in value.values():
             if isinstance(item, dict | list):

@@ -4,7 +4,8 @@ Rendering walks the JSON once. At each object (a dict with an `object` key) it a
 first, only the changes that touch that object's type, then renders the object's values, so
 nested and expanded objects, list envelopes and event payloads (`data.object`, and
 `data.previous_attributes` as a partial object of the same type) are all rendered at the same
-version. A version with no change newer than itself returns its input untouched.
+version. A version with no change newer than itself returns its input as it is, less the
+fields kept off the wire (`remit.versioning.internal`).
 """
 
 from collections.abc import Mapping
@@ -13,12 +14,15 @@ from remit.core.jsonview import JsonObject, JsonValue
 from remit.versioning.change import (
     ErrorResponse,
     Form,
-    RelatedList,
+    Need,
+    RelatedPage,
     RenderContext,
 )
+from remit.versioning.descriptors import internal_fields
+from remit.versioning.internal import without_internal_fields
 from remit.versioning.registry import VersionPlan, plan
 
-Related = Mapping[tuple[RelatedList, str], list[JsonObject]]
+Related = Mapping[tuple[Need, str], RelatedPage]
 NO_RELATED: Related = {}
 
 
@@ -26,7 +30,7 @@ def render(body: JsonObject, version: str, related: Related = NO_RELATED) -> Jso
     """`body` (latest schema: a resource, a list envelope, an event) rendered at `version`."""
     version_plan = plan(version)
     if not version_plan.response_changes:
-        return body
+        return without_internal_fields(body)
     rendered = _Renderer(version_plan, RenderContext(related)).value(body)
     assert isinstance(rendered, dict)
     return rendered
@@ -75,6 +79,7 @@ class _Renderer:
     def __init__(self, version_plan: VersionPlan, context: RenderContext) -> None:
         self._changes = version_plan.response_changes
         self._context = context
+        self._internal = internal_fields()
 
     def value(self, value: JsonValue) -> JsonValue:
         if isinstance(value, dict):
@@ -90,6 +95,8 @@ class _Renderer:
         if type_name is not None:
             for change in self._changes.get(type_name, ()):
                 change.downgrade(obj, self._context)
+            for name in self._internal.get(type_name, ()):
+                obj.pop(name, None)  # read by the changes above, never shown
         if type_name == "event":
             self._event_data(obj)
         for key, item in obj.items():

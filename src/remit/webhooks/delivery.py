@@ -1,10 +1,12 @@
 """Delivering one event to one endpoint: the worker's `webhooks.deliver` job.
 
 Each job makes one attempt. It reads what it needs and takes one of the endpoint's concurrency
-slots in a short transaction of its own, POSTs with no transaction open, then records the attempt
-and stages the next one (if any) in the job's own transaction, which also completes the job. A
-worker that dies mid-POST leaves both its job lease and its slot lease to expire; another worker
-then makes the attempt again, so an event is delivered at least once and never lost.
+slots in a short transaction of its own (the slot is the claim on the attempt: a delivery holds
+at most one, and the attempt is checked again once it is held), POSTs with no transaction open,
+then records the attempt and stages the next one (if any) in the job's own transaction, which
+also completes the job. A worker that dies mid-POST leaves both its job lease and its slot lease
+to expire; another worker then makes the attempt again, so an event is delivered at least once
+and never lost.
 """
 
 import json
@@ -114,6 +116,15 @@ class WebhookDeliverer:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
                 return
             wait_until = await self._wait_until(short, ctx, now)
+            if wait_until is None and not await DeliveryRepository(short).awaits_attempt(
+                delivery_id, attempt_number
+            ):
+                # `ctx` was read before another worker's record of this very attempt committed,
+                # and the slot just taken is the one that worker let go as it committed. The
+                # delivery is read again only now, after the slot: any attempt whose slot could
+                # be taken has committed by then. Undo the slot; the attempt is made.
+                await short.rollback()
+                return
         if wait_until is not None:
             await stage_delivery_attempt(db, delivery_id, attempt_number,
                                          account_id=ctx.delivery.account_id, now=now,
@@ -177,13 +188,20 @@ class Retry:
     at: datetime | None
 
 
-def retry_after_unsuccessful(delivery: Delivery, outcome: AttemptOutcome, now: datetime) -> Retry:
+def may_honour_rate_limit(delivery: Delivery) -> bool:
+    """Whether this delivery has honoured 429s left (each attempt before this one either stepped
+    the schedule on or was an honoured 429)."""
+    return delivery.attempts - delivery.retry_step < MAX_HONOURED_RATE_LIMITS
+
+
+def retry_after_unsuccessful(
+    delivery: Delivery, outcome: AttemptOutcome, now: datetime, *, endpoint_allows: bool = True
+) -> Retry:
     """A 429 with a Retry-After waits as asked and stays at its step (up to
-    MAX_HONOURED_RATE_LIMITS of them); any other failure takes the next step, one gap after
+    MAX_HONOURED_RATE_LIMITS of them for the delivery, and as many for its endpoint until it
+    next answers 2xx: `endpoint_allows`); any other failure takes the next step, one gap after
     this attempt."""
-    # Each attempt before this one either stepped the schedule on or was an honoured 429.
-    honoured_so_far = delivery.attempts - delivery.retry_step
-    honoured = honoured_so_far < MAX_HONOURED_RATE_LIMITS
+    honoured = may_honour_rate_limit(delivery) and endpoint_allows
     if outcome.rate_limited and outcome.retry_after is not None and honoured:
         at = next_attempt_after_rate_limit(delivery.first_attempt_at, outcome.retry_after, now)
         return Retry(step=delivery.retry_step, at=at)
@@ -201,19 +219,27 @@ async def record_attempt(
     now: datetime,
 ) -> DeliveryAttempt:
     """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
-    apply what the outcome says about the endpoint."""
+    apply what the outcome says about the endpoint. The endpoint's row is written first: every
+    transaction that takes both locks it before a delivery's slot (`InflightRepository`), so
+    two of them never wait on each other."""
     delivery, endpoints = ctx.delivery, EndpointRepository(db)
     status, next_at, step = DeliveryStatus.PENDING, None, delivery.retry_step
     if outcome.succeeded:
         status = DeliveryStatus.SUCCEEDED
-        if ctx.endpoint.failing_since is not None:
-            await endpoints.note_success(ctx.endpoint.id)
+        # Whatever `ctx` said of the endpoint: a failure may have been recorded since.
+        await endpoints.note_success(ctx.endpoint.id, attempted_at)
     elif outcome.gone:
         status = DeliveryStatus.FAILED
         await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
         log.warning("webhook endpoint %s answered 410 Gone; disabled", ctx.endpoint.id)
     else:
-        retry = retry_after_unsuccessful(delivery, outcome, now)
+        # The endpoint's allowance is taken only by a 429 the delivery would honour itself.
+        endpoint_allows = (
+            outcome.rate_limited
+            and may_honour_rate_limit(delivery)
+            and await endpoints.take_honoured_rate_limit(ctx.endpoint.id)
+        )
+        retry = retry_after_unsuccessful(delivery, outcome, now, endpoint_allows=endpoint_allows)
         next_at, step = retry.at, retry.step
         if next_at is None:
             status = DeliveryStatus.FAILED
@@ -266,7 +292,7 @@ async def record_manual_attempt(
     pending = ctx.delivery.status is DeliveryStatus.PENDING
     if outcome.succeeded:
         await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
-        await endpoints.note_success(ctx.endpoint.id)
+        await endpoints.note_success(ctx.endpoint.id, now)
     elif outcome.gone:
         await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
         await deliveries.finish(ctx.delivery.id, DeliveryStatus.FAILED, now)

@@ -1,7 +1,7 @@
 """Events, endpoints, deliveries and attempts, and the pure rules of the retry schedule."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Final
@@ -36,7 +36,9 @@ FAILURE_RUN_BREAK: Final = timedelta(hours=24)
 MAX_RETRY_AFTER: Final = timedelta(hours=12)
 # A receiver may ask for pauses, but not for ever: past this many honoured 429s, a delivery's
 # further 429s are ordinary failures and step the schedule on, so an endpoint that answers
-# "429 Retry-After: 1" to everything is not called every second for three days.
+# "429 Retry-After: 1" to everything is not called every second for three days. An endpoint
+# has as many, shared by all its deliveries, until it next answers 2xx: many pending events
+# do not each bring ten quick calls of their own.
 MAX_HONOURED_RATE_LIMITS: Final = 10
 OLD_SECRET_DEFAULT_LIFETIME: Final = timedelta(hours=24)
 EVENT_RETENTION: Final = timedelta(days=30)
@@ -85,6 +87,14 @@ class Event:
 
 
 @dataclass(frozen=True)
+class RolledSecret:
+    """A signing secret replaced by a roll: still signed with until it expires."""
+
+    secret: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class WebhookEndpoint:
     id: str
     account_id: str
@@ -96,23 +106,28 @@ class WebhookEndpoint:
     status: EndpointStatus
     disabled_reason: DisabledReason | None
     secret: str
-    previous_secret: str | None
-    previous_secret_expires_at: datetime | None
+    # Every rolled secret not yet expired (as of the latest roll), newest first: each roll
+    # gives the secret it replaces an expiry of its own, and a second roll within that time
+    # must not cut it short.
+    rolled_secrets: tuple[RolledSecret, ...]
     failing_since: datetime | None
     rate_limited_until: datetime | None
     created_at: datetime
 
     def signing_secrets(self, now: datetime) -> list[str]:
-        """The secrets an attempt made `now` is signed with: the current one, then the rolled
-        one while it has not expired, so receivers can switch without missing an event."""
-        secrets = [self.secret]
-        if (
-            self.previous_secret is not None
-            and self.previous_secret_expires_at is not None
-            and now < self.previous_secret_expires_at
-        ):
-            secrets.append(self.previous_secret)
-        return secrets
+        """The secrets an attempt made `now` is signed with: the current one, then every rolled
+        one that has not expired, so receivers can switch without missing an event."""
+        return [self.secret] + [old.secret for old in self.rolled_secrets if now < old.expires_at]
+
+    def rolled(
+        self, new_secret: str, *, now: datetime, old_lifetime: timedelta
+    ) -> "WebhookEndpoint":
+        """The endpoint signing with `new_secret`; the current secret stays valid for
+        `old_lifetime`, and rolled secrets already expired are dropped."""
+        kept = tuple(old for old in self.rolled_secrets if now < old.expires_at)
+        if old_lifetime > timedelta(0):
+            kept = (RolledSecret(self.secret, now + old_lifetime), *kept)
+        return replace(self, secret=new_secret, rolled_secrets=kept)
 
 
 @dataclass(frozen=True)

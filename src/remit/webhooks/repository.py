@@ -27,12 +27,14 @@ from remit.accounts.tables import accounts
 from remit.webhooks.domain import (
     FAILING_ENDPOINT_DISABLE_AFTER,
     FAILURE_RUN_BREAK,
+    MAX_HONOURED_RATE_LIMITS,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
     DisabledReason,
     EndpointStatus,
     Event,
+    RolledSecret,
     WebhookEndpoint,
 )
 from remit.webhooks.tables import (
@@ -125,12 +127,21 @@ def endpoint_from_mapping(m: Mapping[Any, Any]) -> WebhookEndpoint:
         if m["disabled_reason"] is None
         else DisabledReason(m["disabled_reason"]),
         secret=m["secret"],
-        previous_secret=m["previous_secret"],
-        previous_secret_expires_at=m["previous_secret_expires_at"],
+        rolled_secrets=rolled_secrets_from_json(m["rolled_secrets"]),
         failing_since=m["failing_since"],
         rate_limited_until=m["rate_limited_until"],
         created_at=m["created_at"],
     )
+
+
+def rolled_secrets_from_json(stored: Sequence[Mapping[str, str]]) -> tuple[RolledSecret, ...]:
+    return tuple(
+        RolledSecret(old["secret"], datetime.fromisoformat(old["expires_at"])) for old in stored
+    )
+
+
+def rolled_secrets_to_json(rolled: Sequence[RolledSecret]) -> list[dict[str, str]]:
+    return [{"secret": old.secret, "expires_at": old.expires_at.isoformat()} for old in rolled]
 
 
 def _endpoint_values(endpoint: WebhookEndpoint) -> dict[str, object]:
@@ -145,8 +156,7 @@ def _endpoint_values(endpoint: WebhookEndpoint) -> dict[str, object]:
         if endpoint.disabled_reason is None
         else endpoint.disabled_reason.value,
         "secret": endpoint.secret,
-        "previous_secret": endpoint.previous_secret,
-        "previous_secret_expires_at": endpoint.previous_secret_expires_at,
+        "rolled_secrets": rolled_secrets_to_json(endpoint.rolled_secrets),
         "failing_since": endpoint.failing_since,
         "rate_limited_until": endpoint.rate_limited_until,
     }
@@ -194,19 +204,45 @@ class EndpointRepository:
         )
         return result.rowcount == 1
 
-    async def note_success(self, endpoint_id: str) -> None:
+    async def note_success(self, endpoint_id: str, attempted_at: datetime) -> None:
+        """A success ends the run of failures made before it. Attempts are recorded in the
+        order their POSTs end, not the order they were made, so the run is kept by attempt
+        time: failures made after this success (recorded first) still count, from the latest
+        of them, the one the row knows; that can postpone disabling, never hasten it.
+
+        Every success writes the row, whatever the caller read of it: the write waits for a
+        concurrent failure's and is computed from the row that failure committed, where a
+        check of a row read earlier would miss it and leave the run standing."""
         c = webhook_endpoints.c
         await self._db.execute(
             update(webhook_endpoints)
-            .where(c.id == endpoint_id, c.failing_since.is_not(None))
-            .values(failing_since=None)
+            .where(c.id == endpoint_id)
+            .values(
+                last_succeeded_at=func.greatest(
+                    func.coalesce(c.last_succeeded_at, attempted_at), attempted_at
+                ),
+                # The endpoint takes deliveries again: its 429 allowance is whole again.
+                rate_limits_honoured=0,
+                failing_since=case(
+                    (c.failing_since > attempted_at, c.failing_since),
+                    (
+                        c.failing_since.is_not(None) & (c.last_failed_at > attempted_at),
+                        c.last_failed_at,
+                    ),
+                    else_=None,
+                ),
+            )
         )
 
     async def note_failure(self, endpoint_id: str, attempted_at: datetime, now: datetime) -> bool:
         """Start (or continue) the endpoint's run of failures; disable it once that run has
         lasted three days. A failure after a silence longer than FAILURE_RUN_BREAK starts a
-        new run. Returns True when this call disabled it."""
+        new run; a failure made before a success already recorded belongs to no run (that
+        success ended it). Returns True when this call disabled it.
+
+        One UPDATE: it waits for a concurrent success's and reads the row that committed."""
         c = webhook_endpoints.c
+        ended = c.last_succeeded_at >= attempted_at
         continues = (c.failing_since.is_not(None)) & (
             c.last_failed_at >= attempted_at - FAILURE_RUN_BREAK
         )
@@ -214,7 +250,11 @@ class EndpointRepository:
             update(webhook_endpoints)
             .where(c.id == endpoint_id)
             .values(
-                failing_since=case((continues, c.failing_since), else_=attempted_at),
+                failing_since=case(
+                    (ended, c.failing_since),
+                    (continues, func.least(c.failing_since, attempted_at)),
+                    else_=attempted_at,
+                ),
                 last_failed_at=func.greatest(
                     func.coalesce(c.last_failed_at, attempted_at), attempted_at
                 ),
@@ -230,6 +270,18 @@ class EndpointRepository:
             .values(
                 status=EndpointStatus.DISABLED.value, disabled_reason=DisabledReason.FAILING.value
             )
+        )
+        return result.rowcount == 1
+
+    async def take_honoured_rate_limit(self, endpoint_id: str) -> bool:
+        """Count one more 429 honoured since the endpoint last answered 2xx, if it has fewer
+        than MAX_HONOURED_RATE_LIMITS: all its deliveries share them, so many pending ones do
+        not each get their own. False: this 429 is an ordinary failure."""
+        c = webhook_endpoints.c
+        result = await self._db.execute(
+            update(webhook_endpoints)
+            .where(c.id == endpoint_id, c.rate_limits_honoured < MAX_HONOURED_RATE_LIMITS)
+            .values(rate_limits_honoured=c.rate_limits_honoured + 1)
         )
         return result.rowcount == 1
 
@@ -541,6 +593,21 @@ class DeliveryRepository:
             )
         ).first()
         return None if row is None else delivery_from_row(row)
+
+    async def awaits_attempt(self, delivery_id: int, attempt_number: int) -> bool:
+        """Whether the delivery is pending with `attempt_number` its next attempt, as committed
+        when this statement starts."""
+        d = webhook_deliveries.c
+        row = (
+            await self._db.execute(
+                select(d.id).where(
+                    d.id == delivery_id,
+                    d.attempts == attempt_number - 1,
+                    d.status == DeliveryStatus.PENDING.value,
+                )
+            )
+        ).first()
+        return row is not None
 
     async def record_attempt_result(
         self,

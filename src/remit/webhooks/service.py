@@ -155,8 +155,7 @@ class WebhooksService:
             status=EndpointStatus.ENABLED,
             disabled_reason=None,
             secret=generate_secret(),
-            previous_secret=None,
-            previous_secret_expires_at=None,
+            rolled_secrets=(),
             failing_since=None,
             rate_limited_until=None,
             created_at=self._clock.now(),
@@ -268,12 +267,7 @@ class WebhooksService:
 
         async def roll(db: AsyncConnection) -> tuple[WebhookEndpoint, datetime]:
             current = await self._endpoint(db, account_id, endpoint_id, for_update=True)
-            rolled = replace(
-                current,
-                secret=generate_secret(),
-                previous_secret=current.secret,
-                previous_secret_expires_at=now + lifetime,
-            )
+            rolled = current.rolled(generate_secret(), now=now, old_lifetime=lifetime)
             await EndpointRepository(db).save(rolled)
             return rolled, now + lifetime
 

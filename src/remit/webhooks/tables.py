@@ -29,14 +29,26 @@ webhook_endpoints = Table(
     Column("disabled_reason", Text, nullable=True),
     # Signing needs the key itself, so unlike API keys it cannot be stored as a digest.
     Column("secret", Text, nullable=False),
+    # Secrets replaced by a roll and still valid: [{"secret", "expires_at" (ISO 8601)}], newest
+    # first (`remit.webhooks.domain.RolledSecret`).
+    Column("rolled_secrets", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # The single slot `rolled_secrets` replaced (core migration 0024). Unused, and kept so that
+    # processes of the earlier version still running during an upgrade can read their rows; a
+    # later migration drops them once no such process can remain.
     Column("previous_secret", Text, nullable=True),
     Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
     # Start of the current run of failed attempts; cleared by any success.
     Column("failing_since", DateTime(timezone=True), nullable=True),
     # The latest failed attempt: a long silence since it breaks the run (FAILURE_RUN_BREAK).
     Column("last_failed_at", DateTime(timezone=True), nullable=True),
+    # The latest successful attempt (by when it was made): a failure made before it, recorded
+    # after it, starts no run.
+    Column("last_succeeded_at", DateTime(timezone=True), nullable=True),
     # Set from a 429's Retry-After: no attempt to this endpoint before then.
     Column("rate_limited_until", DateTime(timezone=True), nullable=True),
+    # 429s honoured (waited out without a step of the retry schedule) since the endpoint last
+    # answered 2xx: its deliveries share MAX_HONOURED_RATE_LIMITS of them.
+    Column("rate_limits_honoured", Integer, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     Index("ix_webhook_endpoints_account_id_created_at", "account_id", "created_at", "id"),

@@ -11,7 +11,7 @@ from remit.core.clock import FixedClock
 from remit.core.errors import RemitError
 from remit.ledger import postings as ledger
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
-from remit.ledger.jobs import advance_payouts
+from remit.ledger.jobs import advance_payouts, create_automatic_payouts
 from remit.ledger.objects import (
     BalanceTransactionType,
     NewPayout,
@@ -19,7 +19,7 @@ from remit.ledger.objects import (
     PayoutMethod,
     PayoutStatus,
 )
-from remit.ledger.payouts import SUBMISSION_DELAY, create_automatic_payouts
+from remit.ledger.payouts import SUBMISSION_DELAY
 from remit.ledger.service import LedgerService
 from remit.ledger.tables import ledger_events
 from remit.ledger.verify import verify_ledger
@@ -202,12 +202,10 @@ async def test_automatic_payouts_sweep_the_available_balance_once_a_day(
     account_id = await new_account(automatic_payouts=True)
     service = LedgerService(core_engine, clock)
     net = await fund(core_engine, account_id, clock, 2_000)
-    async with core_engine.begin() as db:
-        created = await create_automatic_payouts(db, now=clock.now())
+    created = await create_automatic_payouts(core_engine, now=clock.now())
     assert [(p.account_id, p.amount, p.automatic) for p in created] == [(account_id, net, True)]
     await fund(core_engine, account_id, clock, 3_000)
-    async with core_engine.begin() as db:
-        assert await create_automatic_payouts(db, now=clock.now()) == []
+    assert await create_automatic_payouts(core_engine, now=clock.now()) == []
     with pytest.raises(RemitError):
         await service.cancel_payout(account_id, created[0].id)
     async with core_engine.connect() as db:
@@ -254,3 +252,77 @@ async def test_concurrent_payouts_with_one_key_pay_out_once(
     assert await available(service, account_id) == net - 700
     listed, _ = await service.list_payouts(account_id, limit=10)
     assert [p.id for p in listed] == done
+
+
+async def _listed_under(
+    engine: AsyncEngine, account_id: str, payout_id: str
+) -> list[tuple[str, int]]:
+    async with engine.connect() as db:
+        rows, has_more = await BalanceRepository(db).list_balance_transactions(
+            account_id,
+            limit=100,
+            starting_after=None,
+            ending_before=None,
+            created=TimeRange(),
+            payout_id=payout_id,
+            source_id=None,
+            type=None,
+            currency=None,
+        )
+    assert not has_more
+    return [(t.type.value, t.net) for t in rows]
+
+
+def _paid_in(listed: list[tuple[str, int]]) -> int:
+    """What the rows listed under a payout bring in, the payout's own row left out."""
+    return sum(net for type, net in listed if type != "payout")
+
+
+async def test_the_next_automatic_payout_pays_out_what_a_failed_one_returned(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    account_id = await new_account(automatic_payouts=True)
+    service = LedgerService(core_engine, clock)
+    first_net = await fund(core_engine, account_id, clock, 2_000)
+    [first] = await create_automatic_payouts(core_engine, now=clock.now())
+    await service.update_payout(
+        account_id,
+        first.id,
+        set_keys={"simulate_failure": "account_closed"},
+        unset_keys=[],
+        clear=False,
+    )
+    clock.advance(timedelta(days=2).total_seconds())
+    await advance(core_engine, clock)
+    assert (await service.get_payout(account_id, first.id)).status is PayoutStatus.FAILED
+    later_net = await fund(core_engine, account_id, clock, 3_000)
+    clock.advance(timedelta(days=1).total_seconds())
+    [second] = await create_automatic_payouts(core_engine, now=clock.now())
+    assert second.amount == first_net + later_net
+    listed = await _listed_under(core_engine, account_id, second.id)
+    assert sorted(type for type, _ in listed) == ["charge", "payout", "payout_failure"]
+    assert _paid_in(listed) == second.amount
+    assert sum(net for _, net in listed) == 0
+    first_listed = await _listed_under(core_engine, account_id, first.id)
+    assert sorted(type for type, _ in first_listed) == ["charge", "payout"]
+    failure = await service.get_balance_transaction(
+        account_id,
+        (await service.get_payout(account_id, first.id)).failure_balance_transaction_id or "",
+    )
+    assert failure.source_id == first.id
+
+
+async def test_an_automatic_payout_leaves_out_what_a_manual_payout_already_paid(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    account_id = await new_account(automatic_payouts=True)
+    service = LedgerService(core_engine, clock)
+    early_net = await fund(core_engine, account_id, clock, 1_000)
+    manual = await service.create_payout(account_id, amount=early_net, currency="usd")
+    clock.advance(1)
+    later_net = await fund(core_engine, account_id, clock, 3_000)
+    [automatic] = await create_automatic_payouts(core_engine, now=clock.now())
+    assert automatic.amount == later_net
+    listed = await _listed_under(core_engine, account_id, automatic.id)
+    assert sorted(listed) == [("charge", later_net), ("payout", -later_net)]
+    assert await _listed_under(core_engine, account_id, manual.id) == [("payout", -early_net)]

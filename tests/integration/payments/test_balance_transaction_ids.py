@@ -57,7 +57,7 @@ async def test_a_charge_captured_at_once_names_its_balance_transaction(
     ]
     assert charge.balance_transaction_id == written.id
     assert (written.amount, written.source_id) == (2_000, charge.id)
-    assert charge_message(charge, []).balance_transaction == written.id
+    assert charge_message(charge).balance_transaction == written.id
 
 
 async def test_a_manual_charge_names_its_balance_transaction_once_captured(
@@ -67,7 +67,7 @@ async def test_a_manual_charge_names_its_balance_transaction_once_captured(
     assert held.latest_charge_id is not None
     authorized, _ = await payments.get_charge(account_id, held.latest_charge_id)
     assert authorized.balance_transaction_id is None
-    assert not charge_message(authorized, []).HasField("balance_transaction")
+    assert not charge_message(authorized).HasField("balance_transaction")
 
     captured = await payments.capture_payment_intent(
         call(account_id, "bt-capture", endpoint="CapturePaymentIntent"), held.id, 600, respond

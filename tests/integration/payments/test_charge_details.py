@@ -74,7 +74,7 @@ async def test_a_charge_copies_the_billing_details_and_the_intents_receipt_and_s
             shipping=SHIPPING,
         ),
     )
-    body = to_json(charge_message(charge, []))
+    body = to_json(charge_message(charge))
     assert body["billing_details"] == {
         "address": {
             "city": "Paris",
@@ -116,7 +116,7 @@ async def test_a_charge_without_any_of_them_still_renders_billing_details(
     _, charge = await _charge_of(
         payments, account_id, "bare", NewPaymentIntent(amount_minor=1000, currency="usd")
     )
-    body = to_json(charge_message(charge, []))
+    body = to_json(charge_message(charge))
     assert body["billing_details"] == {
         "address": None,
         "email": None,

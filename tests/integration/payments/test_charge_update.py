@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.errors import ErrorKind, RemitError
-from remit.payments.charges import Charge, ChargeUpdate, Refund
+from remit.payments.charge_refunds import ChargeRefunds
+from remit.payments.charges import Charge, ChargeUpdate
 from remit.payments.keyed import Keyed, KeyedCall
 from remit.payments.service import Done, PaymentsService, Replay
 from remit.payments.tables import idempotency_keys
@@ -22,7 +23,7 @@ SHIPPING = {
     "phone": "+33 1 23 45 67 89",
     "address": {"line1": "2 Rue Royale", "city": "Paris", "country": "FR"},
 }
-Updated = tuple[Charge, list[Refund]]
+Updated = tuple[Charge, ChargeRefunds]
 
 
 @pytest.fixture

@@ -76,13 +76,15 @@ async def test_a_confirmed_card_payment_succeeds_with_one_captured_charge(
     assert intent.status is Status.SUCCEEDED
     assert intent.amount_received_minor == 1000
     assert intent.latest_charge_id is not None
-    charge, refunds = await payments.get_charge(account_id, intent.latest_charge_id)
+    charge, refunds = await payments.get_charge(
+        account_id, intent.latest_charge_id, with_refunds=True
+    )
     assert (charge.status, charge.captured, charge.amount_captured_minor) == (
         ChargeStatus.SUCCEEDED,
         True,
         1000,
     )
-    assert refunds == []
+    assert (refunds.first, refunds.has_more) == ([], False)
     assert network.sent == [charge.id]
     # Made by one request: the intent and its first charge show the same instant.
     assert charge.created_at == intent.created_at
@@ -238,11 +240,13 @@ async def test_partial_refunds_never_exceed_what_was_captured(
     with pytest.raises(RemitError) as again:
         await refund("r4", None)
     assert again.value.code == "charge_already_refunded"
-    charge, refunds = await payments.get_charge(account_id, intent.latest_charge_id or "")
+    charge, refunds = await payments.get_charge(
+        account_id, intent.latest_charge_id or "", with_refunds=True
+    )
     assert charge.amount_refunded_minor == 1000
     assert charge.refunded
-    assert sorted(r.amount_minor for r in refunds) == [300, 700]
-    assert all(r.status is RefundStatus.SUCCEEDED for r in refunds)
+    assert sorted(r.amount_minor for r in refunds.first) == [300, 700]
+    assert all(r.status is RefundStatus.SUCCEEDED for r in refunds.first)
 
 
 async def test_a_lost_response_is_settled_by_looking_the_reference_up(

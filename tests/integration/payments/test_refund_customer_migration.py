@@ -1,4 +1,4 @@
-"""Core migration 0022: refunds made before it take their charge's customer and payment method,
+"""Core migration 0028: refunds made before it take their charge's customer and payment method,
 and it downgrades cleanly."""
 
 from collections.abc import Iterator
@@ -12,7 +12,7 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import alembic_config, upgrade
 from tests.support.postgres import scratch_database
 
-_BEFORE = "0021_webhook_failure_runs"
+_BEFORE = "0027_payouts_due"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 Connection = psycopg.Connection[tuple[object, ...]]

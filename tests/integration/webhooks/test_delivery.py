@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.webhooks.delivery import DeliverySettings
-from remit.webhooks.domain import EndpointStatus, WebhookEndpoint
+from remit.webhooks.domain import MAX_HONOURED_RATE_LIMITS, EndpointStatus, WebhookEndpoint
 from tests.integration.webhooks.conftest import Bench, StartReceiver, make_bench
 from tests.support.receiver import Received, Reply
 
@@ -292,6 +292,43 @@ async def test_past_ten_honoured_429s_the_delivery_steps_on_but_the_endpoint_pau
     assert await bench.delivery_status(first, endpoint.id) == "pending"
 
 
+async def test_the_ten_honoured_429s_are_the_endpoints_not_each_deliverys(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """Three deliveries pending to an endpoint that answers `429 Retry-After: 1` to everything:
+    together they get ten quick tries, then each one's next 429 steps its schedule on (five
+    minutes), instead of thirty quick tries between them."""
+    receiver = await start_receiver(lambda _: Reply(429, headers={"Retry-After": "1"}))
+    await bench.endpoint(receiver.url)
+    for _ in range(3):
+        await bench.record()
+    for _ in range(20):
+        await bench.worker.drain()
+        bench.clock.advance(1)
+    assert len(receiver.received) == MAX_HONOURED_RATE_LIMITS + 3
+
+
+async def test_a_success_gives_the_endpoint_its_honoured_429s_back(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """Ten 429s use the endpoint's allowance; a 200 ends that storm, and the next 429 is
+    honoured again (its delivery retries in a second, not five minutes)."""
+    receiver = await start_receiver(
+        lambda n: Reply(200) if n == 10 else Reply(429, headers={"Retry-After": "1"})
+    )
+    endpoint = await bench.endpoint(receiver.url)
+    first = await bench.record()
+    for _ in range(11):
+        await bench.worker.drain()
+        bench.clock.advance(1)
+    assert await bench.delivery_status(first, endpoint.id) == "succeeded"
+    second = await bench.record()
+    await bench.worker.drain()
+    [attempt] = await bench.attempts(second)
+    assert attempt.http_status == 429
+    assert attempt.next_retry_at == attempt.attempted_at + timedelta(seconds=1)
+
+
 async def test_a_receiver_that_only_asks_for_pauses_is_given_up_after_three_days(
     bench: Bench, start_receiver: StartReceiver
 ) -> None:
@@ -395,6 +432,55 @@ async def test_a_rolled_secret_signs_with_both_secrets_for_24_hours(
         verify(receiver.received[1], endpoint.secret, tolerance=0)
 
 
+async def test_a_secret_rolled_twice_keeps_each_old_one_until_its_own_expiry(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """Rolled at 0 h (old one valid 24 h) and again at 2 h (old one valid 48 h): from 2 h to
+    24 h events carry three signatures; from 24 h to 50 h two; then one."""
+    receiver = await start_receiver()
+    original = await bench.endpoint(receiver.url)
+    first, _ = await bench.service.roll_secret(bench.account_id, original.id)
+    bench.clock.advance(2 * 3600)
+    second, _ = await bench.service.roll_secret(
+        bench.account_id, original.id, expire_old_after=timedelta(hours=48)
+    )
+
+    async def deliver_now() -> Received:
+        await bench.record()
+        await bench.worker.drain()
+        return receiver.received[-1]
+
+    three = await deliver_now()
+    assert three.headers["Stripe-Signature"].count("v1=") == 3
+    for secret in (second.secret, first.secret, original.secret):
+        verify(three, secret)
+
+    bench.clock.advance(22 * 3600)  # 24 h: the original secret's day is over
+    two = await deliver_now()
+    assert two.headers["Stripe-Signature"].count("v1=") == 2
+    verify(two, second.secret, tolerance=0)
+    verify(two, first.secret, tolerance=0)
+    with pytest.raises(stripe.SignatureVerificationError):
+        verify(two, original.secret, tolerance=0)
+
+    bench.clock.advance(26 * 3600)  # 50 h: the second roll's 48 h are over
+    one = await deliver_now()
+    assert one.headers["Stripe-Signature"].count("v1=") == 1
+    verify(one, second.secret, tolerance=0)
+
+
+async def test_an_old_secret_expiring_at_once_is_not_kept(bench: Bench) -> None:
+    endpoint = await bench.endpoint("http://127.0.0.1:9/hook")
+    await bench.service.roll_secret(bench.account_id, endpoint.id)
+    bench.clock.advance(25 * 3600)
+    rolled, _ = await bench.service.roll_secret(
+        bench.account_id, endpoint.id, expire_old_after=timedelta(0)
+    )
+    assert rolled.signing_secrets(bench.clock.now()) == [rolled.secret]
+    # The expired one is pruned too, not only left unused.
+    assert rolled.rolled_secrets == ()
+
+
 async def test_only_endpoints_subscribed_to_the_type_receive_it(
     bench: Bench, start_receiver: StartReceiver
 ) -> None:
@@ -443,4 +529,5 @@ async def test_a_roll_retried_under_its_key_rolls_once(
     assert isinstance(again, Replay)
     assert again.body == first.value[0].secret.encode()
     current = await bench.service.get_endpoint(bench.account_id, endpoint.id)
-    assert (current.secret, current.previous_secret) == (first.value[0].secret, endpoint.secret)
+    assert current.secret == first.value[0].secret
+    assert [old.secret for old in current.rolled_secrets] == [endpoint.secret]

@@ -24,6 +24,7 @@ def test_only_the_changes_touching_a_resource_apply_to_it() -> None:
     changes = plan(OLD).response_changes
     assert {type(c).__name__ for c in changes["charge"]} == {
         "RemoveInvoiceFromPaymentIntentsAndCharges",
+        "RenderReleasedAmountsAsRefunded",
         "StopAutoexpandingChargeRefunds",
         "ReplaceThreeDSecureBooleansWithResult",
     }
@@ -36,8 +37,10 @@ def test_changes_apply_newest_first() -> None:
     names = [type(c).__name__ for c in plan("2011-01-01").response_changes["charge"]]
     assert names == [
         "RemoveInvoiceFromPaymentIntentsAndCharges",
+        "RenderReleasedAmountsAsRefunded",
         "StopAutoexpandingChargeRefunds",
         "ReplaceThreeDSecureBooleansWithResult",
+        "StopAutoexpandingChargeOutcomeRule",
         "RenameSucceededChargeStatus",
         "ReplaceChargeCardWithSource",
         "TurnChargeRefundsIntoAList",

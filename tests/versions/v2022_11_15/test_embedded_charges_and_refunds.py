@@ -1,7 +1,13 @@
 import pytest
 
 from remit.core.jsonview import JsonObject, to_json
-from remit.versioning import RelatedDataMissingError, RelatedList, gather_related, render
+from remit.versioning import (
+    Need,
+    RelatedDataMissingError,
+    RelatedPage,
+    gather_related,
+    render,
+)
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
 from tests.support.versions import top_level_difference, version_before
@@ -78,7 +84,7 @@ def test_rendering_without_the_related_lists_fails_loudly() -> None:
 async def test_gathering_fetches_the_charges_of_an_intent_and_the_refunds_of_each_charge() -> None:
     asked: list[tuple[str, str]] = []
 
-    async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
+    async def fetch(need: Need, parent_id: str) -> RelatedPage:
         asked.append((need.resource, parent_id))
         return RELATED[(need, parent_id)]
 
@@ -109,8 +115,19 @@ async def test_gathering_fetches_the_charges_of_an_intent_and_the_refunds_of_eac
 
 @pytest.mark.anyio
 async def test_nothing_is_fetched_from_2022_11_15_on() -> None:
-    async def fetch(need: RelatedList, parent_id: str) -> list[JsonObject]:
+    async def fetch(need: Need, parent_id: str) -> RelatedPage:
         raise AssertionError("no fetch expected")
 
     assert await gather_related(to_json(resources.payment_intent()), AT, fetch) == {}
     assert pb.PaymentIntent.DESCRIPTOR.fields_by_name.get("charges") is None
+
+
+def test_an_embedded_list_longer_than_its_page_says_so_and_counts_everything() -> None:
+    refunds = [to_json(resources.refund(id=f"re_{n}")) for n in range(3)]
+    page = RelatedPage(refunds, has_more=True, total_count=130)
+    charge = to_json(resources.charge())
+    charge.pop("refunds")
+    rendered = render(charge, BEFORE, {(REFUNDS_OF_CHARGE, "ch_3Example"): page})["refunds"]
+    assert isinstance(rendered, dict)
+    assert (rendered["has_more"], rendered["total_count"]) == (True, 130)
+    assert rendered["data"] == refunds

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"remit_api/options/v1/options.proto\x12\x14remit_api.options.v1\x1a google/protobuf/descriptor.proto\"!\n\x0fResourceOptions\x12\x0e\n\x06object\x18\x01 \x01(\t\"5\n\x11\x45xpandableOptions\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x0e\n\x06\x61ny_of\x18\x02 \x03(\t:Z\n\x08resource\x12\x1f.google.protobuf.MessageOptions\x18\xd1\x86\x03 \x01(\x0b\x32%.remit_api.options.v1.ResourceOptions:\\\n\nexpandable\x12\x1d.google.protobuf.FieldOptions\x18\xd2\x86\x03 \x01(\x0b\x32\'.remit_api.options.v1.ExpandableOptions:8\n\x0fnull_when_empty\x12\x1d.google.protobuf.FieldOptions\x18\xd3\x86\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"remit_api/options/v1/options.proto\x12\x14remit_api.options.v1\x1a google/protobuf/descriptor.proto\"!\n\x0fResourceOptions\x12\x0e\n\x06object\x18\x01 \x01(\t\"5\n\x11\x45xpandableOptions\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x0e\n\x06\x61ny_of\x18\x02 \x03(\t:Z\n\x08resource\x12\x1f.google.protobuf.MessageOptions\x18\xd1\x86\x03 \x01(\x0b\x32%.remit_api.options.v1.ResourceOptions:\\\n\nexpandable\x12\x1d.google.protobuf.FieldOptions\x18\xd2\x86\x03 \x01(\x0b\x32\'.remit_api.options.v1.ExpandableOptions:8\n\x0fnull_when_empty\x12\x1d.google.protobuf.FieldOptions\x18\xd3\x86\x03 \x01(\x08:1\n\x08internal\x12\x1d.google.protobuf.FieldOptions\x18\xd4\x86\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)

@@ -82,6 +82,7 @@ Global___ExpandableOptions: _TypeAlias = ExpandableOptions  # noqa: Y015
 RESOURCE_FIELD_NUMBER: _builtins.int
 EXPANDABLE_FIELD_NUMBER: _builtins.int
 NULL_WHEN_EMPTY_FIELD_NUMBER: _builtins.int
+INTERNAL_FIELD_NUMBER: _builtins.int
 resource: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MessageOptions, Global___ResourceOptions]
 """Set on every top-level resource message (and on nested ones that carry an `object` in
 Stripe's JSON, such as list envelopes and a token's card).
@@ -92,4 +93,10 @@ null_when_empty: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.Field
 """On a repeated field that Stripe's JSON shows as null when it is not set, such as a
 PaymentIntent's allowed_payment_method_types: empty renders as null (a repeated field has
 no presence of its own, and such a list is never set empty).
+"""
+internal: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
+"""On a field Stripe's JSON never shows, which an older API version needs to render the
+object as it was then (a charge whose authorization was released). The converter renders
+it into the latest-schema JSON the version changes read; the versioning engine removes it
+from every object before the JSON leaves remit, at every version.
 """

@@ -1321,6 +1321,7 @@ class Charge(_message.Message):
     STATEMENT_DESCRIPTOR_FIELD_NUMBER: _builtins.int
     STATEMENT_DESCRIPTOR_SUFFIX_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    AUTHORIZATION_RELEASED_FIELD_NUMBER: _builtins.int
     APPLICATION_FEE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     SOURCE_TRANSFER_FIELD_NUMBER: _builtins.int
@@ -1378,6 +1379,10 @@ class Charge(_message.Message):
     statement_descriptor: _builtins.str
     statement_descriptor_suffix: _builtins.str
     status: Global___ChargeStatus.ValueType
+    authorization_released: _builtins.bool
+    """The authorization was released uncaptured (the intent was canceled, or expired). Never
+    shown: before 2025-03-31 the release shows as a refund of the whole amount.
+    """
     application_fee: _builtins.str
     """Connect: fee_ id of the application fee; always null in remit."""
     source: _builtins.str
@@ -1410,8 +1415,9 @@ class Charge(_message.Message):
 
     @_builtins.property
     def refunds(self) -> Global___RefundList:
-        """The charge's refunds; set only when the client expands `refunds` (otherwise Stripe omits
-        the key since 2022-11-15, so the facade drops it rather than rendering null).
+        """The charge's first refunds (at most 100, `has_more` when there are more); left empty when
+        the request sets `without_refunds`, as the facade does unless the client expands `refunds`
+        (Stripe omits the key since 2022-11-15 unless it is expanded).
         """
 
     @_builtins.property
@@ -1461,6 +1467,7 @@ class Charge(_message.Message):
         statement_descriptor: _builtins.str | None = ...,
         statement_descriptor_suffix: _builtins.str | None = ...,
         status: Global___ChargeStatus.ValueType = ...,
+        authorization_released: _builtins.bool = ...,
         application_fee: _builtins.str | None = ...,
         source: _builtins.str | None = ...,
         source_transfer: _builtins.str | None = ...,
@@ -1469,7 +1476,7 @@ class Charge(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee", b"_application_fee", "_application_fee_amount", b"_application_fee_amount", "_authorization_code", b"_authorization_code", "_balance_transaction", b"_balance_transaction", "_calculated_statement_descriptor", b"_calculated_statement_descriptor", "_customer", b"_customer", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_on_behalf_of", b"_on_behalf_of", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_receipt_number", b"_receipt_number", "_receipt_url", b"_receipt_url", "_review", b"_review", "_source", b"_source", "_source_transfer", b"_source_transfer", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "_transfer_group", b"_transfer_group", "application", b"application", "application_fee", b"application_fee", "application_fee_amount", b"application_fee_amount", "authorization_code", b"authorization_code", "balance_transaction", b"balance_transaction", "billing_details", b"billing_details", "calculated_statement_descriptor", b"calculated_statement_descriptor", "created", b"created", "customer", b"customer", "description", b"description", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "fraud_details", b"fraud_details", "on_behalf_of", b"on_behalf_of", "outcome", b"outcome", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "payment_method_details", b"payment_method_details", "receipt_email", b"receipt_email", "receipt_number", b"receipt_number", "receipt_url", b"receipt_url", "refunds", b"refunds", "review", b"review", "shipping", b"shipping", "source", b"source", "source_transfer", b"source_transfer", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "transfer_data", b"transfer_data", "transfer_group", b"transfer_group"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee", b"_application_fee", "_application_fee_amount", b"_application_fee_amount", "_authorization_code", b"_authorization_code", "_balance_transaction", b"_balance_transaction", "_calculated_statement_descriptor", b"_calculated_statement_descriptor", "_customer", b"_customer", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_on_behalf_of", b"_on_behalf_of", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_receipt_number", b"_receipt_number", "_receipt_url", b"_receipt_url", "_review", b"_review", "_source", b"_source", "_source_transfer", b"_source_transfer", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "_transfer_group", b"_transfer_group", "amount", b"amount", "amount_captured", b"amount_captured", "amount_refunded", b"amount_refunded", "application", b"application", "application_fee", b"application_fee", "application_fee_amount", b"application_fee_amount", "authorization_code", b"authorization_code", "balance_transaction", b"balance_transaction", "billing_details", b"billing_details", "calculated_statement_descriptor", b"calculated_statement_descriptor", "captured", b"captured", "created", b"created", "currency", b"currency", "customer", b"customer", "description", b"description", "disputed", b"disputed", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "fraud_details", b"fraud_details", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "on_behalf_of", b"on_behalf_of", "outcome", b"outcome", "paid", b"paid", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "payment_method_details", b"payment_method_details", "receipt_email", b"receipt_email", "receipt_number", b"receipt_number", "receipt_url", b"receipt_url", "refunded", b"refunded", "refunds", b"refunds", "review", b"review", "shipping", b"shipping", "source", b"source", "source_transfer", b"source_transfer", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "status", b"status", "transfer_data", b"transfer_data", "transfer_group", b"transfer_group"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee", b"_application_fee", "_application_fee_amount", b"_application_fee_amount", "_authorization_code", b"_authorization_code", "_balance_transaction", b"_balance_transaction", "_calculated_statement_descriptor", b"_calculated_statement_descriptor", "_customer", b"_customer", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_on_behalf_of", b"_on_behalf_of", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_receipt_number", b"_receipt_number", "_receipt_url", b"_receipt_url", "_review", b"_review", "_source", b"_source", "_source_transfer", b"_source_transfer", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "_transfer_group", b"_transfer_group", "amount", b"amount", "amount_captured", b"amount_captured", "amount_refunded", b"amount_refunded", "application", b"application", "application_fee", b"application_fee", "application_fee_amount", b"application_fee_amount", "authorization_code", b"authorization_code", "authorization_released", b"authorization_released", "balance_transaction", b"balance_transaction", "billing_details", b"billing_details", "calculated_statement_descriptor", b"calculated_statement_descriptor", "captured", b"captured", "created", b"created", "currency", b"currency", "customer", b"customer", "description", b"description", "disputed", b"disputed", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "fraud_details", b"fraud_details", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "on_behalf_of", b"on_behalf_of", "outcome", b"outcome", "paid", b"paid", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "payment_method_details", b"payment_method_details", "receipt_email", b"receipt_email", "receipt_number", b"receipt_number", "receipt_url", b"receipt_url", "refunded", b"refunded", "refunds", b"refunds", "review", b"review", "shipping", b"shipping", "source", b"source", "source_transfer", b"source_transfer", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "status", b"status", "transfer_data", b"transfer_data", "transfer_group", b"transfer_group"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__application: _TypeAlias = _typing.Literal["application"]  # noqa: Y015
     _WhichOneofArgType__application: _TypeAlias = _typing.Literal["_application", b"_application"]  # noqa: Y015
@@ -4356,16 +4363,22 @@ class GetChargeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    WITHOUT_REFUNDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """ch_ id."""
+    without_refunds: _builtins.bool
+    """Leave the charge's `refunds` empty and read no refund. Otherwise it holds the first refunds
+    (newest first, at most 100, with `has_more`).
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        without_refunds: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "without_refunds", b"without_refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -4429,6 +4442,7 @@ class UpdateChargeRequest(_message.Message):
     RECEIPT_EMAIL_FIELD_NUMBER: _builtins.int
     SHIPPING_FIELD_NUMBER: _builtins.int
     CLEAR_SHIPPING_FIELD_NUMBER: _builtins.int
+    WITHOUT_REFUNDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """ch_ id."""
     description: _builtins.str
@@ -4439,6 +4453,10 @@ class UpdateChargeRequest(_message.Message):
     """Present and empty clears it."""
     clear_shipping: _builtins.bool
     """Stripe's `shipping=`; not with `shipping`."""
+    without_refunds: _builtins.bool
+    """Leave the charge's `refunds` empty and read no refund. Otherwise it holds the first refunds
+    (newest first, at most 100, with `has_more`).
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Keys to set or replace."""
@@ -4460,10 +4478,11 @@ class UpdateChargeRequest(_message.Message):
         receipt_email: _builtins.str | None = ...,
         shipping: _common_pb2.Shipping | None = ...,
         clear_shipping: _builtins.bool = ...,
+        without_refunds: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_receipt_email", b"_receipt_email", "description", b"description", "receipt_email", b"receipt_email", "shipping", b"shipping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_receipt_email", b"_receipt_email", "clear_metadata", b"clear_metadata", "clear_shipping", b"clear_shipping", "description", b"description", "id", b"id", "metadata", b"metadata", "receipt_email", b"receipt_email", "shipping", b"shipping", "unset_metadata_keys", b"unset_metadata_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_receipt_email", b"_receipt_email", "clear_metadata", b"clear_metadata", "clear_shipping", b"clear_shipping", "description", b"description", "id", b"id", "metadata", b"metadata", "receipt_email", b"receipt_email", "shipping", b"shipping", "unset_metadata_keys", b"unset_metadata_keys", "without_refunds", b"without_refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
     _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
@@ -4478,7 +4497,7 @@ Global___UpdateChargeRequest: _TypeAlias = UpdateChargeRequest  # noqa: Y015
 
 @_typing.final
 class UpdateChargeResponse(_message.Message):
-    """The updated charge, with its refunds."""
+    """The updated charge (with its first refunds when asked)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -4510,6 +4529,7 @@ class ListChargesRequest(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     CUSTOMER_FIELD_NUMBER: _builtins.int
     PAYMENT_INTENT_FIELD_NUMBER: _builtins.int
+    WITHOUT_REFUNDS_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
     """Page size; 0 = default 10, at most 100."""
     starting_after: _builtins.str
@@ -4518,6 +4538,10 @@ class ListChargesRequest(_message.Message):
     """Only charges of this cus_ id."""
     payment_intent: _builtins.str
     """Only charges of this pi_ id."""
+    without_refunds: _builtins.bool
+    """Leave each charge's `refunds` empty and read no refund. Otherwise it holds the first refunds
+    (newest first, at most 100, with `has_more`).
+    """
     @_builtins.property
     def created(self) -> _common_pb2.CreatedFilter: ...
     def __init__(
@@ -4529,10 +4553,11 @@ class ListChargesRequest(_message.Message):
         created: _common_pb2.CreatedFilter | None = ...,
         customer: _builtins.str | None = ...,
         payment_intent: _builtins.str | None = ...,
+        without_refunds: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_payment_intent", b"_payment_intent", "_starting_after", b"_starting_after", "created", b"created", "customer", b"customer", "ending_before", b"ending_before", "payment_intent", b"payment_intent", "starting_after", b"starting_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_payment_intent", b"_payment_intent", "_starting_after", b"_starting_after", "created", b"created", "customer", b"customer", "ending_before", b"ending_before", "limit", b"limit", "payment_intent", b"payment_intent", "starting_after", b"starting_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_payment_intent", b"_payment_intent", "_starting_after", b"_starting_after", "created", b"created", "customer", b"customer", "ending_before", b"ending_before", "limit", b"limit", "payment_intent", b"payment_intent", "starting_after", b"starting_after", "without_refunds", b"without_refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__customer: _TypeAlias = _typing.Literal["customer"]  # noqa: Y015
     _WhichOneofArgType__customer: _TypeAlias = _typing.Literal["_customer", b"_customer"]  # noqa: Y015

@@ -44,6 +44,7 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     AUDIT_ACTION_REWRAP: _AuditAction.ValueType  # 7
     AUDIT_ACTION_SET_MINIMUM_VERSION: _AuditAction.ValueType  # 8
     AUDIT_ACTION_LIST_CARDS: _AuditAction.ValueType  # 9
+    AUDIT_ACTION_REMOVE_KEY_VERSION: _AuditAction.ValueType  # 10
 
 class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
     """What an audit event records."""
@@ -58,6 +59,7 @@ AUDIT_ACTION_ROTATE_KEY: AuditAction.ValueType  # 6
 AUDIT_ACTION_REWRAP: AuditAction.ValueType  # 7
 AUDIT_ACTION_SET_MINIMUM_VERSION: AuditAction.ValueType  # 8
 AUDIT_ACTION_LIST_CARDS: AuditAction.ValueType  # 9
+AUDIT_ACTION_REMOVE_KEY_VERSION: AuditAction.ValueType  # 10
 Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 
 @_typing.final
@@ -816,6 +818,51 @@ class KeyVersionStatus(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___KeyVersionStatus: _TypeAlias = KeyVersionStatus  # noqa: Y015
+
+@_typing.final
+class RemoveKeyVersionRequest(_message.Message):
+    """Removes one retired key version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    requester: _builtins.str
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        requester: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requester", b"requester", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveKeyVersionRequest: _TypeAlias = RemoveKeyVersionRequest  # noqa: Y015
+
+@_typing.final
+class RemoveKeyVersionResponse(_message.Message):
+    """The version removed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveKeyVersionResponse: _TypeAlias = RemoveKeyVersionResponse  # noqa: Y015
 
 @_typing.final
 class ListAuditEventsRequest(_message.Message):

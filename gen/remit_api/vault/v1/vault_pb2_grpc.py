@@ -85,6 +85,11 @@ class VaultServiceStub:
                 request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusRequest.SerializeToString,
                 response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusResponse.FromString,
                 _registered_method=True)
+        self.RemoveKeyVersion = channel.unary_unary(
+                '/remit_api.vault.v1.VaultService/RemoveKeyVersion',
+                request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionRequest.SerializeToString,
+                response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionResponse.FromString,
+                _registered_method=True)
         self.ListAuditEvents = channel.unary_unary(
                 '/remit_api.vault.v1.VaultService/ListAuditEvents',
                 request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ListAuditEventsRequest.SerializeToString,
@@ -170,6 +175,17 @@ class VaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveKeyVersion(self, request, context):
+        """Deletes a retired key version's material from the key file, so that no copy of a data key
+        wrapped under it (a deleted card's old row versions, the WAL, a backup) can be unwrapped
+        with the key file any more. NOT_FOUND for a version the key file does not hold;
+        FAILED_PRECONDITION for the current version, a version not retired, or one that a card
+        not deleted still has its data key wrapped under.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEvents(self, request, context):
         """The audit log: who touched which token, when and why. Never contains card data.
         """
@@ -229,6 +245,11 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.GetKeyStatus,
                     request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusRequest.FromString,
                     response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusResponse.SerializeToString,
+            ),
+            'RemoveKeyVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveKeyVersion,
+                    request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionRequest.FromString,
+                    response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionResponse.SerializeToString,
             ),
             'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEvents,
@@ -507,6 +528,33 @@ class VaultService:
             '/remit_api.vault.v1.VaultService/GetKeyStatus',
             remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusRequest.SerializeToString,
             remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveKeyVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.vault.v1.VaultService/RemoveKeyVersion',
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionRequest.SerializeToString,
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,

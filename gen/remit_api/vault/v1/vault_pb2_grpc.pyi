@@ -68,6 +68,13 @@ class VaultServiceStub:
     """
     GetKeyStatus: _grpc.UnaryUnaryMultiCallable[_vault_pb2.GetKeyStatusRequest, _vault_pb2.GetKeyStatusResponse]
     """Key versions and how many data keys each wraps."""
+    RemoveKeyVersion: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RemoveKeyVersionRequest, _vault_pb2.RemoveKeyVersionResponse]
+    """Deletes a retired key version's material from the key file, so that no copy of a data key
+    wrapped under it (a deleted card's old row versions, the WAL, a backup) can be unwrapped
+    with the key file any more. NOT_FOUND for a version the key file does not hold;
+    FAILED_PRECONDITION for the current version, a version not retired, or one that a card
+    not deleted still has its data key wrapped under.
+    """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_vault_pb2.ListAuditEventsRequest, _vault_pb2.ListAuditEventsResponse]
     """The audit log: who touched which token, when and why. Never contains card data."""
 
@@ -104,6 +111,13 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """
     GetKeyStatus: _aio.UnaryUnaryMultiCallable[_vault_pb2.GetKeyStatusRequest, _vault_pb2.GetKeyStatusResponse]  # type: ignore[assignment]
     """Key versions and how many data keys each wraps."""
+    RemoveKeyVersion: _aio.UnaryUnaryMultiCallable[_vault_pb2.RemoveKeyVersionRequest, _vault_pb2.RemoveKeyVersionResponse]  # type: ignore[assignment]
+    """Deletes a retired key version's material from the key file, so that no copy of a data key
+    wrapped under it (a deleted card's old row versions, the WAL, a backup) can be unwrapped
+    with the key file any more. NOT_FOUND for a version the key file does not hold;
+    FAILED_PRECONDITION for the current version, a version not retired, or one that a card
+    not deleted still has its data key wrapped under.
+    """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_vault_pb2.ListAuditEventsRequest, _vault_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """The audit log: who touched which token, when and why. Never contains card data."""
 
@@ -187,6 +201,18 @@ class VaultServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.GetKeyStatusResponse, _abc.Awaitable[_vault_pb2.GetKeyStatusResponse]]:
         """Key versions and how many data keys each wraps."""
+
+    def RemoveKeyVersion(
+        self,
+        request: _vault_pb2.RemoveKeyVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vault_pb2.RemoveKeyVersionResponse, _abc.Awaitable[_vault_pb2.RemoveKeyVersionResponse]]:
+        """Deletes a retired key version's material from the key file, so that no copy of a data key
+        wrapped under it (a deleted card's old row versions, the WAL, a backup) can be unwrapped
+        with the key file any more. NOT_FOUND for a version the key file does not hold;
+        FAILED_PRECONDITION for the current version, a version not retired, or one that a card
+        not deleted still has its data key wrapped under.
+        """
 
     def ListAuditEvents(
         self,

@@ -35,17 +35,25 @@ UPDATE = Schema(
 LIST = list_schema({"customer": String(), "payment_intent": String(), "transfer_group": String()})
 
 
+def shows_refunds(expanded: list[str]) -> bool:
+    """Whether the answer shows the charge's `refunds` (only when expanded, since 2022-11-15):
+    the core reads them only then (the request says `without_refunds` otherwise)."""
+    return "refunds" in expanded
+
+
 def render_charge(charge: pb.Charge, expanded: list[str]) -> JsonObject:
     """Latest-schema JSON; `refunds` appears only when expanded (since 2022-11-15)."""
     body = to_json(charge)
-    if "refunds" not in expanded:
+    if not shows_refunds(expanded):
         body.pop("refunds", None)
     return body
 
 
 async def fetch_charge(context: ApiContext, deps: object, charge_id: str) -> JsonObject:
     assert isinstance(deps, Dependencies)
-    reply = await call(deps.payments.GetCharge, pb.GetChargeRequest(id=charge_id), context)
+    reply = await call(
+        deps.payments.GetCharge, pb.GetChargeRequest(id=charge_id, without_refunds=True), context
+    )
     return render_charge(reply.charge, [])
 
 
@@ -61,14 +69,17 @@ def _rendered(charge: pb.Charge, context: ApiContext) -> JsonObject:
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
-    reply = await call(
-        deps.payments.GetCharge, pb.GetChargeRequest(id=context.path["charge"]), context
+    request = pb.GetChargeRequest(
+        id=context.path["charge"], without_refunds=not shows_refunds(context.expand)
     )
+    reply = await call(deps.payments.GetCharge, request, context)
     return _rendered(reply.charge, context)
 
 
 async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
-    request = pb.UpdateChargeRequest(id=context.path["charge"])
+    request = pb.UpdateChargeRequest(
+        id=context.path["charge"], without_refunds=not shows_refunds(context.expand)
+    )
     for name in ("description", "receipt_email"):
         if name in context.params:
             # An unset parameter (`description=`) clears the field: sent as "".
@@ -85,13 +96,14 @@ async def list_charges(context: ApiContext, deps: Dependencies) -> JsonObject:
         # any group, so a list filtered by one is empty, whatever else it asks.
         return {"object": "list", "data": [], "has_more": False, "url": PATH}
     page = PageRequest.from_params(context.params)
+    item_expand = _nested(context.expand, "data.")
     request = pb.ListChargesRequest(**page_fields(page))  # type: ignore[arg-type]
+    request.without_refunds = not shows_refunds(item_expand)
     for name in ("customer", "payment_intent"):
         value = context.optional_str(name)
         if value is not None:
             setattr(request, name, value)
     reply = await call(deps.payments.ListCharges, request, context)
-    item_expand = _nested(context.expand, "data.")
     return {
         "object": "list",
         "data": [render_charge(charge, item_expand) for charge in reply.data],

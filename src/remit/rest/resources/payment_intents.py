@@ -1,6 +1,7 @@
 """`/v1/payment_intents`: Stripe's PaymentIntent endpoints."""
 
 from remit.accounts.domain import KeyKind
+from remit.core import confirm_rules
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
@@ -10,12 +11,14 @@ from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
     UNSET,
+    Array,
     Boolean,
     Currency,
     Email,
     Enum,
     Integer,
     Metadata,
+    NamedEnum,
     Object,
     PageRequest,
     Schema,
@@ -68,14 +71,30 @@ _PAYMENT_METHOD_DATA = Object(
 )
 # Either names the payment method to pay with, or gives the card to make one of.
 _ONE_PAYMENT_METHOD = ("payment_method", "payment_method_data")
+# Stripe's payment method types, the values `allowed_payment_method_types` and
+# `excluded_payment_method_types` take: the OpenAPI document's enum of PaymentMethod types
+# (2023-08-16, which predates these parameters) with the types added since, as stripe-python
+# 16.1.0 (2026-10-28.endive) lists them for these fields. A name outside them is refused, as
+# Stripe's enum check does; one remit does not process is the core's to judge.
+PAYMENT_METHOD_TYPES = (
+    "acss_debit", "affirm", "afterpay_clearpay", "alipay", "alma", "amazon_pay",
+    "au_becs_debit", "bacs_debit", "bancontact", "billie", "bizum", "blik", "boleto", "card",
+    "cashapp", "crypto", "customer_balance", "eps", "fpx", "giropay", "grabpay", "ideal",
+    "kakao_pay", "klarna", "konbini", "kr_card", "link", "mb_way", "mobilepay", "multibanco",
+    "naver_pay", "nz_bank_account", "oxxo", "p24", "pay_by_bank", "payco", "paynow", "paypal",
+    "paypay", "payto", "pix", "promptpay", "revolut_pay", "samsung_pay", "satispay", "scalapay",
+    "sepa_debit", "sequra", "sofort", "sunbit", "swish", "twint", "upi", "us_bank_account",
+    "wechat_pay", "zip",
+)  # fmt: skip
 # The merchant's restriction of payment method types (dahlia+), on create, update and confirm.
 _PAYMENT_METHOD_TYPE_LISTS = {
-    "allowed_payment_method_types": StringList(),
-    "excluded_payment_method_types": StringList(),
+    "allowed_payment_method_types": Array(NamedEnum(*PAYMENT_METHOD_TYPES)),
+    "excluded_payment_method_types": Array(NamedEnum(*PAYMENT_METHOD_TYPES)),
 }
 # On update and confirm an empty value (`excluded_payment_method_types=`) lifts the list.
 _CLEARABLE_PAYMENT_METHOD_TYPE_LISTS = {
-    name: StringList(unsettable=True) for name in _PAYMENT_METHOD_TYPE_LISTS
+    name: Array(NamedEnum(*PAYMENT_METHOD_TYPES), unsettable=True)
+    for name in _PAYMENT_METHOD_TYPE_LISTS
 }
 _ALLOW_REDIRECTS = enum_numbers(pb.AllowRedirects.DESCRIPTOR)
 _DESCRIPTORS = {
@@ -220,6 +239,32 @@ def _set_automatic_payment_methods(
         request.automatic_payment_methods.allow_redirects = _ALLOW_REDIRECTS[redirects]  # type: ignore[assignment]
 
 
+def _refuse_before_storing_a_card(
+    request: pb.CreatePaymentIntentRequest, context: ApiContext
+) -> None:
+    """A create confirmed at once that the core would refuse for what the request alone shows
+    (no `return_url` where the customer may be redirected, `error_on_requires_action` with
+    automatic payment methods) is refused here when it gives a card (`payment_method_data`):
+    before the card is stored at the vault, so a refused request never stores one."""
+    if not request.confirm or not isinstance(context.params.get("payment_method_data"), dict):
+        return
+    automatic = (
+        request.HasField("automatic_payment_methods") and request.automatic_payment_methods.enabled
+    )
+    never = request.automatic_payment_methods.allow_redirects == pb.ALLOW_REDIRECTS_NEVER
+    confirm_rules.require_return_url(
+        redirects=confirm_rules.may_redirect(
+            automatic=automatic, allow_redirects="never" if never else None
+        ),
+        return_url=request.return_url or None,
+        kept_return_url=None,
+        off_session=request.off_session,
+    )
+    confirm_rules.refuse_error_on_requires_action(
+        automatic=automatic, error_on_requires_action=request.error_on_requires_action
+    )
+
+
 def _set_card_options(
     request: pb.CreatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest, context: ApiContext
 ) -> None:
@@ -341,6 +386,7 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     _set_payment_method_types(request, context)
     _set_automatic_payment_methods(request, context)
     _set_card_options(request, context)
+    _refuse_before_storing_a_card(request, context)
     await _set_payment_method_data(request, context, deps)
     reply = await call(deps.payments.CreatePaymentIntent, request, context)
     return to_json(reply.payment_intent)

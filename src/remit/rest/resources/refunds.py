@@ -133,7 +133,10 @@ async def list_refunds(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 async def list_charge_refunds(context: ApiContext, deps: Dependencies) -> JsonObject:
     charge_id = context.path["charge"]
-    await call(deps.payments.GetCharge, pb.GetChargeRequest(id=charge_id), context)  # 404
+    # The charge exists (404 otherwise); its refunds are the page read next.
+    await call(
+        deps.payments.GetCharge, pb.GetChargeRequest(id=charge_id, without_refunds=True), context
+    )
     page = PageRequest.from_params(context.params)
     request = pb.ListRefundsRequest(**page_fields(page), charge=charge_id)  # type: ignore[arg-type]
     reply = await call(deps.payments.ListRefunds, request, context)

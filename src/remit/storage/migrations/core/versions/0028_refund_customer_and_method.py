@@ -4,15 +4,15 @@ Stripe's refund shows `customer` and `payment_method` (expandable), both those o
 charge. Refunds made before this revision take them from their charge here, so every refund
 answers alike.
 
-Revision ID: 0022_refund_customer_and_method
-Revises: 0021_webhook_failure_runs
+Revision ID: 0028_refund_customer_and_method
+Revises: 0027_payouts_due
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022_refund_customer_and_method"
-down_revision = "0021_webhook_failure_runs"
+revision = "0028_refund_customer_and_method"
+down_revision = "0027_payouts_due"
 branch_labels = None
 depends_on = None
 

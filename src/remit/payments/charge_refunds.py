@@ -1,0 +1,37 @@
+"""The refunds a charge read shows: read only when the answer will show them (a client that
+expands `refunds`), and then only their first page, as Stripe embeds them."""
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.payments.charges import Refund
+from remit.payments.repository import RefundRepository
+from remit.versioning import MAX_EMBEDDED
+
+REFUNDS_PAGE: Final = MAX_EMBEDDED
+"""At most this many refunds are shown in a charge; `has_more` says when there are more."""
+
+
+@dataclass(frozen=True)
+class ChargeRefunds:
+    """A charge's first refunds, newest first, and whether more follow (listed at
+    /v1/charges/{id}/refunds). Empty when the read did not ask for them."""
+
+    first: list[Refund] = field(default_factory=list)
+    has_more: bool = False
+
+
+NOT_READ: Final = ChargeRefunds()
+
+
+async def read_refunds(
+    db: AsyncConnection, account_id: str, charge_id: str, *, wanted: bool
+) -> ChargeRefunds:
+    if not wanted:
+        return NOT_READ
+    first, has_more = await RefundRepository(db).page(
+        account_id, limit=REFUNDS_PAGE, charge_id=charge_id
+    )
+    return ChargeRefunds(first, has_more)

@@ -1,0 +1,181 @@
+"""The ledger's periodic jobs: what they claim, how batches follow one another, and how one
+failing item or account leaves the rest of the work alone."""
+
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.ledger import jobs, payouts
+from remit.ledger import postings as ledger
+from remit.ledger.jobs import advance_payouts, create_automatic_payouts, release_due_funds
+from remit.ledger.objects import BalanceTransactionStatus, Payout, PayoutStatus
+from remit.ledger.payouts import SUBMISSION_DELAY
+from remit.ledger.service import LedgerService
+from tests.integration.ledger.conftest import NewAccount
+from tests.integration.ledger.test_payouts import available, fund
+
+pytestmark = pytest.mark.anyio
+
+
+async def _status(service: LedgerService, account_id: str, payout: Payout) -> PayoutStatus:
+    return (await service.get_payout(account_id, payout.id)).status
+
+
+async def test_due_payouts_are_reached_behind_a_full_batch_still_in_transit(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    service = LedgerService(core_engine, clock)
+    await fund(core_engine, account_id, clock, 10_000)
+    in_transit = [await service.create_payout(account_id, amount=10, currency="usd") for _ in "abc"]
+    clock.advance(SUBMISSION_DELAY.total_seconds())
+    async with core_engine.begin() as db:
+        assert await advance_payouts(db, now=clock.now(), limit=3) == 3
+    fresh = await service.create_payout(account_id, amount=10, currency="usd")
+    clock.advance(SUBMISSION_DELAY.total_seconds())
+    async with core_engine.begin() as db:
+        assert await advance_payouts(db, now=clock.now(), limit=3) == 1
+    assert await _status(service, account_id, fresh) is PayoutStatus.IN_TRANSIT
+    assert {await _status(service, account_id, p) for p in in_transit} == {PayoutStatus.IN_TRANSIT}
+
+
+async def test_payouts_not_yet_due_are_not_locked_by_the_job(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """A tick whose transaction is still open leaves a pending payout, not yet due,
+    cancelable at once."""
+    service = LedgerService(core_engine, clock)
+    await fund(core_engine, account_id, clock, 1_000)
+    payout = await service.create_payout(account_id, amount=100, currency="usd")
+    async with core_engine.begin() as db:
+        assert await advance_payouts(db, now=clock.now()) == 0
+        canceled = await service.cancel_payout(account_id, payout.id)
+    assert await _status(service, account_id, payout) is PayoutStatus.CANCELED
+    assert canceled is not None
+
+
+async def test_batches_follow_one_another_while_they_come_back_full(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    service = LedgerService(core_engine, clock)
+    await fund(core_engine, account_id, clock, 10_000)
+    made = [await service.create_payout(account_id, amount=10, currency="usd") for _ in "abcde"]
+    clock.advance(SUBMISSION_DELAY.total_seconds())
+    handled = await jobs.run_batches(core_engine, jobs._advance_batch, clock, limit=2)
+    assert handled == 5
+    assert {await _status(service, account_id, p) for p in made} == {PayoutStatus.IN_TRANSIT}
+
+
+async def test_a_payout_that_fails_to_advance_skips_only_itself(
+    core_engine: AsyncEngine,
+    account_id: str,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = LedgerService(core_engine, clock)
+    await fund(core_engine, account_id, clock, 1_000)
+    broken = await service.create_payout(account_id, amount=100, currency="usd")
+    sound = await service.create_payout(account_id, amount=200, currency="usd")
+    real = payouts.advance_payout
+
+    async def fails_after_writing(db: object, payout: Payout, *, now: object) -> Payout:
+        advanced = await real(db, payout, now=now)  # type: ignore[arg-type]
+        if payout.id == broken.id:
+            raise RuntimeError("the bank's answer cannot be read")
+        return advanced
+
+    monkeypatch.setattr(payouts, "advance_payout", fails_after_writing)
+    clock.advance(SUBMISSION_DELAY.total_seconds())
+    with caplog.at_level(logging.ERROR, logger="remit.ledger.jobs"):
+        async with core_engine.begin() as db:
+            assert await advance_payouts(db, now=clock.now()) == 1
+    assert await _status(service, account_id, sound) is PayoutStatus.IN_TRANSIT
+    assert await _status(service, account_id, broken) is PayoutStatus.PENDING
+    assert [r.getMessage() for r in caplog.records if broken.id in r.getMessage()]
+
+
+async def test_funds_that_fail_to_move_skip_only_themselves(
+    core_engine: AsyncEngine,
+    new_account: NewAccount,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, second = await new_account(), await new_account()
+    async with core_engine.begin() as db:
+        for account_id in (first, second):
+            await ledger.record_charge_captured(
+                db,
+                account_id=account_id,
+                charge_id=f"ch_{account_id}",
+                gross_minor=1_000,
+                currency="usd",
+                now=clock.now(),
+            )
+    broken = min(first, second)
+    real = ledger.make_available
+
+    async def fails_after_writing(db: object, txn: object, *, now: object) -> object:
+        moved = await real(db, txn, now=now)  # type: ignore[arg-type]
+        if moved.account_id == broken:
+            raise RuntimeError("the row cannot be moved")
+        return moved
+
+    monkeypatch.setattr(jobs, "make_available", fails_after_writing)
+    clock.advance(timedelta(days=3).total_seconds())
+    with caplog.at_level(logging.ERROR, logger="remit.ledger.jobs"):
+        async with core_engine.begin() as db:
+            released = await release_due_funds(db, now=clock.now())
+    assert list(released) == [max(first, second)]
+    service = LedgerService(core_engine, clock)
+    assert await available(service, broken) == 0
+    assert await available(service, max(first, second)) > 0
+    pending = await service.list_balance_transactions(broken, limit=10)
+    assert {t.status for t in pending[0]} == {BalanceTransactionStatus.PENDING}
+    assert [r for r in caplog.records if broken in r.getMessage()]
+
+
+async def test_one_failing_automatic_payout_does_not_stop_the_others(
+    core_engine: AsyncEngine,
+    new_account: NewAccount,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    accounts = sorted([await new_account(automatic_payouts=True) for _ in "ab"])
+    nets = [await fund(core_engine, account_id, clock, 2_000) for account_id in accounts]
+    broken, sound = accounts
+    real = payouts.create_payout
+
+    async def fails_after_writing(db: object, **kwargs: object) -> Payout:
+        made = await real(db, **kwargs)  # type: ignore[arg-type]
+        if made.account_id == broken:
+            raise RuntimeError("the bank account cannot be reached")
+        return made
+
+    monkeypatch.setattr(payouts, "create_payout", fails_after_writing)
+    with caplog.at_level(logging.ERROR, logger="remit.ledger.jobs"):
+        created = await create_automatic_payouts(core_engine, now=clock.now())
+    assert [(p.account_id, p.amount) for p in created] == [(sound, nets[1])]
+    service = LedgerService(core_engine, clock)
+    assert await available(service, broken) == nets[0]
+    assert (await service.list_payouts(broken, limit=10))[0] == []
+    assert [r for r in caplog.records if broken in r.getMessage()]
+
+
+async def test_the_automatic_payout_sweep_does_not_wait_on_accounts_with_nothing_to_pay(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    """An account with nothing to pay out is busy posting (it holds its ledger turn): the
+    sweep goes past it rather than waiting for its turn."""
+    busy = await new_account(automatic_payouts=True)
+    owed = await new_account(automatic_payouts=True)
+    net = await fund(core_engine, owed, clock, 2_000)
+    async with core_engine.begin() as holder:
+        await holder.execute(text("SELECT ledger_wait_turn(:a)"), {"a": busy})
+        created = await create_automatic_payouts(core_engine, now=clock.now())
+    assert [(p.account_id, p.amount) for p in created] == [(owed, net)]

@@ -1,0 +1,290 @@
+"""A refund waiting for the acquirer holds its money: a payout created meanwhile cannot pay
+the same money out, and the refund's outcome settles the hold (posted on success, given back on
+failure), whether the request itself, a replay or the completer finishes it."""
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.accounts.service import AccountsService
+from remit.ledger import postings as ledger
+from remit.ledger.balance_repository import BalanceRepository
+from remit.ledger.balances import read_balance
+from remit.ledger.chart import AVAILABLE
+from remit.ledger.domain import LedgerAccount, LedgerTransaction, PendingStatus
+from remit.ledger.objects import BalanceTransactionType
+from remit.ledger.payouts import PayoutError, create_payout
+from remit.ledger.repository import JournalRepository
+from remit.ledger.verify import verify_ledger
+from remit.payments.charges import Refund, RefundStatus
+from remit.payments.grpc import payment_intent_message
+from remit.payments.idempotency import KeyRecord
+from remit.payments.ledger_postings import LedgerPostings
+from remit.payments.network import OperationOutcome
+from remit.payments.service import Done, PaymentsService, Replay
+from remit.payments.tables import idempotency_keys
+from remit.payments.wiring import payment_hooks
+from remit.radar.gate import Radar
+from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.test_payments_service import call, pay, refund_intent
+from tests.support.fake_network import FakeNetwork
+
+pytestmark = pytest.mark.anyio
+
+NET = 941  # 1000 captured less the default 2.9% + 30 fee
+
+
+class RefundsHeldAtTheAcquirer(FakeNetwork):
+    """Holds each refund call until the test lets it through (or refuses it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def refund(
+        self, *, authorization_id: str, amount_minor: int, reference: str
+    ) -> OperationOutcome:
+        self.arrived.set()
+        await self.answer.wait()
+        return await super().refund(
+            authorization_id=authorization_id, amount_minor=amount_minor, reference=reference
+        )
+
+
+@pytest.fixture
+def network() -> RefundsHeldAtTheAcquirer:
+    return RefundsHeldAtTheAcquirer()
+
+
+@pytest.fixture
+def payments(core_engine: AsyncEngine, network: FakeNetwork) -> PaymentsService:
+    return PaymentsService(
+        core_engine,
+        network,
+        FakeMethods(),
+        present=payment_intent_message,
+        hooks=payment_hooks(),
+        radar=Radar(challenge_base_url="http://127.0.0.1"),
+    )
+
+
+@pytest.fixture
+async def account_id(core_engine: AsyncEngine) -> str:
+    return (await AccountsService(core_engine).create_account(radar_enabled=False)).account.id
+
+
+def respond(refund: Refund) -> bytes:
+    return f"{refund.id}:{refund.status.value}".encode()
+
+
+async def _paid_and_available(
+    payments: PaymentsService, engine: AsyncEngine, account_id: str
+) -> str:
+    """A 1000 payment whose 941 net is available; returns the intent id."""
+    intent = await pay(payments, account_id, "paid")
+    later = datetime.now(UTC) + timedelta(days=3)
+    async with engine.begin() as db:
+        balances = BalanceRepository(db)
+        for due in await balances.claim_due_balance_transactions(
+            now=later, limit=10, account_id=account_id
+        ):
+            await ledger.make_available(db, due, now=later)
+    assert (await _available(engine, account_id)).spendable_minor == NET
+    return intent.id
+
+
+async def _available(engine: AsyncEngine, account_id: str) -> LedgerAccount:
+    async with engine.connect() as db:
+        found = await JournalRepository(db).get_ledger_account(account_id, AVAILABLE, "usd")
+    assert found is not None
+    return found
+
+
+async def _shown_available(engine: AsyncEngine, account_id: str) -> int:
+    async with engine.connect() as db:
+        return (await read_balance(db, account_id, "usd")).available[0].amount
+
+
+async def _hold(engine: AsyncEngine, account_id: str, refund_id: str) -> LedgerTransaction:
+    async with engine.connect() as db:
+        found = await JournalRepository(db).get_transaction(
+            account_id, ledger.refund_hold_id_for(refund_id)
+        )
+    assert found is not None
+    return found
+
+
+async def _rows(engine: AsyncEngine, account_id: str, refund: Refund) -> list[tuple[str, int]]:
+    async with engine.connect() as db:
+        found = await BalanceRepository(db).balance_transactions_for_charge(
+            account_id,
+            refund.charge_id,
+            [BalanceTransactionType.REFUND, BalanceTransactionType.REFUND_FAILURE],
+        )
+    return [(row.type.value, row.amount) for row in found]
+
+
+async def _payout(engine: AsyncEngine, account_id: str, amount: int) -> None:
+    async with engine.begin() as db:
+        await create_payout(
+            db, account_id=account_id, amount=amount, currency="usd", now=datetime.now(UTC)
+        )
+
+
+async def _assert_verified(engine: AsyncEngine) -> None:
+    async with engine.connect() as db:
+        report = await verify_ledger(db, now=datetime.now(UTC))
+    assert report.ok, (report.differences, report.chain_breaks)
+
+
+async def test_a_payout_cannot_take_the_money_of_a_refund_in_flight(
+    payments: PaymentsService,
+    network: RefundsHeldAtTheAcquirer,
+    core_engine: AsyncEngine,
+    account_id: str,
+) -> None:
+    intent_id = await _paid_and_available(payments, core_engine, account_id)
+    refunding = asyncio.create_task(
+        refund_intent(payments, account_id, "refund-in-flight", intent_id, NET)
+    )
+    await network.arrived.wait()
+
+    with pytest.raises(PayoutError) as refused:
+        await _payout(core_engine, account_id, NET)
+    assert refused.value.code == "balance_insufficient"
+    assert await _shown_available(core_engine, account_id) == 0
+
+    network.answer.set()
+    done = await refunding
+    assert isinstance(done, Done)
+    assert done.value.status is RefundStatus.SUCCEEDED
+    settled = await _available(core_engine, account_id)
+    assert (settled.posted_balance_minor, settled.pending_outgoing_minor) == (0, 0)
+    assert await _rows(core_engine, account_id, done.value) == [("refund", -NET)]
+    hold = await _hold(core_engine, account_id, done.value.id)
+    assert hold.pending_status is PendingStatus.VOIDED
+    await _assert_verified(core_engine)
+
+
+async def test_a_refused_refund_gives_its_money_back_to_the_balance(
+    payments: PaymentsService,
+    network: RefundsHeldAtTheAcquirer,
+    core_engine: AsyncEngine,
+    account_id: str,
+) -> None:
+    intent_id = await _paid_and_available(payments, core_engine, account_id)
+    refunding = asyncio.create_task(
+        refund_intent(payments, account_id, "refund-refused", intent_id, 500)
+    )
+    await network.arrived.wait()
+    assert await _shown_available(core_engine, account_id) == NET - 500
+    refund_id = await _pending_refund_id(payments, account_id, intent_id)
+    network.refuse(refund_id, "expired_or_canceled_card", "The card was canceled.")
+    network.answer.set()
+    done = await refunding
+    assert isinstance(done, Done)
+    assert done.value.status is RefundStatus.FAILED
+
+    assert await _shown_available(core_engine, account_id) == NET
+    assert await _rows(core_engine, account_id, done.value) == []
+    hold = await _hold(core_engine, account_id, done.value.id)
+    assert hold.pending_status is PendingStatus.VOIDED
+    await _payout(core_engine, account_id, NET)
+    await _assert_verified(core_engine)
+
+
+async def _pending_refund_id(payments: PaymentsService, account_id: str, intent_id: str) -> str:
+    intent = await payments.get_payment_intent(account_id, intent_id)
+    assert intent.latest_charge_id is not None
+    _, refunds = await payments.get_charge(account_id, intent.latest_charge_id, with_refunds=True)
+    (pending,) = refunds.first
+    assert pending.status is RefundStatus.PENDING
+    return pending.id
+
+
+async def test_a_replayed_refund_holds_and_posts_once(
+    payments: PaymentsService,
+    network: RefundsHeldAtTheAcquirer,
+    core_engine: AsyncEngine,
+    account_id: str,
+) -> None:
+    network.answer.set()
+    intent_id = await _paid_and_available(payments, core_engine, account_id)
+    first = await refund_intent(payments, account_id, "refund-once", intent_id, 400)
+    again = await refund_intent(payments, account_id, "refund-once", intent_id, 400)
+    assert isinstance(first, Done)
+    assert isinstance(again, Replay)
+    assert await _rows(core_engine, account_id, first.value) == [("refund", -400)]
+    assert (await _hold(core_engine, account_id, first.value.id)).pending_status is (
+        PendingStatus.VOIDED
+    )
+    settled = await _available(core_engine, account_id)
+    assert (settled.posted_balance_minor, settled.pending_outgoing_minor) == (NET - 400, 0)
+    await _assert_verified(core_engine)
+
+
+async def test_the_completer_settles_the_hold_of_an_abandoned_refund(
+    payments: PaymentsService,
+    network: RefundsHeldAtTheAcquirer,
+    core_engine: AsyncEngine,
+    account_id: str,
+) -> None:
+    intent_id = await _paid_and_available(payments, core_engine, account_id)
+    # The request creates its refund, then goes away before the acquirer is asked.
+    record = await payments._claim(call(account_id, "abandoned", endpoint="CreateRefund"))
+    record = await payments._start_refund(record, None, intent_id, 700, None, {})
+    assert record.refund_id is not None
+    assert (await _hold(core_engine, account_id, record.refund_id)).pending_status is (
+        PendingStatus.OPEN
+    )
+    with pytest.raises(PayoutError):
+        await _payout(core_engine, account_id, NET)
+    async with core_engine.begin() as db:
+        await db.execute(
+            update(idempotency_keys).values(
+                locked_until=None, last_run_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 1)
+            )
+        )
+
+    async def resume(found: KeyRecord) -> object:
+        return await payments.resume_refund(found, respond)
+
+    network.answer.set()
+    assert await payments.complete_abandoned(resume) == 1
+    refund = await payments.get_refund(account_id, record.refund_id)
+    assert refund.status is RefundStatus.SUCCEEDED
+    assert await _rows(core_engine, account_id, refund) == [("refund", -700)]
+    assert (await _hold(core_engine, account_id, refund.id)).pending_status is (
+        PendingStatus.VOIDED
+    )
+    settled = await _available(core_engine, account_id)
+    assert (settled.posted_balance_minor, settled.pending_outgoing_minor) == (NET - 700, 0)
+    await _assert_verified(core_engine)
+
+
+async def test_a_refund_that_fails_after_it_succeeded_is_credited_back(
+    payments: PaymentsService,
+    network: RefundsHeldAtTheAcquirer,
+    core_engine: AsyncEngine,
+    account_id: str,
+) -> None:
+    network.answer.set()
+    intent_id = await _paid_and_available(payments, core_engine, account_id)
+    done = await refund_intent(payments, account_id, "refund-bounced", intent_id, 600)
+    assert isinstance(done, Done)
+    succeeded = done.value
+    charge, _ = await payments.get_charge(account_id, succeeded.charge_id)
+    failed = replace(succeeded, status=RefundStatus.FAILED, failure_reason="unknown")
+    async with core_engine.begin() as db:
+        await LedgerPostings().refund_changed(db, succeeded, failed, charge)
+    assert await _rows(core_engine, account_id, succeeded) == [
+        ("refund", -600),
+        ("refund_failure", 600),
+    ]
+    assert await _shown_available(core_engine, account_id) == NET
+    await _assert_verified(core_engine)

@@ -1,0 +1,38 @@
+"""2017-02-14: Charges stop showing the Radar rule that decided them expanded unless asked."""
+
+from typing import Final
+
+from remit.core.jsonview import JsonObject
+from remit.versioning.change import RelatedObject, RenderContext, VersionChange
+
+RULE_OF_CHARGE: Final = RelatedObject(resource="rule", field="outcome.rule")
+
+
+class StopAutoexpandingChargeOutcomeRule(VersionChange):
+    """Charge `outcome.rule` is the id of the Radar rule that decided the charge, expanded only
+    when asked (`expand[]=outcome.rule`); before 2017-02-14 it was always the rule itself. A
+    rule deleted since stays an id at every version.
+
+    Stripe's same version also stopped auto-expanding a charge's `dispute`; remit has no
+    disputes (a charge's `dispute` is never set), so there is nothing to expand.
+
+    Source: https://stripe.com/blog/api-versioning (the change `AutoexpandChargeRule`; Stripe
+    published no changelog page for it)
+    """
+
+    resources = ("charge",)
+    fields = ("outcome.rule",)
+    needs = (RULE_OF_CHARGE,)
+
+    def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
+        outcome = obj.get("outcome")
+        if not isinstance(obj.get("id"), str) or not isinstance(outcome, dict):
+            # Partial (an event's previous_attributes: only what changed, kept as stored),
+            # or a charge without an outcome.
+            return
+        rule = context.related_object(RULE_OF_CHARGE, obj)
+        if rule is not None:
+            obj["outcome"] = {**outcome, "rule": rule}
+
+    # No `downgrade_schema`: the latest schema's `outcome.rule` is already an id or the rule
+    # (being expandable), which is what this version shows.
