@@ -1610,7 +1610,7 @@ class PaymentsService:
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, charge_id)
             if charge is None:
-                raise not_found("charge", charge_id, param="charge")
+                raise not_found("charge", charge_id)
             return charge, await read_refunds(db, account_id, charge_id, wanted=with_refunds)
 
     async def update_charge(
@@ -1629,7 +1629,7 @@ class PaymentsService:
             charges = ChargeRepository(db)
             before = await charges.get(account_id, charge_id, for_update=True)
             if before is None:
-                raise not_found("charge", charge_id, param="charge")
+                raise not_found("charge", charge_id)
             after = updated_charge(before, update, self._now())
             # The receipt email and shipping are among the details the charge copied when it
             # was made, which a save writes only when asked to.
@@ -1776,6 +1776,8 @@ class PaymentsService:
                 updated_at=now,
                 reason=reason,
                 metadata=metadata,
+                customer_id=charge.customer_id,
+                payment_method_id=charge.payment_method_id,
             )
             # The amount is reserved on the charge at once, so concurrent refunds can never
             # add up to more than was captured.
@@ -1868,7 +1870,7 @@ class PaymentsService:
         async with self._engine.begin() as db:
             refund = await RefundRepository(db).get(account_id, refund_id)
         if refund is None:
-            raise not_found("refund", refund_id, param="refund")
+            raise not_found("refund", refund_id)
         return refund
 
     async def update_refund(
@@ -1884,7 +1886,7 @@ class PaymentsService:
             repo = RefundRepository(db)
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
-                raise not_found("refund", refund_id, param="refund")
+                raise not_found("refund", refund_id)
             merged = updated_metadata(refund.metadata, clear=clear, unset=unset, values=metadata)
             after = replace(refund, metadata=merged, updated_at=self._now())
             await repo.save(after)
@@ -1905,7 +1907,7 @@ class PaymentsService:
             repo = RefundRepository(db)
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
-                raise not_found("refund", refund_id, param="refund")
+                raise not_found("refund", refund_id)
             if refund.status is not RefundStatus.REQUIRES_ACTION:
                 raise RemitError(
                     message=(
