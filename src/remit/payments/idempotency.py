@@ -430,6 +430,24 @@ async def claim_abandoned(db: AsyncConnection, *, now: datetime, limit: int) -> 
     return claimed
 
 
+async def renew(db: AsyncConnection, record: KeyRecord, *, now: datetime) -> bool:
+    """A fresh lease on a key still held under `record`'s claim and unfinished; whether it was.
+    The completer claims keys in batches and works through them in turn: each key's lease
+    starts when its turn comes, not when the batch was claimed."""
+    keys = idempotency_keys.c
+    result = await db.execute(
+        update(idempotency_keys)
+        .where(
+            keys.account_id == record.account_id,
+            keys.key == record.key,
+            keys.owner == record.owner,
+            keys.recovery_point != RecoveryPoint.FINISHED.value,
+        )
+        .values(locked_until=now + lease(), last_run_at=now)
+    )
+    return result.rowcount == 1
+
+
 async def reap(db: AsyncConnection, *, now: datetime) -> int:
     """Delete keys older than the retention period whose request is over (finished) or never
     sent anything (at `started`, its lease run out). An unfinished key past `started` is kept

@@ -114,6 +114,8 @@ MAX_AMOUNT_MINOR = 99_999_999
 MAX_LIST_LIMIT = 100
 AUTHORIZATION_VALIDITY = timedelta(days=7)
 EXPIRE_JOB = "payments.expire_authorization"
+# How long an expiry whose attempts all failed waits before it is tried again.
+EXPIRY_RETRY_AFTER = timedelta(hours=1)
 _SETTLE_ATTEMPTS = 3
 # The test crash switch's point between the network's answer and its storing (crashpoints.py).
 AUTHORIZATION_ANSWERED = "authorization_answered"
@@ -1571,15 +1573,29 @@ class PaymentsService:
         self, db: AsyncConnection, account_id: str, intent_id: str, *, sent_before: bool = False
     ) -> bool:
         """The worker's job: release an authorization left uncaptured for 7 days.
-        `sent_before`: an earlier run of the job may have sent the release (see `_settle`)."""
+
+        The void is asked for before the intent's row is locked: it can take as long as the
+        network's timeouts and look-ups, and a capture or cancel of the intent meanwhile must
+        not wait on the lock for it. The void is idempotent by its reference, so releasing an
+        authorization that a cancel releases too is harmless; the intent moves on only if,
+        locked, it still holds that authorization. `sent_before`: an earlier run of the job may
+        have sent the release (see `_settle`)."""
         intents = PaymentIntentRepository(db)
-        intent = await intents.get(account_id, intent_id, for_update=True)
-        if intent is None or intent.status is not Status.REQUIRES_CAPTURE:
+        seen = await intents.get(account_id, intent_id)
+        if seen is None or seen.status is not Status.REQUIRES_CAPTURE:
             return False
-        if intent.latest_charge_id is not None and _captured_first(
-            await self._void(account_id, intent.latest_charge_id, sent_before=sent_before)
+        held = seen.latest_charge_id
+        if held is not None and _captured_first(
+            await self._void(account_id, held, sent_before=sent_before)
         ):
             return False  # a capture in flight got there first; its outcome settles the intent
+        intent = await intents.get(account_id, intent_id, for_update=True)
+        if (
+            intent is None
+            or intent.status is not Status.REQUIRES_CAPTURE
+            or intent.latest_charge_id != held
+        ):
+            return False  # captured or canceled meanwhile: that settled the intent
         now = self._now()
         after = transition(intent, Expired(at=now))
         await intents.save(after)
@@ -1587,6 +1603,29 @@ class PaymentsService:
             await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
         await self._hooks.intent_changed(db, intent, after)
         return True
+
+    async def expire_later(
+        self, db: AsyncConnection, account_id: str, intent_id: str, *, failed_job: int
+    ) -> None:
+        """The expiry job's give-up step: every attempt to release the authorization failed
+        (the network is down for long). Left so, the customer's funds stay held at the network
+        and the intent `requires_capture` for good: stage the expiry again for later, and tell
+        the operator."""
+        log.error("could not release the expired authorization of %s (%s) after every "
+                  "attempt; trying again in %s", intent_id, account_id,
+                  EXPIRY_RETRY_AFTER)  # fmt: skip
+        now = self._now()
+        await stage_job(
+            db,
+            EXPIRE_JOB,
+            # The failed runs may have sent the release: the next looks it up first.
+            {"account_id": account_id, "payment_intent_id": intent_id, "sent_before": True},
+            now=now,
+            run_at=now + EXPIRY_RETRY_AFTER,
+            account_id=account_id,
+            # The failed job keeps the first staging's key; one retry per failed job.
+            dedupe_key=f"{EXPIRE_JOB}:after_job_{failed_job}",
+        )
 
     # --- Recovery ---------------------------------------------------------------------------
 
@@ -1617,6 +1656,9 @@ class PaymentsService:
                     record.charge_id,
                 )
             note_request(record.request_id, record.key)
+            async with self._engine.begin() as db:
+                if not await idempotency.renew(db, record, now=self._now()):
+                    continue  # taken over (a client's retry) since the batch was claimed
             try:
                 await resume(record)
             except RemitError as error:
@@ -1654,7 +1696,7 @@ class PaymentsService:
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, charge_id)
             if charge is None:
-                raise not_found("charge", charge_id, param="charge")
+                raise not_found("charge", charge_id)
             return charge, await read_refunds(db, account_id, charge_id, wanted=with_refunds)
 
     async def update_charge(
@@ -1673,7 +1715,7 @@ class PaymentsService:
             charges = ChargeRepository(db)
             before = await charges.get(account_id, charge_id, for_update=True)
             if before is None:
-                raise not_found("charge", charge_id, param="charge")
+                raise not_found("charge", charge_id)
             after = updated_charge(before, update, self._now())
             # The receipt email and shipping are among the details the charge copied when it
             # was made, which a save writes only when asked to.
@@ -1821,6 +1863,8 @@ class PaymentsService:
                 updated_at=now,
                 reason=reason,
                 metadata=metadata,
+                customer_id=charge.customer_id,
+                payment_method_id=charge.payment_method_id,
             )
             # The amount is reserved on the charge at once, so concurrent refunds can never
             # add up to more than was captured.
@@ -1916,7 +1960,7 @@ class PaymentsService:
         async with self._engine.begin() as db:
             refund = await RefundRepository(db).get(account_id, refund_id)
         if refund is None:
-            raise not_found("refund", refund_id, param="refund")
+            raise not_found("refund", refund_id)
         return refund
 
     async def update_refund(
@@ -1932,7 +1976,7 @@ class PaymentsService:
             repo = RefundRepository(db)
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
-                raise not_found("refund", refund_id, param="refund")
+                raise not_found("refund", refund_id)
             merged = updated_metadata(refund.metadata, clear=clear, unset=unset, values=metadata)
             after = replace(refund, metadata=merged, updated_at=self._now())
             await repo.save(after)
@@ -1953,7 +1997,7 @@ class PaymentsService:
             repo = RefundRepository(db)
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
-                raise not_found("refund", refund_id, param="refund")
+                raise not_found("refund", refund_id)
             if refund.status is not RefundStatus.REQUIRES_ACTION:
                 raise RemitError(
                     message=(
