@@ -451,7 +451,8 @@ class PaymentMethodsService:
     # --- reading -----------------------------------------------------------------------
 
     async def get(self, account_id: str, method_id: str) -> PaymentMethod:
-        """A payment method; a test id gives a fresh payment method of its test card."""
+        """A payment method; a test id gives a fresh payment method of its test card, as
+        Stripe's does (a real object with an id of its own, which later calls can name)."""
         if _names_test_card(method_id):
             return await self._materialize_test_id(account_id, method_id)
         async with single_statement(self._engine) as connection:

@@ -144,6 +144,12 @@ def _customer_operations() -> list[Operation]:
             payment_methods.CUSTOMER_LIST,
             payment_methods.list_for_customer,
         ),
+        Operation(
+            "GET",
+            f"{one}/payment_methods/{{payment_method}}",
+            payment_methods.RETRIEVE,
+            payment_methods.retrieve_for_customer,
+        ),
     ]
 
 
