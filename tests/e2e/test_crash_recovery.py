@@ -91,6 +91,13 @@ def _core_endpoint(processes: ProcessSet) -> object:
     return Endpoint("127.0.0.1", int(processes.env["REMIT_CORE_PORT"]))
 
 
+def _account(processes: ProcessSet) -> TestAccount:
+    return create_account(
+        _core_endpoint(processes),  # type: ignore[arg-type]
+        token=processes.env["REMIT_INTERNAL_TOKEN"],
+    )
+
+
 def _crash_core_at(processes: ProcessSet, point: str, marker: Path) -> None:
     processes.kill("core")
     processes.start("core", {"REMIT_CRASH_AFTER": point, "REMIT_CRASH_MARKER": str(marker)})
@@ -100,7 +107,7 @@ def _crash_core_at(processes: ProcessSet, point: str, marker: Path) -> None:
 def test_a_retry_with_the_same_key_finishes_a_payment_interrupted_by_a_crash(
     processes: ProcessSet, point: str, tmp_path: Path
 ) -> None:
-    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    account = _account(processes)
     _crash_core_at(processes, point, tmp_path / "crashed")
     key = f"retry-{point}"
     interrupted = _pay(processes, account, key)
@@ -122,7 +129,7 @@ def test_a_retry_with_the_same_key_finishes_a_payment_interrupted_by_a_crash(
 def test_the_completer_alone_finishes_a_payment_interrupted_by_a_crash(
     processes: ProcessSet, point: str, tmp_path: Path
 ) -> None:
-    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    account = _account(processes)
     _crash_core_at(processes, point, tmp_path / "crashed")
     interrupted = _pay(processes, account, f"completer-{point}")
     assert interrupted.status_code >= 500, interrupted.text
@@ -182,7 +189,7 @@ def test_a_review_close_interrupted_after_its_refund_finishes_once(
     """The close refunded, then the core died before closing the review: the client's retry
     with its key, or the completer alone, closes it; the acquirer refunded once, and the key
     then replays the close."""
-    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    account = _account(processes)
     review = _reviewed_payment(processes, account)
     _crash_core_at(processes, "review_payment_refused", tmp_path / "crashed")
     path, action, key = f"/v1/reviews/{review}/close", {"action": "refund_as_fraud"}, "close"
@@ -216,7 +223,7 @@ def test_a_review_close_by_cancel_whose_void_failed_is_finished_by_the_completer
     """Closing a review by canceling its uncaptured payment, while the acquirer is down: the
     void fails and the client, which sent no key, does not retry. Once the acquirer is back,
     the completer alone voids once, cancels the intent and closes the review."""
-    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    account = _account(processes)
     rule = {"rule": "Review if :amount_in_usd: >= 300"}
     assert _post(processes, account, "/v1/radar/rules", rule, None).status_code == 200
     held = _post(
@@ -262,7 +269,7 @@ def test_a_capture_interrupted_before_the_network_applies_its_metadata_once_capt
     asking the network: nothing had changed yet. The client's retry with its key, or the
     completer alone, captures once and applies them; the key then replays the captured
     intent with its metadata."""
-    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    account = _account(processes)
     held = _post(
         processes,
         account,
@@ -335,7 +342,7 @@ def test_a_payment_whose_card_was_detached_after_the_network_answered_succeeds_o
     core died before storing the answer, and the merchant deleted the customer (detaching its
     cards). The retry, or the completer, still finishes the payment the card was chosen for
     when it could pay: succeeded, authorized once."""
-    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    account = _account(processes)
     customer = _post(processes, account, "/v1/customers", {}, None).json()["id"]
     attached = _post(
         processes,

@@ -47,7 +47,13 @@ async def test_an_expiry_that_failed_for_good_is_staged_again_and_reported(
 ) -> None:
     """Left failed, the authorization would stay held at the network and the intent
     requires_capture for ever."""
-    config = from_env({"DATABASE_URL": databases.core_url, "REMIT_DATA_DIR": str(tmp_path)})
+    config = from_env(
+        {
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_INTERNAL_TOKEN": "registry-test-token",
+        }
+    )
     engine = core_engine
     worker = build_worker(engine, config)
     payload = {"account_id": "acct_1", "payment_intent_id": "pi_1"}
