@@ -130,6 +130,7 @@ def run() -> list[Figure]:
                 REMIT_ACQUIRER_HOST="127.0.0.1",
                 REMIT_ACQUIRER_PORT=str(port),
                 REMIT_DATA_DIR=scratch,
+                REMIT_INTERNAL_AUTH="off",
             )
             process = subprocess.Popen(
                 [sys.executable, "-m", "remit", "acquirer"],

@@ -182,6 +182,9 @@ class BenchMethods:
     def card_refused(self, account_id: str, vault_token: str) -> None:
         raise AssertionError("the bench's network never refuses a card")
 
+    async def attempt_vault_token(self, account_id: str, payment_method_id: str) -> str:
+        return "vtok_bench"
+
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         return ChargeableCard(
             payment_method_id=payment_method_id,

@@ -105,6 +105,7 @@ async def _run(scratch: Path, database_url: str, log: IO[bytes]) -> list[Figure]
             "REMIT_VAULT_HOST": "127.0.0.1",
             "REMIT_VAULT_PORT": str(port),
             "REMIT_VAULT_DESTINATIONS": f"acquirer={acquirer_target}",
+            "REMIT_INTERNAL_AUTH": "off",
         }
         vault = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "remit", "vault", env=env, stdout=log, stderr=log

@@ -5,8 +5,9 @@ Nothing here is discovered by magic; reading one function tells the whole shape 
 
 import logging
 
-from remit.config import PlatformConfig
+from remit.config import ConfigError, PlatformConfig
 from remit.core.logging import configure_logging
+from remit.grpcutil.internal_auth import InternalAccess
 from remit.readiness import follow_parent
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,13 @@ def run_process(role: str, config: PlatformConfig) -> int:
     runner = runners[role]
     # Its calls show its own role's credential, and may make only what that role needs.
     config = config.acting_as(role)
+    try:
+        # Every process calls or serves the others: without the internal token, it stops
+        # here, saying why, rather than serve anyone who reaches its port.
+        InternalAccess.of(config)
+    except ConfigError as error:
+        log.error("remit %s: %s", role, error)
+        return 2
     try:
         import uvloop
 

@@ -359,6 +359,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The commands administer the platform; `remit serve` hands each of its processes its own
     # role instead (`remit.config.environment_for`).
     config = config.acting_as(ADMIN)
+    try:
+        return _run_command(args, config)
+    except ConfigError as error:
+        # Found only once the command needs it (no internal token to call the services with).
+        print(f"remit: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "serve":
         from remit.serve import serve
 

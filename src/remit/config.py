@@ -27,6 +27,9 @@ TLS_ENV: Final = "REMIT_INTERNAL_TLS"
 # Set to `allow` to let the processes speak plaintext gRPC beyond this machine's loopback
 # interface (`refuse_plaintext_beyond_loopback`).
 PLAINTEXT_ENV: Final = "REMIT_INTERNAL_PLAINTEXT"
+# Set to `off` to run a gRPC service, or call one, without the internal token: for development
+# only, as the service then answers anyone who reaches its port, for any account.
+INTERNAL_AUTH_ENV: Final = "REMIT_INTERNAL_AUTH"
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,15 @@ class PlatformConfig:
     core_instance_ports: tuple[int, ...] = ()
     # The shared secret remit's processes show each other on every gRPC call
     # (`remit.grpcutil.internal_auth`): REMIT_INTERNAL_TOKEN, else the file `remit serve`
-    # keeps in the data directory; None: none is checked or sent.
+    # keeps in the data directory. None: a process refuses to start unless
+    # `internal_auth_off`.
     internal_token: str | None = field(default=None, repr=False)
     # The credential this process shows on its calls: its role's, derived from the platform
     # token by `acting_as`, or given alone (REMIT_INTERNAL_CREDENTIAL) to a process that
     # must not hold the platform token. None: it shows none.
     internal_credential: str | None = field(default=None, repr=False)
+    # REMIT_INTERNAL_AUTH=off: with no token, no token is checked or sent (development only).
+    internal_auth_off: bool = False
     # Mutual TLS between the processes (REMIT_INTERNAL_TLS_CERT, _KEY, _CA, and optionally
     # _SERVER_NAME); None: plaintext.
     internal_tls: InternalTls | None = None
@@ -150,6 +156,8 @@ class PlatformConfig:
                 env[f"{TLS_ENV}_SERVER_NAME"] = tls.server_name
         if self.internal_plaintext_allowed:
             env[PLAINTEXT_ENV] = "allow"
+        if self.internal_auth_off:
+            env[INTERNAL_AUTH_ENV] = "off"
         for name, url in (
             ("DATABASE_URL", self.database_url),
             ("VAULT_DATABASE_URL", self.vault_database_url),
@@ -275,6 +283,20 @@ def rate_limit_per_s(kind: str, environ: Mapping[str, str] | None = None) -> flo
     return _number_setting(
         environ,
         f"REMIT_RATE_LIMIT_{kind.upper()}_PER_S",
+        DEFAULT_RATE_LIMIT_PER_S,
+        float,
+        lambda value: 0 <= value <= MAX_RATE_LIMIT_PER_S,
+        f"between 0 (no limit) and {MAX_RATE_LIMIT_PER_S:.0f} requests a second",
+    )
+
+
+def client_rate_limit_per_s(environ: Mapping[str, str] | None = None) -> float:
+    """Requests a second from one client IP address, counted before the API key is checked
+    (and on the 3-D Secure pages, which take none); REMIT_RATE_LIMIT_CLIENT_PER_S overrides
+    it, 0 lifts it. No address is exempt, loopback included."""
+    return _number_setting(
+        environ,
+        "REMIT_RATE_LIMIT_CLIENT_PER_S",
         DEFAULT_RATE_LIMIT_PER_S,
         float,
         lambda value: 0 <= value <= MAX_RATE_LIMIT_PER_S,
@@ -440,6 +462,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         internal_credential=credential,
         internal_tls=_internal_tls(env),
         internal_plaintext_allowed=env.get(PLAINTEXT_ENV) == "allow",
+        internal_auth_off=env.get(INTERNAL_AUTH_ENV) == "off",
     )
     refuse_plaintext_beyond_loopback(
         (config.core.host, config.vault.host, config.acquirer.host), config

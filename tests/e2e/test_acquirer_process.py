@@ -32,6 +32,8 @@ def _env(databases: WorkerDatabases, tmp_path: Path) -> dict[str, str]:
         "VAULT_DATABASE_URL": databases.vault_url,
         "ACQUIRER_DATABASE_URL": databases.acquirer_url,
         "REMIT_DATA_DIR": str(tmp_path),
+        # Started alone, with no platform to share a token with: the test calls it directly.
+        "REMIT_INTERNAL_AUTH": "off",
     }
 
 
@@ -83,6 +85,7 @@ def test_the_acquirer_process_takes_its_faults_from_flags(
     log = log_path.read_text()
     assert returncode == 0, log
     assert "fault injection is on" in log
+    assert "INTERNAL AUTHENTICATION IS OFF" in log
     assert "4242424242424242" not in log
 
 

@@ -91,6 +91,13 @@ def _core_endpoint(processes: ProcessSet) -> object:
     return Endpoint("127.0.0.1", int(processes.env["REMIT_CORE_PORT"]))
 
 
+def _account(processes: ProcessSet) -> TestAccount:
+    return create_account(
+        _core_endpoint(processes),  # type: ignore[arg-type]
+        token=processes.env["REMIT_INTERNAL_TOKEN"],
+    )
+
+
 def _crash_core_at(processes: ProcessSet, point: str, marker: Path) -> None:
     processes.kill("core")
     processes.start("core", {"REMIT_CRASH_AFTER": point, "REMIT_CRASH_MARKER": str(marker)})
@@ -100,7 +107,7 @@ def _crash_core_at(processes: ProcessSet, point: str, marker: Path) -> None:
 def test_a_retry_with_the_same_key_finishes_a_payment_interrupted_by_a_crash(
     processes: ProcessSet, point: str, tmp_path: Path
 ) -> None:
-    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    account = _account(processes)
     _crash_core_at(processes, point, tmp_path / "crashed")
     key = f"retry-{point}"
     interrupted = _pay(processes, account, key)
@@ -122,7 +129,7 @@ def test_a_retry_with_the_same_key_finishes_a_payment_interrupted_by_a_crash(
 def test_the_completer_alone_finishes_a_payment_interrupted_by_a_crash(
     processes: ProcessSet, point: str, tmp_path: Path
 ) -> None:
-    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    account = _account(processes)
     _crash_core_at(processes, point, tmp_path / "crashed")
     interrupted = _pay(processes, account, f"completer-{point}")
     assert interrupted.status_code >= 500, interrupted.text
@@ -182,7 +189,7 @@ def test_a_review_close_interrupted_after_its_refund_finishes_once(
     """The close refunded, then the core died before closing the review: the client's retry
     with its key, or the completer alone, closes it; the acquirer refunded once, and the key
     then replays the close."""
-    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    account = _account(processes)
     review = _reviewed_payment(processes, account)
     _crash_core_at(processes, "review_payment_refused", tmp_path / "crashed")
     path, action, key = f"/v1/reviews/{review}/close", {"action": "refund_as_fraud"}, "close"
@@ -210,6 +217,50 @@ def test_a_review_close_interrupted_after_its_refund_finishes_once(
     assert _refunds(processes, account) == 1
 
 
+def test_a_review_close_by_cancel_whose_void_failed_is_finished_by_the_completer(
+    processes: ProcessSet,
+) -> None:
+    """Closing a review by canceling its uncaptured payment, while the acquirer is down: the
+    void fails and the client, which sent no key, does not retry. Once the acquirer is back,
+    the completer alone voids once, cancels the intent and closes the review."""
+    account = _account(processes)
+    rule = {"rule": "Review if :amount_in_usd: >= 300"}
+    assert _post(processes, account, "/v1/radar/rules", rule, None).status_code == 200
+    held = _post(
+        processes,
+        account,
+        "/v1/payment_intents",
+        {"amount": "30000", "currency": "usd", "payment_method": "pm_card_visa",
+         "confirm": "true", "return_url": "https://shop.example/return",
+         "capture_method": "manual"},
+        None,
+    )  # fmt: skip
+    assert held.json()["status"] == "requires_capture", held.text
+    review, intent_id = held.json()["review"], held.json()["id"]
+    headers = {"Authorization": f"Bearer {account.secret_key}"}
+
+    processes.kill("acquirer")
+    try:
+        close = _post(processes, account, f"/v1/reviews/{review}/close", {"action": "cancel"}, None)
+        assert close.status_code >= 500, close.text
+    finally:
+        processes.start("acquirer")
+
+    def closed() -> bool:
+        answer = httpx.get(f"{_api(processes)}/v1/reviews/{review}", headers=headers, timeout=10)
+        return answer.status_code == 200 and answer.json()["open"] is False
+
+    wait_for(closed, 30, every_s=0.25)
+    finished = httpx.get(f"{_api(processes)}/v1/reviews/{review}", headers=headers, timeout=10)
+    assert finished.json()["closed_reason"] == "canceled"
+    intent = httpx.get(
+        f"{_api(processes)}/v1/payment_intents/{intent_id}", headers=headers, timeout=10
+    )
+    assert intent.json()["status"] == "canceled", intent.text
+    assert intent.json()["cancellation_reason"] == "fraudulent"
+    assert _operations(processes, account, "void") == 1
+
+
 @pytest.mark.parametrize("finisher", ["retry", "completer"])
 def test_a_capture_interrupted_before_the_network_applies_its_metadata_once_captured(
     processes: ProcessSet, finisher: str, tmp_path: Path
@@ -218,7 +269,7 @@ def test_a_capture_interrupted_before_the_network_applies_its_metadata_once_capt
     asking the network: nothing had changed yet. The client's retry with its key, or the
     completer alone, captures once and applies them; the key then replays the captured
     intent with its metadata."""
-    account = create_account(_core_endpoint(processes))  # type: ignore[arg-type]
+    account = _account(processes)
     held = _post(
         processes,
         account,
@@ -281,3 +332,56 @@ def test_a_capture_interrupted_before_the_network_applies_its_metadata_once_capt
     assert replayed.json()["amount_received"] == 2500
     assert observed() == "succeeded"
     assert _operations(processes, account, "capture") == 1
+
+
+@pytest.mark.parametrize("finisher", ["retry", "completer"])
+def test_a_payment_whose_card_was_detached_after_the_network_answered_succeeds_once(
+    processes: ProcessSet, finisher: str, tmp_path: Path
+) -> None:
+    """An off-session charge on a saved card: the acquirer approved and captured it, then the
+    core died before storing the answer, and the merchant deleted the customer (detaching its
+    cards). The retry, or the completer, still finishes the payment the card was chosen for
+    when it could pay: succeeded, authorized once."""
+    account = _account(processes)
+    customer = _post(processes, account, "/v1/customers", {}, None).json()["id"]
+    attached = _post(
+        processes,
+        account,
+        "/v1/payment_methods/pm_card_visa/attach",
+        {"customer": customer},
+        None,
+    )
+    assert attached.status_code == 200, attached.text
+    payment = {"amount": "3100", "currency": "usd", "customer": customer,
+               "payment_method": attached.json()["id"], "confirm": "true",
+               "off_session": "true"}  # fmt: skip
+    key = f"detached-{finisher}"
+    # The completer waits until the customer is gone, so it cannot finish the payment first.
+    processes.kill("worker")
+    try:
+        _crash_core_at(processes, "authorization_answered", tmp_path / "crashed")
+        assert _post(processes, account, "/v1/payment_intents", payment, key).status_code >= 500
+        assert processes.wait_for_exit("core") == -9
+        processes.start("core")
+        deleted = httpx.delete(
+            f"{_api(processes)}/v1/customers/{customer}",
+            headers={"Authorization": f"Bearer {account.secret_key}"},
+            timeout=10,
+        )
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json()["deleted"] is True
+        if finisher == "completer":
+            processes.start("worker")
+
+        def finished() -> bool:
+            if finisher == "completer":
+                return [i["status"] for i in _intents(processes, account)] == ["succeeded"]
+            answer = _post(processes, account, "/v1/payment_intents", payment, key)
+            return answer.status_code == 200 and answer.json()["status"] == "succeeded"
+
+        wait_for(finished, 30, every_s=0.25)
+    finally:
+        if "worker" not in processes.children:
+            processes.start("worker")
+    assert [i["status"] for i in _intents(processes, account)] == ["succeeded"]
+    assert _authorizations(processes, account) == 1

@@ -124,6 +124,35 @@ def test_a_payment_method_is_expanded_into_its_customer_by_every_endpoint(
     assert detached["customer"] is None
 
 
+def test_a_refund_names_its_charges_customer_and_payment_method_and_expands_them(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    customer = client.v1.customers.create(params={"payment_method": "pm_card_visa"})
+    [method] = client.v1.payment_methods.list(params={"customer": customer.id}).data
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1500,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": method.id,
+            "confirm": True,
+            "return_url": "https://shop.example/back",
+        }
+    )
+    refund = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 300})
+    assert (refund.customer, refund.payment_method) == (customer.id, method.id)
+
+    one = f"/v1/refunds/{refund.id}"
+    expanded = ok(_get(platform, account, one, "payment_method", "customer"))
+    assert (expanded["payment_method"]["id"], expanded["payment_method"]["object"]) == (
+        method.id,
+        "payment_method",
+    )
+    assert expanded["customer"]["id"] == customer.id
+    listed = ok(_get(platform, account, "/v1/refunds", "data.payment_method"))
+    assert [r["payment_method"]["id"] for r in listed["data"]] == [method.id]
+
+
 def test_a_review_is_expanded_into_its_payment_intent_by_every_endpoint(
     client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
 ) -> None:

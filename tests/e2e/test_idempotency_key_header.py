@@ -75,3 +75,36 @@ def test_a_well_formed_idempotency_key_is_still_echoed(
     response = _send(platform, account, "POST", "/v1/customers", "cus-ascii-1", "name=Ada")
     assert response.status_code == 200, response.text
     assert response.headers["idempotency-key"] == "cus-ascii-1"
+
+
+def test_a_publishable_keys_idempotency_keys_do_not_take_the_secret_keys(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """The publishable key is public: whoever copies it from a web page can send any
+    Idempotency-Key with it. The key the merchant later sends with the secret key is still its
+    own, and each caller's retry replays its own answer."""
+    key = "refund-order-123"
+
+    def make_payment_method() -> httpx.Response:
+        return httpx.post(
+            f"{platform.api_base}/v1/payment_methods",
+            data={"type": "card", "card[token]": "tok_visa"},
+            headers={"Authorization": f"Bearer {account.publishable_key}", "Idempotency-Key": key},
+            timeout=30,
+        )
+
+    public = make_payment_method()
+    assert public.status_code == 200, public.text
+
+    merchant = _send(platform, account, "POST", "/v1/customers", key, "name=Ada")
+    assert merchant.status_code == 200, merchant.text
+    assert merchant.headers.get("idempotent-replayed") != "true"
+    assert _customer_count(platform, account) == 1
+
+    public_again = make_payment_method()
+    assert public_again.status_code == 200, public_again.text
+    assert public_again.headers.get("idempotent-replayed") == "true"
+    assert public_again.json()["id"] == public.json()["id"]
+    merchant_again = _send(platform, account, "POST", "/v1/customers", key, "name=Ada")
+    assert merchant_again.json()["id"] == merchant.json()["id"]
+    assert _customer_count(platform, account) == 1

@@ -1,6 +1,7 @@
 """`remit serve` guards its gRPC services with the internal token: callers outside the platform
 are refused, its own processes (and its commands) are answered."""
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -162,3 +163,33 @@ def test_a_platform_over_mutual_tls_pays_and_refuses_plaintext(
             env=platform.env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert listed.returncode == 0, listed.stderr
+
+
+@pytest.mark.parametrize("role", ["core", "vault", "acquirer", "api", "worker"])
+def test_a_process_started_alone_without_a_token_refuses_to_start(
+    role: str, tmp_path: Path
+) -> None:
+    """It would answer anyone who reaches its port, for any account: it says why and stops
+    before listening or connecting to anything."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("REMIT_")}
+    env["REMIT_DATA_DIR"] = str(tmp_path)  # holds no token file
+    started = subprocess.run(
+        [sys.executable, "-m", "remit", role],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert started.returncode == 2
+    assert "no internal token is configured" in started.stderr
+    assert "REMIT_INTERNAL_TOKEN" in started.stderr
+    assert "REMIT_INTERNAL_AUTH=off" in started.stderr
+
+
+def test_a_command_without_a_token_says_why_it_cannot_call_the_platform(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("REMIT_")}
+    env["REMIT_DATA_DIR"] = str(tmp_path)
+    listed = subprocess.run(
+        [sys.executable, "-m", "remit", "radar", "rules", "list", "--api-key", "sk_test_x"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 2
+    assert "no internal token is configured" in listed.stderr
+    assert "Traceback" not in listed.stderr

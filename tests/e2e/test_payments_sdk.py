@@ -235,7 +235,7 @@ def test_an_intent_naming_an_unknown_or_another_customers_payment_method_is_refu
         404,
         "resource_missing",
         "payment_method",
-        "No such payment_method: 'pm_doesnotexist'",
+        "No such PaymentMethod: 'pm_doesnotexist'",
     )
     assert client.v1.payment_intents.list().data == []
     corrected = client.v1.payment_intents.create(

@@ -535,3 +535,15 @@ def test_a_close_retried_with_its_key_replays_and_refunds_once(
     # refused: the review is closed.
     with pytest.raises(stripe.InvalidRequestError):
         client.raw_request("post", path, action="refund_as_fraud")
+
+
+def test_a_rule_nested_too_deep_is_refused_as_a_bad_predicate(
+    client: stripe.StripeClient, platform: RunningPlatform
+) -> None:
+    deep = "(" * 330 + ":risk_score: > 1" + ")" * 330
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.raw_request("post", "/v1/radar/rules", action="block", predicate=deep)
+    assert raised.value.http_status == 400
+    assert raised.value.param == "predicate"
+    assert "deep" in str(raised.value.user_message)
+    assert "RecursionError" not in platform.log_text()

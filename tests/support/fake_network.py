@@ -18,6 +18,8 @@ class FakeNetwork:
     authorizations: dict[str, AuthorizationOutcome] = field(default_factory=dict)
     operations: dict[str, OperationOutcome] = field(default_factory=dict)
     sent: list[str] = field(default_factory=list)
+    # The references looked up (authorizations and operations), in order.
+    looked_up: list[str] = field(default_factory=list)
     # Faults: "before" fails without performing, "after" performs then loses the response.
     faults: list[str] = field(default_factory=list)
     lookup_faults: int = 0
@@ -79,6 +81,7 @@ class FakeNetwork:
         return self.authorizations[reference]
 
     async def lookup_authorization(self, reference: str) -> AuthorizationOutcome | None:
+        self.looked_up.append(reference)
         if self.lookup_faults > 0:
             self.lookup_faults -= 1
             raise OutcomeUnknownError("UNAVAILABLE")
@@ -111,6 +114,7 @@ class FakeNetwork:
         return await self._operation(reference, amount_minor)
 
     async def lookup_operation(self, reference: str) -> OperationOutcome | None:
+        self.looked_up.append(reference)
         if self.lookup_faults > 0:
             self.lookup_faults -= 1
             raise OutcomeUnknownError("UNAVAILABLE")

@@ -6,6 +6,7 @@ REST facade maps that back to Stripe's error object. No layer invents its own wo
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Final
 
 
 class ErrorKind(Enum):
@@ -52,9 +53,14 @@ class RemitError(Exception):
         return self.message
 
 
+# How Stripe names a kind of object in its "No such ..." messages where that is not the
+# object's `object` value: payment methods go by their class name.
+_NOT_FOUND_NAMES: Final = {"payment_method": "PaymentMethod"}
+
+
 def not_found(kind: str, object_id: str, param: str = "id") -> RemitError:
     return RemitError(
-        message=f"No such {kind}: '{object_id}'",
+        message=f"No such {_NOT_FOUND_NAMES.get(kind, kind)}: '{object_id}'",
         kind=ErrorKind.NOT_FOUND,
         code="resource_missing",
         param=param,

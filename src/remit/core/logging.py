@@ -1,8 +1,12 @@
-"""Process-wide logging with a filter that masks anything that looks like a card number.
+"""Process-wide logging with a filter that masks card numbers and secrets.
 
 Card numbers must never reach a log line, whatever code wrote it: the filter rewrites every
-record's final message, masking each 13-19 digit run (spaces or dashes allowed between digits)
-that passes the Luhn check, keeping only the last four digits.
+record's final message, its traceback and its stack, masking each 13-19 digit run (spaces or
+dashes allowed between digits) that passes the Luhn check, keeping only the last four digits.
+Secrets that would let a reader act as someone are masked too: secret and restricted API keys
+(`sk_live_`, `sk_test_`, `rk_...`), webhook signing secrets (`whsec_`) and PaymentIntent client
+secrets (`pi_..._secret_...`, whose intent id stays readable). Publishable keys are public and
+stay as they are.
 """
 
 import logging
@@ -35,14 +39,38 @@ def mask_card_numbers(text: str) -> str:
     return _CANDIDATE.sub(replace, text)
 
 
-class CardNumberMaskingFilter(logging.Filter):
+_MASK: Final = "********"
+_BOUNDARY: Final = r"(?<![A-Za-z0-9_])"
+_API_KEY: Final = re.compile(_BOUNDARY + r"((?:sk|rk)_(?:live|test)_)([A-Za-z0-9]+)")
+_SIGNING_SECRET: Final = re.compile(_BOUNDARY + r"(whsec_)[A-Za-z0-9+/=]+")
+_CLIENT_SECRET: Final = re.compile(_BOUNDARY + r"((?:pi|seti)_[A-Za-z0-9]+_secret_)[A-Za-z0-9]+")
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with its API keys (but publishable ones), webhook signing secrets and client
+    secrets masked. Keys keep their last four characters, as Stripe echoes a key."""
+    text = _API_KEY.sub(lambda m: f"{m.group(1)}{_MASK}{m.group(2)[-4:]}", text)
+    text = _SIGNING_SECRET.sub(lambda m: f"{m.group(1)}{_MASK}", text)
+    return _CLIENT_SECRET.sub(lambda m: f"{m.group(1)}{_MASK}", text)
+
+
+def mask_sensitive(text: str) -> str:
+    """`text` with card numbers and secrets masked: what the log filter applies."""
+    return mask_secrets(mask_card_numbers(text))
+
+
+class SensitiveDataMaskingFilter(logging.Filter):
+    """Masks card numbers and secrets in a record's message, traceback and stack."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = mask_card_numbers(message)
+        masked = mask_sensitive(message)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_card_numbers(record.exc_text)
+            record.exc_text = mask_sensitive(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_sensitive(record.stack_info)
         if masked != message:
             record.msg, record.args = masked, None
         return True
@@ -54,7 +82,7 @@ def configure_logging(process: str, level: int = logging.INFO) -> None:
     handler.setFormatter(
         logging.Formatter(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
     )
-    handler.addFilter(CardNumberMaskingFilter())
+    handler.addFilter(SensitiveDataMaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -45,6 +45,7 @@ class CustomerFields:
     phone: str | None = None
     business_name: str | None = None
     individual_name: str | None = None
+    # The address parts to change (an empty part clears it); `clear_address` drops it all.
     address: Mapping[str, str] | None = None
     clear_address: bool = False
     shipping: Mapping[str, object] | None = None
@@ -72,7 +73,7 @@ def update_customer(customer: Customer, changes: CustomerFields) -> Customer:
     if changes.clear_address:
         updates["address"] = None
     elif changes.address is not None:
-        updates["address"] = dict(changes.address)
+        updates["address"] = merged_address(customer.address, changes.address)
     if changes.clear_shipping:
         updates["shipping"] = None
     elif changes.shipping is not None:
@@ -90,6 +91,20 @@ def update_customer(customer: Customer, changes: CustomerFields) -> Customer:
         values=changes.metadata,
     )
     return replace(customer, **updates)  # type: ignore[arg-type]
+
+
+def merged_address(
+    current: Mapping[str, str] | None, changes: Mapping[str, str]
+) -> dict[str, str] | None:
+    """Stripe updates an address part by part: a part given replaces that part, an empty
+    part clears it, parts not given stay. Nothing left means no address."""
+    address = dict(current or {})
+    for part, text in changes.items():
+        if text == "":
+            address.pop(part, None)
+        else:
+            address[part] = text
+    return address or None
 
 
 def new_customer(

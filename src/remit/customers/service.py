@@ -210,7 +210,9 @@ class CustomersService:
             async def cursor(customer_id: str | None, param: str) -> tuple[datetime, str] | None:
                 if customer_id is None:
                     return None
-                anchor = await repo.get(account_id, customer_id)
+                # A customer deleted since the previous page still marks its place in the
+                # (created_at, id) order, so paging on while deleting what was listed works.
+                anchor = await repo.get(account_id, customer_id, include_deleted=True)
                 if anchor is None:
                     raise not_found("customer", customer_id, param=param)
                 return anchor.created_at, anchor.id

@@ -15,8 +15,10 @@ Across hosts the processes can also speak mutual TLS (`InternalTls`, from
 the platform's CA signed, and the credential travels encrypted. The processes share one
 certificate, so the role always comes from the credential. `InternalAccess` is both together.
 
-A process with no token configured neither checks nor sends one: a service run on its own for
-development, or a test's in-process server.
+A process with no token configured refuses to start (`InternalAccess.of`): a service that checks
+no token answers anyone who reaches its port, for any account. Only with REMIT_INTERNAL_AUTH=off,
+for development, does it run without one, neither checking nor sending a token, and says so in
+its log. A test's in-process server, given no platform config, checks none.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from remit.config import TOKEN_FILE, InternalTls, PlatformConfig
+from remit.config import (
+    INTERNAL_AUTH_ENV,
+    TOKEN_ENV,
+    TOKEN_FILE,
+    ConfigError,
+    InternalTls,
+    PlatformConfig,
+)
 from remit.grpcutil.internal_roles import RoleVerifier
 from remit.grpcutil.role_permissions import may_call
 
@@ -236,7 +245,22 @@ class InternalAccess:
     @classmethod
     def of(cls, config: PlatformConfig) -> InternalAccess:
         """How a process of `config` calls the others: with the credential of the role it acts
-        as (`PlatformConfig.acting_as`)."""
+        as (`PlatformConfig.acting_as`). A process with neither the platform token nor a
+        credential is refused (ConfigError) unless internal authentication is explicitly off."""
+        if config.internal_token is None and config.internal_credential is None:
+            if not config.internal_auth_off:
+                raise ConfigError(
+                    "no internal token is configured: remit's gRPC services would answer "
+                    f"anyone who reaches their ports. Set {TOKEN_ENV} (the same secret for "
+                    f"every process), or start the platform with `remit serve`, which makes "
+                    f"one in the data directory ({config.data_dir / TOKEN_FILE}). For "
+                    f"development only, {INTERNAL_AUTH_ENV}=off runs without one."
+                )
+            log.warning(
+                "INTERNAL AUTHENTICATION IS OFF (%s=off): remit's gRPC services answer anyone "
+                "who reaches their ports, for any account. Never run so outside development.",
+                INTERNAL_AUTH_ENV,
+            )
         return cls(config.internal_credential, config.internal_tls)
 
 

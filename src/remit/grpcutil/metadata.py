@@ -13,6 +13,10 @@ ACCOUNT_KEY = "remit-account-id"
 REQUEST_ID_KEY = "remit-request-id"
 API_VERSION_KEY = "remit-api-version"
 IDEMPOTENCY_KEY = "idempotency-key"
+# Set by the REST facade on a call made with a publishable key: such a caller's idempotency
+# keys live apart from the secret key's (see `remit.payments.keyed_rpc.keyed_call`).
+KEY_KIND_KEY = "remit-key-kind"
+PUBLISHABLE_KEY_KIND = "publishable"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
@@ -22,6 +26,8 @@ class CallContext:
     request_id: str | None
     api_version: str | None
     idempotency_key: str | None
+    # Whether the caller holds only the account's publishable key, which is public.
+    publishable: bool = False
 
 
 def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
@@ -48,4 +54,5 @@ def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
         request_id=text(REQUEST_ID_KEY),
         api_version=text(API_VERSION_KEY),
         idempotency_key=text(IDEMPOTENCY_KEY),
+        publishable=values.get(KEY_KIND_KEY) == PUBLISHABLE_KEY_KIND,
     )

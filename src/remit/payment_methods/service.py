@@ -178,7 +178,7 @@ class PaymentMethodsService:
             # and one more on every retry that only replays.
             card = await self._vault.resolve_test_card(account_id, new.payment_method_id)
             return await self._insert_once(account_id, keyed, card, new)
-        source = await self.resolve_for_use(account_id, new.payment_method_id)
+        source = _copyable(await self.resolve_for_use(account_id, new.payment_method_id))
         return await self._insert_once(
             account_id,
             keyed,
@@ -451,7 +451,8 @@ class PaymentMethodsService:
     # --- reading -----------------------------------------------------------------------
 
     async def get(self, account_id: str, method_id: str) -> PaymentMethod:
-        """A payment method; a test id gives a fresh payment method of its test card."""
+        """A payment method; a test id gives a fresh payment method of its test card, as
+        Stripe's does (a real object with an id of its own, which later calls can name)."""
         if _names_test_card(method_id):
             return await self._materialize_test_id(account_id, method_id)
         async with single_statement(self._engine) as connection:
@@ -710,6 +711,26 @@ def _call_by_card(call: KeyedCall, card: VaultCard) -> KeyedCall:
     summary = card.card
     identity = f"\x00card {summary.fingerprint} {summary.exp_month}/{summary.exp_year}"
     return replace(call, request_body=call.request_body + identity.encode())
+
+
+def _copyable(source: PaymentMethod) -> PaymentMethod:
+    """A payment method a new one may be made of (`payment_method=` on a create). A copy is a
+    new payment method attached to no one and spent on nothing: made of a customer's saved card
+    or of one an intent has used, it would escape what keeps that card to its customer and to
+    its one intent. Stripe clones only for Connect, and only into a customer; remit refuses."""
+    if source.customer_id is not None:
+        raise invalid(
+            f"The PaymentMethod {source.id} is attached to a customer: it cannot be copied "
+            "into a new PaymentMethod.",
+            "payment_method",
+        )
+    if source.spent_by_intent_id is not None:
+        raise invalid(
+            f"The PaymentMethod {source.id} was used by a PaymentIntent: it cannot be copied "
+            "into a new PaymentMethod.",
+            "payment_method",
+        )
+    return source
 
 
 def _unspent(token: Token | None, token_id: str, param: str) -> Token:

@@ -51,6 +51,13 @@ class CircuitBreaker:
         self._failures = 0
         self._probe_in_flight = False
 
+    def release_probe(self) -> None:
+        """The probe ended without an answer either way (its caller was cancelled, or it
+        failed before reaching the network): let the next call probe instead. Left claimed, it
+        would refuse every call until the process restarts."""
+        if self._state is BreakerState.HALF_OPEN:
+            self._probe_in_flight = False
+
     def record_failure(self) -> None:
         self._failures += 1
         if self._state is BreakerState.HALF_OPEN or self._failures >= self.failure_threshold:

@@ -194,3 +194,6 @@ class Refund:
     metadata: Mapping[str, str] = field(default_factory=dict)
     # The balance transaction that debits the refund, named when the refund succeeds.
     balance_transaction_id: str | None = None
+    # The refunded charge's customer and payment method (Stripe's refund shows both).
+    customer_id: str | None = None
+    payment_method_id: str | None = None

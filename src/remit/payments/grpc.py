@@ -224,6 +224,8 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
         excluded_payment_method_types=intent.excluded_payment_method_types or (),
         status=_STATUS[intent.status],
     )
+    # remit takes no amount details, so the tip is always there and empty, as Stripe shows it.
+    message.amount_details.tip.SetInParent()
     if intent.automatic_payment_methods is not None:
         message.automatic_payment_methods.CopyFrom(
             _automatic_payment_methods_message(intent.automatic_payment_methods)
@@ -396,6 +398,10 @@ def refund_message(refund: Refund) -> pb.Refund:
         metadata=dict(refund.metadata),
         payment_intent=refund.payment_intent_id,
         status=_REFUND_STATUS[refund.status],
+        # Every remit refund goes back to the card it was charged to.
+        destination_details=pb.RefundDestinationDetails(
+            type="card", card=pb.RefundDestinationCard(type="refund")
+        ),
     )
     if refund.reason is not None:
         message.reason = _REFUND_REASON[refund.reason]
@@ -403,6 +409,10 @@ def refund_message(refund: Refund) -> pb.Refund:
         message.failure_reason = refund_failure_reason(refund.failure_reason)
     if refund.balance_transaction_id is not None:
         message.balance_transaction = refund.balance_transaction_id
+    if refund.customer_id is not None:
+        message.customer = refund.customer_id
+    if refund.payment_method_id is not None:
+        message.payment_method = refund.payment_method_id
     return message
 
 

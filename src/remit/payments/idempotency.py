@@ -242,7 +242,7 @@ async def _claim_existing(
     m = await _LOCK.first(db, {"account_id": account_id, "key": key})
     assert m is not None, "a key that conflicts on insert exists"
     row = m
-    if m["created_at"] < now - KEY_LIFETIME:
+    if m["created_at"] < now - KEY_LIFETIME and _may_start_over(m, now):
         # An expired key starts over as if it had never been used.
         await db.execute(
             update(idempotency_keys)
@@ -279,6 +279,18 @@ async def _claim_existing(
         .values(locked_until=now + lease(), last_run_at=now, owner=owner)
     )
     return replace(record, owner=owner)
+
+
+def _may_start_over(row: Mapping[str, Any], now: datetime) -> bool:
+    """Whether an expired key may be used afresh: only if its request is over (finished) or
+    never sent anything anywhere (still at `started`, and nobody holds it). A request at a
+    later point may have moved money at the network: starting over would make a second
+    payment beside it, so its key is resumed like any other, however old."""
+    point = RecoveryPoint(row["recovery_point"])
+    if point is RecoveryPoint.FINISHED:
+        return True
+    lease_over = row["locked_until"] is None or row["locked_until"] <= now
+    return point is RecoveryPoint.STARTED and lease_over
 
 
 async def advance(
@@ -323,6 +335,19 @@ async def relock(db: AsyncConnection, record: KeyRecord) -> KeyRecord:
     """
     row = await _LOCK.first(db, {"account_id": record.account_id, "key": record.key})
     return relocked(record, row)
+
+
+async def stored(db: AsyncConnection, record: KeyRecord) -> KeyRecord | None:
+    """The key's row as stored now, without locking it; None if it is gone."""
+    keys = idempotency_keys.c
+    row = (
+        await db.execute(
+            select(idempotency_keys).where(
+                keys.account_id == record.account_id, keys.key == record.key
+            )
+        )
+    ).first()
+    return None if row is None else _record(row)
 
 
 def relocked(record: KeyRecord, row: Mapping[str, object] | None) -> KeyRecord:
@@ -385,7 +410,8 @@ async def claim_abandoned(db: AsyncConnection, *, now: datetime, limit: int) -> 
                 keys.recovery_point != RecoveryPoint.FINISHED.value,
                 keys.locked_until.is_(None) | (keys.locked_until < now),
                 keys.last_run_at < now - lease(),
-                keys.created_at > now - KEY_LIFETIME,
+                # However old: a request past `started` may have moved money at the network,
+                # and only finishing it brings that money to the intent and the ledger.
             )
             .order_by(keys.last_run_at)
             .limit(limit)
@@ -404,9 +430,38 @@ async def claim_abandoned(db: AsyncConnection, *, now: datetime, limit: int) -> 
     return claimed
 
 
-async def reap(db: AsyncConnection, *, now: datetime) -> int:
-    """Delete keys older than the retention period."""
+async def renew(db: AsyncConnection, record: KeyRecord, *, now: datetime) -> bool:
+    """A fresh lease on a key still held under `record`'s claim and unfinished; whether it was.
+    The completer claims keys in batches and works through them in turn: each key's lease
+    starts when its turn comes, not when the batch was claimed."""
+    keys = idempotency_keys.c
     result = await db.execute(
-        delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEY_RETENTION)
+        update(idempotency_keys)
+        .where(
+            keys.account_id == record.account_id,
+            keys.key == record.key,
+            keys.owner == record.owner,
+            keys.recovery_point != RecoveryPoint.FINISHED.value,
+        )
+        .values(locked_until=now + lease(), last_run_at=now)
+    )
+    return result.rowcount == 1
+
+
+async def reap(db: AsyncConnection, *, now: datetime) -> int:
+    """Delete keys older than the retention period whose request is over (finished) or never
+    sent anything (at `started`, its lease run out). An unfinished key past `started` is kept
+    however old: it is the only record of what its request may have done at the network, and
+    the completer still has to finish it."""
+    keys = idempotency_keys.c
+    result = await db.execute(
+        delete(idempotency_keys).where(
+            keys.created_at < now - KEY_RETENTION,
+            (keys.recovery_point == RecoveryPoint.FINISHED.value)
+            | (
+                (keys.recovery_point == RecoveryPoint.STARTED.value)
+                & (keys.locked_until.is_(None) | (keys.locked_until <= now))
+            ),
+        )
     )
     return int(result.rowcount)

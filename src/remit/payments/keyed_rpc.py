@@ -12,7 +12,7 @@ from google.rpc import status_pb2
 from remit.core.ids import random_token
 from remit.grpcutil.metadata import call_context
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
-from remit.payments.requests import AUTO_KEY_PREFIX
+from remit.payments.requests import AUTO_KEY_PREFIX, scoped_key
 
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
@@ -23,7 +23,10 @@ REPLAYED_KEY = "idempotent-replayed"
 def keyed_call(context: Context, endpoint: str, request: Message) -> KeyedCall:
     call = call_context(context)
     # Without a client key the request still gets one, so the completer can finish it.
-    key = call.idempotency_key or f"{AUTO_KEY_PREFIX}{call.request_id or random_token()}"
+    if call.idempotency_key is not None:
+        key = scoped_key(call.idempotency_key, publishable=call.publishable)
+    else:
+        key = f"{AUTO_KEY_PREFIX}{call.request_id or random_token()}"
     return KeyedCall(
         account_id=call.account_id,
         key=key,

@@ -21,6 +21,10 @@ class StoredPaymentMethods:
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         return chargeable(await self._service.to_charge(account_id, payment_method_id))
 
+    async def attempt_vault_token(self, account_id: str, payment_method_id: str) -> str:
+        # Read as stored, without the check that it may be used (`resolve_for_use`).
+        return (await self._service.get(account_id, payment_method_id)).vault_token
+
 
 def chargeable(named: MethodToCharge) -> ChargeableCard:
     """The card of a payment method to pay with; a new one is written by the transaction that

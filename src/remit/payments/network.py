@@ -18,7 +18,7 @@ from remit.config import network_timeout_s
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import enum_wire_values
 from remit.grpcutil.errors import remit_error_from_rpc_error
-from remit.payments.breaker import CircuitBreaker
+from remit.payments.breaker import BreakerState, CircuitBreaker
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
@@ -215,6 +215,7 @@ class GrpcCardNetwork:
     async def _guarded(self, start_call: Callable[[], Awaitable[Reply]]) -> Reply:
         """Run one call through the breaker; a gRPC call starts when created, so the breaker
         is consulted before `start_call` makes it."""
+        probing = self._breaker.state is BreakerState.HALF_OPEN
         if not self._breaker.allow():
             raise network_unavailable()
         try:
@@ -225,6 +226,12 @@ class GrpcCardNetwork:
                 raise OutcomeUnknownError(error.code().name) from None
             self._breaker.record_success()
             raise remit_error_from_rpc_error(error) from None
+        except BaseException:
+            # Most often a cancellation: the caller's deadline ran out mid-call. That says
+            # nothing about the network's health, but the probe must be freed for the next call.
+            if probing:
+                self._breaker.release_probe()
+            raise
         self._breaker.record_success()
         return reply
 

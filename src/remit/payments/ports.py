@@ -68,6 +68,13 @@ class PaymentMethodSource(Protocol):
         before opening their transaction where they can."""
         ...
 
+    async def attempt_vault_token(self, account_id: str, payment_method_id: str) -> str:
+        """The vault token of the payment method a stored attempt chose, whether or not that
+        payment method may pay again (detached since): the attempt was decided when it could,
+        and finishing it must not depend on what became of it. NOT_FOUND only if there is no
+        such payment method."""
+        ...
+
     def card_refused(self, account_id: str, vault_token: str) -> None:
         """The vault refused to open this card for a charge: resolve nothing to it again."""
         ...

@@ -215,6 +215,8 @@ def _refund_values(refund: Refund) -> dict[str, object]:
         "acquirer_refund_id": refund.acquirer_refund_id,
         "metadata": dict(refund.metadata),
         "balance_transaction_id": refund.balance_transaction_id,
+        "customer_id": refund.customer_id,
+        "payment_method_id": refund.payment_method_id,
         "updated_at": refund.updated_at,
     }
 
@@ -235,6 +237,8 @@ def refund_from_row(m: Fields) -> Refund:
         acquirer_refund_id=m["acquirer_refund_id"],
         metadata=m["metadata"],
         balance_transaction_id=m["balance_transaction_id"],
+        customer_id=m["customer_id"],
+        payment_method_id=m["payment_method_id"],
     )
 
 

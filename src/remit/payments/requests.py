@@ -8,6 +8,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 AUTO_KEY_PREFIX = "remit-auto-"
+# Keys sent with the publishable key are stored under this prefix: that key is public, and
+# whoever copies it from a web page must not be able to take the merchant's own keys (a later
+# refund under the same key would be refused as reusing it). A key sent with the secret key
+# is stored as it is, so keys stored before keep their meaning.
+PUBLISHABLE_KEY_PREFIX = "remit-publishable/"
+
+
+def scoped_key(client_key: str, *, publishable: bool) -> str:
+    """The key as stored for a caller's own idempotency key."""
+    return f"{PUBLISHABLE_KEY_PREFIX}{client_key}" if publishable else client_key
 
 
 @dataclass(frozen=True)
@@ -21,7 +31,9 @@ current_request: ContextVar[RequestInfo | None] = ContextVar("current_request", 
 
 def note_request(request_id: str | None, key: str) -> None:
     """Remember the request; a key remit made up itself is not the client's to see."""
-    client_key = None if key.startswith(AUTO_KEY_PREFIX) else key
+    client_key = (
+        None if key.startswith(AUTO_KEY_PREFIX) else key.removeprefix(PUBLISHABLE_KEY_PREFIX)
+    )
     current_request.set(RequestInfo(request_id, client_key))
 
 

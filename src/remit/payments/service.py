@@ -10,6 +10,7 @@ reference up, never by asking the network to authorize again.
 """
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -114,7 +115,14 @@ MAX_AMOUNT_MINOR = 99_999_999
 MAX_LIST_LIMIT = 100
 AUTHORIZATION_VALIDITY = timedelta(days=7)
 EXPIRE_JOB = "payments.expire_authorization"
+# How long an expiry whose attempts all failed waits before it is tried again.
+EXPIRY_RETRY_AFTER = timedelta(hours=1)
 _SETTLE_ATTEMPTS = 3
+# The test crash switch's point between the network's answer and its storing (crashpoints.py).
+AUTHORIZATION_ANSWERED = "authorization_answered"
+# An unfinished request this old is reported at every try of the completer (see
+# `complete_abandoned`): far longer than any outage the completer rides out by itself.
+UNFINISHED_ALERT_AGE = timedelta(hours=4)
 _SETTLE_PAUSE_S = 0.2
 
 T = TypeVar("T")
@@ -127,12 +135,16 @@ class PaymentsError(RemitError):
 @dataclass(frozen=True)
 class NetworkAsk:
     """What the network is asked for one attempt: built from the rows `_start_attempt` has just
-    written when the same request carries on, read back from the database when resuming."""
+    written when the same request carries on, read back from the database when resuming.
+
+    `vault_token` is None when resuming: the card is found only if the authorization has to
+    be sent after all (the network has no record of it), so an attempt the network answered
+    is finished whatever has become of its payment method since."""
 
     charge: Charge
     intent_id: str
     capture: bool
-    vault_token: str
+    vault_token: str | None
 
 
 @dataclass(frozen=True)
@@ -657,7 +669,9 @@ class PaymentsService:
     ) -> PaymentIntent:
         async with self._engine.begin() as db:
             intent = await PaymentIntentRepository(db).get(account_id, intent_id)
-        if intent is None or (client_secret is not None and client_secret != intent.client_secret):
+        if intent is None or (
+            client_secret is not None and not _same_secret(client_secret, intent.client_secret)
+        ):
             raise not_found("payment_intent", intent_id, param="intent")
         return intent
 
@@ -965,11 +979,20 @@ class PaymentsService:
         record: KeyRecord,
         respond: Callable[[PaymentIntent], bytes],
         ask: NetworkAsk | None = None,
+        *,
+        sent_before: bool | None = None,
     ) -> Done[PaymentIntent] | Replay:
-        """From `attempt_created` or `authorization_done` to `finished`."""
+        """From `attempt_created` or `authorization_done` to `finished`.
+
+        `sent_before`: whether the authorization may have been sent already, so that the
+        network is asked what became of it before anything is sent. By default, unless the
+        request carries on from its own `_start_attempt` (`ask`): a retry, the completer."""
         try:
             if record.recovery_point is RecoveryPoint.ATTEMPT_CREATED:
-                record = await self._ask_network(record, ask or await self._load_ask(record))
+                looked_up_first = ask is None if sent_before is None else sent_before
+                record = await self._ask_network(
+                    record, ask or await self._load_ask(record), sent_before=looked_up_first
+                )
             return await self._apply_authorization(record, respond)
         except BaseException:
             # Whatever went wrong, the key keeps its recovery point; a retry resumes there.
@@ -978,7 +1001,8 @@ class PaymentsService:
 
     async def _load_ask(self, record: KeyRecord) -> NetworkAsk:
         """The network request of an attempt this process did not start (a retry, the
-        completer, a resumed 3-D Secure attempt): everything comes from the stored rows."""
+        completer, a resumed 3-D Secure attempt): everything comes from the stored rows. The
+        card is not read here (see `NetworkAsk.vault_token`)."""
         assert record.charge_id is not None
         assert record.payment_intent_id is not None
         async with self._engine.begin() as db:
@@ -988,23 +1012,32 @@ class PaymentsService:
             )
             assert charge is not None
             assert intent is not None
-        card = await self._methods.chargeable_card(record.account_id, charge.payment_method_id)
         return NetworkAsk(
             charge=charge,
             intent_id=intent.id,
             capture=intent.capture_method is not CaptureMethod.MANUAL,
-            vault_token=card.vault_token,
+            vault_token=None,
         )
 
-    async def _ask_network(self, record: KeyRecord, ask: NetworkAsk) -> KeyRecord:
+    async def _ask_network(
+        self, record: KeyRecord, ask: NetworkAsk, *, sent_before: bool = False
+    ) -> KeyRecord:
         charge, capture = ask.charge, ask.capture
         authentication = Authentication.from_json(charge.authentication)
         reference = network_reference(charge.id, authentication)
+        vault_token = ask.vault_token
 
         async def authorize() -> AuthorizationOutcome:
+            nonlocal vault_token
+            if vault_token is None:
+                # The card the attempt chose when it began, whether or not its payment method
+                # could pay again now (detached since): the attempt was decided then.
+                vault_token = await self._methods.attempt_vault_token(
+                    record.account_id, charge.payment_method_id
+                )
             return await self._network.authorize(
                 account_id=record.account_id,
-                vault_token=ask.vault_token,
+                vault_token=vault_token,
                 amount_minor=charge.amount_minor,
                 currency=charge.currency,
                 reference=reference,
@@ -1019,8 +1052,10 @@ class PaymentsService:
             answer = await self._authorize_or_refusal(
                 authorize,
                 reference,
-                refused=lambda: self._methods.card_refused(record.account_id, ask.vault_token),
+                refused=lambda: self._methods.card_refused(record.account_id, vault_token or ""),
+                sent_before=sent_before,
             )
+            crash_after(AUTHORIZATION_ANSWERED)
         now = self._now()
         async with single_statement(self._engine) as connection:
             advanced = await store_answer_and_advance(
@@ -1050,6 +1085,7 @@ class PaymentsService:
         reference: str,
         *,
         refused: Callable[[], None],
+        sent_before: bool = False,
     ) -> dict[str, object]:
         """The network's answer for the attempt, or a failed attempt's answer when the vault
         cannot open its card (deleted at the vault, or sealed under a key no longer allowed).
@@ -1065,7 +1101,7 @@ class PaymentsService:
             return self._network.lookup_authorization(reference)
 
         try:
-            return (await self._settle(authorize, look_up)).as_json()
+            return (await self._settle(authorize, look_up, sent_before=sent_before)).as_json()
         except RemitError as refusal:
             if not vault_will_not_open_card(refusal):
                 raise
@@ -1078,17 +1114,26 @@ class PaymentsService:
         return found.as_json() if found is not None else unusable_card_answer()
 
     async def _settle(
-        self, send: Callable[[], Awaitable[T]], look_up: Callable[[], Awaitable[T | None]]
+        self,
+        send: Callable[[], Awaitable[T]],
+        look_up: Callable[[], Awaitable[T | None]],
+        *,
+        sent_before: bool = False,
     ) -> T:
         """Send an operation; when its outcome is unknown, find out by reference.
 
         If the network has no record of the reference, the operation never reached it and
-        sending it (with the same reference) cannot duplicate it.
+        sending it (with the same reference) cannot duplicate it. `sent_before`: it may have
+        been sent already (a retry or the completer resuming a request that stopped after
+        recording it), and its outcome is unknown from the start: it is looked up before
+        anything is sent. A first send is not looked up first, which would cost every
+        payment a round trip to the network.
         """
-        try:
-            return await send()
-        except OutcomeUnknownError as unknown:
-            log.warning("network outcome unknown (%s); looking the operation up", unknown)
+        if not sent_before:
+            try:
+                return await send()
+            except OutcomeUnknownError as unknown:
+                log.warning("network outcome unknown (%s); looking the operation up", unknown)
         for attempt in range(_SETTLE_ATTEMPTS):
             try:
                 found = await look_up()
@@ -1222,14 +1267,15 @@ class PaymentsService:
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
-        if record.recovery_point is RecoveryPoint.STARTED:
+        just_requested = record.recovery_point is RecoveryPoint.STARTED
+        if just_requested:
             record = await self._guard_validation(
                 record, self._start_capture(record, intent_id, amount_to_capture, params)
             )
             if record.finished:
                 return self._replay_of(record)
         try:
-            return await self.resume_capture(record, respond)
+            return await self.resume_capture(record, respond, sent_before=not just_requested)
         except BaseException:
             await self._release(record)
             raise
@@ -1306,8 +1352,15 @@ class PaymentsService:
         return record
 
     async def resume_capture(
-        self, record: KeyRecord, respond: Callable[[PaymentIntent], bytes]
+        self,
+        record: KeyRecord,
+        respond: Callable[[PaymentIntent], bytes],
+        *,
+        sent_before: bool = True,
     ) -> Done[PaymentIntent] | Replay:
+        """Capture at the network and apply its answer. `sent_before`: the capture may have
+        been sent already (see `_settle`); only the request that has just recorded it says not.
+        """
         assert record.charge_id is not None
         assert record.payment_intent_id is not None
         async with self._engine.begin() as db:
@@ -1322,6 +1375,7 @@ class PaymentsService:
                 authorization_id=authorization_id, amount_minor=amount, reference=reference
             ),
             lambda: self._network.lookup_operation(reference),
+            sent_before=sent_before,
         )
         now = self._now()
         refused: RemitError | None = None
@@ -1441,7 +1495,7 @@ class PaymentsService:
         if held is None and look_again:
             held = await self._authorized_charge(record.account_id, record.payment_intent_id)
         if held is not None:
-            released = await self._void(record.account_id, held)
+            released = await self._void(record.account_id, held, sent_before=look_again)
             if _captured_first(released):
                 # A capture reached the network before this release: the money is taken, and
                 # the capture's own outcome makes the intent succeeded. Canceling it would
@@ -1501,9 +1555,12 @@ class PaymentsService:
                 await self._finish_with_error(db, record, refused)
         raise refused
 
-    async def _void(self, account_id: str, charge_id: str) -> OperationOutcome:
+    async def _void(
+        self, account_id: str, charge_id: str, *, sent_before: bool
+    ) -> OperationOutcome:
         """Release the charge's authorization at the network; its answer says whether it did
-        (see `_captured_first`)."""
+        (see `_captured_first`). `sent_before`: the release may have been sent already (see
+        `_settle`)."""
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, charge_id)
         assert charge is not None
@@ -1512,20 +1569,36 @@ class PaymentsService:
         return await self._settle(
             lambda: self._network.void(authorization_id=authorization_id, reference=reference),
             lambda: self._network.lookup_operation(reference),
+            sent_before=sent_before,
         )
 
     async def expire_authorization(
-        self, db: AsyncConnection, account_id: str, intent_id: str
+        self, db: AsyncConnection, account_id: str, intent_id: str, *, sent_before: bool = False
     ) -> bool:
-        """The worker's job: release an authorization left uncaptured for 7 days."""
+        """The worker's job: release an authorization left uncaptured for 7 days.
+
+        The void is asked for before the intent's row is locked: it can take as long as the
+        network's timeouts and look-ups, and a capture or cancel of the intent meanwhile must
+        not wait on the lock for it. The void is idempotent by its reference, so releasing an
+        authorization that a cancel releases too is harmless; the intent moves on only if,
+        locked, it still holds that authorization. `sent_before`: an earlier run of the job may
+        have sent the release (see `_settle`)."""
         intents = PaymentIntentRepository(db)
-        intent = await intents.get(account_id, intent_id, for_update=True)
-        if intent is None or intent.status is not Status.REQUIRES_CAPTURE:
+        seen = await intents.get(account_id, intent_id)
+        if seen is None or seen.status is not Status.REQUIRES_CAPTURE:
             return False
-        if intent.latest_charge_id is not None and _captured_first(
-            await self._void(account_id, intent.latest_charge_id)
+        held = seen.latest_charge_id
+        if held is not None and _captured_first(
+            await self._void(account_id, held, sent_before=sent_before)
         ):
             return False  # a capture in flight got there first; its outcome settles the intent
+        intent = await intents.get(account_id, intent_id, for_update=True)
+        if (
+            intent is None
+            or intent.status is not Status.REQUIRES_CAPTURE
+            or intent.latest_charge_id != held
+        ):
+            return False  # captured or canceled meanwhile: that settled the intent
         now = self._now()
         after = transition(intent, Expired(at=now))
         await intents.save(after)
@@ -1533,6 +1606,29 @@ class PaymentsService:
             await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
         await self._hooks.intent_changed(db, intent, after)
         return True
+
+    async def expire_later(
+        self, db: AsyncConnection, account_id: str, intent_id: str, *, failed_job: int
+    ) -> None:
+        """The expiry job's give-up step: every attempt to release the authorization failed
+        (the network is down for long). Left so, the customer's funds stay held at the network
+        and the intent `requires_capture` for good: stage the expiry again for later, and tell
+        the operator."""
+        log.error("could not release the expired authorization of %s (%s) after every "
+                  "attempt; trying again in %s", intent_id, account_id,
+                  EXPIRY_RETRY_AFTER)  # fmt: skip
+        now = self._now()
+        await stage_job(
+            db,
+            EXPIRE_JOB,
+            # The failed runs may have sent the release: the next looks it up first.
+            {"account_id": account_id, "payment_intent_id": intent_id, "sent_before": True},
+            now=now,
+            run_at=now + EXPIRY_RETRY_AFTER,
+            account_id=account_id,
+            # The failed job keeps the first staging's key; one retry per failed job.
+            dedupe_key=f"{EXPIRE_JOB}:after_job_{failed_job}",
+        )
 
     # --- Recovery ---------------------------------------------------------------------------
 
@@ -1542,21 +1638,53 @@ class PaymentsService:
         """The completer: finish requests left at a recovery point by a crash or a client that
         went away. A request that never passed `started` did nothing; its key is dropped so
         that its client's retry starts afresh."""
+        now = self._now()
         async with self._engine.begin() as db:
-            records = await idempotency.claim_abandoned(db, now=self._now(), limit=limit)
+            records = await idempotency.claim_abandoned(db, now=now, limit=limit)
         for record in records:
             if record.recovery_point is RecoveryPoint.STARTED:
                 await self._forget(record)
                 continue
+            if record.created_at < now - UNFINISHED_ALERT_AGE:
+                # Money may be held or taken at the network with nothing in the ledger yet; the
+                # completer keeps trying, but something (the acquirer, the vault, a card) keeps
+                # failing it, and an operator should look.
+                log.warning(
+                    "%s %s is still unfinished at %s, %s after it began (intent %s, charge %s)",
+                    record.endpoint,
+                    record.key,
+                    record.recovery_point.value,
+                    now - record.created_at,
+                    record.payment_intent_id,
+                    record.charge_id,
+                )
             note_request(record.request_id, record.key)
+            async with self._engine.begin() as db:
+                if not await idempotency.renew(db, record, now=self._now()):
+                    continue  # taken over (a client's retry) since the batch was claimed
             try:
                 await resume(record)
             except RemitError as error:
-                # Declines and refusals are outcomes: they were stored for the client.
-                log.info("completed %s %s with %s", record.endpoint, record.key, error.code)
+                if await self._finished(record):
+                    # Declines and refusals are outcomes: they were stored for the client.
+                    log.info("completed %s %s with %s", record.endpoint, record.key, error.code)
+                else:
+                    log.warning(
+                        "could not complete %s %s yet: %s (%s)",
+                        record.endpoint,
+                        record.key,
+                        error.code or error.kind.name,
+                        error.message,
+                    )
             except Exception:
                 log.exception("could not complete %s %s yet", record.endpoint, record.key)
         return len(records)
+
+    async def _finished(self, record: KeyRecord) -> bool:
+        """Whether `record`'s key now holds an answer to replay."""
+        async with self._engine.begin() as db:
+            stored = await idempotency.stored(db, record)
+        return stored is not None and stored.finished
 
     async def reap_keys(self) -> int:
         async with self._engine.begin() as db:
@@ -1571,7 +1699,7 @@ class PaymentsService:
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, charge_id)
             if charge is None:
-                raise not_found("charge", charge_id, param="charge")
+                raise not_found("charge", charge_id)
             return charge, await read_refunds(db, account_id, charge_id, wanted=with_refunds)
 
     async def update_charge(
@@ -1590,7 +1718,7 @@ class PaymentsService:
             charges = ChargeRepository(db)
             before = await charges.get(account_id, charge_id, for_update=True)
             if before is None:
-                raise not_found("charge", charge_id, param="charge")
+                raise not_found("charge", charge_id)
             after = updated_charge(before, update, self._now())
             # The receipt email and shipping are among the details the charge copied when it
             # was made, which a save writes only when asked to.
@@ -1657,7 +1785,8 @@ class PaymentsService:
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
-        if record.recovery_point is RecoveryPoint.STARTED:
+        just_requested = record.recovery_point is RecoveryPoint.STARTED
+        if just_requested:
             record = await self._guard_validation(
                 record,
                 self._start_refund(
@@ -1667,7 +1796,7 @@ class PaymentsService:
             if record.finished:
                 return self._replay_of(record)
         try:
-            return await self.resume_refund(record, respond)
+            return await self.resume_refund(record, respond, sent_before=not just_requested)
         except BaseException:
             await self._release(record)
             raise
@@ -1737,6 +1866,8 @@ class PaymentsService:
                 updated_at=now,
                 reason=reason,
                 metadata=metadata,
+                customer_id=charge.customer_id,
+                payment_method_id=charge.payment_method_id,
             )
             # The amount is reserved on the charge at once, so concurrent refunds can never
             # add up to more than was captured.
@@ -1763,8 +1894,10 @@ class PaymentsService:
         return record
 
     async def resume_refund(
-        self, record: KeyRecord, respond: Callable[[Refund], bytes]
+        self, record: KeyRecord, respond: Callable[[Refund], bytes], *, sent_before: bool = True
     ) -> Done[Refund] | Replay:
+        """Refund at the network and apply its answer. `sent_before`: the refund may have been
+        sent already (see `_settle`); only the request that has just recorded it says not."""
         assert record.refund_id is not None
         assert record.charge_id is not None
         async with self._engine.begin() as db:
@@ -1781,6 +1914,7 @@ class PaymentsService:
                 reference=reference,
             ),
             lambda: self._network.lookup_operation(reference),
+            sent_before=sent_before,
         )
         now = self._now()
         async with batched_unit(self._engine) as db:
@@ -1829,7 +1963,7 @@ class PaymentsService:
         async with self._engine.begin() as db:
             refund = await RefundRepository(db).get(account_id, refund_id)
         if refund is None:
-            raise not_found("refund", refund_id, param="refund")
+            raise not_found("refund", refund_id)
         return refund
 
     async def update_refund(
@@ -1845,7 +1979,7 @@ class PaymentsService:
             repo = RefundRepository(db)
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
-                raise not_found("refund", refund_id, param="refund")
+                raise not_found("refund", refund_id)
             merged = updated_metadata(refund.metadata, clear=clear, unset=unset, values=metadata)
             after = replace(refund, metadata=merged, updated_at=self._now())
             await repo.save(after)
@@ -1866,7 +2000,7 @@ class PaymentsService:
             repo = RefundRepository(db)
             refund = await repo.get(account_id, refund_id, for_update=True)
             if refund is None:
-                raise not_found("refund", refund_id, param="refund")
+                raise not_found("refund", refund_id)
             if refund.status is not RefundStatus.REQUIRES_ACTION:
                 raise RemitError(
                     message=(
@@ -1938,3 +2072,9 @@ def redirect_action(url: str, intent: PaymentIntent) -> dict[str, object]:
         "type": "redirect_to_url",
         "redirect_to_url": {"url": url, "return_url": intent.return_url},
     }
+
+
+def _same_secret(presented: str, expected: str) -> bool:
+    """Compared in constant time: how long a refusal takes must not tell a guesser how much of
+    the secret it had right. As bytes, since any text may be presented."""
+    return hmac.compare_digest(presented.encode(), expected.encode())

@@ -126,6 +126,9 @@ refunds = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # The refund's balance transaction (txn_), chosen when it succeeds.
     Column("balance_transaction_id", Text, nullable=True),
+    # The refunded charge's customer and payment method, copied when the refund is made.
+    Column("customer_id", Text, nullable=True),
+    Column("payment_method_id", Text, nullable=True),
     Index("ix_refunds_account_created", "account_id", "created_at", "id"),
     Index("ix_refunds_charge_id", "charge_id"),
 )

@@ -97,7 +97,8 @@ class ThreeDSecureService:
             )
         if record.finished:
             return replay_of(record)
-        if record.recovery_point is RecoveryPoint.STARTED:
+        just_answered = record.recovery_point is RecoveryPoint.STARTED
+        if just_answered:
             try:
                 record, answered = await self._answer(record, challenge_id, passed, build)
             except RemitError:
@@ -110,14 +111,17 @@ class ThreeDSecureService:
                 raise
             if answered is not None:
                 return Done(answered)
-        return await self.resume(record, build)
+        return await self.resume(record, build, sent_before=not just_answered)
 
     async def resume(
-        self, record: KeyRecord, build: Build
+        self, record: KeyRecord, build: Build, *, sent_before: bool = True
     ) -> Done[tuple[ThreeDSChallenge, PaymentIntent]] | Replay:
-        """From `attempt_created` on: the authenticated authorization."""
+        """From `attempt_created` on: the authenticated authorization. `sent_before`: it may
+        have been sent already (a retry, the completer), so the network is asked first."""
         challenge = await self.get_challenge(record.account_id, record.request_body.decode())
-        result = await self._payments.resume_attempt(record, lambda i: build(challenge, i))
+        result = await self._payments.resume_attempt(
+            record, lambda i: build(challenge, i), sent_before=sent_before
+        )
         if isinstance(result, Replay):
             return result
         return Done((challenge, result.value))

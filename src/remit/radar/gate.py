@@ -5,7 +5,8 @@ transactions.
 attempt's velocity counters (a few rows read and written by primary key, locked so concurrent
 attempts on one card count exactly), builds the signals, scores them and applies the account's
 rules. Rules are compiled once per predicate text and cached; value lists are consulted only
-for the attempt's own values. Nothing here raises for a rule: a rule was checked when saved.
+for the attempt's own values. Nothing here raises for a rule: a rule was checked when saved,
+and one that no longer compiles matches nothing.
 """
 
 import functools
@@ -50,12 +51,23 @@ log = logging.getLogger(__name__)
 
 @functools.lru_cache(maxsize=4096)
 def compiled(predicate: str) -> ParsedPredicate | None:
+    """A stored rule's predicate, or None (it matches nothing) if it no longer compiles. Only
+    possible for a rule saved by an older, laxer parser; whatever goes wrong compiling it, it
+    must not fail the payment it is asked about."""
     try:
         return parse_predicate(predicate)
-    except RuleSyntaxError:
-        # Only possible for a rule saved by an older, laxer parser: it matches nothing.
-        log.error("stored Radar rule no longer parses: %r", predicate)
-        return None
+    except RuleSyntaxError as error:
+        log.error("stored Radar rule no longer parses (%s): %r", error, predicate)
+    except Exception as error:
+        # Not a syntax error but a fault of the parser (a recursion too deep, say): logged
+        # without its traceback, which could run to a thousand frames.
+        log.error(
+            "stored Radar rule could not be compiled (%s: %.200s): %r",
+            type(error).__name__,
+            error,
+            predicate,
+        )
+    return None
 
 
 def active_rules(rules: list[Rule]) -> list[ActiveRule]:

@@ -399,6 +399,9 @@ class RadarPaymentsServicer(PaymentsServicer):
                 record, request.id, _CLOSE_ACTIONS[request.action], serialized(_closed_answer)
             )
             return
+        if await self._reviews.resume_refusal(record):
+            # A close's own refund or cancel, whose close did not get to finish it.
+            return
         await super().resume(record)
 
 

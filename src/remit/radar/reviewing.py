@@ -184,14 +184,7 @@ class ReviewsService:
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, review.charge_id)
         assert charge is not None
-        call = KeyedCall(
-            account_id=account_id,
-            key=f"review_{review.id}",
-            endpoint="CreateRefund"
-            if reason is not ClosedReason.CANCELED
-            else "CancelPaymentIntent",
-            request_body=f"{review.id}:{reason.value}".encode(),
-        )
+        call = refusal_call(account_id, review.id, reason)
         if reason is ClosedReason.CANCELED:
             if charge.captured:
                 raise invalid(
@@ -217,12 +210,26 @@ class ReviewsService:
                 metadata={},
                 respond=_no_body,
             )
-        if isinstance(result, Replay) and result.code != 0:
-            status = status_pb2.Status.FromString(result.body)
-            raise RemitError(
-                message=f"The review's refund or cancellation failed earlier: {status.message}",
-                kind=ErrorKind.FAILED_PRECONDITION,
+        _refuse_if_failed(result)
+
+    async def resume_refusal(self, record: KeyRecord) -> bool:
+        """Finish a close's own refund or cancel (key `review_<id>`) left unfinished, then
+        close the review: its close failed or died on the way and nobody retried it. Whether
+        `record` was such a key; any other key is left alone."""
+        refusal = refusal_of(record)
+        if refusal is None:
+            return False
+        review_id, reason = refusal
+        result: object
+        if reason is ClosedReason.CANCELED:
+            result = await self._payments.resume_cancel(
+                record, CancellationReason.FRAUDULENT, _no_body
             )
+        else:
+            result = await self._payments.resume_refund(record, _no_body)
+        _refuse_if_failed(result)
+        await self._close(record.account_id, None, review_id, reason)
+        return True
 
     async def _close(
         self, account_id: str, keyed: Keyed[Review] | None, review_id: str, reason: ClosedReason
@@ -268,3 +275,45 @@ class ReviewsService:
 
 def _no_body(_value: object) -> bytes:
     return b""
+
+
+def _refusal_endpoint(reason: ClosedReason) -> str:
+    return "CancelPaymentIntent" if reason is ClosedReason.CANCELED else "CreateRefund"
+
+
+def refusal_call(account_id: str, review_id: str, reason: ClosedReason) -> KeyedCall:
+    """The refund or cancel a close asks for runs under the review's own key, so it happens
+    once however many closes and completers try it. Its body names the review and the reason,
+    which is all the completer needs to finish the close (`refusal_of`)."""
+    return KeyedCall(
+        account_id=account_id,
+        key=f"review_{review_id}",
+        endpoint=_refusal_endpoint(reason),
+        request_body=f"{review_id}:{reason.value}".encode(),
+    )
+
+
+def refusal_of(record: KeyRecord) -> tuple[str, ClosedReason] | None:
+    """The review and the reason of a close's own refund or cancel key (`refusal_call`);
+    None for any other key, such as a client's CancelPaymentIntent, whose body is a
+    protobuf message."""
+    review_id, colon, reason_text = record.request_body.decode(errors="replace").partition(":")
+    if not colon or record.key != f"review_{review_id}":
+        return None
+    try:
+        reason = ClosedReason(reason_text)
+    except ValueError:
+        return None
+    if reason is ClosedReason.APPROVED or record.endpoint != _refusal_endpoint(reason):
+        return None
+    return review_id, reason
+
+
+def _refuse_if_failed(result: object) -> None:
+    """A refund or cancel stored as failed by an earlier try fails the close too."""
+    if isinstance(result, Replay) and result.code != 0:
+        status = status_pb2.Status.FromString(result.body)
+        raise RemitError(
+            message=f"The review's refund or cancellation failed earlier: {status.message}",
+            kind=ErrorKind.FAILED_PRECONDITION,
+        )

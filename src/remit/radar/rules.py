@@ -46,6 +46,9 @@ ACTIONS: Final = {
     "request 3d secure": "request_three_d_secure",
 }
 MAX_PREDICATE_LENGTH: Final = 1000
+# Parentheses and `not`s inside one another. The parser and the compiled predicate recurse once
+# per level: a short rule of a few hundred nested parentheses would exhaust Python's stack.
+MAX_NESTING: Final = 32
 
 
 class RuleSyntaxError(ValueError):
@@ -135,6 +138,7 @@ class _Parser:
         self.index = 0
         self.lists: set[str] = set()
         self.attributes: set[str] = set()
+        self.depth = 0
 
     def peek(self) -> _Token | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -185,15 +189,26 @@ class _Parser:
 
     def negation(self) -> CompiledPredicate:
         if self.accept_word("not"):
+            self.enter()
             inner = self.negation()
+            self.depth -= 1
             return lambda s, lists: not inner(s, lists)
         token = self.peek()
         if token is not None and token.text == "(":
             self.take()
+            self.enter()
             inner = self.disjunction()
             self.expect(")")
+            self.depth -= 1
             return inner
         return self.condition()
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise RuleSyntaxError(
+                f"The rule nests parentheses and nots more than {MAX_NESTING} deep."
+            )
 
     def operand(self) -> Operand:
         token = self.take()

@@ -45,6 +45,7 @@ from remit.rest.publishable import (
     refuse_other_expansions,
     refuse_private_params,
 )
+from remit.rest.rate_limits import client_address
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
 from remit.versioning import (
@@ -78,8 +79,9 @@ class Operation:
     # prove they hold its client secret (publishable_needs="client_secret"; the core checks it).
     publishable_allowed: bool = False
     publishable_needs: str | None = None
-    # With publishable_needs: the only parameters such a caller may send. What the merchant
-    # decides (capture method, off-session use, allowed types) is not the browser's to change.
+    # For a publishable key, on either kind: the only parameters it may send (what a payment
+    # page sends). What the merchant decides (capture method, off-session use, allowed types,
+    # which saved card to use) is not the browser's to change.
     publishable_params: frozenset[str] = frozenset()
     # The result comes from the core already rendered at the version it must be read at,
     # whatever Stripe-Version asks (events: Stripe renders an event's data once, for the
@@ -87,6 +89,9 @@ class Operation:
     rendered_by_core: bool = False
 
     def __post_init__(self) -> None:
+        if (self.publishable_allowed or self.publishable_needs) and not self.publishable_params:
+            # Refused by default: an operation open to a public key names what it may send.
+            raise ValueError(f"{self.method} {self.path}: publishable_params must be given")
         # Stripe takes `expand` on every GET and POST (its DELETEs answer a stub), and
         # dispatch applies it; declared here so no endpoint's schema can leave it out.
         if self.method != "DELETE" and not isinstance(self.schema.fields.get("expand"), ExpandList):
@@ -120,10 +125,13 @@ def error_response(
         headers["Stripe-Should-Retry"] = "true" if error.should_retry else "false"
     body = versioned.body
     error_fields = body.get("error")
-    message = error_fields.get("message") if isinstance(error_fields, dict) else None
-    if isinstance(error_fields, dict) and isinstance(message, str):
-        # Messages may echo client input (an id, say); a card number must never come back.
-        error_fields["message"] = mask_card_numbers(message)
+    if isinstance(error_fields, dict):
+        # A message may echo client input (an id, say), and a param is the name of a form key
+        # the client sent, which may itself be a card number: one must never come back.
+        for name in ("message", "param"):
+            echoed = error_fields.get(name)
+            if isinstance(echoed, str):
+                error_fields[name] = mask_card_numbers(echoed)
     return json_response(versioned.http_status, body, headers)
 
 
@@ -157,6 +165,10 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         idempotency_key = checked_idempotency_key(
             request.method, request.headers.get(IDEMPOTENCY_KEY_HEADER)
         )
+        # Before the key is checked: a client trying keys costs the accounts service nothing
+        # past its address's limit.
+        if not deps.rate_limits.admit_client(client_address(request)):
+            raise StripeError.rate_limited()
         principal = await deps.authenticator.authenticate(request.headers.get("authorization"))
         publishable = principal.key_kind is KeyKind.PUBLISHABLE
         if publishable and not (operation.publishable_allowed or operation.publishable_needs):
@@ -178,6 +190,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         public = needs is not None
         if needs is not None:
             _refuse_publishable_without(needs, params)
+        if publishable:
             refuse_private_params(params, operation.publishable_params)
         context = ApiContext(
             principal=principal,

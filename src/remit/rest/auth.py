@@ -2,7 +2,9 @@
 
 Successful look-ups are cached for a few seconds per key digest, so a busy client costs one
 accounts call per interval rather than one per request; a revoked key stops working within
-`CACHE_TTL_S`.
+`CACHE_TTL_S`. Failed ones are too, for less long (`REFUSED_TTL_S`): a client repeating a
+wrong key is answered without asking the accounts service each time. Keys are random, so no
+key is presented before it exists but by chance, and the short refusal costs nothing.
 """
 
 import base64
@@ -16,6 +18,7 @@ from remit.accounts.domain import Principal
 from remit.rest.errors import StripeError
 
 CACHE_TTL_S = 5.0
+REFUSED_TTL_S = 2.0
 _CACHE_LIMIT = 10_000
 
 Lookup = Callable[[str], Awaitable[Principal | None]]
@@ -41,7 +44,10 @@ def presented_key(authorization: str | None) -> str | None:
 @dataclass
 class Authenticator:
     lookup: Lookup
+    clock: Callable[[], float] = time.monotonic
     _cache: dict[bytes, tuple[float, Principal]] = field(default_factory=dict)
+    # Digests of keys the accounts service did not know, until when they are refused unasked.
+    _refused: dict[bytes, float] = field(default_factory=dict)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         key = presented_key(authorization)
@@ -50,17 +56,32 @@ class Authenticator:
         if key == "":
             raise StripeError.invalid_api_key("")
         digest = hashlib.sha256(key.encode()).digest()
-        now = time.monotonic()
+        now = self.clock()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
+        refused_until = self._refused.get(digest)
+        if refused_until is not None and refused_until > now:
+            raise StripeError.invalid_api_key(key)
         principal = await self.lookup(key)
         if principal is None:
+            if len(self._refused) >= _CACHE_LIMIT:
+                self._forget_expired_refusals(now)
+            self._refused[digest] = now + REFUSED_TTL_S
             raise StripeError.invalid_api_key(key)
+        self._refused.pop(digest, None)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[digest] = (now + CACHE_TTL_S, principal)
         return principal
+
+    def _forget_expired_refusals(self, now: float) -> None:
+        for digest, until in list(self._refused.items()):
+            if until <= now:
+                del self._refused[digest]
+        if len(self._refused) >= _CACHE_LIMIT:
+            # All still fresh: a flood of distinct keys. Start over rather than grow.
+            self._refused.clear()
 
     def forget(self, principal: Principal) -> None:
         """Drop cached entries for an account (after its pin changes, say)."""

@@ -3,7 +3,8 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from remit.accounts.domain import Principal
+from remit.accounts.domain import KeyKind, Principal
+from remit.grpcutil.metadata import KEY_KIND_KEY, PUBLISHABLE_KEY_KIND
 
 
 @dataclass(frozen=True)
@@ -74,4 +75,6 @@ class ApiContext:
         ]
         if self.idempotency_key is not None:
             metadata.append(("idempotency-key", self.idempotency_key))
+        if self.principal.key_kind is KeyKind.PUBLISHABLE:
+            metadata.append((KEY_KIND_KEY, PUBLISHABLE_KEY_KIND))
         return tuple(metadata)

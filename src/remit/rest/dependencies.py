@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from remit.accounts.domain import API_KEY_EXPIRED, KeyKind, Principal
-from remit.config import PlatformConfig, rate_limit_per_s
+from remit.config import PlatformConfig, client_rate_limit_per_s, rate_limit_per_s
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.rest.auth import Authenticator
@@ -123,5 +123,7 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
         radar=radar_pb2_grpc.RadarServiceStub(channel),
         vault_channel=vault_channel,
         vault=vault_pb2_grpc.VaultServiceStub(vault_channel),
-        rate_limits=RateLimits.of(rate_limit_per_s("reads"), rate_limit_per_s("writes")),
+        rate_limits=RateLimits.of(
+            rate_limit_per_s("reads"), rate_limit_per_s("writes"), client_rate_limit_per_s()
+        ),
     )

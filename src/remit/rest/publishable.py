@@ -40,6 +40,13 @@ CONFIRM_PARAMS: Final = frozenset(
         "receipt_email", "shipping", "setup_future_usage",
     }
 )  # fmt: skip
+# What Stripe.js sends to make a payment method or a token: the card it collected (raw, or as
+# a token), and the payer's details. Never `payment_method`: a copy of a saved card, whose id
+# is no secret, would hand its details and its use to whoever holds the public key.
+PAYMENT_METHOD_CREATE_PARAMS: Final = frozenset(
+    {"type", "card", "billing_details", "metadata", "allow_redisplay"}
+)
+TOKEN_CREATE_PARAMS: Final = frozenset({"card"})
 # A page may ask for the card to be saved, never undo the merchant's asking for it.
 _NOT_CLEARABLE: Final = frozenset({"setup_future_usage"})
 

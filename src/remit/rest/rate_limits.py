@@ -7,6 +7,12 @@ operator's accounts on its own machines, so its defaults are sized to stop a run
 from taking the platform down rather than to share it out (`remit.config.rate_limit_per_s`),
 and either limit can be lifted.
 
+Requests are also counted per client IP address, before their API key is checked: a client
+trying keys, or hitting the key-less 3-D Secure pages, is held back even though no account is
+known to count it against (`remit.config.client_rate_limit_per_s`). The address is the one
+uvicorn reports: the peer's, or, from a proxy it trusts (by default one on loopback), the
+client's as X-Forwarded-For names it.
+
 Each account has a token bucket per kind that holds one second of its limit (one request at
 least, for a limit below one a second): a burst up to the limit passes at once, then requests
 pass as fast as the limit refills. The buckets live in the
@@ -17,6 +23,14 @@ requests it serves.
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+
+def client_address(request: Request) -> str | None:
+    """The client's IP address as uvicorn reports it (None: unknown, as over a Unix socket)."""
+    return request.client.host if request.client is not None else None
+
 
 # Past this many accounts, buckets idle long enough to be full again are dropped (they would
 # start full anyway), so memory stays bounded.
@@ -73,10 +87,19 @@ class TokenBuckets:
 class RateLimits:
     reads: TokenBuckets
     writes: TokenBuckets
+    # Every request per client IP address, counted before authentication.
+    clients: TokenBuckets = field(default_factory=lambda: TokenBuckets(0))
 
     @classmethod
-    def of(cls, reads_per_s: float, writes_per_s: float) -> "RateLimits":
-        return cls(TokenBuckets(reads_per_s), TokenBuckets(writes_per_s))
+    def of(cls, reads_per_s: float, writes_per_s: float, client_per_s: float = 0) -> "RateLimits":
+        return cls(
+            TokenBuckets(reads_per_s), TokenBuckets(writes_per_s), TokenBuckets(client_per_s)
+        )
 
     def admit(self, account_id: str, *, write: bool) -> bool:
         return (self.writes if write else self.reads).admit(account_id)
+
+    def admit_client(self, address: str | None) -> bool:
+        """Count a request from `address` (None: unknown, as from a Unix socket; counted
+        together)."""
+        return self.clients.admit(address or "unknown")

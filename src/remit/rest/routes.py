@@ -105,13 +105,27 @@ def _card_operations() -> list[Operation]:
     return [
         # Publishable keys may create payment methods and tokens (and, with its client
         # secret, retrieve or confirm a PaymentIntent: see all_operations).
-        Operation("POST", "/v1/payment_methods", pm.CREATE, pm.create, publishable_allowed=True),
+        Operation(
+            "POST",
+            "/v1/payment_methods",
+            pm.CREATE,
+            pm.create,
+            publishable_allowed=True,
+            publishable_params=publishable.PAYMENT_METHOD_CREATE_PARAMS,
+        ),
         Operation("GET", "/v1/payment_methods", pm.LIST, pm.list_methods),
         Operation("GET", one, pm.RETRIEVE, pm.retrieve),
         Operation("POST", one, pm.UPDATE, pm.update),
         Operation("POST", f"{one}/attach", pm.ATTACH, pm.attach),
         Operation("POST", f"{one}/detach", pm.DETACH, pm.detach),
-        Operation("POST", "/v1/tokens", tokens.CREATE, tokens.create, publishable_allowed=True),
+        Operation(
+            "POST",
+            "/v1/tokens",
+            tokens.CREATE,
+            tokens.create,
+            publishable_allowed=True,
+            publishable_params=publishable.TOKEN_CREATE_PARAMS,
+        ),
         Operation("GET", "/v1/tokens/{token}", tokens.RETRIEVE, tokens.retrieve),
     ]
 
@@ -129,6 +143,12 @@ def _customer_operations() -> list[Operation]:
             f"{one}/payment_methods",
             payment_methods.CUSTOMER_LIST,
             payment_methods.list_for_customer,
+        ),
+        Operation(
+            "GET",
+            f"{one}/payment_methods/{{payment_method}}",
+            payment_methods.RETRIEVE,
+            payment_methods.retrieve_for_customer,
         ),
     ]
 

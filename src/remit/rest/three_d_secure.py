@@ -26,6 +26,7 @@ from remit.core.ids import has_prefix, new_id
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
 from remit.rest.dependencies import Dependencies
+from remit.rest.rate_limits import client_address
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -97,8 +98,20 @@ def _return_link(challenge: pb.ThreeDSecureChallenge) -> str:
     return f"<p><a href='{html.escape(challenge.return_url)}'>Return to the merchant</a></p>"
 
 
+def _too_many() -> HTMLResponse:
+    return _page("Too many requests", "<p>Please wait a moment and try again.</p>", status=429)
+
+
+def _admitted(deps: Dependencies, request: Request) -> bool:
+    """The page takes no key, and every hit asks the core: a client is held to its address's
+    request limit."""
+    return deps.rate_limits.admit_client(client_address(request))
+
+
 def routes(deps: Dependencies) -> list[Route]:
     async def show(request: Request) -> Response:
+        if not _admitted(deps, request):
+            return _too_many()
         ids = _ids(request)
         challenge = None if ids is None else await _challenge(deps, *ids)
         if challenge is None:
@@ -123,6 +136,8 @@ def routes(deps: Dependencies) -> list[Route]:
         )
 
     async def answer(request: Request) -> Response:
+        if not _admitted(deps, request):
+            return _too_many()
         ids = _ids(request)
         if ids is None:
             return _not_found()

@@ -5,6 +5,11 @@ exists if and only if that change committed: nothing is handed to a worker befor
 nothing is lost if the process dies right after it. Workers claim jobs under a lease; a worker
 that dies mid-job leaves the lease to expire and another worker takes the job again, so every
 handler must be idempotent.
+
+Leases are measured by the database's clock, never a worker's own: a worker whose clock runs
+ahead must not take over jobs others still run. A claim is the job's attempt count at claim
+time; a worker records its job's end (done, retry, failed) only while that claim still holds,
+so a worker whose lease ran out, and whose job another worker took, changes nothing.
 """
 
 import json
@@ -12,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import ColumnElement, and_, bindparam, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -82,14 +87,21 @@ async def stage_job(
     )
 
 
+class ClaimLostError(Exception):
+    """The job was claimed again since this worker claimed it (its lease ran out), or has
+    ended: this worker's view of it is stale and it records nothing."""
+
+
+# `run_at` is compared with the caller's clock, which schedules jobs; the lease with the
+# database's, which every worker shares.
 _CLAIM = text(
     """
-    UPDATE jobs SET locked_until = :now + make_interval(secs => :lease_s),
+    UPDATE jobs SET locked_until = now() + make_interval(secs => :lease_s),
                     attempts = attempts + 1
     WHERE id IN (
         SELECT id FROM jobs
         WHERE status = 'pending' AND run_at <= :now
-          AND (locked_until IS NULL OR locked_until < :now)
+          AND (locked_until IS NULL OR locked_until < now())
           AND (CAST(:kinds AS text[]) IS NULL OR kind = ANY(CAST(:kinds AS text[])))
         ORDER BY run_at, id
         LIMIT :limit
@@ -126,42 +138,78 @@ async def claim_jobs(
     return claimed
 
 
-async def complete_job(db: AsyncConnection, job_id: int, *, now: datetime) -> None:
-    await db.execute(
-        jobs.update()
-        .where(jobs.c.id == job_id)
-        .values(status="done", locked_until=None, finished_at=now, last_error=None)
+def _held(job: Job) -> ColumnElement[bool]:
+    """The job's row while `job`'s claim holds: not claimed again (which counts an attempt),
+    not ended."""
+    return and_(jobs.c.id == job.id, jobs.c.attempts == job.attempts, jobs.c.status == "pending")
+
+
+async def _update_held(db: AsyncConnection, job: Job, values: Mapping[str, object]) -> None:
+    result = await db.execute(jobs.update().where(_held(job)).values(**values))
+    if result.rowcount != 1:
+        raise ClaimLostError(f"job {job.id} is no longer held by attempt {job.attempts}")
+
+
+async def complete_job(db: AsyncConnection, job: Job, *, now: datetime) -> None:
+    """Mark the job done under its claim; raises ClaimLostError (so the caller's transaction,
+    with the handler's work, rolls back) when the claim no longer holds."""
+    await _update_held(
+        db, job, {"status": "done", "locked_until": None, "finished_at": now, "last_error": None}
     )
 
 
 async def retry_or_fail_job(
     db: AsyncConnection, job: Job, *, now: datetime, error: str, retry_in: timedelta
 ) -> bool:
-    """Record a failed attempt; schedule the next one or, when attempts run out, fail the job.
+    """Record a failed attempt under the job's claim; schedule the next one or, when attempts
+    run out, fail the job. Raises ClaimLostError when the claim no longer holds.
 
     Returns True when the job will run again.
     """
     will_retry = job.attempts < job.max_attempts
-    await db.execute(
-        jobs.update()
-        .where(jobs.c.id == job.id)
-        .values(
-            status="pending" if will_retry else "failed",
-            run_at=now + retry_in if will_retry else now,
-            locked_until=None,
-            last_error=error[:2000],
-            finished_at=None if will_retry else now,
-        )
+    await _update_held(
+        db,
+        job,
+        {
+            "status": "pending" if will_retry else "failed",
+            "run_at": now + retry_in if will_retry else now,
+            "locked_until": None,
+            "last_error": error[:2000],
+            "finished_at": None if will_retry else now,
+        },
     )
     return will_retry
 
 
+def out_of_attempts(job: Job) -> bool:
+    """Claimed past its limit: every attempt it had was used, the last ones without an end
+    recorded (their worker died with them, which a job can cause again and again)."""
+    return job.attempts > job.max_attempts
+
+
+async def fail_exhausted_job(db: AsyncConnection, job: Job, *, now: datetime) -> None:
+    """Fail, under its claim, a job claimed past its attempt limit, without running it; the
+    claim that found it out is not an attempt."""
+    await _update_held(
+        db,
+        job,
+        {
+            "status": "failed",
+            "attempts": job.max_attempts,
+            "locked_until": None,
+            # The last error recorded, if any attempt recorded one, says more.
+            "last_error": func.coalesce(
+                jobs.c.last_error, "every attempt ended without a result (its worker stopped)"
+            ),
+            "finished_at": now,
+        },
+    )
+
+
 async def reschedule_job(db: AsyncConnection, job: Job, *, run_at: datetime) -> None:
     """Put a job back to run later without counting the attempt (e.g. waiting on a schedule)."""
-    await db.execute(
-        jobs.update()
-        .where(jobs.c.id == job.id)
-        .values(run_at=run_at, locked_until=None, attempts=jobs.c.attempts - 1)
+    await _update_held(
+        db, job, {"run_at": run_at, "locked_until": None, "attempts": jobs.c.attempts - 1}
     )
 
 

@@ -40,7 +40,20 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
 
     async def expire_authorization(db: AsyncConnection, job: Job) -> None:
         await payments.service.expire_authorization(
-            db, str(job.payload["account_id"]), str(job.payload["payment_intent_id"])
+            db,
+            str(job.payload["account_id"]),
+            str(job.payload["payment_intent_id"]),
+            # A run before this one (of this job, or of the job it was staged again for) may
+            # have sent the release and died before committing.
+            sent_before=job.attempts > 1 or bool(job.payload.get("sent_before")),
+        )
+
+    async def expire_authorization_later(db: AsyncConnection, job: Job) -> None:
+        await payments.service.expire_later(
+            db,
+            str(job.payload["account_id"]),
+            str(job.payload["payment_intent_id"]),
+            failed_job=job.id,
         )
 
     async def complete_abandoned_requests() -> None:
@@ -50,6 +63,7 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
         await payments.service.reap_keys()
 
     handlers[EXPIRE_JOB] = expire_authorization
+    given_up: dict[str, JobHandler] = {EXPIRE_JOB: expire_authorization_later}
     periodic += [
         Periodic("idempotency-completer", COMPLETER_INTERVAL_S, complete_abandoned_requests),
         Periodic("idempotency-reaper", KEY_REAPER_INTERVAL_S, reap_idempotency_keys),
@@ -89,5 +103,5 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
         handlers=handlers,
         periodic=periodic,
         on_stop=on_stop,
-        given_up=dict(webhooks.given_up),
+        given_up={**given_up, **webhooks.given_up},
     )

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import psycopg
@@ -22,9 +22,12 @@ from remit.readiness import signal_ready
 from remit.storage.driver_errors import database_unavailable
 from remit.worker.jobs import (
     NOTIFY_CHANNEL,
+    ClaimLostError,
     Job,
     claim_jobs,
     complete_job,
+    fail_exhausted_job,
+    out_of_attempts,
     retry_or_fail_job,
 )
 
@@ -82,11 +85,19 @@ class Worker:
             )
 
     async def _run_job(self, job: Job) -> None:
+        if out_of_attempts(job):
+            await self._fail_exhausted(job)
+            return
         handler = self.handlers[job.kind]
         try:
             async with self.engine.begin() as db:
                 await handler(db, job)
-                await complete_job(db, job.id, now=self.clock.now())
+                await complete_job(db, job, now=self.clock.now())
+        except ClaimLostError:
+            # The lease ran out mid-run and another worker took the job: its run decides the
+            # job's end, and this one's work is rolled back (handlers are idempotent).
+            log.warning("job %s (%s) attempt %d lost its claim; its work is rolled back",
+                        job.id, job.kind, job.attempts)  # fmt: skip
         except Exception as error:
             log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts,
                         type(error).__name__)  # fmt: skip
@@ -103,10 +114,29 @@ class Worker:
                         log.error("job %s (%s) failed for good after %d attempts", job.id,
                                   job.kind, job.attempts)  # fmt: skip
                         await self._give_up(db, job)
+            except ClaimLostError:
+                log.warning("job %s (%s) attempt %d failed after losing its claim; the "
+                            "worker holding it now decides", job.id, job.kind,
+                            job.attempts)  # fmt: skip
             except Exception as bookkeeping:
                 # The job stays claimed until its lease runs out, and is then claimed again:
                 # the attempt is retried, only later.
                 _log_loop_error(f"recording the failure of job {job.id}", bookkeeping)
+
+    async def _fail_exhausted(self, job: Job) -> None:
+        """A job claimed past its attempt limit is failed without running (its attempts ended
+        with their worker, as a job that crashes its process does every time) and given up."""
+        try:
+            async with self.engine.begin() as db:
+                await fail_exhausted_job(db, job, now=self.clock.now())
+                log.error("job %s (%s) failed for good: its %d attempts ended without a "
+                          "result", job.id, job.kind, job.max_attempts)  # fmt: skip
+                await self._give_up(db, replace(job, attempts=job.max_attempts))
+        except ClaimLostError:
+            log.warning("job %s (%s) was claimed again before it could be failed", job.id,
+                        job.kind)  # fmt: skip
+        except Exception as error:
+            _log_loop_error(f"failing job {job.id} past its attempts", error)
 
     async def _give_up(self, db: AsyncConnection, job: Job) -> None:
         """Run the kind's give-up step in the transaction that fails the job, under a

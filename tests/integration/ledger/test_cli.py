@@ -25,6 +25,8 @@ def platform_env(
     monkeypatch.setenv("VAULT_DATABASE_URL", databases.vault_url)
     monkeypatch.setenv("ACQUIRER_DATABASE_URL", databases.acquirer_url)
     monkeypatch.setenv("REMIT_DATA_DIR", str(tmp_path))
+    # The acquirer the commands call is a fake in this process, which checks no token.
+    monkeypatch.setenv("REMIT_INTERNAL_AUTH", "off")
     yield databases
 
     async def clean() -> None:

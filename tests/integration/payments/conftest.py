@@ -38,6 +38,9 @@ class FakeMethods:
             card=CardSnapshot(brand="visa", last4=last4, exp_month=12, exp_year=2034),
         )
 
+    async def attempt_vault_token(self, account_id: str, payment_method_id: str) -> str:
+        return (await FakeMethods.chargeable_card(self, account_id, payment_method_id)).vault_token
+
 
 def payments_with_core_hooks(engine: AsyncEngine) -> PaymentsService:
     """The payments service with the hooks the core runs (events, then the ledger), an

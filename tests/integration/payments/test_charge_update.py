@@ -151,7 +151,7 @@ async def test_metadata_may_hold_50_keys_once_merged_and_no_more(
     assert len(fifty.metadata) == 50
 
 
-async def test_an_unknown_charge_is_not_found_naming_the_charge(
+async def test_an_unknown_charge_is_not_found_naming_the_id(
     payments: PaymentsService, account_id: str
 ) -> None:
     with pytest.raises(RemitError) as missing:
@@ -159,7 +159,7 @@ async def test_an_unknown_charge_is_not_found_naming_the_charge(
     assert (missing.value.kind, missing.value.code, missing.value.param) == (
         ErrorKind.NOT_FOUND,
         "resource_missing",
-        "charge",
+        "id",  # the charge is named in the path, as Stripe's 404 says
     )
 
 
@@ -174,7 +174,7 @@ async def test_another_accounts_charge_is_not_found_and_stays_as_it_was(
     assert (missing.value.kind, missing.value.code, missing.value.param) == (
         ErrorKind.NOT_FOUND,
         "resource_missing",
-        "charge",
+        "id",  # the charge is named in the path, as Stripe's 404 says
     )
     stored, _ = await payments.get_charge(account_id, charge.id)
     assert stored.description is None

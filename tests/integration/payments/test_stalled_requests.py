@@ -42,6 +42,9 @@ class MethodsThatStall:
             card=CardSnapshot(brand="visa", last4="4242", exp_month=12, exp_year=2034),
         )
 
+    async def attempt_vault_token(self, account_id: str, payment_method_id: str) -> str:
+        return "visa"
+
 
 async def test_a_stalled_request_replays_the_retry_that_finished_its_key(
     core_engine: AsyncEngine, account_id: str

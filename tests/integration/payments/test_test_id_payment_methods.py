@@ -235,7 +235,7 @@ async def test_an_update_naming_an_unknown_payment_method_leaves_the_intent_as_i
         "resource_missing",
         "payment_method",
     )
-    assert refused.value.message == "No such payment_method: 'pm_doesnotexist'"
+    assert refused.value.message == "No such PaymentMethod: 'pm_doesnotexist'"
     assert await payments.get_payment_intent(account_id, intent.id) == named.value
     assert await _payment_methods(core_engine, account_id) == [
         (named.value.payment_method_id, "pm_card_visa")
@@ -262,7 +262,7 @@ async def test_a_create_naming_an_unknown_payment_method_is_refused_and_stores_n
         "resource_missing",
         "payment_method",
     )
-    assert refused.value.message == "No such payment_method: 'pm_doesnotexist'"
+    assert refused.value.message == "No such PaymentMethod: 'pm_doesnotexist'"
     assert await _intent_count(core_engine, account_id) == 0
     assert await _key_count(core_engine, call) == 0
 

@@ -21,7 +21,7 @@ from remit.radar.challenges import ChallengeStatus, ThreeDSChallenge
 from remit.radar.domain import RuleAction
 from remit.radar.gate import Radar
 from remit.radar.service import RadarService
-from remit.radar.tables import radar_counters
+from remit.radar.tables import radar_counters, radar_rules
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -33,6 +33,9 @@ TOKENS = {"pm_visa": "visa", "pm_other": "visa", "pm_declined": "declined"}
 class Methods:
     def card_refused(self, account_id: str, vault_token: str) -> None:
         raise AssertionError("no card is refused here")
+
+    async def attempt_vault_token(self, account_id: str, payment_method_id: str) -> str:
+        return (await self.chargeable_card(account_id, payment_method_id)).vault_token
 
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         if payment_method_id not in FINGERPRINTS:
@@ -299,6 +302,21 @@ async def test_a_completion_cut_off_before_the_network_answers_resumes_and_autho
     assert isinstance(resumed, Done)
     assert resumed.value[1].status is Status.SUCCEEDED
     reference = f"{intent.latest_charge_id}_3ds"
-    # Sent again under the same reference, which the network performs at most once.
-    assert parts.network.sent == [reference, reference]
+    # Looked up by its reference and found: never sent a second time.
+    assert parts.network.sent == [reference]
+    assert parts.network.looked_up[-1] == reference
     assert list(parts.network.authorizations) == [reference]
+
+
+async def test_a_stored_rule_that_no_longer_compiles_never_fails_a_payment(
+    parts: Parts, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """As saved by an older parser without a nesting limit: a block rule that would match
+    every payment, had it compiled."""
+    rule = await parts.radar.create_rule(account_id, RuleAction.BLOCK, ":risk_score: > -1")
+    deep = "(" * 330 + ":risk_score: > -1" + ")" * 330
+    async with core_engine.begin() as db:
+        await db.execute(
+            update(radar_rules).where(radar_rules.c.id == rule.id).values(predicate=deep)
+        )
+    assert (await pay(parts, account_id, "deep")).status is Status.SUCCEEDED

@@ -18,6 +18,7 @@ from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.jobs import DEFAULT_MAX_ATTEMPTS
 from remit.worker.runner import Worker
 from tests.integration.webhooks.conftest import StartReceiver, make_bench
+from tests.support.jobs import run_out_job_leases
 from tests.support.postgres import WorkerDatabases
 from tests.support.receiver import Reply
 
@@ -34,7 +35,12 @@ async def test_a_worker_killed_mid_delivery_loses_no_event(
         event_id = await bench.record()
     worker = subprocess.Popen(  # noqa: ASYNC220 (starting it is instant; waiting is not done here)
         [sys.executable, "-m", "remit", "worker"],
-        env={**os.environ, "DATABASE_URL": databases.core_url, "REMIT_DEVELOPMENT": "1"},
+        env={
+            **os.environ,
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DEVELOPMENT": "1",
+            "REMIT_INTERNAL_TOKEN": "crash-test-token",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -51,6 +57,7 @@ async def test_a_worker_killed_mid_delivery_loses_no_event(
     assert await bench.attempts(event_id) == []
 
     # Another worker takes the job once the dead one's lease has run out.
+    await run_out_job_leases(core_engine)
     policy = UrlPolicy(allow_internal=True)
     later = FixedClock(datetime.now(UTC) + timedelta(seconds=61))
     parts = webhook_worker_parts(core_engine, policy, clock=later)

@@ -1,9 +1,17 @@
+import io
 import logging
 import pickle
+from collections.abc import Iterator
 
 import pytest
 
-from remit.core.logging import CardNumberMaskingFilter, luhn_valid, mask_card_numbers
+from remit.core.logging import (
+    SensitiveDataMaskingFilter,
+    configure_logging,
+    luhn_valid,
+    mask_card_numbers,
+    mask_secrets,
+)
 from remit.core.secrets import Secret, mask_key
 
 PAN = "4242424242424242"
@@ -58,7 +66,7 @@ def test_the_log_filter_masks_messages_arguments_and_tracebacks() -> None:
         import sys
 
         record.exc_info = sys.exc_info()
-    assert CardNumberMaskingFilter().filter(record)
+    assert SensitiveDataMaskingFilter().filter(record)
     assert PAN not in record.getMessage()
     assert record.exc_text is not None
     assert PAN not in record.exc_text
@@ -67,3 +75,61 @@ def test_the_log_filter_masks_messages_arguments_and_tracebacks() -> None:
 def test_api_keys_are_masked_like_stripe_masks_them() -> None:
     assert mask_key("sk_test_abcdefghijkl1234") == "sk_test_********1234"
     assert mask_key("short") == "********"
+
+
+SECRETS = (
+    "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    "sk_live_51HabcdefGHIJKLMNOPqrstuv",
+    "rk_live_51HabcdefGHIJKLMNOPqrstuv",
+    "whsec_5Jf0rXq9bC2dE7gH1iJ3kL4mN6oP8qR0",
+    "pi_3NfAbCdEf_secret_Zx9Yw8Vu7Ts6",
+)
+PUBLISHABLE = "pk_test_TYooMQauvdEDq54NiTphI7jx"
+
+
+@pytest.fixture
+def written() -> Iterator[io.StringIO]:
+    """What the handler `configure_logging` installs writes (here, instead of stderr); the
+    root logger's handlers and level are put back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("test")
+    (handler,) = root.handlers
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    handler.setStream(buffer)
+    try:
+        yield buffer
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def test_secrets_never_reach_the_log_but_publishable_keys_do(written: io.StringIO) -> None:
+    process_log = logging.getLogger("remit.test")
+    for secret in SECRETS:
+        process_log.warning("calling with %s and %s", secret, PUBLISHABLE)
+        process_log.warning(f"inline {secret}")
+        try:
+            raise ValueError(f"refused {secret}")
+        except ValueError:
+            process_log.exception("failed")
+        record = logging.LogRecord(
+            "remit.test", logging.WARNING, __file__, 1, "with its stack", None, None
+        )
+        record.stack_info = f'Stack (most recent call last):\n  pay(key="{secret}")'
+        process_log.handle(record)
+    text = written.getvalue()
+    for secret in SECRETS:
+        assert secret not in text
+        assert secret[-12:] not in text
+    assert PUBLISHABLE in text
+    assert "sk_test_********p7dc" in text  # the last four, as Stripe shows a key
+    assert "whsec_********" in text
+    assert "pi_3NfAbCdEf_secret_********" in text
+    assert 'pay(key="rk_live_********stuv")' in text
+
+
+def test_the_masks_leave_ordinary_text_alone() -> None:
+    text = "pi_3NfAbCdEf succeeded for cus_123; task_secret_sauce and desk_test_1 are not keys"
+    assert mask_secrets(text) == text

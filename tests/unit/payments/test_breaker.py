@@ -47,3 +47,27 @@ def test_after_the_open_period_one_probe_goes_through_and_decides() -> None:
     breaker.record_success()
     assert breaker.state.value == "closed"
     assert breaker.allow()
+
+
+def test_a_probe_that_ends_without_an_answer_lets_the_next_call_probe() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, open_s=5, now=clock)
+    breaker.record_failure()
+    clock.now = 5.0
+    assert breaker.allow()
+    assert not breaker.allow()
+    breaker.release_probe()
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.allow()
+    assert not breaker.allow()
+    breaker.record_success()
+    assert breaker.state.value == "closed"
+
+
+def test_releasing_when_no_probe_runs_changes_nothing() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, open_s=5, now=clock)
+    breaker.record_failure()
+    breaker.release_probe()
+    assert breaker.state is BreakerState.OPEN
+    assert not breaker.allow()

@@ -4,7 +4,14 @@ from decimal import Decimal
 
 import pytest
 
-from remit.radar.rules import ListValues, RuleSyntaxError, parse_predicate, parse_rule
+from remit.radar.rules import (
+    MAX_NESTING,
+    MAX_PREDICATE_LENGTH,
+    ListValues,
+    RuleSyntaxError,
+    parse_predicate,
+    parse_rule,
+)
 
 
 @pytest.mark.parametrize(
@@ -88,3 +95,27 @@ def test_a_broken_predicate_is_refused_with_its_reason(text: str, reason: str) -
 def test_a_rule_without_an_action_is_refused() -> None:
     with pytest.raises(RuleSyntaxError, match="Allow\\|Block"):
         parse_rule("Deny if :risk_score: > 1")
+
+
+def _nested(depth: int, inner: str = ":risk_score: > 1") -> str:
+    return "(" * depth + inner + ")" * depth
+
+
+def test_a_predicate_nested_too_deep_is_refused_with_its_reason() -> None:
+    deep = _nested(330)
+    assert len(deep) < MAX_PREDICATE_LENGTH
+    with pytest.raises(RuleSyntaxError, match=f"more than {MAX_NESTING} deep"):
+        parse_predicate(deep)
+    with pytest.raises(RuleSyntaxError, match="deep"):
+        parse_predicate("not " * 200 + ":is_off_session:")
+    with pytest.raises(RuleSyntaxError, match="deep"):
+        parse_predicate("not (" * (MAX_NESTING // 2 + 1) + ":is_off_session:" + ")" * 17)
+
+
+def test_a_predicate_nested_as_deep_as_allowed_runs() -> None:
+    parsed = parse_predicate(_nested(MAX_NESTING))
+    assert parsed.run({"risk_score": 2}, {}) is True
+    assert parsed.run({"risk_score": 0}, {}) is False
+    # Depth is counted per path: many groups side by side are not nested.
+    wide = " and ".join([_nested(MAX_NESTING // 2)] * 10)
+    assert parse_predicate(wide).run({"risk_score": 2}, {}) is True

@@ -329,3 +329,13 @@ def test_a_generic_invalid_request_carries_code_and_param() -> None:
         "payment_intent_unexpected_state",
         None,
     )
+
+
+def test_a_card_number_sent_as_a_form_key_is_masked_where_the_error_names_it() -> None:
+    from remit.rest.app import error_response
+
+    pan = "4242424242424242"
+    refused = StripeError.invalid_request(f"Received unknown parameter: {pan}", param=pan)
+    body = json.loads(bytes(error_response(refused, "req_1").body))
+    assert body["error"]["param"] == "[card ****4242]"
+    assert pan not in json.dumps(body)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from remit.config import ConfigError, rate_limit_per_s
+from remit.config import ConfigError, client_rate_limit_per_s, rate_limit_per_s
 from remit.rest.rate_limits import RateLimits, TokenBuckets
 
 
@@ -84,3 +84,22 @@ def test_the_limits_come_from_the_environment_and_bad_values_name_the_variable()
     for bad in ("-1", "fast", "1e9"):
         with pytest.raises(ConfigError, match="REMIT_RATE_LIMIT_READS_PER_S"):
             rate_limit_per_s("reads", {"REMIT_RATE_LIMIT_READS_PER_S": bad})
+
+
+def test_client_addresses_have_buckets_of_their_own_and_an_unknown_one_is_counted_too() -> None:
+    clock = Clock()
+    limits = RateLimits(TokenBuckets(0), TokenBuckets(0), TokenBuckets(2, clock))
+    assert [limits.admit_client("203.0.113.9") for _ in range(3)] == [True, True, False]
+    assert limits.admit_client("198.51.100.7")
+    assert [limits.admit_client(None) for _ in range(3)] == [True, True, False]
+    # Account limits are apart from client ones.
+    assert limits.admit("acct_a", write=True)
+
+
+def test_the_client_limit_comes_from_the_environment_and_covers_loopback_by_default() -> None:
+    assert client_rate_limit_per_s({}) == 1000.0
+    assert client_rate_limit_per_s({"REMIT_RATE_LIMIT_CLIENT_PER_S": "5"}) == 5.0
+    with pytest.raises(ConfigError, match="REMIT_RATE_LIMIT_CLIENT_PER_S"):
+        client_rate_limit_per_s({"REMIT_RATE_LIMIT_CLIENT_PER_S": "-1"})
+    limits = RateLimits.of(0, 0, client_rate_limit_per_s({}))
+    assert sum(limits.admit_client("127.0.0.1") for _ in range(1001)) == 1000

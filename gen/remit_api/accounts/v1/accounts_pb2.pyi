@@ -511,7 +511,7 @@ class ListApiKeysRequest(_message.Message):
     """Cursor: return keys before this key id."""
     account_id: _builtins.str
     include_revoked: _builtins.bool
-    """Include revoked keys."""
+    """Include revoked keys (a key still working until a set time is listed either way)."""
     def __init__(
         self,
         *,

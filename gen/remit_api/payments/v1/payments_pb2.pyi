@@ -616,6 +616,13 @@ class PaymentIntent(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     ALLOWED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     EXCLUDED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
+    TRANSFER_DATA_FIELD_NUMBER: _builtins.int
+    TRANSFER_GROUP_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ACCOUNT_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_CONFIGURATION_DETAILS_FIELD_NUMBER: _builtins.int
+    AMOUNT_DETAILS_FIELD_NUMBER: _builtins.int
+    MANAGED_PAYMENTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """pi_ id."""
     amount: _builtins.int
@@ -655,6 +662,14 @@ class PaymentIntent(_message.Message):
     statement_descriptor: _builtins.str
     statement_descriptor_suffix: _builtins.str
     status: Global___PaymentIntentStatus.ValueType
+    transfer_group: _builtins.str
+    """Connect: the group of charges and transfers the payment belongs to; always null in remit."""
+    source: _builtins.str
+    """Legacy source (src_, card_) the intent pays with; always null in remit, which pays with
+    payment methods.
+    """
+    customer_account: _builtins.str
+    """The customer as a v2 Account; always null in remit."""
     @_builtins.property
     def automatic_payment_methods(self) -> Global___AutomaticPaymentMethods:
         """Settings of automatic payment methods; null when payment_method_types was given."""
@@ -701,6 +716,22 @@ class PaymentIntent(_message.Message):
     def excluded_payment_method_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Payment method types excluded by the merchant (dahlia+); empty when unset, rendered null."""
 
+    @_builtins.property
+    def transfer_data(self) -> Global___TransferData:
+        """Connect: the transfer a destination charge makes; always null in remit."""
+
+    @_builtins.property
+    def payment_method_configuration_details(self) -> Global___PaymentMethodConfigurationDetails:
+        """The payment method configuration used; always null in remit, which has none."""
+
+    @_builtins.property
+    def amount_details(self) -> Global___PaymentIntentAmountDetails:
+        """Amounts within `amount` (tips); remit takes none, so it renders Stripe's empty tip."""
+
+    @_builtins.property
+    def managed_payments(self) -> Global___ManagedPayments:
+        """Stripe's merchant-of-record settings; always null in remit."""
+
     def __init__(
         self,
         *,
@@ -739,10 +770,17 @@ class PaymentIntent(_message.Message):
         status: Global___PaymentIntentStatus.ValueType = ...,
         allowed_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
         excluded_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
+        transfer_data: Global___TransferData | None = ...,
+        transfer_group: _builtins.str | None = ...,
+        source: _builtins.str | None = ...,
+        customer_account: _builtins.str | None = ...,
+        payment_method_configuration_details: Global___PaymentMethodConfigurationDetails | None = ...,
+        amount_details: Global___PaymentIntentAmountDetails | None = ...,
+        managed_payments: Global___ManagedPayments | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee_amount", b"_application_fee_amount", "_cancellation_reason", b"_cancellation_reason", "_client_secret", b"_client_secret", "_customer", b"_customer", "_description", b"_description", "_latest_charge", b"_latest_charge", "_on_behalf_of", b"_on_behalf_of", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_review", b"_review", "_setup_future_usage", b"_setup_future_usage", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "application", b"application", "application_fee_amount", b"application_fee_amount", "automatic_payment_methods", b"automatic_payment_methods", "canceled_at", b"canceled_at", "cancellation_reason", b"cancellation_reason", "client_secret", b"client_secret", "created", b"created", "customer", b"customer", "description", b"description", "last_payment_error", b"last_payment_error", "latest_charge", b"latest_charge", "next_action", b"next_action", "on_behalf_of", b"on_behalf_of", "payment_method", b"payment_method", "payment_method_options", b"payment_method_options", "processing", b"processing", "receipt_email", b"receipt_email", "review", b"review", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee_amount", b"_application_fee_amount", "_cancellation_reason", b"_cancellation_reason", "_client_secret", b"_client_secret", "_customer", b"_customer", "_customer_account", b"_customer_account", "_description", b"_description", "_latest_charge", b"_latest_charge", "_on_behalf_of", b"_on_behalf_of", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_review", b"_review", "_setup_future_usage", b"_setup_future_usage", "_source", b"_source", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "_transfer_group", b"_transfer_group", "amount_details", b"amount_details", "application", b"application", "application_fee_amount", b"application_fee_amount", "automatic_payment_methods", b"automatic_payment_methods", "canceled_at", b"canceled_at", "cancellation_reason", b"cancellation_reason", "client_secret", b"client_secret", "created", b"created", "customer", b"customer", "customer_account", b"customer_account", "description", b"description", "last_payment_error", b"last_payment_error", "latest_charge", b"latest_charge", "managed_payments", b"managed_payments", "next_action", b"next_action", "on_behalf_of", b"on_behalf_of", "payment_method", b"payment_method", "payment_method_configuration_details", b"payment_method_configuration_details", "payment_method_options", b"payment_method_options", "processing", b"processing", "receipt_email", b"receipt_email", "review", b"review", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "source", b"source", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "transfer_data", b"transfer_data", "transfer_group", b"transfer_group"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee_amount", b"_application_fee_amount", "_cancellation_reason", b"_cancellation_reason", "_client_secret", b"_client_secret", "_customer", b"_customer", "_description", b"_description", "_latest_charge", b"_latest_charge", "_on_behalf_of", b"_on_behalf_of", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_review", b"_review", "_setup_future_usage", b"_setup_future_usage", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "allowed_payment_method_types", b"allowed_payment_method_types", "amount", b"amount", "amount_capturable", b"amount_capturable", "amount_received", b"amount_received", "application", b"application", "application_fee_amount", b"application_fee_amount", "automatic_payment_methods", b"automatic_payment_methods", "canceled_at", b"canceled_at", "cancellation_reason", b"cancellation_reason", "capture_method", b"capture_method", "client_secret", b"client_secret", "confirmation_method", b"confirmation_method", "created", b"created", "currency", b"currency", "customer", b"customer", "description", b"description", "excluded_payment_method_types", b"excluded_payment_method_types", "id", b"id", "last_payment_error", b"last_payment_error", "latest_charge", b"latest_charge", "livemode", b"livemode", "metadata", b"metadata", "next_action", b"next_action", "on_behalf_of", b"on_behalf_of", "payment_method", b"payment_method", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "processing", b"processing", "receipt_email", b"receipt_email", "review", b"review", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee_amount", b"_application_fee_amount", "_cancellation_reason", b"_cancellation_reason", "_client_secret", b"_client_secret", "_customer", b"_customer", "_customer_account", b"_customer_account", "_description", b"_description", "_latest_charge", b"_latest_charge", "_on_behalf_of", b"_on_behalf_of", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_review", b"_review", "_setup_future_usage", b"_setup_future_usage", "_source", b"_source", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "_transfer_group", b"_transfer_group", "allowed_payment_method_types", b"allowed_payment_method_types", "amount", b"amount", "amount_capturable", b"amount_capturable", "amount_details", b"amount_details", "amount_received", b"amount_received", "application", b"application", "application_fee_amount", b"application_fee_amount", "automatic_payment_methods", b"automatic_payment_methods", "canceled_at", b"canceled_at", "cancellation_reason", b"cancellation_reason", "capture_method", b"capture_method", "client_secret", b"client_secret", "confirmation_method", b"confirmation_method", "created", b"created", "currency", b"currency", "customer", b"customer", "customer_account", b"customer_account", "description", b"description", "excluded_payment_method_types", b"excluded_payment_method_types", "id", b"id", "last_payment_error", b"last_payment_error", "latest_charge", b"latest_charge", "livemode", b"livemode", "managed_payments", b"managed_payments", "metadata", b"metadata", "next_action", b"next_action", "on_behalf_of", b"on_behalf_of", "payment_method", b"payment_method", "payment_method_configuration_details", b"payment_method_configuration_details", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "processing", b"processing", "receipt_email", b"receipt_email", "review", b"review", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "source", b"source", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "status", b"status", "transfer_data", b"transfer_data", "transfer_group", b"transfer_group"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__application: _TypeAlias = _typing.Literal["application"]  # noqa: Y015
     _WhichOneofArgType__application: _TypeAlias = _typing.Literal["_application", b"_application"]  # noqa: Y015
@@ -754,6 +792,8 @@ class PaymentIntent(_message.Message):
     _WhichOneofArgType__client_secret: _TypeAlias = _typing.Literal["_client_secret", b"_client_secret"]  # noqa: Y015
     _WhichOneofReturnType__customer: _TypeAlias = _typing.Literal["customer"]  # noqa: Y015
     _WhichOneofArgType__customer: _TypeAlias = _typing.Literal["_customer", b"_customer"]  # noqa: Y015
+    _WhichOneofReturnType__customer_account: _TypeAlias = _typing.Literal["customer_account"]  # noqa: Y015
+    _WhichOneofArgType__customer_account: _TypeAlias = _typing.Literal["_customer_account", b"_customer_account"]  # noqa: Y015
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
     _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
     _WhichOneofReturnType__latest_charge: _TypeAlias = _typing.Literal["latest_charge"]  # noqa: Y015
@@ -768,10 +808,14 @@ class PaymentIntent(_message.Message):
     _WhichOneofArgType__review: _TypeAlias = _typing.Literal["_review", b"_review"]  # noqa: Y015
     _WhichOneofReturnType__setup_future_usage: _TypeAlias = _typing.Literal["setup_future_usage"]  # noqa: Y015
     _WhichOneofArgType__setup_future_usage: _TypeAlias = _typing.Literal["_setup_future_usage", b"_setup_future_usage"]  # noqa: Y015
+    _WhichOneofReturnType__source: _TypeAlias = _typing.Literal["source"]  # noqa: Y015
+    _WhichOneofArgType__source: _TypeAlias = _typing.Literal["_source", b"_source"]  # noqa: Y015
     _WhichOneofReturnType__statement_descriptor: _TypeAlias = _typing.Literal["statement_descriptor"]  # noqa: Y015
     _WhichOneofArgType__statement_descriptor: _TypeAlias = _typing.Literal["_statement_descriptor", b"_statement_descriptor"]  # noqa: Y015
     _WhichOneofReturnType__statement_descriptor_suffix: _TypeAlias = _typing.Literal["statement_descriptor_suffix"]  # noqa: Y015
     _WhichOneofArgType__statement_descriptor_suffix: _TypeAlias = _typing.Literal["_statement_descriptor_suffix", b"_statement_descriptor_suffix"]  # noqa: Y015
+    _WhichOneofReturnType__transfer_group: _TypeAlias = _typing.Literal["transfer_group"]  # noqa: Y015
+    _WhichOneofArgType__transfer_group: _TypeAlias = _typing.Literal["_transfer_group", b"_transfer_group"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__application) -> _WhichOneofReturnType__application | None: ...
     @_typing.overload
@@ -782,6 +826,8 @@ class PaymentIntent(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__client_secret) -> _WhichOneofReturnType__client_secret | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__customer) -> _WhichOneofReturnType__customer | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__customer_account) -> _WhichOneofReturnType__customer_account | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__description) -> _WhichOneofReturnType__description | None: ...
     @_typing.overload
@@ -797,11 +843,146 @@ class PaymentIntent(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__setup_future_usage) -> _WhichOneofReturnType__setup_future_usage | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__source) -> _WhichOneofReturnType__source | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__statement_descriptor) -> _WhichOneofReturnType__statement_descriptor | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__statement_descriptor_suffix) -> _WhichOneofReturnType__statement_descriptor_suffix | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__transfer_group) -> _WhichOneofReturnType__transfer_group | None: ...
 
 Global___PaymentIntent: _TypeAlias = PaymentIntent  # noqa: Y015
+
+@_typing.final
+class TransferData(_message.Message):
+    """Connect's transfer_data of a destination charge (PaymentIntent and Charge)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    amount: _builtins.int
+    """Amount transferred to the destination account, when not all of it."""
+    destination: _builtins.str
+    """acct_ id of the destination account."""
+    def __init__(
+        self,
+        *,
+        amount: _builtins.int | None = ...,
+        destination: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "_destination", b"_destination", "amount", b"amount", "destination", b"destination"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "_destination", b"_destination", "amount", b"amount", "destination", b"destination"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__amount: _TypeAlias = _typing.Literal["amount"]  # noqa: Y015
+    _WhichOneofArgType__amount: _TypeAlias = _typing.Literal["_amount", b"_amount"]  # noqa: Y015
+    _WhichOneofReturnType__destination: _TypeAlias = _typing.Literal["destination"]  # noqa: Y015
+    _WhichOneofArgType__destination: _TypeAlias = _typing.Literal["_destination", b"_destination"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__amount) -> _WhichOneofReturnType__amount | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__destination) -> _WhichOneofReturnType__destination | None: ...
+
+Global___TransferData: _TypeAlias = TransferData  # noqa: Y015
+
+@_typing.final
+class PaymentMethodConfigurationDetails(_message.Message):
+    """payment_intent.payment_method_configuration_details."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """pmc_ id of the configuration used."""
+    parent: _builtins.str
+    """pmc_ id of its parent configuration."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        parent: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_parent", b"_parent", "parent", b"parent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_parent", b"_parent", "id", b"id", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__parent: _TypeAlias = _typing.Literal["parent"]  # noqa: Y015
+    _WhichOneofArgType__parent: _TypeAlias = _typing.Literal["_parent", b"_parent"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parent) -> _WhichOneofReturnType__parent | None: ...
+
+Global___PaymentMethodConfigurationDetails: _TypeAlias = PaymentMethodConfigurationDetails  # noqa: Y015
+
+@_typing.final
+class PaymentIntentAmountDetails(_message.Message):
+    """payment_intent.amount_details."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tip(self) -> Global___AmountDetailsTip:
+        """The tip within the amount: always present, its amount null when there is none."""
+
+    def __init__(
+        self,
+        *,
+        tip: Global___AmountDetailsTip | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tip", b"tip"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tip", b"tip"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentIntentAmountDetails: _TypeAlias = PaymentIntentAmountDetails  # noqa: Y015
+
+@_typing.final
+class AmountDetailsTip(_message.Message):
+    """payment_intent.amount_details.tip."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    amount: _builtins.int
+    """Portion of the amount that is a tip, in minor units."""
+    def __init__(
+        self,
+        *,
+        amount: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "amount", b"amount"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__amount: _TypeAlias = _typing.Literal["amount"]  # noqa: Y015
+    _WhichOneofArgType__amount: _TypeAlias = _typing.Literal["_amount", b"_amount"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__amount) -> _WhichOneofReturnType__amount | None: ...
+
+Global___AmountDetailsTip: _TypeAlias = AmountDetailsTip  # noqa: Y015
+
+@_typing.final
+class ManagedPayments(_message.Message):
+    """payment_intent.managed_payments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Whether Managed Payments is on for the intent."""
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ManagedPayments: _TypeAlias = ManagedPayments  # noqa: Y015
 
 @_typing.final
 class AutomaticPaymentMethods(_message.Message):
@@ -1141,6 +1322,11 @@ class Charge(_message.Message):
     STATEMENT_DESCRIPTOR_SUFFIX_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     AUTHORIZATION_RELEASED_FIELD_NUMBER: _builtins.int
+    APPLICATION_FEE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SOURCE_TRANSFER_FIELD_NUMBER: _builtins.int
+    TRANSFER_DATA_FIELD_NUMBER: _builtins.int
+    TRANSFER_GROUP_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """ch_ id."""
     amount: _builtins.int
@@ -1197,6 +1383,16 @@ class Charge(_message.Message):
     """The authorization was released uncaptured (the intent was canceled, or expired). Never
     shown: before 2025-03-31 the release shows as a refund of the whole amount.
     """
+    application_fee: _builtins.str
+    """Connect: fee_ id of the application fee; always null in remit."""
+    source: _builtins.str
+    """Legacy card source the charge was made with; always null for charges made by
+    PaymentIntents, which are all of remit's.
+    """
+    source_transfer: _builtins.str
+    """Connect: tr_ id of the transfer that made this charge on a connected account; always null."""
+    transfer_group: _builtins.str
+    """Connect: the charge's transfer group; always null in remit."""
     @_builtins.property
     def billing_details(self) -> _common_pb2.BillingDetails:
         """Billing details of the payment method at the time of the charge (always present)."""
@@ -1226,6 +1422,10 @@ class Charge(_message.Message):
 
     @_builtins.property
     def shipping(self) -> _common_pb2.Shipping: ...
+    @_builtins.property
+    def transfer_data(self) -> Global___TransferData:
+        """Connect: the destination charge's transfer settings; always null in remit."""
+
     def __init__(
         self,
         *,
@@ -1268,13 +1468,20 @@ class Charge(_message.Message):
         statement_descriptor_suffix: _builtins.str | None = ...,
         status: Global___ChargeStatus.ValueType = ...,
         authorization_released: _builtins.bool = ...,
+        application_fee: _builtins.str | None = ...,
+        source: _builtins.str | None = ...,
+        source_transfer: _builtins.str | None = ...,
+        transfer_data: Global___TransferData | None = ...,
+        transfer_group: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee_amount", b"_application_fee_amount", "_authorization_code", b"_authorization_code", "_balance_transaction", b"_balance_transaction", "_calculated_statement_descriptor", b"_calculated_statement_descriptor", "_customer", b"_customer", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_on_behalf_of", b"_on_behalf_of", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_receipt_number", b"_receipt_number", "_receipt_url", b"_receipt_url", "_review", b"_review", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "application", b"application", "application_fee_amount", b"application_fee_amount", "authorization_code", b"authorization_code", "balance_transaction", b"balance_transaction", "billing_details", b"billing_details", "calculated_statement_descriptor", b"calculated_statement_descriptor", "created", b"created", "customer", b"customer", "description", b"description", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "fraud_details", b"fraud_details", "on_behalf_of", b"on_behalf_of", "outcome", b"outcome", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "payment_method_details", b"payment_method_details", "receipt_email", b"receipt_email", "receipt_number", b"receipt_number", "receipt_url", b"receipt_url", "refunds", b"refunds", "review", b"review", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee", b"_application_fee", "_application_fee_amount", b"_application_fee_amount", "_authorization_code", b"_authorization_code", "_balance_transaction", b"_balance_transaction", "_calculated_statement_descriptor", b"_calculated_statement_descriptor", "_customer", b"_customer", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_on_behalf_of", b"_on_behalf_of", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_receipt_number", b"_receipt_number", "_receipt_url", b"_receipt_url", "_review", b"_review", "_source", b"_source", "_source_transfer", b"_source_transfer", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "_transfer_group", b"_transfer_group", "application", b"application", "application_fee", b"application_fee", "application_fee_amount", b"application_fee_amount", "authorization_code", b"authorization_code", "balance_transaction", b"balance_transaction", "billing_details", b"billing_details", "calculated_statement_descriptor", b"calculated_statement_descriptor", "created", b"created", "customer", b"customer", "description", b"description", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "fraud_details", b"fraud_details", "on_behalf_of", b"on_behalf_of", "outcome", b"outcome", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "payment_method_details", b"payment_method_details", "receipt_email", b"receipt_email", "receipt_number", b"receipt_number", "receipt_url", b"receipt_url", "refunds", b"refunds", "review", b"review", "shipping", b"shipping", "source", b"source", "source_transfer", b"source_transfer", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "transfer_data", b"transfer_data", "transfer_group", b"transfer_group"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee_amount", b"_application_fee_amount", "_authorization_code", b"_authorization_code", "_balance_transaction", b"_balance_transaction", "_calculated_statement_descriptor", b"_calculated_statement_descriptor", "_customer", b"_customer", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_on_behalf_of", b"_on_behalf_of", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_receipt_number", b"_receipt_number", "_receipt_url", b"_receipt_url", "_review", b"_review", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "amount", b"amount", "amount_captured", b"amount_captured", "amount_refunded", b"amount_refunded", "application", b"application", "application_fee_amount", b"application_fee_amount", "authorization_code", b"authorization_code", "authorization_released", b"authorization_released", "balance_transaction", b"balance_transaction", "billing_details", b"billing_details", "calculated_statement_descriptor", b"calculated_statement_descriptor", "captured", b"captured", "created", b"created", "currency", b"currency", "customer", b"customer", "description", b"description", "disputed", b"disputed", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "fraud_details", b"fraud_details", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "on_behalf_of", b"on_behalf_of", "outcome", b"outcome", "paid", b"paid", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "payment_method_details", b"payment_method_details", "receipt_email", b"receipt_email", "receipt_number", b"receipt_number", "receipt_url", b"receipt_url", "refunded", b"refunded", "refunds", b"refunds", "review", b"review", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_application", b"_application", "_application_fee", b"_application_fee", "_application_fee_amount", b"_application_fee_amount", "_authorization_code", b"_authorization_code", "_balance_transaction", b"_balance_transaction", "_calculated_statement_descriptor", b"_calculated_statement_descriptor", "_customer", b"_customer", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_on_behalf_of", b"_on_behalf_of", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_receipt_number", b"_receipt_number", "_receipt_url", b"_receipt_url", "_review", b"_review", "_source", b"_source", "_source_transfer", b"_source_transfer", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "_transfer_group", b"_transfer_group", "amount", b"amount", "amount_captured", b"amount_captured", "amount_refunded", b"amount_refunded", "application", b"application", "application_fee", b"application_fee", "application_fee_amount", b"application_fee_amount", "authorization_code", b"authorization_code", "authorization_released", b"authorization_released", "balance_transaction", b"balance_transaction", "billing_details", b"billing_details", "calculated_statement_descriptor", b"calculated_statement_descriptor", "captured", b"captured", "created", b"created", "currency", b"currency", "customer", b"customer", "description", b"description", "disputed", b"disputed", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "fraud_details", b"fraud_details", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "on_behalf_of", b"on_behalf_of", "outcome", b"outcome", "paid", b"paid", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "payment_method_details", b"payment_method_details", "receipt_email", b"receipt_email", "receipt_number", b"receipt_number", "receipt_url", b"receipt_url", "refunded", b"refunded", "refunds", b"refunds", "review", b"review", "shipping", b"shipping", "source", b"source", "source_transfer", b"source_transfer", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "status", b"status", "transfer_data", b"transfer_data", "transfer_group", b"transfer_group"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__application: _TypeAlias = _typing.Literal["application"]  # noqa: Y015
     _WhichOneofArgType__application: _TypeAlias = _typing.Literal["_application", b"_application"]  # noqa: Y015
+    _WhichOneofReturnType__application_fee: _TypeAlias = _typing.Literal["application_fee"]  # noqa: Y015
+    _WhichOneofArgType__application_fee: _TypeAlias = _typing.Literal["_application_fee", b"_application_fee"]  # noqa: Y015
     _WhichOneofReturnType__application_fee_amount: _TypeAlias = _typing.Literal["application_fee_amount"]  # noqa: Y015
     _WhichOneofArgType__application_fee_amount: _TypeAlias = _typing.Literal["_application_fee_amount", b"_application_fee_amount"]  # noqa: Y015
     _WhichOneofReturnType__authorization_code: _TypeAlias = _typing.Literal["authorization_code"]  # noqa: Y015
@@ -1307,12 +1514,20 @@ class Charge(_message.Message):
     _WhichOneofArgType__receipt_url: _TypeAlias = _typing.Literal["_receipt_url", b"_receipt_url"]  # noqa: Y015
     _WhichOneofReturnType__review: _TypeAlias = _typing.Literal["review"]  # noqa: Y015
     _WhichOneofArgType__review: _TypeAlias = _typing.Literal["_review", b"_review"]  # noqa: Y015
+    _WhichOneofReturnType__source: _TypeAlias = _typing.Literal["source"]  # noqa: Y015
+    _WhichOneofArgType__source: _TypeAlias = _typing.Literal["_source", b"_source"]  # noqa: Y015
+    _WhichOneofReturnType__source_transfer: _TypeAlias = _typing.Literal["source_transfer"]  # noqa: Y015
+    _WhichOneofArgType__source_transfer: _TypeAlias = _typing.Literal["_source_transfer", b"_source_transfer"]  # noqa: Y015
     _WhichOneofReturnType__statement_descriptor: _TypeAlias = _typing.Literal["statement_descriptor"]  # noqa: Y015
     _WhichOneofArgType__statement_descriptor: _TypeAlias = _typing.Literal["_statement_descriptor", b"_statement_descriptor"]  # noqa: Y015
     _WhichOneofReturnType__statement_descriptor_suffix: _TypeAlias = _typing.Literal["statement_descriptor_suffix"]  # noqa: Y015
     _WhichOneofArgType__statement_descriptor_suffix: _TypeAlias = _typing.Literal["_statement_descriptor_suffix", b"_statement_descriptor_suffix"]  # noqa: Y015
+    _WhichOneofReturnType__transfer_group: _TypeAlias = _typing.Literal["transfer_group"]  # noqa: Y015
+    _WhichOneofArgType__transfer_group: _TypeAlias = _typing.Literal["_transfer_group", b"_transfer_group"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__application) -> _WhichOneofReturnType__application | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__application_fee) -> _WhichOneofReturnType__application_fee | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__application_fee_amount) -> _WhichOneofReturnType__application_fee_amount | None: ...
     @_typing.overload
@@ -1346,9 +1561,15 @@ class Charge(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__review) -> _WhichOneofReturnType__review | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__source) -> _WhichOneofReturnType__source | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__source_transfer) -> _WhichOneofReturnType__source_transfer | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__statement_descriptor) -> _WhichOneofReturnType__statement_descriptor | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__statement_descriptor_suffix) -> _WhichOneofReturnType__statement_descriptor_suffix | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__transfer_group) -> _WhichOneofReturnType__transfer_group | None: ...
 
 Global___Charge: _TypeAlias = Charge  # noqa: Y015
 
@@ -1779,6 +2000,11 @@ class Refund(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     RECEIPT_NUMBER_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ACCOUNT_FIELD_NUMBER: _builtins.int
+    DESTINATION_DETAILS_FIELD_NUMBER: _builtins.int
+    NEXT_ACTION_FIELD_NUMBER: _builtins.int
+    SOURCE_TRANSFER_REVERSAL_FIELD_NUMBER: _builtins.int
+    TRANSFER_REVERSAL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """re_ id."""
     amount: _builtins.int
@@ -1807,10 +2033,26 @@ class Refund(_message.Message):
     receipt_number: _builtins.str
     """Receipt number shown on the refund receipt."""
     status: Global___RefundStatus.ValueType
+    customer_account: _builtins.str
+    """The customer as a v2 Account; always null in remit."""
+    source_transfer_reversal: _builtins.str
+    """Connect: trr_ id of the reversal of the transfer that made the charge; always null."""
+    transfer_reversal: _builtins.str
+    """Connect: trr_ id of the transfer reversal that accompanies the refund; always null."""
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def destination_details(self) -> Global___RefundDestinationDetails:
+        """Where the money goes back to, by payment method type."""
+
+    @_builtins.property
+    def next_action(self) -> Global___RefundNextAction:
+        """What the customer must do for the refund to go through (status requires_action); null
+        for card refunds, which never need it.
+        """
+
     def __init__(
         self,
         *,
@@ -1832,10 +2074,15 @@ class Refund(_message.Message):
         reason: Global___RefundReason.ValueType | None = ...,
         receipt_number: _builtins.str | None = ...,
         status: Global___RefundStatus.ValueType | None = ...,
+        customer_account: _builtins.str | None = ...,
+        destination_details: Global___RefundDestinationDetails | None = ...,
+        next_action: Global___RefundNextAction | None = ...,
+        source_transfer_reversal: _builtins.str | None = ...,
+        transfer_reversal: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction", "_charge", b"_charge", "_customer", b"_customer", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_reason", b"_failure_reason", "_instructions_email", b"_instructions_email", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_pending_reason", b"_pending_reason", "_reason", b"_reason", "_receipt_number", b"_receipt_number", "_status", b"_status", "balance_transaction", b"balance_transaction", "charge", b"charge", "created", b"created", "customer", b"customer", "description", b"description", "failure_balance_transaction", b"failure_balance_transaction", "failure_reason", b"failure_reason", "instructions_email", b"instructions_email", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "pending_reason", b"pending_reason", "reason", b"reason", "receipt_number", b"receipt_number", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction", "_charge", b"_charge", "_customer", b"_customer", "_customer_account", b"_customer_account", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_reason", b"_failure_reason", "_instructions_email", b"_instructions_email", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_pending_reason", b"_pending_reason", "_reason", b"_reason", "_receipt_number", b"_receipt_number", "_source_transfer_reversal", b"_source_transfer_reversal", "_status", b"_status", "_transfer_reversal", b"_transfer_reversal", "balance_transaction", b"balance_transaction", "charge", b"charge", "created", b"created", "customer", b"customer", "customer_account", b"customer_account", "description", b"description", "destination_details", b"destination_details", "failure_balance_transaction", b"failure_balance_transaction", "failure_reason", b"failure_reason", "instructions_email", b"instructions_email", "next_action", b"next_action", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "pending_reason", b"pending_reason", "reason", b"reason", "receipt_number", b"receipt_number", "source_transfer_reversal", b"source_transfer_reversal", "status", b"status", "transfer_reversal", b"transfer_reversal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction", "_charge", b"_charge", "_customer", b"_customer", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_reason", b"_failure_reason", "_instructions_email", b"_instructions_email", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_pending_reason", b"_pending_reason", "_reason", b"_reason", "_receipt_number", b"_receipt_number", "_status", b"_status", "amount", b"amount", "balance_transaction", b"balance_transaction", "charge", b"charge", "created", b"created", "currency", b"currency", "customer", b"customer", "description", b"description", "failure_balance_transaction", b"failure_balance_transaction", "failure_reason", b"failure_reason", "id", b"id", "instructions_email", b"instructions_email", "metadata", b"metadata", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "pending_reason", b"pending_reason", "reason", b"reason", "receipt_number", b"receipt_number", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction", "_charge", b"_charge", "_customer", b"_customer", "_customer_account", b"_customer_account", "_description", b"_description", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_reason", b"_failure_reason", "_instructions_email", b"_instructions_email", "_payment_intent", b"_payment_intent", "_payment_method", b"_payment_method", "_pending_reason", b"_pending_reason", "_reason", b"_reason", "_receipt_number", b"_receipt_number", "_source_transfer_reversal", b"_source_transfer_reversal", "_status", b"_status", "_transfer_reversal", b"_transfer_reversal", "amount", b"amount", "balance_transaction", b"balance_transaction", "charge", b"charge", "created", b"created", "currency", b"currency", "customer", b"customer", "customer_account", b"customer_account", "description", b"description", "destination_details", b"destination_details", "failure_balance_transaction", b"failure_balance_transaction", "failure_reason", b"failure_reason", "id", b"id", "instructions_email", b"instructions_email", "metadata", b"metadata", "next_action", b"next_action", "payment_intent", b"payment_intent", "payment_method", b"payment_method", "pending_reason", b"pending_reason", "reason", b"reason", "receipt_number", b"receipt_number", "source_transfer_reversal", b"source_transfer_reversal", "status", b"status", "transfer_reversal", b"transfer_reversal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__balance_transaction: _TypeAlias = _typing.Literal["balance_transaction"]  # noqa: Y015
     _WhichOneofArgType__balance_transaction: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction"]  # noqa: Y015
@@ -1843,6 +2090,8 @@ class Refund(_message.Message):
     _WhichOneofArgType__charge: _TypeAlias = _typing.Literal["_charge", b"_charge"]  # noqa: Y015
     _WhichOneofReturnType__customer: _TypeAlias = _typing.Literal["customer"]  # noqa: Y015
     _WhichOneofArgType__customer: _TypeAlias = _typing.Literal["_customer", b"_customer"]  # noqa: Y015
+    _WhichOneofReturnType__customer_account: _TypeAlias = _typing.Literal["customer_account"]  # noqa: Y015
+    _WhichOneofArgType__customer_account: _TypeAlias = _typing.Literal["_customer_account", b"_customer_account"]  # noqa: Y015
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
     _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
     _WhichOneofReturnType__failure_balance_transaction: _TypeAlias = _typing.Literal["failure_balance_transaction"]  # noqa: Y015
@@ -1861,14 +2110,20 @@ class Refund(_message.Message):
     _WhichOneofArgType__reason: _TypeAlias = _typing.Literal["_reason", b"_reason"]  # noqa: Y015
     _WhichOneofReturnType__receipt_number: _TypeAlias = _typing.Literal["receipt_number"]  # noqa: Y015
     _WhichOneofArgType__receipt_number: _TypeAlias = _typing.Literal["_receipt_number", b"_receipt_number"]  # noqa: Y015
+    _WhichOneofReturnType__source_transfer_reversal: _TypeAlias = _typing.Literal["source_transfer_reversal"]  # noqa: Y015
+    _WhichOneofArgType__source_transfer_reversal: _TypeAlias = _typing.Literal["_source_transfer_reversal", b"_source_transfer_reversal"]  # noqa: Y015
     _WhichOneofReturnType__status: _TypeAlias = _typing.Literal["status"]  # noqa: Y015
     _WhichOneofArgType__status: _TypeAlias = _typing.Literal["_status", b"_status"]  # noqa: Y015
+    _WhichOneofReturnType__transfer_reversal: _TypeAlias = _typing.Literal["transfer_reversal"]  # noqa: Y015
+    _WhichOneofArgType__transfer_reversal: _TypeAlias = _typing.Literal["_transfer_reversal", b"_transfer_reversal"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__balance_transaction) -> _WhichOneofReturnType__balance_transaction | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__charge) -> _WhichOneofReturnType__charge | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__customer) -> _WhichOneofReturnType__customer | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__customer_account) -> _WhichOneofReturnType__customer_account | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__description) -> _WhichOneofReturnType__description | None: ...
     @_typing.overload
@@ -1888,9 +2143,108 @@ class Refund(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__receipt_number) -> _WhichOneofReturnType__receipt_number | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__source_transfer_reversal) -> _WhichOneofReturnType__source_transfer_reversal | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__status) -> _WhichOneofReturnType__status | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__transfer_reversal) -> _WhichOneofReturnType__transfer_reversal | None: ...
 
 Global___Refund: _TypeAlias = Refund  # noqa: Y015
+
+@_typing.final
+class RefundDestinationDetails(_message.Message):
+    """refund.destination_details."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    CARD_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """The payment method type refunded to, "card"; the sub-object of that name is set."""
+    @_builtins.property
+    def card(self) -> Global___RefundDestinationCard:
+        """Set when type is card."""
+
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        card: Global___RefundDestinationCard | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundDestinationDetails: _TypeAlias = RefundDestinationDetails  # noqa: Y015
+
+@_typing.final
+class RefundDestinationCard(_message.Message):
+    """refund.destination_details.card."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    REFERENCE_STATUS_FIELD_NUMBER: _builtins.int
+    REFERENCE_TYPE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    reference: _builtins.str
+    """The card network's reference for the refund (an ARN), once known."""
+    reference_status: _builtins.str
+    """pending, available or unavailable."""
+    reference_type: _builtins.str
+    """What kind of reference `reference` is, e.g. "acquirer_reference_number"."""
+    type: _builtins.str
+    """refund (money sent back to the card), reversal (the authorization released) or pending."""
+    def __init__(
+        self,
+        *,
+        reference: _builtins.str | None = ...,
+        reference_status: _builtins.str | None = ...,
+        reference_type: _builtins.str | None = ...,
+        type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_reference", b"_reference", "_reference_status", b"_reference_status", "_reference_type", b"_reference_type", "reference", b"reference", "reference_status", b"reference_status", "reference_type", b"reference_type"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reference", b"_reference", "_reference_status", b"_reference_status", "_reference_type", b"_reference_type", "reference", b"reference", "reference_status", b"reference_status", "reference_type", b"reference_type", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__reference: _TypeAlias = _typing.Literal["reference"]  # noqa: Y015
+    _WhichOneofArgType__reference: _TypeAlias = _typing.Literal["_reference", b"_reference"]  # noqa: Y015
+    _WhichOneofReturnType__reference_status: _TypeAlias = _typing.Literal["reference_status"]  # noqa: Y015
+    _WhichOneofArgType__reference_status: _TypeAlias = _typing.Literal["_reference_status", b"_reference_status"]  # noqa: Y015
+    _WhichOneofReturnType__reference_type: _TypeAlias = _typing.Literal["reference_type"]  # noqa: Y015
+    _WhichOneofArgType__reference_type: _TypeAlias = _typing.Literal["_reference_type", b"_reference_type"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reference) -> _WhichOneofReturnType__reference | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reference_status) -> _WhichOneofReturnType__reference_status | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reference_type) -> _WhichOneofReturnType__reference_type | None: ...
+
+Global___RefundDestinationCard: _TypeAlias = RefundDestinationCard  # noqa: Y015
+
+@_typing.final
+class RefundNextAction(_message.Message):
+    """refund.next_action."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """The kind of action, e.g. "display_details"."""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundNextAction: _TypeAlias = RefundNextAction  # noqa: Y015
 
 @_typing.final
 class Customer(_message.Message):
@@ -1941,6 +2295,12 @@ class Customer(_message.Message):
     SHIPPING_FIELD_NUMBER: _builtins.int
     TAX_EXEMPT_FIELD_NUMBER: _builtins.int
     INVOICE_SETTINGS_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ACCOUNT_FIELD_NUMBER: _builtins.int
+    DEFAULT_SOURCE_FIELD_NUMBER: _builtins.int
+    DISCOUNT_FIELD_NUMBER: _builtins.int
+    INVOICE_PREFIX_FIELD_NUMBER: _builtins.int
+    NEXT_INVOICE_SEQUENCE_FIELD_NUMBER: _builtins.int
+    TEST_CLOCK_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """cus_ id."""
     balance: _builtins.int
@@ -1958,6 +2318,16 @@ class Customer(_message.Message):
     phone: _builtins.str
     tax_exempt: Global___CustomerTaxExempt.ValueType
     """Tax exemption status; "none" by default."""
+    customer_account: _builtins.str
+    """The customer as a v2 Account; always null in remit."""
+    default_source: _builtins.str
+    """Legacy default source (card_, src_); always null in remit, which keeps payment methods."""
+    invoice_prefix: _builtins.str
+    """Prefix of the customer's invoice numbers; null in remit, which has no invoices."""
+    next_invoice_sequence: _builtins.int
+    """Sequence number of the customer's next invoice; null in remit, which has no invoices."""
+    test_clock: _builtins.str
+    """Billing's test clock the customer belongs to; always null in remit."""
     @_builtins.property
     def address(self) -> _common_pb2.Address: ...
     @_builtins.property
@@ -1973,6 +2343,10 @@ class Customer(_message.Message):
     @_builtins.property
     def invoice_settings(self) -> Global___CustomerInvoiceSettings:
         """Defaults for the customer's invoices and later payments; always present."""
+
+    @_builtins.property
+    def discount(self) -> _struct_pb2.Struct:
+        """The active discount (coupons belong to billing); always null in remit."""
 
     def __init__(
         self,
@@ -1995,15 +2369,25 @@ class Customer(_message.Message):
         shipping: _common_pb2.Shipping | None = ...,
         tax_exempt: Global___CustomerTaxExempt.ValueType | None = ...,
         invoice_settings: Global___CustomerInvoiceSettings | None = ...,
+        customer_account: _builtins.str | None = ...,
+        default_source: _builtins.str | None = ...,
+        discount: _struct_pb2.Struct | None = ...,
+        invoice_prefix: _builtins.str | None = ...,
+        next_invoice_sequence: _builtins.int | None = ...,
+        test_clock: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_currency", b"_currency", "_delinquent", b"_delinquent", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "business_name", b"business_name", "created", b"created", "currency", b"currency", "delinquent", b"delinquent", "description", b"description", "email", b"email", "individual_name", b"individual_name", "invoice_settings", b"invoice_settings", "name", b"name", "phone", b"phone", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_currency", b"_currency", "_customer_account", b"_customer_account", "_default_source", b"_default_source", "_delinquent", b"_delinquent", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_invoice_prefix", b"_invoice_prefix", "_name", b"_name", "_next_invoice_sequence", b"_next_invoice_sequence", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "_test_clock", b"_test_clock", "address", b"address", "business_name", b"business_name", "created", b"created", "currency", b"currency", "customer_account", b"customer_account", "default_source", b"default_source", "delinquent", b"delinquent", "description", b"description", "discount", b"discount", "email", b"email", "individual_name", b"individual_name", "invoice_prefix", b"invoice_prefix", "invoice_settings", b"invoice_settings", "name", b"name", "next_invoice_sequence", b"next_invoice_sequence", "phone", b"phone", "shipping", b"shipping", "tax_exempt", b"tax_exempt", "test_clock", b"test_clock"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_currency", b"_currency", "_delinquent", b"_delinquent", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_name", b"_name", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "address", b"address", "balance", b"balance", "business_name", b"business_name", "created", b"created", "currency", b"currency", "delinquent", b"delinquent", "description", b"description", "email", b"email", "id", b"id", "individual_name", b"individual_name", "invoice_settings", b"invoice_settings", "livemode", b"livemode", "metadata", b"metadata", "name", b"name", "phone", b"phone", "preferred_locales", b"preferred_locales", "shipping", b"shipping", "tax_exempt", b"tax_exempt"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_business_name", b"_business_name", "_currency", b"_currency", "_customer_account", b"_customer_account", "_default_source", b"_default_source", "_delinquent", b"_delinquent", "_description", b"_description", "_email", b"_email", "_individual_name", b"_individual_name", "_invoice_prefix", b"_invoice_prefix", "_name", b"_name", "_next_invoice_sequence", b"_next_invoice_sequence", "_phone", b"_phone", "_tax_exempt", b"_tax_exempt", "_test_clock", b"_test_clock", "address", b"address", "balance", b"balance", "business_name", b"business_name", "created", b"created", "currency", b"currency", "customer_account", b"customer_account", "default_source", b"default_source", "delinquent", b"delinquent", "description", b"description", "discount", b"discount", "email", b"email", "id", b"id", "individual_name", b"individual_name", "invoice_prefix", b"invoice_prefix", "invoice_settings", b"invoice_settings", "livemode", b"livemode", "metadata", b"metadata", "name", b"name", "next_invoice_sequence", b"next_invoice_sequence", "phone", b"phone", "preferred_locales", b"preferred_locales", "shipping", b"shipping", "tax_exempt", b"tax_exempt", "test_clock", b"test_clock"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__business_name: _TypeAlias = _typing.Literal["business_name"]  # noqa: Y015
     _WhichOneofArgType__business_name: _TypeAlias = _typing.Literal["_business_name", b"_business_name"]  # noqa: Y015
     _WhichOneofReturnType__currency: _TypeAlias = _typing.Literal["currency"]  # noqa: Y015
     _WhichOneofArgType__currency: _TypeAlias = _typing.Literal["_currency", b"_currency"]  # noqa: Y015
+    _WhichOneofReturnType__customer_account: _TypeAlias = _typing.Literal["customer_account"]  # noqa: Y015
+    _WhichOneofArgType__customer_account: _TypeAlias = _typing.Literal["_customer_account", b"_customer_account"]  # noqa: Y015
+    _WhichOneofReturnType__default_source: _TypeAlias = _typing.Literal["default_source"]  # noqa: Y015
+    _WhichOneofArgType__default_source: _TypeAlias = _typing.Literal["_default_source", b"_default_source"]  # noqa: Y015
     _WhichOneofReturnType__delinquent: _TypeAlias = _typing.Literal["delinquent"]  # noqa: Y015
     _WhichOneofArgType__delinquent: _TypeAlias = _typing.Literal["_delinquent", b"_delinquent"]  # noqa: Y015
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
@@ -2012,16 +2396,26 @@ class Customer(_message.Message):
     _WhichOneofArgType__email: _TypeAlias = _typing.Literal["_email", b"_email"]  # noqa: Y015
     _WhichOneofReturnType__individual_name: _TypeAlias = _typing.Literal["individual_name"]  # noqa: Y015
     _WhichOneofArgType__individual_name: _TypeAlias = _typing.Literal["_individual_name", b"_individual_name"]  # noqa: Y015
+    _WhichOneofReturnType__invoice_prefix: _TypeAlias = _typing.Literal["invoice_prefix"]  # noqa: Y015
+    _WhichOneofArgType__invoice_prefix: _TypeAlias = _typing.Literal["_invoice_prefix", b"_invoice_prefix"]  # noqa: Y015
     _WhichOneofReturnType__name: _TypeAlias = _typing.Literal["name"]  # noqa: Y015
     _WhichOneofArgType__name: _TypeAlias = _typing.Literal["_name", b"_name"]  # noqa: Y015
+    _WhichOneofReturnType__next_invoice_sequence: _TypeAlias = _typing.Literal["next_invoice_sequence"]  # noqa: Y015
+    _WhichOneofArgType__next_invoice_sequence: _TypeAlias = _typing.Literal["_next_invoice_sequence", b"_next_invoice_sequence"]  # noqa: Y015
     _WhichOneofReturnType__phone: _TypeAlias = _typing.Literal["phone"]  # noqa: Y015
     _WhichOneofArgType__phone: _TypeAlias = _typing.Literal["_phone", b"_phone"]  # noqa: Y015
     _WhichOneofReturnType__tax_exempt: _TypeAlias = _typing.Literal["tax_exempt"]  # noqa: Y015
     _WhichOneofArgType__tax_exempt: _TypeAlias = _typing.Literal["_tax_exempt", b"_tax_exempt"]  # noqa: Y015
+    _WhichOneofReturnType__test_clock: _TypeAlias = _typing.Literal["test_clock"]  # noqa: Y015
+    _WhichOneofArgType__test_clock: _TypeAlias = _typing.Literal["_test_clock", b"_test_clock"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__business_name) -> _WhichOneofReturnType__business_name | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__currency) -> _WhichOneofReturnType__currency | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__customer_account) -> _WhichOneofReturnType__customer_account | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__default_source) -> _WhichOneofReturnType__default_source | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__delinquent) -> _WhichOneofReturnType__delinquent | None: ...
     @_typing.overload
@@ -2031,11 +2425,17 @@ class Customer(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__individual_name) -> _WhichOneofReturnType__individual_name | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__invoice_prefix) -> _WhichOneofReturnType__invoice_prefix | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__name) -> _WhichOneofReturnType__name | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__next_invoice_sequence) -> _WhichOneofReturnType__next_invoice_sequence | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__phone) -> _WhichOneofReturnType__phone | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__tax_exempt) -> _WhichOneofReturnType__tax_exempt | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__test_clock) -> _WhichOneofReturnType__test_clock | None: ...
 
 Global___Customer: _TypeAlias = Customer  # noqa: Y015
 
@@ -2189,6 +2589,7 @@ class PaymentMethod(_message.Message):
     LIVEMODE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ACCOUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """pm_ id."""
     allow_redisplay: _builtins.str
@@ -2197,6 +2598,8 @@ class PaymentMethod(_message.Message):
     """cus_ id the method is attached to."""
     livemode: _builtins.bool
     type: Global___PaymentMethodType.ValueType
+    customer_account: _builtins.str
+    """The customer as a v2 Account; always null in remit."""
     @_builtins.property
     def billing_details(self) -> _common_pb2.BillingDetails:
         """Always present, possibly with all fields null."""
@@ -2221,19 +2624,24 @@ class PaymentMethod(_message.Message):
         livemode: _builtins.bool = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         type: Global___PaymentMethodType.ValueType = ...,
+        customer_account: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay", "_customer", b"_customer", "allow_redisplay", b"allow_redisplay", "billing_details", b"billing_details", "card", b"card", "created", b"created", "customer", b"customer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay", "_customer", b"_customer", "_customer_account", b"_customer_account", "allow_redisplay", b"allow_redisplay", "billing_details", b"billing_details", "card", b"card", "created", b"created", "customer", b"customer", "customer_account", b"customer_account"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay", "_customer", b"_customer", "allow_redisplay", b"allow_redisplay", "billing_details", b"billing_details", "card", b"card", "created", b"created", "customer", b"customer", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay", "_customer", b"_customer", "_customer_account", b"_customer_account", "allow_redisplay", b"allow_redisplay", "billing_details", b"billing_details", "card", b"card", "created", b"created", "customer", b"customer", "customer_account", b"customer_account", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__allow_redisplay: _TypeAlias = _typing.Literal["allow_redisplay"]  # noqa: Y015
     _WhichOneofArgType__allow_redisplay: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay"]  # noqa: Y015
     _WhichOneofReturnType__customer: _TypeAlias = _typing.Literal["customer"]  # noqa: Y015
     _WhichOneofArgType__customer: _TypeAlias = _typing.Literal["_customer", b"_customer"]  # noqa: Y015
+    _WhichOneofReturnType__customer_account: _TypeAlias = _typing.Literal["customer_account"]  # noqa: Y015
+    _WhichOneofArgType__customer_account: _TypeAlias = _typing.Literal["_customer_account", b"_customer_account"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__allow_redisplay) -> _WhichOneofReturnType__allow_redisplay | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__customer) -> _WhichOneofReturnType__customer | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__customer_account) -> _WhichOneofReturnType__customer_account | None: ...
 
 Global___PaymentMethod: _TypeAlias = PaymentMethod  # noqa: Y015
 
@@ -2255,6 +2663,8 @@ class PaymentMethodCard(_message.Message):
     NETWORKS_FIELD_NUMBER: _builtins.int
     THREE_D_SECURE_USAGE_FIELD_NUMBER: _builtins.int
     WALLET_FIELD_NUMBER: _builtins.int
+    GENERATED_FROM_FIELD_NUMBER: _builtins.int
+    REGULATED_STATUS_FIELD_NUMBER: _builtins.int
     brand: _common_pb2.CardBrand.ValueType
     country: _builtins.str
     """Two-letter issuing country."""
@@ -2266,6 +2676,10 @@ class PaymentMethodCard(_message.Message):
     """Stable identifier of the card number within the platform (from the vault)."""
     funding: _common_pb2.CardFunding.ValueType
     last4: _builtins.str
+    regulated_status: _builtins.str
+    """regulated or unregulated, as the issuer reports (interchange regulation); null when the
+    issuer does not say, which remit's simulated issuers never do.
+    """
     @_builtins.property
     def checks(self) -> Global___CardChecks:
         """Results of checks made when the card was first used."""
@@ -2282,6 +2696,12 @@ class PaymentMethodCard(_message.Message):
     def wallet(self) -> Global___CardWallet:
         """Wallet the card came from; null for plain cards (always in remit)."""
 
+    @_builtins.property
+    def generated_from(self) -> Global___CardGeneratedFrom:
+        """The payment method this card was made from (a card-present charge or setup); null for
+        cards entered as cards, which all of remit's are.
+        """
+
     def __init__(
         self,
         *,
@@ -2297,10 +2717,12 @@ class PaymentMethodCard(_message.Message):
         networks: Global___CardNetworks | None = ...,
         three_d_secure_usage: Global___ThreeDSecureUsage | None = ...,
         wallet: Global___CardWallet | None = ...,
+        generated_from: Global___CardGeneratedFrom | None = ...,
+        regulated_status: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_country", b"_country", "_display_brand", b"_display_brand", "_fingerprint", b"_fingerprint", "checks", b"checks", "country", b"country", "display_brand", b"display_brand", "fingerprint", b"fingerprint", "networks", b"networks", "three_d_secure_usage", b"three_d_secure_usage", "wallet", b"wallet"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_country", b"_country", "_display_brand", b"_display_brand", "_fingerprint", b"_fingerprint", "_regulated_status", b"_regulated_status", "checks", b"checks", "country", b"country", "display_brand", b"display_brand", "fingerprint", b"fingerprint", "generated_from", b"generated_from", "networks", b"networks", "regulated_status", b"regulated_status", "three_d_secure_usage", b"three_d_secure_usage", "wallet", b"wallet"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_country", b"_country", "_display_brand", b"_display_brand", "_fingerprint", b"_fingerprint", "brand", b"brand", "checks", b"checks", "country", b"country", "display_brand", b"display_brand", "exp_month", b"exp_month", "exp_year", b"exp_year", "fingerprint", b"fingerprint", "funding", b"funding", "last4", b"last4", "networks", b"networks", "three_d_secure_usage", b"three_d_secure_usage", "wallet", b"wallet"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_country", b"_country", "_display_brand", b"_display_brand", "_fingerprint", b"_fingerprint", "_regulated_status", b"_regulated_status", "brand", b"brand", "checks", b"checks", "country", b"country", "display_brand", b"display_brand", "exp_month", b"exp_month", "exp_year", b"exp_year", "fingerprint", b"fingerprint", "funding", b"funding", "generated_from", b"generated_from", "last4", b"last4", "networks", b"networks", "regulated_status", b"regulated_status", "three_d_secure_usage", b"three_d_secure_usage", "wallet", b"wallet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__country: _TypeAlias = _typing.Literal["country"]  # noqa: Y015
     _WhichOneofArgType__country: _TypeAlias = _typing.Literal["_country", b"_country"]  # noqa: Y015
@@ -2308,14 +2730,57 @@ class PaymentMethodCard(_message.Message):
     _WhichOneofArgType__display_brand: _TypeAlias = _typing.Literal["_display_brand", b"_display_brand"]  # noqa: Y015
     _WhichOneofReturnType__fingerprint: _TypeAlias = _typing.Literal["fingerprint"]  # noqa: Y015
     _WhichOneofArgType__fingerprint: _TypeAlias = _typing.Literal["_fingerprint", b"_fingerprint"]  # noqa: Y015
+    _WhichOneofReturnType__regulated_status: _TypeAlias = _typing.Literal["regulated_status"]  # noqa: Y015
+    _WhichOneofArgType__regulated_status: _TypeAlias = _typing.Literal["_regulated_status", b"_regulated_status"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__country) -> _WhichOneofReturnType__country | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__display_brand) -> _WhichOneofReturnType__display_brand | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__fingerprint) -> _WhichOneofReturnType__fingerprint | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__regulated_status) -> _WhichOneofReturnType__regulated_status | None: ...
 
 Global___PaymentMethodCard: _TypeAlias = PaymentMethodCard  # noqa: Y015
+
+@_typing.final
+class CardGeneratedFrom(_message.Message):
+    """payment_method.card.generated_from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARGE_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_DETAILS_FIELD_NUMBER: _builtins.int
+    SETUP_ATTEMPT_FIELD_NUMBER: _builtins.int
+    charge: _builtins.str
+    """ch_ id of the charge that made the payment method."""
+    setup_attempt: _builtins.str
+    """setatt_ id of the setup attempt that made it."""
+    @_builtins.property
+    def payment_method_details(self) -> _struct_pb2.Struct:
+        """That charge's payment method details."""
+
+    def __init__(
+        self,
+        *,
+        charge: _builtins.str | None = ...,
+        payment_method_details: _struct_pb2.Struct | None = ...,
+        setup_attempt: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_charge", b"_charge", "_setup_attempt", b"_setup_attempt", "charge", b"charge", "payment_method_details", b"payment_method_details", "setup_attempt", b"setup_attempt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_charge", b"_charge", "_setup_attempt", b"_setup_attempt", "charge", b"charge", "payment_method_details", b"payment_method_details", "setup_attempt", b"setup_attempt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__charge: _TypeAlias = _typing.Literal["charge"]  # noqa: Y015
+    _WhichOneofArgType__charge: _TypeAlias = _typing.Literal["_charge", b"_charge"]  # noqa: Y015
+    _WhichOneofReturnType__setup_attempt: _TypeAlias = _typing.Literal["setup_attempt"]  # noqa: Y015
+    _WhichOneofArgType__setup_attempt: _TypeAlias = _typing.Literal["_setup_attempt", b"_setup_attempt"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__charge) -> _WhichOneofReturnType__charge | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__setup_attempt) -> _WhichOneofReturnType__setup_attempt | None: ...
+
+Global___CardGeneratedFrom: _TypeAlias = CardGeneratedFrom  # noqa: Y015
 
 @_typing.final
 class CardNetworks(_message.Message):

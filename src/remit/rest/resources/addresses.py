@@ -10,18 +10,17 @@ ADDRESS_FIELDS: Final = ("city", "country", "line1", "line2", "postal_code", "st
 
 
 def address_field(*, unsettable: bool = False) -> Object:
-    return Object(
-        {name: String(max_length=200, unsettable=unsettable) for name in ADDRESS_FIELDS},
-        unsettable=unsettable,
-    )
+    # Address parts, like the names and phones below, take Stripe's default limit on text.
+    part = String(unsettable=unsettable)
+    return Object(dict.fromkeys(ADDRESS_FIELDS, part), unsettable=unsettable)
 
 
 def billing_details_field(*, unsettable: bool = False) -> Object:
     fields: dict[str, Field[object]] = {
         "address": address_field(unsettable=unsettable),
         "email": Email(max_length=800, unsettable=unsettable),
-        "name": String(max_length=200, unsettable=unsettable),
-        "phone": String(max_length=50, unsettable=unsettable),
+        "name": String(unsettable=unsettable),
+        "phone": String(unsettable=unsettable),
         "tax_id": String(max_length=200, unsettable=unsettable),
     }
     return Object(fields)
@@ -31,10 +30,10 @@ def shipping_field(*, unsettable: bool = False) -> Object:
     return Object(
         {
             "address": address_field(),
-            "name": String(max_length=200),
-            "phone": String(max_length=50),
-            "carrier": String(max_length=200),
-            "tracking_number": String(max_length=200),
+            "name": String(),
+            "phone": String(),
+            "carrier": String(),
+            "tracking_number": String(),
         },
         required={"address", "name"},
         unsettable=unsettable,
@@ -68,7 +67,16 @@ def billing_details_message(values: object) -> common_pb2.BillingDetails | None:
     address = values.get("address")
     if isinstance(address, dict):
         message.address.CopyFrom(address_message(address))
+    elif address is UNSET:
+        # `billing_details[address]=` clears the address: every part present and empty, which
+        # the merge of billing details reads as "clear this part".
+        message.address.CopyFrom(cleared_address_message())
     return message
+
+
+def cleared_address_message() -> common_pb2.Address:
+    """An address whose every part is present and empty."""
+    return common_pb2.Address(**dict.fromkeys(ADDRESS_FIELDS, ""))
 
 
 def shipping_message(values: Mapping[str, object]) -> common_pb2.Shipping:

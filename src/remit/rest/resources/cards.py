@@ -79,6 +79,11 @@ def _required(card: dict[str, object], name: str, parent: str) -> object:
     return card[name]
 
 
+def full_expiry_year(year: int) -> int:
+    """Stripe accepts two-digit expiry years (34) and reads them in this century (2034)."""
+    return year + 2000 if 0 <= year < 100 else year
+
+
 async def tokenize(
     context: ApiContext,
     deps: Dependencies,
@@ -100,8 +105,7 @@ async def tokenize(
         account_id=context.principal.account_id,
         number=number.reveal(),
         exp_month=exp_month,
-        # Stripe accepts two-digit years and reads them in this century.
-        exp_year=exp_year + 2000 if 0 <= exp_year < 100 else exp_year,
+        exp_year=full_expiry_year(exp_year),
         requester="api",
         livemode=context.principal.livemode,
     )

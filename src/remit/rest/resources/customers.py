@@ -40,7 +40,7 @@ def _fields(*, unsettable: bool) -> dict[str, Field[object]]:
     return {
         "email": Email(max_length=512, unsettable=unsettable),
         "name": String(max_length=256, unsettable=unsettable),
-        "description": String(max_length=350, unsettable=unsettable),
+        "description": String(unsettable=unsettable),
         "phone": String(max_length=20, unsettable=unsettable),
         "business_name": String(max_length=150, unsettable=unsettable),
         "individual_name": String(max_length=150, unsettable=unsettable),

@@ -21,7 +21,7 @@ from remit.rest.params import (
     list_schema,
 )
 from remit.rest.resources.addresses import billing_details_field, billing_details_message
-from remit.rest.resources.cards import card_field, tokenize
+from remit.rest.resources.cards import card_field, full_expiry_year, tokenize
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -48,8 +48,20 @@ UPDATE = Schema(
         "allow_redisplay": _ALLOW_REDISPLAY,
     }
 )
-LIST = list_schema({"customer": String(), "type": Enum("card")}, created=False)
-CUSTOMER_LIST = list_schema({"type": Enum("card")}, created=False)
+# The types a list may filter on (Stripe's enum at 2026-10-28.endive). remit keeps cards only,
+# so a list of any other type is empty; a name outside the enum is refused.
+LISTABLE_TYPES: Final = (
+    "acss_debit", "affirm", "afterpay_clearpay", "alipay", "alma", "amazon_pay",
+    "au_becs_debit", "bacs_debit", "bancontact", "billie", "bizum", "blik", "boleto", "card",
+    "cashapp", "crypto", "custom", "customer_balance", "eps", "fpx", "giropay", "grabpay",
+    "ideal", "kakao_pay", "klarna", "konbini", "kr_card", "link", "mb_way", "mobilepay",
+    "multibanco", "naver_pay", "nz_bank_account", "oxxo", "p24", "pay_by_bank", "payco",
+    "paynow", "paypal", "paypay", "payto", "pix", "promptpay", "revolut_pay", "samsung_pay",
+    "satispay", "scalapay", "sepa_debit", "sequra", "sofort", "sunbit", "swish", "twint", "upi",
+    "us_bank_account", "wechat_pay", "zip",
+)  # fmt: skip
+LIST = list_schema({"customer": String(), "type": Enum(*LISTABLE_TYPES)}, created=False)
+CUSTOMER_LIST = list_schema({"type": Enum(*LISTABLE_TYPES)}, created=False)
 ATTACH = Schema({"customer": String()}, required={"customer"})
 DETACH = Schema({})
 
@@ -133,9 +145,11 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
         request.billing_details.CopyFrom(billing)
     card = context.params.get("card")
     if isinstance(card, dict):
-        for name in ("exp_month", "exp_year"):
-            if isinstance(card.get(name), int):
-                setattr(request.card, name, card[name])
+        exp_month, exp_year = card.get("exp_month"), card.get("exp_year")
+        if isinstance(exp_month, int):
+            request.card.exp_month = exp_month
+        if isinstance(exp_year, int):
+            request.card.exp_year = full_expiry_year(exp_year)
     allow_redisplay = context.optional_str("allow_redisplay")
     if allow_redisplay is not None:
         request.allow_redisplay = allow_redisplay
@@ -154,9 +168,13 @@ async def _list(
         request.ending_before = page.ending_before
     if customer is not None:
         request.customer = customer
-    if context.optional_str("type") is not None:
+    method_type = context.optional_str("type")
+    if method_type is not None:
         request.type = pb.PAYMENT_METHOD_TYPE_CARD
+    # Asked even for a type remit has none of, so an unknown customer or cursor is still a 404.
     reply = await call(deps.payments.ListPaymentMethods, request, context)
+    if method_type not in (None, "card"):
+        return list_envelope([], has_more=False, url=url)
     return list_envelope(reply.data, has_more=reply.has_more, url=url)
 
 
@@ -167,6 +185,19 @@ async def list_methods(context: ApiContext, deps: Dependencies) -> JsonObject:
 async def list_for_customer(context: ApiContext, deps: Dependencies) -> JsonObject:
     customer = context.path["customer"]
     return await _list(context, deps, customer, f"/v1/customers/{customer}/payment_methods")
+
+
+async def retrieve_for_customer(context: ApiContext, deps: Dependencies) -> JsonObject:
+    """`GET /v1/customers/{customer}/payment_methods/{payment_method}`: one of the customer's
+    payment methods; any other payment method is missing here, whoever it belongs to."""
+    customer_id, method_id = context.path["customer"], context.path["payment_method"]
+    owner = await call(deps.payments.GetCustomer, pb.GetCustomerRequest(id=customer_id), context)
+    if owner.HasField("deleted_customer"):
+        raise StripeError.resource_missing("customer", customer_id, param="customer")
+    method = await fetch_payment_method(context, deps, method_id)
+    if method.get("customer") != customer_id:
+        raise StripeError.resource_missing("PaymentMethod", method_id, param="payment_method")
+    return method
 
 
 async def attach(context: ApiContext, deps: Dependencies) -> JsonObject:

@@ -1,0 +1,251 @@
+"""Customers and PaymentMethods updated, listed and retrieved, as Stripe's SDK and raw form posts
+ask for them."""
+
+import httpx
+import psycopg
+import pytest
+import stripe
+
+from remit.worker.runner import libpq_url
+from tests.support.accounts import TestAccount
+from tests.support.http import ok
+from tests.support.platform import RunningPlatform
+from tests.support.postgres import WorkerDatabases
+
+
+def _post(platform: RunningPlatform, account: TestAccount, path: str, body: str) -> httpx.Response:
+    return httpx.post(
+        f"{platform.api_base}{path}",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {account.secret_key}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+
+
+def test_an_empty_billing_address_clears_a_payment_methods_address(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create()
+    method = client.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"token": "tok_visa"},
+            "billing_details": {
+                "name": "Ada Lovelace",
+                "address": {"line1": "12 St James's Sq", "city": "London", "country": "GB"},
+            },
+        }
+    )
+    client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+
+    updated = client.v1.payment_methods.update(
+        method.id, params={"billing_details": {"address": ""}}
+    )
+
+    assert updated.billing_details.address is None
+    assert updated.billing_details.name == "Ada Lovelace"
+    assert client.v1.payment_methods.retrieve(method.id).billing_details.address is None
+
+
+def test_one_empty_address_part_clears_only_that_part_of_a_customers_address(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    customer = client.v1.customers.create(
+        params={
+            "address": {
+                "line1": "2 Rue Royale",
+                "line2": "Bâtiment B",
+                "city": "Paris",
+                "country": "FR",
+            }
+        }
+    )
+
+    updated = ok(_post(platform, account, f"/v1/customers/{customer.id}", "address[line2]="))
+
+    assert updated["address"] == {
+        "city": "Paris",
+        "country": "FR",
+        "line1": "2 Rue Royale",
+        "line2": None,
+        "postal_code": None,
+        "state": None,
+    }
+
+
+def test_address_parts_given_on_a_customer_update_merge_into_the_stored_address(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create(
+        params={"address": {"line1": "2 Rue Royale", "city": "Paris", "country": "FR"}}
+    )
+
+    updated = client.v1.customers.update(customer.id, params={"address": {"postal_code": "75008"}})
+
+    assert updated.address is not None
+    assert (
+        updated.address.line1,
+        updated.address.city,
+        updated.address.country,
+        updated.address.postal_code,
+    ) == ("2 Rue Royale", "Paris", "FR", "75008")
+
+
+def test_an_empty_address_clears_a_customers_whole_address(client: stripe.StripeClient) -> None:
+    customer = client.v1.customers.create(
+        params={"address": {"line1": "2 Rue Royale", "city": "Paris", "country": "FR"}}
+    )
+
+    updated = client.v1.customers.update(customer.id, params={"address": ""})
+
+    assert updated.address is None
+    assert client.v1.customers.retrieve(customer.id).address is None
+
+
+def test_deleting_every_customer_while_paging_through_them_reaches_them_all(
+    client: stripe.StripeClient,
+) -> None:
+    created = {client.v1.customers.create(params={"name": f"n{i}"}).id for i in range(5)}
+
+    deleted = set()
+    for customer in client.v1.customers.list(params={"limit": 2}).auto_paging_iter():
+        client.v1.customers.delete(customer.id)
+        deleted.add(customer.id)
+
+    assert deleted == created
+    assert client.v1.customers.list().data == []
+
+
+def test_a_customer_takes_text_as_long_as_stripe_allows(client: stripe.StripeClient) -> None:
+    description = "d" * 5000
+    line1 = "1" * 5000
+
+    customer = client.v1.customers.create(
+        params={"description": description, "address": {"line1": line1}}
+    )
+
+    assert customer.description == description
+    assert customer.address is not None
+    assert customer.address.line1 == line1
+
+
+def test_text_longer_than_stripe_allows_is_refused_by_name(client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.customers.create(params={"address": {"city": "c" * 5001}})
+    assert (refused.value.http_status, refused.value.param) == (400, "address[city]")
+
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.customers.create(params={"description": "d" * 5001})
+    assert (refused.value.http_status, refused.value.param) == (400, "description")
+
+
+def _saved_card(client: stripe.StripeClient) -> tuple[str, str]:
+    """A customer with a card attached: (customer id, payment method id)."""
+    customer = client.v1.customers.create(params={"payment_method": "pm_card_visa"})
+    [method] = client.v1.customers.payment_methods.list(customer.id).data
+    return customer.id, method.id
+
+
+def test_listing_a_payment_method_type_remit_does_not_keep_is_an_empty_list(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    customer_id, _ = _saved_card(client)
+
+    of_customer = client.v1.customers.payment_methods.list(
+        customer_id, params={"type": "us_bank_account"}
+    )
+    listed = client.v1.payment_methods.list(params={"customer": customer_id, "type": "sepa_debit"})
+
+    assert (of_customer.data, of_customer.has_more) == ([], False)
+    assert (listed.data, listed.has_more) == ([], False)
+    assert (
+        len(client.v1.payment_methods.list(params={"customer": customer_id, "type": "card"}).data)
+        == 1
+    )
+
+
+def test_listing_a_payment_method_type_stripe_does_not_know_is_refused(
+    client: stripe.StripeClient,
+) -> None:
+    customer_id, _ = _saved_card(client)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.customers.payment_methods.list(customer_id, params={"type": "carrier_pigeon"})
+    assert (refused.value.http_status, refused.value.param) == (400, "type")
+
+
+def test_a_customers_payment_method_is_retrieved_through_the_customer(
+    client: stripe.StripeClient,
+) -> None:
+    customer_id, method_id = _saved_card(client)
+
+    method = client.v1.customers.payment_methods.retrieve(customer_id, method_id)
+
+    assert (method.id, method.customer, method.type) == (method_id, customer_id, "card")
+
+
+def test_another_customers_payment_method_is_missing_through_this_customer(
+    client: stripe.StripeClient,
+) -> None:
+    _, method_id = _saved_card(client)
+    stranger = client.v1.customers.create().id
+    loose = client.v1.payment_methods.create(params={"type": "card", "card": {"token": "tok_visa"}})
+
+    for other in (method_id, loose.id, "pm_nope"):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.customers.payment_methods.retrieve(stranger, other)
+        assert (refused.value.http_status, refused.value.code) == (404, "resource_missing")
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.customers.payment_methods.retrieve("cus_nope", method_id)
+    assert (refused.value.http_status, refused.value.code) == (404, "resource_missing")
+
+
+def test_a_two_digit_expiry_year_updates_a_card_as_it_creates_one(
+    client: stripe.StripeClient,
+) -> None:
+    _, method_id = _saved_card(client)
+
+    updated = client.v1.payment_methods.update(
+        method_id, params={"card": {"exp_month": 7, "exp_year": 34}}
+    )
+
+    assert updated.card is not None
+    assert (updated.card.exp_month, updated.card.exp_year) == (7, 2034)
+
+
+def _payment_methods_stored(databases: WorkerDatabases, account_id: str) -> int:
+    with psycopg.connect(libpq_url(databases.core_url), autocommit=True) as db:
+        row = db.execute(
+            "SELECT count(*) FROM payment_methods WHERE account_id = %s", (account_id,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_retrieved_test_id_is_a_payment_method_of_its_own(
+    databases: WorkerDatabases, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    method = client.v1.payment_methods.retrieve("pm_card_mastercard")
+    customer = client.v1.customers.create()
+    attached = client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1200,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": method.id,
+            "confirm": True,
+            "return_url": "https://shop.example/back",
+        }
+    )
+
+    # As Stripe's: retrieving a test id makes a payment method with an id of its own, which
+    # later calls name like any other.
+    assert method.id.startswith("pm_")
+    assert method.id != "pm_card_mastercard"
+    assert (attached.id, attached.customer) == (method.id, customer.id)
+    assert attached.card is not None
+    assert attached.card.last4 == "4444"
+    assert (intent.status, intent.payment_method) == ("succeeded", method.id)
+    assert _payment_methods_stored(databases, account.id) == 1
