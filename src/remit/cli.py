@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_key_commands(
     account_commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
 ) -> None:
-    from remit.accounts.key_commands import DEFAULT_EXPIRE_OLD_AFTER_HOURS
+    from remit.accounts.domain import DEFAULT_EXPIRE_OLD_AFTER_HOURS
 
     keys = account_commands.add_parser(
         "keys",

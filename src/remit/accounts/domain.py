@@ -50,6 +50,8 @@ class ApiKey:
 
 # The longest a revoked key may keep working, as for a webhook endpoint's old secret.
 MAX_KEY_EXPIRY = timedelta(days=7)
+# How long `remit accounts keys roll` leaves the rolled key working, unless told otherwise.
+DEFAULT_EXPIRE_OLD_AFTER_HOURS = 24.0
 
 
 @dataclass(frozen=True)

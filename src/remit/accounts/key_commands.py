@@ -25,7 +25,6 @@ from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 CALL_TIMEOUT_S = 10.0
-DEFAULT_EXPIRE_OLD_AFTER_HOURS = 24.0
 # The core lets a revoked key work on for at most this long (`remit.accounts.domain`).
 MAX_EXPIRE_OLD_AFTER_HOURS = MAX_KEY_EXPIRY.total_seconds() / 3600
 _PAGE = 100

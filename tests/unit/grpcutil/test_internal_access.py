@@ -8,6 +8,7 @@ import pytest
 
 from remit.config import ConfigError, from_env
 from remit.grpcutil.internal_auth import InternalAccess
+from remit.grpcutil.internal_roles import CORE, role_credential
 
 
 def test_without_a_token_the_platform_is_refused_with_what_to_do(tmp_path: Path) -> None:
@@ -36,5 +37,6 @@ def test_a_configured_token_is_used_and_nothing_is_said(
 ) -> None:
     config = from_env({"REMIT_DATA_DIR": str(tmp_path), "REMIT_INTERNAL_TOKEN": "t0ken"})
     with caplog.at_level(logging.WARNING):
-        assert InternalAccess.of(config).token == "t0ken"
+        # A process shows its role's credential, derived from the token.
+        assert InternalAccess.of(config.acting_as(CORE)).token == role_credential("t0ken", CORE)
     assert caplog.records == []
