@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from remit.config import TOKEN_ENV
 from remit.storage.embedded import to_sqlalchemy_url
 from tests.support.accounts import TestAccount, create_account
 from tests.support.platform import platform_env
@@ -94,7 +95,7 @@ def _core_endpoint(processes: ProcessSet) -> object:
 def _account(processes: ProcessSet) -> TestAccount:
     return create_account(
         _core_endpoint(processes),  # type: ignore[arg-type]
-        token=processes.env["REMIT_INTERNAL_TOKEN"],
+        token=processes.env[TOKEN_ENV],
     )
 
 

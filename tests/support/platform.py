@@ -1,7 +1,6 @@
 """Start the real platform (`remit serve`) as a subprocess on free ports, for e2e tests."""
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -62,9 +61,6 @@ def platform_env(databases: WorkerDatabases, data_dir: Path, **extra: str) -> di
         "ACQUIRER_DATABASE_URL": databases.acquirer_url,
         "REMIT_DATA_DIR": str(data_dir),
         "PYTHONUNBUFFERED": "1",
-        # Processes started one by one share the platform's internal token through their
-        # environment, as an operator's would; `remit serve` makes its own in the data directory.
-        "REMIT_INTERNAL_TOKEN": secrets.token_urlsafe(32),
     }
     for role in ("api", "core", "vault", "acquirer"):
         env[f"REMIT_{role.upper()}_HOST"] = "127.0.0.1"

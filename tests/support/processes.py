@@ -2,6 +2,7 @@
 restart any of them."""
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from remit.config import TOKEN_ENV
 from remit.supervisor import Child, await_ready, spawn_process
 
 READY_TIMEOUT_S = 60.0
@@ -60,7 +62,10 @@ class ProcessSet:
 
 @contextmanager
 def process_set(env: dict[str, str], log_dir: Path) -> Iterator[ProcessSet]:
-    processes = ProcessSet(env=env, log_dir=log_dir)
+    """Processes started one by one share the platform's internal token through their
+    environment (`env`'s, else a new one), as an operator's would; `remit serve` makes its own
+    in the data directory instead."""
+    processes = ProcessSet(env={TOKEN_ENV: secrets.token_urlsafe(32), **env}, log_dir=log_dir)
     try:
         yield processes
     finally:
