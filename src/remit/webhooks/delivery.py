@@ -2,7 +2,7 @@
 
 Each job makes one attempt. It reads what it needs and takes one of the endpoint's concurrency
 slots in a short transaction of its own (the slot is the claim on the attempt: a delivery holds
-at most one, and the attempt is checked again once it is held), POSTs with no transaction open,
+at most one), POSTs with no transaction open,
 then records the attempt and stages the next one (if any) in the job's own transaction, which
 also completes the job. A worker that dies mid-POST leaves both its job lease and its slot lease
 to expire; another worker then makes the attempt again, so an event is delivered at least once
@@ -109,22 +109,19 @@ class WebhookDeliverer:
         attempt_number = int(str(job.payload["attempt"]))
         now = self._clock.now()
         async with self._engine.begin() as short:
-            ctx = await DeliveryRepository(short).context(delivery_id)
+            # The delivery's row is read under a share lock, held until the slot is taken. A
+            # record of this attempt by another worker (a duplicate job) updates that row
+            # before it lets its slot go: either it has, and the read waits for its commit and
+            # sees the attempt made, or it has not, and it waits for this transaction while
+            # its slot is still held, so no slot is taken here. Either way the attempt is not
+            # POSTed twice, with no second read of the delivery.
+            ctx = await DeliveryRepository(short).context(delivery_id, lock=True)
             if ctx is None or not self._is_current(ctx, attempt_number):
                 return
             if ctx.endpoint_deleted or ctx.endpoint.status is EndpointStatus.DISABLED:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
                 return
             wait_until = await self._wait_until(short, ctx, now)
-            if wait_until is None and not await DeliveryRepository(short).awaits_attempt(
-                delivery_id, attempt_number
-            ):
-                # `ctx` was read before another worker's record of this very attempt committed,
-                # and the slot just taken is the one that worker let go as it committed. The
-                # delivery is read again only now, after the slot: any attempt whose slot could
-                # be taken has committed by then. Undo the slot; the attempt is made.
-                await short.rollback()
-                return
         if wait_until is not None:
             await stage_delivery_attempt(db, delivery_id, attempt_number,
                                          account_id=ctx.delivery.account_id, now=now,
@@ -219,20 +216,23 @@ async def record_attempt(
     now: datetime,
 ) -> DeliveryAttempt:
     """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
-    apply what the outcome says about the endpoint. The endpoint's row is written first: every
-    transaction that takes both locks it before a delivery's slot (`InflightRepository`), so
-    two of them never wait on each other."""
-    delivery, endpoints = ctx.delivery, EndpointRepository(db)
+    apply what the outcome says about the endpoint.
+
+    Rows are locked in one order by every transaction that takes more than one of them: the
+    delivery's, then the endpoint's, then the delivery's slot (as `WebhookDeliverer.handle`
+    does), so two of them never wait on each other. The endpoint's row, which every attempt to
+    the endpoint contends for, is written as late as that order allows: a success holds it only
+    while its slot is let go and the job completes."""
+    delivery, endpoints, deliveries = ctx.delivery, EndpointRepository(db), DeliveryRepository(db)
     status, next_at, step = DeliveryStatus.PENDING, None, delivery.retry_step
     if outcome.succeeded:
         status = DeliveryStatus.SUCCEEDED
-        # Whatever `ctx` said of the endpoint: a failure may have been recorded since.
-        await endpoints.note_success(ctx.endpoint.id, attempted_at)
     elif outcome.gone:
         status = DeliveryStatus.FAILED
-        await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
-        log.warning("webhook endpoint %s answered 410 Gone; disabled", ctx.endpoint.id)
     else:
+        # The schedule depends on the endpoint's 429 allowance, taken under the endpoint's lock
+        # before the delivery is moved on; the delivery's row is locked before it.
+        await deliveries.lock(delivery.id)
         # The endpoint's allowance is taken only by a 429 the delivery would honour itself.
         endpoint_allows = (
             outcome.rate_limited
@@ -265,9 +265,7 @@ async def record_attempt(
         attempt_number=attempt_number,
         succeeded=outcome.succeeded,
     )
-    deliveries = DeliveryRepository(db)
     await deliveries.insert_attempt(attempt, delivery.account_id)
-    await InflightRepository(db).release(delivery.id)
     advanced = await deliveries.record_attempt_result(
         delivery.id,
         attempt_number=attempt_number,
@@ -276,6 +274,14 @@ async def record_attempt(
         attempted_at=attempted_at,
         next_attempt_at=next_at,
     )
+    if outcome.succeeded:
+        # Whatever `ctx` said of the endpoint: a failure may have been recorded since.
+        await endpoints.note_success(ctx.endpoint.id, attempted_at)
+    elif outcome.gone:
+        await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
+        log.warning("webhook endpoint %s answered 410 Gone; disabled", ctx.endpoint.id)
+    # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`).
+    await InflightRepository(db).release(delivery.id)
     if advanced and next_at is not None:
         await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
                                      account_id=delivery.account_id, now=now,
@@ -294,8 +300,9 @@ async def record_manual_attempt(
         await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
         await endpoints.note_success(ctx.endpoint.id, now)
     elif outcome.gone:
-        await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
+        # The delivery's row before the endpoint's, the order `record_attempt` keeps.
         await deliveries.finish(ctx.delivery.id, DeliveryStatus.FAILED, now)
+        await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
     attempt = DeliveryAttempt(
         id=new_id("del"),
         delivery_id=ctx.delivery.id,

@@ -533,30 +533,35 @@ class DeliveryRepository:
         )
         return int((await self._db.execute(statement)).scalar_one())
 
-    async def context(self, delivery_id: int) -> DeliveryContext | None:
+    async def context(self, delivery_id: int, *, lock: bool = False) -> DeliveryContext | None:
+        """`lock`: hold the delivery's row FOR SHARE to the end of the transaction. Under READ
+        COMMITTED the lock waits for a transaction that updated the row and then reads the
+        version it committed (PostgreSQL re-reads a locked row's latest version), so the
+        delivery is read as of the latest recorded attempt, not as of the statement's start."""
         d, e, w = webhook_deliveries.c, events.c, webhook_endpoints.c
-        row = (
-            await self._db.execute(
-                select(
-                    webhook_deliveries,
-                    events.c.type.label("event_type"),
-                    e.created_at.label("event_created_at"),
-                    e.livemode,
-                    e.data_object,
-                    e.previous_attributes,
-                    e.request_id,
-                    e.idempotency_key,
-                    e.api_version.label("event_api_version"),
-                    _pending_count(e.id),
-                    *[col.label(f"ep__{col.name}") for col in webhook_endpoints.c],
-                    accounts.c.api_version.label("account_api_version"),
-                )
-                .join(events, e.id == d.event_id)
-                .join(webhook_endpoints, w.id == d.endpoint_id)
-                .join(accounts, accounts.c.id == d.account_id)
-                .where(d.id == delivery_id)
+        query = (
+            select(
+                webhook_deliveries,
+                events.c.type.label("event_type"),
+                e.created_at.label("event_created_at"),
+                e.livemode,
+                e.data_object,
+                e.previous_attributes,
+                e.request_id,
+                e.idempotency_key,
+                e.api_version.label("event_api_version"),
+                _pending_count(e.id),
+                *[col.label(f"ep__{col.name}") for col in webhook_endpoints.c],
+                accounts.c.api_version.label("account_api_version"),
             )
-        ).first()
+            .join(events, e.id == d.event_id)
+            .join(webhook_endpoints, w.id == d.endpoint_id)
+            .join(accounts, accounts.c.id == d.account_id)
+            .where(d.id == delivery_id)
+        )
+        if lock:
+            query = query.with_for_update(read=True, of=webhook_deliveries)
+        row = (await self._db.execute(query)).first()
         if row is None:
             return None
         m = row._mapping
@@ -594,20 +599,12 @@ class DeliveryRepository:
         ).first()
         return None if row is None else delivery_from_row(row)
 
-    async def awaits_attempt(self, delivery_id: int, attempt_number: int) -> bool:
-        """Whether the delivery is pending with `attempt_number` its next attempt, as committed
-        when this statement starts."""
+    async def lock(self, delivery_id: int) -> None:
+        """Lock the delivery's row for an update later in this transaction."""
         d = webhook_deliveries.c
-        row = (
-            await self._db.execute(
-                select(d.id).where(
-                    d.id == delivery_id,
-                    d.attempts == attempt_number - 1,
-                    d.status == DeliveryStatus.PENDING.value,
-                )
-            )
-        ).first()
-        return row is not None
+        await self._db.execute(
+            select(d.id).where(d.id == delivery_id).with_for_update(key_share=True)
+        )
 
     async def record_attempt_result(
         self,

@@ -3,6 +3,7 @@ holds: a delivery is POSTed once per scheduled attempt, and the endpoint's recor
 ends up as the attempts, in the order they were made, say."""
 
 import asyncio
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from remit.worker.tables import jobs
 from tests.integration.webhooks.conftest import Bench, StartReceiver
 from tests.support.locks import until_a_session_waits_on_a_lock
 from tests.support.receiver import Reply
+from tests.support.statements import statements_sent
 
 pytestmark = pytest.mark.anyio
 
@@ -86,6 +88,30 @@ async def test_a_worker_that_read_a_delivery_before_another_recorded_it_does_not
     assert [(a.attempt_number, a.succeeded) for a in attempts] == [(1, True)]
     assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
     assert await slots_held(bench.engine) == 0
+
+
+async def test_a_delivery_is_read_once_under_a_lock_that_waits_for_another_record_of_it(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """The guarantee above comes from the one read of the delivery: it holds the row FOR SHARE,
+    so it waits for a concurrent record of the attempt and reads what that record committed.
+    No second read of the delivery costs a round trip on every delivery."""
+    receiver = await start_receiver()
+    await bench.endpoint(receiver.url)
+    await bench.record()
+
+    with statements_sent(bench.engine) as sent:
+        assert await bench.worker.drain() == 1
+
+    # Reads of the delivery itself (not the pending count's alias of its table).
+    reads = [
+        sql
+        for sql in sent
+        if re.search(r"^\s*SELECT\b.*\bFROM webhook_deliveries\b(?! AS)", sql, re.S)
+    ]
+    assert len(reads) == 1
+    assert "FOR SHARE OF webhook_deliveries" in reads[0]
+    assert len(receiver.received) == 1
 
 
 async def attempts_to(bench: Bench, endpoint_id: str) -> list[DeliveryAttempt]:
