@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.errors import ErrorKind, RemitError
@@ -398,26 +398,31 @@ async def forget(db: AsyncConnection, record: KeyRecord) -> None:
     )
 
 
+def abandoned_keys(*, now: datetime, limit: int) -> Select[Any]:
+    """The completer's pick: unfinished keys nobody has worked on for a lease, oldest try first
+    (served by the partial index of unfinished keys, so finished ones are never read)."""
+    keys = idempotency_keys.c
+    return (
+        select(idempotency_keys)
+        .where(
+            keys.recovery_point != RecoveryPoint.FINISHED.value,
+            keys.locked_until.is_(None) | (keys.locked_until < now),
+            keys.last_run_at < now - lease(),
+            # However old: a request past `started` may have moved money at the network, and
+            # only finishing it brings that money to the intent and the ledger.
+        )
+        .order_by(keys.last_run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
 async def claim_abandoned(db: AsyncConnection, *, now: datetime, limit: int) -> list[KeyRecord]:
     """Take over unfinished keys nobody has worked on for a lease: requests that a crash or a
     vanished client left at a recovery point (waiting a lease gives a client retrying promptly
     the first go). Each comes back under a fresh lease."""
     keys = idempotency_keys.c
-    rows = (
-        await db.execute(
-            select(idempotency_keys)
-            .where(
-                keys.recovery_point != RecoveryPoint.FINISHED.value,
-                keys.locked_until.is_(None) | (keys.locked_until < now),
-                keys.last_run_at < now - lease(),
-                # However old: a request past `started` may have moved money at the network,
-                # and only finishing it brings that money to the intent and the ledger.
-            )
-            .order_by(keys.last_run_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    rows = (await db.execute(abandoned_keys(now=now, limit=limit))).all()
     claimed: list[KeyRecord] = []
     for row in rows:
         record = replace(_record(row), owner=secrets.token_hex(8))

@@ -1,0 +1,47 @@
+"""The completer's claim reads only unfinished keys: it looks at every unfinished key however old,
+and the table holds up to 72 hours of finished ones, which it must not read on each pass."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.payments import idempotency
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_completers_claim_reads_the_index_of_unfinished_keys(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(days=2)
+    async with core_engine.begin() as db:
+        # 5,000 keys of two days ago, one in a thousand left at a recovery point.
+        await db.execute(
+            text(
+                "INSERT INTO idempotency_keys (account_id, key, endpoint, request_digest, "
+                "request_body, recovery_point, created_at, last_run_at) "
+                "SELECT :account, 'plan-' || n, 'CreatePaymentIntent', '\\x00', '\\x00', "
+                "CASE WHEN n % 1000 = 0 THEN 'attempt_created' ELSE 'finished' END, :at, :at "
+                "FROM generate_series(1, 5000) AS n"
+            ),
+            {"account": account_id, "at": long_ago},
+        )
+        await db.execute(text("ANALYZE idempotency_keys"))
+
+    now = datetime.now(UTC)
+    query = idempotency.abandoned_keys(now=now, limit=20).compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    async with core_engine.connect() as db:
+        plan = (await db.execute(text(f"EXPLAIN {query}"))).scalars().all()
+        claimed = await idempotency.claim_abandoned(db, now=now, limit=20)
+        await db.rollback()
+
+    assert sorted(record.key for record in claimed) == sorted(
+        f"plan-{n}" for n in (1000, 2000, 3000, 4000, 5000)
+    )
+    assert any("ix_idempotency_keys_unfinished" in line for line in plan), plan
+    assert not any("Seq Scan on idempotency_keys" in line for line in plan), plan
