@@ -33,7 +33,8 @@ async def test_the_completers_claim_reads_the_index_of_unfinished_keys(
 
     now = datetime.now(UTC)
     query = idempotency.abandoned_keys(now=now, limit=20).compile(
-        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+        dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
+        compile_kwargs={"literal_binds": True},
     )
     async with core_engine.connect() as db:
         plan = (await db.execute(text(f"EXPLAIN {query}"))).scalars().all()
