@@ -125,11 +125,24 @@ def test_a_payout_retried_with_its_key_is_paid_out_once(
     assert client.v1.balance.retrieve().available[0].amount == available - 1_200
     with pytest.raises(stripe.IdempotencyError):
         pay_out(1_300, "po-once")
-    # A refused payout stores nothing: the same key may then carry a payout that fits.
+    # A refused payout is the key's answer, as at Stripe: retried after money arrived, it
+    # replays the refusal and moves nothing.
     with pytest.raises(stripe.InvalidRequestError) as refused:
         pay_out(1_000_000, "po-2")
     assert refused.value.code == "balance_insufficient"
-    assert pay_out(100, "po-2").amount == 100
+    capture(databases, account.id, "ch_e2e_more", 2_000_000, bypass_pending=True)
+    funded = client.v1.balance.retrieve().available[0].amount
+    with pytest.raises(stripe.InvalidRequestError) as replayed:
+        pay_out(1_000_000, "po-2")
+    assert (replayed.value.http_status, replayed.value.code) == (400, "balance_insufficient")
+    assert replayed.value.headers is not None
+    assert replayed.value.headers.get("Idempotent-Replayed") == "true"
+    assert client.v1.balance.retrieve().available[0].amount == funded
+    # A payout failing validation stores nothing: the key may then carry a payout that fits.
+    with pytest.raises(stripe.InvalidRequestError) as invalid:
+        pay_out(0, "po-3")
+    assert invalid.value.param == "amount"
+    assert pay_out(100, "po-3").amount == 100
 
     # A cancel retried with its key answers as the first time (without the key the retry is a
     # 400: the payout is no longer pending), and the money comes back once.

@@ -6,10 +6,16 @@ and ask nothing whose outcome could be unknown, so they need no recovery points:
 change and the answer to replay commit together or not at all. A retry with the key (the SDKs
 send one with every retried POST) replays the first answer instead of making a second customer
 or paying out twice; other parameters under the key are 400 idempotency_error, and a second
-request while the first is still in its transaction waits for it and then replays. A refused
-change rolls the key back with it, so validation failures are not stored. A call without a
-client key runs as a plain transaction: nobody can retry it by key, so there is nothing to
-record. (Payments, which call the network, use recovery points instead: `payments.service`.)
+request while the first is still in its transaction waits for it and then replays.
+
+Refusals follow Stripe's rule: the answer is saved once the endpoint's work has begun, and only
+a request whose parameters fail validation leaves its key free (shared reference
+stripe-wire.md, section 4). A refusal by the state of things (the balance does not cover a
+payout, the object is in the wrong state, a card is declined) rolls back the work and is then
+stored on the key in a second short transaction, so a retry hours later replays the refusal
+instead of doing the work against a changed world. A call without a client key runs as a plain
+transaction: nobody can retry it by key, so there is nothing to record. (Payments, which call
+the network, use recovery points instead: `payments.service`.)
 """
 
 from collections.abc import Awaitable, Callable
@@ -19,6 +25,8 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from remit.core.errors import ErrorKind, RemitError
+from remit.grpcutil.errors import to_rpc_status
 from remit.payments import idempotency
 from remit.payments.idempotency import KeyRecord
 
@@ -60,6 +68,24 @@ class Done(Generic[T]):
     value: T
 
 
+def stored_error(error: RemitError) -> Replay:
+    """An error as a key stores it: its gRPC status code and the rich status to replay."""
+    status = to_rpc_status(error)
+    return Replay(code=status.code, body=status.SerializeToString())
+
+
+# The kinds of refusal that are the outcome of a call's work rather than of its parameters.
+# Validation (INVALID_ARGUMENT, and NOT_FOUND for an id that names nothing) is not stored: the
+# client may fix the request and send it again under the same key. Neither are conflicts with a
+# concurrent request nor failures of remit itself (UNAVAILABLE, INTERNAL): the work was rolled
+# back and a retry may well succeed.
+STORED_REFUSALS = frozenset({ErrorKind.FAILED_PRECONDITION, ErrorKind.CARD_DECLINED})
+
+
+def is_stored_refusal(error: RemitError) -> bool:
+    return error.kind in STORED_REFUSALS
+
+
 def replay_of(record: KeyRecord) -> Replay:
     """The stored answer of a finished key."""
     assert record.response_code is not None
@@ -81,17 +107,45 @@ class Keyed(Generic[T]):
 async def run_keyed(
     engine: AsyncEngine, keyed: Keyed[T] | None, now: datetime, work: Work[T]
 ) -> Done[T] | Replay:
-    """`work` in one transaction; under a key, the first answer for good."""
-    async with engine.begin() as db:
-        if keyed is None:
+    """`work` in one transaction; under a key, the first answer for good, refusals included."""
+    if keyed is None:
+        async with engine.begin() as db:
             return Done(await work(db))
-        record = await idempotency.begin(db, **keyed.call.claim_fields(now))
+    refusal: RemitError | None = None
+    try:
+        async with engine.begin() as db:
+            record = await idempotency.begin(db, **keyed.call.claim_fields(now))
+            if record.finished:
+                return replay_of(record)
+            try:
+                value = await work(db)
+            except RemitError as error:
+                if is_stored_refusal(error):
+                    refusal = error
+                raise
+            body = keyed.respond(value)
+            await idempotency.finish(db, record, response_code=0, response_body=body)
+    except RemitError as error:
+        if error is not refusal:
+            raise
+    if refusal is not None:
+        # The work's transaction rolled back whole; the refusal is stored on its own.
+        return await _store_refusal(engine, keyed.call, now, refusal)
+    return Done(value)
+
+
+async def _store_refusal(
+    engine: AsyncEngine, call: KeyedCall, now: datetime, refusal: RemitError
+) -> Replay:
+    """Store `refusal` on the key (its work is rolled back) and raise it; if a twin request
+    with the key finished meanwhile, its answer is the key's and is replayed instead."""
+    async with engine.begin() as db:
+        record = await idempotency.begin(db, **call.claim_fields(now))
         if record.finished:
             return replay_of(record)
-        value = await work(db)
-        body = keyed.respond(value)
-        await idempotency.finish(db, record, response_code=0, response_body=body)
-    return Done(value)
+        stored = stored_error(refusal)
+        await idempotency.finish(db, record, response_code=stored.code, response_body=stored.body)
+    raise refusal
 
 
 def value_of(result: Done[T] | Replay) -> T:

@@ -26,7 +26,6 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
-from remit.grpcutil.errors import to_rpc_status
 from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
 from remit.payments import idempotency
 from remit.payments.answer_phase import store_answer_and_advance
@@ -68,7 +67,7 @@ from remit.payments.domain import (
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
 from remit.payments.keyed import Done as Done
-from remit.payments.keyed import Keyed, run_keyed
+from remit.payments.keyed import Keyed, run_keyed, stored_error
 from remit.payments.keyed import KeyedCall as KeyedCall
 from remit.payments.keyed import Replay as Replay
 from remit.payments.keyed import replay_of as replay_of
@@ -365,11 +364,6 @@ REFUND_FAILURE_REASONS: Final = frozenset(
 
 def refund_failure_reason(network_code: str | None) -> str:
     return network_code if network_code in REFUND_FAILURE_REASONS else "unknown"
-
-
-def stored_error(error: RemitError) -> Replay:
-    status = to_rpc_status(error)
-    return Replay(code=status.code, body=status.SerializeToString())
 
 
 async def _require_live_customer(
