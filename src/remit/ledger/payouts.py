@@ -8,15 +8,20 @@ Ledger transactions (see `chart.py`):
 - failed or canceled, "po:failure" / "po:cancel": payouts_in_transit -amount, available
   +amount (the funds come back, with a payout_failure / payout_cancel balance transaction).
 
+Payouts are paid from card funds, the only funds remit holds: one asked of the bank_account or
+fpx balance finds it empty and is refused 400 balance_insufficient, as Stripe refuses a payout
+its source balance does not cover.
+
 The simulated bank: a payout stays `pending` for `SUBMISSION_DELAY` (it can be canceled then),
-goes `in_transit`, and on its `arrival_date` (standard: 2 days after creation; instant: at once)
-becomes `paid`, or `failed` when it was created with description "fail" or with metadata
-`simulate_failure` (its value, when it is a known failure code such as account_closed, is the
-failure_code; otherwise could_not_process).
+goes `in_transit`, and on its `arrival_date` (standard: midnight UTC of the day two days after
+creation, for Stripe's arrival_date is a date; instant: at once) becomes `paid`, or `failed`
+when it was created with description "fail" or with metadata `simulate_failure` (its value,
+when it is a known failure code such as account_closed, is the failure_code; otherwise
+could_not_process).
 """
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from sqlalchemy import exists, select
@@ -48,6 +53,7 @@ from remit.ledger.tables import payouts as payouts_table
 
 SUBMISSION_DELAY: Final = timedelta(seconds=60)
 STANDARD_ARRIVAL: Final = timedelta(days=2)
+CARD_FUNDS: Final = "card"
 SIMULATE_FAILURE_KEY: Final = "simulate_failure"
 FAIL_DESCRIPTION: Final = "fail"
 MAX_STATEMENT_DESCRIPTOR: Final = 22
@@ -74,6 +80,25 @@ def _insufficient(amount: int, available: int, currency: str) -> PayoutError:
         code="balance_insufficient",
         param="amount",
     )
+
+
+def _no_such_funds(amount: int, currency: str, source_type: str) -> PayoutError:
+    return PayoutError(
+        message=f"You have insufficient funds in your {source_type} balance for this payout: "
+        f"it needs {amount} {currency} and 0 {currency} is available. All funds here are card "
+        f"funds; pay out with source_type={CARD_FUNDS}.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="balance_insufficient",
+        param="source_type",
+    )
+
+
+def arrival_date(created: datetime, method: PayoutMethod) -> datetime:
+    """When the simulated bank pays: at once for an instant payout; for a standard one, the
+    day `STANDARD_ARRIVAL` after creation, at midnight UTC (Stripe's arrival_date is a date)."""
+    if method is PayoutMethod.INSTANT:
+        return created
+    return _day_start((created + STANDARD_ARRIVAL).astimezone(UTC))
 
 
 def _movement(po_id: str, step: str, *legs: tuple[str, int, str]) -> TransactionRequest:
@@ -141,6 +166,8 @@ async def create_payout(
             f"The statement descriptor can be at most {MAX_STATEMENT_DESCRIPTOR} characters.",
             "statement_descriptor",
         )
+    if source_type != CARD_FUNDS:
+        raise _no_such_funds(amount, currency, source_type)
     po_id = new_id("po")
     try:
         await journal.post(
@@ -165,7 +192,7 @@ async def create_payout(
         amount=amount,
         currency=currency,
         status=PayoutStatus.PENDING,
-        arrival_date=now if method is PayoutMethod.INSTANT else now + STANDARD_ARRIVAL,
+        arrival_date=arrival_date(now, method),
         automatic=automatic,
         method=method,
         source_type=source_type,

@@ -1,7 +1,7 @@
 """Payouts: from the available balance, through the simulated bank, back on failure."""
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -66,6 +66,27 @@ async def test_a_payout_larger_than_the_available_balance_is_refused(
     assert payouts == []
 
 
+@pytest.mark.parametrize("source_type", ["bank_account", "fpx"])
+async def test_a_payout_from_funds_other_than_card_funds_is_balance_insufficient(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, source_type: str
+) -> None:
+    """remit holds card funds only: a payout from the bank_account or fpx balance finds it
+    empty, as Stripe's would on an account without such funds."""
+    service = LedgerService(core_engine, clock)
+    net = await fund(core_engine, account_id, clock, 1_000)
+    with pytest.raises(RemitError) as raised:
+        await service.create_payout(account_id, amount=100, currency="usd", source_type=source_type)
+    assert raised.value.code == "balance_insufficient"
+    assert source_type in raised.value.message
+    assert await available(service, account_id) == net
+    payouts, _ = await service.list_payouts(account_id, limit=10)
+    assert payouts == []
+    from_card = await service.create_payout(
+        account_id, amount=100, currency="usd", source_type="card"
+    )
+    assert (from_card.source_type, from_card.amount) == ("card", 100)
+
+
 async def test_a_payout_travels_to_paid_on_its_arrival_date(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
@@ -75,7 +96,8 @@ async def test_a_payout_travels_to_paid_on_its_arrival_date(
         account_id, amount=net, currency="usd", metadata={"order": "7"}
     )
     assert payout.status is PayoutStatus.PENDING
-    assert payout.arrival_date == clock.now() + timedelta(days=2)
+    # Stripe's arrival_date is a day: midnight UTC two days after 2026-11-02 09:30.
+    assert payout.arrival_date == datetime(2026, 11, 4, tzinfo=UTC)
     assert await available(service, account_id) == 0
     txn = await service.get_balance_transaction(account_id, payout.balance_transaction_id or "")
     assert (txn.type, txn.amount, txn.net, txn.source_id) == (
