@@ -155,3 +155,34 @@ def test_a_payout_retried_with_its_key_is_paid_out_once(
     assert client.v1.balance.retrieve().available[0].amount == before_cancel + 1_200
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.payouts.cancel(first.id)
+
+
+def test_balance_transactions_in_a_currency_remit_does_not_hold_are_an_empty_list(
+    client: stripe.StripeClient, account: TestAccount, databases: WorkerDatabases
+) -> None:
+    """Stripe supports currencies remit does not; filtering by one finds nothing, and only a
+    value that is no currency code at all is a 400."""
+    txn = capture(databases, account.id, "ch_e2e_currency", 1_000, bypass_pending=True)
+    assert client.v1.balance_transactions.list(params={"currency": "mnt"}).data == []
+    listed = client.v1.balance_transactions.list(params={"currency": "USD"})
+    assert [t.id for t in listed.data] == [txn]
+    for malformed in ("us", "usd1", "u$d"):
+        with pytest.raises(stripe.InvalidRequestError) as raised:
+            client.v1.balance_transactions.list(params={"currency": malformed})
+        assert (raised.value.http_status, raised.value.param) == (400, "currency")
+
+
+def test_a_payout_from_bank_account_funds_is_a_400_balance_insufficient(
+    client: stripe.StripeClient, account: TestAccount, databases: WorkerDatabases
+) -> None:
+    capture(databases, account.id, "ch_e2e_source", 1_000, bypass_pending=True)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payouts.create(
+            params={"amount": 100, "currency": "usd", "source_type": "bank_account"}
+        )
+    assert (raised.value.http_status, raised.value.code) == (400, "balance_insufficient")
+    payout = client.v1.payouts.create(
+        params={"amount": 100, "currency": "usd", "source_type": "card"}
+    )
+    assert payout.source_type == "card"
+    assert payout.arrival_date % 86_400 == 0

@@ -257,6 +257,27 @@ class Currency(Field[str]):
         )
 
 
+_CURRENCY_CODE = re.compile(r"[A-Za-z]{3}")
+
+
+class CurrencyCode(Field[str]):
+    """Any three-letter currency code, returned lowercase: a list filter. Stripe supports
+    currencies remit does not; a filter naming one matches nothing rather than being refused,
+    and only a value that is no currency code at all is a 400."""
+
+    def parse_value(self, value: FormValue, param: str) -> str:
+        # Matched before lowercasing: some non-ASCII letters lowercase to ASCII ones.
+        code = _scalar(value, param, "currency")
+        if _CURRENCY_CODE.fullmatch(code):
+            return code.lower()
+        raise ParamError(
+            f"Invalid currency: {_abbreviate(code)}. A currency is a three-letter ISO code, "
+            "such as usd.",
+            code="parameter_invalid",
+            param=param,
+        )
+
+
 class Metadata(Field[dict[str, str]]):
     """Stripe's str->str map. `metadata=""` clears it all (UNSET); `metadata[k]=""` keeps `""`,
     which the endpoint must treat as "remove key k". The 50-key limit applies to the request;

@@ -167,6 +167,8 @@ def param_schema(field: p.Field[object]) -> JsonObject:
     elif isinstance(field, p.Currency):
         currencies: list[JsonValue] = [*sorted(field.supported)]
         schema = {"type": "string", "enum": currencies}
+    elif isinstance(field, p.CurrencyCode):
+        schema = {"type": "string", "pattern": "^[A-Za-z]{3}$"}
     elif isinstance(field, p.Metadata):
         schema = {"type": "object", "additionalProperties": {"type": "string"}}
     elif isinstance(field, p.ExpandList):

@@ -13,6 +13,7 @@ from remit.rest.params import (
     Array,
     Boolean,
     Currency,
+    CurrencyCode,
     Email,
     Enum,
     ExpandList,
@@ -380,6 +381,15 @@ def test_unsupported_currencies_are_rejected_naming_the_currency_param(value: st
     assert (error.code, error.param) == ("parameter_invalid", "currency")
     assert error.message.startswith(f"Invalid currency: {value}. ")
     assert "usd" in error.message
+
+
+def test_a_currency_filter_takes_any_currency_code_and_refuses_malformed_ones() -> None:
+    assert CurrencyCode().parse("MNT", "currency") == "mnt"
+    assert CurrencyCode().parse("usd", "currency") == "usd"
+    for malformed in ("us", "usdd", "u$d", "€ur", "123"):
+        error = _field_error(CurrencyCode(), malformed, "currency")
+        assert (error.code, error.param) == ("parameter_invalid", "currency")
+        assert error.message.startswith("Invalid currency: ")
 
 
 def test_a_currency_table_can_be_narrowed_per_field() -> None:

@@ -72,6 +72,14 @@ def test_request_parameters_follow_the_changes_of_each_version() -> None:
     assert params("2018-11-08") == {"amount", "expand", "allowed_source_types"}
 
 
+def test_a_currency_filter_is_described_as_any_three_letter_code() -> None:
+    """The balance transactions list filters by any currency code, not only remit's own."""
+    doc: Any = document(LATEST_VERSION)
+    listed = doc["paths"]["/v1/balance_transactions"]["get"]["parameters"]
+    currency = next(param for param in listed if param["name"] == "currency")
+    assert currency["schema"] == {"type": "string", "pattern": "^[A-Za-z]{3}$"}
+
+
 def test_an_unknown_version_has_no_document() -> None:
     with pytest.raises(KeyError):
         document("2019-13-01")

@@ -6,7 +6,7 @@ from remit.rest.dependencies import Dependencies
 from remit.rest.expand import register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
-from remit.rest.params import Currency, Enum, PageRequest, Schema, String, list_schema
+from remit.rest.params import CurrencyCode, Enum, PageRequest, Schema, String, list_schema
 from remit_api.ledger.v1 import ledger_pb2 as pb
 
 PATH = "/v1/balance_transactions"
@@ -15,7 +15,7 @@ _TYPES = enum_numbers(pb.BalanceTransactionType.DESCRIPTOR)
 
 RETRIEVE = Schema({})
 LIST = list_schema(
-    {"payout": String(), "source": String(), "type": Enum(*_TYPES), "currency": Currency()}
+    {"payout": String(), "source": String(), "type": Enum(*_TYPES), "currency": CurrencyCode()}
 )
 
 
