@@ -341,12 +341,15 @@ async def relock(db: AsyncConnection, record: KeyRecord) -> KeyRecord:
 
 async def stored(db: AsyncConnection, record: KeyRecord) -> KeyRecord | None:
     """The key's row as stored now, without locking it; None if it is gone."""
+    return await find(db, record.account_id, record.key)
+
+
+async def find(db: AsyncConnection, account_id: str, key: str) -> KeyRecord | None:
+    """The key's row, without locking it; None if no request ever used it (or it was reaped)."""
     keys = idempotency_keys.c
     row = (
         await db.execute(
-            select(idempotency_keys).where(
-                keys.account_id == record.account_id, keys.key == record.key
-            )
+            select(idempotency_keys).where(keys.account_id == account_id, keys.key == key)
         )
     ).first()
     return None if row is None else _record(row)
