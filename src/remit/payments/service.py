@@ -121,7 +121,9 @@ _SETTLE_ATTEMPTS = 3
 # The test crash switch's point between the network's answer and its storing (crashpoints.py).
 AUTHORIZATION_ANSWERED = "authorization_answered"
 # An unfinished request this old is reported at every try of the completer (see
-# `complete_abandoned`): far longer than any outage the completer rides out by itself.
+# `complete_abandoned`): far longer than any outage the completer rides out by itself. Past its
+# first hour a key is tried at most hourly (`idempotency.abandoned_keys`), so it is reported
+# at most hourly too, however long it stays stuck.
 UNFINISHED_ALERT_AGE = timedelta(hours=4)
 _SETTLE_PAUSE_S = 0.2
 
