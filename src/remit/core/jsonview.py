@@ -7,9 +7,16 @@ Stripe's lowercase strings, unset optional fields and unset messages become `nul
 
 The conversion plan of each message type is computed once and cached, since rendering sits on
 every request's path.
+
+Fields kept off the wire (the `internal` option) are rendered only for the version changes that
+read them; where none will (a response at a version newer than all such changes), the caller
+renders inside `internal_fields_left_out()` and the converter never writes them, so nothing has
+to walk the body to take them out again.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from typing import Final, TypeAlias
 
@@ -34,6 +41,24 @@ _WRAPPERS: Final = frozenset(
 )  # fmt: skip
 
 Render = Callable[[Message], JsonValue]
+
+_LEAVE_OUT_INTERNAL: ContextVar[bool] = ContextVar("leave_out_internal", default=False)
+
+
+@contextmanager
+def internal_fields_left_out(leave_out: bool = True) -> Iterator[None]:
+    """`to_json` in this block, and in the tasks it starts, renders no field kept off the
+    wire when `leave_out` (and renders them, as everywhere else, when not)."""
+    token = _LEAVE_OUT_INTERNAL.set(leave_out)
+    try:
+        yield
+    finally:
+        _LEAVE_OUT_INTERNAL.reset(token)
+
+
+def leaves_out_internal_fields() -> bool:
+    """Whether `to_json` here renders no field kept off the wire."""
+    return _LEAVE_OUT_INTERNAL.get()
 
 
 def object_name(descriptor: Descriptor) -> str | None:
@@ -109,24 +134,30 @@ def _upper_snake(camel: str) -> str:
 
 
 def to_json(message: Message) -> JsonObject:
-    """Render a message as latest-schema JSON."""
-    rendered = _message_renderer(message.DESCRIPTOR)(message)
+    """Render a message as latest-schema JSON (without the fields kept off the wire inside
+    `internal_fields_left_out()`)."""
+    rendered = _message_renderer(message.DESCRIPTOR, _LEAVE_OUT_INTERNAL.get())(message)
     assert isinstance(rendered, dict)
     return rendered
 
 
 @cache
-def _message_renderer(descriptor: Descriptor) -> Render:
+def _message_renderer(descriptor: Descriptor, public: bool = False) -> Render:
+    """`public`: without the fields kept off the wire, at any depth."""
     full_name = descriptor.full_name
     if full_name == _TIMESTAMP:
         return lambda m: int(m.seconds)  # type: ignore[attr-defined]
     if full_name in (_STRUCT, _VALUE, _LIST_VALUE):
         return _render_struct_like
     if full_name == _ANY:
-        return _render_any
+        return _render_public_any if public else _render_any
     if full_name in _WRAPPERS:
         return _wrapper_renderer(descriptor)
-    fields = [(field.name, _field_renderer(field)) for field in descriptor.fields]
+    fields = [
+        (field.name, _field_renderer(field, public))
+        for field in descriptor.fields
+        if not (public and internal(field))
+    ]
     resource = object_name(descriptor)
 
     def render(message: Message) -> JsonValue:
@@ -154,25 +185,25 @@ def _scalar_converter(field: FieldDescriptor) -> Callable[[object], JsonValue]:
     return lambda value: value  # type: ignore[return-value]
 
 
-def _field_renderer(field: FieldDescriptor) -> Callable[[Message], JsonValue]:
+def _field_renderer(field: FieldDescriptor, public: bool) -> Callable[[Message], JsonValue]:
     name = field.name
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         value_field = field.message_type.fields_by_name["value"]
         if value_field.message_type is not None:
-            render_value = _message_renderer(value_field.message_type)
+            render_value = _message_renderer(value_field.message_type, public)
             return lambda m: {k: render_value(v) for k, v in getattr(m, name).items()}
         convert_value = _scalar_converter(value_field)
         return lambda m: {k: convert_value(v) for k, v in getattr(m, name).items()}
     if field.is_repeated:
         if field.message_type is not None:
-            render_item = _message_renderer(field.message_type)
+            render_item = _message_renderer(field.message_type, public)
             return lambda m: [render_item(item) for item in getattr(m, name)]
         convert_item = _scalar_converter(field)
         if null_when_empty(field):
             return lambda m: [convert_item(item) for item in getattr(m, name)] or None
         return lambda m: [convert_item(item) for item in getattr(m, name)]
     if field.message_type is not None:
-        render_message = _message_renderer(field.message_type)
+        render_message = _message_renderer(field.message_type, public)
         return lambda m: render_message(getattr(m, name)) if m.HasField(name) else None
     convert = _scalar_converter(field)
     if field.has_presence:
@@ -207,7 +238,11 @@ def _render_value(value: struct_pb2.Value) -> JsonValue:
     return _render_struct_like(value.list_value)
 
 
-def _render_any(message: Message) -> JsonValue:
+def _render_public_any(message: Message) -> JsonValue:
+    return _render_any(message, public=True)
+
+
+def _render_any(message: Message, public: bool = False) -> JsonValue:
     assert isinstance(message, any_pb2.Any)
     if not message.type_url:
         return None
@@ -215,4 +250,4 @@ def _render_any(message: Message) -> JsonValue:
     message_class = symbol_database.Default().GetSymbol(type_name)
     inner = message_class()
     message.Unpack(inner)
-    return _message_renderer(inner.DESCRIPTOR)(inner)
+    return _message_renderer(inner.DESCRIPTOR, public)(inner)

@@ -1,6 +1,7 @@
 """The refunds a charge read shows: read only when the answer will show them (a client that
 expands `refunds`), and then only their first page, as Stripe embeds them."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -35,3 +36,13 @@ async def read_refunds(
         account_id, limit=REFUNDS_PAGE, charge_id=charge_id
     )
     return ChargeRefunds(first, has_more)
+
+
+async def read_refunds_of_charges(
+    db: AsyncConnection, account_id: str, charge_ids: Sequence[str], *, wanted: bool
+) -> dict[str, ChargeRefunds]:
+    """`read_refunds` of each of `charge_ids` (a page of charges), in one query."""
+    if not wanted:
+        return {charge_id: NOT_READ for charge_id in charge_ids}
+    pages = await RefundRepository(db).first_of_charges(account_id, charge_ids, limit=REFUNDS_PAGE)
+    return {charge_id: ChargeRefunds(first, more) for charge_id, (first, more) in pages.items()}

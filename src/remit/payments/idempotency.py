@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import DateTime, Select, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.errors import ErrorKind, RemitError
@@ -27,6 +27,8 @@ from remit.storage.fastsql import Db, Statement
 DEFAULT_LEASE_S = 30.0
 KEY_LIFETIME = timedelta(hours=24)
 KEY_RETENTION = timedelta(hours=72)
+# The longest the completer waits between two tries of a key (`abandoned_keys`).
+COMPLETER_MAX_GAP = timedelta(hours=1)
 
 
 class RecoveryPoint(Enum):
@@ -339,12 +341,15 @@ async def relock(db: AsyncConnection, record: KeyRecord) -> KeyRecord:
 
 async def stored(db: AsyncConnection, record: KeyRecord) -> KeyRecord | None:
     """The key's row as stored now, without locking it; None if it is gone."""
+    return await find(db, record.account_id, record.key)
+
+
+async def find(db: AsyncConnection, account_id: str, key: str) -> KeyRecord | None:
+    """The key's row, without locking it; None if no request ever used it (or it was reaped)."""
     keys = idempotency_keys.c
     row = (
         await db.execute(
-            select(idempotency_keys).where(
-                keys.account_id == record.account_id, keys.key == record.key
-            )
+            select(idempotency_keys).where(keys.account_id == account_id, keys.key == key)
         )
     ).first()
     return None if row is None else _record(row)
@@ -399,8 +404,17 @@ async def forget(db: AsyncConnection, record: KeyRecord) -> None:
 
 
 def abandoned_keys(*, now: datetime, limit: int) -> Select[Any]:
-    """The completer's pick: unfinished keys nobody has worked on for a lease, oldest try first
-    (served by the partial index of unfinished keys, so finished ones are never read)."""
+    """The completer's pick: unfinished keys nobody has worked on for a lease and whose backoff
+    has run out, oldest try first (served by the partial index of unfinished keys, so finished
+    ones are never read: the range on `last_run_at` comes from the index, the backoff is
+    checked on the few unfinished rows it yields).
+
+    The backoff: a key is tried again once as long has passed since its last run as it had
+    lived by then, but at least a lease and at most `COMPLETER_MAX_GAP`. The gaps double (a
+    lease, two, four...) up to the cap, so a key that keeps failing (a card that cannot be
+    read, an acquirer down for days) is tried a few times in its first hour and then hourly,
+    not every lease for ever. Only the completer waits: a client's retry with the key takes
+    it whenever no one holds it (`begin`)."""
     keys = idempotency_keys.c
     return (
         select(idempotency_keys)
@@ -408,6 +422,11 @@ def abandoned_keys(*, now: datetime, limit: int) -> Select[Any]:
             keys.recovery_point != RecoveryPoint.FINISHED.value,
             keys.locked_until.is_(None) | (keys.locked_until < now),
             keys.last_run_at < now - lease(),
+            (keys.last_run_at < now - COMPLETER_MAX_GAP)
+            | (
+                literal(now, DateTime(timezone=True)) - keys.last_run_at
+                > keys.last_run_at - keys.created_at
+            ),
             # However old: a request past `started` may have moved money at the network, and
             # only finishing it brings that money to the intent and the ledger.
         )

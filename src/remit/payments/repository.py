@@ -1,11 +1,11 @@
 """Persistence of intents, charges and refunds in the caller's transaction; every query names
 the account, so one account can never reach another's objects."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table
+from sqlalchemy import ColumnElement, Row, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payments.charges import (
@@ -434,3 +434,37 @@ class RefundRepository(_AccountScoped):
             created=created,
         )
         return [refund_from_row(row._mapping) for row in rows], more
+
+    async def first_of_charges(
+        self, account_id: str, charge_ids: Sequence[str], *, limit: int
+    ) -> dict[str, tuple[list[Refund], bool]]:
+        """The newest `limit` refunds of each charge, and whether it has more, in one query
+        however many charges there are: each charge's refunds are ranked newest first and
+        only the first `limit` + 1 of each (the one past the page says `has_more`) come back."""
+        if not charge_ids:
+            return {}
+        table = self.table
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=table.c.charge_id,
+                order_by=(table.c.created_at.desc(), table.c.id.desc()),
+            )
+            .label("rank_in_charge")
+        )
+        ranked = (
+            select(table, rank)
+            .where(table.c.account_id == account_id, table.c.charge_id.in_(list(charge_ids)))
+            .subquery()
+        )
+        query = (
+            select(ranked)
+            .where(ranked.c.rank_in_charge <= limit + 1)
+            .order_by(ranked.c.charge_id, ranked.c.rank_in_charge)
+        )
+        found: dict[str, list[Refund]] = {charge_id: [] for charge_id in charge_ids}
+        for row in await self._db.execute(query):
+            found[row.charge_id].append(refund_from_row(row._mapping))
+        return {
+            charge_id: (shown[:limit], len(shown) > limit) for charge_id, shown in found.items()
+        }

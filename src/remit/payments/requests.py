@@ -7,17 +7,45 @@ the hooks that record events, without threading it through every call.
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+# Every key remit stores for itself begins with this; no caller's key is stored so.
+RESERVED_KEY_PREFIX = "remit-"
 AUTO_KEY_PREFIX = "remit-auto-"
 # Keys sent with the publishable key are stored under this prefix: that key is public, and
 # whoever copies it from a web page must not be able to take the merchant's own keys (a later
 # refund under the same key would be refused as reusing it). A key sent with the secret key
 # is stored as it is, so keys stored before keep their meaning.
 PUBLISHABLE_KEY_PREFIX = "remit-publishable/"
+# The keys of remit's own inner calls (a review close's refund or cancel): stored in the same
+# table as the callers' keys, but where no caller's key can land, so a caller can neither block
+# them nor be answered with their result.
+INTERNAL_KEY_PREFIX = "remit-internal/"
+# A key sent with the secret key that happens to begin with the reserved prefix is stored one
+# level down, so that it cannot be taken for one of remit's own.
+ESCAPED_KEY_PREFIX = "remit-client/"
 
 
 def scoped_key(client_key: str, *, publishable: bool) -> str:
     """The key as stored for a caller's own idempotency key."""
-    return f"{PUBLISHABLE_KEY_PREFIX}{client_key}" if publishable else client_key
+    if publishable:
+        return f"{PUBLISHABLE_KEY_PREFIX}{client_key}"
+    if client_key.startswith(RESERVED_KEY_PREFIX):
+        return f"{ESCAPED_KEY_PREFIX}{client_key}"
+    return client_key
+
+
+def internal_key(name: str) -> str:
+    """The key as stored for one of remit's own inner calls."""
+    return f"{INTERNAL_KEY_PREFIX}{name}"
+
+
+def client_key_of(key: str) -> str | None:
+    """The caller's own key behind a stored one; None for a key remit made up itself."""
+    for prefix in (ESCAPED_KEY_PREFIX, PUBLISHABLE_KEY_PREFIX):
+        if key.startswith(prefix):
+            return key.removeprefix(prefix)
+    if key.startswith((AUTO_KEY_PREFIX, INTERNAL_KEY_PREFIX)):
+        return None
+    return key
 
 
 @dataclass(frozen=True)
@@ -31,10 +59,7 @@ current_request: ContextVar[RequestInfo | None] = ContextVar("current_request", 
 
 def note_request(request_id: str | None, key: str) -> None:
     """Remember the request; a key remit made up itself is not the client's to see."""
-    client_key = (
-        None if key.startswith(AUTO_KEY_PREFIX) else key.removeprefix(PUBLISHABLE_KEY_PREFIX)
-    )
-    current_request.set(RequestInfo(request_id, client_key))
+    current_request.set(RequestInfo(request_id, client_key_of(key)))
 
 
 def note_call(request_id: str | None, idempotency_key: str | None) -> None:

@@ -30,7 +30,7 @@ from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
 from remit.payments import idempotency
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
-from remit.payments.charge_refunds import ChargeRefunds, read_refunds
+from remit.payments.charge_refunds import ChargeRefunds, read_refunds, read_refunds_of_charges
 from remit.payments.charges import (
     Charge,
     ChargeStatus,
@@ -120,7 +120,9 @@ _SETTLE_ATTEMPTS = 3
 # The test crash switch's point between the network's answer and its storing (crashpoints.py).
 AUTHORIZATION_ANSWERED = "authorization_answered"
 # An unfinished request this old is reported at every try of the completer (see
-# `complete_abandoned`): far longer than any outage the completer rides out by itself.
+# `complete_abandoned`): far longer than any outage the completer rides out by itself. Past its
+# first hour a key is tried at most hourly (`idempotency.abandoned_keys`), so it is reported
+# at most hourly too, however long it stays stuck.
 UNFINISHED_ALERT_AGE = timedelta(hours=4)
 _SETTLE_PAUSE_S = 0.2
 
@@ -1734,8 +1736,8 @@ class PaymentsService:
         payment_intent_id: str | None = None,
         with_refunds: bool = False,
     ) -> tuple[list[tuple[Charge, ChargeRefunds]], bool]:
-        """A page of charges, each with its first refunds when `with_refunds` (otherwise no
-        refund is read: a list of 100 charges is one query)."""
+        """A page of charges, each with its first refunds when `with_refunds` (read for the
+        whole page in one query; otherwise none is read)."""
         async with self._engine.begin() as db:
             repo = ChargeRepository(db)
             after, before = await self._cursors(
@@ -1750,10 +1752,10 @@ class PaymentsService:
                 customer_id=customer_id,
                 payment_intent_id=payment_intent_id,
             )
-            shown = [
-                (c, await read_refunds(db, account_id, c.id, wanted=with_refunds)) for c in page
-            ]
-            return shown, more
+            refunds = await read_refunds_of_charges(
+                db, account_id, [c.id for c in page], wanted=with_refunds
+            )
+            return [(c, refunds[c.id]) for c in page], more
 
     # --- Refunds ----------------------------------------------------------------------------
 

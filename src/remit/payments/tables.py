@@ -157,7 +157,8 @@ idempotency_keys = Table(
     Column("owner", Text, nullable=True),
     PrimaryKeyConstraint("account_id", "key", name="pk_idempotency_keys"),
     Index("ix_idempotency_keys_created_at", "created_at"),
-    # The completer's claim: unfinished keys, oldest try first (`idempotency.claim_abandoned`).
+    # The completer's claim: unfinished keys, oldest try first (`idempotency.claim_abandoned`);
+    # its backoff is checked on the rows the index yields.
     Index(
         "ix_idempotency_keys_unfinished",
         "last_run_at",

@@ -1,6 +1,7 @@
 """Review use cases: read, approve, close. Closing moves money through the payments service."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
@@ -25,6 +26,7 @@ from remit.payments.keyed import (
     value_of,
 )
 from remit.payments.repository import ChargeRepository
+from remit.payments.requests import internal_key
 from remit.payments.service import PaymentsService
 from remit.radar.gate import emit_review_event
 from remit.radar.reviews import ClosedReason, Review, ReviewRepository
@@ -183,8 +185,8 @@ class ReviewsService:
         account_id = review.account_id
         async with self._engine.begin() as db:
             charge = await ChargeRepository(db).get(account_id, review.charge_id)
+            call = await _refusal_call_in_use(db, account_id, review.id, reason)
         assert charge is not None
-        call = refusal_call(account_id, review.id, reason)
         if reason is ClosedReason.CANCELED:
             if charge.captured:
                 raise invalid(
@@ -213,7 +215,7 @@ class ReviewsService:
         _refuse_if_failed(result)
 
     async def resume_refusal(self, record: KeyRecord) -> bool:
-        """Finish a close's own refund or cancel (key `review_<id>`) left unfinished, then
+        """Finish a close's own refund or cancel (`refusal_call`) left unfinished, then
         close the review: its close failed or died on the way and nobody retried it. Whether
         `record` was such a key; any other key is left alone."""
         refusal = refusal_of(record)
@@ -283,22 +285,44 @@ def _refusal_endpoint(reason: ClosedReason) -> str:
 
 def refusal_call(account_id: str, review_id: str, reason: ClosedReason) -> KeyedCall:
     """The refund or cancel a close asks for runs under the review's own key, so it happens
-    once however many closes and completers try it. Its body names the review and the reason,
-    which is all the completer needs to finish the close (`refusal_of`)."""
+    once however many closes and completers try it. The key is one of remit's own, which no
+    client's Idempotency-Key can reach (a client's `review_<id>` neither blocks the close nor
+    replays its answer). Its body names the review and the reason, which is all the completer
+    needs to finish the close (`refusal_of`)."""
     return KeyedCall(
         account_id=account_id,
-        key=f"review_{review_id}",
+        key=internal_key(_legacy_refusal_key(review_id)),
         endpoint=_refusal_endpoint(reason),
         request_body=f"{review_id}:{reason.value}".encode(),
     )
 
 
+def _legacy_refusal_key(review_id: str) -> str:
+    """The key a close's refund or cancel was once stored under, in the clients' namespace.
+    Such keys may still be stored, unfinished or holding the answer a close has to see."""
+    return f"review_{review_id}"
+
+
+async def _refusal_call_in_use(
+    db: AsyncConnection, account_id: str, review_id: str, reason: ClosedReason
+) -> KeyedCall:
+    """The review's refund or cancel call, under the key it was first made with: a close begun
+    when these keys had no namespace of their own carries on under its old key, so its refund
+    or cancel is resumed or replayed rather than sent a second time."""
+    call = refusal_call(account_id, review_id, reason)
+    legacy = await idempotency.find(db, account_id, _legacy_refusal_key(review_id))
+    if legacy is not None and refusal_of(legacy) == (review_id, reason):
+        return replace(call, key=legacy.key)
+    return call
+
+
 def refusal_of(record: KeyRecord) -> tuple[str, ClosedReason] | None:
-    """The review and the reason of a close's own refund or cancel key (`refusal_call`);
-    None for any other key, such as a client's CancelPaymentIntent, whose body is a
-    protobuf message."""
+    """The review and the reason of a close's own refund or cancel key (`refusal_call`, or
+    one stored under the old key `review_<id>`); None for any other key, such as a client's
+    CancelPaymentIntent, whose body is a protobuf message."""
     review_id, colon, reason_text = record.request_body.decode(errors="replace").partition(":")
-    if not colon or record.key != f"review_{review_id}":
+    legacy = _legacy_refusal_key(review_id)
+    if not colon or record.key not in (internal_key(legacy), legacy):
         return None
     try:
         reason = ClosedReason(reason_text)

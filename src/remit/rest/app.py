@@ -22,7 +22,7 @@ from remit import versioning
 from remit.accounts.domain import KeyKind
 from remit.core.errors import RemitError
 from remit.core.ids import new_id
-from remit.core.jsonview import JsonObject
+from remit.core.jsonview import JsonObject, internal_fields_left_out
 from remit.core.logging import mask_card_numbers
 from remit.rest import three_d_secure
 from remit.rest.context import ApiContext
@@ -54,6 +54,7 @@ from remit.versioning import (
     RequestRefusedError,
     gather_related,
     operation_key,
+    reads_internal_fields,
     render,
     render_error,
     upgrade_request,
@@ -203,9 +204,15 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         )
         if public:
             refuse_other_expansions(context.expand)
-        body = await operation.handler(context, deps)
-        if not operation.rendered_by_core:
-            body = await _expanded_and_rendered(body, context, deps)
+        # At a version no change of which reads the fields kept off the wire, every object is
+        # made without them, so rendering has nothing to take out of the body.
+        leave_out = not reads_internal_fields(version)
+        with internal_fields_left_out(leave_out):
+            body = await operation.handler(context, deps)
+            if not operation.rendered_by_core:
+                body = await _expanded_and_rendered(
+                    body, context, deps, holds_internal_fields=not leave_out
+                )
         if public:
             body = publishable_view(body)
     except StripeError as error:
@@ -240,7 +247,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
 
 
 async def _expanded_and_rendered(
-    body: JsonObject, context: ApiContext, deps: Dependencies
+    body: JsonObject, context: ApiContext, deps: Dependencies, *, holds_internal_fields: bool
 ) -> JsonObject:
     """`body` with what `expand[]` asks and what Stripe always expands, rendered at the
     request's version. Done here, for every operation, so no endpoint can forget it.
@@ -248,15 +255,18 @@ async def _expanded_and_rendered(
     A path naming a field only the version shows (before 2022-11-15 a PaymentIntent's
     `charges`, a Charge's auto-expanded `refunds`) is expanded after rendering, the objects it
     fetches rendered at the version in turn; at the latest version such a path is still the
-    400 it always was."""
+    400 it always was. `holds_internal_fields`: whether `body`, and the objects fetched to
+    expand it, may hold fields kept off the wire (see `render`)."""
     version = context.api_version
     fetch_related = related_fetch(deps, context)
     after_rendering = await expand_present(body, context.expand, context, deps)
     await expand_always(body, context, deps)
-    body = render(body, version, await gather_related(body, version, fetch_related))
+    related = await gather_related(body, version, fetch_related)
+    body = render(body, version, related, holds_internal_fields=holds_internal_fields)
 
     async def rendered(fetched: JsonObject) -> JsonObject:
-        return render(fetched, version, await gather_related(fetched, version, fetch_related))
+        related = await gather_related(fetched, version, fetch_related)
+        return render(fetched, version, related, holds_internal_fields=holds_internal_fields)
 
     await expand(body, after_rendering, context, deps, finish=rendered)
     return body

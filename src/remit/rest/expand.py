@@ -5,6 +5,10 @@ option on the resource messages and the plain messages nested in them (a custome
 `invoice_settings.default_payment_method`), so a new expandable field needs no code here; only
 each kind of resource needs a fetcher, registered by the module that serves it.
 
+Some fields a resource shows only when expanded (a charge's `refunds`, since 2022-11-15):
+each is registered with `register_included`, with how to read it for an object that came
+without it, so a path may go on through it (`latest_charge.refunds.data.balance_transaction`).
+
 `expand_always` does the same for what Stripe shows expanded without being asked: a payment
 error's payment method (see `remit.core.payment_errors`).
 """
@@ -30,6 +34,8 @@ MAX_CONCURRENT_FETCHES = 8
 """A list of 100 intents declined by as many cards asks the core for them 8 at a time."""
 
 Fetcher = Callable[[ApiContext, object, str], Awaitable[JsonObject]]
+Includer = Callable[[ApiContext, object, JsonObject], Awaitable[JsonObject]]
+"""Reads, for an object that came without it, a field shown only when expanded."""
 
 
 class GoneError(Exception):
@@ -42,6 +48,7 @@ Finish = Callable[[JsonObject], Awaitable[JsonObject]]
 _FETCHERS: dict[str, Fetcher] = {}
 _RESOURCE_BY_ID_PREFIX: dict[str, str] = {}
 _RESOURCE_MESSAGES: list[Descriptor] = []
+_INCLUDERS: dict[tuple[str, str], Includer] = {}
 
 
 def register_resource(
@@ -57,6 +64,12 @@ def register_resource(
         _FETCHERS[name] = fetch
     if id_prefix is not None and name is not None:
         _RESOURCE_BY_ID_PREFIX[id_prefix] = name
+
+
+def register_included(resource: str, field: str, include: Includer) -> None:
+    """Make `field` of `resource` (its `object` name) one shown only when expanded, read by
+    `include` for an object rendered without it."""
+    _INCLUDERS[resource, field] = include
 
 
 @cache
@@ -126,10 +139,13 @@ async def expand(
     finish: Finish | None = None,
 ) -> None:
     """Expand each dotted path of `paths` in `obj`, in place; each fetched object goes through
-    `finish` first, if given."""
+    `finish` first, if given. A field shown only when expanded is read where `obj` lacks it:
+    `obj` is rendered at the request's version by now, and any version that shows the field
+    unasked has put it there already."""
     for path in _shallowest_first(paths):
         try:
-            await _expand(obj, path.split("."), path, _Fetching(context, deps, finish))
+            fetching = _Fetching(context, deps, finish, include=True)
+            await _expand(obj, path.split("."), path, fetching)
         except _MissingFieldError:
             raise _cannot_expand(path) from None
 
@@ -138,14 +154,17 @@ async def expand_present(
     obj: JsonObject, paths: Iterable[str], context: ApiContext, deps: object
 ) -> list[str]:
     """Expand, in place, each path whose fields `obj` has, and return the others: fields only
-    an older version shows (a PaymentIntent's `charges`), to expand once `obj` is rendered at
-    it. A deleted object's stub has none of the fields a path could name: nothing to expand."""
+    an older version shows (a PaymentIntent's `charges`), or that only expanding shows (a
+    charge's `refunds`, which an older version shows unasked, in its own shape), to expand
+    once `obj` is rendered at it. A deleted object's stub has none of the fields a path could
+    name: nothing to expand."""
     if obj.get("deleted") is True:
         return []
     missing = []
     for path in _shallowest_first(paths):
         try:
-            await _expand(obj, path.split("."), path, _Fetching(context, deps, None))
+            fetching = _Fetching(context, deps, None, include=False)
+            await _expand(obj, path.split("."), path, fetching)
         except _MissingFieldError:
             missing.append(path)
     return missing
@@ -168,10 +187,20 @@ class _Fetching:
     context: ApiContext
     deps: object
     finish: Finish | None
+    include: bool
 
     async def fetch(self, resource: str, object_id: str) -> JsonObject:
         fetched = await _FETCHERS[resource](self.context, self.deps, object_id)
         return fetched if self.finish is None else await self.finish(fetched)
+
+    def includer(self, kind: JsonValue, field: str) -> Includer | None:
+        if not self.include or not isinstance(kind, str):
+            return None
+        return _INCLUDERS.get((kind, field))
+
+    async def included(self, include: Includer, obj: JsonObject) -> JsonObject:
+        value = await include(self.context, self.deps, obj)
+        return value if self.finish is None else await self.finish(value)
 
 
 async def _expand(
@@ -193,7 +222,10 @@ async def _expand(
                     await _expand(item, rest, path, fetching)
         return
     if head not in obj:
-        raise _MissingFieldError(path)
+        include = fetching.includer(kind, head)
+        if include is None:
+            raise _MissingFieldError(path)
+        obj[head] = await fetching.included(include, obj)
     value: JsonValue = obj[head]
     message = _resource_message(kind) if isinstance(kind, str) else nested_in
     resources = None if message is None else _expandable_fields(message).get(head)

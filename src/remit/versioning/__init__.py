@@ -22,6 +22,7 @@ from remit.versioning.change import (
     RequestRefusedError,
     VersionChange,
 )
+from remit.versioning.internal import reads_internal_fields
 from remit.versioning.operations import operation_key
 from remit.versioning.registry import load, plan
 from remit.versioning.related import MAX_EMBEDDED, Fetch, gather_related
@@ -51,6 +52,7 @@ __all__ = [
     "load",
     "operation_key",
     "plan",
+    "reads_internal_fields",
     "render",
     "render_error",
     "render_event",

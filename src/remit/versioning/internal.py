@@ -2,7 +2,9 @@
 
 Such a field is rendered into the latest schema only so that version changes can read it (a
 charge's `authorization_released`). The renderer drops it from every object it rewrites; at a
-version with no change to apply, `without_internal_fields` drops it instead.
+version with no change to apply, `without_internal_fields` drops it instead, unless the caller
+says the body holds none (built where `to_json` left them out, at a version for which
+`reads_internal_fields` is false: see remit.core.jsonview.internal_fields_left_out).
 
 Bodies may be shared (a stored event's data is rendered for every endpoint), so nothing is
 changed in place: the objects on the way to a removed field are copied, everything else is
@@ -10,11 +12,25 @@ returned as it is, and a body without such fields comes back as the very same ob
 """
 
 from collections.abc import Mapping
+from functools import cache
 
 from remit.core.jsonview import JsonObject, JsonValue
 from remit.versioning.descriptors import internal_fields
+from remit.versioning.registry import plan
 
 Hidden = Mapping[str, frozenset[str]]
+
+
+@cache
+def reads_internal_fields(version: str) -> bool:
+    """Whether rendering at `version` applies a change that reads a field kept off the wire
+    (the changes name what they read in `fields`): only then must a body hold them."""
+    hidden = internal_fields()
+    for kind, changes in plan(version).response_changes.items():
+        names = hidden.get(kind, frozenset())
+        if any(names & {field.partition(".")[0] for field in change.fields} for change in changes):
+            return True
+    return False
 
 
 def without_internal_fields(body: JsonObject) -> JsonObject:

@@ -5,7 +5,8 @@ first, only the changes that touch that object's type, then renders the object's
 nested and expanded objects, list envelopes and event payloads (`data.object`, and
 `data.previous_attributes` as a partial object of the same type) are all rendered at the same
 version. A version with no change newer than itself returns its input as it is, less the
-fields kept off the wire (`remit.versioning.internal`).
+fields kept off the wire (`remit.versioning.internal`): taken out on a walk of the body, unless
+the caller says it holds none.
 """
 
 from collections.abc import Mapping
@@ -26,11 +27,21 @@ Related = Mapping[tuple[Need, str], RelatedPage]
 NO_RELATED: Related = {}
 
 
-def render(body: JsonObject, version: str, related: Related = NO_RELATED) -> JsonObject:
-    """`body` (latest schema: a resource, a list envelope, an event) rendered at `version`."""
+def render(
+    body: JsonObject,
+    version: str,
+    related: Related = NO_RELATED,
+    *,
+    holds_internal_fields: bool = True,
+) -> JsonObject:
+    """`body` (latest schema: a resource, a list envelope, an event) rendered at `version`.
+
+    `holds_internal_fields=False` promises that no field kept off the wire is anywhere in
+    `body` (it was built inside `internal_fields_left_out()`); at a version with no change to
+    apply, `body` then comes back as it is, unwalked."""
     version_plan = plan(version)
     if not version_plan.response_changes:
-        return without_internal_fields(body)
+        return without_internal_fields(body) if holds_internal_fields else body
     rendered = _Renderer(version_plan, RenderContext(related)).value(body)
     assert isinstance(rendered, dict)
     return rendered

@@ -23,14 +23,18 @@ PAGE = 3
 
 
 async def _charge_with_refunds(
-    engine: AsyncEngine, payments: PaymentsService, account_id: str, count: int
+    engine: AsyncEngine,
+    payments: PaymentsService,
+    account_id: str,
+    count: int,
+    prefix: str = "re_page",
 ) -> tuple[str, list[str]]:
     """A paid charge and `count` refunds of it, written straight to the database (oldest
     first): what is read back is under test here, not how refunds are made."""
-    intent = await pay(payments, account_id, "paid", amount=10_000)
+    intent = await pay(payments, account_id, f"paid-{prefix}", amount=10_000)
     charge_id = intent.latest_charge_id or ""
     start = datetime.now(UTC)
-    ids = [f"re_page{n:03d}" for n in range(count)]
+    ids = [f"{prefix}{n:03d}" for n in range(count)]
     async with engine.begin() as db:
         refunds = RefundRepository(db)
         for n, refund_id in enumerate(ids):
@@ -93,3 +97,28 @@ async def test_reads_that_do_not_show_refunds_read_none(
     with statements_sent(core_engine) as statements:
         await payments.get_charge(account_id, charge_id, with_refunds=True)
     assert len(_refund_reads(statements)) == 1
+
+
+async def test_a_list_reads_the_refunds_of_all_its_charges_in_one_query(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    account_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(charge_refunds, "REFUNDS_PAGE", PAGE)
+    made = [
+        await _charge_with_refunds(core_engine, payments, account_id, count, prefix=f"re_{n}_")
+        for n, count in enumerate((PAGE + 2, 0, PAGE, 1))
+    ]
+    newest_first = [(charge_id, ids[::-1]) for charge_id, ids in reversed(made)]
+
+    with statements_sent(core_engine) as statements:
+        listed, more = await payments.list_charges(account_id, limit=100, with_refunds=True)
+    assert len(_refund_reads(statements)) == 1
+    assert more is False
+    assert [
+        (charge.id, [r.id for r in refunds.first], refunds.has_more) for charge, refunds in listed
+    ] == [(charge_id, ids[:PAGE], len(ids) > PAGE) for charge_id, ids in newest_first]
+    for charge, refunds in listed:  # as each charge's own read shows them
+        _, alone = await payments.get_charge(account_id, charge.id, with_refunds=True)
+        assert refunds == alone

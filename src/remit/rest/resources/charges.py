@@ -4,7 +4,7 @@ further (description, metadata, receipt email, shipping) but not otherwise chang
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
-from remit.rest.expand import register_resource
+from remit.rest.expand import register_included, register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import page_fields
 from remit.rest.params import (
@@ -35,10 +35,15 @@ UPDATE = Schema(
 LIST = list_schema({"customer": String(), "payment_intent": String(), "transfer_group": String()})
 
 
+EMBEDDED_REFUNDS = 100
+"""A charge shows at most this many of its refunds, newest first (`has_more` beyond)."""
+
+
 def shows_refunds(expanded: list[str]) -> bool:
-    """Whether the answer shows the charge's `refunds` (only when expanded, since 2022-11-15):
-    the core reads them only then (the request says `without_refunds` otherwise)."""
-    return "refunds" in expanded
+    """Whether the answer shows the charge's `refunds` (only when expanded, since 2022-11-15),
+    itself or on the way to a field of its refunds (`refunds.data.balance_transaction`): the
+    core reads them only then (the request says `without_refunds` otherwise)."""
+    return any(path == "refunds" or path.startswith("refunds.") for path in expanded)
 
 
 def render_charge(charge: pb.Charge, expanded: list[str]) -> JsonObject:
@@ -57,7 +62,22 @@ async def fetch_charge(context: ApiContext, deps: object, charge_id: str) -> Jso
     return render_charge(reply.charge, [])
 
 
+async def include_refunds(context: ApiContext, deps: object, charge: JsonObject) -> JsonObject:
+    """The `refunds` of a charge fetched without them (a PaymentIntent's expanded
+    `latest_charge`, asked for `latest_charge.refunds`): the list the core embeds."""
+    assert isinstance(deps, Dependencies)
+    charge_id = charge.get("id")
+    assert isinstance(charge_id, str)
+    request = pb.ListRefundsRequest(limit=EMBEDDED_REFUNDS, charge=charge_id)
+    reply = await call(deps.payments.ListRefunds, request, context)
+    refunds = pb.RefundList(
+        data=reply.data, has_more=reply.has_more, url=f"/v1/charges/{charge_id}/refunds"
+    )
+    return to_json(refunds)
+
+
 register_resource(pb.Charge.DESCRIPTOR, fetch_charge, id_prefix="ch")
+register_included("charge", "refunds", include_refunds)
 
 
 def _nested(paths: list[str], prefix: str) -> list[str]:
