@@ -7,8 +7,7 @@ the hooks that record events, without threading it through every call.
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-# Every key remit stores for itself begins with this; no caller's key is stored so.
-RESERVED_KEY_PREFIX = "remit-"
+# Every key remit stores for itself begins with one of the prefixes below.
 AUTO_KEY_PREFIX = "remit-auto-"
 # Keys sent with the publishable key are stored under this prefix: that key is public, and
 # whoever copies it from a web page must not be able to take the merchant's own keys (a later
@@ -19,16 +18,24 @@ PUBLISHABLE_KEY_PREFIX = "remit-publishable/"
 # table as the callers' keys, but where no caller's key can land, so a caller can neither block
 # them nor be answered with their result.
 INTERNAL_KEY_PREFIX = "remit-internal/"
-# A key sent with the secret key that happens to begin with the reserved prefix is stored one
-# level down, so that it cannot be taken for one of remit's own.
+# A key sent with the secret key that happens to begin with one of the prefixes remit stores its
+# own keys under is stored one level down, so that it cannot be taken for one of them. Any
+# other key, `remit-order-42` included, is stored as sent, as it always was: renaming it would
+# make a retry across an upgrade miss the key its first try stored, and pay a second time.
 ESCAPED_KEY_PREFIX = "remit-client/"
+_OWN_KEY_PREFIXES = (
+    AUTO_KEY_PREFIX,
+    PUBLISHABLE_KEY_PREFIX,
+    INTERNAL_KEY_PREFIX,
+    ESCAPED_KEY_PREFIX,
+)
 
 
 def scoped_key(client_key: str, *, publishable: bool) -> str:
     """The key as stored for a caller's own idempotency key."""
     if publishable:
         return f"{PUBLISHABLE_KEY_PREFIX}{client_key}"
-    if client_key.startswith(RESERVED_KEY_PREFIX):
+    if client_key.startswith(_OWN_KEY_PREFIXES):
         return f"{ESCAPED_KEY_PREFIX}{client_key}"
     return client_key
 

@@ -22,6 +22,7 @@ from remit.payments.requests import (
         "remit-auto-req_1",
         "remit-publishable/order-1",
         "remit-client/order-1",
+        "remit-order-1",
     ],
 )
 @pytest.mark.parametrize("publishable", [False, True])
@@ -38,6 +39,9 @@ def test_a_secret_key_callers_ordinary_key_is_stored_as_it_is() -> None:
     # Keys stored before keep their meaning: a retry finds them.
     assert scoped_key("order-1", publishable=False) == "order-1"
     assert scoped_key("review_rev_1", publishable=False) == "review_rev_1"
+    # Even one that begins like remit's own, unless it begins exactly so: a retry across an
+    # upgrade must find the key its first try stored, or it would pay a second time.
+    assert scoped_key("remit-order-42", publishable=False) == "remit-order-42"
 
 
 def test_events_name_no_key_that_remit_made_up() -> None:
