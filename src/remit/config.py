@@ -291,9 +291,10 @@ def rate_limit_per_s(kind: str, environ: Mapping[str, str] | None = None) -> flo
 
 
 def client_rate_limit_per_s(environ: Mapping[str, str] | None = None) -> float:
-    """Requests a second from one client IP address, counted before the API key is checked
-    (and on the 3-D Secure pages, which take none); REMIT_RATE_LIMIT_CLIENT_PER_S overrides
-    it, 0 lifts it. No address is exempt, loopback included."""
+    """Failed authentications (and 3-D Secure page hits, which take no key) a second from one
+    client IP address, past which its keys are no longer looked up;
+    REMIT_RATE_LIMIT_CLIENT_PER_S overrides it, 0 lifts it. No address is exempt, loopback
+    included."""
     return _number_setting(
         environ,
         "REMIT_RATE_LIMIT_CLIENT_PER_S",
@@ -302,6 +303,32 @@ def client_rate_limit_per_s(environ: Mapping[str, str] | None = None) -> float:
         lambda value: 0 <= value <= MAX_RATE_LIMIT_PER_S,
         f"between 0 (no limit) and {MAX_RATE_LIMIT_PER_S:.0f} requests a second",
     )
+
+
+# uvicorn's own default: a proxy on loopback.
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
+
+
+def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
+    """The proxies whose X-Forwarded-For the facade believes (uvicorn's `forwarded_allow_ips`:
+    addresses or networks, comma-separated, or `*` for any), so that the per-client limit
+    counts clients rather than the proxy. REMIT_FORWARDED_ALLOW_IPS overrides it."""
+    env = os.environ if environ is None else environ
+    value = (env.get("REMIT_FORWARDED_ALLOW_IPS") or "").strip()
+    if value == "":
+        return DEFAULT_FORWARDED_ALLOW_IPS
+    for entry in value.split(","):
+        entry = entry.strip()
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"REMIT_FORWARDED_ALLOW_IPS: {entry!r} is not an IP address or network "
+                "(give them comma-separated, or * for any)"
+            ) from None
+    return value
 
 
 DEFAULT_VAULT_SWEEP_GRACE_S = 24 * 3600.0

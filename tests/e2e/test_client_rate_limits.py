@@ -1,7 +1,7 @@
-"""The facade's per-client-address limit, on a platform whose limit is set low: counted before
-the API key is checked, and on the key-less 3-D Secure pages. Each test comes from an address
-of its own (X-Forwarded-For, which the facade trusts from loopback), so each has a bucket of
-its own."""
+"""The facade's per-client-address limit, on a platform whose limit is set low: counted on
+failed authentications, never on authenticated requests, and on the key-less 3-D Secure pages.
+Each test comes from an address of its own (X-Forwarded-For, which the facade trusts from
+loopback), so each has a bucket of its own."""
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,31 +30,48 @@ def _burst(send: Callable[[int], httpx.Response]) -> list[httpx.Response]:
         return list(pool.map(send, range(AT_ONCE)))
 
 
-def test_requests_with_wrong_keys_are_held_to_the_clients_limit(limited: RunningPlatform) -> None:
-    def guess(n: int) -> httpx.Response:
-        return httpx.get(
-            f"{limited.api_base}/v1/balance",
-            headers={
-                "Authorization": f"Bearer sk_test_guess{n:012d}",
-                "X-Forwarded-For": "203.0.113.10",
-            },
-        )
-
-    answers = _burst(guess)
-    assert {a.status_code for a in answers} == {401, 429}
-    refused = next(a for a in answers if a.status_code == 429)
-    error = refused.json()["error"]
-    assert (error["type"], error["code"]) == ("invalid_request_error", "rate_limit")
-    # Another client is not held back by this one.
-    account = create_account(limited.core, token=limited.internal_token)
-    other = httpx.get(
-        f"{limited.api_base}/v1/balance",
-        headers={
-            "Authorization": f"Bearer {account.secret_key}",
-            "X-Forwarded-For": "198.51.100.20",
-        },
+def _balance(platform: RunningPlatform, key: str, address: str) -> httpx.Response:
+    return httpx.get(
+        f"{platform.api_base}/v1/balance",
+        headers={"Authorization": f"Bearer {key}", "X-Forwarded-For": address},
     )
+
+
+def test_requests_with_wrong_keys_are_held_to_the_clients_limit(limited: RunningPlatform) -> None:
+    account = create_account(limited.core, token=limited.internal_token)
+    address = "203.0.113.10"
+    # A merchant sharing the guesser's address, whose key was found good just before (twice:
+    # the first request pins the account's API version, which drops the key from the cache).
+    for _ in range(2):
+        assert _balance(limited, account.secret_key, address).status_code == 200
+    # One after another: each failure is counted before the next guess arrives.
+    answers = [_balance(limited, f"sk_test_guess{n:012d}", address) for n in range(3)]
+    assert [a.status_code for a in answers] == [401, 429, 429]
+    error = answers[1].json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "rate_limit")
+    # The merchant's known key still works from the exhausted address.
+    assert _balance(limited, account.secret_key, address).status_code == 200
+    # Another client is not held back by this one.
+    other = _balance(limited, account.secret_key, "198.51.100.20")
     assert other.status_code == 200, other.text
+
+
+def test_authenticated_requests_never_count_against_their_address(
+    limited: RunningPlatform,
+) -> None:
+    account = create_account(limited.core, token=limited.internal_token)
+    address = "203.0.113.20"
+    answers = [_balance(limited, account.secret_key, address) for _ in range(AT_ONCE)]
+    assert [a.status_code for a in answers] == [200] * AT_ONCE
+    # The address's one failure a bucket holds is still there for a wrong key.
+    assert _balance(limited, "sk_test_guess000000000001", address).status_code == 401
+
+
+def test_an_ipv6_client_is_counted_by_its_64(limited: RunningPlatform) -> None:
+    first = _balance(limited, "sk_test_guess000000000002", "2001:db8:5:6::1")
+    neighbour = _balance(limited, "sk_test_guess000000000003", "2001:db8:5:6:ffff::2")
+    elsewhere = _balance(limited, "sk_test_guess000000000004", "2001:db8:5:7::1")
+    assert [first.status_code, neighbour.status_code, elsewhere.status_code] == [401, 429, 401]
 
 
 def test_the_3d_secure_pages_are_held_to_the_clients_limit(limited: RunningPlatform) -> None:
@@ -71,3 +88,22 @@ def test_the_3d_secure_pages_are_held_to_the_clients_limit(limited: RunningPlatf
     refused = next(a for a in answers if a.status_code == 429)
     assert "Too many requests" in refused.text
     assert refused.headers["cache-control"] == "no-store"
+
+
+@pytest.fixture(scope="module")
+def untrusting(databases: WorkerDatabases) -> Iterator[RunningPlatform]:
+    with running_platform(
+        databases,
+        REMIT_RATE_LIMIT_CLIENT_PER_S=str(PER_S),
+        REMIT_FORWARDED_ALLOW_IPS="192.0.2.1",
+    ) as running:
+        yield running
+
+
+def test_x_forwarded_for_is_ignored_from_a_proxy_not_listed_as_trusted(
+    untrusting: RunningPlatform,
+) -> None:
+    # Loopback is not among the trusted proxies: both requests count as the peer's own.
+    first = _balance(untrusting, "sk_test_guess000000000005", "203.0.113.40")
+    second = _balance(untrusting, "sk_test_guess000000000006", "198.51.100.40")
+    assert [first.status_code, second.status_code] == [401, 429]

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from remit import versioning
-from remit.accounts.domain import KeyKind
+from remit.accounts.domain import KeyKind, Principal
 from remit.core.errors import RemitError
 from remit.core.ids import new_id
 from remit.core.jsonview import JsonObject, internal_fields_left_out
@@ -154,6 +154,26 @@ async def read_form(request: Request) -> dict[str, FormValue]:
     return {**query, **form}
 
 
+async def _authenticated(request: Request, deps: Dependencies) -> Principal:
+    """The request's principal. Only failed authentications count against the client's
+    address, so merchants behind one shared address are never held back by each other; once
+    an address has none left, only a key already known good passes, and none is looked up:
+    a client trying keys costs the accounts service nothing past its address's limit."""
+    address = client_address(request)
+    authorization = request.headers.get("authorization")
+    if deps.rate_limits.client_exhausted(address):
+        principal = deps.authenticator.known(authorization)
+        if principal is None:
+            raise StripeError.rate_limited()
+        return principal
+    try:
+        return await deps.authenticator.authenticate(authorization)
+    except StripeError as error:
+        if error.http_status == 401:
+            deps.rate_limits.count_failed_authentication(address)
+        raise
+
+
 async def dispatch(request: Request, operation: Operation, deps: Dependencies) -> Response:
     request_id = new_id("req")
     requested_version = request.headers.get("stripe-version")
@@ -166,11 +186,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         idempotency_key = checked_idempotency_key(
             request.method, request.headers.get(IDEMPOTENCY_KEY_HEADER)
         )
-        # Before the key is checked: a client trying keys costs the accounts service nothing
-        # past its address's limit.
-        if not deps.rate_limits.admit_client(client_address(request)):
-            raise StripeError.rate_limited()
-        principal = await deps.authenticator.authenticate(request.headers.get("authorization"))
+        principal = await _authenticated(request, deps)
         publishable = principal.key_kind is KeyKind.PUBLISHABLE
         if publishable and not (operation.publishable_allowed or operation.publishable_needs):
             raise StripeError.publishable_key_not_allowed()

@@ -75,6 +75,17 @@ class Authenticator:
         self._cache[digest] = (now + CACHE_TTL_S, principal)
         return principal
 
+    def known(self, authorization: str | None) -> Principal | None:
+        """The principal a key was found to be within `CACHE_TTL_S`, without asking the
+        accounts service; None if it was not (or is not a key at all)."""
+        key = presented_key(authorization)
+        if not key:
+            return None
+        cached = self._cache.get(hashlib.sha256(key.encode()).digest())
+        if cached is None or cached[0] <= self.clock():
+            return None
+        return cached[1]
+
     def _forget_expired_refusals(self, now: float) -> None:
         for digest, until in list(self._refused.items()):
             if until <= now:

@@ -7,11 +7,16 @@ operator's accounts on its own machines, so its defaults are sized to stop a run
 from taking the platform down rather than to share it out (`remit.config.rate_limit_per_s`),
 and either limit can be lifted.
 
-Requests are also counted per client IP address, before their API key is checked: a client
-trying keys, or hitting the key-less 3-D Secure pages, is held back even though no account is
-known to count it against (`remit.config.client_rate_limit_per_s`). The address is the one
-uvicorn reports: the peer's, or, from a proxy it trusts (by default one on loopback), the
-client's as X-Forwarded-For names it.
+Requests that fail authentication, and hits on the key-less 3-D Secure pages, are also counted
+per client IP address: a client trying keys is held back even though no account is known to
+count it against (`remit.config.client_rate_limit_per_s`). An address with nothing left is
+refused before its key is looked up, so a flood of wrong keys costs the accounts service
+nothing; a key already known good still passes, from the authenticator's cache. An
+authenticated request is never counted against its address: many merchants may share one (a
+load balancer's, when it is not a trusted proxy), and each is held to its account's limits. The
+address is the one uvicorn reports: the peer's, or, from a proxy it trusts
+(`remit.config.forwarded_allow_ips`), the client's as X-Forwarded-For names it. An IPv6 client
+is counted by its /64, the block a single host is usually given whole.
 
 Each account has a token bucket per kind that holds one second of its limit (one request at
 least, for a limit below one a second): a burst up to the limit passes at once, then requests
@@ -20,6 +25,7 @@ api process, so with several api processes sharing the port each enforces the li
 requests it serves.
 """
 
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +36,27 @@ from starlette.requests import Request
 def client_address(request: Request) -> str | None:
     """The client's IP address as uvicorn reports it (None: unknown, as over a Unix socket)."""
     return request.client.host if request.client is not None else None
+
+
+# A single IPv6 host is commonly given a whole /64: counted per address, it would have more
+# buckets than it could ever empty.
+_IPV6_CLIENT_PREFIX = 64
+
+
+def client_bucket(address: str | None) -> str:
+    """The bucket `address` is counted in: an IPv4 address (IPv4-mapped ones included) alone,
+    an IPv6 one by its /64; an unknown or unparsable one as given, unknown ones together."""
+    if not address:
+        return "unknown"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, _IPV6_CLIENT_PREFIX), strict=False))
+    return str(parsed)
 
 
 # Past this many accounts, buckets idle long enough to be full again are dropped (they would
@@ -55,21 +82,38 @@ class TokenBuckets:
         """Count a request of `account_id`; False if it is over the limit (and not counted)."""
         if self.per_second <= 0:
             return True
-        now = self.clock()
-        capacity = max(1.0, self.per_second)
-        bucket = self._buckets.get(account_id)
-        if bucket is None:
-            if len(self._buckets) >= _MAX_BUCKETS:
-                self._forget_idle(now)
-            bucket = self._buckets[account_id] = _Bucket(capacity, now)
-        else:
-            elapsed = now - bucket.refilled_at
-            bucket.tokens = min(capacity, bucket.tokens + elapsed * self.per_second)
-            bucket.refilled_at = now
+        bucket = self._refilled(account_id)
         if bucket.tokens < 1:
             return False
         bucket.tokens -= 1
         return True
+
+    def exhausted(self, key: str) -> bool:
+        """Whether `key` has no request left, without counting one."""
+        if self.per_second <= 0:
+            return False
+        return self._refilled(key).tokens < 1
+
+    def spend(self, key: str) -> None:
+        """Count a request of `key` whatever is left (none left stays none, never below)."""
+        if self.per_second <= 0:
+            return
+        bucket = self._refilled(key)
+        bucket.tokens = max(0.0, bucket.tokens - 1)
+
+    def _refilled(self, key: str) -> _Bucket:
+        now = self.clock()
+        capacity = max(1.0, self.per_second)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_BUCKETS:
+                self._forget_idle(now)
+            bucket = self._buckets[key] = _Bucket(capacity, now)
+        else:
+            elapsed = now - bucket.refilled_at
+            bucket.tokens = min(capacity, bucket.tokens + elapsed * self.per_second)
+            bucket.refilled_at = now
+        return bucket
 
     def _forget_idle(self, now: float) -> None:
         # A bucket idle this long is full again: forgetting it changes nothing.
@@ -87,7 +131,7 @@ class TokenBuckets:
 class RateLimits:
     reads: TokenBuckets
     writes: TokenBuckets
-    # Every request per client IP address, counted before authentication.
+    # Per client address (`client_bucket`): failed authentications and 3-D Secure page hits.
     clients: TokenBuckets = field(default_factory=lambda: TokenBuckets(0))
 
     @classmethod
@@ -100,6 +144,14 @@ class RateLimits:
         return (self.writes if write else self.reads).admit(account_id)
 
     def admit_client(self, address: str | None) -> bool:
-        """Count a request from `address` (None: unknown, as from a Unix socket; counted
-        together)."""
-        return self.clients.admit(address or "unknown")
+        """Count a request from `address` that carries no key, as a 3-D Secure page hit
+        (None: unknown, as from a Unix socket; counted together); False if it is over."""
+        return self.clients.admit(client_bucket(address))
+
+    def client_exhausted(self, address: str | None) -> bool:
+        """Whether `address` has used up its requests: its keys are no longer looked up."""
+        return self.clients.exhausted(client_bucket(address))
+
+    def count_failed_authentication(self, address: str | None) -> None:
+        """Count a request from `address` whose key was missing, unknown or expired."""
+        self.clients.spend(client_bucket(address))

@@ -13,7 +13,7 @@ from collections.abc import Generator
 
 import uvicorn
 
-from remit.config import PlatformConfig
+from remit.config import PlatformConfig, forwarded_allow_ips
 from remit.readiness import signal_ready
 from remit.rest.app import build_app
 from remit.rest.dependencies import connect_dependencies
@@ -41,6 +41,8 @@ class _Server(uvicorn.Server):
 
 
 async def serve_api(config: PlatformConfig) -> None:
+    # Read first: a bad value stops the process before it connects to anything.
+    trusted_proxies = forwarded_allow_ips()
     dependencies = await connect_dependencies(config)
     app = build_app(dependencies)
     server = _Server(
@@ -54,6 +56,8 @@ async def serve_api(config: PlatformConfig) -> None:
             server_header=False,
             date_header=True,
             timeout_graceful_shutdown=5,
+            # X-Forwarded-For is believed from these only: the per-client limit counts clients.
+            forwarded_allow_ips=trusted_proxies,
         )
     )
     sock = listening_socket(config.api.host, config.api.port)

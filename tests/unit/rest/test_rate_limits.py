@@ -2,8 +2,13 @@
 
 import pytest
 
-from remit.config import ConfigError, client_rate_limit_per_s, rate_limit_per_s
-from remit.rest.rate_limits import RateLimits, TokenBuckets
+from remit.config import (
+    ConfigError,
+    client_rate_limit_per_s,
+    forwarded_allow_ips,
+    rate_limit_per_s,
+)
+from remit.rest.rate_limits import RateLimits, TokenBuckets, client_bucket
 
 
 class Clock:
@@ -101,5 +106,42 @@ def test_the_client_limit_comes_from_the_environment_and_covers_loopback_by_defa
     assert client_rate_limit_per_s({"REMIT_RATE_LIMIT_CLIENT_PER_S": "5"}) == 5.0
     with pytest.raises(ConfigError, match="REMIT_RATE_LIMIT_CLIENT_PER_S"):
         client_rate_limit_per_s({"REMIT_RATE_LIMIT_CLIENT_PER_S": "-1"})
-    limits = RateLimits.of(0, 0, client_rate_limit_per_s({}))
+    # A clock that stands still: no refill however long the loop takes.
+    limits = RateLimits(
+        TokenBuckets(0), TokenBuckets(0), TokenBuckets(client_rate_limit_per_s({}), Clock())
+    )
     assert sum(limits.admit_client("127.0.0.1") for _ in range(1001)) == 1000
+
+
+def test_an_exhausted_client_is_told_without_counting_and_spending_never_goes_below_none() -> None:
+    clock = Clock()
+    limits = RateLimits(TokenBuckets(0), TokenBuckets(0), TokenBuckets(2, clock))
+    assert not limits.client_exhausted("203.0.113.9")
+    assert not limits.client_exhausted("203.0.113.9")  # asking counts nothing
+    for _ in range(5):
+        limits.count_failed_authentication("203.0.113.9")
+    assert limits.client_exhausted("203.0.113.9")
+    clock.now += 0.5  # one request refilled: the extra failures left no debt behind
+    assert not limits.client_exhausted("203.0.113.9")
+    assert not limits.client_exhausted("198.51.100.7")
+
+
+def test_an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_one_as_itself() -> None:
+    assert client_bucket("2001:db8:1:2:aaaa::1") == client_bucket("2001:db8:1:2:bbbb::9")
+    assert client_bucket("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert client_bucket("2001:db8:1:3::1") != client_bucket("2001:db8:1:2::1")
+    assert client_bucket("::ffff:203.0.113.9") == client_bucket("203.0.113.9") == "203.0.113.9"
+    assert client_bucket(None) == client_bucket("") == "unknown"
+    limits = RateLimits(TokenBuckets(0), TokenBuckets(0), TokenBuckets(1, Clock()))
+    assert limits.admit_client("2001:db8:1:2::1")
+    assert not limits.admit_client("2001:db8:1:2:ffff::2")
+
+
+def test_the_trusted_proxies_come_from_the_environment_as_uvicorn_takes_them() -> None:
+    assert forwarded_allow_ips({}) == "127.0.0.1,::1"
+    assert forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": ""}) == "127.0.0.1,::1"
+    given = "10.0.0.0/8, 192.0.2.7,fd00::/8"
+    assert forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": given}) == given
+    assert forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": "*"}) == "*"
+    with pytest.raises(ConfigError, match="REMIT_FORWARDED_ALLOW_IPS"):
+        forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": "10.0.0.1,lb.internal"})
