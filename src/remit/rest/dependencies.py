@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from remit.accounts.domain import API_KEY_EXPIRED, KeyKind, Principal
+from remit.accounts.domain import Principal
 from remit.config import PlatformConfig, client_rate_limit_per_s, rate_limit_per_s
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.rest.auth import Authenticator
 from remit.rest.errors import StripeError
+from remit.rest.key_lookup import api_key_lookup
 from remit.rest.rate_limits import RateLimits
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.ledger.v1 import ledger_pb2_grpc
@@ -21,10 +22,6 @@ from remit_api.vault.v1 import vault_pb2_grpc
 from remit_api.webhooks.v1 import webhooks_pb2_grpc
 from versions import KNOWN_VERSIONS, LATEST_VERSION
 
-_KIND_FROM_PROTO = {
-    accounts_pb2.API_KEY_KIND_SECRET: KeyKind.SECRET,
-    accounts_pb2.API_KEY_KIND_PUBLISHABLE: KeyKind.PUBLISHABLE,
-}
 _KNOWN = frozenset(KNOWN_VERSIONS)
 
 CHANNEL_OPTIONS = [
@@ -91,27 +88,6 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
     channel = internal_channel(config.core_balanced_target, access, core_options)
     accounts = accounts_pb2_grpc.AccountsServiceStub(channel)
 
-    async def lookup(key: str) -> Principal | None:
-        try:
-            reply = await accounts.AuthenticateApiKey(
-                accounts_pb2.AuthenticateApiKeyRequest(key=key), timeout=10
-            )
-        except grpc.aio.AioRpcError as error:
-            refused = remit_error_from_rpc_error(error)
-            if error.code() != grpc.StatusCode.UNAUTHENTICATED:
-                raise refused from None
-            if refused.code == API_KEY_EXPIRED:
-                raise StripeError.expired_api_key(key) from None
-            return None
-        return Principal(
-            account_id=reply.account_id,
-            key_id=reply.key_id,
-            key_kind=_KIND_FROM_PROTO[reply.key_kind],
-            livemode=reply.livemode,
-            api_version=reply.api_version if reply.HasField("api_version") else None,
-            raw_card_access=reply.raw_card_access,
-        )
-
     vault_channel = internal_channel(config.vault.target, access, CHANNEL_OPTIONS)
     return Dependencies(
         core_channel=channel,
@@ -119,7 +95,7 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
         payments=payments_pb2_grpc.PaymentsServiceStub(channel),
         webhooks=webhooks_pb2_grpc.WebhooksServiceStub(channel),
         ledger=ledger_pb2_grpc.LedgerServiceStub(channel),
-        authenticator=Authenticator(lookup),
+        authenticator=Authenticator(api_key_lookup(accounts)),
         radar=radar_pb2_grpc.RadarServiceStub(channel),
         vault_channel=vault_channel,
         vault=vault_pb2_grpc.VaultServiceStub(vault_channel),
