@@ -8,6 +8,8 @@ for an unknown key they would answer every merchant 401 (which the SDKs do not r
 cached as a refusal. They are answered 500 api_error, logged, and never cached.
 """
 
+from __future__ import annotations
+
 import logging
 
 import grpc
