@@ -6,6 +6,7 @@ import subprocess
 import sys
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 import stripe
@@ -599,3 +600,34 @@ def test_a_customers_default_payment_method_is_set_on_create_expanded_and_cleare
         client.v1.customers.update(customer.id, params={"invoice_settings": {"footer": "Thanks"}})
     assert (refused.value.http_status, refused.value.param) == (400, "invoice_settings[footer]")
     assert "Received unknown parameter: invoice_settings[footer]" in str(refused.value)
+
+
+def test_publishable_keys_may_send_expand_when_tokenizing_but_only_what_they_may_expand(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    # A client that always sends `expand`, empty when it wants nothing expanded.
+    def create(path: str, body: dict[str, object]) -> httpx.Response:
+        return httpx.post(
+            f"{platform.api_base}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {account.publishable_key}"},
+        )
+
+    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "739"}
+    token = create("/v1/tokens", {"card": card, "expand": []})
+    assert token.status_code == 200, token.text
+    method = create(
+        "/v1/payment_methods",
+        {"type": "card", "card": {"token": token.json()["id"]}, "expand": []},
+    )
+    assert method.status_code == 200, method.text
+    assert method.json()["id"].startswith("pm_")
+    # The publishable expansion allowlist still holds.
+    for path, body in (
+        ("/v1/payment_methods", {"type": "card", "card": card, "expand": ["customer"]}),
+        ("/v1/tokens", {"card": card, "expand": ["card"]}),
+    ):
+        refused = create(path, body)
+        assert refused.status_code == 400, refused.text
+        message = refused.json()["error"]["message"]
+        assert "cannot be expanded with a publishable API key" in message

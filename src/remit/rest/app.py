@@ -218,7 +218,9 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             params=params,
             path=dict(request.path_params),
         )
-        if public:
+        # Any publishable request, not only a payment page's: a public key expands no more
+        # than the page's own card.
+        if publishable:
             refuse_other_expansions(context.expand)
         # At a version no change of which reads the fields kept off the wire, every object is
         # made without them, so rendering has nothing to take out of the body.

@@ -42,11 +42,12 @@ CONFIRM_PARAMS: Final = frozenset(
 )  # fmt: skip
 # What Stripe.js sends to make a payment method or a token: the card it collected (raw, or as
 # a token), and the payer's details. Never `payment_method`: a copy of a saved card, whose id
-# is no secret, would hand its details and its use to whoever holds the public key.
+# is no secret, would hand its details and its use to whoever holds the public key. `expand`
+# is held to EXPANDABLE, as on every publishable request.
 PAYMENT_METHOD_CREATE_PARAMS: Final = frozenset(
-    {"type", "card", "billing_details", "metadata", "allow_redisplay"}
+    {"type", "card", "billing_details", "metadata", "allow_redisplay", "expand"}
 )
-TOKEN_CREATE_PARAMS: Final = frozenset({"card"})
+TOKEN_CREATE_PARAMS: Final = frozenset({"card", "expand"})
 # A page may ask for the card to be saved, never undo the merchant's asking for it.
 _NOT_CLEARABLE: Final = frozenset({"setup_future_usage"})
 
