@@ -4,6 +4,7 @@ vault tokens, and no card number shows up in any log, database dump or error."""
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -606,7 +607,7 @@ def test_publishable_keys_may_send_expand_when_tokenizing_but_only_what_they_may
     platform: RunningPlatform, account: TestAccount
 ) -> None:
     # A client that always sends `expand`, empty when it wants nothing expanded.
-    def create(path: str, body: dict[str, object]) -> httpx.Response:
+    def create(path: str, body: Mapping[str, object]) -> httpx.Response:
         return httpx.post(
             f"{platform.api_base}{path}",
             json=body,
