@@ -9,6 +9,7 @@ from typing import TypeAlias
 
 from remit.core.clock import unix_seconds
 from remit.core.jsonview import JsonObject, JsonValue
+from remit.versioning.internal import without_internal_fields
 from remit.webhooks.domain import Event
 from versions import LATEST_VERSION
 
@@ -49,6 +50,8 @@ async def render_event(
     id.
     """
     if renderer is None:
-        return event_json(event, api_version=LATEST_VERSION)
+        # The stored object holds the fields kept off the wire (a charge's
+        # `authorization_released`): the renderer would drop them, so here they go too.
+        return without_internal_fields(event_json(event, api_version=LATEST_VERSION))
     version = wanted_version or LATEST_VERSION
     return await renderer(event, event_json(event, api_version=version), version)
