@@ -204,7 +204,12 @@ def test_an_event_is_rendered_at_the_endpoint_version_else_the_pin_it_was_record
 
 @pytest.mark.anyio
 async def test_without_a_renderer_a_charge_event_leaves_out_the_fields_kept_off_the_wire() -> None:
-    charge = {"id": "ch_1", "object": "charge", "amount": 500, "authorization_released": False}
+    charge: JsonObject = {
+        "id": "ch_1",
+        "object": "charge",
+        "amount": 500,
+        "authorization_released": False,
+    }
     event = replace(_event(), type="charge.succeeded", data_object=charge)
     rendered = await render_event(event, None, None)
     data = rendered["data"]
