@@ -7,9 +7,19 @@ import pytest
 
 import remit.rest
 from remit.config import CREDENTIAL_ENV, TOKEN_ENV, environment_for, from_env
-from remit.grpcutil.internal_roles import ADMIN, API, ROLES, RoleVerifier, role_credential
+from remit.grpcutil.internal_roles import (
+    ADMIN,
+    API,
+    CORE,
+    ROLES,
+    VAULT,
+    WORKER,
+    RoleVerifier,
+    role_credential,
+)
 from remit.grpcutil.role_permissions import (
     ACCOUNTS,
+    ACQUIRER_SERVICE,
     ALLOWED,
     LEDGER,
     PAYMENTS,
@@ -113,6 +123,92 @@ def test_the_api_role_may_make_every_call_the_rest_facade_makes() -> None:
         if not may_call(API, f"/{service}/{method}")
     )
     assert refused == []
+
+
+# The modules whose gRPC calls the core, worker and vault processes make, relative to the
+# `remit` package (the REST facade's, the api role's, are all of `remit.rest`, above).
+_CALL_SITES = {
+    CORE: (
+        "payments/network.py",  # the payment path (`remit.payments.wiring`)
+        "payment_methods/vault_client.py",
+        "ledger/service.py",  # settlement reports, for reconciliation (`remit.bootstrap`)
+    ),
+    WORKER: ("payments/network.py", "payment_methods/vault_client.py"),
+    VAULT: ("vault/forwarding.py",),
+}
+# Calls a call-site module holds for one role only: the vault sweep runs in the worker alone.
+_ONLY_BY = {(VAULT_SERVICE, "ListCardsCreatedBefore"): WORKER}
+# Modules that build stubs for the call sites above, and make no call themselves.
+_STUB_BUILDERS = {"bootstrap.py", "payments/wiring.py"}
+# The command line's, which calls as the admin, with the platform token itself.
+_ADMIN_TOOLS = {
+    "cli.py",
+    "accounts/key_commands.py",
+    "ledger/cli.py",
+    "radar/tools.py",
+    "vault/admin.py",
+    "webhooks/tools.py",
+}
+_PACKAGE = Path(remit.rest.__file__).parent.parent
+_STUB_REFERENCE = re.compile(r"\b(\w+)_pb2_grpc\.(\w+Service)(?:Async)?Stub\b")
+_METHOD_CALL = re.compile(r"\.([A-Z]\w+)\(")
+
+
+def _services_named_in(source: str) -> set[str]:
+    return {
+        name
+        for package, service in _STUB_REFERENCE.findall(source)
+        for name in _SERVICES
+        if name == f"remit_api.{package}.v1.{service}"
+    }
+
+
+def _calls_in(relative: str) -> set[tuple[str, str]]:
+    """The gRPC calls a module makes: every method of a service whose stub it names that it
+    calls by name."""
+    source = (_PACKAGE / relative).read_text()
+    called = set(_METHOD_CALL.findall(source))
+    return {
+        (service, method)
+        for service in _services_named_in(source)
+        for method in _SERVICES[service] & called
+    }
+
+
+@pytest.mark.parametrize("role", sorted(_CALL_SITES))
+def test_each_calling_process_role_may_make_every_call_its_code_makes(role: str) -> None:
+    calls = {call for module in _CALL_SITES[role] for call in _calls_in(module)}
+    # The scan finds the calls (an empty scan would prove nothing).
+    assert len(calls) >= 1
+    refused = sorted(
+        f"{service}/{method}"
+        for service, method in calls
+        if _ONLY_BY.get((service, method), role) == role
+        and not may_call(role, f"/{service}/{method}")
+    )
+    assert refused == []
+
+
+def test_the_call_site_scan_finds_the_payment_paths_calls() -> None:
+    assert (VAULT_SERVICE, "ForwardAuthorization") in _calls_in("payments/network.py")
+    assert (ACQUIRER_SERVICE, "Capture") in _calls_in("payments/network.py")
+    assert (VAULT_SERVICE, "ListCardsCreatedBefore") in _calls_in("payment_methods/vault_client.py")
+    assert _calls_in("vault/forwarding.py") == {(ACQUIRER_SERVICE, "Authorize")}
+    assert _calls_in("ledger/service.py") == {(ACQUIRER_SERVICE, "GetSettlementReport")}
+
+
+def test_every_module_outside_the_facade_naming_a_stub_is_a_known_call_site() -> None:
+    """A module that starts calling another service must be placed above, under the role of
+    the process it runs in, so that its calls are checked against that role."""
+    known = {module for modules in _CALL_SITES.values() for module in modules}
+    known |= _STUB_BUILDERS | _ADMIN_TOOLS
+    naming = {
+        str(path.relative_to(_PACKAGE))
+        for path in _PACKAGE.rglob("*.py")
+        if not path.is_relative_to(_PACKAGE / "rest") and _STUB_REFERENCE.search(path.read_text())
+    }
+    assert naming - known == set()
+    assert known - naming == set(), "a listed module no longer names a stub"
 
 
 _ADMINISTRATIVE = [
