@@ -9,12 +9,18 @@ Charges released before this revision are found from their intents: an authorize
 (an intent is canceled from `requires_capture` only by releasing its authorization, and the
 other statuses it is canceled from have no authorized charge).
 
+The column is added in the migration's transaction (a constant default needs no rewrite of the
+table) and those charges are marked afterwards in batches, so that payments, captures and
+refunds keep going meanwhile (`remit.storage.batched_backfill`).
+
 Revision ID: 0022_released_authorizations
 Revises: 0021_webhook_failure_runs
 """
 
 import sqlalchemy as sa
 from alembic import op
+
+from remit.storage.batched_backfill import backfill_in_batches
 
 revision = "0022_released_authorizations"
 down_revision = "0021_webhook_failure_runs"
@@ -28,17 +34,21 @@ def upgrade() -> None:
         sa.Column(
             "authorization_released", sa.Boolean, nullable=False, server_default=sa.text("false")
         ),
+        if_not_exists=True,
     )
-    op.execute(
+    backfill_in_batches(
+        "charges",
         """
         UPDATE charges SET authorization_released = true
         FROM payment_intents
-        WHERE payment_intents.latest_charge_id = charges.id
+        WHERE charges.id > :after AND charges.id <= :last
+          AND NOT charges.authorization_released
+          AND payment_intents.latest_charge_id = charges.id
           AND payment_intents.account_id = charges.account_id
           AND payment_intents.status = 'canceled'
           AND charges.status = 'succeeded'
           AND NOT charges.captured
-        """
+        """,
     )
 
 

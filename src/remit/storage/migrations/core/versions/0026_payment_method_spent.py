@@ -8,6 +8,10 @@ attached to a customer is never spent by its payments.
 
 Payment methods made before this revision have none: they stay usable as they were.
 
+The downgrade drops the column, and with it which payment methods were spent: after a downgrade
+and an upgrade again, every payment method that had paid an intent is usable again, with any
+intent and to attach to a customer.
+
 Revision ID: 0026_payment_method_spent
 Revises: 0025_webhook_endpoint_429s
 """
