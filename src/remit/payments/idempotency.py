@@ -439,7 +439,9 @@ def abandoned_keys(*, now: datetime, limit: int) -> Select[Any]:
 async def claim_abandoned(db: AsyncConnection, *, now: datetime, limit: int) -> list[KeyRecord]:
     """Take over unfinished keys nobody has worked on for a lease: requests that a crash or a
     vanished client left at a recovery point (waiting a lease gives a client retrying promptly
-    the first go). Each comes back under a fresh lease."""
+    the first go). Each comes back under a fresh lease. Its `last_run_at`, from which its
+    backoff counts, is set only when its turn comes (`renew`): a completer stopped part-way
+    through its batch has not tried the keys it never reached."""
     keys = idempotency_keys.c
     rows = (await db.execute(abandoned_keys(now=now, limit=limit))).all()
     claimed: list[KeyRecord] = []
@@ -448,7 +450,7 @@ async def claim_abandoned(db: AsyncConnection, *, now: datetime, limit: int) -> 
         await db.execute(
             update(idempotency_keys)
             .where(keys.account_id == record.account_id, keys.key == record.key)
-            .values(locked_until=now + lease(), last_run_at=now, owner=record.owner)
+            .values(locked_until=now + lease(), owner=record.owner)
         )
         claimed.append(record)
     return claimed

@@ -2,6 +2,7 @@
 key gets its lease when its turn comes, so a slow one before it does not leave it unleased
 for client retries and other completers to run at the same time."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -89,3 +90,35 @@ async def test_a_key_taken_over_since_the_batch_was_claimed_is_left_to_its_new_o
 
     await payments.complete_abandoned(resume)
     assert len(resumed) == 1
+
+
+async def _last_run_at(engine: AsyncEngine, key: str) -> datetime:
+    async with engine.connect() as db:
+        found = await db.execute(
+            select(idempotency_keys.c.last_run_at).where(idempotency_keys.c.key == key)
+        )
+    value = found.scalar_one()
+    assert isinstance(value, datetime)
+    return value
+
+
+async def test_a_key_claimed_but_never_reached_keeps_its_last_try(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """A completer that dies part-way through its batch has tried only the keys it reached:
+    the others' backoff still counts from their last real try, not from the claim."""
+    payments = PaymentsService(
+        core_engine, FakeNetwork(), FakeMethods(), present=payment_intent_message,
+        clock=FixedClock(T0),
+    )  # fmt: skip
+    for key in ("reached", "never_reached"):
+        await _abandon(core_engine, account_id, key)
+
+    async def stopped_at_the_first(record: KeyRecord) -> None:
+        raise asyncio.CancelledError  # the worker stopping mid-batch
+
+    with pytest.raises(asyncio.CancelledError):
+        await payments.complete_abandoned(stopped_at_the_first)
+
+    tried = {key: await _last_run_at(core_engine, key) for key in ("reached", "never_reached")}
+    assert sorted(tried.values()) == [T0 - timedelta(minutes=10), T0]
