@@ -299,23 +299,12 @@ class VaultService:
         async with self._statement() as repo:
             found = await repo.get_card(token)
         card = found if _live_card_of(found, account_id) else None
-        # A refused look-up is recorded as the caller named it, without describing the card
-        # (0: no key version), which may be another account's.
-        await self._audit(
-            AuditEvent(
-                id=new_id("vae"),
-                created_at=self._clock.now(),
-                action=AuditAction.GET_DETAILS,
-                requester=requester,
-                purpose="get_details",
-                succeeded=card is not None,
-                token=token,
-                account_id=account_id,
-                key_version=0 if card is None else card.sealed.kek_version,
-            )
-        )
         if card is None:
+            await self._audit(
+                self._refusal(AuditAction.GET_DETAILS, requester, "get_details", token, account_id)
+            )
             raise _no_such_token(token)
+        await self._audit(self._event(AuditAction.GET_DETAILS, requester, "get_details", card))
         return CardDetails(
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
@@ -329,18 +318,7 @@ class VaultService:
             card = await repo.get_card(token, for_update=True)
             if card is not None and card.account_id == account_id:
                 return await self._shred(repo, card, requester, "delete", now)
-        await self._audit(
-            AuditEvent(
-                id=new_id("vae"),
-                created_at=now,
-                action=AuditAction.DELETE,
-                requester=requester,
-                purpose="delete",
-                succeeded=False,
-                token=token,
-                account_id=account_id,
-            )
-        )
+        await self._audit(self._refusal(AuditAction.DELETE, requester, "delete", token, account_id))
         raise _no_such_token(token)
 
     async def list_cards_created_before(
@@ -718,6 +696,22 @@ class VaultService:
             token=card.token,
             account_id=card.account_id,
             key_version=card.sealed.kek_version if key_version is None else key_version,
+        )
+
+    def _refusal(
+        self, action: AuditAction, requester: str, purpose: str, token: str, account_id: str
+    ) -> AuditEvent:
+        """A refused access, recorded as the caller named it and without describing the card
+        (no key version), which may be another account's or none at all."""
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=action,
+            requester=requester,
+            purpose=purpose,
+            succeeded=False,
+            token=token,
+            account_id=account_id,
         )
 
     async def _audit(self, event: AuditEvent) -> None:
