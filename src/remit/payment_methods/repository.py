@@ -15,12 +15,13 @@ from remit.storage.fastsql import Db, Statement, TableStatements, sqlalchemy_uni
 from remit.storage.keyset import fetch_page
 
 _PAYMENT_METHODS = TableStatements(payment_methods)
-# Spends a payment method on an intent if it is attached to no customer and not spent yet, and
-# says what it is now: one statement, so that two intents confirmed with it at once cannot both
-# take it (the row lock serializes them; the second sees the first's intent).
+# Spends a payment method on an intent if it is attached to no customer and not spent yet
+# (unless `claim` is false: then it only locks the row), and says what it is now: one statement,
+# so that two intents confirmed with it at once cannot both take it (the row lock serializes
+# them; the second sees the first's intent).
 _SPEND = Statement(
     "UPDATE payment_methods SET spent_by_intent_id = CASE"
-    " WHEN customer_id IS NULL AND spent_by_intent_id IS NULL THEN %(intent_id)s"
+    " WHEN %(claim)s AND customer_id IS NULL AND spent_by_intent_id IS NULL THEN %(intent_id)s"
     " ELSE spent_by_intent_id END"
     " WHERE account_id = %(account_id)s AND id = %(id)s"
     " RETURNING customer_id, spent_by_intent_id"
@@ -136,12 +137,13 @@ class SqlPaymentMethodRepository:
         return None if row is None else _pm_from_mapping(row)
 
     async def spend(
-        self, account_id: str, method_id: str, intent_id: str
+        self, account_id: str, method_id: str, intent_id: str, *, claim: bool = True
     ) -> tuple[str | None, str | None] | None:
         """Spend the payment method on `intent_id` unless it is attached to a customer or spent
         already; its (customer, spending intent) as they are now, None if it does not exist."""
         row = await _SPEND.first(
-            self._db, {"account_id": account_id, "id": method_id, "intent_id": intent_id}
+            self._db,
+            {"account_id": account_id, "id": method_id, "intent_id": intent_id, "claim": claim},
         )
         return None if row is None else (row["customer_id"], row["spent_by_intent_id"])
 

@@ -370,11 +370,16 @@ class PaymentMethodsService:
         await repo.insert(replace(named.method, spent_by_intent_id=spent_by))
 
     @staticmethod
-    async def spend_in(db: AsyncConnection, method: PaymentMethod, intent_id: str) -> None:
+    async def spend_in(
+        db: AsyncConnection, method: PaymentMethod, intent_id: str, *, claim: bool = True
+    ) -> None:
         """Spend a saved payment method attached to no customer on the intent a confirmation
         pays with it, in the confirmation's transaction; refused if another intent has spent
-        it since it was read. Attached to a customer meanwhile, it is not spent."""
-        now = await SqlPaymentMethodRepository(db).spend(method.account_id, method.id, intent_id)
+        it since it was read. Attached to a customer meanwhile, it is not spent. `claim`
+        false (a payment that saves it for its customer): only checked, under its row lock."""
+        now = await SqlPaymentMethodRepository(db).spend(
+            method.account_id, method.id, intent_id, claim=claim
+        )
         if now is None:
             raise not_found("payment_method", method.id, param="payment_method")
         if spent_elsewhere(*now, intent_id):

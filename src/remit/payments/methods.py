@@ -31,11 +31,13 @@ def chargeable(named: MethodToCharge) -> ChargeableCard:
     uses it (`ChargeableCard.save_in`)."""
     method, card = named.method, named.method.card
 
-    async def save_in(db: AsyncConnection, spent_by: str | None) -> None:
+    async def save_in(db: AsyncConnection, spent_by: str | None, claim: bool) -> None:
         if named.is_new:
-            await PaymentMethodsService.save_named_in(db, named, spent_by=spent_by)
+            await PaymentMethodsService.save_named_in(
+                db, named, spent_by=spent_by if claim else None
+            )
         elif spent_by is not None:
-            await PaymentMethodsService.spend_in(db, method, spent_by)
+            await PaymentMethodsService.spend_in(db, method, spent_by, claim=claim)
 
     # A saved payment method attached to a customer, or spent already, is not written to.
     unspent = method.customer_id is None and method.spent_by_intent_id is None

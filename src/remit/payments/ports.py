@@ -38,8 +38,9 @@ class ChargeableCard:
     # caller's transaction. Made there, it is not made by a request that is
     # refused or rolled back, or that replays its key's answer. For a saved one attached to no
     # customer and not spent yet: spends it on the intent a confirmation names (the second
-    # argument), refusing it if another intent has taken it meanwhile. None for the others.
-    save_in: Callable[[AsyncConnection, str | None], Awaitable[None]] | None = field(
+    # argument), refusing it if another intent has taken it meanwhile; with the third false,
+    # only that check, under the row's lock. None for the others.
+    save_in: Callable[[AsyncConnection, str | None, bool], Awaitable[None]] | None = field(
         default=None, compare=False, repr=False
     )
 
@@ -51,13 +52,15 @@ NewCard = ChargeableCard | RemitError
 
 
 async def save_card_in(
-    db: AsyncConnection, card: ChargeableCard, *, spent_by: str | None = None
+    db: AsyncConnection, card: ChargeableCard, *, spent_by: str | None = None, claim: bool = True
 ) -> None:
     """Write the card's payment method in the transaction that uses it, if it is new; given
     `spent_by` (the intent a confirmation pays), spend it on that intent if it is attached to
-    no customer (Stripe lets such a payment method pay one intent only)."""
+    no customer (Stripe lets such a payment method pay one intent only). With `claim` false it
+    is not spent, but still refused if another intent has spent it, checked under its row lock
+    so that a concurrent spend is seen."""
     if card.save_in is not None:
-        await card.save_in(db, spent_by)
+        await card.save_in(db, spent_by, claim)
 
 
 class PaymentMethodSource(Protocol):

@@ -899,9 +899,10 @@ class PaymentsService:
                 # With the attempt's other writes, after everything that may refuse it. A
                 # payment method attached to no customer is spent on this intent (a new one is
                 # written so, with no statement of its own; a saved one is updated), unless
-                # the payment is to save it for its customer (`_spends_its_card`).
+                # the payment is to save it for its customer (`_spends_its_card`): then it is
+                # only checked under its row lock, so a concurrent spend is not missed.
                 await save_card_in(
-                    db, card, spent_by=processing.id if _spends_its_card(processing) else None
+                    db, card, spent_by=processing.id, claim=_spends_its_card(processing)
                 )
                 if new is not None:
                     await intents.insert(processing)

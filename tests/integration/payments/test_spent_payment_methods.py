@@ -67,3 +67,27 @@ async def test_a_test_id_payment_writes_its_new_method_spent(
     intent = await pay(payments, account_id, "test-id", pm="pm_card_visa")
     assert intent.payment_method_id is not None
     assert await _spent_by(core_engine, intent.payment_method_id) == intent.id
+
+
+async def test_a_payment_saving_the_method_for_its_customer_checks_it_under_lock(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """A payment that saves the method for its customer (`setup_future_usage`) does not spend
+    it, but is refused if another intent spent it after the method was read: both payments
+    would otherwise have charged the card."""
+    methods, payments = _services(core_engine)
+    saved = await methods.create(account_id, NewPaymentMethod(payment_method_id="pm_card_visa"))
+    read_before = await methods.resolve_for_use(account_id, saved.id)
+    first = await pay(payments, account_id, "first", pm=saved.id)
+    with pytest.raises(RemitError) as refused:
+        async with core_engine.begin() as db:
+            await PaymentMethodsService.spend_in(db, read_before, "pi_saving", claim=False)
+    assert (refused.value.param, refused.value.message) == ("payment_method", SPENT_MESSAGE)
+
+    unspent = await methods.create(account_id, NewPaymentMethod(payment_method_id="pm_card_visa"))
+    async with core_engine.begin() as db:
+        await PaymentMethodsService.spend_in(db, unspent, "pi_saving", claim=False)
+    assert (
+        await _spent_by(core_engine, first.payment_method_id or ""),
+        await _spent_by(core_engine, unspent.id),
+    ) == (first.id, None)
