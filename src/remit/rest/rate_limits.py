@@ -89,8 +89,10 @@ class TokenBuckets:
         return True
 
     def exhausted(self, key: str) -> bool:
-        """Whether `key` has no request left, without counting one."""
-        if self.per_second <= 0:
+        """Whether `key` has no request left, without counting one. A key never counted has a
+        full bucket: none is made for it, so asking for every request's address keeps no
+        state for addresses that never fail."""
+        if self.per_second <= 0 or key not in self._buckets:
             return False
         return self._refilled(key).tokens < 1
 
@@ -121,6 +123,14 @@ class TokenBuckets:
         for account_id, bucket in list(self._buckets.items()):
             if now - bucket.refilled_at >= full_after:
                 del self._buckets[account_id]
+        if len(self._buckets) >= _MAX_BUCKETS:
+            # None idle (many keys at once, e.g. addresses from a large IPv6 range): forget the
+            # fullest half, whose keys lose least by starting full again, so that the next new
+            # keys do not each scan them all again and memory stays bounded. Exhausted keys,
+            # the ones the limit is holding back, are the last to go.
+            fullest = sorted(self._buckets, key=lambda k: self._buckets[k].tokens, reverse=True)
+            for key in fullest[: len(fullest) // 2]:
+                del self._buckets[key]
 
     @property
     def accounts_tracked(self) -> int:

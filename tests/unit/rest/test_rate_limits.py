@@ -145,3 +145,18 @@ def test_the_trusted_proxies_come_from_the_environment_as_uvicorn_takes_them() -
     assert forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": "*"}) == "*"
     with pytest.raises(ConfigError, match="REMIT_FORWARDED_ALLOW_IPS"):
         forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": "10.0.0.1,lb.internal"})
+
+
+def test_asking_about_an_address_keeps_nothing_and_busy_buckets_stay_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    buckets = TokenBuckets(5, clock)
+    for n in range(50):
+        assert not buckets.exhausted(f"2001:db8:{n}::/64")
+    assert buckets.accounts_tracked == 0
+
+    monkeypatch.setattr("remit.rest.rate_limits._MAX_BUCKETS", 4)
+    for n in range(9):  # all used within the same instant: none is idle
+        buckets.spend(f"198.51.100.{n}")
+    assert buckets.accounts_tracked <= 4
