@@ -10,6 +10,7 @@ An item settled on another day than the ledger recorded it (a capture at 23:59:5
 midnight) shows as missing on both days; the acquirer simulated here settles the same day.
 """
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -88,44 +89,82 @@ def parse_day(value: str) -> date:
         raise invalid(f"Invalid date {value[:20]!r}: use YYYY-MM-DD.", "date") from None
 
 
+def _status(mine: SettledItem | None, bank: SettledItem | None) -> RowStatus:
+    if mine is None:
+        return RowStatus.MISSING_IN_LEDGER
+    if bank is None:
+        return RowStatus.MISSING_AT_ACQUIRER
+    if (mine.amount, mine.currency, mine.account_id) != (
+        bank.amount,
+        bank.currency,
+        bank.account_id,
+    ):
+        return RowStatus.AMOUNT_MISMATCH
+    return RowStatus.MATCHED
+
+
+def _row(mine: SettledItem | None, bank: SettledItem | None) -> ReconciliationRow:
+    either = mine or bank
+    assert either is not None
+    return ReconciliationRow(
+        status=_status(mine, bank),
+        kind=either.kind,
+        reference=either.reference,
+        authorization_id=(bank.authorization_id if bank else "")
+        or (mine.authorization_id if mine else ""),
+        account_id=either.account_id,
+        currency=either.currency,
+        ledger_amount=None if mine is None else mine.amount,
+        acquirer_amount=None if bank is None else bank.amount,
+        ledger_transaction_id=None if mine is None else mine.ledger_transaction_id,
+        acquirer_fee=None if bank is None else bank.fee,
+    )
+
+
+def _pair(
+    ours: list[SettledItem], theirs: list[SettledItem]
+) -> list[tuple[SettledItem | None, SettledItem | None]]:
+    """Pair the items one key has on each side, equal ones first. Normally each side has at
+    most one; more is itself a finding (a capture settled twice), and every extra item stays
+    a row of its own, missing on the other side."""
+
+    def same(mine: SettledItem, bank: SettledItem) -> bool:
+        return _status(mine, bank) is RowStatus.MATCHED
+
+    mine_left, bank_left = list(ours), list(theirs)
+    pairs: list[tuple[SettledItem | None, SettledItem | None]] = []
+    for mine in ours:
+        bank = next((b for b in bank_left if same(mine, b)), None)
+        if bank is not None:
+            pairs.append((mine, bank))
+            mine_left.remove(mine)
+            bank_left.remove(bank)
+    for index in range(max(len(mine_left), len(bank_left))):
+        pairs.append(
+            (
+                mine_left[index] if index < len(mine_left) else None,
+                bank_left[index] if index < len(bank_left) else None,
+            )
+        )
+    return pairs
+
+
 def compare(
     ledger: Sequence[SettledItem], acquirer: Sequence[SettledItem]
 ) -> list[ReconciliationRow]:
-    """Pair the two sides on (kind, reference); pure, so it is tested without I/O."""
-    ours = {(item.kind, item.reference): item for item in ledger}
-    theirs = {(item.kind, item.reference): item for item in acquirer}
+    """Pair the two sides on (kind, reference); pure, so it is tested without I/O.
+
+    Items are grouped by key, never put in a mapping of one item per key: a second settlement
+    row under a reference already seen is money the acquirer moved again, and must show."""
+    ours: dict[tuple[RowKind, str], list[SettledItem]] = defaultdict(list)
+    theirs: dict[tuple[RowKind, str], list[SettledItem]] = defaultdict(list)
+    for item in ledger:
+        ours[(item.kind, item.reference)].append(item)
+    for item in acquirer:
+        theirs[(item.kind, item.reference)].append(item)
     rows: list[ReconciliationRow] = []
     for key in sorted(ours.keys() | theirs.keys(), key=lambda k: (k[0].value, k[1])):
-        mine, bank = ours.get(key), theirs.get(key)
-        either = mine or bank
-        assert either is not None
-        if mine is None:
-            status = RowStatus.MISSING_IN_LEDGER
-        elif bank is None:
-            status = RowStatus.MISSING_AT_ACQUIRER
-        elif (mine.amount, mine.currency, mine.account_id) != (
-            bank.amount,
-            bank.currency,
-            bank.account_id,
-        ):
-            status = RowStatus.AMOUNT_MISMATCH
-        else:
-            status = RowStatus.MATCHED
-        rows.append(
-            ReconciliationRow(
-                status=status,
-                kind=either.kind,
-                reference=either.reference,
-                authorization_id=(bank.authorization_id if bank else "")
-                or (mine.authorization_id if mine else ""),
-                account_id=either.account_id,
-                currency=either.currency,
-                ledger_amount=None if mine is None else mine.amount,
-                acquirer_amount=None if bank is None else bank.amount,
-                ledger_transaction_id=None if mine is None else mine.ledger_transaction_id,
-                acquirer_fee=None if bank is None else bank.fee,
-            )
-        )
+        rows.extend(_row(mine, bank) for mine, bank in _pair(ours[key], theirs[key]))
     return rows
 
 

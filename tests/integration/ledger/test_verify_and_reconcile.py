@@ -161,3 +161,29 @@ async def test_reconciliation_finds_each_of_three_injected_discrepancies(
         (RowStatus.MISSING_IN_LEDGER, RowKind.REFUND, "re_unknown"),
     }
     assert not result.ok
+
+
+async def test_a_capture_the_acquirer_settled_twice_is_not_matched_away(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """Two settlement rows under one reference are two movements of money: one pairs with the
+    ledger's capture, the other has nothing in the ledger. Keyed on the reference alone, the
+    second row would replace the first and the day would reconcile clean."""
+    await some_history(core_engine, account_id, clock)
+    fake = FakeAcquirer(
+        [
+            settlement_row("capture", "ch_a", 1_000, account_id),
+            settlement_row("capture", "ch_a", 1_000, account_id),
+            settlement_row("capture", "ch_b", 2_000, account_id),
+            settlement_row("refund", "re_a", 300, account_id),
+        ]
+    )
+    result = await reconcile_with(core_engine, clock, fake, account_id)
+    found = sorted((r.status.value, r.kind.value, r.reference) for r in result.rows)
+    assert found == [
+        ("matched", "capture", "ch_a"),
+        ("matched", "capture", "ch_b"),
+        ("matched", "refund", "re_a"),
+        ("missing_in_ledger", "capture", "ch_a"),
+    ]
+    assert not result.ok
