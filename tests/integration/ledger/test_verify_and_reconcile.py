@@ -1,5 +1,7 @@
 """Verification catches tampering; reconciliation catches what the acquirer disagrees with."""
 
+from datetime import timedelta
+
 import grpc
 import pytest
 from sqlalchemy import text
@@ -12,7 +14,12 @@ from remit.ledger.service import LedgerService
 from remit.ledger.verify import DifferenceKind
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 from tests.integration.ledger.conftest import T0
-from tests.integration.ledger.fake_acquirer import FakeAcquirer, serving, settlement_row
+from tests.integration.ledger.fake_acquirer import (
+    FakeAcquirer,
+    serving,
+    settled_operation,
+    settlement_row,
+)
 
 pytestmark = pytest.mark.anyio
 DAY = T0.date().isoformat()
@@ -187,3 +194,27 @@ async def test_a_capture_the_acquirer_settled_twice_is_not_matched_away(
         ("missing_in_ledger", "capture", "ch_a"),
     ]
     assert not result.ok
+
+
+async def test_an_item_the_acquirer_settled_on_another_day_is_left_to_that_day(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """The acquirer's report does not list three of the day's ledger items. Asked by
+    reference, it settled ch_a the day before (that day's reconciliation pairs it), refused
+    re_a, and never saw ch_b: the two it did not settle are missing at the acquirer."""
+    await some_history(core_engine, account_id, clock)
+    refused = settled_operation("refund", "re_a", 300, account_id, T0)
+    refused.approved = False
+    refused.ClearField("settled_at")
+    fake = FakeAcquirer(
+        operations={
+            "ch_a": settled_operation("capture", "ch_a", 1_000, account_id, T0 - timedelta(days=1)),
+            "re_a": refused,
+        }
+    )
+    result = await reconcile_with(core_engine, clock, fake, account_id)
+    assert sorted((r.status.value, r.kind.value, r.reference) for r in result.rows) == [
+        ("missing_at_acquirer", "capture", "ch_b"),
+        ("missing_at_acquirer", "refund", "re_a"),
+    ]
+    assert sorted(fake.looked_up) == ["ch_a", "ch_b", "re_a"]
