@@ -384,6 +384,16 @@ class LedgerService:
             acquirer_pb2.SETTLEMENT_KIND_CAPTURE: RowKind.CAPTURE,
             acquirer_pb2.SETTLEMENT_KIND_REFUND: RowKind.REFUND,
         }
+        unknown = next((row for row in reply.rows if row.kind not in kinds), None)
+        if unknown is not None:
+            # It moved money too: skipped, the day could reconcile clean without it.
+            raise RemitError(
+                message=f"The acquirer's settlement report for {day} has a row of a kind "
+                f"reconciliation does not know ({unknown.kind}, reference "
+                f"{unknown.reference!r}); nothing was reconciled.",
+                kind=ErrorKind.INTERNAL,
+                error_type="api_error",
+            )
         return [
             SettledItem(
                 kind=kinds[row.kind],
@@ -395,7 +405,6 @@ class LedgerService:
                 fee=row.fee,
             )
             for row in reply.rows
-            if row.kind in kinds
         ]
 
     def _require_acquirer(self) -> acquirer_pb2_grpc.AcquirerServiceAsyncStub:

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
+from remit.core.errors import RemitError
 from remit.ledger import postings as ledger
 from remit.ledger.reconcile import Reconciliation, RowKind, RowStatus
 from remit.ledger.service import LedgerService
@@ -218,3 +219,26 @@ async def test_an_item_the_acquirer_settled_on_another_day_is_left_to_that_day(
         ("missing_at_acquirer", "refund", "re_a"),
     ]
     assert sorted(fake.looked_up) == ["ch_a", "ch_b", "re_a"]
+
+
+async def test_a_settlement_row_of_a_kind_reconcile_does_not_know_stops_it(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """A row the acquirer added in a later version (a chargeback, say) moved money too; left
+    out, the day would reconcile clean without it. Nothing is stored: the run fails."""
+    await some_history(core_engine, account_id, clock)
+    unknown = settlement_row("capture", "dp_1", 500, account_id)
+    unknown.kind = 7  # type: ignore[assignment]
+    fake = FakeAcquirer(
+        [
+            settlement_row("capture", "ch_a", 1_000, account_id),
+            settlement_row("capture", "ch_b", 2_000, account_id),
+            settlement_row("refund", "re_a", 300, account_id),
+            unknown,
+        ]
+    )
+    with pytest.raises(RemitError) as raised:
+        await reconcile_with(core_engine, clock, fake, account_id)
+    assert "dp_1" in raised.value.message
+    async with core_engine.connect() as db:
+        assert (await db.execute(text("SELECT count(*) FROM reconciliations"))).scalar() == 0
