@@ -21,6 +21,7 @@ from remit.acquirer.domain import (
 from remit.acquirer.faults import FaultConfig
 from remit.acquirer.interceptor import FaultInjectionInterceptor
 from remit.acquirer.service import AcquirerService, parse_settlement_date
+from remit.acquirer.settlement_pages import cursor_from_token, page_limit, page_token
 from remit.core.secrets import Secret
 from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.grpcutil.protoconv import timestamp
@@ -182,9 +183,17 @@ class AcquirerServicer(acquirer_pb2_grpc.AcquirerServiceServicer):
         self, request: pb.GetSettlementReportRequest, context: Context
     ) -> pb.GetSettlementReportResponse:
         day = parse_settlement_date(request.date)
-        rows = await self._service.settlement_report(day, request.merchant_id or None)
+        merchant_id = request.merchant_id or None
+        page = await self._service.settlement_page(
+            day,
+            merchant_id,
+            after=cursor_from_token(request.page_token, day, merchant_id),
+            limit=page_limit(request.page_size),
+        )
         return pb.GetSettlementReportResponse(
-            date=day.isoformat(), rows=[settlement_row_message(row) for row in rows]
+            date=day.isoformat(),
+            rows=[settlement_row_message(row) for row in page.rows],
+            next_page_token="" if page.next is None else page_token(page.next, day, merchant_id),
         )
 
 

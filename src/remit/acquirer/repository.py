@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -196,16 +196,24 @@ class SqlAcquirerRepository:
         return None if row is None else _operation_from_row(row)
 
     async def settled_between(
-        self, start: datetime, end: datetime, merchant_id: str | None
+        self,
+        start: datetime,
+        end: datetime,
+        merchant_id: str | None,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int | None = None,
     ) -> list[Operation]:
-        """Operations settled in [start, end), oldest first."""
+        """Operations settled in [start, end), oldest first (by settled_at, then id): the first
+        `limit` of them (all when None) that come after `after`, a (settled_at, id) pair."""
         c = operations.c
         conditions = [c.settled_at.is_not(None), c.settled_at >= start, c.settled_at < end]
         if merchant_id is not None:
             conditions.append(c.merchant_id == merchant_id)
-        rows = await self._sa.execute(
-            select(operations).where(*conditions).order_by(c.settled_at, c.id)
-        )
+        if after is not None:
+            conditions.append(tuple_(c.settled_at, c.id) > tuple_(*after))
+        query = select(operations).where(*conditions).order_by(c.settled_at, c.id)
+        rows = await self._sa.execute(query if limit is None else query.limit(limit))
         return [_operation_from_row(row._mapping) for row in rows]
 
 

@@ -40,6 +40,7 @@ from remit.acquirer.domain import (
     void,
 )
 from remit.acquirer.repository import SqlAcquirerRepository
+from remit.acquirer.settlement_pages import SettlementCursor, SettlementPage
 from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
@@ -371,9 +372,28 @@ class AcquirerService:
         self, day: date, merchant_id: str | None = None
     ) -> list[SettlementRow]:
         """Every capture and refund that settled on `day` (UTC), oldest first."""
+        return (await self.settlement_page(day, merchant_id)).rows
+
+    async def settlement_page(
+        self,
+        day: date,
+        merchant_id: str | None = None,
+        *,
+        after: SettlementCursor | None = None,
+        limit: int | None = None,
+    ) -> SettlementPage:
+        """The first `limit` captures and refunds (all when None) settled on `day` (UTC) after
+        `after`, oldest first."""
         start = datetime.combine(day, time.min, tzinfo=UTC)
         async with self._engine.begin() as db:
             settled = await SqlAcquirerRepository(db).settled_between(
-                start, start + timedelta(days=1), merchant_id
+                start,
+                start + timedelta(days=1),
+                merchant_id,
+                after=None if after is None else (after.settled_at, after.operation_id),
+                # One more than the page, to know without another query whether one follows.
+                limit=None if limit is None else limit + 1,
             )
-        return [settlement_row(operation) for operation in settled]
+        rows = [settlement_row(operation) for operation in settled[:limit]]
+        more = limit is not None and len(settled) > limit
+        return SettlementPage(rows, SettlementCursor.after(rows[-1]) if more else None)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.grpcutil.errors import remit_error_from_rpc_error
-from remit.ledger import journal, payouts, reconcile
+from remit.ledger import journal, payouts, reconcile, settlement_report
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
 from remit.ledger.balances import read_balance
 from remit.ledger.domain import (
@@ -45,7 +45,6 @@ from remit.payments.keyed import Done, Keyed, Replay, run_keyed
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 
 MAX_LIST_LIMIT = 100
-SETTLEMENT_TIMEOUT_S = 60.0
 LOOKUP_TIMEOUT_S = 10.0
 
 
@@ -372,40 +371,7 @@ class LedgerService:
                 return await verify_ledger(db, account_id=account_id, now=self._clock.now())
 
     async def settlement_items(self, day: str, account_id: str | None) -> list[SettledItem]:
-        acquirer = self._require_acquirer()
-        try:
-            reply = await acquirer.GetSettlementReport(
-                acquirer_pb2.GetSettlementReportRequest(date=day, merchant_id=account_id or ""),
-                timeout=SETTLEMENT_TIMEOUT_S,
-            )
-        except grpc.aio.AioRpcError as error:
-            raise remit_error_from_rpc_error(error) from None
-        kinds = {
-            acquirer_pb2.SETTLEMENT_KIND_CAPTURE: RowKind.CAPTURE,
-            acquirer_pb2.SETTLEMENT_KIND_REFUND: RowKind.REFUND,
-        }
-        unknown = next((row for row in reply.rows if row.kind not in kinds), None)
-        if unknown is not None:
-            # It moved money too: skipped, the day could reconcile clean without it.
-            raise RemitError(
-                message=f"The acquirer's settlement report for {day} has a row of a kind "
-                f"reconciliation does not know ({unknown.kind}, reference "
-                f"{unknown.reference!r}); nothing was reconciled.",
-                kind=ErrorKind.INTERNAL,
-                error_type="api_error",
-            )
-        return [
-            SettledItem(
-                kind=kinds[row.kind],
-                reference=row.reference,
-                account_id=row.merchant_id,
-                amount=row.amount,
-                currency=row.currency.lower(),
-                authorization_id=row.authorization_id,
-                fee=row.fee,
-            )
-            for row in reply.rows
-        ]
+        return await settlement_report.settled_items(self._require_acquirer(), day, account_id)
 
     def _require_acquirer(self) -> acquirer_pb2_grpc.AcquirerServiceAsyncStub:
         if self._acquirer is None:

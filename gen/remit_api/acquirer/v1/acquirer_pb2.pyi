@@ -546,25 +546,42 @@ Global___Operation: _TypeAlias = Operation  # noqa: Y015
 
 @_typing.final
 class GetSettlementReportRequest(_message.Message):
-    """Asks for one day's settlement."""
+    """Asks for one page of a day's settlement. Rows come oldest first (by settled_at, then
+    operation_id); a page token continues after the last row of the page that returned it, so
+    rows settled while a caller pages through today come on a later page, never twice.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     DATE_FIELD_NUMBER: _builtins.int
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """UTC settlement date, "YYYY-MM-DD"."""
     merchant_id: _builtins.str
     """Only this merchant's rows (acct_ id); empty = all merchants."""
+    page_size: _builtins.int
+    """Rows per page: 1 to 5000, larger values are lowered to 5000, so that a page stays well
+    under gRPC's default 4 MB message limit whatever its rows hold. 0 (unset) returns every
+    remaining row in one response, as before paging existed: a busy day then outgrows the
+    caller's receive limit (about 26,000 rows fill 4 MB), so callers should set it.
+    """
+    page_token: _builtins.str
+    """next_page_token from the previous page, with the same date and merchant_id; empty for the
+    first page. A token from another request is refused with INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
         date: _builtins.str = ...,
         merchant_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "merchant_id", b"merchant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "merchant_id", b"merchant_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -572,14 +589,17 @@ Global___GetSettlementReportRequest: _TypeAlias = GetSettlementReportRequest  # 
 
 @_typing.final
 class GetSettlementReportResponse(_message.Message):
-    """The day's settled money movements."""
+    """One page of the day's settled money movements."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     DATE_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """The date reported, "YYYY-MM-DD"."""
+    next_page_token: _builtins.str
+    """Pass as page_token for the next page; empty when this page is the last."""
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementRow]: ...
     def __init__(
@@ -587,10 +607,11 @@ class GetSettlementReportResponse(_message.Message):
         *,
         date: _builtins.str = ...,
         rows: _abc.Iterable[Global___SettlementRow] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "next_page_token", b"next_page_token", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

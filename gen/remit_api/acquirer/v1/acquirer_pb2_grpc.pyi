@@ -62,8 +62,9 @@ class AcquirerServiceStub:
     LookupOperation: _grpc.UnaryUnaryMultiCallable[_acquirer_pb2.LookupOperationRequest, _acquirer_pb2.LookupOperationResponse]
     """Finds the operation recorded for a reference; NOT_FOUND if the acquirer never saw it."""
     GetSettlementReport: _grpc.UnaryUnaryMultiCallable[_acquirer_pb2.GetSettlementReportRequest, _acquirer_pb2.GetSettlementReportResponse]
-    """The captures and refunds settled on one day, for reconciliation. A capture (including an
-    Authorize with capture) or refund settles at the instant it is recorded.
+    """The captures and refunds settled on one day, for reconciliation, a page at a time. A
+    capture (including an Authorize with capture) or refund settles at the instant it is
+    recorded.
     """
 
 @_typing.type_check_only
@@ -84,8 +85,9 @@ class AcquirerServiceAsyncStub(AcquirerServiceStub):
     LookupOperation: _aio.UnaryUnaryMultiCallable[_acquirer_pb2.LookupOperationRequest, _acquirer_pb2.LookupOperationResponse]  # type: ignore[assignment]
     """Finds the operation recorded for a reference; NOT_FOUND if the acquirer never saw it."""
     GetSettlementReport: _aio.UnaryUnaryMultiCallable[_acquirer_pb2.GetSettlementReportRequest, _acquirer_pb2.GetSettlementReportResponse]  # type: ignore[assignment]
-    """The captures and refunds settled on one day, for reconciliation. A capture (including an
-    Authorize with capture) or refund settles at the instant it is recorded.
+    """The captures and refunds settled on one day, for reconciliation, a page at a time. A
+    capture (including an Authorize with capture) or refund settles at the instant it is
+    recorded.
     """
 
 class AcquirerServiceServicer:
@@ -133,8 +135,9 @@ class AcquirerServiceServicer:
         request: _acquirer_pb2.GetSettlementReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_acquirer_pb2.GetSettlementReportResponse, _abc.Awaitable[_acquirer_pb2.GetSettlementReportResponse]]:
-        """The captures and refunds settled on one day, for reconciliation. A capture (including an
-        Authorize with capture) or refund settles at the instant it is recorded.
+        """The captures and refunds settled on one day, for reconciliation, a page at a time. A
+        capture (including an Authorize with capture) or refund settles at the instant it is
+        recorded.
         """
 
 def add_AcquirerServiceServicer_to_server(servicer: AcquirerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
