@@ -208,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Check that every ledger transaction balances, every stored balance equals the sum "
             "of its postings, every account's hash chain is unbroken, and the Stripe balance "
-            "transactions agree with the ledger. Exits 1 on any difference."
+            "transactions agree with the ledger. Exits 0 when all agree, 1 on any difference, "
+            "2 on refused input, 3 when the command itself failed (its database unreachable): "
+            "then nothing was checked."
         ),
     )
     _add_platform_flags(verify)
@@ -221,8 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Compare the acquirer's settlement report for DATE (UTC) with the captures and "
             "refunds the ledger recorded for those settlements, whatever day it recorded them, "
             "and with the ledger's other captures and refunds of DATE that the acquirer did not "
-            "settle on another day; store the result, print it as a table, and exit 1 when "
-            "anything is missing on either side or differs in amount."
+            "settle on another day; store the result, print it as a table. "
+            "Exit codes: 0 everything matched; 1 something is missing on either side or "
+            "differs in amount; 2 refused input (a malformed date) or the acquirer failed; 3 "
+            "the command itself failed (its database unreachable), one line on stderr, the "
+            "traceback only in the log at DEBUG level (REMIT_LOG_LEVEL=DEBUG)."
         ),
     )
     _add_platform_flags(reconcile)

@@ -1,4 +1,5 @@
-"""`remit ledger verify` and `remit reconcile` exit non-zero exactly when something is wrong."""
+"""`remit ledger verify` and `remit reconcile` exit non-zero exactly when something is wrong,
+with a code that tells findings (1) from refused input (2) and from their own failure (3)."""
 
 import asyncio
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from remit.storage.engine import dispose, make_engine
 from tests.conftest import _truncate_all
 from tests.integration.ledger.conftest import T0
 from tests.integration.ledger.fake_acquirer import FakeAcquirer, serving, settlement_row
+from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases
 
 
@@ -113,3 +115,24 @@ def test_reconcile_refuses_a_malformed_date(
 ) -> None:
     assert main(["reconcile", "--date", "02/11/2026"]) == 2
     assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [(["reconcile", "--date", "2026-11-02"], "reconcile"), (["ledger", "verify"], "ledger verify")],
+)
+def test_a_database_out_of_reach_is_the_commands_own_failure(
+    platform_env: WorkerDatabases,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    name: str,
+) -> None:
+    """Not 1, which says the books disagree, and no traceback: one line an operator reads."""
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://remit:s3cret@127.0.0.1:{free_port()}/remit")
+    assert main(command) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"remit {name}: internal error")
+    assert "Traceback" not in err
+    assert "s3cret" not in err
