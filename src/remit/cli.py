@@ -150,10 +150,24 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "settlement-report",
         help="print the simulated acquirer's settlement report for one day",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Print every capture and refund the simulated acquirer settled on one UTC day, "
-            "with amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, or the "
-            "embedded database under the data directory."
+            "oldest first,\nwith amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, "
+            "or the embedded database\nunder the data directory.\n\n"
+            "The report ends with its own count and totals, so that one cut short shows:\n"
+            "  csv   a header line, one line per row (each starts with its settled_at), then "
+            "the trailer,\n        the last line:\n"
+            "          # end date=D [merchant_id=M] rows=N CUR.rows=N CUR.amount=SUM "
+            "CUR.fee=SUM ...\n"
+            "        with the rows, amounts and fees of each currency in alphabetical order "
+            "(sums of\n        the amount and fee columns, minor units)\n"
+            '  json  {"date", "rows", "row_count", "totals": {CUR: {"rows", '
+            '"amount", "fee"}}}\n\n'
+            "With --output, the report is written to a temporary file beside PATH, synced, "
+            "and renamed\nto PATH only once complete: PATH never holds part of a report.\n\n"
+            "Exit codes: 0 written, 2 refused input (a malformed date, an output path that "
+            "cannot be\nwritten), 3 the command failed (its database unreachable)."
         ),
     )
     _add_platform_flags(report)
@@ -161,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("csv", "json"), default="csv",
                         help="output format (default csv)")  # fmt: skip
     report.add_argument("--merchant", help="only this merchant's rows (acct_ id)")
+    report.add_argument(
+        "--output",
+        metavar="PATH",
+        help="write the report to PATH, atomically, instead of to stdout",
+    )
 
     vault = commands.add_parser(
         "vault",
@@ -382,7 +401,15 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "migrate":
         return _migrate(config)
     if args.command == "settlement-report":
-        return _settlement_report(config, args.date, args.format, args.merchant)
+        from remit.acquirer.report_command import settlement_report_command
+
+        return settlement_report_command(
+            config,
+            raw_date=args.date,
+            output_format=args.format,
+            merchant_id=args.merchant,
+            output_path=args.output,
+        )
     if args.command in ("listen", "trigger", "webhooks"):
         return _webhook_command(args, config)
 
@@ -567,37 +594,3 @@ def _rpc_failure(error: object, target: str) -> str:
         return f"core is not reachable at {target}"
     details = getattr(error, "details", None)
     return str(details()) if callable(details) else str(error)
-
-
-def _settlement_report(config: PlatformConfig, raw_date: str, output: str,
-                       merchant_id: str | None) -> int:  # fmt: skip
-    from remit.acquirer.domain import SettlementRow
-    from remit.acquirer.service import AcquirerService, parse_settlement_date
-    from remit.acquirer.settlement import render_csv, render_json
-    from remit.core.errors import RemitError
-    from remit.databases import resolve_databases
-    from remit.storage.engine import dispose, make_engine
-    from remit.storage.migrate import upgrade
-
-    try:
-        day = parse_settlement_date(raw_date)
-    except RemitError as error:
-        print(f"remit: {error}", file=sys.stderr)
-        return 2
-    resolved = resolve_databases(config)
-    try:
-        url = resolved.config.require_acquirer_database_url()
-        upgrade("acquirer", url)
-
-        async def read() -> list[SettlementRow]:
-            engine = make_engine(url, pool_size=1, application_name="remit-cli")
-            try:
-                return await AcquirerService(engine).settlement_report(day, merchant_id)
-            finally:
-                await dispose(engine)
-
-        rows = asyncio.run(read())
-    finally:
-        resolved.stop_embedded()
-    sys.stdout.write(render_json(day, rows) + "\n" if output == "json" else render_csv(rows))
-    return 0
