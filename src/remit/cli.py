@@ -242,16 +242,25 @@ def build_parser() -> argparse.ArgumentParser:
             "Compare the acquirer's settlement report for DATE (UTC) with the captures and "
             "refunds the ledger recorded for those settlements, whatever day it recorded them, "
             "and with the ledger's other captures and refunds of DATE that the acquirer did not "
-            "settle on another day; store the result, print it as a table. "
+            "settle on another day; store the result, print it as a table. DATE must be over "
+            "in UTC: a future date is refused, and so is today unless --allow-partial. A new "
+            "run of a DATE (and --account) supersedes the earlier ones, which stay stored. "
             "Exit codes: 0 everything matched; 1 something is missing on either side or "
-            "differs in amount; 2 refused input (a malformed date) or the acquirer failed; 3 "
-            "the command itself failed (its database unreachable), one line on stderr, the "
-            "traceback only in the log at DEBUG level (REMIT_LOG_LEVEL=DEBUG)."
+            "differs in amount; 2 refused input (a malformed or future date, today without "
+            "--allow-partial) or the acquirer failed; 3 the command itself failed (its "
+            "database unreachable), one line on stderr, the traceback only in the log at "
+            "DEBUG level (REMIT_LOG_LEVEL=DEBUG)."
         ),
     )
     _add_platform_flags(reconcile)
     reconcile.add_argument("--date", required=True, help="settlement date, YYYY-MM-DD (UTC)")
     reconcile.add_argument("--account", help="only this account (acct_...)")
+    reconcile.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="reconcile today although it is not over (UTC); the result is stored marked "
+        "partial, and movements still in flight show as missing",
+    )
 
     for role in PROCESS_ROLES:
         if role == "vault":
@@ -420,7 +429,9 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "reconcile":
         from remit.ledger.cli import reconcile_command
 
-        return reconcile_command(config, day=args.date, account_id=args.account)
+        return reconcile_command(
+            config, day=args.date, account_id=args.account, allow_partial=args.allow_partial
+        )
 
     if args.command == "radar":
         return _radar_command(args, config)

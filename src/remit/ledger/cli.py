@@ -79,12 +79,19 @@ def verify_command(config: PlatformConfig, *, account_id: str | None) -> int:
     return _run(config, "ledger verify", lambda service: service.verify(account_id), show)
 
 
-def reconcile_command(config: PlatformConfig, *, day: str, account_id: str | None) -> int:
+def reconcile_command(
+    config: PlatformConfig, *, day: str, account_id: str | None, allow_partial: bool = False
+) -> int:
     def show(result: Reconciliation) -> int:
         print(render_table(result))
         return EXIT_CLEAN if result.ok else EXIT_FINDINGS
 
-    return _run(config, "reconcile", lambda service: service.reconcile(day, account_id), show)
+    return _run(
+        config,
+        "reconcile",
+        lambda service: service.reconcile(day, account_id, allow_partial=allow_partial),
+        show,
+    )
 
 
 def _run(

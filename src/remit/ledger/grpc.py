@@ -116,9 +116,12 @@ def reconciliation_message(result: Reconciliation) -> pb.Reconciliation:
         missing_in_ledger_count=result.count(RowStatus.MISSING_IN_LEDGER),
         missing_at_acquirer_count=result.count(RowStatus.MISSING_AT_ACQUIRER),
         amount_mismatch_count=result.count(RowStatus.AMOUNT_MISMATCH),
+        partial=result.partial,
     )
     if result.account_id is not None:
         message.account_id = result.account_id
+    if result.superseded_by is not None:
+        message.superseded_by = result.superseded_by
     for row in result.rows:
         item = message.rows.add(
             status=_ROW_STATUS[row.status],
@@ -377,7 +380,9 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     async def Reconcile(
         self, request: pb.ReconcileRequest, context: Context
     ) -> pb.ReconcileResponse:
-        result = await self._service.reconcile(request.date, _optional(request, "account_id"))
+        result = await self._service.reconcile(
+            request.date, _optional(request, "account_id"), allow_partial=request.allow_partial
+        )
         return pb.ReconcileResponse(reconciliation=reconciliation_message(result))
 
     async def GetReconciliation(

@@ -16,6 +16,17 @@ by reference, for each item of D its report does not list). A movement is theref
 once, on its settlement day, and one the acquirer never settled is missing at the acquirer on
 the day the ledger recorded it. A day reconciled before the ledger recorded one of its late
 movements shows it missing in the ledger; running it again pairs it.
+
+Only a day that is over (UTC) is reconciled as a whole: a day not yet begun has nothing to
+compare, and today's report lacks what settles later today, while the ledger already holds
+movements the acquirer answered but lists later (the core records a capture once it has the
+answer), so a run would show in-flight items as missing. Today runs only when the caller asks
+for a partial result, and its result says it is partial.
+
+Every run is stored, and a new run of a day supersedes the earlier ones of the same day and
+account scope (each of them records which run replaced it), rather than deleting them: what an
+earlier run found, a capture missing in the ledger that a later run pairs, stays as evidence
+of when it was found. The run no later run superseded is the day's result.
 """
 
 from collections import defaultdict
@@ -24,10 +35,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.core.errors import invalid, not_found
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.objects import BalanceTransaction, BalanceTransactionType
@@ -81,6 +92,10 @@ class Reconciliation:
     account_id: str | None
     created_at: datetime
     rows: tuple[ReconciliationRow, ...]
+    # The day was not over (UTC) when it ran: only what had settled so far was compared.
+    partial: bool = False
+    # The later run of the same day and account scope that replaced this one.
+    superseded_by: str | None = None
 
     def count(self, status: RowStatus) -> int:
         return sum(1 for row in self.rows if row.status is status)
@@ -95,6 +110,26 @@ def parse_day(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise invalid(f"Invalid date {value[:20]!r}: use YYYY-MM-DD.", "date") from None
+
+
+def settlement_day(value: str, *, today: date, allow_partial: bool) -> date:
+    """The day `value` names, refused when it has not begun, and when it is `today` (not over,
+    in UTC) unless `allow_partial`."""
+    day = parse_day(value)
+    if day > today:
+        raise invalid(
+            f"{day} has not begun (it is {today} in UTC): nothing has settled on it yet.", "date"
+        )
+    if day == today and not allow_partial:
+        raise RemitError(
+            message=f"{day} is not over in UTC: movements still in flight would show as "
+            "missing. Reconcile it after midnight UTC, or ask for a partial result "
+            "(remit reconcile --allow-partial), which is stored marked partial.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="day_not_over",
+            param="date",
+        )
+    return day
 
 
 def _status(mine: SettledItem | None, bank: SettledItem | None) -> RowStatus:
@@ -250,13 +285,34 @@ async def store(
     account_id: str | None,
     rows: Sequence[ReconciliationRow],
     now: datetime,
+    partial: bool = False,
 ) -> Reconciliation:
+    """Store a run as the day's result: the earlier runs of the day and scope (the account, or
+    every account) are marked superseded by it, in the same transaction."""
     result = Reconciliation(
         id=new_id("recon"),
         date=day.isoformat(),
         account_id=account_id,
         created_at=now,
         rows=tuple(rows),
+        partial=partial,
+    )
+    scope = _scope(result.date, account_id)
+    # Two runs of one day and scope at once take turns here: the second then supersedes the
+    # first rather than finding the day without a current result and adding a second one.
+    await db.execute(
+        text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:scope))"),
+        {"namespace": _RUN_LOCK_NAMESPACE, "scope": scope},
+    )
+    r = reconciliations.c
+    await db.execute(
+        reconciliations.update()
+        .where(
+            r.date == result.date,
+            func.coalesce(r.account_id, "") == (account_id or ""),
+            r.superseded_by.is_(None),
+        )
+        .values(superseded_by=result.id)
     )
     await db.execute(
         reconciliations.insert().values(
@@ -264,6 +320,7 @@ async def store(
             date=result.date,
             account_id=account_id,
             created_at=now,
+            partial=partial,
             matched_count=result.count(RowStatus.MATCHED),
             missing_in_ledger_count=result.count(RowStatus.MISSING_IN_LEDGER),
             missing_at_acquirer_count=result.count(RowStatus.MISSING_AT_ACQUIRER),
@@ -293,6 +350,15 @@ async def store(
     return result
 
 
+# pg_advisory_xact_lock(namespace, key): "reco" keeps reconciliation's keys apart from every
+# other advisory lock remit takes.
+_RUN_LOCK_NAMESPACE = int.from_bytes(b"reco", "big")
+
+
+def _scope(day: str, account_id: str | None) -> str:
+    return f"{day}/{account_id or ''}"
+
+
 async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
     head = (
         await db.execute(select(reconciliations).where(reconciliations.c.id == reconciliation_id))
@@ -308,6 +374,8 @@ async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
         date=head.date,
         account_id=head.account_id,
         created_at=head.created_at,
+        partial=head.partial,
+        superseded_by=head.superseded_by,
         rows=tuple(
             ReconciliationRow(
                 status=RowStatus(row.status),
@@ -332,7 +400,10 @@ def render_table(result: Reconciliation) -> str:
         f"{'status':<20} {'kind':<8} {'reference':<36} {'account':<30} {'cur':<4} "
         f"{'ledger':>12} {'acquirer':>12}"
     )
-    lines = [f"reconciliation {result.id} for {result.date}", header, "-" * len(header)]
+    title = f"reconciliation {result.id} for {result.date}"
+    if result.partial:
+        title += " (PARTIAL: the day was not over; items in flight show as missing)"
+    lines = [title, header, "-" * len(header)]
     for row in result.rows:
         lines.append(
             f"{row.status.value:<20} {row.kind.value:<8} {row.reference[:36]:<36} "

@@ -405,10 +405,13 @@ class LedgerService:
             return None
         return operation.settled_at.ToDatetime(tzinfo=UTC).date()
 
-    async def reconcile(self, day: str, account_id: str | None = None) -> Reconciliation:
+    async def reconcile(
+        self, day: str, account_id: str | None = None, *, allow_partial: bool = False
+    ) -> Reconciliation:
         """Reconcile the settlement day `day` (see `remit.ledger.reconcile` for which ledger
-        items belong to it) and store the result."""
-        parsed = reconcile.parse_day(day)
+        items belong to it, and which days it refuses) and store the result as the day's."""
+        today = self._clock.now().astimezone(UTC).date()
+        parsed = reconcile.settlement_day(day, today=today, allow_partial=allow_partial)
         acquirer_side = await self.settlement_items(parsed.isoformat(), account_id)
         async with self._engine.begin() as db:
             recorded = await reconcile.ledger_items(db, parsed, account_id)
@@ -426,7 +429,12 @@ class LedgerService:
         rows = reconcile.compare(ledger_side, acquirer_side)
         async with self._engine.begin() as db:
             return await reconcile.store(
-                db, day=parsed, account_id=account_id, rows=rows, now=self._clock.now()
+                db,
+                day=parsed,
+                account_id=account_id,
+                rows=rows,
+                now=self._clock.now(),
+                partial=parsed == today,
             )
 
     async def get_reconciliation(self, reconciliation_id: str) -> Reconciliation:

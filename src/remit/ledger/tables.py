@@ -183,6 +183,20 @@ reconciliations = Table(
     Column("missing_in_ledger_count", Integer, nullable=False),
     Column("missing_at_acquirer_count", Integer, nullable=False),
     Column("amount_mismatch_count", Integer, nullable=False),
+    # The day was not over (UTC) when it ran (`remit.ledger.reconcile`).
+    Column("partial", Boolean, nullable=False, server_default=text("false")),
+    # The later run of the same date and account scope that replaced this one. No foreign key:
+    # the older run is marked in the transaction that inserts the newer one, just before it.
+    Column("superseded_by", Text, nullable=True),
+    # One current (not superseded) run per date and scope, the scope being the account or, for
+    # a run over every account, none.
+    Index(
+        "uq_reconciliations_current",
+        "date",
+        text("coalesce(account_id, '')"),
+        unique=True,
+        postgresql_where=text("superseded_by IS NULL"),
+    ),
 )
 
 reconciliation_rows = Table(

@@ -3,6 +3,7 @@ with a code that tells findings (1) from refused input (2) and from their own fa
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -115,6 +116,30 @@ def test_reconcile_refuses_a_malformed_date(
 ) -> None:
     assert main(["reconcile", "--date", "02/11/2026"]) == 2
     assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_reconcile_refuses_a_day_not_begun(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert main(["reconcile", "--date", tomorrow]) == 2
+    refusal = capsys.readouterr().err.splitlines()[-1]
+    assert refusal.startswith("remit reconcile: ")
+    assert "has not begun" in refusal
+
+
+def test_reconcile_runs_today_only_when_a_partial_result_is_asked_for(
+    platform_env: WorkerDatabases,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    with serving(FakeAcquirer()) as port:
+        monkeypatch.setenv("REMIT_ACQUIRER_PORT", str(port))
+        assert main(["reconcile", "--date", today]) == 2
+        assert "--allow-partial" in capsys.readouterr().err
+        assert main(["reconcile", "--date", today, "--allow-partial"]) == 0
+    assert "PARTIAL" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

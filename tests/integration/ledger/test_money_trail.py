@@ -50,7 +50,9 @@ async def test_every_kind_of_movement_reconciles_with_lost_responses_and_odd_cur
         trail.network.lose.append("authorize")
         await pay(trail, account, "yen-lost", 4321, "jpy")
 
-        result = await trail.ledger.reconcile(clock.now().date().isoformat())
+        day = clock.now().date()
+        clock.advance(timedelta(days=1).total_seconds())  # the day is over
+        result = await trail.ledger.reconcile(day.isoformat())
         verified = await trail.ledger.verify()
     assert summary(result) == [
         ("matched", "capture", "jpy", 555, 555),
@@ -84,6 +86,7 @@ async def test_a_capture_recorded_in_the_ledger_after_midnight_reconciles_on_its
         await capture(trail, account, "held-capture", held.id, 1000)
         assert clock.now().date() == (day + timedelta(days=1)).date()
         await pay(trail, account, "next-day-sale", 2000)
+        clock.advance(timedelta(days=1).total_seconds())  # both days are over
 
         settlement_day = await trail.ledger.reconcile(day.date().isoformat())
         next_day = await trail.ledger.reconcile((day + timedelta(days=1)).date().isoformat())

@@ -121,6 +121,8 @@ async def test_verify_detects_a_deleted_transaction(
 async def reconcile_with(
     engine: AsyncEngine, clock: FixedClock, fake: FakeAcquirer, account_id: str
 ) -> Reconciliation:
+    """Reconcile DAY the next day, once it is over, as the nightly run does."""
+    clock.advance(timedelta(days=1).total_seconds())
     with serving(fake) as port:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             service = LedgerService(

@@ -2131,19 +2131,25 @@ class ReconcileRequest(_message.Message):
 
     DATE_FIELD_NUMBER: _builtins.int
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    ALLOW_PARTIAL_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """UTC settlement date, "YYYY-MM-DD"."""
     account_id: _builtins.str
     """Only this account (acct_ id); unset = every account."""
+    allow_partial: _builtins.bool
+    """Reconcile today (UTC) although it is not over: what settled so far, stored with partial
+    set. Movements still in flight show as missing on one side.
+    """
     def __init__(
         self,
         *,
         date: _builtins.str = ...,
         account_id: _builtins.str | None = ...,
+        allow_partial: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id", "date", b"date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id", "allow_partial", b"allow_partial", "date", b"date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__account_id: _TypeAlias = _typing.Literal["account_id"]  # noqa: Y015
     _WhichOneofArgType__account_id: _TypeAlias = _typing.Literal["_account_id", b"_account_id"]  # noqa: Y015
@@ -2232,6 +2238,8 @@ class Reconciliation(_message.Message):
     MISSING_AT_ACQUIRER_COUNT_FIELD_NUMBER: _builtins.int
     AMOUNT_MISMATCH_COUNT_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
+    SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """recon_ id."""
     date: _builtins.str
@@ -2242,6 +2250,12 @@ class Reconciliation(_message.Message):
     missing_in_ledger_count: _builtins.int
     missing_at_acquirer_count: _builtins.int
     amount_mismatch_count: _builtins.int
+    partial: _builtins.bool
+    """The day was not over (UTC) when this ran: only what had settled so far was compared."""
+    superseded_by: _builtins.str
+    """recon_ id of a later run of the same date and account that replaces this one; unset while
+    this is the latest.
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -2260,14 +2274,21 @@ class Reconciliation(_message.Message):
         missing_at_acquirer_count: _builtins.int = ...,
         amount_mismatch_count: _builtins.int = ...,
         rows: _abc.Iterable[Global___ReconciliationRow] | None = ...,
+        partial: _builtins.bool = ...,
+        superseded_by: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id", "created", b"created"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "created", b"created", "superseded_by", b"superseded_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "partial", b"partial", "rows", b"rows", "superseded_by", b"superseded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__account_id: _TypeAlias = _typing.Literal["account_id"]  # noqa: Y015
     _WhichOneofArgType__account_id: _TypeAlias = _typing.Literal["_account_id", b"_account_id"]  # noqa: Y015
+    _WhichOneofReturnType__superseded_by: _TypeAlias = _typing.Literal["superseded_by"]  # noqa: Y015
+    _WhichOneofArgType__superseded_by: _TypeAlias = _typing.Literal["_superseded_by", b"_superseded_by"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__account_id) -> _WhichOneofReturnType__account_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__superseded_by) -> _WhichOneofReturnType__superseded_by | None: ...
 
 Global___Reconciliation: _TypeAlias = Reconciliation  # noqa: Y015
 
