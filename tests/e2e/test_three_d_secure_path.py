@@ -1,0 +1,60 @@
+"""The 3-D Secure (`requires_action`) path of a PaymentIntent as a merchant drives it: the
+official SDK for the API, an HTTP client for the cardholder's browser on the challenge page."""
+
+from typing import Any, cast
+
+import httpx
+import stripe
+
+RETURN_URL = "https://shop.example/return"
+
+
+def pay(client: stripe.StripeClient, payment_method: str, amount: int = 2000, **extra: Any) -> Any:
+    params: dict[str, Any] = {
+        "amount": amount,
+        "currency": "usd",
+        "payment_method": payment_method,
+        "confirm": True,
+        "return_url": RETURN_URL,
+        **extra,
+    }
+    return client.v1.payment_intents.create(params=cast(Any, params))
+
+
+def challenge_url(intent: Any) -> str:
+    assert intent.status == "requires_action"
+    url: str = intent.next_action.redirect_to_url.url
+    return url
+
+
+def answer(url: str, outcome: str) -> httpx.Response:
+    """What the cardholder's browser does: press a button on the page."""
+    with httpx.Client(timeout=30) as browser:
+        return browser.post(url, data={"outcome": outcome})
+
+
+def test_a_new_amount_while_the_challenge_waits_is_never_authorized_at_the_old_one(
+    client: stripe.StripeClient,
+) -> None:
+    """The cardholder authenticates the amount the challenge shows. An update of the amount
+    meanwhile sends the intent back to `requires_confirmation`: the old challenge can no
+    longer pay it, and the next confirmation authenticates and authorizes the new amount."""
+    intent = pay(client, "pm_card_authenticationRequired", amount=2000)
+    old_challenge = challenge_url(intent)
+    updated = client.v1.payment_intents.update(intent.id, params={"amount": 90000})
+    assert (updated.status, updated.amount, updated.next_action) == (
+        "requires_confirmation",
+        90000,
+        None,
+    )
+    assert answer(old_challenge, "succeed").status_code == 409
+    waiting = client.v1.payment_intents.retrieve(intent.id)
+    assert (waiting.status, waiting.amount_received) == ("requires_confirmation", 0)
+    confirmed = client.v1.payment_intents.confirm(intent.id, params={"return_url": RETURN_URL})
+    new_challenge = challenge_url(confirmed)
+    assert new_challenge != old_challenge
+    assert answer(new_challenge, "succeed").status_code == 303
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert (paid.status, paid.amount, paid.amount_received) == ("succeeded", 90000, 90000)
+    charge = client.v1.charges.retrieve(str(paid.latest_charge))
+    assert (charge.amount, charge.amount_captured, charge.status) == (90000, 90000, "succeeded")
