@@ -58,3 +58,24 @@ def test_a_new_amount_while_the_challenge_waits_is_never_authorized_at_the_old_o
     assert (paid.status, paid.amount, paid.amount_received) == ("succeeded", 90000, 90000)
     charge = client.v1.charges.retrieve(str(paid.latest_charge))
     assert (charge.amount, charge.amount_captured, charge.status) == (90000, 90000, "succeeded")
+
+
+def test_an_authentication_for_one_currency_does_not_pay_the_same_amount_in_another(
+    client: stripe.StripeClient,
+) -> None:
+    """Manually confirmed: after the challenge the intent waits in `requires_confirmation`
+    and the next confirmation goes on with the authenticated attempt, unless the payment has
+    changed since. A new currency is such a change, even with the same number."""
+    intent = pay(
+        client, "pm_card_authenticationRequiredOnSetup", amount=2000, confirmation_method="manual"
+    )
+    assert answer(challenge_url(intent), "succeed").status_code == 303
+    client.v1.payment_intents.update(intent.id, params={"currency": "eur"})
+    confirmed = client.v1.payment_intents.confirm(intent.id, params={"return_url": RETURN_URL})
+    # The euro payment is authenticated on its own; the dollar attempt does not pay for it.
+    assert confirmed.latest_charge != intent.latest_charge
+    assert answer(challenge_url(confirmed), "succeed").status_code == 303
+    paid = client.v1.payment_intents.confirm(intent.id, params={"return_url": RETURN_URL})
+    assert (paid.status, paid.currency, paid.amount_received) == ("succeeded", "eur", 2000)
+    charge = client.v1.charges.retrieve(str(paid.latest_charge))
+    assert (charge.currency, charge.amount_captured) == ("eur", 2000)
