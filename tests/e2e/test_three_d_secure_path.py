@@ -79,3 +79,31 @@ def test_an_authentication_for_one_currency_does_not_pay_the_same_amount_in_anot
     assert (paid.status, paid.currency, paid.amount_received) == ("succeeded", "eur", 2000)
     charge = client.v1.charges.retrieve(str(paid.latest_charge))
     assert (charge.currency, charge.amount_captured) == ("eur", 2000)
+
+
+def test_a_challenge_abandoned_and_its_intent_canceled_can_no_longer_be_answered(
+    client: stripe.StripeClient,
+) -> None:
+    """Stripe leaves an abandoned challenge's intent in `requires_action`; the merchant's
+    cancel ends it. The challenge page then offers nothing to press, before and after a late
+    answer, and the late answer authorizes nothing."""
+    intent = pay(client, "pm_card_authenticationRequired")
+    url = challenge_url(intent)
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_action"
+    canceled = client.v1.payment_intents.cancel(
+        intent.id, params={"cancellation_reason": "abandoned"}
+    )
+    assert (canceled.status, canceled.next_action, canceled.amount_capturable) == (
+        "canceled",
+        None,
+        0,
+    )
+    with httpx.Client(timeout=30) as browser:
+        before = browser.get(url)
+        assert (before.status_code, "Complete authentication" in before.text) == (200, False)
+        assert "expired" in before.text
+        late = browser.post(url, data={"outcome": "succeed"})
+        assert late.status_code == 409
+        after = browser.get(url)
+        assert (after.status_code, "Complete authentication" in after.text) == (200, False)
+    assert client.v1.payment_intents.retrieve(intent.id).status == "canceled"
