@@ -107,3 +107,26 @@ def test_a_challenge_abandoned_and_its_intent_canceled_can_no_longer_be_answered
         after = browser.get(url)
         assert (after.status_code, "Complete authentication" in after.text) == (200, False)
     assert client.v1.payment_intents.retrieve(intent.id).status == "canceled"
+
+
+def test_the_insufficient_funds_card_is_declined_after_its_challenge_passes(
+    client: stripe.StripeClient,
+) -> None:
+    """4000008260003178 (pm_card_authenticationRequiredChargeDeclinedInsufficientFunds) asks
+    for 3-D Secure, and is declined for insufficient funds once authenticated."""
+    intent = pay(client, "pm_card_authenticationRequiredChargeDeclinedInsufficientFunds")
+    answer(challenge_url(intent), "succeed")
+    declined = client.v1.payment_intents.retrieve(intent.id)
+    assert declined.status == "requires_payment_method"
+    assert declined.last_payment_error is not None
+    assert (declined.last_payment_error.code, declined.last_payment_error.decline_code) == (
+        "card_declined",
+        "insufficient_funds",
+    )
+    charge = client.v1.charges.retrieve(str(intent.latest_charge))
+    assert (charge.status, charge.failure_code) == ("failed", "card_declined")
+    assert charge.payment_method_details is not None
+    assert charge.payment_method_details.card is not None
+    secure = charge.payment_method_details.card.three_d_secure
+    assert secure is not None
+    assert secure.result == "authenticated"
