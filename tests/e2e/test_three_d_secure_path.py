@@ -2,6 +2,7 @@
 official SDK for the API, an HTTP client for the cardholder's browser on the challenge page."""
 
 from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import stripe
@@ -130,3 +131,24 @@ def test_the_insufficient_funds_card_is_declined_after_its_challenge_passes(
     secure = charge.payment_method_details.card.three_d_secure
     assert secure is not None
     assert secure.result == "authenticated"
+
+
+def test_a_payment_declined_after_its_challenge_still_sends_the_cardholder_back(
+    client: stripe.StripeClient,
+) -> None:
+    """Whatever the payment's outcome once the challenge is answered, the cardholder goes back
+    to the merchant's return_url with the intent and its client secret, which the merchant's
+    page needs to find the outcome: also when the network declines the authenticated
+    attempt, and again for a second press of the button."""
+    intent = pay(client, "pm_card_authenticationRequiredChargeDeclinedInsufficientFunds")
+    url = challenge_url(intent)
+    for _ in range(2):
+        answered = answer(url, "succeed")
+        assert answered.status_code == 303
+        back = urlsplit(answered.headers["location"])
+        assert f"{back.scheme}://{back.netloc}{back.path}" == RETURN_URL
+        assert parse_qs(back.query) == {
+            "payment_intent": [intent.id],
+            "payment_intent_client_secret": [intent.client_secret],
+        }
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_payment_method"

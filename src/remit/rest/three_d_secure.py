@@ -21,8 +21,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from remit.core.currency import SUPPORTED_CURRENCIES
-from remit.core.errors import ErrorKind
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import has_prefix, new_id
+from remit.core.return_urls import return_to
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
 from remit.rest.dependencies import Dependencies
@@ -98,6 +99,20 @@ def _return_link(challenge: pb.ThreeDSecureChallenge) -> str:
     return f"<p><a href='{html.escape(challenge.return_url)}'>Return to the merchant</a></p>"
 
 
+def _back_after_decline(challenge: pb.ThreeDSecureChallenge, error: RemitError) -> str:
+    """The challenge was answered and the network declined the authenticated attempt: the
+    cardholder goes back to the merchant as after any other outcome (the merchant's page
+    reads the decline from the intent). "" when there is no return_url to go to."""
+    intent = error.related
+    if (
+        error.kind is not ErrorKind.CARD_DECLINED
+        or not challenge.HasField("return_url")
+        or not isinstance(intent, pb.PaymentIntent)
+    ):
+        return ""
+    return return_to(challenge.return_url, intent.id, intent.client_secret)
+
+
 def _too_many() -> HTMLResponse:
     return _page("Too many requests", "<p>Please wait a moment and try again.</p>", status=429)
 
@@ -162,6 +177,9 @@ def routes(deps: Dependencies) -> list[Route]:
             if error.kind is ErrorKind.NOT_FOUND:
                 return _not_found()
             challenge = await _challenge(deps, *ids)
+            back = "" if challenge is None else _back_after_decline(challenge, error)
+            if back:
+                return RedirectResponse(back, status_code=303, headers=_HEADERS)
             link = "" if challenge is None else _return_link(challenge)
             status = 402 if error.kind is ErrorKind.CARD_DECLINED else 409
             return _page(
