@@ -1,6 +1,7 @@
 """The 3-D Secure (`requires_action`) path of a PaymentIntent as a merchant drives it: the
 official SDK for the API, an HTTP client for the cardholder's browser on the challenge page."""
 
+import asyncio
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -152,3 +153,32 @@ def test_a_payment_declined_after_its_challenge_still_sends_the_cardholder_back(
             "payment_intent_client_secret": [intent.client_secret],
         }
     assert client.v1.payment_intents.retrieve(intent.id).status == "requires_payment_method"
+
+
+def test_a_double_click_on_the_challenge_sends_the_cardholder_back_whichever_click_wins(
+    client: stripe.StripeClient,
+) -> None:
+    """A browser shows the answer to the last of several presses of a button. Every press
+    waits for the one being worked on and then goes back to the merchant with it, rather than
+    telling the cardholder of a request in progress; the payment is authorized once."""
+    intent = pay(client, "pm_card_authenticationRequired")
+    url = challenge_url(intent)
+
+    async def presses() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as browser:
+            return list(
+                await asyncio.gather(
+                    *(browser.post(url, data={"outcome": "succeed"}) for _ in range(3))
+                )
+            )
+
+    for pressed in asyncio.run(presses()):
+        assert pressed.status_code == 303, pressed.text
+        back = urlsplit(pressed.headers["location"])
+        assert parse_qs(back.query)["payment_intent"] == [intent.id]
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert (paid.status, paid.amount_received, paid.latest_charge) == (
+        "succeeded",
+        2000,
+        intent.latest_charge,
+    )

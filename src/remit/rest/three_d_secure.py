@@ -10,6 +10,7 @@ bits, valid for one hour, answerable once), so the page is useless to anyone wit
 Responses are never cached and send no referrer, so the link does not leak onwards.
 """
 
+import asyncio
 import html
 from decimal import Decimal
 from typing import Final
@@ -33,6 +34,9 @@ from remit_api.payments.v1 import payments_pb2 as pb
 
 PATH: Final = "/three_d_secure/{account}/{challenge}"
 MAX_FORM_BYTES: Final = 1024
+# How long a press waits, try after try, for another press of the same challenge to finish
+# (about 6 s in all: an authorization takes far less, unless the network is failing).
+_IN_FLIGHT_PAUSES_S: Final = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 _HEADERS: Final = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -113,6 +117,31 @@ def _back_after_decline(challenge: pb.ThreeDSecureChallenge, error: RemitError) 
     return return_to(challenge.return_url, intent.id, intent.client_secret)
 
 
+async def _complete(
+    deps: Dependencies,
+    account: str,
+    challenge_id: str,
+    outcome: "pb.ThreeDSecureChallengeOutcome.ValueType",
+) -> pb.CompleteThreeDSecureChallengeResponse:
+    """Answer the challenge. A press of the button while another press is being worked on
+    (a double click: the browser shows the last one's page) waits for that one, then replays
+    its outcome, instead of showing the cardholder a request in progress."""
+    request = pb.CompleteThreeDSecureChallengeRequest(id=challenge_id, outcome=outcome)
+    for pause_s in _IN_FLIGHT_PAUSES_S:
+        try:
+            return await deps.payments.CompleteThreeDSecureChallenge(
+                request, metadata=_metadata(account), timeout=30
+            )
+        except grpc.aio.AioRpcError as rpc_error:
+            if remit_error_from_rpc_error(rpc_error).code != "idempotency_key_in_use":
+                raise
+        await asyncio.sleep(pause_s)
+    # The last try: whatever it answers, the page shows.
+    return await deps.payments.CompleteThreeDSecureChallenge(
+        request, metadata=_metadata(account), timeout=30
+    )
+
+
 def _too_many() -> HTMLResponse:
     return _page("Too many requests", "<p>Please wait a moment and try again.</p>", status=429)
 
@@ -167,11 +196,7 @@ def routes(deps: Dependencies) -> list[Route]:
         if outcome is None:
             return _page("Bad request", "<p>outcome must be succeed or fail.</p>", status=400)
         try:
-            reply = await deps.payments.CompleteThreeDSecureChallenge(
-                pb.CompleteThreeDSecureChallengeRequest(id=ids[1], outcome=outcome),
-                metadata=_metadata(ids[0]),
-                timeout=30,
-            )
+            reply = await _complete(deps, *ids, outcome)
         except grpc.aio.AioRpcError as rpc_error:
             error = remit_error_from_rpc_error(rpc_error)
             if error.kind is ErrorKind.NOT_FOUND:
