@@ -182,3 +182,21 @@ def test_a_double_click_on_the_challenge_sends_the_cardholder_back_whichever_cli
         2000,
         intent.latest_charge,
     )
+
+
+def test_a_card_detached_while_its_challenge_waits_still_finishes_the_attempt(
+    client: stripe.StripeClient,
+) -> None:
+    """The attempt was decided when the saved card could pay; what becomes of its payment
+    method meanwhile does not leave the challenge unanswerable and the intent stuck in
+    `requires_action` (the authorization itself never depended on it)."""
+    customer = client.v1.customers.create()
+    method = client.v1.payment_methods.attach(
+        "pm_card_authenticationRequired", params={"customer": customer.id}
+    )
+    intent = pay(client, method.id, customer=customer.id)
+    url = challenge_url(intent)
+    client.v1.payment_methods.detach(method.id)
+    assert answer(url, "succeed").status_code == 303
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert (paid.status, paid.amount_received) == ("succeeded", 2000)

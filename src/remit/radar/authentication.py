@@ -173,9 +173,9 @@ class ThreeDSecureService:
                     network_result=None,
                     updated_at=now,
                 )
-                card = await self._methods.chargeable_card(
-                    record.account_id, charge.payment_method_id
-                )
+                # As the attempt chose it: a payment method detached since does not stop the
+                # attempt it was decided for (nor does its authorization, which reads the same).
+                card = await self._methods.attempt_card(record.account_id, charge.payment_method_id)
                 # Rules run again with the cardholder authenticated (3-D Secure rules no longer
                 # apply; allow, block and review rules still do), without counting again.
                 verdict = await self._radar.reassess(
