@@ -218,9 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
         "reconcile",
         help="match one day of the acquirer's settlement report against the ledger",
         description=(
-            "Compare the captures and refunds the ledger recorded on DATE (UTC) with the "
-            "acquirer's settlement report for that day, store the result, print it as a table, "
-            "and exit 1 when anything is missing on either side or differs in amount."
+            "Compare the acquirer's settlement report for DATE (UTC) with the captures and "
+            "refunds the ledger recorded for those settlements, whatever day it recorded them, "
+            "and with the ledger's other captures and refunds of DATE that the acquirer did not "
+            "settle on another day; store the result, print it as a table, and exit 1 when "
+            "anything is missing on either side or differs in amount."
         ),
     )
     _add_platform_flags(reconcile)

@@ -116,6 +116,8 @@ def operation_message(operation: Operation) -> pb.Operation:
     )
     if operation.authorization_result is not None:
         message.authorization.CopyFrom(authorization_result_message(operation.authorization_result))
+    if operation.settled_at is not None:
+        message.settled_at.CopyFrom(timestamp(operation.settled_at))
     return message
 
 

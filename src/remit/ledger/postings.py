@@ -31,7 +31,8 @@ Ledger transactions per movement (see `chart.py` for the accounts):
   not answered yet;
 - refund, "re:refund": releases the hold ("re:refund_release") and posts
   available -(amount - fee returned), acquirer_clearing +amount, fees -fee returned;
-- refund that fails before it was posted: releases the hold ("re:refund_release");
+- refund that fails (or is canceled) before it was posted: releases the hold
+  ("re:refund_release");
 - refund failure, "re:refund_failure": the exact reversal of "re:refund".
 """
 
@@ -356,7 +357,7 @@ async def record_refund_held(
     """Hold a refund's money from the moment the refund is created until the acquirer answers:
     a pending transaction taking `amount_minor` out of the spendable available balance, so a
     payout made meanwhile cannot pay out the same money. `record_refund` (the acquirer
-    refunded) or `release_refund_hold` (it refused) resolves it.
+    refunded) or `release_refund_hold` (it refused, or the refund was canceled) resolves it.
 
     Unguarded, as the refund itself is: it may take the spendable balance below zero. It has
     no expiry, so the expiry job never lets the money go while the refund is still pending.
@@ -383,7 +384,8 @@ async def record_refund_held(
 async def release_refund_hold(
     db: AsyncConnection, *, account_id: str, refund_id: str, now: datetime
 ) -> LedgerTransaction | None:
-    """Let go of a refund's hold: the refund was posted, or it failed before it was.
+    """Let go of a refund's hold: the refund was posted, or it failed or was canceled before
+    it was.
 
     Returns the releasing transaction (the earlier one on a repeat), or None for a refund that
     has no hold: one created before refunds were held.

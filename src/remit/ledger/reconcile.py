@@ -1,15 +1,24 @@
 """`remit reconcile --date D`: one settlement day of the acquirer against the ledger.
 
-The ledger side is every charge and refund balance transaction created that UTC day; the
-acquirer side is its settlement report for the day. Items pair up on (kind, reference): the
-reference the capture or refund was sent to the acquirer with, stored on the balance
-transaction. A pair with the same amount and currency is matched; otherwise it is an amount
-mismatch; an item on one side only is missing on the other. The result is stored.
+The acquirer side is its settlement report for the UTC day D. Items pair up on (kind,
+reference): the reference the capture or refund was sent to the acquirer with, stored on the
+balance transaction. A pair with the same amount and currency is matched; otherwise it is an
+amount mismatch; an item on one side only is missing on the other. The result is stored.
 
-An item settled on another day than the ledger recorded it (a capture at 23:59:59 settled after
-midnight) shows as missing on both days; the acquirer simulated here settles the same day.
+The ledger side is what the ledger recorded for the movements the acquirer settled that day,
+whenever it recorded them: the ledger records a capture or refund only once the core has the
+acquirer's answer, which for one settled at 23:59:59 may come after midnight, and for one whose
+answer was lost, only when a retry or the completer looks it up, hours later. So the ledger
+side is every charge and refund balance transaction recorded on D, plus those recorded on
+another day under a reference of D's report, less those recorded on D for a movement the
+acquirer settled on another day (that day's reconciliation pairs them; the acquirer is asked,
+by reference, for each item of D its report does not list). A movement is therefore reconciled
+once, on its settlement day, and one the acquirer never settled is missing at the acquirer on
+the day the ledger recorded it. A day reconciled before the ledger recorded one of its late
+movements shows it missing in the ledger; running it again pairs it.
 """
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.errors import invalid, not_found
 from remit.core.ids import new_id
 from remit.ledger.balance_repository import BalanceRepository
-from remit.ledger.objects import BalanceTransactionType
+from remit.ledger.objects import BalanceTransaction, BalanceTransactionType
 from remit.ledger.tables import reconciliation_rows, reconciliations
 
 
@@ -88,65 +97,150 @@ def parse_day(value: str) -> date:
         raise invalid(f"Invalid date {value[:20]!r}: use YYYY-MM-DD.", "date") from None
 
 
+def _status(mine: SettledItem | None, bank: SettledItem | None) -> RowStatus:
+    if mine is None:
+        return RowStatus.MISSING_IN_LEDGER
+    if bank is None:
+        return RowStatus.MISSING_AT_ACQUIRER
+    if (mine.amount, mine.currency, mine.account_id) != (
+        bank.amount,
+        bank.currency,
+        bank.account_id,
+    ):
+        return RowStatus.AMOUNT_MISMATCH
+    return RowStatus.MATCHED
+
+
+def _row(mine: SettledItem | None, bank: SettledItem | None) -> ReconciliationRow:
+    either = mine or bank
+    assert either is not None
+    return ReconciliationRow(
+        status=_status(mine, bank),
+        kind=either.kind,
+        reference=either.reference,
+        authorization_id=(bank.authorization_id if bank else "")
+        or (mine.authorization_id if mine else ""),
+        account_id=either.account_id,
+        currency=either.currency,
+        ledger_amount=None if mine is None else mine.amount,
+        acquirer_amount=None if bank is None else bank.amount,
+        ledger_transaction_id=None if mine is None else mine.ledger_transaction_id,
+        acquirer_fee=None if bank is None else bank.fee,
+    )
+
+
+def _pair(
+    ours: list[SettledItem], theirs: list[SettledItem]
+) -> list[tuple[SettledItem | None, SettledItem | None]]:
+    """Pair the items one key has on each side, equal ones first. Normally each side has at
+    most one; more is itself a finding (a capture settled twice), and every extra item stays
+    a row of its own, missing on the other side."""
+
+    def same(mine: SettledItem, bank: SettledItem) -> bool:
+        return _status(mine, bank) is RowStatus.MATCHED
+
+    mine_left, bank_left = list(ours), list(theirs)
+    pairs: list[tuple[SettledItem | None, SettledItem | None]] = []
+    for mine in ours:
+        bank = next((b for b in bank_left if same(mine, b)), None)
+        if bank is not None:
+            pairs.append((mine, bank))
+            mine_left.remove(mine)
+            bank_left.remove(bank)
+    for index in range(max(len(mine_left), len(bank_left))):
+        pairs.append(
+            (
+                mine_left[index] if index < len(mine_left) else None,
+                bank_left[index] if index < len(bank_left) else None,
+            )
+        )
+    return pairs
+
+
 def compare(
     ledger: Sequence[SettledItem], acquirer: Sequence[SettledItem]
 ) -> list[ReconciliationRow]:
-    """Pair the two sides on (kind, reference); pure, so it is tested without I/O."""
-    ours = {(item.kind, item.reference): item for item in ledger}
-    theirs = {(item.kind, item.reference): item for item in acquirer}
+    """Pair the two sides on (kind, reference); pure, so it is tested without I/O.
+
+    Items are grouped by key, never put in a mapping of one item per key: a second settlement
+    row under a reference already seen is money the acquirer moved again, and must show."""
+    ours: dict[tuple[RowKind, str], list[SettledItem]] = defaultdict(list)
+    theirs: dict[tuple[RowKind, str], list[SettledItem]] = defaultdict(list)
+    for item in ledger:
+        ours[(item.kind, item.reference)].append(item)
+    for item in acquirer:
+        theirs[(item.kind, item.reference)].append(item)
     rows: list[ReconciliationRow] = []
     for key in sorted(ours.keys() | theirs.keys(), key=lambda k: (k[0].value, k[1])):
-        mine, bank = ours.get(key), theirs.get(key)
-        either = mine or bank
-        assert either is not None
-        if mine is None:
-            status = RowStatus.MISSING_IN_LEDGER
-        elif bank is None:
-            status = RowStatus.MISSING_AT_ACQUIRER
-        elif (mine.amount, mine.currency, mine.account_id) != (
-            bank.amount,
-            bank.currency,
-            bank.account_id,
-        ):
-            status = RowStatus.AMOUNT_MISMATCH
-        else:
-            status = RowStatus.MATCHED
-        rows.append(
-            ReconciliationRow(
-                status=status,
-                kind=either.kind,
-                reference=either.reference,
-                authorization_id=(bank.authorization_id if bank else "")
-                or (mine.authorization_id if mine else ""),
-                account_id=either.account_id,
-                currency=either.currency,
-                ledger_amount=None if mine is None else mine.amount,
-                acquirer_amount=None if bank is None else bank.amount,
-                ledger_transaction_id=None if mine is None else mine.ledger_transaction_id,
-                acquirer_fee=None if bank is None else bank.fee,
-            )
-        )
+        rows.extend(_row(mine, bank) for mine, bank in _pair(ours[key], theirs[key]))
     return rows
 
 
+def key(item: SettledItem) -> tuple[RowKind, str]:
+    return item.kind, item.reference
+
+
+def _ledger_item(txn: BalanceTransaction) -> SettledItem:
+    return SettledItem(
+        kind=RowKind.CAPTURE if txn.type is BalanceTransactionType.CHARGE else RowKind.REFUND,
+        reference=txn.acquirer_reference or txn.ledger_transaction_id,
+        account_id=txn.account_id,
+        # The acquirer reports refunds as positive amounts.
+        amount=abs(txn.amount),
+        currency=txn.currency,
+        authorization_id=txn.authorization_id or "",
+        ledger_transaction_id=txn.ledger_transaction_id,
+    )
+
+
 async def ledger_items(db: AsyncConnection, day: date, account_id: str | None) -> list[SettledItem]:
+    """The captures and refunds the ledger recorded on `day` (UTC)."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     found = await BalanceRepository(db).for_reconciliation(
         start=start, end=start + timedelta(days=1), account_id=account_id
     )
+    return [_ledger_item(txn) for txn in found]
+
+
+async def recorded_on_other_days(
+    db: AsyncConnection,
+    recorded: Sequence[SettledItem],
+    settled: Sequence[SettledItem],
+    account_id: str | None,
+) -> list[SettledItem]:
+    """The ledger's items, recorded on any other day than `recorded`'s, for the settled items
+    that `recorded` has nothing under."""
+    wanted = {key(item) for item in settled} - {key(item) for item in recorded}
+    seen = {(item.account_id, item.ledger_transaction_id) for item in recorded}
+    found = await BalanceRepository(db).settled_under({ref for _, ref in wanted}, account_id)
+    items = (_ledger_item(txn) for txn in found)
     return [
-        SettledItem(
-            kind=RowKind.CAPTURE if txn.type is BalanceTransactionType.CHARGE else RowKind.REFUND,
-            reference=txn.acquirer_reference or txn.ledger_transaction_id,
-            account_id=txn.account_id,
-            # The acquirer reports refunds as positive amounts.
-            amount=abs(txn.amount),
-            currency=txn.currency,
-            authorization_id=txn.authorization_id or "",
-            ledger_transaction_id=txn.ledger_transaction_id,
-        )
-        for txn in found
+        item
+        for item in items
+        if key(item) in wanted and (item.account_id, item.ledger_transaction_id) not in seen
     ]
+
+
+def not_in_report(
+    recorded: Sequence[SettledItem], settled: Sequence[SettledItem]
+) -> list[SettledItem]:
+    """The ledger's items that the day's settlement report lists nothing under."""
+    listed = {key(item) for item in settled}
+    return [item for item in recorded if key(item) not in listed]
+
+
+def ledger_side(
+    recorded: Sequence[SettledItem],
+    recorded_elsewhen: Sequence[SettledItem],
+    settled_elsewhen: Sequence[SettledItem],
+) -> list[SettledItem]:
+    """What the ledger holds for the settlement day: its items of the day, less those the
+    acquirer settled on another day, plus those of the day's settlements it recorded on
+    another."""
+    other_day = {(item.account_id, item.ledger_transaction_id) for item in settled_elsewhen}
+    return [
+        item for item in recorded if (item.account_id, item.ledger_transaction_id) not in other_day
+    ] + list(recorded_elsewhen)
 
 
 async def store(

@@ -127,6 +127,13 @@ balance_transactions = Table(
     Index("ix_balance_transactions_account_payout", "account_id", "payout_id"),
     Index("ix_balance_transactions_account_charge", "account_id", "charge_id"),
     Index("ix_balance_transactions_created", "created_at"),
+    # Reconciliation finds a settlement row's balance transaction by its reference, whatever
+    # day the ledger recorded it (core migration 0030).
+    Index(
+        "ix_balance_transactions_acquirer_reference",
+        "acquirer_reference",
+        postgresql_where=text("acquirer_reference IS NOT NULL"),
+    ),
     Index(
         "ix_balance_transactions_due",
         "available_on",

@@ -3,8 +3,8 @@
 Authorizations reserve the amount (a pending ledger transaction), captures post it (gross to
 the merchant's pending balance, the fee to the platform), cancellations and expiries void it.
 A refund holds its amount from its creation, and takes it out when the acquirer refunds (or
-lets it go when the acquirer refuses). Each ledger call is idempotent on the charge or refund
-id, so a resumed request never posts twice.
+lets it go when the acquirer refuses, or the refund is canceled). Each ledger call is
+idempotent on the charge or refund id, so a resumed request never posts twice.
 """
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,6 +14,10 @@ from remit.ledger import postings as ledger
 from remit.payments.charges import Charge, ChargeStatus, Refund, RefundStatus
 from remit.payments.domain import PaymentIntent, Status
 from remit.payments.risk import Authentication, network_reference
+
+# A refund that ends with its money still the merchant's: refused by the acquirer, or
+# canceled while it waited on the customer.
+_ENDED_UNREFUNDED = frozenset({RefundStatus.FAILED, RefundStatus.CANCELED})
 
 
 class LedgerPostings:
@@ -110,13 +114,14 @@ class LedgerPostings:
                 acquirer_reference=after.id,
                 balance_transaction_id=after.balance_transaction_id,
             )
-        elif after.status is RefundStatus.FAILED and was is not RefundStatus.FAILED:
+        elif after.status in _ENDED_UNREFUNDED and was is not after.status:
             if was is RefundStatus.SUCCEEDED:
                 # Posted already: the money comes back with a refund_failure transaction.
                 await ledger.record_refund_failed(
                     db, account_id=after.account_id, refund_id=after.id, now=now
                 )
             else:
+                # Failed or canceled before it was posted: its hold lets the money go back.
                 await ledger.release_refund_hold(
                     db, account_id=after.account_id, refund_id=after.id, now=now
                 )

@@ -1895,7 +1895,11 @@ class PaymentsService:
         self, record: KeyRecord, respond: Callable[[Refund], bytes], *, sent_before: bool = True
     ) -> Done[Refund] | Replay:
         """Refund at the network and apply its answer. `sent_before`: the refund may have been
-        sent already (see `_settle`); only the request that has just recorded it says not."""
+        sent already (see `_settle`); only the request that has just recorded it says not.
+
+        Only a pending refund is sent and settled. One that is no longer pending was canceled
+        (the completer may resume its request afterwards): the request is answered with the
+        refund as it stands, which the acquirer's answer must not change."""
         assert record.refund_id is not None
         assert record.charge_id is not None
         async with self._engine.begin() as db:
@@ -1905,15 +1909,17 @@ class PaymentsService:
         assert charge is not None
         assert charge.authorization_id is not None
         reference, authorization_id = refund.id, charge.authorization_id
-        operation: OperationOutcome = await self._settle(
-            lambda: self._network.refund(
-                authorization_id=authorization_id,
-                amount_minor=refund.amount_minor,
-                reference=reference,
-            ),
-            lambda: self._network.lookup_operation(reference),
-            sent_before=sent_before,
-        )
+        operation: OperationOutcome | None = None
+        if refund.status is RefundStatus.PENDING:
+            operation = await self._settle(
+                lambda: self._network.refund(
+                    authorization_id=authorization_id,
+                    amount_minor=refund.amount_minor,
+                    reference=reference,
+                ),
+                lambda: self._network.lookup_operation(reference),
+                sent_before=sent_before,
+            )
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
@@ -1924,38 +1930,61 @@ class PaymentsService:
             locked_charge = await charges.get(record.account_id, charge.id, for_update=True)
             assert current is not None
             assert locked_charge is not None
-            if operation.approved:
-                after = replace(
-                    current,
-                    status=RefundStatus.SUCCEEDED,
-                    acquirer_refund_id=operation.operation_id,
-                    updated_at=now,
-                    balance_transaction_id=new_id("txn"),
-                )
-                charge_after = locked_charge
+            if operation is not None and current.status is RefundStatus.PENDING:
+                after = await self._apply_refund_outcome(db, current, locked_charge, operation, now)
             else:
-                after = replace(
-                    current,
-                    status=RefundStatus.FAILED,
-                    # The network's own code is kept; it is shown as one of Stripe's values.
-                    failure_reason=operation.code or "unknown",
-                    updated_at=now,
-                )
-                charge_after = replace(
-                    locked_charge,
-                    amount_refunded_minor=locked_charge.amount_refunded_minor
-                    - current.amount_minor,
-                    updated_at=now,
-                )
-                await charges.save(charge_after)
-                await self._hooks.charge_changed(
-                    db, locked_charge, charge_after, await self._intent_of(db, charge_after)
-                )
-            await refunds.save(after)
-            await self._hooks.refund_changed(db, current, after, charge_after)
+                _warn_if_refunded_after_cancel(current, operation)
+                after = current
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))
         crash_after(RecoveryPoint.FINISHED.value)
         return Done(after)
+
+    async def _apply_refund_outcome(
+        self,
+        db: AsyncConnection,
+        refund: Refund,
+        charge: Charge,
+        operation: OperationOutcome,
+        now: datetime,
+    ) -> Refund:
+        """The acquirer's answer to a pending `refund` (and `charge`, both locked): succeeded,
+        or failed and no longer counted on the charge."""
+        if operation.approved:
+            after = replace(
+                refund,
+                status=RefundStatus.SUCCEEDED,
+                acquirer_refund_id=operation.operation_id,
+                updated_at=now,
+                balance_transaction_id=new_id("txn"),
+            )
+            charge_after = charge
+        else:
+            after = replace(
+                refund,
+                status=RefundStatus.FAILED,
+                # The network's own code is kept; it is shown as one of Stripe's values.
+                failure_reason=operation.code or "unknown",
+                updated_at=now,
+            )
+            charge_after = await self._stop_counting_refund(db, charge, refund, now)
+        await RefundRepository(db).save(after)
+        await self._hooks.refund_changed(db, refund, after, charge_after)
+        return after
+
+    async def _stop_counting_refund(
+        self, db: AsyncConnection, charge: Charge, refund: Refund, now: datetime
+    ) -> Charge:
+        """Give back the amount `refund` reserved on its (locked) charge when it was created:
+        it failed or was canceled, so the charge no longer shows it refunded and it can be
+        refunded again."""
+        after = replace(
+            charge,
+            amount_refunded_minor=charge.amount_refunded_minor - refund.amount_minor,
+            updated_at=now,
+        )
+        await ChargeRepository(db).save(after)
+        await self._hooks.charge_changed(db, charge, after, await self._intent_of(db, after))
+        return after
 
     async def get_refund(self, account_id: str, refund_id: str) -> Refund:
         async with self._engine.begin() as db:
@@ -1992,11 +2021,15 @@ class PaymentsService:
     async def cancel_refund(
         self, account_id: str, refund_id: str, keyed: Keyed[Refund] | None = None
     ) -> Done[Refund] | Replay:
-        """Only a refund waiting on the customer (`requires_action`) can be canceled."""
+        """Only a refund waiting on the customer (`requires_action`) can be canceled. It ends
+        as a failed refund ends, in the cancel's transaction: the charge stops counting it,
+        its hold goes back to the available balance (the ledger hook), refund.updated is
+        recorded. Its row lock keeps a resumed request from settling it meanwhile (see
+        `resume_refund`)."""
 
         async def cancel(db: AsyncConnection) -> Refund:
-            repo = RefundRepository(db)
-            refund = await repo.get(account_id, refund_id, for_update=True)
+            refunds = RefundRepository(db)
+            refund = await refunds.get(account_id, refund_id, for_update=True)
             if refund is None:
                 raise not_found("refund", refund_id)
             if refund.status is not RefundStatus.REQUIRES_ACTION:
@@ -2008,8 +2041,14 @@ class PaymentsService:
                     kind=ErrorKind.FAILED_PRECONDITION,
                     code="refund_not_cancelable",
                 )
-            after = replace(refund, status=RefundStatus.CANCELED, updated_at=self._now())
-            await repo.save(after)
+            # Refund, then charge: the order `resume_refund` locks them in.
+            charge = await ChargeRepository(db).get(account_id, refund.charge_id, for_update=True)
+            assert charge is not None, refund.charge_id
+            now = self._now()
+            charge_after = await self._stop_counting_refund(db, charge, refund, now)
+            after = replace(refund, status=RefundStatus.CANCELED, updated_at=now)
+            await refunds.save(after)
+            await self._hooks.refund_changed(db, refund, after, charge_after)
             return after
 
         return await run_keyed(self._engine, keyed, self._now(), cancel)
@@ -2039,6 +2078,20 @@ class PaymentsService:
                 charge_id=charge_id,
                 payment_intent_id=payment_intent_id,
             )
+
+
+def _warn_if_refunded_after_cancel(refund: Refund, operation: OperationOutcome | None) -> None:
+    """The acquirer refunded a refund canceled while it was being sent. The refund stays
+    canceled (its hold is released, the charge no longer counts it), so the money left at the
+    acquirer with nothing in the ledger: reconciliation will show it, and an operator should
+    look."""
+    if operation is not None and operation.approved:
+        log.error(
+            "refund %s of charge %s was canceled while the acquirer refunded it (operation %s)",
+            refund.id,
+            refund.charge_id,
+            operation.operation_id,
+        )
 
 
 def _text(value: object) -> str | None:

@@ -159,19 +159,25 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
     address, so merchants behind one shared address are never held back by each other; once
     an address has none left, only a key already known good passes, and none is looked up:
     a client trying keys costs the accounts service nothing past its address's limit."""
-    address = client_address(request)
     authorization = request.headers.get("authorization")
-    if deps.rate_limits.client_exhausted(address):
-        principal = deps.authenticator.known(authorization)
-        if principal is None:
-            raise StripeError.rate_limited()
-        return principal
+    known = deps.authenticator.known(authorization)
+    if known is not None:
+        return known
+    address = client_address(request)
+    # Counted before the look-up, so that wrong keys sent all at once are held to the limit
+    # too; handed back when the key is found.
+    if not deps.rate_limits.reserve_key_lookup(address):
+        raise StripeError.rate_limited()
+    failed = False
     try:
-        return await deps.authenticator.authenticate(authorization)
+        principal = await deps.authenticator.authenticate(authorization)
     except StripeError as error:
-        if error.http_status == 401:
-            deps.rate_limits.count_failed_authentication(address)
+        failed = error.http_status == 401
         raise
+    finally:
+        if not failed:
+            deps.rate_limits.release_key_lookup(address)
+    return principal
 
 
 async def dispatch(request: Request, operation: Operation, deps: Dependencies) -> Response:

@@ -194,7 +194,10 @@ def test_the_call_site_scan_finds_the_payment_paths_calls() -> None:
     assert (ACQUIRER_SERVICE, "Capture") in _calls_in("payments/network.py")
     assert (VAULT_SERVICE, "ListCardsCreatedBefore") in _calls_in("payment_methods/vault_client.py")
     assert _calls_in("vault/forwarding.py") == {(ACQUIRER_SERVICE, "Authorize")}
-    assert _calls_in("ledger/service.py") == {(ACQUIRER_SERVICE, "GetSettlementReport")}
+    assert _calls_in("ledger/service.py") == {
+        (ACQUIRER_SERVICE, "GetSettlementReport"),
+        (ACQUIRER_SERVICE, "LookupOperation"),
+    }
 
 
 def test_every_module_outside_the_facade_naming_a_stub_is_a_known_call_site() -> None:

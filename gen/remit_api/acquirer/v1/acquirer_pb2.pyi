@@ -485,6 +485,7 @@ class Operation(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
     AUTHORIZATION_FIELD_NUMBER: _builtins.int
+    SETTLED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """op_ id."""
     reference: _builtins.str
@@ -510,6 +511,12 @@ class Operation(_message.Message):
     def authorization(self) -> Global___AuthorizationResult:
         """Full result, for kind AUTHORIZE."""
 
+    @_builtins.property
+    def settled_at(self) -> _timestamp_pb2.Timestamp:
+        """When the operation settled: set for an approved capture, refund or authorization with
+        capture (the settlement report lists it on that UTC day), unset for what never settles.
+        """
+
     def __init__(
         self,
         *,
@@ -525,12 +532,15 @@ class Operation(_message.Message):
         created: _timestamp_pb2.Timestamp | None = ...,
         merchant_id: _builtins.str = ...,
         authorization: Global___AuthorizationResult | None = ...,
+        settled_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["authorization", b"authorization", "created", b"created"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_settled_at", b"_settled_at", "authorization", b"authorization", "created", b"created", "settled_at", b"settled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "approved", b"approved", "authorization", b"authorization", "authorization_id", b"authorization_id", "code", b"code", "created", b"created", "currency", b"currency", "id", b"id", "kind", b"kind", "merchant_id", b"merchant_id", "message", b"message", "reference", b"reference"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_settled_at", b"_settled_at", "amount", b"amount", "approved", b"approved", "authorization", b"authorization", "authorization_id", b"authorization_id", "code", b"code", "created", b"created", "currency", b"currency", "id", b"id", "kind", b"kind", "merchant_id", b"merchant_id", "message", b"message", "reference", b"reference", "settled_at", b"settled_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__settled_at: _TypeAlias = _typing.Literal["settled_at"]  # noqa: Y015
+    _WhichOneofArgType__settled_at: _TypeAlias = _typing.Literal["_settled_at", b"_settled_at"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__settled_at) -> _WhichOneofReturnType__settled_at | None: ...
 
 Global___Operation: _TypeAlias = Operation  # noqa: Y015
 
