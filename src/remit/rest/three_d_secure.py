@@ -27,6 +27,7 @@ from remit.core.ids import has_prefix, new_id
 from remit.core.return_urls import return_to
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
+from remit.rest.bodies import BodyTooLargeError, capped_body
 from remit.rest.dependencies import Dependencies
 from remit.rest.rate_limits import client_address
 from remit_api.common.v1 import common_pb2
@@ -185,8 +186,9 @@ def routes(deps: Dependencies) -> list[Route]:
         ids = _ids(request)
         if ids is None:
             return _not_found()
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
+        try:
+            body = await capped_body(request, MAX_FORM_BYTES)
+        except BodyTooLargeError:
             return _page("Bad request", "<p>The form is too large.</p>", status=400)
         chosen = parse_qs(body.decode("utf-8", "replace")).get("outcome", [""])[0]
         outcome = {
