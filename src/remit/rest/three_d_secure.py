@@ -24,7 +24,7 @@ from starlette.routing import Route
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import has_prefix, new_id
-from remit.core.return_urls import return_to
+from remit.core.return_urls import may_send_cardholder_to, return_to
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
 from remit.rest.bodies import BodyTooLargeError, capped_body
@@ -99,7 +99,7 @@ async def _challenge(
 
 
 def _return_link(challenge: pb.ThreeDSecureChallenge) -> str:
-    if not challenge.HasField("return_url"):
+    if not challenge.HasField("return_url") or not may_send_cardholder_to(challenge.return_url):
         return ""
     return f"<p><a href='{html.escape(challenge.return_url)}'>Return to the merchant</a></p>"
 
@@ -112,6 +112,7 @@ def _back_after_decline(challenge: pb.ThreeDSecureChallenge, error: RemitError) 
     if (
         error.kind is not ErrorKind.CARD_DECLINED
         or not challenge.HasField("return_url")
+        or not may_send_cardholder_to(challenge.return_url)
         or not isinstance(intent, pb.PaymentIntent)
     ):
         return ""
@@ -214,7 +215,7 @@ def routes(deps: Dependencies) -> list[Route]:
                 f"<p>{html.escape(error.message)}</p>{link}",
                 status=status,
             )
-        if reply.redirect_url:
+        if reply.redirect_url and may_send_cardholder_to(reply.redirect_url):
             return RedirectResponse(reply.redirect_url, status_code=303, headers=_HEADERS)
         passed = reply.challenge.status == pb.THREE_D_SECURE_CHALLENGE_STATUS_SUCCEEDED
         return _page(
