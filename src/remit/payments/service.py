@@ -966,7 +966,8 @@ class PaymentsService:
             previous is None
             or previous.status is not ChargeStatus.PENDING
             or previous.payment_method_id != card.payment_method_id
-            or previous.amount_minor != intent.amount_minor
+            # The issuer authenticated that amount in that currency, and no other.
+            or (previous.amount_minor, previous.currency) != (intent.amount_minor, intent.currency)
             or not Authentication.from_json(previous.authentication).authenticated
         ):
             return None
