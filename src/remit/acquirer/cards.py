@@ -153,6 +153,11 @@ TEST_CARDS: Final = MappingProxyType(
         "4000002500003155": CardProfile(requires_authentication=True),
         "4000002760003184": CardProfile(requires_authentication=True),
         "4000000000003220": CardProfile(requires_authentication=True),
+        # Needs 3-D Secure, then is declined all the same.
+        "4000008260003178": CardProfile(
+            requires_authentication=True,
+            decline=card_declined("insufficient_funds", "Your card has insufficient funds."),
+        ),
         # Radar's test cards. The "always blocked" card never reaches the issuer.
         "4100000000000019": CardProfile(
             decline=Decline(

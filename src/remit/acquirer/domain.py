@@ -188,10 +188,11 @@ def assess_card(request: AuthorizationRequest, profile: CardProfile, today: date
     decline: Decline | None
     if is_expired(request.exp_month, request.exp_year, today):
         decline = EXPIRED_CARD
+    elif profile.requires_authentication and not request.three_d_secure_authenticated:
+        # The issuer asks for authentication before it looks at anything else.
+        decline = AUTHENTICATION_REQUIRED
     elif profile.decline is not None:
         decline = profile.decline
-    elif profile.requires_authentication and not request.three_d_secure_authenticated:
-        decline = AUTHENTICATION_REQUIRED
     elif profile.cvc_check_fails and cvc_given:
         decline = INCORRECT_CVC
     else:

@@ -78,6 +78,11 @@ class PaymentMethodSource(Protocol):
         such payment method."""
         ...
 
+    async def attempt_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
+        """The card of the payment method a stored attempt chose, as `attempt_vault_token`
+        reads it: whether or not that payment method may pay again."""
+        ...
+
     def card_refused(self, account_id: str, vault_token: str) -> None:
         """The vault refused to open this card for a charge: resolve nothing to it again."""
         ...

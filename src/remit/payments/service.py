@@ -80,6 +80,7 @@ from remit.payments.network import (
     network_unavailable,
     unusable_card_answer,
     vault_will_not_open_card,
+    with_capture_fee,
 )
 from remit.payments.ports import (
     ChargeableCard,
@@ -965,7 +966,8 @@ class PaymentsService:
             previous is None
             or previous.status is not ChargeStatus.PENDING
             or previous.payment_method_id != card.payment_method_id
-            or previous.amount_minor != intent.amount_minor
+            # The issuer authenticated that amount in that currency, and no other.
+            or (previous.amount_minor, previous.currency) != (intent.amount_minor, intent.currency)
             or not Authentication.from_json(previous.authentication).authenticated
         ):
             return None
@@ -1395,6 +1397,8 @@ class PaymentsService:
                         current,
                         captured=True,
                         amount_captured_minor=amount,
+                        # The ledger books the fee the network withheld from this capture.
+                        network_result=with_capture_fee(current.network_result, operation),
                         capture_requested=False,
                         requested_capture_changes=None,
                         updated_at=now,

@@ -25,6 +25,7 @@ from remit.core.ids import new_id
 from remit.core.jsonview import JsonObject, internal_fields_left_out
 from remit.core.logging import mask_card_numbers
 from remit.rest import three_d_secure
+from remit.rest.bodies import BodyTooLargeError, capped_body
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -140,9 +141,10 @@ async def read_form(request: Request) -> dict[str, FormValue]:
     """Parameters from the query string (GET, DELETE) or the body (POST), form or JSON."""
     if request.method in ("GET", "DELETE"):
         return decode_form(request.url.query)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise FormDecodeError("The request body is larger than 1 MiB.", None)
+    try:
+        body = await capped_body(request, MAX_BODY_BYTES)
+    except BodyTooLargeError:
+        raise FormDecodeError("The request body is larger than 1 MiB.", None) from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         return decode_json_body(body)
