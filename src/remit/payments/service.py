@@ -81,6 +81,7 @@ from remit.payments.network import (
     network_unavailable,
     unusable_card_answer,
     vault_will_not_open_card,
+    with_capture_fee,
 )
 from remit.payments.ports import (
     ChargeableCard,
@@ -1406,6 +1407,8 @@ class PaymentsService:
                         current,
                         captured=True,
                         amount_captured_minor=amount,
+                        # The ledger books the fee the network withheld from this capture.
+                        network_result=with_capture_fee(current.network_result, operation),
                         capture_requested=False,
                         requested_capture_changes=None,
                         updated_at=now,

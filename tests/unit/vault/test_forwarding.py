@@ -39,3 +39,13 @@ def test_every_field_of_the_acquirers_answer_that_the_vault_defines_is_kept() ->
     assert len(shared) >= 14
     for name in shared:
         assert getattr(mirrored, name) == getattr(result, name), name
+
+
+def test_the_fee_the_acquirer_withholds_is_kept_and_an_unreported_fee_stays_unreported() -> None:
+    """A fee of 0 (nothing captured) and a fee the acquirer did not report are different
+    answers: the core books the first and cannot book the second."""
+    assert mirror_result(acquirer_pb2.AuthorizationResult(captured=True, fee=150)).fee == 150
+    zero = mirror_result(acquirer_pb2.AuthorizationResult(fee=0))
+    assert zero.HasField("fee")
+    assert zero.fee == 0
+    assert not mirror_result(acquirer_pb2.AuthorizationResult(captured=True)).HasField("fee")
