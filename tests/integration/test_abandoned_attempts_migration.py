@@ -1,4 +1,4 @@
-"""Core migration 0031 fails the charges that intents left pending before they finished, as the
+"""Core migration 0032 fails the charges that intents left pending before they finished, as the
 payments service fails them since (`remit.payments.abandoned_attempts`), and only those; in
 batches, finishing the rest when an interrupted upgrade runs again."""
 
@@ -18,8 +18,8 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import upgrade
 from tests.support.postgres import scratch_database
 
-_BEFORE = "0030_acquirer_reference"
-_FINISHING = "0031_abandoned_attempts"
+_BEFORE = "0031_reconcile_network_fees"
+_FINISHING = "0032_abandoned_attempts"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 _RISK: dict[str, object] = {
     "action": "request_three_d_secure",

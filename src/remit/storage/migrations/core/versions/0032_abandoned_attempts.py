@@ -20,14 +20,14 @@ payments service takes them in) so that a request of an earlier version's proces
 during the upgrade is seen as it commits. The UPDATE touches only pending charges, so a run
 stopped part-way finishes the rest when run again. The texts are those of this revision.
 
-Revision ID: 0031_abandoned_attempts
-Revises: 0030_acquirer_reference
+Revision ID: 0032_abandoned_attempts
+Revises: 0031_reconcile_network_fees
 """
 
 from remit.storage.batched_backfill import backfill_in_batches
 
-revision = "0031_abandoned_attempts"
-down_revision = "0030_acquirer_reference"
+revision = "0032_abandoned_attempts"
+down_revision = "0031_reconcile_network_fees"
 branch_labels = None
 depends_on = None
 
