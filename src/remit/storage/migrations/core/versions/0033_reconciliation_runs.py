@@ -9,15 +9,15 @@ latest run of their date and scope.
 The reconciliations table holds a few rows a day and only `remit reconcile` writes it, so it is
 altered in place.
 
-Revision ID: 0032_reconciliation_runs
-Revises: 0031_reconcile_network_fees
+Revision ID: 0033_reconciliation_runs
+Revises: 0032_abandoned_attempts
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0032_reconciliation_runs"
-down_revision = "0031_reconcile_network_fees"
+revision = "0033_reconciliation_runs"
+down_revision = "0032_abandoned_attempts"
 branch_labels = None
 depends_on = None
 
