@@ -8,6 +8,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import stripe
+from sqlalchemy import create_engine, text
+
+from remit.storage.embedded import to_sqlalchemy_url
+from tests.support.accounts import TestAccount
+from tests.support.platform import RunningPlatform
 
 RETURN_URL = "https://shop.example/return"
 
@@ -53,6 +58,9 @@ def test_a_new_amount_while_the_challenge_waits_is_never_authorized_at_the_old_o
     assert answer(old_challenge, "succeed").status_code == 409
     waiting = client.v1.payment_intents.retrieve(intent.id)
     assert (waiting.status, waiting.amount_received) == ("requires_confirmation", 0)
+    # The old attempt can never be paid: its charge fails with the update, not pending for good.
+    left = client.v1.charges.retrieve(str(intent.latest_charge))
+    assert (left.status, left.failure_code) == ("failed", "payment_intent_authentication_failure")
     confirmed = client.v1.payment_intents.confirm(intent.id, params={"return_url": RETURN_URL})
     new_challenge = challenge_url(confirmed)
     assert new_challenge != old_challenge
@@ -61,6 +69,11 @@ def test_a_new_amount_while_the_challenge_waits_is_never_authorized_at_the_old_o
     assert (paid.status, paid.amount, paid.amount_received) == ("succeeded", 90000, 90000)
     charge = client.v1.charges.retrieve(str(paid.latest_charge))
     assert (charge.amount, charge.amount_captured, charge.status) == (90000, 90000, "succeeded")
+    listed = client.v1.charges.list(params={"payment_intent": intent.id})
+    assert {(c.id, c.status) for c in listed.data} == {
+        (left.id, "failed"),
+        (charge.id, "succeeded"),
+    }
 
 
 def test_an_authentication_for_one_currency_does_not_pay_the_same_amount_in_another(
@@ -110,6 +123,74 @@ def test_a_challenge_abandoned_and_its_intent_canceled_can_no_longer_be_answered
         after = browser.get(url)
         assert (after.status_code, "Complete authentication" in after.text) == (200, False)
     assert client.v1.payment_intents.retrieve(intent.id).status == "canceled"
+
+
+def test_a_challenge_abandoned_and_its_intent_canceled_leaves_a_failed_charge(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """The charge made for the attempt waits `pending` with its challenge; canceling the
+    intent fails it, under the intent's cancel, with what Stripe's model says of a payment
+    never authenticated: never sent to the network for authorization, no charge event, no
+    money anywhere. The acquirer's only answer for it asked for authentication."""
+    intent = pay(client, "pm_card_authenticationRequired")
+    charge_id = str(intent.latest_charge)
+    assert client.v1.charges.retrieve(charge_id).status == "pending"
+    client.v1.payment_intents.cancel(intent.id, params={"cancellation_reason": "abandoned"})
+
+    canceled = client.v1.payment_intents.retrieve(intent.id, params={"expand": ["latest_charge"]})
+    charge = canceled.latest_charge
+    assert isinstance(charge, stripe.Charge)
+    assert (charge.id, charge.status, charge.paid, charge.captured, charge.amount_captured) == (
+        charge_id,
+        "failed",
+        False,
+        False,
+        0,
+    )
+    assert charge.failure_code == "payment_intent_authentication_failure"
+    assert charge.failure_message == (
+        "The payment was abandoned before 3-D Secure authentication was completed: the "
+        "PaymentIntent was canceled."
+    )
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.network_status) == (
+        "invalid",
+        "not_sent_to_network",
+    )
+    assert charge.balance_transaction is None
+    listed = client.v1.charges.list(params={"payment_intent": intent.id})
+    assert [(c.id, c.status) for c in listed.data] == [(charge_id, "failed")]
+    kinds = [event.type for event in client.v1.events.list(params={"limit": 100}).data]
+    assert "payment_intent.canceled" in kinds
+    assert "charge.failed" not in kinds
+    assert client.v1.balance_transactions.list().data == []
+    assert _acquirer_answers(platform, account, charge_id) == [(charge_id, False, "card_declined")]
+
+
+def _acquirer_answers(
+    platform: RunningPlatform, account: TestAccount, charge_id: str
+) -> list[tuple[str, bool, str | None]]:
+    """The acquirer's operations for the charge's references (its first request and the one
+    after authentication), and whether it holds any authorization for the account."""
+    engine = create_engine(to_sqlalchemy_url(platform.env["ACQUIRER_DATABASE_URL"]))
+    try:
+        with engine.connect() as db:
+            held = db.execute(
+                text("SELECT count(*) FROM authorizations WHERE merchant_id = :account"),
+                {"account": account.id},
+            ).scalar_one()
+            assert held == 0
+            rows = db.execute(
+                text(
+                    "SELECT reference, approved, code FROM operations "
+                    "WHERE merchant_id = :account AND reference IN (:first, :authenticated) "
+                    "ORDER BY reference"
+                ),
+                {"account": account.id, "first": charge_id, "authenticated": f"{charge_id}_3ds"},
+            ).all()
+    finally:
+        engine.dispose()
+    return [(str(row.reference), bool(row.approved), row.code) for row in rows]
 
 
 def test_the_insufficient_funds_card_is_declined_after_its_challenge_passes(

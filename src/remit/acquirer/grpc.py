@@ -82,7 +82,11 @@ def authorization_request(request: pb.AuthorizeRequest) -> AuthorizationRequest:
     )
 
 
-def authorization_result_message(result: AuthorizationResult) -> pb.AuthorizationResult:
+def authorization_result_message(
+    result: AuthorizationResult, fee_minor: int
+) -> pb.AuthorizationResult:
+    """The answer to an authorization; `fee_minor` is what its operation withholds (nonzero
+    only when it captured), so the caller can book the fee with the capture."""
     return pb.AuthorizationResult(
         approved=result.approved,
         authorization_id=result.authorization_id or "",
@@ -100,6 +104,7 @@ def authorization_result_message(result: AuthorizationResult) -> pb.Authorizatio
         operation_id=result.operation_id,
         bypass_pending=result.bypass_pending,
         dispute_expected=result.dispute_expected,
+        fee=fee_minor,
     )
 
 
@@ -116,9 +121,12 @@ def operation_message(operation: Operation) -> pb.Operation:
         message=operation.message or "",
         created=timestamp(operation.created_at),
         merchant_id=operation.merchant_id,
+        fee=operation.fee_minor,
     )
     if operation.authorization_result is not None:
-        message.authorization.CopyFrom(authorization_result_message(operation.authorization_result))
+        message.authorization.CopyFrom(
+            authorization_result_message(operation.authorization_result, operation.fee_minor)
+        )
     if operation.settled_at is not None:
         message.settled_at.CopyFrom(timestamp(operation.settled_at))
     return message
@@ -149,7 +157,8 @@ class AcquirerServicer(acquirer_pb2_grpc.AcquirerServiceServicer):
         result = recorded.operation.authorization_result
         assert result is not None, "an authorize operation always carries its result"
         return pb.AuthorizeResponse(
-            result=authorization_result_message(result), replayed=recorded.replayed
+            result=authorization_result_message(result, recorded.operation.fee_minor),
+            replayed=recorded.replayed,
         )
 
     async def Capture(self, request: pb.CaptureRequest, context: Context) -> pb.CaptureResponse:

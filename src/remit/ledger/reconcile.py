@@ -2,8 +2,14 @@
 
 The acquirer side is its settlement report for the UTC day D. Items pair up on (kind,
 reference): the reference the capture or refund was sent to the acquirer with, stored on the
-balance transaction. A pair with the same amount and currency is matched; otherwise it is an
-amount mismatch; an item on one side only is missing on the other. The result is stored.
+balance transaction. A pair with the same amount and currency is matched, unless the fee the
+acquirer withheld differs from the network fee the ledger booked (a fee mismatch); a pair with
+another amount or currency is an amount mismatch; an item on one side only is missing on the
+other. The result is stored.
+
+The ledger books no network fee on refunds (the acquirer returns none), so a refund's fee is 0
+on the ledger's side. A capture booked before the ledger recorded network fees has no fee on
+its side (`remit.ledger.network_fees`): its fee is not compared.
 
 The ledger side is what the ledger recorded for the movements the acquirer settled that day,
 whenever it recorded them: the ledger records a capture or refund only once the core has the
@@ -23,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.errors import invalid, not_found
 from remit.core.ids import new_id
 from remit.ledger.balance_repository import BalanceRepository
+from remit.ledger.network_fees import booked_network_fees
 from remit.ledger.objects import BalanceTransaction, BalanceTransactionType
 from remit.ledger.tables import reconciliation_rows, reconciliations
 
@@ -39,11 +47,18 @@ class RowStatus(Enum):
     MISSING_IN_LEDGER = "missing_in_ledger"
     MISSING_AT_ACQUIRER = "missing_at_acquirer"
     AMOUNT_MISMATCH = "amount_mismatch"
+    # Same amount and currency, but the acquirer withheld another fee than the ledger booked.
+    FEE_MISMATCH = "fee_mismatch"
 
 
 class RowKind(Enum):
     CAPTURE = "capture"
     REFUND = "refund"
+
+
+# The network fee the ledger books on a refund: none (the acquirer returns no fee), so a
+# refund the acquirer charged a fee on is a mismatch.
+NO_REFUND_FEE: Final = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,8 @@ class ReconciliationRow:
     acquirer_amount: int | None
     ledger_transaction_id: str | None
     acquirer_fee: int | None
+    # The network fee the ledger booked; None when missing there, or booked without one.
+    ledger_fee: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +125,8 @@ def _status(mine: SettledItem | None, bank: SettledItem | None) -> RowStatus:
         bank.account_id,
     ):
         return RowStatus.AMOUNT_MISMATCH
+    if mine.fee is not None and bank.fee is not None and mine.fee != bank.fee:
+        return RowStatus.FEE_MISMATCH
     return RowStatus.MATCHED
 
 
@@ -126,6 +145,7 @@ def _row(mine: SettledItem | None, bank: SettledItem | None) -> ReconciliationRo
         acquirer_amount=None if bank is None else bank.amount,
         ledger_transaction_id=None if mine is None else mine.ledger_transaction_id,
         acquirer_fee=None if bank is None else bank.fee,
+        ledger_fee=None if mine is None else mine.fee,
     )
 
 
@@ -180,9 +200,10 @@ def key(item: SettledItem) -> tuple[RowKind, str]:
     return item.kind, item.reference
 
 
-def _ledger_item(txn: BalanceTransaction) -> SettledItem:
+def _ledger_item(txn: BalanceTransaction, network_fees: dict[tuple[str, str], int]) -> SettledItem:
+    charge = txn.type is BalanceTransactionType.CHARGE
     return SettledItem(
-        kind=RowKind.CAPTURE if txn.type is BalanceTransactionType.CHARGE else RowKind.REFUND,
+        kind=RowKind.CAPTURE if charge else RowKind.REFUND,
         reference=txn.acquirer_reference or txn.ledger_transaction_id,
         account_id=txn.account_id,
         # The acquirer reports refunds as positive amounts.
@@ -190,7 +211,21 @@ def _ledger_item(txn: BalanceTransaction) -> SettledItem:
         currency=txn.currency,
         authorization_id=txn.authorization_id or "",
         ledger_transaction_id=txn.ledger_transaction_id,
+        fee=network_fees.get((txn.account_id, txn.charge_id or "")) if charge else NO_REFUND_FEE,
     )
+
+
+async def _ledger_items(
+    db: AsyncConnection, found: Sequence[BalanceTransaction]
+) -> list[SettledItem]:
+    """The ledger's items for these balance transactions, with the network fees it booked."""
+    captures = {
+        (txn.account_id, txn.charge_id)
+        for txn in found
+        if txn.type is BalanceTransactionType.CHARGE and txn.charge_id is not None
+    }
+    network_fees = await booked_network_fees(db, captures)
+    return [_ledger_item(txn, network_fees) for txn in found]
 
 
 async def ledger_items(db: AsyncConnection, day: date, account_id: str | None) -> list[SettledItem]:
@@ -199,7 +234,7 @@ async def ledger_items(db: AsyncConnection, day: date, account_id: str | None) -
     found = await BalanceRepository(db).for_reconciliation(
         start=start, end=start + timedelta(days=1), account_id=account_id
     )
-    return [_ledger_item(txn) for txn in found]
+    return await _ledger_items(db, found)
 
 
 async def recorded_on_other_days(
@@ -213,7 +248,7 @@ async def recorded_on_other_days(
     wanted = {key(item) for item in settled} - {key(item) for item in recorded}
     seen = {(item.account_id, item.ledger_transaction_id) for item in recorded}
     found = await BalanceRepository(db).settled_under({ref for _, ref in wanted}, account_id)
-    items = (_ledger_item(txn) for txn in found)
+    items = await _ledger_items(db, found)
     return [
         item
         for item in items
@@ -268,6 +303,7 @@ async def store(
             missing_in_ledger_count=result.count(RowStatus.MISSING_IN_LEDGER),
             missing_at_acquirer_count=result.count(RowStatus.MISSING_AT_ACQUIRER),
             amount_mismatch_count=result.count(RowStatus.AMOUNT_MISMATCH),
+            fee_mismatch_count=result.count(RowStatus.FEE_MISMATCH),
         )
     )
     if rows:
@@ -286,6 +322,7 @@ async def store(
                     "acquirer_amount": row.acquirer_amount,
                     "ledger_transaction_id": row.ledger_transaction_id,
                     "acquirer_fee": row.acquirer_fee,
+                    "ledger_fee": row.ledger_fee,
                 }
                 for row in rows
             ],
@@ -320,30 +357,36 @@ async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
                 acquirer_amount=row.acquirer_amount,
                 ledger_transaction_id=row.ledger_transaction_id,
                 acquirer_fee=row.acquirer_fee,
+                ledger_fee=row.ledger_fee,
             )
             for row in rows
         ),
     )
 
 
+def _cell(amount: int | None) -> str:
+    return "-" if amount is None else str(amount)
+
+
 def render_table(result: Reconciliation) -> str:
     """The result as a fixed-width table for the terminal."""
     header = (
         f"{'status':<20} {'kind':<8} {'reference':<36} {'account':<30} {'cur':<4} "
-        f"{'ledger':>12} {'acquirer':>12}"
+        f"{'ledger':>12} {'acquirer':>12} {'ledger fee':>10} {'acq. fee':>10}"
     )
     lines = [f"reconciliation {result.id} for {result.date}", header, "-" * len(header)]
     for row in result.rows:
         lines.append(
             f"{row.status.value:<20} {row.kind.value:<8} {row.reference[:36]:<36} "
             f"{row.account_id[:30]:<30} {row.currency:<4} "
-            f"{'-' if row.ledger_amount is None else row.ledger_amount:>12} "
-            f"{'-' if row.acquirer_amount is None else row.acquirer_amount:>12}"
+            f"{_cell(row.ledger_amount):>12} {_cell(row.acquirer_amount):>12} "
+            f"{_cell(row.ledger_fee):>10} {_cell(row.acquirer_fee):>10}"
         )
     lines.append(
         f"matched {result.count(RowStatus.MATCHED)}, "
         f"missing in ledger {result.count(RowStatus.MISSING_IN_LEDGER)}, "
         f"missing at acquirer {result.count(RowStatus.MISSING_AT_ACQUIRER)}, "
-        f"amount mismatches {result.count(RowStatus.AMOUNT_MISMATCH)}"
+        f"amount mismatches {result.count(RowStatus.AMOUNT_MISMATCH)}, "
+        f"fee mismatches {result.count(RowStatus.FEE_MISMATCH)}"
     )
     return "\n".join(lines)

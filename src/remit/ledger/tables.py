@@ -183,6 +183,7 @@ reconciliations = Table(
     Column("missing_in_ledger_count", Integer, nullable=False),
     Column("missing_at_acquirer_count", Integer, nullable=False),
     Column("amount_mismatch_count", Integer, nullable=False),
+    Column("fee_mismatch_count", Integer, nullable=False, server_default=text("0")),
 )
 
 reconciliation_rows = Table(
@@ -200,6 +201,9 @@ reconciliation_rows = Table(
     Column("acquirer_amount", BigInteger, nullable=True),
     Column("ledger_transaction_id", Text, nullable=True),
     Column("acquirer_fee", BigInteger, nullable=True),
+    # The network fee the ledger booked (core migration 0031); NULL when the ledger has no
+    # item, or booked the capture before it recorded network fees.
+    Column("ledger_fee", BigInteger, nullable=True),
     Index("ix_reconciliation_rows_reconciliation_id", "reconciliation_id"),
 )
 

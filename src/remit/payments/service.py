@@ -28,6 +28,7 @@ from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
 from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
 from remit.payments import idempotency
+from remit.payments.abandoned_attempts import LeftBy, authenticated_for, finish_left_behind
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
 from remit.payments.charge_refunds import ChargeRefunds, read_refunds, read_refunds_of_charges
@@ -81,6 +82,7 @@ from remit.payments.network import (
     network_unavailable,
     unusable_card_answer,
     vault_will_not_open_card,
+    with_capture_fee,
 )
 from remit.payments.ports import (
     ChargeableCard,
@@ -663,6 +665,9 @@ class PaymentsService:
                 await _refuse_passing_a_capture_in_flight(db, after)
             if card is not None:
                 await save_card_in(db, card)
+            await finish_left_behind(
+                db, self._hooks, before, after, left_by=LeftBy.UPDATED, now=update.at
+            )
             await intents.save(after)
             await self._hooks.intent_changed(db, before, after)
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))
@@ -922,6 +927,10 @@ class PaymentsService:
                     await charges.insert(charge)
                 if new is None:
                     await intents.save(processing)
+                if before is not None and resumed is None:
+                    await finish_left_behind(
+                        db, self._hooks, before, processing, left_by=LeftBy.CONFIRMED_AGAIN, now=now
+                    )
                 await self._hooks.intent_changed(db, before, processing)
                 if resumed is None:
                     await self._hooks.charge_changed(db, None, charge, processing)
@@ -976,10 +985,12 @@ class PaymentsService:
         if (
             previous is None
             or previous.status is not ChargeStatus.PENDING
-            or previous.payment_method_id != card.payment_method_id
-            # The issuer authenticated that amount in that currency, and no other.
-            or (previous.amount_minor, previous.currency) != (intent.amount_minor, intent.currency)
-            or not Authentication.from_json(previous.authentication).authenticated
+            or not authenticated_for(
+                previous,
+                payment_method_id=card.payment_method_id,
+                amount_minor=intent.amount_minor,
+                currency=intent.currency,
+            )
         ):
             return None
         return previous
@@ -1413,6 +1424,8 @@ class PaymentsService:
                         current,
                         captured=True,
                         amount_captured_minor=amount,
+                        # The ledger books the fee the network withheld from this capture.
+                        network_result=with_capture_fee(current.network_result, operation),
                         capture_requested=False,
                         requested_capture_changes=None,
                         updated_at=now,
@@ -1547,6 +1560,9 @@ class PaymentsService:
                 await intents.save(after)
                 if held is not None:
                     await _mark_released(ChargeRepository(db), record.account_id, held, now)
+                await finish_left_behind(
+                    db, self._hooks, current, after, left_by=LeftBy.CANCELED, now=now
+                )
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: releasing an authorization posts to the ledger, whose lock lasts to
                 # commit.

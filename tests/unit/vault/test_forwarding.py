@@ -66,3 +66,13 @@ def test_what_the_caller_says_of_the_kept_card_reaches_the_destination_unchanged
     setup = authorize_request(outbound(StoredCredential(setup_off_session=True)))
     assert (setup.off_session, setup.setup_off_session) == (False, True)
     assert setup.initial_network_transaction_id == ""
+
+
+def test_the_fee_the_acquirer_withholds_is_kept_and_an_unreported_fee_stays_unreported() -> None:
+    """A fee of 0 (nothing captured) and a fee the acquirer did not report are different
+    answers: the core books the first and cannot book the second."""
+    assert mirror_result(acquirer_pb2.AuthorizationResult(captured=True, fee=150)).fee == 150
+    zero = mirror_result(acquirer_pb2.AuthorizationResult(fee=0))
+    assert zero.HasField("fee")
+    assert zero.fee == 0
+    assert not mirror_result(acquirer_pb2.AuthorizationResult(captured=True)).HasField("fee")

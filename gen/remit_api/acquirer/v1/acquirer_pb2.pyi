@@ -212,6 +212,7 @@ class AuthorizationResult(_message.Message):
     OPERATION_ID_FIELD_NUMBER: _builtins.int
     BYPASS_PENDING_FIELD_NUMBER: _builtins.int
     DISPUTE_EXPECTED_FIELD_NUMBER: _builtins.int
+    FEE_FIELD_NUMBER: _builtins.int
     approved: _builtins.bool
     authorization_id: _builtins.str
     """auth_ id for capture, void and refund; empty when declined."""
@@ -249,6 +250,12 @@ class AuthorizationResult(_message.Message):
     """Test-card hint (4000000000000259): the payment succeeds and the cardholder then disputes
     it as fraudulent.
     """
+    fee: _builtins.int
+    """Interchange/scheme fee the acquirer withholds from what it captured in this step, in minor
+    units: as on the capture's settlement row (1.50% of the amount, rounded half to even);
+    0 when nothing was captured. Always set by this acquirer; unset means the acquirer did not
+    say, which is not the same as no fee.
+    """
     def __init__(
         self,
         *,
@@ -268,12 +275,15 @@ class AuthorizationResult(_message.Message):
         operation_id: _builtins.str = ...,
         bypass_pending: _builtins.bool = ...,
         dispute_expected: _builtins.bool = ...,
+        fee: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "fee", b"fee"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "bypass_pending", b"bypass_pending", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "dispute_expected", b"dispute_expected", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "bypass_pending", b"bypass_pending", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "dispute_expected", b"dispute_expected", "fee", b"fee", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__fee: _TypeAlias = _typing.Literal["fee"]  # noqa: Y015
+    _WhichOneofArgType__fee: _TypeAlias = _typing.Literal["_fee", b"_fee"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fee) -> _WhichOneofReturnType__fee | None: ...
 
 Global___AuthorizationResult: _TypeAlias = AuthorizationResult  # noqa: Y015
 
@@ -508,6 +518,7 @@ class Operation(_message.Message):
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
     AUTHORIZATION_FIELD_NUMBER: _builtins.int
     SETTLED_AT_FIELD_NUMBER: _builtins.int
+    FEE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """op_ id."""
     reference: _builtins.str
@@ -527,6 +538,12 @@ class Operation(_message.Message):
     message: _builtins.str
     merchant_id: _builtins.str
     """The merchant (acct_ id)."""
+    fee: _builtins.int
+    """Interchange/scheme fee the acquirer withholds from this operation's settlement, in minor
+    units, as its settlement row carries it: on an approved capture (or authorization with
+    capture) 1.50% of the amount rounded half to even, 0 on everything else. Always set by
+    this acquirer; unset means the acquirer did not say, which is not the same as no fee.
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -555,13 +572,19 @@ class Operation(_message.Message):
         merchant_id: _builtins.str = ...,
         authorization: Global___AuthorizationResult | None = ...,
         settled_at: _timestamp_pb2.Timestamp | None = ...,
+        fee: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_settled_at", b"_settled_at", "authorization", b"authorization", "created", b"created", "settled_at", b"settled_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "_settled_at", b"_settled_at", "authorization", b"authorization", "created", b"created", "fee", b"fee", "settled_at", b"settled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_settled_at", b"_settled_at", "amount", b"amount", "approved", b"approved", "authorization", b"authorization", "authorization_id", b"authorization_id", "code", b"code", "created", b"created", "currency", b"currency", "id", b"id", "kind", b"kind", "merchant_id", b"merchant_id", "message", b"message", "reference", b"reference", "settled_at", b"settled_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "_settled_at", b"_settled_at", "amount", b"amount", "approved", b"approved", "authorization", b"authorization", "authorization_id", b"authorization_id", "code", b"code", "created", b"created", "currency", b"currency", "fee", b"fee", "id", b"id", "kind", b"kind", "merchant_id", b"merchant_id", "message", b"message", "reference", b"reference", "settled_at", b"settled_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__fee: _TypeAlias = _typing.Literal["fee"]  # noqa: Y015
+    _WhichOneofArgType__fee: _TypeAlias = _typing.Literal["_fee", b"_fee"]  # noqa: Y015
     _WhichOneofReturnType__settled_at: _TypeAlias = _typing.Literal["settled_at"]  # noqa: Y015
     _WhichOneofArgType__settled_at: _TypeAlias = _typing.Literal["_settled_at", b"_settled_at"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fee) -> _WhichOneofReturnType__fee | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__settled_at) -> _WhichOneofReturnType__settled_at | None: ...
 
 Global___Operation: _TypeAlias = Operation  # noqa: Y015

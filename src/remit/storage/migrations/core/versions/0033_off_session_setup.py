@@ -10,15 +10,15 @@ Payment methods saved before this revision have none: their off-session payments
 as before, and such a card keeps asking for authentication until it is set up again. The
 downgrade drops the column, with the same effect.
 
-Revision ID: 0031_off_session_setup
-Revises: 0030_acquirer_reference
+Revision ID: 0033_off_session_setup
+Revises: 0032_abandoned_attempts
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0031_off_session_setup"
-down_revision = "0030_acquirer_reference"
+revision = "0033_off_session_setup"
+down_revision = "0032_abandoned_attempts"
 branch_labels = None
 depends_on = None
 
