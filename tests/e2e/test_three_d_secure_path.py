@@ -6,6 +6,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 import stripe
 from sqlalchemy import create_engine, text
 
@@ -281,3 +282,101 @@ def test_a_card_detached_while_its_challenge_waits_still_finishes_the_attempt(
     assert answer(url, "succeed").status_code == 303
     paid = client.v1.payment_intents.retrieve(intent.id)
     assert (paid.status, paid.amount_received) == ("succeeded", 2000)
+
+
+def renew_off_session(client: stripe.StripeClient, customer: str, payment_method: str) -> Any:
+    """What a merchant's subscription renewal does: charge the saved card, cardholder away."""
+    params = {
+        "amount": 2000,
+        "currency": "usd",
+        "customer": customer,
+        "payment_method": payment_method,
+        "off_session": True,
+        "confirm": True,
+    }
+    return client.v1.payment_intents.create(params=cast(Any, params))
+
+
+def declined_off_session(client: stripe.StripeClient, customer: str, payment_method: str) -> Any:
+    with pytest.raises(stripe.CardError) as declined:
+        renew_off_session(client, customer, payment_method)
+    error = declined.value.error
+    assert (declined.value.http_status, declined.value.code) == (402, "authentication_required")
+    assert error is not None
+    assert error.decline_code == "authentication_required"
+    assert error.payment_intent is not None
+    assert error.payment_intent.status == "requires_payment_method"
+    return error
+
+
+def test_a_card_set_up_with_authentication_pays_off_session_without_it(
+    client: stripe.StripeClient,
+) -> None:
+    """4000002500003155 (pm_card_authenticationRequiredOnSetup) asks for 3-D Secure on session
+    and when it is set up. Once the cardholder authenticated the payment that saved it for
+    off-session use, the merchant's off-session payments with it need no authentication; the
+    cardholder, present again, still authenticates."""
+    customer = client.v1.customers.create()
+    intent = pay(
+        client,
+        "pm_card_authenticationRequiredOnSetup",
+        customer=customer.id,
+        setup_future_usage="off_session",
+    )
+    assert answer(challenge_url(intent), "succeed").status_code == 303
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert paid.status == "succeeded"
+    [saved] = client.v1.customers.payment_methods.list(customer.id).data
+    assert saved.id == paid.payment_method
+
+    for _ in range(2):
+        renewed = renew_off_session(client, customer.id, saved.id)
+        assert (renewed.status, renewed.next_action, renewed.amount_received) == (
+            "succeeded",
+            None,
+            2000,
+        )
+    on_session = pay(client, saved.id, customer=customer.id)
+    assert on_session.status == "requires_action"
+
+
+def test_an_off_session_payment_without_an_authenticated_setup_is_declined(
+    client: stripe.StripeClient,
+) -> None:
+    """Attached without a payment, or saved by an authenticated payment for on-session use only,
+    the card was never set up for off-session payments: they decline with
+    authentication_required, as Stripe documents for a card that needs authentication."""
+    customer = client.v1.customers.create()
+    attached = client.v1.payment_methods.attach(
+        "pm_card_authenticationRequiredOnSetup", params={"customer": customer.id}
+    )
+    declined_off_session(client, customer.id, attached.id)
+
+    other = client.v1.customers.create()
+    intent = pay(
+        client,
+        "pm_card_authenticationRequiredOnSetup",
+        customer=other.id,
+        setup_future_usage="on_session",
+    )
+    assert answer(challenge_url(intent), "succeed").status_code == 303
+    saved = client.v1.payment_intents.retrieve(intent.id).payment_method
+    declined_off_session(client, other.id, str(saved))
+
+
+def test_the_always_authenticate_card_declines_off_session_even_after_an_authenticated_setup(
+    client: stripe.StripeClient,
+) -> None:
+    """4000002760003184 (pm_card_authenticationRequired) asks for authentication on every
+    payment: an off-session one declines even after an authenticated off-session setup."""
+    customer = client.v1.customers.create()
+    intent = pay(
+        client, "pm_card_authenticationRequired", customer=customer.id,
+        setup_future_usage="off_session",
+    )  # fmt: skip
+    assert answer(challenge_url(intent), "succeed").status_code == 303
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert paid.status == "succeeded"
+    error = declined_off_session(client, customer.id, str(paid.payment_method))
+    charge = client.v1.charges.retrieve(str(error.charge))
+    assert (charge.status, charge.failure_code) == ("failed", "authentication_required")

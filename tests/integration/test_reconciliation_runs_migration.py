@@ -1,4 +1,4 @@
-"""Core migration 0033 keeps the runs stored before it, the latest of each day and scope as
+"""Core migration 0034 keeps the runs stored before it, the latest of each day and scope as
 that day's result."""
 
 from collections.abc import Iterator
@@ -22,7 +22,7 @@ def scratch_core(pg_cluster: EmbeddedCluster) -> Iterator[str]:
 
 
 def test_earlier_runs_of_a_day_and_scope_are_superseded_by_its_latest(scratch_core: str) -> None:
-    upgrade("core", scratch_core, "0032_abandoned_attempts")
+    upgrade("core", scratch_core, "0033_off_session_setup")
     runs = [
         ("recon_a1", "2026-11-02", None, 0),
         ("recon_a2", "2026-11-02", None, 1),
@@ -38,7 +38,7 @@ def test_earlier_runs_of_a_day_and_scope_are_superseded_by_its_latest(scratch_co
                 "VALUES (%s, %s, %s, %s, 0, 0, 0, 0)",
                 (run_id, day, account, T0 + timedelta(hours=hours)),
             )
-    upgrade("core", scratch_core, "0033_reconciliation_runs")
+    upgrade("core", scratch_core, "0034_reconciliation_runs")
     with psycopg.connect(scratch_core, autocommit=True) as connection:
         found = connection.execute(
             "SELECT id, superseded_by, partial FROM reconciliations ORDER BY id"
@@ -56,7 +56,7 @@ def test_earlier_runs_of_a_day_and_scope_are_superseded_by_its_latest(scratch_co
                 "missing_in_ledger_count, missing_at_acquirer_count, amount_mismatch_count) "
                 "VALUES ('recon_a4', '2026-11-02', NULL, now(), 0, 0, 0, 0)"
             )
-    command.downgrade(alembic_config("core", scratch_core), "0032_abandoned_attempts")
+    command.downgrade(alembic_config("core", scratch_core), "0033_off_session_setup")
     with psycopg.connect(scratch_core, autocommit=True) as connection:
         columns = connection.execute(
             "SELECT column_name FROM information_schema.columns "

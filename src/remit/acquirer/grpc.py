@@ -77,6 +77,9 @@ def authorization_request(request: pb.AuthorizeRequest) -> AuthorizationRequest:
         if address is not None and address.HasField("postal_code")
         else None,
         three_d_secure_authenticated=request.three_d_secure_authenticated,
+        off_session=request.off_session,
+        setup_off_session=request.setup_off_session,
+        initial_network_transaction_id=request.initial_network_transaction_id or None,
     )
 
 

@@ -61,6 +61,7 @@ def chargeable(named: MethodToCharge) -> ChargeableCard:
         test_id=method.test_id,
         billing_details=method.billing_details,
         spent_by_intent_id=method.spent_by_intent_id,
+        off_session_setup_transaction_id=method.off_session_setup_transaction_id,
         save_in=save_in if named.is_new or unspent else None,
     )
 

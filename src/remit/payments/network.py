@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 import grpc
 
@@ -108,6 +108,9 @@ class AuthorizationOutcome:
     risk_level_hint: str | None
     # The test card whose funds skip the pending balance (4000000000000077).
     bypass_pending: bool = False
+    # The network's id of the transaction; a payment that set the card up for off-session
+    # payments gives its id to the payment method, for them to cite (`StoredCredential`).
+    network_transaction_id: str | None = None
     # What the network withholds from the capture made in this step (0 when nothing was
     # captured); None when it did not say (see `network_fee`).
     network_fee_minor: int | None = None
@@ -126,8 +129,28 @@ class AuthorizationOutcome:
             "address_postal_code_check": self.address_postal_code_check,
             "risk_level_hint": self.risk_level_hint,
             "bypass_pending": self.bypass_pending,
+            "network_transaction_id": self.network_transaction_id,
             NETWORK_FEE_KEY: self.network_fee_minor,
         }
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    """How a payment relates to a card kept for later payments, as the networks' stored
+    credential rules have an authorization say it. An issuer may waive authentication for an
+    off-session payment (the merchant charging while the cardholder is away) that cites the
+    network transaction id of the payment in which the cardholder, present and authenticated,
+    agreed to such payments (test card 4000002500003155)."""
+
+    # The merchant initiates the payment; the cardholder is away.
+    off_session: bool = False
+    # The cardholder, present, agrees to later off-session payments with this card.
+    setup_off_session: bool = False
+    # For an off-session payment: the network transaction id of that agreement's payment.
+    initial_network_transaction_id: str | None = None
+
+
+CARDHOLDER_INITIATED: Final = StoredCredential()
 
 
 @dataclass(frozen=True)
@@ -154,6 +177,7 @@ class CardNetwork(Protocol):
         capture: bool,
         purpose: str,
         three_d_secure_authenticated: bool = False,
+        stored_credential: StoredCredential = CARDHOLDER_INITIATED,
     ) -> AuthorizationOutcome: ...
 
     async def lookup_authorization(self, reference: str) -> AuthorizationOutcome | None: ...
@@ -211,6 +235,7 @@ def outcome_from_result(
         address_postal_code_check=_CHECK.get(result.address_postal_code_check),
         risk_level_hint=_RISK.get(result.risk_level_hint),
         bypass_pending=result.bypass_pending,
+        network_transaction_id=_text(result.network_transaction_id),
         network_fee_minor=network_fee(result),
     )
 
@@ -279,6 +304,7 @@ class GrpcCardNetwork:
         capture: bool,
         purpose: str,
         three_d_secure_authenticated: bool = False,
+        stored_credential: StoredCredential = CARDHOLDER_INITIATED,
     ) -> AuthorizationOutcome:
         request = vault_pb2.ForwardAuthorizationRequest(
             account_id=account_id,
@@ -291,6 +317,9 @@ class GrpcCardNetwork:
             purpose=purpose,
             requester=self._requester,
             three_d_secure_authenticated=three_d_secure_authenticated,
+            off_session=stored_credential.off_session,
+            setup_off_session=stored_credential.setup_off_session,
+            initial_network_transaction_id=stored_credential.initial_network_transaction_id or "",
         )
         reply = await self._guarded(
             lambda: self._vault.ForwardAuthorization(

@@ -33,6 +33,9 @@ class ChargeableCard:
     billing_details: Mapping[str, object] = field(default_factory=dict)
     # The intent that used it while it was attached to no customer: no other intent may.
     spent_by_intent_id: str | None = None
+    # The network transaction id of the payment that set the card up for off-session
+    # payments, which an off-session payment with it cites.
+    off_session_setup_transaction_id: str | None = None
     # For a payment method made for this request (a Stripe test id's, such as pm_card_visa, or
     # one made of the card the request gives, Stripe's payment_method_data): writes it in the
     # caller's transaction. Made there, it is not made by a request that is

@@ -78,6 +78,7 @@ from remit.payments.network import (
     CardNetwork,
     OperationOutcome,
     OutcomeUnknownError,
+    StoredCredential,
     network_unavailable,
     unusable_card_answer,
     vault_will_not_open_card,
@@ -426,6 +427,13 @@ def _spends_its_card(intent: PaymentIntent) -> bool:
     the payment attaches it to the intent's customer once it goes through (Stripe's
     `setup_future_usage`), which makes it the customer's to use again."""
     return intent.setup_future_usage is None or intent.customer_id is None
+
+
+def _sets_up_off_session(intent: PaymentIntent, off_session: bool) -> bool:
+    """Whether the payment is the cardholder's agreement to later off-session payments with
+    its card (Stripe's `setup_future_usage=off_session`), which the network is told; not when
+    the payment is off-session itself: an absent cardholder agrees to nothing."""
+    return intent.setup_future_usage == "off_session" and not off_session
 
 
 def _card_or_refusal(named: ChargeableCard | RemitError | None) -> ChargeableCard | None:
@@ -882,6 +890,10 @@ class PaymentsService:
                         off_session=confirm.off_session,
                         error_on_requires_action=confirm.error_on_requires_action,
                         requested=confirm.request_three_d_secure,
+                        setup_off_session=_sets_up_off_session(processing, confirm.off_session),
+                        initial_network_transaction_id=card.off_session_setup_transaction_id
+                        if confirm.off_session
+                        else None,
                     ).as_json(),
                 )
                 if resumed is None:
@@ -1053,6 +1065,11 @@ class PaymentsService:
                 capture=capture,
                 purpose=f"payment_intent.confirm {ask.intent_id}",
                 three_d_secure_authenticated=authentication.authenticated,
+                stored_credential=StoredCredential(
+                    off_session=authentication.off_session,
+                    setup_off_session=authentication.setup_off_session,
+                    initial_network_transaction_id=authentication.initial_network_transaction_id,
+                ),
             )
 
         # A block, or a challenge that must come first, is recorded without asking the network.

@@ -74,6 +74,10 @@ def authorize_request(outbound: OutboundAuthorization) -> acquirer_pb2.Authorize
         capture=outbound.capture,
         merchant_id=outbound.merchant_id,
         three_d_secure_authenticated=outbound.three_d_secure_authenticated,
+        off_session=outbound.stored_credential.off_session,
+        setup_off_session=outbound.stored_credential.setup_off_session,
+        initial_network_transaction_id=outbound.stored_credential.initial_network_transaction_id
+        or "",
     )
     if outbound.cvc is not None:
         request.cvc = outbound.cvc.reveal()

@@ -183,6 +183,28 @@ async def test_the_new_hint_fields_reach_the_caller(acquirer_engine: AsyncEngine
     assert risky.result.risk_level_hint == common_pb2.RISK_LEVEL_ELEVATED
 
 
+async def test_an_off_session_payment_cites_its_setup_over_grpc(
+    acquirer_engine: AsyncEngine,
+) -> None:
+    """4000002500003155: the setup, authenticated, approves; the off-session payment citing
+    its network transaction id approves without 3-D Secure; citing nothing, it declines."""
+    async with running_acquirer(acquirer_engine) as stub:
+        setup_request = authorize_request("cof-setup", "4000002500003155")
+        setup_request.three_d_secure_authenticated = True
+        setup_request.setup_off_session = True
+        setup = (await stub.Authorize(setup_request, timeout=10)).result
+        renewal = authorize_request("cof-renewal", "4000002500003155")
+        renewal.off_session = True
+        renewal.initial_network_transaction_id = setup.network_transaction_id
+        renewed = (await stub.Authorize(renewal, timeout=10)).result
+        uncited = authorize_request("cof-uncited", "4000002500003155")
+        uncited.off_session = True
+        declined = (await stub.Authorize(uncited, timeout=10)).result
+    assert setup.approved
+    assert renewed.approved
+    assert (declined.approved, declined.decline_code) == (False, "authentication_required")
+
+
 async def test_errors_arrive_as_precise_statuses_with_stripe_details(
     acquirer_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -23,10 +23,12 @@ from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent
 from remit.payments.grpc import payment_intent_message
 from remit.payments.ledger_postings import LedgerPostings
 from remit.payments.network import (
+    CARDHOLDER_INITIATED,
     AuthorizationOutcome,
     GrpcCardNetwork,
     OperationOutcome,
     OutcomeUnknownError,
+    StoredCredential,
     outcome_from_result,
 )
 from remit.payments.ports import HookChain
@@ -41,6 +43,9 @@ CARD_NUMBERS = {
     "visa": "4242424242424242",
     "declined": "4000000000000002",
     "insufficient": "4000000000009995",
+    # 3-D Secure cards: on-session and at setup only, and always.
+    "on_setup": "4000002500003155",
+    "always": "4000002760003184",
 }
 
 
@@ -76,6 +81,7 @@ class TrailNetwork(GrpcCardNetwork):
         capture: bool,
         purpose: str,
         three_d_secure_authenticated: bool = False,
+        stored_credential: StoredCredential = CARDHOLDER_INITIATED,
     ) -> AuthorizationOutcome:
         stub = self.stub
         reply = await self._guarded(
@@ -90,6 +96,11 @@ class TrailNetwork(GrpcCardNetwork):
                     capture=capture,
                     merchant_id=account_id,
                     three_d_secure_authenticated=three_d_secure_authenticated,
+                    off_session=stored_credential.off_session,
+                    setup_off_session=stored_credential.setup_off_session,
+                    initial_network_transaction_id=(
+                        stored_credential.initial_network_transaction_id or ""
+                    ),
                 )
             )
         )

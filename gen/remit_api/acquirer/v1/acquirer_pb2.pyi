@@ -9,9 +9,10 @@ documents them (declines, CVC/AVS failures, risk levels, authentication required
 Every mutating RPC is idempotent on the caller-chosen `reference`: a retry returns the stored
 result with `replayed` set, and LookupOperation tells a caller that lost a response what
 happened. References are unique across all operation kinds. Reusing one with different
-parameters (another kind, amount, authorization, card, currency, capture flag, merchant or
-3-D Secure flag; the CVC is not compared, since the vault drops it after the first attempt)
-fails with FAILED_PRECONDITION, ErrorDetail type idempotency_error, code reference_reused.
+parameters (another kind, amount, authorization, card, currency, capture flag, merchant,
+3-D Secure flag or stored-credential fields; the CVC is not compared, since the vault drops
+it after the first attempt) fails with FAILED_PRECONDITION, ErrorDetail type
+idempotency_error, code reference_reused.
 
 Outcomes are recorded operations, not gRPC errors: a decline, or a capture/void/refund the
 authorization's state refuses, comes back (and is replayed) with approved = false and a code.
@@ -94,6 +95,9 @@ class AuthorizeRequest(_message.Message):
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
     BILLING_ADDRESS_FIELD_NUMBER: _builtins.int
     THREE_D_SECURE_AUTHENTICATED_FIELD_NUMBER: _builtins.int
+    OFF_SESSION_FIELD_NUMBER: _builtins.int
+    SETUP_OFF_SESSION_FIELD_NUMBER: _builtins.int
+    INITIAL_NETWORK_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     reference: _builtins.str
     """Idempotency reference chosen by the original caller (the core), forwarded by the vault."""
     card_number: _builtins.str
@@ -113,6 +117,21 @@ class AuthorizeRequest(_message.Message):
     """The cardholder passed 3-D Secure; cards that require authentication decline with
     decline_code authentication_required without it.
     """
+    off_session: _builtins.bool
+    """The merchant initiates this payment while the cardholder is away (a renewal, an
+    instalment): no 3-D Secure challenge is possible.
+    """
+    setup_off_session: _builtins.bool
+    """The cardholder, present, agrees to later off_session payments of this merchant with this
+    card: the first payment of a stored credential. Not with off_session.
+    """
+    initial_network_transaction_id: _builtins.str
+    """For an off_session payment: the network_transaction_id of the approved setup_off_session
+    authorization it relies on (the networks' initial transaction id). An issuer that exempts
+    such payments from authentication (test card 4000002500003155) approves without 3-D Secure
+    when that setup was authenticated, by the same merchant and for the same card; otherwise
+    the id changes nothing. Only with off_session.
+    """
     @_builtins.property
     def billing_address(self) -> _common_pb2.Address:
         """Billing address for AVS (address_line1_check, address_postal_code_check)."""
@@ -131,10 +150,13 @@ class AuthorizeRequest(_message.Message):
         merchant_id: _builtins.str = ...,
         billing_address: _common_pb2.Address | None = ...,
         three_d_secure_authenticated: _builtins.bool = ...,
+        off_session: _builtins.bool = ...,
+        setup_off_session: _builtins.bool = ...,
+        initial_network_transaction_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_cvc", b"_cvc", "billing_address", b"billing_address", "cvc", b"cvc"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cvc", b"_cvc", "amount", b"amount", "billing_address", b"billing_address", "capture", b"capture", "card_number", b"card_number", "currency", b"currency", "cvc", b"cvc", "exp_month", b"exp_month", "exp_year", b"exp_year", "merchant_id", b"merchant_id", "reference", b"reference", "three_d_secure_authenticated", b"three_d_secure_authenticated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cvc", b"_cvc", "amount", b"amount", "billing_address", b"billing_address", "capture", b"capture", "card_number", b"card_number", "currency", b"currency", "cvc", b"cvc", "exp_month", b"exp_month", "exp_year", b"exp_year", "initial_network_transaction_id", b"initial_network_transaction_id", "merchant_id", b"merchant_id", "off_session", b"off_session", "reference", b"reference", "setup_off_session", b"setup_off_session", "three_d_secure_authenticated", b"three_d_secure_authenticated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cvc: _TypeAlias = _typing.Literal["cvc"]  # noqa: Y015
     _WhichOneofArgType__cvc: _TypeAlias = _typing.Literal["_cvc", b"_cvc"]  # noqa: Y015

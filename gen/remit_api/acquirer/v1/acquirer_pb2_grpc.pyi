@@ -9,9 +9,10 @@ documents them (declines, CVC/AVS failures, risk levels, authentication required
 Every mutating RPC is idempotent on the caller-chosen `reference`: a retry returns the stored
 result with `replayed` set, and LookupOperation tells a caller that lost a response what
 happened. References are unique across all operation kinds. Reusing one with different
-parameters (another kind, amount, authorization, card, currency, capture flag, merchant or
-3-D Secure flag; the CVC is not compared, since the vault drops it after the first attempt)
-fails with FAILED_PRECONDITION, ErrorDetail type idempotency_error, code reference_reused.
+parameters (another kind, amount, authorization, card, currency, capture flag, merchant,
+3-D Secure flag or stored-credential fields; the CVC is not compared, since the vault drops
+it after the first attempt) fails with FAILED_PRECONDITION, ErrorDetail type
+idempotency_error, code reference_reused.
 
 Outcomes are recorded operations, not gRPC errors: a decline, or a capture/void/refund the
 authorization's state refuses, comes back (and is replayed) with approved = false and a code.

@@ -313,6 +313,9 @@ class ForwardAuthorizationRequest(_message.Message):
     REQUESTER_FIELD_NUMBER: _builtins.int
     BILLING_ADDRESS_FIELD_NUMBER: _builtins.int
     THREE_D_SECURE_AUTHENTICATED_FIELD_NUMBER: _builtins.int
+    OFF_SESSION_FIELD_NUMBER: _builtins.int
+    SETUP_OFF_SESSION_FIELD_NUMBER: _builtins.int
+    INITIAL_NETWORK_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     vault_token: _builtins.str
     destination: _builtins.str
@@ -332,6 +335,14 @@ class ForwardAuthorizationRequest(_message.Message):
     """Who is asking, e.g. "core" (audit log)."""
     three_d_secure_authenticated: _builtins.bool
     """The cardholder passed 3-D Secure for this payment."""
+    off_session: _builtins.bool
+    """The rest is passed to the destination unchanged (see remit_api.acquirer.v1.AuthorizeRequest).
+    The merchant initiates this payment while the cardholder is away.
+    """
+    setup_off_session: _builtins.bool
+    """The cardholder agrees to later off-session payments with this card."""
+    initial_network_transaction_id: _builtins.str
+    """For an off-session payment: the network transaction id of the setup it relies on."""
     @_builtins.property
     def billing_address(self) -> _common_pb2.Address:
         """Billing address for AVS; unset uses the one given at tokenization."""
@@ -350,10 +361,13 @@ class ForwardAuthorizationRequest(_message.Message):
         requester: _builtins.str = ...,
         billing_address: _common_pb2.Address | None = ...,
         three_d_secure_authenticated: _builtins.bool = ...,
+        off_session: _builtins.bool = ...,
+        setup_off_session: _builtins.bool = ...,
+        initial_network_transaction_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["billing_address", b"billing_address"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "billing_address", b"billing_address", "capture", b"capture", "currency", b"currency", "destination", b"destination", "purpose", b"purpose", "reference", b"reference", "requester", b"requester", "three_d_secure_authenticated", b"three_d_secure_authenticated", "vault_token", b"vault_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "billing_address", b"billing_address", "capture", b"capture", "currency", b"currency", "destination", b"destination", "initial_network_transaction_id", b"initial_network_transaction_id", "off_session", b"off_session", "purpose", b"purpose", "reference", b"reference", "requester", b"requester", "setup_off_session", b"setup_off_session", "three_d_secure_authenticated", b"three_d_secure_authenticated", "vault_token", b"vault_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,15 +9,15 @@ latest run of their date and scope.
 The reconciliations table holds a few rows a day and only `remit reconcile` writes it, so it is
 altered in place.
 
-Revision ID: 0033_reconciliation_runs
-Revises: 0032_abandoned_attempts
+Revision ID: 0034_reconciliation_runs
+Revises: 0033_off_session_setup
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0033_reconciliation_runs"
-down_revision = "0032_abandoned_attempts"
+revision = "0034_reconciliation_runs"
+down_revision = "0033_off_session_setup"
 branch_labels = None
 depends_on = None
 
