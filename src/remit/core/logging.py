@@ -4,9 +4,10 @@ Card numbers must never reach a log line, whatever code wrote it: the filter rew
 record's final message, its traceback and its stack, masking each 13-19 digit run (spaces or
 dashes allowed between digits) that passes the Luhn check, keeping only the last four digits.
 Secrets that would let a reader act as someone are masked too: secret and restricted API keys
-(`sk_live_`, `sk_test_`, `rk_...`), webhook signing secrets (`whsec_`) and PaymentIntent client
-secrets (`pi_..._secret_...`, whose intent id stays readable). Publishable keys are public and
-stay as they are.
+(`sk_live_`, `sk_test_`, `rk_...`), webhook signing secrets (`whsec_`), PaymentIntent client
+secrets (`pi_..._secret_...`, whose intent id stays readable) and the user and password of a
+connection URL (`postgresql://***@host/db`), which a database driver's error may quote.
+Publishable keys are public and stay as they are.
 """
 
 import logging
@@ -56,9 +57,19 @@ def mask_secrets(text: str) -> str:
     return _CLIENT_SECRET.sub(lambda m: f"{m.group(1)}{_MASK}", text)
 
 
+# user:password@ (or user@) after a URL's scheme.
+_URL_CREDENTIALS: Final = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """`text` with the credentials of each URL in it masked: `postgresql://***@db/remit`."""
+    return _URL_CREDENTIALS.sub("***@", text)
+
+
 def mask_sensitive(text: str) -> str:
-    """`text` with card numbers and secrets masked: what the log filter applies."""
-    return mask_secrets(mask_card_numbers(text))
+    """`text` with card numbers, secrets and URL credentials masked: what the log filter
+    applies."""
+    return mask_url_credentials(mask_secrets(mask_card_numbers(text)))
 
 
 class SensitiveDataMaskingFilter(logging.Filter):

@@ -11,6 +11,7 @@ from remit.core.logging import (
     luhn_valid,
     mask_card_numbers,
     mask_secrets,
+    mask_url_credentials,
 )
 from remit.core.secrets import Secret, mask_key
 
@@ -133,3 +134,22 @@ def test_secrets_never_reach_the_log_but_publishable_keys_do(written: io.StringI
 def test_the_masks_leave_ordinary_text_alone() -> None:
     text = "pi_3NfAbCdEf succeeded for cus_123; task_secret_sauce and desk_test_1 are not keys"
     assert mask_secrets(text) == text
+
+
+def test_database_passwords_never_reach_the_log(written: io.StringIO) -> None:
+    """A driver's error may quote the URL it connected with; a command's traceback at DEBUG
+    level (`remit.command_exits`) then goes to stderr through this filter."""
+    url = "postgresql://remit:s3cret-pw@db.internal:5432/remit"
+    process_log = logging.getLogger("remit.test")
+    process_log.warning("connecting to %s", url)
+    try:
+        raise ConnectionError(f"could not connect to {url}")
+    except ConnectionError:
+        process_log.exception("failed")
+    text = written.getvalue()
+    assert "s3cret-pw" not in text
+    # The message, and the exception's line of the traceback.
+    assert text.count("postgresql://***@db.internal:5432/remit") == 2
+    assert mask_url_credentials("see https://example.com/path@x") == (
+        "see https://example.com/path@x"
+    )
