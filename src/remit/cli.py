@@ -6,9 +6,19 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from remit.acquirer.faults import FAULTS_HELP
+from remit.command_exits import (
+    EXIT_CODES_HELP,
+    EXIT_REFUSED,
+    CommandFailedError,
+    CommandRefusedError,
+    refused,
+    run_reporting_failures,
+)
 from remit.config import ConfigError, PlatformConfig, from_env
 from remit.core.logging import configure_logging
 from remit.grpcutil.internal_roles import ADMIN
@@ -22,6 +32,28 @@ _ENDPOINT_FLAGS = (
     ("acquirer", "the simulated acquirer gRPC service"),
 )
 PROCESS_ROLES = ("api", "core", "vault", "acquirer", "worker")
+# Run until stopped, under a supervisor or an operator's eye: not admin commands, and so not
+# bound by `remit.command_exits`.
+LONG_RUNNING = ("serve", *PROCESS_ROLES)
+# The attributes that hold a command's sub-command names, outermost first.
+_SUBCOMMAND_DESTS = (
+    "accounts_command",
+    "keys_command",
+    "versions_command",
+    "vault_command",
+    "ledger_command",
+    "webhooks_command",
+    "radar_group",
+    "radar_command",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Refuses bad arguments in one line with exit code 2, as every other refusal of an admin
+    command is: a script reads one line of stderr, not a usage block (`--help` shows that)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_REFUSED, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _add_platform_flags(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +113,9 @@ def _config_from(args: argparse.Namespace) -> PlatformConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Typed as the base class: sub-command helpers take any parser; argparse makes each
+    # sub-command parser a _Parser too (`add_subparsers` defaults to the parent's class).
+    parser: argparse.ArgumentParser = _Parser(
         prog="remit",
         description="remit: a self-hostable payments platform with a Stripe-compatible API.",
     )
@@ -282,7 +316,33 @@ def build_parser() -> argparse.ArgumentParser:
             "--api-key",
             help="act for the account of this secret key (default: the default test account)",
         )
+    # Filled for the commands whose help keeps its line breaks (settlement-report's).
+    exit_codes = textwrap.fill(EXIT_CODES_HELP, width=88)
+    for admin_command in _admin_commands(parser):
+        admin_command.epilog = exit_codes
     return parser
+
+
+def _admin_commands(
+    parser: argparse.ArgumentParser, *, top: bool = True
+) -> Iterator[argparse.ArgumentParser]:
+    """The parser of every admin command (every command without sub-commands but the long
+    running ones: `remit vault` runs the vault, `remit vault rotate-key` is an admin command)."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for name, command in action.choices.items():
+            if any(isinstance(inner, argparse._SubParsersAction) for inner in command._actions):
+                yield from _admin_commands(command, top=False)
+            elif not (top and name in LONG_RUNNING):
+                yield command
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """The command as typed, without its arguments: `accounts keys revoke`, `migrate`."""
+    names = [args.command]
+    names.extend(name for dest in _SUBCOMMAND_DESTS if (name := getattr(args, dest, None)))
+    return " ".join(names)
 
 
 def _add_key_commands(
@@ -375,16 +435,17 @@ def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.Argumen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command `argv` names; its exit code (`remit.command_exits` for admin commands)."""
     args = build_parser().parse_args(argv)
+    command = command_name(args)
     if args.command == "versions":
-        return _versions(args.versions_command)
+        return run_reporting_failures(command, lambda: _versions(args.versions_command))
     try:
         if args.command in ("serve", "acquirer"):
             _apply_fault_flags(args)
         config = _config_from(args)
     except ConfigError as error:
-        print(f"remit: {error}", file=sys.stderr)
-        return 2
+        return refused(command, str(error))
     is_vault_admin = args.command == "vault" and args.vault_command is not None
     if args.command in PROCESS_ROLES and not is_vault_admin:
         from remit.bootstrap import run_process
@@ -394,19 +455,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The commands administer the platform; `remit serve` hands each of its processes its own
     # role instead (`remit.config.environment_for`).
     config = config.acting_as(ADMIN)
+    if args.command == "serve":
+        return _serve(config)
+    return run_reporting_failures(command, lambda: _run_command(args, config))
+
+
+def _serve(config: PlatformConfig) -> int:
+    """Supervises the platform's processes and reports their failures itself."""
+    from remit.serve import serve
+
     try:
-        return _run_command(args, config)
+        return serve(config)
     except ConfigError as error:
-        # Found only once the command needs it (no internal token to call the services with).
-        print(f"remit: {error}", file=sys.stderr)
-        return 2
+        return refused("serve", str(error))
 
 
 def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
-    if args.command == "serve":
-        from remit.serve import serve
-
-        return serve(config)
+    """Run an admin command: its failures are raised for `main` to report (a `CommandRefusedError`,
+    a `ConfigError`, anything else as the command's own failure)."""
     if args.command == "migrate":
         return _migrate(config)
     if args.command == "settlement-report":
@@ -443,10 +509,10 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "accounts" and args.accounts_command == "keys":
         from remit.accounts.key_commands import run_key_command
 
-        return run_key_command(config, args, sys.stdout, sys.stderr)
+        return run_key_command(config, args, sys.stdout)
     if args.command == "vault":
         return _vault(config, args)
-    return 2
+    raise CommandRefusedError(f"unknown command {command_name(args)!r}")
 
 
 def _versions(command: str) -> int:
@@ -465,6 +531,7 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
     """Through AccountsService.UpgradeApiVersion, so the pin moves by the service's rules."""
     import grpc
 
+    from remit.grpcutil.call_failures import describe_call_failure
     from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
     from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
@@ -475,27 +542,23 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
                 timeout=10,
             )
         except grpc.RpcError as error:
-            print(f"remit: {_rpc_failure(error, config.core.target)}", file=sys.stderr)
-            return 1
+            failure = describe_call_failure(error, "core", config.core.target)
+            raise CommandRefusedError(failure) from None
     previous = reply.previous_api_version if reply.HasField("previous_api_version") else "none"
     print(f"{account_id}: {previous} -> {reply.api_version}")
     return 0
 
 
 def _vault(config: PlatformConfig, args: argparse.Namespace) -> int:
-    from remit.vault.admin import AdminError, run_admin
+    from remit.vault.admin import run_admin
 
-    try:
-        lines = run_admin(
-            config,
-            args.vault_command,
-            wait=getattr(args, "wait", False),
-            minimum=getattr(args, "minimum_version", 0) or 0,
-            version=getattr(args, "version", 0) or 0,
-        )
-    except AdminError as error:
-        print(f"remit vault: {error}", file=sys.stderr)
-        return 1
+    lines = run_admin(
+        config,
+        args.vault_command,
+        wait=getattr(args, "wait", False),
+        minimum=getattr(args, "minimum_version", 0) or 0,
+        version=getattr(args, "version", 0) or 0,
+    )
     for line in lines:
         print(line)
     return 0
@@ -504,41 +567,36 @@ def _vault(config: PlatformConfig, args: argparse.Namespace) -> int:
 def _webhook_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     from remit.webhooks import tools
 
-    try:
-        key = tools.api_key_for(config, args.api_key)
-        since = tools.parse_since(args.since) if getattr(args, "since", None) else None
-    except tools.ToolError as error:
-        print(f"remit: {error}", file=sys.stderr)
-        return 2
+    key = tools.api_key_for(config, args.api_key)
+    since = tools.parse_since(args.since) if getattr(args, "since", None) else None
     if args.command == "listen":
         types = [t.strip() for t in args.events.split(",") if t.strip()]
-        return tools.run(tools.listen(config, api_key=key, forward_to=args.forward_to, types=types))
+        listen = tools.listen(config, api_key=key, forward_to=args.forward_to, types=types)
+        return tools.run(listen, config)
     if args.command == "trigger":
-        return tools.run(tools.trigger(config, api_key=key, event_type=args.event))
+        return tools.run(tools.trigger(config, api_key=key, event_type=args.event), config)
     out = sys.stdout
     if args.webhooks_command == "resend":
-        return tools.run(tools.resend(config, api_key=key, event_id=args.event,
-                                      endpoint_id=args.endpoint, out=out))  # fmt: skip
+        resend = tools.resend(config, api_key=key, event_id=args.event,
+                              endpoint_id=args.endpoint, out=out)  # fmt: skip
+        return tools.run(resend, config)
     if args.webhooks_command == "redeliver":
-        return tools.run(tools.redeliver(config, api_key=key, endpoint_id=args.endpoint,
-                                         since=since, out=out))  # fmt: skip
+        redeliver = tools.redeliver(config, api_key=key, endpoint_id=args.endpoint,
+                                    since=since, out=out)  # fmt: skip
+        return tools.run(redeliver, config)
     roll = tools.roll_secret(
         config, api_key=key, endpoint_id=args.endpoint,
         expire_old_after_s=args.expire_old_after, out=out,
     )  # fmt: skip
-    return tools.run(roll)
+    return tools.run(roll, config)
 
 
 def _radar_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     from remit.radar.tools import run_command
     from remit.webhooks import tools
 
-    try:
-        key = tools.api_key_for(config, args.api_key)
-    except tools.ToolError as error:
-        print(f"remit: {error}", file=sys.stderr)
-        return 2
-    return tools.run(run_command(config, args, key, sys.stdout))
+    key = tools.api_key_for(config, args.api_key)
+    return tools.run(run_command(config, args, key, sys.stdout), config)
 
 
 def _migrate(config: PlatformConfig) -> int:
@@ -548,12 +606,9 @@ def _migrate(config: PlatformConfig) -> int:
     resolved = resolve_databases(config)
     try:
         migrate_all(resolved.config)
-    except ConfigError as error:
-        print(f"remit: {error}", file=sys.stderr)
-        return 2
     except MigrationLockTimeoutError as error:
-        print(f"remit: {error}", file=sys.stderr)
-        return 1
+        # Not a fault of remit's: the message names the transaction to end before a retry.
+        raise CommandFailedError(str(error)) from error
     finally:
         resolved.stop_embedded()
     print("migrations applied")
@@ -594,14 +649,3 @@ def _create_account(config: PlatformConfig, *, raw_card_access: bool, currency: 
         print(f"secret key       {account['secret_key']}")
         print(f"publishable key  {account['publishable_key']}")
     return 0
-
-
-def _rpc_failure(error: object, target: str) -> str:
-    # A failed unary call is also a grpc.Call, which carries the status code and details.
-    import grpc
-
-    code = getattr(error, "code", None)
-    if callable(code) and code() == grpc.StatusCode.UNAVAILABLE:
-        return f"core is not reachable at {target}"
-    details = getattr(error, "details", None)
-    return str(details()) if callable(details) else str(error)

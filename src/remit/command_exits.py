@@ -1,24 +1,32 @@
-"""Exit codes of the commands that check money (`remit reconcile`, `remit ledger verify`,
-`remit settlement-report`), for the scripts that run them unattended, e.g. every night.
+"""Exit codes of every `remit` admin command, for the scripts that run them unattended (`remit
+reconcile` every night, `remit accounts keys roll` from a deployment, ...). Not of `remit serve`
+and the process commands (`remit core`, ...): they run until stopped, under a supervisor.
 
-A script must tell "the books disagree" from "the check did not run": the second says nothing
-about the books. The codes:
+A script must tell "the books disagree" from "the check did not run", and "my input was wrong"
+from "the command broke": each says something else about what to do next. The codes:
 
-0  the command ran and found nothing wrong
-1  it ran and found something wrong (mismatches, ledger differences)
-2  it refused its input (a malformed or future date, today without --allow-partial, an output
-   path it cannot write), or a service it depends on refused or failed (the acquirer)
-3  it failed itself (its database unreachable, a bug): it found nothing either way
+0  the command did what it was asked, and found nothing wrong
+1  it ran and found something wrong (`ledger verify`, `reconcile`: mismatches, ledger
+   differences), or what it tried did not take (`webhooks resend`: the endpoint refused the
+   delivery)
+2  it refused its input (bad arguments, a malformed or future date, an unknown id, a state
+   that forbids it, a setting missing or malformed), or a service it calls (the core, the vault,
+   the acquirer, the REST API) refused or failed, or could not be reached
+3  it failed itself (its own database unreachable, a bug): it did nothing, found nothing
 
-A failure of the command itself is one line on stderr; its traceback, which may quote SQL and
-internal values, goes to the log at DEBUG level only (REMIT_LOG_LEVEL=DEBUG shows it).
+Every failure is one line on stderr, `remit COMMAND: what happened`, with nothing secret in it
+(URL credentials, API keys and card numbers masked). A failure of the command itself keeps its
+traceback, which may quote SQL and internal values, for the log at DEBUG level only
+(REMIT_LOG_LEVEL=DEBUG shows it, masked the same way).
 """
 
 import logging
-import re
 import sys
+from collections.abc import Callable
 from typing import Final
 
+from remit.config import ConfigError
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.logging import mask_sensitive
 
 EXIT_CLEAN: Final = 0
@@ -26,22 +34,62 @@ EXIT_FINDINGS: Final = 1
 EXIT_REFUSED: Final = 2
 EXIT_INTERNAL_FAILURE: Final = 3
 
+EXIT_CODES_HELP: Final = (
+    "Exit codes: 0 done, nothing wrong found; 1 it ran and found something wrong (ledger "
+    "verify, reconcile) or the delivery it retried failed (webhooks resend); 2 refused: bad "
+    "arguments, an unknown id, a state that forbids it, a setting missing, or a service it "
+    "calls (core, vault, acquirer, API) refused, failed or was out of reach; 3 the command "
+    "itself failed (its database unreachable, a bug) and did nothing. A failure is one line on "
+    "stderr; REMIT_LOG_LEVEL=DEBUG also logs the traceback of a failure of the command itself."
+)
+
+# A RemitError a command raises itself (not a service's answer) means refused input when it is
+# one of these; any other kind is the command's own failure.
+REFUSED_KINDS: Final = frozenset(
+    {
+        ErrorKind.INVALID_ARGUMENT,
+        ErrorKind.NOT_FOUND,
+        ErrorKind.FAILED_PRECONDITION,
+        ErrorKind.ALREADY_EXISTS,
+    }
+)
+
 log = logging.getLogger(__name__)
 
-# user:password@ in a connection URL a driver quotes.
-_URL_CREDENTIALS: Final = re.compile(r"(?<=://)[^/@\s]+@")
 _SUMMARY_LENGTH: Final = 200
+
+
+class CommandRefusedError(Exception):
+    """The command refused its input, or a service it calls refused, failed or could not be
+    reached (exit 2). The message is the line an operator reads: what was wrong, or what to do."""
+
+
+class CommandFailedError(Exception):
+    """The command could not complete for a reason it can name (exit 3), e.g. a lock another
+    transaction held through every attempt. The message is said instead of "internal error"."""
 
 
 def summary(error: BaseException) -> str:
     """The error's type and the first line of its message: SQLAlchemy puts the statement and
     its parameters on the lines after it."""
     lines = str(error).strip().splitlines()
-    first = _URL_CREDENTIALS.sub("***@", mask_sensitive(lines[0])) if lines else ""
+    first = mask_sensitive(lines[0]) if lines else ""
     if len(first) > _SUMMARY_LENGTH:
         first = first[: _SUMMARY_LENGTH - 3] + "..."
     name = type(error).__name__
     return f"{name}: {first}" if first else name
+
+
+def _one_line(message: str) -> str:
+    # A refusal's message is written for the operator: all of it, on one line, masked.
+    return mask_sensitive(" ".join(line.strip() for line in message.strip().splitlines()))
+
+
+def refused(command: str, message: str) -> int:
+    """Report that `command` refused its input (or a service refused it): one line on stderr;
+    return its exit code."""
+    print(f"remit {command}: {_one_line(message)}", file=sys.stderr)
+    return EXIT_REFUSED
 
 
 def internal_failure(command: str, error: BaseException) -> int:
@@ -54,3 +102,36 @@ def internal_failure(command: str, error: BaseException) -> int:
         file=sys.stderr,
     )
     return EXIT_INTERNAL_FAILURE
+
+
+def report_failure(command: str, error: Exception) -> int:
+    """Report why `command` stopped with `error`, as the codes above say; return the code."""
+    if isinstance(error, CommandRefusedError | ConfigError):
+        return refused(command, str(error))
+    if isinstance(error, RemitError) and error.kind in REFUSED_KINDS:
+        return refused(command, error.message)
+    if isinstance(error, CommandFailedError):
+        log.debug("remit %s failed", command, exc_info=error)
+        print(f"remit {command}: {_one_line(str(error))}", file=sys.stderr)
+        return EXIT_INTERNAL_FAILURE
+    rpc_error = _rpc_error_type()
+    if rpc_error is not None and isinstance(error, rpc_error):
+        # A call no command put into words: still a service's answer, not the command's fault.
+        return refused(command, f"a call to the platform failed: {summary(error)}")
+    return internal_failure(command, error)
+
+
+def run_reporting_failures(command: str, run: Callable[[], int]) -> int:
+    """`run()`'s exit code, or the code of the failure it raised, reported on stderr. Ctrl-C
+    (KeyboardInterrupt) and SystemExit pass through."""
+    try:
+        return run()
+    except Exception as error:
+        return report_failure(command, error)
+
+
+def _rpc_error_type() -> type[Exception] | None:
+    # Looked up, not imported: `remit --help` and the process commands need not load gRPC.
+    grpc = sys.modules.get("grpc")
+    found = getattr(grpc, "RpcError", None)
+    return found if isinstance(found, type) and issubclass(found, Exception) else None

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, TypeVar
+from urllib.parse import urlsplit
 
 from remit.grpcutil.internal_roles import CALLER_ONLY_ROLES, role_credential
 
@@ -170,19 +171,42 @@ class PlatformConfig:
     def require_database_url(self) -> str:
         if self.database_url is None:
             raise ConfigError("DATABASE_URL is not set and no embedded database was started")
-        return self.database_url
+        return _usable_database_url("DATABASE_URL", self.database_url)
 
     def require_vault_database_url(self) -> str:
         if self.vault_database_url is None:
             raise ConfigError("VAULT_DATABASE_URL is not set and no embedded database was started")
-        return self.vault_database_url
+        return _usable_database_url("VAULT_DATABASE_URL", self.vault_database_url)
 
     def require_acquirer_database_url(self) -> str:
         if self.acquirer_database_url is None:
             raise ConfigError(
                 "ACQUIRER_DATABASE_URL is not set and no embedded database was started"
             )
-        return self.acquirer_database_url
+        return _usable_database_url("ACQUIRER_DATABASE_URL", self.acquirer_database_url)
+
+
+# What `remit.storage.embedded.to_sqlalchemy_url` turns into psycopg's URL.
+_DATABASE_URL_PREFIXES: Final = ("postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+def _usable_database_url(name: str, url: str) -> str:
+    """`url`, or a ConfigError naming `name` when it is no PostgreSQL URL (a wrong scheme, a
+    port that is not a port number). The error never quotes the URL: it holds the password."""
+    if not (url.startswith(_DATABASE_URL_PREFIXES) and _has_valid_port(url)):
+        raise ConfigError(
+            f"{name} is not a PostgreSQL URL: postgresql://HOST:PORT/DATABASE, with "
+            "USER:PASSWORD@ before the host"
+        )
+    return url
+
+
+def _has_valid_port(url: str) -> bool:
+    try:
+        _ = urlsplit(url).port  # raises when the port is no number from 0 to 65535
+    except ValueError:
+        return False
+    return True
 
 
 # Only the vault process may hold its database credentials and key settings; the vault in turn

@@ -86,7 +86,7 @@ def test_revoke_stops_a_key_but_not_the_last_secret_one_unless_forced(
     assert extra_id in _keys(platform, "list", account.id, "--all").stdout
     original_id = next(line.split()[0] for line in listed.stdout.splitlines() if "sk_test_" in line)
     refused = _keys(platform, "revoke", account.id, original_id)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert "last secret key" in refused.stderr
     assert "--force" in refused.stderr
     assert _authenticates(platform, account.secret_key)
@@ -94,7 +94,7 @@ def test_revoke_stops_a_key_but_not_the_last_secret_one_unless_forced(
     assert forced.returncode == 0, forced.stderr
     assert not _authenticates(platform, account.secret_key)
     again = _keys(platform, "revoke", account.id, original_id)
-    assert again.returncode == 1
+    assert again.returncode == 2
     assert "no working key" in again.stderr
 
 
@@ -113,7 +113,7 @@ def test_roll_makes_a_new_key_and_the_old_one_works_until_its_end(
     # Two secret keys with no end now (the new one, and one made): roll needs telling which.
     made = _keys(platform, "create", account.id)
     ambiguous = _keys(platform, "roll", account.id)
-    assert ambiguous.returncode == 1
+    assert ambiguous.returncode == 2
     assert "--key" in ambiguous.stderr
     at_once = _keys(
         platform, "roll", account.id, "--key", _key_id(made.stdout), "--expire-old-after", "0"
@@ -128,7 +128,7 @@ def test_roll_refuses_an_expiry_beyond_a_week_and_keeps_the_old_key(
     platform: RunningPlatform, account: TestAccount, hours: str
 ) -> None:
     rolled = _keys(platform, "roll", account.id, "--expire-old-after", hours)
-    assert rolled.returncode == 1
+    assert rolled.returncode == 2
     assert "--expire-old-after must be between 0 and 168 hours" in rolled.stderr
     assert "new secret key" not in rolled.stdout
     assert _authenticates(platform, account.secret_key)

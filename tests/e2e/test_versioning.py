@@ -111,7 +111,7 @@ def test_remit_accounts_upgrade_moves_the_pin_forward_and_never_back(
     assert response.json()["status"] == "requires_payment_method"
 
     back = upgrade(BEFORE_SOURCE_RENAMES)
-    assert back.returncode == 1
+    assert back.returncode == 2
     assert "back" in back.stderr
 
 

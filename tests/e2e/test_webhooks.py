@@ -159,7 +159,7 @@ async def test_resend_and_redeliver_from_the_cli(
     resend = ("webhooks", "resend", event_id, "--endpoint", endpoint.id,
               "--api-key", account.secret_key)  # fmt: skip
     refused = await asyncio.to_thread(remit_cli, platform, *resend)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert "disabled" in refused.stderr
 
     client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": False})
@@ -213,5 +213,5 @@ def test_remit_trigger_makes_the_real_object(
     assert intent.description == "(created by remit trigger)"
 
     unknown = remit_cli(platform, "trigger", "charge.exploded", "--api-key", account.secret_key)
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2
     assert "payment_intent.created" in unknown.stderr

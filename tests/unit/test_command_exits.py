@@ -4,7 +4,18 @@ import logging
 
 import pytest
 
-from remit.command_exits import EXIT_INTERNAL_FAILURE, internal_failure, summary
+from remit.cli import main
+from remit.command_exits import (
+    EXIT_INTERNAL_FAILURE,
+    EXIT_REFUSED,
+    CommandFailedError,
+    CommandRefusedError,
+    internal_failure,
+    report_failure,
+    summary,
+)
+from remit.config import ConfigError
+from remit.core.errors import ErrorKind, RemitError, not_found
 from remit.core.logging import level_from_env
 
 
@@ -40,3 +51,73 @@ def test_an_internal_failure_is_one_line_on_stderr(capsys: pytest.CaptureFixture
 )  # fmt: skip
 def test_the_log_level_comes_from_the_environment(value: str | None, level: int) -> None:
     assert level_from_env({} if value is None else {"REMIT_LOG_LEVEL": value}) == level
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (CommandRefusedError("acct_1 has no working key key_2"), EXIT_REFUSED,
+         "remit accounts keys revoke: acct_1 has no working key key_2"),
+        (ConfigError("REMIT_CORE_PORT must be a port number, got 'x'"), EXIT_REFUSED,
+         "remit accounts keys revoke: REMIT_CORE_PORT must be a port number, got 'x'"),
+        (not_found("account", "acct_1"), EXIT_REFUSED,
+         "remit accounts keys revoke: No such account: 'acct_1'"),
+        (RemitError("wrong state", kind=ErrorKind.FAILED_PRECONDITION), EXIT_REFUSED,
+         "remit accounts keys revoke: wrong state"),
+        # Raised by the command itself, an error of any other kind is its own failure.
+        (RemitError("database gone", kind=ErrorKind.UNAVAILABLE), EXIT_INTERNAL_FAILURE,
+         "remit accounts keys revoke: internal error, the command did not complete "
+         "(RemitError: database gone); REMIT_LOG_LEVEL=DEBUG logs the traceback"),
+        (CommandFailedError("migration 0042 could not lock a table"), EXIT_INTERNAL_FAILURE,
+         "remit accounts keys revoke: migration 0042 could not lock a table"),
+        (KeyError("bug"), EXIT_INTERNAL_FAILURE,
+         "remit accounts keys revoke: internal error, the command did not complete "
+         "(KeyError: 'bug'); REMIT_LOG_LEVEL=DEBUG logs the traceback"),
+    ],
+)  # fmt: skip
+def test_a_failure_is_reported_in_one_line_with_the_code_of_its_kind(
+    error: Exception, code: int, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert report_failure("accounts keys revoke", error) == code
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_a_refusal_is_one_line_and_masks_what_is_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    refusal = CommandRefusedError(
+        "cannot reach postgresql://remit:s3cret@db/remit\nwith sk_test_4eC39HqLyjWDarjtT1zdp7dc"
+    )
+    assert report_failure("migrate", refusal) == EXIT_REFUSED
+    assert capsys.readouterr().err == (
+        "remit migrate: cannot reach postgresql://***@db/remit with sk_test_********p7dc\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["migrate"], ["accounts", "create"], ["accounts", "upgrade"],
+        ["accounts", "keys", "list"], ["accounts", "keys", "roll"],
+        ["vault", "rotate-key"], ["vault", "remove-key-version"], ["ledger", "verify"],
+        ["reconcile"], ["settlement-report"], ["listen"], ["trigger"],
+        ["webhooks", "resend"], ["radar", "rules", "add"], ["radar", "lists", "list"],
+        ["versions", "list"],
+    ],
+)  # fmt: skip
+def test_every_admin_command_documents_the_exit_codes_in_its_help(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "Exit codes: 0 done, nothing wrong found; 1 it ran and found something wrong" in shown
+
+
+@pytest.mark.parametrize("command", [["serve"], ["core"], ["vault"], ["worker"], ["accounts"]])
+def test_long_running_commands_and_command_groups_have_no_exit_code_epilog(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    assert "Exit codes: 0 done" not in " ".join(capsys.readouterr().out.split())

@@ -20,7 +20,9 @@ import grpc
 from google.protobuf import duration_pb2
 
 from remit.accounts.domain import MAX_KEY_EXPIRY
+from remit.command_exits import CommandRefusedError
 from remit.config import PlatformConfig
+from remit.grpcutil.call_failures import describe_call_failure
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
@@ -30,7 +32,7 @@ MAX_EXPIRE_OLD_AFTER_HOURS = MAX_KEY_EXPIRY.total_seconds() / 3600
 _PAGE = 100
 
 
-class KeyCommandError(Exception):
+class KeyCommandError(CommandRefusedError):
     """The command cannot do what was asked; the message says why and what to do instead."""
 
 
@@ -213,10 +215,9 @@ def key_commands(config: PlatformConfig, out: TextIO) -> Iterator[KeyCommands]:
         yield KeyCommands(accounts_pb2_grpc.AccountsServiceStub(channel), out)
 
 
-def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextIO,
-                    err: TextIO) -> int:  # fmt: skip
-    """Run `args.keys_command` (list, create, revoke or roll); 1 with the reason on `err` when
-    it cannot."""
+def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextIO) -> int:
+    """Run `args.keys_command` (list, create, revoke or roll). A refusal, the core's included,
+    is raised as `CommandRefusedError` (`remit.command_exits`)."""
     account: str = args.account
     try:
         with key_commands(config, out) as keys:
@@ -227,13 +228,5 @@ def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextI
             if args.keys_command == "revoke":
                 return keys.revoke(account, args.key, force=args.force)
             return keys.roll(account, key_id=args.key, expire_old_after_hours=args.expire_old_after)
-    except KeyCommandError as error:
-        print(f"remit: {error}", file=err)
-        return 1
     except grpc.RpcError as error:
-        code = getattr(error, "code", None)
-        if callable(code) and code() == grpc.StatusCode.UNAVAILABLE:
-            print(f"remit: core is not reachable at {config.core.target}", file=err)
-        else:
-            print(f"remit: {_details(error)}", file=err)
-        return 1
+        raise KeyCommandError(describe_call_failure(error, "core", config.core.target)) from None

@@ -11,7 +11,7 @@ from pathlib import Path
 from remit.acquirer.service import AcquirerService, parse_settlement_date
 from remit.acquirer.settlement import CsvReport, JsonReport, ReportWriter
 from remit.acquirer.settlement_pages import MAX_PAGE_SIZE, SettlementCursor
-from remit.command_exits import EXIT_CLEAN, EXIT_REFUSED, internal_failure
+from remit.command_exits import EXIT_CLEAN, internal_failure, refused
 from remit.config import ConfigError, PlatformConfig
 from remit.core.atomic_file import AtomicFile
 from remit.core.errors import RemitError
@@ -30,19 +30,14 @@ def settlement_report_command(
     try:
         day = parse_settlement_date(raw_date)
     except RemitError as error:
-        print(f"remit {COMMAND}: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return refused(COMMAND, str(error))
     target: AtomicFile | None = None
     if output_path is not None:
         try:
             # Before anything is read: a path that cannot be written is refused at once.
             target = AtomicFile.create(Path(output_path))
         except OSError as error:
-            print(
-                f"remit {COMMAND}: cannot write {output_path}: {error.strerror or error}",
-                file=sys.stderr,
-            )
-            return EXIT_REFUSED
+            return refused(COMMAND, f"cannot write {output_path}: {error.strerror or error}")
     try:
         out = sys.stdout if target is None else target.handle
         report: ReportWriter = (

@@ -3,16 +3,10 @@ for reconciliation, the acquirer's gRPC endpoint), so they work with or without 
 Exit codes: `remit.command_exits`."""
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from remit.command_exits import (
-    EXIT_CLEAN,
-    EXIT_FINDINGS,
-    EXIT_REFUSED,
-    internal_failure,
-)
+from remit.command_exits import EXIT_CLEAN, EXIT_FINDINGS, internal_failure, refused
 from remit.config import ConfigError, PlatformConfig
 from remit.core.errors import RemitError
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
@@ -105,8 +99,7 @@ def _run(
     try:
         found = _with_service(config, use)
     except RemitError as error:
-        print(f"remit {command}: {error.message}", file=sys.stderr)
-        return EXIT_REFUSED
+        return refused(command, error.message)
     except ConfigError:
         raise  # refused input, reported by `remit.cli.main`
     except Exception as error:

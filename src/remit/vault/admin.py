@@ -12,8 +12,9 @@ from typing import Final
 
 import grpc
 
+from remit.command_exits import CommandRefusedError
 from remit.config import PlatformConfig
-from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.call_failures import describe_call_failure
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
@@ -21,8 +22,8 @@ REQUESTER: Final = "cli"
 TIMEOUT_S: Final = 30.0
 
 
-class AdminError(Exception):
-    """The vault refused or could not be reached; the message says why."""
+class AdminError(CommandRefusedError):
+    """The vault refused, failed or could not be reached; the message says why."""
 
 
 def _stub(channel: grpc.aio.Channel) -> vault_pb2_grpc.VaultServiceAsyncStub:
@@ -121,7 +122,5 @@ def run_admin(
         if command == "remove-key-version":
             return asyncio.run(remove_key_version(target, access, version))
     except grpc.aio.AioRpcError as error:
-        if error.code() == grpc.StatusCode.UNAVAILABLE:
-            raise AdminError(f"the vault at {target} is not reachable; is remit running?") from None
-        raise AdminError(remit_error_from_rpc_error(error).message) from None
+        raise AdminError(describe_call_failure(error, "vault", target)) from None
     raise AdminError(f"unknown vault command {command!r}")

@@ -18,9 +18,10 @@ import aiohttp
 import grpc
 from google.protobuf import duration_pb2
 
+from remit.command_exits import CommandRefusedError
 from remit.config import PlatformConfig
 from remit.core.jsonview import to_json
-from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.call_failures import describe_call_failure
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.grpcutil.metadata import ACCOUNT_KEY
 from remit.grpcutil.protoconv import timestamp
@@ -37,8 +38,8 @@ from versions import LATEST_VERSION
 Metadata = tuple[tuple[str, str], ...]
 
 
-class ToolError(Exception):
-    """A problem to print for the user, without a traceback."""
+class ToolError(CommandRefusedError):
+    """A problem to print for the user, in one line without a traceback (exit 2)."""
 
 
 def api_key_for(config: PlatformConfig, given: str | None) -> str:
@@ -54,12 +55,16 @@ def api_key_for(config: PlatformConfig, given: str | None) -> str:
 
 
 async def account_metadata(channel: grpc.aio.Channel, api_key: str) -> Metadata:
+    """The metadata that makes a call act for the account of `api_key`. The core refusing the
+    key is a ToolError; its other failures are left to the caller, who knows its address."""
     try:
         reply = await accounts_pb2_grpc.AccountsServiceStub(channel).AuthenticateApiKey(
             accounts_pb2.AuthenticateApiKeyRequest(key=api_key), timeout=10
         )
     except grpc.aio.AioRpcError as error:
-        raise ToolError(f"could not authenticate the API key: {error.details()}") from None
+        if error.code() is grpc.StatusCode.UNAUTHENTICATED:
+            raise ToolError(f"could not authenticate the API key: {error.details()}") from None
+        raise
     return ((ACCOUNT_KEY, reply.account_id),)
 
 
@@ -96,7 +101,8 @@ async def listen(
                     continue
                 await _forward(sender, message.event, secret, forward_to, out)
         except grpc.aio.AioRpcError as error:
-            raise ToolError(f"the event stream ended: {error.details()}") from None
+            failure = describe_call_failure(error, "core", config.core.target)
+            raise ToolError(f"the event stream ended: {failure}") from None
         finally:
             await sender.close()
     return 0
@@ -298,8 +304,11 @@ async def trigger(
     if action is None:
         raise ToolError(f"cannot trigger {event_type!r}; supported: {', '.join(sorted(TRIGGERS))}")
     print(f"Setting up fixture for: {event_type}", file=out, flush=True)
-    async with aiohttp.ClientSession() as session:
-        made = await action(RestClient(session, f"http://{config.api.target}", api_key))
+    try:
+        async with aiohttp.ClientSession() as session:
+            made = await action(RestClient(session, f"http://{config.api.target}", api_key))
+    except aiohttp.ClientConnectionError as error:
+        raise ToolError(f"the API is not reachable at {config.api.target} ({error})") from None
     for line in made:
         print(f"Running fixture: {line}", file=out, flush=True)
     print(
@@ -326,7 +335,7 @@ async def _with_stub(
             )
             return await call(stub, metadata)
         except grpc.aio.AioRpcError as error:
-            raise ToolError(str(remit_error_from_rpc_error(error))) from None
+            raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
 
 
 async def resend(
@@ -401,11 +410,13 @@ def parse_since(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def run(coroutine: Awaitable[int]) -> int:
+def run(coroutine: Awaitable[int], config: PlatformConfig) -> int:
+    """Run a tool against `config`'s core. A refusal or failure is raised as a ToolError for
+    `remit.command_exits` to report; Ctrl-C (how `remit listen` stops) is a clean end."""
     try:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
-    except ToolError as error:
-        print(f"remit: {error}", file=sys.stderr)
-        return 1
+    except grpc.aio.AioRpcError as error:
+        # A call to the core the tool left untranslated (authenticating its key, say).
+        raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
     except KeyboardInterrupt:
         return 0

@@ -1,0 +1,211 @@
+"""Every admin command fails the way a script can rely on (`remit.command_exits`): 2 when its
+input or a service it calls refused or failed, 3 when it failed itself, one line on stderr
+either way, and nothing secret on it: not the password of a database URL, not the internal
+token.
+
+The real `remit` runs as a subprocess, as an operator's script would run it, against services
+served in this process: the accounts and vault services over gRPC, on a database that is real
+or, where the point is a database out of reach, on a port nothing listens on.
+"""
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.accounts.grpc import accounts_registration
+from remit.accounts.service import AccountsService
+from remit.grpcutil.errors import ErrorMappingInterceptor
+from remit.grpcutil.internal_auth import server_interceptors
+from remit.storage.engine import dispose, make_engine
+from remit.vault.forwarding import grpc_destinations
+from remit.vault.grpc import VaultServicer
+from remit.vault.keystore import FileKeyStore
+from remit.vault.service import VaultService
+from remit_api.vault.v1 import vault_pb2_grpc
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.anyio
+
+PASSWORD = "pw-n0t-f0r-stderr"
+TOKEN = "internal-token-n0t-f0r-stderr-0123456789abcdef"
+
+
+def unreachable_url(database: str) -> str:
+    return f"postgresql://remit:{PASSWORD}@127.0.0.1:{free_port()}/{database}"
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def failure_line(self) -> str:
+        """The one line a failure must be, with nothing secret in it."""
+        assert self.stderr.count("\n") == 1, self.stderr
+        assert "Traceback" not in self.stderr
+        assert PASSWORD not in self.stderr
+        assert TOKEN not in self.stderr
+        return self.stderr.strip()
+
+
+async def remit(*args: str, tmp_path: Path, **env: str) -> Ran:
+    """`remit ARGS` with the platform's secrets in its environment, as an operator has them:
+    the internal token and database URLs with a password (none of them reachable unless
+    `env` says otherwise)."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("REMIT_") and not name.endswith("DATABASE_URL")
+    }
+    environment.update(
+        REMIT_DATA_DIR=str(tmp_path),
+        REMIT_INTERNAL_TOKEN=TOKEN,
+        DATABASE_URL=unreachable_url("remit_core"),
+        VAULT_DATABASE_URL=unreachable_url("remit_vault"),
+        ACQUIRER_DATABASE_URL=unreachable_url("remit_acquirer"),
+        REMIT_CORE_PORT=str(free_port()),
+        REMIT_VAULT_PORT=str(free_port()),
+    )
+    environment.update(env)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "remit", *args, env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return Ran(process.returncode, out.decode(), err.decode())
+
+
+@asynccontextmanager
+async def serving(register: Callable[[grpc.aio.Server], None]) -> AsyncIterator[str]:
+    """A gRPC server as remit's processes run one: the internal token checked first, then
+    errors mapped to statuses. Yields its port."""
+    server = grpc.aio.server(interceptors=[*server_interceptors(TOKEN), ErrorMappingInterceptor()])
+    register(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield str(port)
+    finally:
+        await server.stop(0)
+
+
+@asynccontextmanager
+async def engine_at(url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(url, pool_size=1)
+    try:
+        yield engine
+    finally:
+        await dispose(engine)
+
+
+async def test_keys_list_when_the_cores_database_is_out_of_reach_is_the_cores_failure(
+    tmp_path: Path,
+) -> None:
+    async with (
+        engine_at(unreachable_url("remit_core")) as engine,
+        serving(accounts_registration(AccountsService(engine)).add_to_server) as port,
+    ):
+        ran = await remit("accounts", "keys", "list", "acct_x", tmp_path=tmp_path,
+                          REMIT_CORE_PORT=port)  # fmt: skip
+    assert ran.returncode == 2
+    line = ran.failure_line()
+    assert line.startswith(f"remit accounts keys list: the core at 127.0.0.1:{port} failed: ")
+    assert "temporary database problem" in line
+
+
+async def test_keys_list_when_the_core_is_not_running_says_where_it_looked(
+    tmp_path: Path,
+) -> None:
+    port = str(free_port())
+    ran = await remit("accounts", "keys", "list", "acct_x", tmp_path=tmp_path,
+                      REMIT_CORE_PORT=port)  # fmt: skip
+    assert ran.returncode == 2
+    assert ran.failure_line() == (
+        f"remit accounts keys list: the core is not reachable at 127.0.0.1:{port}; is it running?"
+    )
+
+
+async def test_keys_revoke_of_an_unknown_key_and_create_for_an_unknown_account_are_refused(
+    core_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    accounts = AccountsService(core_engine)
+    account = (await accounts.create_account()).account.id
+    async with serving(accounts_registration(accounts).add_to_server) as port:
+        revoked = await remit("accounts", "keys", "revoke", account, "key_unknown",
+                              tmp_path=tmp_path, REMIT_CORE_PORT=port)  # fmt: skip
+        created = await remit("accounts", "keys", "create", "acct_unknown",
+                              tmp_path=tmp_path, REMIT_CORE_PORT=port)  # fmt: skip
+    assert revoked.returncode == 2
+    assert revoked.failure_line() == (
+        f"remit accounts keys revoke: {account} has no working key key_unknown"
+    )
+    assert created.returncode == 2
+    assert created.failure_line() == "remit accounts keys create: No such account: 'acct_unknown'"
+    assert created.stdout == ""
+
+
+async def test_a_vault_key_command_when_the_vaults_database_is_out_of_reach(
+    tmp_path: Path,
+) -> None:
+    keys = FileKeyStore(tmp_path / "keys.json")
+    keys.ensure_exists()
+    async with engine_at(unreachable_url("remit_vault")) as engine:
+        vault = VaultService(engine, keys, grpc_destinations({}))
+
+        def register(server: grpc.aio.Server) -> None:
+            vault_pb2_grpc.add_VaultServiceServicer_to_server(VaultServicer(vault), server)
+
+        try:
+            async with serving(register) as port:
+                ran = await remit("vault", "key-status", tmp_path=tmp_path,
+                                  REMIT_VAULT_PORT=port)  # fmt: skip
+        finally:
+            await vault.close()
+    assert ran.returncode == 2
+    line = ran.failure_line()
+    assert line.startswith(f"remit vault key-status: the vault at 127.0.0.1:{port} failed: ")
+    assert "temporary database problem" in line
+    assert ran.stdout == ""
+
+
+async def test_migrate_with_a_database_out_of_reach_is_its_own_failure(tmp_path: Path) -> None:
+    ran = await remit("migrate", tmp_path=tmp_path)
+    assert ran.returncode == 3
+    line = ran.failure_line()
+    assert line.startswith("remit migrate: internal error, the command did not complete")
+    assert "Connection refused" in line
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"mysql://remit:{PASSWORD}@127.0.0.1/remit",
+        f"postgresql://remit:{PASSWORD}@127.0.0.1:port/remit",
+        f"postgresql://remit:{PASSWORD}@127.0.0.1:99999/remit",
+    ],
+)
+async def test_migrate_with_a_malformed_database_url_refuses_it(url: str, tmp_path: Path) -> None:
+    ran = await remit("migrate", tmp_path=tmp_path, DATABASE_URL=url)
+    assert ran.returncode == 2
+    assert ran.failure_line().startswith(
+        "remit migrate: DATABASE_URL is not a PostgreSQL URL: postgresql://HOST:PORT/DATABASE"
+    )
+
+
+async def test_bad_arguments_are_refused_in_one_line(tmp_path: Path) -> None:
+    ran = await remit("accounts", "keys", "revoke", "acct_x", tmp_path=tmp_path)
+    assert ran.returncode == 2
+    assert ran.failure_line() == (
+        "remit accounts keys revoke: the following arguments are required: KEY "
+        "(see remit accounts keys revoke --help)"
+    )
