@@ -347,6 +347,12 @@ def charge_message(charge: Charge, refunds: ChargeRefunds = NOT_READ) -> pb.Char
         value = result.get(check)
         if isinstance(value, str) and value in _CHECK:
             setattr(details.checks, check, _CHECK[value])
+    # The network's id of the transaction, kept from its authorization answer: only an attempt
+    # that reached the network has one (approved or declined); one stopped before it (blocked,
+    # waiting for or failing 3-D Secure) has none, and renders null.
+    _set_optional(
+        details, {"network_transaction_id": _str_or_none(result.get("network_transaction_id"))}
+    )
     _set_optional(
         message,
         {

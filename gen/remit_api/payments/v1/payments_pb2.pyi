@@ -1753,7 +1753,9 @@ class ChargePaymentMethodDetailsCard(_message.Message):
     network: _builtins.str
     """Network that processed the charge, e.g. "visa"."""
     network_transaction_id: _builtins.str
-    """The network's transaction id."""
+    """The network's id of the transaction (Visa's Transaction ID, Mastercard's Trace ID), from
+    its authorization answer; unset when the attempt never reached the network.
+    """
     @_builtins.property
     def capture_before(self) -> _timestamp_pb2.Timestamp:
         """When an uncaptured authorization must be captured by."""
