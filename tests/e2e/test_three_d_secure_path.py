@@ -167,6 +167,53 @@ def test_a_challenge_abandoned_and_its_intent_canceled_leaves_a_failed_charge(
     assert _acquirer_answers(platform, account, charge_id) == [(charge_id, False, "card_declined")]
 
 
+def test_a_failed_challenge_fails_its_charge_as_never_sent_to_the_network(
+    client: stripe.StripeClient,
+) -> None:
+    """The cardholder presses "fail": the merchant hears of it as from Stripe, through the
+    intent (`payment_intent.payment_failed`, `payment_intent_authentication_failure`). The
+    charge remit made for the attempt ends as one the intent left behind: `failed`, with an
+    outcome saying it never reached the network, and no `charge.failed` of its own (Stripe has
+    no charge for a payment whose authentication failed)."""
+    intent = pay(client, "pm_card_authenticationRequired")
+    assert answer(challenge_url(intent), "fail").status_code == 303
+    failed = client.v1.payment_intents.retrieve(intent.id)
+    assert failed.status == "requires_payment_method"
+    error = failed.last_payment_error
+    assert error is not None
+    assert (error.code, error.charge) == ("payment_intent_authentication_failure", None)
+
+    charge = client.v1.charges.retrieve(str(intent.latest_charge))
+    assert (charge.status, charge.paid, charge.failure_code) == (
+        "failed",
+        False,
+        "payment_intent_authentication_failure",
+    )
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.network_status, charge.outcome.reason) == (
+        "invalid",
+        "not_sent_to_network",
+        None,
+    )
+    assert charge.outcome.seller_message == (
+        "This payment was never sent to the card network: the cardholder failed 3-D Secure "
+        "authentication."
+    )
+    assert charge.payment_method_details is not None
+    card = charge.payment_method_details.card
+    assert card is not None
+    assert card.three_d_secure is not None
+    assert card.three_d_secure.result == "failed"
+    assert card.network_transaction_id is None
+    kinds = [event.type for event in client.v1.events.list(params={"limit": 100}).data]
+    assert sorted(kinds) == [
+        "payment_intent.created",
+        "payment_intent.payment_failed",
+        "payment_intent.requires_action",
+    ]
+    assert client.v1.balance_transactions.list().data == []
+
+
 def _acquirer_answers(
     platform: RunningPlatform, account: TestAccount, charge_id: str
 ) -> list[tuple[str, bool, str | None]]:
