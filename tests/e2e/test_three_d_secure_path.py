@@ -240,6 +240,74 @@ def _acquirer_answers(
     return [(str(row.reference), bool(row.approved), row.code) for row in rows]
 
 
+def sdk_challenge_url(intent: Any) -> str:
+    """The challenge of an intent without a return_url: for the client's SDK to show."""
+    assert intent.status == "requires_action"
+    action = intent.next_action
+    assert (action.type, action.redirect_to_url) == ("use_stripe_sdk", None)
+    sdk = action.use_stripe_sdk.to_dict()
+    assert set(sdk) == {"type", "stripe_js", "source"}
+    assert sdk["type"] == "three_d_secure_redirect"
+    url: str = sdk["stripe_js"]
+    assert url.endswith(f"/{sdk['source']}")
+    assert sdk["source"].startswith("tdsc_")
+    return url
+
+
+def test_without_a_return_url_the_challenge_is_for_the_sdk_to_show(
+    client: stripe.StripeClient,
+) -> None:
+    """An intent that never redirects (`allow_redirects=never`) needs no return_url. With none
+    to send the cardholder back to, Stripe's next_action is `use_stripe_sdk`: the client's SDK
+    shows the challenge in place. Its hash is opaque in Stripe's API; remit's holds the
+    challenge page, which then only says how it ended."""
+    params: Any = {
+        "amount": 2000,
+        "currency": "usd",
+        "payment_method": "pm_card_authenticationRequired",
+        "confirm": True,
+        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+    }
+    intent = client.v1.payment_intents.create(params=params)
+    url = sdk_challenge_url(intent)
+    assert sdk_challenge_url(client.v1.payment_intents.retrieve(intent.id)) == url
+    answered = answer(url, "succeed")
+    assert (answered.status_code, "Authentication complete" in answered.text) == (200, True)
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert (paid.status, paid.next_action, paid.amount_received) == ("succeeded", None, 2000)
+
+
+def test_a_card_only_intent_confirmed_without_a_return_url_is_for_the_sdk_at_any_version(
+    client: stripe.StripeClient, account: TestAccount, platform: RunningPlatform
+) -> None:
+    """An intent created before 2023-08-16 accepts cards only, so it is confirmed without a
+    return_url: `use_stripe_sdk` as well, shown under `next_source_action` before 2019-02-11.
+    Given one, `redirect_to_url` as before."""
+    created = client.v1.payment_intents.create(
+        params={"amount": 2000, "currency": "usd"}, options={"stripe_version": "2022-11-15"}
+    )
+    assert created.automatic_payment_methods is None
+    confirmed = client.v1.payment_intents.confirm(
+        created.id, params={"payment_method": "pm_card_authenticationRequired"}
+    )
+    url = sdk_challenge_url(confirmed)
+    assert confirmed.next_action is not None
+    headers = {"Authorization": f"Bearer {account.secret_key}", "Stripe-Version": "2018-11-08"}
+    with httpx.Client(timeout=30) as http:
+        old = http.get(f"{platform.api_base}/v1/payment_intents/{created.id}", headers=headers)
+    assert old.status_code == 200
+    assert old.json()["next_source_action"] == confirmed.next_action.to_dict()
+    assert old.json()["status"] == "requires_source_action"
+
+    redirected = pay(
+        client, "pm_card_authenticationRequired", automatic_payment_methods={"enabled": False}
+    )
+    assert redirected.next_action.type == "redirect_to_url"
+    assert redirected.next_action.use_stripe_sdk is None
+    assert redirected.next_action.redirect_to_url.return_url == RETURN_URL
+    assert answer(url, "fail").status_code == 200
+
+
 def test_the_insufficient_funds_card_is_declined_after_its_challenge_passes(
     client: stripe.StripeClient,
 ) -> None:

@@ -269,6 +269,13 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
                 message.next_action.redirect_to_url,
                 {name: _str_or_none(redirect.get(name)) for name in ("url", "return_url")},
             )
+        sdk = intent.next_action.get("use_stripe_sdk")
+        if isinstance(sdk, Mapping):
+            message.next_action.use_stripe_sdk.SetInParent()
+            _set_optional(
+                message.next_action.use_stripe_sdk,
+                {name: _str_or_none(sdk.get(name)) for name in ("type", "stripe_js", "source")},
+            )
     if intent.review_id is not None:
         message.review = intent.review_id
     return message
