@@ -185,6 +185,9 @@ class BenchMethods:
     async def attempt_vault_token(self, account_id: str, payment_method_id: str) -> str:
         return "vtok_bench"
 
+    async def attempt_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
+        return await self.chargeable_card(account_id, payment_method_id)
+
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         return ChargeableCard(
             payment_method_id=payment_method_id,

@@ -150,10 +150,24 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "settlement-report",
         help="print the simulated acquirer's settlement report for one day",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Print every capture and refund the simulated acquirer settled on one UTC day, "
-            "with amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, or the "
-            "embedded database under the data directory."
+            "oldest first,\nwith amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, "
+            "or the embedded database\nunder the data directory.\n\n"
+            "The report ends with its own count and totals, so that one cut short shows:\n"
+            "  csv   a header line, one line per row (each starts with its settled_at), then "
+            "the trailer,\n        the last line:\n"
+            "          # end date=D [merchant_id=M] rows=N CUR.rows=N CUR.amount=SUM "
+            "CUR.fee=SUM ...\n"
+            "        with the rows, amounts and fees of each currency in alphabetical order "
+            "(sums of\n        the amount and fee columns, minor units)\n"
+            '  json  {"date", "rows", "row_count", "totals": {CUR: {"rows", '
+            '"amount", "fee"}}}\n\n'
+            "With --output, the report is written to a temporary file beside PATH, synced, "
+            "and renamed\nto PATH only once complete: PATH never holds part of a report.\n\n"
+            "Exit codes: 0 written, 2 refused input (a malformed date, an output path that "
+            "cannot be\nwritten), 3 the command failed (its database unreachable)."
         ),
     )
     _add_platform_flags(report)
@@ -161,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("csv", "json"), default="csv",
                         help="output format (default csv)")  # fmt: skip
     report.add_argument("--merchant", help="only this merchant's rows (acct_ id)")
+    report.add_argument(
+        "--output",
+        metavar="PATH",
+        help="write the report to PATH, atomically, instead of to stdout",
+    )
 
     vault = commands.add_parser(
         "vault",
@@ -208,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Check that every ledger transaction balances, every stored balance equals the sum "
             "of its postings, every account's hash chain is unbroken, and the Stripe balance "
-            "transactions agree with the ledger. Exits 1 on any difference."
+            "transactions agree with the ledger. Exits 0 when all agree, 1 on any difference, "
+            "2 on refused input, 3 when the command itself failed (its database unreachable): "
+            "then nothing was checked."
         ),
     )
     _add_platform_flags(verify)
@@ -218,14 +239,28 @@ def build_parser() -> argparse.ArgumentParser:
         "reconcile",
         help="match one day of the acquirer's settlement report against the ledger",
         description=(
-            "Compare the captures and refunds the ledger recorded on DATE (UTC) with the "
-            "acquirer's settlement report for that day, store the result, print it as a table, "
-            "and exit 1 when anything is missing on either side or differs in amount."
+            "Compare the acquirer's settlement report for DATE (UTC) with the captures and "
+            "refunds the ledger recorded for those settlements, whatever day it recorded them, "
+            "and with the ledger's other captures and refunds of DATE that the acquirer did not "
+            "settle on another day; store the result, print it as a table. DATE must be over "
+            "in UTC: a future date is refused, and so is today unless --allow-partial. A new "
+            "run of a DATE (and --account) supersedes the earlier ones, which stay stored. "
+            "Exit codes: 0 everything matched; 1 something is missing on either side or "
+            "differs in amount; 2 refused input (a malformed or future date, today without "
+            "--allow-partial) or the acquirer failed; 3 the command itself failed (its "
+            "database unreachable), one line on stderr, the traceback only in the log at "
+            "DEBUG level (REMIT_LOG_LEVEL=DEBUG)."
         ),
     )
     _add_platform_flags(reconcile)
     reconcile.add_argument("--date", required=True, help="settlement date, YYYY-MM-DD (UTC)")
     reconcile.add_argument("--account", help="only this account (acct_...)")
+    reconcile.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="reconcile today although it is not over (UTC); the result is stored marked "
+        "partial, and movements still in flight show as missing",
+    )
 
     for role in PROCESS_ROLES:
         if role == "vault":
@@ -375,7 +410,15 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "migrate":
         return _migrate(config)
     if args.command == "settlement-report":
-        return _settlement_report(config, args.date, args.format, args.merchant)
+        from remit.acquirer.report_command import settlement_report_command
+
+        return settlement_report_command(
+            config,
+            raw_date=args.date,
+            output_format=args.format,
+            merchant_id=args.merchant,
+            output_path=args.output,
+        )
     if args.command in ("listen", "trigger", "webhooks"):
         return _webhook_command(args, config)
 
@@ -386,7 +429,9 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "reconcile":
         from remit.ledger.cli import reconcile_command
 
-        return reconcile_command(config, day=args.date, account_id=args.account)
+        return reconcile_command(
+            config, day=args.date, account_id=args.account, allow_partial=args.allow_partial
+        )
 
     if args.command == "radar":
         return _radar_command(args, config)
@@ -560,37 +605,3 @@ def _rpc_failure(error: object, target: str) -> str:
         return f"core is not reachable at {target}"
     details = getattr(error, "details", None)
     return str(details()) if callable(details) else str(error)
-
-
-def _settlement_report(config: PlatformConfig, raw_date: str, output: str,
-                       merchant_id: str | None) -> int:  # fmt: skip
-    from remit.acquirer.domain import SettlementRow
-    from remit.acquirer.service import AcquirerService, parse_settlement_date
-    from remit.acquirer.settlement import render_csv, render_json
-    from remit.core.errors import RemitError
-    from remit.databases import resolve_databases
-    from remit.storage.engine import dispose, make_engine
-    from remit.storage.migrate import upgrade
-
-    try:
-        day = parse_settlement_date(raw_date)
-    except RemitError as error:
-        print(f"remit: {error}", file=sys.stderr)
-        return 2
-    resolved = resolve_databases(config)
-    try:
-        url = resolved.config.require_acquirer_database_url()
-        upgrade("acquirer", url)
-
-        async def read() -> list[SettlementRow]:
-            engine = make_engine(url, pool_size=1, application_name="remit-cli")
-            try:
-                return await AcquirerService(engine).settlement_report(day, merchant_id)
-            finally:
-                await dispose(engine)
-
-        rows = asyncio.run(read())
-    finally:
-        resolved.stop_embedded()
-    sys.stdout.write(render_json(day, rows) + "\n" if output == "json" else render_csv(rows))
-    return 0

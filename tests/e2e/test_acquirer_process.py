@@ -110,7 +110,7 @@ async def test_the_settlement_report_command_prints_csv_and_json(
     assert lines[0].startswith("settled_at,kind,reference")
     assert lines[1].endswith(",usd,2000,30")
     assert ",capture,cli-sale,auth_" in lines[1]
-    assert len(lines) == 2
+    assert lines[2:] == ["# end date=2031-03-14 rows=1 usd.rows=1 usd.amount=2000 usd.fee=30"]
 
     bad = await anyio.run_process([*command[:-1], "14.03.2031"], env=env, check=False)
     assert bad.returncode == 2

@@ -401,3 +401,42 @@ def test_a_descriptor_suffix_may_be_digits_and_an_email_clears_with_an_empty_val
     assert raised.value.code == "email_invalid"
     cleared = client.v1.payment_intents.update(intent.id, params={"receipt_email": ""})
     assert cleared.receipt_email is None
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "shop.example/return"])
+def test_a_return_url_the_cardholder_cannot_be_sent_to_is_url_invalid(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient, url: str
+) -> None:
+    """Over REST (create and confirm, stripe-python) and gRPC alike, and nothing is stored."""
+    before = _intent_count(platform, account)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.create(
+            params={
+                "amount": 1000,
+                "currency": "usd",
+                "payment_method": "pm_card_visa",
+                "confirm": True,
+                "return_url": url,
+            }
+        )
+    assert (raised.value.http_status, raised.value.code) == (400, "url_invalid")
+    assert raised.value.param == "return_url"
+    assert _intent_count(platform, account) == before
+    intent = client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})
+    with pytest.raises(stripe.InvalidRequestError) as refused_confirm:
+        client.v1.payment_intents.confirm(
+            intent.id, params={"payment_method": "pm_card_visa", "return_url": url}
+        )
+    assert refused_confirm.value.code == "url_invalid"
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_payment_method"
+    with internal_sync_channel(platform.core.target, platform.internal_access) as channel:
+        stub = payments_pb2_grpc.PaymentsServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as over_grpc:
+            stub.CreatePaymentIntent(
+                payments_pb2.CreatePaymentIntentRequest(
+                    amount=1000, currency="usd", return_url=url
+                ),
+                metadata=(("remit-account-id", account.id),),
+                timeout=10,
+            )
+    assert over_grpc.value.code() is grpc.StatusCode.INVALID_ARGUMENT

@@ -56,6 +56,20 @@ def test_requests_with_wrong_keys_are_held_to_the_clients_limit(limited: Running
     assert other.status_code == 200, other.text
 
 
+def test_wrong_keys_sent_all_at_once_are_held_to_the_clients_limit(
+    limited: RunningPlatform,
+) -> None:
+    address = "203.0.113.15"
+
+    def guess(n: int) -> httpx.Response:
+        return _balance(limited, f"sk_test_burst{n:013d}", address)
+
+    answers = _burst(guess)
+    # The address's one request is taken before its key is looked up, so only one of the
+    # wrong keys in flight together reaches the accounts service; the others wait their turn.
+    assert sorted(a.status_code for a in answers) == [401] + [429] * (AT_ONCE - 1)
+
+
 def test_authenticated_requests_never_count_against_their_address(
     limited: RunningPlatform,
 ) -> None:

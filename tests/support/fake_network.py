@@ -5,7 +5,13 @@ from dataclasses import dataclass, field
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import random_token
-from remit.payments.network import AuthorizationOutcome, OperationOutcome, OutcomeUnknownError
+from remit.payments.network import (
+    CARDHOLDER_INITIATED,
+    AuthorizationOutcome,
+    OperationOutcome,
+    OutcomeUnknownError,
+    StoredCredential,
+)
 
 DECLINES = {
     "declined": ("card_declined", "generic_decline", "Your card was declined."),
@@ -26,6 +32,8 @@ class FakeNetwork:
     # Vault tokens the vault will not open (deleted since the attempt was made): the forward is
     # refused as the vault refuses it, NOT_FOUND, and nothing reaches the network.
     unopenable: set[str] = field(default_factory=set)
+    # What each authorization sent said of the card being kept, by reference.
+    stored_credentials: dict[str, StoredCredential] = field(default_factory=dict)
 
     def refuse(self, reference: str, code: str, message: str) -> None:
         """Refuse the capture, void or refund sent under `reference`, as the acquirer refuses
@@ -49,6 +57,7 @@ class FakeNetwork:
         capture: bool,
         purpose: str,
         three_d_secure_authenticated: bool = False,
+        stored_credential: StoredCredential = CARDHOLDER_INITIATED,
     ) -> AuthorizationOutcome:
         if vault_token in self.unopenable:
             raise RemitError(
@@ -61,6 +70,7 @@ class FakeNetwork:
         if fault == "before":
             raise OutcomeUnknownError("UNAVAILABLE")
         self.sent.append(reference)
+        self.stored_credentials[reference] = stored_credential
         if reference not in self.authorizations:
             decline = DECLINES.get(vault_token)
             self.authorizations[reference] = AuthorizationOutcome(
@@ -75,6 +85,7 @@ class FakeNetwork:
                 address_line1_check=None,
                 address_postal_code_check=None,
                 risk_level_hint=None,
+                network_transaction_id=random_token(15),
             )
         if fault == "after":
             raise OutcomeUnknownError("DEADLINE_EXCEEDED")

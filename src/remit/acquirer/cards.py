@@ -63,8 +63,12 @@ class CardProfile:
     # Declines with incorrect_cvc when a CVC is presented (cvc_check fail), approves without.
     cvc_check_fails: bool = False
     address_check: AddressCheck = AddressCheck.MATCH
-    # Declines with authentication_required unless the cardholder completed 3-D Secure.
+    # Declines with authentication_required unless the cardholder completed 3-D Secure...
     requires_authentication: bool = False
+    # ...or, for such a card, the payment is off-session and cites the authenticated setup of
+    # this card for off-session payments by this merchant (the issuer's exemption for
+    # merchant-initiated payments; Stripe's 4000002500003155).
+    exempts_off_session_after_authenticated_setup: bool = False
     bypass_pending: bool = False
     dispute_expected: bool = False
 
@@ -150,9 +154,19 @@ TEST_CARDS: Final = MappingProxyType(
         "4000000000000036": CardProfile(address_check=AddressCheck.POSTAL_CODE_FAILS),
         "4000000000000044": CardProfile(address_check=AddressCheck.UNAVAILABLE),
         # 3-D Secure.
-        "4000002500003155": CardProfile(requires_authentication=True),
+        # Authentication for on-session payments and for the setup; none for off-session
+        # payments once the card was set up with it.
+        "4000002500003155": CardProfile(
+            requires_authentication=True, exempts_off_session_after_authenticated_setup=True
+        ),
+        # Authentication on every payment: off-session ones always decline.
         "4000002760003184": CardProfile(requires_authentication=True),
         "4000000000003220": CardProfile(requires_authentication=True),
+        # Needs 3-D Secure, then is declined all the same.
+        "4000008260003178": CardProfile(
+            requires_authentication=True,
+            decline=card_declined("insufficient_funds", "Your card has insufficient funds."),
+        ),
         # Radar's test cards. The "always blocked" card never reaches the issuer.
         "4100000000000019": CardProfile(
             decline=Decline(

@@ -94,6 +94,12 @@ class AuthorizationRequest:
     billing_line1: str | None
     billing_postal_code: str | None
     three_d_secure_authenticated: bool
+    # The networks' stored-credential fields (see the AuthorizeRequest message): the merchant
+    # initiates the payment with the cardholder away; or the cardholder, present, agrees to
+    # such payments; and the setup an off-session payment relies on.
+    off_session: bool = False
+    setup_off_session: bool = False
+    initial_network_transaction_id: str | None = None
 
     def card_summary(self, funding: Funding) -> CardSummary:
         number = self.card_number.reveal()
@@ -110,7 +116,7 @@ class AuthorizationRequest:
         """The parameters a retry must repeat. The CVC is left out on purpose: the vault keeps
         it only until the first authorization, so an honest retry may arrive without it."""
         number = self.card_number.reveal()
-        return {
+        fingerprint: dict[str, object] = {
             "kind": OperationKind.AUTHORIZE.value,
             "card_bin": number[:6],
             "card_last4": number[-4:],
@@ -122,6 +128,23 @@ class AuthorizationRequest:
             "merchant_id": self.merchant_id,
             "three_d_secure_authenticated": self.three_d_secure_authenticated,
         }
+        # Only when set: a retry of an operation recorded before these fields existed matches.
+        if self.off_session:
+            fingerprint["off_session"] = True
+        if self.setup_off_session:
+            fingerprint["setup_off_session"] = True
+        if self.initial_network_transaction_id is not None:
+            fingerprint["initial_network_transaction_id"] = self.initial_network_transaction_id
+        return fingerprint
+
+    def cites_initial_setup(self, profile: CardProfile) -> bool:
+        """Whether the issuer looks up the setup this request cites: only an off-session
+        payment cites one, and only an issuer that exempts such payments needs it."""
+        return (
+            self.off_session
+            and self.initial_network_transaction_id is not None
+            and profile.exempts_off_session_after_authenticated_setup
+        )
 
 
 @dataclass(frozen=True)
@@ -168,7 +191,27 @@ def is_expired(exp_month: int, exp_year: int, today: date) -> bool:
     return (exp_year, exp_month) < (today.year, today.month)
 
 
-def assess_card(request: AuthorizationRequest, profile: CardProfile, today: date) -> CardAssessment:
+def _exempt_off_session(
+    request: AuthorizationRequest, profile: CardProfile, initial_setup: "Authorization | None"
+) -> bool:
+    """An off-session payment needs no authentication from an issuer that exempts them once
+    the card was set up with it, when it cites that authenticated setup."""
+    return (
+        profile.exempts_off_session_after_authenticated_setup
+        and request.off_session
+        and initial_setup is not None
+        and initial_setup.set_up_off_session_for(request)
+    )
+
+
+def assess_card(
+    request: AuthorizationRequest,
+    profile: CardProfile,
+    today: date,
+    initial_setup: "Authorization | None" = None,
+) -> CardAssessment:
+    """`initial_setup`: the authorization the request cites by its network transaction id,
+    if any (`AuthorizationRequest.cites_initial_setup`)."""
     number = request.card_number.reveal()
     if not luhn_valid(number):
         unchecked = CheckResult.UNCHECKED
@@ -188,10 +231,15 @@ def assess_card(request: AuthorizationRequest, profile: CardProfile, today: date
     decline: Decline | None
     if is_expired(request.exp_month, request.exp_year, today):
         decline = EXPIRED_CARD
+    elif (
+        profile.requires_authentication
+        and not request.three_d_secure_authenticated
+        and not _exempt_off_session(request, profile, initial_setup)
+    ):
+        # The issuer asks for authentication before it looks at anything else.
+        decline = AUTHENTICATION_REQUIRED
     elif profile.decline is not None:
         decline = profile.decline
-    elif profile.requires_authentication and not request.three_d_secure_authenticated:
-        decline = AUTHENTICATION_REQUIRED
     elif profile.cvc_check_fails and cvc_given:
         decline = INCORRECT_CVC
     else:
@@ -282,6 +330,24 @@ class Authorization:
     card: CardSummary
     created_at: datetime
     updated_at: datetime
+    # The network's id of this authorization (None for those recorded before it was kept), the
+    # cardholder's 3-D Secure, and whether the cardholder agreed with it to later off-session
+    # payments: what an off-session payment citing it is checked against.
+    network_transaction_id: str | None = None
+    three_d_secure_authenticated: bool = False
+    setup_off_session: bool = False
+
+    def set_up_off_session_for(self, request: AuthorizationRequest) -> bool:
+        """Whether this is an authenticated setup for off-session payments that `request` may
+        rely on: made by the same merchant, with the same card. The acquirer keeps no card
+        number, so the card is told by what it keeps: its BIN and last four digits."""
+        number = request.card_number.reveal()
+        return (
+            self.setup_off_session
+            and self.three_d_secure_authenticated
+            and self.merchant_id == request.merchant_id
+            and (self.card.bin, self.card.last4) == (number[:6], number[-4:])
+        )
 
     @property
     def capturable_minor(self) -> int:

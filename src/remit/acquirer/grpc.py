@@ -21,6 +21,7 @@ from remit.acquirer.domain import (
 from remit.acquirer.faults import FaultConfig
 from remit.acquirer.interceptor import FaultInjectionInterceptor
 from remit.acquirer.service import AcquirerService, parse_settlement_date
+from remit.acquirer.settlement_pages import cursor_from_token, page_limit, page_token
 from remit.core.secrets import Secret
 from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.grpcutil.protoconv import timestamp
@@ -76,10 +77,17 @@ def authorization_request(request: pb.AuthorizeRequest) -> AuthorizationRequest:
         if address is not None and address.HasField("postal_code")
         else None,
         three_d_secure_authenticated=request.three_d_secure_authenticated,
+        off_session=request.off_session,
+        setup_off_session=request.setup_off_session,
+        initial_network_transaction_id=request.initial_network_transaction_id or None,
     )
 
 
-def authorization_result_message(result: AuthorizationResult) -> pb.AuthorizationResult:
+def authorization_result_message(
+    result: AuthorizationResult, fee_minor: int
+) -> pb.AuthorizationResult:
+    """The answer to an authorization; `fee_minor` is what its operation withholds (nonzero
+    only when it captured), so the caller can book the fee with the capture."""
     return pb.AuthorizationResult(
         approved=result.approved,
         authorization_id=result.authorization_id or "",
@@ -97,6 +105,7 @@ def authorization_result_message(result: AuthorizationResult) -> pb.Authorizatio
         operation_id=result.operation_id,
         bypass_pending=result.bypass_pending,
         dispute_expected=result.dispute_expected,
+        fee=fee_minor,
     )
 
 
@@ -113,9 +122,14 @@ def operation_message(operation: Operation) -> pb.Operation:
         message=operation.message or "",
         created=timestamp(operation.created_at),
         merchant_id=operation.merchant_id,
+        fee=operation.fee_minor,
     )
     if operation.authorization_result is not None:
-        message.authorization.CopyFrom(authorization_result_message(operation.authorization_result))
+        message.authorization.CopyFrom(
+            authorization_result_message(operation.authorization_result, operation.fee_minor)
+        )
+    if operation.settled_at is not None:
+        message.settled_at.CopyFrom(timestamp(operation.settled_at))
     return message
 
 
@@ -144,7 +158,8 @@ class AcquirerServicer(acquirer_pb2_grpc.AcquirerServiceServicer):
         result = recorded.operation.authorization_result
         assert result is not None, "an authorize operation always carries its result"
         return pb.AuthorizeResponse(
-            result=authorization_result_message(result), replayed=recorded.replayed
+            result=authorization_result_message(result, recorded.operation.fee_minor),
+            replayed=recorded.replayed,
         )
 
     async def Capture(self, request: pb.CaptureRequest, context: Context) -> pb.CaptureResponse:
@@ -180,9 +195,17 @@ class AcquirerServicer(acquirer_pb2_grpc.AcquirerServiceServicer):
         self, request: pb.GetSettlementReportRequest, context: Context
     ) -> pb.GetSettlementReportResponse:
         day = parse_settlement_date(request.date)
-        rows = await self._service.settlement_report(day, request.merchant_id or None)
+        merchant_id = request.merchant_id or None
+        page = await self._service.settlement_page(
+            day,
+            merchant_id,
+            after=cursor_from_token(request.page_token, day, merchant_id),
+            limit=page_limit(request.page_size),
+        )
         return pb.GetSettlementReportResponse(
-            date=day.isoformat(), rows=[settlement_row_message(row) for row in rows]
+            date=day.isoformat(),
+            rows=[settlement_row_message(row) for row in page.rows],
+            next_page_token="" if page.next is None else page_token(page.next, day, merchant_id),
         )
 
 

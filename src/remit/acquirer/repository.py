@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -69,6 +69,14 @@ def _record_authorization_sql() -> str:
 
 
 _RECORD_AUTHORIZATION = Statement(_record_authorization_sql(), _OPERATION_JSON)
+# `setup_off_session` written out, not a parameter, so that the partial index on setups serves
+# every plan of the statement.
+_AUTHORIZATION_COLUMNS = ", ".join(f'"{column.name}"' for column in authorizations.columns)
+_FIND_SETUP = Statement(
+    # Identifiers come from the table's own metadata, never from a request.
+    f"SELECT {_AUTHORIZATION_COLUMNS} FROM authorizations"  # noqa: S608
+    " WHERE setup_off_session AND network_transaction_id = %(network_transaction_id)s LIMIT 1"
+)
 
 
 def _authorization_from_row(m: Mapping[Any, Any]) -> Authorization:
@@ -90,6 +98,9 @@ def _authorization_from_row(m: Mapping[Any, Any]) -> Authorization:
         ),
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        network_transaction_id=m["network_transaction_id"],
+        three_d_secure_authenticated=m["three_d_secure_authenticated"],
+        setup_off_session=m["setup_off_session"],
     )
 
 
@@ -139,6 +150,12 @@ class SqlAcquirerRepository:
 
     async def get_authorization(self, authorization_id: str) -> Authorization | None:
         row = await _AUTHORIZATIONS.select.first(self._db, {"id": authorization_id})
+        return None if row is None else _authorization_from_row(row)
+
+    async def find_setup(self, network_transaction_id: str) -> Authorization | None:
+        """The authorization with this network transaction id that set a card up for
+        off-session payments, if any."""
+        row = await _FIND_SETUP.first(self._db, {"network_transaction_id": network_transaction_id})
         return None if row is None else _authorization_from_row(row)
 
     async def save_authorization(self, authorization: Authorization) -> None:
@@ -196,16 +213,24 @@ class SqlAcquirerRepository:
         return None if row is None else _operation_from_row(row)
 
     async def settled_between(
-        self, start: datetime, end: datetime, merchant_id: str | None
+        self,
+        start: datetime,
+        end: datetime,
+        merchant_id: str | None,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int | None = None,
     ) -> list[Operation]:
-        """Operations settled in [start, end), oldest first."""
+        """Operations settled in [start, end), oldest first (by settled_at, then id): the first
+        `limit` of them (all when None) that come after `after`, a (settled_at, id) pair."""
         c = operations.c
         conditions = [c.settled_at.is_not(None), c.settled_at >= start, c.settled_at < end]
         if merchant_id is not None:
             conditions.append(c.merchant_id == merchant_id)
-        rows = await self._sa.execute(
-            select(operations).where(*conditions).order_by(c.settled_at, c.id)
-        )
+        if after is not None:
+            conditions.append(tuple_(c.settled_at, c.id) > tuple_(*after))
+        query = select(operations).where(*conditions).order_by(c.settled_at, c.id)
+        rows = await self._sa.execute(query if limit is None else query.limit(limit))
         return [_operation_from_row(row._mapping) for row in rows]
 
 
@@ -249,6 +274,9 @@ def _authorization_row(authorization: Authorization) -> dict[str, object]:
         "exp_year": card.exp_year,
         "created_at": authorization.created_at,
         "updated_at": authorization.updated_at,
+        "network_transaction_id": authorization.network_transaction_id,
+        "three_d_secure_authenticated": authorization.three_d_secure_authenticated,
+        "setup_off_session": authorization.setup_off_session,
     }
 
 

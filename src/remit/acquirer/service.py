@@ -40,6 +40,7 @@ from remit.acquirer.domain import (
     void,
 )
 from remit.acquirer.repository import SqlAcquirerRepository
+from remit.acquirer.settlement_pages import SettlementCursor, SettlementPage
 from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
@@ -50,6 +51,7 @@ MAX_AMOUNT_MINOR: Final = 99_999_999
 MAX_REFERENCE_LENGTH: Final = 255
 MIN_CARD_DIGITS: Final = 12
 MAX_CARD_DIGITS: Final = 19
+MAX_NETWORK_TRANSACTION_ID_LENGTH: Final = 64
 
 
 class AcquirerError(RemitError):
@@ -121,6 +123,31 @@ def _validate_authorization_request(request: AuthorizationRequest) -> None:
                       code="invalid_currency")  # fmt: skip
     if not has_prefix(request.merchant_id, "acct"):
         raise invalid("merchant_id must be an account id (acct_...).", "merchant_id")
+    _validate_stored_credential(request)
+
+
+def _validate_stored_credential(request: AuthorizationRequest) -> None:
+    # A setup is the cardholder's agreement, given while present; only a payment the merchant
+    # initiates relies on an earlier setup.
+    if request.setup_off_session and request.off_session:
+        raise invalid(
+            "setup_off_session is for a payment the cardholder makes; it cannot be off_session.",
+            "setup_off_session",
+        )
+    initial = request.initial_network_transaction_id
+    if initial is None:
+        return
+    if not request.off_session:
+        raise invalid(
+            "initial_network_transaction_id is only for an off_session payment.",
+            "initial_network_transaction_id",
+        )
+    if not initial or len(initial) > MAX_NETWORK_TRANSACTION_ID_LENGTH:
+        raise invalid(
+            "initial_network_transaction_id must be 1 to "
+            f"{MAX_NETWORK_TRANSACTION_ID_LENGTH} characters.",
+            "initial_network_transaction_id",
+        )
 
 
 _DIGITS: Final = "0123456789"
@@ -188,10 +215,19 @@ class AcquirerService:
     async def authorize(self, request: AuthorizationRequest) -> Recorded:
         """One autocommitted statement records the operation and, when approved, its
         authorization, unless the reference is taken (see `record_authorization`); a taken
-        reference replays the operation holding it."""
+        reference replays the operation holding it. An off-session payment that cites the setup
+        of its card reads that setup first, when the card's issuer needs it for its decision
+        (a setup never changes once recorded, so reading it apart is safe)."""
         _validate_authorization_request(request)
         fingerprint = request.fingerprint()
-        operation, authorization = self._decide_authorization(request, fingerprint)
+        initial_setup = None
+        if request.cites_initial_setup(profile_for(request.card_number.reveal())):
+            assert request.initial_network_transaction_id is not None
+            async with single_statement(self._engine) as db:
+                initial_setup = await SqlAcquirerRepository(db).find_setup(
+                    request.initial_network_transaction_id
+                )
+        operation, authorization = self._decide_authorization(request, fingerprint, initial_setup)
         async with single_statement(self._engine) as db:
             outcome = await SqlAcquirerRepository(db).record_authorization(operation, authorization)
         if outcome.recorded:
@@ -207,13 +243,22 @@ class AcquirerService:
         return self._replay(existing, fingerprint)
 
     def _decide_authorization(
-        self, request: AuthorizationRequest, fingerprint: dict[str, object]
+        self,
+        request: AuthorizationRequest,
+        fingerprint: dict[str, object],
+        initial_setup: Authorization | None = None,
     ) -> tuple[Operation, Authorization | None]:
-        """The operation an authorization records and the authorization it holds, if any."""
+        """The operation an authorization records and the authorization it holds, if any.
+        `initial_setup`: the setup the request cites, as the issuer found it."""
         now = self._clock.now()
         profile = profile_for(request.card_number.reveal())
-        assessment = assess_card(request, profile, now.date())
+        assessment = assess_card(request, profile, now.date(), initial_setup)
         operation_id = new_id("op")
+        network_transaction_id = (
+            None
+            if assessment.network_status is NetworkStatus.NOT_SENT_TO_NETWORK
+            else _network_transaction_id()
+        )
         authorization_id: str | None = None
         authorization: Authorization | None = None
         if assessment.approved:
@@ -229,6 +274,9 @@ class AcquirerService:
                 card=request.card_summary(profile.funding),
                 created_at=now,
                 updated_at=now,
+                network_transaction_id=network_transaction_id,
+                three_d_secure_authenticated=request.three_d_secure_authenticated,
+                setup_off_session=request.setup_off_session,
             )
         decline = assessment.decline
         captured = assessment.approved and request.capture
@@ -245,9 +293,7 @@ class AcquirerService:
             address_postal_code_check=assessment.address_postal_code_check,
             risk=assessment.risk,
             captured=captured,
-            network_transaction_id=None
-            if assessment.network_status is NetworkStatus.NOT_SENT_TO_NETWORK
-            else _network_transaction_id(),
+            network_transaction_id=network_transaction_id,
             authorization_code=_authorization_code() if assessment.approved else None,
             bypass_pending=assessment.approved and profile.bypass_pending,
             dispute_expected=assessment.approved and profile.dispute_expected,
@@ -371,9 +417,28 @@ class AcquirerService:
         self, day: date, merchant_id: str | None = None
     ) -> list[SettlementRow]:
         """Every capture and refund that settled on `day` (UTC), oldest first."""
+        return (await self.settlement_page(day, merchant_id)).rows
+
+    async def settlement_page(
+        self,
+        day: date,
+        merchant_id: str | None = None,
+        *,
+        after: SettlementCursor | None = None,
+        limit: int | None = None,
+    ) -> SettlementPage:
+        """The first `limit` captures and refunds (all when None) settled on `day` (UTC) after
+        `after`, oldest first."""
         start = datetime.combine(day, time.min, tzinfo=UTC)
         async with self._engine.begin() as db:
             settled = await SqlAcquirerRepository(db).settled_between(
-                start, start + timedelta(days=1), merchant_id
+                start,
+                start + timedelta(days=1),
+                merchant_id,
+                after=None if after is None else (after.settled_at, after.operation_id),
+                # One more than the page, to know without another query whether one follows.
+                limit=None if limit is None else limit + 1,
             )
-        return [settlement_row(operation) for operation in settled]
+        rows = [settlement_row(operation) for operation in settled[:limit]]
+        more = limit is not None and len(settled) > limit
+        return SettlementPage(rows, SettlementCursor.after(rows[-1]) if more else None)

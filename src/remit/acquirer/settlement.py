@@ -1,10 +1,25 @@
-"""A day's settlement report rendered for people and scripts (`remit settlement-report`)."""
+"""A day's settlement report rendered for people and scripts (`remit settlement-report`).
+
+Rows are written as they are read, a page at a time, and the report ends with its own count
+and totals, so a reader can tell a complete report from one cut short at a line boundary:
+
+- CSV: a header line, one line per row, then the trailer, the last line:
+  `# end date=D [merchant_id=M] rows=N`, then for each currency, in alphabetical order,
+  `CUR.rows=N CUR.amount=SUM CUR.fee=SUM` (the sums of the amount and fee columns, in minor
+  units). A row starts with its settled_at timestamp, never with `#`, so CSV readers can skip
+  the trailer as a comment. A report without it, or whose rows disagree with it, was cut
+  short.
+- JSON: an object with `date`, `rows`, then `row_count` and `totals` (per currency: `rows`,
+  `amount`, `fee`); a report cut short is not valid JSON.
+"""
 
 import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date
+from typing import Protocol, TextIO
 
 from remit.acquirer.domain import SettlementRow
 
@@ -19,6 +34,7 @@ COLUMNS = (
     "amount",
     "fee",
 )
+TRAILER_PREFIX = "# end"
 
 
 def _record(row: SettlementRow) -> dict[str, str | int]:
@@ -35,15 +51,110 @@ def _record(row: SettlementRow) -> dict[str, str | int]:
     }
 
 
-def render_csv(rows: Sequence[SettlementRow]) -> str:
-    """A header line, then one line per row; amounts and fees in minor units."""
+@dataclass
+class CurrencyTotal:
+    rows: int = 0
+    amount: int = 0
+    fee: int = 0
+
+
+@dataclass
+class Totals:
+    """What the rows written so far add up to."""
+
+    rows: int = 0
+    by_currency: dict[str, CurrencyTotal] = field(default_factory=dict)
+
+    def add(self, row: SettlementRow) -> None:
+        self.rows += 1
+        total = self.by_currency.setdefault(row.currency, CurrencyTotal())
+        total.rows += 1
+        total.amount += row.amount_minor
+        total.fee += row.fee_minor
+
+    def currencies(self) -> list[tuple[str, CurrencyTotal]]:
+        return sorted(self.by_currency.items())
+
+
+class ReportWriter(Protocol):
+    def start(self) -> None: ...
+
+    def write(self, rows: Sequence[SettlementRow]) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class CsvReport:
+    def __init__(self, out: TextIO, day: date, merchant_id: str | None = None) -> None:
+        self._out = out
+        self._day = day
+        self._merchant_id = merchant_id
+        self._writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        self.totals = Totals()
+
+    def start(self) -> None:
+        self._writer.writeheader()
+
+    def write(self, rows: Sequence[SettlementRow]) -> None:
+        for row in rows:
+            self._writer.writerow(_record(row))
+            self.totals.add(row)
+
+    def finish(self) -> None:
+        fields = [TRAILER_PREFIX, f"date={self._day.isoformat()}"]
+        if self._merchant_id is not None:
+            fields.append(f"merchant_id={self._merchant_id}")
+        fields.append(f"rows={self.totals.rows}")
+        for currency, total in self.totals.currencies():
+            fields += [
+                f"{currency}.rows={total.rows}",
+                f"{currency}.amount={total.amount}",
+                f"{currency}.fee={total.fee}",
+            ]
+        self._out.write(" ".join(fields) + "\n")
+
+
+class JsonReport:
+    def __init__(self, out: TextIO, day: date) -> None:
+        self._out = out
+        self._day = day
+        self.totals = Totals()
+
+    def start(self) -> None:
+        self._out.write(f'{{\n  "date": {json.dumps(self._day.isoformat())},\n  "rows": [')
+
+    def write(self, rows: Sequence[SettlementRow]) -> None:
+        for row in rows:
+            separator = "," if self.totals.rows else ""
+            self._out.write(f"{separator}\n    {json.dumps(_record(row))}")
+            self.totals.add(row)
+
+    def finish(self) -> None:
+        totals = {
+            currency: {"rows": total.rows, "amount": total.amount, "fee": total.fee}
+            for currency, total in self.totals.currencies()
+        }
+        closing = "\n  ]" if self.totals.rows else "]"
+        self._out.write(
+            f'{closing},\n  "row_count": {self.totals.rows},\n'
+            f'  "totals": {json.dumps(totals)}\n}}\n'
+        )
+
+
+def render_csv(day: date, rows: Sequence[SettlementRow], merchant_id: str | None = None) -> str:
+    """A header line, one line per row (amounts and fees in minor units), the trailer."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(_record(row))
+    _render(CsvReport(out, day, merchant_id), rows)
     return out.getvalue()
 
 
 def render_json(day: date, rows: Sequence[SettlementRow]) -> str:
-    return json.dumps({"date": day.isoformat(), "rows": [_record(row) for row in rows]}, indent=2)
+    out = io.StringIO()
+    _render(JsonReport(out, day), rows)
+    return out.getvalue()
+
+
+def _render(report: ReportWriter, rows: Sequence[SettlementRow]) -> None:
+    report.start()
+    report.write(rows)
+    report.finish()

@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -42,6 +43,18 @@ authorizations = Table(
     Column("exp_year", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # What a later off-session payment citing this authorization is checked against: its
+    # network transaction id (NULL for authorizations recorded before it was kept), the
+    # cardholder's 3-D Secure, and the cardholder's agreement to off-session payments.
+    Column("network_transaction_id", Text, nullable=True),
+    Column("three_d_secure_authenticated", Boolean, nullable=False, server_default=false()),
+    Column("setup_off_session", Boolean, nullable=False, server_default=false()),
+    # Only setups are ever looked up by their network transaction id.
+    Index(
+        "ix_authorizations_setup_network_transaction_id",
+        "network_transaction_id",
+        postgresql_where="setup_off_session",
+    ),
     CheckConstraint(
         "0 <= refunded_minor AND refunded_minor <= captured_minor "
         "AND captured_minor <= authorized_minor",

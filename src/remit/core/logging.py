@@ -10,8 +10,10 @@ stay as they are.
 """
 
 import logging
+import os
 import re
 import sys
+from collections.abc import Mapping
 from typing import Final
 
 _CANDIDATE: Final = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
@@ -76,8 +78,17 @@ class SensitiveDataMaskingFilter(logging.Filter):
         return True
 
 
-def configure_logging(process: str, level: int = logging.INFO) -> None:
-    """Send every record of this process to stderr, tagged with the process name, masked."""
+def level_from_env(environ: Mapping[str, str]) -> int:
+    """REMIT_LOG_LEVEL (DEBUG, INFO, WARNING, ERROR), INFO when unset or not a level."""
+    level = logging.getLevelName(environ.get("REMIT_LOG_LEVEL", "INFO").strip().upper())
+    return level if isinstance(level, int) else logging.INFO
+
+
+def configure_logging(process: str, level: int | None = None) -> None:
+    """Send every record of this process to stderr, tagged with the process name, masked;
+    records from `level` up (by default REMIT_LOG_LEVEL's)."""
+    if level is None:
+        level = level_from_env(os.environ)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")

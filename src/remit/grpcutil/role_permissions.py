@@ -9,7 +9,8 @@ than it already needed:
   settings, webhook redelivery, ledger postings or any vault key management.
 - core and worker: the payment path's calls into the vault and the acquirer
   (`remit.payments.network`, `remit.payment_methods.vault_client`); the core also reads
-  settlement reports for reconciliation, the worker lists and deletes vault cards no payment
+  settlement reports for reconciliation (and looks operations up, as the payment path does,
+  to place an item on its settlement day), the worker lists and deletes vault cards no payment
   method references (`remit.payment_methods.vault_sweep`).
 - vault: authorizations forwarded to the acquirer (`remit.vault.forwarding`).
 - acquirer: nothing; it calls no one.

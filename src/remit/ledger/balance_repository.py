@@ -1,6 +1,6 @@
 """Balance transactions, payouts and ledger events inside the caller's transaction."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +25,9 @@ from remit.ledger.tables import (
     payouts,
 )
 from remit.storage.fastsql import Statement
+
+# How many references `settled_under` asks for in one statement.
+_REFERENCES_PER_QUERY = 1000
 
 _BT_PREFIX = "bt_"
 
@@ -387,6 +390,28 @@ class BalanceRepository:
             conditions.append(c.account_id == account_id)
         rows = await self._db.execute(select(balance_transactions).where(*conditions))
         return [balance_transaction_from_row(row) for row in rows]
+
+    async def settled_under(
+        self, references: Collection[str], account_id: str | None
+    ) -> list[BalanceTransaction]:
+        """The charge and refund balance transactions recorded under these acquirer references,
+        whenever they were recorded."""
+        c = balance_transactions.c
+        ordered = sorted(references)
+        found: list[BalanceTransaction] = []
+        # In batches: a statement carries at most 65535 parameters.
+        for start in range(0, len(ordered), _REFERENCES_PER_QUERY):
+            conditions: list[ColumnElement[bool]] = [
+                c.acquirer_reference.in_(ordered[start : start + _REFERENCES_PER_QUERY]),
+                c.type.in_(
+                    [BalanceTransactionType.CHARGE.value, BalanceTransactionType.REFUND.value]
+                ),
+            ]
+            if account_id is not None:
+                conditions.append(c.account_id == account_id)
+            rows = await self._db.execute(select(balance_transactions).where(*conditions))
+            found.extend(balance_transaction_from_row(row) for row in rows)
+        return found
 
     async def net_by_status(
         self, account_id: str | None

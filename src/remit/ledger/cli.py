@@ -1,15 +1,22 @@
 """`remit ledger verify` and `remit reconcile`: run in-process against the core database (and,
-for reconciliation, the acquirer's gRPC endpoint), so they work with or without a running core."""
+for reconciliation, the acquirer's gRPC endpoint), so they work with or without a running core.
+Exit codes: `remit.command_exits`."""
 
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from remit.config import PlatformConfig
+from remit.command_exits import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    EXIT_REFUSED,
+    internal_failure,
+)
+from remit.config import ConfigError, PlatformConfig
 from remit.core.errors import RemitError
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
-from remit.ledger.reconcile import render_table
+from remit.ledger.reconcile import Reconciliation, render_table
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
@@ -65,16 +72,43 @@ def render_verify(report: VerifyReport) -> str:
 
 
 def verify_command(config: PlatformConfig, *, account_id: str | None) -> int:
-    report = _with_service(config, lambda service: service.verify(account_id))
-    print(render_verify(report))
-    return 0 if report.ok else 1
+    def show(report: VerifyReport) -> int:
+        print(render_verify(report))
+        return EXIT_CLEAN if report.ok else EXIT_FINDINGS
+
+    return _run(config, "ledger verify", lambda service: service.verify(account_id), show)
 
 
-def reconcile_command(config: PlatformConfig, *, day: str, account_id: str | None) -> int:
+def reconcile_command(
+    config: PlatformConfig, *, day: str, account_id: str | None, allow_partial: bool = False
+) -> int:
+    def show(result: Reconciliation) -> int:
+        print(render_table(result))
+        return EXIT_CLEAN if result.ok else EXIT_FINDINGS
+
+    return _run(
+        config,
+        "reconcile",
+        lambda service: service.reconcile(day, account_id, allow_partial=allow_partial),
+        show,
+    )
+
+
+def _run(
+    config: PlatformConfig,
+    command: str,
+    use: Callable[[LedgerService], Awaitable[T]],
+    show: Callable[[T], int],
+) -> int:
+    """Show what `use` returns, or report its failure: a RemitError is refused input or the
+    acquirer's failure; anything else (the database unreachable) is the command's own."""
     try:
-        result = _with_service(config, lambda service: service.reconcile(day, account_id))
+        found = _with_service(config, use)
     except RemitError as error:
-        print(f"remit reconcile: {error.message}", file=sys.stderr)
-        return 2
-    print(render_table(result))
-    return 0 if result.ok else 1
+        print(f"remit {command}: {error.message}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ConfigError:
+        raise  # refused input, reported by `remit.cli.main`
+    except Exception as error:
+        return internal_failure(command, error)
+    return show(found)

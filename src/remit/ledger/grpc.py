@@ -49,6 +49,7 @@ _ROW_STATUS = {
     RowStatus.MISSING_IN_LEDGER: pb.RECONCILIATION_ROW_STATUS_MISSING_IN_LEDGER,
     RowStatus.MISSING_AT_ACQUIRER: pb.RECONCILIATION_ROW_STATUS_MISSING_AT_ACQUIRER,
     RowStatus.AMOUNT_MISMATCH: pb.RECONCILIATION_ROW_STATUS_AMOUNT_MISMATCH,
+    RowStatus.FEE_MISMATCH: pb.RECONCILIATION_ROW_STATUS_FEE_MISMATCH,
 }
 _ROW_KIND = {
     "capture": pb.RECONCILIATION_ROW_KIND_CAPTURE,
@@ -116,9 +117,13 @@ def reconciliation_message(result: Reconciliation) -> pb.Reconciliation:
         missing_in_ledger_count=result.count(RowStatus.MISSING_IN_LEDGER),
         missing_at_acquirer_count=result.count(RowStatus.MISSING_AT_ACQUIRER),
         amount_mismatch_count=result.count(RowStatus.AMOUNT_MISMATCH),
+        fee_mismatch_count=result.count(RowStatus.FEE_MISMATCH),
+        partial=result.partial,
     )
     if result.account_id is not None:
         message.account_id = result.account_id
+    if result.superseded_by is not None:
+        message.superseded_by = result.superseded_by
     for row in result.rows:
         item = message.rows.add(
             status=_ROW_STATUS[row.status],
@@ -128,7 +133,14 @@ def reconciliation_message(result: Reconciliation) -> pb.Reconciliation:
             account_id=row.account_id,
             currency=row.currency,
         )
-        for name in ("ledger_amount", "acquirer_amount", "ledger_transaction_id", "acquirer_fee"):
+        optional = (
+            "ledger_amount",
+            "acquirer_amount",
+            "ledger_transaction_id",
+            "acquirer_fee",
+            "ledger_fee",
+        )
+        for name in optional:
             value = getattr(row, name)
             if value is not None:
                 setattr(item, name, value)
@@ -377,7 +389,9 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     async def Reconcile(
         self, request: pb.ReconcileRequest, context: Context
     ) -> pb.ReconcileResponse:
-        result = await self._service.reconcile(request.date, _optional(request, "account_id"))
+        result = await self._service.reconcile(
+            request.date, _optional(request, "account_id"), allow_partial=request.allow_partial
+        )
         return pb.ReconcileResponse(reconciliation=reconciliation_message(result))
 
     async def GetReconciliation(

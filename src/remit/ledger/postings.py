@@ -20,9 +20,9 @@ Ledger transactions per movement (see `chart.py` for the accounts):
 - authorization, "ch:authorization" (pending): acquirer_clearing -amount, pending +amount;
 - capture after an authorization, "ch:capture" (posts the pending one; a partial capture
   releases the rest): acquirer_clearing -captured, pending +captured; then "ch:fee":
-  pending -fee, fees +fee;
-- capture without an authorization, "ch:capture": acquirer_clearing -gross, pending +net,
-  fees +fee;
+  pending -fee, fees +fee, acquirer_clearing +network fee, network_fees -network fee;
+- capture without an authorization, "ch:capture": acquirer_clearing -(gross - network fee),
+  pending +net, fees +fee, network_fees -network fee;
 - void, "ch:void", or expiry, "ch:authorization:expired": releases the reservation;
 - funds available, "txn_..:available": pending -net, available +net;
 - refund hold, "re:refund_hold" (pending, no expiry): available -amount, acquirer_clearing
@@ -31,8 +31,15 @@ Ledger transactions per movement (see `chart.py` for the accounts):
   not answered yet;
 - refund, "re:refund": releases the hold ("re:refund_release") and posts
   available -(amount - fee returned), acquirer_clearing +amount, fees -fee returned;
-- refund that fails before it was posted: releases the hold ("re:refund_release");
+- refund that fails (or is canceled) before it was posted: releases the hold
+  ("re:refund_release");
 - refund failure, "re:refund_failure": the exact reversal of "re:refund".
+
+The network fee is what the card network withholds from the capture (its interchange): the
+network sends gross - network fee, and the platform bears the fee (`chart.py`). The merchant's
+accounts and balance transaction are the same with or without it. A capture booked with a
+network fee says so in "ch:capture"'s metadata (`network_fees.BOOKED_KEY`), even when the fee
+is 0: reconciliation compares the fee only for those.
 """
 
 from dataclasses import replace
@@ -47,7 +54,7 @@ from remit.core.errors import ErrorKind, not_found
 from remit.core.ids import new_id
 from remit.ledger import journal
 from remit.ledger.balance_repository import BalanceRepository
-from remit.ledger.chart import ACQUIRER_CLEARING, AVAILABLE, FEES, PENDING
+from remit.ledger.chart import ACQUIRER_CLEARING, AVAILABLE, FEES, NETWORK_FEES, PENDING
 from remit.ledger.domain import (
     LedgerError,
     LedgerTransaction,
@@ -57,6 +64,7 @@ from remit.ledger.domain import (
     ledger_invalid,
 )
 from remit.ledger.fees import RefundFeePolicy, fee_returned_by_refund, processing_fee
+from remit.ledger.network_fees import BOOKED_KEY
 from remit.ledger.objects import (
     PROCESSING_FEE_DESCRIPTION,
     BalanceTransaction,
@@ -177,6 +185,7 @@ async def record_charge_captured(
     currency: str,
     now: datetime,
     fee_minor: int | None = None,
+    network_fee_minor: int | None = None,
     available_on: datetime | None = None,
     bypass_pending: bool = False,
     acquirer_reference: str | None = None,
@@ -184,7 +193,8 @@ async def record_charge_captured(
     description: str | None = None,
     balance_transaction_id: str | None = None,
 ) -> BalanceTransaction:
-    """Captured funds: gross into the merchant's pending balance, the fee to the platform.
+    """Captured funds: gross into the merchant's pending balance, the fee to the platform, and
+    the network's fee from the platform to the network.
 
     When `record_authorization` reserved this charge, the capture posts that reservation for
     `gross_minor` (a partial capture releases the rest); otherwise it posts directly.
@@ -192,7 +202,9 @@ async def record_charge_captured(
     now + the account's `available_delay_days`. `bypass_pending=True` (the test card
     4000000000000077, pm_card_bypassPending) makes the funds available at once.
     `acquirer_reference` is the reference the capture was sent to the acquirer with (default:
-    the charge id); reconciliation matches settlement rows on it.
+    the charge id); reconciliation matches settlement rows on it. `network_fee_minor` is what
+    the acquirer said it withholds from this capture; None when it did not say (the capture is
+    then booked as before network fees were, and reconciliation cannot check its fee).
 
     `balance_transaction_id` is the txn_ id the charge already shows (a new one by default).
 
@@ -212,8 +224,15 @@ async def record_charge_captured(
     fee = processing_fee(gross_minor, currency, state.pricing) if fee_minor is None else fee_minor
     if not 0 <= fee <= gross_minor:
         raise ledger_invalid("The fee must be between 0 and the captured amount.", "fee")
+    network_fee = network_fee_minor or 0
+    if not 0 <= network_fee <= gross_minor:
+        raise ledger_invalid(
+            "The network fee must be between 0 and the captured amount.", "network_fee"
+        )
     due = available_on or now + timedelta(days=state.available_delay_days)
     metadata = {"charge": charge_id}
+    if network_fee_minor is not None:
+        metadata[BOOKED_KEY] = str(network_fee_minor)
     authorization = None
     if state.authorized:
         authorization = await JournalRepository(db).get_transaction(
@@ -263,13 +282,18 @@ async def record_charge_captured(
             now=now,
         )
         fee_posted = None
-        if fee:
+        if fee or network_fee:
             fee_posted = await journal.post(
                 db,
                 account_id,
                 TransactionRequest(
                     transaction_id=f"{charge_id}:fee",
-                    postings=_postings((PENDING, -fee, currency), (FEES, fee, currency)),
+                    postings=_postings(
+                        (PENDING, -fee, currency),
+                        (FEES, fee, currency),
+                        (ACQUIRER_CLEARING, network_fee, currency),
+                        (NETWORK_FEES, -network_fee, currency),
+                    ),
                     metadata=metadata,
                 ),
                 now=now,
@@ -279,17 +303,19 @@ async def record_charge_captured(
             await balances.insert_balance_transaction(txn)
     else:
         # Nothing below depends on the answer, and the capture found no earlier balance
-        # transaction and credits only: the posting goes out with the caller's next statement
-        # or its COMMIT (a retry of the same capture replays on the server).
+        # transaction and takes from no guarded account (it credits pending and fees; the
+        # accounts it debits have no guard): the posting goes out with the caller's next
+        # statement or its COMMIT (a retry of the same capture replays on the server).
         await journal.post_unanswered(
             db,
             account_id,
             TransactionRequest(
                 transaction_id=capture_id,
                 postings=_postings(
-                    (ACQUIRER_CLEARING, -gross_minor, currency),
+                    (ACQUIRER_CLEARING, -(gross_minor - network_fee), currency),
                     (PENDING, gross_minor - fee, currency),
                     (FEES, fee, currency),
+                    (NETWORK_FEES, -network_fee, currency),
                 ),
                 metadata=metadata,
                 description=description,
@@ -356,7 +382,7 @@ async def record_refund_held(
     """Hold a refund's money from the moment the refund is created until the acquirer answers:
     a pending transaction taking `amount_minor` out of the spendable available balance, so a
     payout made meanwhile cannot pay out the same money. `record_refund` (the acquirer
-    refunded) or `release_refund_hold` (it refused) resolves it.
+    refunded) or `release_refund_hold` (it refused, or the refund was canceled) resolves it.
 
     Unguarded, as the refund itself is: it may take the spendable balance below zero. It has
     no expiry, so the expiry job never lets the money go while the refund is still pending.
@@ -383,7 +409,8 @@ async def record_refund_held(
 async def release_refund_hold(
     db: AsyncConnection, *, account_id: str, refund_id: str, now: datetime
 ) -> LedgerTransaction | None:
-    """Let go of a refund's hold: the refund was posted, or it failed before it was.
+    """Let go of a refund's hold: the refund was posted, or it failed or was canceled before
+    it was.
 
     Returns the releasing transaction (the earlier one on a repeat), or None for a refund that
     has no hold: one created before refunds were held.

@@ -1,27 +1,55 @@
 """`remit reconcile --date D`: one settlement day of the acquirer against the ledger.
 
-The ledger side is every charge and refund balance transaction created that UTC day; the
-acquirer side is its settlement report for the day. Items pair up on (kind, reference): the
-reference the capture or refund was sent to the acquirer with, stored on the balance
-transaction. A pair with the same amount and currency is matched; otherwise it is an amount
-mismatch; an item on one side only is missing on the other. The result is stored.
+The acquirer side is its settlement report for the UTC day D. Items pair up on (kind,
+reference): the reference the capture or refund was sent to the acquirer with, stored on the
+balance transaction. A pair with the same amount and currency is matched, unless the fee the
+acquirer withheld differs from the network fee the ledger booked (a fee mismatch); a pair with
+another amount or currency is an amount mismatch; an item on one side only is missing on the
+other. The result is stored.
 
-An item settled on another day than the ledger recorded it (a capture at 23:59:59 settled after
-midnight) shows as missing on both days; the acquirer simulated here settles the same day.
+The ledger books no network fee on refunds (the acquirer returns none), so a refund's fee is 0
+on the ledger's side. A capture booked before the ledger recorded network fees has no fee on
+its side (`remit.ledger.network_fees`): its fee is not compared.
+
+The ledger side is what the ledger recorded for the movements the acquirer settled that day,
+whenever it recorded them: the ledger records a capture or refund only once the core has the
+acquirer's answer, which for one settled at 23:59:59 may come after midnight, and for one whose
+answer was lost, only when a retry or the completer looks it up, hours later. So the ledger
+side is every charge and refund balance transaction recorded on D, plus those recorded on
+another day under a reference of D's report, less those recorded on D for a movement the
+acquirer settled on another day (that day's reconciliation pairs them; the acquirer is asked,
+by reference, for each item of D its report does not list). A movement is therefore reconciled
+once, on its settlement day, and one the acquirer never settled is missing at the acquirer on
+the day the ledger recorded it. A day reconciled before the ledger recorded one of its late
+movements shows it missing in the ledger; running it again pairs it.
+
+Only a day that is over (UTC) is reconciled as a whole: a day not yet begun has nothing to
+compare, and today's report lacks what settles later today, while the ledger already holds
+movements the acquirer answered but lists later (the core records a capture once it has the
+answer), so a run would show in-flight items as missing. Today runs only when the caller asks
+for a partial result, and its result says it is partial.
+
+Every run is stored, and a new run of a day supersedes the earlier ones of the same day and
+account scope (each of them records which run replaced it), rather than deleting them: what an
+earlier run found, a capture missing in the ledger that a later run pairs, stays as evidence
+of when it was found. The run no later run superseded is the day's result.
 """
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
+from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.core.errors import invalid, not_found
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id
 from remit.ledger.balance_repository import BalanceRepository
-from remit.ledger.objects import BalanceTransactionType
+from remit.ledger.network_fees import booked_network_fees
+from remit.ledger.objects import BalanceTransaction, BalanceTransactionType
 from remit.ledger.tables import reconciliation_rows, reconciliations
 
 
@@ -30,11 +58,18 @@ class RowStatus(Enum):
     MISSING_IN_LEDGER = "missing_in_ledger"
     MISSING_AT_ACQUIRER = "missing_at_acquirer"
     AMOUNT_MISMATCH = "amount_mismatch"
+    # Same amount and currency, but the acquirer withheld another fee than the ledger booked.
+    FEE_MISMATCH = "fee_mismatch"
 
 
 class RowKind(Enum):
     CAPTURE = "capture"
     REFUND = "refund"
+
+
+# The network fee the ledger books on a refund: none (the acquirer returns no fee), so a
+# refund the acquirer charged a fee on is a mismatch.
+NO_REFUND_FEE: Final = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +98,8 @@ class ReconciliationRow:
     acquirer_amount: int | None
     ledger_transaction_id: str | None
     acquirer_fee: int | None
+    # The network fee the ledger booked; None when missing there, or booked without one.
+    ledger_fee: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +109,10 @@ class Reconciliation:
     account_id: str | None
     created_at: datetime
     rows: tuple[ReconciliationRow, ...]
+    # The day was not over (UTC) when it ran: only what had settled so far was compared.
+    partial: bool = False
+    # The later run of the same day and account scope that replaced this one.
+    superseded_by: str | None = None
 
     def count(self, status: RowStatus) -> int:
         return sum(1 for row in self.rows if row.status is status)
@@ -88,65 +129,188 @@ def parse_day(value: str) -> date:
         raise invalid(f"Invalid date {value[:20]!r}: use YYYY-MM-DD.", "date") from None
 
 
+def settlement_day(value: str, *, today: date, allow_partial: bool) -> date:
+    """The day `value` names, refused when it has not begun, and when it is `today` (not over,
+    in UTC) unless `allow_partial`."""
+    day = parse_day(value)
+    if day > today:
+        raise invalid(
+            f"{day} has not begun (it is {today} in UTC): nothing has settled on it yet.", "date"
+        )
+    if day == today and not allow_partial:
+        raise RemitError(
+            message=f"{day} is not over in UTC: movements still in flight would show as "
+            "missing. Reconcile it after midnight UTC, or ask for a partial result "
+            "(remit reconcile --allow-partial), which is stored marked partial.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="day_not_over",
+            param="date",
+        )
+    return day
+
+
+def _status(mine: SettledItem | None, bank: SettledItem | None) -> RowStatus:
+    if mine is None:
+        return RowStatus.MISSING_IN_LEDGER
+    if bank is None:
+        return RowStatus.MISSING_AT_ACQUIRER
+    if (mine.amount, mine.currency, mine.account_id) != (
+        bank.amount,
+        bank.currency,
+        bank.account_id,
+    ):
+        return RowStatus.AMOUNT_MISMATCH
+    if mine.fee is not None and bank.fee is not None and mine.fee != bank.fee:
+        return RowStatus.FEE_MISMATCH
+    return RowStatus.MATCHED
+
+
+def _row(mine: SettledItem | None, bank: SettledItem | None) -> ReconciliationRow:
+    either = mine or bank
+    assert either is not None
+    return ReconciliationRow(
+        status=_status(mine, bank),
+        kind=either.kind,
+        reference=either.reference,
+        authorization_id=(bank.authorization_id if bank else "")
+        or (mine.authorization_id if mine else ""),
+        account_id=either.account_id,
+        currency=either.currency,
+        ledger_amount=None if mine is None else mine.amount,
+        acquirer_amount=None if bank is None else bank.amount,
+        ledger_transaction_id=None if mine is None else mine.ledger_transaction_id,
+        acquirer_fee=None if bank is None else bank.fee,
+        ledger_fee=None if mine is None else mine.fee,
+    )
+
+
+def _pair(
+    ours: list[SettledItem], theirs: list[SettledItem]
+) -> list[tuple[SettledItem | None, SettledItem | None]]:
+    """Pair the items one key has on each side, equal ones first. Normally each side has at
+    most one; more is itself a finding (a capture settled twice), and every extra item stays
+    a row of its own, missing on the other side."""
+
+    def same(mine: SettledItem, bank: SettledItem) -> bool:
+        return _status(mine, bank) is RowStatus.MATCHED
+
+    mine_left, bank_left = list(ours), list(theirs)
+    pairs: list[tuple[SettledItem | None, SettledItem | None]] = []
+    for mine in ours:
+        bank = next((b for b in bank_left if same(mine, b)), None)
+        if bank is not None:
+            pairs.append((mine, bank))
+            mine_left.remove(mine)
+            bank_left.remove(bank)
+    for index in range(max(len(mine_left), len(bank_left))):
+        pairs.append(
+            (
+                mine_left[index] if index < len(mine_left) else None,
+                bank_left[index] if index < len(bank_left) else None,
+            )
+        )
+    return pairs
+
+
 def compare(
     ledger: Sequence[SettledItem], acquirer: Sequence[SettledItem]
 ) -> list[ReconciliationRow]:
-    """Pair the two sides on (kind, reference); pure, so it is tested without I/O."""
-    ours = {(item.kind, item.reference): item for item in ledger}
-    theirs = {(item.kind, item.reference): item for item in acquirer}
+    """Pair the two sides on (kind, reference); pure, so it is tested without I/O.
+
+    Items are grouped by key, never put in a mapping of one item per key: a second settlement
+    row under a reference already seen is money the acquirer moved again, and must show."""
+    ours: dict[tuple[RowKind, str], list[SettledItem]] = defaultdict(list)
+    theirs: dict[tuple[RowKind, str], list[SettledItem]] = defaultdict(list)
+    for item in ledger:
+        ours[(item.kind, item.reference)].append(item)
+    for item in acquirer:
+        theirs[(item.kind, item.reference)].append(item)
     rows: list[ReconciliationRow] = []
     for key in sorted(ours.keys() | theirs.keys(), key=lambda k: (k[0].value, k[1])):
-        mine, bank = ours.get(key), theirs.get(key)
-        either = mine or bank
-        assert either is not None
-        if mine is None:
-            status = RowStatus.MISSING_IN_LEDGER
-        elif bank is None:
-            status = RowStatus.MISSING_AT_ACQUIRER
-        elif (mine.amount, mine.currency, mine.account_id) != (
-            bank.amount,
-            bank.currency,
-            bank.account_id,
-        ):
-            status = RowStatus.AMOUNT_MISMATCH
-        else:
-            status = RowStatus.MATCHED
-        rows.append(
-            ReconciliationRow(
-                status=status,
-                kind=either.kind,
-                reference=either.reference,
-                authorization_id=(bank.authorization_id if bank else "")
-                or (mine.authorization_id if mine else ""),
-                account_id=either.account_id,
-                currency=either.currency,
-                ledger_amount=None if mine is None else mine.amount,
-                acquirer_amount=None if bank is None else bank.amount,
-                ledger_transaction_id=None if mine is None else mine.ledger_transaction_id,
-                acquirer_fee=None if bank is None else bank.fee,
-            )
-        )
+        rows.extend(_row(mine, bank) for mine, bank in _pair(ours[key], theirs[key]))
     return rows
 
 
+def key(item: SettledItem) -> tuple[RowKind, str]:
+    return item.kind, item.reference
+
+
+def _ledger_item(txn: BalanceTransaction, network_fees: dict[tuple[str, str], int]) -> SettledItem:
+    charge = txn.type is BalanceTransactionType.CHARGE
+    return SettledItem(
+        kind=RowKind.CAPTURE if charge else RowKind.REFUND,
+        reference=txn.acquirer_reference or txn.ledger_transaction_id,
+        account_id=txn.account_id,
+        # The acquirer reports refunds as positive amounts.
+        amount=abs(txn.amount),
+        currency=txn.currency,
+        authorization_id=txn.authorization_id or "",
+        ledger_transaction_id=txn.ledger_transaction_id,
+        fee=network_fees.get((txn.account_id, txn.charge_id or "")) if charge else NO_REFUND_FEE,
+    )
+
+
+async def _ledger_items(
+    db: AsyncConnection, found: Sequence[BalanceTransaction]
+) -> list[SettledItem]:
+    """The ledger's items for these balance transactions, with the network fees it booked."""
+    captures = {
+        (txn.account_id, txn.charge_id)
+        for txn in found
+        if txn.type is BalanceTransactionType.CHARGE and txn.charge_id is not None
+    }
+    network_fees = await booked_network_fees(db, captures)
+    return [_ledger_item(txn, network_fees) for txn in found]
+
+
 async def ledger_items(db: AsyncConnection, day: date, account_id: str | None) -> list[SettledItem]:
+    """The captures and refunds the ledger recorded on `day` (UTC)."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     found = await BalanceRepository(db).for_reconciliation(
         start=start, end=start + timedelta(days=1), account_id=account_id
     )
+    return await _ledger_items(db, found)
+
+
+async def recorded_on_other_days(
+    db: AsyncConnection,
+    recorded: Sequence[SettledItem],
+    settled: Sequence[SettledItem],
+    account_id: str | None,
+) -> list[SettledItem]:
+    """The ledger's items, recorded on any other day than `recorded`'s, for the settled items
+    that `recorded` has nothing under."""
+    wanted = {key(item) for item in settled} - {key(item) for item in recorded}
+    seen = {(item.account_id, item.ledger_transaction_id) for item in recorded}
+    found = await BalanceRepository(db).settled_under({ref for _, ref in wanted}, account_id)
+    items = await _ledger_items(db, found)
     return [
-        SettledItem(
-            kind=RowKind.CAPTURE if txn.type is BalanceTransactionType.CHARGE else RowKind.REFUND,
-            reference=txn.acquirer_reference or txn.ledger_transaction_id,
-            account_id=txn.account_id,
-            # The acquirer reports refunds as positive amounts.
-            amount=abs(txn.amount),
-            currency=txn.currency,
-            authorization_id=txn.authorization_id or "",
-            ledger_transaction_id=txn.ledger_transaction_id,
-        )
-        for txn in found
+        item
+        for item in items
+        if key(item) in wanted and (item.account_id, item.ledger_transaction_id) not in seen
     ]
+
+
+def not_in_report(
+    recorded: Sequence[SettledItem], settled: Sequence[SettledItem]
+) -> list[SettledItem]:
+    """The ledger's items that the day's settlement report lists nothing under."""
+    listed = {key(item) for item in settled}
+    return [item for item in recorded if key(item) not in listed]
+
+
+def ledger_side(
+    recorded: Sequence[SettledItem],
+    recorded_elsewhen: Sequence[SettledItem],
+    settled_elsewhen: Sequence[SettledItem],
+) -> list[SettledItem]:
+    """What the ledger holds for the settlement day: its items of the day, less those the
+    acquirer settled on another day, plus those of the day's settlements it recorded on
+    another."""
+    other_day = {(item.account_id, item.ledger_transaction_id) for item in settled_elsewhen}
+    return [
+        item for item in recorded if (item.account_id, item.ledger_transaction_id) not in other_day
+    ] + list(recorded_elsewhen)
 
 
 async def store(
@@ -156,13 +320,34 @@ async def store(
     account_id: str | None,
     rows: Sequence[ReconciliationRow],
     now: datetime,
+    partial: bool = False,
 ) -> Reconciliation:
+    """Store a run as the day's result: the earlier runs of the day and scope (the account, or
+    every account) are marked superseded by it, in the same transaction."""
     result = Reconciliation(
         id=new_id("recon"),
         date=day.isoformat(),
         account_id=account_id,
         created_at=now,
         rows=tuple(rows),
+        partial=partial,
+    )
+    scope = _scope(result.date, account_id)
+    # Two runs of one day and scope at once take turns here: the second then supersedes the
+    # first rather than finding the day without a current result and adding a second one.
+    await db.execute(
+        text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:scope))"),
+        {"namespace": _RUN_LOCK_NAMESPACE, "scope": scope},
+    )
+    r = reconciliations.c
+    await db.execute(
+        reconciliations.update()
+        .where(
+            r.date == result.date,
+            func.coalesce(r.account_id, "") == (account_id or ""),
+            r.superseded_by.is_(None),
+        )
+        .values(superseded_by=result.id)
     )
     await db.execute(
         reconciliations.insert().values(
@@ -170,10 +355,12 @@ async def store(
             date=result.date,
             account_id=account_id,
             created_at=now,
+            partial=partial,
             matched_count=result.count(RowStatus.MATCHED),
             missing_in_ledger_count=result.count(RowStatus.MISSING_IN_LEDGER),
             missing_at_acquirer_count=result.count(RowStatus.MISSING_AT_ACQUIRER),
             amount_mismatch_count=result.count(RowStatus.AMOUNT_MISMATCH),
+            fee_mismatch_count=result.count(RowStatus.FEE_MISMATCH),
         )
     )
     if rows:
@@ -192,11 +379,21 @@ async def store(
                     "acquirer_amount": row.acquirer_amount,
                     "ledger_transaction_id": row.ledger_transaction_id,
                     "acquirer_fee": row.acquirer_fee,
+                    "ledger_fee": row.ledger_fee,
                 }
                 for row in rows
             ],
         )
     return result
+
+
+# pg_advisory_xact_lock(namespace, key): "reco" keeps reconciliation's keys apart from every
+# other advisory lock remit takes.
+_RUN_LOCK_NAMESPACE = int.from_bytes(b"reco", "big")
+
+
+def _scope(day: str, account_id: str | None) -> str:
+    return f"{day}/{account_id or ''}"
 
 
 async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
@@ -214,6 +411,8 @@ async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
         date=head.date,
         account_id=head.account_id,
         created_at=head.created_at,
+        partial=head.partial,
+        superseded_by=head.superseded_by,
         rows=tuple(
             ReconciliationRow(
                 status=RowStatus(row.status),
@@ -226,30 +425,39 @@ async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
                 acquirer_amount=row.acquirer_amount,
                 ledger_transaction_id=row.ledger_transaction_id,
                 acquirer_fee=row.acquirer_fee,
+                ledger_fee=row.ledger_fee,
             )
             for row in rows
         ),
     )
 
 
+def _cell(amount: int | None) -> str:
+    return "-" if amount is None else str(amount)
+
+
 def render_table(result: Reconciliation) -> str:
     """The result as a fixed-width table for the terminal."""
     header = (
         f"{'status':<20} {'kind':<8} {'reference':<36} {'account':<30} {'cur':<4} "
-        f"{'ledger':>12} {'acquirer':>12}"
+        f"{'ledger':>12} {'acquirer':>12} {'ledger fee':>10} {'acq. fee':>10}"
     )
-    lines = [f"reconciliation {result.id} for {result.date}", header, "-" * len(header)]
+    title = f"reconciliation {result.id} for {result.date}"
+    if result.partial:
+        title += " (PARTIAL: the day was not over; items in flight show as missing)"
+    lines = [title, header, "-" * len(header)]
     for row in result.rows:
         lines.append(
             f"{row.status.value:<20} {row.kind.value:<8} {row.reference[:36]:<36} "
             f"{row.account_id[:30]:<30} {row.currency:<4} "
-            f"{'-' if row.ledger_amount is None else row.ledger_amount:>12} "
-            f"{'-' if row.acquirer_amount is None else row.acquirer_amount:>12}"
+            f"{_cell(row.ledger_amount):>12} {_cell(row.acquirer_amount):>12} "
+            f"{_cell(row.ledger_fee):>10} {_cell(row.acquirer_fee):>10}"
         )
     lines.append(
         f"matched {result.count(RowStatus.MATCHED)}, "
         f"missing in ledger {result.count(RowStatus.MISSING_IN_LEDGER)}, "
         f"missing at acquirer {result.count(RowStatus.MISSING_AT_ACQUIRER)}, "
-        f"amount mismatches {result.count(RowStatus.AMOUNT_MISMATCH)}"
+        f"amount mismatches {result.count(RowStatus.AMOUNT_MISMATCH)}, "
+        f"fee mismatches {result.count(RowStatus.FEE_MISMATCH)}"
     )
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from remit.ledger.chart import (
     ACQUIRER_CLEARING,
     AVAILABLE,
     FEES,
+    NETWORK_FEES,
     PAID_OUT,
     PAYOUTS_IN_TRANSIT,
     PENDING,
@@ -22,7 +23,7 @@ from remit.ledger.chart import (
 from remit.ledger.domain import Posting, ledger_invalid
 
 SYSTEM_ACCOUNTS: Final = frozenset(
-    {ACQUIRER_CLEARING, PENDING, AVAILABLE, FEES, PAYOUTS_IN_TRANSIT, PAID_OUT}
+    {ACQUIRER_CLEARING, PENDING, AVAILABLE, FEES, NETWORK_FEES, PAYOUTS_IN_TRANSIT, PAID_OUT}
 )
 
 # The steps the ledger appends to an object's id to name the transactions it posts for it

@@ -9,7 +9,7 @@ reconciliation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.grpcutil.errors import remit_error_from_rpc_error
-from remit.ledger import journal, payouts, reconcile
+from remit.ledger import journal, payouts, reconcile, settlement_report
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
 from remit.ledger.balances import read_balance
 from remit.ledger.domain import (
@@ -45,7 +45,7 @@ from remit.payments.keyed import Done, Keyed, Replay, run_keyed
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 
 MAX_LIST_LIMIT = 100
-SETTLEMENT_TIMEOUT_S = 60.0
+LOOKUP_TIMEOUT_S = 10.0
 
 
 def _check_limit(limit: int, starting_after: str | None, ending_before: str | None) -> None:
@@ -371,45 +371,70 @@ class LedgerService:
                 return await verify_ledger(db, account_id=account_id, now=self._clock.now())
 
     async def settlement_items(self, day: str, account_id: str | None) -> list[SettledItem]:
+        return await settlement_report.settled_items(self._require_acquirer(), day, account_id)
+
+    def _require_acquirer(self) -> acquirer_pb2_grpc.AcquirerServiceAsyncStub:
         if self._acquirer is None:
             raise RemitError(
                 message="Reconciliation needs the acquirer, and none is configured.",
                 kind=ErrorKind.UNAVAILABLE,
                 error_type="api_error",
             )
+        return self._acquirer
+
+    async def settled_on(self, item: SettledItem) -> date | None:
+        """The UTC day the acquirer settled `item`: the same kind of movement, for the same
+        merchant, under its reference. None when it settled nothing so (it never saw the
+        reference, refused the operation, or settled something else under it)."""
+        acquirer = self._require_acquirer()
         try:
-            reply = await self._acquirer.GetSettlementReport(
-                acquirer_pb2.GetSettlementReportRequest(date=day, merchant_id=account_id or ""),
-                timeout=SETTLEMENT_TIMEOUT_S,
+            reply = await acquirer.LookupOperation(
+                acquirer_pb2.LookupOperationRequest(reference=item.reference),
+                timeout=LOOKUP_TIMEOUT_S,
             )
         except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return None
             raise remit_error_from_rpc_error(error) from None
-        kinds = {
-            acquirer_pb2.SETTLEMENT_KIND_CAPTURE: RowKind.CAPTURE,
-            acquirer_pb2.SETTLEMENT_KIND_REFUND: RowKind.REFUND,
-        }
-        return [
-            SettledItem(
-                kind=kinds[row.kind],
-                reference=row.reference,
-                account_id=row.merchant_id,
-                amount=row.amount,
-                currency=row.currency.lower(),
-                authorization_id=row.authorization_id,
-                fee=row.fee,
-            )
-            for row in reply.rows
-            if row.kind in kinds
-        ]
+        operation = reply.operation
+        if not operation.approved or not operation.HasField("settled_at"):
+            return None
+        refund = operation.kind == acquirer_pb2.OPERATION_KIND_REFUND
+        kind = RowKind.REFUND if refund else RowKind.CAPTURE
+        if (kind, operation.merchant_id) != (item.kind, item.account_id):
+            return None
+        return operation.settled_at.ToDatetime(tzinfo=UTC).date()
 
-    async def reconcile(self, day: str, account_id: str | None = None) -> Reconciliation:
-        parsed = reconcile.parse_day(day)
+    async def reconcile(
+        self, day: str, account_id: str | None = None, *, allow_partial: bool = False
+    ) -> Reconciliation:
+        """Reconcile the settlement day `day` (see `remit.ledger.reconcile` for which ledger
+        items belong to it, and which days it refuses) and store the result as the day's."""
+        today = self._clock.now().astimezone(UTC).date()
+        parsed = reconcile.settlement_day(day, today=today, allow_partial=allow_partial)
         acquirer_side = await self.settlement_items(parsed.isoformat(), account_id)
         async with self._engine.begin() as db:
-            ledger_side = await reconcile.ledger_items(db, parsed, account_id)
-            rows = reconcile.compare(ledger_side, acquirer_side)
+            recorded = await reconcile.ledger_items(db, parsed, account_id)
+            recorded_elsewhen = await reconcile.recorded_on_other_days(
+                db, recorded, acquirer_side, account_id
+            )
+        # Asked one by one, outside any transaction: normally none, or the few recorded just
+        # after midnight or late.
+        settled_elsewhen = [
+            item
+            for item in reconcile.not_in_report(recorded, acquirer_side)
+            if await self.settled_on(item) not in (None, parsed)
+        ]
+        ledger_side = reconcile.ledger_side(recorded, recorded_elsewhen, settled_elsewhen)
+        rows = reconcile.compare(ledger_side, acquirer_side)
+        async with self._engine.begin() as db:
             return await reconcile.store(
-                db, day=parsed, account_id=account_id, rows=rows, now=self._clock.now()
+                db,
+                day=parsed,
+                account_id=account_id,
+                rows=rows,
+                now=self._clock.now(),
+                partial=parsed == today,
             )
 
     async def get_reconciliation(self, reconciliation_id: str) -> Reconciliation:

@@ -127,6 +127,13 @@ balance_transactions = Table(
     Index("ix_balance_transactions_account_payout", "account_id", "payout_id"),
     Index("ix_balance_transactions_account_charge", "account_id", "charge_id"),
     Index("ix_balance_transactions_created", "created_at"),
+    # Reconciliation finds a settlement row's balance transaction by its reference, whatever
+    # day the ledger recorded it (core migration 0030).
+    Index(
+        "ix_balance_transactions_acquirer_reference",
+        "acquirer_reference",
+        postgresql_where=text("acquirer_reference IS NOT NULL"),
+    ),
     Index(
         "ix_balance_transactions_due",
         "available_on",
@@ -176,6 +183,21 @@ reconciliations = Table(
     Column("missing_in_ledger_count", Integer, nullable=False),
     Column("missing_at_acquirer_count", Integer, nullable=False),
     Column("amount_mismatch_count", Integer, nullable=False),
+    Column("fee_mismatch_count", Integer, nullable=False, server_default=text("0")),
+    # The day was not over (UTC) when it ran (`remit.ledger.reconcile`).
+    Column("partial", Boolean, nullable=False, server_default=text("false")),
+    # The later run of the same date and account scope that replaced this one. No foreign key:
+    # the older run is marked in the transaction that inserts the newer one, just before it.
+    Column("superseded_by", Text, nullable=True),
+    # One current (not superseded) run per date and scope, the scope being the account or, for
+    # a run over every account, none.
+    Index(
+        "uq_reconciliations_current",
+        "date",
+        text("coalesce(account_id, '')"),
+        unique=True,
+        postgresql_where=text("superseded_by IS NULL"),
+    ),
 )
 
 reconciliation_rows = Table(
@@ -193,6 +215,9 @@ reconciliation_rows = Table(
     Column("acquirer_amount", BigInteger, nullable=True),
     Column("ledger_transaction_id", Text, nullable=True),
     Column("acquirer_fee", BigInteger, nullable=True),
+    # The network fee the ledger booked (core migration 0031); NULL when the ledger has no
+    # item, or booked the capture before it recorded network fees.
+    Column("ledger_fee", BigInteger, nullable=True),
     Index("ix_reconciliation_rows_reconciliation_id", "reconciliation_id"),
 )
 

@@ -64,6 +64,10 @@ class PaymentMethod:
     test_id: str | None = None
     # The PaymentIntent that used it while it was attached to no customer (`spent_for`).
     spent_by_intent_id: str | None = None
+    # The network transaction id of the payment in which the cardholder agreed to off-session
+    # payments with this card (setup_future_usage=off_session): later off-session payments
+    # cite it, as the networks' stored-credential rules ask. Never shown.
+    off_session_setup_transaction_id: str | None = None
 
     @property
     def usable(self) -> bool:

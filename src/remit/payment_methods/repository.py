@@ -27,6 +27,8 @@ _SPEND = Statement(
     " RETURNING customer_id, spent_by_intent_id"
 )
 
+_RECORD_OFF_SESSION_SETUP = _PAYMENT_METHODS.update(["off_session_setup_transaction_id"])
+
 
 def _card_values(card: CardSummary) -> dict[str, object]:
     return {
@@ -70,6 +72,7 @@ def _pm_from_mapping(m: Mapping[Any, Any]) -> PaymentMethod:
         detached_at=m["detached_at"],
         test_id=m["test_id"],
         spent_by_intent_id=m["spent_by_intent_id"],
+        off_session_setup_transaction_id=m["off_session_setup_transaction_id"],
     )
 
 
@@ -146,6 +149,20 @@ class SqlPaymentMethodRepository:
             {"account_id": account_id, "id": method_id, "intent_id": intent_id, "claim": claim},
         )
         return None if row is None else (row["customer_id"], row["spent_by_intent_id"])
+
+    async def record_off_session_setup(
+        self, account_id: str, method_id: str, network_transaction_id: str
+    ) -> None:
+        """Record the payment that set the card up for off-session payments (deferred, in a
+        payment's unit of work, like `insert`)."""
+        await _RECORD_OFF_SESSION_SETUP.defer(
+            self._db,
+            {
+                "account_id": account_id,
+                "id": method_id,
+                "off_session_setup_transaction_id": network_transaction_id,
+            },
+        )
 
     async def get_many(
         self, account_id: str, method_ids: Collection[str]

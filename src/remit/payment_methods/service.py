@@ -793,6 +793,18 @@ async def save_for_future_usage_in(
     return await _attached(db, found, customer_id, hooks)
 
 
+async def record_off_session_setup_in(
+    db: AsyncConnection, account_id: str, method_id: str, network_transaction_id: str
+) -> None:
+    """Record, in the transaction of the payment's outcome, the network transaction id of the
+    payment in which the cardholder agreed to off-session payments with this payment method's
+    card: its later off-session payments cite it. Whether or not the payment saved the method
+    to a customer (it may be attached afterwards): the agreement is the card's."""
+    await SqlPaymentMethodRepository(db).record_off_session_setup(
+        account_id, method_id, network_transaction_id
+    )
+
+
 async def _lock_owner(db: AsyncConnection, account_id: str, method_id: str) -> Customer | None:
     """The customer a payment method is attached to, locked before the payment method: the
     order in which attaching and deleting a customer lock them too (the other order could

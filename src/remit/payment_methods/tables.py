@@ -26,6 +26,8 @@ payment_methods = Table(
     Column("detached_at", DateTime(timezone=True), nullable=True),
     # The PaymentIntent that used it while it was attached to no customer: no other may.
     Column("spent_by_intent_id", Text, nullable=True),
+    # The network transaction id of the payment that set the card up for off-session payments.
+    Column("off_session_setup_transaction_id", Text, nullable=True),
     Index("ix_payment_methods_account_created", "account_id", "created_at", "id"),
     Index("ix_payment_methods_account_customer", "account_id", "customer_id"),
     # Whether anything still holds a vault card, before the card is deleted at the vault.

@@ -471,6 +471,10 @@ def _updated(intent: PaymentIntent, event: Updated) -> PaymentIntent:
             status=Status.REQUIRES_CONFIRMATION,
             next_action=None,
         )
+    elif money_changes and intent.status is Status.REQUIRES_ACTION:
+        # The waiting challenge shows, and its attempt would authorize, the old amount: the
+        # new one has to be confirmed (and authenticated) again.
+        updated = replace(updated, status=Status.REQUIRES_CONFIRMATION, next_action=None)
     return updated
 
 

@@ -35,6 +35,15 @@ def _redescribed(before: Charge, after: Charge) -> bool:
     return any(getattr(before, name) != getattr(after, name) for name in _DESCRIPTIVE_CHARGE_FIELDS)
 
 
+def _failed_the_intent(charge: Charge, intent: PaymentIntent) -> bool:
+    """Whether the failed charge is its intent's failed payment (declined, or its challenge
+    failed: the intent back in `requires_payment_method` with it), which Stripe tells of with
+    charge.failed. An attempt the intent left behind (canceled, updated, confirmed again:
+    `remit.payments.abandoned_attempts`) is not: Stripe has no charge for a payment whose
+    authentication was never completed, so it sends no event for one."""
+    return intent.status is Status.REQUIRES_PAYMENT_METHOD and intent.latest_charge_id == charge.id
+
+
 def changed_attributes(before: JsonObject, after: JsonObject) -> JsonObject:
     """Old values of the top-level fields that differ (Stripe's `previous_attributes`)."""
     return {key: before.get(key) for key, value in after.items() if before.get(key) != value}
@@ -110,7 +119,11 @@ class PaymentEvents:
             await self._emit(db, after.account_id, "charge.succeeded", after_json)
             if after.captured:
                 return
-        if before.status is ChargeStatus.PENDING and after.status is ChargeStatus.FAILED:
+        if (
+            before.status is ChargeStatus.PENDING
+            and after.status is ChargeStatus.FAILED
+            and _failed_the_intent(after, intent)
+        ):
             await self._emit(db, after.account_id, "charge.failed", after_json)
         captured = (
             not before.captured and after.captured and before.status is ChargeStatus.SUCCEEDED

@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid
+from remit.core.return_urls import refuse_invalid_return_url
 from remit.customers.grpc import CustomerRpcs
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
@@ -420,6 +421,12 @@ def _optional(request: Any, name: str) -> Any:
     return getattr(request, name) if request.HasField(name) else None
 
 
+def _return_url(request: Any) -> str | None:
+    return_url: str | None = _optional(request, "return_url")
+    refuse_invalid_return_url(return_url)
+    return return_url
+
+
 def _capture_method(request: Any) -> CaptureMethod | None:
     if not request.HasField("capture_method"):
         return None
@@ -477,7 +484,7 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
         statement_descriptor_suffix=_optional(request, "statement_descriptor_suffix"),
         shipping=_shipping_of(request),
         setup_future_usage=_setup_future_usage(request),
-        return_url=_optional(request, "return_url"),
+        return_url=_return_url(request),
         automatic_payment_methods=_automatic_payment_methods_of(request),
         allowed_payment_method_types=_types_or_none(request.allowed_payment_method_types),
         excluded_payment_method_types=_types_or_none(request.excluded_payment_method_types),
@@ -661,7 +668,7 @@ def confirm_params(
     return ConfirmParams(
         payment_method_id=_optional(request, "payment_method"),
         capture_method=_capture_method(request),
-        return_url=_optional(request, "return_url"),
+        return_url=_return_url(request),
         off_session=bool(_optional(request, "off_session")),
         error_on_requires_action=bool(_optional(request, "error_on_requires_action")),
         request_three_d_secure=requested,

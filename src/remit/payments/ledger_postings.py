@@ -1,11 +1,14 @@
 """Every money movement of a payment posted to the ledger, in the transaction of the change.
 
 Authorizations reserve the amount (a pending ledger transaction), captures post it (gross to
-the merchant's pending balance, the fee to the platform), cancellations and expiries void it.
+the merchant's pending balance, the fee to the platform, the fee the card network withheld
+from the platform to the network), cancellations and expiries void it.
 A refund holds its amount from its creation, and takes it out when the acquirer refunds (or
-lets it go when the acquirer refuses). Each ledger call is idempotent on the charge or refund
-id, so a resumed request never posts twice.
+lets it go when the acquirer refuses, or the refund is canceled). Each ledger call is
+idempotent on the charge or refund id, so a resumed request never posts twice.
 """
+
+from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,7 +16,20 @@ from remit.core.clock import Clock, SystemClock
 from remit.ledger import postings as ledger
 from remit.payments.charges import Charge, ChargeStatus, Refund, RefundStatus
 from remit.payments.domain import PaymentIntent, Status
+from remit.payments.network import NETWORK_FEE_KEY
 from remit.payments.risk import Authentication, network_reference
+
+# A refund that ends with its money still the merchant's: refused by the acquirer, or
+# canceled while it waited on the customer.
+_ENDED_UNREFUNDED = frozenset({RefundStatus.FAILED, RefundStatus.CANCELED})
+
+
+def captured_network_fee(network_result: Mapping[str, object]) -> int | None:
+    """The fee the network withheld from the charge's capture, as its answer reported it (the
+    authorization's when it captured at once, the capture's otherwise: `NETWORK_FEE_KEY`);
+    None for an answer that did not report one."""
+    fee = network_result.get(NETWORK_FEE_KEY)
+    return fee if isinstance(fee, int) and not isinstance(fee, bool) else None
 
 
 class LedgerPostings:
@@ -67,6 +83,7 @@ class LedgerPostings:
                 currency=after.currency,
                 now=now,
                 bypass_pending=bool(result.get("bypass_pending")),
+                network_fee_minor=captured_network_fee(result),
                 # The reference the acquirer settled the capture under: the authorization's
                 # when it captured at once (after 3-D Secure, the authenticated one's), the
                 # separate capture's otherwise.
@@ -110,13 +127,14 @@ class LedgerPostings:
                 acquirer_reference=after.id,
                 balance_transaction_id=after.balance_transaction_id,
             )
-        elif after.status is RefundStatus.FAILED and was is not RefundStatus.FAILED:
+        elif after.status in _ENDED_UNREFUNDED and was is not after.status:
             if was is RefundStatus.SUCCEEDED:
                 # Posted already: the money comes back with a refund_failure transaction.
                 await ledger.record_refund_failed(
                     db, account_id=after.account_id, refund_id=after.id, now=now
                 )
             else:
+                # Failed or canceled before it was posted: its hold lets the money go back.
                 await ledger.release_refund_hold(
                     db, account_id=after.account_id, refund_id=after.id, now=now
                 )

@@ -25,6 +25,9 @@ class StoredPaymentMethods:
         # Read as stored, without the check that it may be used (`resolve_for_use`).
         return (await self._service.get(account_id, payment_method_id)).vault_token
 
+    async def attempt_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
+        return chargeable(MethodToCharge(await self._service.get(account_id, payment_method_id)))
+
 
 def chargeable(named: MethodToCharge) -> ChargeableCard:
     """The card of a payment method to pay with; a new one is written by the transaction that
@@ -58,6 +61,7 @@ def chargeable(named: MethodToCharge) -> ChargeableCard:
         test_id=method.test_id,
         billing_details=method.billing_details,
         spent_by_intent_id=method.spent_by_intent_id,
+        off_session_setup_transaction_id=method.off_session_setup_transaction_id,
         save_in=save_in if named.is_new or unspent else None,
     )
 

@@ -8,9 +8,9 @@ response), the caller settles it with `lookup_*` by that reference; it never gue
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 import grpc
 
@@ -24,6 +24,10 @@ from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
 Reply = TypeVar("Reply")
+# Where a charge's stored network answer (`Charge.network_result`) keeps the fee the network
+# withheld from its capture: the authorization's answer puts it there when it captured at once,
+# a separate capture's answer replaces it (see `with_capture_fee`).
+NETWORK_FEE_KEY = "network_fee"
 ACQUIRER_DESTINATION = "acquirer"
 # The vault's own call to the acquirer is bounded by the network timeout; the vault needs a
 # moment more to decrypt and to answer.
@@ -104,6 +108,12 @@ class AuthorizationOutcome:
     risk_level_hint: str | None
     # The test card whose funds skip the pending balance (4000000000000077).
     bypass_pending: bool = False
+    # The network's id of the transaction; a payment that set the card up for off-session
+    # payments gives its id to the payment method, for them to cite (`StoredCredential`).
+    network_transaction_id: str | None = None
+    # What the network withholds from the capture made in this step (0 when nothing was
+    # captured); None when it did not say (see `network_fee`).
+    network_fee_minor: int | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -119,7 +129,28 @@ class AuthorizationOutcome:
             "address_postal_code_check": self.address_postal_code_check,
             "risk_level_hint": self.risk_level_hint,
             "bypass_pending": self.bypass_pending,
+            "network_transaction_id": self.network_transaction_id,
+            NETWORK_FEE_KEY: self.network_fee_minor,
         }
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    """How a payment relates to a card kept for later payments, as the networks' stored
+    credential rules have an authorization say it. An issuer may waive authentication for an
+    off-session payment (the merchant charging while the cardholder is away) that cites the
+    network transaction id of the payment in which the cardholder, present and authenticated,
+    agreed to such payments (test card 4000002500003155)."""
+
+    # The merchant initiates the payment; the cardholder is away.
+    off_session: bool = False
+    # The cardholder, present, agrees to later off-session payments with this card.
+    setup_off_session: bool = False
+    # For an off-session payment: the network transaction id of that agreement's payment.
+    initial_network_transaction_id: str | None = None
+
+
+CARDHOLDER_INITIATED: Final = StoredCredential()
 
 
 @dataclass(frozen=True)
@@ -129,6 +160,9 @@ class OperationOutcome:
     amount_minor: int
     code: str | None
     message: str | None
+    # What the network withholds from the operation's settlement (a capture's interchange);
+    # None when it did not say.
+    fee_minor: int | None = None
 
 
 class CardNetwork(Protocol):
@@ -143,6 +177,7 @@ class CardNetwork(Protocol):
         capture: bool,
         purpose: str,
         three_d_secure_authenticated: bool = False,
+        stored_credential: StoredCredential = CARDHOLDER_INITIATED,
     ) -> AuthorizationOutcome: ...
 
     async def lookup_authorization(self, reference: str) -> AuthorizationOutcome | None: ...
@@ -160,8 +195,28 @@ class CardNetwork(Protocol):
     async def lookup_operation(self, reference: str) -> OperationOutcome | None: ...
 
 
+def with_capture_fee(
+    network_result: Mapping[str, object] | None, capture: OperationOutcome
+) -> dict[str, object]:
+    """A charge's stored network answer once a separate capture succeeded: the capture's fee
+    is the one the network withheld (the authorization captured nothing)."""
+    return {**(network_result or {}), NETWORK_FEE_KEY: capture.fee_minor}
+
+
 def _text(value: str) -> str | None:
     return value or None
+
+
+def network_fee(
+    message: acquirer_pb2.AuthorizationResult
+    | vault_pb2.ForwardedAuthorization
+    | acquirer_pb2.Operation,
+) -> int | None:
+    """The fee the network reports withholding, or None when it did not report one: an
+    acquirer or a vault answer from before fees were reported. Unknown is not zero: the
+    ledger books a fee it was told of, and reconciliation leaves an unknown one unchecked
+    rather than call it zero."""
+    return message.fee if message.HasField("fee") else None
 
 
 def outcome_from_result(
@@ -180,6 +235,8 @@ def outcome_from_result(
         address_postal_code_check=_CHECK.get(result.address_postal_code_check),
         risk_level_hint=_RISK.get(result.risk_level_hint),
         bypass_pending=result.bypass_pending,
+        network_transaction_id=_text(result.network_transaction_id),
+        network_fee_minor=network_fee(result),
     )
 
 
@@ -190,6 +247,7 @@ def _operation(operation: acquirer_pb2.Operation) -> OperationOutcome:
         amount_minor=operation.amount,
         code=_text(operation.code),
         message=_text(operation.message),
+        fee_minor=network_fee(operation),
     )
 
 
@@ -246,6 +304,7 @@ class GrpcCardNetwork:
         capture: bool,
         purpose: str,
         three_d_secure_authenticated: bool = False,
+        stored_credential: StoredCredential = CARDHOLDER_INITIATED,
     ) -> AuthorizationOutcome:
         request = vault_pb2.ForwardAuthorizationRequest(
             account_id=account_id,
@@ -258,6 +317,9 @@ class GrpcCardNetwork:
             purpose=purpose,
             requester=self._requester,
             three_d_secure_authenticated=three_d_secure_authenticated,
+            off_session=stored_credential.off_session,
+            setup_off_session=stored_credential.setup_off_session,
+            initial_network_transaction_id=stored_credential.initial_network_transaction_id or "",
         )
         reply = await self._guarded(
             lambda: self._vault.ForwardAuthorization(

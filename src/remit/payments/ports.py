@@ -33,6 +33,9 @@ class ChargeableCard:
     billing_details: Mapping[str, object] = field(default_factory=dict)
     # The intent that used it while it was attached to no customer: no other intent may.
     spent_by_intent_id: str | None = None
+    # The network transaction id of the payment that set the card up for off-session
+    # payments, which an off-session payment with it cites.
+    off_session_setup_transaction_id: str | None = None
     # For a payment method made for this request (a Stripe test id's, such as pm_card_visa, or
     # one made of the card the request gives, Stripe's payment_method_data): writes it in the
     # caller's transaction. Made there, it is not made by a request that is
@@ -76,6 +79,11 @@ class PaymentMethodSource(Protocol):
         payment method may pay again (detached since): the attempt was decided when it could,
         and finishing it must not depend on what became of it. NOT_FOUND only if there is no
         such payment method."""
+        ...
+
+    async def attempt_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
+        """The card of the payment method a stored attempt chose, as `attempt_vault_token`
+        reads it: whether or not that payment method may pay again."""
         ...
 
     def card_refused(self, account_id: str, vault_token: str) -> None:

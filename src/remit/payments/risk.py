@@ -3,8 +3,9 @@
 Both are stored on the charge when the attempt is created, before anything acts on them, so a
 crashed attempt resumes with the same decision (and never counts or scores twice). `charge.risk`
 holds the verdict; `charge.authentication` holds what the confirmation asked for
-(`off_session`, `error_on_requires_action`, `request_three_d_secure`) and, once a challenge ran,
-its id and result.
+(`off_session`, `error_on_requires_action`, `request_three_d_secure`), what the network is told
+of the card being kept (a setup for off-session payments, or the setup an off-session payment
+cites) and, once a challenge ran, its id and result.
 """
 
 from collections.abc import Mapping
@@ -77,6 +78,14 @@ class Authentication:
     challenge_id: str | None = None
     # "authenticated" or "failed" once the cardholder answered.
     result: str | None = None
+    # The cardholder, present, agrees to later off-session payments with the card (the intent's
+    # setup_future_usage is off_session): an approval records its network transaction id on
+    # the payment method.
+    setup_off_session: bool = False
+    # For an off-session payment: the network transaction id of the payment that set its card
+    # up for off-session payments, which the network is given (issuers may then waive
+    # authentication).
+    initial_network_transaction_id: str | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -95,6 +104,8 @@ class Authentication:
             "requested": self.requested,
             "challenge_id": self.challenge_id,
             "result": self.result,
+            "setup_off_session": self.setup_off_session,
+            "initial_network_transaction_id": self.initial_network_transaction_id,
         }
 
     @classmethod
@@ -107,6 +118,8 @@ class Authentication:
             requested=_text(data.get("requested")),
             challenge_id=_text(data.get("challenge_id")),
             result=_text(data.get("result")),
+            setup_off_session=data.get("setup_off_session") is True,
+            initial_network_transaction_id=_text(data.get("initial_network_transaction_id")),
         )
 
 

@@ -28,6 +28,7 @@ from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
 from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
 from remit.payments import idempotency
+from remit.payments.abandoned_attempts import LeftBy, authenticated_for, finish_left_behind
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
 from remit.payments.charge_refunds import ChargeRefunds, read_refunds, read_refunds_of_charges
@@ -77,9 +78,11 @@ from remit.payments.network import (
     CardNetwork,
     OperationOutcome,
     OutcomeUnknownError,
+    StoredCredential,
     network_unavailable,
     unusable_card_answer,
     vault_will_not_open_card,
+    with_capture_fee,
 )
 from remit.payments.ports import (
     ChargeableCard,
@@ -426,6 +429,13 @@ def _spends_its_card(intent: PaymentIntent) -> bool:
     return intent.setup_future_usage is None or intent.customer_id is None
 
 
+def _sets_up_off_session(intent: PaymentIntent, off_session: bool) -> bool:
+    """Whether the payment is the cardholder's agreement to later off-session payments with
+    its card (Stripe's `setup_future_usage=off_session`), which the network is told; not when
+    the payment is off-session itself: an absent cardholder agrees to nothing."""
+    return intent.setup_future_usage == "off_session" and not off_session
+
+
 def _card_or_refusal(named: ChargeableCard | RemitError | None) -> ChargeableCard | None:
     """The card `_resolve_named_card` found (or a `NewCard`), or its refusal raised."""
     if isinstance(named, RemitError):
@@ -655,6 +665,9 @@ class PaymentsService:
                 await _refuse_passing_a_capture_in_flight(db, after)
             if card is not None:
                 await save_card_in(db, card)
+            await finish_left_behind(
+                db, self._hooks, before, after, left_by=LeftBy.UPDATED, now=update.at
+            )
             await intents.save(after)
             await self._hooks.intent_changed(db, before, after)
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))
@@ -877,6 +890,10 @@ class PaymentsService:
                         off_session=confirm.off_session,
                         error_on_requires_action=confirm.error_on_requires_action,
                         requested=confirm.request_three_d_secure,
+                        setup_off_session=_sets_up_off_session(processing, confirm.off_session),
+                        initial_network_transaction_id=card.off_session_setup_transaction_id
+                        if confirm.off_session
+                        else None,
                     ).as_json(),
                 )
                 if resumed is None:
@@ -910,6 +927,10 @@ class PaymentsService:
                     await charges.insert(charge)
                 if new is None:
                     await intents.save(processing)
+                if before is not None and resumed is None:
+                    await finish_left_behind(
+                        db, self._hooks, before, processing, left_by=LeftBy.CONFIRMED_AGAIN, now=now
+                    )
                 await self._hooks.intent_changed(db, before, processing)
                 if resumed is None:
                     await self._hooks.charge_changed(db, None, charge, processing)
@@ -964,9 +985,12 @@ class PaymentsService:
         if (
             previous is None
             or previous.status is not ChargeStatus.PENDING
-            or previous.payment_method_id != card.payment_method_id
-            or previous.amount_minor != intent.amount_minor
-            or not Authentication.from_json(previous.authentication).authenticated
+            or not authenticated_for(
+                previous,
+                payment_method_id=card.payment_method_id,
+                amount_minor=intent.amount_minor,
+                currency=intent.currency,
+            )
         ):
             return None
         return previous
@@ -1041,6 +1065,11 @@ class PaymentsService:
                 capture=capture,
                 purpose=f"payment_intent.confirm {ask.intent_id}",
                 three_d_secure_authenticated=authentication.authenticated,
+                stored_credential=StoredCredential(
+                    off_session=authentication.off_session,
+                    setup_off_session=authentication.setup_off_session,
+                    initial_network_transaction_id=authentication.initial_network_transaction_id,
+                ),
             )
 
         # A block, or a challenge that must come first, is recorded without asking the network.
@@ -1395,6 +1424,8 @@ class PaymentsService:
                         current,
                         captured=True,
                         amount_captured_minor=amount,
+                        # The ledger books the fee the network withheld from this capture.
+                        network_result=with_capture_fee(current.network_result, operation),
                         capture_requested=False,
                         requested_capture_changes=None,
                         updated_at=now,
@@ -1529,6 +1560,9 @@ class PaymentsService:
                 await intents.save(after)
                 if held is not None:
                     await _mark_released(ChargeRepository(db), record.account_id, held, now)
+                await finish_left_behind(
+                    db, self._hooks, current, after, left_by=LeftBy.CANCELED, now=now
+                )
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: releasing an authorization posts to the ledger, whose lock lasts to
                 # commit.
@@ -1894,7 +1928,11 @@ class PaymentsService:
         self, record: KeyRecord, respond: Callable[[Refund], bytes], *, sent_before: bool = True
     ) -> Done[Refund] | Replay:
         """Refund at the network and apply its answer. `sent_before`: the refund may have been
-        sent already (see `_settle`); only the request that has just recorded it says not."""
+        sent already (see `_settle`); only the request that has just recorded it says not.
+
+        Only a pending refund is sent and settled. One that is no longer pending was canceled
+        (the completer may resume its request afterwards): the request is answered with the
+        refund as it stands, which the acquirer's answer must not change."""
         assert record.refund_id is not None
         assert record.charge_id is not None
         async with self._engine.begin() as db:
@@ -1904,15 +1942,17 @@ class PaymentsService:
         assert charge is not None
         assert charge.authorization_id is not None
         reference, authorization_id = refund.id, charge.authorization_id
-        operation: OperationOutcome = await self._settle(
-            lambda: self._network.refund(
-                authorization_id=authorization_id,
-                amount_minor=refund.amount_minor,
-                reference=reference,
-            ),
-            lambda: self._network.lookup_operation(reference),
-            sent_before=sent_before,
-        )
+        operation: OperationOutcome | None = None
+        if refund.status is RefundStatus.PENDING:
+            operation = await self._settle(
+                lambda: self._network.refund(
+                    authorization_id=authorization_id,
+                    amount_minor=refund.amount_minor,
+                    reference=reference,
+                ),
+                lambda: self._network.lookup_operation(reference),
+                sent_before=sent_before,
+            )
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
@@ -1923,38 +1963,61 @@ class PaymentsService:
             locked_charge = await charges.get(record.account_id, charge.id, for_update=True)
             assert current is not None
             assert locked_charge is not None
-            if operation.approved:
-                after = replace(
-                    current,
-                    status=RefundStatus.SUCCEEDED,
-                    acquirer_refund_id=operation.operation_id,
-                    updated_at=now,
-                    balance_transaction_id=new_id("txn"),
-                )
-                charge_after = locked_charge
+            if operation is not None and current.status is RefundStatus.PENDING:
+                after = await self._apply_refund_outcome(db, current, locked_charge, operation, now)
             else:
-                after = replace(
-                    current,
-                    status=RefundStatus.FAILED,
-                    # The network's own code is kept; it is shown as one of Stripe's values.
-                    failure_reason=operation.code or "unknown",
-                    updated_at=now,
-                )
-                charge_after = replace(
-                    locked_charge,
-                    amount_refunded_minor=locked_charge.amount_refunded_minor
-                    - current.amount_minor,
-                    updated_at=now,
-                )
-                await charges.save(charge_after)
-                await self._hooks.charge_changed(
-                    db, locked_charge, charge_after, await self._intent_of(db, charge_after)
-                )
-            await refunds.save(after)
-            await self._hooks.refund_changed(db, current, after, charge_after)
+                _warn_if_refunded_after_cancel(current, operation)
+                after = current
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))
         crash_after(RecoveryPoint.FINISHED.value)
         return Done(after)
+
+    async def _apply_refund_outcome(
+        self,
+        db: AsyncConnection,
+        refund: Refund,
+        charge: Charge,
+        operation: OperationOutcome,
+        now: datetime,
+    ) -> Refund:
+        """The acquirer's answer to a pending `refund` (and `charge`, both locked): succeeded,
+        or failed and no longer counted on the charge."""
+        if operation.approved:
+            after = replace(
+                refund,
+                status=RefundStatus.SUCCEEDED,
+                acquirer_refund_id=operation.operation_id,
+                updated_at=now,
+                balance_transaction_id=new_id("txn"),
+            )
+            charge_after = charge
+        else:
+            after = replace(
+                refund,
+                status=RefundStatus.FAILED,
+                # The network's own code is kept; it is shown as one of Stripe's values.
+                failure_reason=operation.code or "unknown",
+                updated_at=now,
+            )
+            charge_after = await self._stop_counting_refund(db, charge, refund, now)
+        await RefundRepository(db).save(after)
+        await self._hooks.refund_changed(db, refund, after, charge_after)
+        return after
+
+    async def _stop_counting_refund(
+        self, db: AsyncConnection, charge: Charge, refund: Refund, now: datetime
+    ) -> Charge:
+        """Give back the amount `refund` reserved on its (locked) charge when it was created:
+        it failed or was canceled, so the charge no longer shows it refunded and it can be
+        refunded again."""
+        after = replace(
+            charge,
+            amount_refunded_minor=charge.amount_refunded_minor - refund.amount_minor,
+            updated_at=now,
+        )
+        await ChargeRepository(db).save(after)
+        await self._hooks.charge_changed(db, charge, after, await self._intent_of(db, after))
+        return after
 
     async def get_refund(self, account_id: str, refund_id: str) -> Refund:
         async with self._engine.begin() as db:
@@ -1991,11 +2054,15 @@ class PaymentsService:
     async def cancel_refund(
         self, account_id: str, refund_id: str, keyed: Keyed[Refund] | None = None
     ) -> Done[Refund] | Replay:
-        """Only a refund waiting on the customer (`requires_action`) can be canceled."""
+        """Only a refund waiting on the customer (`requires_action`) can be canceled. It ends
+        as a failed refund ends, in the cancel's transaction: the charge stops counting it,
+        its hold goes back to the available balance (the ledger hook), refund.updated is
+        recorded. Its row lock keeps a resumed request from settling it meanwhile (see
+        `resume_refund`)."""
 
         async def cancel(db: AsyncConnection) -> Refund:
-            repo = RefundRepository(db)
-            refund = await repo.get(account_id, refund_id, for_update=True)
+            refunds = RefundRepository(db)
+            refund = await refunds.get(account_id, refund_id, for_update=True)
             if refund is None:
                 raise not_found("refund", refund_id)
             if refund.status is not RefundStatus.REQUIRES_ACTION:
@@ -2007,8 +2074,14 @@ class PaymentsService:
                     kind=ErrorKind.FAILED_PRECONDITION,
                     code="refund_not_cancelable",
                 )
-            after = replace(refund, status=RefundStatus.CANCELED, updated_at=self._now())
-            await repo.save(after)
+            # Refund, then charge: the order `resume_refund` locks them in.
+            charge = await ChargeRepository(db).get(account_id, refund.charge_id, for_update=True)
+            assert charge is not None, refund.charge_id
+            now = self._now()
+            charge_after = await self._stop_counting_refund(db, charge, refund, now)
+            after = replace(refund, status=RefundStatus.CANCELED, updated_at=now)
+            await refunds.save(after)
+            await self._hooks.refund_changed(db, refund, after, charge_after)
             return after
 
         return await run_keyed(self._engine, keyed, self._now(), cancel)
@@ -2038,6 +2111,20 @@ class PaymentsService:
                 charge_id=charge_id,
                 payment_intent_id=payment_intent_id,
             )
+
+
+def _warn_if_refunded_after_cancel(refund: Refund, operation: OperationOutcome | None) -> None:
+    """The acquirer refunded a refund canceled while it was being sent. The refund stays
+    canceled (its hold is released, the charge no longer counts it), so the money left at the
+    acquirer with nothing in the ledger: reconciliation will show it, and an operator should
+    look."""
+    if operation is not None and operation.approved:
+        log.error(
+            "refund %s of charge %s was canceled while the acquirer refunded it (operation %s)",
+            refund.id,
+            refund.charge_id,
+            operation.operation_id,
+        )
 
 
 def _text(value: object) -> str | None:

@@ -73,11 +73,17 @@ class ThreeDSecureService:
         return self._clock.now()
 
     async def get_challenge(self, account_id: str, challenge_id: str) -> ThreeDSChallenge:
+        """The challenge as the cardholder may still answer it: a pending one is shown expired
+        once its time is up or its payment no longer waits for it (canceled, or updated so
+        that it needs a new confirmation)."""
         async with self._engine.begin() as db:
             challenge = await ChallengeRepository(db).get(account_id, challenge_id)
-        if challenge is None:
-            raise _challenge_gone(challenge_id)
-        if challenge.status is ChallengeStatus.PENDING and challenge.expired_at(self._now()):
+            if challenge is None:
+                raise _challenge_gone(challenge_id)
+            if challenge.status is not ChallengeStatus.PENDING:
+                return challenge
+            intent = await PaymentIntentRepository(db).get(account_id, challenge.payment_intent_id)
+        if challenge.expired_at(self._now()) or intent is None or not _awaits(intent, challenge):
             return replace(challenge, status=ChallengeStatus.EXPIRED)
         return challenge
 
@@ -148,15 +154,9 @@ class ThreeDSecureService:
                 record.account_id, challenge.payment_intent_id, for_update=True
             )
             charge = await charges.get(record.account_id, challenge.charge_id, for_update=True)
-            if (
-                intent is None
-                or charge is None
-                or intent.status is not Status.REQUIRES_ACTION
-                or intent.latest_charge_id != charge.id
-            ):
-                # The intent moved on (canceled, say): the challenge can no longer pass.
-                expired = replace(challenge, status=ChallengeStatus.EXPIRED, completed_at=now)
-                await challenges.save(expired)
+            if intent is None or charge is None or not _awaits(intent, challenge):
+                # The intent moved on (canceled, say): the challenge can no longer pass, and
+                # `get_challenge` shows it expired. Nothing is written: the refusal rolls back.
                 raise RemitError(
                     message="This 3-D Secure challenge no longer belongs to a payment awaiting "
                     "authentication.",
@@ -173,9 +173,9 @@ class ThreeDSecureService:
                     network_result=None,
                     updated_at=now,
                 )
-                card = await self._methods.chargeable_card(
-                    record.account_id, charge.payment_method_id
-                )
+                # As the attempt chose it: a payment method detached since does not stop the
+                # attempt it was decided for (nor does its authorization, which reads the same).
+                card = await self._methods.attempt_card(record.account_id, charge.payment_method_id)
                 # Rules run again with the cardholder authenticated (3-D Secure rules no longer
                 # apply; allow, block and review rules still do), without counting again.
                 verdict = await self._radar.reassess(
@@ -230,3 +230,11 @@ class ThreeDSecureService:
                 db, record, response_code=0, response_body=build(answered, after)
             )
             return record, (answered, after)
+
+
+def _awaits(intent: PaymentIntent, challenge: ThreeDSChallenge) -> bool:
+    """Whether the challenge's payment still waits for it: a new attempt of the intent has a
+    challenge of its own."""
+    return (
+        intent.status is Status.REQUIRES_ACTION and intent.latest_charge_id == challenge.charge_id
+    )

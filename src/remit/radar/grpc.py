@@ -7,6 +7,7 @@ import grpc
 
 from remit.core.errors import invalid
 from remit.core.jsonview import enum_wire_values
+from remit.core.return_urls import return_to
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.server import ServiceRegistration
@@ -278,11 +279,7 @@ def redirect_url(intent: PaymentIntent) -> str:
     """Stripe's return: the return_url with the intent and its client secret appended."""
     if intent.return_url is None:
         return ""
-    joiner = "&" if "?" in intent.return_url else "?"
-    return (
-        f"{intent.return_url}{joiner}payment_intent={intent.id}"
-        f"&payment_intent_client_secret={intent.client_secret}"
-    )
+    return return_to(intent.return_url, intent.id, intent.client_secret)
 
 
 def _completion(challenge: ThreeDSChallenge, intent: PaymentIntent) -> bytes:

@@ -25,6 +25,7 @@ from remit.core.ids import new_id
 from remit.core.jsonview import JsonObject, internal_fields_left_out
 from remit.core.logging import mask_card_numbers
 from remit.rest import three_d_secure
+from remit.rest.bodies import BodyTooLargeError, capped_body
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -140,9 +141,10 @@ async def read_form(request: Request) -> dict[str, FormValue]:
     """Parameters from the query string (GET, DELETE) or the body (POST), form or JSON."""
     if request.method in ("GET", "DELETE"):
         return decode_form(request.url.query)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise FormDecodeError("The request body is larger than 1 MiB.", None)
+    try:
+        body = await capped_body(request, MAX_BODY_BYTES)
+    except BodyTooLargeError:
+        raise FormDecodeError("The request body is larger than 1 MiB.", None) from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         return decode_json_body(body)
@@ -159,19 +161,25 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
     address, so merchants behind one shared address are never held back by each other; once
     an address has none left, only a key already known good passes, and none is looked up:
     a client trying keys costs the accounts service nothing past its address's limit."""
-    address = client_address(request)
     authorization = request.headers.get("authorization")
-    if deps.rate_limits.client_exhausted(address):
-        principal = deps.authenticator.known(authorization)
-        if principal is None:
-            raise StripeError.rate_limited()
-        return principal
+    known = deps.authenticator.known(authorization)
+    if known is not None:
+        return known
+    address = client_address(request)
+    # Counted before the look-up, so that wrong keys sent all at once are held to the limit
+    # too; handed back when the key is found.
+    if not deps.rate_limits.reserve_key_lookup(address):
+        raise StripeError.rate_limited()
+    failed = False
     try:
-        return await deps.authenticator.authenticate(authorization)
+        principal = await deps.authenticator.authenticate(authorization)
     except StripeError as error:
-        if error.http_status == 401:
-            deps.rate_limits.count_failed_authentication(address)
+        failed = error.http_status == 401
         raise
+    finally:
+        if not failed:
+            deps.rate_limits.release_key_lookup(address)
+    return principal
 
 
 async def dispatch(request: Request, operation: Operation, deps: Dependencies) -> Response:

@@ -11,7 +11,9 @@ Requests that fail authentication, and hits on the key-less 3-D Secure pages, ar
 per client IP address: a client trying keys is held back even though no account is known to
 count it against (`remit.config.client_rate_limit_per_s`). An address with nothing left is
 refused before its key is looked up, so a flood of wrong keys costs the accounts service
-nothing; a key already known good still passes, from the authenticator's cache. An
+nothing; a key already known good still passes, from the authenticator's cache. Each look-up is
+counted before it is made and handed back when the key is found, so a burst of wrong keys sent
+at once is held to the limit as well as one sent key after key. An
 authenticated request is never counted against its address: many merchants may share one (a
 load balancer's, when it is not a trusted proxy), and each is held to its account's limits. The
 address is the one uvicorn reports: the peer's, or, from a proxy it trusts
@@ -88,20 +90,17 @@ class TokenBuckets:
         bucket.tokens -= 1
         return True
 
-    def exhausted(self, key: str) -> bool:
-        """Whether `key` has no request left, without counting one. A key never counted has a
-        full bucket: none is made for it, so asking for every request's address keeps no
-        state for addresses that never fail."""
+    def give_back(self, key: str) -> None:
+        """Undo an `admit` of `key` whose request turned out not to count. A bucket full again
+        is dropped: it would start full anyway, and a key whose requests are all given back
+        keeps no state."""
         if self.per_second <= 0 or key not in self._buckets:
-            return False
-        return self._refilled(key).tokens < 1
-
-    def spend(self, key: str) -> None:
-        """Count a request of `key` whatever is left (none left stays none, never below)."""
-        if self.per_second <= 0:
             return
         bucket = self._refilled(key)
-        bucket.tokens = max(0.0, bucket.tokens - 1)
+        capacity = max(1.0, self.per_second)
+        bucket.tokens = min(capacity, bucket.tokens + 1)
+        if bucket.tokens >= capacity:
+            del self._buckets[key]
 
     def _refilled(self, key: str) -> _Bucket:
         now = self.clock()
@@ -158,10 +157,13 @@ class RateLimits:
         (None: unknown, as from a Unix socket; counted together); False if it is over."""
         return self.clients.admit(client_bucket(address))
 
-    def client_exhausted(self, address: str | None) -> bool:
-        """Whether `address` has used up its requests: its keys are no longer looked up."""
-        return self.clients.exhausted(client_bucket(address))
+    def reserve_key_lookup(self, address: str | None) -> bool:
+        """Count a key look-up for `address` before it is made (False: none left, nothing
+        counted): concurrent wrong keys are then held to the limit too, not only those that
+        arrive after an earlier one failed. `release_key_lookup` hands it back."""
+        return self.clients.admit(client_bucket(address))
 
-    def count_failed_authentication(self, address: str | None) -> None:
-        """Count a request from `address` whose key was missing, unknown or expired."""
-        self.clients.spend(client_bucket(address))
+    def release_key_lookup(self, address: str | None) -> None:
+        """The reserved look-up does not count against `address`: it found its key, or it
+        failed on the platform's side rather than on the client's key."""
+        self.clients.give_back(client_bucket(address))

@@ -10,6 +10,7 @@ bits, valid for one hour, answerable once), so the page is useless to anyone wit
 Responses are never cached and send no referrer, so the link does not leak onwards.
 """
 
+import asyncio
 import html
 from decimal import Decimal
 from typing import Final
@@ -21,10 +22,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from remit.core.currency import SUPPORTED_CURRENCIES
-from remit.core.errors import ErrorKind
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import has_prefix, new_id
+from remit.core.return_urls import may_send_cardholder_to, return_to
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
+from remit.rest.bodies import BodyTooLargeError, capped_body
 from remit.rest.dependencies import Dependencies
 from remit.rest.rate_limits import client_address
 from remit_api.common.v1 import common_pb2
@@ -32,6 +35,9 @@ from remit_api.payments.v1 import payments_pb2 as pb
 
 PATH: Final = "/three_d_secure/{account}/{challenge}"
 MAX_FORM_BYTES: Final = 1024
+# How long a press waits, try after try, for another press of the same challenge to finish
+# (about 6 s in all: an authorization takes far less, unless the network is failing).
+_IN_FLIGHT_PAUSES_S: Final = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 _HEADERS: Final = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -93,9 +99,49 @@ async def _challenge(
 
 
 def _return_link(challenge: pb.ThreeDSecureChallenge) -> str:
-    if not challenge.HasField("return_url"):
+    if not challenge.HasField("return_url") or not may_send_cardholder_to(challenge.return_url):
         return ""
     return f"<p><a href='{html.escape(challenge.return_url)}'>Return to the merchant</a></p>"
+
+
+def _back_after_decline(challenge: pb.ThreeDSecureChallenge, error: RemitError) -> str:
+    """The challenge was answered and the network declined the authenticated attempt: the
+    cardholder goes back to the merchant as after any other outcome (the merchant's page
+    reads the decline from the intent). "" when there is no return_url to go to."""
+    intent = error.related
+    if (
+        error.kind is not ErrorKind.CARD_DECLINED
+        or not challenge.HasField("return_url")
+        or not may_send_cardholder_to(challenge.return_url)
+        or not isinstance(intent, pb.PaymentIntent)
+    ):
+        return ""
+    return return_to(challenge.return_url, intent.id, intent.client_secret)
+
+
+async def _complete(
+    deps: Dependencies,
+    account: str,
+    challenge_id: str,
+    outcome: "pb.ThreeDSecureChallengeOutcome.ValueType",
+) -> pb.CompleteThreeDSecureChallengeResponse:
+    """Answer the challenge. A press of the button while another press is being worked on
+    (a double click: the browser shows the last one's page) waits for that one, then replays
+    its outcome, instead of showing the cardholder a request in progress."""
+    request = pb.CompleteThreeDSecureChallengeRequest(id=challenge_id, outcome=outcome)
+    for pause_s in _IN_FLIGHT_PAUSES_S:
+        try:
+            return await deps.payments.CompleteThreeDSecureChallenge(
+                request, metadata=_metadata(account), timeout=30
+            )
+        except grpc.aio.AioRpcError as rpc_error:
+            if remit_error_from_rpc_error(rpc_error).code != "idempotency_key_in_use":
+                raise
+        await asyncio.sleep(pause_s)
+    # The last try: whatever it answers, the page shows.
+    return await deps.payments.CompleteThreeDSecureChallenge(
+        request, metadata=_metadata(account), timeout=30
+    )
 
 
 def _too_many() -> HTMLResponse:
@@ -141,8 +187,9 @@ def routes(deps: Dependencies) -> list[Route]:
         ids = _ids(request)
         if ids is None:
             return _not_found()
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
+        try:
+            body = await capped_body(request, MAX_FORM_BYTES)
+        except BodyTooLargeError:
             return _page("Bad request", "<p>The form is too large.</p>", status=400)
         chosen = parse_qs(body.decode("utf-8", "replace")).get("outcome", [""])[0]
         outcome = {
@@ -152,16 +199,15 @@ def routes(deps: Dependencies) -> list[Route]:
         if outcome is None:
             return _page("Bad request", "<p>outcome must be succeed or fail.</p>", status=400)
         try:
-            reply = await deps.payments.CompleteThreeDSecureChallenge(
-                pb.CompleteThreeDSecureChallengeRequest(id=ids[1], outcome=outcome),
-                metadata=_metadata(ids[0]),
-                timeout=30,
-            )
+            reply = await _complete(deps, *ids, outcome)
         except grpc.aio.AioRpcError as rpc_error:
             error = remit_error_from_rpc_error(rpc_error)
             if error.kind is ErrorKind.NOT_FOUND:
                 return _not_found()
             challenge = await _challenge(deps, *ids)
+            back = "" if challenge is None else _back_after_decline(challenge, error)
+            if back:
+                return RedirectResponse(back, status_code=303, headers=_HEADERS)
             link = "" if challenge is None else _return_link(challenge)
             status = 402 if error.kind is ErrorKind.CARD_DECLINED else 409
             return _page(
@@ -169,7 +215,7 @@ def routes(deps: Dependencies) -> list[Route]:
                 f"<p>{html.escape(error.message)}</p>{link}",
                 status=status,
             )
-        if reply.redirect_url:
+        if reply.redirect_url and may_send_cardholder_to(reply.redirect_url):
             return RedirectResponse(reply.redirect_url, status_code=303, headers=_HEADERS)
         passed = reply.challenge.status == pb.THREE_D_SECURE_CHALLENGE_STATUS_SUCCEEDED
         return _page(

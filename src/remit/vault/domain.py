@@ -84,6 +84,17 @@ class AuditEvent:
 
 
 @dataclass(frozen=True)
+class StoredCredential:
+    """How an authorization relates to a card the merchant keeps, passed to the destination
+    as it is (remit_api.acquirer.v1.AuthorizeRequest): an off-session payment, the cardholder's
+    agreement to them, or the setup an off-session payment relies on."""
+
+    off_session: bool = False
+    setup_off_session: bool = False
+    initial_network_transaction_id: str | None = None
+
+
+@dataclass(frozen=True)
 class ForwardRequest:
     """An authorization the caller wants sent with the card it names."""
 
@@ -96,6 +107,7 @@ class ForwardRequest:
     requester: str
     billing_address: Mapping[str, str] | None = None
     three_d_secure_authenticated: bool = False
+    stored_credential: StoredCredential = StoredCredential()
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,7 @@ class OutboundAuthorization:
     capture: bool
     billing_address: Mapping[str, str] = field(default_factory=dict)
     three_d_secure_authenticated: bool = False
+    stored_credential: StoredCredential = StoredCredential()
 
 
 @dataclass(frozen=True)

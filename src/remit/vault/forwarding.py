@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import grpc
+from google.protobuf.message import Message
 
 from remit.config import network_timeout_s
 from remit.core.errors import ErrorKind, RemitError
@@ -40,12 +41,24 @@ _MIRRORED_FIELDS: Final = tuple(
     for field in vault_pb2.ForwardedAuthorization.DESCRIPTOR.fields
     if field.name in acquirer_pb2.AuthorizationResult.DESCRIPTOR.fields_by_name
 )
+# Of those, the ones whose absence means something (`optional`): an acquirer that does not
+# report its fee must not look like one that withheld none.
+_PRESENCE_FIELDS: Final = frozenset(
+    name
+    for name in _MIRRORED_FIELDS
+    if acquirer_pb2.AuthorizationResult.DESCRIPTOR.fields_by_name[name].has_presence
+)
 
 
 def mirror_result(result: acquirer_pb2.AuthorizationResult) -> vault_pb2.ForwardedAuthorization:
-    """Copy the acquirer's answer into the vault's message of the same shape, field by field."""
+    """Copy the acquirer's answer into the vault's message of the same shape, field by field;
+    a field the acquirer left unset stays unset."""
     mirrored = vault_pb2.ForwardedAuthorization()
+    # Asked by a name read from the descriptor, which the generated stubs' literals cannot know.
+    source: Message = result
     for name in _MIRRORED_FIELDS:
+        if name in _PRESENCE_FIELDS and not source.HasField(name):
+            continue
         setattr(mirrored, name, getattr(result, name))
     return mirrored
 
@@ -61,6 +74,10 @@ def authorize_request(outbound: OutboundAuthorization) -> acquirer_pb2.Authorize
         capture=outbound.capture,
         merchant_id=outbound.merchant_id,
         three_d_secure_authenticated=outbound.three_d_secure_authenticated,
+        off_session=outbound.stored_credential.off_session,
+        setup_off_session=outbound.stored_credential.setup_off_session,
+        initial_network_transaction_id=outbound.stored_credential.initial_network_transaction_id
+        or "",
     )
     if outbound.cvc is not None:
         request.cvc = outbound.cvc.reveal()

@@ -13,7 +13,14 @@ from remit.core.secrets import Secret
 from remit.grpcutil.protoconv import filter_bound, request_datetime, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit.vault.cards import Brand, Funding
-from remit.vault.domain import AuditAction, AuditEvent, AuditFilter, CardSummary, ForwardRequest
+from remit.vault.domain import (
+    AuditAction,
+    AuditEvent,
+    AuditFilter,
+    CardSummary,
+    ForwardRequest,
+    StoredCredential,
+)
 from remit.vault.service import VaultService
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
@@ -148,6 +155,11 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
                 requester=_requester(request),
                 billing_address=address,
                 three_d_secure_authenticated=request.three_d_secure_authenticated,
+                stored_credential=StoredCredential(
+                    off_session=request.off_session,
+                    setup_off_session=request.setup_off_session,
+                    initial_network_transaction_id=request.initial_network_transaction_id or None,
+                ),
             ),
         )
         return vault_pb2.ForwardAuthorizationResponse(

@@ -422,6 +422,7 @@ class VaultService:
                 capture=request.capture,
                 billing_address=address,
                 three_d_secure_authenticated=request.three_d_secure_authenticated,
+                stored_credential=request.stored_credential,
             )
         )
         # The answer is recorded for the reference, unless a concurrent call recorded one

@@ -72,6 +72,7 @@ TEST_IDS: Final[dict[str, TestCard]] = {
     "pm_card_authenticationRequiredOnSetup": _card("4000002500003155"),
     "pm_card_authenticationRequired": _card("4000002760003184"),
     "pm_card_threeDSecure2Required": _card("4000000000003220"),
+    "pm_card_authenticationRequiredChargeDeclinedInsufficientFunds": _card("4000008260003178"),
     "pm_card_createDispute": _card("4000000000000259"),
     "tok_createDispute": _card("4000000000000259"),
     "pm_card_bypassPending": _card("4000000000000077"),

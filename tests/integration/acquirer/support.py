@@ -24,6 +24,9 @@ def authorization_request(
     postal_code: str | None = "94107",
     three_d_secure: bool = False,
     merchant_id: str = MERCHANT,
+    off_session: bool = False,
+    setup_off_session: bool = False,
+    initial_network_transaction_id: str | None = None,
 ) -> AuthorizationRequest:
     return AuthorizationRequest(
         reference=new_id("op") if reference is None else reference,
@@ -38,4 +41,7 @@ def authorization_request(
         billing_line1=line1,
         billing_postal_code=postal_code,
         three_d_secure_authenticated=three_d_secure,
+        off_session=off_session,
+        setup_off_session=setup_off_session,
+        initial_network_transaction_id=initial_network_transaction_id,
     )

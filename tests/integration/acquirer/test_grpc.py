@@ -126,6 +126,52 @@ async def test_a_payment_goes_through_authorize_capture_refund_lookup_and_settle
         assert {row.authorization_id for row in report.rows} == {result.authorization_id}
 
 
+async def test_every_answer_and_look_up_carries_the_fee_its_settlement_row_carries(
+    acquirer_engine: AsyncEngine,
+) -> None:
+    """The caller books the network's fee when it learns of the capture: from the answer, or
+    from the look-up when the answer was lost. Each says what the settlement row will."""
+    async with running_acquirer(acquirer_engine) as stub:
+        sale = await stub.Authorize(authorize_request("fee-sale", capture=True), timeout=10)
+        held = await stub.Authorize(authorize_request("fee-held"), timeout=10)
+        captured = await stub.Capture(
+            pb.CaptureRequest(
+                authorization_id=held.result.authorization_id, amount=3333, reference="fee-cap"
+            ),
+            timeout=10,
+        )
+        refunded = await stub.Refund(
+            pb.RefundRequest(
+                authorization_id=held.result.authorization_id, amount=1000, reference="fee-ref"
+            ),
+            timeout=10,
+        )
+        looked_up = {
+            reference: (
+                await stub.LookupOperation(pb.LookupOperationRequest(reference=reference))
+            ).operation
+            for reference in ("fee-sale", "fee-held", "fee-cap", "fee-ref")
+        }
+        report = await stub.GetSettlementReport(
+            pb.GetSettlementReportRequest(date=NOW.date().isoformat()), timeout=10
+        )
+    # 1.50% of 5000 is 75; of 3333, 49.995, rounded to 50.
+    assert (sale.result.fee, held.result.fee) == (75, 0)
+    assert held.result.HasField("fee"), "an authorization that captured nothing says so"
+    assert (captured.operation.fee, refunded.operation.fee) == (50, 0)
+    assert {ref: (op.fee, op.authorization.fee) for ref, op in looked_up.items()} == {
+        "fee-sale": (75, 75),
+        "fee-held": (0, 0),
+        "fee-cap": (50, 0),
+        "fee-ref": (0, 0),
+    }
+    assert sorted((row.reference, row.fee) for row in report.rows) == [
+        ("fee-cap", 50),
+        ("fee-ref", 0),
+        ("fee-sale", 75),
+    ]
+
+
 async def test_the_new_hint_fields_reach_the_caller(acquirer_engine: AsyncEngine) -> None:
     async with running_acquirer(acquirer_engine) as stub:
         bypass = await stub.Authorize(authorize_request("h-1", "4000000000000077"), timeout=10)
@@ -135,6 +181,28 @@ async def test_the_new_hint_fields_reach_the_caller(acquirer_engine: AsyncEngine
     assert not bypass.result.dispute_expected
     assert dispute.result.dispute_expected
     assert risky.result.risk_level_hint == common_pb2.RISK_LEVEL_ELEVATED
+
+
+async def test_an_off_session_payment_cites_its_setup_over_grpc(
+    acquirer_engine: AsyncEngine,
+) -> None:
+    """4000002500003155: the setup, authenticated, approves; the off-session payment citing
+    its network transaction id approves without 3-D Secure; citing nothing, it declines."""
+    async with running_acquirer(acquirer_engine) as stub:
+        setup_request = authorize_request("cof-setup", "4000002500003155")
+        setup_request.three_d_secure_authenticated = True
+        setup_request.setup_off_session = True
+        setup = (await stub.Authorize(setup_request, timeout=10)).result
+        renewal = authorize_request("cof-renewal", "4000002500003155")
+        renewal.off_session = True
+        renewal.initial_network_transaction_id = setup.network_transaction_id
+        renewed = (await stub.Authorize(renewal, timeout=10)).result
+        uncited = authorize_request("cof-uncited", "4000002500003155")
+        uncited.off_session = True
+        declined = (await stub.Authorize(uncited, timeout=10)).result
+    assert setup.approved
+    assert renewed.approved
+    assert (declined.approved, declined.decline_code) == (False, "authentication_required")
 
 
 async def test_errors_arrive_as_precise_statuses_with_stripe_details(

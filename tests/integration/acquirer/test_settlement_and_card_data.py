@@ -69,16 +69,21 @@ async def test_the_report_lists_each_days_captures_and_refunds_with_their_fees(
     ]
     assert await service.settlement_report(date(2031, 3, 13)) == []
 
-    csv_lines = render_csv(day_one).splitlines()
+    csv_lines = render_csv(date(2031, 3, 14), day_one).splitlines()
     assert csv_lines[0] == (
         "settled_at,kind,reference,authorization_id,operation_id,merchant_id,currency,amount,fee"
     )
     assert csv_lines[1].startswith("2031-03-14T12:00:00Z,capture,sale,auth_")
     assert csv_lines[1].endswith(",usd,10000,150")
+    assert len(csv_lines) == 6
+    # Refunds are listed with positive amounts, and the sums are of the columns as listed.
+    assert csv_lines[5] == "# end date=2031-03-14 rows=4 usd.rows=4 usd.amount=17333 usd.fee=230"
     document = json.loads(render_json(date(2031, 3, 14), day_one))
     assert document["date"] == "2031-03-14"
     assert document["rows"][2]["kind"] == "refund"
     assert document["rows"][2]["amount"] == 2000
+    assert document["row_count"] == 4
+    assert document["totals"] == {"usd": {"rows": 4, "amount": 17_333, "fee": 230}}
 
 
 @pytest.mark.parametrize("raw", ["2031-3-14", "14/03/2031", "2031-02-30", "", "2031-03-14T00"])

@@ -81,6 +81,7 @@ DECLINES = [
     Refusal("4000002500003155", "card_declined", "authentication_required"),
     Refusal("4000002760003184", "card_declined", "authentication_required"),
     Refusal("4000000000003220", "card_declined", "authentication_required"),
+    Refusal("4000008260003178", "card_declined", "authentication_required"),
     Refusal(
         "4100000000000019",
         "card_declined",
@@ -151,6 +152,23 @@ async def test_authentication_cards_approve_once_3d_secure_was_completed(
 ) -> None:
     recorded = await service.authorize(authorization_request(number, three_d_secure=True))
     assert recorded.operation.approved
+
+
+async def test_the_authenticated_insufficient_funds_card_declines_once_3d_secure_was_completed(
+    service: AcquirerService,
+) -> None:
+    """4000008260003178 needs 3-D Secure, and then is declined for insufficient funds."""
+    recorded = await service.authorize(
+        authorization_request("4000008260003178", three_d_secure=True)
+    )
+    result = recorded.operation.authorization_result
+    assert result is not None
+    assert (result.approved, result.code, result.decline_code) == (
+        False,
+        "card_declined",
+        "insufficient_funds",
+    )
+    assert result.authorization_id is None
 
 
 async def test_the_cvc_failure_card_approves_when_no_cvc_is_presented(

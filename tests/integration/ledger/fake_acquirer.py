@@ -1,9 +1,10 @@
-"""A stand-in AcquirerService that serves a settlement report the test decides."""
+"""A stand-in AcquirerService that serves a settlement report and operations the test decides."""
 
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -27,10 +28,32 @@ def settlement_row(
     )
 
 
+def settled_operation(
+    kind: str, reference: str, amount: int, merchant: str, settled_at: datetime
+) -> pb.Operation:
+    """An approved capture or refund as LookupOperation answers it."""
+    operation = pb.Operation(
+        id=f"op_{reference}",
+        reference=reference,
+        kind=pb.OPERATION_KIND_CAPTURE if kind == "capture" else pb.OPERATION_KIND_REFUND,
+        authorization_id=f"auth_{reference}",
+        amount=amount,
+        currency="usd",
+        approved=True,
+        merchant_id=merchant,
+    )
+    operation.created.FromDatetime(settled_at)
+    operation.settled_at.FromDatetime(settled_at)
+    return operation
+
+
 @dataclass
 class FakeAcquirer(acquirer_pb2_grpc.AcquirerServiceServicer):
     rows: list[pb.SettlementRow] = field(default_factory=list)
     asked: list[tuple[str, str]] = field(default_factory=list)
+    # What LookupOperation finds, by reference; any other reference is NOT_FOUND.
+    operations: dict[str, pb.Operation] = field(default_factory=dict)
+    looked_up: list[str] = field(default_factory=list)
 
     def GetSettlementReport(  # noqa: N802 (the RPC's name)
         self, request: pb.GetSettlementReportRequest, context: Any
@@ -40,6 +63,15 @@ class FakeAcquirer(acquirer_pb2_grpc.AcquirerServiceServicer):
             r for r in self.rows if not request.merchant_id or r.merchant_id == request.merchant_id
         ]
         return pb.GetSettlementReportResponse(date=request.date, rows=rows)
+
+    def LookupOperation(  # noqa: N802 (the RPC's name)
+        self, request: pb.LookupOperationRequest, context: Any
+    ) -> pb.LookupOperationResponse:
+        self.looked_up.append(request.reference)
+        operation = self.operations.get(request.reference)
+        if operation is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"No such operation: '{request.reference}'")
+        return pb.LookupOperationResponse(operation=operation)
 
 
 @contextmanager

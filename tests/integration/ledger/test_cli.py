@@ -1,7 +1,9 @@
-"""`remit ledger verify` and `remit reconcile` exit non-zero exactly when something is wrong."""
+"""`remit ledger verify` and `remit reconcile` exit non-zero exactly when something is wrong,
+with a code that tells findings (1) from refused input (2) and from their own failure (3)."""
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -14,6 +16,7 @@ from remit.storage.engine import dispose, make_engine
 from tests.conftest import _truncate_all
 from tests.integration.ledger.conftest import T0
 from tests.integration.ledger.fake_acquirer import FakeAcquirer, serving, settlement_row
+from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases
 
 
@@ -113,3 +116,48 @@ def test_reconcile_refuses_a_malformed_date(
 ) -> None:
     assert main(["reconcile", "--date", "02/11/2026"]) == 2
     assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_reconcile_refuses_a_day_not_begun(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert main(["reconcile", "--date", tomorrow]) == 2
+    refusal = capsys.readouterr().err.splitlines()[-1]
+    assert refusal.startswith("remit reconcile: ")
+    assert "has not begun" in refusal
+
+
+def test_reconcile_runs_today_only_when_a_partial_result_is_asked_for(
+    platform_env: WorkerDatabases,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    with serving(FakeAcquirer()) as port:
+        monkeypatch.setenv("REMIT_ACQUIRER_PORT", str(port))
+        assert main(["reconcile", "--date", today]) == 2
+        assert "--allow-partial" in capsys.readouterr().err
+        assert main(["reconcile", "--date", today, "--allow-partial"]) == 0
+    assert "PARTIAL" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [(["reconcile", "--date", "2026-11-02"], "reconcile"), (["ledger", "verify"], "ledger verify")],
+)
+def test_a_database_out_of_reach_is_the_commands_own_failure(
+    platform_env: WorkerDatabases,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    name: str,
+) -> None:
+    """Not 1, which says the books disagree, and no traceback: one line an operator reads."""
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://remit:s3cret@127.0.0.1:{free_port()}/remit")
+    assert main(command) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"remit {name}: internal error")
+    assert "Traceback" not in err
+    assert "s3cret" not in err

@@ -29,7 +29,8 @@ def _refused_field(raised: pytest.ExceptionInfo[RemitError]) -> str | None:
 
 
 @pytest.mark.parametrize(
-    "system_account", ["fees", "payouts_in_transit", "acquirer_clearing", "paid_out", "pending"]
+    "system_account",
+    ["fees", "network_fees", "payouts_in_transit", "acquirer_clearing", "paid_out", "pending"],
 )
 async def test_posting_to_a_system_account_is_refused(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock, system_account: str

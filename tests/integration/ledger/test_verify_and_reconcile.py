@@ -1,18 +1,26 @@
 """Verification catches tampering; reconciliation catches what the acquirer disagrees with."""
 
+from datetime import timedelta
+
 import grpc
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
+from remit.core.errors import RemitError
 from remit.ledger import postings as ledger
 from remit.ledger.reconcile import Reconciliation, RowKind, RowStatus
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import DifferenceKind
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 from tests.integration.ledger.conftest import T0
-from tests.integration.ledger.fake_acquirer import FakeAcquirer, serving, settlement_row
+from tests.integration.ledger.fake_acquirer import (
+    FakeAcquirer,
+    serving,
+    settled_operation,
+    settlement_row,
+)
 
 pytestmark = pytest.mark.anyio
 DAY = T0.date().isoformat()
@@ -113,6 +121,8 @@ async def test_verify_detects_a_deleted_transaction(
 async def reconcile_with(
     engine: AsyncEngine, clock: FixedClock, fake: FakeAcquirer, account_id: str
 ) -> Reconciliation:
+    """Reconcile DAY the next day, once it is over, as the nightly run does."""
+    clock.advance(timedelta(days=1).total_seconds())
     with serving(fake) as port:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             service = LedgerService(
@@ -161,3 +171,76 @@ async def test_reconciliation_finds_each_of_three_injected_discrepancies(
         (RowStatus.MISSING_IN_LEDGER, RowKind.REFUND, "re_unknown"),
     }
     assert not result.ok
+
+
+async def test_a_capture_the_acquirer_settled_twice_is_not_matched_away(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """Two settlement rows under one reference are two movements of money: one pairs with the
+    ledger's capture, the other has nothing in the ledger. Keyed on the reference alone, the
+    second row would replace the first and the day would reconcile clean."""
+    await some_history(core_engine, account_id, clock)
+    fake = FakeAcquirer(
+        [
+            settlement_row("capture", "ch_a", 1_000, account_id),
+            settlement_row("capture", "ch_a", 1_000, account_id),
+            settlement_row("capture", "ch_b", 2_000, account_id),
+            settlement_row("refund", "re_a", 300, account_id),
+        ]
+    )
+    result = await reconcile_with(core_engine, clock, fake, account_id)
+    found = sorted((r.status.value, r.kind.value, r.reference) for r in result.rows)
+    assert found == [
+        ("matched", "capture", "ch_a"),
+        ("matched", "capture", "ch_b"),
+        ("matched", "refund", "re_a"),
+        ("missing_in_ledger", "capture", "ch_a"),
+    ]
+    assert not result.ok
+
+
+async def test_an_item_the_acquirer_settled_on_another_day_is_left_to_that_day(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """The acquirer's report does not list three of the day's ledger items. Asked by
+    reference, it settled ch_a the day before (that day's reconciliation pairs it), refused
+    re_a, and never saw ch_b: the two it did not settle are missing at the acquirer."""
+    await some_history(core_engine, account_id, clock)
+    refused = settled_operation("refund", "re_a", 300, account_id, T0)
+    refused.approved = False
+    refused.ClearField("settled_at")
+    fake = FakeAcquirer(
+        operations={
+            "ch_a": settled_operation("capture", "ch_a", 1_000, account_id, T0 - timedelta(days=1)),
+            "re_a": refused,
+        }
+    )
+    result = await reconcile_with(core_engine, clock, fake, account_id)
+    assert sorted((r.status.value, r.kind.value, r.reference) for r in result.rows) == [
+        ("missing_at_acquirer", "capture", "ch_b"),
+        ("missing_at_acquirer", "refund", "re_a"),
+    ]
+    assert sorted(fake.looked_up) == ["ch_a", "ch_b", "re_a"]
+
+
+async def test_a_settlement_row_of_a_kind_reconcile_does_not_know_stops_it(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """A row the acquirer added in a later version (a chargeback, say) moved money too; left
+    out, the day would reconcile clean without it. Nothing is stored: the run fails."""
+    await some_history(core_engine, account_id, clock)
+    unknown = settlement_row("capture", "dp_1", 500, account_id)
+    unknown.kind = 7  # type: ignore[assignment]
+    fake = FakeAcquirer(
+        [
+            settlement_row("capture", "ch_a", 1_000, account_id),
+            settlement_row("capture", "ch_b", 2_000, account_id),
+            settlement_row("refund", "re_a", 300, account_id),
+            unknown,
+        ]
+    )
+    with pytest.raises(RemitError) as raised:
+        await reconcile_with(core_engine, clock, fake, account_id)
+    assert "dp_1" in raised.value.message
+    async with core_engine.connect() as db:
+        assert (await db.execute(text("SELECT count(*) FROM reconciliations"))).scalar() == 0

@@ -41,6 +41,9 @@ class FakeMethods:
     async def attempt_vault_token(self, account_id: str, payment_method_id: str) -> str:
         return (await FakeMethods.chargeable_card(self, account_id, payment_method_id)).vault_token
 
+    async def attempt_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
+        return await FakeMethods.chargeable_card(self, account_id, payment_method_id)
+
 
 def payments_with_core_hooks(engine: AsyncEngine) -> PaymentsService:
     """The payments service with the hooks the core runs (events, then the ledger), an

@@ -4,7 +4,7 @@ failure), whether the request itself, a replay or the completer finishes it."""
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, update
@@ -21,21 +21,21 @@ from remit.ledger.payouts import PayoutError, create_payout
 from remit.ledger.repository import JournalRepository
 from remit.ledger.verify import verify_ledger
 from remit.payments.charges import Refund, RefundStatus
-from remit.payments.grpc import payment_intent_message
 from remit.payments.idempotency import KeyRecord
 from remit.payments.ledger_postings import LedgerPostings
 from remit.payments.network import OperationOutcome
 from remit.payments.service import Done, PaymentsService, Replay
 from remit.payments.tables import idempotency_keys
-from remit.payments.wiring import payment_hooks
-from remit.radar.gate import Radar
-from tests.integration.payments.conftest import FakeMethods
-from tests.integration.payments.test_payments_service import call, pay, refund_intent
+from tests.integration.payments.refund_ledger import (
+    NET,
+    ledger_payments,
+    paid_and_made_available,
+    respond,
+)
+from tests.integration.payments.test_payments_service import call, refund_intent
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
-
-NET = 941  # 1000 captured less the default 2.9% + 30 fee
 
 
 class RefundsHeldAtTheAcquirer(FakeNetwork):
@@ -63,14 +63,7 @@ def network() -> RefundsHeldAtTheAcquirer:
 
 @pytest.fixture
 def payments(core_engine: AsyncEngine, network: FakeNetwork) -> PaymentsService:
-    return PaymentsService(
-        core_engine,
-        network,
-        FakeMethods(),
-        present=payment_intent_message,
-        hooks=payment_hooks(),
-        radar=Radar(challenge_base_url="http://127.0.0.1"),
-    )
+    return ledger_payments(core_engine, network)
 
 
 @pytest.fixture
@@ -78,24 +71,13 @@ async def account_id(core_engine: AsyncEngine) -> str:
     return (await AccountsService(core_engine).create_account(radar_enabled=False)).account.id
 
 
-def respond(refund: Refund) -> bytes:
-    return f"{refund.id}:{refund.status.value}".encode()
-
-
 async def _paid_and_available(
     payments: PaymentsService, engine: AsyncEngine, account_id: str
 ) -> str:
-    """A 1000 payment whose 941 net is available; returns the intent id."""
-    intent = await pay(payments, account_id, "paid")
-    later = datetime.now(UTC) + timedelta(days=3)
-    async with engine.begin() as db:
-        balances = BalanceRepository(db)
-        for due in await balances.claim_due_balance_transactions(
-            now=later, limit=10, account_id=account_id
-        ):
-            await ledger.make_available(db, due, now=later)
+    """A 1000 payment whose NET is available; returns the intent id."""
+    intent_id = await paid_and_made_available(payments, engine, account_id)
     assert (await _available(engine, account_id)).spendable_minor == NET
-    return intent.id
+    return intent_id
 
 
 async def _available(engine: AsyncEngine, account_id: str) -> LedgerAccount:

@@ -3,6 +3,7 @@ authorized for a later capture) is attached to the intent's customer in the tran
 outcome, with its payment_method.attached event. Declines, challenges not passed and
 cancellations attach nothing. Real payment methods and customers, Stripe test ids included."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent, Status
 from remit.payments.grpc import payment_intent_message
 from remit.payments.methods import StoredPaymentMethods
-from remit.payments.network import AuthorizationOutcome
+from remit.payments.network import AuthorizationOutcome, CardNetwork
 from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService
 from remit.payments.wiring import payment_hooks
 from remit.radar.authentication import ThreeDSecureService
@@ -34,14 +35,17 @@ _VAULT_TOKENS = {"pm_card_visa": "visa", "pm_card_visa_chargeDeclined": "decline
 
 
 class TestCardVault:
-    """Resolves Stripe test ids to cards (no vault process needed here)."""
+    """Resolves Stripe test ids to cards (no vault process needed here), by the vault tokens
+    of `vault_tokens` (the network behaves by vault token)."""
+
+    vault_tokens: Mapping[str, str] = _VAULT_TOKENS
 
     def forget_card(self, account_id: str, vault_token: str) -> None:
         return None
 
     async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard:
         return VaultCard(
-            _VAULT_TOKENS[test_id],
+            self.vault_tokens[test_id],
             CardSummary("visa", "4242", 12, 2034, f"fp_{test_id}", "credit", "US"),
         )
 
@@ -56,9 +60,14 @@ class Core:
     """The payments side as the core wires it: the core's hooks, real payment methods and
     customers, Radar and 3-D Secure."""
 
-    def __init__(self, engine: AsyncEngine, network: FakeNetwork | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        network: CardNetwork | None = None,
+        vault: TestCardVault | None = None,
+    ) -> None:
         object_events = CustomerEvents()
-        self.methods = PaymentMethodsService(engine, TestCardVault(), hooks=object_events)
+        self.methods = PaymentMethodsService(engine, vault or TestCardVault(), hooks=object_events)
         self.customers = CustomersService(engine, self.methods, hooks=object_events)
         source = StoredPaymentMethods(self.methods)
         gate = Radar(challenge_base_url="http://remit.test")

@@ -45,6 +45,9 @@ class MethodsThatStall:
     async def attempt_vault_token(self, account_id: str, payment_method_id: str) -> str:
         return "visa"
 
+    async def attempt_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
+        raise AssertionError("no challenge is answered here")
+
 
 async def test_a_stalled_request_replays_the_retry_that_finished_its_key(
     core_engine: AsyncEngine, account_id: str

@@ -37,6 +37,9 @@ class Methods:
     async def attempt_vault_token(self, account_id: str, payment_method_id: str) -> str:
         return (await self.chargeable_card(account_id, payment_method_id)).vault_token
 
+    async def attempt_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
+        return await self.chargeable_card(account_id, payment_method_id)
+
     async def chargeable_card(self, account_id: str, payment_method_id: str) -> ChargeableCard:
         if payment_method_id not in FINGERPRINTS:
             raise not_found("payment_method", payment_method_id)

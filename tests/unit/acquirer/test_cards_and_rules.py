@@ -1,15 +1,18 @@
 """The acquirer's pure rules: card numbers, brands, transitions, fees and the fault plan."""
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from remit.acquirer.cards import TEST_CARDS, Brand, Funding, brand_of, luhn_valid
+from remit.acquirer.cards import TEST_CARDS, Brand, Funding, brand_of, luhn_valid, profile_for
 from remit.acquirer.domain import (
     Authorization,
+    AuthorizationRequest,
     AuthorizationState,
     CardSummary,
+    assess_card,
     capture,
     capture_fee_minor,
     refund,
@@ -17,6 +20,7 @@ from remit.acquirer.domain import (
 )
 from remit.acquirer.faults import Fault, FaultConfig, FaultPlan
 from remit.config import ConfigError
+from remit.core.secrets import Secret
 
 NOW = datetime(2031, 3, 14, 12, tzinfo=UTC)
 
@@ -186,3 +190,76 @@ def test_fault_settings_are_read_from_the_environment_and_checked() -> None:
         )
     with pytest.raises(ConfigError, match="REMIT_ACQUIRER_LATENCY_MS"):
         FaultConfig.from_env({"REMIT_ACQUIRER_LATENCY_MS": "-1"})
+
+
+def _off_session(number: str, cited: str | None = "123456789012345") -> AuthorizationRequest:
+    return AuthorizationRequest(
+        reference="op_renewal",
+        card_number=Secret(number),
+        exp_month=12,
+        exp_year=2034,
+        cvc=None,
+        amount_minor=1000,
+        currency="usd",
+        capture=True,
+        merchant_id="acct_x",
+        billing_line1=None,
+        billing_postal_code=None,
+        three_d_secure_authenticated=False,
+        off_session=True,
+        initial_network_transaction_id=cited,
+    )
+
+
+def _setup_of(number: str, *, authenticated: bool = True, setup: bool = True) -> Authorization:
+    return replace(
+        _authorization(),
+        card=CardSummary(Brand.VISA, Funding.CREDIT, number[:6], number[-4:], 12, 2034),
+        network_transaction_id="123456789012345",
+        three_d_secure_authenticated=authenticated,
+        setup_off_session=setup,
+    )
+
+
+@pytest.mark.parametrize(
+    ("setup", "approved"),
+    [
+        (_setup_of("4000002500003155"), True),
+        (_setup_of("4000002500003155", authenticated=False), False),
+        (_setup_of("4000002500003155", setup=False), False),
+        (replace(_setup_of("4000002500003155"), merchant_id="acct_2"), False),
+        (_setup_of("4242424242424242"), False),
+        (None, False),
+    ],
+    ids=["authenticated-setup", "unauthenticated", "not-a-setup", "other-merchant",
+         "other-card", "none-found"],
+)  # fmt: skip
+def test_only_an_authenticated_setup_of_the_card_by_the_merchant_waives_authentication(
+    setup: Authorization | None, approved: bool
+) -> None:
+    renewal = _off_session("4000002500003155")
+    assert renewal.cites_initial_setup(profile_for("4000002500003155"))
+    assessment = assess_card(renewal, profile_for("4000002500003155"), NOW.date(), setup)
+    assert assessment.approved is approved
+    if not approved:
+        assert assessment.decline is not None
+        assert assessment.decline.decline_code == "authentication_required"
+
+
+def test_only_the_setup_card_looks_its_setup_up_and_only_off_session() -> None:
+    assert not _off_session("4000002760003184").cites_initial_setup(profile_for("4000002760003184"))
+    assert not _off_session("4242424242424242").cites_initial_setup(profile_for("4242424242424242"))
+    on_session = replace(_off_session("4000002500003155"), off_session=False)
+    assert not on_session.cites_initial_setup(profile_for("4000002500003155"))
+    citing_nothing = _off_session("4000002500003155", cited=None)
+    assert not citing_nothing.cites_initial_setup(profile_for("4000002500003155"))
+
+
+def test_the_stored_credential_fields_join_the_fingerprint_only_when_set() -> None:
+    plain = replace(_off_session("4000002500003155", cited=None), off_session=False)
+    assert not {"off_session", "setup_off_session", "initial_network_transaction_id"} & set(
+        plain.fingerprint()
+    )
+    assert _off_session("4000002500003155").fingerprint()["initial_network_transaction_id"] == (
+        "123456789012345"
+    )

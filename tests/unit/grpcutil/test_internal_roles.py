@@ -131,7 +131,8 @@ _CALL_SITES = {
     CORE: (
         "payments/network.py",  # the payment path (`remit.payments.wiring`)
         "payment_methods/vault_client.py",
-        "ledger/service.py",  # settlement reports, for reconciliation (`remit.bootstrap`)
+        "ledger/service.py",  # operation lookups, for reconciliation (`remit.bootstrap`)
+        "ledger/settlement_report.py",  # settlement reports, for reconciliation
     ),
     WORKER: ("payments/network.py", "payment_methods/vault_client.py"),
     VAULT: ("vault/forwarding.py",),
@@ -194,7 +195,8 @@ def test_the_call_site_scan_finds_the_payment_paths_calls() -> None:
     assert (ACQUIRER_SERVICE, "Capture") in _calls_in("payments/network.py")
     assert (VAULT_SERVICE, "ListCardsCreatedBefore") in _calls_in("payment_methods/vault_client.py")
     assert _calls_in("vault/forwarding.py") == {(ACQUIRER_SERVICE, "Authorize")}
-    assert _calls_in("ledger/service.py") == {(ACQUIRER_SERVICE, "GetSettlementReport")}
+    assert _calls_in("ledger/service.py") == {(ACQUIRER_SERVICE, "LookupOperation")}
+    assert _calls_in("ledger/settlement_report.py") == {(ACQUIRER_SERVICE, "GetSettlementReport")}
 
 
 def test_every_module_outside_the_facade_naming_a_stub_is_a_known_call_site() -> None:

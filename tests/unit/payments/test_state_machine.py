@@ -219,6 +219,19 @@ def test_changing_the_payment_method_needs_a_new_confirmation() -> None:
     assert (after.status, after.payment_method_id) == (Status.REQUIRES_CONFIRMATION, "pm_2")
 
 
+@pytest.mark.parametrize(
+    "update", [Updated(at=T, amount_minor=90000), Updated(at=T, currency="eur")]
+)
+def test_a_new_amount_or_currency_while_an_action_waits_needs_a_new_confirmation(
+    update: Updated,
+) -> None:
+    """The action (a 3-D Secure challenge) was for the old amount, which is what its attempt
+    would authorize."""
+    waiting = replace(intent_in(Status.REQUIRES_ACTION), next_action={"type": "redirect_to_url"})
+    after = transition(waiting, update)
+    assert (after.status, after.next_action) == (Status.REQUIRES_CONFIRMATION, None)
+
+
 def test_the_amount_cannot_change_once_authorized() -> None:
     with pytest.raises(UnexpectedStateError):
         transition(intent_in(Status.REQUIRES_CAPTURE), Updated(at=T, amount_minor=5))

@@ -113,17 +113,29 @@ def test_the_client_limit_comes_from_the_environment_and_covers_loopback_by_defa
     assert sum(limits.admit_client("127.0.0.1") for _ in range(1001)) == 1000
 
 
-def test_an_exhausted_client_is_told_without_counting_and_spending_never_goes_below_none() -> None:
+def test_a_key_lookup_is_counted_before_it_is_made_and_handed_back_when_the_key_is_found() -> None:
     clock = Clock()
     limits = RateLimits(TokenBuckets(0), TokenBuckets(0), TokenBuckets(2, clock))
-    assert not limits.client_exhausted("203.0.113.9")
-    assert not limits.client_exhausted("203.0.113.9")  # asking counts nothing
-    for _ in range(5):
-        limits.count_failed_authentication("203.0.113.9")
-    assert limits.client_exhausted("203.0.113.9")
-    clock.now += 0.5  # one request refilled: the extra failures left no debt behind
-    assert not limits.client_exhausted("203.0.113.9")
-    assert not limits.client_exhausted("198.51.100.7")
+    # Two look-ups in flight at once use the address's two; a third waits for a refill.
+    assert [limits.reserve_key_lookup("203.0.113.9") for _ in range(3)] == [True, True, False]
+    limits.release_key_lookup("203.0.113.9")  # one key was found: it does not count
+    assert limits.reserve_key_lookup("203.0.113.9")
+    assert not limits.reserve_key_lookup("203.0.113.9")
+    assert limits.reserve_key_lookup("198.51.100.7")  # another address is not held back
+    clock.now += 0.5  # one request refilled
+    assert limits.reserve_key_lookup("203.0.113.9")
+
+
+def test_handing_back_never_goes_past_a_full_bucket_and_keeps_no_state() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(2, clock)
+    buckets.give_back("203.0.113.9")  # never counted: nothing to hand back, nothing kept
+    assert buckets.accounts_tracked == 0
+    assert buckets.admit("203.0.113.9")
+    buckets.give_back("203.0.113.9")
+    buckets.give_back("203.0.113.9")
+    assert buckets.accounts_tracked == 0  # full again: dropped
+    assert [buckets.admit("203.0.113.9") for _ in range(3)] == [True, True, False]
 
 
 def test_an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_one_as_itself() -> None:
@@ -147,16 +159,17 @@ def test_the_trusted_proxies_come_from_the_environment_as_uvicorn_takes_them() -
         forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": "10.0.0.1,lb.internal"})
 
 
-def test_asking_about_an_address_keeps_nothing_and_busy_buckets_stay_bounded(
+def test_found_keys_leave_no_state_and_busy_buckets_stay_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = Clock()
-    buckets = TokenBuckets(5, clock)
+    limits = RateLimits(TokenBuckets(0), TokenBuckets(0), TokenBuckets(5, clock))
     for n in range(50):
-        assert not buckets.exhausted(f"2001:db8:{n}::/64")
-    assert buckets.accounts_tracked == 0
+        assert limits.reserve_key_lookup(f"2001:db8:{n}::1")
+        limits.release_key_lookup(f"2001:db8:{n}::1")
+    assert limits.clients.accounts_tracked == 0
 
     monkeypatch.setattr("remit.rest.rate_limits._MAX_BUCKETS", 4)
     for n in range(9):  # all used within the same instant: none is idle
-        buckets.spend(f"198.51.100.{n}")
-    assert buckets.accounts_tracked <= 4
+        assert limits.reserve_key_lookup(f"198.51.100.{n}")
+    assert limits.clients.accounts_tracked <= 4

@@ -2,7 +2,9 @@
 
 import pytest
 
-from remit.vault.forwarding import mirror_result, parse_allowlist
+from remit.core.secrets import Secret
+from remit.vault.domain import OutboundAuthorization, StoredCredential
+from remit.vault.forwarding import authorize_request, mirror_result, parse_allowlist
 from remit_api.acquirer.v1 import acquirer_pb2
 from remit_api.common.v1 import common_pb2
 
@@ -39,3 +41,38 @@ def test_every_field_of_the_acquirers_answer_that_the_vault_defines_is_kept() ->
     assert len(shared) >= 14
     for name in shared:
         assert getattr(mirrored, name) == getattr(result, name), name
+
+
+def test_what_the_caller_says_of_the_kept_card_reaches_the_destination_unchanged() -> None:
+    def outbound(stored_credential: StoredCredential) -> OutboundAuthorization:
+        return OutboundAuthorization(
+            reference="ch_1",
+            merchant_id="acct_1",
+            card_number=Secret("4000002500003155"),
+            exp_month=12,
+            exp_year=2034,
+            cvc=None,
+            amount_minor=1000,
+            currency="usd",
+            capture=True,
+            stored_credential=stored_credential,
+        )
+
+    renewal = authorize_request(
+        outbound(StoredCredential(off_session=True, initial_network_transaction_id="123"))
+    )
+    assert (renewal.off_session, renewal.setup_off_session) == (True, False)
+    assert renewal.initial_network_transaction_id == "123"
+    setup = authorize_request(outbound(StoredCredential(setup_off_session=True)))
+    assert (setup.off_session, setup.setup_off_session) == (False, True)
+    assert setup.initial_network_transaction_id == ""
+
+
+def test_the_fee_the_acquirer_withholds_is_kept_and_an_unreported_fee_stays_unreported() -> None:
+    """A fee of 0 (nothing captured) and a fee the acquirer did not report are different
+    answers: the core books the first and cannot book the second."""
+    assert mirror_result(acquirer_pb2.AuthorizationResult(captured=True, fee=150)).fee == 150
+    zero = mirror_result(acquirer_pb2.AuthorizationResult(fee=0))
+    assert zero.HasField("fee")
+    assert zero.fee == 0
+    assert not mirror_result(acquirer_pb2.AuthorizationResult(captured=True)).HasField("fee")

@@ -27,7 +27,7 @@ from remit_api.common.v1 import common_pb2 as remit__api_dot_common_dot_v1_dot_c
 from remit_api.options.v1 import options_pb2 as remit__api_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$remit_api/acquirer/v1/acquirer.proto\x12\x15remit_api.acquirer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a remit_api/common/v1/common.proto\x1a\"remit_api/options/v1/options.proto\"\x9e\x02\n\x10\x41uthorizeRequest\x12\x11\n\treference\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x02 \x01(\t\x12\x11\n\texp_month\x18\x03 \x01(\x05\x12\x10\n\x08\x65xp_year\x18\x04 \x01(\x05\x12\x10\n\x03\x63vc\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x61mount\x18\x06 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x0f\n\x07\x63\x61pture\x18\x08 \x01(\x08\x12\x13\n\x0bmerchant_id\x18\t \x01(\t\x12\x35\n\x0f\x62illing_address\x18\n \x01(\x0b\x32\x1c.remit_api.common.v1.Address\x12$\n\x1cthree_d_secure_authenticated\x18\x0b \x01(\x08\x42\x06\n\x04_cvc\"a\n\x11\x41uthorizeResponse\x12:\n\x06result\x18\x01 \x01(\x0b\x32*.remit_api.acquirer.v1.AuthorizationResult\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"\xc6\x04\n\x13\x41uthorizationResult\x12\x10\n\x08\x61pproved\x18\x01 \x01(\x08\x12\x18\n\x10\x61uthorization_id\x18\x02 \x01(\t\x12:\n\x0enetwork_status\x18\x03 \x01(\x0e\x32\".remit_api.common.v1.NetworkStatus\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65\x63line_code\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x37\n\tcvc_check\x18\x07 \x01(\x0e\x32$.remit_api.common.v1.CardCheckResult\x12\x41\n\x13\x61\x64\x64ress_line1_check\x18\x08 \x01(\x0e\x32$.remit_api.common.v1.CardCheckResult\x12G\n\x19\x61\x64\x64ress_postal_code_check\x18\t \x01(\x0e\x32$.remit_api.common.v1.CardCheckResult\x12\x37\n\x0frisk_level_hint\x18\n \x01(\x0e\x32\x1e.remit_api.common.v1.RiskLevel\x12\x10\n\x08\x63\x61ptured\x18\x0b \x01(\x08\x12\x1e\n\x16network_transaction_id\x18\x0c \x01(\t\x12\x1a\n\x12\x61uthorization_code\x18\r \x01(\t\x12\x14\n\x0coperation_id\x18\x0e \x01(\t\x12\x16\n\x0e\x62ypass_pending\x18\x0f \x01(\x08\x12\x18\n\x10\x64ispute_expected\x18\x10 \x01(\x08\"`\n\x0e\x43\x61ptureRequest\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x11\n\treference\x18\x03 \x01(\t\x12\x11\n\tkeep_open\x18\x04 \x01(\x08\"X\n\x0f\x43\x61ptureResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .remit_api.acquirer.v1.Operation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\":\n\x0bVoidRequest\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\"U\n\x0cVoidResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .remit_api.acquirer.v1.Operation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"L\n\rRefundRequest\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x11\n\treference\x18\x03 \x01(\t\"W\n\x0eRefundResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .remit_api.acquirer.v1.Operation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"+\n\x16LookupOperationRequest\x12\x11\n\treference\x18\x01 \x01(\t\"N\n\x17LookupOperationResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .remit_api.acquirer.v1.Operation\"\xea\x02\n\tOperation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x32\n\x04kind\x18\x03 \x01(\x0e\x32$.remit_api.acquirer.v1.OperationKind\x12\x18\n\x10\x61uthorization_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x10\n\x08\x61pproved\x18\x07 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x08 \x01(\t\x12\x0f\n\x07message\x18\t \x01(\t\x12+\n\x07\x63reated\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmerchant_id\x18\x0b \x01(\t\x12\x41\n\rauthorization\x18\x0c \x01(\x0b\x32*.remit_api.acquirer.v1.AuthorizationResult:\x18\x8a\xb5\x18\x14\n\x12\x61\x63quirer.operation\"?\n\x1aGetSettlementReportRequest\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\"_\n\x1bGetSettlementReportResponse\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x32\n\x04rows\x18\x02 \x03(\x0b\x32$.remit_api.acquirer.v1.SettlementRow\"\xfb\x01\n\rSettlementRow\x12\x33\n\x04kind\x18\x01 \x01(\x0e\x32%.remit_api.acquirer.v1.SettlementKind\x12\x11\n\treference\x18\x02 \x01(\t\x12\x18\n\x10\x61uthorization_id\x18\x03 \x01(\t\x12\x14\n\x0coperation_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x07 \x01(\x03\x12.\n\nsettled_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmerchant_id\x18\t \x01(\t*\x9d\x01\n\rOperationKind\x12\x1e\n\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18OPERATION_KIND_AUTHORIZE\x10\x01\x12\x1a\n\x16OPERATION_KIND_CAPTURE\x10\x02\x12\x17\n\x13OPERATION_KIND_VOID\x10\x03\x12\x19\n\x15OPERATION_KIND_REFUND\x10\x04*j\n\x0eSettlementKind\x12\x1f\n\x1bSETTLEMENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17SETTLEMENT_KIND_CAPTURE\x10\x01\x12\x1a\n\x16SETTLEMENT_KIND_REFUND\x10\x02\x32\xe3\x04\n\x0f\x41\x63quirerService\x12^\n\tAuthorize\x12\'.remit_api.acquirer.v1.AuthorizeRequest\x1a(.remit_api.acquirer.v1.AuthorizeResponse\x12X\n\x07\x43\x61pture\x12%.remit_api.acquirer.v1.CaptureRequest\x1a&.remit_api.acquirer.v1.CaptureResponse\x12O\n\x04Void\x12\".remit_api.acquirer.v1.VoidRequest\x1a#.remit_api.acquirer.v1.VoidResponse\x12U\n\x06Refund\x12$.remit_api.acquirer.v1.RefundRequest\x1a%.remit_api.acquirer.v1.RefundResponse\x12p\n\x0fLookupOperation\x12-.remit_api.acquirer.v1.LookupOperationRequest\x1a..remit_api.acquirer.v1.LookupOperationResponse\x12|\n\x13GetSettlementReport\x12\x31.remit_api.acquirer.v1.GetSettlementReportRequest\x1a\x32.remit_api.acquirer.v1.GetSettlementReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$remit_api/acquirer/v1/acquirer.proto\x12\x15remit_api.acquirer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a remit_api/common/v1/common.proto\x1a\"remit_api/options/v1/options.proto\"\xf6\x02\n\x10\x41uthorizeRequest\x12\x11\n\treference\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x02 \x01(\t\x12\x11\n\texp_month\x18\x03 \x01(\x05\x12\x10\n\x08\x65xp_year\x18\x04 \x01(\x05\x12\x10\n\x03\x63vc\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x61mount\x18\x06 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x0f\n\x07\x63\x61pture\x18\x08 \x01(\x08\x12\x13\n\x0bmerchant_id\x18\t \x01(\t\x12\x35\n\x0f\x62illing_address\x18\n \x01(\x0b\x32\x1c.remit_api.common.v1.Address\x12$\n\x1cthree_d_secure_authenticated\x18\x0b \x01(\x08\x12\x13\n\x0boff_session\x18\x0c \x01(\x08\x12\x19\n\x11setup_off_session\x18\r \x01(\x08\x12&\n\x1einitial_network_transaction_id\x18\x0e \x01(\tB\x06\n\x04_cvc\"a\n\x11\x41uthorizeResponse\x12:\n\x06result\x18\x01 \x01(\x0b\x32*.remit_api.acquirer.v1.AuthorizationResult\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"\xe0\x04\n\x13\x41uthorizationResult\x12\x10\n\x08\x61pproved\x18\x01 \x01(\x08\x12\x18\n\x10\x61uthorization_id\x18\x02 \x01(\t\x12:\n\x0enetwork_status\x18\x03 \x01(\x0e\x32\".remit_api.common.v1.NetworkStatus\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65\x63line_code\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x37\n\tcvc_check\x18\x07 \x01(\x0e\x32$.remit_api.common.v1.CardCheckResult\x12\x41\n\x13\x61\x64\x64ress_line1_check\x18\x08 \x01(\x0e\x32$.remit_api.common.v1.CardCheckResult\x12G\n\x19\x61\x64\x64ress_postal_code_check\x18\t \x01(\x0e\x32$.remit_api.common.v1.CardCheckResult\x12\x37\n\x0frisk_level_hint\x18\n \x01(\x0e\x32\x1e.remit_api.common.v1.RiskLevel\x12\x10\n\x08\x63\x61ptured\x18\x0b \x01(\x08\x12\x1e\n\x16network_transaction_id\x18\x0c \x01(\t\x12\x1a\n\x12\x61uthorization_code\x18\r \x01(\t\x12\x14\n\x0coperation_id\x18\x0e \x01(\t\x12\x16\n\x0e\x62ypass_pending\x18\x0f \x01(\x08\x12\x18\n\x10\x64ispute_expected\x18\x10 \x01(\x08\x12\x10\n\x03\x66\x65\x65\x18\x11 \x01(\x03H\x00\x88\x01\x01\x42\x06\n\x04_fee\"`\n\x0e\x43\x61ptureRequest\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x11\n\treference\x18\x03 \x01(\t\x12\x11\n\tkeep_open\x18\x04 \x01(\x08\"X\n\x0f\x43\x61ptureResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .remit_api.acquirer.v1.Operation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\":\n\x0bVoidRequest\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\"U\n\x0cVoidResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .remit_api.acquirer.v1.Operation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"L\n\rRefundRequest\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x11\n\treference\x18\x03 \x01(\t\"W\n\x0eRefundResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .remit_api.acquirer.v1.Operation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"+\n\x16LookupOperationRequest\x12\x11\n\treference\x18\x01 \x01(\t\"N\n\x17LookupOperationResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .remit_api.acquirer.v1.Operation\"\xc8\x03\n\tOperation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x32\n\x04kind\x18\x03 \x01(\x0e\x32$.remit_api.acquirer.v1.OperationKind\x12\x18\n\x10\x61uthorization_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x10\n\x08\x61pproved\x18\x07 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x08 \x01(\t\x12\x0f\n\x07message\x18\t \x01(\t\x12+\n\x07\x63reated\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmerchant_id\x18\x0b \x01(\t\x12\x41\n\rauthorization\x18\x0c \x01(\x0b\x32*.remit_api.acquirer.v1.AuthorizationResult\x12\x33\n\nsettled_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12\x10\n\x03\x66\x65\x65\x18\x0e \x01(\x03H\x01\x88\x01\x01:\x18\x8a\xb5\x18\x14\n\x12\x61\x63quirer.operationB\r\n\x0b_settled_atB\x06\n\x04_fee\"f\n\x1aGetSettlementReportRequest\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"x\n\x1bGetSettlementReportResponse\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x32\n\x04rows\x18\x02 \x03(\x0b\x32$.remit_api.acquirer.v1.SettlementRow\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\xfb\x01\n\rSettlementRow\x12\x33\n\x04kind\x18\x01 \x01(\x0e\x32%.remit_api.acquirer.v1.SettlementKind\x12\x11\n\treference\x18\x02 \x01(\t\x12\x18\n\x10\x61uthorization_id\x18\x03 \x01(\t\x12\x14\n\x0coperation_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x07 \x01(\x03\x12.\n\nsettled_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmerchant_id\x18\t \x01(\t*\x9d\x01\n\rOperationKind\x12\x1e\n\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18OPERATION_KIND_AUTHORIZE\x10\x01\x12\x1a\n\x16OPERATION_KIND_CAPTURE\x10\x02\x12\x17\n\x13OPERATION_KIND_VOID\x10\x03\x12\x19\n\x15OPERATION_KIND_REFUND\x10\x04*j\n\x0eSettlementKind\x12\x1f\n\x1bSETTLEMENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17SETTLEMENT_KIND_CAPTURE\x10\x01\x12\x1a\n\x16SETTLEMENT_KIND_REFUND\x10\x02\x32\xe3\x04\n\x0f\x41\x63quirerService\x12^\n\tAuthorize\x12\'.remit_api.acquirer.v1.AuthorizeRequest\x1a(.remit_api.acquirer.v1.AuthorizeResponse\x12X\n\x07\x43\x61pture\x12%.remit_api.acquirer.v1.CaptureRequest\x1a&.remit_api.acquirer.v1.CaptureResponse\x12O\n\x04Void\x12\".remit_api.acquirer.v1.VoidRequest\x1a#.remit_api.acquirer.v1.VoidResponse\x12U\n\x06Refund\x12$.remit_api.acquirer.v1.RefundRequest\x1a%.remit_api.acquirer.v1.RefundResponse\x12p\n\x0fLookupOperation\x12-.remit_api.acquirer.v1.LookupOperationRequest\x1a..remit_api.acquirer.v1.LookupOperationResponse\x12|\n\x13GetSettlementReport\x12\x31.remit_api.acquirer.v1.GetSettlementReportRequest\x1a\x32.remit_api.acquirer.v1.GetSettlementReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,40 +36,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OPERATION']._loaded_options = None
   _globals['_OPERATION']._serialized_options = b'\212\265\030\024\n\022acquirer.operation'
-  _globals['_OPERATIONKIND']._serialized_start=2548
-  _globals['_OPERATIONKIND']._serialized_end=2705
-  _globals['_SETTLEMENTKIND']._serialized_start=2707
-  _globals['_SETTLEMENTKIND']._serialized_end=2813
+  _globals['_OPERATIONKIND']._serialized_start=2820
+  _globals['_OPERATIONKIND']._serialized_end=2977
+  _globals['_SETTLEMENTKIND']._serialized_start=2979
+  _globals['_SETTLEMENTKIND']._serialized_end=3085
   _globals['_AUTHORIZEREQUEST']._serialized_start=167
-  _globals['_AUTHORIZEREQUEST']._serialized_end=453
-  _globals['_AUTHORIZERESPONSE']._serialized_start=455
-  _globals['_AUTHORIZERESPONSE']._serialized_end=552
-  _globals['_AUTHORIZATIONRESULT']._serialized_start=555
-  _globals['_AUTHORIZATIONRESULT']._serialized_end=1137
-  _globals['_CAPTUREREQUEST']._serialized_start=1139
-  _globals['_CAPTUREREQUEST']._serialized_end=1235
-  _globals['_CAPTURERESPONSE']._serialized_start=1237
-  _globals['_CAPTURERESPONSE']._serialized_end=1325
-  _globals['_VOIDREQUEST']._serialized_start=1327
-  _globals['_VOIDREQUEST']._serialized_end=1385
-  _globals['_VOIDRESPONSE']._serialized_start=1387
-  _globals['_VOIDRESPONSE']._serialized_end=1472
-  _globals['_REFUNDREQUEST']._serialized_start=1474
-  _globals['_REFUNDREQUEST']._serialized_end=1550
-  _globals['_REFUNDRESPONSE']._serialized_start=1552
-  _globals['_REFUNDRESPONSE']._serialized_end=1639
-  _globals['_LOOKUPOPERATIONREQUEST']._serialized_start=1641
-  _globals['_LOOKUPOPERATIONREQUEST']._serialized_end=1684
-  _globals['_LOOKUPOPERATIONRESPONSE']._serialized_start=1686
-  _globals['_LOOKUPOPERATIONRESPONSE']._serialized_end=1764
-  _globals['_OPERATION']._serialized_start=1767
-  _globals['_OPERATION']._serialized_end=2129
-  _globals['_GETSETTLEMENTREPORTREQUEST']._serialized_start=2131
-  _globals['_GETSETTLEMENTREPORTREQUEST']._serialized_end=2194
-  _globals['_GETSETTLEMENTREPORTRESPONSE']._serialized_start=2196
-  _globals['_GETSETTLEMENTREPORTRESPONSE']._serialized_end=2291
-  _globals['_SETTLEMENTROW']._serialized_start=2294
-  _globals['_SETTLEMENTROW']._serialized_end=2545
-  _globals['_ACQUIRERSERVICE']._serialized_start=2816
-  _globals['_ACQUIRERSERVICE']._serialized_end=3427
+  _globals['_AUTHORIZEREQUEST']._serialized_end=541
+  _globals['_AUTHORIZERESPONSE']._serialized_start=543
+  _globals['_AUTHORIZERESPONSE']._serialized_end=640
+  _globals['_AUTHORIZATIONRESULT']._serialized_start=643
+  _globals['_AUTHORIZATIONRESULT']._serialized_end=1251
+  _globals['_CAPTUREREQUEST']._serialized_start=1253
+  _globals['_CAPTUREREQUEST']._serialized_end=1349
+  _globals['_CAPTURERESPONSE']._serialized_start=1351
+  _globals['_CAPTURERESPONSE']._serialized_end=1439
+  _globals['_VOIDREQUEST']._serialized_start=1441
+  _globals['_VOIDREQUEST']._serialized_end=1499
+  _globals['_VOIDRESPONSE']._serialized_start=1501
+  _globals['_VOIDRESPONSE']._serialized_end=1586
+  _globals['_REFUNDREQUEST']._serialized_start=1588
+  _globals['_REFUNDREQUEST']._serialized_end=1664
+  _globals['_REFUNDRESPONSE']._serialized_start=1666
+  _globals['_REFUNDRESPONSE']._serialized_end=1753
+  _globals['_LOOKUPOPERATIONREQUEST']._serialized_start=1755
+  _globals['_LOOKUPOPERATIONREQUEST']._serialized_end=1798
+  _globals['_LOOKUPOPERATIONRESPONSE']._serialized_start=1800
+  _globals['_LOOKUPOPERATIONRESPONSE']._serialized_end=1878
+  _globals['_OPERATION']._serialized_start=1881
+  _globals['_OPERATION']._serialized_end=2337
+  _globals['_GETSETTLEMENTREPORTREQUEST']._serialized_start=2339
+  _globals['_GETSETTLEMENTREPORTREQUEST']._serialized_end=2441
+  _globals['_GETSETTLEMENTREPORTRESPONSE']._serialized_start=2443
+  _globals['_GETSETTLEMENTREPORTRESPONSE']._serialized_end=2563
+  _globals['_SETTLEMENTROW']._serialized_start=2566
+  _globals['_SETTLEMENTROW']._serialized_end=2817
+  _globals['_ACQUIRERSERVICE']._serialized_start=3088
+  _globals['_ACQUIRERSERVICE']._serialized_end=3699
 # @@protoc_insertion_point(module_scope)

@@ -9,9 +9,10 @@ documents them (declines, CVC/AVS failures, risk levels, authentication required
 Every mutating RPC is idempotent on the caller-chosen `reference`: a retry returns the stored
 result with `replayed` set, and LookupOperation tells a caller that lost a response what
 happened. References are unique across all operation kinds. Reusing one with different
-parameters (another kind, amount, authorization, card, currency, capture flag, merchant or
-3-D Secure flag; the CVC is not compared, since the vault drops it after the first attempt)
-fails with FAILED_PRECONDITION, ErrorDetail type idempotency_error, code reference_reused.
+parameters (another kind, amount, authorization, card, currency, capture flag, merchant,
+3-D Secure flag or stored-credential fields; the CVC is not compared, since the vault drops
+it after the first attempt) fails with FAILED_PRECONDITION, ErrorDetail type
+idempotency_error, code reference_reused.
 
 Outcomes are recorded operations, not gRPC errors: a decline, or a capture/void/refund the
 authorization's state refuses, comes back (and is replayed) with approved = false and a code.
@@ -94,6 +95,9 @@ class AuthorizeRequest(_message.Message):
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
     BILLING_ADDRESS_FIELD_NUMBER: _builtins.int
     THREE_D_SECURE_AUTHENTICATED_FIELD_NUMBER: _builtins.int
+    OFF_SESSION_FIELD_NUMBER: _builtins.int
+    SETUP_OFF_SESSION_FIELD_NUMBER: _builtins.int
+    INITIAL_NETWORK_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     reference: _builtins.str
     """Idempotency reference chosen by the original caller (the core), forwarded by the vault."""
     card_number: _builtins.str
@@ -113,6 +117,21 @@ class AuthorizeRequest(_message.Message):
     """The cardholder passed 3-D Secure; cards that require authentication decline with
     decline_code authentication_required without it.
     """
+    off_session: _builtins.bool
+    """The merchant initiates this payment while the cardholder is away (a renewal, an
+    instalment): no 3-D Secure challenge is possible.
+    """
+    setup_off_session: _builtins.bool
+    """The cardholder, present, agrees to later off_session payments of this merchant with this
+    card: the first payment of a stored credential. Not with off_session.
+    """
+    initial_network_transaction_id: _builtins.str
+    """For an off_session payment: the network_transaction_id of the approved setup_off_session
+    authorization it relies on (the networks' initial transaction id). An issuer that exempts
+    such payments from authentication (test card 4000002500003155) approves without 3-D Secure
+    when that setup was authenticated, by the same merchant and for the same card; otherwise
+    the id changes nothing. Only with off_session.
+    """
     @_builtins.property
     def billing_address(self) -> _common_pb2.Address:
         """Billing address for AVS (address_line1_check, address_postal_code_check)."""
@@ -131,10 +150,13 @@ class AuthorizeRequest(_message.Message):
         merchant_id: _builtins.str = ...,
         billing_address: _common_pb2.Address | None = ...,
         three_d_secure_authenticated: _builtins.bool = ...,
+        off_session: _builtins.bool = ...,
+        setup_off_session: _builtins.bool = ...,
+        initial_network_transaction_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_cvc", b"_cvc", "billing_address", b"billing_address", "cvc", b"cvc"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cvc", b"_cvc", "amount", b"amount", "billing_address", b"billing_address", "capture", b"capture", "card_number", b"card_number", "currency", b"currency", "cvc", b"cvc", "exp_month", b"exp_month", "exp_year", b"exp_year", "merchant_id", b"merchant_id", "reference", b"reference", "three_d_secure_authenticated", b"three_d_secure_authenticated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cvc", b"_cvc", "amount", b"amount", "billing_address", b"billing_address", "capture", b"capture", "card_number", b"card_number", "currency", b"currency", "cvc", b"cvc", "exp_month", b"exp_month", "exp_year", b"exp_year", "initial_network_transaction_id", b"initial_network_transaction_id", "merchant_id", b"merchant_id", "off_session", b"off_session", "reference", b"reference", "setup_off_session", b"setup_off_session", "three_d_secure_authenticated", b"three_d_secure_authenticated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cvc: _TypeAlias = _typing.Literal["cvc"]  # noqa: Y015
     _WhichOneofArgType__cvc: _TypeAlias = _typing.Literal["_cvc", b"_cvc"]  # noqa: Y015
@@ -190,6 +212,7 @@ class AuthorizationResult(_message.Message):
     OPERATION_ID_FIELD_NUMBER: _builtins.int
     BYPASS_PENDING_FIELD_NUMBER: _builtins.int
     DISPUTE_EXPECTED_FIELD_NUMBER: _builtins.int
+    FEE_FIELD_NUMBER: _builtins.int
     approved: _builtins.bool
     authorization_id: _builtins.str
     """auth_ id for capture, void and refund; empty when declined."""
@@ -227,6 +250,12 @@ class AuthorizationResult(_message.Message):
     """Test-card hint (4000000000000259): the payment succeeds and the cardholder then disputes
     it as fraudulent.
     """
+    fee: _builtins.int
+    """Interchange/scheme fee the acquirer withholds from what it captured in this step, in minor
+    units: as on the capture's settlement row (1.50% of the amount, rounded half to even);
+    0 when nothing was captured. Always set by this acquirer; unset means the acquirer did not
+    say, which is not the same as no fee.
+    """
     def __init__(
         self,
         *,
@@ -246,12 +275,15 @@ class AuthorizationResult(_message.Message):
         operation_id: _builtins.str = ...,
         bypass_pending: _builtins.bool = ...,
         dispute_expected: _builtins.bool = ...,
+        fee: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "fee", b"fee"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "bypass_pending", b"bypass_pending", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "dispute_expected", b"dispute_expected", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "bypass_pending", b"bypass_pending", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "dispute_expected", b"dispute_expected", "fee", b"fee", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__fee: _TypeAlias = _typing.Literal["fee"]  # noqa: Y015
+    _WhichOneofArgType__fee: _TypeAlias = _typing.Literal["_fee", b"_fee"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fee) -> _WhichOneofReturnType__fee | None: ...
 
 Global___AuthorizationResult: _TypeAlias = AuthorizationResult  # noqa: Y015
 
@@ -485,6 +517,8 @@ class Operation(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
     AUTHORIZATION_FIELD_NUMBER: _builtins.int
+    SETTLED_AT_FIELD_NUMBER: _builtins.int
+    FEE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """op_ id."""
     reference: _builtins.str
@@ -504,11 +538,23 @@ class Operation(_message.Message):
     message: _builtins.str
     merchant_id: _builtins.str
     """The merchant (acct_ id)."""
+    fee: _builtins.int
+    """Interchange/scheme fee the acquirer withholds from this operation's settlement, in minor
+    units, as its settlement row carries it: on an approved capture (or authorization with
+    capture) 1.50% of the amount rounded half to even, 0 on everything else. Always set by
+    this acquirer; unset means the acquirer did not say, which is not the same as no fee.
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def authorization(self) -> Global___AuthorizationResult:
         """Full result, for kind AUTHORIZE."""
+
+    @_builtins.property
+    def settled_at(self) -> _timestamp_pb2.Timestamp:
+        """When the operation settled: set for an approved capture, refund or authorization with
+        capture (the settlement report lists it on that UTC day), unset for what never settles.
+        """
 
     def __init__(
         self,
@@ -525,36 +571,62 @@ class Operation(_message.Message):
         created: _timestamp_pb2.Timestamp | None = ...,
         merchant_id: _builtins.str = ...,
         authorization: Global___AuthorizationResult | None = ...,
+        settled_at: _timestamp_pb2.Timestamp | None = ...,
+        fee: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["authorization", b"authorization", "created", b"created"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "_settled_at", b"_settled_at", "authorization", b"authorization", "created", b"created", "fee", b"fee", "settled_at", b"settled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "approved", b"approved", "authorization", b"authorization", "authorization_id", b"authorization_id", "code", b"code", "created", b"created", "currency", b"currency", "id", b"id", "kind", b"kind", "merchant_id", b"merchant_id", "message", b"message", "reference", b"reference"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "_settled_at", b"_settled_at", "amount", b"amount", "approved", b"approved", "authorization", b"authorization", "authorization_id", b"authorization_id", "code", b"code", "created", b"created", "currency", b"currency", "fee", b"fee", "id", b"id", "kind", b"kind", "merchant_id", b"merchant_id", "message", b"message", "reference", b"reference", "settled_at", b"settled_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__fee: _TypeAlias = _typing.Literal["fee"]  # noqa: Y015
+    _WhichOneofArgType__fee: _TypeAlias = _typing.Literal["_fee", b"_fee"]  # noqa: Y015
+    _WhichOneofReturnType__settled_at: _TypeAlias = _typing.Literal["settled_at"]  # noqa: Y015
+    _WhichOneofArgType__settled_at: _TypeAlias = _typing.Literal["_settled_at", b"_settled_at"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fee) -> _WhichOneofReturnType__fee | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__settled_at) -> _WhichOneofReturnType__settled_at | None: ...
 
 Global___Operation: _TypeAlias = Operation  # noqa: Y015
 
 @_typing.final
 class GetSettlementReportRequest(_message.Message):
-    """Asks for one day's settlement."""
+    """Asks for one page of a day's settlement. Rows come oldest first (by settled_at, then
+    operation_id); a page token continues after the last row of the page that returned it, so
+    rows settled while a caller pages through today come on a later page, never twice.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     DATE_FIELD_NUMBER: _builtins.int
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """UTC settlement date, "YYYY-MM-DD"."""
     merchant_id: _builtins.str
     """Only this merchant's rows (acct_ id); empty = all merchants."""
+    page_size: _builtins.int
+    """Rows per page: 1 to 5000, larger values are lowered to 5000, so that a page stays well
+    under gRPC's default 4 MB message limit whatever its rows hold. 0 (unset) returns every
+    remaining row in one response, as before paging existed: a busy day then outgrows the
+    caller's receive limit (about 26,000 rows fill 4 MB), so callers should set it.
+    """
+    page_token: _builtins.str
+    """next_page_token from the previous page, with the same date and merchant_id; empty for the
+    first page. A token from another request is refused with INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
         date: _builtins.str = ...,
         merchant_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "merchant_id", b"merchant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "merchant_id", b"merchant_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -562,14 +634,17 @@ Global___GetSettlementReportRequest: _TypeAlias = GetSettlementReportRequest  # 
 
 @_typing.final
 class GetSettlementReportResponse(_message.Message):
-    """The day's settled money movements."""
+    """One page of the day's settled money movements."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     DATE_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """The date reported, "YYYY-MM-DD"."""
+    next_page_token: _builtins.str
+    """Pass as page_token for the next page; empty when this page is the last."""
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementRow]: ...
     def __init__(
@@ -577,10 +652,11 @@ class GetSettlementReportResponse(_message.Message):
         *,
         date: _builtins.str = ...,
         rows: _abc.Iterable[Global___SettlementRow] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "next_page_token", b"next_page_token", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

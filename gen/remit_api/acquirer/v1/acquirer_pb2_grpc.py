@@ -108,8 +108,9 @@ class AcquirerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetSettlementReport(self, request, context):
-        """The captures and refunds settled on one day, for reconciliation. A capture (including an
-        Authorize with capture) or refund settles at the instant it is recorded.
+        """The captures and refunds settled on one day, for reconciliation, a page at a time. A
+        capture (including an Authorize with capture) or refund settles at the instant it is
+        recorded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -9,9 +9,10 @@ documents them (declines, CVC/AVS failures, risk levels, authentication required
 Every mutating RPC is idempotent on the caller-chosen `reference`: a retry returns the stored
 result with `replayed` set, and LookupOperation tells a caller that lost a response what
 happened. References are unique across all operation kinds. Reusing one with different
-parameters (another kind, amount, authorization, card, currency, capture flag, merchant or
-3-D Secure flag; the CVC is not compared, since the vault drops it after the first attempt)
-fails with FAILED_PRECONDITION, ErrorDetail type idempotency_error, code reference_reused.
+parameters (another kind, amount, authorization, card, currency, capture flag, merchant,
+3-D Secure flag or stored-credential fields; the CVC is not compared, since the vault drops
+it after the first attempt) fails with FAILED_PRECONDITION, ErrorDetail type
+idempotency_error, code reference_reused.
 
 Outcomes are recorded operations, not gRPC errors: a decline, or a capture/void/refund the
 authorization's state refuses, comes back (and is replayed) with approved = false and a code.
@@ -62,8 +63,9 @@ class AcquirerServiceStub:
     LookupOperation: _grpc.UnaryUnaryMultiCallable[_acquirer_pb2.LookupOperationRequest, _acquirer_pb2.LookupOperationResponse]
     """Finds the operation recorded for a reference; NOT_FOUND if the acquirer never saw it."""
     GetSettlementReport: _grpc.UnaryUnaryMultiCallable[_acquirer_pb2.GetSettlementReportRequest, _acquirer_pb2.GetSettlementReportResponse]
-    """The captures and refunds settled on one day, for reconciliation. A capture (including an
-    Authorize with capture) or refund settles at the instant it is recorded.
+    """The captures and refunds settled on one day, for reconciliation, a page at a time. A
+    capture (including an Authorize with capture) or refund settles at the instant it is
+    recorded.
     """
 
 @_typing.type_check_only
@@ -84,8 +86,9 @@ class AcquirerServiceAsyncStub(AcquirerServiceStub):
     LookupOperation: _aio.UnaryUnaryMultiCallable[_acquirer_pb2.LookupOperationRequest, _acquirer_pb2.LookupOperationResponse]  # type: ignore[assignment]
     """Finds the operation recorded for a reference; NOT_FOUND if the acquirer never saw it."""
     GetSettlementReport: _aio.UnaryUnaryMultiCallable[_acquirer_pb2.GetSettlementReportRequest, _acquirer_pb2.GetSettlementReportResponse]  # type: ignore[assignment]
-    """The captures and refunds settled on one day, for reconciliation. A capture (including an
-    Authorize with capture) or refund settles at the instant it is recorded.
+    """The captures and refunds settled on one day, for reconciliation, a page at a time. A
+    capture (including an Authorize with capture) or refund settles at the instant it is
+    recorded.
     """
 
 class AcquirerServiceServicer:
@@ -133,8 +136,9 @@ class AcquirerServiceServicer:
         request: _acquirer_pb2.GetSettlementReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_acquirer_pb2.GetSettlementReportResponse, _abc.Awaitable[_acquirer_pb2.GetSettlementReportResponse]]:
-        """The captures and refunds settled on one day, for reconciliation. A capture (including an
-        Authorize with capture) or refund settles at the instant it is recorded.
+        """The captures and refunds settled on one day, for reconciliation, a page at a time. A
+        capture (including an Authorize with capture) or refund settles at the instant it is
+        recorded.
         """
 
 def add_AcquirerServiceServicer_to_server(servicer: AcquirerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

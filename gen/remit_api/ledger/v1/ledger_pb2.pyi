@@ -383,6 +383,10 @@ class _ReconciliationRowStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrappe
     RECONCILIATION_ROW_STATUS_MISSING_IN_LEDGER: _ReconciliationRowStatus.ValueType  # 2
     RECONCILIATION_ROW_STATUS_MISSING_AT_ACQUIRER: _ReconciliationRowStatus.ValueType  # 3
     RECONCILIATION_ROW_STATUS_AMOUNT_MISMATCH: _ReconciliationRowStatus.ValueType  # 4
+    RECONCILIATION_ROW_STATUS_FEE_MISMATCH: _ReconciliationRowStatus.ValueType  # 5
+    """Amount and currency agree, but the acquirer withheld another fee than the ledger booked
+    (acquirer_fee vs ledger_fee).
+    """
 
 class ReconciliationRowStatus(_ReconciliationRowStatus, metaclass=_ReconciliationRowStatusEnumTypeWrapper):
     """Outcome of comparing one item."""
@@ -392,6 +396,10 @@ RECONCILIATION_ROW_STATUS_MATCHED: ReconciliationRowStatus.ValueType  # 1
 RECONCILIATION_ROW_STATUS_MISSING_IN_LEDGER: ReconciliationRowStatus.ValueType  # 2
 RECONCILIATION_ROW_STATUS_MISSING_AT_ACQUIRER: ReconciliationRowStatus.ValueType  # 3
 RECONCILIATION_ROW_STATUS_AMOUNT_MISMATCH: ReconciliationRowStatus.ValueType  # 4
+RECONCILIATION_ROW_STATUS_FEE_MISMATCH: ReconciliationRowStatus.ValueType  # 5
+"""Amount and currency agree, but the acquirer withheld another fee than the ledger booked
+(acquirer_fee vs ledger_fee).
+"""
 Global___ReconciliationRowStatus: _TypeAlias = ReconciliationRowStatus  # noqa: Y015
 
 class _ReconciliationRowKind:
@@ -2131,19 +2139,25 @@ class ReconcileRequest(_message.Message):
 
     DATE_FIELD_NUMBER: _builtins.int
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    ALLOW_PARTIAL_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """UTC settlement date, "YYYY-MM-DD"."""
     account_id: _builtins.str
     """Only this account (acct_ id); unset = every account."""
+    allow_partial: _builtins.bool
+    """Reconcile today (UTC) although it is not over: what settled so far, stored with partial
+    set. Movements still in flight show as missing on one side.
+    """
     def __init__(
         self,
         *,
         date: _builtins.str = ...,
         account_id: _builtins.str | None = ...,
+        allow_partial: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id", "date", b"date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id", "allow_partial", b"allow_partial", "date", b"date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__account_id: _TypeAlias = _typing.Literal["account_id"]  # noqa: Y015
     _WhichOneofArgType__account_id: _TypeAlias = _typing.Literal["_account_id", b"_account_id"]  # noqa: Y015
@@ -2232,6 +2246,9 @@ class Reconciliation(_message.Message):
     MISSING_AT_ACQUIRER_COUNT_FIELD_NUMBER: _builtins.int
     AMOUNT_MISMATCH_COUNT_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    FEE_MISMATCH_COUNT_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
+    SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """recon_ id."""
     date: _builtins.str
@@ -2242,6 +2259,13 @@ class Reconciliation(_message.Message):
     missing_in_ledger_count: _builtins.int
     missing_at_acquirer_count: _builtins.int
     amount_mismatch_count: _builtins.int
+    fee_mismatch_count: _builtins.int
+    partial: _builtins.bool
+    """The day was not over (UTC) when this ran: only what had settled so far was compared."""
+    superseded_by: _builtins.str
+    """recon_ id of a later run of the same date and account that replaces this one; unset while
+    this is the latest.
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -2260,14 +2284,22 @@ class Reconciliation(_message.Message):
         missing_at_acquirer_count: _builtins.int = ...,
         amount_mismatch_count: _builtins.int = ...,
         rows: _abc.Iterable[Global___ReconciliationRow] | None = ...,
+        fee_mismatch_count: _builtins.int = ...,
+        partial: _builtins.bool = ...,
+        superseded_by: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id", "created", b"created"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "created", b"created", "superseded_by", b"superseded_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "fee_mismatch_count", b"fee_mismatch_count", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "partial", b"partial", "rows", b"rows", "superseded_by", b"superseded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__account_id: _TypeAlias = _typing.Literal["account_id"]  # noqa: Y015
     _WhichOneofArgType__account_id: _TypeAlias = _typing.Literal["_account_id", b"_account_id"]  # noqa: Y015
+    _WhichOneofReturnType__superseded_by: _TypeAlias = _typing.Literal["superseded_by"]  # noqa: Y015
+    _WhichOneofArgType__superseded_by: _TypeAlias = _typing.Literal["_superseded_by", b"_superseded_by"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__account_id) -> _WhichOneofReturnType__account_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__superseded_by) -> _WhichOneofReturnType__superseded_by | None: ...
 
 Global___Reconciliation: _TypeAlias = Reconciliation  # noqa: Y015
 
@@ -2287,6 +2319,7 @@ class ReconciliationRow(_message.Message):
     ACQUIRER_AMOUNT_FIELD_NUMBER: _builtins.int
     LEDGER_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     ACQUIRER_FEE_FIELD_NUMBER: _builtins.int
+    LEDGER_FEE_FIELD_NUMBER: _builtins.int
     status: Global___ReconciliationRowStatus.ValueType
     reference: _builtins.str
     """The operation reference shared by the ledger and the acquirer."""
@@ -2304,6 +2337,11 @@ class ReconciliationRow(_message.Message):
     """The ledger transaction matched, if any."""
     acquirer_fee: _builtins.int
     """Fee the acquirer withheld."""
+    ledger_fee: _builtins.int
+    """Network fee the ledger booked for the item (0 for refunds, which carry none); unset when
+    missing in the ledger, or for a capture booked before the ledger recorded network fees
+    (its fee is not compared).
+    """
     def __init__(
         self,
         *,
@@ -2317,10 +2355,11 @@ class ReconciliationRow(_message.Message):
         acquirer_amount: _builtins.int | None = ...,
         ledger_transaction_id: _builtins.str | None = ...,
         acquirer_fee: _builtins.int | None = ...,
+        ledger_fee: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount", "_acquirer_fee", b"_acquirer_fee", "_ledger_amount", b"_ledger_amount", "_ledger_transaction_id", b"_ledger_transaction_id", "acquirer_amount", b"acquirer_amount", "acquirer_fee", b"acquirer_fee", "ledger_amount", b"ledger_amount", "ledger_transaction_id", b"ledger_transaction_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount", "_acquirer_fee", b"_acquirer_fee", "_ledger_amount", b"_ledger_amount", "_ledger_fee", b"_ledger_fee", "_ledger_transaction_id", b"_ledger_transaction_id", "acquirer_amount", b"acquirer_amount", "acquirer_fee", b"acquirer_fee", "ledger_amount", b"ledger_amount", "ledger_fee", b"ledger_fee", "ledger_transaction_id", b"ledger_transaction_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount", "_acquirer_fee", b"_acquirer_fee", "_ledger_amount", b"_ledger_amount", "_ledger_transaction_id", b"_ledger_transaction_id", "account_id", b"account_id", "acquirer_amount", b"acquirer_amount", "acquirer_fee", b"acquirer_fee", "authorization_id", b"authorization_id", "currency", b"currency", "kind", b"kind", "ledger_amount", b"ledger_amount", "ledger_transaction_id", b"ledger_transaction_id", "reference", b"reference", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount", "_acquirer_fee", b"_acquirer_fee", "_ledger_amount", b"_ledger_amount", "_ledger_fee", b"_ledger_fee", "_ledger_transaction_id", b"_ledger_transaction_id", "account_id", b"account_id", "acquirer_amount", b"acquirer_amount", "acquirer_fee", b"acquirer_fee", "authorization_id", b"authorization_id", "currency", b"currency", "kind", b"kind", "ledger_amount", b"ledger_amount", "ledger_fee", b"ledger_fee", "ledger_transaction_id", b"ledger_transaction_id", "reference", b"reference", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__acquirer_amount: _TypeAlias = _typing.Literal["acquirer_amount"]  # noqa: Y015
     _WhichOneofArgType__acquirer_amount: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount"]  # noqa: Y015
@@ -2328,6 +2367,8 @@ class ReconciliationRow(_message.Message):
     _WhichOneofArgType__acquirer_fee: _TypeAlias = _typing.Literal["_acquirer_fee", b"_acquirer_fee"]  # noqa: Y015
     _WhichOneofReturnType__ledger_amount: _TypeAlias = _typing.Literal["ledger_amount"]  # noqa: Y015
     _WhichOneofArgType__ledger_amount: _TypeAlias = _typing.Literal["_ledger_amount", b"_ledger_amount"]  # noqa: Y015
+    _WhichOneofReturnType__ledger_fee: _TypeAlias = _typing.Literal["ledger_fee"]  # noqa: Y015
+    _WhichOneofArgType__ledger_fee: _TypeAlias = _typing.Literal["_ledger_fee", b"_ledger_fee"]  # noqa: Y015
     _WhichOneofReturnType__ledger_transaction_id: _TypeAlias = _typing.Literal["ledger_transaction_id"]  # noqa: Y015
     _WhichOneofArgType__ledger_transaction_id: _TypeAlias = _typing.Literal["_ledger_transaction_id", b"_ledger_transaction_id"]  # noqa: Y015
     @_typing.overload
@@ -2336,6 +2377,8 @@ class ReconciliationRow(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__acquirer_fee) -> _WhichOneofReturnType__acquirer_fee | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__ledger_amount) -> _WhichOneofReturnType__ledger_amount | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ledger_fee) -> _WhichOneofReturnType__ledger_fee | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__ledger_transaction_id) -> _WhichOneofReturnType__ledger_transaction_id | None: ...
 

@@ -234,7 +234,10 @@ class LedgerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Reconcile(self, request, context):
-        """Compares one day of the acquirer's settlement report with the ledger and stores the result.
+        """Compares one day of the acquirer's settlement report with the ledger and stores the result,
+        superseding the earlier results of that day (and account). INVALID_ARGUMENT for a day
+        that has not begun (UTC); FAILED_PRECONDITION for today, which is not over, unless
+        allow_partial.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

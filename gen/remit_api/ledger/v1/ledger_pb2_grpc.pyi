@@ -82,7 +82,11 @@ class LedgerServiceStub:
     hash chain is unbroken.
     """
     Reconcile: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ReconcileRequest, _ledger_pb2.ReconcileResponse]
-    """Compares one day of the acquirer's settlement report with the ledger and stores the result."""
+    """Compares one day of the acquirer's settlement report with the ledger and stores the result,
+    superseding the earlier results of that day (and account). INVALID_ARGUMENT for a day
+    that has not begun (UTC); FAILED_PRECONDITION for today, which is not over, unless
+    allow_partial.
+    """
     GetReconciliation: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetReconciliationRequest, _ledger_pb2.GetReconciliationResponse]
     """Returns a stored reconciliation."""
 
@@ -126,7 +130,11 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     hash chain is unbroken.
     """
     Reconcile: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ReconcileRequest, _ledger_pb2.ReconcileResponse]  # type: ignore[assignment]
-    """Compares one day of the acquirer's settlement report with the ledger and stores the result."""
+    """Compares one day of the acquirer's settlement report with the ledger and stores the result,
+    superseding the earlier results of that day (and account). INVALID_ARGUMENT for a day
+    that has not begun (UTC); FAILED_PRECONDITION for today, which is not over, unless
+    allow_partial.
+    """
     GetReconciliation: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetReconciliationRequest, _ledger_pb2.GetReconciliationResponse]  # type: ignore[assignment]
     """Returns a stored reconciliation."""
 
@@ -247,7 +255,11 @@ class LedgerServiceServicer:
         request: _ledger_pb2.ReconcileRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.ReconcileResponse, _abc.Awaitable[_ledger_pb2.ReconcileResponse]]:
-        """Compares one day of the acquirer's settlement report with the ledger and stores the result."""
+        """Compares one day of the acquirer's settlement report with the ledger and stores the result,
+        superseding the earlier results of that day (and account). INVALID_ARGUMENT for a day
+        that has not begun (UTC); FAILED_PRECONDITION for today, which is not over, unless
+        allow_partial.
+        """
 
     def GetReconciliation(
         self,

@@ -313,6 +313,9 @@ class ForwardAuthorizationRequest(_message.Message):
     REQUESTER_FIELD_NUMBER: _builtins.int
     BILLING_ADDRESS_FIELD_NUMBER: _builtins.int
     THREE_D_SECURE_AUTHENTICATED_FIELD_NUMBER: _builtins.int
+    OFF_SESSION_FIELD_NUMBER: _builtins.int
+    SETUP_OFF_SESSION_FIELD_NUMBER: _builtins.int
+    INITIAL_NETWORK_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     vault_token: _builtins.str
     destination: _builtins.str
@@ -332,6 +335,14 @@ class ForwardAuthorizationRequest(_message.Message):
     """Who is asking, e.g. "core" (audit log)."""
     three_d_secure_authenticated: _builtins.bool
     """The cardholder passed 3-D Secure for this payment."""
+    off_session: _builtins.bool
+    """The rest is passed to the destination unchanged (see remit_api.acquirer.v1.AuthorizeRequest).
+    The merchant initiates this payment while the cardholder is away.
+    """
+    setup_off_session: _builtins.bool
+    """The cardholder agrees to later off-session payments with this card."""
+    initial_network_transaction_id: _builtins.str
+    """For an off-session payment: the network transaction id of the setup it relies on."""
     @_builtins.property
     def billing_address(self) -> _common_pb2.Address:
         """Billing address for AVS; unset uses the one given at tokenization."""
@@ -350,10 +361,13 @@ class ForwardAuthorizationRequest(_message.Message):
         requester: _builtins.str = ...,
         billing_address: _common_pb2.Address | None = ...,
         three_d_secure_authenticated: _builtins.bool = ...,
+        off_session: _builtins.bool = ...,
+        setup_off_session: _builtins.bool = ...,
+        initial_network_transaction_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["billing_address", b"billing_address"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "billing_address", b"billing_address", "capture", b"capture", "currency", b"currency", "destination", b"destination", "purpose", b"purpose", "reference", b"reference", "requester", b"requester", "three_d_secure_authenticated", b"three_d_secure_authenticated", "vault_token", b"vault_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "billing_address", b"billing_address", "capture", b"capture", "currency", b"currency", "destination", b"destination", "initial_network_transaction_id", b"initial_network_transaction_id", "off_session", b"off_session", "purpose", b"purpose", "reference", b"reference", "requester", b"requester", "setup_off_session", b"setup_off_session", "three_d_secure_authenticated", b"three_d_secure_authenticated", "vault_token", b"vault_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -407,6 +421,7 @@ class ForwardedAuthorization(_message.Message):
     OPERATION_ID_FIELD_NUMBER: _builtins.int
     BYPASS_PENDING_FIELD_NUMBER: _builtins.int
     DISPUTE_EXPECTED_FIELD_NUMBER: _builtins.int
+    FEE_FIELD_NUMBER: _builtins.int
     approved: _builtins.bool
     authorization_id: _builtins.str
     """The destination's authorization id (for capture, void and refund); empty when declined."""
@@ -434,6 +449,11 @@ class ForwardedAuthorization(_message.Message):
     """Test-card hint from the acquirer: the funds skip the pending balance."""
     dispute_expected: _builtins.bool
     """Test-card hint from the acquirer: the payment succeeds, then is disputed as fraudulent."""
+    fee: _builtins.int
+    """Fee the destination withholds from what it captured in this step, in minor units (0 when
+    nothing was captured). Unset when the destination did not say, as in an answer the vault
+    stored before destinations reported it.
+    """
     def __init__(
         self,
         *,
@@ -453,12 +473,15 @@ class ForwardedAuthorization(_message.Message):
         operation_id: _builtins.str = ...,
         bypass_pending: _builtins.bool = ...,
         dispute_expected: _builtins.bool = ...,
+        fee: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "fee", b"fee"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "bypass_pending", b"bypass_pending", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "dispute_expected", b"dispute_expected", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "address_line1_check", b"address_line1_check", "address_postal_code_check", b"address_postal_code_check", "approved", b"approved", "authorization_code", b"authorization_code", "authorization_id", b"authorization_id", "bypass_pending", b"bypass_pending", "captured", b"captured", "code", b"code", "cvc_check", b"cvc_check", "decline_code", b"decline_code", "dispute_expected", b"dispute_expected", "fee", b"fee", "message", b"message", "network_status", b"network_status", "network_transaction_id", b"network_transaction_id", "operation_id", b"operation_id", "risk_level_hint", b"risk_level_hint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__fee: _TypeAlias = _typing.Literal["fee"]  # noqa: Y015
+    _WhichOneofArgType__fee: _TypeAlias = _typing.Literal["_fee", b"_fee"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fee) -> _WhichOneofReturnType__fee | None: ...
 
 Global___ForwardedAuthorization: _TypeAlias = ForwardedAuthorization  # noqa: Y015
 

@@ -3,6 +3,7 @@
 from remit.accounts.domain import KeyKind
 from remit.core import confirm_rules
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
+from remit.core.return_urls import refuse_invalid_return_url
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -248,6 +249,7 @@ def _refuse_before_storing_a_card(
     before the card is stored at the vault, so a refused request never stores one."""
     if not request.confirm or not isinstance(context.params.get("payment_method_data"), dict):
         return
+    refuse_invalid_return_url(request.return_url or None)
     automatic = (
         request.HasField("automatic_payment_methods") and request.automatic_payment_methods.enabled
     )

@@ -1,0 +1,97 @@
+"""`remit settlement-report`: one UTC day of the simulated acquirer's settlement, read from its
+database a page at a time and written as it is read, to stdout or, with `--output`, to a file
+that appears only once complete (`remit.core.atomic_file`). Exit codes: `remit.command_exits`.
+"""
+
+import asyncio
+import sys
+from datetime import date
+from pathlib import Path
+
+from remit.acquirer.service import AcquirerService, parse_settlement_date
+from remit.acquirer.settlement import CsvReport, JsonReport, ReportWriter
+from remit.acquirer.settlement_pages import MAX_PAGE_SIZE, SettlementCursor
+from remit.command_exits import EXIT_CLEAN, EXIT_REFUSED, internal_failure
+from remit.config import ConfigError, PlatformConfig
+from remit.core.atomic_file import AtomicFile
+from remit.core.errors import RemitError
+
+COMMAND = "settlement-report"
+
+
+def settlement_report_command(
+    config: PlatformConfig,
+    *,
+    raw_date: str,
+    output_format: str,
+    merchant_id: str | None,
+    output_path: str | None,
+) -> int:
+    try:
+        day = parse_settlement_date(raw_date)
+    except RemitError as error:
+        print(f"remit {COMMAND}: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    target: AtomicFile | None = None
+    if output_path is not None:
+        try:
+            # Before anything is read: a path that cannot be written is refused at once.
+            target = AtomicFile.create(Path(output_path))
+        except OSError as error:
+            print(
+                f"remit {COMMAND}: cannot write {output_path}: {error.strerror or error}",
+                file=sys.stderr,
+            )
+            return EXIT_REFUSED
+    try:
+        out = sys.stdout if target is None else target.handle
+        report: ReportWriter = (
+            JsonReport(out, day) if output_format == "json" else CsvReport(out, day, merchant_id)
+        )
+        _write(config, day, merchant_id, report)
+        if target is not None:
+            target.commit()
+        else:
+            out.flush()
+    except BaseException as error:
+        if target is not None:
+            target.discard()
+        if isinstance(error, ConfigError) or not isinstance(error, Exception):
+            raise  # a setting missing is refused input (`remit.cli.main`); Ctrl-C stays one
+        return internal_failure(COMMAND, error)
+    return EXIT_CLEAN
+
+
+def _write(
+    config: PlatformConfig, day: date, merchant_id: str | None, report: ReportWriter
+) -> None:
+    from remit.databases import resolve_databases
+    from remit.storage.engine import dispose, make_engine
+    from remit.storage.migrate import upgrade
+
+    resolved = resolve_databases(config)
+    try:
+        url = resolved.config.require_acquirer_database_url()
+        upgrade("acquirer", url)
+
+        async def read() -> None:
+            engine = make_engine(url, pool_size=1, application_name="remit-cli")
+            try:
+                service = AcquirerService(engine)
+                report.start()
+                after: SettlementCursor | None = None
+                while True:
+                    page = await service.settlement_page(
+                        day, merchant_id, after=after, limit=MAX_PAGE_SIZE
+                    )
+                    report.write(page.rows)
+                    if page.next is None:
+                        break
+                    after = page.next
+                report.finish()
+            finally:
+                await dispose(engine)
+
+        asyncio.run(read())
+    finally:
+        resolved.stop_embedded()

@@ -1,0 +1,59 @@
+"""Where a cardholder goes once a redirect (the 3-D Secure page) is done with them."""
+
+import re
+from typing import Final
+from urllib.parse import urlsplit
+
+from remit.core.errors import invalid
+
+# A scheme as RFC 3986 spells it. Apps' own schemes (`myapp://done`) are allowed, as on Stripe,
+# for payments made in mobile apps.
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+# Schemes that run or embed content where they are opened rather than take the cardholder
+# somewhere: the 3-D Secure page sends the cardholder to the return_url.
+_REFUSED_SCHEMES: Final = frozenset({"javascript", "data", "vbscript", "file", "blob"})
+MAX_RETURN_URL_LENGTH: Final = 2048
+
+
+def return_to(return_url: str, intent_id: str, client_secret: str) -> str:
+    """Stripe's way back: the merchant's return_url with the intent and its client secret
+    appended, which the merchant's page needs to look up how the payment ended."""
+    joiner = "&" if "?" in return_url else "?"
+    return (
+        f"{return_url}{joiner}payment_intent={intent_id}"
+        f"&payment_intent_client_secret={client_secret}"
+    )
+
+
+def return_url_problem(return_url: str, *, with_length: bool = True) -> str | None:
+    """What is wrong with `return_url` as a place to send a cardholder, or None: it must be
+    an absolute URL (a scheme, an app's own is fine; a host for http and https), without spaces
+    or control characters, and not of a scheme that runs code where it is opened."""
+    scheme, _, rest = return_url.partition(":")
+    if with_length and len(return_url) > MAX_RETURN_URL_LENGTH:
+        return f"it is longer than {MAX_RETURN_URL_LENGTH} characters"
+    if not rest or not _SCHEME.fullmatch(scheme):
+        return "an explicit scheme (such as https) must be provided"
+    if scheme.lower() in _REFUSED_SCHEMES:
+        return f"the {scheme.lower()} scheme is not allowed"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in return_url):
+        return "it contains spaces or control characters"
+    if scheme.lower() in ("http", "https") and not urlsplit(return_url).hostname:
+        return "it has no host"
+    return None
+
+
+def refuse_invalid_return_url(return_url: str | None) -> None:
+    """Refuse a `return_url` given to a payment as Stripe refuses a bad URL (`url_invalid`)."""
+    if return_url is None:
+        return
+    problem = return_url_problem(return_url)
+    if problem is not None:
+        raise invalid(f"Invalid URL: {problem}.", "return_url", code="url_invalid")
+
+
+def may_send_cardholder_to(url: str) -> bool:
+    """Whether the 3-D Secure page may link or redirect to `url` (a return_url with the
+    intent's parameters appended). Checked again where it is used: an intent stored before
+    return_urls were checked may hold one that is not."""
+    return return_url_problem(url, with_length=False) is None

@@ -1,0 +1,150 @@
+"""Attempts an intent leaves behind end `failed`, never `pending` for good.
+
+A confirmation makes its charge, `pending`, before 3-D Secure (docs/radar.md): the charge waits
+with its intent in `requires_action`, and, once authenticated, in `requires_confirmation` when
+the intent is confirmed manually. When the intent moves on without that attempt (it is
+canceled; an update of its amount, currency or payment method means it must be confirmed and
+authenticated again; or it is confirmed again with a new attempt), nothing else would ever
+finish the charge. It is finished here, in the transaction of the intent's change, under the
+intent's row lock, which every path that could still go on with the attempt takes too.
+
+No money moves. The payment is sent to the network for authorization only when the intent goes
+on with the attempt, to `processing`, and a cancel, an update or a confirmation never starts
+from `processing`. (For a card whose issuer asks for authentication, remit's simulated network
+answers a first, unauthenticated request with a soft decline, `authentication_required`; that
+authorizes nothing either.) So the ledger has nothing to post or release.
+
+What the charge then shows:
+- `failure_code`: Stripe's `payment_intent_authentication_failure` while the cardholder had not
+  authenticated (what Stripe reports when a cardholder leaves 3-D Secure unfinished, and what
+  remit answers for a challenge answered after it expired); `payment_intent_payment_attempt_failed`
+  for an authenticated attempt that was never confirmed. `failure_message` says what the intent
+  did.
+- `outcome`: `invalid` and `not_sent_to_network`: Stripe authenticates before it sends a payment
+  to the network, and this payment was never sent for authorization. Not `blocked`, which would
+  say that Radar stopped it. The risk level and score stay Radar's.
+- No event of its own (see `PaymentEvents.charge_changed`): Stripe has no charge for a payment
+  whose authentication was never completed, so it sends no `charge.failed` for it, and nothing
+  told of the pending charge either. Radar counts no decline for it (`attempt_settled`): the
+  attempt was given up, not declined.
+"""
+
+from dataclasses import replace
+from datetime import datetime
+from enum import Enum
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remit.payments.charges import Charge, ChargeStatus
+from remit.payments.domain import PaymentIntent, Status
+from remit.payments.ports import PaymentHooks
+from remit.payments.repository import ChargeRepository
+from remit.payments.risk import Authentication, RiskVerdict
+
+AUTHENTICATION_NOT_COMPLETED: Final = "payment_intent_authentication_failure"
+AUTHENTICATED_NOT_CONFIRMED: Final = "payment_intent_payment_attempt_failed"
+
+
+class LeftBy(Enum):
+    """How the intent moved on without the attempt: the end of the charge's failure_message."""
+
+    CANCELED = "the PaymentIntent was canceled"
+    UPDATED = "the PaymentIntent's amount, currency or payment method changed"
+    CONFIRMED_AGAIN = "the PaymentIntent was confirmed again with a new payment attempt"
+
+
+# The statuses in which an intent's latest charge may be a pending attempt that is not at the
+# network: waiting for its challenge, or authenticated and waiting for a manual confirmation.
+# (`requires_payment_method`: no path leaves one there, but none may go on with one either.)
+_WAITING: Final = frozenset(
+    {Status.REQUIRES_ACTION, Status.REQUIRES_CONFIRMATION, Status.REQUIRES_PAYMENT_METHOD}
+)
+
+
+def authenticated_for(
+    charge: Charge, *, payment_method_id: str | None, amount_minor: int, currency: str
+) -> bool:
+    """Whether the cardholder authenticated this attempt for a payment of that amount, in that
+    currency, with that payment method: then a manual confirmation goes on with it. The issuer
+    authenticated that payment and no other."""
+    return (
+        Authentication.from_json(charge.authentication).authenticated
+        and charge.payment_method_id == payment_method_id
+        and (charge.amount_minor, charge.currency) == (amount_minor, currency)
+    )
+
+
+def goes_on_with(intent: PaymentIntent, charge: Charge) -> bool:
+    """Whether `intent`, as it stands, may still finish `charge`'s attempt."""
+    if intent.latest_charge_id != charge.id:
+        return False
+    if intent.status in (Status.REQUIRES_ACTION, Status.PROCESSING):
+        return True  # its challenge waits, or the network is being asked
+    if intent.status is Status.REQUIRES_CONFIRMATION:
+        return authenticated_for(
+            charge,
+            payment_method_id=intent.payment_method_id,
+            amount_minor=intent.amount_minor,
+            currency=intent.currency,
+        )
+    return False
+
+
+def abandoned(charge: Charge, left_by: LeftBy, now: datetime) -> Charge:
+    """The pending `charge` as failed, its intent having moved on without it."""
+    if Authentication.from_json(charge.authentication).authenticated:
+        code = AUTHENTICATED_NOT_CONFIRMED
+        message = f"The payment was authenticated but never confirmed: {left_by.value}."
+    else:
+        code = AUTHENTICATION_NOT_COMPLETED
+        message = (
+            "The payment was abandoned before 3-D Secure authentication was completed: "
+            f"{left_by.value}."
+        )
+    verdict = RiskVerdict.from_json(charge.risk)
+    return replace(
+        charge,
+        status=ChargeStatus.FAILED,
+        failure_code=code,
+        failure_message=message,
+        outcome={
+            "type": "invalid",
+            "network_status": "not_sent_to_network",
+            "reason": None,
+            "risk_level": verdict.risk_level,
+            "risk_score": verdict.risk_score,
+            "rule": None,
+            "seller_message": f"This payment was never sent to the card network: {left_by.value} "
+            "before it was completed.",
+        },
+        network_result=None,
+        updated_at=now,
+    )
+
+
+async def finish_left_behind(
+    db: AsyncConnection,
+    hooks: PaymentHooks,
+    before: PaymentIntent,
+    after: PaymentIntent,
+    *,
+    left_by: LeftBy,
+    now: datetime,
+) -> Charge | None:
+    """Fail the attempt `before` waited on, if `after` no longer goes on with it; returns the
+    failed charge. Called with the intent's row locked, in the transaction that saves `after`,
+    before the hooks hear of the intent's change (the ledger's hook last)."""
+    charge_id = before.latest_charge_id
+    if charge_id is None or before.status not in _WAITING:
+        return None
+    if after.latest_charge_id == charge_id and after.status is Status.REQUIRES_ACTION:
+        return None  # its challenge still waits (a change of metadata, say): nothing to read
+    charges = ChargeRepository(db)
+    charge = await charges.get(before.account_id, charge_id, for_update=True)
+    if charge is None or charge.status is not ChargeStatus.PENDING or goes_on_with(after, charge):
+        return None
+    failed = abandoned(charge, left_by, now)
+    await charges.save(failed)
+    await hooks.charge_changed(db, charge, failed, after)
+    return failed

@@ -1,0 +1,113 @@
+"""`remit settlement-report --output`: the file holds a whole report, ending with its own count
+and totals, or is left as it was."""
+
+import asyncio
+import csv
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from remit.acquirer import report_command
+from remit.acquirer.service import AcquirerService
+from remit.cli import main
+from remit.core.clock import FixedClock
+from remit.storage.engine import dispose, make_engine
+from tests.conftest import _truncate_all
+from tests.integration.acquirer.support import NOW, authorization_request
+from tests.support.ports import free_port
+from tests.support.postgres import WorkerDatabases
+
+DAY = NOW.date().isoformat()
+
+
+@pytest.fixture
+def platform_env(
+    databases: WorkerDatabases, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[WorkerDatabases]:
+    monkeypatch.setenv("DATABASE_URL", databases.core_url)
+    monkeypatch.setenv("VAULT_DATABASE_URL", databases.vault_url)
+    monkeypatch.setenv("ACQUIRER_DATABASE_URL", databases.acquirer_url)
+    monkeypatch.setenv("REMIT_DATA_DIR", str(tmp_path / "data"))
+    yield databases
+
+    async def clean() -> None:
+        engine = make_engine(databases.acquirer_url, pool_size=1)
+        try:
+            await _truncate_all(engine)
+        finally:
+            await dispose(engine)
+
+    asyncio.run(clean())
+
+
+def settle(acquirer_url: str) -> None:
+    """Three usd captures and one in jpy."""
+
+    async def run() -> None:
+        engine = make_engine(acquirer_url, pool_size=1)
+        service = AcquirerService(engine, FixedClock(NOW))
+        try:
+            for n, (amount, currency) in enumerate([(1000, "usd"), (2000, "usd"), (500, "jpy"),
+                                                    (3000, "usd")]):  # fmt: skip
+                await service.authorize(
+                    authorization_request(
+                        reference=f"sale-{n}", amount_minor=amount, currency=currency,
+                        capture=True,
+                    )
+                )  # fmt: skip
+        finally:
+            await dispose(engine)
+
+    asyncio.run(run())
+
+
+def test_the_report_is_written_whole_with_its_trailer_and_replaces_the_old_one(
+    platform_env: WorkerDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of two rows: the report is written over several.
+    monkeypatch.setattr(report_command, "MAX_PAGE_SIZE", 2)
+    settle(platform_env.acquirer_url)
+    out_dir = tmp_path / "reports"
+    out_dir.mkdir()
+    path = out_dir / "settlement.csv"
+    path.write_text("an older report\n")
+    assert main(["settlement-report", "--date", DAY, "--output", str(path)]) == 0
+    lines = path.read_text().splitlines()
+    rows = list(csv.DictReader(lines[:-1]))
+    # All settled at one instant, so in the order of their operation ids.
+    assert sorted(row["reference"] for row in rows) == ["sale-0", "sale-1", "sale-2", "sale-3"]
+    assert [row["operation_id"] for row in rows] == sorted(row["operation_id"] for row in rows)
+    assert lines[-1] == (
+        f"# end date={DAY} rows=4 jpy.rows=1 jpy.amount=500 jpy.fee=8 "
+        "usd.rows=3 usd.amount=6000 usd.fee=90"
+    )
+    assert os.listdir(out_dir) == ["settlement.csv"]
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_at_once(
+    platform_env: WorkerDatabases, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-directory" / "settlement.csv"
+    assert main(["settlement-report", "--date", DAY, "--output", str(missing)]) == 2
+    assert f"cannot write {missing}" in capsys.readouterr().err
+    assert not missing.parent.exists()
+
+
+def test_a_report_that_fails_part_way_leaves_the_file_as_it_was(
+    platform_env: WorkerDatabases, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("ACQUIRER_DATABASE_URL", f"postgresql://remit@127.0.0.1:{free_port()}/x")
+    out_dir = tmp_path / "reports"
+    out_dir.mkdir()
+    path = out_dir / "settlement.json"
+    path.write_text("yesterday's report\n")
+    command = ["settlement-report", "--date", DAY, "--format", "json", "--output", str(path)]
+    assert main(command) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("remit settlement-report: internal error")
+    assert "Traceback" not in err
+    assert path.read_text() == "yesterday's report\n"
+    assert os.listdir(out_dir) == ["settlement.json"]

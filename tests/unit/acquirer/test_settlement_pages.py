@@ -1,0 +1,66 @@
+"""Page sizes and page tokens of the settlement report."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from remit.acquirer.settlement_pages import (
+    MAX_PAGE_SIZE,
+    SettlementCursor,
+    cursor_from_token,
+    page_limit,
+    page_token,
+)
+from remit.core.errors import ErrorKind, RemitError
+from remit_api.acquirer.v1 import acquirer_pb2 as pb
+
+DAY = date(2031, 3, 14)
+CURSOR = SettlementCursor(datetime(2031, 3, 14, 23, 59, 59, 999_999, tzinfo=UTC), "op_1Last")
+# gRPC's default receive limit.
+DEFAULT_MESSAGE_LIMIT = 4 * 1024 * 1024
+
+
+def test_a_page_is_capped_and_zero_means_every_row() -> None:
+    assert page_limit(0) is None
+    assert page_limit(1) == 1
+    assert page_limit(10**9) == MAX_PAGE_SIZE
+    with pytest.raises(RemitError) as refused:
+        page_limit(-1)
+    assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, "page_size")
+
+
+def test_a_full_page_of_the_largest_rows_stays_well_under_the_message_limit() -> None:
+    row = pb.SettlementRow(
+        kind=pb.SETTLEMENT_KIND_CAPTURE,
+        reference="r" * 255,  # the longest reference the acquirer takes
+        # Ids are a prefix and about 24 characters; these are longer.
+        authorization_id="auth_" + "a" * 40,
+        operation_id="op_" + "o" * 40,
+        amount=99_999_999,
+        currency="usd",
+        fee=1_500_000,
+        merchant_id="acct_" + "m" * 40,
+    )
+    row.settled_at.FromDatetime(CURSOR.settled_at)
+    page = pb.GetSettlementReportResponse(
+        date=DAY.isoformat(), rows=[row] * MAX_PAGE_SIZE, next_page_token="t" * 300
+    )
+    assert page.ByteSize() < DEFAULT_MESSAGE_LIMIT * 0.6
+
+
+def test_a_token_carries_its_cursor_to_the_same_report_only() -> None:
+    token = page_token(CURSOR, DAY, "acct_1A")
+    assert cursor_from_token(token, DAY, "acct_1A") == CURSOR
+    assert cursor_from_token("", DAY, "acct_1A") is None
+    for day, merchant in [(date(2031, 3, 15), "acct_1A"), (DAY, None), (DAY, "acct_1B")]:
+        with pytest.raises(RemitError) as refused:
+            cursor_from_token(token, day, merchant)
+        assert refused.value.param == "page_token"
+
+
+@pytest.mark.parametrize("token", ["not base64!", "bm90IGpzb24=", "W10=", "e30="])
+def test_a_token_this_report_did_not_make_is_refused(token: str) -> None:
+    # Not base64, not JSON, a JSON list, an empty object.
+    with pytest.raises(RemitError) as refused:
+        cursor_from_token(token, DAY, None)
+    assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, "page_token")

@@ -1,0 +1,61 @@
+"""Where a cardholder may be sent back to: absolute URLs of any scheme (apps have their own),
+never one that runs code where it is opened."""
+
+import pytest
+
+from remit.core.errors import RemitError
+from remit.core.return_urls import may_send_cardholder_to, refuse_invalid_return_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example/return",
+        "http://localhost:3000/done?order=12",
+        "https://shop.example/return#top",
+        "myapp://payments/done",
+        "com.example.shop://stripe-redirect",
+        None,
+    ],
+)
+def test_absolute_urls_of_any_sending_scheme_are_accepted(url: str | None) -> None:
+    refuse_invalid_return_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("javascript:alert(document.cookie)", "javascript scheme is not allowed"),
+        ("JavaScript:alert(1)", "javascript scheme is not allowed"),
+        ("data:text/html;base64,PHNjcmlwdD4=", "data scheme is not allowed"),
+        ("vbscript:msgbox", "vbscript scheme is not allowed"),
+        ("file:///etc/passwd", "file scheme is not allowed"),
+        ("shop.example/return", "explicit scheme"),
+        ("/return", "explicit scheme"),
+        ("", "explicit scheme"),
+        ("https://", "no host"),
+        ("https:///path", "no host"),
+        ("https://shop.example/a b", "spaces or control characters"),
+        ("https://shop.example/\r\nSet-Cookie: a=b", "spaces or control characters"),
+        ("https://shop.example/" + "a" * 2048, "longer than 2048"),
+    ],
+)
+def test_other_urls_are_refused_as_url_invalid(url: str, why: str) -> None:
+    with pytest.raises(RemitError) as raised:
+        refuse_invalid_return_url(url)
+    assert (raised.value.code, raised.value.param) == ("url_invalid", "return_url")
+    assert why in raised.value.message
+
+
+def test_the_3d_secure_page_neither_links_nor_redirects_to_a_url_that_runs_code() -> None:
+    """An intent stored before return_urls were checked may hold one: checked again at use,
+    where a return_url with the intent's parameters appended may pass 2048 characters."""
+    from remit.rest.three_d_secure import _return_link
+    from remit_api.payments.v1 import payments_pb2 as pb
+
+    assert may_send_cardholder_to("https://shop.example/r?payment_intent=pi_1" + "x" * 2100)
+    assert not may_send_cardholder_to("javascript:alert(1)//?payment_intent=pi_1")
+    stored = pb.ThreeDSecureChallenge(return_url="javascript:alert(document.cookie)")
+    assert _return_link(stored) == ""
+    good = pb.ThreeDSecureChallenge(return_url="https://shop.example/back")
+    assert "href='https://shop.example/back'" in _return_link(good)
