@@ -1,4 +1,4 @@
-"""A posting plans nothing once its connection is warm (core migration 0030_ledger_post_plans):
+"""A posting plans nothing once its connection is warm (core migration 0035_ledger_post_plans):
 every statement of `ledger_post` keeps the plan it was given the first time, instead of one of
 them being planned again on every call."""
 
@@ -123,14 +123,14 @@ def _definition(url: str) -> str:
 
 
 def test_the_migration_changes_ledger_post_and_takes_it_back(scratch_core: str) -> None:
-    upgrade("core", scratch_core, "0029_idempotency_unfinished")
+    upgrade("core", scratch_core, "0034_reconciliation_runs")
     before = _definition(scratch_core)
-    upgrade("core", scratch_core, "0030_ledger_post_plans")
+    upgrade("core", scratch_core, "0035_ledger_post_plans")
     after = _definition(scratch_core)
     assert "SET plan_cache_mode TO 'force_generic_plan'" in after
     assert "IF false = ANY(v_found) THEN" in after
     assert "PERFORM ledger_wait_turn(p_account_id);" in after  # the turn stays first
-    command.downgrade(alembic_config("core", scratch_core), "0029_idempotency_unfinished")
+    command.downgrade(alembic_config("core", scratch_core), "0034_reconciliation_runs")
     # Exactly the function as it was, to the byte (and without the setting).
     assert _definition(scratch_core) == before
     upgrade("core", scratch_core)

@@ -18,14 +18,14 @@ remains is the rows it must lock and write, their indexes and their foreign-key 
    nothing but the first time; it now runs only when one of them is missing (4% of the
    function's instructions).
 
-Revision ID: 0030_ledger_post_plans
-Revises: 0029_idempotency_unfinished
+Revision ID: 0035_ledger_post_plans
+Revises: 0034_reconciliation_runs
 """
 
 from alembic import op
 
-revision = "0030_ledger_post_plans"
-down_revision = "0029_idempotency_unfinished"
+revision = "0035_ledger_post_plans"
+down_revision = "0034_reconciliation_runs"
 branch_labels = None
 depends_on = None
 
