@@ -1,4 +1,4 @@
-"""Core migration 0035 gives the charges whose 3-D Secure challenge failed, or was answered after
+"""Core migration 0036 gives the charges whose 3-D Secure challenge failed, or was answered after
 it expired, the outcome the 3-D Secure service gives them since (never sent to the network), and
 touches no other charge."""
 
@@ -24,8 +24,8 @@ from tests.integration.test_abandoned_attempts_migration import (
 )
 from tests.support.postgres import scratch_database
 
-_BEFORE = "0034_reconciliation_runs"
-_FILLING = "0035_unauthenticated_outcomes"
+_BEFORE = "0035_ledger_post_plans"
+_FILLING = "0036_unauthenticated_outcomes"
 _RISK: dict[str, object] = {
     "action": "request_three_d_secure",
     "risk_level": "elevated",

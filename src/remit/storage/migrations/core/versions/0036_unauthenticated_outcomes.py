@@ -16,14 +16,14 @@ locks the row and writes back what it read, so a plain UPDATE in batches
 (`remit.storage.batched_backfill`) is enough; it touches only charges without an outcome, so a
 run stopped part-way finishes the rest when run again. The texts are those of this revision.
 
-Revision ID: 0035_unauthenticated_outcomes
-Revises: 0034_reconciliation_runs
+Revision ID: 0036_unauthenticated_outcomes
+Revises: 0035_ledger_post_plans
 """
 
 from remit.storage.batched_backfill import backfill_in_batches
 
-revision = "0035_unauthenticated_outcomes"
-down_revision = "0034_reconciliation_runs"
+revision = "0036_unauthenticated_outcomes"
+down_revision = "0035_ledger_post_plans"
 branch_labels = None
 depends_on = None
 
