@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 from remit.grpcutil.internal_auth import internal_sync_channel
 from remit.storage.embedded import to_sqlalchemy_url
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
+from remit_api.payments.v1 import payments_pb2, payments_pb2_grpc
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
 
@@ -1008,3 +1009,49 @@ def test_a_create_leaves_out_metadata_keys_given_empty(
         response = httpx.post(platform.api_base + path, data={**extra, **body}, headers=headers)
         assert response.status_code == 200, response.text
         assert response.json()["metadata"] == {"order": "A-1"}
+
+
+def _network_transaction_id(charge: stripe.Charge) -> str | None:
+    assert charge.payment_method_details is not None
+    assert charge.payment_method_details.card is not None
+    return charge.payment_method_details.card.network_transaction_id
+
+
+def test_a_charge_that_reached_the_network_shows_its_network_transaction_id(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """`payment_method_details.card.network_transaction_id` is the network's id of the
+    transaction, as its authorization answer gave it: approved or declined by the network
+    alike. A charge never sent to the network (blocked before it) has none. gRPC callers read
+    the same value, and so does an account pinned to an old version (Stripe added the field
+    without a version change)."""
+    paid = client.v1.charges.retrieve(str(_paid(client, 1200).latest_charge))
+    approved = _network_transaction_id(paid)
+    assert approved is not None
+    assert approved.isdigit()
+    declined = client.v1.charges.retrieve(str(_declined(client).charge))
+    assert declined.outcome is not None
+    assert declined.outcome.network_status == "declined_by_network"
+    assert _network_transaction_id(declined) not in (None, approved)
+    with pytest.raises(stripe.CardError) as blocked:
+        _paid(client, 1200, payment_method="pm_card_chargeDeclinedFraudulent")
+    assert blocked.value.error is not None
+    never_sent = client.v1.charges.retrieve(str(blocked.value.error.charge))
+    assert never_sent.outcome is not None
+    assert never_sent.outcome.network_status == "not_sent_to_network"
+    assert _network_transaction_id(never_sent) is None
+
+    old = client.v1.charges.retrieve(paid.id, options={"stripe_version": "2015-01-26"})
+    assert _network_transaction_id(old) == approved
+    metadata = (("remit-account-id", account.id),)
+    with internal_sync_channel(platform.core.target, platform.internal_access) as channel:
+        stub = payments_pb2_grpc.PaymentsServiceStub(channel)
+        over_grpc = {
+            charge_id: stub.GetCharge(
+                payments_pb2.GetChargeRequest(id=charge_id), metadata=metadata, timeout=10
+            ).charge.payment_method_details.card
+            for charge_id in (paid.id, declined.id, never_sent.id)
+        }
+    assert over_grpc[paid.id].network_transaction_id == approved
+    assert over_grpc[declined.id].network_transaction_id == _network_transaction_id(declined)
+    assert not over_grpc[never_sent.id].HasField("network_transaction_id")

@@ -167,6 +167,53 @@ def test_a_challenge_abandoned_and_its_intent_canceled_leaves_a_failed_charge(
     assert _acquirer_answers(platform, account, charge_id) == [(charge_id, False, "card_declined")]
 
 
+def test_a_failed_challenge_fails_its_charge_as_never_sent_to_the_network(
+    client: stripe.StripeClient,
+) -> None:
+    """The cardholder presses "fail": the merchant hears of it as from Stripe, through the
+    intent (`payment_intent.payment_failed`, `payment_intent_authentication_failure`). The
+    charge remit made for the attempt ends as one the intent left behind: `failed`, with an
+    outcome saying it never reached the network, and no `charge.failed` of its own (Stripe has
+    no charge for a payment whose authentication failed)."""
+    intent = pay(client, "pm_card_authenticationRequired")
+    assert answer(challenge_url(intent), "fail").status_code == 303
+    failed = client.v1.payment_intents.retrieve(intent.id)
+    assert failed.status == "requires_payment_method"
+    error = failed.last_payment_error
+    assert error is not None
+    assert (error.code, error.charge) == ("payment_intent_authentication_failure", None)
+
+    charge = client.v1.charges.retrieve(str(intent.latest_charge))
+    assert (charge.status, charge.paid, charge.failure_code) == (
+        "failed",
+        False,
+        "payment_intent_authentication_failure",
+    )
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.network_status, charge.outcome.reason) == (
+        "invalid",
+        "not_sent_to_network",
+        None,
+    )
+    assert charge.outcome.seller_message == (
+        "This payment was never sent to the card network: the cardholder failed 3-D Secure "
+        "authentication."
+    )
+    assert charge.payment_method_details is not None
+    card = charge.payment_method_details.card
+    assert card is not None
+    assert card.three_d_secure is not None
+    assert card.three_d_secure.result == "failed"
+    assert card.network_transaction_id is None
+    kinds = [event.type for event in client.v1.events.list(params={"limit": 100}).data]
+    assert sorted(kinds) == [
+        "payment_intent.created",
+        "payment_intent.payment_failed",
+        "payment_intent.requires_action",
+    ]
+    assert client.v1.balance_transactions.list().data == []
+
+
 def _acquirer_answers(
     platform: RunningPlatform, account: TestAccount, charge_id: str
 ) -> list[tuple[str, bool, str | None]]:
@@ -191,6 +238,74 @@ def _acquirer_answers(
     finally:
         engine.dispose()
     return [(str(row.reference), bool(row.approved), row.code) for row in rows]
+
+
+def sdk_challenge_url(intent: Any) -> str:
+    """The challenge of an intent without a return_url: for the client's SDK to show."""
+    assert intent.status == "requires_action"
+    action = intent.next_action
+    assert (action.type, action.redirect_to_url) == ("use_stripe_sdk", None)
+    sdk = action.use_stripe_sdk.to_dict()
+    assert set(sdk) == {"type", "stripe_js", "source"}
+    assert sdk["type"] == "three_d_secure_redirect"
+    url: str = sdk["stripe_js"]
+    assert url.endswith(f"/{sdk['source']}")
+    assert sdk["source"].startswith("tdsc_")
+    return url
+
+
+def test_without_a_return_url_the_challenge_is_for_the_sdk_to_show(
+    client: stripe.StripeClient,
+) -> None:
+    """An intent that never redirects (`allow_redirects=never`) needs no return_url. With none
+    to send the cardholder back to, Stripe's next_action is `use_stripe_sdk`: the client's SDK
+    shows the challenge in place. Its hash is opaque in Stripe's API; remit's holds the
+    challenge page, which then only says how it ended."""
+    params: Any = {
+        "amount": 2000,
+        "currency": "usd",
+        "payment_method": "pm_card_authenticationRequired",
+        "confirm": True,
+        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+    }
+    intent = client.v1.payment_intents.create(params=params)
+    url = sdk_challenge_url(intent)
+    assert sdk_challenge_url(client.v1.payment_intents.retrieve(intent.id)) == url
+    answered = answer(url, "succeed")
+    assert (answered.status_code, "Authentication complete" in answered.text) == (200, True)
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert (paid.status, paid.next_action, paid.amount_received) == ("succeeded", None, 2000)
+
+
+def test_a_card_only_intent_confirmed_without_a_return_url_is_for_the_sdk_at_any_version(
+    client: stripe.StripeClient, account: TestAccount, platform: RunningPlatform
+) -> None:
+    """An intent created before 2023-08-16 accepts cards only, so it is confirmed without a
+    return_url: `use_stripe_sdk` as well, shown under `next_source_action` before 2019-02-11.
+    Given one, `redirect_to_url` as before."""
+    created = client.v1.payment_intents.create(
+        params={"amount": 2000, "currency": "usd"}, options={"stripe_version": "2022-11-15"}
+    )
+    assert created.automatic_payment_methods is None
+    confirmed = client.v1.payment_intents.confirm(
+        created.id, params={"payment_method": "pm_card_authenticationRequired"}
+    )
+    url = sdk_challenge_url(confirmed)
+    assert confirmed.next_action is not None
+    headers = {"Authorization": f"Bearer {account.secret_key}", "Stripe-Version": "2018-11-08"}
+    with httpx.Client(timeout=30) as http:
+        old = http.get(f"{platform.api_base}/v1/payment_intents/{created.id}", headers=headers)
+    assert old.status_code == 200
+    assert old.json()["next_source_action"] == confirmed.next_action.to_dict()
+    assert old.json()["status"] == "requires_source_action"
+
+    redirected = pay(
+        client, "pm_card_authenticationRequired", automatic_payment_methods={"enabled": False}
+    )
+    assert redirected.next_action.type == "redirect_to_url"
+    assert redirected.next_action.use_stripe_sdk is None
+    assert redirected.next_action.redirect_to_url.return_url == RETURN_URL
+    assert answer(url, "fail").status_code == 200
 
 
 def test_the_insufficient_funds_card_is_declined_after_its_challenge_passes(

@@ -19,7 +19,10 @@ def payment_intent(
     status: int = pb.PAYMENT_INTENT_STATUS_SUCCEEDED,
     latest_charge: str | None = "ch_3Example",
     with_next_action: bool = False,
+    for_the_sdk: bool = False,
 ) -> pb.PaymentIntent:
+    """`with_next_action`: 3-D Secure as a redirect, or, `for_the_sdk`, as `use_stripe_sdk`
+    (what an intent without a return_url gets)."""
     intent = pb.PaymentIntent(
         id=id,
         amount=2000,
@@ -36,7 +39,18 @@ def payment_intent(
     )
     if latest_charge is not None:
         intent.latest_charge = latest_charge
-    if with_next_action:
+    if with_next_action and for_the_sdk:
+        intent.next_action.CopyFrom(
+            pb.NextAction(
+                type="use_stripe_sdk",
+                use_stripe_sdk=pb.UseStripeSdk(
+                    type="three_d_secure_redirect",
+                    stripe_js="https://remit.test/three_d_secure/acct_1/tdsc_abc",
+                    source="tdsc_abc",
+                ),
+            )
+        )
+    elif with_next_action:
         intent.next_action.CopyFrom(
             pb.NextAction(
                 type="redirect_to_url",
@@ -144,6 +158,13 @@ def examples() -> dict[str, JsonObject]:
         "payment_intent": intent,
         "payment_intent_requiring_action": to_json(
             payment_intent(status=pb.PAYMENT_INTENT_STATUS_REQUIRES_ACTION, with_next_action=True)
+        ),
+        "payment_intent_requiring_action_of_the_sdk": to_json(
+            payment_intent(
+                status=pb.PAYMENT_INTENT_STATUS_REQUIRES_ACTION,
+                with_next_action=True,
+                for_the_sdk=True,
+            )
         ),
         "payment_intent_without_charge": to_json(
             payment_intent(

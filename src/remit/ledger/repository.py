@@ -128,9 +128,9 @@ _WRITE_JSON = frozenset(
 )
 _WRITE_TRANSACTION = Statement(_WRITE_PARTS + _WRITE_RESULT, _WRITE_JSON)
 
-# A whole POSTED or PENDING posting in one statement (core migration 0010_ledger_post): the
-# chain head is locked on the server and released at the commit, with no round trip to the
-# client in between.
+# A whole POSTED or PENDING posting in one statement (core migration 0010_ledger_post; its
+# current body is 0035_ledger_post_plans'): the chain head is locked on the server and released
+# at the commit, with no round trip to the client in between.
 _POSTED = """
 WITH posted AS (
     SELECT * FROM ledger_post(

@@ -20,13 +20,15 @@ What the charge then shows:
   remit answers for a challenge answered after it expired); `payment_intent_payment_attempt_failed`
   for an authenticated attempt that was never confirmed. `failure_message` says what the intent
   did.
-- `outcome`: `invalid` and `not_sent_to_network`: Stripe authenticates before it sends a payment
-  to the network, and this payment was never sent for authorization. Not `blocked`, which would
-  say that Radar stopped it. The risk level and score stay Radar's.
+- `outcome`: `invalid` and `not_sent_to_network` (`remit.payments.never_authenticated`): Stripe
+  authenticates before it sends a payment to the network, and this payment was never sent for
+  authorization. Not `blocked`, which would say that Radar stopped it. The risk level and score
+  stay Radar's.
 - No event of its own (see `PaymentEvents.charge_changed`): Stripe has no charge for a payment
   whose authentication was never completed, so it sends no `charge.failed` for it, and nothing
   told of the pending charge either. Radar counts no decline for it (`attempt_settled`): the
-  attempt was given up, not declined.
+  attempt was given up, not declined. (A challenge the cardholder fails ends its charge the same
+  way, but Radar counts that one: see `remit.radar.authentication`.)
 """
 
 from dataclasses import replace
@@ -38,9 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payments.charges import Charge, ChargeStatus
 from remit.payments.domain import PaymentIntent, Status
+from remit.payments.never_authenticated import never_sent_outcome
 from remit.payments.ports import PaymentHooks
 from remit.payments.repository import ChargeRepository
-from remit.payments.risk import Authentication, RiskVerdict
+from remit.payments.risk import Authentication
 
 AUTHENTICATION_NOT_COMPLETED: Final = "payment_intent_authentication_failure"
 AUTHENTICATED_NOT_CONFIRMED: Final = "payment_intent_payment_attempt_failed"
@@ -102,22 +105,12 @@ def abandoned(charge: Charge, left_by: LeftBy, now: datetime) -> Charge:
             "The payment was abandoned before 3-D Secure authentication was completed: "
             f"{left_by.value}."
         )
-    verdict = RiskVerdict.from_json(charge.risk)
     return replace(
         charge,
         status=ChargeStatus.FAILED,
         failure_code=code,
         failure_message=message,
-        outcome={
-            "type": "invalid",
-            "network_status": "not_sent_to_network",
-            "reason": None,
-            "risk_level": verdict.risk_level,
-            "risk_score": verdict.risk_score,
-            "rule": None,
-            "seller_message": f"This payment was never sent to the card network: {left_by.value} "
-            "before it was completed.",
-        },
+        outcome=never_sent_outcome(charge, f"{left_by.value} before it was completed."),
         network_result=None,
         updated_at=now,
     )

@@ -15,6 +15,7 @@ from remit.core.jsonview import JsonObject, to_json
 from remit.payments.charges import Charge, ChargeStatus, Refund
 from remit.payments.domain import PaymentIntent, Status
 from remit.payments.grpc import charge_message, payment_intent_message, refund_message
+from remit.payments.never_authenticated import ended_unauthenticated
 from remit.payments.requests import current_request
 from remit.webhooks.outbox import record_event
 
@@ -36,12 +37,18 @@ def _redescribed(before: Charge, after: Charge) -> bool:
 
 
 def _failed_the_intent(charge: Charge, intent: PaymentIntent) -> bool:
-    """Whether the failed charge is its intent's failed payment (declined, or its challenge
-    failed: the intent back in `requires_payment_method` with it), which Stripe tells of with
-    charge.failed. An attempt the intent left behind (canceled, updated, confirmed again:
-    `remit.payments.abandoned_attempts`) is not: Stripe has no charge for a payment whose
-    authentication was never completed, so it sends no event for one."""
-    return intent.status is Status.REQUIRES_PAYMENT_METHOD and intent.latest_charge_id == charge.id
+    """Whether the failed charge is its intent's failed payment (declined: the intent back in
+    `requires_payment_method` with it), which Stripe tells of with charge.failed. An attempt
+    that ended before the network for want of 3-D Secure is not, whether its challenge failed
+    or the intent left it behind (canceled, updated, confirmed again:
+    `remit.payments.abandoned_attempts`): Stripe has no charge for a payment whose
+    authentication was never completed, so it sends no event for one
+    (`remit.payments.never_authenticated`); `payment_intent.payment_failed` tells of it."""
+    return (
+        intent.status is Status.REQUIRES_PAYMENT_METHOD
+        and intent.latest_charge_id == charge.id
+        and not ended_unauthenticated(charge.authentication)
+    )
 
 
 def changed_attributes(before: JsonObject, after: JsonObject) -> JsonObject:

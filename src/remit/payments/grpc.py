@@ -269,6 +269,13 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
                 message.next_action.redirect_to_url,
                 {name: _str_or_none(redirect.get(name)) for name in ("url", "return_url")},
             )
+        sdk = intent.next_action.get("use_stripe_sdk")
+        if isinstance(sdk, Mapping):
+            message.next_action.use_stripe_sdk.SetInParent()
+            _set_optional(
+                message.next_action.use_stripe_sdk,
+                {name: _str_or_none(sdk.get(name)) for name in ("type", "stripe_js", "source")},
+            )
     if intent.review_id is not None:
         message.review = intent.review_id
     return message
@@ -347,6 +354,12 @@ def charge_message(charge: Charge, refunds: ChargeRefunds = NOT_READ) -> pb.Char
         value = result.get(check)
         if isinstance(value, str) and value in _CHECK:
             setattr(details.checks, check, _CHECK[value])
+    # The network's id of the transaction, kept from its authorization answer: only an attempt
+    # that reached the network has one (approved or declined); one stopped before it (blocked,
+    # waiting for or failing 3-D Secure) has none, and renders null.
+    _set_optional(
+        details, {"network_transaction_id": _str_or_none(result.get("network_transaction_id"))}
+    )
     _set_optional(
         message,
         {

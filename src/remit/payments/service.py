@@ -85,6 +85,7 @@ from remit.payments.network import (
     with_capture_fee,
 )
 from remit.payments.ports import (
+    Challenge,
     ChargeableCard,
     HookChain,
     NewCard,
@@ -1204,7 +1205,7 @@ class PaymentsService:
                 )
                 after = transition(
                     intent,
-                    ActionRequired(at=now, next_action=redirect_action(challenge.url, intent)),
+                    ActionRequired(at=now, next_action=authentication_action(challenge, intent)),
                 )
             elif result.get("approved"):
                 captured = bool(result.get("captured"))
@@ -2150,11 +2151,25 @@ def _decline_of(
     )
 
 
-def redirect_action(url: str, intent: PaymentIntent) -> dict[str, object]:
-    """Stripe's `next_action` sending the cardholder to the 3-D Secure page."""
+def authentication_action(challenge: Challenge, intent: PaymentIntent) -> dict[str, object]:
+    """Stripe's `next_action` for the 3-D Secure page. With a `return_url` to send the
+    cardholder back to, `redirect_to_url`. Without one (`allow_redirects=never`, or an intent
+    that accepts cards only), a redirect would strand the cardholder, and Stripe answers
+    `use_stripe_sdk`: the client's SDK authenticates in place. Stripe documents that hash as
+    opaque and for Stripe.js alone; remit's says where the page is, which a client opens in a
+    frame or a window of its own."""
+    if intent.return_url:
+        return {
+            "type": "redirect_to_url",
+            "redirect_to_url": {"url": challenge.url, "return_url": intent.return_url},
+        }
     return {
-        "type": "redirect_to_url",
-        "redirect_to_url": {"url": url, "return_url": intent.return_url},
+        "type": "use_stripe_sdk",
+        "use_stripe_sdk": {
+            "type": "three_d_secure_redirect",
+            "stripe_js": challenge.url,
+            "source": challenge.id,
+        },
     }
 
 

@@ -10,7 +10,13 @@ never authorizes twice.
 Passing continues the payment: to the network at once, or to `requires_confirmation` when the
 intent is confirmed manually (the next confirm continues the same authenticated attempt).
 Failing, or answering after the challenge expired, returns the intent to
-`requires_payment_method` with `payment_intent_authentication_failure`.
+`requires_payment_method` with `payment_intent_authentication_failure`
+(`payment_intent.payment_failed`). Its charge fails as never sent to the network
+(`remit.payments.never_authenticated`): outcome `invalid` / `not_sent_to_network`, and no
+`charge.failed`, since Stripe has no charge for a payment whose authentication failed; the
+intent's `last_payment_error` names none either. Unlike an attempt the intent merely leaves
+behind, Radar counts it as a decline of the card (`attempt_settled`): a cardholder failing
+authentication, again and again, is what testing stolen cards looks like.
 """
 
 from collections.abc import Callable
@@ -32,6 +38,7 @@ from remit.payments.domain import (
     transition,
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
+from remit.payments.never_authenticated import never_sent_outcome
 from remit.payments.ports import PaymentHooks, PaymentMethodSource, RadarGate, attempt_facts
 from remit.payments.repository import ChargeRepository, PaymentIntentRepository
 from remit.payments.risk import AUTHENTICATION_FAILURE_MESSAGE, Authentication
@@ -40,6 +47,12 @@ from remit.radar.challenges import ChallengeRepository, ChallengeStatus, ThreeDS
 
 ENDPOINT: Final = "CompleteThreeDSecureChallenge"
 AUTHENTICATION_FAILURE: Final = "payment_intent_authentication_failure"
+# Why the payment was never sent to the network, by how its challenge ended: the end of the
+# charge's `outcome.seller_message`.
+_NEVER_AUTHENTICATED: Final = {
+    ChallengeStatus.FAILED: "the cardholder failed 3-D Secure authentication.",
+    ChallengeStatus.EXPIRED: "its 3-D Secure challenge expired before the cardholder answered it.",
+}
 
 Build = Callable[[ThreeDSChallenge, PaymentIntent], bytes]
 
@@ -210,6 +223,7 @@ class ThreeDSecureService:
                 failure_code=AUTHENTICATION_FAILURE,
                 failure_message=AUTHENTICATION_FAILURE_MESSAGE,
                 authentication=replace(authentication, result="failed").as_json(),
+                outcome=never_sent_outcome(charge, _NEVER_AUTHENTICATED[status]),
                 network_result=None,
                 updated_at=now,
             )

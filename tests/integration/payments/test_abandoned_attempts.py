@@ -2,7 +2,8 @@
 or authenticated and waiting for a manual confirmation) ends `failed` in the transaction of the
 intent's change: canceled, updated so that it must be confirmed again, or confirmed again with a
 new attempt. Nothing was authorized for it, so nothing reaches the ledger, and no charge.failed
-is recorded (Stripe has no charge for a payment never authenticated).
+is recorded (Stripe has no charge for a payment never authenticated). A challenge the cardholder
+fails, or answers too late, ends its charge the same way.
 
 Real PostgreSQL, the core's hooks (events, the ledger), Radar, and an in-process network."""
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
+from remit.core.errors import RemitError
 from remit.payments.charges import Charge, ChargeStatus
 from remit.payments.domain import (
     CancellationReason,
@@ -25,6 +27,7 @@ from remit.payments.domain import (
 )
 from remit.payments.grpc import payment_intent_message
 from remit.payments.idempotency import KeyRecord
+from remit.payments.risk import AUTHENTICATION_FAILURE_MESSAGE
 from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService
 from remit.payments.wiring import payment_hooks
 from remit.radar.authentication import ThreeDSecureService
@@ -456,3 +459,80 @@ async def test_a_new_confirmation_stopped_after_its_attempt_began_leaves_no_pend
         paid.latest_charge_id: ChargeStatus.SUCCEEDED,
     }
     assert await _charge(parts, account_id, left.id) == left
+
+
+async def _answer_challenge(
+    parts: Parts, account_id: str, intent: PaymentIntent, *, passed: bool
+) -> PaymentIntent:
+    challenge = await _challenge_of(parts, account_id, intent)
+    done = await parts.three_d_secure.complete(
+        account_id, challenge.id, passed=passed, build=lambda c, i: i.status.value.encode()
+    )
+    assert isinstance(done, Done)
+    return done.value[1]
+
+
+@pytest.mark.parametrize(
+    ("late", "why"),
+    [
+        (False, "the cardholder failed 3-D Secure authentication."),
+        (True, "its 3-D Secure challenge expired before the cardholder answered it."),
+    ],
+)
+async def test_a_failed_or_expired_challenge_fails_its_charge_as_never_sent_to_the_network(
+    parts: Parts, account_id: str, clock: FixedClock, late: bool, why: str
+) -> None:
+    """The cardholder fails the challenge, or passes it too late: the intent goes back to
+    `requires_payment_method` with `payment_intent_authentication_failure`, its events as
+    before. Its charge ends as an attempt the intent leaves behind does: never sent to the
+    network (`invalid` / `not_sent_to_network`), and no charge.failed, since Stripe has no
+    charge for a payment whose authentication failed; the intent's error names none."""
+    intent = await _waiting_for_its_challenge(parts, account_id, "pay")
+    if late:
+        clock.advance(2 * 3600)
+    after = await _answer_challenge(parts, account_id, intent, passed=late)
+    assert after.status is Status.REQUIRES_PAYMENT_METHOD
+    assert after.last_payment_error is not None
+    assert after.last_payment_error["code"] == "payment_intent_authentication_failure"
+    assert "charge" not in after.last_payment_error
+    charge = await _charge(parts, account_id, intent.latest_charge_id)
+    _assert_abandoned(
+        charge, "payment_intent_authentication_failure", AUTHENTICATION_FAILURE_MESSAGE
+    )
+    assert charge.outcome is not None
+    assert charge.outcome["seller_message"] == (
+        f"This payment was never sent to the card network: {why}"
+    )
+    assert (charge.authentication or {}).get("result") == "failed"
+    assert await _event_types(parts.engine, account_id) == [
+        "payment_intent.created",
+        "payment_intent.requires_action",
+        "payment_intent.payment_failed",
+    ]
+    assert parts.network.sent == []
+    assert await _ledger_rows_of(parts.engine, account_id, charge.id) == 0
+
+
+async def test_a_decline_after_a_passed_challenge_is_still_a_charge_failed(
+    parts: Parts, account_id: str
+) -> None:
+    """Authenticated, the attempt reaches the network: its decline is the issuer's answer, told
+    with charge.failed as any decline is."""
+    result = await parts.payments.create_payment_intent(
+        _call(account_id, "pay", "CreatePaymentIntent"),
+        NewPaymentIntent(amount_minor=1000, currency="usd", return_url="https://shop.example/r"),
+        respond,
+        confirm=ConfirmParams(payment_method_id="pm_declined", request_three_d_secure="any"),
+    )
+    assert isinstance(result, Done)
+    with pytest.raises(RemitError):
+        await _answer_challenge(parts, account_id, result.value, passed=True)
+    charge = await _charge(parts, account_id, result.value.latest_charge_id)
+    assert charge.outcome is not None
+    assert (charge.status, charge.outcome["type"]) == (ChargeStatus.FAILED, "issuer_declined")
+    assert await _event_types(parts.engine, account_id) == [
+        "payment_intent.created",
+        "payment_intent.requires_action",
+        "charge.failed",
+        "payment_intent.payment_failed",
+    ]

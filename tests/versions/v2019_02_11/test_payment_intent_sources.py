@@ -60,16 +60,25 @@ def test_payment_method_types_is_allowed_source_types_before_2019_02_11() -> Non
     }
 
 
-def test_next_action_is_next_source_action_before_2019_02_11() -> None:
+@pytest.mark.parametrize(
+    ("for_the_sdk", "kind"), [(False, "redirect_to_url"), (True, "use_stripe_sdk")]
+)
+def test_next_action_is_next_source_action_before_2019_02_11(for_the_sdk: bool, kind: str) -> None:
+    """Renamed only: the action inside is the same, whichever it is."""
     intent = to_json(
-        resources.payment_intent(status=pb.PAYMENT_INTENT_STATUS_PROCESSING, with_next_action=True)
+        resources.payment_intent(
+            status=pb.PAYMENT_INTENT_STATUS_PROCESSING,
+            with_next_action=True,
+            for_the_sdk=for_the_sdk,
+        )
     )
     intent.pop("payment_method_types")
     before, at = render(intent, BEFORE, RELATED), render(intent, AT, RELATED)
     assert RenameNextSourceAction.version == AT
     action = at["next_action"]
     assert isinstance(action, dict)
-    assert action["type"] == "redirect_to_url"
+    assert action["type"] == kind
+    assert isinstance(action[kind], dict)
     assert top_level_difference(before, at) == {
         "next_source_action": (action, "<absent>"),
         "next_action": ("<absent>", action),

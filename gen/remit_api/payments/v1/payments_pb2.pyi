@@ -1123,27 +1123,37 @@ Global___PaymentError: _TypeAlias = PaymentError  # noqa: Y015
 
 @_typing.final
 class NextAction(_message.Message):
-    """What a PaymentIntent in requires_action needs the client to do."""
+    """What a PaymentIntent in requires_action needs the client to do: 3-D Secure on remit's hosted
+    page. "redirect_to_url" when the intent has a return_url to send the customer back to;
+    "use_stripe_sdk" when it has none (Stripe's answer then: the client's SDK authenticates in
+    place, and the customer never leaves the merchant's page).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: _builtins.int
     REDIRECT_TO_URL_FIELD_NUMBER: _builtins.int
+    USE_STRIPE_SDK_FIELD_NUMBER: _builtins.int
     type: _builtins.str
-    """The action's type; remit uses "redirect_to_url" (3-D Secure via its hosted page)."""
+    """"redirect_to_url" or "use_stripe_sdk"."""
     @_builtins.property
     def redirect_to_url(self) -> Global___RedirectToUrl:
         """Set when type is redirect_to_url."""
+
+    @_builtins.property
+    def use_stripe_sdk(self) -> Global___UseStripeSdk:
+        """Set when type is use_stripe_sdk."""
 
     def __init__(
         self,
         *,
         type: _builtins.str = ...,
         redirect_to_url: Global___RedirectToUrl | None = ...,
+        use_stripe_sdk: Global___UseStripeSdk | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["redirect_to_url", b"redirect_to_url"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["redirect_to_url", b"redirect_to_url", "use_stripe_sdk", b"use_stripe_sdk"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["redirect_to_url", b"redirect_to_url", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["redirect_to_url", b"redirect_to_url", "type", b"type", "use_stripe_sdk", b"use_stripe_sdk"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1181,6 +1191,38 @@ class RedirectToUrl(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__url) -> _WhichOneofReturnType__url | None: ...
 
 Global___RedirectToUrl: _TypeAlias = RedirectToUrl  # noqa: Y015
+
+@_typing.final
+class UseStripeSdk(_message.Message):
+    """next_action.use_stripe_sdk. Stripe documents this hash as opaque, for Stripe.js alone, and
+    subject to change; remit's holds what a client needs to show the challenge itself.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    STRIPE_JS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """"three_d_secure_redirect": open the page at stripe_js (in a frame or a new window)."""
+    stripe_js: _builtins.str
+    """The hosted 3-D Secure challenge page."""
+    source: _builtins.str
+    """tdsc_ id of the challenge."""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        stripe_js: _builtins.str = ...,
+        source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["source", b"source", "stripe_js", b"stripe_js", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UseStripeSdk: _TypeAlias = UseStripeSdk  # noqa: Y015
 
 @_typing.final
 class PaymentMethodOptions(_message.Message):
@@ -1753,7 +1795,9 @@ class ChargePaymentMethodDetailsCard(_message.Message):
     network: _builtins.str
     """Network that processed the charge, e.g. "visa"."""
     network_transaction_id: _builtins.str
-    """The network's transaction id."""
+    """The network's id of the transaction (Visa's Transaction ID, Mastercard's Trace ID), from
+    its authorization answer; unset when the attempt never reached the network.
+    """
     @_builtins.property
     def capture_before(self) -> _timestamp_pb2.Timestamp:
         """When an uncaptured authorization must be captured by."""
