@@ -221,8 +221,9 @@ async def record_attempt(
     Rows are locked in one order by every transaction that takes more than one of them: the
     delivery's, then the endpoint's, then the delivery's slot (as `WebhookDeliverer.handle`
     does), so two of them never wait on each other. The endpoint's row, which every attempt to
-    the endpoint contends for, is written as late as that order allows: a success holds it only
-    while its slot is let go and the job completes."""
+    the endpoint contends for, is written as late as that order allows: a success that writes it
+    at all (most do not: see `EndpointRepository.note_success`) holds it only while its slot is
+    let go and the job completes."""
     delivery, endpoints, deliveries = ctx.delivery, EndpointRepository(db), DeliveryRepository(db)
     status, next_at, step = DeliveryStatus.PENDING, None, delivery.retry_step
     if outcome.succeeded:
@@ -275,7 +276,8 @@ async def record_attempt(
         next_attempt_at=next_at,
     )
     if outcome.succeeded:
-        # Whatever `ctx` said of the endpoint: a failure may have been recorded since.
+        # Whether the row needs writing is decided on the row as it is now, whatever `ctx` said
+        # of it: a failure may have been recorded since.
         await endpoints.note_success(ctx.endpoint.id, attempted_at)
     elif outcome.gone:
         await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)

@@ -32,6 +32,14 @@ FAILING_ENDPOINT_DISABLE_AFTER: Final = timedelta(days=3)
 # silence means nothing was tried, and a failure after it starts a run of its own rather than
 # disabling, at once, an endpoint that may have been mended meanwhile.
 FAILURE_RUN_BREAK: Final = timedelta(hours=24)
+# A success leaves its endpoint's row alone when the row already holds a success made less than
+# this before it (and no run of failures or 429 allowance to reset), so a busy endpoint's row is
+# written about once a second, not once per delivery. Its latest success on record may lag the
+# latest one made by this much, so a failure made less than this after the success on record
+# counts as made before the latest success (`EndpointRepository.note_success` says why that
+# keeps the rule exact; it postpones the start of a run by at most this much and the gap to the
+# next failure, next to the three days it takes to disable an endpoint).
+SUCCESS_NOTED_WITHIN: Final = timedelta(seconds=1)
 # Retry-After is honoured up to this long; a longer value is treated as this.
 MAX_RETRY_AFTER: Final = timedelta(hours=12)
 # A receiver may ask for pauses, but not for ever: past this many honoured 429s, a delivery's

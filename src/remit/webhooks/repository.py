@@ -28,6 +28,7 @@ from remit.webhooks.domain import (
     FAILING_ENDPOINT_DISABLE_AFTER,
     FAILURE_RUN_BREAK,
     MAX_HONOURED_RATE_LIMITS,
+    SUCCESS_NOTED_WITHIN,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -210,13 +211,40 @@ class EndpointRepository:
         time: failures made after this success (recorded first) still count, from the latest
         of them, the one the row knows; that can postpone disabling, never hasten it.
 
-        Every success writes the row, whatever the caller read of it: the write waits for a
-        concurrent failure's and is computed from the row that failure committed, where a
-        check of a row read earlier would miss it and leave the run standing."""
+        The row is written only when something must change: a run to end, 429s honoured to
+        give back, or no success on record made within SUCCESS_NOTED_WITHIN before this one.
+        On a busy endpoint nearly every success then writes nothing and takes no lock. Why the
+        rule "a failure made before the latest success starts no run" still holds:
+
+        - `last_succeeded_at` (L) only grows, and after every success S made at s is recorded,
+          L > s - SUCCESS_NOTED_WITHIN: S either wrote L = max(L, s) or found it so already.
+        - `note_failure` takes a failure made at f to be ended by a success when
+          L > f - SUCCESS_NOTED_WITHIN, so every failure made at or before s (f <= s) is.
+        - The condition is evaluated by the UPDATE itself, on the row's latest committed
+          version, not on what the caller read before its POST. A failure recorded since
+          (a run started, an allowance taken) makes it write. If a failure F is being
+          recorded at the same moment, uncommitted: either the version S's statement sees
+          matches (S waits for F's lock and evaluates F's committed row again, then writes
+          as before this change), or it does not match and S skips, and then F, which holds
+          the row's lock, read the same version or a later one, whose L already ends F if F
+          was made before S. Skipping also leaves any 429 F takes counted, as if F had been
+          recorded after S.
+
+        A failure made less than SUCCESS_NOTED_WITHIN after the success on record starts no
+        run either: the run starts at the next failure, later, which postpones disabling and
+        never hastens it."""
         c = webhook_endpoints.c
         await self._db.execute(
             update(webhook_endpoints)
-            .where(c.id == endpoint_id)
+            .where(
+                c.id == endpoint_id,
+                or_(
+                    c.failing_since.is_not(None),
+                    c.rate_limits_honoured != 0,
+                    c.last_succeeded_at.is_(None),
+                    c.last_succeeded_at <= attempted_at - SUCCESS_NOTED_WITHIN,
+                ),
+            )
             .values(
                 last_succeeded_at=func.greatest(
                     func.coalesce(c.last_succeeded_at, attempted_at), attempted_at
@@ -240,9 +268,12 @@ class EndpointRepository:
         new run; a failure made before a success already recorded belongs to no run (that
         success ended it). Returns True when this call disabled it.
 
-        One UPDATE: it waits for a concurrent success's and reads the row that committed."""
+        One UPDATE: it waits for a concurrent success's write, if that writes, and reads the
+        row it committed."""
         c = webhook_endpoints.c
-        ended = c.last_succeeded_at >= attempted_at
+        # Ended by the latest success, which may have been made up to SUCCESS_NOTED_WITHIN after
+        # the one the row holds (see `note_success`).
+        ended = c.last_succeeded_at > attempted_at - SUCCESS_NOTED_WITHIN
         continues = (c.failing_since.is_not(None)) & (
             c.last_failed_at >= attempted_at - FAILURE_RUN_BREAK
         )

@@ -41,8 +41,8 @@ webhook_endpoints = Table(
     Column("failing_since", DateTime(timezone=True), nullable=True),
     # The latest failed attempt: a long silence since it breaks the run (FAILURE_RUN_BREAK).
     Column("last_failed_at", DateTime(timezone=True), nullable=True),
-    # The latest successful attempt (by when it was made): a failure made before it, recorded
-    # after it, starts no run.
+    # A successful attempt (by when it was made), less than SUCCESS_NOTED_WITHIN older than the
+    # latest one: a failure made before the latest success, recorded after it, starts no run.
     Column("last_succeeded_at", DateTime(timezone=True), nullable=True),
     # Set from a 429's Retry-After: no attempt to this endpoint before then.
     Column("rate_limited_until", DateTime(timezone=True), nullable=True),
