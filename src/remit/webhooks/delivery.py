@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, unix_seconds
 from remit.core.ids import new_id
+from remit.storage import fastsql
 from remit.webhooks.domain import (
     MAX_HONOURED_RATE_LIMITS,
     AttemptOutcome,
@@ -224,71 +225,80 @@ async def record_attempt(
     the endpoint contends for, is written as late as that order allows: a success that writes it
     at all (most do not: see `EndpointRepository.note_success`) holds it only while its slot is
     let go and the job completes."""
+    # Writes whose answer nothing here waits for (the attempt, the delivery moved on when no
+    # next attempt depends on it, the endpoint's success, the slot let go) are held and sent
+    # together with the next statement that needs an answer, or at the end: a success is one
+    # round trip, not four. They still run in the order above, locks included.
     delivery, endpoints, deliveries = ctx.delivery, EndpointRepository(db), DeliveryRepository(db)
     status, next_at, step = DeliveryStatus.PENDING, None, delivery.retry_step
-    if outcome.succeeded:
-        status = DeliveryStatus.SUCCEEDED
-    elif outcome.gone:
-        status = DeliveryStatus.FAILED
-    else:
-        # The schedule depends on the endpoint's 429 allowance, taken under the endpoint's lock
-        # before the delivery is moved on; the delivery's row is locked before it.
-        await deliveries.lock(delivery.id)
-        # The endpoint's allowance is taken only by a 429 the delivery would honour itself.
-        endpoint_allows = (
-            outcome.rate_limited
-            and may_honour_rate_limit(delivery)
-            and await endpoints.take_honoured_rate_limit(ctx.endpoint.id)
-        )
-        retry = retry_after_unsuccessful(delivery, outcome, now, endpoint_allows=endpoint_allows)
-        next_at, step = retry.at, retry.step
-        if next_at is None:
+    async with fastsql.deferring(db):
+        if outcome.succeeded:
+            status = DeliveryStatus.SUCCEEDED
+        elif outcome.gone:
             status = DeliveryStatus.FAILED
-        if outcome.rate_limited and outcome.retry_after is not None:
-            # The endpoint pauses as long as it asked, whatever this delivery's own next
-            # attempt (a 429 past the honoured ones waits a whole gap of the schedule).
-            pause = retry_after_deadline(outcome.retry_after, now)
-            await endpoints.rate_limit_until(ctx.endpoint.id, pause)
-        if await endpoints.note_failure(ctx.endpoint.id, attempted_at, now):
-            log.warning("webhook endpoint %s failed every delivery for 3 days; disabled",
-                        ctx.endpoint.id)  # fmt: skip
-    attempt = DeliveryAttempt(
-        id=new_id("del"),
-        delivery_id=delivery.id,
-        event_id=delivery.event_id,
-        endpoint_id=delivery.endpoint_id,
-        attempted_at=attempted_at,
-        http_status=outcome.http_status,
-        latency_ms=outcome.latency_ms,
-        response_snippet=outcome.response_snippet,
-        error=outcome.error,
-        next_retry_at=next_at,
-        attempt_number=attempt_number,
-        succeeded=outcome.succeeded,
-    )
-    await deliveries.insert_attempt(attempt, delivery.account_id)
-    advanced = await deliveries.record_attempt_result(
-        delivery.id,
-        attempt_number=attempt_number,
-        retry_step=step,
-        status=status,
-        attempted_at=attempted_at,
-        next_attempt_at=next_at,
-    )
-    if outcome.succeeded:
-        # Whether the row needs writing is decided on the row as it is now, whatever `ctx` said
-        # of it: a failure may have been recorded since.
-        await endpoints.note_success(ctx.endpoint.id, attempted_at)
-    elif outcome.gone:
-        await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
-        log.warning("webhook endpoint %s answered 410 Gone; disabled", ctx.endpoint.id)
-    # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`).
-    await InflightRepository(db).release(delivery.id)
-    if advanced and next_at is not None:
-        await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
-                                     account_id=delivery.account_id, now=now,
-                                     run_at=next_at)  # fmt: skip
-    return attempt
+        else:
+            # The schedule depends on the endpoint's 429 allowance, taken under the endpoint's lock
+            # before the delivery is moved on; the delivery's row is locked before it.
+            await deliveries.lock(delivery.id)
+            # The endpoint's allowance is taken only by a 429 the delivery would honour itself.
+            endpoint_allows = (
+                outcome.rate_limited
+                and may_honour_rate_limit(delivery)
+                and await endpoints.take_honoured_rate_limit(ctx.endpoint.id)
+            )
+            retry = retry_after_unsuccessful(
+                delivery, outcome, now, endpoint_allows=endpoint_allows
+            )
+            next_at, step = retry.at, retry.step
+            if next_at is None:
+                status = DeliveryStatus.FAILED
+            if outcome.rate_limited and outcome.retry_after is not None:
+                # The endpoint pauses as long as it asked, whatever this delivery's own next
+                # attempt (a 429 past the honoured ones waits a whole gap of the schedule).
+                pause = retry_after_deadline(outcome.retry_after, now)
+                await endpoints.rate_limit_until(ctx.endpoint.id, pause)
+            if await endpoints.note_failure(ctx.endpoint.id, attempted_at, now):
+                log.warning("webhook endpoint %s failed every delivery for 3 days; disabled",
+                            ctx.endpoint.id)  # fmt: skip
+        attempt = DeliveryAttempt(
+            id=new_id("del"),
+            delivery_id=delivery.id,
+            event_id=delivery.event_id,
+            endpoint_id=delivery.endpoint_id,
+            attempted_at=attempted_at,
+            http_status=outcome.http_status,
+            latency_ms=outcome.latency_ms,
+            response_snippet=outcome.response_snippet,
+            error=outcome.error,
+            next_retry_at=next_at,
+            attempt_number=attempt_number,
+            succeeded=outcome.succeeded,
+        )
+        await deliveries.insert_attempt(attempt, delivery.account_id)
+        # Whether this call moved the delivery on matters only to staging the next attempt.
+        advanced = await deliveries.record_attempt_result(
+            delivery.id,
+            attempt_number=attempt_number,
+            retry_step=step,
+            status=status,
+            attempted_at=attempted_at,
+            next_attempt_at=next_at,
+            answer=next_at is not None,
+        )
+        if outcome.succeeded:
+            # Whether the row needs writing is decided on the row as it is now, whatever `ctx` said
+            # of it: a failure may have been recorded since.
+            await endpoints.note_success(ctx.endpoint.id, attempted_at)
+        elif outcome.gone:
+            await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
+            log.warning("webhook endpoint %s answered 410 Gone; disabled", ctx.endpoint.id)
+        # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`).
+        await InflightRepository(db).release(delivery.id)
+        if advanced and next_at is not None:
+            await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
+                                         account_id=delivery.account_id, now=now,
+                                         run_at=next_at)  # fmt: skip
+        return attempt
 
 
 async def record_manual_attempt(

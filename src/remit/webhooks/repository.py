@@ -16,7 +16,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -24,6 +23,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.accounts.tables import accounts
+from remit.storage import fastsql
+from remit.storage.fastsql import Statement, TableStatements
 from remit.webhooks.domain import (
     FAILING_ENDPOINT_DISABLE_AFTER,
     FAILURE_RUN_BREAK,
@@ -163,6 +164,25 @@ def _endpoint_values(endpoint: WebhookEndpoint) -> dict[str, object]:
     }
 
 
+# What a success changes on its endpoint's row, if anything (see
+# `EndpointRepository.note_success`): the WHERE clause leaves the row alone, unwritten and
+# unlocked, when nothing on it must change.
+_NOTE_SUCCESS = Statement(
+    "UPDATE webhook_endpoints SET"
+    " last_succeeded_at = greatest(coalesce(last_succeeded_at, %(attempted_at)s),"
+    " %(attempted_at)s),"
+    # The endpoint takes deliveries again: its 429 allowance is whole again.
+    " rate_limits_honoured = 0,"
+    " failing_since = CASE"
+    " WHEN failing_since > %(attempted_at)s THEN failing_since"
+    " WHEN failing_since IS NOT NULL AND last_failed_at > %(attempted_at)s THEN last_failed_at"
+    " ELSE NULL END"
+    " WHERE id = %(endpoint_id)s"
+    " AND (failing_since IS NOT NULL OR rate_limits_honoured <> 0"
+    " OR last_succeeded_at IS NULL OR last_succeeded_at <= %(noted_before)s)"
+)
+
+
 class EndpointRepository:
     def __init__(self, db: AsyncConnection) -> None:
         self._db = db
@@ -224,42 +244,25 @@ class EndpointRepository:
           version, not on what the caller read before its POST. A failure recorded since
           (a run started, an allowance taken) makes it write. If a failure F is being
           recorded at the same moment, uncommitted: either the version S's statement sees
-          matches (S waits for F's lock and evaluates F's committed row again, then writes
-          as before this change), or it does not match and S skips, and then F, which holds
+          matches (S waits for F's lock, evaluates F's committed row again and writes if it
+          still matches), or it does not match and S skips, and then F, which holds
           the row's lock, read the same version or a later one, whose L already ends F if F
           was made before S. Skipping also leaves any 429 F takes counted, as if F had been
           recorded after S.
 
         A failure made less than SUCCESS_NOTED_WITHIN after the success on record starts no
         run either: the run starts at the next failure, later, which postpones disabling and
-        never hastens it."""
-        c = webhook_endpoints.c
-        await self._db.execute(
-            update(webhook_endpoints)
-            .where(
-                c.id == endpoint_id,
-                or_(
-                    c.failing_since.is_not(None),
-                    c.rate_limits_honoured != 0,
-                    c.last_succeeded_at.is_(None),
-                    c.last_succeeded_at <= attempted_at - SUCCESS_NOTED_WITHIN,
-                ),
-            )
-            .values(
-                last_succeeded_at=func.greatest(
-                    func.coalesce(c.last_succeeded_at, attempted_at), attempted_at
-                ),
-                # The endpoint takes deliveries again: its 429 allowance is whole again.
-                rate_limits_honoured=0,
-                failing_since=case(
-                    (c.failing_since > attempted_at, c.failing_since),
-                    (
-                        c.failing_since.is_not(None) & (c.last_failed_at > attempted_at),
-                        c.last_failed_at,
-                    ),
-                    else_=None,
-                ),
-            )
+        never hastens it.
+
+        Deferred (`remit.storage.fastsql`): in a `deferring` block it goes out with the next
+        statement that needs an answer."""
+        await _NOTE_SUCCESS.defer(
+            self._db,
+            {
+                "endpoint_id": endpoint_id,
+                "attempted_at": attempted_at,
+                "noted_before": attempted_at - SUCCESS_NOTED_WITHIN,
+            },
         )
 
     async def note_failure(self, endpoint_id: str, attempted_at: datetime, now: datetime) -> bool:
@@ -532,6 +535,15 @@ class DeliveryContext:
     account_api_version: str | None
 
 
+_ATTEMPTS = TableStatements(webhook_delivery_attempts, key=("id",))
+_RECORD_ATTEMPT_RESULT = Statement(
+    "UPDATE webhook_deliveries SET attempts = %(attempts)s, retry_step = %(retry_step)s,"
+    " status = %(status)s, last_attempt_at = %(attempted_at)s,"
+    " next_attempt_at = %(next_attempt_at)s, finished_at = %(finished_at)s"
+    " WHERE id = %(delivery_id)s AND attempts = %(previous_attempts)s AND status = 'pending'"
+)
+
+
 class DeliveryRepository:
     def __init__(self, db: AsyncConnection) -> None:
         self._db = db
@@ -646,27 +658,26 @@ class DeliveryRepository:
         status: DeliveryStatus,
         attempted_at: datetime,
         next_attempt_at: datetime | None,
-    ) -> bool:
+        answer: bool = True,
+    ) -> bool | None:
         """Advance the delivery past `attempt_number`, at `retry_step` of the retry schedule,
-        only if no other attempt did first."""
-        d = webhook_deliveries.c
-        result = await self._db.execute(
-            update(webhook_deliveries)
-            .where(
-                d.id == delivery_id,
-                d.attempts == attempt_number - 1,
-                d.status == DeliveryStatus.PENDING.value,
-            )
-            .values(
-                attempts=attempt_number,
-                retry_step=retry_step,
-                status=status.value,
-                last_attempt_at=attempted_at,
-                next_attempt_at=next_attempt_at,
-                finished_at=None if status is DeliveryStatus.PENDING else attempted_at,
-            )
-        )
-        return result.rowcount == 1
+        only if no other attempt did first: True if this call did. `answer=False`: the caller
+        does not need to know, and the statement is deferred (in a `fastsql.deferring` block it
+        goes out with the next statement that needs an answer); None is returned."""
+        params = {
+            "delivery_id": delivery_id,
+            "previous_attempts": attempt_number - 1,
+            "attempts": attempt_number,
+            "retry_step": retry_step,
+            "status": status.value,
+            "attempted_at": attempted_at,
+            "next_attempt_at": next_attempt_at,
+            "finished_at": None if status is DeliveryStatus.PENDING else attempted_at,
+        }
+        if not answer:
+            await _RECORD_ATTEMPT_RESULT.defer(self._db, params)
+            return None
+        return await _RECORD_ATTEMPT_RESULT.run(self._db, params) == 1
 
     async def finish(
         self, delivery_id: int, status: DeliveryStatus, at: datetime, *, after: int | None = None
@@ -733,23 +744,24 @@ class DeliveryRepository:
         return [delivery_from_row(row) for row in rows]
 
     async def insert_attempt(self, attempt: DeliveryAttempt, account_id: str) -> None:
-        await self._db.execute(
-            webhook_delivery_attempts.insert().values(
-                id=attempt.id,
-                delivery_id=attempt.delivery_id,
-                account_id=account_id,
-                event_id=attempt.event_id,
-                endpoint_id=attempt.endpoint_id,
-                attempted_at=attempt.attempted_at,
-                http_status=attempt.http_status,
-                latency_ms=attempt.latency_ms,
-                response_snippet=attempt.response_snippet,
-                error=attempt.error,
-                next_retry_at=attempt.next_retry_at,
-                attempt_number=attempt.attempt_number,
-                succeeded=attempt.succeeded,
-            )
-        )
+        """Deferred: in a `fastsql.deferring` block it goes out with the next statement that
+        needs an answer."""
+        row = {
+            "id": attempt.id,
+            "delivery_id": attempt.delivery_id,
+            "account_id": account_id,
+            "event_id": attempt.event_id,
+            "endpoint_id": attempt.endpoint_id,
+            "attempted_at": attempt.attempted_at,
+            "http_status": attempt.http_status,
+            "latency_ms": attempt.latency_ms,
+            "response_snippet": attempt.response_snippet,
+            "error": attempt.error,
+            "next_retry_at": attempt.next_retry_at,
+            "attempt_number": attempt.attempt_number,
+            "succeeded": attempt.succeeded,
+        }
+        await _ATTEMPTS.insert(list(row)).defer(self._db, row)
 
     async def attempt_cursor(self, account_id: str, attempt_id: str) -> Cursor | None:
         a = webhook_delivery_attempts.c
@@ -782,17 +794,23 @@ class DeliveryRepository:
 
 # --- concurrency slots ----------------------------------------------------------------------
 
-_TAKE_SLOT = text(
-    """
-    INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until)
-    SELECT :delivery_id, :endpoint_id, :until
-    WHERE (SELECT count(*) FROM webhook_inflight
-           WHERE endpoint_id = :endpoint_id AND leased_until > :now) < :limit
-    ON CONFLICT (delivery_id) DO UPDATE SET leased_until = EXCLUDED.leased_until
-        WHERE webhook_inflight.leased_until <= :now
-    RETURNING delivery_id
-    """
+# The endpoint's row is locked in a statement of its own, before the slot is counted and taken,
+# so concurrent acquirers count one after another (a count in the locking statement would read
+# a snapshot taken before the lock was granted). Both travel in one round trip (a pipeline):
+# each statement still takes its own snapshot.
+_LOCK_ENDPOINT_FOR_SLOTS = Statement(
+    "SELECT id FROM webhook_endpoints WHERE id = %(endpoint_id)s FOR UPDATE"
 )
+_TAKE_SLOT = Statement(
+    "INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until)"
+    " SELECT %(delivery_id)s, %(endpoint_id)s, %(until)s"
+    " WHERE (SELECT count(*) FROM webhook_inflight"
+    " WHERE endpoint_id = %(endpoint_id)s AND leased_until > %(now)s) < %(limit)s"
+    " ON CONFLICT (delivery_id) DO UPDATE SET leased_until = EXCLUDED.leased_until"
+    " WHERE webhook_inflight.leased_until <= %(now)s"
+    " RETURNING delivery_id"
+)
+_RELEASE_SLOT = Statement("DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s")
 
 
 class InflightRepository:
@@ -805,26 +823,19 @@ class InflightRepository:
         """Take one of the endpoint's `limit` slots for this delivery, within this transaction.
 
         The endpoint row is locked first, in its own statement, so concurrent acquirers count one
-        after another (a count in the locking statement would read a snapshot taken before the
-        lock was granted). A delivery whose own slot is still leased (a duplicate job for it is
-        in flight) does not get a second one.
+        after another. A delivery whose own slot is still leased (a duplicate job for it is in
+        flight) does not get a second one.
         """
-        await self._db.execute(
-            select(webhook_endpoints.c.id)
-            .where(webhook_endpoints.c.id == endpoint_id)
-            .with_for_update()
-        )
-        taken = await self._db.execute(
-            _TAKE_SLOT,
-            {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "now": now,
-             "until": until, "limit": limit},
-        )  # fmt: skip
-        return taken.first() is not None
+        params = {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "now": now,
+                  "until": until, "limit": limit}  # fmt: skip
+        async with fastsql.deferring(self._db):
+            await _LOCK_ENDPOINT_FOR_SLOTS.defer(self._db, {"endpoint_id": endpoint_id})
+            return await _TAKE_SLOT.first(self._db, params) is not None
 
     async def release(self, delivery_id: int) -> None:
-        await self._db.execute(
-            webhook_inflight.delete().where(webhook_inflight.c.delivery_id == delivery_id)
-        )
+        """Deferred: in a `fastsql.deferring` block it goes out with the next statement that
+        needs an answer."""
+        await _RELEASE_SLOT.defer(self._db, {"delivery_id": delivery_id})
 
     async def purge_expired(self, now: datetime) -> None:
         await self._db.execute(

@@ -1,0 +1,53 @@
+"""The round trips of a successful delivery: writes nobody waits for travel together
+(`remit.storage.fastsql.deferring`), so the statements a delivery runs cost fewer waits for the
+database than there are statements (bench/README.md: webhook delivery is bound by them)."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from remit.storage import fastsql
+from tests.integration.webhooks.conftest import Bench, StartReceiver
+
+pytestmark = pytest.mark.anyio
+
+
+@contextmanager
+def pipelines_sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
+    """The statements of every pipeline fastsql sends in this block (each one round trip), the
+    first word or two of each statement."""
+    sent: list[list[str]] = []
+    original = fastsql._pipelined
+
+    async def spy(connection: Any, held: Any, sql: str | None, *args: Any, **kwargs: Any) -> Any:
+        statements = [write.sql for write in held] + ([sql] if sql is not None else [])
+        sent.append([" ".join(statement.split()[:3]) for statement in statements])
+        return await original(connection, held, sql, *args, **kwargs)
+
+    monkeypatch.setattr(fastsql, "_pipelined", spy)
+    yield sent
+
+
+async def test_a_success_is_recorded_in_one_round_trip_and_its_slot_taken_in_one(
+    bench: Bench, start_receiver: StartReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = await start_receiver()
+    await bench.endpoint(receiver.url)
+    await bench.record()
+    with pipelines_sent(monkeypatch) as sent:
+        assert await bench.worker.drain() == 1
+
+    assert sent == [
+        # The endpoint's row locked, then a slot counted and taken.
+        ["SELECT id FROM", "INSERT INTO webhook_inflight"],
+        # The attempt, the delivery moved on, the endpoint's success, the slot let go.
+        [
+            'INSERT INTO "webhook_delivery_attempts"',
+            "UPDATE webhook_deliveries SET",
+            "UPDATE webhook_endpoints SET",
+            "DELETE FROM webhook_inflight",
+        ],
+    ]
+    assert len(receiver.received) == 1
