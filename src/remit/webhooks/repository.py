@@ -11,6 +11,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     case,
     func,
     literal,
@@ -354,9 +355,13 @@ class EndpointRepository:
 # --- events ---------------------------------------------------------------------------------
 
 
+# An alias, so the pending count's subquery never correlates with webhook_deliveries in the
+# outer query.
+_PENDING_DELIVERIES = webhook_deliveries.alias("pending_deliveries")
+
+
 def _pending_count(event_id_column: Any) -> Any:
-    # An alias, so the subquery never correlates with webhook_deliveries in the outer query.
-    d = webhook_deliveries.alias("pending_deliveries").c
+    d = _PENDING_DELIVERIES.c
     return (
         select(func.count())
         .where(d.event_id == event_id_column, d.status == DeliveryStatus.PENDING.value)
@@ -544,6 +549,36 @@ _RECORD_ATTEMPT_RESULT = Statement(
 )
 
 
+def _context_query() -> Select[Any]:
+    """Everything one attempt needs, by the delivery's id (`delivery_id`): built once, as
+    building it takes longer than running it."""
+    d, e, w = webhook_deliveries.c, events.c, webhook_endpoints.c
+    return (
+        select(
+            webhook_deliveries,
+            events.c.type.label("event_type"),
+            e.created_at.label("event_created_at"),
+            e.livemode,
+            e.data_object,
+            e.previous_attributes,
+            e.request_id,
+            e.idempotency_key,
+            e.api_version.label("event_api_version"),
+            _pending_count(e.id),
+            *[col.label(f"ep__{col.name}") for col in webhook_endpoints.c],
+            accounts.c.api_version.label("account_api_version"),
+        )
+        .join(events, e.id == d.event_id)
+        .join(webhook_endpoints, w.id == d.endpoint_id)
+        .join(accounts, accounts.c.id == d.account_id)
+        .where(d.id == bindparam("delivery_id"))
+    )
+
+
+_CONTEXT = _context_query()
+_CONTEXT_LOCKED = _CONTEXT.with_for_update(read=True, of=webhook_deliveries)
+
+
 class DeliveryRepository:
     def __init__(self, db: AsyncConnection) -> None:
         self._db = db
@@ -581,30 +616,8 @@ class DeliveryRepository:
         COMMITTED the lock waits for a transaction that updated the row and then reads the
         version it committed (PostgreSQL re-reads a locked row's latest version), so the
         delivery is read as of the latest recorded attempt, not as of the statement's start."""
-        d, e, w = webhook_deliveries.c, events.c, webhook_endpoints.c
-        query = (
-            select(
-                webhook_deliveries,
-                events.c.type.label("event_type"),
-                e.created_at.label("event_created_at"),
-                e.livemode,
-                e.data_object,
-                e.previous_attributes,
-                e.request_id,
-                e.idempotency_key,
-                e.api_version.label("event_api_version"),
-                _pending_count(e.id),
-                *[col.label(f"ep__{col.name}") for col in webhook_endpoints.c],
-                accounts.c.api_version.label("account_api_version"),
-            )
-            .join(events, e.id == d.event_id)
-            .join(webhook_endpoints, w.id == d.endpoint_id)
-            .join(accounts, accounts.c.id == d.account_id)
-            .where(d.id == delivery_id)
-        )
-        if lock:
-            query = query.with_for_update(read=True, of=webhook_deliveries)
-        row = (await self._db.execute(query)).first()
+        query = _CONTEXT_LOCKED if lock else _CONTEXT
+        row = (await self._db.execute(query, {"delivery_id": delivery_id})).first()
         if row is None:
             return None
         m = row._mapping

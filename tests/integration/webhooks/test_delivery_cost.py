@@ -1,12 +1,14 @@
-"""The round trips of a successful delivery: writes nobody waits for travel together
-(`remit.storage.fastsql.deferring`), so the statements a delivery runs cost fewer waits for the
-database than there are statements (bench/README.md: webhook delivery is bound by them)."""
+"""What a successful delivery costs the worker (bench/README.md: webhook delivery is bound by
+its statements): writes nobody waits for travel together (`remit.storage.fastsql.deferring`),
+and the one SQLAlchemy statement it still builds, the read of everything an attempt needs, is
+built once."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from remit.storage import fastsql
 from tests.integration.webhooks.conftest import Bench, StartReceiver
@@ -51,3 +53,29 @@ async def test_a_success_is_recorded_in_one_round_trip_and_its_slot_taken_in_one
         ],
     ]
     assert len(receiver.received) == 1
+
+
+async def test_the_read_of_an_attempts_context_is_built_once(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """Building that statement (some forty labelled columns, a subquery on an alias) cost more
+    of the worker's CPU than running it: every delivery runs the same statement object, whose
+    cache key SQLAlchemy keeps."""
+    receiver = await start_receiver()
+    await bench.endpoint(receiver.url)
+    await bench.record()
+    await bench.record()
+    executed: list[object] = []
+
+    def note(_connection: object, statement: object, *_: object) -> None:
+        if "ep__url" in str(statement):
+            executed.append(statement)
+
+    event.listen(bench.engine.sync_engine, "before_execute", note)
+    try:
+        assert await bench.worker.drain() == 2
+    finally:
+        event.remove(bench.engine.sync_engine, "before_execute", note)
+
+    first, second = executed
+    assert first is second
