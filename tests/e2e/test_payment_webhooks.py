@@ -147,6 +147,116 @@ async def test_a_decline_sends_payment_failed_and_charge_failed(
     assert charge["payment_intent"] == failed["id"]
 
 
+def _failed_attempt(client: stripe.StripeClient, key: str, **params: Any) -> stripe.CardError:
+    """A confirmed payment of 1500 usd that fails with a card error."""
+    payment: Any = {"amount": 1500, "currency": "usd", "confirm": True, "return_url": RETURN_URL,
+                    **params}  # fmt: skip
+    try:
+        client.v1.payment_intents.create(params=payment, options={"idempotency_key": key})
+    except stripe.CardError as error:
+        return error
+    raise AssertionError("the payment did not fail")
+
+
+def _add_rule(client: stripe.StripeClient, rule: str) -> None:
+    client.raw_request("post", "/v1/radar/rules", rule=rule)
+
+
+async def _charge_failed_of(
+    client: stripe.StripeClient, receiver: Receiver, key: str, **params: Any
+) -> tuple[stripe.CardError, dict[str, Any]]:
+    """The error of a failing payment and the charge its `charge.failed` webhook carries,
+    delivered with payment_intent.created and payment_intent.payment_failed."""
+    secret = subscribe(client, receiver)
+    error = await sdk(lambda: _failed_attempt(client, key, **params))
+    events = await delivered(receiver, secret, 3)
+    assert set(events) == {
+        "payment_intent.created",
+        "payment_intent.payment_failed",
+        "charge.failed",
+    }
+    for event in events.values():
+        assert request_of(event) == (error.request_id, key)
+    charge: dict[str, Any] = events["charge.failed"].data.object.to_dict()
+    assert error.error is not None
+    assert (charge["id"], charge["status"]) == (error.error.charge, "failed")
+    return error, charge
+
+
+def _outcome(charge: dict[str, Any]) -> tuple[str, str, str | None]:
+    outcome = charge["outcome"]
+    return outcome["type"], outcome["network_status"], outcome["reason"]
+
+
+async def test_a_radar_block_sends_charge_failed_with_a_blocked_outcome(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    """Stripe creates a failed charge for a payment Radar blocks, and tells of it."""
+    error, charge = await _charge_failed_of(
+        client, receiver, "order-blocked", payment_method="pm_card_chargeDeclinedFraudulent"
+    )
+    assert (error.code, charge["failure_code"]) == ("card_declined", "card_declined")
+    assert _outcome(charge) == ("blocked", "not_sent_to_network", "highest_risk_level")
+
+
+async def test_an_issuer_asking_for_authentication_sends_charge_failed_when_no_challenge_may_follow(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    """No challenge may follow the issuer's soft decline: the payment fails as Stripe's does,
+    with a failed charge the card error names."""
+    error, charge = await _charge_failed_of(
+        client,
+        receiver,
+        "order-no-challenge",
+        payment_method="pm_card_authenticationRequired",
+        error_on_requires_action=True,
+        automatic_payment_methods={"enabled": False},
+    )
+    assert (error.code, charge["failure_code"]) == (
+        "authentication_required",
+        "authentication_required",
+    )
+    assert _outcome(charge) == ("issuer_declined", "declined_by_network", "authentication_required")
+
+
+@pytest.mark.parametrize(
+    ("asked_by", "params"),
+    [
+        (
+            "a Request 3D Secure rule",
+            {"error_on_requires_action": True, "automatic_payment_methods": {"enabled": False}},
+        ),
+        (
+            "the merchant",
+            {
+                "off_session": True,
+                "payment_method_options": {"card": {"request_three_d_secure": "any"}},
+            },
+        ),
+    ],
+)
+async def test_3ds_asked_for_before_the_network_without_a_challenge_sends_charge_failed(
+    client: stripe.StripeClient, receiver: Receiver, asked_by: str, params: dict[str, Any]
+) -> None:
+    """3-D Secure was to come before the network, and this payment could offer no challenge:
+    it fails with `authentication_required` and a failed charge, which says that the issuer
+    never saw the payment rather than that it declined it."""
+    if asked_by == "a Request 3D Secure rule":
+        await sdk(lambda: _add_rule(client, "Request 3D Secure if :amount_in_usd: > 10"))
+    error, charge = await _charge_failed_of(
+        client, receiver, "order-3ds-first", payment_method="pm_card_visa", **params
+    )
+    assert (error.code, charge["failure_code"]) == (
+        "authentication_required",
+        "authentication_required",
+    )
+    assert _outcome(charge) == ("invalid", "not_sent_to_network", None)
+    assert charge["outcome"]["seller_message"] == (
+        "This payment was not sent to the card network: it needed 3-D Secure authentication, "
+        "which could not be asked of the cardholder for this payment."
+    )
+
+
 async def test_a_manual_capture_sends_amount_capturable_updated_then_charge_captured(
     client: stripe.StripeClient, receiver: Receiver
 ) -> None:

@@ -99,6 +99,30 @@ async def test_a_refused_refund_gives_the_amount_back_without_a_second_charge_re
     assert charge.amount_refunded_minor == 0
 
 
+async def test_a_card_the_vault_will_not_open_records_charge_failed_never_sent(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """Never sent to the network, yet a failed payment Stripe has a charge for: told with
+    charge.failed (the rule in `remit.payments.events`)."""
+    payments = service(core_engine, FakeNetwork(unopenable={"visa"}))
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, "k-unopenable")
+
+    made = await recorded(core_engine, account_id)
+    assert [kind for kind, _ in made] == [
+        "payment_intent.created",
+        "charge.failed",
+        "payment_intent.payment_failed",
+    ]
+    charge = made[1][1]["object"]
+    assert charge["id"] == raised.value.charge  # type: ignore[index]
+    assert (charge["failure_code"], charge["outcome"]["type"]) == (  # type: ignore[index]
+        "payment_method_unexpected_state",
+        "invalid",
+    )
+    assert charge["outcome"]["network_status"] == "not_sent_to_network"  # type: ignore[index]
+
+
 async def test_events_render_for_old_versions_with_the_lists_of_their_time(
     core_engine: AsyncEngine, account_id: str
 ) -> None:
