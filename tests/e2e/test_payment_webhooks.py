@@ -333,6 +333,37 @@ async def test_a_refund_sends_charge_refunded_and_refund_created(
     assert previous(events["charge.refunded"])["amount_refunded"] == 0
 
 
+async def test_a_merchants_update_of_a_charge_or_a_refund_names_its_request_in_the_event(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    intent = await sdk(
+        lambda: client.v1.payment_intents.create(
+            params={"amount": 1300, "currency": "usd", "payment_method": "pm_card_visa",
+                    "confirm": True, "return_url": RETURN_URL}
+        )
+    )  # fmt: skip
+    refund = await sdk(lambda: client.v1.refunds.create(params={"payment_intent": intent.id}))
+    secret = subscribe(client, receiver, enabled_events=["charge.updated", "refund.updated"])
+    charge = await sdk(
+        lambda: client.v1.charges.update(
+            str(intent.latest_charge),
+            params={"description": "order 12"},
+            options={"idempotency_key": "describe-12"},
+        )
+    )
+    updated = await sdk(
+        lambda: client.v1.refunds.update(
+            refund.id, params={"metadata": {"ticket": "T-12"}}, options={"idempotency_key": "t-12"}
+        )
+    )
+    assert charge.last_response is not None
+    assert updated.last_response is not None
+
+    events = await delivered(receiver, secret, 2)
+    assert request_of(events["charge.updated"]) == (charge.last_response.request_id, "describe-12")
+    assert request_of(events["refund.updated"]) == (updated.last_response.request_id, "t-12")
+
+
 async def test_endpoints_receive_only_the_events_they_enabled(
     client: stripe.StripeClient, receiver: Receiver
 ) -> None:
