@@ -296,7 +296,7 @@ async def test_a_manual_capture_sends_amount_capturable_updated_then_charge_capt
     assert events["payment_intent.succeeded"].data.object["amount_received"] == 3000
 
 
-async def test_a_refund_sends_charge_refunded_and_refund_created(
+async def test_a_refund_sends_charge_refunded_refund_created_and_both_refund_updates(
     client: stripe.StripeClient, receiver: Receiver
 ) -> None:
     intent = await sdk(
@@ -314,8 +314,13 @@ async def test_a_refund_sends_charge_refunded_and_refund_created(
         )
     )
     assert refund.last_response is not None
-    events = await delivered(receiver, secret, 3)
-    assert set(events) == {"charge.refunded", "refund.created", "refund.updated"}
+    events = await delivered(receiver, secret, 4)
+    assert set(events) == {
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "charge.refund.updated",
+    }
     for event in events.values():
         assert request_of(event) == (refund.last_response.request_id, "refund-1")
     created = events["refund.created"].data.object
@@ -327,6 +332,7 @@ async def test_a_refund_sends_charge_refunded_and_refund_created(
     # Created before the network is asked, then updated with the outcome.
     assert created["status"] == "pending"
     assert events["refund.updated"].data.object["status"] == "succeeded"
+    assert events["charge.refund.updated"].data.to_dict() == events["refund.updated"].data.to_dict()
     refunded = events["charge.refunded"].data
     assert refunded.object["amount_refunded"] == 500
     assert refunded.object["refunded"] is False  # a partial refund
@@ -364,6 +370,42 @@ async def test_a_merchants_update_of_a_charge_or_a_refund_names_its_request_in_t
     assert request_of(events["refund.updated"]) == (updated.last_response.request_id, "t-12")
 
 
+async def test_an_endpoint_may_subscribe_to_charge_refund_updated_alone_at_its_own_version(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    """Stripe's charge.refund.updated, which carries the refund, for a change of its metadata:
+    rendered at the endpoint's version (before 2017-05-25 an event's `request` is the id)."""
+    intent = await sdk(
+        lambda: client.v1.payment_intents.create(
+            params={"amount": 1200, "currency": "usd", "payment_method": "pm_card_visa",
+                    "confirm": True, "return_url": RETURN_URL}
+        )
+    )  # fmt: skip
+    refund = await sdk(lambda: client.v1.refunds.create(params={"payment_intent": intent.id}))
+    secret = subscribe(
+        client, receiver, enabled_events=["charge.refund.updated"], api_version="2017-02-14"
+    )
+    updated = await sdk(
+        lambda: client.v1.refunds.update(refund.id, params={"metadata": {"ticket": "T-9"}})
+    )
+    assert updated.last_response is not None
+
+    events = await delivered(receiver, secret, 1)
+    event = events["charge.refund.updated"]
+    assert event.api_version == "2017-02-14"
+    assert event["request"] == updated.last_response.request_id
+    assert (event.data.object["object"], event.data.object["id"]) == ("refund", refund.id)
+    assert event.data.object["metadata"].to_dict() == {"ticket": "T-9"}
+    assert previous(event) == {"metadata": {}}
+
+    listed = await sdk(lambda: client.v1.events.list(params={"type": "charge.refund.*"}))
+    assert [(e.id, e.type) for e in listed.data] == [
+        (event.id, "charge.refund.updated"),
+        (listed.data[1].id, "charge.refund.updated"),  # the refund's outcome
+    ]
+    assert listed.data[1].data.object["status"] == "succeeded"
+
+
 async def test_endpoints_receive_only_the_events_they_enabled(
     client: stripe.StripeClient, receiver: Receiver
 ) -> None:
@@ -397,6 +439,7 @@ def remit_trigger(platform: RunningPlatform, account: TestAccount, event_type: s
         "payment_intent.payment_failed",
         "payment_intent.requires_action",
         "charge.refunded",
+        "charge.refund.updated",
         "charge.updated",
         "payment_intent.canceled",
         "payment_method.detached",

@@ -52,6 +52,11 @@ _INTENT_EVENTS = {
 }
 
 
+# Stripe tells of every change of a refund (its outcome, a cancel, new metadata) with both,
+# each carrying the refund: an endpoint may subscribe to either.
+_REFUND_UPDATED_EVENTS = ("refund.updated", "charge.refund.updated")
+
+
 # What a merchant's update of a charge changes (POST /v1/charges/{id}): Stripe tells of it with
 # charge.updated, apart from the events of the charge's money (captured, refunded...).
 _DESCRIPTIVE_CHARGE_FIELDS = ("description", "metadata", "receipt_email", "shipping")
@@ -171,4 +176,5 @@ class PaymentEvents:
             return
         previous = changed_attributes(to_json(refund_message(before)), after_json)
         if previous:
-            await self._emit(db, after.account_id, "refund.updated", after_json, previous)
+            for event in _REFUND_UPDATED_EVENTS:
+                await self._emit(db, after.account_id, event, after_json, previous)
