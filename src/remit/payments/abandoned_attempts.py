@@ -56,6 +56,7 @@ class LeftBy(Enum):
 
     CANCELED = "the PaymentIntent was canceled"
     UPDATED = "the PaymentIntent's amount, currency or payment method changed"
+    USAGE_CHANGED = "the PaymentIntent's setup_future_usage changed"
     CONFIRMED_AGAIN = "the PaymentIntent was confirmed again with a new payment attempt"
 
 
