@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, TypeVar
-from urllib.parse import urlsplit
 
 from remit.grpcutil.internal_roles import CALLER_ONLY_ROLES, role_credential
 
@@ -202,11 +201,17 @@ def _usable_database_url(name: str, url: str) -> str:
 
 
 def _has_valid_port(url: str) -> bool:
+    # Parsed as SQLAlchemy parses it when the engine is made (not as a generic URL): a password
+    # may hold `#`, `/` or `?` that a generic parser would take for the URL's later parts.
+    # Imported here: reading the configuration does not otherwise need SQLAlchemy.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
-        _ = urlsplit(url).port  # raises when the port is no number from 0 to 65535
-    except ValueError:
+        port = make_url(url).port
+    except (ArgumentError, ValueError):
         return False
-    return True
+    return port is None or 0 <= port <= 65535
 
 
 # Only the vault process may hold its database credentials and key settings; the vault in turn

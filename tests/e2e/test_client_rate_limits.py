@@ -70,6 +70,21 @@ def test_wrong_keys_sent_all_at_once_are_held_to_the_clients_limit(
     assert sorted(a.status_code for a in answers) == [401] + [429] * (AT_ONCE - 1)
 
 
+def test_a_burst_with_one_good_key_not_yet_known_is_never_held_back(
+    limited: RunningPlatform,
+) -> None:
+    account = create_account(limited.core, token=limited.internal_token)
+    address = "203.0.113.16"
+
+    def pay(n: int) -> httpx.Response:
+        return _balance(limited, account.secret_key, address)
+
+    # The key has never been looked up: the first request looks it up, holding the address's
+    # one request meanwhile, and the others share its answer instead of each reserving one.
+    answers = _burst(pay)
+    assert [a.status_code for a in answers] == [200] * AT_ONCE, [a.text for a in answers]
+
+
 def test_authenticated_requests_never_count_against_their_address(
     limited: RunningPlatform,
 ) -> None:

@@ -5,6 +5,7 @@ reviews included. A path naming no expandable field is still a 400."""
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 import stripe
 
 from tests.e2e.test_balance_and_payouts import capture
@@ -202,3 +203,33 @@ def test_a_webhook_endpoint_has_nothing_to_expand_and_says_so(
     endpoint = ok(_post(platform, account, "/v1/webhook_endpoints", body))
     _cannot_expand(_get(platform, account, f"/v1/webhook_endpoints/{endpoint['id']}", "url"))
     _cannot_expand(_get(platform, account, "/v1/webhook_endpoints", "data.url"))
+
+
+def test_an_event_expands_only_its_data_and_request_which_are_objects_already(
+    client: stripe.StripeClient,
+) -> None:
+    """Stripe's Event has two expandable fields, `data` and `request`, both always objects:
+    expanding them changes nothing. The resource in `data.object` is as it was when the event
+    happened, and nothing in it can be expanded (the spec's NotificationEventData has no
+    expandable field): Stripe's 400 for a field that cannot be expanded, never a silent no."""
+    intent = pay(client, "pm_card_visa")
+    [event] = client.v1.events.list(params={"type": "payment_intent.succeeded"}).data
+    assert event.data.object["latest_charge"] == intent.latest_charge
+
+    plain = client.v1.events.retrieve(event.id).to_dict()
+    assert client.v1.events.retrieve(
+        event.id, params={"expand": ["data", "request"]}
+    ).to_dict() == (plain)
+    listed = client.v1.events.list(
+        params={"type": "payment_intent.succeeded", "expand": ["data.data", "data.request"]}
+    )
+    assert [e.to_dict() for e in listed.data] == [plain]
+
+    for path in ("data.object.latest_charge", "data.object", "data.previous_attributes", "type"):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.events.retrieve(event.id, params={"expand": [path]})
+        assert (refused.value.http_status, refused.value.param) == (400, "expand")
+        assert str(refused.value.user_message) == f"This property cannot be expanded ({path})."
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.events.list(params={"expand": ["data.data.object.latest_charge"]})
+    assert (refused.value.http_status, refused.value.param) == (400, "expand")

@@ -1,6 +1,7 @@
-"""Bodies over the limit get a clear answer, declared or sent in chunks, and cost the facade no
-more than the limit: the API's 1 MiB (Stripe's invalid_request_error) and the 3-D Secure page's
-form (anyone may post to it)."""
+"""Bodies over the limit get a clear answer through the real HTTP stack, declared or sent in
+chunks, and leave the facade serving: the API's 1 MiB (Stripe's invalid_request_error) and the
+3-D Secure page's form (anyone may post to it). That no more than the limit is read is pinned by
+tests/unit/rest/test_bodies.py, which counts the chunks read."""
 
 from collections.abc import Iterator
 

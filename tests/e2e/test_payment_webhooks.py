@@ -147,6 +147,116 @@ async def test_a_decline_sends_payment_failed_and_charge_failed(
     assert charge["payment_intent"] == failed["id"]
 
 
+def _failed_attempt(client: stripe.StripeClient, key: str, **params: Any) -> stripe.CardError:
+    """A confirmed payment of 1500 usd that fails with a card error."""
+    payment: Any = {"amount": 1500, "currency": "usd", "confirm": True, "return_url": RETURN_URL,
+                    **params}  # fmt: skip
+    try:
+        client.v1.payment_intents.create(params=payment, options={"idempotency_key": key})
+    except stripe.CardError as error:
+        return error
+    raise AssertionError("the payment did not fail")
+
+
+def _add_rule(client: stripe.StripeClient, rule: str) -> None:
+    client.raw_request("post", "/v1/radar/rules", rule=rule)
+
+
+async def _charge_failed_of(
+    client: stripe.StripeClient, receiver: Receiver, key: str, **params: Any
+) -> tuple[stripe.CardError, dict[str, Any]]:
+    """The error of a failing payment and the charge its `charge.failed` webhook carries,
+    delivered with payment_intent.created and payment_intent.payment_failed."""
+    secret = subscribe(client, receiver)
+    error = await sdk(lambda: _failed_attempt(client, key, **params))
+    events = await delivered(receiver, secret, 3)
+    assert set(events) == {
+        "payment_intent.created",
+        "payment_intent.payment_failed",
+        "charge.failed",
+    }
+    for event in events.values():
+        assert request_of(event) == (error.request_id, key)
+    charge: dict[str, Any] = events["charge.failed"].data.object.to_dict()
+    assert error.error is not None
+    assert (charge["id"], charge["status"]) == (error.error.charge, "failed")
+    return error, charge
+
+
+def _outcome(charge: dict[str, Any]) -> tuple[str, str, str | None]:
+    outcome = charge["outcome"]
+    return outcome["type"], outcome["network_status"], outcome["reason"]
+
+
+async def test_a_radar_block_sends_charge_failed_with_a_blocked_outcome(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    """Stripe creates a failed charge for a payment Radar blocks, and tells of it."""
+    error, charge = await _charge_failed_of(
+        client, receiver, "order-blocked", payment_method="pm_card_chargeDeclinedFraudulent"
+    )
+    assert (error.code, charge["failure_code"]) == ("card_declined", "card_declined")
+    assert _outcome(charge) == ("blocked", "not_sent_to_network", "highest_risk_level")
+
+
+async def test_an_issuer_asking_for_authentication_sends_charge_failed_when_no_challenge_may_follow(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    """No challenge may follow the issuer's soft decline: the payment fails as Stripe's does,
+    with a failed charge the card error names."""
+    error, charge = await _charge_failed_of(
+        client,
+        receiver,
+        "order-no-challenge",
+        payment_method="pm_card_authenticationRequired",
+        error_on_requires_action=True,
+        automatic_payment_methods={"enabled": False},
+    )
+    assert (error.code, charge["failure_code"]) == (
+        "authentication_required",
+        "authentication_required",
+    )
+    assert _outcome(charge) == ("issuer_declined", "declined_by_network", "authentication_required")
+
+
+@pytest.mark.parametrize(
+    ("asked_by", "params"),
+    [
+        (
+            "a Request 3D Secure rule",
+            {"error_on_requires_action": True, "automatic_payment_methods": {"enabled": False}},
+        ),
+        (
+            "the merchant",
+            {
+                "off_session": True,
+                "payment_method_options": {"card": {"request_three_d_secure": "any"}},
+            },
+        ),
+    ],
+)
+async def test_3ds_asked_for_before_the_network_without_a_challenge_sends_charge_failed(
+    client: stripe.StripeClient, receiver: Receiver, asked_by: str, params: dict[str, Any]
+) -> None:
+    """3-D Secure was to come before the network, and this payment could offer no challenge:
+    it fails with `authentication_required` and a failed charge, which says that the issuer
+    never saw the payment rather than that it declined it."""
+    if asked_by == "a Request 3D Secure rule":
+        await sdk(lambda: _add_rule(client, "Request 3D Secure if :amount_in_usd: > 10"))
+    error, charge = await _charge_failed_of(
+        client, receiver, "order-3ds-first", payment_method="pm_card_visa", **params
+    )
+    assert (error.code, charge["failure_code"]) == (
+        "authentication_required",
+        "authentication_required",
+    )
+    assert _outcome(charge) == ("invalid", "not_sent_to_network", None)
+    assert charge["outcome"]["seller_message"] == (
+        "This payment was not sent to the card network: it needed 3-D Secure authentication, "
+        "which could not be asked of the cardholder for this payment."
+    )
+
+
 async def test_a_manual_capture_sends_amount_capturable_updated_then_charge_captured(
     client: stripe.StripeClient, receiver: Receiver
 ) -> None:
@@ -186,7 +296,7 @@ async def test_a_manual_capture_sends_amount_capturable_updated_then_charge_capt
     assert events["payment_intent.succeeded"].data.object["amount_received"] == 3000
 
 
-async def test_a_refund_sends_charge_refunded_and_refund_created(
+async def test_a_refund_sends_charge_refunded_refund_created_and_both_refund_updates(
     client: stripe.StripeClient, receiver: Receiver
 ) -> None:
     intent = await sdk(
@@ -204,8 +314,13 @@ async def test_a_refund_sends_charge_refunded_and_refund_created(
         )
     )
     assert refund.last_response is not None
-    events = await delivered(receiver, secret, 3)
-    assert set(events) == {"charge.refunded", "refund.created", "refund.updated"}
+    events = await delivered(receiver, secret, 4)
+    assert set(events) == {
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "charge.refund.updated",
+    }
     for event in events.values():
         assert request_of(event) == (refund.last_response.request_id, "refund-1")
     created = events["refund.created"].data.object
@@ -217,10 +332,78 @@ async def test_a_refund_sends_charge_refunded_and_refund_created(
     # Created before the network is asked, then updated with the outcome.
     assert created["status"] == "pending"
     assert events["refund.updated"].data.object["status"] == "succeeded"
+    assert events["charge.refund.updated"].data.to_dict() == events["refund.updated"].data.to_dict()
     refunded = events["charge.refunded"].data
     assert refunded.object["amount_refunded"] == 500
     assert refunded.object["refunded"] is False  # a partial refund
     assert previous(events["charge.refunded"])["amount_refunded"] == 0
+
+
+async def test_a_merchants_update_of_a_charge_or_a_refund_names_its_request_in_the_event(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    intent = await sdk(
+        lambda: client.v1.payment_intents.create(
+            params={"amount": 1300, "currency": "usd", "payment_method": "pm_card_visa",
+                    "confirm": True, "return_url": RETURN_URL}
+        )
+    )  # fmt: skip
+    refund = await sdk(lambda: client.v1.refunds.create(params={"payment_intent": intent.id}))
+    secret = subscribe(client, receiver, enabled_events=["charge.updated", "refund.updated"])
+    charge = await sdk(
+        lambda: client.v1.charges.update(
+            str(intent.latest_charge),
+            params={"description": "order 12"},
+            options={"idempotency_key": "describe-12"},
+        )
+    )
+    updated = await sdk(
+        lambda: client.v1.refunds.update(
+            refund.id, params={"metadata": {"ticket": "T-12"}}, options={"idempotency_key": "t-12"}
+        )
+    )
+    assert charge.last_response is not None
+    assert updated.last_response is not None
+
+    events = await delivered(receiver, secret, 2)
+    assert request_of(events["charge.updated"]) == (charge.last_response.request_id, "describe-12")
+    assert request_of(events["refund.updated"]) == (updated.last_response.request_id, "t-12")
+
+
+async def test_an_endpoint_may_subscribe_to_charge_refund_updated_alone_at_its_own_version(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    """Stripe's charge.refund.updated, which carries the refund, for a change of its metadata:
+    rendered at the endpoint's version (before 2017-05-25 an event's `request` is the id)."""
+    intent = await sdk(
+        lambda: client.v1.payment_intents.create(
+            params={"amount": 1200, "currency": "usd", "payment_method": "pm_card_visa",
+                    "confirm": True, "return_url": RETURN_URL}
+        )
+    )  # fmt: skip
+    refund = await sdk(lambda: client.v1.refunds.create(params={"payment_intent": intent.id}))
+    secret = subscribe(
+        client, receiver, enabled_events=["charge.refund.updated"], api_version="2017-02-14"
+    )
+    updated = await sdk(
+        lambda: client.v1.refunds.update(refund.id, params={"metadata": {"ticket": "T-9"}})
+    )
+    assert updated.last_response is not None
+
+    events = await delivered(receiver, secret, 1)
+    event = events["charge.refund.updated"]
+    assert event.api_version == "2017-02-14"
+    assert event["request"] == updated.last_response.request_id
+    assert (event.data.object["object"], event.data.object["id"]) == ("refund", refund.id)
+    assert event.data.object["metadata"].to_dict() == {"ticket": "T-9"}
+    assert previous(event) == {"metadata": {}}
+
+    listed = await sdk(lambda: client.v1.events.list(params={"type": "charge.refund.*"}))
+    assert [(e.id, e.type) for e in listed.data] == [
+        (event.id, "charge.refund.updated"),
+        (listed.data[1].id, "charge.refund.updated"),  # the refund's outcome
+    ]
+    assert listed.data[1].data.object["status"] == "succeeded"
 
 
 async def test_endpoints_receive_only_the_events_they_enabled(
@@ -256,6 +439,7 @@ def remit_trigger(platform: RunningPlatform, account: TestAccount, event_type: s
         "payment_intent.payment_failed",
         "payment_intent.requires_action",
         "charge.refunded",
+        "charge.refund.updated",
         "charge.updated",
         "payment_intent.canceled",
         "payment_method.detached",

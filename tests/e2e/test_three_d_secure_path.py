@@ -495,3 +495,16 @@ def test_the_always_authenticate_card_declines_off_session_even_after_an_authent
     error = declined_off_session(client, customer.id, str(paid.payment_method))
     charge = client.v1.charges.retrieve(str(error.charge))
     assert (charge.status, charge.failure_code) == ("failed", "authentication_required")
+
+
+def test_the_challenge_pages_form_may_lead_to_the_merchants_return_url(
+    client: stripe.StripeClient,
+) -> None:
+    """Browsers apply the page's form-action to where its form submission is redirected:
+    with 'self' alone, the redirect to the merchant's return_url would be blocked and the
+    cardholder left on the page."""
+    intent = pay(client, "pm_card_authenticationRequired")
+    page = httpx.get(challenge_url(intent), timeout=30)
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert policy.endswith("form-action 'self' https://shop.example")

@@ -30,7 +30,6 @@ from remit.acquirer.domain import (
     NetworkStatus,
     Operation,
     OperationKind,
-    SettlementRow,
     Transition,
     assess_card,
     capture,
@@ -412,12 +411,6 @@ class AcquirerService:
         if authorization is None:
             raise not_found("authorization", authorization_id, param="authorization_id")
         return authorization
-
-    async def settlement_report(
-        self, day: date, merchant_id: str | None = None
-    ) -> list[SettlementRow]:
-        """Every capture and refund that settled on `day` (UTC), oldest first."""
-        return (await self.settlement_page(day, merchant_id)).rows
 
     async def settlement_page(
         self,

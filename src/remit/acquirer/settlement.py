@@ -14,7 +14,6 @@ and totals, so a reader can tell a complete report from one cut short at a line 
 """
 
 import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -139,22 +138,3 @@ class JsonReport:
             f'{closing},\n  "row_count": {self.totals.rows},\n'
             f'  "totals": {json.dumps(totals)}\n}}\n'
         )
-
-
-def render_csv(day: date, rows: Sequence[SettlementRow], merchant_id: str | None = None) -> str:
-    """A header line, one line per row (amounts and fees in minor units), the trailer."""
-    out = io.StringIO()
-    _render(CsvReport(out, day, merchant_id), rows)
-    return out.getvalue()
-
-
-def render_json(day: date, rows: Sequence[SettlementRow]) -> str:
-    out = io.StringIO()
-    _render(JsonReport(out, day), rows)
-    return out.getvalue()
-
-
-def _render(report: ReportWriter, rows: Sequence[SettlementRow]) -> None:
-    report.start()
-    report.write(rows)
-    report.finish()

@@ -59,10 +59,14 @@ def mask_secrets(text: str) -> str:
 
 # user:password@ (or user@) after a URL's scheme.
 _URL_CREDENTIALS: Final = re.compile(r"(?<=://)[^/@\s]+@")
+# A database URL's, up to the last `@` before the next space: its password may hold `/` or `#`
+# unencoded, which SQLAlchemy accepts (and masking to the last `@` errs on the safe side).
+_DATABASE_URL_CREDENTIALS: Final = re.compile(r"\b(postgres(?:ql)?(?:\+psycopg)?://)\S*@")
 
 
 def mask_url_credentials(text: str) -> str:
     """`text` with the credentials of each URL in it masked: `postgresql://***@db/remit`."""
+    text = _DATABASE_URL_CREDENTIALS.sub(r"\1***@", text)
     return _URL_CREDENTIALS.sub("***@", text)
 
 

@@ -57,3 +57,31 @@ def may_send_cardholder_to(url: str) -> bool:
     intent's parameters appended). Checked again where it is used: an intent stored before
     return_urls were checked may hold one that is not."""
     return return_url_problem(url, with_length=False) is None
+
+
+# What a host may be in a Content-Security-Policy source: names (IDNs in their ASCII form) and
+# IPv4 addresses, or IPv6 ones (bracketed there).
+_CSP_NAME: Final = re.compile(r"[a-z0-9.-]+")
+_CSP_IPV6: Final = re.compile(r"[0-9a-f:.]+")
+
+
+def csp_source_of(url: str) -> str | None:
+    """`url`'s origin as a Content-Security-Policy source (`https://shop.example:8443`, or
+    `myapp:` for an app's own scheme), or None when it cannot be written as one safely."""
+    if not may_send_cardholder_to(url):
+        return None
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return f"{scheme}:"
+    try:
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return None
+    if _CSP_NAME.fullmatch(host):
+        origin = f"{scheme}://{host}"
+    elif _CSP_IPV6.fullmatch(host):
+        origin = f"{scheme}://[{host}]"
+    else:
+        return None
+    return origin if port is None else f"{origin}:{port}"

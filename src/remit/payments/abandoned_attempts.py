@@ -24,11 +24,12 @@ What the charge then shows:
   authenticates before it sends a payment to the network, and this payment was never sent for
   authorization. Not `blocked`, which would say that Radar stopped it. The risk level and score
   stay Radar's.
-- No event of its own (see `PaymentEvents.charge_changed`): Stripe has no charge for a payment
-  whose authentication was never completed, so it sends no `charge.failed` for it, and nothing
-  told of the pending charge either. Radar counts no decline for it (`attempt_settled`): the
-  attempt was given up, not declined. (A challenge the cardholder fails ends its charge the same
-  way, but Radar counts that one: see `remit.radar.authentication`.)
+- No event of its own (the rule for `charge.failed` is in `remit.payments.events`): Stripe has
+  no charge for a payment that never got past authentication, so it sends no `charge.failed`
+  for it, and nothing told of the pending charge either. Radar counts no decline for it
+  (`attempt_settled`): the attempt was given up, not declined. (A challenge the cardholder
+  fails ends its charge the same way, but Radar counts that one: see
+  `remit.radar.authentication`.)
 """
 
 from dataclasses import replace
@@ -40,13 +41,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payments.charges import Charge, ChargeStatus
 from remit.payments.domain import PaymentIntent, Status
-from remit.payments.never_authenticated import never_sent_outcome
+from remit.payments.never_authenticated import (
+    AUTHENTICATED_NOT_CONFIRMED,
+    NOT_AUTHENTICATED,
+    never_sent_outcome,
+)
 from remit.payments.ports import PaymentHooks
 from remit.payments.repository import ChargeRepository
 from remit.payments.risk import Authentication
-
-AUTHENTICATION_NOT_COMPLETED: Final = "payment_intent_authentication_failure"
-AUTHENTICATED_NOT_CONFIRMED: Final = "payment_intent_payment_attempt_failed"
 
 
 class LeftBy(Enum):
@@ -54,6 +56,7 @@ class LeftBy(Enum):
 
     CANCELED = "the PaymentIntent was canceled"
     UPDATED = "the PaymentIntent's amount, currency or payment method changed"
+    USAGE_CHANGED = "the PaymentIntent's setup_future_usage changed"
     CONFIRMED_AGAIN = "the PaymentIntent was confirmed again with a new payment attempt"
 
 
@@ -100,7 +103,7 @@ def abandoned(charge: Charge, left_by: LeftBy, now: datetime) -> Charge:
         code = AUTHENTICATED_NOT_CONFIRMED
         message = f"The payment was authenticated but never confirmed: {left_by.value}."
     else:
-        code = AUTHENTICATION_NOT_COMPLETED
+        code = NOT_AUTHENTICATED
         message = (
             "The payment was abandoned before 3-D Secure authentication was completed: "
             f"{left_by.value}."

@@ -471,9 +471,12 @@ def _updated(intent: PaymentIntent, event: Updated) -> PaymentIntent:
             status=Status.REQUIRES_CONFIRMATION,
             next_action=None,
         )
-    elif money_changes and intent.status is Status.REQUIRES_ACTION:
-        # The waiting challenge shows, and its attempt would authorize, the old amount: the
-        # new one has to be confirmed (and authenticated) again.
+    elif intent.status is Status.REQUIRES_ACTION and (
+        money_changes or updated.setup_future_usage != intent.setup_future_usage
+    ):
+        # The waiting challenge shows, and its attempt would authorize, the old amount; and its
+        # attempt tells the network whether the card is being set up for off-session payments
+        # as the confirmation said. Either change has to be confirmed (and authenticated) again.
         updated = replace(updated, status=Status.REQUIRES_CONFIRMATION, next_action=None)
     return updated
 

@@ -3,6 +3,31 @@
 The hooks compare the object before and after a change and record the events Stripe sends for
 it (payment_intent.succeeded, charge.refunded, charge.updated, ...), with `previous_attributes`
 holding the old values of the top-level fields that changed.
+
+Which failed attempts `charge.failed` tells of. This is the one place the rule is written
+down; `_tells_of_its_failure` follows it. Stripe creates a charge for every payment it tries to
+authorize, and for those it refuses itself before asking the network; it has none for a payment
+that never got past 3-D Secure. remit makes the charge when the confirmation starts the attempt,
+before any of that is known, so every attempt that fails ends with a failed charge, and the
+event follows Stripe's charge:
+
+- Declined by the issuer (`issuer_declined` / `declined_by_network`): `charge.failed`. So is
+  the issuer's `authentication_required` soft decline when no challenge may follow it (an
+  off-session payment, `error_on_requires_action`).
+- Blocked by Radar, by a block rule or for the highest risk level (`blocked` /
+  `not_sent_to_network`): `charge.failed`, as Stripe sends for its blocked charges.
+- 3-D Secure asked for before the network (a Request 3D Secure rule,
+  `request_three_d_secure`) where no challenge is possible: `authentication_required`,
+  `invalid` / `not_sent_to_network`, and `charge.failed`; Stripe's card error for it names the
+  failed charge (`error.charge`).
+- A card the vault will not open (`payment_method_unexpected_state`, `invalid` /
+  `not_sent_to_network`): `charge.failed`.
+- 3-D Secure started and never got past: the cardholder failed the challenge or answered it too
+  late, or the intent moved on while the challenge waited or before it confirmed an
+  authenticated attempt (`invalid` / `not_sent_to_network`): no `charge.failed`, since Stripe
+  has no charge for it. The merchant hears of it from the intent (`payment_intent.payment_failed`
+  with `payment_intent_authentication_failure`, or the intent's own change); the charge shows it
+  by its failure code (`remit.payments.never_authenticated.stopped_at_authentication`).
 """
 
 from collections.abc import Callable
@@ -15,7 +40,7 @@ from remit.core.jsonview import JsonObject, to_json
 from remit.payments.charges import Charge, ChargeStatus, Refund
 from remit.payments.domain import PaymentIntent, Status
 from remit.payments.grpc import charge_message, payment_intent_message, refund_message
-from remit.payments.never_authenticated import ended_unauthenticated
+from remit.payments.never_authenticated import stopped_at_authentication
 from remit.payments.requests import current_request
 from remit.webhooks.outbox import record_event
 
@@ -27,6 +52,11 @@ _INTENT_EVENTS = {
 }
 
 
+# Stripe tells of every change of a refund (its outcome, a cancel, new metadata) with both,
+# each carrying the refund: an endpoint may subscribe to either.
+_REFUND_UPDATED_EVENTS = ("refund.updated", "charge.refund.updated")
+
+
 # What a merchant's update of a charge changes (POST /v1/charges/{id}): Stripe tells of it with
 # charge.updated, apart from the events of the charge's money (captured, refunded...).
 _DESCRIPTIVE_CHARGE_FIELDS = ("description", "metadata", "receipt_email", "shipping")
@@ -36,19 +66,11 @@ def _redescribed(before: Charge, after: Charge) -> bool:
     return any(getattr(before, name) != getattr(after, name) for name in _DESCRIPTIVE_CHARGE_FIELDS)
 
 
-def _failed_the_intent(charge: Charge, intent: PaymentIntent) -> bool:
-    """Whether the failed charge is its intent's failed payment (declined: the intent back in
-    `requires_payment_method` with it), which Stripe tells of with charge.failed. An attempt
-    that ended before the network for want of 3-D Secure is not, whether its challenge failed
-    or the intent left it behind (canceled, updated, confirmed again:
-    `remit.payments.abandoned_attempts`): Stripe has no charge for a payment whose
-    authentication was never completed, so it sends no event for one
-    (`remit.payments.never_authenticated`); `payment_intent.payment_failed` tells of it."""
-    return (
-        intent.status is Status.REQUIRES_PAYMENT_METHOD
-        and intent.latest_charge_id == charge.id
-        and not ended_unauthenticated(charge.authentication)
-    )
+def _tells_of_its_failure(failed: Charge) -> bool:
+    """Whether the attempt that just failed gets a `charge.failed`: the module's rule. Decided
+    by the charge alone, so every way an attempt can end (the network's answer, the challenge
+    page, an intent moving on) is held to the same rule."""
+    return not stopped_at_authentication(failed)
 
 
 def changed_attributes(before: JsonObject, after: JsonObject) -> JsonObject:
@@ -129,7 +151,7 @@ class PaymentEvents:
         if (
             before.status is ChargeStatus.PENDING
             and after.status is ChargeStatus.FAILED
-            and _failed_the_intent(after, intent)
+            and _tells_of_its_failure(after)
         ):
             await self._emit(db, after.account_id, "charge.failed", after_json)
         captured = (
@@ -154,4 +176,5 @@ class PaymentEvents:
             return
         previous = changed_attributes(to_json(refund_message(before)), after_json)
         if previous:
-            await self._emit(db, after.account_id, "refund.updated", after_json, previous)
+            for event in _REFUND_UPDATED_EVENTS:
+                await self._emit(db, after.account_id, event, after_json, previous)

@@ -47,6 +47,7 @@ from remit.payments.keyed import Done, Replay
 from remit.payments.keyed_rpc import client_keyed, keyed_call, reply, serialized
 from remit.payments.methods import chargeable_or_refusal
 from remit.payments.ports import NewCard
+from remit.payments.requests import note_call
 from remit.payments.risk import Authentication
 from remit.payments.service import (
     CaptureParams,
@@ -933,6 +934,9 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         self, request: pb.UpdateChargeRequest, context: Context
     ) -> pb.UpdateChargeResponse:
         call = call_context(context)
+        # One transaction, without remit's idempotency machinery (which notes the request
+        # of the payments it runs): the events of the change name its request here.
+        note_call(call.request_id, call.idempotency_key)
 
         def answer(updated: tuple[Charge, ChargeRefunds]) -> pb.UpdateChargeResponse:
             charge, refunds = updated
@@ -1007,6 +1011,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         self, request: pb.UpdateRefundRequest, context: Context
     ) -> pb.UpdateRefundResponse:
         call = call_context(context)
+        note_call(call.request_id, call.idempotency_key)
 
         def answer(refund: Refund) -> pb.UpdateRefundResponse:
             return pb.UpdateRefundResponse(refund=refund_message(refund))
@@ -1025,6 +1030,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         self, request: pb.CancelRefundRequest, context: Context
     ) -> pb.CancelRefundResponse:
         call = call_context(context)
+        note_call(call.request_id, call.idempotency_key)
 
         def answer(refund: Refund) -> pb.CancelRefundResponse:
             return pb.CancelRefundResponse(refund=refund_message(refund))

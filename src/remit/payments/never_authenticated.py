@@ -1,25 +1,31 @@
-"""How a charge shows an attempt that ended before the network, its 3-D Secure never completed.
+"""How a charge shows an attempt that stopped at 3-D Secure, never sent for authorization.
 
 Stripe authenticates before it sends a payment to the network, and it has no charge for a
-payment whose authentication was never completed: the merchant learns of it from the intent
-alone (`payment_intent.payment_failed` with `last_payment_error.code`
+payment that never got past authentication: the merchant learns of it from the intent alone
+(`payment_intent.payment_failed` with `last_payment_error.code`
 `payment_intent_authentication_failure`, or the intent's own change when it moves on). remit
 makes the charge earlier, when the confirmation starts the attempt (docs/radar.md), so such a
 charge must end in a way that says the same: `failed`, never sent for authorization, and no
-charge event of its own.
+charge event of its own (the rule for `charge.failed` is in `remit.payments.events`).
 
-This holds for every way the attempt can end unauthenticated: the cardholder fails the
-challenge, answers it after it expired (`remit.radar.authentication`), or the intent moves on
-while the challenge waits (`remit.payments.abandoned_attempts`).
+This holds for every way the attempt can stop there: the cardholder fails the challenge, or
+answers it after it expired (`remit.radar.authentication`); the intent moves on while the
+challenge waits, or before it confirms an authenticated attempt
+(`remit.payments.abandoned_attempts`).
 """
 
-from collections.abc import Mapping
 from typing import Final
 
-from remit.payments.charges import Charge
-from remit.payments.risk import Authentication, RiskVerdict
+from remit.payments.charges import Charge, ChargeStatus
+from remit.payments.risk import RiskVerdict
 
 NEVER_SENT: Final = "This payment was never sent to the card network"
+# The charge's failure_code for such an attempt: the PaymentIntent's own error codes, which no
+# answer of the network or of Radar carries. Not authenticated: the challenge failed, expired,
+# or was left waiting; authenticated: a manually confirmed intent moved on before confirming.
+NOT_AUTHENTICATED: Final = "payment_intent_authentication_failure"
+AUTHENTICATED_NOT_CONFIRMED: Final = "payment_intent_payment_attempt_failed"
+_STOPPED_AT_AUTHENTICATION: Final = frozenset({NOT_AUTHENTICATED, AUTHENTICATED_NOT_CONFIRMED})
 
 
 def never_sent_outcome(charge: Charge, why: str) -> dict[str, object]:
@@ -39,8 +45,9 @@ def never_sent_outcome(charge: Charge, why: str) -> dict[str, object]:
     }
 
 
-def ended_unauthenticated(authentication: Mapping[str, object] | None) -> bool:
-    """Whether an attempt with this 3-D Secure state (`Charge.authentication`) waited for a
-    challenge that was never passed: if it failed, it failed before the network."""
-    state = Authentication.from_json(authentication)
-    return state.challenge_id is not None and not state.authenticated
+def stopped_at_authentication(charge: Charge) -> bool:
+    """Whether `charge` failed as an attempt that never got past 3-D Secure (one Stripe has no
+    charge for), rather than one the network, Radar or the vault refused."""
+    return charge.status is ChargeStatus.FAILED and charge.failure_code in (
+        _STOPPED_AT_AUTHENTICATION
+    )

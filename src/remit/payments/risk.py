@@ -165,6 +165,8 @@ _SELLER_MESSAGES: Final = {
     "blocked_risk": "Radar blocked this payment as too risky.",
     "issuer_declined": "The bank did not return any further details with this decline.",
     "invalid": "This payment was not sent to the card network: its card can no longer be used.",
+    "unauthenticated": "This payment was not sent to the card network: it needed 3-D Secure "
+    "authentication, which could not be asked of the cardholder for this payment.",
 }
 
 
@@ -190,6 +192,16 @@ def outcome_json(verdict: RiskVerdict, result: Mapping[str, object]) -> dict[str
             "network_status": "not_sent_to_network",
             "reason": None,
             "seller_message": _SELLER_MESSAGES["invalid"],
+        }
+    if result.get("authentication_requested") and not result.get("approved"):
+        # 3-D Secure was to come first (`stand_in_result`) and no challenge was possible (off
+        # session, error_on_requires_action): the issuer never saw the payment, so it is not
+        # its decline. `invalid`, as for every other attempt remit never sent for authorization.
+        return base | {
+            "type": "invalid",
+            "network_status": "not_sent_to_network",
+            "reason": None,
+            "seller_message": _SELLER_MESSAGES["unauthenticated"],
         }
     if result.get("approved"):
         review = verdict.action == REVIEW

@@ -666,9 +666,13 @@ class PaymentsService:
                 await _refuse_passing_a_capture_in_flight(db, after)
             if card is not None:
                 await save_card_in(db, card)
-            await finish_left_behind(
-                db, self._hooks, before, after, left_by=LeftBy.UPDATED, now=update.at
+            only_usage = (before.amount_minor, before.currency, before.payment_method_id) == (
+                after.amount_minor,
+                after.currency,
+                after.payment_method_id,
             )
+            left_by = LeftBy.USAGE_CHANGED if only_usage else LeftBy.UPDATED
+            await finish_left_behind(db, self._hooks, before, after, left_by=left_by, now=update.at)
             await intents.save(after)
             await self._hooks.intent_changed(db, before, after)
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))

@@ -13,10 +13,10 @@ Failing, or answering after the challenge expired, returns the intent to
 `requires_payment_method` with `payment_intent_authentication_failure`
 (`payment_intent.payment_failed`). Its charge fails as never sent to the network
 (`remit.payments.never_authenticated`): outcome `invalid` / `not_sent_to_network`, and no
-`charge.failed`, since Stripe has no charge for a payment whose authentication failed; the
-intent's `last_payment_error` names none either. Unlike an attempt the intent merely leaves
-behind, Radar counts it as a decline of the card (`attempt_settled`): a cardholder failing
-authentication, again and again, is what testing stolen cards looks like.
+`charge.failed` (`remit.payments.events`), since Stripe has no charge for a payment whose
+authentication failed; the intent's `last_payment_error` names none either. Unlike an attempt
+the intent merely leaves behind, Radar counts it as a decline of the card (`attempt_settled`):
+a cardholder failing authentication, again and again, is what testing stolen cards looks like.
 """
 
 from collections.abc import Callable
@@ -38,7 +38,7 @@ from remit.payments.domain import (
     transition,
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
-from remit.payments.never_authenticated import never_sent_outcome
+from remit.payments.never_authenticated import NOT_AUTHENTICATED, never_sent_outcome
 from remit.payments.ports import PaymentHooks, PaymentMethodSource, RadarGate, attempt_facts
 from remit.payments.repository import ChargeRepository, PaymentIntentRepository
 from remit.payments.risk import AUTHENTICATION_FAILURE_MESSAGE, Authentication
@@ -46,7 +46,7 @@ from remit.payments.service import Done, PaymentsService, Replay, replay_of
 from remit.radar.challenges import ChallengeRepository, ChallengeStatus, ThreeDSChallenge
 
 ENDPOINT: Final = "CompleteThreeDSecureChallenge"
-AUTHENTICATION_FAILURE: Final = "payment_intent_authentication_failure"
+AUTHENTICATION_FAILURE: Final = NOT_AUTHENTICATED
 # Why the payment was never sent to the network, by how its challenge ended: the end of the
 # charge's `outcome.seller_message`.
 _NEVER_AUTHENTICATED: Final = {

@@ -165,6 +165,10 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
     known = deps.authenticator.known(authorization)
     if known is not None:
         return known
+    if deps.authenticator.looking_up(authorization):
+        # Another request is looking this key up: this one shares its answer and costs the
+        # address nothing, so a burst with one good key is never held back.
+        return await deps.authenticator.authenticate(authorization)
     address = client_address(request)
     # Counted before the look-up, so that wrong keys sent all at once are held to the limit
     # too; handed back when the key is found.

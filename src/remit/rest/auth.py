@@ -3,10 +3,13 @@
 Successful look-ups are cached for a few seconds per key digest, so a busy client costs one
 accounts call per interval rather than one per request; a revoked key stops working within
 `CACHE_TTL_S`. Failed ones are too, for less long (`REFUSED_TTL_S`): a client repeating a
-wrong key is answered without asking the accounts service each time. Keys are random, so no
-key is presented before it exists but by chance, and the short refusal costs nothing.
+wrong key is answered without asking the accounts service each time. Requests that come with
+the same key while it is being looked up wait for that look-up rather than make their own.
+Keys are random, so no key is presented before it exists but by chance, and the short refusal
+costs nothing.
 """
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -48,6 +51,8 @@ class Authenticator:
     _cache: dict[bytes, tuple[float, Principal]] = field(default_factory=dict)
     # Digests of keys the accounts service did not know, until when they are refused unasked.
     _refused: dict[bytes, float] = field(default_factory=dict)
+    # Look-ups under way, by key digest: concurrent requests with one key share one look-up.
+    _looking_up: dict[bytes, "asyncio.Future[Principal | None]"] = field(default_factory=dict)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         key = presented_key(authorization)
@@ -63,17 +68,47 @@ class Authenticator:
         refused_until = self._refused.get(digest)
         if refused_until is not None and refused_until > now:
             raise StripeError.invalid_api_key(key)
+        looking = self._looking_up.get(digest)
+        if looking is None:
+            looking = asyncio.ensure_future(self._look_up(key, digest))
+            self._looking_up[digest] = looking
+            looking.add_done_callback(lambda done: self._looked_up(digest, done))
+        # Shielded: a request that goes away (its client hung up) does not cancel the look-up
+        # other requests with the same key are waiting on.
+        principal = await asyncio.shield(looking)
+        if principal is None:
+            raise StripeError.invalid_api_key(key)
+        return principal
+
+    def looking_up(self, authorization: str | None) -> bool:
+        """Whether the key in `authorization` is being looked up for another request right now:
+        this one then waits for that answer and makes no look-up of its own."""
+        key = presented_key(authorization)
+        if not key:
+            return False
+        return hashlib.sha256(key.encode()).digest() in self._looking_up
+
+    async def _look_up(self, key: str, digest: bytes) -> Principal | None:
         principal = await self.lookup(key)
+        now = self.clock()
         if principal is None:
             if len(self._refused) >= _CACHE_LIMIT:
                 self._forget_expired_refusals(now)
             self._refused[digest] = now + REFUSED_TTL_S
-            raise StripeError.invalid_api_key(key)
+            return None
         self._refused.pop(digest, None)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[digest] = (now + CACHE_TTL_S, principal)
         return principal
+
+    def _looked_up(self, digest: bytes, done: "asyncio.Future[Principal | None]") -> None:
+        if self._looking_up.get(digest) is done:
+            del self._looking_up[digest]
+        if not done.cancelled():
+            # Read here too, so a failure no request was left waiting for is not reported as
+            # an exception never retrieved.
+            done.exception()
 
     def known(self, authorization: str | None) -> Principal | None:
         """The principal a key was found to be within `CACHE_TTL_S`, without asking the

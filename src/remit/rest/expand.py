@@ -126,6 +126,15 @@ def _cannot_expand(path: str) -> StripeError:
     )
 
 
+def refuse_all_but(paths: Iterable[str], expandable: Collection[str]) -> None:
+    """For an object whose only expandable fields are objects already (an event's `data` and
+    `request`), so that expanding them changes nothing: any other path, one that goes on inside
+    them included, is Stripe's 400 for a field that cannot be expanded."""
+    for path in paths:
+        if path not in expandable:
+            raise _cannot_expand(path)
+
+
 class _MissingFieldError(Exception):
     """A path names a field the object does not have (at the latest schema, perhaps only)."""
 

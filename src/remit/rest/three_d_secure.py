@@ -24,7 +24,7 @@ from starlette.routing import Route
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import has_prefix, new_id
-from remit.core.return_urls import may_send_cardholder_to, return_to
+from remit.core.return_urls import csp_source_of, may_send_cardholder_to, return_to
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
 from remit.rest.bodies import BodyTooLargeError, capped_body
@@ -38,6 +38,7 @@ MAX_FORM_BYTES: Final = 1024
 # How long a press waits, try after try, for another press of the same challenge to finish
 # (about 6 s in all: an authorization takes far less, unless the network is failing).
 _IN_FLIGHT_PAUSES_S: Final = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+# form-action comes last: a page whose form leads to the merchant appends its origin to it.
 _HEADERS: Final = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -51,7 +52,9 @@ _STATUS_WORDS: Final = {
 }
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def _page(title: str, body: str, status: int = 200, return_url: str | None = None) -> HTMLResponse:
+    """A page; one whose form sends the cardholder on to `return_url` lets the form go there:
+    browsers apply the policy's form-action to where a form submission is redirected too."""
     document = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title>"
@@ -59,7 +62,12 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         "button{font-size:1rem;margin-right:1rem;padding:.5rem 1rem}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
-    return HTMLResponse(document, status_code=status, headers=_HEADERS)
+    headers = _HEADERS
+    source = None if return_url is None else csp_source_of(return_url)
+    if source is not None:
+        policy = _HEADERS["Content-Security-Policy"] + " " + source
+        headers = {**_HEADERS, "Content-Security-Policy": policy}
+    return HTMLResponse(document, status_code=status, headers=headers)
 
 
 def _amount(amount_minor: int, currency: str) -> str:
@@ -179,6 +187,7 @@ def routes(deps: Dependencies) -> list[Route]:
             "</button>"
             "<button name='outcome' value='fail' type='submit'>Fail authentication</button>"
             "</form>",
+            return_url=challenge.return_url if challenge.HasField("return_url") else None,
         )
 
     async def answer(request: Request) -> Response:

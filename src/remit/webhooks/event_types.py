@@ -18,6 +18,7 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
         "charge.captured",
         "charge.refunded",
         "charge.updated",
+        "charge.refund.updated",
         "refund.created",
         "refund.updated",
         "payment_method.attached",

@@ -287,6 +287,7 @@ TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "charge.captured": _charge_captured,
     "charge.refunded": _charge_refunded,
     "charge.updated": _charge_updated,
+    "charge.refund.updated": _charge_refunded,
     "refund.created": _charge_refunded,
     "refund.updated": _charge_refunded,
     "payment_method.attached": _payment_method_attached,

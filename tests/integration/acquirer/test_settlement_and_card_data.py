@@ -7,13 +7,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.acquirer.domain import SettlementKind
+from remit.acquirer.domain import SettlementKind, SettlementRow
 from remit.acquirer.service import AcquirerService, parse_settlement_date
-from remit.acquirer.settlement import render_csv, render_json
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from tests.integration.acquirer.support import MERCHANT, authorization_request
 from tests.integration.acquirer.test_test_cards import APPROVALS, DECLINES
+from tests.support.settlement_reports import render_csv, render_json
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +49,7 @@ async def test_the_report_lists_each_days_captures_and_refunds_with_their_fees(
     clock.advance(12 * 3600)  # 2031-03-15, 00:01 UTC
     await service.refund("next-day-refund", held_id, 1000)
 
-    day_one = await service.settlement_report(date(2031, 3, 14))
+    day_one = await settled_on(service, date(2031, 3, 14))
     assert [(row.kind, row.reference, row.amount_minor, row.fee_minor) for row in day_one] == [
         (SettlementKind.CAPTURE, "sale", 10_000, 150),
         (SettlementKind.CAPTURE, "held-capture", 5000, 75),
@@ -61,13 +61,13 @@ async def test_the_report_lists_each_days_captures_and_refunds_with_their_fees(
     assert {row.merchant_id for row in day_one} == {MERCHANT, OTHER_MERCHANT}
     assert all(row.currency == "usd" for row in day_one)
 
-    only_other = await service.settlement_report(date(2031, 3, 14), OTHER_MERCHANT)
+    only_other = await settled_on(service, date(2031, 3, 14), OTHER_MERCHANT)
     assert [row.reference for row in only_other] == ["other-sale"]
-    day_two = await service.settlement_report(date(2031, 3, 15))
+    day_two = await settled_on(service, date(2031, 3, 15))
     assert [(row.reference, row.kind) for row in day_two] == [
         ("next-day-refund", SettlementKind.REFUND)
     ]
-    assert await service.settlement_report(date(2031, 3, 13)) == []
+    assert await settled_on(service, date(2031, 3, 13)) == []
 
     csv_lines = render_csv(date(2031, 3, 14), day_one).splitlines()
     assert csv_lines[0] == (
@@ -84,6 +84,13 @@ async def test_the_report_lists_each_days_captures_and_refunds_with_their_fees(
     assert document["rows"][2]["amount"] == 2000
     assert document["row_count"] == 4
     assert document["totals"] == {"usd": {"rows": 4, "amount": 17_333, "fee": 230}}
+
+
+async def settled_on(
+    service: AcquirerService, day: date, merchant_id: str | None = None
+) -> list[SettlementRow]:
+    """Every capture and refund settled on `day`, in one page."""
+    return (await service.settlement_page(day, merchant_id)).rows
 
 
 @pytest.mark.parametrize("raw", ["2031-3-14", "14/03/2031", "2031-02-30", "", "2031-03-14T00"])

@@ -536,3 +536,32 @@ async def test_a_decline_after_a_passed_challenge_is_still_a_charge_failed(
         "charge.failed",
         "payment_intent.payment_failed",
     ]
+
+
+async def test_turning_on_off_session_usage_while_the_challenge_waits_needs_a_new_confirmation(
+    parts: Parts, account_id: str
+) -> None:
+    """The waiting attempt tells the network the card is not being set up for off-session
+    payments (its confirmation said so); had it gone on after the update, the card would be
+    saved with no setup its later off-session payments could cite, and they would be declined
+    `authentication_required`. The update sends the intent back to be confirmed again."""
+    intent = await _waiting_for_its_challenge(parts, account_id, "usage")
+    updated = await _update(
+        parts, account_id, intent.id, "usage-on", changes={"setup_future_usage": "off_session"}
+    )
+    assert (updated.status, updated.next_action, updated.setup_future_usage) == (
+        Status.REQUIRES_CONFIRMATION,
+        None,
+        "off_session",
+    )
+    old = await _charge(parts, account_id, intent.latest_charge_id)
+    _assert_abandoned(
+        old,
+        "payment_intent_authentication_failure",
+        "The payment was abandoned before 3-D Secure authentication was completed: the "
+        "PaymentIntent's setup_future_usage changed.",
+    )
+    same = await _update(
+        parts, account_id, intent.id, "usage-same", changes={"setup_future_usage": "off_session"}
+    )
+    assert same.status is Status.REQUIRES_CONFIRMATION

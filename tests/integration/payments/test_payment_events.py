@@ -75,13 +75,20 @@ async def test_a_refund_records_charge_refunded_refund_created_and_its_outcome(
     await refund(payments, account_id, intent.id, 400)
 
     made = (await recorded(core_engine, account_id))[before:]
-    assert [kind for kind, _ in made] == ["charge.refunded", "refund.created", "refund.updated"]
-    charge_refunded, created, updated = (data for _, data in made)
+    assert [kind for kind, _ in made] == [
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "charge.refund.updated",
+    ]
+    charge_refunded, created, updated, charge_refund_updated = (data for _, data in made)
     assert charge_refunded["object"]["amount_refunded"] == 400  # type: ignore[index]
     assert charge_refunded["previous"] == {"amount_refunded": 0}
     assert created["object"]["status"] == "pending"  # type: ignore[index]
     assert updated["object"]["status"] == "succeeded"  # type: ignore[index]
     assert updated["previous"]["status"] == "pending"  # type: ignore[index]
+    # Stripe's other event for a refund's change carries the same refund.
+    assert charge_refund_updated == updated
 
 
 async def test_a_refused_refund_gives_the_amount_back_without_a_second_charge_refunded(
@@ -93,10 +100,40 @@ async def test_a_refused_refund_gives_the_amount_back_without_a_second_charge_re
     await refund(payments, account_id, intent.id, 1000)
 
     made = (await recorded(core_engine, account_id))[before:]
-    assert [kind for kind, _ in made] == ["charge.refunded", "refund.created", "refund.updated"]
+    assert [kind for kind, _ in made] == [
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "charge.refund.updated",
+    ]
     assert made[2][1]["object"]["status"] == "failed"  # type: ignore[index]
+    assert made[3][1] == made[2][1]
     charge, _ = await payments.get_charge(account_id, intent.latest_charge_id or "")
     assert charge.amount_refunded_minor == 0
+
+
+async def test_a_card_the_vault_will_not_open_records_charge_failed_never_sent(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """Never sent to the network, yet a failed payment Stripe has a charge for: told with
+    charge.failed (the rule in `remit.payments.events`)."""
+    payments = service(core_engine, FakeNetwork(unopenable={"visa"}))
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, "k-unopenable")
+
+    made = await recorded(core_engine, account_id)
+    assert [kind for kind, _ in made] == [
+        "payment_intent.created",
+        "charge.failed",
+        "payment_intent.payment_failed",
+    ]
+    charge = made[1][1]["object"]
+    assert charge["id"] == raised.value.charge  # type: ignore[index]
+    assert (charge["failure_code"], charge["outcome"]["type"]) == (  # type: ignore[index]
+        "payment_method_unexpected_state",
+        "invalid",
+    )
+    assert charge["outcome"]["network_status"] == "not_sent_to_network"  # type: ignore[index]
 
 
 async def test_events_render_for_old_versions_with_the_lists_of_their_time(
@@ -220,7 +257,7 @@ async def test_payment_methods_for_events_are_read_in_one_query_within_the_accou
     assert len([sql for sql in statements if "payment_methods" in sql]) == 1
 
 
-async def test_a_refunds_metadata_update_records_refund_updated_with_the_old_metadata(
+async def test_a_refunds_metadata_update_records_both_refund_updates_with_the_old_metadata(
     core_engine: AsyncEngine, account_id: str
 ) -> None:
     payments = service(core_engine, FakeNetwork())
@@ -234,7 +271,8 @@ async def test_a_refunds_metadata_update_records_refund_updated_with_the_old_met
     await payments.update_refund(account_id, made.id, {"ticket": "T-1"}, False, [])
 
     recorded_since = (await recorded(core_engine, account_id))[before:]
-    assert [kind for kind, _ in recorded_since] == ["refund.updated"]
+    assert [kind for kind, _ in recorded_since] == ["refund.updated", "charge.refund.updated"]
     data = recorded_since[0][1]
     assert data["object"]["metadata"] == {"ticket": "T-1"}  # type: ignore[index]
     assert data["previous"] == {"metadata": {}}
+    assert recorded_since[1][1] == data

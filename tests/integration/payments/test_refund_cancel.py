@@ -1,6 +1,6 @@
 """Canceling a refund ends it as a failed refund ends: its hold goes back to the available
-balance, the charge stops counting it, refund.updated tells of it, all in the cancel's own
-transaction, and nothing settles it afterwards.
+balance, the charge stops counting it, refund.updated and charge.refund.updated tell of it, all
+in the cancel's own transaction, and nothing settles it afterwards.
 
 Only a refund waiting on the customer (`requires_action`) can be canceled. No remit flow puts
 a refund there yet: card refunds are created `pending`, with their hold, and the acquirer's
@@ -194,7 +194,7 @@ async def test_a_canceled_refund_no_longer_counts_on_its_charge(
     await _assert_verified(core_engine)
 
 
-async def test_a_cancel_records_refund_updated_and_nothing_about_the_charge_refunded(
+async def test_a_cancel_records_both_refund_updates_and_nothing_about_the_charge_refunded(
     payments: PaymentsService, core_engine: AsyncEngine, account_id: str
 ) -> None:
     intent_id = await _paid_and_available(payments, core_engine, account_id)
@@ -206,11 +206,12 @@ async def test_a_cancel_records_refund_updated_and_nothing_about_the_charge_refu
     await payments.cancel_refund(account_id, record.refund_id, _keyed(account_id, "c2"))
 
     made = (await recorded(core_engine, account_id))[before:]
-    assert [kind for kind, _ in made] == ["refund.updated"]
-    [(_, updated)] = made
+    assert [kind for kind, _ in made] == ["refund.updated", "charge.refund.updated"]
+    [(_, updated), (_, charge_refund_updated)] = made
     assert updated["object"]["id"] == record.refund_id  # type: ignore[index]
     assert updated["object"]["status"] == "canceled"  # type: ignore[index]
     assert updated["previous"] == {"status": "requires_action"}
+    assert charge_refund_updated == updated
 
 
 async def test_a_refused_cancel_changes_nothing(

@@ -3,7 +3,7 @@
 import json
 from datetime import date
 
-from remit.acquirer.settlement import render_csv, render_json
+from tests.support.settlement_reports import render_csv, render_json
 
 DAY = date(2031, 3, 14)
 

@@ -149,3 +149,32 @@ def test_the_sweeps_unreferenced_share_defaults_to_half_and_may_be_lifted_to_one
     for bad in ("0", "1.5", "-0.1", "half"):
         with pytest.raises(ConfigError, match=key):
             vault_sweep_max_unreferenced_share({key: bad})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://remit:p#ss@db:5432/remit",
+        "postgresql://remit:ab/cd+ef==@db:5432/remit",
+        "postgres://remit:x?y@db/remit",
+        "postgresql+psycopg://db/remit",
+    ],
+)
+def test_a_database_url_is_taken_as_sqlalchemy_reads_it(url: str) -> None:
+    """A password may hold characters a generic URL parser would read as the URL's fragment,
+    path or query; the engine reads them as the password, so the URL is usable."""
+    assert from_env({"DATABASE_URL": url}).require_database_url() == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://remit:pw@db/remit",
+        "postgresql://remit:pw@db:port/remit",
+        "postgresql://remit:pw@db:99999/remit",
+    ],
+)
+def test_a_url_that_is_no_postgresql_url_is_refused_without_being_quoted(url: str) -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL is not a PostgreSQL URL") as raised:
+        from_env({"DATABASE_URL": url}).require_database_url()
+    assert "pw" not in str(raised.value)

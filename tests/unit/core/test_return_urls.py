@@ -4,7 +4,11 @@ never one that runs code where it is opened."""
 import pytest
 
 from remit.core.errors import RemitError
-from remit.core.return_urls import may_send_cardholder_to, refuse_invalid_return_url
+from remit.core.return_urls import (
+    csp_source_of,
+    may_send_cardholder_to,
+    refuse_invalid_return_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -59,3 +63,22 @@ def test_the_3d_secure_page_neither_links_nor_redirects_to_a_url_that_runs_code(
     assert _return_link(stored) == ""
     good = pb.ThreeDSecureChallenge(return_url="https://shop.example/back")
     assert "href='https://shop.example/back'" in _return_link(good)
+
+
+@pytest.mark.parametrize(
+    ("url", "source"),
+    [
+        ("https://Shop.Example/return?x=1", "https://shop.example"),
+        ("http://localhost:3000/done", "http://localhost:3000"),
+        ("https://[2001:db8::1]:8443/r", "https://[2001:db8::1]:8443"),
+        ("myapp://payments/done", "myapp:"),
+        ("https://shop_example.test/r", None),
+        ("https://shop.example:99999/r", None),
+        ("javascript:alert(1)", None),
+        ("https://shöp.example/r", None),
+    ],
+)
+def test_a_return_urls_origin_is_written_as_a_csp_source_only_when_it_is_safe(
+    url: str, source: str | None
+) -> None:
+    assert csp_source_of(url) == source

@@ -153,3 +153,12 @@ def test_database_passwords_never_reach_the_log(written: io.StringIO) -> None:
     assert mask_url_credentials("see https://example.com/path@x") == (
         "see https://example.com/path@x"
     )
+
+
+@pytest.mark.parametrize(
+    "password", ["ab/cd+ef==", "p#ss", "x?y=z", "semi;colon", "at@sign", "plain"]
+)
+def test_a_database_urls_password_is_masked_whatever_it_holds(password: str) -> None:
+    for scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        masked = mask_url_credentials(f"failed: {scheme}://remit:{password}@db:5432/remit (x)")
+        assert masked == f"failed: {scheme}://***@db:5432/remit (x)"

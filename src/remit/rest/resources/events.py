@@ -3,12 +3,15 @@
 The core returns each event rendered at the version the account was pinned to when the event
 happened, as its webhooks were, and `api_version` says which: not at `Stripe-Version` (Stripe
 renders an event's data once and never again). The routes set `rendered_by_core`, so the facade
-does not render them a second time.
+does not render them a second time, nor expand them: see `_EXPANDABLE`.
 """
+
+from typing import Final
 
 from remit.core.jsonview import JsonObject, JsonValue, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
+from remit.rest.expand import refuse_all_but
 from remit.rest.grpc_call import call
 from remit.rest.listing import page_fields
 from remit.rest.params import (
@@ -33,8 +36,17 @@ LIST = list_schema(
 ).extend({}, exclusive=[("type", "types")])
 RETRIEVE = Schema({})
 
+# Stripe's Event has two expandable fields, `data` and `request`, and both are always objects:
+# expanding them changes nothing. `data.object` is the resource as it was when the event
+# happened, and nothing inside it can be expanded (Stripe's spec lists no expandable field for
+# NotificationEventData): a path into it is refused, not ignored, since a merchant who asked
+# for `data.object.latest_charge` and got an id back would be misled.
+_EXPANDABLE: Final = frozenset({"data", "request"})
+_EXPANDABLE_IN_A_LIST: Final = frozenset({"data", *(f"data.{field}" for field in _EXPANDABLE)})
+
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
+    refuse_all_but(context.expand, _EXPANDABLE)
     reply = await call(
         deps.webhooks.GetEvent, pb.GetEventRequest(id=context.path["event"]), context
     )
@@ -42,6 +54,7 @@ async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 
 async def list_events(context: ApiContext, deps: Dependencies) -> JsonObject:
+    refuse_all_but(context.expand, _EXPANDABLE_IN_A_LIST)
     page = PageRequest.from_params(context.params)
     request = pb.ListEventsRequest(**page_fields(page))  # type: ignore[arg-type]
     event_type = context.optional_str("type")

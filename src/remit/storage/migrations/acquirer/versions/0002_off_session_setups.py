@@ -30,16 +30,24 @@ _INDEX = "ix_authorizations_setup_network_transaction_id"
 
 
 def upgrade() -> None:
-    op.add_column("authorizations", sa.Column("network_transaction_id", sa.Text, nullable=True))
+    # if_not_exists: when the index build below is stopped, the columns are already committed
+    # (autocommit_block), and the next run starts here again.
+    op.add_column(
+        "authorizations",
+        sa.Column("network_transaction_id", sa.Text, nullable=True),
+        if_not_exists=True,
+    )
     op.add_column(
         "authorizations",
         sa.Column(
             "three_d_secure_authenticated", sa.Boolean, nullable=False, server_default=sa.false()
         ),
+        if_not_exists=True,
     )
     op.add_column(
         "authorizations",
         sa.Column("setup_off_session", sa.Boolean, nullable=False, server_default=sa.false()),
+        if_not_exists=True,
     )
     with op.get_context().autocommit_block():
         create_index_online(
