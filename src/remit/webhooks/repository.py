@@ -810,9 +810,11 @@ class DeliveryRepository:
 # The endpoint's row is locked in a statement of its own, before the slot is counted and taken,
 # so concurrent acquirers count one after another (a count in the locking statement would read
 # a snapshot taken before the lock was granted). Both travel in one round trip (a pipeline):
-# each statement still takes its own snapshot.
+# each statement still takes its own snapshot. FOR NO KEY UPDATE, not FOR UPDATE: it excludes
+# the other slot-takers just the same, but not the key-share lock that recording an event (on
+# every payment's path) takes on the endpoint when it inserts the event's delivery.
 _LOCK_ENDPOINT_FOR_SLOTS = Statement(
-    "SELECT id FROM webhook_endpoints WHERE id = %(endpoint_id)s FOR UPDATE"
+    "SELECT id FROM webhook_endpoints WHERE id = %(endpoint_id)s FOR NO KEY UPDATE"
 )
 _TAKE_SLOT = Statement(
     "INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until)"
