@@ -151,7 +151,7 @@ async def test_the_networks_fee_is_booked_once_per_capture_and_clearing_meets_th
         await refund(trail, account, "usd-refund", intents[0].id, 2_500)
 
         day = clock.now().date()
-        settled = await trail.acquirer.settlement_report(day, account)
+        settled = (await trail.acquirer.settlement_page(day, account)).rows
         clock.advance(timedelta(days=1).total_seconds())  # the day is over
         result = await trail.ledger.reconcile(day.isoformat(), account)
         verified = await trail.ledger.verify()
