@@ -57,7 +57,22 @@ class LeftBy(Enum):
     CANCELED = "the PaymentIntent was canceled"
     UPDATED = "the PaymentIntent's amount, currency or payment method changed"
     USAGE_CHANGED = "the PaymentIntent's setup_future_usage changed"
+    CUSTOMER_CHANGED = "the PaymentIntent's customer changed"
     CONFIRMED_AGAIN = "the PaymentIntent was confirmed again with a new payment attempt"
+
+
+def left_by_update(before: PaymentIntent, after: PaymentIntent) -> LeftBy:
+    """What an update that sent the intent back to be confirmed again changed, for the failed
+    charge's message."""
+    if (before.amount_minor, before.currency, before.payment_method_id) != (
+        after.amount_minor,
+        after.currency,
+        after.payment_method_id,
+    ):
+        return LeftBy.UPDATED
+    if before.setup_future_usage != after.setup_future_usage:
+        return LeftBy.USAGE_CHANGED
+    return LeftBy.CUSTOMER_CHANGED
 
 
 # The statuses in which an intent's latest charge may be a pending attempt that is not at the

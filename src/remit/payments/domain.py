@@ -472,11 +472,15 @@ def _updated(intent: PaymentIntent, event: Updated) -> PaymentIntent:
             next_action=None,
         )
     elif intent.status is Status.REQUIRES_ACTION and (
-        money_changes or updated.setup_future_usage != intent.setup_future_usage
+        money_changes
+        or updated.setup_future_usage != intent.setup_future_usage
+        or updated.customer_id != intent.customer_id
     ):
-        # The waiting challenge shows, and its attempt would authorize, the old amount; and its
+        # The waiting challenge shows, and its attempt would authorize, the old amount; its
         # attempt tells the network whether the card is being set up for off-session payments
-        # as the confirmation said. Either change has to be confirmed (and authenticated) again.
+        # as the confirmation said; and its card was checked against the customer the intent
+        # had then (a saved card pays only its own customer's intents). Each change has to be
+        # confirmed (and authenticated) again.
         updated = replace(updated, status=Status.REQUIRES_CONFIRMATION, next_action=None)
     return updated
 

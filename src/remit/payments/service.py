@@ -28,7 +28,12 @@ from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
 from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
 from remit.payments import idempotency
-from remit.payments.abandoned_attempts import LeftBy, authenticated_for, finish_left_behind
+from remit.payments.abandoned_attempts import (
+    LeftBy,
+    authenticated_for,
+    finish_left_behind,
+    left_by_update,
+)
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
 from remit.payments.charge_refunds import ChargeRefunds, read_refunds, read_refunds_of_charges
@@ -666,13 +671,9 @@ class PaymentsService:
                 await _refuse_passing_a_capture_in_flight(db, after)
             if card is not None:
                 await save_card_in(db, card)
-            only_usage = (before.amount_minor, before.currency, before.payment_method_id) == (
-                after.amount_minor,
-                after.currency,
-                after.payment_method_id,
+            await finish_left_behind(
+                db, self._hooks, before, after, left_by=left_by_update(before, after), now=update.at
             )
-            left_by = LeftBy.USAGE_CHANGED if only_usage else LeftBy.UPDATED
-            await finish_left_behind(db, self._hooks, before, after, left_by=left_by, now=update.at)
             await intents.save(after)
             await self._hooks.intent_changed(db, before, after)
             await idempotency.finish(db, record, response_code=0, response_body=respond(after))

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from remit.core.errors import ErrorKind
+from remit.payments.abandoned_attempts import LeftBy, left_by_update
 from remit.payments.domain import (
     ALLOWED_FROM,
     ActionCompleted,
@@ -220,7 +221,15 @@ def test_changing_the_payment_method_needs_a_new_confirmation() -> None:
 
 
 @pytest.mark.parametrize(
-    "update", [Updated(at=T, amount_minor=90000), Updated(at=T, currency="eur")]
+    "update",
+    [
+        Updated(at=T, amount_minor=90000),
+        Updated(at=T, currency="eur"),
+        # The attempt's card was checked against the customer the intent had then.
+        Updated(at=T, changes={"customer_id": "cus_other"}),
+        # The attempt tells the network whether the card is being set up for later payments.
+        Updated(at=T, changes={"setup_future_usage": "off_session"}),
+    ],
 )
 def test_a_new_amount_or_currency_while_an_action_waits_needs_a_new_confirmation(
     update: Updated,
@@ -261,3 +270,19 @@ def test_a_confirmation_replaces_keeps_or_clears_setup_future_usage() -> None:
     assert replaced.setup_future_usage == "off_session"
     cleared = transition(intent, replace(confirm, clear_setup_future_usage=True))
     assert cleared.setup_future_usage is None
+
+
+def test_what_an_update_leaves_a_waiting_attempt_for_is_named_in_its_message() -> None:
+    waiting = intent_in(Status.REQUIRES_ACTION)
+    for update, left_by in [
+        (Updated(at=T, amount_minor=90000), LeftBy.UPDATED),
+        (Updated(at=T, changes={"setup_future_usage": "off_session"}), LeftBy.USAGE_CHANGED),
+        (Updated(at=T, changes={"customer_id": "cus_other"}), LeftBy.CUSTOMER_CHANGED),
+    ]:
+        assert left_by_update(waiting, transition(waiting, update)) is left_by
+
+
+def test_a_metadata_or_description_update_leaves_the_waiting_action_alone() -> None:
+    waiting = replace(intent_in(Status.REQUIRES_ACTION), next_action={"type": "redirect_to_url"})
+    after = transition(waiting, Updated(at=T, changes={"description": "Order 12"}))
+    assert (after.status, after.next_action) == (Status.REQUIRES_ACTION, waiting.next_action)
