@@ -442,6 +442,17 @@ def _sets_up_off_session(intent: PaymentIntent, off_session: bool) -> bool:
     return intent.setup_future_usage == "off_session" and not off_session
 
 
+def _confirmed_setup(intent: PaymentIntent, confirm: ConfirmParams) -> bool:
+    """`_sets_up_off_session` for the intent as `confirm` leaves it: a confirmation may set or
+    clear its setup_future_usage."""
+    usage = intent.setup_future_usage
+    if confirm.clear_setup_future_usage:
+        usage = None
+    elif confirm.setup_future_usage is not None:
+        usage = confirm.setup_future_usage
+    return _sets_up_off_session(replace(intent, setup_future_usage=usage), confirm.off_session)
+
+
 def _card_or_refusal(named: ChargeableCard | RemitError | None) -> ChargeableCard | None:
     """The card `_resolve_named_card` found (or a `NewCard`), or its refusal raised."""
     if isinstance(named, RemitError):
@@ -850,7 +861,9 @@ class PaymentsService:
                 _refuse_a_spent_card(intent.id, card)
                 charges = ChargeRepository(db)
                 # A manually confirmed intent that passed 3-D Secure continues its attempt.
-                resumed = await self._authenticated_attempt(charges, intent, card)
+                resumed = await self._authenticated_attempt(
+                    charges, intent, card, setup_off_session=_confirmed_setup(intent, confirm)
+                )
                 charge_id = new_id("ch") if resumed is None else resumed.id
                 # The confirmation's own values apply first: the charge copies the result.
                 processing = transition(
@@ -983,8 +996,16 @@ class PaymentsService:
 
     @staticmethod
     async def _authenticated_attempt(
-        charges: ChargeRepository, intent: PaymentIntent, card: ChargeableCard
+        charges: ChargeRepository,
+        intent: PaymentIntent,
+        card: ChargeableCard,
+        *,
+        setup_off_session: bool,
     ) -> Charge | None:
+        """The attempt a manual confirmation goes on with: the one its cardholder authenticated,
+        for this card, amount and currency, and for what it tells the network of setting the
+        card up for off-session payments (`setup_off_session`, as the confirmation leaves the
+        intent). Otherwise None: the confirmation makes a new attempt, authenticated again."""
         if intent.status is not Status.REQUIRES_CONFIRMATION or intent.latest_charge_id is None:
             return None
         previous = await charges.get(intent.account_id, intent.latest_charge_id, for_update=True)
@@ -997,6 +1018,8 @@ class PaymentsService:
                 amount_minor=intent.amount_minor,
                 currency=intent.currency,
             )
+            or Authentication.from_json(previous.authentication).setup_off_session
+            != setup_off_session
         ):
             return None
         return previous

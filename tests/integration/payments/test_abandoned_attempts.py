@@ -27,7 +27,7 @@ from remit.payments.domain import (
 )
 from remit.payments.grpc import payment_intent_message
 from remit.payments.idempotency import KeyRecord
-from remit.payments.risk import AUTHENTICATION_FAILURE_MESSAGE
+from remit.payments.risk import AUTHENTICATION_FAILURE_MESSAGE, Authentication
 from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService
 from remit.payments.wiring import payment_hooks
 from remit.radar.authentication import ThreeDSecureService
@@ -565,3 +565,32 @@ async def test_turning_on_off_session_usage_while_the_challenge_waits_needs_a_ne
         parts, account_id, intent.id, "usage-same", changes={"setup_future_usage": "off_session"}
     )
     assert same.status is Status.REQUIRES_CONFIRMATION
+
+
+@pytest.mark.parametrize("how", ["update", "confirm"])
+async def test_a_manual_confirmation_that_now_sets_the_card_up_authenticates_again(
+    parts: Parts, account_id: str, how: str
+) -> None:
+    """The cardholder authenticated a payment that did not set the card up for off-session
+    payments, and the network was to be told so. Turning setup_future_usage on before the
+    manual confirmation (by an update, or in the confirmation itself) makes a new attempt
+    (authenticated again where its card asks for it) that tells the network of the setup; had
+    the confirmation gone on with the old one, the card would be saved with no setup for its
+    renewals to cite."""
+    intent = await _waiting_for_its_challenge(parts, account_id, f"setup-{how}", manual=True)
+    authenticated = await _pass_challenge(parts, account_id, intent)
+    assert authenticated.status is Status.REQUIRES_CONFIRMATION
+    usage: dict[str, object] = {"setup_future_usage": "off_session"}
+    if how == "update":
+        await _update(parts, account_id, intent.id, f"setup-{how}-on", changes=usage)
+        usage = {}
+    again = await _confirm(
+        parts, account_id, intent.id, f"setup-{how}-go", payment_method_id="pm_visa", **usage
+    )
+    # A new attempt, which this card pays without asking for 3-D Secure again.
+    assert again.latest_charge_id != intent.latest_charge_id
+    assert again.status is Status.SUCCEEDED
+    new = await _charge(parts, account_id, again.latest_charge_id)
+    assert Authentication.from_json(new.authentication).setup_off_session
+    old = await _charge(parts, account_id, intent.latest_charge_id)
+    assert old.status is ChargeStatus.FAILED
