@@ -192,10 +192,14 @@ _DATABASE_URL_PREFIXES: Final = ("postgresql://", "postgres://", "postgresql+psy
 def _usable_database_url(name: str, url: str) -> str:
     """`url`, or a ConfigError naming `name` when it is no PostgreSQL URL (a wrong scheme, a
     port that is not a port number). The error never quotes the URL: it holds the password."""
-    if not (url.startswith(_DATABASE_URL_PREFIXES) and _has_valid_port(url)):
+    # A space would end the URL where logs mask it (`remit.core.logging`): a password must
+    # percent-encode one (%20), as any URL does.
+    if any(ch.isspace() for ch in url) or not (
+        url.startswith(_DATABASE_URL_PREFIXES) and _has_valid_port(url)
+    ):
         raise ConfigError(
             f"{name} is not a PostgreSQL URL: postgresql://HOST:PORT/DATABASE, with "
-            "USER:PASSWORD@ before the host"
+            "USER:PASSWORD@ before the host (spaces percent-encoded as %20)"
         )
     return url
 

@@ -172,6 +172,8 @@ def test_a_database_url_is_taken_as_sqlalchemy_reads_it(url: str) -> None:
         "mysql://remit:pw@db/remit",
         "postgresql://remit:pw@db:port/remit",
         "postgresql://remit:pw@db:99999/remit",
+        # A space would end the URL where logs mask its password.
+        "postgresql://remit:pw and more@db:5432/remit",
     ],
 )
 def test_a_url_that_is_no_postgresql_url_is_refused_without_being_quoted(url: str) -> None:
