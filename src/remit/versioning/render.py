@@ -4,9 +4,10 @@ Rendering walks the JSON once. At each object (a dict with an `object` key) it a
 first, only the changes that touch that object's type, then renders the object's values, so
 nested and expanded objects, list envelopes and event payloads (`data.object`, and
 `data.previous_attributes` as a partial object of the same type) are all rendered at the same
-version. A version with no change newer than itself returns its input as it is, less the
-fields kept off the wire (`remit.versioning.internal`): taken out on a walk of the body, unless
-the caller says it holds none.
+version. It never enters a free-form map (`metadata`): what a merchant put there comes back as
+it was, even a key named `object`. A version with no change newer than itself returns its input
+as it is, less the fields kept off the wire (`remit.versioning.internal`): taken out on a walk
+of the body, unless the caller says it holds none.
 """
 
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from remit.versioning.change import (
     RelatedPage,
     RenderContext,
 )
-from remit.versioning.descriptors import internal_fields
+from remit.versioning.descriptors import free_form_fields, internal_fields
 from remit.versioning.internal import without_internal_fields
 from remit.versioning.registry import VersionPlan, plan
 
@@ -91,6 +92,7 @@ class _Renderer:
         self._changes = version_plan.response_changes
         self._context = context
         self._internal = internal_fields()
+        self._free_form = free_form_fields()
 
     def value(self, value: JsonValue) -> JsonValue:
         if isinstance(value, dict):
@@ -111,7 +113,9 @@ class _Renderer:
         if type_name == "event":
             self._event_data(obj)
         for key, item in obj.items():
-            if isinstance(item, dict | list) and not (type_name == "event" and key == "data"):
+            if key in self._free_form or (type_name == "event" and key == "data"):
+                continue
+            if isinstance(item, dict | list):
                 obj[key] = self.value(item)
         return obj
 
