@@ -116,10 +116,14 @@ def error_response(
     related: Related = NO_RELATED,
     *,
     public: bool = False,
+    operation: str | None = None,
 ) -> Response:
-    """An error at `version`: its status and fields as that version knew them (`public`: for a
-    publishable key, the intent it carries reduced to its public properties, once rendered)."""
-    versioned = render_error(error.http_status, _json_body(error), version, related)
+    """An error at `version`: its status and fields as that version knew them for `operation`
+    ("POST /v1/tokens", when one answered it) (`public`: for a publishable key, the intent it
+    carries reduced to its public properties, once rendered)."""
+    versioned = render_error(
+        error.http_status, _json_body(error), version, related, operation=operation
+    )
     if public:
         publish_error_intent(versioned.body)
     headers = {"Request-Id": request_id, "Stripe-Version": version}
@@ -188,6 +192,7 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
 
 async def dispatch(request: Request, operation: Operation, deps: Dependencies) -> Response:
     request_id = new_id("req")
+    operation_name = operation_key(operation.method, operation.path)
     requested_version = request.headers.get("stripe-version")
     # Until the account's version is known, errors render at the version asked for, if valid.
     version = requested_version if requested_version in KNOWN_VERSIONS else LATEST_VERSION
@@ -212,7 +217,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         form = await read_form(request)
         for name, value in request.path_params.items():
             refuse_nul(str(value), name)
-        form = upgrade_request(operation_key(operation.method, operation.path), form, version)
+        form = upgrade_request(operation_name, form, version)
         params = operation.schema.parse(form)
         # A payment page's call: a publishable key on an operation it may make with a secret.
         needs = operation.publishable_needs if publishable else None
@@ -246,24 +251,31 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         if public:
             body = publishable_view(body)
     except StripeError as error:
-        response = await _versioned_error(error, request_id, version, deps, context)
+        response = await _versioned_error(error, request_id, version, operation_name, deps, context)
     except RequestRefusedError as error:
         response = error_response(
             StripeError.invalid_request(error.message, code=error.code, param=error.param),
             request_id,
             version,
+            operation=operation_name,
         )
     except ParamError as error:
-        response = error_response(StripeError.from_param_error(error), request_id, version)
+        response = error_response(
+            StripeError.from_param_error(error), request_id, version, operation=operation_name
+        )
     except FormDecodeError as error:
-        response = error_response(StripeError.from_form_error(error), request_id, version)
+        response = error_response(
+            StripeError.from_form_error(error), request_id, version, operation=operation_name
+        )
     except RemitError as error:
         response = await _versioned_error(
-            stripe_error_from_remit(error), request_id, version, deps, context
+            stripe_error_from_remit(error), request_id, version, operation_name, deps, context
         )
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.url.path)
-        response = error_response(StripeError.api_error(), request_id, version)
+        response = error_response(
+            StripeError.api_error(), request_id, version, operation=operation_name
+        )
     else:
         response = json_response(200, body, {"Request-Id": request_id, "Stripe-Version": version})
     if context is not None:
@@ -316,6 +328,7 @@ async def _versioned_error(
     error: StripeError,
     request_id: str,
     version: str,
+    operation: str,
     deps: Dependencies,
     context: ApiContext | None,
 ) -> Response:
@@ -330,7 +343,7 @@ async def _versioned_error(
             log.exception("could not gather related lists for an error at %s", version)
             version = LATEST_VERSION
     public = context is not None and context.principal.key_kind is KeyKind.PUBLISHABLE
-    return error_response(error, request_id, version, related, public=public)
+    return error_response(error, request_id, version, related, public=public, operation=operation)
 
 
 async def _with_payment_method_expanded(

@@ -78,10 +78,13 @@ class RelatedPage:
 
 @dataclass
 class ErrorResponse:
-    """An error as the engine versions it: the HTTP status and the `{"error": {...}}` body."""
+    """An error as the engine versions it: the HTTP status and the `{"error": {...}}` body,
+    and the operation that answered it ("POST /v1/tokens"; None when no operation did, e.g. an
+    unknown path)."""
 
     http_status: int
     body: JsonObject
+    operation: str | None = None
 
     @property
     def error(self) -> JsonObject:
@@ -152,7 +155,8 @@ class VersionChange:
     - `operations`, `params`, `old_params`: for request changes, the operations
       ("POST /v1/payment_intents") whose parameters change, the latest-schema parameters the
       change writes (each must be a field of the operation's gRPC request message) and the old
-      parameter names it reads (which must not be).
+      parameter names it reads (which must not be). An error change that concerns some
+      operations only names them too, and compares them with `ErrorResponse.operation`.
     - `needs`: related lists and objects to gather before rendering (see `RelatedList`,
       `RelatedObject`).
     """

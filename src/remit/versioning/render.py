@@ -58,11 +58,18 @@ def render_event(event: JsonObject, version: str, related: Related = NO_RELATED)
 
 
 def render_error(
-    http_status: int, body: JsonObject, version: str, related: Related = NO_RELATED
+    http_status: int,
+    body: JsonObject,
+    version: str,
+    related: Related = NO_RELATED,
+    *,
+    operation: str | None = None,
 ) -> ErrorResponse:
-    """An error response at `version`: its status and fields, and the objects it embeds."""
+    """An error response at `version`: its status and fields, and the objects it embeds.
+    `operation` ("POST /v1/tokens") is the one that answered it, for the changes to errors
+    that concern some operations only."""
     version_plan = plan(version)
-    response = ErrorResponse(http_status, render(body, version, related))
+    response = ErrorResponse(http_status, render(body, version, related), operation)
     if version_plan.error_changes:
         error = response.error
         response.body = {**response.body, "error": dict(error)}

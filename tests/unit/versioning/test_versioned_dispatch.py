@@ -74,6 +74,7 @@ OPERATIONS = [
         create,
     ),
     Operation("POST", "/v1/tokens", Schema({"card": String()}), decline),
+    Operation("POST", "/v1/payment_methods", Schema({"card": String()}), decline),
 ]
 
 
@@ -152,6 +153,13 @@ def test_errors_are_versioned_and_carry_the_version_header() -> None:
         "/v1/tokens", data={"card": "x"}, auth=(KEY, ""), headers={"Stripe-Version": "2015-10-12"}
     )
     assert (new.status_code, new.json()["error"]["type"]) == (400, "invalid_request_error")
+
+
+def test_errors_of_other_operations_naming_a_card_parameter_stay_400_before_2015_10_12() -> None:
+    client, _, _ = _client("2015-10-01")
+    refused = client.post("/v1/payment_methods", data={"card": "x"}, auth=(KEY, ""))
+    assert (refused.status_code, refused.json()["error"]["type"]) == (400, "invalid_request_error")
+    assert refused.json()["error"]["param"] == "card[number]"
 
 
 def test_an_unknown_version_is_a_400_and_even_auth_errors_carry_a_version() -> None:
