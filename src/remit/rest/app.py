@@ -117,12 +117,19 @@ def error_response(
     *,
     public: bool = False,
     operation: str | None = None,
+    related_unavailable: bool = False,
 ) -> Response:
     """An error at `version`: its status and fields as that version knew them for `operation`
     ("POST /v1/tokens", when one answered it) (`public`: for a publishable key, the intent it
-    carries reduced to its public properties, once rendered)."""
+    carries reduced to its public properties, once rendered; `related_unavailable`: its
+    related lists could not be gathered, and are left out)."""
     versioned = render_error(
-        error.http_status, _json_body(error), version, related, operation=operation
+        error.http_status,
+        _json_body(error),
+        version,
+        related,
+        operation=operation,
+        related_unavailable=related_unavailable,
     )
     if public:
         publish_error_intent(versioned.body)
@@ -333,17 +340,28 @@ async def _versioned_error(
     context: ApiContext | None,
 ) -> Response:
     """An error that may embed an object (a declined confirm carries the PaymentIntent), which
-    renders at the version like any other, related lists included."""
+    renders at the version like any other, related lists included. Should those fail to be
+    gathered, the error still goes out at the version, without them: what it reports (a
+    decline) has already happened, and the client must hear of it in the shape it reads."""
     related: Related = NO_RELATED
+    unavailable = False
     if context is not None and error.payment_intent is not None:
         error = await _with_payment_method_expanded(error, deps, context)
         try:
             related = await gather_related(_json_body(error), version, related_fetch(deps, context))
         except Exception:
             log.exception("could not gather related lists for an error at %s", version)
-            version = LATEST_VERSION
+            unavailable = True
     public = context is not None and context.principal.key_kind is KeyKind.PUBLISHABLE
-    return error_response(error, request_id, version, related, public=public, operation=operation)
+    return error_response(
+        error,
+        request_id,
+        version,
+        related,
+        public=public,
+        operation=operation,
+        related_unavailable=unavailable,
+    )
 
 
 async def _with_payment_method_expanded(

@@ -34,16 +34,20 @@ def render(
     related: Related = NO_RELATED,
     *,
     holds_internal_fields: bool = True,
+    related_unavailable: bool = False,
 ) -> JsonObject:
     """`body` (latest schema: a resource, a list envelope, an event) rendered at `version`.
 
     `holds_internal_fields=False` promises that no field kept off the wire is anywhere in
     `body` (it was built inside `internal_fields_left_out()`); at a version with no change to
-    apply, `body` then comes back as it is, unwalked."""
+    apply, `body` then comes back as it is, unwalked. `related_unavailable`: gathering the
+    related data failed, so what `related` lacks is left out (lists not shown, ids not
+    expanded) instead of refused."""
     version_plan = plan(version)
     if not version_plan.response_changes:
         return without_internal_fields(body) if holds_internal_fields else body
-    rendered = _Renderer(version_plan, RenderContext(related)).value(body)
+    context = RenderContext(related, leave_out_missing=related_unavailable)
+    rendered = _Renderer(version_plan, context).value(body)
     assert isinstance(rendered, dict)
     return rendered
 
@@ -64,12 +68,14 @@ def render_error(
     related: Related = NO_RELATED,
     *,
     operation: str | None = None,
+    related_unavailable: bool = False,
 ) -> ErrorResponse:
     """An error response at `version`: its status and fields, and the objects it embeds.
     `operation` ("POST /v1/tokens") is the one that answered it, for the changes to errors
-    that concern some operations only."""
+    that concern some operations only; `related_unavailable` as for `render`."""
     version_plan = plan(version)
-    response = ErrorResponse(http_status, render(body, version, related), operation)
+    rendered = render(body, version, related, related_unavailable=related_unavailable)
+    response = ErrorResponse(http_status, rendered, operation)
     if version_plan.error_changes:
         error = response.error
         response.body = {**response.body, "error": dict(error)}
