@@ -195,7 +195,8 @@ class VersionChange:
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         """Rewrite `obj`, a resource in this change's version's shape, into the previous
         version's shape, in place. Only touch `obj`'s own keys (nested objects are rendered on
-        their own, after this); tolerate absent keys (event `previous_attributes` are partial)."""
+        their own, after this); tolerate absent keys. An event's `previous_attributes` are made
+        from whole objects rendered before and after the event, never passed here alone."""
 
     def downgrade_error(self, error: ErrorResponse) -> None:
         """Rewrite an error response into the previous version's status and shape, in place."""

@@ -2,9 +2,12 @@
 
 Rendering walks the JSON once. At each object (a dict with an `object` key) it applies, newest
 first, only the changes that touch that object's type, then renders the object's values, so
-nested and expanded objects, list envelopes and event payloads (`data.object`, and
-`data.previous_attributes` as a partial object of the same type) are all rendered at the same
-version. It never enters a free-form map (`metadata`): what a merchant put there comes back as
+nested and expanded objects, list envelopes and event payloads are all rendered at the same
+version. An event's `data.previous_attributes` are what differs between the object before the
+event (`object_before`) and after it, both rendered at the version: a field that a change
+derives from the ones that changed (a charge's `amount_refunded` from its capture, before
+2025-03-31) is among them, and one that differs only at the latest schema is not. It never
+enters a free-form map (`metadata`): what a merchant put there comes back as
 it was, even a key named `object`. A version with no change newer than itself returns its input
 as it is, less the fields kept off the wire (`remit.versioning.internal`): taken out on a walk
 of the body, unless the caller says it holds none.
@@ -114,9 +117,9 @@ class _Renderer:
             return [self.value(item) for item in value]
         return value
 
-    def mapping(self, source: JsonObject, as_type: str | None = None) -> JsonObject:
+    def mapping(self, source: JsonObject) -> JsonObject:
         kind = source.get("object")
-        type_name = kind if isinstance(kind, str) else as_type
+        type_name = kind if isinstance(kind, str) else None
         obj = dict(source)
         if type_name is not None:
             for change in self._changes.get(type_name, ()):
@@ -139,9 +142,31 @@ class _Renderer:
         rendered = dict(data)
         inner = data.get("object")
         if isinstance(inner, dict):
-            rendered["object"] = self.mapping(inner)
-            previous = data.get("previous_attributes")
-            kind = inner.get("object")
-            if isinstance(previous, dict) and isinstance(kind, str):
-                rendered["previous_attributes"] = self.mapping(previous, as_type=kind)
+            after = self.mapping(inner)
+            rendered["object"] = after
+            before = object_before(data)
+            if before is not None:
+                rendered["previous_attributes"] = _changed(self.mapping(before), after)
         event["data"] = rendered
+
+
+def object_before(data: JsonValue) -> JsonObject | None:
+    """The whole object as it was before an event, from the event's `data`: its object with
+    `previous_attributes` laid over it (None for an event without them)."""
+    if not isinstance(data, dict):
+        return None
+    inner, previous = data.get("object"), data.get("previous_attributes")
+    if not isinstance(inner, dict) or not isinstance(previous, dict):
+        return None
+    return {**inner, **previous}
+
+
+def _changed(before: JsonObject, after: JsonObject) -> JsonObject:
+    """`before`'s values of the fields that differ from `after` (null for a field `before`
+    lacks)."""
+    changed = {key: value for key, value in before.items() if after.get(key, _ABSENT) != value}
+    changed.update({key: None for key in after.keys() - before.keys()})
+    return changed
+
+
+_ABSENT = object()
