@@ -189,19 +189,25 @@ def build_parser() -> argparse.ArgumentParser:
             "Print every capture and refund the simulated acquirer settled on one UTC day, "
             "oldest first,\nwith amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, "
             "or the embedded database\nunder the data directory.\n\n"
+            "DATE must be over in UTC, as for remit reconcile: a future date is refused, and so "
+            "is today\nunless --allow-partial; a report of today is marked partial, since more "
+            "may settle on it.\n\n"
             "The report ends with its own count and totals, so that one cut short shows:\n"
             "  csv   a header line, one line per row (each starts with its settled_at), then "
             "the trailer,\n        the last line:\n"
-            "          # end date=D [merchant_id=M] rows=N CUR.rows=N CUR.amount=SUM "
-            "CUR.fee=SUM ...\n"
-            "        with the rows, amounts and fees of each currency in alphabetical order "
-            "(sums of\n        the amount and fee columns, minor units)\n"
-            '  json  {"date", "rows", "row_count", "totals": {CUR: {"rows", '
-            '"amount", "fee"}}}\n\n'
+            "          # end date=D [merchant_id=M] [partial=true] rows=N CUR.rows=N "
+            "CUR.amount=SUM\n                CUR.fee=SUM ...\n"
+            "        merchant_id with --merchant, partial=true for today; then the rows, "
+            "amounts and fees\n        of each currency in alphabetical order (sums of the "
+            "amount and fee columns, minor units)\n"
+            '  json  {"date", "merchant_id" (null without --merchant), "partial", "rows", '
+            '"row_count",\n         "totals": {CUR: {"rows", "amount", "fee"}}}, each row '
+            "with the CSV's columns\n\n"
             "With --output, the report is written to a temporary file beside PATH, synced, "
             "and renamed\nto PATH only once complete: PATH never holds part of a report.\n\n"
-            "Exit codes: 0 written, 2 refused input (a malformed date, an output path that "
-            "cannot be\nwritten), 3 the command failed (its database unreachable)."
+            "Exit codes: 0 written, 2 refused input (a malformed or future date, today "
+            "without\n--allow-partial, an output path that cannot be written), 3 the command "
+            "failed (its database\nunreachable)."
         ),
     )
     _add_platform_flags(report)
@@ -213,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="PATH",
         help="write the report to PATH, atomically, instead of to stdout",
+    )
+    report.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="report on today although it is not over (UTC); the report is marked partial",
     )
 
     vault = commands.add_parser(
@@ -484,6 +495,7 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
             output_format=args.format,
             merchant_id=args.merchant,
             output_path=args.output,
+            allow_partial=args.allow_partial,
         )
     if args.command in ("listen", "trigger", "webhooks"):
         return _webhook_command(args, config)

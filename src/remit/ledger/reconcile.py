@@ -45,7 +45,7 @@ from typing import Final
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.errors import not_found
 from remit.core.ids import new_id
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.network_fees import booked_network_fees
@@ -120,33 +120,6 @@ class Reconciliation:
     @property
     def ok(self) -> bool:
         return all(row.status is RowStatus.MATCHED for row in self.rows)
-
-
-def parse_day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise invalid(f"Invalid date {value[:20]!r}: use YYYY-MM-DD.", "date") from None
-
-
-def settlement_day(value: str, *, today: date, allow_partial: bool) -> date:
-    """The day `value` names, refused when it has not begun, and when it is `today` (not over,
-    in UTC) unless `allow_partial`."""
-    day = parse_day(value)
-    if day > today:
-        raise invalid(
-            f"{day} has not begun (it is {today} in UTC): nothing has settled on it yet.", "date"
-        )
-    if day == today and not allow_partial:
-        raise RemitError(
-            message=f"{day} is not over in UTC: movements still in flight would show as "
-            "missing. Reconcile it after midnight UTC, or ask for a partial result "
-            "(remit reconcile --allow-partial), which is stored marked partial.",
-            kind=ErrorKind.FAILED_PRECONDITION,
-            code="day_not_over",
-            param="date",
-        )
-    return day
 
 
 def _status(mine: SettledItem | None, bank: SettledItem | None) -> RowStatus:

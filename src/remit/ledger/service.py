@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.settlement_days import is_partial, settlement_day
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.ledger import journal, payouts, reconcile, settlement_report
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
@@ -411,7 +412,7 @@ class LedgerService:
         """Reconcile the settlement day `day` (see `remit.ledger.reconcile` for which ledger
         items belong to it, and which days it refuses) and store the result as the day's."""
         today = self._clock.now().astimezone(UTC).date()
-        parsed = reconcile.settlement_day(day, today=today, allow_partial=allow_partial)
+        parsed = settlement_day(day, today=today, allow_partial=allow_partial)
         acquirer_side = await self.settlement_items(parsed.isoformat(), account_id)
         async with self._engine.begin() as db:
             recorded = await reconcile.ledger_items(db, parsed, account_id)
@@ -434,7 +435,7 @@ class LedgerService:
                 account_id=account_id,
                 rows=rows,
                 now=self._clock.now(),
-                partial=parsed == today,
+                partial=is_partial(parsed, today=today),
             )
 
     async def get_reconciliation(self, reconciliation_id: str) -> Reconciliation:
