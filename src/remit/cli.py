@@ -289,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
             "and with the ledger's other captures and refunds of DATE that the acquirer did not "
             "settle on another day; store the result, print it as a table. DATE must be over "
             "in UTC: a future date is refused, and so is today unless --allow-partial. A new "
-            "run of a DATE (and --account) supersedes the earlier ones, which stay stored. "
+            "run of a DATE (and --account) supersedes the earlier ones, which stay stored "
+            "(remit reconciliations lists them). "
             "Exit codes: 0 everything matched; 1 something is missing on either side or "
             "differs in amount; 2 refused input (a malformed or future date, today without "
             "--allow-partial) or the acquirer failed; 3 the command itself failed (its "
@@ -305,6 +306,32 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reconcile today although it is not over (UTC); the result is stored marked "
         "partial, and movements still in flight show as missing",
+    )
+
+    reconciliations = commands.add_parser(
+        "reconciliations",
+        help="list the stored reconciliation runs, the latest first",
+        description=(
+            "List the reconciliation runs the core stored (remit reconcile), the latest to "
+            "finish first, superseded ones included: the day and scope each covered (an "
+            "account, or every account), when it started and finished (UTC; runs stored "
+            "before remit recorded the start show none), whether it was partial (the day was "
+            "not over) or superseded by a later run of the same day and scope, and how many "
+            "items it counted of each status (matched, missing_in_ledger, "
+            "missing_at_acquirer, amount_mismatch, fee_mismatch). Asks the core, which must "
+            'be running. --json prints {"data": [{"id", "date", "account_id" (null for every '
+            'account), "started", "finished", "partial", "superseded_by", "counts": {STATUS: '
+            'N}}], "has_more"}. Exits 0 whatever the runs found (remit reconcile\'s exit '
+            "code says that); 2 on refused input or when the core refused, failed or could "
+            "not be reached."
+        ),
+    )
+    _add_platform_flags(reconciliations)
+    reconciliations.add_argument(
+        "--limit", type=int, default=30, help="how many runs, 1 to 100 (default 30)"
+    )
+    reconciliations.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
     )
 
     for role in PROCESS_ROLES:
@@ -510,6 +537,10 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
         return reconcile_command(
             config, day=args.date, account_id=args.account, allow_partial=args.allow_partial
         )
+    if args.command == "reconciliations":
+        from remit.ledger.reconciliations_command import reconciliations_command
+
+        return reconciliations_command(config, limit=args.limit, as_json=args.json, out=sys.stdout)
 
     if args.command == "radar":
         return _radar_command(args, config)

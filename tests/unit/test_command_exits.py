@@ -100,7 +100,7 @@ def test_a_refusal_is_one_line_and_masks_what_is_secret(
         ["migrate"], ["accounts", "create"], ["accounts", "upgrade"],
         ["accounts", "keys", "list"], ["accounts", "keys", "roll"],
         ["vault", "rotate-key"], ["vault", "remove-key-version"], ["ledger", "verify"],
-        ["reconcile"], ["settlement-report"], ["listen"], ["trigger"],
+        ["reconcile"], ["reconciliations"], ["settlement-report"], ["listen"], ["trigger"],
         ["webhooks", "resend"], ["radar", "rules", "add"], ["radar", "lists", "list"],
         ["versions", "list"],
     ],

@@ -107,12 +107,15 @@ class Reconciliation:
     id: str
     date: str
     account_id: str | None
+    # When the run finished and was stored.
     created_at: datetime
     rows: tuple[ReconciliationRow, ...]
     # The day was not over (UTC) when it ran: only what had settled so far was compared.
     partial: bool = False
     # The later run of the same day and account scope that replaced this one.
     superseded_by: str | None = None
+    # When the run began; None for runs stored before remit recorded it (core migration 0037).
+    started_at: datetime | None = None
 
     def count(self, status: RowStatus) -> int:
         return sum(1 for row in self.rows if row.status is status)
@@ -294,6 +297,7 @@ async def store(
     rows: Sequence[ReconciliationRow],
     now: datetime,
     partial: bool = False,
+    started_at: datetime | None = None,
 ) -> Reconciliation:
     """Store a run as the day's result: the earlier runs of the day and scope (the account, or
     every account) are marked superseded by it, in the same transaction."""
@@ -304,6 +308,7 @@ async def store(
         created_at=now,
         rows=tuple(rows),
         partial=partial,
+        started_at=started_at,
     )
     scope = _scope(result.date, account_id)
     # Two runs of one day and scope at once take turns here: the second then supersedes the
@@ -328,6 +333,7 @@ async def store(
             date=result.date,
             account_id=account_id,
             created_at=now,
+            started_at=started_at,
             partial=partial,
             matched_count=result.count(RowStatus.MATCHED),
             missing_in_ledger_count=result.count(RowStatus.MISSING_IN_LEDGER),
@@ -384,6 +390,7 @@ async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
         date=head.date,
         account_id=head.account_id,
         created_at=head.created_at,
+        started_at=head.started_at,
         partial=head.partial,
         superseded_by=head.superseded_by,
         rows=tuple(
