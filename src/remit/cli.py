@@ -615,7 +615,7 @@ def _webhook_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "listen":
         types = [t.strip() for t in args.events.split(",") if t.strip()]
         listen = tools.listen(config, api_key=key, forward_to=args.forward_to, types=types)
-        return tools.run(listen, config)
+        return tools.run_until_stopped(listen, config)
     if args.command == "trigger":
         return tools.run(tools.trigger(config, api_key=key, event_type=args.event), config)
     out = sys.stdout
