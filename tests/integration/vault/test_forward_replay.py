@@ -11,8 +11,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.errors import detail_from_rpc_error
+from remit.payments.breaker import BreakerState, CircuitBreaker
+from remit.payments.network import (
+    GrpcCardNetwork,
+    network_holds_reference_for_other_parameters,
+    vault_will_not_open_card,
+)
 from remit.vault.keystore import FileKeyStore
+from remit_api.acquirer.v1 import acquirer_pb2_grpc
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
@@ -187,3 +195,38 @@ async def test_each_recorded_answer_keeps_a_digest_of_its_parameters(
         )
     assert [len(digest) for digest in digests] == [32, 32]
     assert digests[0] != digests[1]
+
+
+async def test_the_cores_network_client_takes_the_refusal_as_definite(
+    harness: VaultHarness,
+) -> None:
+    """The core's client of the vault: the refusal is a definite answer (nothing to look up at
+    the acquirer), not a card the vault will not open, and says nothing of the network's
+    health, so the breaker stays closed."""
+    token = await _tokenize(harness)
+    breaker = CircuitBreaker(failure_threshold=1)
+    async with grpc.aio.insecure_channel("127.0.0.1:9") as nowhere:
+        network = GrpcCardNetwork(
+            harness.vault.stub, acquirer_pb2_grpc.AcquirerServiceStub(nowhere), breaker
+        )
+
+        async def authorize(amount_minor: int) -> object:
+            return await network.authorize(
+                account_id="acct_1", vault_token=token, amount_minor=amount_minor,
+                currency="usd", reference="ch_reused", capture=True,
+                purpose="payment_intent.confirm pi_test",
+            )  # fmt: skip
+
+        await authorize(2000)
+        with pytest.raises(RemitError) as refused:
+            await authorize(2500)
+    error = refused.value
+    assert (error.kind, error.error_type, error.code) == (
+        ErrorKind.FAILED_PRECONDITION,
+        "idempotency_error",
+        "reference_reused",
+    )
+    assert network_holds_reference_for_other_parameters(error)
+    assert not vault_will_not_open_card(error)
+    assert breaker.state is BreakerState.CLOSED
+    assert len(harness.acquirer.requests) == 1
