@@ -1,4 +1,4 @@
-"""Core migration 0037 gives reconciliation runs a start time, left unknown for the runs stored
+"""Core migration 0038 gives reconciliation runs a start time, left unknown for the runs stored
 before it, and takes it away again on downgrade."""
 
 from collections.abc import Iterator
@@ -41,7 +41,7 @@ def test_runs_stored_before_keep_no_start_and_downgrade_removes_the_column(
             "VALUES ('recon_before', '2026-11-02', NULL, %s, 1, 0, 0, 0)",
             (FINISHED,),
         )
-    upgrade("core", scratch_core, "0037_reconciliation_started")
+    upgrade("core", scratch_core, "0038_reconciliation_started")
     with psycopg.connect(scratch_core, autocommit=True) as connection:
         found = connection.execute(
             "SELECT id, started_at, created_at FROM reconciliations"

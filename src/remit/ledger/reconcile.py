@@ -114,7 +114,7 @@ class Reconciliation:
     partial: bool = False
     # The later run of the same day and account scope that replaced this one.
     superseded_by: str | None = None
-    # When the run began; None for runs stored before remit recorded it (core migration 0037).
+    # When the run began; None for runs stored before remit recorded it (core migration 0038).
     started_at: datetime | None = None
 
     def count(self, status: RowStatus) -> int:

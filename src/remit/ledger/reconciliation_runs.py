@@ -28,7 +28,7 @@ class ReconciliationRun:
     date: str
     # The account the run was limited to; None for a run over every account.
     account_id: str | None
-    # None for runs stored before remit recorded it (core migration 0037).
+    # None for runs stored before remit recorded it (core migration 0038).
     started_at: datetime | None
     finished_at: datetime
     partial: bool

@@ -180,7 +180,7 @@ reconciliations = Table(
     Column("account_id", Text, nullable=True),
     # When the run finished and was stored.
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # When it began; NULL for runs stored before core migration 0037 recorded it.
+    # When it began; NULL for runs stored before core migration 0038 recorded it.
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("matched_count", Integer, nullable=False),
     Column("missing_in_ledger_count", Integer, nullable=False),

@@ -1,6 +1,6 @@
 """Postings of one account queue on the account's advisory lock (core migration 0018), before
 any ledger row: the chain head and the balance rows are touched by one posting at a time. The
-lock is keyed by a 64-bit hash of the account id (core migration 0038), so accounts whose ids
+lock is keyed by a 64-bit hash of the account id (core migration 0039), so accounts whose ids
 share a 32-bit hash do not share a turn."""
 
 import asyncio
@@ -185,13 +185,13 @@ def _turn_definition(url: str) -> str:
 def test_the_turn_is_keyed_by_64_bits_and_downgrade_brings_the_32_bit_key_back(
     scratch_core: str,
 ) -> None:
-    upgrade("core", scratch_core, "0037_reconciliation_started")
+    upgrade("core", scratch_core, "0038_reconciliation_started")
     narrow = _turn_definition(scratch_core)
     assert "pg_advisory_xact_lock(1818584167, hashtext(p_account_id))" in narrow
-    upgrade("core", scratch_core, "0038_ledger_turn_64bit")
+    upgrade("core", scratch_core, "0039_ledger_turn_64bit")
     assert "pg_advisory_xact_lock(hashtextextended(p_account_id, 1818584167))" in (
         _turn_definition(scratch_core)
     )
-    command.downgrade(alembic_config("core", scratch_core), "0037_reconciliation_started")
+    command.downgrade(alembic_config("core", scratch_core), "0038_reconciliation_started")
     # Exactly the function as it was, to the byte.
     assert _turn_definition(scratch_core) == narrow

@@ -7,15 +7,15 @@ being guessed.
 
 A nullable column without a default is added without rewriting the table or reading it.
 
-Revision ID: 0037_reconciliation_started
-Revises: 0036_unauthenticated_outcomes
+Revision ID: 0038_reconciliation_started
+Revises: 0037_pending_challenge_expiry
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0037_reconciliation_started"
-down_revision = "0036_unauthenticated_outcomes"
+revision = "0038_reconciliation_started"
+down_revision = "0037_pending_challenge_expiry"
 branch_labels = None
 depends_on = None
 

@@ -27,14 +27,14 @@ During the upgrade, a transaction that took an account's old turn before this co
 that takes its new turn after do not exclude each other; both still lock the chain head row,
 so the only cost is that they queue on the row, as before 0018, until the old one ends.
 
-Revision ID: 0038_ledger_turn_64bit
-Revises: 0037_reconciliation_started
+Revision ID: 0039_ledger_turn_64bit
+Revises: 0038_reconciliation_started
 """
 
 from alembic import op
 
-revision = "0038_ledger_turn_64bit"
-down_revision = "0037_reconciliation_started"
+revision = "0039_ledger_turn_64bit"
+down_revision = "0038_reconciliation_started"
 branch_labels = None
 depends_on = None
 
