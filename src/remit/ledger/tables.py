@@ -180,7 +180,10 @@ reconciliations = Table(
     Column("id", Text, primary_key=True),
     Column("date", Text, nullable=False),
     Column("account_id", Text, nullable=True),
+    # When the run finished and was stored.
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # When it began; NULL for runs stored before core migration 0038 recorded it.
+    Column("started_at", DateTime(timezone=True), nullable=True),
     Column("matched_count", Integer, nullable=False),
     Column("missing_in_ledger_count", Integer, nullable=False),
     Column("missing_at_acquirer_count", Integer, nullable=False),

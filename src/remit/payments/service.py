@@ -84,7 +84,9 @@ from remit.payments.network import (
     OperationOutcome,
     OutcomeUnknownError,
     StoredCredential,
+    network_holds_reference_for_other_parameters,
     network_unavailable,
+    reference_conflict,
     unusable_card_answer,
     vault_will_not_open_card,
     with_capture_fee,
@@ -1150,6 +1152,9 @@ class PaymentsService:
         reference first: a forward that reached it before the card was deleted stands.
         `refused` is told of the vault's refusal (whatever the network says), so that nothing
         resolves a payment method to that card again.
+
+        A reference the network holds for other parameters (`reference_conflict`) ends nothing:
+        an authorization may be held under it, which only the network's record of it tells.
         """
 
         def look_up() -> Awaitable[AuthorizationOutcome | None]:
@@ -1158,6 +1163,17 @@ class PaymentsService:
         try:
             return (await self._settle(authorize, look_up, sent_before=sent_before)).as_json()
         except RemitError as refusal:
+            if network_holds_reference_for_other_parameters(refusal):
+                # A bug in remit, not a refusal of the card: the attempt waits at
+                # `attempt_created`, since the network may hold an authorization under the
+                # reference, and its next try looks the reference up before sending anything.
+                log.error(
+                    "the network holds %s for an operation with other parameters than this "
+                    "attempt's: %s",
+                    reference,
+                    refusal.message,
+                )
+                raise reference_conflict() from None
             if not vault_will_not_open_card(refusal):
                 raise
             log.warning("the vault refused to forward %s: %s", reference, refusal.kind.name)

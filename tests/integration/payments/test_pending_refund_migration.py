@@ -1,4 +1,4 @@
-"""Core migration 0037: a refund still waiting for the acquirer when it runs gets the balance
+"""Core migration 0040: a refund still waiting for the acquirer when it runs gets the balance
 transaction its hold writes since, named on the refund and kept when the refund succeeds; a
 downgrade takes it away again, as the earlier version expects."""
 
@@ -34,7 +34,7 @@ from tests.support.postgres import scratch_database
 
 pytestmark = pytest.mark.anyio
 
-_BEFORE = "0036_unauthenticated_outcomes"
+_BEFORE = "0039_ledger_turn_64bit"
 REFUND = 700
 
 

@@ -17,8 +17,8 @@ refund rows they name are updated, in the migration's transaction. Processes of 
 version must be stopped first (README): one of them would resolve such a refund the earlier
 way, writing a second balance transaction for it.
 
-Revision ID: 0037_pending_refund_entries
-Revises: 0036_unauthenticated_outcomes
+Revision ID: 0040_pending_refund_entries
+Revises: 0039_ledger_turn_64bit
 """
 
 import sqlalchemy as sa
@@ -26,8 +26,8 @@ from alembic import op
 
 from remit.core.ids import new_id
 
-revision = "0037_pending_refund_entries"
-down_revision = "0036_unauthenticated_outcomes"
+revision = "0040_pending_refund_entries"
+down_revision = "0039_ledger_turn_64bit"
 branch_labels = None
 depends_on = None
 
