@@ -141,6 +141,14 @@ balance_transactions = Table(
         "available_on",
         postgresql_where=text("status = 'pending'"),
     ),
+    # One `refund` row per refund, whichever process finishes it (core migration 0041).
+    Index(
+        "ux_balance_transactions_refund_source",
+        "account_id",
+        "source_id",
+        unique=True,
+        postgresql_where=text("type = 'refund'"),
+    ),
 )
 
 payouts = Table(
