@@ -189,19 +189,25 @@ def build_parser() -> argparse.ArgumentParser:
             "Print every capture and refund the simulated acquirer settled on one UTC day, "
             "oldest first,\nwith amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, "
             "or the embedded database\nunder the data directory.\n\n"
+            "DATE must be over in UTC, as for remit reconcile: a future date is refused, and so "
+            "is today\nunless --allow-partial; a report of today is marked partial, since more "
+            "may settle on it.\n\n"
             "The report ends with its own count and totals, so that one cut short shows:\n"
             "  csv   a header line, one line per row (each starts with its settled_at), then "
             "the trailer,\n        the last line:\n"
-            "          # end date=D [merchant_id=M] rows=N CUR.rows=N CUR.amount=SUM "
-            "CUR.fee=SUM ...\n"
-            "        with the rows, amounts and fees of each currency in alphabetical order "
-            "(sums of\n        the amount and fee columns, minor units)\n"
-            '  json  {"date", "rows", "row_count", "totals": {CUR: {"rows", '
-            '"amount", "fee"}}}\n\n'
+            "          # end date=D [merchant_id=M] [partial=true] rows=N CUR.rows=N "
+            "CUR.amount=SUM\n                CUR.fee=SUM ...\n"
+            "        merchant_id with --merchant, partial=true for today; then the rows, "
+            "amounts and fees\n        of each currency in alphabetical order (sums of the "
+            "amount and fee columns, minor units)\n"
+            '  json  {"date", "merchant_id" (null without --merchant), "partial", "rows", '
+            '"row_count",\n         "totals": {CUR: {"rows", "amount", "fee"}}}, each row '
+            "with the CSV's columns\n\n"
             "With --output, the report is written to a temporary file beside PATH, synced, "
             "and renamed\nto PATH only once complete: PATH never holds part of a report.\n\n"
-            "Exit codes: 0 written, 2 refused input (a malformed date, an output path that "
-            "cannot be\nwritten), 3 the command failed (its database unreachable)."
+            "Exit codes: 0 written, 2 refused input (a malformed or future date, today "
+            "without\n--allow-partial, an output path that cannot be written), 3 the command "
+            "failed (its database\nunreachable)."
         ),
     )
     _add_platform_flags(report)
@@ -213,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="PATH",
         help="write the report to PATH, atomically, instead of to stdout",
+    )
+    report.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="report on today although it is not over (UTC); the report is marked partial",
     )
 
     vault = commands.add_parser(
@@ -278,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
             "and with the ledger's other captures and refunds of DATE that the acquirer did not "
             "settle on another day; store the result, print it as a table. DATE must be over "
             "in UTC: a future date is refused, and so is today unless --allow-partial. A new "
-            "run of a DATE (and --account) supersedes the earlier ones, which stay stored. "
+            "run of a DATE (and --account) supersedes the earlier ones, which stay stored "
+            "(remit reconciliations lists them). "
             "Exit codes: 0 everything matched; 1 something is missing on either side or "
             "differs in amount; 2 refused input (a malformed or future date, today without "
             "--allow-partial) or the acquirer failed; 3 the command itself failed (its "
@@ -294,6 +306,32 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reconcile today although it is not over (UTC); the result is stored marked "
         "partial, and movements still in flight show as missing",
+    )
+
+    reconciliations = commands.add_parser(
+        "reconciliations",
+        help="list the stored reconciliation runs, the latest first",
+        description=(
+            "List the reconciliation runs the core stored (remit reconcile), the latest to "
+            "finish first, superseded ones included: the day and scope each covered (an "
+            "account, or every account), when it started and finished (UTC; runs stored "
+            "before remit recorded the start show none), whether it was partial (the day was "
+            "not over) or superseded by a later run of the same day and scope, and how many "
+            "items it counted of each status (matched, missing_in_ledger, "
+            "missing_at_acquirer, amount_mismatch, fee_mismatch). Asks the core, which must "
+            'be running. --json prints {"data": [{"id", "date", "account_id" (null for every '
+            'account), "started", "finished", "partial", "superseded_by", "counts": {STATUS: '
+            'N}}], "has_more"}. Exits 0 whatever the runs found (remit reconcile\'s exit '
+            "code says that); 2 on refused input or when the core refused, failed or could "
+            "not be reached."
+        ),
+    )
+    _add_platform_flags(reconciliations)
+    reconciliations.add_argument(
+        "--limit", type=int, default=30, help="how many runs, 1 to 100 (default 30)"
+    )
+    reconciliations.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
     )
 
     for role in PROCESS_ROLES:
@@ -484,6 +522,7 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
             output_format=args.format,
             merchant_id=args.merchant,
             output_path=args.output,
+            allow_partial=args.allow_partial,
         )
     if args.command in ("listen", "trigger", "webhooks"):
         return _webhook_command(args, config)
@@ -498,6 +537,10 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
         return reconcile_command(
             config, day=args.date, account_id=args.account, allow_partial=args.allow_partial
         )
+    if args.command == "reconciliations":
+        from remit.ledger.reconciliations_command import reconciliations_command
+
+        return reconciliations_command(config, limit=args.limit, as_json=args.json, out=sys.stdout)
 
     if args.command == "radar":
         return _radar_command(args, config)
@@ -572,7 +615,7 @@ def _webhook_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "listen":
         types = [t.strip() for t in args.events.split(",") if t.strip()]
         listen = tools.listen(config, api_key=key, forward_to=args.forward_to, types=types)
-        return tools.run(listen, config)
+        return tools.run_until_stopped(listen, config)
     if args.command == "trigger":
         return tools.run(tools.trigger(config, api_key=key, event_type=args.event), config)
     out = sys.stdout

@@ -13,6 +13,9 @@ from "the command broke": each says something else about what to do next. The co
    that forbids it, a setting missing or malformed), or a service it calls (the core, the vault,
    the acquirer, the REST API) refused or failed, or could not be reached
 3  it failed itself (its own database unreachable, a bug): it did nothing, found nothing
+130  it was interrupted (Ctrl-C, SIGINT) before it finished: 128 + SIGINT's number, as a shell
+   reports a command a signal stopped. What it had committed stays (a reconciliation is stored
+   whole or not at all, a migration applied is applied); the rest was not done.
 
 Every failure is one line on stderr, `remit COMMAND: what happened`, with nothing secret in it
 (URL credentials, API keys and card numbers masked). A failure of the command itself keeps its
@@ -33,14 +36,16 @@ EXIT_CLEAN: Final = 0
 EXIT_FINDINGS: Final = 1
 EXIT_REFUSED: Final = 2
 EXIT_INTERNAL_FAILURE: Final = 3
+EXIT_INTERRUPTED: Final = 130
 
 EXIT_CODES_HELP: Final = (
     "Exit codes: 0 done, nothing wrong found; 1 it ran and found something wrong (ledger "
     "verify, reconcile) or the delivery it retried failed (webhooks resend); 2 refused: bad "
     "arguments, an unknown id, a state that forbids it, a setting missing, or a service it "
     "calls (core, vault, acquirer, API) refused, failed or was out of reach; 3 the command "
-    "itself failed (its database unreachable, a bug) and did nothing. A failure is one line on "
-    "stderr; REMIT_LOG_LEVEL=DEBUG also logs the traceback of a failure of the command itself."
+    "itself failed (its database unreachable, a bug) and did nothing; 130 interrupted (Ctrl-C) "
+    "before it finished. A failure is one line on stderr; REMIT_LOG_LEVEL=DEBUG also logs the "
+    "traceback of a failure of the command itself."
 )
 
 # A RemitError a command raises itself (not a service's answer) means refused input when it is
@@ -104,6 +109,13 @@ def internal_failure(command: str, error: BaseException) -> int:
     return EXIT_INTERNAL_FAILURE
 
 
+def interrupted(command: str) -> int:
+    """Report that `command` was stopped by Ctrl-C (one line on stderr, no traceback: nothing
+    went wrong) and return its exit code."""
+    print(f"remit {command}: interrupted before it finished", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def report_failure(command: str, error: Exception) -> int:
     """Report why `command` stopped with `error`, as the codes above say; return the code."""
     if isinstance(error, CommandRefusedError | ConfigError):
@@ -122,10 +134,12 @@ def report_failure(command: str, error: Exception) -> int:
 
 
 def run_reporting_failures(command: str, run: Callable[[], int]) -> int:
-    """`run()`'s exit code, or the code of the failure it raised, reported on stderr. Ctrl-C
-    (KeyboardInterrupt) and SystemExit pass through."""
+    """`run()`'s exit code, or the code of the failure it raised, reported on stderr; Ctrl-C
+    (KeyboardInterrupt) is reported as an interruption. SystemExit passes through."""
     try:
         return run()
+    except KeyboardInterrupt:
+        return interrupted(command)
     except Exception as error:
         return report_failure(command, error)
 

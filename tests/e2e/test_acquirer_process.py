@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -18,11 +19,13 @@ from remit.acquirer.service import AcquirerService
 from remit.core.clock import FixedClock
 from remit_api.acquirer.v1 import acquirer_pb2 as pb
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
-from tests.integration.acquirer.support import NOW, authorization_request
+from tests.integration.acquirer.support import authorization_request
 from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases
 
 STARTUP_TIMEOUT_S = 30.0
+# The report is of days that are over: the sale settles on one long past.
+SETTLED_AT = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 
 
 def _env(databases: WorkerDatabases, tmp_path: Path) -> dict[str, str]:
@@ -93,15 +96,15 @@ def test_the_acquirer_process_takes_its_faults_from_flags(
 async def test_the_settlement_report_command_prints_csv_and_json(
     databases: WorkerDatabases, acquirer_engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    service = AcquirerService(acquirer_engine, FixedClock(NOW))
+    service = AcquirerService(acquirer_engine, FixedClock(SETTLED_AT))
     await service.authorize(authorization_request(reference="cli-sale", amount_minor=2000,
                                                   capture=True))  # fmt: skip
     env = _env(databases, tmp_path)
-    command = [sys.executable, "-m", "remit", "settlement-report", "--date", "2031-03-14"]
+    command = [sys.executable, "-m", "remit", "settlement-report", "--date", "2026-03-14"]
 
     as_json = await anyio.run_process([*command, "--format", "json"], env=env)
     document = json.loads(as_json.stdout)
-    assert document["date"] == "2031-03-14"
+    assert document["date"] == "2026-03-14"
     assert [(row["reference"], row["amount"], row["fee"]) for row in document["rows"]] == [
         ("cli-sale", 2000, 30)
     ]
@@ -110,8 +113,8 @@ async def test_the_settlement_report_command_prints_csv_and_json(
     assert lines[0].startswith("settled_at,kind,reference")
     assert lines[1].endswith(",usd,2000,30")
     assert ",capture,cli-sale,auth_" in lines[1]
-    assert lines[2:] == ["# end date=2031-03-14 rows=1 usd.rows=1 usd.amount=2000 usd.fee=30"]
+    assert lines[2:] == ["# end date=2026-03-14 rows=1 usd.rows=1 usd.amount=2000 usd.fee=30"]
 
-    bad = await anyio.run_process([*command[:-1], "14.03.2031"], env=env, check=False)
+    bad = await anyio.run_process([*command[:-1], "14.03.2026"], env=env, check=False)
     assert bad.returncode == 2
     assert b"YYYY-MM-DD" in bad.stderr

@@ -10,6 +10,7 @@ or, where the point is a database out of reach, on a port nothing listens on.
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -61,6 +62,14 @@ async def remit(*args: str, tmp_path: Path, **env: str) -> Ran:
     """`remit ARGS` with the platform's secrets in its environment, as an operator has them:
     the internal token and database URLs with a password (none of them reachable unless
     `env` says otherwise)."""
+    process = await start_remit(*args, tmp_path=tmp_path, **env)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return Ran(process.returncode, out.decode(), err.decode())
+
+
+async def start_remit(*args: str, tmp_path: Path, **env: str) -> asyncio.subprocess.Process:
+    """`remit ARGS` started as `remit` describes, its output piped."""
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -76,13 +85,10 @@ async def remit(*args: str, tmp_path: Path, **env: str) -> Ran:
         REMIT_VAULT_PORT=str(free_port()),
     )
     environment.update(env)
-    process = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "remit", *args, env=environment,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode())
 
 
 @asynccontextmanager
@@ -209,3 +215,57 @@ async def test_bad_arguments_are_refused_in_one_line(tmp_path: Path) -> None:
         "remit accounts keys revoke: the following arguments are required: KEY "
         "(see remit accounts keys revoke --help)"
     )
+
+
+@asynccontextmanager
+async def never_answering() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A port that takes connections and never says a word on them. Yields the port and an
+    event set once something connects: a command that connected is waiting for an answer."""
+    connected = asyncio.Event()
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        connected.set()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield str(server.sockets[0].getsockname()[1]), connected
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("command", "endpoint"),
+    [
+        # A blocking gRPC call to the core.
+        (("reconciliations",), "REMIT_CORE_PORT"),
+        # A call to the REST API from an asyncio loop.
+        (("trigger", "payment_intent.created", "--api-key", "sk_test_n0t"), "REMIT_API_PORT"),
+    ],
+)
+async def test_ctrl_c_stops_an_admin_command_with_130_and_one_line_without_a_traceback(
+    command: tuple[str, ...], endpoint: str, tmp_path: Path
+) -> None:
+    async with never_answering() as (port, connected):
+        process = await start_remit(*command, tmp_path=tmp_path, **{endpoint: port})
+        await asyncio.wait_for(connected.wait(), 60)
+        process.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 130
+    assert err.decode() == f"remit {command[0]}: interrupted before it finished\n"
+
+
+async def test_ctrl_c_is_how_listen_ends_so_it_exits_0(tmp_path: Path) -> None:
+    async with never_answering() as (port, connected):
+        process = await start_remit(
+            "listen", "--forward-to", "http://127.0.0.1:9/hooks", "--api-key", "sk_test_n0t",
+            tmp_path=tmp_path, REMIT_CORE_PORT=port,
+        )  # fmt: skip
+        await asyncio.wait_for(connected.wait(), 60)
+        process.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert (process.returncode, err.decode()) == (0, "")

@@ -15,12 +15,24 @@ def _rendered(report: ReportWriter, out: io.StringIO, rows: Sequence[SettlementR
     return out.getvalue()
 
 
-def render_csv(day: date, rows: Sequence[SettlementRow], merchant_id: str | None = None) -> str:
+def render_csv(
+    day: date,
+    rows: Sequence[SettlementRow],
+    merchant_id: str | None = None,
+    *,
+    partial: bool = False,
+) -> str:
     """A header line, one line per row (amounts and fees in minor units), the trailer."""
     out = io.StringIO()
-    return _rendered(CsvReport(out, day, merchant_id), out, rows)
+    return _rendered(CsvReport(out, day, merchant_id, partial=partial), out, rows)
 
 
-def render_json(day: date, rows: Sequence[SettlementRow]) -> str:
+def render_json(
+    day: date,
+    rows: Sequence[SettlementRow],
+    merchant_id: str | None = None,
+    *,
+    partial: bool = False,
+) -> str:
     out = io.StringIO()
-    return _rendered(JsonReport(out, day), out, rows)
+    return _rendered(JsonReport(out, day, merchant_id, partial=partial), out, rows)

@@ -7,11 +7,13 @@ import pytest
 from remit.cli import main
 from remit.command_exits import (
     EXIT_INTERNAL_FAILURE,
+    EXIT_INTERRUPTED,
     EXIT_REFUSED,
     CommandFailedError,
     CommandRefusedError,
     internal_failure,
     report_failure,
+    run_reporting_failures,
     summary,
 )
 from remit.config import ConfigError
@@ -94,13 +96,23 @@ def test_a_refusal_is_one_line_and_masks_what_is_secret(
     )
 
 
+def test_ctrl_c_is_an_interruption_in_one_line_with_130(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def waiting() -> int:
+        raise KeyboardInterrupt
+
+    assert run_reporting_failures("reconcile", waiting) == EXIT_INTERRUPTED == 130
+    assert capsys.readouterr().err == "remit reconcile: interrupted before it finished\n"
+
+
 @pytest.mark.parametrize(
     "command",
     [
         ["migrate"], ["accounts", "create"], ["accounts", "upgrade"],
         ["accounts", "keys", "list"], ["accounts", "keys", "roll"],
         ["vault", "rotate-key"], ["vault", "remove-key-version"], ["ledger", "verify"],
-        ["reconcile"], ["settlement-report"], ["listen"], ["trigger"],
+        ["reconcile"], ["reconciliations"], ["settlement-report"], ["listen"], ["trigger"],
         ["webhooks", "resend"], ["radar", "rules", "add"], ["radar", "lists", "list"],
         ["versions", "list"],
     ],
@@ -112,6 +124,7 @@ def test_every_admin_command_documents_the_exit_codes_in_its_help(
         main([*command, "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert "Exit codes: 0 done, nothing wrong found; 1 it ran and found something wrong" in shown
+    assert "130 interrupted (Ctrl-C) before it finished" in shown
 
 
 @pytest.mark.parametrize("command", [["serve"], ["core"], ["vault"], ["worker"], ["accounts"]])

@@ -20,9 +20,10 @@ from remit.acquirer.domain import (
 )
 from remit.acquirer.faults import FaultConfig
 from remit.acquirer.interceptor import FaultInjectionInterceptor
-from remit.acquirer.service import AcquirerService, parse_settlement_date
+from remit.acquirer.service import AcquirerService
 from remit.acquirer.settlement_pages import cursor_from_token, page_limit, page_token
 from remit.core.secrets import Secret
+from remit.core.settlement_days import parse_day
 from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.grpcutil.protoconv import timestamp
 from remit.grpcutil.server import ServiceRegistration
@@ -194,7 +195,7 @@ class AcquirerServicer(acquirer_pb2_grpc.AcquirerServiceServicer):
     async def GetSettlementReport(
         self, request: pb.GetSettlementReportRequest, context: Context
     ) -> pb.GetSettlementReportResponse:
-        day = parse_settlement_date(request.date)
+        day = parse_day(request.date)
         merchant_id = request.merchant_id or None
         page = await self._service.settlement_page(
             day,

@@ -1,20 +1,24 @@
 """`remit settlement-report`: one UTC day of the simulated acquirer's settlement, read from its
 database a page at a time and written as it is read, to stdout or, with `--output`, to a file
-that appears only once complete (`remit.core.atomic_file`). Exit codes: `remit.command_exits`.
+that appears only once complete (`remit.core.atomic_file`). The days it takes are those `remit
+reconcile` takes (`remit.core.settlement_days`): over in UTC, or today with `--allow-partial`,
+and then the report says it is partial. Exit codes: `remit.command_exits`.
 """
 
 import asyncio
 import sys
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
-from remit.acquirer.service import AcquirerService, parse_settlement_date
+from remit.acquirer.service import AcquirerService
 from remit.acquirer.settlement import CsvReport, JsonReport, ReportWriter
 from remit.acquirer.settlement_pages import MAX_PAGE_SIZE, SettlementCursor
 from remit.command_exits import EXIT_CLEAN, internal_failure, refused
 from remit.config import ConfigError, PlatformConfig
 from remit.core.atomic_file import AtomicFile
+from remit.core.clock import Clock, SystemClock
 from remit.core.errors import RemitError
+from remit.core.settlement_days import is_partial, settlement_day
 
 COMMAND = "settlement-report"
 
@@ -26,11 +30,15 @@ def settlement_report_command(
     output_format: str,
     merchant_id: str | None,
     output_path: str | None,
+    allow_partial: bool = False,
+    clock: Clock | None = None,
 ) -> int:
+    today = (clock or SystemClock()).now().astimezone(UTC).date()
     try:
-        day = parse_settlement_date(raw_date)
+        day = settlement_day(raw_date, today=today, allow_partial=allow_partial)
     except RemitError as error:
-        return refused(COMMAND, str(error))
+        return refused(COMMAND, error.message)
+    partial = is_partial(day, today=today)
     target: AtomicFile | None = None
     if output_path is not None:
         try:
@@ -40,9 +48,8 @@ def settlement_report_command(
             return refused(COMMAND, f"cannot write {output_path}: {error.strerror or error}")
     try:
         out = sys.stdout if target is None else target.handle
-        report: ReportWriter = (
-            JsonReport(out, day) if output_format == "json" else CsvReport(out, day, merchant_id)
-        )
+        writer = JsonReport if output_format == "json" else CsvReport
+        report: ReportWriter = writer(out, day, merchant_id, partial=partial)
         _write(config, day, merchant_id, report)
         if target is not None:
             target.commit()

@@ -163,16 +163,6 @@ def _authorization_code() -> str:
     return random_string(_AUTHORIZATION_CODE_ALPHABET, _AUTHORIZATION_CODE_LENGTH)
 
 
-def parse_settlement_date(raw: str) -> date:
-    try:
-        if len(raw) != 10:
-            raise ValueError(raw)
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise invalid(f"date must be a calendar date as YYYY-MM-DD, got {raw!r}.",
-                      "date") from None  # fmt: skip
-
-
 class AcquirerService:
     def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
         self._engine = engine

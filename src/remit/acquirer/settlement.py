@@ -4,13 +4,15 @@ Rows are written as they are read, a page at a time, and the report ends with it
 and totals, so a reader can tell a complete report from one cut short at a line boundary:
 
 - CSV: a header line, one line per row, then the trailer, the last line:
-  `# end date=D [merchant_id=M] rows=N`, then for each currency, in alphabetical order,
-  `CUR.rows=N CUR.amount=SUM CUR.fee=SUM` (the sums of the amount and fee columns, in minor
-  units). A row starts with its settled_at timestamp, never with `#`, so CSV readers can skip
-  the trailer as a comment. A report without it, or whose rows disagree with it, was cut
-  short.
-- JSON: an object with `date`, `rows`, then `row_count` and `totals` (per currency: `rows`,
-  `amount`, `fee`); a report cut short is not valid JSON.
+  `# end date=D [merchant_id=M] [partial=true] rows=N`, then for each currency, in alphabetical
+  order, `CUR.rows=N CUR.amount=SUM CUR.fee=SUM` (the sums of the amount and fee columns, in
+  minor units). `merchant_id` is there when the report is one merchant's; `partial=true` when
+  the day was not over (UTC) as it was written, so that more may settle on it. A row starts
+  with its settled_at timestamp, never with `#`, so CSV readers can skip the trailer as a
+  comment. A report without it, or whose rows disagree with it, was cut short.
+- JSON: an object with `date`, `merchant_id` (null for every merchant's), `partial`, `rows`
+  (each with the columns of the CSV, `merchant_id` among them), then `row_count` and `totals`
+  (per currency: `rows`, `amount`, `fee`); a report cut short is not valid JSON.
 """
 
 import csv
@@ -84,10 +86,13 @@ class ReportWriter(Protocol):
 
 
 class CsvReport:
-    def __init__(self, out: TextIO, day: date, merchant_id: str | None = None) -> None:
+    def __init__(
+        self, out: TextIO, day: date, merchant_id: str | None = None, *, partial: bool = False
+    ) -> None:
         self._out = out
         self._day = day
         self._merchant_id = merchant_id
+        self._partial = partial
         self._writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
         self.totals = Totals()
 
@@ -103,6 +108,8 @@ class CsvReport:
         fields = [TRAILER_PREFIX, f"date={self._day.isoformat()}"]
         if self._merchant_id is not None:
             fields.append(f"merchant_id={self._merchant_id}")
+        if self._partial:
+            fields.append("partial=true")
         fields.append(f"rows={self.totals.rows}")
         for currency, total in self.totals.currencies():
             fields += [
@@ -114,13 +121,22 @@ class CsvReport:
 
 
 class JsonReport:
-    def __init__(self, out: TextIO, day: date) -> None:
+    def __init__(
+        self, out: TextIO, day: date, merchant_id: str | None = None, *, partial: bool = False
+    ) -> None:
         self._out = out
         self._day = day
+        self._merchant_id = merchant_id
+        self._partial = partial
         self.totals = Totals()
 
     def start(self) -> None:
-        self._out.write(f'{{\n  "date": {json.dumps(self._day.isoformat())},\n  "rows": [')
+        # What the CSV trailer says of the report, said up front: it is known before any row.
+        self._out.write(
+            f'{{\n  "date": {json.dumps(self._day.isoformat())},\n'
+            f'  "merchant_id": {json.dumps(self._merchant_id)},\n'
+            f'  "partial": {json.dumps(self._partial)},\n  "rows": ['
+        )
 
     def write(self, rows: Sequence[SettlementRow]) -> None:
         for row in rows:

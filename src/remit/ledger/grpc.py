@@ -26,6 +26,7 @@ from remit.ledger.objects import (
     PayoutStatus,
 )
 from remit.ledger.reconcile import Reconciliation, RowStatus
+from remit.ledger.reconciliation_runs import DEFAULT_LIST_LIMIT, ReconciliationRun, run_of
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
 from remit.payments.keyed_rpc import client_keyed, reply, serialized
@@ -108,22 +109,30 @@ def verify_message(report: VerifyReport) -> pb.VerifyLedgerResponse:
     return response
 
 
-def reconciliation_message(result: Reconciliation) -> pb.Reconciliation:
+def run_message(run: ReconciliationRun) -> pb.Reconciliation:
+    """A reconciliation without its rows, as ListReconciliations answers it."""
     message = pb.Reconciliation(
-        id=result.id,
-        date=result.date,
-        created=timestamp(result.created_at),
-        matched_count=result.count(RowStatus.MATCHED),
-        missing_in_ledger_count=result.count(RowStatus.MISSING_IN_LEDGER),
-        missing_at_acquirer_count=result.count(RowStatus.MISSING_AT_ACQUIRER),
-        amount_mismatch_count=result.count(RowStatus.AMOUNT_MISMATCH),
-        fee_mismatch_count=result.count(RowStatus.FEE_MISMATCH),
-        partial=result.partial,
+        id=run.id,
+        date=run.date,
+        created=timestamp(run.finished_at),
+        matched_count=run.counts[RowStatus.MATCHED],
+        missing_in_ledger_count=run.counts[RowStatus.MISSING_IN_LEDGER],
+        missing_at_acquirer_count=run.counts[RowStatus.MISSING_AT_ACQUIRER],
+        amount_mismatch_count=run.counts[RowStatus.AMOUNT_MISMATCH],
+        fee_mismatch_count=run.counts[RowStatus.FEE_MISMATCH],
+        partial=run.partial,
     )
-    if result.account_id is not None:
-        message.account_id = result.account_id
-    if result.superseded_by is not None:
-        message.superseded_by = result.superseded_by
+    if run.started_at is not None:
+        message.started.CopyFrom(timestamp(run.started_at))
+    if run.account_id is not None:
+        message.account_id = run.account_id
+    if run.superseded_by is not None:
+        message.superseded_by = run.superseded_by
+    return message
+
+
+def reconciliation_message(result: Reconciliation) -> pb.Reconciliation:
+    message = run_message(run_of(result))
     for row in result.rows:
         item = message.rows.add(
             status=_ROW_STATUS[row.status],
@@ -399,6 +408,16 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     ) -> pb.GetReconciliationResponse:
         result = await self._service.get_reconciliation(request.id)
         return pb.GetReconciliationResponse(reconciliation=reconciliation_message(result))
+
+    async def ListReconciliations(
+        self, request: pb.ListReconciliationsRequest, context: Context
+    ) -> pb.ListReconciliationsResponse:
+        runs, has_more = await self._service.list_reconciliations(
+            request.limit or DEFAULT_LIST_LIMIT
+        )
+        return pb.ListReconciliationsResponse(
+            data=[run_message(run) for run in runs], has_more=has_more
+        )
 
 
 def ledger_registration(service: LedgerService) -> ServiceRegistration:

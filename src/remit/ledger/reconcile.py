@@ -18,7 +18,10 @@ answer was lost, only when a retry or the completer looks it up, hours later. So
 side is every charge and refund balance transaction recorded on D, plus those recorded on
 another day under a reference of D's report, less those recorded on D for a movement the
 acquirer settled on another day (that day's reconciliation pairs them; the acquirer is asked,
-by reference, for each item of D its report does not list). A movement is therefore reconciled
+by reference, for each item of D its report does not list). A refund's balance transaction
+is recorded when the refund is created, but takes part only once the acquirer made the
+refund (it then has a reference): one still waiting for its answer, or refused, has nothing
+to settle. A movement is therefore reconciled
 once, on its settlement day, and one the acquirer never settled is missing at the acquirer on
 the day the ledger recorded it. A day reconciled before the ledger recorded one of its late
 movements shows it missing in the ledger; running it again pairs it.
@@ -45,7 +48,7 @@ from typing import Final
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.errors import not_found
 from remit.core.ids import new_id
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.network_fees import booked_network_fees
@@ -107,12 +110,15 @@ class Reconciliation:
     id: str
     date: str
     account_id: str | None
+    # When the run finished and was stored.
     created_at: datetime
     rows: tuple[ReconciliationRow, ...]
     # The day was not over (UTC) when it ran: only what had settled so far was compared.
     partial: bool = False
     # The later run of the same day and account scope that replaced this one.
     superseded_by: str | None = None
+    # When the run began; None for runs stored before remit recorded it (core migration 0038).
+    started_at: datetime | None = None
 
     def count(self, status: RowStatus) -> int:
         return sum(1 for row in self.rows if row.status is status)
@@ -120,33 +126,6 @@ class Reconciliation:
     @property
     def ok(self) -> bool:
         return all(row.status is RowStatus.MATCHED for row in self.rows)
-
-
-def parse_day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise invalid(f"Invalid date {value[:20]!r}: use YYYY-MM-DD.", "date") from None
-
-
-def settlement_day(value: str, *, today: date, allow_partial: bool) -> date:
-    """The day `value` names, refused when it has not begun, and when it is `today` (not over,
-    in UTC) unless `allow_partial`."""
-    day = parse_day(value)
-    if day > today:
-        raise invalid(
-            f"{day} has not begun (it is {today} in UTC): nothing has settled on it yet.", "date"
-        )
-    if day == today and not allow_partial:
-        raise RemitError(
-            message=f"{day} is not over in UTC: movements still in flight would show as "
-            "missing. Reconcile it after midnight UTC, or ask for a partial result "
-            "(remit reconcile --allow-partial), which is stored marked partial.",
-            kind=ErrorKind.FAILED_PRECONDITION,
-            code="day_not_over",
-            param="date",
-        )
-    return day
 
 
 def _status(mine: SettledItem | None, bank: SettledItem | None) -> RowStatus:
@@ -321,6 +300,7 @@ async def store(
     rows: Sequence[ReconciliationRow],
     now: datetime,
     partial: bool = False,
+    started_at: datetime | None = None,
 ) -> Reconciliation:
     """Store a run as the day's result: the earlier runs of the day and scope (the account, or
     every account) are marked superseded by it, in the same transaction."""
@@ -331,6 +311,7 @@ async def store(
         created_at=now,
         rows=tuple(rows),
         partial=partial,
+        started_at=started_at,
     )
     scope = _scope(result.date, account_id)
     # Two runs of one day and scope at once take turns here: the second then supersedes the
@@ -355,6 +336,7 @@ async def store(
             date=result.date,
             account_id=account_id,
             created_at=now,
+            started_at=started_at,
             partial=partial,
             matched_count=result.count(RowStatus.MATCHED),
             missing_in_ledger_count=result.count(RowStatus.MISSING_IN_LEDGER),
@@ -411,6 +393,7 @@ async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
         date=head.date,
         account_id=head.account_id,
         created_at=head.created_at,
+        started_at=head.started_at,
         partial=head.partial,
         superseded_by=head.superseded_by,
         rows=tuple(

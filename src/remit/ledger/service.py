@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.settlement_days import is_partial, settlement_day
 from remit.grpcutil.errors import remit_error_from_rpc_error
-from remit.ledger import journal, payouts, reconcile, settlement_report
+from remit.ledger import journal, payouts, reconcile, reconciliation_runs, settlement_report
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
 from remit.ledger.balances import read_balance
 from remit.ledger.domain import (
@@ -38,6 +39,7 @@ from remit.ledger.objects import (
 )
 from remit.ledger.postings import account_for
 from remit.ledger.reconcile import Reconciliation, RowKind, SettledItem
+from remit.ledger.reconciliation_runs import ReconciliationRun
 from remit.ledger.repository import JournalRepository
 from remit.ledger.reserved import refuse_derived_id, refuse_system_accounts
 from remit.ledger.verify import VerifyReport, verify_ledger
@@ -410,8 +412,9 @@ class LedgerService:
     ) -> Reconciliation:
         """Reconcile the settlement day `day` (see `remit.ledger.reconcile` for which ledger
         items belong to it, and which days it refuses) and store the result as the day's."""
-        today = self._clock.now().astimezone(UTC).date()
-        parsed = reconcile.settlement_day(day, today=today, allow_partial=allow_partial)
+        started_at = self._clock.now()
+        today = started_at.astimezone(UTC).date()
+        parsed = settlement_day(day, today=today, allow_partial=allow_partial)
         acquirer_side = await self.settlement_items(parsed.isoformat(), account_id)
         async with self._engine.begin() as db:
             recorded = await reconcile.ledger_items(db, parsed, account_id)
@@ -434,9 +437,17 @@ class LedgerService:
                 account_id=account_id,
                 rows=rows,
                 now=self._clock.now(),
-                partial=parsed == today,
+                partial=is_partial(parsed, today=today),
+                started_at=started_at,
             )
 
     async def get_reconciliation(self, reconciliation_id: str) -> Reconciliation:
         async with self._engine.begin() as db:
             return await reconcile.load(db, reconciliation_id)
+
+    async def list_reconciliations(
+        self, limit: int = reconciliation_runs.DEFAULT_LIST_LIMIT
+    ) -> tuple[list[ReconciliationRun], bool]:
+        """The stored runs that finished last, the latest first, and whether there are more."""
+        async with self._engine.begin() as db:
+            return await reconciliation_runs.recent_runs(db, limit)

@@ -21,7 +21,9 @@ event follows Stripe's charge:
   `invalid` / `not_sent_to_network`, and `charge.failed`; Stripe's card error for it names the
   failed charge (`error.charge`).
 - A card the vault will not open (`payment_method_unexpected_state`, `invalid` /
-  `not_sent_to_network`): `charge.failed`.
+  `not_sent_to_network`): `charge.failed`. So is a card number the network refuses before any
+  issuer sees it (the acquirer's Luhn check: `incorrect_number`, `invalid` /
+  `not_sent_to_network`).
 - 3-D Secure started and never got past: the cardholder failed the challenge or answered it too
   late, or the intent moved on while the challenge waited or before it confirmed an
   authenticated attempt (`invalid` / `not_sent_to_network`): no `charge.failed`, since Stripe

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import DateTime, Select, delete, literal, select, update
+from sqlalchemy import DateTime, Select, delete, literal, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.errors import ErrorKind, RemitError
@@ -419,7 +419,10 @@ def abandoned_keys(*, now: datetime, limit: int) -> Select[Any]:
     return (
         select(idempotency_keys)
         .where(
-            keys.recovery_point != RecoveryPoint.FINISHED.value,
+            # Written into the statement, not sent as a parameter: the driver prepares a
+            # statement it runs often, and a plan made for any parameter could not use the
+            # partial index, whose predicate this must match.
+            keys.recovery_point != literal_column(f"'{RecoveryPoint.FINISHED.value}'"),
             keys.locked_until.is_(None) | (keys.locked_until < now),
             keys.last_run_at < now - lease(),
             (keys.last_run_at < now - COMPLETER_MAX_GAP)

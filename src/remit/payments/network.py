@@ -63,6 +63,32 @@ def vault_will_not_open_card(error: RemitError) -> bool:
     return (error.code, error.param) == _NO_SUCH_TOKEN or error.code == _KEY_RETIRED
 
 
+# A reference the network already holds for an operation with other parameters: the vault
+# refuses it once it has recorded an answer for the reference, and passes the acquirer's refusal
+# on when the acquirer catches it first; both say FAILED_PRECONDITION with this code. The core
+# derives an attempt's reference and its parameters from the same stored attempt, so this is an
+# error in remit, never in the merchant's request (see `reference_conflict`).
+_REFERENCE_REUSED = "reference_reused"
+
+
+def network_holds_reference_for_other_parameters(error: RemitError) -> bool:
+    return error.code == _REFERENCE_REUSED
+
+
+def reference_conflict() -> RemitError:
+    """What a payment's client is told when the network refused its attempt's reference as
+    bound to other parameters: remit's own error, so a 500 api_error, and not the refusal's 400
+    idempotency_error, which the SDKs raise as a mistake with the merchant's Idempotency-Key.
+    The attempt keeps its recovery point: a retry with the key, or the completer, resumes it
+    by looking the reference up at the network first."""
+    return RemitError(
+        message="An unexpected error occurred while sending this payment to the card network. "
+        "Retry with the same idempotency key: the payment resumes where it stopped.",
+        kind=ErrorKind.INTERNAL,
+        error_type="api_error",
+    )
+
+
 UNUSABLE_CARD_CODE = "payment_method_unexpected_state"
 
 

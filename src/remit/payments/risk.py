@@ -158,6 +158,13 @@ def stand_in_result(
     return None
 
 
+# Declines the network gives before any issuer sees the payment, by code, when it reports them
+# so (`not_sent_to_network`): Stripe's outcome for such a refusal is `invalid`, never an
+# issuer's decline. The acquirer checks a card number's Luhn digit before it sends anything on
+# (`remit.acquirer.domain.assess_card`); an `incorrect_number` an issuer gives
+# (`declined_by_network`) stays `issuer_declined`.
+_REFUSED_BEFORE_THE_NETWORK: Final = frozenset({"incorrect_number"})
+
 _SELLER_MESSAGES: Final = {
     "authorized": "Payment complete.",
     "manual_review": "Radar placed this payment in your manual review queue.",
@@ -165,6 +172,8 @@ _SELLER_MESSAGES: Final = {
     "blocked_risk": "Radar blocked this payment as too risky.",
     "issuer_declined": "The bank did not return any further details with this decline.",
     "invalid": "This payment was not sent to the card network: its card can no longer be used.",
+    "incorrect_number": "This payment was not sent to the card network: its card number is "
+    "incorrect.",
     "unauthenticated": "This payment was not sent to the card network: it needed 3-D Secure "
     "authentication, which could not be asked of the cardholder for this payment.",
 }
@@ -202,6 +211,18 @@ def outcome_json(verdict: RiskVerdict, result: Mapping[str, object]) -> dict[str
             "network_status": "not_sent_to_network",
             "reason": None,
             "seller_message": _SELLER_MESSAGES["unauthenticated"],
+        }
+    code = _text(result.get("code"))
+    if (
+        code in _REFUSED_BEFORE_THE_NETWORK
+        and not result.get("approved")
+        and result.get("network_status") == "not_sent_to_network"
+    ):
+        return base | {
+            "type": "invalid",
+            "network_status": "not_sent_to_network",
+            "reason": None,
+            "seller_message": _SELLER_MESSAGES[code],
         }
     if result.get("approved"):
         review = verdict.action == REVIEW

@@ -84,7 +84,9 @@ from remit.payments.network import (
     OperationOutcome,
     OutcomeUnknownError,
     StoredCredential,
+    network_holds_reference_for_other_parameters,
     network_unavailable,
+    reference_conflict,
     unusable_card_answer,
     vault_will_not_open_card,
     with_capture_fee,
@@ -1150,6 +1152,9 @@ class PaymentsService:
         reference first: a forward that reached it before the card was deleted stands.
         `refused` is told of the vault's refusal (whatever the network says), so that nothing
         resolves a payment method to that card again.
+
+        A reference the network holds for other parameters (`reference_conflict`) ends nothing:
+        an authorization may be held under it, which only the network's record of it tells.
         """
 
         def look_up() -> Awaitable[AuthorizationOutcome | None]:
@@ -1158,6 +1163,17 @@ class PaymentsService:
         try:
             return (await self._settle(authorize, look_up, sent_before=sent_before)).as_json()
         except RemitError as refusal:
+            if network_holds_reference_for_other_parameters(refusal):
+                # A bug in remit, not a refusal of the card: the attempt waits at
+                # `attempt_created`, since the network may hold an authorization under the
+                # reference, and its next try looks the reference up before sending anything.
+                log.error(
+                    "the network holds %s for an operation with other parameters than this "
+                    "attempt's: %s",
+                    reference,
+                    refusal.message,
+                )
+                raise reference_conflict() from None
             if not vault_will_not_open_card(refusal):
                 raise
             log.warning("the vault refused to forward %s: %s", reference, refusal.kind.name)
@@ -1928,6 +1944,9 @@ class PaymentsService:
                 metadata=metadata,
                 customer_id=charge.customer_id,
                 payment_method_id=charge.payment_method_id,
+                # The ledger debits the balance now, under this id (`LedgerPostings`), and
+                # keeps it when the refund succeeds: as on Stripe, a pending refund shows it.
+                balance_transaction_id=new_id("txn"),
             )
             # The amount is reserved on the charge at once, so concurrent refunds can never
             # add up to more than was captured.
@@ -2017,7 +2036,8 @@ class PaymentsService:
                 status=RefundStatus.SUCCEEDED,
                 acquirer_refund_id=operation.operation_id,
                 updated_at=now,
-                balance_transaction_id=new_id("txn"),
+                # A refund created before refunds named theirs at creation gets one now.
+                balance_transaction_id=refund.balance_transaction_id or new_id("txn"),
             )
             charge_after = charge
         else:
@@ -2027,6 +2047,7 @@ class PaymentsService:
                 # The network's own code is kept; it is shown as one of Stripe's values.
                 failure_reason=operation.code or "unknown",
                 updated_at=now,
+                failure_balance_transaction_id=_money_back_id(refund),
             )
             charge_after = await self._stop_counting_refund(db, charge, refund, now)
         await RefundRepository(db).save(after)
@@ -2085,9 +2106,9 @@ class PaymentsService:
     ) -> Done[Refund] | Replay:
         """Only a refund waiting on the customer (`requires_action`) can be canceled. It ends
         as a failed refund ends, in the cancel's transaction: the charge stops counting it,
-        its hold goes back to the available balance (the ledger hook), refund.updated is
-        recorded. Its row lock keeps a resumed request from settling it meanwhile (see
-        `resume_refund`)."""
+        its hold goes back to the available balance (the ledger hook) under a refund_failure
+        balance transaction (`failure_balance_transaction`), refund.updated is recorded. Its
+        row lock keeps a resumed request from settling it meanwhile (see `resume_refund`)."""
 
         async def cancel(db: AsyncConnection) -> Refund:
             refunds = RefundRepository(db)
@@ -2108,7 +2129,12 @@ class PaymentsService:
             assert charge is not None, refund.charge_id
             now = self._now()
             charge_after = await self._stop_counting_refund(db, charge, refund, now)
-            after = replace(refund, status=RefundStatus.CANCELED, updated_at=now)
+            after = replace(
+                refund,
+                status=RefundStatus.CANCELED,
+                updated_at=now,
+                failure_balance_transaction_id=_money_back_id(refund),
+            )
             await refunds.save(after)
             await self._hooks.refund_changed(db, refund, after, charge_after)
             return after
@@ -2140,6 +2166,14 @@ class PaymentsService:
                 charge_id=charge_id,
                 payment_intent_id=payment_intent_id,
             )
+
+
+def _money_back_id(refund: Refund) -> str | None:
+    """The txn_ id of the refund_failure balance transaction that gives back what `refund`
+    took from the balance, now that it failed or was canceled; None for a refund that took
+    nothing yet (one pending since before refunds named their balance transaction at
+    creation), whose ending writes none."""
+    return None if refund.balance_transaction_id is None else new_id("txn")
 
 
 def _warn_if_refunded_after_cancel(refund: Refund, operation: OperationOutcome | None) -> None:

@@ -40,6 +40,8 @@ class PaymentsWiring:
     close: Callable[[], Awaitable[None]]
     radar: RadarService
     radar_servicer: RadarServicer
+    # The 3-D Secure challenges' answers, which the worker's sweep of expired ones ends too.
+    three_d_secure: ThreeDSecureService
 
 
 def payment_hooks() -> HookChain:
@@ -82,11 +84,12 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
         await vault_channel.close()
         await acquirer_channel.close()
 
+    three_d_secure = ThreeDSecureService(engine, service, methods, gate, hooks)
     servicer: PaymentsServicer = RadarPaymentsServicer(
         service,
         customers,
         payment_methods,
-        three_d_secure=ThreeDSecureService(engine, service, methods, gate, hooks),
+        three_d_secure=three_d_secure,
         reviews=ReviewsService(engine, service),
     )
     return PaymentsWiring(
@@ -98,4 +101,5 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
         close,
         radar,
         RadarServicer(radar),
+        three_d_secure,
     )

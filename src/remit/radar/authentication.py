@@ -17,19 +17,24 @@ Failing, or answering after the challenge expired, returns the intent to
 authentication failed; the intent's `last_payment_error` names none either. Unlike an attempt
 the intent merely leaves behind, Radar counts it as a decline of the card (`attempt_settled`):
 a cardholder failing authentication, again and again, is what testing stolen cards looks like.
+
+A challenge nobody answers is ended the same way once it has expired, by the worker
+(`remit.radar.expired_challenges`, `ThreeDSecureService.expire`): otherwise an intent nobody
+touches again would keep its `pending` charge for ever.
 """
 
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from enum import Enum
 from typing import Final
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, not_found
 from remit.payments import idempotency
-from remit.payments.charges import ChargeStatus
+from remit.payments.charges import Charge, ChargeStatus
 from remit.payments.domain import (
     ActionCompleted,
     ActionFailed,
@@ -55,6 +60,21 @@ _NEVER_AUTHENTICATED: Final = {
 }
 
 Build = Callable[[ThreeDSChallenge, PaymentIntent], bytes]
+
+
+class Expiry(Enum):
+    """What `ThreeDSecureService.expire` did with a challenge."""
+
+    # Ended as a late answer ends it: the payment went back to `requires_payment_method`.
+    ENDED = "ended"
+    # Its intent had moved on without it: recorded expired, nothing else changed.
+    CLOSED = "closed"
+    # Nothing: answered meanwhile (or being answered), or not expired yet.
+    LEFT = "left"
+
+
+class _NothingToEndError(Exception):
+    """Roll `expire`'s transaction back: the challenge is not its to end."""
 
 
 def completion_key(challenge_id: str) -> str:
@@ -99,6 +119,65 @@ class ThreeDSecureService:
         if challenge.expired_at(self._now()) or intent is None or not _awaits(intent, challenge):
             return replace(challenge, status=ChallengeStatus.EXPIRED)
         return challenge
+
+    async def expire(self, account_id: str, challenge_id: str, *, build: Build) -> Expiry:
+        """End a challenge nobody answered, once it has expired, exactly as an answer after
+        expiry ends it (`_end_unauthenticated`, `expired`), for the sweep of such challenges
+        (`remit.radar.expired_challenges`).
+
+        It runs under the challenge's completion key, as an answer does, in one transaction
+        with the key's claim: a press of either button meanwhile waits for it and then replays
+        its end (the page sends the cardholder back to the merchant, as after a late answer),
+        and a press in flight (the key held) or already finished leaves it nothing to do. The
+        challenge, its intent and its charge are locked in the order an answer locks them.
+
+        A challenge whose intent moved on without it (canceled, say: its charge failed with
+        that change) is recorded expired, as `get_challenge` already shows it, and nothing else
+        changes: nothing would ever end it otherwise."""
+        now = self._now()
+        try:
+            async with self._engine.begin() as db:
+                record = await idempotency.begin(
+                    db,
+                    account_id=account_id,
+                    key=completion_key(challenge_id),
+                    endpoint=ENDPOINT,
+                    request_body=challenge_id.encode(),
+                    request_id=None,
+                    now=now,
+                )
+                if record.recovery_point is not RecoveryPoint.STARTED:
+                    # Answered already; or a pass on its way to the network, left to the
+                    # completer (rolled back: the key stays as it was).
+                    raise _NothingToEndError
+                challenges = ChallengeRepository(db)
+                challenge = await challenges.get(account_id, challenge_id, for_update=True)
+                if (
+                    challenge is None
+                    or challenge.status is not ChallengeStatus.PENDING
+                    or not challenge.expired_at(now)
+                ):
+                    raise _NothingToEndError
+                intent, charge = await _lock_payment_of(db, challenge)
+                if intent is None or charge is None or not _awaits(intent, challenge):
+                    await challenges.save(
+                        replace(challenge, status=ChallengeStatus.EXPIRED, completed_at=now)
+                    )
+                    await idempotency.forget(db, record)
+                    return Expiry.CLOSED
+                answered, after = await self._end_unauthenticated(
+                    db, challenge, intent, charge, ChallengeStatus.EXPIRED, now
+                )
+                await idempotency.finish(
+                    db, record, response_code=0, response_body=build(answered, after)
+                )
+                return Expiry.ENDED
+        except _NothingToEndError:
+            return Expiry.LEFT
+        except RemitError as error:
+            if error.code == "idempotency_key_in_use":
+                return Expiry.LEFT  # the cardholder's answer is being recorded
+            raise
 
     async def complete(
         self, account_id: str, challenge_id: str, *, passed: bool, build: Build
@@ -163,10 +242,7 @@ class ThreeDSecureService:
                     code="three_d_secure_challenge_completed",
                 )
             intents, charges = PaymentIntentRepository(db), ChargeRepository(db)
-            intent = await intents.get(
-                record.account_id, challenge.payment_intent_id, for_update=True
-            )
-            charge = await charges.get(record.account_id, challenge.charge_id, for_update=True)
+            intent, charge = await _lock_payment_of(db, challenge)
             if intent is None or charge is None or not _awaits(intent, challenge):
                 # The intent moved on (canceled, say): the challenge can no longer pass, and
                 # `get_challenge` shows it expired. Nothing is written: the refusal rolls back.
@@ -216,34 +292,68 @@ class ThreeDSecureService:
                 return record, (answered, after)
             # Only a pass can be late: after expiry the challenge can only fail.
             status = ChallengeStatus.EXPIRED if passed else ChallengeStatus.FAILED
-            answered = replace(challenge, status=status, completed_at=now)
-            failed_charge = replace(
-                charge,
-                status=ChargeStatus.FAILED,
-                failure_code=AUTHENTICATION_FAILURE,
-                failure_message=AUTHENTICATION_FAILURE_MESSAGE,
-                authentication=replace(authentication, result="failed").as_json(),
-                outcome=never_sent_outcome(charge, _NEVER_AUTHENTICATED[status]),
-                network_result=None,
-                updated_at=now,
+            answered, after = await self._end_unauthenticated(
+                db, challenge, intent, charge, status, now
             )
-            error = {
-                "type": "invalid_request_error",
-                "code": AUTHENTICATION_FAILURE,
-                "message": AUTHENTICATION_FAILURE_MESSAGE,
-                "payment_method": charge.payment_method_id,
-            }
-            after = transition(intent, ActionFailed(at=now, error=error))
-            await challenges.save(answered)
-            await charges.save(failed_charge)
-            await intents.save(after)
-            await self._radar.attempt_settled(db, failed_charge)
-            await self._hooks.charge_changed(db, charge, failed_charge, after)
-            await self._hooks.intent_changed(db, intent, after)
             await idempotency.finish(
                 db, record, response_code=0, response_body=build(answered, after)
             )
             return record, (answered, after)
+
+    async def _end_unauthenticated(
+        self,
+        db: AsyncConnection,
+        challenge: ThreeDSChallenge,
+        intent: PaymentIntent,
+        charge: Charge,
+        status: ChallengeStatus,
+        now: datetime,
+    ) -> tuple[ThreeDSChallenge, PaymentIntent]:
+        """End the challenge `status` (failed, or expired) and its payment as never
+        authenticated: the charge fails as never sent to the network, the intent returns to
+        `requires_payment_method`, Radar counts a decline. The one way a challenge ends without
+        a pass, whether the cardholder answered it or nobody did (`expire`). Called with the
+        challenge, its intent and its charge locked, in that order."""
+        answered = replace(challenge, status=status, completed_at=now)
+        authentication = Authentication.from_json(charge.authentication)
+        failed_charge = replace(
+            charge,
+            status=ChargeStatus.FAILED,
+            failure_code=AUTHENTICATION_FAILURE,
+            failure_message=AUTHENTICATION_FAILURE_MESSAGE,
+            authentication=replace(authentication, result="failed").as_json(),
+            outcome=never_sent_outcome(charge, _NEVER_AUTHENTICATED[status]),
+            network_result=None,
+            updated_at=now,
+        )
+        error = {
+            "type": "invalid_request_error",
+            "code": AUTHENTICATION_FAILURE,
+            "message": AUTHENTICATION_FAILURE_MESSAGE,
+            "payment_method": charge.payment_method_id,
+        }
+        after = transition(intent, ActionFailed(at=now, error=error))
+        await ChallengeRepository(db).save(answered)
+        await ChargeRepository(db).save(failed_charge)
+        await PaymentIntentRepository(db).save(after)
+        await self._radar.attempt_settled(db, failed_charge)
+        await self._hooks.charge_changed(db, charge, failed_charge, after)
+        await self._hooks.intent_changed(db, intent, after)
+        return answered, after
+
+
+async def _lock_payment_of(
+    db: AsyncConnection, challenge: ThreeDSChallenge
+) -> tuple[PaymentIntent | None, Charge | None]:
+    """The challenge's intent and charge, locked in that order (after the challenge), the order
+    every path that may go on with the attempt takes them in."""
+    intent = await PaymentIntentRepository(db).get(
+        challenge.account_id, challenge.payment_intent_id, for_update=True
+    )
+    charge = await ChargeRepository(db).get(
+        challenge.account_id, challenge.charge_id, for_update=True
+    )
+    return intent, charge
 
 
 def _awaits(intent: PaymentIntent, challenge: ThreeDSChallenge) -> bool:

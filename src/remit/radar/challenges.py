@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Final
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnClause, Select, literal_column, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +23,12 @@ class ChallengeStatus(Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     EXPIRED = "expired"
+
+
+# `pending` written into a statement, not bound: a plan the server prepares once for any status
+# (psycopg prepares a statement used often) could not use the partial index of pending
+# challenges, `ix_three_d_secure_challenges_pending_expiry`.
+_PENDING_LITERAL: Final[ColumnClause[str]] = literal_column(f"'{ChallengeStatus.PENDING.value}'")
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,17 @@ class ThreeDSChallenge:
 
     def expired_at(self, now: datetime) -> bool:
         return now >= self.expires_at
+
+
+def expired_pending_query(now: datetime, *, limit: int) -> Select[tuple[str, str]]:
+    """The pending challenges expired by `now`, soonest first, read through the partial index of
+    pending challenges: never the ended ones, which are nearly all of them."""
+    return (
+        select(table.c.account_id, table.c.id)
+        .where(table.c.status == _PENDING_LITERAL, table.c.expires_at <= now)
+        .order_by(table.c.expires_at)
+        .limit(limit)
+    )
 
 
 def _from_row(row: Row[tuple[object, ...]]) -> ThreeDSChallenge:
@@ -95,6 +112,12 @@ class ChallengeRepository:
             query = query.with_for_update()
         row = (await self._db.execute(query)).first()
         return None if row is None else _from_row(row)
+
+    async def expired_pending(self, now: datetime, *, limit: int) -> list[tuple[str, str]]:
+        """(account id, challenge id) of up to `limit` challenges still pending at their
+        expiry, soonest expired first: what the sweep of unanswered challenges ends."""
+        rows = await self._db.execute(expired_pending_query(now, limit=limit))
+        return [(row.account_id, row.id) for row in rows]
 
     async def save(self, challenge: ThreeDSChallenge) -> None:
         await self._db.execute(

@@ -282,7 +282,9 @@ def redirect_url(intent: PaymentIntent) -> str:
     return return_to(intent.return_url, intent.id, intent.client_secret)
 
 
-def _completion(challenge: ThreeDSChallenge, intent: PaymentIntent) -> bytes:
+def completion_response(challenge: ThreeDSChallenge, intent: PaymentIntent) -> bytes:
+    """The answer to a challenge's completion as its key stores it, whoever ended the challenge
+    (the cardholder, or the sweep of expired ones): a press replays it."""
     return ppb.CompleteThreeDSecureChallengeResponse(
         challenge=challenge_message(challenge),
         payment_intent=payment_intent_message(intent),
@@ -326,12 +328,14 @@ class RadarPaymentsServicer(PaymentsServicer):
             call.account_id,
             request.id,
             passed=request.outcome == ppb.THREE_D_SECURE_CHALLENGE_OUTCOME_SUCCEED,
-            build=_completion,
+            build=completion_response,
         )
         return await reply(
             result,
             ppb.CompleteThreeDSecureChallengeResponse,
-            lambda done: ppb.CompleteThreeDSecureChallengeResponse.FromString(_completion(*done)),
+            lambda done: ppb.CompleteThreeDSecureChallengeResponse.FromString(
+                completion_response(*done)
+            ),
             context,
         )
 
@@ -387,7 +391,7 @@ class RadarPaymentsServicer(PaymentsServicer):
 
     async def resume(self, record: KeyRecord) -> None:
         if record.endpoint == COMPLETE_ENDPOINT:
-            await self._three_d_secure.resume(record, _completion)
+            await self._three_d_secure.resume(record, completion_response)
             return
         if record.endpoint == CLOSE_REVIEW:
             # A close that died between its refund and closing the review.

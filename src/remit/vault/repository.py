@@ -21,6 +21,7 @@ from remit.vault.domain import (
     ListedCard,
     StoredCard,
 )
+from remit.vault.forward_replay import RecordedForward
 from remit.vault.tables import audit_events, cards, test_card_tokens
 
 # The statements of every forwarded authorization and test-card resolution are written out
@@ -37,29 +38,42 @@ _TEST_CARD = Statement(
     "WHERE t.account_id = %(account_id)s AND t.test_id = %(test_id)s"
 )
 
-_RECORDED_RESULT = (
-    "SELECT f.result FROM forwards AS f "
+# The answer recorded for a reference, with what it was recorded for (`RecordedForward`).
+_RECORDED_FORWARD_COLUMNS = (
+    "f.result AS recorded_result, f.token AS recorded_token, "
+    "f.destination AS recorded_destination, f.request_digest AS recorded_digest"
+)
+_THE_REFERENCES_FORWARD = (
+    "forwards AS f ON f.account_id = %(account_id)s AND f.reference = %(reference)s"
+)
+
+_FORWARDED_RESULT = Statement(
+    f"SELECT {_RECORDED_FORWARD_COLUMNS} FROM forwards AS f "  # noqa: S608
     "WHERE f.account_id = %(account_id)s AND f.reference = %(reference)s"
 )
 
-_FORWARDED_RESULT = Statement(_RECORDED_RESULT)
-
-# The answer already recorded for the reference, and the card; one row even if neither exists.
+# The answer already recorded for the reference, and the card; one row even if neither exists
+# (each is found by its primary key, so at most one of each joins).
 _FORWARD_START = Statement(
-    f"SELECT ({_RECORDED_RESULT}) AS recorded_result, {_CARD_COLUMNS} "  # noqa: S608
-    "FROM (SELECT 1) AS one_row LEFT OUTER JOIN cards AS c ON c.token = %(token)s"
+    f"SELECT {_RECORDED_FORWARD_COLUMNS}, {_CARD_COLUMNS} "  # noqa: S608
+    f"FROM (SELECT 1) AS one_row LEFT OUTER JOIN {_THE_REFERENCES_FORWARD} "
+    "LEFT OUTER JOIN cards AS c ON c.token = %(token)s"
 )
 
-# Records the answer unless one is recorded for the reference. Data-modifying CTEs run to
-# completion whether or not the outer query reads them; the outer query's snapshot is the
-# statement's, so `earlier` shows only answers committed before it.
+# Records the answer, with the digest of what it answers, unless one is recorded for the
+# reference. Data-modifying CTEs run to completion whether or not the outer query reads them;
+# the outer query's snapshot is the statement's, so the answer it joins is only one committed
+# before it.
 _FINISH_FORWARD = Statement(
     "WITH recorded AS ("  # noqa: S608
-    "INSERT INTO forwards (account_id, reference, token, destination, result, created_at) "
-    "VALUES (%(account_id)s, %(reference)s, %(token)s, %(destination)s, %(result)s, %(now)s) "
+    "INSERT INTO forwards "
+    "(account_id, reference, token, destination, result, request_digest, created_at) "
+    "VALUES (%(account_id)s, %(reference)s, %(token)s, %(destination)s, %(result)s, "
+    "%(request_digest)s, %(now)s) "
     "ON CONFLICT DO NOTHING RETURNING reference"
     ") SELECT (SELECT count(*) FROM recorded) AS recorded, "
-    f"({_RECORDED_RESULT}) AS earlier"
+    f"{_RECORDED_FORWARD_COLUMNS} FROM (SELECT 1) AS one_row "
+    f"LEFT OUTER JOIN {_THE_REFERENCES_FORWARD}"
 )
 
 _AUDIT_EVENT_COLUMNS = tuple(column.name for column in audit_events.columns)
@@ -133,6 +147,19 @@ def _card_from_mapping(m: Mapping[Any, Any]) -> StoredCard:
         created_at=m["created_at"],
         cvc_expires_at=m["cvc_expires_at"],
         deleted_at=m["deleted_at"],
+    )
+
+
+def _recorded_forward(m: Mapping[Any, Any]) -> RecordedForward | None:
+    """The recorded answer a row of `_RECORDED_FORWARD_COLUMNS` holds, if it holds one."""
+    if m["recorded_result"] is None:
+        return None
+    digest = m["recorded_digest"]
+    return RecordedForward(
+        result=bytes(m["recorded_result"]),
+        token=m["recorded_token"],
+        destination=m["recorded_destination"],
+        request_digest=None if digest is None else bytes(digest),
     )
 
 
@@ -376,23 +403,22 @@ class SqlVaultRepository:
 
     # --- forwards ----------------------------------------------------------------------
 
-    async def forwarded_result(self, account_id: str, reference: str) -> bytes | None:
+    async def forwarded_result(self, account_id: str, reference: str) -> RecordedForward | None:
         row = await _FORWARDED_RESULT.first(
             self._db, {"account_id": account_id, "reference": reference}
         )
-        return None if row is None else bytes(row["result"])
+        return None if row is None else _recorded_forward(row)
 
     async def forward_start(
         self, account_id: str, reference: str, token: str
-    ) -> tuple[bytes | None, StoredCard | None]:
-        """In one statement: the answer already recorded for the reference (if any), and the
-        card (if it exists)."""
+    ) -> tuple[RecordedForward | None, StoredCard | None]:
+        """In one statement: the answer already recorded for the reference (if any), with what
+        it was recorded for, and the card (if it exists)."""
         params = {"account_id": account_id, "reference": reference, "token": token}
         row = await _FORWARD_START.first(self._db, params)
         assert row is not None  # the statement always returns its one row
-        result = row["recorded_result"]
         card = None if row["token"] is None else _card_from_mapping(row)
-        return None if result is None else bytes(result), card
+        return _recorded_forward(row), card
 
     async def audit_forward_taking_cvc(self, event: AuditEvent, now: datetime) -> bytes | None:
         """In one statement: record the forward's audit event, and take the card's CVC, which
@@ -405,25 +431,29 @@ class SqlVaultRepository:
         return None if row["cvc"] is None else bytes(row["cvc"])
 
     async def finish_forward(
-        self, account_id: str, reference: str, token: str, destination: str, result: bytes,
-        now: datetime,
-    ) -> bytes | None:  # fmt: skip
-        """Record the reference's answer unless one is recorded already. None if this answer
-        is now the recorded one, else the answer recorded first."""
+        self, account_id: str, reference: str, token: str, destination: str,
+        request_digest: bytes, result: bytes, now: datetime,
+    ) -> RecordedForward | None:  # fmt: skip
+        """Record the reference's answer, for the forward whose parameters have
+        `request_digest` (`remit.vault.forward_replay`), unless one is recorded already. None
+        if this answer is now the recorded one, else the one recorded first, which may be for
+        other parameters."""
         params = {
             "account_id": account_id,
             "reference": reference,
             "token": token,
             "destination": destination,
             "result": result,
+            "request_digest": request_digest,
             "now": now,
         }
         row = await _FINISH_FORWARD.first(self._db, params)
         assert row is not None  # the statement always returns its one row
         if row["recorded"]:
             return None
-        if row["earlier"] is not None:
-            return bytes(row["earlier"])
+        earlier = _recorded_forward(row)
+        if earlier is not None:
+            return earlier
         # The earlier answer was committed while this statement ran, after its snapshot.
         again = await self.forwarded_result(account_id, reference)
         assert again is not None

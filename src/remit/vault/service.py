@@ -46,6 +46,7 @@ from remit.vault.domain import (
     OutboundAuthorization,
     StoredCard,
 )
+from remit.vault.forward_replay import request_digest
 from remit.vault.forwarding import Destination
 from remit.vault.keystore import KEYS_ENV, KeyStore, KeyStoreError
 from remit.vault.repository import SqlVaultRepository
@@ -112,6 +113,27 @@ def _no_such_token(token: str, param: str = "vault_token") -> VaultError:
         kind=ErrorKind.NOT_FOUND,
         code="resource_missing",
         param=param,
+    )
+
+
+def reference_reused(reference: str) -> VaultError:
+    """A forward whose reference was recorded for another operation (other parameters, see
+    `remit.vault.forward_replay`). Named as the acquirer names the same mistake, with its
+    status and code, so that a caller reads one answer whichever of the two caught it (the
+    acquirer does when the first forward's answer is not recorded yet).
+
+    FAILED_PRECONDITION rather than ALREADY_EXISTS: the forward creates nothing the caller
+    named; it is well formed, but the state of the reference forbids it, and repeating it
+    unchanged can never succeed. The message names the reference only: no card data, and not
+    even the token, which may be another account's."""
+    return VaultError(
+        message=f"The reference '{reference}' was already forwarded with other parameters; a "
+        "retry must repeat the card, destination, amount, currency, capture, 3-D Secure and "
+        "stored-credential fields of the first forward.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        error_type="idempotency_error",
+        code="reference_reused",
+        param="reference",
     )
 
 
@@ -372,10 +394,16 @@ class VaultService:
             await self._audit(self._refused_forward_event(account_id, token, request))
             raise refusal
         assert destination is not None
+        digest = request_digest(token, request)
         async with self._statement() as repo:
-            stored, found = await repo.forward_start(account_id, request.reference, token)
-        if stored is not None:
-            return Forwarded(vault_pb2.ForwardedAuthorization.FromString(stored), replayed=True)
+            recorded, found = await repo.forward_start(account_id, request.reference, token)
+        if recorded is not None:
+            if not recorded.answers(token, request.destination, digest):
+                # Refused before the card is opened, and audited like the refusals above: the
+                # network never sees it, and the caller is not told of another operation.
+                await self._audit(self._refused_forward_event(account_id, token, request))
+                raise reference_reused(request.reference)
+            return Forwarded(vault_pb2.ForwardedAuthorization.FromString(recorded.result), True)
         if not _live_card_of(found, account_id):
             # Another account's card, a deleted one, or none: an invalid access attempt, which
             # PCI DSS 10.2.1.4 asks to be logged like the refused destination above.
@@ -426,15 +454,28 @@ class VaultService:
             )
         )
         # The answer is recorded for the reference, unless a concurrent call recorded one
-        # first, which then stands.
+        # first, which then stands: for this call too if it was for the same operation.
         async with self._statement() as repo:
             earlier = await repo.finish_forward(
-                account_id, request.reference, token, request.destination,
+                account_id, request.reference, token, request.destination, digest,
                 result.SerializeToString(), self._clock.now(),
             )  # fmt: skip
-        if earlier is not None:
-            return Forwarded(vault_pb2.ForwardedAuthorization.FromString(earlier), True)
-        return Forwarded(result, replayed=False)
+        if earlier is None:
+            return Forwarded(result, replayed=False)
+        if not earlier.answers(token, request.destination, digest):
+            # A concurrent forward of another operation took the reference while this one was
+            # at the destination. Its answer is not this call's, and this call's answer cannot
+            # be recorded under a reference that is taken: the caller is refused, and what the
+            # destination said is logged for an operator (an authorization it holds under the
+            # reference is not this vault's record).
+            log.error(
+                "forward %s to %s was answered (approved: %s, authorization %s) after its "
+                "reference was recorded for other parameters; the answer is not recorded",
+                request.reference, request.destination, result.approved,
+                result.authorization_id or "none",
+            )  # fmt: skip
+            raise reference_reused(request.reference)
+        return Forwarded(vault_pb2.ForwardedAuthorization.FromString(earlier.result), True)
 
     def _refused_forward_event(
         self, account_id: str, token: str, request: ForwardRequest

@@ -62,7 +62,8 @@ test_card_tokens = Table(
     PrimaryKeyConstraint("account_id", "test_id"),
 )
 
-# The first answer to each forwarded authorization, replayed to retries of its reference.
+# The first answer to each forwarded authorization, replayed to retries of its reference that
+# repeat its parameters (`remit.vault.forward_replay`).
 forwards = Table(
     "forwards",
     vault_metadata,
@@ -72,6 +73,8 @@ forwards = Table(
     Column("destination", Text, nullable=False),
     Column("result", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # SHA-256 of the parameters the answer is for; NULL on rows recorded before it was kept.
+    Column("request_digest", LargeBinary, nullable=True),
     PrimaryKeyConstraint("account_id", "reference"),
 )
 

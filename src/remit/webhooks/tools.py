@@ -414,12 +414,19 @@ def parse_since(text: str) -> datetime:
 
 
 def run(coroutine: Awaitable[int], config: PlatformConfig) -> int:
-    """Run a tool against `config`'s core. A refusal or failure is raised as a ToolError for
-    `remit.command_exits` to report; Ctrl-C (how `remit listen` stops) is a clean end."""
+    """Run a tool against `config`'s core. A refusal or failure is raised as a ToolError, and
+    Ctrl-C as KeyboardInterrupt, for `remit.command_exits` to report."""
     try:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except grpc.aio.AioRpcError as error:
         # A call to the core the tool left untranslated (authenticating its key, say).
         raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
+
+
+def run_until_stopped(coroutine: Awaitable[int], config: PlatformConfig) -> int:
+    """`run` for a tool that runs until Ctrl-C (`remit listen`): for it, Ctrl-C is the way it
+    ends as asked, not an interruption."""
+    try:
+        return run(coroutine, config)
     except KeyboardInterrupt:
         return 0

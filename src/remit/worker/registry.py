@@ -18,6 +18,9 @@ from remit.payment_methods.vault_sweep import UnreferencedCardSweep
 from remit.payments.related import event_renderer
 from remit.payments.service import EXPIRE_JOB
 from remit.payments.wiring import build_payments
+from remit.radar import expired_challenges
+from remit.radar.expired_challenges import ExpiredChallengeSweep
+from remit.radar.grpc import completion_response
 from remit.webhooks.urls import policy_for
 from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.alone import run_alone
@@ -62,11 +65,22 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     async def reap_idempotency_keys() -> None:
         await payments.service.reap_keys()
 
+    challenges = ExpiredChallengeSweep(engine, payments.three_d_secure, build=completion_response)
+
+    async def sweep_challenges_once() -> None:
+        await challenges.run()
+
+    async def end_expired_challenges() -> None:
+        # Each challenge is ended under its own locks, so a second copy would be safe, but it
+        # would only read the same batch and wait on the same rows: one copy at a time.
+        await run_alone(engine, expired_challenges.TASK, sweep_challenges_once)
+
     handlers[EXPIRE_JOB] = expire_authorization
     given_up: dict[str, JobHandler] = {EXPIRE_JOB: expire_authorization_later}
     periodic += [
         Periodic("idempotency-completer", COMPLETER_INTERVAL_S, complete_abandoned_requests),
         Periodic("idempotency-reaper", KEY_REAPER_INTERVAL_S, reap_idempotency_keys),
+        Periodic(expired_challenges.TASK, expired_challenges.INTERVAL_S, end_expired_challenges),
     ]
     on_stop.append(payments.close)
 

@@ -1,10 +1,13 @@
-"""`remit settlement-report --output`: the file holds a whole report, ending with its own count
-and totals, or is left as it was."""
+"""`remit settlement-report`: the days it takes are those `remit reconcile` takes (over in UTC,
+today only as a partial report), and with `--output` the file holds a whole report, ending with
+its own count and totals, or is left as it was."""
 
 import asyncio
 import csv
+import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,11 +18,13 @@ from remit.cli import main
 from remit.core.clock import FixedClock
 from remit.storage.engine import dispose, make_engine
 from tests.conftest import _truncate_all
-from tests.integration.acquirer.support import NOW, authorization_request
+from tests.integration.acquirer.support import MERCHANT, authorization_request
 from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases
 
-DAY = NOW.date().isoformat()
+# A day that is over, as the command wants it.
+SETTLED_AT = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
+DAY = SETTLED_AT.date().isoformat()
 
 
 @pytest.fixture
@@ -42,12 +47,12 @@ def platform_env(
     asyncio.run(clean())
 
 
-def settle(acquirer_url: str) -> None:
-    """Three usd captures and one in jpy."""
+def settle(acquirer_url: str, at: datetime = SETTLED_AT) -> None:
+    """Three usd captures and one in jpy, settled at `at`."""
 
     async def run() -> None:
         engine = make_engine(acquirer_url, pool_size=1)
-        service = AcquirerService(engine, FixedClock(NOW))
+        service = AcquirerService(engine, FixedClock(at))
         try:
             for n, (amount, currency) in enumerate([(1000, "usd"), (2000, "usd"), (500, "jpy"),
                                                     (3000, "usd")]):  # fmt: skip
@@ -111,3 +116,48 @@ def test_a_report_that_fails_part_way_leaves_the_file_as_it_was(
     assert "Traceback" not in err
     assert path.read_text() == "yesterday's report\n"
     assert os.listdir(out_dir) == ["settlement.json"]
+
+
+def test_a_day_not_begun_is_refused_as_reconcile_refuses_it(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert main(["settlement-report", "--date", tomorrow, "--allow-partial"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("remit settlement-report: ")
+    assert "has not begun" in err
+
+
+def test_today_is_reported_only_when_asked_for_and_then_marked_partial(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC)
+    settle(platform_env.acquirer_url, at=now)
+    today = now.date().isoformat()
+    assert main(["settlement-report", "--date", today]) == 2
+    captured = capsys.readouterr()
+    assert "--allow-partial" in captured.err
+    assert captured.out == ""
+
+    assert main(["settlement-report", "--date", today, "--allow-partial"]) == 0
+    trailer = capsys.readouterr().out.splitlines()[-1]
+    assert trailer.startswith(f"# end date={today} partial=true rows=4 ")
+    command = ["settlement-report", "--date", today, "--allow-partial", "--format", "json"]
+    assert main(command) == 0
+    assert json.loads(capsys.readouterr().out)["partial"] is True
+
+
+def test_the_json_report_of_one_merchant_names_it_on_the_report_and_on_each_row(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settle(platform_env.acquirer_url)
+    command = ["settlement-report", "--date", DAY, "--format", "json", "--merchant", MERCHANT]
+    assert main(command) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["date"], document["merchant_id"], document["partial"]) == (
+        DAY,
+        MERCHANT,
+        False,
+    )
+    assert [row["merchant_id"] for row in document["rows"]] == [MERCHANT] * 4
+    assert document["row_count"] == 4

@@ -8,9 +8,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.acquirer.domain import SettlementKind, SettlementRow
-from remit.acquirer.service import AcquirerService, parse_settlement_date
+from remit.acquirer.service import AcquirerService
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
+from remit.core.settlement_days import parse_day
 from tests.integration.acquirer.support import MERCHANT, authorization_request
 from tests.integration.acquirer.test_test_cards import APPROVALS, DECLINES
 from tests.support.settlement_reports import render_csv, render_json
@@ -96,7 +97,7 @@ async def settled_on(
 @pytest.mark.parametrize("raw", ["2031-3-14", "14/03/2031", "2031-02-30", "", "2031-03-14T00"])
 def test_a_malformed_settlement_date_is_rejected(raw: str) -> None:
     with pytest.raises(RemitError) as caught:
-        parse_settlement_date(raw)
+        parse_day(raw)
     assert caught.value.kind is ErrorKind.INVALID_ARGUMENT
     assert caught.value.param == "date"
 

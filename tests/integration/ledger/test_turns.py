@@ -1,5 +1,7 @@
 """Postings of one account queue on the account's advisory lock (core migration 0018), before
-any ledger row: the chain head and the balance rows are touched by one posting at a time."""
+any ledger row: the chain head and the balance rows are touched by one posting at a time. The
+lock is keyed by a 64-bit hash of the account id (core migration 0039), so accounts whose ids
+share a 32-bit hash do not share a turn."""
 
 import asyncio
 from collections.abc import Iterator
@@ -8,7 +10,8 @@ import psycopg
 import pytest
 from alembic import command
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import FixedClock
 from remit.ledger import journal
@@ -92,6 +95,37 @@ async def test_the_payouts_chain_lock_waits_for_the_turn_too(
     assert (await asyncio.wait_for(waiting, 10))[0] == 1
 
 
+# Two account ids with the same 32-bit hashtext, found by brute force over acct_turn1 to
+# acct_turn300000: under migration 0018's key they shared one turn.
+_HASH_ALIKE = ("acct_turn36321", "acct_turn251455")
+
+
+async def _take_turn(db: AsyncConnection, account_id: str) -> None:
+    await db.execute(text("SELECT ledger_wait_turn(:a)"), {"a": account_id})
+
+
+async def test_accounts_whose_ids_hash_alike_in_32_bits_have_turns_of_their_own(
+    core_engine: AsyncEngine,
+) -> None:
+    first, second = _HASH_ALIKE
+    async with core_engine.connect() as db:
+        alike = await db.scalar(
+            text("SELECT hashtext(:a) = hashtext(:b)"), {"a": first, "b": second}
+        )
+    assert alike
+    async with core_engine.connect() as holder, core_engine.connect() as other:
+        await _take_turn(holder, first)
+        # Waiting would fail the transaction rather than hang the test.
+        await other.execute(text("SET LOCAL lock_timeout = '500ms'"))
+        await _take_turn(other, second)
+        # The first account's turn is still taken, one transaction at a time.
+        with pytest.raises(DBAPIError) as waited:
+            await _take_turn(other, first)
+        assert isinstance(waited.value.orig, psycopg.errors.LockNotAvailable)
+        await other.rollback()
+        await holder.rollback()
+
+
 @pytest.fixture
 def scratch_core(pg_cluster: EmbeddedCluster) -> Iterator[str]:
     with scratch_database(pg_cluster, "ledger_turn") as url:
@@ -137,3 +171,27 @@ def test_the_migration_adds_the_turn_to_both_functions_and_takes_it_back(
     assert not _turn_function_exists(scratch_core)
     upgrade("core", scratch_core)
     assert _waits_for_turn(scratch_core) == {"ledger_post": True, "ledger_lock_for_posting": True}
+
+
+def _turn_definition(url: str) -> str:
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT pg_get_functiondef(CAST('ledger_wait_turn(text)' AS regprocedure))"
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_the_turn_is_keyed_by_64_bits_and_downgrade_brings_the_32_bit_key_back(
+    scratch_core: str,
+) -> None:
+    upgrade("core", scratch_core, "0038_reconciliation_started")
+    narrow = _turn_definition(scratch_core)
+    assert "pg_advisory_xact_lock(1818584167, hashtext(p_account_id))" in narrow
+    upgrade("core", scratch_core, "0039_ledger_turn_64bit")
+    assert "pg_advisory_xact_lock(hashtextextended(p_account_id, 1818584167))" in (
+        _turn_definition(scratch_core)
+    )
+    command.downgrade(alembic_config("core", scratch_core), "0038_reconciliation_started")
+    # Exactly the function as it was, to the byte.
+    assert _turn_definition(scratch_core) == narrow

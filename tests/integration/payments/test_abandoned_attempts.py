@@ -387,8 +387,9 @@ async def test_an_authenticated_attempt_survives_a_change_of_description(
 async def test_an_expired_challenge_waits_with_its_intent_until_the_intent_moves_on(
     parts: Parts, account_id: str, clock: FixedClock
 ) -> None:
-    """As on Stripe, a challenge nobody answers leaves its intent in `requires_action`; the
-    page shows it expired. Once the merchant moves the intent on, its charge fails too."""
+    """Until the worker's sweep ends it (`remit.radar.expired_challenges`), a challenge nobody
+    answers leaves its intent in `requires_action`; the page shows it expired. A merchant who
+    moves the intent on first fails its charge with that change."""
     intent = await _waiting_for_its_challenge(parts, account_id, "pay")
     clock.advance(2 * 3600)
     assert (await _challenge_of(parts, account_id, intent)).status is ChallengeStatus.EXPIRED

@@ -46,3 +46,28 @@ async def test_the_completers_claim_reads_the_index_of_unfinished_keys(
     )
     assert any("ix_idempotency_keys_unfinished" in line for line in plan), plan
     assert not any("Seq Scan on idempotency_keys" in line for line in plan), plan
+
+
+async def test_the_claim_reads_the_index_even_when_planned_generically(
+    core_engine: AsyncEngine,
+) -> None:
+    """The driver prepares a statement run often on one connection, and PostgreSQL may then
+    plan it once for any parameters: a condition sent as a parameter cannot prove the partial
+    index's predicate, so the claim would read the whole table on every pass."""
+    now = datetime.now(UTC)
+    compiled = idempotency.abandoned_keys(now=now, limit=20).compile(
+        dialect=postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+    )
+    values = [compiled.params[name] for name in compiled.positiontup or ()]
+    literals = ", ".join(
+        f"'{value.isoformat()}'" if isinstance(value, datetime) else repr(value) for value in values
+    )
+    async with core_engine.connect() as db:
+        await db.execute(text("SET plan_cache_mode = force_generic_plan"))
+        await db.execute(text(f"PREPARE generic_claim AS {compiled.string}"))
+        plan = (
+            (await db.execute(text(f"EXPLAIN EXECUTE generic_claim({literals})"))).scalars().all()
+        )
+        await db.rollback()
+
+    assert any("ix_idempotency_keys_unfinished" in line for line in plan), plan

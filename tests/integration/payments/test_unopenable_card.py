@@ -141,7 +141,8 @@ async def test_an_acquirer_refusal_with_the_same_status_is_not_taken_for_an_unus
     payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
     with pytest.raises(RemitError) as raised:
         await pay(payments, account_id, "reused")
-    assert raised.value.code == "reference_reused"
+    # An error in remit, told as one (`test_reference_conflict`), and not as a card declined.
+    assert (raised.value.kind, raised.value.error_type) == (ErrorKind.INTERNAL, "api_error")
     # Neither failed as an unusable card nor settled from the look-up: the attempt waits.
     assert await _recovery_point(core_engine, "reused") == RecoveryPoint.ATTEMPT_CREATED.value
 

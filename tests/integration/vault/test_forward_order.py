@@ -1,11 +1,13 @@
 """What a forwarded authorization guarantees however few statements it takes: the audit event
-is committed before the card leaves the vault, the first answer recorded for a reference stands,
-a test id whose card was deleted does not resolve again, concurrent resolutions of a test id
-agree on one card, and no ROLLBACK throws the prepared statements away."""
+is committed before the card leaves the vault, the first answer recorded for a reference stands
+and is handed only to forwards of the same operation, a test id whose card was deleted does not
+resolve again, concurrent resolutions of a test id agree on one card, and no ROLLBACK throws the
+prepared statements away."""
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,14 +15,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
+from remit.core.errors import ErrorKind
 from remit.storage.engine import dispose, make_engine, single_statement
 from remit.vault.domain import ForwardRequest, OutboundAuthorization
+from remit.vault.forward_replay import request_digest
 from remit.vault.keystore import FileKeyStore
 from remit.vault.repository import SqlVaultRepository
 from remit.vault.service import VaultError, VaultService
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import START
 from tests.support.postgres import WorkerDatabases
+from tests.support.statements import statements_sent
 from tests.support.vault import empty_vault_database
 
 pytestmark = pytest.mark.anyio
@@ -100,39 +105,105 @@ async def test_the_audit_event_is_committed_before_the_card_is_sent(
         assert committed == [("forward", True)]
 
 
-async def test_an_answer_recorded_concurrently_for_the_reference_stands(
-    vault_engine: AsyncEngine, tmp_path: Path
-) -> None:
-    earlier = vault_pb2.ForwardedAuthorization(approved=False, decline_code="generic_decline")
-    inserted = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
+class ConcurrentForward:
+    """Another forward with the same reference, recording `answer` for `request` while the
+    watched forward is at its destination: committed at once (`holds_open` False), before the
+    watched forward records its own answer; or committed only while the watched forward is
+    recording (after that statement took its snapshot)."""
 
-    async def concurrent_call(reference: str) -> None:
-        # Another call with the same reference records its answer first, and commits only
-        # while this call is recording its own (after that statement took its snapshot).
-        async with vault_engine.begin() as db:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        request: ForwardRequest,
+        answer: vault_pb2.ForwardedAuthorization,
+        *,
+        holds_open: bool,
+    ) -> None:
+        self._engine = engine
+        self._request = request
+        self._answer = answer
+        self._holds_open = holds_open
+        self._inserted = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        # The card both forwards name, once it is stored.
+        self.token = ""
+
+    async def _record(self, token: str) -> None:
+        async with self._engine.begin() as db:
             await db.execute(
                 text(
                     "INSERT INTO forwards (account_id, reference, token, destination, result, "
-                    "created_at) VALUES ('acct_1', :r, 'vtok_other', 'acquirer', :result, now())"
+                    "request_digest, created_at) "
+                    "VALUES ('acct_1', :r, :token, :destination, :result, :digest, now())"
                 ),
-                {"r": reference, "result": earlier.SerializeToString()},
+                {
+                    "r": self._request.reference,
+                    "token": token,
+                    "destination": self._request.destination,
+                    "result": self._answer.SerializeToString(),
+                    "digest": request_digest(token, self._request),
+                },
             )
-            inserted.set()
-            await asyncio.sleep(0.5)
+            self._inserted.set()
+            if self._holds_open:
+                await asyncio.sleep(0.5)
 
-    async def start_concurrent_call(outbound: OutboundAuthorization) -> None:
-        tasks.append(asyncio.create_task(concurrent_call(outbound.reference)))
-        await inserted.wait()
+    async def race(self, outbound: OutboundAuthorization) -> None:
+        """What the watched forward's destination does: start the other forward (of the card
+        `token` names), and go on once the other has written its answer."""
+        self._tasks.append(asyncio.create_task(self._record(self.token)))
+        await self._inserted.wait()
 
-    destination = WatchingDestination(start_concurrent_call)
+    async def finished(self) -> None:
+        for task in self._tasks:
+            await task
+
+
+EARLIER = vault_pb2.ForwardedAuthorization(approved=False, decline_code="generic_decline")
+
+
+@pytest.mark.parametrize("holds_open", [False, True], ids=["committed", "committing"])
+async def test_an_answer_recorded_concurrently_for_the_same_operation_stands(
+    vault_engine: AsyncEngine, tmp_path: Path, holds_open: bool
+) -> None:
+    other = ConcurrentForward(vault_engine, _request("op_raced"), EARLIER, holds_open=holds_open)
+    destination = WatchingDestination(other.race)
     async with _service(vault_engine, tmp_path, destination) as service:
         card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        other.token = card.token
         forwarded = await service.forward("acct_1", card.token, _request("op_raced"))
-        await tasks[0]
-        assert (forwarded.replayed, forwarded.result) == (True, earlier)
+        await other.finished()
+        assert (forwarded.replayed, forwarded.result) == (True, EARLIER)
         again = await service.forward("acct_1", card.token, _request("op_raced"))
-        assert (again.replayed, again.result) == (True, earlier)
+        assert (again.replayed, again.result) == (True, EARLIER)
+        assert len(destination.sent) == 1
+
+
+@pytest.mark.parametrize("holds_open", [False, True], ids=["committed", "committing"])
+async def test_an_answer_recorded_concurrently_for_other_parameters_is_not_handed_over(
+    vault_engine: AsyncEngine, tmp_path: Path, holds_open: bool
+) -> None:
+    """Both forwards passed the look-up before either recorded an answer; the one that records
+    second must not be told the other's answer, which is for another amount."""
+    approved = vault_pb2.ForwardedAuthorization(approved=True, authorization_id="auth_other")
+    other_amount = replace(_request("op_raced"), amount_minor=9900)
+    other = ConcurrentForward(vault_engine, other_amount, approved, holds_open=holds_open)
+    destination = WatchingDestination(other.race)
+    async with _service(vault_engine, tmp_path, destination) as service:
+        card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        other.token = card.token
+        with pytest.raises(VaultError) as refused:
+            await service.forward("acct_1", card.token, _request("op_raced"))
+        await other.finished()
+        assert (refused.value.kind, refused.value.code) == (
+            ErrorKind.FAILED_PRECONDITION,
+            "reference_reused",
+        )
+        # Its retry is refused before the card is opened; the other's is answered.
+        with pytest.raises(VaultError):
+            await service.forward("acct_1", card.token, _request("op_raced"))
+        again = await service.forward("acct_1", card.token, other_amount)
+        assert (again.replayed, again.result) == (True, approved)
         assert len(destination.sent) == 1
 
 
@@ -256,9 +327,32 @@ async def test_forwarding_keeps_its_statements_prepared(
             cursor = await connection.execute("SELECT statement FROM pg_prepared_statements")
             prepared = [str(row[0]) for row in await cursor.fetchall()]
             kept = [statement.replace('"', "").split(None, 3)[:3] for statement in prepared]
-        assert ["SELECT", "(SELECT", "f.result"] in kept
+        # The look-up of the reference's answer and the card (the re-read of an answer runs
+        # only when a concurrent forward commits one mid-statement, never here).
+        assert ["SELECT", "f.result", "AS"] in kept
         assert ["WITH", "recorded", "AS"] in kept
         assert ["WITH", "held", "AS"] in kept
     finally:
         await empty_vault_database(engine)
         await dispose(engine)
+
+
+async def test_comparing_parameters_costs_no_statement(
+    vault_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The digest rides in the statements a forward runs anyway: a first forward is still the
+    look-up, the audit event taking the CVC and the recording; a replay is the look-up alone.
+    A refusal adds only its audit event."""
+    destination = WatchingDestination(lambda outbound: None)
+    async with _service(vault_engine, tmp_path, destination) as service:
+        card = await service.resolve_test_card("acct_1", "pm_card_visa", requester="core")
+        with statements_sent(vault_engine) as first:
+            await service.forward("acct_1", card.token, _request("op_counted"))
+        with statements_sent(vault_engine) as replay:
+            await service.forward("acct_1", card.token, _request("op_counted"))
+        other = replace(_request("op_counted"), currency="eur")
+        with statements_sent(vault_engine) as refusal, pytest.raises(VaultError):
+            await service.forward("acct_1", card.token, other)
+    assert [statement.split(None, 1)[0] for statement in first] == ["SELECT", "WITH", "WITH"]
+    assert [statement.split(None, 1)[0] for statement in replay] == ["SELECT"]
+    assert [statement.split(None, 1)[0] for statement in refusal] == ["SELECT", "INSERT"]

@@ -1,17 +1,34 @@
 """What the worker process is built to run."""
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.accounts.service import AccountsService
 from remit.config import from_env
+from remit.core.clock import FixedClock
+from remit.payments.domain import Status
+from remit.payments.idempotency import find
 from remit.payments.service import EXPIRE_JOB, EXPIRY_RETRY_AFTER
+from remit.radar import expired_challenges
+from remit.radar.authentication import completion_key
+from remit.radar.challenges import ChallengeStatus
 from remit.storage.engine import dispose, make_engine
+from remit.worker.alone import run_alone
 from remit.worker.jobs import Job
 from remit.worker.registry import VAULT_SWEEP_INTERVAL_S, build_worker
 from remit.worker.tables import jobs
+from remit_api.payments.v1 import payments_pb2 as pb
+from tests.integration.radar.test_expired_challenges import (
+    RETURN_URL,
+    Parts,
+    stored_challenge,
+    waiting_for_its_challenge,
+)
 from tests.support.postgres import WorkerDatabases
 
 pytestmark = pytest.mark.anyio
@@ -79,3 +96,58 @@ async def test_an_expiry_that_failed_for_good_is_staged_again_and_reported(
     assert (again.payload, again.status) == ({**payload, "sent_before": True}, "pending")
     assert again.run_at >= before + EXPIRY_RETRY_AFTER
     assert [r.levelname for r in caplog.records if "pi_1" in r.getMessage()] == ["ERROR"]
+
+
+async def test_the_worker_ends_expired_challenges_periodically_one_copy_at_a_time(
+    core_engine: AsyncEngine, databases: WorkerDatabases, tmp_path: Path
+) -> None:
+    """Its task ends a challenge whose hour ran out, through the payments the worker builds,
+    and skips its turn while another copy runs it."""
+    config = from_env(
+        {
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_INTERNAL_TOKEN": "registry-test-token",
+        }
+    )
+    # Paid two hours ago, on the worker's own clock.
+    made = Parts(core_engine, FixedClock(datetime.now(UTC) - timedelta(hours=2)))
+    account_id = (await AccountsService(core_engine).create_account()).account.id
+    intent, challenge_id = await waiting_for_its_challenge(made, account_id, "pay")
+    worker = build_worker(core_engine, config)
+    other_copy_inside, other_copy_done = asyncio.Event(), asyncio.Event()
+
+    async def running_elsewhere() -> None:
+        other_copy_inside.set()
+        await other_copy_done.wait()
+
+    try:
+        tasks = {task.name: task for task in worker.periodic}
+        sweep = tasks[expired_challenges.TASK]
+        assert sweep.interval_s == expired_challenges.INTERVAL_S
+        other_copy = asyncio.create_task(
+            run_alone(core_engine, expired_challenges.TASK, running_elsewhere)
+        )
+        await other_copy_inside.wait()
+        await sweep.run()
+        assert (await stored_challenge(made, account_id, challenge_id)).status is (
+            ChallengeStatus.PENDING
+        )
+        other_copy_done.set()
+        await other_copy
+        await sweep.run()
+    finally:
+        for close in worker.on_stop:
+            await close()
+    assert (await stored_challenge(made, account_id, challenge_id)).status is (
+        ChallengeStatus.EXPIRED
+    )
+    after = await made.payments.get_payment_intent(account_id, intent.id)
+    assert after.status is Status.REQUIRES_PAYMENT_METHOD
+    # The answer a press now replays is the one the page renders, sending the cardholder back.
+    async with core_engine.connect() as db:
+        key = await find(db, account_id, completion_key(challenge_id))
+    assert key is not None
+    assert key.response_body is not None
+    answer = pb.CompleteThreeDSecureChallengeResponse.FromString(key.response_body)
+    assert answer.redirect_url.startswith(RETURN_URL)

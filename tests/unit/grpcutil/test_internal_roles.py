@@ -146,6 +146,7 @@ _ADMIN_TOOLS = {
     "cli.py",
     "accounts/key_commands.py",
     "ledger/cli.py",
+    "ledger/reconciliations_command.py",
     "radar/tools.py",
     "vault/admin.py",
     "webhooks/tools.py",
@@ -228,6 +229,7 @@ _ADMINISTRATIVE = [
     f"/{VAULT_SERVICE}/ListAuditEvents",
     f"/{WEBHOOKS}/RedeliverFailedEvents",
     f"/{LEDGER}/VerifyLedger",
+    f"/{LEDGER}/ListReconciliations",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ]
 

@@ -13,8 +13,8 @@ account; VerifyLedger checks both properties. Transaction ids are chosen by the 
 makes posting idempotent: posting the same id with the same postings replays, with other
 postings fails with ALREADY_EXISTS.
 
-Platform-wide operations (VerifyLedger, Reconcile, GetReconciliation) are not account-scoped:
-they take an optional account_id filter instead.
+Platform-wide operations (VerifyLedger, Reconcile, GetReconciliation, ListReconciliations) are
+not account-scoped: they take an optional account_id filter, or none, instead.
 """
 
 from collections import abc as _abc
@@ -2232,6 +2232,56 @@ class GetReconciliationResponse(_message.Message):
 Global___GetReconciliationResponse: _TypeAlias = GetReconciliationResponse  # noqa: Y015
 
 @_typing.final
+class ListReconciliationsRequest(_message.Message):
+    """Lists the most recent reconciliations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """How many; 0 = the default, 30; at most 100."""
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReconciliationsRequest: _TypeAlias = ListReconciliationsRequest  # noqa: Y015
+
+@_typing.final
+class ListReconciliationsResponse(_message.Message):
+    """The most recent reconciliations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    """Whether older reconciliations are stored beyond these."""
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reconciliation]:
+        """The latest to finish first; each with its counts, without its rows."""
+
+    def __init__(
+        self,
+        *,
+        data: _abc.Iterable[Global___Reconciliation] | None = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReconciliationsResponse: _TypeAlias = ListReconciliationsResponse  # noqa: Y015
+
+@_typing.final
 class Reconciliation(_message.Message):
     """The result of comparing one day of acquirer settlement with the ledger."""
 
@@ -2249,6 +2299,7 @@ class Reconciliation(_message.Message):
     FEE_MISMATCH_COUNT_FIELD_NUMBER: _builtins.int
     PARTIAL_FIELD_NUMBER: _builtins.int
     SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
+    STARTED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """recon_ id."""
     date: _builtins.str
@@ -2267,10 +2318,16 @@ class Reconciliation(_message.Message):
     this is the latest.
     """
     @_builtins.property
-    def created(self) -> _timestamp_pb2.Timestamp: ...
+    def created(self) -> _timestamp_pb2.Timestamp:
+        """When the run finished and its result was stored."""
+
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationRow]:
-        """Every compared item (matched ones included)."""
+        """Every compared item (matched ones included). Empty in ListReconciliations' answer."""
+
+    @_builtins.property
+    def started(self) -> _timestamp_pb2.Timestamp:
+        """When the run began; unset for runs stored before remit recorded it."""
 
     def __init__(
         self,
@@ -2287,10 +2344,11 @@ class Reconciliation(_message.Message):
         fee_mismatch_count: _builtins.int = ...,
         partial: _builtins.bool = ...,
         superseded_by: _builtins.str | None = ...,
+        started: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "created", b"created", "superseded_by", b"superseded_by"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "created", b"created", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "fee_mismatch_count", b"fee_mismatch_count", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "partial", b"partial", "rows", b"rows", "superseded_by", b"superseded_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "fee_mismatch_count", b"fee_mismatch_count", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "partial", b"partial", "rows", b"rows", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__account_id: _TypeAlias = _typing.Literal["account_id"]  # noqa: Y015
     _WhichOneofArgType__account_id: _TypeAlias = _typing.Literal["_account_id", b"_account_id"]  # noqa: Y015

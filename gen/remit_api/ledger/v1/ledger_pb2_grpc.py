@@ -120,6 +120,11 @@ class LedgerServiceStub:
                 request_serializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.GetReconciliationRequest.SerializeToString,
                 response_deserializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.GetReconciliationResponse.FromString,
                 _registered_method=True)
+        self.ListReconciliations = channel.unary_unary(
+                '/remit_api.ledger.v1.LedgerService/ListReconciliations',
+                request_serializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsRequest.SerializeToString,
+                response_deserializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -250,6 +255,15 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReconciliations(self, request, context):
+        """Lists the stored reconciliations, superseded ones included, the latest to finish first,
+        without their rows (GetReconciliation returns those). INVALID_ARGUMENT for a limit above
+        100.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -337,6 +351,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.GetReconciliation,
                     request_deserializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.GetReconciliationRequest.FromString,
                     response_serializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.GetReconciliationResponse.SerializeToString,
+            ),
+            'ListReconciliations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReconciliations,
+                    request_deserializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsRequest.FromString,
+                    response_serializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -799,6 +818,33 @@ class LedgerService:
             '/remit_api.ledger.v1.LedgerService/GetReconciliation',
             remit__api_dot_ledger_dot_v1_dot_ledger__pb2.GetReconciliationRequest.SerializeToString,
             remit__api_dot_ledger_dot_v1_dot_ledger__pb2.GetReconciliationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReconciliations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.ledger.v1.LedgerService/ListReconciliations',
+            remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsRequest.SerializeToString,
+            remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

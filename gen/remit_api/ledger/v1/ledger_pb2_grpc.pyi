@@ -13,8 +13,8 @@ account; VerifyLedger checks both properties. Transaction ids are chosen by the 
 makes posting idempotent: posting the same id with the same postings replays, with other
 postings fails with ALREADY_EXISTS.
 
-Platform-wide operations (VerifyLedger, Reconcile, GetReconciliation) are not account-scoped:
-they take an optional account_id filter instead.
+Platform-wide operations (VerifyLedger, Reconcile, GetReconciliation, ListReconciliations) are
+not account-scoped: they take an optional account_id filter, or none, instead.
 """
 
 from collections import abc as _abc
@@ -89,6 +89,11 @@ class LedgerServiceStub:
     """
     GetReconciliation: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetReconciliationRequest, _ledger_pb2.GetReconciliationResponse]
     """Returns a stored reconciliation."""
+    ListReconciliations: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListReconciliationsRequest, _ledger_pb2.ListReconciliationsResponse]
+    """Lists the stored reconciliations, superseded ones included, the latest to finish first,
+    without their rows (GetReconciliation returns those). INVALID_ARGUMENT for a limit above
+    100.
+    """
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
@@ -137,6 +142,11 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """
     GetReconciliation: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetReconciliationRequest, _ledger_pb2.GetReconciliationResponse]  # type: ignore[assignment]
     """Returns a stored reconciliation."""
+    ListReconciliations: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListReconciliationsRequest, _ledger_pb2.ListReconciliationsResponse]  # type: ignore[assignment]
+    """Lists the stored reconciliations, superseded ones included, the latest to finish first,
+    without their rows (GetReconciliation returns those). INVALID_ARGUMENT for a limit above
+    100.
+    """
 
 class LedgerServiceServicer:
     """Ledger postings, balances, payouts, verification and reconciliation."""
@@ -267,5 +277,15 @@ class LedgerServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.GetReconciliationResponse, _abc.Awaitable[_ledger_pb2.GetReconciliationResponse]]:
         """Returns a stored reconciliation."""
+
+    def ListReconciliations(
+        self,
+        request: _ledger_pb2.ListReconciliationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ListReconciliationsResponse, _abc.Awaitable[_ledger_pb2.ListReconciliationsResponse]]:
+        """Lists the stored reconciliations, superseded ones included, the latest to finish first,
+        without their rows (GetReconciliation returns those). INVALID_ARGUMENT for a limit above
+        100.
+        """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

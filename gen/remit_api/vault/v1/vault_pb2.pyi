@@ -325,7 +325,12 @@ class ForwardAuthorizationRequest(_message.Message):
     currency: _builtins.str
     reference: _builtins.str
     """The caller's idempotent operation reference; passed to the destination unchanged. A retry
-    with the same reference returns the first answer.
+    with the same reference returns the first answer if it repeats the first forward's
+    vault_token, destination, amount, currency, capture, three_d_secure_authenticated and
+    stored-credential fields (purpose, requester and billing_address are not compared);
+    otherwise it is refused with FAILED_PRECONDITION, code `reference_reused`, as the acquirer
+    refuses a reference reused with other parameters. An answer recorded before the vault kept
+    these parameters is returned to a retry of the same vault_token and destination.
     """
     capture: _builtins.bool
     """Authorize and capture in one step."""

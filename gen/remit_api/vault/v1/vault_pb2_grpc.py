@@ -125,7 +125,9 @@ class VaultServiceServicer:
 
     def ForwardAuthorization(self, request, context):
         """Decrypts the card and sends the authorization to an allowlisted destination (the acquirer);
-        returns the destination's answer. Idempotent on `reference`.
+        returns the destination's answer. Idempotent on `reference`: a retry of the same operation
+        gets the first answer, and the reference reused with other parameters is refused
+        (FAILED_PRECONDITION, code `reference_reused`) without opening the card.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -50,7 +50,9 @@ class VaultServiceStub:
     """Returns the non-sensitive details of a stored card."""
     ForwardAuthorization: _grpc.UnaryUnaryMultiCallable[_vault_pb2.ForwardAuthorizationRequest, _vault_pb2.ForwardAuthorizationResponse]
     """Decrypts the card and sends the authorization to an allowlisted destination (the acquirer);
-    returns the destination's answer. Idempotent on `reference`.
+    returns the destination's answer. Idempotent on `reference`: a retry of the same operation
+    gets the first answer, and the reference reused with other parameters is refused
+    (FAILED_PRECONDITION, code `reference_reused`) without opening the card.
     """
     DeleteCard: _grpc.UnaryUnaryMultiCallable[_vault_pb2.DeleteCardRequest, _vault_pb2.DeleteCardResponse]
     """Destroys a stored card (crypto-shredding its data key)."""
@@ -93,7 +95,9 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """Returns the non-sensitive details of a stored card."""
     ForwardAuthorization: _aio.UnaryUnaryMultiCallable[_vault_pb2.ForwardAuthorizationRequest, _vault_pb2.ForwardAuthorizationResponse]  # type: ignore[assignment]
     """Decrypts the card and sends the authorization to an allowlisted destination (the acquirer);
-    returns the destination's answer. Idempotent on `reference`.
+    returns the destination's answer. Idempotent on `reference`: a retry of the same operation
+    gets the first answer, and the reference reused with other parameters is refused
+    (FAILED_PRECONDITION, code `reference_reused`) without opening the card.
     """
     DeleteCard: _aio.UnaryUnaryMultiCallable[_vault_pb2.DeleteCardRequest, _vault_pb2.DeleteCardResponse]  # type: ignore[assignment]
     """Destroys a stored card (crypto-shredding its data key)."""
@@ -153,7 +157,9 @@ class VaultServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.ForwardAuthorizationResponse, _abc.Awaitable[_vault_pb2.ForwardAuthorizationResponse]]:
         """Decrypts the card and sends the authorization to an allowlisted destination (the acquirer);
-        returns the destination's answer. Idempotent on `reference`.
+        returns the destination's answer. Idempotent on `reference`: a retry of the same operation
+        gets the first answer, and the reference reused with other parameters is refused
+        (FAILED_PRECONDITION, code `reference_reused`) without opening the card.
         """
 
     def DeleteCard(

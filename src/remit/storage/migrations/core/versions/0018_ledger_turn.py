@@ -16,11 +16,13 @@ takes the turn first (`ledger_post`, `ledger_lock_for_posting`, and the payout's
 re-entrant within a transaction and ends with it.
 
 The lock's key is a 32-bit hash of the account id, so two accounts may share a turn: their
-postings are then ordered one after the other, which costs only waiting. During a rolling
-upgrade, a process still running the code from before this migration takes the chain head's
-row first and the turn second (inside `ledger_post`); against a new process that order can
-deadlock, and PostgreSQL's deadlock detector then fails one of the two transactions, which is
-retried like any failed request. Stopping the worker during the upgrade avoids even that.
+postings are then ordered one after the other, which costs only waiting (core migration 0039
+keys the turn by a 64-bit hash instead, as with many merchants such pairs become likely).
+During a rolling upgrade, a process still running the code from before this migration takes
+the chain head's row first and the turn second (inside `ledger_post`); against a new process
+that order can deadlock, and PostgreSQL's deadlock detector then fails one of the two
+transactions, which is retried like any failed request. Stopping the worker during the upgrade
+avoids even that.
 
 The two functions are changed in place: their definitions are read from the database and the
 call is put at the top of their bodies, so this migration states only what it adds.

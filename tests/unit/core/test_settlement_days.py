@@ -1,11 +1,12 @@
-"""Which days reconciliation takes: those that are over, and today only as partial."""
+"""Which days reconciliation and the settlement report take: those that are over, and today
+only as partial; the date spelt YYYY-MM-DD and nothing else."""
 
 from datetime import date
 
 import pytest
 
 from remit.core.errors import ErrorKind, RemitError
-from remit.ledger.reconcile import settlement_day
+from remit.core.settlement_days import is_partial, parse_day, settlement_day
 
 TODAY = date(2026, 11, 2)
 
@@ -29,3 +30,19 @@ def test_today_is_refused_unless_a_partial_result_is_asked_for() -> None:
     assert refused.value.code == "day_not_over"
     assert "--allow-partial" in refused.value.message
     assert settlement_day("2026-11-02", today=TODAY, allow_partial=True) == TODAY
+
+
+# A week date, the basic format, a short field, a time, digits of another script.
+@pytest.mark.parametrize(
+    "raw", ["2026-W44-1", "20261102", "2026-11-2", "2026-11-02T00", "\u0662026-11-02"]
+)
+def test_only_a_calendar_date_spelt_yyyy_mm_dd_is_taken(raw: str) -> None:
+    with pytest.raises(RemitError) as refused:
+        parse_day(raw)
+    assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, "date")
+    assert "YYYY-MM-DD" in refused.value.message
+
+
+def test_only_a_result_for_today_is_partial() -> None:
+    assert is_partial(TODAY, today=TODAY)
+    assert not is_partial(date(2026, 11, 1), today=TODAY)
