@@ -30,6 +30,7 @@ from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
 from remit.rest.expand import expand, expand_always, expand_present
+from remit.rest.expand_paths import refuse_unexpandable
 from remit.rest.forms import (
     FormDecodeError,
     FormValue,
@@ -51,6 +52,7 @@ from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
 from remit.versioning import (
     NO_RELATED,
+    Fetch,
     Related,
     RequestRefusedError,
     gather_related,
@@ -246,6 +248,10 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         # than the page's own card.
         if publishable:
             refuse_other_expansions(context.expand)
+        if not operation.rendered_by_core:
+            # Before the handler: once it has paid or captured, a path refused while expanding
+            # would answer 400 for work done (see remit.rest.expand_paths).
+            refuse_unexpandable(context.expand, operation.method, operation.path, version)
         # At a version no change of which reads the fields kept off the wire, every object is
         # made without them, so rendering has nothing to take out of the body.
         leave_out = not reads_internal_fields(version)
@@ -253,7 +259,11 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             body = await operation.handler(context, deps)
             if not operation.rendered_by_core:
                 body = await _expanded_and_rendered(
-                    body, context, deps, holds_internal_fields=not leave_out
+                    body,
+                    context,
+                    deps,
+                    holds_internal_fields=not leave_out,
+                    work_done=operation.method != "GET",
                 )
         if public:
             body = publishable_view(body)
@@ -296,7 +306,12 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
 
 
 async def _expanded_and_rendered(
-    body: JsonObject, context: ApiContext, deps: Dependencies, *, holds_internal_fields: bool
+    body: JsonObject,
+    context: ApiContext,
+    deps: Dependencies,
+    *,
+    holds_internal_fields: bool,
+    work_done: bool,
 ) -> JsonObject:
     """`body` with what `expand[]` asks and what Stripe always expands, rendered at the
     request's version. Done here, for every operation, so no endpoint can forget it.
@@ -304,21 +319,52 @@ async def _expanded_and_rendered(
     A path naming a field only the version shows (before 2022-11-15 a PaymentIntent's
     `charges`, a Charge's auto-expanded `refunds`) is expanded after rendering, the objects it
     fetches rendered at the version in turn; at the latest version such a path is still the
-    400 it always was. `holds_internal_fields`: whether `body`, and the objects fetched to
-    expand it, may hold fields kept off the wire (see `render`)."""
+    400 it always was (refused before the handler ran). `holds_internal_fields`: whether
+    `body`, and the objects fetched to expand it, may hold fields kept off the wire (see
+    `render`).
+
+    `work_done`: `body` reports a change already committed (a payment, a capture, a cancel).
+    Then nothing here fails the answer: an object that cannot be fetched stays an id, and
+    related lists that cannot be gathered are left out, as for an error reporting a decline.
+    An error status would tell the client the change had not happened (or might not have), and
+    a client retrying under a new key (stripe-python makes one per call) would make it twice;
+    a 5xx asking for a retry would be safe only for a client that kept its key. The id in
+    place of an object is the answer remit already gives for an object gone since."""
     version = context.api_version
     fetch_related = related_fetch(deps, context)
-    after_rendering = await expand_present(body, context.expand, context, deps)
+    after_rendering = await expand_present(
+        body, context.expand, context, deps, best_effort=work_done
+    )
     await expand_always(body, context, deps)
-    related = await gather_related(body, version, fetch_related)
-    body = render(body, version, related, holds_internal_fields=holds_internal_fields)
+    related, unavailable = await _related_of(body, version, fetch_related, work_done=work_done)
+    body = render(
+        body,
+        version,
+        related,
+        holds_internal_fields=holds_internal_fields,
+        related_unavailable=unavailable,
+    )
 
     async def rendered(fetched: JsonObject) -> JsonObject:
         related = await gather_related(fetched, version, fetch_related)
         return render(fetched, version, related, holds_internal_fields=holds_internal_fields)
 
-    await expand(body, after_rendering, context, deps, finish=rendered)
+    await expand(body, after_rendering, context, deps, finish=rendered, best_effort=work_done)
     return body
+
+
+async def _related_of(
+    body: JsonObject, version: str, fetch: Fetch, *, work_done: bool
+) -> tuple[Related, bool]:
+    """The related lists rendering `body` at `version` needs, and whether they could not be
+    gathered (only for an answer of work done: otherwise that fails the request)."""
+    try:
+        return await gather_related(body, version, fetch), False
+    except Exception:
+        if not work_done:
+            raise
+        log.exception("could not gather related lists for an answer at %s", version)
+        return NO_RELATED, True
 
 
 def _refuse_publishable_without(needed: str, params: Mapping[str, object]) -> None:

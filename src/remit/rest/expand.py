@@ -120,10 +120,15 @@ def _field_message(message: Descriptor | None, name: str) -> Descriptor | None:
     return None if field is None else field.message_type
 
 
-def _cannot_expand(path: str) -> StripeError:
+def cannot_expand(path: str) -> StripeError:
     return StripeError.invalid_request(
         f"This property cannot be expanded ({path}).", code="parameter_invalid", param="expand"
     )
+
+
+def can_fetch(resource: str) -> bool:
+    """Whether an id naming `resource` can be expanded: a fetcher is registered for it."""
+    return resource in _FETCHERS
 
 
 def refuse_all_but(paths: Iterable[str], expandable: Collection[str]) -> None:
@@ -132,7 +137,7 @@ def refuse_all_but(paths: Iterable[str], expandable: Collection[str]) -> None:
     them included, is Stripe's 400 for a field that cannot be expanded."""
     for path in paths:
         if path not in expandable:
-            raise _cannot_expand(path)
+            raise cannot_expand(path)
 
 
 class _MissingFieldError(Exception):
@@ -146,27 +151,45 @@ async def expand(
     deps: object,
     *,
     finish: Finish | None = None,
+    best_effort: bool = False,
 ) -> None:
     """Expand each dotted path of `paths` in `obj`, in place; each fetched object goes through
     `finish` first, if given. A field shown only when expanded is read where `obj` lacks it:
     `obj` is rendered at the request's version by now, and any version that shows the field
-    unasked has put it there already."""
+    unasked has put it there already. `best_effort`: see `expand_present`."""
     for path in _shallowest_first(paths):
         try:
             fetching = _Fetching(context, deps, finish, include=True)
             await _expand(obj, path.split("."), path, fetching)
         except _MissingFieldError:
-            raise _cannot_expand(path) from None
+            if not best_effort:
+                raise cannot_expand(path) from None
+            _left_unexpanded(path, "a field it names is missing")
+        except Exception as error:
+            if not best_effort:
+                raise
+            _left_unexpanded(path, _reason(error))
 
 
 async def expand_present(
-    obj: JsonObject, paths: Iterable[str], context: ApiContext, deps: object
+    obj: JsonObject,
+    paths: Iterable[str],
+    context: ApiContext,
+    deps: object,
+    *,
+    best_effort: bool = False,
 ) -> list[str]:
     """Expand, in place, each path whose fields `obj` has, and return the others: fields only
     an older version shows (a PaymentIntent's `charges`), or that only expanding shows (a
     charge's `refunds`, which an older version shows unasked, in its own shape), to expand
     once `obj` is rendered at it. A deleted object's stub has none of the fields a path could
-    name: nothing to expand."""
+    name: nothing to expand.
+
+    `best_effort`, for the answer of work already done (a payment, a capture): a path whose
+    expansion fails (a fetch fails) is left as it is, ids in place, instead of failing the
+    answer. The paths were checked against the schema before the work ran
+    (remit.rest.expand_paths), so what fails here is not the client's to fix, and an error
+    would tell the client the work had not been done."""
     if obj.get("deleted") is True:
         return []
     missing = []
@@ -176,7 +199,23 @@ async def expand_present(
             await _expand(obj, path.split("."), path, fetching)
         except _MissingFieldError:
             missing.append(path)
+        except Exception as error:
+            if not best_effort:
+                raise
+            _left_unexpanded(path, _reason(error))
     return missing
+
+
+def _left_unexpanded(path: str, reason: str) -> None:
+    log.warning("expand[] path %s left unexpanded in an answer of work done: %s", path, reason)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, RemitError):
+        return error.kind.name
+    if isinstance(error, StripeError):
+        return f"{error.http_status} {error.code}"
+    return type(error).__name__
 
 
 def _shallowest_first(paths: Iterable[str]) -> list[str]:
@@ -241,21 +280,21 @@ async def _expand(
     if isinstance(value, str):
         resource = _resource_of(resources, value)
         if resource is None or resource not in _FETCHERS:
-            raise _cannot_expand(path)
+            raise cannot_expand(path)
         try:
             value = await fetching.fetch(resource, value)
         except GoneError:
             return
         obj[head] = value
     elif value is None:
-        if resources is None and not rest:
-            raise _cannot_expand(path)
+        # Nothing to expand, nor to go through: the path was checked against the schema before
+        # the request ran (remit.rest.expand_paths), whatever this object holds.
         return
     elif not isinstance(value, dict | list):
-        raise _cannot_expand(path)  # a number or a flag names no object
+        raise cannot_expand(path)  # a number or a flag names no object
     if rest:
         if not isinstance(value, dict):
-            raise _cannot_expand(path)
+            raise cannot_expand(path)
         await _expand(value, rest, path, fetching, _field_message(message, head))
 
 

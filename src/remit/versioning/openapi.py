@@ -113,9 +113,9 @@ class _SchemaBuilder:
             array: JsonObject = {"type": "array", "items": self.single(field)}
             return nullable(array) if null_when_empty(field) else array
         schema = self.single(field)
-        target = expandable_resource(field)
-        if target is not None:
-            schema = {"anyOf": [schema, self.message(message_for(target))]}
+        targets = _expansion_targets(field)
+        if targets:
+            schema = {"anyOf": [schema, *(self.message(message_for(t)) for t in targets)]}
         if message is not None or field.has_presence:
             return nullable(schema)
         return schema
@@ -190,17 +190,50 @@ def param_schema(field: p.Field[object]) -> JsonObject:
     return schema
 
 
-def _response_schema(method: str, path: str, builder: _SchemaBuilder) -> JsonObject:
-    segments = [s for s in path.split("/") if s and s != "v1"]
+def _expansion_targets(field: FieldDescriptor) -> list[str]:
+    """The resources an expandable id field may name: its one resource, or, for a polymorphic
+    field (a balance transaction's `source`), each of its `any_of`."""
+    from remit_api.options.v1 import options_pb2
+
+    single = expandable_resource(field)
+    if single is not None:
+        return [single]
+    options = field.GetOptions()
+    if not options.HasExtension(options_pb2.expandable):
+        return []
+    return list(options.Extensions[options_pb2.expandable].any_of)
+
+
+def _answered_resource(segments: Sequence[str]) -> tuple[str, int] | None:
+    """The resource an operation's path answers with, and the index of the segment naming it:
+    the last segment that names one, as an action (`/capture`) answers the object before it
+    and a nested collection (`/charges/{charge}/refunds`) its own. A namespaced collection
+    (`/radar/value_lists`) names `radar.value_list`."""
     resources = resource_messages()
-    first = segments[0] if segments else ""
-    resource = first if first in resources else first.removesuffix("s")
-    if resource not in resources:
+    for index in range(len(segments) - 1, -1, -1):
+        segment = segments[index]
+        if segment.startswith("{"):
+            continue
+        for name in (segment, segment.removesuffix("s")):
+            for candidate in (name, f"{segments[0]}.{name}"):
+                if candidate in resources and candidate not in _SKIPPED_OBJECTS:
+                    return candidate, index
+    return None
+
+
+def response_schema(method: str, path: str) -> JsonObject:
+    """The schema of what the operation at `method` `path` answers with: a resource, or a list
+    (or search result) of one; `{"type": "object"}` when the path names no resource."""
+    segments = [s for s in path.split("/") if s and s != "v1"]
+    answered = _answered_resource(segments)
+    if answered is None:
         return {"type": "object"}
-    item = builder.message(resources[resource])
+    resource, index = answered
+    item = ref(resource)
+    collection = index == len(segments) - 1 and segments[index] != resource.rpartition(".")[2]
     if segments[-1] == "search":
         kind = "search_result"
-    elif method == "GET" and len(segments) == 1:
+    elif method == "GET" and collection:
         kind = "list"
     else:
         return item
@@ -283,7 +316,7 @@ def build_document(version: str, operations: Sequence["Operation"]) -> JsonObjec
             operation.path,
             properties,
             sorted(operation.schema.required & properties.keys()),
-            _response_schema(operation.method, operation.path, builder),
+            response_schema(operation.method, operation.path),
         )
     builder.schemas["error"] = _error_schema()
     return {

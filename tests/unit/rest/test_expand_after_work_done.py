@@ -1,0 +1,200 @@
+"""`expand[]` paths are checked against the answer's schema, at the request's version, before
+the handler runs; once a POST's work is done, expanding its answer fails nothing: what could
+not be fetched stays an id. The gRPC side is faked."""
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+from starlette.testclient import TestClient
+
+from remit.accounts.domain import KeyKind, Principal
+from remit.core.errors import ErrorKind, RemitError, not_found
+from remit.core.jsonview import JsonObject, to_json
+from remit.rest.app import Operation, build_app
+from remit.rest.auth import Authenticator
+from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
+from remit.rest.errors import StripeError
+from remit.rest.expand_paths import refuse_unexpandable
+from remit.rest.params import Schema, StringList
+from remit_api.payments.v1 import payments_pb2 as pb
+from tests.support import resources
+from versions import LATEST_VERSION
+
+KEY = "sk_test_" + "a" * 24
+BEFORE_2022_11_15 = "2022-08-01"
+
+
+@dataclass
+class FakePayments:
+    charges_unavailable: bool = False
+
+    async def GetPaymentMethod(  # noqa: N802 (the gRPC method name)
+        self, request: pb.GetPaymentMethodRequest, **_: object
+    ) -> pb.GetPaymentMethodResponse:
+        if request.id == "pm_gone":
+            raise not_found("payment_method", request.id, param="payment_method")
+        raise RemitError(
+            "The service is unavailable.", kind=ErrorKind.UNAVAILABLE, error_type="api_error"
+        )
+
+    async def ListCharges(  # noqa: N802
+        self, request: pb.ListChargesRequest, **_: object
+    ) -> pb.ListChargesResponse:
+        if self.charges_unavailable:
+            raise ConnectionError("the core did not answer")
+        return pb.ListChargesResponse(data=[resources.charge()])
+
+    async def ListRefunds(  # noqa: N802
+        self, request: pb.ListRefundsRequest, **_: object
+    ) -> pb.ListRefundsResponse:
+        return pb.ListRefundsResponse(data=[])
+
+
+@dataclass
+class Handled:
+    calls: list[str] = field(default_factory=list)
+
+
+HANDLED = Handled()
+
+
+def _paying_with(method_id: str) -> Any:
+    async def handler(context: ApiContext, deps: Dependencies) -> JsonObject:
+        HANDLED.calls.append(method_id)
+        intent = resources.payment_intent()
+        intent.payment_method = method_id
+        return to_json(intent)
+
+    return handler
+
+
+OPERATIONS = [
+    # Versions before 2023-08-16 add payment_method_types=[card] to a create.
+    Operation(
+        "POST",
+        "/v1/payment_intents",
+        Schema({"payment_method_types": StringList()}),
+        _paying_with("pm_gone"),
+    ),
+    Operation("POST", "/v1/payment_intents/{intent}/capture", Schema({}), _paying_with("pm_down")),
+    Operation("GET", "/v1/payment_intents/{intent}", Schema({}), _paying_with("pm_down")),
+]
+
+
+def _client(payments: FakePayments | None = None) -> TestClient:
+    async def lookup(key: str) -> Principal | None:
+        return Principal("acct_1", "key_1", KeyKind.SECRET, False, LATEST_VERSION, False)
+
+    deps = Dependencies(
+        core_channel=cast(Any, None),
+        accounts=cast(Any, None),
+        payments=cast(Any, payments or FakePayments()),
+        authenticator=Authenticator(lookup),
+        vault_channel=cast(Any, None),
+        vault=cast(Any, None),
+        webhooks=cast(Any, None),
+        ledger=cast(Any, None),
+        radar=cast(Any, None),
+    )
+    return TestClient(build_app(deps, OPERATIONS))
+
+
+def _post(client: TestClient, path: str, expand: str, version: str = LATEST_VERSION) -> Any:
+    return client.post(
+        path, data={"expand[]": expand}, auth=(KEY, ""), headers={"Stripe-Version": version}
+    )
+
+
+def test_a_path_the_answer_cannot_have_is_refused_before_the_handler_runs() -> None:
+    HANDLED.calls.clear()
+    response = _post(_client(), "/v1/payment_intents", "charges")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["param"], error["message"]) == (
+        "expand",
+        "This property cannot be expanded (charges).",
+    )
+    assert HANDLED.calls == []
+
+
+def test_a_path_of_the_requested_version_reaches_the_handler() -> None:
+    HANDLED.calls.clear()
+    response = _post(_client(), "/v1/payment_intents", "charges", BEFORE_2022_11_15)
+    assert response.status_code == 200, response.text
+    assert response.json()["charges"]["data"][0]["id"] == "ch_3Example"
+    assert HANDLED.calls == ["pm_gone"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method_id"),
+    [("/v1/payment_intents", "pm_gone"), ("/v1/payment_intents/pi_1/capture", "pm_down")],
+)
+def test_an_object_that_cannot_be_fetched_after_the_work_stays_an_id(
+    path: str, method_id: str
+) -> None:
+    """Neither a 404 (the payment method is gone) nor a 5xx (the core did not answer) may
+    report a payment or a capture that has been made as failed."""
+    response = _post(_client(), path, "payment_method")
+    assert response.status_code == 200, response.text
+    assert response.json()["payment_method"] == method_id
+
+
+def test_related_lists_that_cannot_be_gathered_after_the_work_are_left_out() -> None:
+    response = _post(
+        _client(FakePayments(charges_unavailable=True)),
+        "/v1/payment_intents",
+        "customer",
+        BEFORE_2022_11_15,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["stripe-version"] == BEFORE_2022_11_15
+    assert "charges" not in response.json()
+
+
+def test_a_read_that_cannot_expand_still_fails() -> None:
+    """Nothing has happened: the client may ask again."""
+    response = _client().get(
+        "/v1/payment_intents/pi_1", params={"expand[]": "payment_method"}, auth=(KEY, "")
+    )
+    assert response.status_code >= 500
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expand", "version"),
+    [
+        ("POST", "/v1/payment_intents", "latest_charge.refunds.data.balance_transaction", None),
+        ("POST", "/v1/payment_intents", "charges.data.balance_transaction", BEFORE_2022_11_15),
+        ("POST", "/v1/payment_intents", "last_payment_error.payment_method.customer", None),
+        ("POST", "/v1/payment_intents", "next_action", None),
+        ("GET", "/v1/payment_intents", "data.customer", None),
+        ("GET", "/v1/charges/{charge}/refunds", "data.charge.payment_intent", None),
+        ("GET", "/v1/balance_transactions/{id}", "source.payment_intent", None),
+        ("GET", "/v1/balance_transactions/{id}", "source.original_payout", None),
+        ("GET", "/v1/balance", "available", None),
+    ],
+)
+def test_paths_the_schema_has_are_accepted(
+    method: str, path: str, expand: str, version: str | None
+) -> None:
+    refuse_unexpandable([expand], method, path, version or LATEST_VERSION)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expand"),
+    [
+        ("POST", "/v1/payment_intents", "charges"),
+        ("POST", "/v1/payment_intents", "amount"),
+        ("POST", "/v1/payment_intents", "customer.no_such_field"),
+        ("POST", "/v1/payment_intents", "latest_charge.amount.currency"),
+        ("POST", "/v1/payment_intents/{intent}/capture", "latest_charge.refunds.data.amount"),
+        ("GET", "/v1/payment_intents", "customer"),
+        ("GET", "/v1/payment_intents", "data.no_such_field"),
+        ("POST", "/v1/refunds", "metadata.order_id"),
+    ],
+)
+def test_paths_the_schema_lacks_are_refused(method: str, path: str, expand: str) -> None:
+    with pytest.raises(StripeError) as refused:
+        refuse_unexpandable([expand], method, path, LATEST_VERSION)
+    assert refused.value.message == f"This property cannot be expanded ({expand})."
