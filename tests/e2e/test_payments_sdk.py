@@ -85,6 +85,27 @@ def test_a_decline_is_a_card_error_carrying_the_intent(client: stripe.StripeClie
     assert intent.last_payment_error.decline_code == "insufficient_funds"
 
 
+def test_an_update_clears_the_last_payment_error(client: stripe.StripeClient) -> None:
+    """Stripe: the last payment error "will be cleared if the PaymentIntent is later updated
+    for any reason", a metadata change included."""
+    with pytest.raises(stripe.CardError) as raised:
+        client.v1.payment_intents.create(
+            params={
+                "amount": 1500,
+                "currency": "usd",
+                "payment_method": "pm_card_visa_chargeDeclinedInsufficientFunds",
+                "confirm": True,
+                "return_url": RETURN_URL,
+            }
+        )
+    assert raised.value.error is not None
+    assert raised.value.error.payment_intent is not None
+    intent_id = raised.value.error.payment_intent.id
+    updated = client.v1.payment_intents.update(intent_id, params={"metadata": {"retry": "1"}})
+    assert (updated.status, updated.last_payment_error) == ("requires_payment_method", None)
+    assert client.v1.payment_intents.retrieve(intent_id).last_payment_error is None
+
+
 def test_manual_capture_of_part_then_refunds_of_part_and_the_rest(
     client: stripe.StripeClient,
 ) -> None:
@@ -973,19 +994,19 @@ def test_a_decline_shows_the_payment_method_object_in_the_error_and_its_intent(
     assert failed.payment_method.id == error.payment_method.id
 
 
-def test_a_declined_intent_shows_its_payment_method_object_on_retrieve_update_and_list(
+def test_a_declined_intent_shows_its_payment_method_object_on_retrieve_cancel_and_list(
     client: stripe.StripeClient,
 ) -> None:
+    """(An update clears the decline: see test_an_update_clears_the_last_payment_error.)"""
     first, second = _declined(client), _declined(client)
     assert first.payment_intent is not None
     assert second.payment_intent is not None
     intent_id = first.payment_intent.id
     retrieved = client.v1.payment_intents.retrieve(intent_id)
-    updated = client.v1.payment_intents.update(intent_id, params={"description": "declined"})
     # An account pinned before 2019-02-11 sees it as well (Stripe never showed it as an id).
     old = client.v1.payment_intents.retrieve(intent_id, options={"stripe_version": "2018-11-08"})
     canceled = client.v1.payment_intents.cancel(second.payment_intent.id)
-    for intent in (retrieved, updated, old, canceled):
+    for intent in (retrieved, old, canceled):
         assert intent.last_payment_error is not None
         assert _declined_card(intent.last_payment_error.payment_method) == ("visa", "0002")
     # Every item of every page an auto-paged list walks.

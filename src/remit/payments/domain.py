@@ -325,7 +325,12 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
         case Updated():
             return _updated(intent, event)
         case Annotated():
-            return replace(intent, updated_at=event.at, **event.changes)  # type: ignore[arg-type]
+            return replace(
+                intent,
+                updated_at=event.at,
+                last_payment_error=None,
+                **event.changes,  # type: ignore[arg-type]
+            )
         case ConfirmationStarted():
             return replace(
                 intent,
@@ -453,7 +458,14 @@ def _updated(intent: PaymentIntent, event: Updated) -> PaymentIntent:
         money_changes or event.payment_method_id is not None
     ):
         raise unexpected_state(intent, "update the amount or payment method of")
-    updated = replace(intent, updated_at=event.at, **event.changes)  # type: ignore[arg-type]
+    # Stripe: the last payment error "will be cleared if the PaymentIntent is later updated
+    # for any reason" (metadata alone included).
+    updated = replace(
+        intent,
+        updated_at=event.at,
+        last_payment_error=None,
+        **event.changes,  # type: ignore[arg-type]
+    )
     if event.amount_minor is not None:
         updated = replace(updated, amount_minor=event.amount_minor)
     if event.currency is not None:

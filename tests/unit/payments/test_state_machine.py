@@ -286,3 +286,26 @@ def test_a_metadata_or_description_update_leaves_the_waiting_action_alone() -> N
     waiting = replace(intent_in(Status.REQUIRES_ACTION), next_action={"type": "redirect_to_url"})
     after = transition(waiting, Updated(at=T, changes={"description": "Order 12"}))
     assert (after.status, after.next_action) == (Status.REQUIRES_ACTION, waiting.next_action)
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        Updated(at=T),  # a metadata-only update: the service merges the metadata alongside
+        Updated(at=T, changes={"description": "retry"}),
+        Updated(at=T, amount_minor=1500),
+        Updated(at=T, payment_method_id="pm_2"),
+    ],
+)
+def test_any_update_clears_the_last_payment_error(update: Updated) -> None:
+    """Stripe: the last payment error "will be cleared if the PaymentIntent is later updated
+    for any reason"."""
+    declined = transition(intent_in(Status.PROCESSING), EVENTS["declined"])
+    assert declined.last_payment_error is not None
+    after = transition(declined, update_event(declined, update))
+    assert after.last_payment_error is None
+
+
+def test_an_annotation_clears_the_last_payment_error_too() -> None:
+    described = replace(intent_in(Status.SUCCEEDED), last_payment_error={"code": "card_declined"})
+    assert transition(described, EVENTS["annotate"]).last_payment_error is None
