@@ -1,5 +1,6 @@
 """The payment flows through the official stripe SDK against the real platform."""
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -104,6 +105,65 @@ def test_an_update_clears_the_last_payment_error(client: stripe.StripeClient) ->
     updated = client.v1.payment_intents.update(intent_id, params={"metadata": {"retry": "1"}})
     assert (updated.status, updated.last_payment_error) == ("requires_payment_method", None)
     assert client.v1.payment_intents.retrieve(intent_id).last_payment_error is None
+
+
+def test_a_refusal_by_the_intents_status_carries_the_intent(
+    client: stripe.StripeClient,
+) -> None:
+    """Stripe's error object embeds the PaymentIntent of the request, so a client learns the
+    status that refused it without another call."""
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    intents = client.v1.payment_intents
+    refused_calls: list[Callable[[], object]] = [
+        lambda: intents.capture(intent.id),
+        lambda: intents.cancel(intent.id),
+        lambda: intents.confirm(intent.id),
+        lambda: intents.update(intent.id, params={"amount": 2500}),
+    ]
+    for refused_call in refused_calls:
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            refused_call()
+        error = refused.value.error
+        assert error is not None
+        assert error.code == "payment_intent_unexpected_state"
+        assert error.payment_intent is not None
+        assert (error.payment_intent.id, error.payment_intent.status) == (intent.id, "succeeded")
+        assert error.payment_intent.amount == 2000
+
+
+def test_a_refusal_of_a_declined_intent_names_no_payment_method(
+    client: stripe.StripeClient,
+) -> None:
+    """The intent it carries still holds its decline; that decline's card is not what the
+    refusal is about."""
+    with pytest.raises(stripe.CardError) as declined:
+        client.v1.payment_intents.create(
+            params={
+                "amount": 1500,
+                "currency": "usd",
+                "payment_method": "pm_card_visa_chargeDeclinedInsufficientFunds",
+                "confirm": True,
+                "return_url": RETURN_URL,
+            }
+        )
+    assert declined.value.error is not None
+    assert declined.value.error.payment_intent is not None
+    intent_id = declined.value.error.payment_intent.id
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.capture(intent_id)
+    error = refused.value.error
+    assert error is not None
+    assert error.payment_intent is not None
+    assert error.payment_intent.status == "requires_payment_method"
+    assert error.payment_method is None
 
 
 def test_manual_capture_of_part_then_refunds_of_part_and_the_rest(

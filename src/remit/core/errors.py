@@ -45,7 +45,9 @@ class RemitError(Exception):
     charge: str | None = None
     should_retry: bool = False
     # The object the error is about, embedded in the error as Stripe does (a card error carries
-    # its PaymentIntent); a protobuf message, kept untyped so this module stays free of I/O.
+    # its PaymentIntent); a protobuf message, kept untyped so this module stays free of I/O. A
+    # domain function may set the domain object instead (`unexpected_state`), which the service
+    # turns into its message before the error leaves it.
     related: object | None = None
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -130,6 +130,8 @@ class UnexpectedStateError(RemitError):
 
 
 def unexpected_state(intent: PaymentIntent, action: str) -> UnexpectedStateError:
+    """The refusal naming the intent's status, about the intent: Stripe embeds the
+    PaymentIntent in the error (the service presents it as the client sees it)."""
     return UnexpectedStateError(
         message=(
             f"You cannot {action} this PaymentIntent because it has a status of "
@@ -138,6 +140,7 @@ def unexpected_state(intent: PaymentIntent, action: str) -> UnexpectedStateError
         kind=ErrorKind.FAILED_PRECONDITION,
         code="payment_intent_unexpected_state",
         param=None,
+        related=intent,
     )
 
 

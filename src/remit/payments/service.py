@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Concatenate, Final, NoReturn, ParamSpec, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -138,6 +138,7 @@ UNFINISHED_ALERT_AGE = timedelta(hours=4)
 _SETTLE_PAUSE_S = 0.2
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class PaymentsError(RemitError):
@@ -473,6 +474,22 @@ def _refuse_two_methods(payment_method_id: str | None, new_card: NewCard | None)
         )
 
 
+def _embeds_its_intent(
+    method: Callable[Concatenate["PaymentsService", P], Awaitable[T]],
+) -> Callable[Concatenate["PaymentsService", P], Awaitable[T]]:
+    """A call on a PaymentIntent whose refusals carry the intent they are about, as the client
+    sees it: Stripe's error object embeds the PaymentIntent of the request."""
+
+    async def embedding(service: "PaymentsService", /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(service, *args, **kwargs)
+        except RemitError as error:
+            service._presented(error)
+            raise
+
+    return embedding
+
+
 class PaymentsService:
     def __init__(
         self,
@@ -534,14 +551,22 @@ class PaymentsService:
 
     _replay_of = staticmethod(replay_of)
 
+    def _presented(self, error: RemitError) -> RemitError:
+        """`error`, the domain intent it is about (`unexpected_state`'s) turned into the message
+        the client sees."""
+        if isinstance(error.related, PaymentIntent):
+            error.related = self._present(error.related)
+        return error
+
     async def _finish_with_error(
         self, db: AsyncConnection, record: KeyRecord, error: RemitError
     ) -> None:
-        replay = stored_error(error)
+        replay = stored_error(self._presented(error))
         await idempotency.finish(db, record, response_code=replay.code, response_body=replay.body)
 
     # --- Create, update, read --------------------------------------------------------------
 
+    @_embeds_its_intent
     async def create_payment_intent(
         self,
         call: KeyedCall,
@@ -635,6 +660,7 @@ class PaymentsService:
             now=now or self._now(),
         )
 
+    @_embeds_its_intent
     async def update_payment_intent(
         self,
         call: KeyedCall,
@@ -757,6 +783,7 @@ class PaymentsService:
 
     # --- Confirmation -----------------------------------------------------------------------
 
+    @_embeds_its_intent
     async def confirm_payment_intent(
         self,
         call: KeyedCall,
@@ -1327,6 +1354,7 @@ class PaymentsService:
 
     # --- Capture and cancel ----------------------------------------------------------------
 
+    @_embeds_its_intent
     async def capture_payment_intent(
         self,
         call: KeyedCall,
@@ -1380,6 +1408,7 @@ class PaymentsService:
                     "review before capturing it.",
                     kind=ErrorKind.FAILED_PRECONDITION,
                     code="payment_intent_unexpected_state",
+                    related=intent,
                 )
             amount = (
                 intent.amount_capturable_minor if amount_to_capture is None else amount_to_capture
@@ -1399,6 +1428,7 @@ class PaymentsService:
                     "progress under another request; retry after it has finished.",
                     kind=ErrorKind.CONFLICT,
                     code="payment_intent_unexpected_state",
+                    related=intent,
                 )
             params.check_metadata(intent.metadata)
             # The changes are recorded in the same update as the capture request.
@@ -1501,6 +1531,7 @@ class PaymentsService:
         crash_after(RecoveryPoint.FINISHED.value)
         return Done(after)
 
+    @_embeds_its_intent
     async def cancel_payment_intent(
         self,
         call: KeyedCall,
@@ -1592,6 +1623,7 @@ class PaymentsService:
                     "being canceled; retry the cancel.",
                     kind=ErrorKind.CONFLICT,
                     code="payment_intent_unexpected_state",
+                    related=current,
                 )
             try:
                 after = transition(current, Canceled(at=now, reason=reason))

@@ -19,14 +19,18 @@ def stripe_error_from_remit(error: RemitError) -> StripeError:
         decline_code=error.decline_code,
         charge=error.charge,
         payment_intent=related,
-        payment_method=_failed_payment_method(related),
+        # A refusal by the intent's state carries the intent too, but a payment method only
+        # when it is a decline's: an earlier decline's, still on the intent, is not its subject.
+        payment_method=_failed_payment_method(related)
+        if error.error_type == "card_error"
+        else None,
         should_retry=True if error.should_retry else None,
     )
 
 
 def _failed_payment_method(intent: JsonObject | None) -> str | None:
-    """The id of the payment method a card error is about. Only a decline carries its intent,
-    and the intent's `last_payment_error` is that decline."""
+    """The id of the payment method a card error is about: the intent a decline carries has
+    that decline as its `last_payment_error`."""
     error = None if intent is None else intent.get("last_payment_error")
     method = error.get("payment_method") if isinstance(error, dict) else None
     return method if isinstance(method, str) else None

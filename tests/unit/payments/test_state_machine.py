@@ -309,3 +309,11 @@ def test_any_update_clears_the_last_payment_error(update: Updated) -> None:
 def test_an_annotation_clears_the_last_payment_error_too() -> None:
     described = replace(intent_in(Status.SUCCEEDED), last_payment_error={"code": "card_declined"})
     assert transition(described, EVENTS["annotate"]).last_payment_error is None
+
+
+def test_a_refused_event_carries_the_intent_it_refuses() -> None:
+    """Stripe embeds the PaymentIntent in the error; the service presents it."""
+    intent = intent_in(Status.SUCCEEDED)
+    with pytest.raises(UnexpectedStateError) as refused:
+        transition(intent, EVENTS["capture"])
+    assert refused.value.related is intent
