@@ -130,15 +130,16 @@ async def run_keyed(
             raise
     if refusal is not None:
         # The work's transaction rolled back whole; the refusal is stored on its own.
-        return await _store_refusal(engine, keyed.call, now, refusal)
+        return await store_refusal(engine, keyed.call, now, refusal)
     return Done(value)
 
 
-async def _store_refusal(
+async def store_refusal(
     engine: AsyncEngine, call: KeyedCall, now: datetime, refusal: RemitError
 ) -> Replay:
     """Store `refusal` on the key (its work is rolled back) and raise it; if a twin request
-    with the key finished meanwhile, its answer is the key's and is replayed instead."""
+    with the key finished meanwhile, its answer is the key's and is replayed instead. The key
+    may be new here (the work's transaction claimed it and rolled back) or claimed already."""
     async with engine.begin() as db:
         record = await idempotency.begin(db, **call.claim_fields(now))
         if record.finished:

@@ -73,7 +73,7 @@ from remit.payments.domain import (
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
 from remit.payments.keyed import Done as Done
-from remit.payments.keyed import Keyed, run_keyed, stored_error
+from remit.payments.keyed import Keyed, is_stored_refusal, run_keyed, store_refusal, stored_error
 from remit.payments.keyed import KeyedCall as KeyedCall
 from remit.payments.keyed import Replay as Replay
 from remit.payments.keyed import replay_of as replay_of
@@ -541,6 +541,15 @@ class PaymentsService:
         async with self._engine.begin() as db:
             return await idempotency.begin(db, **self._key_fields(call))
 
+    async def _store_if_refused(self, call: KeyedCall, error: RemitError) -> Replay:
+        """For a change made in one transaction that `error` rolled back: a refusal by the state
+        of things (`is_stored_refusal`) is stored under the call's key and raised (or, if a
+        twin request finished the key meanwhile, its answer replayed), as `_guard_validation`
+        stores one; any other error is raised and leaves the key free."""
+        if not is_stored_refusal(error):
+            raise error
+        return await store_refusal(self._engine, call, self._now(), self._presented(error))
+
     async def _forget(self, record: KeyRecord) -> None:
         async with self._engine.begin() as db:
             await idempotency.forget(db, record)
@@ -608,25 +617,28 @@ class PaymentsService:
         if named is None:
             named = await self._resolve_named_card(call.account_id, new.payment_method_id)
         note_request(call.request_id, call.key)
-        async with batched_unit(self._engine) as db:
-            record = await idempotency.begin(db, **self._key_fields(call))
-            if record.finished:
-                return self._replay_of(record)
-            card = _card_or_refusal(named)
-            await _require_live_customer(db, call.account_id, new.customer_id)
-            if card is not None:
-                # A test id (pm_card_visa), or a card given to make a payment method of, is
-                # stored as the payment method made of its card.
-                new = replace(new, payment_method_id=card.payment_method_id)
-            intent = self._new_intent(call.account_id, new)
-            if card is not None:
-                _refuse_another_customers_card(intent, card)
-                _refuse_a_spent_card(intent.id, card)
-                # With the intent's own writes, after everything that may refuse it.
-                await save_card_in(db, card)
-            await PaymentIntentRepository(db).insert(intent)
-            await self._hooks.intent_changed(db, None, intent)
-            await idempotency.finish(db, record, response_code=0, response_body=respond(intent))
+        try:
+            async with batched_unit(self._engine) as db:
+                record = await idempotency.begin(db, **self._key_fields(call))
+                if record.finished:
+                    return self._replay_of(record)
+                card = _card_or_refusal(named)
+                await _require_live_customer(db, call.account_id, new.customer_id)
+                if card is not None:
+                    # A test id (pm_card_visa), or a card given to make a payment method of, is
+                    # stored as the payment method made of its card.
+                    new = replace(new, payment_method_id=card.payment_method_id)
+                intent = self._new_intent(call.account_id, new)
+                if card is not None:
+                    _refuse_another_customers_card(intent, card)
+                    _refuse_a_spent_card(intent.id, card)
+                    # With the intent's own writes, after everything that may refuse it.
+                    await save_card_in(db, card)
+                await PaymentIntentRepository(db).insert(intent)
+                await self._hooks.intent_changed(db, None, intent)
+                await idempotency.finish(db, record, response_code=0, response_body=respond(intent))
+        except RemitError as error:
+            return await self._store_if_refused(call, error)
         return Done(intent)
 
     async def _resolve_named_card(
@@ -679,43 +691,54 @@ class PaymentsService:
             )
         named = await self._resolve_named_card(call.account_id, update.payment_method_id)
         note_request(call.request_id, call.key)
-        async with batched_unit(self._engine) as db:
-            record = await idempotency.begin(db, **self._key_fields(call))
-            if record.finished:
-                return self._replay_of(record)
-            intents = PaymentIntentRepository(db)
-            before = await intents.get(call.account_id, intent_id, for_update=True)
-            if before is None:
-                raise not_found("payment_intent", intent_id, param="intent")
-            card = _card_or_refusal(named)
-            customer_id = update.changes.get("customer_id")
-            if isinstance(customer_id, str):
-                await _require_live_customer(db, call.account_id, customer_id)
-            update = replace(update, at=self._now())
-            if card is not None:
-                # A test id (pm_card_visa) is stored as the payment method made of its card.
-                update = replace(update, payment_method_id=card.payment_method_id)
-            # After the money has moved, only the description and metadata may change.
-            after = transition(before, update_event(before, update))
-            if card is not None:
-                # Against the customer the update leaves the intent with.
-                _refuse_another_customers_card(after, card)
-                _refuse_a_spent_card(after.id, card)
-            values, unset, clear = metadata
-            after = replace(
-                after,
-                metadata=updated_metadata(before.metadata, clear=clear, unset=unset, values=values),
-            )
-            if values:
-                await _refuse_passing_a_capture_in_flight(db, after)
-            if card is not None:
-                await save_card_in(db, card)
-            await finish_left_behind(
-                db, self._hooks, before, after, left_by=left_by_update(before, after), now=update.at
-            )
-            await intents.save(after)
-            await self._hooks.intent_changed(db, before, after)
-            await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+        try:
+            async with batched_unit(self._engine) as db:
+                record = await idempotency.begin(db, **self._key_fields(call))
+                if record.finished:
+                    return self._replay_of(record)
+                intents = PaymentIntentRepository(db)
+                before = await intents.get(call.account_id, intent_id, for_update=True)
+                if before is None:
+                    raise not_found("payment_intent", intent_id, param="intent")
+                card = _card_or_refusal(named)
+                customer_id = update.changes.get("customer_id")
+                if isinstance(customer_id, str):
+                    await _require_live_customer(db, call.account_id, customer_id)
+                update = replace(update, at=self._now())
+                if card is not None:
+                    # A test id (pm_card_visa) is stored as the payment method made of its card.
+                    update = replace(update, payment_method_id=card.payment_method_id)
+                # After the money has moved, only the description and metadata may change.
+                after = transition(before, update_event(before, update))
+                if card is not None:
+                    # Against the customer the update leaves the intent with.
+                    _refuse_another_customers_card(after, card)
+                    _refuse_a_spent_card(after.id, card)
+                values, unset, clear = metadata
+                after = replace(
+                    after,
+                    metadata=updated_metadata(
+                        before.metadata, clear=clear, unset=unset, values=values
+                    ),
+                )
+                if values:
+                    await _refuse_passing_a_capture_in_flight(db, after)
+                if card is not None:
+                    await save_card_in(db, card)
+                await finish_left_behind(
+                    db,
+                    self._hooks,
+                    before,
+                    after,
+                    left_by=left_by_update(before, after),
+                    now=update.at,
+                )
+                await intents.save(after)
+                await self._hooks.intent_changed(db, before, after)
+                await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+        except RemitError as error:
+            # Its transaction rolled back whole, the key's claim with it.
+            return await self._store_if_refused(call, error)
         return Done(after)
 
     async def get_payment_intent(
@@ -814,10 +837,17 @@ class PaymentsService:
         return await self.resume_attempt(record, respond, ask)
 
     async def _guard_validation(self, record: KeyRecord, step: Awaitable[T]) -> T:
-        """Run the first local step; if it refuses the request, nothing happened: drop the key."""
+        """Run the first local step. A refusal by the state of things (`is_stored_refusal`: the
+        intent's status, an open review) is the request's answer, stored under its key as
+        Stripe stores it once the endpoint's work has begun: a retry replays it instead of doing
+        the work in a world changed since (a capture refused during a review must not capture
+        when retried after the approval). Any other refusal (validation, an id naming nothing)
+        means nothing happened: the key is dropped, for the client to fix and retry."""
         try:
             return await step
-        except RemitError:
+        except RemitError as error:
+            if is_stored_refusal(error):
+                await self._finish_refused(record, error)
             await self._forget(record)
             raise
         except BaseException:

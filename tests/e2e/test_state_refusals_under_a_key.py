@@ -1,0 +1,102 @@
+"""A PaymentIntent request refused by the intent's state is answered for good under its
+idempotency key, as Stripe stores any answer once the endpoint's work has begun: a retry with
+the key replays the refusal instead of doing the work in a world changed since. Validation
+failures are not stored: the client may fix the request and send it again."""
+
+import pytest
+import stripe
+from stripe import RequestOptions
+
+RETURN_URL = "https://shop.example/return"
+
+
+def _replayed(error: stripe.StripeError) -> bool:
+    return error.headers is not None and error.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_a_capture_refused_before_authorization_is_replayed_after_it(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "capture_method": "manual",
+        }
+    )
+    key: RequestOptions = {"idempotency_key": f"capture-{intent.id}"}
+    with pytest.raises(stripe.InvalidRequestError) as first:
+        client.v1.payment_intents.capture(intent.id, options=key)
+    assert first.value.code == "payment_intent_unexpected_state"
+    assert not _replayed(first.value)
+
+    confirmed = client.v1.payment_intents.confirm(intent.id, params={"return_url": RETURN_URL})
+    assert confirmed.status == "requires_capture"
+    with pytest.raises(stripe.InvalidRequestError) as retried:
+        client.v1.payment_intents.capture(intent.id, options=key)
+    assert retried.value.code == "payment_intent_unexpected_state"
+    assert _replayed(retried.value)
+    assert retried.value.error is not None
+    assert retried.value.error.payment_intent is not None
+    assert retried.value.error.payment_intent.status == "requires_confirmation"
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_capture"
+
+
+def test_an_update_refused_by_the_status_is_replayed(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    key: RequestOptions = {"idempotency_key": f"update-{intent.id}"}
+    for attempt in range(2):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.payment_intents.update(intent.id, params={"amount": 2500}, options=key)
+        assert refused.value.code == "payment_intent_unexpected_state"
+        assert _replayed(refused.value) is (attempt == 1)
+
+
+def test_a_confirm_refused_by_the_status_is_replayed(client: stripe.StripeClient) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    key: RequestOptions = {"idempotency_key": f"confirm-{intent.id}"}
+    for attempt in range(2):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.payment_intents.confirm(intent.id, options=key)
+        assert refused.value.code == "payment_intent_unexpected_state"
+        assert _replayed(refused.value) is (attempt == 1)
+
+
+def test_a_capture_of_too_much_is_validation_and_leaves_the_key_free(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "capture_method": "manual",
+        }
+    )
+    key: RequestOptions = {"idempotency_key": f"too-much-{intent.id}"}
+    for _ in range(2):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.payment_intents.capture(
+                intent.id, params={"amount_to_capture": 2500}, options=key
+            )
+        assert refused.value.code == "amount_too_large"
+        assert not _replayed(refused.value)
