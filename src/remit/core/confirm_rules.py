@@ -1,7 +1,9 @@
 """What a confirmation needs when automatic payment methods are on (Stripe's default since
-2023-08-16), shared by the core, which applies it to the intent it confirms, and the REST facade,
-which applies it to a create before it stores a card given with it at the vault."""
+2023-08-16), and what only a confirmation may be given, shared by the core, which applies it to
+the intent it confirms, and the REST facade, which applies it to a create before it stores a card
+given with it at the vault."""
 
+from collections.abc import Collection
 from typing import Final
 
 from remit.core.errors import RemitError, invalid
@@ -49,3 +51,21 @@ def refuse_error_on_requires_action(*, automatic: bool, error_on_requires_action
     so they keep it."""
     if error_on_requires_action and automatic:
         raise invalid(ERROR_ON_REQUIRES_ACTION_MESSAGE, "error_on_requires_action")
+
+
+# A create's parameters that describe its confirmation: Stripe's spec gives each "This parameter
+# can only be used with `confirm=true`" (mandate and mandate_data too, which remit does not take).
+CONFIRM_ONLY_PARAMS: Final = ("error_on_requires_action", "off_session", "return_url")
+
+
+def refuse_confirm_only_params(*, confirm: bool, given: Collection[str]) -> None:
+    """A create not confirmed at once may not ask for what only its confirmation would do
+    (`given`: the names of CONFIRM_ONLY_PARAMS the request sets to something, a flag to true).
+    Accepted, `off_session` and `error_on_requires_action` were dropped (the payment confirmed
+    later as an on-session one), and `return_url` kept for a later confirmation, which Stripe
+    refuses."""
+    if confirm:
+        return
+    for name in CONFIRM_ONLY_PARAMS:
+        if name in given:
+            raise invalid(f"The parameter {name} can only be used with confirm=true.", name)

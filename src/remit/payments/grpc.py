@@ -12,6 +12,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.message import Message
 
+from remit.core import confirm_rules
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid
 from remit.core.return_urls import refuse_invalid_return_url
@@ -476,6 +477,11 @@ def _refuse_application_fee(
         )
 
 
+def _confirm_only_params_given(request: pb.CreatePaymentIntentRequest) -> set[str]:
+    given = {name for name in ("off_session", "error_on_requires_action") if getattr(request, name)}
+    return given | ({"return_url"} if request.HasField("return_url") else set())
+
+
 def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymentIntent:
     _refuse_application_fee(request)
     confirmation = ConfirmationMethod.AUTOMATIC
@@ -738,6 +744,9 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
     async def CreatePaymentIntent(
         self, request: pb.CreatePaymentIntentRequest, context: Context
     ) -> pb.CreatePaymentIntentResponse:
+        confirm_rules.refuse_confirm_only_params(
+            confirm=request.confirm, given=_confirm_only_params_given(request)
+        )
         call = keyed_call(context, "CreatePaymentIntent", _without_vault_token(request))
         confirm = None
         if request.confirm:

@@ -243,11 +243,20 @@ def _set_automatic_payment_methods(
 def _refuse_before_storing_a_card(
     request: pb.CreatePaymentIntentRequest, context: ApiContext
 ) -> None:
-    """A create confirmed at once that the core would refuse for what the request alone shows
-    (no `return_url` where the customer may be redirected, `error_on_requires_action` with
-    automatic payment methods) is refused here when it gives a card (`payment_method_data`):
-    before the card is stored at the vault, so a refused request never stores one."""
-    if not request.confirm or not isinstance(context.params.get("payment_method_data"), dict):
+    """A create that the core would refuse for what the request alone shows (what only a
+    confirmation takes without confirm=true; confirmed at once, no `return_url` where the
+    customer may be redirected, `error_on_requires_action` with automatic payment methods) is
+    refused here when it gives a card (`payment_method_data`): before the card is stored at
+    the vault, so a refused request never stores one."""
+    if not isinstance(context.params.get("payment_method_data"), dict):
+        return
+    given = {
+        name
+        for name in confirm_rules.CONFIRM_ONLY_PARAMS
+        if context.params.get(name) not in (None, False, "")
+    }
+    confirm_rules.refuse_confirm_only_params(confirm=request.confirm, given=given)
+    if not request.confirm:
         return
     refuse_invalid_return_url(request.return_url or None)
     automatic = (
