@@ -694,6 +694,7 @@ def confirm_params(
         off_session=bool(_optional(request, "off_session")),
         error_on_requires_action=bool(_optional(request, "error_on_requires_action")),
         request_three_d_secure=requested,
+        use_stripe_sdk=bool(_optional(request, "use_stripe_sdk")),
         setup_future_usage=_setup_future_usage(request),
         clear_setup_future_usage=clear_usage,
         # Present and empty clears it, as on update.

@@ -86,6 +86,8 @@ class Authentication:
     # up for off-session payments, which the network is given (issuers may then waive
     # authentication).
     initial_network_transaction_id: str | None = None
+    # The confirmation's client SDK handles a challenge in place (Stripe's use_stripe_sdk).
+    use_stripe_sdk: bool = False
 
     @property
     def authenticated(self) -> bool:
@@ -106,6 +108,7 @@ class Authentication:
             "result": self.result,
             "setup_off_session": self.setup_off_session,
             "initial_network_transaction_id": self.initial_network_transaction_id,
+            "use_stripe_sdk": self.use_stripe_sdk,
         }
 
     @classmethod
@@ -120,6 +123,7 @@ class Authentication:
             result=_text(data.get("result")),
             setup_off_session=data.get("setup_off_session") is True,
             initial_network_transaction_id=_text(data.get("initial_network_transaction_id")),
+            use_stripe_sdk=data.get("use_stripe_sdk") is True,
         )
 
 

@@ -169,6 +169,8 @@ class ConfirmParams:
     error_on_requires_action: bool = False
     # payment_method_options.card.request_three_d_secure ("any", "challenge", "automatic").
     request_three_d_secure: str | None = None
+    # The client's SDK handles the next action in place (see `authentication_action`).
+    use_stripe_sdk: bool = False
     # Replaces the intent's, or clears it (`setup_future_usage=`), as an update does.
     setup_future_usage: str | None = None
     clear_setup_future_usage: bool = False
@@ -968,6 +970,7 @@ class PaymentsService:
                         off_session=confirm.off_session,
                         error_on_requires_action=confirm.error_on_requires_action,
                         requested=confirm.request_three_d_secure,
+                        use_stripe_sdk=confirm.use_stripe_sdk,
                         setup_off_session=_sets_up_off_session(processing, confirm.off_session),
                         initial_network_transaction_id=card.off_session_setup_transaction_id
                         if confirm.off_session
@@ -1306,7 +1309,12 @@ class PaymentsService:
                 )
                 after = transition(
                     intent,
-                    ActionRequired(at=now, next_action=authentication_action(challenge, intent)),
+                    ActionRequired(
+                        at=now,
+                        next_action=authentication_action(
+                            challenge, intent, use_stripe_sdk=authentication.use_stripe_sdk
+                        ),
+                    ),
                 )
             elif result.get("approved"):
                 captured = bool(result.get("captured"))
@@ -2275,14 +2283,19 @@ def _decline_of(
     )
 
 
-def authentication_action(challenge: Challenge, intent: PaymentIntent) -> dict[str, object]:
+def authentication_action(
+    challenge: Challenge, intent: PaymentIntent, *, use_stripe_sdk: bool = False
+) -> dict[str, object]:
     """Stripe's `next_action` for the 3-D Secure page. With a `return_url` to send the
     cardholder back to, `redirect_to_url`. Without one (`allow_redirects=never`, or an intent
     that accepts cards only), a redirect would strand the cardholder, and Stripe answers
-    `use_stripe_sdk`: the client's SDK authenticates in place. Stripe documents that hash as
-    opaque and for Stripe.js alone; remit's says where the page is, which a client opens in a
-    frame or a window of its own."""
-    if intent.return_url:
+    `use_stripe_sdk`: the client's SDK authenticates in place. So it does when the
+    confirmation said the client's SDK handles the action (`use_stripe_sdk=true`, which
+    Stripe.js and the mobile SDKs send): they show the challenge without leaving the page or
+    the app, whatever return_url the intent has. Stripe documents that hash as opaque and for
+    Stripe.js alone; remit's says where the page is, which a client opens in a frame or a
+    window of its own."""
+    if intent.return_url and not use_stripe_sdk:
         return {
             "type": "redirect_to_url",
             "redirect_to_url": {"url": challenge.url, "return_url": intent.return_url},

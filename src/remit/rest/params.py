@@ -140,6 +140,27 @@ class Boolean(Field[bool]):
         )
 
 
+class BooleanOrEnum(Field[bool | str]):
+    """`true`, `false`, or one of `values`: Stripe's `anyOf: [boolean, enum]` (`off_session`:
+    `true`, or how the payment is made off-session, `one_off` or `recurring`)."""
+
+    def __init__(self, *values: str, unsettable: bool = False) -> None:
+        super().__init__(unsettable=unsettable)
+        self.values = tuple(values)
+
+    def parse_value(self, value: FormValue, param: str) -> bool | str:
+        if isinstance(value, str) and value in self.values:
+            return value
+        text = _scalar(value, param, "boolean")
+        if text in ("true", "false"):
+            return text == "true"
+        raise ParamError(
+            f"Invalid {param}: must be true, false or one of {_one_of(self.values)}",
+            code="parameter_invalid",
+            param=param,
+        )
+
+
 class String(Field[str]):
     """Free text up to `max_length` characters (Stripe's default limit is 5000)."""
 

@@ -31,13 +31,14 @@ PAYMENT_INTENT_FIELDS: Final = frozenset(
 # Stripe.js shows the card a payment used; nothing else may be expanded by a public key.
 EXPANDABLE: Final = frozenset({"payment_method"})
 
-# What a payment page sends: the card, where to come back to, the client secret, and (to save
-# the card during the payment, as Stripe.js lets it) setup_future_usage.
+# What a payment page sends: the card, where to come back to, the client secret, (to save
+# the card during the payment, as Stripe.js lets it) setup_future_usage, and use_stripe_sdk,
+# which Stripe.js sends to handle the next action in place.
 RETRIEVE_PARAMS: Final = frozenset({"client_secret", "expand"})
 CONFIRM_PARAMS: Final = frozenset(
     {
         "client_secret", "expand", "payment_method", "payment_method_data", "return_url",
-        "receipt_email", "shipping", "setup_future_usage",
+        "receipt_email", "shipping", "setup_future_usage", "use_stripe_sdk",
     }
 )  # fmt: skip
 # What Stripe.js sends to make a payment method or a token: the card it collected (raw, or as

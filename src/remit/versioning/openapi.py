@@ -160,6 +160,9 @@ def param_schema(field: p.Field[object]) -> JsonObject:
             schema["maximum"] = field.maximum
     elif isinstance(field, p.Boolean):
         schema = {"type": "boolean"}
+    elif isinstance(field, p.BooleanOrEnum):
+        values: list[JsonValue] = list(field.values)
+        schema = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": values}]}
     elif isinstance(field, p.Enum):
         schema = {"type": "string", "enum": list(field.values)}
     elif isinstance(field, p.String):

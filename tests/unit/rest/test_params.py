@@ -12,6 +12,7 @@ from remit.rest.params import (
     UNSET,
     Array,
     Boolean,
+    BooleanOrEnum,
     Currency,
     CurrencyCode,
     Email,
@@ -695,3 +696,18 @@ def test_search_requires_a_query() -> None:
         "page": "p2",
     }
     assert _error(schema, {"limit": "5"}).message == "Missing required param: query."
+
+
+@pytest.mark.parametrize(
+    ("given", "parsed"),
+    [("true", True), ("false", False), ("one_off", "one_off"), ("recurring", "recurring")],
+)
+def test_a_boolean_or_enum_takes_a_flag_or_one_of_its_values(given: str, parsed: object) -> None:
+    assert BooleanOrEnum("one_off", "recurring").parse_value(given, "off_session") == parsed
+
+
+def test_a_boolean_or_enum_refuses_anything_else_naming_what_it_takes() -> None:
+    with pytest.raises(ParamError) as refused:
+        BooleanOrEnum("one_off", "recurring").parse_value("sometimes", "off_session")
+    assert (refused.value.code, refused.value.param) == ("parameter_invalid", "off_session")
+    assert "true, false or one of" in refused.value.message

@@ -93,3 +93,15 @@ def test_the_changelog_lists_every_change_under_its_version_newest_first() -> No
     headings = [line[3:] for line in text.splitlines() if line.startswith("## ")]
     assert headings == sorted(headings, key=KNOWN_VERSIONS.index)
     assert headings[0] == "2026-09-30.endive"
+
+
+def test_off_session_is_a_boolean_or_how_the_customer_is_away() -> None:
+    """Stripe's spec: anyOf[boolean, enum[one_off, recurring]], on create and confirm."""
+    doc: Any = document(LATEST_VERSION)
+    for path in ("/v1/payment_intents", "/v1/payment_intents/{intent}/confirm"):
+        body = doc["paths"][path]["post"]["requestBody"]["content"]
+        properties = body["application/x-www-form-urlencoded"]["schema"]["properties"]
+        assert properties["off_session"] == {
+            "anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["one_off", "recurring"]}]
+        }
+        assert properties["use_stripe_sdk"] == {"type": "boolean"}

@@ -1125,7 +1125,8 @@ Global___PaymentError: _TypeAlias = PaymentError  # noqa: Y015
 class NextAction(_message.Message):
     """What a PaymentIntent in requires_action needs the client to do: 3-D Secure on remit's hosted
     page. "redirect_to_url" when the intent has a return_url to send the customer back to;
-    "use_stripe_sdk" when it has none (Stripe's answer then: the client's SDK authenticates in
+    "use_stripe_sdk" when it has none, or when the confirmation said the client's SDK handles
+    the action (`use_stripe_sdk`) (Stripe's answer then: the client's SDK authenticates in
     place, and the customer never leaves the merchant's page).
     """
 
@@ -3575,6 +3576,7 @@ class CreatePaymentIntentRequest(_message.Message):
     AUTOMATIC_PAYMENT_METHODS_FIELD_NUMBER: _builtins.int
     ALLOWED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     EXCLUDED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
+    USE_STRIPE_SDK_FIELD_NUMBER: _builtins.int
     amount: _builtins.int
     """Amount in minor units (required): at least the currency's minimum charge (Stripe's 0.50 usd
     or its published equivalent; 1 in a currency without one), else amount_too_small.
@@ -3601,6 +3603,10 @@ class CreatePaymentIntentRequest(_message.Message):
     error_on_requires_action: _builtins.bool
     """Fail instead of going to requires_action when authentication is needed."""
     application_fee_amount: _builtins.int
+    use_stripe_sdk: _builtins.bool
+    """With confirm: the client's SDK (Stripe.js, the mobile SDKs) handles the next action in
+    place, so 3-D Secure is answered as next_action use_stripe_sdk even with a return_url.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -3658,10 +3664,11 @@ class CreatePaymentIntentRequest(_message.Message):
         automatic_payment_methods: Global___AutomaticPaymentMethods | None = ...,
         allowed_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
         excluded_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
+        use_stripe_sdk: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_application_fee_amount", b"_application_fee_amount", "_capture_method", b"_capture_method", "_confirm", b"_confirm", "_confirmation_method", b"_confirmation_method", "_customer", b"_customer", "_description", b"_description", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "application_fee_amount", b"application_fee_amount", "automatic_payment_methods", b"automatic_payment_methods", "capture_method", b"capture_method", "confirm", b"confirm", "confirmation_method", b"confirmation_method", "customer", b"customer", "description", b"description", "error_on_requires_action", b"error_on_requires_action", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_application_fee_amount", b"_application_fee_amount", "_capture_method", b"_capture_method", "_confirm", b"_confirm", "_confirmation_method", b"_confirmation_method", "_customer", b"_customer", "_description", b"_description", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "_use_stripe_sdk", b"_use_stripe_sdk", "application_fee_amount", b"application_fee_amount", "automatic_payment_methods", b"automatic_payment_methods", "capture_method", b"capture_method", "confirm", b"confirm", "confirmation_method", b"confirmation_method", "customer", b"customer", "description", b"description", "error_on_requires_action", b"error_on_requires_action", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "use_stripe_sdk", b"use_stripe_sdk"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_application_fee_amount", b"_application_fee_amount", "_capture_method", b"_capture_method", "_confirm", b"_confirm", "_confirmation_method", b"_confirmation_method", "_customer", b"_customer", "_description", b"_description", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "allowed_payment_method_types", b"allowed_payment_method_types", "amount", b"amount", "application_fee_amount", b"application_fee_amount", "automatic_payment_methods", b"automatic_payment_methods", "capture_method", b"capture_method", "confirm", b"confirm", "confirmation_method", b"confirmation_method", "currency", b"currency", "customer", b"customer", "description", b"description", "error_on_requires_action", b"error_on_requires_action", "excluded_payment_method_types", b"excluded_payment_method_types", "metadata", b"metadata", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_application_fee_amount", b"_application_fee_amount", "_capture_method", b"_capture_method", "_confirm", b"_confirm", "_confirmation_method", b"_confirmation_method", "_customer", b"_customer", "_description", b"_description", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "_statement_descriptor", b"_statement_descriptor", "_statement_descriptor_suffix", b"_statement_descriptor_suffix", "_use_stripe_sdk", b"_use_stripe_sdk", "allowed_payment_method_types", b"allowed_payment_method_types", "amount", b"amount", "application_fee_amount", b"application_fee_amount", "automatic_payment_methods", b"automatic_payment_methods", "capture_method", b"capture_method", "confirm", b"confirm", "confirmation_method", b"confirmation_method", "currency", b"currency", "customer", b"customer", "description", b"description", "error_on_requires_action", b"error_on_requires_action", "excluded_payment_method_types", b"excluded_payment_method_types", "metadata", b"metadata", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "statement_descriptor", b"statement_descriptor", "statement_descriptor_suffix", b"statement_descriptor_suffix", "use_stripe_sdk", b"use_stripe_sdk"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__application_fee_amount: _TypeAlias = _typing.Literal["application_fee_amount"]  # noqa: Y015
     _WhichOneofArgType__application_fee_amount: _TypeAlias = _typing.Literal["_application_fee_amount", b"_application_fee_amount"]  # noqa: Y015
@@ -3691,6 +3698,8 @@ class CreatePaymentIntentRequest(_message.Message):
     _WhichOneofArgType__statement_descriptor: _TypeAlias = _typing.Literal["_statement_descriptor", b"_statement_descriptor"]  # noqa: Y015
     _WhichOneofReturnType__statement_descriptor_suffix: _TypeAlias = _typing.Literal["statement_descriptor_suffix"]  # noqa: Y015
     _WhichOneofArgType__statement_descriptor_suffix: _TypeAlias = _typing.Literal["_statement_descriptor_suffix", b"_statement_descriptor_suffix"]  # noqa: Y015
+    _WhichOneofReturnType__use_stripe_sdk: _TypeAlias = _typing.Literal["use_stripe_sdk"]  # noqa: Y015
+    _WhichOneofArgType__use_stripe_sdk: _TypeAlias = _typing.Literal["_use_stripe_sdk", b"_use_stripe_sdk"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__application_fee_amount) -> _WhichOneofReturnType__application_fee_amount | None: ...
     @_typing.overload
@@ -3719,6 +3728,8 @@ class CreatePaymentIntentRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__statement_descriptor) -> _WhichOneofReturnType__statement_descriptor | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__statement_descriptor_suffix) -> _WhichOneofReturnType__statement_descriptor_suffix | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__use_stripe_sdk) -> _WhichOneofReturnType__use_stripe_sdk | None: ...
 
 Global___CreatePaymentIntentRequest: _TypeAlias = CreatePaymentIntentRequest  # noqa: Y015
 
@@ -4026,6 +4037,7 @@ class ConfirmPaymentIntentRequest(_message.Message):
     EXCLUDED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     CLEAR_ALLOWED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
     CLEAR_EXCLUDED_PAYMENT_METHOD_TYPES_FIELD_NUMBER: _builtins.int
+    USE_STRIPE_SDK_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """pi_ id."""
     payment_method: _builtins.str
@@ -4049,6 +4061,8 @@ class ConfirmPaymentIntentRequest(_message.Message):
     """Lifts the restriction (every type remit processes is allowed again); not with the list."""
     clear_excluded_payment_method_types: _builtins.bool
     """Excludes nothing any more; not with the list."""
+    use_stripe_sdk: _builtins.bool
+    """The client's SDK handles the next action in place (see CreatePaymentIntentRequest)."""
     @_builtins.property
     def payment_method_data(self) -> Global___PaymentMethodData: ...
     @_builtins.property
@@ -4091,10 +4105,11 @@ class ConfirmPaymentIntentRequest(_message.Message):
         excluded_payment_method_types: _abc.Iterable[_builtins.str] | None = ...,
         clear_allowed_payment_method_types: _builtins.bool = ...,
         clear_excluded_payment_method_types: _builtins.bool = ...,
+        use_stripe_sdk: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "capture_method", b"capture_method", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "_use_stripe_sdk", b"_use_stripe_sdk", "capture_method", b"capture_method", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "use_stripe_sdk", b"use_stripe_sdk"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "allowed_payment_method_types", b"allowed_payment_method_types", "capture_method", b"capture_method", "clear_allowed_payment_method_types", b"clear_allowed_payment_method_types", "clear_excluded_payment_method_types", b"clear_excluded_payment_method_types", "clear_setup_future_usage", b"clear_setup_future_usage", "clear_shipping", b"clear_shipping", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "excluded_payment_method_types", b"excluded_payment_method_types", "id", b"id", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method", "_client_secret", b"_client_secret", "_error_on_requires_action", b"_error_on_requires_action", "_off_session", b"_off_session", "_payment_method", b"_payment_method", "_receipt_email", b"_receipt_email", "_return_url", b"_return_url", "_setup_future_usage", b"_setup_future_usage", "_use_stripe_sdk", b"_use_stripe_sdk", "allowed_payment_method_types", b"allowed_payment_method_types", "capture_method", b"capture_method", "clear_allowed_payment_method_types", b"clear_allowed_payment_method_types", "clear_excluded_payment_method_types", b"clear_excluded_payment_method_types", "clear_setup_future_usage", b"clear_setup_future_usage", "clear_shipping", b"clear_shipping", "client_secret", b"client_secret", "error_on_requires_action", b"error_on_requires_action", "excluded_payment_method_types", b"excluded_payment_method_types", "id", b"id", "off_session", b"off_session", "payment_method", b"payment_method", "payment_method_data", b"payment_method_data", "payment_method_options", b"payment_method_options", "payment_method_types", b"payment_method_types", "receipt_email", b"receipt_email", "return_url", b"return_url", "setup_future_usage", b"setup_future_usage", "shipping", b"shipping", "use_stripe_sdk", b"use_stripe_sdk"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__capture_method: _TypeAlias = _typing.Literal["capture_method"]  # noqa: Y015
     _WhichOneofArgType__capture_method: _TypeAlias = _typing.Literal["_capture_method", b"_capture_method"]  # noqa: Y015
@@ -4112,6 +4127,8 @@ class ConfirmPaymentIntentRequest(_message.Message):
     _WhichOneofArgType__return_url: _TypeAlias = _typing.Literal["_return_url", b"_return_url"]  # noqa: Y015
     _WhichOneofReturnType__setup_future_usage: _TypeAlias = _typing.Literal["setup_future_usage"]  # noqa: Y015
     _WhichOneofArgType__setup_future_usage: _TypeAlias = _typing.Literal["_setup_future_usage", b"_setup_future_usage"]  # noqa: Y015
+    _WhichOneofReturnType__use_stripe_sdk: _TypeAlias = _typing.Literal["use_stripe_sdk"]  # noqa: Y015
+    _WhichOneofArgType__use_stripe_sdk: _TypeAlias = _typing.Literal["_use_stripe_sdk", b"_use_stripe_sdk"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__capture_method) -> _WhichOneofReturnType__capture_method | None: ...
     @_typing.overload
@@ -4128,6 +4145,8 @@ class ConfirmPaymentIntentRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__return_url) -> _WhichOneofReturnType__return_url | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__setup_future_usage) -> _WhichOneofReturnType__setup_future_usage | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__use_stripe_sdk) -> _WhichOneofReturnType__use_stripe_sdk | None: ...
 
 Global___ConfirmPaymentIntentRequest: _TypeAlias = ConfirmPaymentIntentRequest  # noqa: Y015
 

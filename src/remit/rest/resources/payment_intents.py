@@ -14,6 +14,7 @@ from remit.rest.params import (
     UNSET,
     Array,
     Boolean,
+    BooleanOrEnum,
     Currency,
     Email,
     Enum,
@@ -102,6 +103,8 @@ _DESCRIPTORS = {
     "statement_descriptor": StatementDescriptor(),
     "statement_descriptor_suffix": StatementDescriptor(needs_letter=False),
 }
+# `true`, or how the customer is away: both kinds are off-session alike to remit's network.
+_OFF_SESSION = BooleanOrEnum("one_off", "recurring")
 
 CREATE = Schema(
     {
@@ -118,7 +121,7 @@ CREATE = Schema(
         "description": String(max_length=1000),
         "error_on_requires_action": Boolean(),
         "metadata": Metadata(),
-        "off_session": Boolean(),
+        "off_session": _OFF_SESSION,
         "payment_method": String(),
         "payment_method_data": _PAYMENT_METHOD_DATA,
         "payment_method_options": _PAYMENT_METHOD_OPTIONS,
@@ -127,6 +130,7 @@ CREATE = Schema(
         "return_url": String(),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE),
         "shipping": shipping_field(),
+        "use_stripe_sdk": Boolean(),
         **_DESCRIPTORS,
         **_PAYMENT_METHOD_TYPE_LISTS,
     },
@@ -157,7 +161,7 @@ CONFIRM = Schema(
         "capture_method": Enum(*_CAPTURE_METHODS),
         "client_secret": String(),
         "error_on_requires_action": Boolean(),
-        "off_session": Boolean(),
+        "off_session": _OFF_SESSION,
         "payment_method": String(),
         "payment_method_data": _PAYMENT_METHOD_DATA,
         "payment_method_options": _PAYMENT_METHOD_OPTIONS,
@@ -166,6 +170,7 @@ CONFIRM = Schema(
         "return_url": String(),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE, unsettable=True),
         "shipping": shipping_field(unsettable=True),
+        "use_stripe_sdk": Boolean(),
         **_CLEARABLE_PAYMENT_METHOD_TYPE_LISTS,
     },
     exclusive=[_ONE_PAYMENT_METHOD],
@@ -333,6 +338,20 @@ async def _set_payment_method_data(
     )
 
 
+def _set_confirmation_flags(
+    request: pb.CreatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest, context: ApiContext
+) -> None:
+    """`off_session` (`true`, `one_off` or `recurring`: off-session all the same),
+    `error_on_requires_action` and `use_stripe_sdk`, as given."""
+    off_session = context.params.get("off_session")
+    if off_session is not None:
+        request.off_session = off_session is not False
+    for name in ("error_on_requires_action", "use_stripe_sdk"):
+        flag = context.optional_bool(name)
+        if flag is not None:
+            setattr(request, name, flag)
+
+
 def _refuse_multicapture(context: ApiContext) -> None:
     if context.optional_bool("final_capture") is False:
         raise StripeError.invalid_request(
@@ -387,10 +406,10 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
         chosen = context.optional_str(name)
         if chosen is not None:
             setattr(request, name, values[chosen])
-    for name in ("confirm", "off_session", "error_on_requires_action"):
-        flag = context.optional_bool(name)
-        if flag is not None:
-            setattr(request, name, flag)
+    confirm = context.optional_bool("confirm")
+    if confirm is not None:
+        request.confirm = confirm
+    _set_confirmation_flags(request, context)
     shipping = context.params.get("shipping")
     if isinstance(shipping, dict):
         request.shipping.CopyFrom(shipping_message(shipping))
@@ -457,10 +476,7 @@ async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     if capture_method is not None:
         request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
     _set_setup_future_usage(request, context)
-    for name in ("off_session", "error_on_requires_action"):
-        flag = context.optional_bool(name)
-        if flag is not None:
-            setattr(request, name, flag)
+    _set_confirmation_flags(request, context)
     _set_payment_method_types(request, context)
     put_shipping(request, context.params)
     _set_card_options(request, context)
