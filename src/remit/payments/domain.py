@@ -100,6 +100,9 @@ class PaymentIntent:
     # The merchant's restriction of payment method types; None when not given.
     allowed_payment_method_types: tuple[str, ...] | None = None
     excluded_payment_method_types: tuple[str, ...] | None = None
+    # payment_method_options.card.request_three_d_secure ("any", "automatic", "challenge"), as
+    # set on create, update or confirm; a confirmation that names none asks for this one.
+    request_three_d_secure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class NewPaymentIntent:
     automatic_payment_methods: Mapping[str, object] | None = None
     allowed_payment_method_types: tuple[str, ...] | None = None
     excluded_payment_method_types: tuple[str, ...] | None = None
+    request_three_d_secure: str | None = None
 
 
 class UnexpectedStateError(RemitError):
@@ -208,6 +212,9 @@ class ConfirmationStarted:
     # The confirmation's own restriction of payment method types, which replaces the intent's.
     allowed_payment_method_types: tuple[str, ...] | None = None
     excluded_payment_method_types: tuple[str, ...] | None = None
+    # The confirmation's own request_three_d_secure, which replaces the intent's (as Stripe's
+    # confirm parameters do); None keeps the intent's.
+    request_three_d_secure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -350,6 +357,8 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
                 excluded_payment_method_types=_confirmed_types(
                     event.excluded_payment_method_types, intent.excluded_payment_method_types
                 ),
+                request_three_d_secure=event.request_three_d_secure
+                or intent.request_three_d_secure,
                 latest_charge_id=event.charge_id,
                 last_payment_error=None,
                 next_action=None,
@@ -546,6 +555,7 @@ def create_intent(
         else dict(new.automatic_payment_methods),
         allowed_payment_method_types=new.allowed_payment_method_types,
         excluded_payment_method_types=new.excluded_payment_method_types,
+        request_three_d_secure=new.request_three_d_secure,
     )
 
 

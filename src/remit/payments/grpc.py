@@ -280,6 +280,9 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
             )
     if intent.review_id is not None:
         message.review = intent.review_id
+    if intent.request_three_d_secure is not None:
+        card_options = message.payment_method_options.card
+        card_options.request_three_d_secure = _REQUEST_THREE_D_SECURE[intent.request_three_d_secure]
     return message
 
 
@@ -510,6 +513,7 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
         automatic_payment_methods=_automatic_payment_methods_of(request),
         allowed_payment_method_types=_types_or_none(request.allowed_payment_method_types),
         excluded_payment_method_types=_types_or_none(request.excluded_payment_method_types),
+        request_three_d_secure=_request_three_d_secure(request),
     )
 
 
@@ -610,6 +614,9 @@ def intent_update_from_request(request: pb.UpdatePaymentIntentRequest) -> Update
         types = _types_given(request, name)
         if types is not None:
             changes[name] = types or None
+    requested = _request_three_d_secure(request)
+    if requested is not None:
+        changes["request_three_d_secure"] = requested
     return Updated(
         at=_EPOCH,
         amount_minor=_optional(request, "amount"),
@@ -666,18 +673,28 @@ def refuse_a_payment_page_changing_future_usage(
     )
 
 
+def _request_three_d_secure(
+    request: pb.CreatePaymentIntentRequest
+    | pb.UpdatePaymentIntentRequest
+    | pb.ConfirmPaymentIntentRequest,
+) -> str | None:
+    """payment_method_options.card.request_three_d_secure as given, or None."""
+    card_options = request.payment_method_options.card
+    if not card_options.HasField("request_three_d_secure"):
+        return None
+    requested = _REQUEST_THREE_D_SECURE_FROM_PROTO.get(card_options.request_three_d_secure)
+    if requested is None:
+        raise invalid(
+            "request_three_d_secure must be any, automatic or challenge.",
+            "payment_method_options[card][request_three_d_secure]",
+        )
+    return requested
+
+
 def confirm_params(
     request: pb.CreatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest,
 ) -> ConfirmParams:
-    card_options = request.payment_method_options.card
-    requested = None
-    if card_options.HasField("request_three_d_secure"):
-        requested = _REQUEST_THREE_D_SECURE_FROM_PROTO.get(card_options.request_three_d_secure)
-        if requested is None:
-            raise invalid(
-                "request_three_d_secure must be any, automatic or challenge.",
-                "payment_method_options[card][request_three_d_secure]",
-            )
+    requested = _request_three_d_secure(request)
     receipt_email, shipping, clear_shipping, clear_usage = None, None, False, False
     allowed, excluded = None, None
     # A create with `confirm` carries them on the new intent already (new_intent_from_request).

@@ -66,6 +66,7 @@ def _intent_values(intent: PaymentIntent) -> dict[str, object]:
         else dict(intent.automatic_payment_methods),
         "allowed_payment_method_types": _json_list(intent.allowed_payment_method_types),
         "excluded_payment_method_types": _json_list(intent.excluded_payment_method_types),
+        "request_three_d_secure": intent.request_three_d_secure,
         "updated_at": intent.updated_at,
     }
 
@@ -113,6 +114,7 @@ def intent_from_row(m: Fields) -> PaymentIntent:
         automatic_payment_methods=m["automatic_payment_methods"],
         allowed_payment_method_types=_tuple_or_none(m["allowed_payment_method_types"]),
         excluded_payment_method_types=_tuple_or_none(m["excluded_payment_method_types"]),
+        request_three_d_secure=m["request_three_d_secure"],
     )
 
 

@@ -943,6 +943,7 @@ class PaymentsService:
                         clear_shipping=confirm.clear_shipping,
                         allowed_payment_method_types=confirm.allowed_payment_method_types,
                         excluded_payment_method_types=confirm.excluded_payment_method_types,
+                        request_three_d_secure=confirm.request_three_d_secure,
                     ),
                 )
                 require_a_usable_payment_method_type(processing)
@@ -969,7 +970,8 @@ class PaymentsService:
                     authentication=Authentication(
                         off_session=confirm.off_session,
                         error_on_requires_action=confirm.error_on_requires_action,
-                        requested=confirm.request_three_d_secure,
+                        # The confirmation's own, else the one the intent was given.
+                        requested=processing.request_three_d_secure,
                         use_stripe_sdk=confirm.use_stripe_sdk,
                         setup_off_session=_sets_up_off_session(processing, confirm.off_session),
                         initial_network_transaction_id=card.off_session_setup_transaction_id

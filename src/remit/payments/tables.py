@@ -52,6 +52,8 @@ payment_intents = Table(
     Column("automatic_payment_methods", JSONB, nullable=True),
     Column("allowed_payment_method_types", JSONB, nullable=True),
     Column("excluded_payment_method_types", JSONB, nullable=True),
+    # payment_method_options.card.request_three_d_secure; null when never given.
+    Column("request_three_d_secure", Text, nullable=True),
     # Lists are newest first within an account; the id breaks ties between equal timestamps.
     Index("ix_payment_intents_account_created", "account_id", "created_at", "id"),
 )

@@ -174,6 +174,10 @@ async def _update(
 async def _confirm(
     parts: Parts, account_id: str, intent_id: str, key: str, **params: object
 ) -> PaymentIntent:
+    """A later confirmation, which asks for no 3-D Secure of its own unless told to: the
+    first one's `request_three_d_secure=any` is the intent's since, and would be asked for
+    again."""
+    params.setdefault("request_three_d_secure", "automatic")
     confirmed = await parts.payments.confirm_payment_intent(
         _call(account_id, key, "ConfirmPaymentIntent"),
         intent_id,
@@ -445,7 +449,10 @@ async def test_a_new_confirmation_stopped_after_its_attempt_began_leaves_no_pend
     await _pass_challenge(parts, account_id, intent)
     record = await parts.payments._claim(_call(account_id, "other", "ConfirmPaymentIntent"))
     await parts.payments._start_attempt(
-        record, respond, intent_id=intent.id, confirm=ConfirmParams(payment_method_id="pm_other")
+        record,
+        respond,
+        intent_id=intent.id,
+        confirm=ConfirmParams(payment_method_id="pm_other", request_three_d_secure="automatic"),
     )
     left = await _charge(parts, account_id, intent.latest_charge_id)
     assert (left.status, left.failure_code) == (

@@ -317,3 +317,14 @@ def test_a_refused_event_carries_the_intent_it_refuses() -> None:
     with pytest.raises(UnexpectedStateError) as refused:
         transition(intent, EVENTS["capture"])
     assert refused.value.related is intent
+
+
+def test_a_confirmation_keeps_or_replaces_the_requested_three_d_secure() -> None:
+    """A confirmation that names none asks for the intent's; its own replaces it."""
+    asked = replace(intent_in(Status.REQUIRES_CONFIRMATION), request_three_d_secure="any")
+    kept = transition(asked, EVENTS["confirm"])
+    assert kept.request_three_d_secure == "any"
+    own = ConfirmationStarted(
+        at=T, payment_method_id="pm_1", charge_id="ch_1", request_three_d_secure="automatic"
+    )
+    assert transition(asked, own).request_three_d_secure == "automatic"

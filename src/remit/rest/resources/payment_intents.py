@@ -151,6 +151,7 @@ UPDATE = Schema(
         "receipt_email": Email(max_length=800, unsettable=True),
         "setup_future_usage": Enum(*_SETUP_FUTURE_USAGE, unsettable=True),
         "shipping": shipping_field(unsettable=True),
+        "payment_method_options": _PAYMENT_METHOD_OPTIONS,
         "statement_descriptor": StatementDescriptor(unsettable=True),
         "statement_descriptor_suffix": StatementDescriptor(needs_letter=False, unsettable=True),
         **_CLEARABLE_PAYMENT_METHOD_TYPE_LISTS,
@@ -282,8 +283,13 @@ def _refuse_before_storing_a_card(
 
 
 def _set_card_options(
-    request: pb.CreatePaymentIntentRequest | pb.ConfirmPaymentIntentRequest, context: ApiContext
+    request: pb.CreatePaymentIntentRequest
+    | pb.UpdatePaymentIntentRequest
+    | pb.ConfirmPaymentIntentRequest,
+    context: ApiContext,
 ) -> None:
+    """payment_method_options[card][request_three_d_secure]: kept on the intent (create,
+    update) and asked for by every confirmation that names none (a confirm's own wins)."""
     options = context.params.get("payment_method_options")
     card = options.get("card") if isinstance(options, dict) else None
     chosen = card.get("request_three_d_secure") if isinstance(card, dict) else None
@@ -456,6 +462,7 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
         request.capture_method = _CAPTURE_METHODS[capture_method]  # type: ignore[assignment]
     _set_setup_future_usage(request, context)
     _set_payment_method_types(request, context)
+    _set_card_options(request, context)
     put_shipping(request, context.params)
     metadata_update(request, context)
     reply = await call(deps.payments.UpdatePaymentIntent, request, context)
