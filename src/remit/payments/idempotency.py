@@ -21,6 +21,7 @@ from sqlalchemy import DateTime, Select, delete, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.errors import ErrorKind, RemitError
+from remit.payments.requests import client_key_of
 from remit.payments.tables import idempotency_keys
 from remit.storage.fastsql import Db, Statement
 
@@ -73,12 +74,35 @@ def digest(endpoint: str, request_body: bytes) -> bytes:
     return hashlib.sha256(endpoint.encode() + b"\x00" + request_body).digest()
 
 
+def _another_key(stored_key: str) -> str:
+    """Stripe's advice to use another key, naming the key as the client sent it: a stored key
+    may carry a prefix of remit's own (a publishable key's `remit-publishable/`), which is
+    nothing the client ever wrote."""
+    client_key = client_key_of(stored_key)
+    if client_key is None:
+        return "Try using another key if you meant to execute a different request."
+    return f"Try using a key other than '{client_key}' if you meant to execute a different request."
+
+
 def idempotency_mismatch(key: str) -> RemitError:
+    """`key` (as stored) was first used with other parameters."""
     return RemitError(
         message=(
-            f"Keys for idempotent requests can only be used with the same parameters they were "
-            f"first used with. Try using a key other than '{key}' if you meant to execute a "
-            f"different request."
+            "Keys for idempotent requests can only be used with the same parameters they were "
+            f"first used with. {_another_key(key)}"
+        ),
+        kind=ErrorKind.ALREADY_EXISTS,
+        error_type="idempotency_error",
+    )
+
+
+def idempotency_endpoint_mismatch(key: str, *, endpoint: str, first_endpoint: str) -> RemitError:
+    """`key` (as stored) was first used for another endpoint (named as the core's calls are:
+    `CreatePaymentIntent`)."""
+    return RemitError(
+        message=(
+            "Keys for idempotent requests can only be used for the same endpoint they were "
+            f"first used for ('{endpoint}' vs '{first_endpoint}'). {_another_key(key)}"
         ),
         kind=ErrorKind.ALREADY_EXISTS,
         error_type="idempotency_error",
@@ -93,6 +117,8 @@ def idempotency_in_use() -> RemitError:
             "through). Please try again later."
         ),
         kind=ErrorKind.CONFLICT,
+        # Stripe's type for every error about an idempotency key, this 409 included.
+        error_type="idempotency_error",
         code="idempotency_key_in_use",
         should_retry=True,
     )
@@ -267,7 +293,9 @@ async def _claim_existing(
                 )
             ).one()
         )
-    if m["endpoint"] != endpoint or bytes(m["request_digest"]) != request_digest:
+    if m["endpoint"] != endpoint:
+        raise idempotency_endpoint_mismatch(key, endpoint=endpoint, first_endpoint=m["endpoint"])
+    if bytes(m["request_digest"]) != request_digest:
         raise idempotency_mismatch(key)
     record = _record(row)
     if record.finished:

@@ -1,0 +1,50 @@
+"""The idempotency layer's errors in Stripe's words: `idempotency_error` for each, the endpoint
+message for a key used on another endpoint, and the key as the client sent it."""
+
+from remit.payments.idempotency import (
+    idempotency_endpoint_mismatch,
+    idempotency_in_use,
+    idempotency_mismatch,
+)
+from remit.payments.requests import PUBLISHABLE_KEY_PREFIX, internal_key, scoped_key
+from remit.rest.remit_errors import stripe_error_from_remit
+
+
+def test_a_key_still_in_use_is_a_409_idempotency_error_to_retry() -> None:
+    error = stripe_error_from_remit(idempotency_in_use())
+    assert (error.http_status, error.type, error.code) == (
+        409,
+        "idempotency_error",
+        "idempotency_key_in_use",
+    )
+    assert error.should_retry is True
+
+
+def test_a_mismatch_names_the_key_the_client_sent_never_remits_prefix() -> None:
+    for publishable in (False, True):
+        stored = scoped_key("order-42", publishable=publishable)
+        message = idempotency_mismatch(stored).message
+        assert "'order-42'" in message
+        assert PUBLISHABLE_KEY_PREFIX not in message
+    escaped = scoped_key("remit-auto-7", publishable=False)
+    assert "'remit-auto-7'" in idempotency_mismatch(escaped).message
+
+
+def test_a_key_of_remits_own_is_not_named() -> None:
+    message = idempotency_mismatch(internal_key("review-close")).message
+    assert "remit-internal" not in message
+    assert message.endswith("Try using another key if you meant to execute a different request.")
+
+
+def test_a_key_used_on_another_endpoint_says_so() -> None:
+    error = idempotency_endpoint_mismatch(
+        scoped_key("k1", publishable=True),
+        endpoint="ConfirmPaymentIntent",
+        first_endpoint="CreatePaymentIntent",
+    )
+    assert error.error_type == "idempotency_error"
+    assert error.message == (
+        "Keys for idempotent requests can only be used for the same endpoint they were first "
+        "used for ('ConfirmPaymentIntent' vs 'CreatePaymentIntent'). Try using a key other than "
+        "'k1' if you meant to execute a different request."
+    )
