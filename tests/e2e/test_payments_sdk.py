@@ -1136,3 +1136,15 @@ def test_a_charge_that_reached_the_network_shows_its_network_transaction_id(
     assert over_grpc[paid.id].network_transaction_id == approved
     assert over_grpc[declined.id].network_transaction_id == _network_transaction_id(declined)
     assert not over_grpc[never_sent.id].HasField("network_transaction_id")
+
+
+def test_the_search_remit_does_not_serve_is_an_unrecognized_url(
+    client: stripe.StripeClient,
+) -> None:
+    """Not "No such payment_intent: 'search'", which would say the endpoint exists."""
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.search(params={"query": "status:'succeeded'"})
+    assert refused.value.http_status == 404
+    assert str(refused.value.user_message).startswith(
+        "Unrecognized request URL (GET: /v1/payment_intents/search)."
+    )

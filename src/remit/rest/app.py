@@ -473,6 +473,27 @@ async def _healthz(_request: Request) -> Response:
     return Response("ok", media_type="text/plain")
 
 
+_ANY_METHOD = ["GET", "POST", "DELETE", "PUT", "PATCH"]
+
+
+def _unimplemented_searches(operations: Sequence[Operation]) -> list[Route]:
+    """`{collection}/search` of every collection served one object by id, unless remit serves
+    that search: Stripe's unrecognized-URL 404. Without it the route of one object takes
+    `search` for an id and answers "No such payment_intent: 'search'", which tells a client
+    using Stripe's search API that the endpoint exists. Ahead of the operations' routes."""
+    served = {operation.path for operation in operations}
+    collections = {
+        operation.path.rpartition("/")[0]
+        for operation in operations
+        if operation.path.rpartition("/")[2].startswith("{")
+    }
+    return [
+        Route(f"{collection}/search", _not_found, methods=_ANY_METHOD)
+        for collection in sorted(collections)
+        if f"{collection}/search" not in served
+    ]
+
+
 def build_app(deps: Dependencies, operations: Sequence[Operation] | None = None) -> Starlette:
     from remit.rest.routes import all_operations
 
@@ -482,10 +503,9 @@ def build_app(deps: Dependencies, operations: Sequence[Operation] | None = None)
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/v1/openapi.json", _openapi, methods=["GET"]),
     ]
+    routes += _unimplemented_searches(ops)
     routes += [_route(op, deps) for op in ops]
     routes += three_d_secure.routes(deps)
     # Anything unmatched, including a known path with the wrong method, is Stripe's 404.
-    routes.append(
-        Route("/{path:path}", _not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"])
-    )
+    routes.append(Route("/{path:path}", _not_found, methods=_ANY_METHOD))
     return Starlette(routes=routes)

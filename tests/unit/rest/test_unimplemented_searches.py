@@ -1,0 +1,55 @@
+"""Stripe's search endpoints remit does not serve answer Stripe's unrecognized-URL 404, not the
+"No such payment_intent: 'search'" of the route of one object taking `search` for an id."""
+
+from typing import Any, cast
+
+import pytest
+from starlette.testclient import TestClient
+
+from remit.rest.app import build_app
+from remit.rest.auth import Authenticator
+from remit.rest.dependencies import Dependencies
+from remit.rest.routes import all_operations
+
+
+async def _nobody(key: str) -> None:
+    return None
+
+
+def _client() -> TestClient:
+    deps = Dependencies(
+        core_channel=cast(Any, None),
+        accounts=cast(Any, None),
+        payments=cast(Any, None),
+        authenticator=Authenticator(_nobody),
+        vault_channel=cast(Any, None),
+        vault=cast(Any, None),
+        webhooks=cast(Any, None),
+        ledger=cast(Any, None),
+        radar=cast(Any, None),
+    )
+    return TestClient(build_app(deps, all_operations()))
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/payment_intents/search"),
+        ("GET", "/v1/charges/search"),
+        ("GET", "/v1/customers/search"),
+        ("POST", "/v1/payment_intents/search"),
+        ("GET", "/v1/charges/ch_1/refunds/search"),
+        ("GET", "/v1/radar/value_lists/search"),
+    ],
+)
+def test_an_unserved_search_is_an_unrecognized_url(method: str, path: str) -> None:
+    response = _client().request(method, path, params={"query": "status:'succeeded'"})
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith(f"Unrecognized request URL ({method}: {path}).")
+
+
+def test_an_object_by_id_is_still_routed_to_its_operation() -> None:
+    """Unauthenticated here, so the operation's own 401, not the router's 404."""
+    assert _client().get("/v1/payment_intents/pi_search").status_code == 401
