@@ -25,6 +25,7 @@ from remit.webhooks.grpc import event_message, rendered_json
 from remit.webhooks.rendering import event_json, render_event
 from remit.webhooks.signing import compute_signature, generate_secret, signature_header
 from remit.webhooks.urls import UrlPolicy, validate_endpoint_url
+from tests.support.text import full_width
 from versions import LATEST_VERSION
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -144,6 +145,44 @@ def test_internal_addresses_are_refused_outside_development(url: str) -> None:
         validate_endpoint_url(url, UrlPolicy(allow_internal=False))
     assert refused.value.param == "url"
     assert validate_endpoint_url(url, UrlPolicy(allow_internal=True)) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        # ideographic full stops
+        ("http://169\u3002254\u3002169\u3002254/latest/meta-data", "169.254.169.254"),
+        (f"http://{full_width('127')}.0.0.1:7421/", "127.0.0.1"),
+        ("http://10\uff0e0\uff0e0\uff0e1/", "10.0.0.1"),  # full-width full stops
+        (f"http://[::{full_width('ffff')}:127.0.0.1]/", "::ffff:7f00:1"),
+    ],
+)
+def test_an_ip_address_spelt_in_unicode_is_refused_even_in_development(
+    url: str, address: str
+) -> None:
+    """aiohttp connects to such a host as the ASCII address it normalises to; no endpoint has
+    a reason to spell an address so, whatever the policy."""
+    for policy in (UrlPolicy(allow_internal=False), UrlPolicy(allow_internal=True)):
+        with pytest.raises(RemitError, match=f"IP address {address} written") as refused:
+            validate_endpoint_url(url, policy)
+        assert (refused.value.param, refused.value.code) == ("url", "url_invalid")
+
+
+def test_a_loopback_name_spelt_in_unicode_is_refused_outside_development() -> None:
+    with pytest.raises(RemitError, match="private or loopback"):
+        validate_endpoint_url(
+            f"https://{full_width('localhost')}/hook", UrlPolicy(allow_internal=False)
+        )
+
+
+def test_an_internationalised_host_name_is_kept_as_given() -> None:
+    url = "https://bücher.example/hook"
+    assert validate_endpoint_url(url, UrlPolicy(allow_internal=False)) == url
+
+
+def test_allowed_host_names_are_compared_as_connected_to() -> None:
+    policy = UrlPolicy.from_settings(development=False, allowed=["Hooks.Bücher.example."])
+    assert policy.host_allowed("hooks.xn--bcher-kva.example")
 
 
 def test_configuration_can_allow_named_hosts_and_networks() -> None:
