@@ -69,16 +69,32 @@ def policy_for(config: PlatformConfig) -> UrlPolicy:
     )
 
 
+# Never reachable from the internet, whatever the `is_global` of the Python that runs remit
+# says (older patch releases count some of them global): shared address space (carrier-grade
+# NAT, cloud metadata such as 100.100.100.200, Tailscale), IETF protocol assignments,
+# deprecated IPv6 site-local addresses, and local-use NAT64 prefixes.
+_NEVER_GLOBAL: Final[tuple[IpNetwork, ...]] = tuple(
+    ipaddress.ip_network(network)
+    for network in ("100.64.0.0/10", "192.0.0.0/24", "fec0::/10", "64:ff9b:1::/48")
+)
+
+
 def is_internal(address: IpAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Anything but a globally reachable unicast address. An IPv6 address that carries an
+    IPv4 one is judged by it too: an IPv4-mapped address is that IPv4 address, and a 6to4
+    address (2002::/16) reaches the IPv4 address it embeds. (Teredo addresses, 2001::/32, are
+    not global themselves.)"""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_internal(address.ipv4_mapped)
+        if address.sixtofour is not None and is_internal(address.sixtofour):
+            return True
     return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
+        not address.is_global
         or address.is_multicast
         or address.is_reserved
         or address.is_unspecified
+        or any(address in network for network in _NEVER_GLOBAL)
     )
 
 

@@ -1,5 +1,6 @@
 """Pure rules of webhooks: the retry schedule, Retry-After, signatures, URL policy, event JSON."""
 
+import ipaddress
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from remit.webhooks.event_types import filter_matches, validate_enabled_events
 from remit.webhooks.grpc import event_message, rendered_json
 from remit.webhooks.rendering import event_json, render_event
 from remit.webhooks.signing import compute_signature, generate_secret, signature_header
-from remit.webhooks.urls import UrlPolicy, validate_endpoint_url
+from remit.webhooks.urls import UrlPolicy, is_internal, validate_endpoint_url
 from tests.support.text import full_width
 from versions import LATEST_VERSION
 
@@ -183,6 +184,44 @@ def test_an_internationalised_host_name_is_kept_as_given() -> None:
 def test_allowed_host_names_are_compared_as_connected_to() -> None:
     policy = UrlPolicy.from_settings(development=False, allowed=["Hooks.Bücher.example."])
     assert policy.host_allowed("hooks.xn--bcher-kva.example")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "100.64.0.1",  # shared address space: carrier-grade NAT, Tailscale
+        "100.100.100.200",  # Alibaba Cloud's metadata service
+        "::ffff:100.64.0.1",
+        "192.0.0.8",  # IETF protocol assignments
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "fec0::1",  # site-local
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "127.0.0.1",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "224.0.0.1",
+        "ff02::1",
+        "0.0.0.0",
+    ],
+)
+def test_addresses_not_reachable_from_the_internet_are_internal(address: str) -> None:
+    assert is_internal(ipaddress.ip_address(address))
+    url = f"https://[{address}]/hook" if ":" in address else f"https://{address}/hook"
+    with pytest.raises(RemitError, match="private or loopback"):
+        validate_endpoint_url(url, UrlPolicy(allow_internal=False))
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700::1111", "2002:808:808::1"])
+def test_global_addresses_are_not_internal(address: str) -> None:
+    assert not is_internal(ipaddress.ip_address(address))
+
+
+def test_the_allow_list_still_opens_shared_address_space() -> None:
+    policy = UrlPolicy.from_settings(development=False, allowed=["100.64.0.0/10"])
+    assert validate_endpoint_url("https://100.100.100.200/hook", policy)
 
 
 def test_configuration_can_allow_named_hosts_and_networks() -> None:
