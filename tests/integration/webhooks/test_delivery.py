@@ -245,6 +245,21 @@ async def test_429_with_retry_after_delays_the_endpoint_as_asked(
     assert attempts[0].next_retry_at == bench.clock.now()
 
 
+@pytest.mark.parametrize("retry_after", ["99999999999999999999", "\u00b2"])
+async def test_a_429_with_an_unusable_retry_after_is_recorded_as_a_plain_failure(
+    bench: Bench, start_receiver: StartReceiver, retry_after: str
+) -> None:
+    """The receiver's header cannot make recording the attempt fail."""
+    receiver = await start_receiver([Reply(429, headers={"Retry-After": retry_after})])
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    await bench.worker.drain()
+    [attempt] = await bench.attempts(event_id)
+    assert attempt.http_status == 429
+    assert attempt.next_retry_at == bench.clock.now() + timedelta(minutes=5)
+    assert await bench.delivery_status(event_id, endpoint.id) == "pending"
+
+
 async def test_honoured_429s_take_no_step_of_the_retry_schedule(
     bench: Bench, start_receiver: StartReceiver
 ) -> None:

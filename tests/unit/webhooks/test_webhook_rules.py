@@ -122,6 +122,34 @@ def test_signatures_verify_with_stripes_own_helper() -> None:
     assert two.count("v1=") == 2
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "99999999999999999999",  # overflows a timedelta
+        "12345678901",  # more than ten digits
+        "\u00b2",  # superscript two: a digit to str.isdigit
+        "\u0661\u0662",  # Arabic-Indic digits
+        "\uff11\uff12",  # full-width digits
+        "-5",
+        "1.5",
+        "Sun, 01 Nov 99999999999999999999 12:01:30 GMT",  # a year that overflows
+        "Sun, 01 Nov 2026 99999999999999999999:01:30 GMT",
+        "Sun, 01 Nov 2026 12:01:30 +99999999999999999999",
+        "Sun, 01 Nov 2026 12:01:30",  # no zone
+    ],
+)
+def test_a_retry_after_that_is_no_number_or_date_is_unusable_and_never_raises(
+    value: str,
+) -> None:
+    assert parse_retry_after(value, T0) is None
+
+
+def test_a_retry_after_is_clamped_to_twelve_hours() -> None:
+    assert parse_retry_after("9999999999", T0) == timedelta(hours=12)
+    assert parse_retry_after("Sun, 01 Nov 2099 12:00:00 GMT", T0) == timedelta(hours=12)
+    assert parse_retry_after(" 0042 ", T0) == timedelta(seconds=42)
+
+
 def test_enabled_events_accept_known_types_and_star_only() -> None:
     assert validate_enabled_events(["*", "charge.refunded", "*"]) == ["*", "charge.refunded"]
     with pytest.raises(ValueError, match=r"charge\.\*"):
