@@ -40,6 +40,7 @@ from remit.webhooks.domain import (
     RolledSecret,
     WebhookEndpoint,
 )
+from remit.webhooks.event_types import ALL_EVENTS
 from remit.webhooks.tables import (
     events,
     webhook_deliveries,
@@ -389,7 +390,7 @@ def event_from_row(row: Row[Any]) -> Event:
 
 @dataclass(frozen=True)
 class EventFilter:
-    types: Sequence[str] = ()  # exact types or `family.*`
+    types: Sequence[str] = ()  # exact types, `family.*`, or "*" for all
     created: TimeRange = TimeRange()
     delivery_success: bool | None = None
 
@@ -436,7 +437,8 @@ class EventRepository:
     def _conditions(self, account_id: str, where: EventFilter) -> list[ColumnElement[bool]]:
         c = events.c
         conditions = [c.account_id == account_id, *where.created.conditions(c.created_at)]
-        if where.types:
+        # "*" selects every type, alone or among others (as `filter_matches` has it).
+        if where.types and ALL_EVENTS not in where.types:
             exact = [t for t in where.types if not t.endswith(".*")]
             families = [t[:-1] for t in where.types if t.endswith(".*")]
             alternatives: list[ColumnElement[bool]] = []
