@@ -7,6 +7,12 @@ then records the attempt and stages the next one (if any) in the job's own trans
 also completes the job. A worker that dies mid-POST leaves both its job lease and its slot lease
 to expire; another worker then makes the attempt again, so an event is delivered at least once
 and never lost.
+
+A run that fails after taking the slot (rendering, the POST or recording raised) rolls back its
+work but not the slot: the job's retry takes that slot back (it holds it), so failed runs count
+towards the job's attempt limit and the delivery fails once it is reached (`give_up`). A job
+that finds the endpoint busy or paused waits in a new job, which inherits the attempts its
+failed runs used.
 """
 
 import json
@@ -122,11 +128,12 @@ class WebhookDeliverer:
             if ctx.endpoint_deleted or ctx.endpoint.status is EndpointStatus.DISABLED:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
                 return
-            wait_until = await self._wait_until(short, ctx, now)
+            wait_until = await self._wait_until(short, ctx, job, now)
         if wait_until is not None:
             await stage_delivery_attempt(db, delivery_id, attempt_number,
                                          account_id=ctx.delivery.account_id, now=now,
-                                         run_at=wait_until)  # fmt: skip
+                                         run_at=wait_until,
+                                         max_attempts=attempts_left(job))  # fmt: skip
             return
         body, headers = await signed_request(ctx, self._renderer, now)
         result = await self._sender.post(ctx.endpoint.url, body, headers)
@@ -157,24 +164,44 @@ class WebhookDeliverer:
         )
 
     async def _wait_until(
-        self, db: AsyncConnection, ctx: DeliveryContext, now: datetime
+        self, db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
     ) -> datetime | None:
         """When to look again if the endpoint is rate limited or busy; None once a slot is
         taken."""
+        slots = InflightRepository(db)
         limited = ctx.endpoint.rate_limited_until
         if limited is not None and limited > now:
+            await self._let_go_of_earlier_slot(slots, ctx, job)
             return limited
-        acquired = await InflightRepository(db).try_acquire(
+        acquired = await slots.try_acquire(
             endpoint_id=ctx.endpoint.id,
             delivery_id=ctx.delivery.id,
+            job_id=job.id,
             limit=self._settings.max_concurrent_per_endpoint,
             now=now,
             until=now + self._settings.slot_lease,
         )
         if acquired:
             return None
+        await self._let_go_of_earlier_slot(slots, ctx, job)
         jitter = random.uniform(0.5, 1.5)
         return now + self._settings.busy_retry * jitter
+
+    @staticmethod
+    async def _let_go_of_earlier_slot(
+        slots: InflightRepository, ctx: DeliveryContext, job: Job
+    ) -> None:
+        """A job about to wait in a new one lets go of the slot an earlier, failed run of its
+        own took, if any: the new job could not take it back. A job's first run has none."""
+        if job.attempts > 1:
+            await slots.release_held_by(ctx.delivery.id, job.id)
+
+
+def attempts_left(job: Job) -> int:
+    """The attempt limit of the job that waits in `job`'s place: what `job`'s failed runs
+    (all its runs but this one) left of its own. Without it, a delivery whose runs keep failing
+    would start afresh each time it waited, and never reach a limit."""
+    return max(1, job.max_attempts - (job.attempts - 1))
 
 
 @dataclass(frozen=True)
