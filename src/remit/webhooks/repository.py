@@ -321,13 +321,15 @@ class EndpointRepository:
         )
         return result.rowcount == 1
 
-    async def disable(self, endpoint_id: str, reason: DisabledReason) -> None:
+    async def disable(self, endpoint_id: str, reason: DisabledReason) -> bool:
+        """Disable the endpoint if it is enabled; True if this call did."""
         c = webhook_endpoints.c
-        await self._db.execute(
+        result = await self._db.execute(
             update(webhook_endpoints)
             .where(c.id == endpoint_id, c.status == EndpointStatus.ENABLED.value)
             .values(status=EndpointStatus.DISABLED.value, disabled_reason=reason.value)
         )
+        return result.rowcount == 1
 
     async def rate_limit_until(self, endpoint_id: str, until: datetime) -> None:
         await self._db.execute(
