@@ -52,6 +52,8 @@ def endpoint_message(endpoint: WebhookEndpoint, *, with_secret: bool = False) ->
         message.api_version = endpoint.api_version
     if endpoint.description is not None:
         message.description = endpoint.description
+    if endpoint.disabled_reason is not None:
+        message.disabled_reason = endpoint.disabled_reason.value
     if with_secret:
         message.secret = endpoint.secret
     return message

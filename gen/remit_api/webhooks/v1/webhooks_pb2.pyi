@@ -202,6 +202,7 @@ class WebhookEndpoint(_message.Message):
     SECRET_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
+    DISABLED_REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """we_ id."""
     api_version: _builtins.str
@@ -215,6 +216,12 @@ class WebhookEndpoint(_message.Message):
     status: Global___WebhookEndpointStatus.ValueType
     url: _builtins.str
     """HTTPS URL events are POSTed to."""
+    disabled_reason: _builtins.str
+    """Why a disabled endpoint is disabled: "by_user", "gone" (it answered 410 Gone) or
+    "failing" (every delivery failed for three days); unset while enabled. For remit's
+    operators (`remit webhooks endpoints`): Stripe's object has no such field, so it never
+    leaves remit.
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -237,10 +244,11 @@ class WebhookEndpoint(_message.Message):
         secret: _builtins.str | None = ...,
         status: Global___WebhookEndpointStatus.ValueType = ...,
         url: _builtins.str = ...,
+        disabled_reason: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "secret", b"secret"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_disabled_reason", b"_disabled_reason", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "disabled_reason", b"disabled_reason", "secret", b"secret"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "enabled_events", b"enabled_events", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "secret", b"secret", "status", b"status", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_disabled_reason", b"_disabled_reason", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "disabled_reason", b"disabled_reason", "enabled_events", b"enabled_events", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "secret", b"secret", "status", b"status", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__api_version: _TypeAlias = _typing.Literal["api_version"]  # noqa: Y015
     _WhichOneofArgType__api_version: _TypeAlias = _typing.Literal["_api_version", b"_api_version"]  # noqa: Y015
@@ -248,6 +256,8 @@ class WebhookEndpoint(_message.Message):
     _WhichOneofArgType__application: _TypeAlias = _typing.Literal["_application", b"_application"]  # noqa: Y015
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
     _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
+    _WhichOneofReturnType__disabled_reason: _TypeAlias = _typing.Literal["disabled_reason"]  # noqa: Y015
+    _WhichOneofArgType__disabled_reason: _TypeAlias = _typing.Literal["_disabled_reason", b"_disabled_reason"]  # noqa: Y015
     _WhichOneofReturnType__secret: _TypeAlias = _typing.Literal["secret"]  # noqa: Y015
     _WhichOneofArgType__secret: _TypeAlias = _typing.Literal["_secret", b"_secret"]  # noqa: Y015
     @_typing.overload
@@ -256,6 +266,8 @@ class WebhookEndpoint(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__application) -> _WhichOneofReturnType__application | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__description) -> _WhichOneofReturnType__description | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disabled_reason) -> _WhichOneofReturnType__disabled_reason | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__secret) -> _WhichOneofReturnType__secret | None: ...
 
