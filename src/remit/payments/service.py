@@ -77,6 +77,12 @@ from remit.payments.keyed import Keyed, run_keyed, stored_error
 from remit.payments.keyed import KeyedCall as KeyedCall
 from remit.payments.keyed import Replay as Replay
 from remit.payments.keyed import replay_of as replay_of
+from remit.payments.lookup_expectations import (
+    expected_authorization,
+    expected_capture,
+    expected_refund,
+    expected_void,
+)
 from remit.payments.minimum_charge import require_minimum_charge
 from remit.payments.network import (
     AuthorizationOutcome,
@@ -1103,11 +1109,17 @@ class PaymentsService:
                 ),
             )
 
+        def look_up() -> Awaitable[AuthorizationOutcome | None]:
+            # Only on a resume or an unknown outcome: what the attempt sent, or would send.
+            expected = expected_authorization(charge, capture=capture)
+            return self._network.lookup_authorization(reference, expected)
+
         # A block, or a challenge that must come first, is recorded without asking the network.
         answer = stand_in_result(RiskVerdict.from_json(charge.risk), authentication)
         if answer is None:
             answer = await self._authorize_or_refusal(
                 authorize,
+                look_up,
                 reference,
                 refused=lambda: self._methods.card_refused(record.account_id, vault_token or ""),
                 sent_before=sent_before,
@@ -1139,6 +1151,7 @@ class PaymentsService:
     async def _authorize_or_refusal(
         self,
         authorize: Callable[[], Awaitable[AuthorizationOutcome]],
+        look_up: Callable[[], Awaitable[AuthorizationOutcome | None]],
         reference: str,
         *,
         refused: Callable[[], None],
@@ -1155,11 +1168,9 @@ class PaymentsService:
 
         A reference the network holds for other parameters (`reference_conflict`) ends nothing:
         an authorization may be held under it, which only the network's record of it tells.
+        Nor does a record under it of another operation than the attempt's: `look_up` refuses
+        it (`lookup_expectations`), and the attempt waits at `attempt_created`.
         """
-
-        def look_up() -> Awaitable[AuthorizationOutcome | None]:
-            return self._network.lookup_authorization(reference)
-
         try:
             return (await self._settle(authorize, look_up, sent_before=sent_before)).as_json()
         except RemitError as refusal:
@@ -1445,7 +1456,10 @@ class PaymentsService:
             lambda: self._network.capture(
                 authorization_id=authorization_id, amount_minor=amount, reference=reference
             ),
-            lambda: self._network.lookup_operation(reference),
+            # A capture of the amount asked for (`amount_to_capture`), not of the whole charge.
+            lambda: self._network.lookup_operation(
+                reference, expected_capture(charge, authorization_id, amount)
+            ),
             sent_before=sent_before,
         )
         now = self._now()
@@ -1644,7 +1658,9 @@ class PaymentsService:
         reference, authorization_id = f"{charge.id}_void", charge.authorization_id
         return await self._settle(
             lambda: self._network.void(authorization_id=authorization_id, reference=reference),
-            lambda: self._network.lookup_operation(reference),
+            lambda: self._network.lookup_operation(
+                reference, expected_void(charge, authorization_id)
+            ),
             sent_before=sent_before,
         )
 
@@ -1995,7 +2011,9 @@ class PaymentsService:
                     amount_minor=refund.amount_minor,
                     reference=reference,
                 ),
-                lambda: self._network.lookup_operation(reference),
+                lambda: self._network.lookup_operation(
+                    reference, expected_refund(charge, authorization_id, refund)
+                ),
                 sent_before=sent_before,
             )
         now = self._now()
