@@ -1960,6 +1960,9 @@ class PaymentsService:
                 metadata=metadata,
                 customer_id=charge.customer_id,
                 payment_method_id=charge.payment_method_id,
+                # The ledger debits the balance now, under this id (`LedgerPostings`), and
+                # keeps it when the refund succeeds: as on Stripe, a pending refund shows it.
+                balance_transaction_id=new_id("txn"),
             )
             # The amount is reserved on the charge at once, so concurrent refunds can never
             # add up to more than was captured.
@@ -2051,7 +2054,8 @@ class PaymentsService:
                 status=RefundStatus.SUCCEEDED,
                 acquirer_refund_id=operation.operation_id,
                 updated_at=now,
-                balance_transaction_id=new_id("txn"),
+                # A refund created before refunds named theirs at creation gets one now.
+                balance_transaction_id=refund.balance_transaction_id or new_id("txn"),
             )
             charge_after = charge
         else:
@@ -2061,6 +2065,7 @@ class PaymentsService:
                 # The network's own code is kept; it is shown as one of Stripe's values.
                 failure_reason=operation.code or "unknown",
                 updated_at=now,
+                failure_balance_transaction_id=_money_back_id(refund),
             )
             charge_after = await self._stop_counting_refund(db, charge, refund, now)
         await RefundRepository(db).save(after)
@@ -2119,9 +2124,9 @@ class PaymentsService:
     ) -> Done[Refund] | Replay:
         """Only a refund waiting on the customer (`requires_action`) can be canceled. It ends
         as a failed refund ends, in the cancel's transaction: the charge stops counting it,
-        its hold goes back to the available balance (the ledger hook), refund.updated is
-        recorded. Its row lock keeps a resumed request from settling it meanwhile (see
-        `resume_refund`)."""
+        its hold goes back to the available balance (the ledger hook) under a refund_failure
+        balance transaction (`failure_balance_transaction`), refund.updated is recorded. Its
+        row lock keeps a resumed request from settling it meanwhile (see `resume_refund`)."""
 
         async def cancel(db: AsyncConnection) -> Refund:
             refunds = RefundRepository(db)
@@ -2142,7 +2147,12 @@ class PaymentsService:
             assert charge is not None, refund.charge_id
             now = self._now()
             charge_after = await self._stop_counting_refund(db, charge, refund, now)
-            after = replace(refund, status=RefundStatus.CANCELED, updated_at=now)
+            after = replace(
+                refund,
+                status=RefundStatus.CANCELED,
+                updated_at=now,
+                failure_balance_transaction_id=_money_back_id(refund),
+            )
             await refunds.save(after)
             await self._hooks.refund_changed(db, refund, after, charge_after)
             return after
@@ -2174,6 +2184,14 @@ class PaymentsService:
                 charge_id=charge_id,
                 payment_intent_id=payment_intent_id,
             )
+
+
+def _money_back_id(refund: Refund) -> str | None:
+    """The txn_ id of the refund_failure balance transaction that gives back what `refund`
+    took from the balance, now that it failed or was canceled; None for a refund that took
+    nothing yet (one pending since before refunds named their balance transaction at
+    creation), whose ending writes none."""
+    return None if refund.balance_transaction_id is None else new_id("txn")
 
 
 def _warn_if_refunded_after_cancel(refund: Refund, operation: OperationOutcome | None) -> None:

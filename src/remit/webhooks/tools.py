@@ -99,7 +99,10 @@ async def listen(
                         flush=True,
                     )
                     continue
-                await _forward(sender, message.event, secret, forward_to, out)
+                # The rendered JSON, as a webhook carries it; from a core that sends only the
+                # message, the message (right at every version since 2017-05-25).
+                body = message.event_json or encode_payload(to_json(message.event))
+                await _forward(sender, message.event, body, secret, forward_to, out)
         except grpc.aio.AioRpcError as error:
             failure = describe_call_failure(error, "core", config.core.target)
             raise ToolError(f"the event stream ended: {failure}") from None
@@ -109,9 +112,8 @@ async def listen(
 
 
 async def _forward(
-    sender: WebhookSender, event: pb.Event, secret: str, url: str, out: TextIO
+    sender: WebhookSender, event: pb.Event, body: bytes, secret: str, url: str, out: TextIO
 ) -> None:
-    body = encode_payload(to_json(event))
     now = int(datetime.now(UTC).timestamp())
     headers = {
         "Content-Type": "application/json; charset=utf-8",

@@ -418,9 +418,13 @@ async def test_a_partial_refund_found_otherwise_is_refused_then_settled_once(
             charge, _ = await trail.payments.get_charge(account_id, str(sale.latest_charge_id))
             # Reserved when the refund was made, as before the network is asked.
             assert charge.amount_refunded_minor == 400
-            # Only the hold the refund took when it was made, still open.
+            # Only the hold the refund took when it was made, still open, and the refund's
+            # balance transaction, written with the hold.
             added = await ledger_of(core_engine, account_id) - ledger_before
-            assert added == {(refund_hold_id_for(refund.id), "open", None, None)}
+            assert added == {
+                (refund_hold_id_for(refund.id), "open", None, None),
+                (refund.balance_transaction_id, "refund"),
+            }
 
         network.lose.append("refund")
         logged = await refused_each_way(

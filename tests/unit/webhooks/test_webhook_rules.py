@@ -1,11 +1,13 @@
 """Pure rules of webhooks: the retry schedule, Retry-After, signatures, URL policy, event JSON."""
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
 
+from remit import versioning
 from remit.core.errors import RemitError
 from remit.core.jsonview import JsonObject, to_json
 from remit.webhooks.delivery import Retry, retry_after_unsuccessful
@@ -19,7 +21,7 @@ from remit.webhooks.domain import (
     parse_retry_after,
 )
 from remit.webhooks.event_types import filter_matches, validate_enabled_events
-from remit.webhooks.grpc import event_message
+from remit.webhooks.grpc import event_message, rendered_json
 from remit.webhooks.rendering import event_json, render_event
 from remit.webhooks.signing import compute_signature, generate_secret, signature_header
 from remit.webhooks.urls import UrlPolicy, validate_endpoint_url
@@ -184,6 +186,16 @@ def _event() -> Event:
 def test_delivered_json_matches_the_event_resource_json() -> None:
     rendered = event_json(_event(), api_version=LATEST_VERSION)
     assert to_json(event_message(rendered)) == rendered
+
+
+def test_an_event_rendered_before_2017_05_25_travels_as_rendered() -> None:
+    """`request` is then the request's id, which the Event message holds as `request.id`;
+    the rendered JSON goes beside it unchanged."""
+    rendered = versioning.render_event(event_json(_event(), api_version="x"), "2017-04-06")
+    assert rendered["request"] == "req_1"
+    message = event_message(rendered)
+    assert (message.request.id, message.request.HasField("idempotency_key")) == ("req_1", False)
+    assert json.loads(rendered_json(rendered)) == rendered
 
 
 @pytest.mark.parametrize(

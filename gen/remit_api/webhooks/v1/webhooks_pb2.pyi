@@ -786,16 +786,26 @@ class GetEventResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
+    EVENT_JSON_FIELD_NUMBER: _builtins.int
+    event_json: _builtins.bytes
+    """The event exactly as rendered at event.api_version: Stripe JSON, UTF-8. What a client is
+    shown.
+    """
     @_builtins.property
-    def event(self) -> Global___Event: ...
+    def event(self) -> Global___Event:
+        """The event in the latest schema's types, which cannot hold every version's shape (before
+        2017-05-25 `request` is a string: `request.id` holds it).
+        """
+
     def __init__(
         self,
         *,
         event: Global___Event | None = ...,
+        event_json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "event_json", b"event_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -870,18 +880,28 @@ class ListEventsResponse(_message.Message):
 
     DATA_FIELD_NUMBER: _builtins.int
     HAS_MORE_FIELD_NUMBER: _builtins.int
+    DATA_JSON_FIELD_NUMBER: _builtins.int
     has_more: _builtins.bool
     @_builtins.property
-    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]:
+        """The events in the latest schema's types (see GetEventResponse.event)."""
+
+    @_builtins.property
+    def data_json(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """data[i] exactly as rendered at its api_version: Stripe JSON, UTF-8 (see
+        GetEventResponse.event_json).
+        """
+
     def __init__(
         self,
         *,
         data: _abc.Iterable[Global___Event] | None = ...,
         has_more: _builtins.bool = ...,
+        data_json: _abc.Iterable[_builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "data_json", b"data_json", "has_more", b"has_more"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1098,23 +1118,29 @@ class StreamEventsResponse(_message.Message):
 
     SESSION_FIELD_NUMBER: _builtins.int
     EVENT_FIELD_NUMBER: _builtins.int
+    EVENT_JSON_FIELD_NUMBER: _builtins.int
+    event_json: _builtins.bytes
+    """With `event`: it exactly as rendered at its api_version, Stripe JSON, UTF-8 (see
+    GetEventResponse.event_json). What `remit listen` forwards.
+    """
     @_builtins.property
     def session(self) -> Global___ListenSession:
         """First message only."""
 
     @_builtins.property
     def event(self) -> Global___Event:
-        """Every later message."""
+        """Every later message (see GetEventResponse.event)."""
 
     def __init__(
         self,
         *,
         session: Global___ListenSession | None = ...,
         event: Global___Event | None = ...,
+        event_json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "item", b"item", "session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "item", b"item", "session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "event_json", b"event_json", "item", b"item", "session", b"session"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["session", "event"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
