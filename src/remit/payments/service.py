@@ -1172,19 +1172,9 @@ class PaymentsService:
         it (`lookup_expectations`), and the attempt waits at `attempt_created`.
         """
         try:
-            return (await self._settle(authorize, look_up, sent_before=sent_before)).as_json()
+            settled = await self._settle(authorize, look_up, reference, sent_before=sent_before)
+            return settled.as_json()
         except RemitError as refusal:
-            if network_holds_reference_for_other_parameters(refusal):
-                # A bug in remit, not a refusal of the card: the attempt waits at
-                # `attempt_created`, since the network may hold an authorization under the
-                # reference, and its next try looks the reference up before sending anything.
-                log.error(
-                    "the network holds %s for an operation with other parameters than this "
-                    "attempt's: %s",
-                    reference,
-                    refusal.message,
-                )
-                raise reference_conflict() from None
             if not vault_will_not_open_card(refusal):
                 raise
             log.warning("the vault refused to forward %s: %s", reference, refusal.kind.name)
@@ -1199,10 +1189,17 @@ class PaymentsService:
         self,
         send: Callable[[], Awaitable[T]],
         look_up: Callable[[], Awaitable[T | None]],
+        reference: str,
         *,
         sent_before: bool = False,
     ) -> T:
         """Send an operation; when its outcome is unknown, find out by reference.
+
+        A reference the network holds for an operation with other parameters
+        (`reference_conflict`) is remit's own error, whatever the operation: the core derives a
+        reference and its parameters from the same stored request. It ends nothing, since the
+        network may hold an operation under the reference, which only its record tells: the
+        request waits at its recovery point, and its next try looks the reference up first.
 
         If the network has no record of the reference, the operation never reached it and
         sending it (with the same reference) cannot duplicate it. `sent_before`: it may have
@@ -1211,19 +1208,30 @@ class PaymentsService:
         anything is sent. A first send is not looked up first, which would cost every
         payment a round trip to the network.
         """
-        if not sent_before:
-            try:
-                return await send()
-            except OutcomeUnknownError as unknown:
-                log.warning("network outcome unknown (%s); looking the operation up", unknown)
-        for attempt in range(_SETTLE_ATTEMPTS):
-            try:
-                found = await look_up()
-                if found is not None:
-                    return found
-                return await send()
-            except OutcomeUnknownError:
-                await asyncio.sleep(_SETTLE_PAUSE_S * (attempt + 1))
+        try:
+            if not sent_before:
+                try:
+                    return await send()
+                except OutcomeUnknownError as unknown:
+                    log.warning("network outcome unknown (%s); looking the operation up", unknown)
+            for attempt in range(_SETTLE_ATTEMPTS):
+                try:
+                    found = await look_up()
+                    if found is not None:
+                        return found
+                    return await send()
+                except OutcomeUnknownError:
+                    await asyncio.sleep(_SETTLE_PAUSE_S * (attempt + 1))
+        except RemitError as refusal:
+            if not network_holds_reference_for_other_parameters(refusal):
+                raise
+            log.error(
+                "the network holds %s for an operation with other parameters than this "
+                "request's: %s",
+                reference,
+                refusal.message,
+            )
+            raise reference_conflict() from None
         raise network_unavailable()
 
     async def _apply_authorization(
@@ -1460,6 +1468,7 @@ class PaymentsService:
             lambda: self._network.lookup_operation(
                 reference, expected_capture(charge, authorization_id, amount)
             ),
+            reference,
             sent_before=sent_before,
         )
         now = self._now()
@@ -1661,6 +1670,7 @@ class PaymentsService:
             lambda: self._network.lookup_operation(
                 reference, expected_void(charge, authorization_id)
             ),
+            reference,
             sent_before=sent_before,
         )
 
@@ -2017,6 +2027,7 @@ class PaymentsService:
                 lambda: self._network.lookup_operation(
                     reference, expected_refund(charge, authorization_id, refund)
                 ),
+                reference,
                 sent_before=sent_before,
             )
         now = self._now()
