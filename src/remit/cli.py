@@ -460,10 +460,14 @@ def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.Argumen
     resend.add_argument("event", help="evt_ id")
     resend.add_argument("--endpoint", required=True, help="we_ id")
     redeliver = actions.add_parser(
-        "redeliver", help="queue again every event whose delivery to an endpoint failed"
+        "redeliver",
+        help="queue again every event not delivered to an endpoint: failed, or recorded while "
+        "it was disabled",
     )
     redeliver.add_argument("endpoint", help="we_ id")
-    redeliver.add_argument("--since", help="only events created at or after this time")
+    redeliver.add_argument(
+        "--since", help="only events created at or after this time (at most 30 days ago)"
+    )
     roll = actions.add_parser("roll-secret", help="issue a new signing secret for an endpoint")
     roll.add_argument("endpoint", help="we_ id")
     roll.add_argument(

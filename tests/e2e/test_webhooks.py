@@ -170,9 +170,9 @@ async def test_resend_and_redeliver_from_the_cli(
 
     redelivered = await asyncio.to_thread(remit_cli, platform, "webhooks", "redeliver",
                                           endpoint.id, "--api-key", account.secret_key)  # fmt: skip
-    # The resend succeeded, so nothing has failed any more.
+    # The resend succeeded, so nothing is left undelivered.
     assert redelivered.returncode == 0, redelivered.stderr
-    assert "queued 0 failed event" in redelivered.stdout
+    assert "queued 0 undelivered event" in redelivered.stdout
 
 
 async def test_the_cli_says_why_an_endpoint_is_disabled_and_the_api_does_not(

@@ -19,7 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -734,31 +734,59 @@ class DeliveryRepository:
             ).scalar_one()
         )
 
-    async def failed_since(
-        self, account_id: str, endpoint_id: str, since: datetime | None
-    ) -> list[Delivery]:
-        d, e, w = webhook_deliveries.c, events.c, webhook_endpoints.c
-        conditions = [
-            d.account_id == account_id,
-            d.endpoint_id == endpoint_id,
-            d.status == DeliveryStatus.FAILED.value,
-            # Only events the endpoint subscribes to now: a resend may have sent it another one
-            # once, by hand, and unsubscribing stops redeliveries as it stops deliveries.
-            or_(
-                w.enabled_events.contains(literal(["*"], JSONB)),
-                w.enabled_events.contains(func.jsonb_build_array(e.type)),
-            ),
-        ]
-        if since is not None:
-            conditions.append(e.created_at >= since)
-        rows = await self._db.execute(
-            select(webhook_deliveries)
-            .join(events, e.id == d.event_id)
-            .join(webhook_endpoints, w.id == d.endpoint_id)
-            .where(*conditions)
-            .order_by(e.created_at, e.id)
+    async def undelivered(
+        self,
+        account_id: str,
+        endpoint: WebhookEndpoint,
+        *,
+        since: datetime,
+        after: Cursor | None,
+        limit: int,
+    ) -> builtins.list[Cursor]:
+        """The account's events created at or after `since` (and after `after`), oldest
+        first, at most `limit`, that `endpoint` subscribes to now and that were not delivered
+        to it: their delivery failed, or they have none and were recorded once it existed
+        (while it was disabled, say). Events whose delivery is pending or succeeded are left
+        out, so a redelivery queued once is not queued again while it runs.
+
+        Only subscriptions as they are now count: a resend may have sent the endpoint another
+        type once, by hand, and unsubscribing stops redeliveries as it stops deliveries. An
+        event recorded while the endpoint did not subscribe to its type, and subscribed to
+        since, looks the same as one recorded while it was disabled: no history of either is
+        kept."""
+        e, d = events.c, webhook_deliveries.c
+        of_this_endpoint = and_(d.event_id == e.id, d.endpoint_id == endpoint.id)
+        underway_or_done = (
+            select(literal(1))
+            .where(
+                of_this_endpoint,
+                d.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.SUCCEEDED.value]),
+            )
+            .exists()
         )
-        return [delivery_from_row(row) for row in rows]
+        failed = (
+            select(literal(1))
+            .where(of_this_endpoint, d.status == DeliveryStatus.FAILED.value)
+            .exists()
+        )
+        conditions = [
+            e.account_id == account_id,
+            e.created_at >= since,
+            ~underway_or_done,
+            # An event older than the endpoint was never meant for it, unless a resend of it
+            # failed (which made it a delivery of the endpoint's).
+            or_(e.created_at >= endpoint.created_at, failed),
+        ]
+        if ALL_EVENTS not in endpoint.enabled_events:
+            conditions.append(e.type.in_(endpoint.enabled_events))
+        if after is not None:
+            conditions.append(
+                or_(e.created_at > after.at, and_(e.created_at == after.at, e.id > after.id))
+            )
+        rows = await self._db.execute(
+            select(e.created_at, e.id).where(*conditions).order_by(e.created_at, e.id).limit(limit)
+        )
+        return [Cursor(row.created_at, row.id) for row in rows]
 
     async def insert_attempt(self, attempt: DeliveryAttempt, account_id: str) -> None:
         """Deferred: in a `fastsql.deferring` block it goes out with the next statement that

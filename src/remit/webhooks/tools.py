@@ -402,18 +402,26 @@ async def redeliver(
     since: datetime | None,
     out: TextIO,
 ) -> int:
-    request = pb.RedeliverFailedEventsRequest(webhook_endpoint=endpoint_id)
-    if since is not None:
-        request.since.CopyFrom(timestamp(since))
-    reply = await _with_stub(
-        config, api_key, lambda stub, md: stub.RedeliverFailedEvents(request, metadata=md)
-    )
-    assert isinstance(reply, pb.RedeliverFailedEventsResponse)
-    print(
-        f"queued {reply.events_queued} failed event(s) for redelivery to {endpoint_id}",
-        file=out,
-        flush=True,
-    )
+    """Every event not delivered to the endpoint (failed, or recorded while it was disabled)
+    queued again: one call per batch, each going on after the last event of the one before."""
+
+    async def every_batch(stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub,
+                          metadata: Metadata) -> int:  # fmt: skip
+        queued = 0
+        request = pb.RedeliverFailedEventsRequest(webhook_endpoint=endpoint_id)
+        if since is not None:
+            request.since.CopyFrom(timestamp(since))
+        while True:
+            reply = await stub.RedeliverFailedEvents(request, metadata=metadata)
+            queued += reply.events_queued
+            if not reply.has_more:
+                return queued
+            request.starting_after = reply.last_event
+
+    queued = await _with_stub(config, api_key, every_batch)
+    assert isinstance(queued, int)
+    print(f"queued {queued} undelivered event(s) for redelivery to {endpoint_id}", file=out,
+          flush=True)  # fmt: skip
     return 0
 
 

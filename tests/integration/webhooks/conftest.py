@@ -13,6 +13,7 @@ from remit.core.clock import FixedClock
 from remit.webhooks.delivery import DeliverySettings
 from remit.webhooks.domain import DeliveryAttempt, WebhookEndpoint
 from remit.webhooks.outbox import record_event
+from remit.webhooks.rendering import Renderer
 from remit.webhooks.repository import DeliveryRepository
 from remit.webhooks.service import PageArgs, WebhooksService
 from remit.webhooks.urls import UrlPolicy
@@ -100,8 +101,9 @@ def make_bench(
     start: datetime | None = None,
     settings: DeliverySettings | None = None,
     policy: UrlPolicy | None = None,
+    renderer: Renderer | None = None,
 ) -> "BenchContext":
-    return BenchContext(engine, start or datetime.now(UTC), settings, policy)
+    return BenchContext(engine, start or datetime.now(UTC), settings, policy, renderer)
 
 
 class BenchContext:
@@ -111,8 +113,10 @@ class BenchContext:
         start: datetime,
         settings: DeliverySettings | None,
         policy: UrlPolicy | None,
+        renderer: Renderer | None = None,
     ) -> None:
         self._engine, self._start, self._settings = engine, start, settings
+        self._renderer = renderer
         self._policy = policy or UrlPolicy(allow_internal=True)
         self._close: tuple[Callable[[], Awaitable[None]], ...] = ()
 
@@ -121,7 +125,7 @@ class BenchContext:
         account = await AccountsService(self._engine, clock).create_account()
         service = WebhooksService(self._engine, policy=self._policy, clock=clock)
         parts = webhook_worker_parts(self._engine, self._policy, clock=clock,
-                                     settings=self._settings)  # fmt: skip
+                                     settings=self._settings, renderer=self._renderer)  # fmt: skip
         self._close = (service.close, parts.close)
         worker = Worker(
             engine=self._engine, handlers=parts.handlers, clock=clock, given_up=parts.given_up

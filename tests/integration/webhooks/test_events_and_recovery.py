@@ -104,8 +104,8 @@ async def test_failed_deliveries_are_redelivered_on_request(
     delivered_before = len(receiver.received)
 
     healthy = True
-    queued = await bench.service.redeliver_failed(bench.account_id, endpoint.id, since=None)
-    assert queued == 2
+    redelivery = await bench.service.redeliver(bench.account_id, endpoint.id, since=None)
+    assert redelivery.queued == 2
     await bench.worker.drain()
     assert len(receiver.received) == delivered_before + 2
     for event_id in failed:
@@ -128,11 +128,11 @@ async def test_redelivery_since_a_time_skips_older_events(
     await bench.follow_schedule(recent, endpoint.id)
     # By now the endpoint has failed for more than three days and was disabled.
     with pytest.raises(RemitError, match="disabled"):
-        await bench.service.redeliver_failed(bench.account_id, endpoint.id, cutoff)
+        await bench.service.redeliver(bench.account_id, endpoint.id, cutoff)
     await bench.service.update_endpoint(
         bench.account_id, endpoint.id, EndpointChanges(disabled=False)
     )
-    assert await bench.service.redeliver_failed(bench.account_id, endpoint.id, cutoff) == 1
+    assert (await bench.service.redeliver(bench.account_id, endpoint.id, cutoff)).queued == 1
     assert await bench.delivery_status(recent, endpoint.id) == "pending"
     assert await bench.delivery_status(old, endpoint.id) == "failed"
 
@@ -202,6 +202,6 @@ async def test_redelivery_sends_only_events_the_endpoint_subscribes_to(
     await bench.service.update_endpoint(
         bench.account_id, endpoint.id, EndpointChanges(disabled=False)
     )
-    assert await bench.service.redeliver_failed(bench.account_id, endpoint.id, None) == 1
+    assert (await bench.service.redeliver(bench.account_id, endpoint.id, None)).queued == 1
     assert await bench.delivery_status(subscribed, endpoint.id) == "pending"
     assert await bench.delivery_status(unsubscribed, endpoint.id) == "failed"

@@ -1045,29 +1045,42 @@ Global___ResendEventResponse: _TypeAlias = ResendEventResponse  # noqa: Y015
 
 @_typing.final
 class RedeliverFailedEventsRequest(_message.Message):
-    """Redelivers failed events."""
+    """Queues again every event the endpoint subscribes to that was not delivered to it: those
+    whose delivery failed, and those recorded while it was disabled. Events whose delivery is
+    pending or succeeded are left alone, so a second call queues nothing the first did. One
+    call queues at most a batch (1,000 events), oldest first; `has_more` says to call again
+    with `starting_after` set to `last_event`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     WEBHOOK_ENDPOINT_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
     webhook_endpoint: _builtins.str
     """we_ id."""
+    starting_after: _builtins.str
+    """evt_ id: go on after this event (the `last_event` of the previous call)."""
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp:
-        """Only events created at or after this."""
+        """Only events created at or after this; at most 30 days ago (events are kept 30 days).
+        Unset: every event still kept.
+        """
 
     def __init__(
         self,
         *,
         webhook_endpoint: _builtins.str = ...,
         since: _timestamp_pb2.Timestamp | None = ...,
+        starting_after: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after", "since", b"since", "starting_after", b"starting_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "webhook_endpoint", b"webhook_endpoint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after", "since", b"since", "starting_after", b"starting_after", "webhook_endpoint", b"webhook_endpoint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__starting_after: _TypeAlias = _typing.Literal["starting_after"]  # noqa: Y015
+    _WhichOneofArgType__starting_after: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__starting_after) -> _WhichOneofReturnType__starting_after | None: ...
 
 Global___RedeliverFailedEventsRequest: _TypeAlias = RedeliverFailedEventsRequest  # noqa: Y015
 
@@ -1078,17 +1091,27 @@ class RedeliverFailedEventsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_QUEUED_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    LAST_EVENT_FIELD_NUMBER: _builtins.int
     events_queued: _builtins.int
+    has_more: _builtins.bool
+    """More events of the window remain to be looked at."""
+    last_event: _builtins.str
+    """The last event this call looked at: the next call's `starting_after`."""
     def __init__(
         self,
         *,
         events_queued: _builtins.int = ...,
+        has_more: _builtins.bool = ...,
+        last_event: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_last_event", b"_last_event", "last_event", b"last_event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events_queued", b"events_queued"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_last_event", b"_last_event", "events_queued", b"events_queued", "has_more", b"has_more", "last_event", b"last_event"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__last_event: _TypeAlias = _typing.Literal["last_event"]  # noqa: Y015
+    _WhichOneofArgType__last_event: _TypeAlias = _typing.Literal["_last_event", b"_last_event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_event) -> _WhichOneofReturnType__last_event | None: ...
 
 Global___RedeliverFailedEventsResponse: _TypeAlias = RedeliverFailedEventsResponse  # noqa: Y015
 
