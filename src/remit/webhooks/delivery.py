@@ -18,6 +18,7 @@ failed runs used.
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -35,6 +36,7 @@ from remit.webhooks.domain import (
     DeliveryStatus,
     DisabledReason,
     EndpointStatus,
+    after_pause,
     next_attempt_after_failure,
     next_attempt_after_rate_limit,
     parse_retry_after,
@@ -65,6 +67,9 @@ class DeliverySettings:
     slot_lease: timedelta = timedelta(seconds=45)
     # When every slot is taken, look again after about this long.
     busy_retry: timedelta = timedelta(milliseconds=500)
+    # Random draws in [0, 1) that place retries and wake-ups within their jitter (the retry
+    # schedule's gaps, the end of an endpoint's pause): tests pass a seeded generator's.
+    draw: Callable[[], float] = random.random
 
 
 def encode_payload(payload: object) -> bytes:
@@ -141,7 +146,8 @@ class WebhookDeliverer:
         body, headers = await signed_request(ctx, self._renderer, now)
         result = await self._sender.post(ctx.endpoint.url, body, headers)
         recorded = await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
-                                        attempted_at=now, now=self._clock.now())  # fmt: skip
+                                        attempted_at=now, now=self._clock.now(),
+                                        draw=self._settings.draw())  # fmt: skip
         if recorded.disabled is None:
             return None
         return disabled_notice(ctx.endpoint.id, recorded.disabled)
@@ -178,7 +184,7 @@ class WebhookDeliverer:
         limited = ctx.endpoint.rate_limited_until
         if limited is not None and limited > now:
             await self._let_go_of_earlier_slot(slots, ctx, job)
-            return limited
+            return after_pause(limited, now, self._settings.draw())
         acquired = await slots.try_acquire(
             endpoint_id=ctx.endpoint.id,
             delivery_id=ctx.delivery.id,
@@ -249,18 +255,24 @@ def may_honour_rate_limit(delivery: Delivery) -> bool:
 
 
 def retry_after_unsuccessful(
-    delivery: Delivery, outcome: AttemptOutcome, now: datetime, *, endpoint_allows: bool = True
+    delivery: Delivery,
+    outcome: AttemptOutcome,
+    now: datetime,
+    *,
+    endpoint_allows: bool = True,
+    draw: float = 0.0,
 ) -> Retry:
     """A 429 with a Retry-After waits as asked and stays at its step (up to
     MAX_HONOURED_RATE_LIMITS of them for the delivery, and as many for its endpoint until it
     next answers 2xx: `endpoint_allows`); any other failure takes the next step, one gap after
-    this attempt."""
+    this attempt, stretched by `draw` (in [0, 1)) of its jitter."""
     honoured = may_honour_rate_limit(delivery) and endpoint_allows
     if outcome.rate_limited and outcome.retry_after is not None and honoured:
         at = next_attempt_after_rate_limit(delivery.first_attempt_at, outcome.retry_after, now)
         return Retry(step=delivery.retry_step, at=at)
     step = delivery.retry_step + 1
-    return Retry(step=step, at=next_attempt_after_failure(delivery.first_attempt_at, step, now))
+    at = next_attempt_after_failure(delivery.first_attempt_at, step, now, draw)
+    return Retry(step=step, at=at)
 
 
 async def record_attempt(
@@ -271,10 +283,12 @@ async def record_attempt(
     *,
     attempted_at: datetime,
     now: datetime,
+    draw: float = 0.0,
 ) -> RecordedAttempt:
     """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
     apply what the outcome says about the endpoint (which may disable it: said by the result,
-    for the caller to log once the transaction has committed, not before).
+    for the caller to log once the transaction has committed, not before). `draw`, in [0, 1):
+    where in its jitter the next gap of the retry schedule falls.
 
     Rows are locked in one order by every transaction that takes more than one of them: the
     delivery's, then the endpoint's, then the delivery's slot (as `WebhookDeliverer.handle`
@@ -305,7 +319,7 @@ async def record_attempt(
                 and await endpoints.take_honoured_rate_limit(ctx.endpoint.id)
             )
             retry = retry_after_unsuccessful(
-                delivery, outcome, now, endpoint_allows=endpoint_allows
+                delivery, outcome, now, endpoint_allows=endpoint_allows, draw=draw
             )
             next_at, step = retry.at, retry.step
             if next_at is None:

@@ -1,8 +1,9 @@
 """A webhooks test bench: a real database, the real service and worker, an injected clock."""
 
 import contextlib
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -106,6 +107,19 @@ def make_bench(
     return BenchContext(engine, start or datetime.now(UTC), settings, policy, renderer)
 
 
+# Retries and wake-ups fall at random within their jitter: a bench draws from a generator of
+# its own, seeded, so that a test's times are the same on every run (tests check them against
+# the jitter's range, not against one draw).
+JITTER_SEED = 20260101
+
+
+def seeded(settings: DeliverySettings) -> DeliverySettings:
+    """`settings` drawing from a seeded generator, unless the test chose its own draws."""
+    if settings.draw is not random.random:
+        return settings
+    return replace(settings, draw=random.Random(JITTER_SEED).random)
+
+
 class BenchContext:
     def __init__(
         self,
@@ -115,7 +129,8 @@ class BenchContext:
         policy: UrlPolicy | None,
         renderer: Renderer | None = None,
     ) -> None:
-        self._engine, self._start, self._settings = engine, start, settings
+        self._engine, self._start = engine, start
+        self._settings = seeded(settings or DeliverySettings())
         self._renderer = renderer
         self._policy = policy or UrlPolicy(allow_internal=True)
         self._close: tuple[Callable[[], Awaitable[None]], ...] = ()

@@ -13,13 +13,17 @@ from remit.core.errors import RemitError
 from remit.core.jsonview import JsonObject, to_json
 from remit.webhooks.delivery import Retry, retry_after_unsuccessful
 from remit.webhooks.domain import (
+    RETRY_GAP_JITTER,
+    RETRY_WINDOW,
     AttemptOutcome,
     Delivery,
     DeliveryStatus,
     Event,
+    after_pause,
     next_attempt_after_failure,
     next_attempt_after_rate_limit,
     parse_retry_after,
+    retry_gap,
 )
 from remit.webhooks.event_types import filter_matches, validate_enabled_events
 from remit.webhooks.grpc import event_message, rendered_json
@@ -66,6 +70,54 @@ def test_a_rate_limited_retry_waits_as_asked_within_the_retry_window() -> None:
     assert next_attempt_after_rate_limit(T0, timedelta(days=2), now) == now + timedelta(hours=12)
     near_the_end = T0 + timedelta(hours=71)
     assert next_attempt_after_rate_limit(T0, timedelta(hours=2), near_the_end) is None
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.25, 0.5, 0.999999])
+def test_a_gap_is_stretched_by_its_draw_up_to_a_tenth_never_shortened(draw: float) -> None:
+    ended = T0 + timedelta(hours=1)
+    for failures in range(1, 8):
+        gap = retry_gap(failures)
+        due = next_attempt_after_failure(T0, failures, ended, draw)
+        assert due == ended + gap * (1 + RETRY_GAP_JITTER * draw)
+        assert ended + gap <= due < ended + gap * 1.1 + timedelta(microseconds=1)
+
+
+def test_every_stretched_schedule_ends_within_three_days_with_ten_attempts_or_nine() -> None:
+    """The stretch never takes an attempt past the retry window: the schedule drawn at its
+    shortest keeps the ten attempts on time; at its longest the tenth falls beyond three days
+    and the delivery ends after nine."""
+    for draw in (0.0, 0.999999):
+        attempts = [T0]
+        while (
+            due := next_attempt_after_failure(T0, len(attempts), attempts[-1], draw)
+        ) is not None:
+            attempts.append(due)
+        assert attempts[-1] <= T0 + RETRY_WINDOW
+        assert len(attempts) == (10 if draw == 0.0 else 9)
+
+
+def test_a_draw_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="random draw"):
+        next_attempt_after_failure(T0, 1, T0, 1.0)
+    with pytest.raises(ValueError, match="random draw"):
+        after_pause(T0 + timedelta(seconds=5), T0, -0.1)
+
+
+@pytest.mark.parametrize(
+    ("pause", "spread"),
+    [
+        (timedelta(seconds=90), timedelta(seconds=9)),  # a tenth of the pause
+        (timedelta(seconds=2), timedelta(seconds=1)),  # at least a second
+        (timedelta(hours=12), timedelta(minutes=1)),  # at most a minute
+    ],
+)
+def test_a_wake_up_after_a_pause_falls_within_its_spread(
+    pause: timedelta, spread: timedelta
+) -> None:
+    until = T0 + pause
+    assert after_pause(until, T0, 0.0) == until
+    assert after_pause(until, T0, 0.5) == until + spread / 2
+    assert until < after_pause(until, T0, 0.999999) < until + spread
 
 
 def _delivery_at_step(step: int) -> Delivery:
