@@ -11,8 +11,10 @@ and never lost.
 A run that fails after taking the slot (rendering, the POST or recording raised) rolls back its
 work but not the slot: the job's retry takes that slot back (it holds it), so failed runs count
 towards the job's attempt limit and the delivery fails once it is reached (`give_up`). A job
-that finds the endpoint busy or paused waits in a new job, which inherits the attempts its
-failed runs used.
+that finds every slot of the endpoint taken parks its delivery and ends: the delivery has no
+job until a slot is let go and wakes it (`remit.webhooks.parking`). One that finds the endpoint
+paused waits for the pause's end in a new job. Either way what follows inherits the attempts
+its failed runs used.
 """
 
 import json
@@ -43,6 +45,11 @@ from remit.webhooks.domain import (
     retry_after_deadline,
 )
 from remit.webhooks.outbox import stage_delivery_attempt
+from remit.webhooks.parking import (
+    park_behind_taken_slots,
+    wake_next,
+    wake_next_of_deliverys_endpoint,
+)
 from remit.webhooks.rendering import Renderer, render_event
 from remit.webhooks.repository import (
     DeliveryContext,
@@ -65,11 +72,29 @@ class DeliverySettings:
     # A slot is leased for longer than the HTTP timeout, and for less than the job lease, so a
     # crashed worker's slot is free again before its job is claimed again.
     slot_lease: timedelta = timedelta(seconds=45)
-    # When every slot is taken, look again after about this long.
+    # When every slot is taken the delivery parks, unless slots keep being let go between its
+    # look and its park (PARK_TRIES times in a row): then it looks again after about this long.
     busy_retry: timedelta = timedelta(milliseconds=500)
     # Random draws in [0, 1) that place retries and wake-ups within their jitter (the retry
     # schedule's gaps, the end of an endpoint's pause): tests pass a seeded generator's.
     draw: Callable[[], float] = random.random
+
+
+# How many times a delivery that found every slot taken, then one of them let go before it
+# could park, tries again to take one or park before it falls back to looking again later.
+PARK_TRIES: Final = 3
+
+
+class Taken:
+    """The delivery took a slot of its endpoint: its attempt is made now."""
+
+
+class Parked:
+    """The delivery was parked: it waits for a slot with no job."""
+
+
+TAKEN: Final = Taken()
+PARKED: Final = Parked()
 
 
 def encode_payload(payload: object) -> bytes:
@@ -131,17 +156,25 @@ class WebhookDeliverer:
             # its slot is still held, so no slot is taken here. Either way the attempt is not
             # POSTed twice, with no second read of the delivery.
             ctx = await DeliveryRepository(short).context(delivery_id, lock=True)
-            if ctx is None or not self._is_current(ctx, attempt_number):
+            if ctx is None:
+                return None
+            if not self._is_current(ctx, attempt_number):
+                # Had this job been woken for a slot, the slot would go unused: the next parked
+                # delivery gets it (one that finds no slot parks again).
+                await wake_next(short, ctx.endpoint.id, now)
                 return None
             if ctx.endpoint_deleted or ctx.endpoint.status is EndpointStatus.DISABLED:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
+                # Parked deliveries of the endpoint fail too, each woken by the one before.
+                await wake_next(short, ctx.endpoint.id, now)
                 return None
-            wait_until = await self._wait_until(short, ctx, job, now)
-        if wait_until is not None:
+            wait = await self._take_slot_or_wait(short, ctx, job, attempt_number, now)
+        if isinstance(wait, Parked):
+            return None
+        if isinstance(wait, datetime):
             await stage_delivery_attempt(db, delivery_id, attempt_number,
                                          account_id=ctx.delivery.account_id, now=now,
-                                         run_at=wait_until,
-                                         max_attempts=attempts_left(job))  # fmt: skip
+                                         run_at=wait, max_attempts=attempts_left(job))  # fmt: skip
             return None
         body, headers = await signed_request(ctx, self._renderer, now)
         result = await self._sender.post(ctx.endpoint.url, body, headers)
@@ -166,6 +199,7 @@ class WebhookDeliverer:
         if failed:
             log.error("webhook delivery %s failed: its job failed for good", delivery_id)
             await InflightRepository(db).release(delivery_id)
+            await wake_next_of_deliverys_endpoint(db, delivery_id, self._clock.now())
 
     @staticmethod
     def _is_current(ctx: DeliveryContext, attempt_number: int) -> bool:
@@ -175,38 +209,52 @@ class WebhookDeliverer:
             and ctx.delivery.attempts == attempt_number - 1
         )
 
-    async def _wait_until(
-        self, db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
-    ) -> datetime | None:
-        """When to look again if the endpoint is rate limited or busy; None once a slot is
-        taken."""
+    async def _take_slot_or_wait(
+        self, db: AsyncConnection, ctx: DeliveryContext, job: Job, attempt: int, now: datetime
+    ) -> Taken | Parked | datetime:
+        """Take a slot of the endpoint; or park, every slot being taken; or when to look again,
+        the endpoint being paused (or its slots let go too often to park)."""
         slots = InflightRepository(db)
         limited = ctx.endpoint.rate_limited_until
         if limited is not None and limited > now:
-            await self._let_go_of_earlier_slot(slots, ctx, job)
+            await self._let_go_of_earlier_slot(db, ctx, job, now)
             return after_pause(limited, now, self._settings.draw())
-        acquired = await slots.try_acquire(
-            endpoint_id=ctx.endpoint.id,
-            delivery_id=ctx.delivery.id,
-            job_id=job.id,
-            limit=self._settings.max_concurrent_per_endpoint,
-            now=now,
-            until=now + self._settings.slot_lease,
-        )
-        if acquired:
-            return None
-        await self._let_go_of_earlier_slot(slots, ctx, job)
-        jitter = random.uniform(0.5, 1.5)
-        return now + self._settings.busy_retry * jitter
+        limit = self._settings.max_concurrent_per_endpoint
+        for _ in range(PARK_TRIES):
+            acquired = await slots.try_acquire(endpoint_id=ctx.endpoint.id,
+                                               delivery_id=ctx.delivery.id, job_id=job.id,
+                                               limit=limit, now=now,
+                                               until=now + self._settings.slot_lease)  # fmt: skip
+            if acquired:
+                return TAKEN
+            parked = await park_behind_taken_slots(
+                db,
+                delivery_id=ctx.delivery.id,
+                endpoint_id=ctx.endpoint.id,
+                account_id=ctx.delivery.account_id,
+                attempt=attempt,
+                max_attempts=attempts_left(job),
+                due_at=ctx.delivery.next_attempt_at or now,
+                limit=limit,
+                now=now,
+            )
+            if parked:
+                await self._let_go_of_earlier_slot(db, ctx, job, now)
+                return PARKED
+        await self._let_go_of_earlier_slot(db, ctx, job, now)
+        return now + self._settings.busy_retry * (0.5 + self._settings.draw())
 
     @staticmethod
     async def _let_go_of_earlier_slot(
-        slots: InflightRepository, ctx: DeliveryContext, job: Job
+        db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
     ) -> None:
-        """A job about to wait in a new one lets go of the slot an earlier, failed run of its
-        own took, if any: the new job could not take it back. A job's first run has none."""
-        if job.attempts > 1:
-            await slots.release_held_by(ctx.delivery.id, job.id)
+        """A job about to wait (parked, or in a new job) lets go of the slot an earlier, failed
+        run of its own took, if any: what follows it could not take it back. A job's first run
+        has none. Letting a slot go wakes the next parked delivery, as any slot let go does."""
+        if job.attempts <= 1:
+            return
+        if await InflightRepository(db).release_held_by(ctx.delivery.id, job.id):
+            await wake_next(db, ctx.endpoint.id, now)
 
 
 def attempts_left(job: Job) -> int:
@@ -362,8 +410,10 @@ async def record_attempt(
             await endpoints.note_success(ctx.endpoint.id, attempted_at)
         elif outcome.gone and await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE):
             disabled = DisabledReason.GONE
-        # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`).
+        # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`),
+        # and wakes the next delivery parked for one.
         await InflightRepository(db).release(delivery.id)
+        await wake_next(db, ctx.endpoint.id, now)
         if advanced and next_at is not None:
             await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
                                          account_id=delivery.account_id, now=now,

@@ -903,9 +903,11 @@ class InflightRepository:
         needs an answer."""
         await _RELEASE_SLOT.defer(self._db, {"delivery_id": delivery_id})
 
-    async def release_held_by(self, delivery_id: int, job_id: int) -> None:
-        """Let the delivery's slot go if job `job_id` holds it (not if a duplicate job does)."""
-        await _RELEASE_JOBS_SLOT.run(self._db, {"delivery_id": delivery_id, "job_id": job_id})
+    async def release_held_by(self, delivery_id: int, job_id: int) -> bool:
+        """Let the delivery's slot go if job `job_id` holds it (not if a duplicate job does);
+        True if it did."""
+        params = {"delivery_id": delivery_id, "job_id": job_id}
+        return await _RELEASE_JOBS_SLOT.run(self._db, params) == 1
 
     async def purge_expired(self, now: datetime) -> None:
         await self._db.execute(

@@ -1,6 +1,6 @@
 """A delivery whose job keeps failing after it took its endpoint slot still reaches the job's
-attempt limit, and fails: the slot it holds does not send it round the "endpoint busy" path,
-which stages a new job, for ever.
+attempt limit, and fails: the slot it holds does not send it round the "endpoint busy" path
+(parked, then woken in a new job) for ever.
 
 The clock is the test's: each cycle runs every due job, then moves to the next job's time (a
 failed run's backoff, or a busy endpoint's short wait), as a worker would see it."""
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.jsonview import JsonObject
 from remit.webhooks import delivery
 from remit.webhooks.domain import WebhookEndpoint
+from remit.webhooks.parking import wake_next
 from remit.webhooks.rendering import Renderer
 from remit.webhooks.tables import webhook_inflight
 from remit.webhooks.urls import UrlPolicy
@@ -163,9 +164,9 @@ async def test_failed_runs_count_against_the_limit_across_a_wait_in_a_new_job(
     start_receiver: StartReceiver,
     hold_up: Callable[[Bench, WebhookEndpoint], Awaitable[None]],
 ) -> None:
-    """A failing delivery that finds its endpoint busy or paused waits in a new job: the runs
-    that failed before count against that job's limit, and the slot the failed runs took is
-    not left in its way."""
+    """A failing delivery that finds its endpoint busy (it parks) or paused (it waits in a new
+    job): the runs that failed before count against the limit of the job it is given next,
+    and the slot the failed runs took is not left in its way."""
     receiver = await start_receiver()
     renders = 0
 
@@ -186,12 +187,15 @@ async def test_failed_runs_count_against_the_limit_across_a_wait_in_a_new_job(
                 assert next_at is not None
                 bench.clock.advance((next_at - bench.clock.now()).total_seconds())
             await hold_up(bench, endpoint)
-            await worker.drain()  # the delivery waits in a job of its own
+            await worker.drain()  # the delivery parks, or waits in a job of its own
             assert renders == 3
             async with core_engine.begin() as db:
-                await db.execute(
+                # The other delivery lets its slot go, if it holds one, as an attempt does.
+                released = await db.execute(
                     webhook_inflight.delete().where(webhook_inflight.c.delivery_id == -1)
                 )
+                if released.rowcount:
+                    await wake_next(db, endpoint.id, bench.clock.now())
             cycles = await _cycles_until_finished(bench, worker, event_id, endpoint)
         finally:
             await close()
