@@ -231,6 +231,36 @@ async def test_deliveries_parked_behind_a_dead_workers_slot_are_woken_when_its_l
         assert await slots_taken(core_engine) == 0
 
 
+async def test_a_worker_that_dies_holding_a_woken_deliverys_job_loses_nothing(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """The wake-up is a job like any other: claimed by a worker that dies before running it,
+    it is claimed again once its lease runs out, and the delivery goes."""
+    answered = asyncio.Event()
+    receiver = await start_receiver(lambda n: Reply(hold=answered) if n == 0 else Reply())
+    async with make_bench(core_engine, settings=ONE_SLOT) as bench:
+        endpoint = await bench.endpoint(receiver.url)
+        await bench.record()
+        in_flight = asyncio.create_task(bench.worker.run_once())
+        await receiver.wait_for(1)
+        waiting = await bench.record()
+        await bench.worker.drain()
+        assert await parked(core_engine) == [await delivery_of(bench, waiting, endpoint.id)]
+        answered.set()
+        assert await in_flight == 1
+        async with core_engine.begin() as db:
+            [woken] = await claim_jobs(db, now=bench.clock.now(), limit=1)  # then it dies
+        await bench.worker.drain()
+        assert len(receiver.received) == 1
+
+        await run_out_job_leases(core_engine)
+        await bench.worker.drain()
+        assert delivered(receiver)[1:] == [waiting]
+        assert await bench.delivery_status(waiting, endpoint.id) == "succeeded"
+        assert await pending_jobs_of(core_engine) == []
+        assert woken.payload["delivery_id"] == await delivery_of(bench, waiting, endpoint.id)
+
+
 async def waiting_on_a_lock(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as db:
         rows = await db.execute(
