@@ -159,7 +159,8 @@ class Radar:
         return _verdict(decision, hint)
 
     async def attempt_settled(self, db: AsyncConnection, charge: Charge) -> None:
-        """Declines in a row, declines per day and the latest check results of the card."""
+        """Declines in a row, declines per day and the latest check results of the card. A
+        failed attempt counts only as `counts_as_decline` says; any other leaves them be."""
         verdict = RiskVerdict.from_json(charge.risk)
         fingerprint = charge.card.fingerprint
         if verdict.risk_level == NOT_ASSESSED.risk_level or not fingerprint:
@@ -170,6 +171,8 @@ class Radar:
         postal = _text(result.get("address_postal_code_check"))
         if charge.status is not ChargeStatus.FAILED:
             await repo.settle_approval(charge.account_id, fingerprint, cvc, postal)
+            return
+        if not counts_as_decline(charge):
             return
         keys = {Dimension.CARD: fingerprint}
         now = self._now()
@@ -232,6 +235,24 @@ class Radar:
 
     def challenge_url(self, account_id: str, challenge_id: str) -> str:
         return f"{self._base_url}/three_d_secure/{account_id}/{challenge_id}"
+
+
+def counts_as_decline(charge: Charge) -> bool:
+    """Whether a failed attempt counts as a decline of its card (declines in a row and per
+    day): the issuer declined it (`declined_by_network`), or its cardholder failed 3-D Secure
+    (a failed challenge, or one left to expire).
+
+    Not Radar's own blocks: counting them, a rule blocking on declines would feed itself, each
+    block a further decline, and the card could never pay again. Nor an attempt refused before
+    the network for another reason (a card the vault will no longer open, a number that fails
+    its check digit, 3-D Secure that could not be asked of an off-session cardholder): nobody
+    declined the card. A failed challenge does count, although no issuer saw the payment: the
+    cardholder could not prove the card theirs, which is what testing stolen cards looks like,
+    and passing a challenge (an approval) ends the streak, so it cannot shut the card out."""
+    outcome = charge.outcome or {}
+    if outcome.get("network_status") == "declined_by_network":
+        return True
+    return Authentication.from_json(charge.authentication).result == "failed"
 
 
 def _aliases(rule: ActiveRule) -> frozenset[str]:

@@ -377,6 +377,7 @@ def _counter(m: RowMapping) -> Counter:
         declines_in_a_row=int(m["declines_in_a_row"]),
         last_cvc_check=m["last_cvc_check"],
         last_postal_check=m["last_postal_check"],
+        last_declined_at=m["last_declined_at"],
     )
 
 
@@ -391,6 +392,7 @@ def _counter_values(counter: Counter) -> dict[str, object]:
         "declines_in_a_row": counter.declines_in_a_row,
         "last_cvc_check": counter.last_cvc_check,
         "last_postal_check": counter.last_postal_check,
+        "last_declined_at": counter.last_declined_at,
     }
 
 

@@ -80,6 +80,9 @@ radar_counters = Table(
     Column("declines_in_a_row", Integer, nullable=False),
     Column("last_cvc_check", Text, nullable=True),
     Column("last_postal_check", Text, nullable=True),
+    # When the last decline of the streak was counted: the streak lapses a day later (core
+    # migration 0042; NULL on rows written before it, see radar/velocity.py).
+    Column("last_declined_at", DateTime(timezone=True), nullable=True),
     PrimaryKeyConstraint("account_id", "dimension", "key", name="pk_radar_counters"),
 )
 
