@@ -20,7 +20,8 @@ from remit.core.ids import new_id
 from remit.core.jsonview import to_json
 from remit.payments.charges import Charge, ChargeStatus
 from remit.payments.domain import PaymentIntent
-from remit.payments.ports import AttemptFacts, Challenge
+from remit.payments.idempotency import KeyRecord
+from remit.payments.ports import AttemptFacts, Challenge, PaymentEnd
 from remit.payments.requests import current_request
 from remit.payments.risk import NOT_ASSESSED, Authentication, RiskVerdict
 from remit.radar.challenges import (
@@ -32,8 +33,9 @@ from remit.radar.challenges import (
 from remit.radar.domain import ActiveRule, Decision, Rule, decide
 from remit.radar.messages import review_message
 from remit.radar.model import Weights, load_weights, score
+from remit.radar.refusals import refusal_of
 from remit.radar.repository import CounterRepository, RuleRepository, ValueListRepository
-from remit.radar.reviews import Review, ReviewRepository
+from remit.radar.reviews import ClosedReason, Review, ReviewRepository
 from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
 from remit.radar.signals import (
     IP_COUNTRY_METADATA_KEY,
@@ -209,6 +211,34 @@ class Radar:
 
     async def review_is_open(self, db: AsyncConnection, review_id: str) -> bool:
         return await ReviewRepository(db).is_open(review_id)
+
+    async def payment_ended(
+        self,
+        db: AsyncConnection,
+        account_id: str,
+        review_id: str,
+        end: PaymentEnd,
+        *,
+        by: KeyRecord | None,
+    ) -> None:
+        """Close the review of a payment that ended without it (refunded in full, canceled,
+        its authorization expired), as Stripe does: otherwise it stays in the queue, and only
+        an approval could close it, recording a refunded payment as approved.
+
+        Not when the request ending it is the review's own close refunding or canceling the
+        payment (`refusal_of`): that close closes the review, with the reason it was asked
+        for, in the transaction that finishes its client's key."""
+        refusal = None if by is None else refusal_of(by)
+        if refusal is not None and refusal[0] == review_id:
+            return
+        reviews = ReviewRepository(db)
+        review = await reviews.get(account_id, review_id, for_update=True)
+        if review is None or not review.open:
+            return
+        now = self._now()
+        closed = review.closed(ClosedReason(end.value), now)
+        await reviews.save(closed)
+        await emit_review_event(db, closed, "review.closed", now)
 
     # --- 3-D Secure ----------------------------------------------------------------------
 

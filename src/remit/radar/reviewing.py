@@ -26,9 +26,9 @@ from remit.payments.keyed import (
     value_of,
 )
 from remit.payments.repository import ChargeRepository
-from remit.payments.requests import internal_key
 from remit.payments.service import PaymentsService
 from remit.radar.gate import emit_review_event
+from remit.radar.refusals import legacy_refusal_key, refusal_call, refusal_of
 from remit.radar.reviews import ClosedReason, Review, ReviewRepository
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 
@@ -279,30 +279,6 @@ def _no_body(_value: object) -> bytes:
     return b""
 
 
-def _refusal_endpoint(reason: ClosedReason) -> str:
-    return "CancelPaymentIntent" if reason is ClosedReason.CANCELED else "CreateRefund"
-
-
-def refusal_call(account_id: str, review_id: str, reason: ClosedReason) -> KeyedCall:
-    """The refund or cancel a close asks for runs under the review's own key, so it happens
-    once however many closes and completers try it. The key is one of remit's own, which no
-    client's Idempotency-Key can reach (a client's `review_<id>` neither blocks the close nor
-    replays its answer). Its body names the review and the reason, which is all the completer
-    needs to finish the close (`refusal_of`)."""
-    return KeyedCall(
-        account_id=account_id,
-        key=internal_key(_legacy_refusal_key(review_id)),
-        endpoint=_refusal_endpoint(reason),
-        request_body=f"{review_id}:{reason.value}".encode(),
-    )
-
-
-def _legacy_refusal_key(review_id: str) -> str:
-    """The key a close's refund or cancel was once stored under, in the clients' namespace.
-    Such keys may still be stored, unfinished or holding the answer a close has to see."""
-    return f"review_{review_id}"
-
-
 async def _refusal_call_in_use(
     db: AsyncConnection, account_id: str, review_id: str, reason: ClosedReason
 ) -> KeyedCall:
@@ -310,27 +286,10 @@ async def _refusal_call_in_use(
     when these keys had no namespace of their own carries on under its old key, so its refund
     or cancel is resumed or replayed rather than sent a second time."""
     call = refusal_call(account_id, review_id, reason)
-    legacy = await idempotency.find(db, account_id, _legacy_refusal_key(review_id))
+    legacy = await idempotency.find(db, account_id, legacy_refusal_key(review_id))
     if legacy is not None and refusal_of(legacy) == (review_id, reason):
         return replace(call, key=legacy.key)
     return call
-
-
-def refusal_of(record: KeyRecord) -> tuple[str, ClosedReason] | None:
-    """The review and the reason of a close's own refund or cancel key (`refusal_call`, or
-    one stored under the old key `review_<id>`); None for any other key, such as a client's
-    CancelPaymentIntent, whose body is a protobuf message."""
-    review_id, colon, reason_text = record.request_body.decode(errors="replace").partition(":")
-    legacy = _legacy_refusal_key(review_id)
-    if not colon or record.key not in (internal_key(legacy), legacy):
-        return None
-    try:
-        reason = ClosedReason(reason_text)
-    except ValueError:
-        return None
-    if reason is ClosedReason.APPROVED or record.endpoint != _refusal_endpoint(reason):
-        return None
-    return review_id, reason
 
 
 def _refuse_if_failed(result: object) -> None:

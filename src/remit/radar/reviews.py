@@ -3,7 +3,11 @@
 A review opens in the transaction that authorizes its charge. Approving it closes it and lets a
 manually captured payment be captured; refusing it refunds the charge (or cancels the uncaptured
 PaymentIntent) through the payments service under an idempotency key of the review's own, then
-closes it. `review.opened` and `review.closed` are recorded in the same transactions.
+closes it. A payment that ends otherwise closes its open review in the transaction that ends
+it (`Radar.payment_ended`): refunded in full (`refunded`, or `refunded_as_fraud` for a refund
+with reason `fraudulent`), its intent canceled (`canceled`), or its authorization expired
+(`payment_never_settled`). `review.opened` and `review.closed` are recorded in the same
+transactions.
 """
 
 from collections.abc import Mapping
@@ -24,6 +28,8 @@ class ClosedReason(Enum):
     REFUNDED = "refunded"
     REFUNDED_AS_FRAUD = "refunded_as_fraud"
     CANCELED = "canceled"
+    # Its authorization expired uncaptured.
+    PAYMENT_NEVER_SETTLED = "payment_never_settled"
 
 
 @dataclass(frozen=True)
