@@ -96,6 +96,9 @@ radar_reviews = Table(
     Column("open", Boolean, nullable=False),
     Column("opened_reason", Text, nullable=False),
     Column("closed_reason", Text, nullable=True),
+    # While a close refunds or cancels the payment: the reason it will close with (core
+    # migration 0043). An approval is refused meanwhile (remit.radar.reviewing).
+    Column("closing_reason", Text, nullable=True),
     Column("rule_id", Text, nullable=True),
     Column("ip_address", Text, nullable=True),
     Column("ip_country", Text, nullable=True),
