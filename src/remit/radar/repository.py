@@ -4,7 +4,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, tuple_, update
+from sqlalchemy import ColumnElement, false, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -208,18 +208,30 @@ class ValueListRepository:
         ending_before: Cursor | None,
         created: CreatedBounds = ANY_TIME,
         alias: str | None = None,
-        contains: str | None = None,
+        contains: Mapping[ItemType, str] | None = None,
     ) -> tuple[list[ValueList], bool]:
+        """`contains`: the lists holding a value, given as the value_key it has in a list of
+        each item type (a type missing from it cannot hold the value)."""
         conditions: list[ColumnElement[bool]] = [radar_value_lists.c.account_id == account_id]
         if alias is not None:
             conditions.append(radar_value_lists.c.alias == alias)
         if contains is not None:
+            types_by_key: dict[str, list[str]] = {}
+            for item_type, key in contains.items():
+                types_by_key.setdefault(key, []).append(item_type.value)
             conditions.append(
-                radar_value_lists.c.id.in_(
-                    select(radar_value_list_items.c.value_list_id).where(
-                        radar_value_list_items.c.account_id == account_id,
-                        radar_value_list_items.c.value == contains,
-                    )
+                or_(
+                    false(),
+                    *(
+                        radar_value_lists.c.item_type.in_(types)
+                        & radar_value_lists.c.id.in_(
+                            select(radar_value_list_items.c.value_list_id).where(
+                                radar_value_list_items.c.account_id == account_id,
+                                radar_value_list_items.c.value_key == key,
+                            )
+                        )
+                        for key, types in types_by_key.items()
+                    ),
                 )
             )
         rows, more = await fetch_page(
@@ -309,14 +321,15 @@ class ValueListRepository:
         starting_after: Cursor | None,
         ending_before: Cursor | None,
         created: CreatedBounds = ANY_TIME,
-        value: str | None = None,
+        key: str | None = None,
     ) -> tuple[list[ValueListItem], bool]:
+        """`key`: only the item holding the value whose value_key this is."""
         conditions: list[ColumnElement[bool]] = [
             radar_value_list_items.c.account_id == account_id,
             radar_value_list_items.c.value_list_id == value_list_id,
         ]
-        if value is not None:
-            conditions.append(radar_value_list_items.c.value == value)
+        if key is not None:
+            conditions.append(radar_value_list_items.c.value_key == key)
         rows, more = await fetch_page(
             self._db,
             radar_value_list_items,

@@ -4,7 +4,6 @@ A rule is parsed, type-checked and its @lists resolved when it is saved: a payme
 a rule that cannot run. A value list that a rule refers to cannot be deleted.
 """
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -28,8 +27,9 @@ from remit.radar.domain import (
     decide,
 )
 from remit.radar.gate import active_rules, compiled
+from remit.radar.ip_addresses import canonical_ip
 from remit.radar.model import Weights, load_weights, score
-from remit.radar.repository import RuleRepository, ValueListRepository
+from remit.radar.repository import RuleRepository, ValueListRepository, value_key
 from remit.radar.rules import RuleSyntaxError, parse_predicate
 from remit.radar.tables import radar_value_list_items, radar_value_lists
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
@@ -70,16 +70,26 @@ def normalised_value(item_type: ItemType, value: str) -> str:
             if "@" not in text.strip("@"):
                 raise invalid(f"{text!r} is not an email address.", "value")
         case ItemType.IP_ADDRESS:
-            try:
-                text = str(ipaddress.ip_address(text))
-            except ValueError:
-                raise invalid(f"{text!r} is not an IP address.", "value") from None
+            address = canonical_ip(text)
+            if address is None:
+                raise invalid(f"{text!r} is not an IP address.", "value")
+            text = address
         case ItemType.CUSTOMER_ID:
             if not has_prefix(text, "cus"):
                 raise invalid("A customer id starts with cus_.", "value")
         case ItemType.CARD_FINGERPRINT | ItemType.STRING | ItemType.CASE_SENSITIVE_STRING:
             pass
     return text
+
+
+def _filter_key(item_type: ItemType, value: str) -> str | None:
+    """A `value=` or `contains=` filter as a list of `item_type` would hold the value: its
+    value_key (so `::ffff:203.0.113.5` finds 203.0.113.5 and `us` finds US), or None if no
+    item of such a list can be that value."""
+    try:
+        return value_key(normalised_value(item_type, value), item_type)
+    except RemitError:
+        return None
 
 
 class RadarService:
@@ -330,7 +340,7 @@ class RadarService:
                 ending_before=before,
                 created=created,
                 alias=alias,
-                contains=contains,
+                contains=None if contains is None else _filter_keys(contains),
             )
             return [(vl, *await repo.first_items(vl.id, LIST_ITEMS_EMBEDDED)) for vl in lists], more
 
@@ -407,7 +417,8 @@ class RadarService:
         _check_limit(limit)
         async with self._engine.begin() as db:
             repo = ValueListRepository(db)
-            if await repo.get(account_id, list_id) is None:
+            value_list = await repo.get(account_id, list_id)
+            if value_list is None:
                 raise not_found("radar.value_list", list_id, param="value_list")
             after, before = await _cursors(
                 db,
@@ -417,6 +428,9 @@ class RadarService:
                 starting_after,
                 ending_before,
             )
+            key = None if value is None else _filter_key(value_list.item_type, value)
+            if value is not None and key is None:
+                return [], False
             return await repo.item_page(
                 account_id,
                 list_id,
@@ -424,7 +438,7 @@ class RadarService:
                 starting_after=after,
                 ending_before=before,
                 created=created,
-                value=value,
+                key=key,
             )
 
     # --- dry run -----------------------------------------------------------------------
@@ -453,6 +467,12 @@ class RadarService:
             always_block=hint == "fraudulent",
             can_authenticate=signals.get("is_off_session") is not True,
         )
+
+
+def _filter_keys(value: str) -> dict[ItemType, str]:
+    """`contains=value` for each item type a list could hold it as."""
+    keys = {item_type: _filter_key(item_type, value) for item_type in ItemType}
+    return {item_type: key for item_type, key in keys.items() if key is not None}
 
 
 def _lists_of(predicate: str) -> frozenset[str]:

@@ -13,6 +13,7 @@ from typing import Final
 
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.payments.ports import AttemptFacts
+from remit.radar.ip_addresses import canonical_ip
 from remit.radar.velocity import Counter, Dimension
 
 # Reference rates (USD per unit of the currency) for rules such as `:amount_in_usd: > 500` and
@@ -131,10 +132,13 @@ def amount_in_usd(amount_minor: int, currency: str) -> Decimal | None:
 
 
 def ip_address_of(facts: AttemptFacts) -> str | None:
+    """The buyer's IP as value lists store it (`canonical_ip`), so `::ffff:203.0.113.5` is
+    in a list holding 203.0.113.5 and counts with it. None when the metadata holds no IP, or
+    something that is not one: it can be in no IP list."""
     for key in IP_METADATA_KEYS:
         value = facts.metadata.get(key)
         if value:
-            return value.strip()
+            return canonical_ip(value)
     return None
 
 
