@@ -12,8 +12,14 @@ a boolean attribute alone. Keywords are case-insensitive; strings compare case-i
 (except against a case-sensitive value list).
 
 Everything that can be wrong with a rule is found by `parse_rule` / `parse_predicate`: unknown
-attributes, type mismatches, syntax. The compiled predicate never raises; an attribute with no
-value makes its condition false, and a list that has disappeared is empty.
+attributes, type mismatches, syntax. The compiled predicate never raises, and a list that has
+disappeared is empty.
+
+A condition on an attribute with no value is unknown, not false, and stays unknown under `not`:
+`not :ip_country: in @risky` is no more true of a payment without an IP country than
+`:ip_country: not in @risky` is (else an allow rule written so would allow every such payment,
+overriding the block rules). `and` and `or` follow three-valued logic (unknown `or` true is
+true, unknown `and` false is false), and a predicate matches only when it is known to be true.
 """
 
 import re
@@ -38,6 +44,8 @@ class ListValues:
 
 Lists = Mapping[str, ListValues]
 CompiledPredicate = Callable[[Signals, Lists], bool]
+# A part of a predicate: True, False, or None when it is unknown (it names a missing value).
+_Part = Callable[[Signals, Lists], bool | None]
 
 ACTIONS: Final = {
     "allow": "allow",
@@ -169,30 +177,30 @@ class _Parser:
         leftover = self.peek()
         if leftover is not None:
             raise RuleSyntaxError(f"Unexpected {leftover.text!r} after a complete condition.")
-        return run
+        return lambda s, lists: run(s, lists) is True
 
-    def disjunction(self) -> CompiledPredicate:
+    def disjunction(self) -> _Part:
         parts = [self.conjunction()]
         while self.accept_word("or"):
             parts.append(self.conjunction())
         if len(parts) == 1:
             return parts[0]
-        return lambda s, lists: any(part(s, lists) for part in parts)
+        return lambda s, lists: _any(parts, s, lists)
 
-    def conjunction(self) -> CompiledPredicate:
+    def conjunction(self) -> _Part:
         parts = [self.negation()]
         while self.accept_word("and"):
             parts.append(self.negation())
         if len(parts) == 1:
             return parts[0]
-        return lambda s, lists: all(part(s, lists) for part in parts)
+        return lambda s, lists: _all(parts, s, lists)
 
-    def negation(self) -> CompiledPredicate:
+    def negation(self) -> _Part:
         if self.accept_word("not"):
             self.enter()
             inner = self.negation()
             self.depth -= 1
-            return lambda s, lists: not inner(s, lists)
+            return lambda s, lists: _not(inner(s, lists))
         token = self.peek()
         if token is not None and token.text == "(":
             self.take()
@@ -230,7 +238,7 @@ class _Parser:
             return (lambda _s: flag), Kind.BOOLEAN, None
         raise RuleSyntaxError(f"Expected an attribute or a value but found {token.text!r}.")
 
-    def condition(self) -> CompiledPredicate:
+    def condition(self) -> _Part:
         read, kind, name = self.operand()
         token = self.peek()
         if token is not None and token.kind == "op":
@@ -245,18 +253,16 @@ class _Parser:
         if self.accept_word("in"):
             member = self.membership(read, kind)
             if negated:
-                return lambda s, lists: _not_in(member, read, s, lists)
+                return lambda s, lists: _not(member(s, lists))
             return member
         if kind is not Kind.BOOLEAN or name is None:
             raise RuleSyntaxError(
                 "A condition needs a comparison (=, !=, <, >, <=, >=, in) unless it is a "
                 "boolean attribute."
             )
-        return lambda s, _lists: s.get(name) is True
+        return lambda s, _lists: _known(s.get(name), lambda value: value is True)
 
-    def comparison(
-        self, left: Callable[[Signals], object], kind: Kind, op: str
-    ) -> CompiledPredicate:
+    def comparison(self, left: Callable[[Signals], object], kind: Kind, op: str) -> _Part:
         right, right_kind, _ = self.operand()
         if right_kind is not kind:
             raise RuleSyntaxError(f"Cannot compare a {kind.value} with a {right_kind.value}.")
@@ -264,15 +270,15 @@ class _Parser:
             raise RuleSyntaxError(f"{op} compares numbers only; use = or != for a {kind.value}.")
         test = _COMPARE[op]
 
-        def run(s: Signals, _lists: Lists) -> bool:
+        def run(s: Signals, _lists: Lists) -> bool | None:
             a, b = left(s), right(s)
             if a is None or b is None:
-                return False
+                return None
             return test(_normal(a), _normal(b))
 
         return run
 
-    def membership(self, read: Callable[[Signals], object], kind: Kind) -> CompiledPredicate:
+    def membership(self, read: Callable[[Signals], object], kind: Kind) -> _Part:
         if kind is Kind.BOOLEAN:
             raise RuleSyntaxError("A boolean cannot be tested with in.")
         token = self.take()
@@ -280,9 +286,11 @@ class _Parser:
             alias = token.text[1:]
             self.lists.add(alias)
 
-            def in_list(s: Signals, lists: Lists) -> bool:
+            def in_list(s: Signals, lists: Lists) -> bool | None:
                 value, values = read(s), lists.get(alias)
-                return value is not None and values is not None and values.contains(str(value))
+                if value is None:
+                    return None
+                return values is not None and values.contains(str(value))
 
             return in_list
         if token.text != "(":
@@ -300,19 +308,40 @@ class _Parser:
                 raise RuleSyntaxError(f"Expected ',' or ')' but found {closing.text!r}.")
         frozen = frozenset(members)
 
-        def in_set(s: Signals, _lists: Lists) -> bool:
-            value = read(s)
-            return value is not None and _normal(value) in frozen
+        def in_set(s: Signals, _lists: Lists) -> bool | None:
+            return _known(read(s), lambda value: _normal(value) in frozen)
 
         return in_set
 
 
-def _not_in(
-    member: CompiledPredicate, read: Callable[[Signals], object], s: Signals, lists: Lists
-) -> bool:
-    # An attribute without a value is in no set, and also not "not in" one: the condition
-    # is false either way, as every condition on a missing value is.
-    return read(s) is not None and not member(s, lists)
+def _known(value: object, test: Callable[[object], bool]) -> bool | None:
+    """`test` of a value, unknown when there is none."""
+    return None if value is None else test(value)
+
+
+def _not(truth: bool | None) -> bool | None:
+    # Unknown stays unknown: a payment without an IP country is not "not in" a list either.
+    return None if truth is None else not truth
+
+
+def _any(parts: list[_Part], s: Signals, lists: Lists) -> bool | None:
+    unknown = False
+    for part in parts:
+        truth = part(s, lists)
+        if truth is True:
+            return True
+        unknown = unknown or truth is None
+    return None if unknown else False
+
+
+def _all(parts: list[_Part], s: Signals, lists: Lists) -> bool | None:
+    unknown = False
+    for part in parts:
+        truth = part(s, lists)
+        if truth is False:
+            return False
+        unknown = unknown or truth is None
+    return None if unknown else True
 
 
 _COMPARE: Final[dict[str, Callable[[object, object], bool]]] = {
