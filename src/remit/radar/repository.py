@@ -187,17 +187,18 @@ class ValueListRepository:
         ).first()
         return None if row is None else _list(row)
 
-    async def existing_aliases(self, account_id: str, aliases: Iterable[str]) -> set[str]:
-        wanted = list(aliases)
+    async def item_types(self, account_id: str, aliases: Iterable[str]) -> dict[str, ItemType]:
+        """The item type of each of these lists that exists, by alias."""
+        wanted = sorted(set(aliases))
         if not wanted:
-            return set()
+            return {}
         rows = await self._db.execute(
-            select(radar_value_lists.c.alias).where(
+            select(radar_value_lists.c.alias, radar_value_lists.c.item_type).where(
                 radar_value_lists.c.account_id == account_id,
                 radar_value_lists.c.alias.in_(wanted),
             )
         )
-        return {row[0] for row in rows}
+        return {alias: ItemType(item_type) for alias, item_type in rows}
 
     async def page(
         self,

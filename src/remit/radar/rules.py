@@ -24,7 +24,7 @@ true, unknown `and` false is false), and a predicate matches only when it is kno
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
@@ -70,6 +70,9 @@ class ParsedPredicate:
     # @aliases it refers to, so saving can check they exist and deleting a list can refuse.
     lists: frozenset[str]
     attributes: frozenset[str]
+    # For each @alias, the attributes tested against it (`:email: in @vips`), so saving can
+    # check that the list holds that kind of value.
+    list_attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ class _Parser:
         self.index = 0
         self.lists: set[str] = set()
         self.attributes: set[str] = set()
+        self.list_attributes: dict[str, set[str]] = {}
         self.depth = 0
 
     def peek(self) -> _Token | None:
@@ -251,7 +255,7 @@ class _Parser:
                 self.take()
                 negated = True
         if self.accept_word("in"):
-            member = self.membership(read, kind)
+            member = self.membership(read, kind, name)
             if negated:
                 return lambda s, lists: _not(member(s, lists))
             return member
@@ -278,13 +282,22 @@ class _Parser:
 
         return run
 
-    def membership(self, read: Callable[[Signals], object], kind: Kind) -> _Part:
+    def membership(self, read: Callable[[Signals], object], kind: Kind, name: str | None) -> _Part:
         if kind is Kind.BOOLEAN:
             raise RuleSyntaxError("A boolean cannot be tested with in.")
         token = self.take()
         if token.kind == "list":
+            if kind is not Kind.STRING:
+                # Value lists hold strings; a number is never looked up in one, so `in` would
+                # never match and `not in` would match every payment.
+                raise RuleSyntaxError(
+                    f"A {kind.value} cannot be tested against a value list; value lists hold "
+                    "strings (a number can be tested with in against a set such as (1, 2))."
+                )
             alias = token.text[1:]
             self.lists.add(alias)
+            if name is not None:
+                self.list_attributes.setdefault(alias, set()).add(name)
 
             def in_list(s: Signals, lists: Lists) -> bool | None:
                 value, values = read(s), lists.get(alias)
@@ -360,7 +373,13 @@ def parse_predicate(text: str) -> ParsedPredicate:
         raise RuleSyntaxError(f"A predicate can be at most {MAX_PREDICATE_LENGTH} characters.")
     parser = _Parser(stripped)
     run = parser.parse()
-    return ParsedPredicate(stripped, run, frozenset(parser.lists), frozenset(parser.attributes))
+    return ParsedPredicate(
+        stripped,
+        run,
+        frozenset(parser.lists),
+        frozenset(parser.attributes),
+        {alias: frozenset(names) for alias, names in parser.list_attributes.items()},
+    )
 
 
 def parse_rule(text: str) -> ParsedRule:

@@ -28,6 +28,7 @@ from remit.radar.domain import (
 )
 from remit.radar.gate import active_rules, compiled
 from remit.radar.ip_addresses import canonical_ip
+from remit.radar.list_types import lists_for, may_test
 from remit.radar.model import Weights, load_weights, score
 from remit.radar.repository import RuleRepository, ValueListRepository, value_key
 from remit.radar.rules import RuleSyntaxError, parse_predicate
@@ -42,6 +43,14 @@ CREATED_BY: Final = "remit"
 _ALIAS = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _BIN = re.compile(r"^\d{6,8}$")
+# Item types a new list cannot have. A card_bin list could only be tested against the card's
+# BIN, and none reaches the core: the vault shares a card's brand, last four, expiry,
+# fingerprint, funding and country (vault.v1.CardDetails), never its leading digits. Lists made
+# before stay readable and deletable.
+UNSUPPORTED_ITEM_TYPES: Final = {
+    ItemType.CARD_BIN: "Value lists of card BINs are not supported: remit's core never sees a "
+    "card's number or BIN, so no rule could test a payment against one.",
+}
 
 
 class RadarError(RemitError):
@@ -110,15 +119,24 @@ class RadarService:
             parsed = parse_predicate(text)
         except RuleSyntaxError as error:
             raise invalid(f"Invalid rule: {error}", "predicate", code="rule_invalid") from None
-        missing = parsed.lists - await ValueListRepository(db).existing_aliases(
-            account_id, parsed.lists
-        )
+        item_types = await ValueListRepository(db).item_types(account_id, parsed.lists)
+        missing = parsed.lists - set(item_types)
         if missing:
             raise invalid(
                 f"The rule refers to a value list that does not exist: @{sorted(missing)[0]}.",
                 "predicate",
                 code="rule_invalid",
             )
+        for alias, attributes in sorted(parsed.list_attributes.items()):
+            for attribute in sorted(attributes):
+                if not may_test(attribute, item_types[alias]):
+                    raise invalid(
+                        f":{attribute}: cannot be tested against @{alias}, a list of "
+                        f"{item_types[alias].value} values; test it against a list of "
+                        f"{lists_for(attribute)} values.",
+                        "predicate",
+                        code="rule_invalid",
+                    )
         return parsed.text
 
     async def create_rule(
@@ -285,6 +303,8 @@ class RadarService:
             raise invalid("An alias is 1 to 100 letters, digits, underscores or hyphens.", "alias")
         if not name.strip():
             raise invalid("A value list needs a name.", "name")
+        if item_type in UNSUPPORTED_ITEM_TYPES:
+            raise invalid(UNSUPPORTED_ITEM_TYPES[item_type], "item_type")
 
         async def insert(db: AsyncConnection) -> ValueList:
             repo = ValueListRepository(db)

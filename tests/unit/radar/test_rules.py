@@ -175,3 +175,20 @@ def test_a_predicate_nested_as_deep_as_allowed_runs() -> None:
     # Depth is counted per path: many groups side by side are not nested.
     wide = " and ".join([_nested(MAX_NESTING // 2)] * 10)
     assert parse_predicate(wide).run({"risk_score": 2}, {}) is True
+
+
+def test_a_number_cannot_be_tested_against_a_value_list_but_can_against_a_set() -> None:
+    for predicate in (":amount: in @ok", ":amount: not in @ok", "not :risk_score: in @ok"):
+        with pytest.raises(RuleSyntaxError, match="value list"):
+            parse_predicate(predicate)
+    assert parse_predicate(":amount: in (100, 200)").run({"amount": 200}, {}) is True
+
+
+def test_the_attributes_tested_against_each_list_are_known_when_saving() -> None:
+    parsed = parse_predicate(
+        ":email: in @vips or not :card_country: in @risky or :ip_country: not in @risky"
+    )
+    assert parsed.list_attributes == {
+        "vips": frozenset({"email"}),
+        "risky": frozenset({"card_country", "ip_country"}),
+    }
