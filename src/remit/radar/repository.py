@@ -176,6 +176,19 @@ class ValueListRepository:
         ).first()
         return None if row is None else _list(row)
 
+    async def lock(self, account_id: str, list_id: str) -> ValueList | None:
+        """The list, locked FOR UPDATE until the transaction ends (to delete it)."""
+        row = (
+            await self._db.execute(
+                select(radar_value_lists)
+                .where(
+                    radar_value_lists.c.account_id == account_id, radar_value_lists.c.id == list_id
+                )
+                .with_for_update()
+            )
+        ).first()
+        return None if row is None else _list(row)
+
     async def by_alias(self, account_id: str, alias: str) -> ValueList | None:
         row = (
             await self._db.execute(
@@ -187,16 +200,21 @@ class ValueListRepository:
         ).first()
         return None if row is None else _list(row)
 
-    async def item_types(self, account_id: str, aliases: Iterable[str]) -> dict[str, ItemType]:
-        """The item type of each of these lists that exists, by alias."""
+    async def lock_item_types(self, account_id: str, aliases: Iterable[str]) -> dict[str, ItemType]:
+        """The item type of each of these lists that exists, by alias, locked FOR SHARE until
+        the transaction ends: none of them can be deleted meanwhile (a delete locks FOR
+        UPDATE)."""
         wanted = sorted(set(aliases))
         if not wanted:
             return {}
         rows = await self._db.execute(
-            select(radar_value_lists.c.alias, radar_value_lists.c.item_type).where(
+            select(radar_value_lists.c.alias, radar_value_lists.c.item_type)
+            .where(
                 radar_value_lists.c.account_id == account_id,
                 radar_value_lists.c.alias.in_(wanted),
             )
+            .order_by(radar_value_lists.c.alias)
+            .with_for_update(read=True)
         )
         return {alias: ItemType(item_type) for alias, item_type in rows}
 

@@ -1,7 +1,9 @@
 """Radar's use cases: rules and value lists, and the dry-run evaluator. One transaction each.
 
 A rule is parsed, type-checked and its @lists resolved when it is saved: a payment never meets
-a rule that cannot run. A value list that a rule refers to cannot be deleted.
+a rule that cannot run. A value list that a rule refers to cannot be deleted: saving a rule
+locks the lists it names FOR SHARE, and deleting a list locks it FOR UPDATE before reading the
+rules, so the two never both succeed.
 """
 
 import re
@@ -31,7 +33,7 @@ from remit.radar.ip_addresses import canonical_ip
 from remit.radar.list_types import lists_for, may_test
 from remit.radar.model import Weights, load_weights, score
 from remit.radar.repository import RuleRepository, ValueListRepository, value_key
-from remit.radar.rules import RuleSyntaxError, parse_predicate
+from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
 from remit.radar.tables import radar_value_list_items, radar_value_lists
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 
@@ -114,12 +116,14 @@ class RadarService:
 
     # --- rules -----------------------------------------------------------------------
 
-    async def _check_predicate(self, db: AsyncConnection, account_id: str, text: str) -> str:
-        try:
-            parsed = parse_predicate(text)
-        except RuleSyntaxError as error:
-            raise invalid(f"Invalid rule: {error}", "predicate", code="rule_invalid") from None
-        item_types = await ValueListRepository(db).item_types(account_id, parsed.lists)
+    async def _check_lists(
+        self, db: AsyncConnection, account_id: str, parsed: ParsedPredicate
+    ) -> None:
+        """The lists the rule names exist and hold what it tests against them. Called with the
+        account's rules locked; locks those lists FOR SHARE until the rule is saved, so a delete
+        of one (FOR UPDATE) cannot commit in between: it waits, then sees the rule and refuses,
+        or it committed first and the list is missing here."""
+        item_types = await ValueListRepository(db).lock_item_types(account_id, parsed.lists)
         missing = parsed.lists - set(item_types)
         if missing:
             raise invalid(
@@ -137,7 +141,6 @@ class RadarService:
                         "predicate",
                         code="rule_invalid",
                     )
-        return parsed.text
 
     async def create_rule(
         self, account_id: str, action: RuleAction, predicate: str, position: int | None = None
@@ -156,9 +159,10 @@ class RadarService:
         would shift every later rule down a place)."""
 
         async def insert(db: AsyncConnection) -> Rule:
-            text = await self._check_predicate(db, account_id, predicate)
+            parsed = _parsed(predicate)
             repo = RuleRepository(db)
             rules = await repo.lock_account_rules(account_id)
+            await self._check_lists(db, account_id, parsed)
             if len(rules) >= MAX_RULES:
                 raise invalid(f"An account can have at most {MAX_RULES} rules.", "predicate")
             at = len(rules) if position is None else position
@@ -170,7 +174,7 @@ class RadarService:
                 id=new_id("rule"),
                 account_id=account_id,
                 action=action,
-                predicate=text,
+                predicate=parsed.text,
                 position=at,
                 created_at=self._now(),
             )
@@ -243,8 +247,9 @@ class RadarService:
                 raise not_found("rule", rule_id)
             updated = current
             if predicate is not None:
-                text = await self._check_predicate(db, account_id, predicate)
-                updated = replace(updated, predicate=text)
+                parsed = _parsed(predicate)
+                await self._check_lists(db, account_id, parsed)
+                updated = replace(updated, predicate=parsed.text)
             if action is not None:
                 updated = replace(updated, action=action)
             order = [rule for rule in rules if rule.id != rule_id]
@@ -367,11 +372,13 @@ class RadarService:
     async def delete_value_list(self, account_id: str, list_id: str) -> None:
         async with self._engine.begin() as db:
             repo = ValueListRepository(db)
-            value_list = await repo.get(account_id, list_id)
+            # Locked before the rules are read: a rule being saved that names the list holds it
+            # FOR SHARE, so this waits for it and then reads its rule (each statement reads
+            # what had committed when it began).
+            value_list = await repo.lock(account_id, list_id)
             if value_list is None:
                 raise not_found("radar.value_list", list_id)
-            # Locking the rules keeps a rule naming this list from being saved meanwhile.
-            rules = await RuleRepository(db).lock_account_rules(account_id)
+            rules = await RuleRepository(db).in_order(account_id)
             users = [r for r in rules if value_list.alias in _lists_of(r.predicate)]
             if users:
                 raise RadarError(
@@ -487,6 +494,13 @@ class RadarService:
             always_block=hint == "fraudulent",
             can_authenticate=signals.get("is_off_session") is not True,
         )
+
+
+def _parsed(predicate: str) -> ParsedPredicate:
+    try:
+        return parse_predicate(predicate)
+    except RuleSyntaxError as error:
+        raise invalid(f"Invalid rule: {error}", "predicate", code="rule_invalid") from None
 
 
 def _filter_keys(value: str) -> dict[ItemType, str]:
