@@ -70,6 +70,12 @@ def _action(number: rpb.RuleAction.ValueType, param: str = "action") -> RuleActi
 
 def signals_from_message(s: rpb.AttemptSignals) -> tuple[dict[str, object], str | None]:
     """EvaluateAttempt's signals in the names rules use, and the test-card risk hint."""
+    if s.amount < 0:
+        # No payment has a negative amount; the model's amount feature has no value for one.
+        raise invalid(
+            "signals.amount must be zero or more (in the currency's minor unit).",
+            "signals.amount",
+        )
     hint = _RISK.get(s.risk_level_hint)
     return {
         "amount": s.amount,
