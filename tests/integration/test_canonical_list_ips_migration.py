@@ -1,4 +1,4 @@
-"""Core migration 0042 rewrites IP list items stored as IPv4-mapped IPv6 addresses to their
+"""Core migration 0043 rewrites IP list items stored as IPv4-mapped IPv6 addresses to their
 IPv4 address, which is how payments' IPs are compared with them since."""
 
 from collections.abc import Iterator
@@ -30,7 +30,7 @@ ITEMS = [
 
 
 def test_mapped_items_hold_their_ipv4_address_and_a_duplicate_goes(scratch_core: str) -> None:
-    upgrade("core", scratch_core, "0041_one_refund_entry")
+    upgrade("core", scratch_core, "0042_webhook_slot_jobs")
     with psycopg.connect(scratch_core, autocommit=True) as connection:
         connection.execute(
             "INSERT INTO accounts (id, created_at, default_currency, raw_card_access, "
@@ -55,7 +55,7 @@ def test_mapped_items_hold_their_ipv4_address_and_a_duplicate_goes(scratch_core:
                 "VALUES (%s, 'acct_1', %s, %s, %s, 'remit', now())",
                 (item_id, list_id, value, value),
             )
-    upgrade("core", scratch_core, "0042_canonical_list_ips")
+    upgrade("core", scratch_core, "0043_canonical_list_ips")
     with psycopg.connect(scratch_core) as connection:
         found = connection.execute(
             "SELECT id, value, value_key FROM radar_value_list_items ORDER BY id"

@@ -11,8 +11,8 @@ IPv4 address is deleted instead of becoming its duplicate.
 Few rows, if any: only IP lists' items that begin with `::ffff:`. Which of those are
 IPv4-mapped is decided here, with the standard library, as this revision has it.
 
-Revision ID: 0042_canonical_list_ips
-Revises: 0041_one_refund_entry
+Revision ID: 0043_canonical_list_ips
+Revises: 0042_webhook_slot_jobs
 """
 
 import ipaddress
@@ -20,8 +20,8 @@ import ipaddress
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0042_canonical_list_ips"
-down_revision = "0041_one_refund_entry"
+revision = "0043_canonical_list_ips"
+down_revision = "0042_webhook_slot_jobs"
 branch_labels = None
 depends_on = None
 
