@@ -12,6 +12,9 @@ PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 PROTO_FILES = $(shell find protos -name '*.proto' | sort)
 PYTEST_WORKERS ?= 2
+# `make run` is a platform on a developer's machine: its webhook endpoints may reach local
+# receivers (127.0.0.1, localhost). `remit serve` alone refuses internal addresses unless told.
+REMIT_DEVELOPMENT ?= 1
 
 .PHONY: help install compile-sources generate check-generate lint format test test-unit test-integration test-e2e run bench clean
 
@@ -68,7 +71,7 @@ test-unit: install ## Only the unit tests (no I/O)
 	$(PY) -m pytest tests/unit
 
 run: install compile-sources ## Start the whole platform on an embedded PostgreSQL and print the test keys
-	$(VENV)/bin/remit serve
+	REMIT_DEVELOPMENT=$(REMIT_DEVELOPMENT) $(VENV)/bin/remit serve
 
 bench: install compile-sources ## Run the benchmarks and print their figures
 	$(PY) -m bench
