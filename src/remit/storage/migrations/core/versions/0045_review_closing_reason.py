@@ -8,15 +8,15 @@ locked review first, and an approval is refused while it is there.
 Nullable and not filled in: adding it rewrites nothing, and no review is being closed by this
 version yet.
 
-Revision ID: 0043_review_closing_reason
-Revises: 0042_decline_streak_lapse
+Revision ID: 0045_review_closing_reason
+Revises: 0044_decline_streak_lapse
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0043_review_closing_reason"
-down_revision = "0042_decline_streak_lapse"
+revision = "0045_review_closing_reason"
+down_revision = "0044_decline_streak_lapse"
 branch_labels = None
 depends_on = None
 

@@ -8,15 +8,15 @@ Nullable and not filled in: adding it rewrites nothing. A row written before it 
 the end of the hour its rings last moved to stands in for the time of its last decline (the
 latest it can have been), so an old streak lapses no sooner than it should.
 
-Revision ID: 0042_decline_streak_lapse
-Revises: 0041_one_refund_entry
+Revision ID: 0044_decline_streak_lapse
+Revises: 0043_canonical_list_ips
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0042_decline_streak_lapse"
-down_revision = "0041_one_refund_entry"
+revision = "0044_decline_streak_lapse"
+down_revision = "0043_canonical_list_ips"
 branch_labels = None
 depends_on = None
 
