@@ -84,9 +84,10 @@ Global___ValueListItemType: _TypeAlias = ValueListItemType  # noqa: Y015
 
 @_typing.final
 class Rule(_message.Message):
-    """A Radar rule. Rules are evaluated in `position` order; the first match decides, except that
-    `allow` rules override block/review rules (Stripe's order: request_three_d_secure, allow,
-    block, review).
+    """A Radar rule. A payment meets the rules grouped by action, as Stripe's Radar does:
+    request_three_d_secure (unless off-session or already authenticated), allow, block, then the
+    built-in block of the highest risk level, then review; the first rule that matches decides.
+    Within an action, `position` orders the rules.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
