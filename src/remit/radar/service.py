@@ -198,7 +198,7 @@ class RadarService:
         starting_after: str | None = None,
         ending_before: str | None = None,
     ) -> tuple[list[Rule], bool]:
-        """Rules in evaluation order; cursors are rule ids."""
+        """Rules by position; cursors are rule ids."""
         _check_limit(limit)
         async with self._engine.begin() as db:
             rules = await RuleRepository(db).in_order(account_id)
