@@ -7,7 +7,8 @@ same settings the same way.
 
 import ipaddress
 import os
-from collections.abc import Callable, Iterable, Mapping
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, TypeVar
@@ -39,7 +40,21 @@ class Endpoint:
 
     @property
     def target(self) -> str:
-        return f"{self.host}:{self.port}"
+        """`host:port`, an IPv6 address in brackets (`[::1]:7421`): what gRPC dials and
+        binds, and what a URL holds."""
+        return f"{_bracketed(self.host)}:{self.port}"
+
+
+def _bracketed(host: str) -> str:
+    address = _ip_literal(host)
+    return f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else host
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -105,13 +120,12 @@ class PlatformConfig:
             return self
         return replace(self, internal_credential=role_credential(self.internal_token, role))
 
-    @property
-    def core_balanced_target(self) -> str:
+    def core_balanced_target(self, resolve: Callable[[str], str] | None = None) -> str:
         """The gRPC target that reaches every core process: each instance's own port when
         there are several (for a round-robin channel), the core port otherwise."""
         if not self.core_instance_ports:
             return self.core.target
-        return "ipv4:" + ",".join(f"{self.core.host}:{port}" for port in self.core_instance_ports)
+        return core_instances_target(self.core.host, self.core_instance_ports, resolve)
 
     @property
     def api_base_url(self) -> str:
@@ -247,6 +261,31 @@ def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
         del child[TOKEN_ENV]
         child[CREDENTIAL_ENV] = role_credential(token, role)
     return child
+
+
+def core_instances_target(
+    host: str, ports: Sequence[int], resolve: Callable[[str], str] | None = None
+) -> str:
+    """One gRPC target naming the core `host` at each of `ports`, for a round-robin channel.
+
+    gRPC names several addresses in one target only as IP literals of one family
+    (`ipv4:a:p,b:q`, `ipv6:[a]:p,[b]:q`); `dns:` names one port. So a host name is resolved
+    here, once, to the address a plain connection would try first (`resolve`, by default the
+    system's resolver): the core copies listen on every address their host name has."""
+    address = _ip_literal(host)
+    if address is None:
+        address = ipaddress.ip_address((resolve or _first_address)(host))
+    if isinstance(address, ipaddress.IPv6Address):
+        return "ipv6:" + ",".join(f"[{address}]:{port}" for port in ports)
+    return "ipv4:" + ",".join(f"{address}:{port}" for port in ports)
+
+
+def _first_address(host: str) -> str:
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise ConfigError(f"REMIT_CORE_HOST {host!r} does not resolve: {error}") from None
+    return str(found[0][4][0])
 
 
 # Set by `remit serve` on each core process when there are several: the port only it listens
