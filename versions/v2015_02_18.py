@@ -56,7 +56,7 @@ class ReplaceCustomerCardsWithSources(VersionChange):
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         customer_id = obj.get("id")
         if not isinstance(customer_id, str) or obj.get("deleted") is True:
-            return  # partial (previous_attributes), or a deleted customer
+            return  # not a whole customer (no id), or a deleted one
         sources = obj.get("sources")
         cards = sources.get("data") if isinstance(sources, dict) else None
         obj["cards"] = json_list(

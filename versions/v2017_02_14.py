@@ -27,9 +27,7 @@ class StopAutoexpandingChargeOutcomeRule(VersionChange):
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         outcome = obj.get("outcome")
         if not isinstance(obj.get("id"), str) or not isinstance(outcome, dict):
-            # Partial (an event's previous_attributes: only what changed, kept as stored),
-            # or a charge without an outcome.
-            return
+            return  # not a whole charge (no id), or a charge without an outcome
         rule = context.related_object(RULE_OF_CHARGE, obj)
         if rule is not None:
             obj["outcome"] = {**outcome, "rule": rule}

@@ -30,7 +30,7 @@ class StopAutoexpandingCustomerLists(VersionChange):
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         customer_id = obj.get("id")
         if not isinstance(customer_id, str) or obj.get("deleted") is True:
-            return  # partial (previous_attributes), or a deleted customer, which has no lists
+            return  # not a whole customer (no id), or a deleted one, which has no lists
         for name in CUSTOMER_LISTS:
             obj[name] = json_list([], url=f"/v1/customers/{customer_id}/{name}")
 
@@ -60,7 +60,7 @@ class ReplaceThreeDSecureBooleansWithResult(VersionChange):
         card = details.get("card") if isinstance(details, dict) else None
         secure = card.get("three_d_secure") if isinstance(card, dict) else None
         if not (isinstance(details, dict) and isinstance(card, dict) and isinstance(secure, dict)):
-            return  # not a card charge, 3-D Secure not attempted, or a partial object
+            return  # not a card charge, 3-D Secure not attempted, or not a whole charge
         # Nested objects are shared with the caller's latest-schema body: copy, never mutate.
         result = secure.get("result")
         old_secure: JsonObject = {

@@ -33,8 +33,10 @@ class RemovePaymentIntentCharges(VersionChange):
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         intent_id = obj.get("id")
         if not isinstance(intent_id, str):
-            return  # a partial object (previous_attributes) has no list to show
+            return  # not a whole intent (no id): no list to show
         charges = context.related_page(CHARGES_OF_PAYMENT_INTENT, obj)
+        if charges is None:
+            return  # they could not be listed: shown as the latest version shows them, not at all
         obj["charges"] = json_page(
             charges, url=CHARGES_OF_PAYMENT_INTENT.url_template.format(id=intent_id)
         )
@@ -58,8 +60,10 @@ class StopAutoexpandingChargeRefunds(VersionChange):
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         charge_id = obj.get("id")
         if not isinstance(charge_id, str) or isinstance(obj.get("refunds"), dict):
-            return  # partial, or the client expanded it already
+            return  # not a whole charge (no id), or the client expanded it already
         refunds = context.related_page(REFUNDS_OF_CHARGE, obj)
+        if refunds is None:
+            return  # they could not be listed: shown as the latest version shows them
         obj["refunds"] = json_page(refunds, url=REFUNDS_OF_CHARGE.url_template.format(id=charge_id))
 
     def downgrade_schema(self, schemas: dict[str, JsonObject]) -> None:

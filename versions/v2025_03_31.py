@@ -70,8 +70,8 @@ class RenderReleasedAmountsAsRefunded(VersionChange):
 
 def released_minor(charge: JsonObject) -> int:
     """The amount of a charge released uncaptured: what a capture left of it, or all of it
-    when its authorization was released; 0 for a partial object (event
-    `previous_attributes`), which lacks what this takes."""
+    when its authorization was released; 0 for an object that is not a whole charge (no id),
+    which lacks what this takes."""
     amount = charge.get("amount")
     if not isinstance(amount, int) or "id" not in charge:
         return 0

@@ -65,6 +65,9 @@ class PlatformConfig:
     vault_database_url: str | None
     acquirer_database_url: str | None
     api_workers: int
+    # REMIT_DEVELOPMENT=1: webhook endpoints may reach internal addresses (loopback, private
+    # networks, cloud metadata). Off unless set: on a server, a webhook URL must not be a way
+    # into the network remit runs in. `make run`, a platform on a developer's machine, sets it.
     development: bool
     # Hosts or networks webhook endpoints may reach outside development mode even though they
     # are internal (REMIT_WEBHOOK_ALLOWED_HOSTS, comma-separated).
@@ -507,7 +510,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         vault_database_url=env.get("VAULT_DATABASE_URL") or None,
         acquirer_database_url=env.get("ACQUIRER_DATABASE_URL") or None,
         api_workers=int(workers_raw),
-        development=(env.get("REMIT_DEVELOPMENT") or "1") == "1",
+        development=env.get("REMIT_DEVELOPMENT") == "1",
         webhook_allowed_hosts=tuple(
             host.strip()
             for host in (env.get("REMIT_WEBHOOK_ALLOWED_HOSTS") or "").split(",")

@@ -2,6 +2,7 @@
 to an old version, and `remit accounts upgrade` moving the pin."""
 
 import asyncio
+import json
 import subprocess
 import sys
 from typing import Any
@@ -23,6 +24,8 @@ BEFORE_CHARGES_REMOVED = "2022-08-01"
 """The last version before 2022-11-15, when PaymentIntents stopped listing their charges."""
 BEFORE_BALANCE_RENAME = "2019-10-08"
 """The last version before 2019-10-17, when a Customer's `account_balance` became `balance`."""
+BEFORE_REQUEST_HASH = "2017-04-06"
+"""The last version before 2017-05-25, when an event's `request` became an object."""
 
 
 def _account_pinned_at(platform: RunningPlatform, version: str) -> TestAccount:
@@ -392,3 +395,67 @@ async def test_a_customer_before_2019_10_17_has_account_balance_in_responses_and
     assert event.api_version == BEFORE_BALANCE_RENAME
     assert event.data.object["account_balance"] == 0
     assert "balance" not in event.data.object
+
+
+def test_events_of_an_account_pinned_before_2017_05_25_name_their_request_by_its_id(
+    platform: RunningPlatform,
+) -> None:
+    """The core renders the event with `request` a string; it must reach the client as such,
+    from the list and from a retrieve."""
+    account = _account_pinned_at(platform, BEFORE_REQUEST_HASH)
+    auth = (account.secret_key, "")
+    created = httpx.post(
+        f"{platform.api_base}/v1/payment_intents",
+        data={"amount": "800", "currency": "usd"},
+        auth=auth,
+    )
+    assert created.status_code == 200, created.text
+    request_id = created.headers["request-id"]
+
+    listed = httpx.get(
+        f"{platform.api_base}/v1/events", params={"type": "payment_intent.created"}, auth=auth
+    )
+    assert listed.status_code == 200, listed.text
+    (event,) = listed.json()["data"]
+    assert (event["api_version"], event["request"]) == (BEFORE_REQUEST_HASH, request_id)
+    assert event["data"]["object"]["status"] == "requires_source"
+
+    retrieved = httpx.get(f"{platform.api_base}/v1/events/{event['id']}", auth=auth)
+    assert retrieved.status_code == 200, retrieved.text
+    assert retrieved.json() == event
+
+
+@pytest.mark.anyio
+async def test_remit_listen_forwards_an_event_pinned_before_2017_05_25_as_rendered(
+    platform: RunningPlatform,
+) -> None:
+    account = _account_pinned_at(platform, BEFORE_REQUEST_HASH)
+    local = Receiver()
+    await local.start()
+    listen = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "remit", "listen", "--forward-to", local.url,
+        "--events", "payment_intent.created", "--api-key", account.secret_key,
+        env=platform.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert listen.stdout is not None
+        banner = (await asyncio.wait_for(listen.stdout.readline(), 30)).decode()
+        assert banner.startswith("Ready! Your webhook signing secret is whsec_"), banner
+        created = await asyncio.to_thread(
+            httpx.post,
+            f"{platform.api_base}/v1/payment_intents",
+            data={"amount": "800", "currency": "usd"},
+            auth=(account.secret_key, ""),
+        )
+        assert created.status_code == 200, created.text
+        await local.wait_for(1, timeout_s=15)
+    finally:
+        if listen.returncode is None:
+            listen.terminate()
+        await listen.wait()
+        await local.stop()
+    forwarded = json.loads(local.received[0].body)
+    assert (forwarded["api_version"], forwarded["request"]) == (
+        BEFORE_REQUEST_HASH,
+        created.headers["request-id"],
+    )

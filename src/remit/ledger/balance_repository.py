@@ -217,6 +217,20 @@ class BalanceRepository:
             balance_transactions.insert().values(**balance_transaction_values(txn))
         )
 
+    async def attach_posting(self, txn: BalanceTransaction) -> None:
+        """A held refund's balance transaction now describes the refund's posting: it names
+        that ledger transaction and the reference the acquirer refunded under. Nothing the
+        merchant sees changes (id, amounts, status, payout)."""
+        c = balance_transactions.c
+        await self._db.execute(
+            update(balance_transactions)
+            .where(c.account_id == txn.account_id, c.id == txn.id)
+            .values(
+                ledger_transaction_id=txn.ledger_transaction_id,
+                acquirer_reference=txn.acquirer_reference,
+            )
+        )
+
     async def capture_state(
         self, account_id: str, capture_id: str, authorization_id: str
     ) -> CaptureState | None:
@@ -385,6 +399,9 @@ class BalanceRepository:
             c.created_at >= start,
             c.created_at < end,
             c.type.in_([BalanceTransactionType.CHARGE.value, BalanceTransactionType.REFUND.value]),
+            # A refund the acquirer has not made (still pending, or refused) has no reference:
+            # there is nothing of it to settle.
+            c.acquirer_reference.is_not(None),
         ]
         if account_id is not None:
             conditions.append(c.account_id == account_id)

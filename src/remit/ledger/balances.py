@@ -8,11 +8,16 @@ from remit.ledger.objects import Balance, BalanceAmount
 from remit.ledger.repository import JournalRepository
 
 
+def shown_minor(name: str, posted_minor: int, pending_outgoing_minor: int) -> int:
+    """What Stripe's balance shows of the ledger account `name`. The available balance shows
+    what can be spent: a refund still waiting for the acquirer holds its amount (pending
+    outgoing), which Stripe has already debited when the refund was created (and which its
+    balance transaction shows). The pending balance has no holds on it."""
+    return posted_minor - pending_outgoing_minor if name == AVAILABLE else posted_minor
+
+
 def _shown(account: LedgerAccount) -> int:
-    """The available balance shows what can be spent: a refund still waiting for the acquirer
-    holds its amount (pending outgoing), which Stripe has already debited when the refund was
-    created. The pending balance has no holds on it."""
-    return account.spendable_minor if account.name == AVAILABLE else account.posted_balance_minor
+    return shown_minor(account.name, account.posted_balance_minor, account.pending_outgoing_minor)
 
 
 async def read_balance(db: AsyncConnection, account_id: str, default_currency: str) -> Balance:

@@ -4,7 +4,9 @@ An automatic payout takes the whole available balance of a currency, and listing
 transactions with `payout=po_...` answers the rows it paid out: they sum to its amount (with
 the payout's own row, to zero). Its candidates are the available rows no payout has taken yet,
 funds a failed automatic payout returned included (`payout_failure` rows stay unlinked for
-that reason).
+that reason), and so is a refund still waiting for the acquirer: its hold took the money out
+of what the payout could take, and its row (the same once the refund posts) is available from
+the refund's creation.
 
 A manual payout takes money without saying which rows it takes; its own rows (the payout and,
 if the funds came back, the failure or cancel) are linked to it and net to zero when it does

@@ -25,15 +25,21 @@ Ledger transactions per movement (see `chart.py` for the accounts):
   pending +net, fees +fee, network_fees -network fee;
 - void, "ch:void", or expiry, "ch:authorization:expired": releases the reservation;
 - funds available, "txn_..:available": pending -net, available +net;
-- refund hold, "re:refund_hold" (pending, no expiry): available -amount, acquirer_clearing
-  +amount, placed when the refund is created, so its money leaves the spendable available
-  balance (posted minus pending outgoing, what payouts are guarded on) while the acquirer has
-  not answered yet;
-- refund, "re:refund": releases the hold ("re:refund_release") and posts
-  available -(amount - fee returned), acquirer_clearing +amount, fees -fee returned;
+- refund hold, "re:refund_hold" (pending, no expiry): available -(amount - fee returned),
+  acquirer_clearing +amount, fees -fee returned, placed when the refund is created, so its
+  money leaves the spendable available balance (posted minus pending outgoing, what payouts
+  are guarded on, and what the balance shows) while the acquirer has not answered yet. The
+  refund's balance transaction is written with it, as Stripe writes it when the refund is
+  created;
+- refund, "re:refund": releases the hold ("re:refund_release") and posts the same legs; the
+  hold's balance transaction now names this posting, under the same id (the merchant
+  reconciles on it);
 - refund that fails (or is canceled) before it was posted: releases the hold
-  ("re:refund_release");
+  ("re:refund_release"), with a refund_failure balance transaction giving the money back;
 - refund failure, "re:refund_failure": the exact reversal of "re:refund".
+
+So the balance transactions add up to the balance Stripe shows at every step: available is
+the net of the available ones (a pending refund's included), pending that of the pending ones.
 
 The network fee is what the card network withholds from the capture (its interchange): the
 network sends gross - network fee, and the platform bears the fee (`chart.py`). The merchant's
@@ -42,6 +48,7 @@ network fee says so in "ch:capture"'s metadata (`network_fees.BOOKED_KEY`), even
 is 0: reconciliation compares the fee only for those.
 """
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
@@ -368,6 +375,69 @@ async def make_available(
 
 # --- Refunds -------------------------------------------------------------------------------------
 
+_REFUND_ROWS: Final = (
+    BalanceTransactionType.CHARGE,
+    BalanceTransactionType.REFUND,
+    BalanceTransactionType.REFUND_FAILURE,
+)
+
+
+def _refund_transaction_id(refund_id: str) -> str:
+    return f"{refund_id}:refund"
+
+
+def _fee_returned(
+    related: Sequence[BalanceTransaction],
+    *,
+    charge_id: str,
+    amount_minor: int,
+    currency: str,
+    fee_policy: RefundFeePolicy,
+) -> int:
+    """The fee a new refund of `amount_minor` gives back, once it is checked against what is
+    left of the charge: `related` are the charge's balance transactions and those of its
+    refunds so far (a pending refund's included, a failed one's netted out by its failure)."""
+    charge = next((t for t in related if t.type is BalanceTransactionType.CHARGE), None)
+    if charge is None:
+        raise not_found("captured charge", charge_id, param="charge")
+    if charge.currency != currency:
+        raise ledger_invalid("The refund's currency differs from the charge's.", "currency")
+    refund_rows = [t for t in related if t.type is not BalanceTransactionType.CHARGE]
+    refunded_before = -sum(t.amount for t in refund_rows)
+    remaining = charge.amount - refunded_before
+    if amount_minor > remaining:
+        raise LedgerError(
+            message=f"Refund amount ({amount_minor}) is greater than the unrefunded amount "
+            f"of the charge ({remaining}).",
+            kind=ErrorKind.INVALID_ARGUMENT,
+            code="charge_already_refunded" if remaining == 0 else "amount_too_large",
+            param="amount",
+        )
+    return fee_returned_by_refund(
+        charge_gross_minor=charge.amount,
+        charge_fee_minor=charge.fee,
+        refunded_before_minor=refunded_before,
+        fee_returned_before_minor=-sum(t.fee for t in refund_rows),
+        refund_minor=amount_minor,
+        policy=fee_policy,
+    )
+
+
+def _refund_shown(
+    related: Sequence[BalanceTransaction], refund_id: str
+) -> BalanceTransaction | None:
+    """The refund's own balance transaction among its charge's, if it has one yet."""
+    refunds = (t for t in related if t.type is BalanceTransactionType.REFUND)
+    return next((t for t in refunds if t.source_id == refund_id), None)
+
+
+def _refund_postings(amount_minor: int, fee_back: int, currency: str) -> tuple[Posting, ...]:
+    return _postings(
+        (AVAILABLE, -(amount_minor - fee_back), currency),
+        (ACQUIRER_CLEARING, amount_minor, currency),
+        (FEES, -fee_back, currency),
+    )
+
 
 async def record_refund_held(
     db: AsyncConnection,
@@ -378,43 +448,116 @@ async def record_refund_held(
     amount_minor: int,
     currency: str,
     now: datetime,
-) -> None:
+    balance_transaction_id: str | None = None,
+    fee_policy: RefundFeePolicy = RefundFeePolicy.KEEP,
+) -> BalanceTransaction:
     """Hold a refund's money from the moment the refund is created until the acquirer answers:
-    a pending transaction taking `amount_minor` out of the spendable available balance, so a
+    a pending transaction taking the refund's net out of the spendable available balance, so a
     payout made meanwhile cannot pay out the same money. `record_refund` (the acquirer
-    refunded) or `release_refund_hold` (it refused, or the refund was canceled) resolves it.
+    refunded) or `record_refund_released` (it refused, or the refund was canceled) resolves it.
+
+    As on Stripe, the refund's balance transaction (type refund, available at once) is written
+    with the hold: the balance the merchant sees is debited from the refund's creation, and the
+    balance transactions add up to it. `balance_transaction_id` is the txn_ id the refund shows
+    (a new one by default); it stays the same when the refund posts. The fee it gives back and
+    the amount it may take are settled here, as `record_refund` settles them for a refund
+    without a hold; refunding more than remains of the charge fails the same way.
 
     Unguarded, as the refund itself is: it may take the spendable balance below zero. It has
     no expiry, so the expiry job never lets the money go while the refund is still pending.
-
-    The hold's id derives from a refund id just made, and neither of its legs is guarded, so
-    nothing can refuse it: it is sent with the caller's next statement or its COMMIT.
+    Returns the refund's balance transaction (the one already written, on a repeat).
     """
     _positive(amount_minor, "amount")
+    balances = BalanceRepository(db)
+    related = await balances.balance_transactions_for_charge(account_id, charge_id, _REFUND_ROWS)
+    shown = _refund_shown(related, refund_id)
+    if shown is not None:
+        if (shown.amount, shown.currency) != (-amount_minor, currency):
+            raise _differs("a refund", refund_id)
+        return shown
+    fee_back = _fee_returned(
+        related,
+        charge_id=charge_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        fee_policy=fee_policy,
+    )
+    hold_id = refund_hold_id_for(refund_id)
+    txn = _refund_balance_transaction(
+        balance_transaction_id or new_id("txn"),
+        account_id=account_id,
+        ledger_transaction_id=hold_id,
+        refund_id=refund_id,
+        charge_id=charge_id,
+        amount_minor=amount_minor,
+        fee_back=fee_back,
+        currency=currency,
+        now=now,
+    )
+    # The hold's id derives from a refund id just made (a repeat found its balance transaction
+    # above), and none of its legs is guarded, so nothing can refuse it: it is sent, with its
+    # balance transaction, with the caller's next statement or its COMMIT.
     await journal.post_unanswered(
         db,
         account_id,
         TransactionRequest(
-            transaction_id=refund_hold_id_for(refund_id),
-            postings=_postings(
-                (AVAILABLE, -amount_minor, currency), (ACQUIRER_CLEARING, amount_minor, currency)
-            ),
+            transaction_id=hold_id,
+            postings=_refund_postings(amount_minor, fee_back, currency),
             pending=True,
             metadata={"charge": charge_id, "refund": refund_id},
         ),
         now=now,
+        balance_transaction=txn,
+    )
+    return txn
+
+
+def _refund_balance_transaction(
+    txn_id: str,
+    *,
+    account_id: str,
+    ledger_transaction_id: str,
+    refund_id: str,
+    charge_id: str,
+    amount_minor: int,
+    fee_back: int,
+    currency: str,
+    now: datetime,
+    acquirer_reference: str | None = None,
+    description: str | None = None,
+) -> BalanceTransaction:
+    """A refund's balance transaction: negative, out of the available balance at once.
+
+    `acquirer_reference` is set once the acquirer made the refund (reconciliation pairs only
+    those with its settlement rows): None while the refund only holds its money."""
+    return BalanceTransaction(
+        id=txn_id,
+        account_id=account_id,
+        ledger_transaction_id=ledger_transaction_id,
+        type=BalanceTransactionType.REFUND,
+        amount=-amount_minor,
+        fee=-fee_back,
+        net=-amount_minor + fee_back,
+        currency=currency,
+        status=BalanceTransactionStatus.AVAILABLE,
+        available_on=now,
+        created_at=now,
+        fee_details=(FeeDetail(-fee_back, currency, PROCESSING_FEE_DESCRIPTION, FEE_TYPE),)
+        if fee_back
+        else (),
+        source_id=refund_id,
+        charge_id=charge_id,
+        description=description,
+        acquirer_reference=acquirer_reference,
     )
 
 
-async def release_refund_hold(
-    db: AsyncConnection, *, account_id: str, refund_id: str, now: datetime
+async def _release_hold(
+    db: AsyncConnection, account_id: str, refund_id: str, now: datetime
 ) -> LedgerTransaction | None:
-    """Let go of a refund's hold: the refund was posted, or it failed or was canceled before
-    it was.
-
-    Returns the releasing transaction (the earlier one on a repeat), or None for a refund that
-    has no hold: one created before refunds were held.
-    """
+    """Let go of a refund's hold (the refund was posted, or it failed or was canceled before
+    it was). Returns the releasing transaction (the earlier one on a repeat), or None for a
+    refund that has no hold: one created before refunds were held."""
     repo = JournalRepository(db)
     hold = await repo.get_transaction(account_id, refund_hold_id_for(refund_id))
     if hold is None:
@@ -430,6 +573,57 @@ async def release_refund_hold(
         now=now,
     )
     return result.transaction
+
+
+async def record_refund_released(
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    refund_id: str,
+    now: datetime,
+    balance_transaction_id: str | None = None,
+) -> BalanceTransaction | None:
+    """A refund that failed, or was canceled, before it was posted: its hold lets the money go
+    back to the available balance.
+
+    As on Stripe, the refund's balance transaction stays, and a refund_failure one (under
+    `balance_transaction_id`, a new id by default) gives the money back: the refund's
+    `failure_balance_transaction`. Returns it (the earlier one on a repeat), or None for a
+    refund whose hold showed no balance transaction (one created before holds did)."""
+    balances = BalanceRepository(db)
+    release_id = f"{refund_id}:refund_release"
+    existing = await balances.balance_transaction_for_ledger(account_id, release_id)
+    if existing is not None:
+        return existing
+    held = await balances.balance_transaction_for_ledger(account_id, refund_hold_id_for(refund_id))
+    await _release_hold(db, account_id, refund_id, now)
+    if held is None:
+        return None
+    txn = _refund_failure(held, balance_transaction_id or new_id("txn"), release_id, now)
+    await balances.insert_balance_transaction(txn)
+    return txn
+
+
+def _refund_failure(
+    refund: BalanceTransaction, txn_id: str, ledger_transaction_id: str, now: datetime
+) -> BalanceTransaction:
+    """The refund_failure balance transaction that gives back what `refund` took."""
+    return BalanceTransaction(
+        id=txn_id,
+        account_id=refund.account_id,
+        ledger_transaction_id=ledger_transaction_id,
+        type=BalanceTransactionType.REFUND_FAILURE,
+        amount=-refund.amount,
+        fee=-refund.fee,
+        net=-refund.net,
+        currency=refund.currency,
+        status=BalanceTransactionStatus.AVAILABLE,
+        available_on=now,
+        created_at=now,
+        fee_details=tuple(replace(d, amount=-d.amount) for d in refund.fee_details),
+        source_id=refund.source_id,
+        charge_id=refund.charge_id,
+    )
 
 
 async def record_refund(
@@ -449,106 +643,91 @@ async def record_refund(
     """A refund of a captured charge the acquirer made, taken from the available balance at
     once; the refund's hold (`record_refund_held`), if it has one, is released with it.
 
-    As on Stripe, a refund may take the available balance below zero (payouts cannot), and the
-    processing fee is kept unless `fee_policy` says otherwise (see `fees.py`). Refunding more
-    than remains of the charge fails (`amount_too_large`, or `charge_already_refunded`).
-    `balance_transaction_id` is the txn_ id the refund already shows (a new one by default).
+    A held refund's posting takes over from its hold under the balance transaction the hold
+    wrote: the same id, amounts and fee (settled when the hold was placed), now naming this
+    posting and the reference the acquirer refunded under. A refund without a hold (one
+    created before refunds were held, or recorded without one) is checked and its fee settled
+    here: as on Stripe, a refund may take the available balance below zero (payouts cannot),
+    and the processing fee is kept unless `fee_policy` says otherwise (see `fees.py`).
+    Refunding more than remains of the charge fails (`amount_too_large`, or
+    `charge_already_refunded`). `balance_transaction_id` is the txn_ id such a refund shows (a
+    new one by default).
     Returns the refund's balance transaction (type refund, negative amount).
     """
     _positive(amount_minor, "amount")
-    refund_tx = f"{refund_id}:refund"
+    refund_tx = _refund_transaction_id(refund_id)
     balances = BalanceRepository(db)
-    existing = await balances.balance_transaction_for_ledger(account_id, refund_tx)
-    if existing is not None:
-        if (existing.amount, existing.currency) != (-amount_minor, currency):
+    related = await balances.balance_transactions_for_charge(account_id, charge_id, _REFUND_ROWS)
+    shown = _refund_shown(related, refund_id)
+    if shown is not None:
+        if (shown.amount, shown.currency) != (-amount_minor, currency):
             raise _differs("a refund", refund_id)
-        return existing
-    related = await balances.balance_transactions_for_charge(
-        account_id,
-        charge_id,
-        [
-            BalanceTransactionType.CHARGE,
-            BalanceTransactionType.REFUND,
-            BalanceTransactionType.REFUND_FAILURE,
-        ],
-    )
-    charge = next((t for t in related if t.type is BalanceTransactionType.CHARGE), None)
-    if charge is None:
-        raise not_found("captured charge", charge_id, param="charge")
-    if charge.currency != currency:
-        raise ledger_invalid("The refund's currency differs from the charge's.", "currency")
-    refund_rows = [t for t in related if t.type is not BalanceTransactionType.CHARGE]
-    refunded_before = -sum(t.amount for t in refund_rows)
-    remaining = charge.amount - refunded_before
-    if amount_minor > remaining:
-        raise LedgerError(
-            message=f"Refund amount ({amount_minor}) is greater than the unrefunded amount "
-            f"of the charge ({remaining}).",
-            kind=ErrorKind.INVALID_ARGUMENT,
-            code="charge_already_refunded" if remaining == 0 else "amount_too_large",
-            param="amount",
+        if shown.ledger_transaction_id == refund_tx:
+            return shown
+        fee_back = -shown.fee
+    else:
+        fee_back = _fee_returned(
+            related,
+            charge_id=charge_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            fee_policy=fee_policy,
         )
-    fee_back = fee_returned_by_refund(
-        charge_gross_minor=charge.amount,
-        charge_fee_minor=charge.fee,
-        refunded_before_minor=refunded_before,
-        fee_returned_before_minor=-sum(t.fee for t in refund_rows),
-        refund_minor=amount_minor,
-        policy=fee_policy,
-    )
     # The refund's own posting takes over from its hold: one debit of the available balance,
     # under the one balance transaction the merchant sees.
-    await release_refund_hold(db, account_id=account_id, refund_id=refund_id, now=now)
+    await _release_hold(db, account_id, refund_id, now)
     await journal.post(
         db,
         account_id,
         TransactionRequest(
             transaction_id=refund_tx,
-            postings=_postings(
-                (AVAILABLE, -(amount_minor - fee_back), currency),
-                (ACQUIRER_CLEARING, amount_minor, currency),
-                (FEES, -fee_back, currency),
-            ),
+            postings=_refund_postings(amount_minor, fee_back, currency),
             metadata={"charge": charge_id, "refund": refund_id},
             description=description,
         ),
         now=now,
     )
-    txn = BalanceTransaction(
-        id=balance_transaction_id or new_id("txn"),
+    reference = acquirer_reference or refund_id
+    if shown is not None:
+        posted = replace(shown, ledger_transaction_id=refund_tx, acquirer_reference=reference)
+        await balances.attach_posting(posted)
+        return posted
+    txn = _refund_balance_transaction(
+        balance_transaction_id or new_id("txn"),
         account_id=account_id,
         ledger_transaction_id=refund_tx,
-        type=BalanceTransactionType.REFUND,
-        amount=-amount_minor,
-        fee=-fee_back,
-        net=-amount_minor + fee_back,
-        currency=currency,
-        status=BalanceTransactionStatus.AVAILABLE,
-        available_on=now,
-        created_at=now,
-        fee_details=(FeeDetail(-fee_back, currency, PROCESSING_FEE_DESCRIPTION, FEE_TYPE),)
-        if fee_back
-        else (),
-        source_id=refund_id,
+        refund_id=refund_id,
         charge_id=charge_id,
+        amount_minor=amount_minor,
+        fee_back=fee_back,
+        currency=currency,
+        now=now,
+        acquirer_reference=reference,
         description=description,
-        acquirer_reference=acquirer_reference or refund_id,
     )
     await balances.insert_balance_transaction(txn)
     return txn
 
 
 async def record_refund_failed(
-    db: AsyncConnection, *, account_id: str, refund_id: str, now: datetime
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    refund_id: str,
+    now: datetime,
+    balance_transaction_id: str | None = None,
 ) -> BalanceTransaction:
-    """A refund the card network could not deliver: its money (and any fee it returned) comes
-    back to the available balance. Returns the refund_failure balance transaction."""
+    """A refund the card network could not deliver after it was posted: its money (and any fee
+    it returned) comes back to the available balance. Returns the refund_failure balance
+    transaction (under `balance_transaction_id`, a new id by default)."""
     balances = BalanceRepository(db)
     failure_tx = f"{refund_id}:refund_failure"
     existing = await balances.balance_transaction_for_ledger(account_id, failure_tx)
     if existing is not None:
         return existing
-    refund = await balances.balance_transaction_for_ledger(account_id, f"{refund_id}:refund")
+    refund = await balances.balance_transaction_for_ledger(
+        account_id, _refund_transaction_id(refund_id)
+    )
     if refund is None:
         raise not_found("refund", refund_id, param="refund")
     await journal.reverse(
@@ -558,21 +737,6 @@ async def record_refund_failed(
         reversal_id=failure_tx,
         now=now,
     )
-    txn = BalanceTransaction(
-        id=new_id("txn"),
-        account_id=account_id,
-        ledger_transaction_id=failure_tx,
-        type=BalanceTransactionType.REFUND_FAILURE,
-        amount=-refund.amount,
-        fee=-refund.fee,
-        net=-refund.net,
-        currency=refund.currency,
-        status=BalanceTransactionStatus.AVAILABLE,
-        available_on=now,
-        created_at=now,
-        fee_details=tuple(replace(d, amount=-d.amount) for d in refund.fee_details),
-        source_id=refund_id,
-        charge_id=refund.charge_id,
-    )
+    txn = _refund_failure(refund, balance_transaction_id or new_id("txn"), failure_tx, now)
     await balances.insert_balance_transaction(txn)
     return txn

@@ -18,7 +18,10 @@ answer was lost, only when a retry or the completer looks it up, hours later. So
 side is every charge and refund balance transaction recorded on D, plus those recorded on
 another day under a reference of D's report, less those recorded on D for a movement the
 acquirer settled on another day (that day's reconciliation pairs them; the acquirer is asked,
-by reference, for each item of D its report does not list). A movement is therefore reconciled
+by reference, for each item of D its report does not list). A refund's balance transaction
+is recorded when the refund is created, but takes part only once the acquirer made the
+refund (it then has a reference): one still waiting for its answer, or refused, has nothing
+to settle. A movement is therefore reconciled
 once, on its settlement day, and one the acquirer never settled is missing at the acquirer on
 the day the ledger recorded it. A day reconciled before the ledger recorded one of its late
 movements shows it missing in the ledger; running it again pairs it.

@@ -101,7 +101,8 @@ balance_transactions = Table(
     core_metadata,
     Column("id", Text, primary_key=True),
     Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
-    # The ledger transaction that moved the money this row describes (one row per transaction).
+    # The ledger transaction that moved the money this row describes (one row per transaction):
+    # a pending refund's hold, then the refund's posting, which takes over under the same row.
     Column("ledger_transaction_id", Text, nullable=False),
     Column("type", Text, nullable=False),
     Column("reporting_category", Text, nullable=False),
@@ -118,7 +119,8 @@ balance_transactions = Table(
     Column("payout_id", Text, nullable=True),
     # The charge a charge, refund or refund failure belongs to (refunds look up their charge).
     Column("charge_id", Text, nullable=True),
-    # What reconciliation matches against the acquirer's settlement rows.
+    # What reconciliation matches against the acquirer's settlement rows; a refund has it once
+    # the acquirer made it.
     Column("acquirer_reference", Text, nullable=True),
     Column("authorization_id", Text, nullable=True),
     UniqueConstraint("account_id", "ledger_transaction_id"),
@@ -138,6 +140,14 @@ balance_transactions = Table(
         "ix_balance_transactions_due",
         "available_on",
         postgresql_where=text("status = 'pending'"),
+    ),
+    # One `refund` row per refund, whichever process finishes it (core migration 0041).
+    Index(
+        "ux_balance_transactions_refund_source",
+        "account_id",
+        "source_id",
+        unique=True,
+        postgresql_where=text("type = 'refund'"),
     ),
 )
 

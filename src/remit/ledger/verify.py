@@ -7,7 +7,9 @@ Four checks, each independent of the running balances it audits:
 3. every account's hash chain recomputes: sequences 1..n without gaps, each previous_hash the
    hash before it, each hash the SHA-256 of its content, and the chain head on the last one;
 4. Stripe's view agrees: the net of pending (available) balance transactions equals the
-   pending (available) ledger account, per account and currency.
+   pending (available) balance Stripe shows, per account and currency: the ledger account's
+   posted balance, less for available what refunds still waiting for the acquirer hold
+   (`balances.shown_minor`).
 """
 
 from collections.abc import AsyncIterator
@@ -19,6 +21,7 @@ from sqlalchemy import Row, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.ledger.balance_repository import BalanceRepository
+from remit.ledger.balances import shown_minor
 from remit.ledger.chart import AVAILABLE, PENDING
 from remit.ledger.domain import (
     LedgerTransaction,
@@ -176,13 +179,15 @@ async def _balance_mismatches(db: AsyncConnection, account_id: str | None) -> li
 async def _stripe_view_mismatches(db: AsyncConnection, account_id: str | None) -> list[Difference]:
     nets = await BalanceRepository(db).net_by_status(account_id)
     la = ledger_accounts.c
-    query = select(la.account_id, la.name, la.currency, la.posted_balance_minor).where(
-        la.name.in_([PENDING, AVAILABLE])
-    )
+    query = select(
+        la.account_id, la.name, la.currency, la.posted_balance_minor, la.pending_outgoing_minor
+    ).where(la.name.in_([PENDING, AVAILABLE]))
     if account_id is not None:
         query = query.where(la.account_id == account_id)
     ledger = {
-        (row.account_id, row.currency, row.name): int(row.posted_balance_minor)
+        (row.account_id, row.currency, row.name): shown_minor(
+            row.name, int(row.posted_balance_minor), int(row.pending_outgoing_minor)
+        )
         for row in await db.execute(query)
     }
     keys = {(a, c) for a, c, _ in ledger} | {(a, c) for a, c, _ in nets}
@@ -204,7 +209,7 @@ async def _stripe_view_mismatches(db: AsyncConnection, account_id: str | None) -
                         expected_minor=held,
                         actual_minor=shown,
                         description=f"{status.value} balance transactions net {shown}, "
-                        f"the {name} ledger account holds {held}",
+                        f"the {name} balance shows {held}",
                     )
                 )
     return found

@@ -192,8 +192,12 @@ class Refund:
     failure_reason: str | None = None
     acquirer_refund_id: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
-    # The balance transaction that debits the refund, named when the refund succeeds.
+    # The balance transaction that debits the refund, named when the refund is created (as on
+    # Stripe, a pending refund has already left the balance) and kept when it succeeds.
     balance_transaction_id: str | None = None
     # The refunded charge's customer and payment method (Stripe's refund shows both).
     customer_id: str | None = None
     payment_method_id: str | None = None
+    # The refund_failure balance transaction that gives the money back, named when a refund
+    # that debited the balance fails or is canceled.
+    failure_balance_transaction_id: str | None = None

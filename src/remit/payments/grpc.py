@@ -425,6 +425,8 @@ def refund_message(refund: Refund) -> pb.Refund:
         message.failure_reason = refund_failure_reason(refund.failure_reason)
     if refund.balance_transaction_id is not None:
         message.balance_transaction = refund.balance_transaction_id
+    if refund.failure_balance_transaction_id is not None:
+        message.failure_balance_transaction = refund.failure_balance_transaction_id
     if refund.customer_id is not None:
         message.customer = refund.customer_id
     if refund.payment_method_id is not None:

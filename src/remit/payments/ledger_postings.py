@@ -4,7 +4,8 @@ Authorizations reserve the amount (a pending ledger transaction), captures post 
 the merchant's pending balance, the fee to the platform, the fee the card network withheld
 from the platform to the network), cancellations and expiries void it.
 A refund holds its amount from its creation, and takes it out when the acquirer refunds (or
-lets it go when the acquirer refuses, or the refund is canceled). Each ledger call is
+lets it go when the acquirer refuses, or the refund is canceled); its balance transaction is
+written with the hold and stays the same through both. Each ledger call is
 idempotent on the charge or refund id, so a resumed request never posts twice.
 """
 
@@ -103,7 +104,8 @@ class LedgerPostings:
         now = self._clock.now()
         if before is None and after.status is RefundStatus.PENDING:
             # Held until the acquirer answers: a payout made meanwhile must not take the same
-            # money (the refund debits the balance when it is created, as on Stripe).
+            # money (the refund debits the balance when it is created, as on Stripe, under the
+            # balance transaction it shows from then on).
             await ledger.record_refund_held(
                 db,
                 account_id=after.account_id,
@@ -112,6 +114,7 @@ class LedgerPostings:
                 amount_minor=after.amount_minor,
                 currency=after.currency,
                 now=now,
+                balance_transaction_id=after.balance_transaction_id,
             )
             return
         was = None if before is None else before.status
@@ -131,10 +134,19 @@ class LedgerPostings:
             if was is RefundStatus.SUCCEEDED:
                 # Posted already: the money comes back with a refund_failure transaction.
                 await ledger.record_refund_failed(
-                    db, account_id=after.account_id, refund_id=after.id, now=now
+                    db,
+                    account_id=after.account_id,
+                    refund_id=after.id,
+                    now=now,
+                    balance_transaction_id=after.failure_balance_transaction_id,
                 )
             else:
-                # Failed or canceled before it was posted: its hold lets the money go back.
-                await ledger.release_refund_hold(
-                    db, account_id=after.account_id, refund_id=after.id, now=now
+                # Failed or canceled before it was posted: its hold lets the money go back,
+                # shown as a refund_failure transaction too.
+                await ledger.record_refund_released(
+                    db,
+                    account_id=after.account_id,
+                    refund_id=after.id,
+                    now=now,
+                    balance_transaction_id=after.failure_balance_transaction_id,
                 )

@@ -217,6 +217,7 @@ def _refund_values(refund: Refund) -> dict[str, object]:
         "balance_transaction_id": refund.balance_transaction_id,
         "customer_id": refund.customer_id,
         "payment_method_id": refund.payment_method_id,
+        "failure_balance_transaction_id": refund.failure_balance_transaction_id,
         "updated_at": refund.updated_at,
     }
 
@@ -239,6 +240,7 @@ def refund_from_row(m: Fields) -> Refund:
         balance_transaction_id=m["balance_transaction_id"],
         customer_id=m["customer_id"],
         payment_method_id=m["payment_method_id"],
+        failure_balance_transaction_id=m["failure_balance_transaction_id"],
     )
 
 

@@ -77,6 +77,12 @@ from remit.payments.keyed import Keyed, run_keyed, stored_error
 from remit.payments.keyed import KeyedCall as KeyedCall
 from remit.payments.keyed import Replay as Replay
 from remit.payments.keyed import replay_of as replay_of
+from remit.payments.lookup_expectations import (
+    expected_authorization,
+    expected_capture,
+    expected_refund,
+    expected_void,
+)
 from remit.payments.minimum_charge import require_minimum_charge
 from remit.payments.network import (
     AuthorizationOutcome,
@@ -97,6 +103,7 @@ from remit.payments.ports import (
     HookChain,
     NewCard,
     NoRadar,
+    PaymentEnd,
     PaymentHooks,
     PaymentMethodSource,
     RadarGate,
@@ -1103,11 +1110,17 @@ class PaymentsService:
                 ),
             )
 
+        def look_up() -> Awaitable[AuthorizationOutcome | None]:
+            # Only on a resume or an unknown outcome: what the attempt sent, or would send.
+            expected = expected_authorization(charge, capture=capture)
+            return self._network.lookup_authorization(reference, expected)
+
         # A block, or a challenge that must come first, is recorded without asking the network.
         answer = stand_in_result(RiskVerdict.from_json(charge.risk), authentication)
         if answer is None:
             answer = await self._authorize_or_refusal(
                 authorize,
+                look_up,
                 reference,
                 refused=lambda: self._methods.card_refused(record.account_id, vault_token or ""),
                 sent_before=sent_before,
@@ -1139,6 +1152,7 @@ class PaymentsService:
     async def _authorize_or_refusal(
         self,
         authorize: Callable[[], Awaitable[AuthorizationOutcome]],
+        look_up: Callable[[], Awaitable[AuthorizationOutcome | None]],
         reference: str,
         *,
         refused: Callable[[], None],
@@ -1155,25 +1169,13 @@ class PaymentsService:
 
         A reference the network holds for other parameters (`reference_conflict`) ends nothing:
         an authorization may be held under it, which only the network's record of it tells.
+        Nor does a record under it of another operation than the attempt's: `look_up` refuses
+        it (`lookup_expectations`), and the attempt waits at `attempt_created`.
         """
-
-        def look_up() -> Awaitable[AuthorizationOutcome | None]:
-            return self._network.lookup_authorization(reference)
-
         try:
-            return (await self._settle(authorize, look_up, sent_before=sent_before)).as_json()
+            settled = await self._settle(authorize, look_up, reference, sent_before=sent_before)
+            return settled.as_json()
         except RemitError as refusal:
-            if network_holds_reference_for_other_parameters(refusal):
-                # A bug in remit, not a refusal of the card: the attempt waits at
-                # `attempt_created`, since the network may hold an authorization under the
-                # reference, and its next try looks the reference up before sending anything.
-                log.error(
-                    "the network holds %s for an operation with other parameters than this "
-                    "attempt's: %s",
-                    reference,
-                    refusal.message,
-                )
-                raise reference_conflict() from None
             if not vault_will_not_open_card(refusal):
                 raise
             log.warning("the vault refused to forward %s: %s", reference, refusal.kind.name)
@@ -1188,10 +1190,17 @@ class PaymentsService:
         self,
         send: Callable[[], Awaitable[T]],
         look_up: Callable[[], Awaitable[T | None]],
+        reference: str,
         *,
         sent_before: bool = False,
     ) -> T:
         """Send an operation; when its outcome is unknown, find out by reference.
+
+        A reference the network holds for an operation with other parameters
+        (`reference_conflict`) is remit's own error, whatever the operation: the core derives a
+        reference and its parameters from the same stored request. It ends nothing, since the
+        network may hold an operation under the reference, which only its record tells: the
+        request waits at its recovery point, and its next try looks the reference up first.
 
         If the network has no record of the reference, the operation never reached it and
         sending it (with the same reference) cannot duplicate it. `sent_before`: it may have
@@ -1200,19 +1209,30 @@ class PaymentsService:
         anything is sent. A first send is not looked up first, which would cost every
         payment a round trip to the network.
         """
-        if not sent_before:
-            try:
-                return await send()
-            except OutcomeUnknownError as unknown:
-                log.warning("network outcome unknown (%s); looking the operation up", unknown)
-        for attempt in range(_SETTLE_ATTEMPTS):
-            try:
-                found = await look_up()
-                if found is not None:
-                    return found
-                return await send()
-            except OutcomeUnknownError:
-                await asyncio.sleep(_SETTLE_PAUSE_S * (attempt + 1))
+        try:
+            if not sent_before:
+                try:
+                    return await send()
+                except OutcomeUnknownError as unknown:
+                    log.warning("network outcome unknown (%s); looking the operation up", unknown)
+            for attempt in range(_SETTLE_ATTEMPTS):
+                try:
+                    found = await look_up()
+                    if found is not None:
+                        return found
+                    return await send()
+                except OutcomeUnknownError:
+                    await asyncio.sleep(_SETTLE_PAUSE_S * (attempt + 1))
+        except RemitError as refusal:
+            if not network_holds_reference_for_other_parameters(refusal):
+                raise
+            log.error(
+                "the network holds %s for an operation with other parameters than this "
+                "request's: %s",
+                reference,
+                refusal.message,
+            )
+            raise reference_conflict() from None
         raise network_unavailable()
 
     async def _apply_authorization(
@@ -1445,7 +1465,11 @@ class PaymentsService:
             lambda: self._network.capture(
                 authorization_id=authorization_id, amount_minor=amount, reference=reference
             ),
-            lambda: self._network.lookup_operation(reference),
+            # A capture of the amount asked for (`amount_to_capture`), not of the whole charge.
+            lambda: self._network.lookup_operation(
+                reference, expected_capture(charge, authorization_id, amount)
+            ),
+            reference,
             sent_before=sent_before,
         )
         now = self._now()
@@ -1605,6 +1629,10 @@ class PaymentsService:
                 await intents.save(after)
                 if held is not None:
                     await _mark_released(ChargeRepository(db), record.account_id, held, now)
+                if after.review_id is not None:
+                    await self._radar.payment_ended(
+                        db, after.account_id, after.review_id, PaymentEnd.CANCELED, by=record
+                    )
                 await finish_left_behind(
                     db, self._hooks, current, after, left_by=LeftBy.CANCELED, now=now
                 )
@@ -1644,7 +1672,10 @@ class PaymentsService:
         reference, authorization_id = f"{charge.id}_void", charge.authorization_id
         return await self._settle(
             lambda: self._network.void(authorization_id=authorization_id, reference=reference),
-            lambda: self._network.lookup_operation(reference),
+            lambda: self._network.lookup_operation(
+                reference, expected_void(charge, authorization_id)
+            ),
+            reference,
             sent_before=sent_before,
         )
 
@@ -1680,6 +1711,10 @@ class PaymentsService:
         await intents.save(after)
         if intent.latest_charge_id is not None:
             await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
+        if after.review_id is not None:
+            await self._radar.payment_ended(
+                db, account_id, after.review_id, PaymentEnd.NEVER_SETTLED, by=None
+            )
         await self._hooks.intent_changed(db, intent, after)
         return True
 
@@ -1944,6 +1979,9 @@ class PaymentsService:
                 metadata=metadata,
                 customer_id=charge.customer_id,
                 payment_method_id=charge.payment_method_id,
+                # The ledger debits the balance now, under this id (`LedgerPostings`), and
+                # keeps it when the refund succeeds: as on Stripe, a pending refund shows it.
+                balance_transaction_id=new_id("txn"),
             )
             # The amount is reserved on the charge at once, so concurrent refunds can never
             # add up to more than was captured.
@@ -1952,6 +1990,18 @@ class PaymentsService:
             )
             await RefundRepository(db).insert(refund)
             await charges.save(reserved)
+            if reserved.refunded and reserved.review_id is not None:
+                # Refunded in full: its review closes with it. (A charge never reviewed is
+                # not looked up: the review id on its locked row says there is none.)
+                await self._radar.payment_ended(
+                    db,
+                    reserved.account_id,
+                    reserved.review_id,
+                    PaymentEnd.REFUNDED_AS_FRAUD
+                    if reason is RefundReason.FRAUDULENT
+                    else PaymentEnd.REFUNDED,
+                    by=record,
+                )
             # The charge shows the refunded amount from now on (charge.refunded), the refund
             # its own progress (refund.created, then refund.updated with the outcome).
             await self._hooks.charge_changed(
@@ -1995,7 +2045,10 @@ class PaymentsService:
                     amount_minor=refund.amount_minor,
                     reference=reference,
                 ),
-                lambda: self._network.lookup_operation(reference),
+                lambda: self._network.lookup_operation(
+                    reference, expected_refund(charge, authorization_id, refund)
+                ),
+                reference,
                 sent_before=sent_before,
             )
         now = self._now()
@@ -2033,7 +2086,8 @@ class PaymentsService:
                 status=RefundStatus.SUCCEEDED,
                 acquirer_refund_id=operation.operation_id,
                 updated_at=now,
-                balance_transaction_id=new_id("txn"),
+                # A refund created before refunds named theirs at creation gets one now.
+                balance_transaction_id=refund.balance_transaction_id or new_id("txn"),
             )
             charge_after = charge
         else:
@@ -2043,6 +2097,7 @@ class PaymentsService:
                 # The network's own code is kept; it is shown as one of Stripe's values.
                 failure_reason=operation.code or "unknown",
                 updated_at=now,
+                failure_balance_transaction_id=_money_back_id(refund),
             )
             charge_after = await self._stop_counting_refund(db, charge, refund, now)
         await RefundRepository(db).save(after)
@@ -2101,9 +2156,9 @@ class PaymentsService:
     ) -> Done[Refund] | Replay:
         """Only a refund waiting on the customer (`requires_action`) can be canceled. It ends
         as a failed refund ends, in the cancel's transaction: the charge stops counting it,
-        its hold goes back to the available balance (the ledger hook), refund.updated is
-        recorded. Its row lock keeps a resumed request from settling it meanwhile (see
-        `resume_refund`)."""
+        its hold goes back to the available balance (the ledger hook) under a refund_failure
+        balance transaction (`failure_balance_transaction`), refund.updated is recorded. Its
+        row lock keeps a resumed request from settling it meanwhile (see `resume_refund`)."""
 
         async def cancel(db: AsyncConnection) -> Refund:
             refunds = RefundRepository(db)
@@ -2124,7 +2179,12 @@ class PaymentsService:
             assert charge is not None, refund.charge_id
             now = self._now()
             charge_after = await self._stop_counting_refund(db, charge, refund, now)
-            after = replace(refund, status=RefundStatus.CANCELED, updated_at=now)
+            after = replace(
+                refund,
+                status=RefundStatus.CANCELED,
+                updated_at=now,
+                failure_balance_transaction_id=_money_back_id(refund),
+            )
             await refunds.save(after)
             await self._hooks.refund_changed(db, refund, after, charge_after)
             return after
@@ -2156,6 +2216,14 @@ class PaymentsService:
                 charge_id=charge_id,
                 payment_intent_id=payment_intent_id,
             )
+
+
+def _money_back_id(refund: Refund) -> str | None:
+    """The txn_ id of the refund_failure balance transaction that gives back what `refund`
+    took from the balance, now that it failed or was canceled; None for a refund that took
+    nothing yet (one pending since before refunds named their balance transaction at
+    creation), whose ending writes none."""
+    return None if refund.balance_transaction_id is None else new_id("txn")
 
 
 def _warn_if_refunded_after_cancel(refund: Refund, operation: OperationOutcome | None) -> None:

@@ -124,11 +124,15 @@ refunds = Table(
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # The refund's balance transaction (txn_), chosen when it succeeds.
+    # The refund's balance transaction (txn_), chosen when it is created (core migration 0040;
+    # before, when it succeeded).
     Column("balance_transaction_id", Text, nullable=True),
     # The refunded charge's customer and payment method, copied when the refund is made.
     Column("customer_id", Text, nullable=True),
     Column("payment_method_id", Text, nullable=True),
+    # The refund_failure balance transaction (txn_) of a refund that failed or was canceled
+    # after it debited the balance.
+    Column("failure_balance_transaction_id", Text, nullable=True),
     Index("ix_refunds_account_created", "account_id", "created_at", "id"),
     Index("ix_refunds_charge_id", "charge_id"),
 )

@@ -116,10 +116,21 @@ def error_response(
     related: Related = NO_RELATED,
     *,
     public: bool = False,
+    operation: str | None = None,
+    related_unavailable: bool = False,
 ) -> Response:
-    """An error at `version`: its status and fields as that version knew them (`public`: for a
-    publishable key, the intent it carries reduced to its public properties, once rendered)."""
-    versioned = render_error(error.http_status, _json_body(error), version, related)
+    """An error at `version`: its status and fields as that version knew them for `operation`
+    ("POST /v1/tokens", when one answered it) (`public`: for a publishable key, the intent it
+    carries reduced to its public properties, once rendered; `related_unavailable`: its
+    related lists could not be gathered, and are left out)."""
+    versioned = render_error(
+        error.http_status,
+        _json_body(error),
+        version,
+        related,
+        operation=operation,
+        related_unavailable=related_unavailable,
+    )
     if public:
         publish_error_intent(versioned.body)
     headers = {"Request-Id": request_id, "Stripe-Version": version}
@@ -188,6 +199,7 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
 
 async def dispatch(request: Request, operation: Operation, deps: Dependencies) -> Response:
     request_id = new_id("req")
+    operation_name = operation_key(operation.method, operation.path)
     requested_version = request.headers.get("stripe-version")
     # Until the account's version is known, errors render at the version asked for, if valid.
     version = requested_version if requested_version in KNOWN_VERSIONS else LATEST_VERSION
@@ -212,7 +224,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         form = await read_form(request)
         for name, value in request.path_params.items():
             refuse_nul(str(value), name)
-        form = upgrade_request(operation_key(operation.method, operation.path), form, version)
+        form = upgrade_request(operation_name, form, version)
         params = operation.schema.parse(form)
         # A payment page's call: a publishable key on an operation it may make with a secret.
         needs = operation.publishable_needs if publishable else None
@@ -246,24 +258,31 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         if public:
             body = publishable_view(body)
     except StripeError as error:
-        response = await _versioned_error(error, request_id, version, deps, context)
+        response = await _versioned_error(error, request_id, version, operation_name, deps, context)
     except RequestRefusedError as error:
         response = error_response(
             StripeError.invalid_request(error.message, code=error.code, param=error.param),
             request_id,
             version,
+            operation=operation_name,
         )
     except ParamError as error:
-        response = error_response(StripeError.from_param_error(error), request_id, version)
+        response = error_response(
+            StripeError.from_param_error(error), request_id, version, operation=operation_name
+        )
     except FormDecodeError as error:
-        response = error_response(StripeError.from_form_error(error), request_id, version)
+        response = error_response(
+            StripeError.from_form_error(error), request_id, version, operation=operation_name
+        )
     except RemitError as error:
         response = await _versioned_error(
-            stripe_error_from_remit(error), request_id, version, deps, context
+            stripe_error_from_remit(error), request_id, version, operation_name, deps, context
         )
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.url.path)
-        response = error_response(StripeError.api_error(), request_id, version)
+        response = error_response(
+            StripeError.api_error(), request_id, version, operation=operation_name
+        )
     else:
         response = json_response(200, body, {"Request-Id": request_id, "Stripe-Version": version})
     if context is not None:
@@ -316,21 +335,33 @@ async def _versioned_error(
     error: StripeError,
     request_id: str,
     version: str,
+    operation: str,
     deps: Dependencies,
     context: ApiContext | None,
 ) -> Response:
     """An error that may embed an object (a declined confirm carries the PaymentIntent), which
-    renders at the version like any other, related lists included."""
+    renders at the version like any other, related lists included. Should those fail to be
+    gathered, the error still goes out at the version, without them: what it reports (a
+    decline) has already happened, and the client must hear of it in the shape it reads."""
     related: Related = NO_RELATED
+    unavailable = False
     if context is not None and error.payment_intent is not None:
         error = await _with_payment_method_expanded(error, deps, context)
         try:
             related = await gather_related(_json_body(error), version, related_fetch(deps, context))
         except Exception:
             log.exception("could not gather related lists for an error at %s", version)
-            version = LATEST_VERSION
+            unavailable = True
     public = context is not None and context.principal.key_kind is KeyKind.PUBLISHABLE
-    return error_response(error, request_id, version, related, public=public)
+    return error_response(
+        error,
+        request_id,
+        version,
+        related,
+        public=public,
+        operation=operation,
+        related_unavailable=unavailable,
+    )
 
 
 async def _with_payment_method_expanded(

@@ -78,10 +78,13 @@ class RelatedPage:
 
 @dataclass
 class ErrorResponse:
-    """An error as the engine versions it: the HTTP status and the `{"error": {...}}` body."""
+    """An error as the engine versions it: the HTTP status and the `{"error": {...}}` body,
+    and the operation that answered it ("POST /v1/tokens"; None when no operation did, e.g. an
+    unknown path)."""
 
     http_status: int
     body: JsonObject
+    operation: str | None = None
 
     @property
     def error(self) -> JsonObject:
@@ -102,17 +105,27 @@ class RequestRefusedError(Exception):
 
 
 class RenderContext:
-    """What a response change may consult besides the object: related lists gathered for it."""
+    """What a response change may consult besides the object: related lists gathered for it.
 
-    def __init__(self, related: Mapping[tuple[Need, str], RelatedPage]) -> None:
+    `leave_out_missing`: related data could not be gathered (a fetch failed), and what is
+    missing is left out rather than refused: a list is not shown, an object keeps its id."""
+
+    def __init__(
+        self, related: Mapping[tuple[Need, str], RelatedPage], *, leave_out_missing: bool = False
+    ) -> None:
         self._related = related
+        self._leave_out_missing = leave_out_missing
 
-    def related_page(self, need: RelatedList, parent: JsonObject) -> RelatedPage:
+    def related_page(self, need: RelatedList, parent: JsonObject) -> RelatedPage | None:
+        """The list, or None when it could not be gathered (`leave_out_missing`): the change
+        then shows none."""
         if need.empty_when_null is not None and parent.get(need.empty_when_null) is None:
             return RelatedPage.whole([])
         parent_id = parent.get("id")
         key = (need, parent_id if isinstance(parent_id, str) else "")
         if key not in self._related:
+            if self._leave_out_missing:
+                return None
             raise RelatedDataMissingError(
                 f"rendering {parent.get('object')} {parent_id} needs its {need.resource} list "
                 "(gather it with remit.versioning.gather_related first)"
@@ -120,13 +133,15 @@ class RenderContext:
         return self._related[key]
 
     def related_object(self, need: RelatedObject, parent: JsonObject) -> JsonObject | None:
-        """The object the parent's field names, or None when it names none or the object is
-        gone (the id then stays)."""
+        """The object the parent's field names, or None when it names none, the object is
+        gone, or it could not be gathered (`leave_out_missing`): the id then stays."""
         object_id = need.id_in(parent)
         if object_id is None:
             return None
         key = (need, object_id)
         if key not in self._related:
+            if self._leave_out_missing:
+                return None
             raise RelatedDataMissingError(
                 f"rendering {parent.get('object')} {parent.get('id')} needs the {need.resource} "
                 f"{object_id} (gather it with remit.versioning.gather_related first)"
@@ -152,7 +167,8 @@ class VersionChange:
     - `operations`, `params`, `old_params`: for request changes, the operations
       ("POST /v1/payment_intents") whose parameters change, the latest-schema parameters the
       change writes (each must be a field of the operation's gRPC request message) and the old
-      parameter names it reads (which must not be).
+      parameter names it reads (which must not be). An error change that concerns some
+      operations only names them too, and compares them with `ErrorResponse.operation`.
     - `needs`: related lists and objects to gather before rendering (see `RelatedList`,
       `RelatedObject`).
     """
@@ -179,7 +195,8 @@ class VersionChange:
     def downgrade(self, obj: JsonObject, context: RenderContext) -> None:
         """Rewrite `obj`, a resource in this change's version's shape, into the previous
         version's shape, in place. Only touch `obj`'s own keys (nested objects are rendered on
-        their own, after this); tolerate absent keys (event `previous_attributes` are partial)."""
+        their own, after this); tolerate absent keys. An event's `previous_attributes` are made
+        from whole objects rendered before and after the event, never passed here alone."""
 
     def downgrade_error(self, error: ErrorResponse) -> None:
         """Rewrite an error response into the previous version's status and shape, in place."""

@@ -25,6 +25,11 @@ class UnknownFieldError(LookupError):
     field the change adds back for old versions, one it still has)."""
 
 
+class AmbiguousFreeFormFieldError(TypeError):
+    """A name that holds a free-form map in one message names another kind of field in
+    another (see `free_form_fields`)."""
+
+
 @cache
 def resource_messages() -> Mapping[str, Descriptor]:
     """Each Stripe `object` name mapped to the message that renders it (the message whose name
@@ -55,6 +60,49 @@ def internal_fields() -> Mapping[str, frozenset[str]]:
         hidden = frozenset(field.name for field in message.fields if internal(field))
         if hidden:
             found[name] = hidden
+    return found
+
+
+@cache
+def free_form_fields() -> frozenset[str]:
+    """The names of the fields that hold a free-form map (a merchant's `metadata`): what is
+    inside is the merchant's, even a key named `object`, so no walk over latest-schema JSON
+    enters one. A name is taken as free-form wherever it appears, so none of these may also
+    name a field of another kind (checked here, at start-up)."""
+    maps: set[str] = set()
+    others: dict[str, str] = {}
+    for message in _all_messages():
+        for field in message.fields:
+            if _is_map(field):
+                maps.add(field.name)
+            else:
+                others.setdefault(field.name, message.full_name)
+    for name in sorted(maps & others.keys()):
+        raise AmbiguousFreeFormFieldError(
+            f"{others[name]}.{name} is not a map, but other messages have a map named {name!r}: "
+            "free-form maps are recognised by name, so rename one of them"
+        )
+    return frozenset(maps)
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
+def _all_messages() -> list[Descriptor]:
+    found: list[Descriptor] = []
+
+    def visit(message: Descriptor) -> None:
+        if message.GetOptions().map_entry:
+            return
+        found.append(message)
+        for nested in message.nested_types:
+            visit(nested)
+
+    for package in _SERVICE_PACKAGES:
+        module = importlib.import_module(f"remit_api.{package}.v1.{package}_pb2")
+        for message in module.DESCRIPTOR.message_types_by_name.values():
+            visit(message)
     return found
 
 

@@ -6,6 +6,9 @@ version with no change to apply, `without_internal_fields` drops it instead, unl
 says the body holds none (built where `to_json` left them out, at a version for which
 `reads_internal_fields` is false: see remit.core.jsonview.internal_fields_left_out).
 
+Free-form maps (`metadata`) are not entered: a merchant's key named like a hidden field is
+theirs.
+
 Bodies may be shared (a stored event's data is rendered for every endpoint), so nothing is
 changed in place: the objects on the way to a removed field are copied, everything else is
 returned as it is, and a body without such fields comes back as the very same object.
@@ -15,7 +18,7 @@ from collections.abc import Mapping
 from functools import cache
 
 from remit.core.jsonview import JsonObject, JsonValue
-from remit.versioning.descriptors import internal_fields
+from remit.versioning.descriptors import free_form_fields, internal_fields
 from remit.versioning.registry import plan
 
 Hidden = Mapping[str, frozenset[str]]
@@ -52,7 +55,10 @@ def _strip(value: JsonValue, hidden: Hidden, as_type: str | None) -> JsonValue:
     type_name = kind if isinstance(kind, str) else as_type
     names = hidden.get(type_name, frozenset()) if type_name is not None else frozenset()
     changed: JsonObject = {}
+    free_form = free_form_fields()
     for key, item in value.items():
+        if key in free_form:
+            continue
         if type_name == "event" and key == "data":
             stripped = _event_data(item, hidden)
         else:

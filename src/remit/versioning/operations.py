@@ -1,6 +1,6 @@
-"""The REST operations whose parameters a version change may rewrite, mapped to the gRPC request
-message that carries them, so the parameters a change writes are checked against the latest
-schema like the fields of a resource."""
+"""The REST operations whose parameters (or errors) a version change may rewrite, mapped to the
+gRPC request message that carries them, so the parameters a change writes are checked against
+the latest schema like the fields of a resource."""
 
 from collections.abc import Mapping
 from typing import Final
@@ -13,11 +13,13 @@ from remit_api.payments.v1 import payments_pb2 as pb
 CREATE_PAYMENT_INTENT: Final = "POST /v1/payment_intents"
 UPDATE_PAYMENT_INTENT: Final = "POST /v1/payment_intents/{intent}"
 CONFIRM_PAYMENT_INTENT: Final = "POST /v1/payment_intents/{intent}/confirm"
+CREATE_TOKEN: Final = "POST /v1/tokens"  # noqa: S105 (an operation, not a secret)
 
 REQUEST_MESSAGES: Final[Mapping[str, Descriptor]] = {
     CREATE_PAYMENT_INTENT: pb.CreatePaymentIntentRequest.DESCRIPTOR,
     UPDATE_PAYMENT_INTENT: pb.UpdatePaymentIntentRequest.DESCRIPTOR,
     CONFIRM_PAYMENT_INTENT: pb.ConfirmPaymentIntentRequest.DESCRIPTOR,
+    CREATE_TOKEN: pb.CreateTokenRequest.DESCRIPTOR,
 }
 
 

@@ -16,6 +16,7 @@ from remit.versioning.change import RelatedObject, VersionChange
 from remit.versioning.descriptors import (
     ERROR_OBJECT,
     UnknownFieldError,
+    free_form_fields,
     message_for,
     require_absent,
     require_field,
@@ -194,6 +195,7 @@ def all_changes() -> Sequence[type[VersionChange]]:
 def load() -> None:
     """Load and check every module and build the plan of every version (start-up)."""
     version_modules()
+    free_form_fields()
     for version in KNOWN_VERSIONS:
         plan(version)
     assert plan(LATEST_VERSION).is_identity

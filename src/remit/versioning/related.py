@@ -12,8 +12,9 @@ from typing import Final
 
 from remit.core.jsonview import JsonValue
 from remit.versioning.change import Need, RelatedObject, RelatedPage
+from remit.versioning.descriptors import free_form_fields
 from remit.versioning.registry import plan
-from remit.versioning.render import Related
+from remit.versioning.render import Related, object_before
 
 Fetch = Callable[[Need, str], Awaitable[RelatedPage]]
 """For a `RelatedList` and the parent's id, the list's first page (`MAX_EMBEDDED` items), with
@@ -34,6 +35,7 @@ async def gather_related(body: JsonValue, version: str, fetch: Fetch) -> Related
     if not any(change.needs for items in changes.values() for change in items):
         return {}
     found: dict[tuple[Need, str], RelatedPage] = {}
+    free_form = free_form_fields()
 
     async def visit(value: JsonValue, depth: int) -> None:
         if isinstance(value, list):
@@ -61,8 +63,15 @@ async def gather_related(body: JsonValue, version: str, fetch: Fetch) -> Related
                     found[key] = await fetch(need, object_id)
                     for item in found[key].data:
                         await visit(item, depth + 1)
-        for item in value.values():
-            if isinstance(item, dict | list):
+        if kind == "event":
+            # Its previous_attributes render from the whole object before it, which may name
+            # other related objects (another rule) than the object after it.
+            before = object_before(value.get("data"))
+            if before is not None:
+                await visit(before, depth)
+        for name, item in value.items():
+            # A merchant's metadata holds no objects, whatever its keys say.
+            if name not in free_form and isinstance(item, dict | list):
                 await visit(item, depth)
 
     await visit(body, 0)

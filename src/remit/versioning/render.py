@@ -2,11 +2,15 @@
 
 Rendering walks the JSON once. At each object (a dict with an `object` key) it applies, newest
 first, only the changes that touch that object's type, then renders the object's values, so
-nested and expanded objects, list envelopes and event payloads (`data.object`, and
-`data.previous_attributes` as a partial object of the same type) are all rendered at the same
-version. A version with no change newer than itself returns its input as it is, less the
-fields kept off the wire (`remit.versioning.internal`): taken out on a walk of the body, unless
-the caller says it holds none.
+nested and expanded objects, list envelopes and event payloads are all rendered at the same
+version. An event's `data.previous_attributes` are what differs between the object before the
+event (`object_before`) and after it, both rendered at the version: a field that a change
+derives from the ones that changed (a charge's `amount_refunded` from its capture, before
+2025-03-31) is among them, and one that differs only at the latest schema is not. It never
+enters a free-form map (`metadata`): what a merchant put there comes back as
+it was, even a key named `object`. A version with no change newer than itself returns its input
+as it is, less the fields kept off the wire (`remit.versioning.internal`): taken out on a walk
+of the body, unless the caller says it holds none.
 """
 
 from collections.abc import Mapping
@@ -19,7 +23,7 @@ from remit.versioning.change import (
     RelatedPage,
     RenderContext,
 )
-from remit.versioning.descriptors import internal_fields
+from remit.versioning.descriptors import free_form_fields, internal_fields
 from remit.versioning.internal import without_internal_fields
 from remit.versioning.registry import VersionPlan, plan
 
@@ -33,16 +37,20 @@ def render(
     related: Related = NO_RELATED,
     *,
     holds_internal_fields: bool = True,
+    related_unavailable: bool = False,
 ) -> JsonObject:
     """`body` (latest schema: a resource, a list envelope, an event) rendered at `version`.
 
     `holds_internal_fields=False` promises that no field kept off the wire is anywhere in
     `body` (it was built inside `internal_fields_left_out()`); at a version with no change to
-    apply, `body` then comes back as it is, unwalked."""
+    apply, `body` then comes back as it is, unwalked. `related_unavailable`: gathering the
+    related data failed, so what `related` lacks is left out (lists not shown, ids not
+    expanded) instead of refused."""
     version_plan = plan(version)
     if not version_plan.response_changes:
         return without_internal_fields(body) if holds_internal_fields else body
-    rendered = _Renderer(version_plan, RenderContext(related)).value(body)
+    context = RenderContext(related, leave_out_missing=related_unavailable)
+    rendered = _Renderer(version_plan, context).value(body)
     assert isinstance(rendered, dict)
     return rendered
 
@@ -57,11 +65,20 @@ def render_event(event: JsonObject, version: str, related: Related = NO_RELATED)
 
 
 def render_error(
-    http_status: int, body: JsonObject, version: str, related: Related = NO_RELATED
+    http_status: int,
+    body: JsonObject,
+    version: str,
+    related: Related = NO_RELATED,
+    *,
+    operation: str | None = None,
+    related_unavailable: bool = False,
 ) -> ErrorResponse:
-    """An error response at `version`: its status and fields, and the objects it embeds."""
+    """An error response at `version`: its status and fields, and the objects it embeds.
+    `operation` ("POST /v1/tokens") is the one that answered it, for the changes to errors
+    that concern some operations only; `related_unavailable` as for `render`."""
     version_plan = plan(version)
-    response = ErrorResponse(http_status, render(body, version, related))
+    rendered = render(body, version, related, related_unavailable=related_unavailable)
+    response = ErrorResponse(http_status, rendered, operation)
     if version_plan.error_changes:
         error = response.error
         response.body = {**response.body, "error": dict(error)}
@@ -91,6 +108,7 @@ class _Renderer:
         self._changes = version_plan.response_changes
         self._context = context
         self._internal = internal_fields()
+        self._free_form = free_form_fields()
 
     def value(self, value: JsonValue) -> JsonValue:
         if isinstance(value, dict):
@@ -99,9 +117,9 @@ class _Renderer:
             return [self.value(item) for item in value]
         return value
 
-    def mapping(self, source: JsonObject, as_type: str | None = None) -> JsonObject:
+    def mapping(self, source: JsonObject) -> JsonObject:
         kind = source.get("object")
-        type_name = kind if isinstance(kind, str) else as_type
+        type_name = kind if isinstance(kind, str) else None
         obj = dict(source)
         if type_name is not None:
             for change in self._changes.get(type_name, ()):
@@ -111,7 +129,9 @@ class _Renderer:
         if type_name == "event":
             self._event_data(obj)
         for key, item in obj.items():
-            if isinstance(item, dict | list) and not (type_name == "event" and key == "data"):
+            if key in self._free_form or (type_name == "event" and key == "data"):
+                continue
+            if isinstance(item, dict | list):
                 obj[key] = self.value(item)
         return obj
 
@@ -122,9 +142,31 @@ class _Renderer:
         rendered = dict(data)
         inner = data.get("object")
         if isinstance(inner, dict):
-            rendered["object"] = self.mapping(inner)
-            previous = data.get("previous_attributes")
-            kind = inner.get("object")
-            if isinstance(previous, dict) and isinstance(kind, str):
-                rendered["previous_attributes"] = self.mapping(previous, as_type=kind)
+            after = self.mapping(inner)
+            rendered["object"] = after
+            before = object_before(data)
+            if before is not None:
+                rendered["previous_attributes"] = _changed(self.mapping(before), after)
         event["data"] = rendered
+
+
+def object_before(data: JsonValue) -> JsonObject | None:
+    """The whole object as it was before an event, from the event's `data`: its object with
+    `previous_attributes` laid over it (None for an event without them)."""
+    if not isinstance(data, dict):
+        return None
+    inner, previous = data.get("object"), data.get("previous_attributes")
+    if not isinstance(inner, dict) or not isinstance(previous, dict):
+        return None
+    return {**inner, **previous}
+
+
+def _changed(before: JsonObject, after: JsonObject) -> JsonObject:
+    """`before`'s values of the fields that differ from `after` (null for a field `before`
+    lacks)."""
+    changed = {key: value for key, value in before.items() if after.get(key, _ABSENT) != value}
+    changed.update({key: None for key in after.keys() - before.keys()})
+    return changed
+
+
+_ABSENT = object()

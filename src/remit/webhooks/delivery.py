@@ -7,6 +7,12 @@ then records the attempt and stages the next one (if any) in the job's own trans
 also completes the job. A worker that dies mid-POST leaves both its job lease and its slot lease
 to expire; another worker then makes the attempt again, so an event is delivered at least once
 and never lost.
+
+A run that fails after taking the slot (rendering, the POST or recording raised) rolls back its
+work but not the slot: the job's retry takes that slot back (it holds it), so failed runs count
+towards the job's attempt limit and the delivery fails once it is reached (`give_up`). A job
+that finds the endpoint busy or paused waits in a new job, which inherits the attempts its
+failed runs used.
 """
 
 import json
@@ -14,6 +20,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -44,6 +51,7 @@ from remit.webhooks.repository import (
 from remit.webhooks.sender import HttpResult, WebhookSender
 from remit.webhooks.signing import signature_header
 from remit.worker.jobs import Job
+from remit.worker.runner import AfterCommit
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +112,9 @@ class WebhookDeliverer:
         self._renderer = renderer
         self._settings = settings or DeliverySettings()
 
-    async def handle(self, db: AsyncConnection, job: Job) -> None:
-        """The job handler: `db` is the job's transaction, committed with the job."""
+    async def handle(self, db: AsyncConnection, job: Job) -> AfterCommit | None:
+        """The job handler: `db` is the job's transaction, committed with the job. Hands back
+        the notice of an endpoint the attempt disabled, to log once that has committed."""
         delivery_id = int(str(job.payload["delivery_id"]))
         attempt_number = int(str(job.payload["attempt"]))
         now = self._clock.now()
@@ -118,20 +127,24 @@ class WebhookDeliverer:
             # POSTed twice, with no second read of the delivery.
             ctx = await DeliveryRepository(short).context(delivery_id, lock=True)
             if ctx is None or not self._is_current(ctx, attempt_number):
-                return
+                return None
             if ctx.endpoint_deleted or ctx.endpoint.status is EndpointStatus.DISABLED:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
-                return
-            wait_until = await self._wait_until(short, ctx, now)
+                return None
+            wait_until = await self._wait_until(short, ctx, job, now)
         if wait_until is not None:
             await stage_delivery_attempt(db, delivery_id, attempt_number,
                                          account_id=ctx.delivery.account_id, now=now,
-                                         run_at=wait_until)  # fmt: skip
-            return
+                                         run_at=wait_until,
+                                         max_attempts=attempts_left(job))  # fmt: skip
+            return None
         body, headers = await signed_request(ctx, self._renderer, now)
         result = await self._sender.post(ctx.endpoint.url, body, headers)
-        await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
-                             attempted_at=now, now=self._clock.now())  # fmt: skip
+        recorded = await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
+                                        attempted_at=now, now=self._clock.now())  # fmt: skip
+        if recorded.disabled is None:
+            return None
+        return disabled_notice(ctx.endpoint.id, recorded.disabled)
 
     async def give_up(self, db: AsyncConnection, job: Job) -> None:
         """The job failed for good (its handler raised every time): the delivery it was to make
@@ -157,24 +170,67 @@ class WebhookDeliverer:
         )
 
     async def _wait_until(
-        self, db: AsyncConnection, ctx: DeliveryContext, now: datetime
+        self, db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
     ) -> datetime | None:
         """When to look again if the endpoint is rate limited or busy; None once a slot is
         taken."""
+        slots = InflightRepository(db)
         limited = ctx.endpoint.rate_limited_until
         if limited is not None and limited > now:
+            await self._let_go_of_earlier_slot(slots, ctx, job)
             return limited
-        acquired = await InflightRepository(db).try_acquire(
+        acquired = await slots.try_acquire(
             endpoint_id=ctx.endpoint.id,
             delivery_id=ctx.delivery.id,
+            job_id=job.id,
             limit=self._settings.max_concurrent_per_endpoint,
             now=now,
             until=now + self._settings.slot_lease,
         )
         if acquired:
             return None
+        await self._let_go_of_earlier_slot(slots, ctx, job)
         jitter = random.uniform(0.5, 1.5)
         return now + self._settings.busy_retry * jitter
+
+    @staticmethod
+    async def _let_go_of_earlier_slot(
+        slots: InflightRepository, ctx: DeliveryContext, job: Job
+    ) -> None:
+        """A job about to wait in a new one lets go of the slot an earlier, failed run of its
+        own took, if any: the new job could not take it back. A job's first run has none."""
+        if job.attempts > 1:
+            await slots.release_held_by(ctx.delivery.id, job.id)
+
+
+def attempts_left(job: Job) -> int:
+    """The attempt limit of the job that waits in `job`'s place: what `job`'s failed runs
+    (all its runs but this one) left of its own. Without it, a delivery whose runs keep failing
+    would start afresh each time it waited, and never reach a limit."""
+    return max(1, job.max_attempts - (job.attempts - 1))
+
+
+_DISABLED_BECAUSE: Final = {
+    DisabledReason.FAILING: "failed every delivery for 3 days",
+    DisabledReason.GONE: "answered 410 Gone",
+}
+
+
+def disabled_notice(endpoint_id: str, reason: DisabledReason) -> AfterCommit:
+    """The log line that says an attempt disabled its endpoint, for after the commit."""
+
+    def notice() -> None:
+        log.warning("webhook endpoint %s %s; disabled (disabled_reason %s)", endpoint_id,
+                    _DISABLED_BECAUSE.get(reason, reason.value), reason.value)  # fmt: skip
+
+    return notice
+
+
+@dataclass(frozen=True)
+class RecordedAttempt:
+    attempt: DeliveryAttempt
+    # Why the attempt disabled its endpoint, if it did: to say so once it has committed.
+    disabled: DisabledReason | None
 
 
 @dataclass(frozen=True)
@@ -215,9 +271,10 @@ async def record_attempt(
     *,
     attempted_at: datetime,
     now: datetime,
-) -> DeliveryAttempt:
+) -> RecordedAttempt:
     """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
-    apply what the outcome says about the endpoint.
+    apply what the outcome says about the endpoint (which may disable it: said by the result,
+    for the caller to log once the transaction has committed, not before).
 
     Rows are locked in one order by every transaction that takes more than one of them: the
     delivery's, then the endpoint's, then the delivery's slot (as `WebhookDeliverer.handle`
@@ -231,6 +288,7 @@ async def record_attempt(
     # round trip, not four. They still run in the order above, locks included.
     delivery, endpoints, deliveries = ctx.delivery, EndpointRepository(db), DeliveryRepository(db)
     status, next_at, step = DeliveryStatus.PENDING, None, delivery.retry_step
+    disabled: DisabledReason | None = None
     async with fastsql.deferring(db):
         if outcome.succeeded:
             status = DeliveryStatus.SUCCEEDED
@@ -258,8 +316,7 @@ async def record_attempt(
                 pause = retry_after_deadline(outcome.retry_after, now)
                 await endpoints.rate_limit_until(ctx.endpoint.id, pause)
             if await endpoints.note_failure(ctx.endpoint.id, attempted_at, now):
-                log.warning("webhook endpoint %s failed every delivery for 3 days; disabled",
-                            ctx.endpoint.id)  # fmt: skip
+                disabled = DisabledReason.FAILING
         attempt = DeliveryAttempt(
             id=new_id("del"),
             delivery_id=delivery.id,
@@ -289,16 +346,15 @@ async def record_attempt(
             # Whether the row needs writing is decided on the row as it is now, whatever `ctx` said
             # of it: a failure may have been recorded since.
             await endpoints.note_success(ctx.endpoint.id, attempted_at)
-        elif outcome.gone:
-            await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
-            log.warning("webhook endpoint %s answered 410 Gone; disabled", ctx.endpoint.id)
+        elif outcome.gone and await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE):
+            disabled = DisabledReason.GONE
         # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`).
         await InflightRepository(db).release(delivery.id)
         if advanced and next_at is not None:
             await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
                                          account_id=delivery.account_id, now=now,
                                          run_at=next_at)  # fmt: skip
-        return attempt
+        return RecordedAttempt(attempt, disabled)
 
 
 async def record_manual_attempt(

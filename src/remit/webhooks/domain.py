@@ -42,6 +42,8 @@ FAILURE_RUN_BREAK: Final = timedelta(hours=24)
 SUCCESS_NOTED_WITHIN: Final = timedelta(seconds=1)
 # Retry-After is honoured up to this long; a longer value is treated as this.
 MAX_RETRY_AFTER: Final = timedelta(hours=12)
+# Delay-seconds longer than this many digits (over 300 years) are no usable Retry-After.
+MAX_RETRY_AFTER_DIGITS: Final = 10
 # A receiver may ask for pauses, but not for ever: past this many honoured 429s, a delivery's
 # further 429s are ordinary failures and step the schedule on, so an endpoint that answers
 # "429 Retry-After: 1" to everything is not called every second for three days. An endpoint
@@ -227,18 +229,25 @@ def retry_after_deadline(retry_after: timedelta, now: datetime) -> datetime:
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3); None if unusable."""
+    """Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3), at most
+    MAX_RETRY_AFTER; None if unusable. Whatever an endpoint sends, this never raises: the
+    header is the receiver's text, read while its attempt is recorded."""
     if value is None:
         return None
     text = value.strip()
+    if not text.isascii():
+        # `str.isdigit` is true of "²" or "١٢" too, which are no delay-seconds.
+        return None
     if text.isdigit():
-        return timedelta(seconds=int(text))
+        if len(text) > MAX_RETRY_AFTER_DIGITS:
+            return None
+        return min(timedelta(seconds=int(text)), MAX_RETRY_AFTER)
     from email.utils import parsedate_to_datetime
 
     try:
         moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a huge year or offset overflows
         return None
     if moment.tzinfo is None:
         return None
-    return max(moment - now, timedelta(0))
+    return min(max(moment - now, timedelta(0)), MAX_RETRY_AFTER)

@@ -18,6 +18,7 @@ from remit.grpcutil.protoconv import (
 )
 from remit.grpcutil.server import ServiceRegistration
 from remit.payments.keyed_rpc import client_keyed, reply, serialized
+from remit.webhooks.delivery import encode_payload
 from remit.webhooks.domain import DeliveryAttempt, EndpointStatus, Event, WebhookEndpoint
 from remit.webhooks.event_types import UnknownEventTypeError, validate_type_filter
 from remit.webhooks.rendering import render_event
@@ -51,6 +52,8 @@ def endpoint_message(endpoint: WebhookEndpoint, *, with_secret: bool = False) ->
         message.api_version = endpoint.api_version
     if endpoint.description is not None:
         message.description = endpoint.description
+    if endpoint.disabled_reason is not None:
+        message.disabled_reason = endpoint.disabled_reason.value
     if with_secret:
         message.secret = endpoint.secret
     return message
@@ -64,11 +67,15 @@ def _struct(value: object) -> struct_pb2.Struct:
 
 
 def event_message(rendered: JsonObject) -> pb.Event:
-    """A rendered event (see `rendering.event_json`) as the Event message."""
+    """A rendered event (see `rendering.event_json`) as the Event message, in the latest
+    schema's types: a version that shows `request` as the request's id (before 2017-05-25)
+    gives `request.id`. The exact rendering travels beside it (`rendered_json`)."""
     data = rendered["data"]
     request = rendered["request"]
     assert isinstance(data, dict)
-    assert isinstance(request, dict)
+    if isinstance(request, str):
+        request = {"id": request}
+    assert request is None or isinstance(request, dict)
     created = rendered["created"]
     assert isinstance(created, int)
     message = pb.Event(
@@ -85,9 +92,15 @@ def event_message(rendered: JsonObject) -> pb.Event:
     if isinstance(data.get("previous_attributes"), dict):
         message.data.previous_attributes.CopyFrom(_struct(data["previous_attributes"]))
     for name in ("id", "idempotency_key"):
-        if isinstance(request.get(name), str):
+        if request is not None and isinstance(request.get(name), str):
             setattr(message.request, name, request[name])
     return message
+
+
+def rendered_json(rendered: JsonObject) -> bytes:
+    """A rendered event as the JSON a client is shown, byte for byte what a webhook carries:
+    the Event message cannot hold every version's shape."""
+    return encode_payload(rendered)
 
 
 def attempt_message(attempt: DeliveryAttempt) -> pb.DeliveryAttempt:
@@ -242,7 +255,9 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         call = call_context(context)
         event = await self._service.get_event(call.account_id, request.id)
         (rendered,) = await self._as_the_account_saw_them(call.account_id, [event])
-        return pb.GetEventResponse(event=rendered)
+        return pb.GetEventResponse(
+            event=event_message(rendered), event_json=rendered_json(rendered)
+        )
 
     async def ListEvents(
         self, request: pb.ListEventsRequest, context: Context
@@ -260,11 +275,15 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         )
         events, has_more = await self._service.list_events(call.account_id, where, _page(request))
         rendered = await self._as_the_account_saw_them(call.account_id, events)
-        return pb.ListEventsResponse(data=rendered, has_more=has_more)
+        return pb.ListEventsResponse(
+            data=[event_message(item) for item in rendered],
+            has_more=has_more,
+            data_json=[rendered_json(item) for item in rendered],
+        )
 
     async def _as_the_account_saw_them(
         self, account_id: str, events: list[Event]
-    ) -> list[pb.Event]:
+    ) -> list[JsonObject]:
         """Each event rendered at the account's version of the moment it happened, as its
         webhooks were (Stripe renders an event's data once, for the account, and never again);
         an event from before remit kept that version is rendered at the account's current
@@ -273,11 +292,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         if any(event.api_version is None for event in events):
             current = await self._service.account_api_version(account_id)
         return [
-            event_message(
-                await render_event(
-                    event, self._service.renderer, event.rendered_version(None, current)
-                )
-            )
+            await render_event(event, self._service.renderer, event.rendered_version(None, current))
             for event in events
         ]
 
@@ -336,7 +351,9 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
                 rendered = await render_event(
                     event, self._service.renderer, event.rendered_version(None, version)
                 )
-                yield pb.StreamEventsResponse(event=event_message(rendered))
+                yield pb.StreamEventsResponse(
+                    event=event_message(rendered), event_json=rendered_json(rendered)
+                )
         finally:
             events.close()
 

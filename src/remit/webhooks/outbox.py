@@ -114,6 +114,7 @@ async def stage_delivery_attempt(
     account_id: str,
     now: datetime,
     run_at: datetime | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> None:
     await stage_job(
         db,
@@ -122,4 +123,5 @@ async def stage_delivery_attempt(
         now=now,
         run_at=run_at,
         account_id=account_id,
+        max_attempts=max_attempts,
     )

@@ -40,6 +40,7 @@ from remit.webhooks.domain import (
     RolledSecret,
     WebhookEndpoint,
 )
+from remit.webhooks.event_types import ALL_EVENTS
 from remit.webhooks.tables import (
     events,
     webhook_deliveries,
@@ -320,13 +321,15 @@ class EndpointRepository:
         )
         return result.rowcount == 1
 
-    async def disable(self, endpoint_id: str, reason: DisabledReason) -> None:
+    async def disable(self, endpoint_id: str, reason: DisabledReason) -> bool:
+        """Disable the endpoint if it is enabled; True if this call did."""
         c = webhook_endpoints.c
-        await self._db.execute(
+        result = await self._db.execute(
             update(webhook_endpoints)
             .where(c.id == endpoint_id, c.status == EndpointStatus.ENABLED.value)
             .values(status=EndpointStatus.DISABLED.value, disabled_reason=reason.value)
         )
+        return result.rowcount == 1
 
     async def rate_limit_until(self, endpoint_id: str, until: datetime) -> None:
         await self._db.execute(
@@ -389,7 +392,7 @@ def event_from_row(row: Row[Any]) -> Event:
 
 @dataclass(frozen=True)
 class EventFilter:
-    types: Sequence[str] = ()  # exact types or `family.*`
+    types: Sequence[str] = ()  # exact types, `family.*`, or "*" for all
     created: TimeRange = TimeRange()
     delivery_success: bool | None = None
 
@@ -436,7 +439,8 @@ class EventRepository:
     def _conditions(self, account_id: str, where: EventFilter) -> list[ColumnElement[bool]]:
         c = events.c
         conditions = [c.account_id == account_id, *where.created.conditions(c.created_at)]
-        if where.types:
+        # "*" selects every type, alone or among others (as `filter_matches` has it).
+        if where.types and ALL_EVENTS not in where.types:
             exact = [t for t in where.types if not t.endswith(".*")]
             families = [t[:-1] for t in where.types if t.endswith(".*")]
             alternatives: list[ColumnElement[bool]] = []
@@ -816,16 +820,24 @@ class DeliveryRepository:
 _LOCK_ENDPOINT_FOR_SLOTS = Statement(
     "SELECT id FROM webhook_endpoints WHERE id = %(endpoint_id)s FOR NO KEY UPDATE"
 )
+# The delivery's own slot is left out of the count: a job that takes back the slot it holds
+# needs no other one.
 _TAKE_SLOT = Statement(
-    "INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until)"
-    " SELECT %(delivery_id)s, %(endpoint_id)s, %(until)s"
+    "INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until, job_id)"
+    " SELECT %(delivery_id)s, %(endpoint_id)s, %(until)s, %(job_id)s"
     " WHERE (SELECT count(*) FROM webhook_inflight"
-    " WHERE endpoint_id = %(endpoint_id)s AND leased_until > %(now)s) < %(limit)s"
-    " ON CONFLICT (delivery_id) DO UPDATE SET leased_until = EXCLUDED.leased_until"
+    " WHERE endpoint_id = %(endpoint_id)s AND leased_until > %(now)s"
+    " AND delivery_id <> %(delivery_id)s) < %(limit)s"
+    " ON CONFLICT (delivery_id) DO UPDATE"
+    " SET leased_until = EXCLUDED.leased_until, job_id = EXCLUDED.job_id"
     " WHERE webhook_inflight.leased_until <= %(now)s"
+    " OR webhook_inflight.job_id = EXCLUDED.job_id"
     " RETURNING delivery_id"
 )
 _RELEASE_SLOT = Statement("DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s")
+_RELEASE_JOBS_SLOT = Statement(
+    "DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s AND job_id = %(job_id)s"
+)
 
 
 class InflightRepository:
@@ -833,16 +845,27 @@ class InflightRepository:
         self._db = db
 
     async def try_acquire(
-        self, *, endpoint_id: str, delivery_id: int, limit: int, now: datetime, until: datetime
+        self,
+        *,
+        endpoint_id: str,
+        delivery_id: int,
+        job_id: int,
+        limit: int,
+        now: datetime,
+        until: datetime,
     ) -> bool:
-        """Take one of the endpoint's `limit` slots for this delivery, within this transaction.
+        """Take one of the endpoint's `limit` slots for this delivery, for job `job_id`, within
+        this transaction.
 
         The endpoint row is locked first, in its own statement, so concurrent acquirers count one
-        after another. A delivery whose own slot is still leased (a duplicate job for it is in
-        flight) does not get a second one.
+        after another. A delivery whose own slot is still leased to another job (a duplicate
+        job for it is in flight) does not get a second one. The job that holds it takes it
+        again: a run that failed after taking it (its work rolled back, the slot's commit
+        kept) is retried as the same job, whose failed runs then count towards its attempt
+        limit; found busy, it would wait in a new job, with none counted, for ever.
         """
-        params = {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "now": now,
-                  "until": until, "limit": limit}  # fmt: skip
+        params = {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "job_id": job_id,
+                  "now": now, "until": until, "limit": limit}  # fmt: skip
         async with fastsql.deferring(self._db):
             await _LOCK_ENDPOINT_FOR_SLOTS.defer(self._db, {"endpoint_id": endpoint_id})
             return await _TAKE_SLOT.first(self._db, params) is not None
@@ -851,6 +874,10 @@ class InflightRepository:
         """Deferred: in a `fastsql.deferring` block it goes out with the next statement that
         needs an answer."""
         await _RELEASE_SLOT.defer(self._db, {"delivery_id": delivery_id})
+
+    async def release_held_by(self, delivery_id: int, job_id: int) -> None:
+        """Let the delivery's slot go if job `job_id` holds it (not if a duplicate job does)."""
+        await _RELEASE_JOBS_SLOT.run(self._db, {"delivery_id": delivery_id, "job_id": job_id})
 
     async def purge_expired(self, now: datetime) -> None:
         await self._db.execute(

@@ -136,5 +136,7 @@ webhook_inflight = Table(
     Column("delivery_id", BigInteger, primary_key=True),
     Column("endpoint_id", Text, nullable=False),
     Column("leased_until", DateTime(timezone=True), nullable=False),
+    # The job whose run took the slot: its retries take it again (`InflightRepository`).
+    Column("job_id", BigInteger, nullable=True),
     Index("ix_webhook_inflight_endpoint_id", "endpoint_id"),
 )

@@ -1,5 +1,5 @@
 """Developer tooling over the core's gRPC API: `remit listen`, `remit trigger`, and
-`remit webhooks resend | redeliver | roll-secret`.
+`remit webhooks endpoints | resend | redeliver | roll-secret`.
 
 Every command acts for one account, named by `--api-key sk_test_...` or, by default, the default
 test account that `remit serve` keeps in the data directory.
@@ -99,7 +99,10 @@ async def listen(
                         flush=True,
                     )
                     continue
-                await _forward(sender, message.event, secret, forward_to, out)
+                # The rendered JSON, as a webhook carries it; from a core that sends only the
+                # message, the message (right at every version since 2017-05-25).
+                body = message.event_json or encode_payload(to_json(message.event))
+                await _forward(sender, message.event, body, secret, forward_to, out)
         except grpc.aio.AioRpcError as error:
             failure = describe_call_failure(error, "core", config.core.target)
             raise ToolError(f"the event stream ended: {failure}") from None
@@ -109,9 +112,8 @@ async def listen(
 
 
 async def _forward(
-    sender: WebhookSender, event: pb.Event, secret: str, url: str, out: TextIO
+    sender: WebhookSender, event: pb.Event, body: bytes, secret: str, url: str, out: TextIO
 ) -> None:
-    body = encode_payload(to_json(event))
     now = int(datetime.now(UTC).timestamp())
     headers = {
         "Content-Type": "application/json; charset=utf-8",
@@ -337,6 +339,44 @@ async def _with_stub(
             return await call(stub, metadata)
         except grpc.aio.AioRpcError as error:
             raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
+
+
+def endpoint_line(endpoint: pb.WebhookEndpoint) -> str:
+    """One endpoint as `remit webhooks endpoints` prints it: id, status (with why, when it is
+    disabled), URL."""
+    status = (
+        pb.WebhookEndpointStatus.Name(endpoint.status)
+        .removeprefix("WEBHOOK_ENDPOINT_STATUS_")
+        .lower()
+    )
+    if endpoint.HasField("disabled_reason"):
+        status += f" ({endpoint.disabled_reason})"
+    return f"{endpoint.id}  {status}  {endpoint.url}"
+
+
+async def list_endpoints(config: PlatformConfig, *, api_key: str, out: TextIO) -> int:
+    """Every endpoint of the account, newest first; a disabled one says why (by_user, gone:
+    it answered 410, failing: every delivery failed for three days), which the REST API, as
+    Stripe's, does not."""
+
+    async def every_page(
+        stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub, metadata: Metadata
+    ) -> list[pb.WebhookEndpoint]:
+        found: list[pb.WebhookEndpoint] = []
+        request = pb.ListWebhookEndpointsRequest(limit=100)
+        while True:
+            reply = await stub.ListWebhookEndpoints(request, metadata=metadata)
+            found.extend(reply.data)
+            if not reply.has_more or not reply.data:
+                return found
+            request.starting_after = reply.data[-1].id
+
+    endpoints = await _with_stub(config, api_key, every_page)
+    assert isinstance(endpoints, list)
+    for endpoint in endpoints:
+        print(endpoint_line(endpoint), file=out)
+    out.flush()
+    return 0
 
 
 async def resend(

@@ -1,19 +1,32 @@
 """A refund holds its money from its creation until the acquirer answers: a payout made while
-it is in flight cannot take the same money."""
+it is in flight cannot take the same money, and the merchant sees it leave the balance then,
+under the refund's balance transaction, which keeps its id when the refund posts."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
+from remit.ledger import journal
 from remit.ledger import postings as ledger
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.balances import read_balance
 from remit.ledger.chart import ACQUIRER_CLEARING, AVAILABLE
-from remit.ledger.domain import LedgerAccount, LedgerError, PendingStatus
+from remit.ledger.domain import (
+    LedgerAccount,
+    LedgerError,
+    PendingStatus,
+    Posting,
+    TransactionRequest,
+)
 from remit.ledger.jobs import expire_authorizations
-from remit.ledger.objects import BalanceTransaction, BalanceTransactionType
+from remit.ledger.objects import (
+    BalanceTransaction,
+    BalanceTransactionStatus,
+    BalanceTransactionType,
+)
 from remit.ledger.payouts import PayoutError, create_payout
 from remit.ledger.repository import JournalRepository
 from remit.ledger.reserved import refuse_derived_id
@@ -43,8 +56,9 @@ async def _refund_rows(engine: AsyncEngine, account_id: str) -> list[BalanceTran
 
 async def _captured_and_held(
     engine: AsyncEngine, account_id: str, clock: FixedClock, *, refund: int = NET
-) -> None:
-    """1000 captured straight into available (941 after the fee), then a refund held."""
+) -> BalanceTransaction:
+    """1000 captured straight into available (941 after the fee), then a refund held; returns
+    the refund's balance transaction."""
     async with engine.begin() as db:
         await ledger.record_charge_captured(
             db,
@@ -56,7 +70,7 @@ async def _captured_and_held(
             bypass_pending=True,
         )
     async with engine.begin() as db:
-        await ledger.record_refund_held(
+        return await ledger.record_refund_held(
             db,
             account_id=account_id,
             refund_id="re_held",
@@ -64,13 +78,14 @@ async def _captured_and_held(
             amount_minor=refund,
             currency="usd",
             now=clock.now(),
+            balance_transaction_id="txn_held",
         )
 
 
 async def test_a_held_refund_leaves_nothing_for_a_payout_and_shows_as_debited(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
-    await _captured_and_held(core_engine, account_id, clock)
+    shown = await _captured_and_held(core_engine, account_id, clock)
 
     with pytest.raises(PayoutError) as refused:
         async with core_engine.begin() as db:
@@ -86,15 +101,75 @@ async def test_a_held_refund_leaves_nothing_for_a_payout_and_shows_as_debited(
         balance = await read_balance(db, account_id, "usd")
     assert [(a.amount, a.currency) for a in balance.available] == [(0, "usd")]
     assert [a.amount for a in balance.pending] == [0]
-    # Nothing is posted yet: the merchant's balance transactions show no refund.
-    assert await _refund_rows(core_engine, account_id) == []
+    # Nothing is posted yet, but the merchant already sees the refund leave the balance, as
+    # on Stripe: under the id it was given, available at once. It has no acquirer reference
+    # yet (reconciliation has nothing of it to settle).
+    assert await _refund_rows(core_engine, account_id) == [shown]
+    assert (shown.id, shown.type, shown.reporting_category) == (
+        "txn_held",
+        BalanceTransactionType.REFUND,
+        "refund",
+    )
+    assert (shown.amount, shown.fee, shown.net, shown.fee_details) == (-NET, 0, -NET, ())
+    assert (shown.status, shown.available_on, shown.created_at) == (
+        BalanceTransactionStatus.AVAILABLE,
+        clock.now(),
+        clock.now(),
+    )
+    assert (shown.source_id, shown.charge_id) == ("re_held", CHARGE)
+    assert (shown.ledger_transaction_id, shown.acquirer_reference) == (
+        ledger.refund_hold_id_for("re_held"),
+        None,
+    )
+    await assert_verified(core_engine, clock)
+
+
+async def test_holding_a_refund_again_writes_nothing_more(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    shown = await _captured_and_held(core_engine, account_id, clock, refund=300)
+    async with core_engine.begin() as db:
+        again = await ledger.record_refund_held(
+            db,
+            account_id=account_id,
+            refund_id="re_held",
+            charge_id=CHARGE,
+            amount_minor=300,
+            currency="usd",
+            now=clock.now(),
+            balance_transaction_id="txn_other",
+        )
+    assert again == shown
+    assert await _refund_rows(core_engine, account_id) == [shown]
+    assert (await _available(core_engine, account_id)).spendable_minor == NET - 300
+    await assert_verified(core_engine, clock)
+
+
+async def test_a_hold_beyond_what_remains_of_the_charge_is_refused(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await _captured_and_held(core_engine, account_id, clock, refund=700)
+    with pytest.raises(LedgerError) as refused:
+        async with core_engine.begin() as db:
+            await ledger.record_refund_held(
+                db,
+                account_id=account_id,
+                refund_id="re_more",
+                charge_id=CHARGE,
+                amount_minor=301,
+                currency="usd",
+                now=clock.now(),
+            )
+    assert (refused.value.code, refused.value.param) == ("amount_too_large", "amount")
+    assert (await _available(core_engine, account_id)).spendable_minor == NET - 700
     await assert_verified(core_engine, clock)
 
 
 async def test_a_refund_may_still_take_the_spendable_balance_below_zero(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
-    await _captured_and_held(core_engine, account_id, clock, refund=1_000)
+    shown = await _captured_and_held(core_engine, account_id, clock, refund=1_000)
+    assert shown.net == -1_000
     held = await _available(core_engine, account_id)
     assert held.spendable_minor == NET - 1_000
     async with core_engine.connect() as db:
@@ -106,7 +181,8 @@ async def test_a_refund_may_still_take_the_spendable_balance_below_zero(
 async def test_the_refund_posting_takes_over_from_its_hold(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
-    await _captured_and_held(core_engine, account_id, clock)
+    held = await _captured_and_held(core_engine, account_id, clock)
+    clock.advance(60)
 
     async def refund() -> BalanceTransaction:
         async with core_engine.begin() as db:
@@ -123,7 +199,11 @@ async def test_the_refund_posting_takes_over_from_its_hold(
     first = await refund()
     again = await refund()
     assert again == first
-    assert (first.type, first.amount, first.net) == (BalanceTransactionType.REFUND, -NET, -NET)
+    # The balance transaction the refund showed while pending, unchanged for the merchant (a
+    # reconciliation keys on its id), now names the posting and the acquirer's reference.
+    assert first == replace(
+        held, ledger_transaction_id="re_held:refund", acquirer_reference="re_held"
+    )
     assert await _refund_rows(core_engine, account_id) == [first]
     settled = await _available(core_engine, account_id)
     assert (settled.posted_balance_minor, settled.pending_outgoing_minor) == (0, 0)
@@ -144,20 +224,42 @@ async def test_the_refund_posting_takes_over_from_its_hold(
 async def test_a_refund_that_fails_before_it_was_posted_gives_its_hold_back(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
-    await _captured_and_held(core_engine, account_id, clock)
 
-    async def release() -> str | None:
+    held = await _captured_and_held(core_engine, account_id, clock)
+    clock.advance(60)
+
+    async def release() -> BalanceTransaction | None:
         async with core_engine.begin() as db:
-            released = await ledger.release_refund_hold(
-                db, account_id=account_id, refund_id="re_held", now=clock.now()
+            return await ledger.record_refund_released(
+                db,
+                account_id=account_id,
+                refund_id="re_held",
+                now=clock.now(),
+                balance_transaction_id="txn_back",
             )
-        return None if released is None else released.id
 
-    assert await release() == "re_held:refund_release"
-    assert await release() == "re_held:refund_release"
+    failure = await release()
+    assert await release() == failure
     back = await _available(core_engine, account_id)
     assert (back.posted_balance_minor, back.pending_outgoing_minor) == (NET, 0)
-    assert await _refund_rows(core_engine, account_id) == []
+    # As on Stripe, the refund's balance transaction stays and a refund_failure gives the
+    # money back, available at once.
+    assert failure is not None
+    assert await _refund_rows(core_engine, account_id) == [held, failure]
+    assert (failure.id, failure.type, failure.reporting_category) == (
+        "txn_back",
+        BalanceTransactionType.REFUND_FAILURE,
+        "refund_failure",
+    )
+    assert (failure.amount, failure.fee, failure.net) == (NET, 0, NET)
+    assert (failure.status, failure.created_at) == (
+        BalanceTransactionStatus.AVAILABLE,
+        clock.now(),
+    )
+    assert (failure.source_id, failure.ledger_transaction_id) == (
+        "re_held",
+        "re_held:refund_release",
+    )
     async with core_engine.begin() as db:
         payout = await create_payout(
             db, account_id=account_id, amount=NET, currency="usd", now=clock.now()
@@ -179,7 +281,7 @@ async def test_a_refund_created_before_holds_existed_resolves_without_one(
             now=clock.now(),
             bypass_pending=True,
         )
-        released = await ledger.release_refund_hold(
+        released = await ledger.record_refund_released(
             db, account_id=account_id, refund_id="re_old", now=clock.now()
         )
         refund = await ledger.record_refund(
@@ -194,6 +296,70 @@ async def test_a_refund_created_before_holds_existed_resolves_without_one(
     assert released is None
     assert refund.amount == -300
     assert (await _available(core_engine, account_id)).posted_balance_minor == NET - 300
+    await assert_verified(core_engine, clock)
+
+
+async def _held_the_earlier_way(
+    engine: AsyncEngine, account_id: str, clock: FixedClock, refund_id: str, amount: int
+) -> None:
+    """A hold as the ledger placed it before holds wrote the refund's balance transaction."""
+    async with engine.begin() as db:
+        await journal.post(
+            db,
+            account_id,
+            TransactionRequest(
+                transaction_id=ledger.refund_hold_id_for(refund_id),
+                postings=(
+                    Posting(AVAILABLE, -amount, "usd"),
+                    Posting(ACQUIRER_CLEARING, amount, "usd"),
+                ),
+                pending=True,
+                metadata={"charge": CHARGE, "refund": refund_id},
+            ),
+            now=clock.now(),
+        )
+
+
+async def test_a_hold_placed_before_holds_showed_a_refund_resolves_as_it_did(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id=CHARGE,
+            gross_minor=1_000,
+            currency="usd",
+            now=clock.now(),
+            bypass_pending=True,
+        )
+    await _held_the_earlier_way(core_engine, account_id, clock, "re_posts", 300)
+    await _held_the_earlier_way(core_engine, account_id, clock, "re_fails", 200)
+    async with core_engine.begin() as db:
+        posted = await ledger.record_refund(
+            db,
+            account_id=account_id,
+            refund_id="re_posts",
+            charge_id=CHARGE,
+            amount_minor=300,
+            currency="usd",
+            now=clock.now(),
+            balance_transaction_id="txn_posted",
+        )
+        released = await ledger.record_refund_released(
+            db, account_id=account_id, refund_id="re_fails", now=clock.now()
+        )
+    # The refund shows its balance transaction once posted, as it did; the failed one never
+    # took anything the merchant saw, and gives nothing back they would see.
+    assert (posted.id, posted.amount, posted.ledger_transaction_id) == (
+        "txn_posted",
+        -300,
+        "re_posts:refund",
+    )
+    assert released is None
+    assert await _refund_rows(core_engine, account_id) == [posted]
+    settled = await _available(core_engine, account_id)
+    assert (settled.posted_balance_minor, settled.pending_outgoing_minor) == (NET - 300, 0)
     await assert_verified(core_engine, clock)
 
 

@@ -244,3 +244,37 @@ async def test_a_settlement_row_of_a_kind_reconcile_does_not_know_stops_it(
     assert "dp_1" in raised.value.message
     async with core_engine.connect() as db:
         assert (await db.execute(text("SELECT count(*) FROM reconciliations"))).scalar() == 0
+
+
+async def test_refunds_the_acquirer_has_not_made_are_left_out_of_reconciliation(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """A refund shows its balance transaction from its creation, before the acquirer refunds
+    it; one still waiting for its answer, or refused, has nothing the acquirer could settle,
+    and is neither looked up nor reported missing there."""
+    await some_history(core_engine, account_id, clock)
+    async with core_engine.begin() as db:
+        for refund_id in ("re_waiting", "re_refused"):
+            await ledger.record_refund_held(
+                db,
+                account_id=account_id,
+                refund_id=refund_id,
+                charge_id="ch_b",
+                amount_minor=100,
+                currency="usd",
+                now=clock.now(),
+            )
+        await ledger.record_refund_released(
+            db, account_id=account_id, refund_id="re_refused", now=clock.now()
+        )
+    fake = FakeAcquirer(
+        [
+            settlement_row("capture", "ch_a", 1_000, account_id, fee=12),
+            settlement_row("capture", "ch_b", 2_000, account_id, fee=24),
+            settlement_row("refund", "re_a", 300, account_id),
+        ]
+    )
+    result = await reconcile_with(core_engine, clock, fake, account_id)
+    assert result.ok
+    assert result.count(RowStatus.MATCHED) == 3
+    assert fake.looked_up == []

@@ -87,6 +87,13 @@ async def test_a_refund_records_charge_refunded_refund_created_and_its_outcome(
     assert created["object"]["status"] == "pending"  # type: ignore[index]
     assert updated["object"]["status"] == "succeeded"  # type: ignore[index]
     assert updated["previous"]["status"] == "pending"  # type: ignore[index]
+    # As on Stripe, the pending refund already names its balance transaction; succeeding
+    # does not change it.
+    shown = created["object"]["balance_transaction"]  # type: ignore[index]
+    assert isinstance(shown, str)
+    assert shown.startswith("txn_")
+    assert updated["object"]["balance_transaction"] == shown  # type: ignore[index]
+    assert "balance_transaction" not in updated["previous"]  # type: ignore[operator]
     # Stripe's other event for a refund's change carries the same refund.
     assert charge_refund_updated == updated
 

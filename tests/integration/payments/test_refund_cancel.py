@@ -1,6 +1,7 @@
 """Canceling a refund ends it as a failed refund ends: its hold goes back to the available
-balance, the charge stops counting it, refund.updated and charge.refund.updated tell of it, all
-in the cancel's own transaction, and nothing settles it afterwards.
+balance under a refund_failure balance transaction (the refund's `failure_balance_transaction`),
+the charge stops counting it, refund.updated and charge.refund.updated tell of it, all in the
+cancel's own transaction, and nothing settles it afterwards.
 
 Only a refund waiting on the customer (`requires_action`) can be canceled. No remit flow puts
 a refund there yet: card refunds are created `pending`, with their hold, and the acquirer's
@@ -21,7 +22,7 @@ from remit.ledger import postings as ledger
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.balances import read_balance
 from remit.ledger.domain import PendingStatus
-from remit.ledger.objects import BalanceTransactionType
+from remit.ledger.objects import BalanceTransaction, BalanceTransactionType
 from remit.ledger.payouts import create_payout
 from remit.ledger.repository import JournalRepository
 from remit.ledger.verify import verify_ledger
@@ -112,13 +113,18 @@ async def _hold_status(engine: AsyncEngine, account_id: str, refund_id: str) -> 
 
 
 async def _refund_rows(engine: AsyncEngine, account_id: str, charge_id: str) -> list[int]:
+    return [row.amount for row in await _refund_entries(engine, account_id, charge_id)]
+
+
+async def _refund_entries(
+    engine: AsyncEngine, account_id: str, charge_id: str
+) -> list[BalanceTransaction]:
     async with engine.connect() as db:
-        found = await BalanceRepository(db).balance_transactions_for_charge(
+        return await BalanceRepository(db).balance_transactions_for_charge(
             account_id,
             charge_id,
             [BalanceTransactionType.REFUND, BalanceTransactionType.REFUND_FAILURE],
         )
-    return [row.amount for row in found]
 
 
 async def _assert_verified(engine: AsyncEngine) -> None:
@@ -149,7 +155,17 @@ async def test_a_canceled_refund_gives_its_held_money_back_once(
     assert done.value.status is RefundStatus.CANCELED
     assert await _shown_available(core_engine, account_id) == NET
     assert await _hold_status(core_engine, account_id, record.refund_id) is PendingStatus.VOIDED
-    assert await _refund_rows(core_engine, account_id, done.value.charge_id) == []
+    # The refund's balance transaction stays; a refund_failure gives its money back.
+    shown, back = await _refund_entries(core_engine, account_id, done.value.charge_id)
+    assert (shown.amount, back.type, back.amount) == (
+        -REFUND,
+        BalanceTransactionType.REFUND_FAILURE,
+        REFUND,
+    )
+    assert (done.value.balance_transaction_id, done.value.failure_balance_transaction_id) == (
+        shown.id,
+        back.id,
+    )
 
     # A replay of the cancel, and another cancel, give nothing back a second time.
     again = await payments.cancel_refund(account_id, record.refund_id, _keyed(account_id, "c1"))
@@ -210,7 +226,10 @@ async def test_a_cancel_records_both_refund_updates_and_nothing_about_the_charge
     [(_, updated), (_, charge_refund_updated)] = made
     assert updated["object"]["id"] == record.refund_id  # type: ignore[index]
     assert updated["object"]["status"] == "canceled"  # type: ignore[index]
-    assert updated["previous"] == {"status": "requires_action"}
+    assert updated["previous"] == {
+        "status": "requires_action",
+        "failure_balance_transaction": None,
+    }
     assert charge_refund_updated == updated
 
 
@@ -254,7 +273,7 @@ async def test_the_completer_never_sends_nor_settles_a_canceled_refund(
     assert record.refund_id not in network.sent
     refund = await payments.get_refund(account_id, record.refund_id)
     assert refund.status is RefundStatus.CANCELED
-    assert await _refund_rows(core_engine, account_id, record.charge_id) == []
+    assert await _refund_rows(core_engine, account_id, record.charge_id) == [-REFUND, REFUND]
     assert await _shown_available(core_engine, account_id) == NET
     # The abandoned request is answered with the refund as it stands, and is not tried again.
     replayed = await payments.create_refund(
@@ -313,8 +332,17 @@ async def test_an_answer_arriving_after_the_cancel_does_not_make_the_refund_succ
     assert [type(result) for result in network.meanwhile] == [Done]
     refund = await payments.get_refund(account_id, done.value.id)
     assert refund.status is RefundStatus.CANCELED
-    assert refund.balance_transaction_id is None
-    assert await _refund_rows(core_engine, account_id, refund.charge_id) == []
+    # What the merchant saw while it was pending, given back: nothing of it is posted.
+    shown, back = await _refund_entries(core_engine, account_id, refund.charge_id)
+    assert (refund.balance_transaction_id, refund.failure_balance_transaction_id) == (
+        shown.id,
+        back.id,
+    )
+    assert (shown.amount, back.amount, shown.ledger_transaction_id) == (
+        -REFUND,
+        REFUND,
+        ledger.refund_hold_id_for(refund.id),
+    )
     charge, _ = await payments.get_charge(account_id, refund.charge_id)
     assert charge.amount_refunded_minor == 0
     assert await _shown_available(core_engine, account_id) == NET

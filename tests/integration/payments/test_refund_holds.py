@@ -1,6 +1,8 @@
 """A refund waiting for the acquirer holds its money: a payout created meanwhile cannot pay
 the same money out, and the refund's outcome settles the hold (posted on success, given back on
-failure), whether the request itself, a replay or the completer finishes it."""
+failure), whether the request itself, a replay or the completer finishes it. The refund shows
+its balance transaction from its creation, the same one once it succeeded; a refund that
+failed shows the one that gave its money back too."""
 
 import asyncio
 from dataclasses import replace
@@ -16,11 +18,12 @@ from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.balances import read_balance
 from remit.ledger.chart import AVAILABLE
 from remit.ledger.domain import LedgerAccount, LedgerTransaction, PendingStatus
-from remit.ledger.objects import BalanceTransactionType
+from remit.ledger.objects import BalanceTransaction, BalanceTransactionType
 from remit.ledger.payouts import PayoutError, create_payout
 from remit.ledger.repository import JournalRepository
 from remit.ledger.verify import verify_ledger
 from remit.payments.charges import Refund, RefundStatus
+from remit.payments.grpc import refund_message
 from remit.payments.idempotency import KeyRecord
 from remit.payments.ledger_postings import LedgerPostings
 from remit.payments.network import OperationOutcome
@@ -102,13 +105,18 @@ async def _hold(engine: AsyncEngine, account_id: str, refund_id: str) -> LedgerT
 
 
 async def _rows(engine: AsyncEngine, account_id: str, refund: Refund) -> list[tuple[str, int]]:
+    return [(row.type.value, row.amount) for row in await _entries(engine, account_id, refund)]
+
+
+async def _entries(
+    engine: AsyncEngine, account_id: str, refund: Refund
+) -> list[BalanceTransaction]:
     async with engine.connect() as db:
-        found = await BalanceRepository(db).balance_transactions_for_charge(
+        return await BalanceRepository(db).balance_transactions_for_charge(
             account_id,
             refund.charge_id,
             [BalanceTransactionType.REFUND, BalanceTransactionType.REFUND_FAILURE],
         )
-    return [(row.type.value, row.amount) for row in found]
 
 
 async def _payout(engine: AsyncEngine, account_id: str, amount: int) -> None:
@@ -140,13 +148,24 @@ async def test_a_payout_cannot_take_the_money_of_a_refund_in_flight(
         await _payout(core_engine, account_id, NET)
     assert refused.value.code == "balance_insufficient"
     assert await _shown_available(core_engine, account_id) == 0
+    pending = await payments.get_refund(
+        account_id, await _pending_refund_id(payments, account_id, intent_id)
+    )
+    (shown,) = await _entries(core_engine, account_id, pending)
+    assert pending.balance_transaction_id == shown.id
+    assert refund_message(pending).balance_transaction == shown.id
+    assert (shown.amount, shown.source_id) == (-NET, pending.id)
 
     network.answer.set()
     done = await refunding
     assert isinstance(done, Done)
     assert done.value.status is RefundStatus.SUCCEEDED
+    # The same balance transaction: a merchant's reconciliation keyed on it still finds it.
+    assert done.value.balance_transaction_id == shown.id
+    assert done.value.failure_balance_transaction_id is None
     settled = await _available(core_engine, account_id)
     assert (settled.posted_balance_minor, settled.pending_outgoing_minor) == (0, 0)
+    assert [row.id for row in await _entries(core_engine, account_id, done.value)] == [shown.id]
     assert await _rows(core_engine, account_id, done.value) == [("refund", -NET)]
     hold = await _hold(core_engine, account_id, done.value.id)
     assert hold.pending_status is PendingStatus.VOIDED
@@ -173,7 +192,21 @@ async def test_a_refused_refund_gives_its_money_back_to_the_balance(
     assert done.value.status is RefundStatus.FAILED
 
     assert await _shown_available(core_engine, account_id) == NET
-    assert await _rows(core_engine, account_id, done.value) == []
+    # As on Stripe: the refund's balance transaction stays, a refund_failure gives it back.
+    shown, back = await _entries(core_engine, account_id, done.value)
+    assert [(row.type.value, row.amount) for row in (shown, back)] == [
+        ("refund", -500),
+        ("refund_failure", 500),
+    ]
+    assert (done.value.balance_transaction_id, done.value.failure_balance_transaction_id) == (
+        shown.id,
+        back.id,
+    )
+    message = refund_message(done.value)
+    assert (message.balance_transaction, message.failure_balance_transaction) == (
+        shown.id,
+        back.id,
+    )
     hold = await _hold(core_engine, account_id, done.value.id)
     assert hold.pending_status is PendingStatus.VOIDED
     await _payout(core_engine, account_id, NET)
@@ -261,12 +294,19 @@ async def test_a_refund_that_fails_after_it_succeeded_is_credited_back(
     assert isinstance(done, Done)
     succeeded = done.value
     charge, _ = await payments.get_charge(account_id, succeeded.charge_id)
-    failed = replace(succeeded, status=RefundStatus.FAILED, failure_reason="unknown")
+    failed = replace(
+        succeeded,
+        status=RefundStatus.FAILED,
+        failure_reason="unknown",
+        failure_balance_transaction_id="txn_bounced_back",
+    )
     async with core_engine.begin() as db:
         await LedgerPostings().refund_changed(db, succeeded, failed, charge)
     assert await _rows(core_engine, account_id, succeeded) == [
         ("refund", -600),
         ("refund_failure", 600),
     ]
+    shown, back = await _entries(core_engine, account_id, succeeded)
+    assert (shown.id, back.id) == (succeeded.balance_transaction_id, "txn_bounced_back")
     assert await _shown_available(core_engine, account_id) == NET
     await _assert_verified(core_engine)

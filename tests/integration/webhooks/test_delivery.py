@@ -2,16 +2,20 @@
 verifying every payload, and an injected clock for the retry schedule."""
 
 import json
+import logging
 from datetime import datetime, timedelta
 
 import pytest
 import stripe
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.webhooks.delivery import DeliverySettings
 from remit.webhooks.domain import MAX_HONOURED_RATE_LIMITS, EndpointStatus, WebhookEndpoint
+from remit.worker import runner
+from remit.worker.jobs import ClaimLostError, Job, complete_job
 from tests.integration.webhooks.conftest import Bench, StartReceiver, make_bench
+from tests.support.jobs import run_out_job_leases
 from tests.support.receiver import Received, Reply
 
 pytestmark = pytest.mark.anyio
@@ -144,9 +148,14 @@ async def test_a_receiver_that_always_fails_ends_failed_after_three_days(
     assert attempts[0].response_snippet.startswith("xxx")
 
 
+def _disable_notices(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "; disabled" in r.getMessage()]
+
+
 async def test_an_endpoint_failing_every_delivery_for_three_days_is_disabled(
-    bench: Bench, start_receiver: StartReceiver
+    bench: Bench, start_receiver: StartReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)
     receiver = await start_receiver(lambda _: Reply(503))
     endpoint = await bench.endpoint(receiver.url)
     await bench.record()
@@ -164,6 +173,10 @@ async def test_an_endpoint_failing_every_delivery_for_three_days_is_disabled(
     assert disabled.status is EndpointStatus.DISABLED
     assert disabled.disabled_reason is not None
     assert disabled.disabled_reason.value == "failing"
+    assert _disable_notices(caplog) == [
+        f"webhook endpoint {endpoint.id} failed every delivery for 3 days; disabled "
+        "(disabled_reason failing)"
+    ]
 
 
 async def test_a_failure_after_days_of_silence_starts_a_new_run_instead_of_disabling(
@@ -221,6 +234,40 @@ async def test_410_gone_disables_the_endpoint_and_stops_deliveries(
     assert len(receiver.received) == 1
 
 
+async def test_a_disable_is_logged_only_once_it_has_committed(
+    bench: Bench,
+    start_receiver: StartReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run whose transaction rolls back (here: its job was claimed again meanwhile) disabled
+    nothing, and must not say it did; the run that commits says it once."""
+    receiver = await start_receiver(lambda _: Reply(410))
+    endpoint = await bench.endpoint(receiver.url)
+    await bench.record()
+    completes = complete_job
+
+    async def claim_lost_once(db: AsyncConnection, job: Job, *, now: datetime) -> None:
+        monkeypatch.setattr(runner, "complete_job", completes)
+        raise ClaimLostError("claimed again")
+
+    monkeypatch.setattr(runner, "complete_job", claim_lost_once)
+    caplog.set_level(logging.WARNING)
+    await bench.worker.drain()
+    assert len(receiver.received) == 1
+    still = await bench.service.get_endpoint(bench.account_id, endpoint.id)
+    assert still.status is EndpointStatus.ENABLED
+    assert _disable_notices(caplog) == []
+
+    await run_out_job_leases(bench.engine)
+    await bench.worker.drain()
+    gone = await bench.service.get_endpoint(bench.account_id, endpoint.id)
+    assert gone.status is EndpointStatus.DISABLED
+    assert _disable_notices(caplog) == [
+        f"webhook endpoint {endpoint.id} answered 410 Gone; disabled (disabled_reason gone)"
+    ]
+
+
 async def test_429_with_retry_after_delays_the_endpoint_as_asked(
     bench: Bench, start_receiver: StartReceiver
 ) -> None:
@@ -243,6 +290,21 @@ async def test_429_with_retry_after_delays_the_endpoint_as_asked(
     attempts = await bench.attempts(first)
     assert attempts[0].http_status == 429
     assert attempts[0].next_retry_at == bench.clock.now()
+
+
+@pytest.mark.parametrize("retry_after", ["99999999999999999999", "\u00b2"])
+async def test_a_429_with_an_unusable_retry_after_is_recorded_as_a_plain_failure(
+    bench: Bench, start_receiver: StartReceiver, retry_after: str
+) -> None:
+    """The receiver's header cannot make recording the attempt fail."""
+    receiver = await start_receiver([Reply(429, headers={"Retry-After": retry_after})])
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    await bench.worker.drain()
+    [attempt] = await bench.attempts(event_id)
+    assert attempt.http_status == 429
+    assert attempt.next_retry_at == bench.clock.now() + timedelta(minutes=5)
+    assert await bench.delivery_status(event_id, endpoint.id) == "pending"
 
 
 async def test_honoured_429s_take_no_step_of_the_retry_schedule(

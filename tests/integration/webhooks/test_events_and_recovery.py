@@ -53,6 +53,17 @@ async def test_events_are_listed_newest_first_and_filtered(bench: Bench) -> None
     assert [e.id for e in early] == [created[0]]
 
 
+@pytest.mark.parametrize("types", [["*"], ["*", "charge.refunded"], ["charge.refunded", "*"]])
+async def test_the_star_type_filter_lists_every_event(bench: Bench, types: list[str]) -> None:
+    """`type=*` (or "*" among `types[]`) is Stripe's wildcard for every type, as it is for
+    `remit listen`, not a type named "*"."""
+    created = [await bench.record(t) for t in ("customer.created", "payment_intent.created")]
+    listed, _ = await bench.service.list_events(
+        bench.account_id, EventFilter(types=types), PageArgs()
+    )
+    assert sorted(e.id for e in listed) == sorted(created)
+
+
 async def test_events_are_kept_thirty_days(bench: Bench) -> None:
     event_id = await bench.record()
     bench.clock.advance(timedelta(days=30, seconds=1).total_seconds())

@@ -1,3 +1,4 @@
+import ipaddress
 import secrets
 
 import pytest
@@ -13,6 +14,7 @@ from remit.config import (
 )
 from remit.core.ids import has_prefix, new_id, random_string, random_token
 from remit.serve import with_core_instance_ports
+from remit.webhooks.urls import policy_for
 
 
 def test_ids_carry_their_prefix_and_are_unique() -> None:
@@ -37,6 +39,20 @@ def test_defaults_match_the_documented_ports() -> None:
     assert (config.api.port, config.core.port) == (7420, 7421)
     assert config.api.host == "127.0.0.1"
     assert config.database_url is None
+
+
+def test_webhooks_may_reach_internal_addresses_only_when_told() -> None:
+    """Development mode is off unless REMIT_DEVELOPMENT=1; the allow-list opens only what it
+    names."""
+    internal = ipaddress.ip_address("127.0.0.1")
+    by_default = policy_for(from_env({}))
+    assert not by_default.allow_internal
+    assert not by_default.address_allowed("127.0.0.1", internal)
+    assert policy_for(from_env({"REMIT_DEVELOPMENT": "1"})).address_allowed("127.0.0.1", internal)
+    assert not policy_for(from_env({"REMIT_DEVELOPMENT": "0"})).allow_internal
+    allowed = policy_for(from_env({"REMIT_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}))
+    assert allowed.address_allowed("127.0.0.1", internal)
+    assert not allowed.address_allowed("10.0.0.1", ipaddress.ip_address("10.0.0.1"))
 
 
 def test_environment_round_trips_through_to_env() -> None:

@@ -10,6 +10,7 @@ from versions import KNOWN_VERSIONS, LATEST_VERSION
 
 OLD = "2018-11-08"
 RELATED = resources.related_lists()
+ACTION: JsonObject = {"type": "use_stripe_sdk", "use_stripe_sdk": {"source": "tdsc_abc"}}
 
 
 def _waiting_intent() -> JsonObject:
@@ -86,7 +87,7 @@ def test_an_event_renders_its_object_and_previous_attributes_as_that_type() -> N
     event = to_json(
         resources.event(
             _waiting_intent(),
-            previous_attributes={"status": "requires_action", "next_action": None},
+            previous_attributes={"status": "requires_action", "next_action": ACTION},
             event_type="payment_intent.updated",
         )
     )
@@ -97,7 +98,7 @@ def test_an_event_renders_its_object_and_previous_attributes_as_that_type() -> N
     assert isinstance(obj, dict)
     assert isinstance(previous, dict)
     assert obj["status"] == "requires_source"
-    assert previous == {"status": "requires_source_action", "next_source_action": None}
+    assert previous == {"status": "requires_source_action", "next_source_action": ACTION}
     assert rendered["api_version"] == OLD
 
 

@@ -35,11 +35,14 @@ class FakeAccounts:
 @dataclass
 class FakePayments:
     charges_asked: list[str] = field(default_factory=list)
+    unavailable: bool = False
 
     async def ListCharges(  # noqa: N802
         self, request: pb.ListChargesRequest, **_: object
     ) -> pb.ListChargesResponse:
         self.charges_asked.append(request.payment_intent)
+        if self.unavailable:
+            raise ConnectionError("the core did not answer")
         return pb.ListChargesResponse(data=[resources.charge()])
 
     async def ListRefunds(  # noqa: N802
@@ -60,6 +63,18 @@ async def decline(context: ApiContext, deps: Dependencies) -> JsonObject:
     raise StripeError.invalid_request("Invalid card number", param="card[number]")
 
 
+async def decline_confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
+    intent = resources.payment_intent(status=pb.PAYMENT_INTENT_STATUS_REQUIRES_PAYMENT_METHOD)
+    raise StripeError(
+        402,
+        "card_error",
+        "Your card was declined.",
+        code="card_declined",
+        decline_code="generic_decline",
+        payment_intent=to_json(intent),
+    )
+
+
 OPERATIONS = [
     Operation(
         "POST",
@@ -74,6 +89,8 @@ OPERATIONS = [
         create,
     ),
     Operation("POST", "/v1/tokens", Schema({"card": String()}), decline),
+    Operation("POST", "/v1/payment_methods", Schema({"card": String()}), decline),
+    Operation("POST", "/v1/payment_intents/{intent}/confirm", Schema({}), decline_confirm),
 ]
 
 
@@ -121,6 +138,26 @@ def test_an_account_pinned_in_2018_sees_its_version_and_related_charges() -> Non
     assert seen_params[-1]["payment_method_types"] == ["card"]
 
 
+def test_a_decline_whose_charges_cannot_be_listed_is_still_at_the_version_asked_for() -> None:
+    """The decline must reach the client, at its version: only the intent's `charges`, which
+    could not be listed, are left out."""
+    client, _, payments = _client("2018-11-08")
+    payments.unavailable = True
+    response = client.post("/v1/payment_intents/pi_3Example/confirm", auth=(KEY, ""))
+    error = response.json()["error"]
+    assert (response.status_code, error["type"], error["decline_code"]) == (
+        402,
+        "card_error",
+        "generic_decline",
+    )
+    assert payments.charges_asked == ["pi_3Example"]
+    assert response.headers["stripe-version"] == "2018-11-08"
+    intent = error["payment_intent"]
+    assert (intent["status"], intent["invoice"]) == ("requires_source", None)
+    assert intent["allowed_source_types"] == ["card"]
+    assert "charges" not in intent
+
+
 def test_the_stripe_version_header_overrides_the_pin_for_one_request() -> None:
     client, _, _ = _client("2018-11-08")
     response = client.post(
@@ -152,6 +189,13 @@ def test_errors_are_versioned_and_carry_the_version_header() -> None:
         "/v1/tokens", data={"card": "x"}, auth=(KEY, ""), headers={"Stripe-Version": "2015-10-12"}
     )
     assert (new.status_code, new.json()["error"]["type"]) == (400, "invalid_request_error")
+
+
+def test_errors_of_other_operations_naming_a_card_parameter_stay_400_before_2015_10_12() -> None:
+    client, _, _ = _client("2015-10-01")
+    refused = client.post("/v1/payment_methods", data={"card": "x"}, auth=(KEY, ""))
+    assert (refused.status_code, refused.json()["error"]["type"]) == (400, "invalid_request_error")
+    assert refused.json()["error"]["param"] == "card[number]"
 
 
 def test_an_unknown_version_is_a_400_and_even_auth_errors_carry_a_version() -> None:

@@ -140,6 +140,29 @@ def test_an_event_shows_the_rule_in_its_object_and_leaves_previous_attributes_as
     assert data["previous_attributes"] == previous
 
 
+@pytest.mark.anyio
+async def test_an_event_whose_charge_had_another_rule_shows_that_one_in_previous_attributes() -> (
+    None
+):
+    charge = _ruled_charge()
+    earlier = to_json(resources.rule(id="rule_0Earlier"))
+    previous: JsonObject = {"outcome": {**_outcome(charge), "rule": earlier["id"]}}
+    event = to_json(
+        resources.event(charge, previous_attributes=previous, event_type="charge.updated")
+    )
+    rules = {RULE_ID: to_json(resources.rule()), "rule_0Earlier": earlier}
+
+    async def fetch(need: Need, key: str) -> RelatedPage:
+        if need is RULE_OF_CHARGE:
+            return RelatedPage.whole([rules[key]])
+        return RelatedPage.whole([])
+
+    related = await gather_related(event, BEFORE, fetch)
+    data = render_event(event, BEFORE, related)["data"]
+    assert isinstance(data, dict)
+    assert data["previous_attributes"] == {"outcome": {**_outcome(charge), "rule": earlier}}
+
+
 def test_the_change_names_a_field_the_charge_has() -> None:
     check_change(StopAutoexpandingChargeOutcomeRule)
     assert RULE_OF_CHARGE.id_in(_ruled_charge()) == RULE_ID

@@ -38,13 +38,13 @@ def test_customer_events_before_2019_10_17_say_account_balance_in_object_and_cha
     event = to_json(
         resources.event(
             to_json(resources.customer()),
-            previous_attributes={"balance": 0, "email": "old@b.test"},
+            previous_attributes={"balance": -500, "email": "old@b.test"},
             event_type="customer.updated",
         )
     )
     data = cast(JsonObject, render_event(event, BEFORE)["data"])
     customer = cast(JsonObject, data["object"])
     assert (customer["account_balance"], "balance" in customer) == (0, False)
-    assert data["previous_attributes"] == {"account_balance": 0, "email": "old@b.test"}
+    assert data["previous_attributes"] == {"account_balance": -500, "email": "old@b.test"}
     at = cast(JsonObject, render_event(event, AT)["data"])
-    assert at["previous_attributes"] == {"balance": 0, "email": "old@b.test"}
+    assert at["previous_attributes"] == {"balance": -500, "email": "old@b.test"}

@@ -1,4 +1,7 @@
+import pytest
+
 from remit.core.jsonview import JsonObject, to_json
+from remit.payments.events import changed_attributes
 from remit.versioning import render, render_event
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
@@ -91,14 +94,19 @@ def test_whether_an_authorization_was_released_is_never_shown() -> None:
 
 def test_an_event_shows_the_release_at_old_versions_and_never_the_internal_field() -> None:
     charge = _charge(captured=None, released=True)
-    previous: JsonObject = {"authorization_released": False, "description": None}
+    previous: JsonObject = {"authorization_released": False, "description": "first try"}
     event = to_json(
         resources.event(charge, previous_attributes=previous, event_type="charge.updated")
     )
     for version in (LATEST_VERSION, BEFORE):
         data = render_event(event, version)["data"]
         assert isinstance(data, dict)
-        assert data["previous_attributes"] == {"description": None}
+        # Before basil the release was a refund: the amounts it changed changed with it.
+        assert data["previous_attributes"] == (
+            {"description": "first try", "amount_refunded": 0, "refunded": False}
+            if version == BEFORE
+            else {"description": "first try"}
+        )
         shown = data["object"]
         assert isinstance(shown, dict)
         assert "authorization_released" not in shown
@@ -108,3 +116,33 @@ def test_an_event_shows_the_release_at_old_versions_and_never_the_internal_field
 def test_a_body_without_internal_fields_comes_back_as_it_was_at_the_latest_version() -> None:
     refund = to_json(resources.refund())
     assert render(refund, LATEST_VERSION) is refund
+
+
+@pytest.mark.parametrize("version", [BEFORE, "2024-06-20", "2022-08-01", "2014-06-13"])
+def test_a_partial_capture_event_before_basil_says_the_remainder_was_not_refunded_before(
+    version: str,
+) -> None:
+    """The remainder released by the capture counts as refunded before basil, so the event
+    shows `amount_refunded` changed too, from 0: previous_attributes are the difference
+    between the charge before and after, both as the version shows them."""
+    held, captured = _charge(captured=None), _charge(captured=1200)
+    event = to_json(
+        resources.event(
+            captured,
+            previous_attributes=changed_attributes(held, captured),
+            event_type="charge.captured",
+        )
+    )
+    data = render_event(event, version, resources.related_lists())["data"]
+    assert isinstance(data, dict)
+    shown = data["object"]
+    assert isinstance(shown, dict)
+    assert (shown["amount_captured"], shown["amount_refunded"]) == (1200, 800)
+    assert data["previous_attributes"] == {
+        "amount_captured": 0,
+        "amount_refunded": 0,
+        "captured": False,
+    }
+    latest = render_event(event, LATEST_VERSION)["data"]
+    assert isinstance(latest, dict)
+    assert latest["previous_attributes"] == {"amount_captured": 0, "captured": False}

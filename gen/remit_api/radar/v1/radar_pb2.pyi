@@ -54,6 +54,9 @@ class _ValueListItemTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Val
     DESCRIPTOR: _descriptor.EnumDescriptor
     VALUE_LIST_ITEM_TYPE_UNSPECIFIED: _ValueListItemType.ValueType  # 0
     VALUE_LIST_ITEM_TYPE_CARD_BIN: _ValueListItemType.ValueType  # 1
+    """Refused for a new list (INVALID_ARGUMENT): no card BIN reaches the core, so no rule could
+    test a payment against such a list. Lists made before keep it.
+    """
     VALUE_LIST_ITEM_TYPE_CARD_FINGERPRINT: _ValueListItemType.ValueType  # 2
     VALUE_LIST_ITEM_TYPE_CASE_SENSITIVE_STRING: _ValueListItemType.ValueType  # 3
     VALUE_LIST_ITEM_TYPE_COUNTRY: _ValueListItemType.ValueType  # 4
@@ -67,6 +70,9 @@ class ValueListItemType(_ValueListItemType, metaclass=_ValueListItemTypeEnumType
 
 VALUE_LIST_ITEM_TYPE_UNSPECIFIED: ValueListItemType.ValueType  # 0
 VALUE_LIST_ITEM_TYPE_CARD_BIN: ValueListItemType.ValueType  # 1
+"""Refused for a new list (INVALID_ARGUMENT): no card BIN reaches the core, so no rule could
+test a payment against such a list. Lists made before keep it.
+"""
 VALUE_LIST_ITEM_TYPE_CARD_FINGERPRINT: ValueListItemType.ValueType  # 2
 VALUE_LIST_ITEM_TYPE_CASE_SENSITIVE_STRING: ValueListItemType.ValueType  # 3
 VALUE_LIST_ITEM_TYPE_COUNTRY: ValueListItemType.ValueType  # 4

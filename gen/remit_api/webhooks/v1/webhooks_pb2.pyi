@@ -202,6 +202,7 @@ class WebhookEndpoint(_message.Message):
     SECRET_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
+    DISABLED_REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """we_ id."""
     api_version: _builtins.str
@@ -215,6 +216,12 @@ class WebhookEndpoint(_message.Message):
     status: Global___WebhookEndpointStatus.ValueType
     url: _builtins.str
     """HTTPS URL events are POSTed to."""
+    disabled_reason: _builtins.str
+    """Why a disabled endpoint is disabled: "by_user", "gone" (it answered 410 Gone) or
+    "failing" (every delivery failed for three days); unset while enabled. For remit's
+    operators (`remit webhooks endpoints`): Stripe's object has no such field, so it never
+    leaves remit.
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -237,10 +244,11 @@ class WebhookEndpoint(_message.Message):
         secret: _builtins.str | None = ...,
         status: Global___WebhookEndpointStatus.ValueType = ...,
         url: _builtins.str = ...,
+        disabled_reason: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "secret", b"secret"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_disabled_reason", b"_disabled_reason", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "disabled_reason", b"disabled_reason", "secret", b"secret"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "enabled_events", b"enabled_events", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "secret", b"secret", "status", b"status", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_disabled_reason", b"_disabled_reason", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "disabled_reason", b"disabled_reason", "enabled_events", b"enabled_events", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "secret", b"secret", "status", b"status", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__api_version: _TypeAlias = _typing.Literal["api_version"]  # noqa: Y015
     _WhichOneofArgType__api_version: _TypeAlias = _typing.Literal["_api_version", b"_api_version"]  # noqa: Y015
@@ -248,6 +256,8 @@ class WebhookEndpoint(_message.Message):
     _WhichOneofArgType__application: _TypeAlias = _typing.Literal["_application", b"_application"]  # noqa: Y015
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
     _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
+    _WhichOneofReturnType__disabled_reason: _TypeAlias = _typing.Literal["disabled_reason"]  # noqa: Y015
+    _WhichOneofArgType__disabled_reason: _TypeAlias = _typing.Literal["_disabled_reason", b"_disabled_reason"]  # noqa: Y015
     _WhichOneofReturnType__secret: _TypeAlias = _typing.Literal["secret"]  # noqa: Y015
     _WhichOneofArgType__secret: _TypeAlias = _typing.Literal["_secret", b"_secret"]  # noqa: Y015
     @_typing.overload
@@ -256,6 +266,8 @@ class WebhookEndpoint(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__application) -> _WhichOneofReturnType__application | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__description) -> _WhichOneofReturnType__description | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disabled_reason) -> _WhichOneofReturnType__disabled_reason | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__secret) -> _WhichOneofReturnType__secret | None: ...
 
@@ -786,16 +798,26 @@ class GetEventResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
+    EVENT_JSON_FIELD_NUMBER: _builtins.int
+    event_json: _builtins.bytes
+    """The event exactly as rendered at event.api_version: Stripe JSON, UTF-8. What a client is
+    shown.
+    """
     @_builtins.property
-    def event(self) -> Global___Event: ...
+    def event(self) -> Global___Event:
+        """The event in the latest schema's types, which cannot hold every version's shape (before
+        2017-05-25 `request` is a string: `request.id` holds it).
+        """
+
     def __init__(
         self,
         *,
         event: Global___Event | None = ...,
+        event_json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "event_json", b"event_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -870,18 +892,28 @@ class ListEventsResponse(_message.Message):
 
     DATA_FIELD_NUMBER: _builtins.int
     HAS_MORE_FIELD_NUMBER: _builtins.int
+    DATA_JSON_FIELD_NUMBER: _builtins.int
     has_more: _builtins.bool
     @_builtins.property
-    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]:
+        """The events in the latest schema's types (see GetEventResponse.event)."""
+
+    @_builtins.property
+    def data_json(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """data[i] exactly as rendered at its api_version: Stripe JSON, UTF-8 (see
+        GetEventResponse.event_json).
+        """
+
     def __init__(
         self,
         *,
         data: _abc.Iterable[Global___Event] | None = ...,
         has_more: _builtins.bool = ...,
+        data_json: _abc.Iterable[_builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "data_json", b"data_json", "has_more", b"has_more"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1098,23 +1130,29 @@ class StreamEventsResponse(_message.Message):
 
     SESSION_FIELD_NUMBER: _builtins.int
     EVENT_FIELD_NUMBER: _builtins.int
+    EVENT_JSON_FIELD_NUMBER: _builtins.int
+    event_json: _builtins.bytes
+    """With `event`: it exactly as rendered at its api_version, Stripe JSON, UTF-8 (see
+    GetEventResponse.event_json). What `remit listen` forwards.
+    """
     @_builtins.property
     def session(self) -> Global___ListenSession:
         """First message only."""
 
     @_builtins.property
     def event(self) -> Global___Event:
-        """Every later message."""
+        """Every later message (see GetEventResponse.event)."""
 
     def __init__(
         self,
         *,
         session: Global___ListenSession | None = ...,
         event: Global___Event | None = ...,
+        event_json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "item", b"item", "session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "item", b"item", "session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "event_json", b"event_json", "item", b"item", "session", b"session"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["session", "event"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015

@@ -3,10 +3,13 @@
 The core returns each event rendered at the version the account was pinned to when the event
 happened, as its webhooks were, and `api_version` says which: not at `Stripe-Version` (Stripe
 renders an event's data once and never again). The routes set `rendered_by_core`, so the facade
-does not render them a second time, nor expand them: see `_EXPANDABLE`.
+does not render them a second time, nor expand them: see `_EXPANDABLE`. Each event is shown as
+the JSON the core rendered (the Event message cannot hold every version's shape: `request` was a
+string before 2017-05-25).
 """
 
-from typing import Final
+import json
+from typing import Final, cast
 
 from remit.core.jsonview import JsonObject, JsonValue, to_json
 from remit.rest.context import ApiContext
@@ -50,7 +53,7 @@ async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     reply = await call(
         deps.webhooks.GetEvent, pb.GetEventRequest(id=context.path["event"]), context
     )
-    return to_json(reply.event)
+    return _as_rendered(reply.event, reply.event_json)
 
 
 async def list_events(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -65,5 +68,19 @@ async def list_events(context: ApiContext, deps: Dependencies) -> JsonObject:
     if delivery_success is not None:
         request.delivery_success = delivery_success
     reply = await call(deps.webhooks.ListEvents, request, context)
-    data: list[JsonValue] = [to_json(event) for event in reply.data]
+    # A core from before the rendered JSON travelled sends none.
+    data_json = list(reply.data_json) or [b""] * len(reply.data)
+    data: list[JsonValue] = [
+        _as_rendered(event, rendered) for event, rendered in zip(reply.data, data_json, strict=True)
+    ]
     return {"object": "list", "data": data, "has_more": reply.has_more, "url": PATH}
+
+
+def _as_rendered(event: pb.Event, rendered: bytes) -> JsonObject:
+    """The event as the core rendered it; from a core that sends only the message, the
+    message (right at every version since 2017-05-25)."""
+    if not rendered:
+        return to_json(event)
+    shown = json.loads(rendered)
+    assert isinstance(shown, dict)
+    return cast(JsonObject, shown)
