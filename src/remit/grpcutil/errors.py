@@ -294,7 +294,10 @@ def _read_request(raw: Any, deserialize: Callable[[Any], Any] | None) -> Any:
             "method's request type.",
             kind=ErrorKind.INVALID_ARGUMENT,
         ) from None
-    if isinstance(request, Message):
+    # A NUL in any string is a 0x00 byte in the message's encoding (strings travel as their
+    # UTF-8 bytes), so bytes without one need no walk through the message: nearly every call.
+    holds_zero_byte = not isinstance(raw, bytes) or b"\x00" in raw
+    if holds_zero_byte and isinstance(request, Message):
         field = field_with_nul(request)
         if field is not None:
             refused = nul_in_request_error()
