@@ -347,6 +347,24 @@ def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     )
 
 
+DEFAULT_IDEMPOTENCY_LEASE_S = 30.0
+
+
+def idempotency_lease_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long a request owns its idempotency key without reaching a recovery point
+    (`remit.payments.idempotency.lease`). REMIT_IDEMPOTENCY_LEASE_S overrides it: it must
+    outlast any single step, and a lease of hours would keep a crashed request's key from its
+    client's retry and the completer for as long."""
+    return _number_setting(
+        environ,
+        "REMIT_IDEMPOTENCY_LEASE_S",
+        DEFAULT_IDEMPOTENCY_LEASE_S,
+        float,
+        lambda value: 0 < value <= 3600,
+        "between 0 and 3600 seconds",
+    )
+
+
 # Requests a second per account and kind (`remit.rest.rate_limits` says why these defaults).
 DEFAULT_RATE_LIMIT_PER_S = 1000.0
 MAX_RATE_LIMIT_PER_S = 1_000_000.0
@@ -569,6 +587,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     refuse_plaintext_beyond_loopback(
         (config.core.host, config.vault.host, config.acquirer.host), config
     )
+    # Read again where they are used; checked here so that a malformed value stops the process
+    # at start, naming the setting, rather than failing requests later.
+    network_timeout_s(env)
+    idempotency_lease_s(env)
     return config
 
 

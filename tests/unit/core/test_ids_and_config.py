@@ -10,6 +10,7 @@ from remit.config import (
     Endpoint,
     core_instances_target,
     from_env,
+    idempotency_lease_s,
     migration_lock_attempts,
     migration_lock_timeout_s,
     vault_sweep_grace_s,
@@ -247,3 +248,24 @@ def test_a_url_that_is_no_postgresql_url_is_refused_without_being_quoted(url: st
     with pytest.raises(ConfigError, match="DATABASE_URL is not a PostgreSQL URL") as raised:
         from_env({"DATABASE_URL": url}).require_database_url()
     assert "pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REMIT_IDEMPOTENCY_LEASE_S", "soon"),
+        ("REMIT_IDEMPOTENCY_LEASE_S", "0"),
+        ("REMIT_IDEMPOTENCY_LEASE_S", "86400"),
+        ("REMIT_NETWORK_TIMEOUT_S", "ten"),
+        ("REMIT_NETWORK_TIMEOUT_S", "600"),
+    ],
+)
+def test_a_malformed_timing_setting_stops_the_process_at_start(name: str, value: str) -> None:
+    """Read where they are used, on requests; a bad value fails the configuration instead."""
+    with pytest.raises(ConfigError, match=name):
+        from_env({name: value})
+
+
+def test_the_idempotency_lease_is_30_seconds_unless_configured() -> None:
+    assert idempotency_lease_s({}) == 30.0
+    assert idempotency_lease_s({"REMIT_IDEMPOTENCY_LEASE_S": "2.5"}) == 2.5
