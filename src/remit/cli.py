@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_platform_flags(serve)
     serve.add_argument(
-        "--api-workers", type=int, help="copies of the REST facade sharing its port (default 1)"
+        "--api-workers",
+        type=int,
+        help="copies of the REST facade sharing its port (env REMIT_API_WORKERS, default 1)",
     )
     serve.add_argument(
         "--core-processes",

@@ -103,6 +103,7 @@ from remit.payments.ports import (
     HookChain,
     NewCard,
     NoRadar,
+    PaymentEnd,
     PaymentHooks,
     PaymentMethodSource,
     RadarGate,
@@ -1628,6 +1629,10 @@ class PaymentsService:
                 await intents.save(after)
                 if held is not None:
                     await _mark_released(ChargeRepository(db), record.account_id, held, now)
+                if after.review_id is not None:
+                    await self._radar.payment_ended(
+                        db, after.account_id, after.review_id, PaymentEnd.CANCELED, by=record
+                    )
                 await finish_left_behind(
                     db, self._hooks, current, after, left_by=LeftBy.CANCELED, now=now
                 )
@@ -1706,6 +1711,10 @@ class PaymentsService:
         await intents.save(after)
         if intent.latest_charge_id is not None:
             await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
+        if after.review_id is not None:
+            await self._radar.payment_ended(
+                db, account_id, after.review_id, PaymentEnd.NEVER_SETTLED, by=None
+            )
         await self._hooks.intent_changed(db, intent, after)
         return True
 
@@ -1981,6 +1990,18 @@ class PaymentsService:
             )
             await RefundRepository(db).insert(refund)
             await charges.save(reserved)
+            if reserved.refunded and reserved.review_id is not None:
+                # Refunded in full: its review closes with it. (A charge never reviewed is
+                # not looked up: the review id on its locked row says there is none.)
+                await self._radar.payment_ended(
+                    db,
+                    reserved.account_id,
+                    reserved.review_id,
+                    PaymentEnd.REFUNDED_AS_FRAUD
+                    if reason is RefundReason.FRAUDULENT
+                    else PaymentEnd.REFUNDED,
+                    by=record,
+                )
             # The charge shows the refunded amount from now on (charge.refunded), the refund
             # its own progress (refund.created, then refund.updated with the outcome).
             await self._hooks.charge_changed(

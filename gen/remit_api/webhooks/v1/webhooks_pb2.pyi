@@ -328,7 +328,7 @@ class DeliveryAttempt(_message.Message):
     response_snippet: _builtins.str
     """The first bytes of the response body, for debugging."""
     error: _builtins.str
-    """Transport error, e.g. "timeout after 10s"; unset when a response arrived."""
+    """Transport error, e.g. "timeout after 30s"; unset when a response arrived."""
     attempt_number: _builtins.int
     """1 for the first attempt."""
     succeeded: _builtins.bool
