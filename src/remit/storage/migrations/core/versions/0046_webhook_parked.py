@@ -11,15 +11,15 @@ During an upgrade a worker of the earlier version lets slots go without waking a
 deliveries parked behind its slots are woken by the sweep of a worker of this version, a few
 seconds later than they would be, never lost.
 
-Revision ID: 0043_webhook_parked
-Revises: 0042_webhook_slot_jobs
+Revision ID: 0046_webhook_parked
+Revises: 0045_review_closing_reason
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0043_webhook_parked"
-down_revision = "0042_webhook_slot_jobs"
+revision = "0046_webhook_parked"
+down_revision = "0045_review_closing_reason"
 branch_labels = None
 depends_on = None
 
