@@ -9,16 +9,19 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
-BUF := node_modules/.bin/buf
+BUF := $(TOOLS)/bin/buf
 PROTO_FILES = $(shell find protos -name '*.proto' | sort)
 PYTEST_WORKERS ?= 2
+# `make run` is a platform on a developer's machine: its webhook endpoints may reach local
+# receivers (127.0.0.1, localhost). `remit serve` alone refuses internal addresses unless told.
+REMIT_DEVELOPMENT ?= 1
 
-.PHONY: help install compile-sources generate check-generate lint format test test-unit test-integration test-e2e run bench clean
+.PHONY: help install compile-sources generate check-generate lint format test test-unit run bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(VENV)/.installed node_modules/.installed ## Install Python (locked, into .venv) and buf (into node_modules)
+install: $(VENV)/.installed $(BUF) ## Install Python (locked, into .venv) and buf (into .tools)
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -33,13 +36,13 @@ $(VENV)/.installed: pyproject.toml uv.lock $(UV)
 
 # remit's own modules, compiled before the processes that import them start (tests, run, bench);
 # a module changed since is compiled again in memory, as without this step.
-compile-sources: install
+compile-sources: $(VENV)/.installed
 	@$(PY) -m compileall -q -j 0 src gen versions >/dev/null
 
-node_modules/.installed: package.json package-lock.json
-	@# The lock file records only the platform packages the registry served when it was made, so
-	@# `npm ci` would refuse it elsewhere; package.json pins the exact version instead.
-	npm install --no-save --no-audit --no-fund --loglevel=error
+# buf's npm platform package, fetched from the npm registry and checked against its pinned
+# sha512 by a standard-library script: no Node.js needed. Reinstalled when the pin changes.
+$(BUF): src/remit/devtools/install_buf.py
+	$(PYTHON) src/remit/devtools/install_buf.py
 	touch $@
 
 generate: install ## Regenerate Python code and type stubs from protos/
@@ -67,11 +70,11 @@ test: install lint check-generate compile-sources ## Lint, check generated code,
 test-unit: install ## Only the unit tests (no I/O)
 	$(PY) -m pytest tests/unit
 
-run: install compile-sources ## Start the whole platform on an embedded PostgreSQL and print the test keys
-	$(VENV)/bin/remit serve
+run: $(VENV)/.installed compile-sources ## Start the whole platform on an embedded PostgreSQL and print the test keys
+	REMIT_DEVELOPMENT=$(REMIT_DEVELOPMENT) $(VENV)/bin/remit serve
 
-bench: install compile-sources ## Run the benchmarks and print their figures
+bench: $(VENV)/.installed compile-sources ## Run the benchmarks and print their figures
 	$(PY) -m bench
 
 clean: ## Remove installed tools and caches (keeps .remit data)
-	rm -rf $(TOOLS) $(VENV) node_modules .mypy_cache .ruff_cache
+	rm -rf $(TOOLS) $(VENV) .mypy_cache .ruff_cache

@@ -32,6 +32,7 @@ from remit.core.ids import random_token
 from remit.payments.charges import CardSnapshot
 from remit.payments.domain import NewPaymentIntent, PaymentIntent
 from remit.payments.grpc import payment_intent_message
+from remit.payments.lookup_expectations import ExpectedOperation
 from remit.payments.network import AuthorizationOutcome, OperationOutcome
 from remit.payments.ports import AttemptFacts, ChargeableCard
 from remit.payments.service import ConfirmParams, KeyedCall, PaymentsService
@@ -166,7 +167,9 @@ class InstantNetwork:
             ),
         )  # fmt: skip
 
-    async def lookup_authorization(self, reference: str) -> AuthorizationOutcome | None:
+    async def lookup_authorization(
+        self, reference: str, expected: ExpectedOperation
+    ) -> AuthorizationOutcome | None:
         return self.answers.get(reference)
 
     async def _op(self, **_: object) -> OperationOutcome:
@@ -174,7 +177,9 @@ class InstantNetwork:
 
     capture = void = refund = _op
 
-    async def lookup_operation(self, reference: str) -> OperationOutcome | None:
+    async def lookup_operation(
+        self, reference: str, expected: ExpectedOperation
+    ) -> OperationOutcome | None:
         return None
 
 

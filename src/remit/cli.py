@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_platform_flags(serve)
     serve.add_argument(
-        "--api-workers", type=int, help="copies of the REST facade sharing its port (default 1)"
+        "--api-workers",
+        type=int,
+        help="copies of the REST facade sharing its port (env REMIT_API_WORKERS, default 1)",
     )
     serve.add_argument(
         "--core-processes",
@@ -452,14 +454,22 @@ def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.Argumen
 
     webhooks = commands.add_parser("webhooks", help="recover and manage webhook deliveries")
     actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    endpoints = actions.add_parser(
+        "endpoints",
+        help="list the account's endpoints: id, status (why, when disabled), URL",
+    )
     resend = actions.add_parser("resend", help="deliver one event to one endpoint again, now")
     resend.add_argument("event", help="evt_ id")
     resend.add_argument("--endpoint", required=True, help="we_ id")
     redeliver = actions.add_parser(
-        "redeliver", help="queue again every event whose delivery to an endpoint failed"
+        "redeliver",
+        help="queue again every event not delivered to an endpoint: failed, or recorded while "
+        "it was disabled",
     )
     redeliver.add_argument("endpoint", help="we_ id")
-    redeliver.add_argument("--since", help="only events created at or after this time")
+    redeliver.add_argument(
+        "--since", help="only events created at or after this time (at most 30 days ago)"
+    )
     roll = actions.add_parser("roll-secret", help="issue a new signing secret for an endpoint")
     roll.add_argument("endpoint", help="we_ id")
     roll.add_argument(
@@ -467,7 +477,7 @@ def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.Argumen
         type=int,
         help="seconds the old secret keeps signing (default 86400)",
     )
-    for action in (resend, redeliver, roll):
+    for action in (endpoints, resend, redeliver, roll):
         _add_platform_flags(action)
         action.add_argument("--api-key", help=key_help)
 
@@ -619,6 +629,8 @@ def _webhook_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "trigger":
         return tools.run(tools.trigger(config, api_key=key, event_type=args.event), config)
     out = sys.stdout
+    if args.webhooks_command == "endpoints":
+        return tools.run(tools.list_endpoints(config, api_key=key, out=out), config)
     if args.webhooks_command == "resend":
         resend = tools.resend(config, api_key=key, event_id=args.event,
                               endpoint_id=args.endpoint, out=out)  # fmt: skip

@@ -7,7 +7,8 @@ same settings the same way.
 
 import ipaddress
 import os
-from collections.abc import Callable, Iterable, Mapping
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, TypeVar
@@ -39,7 +40,21 @@ class Endpoint:
 
     @property
     def target(self) -> str:
-        return f"{self.host}:{self.port}"
+        """`host:port`, an IPv6 address in brackets (`[::1]:7421`): what gRPC dials and
+        binds, and what a URL holds."""
+        return f"{_bracketed(self.host)}:{self.port}"
+
+
+def _bracketed(host: str) -> str:
+    address = _ip_literal(host)
+    return f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else host
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,9 @@ class PlatformConfig:
     vault_database_url: str | None
     acquirer_database_url: str | None
     api_workers: int
+    # REMIT_DEVELOPMENT=1: webhook endpoints may reach internal addresses (loopback, private
+    # networks, cloud metadata). Off unless set: on a server, a webhook URL must not be a way
+    # into the network remit runs in. `make run`, a platform on a developer's machine, sets it.
     development: bool
     # Hosts or networks webhook endpoints may reach outside development mode even though they
     # are internal (REMIT_WEBHOOK_ALLOWED_HOSTS, comma-separated).
@@ -102,13 +120,12 @@ class PlatformConfig:
             return self
         return replace(self, internal_credential=role_credential(self.internal_token, role))
 
-    @property
-    def core_balanced_target(self) -> str:
+    def core_balanced_target(self, resolve: Callable[[str], str] | None = None) -> str:
         """The gRPC target that reaches every core process: each instance's own port when
         there are several (for a round-robin channel), the core port otherwise."""
         if not self.core_instance_ports:
             return self.core.target
-        return "ipv4:" + ",".join(f"{self.core.host}:{port}" for port in self.core_instance_ports)
+        return core_instances_target(self.core.host, self.core_instance_ports, resolve)
 
     @property
     def api_base_url(self) -> str:
@@ -246,6 +263,31 @@ def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
     return child
 
 
+def core_instances_target(
+    host: str, ports: Sequence[int], resolve: Callable[[str], str] | None = None
+) -> str:
+    """One gRPC target naming the core `host` at each of `ports`, for a round-robin channel.
+
+    gRPC names several addresses in one target only as IP literals of one family
+    (`ipv4:a:p,b:q`, `ipv6:[a]:p,[b]:q`); `dns:` names one port. So a host name is resolved
+    here, once, to the address a plain connection would try first (`resolve`, by default the
+    system's resolver): the core copies listen on every address their host name has."""
+    address = _ip_literal(host)
+    if address is None:
+        address = ipaddress.ip_address((resolve or _first_address)(host))
+    if isinstance(address, ipaddress.IPv6Address):
+        return "ipv6:" + ",".join(f"[{address}]:{port}" for port in ports)
+    return "ipv4:" + ",".join(f"{address}:{port}" for port in ports)
+
+
+def _first_address(host: str) -> str:
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise ConfigError(f"REMIT_CORE_HOST {host!r} does not resolve: {error}") from None
+    return str(found[0][4][0])
+
+
 # Set by `remit serve` on each core process when there are several: the port only it listens
 # on, besides the shared core port.
 CORE_INSTANCE_PORT_ENV = "REMIT_CORE_INSTANCE_PORT"
@@ -302,6 +344,24 @@ def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
         float,
         lambda value: 0 < value <= 120,
         "between 0 and 120 seconds",
+    )
+
+
+DEFAULT_IDEMPOTENCY_LEASE_S = 30.0
+
+
+def idempotency_lease_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long a request owns its idempotency key without reaching a recovery point
+    (`remit.payments.idempotency.lease`). REMIT_IDEMPOTENCY_LEASE_S overrides it: it must
+    outlast any single step, and a lease of hours would keep a crashed request's key from its
+    client's retry and the completer for as long."""
+    return _number_setting(
+        environ,
+        "REMIT_IDEMPOTENCY_LEASE_S",
+        DEFAULT_IDEMPOTENCY_LEASE_S,
+        float,
+        lambda value: 0 < value <= 3600,
+        "between 0 and 3600 seconds",
     )
 
 
@@ -507,7 +567,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         vault_database_url=env.get("VAULT_DATABASE_URL") or None,
         acquirer_database_url=env.get("ACQUIRER_DATABASE_URL") or None,
         api_workers=int(workers_raw),
-        development=(env.get("REMIT_DEVELOPMENT") or "1") == "1",
+        development=env.get("REMIT_DEVELOPMENT") == "1",
         webhook_allowed_hosts=tuple(
             host.strip()
             for host in (env.get("REMIT_WEBHOOK_ALLOWED_HOSTS") or "").split(",")
@@ -527,6 +587,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     refuse_plaintext_beyond_loopback(
         (config.core.host, config.vault.host, config.acquirer.host), config
     )
+    # Read again where they are used; checked here so that a malformed value stops the process
+    # at start, naming the setting, rather than failing requests later.
+    network_timeout_s(env)
+    idempotency_lease_s(env)
     return config
 
 

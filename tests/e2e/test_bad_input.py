@@ -237,9 +237,9 @@ def test_a_nul_character_anywhere_is_a_400_naming_where_not_a_500(
 def test_a_nul_from_an_internal_grpc_caller_is_invalid_argument(
     platform: RunningPlatform, account: TestAccount
 ) -> None:
-    """The facade refuses NUL itself; an internal caller's NUL reaches the database, which
-    cannot store it: that is the caller's mistake (INVALID_ARGUMENT), not an internal error,
-    and nothing is stored."""
+    """The facade refuses NUL itself; an internal caller's NUL, which the database cannot
+    store, is refused by the core before the request does anything: that is the caller's
+    mistake (INVALID_ARGUMENT), not an internal error, and nothing is stored."""
     metadata = (("remit-account-id", account.id),)
     with internal_sync_channel(
         platform.core.target, InternalAccess(platform.internal_token)

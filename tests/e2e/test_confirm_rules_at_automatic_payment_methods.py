@@ -1,5 +1,5 @@
 """What confirming needs with automatic payment methods on (the default from 2023-08-16,
-stripe-versions.md row 18): a create refused for want of a return_url stores no card at the
+`versions/v2023_08_16.py`): a create refused for want of a return_url stores no card at the
 vault, and error_on_requires_action is refused from 2023-08-16 on while older pinned versions
 keep it."""
 

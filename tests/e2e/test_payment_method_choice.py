@@ -1,7 +1,7 @@
 """How a PaymentIntent's payment methods are chosen, over REST: `automatic_payment_methods`,
 `allowed_payment_method_types` and `excluded_payment_method_types` at the latest version, the
 `payment_method_types` parameter per version, and the return_url confirming needs from
-2023-08-16 (stripe-versions.md rows 9, 18 and 21)."""
+2023-08-16 (`versions/v2019_02_11.py`, `v2023_08_16.py` and `v2026_09_30.py`)."""
 
 from typing import Any
 

@@ -170,9 +170,32 @@ async def test_resend_and_redeliver_from_the_cli(
 
     redelivered = await asyncio.to_thread(remit_cli, platform, "webhooks", "redeliver",
                                           endpoint.id, "--api-key", account.secret_key)  # fmt: skip
-    # The resend succeeded, so nothing has failed any more.
+    # The resend succeeded, so nothing is left undelivered.
     assert redelivered.returncode == 0, redelivered.stderr
-    assert "queued 0 failed event" in redelivered.stdout
+    assert "queued 0 undelivered event" in redelivered.stdout
+
+
+async def test_the_cli_says_why_an_endpoint_is_disabled_and_the_api_does_not(
+    platform: RunningPlatform,
+    client: stripe.StripeClient,
+    account: TestAccount,
+    engine: AsyncEngine,
+    receiver: Receiver,
+) -> None:
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": receiver.url, "enabled_events": ["*"]}
+    )
+    await emit(engine, account)
+    await receiver.wait_for(1, timeout_s=15)  # answered 410 Gone: the endpoint is disabled
+    await asyncio.sleep(0.5)
+    retrieved = client.v1.webhook_endpoints.retrieve(endpoint.id)
+    assert retrieved.status == "disabled"
+    assert "disabled_reason" not in retrieved  # not in Stripe's object
+
+    listed = await asyncio.to_thread(remit_cli, platform, "webhooks", "endpoints",
+                                     "--api-key", account.secret_key)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [f"{endpoint.id}  disabled (gone)  {receiver.url}"]
 
 
 async def test_remit_listen_forwards_events_signed_with_the_secret_it_prints(

@@ -1,10 +1,15 @@
 """An in-process card network for service-level tests: test-card behaviour by vault token,
-at-most-once per reference like the real acquirer, and injectable faults."""
+at-most-once per reference like the real acquirer, and injectable faults.
+
+Its look-ups check what they find against what they expect as the real network's do
+(`refuse_unless_expected`), on a record of each operation as the acquirer's LookupOperation
+returns it, made of what was sent."""
 
 from dataclasses import dataclass, field
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import random_token
+from remit.payments.lookup_expectations import ExpectedOperation, refuse_unless_expected
 from remit.payments.network import (
     CARDHOLDER_INITIATED,
     AuthorizationOutcome,
@@ -12,6 +17,7 @@ from remit.payments.network import (
     OutcomeUnknownError,
     StoredCredential,
 )
+from remit_api.acquirer.v1 import acquirer_pb2
 
 DECLINES = {
     "declined": ("card_declined", "generic_decline", "Your card was declined."),
@@ -34,6 +40,13 @@ class FakeNetwork:
     unopenable: set[str] = field(default_factory=set)
     # What each authorization sent said of the card being kept, by reference.
     stored_credentials: dict[str, StoredCredential] = field(default_factory=dict)
+    # The acquirer's record of each operation performed here, by reference, as a look-up finds
+    # it (`hold_otherwise` changes one). An outcome a test put in `authorizations` or
+    # `operations` itself has none, and its look-ups find it as they expect it.
+    held: dict[str, acquirer_pb2.Operation] = field(default_factory=dict)
+    # The merchant and currency of each authorization made here: the acquirer records its
+    # captures, voids and refunds with them.
+    authorization_terms: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def refuse(self, reference: str, code: str, message: str) -> None:
         """Refuse the capture, void or refund sent under `reference`, as the acquirer refuses
@@ -42,6 +55,24 @@ class FakeNetwork:
         self.operations[reference] = OperationOutcome(
             False, f"op_{random_token(10)}", 0, code, message
         )
+
+    def hold_otherwise(self, reference: str, **fields: object) -> None:
+        """Make the network hold another operation under `reference` than the one performed:
+        its record with `fields` changed (`Operation` fields; `captured` for its authorization
+        result's), as a bug or a reused reference would leave it."""
+        changed = acquirer_pb2.Operation()
+        changed.CopyFrom(self.held[reference])
+        for name, value in fields.items():
+            if name == "captured":
+                changed.authorization.captured = bool(value)
+            else:
+                setattr(changed, name, value)
+        self.held[reference] = changed
+
+    def _refuse_unless_expected(self, reference: str, expected: ExpectedOperation) -> None:
+        held = self.held.get(reference)
+        if held is not None:
+            refuse_unless_expected(reference, expected, held)
 
     def _fault(self) -> str | None:
         return self.faults.pop(0) if self.faults else None
@@ -87,26 +118,79 @@ class FakeNetwork:
                 risk_level_hint=None,
                 network_transaction_id=random_token(15),
             )
+            self._record_authorization(
+                self.authorizations[reference], account_id, amount_minor, currency, reference
+            )
         if fault == "after":
             raise OutcomeUnknownError("DEADLINE_EXCEEDED")
         return self.authorizations[reference]
 
-    async def lookup_authorization(self, reference: str) -> AuthorizationOutcome | None:
+    def _record_authorization(
+        self,
+        outcome: AuthorizationOutcome,
+        merchant_id: str,
+        amount_minor: int,
+        currency: str,
+        reference: str,
+    ) -> None:
+        self.held[reference] = acquirer_pb2.Operation(
+            id=f"op_{random_token(10)}",
+            reference=reference,
+            kind=acquirer_pb2.OPERATION_KIND_AUTHORIZE,
+            authorization_id=outcome.authorization_id or "",
+            amount=amount_minor,
+            currency=currency,
+            merchant_id=merchant_id,
+            approved=outcome.approved,
+            authorization=acquirer_pb2.AuthorizationResult(
+                approved=outcome.approved,
+                authorization_id=outcome.authorization_id or "",
+                captured=outcome.captured,
+            ),
+        )
+        if outcome.authorization_id is not None:
+            self.authorization_terms[outcome.authorization_id] = (merchant_id, currency)
+
+    async def lookup_authorization(
+        self, reference: str, expected: ExpectedOperation
+    ) -> AuthorizationOutcome | None:
         self.looked_up.append(reference)
         if self.lookup_faults > 0:
             self.lookup_faults -= 1
             raise OutcomeUnknownError("UNAVAILABLE")
-        return self.authorizations.get(reference)
+        found = self.authorizations.get(reference)
+        if found is not None:
+            self._refuse_unless_expected(reference, expected)
+        return found
 
-    async def _operation(self, reference: str, amount_minor: int) -> OperationOutcome:
+    async def _operation(
+        self,
+        kind: acquirer_pb2.OperationKind.ValueType,
+        authorization_id: str,
+        reference: str,
+        amount_minor: int,
+    ) -> OperationOutcome:
         fault = self._fault()
         if fault == "before":
             raise OutcomeUnknownError("UNAVAILABLE")
         self.sent.append(reference)
-        outcome = self.operations.setdefault(
-            reference,
-            OperationOutcome(True, f"op_{random_token(10)}", amount_minor, None, None),
-        )
+        if reference not in self.operations:
+            outcome = OperationOutcome(True, f"op_{random_token(10)}", amount_minor, None, None)
+            self.operations[reference] = outcome
+            terms = self.authorization_terms.get(authorization_id)
+            if terms is not None:
+                merchant_id, currency = terms
+                self.held[reference] = acquirer_pb2.Operation(
+                    id=outcome.operation_id,
+                    reference=reference,
+                    kind=kind,
+                    authorization_id=authorization_id,
+                    amount=amount_minor,
+                    currency=currency,
+                    merchant_id=merchant_id,
+                    approved=True,
+                )
+        outcome = self.operations[reference]
         if fault == "after":
             raise OutcomeUnknownError("DEADLINE_EXCEEDED")
         return outcome
@@ -114,19 +198,30 @@ class FakeNetwork:
     async def capture(
         self, *, authorization_id: str, amount_minor: int, reference: str
     ) -> OperationOutcome:
-        return await self._operation(reference, amount_minor)
+        return await self._operation(
+            acquirer_pb2.OPERATION_KIND_CAPTURE, authorization_id, reference, amount_minor
+        )
 
     async def void(self, *, authorization_id: str, reference: str) -> OperationOutcome:
-        return await self._operation(reference, 0)
+        return await self._operation(
+            acquirer_pb2.OPERATION_KIND_VOID, authorization_id, reference, 0
+        )
 
     async def refund(
         self, *, authorization_id: str, amount_minor: int, reference: str
     ) -> OperationOutcome:
-        return await self._operation(reference, amount_minor)
+        return await self._operation(
+            acquirer_pb2.OPERATION_KIND_REFUND, authorization_id, reference, amount_minor
+        )
 
-    async def lookup_operation(self, reference: str) -> OperationOutcome | None:
+    async def lookup_operation(
+        self, reference: str, expected: ExpectedOperation
+    ) -> OperationOutcome | None:
         self.looked_up.append(reference)
         if self.lookup_faults > 0:
             self.lookup_faults -= 1
             raise OutcomeUnknownError("UNAVAILABLE")
-        return self.operations.get(reference)
+        found = self.operations.get(reference)
+        if found is not None:
+            self._refuse_unless_expected(reference, expected)
+        return found

@@ -61,6 +61,9 @@ def platform_env(databases: WorkerDatabases, data_dir: Path, **extra: str) -> di
         "ACQUIRER_DATABASE_URL": databases.acquirer_url,
         "REMIT_DATA_DIR": str(data_dir),
         "PYTHONUNBUFFERED": "1",
+        # The tests' webhook receivers listen on loopback; other internal addresses stay
+        # refused, as on a server.
+        "REMIT_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
     }
     for role in ("api", "core", "vault", "acquirer"):
         env[f"REMIT_{role.upper()}_HOST"] = "127.0.0.1"

@@ -15,6 +15,10 @@ from versions import KNOWN_VERSIONS
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
+# A page of keys, as every list of the API pages (Stripe's `limit`).
+DEFAULT_LIST_LIMIT = 10
+MAX_LIST_LIMIT = 100
+
 _KIND_TO_PROTO = {
     KeyKind.SECRET: accounts_pb2.API_KEY_KIND_SECRET,
     KeyKind.PUBLISHABLE: accounts_pb2.API_KEY_KIND_PUBLISHABLE,
@@ -140,6 +144,9 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def ListApiKeys(
         self, request: accounts_pb2.ListApiKeysRequest, context: Context
     ) -> accounts_pb2.ListApiKeysResponse:
+        limit = request.limit or DEFAULT_LIST_LIMIT
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise invalid(f"limit must be between 1 and {MAX_LIST_LIMIT}.", "limit")
         keys = await self._service.list_keys(
             request.account_id, working_only=not request.include_revoked
         )
@@ -151,7 +158,6 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         elif request.HasField("ending_before"):
             end = ids.index(request.ending_before) if request.ending_before in ids else 0
             keys = keys[:end]
-        limit = request.limit or 10
         return accounts_pb2.ListApiKeysResponse(
             data=[key_message(key) for key in keys[:limit]], has_more=len(keys) > limit
         )

@@ -46,9 +46,9 @@ def require_return_url(
 
 def refuse_error_on_requires_action(*, automatic: bool, error_on_requires_action: bool) -> None:
     """From 2023-08-16 `error_on_requires_action` is usable only with the payment method types
-    named (`payment_method_types`), not with automatic payment methods (stripe-versions.md
-    row 18). Older versions name `card` for an intent that names nothing (their version change),
-    so they keep it."""
+    named (`payment_method_types`), not with automatic payment methods
+    (https://docs.stripe.com/changelog/2023-08-16/automatic-payment-methods). Older versions
+    name `card` for an intent that names nothing (their version change), so they keep it."""
     if error_on_requires_action and automatic:
         raise invalid(ERROR_ON_REQUIRES_ACTION_MESSAGE, "error_on_requires_action")
 

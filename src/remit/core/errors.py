@@ -60,9 +60,19 @@ class RemitError(Exception):
 _NOT_FOUND_NAMES: Final = {"payment_method": "PaymentMethod"}
 
 
+ECHO_LIMIT: Final = 200
+"""The most characters of client input a message quotes, as the REST facade quotes it."""
+
+
+def echoed(text: str) -> str:
+    """`text` to quote in a message: cut short if long, since an id may be of any length and
+    the refusal that quotes it must stay small enough to deliver."""
+    return text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "..."
+
+
 def not_found(kind: str, object_id: str, param: str = "id") -> RemitError:
     return RemitError(
-        message=f"No such {_NOT_FOUND_NAMES.get(kind, kind)}: '{object_id}'",
+        message=f"No such {_NOT_FOUND_NAMES.get(kind, kind)}: '{echoed(object_id)}'",
         kind=ErrorKind.NOT_FOUND,
         code="resource_missing",
         param=param,

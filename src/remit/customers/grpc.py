@@ -9,6 +9,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict, ParseDict
 
 from remit.core.errors import invalid
+from remit.core.metadata import requested_metadata
 from remit.customers.domain import Customer, CustomerFields, TaxExempt
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
@@ -90,7 +91,7 @@ def _fields(request: Any, *, update: bool) -> CustomerFields:
         clear_address=update and request.clear_address,
         shipping=as_dict(request.shipping) if request.HasField("shipping") else None,
         clear_shipping=update and request.clear_shipping,
-        metadata=dict(request.metadata),
+        metadata=requested_metadata(request.metadata),
         unset_metadata_keys=tuple(request.unset_metadata_keys) if update else (),
         clear_metadata=update and request.clear_metadata,
         preferred_locales=tuple(request.preferred_locales),

@@ -13,12 +13,14 @@ from typing import Any, Final, TypeAlias, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2, symbol_database
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from remit.core.errors import ErrorKind, RemitError
-from remit.storage.driver_errors import database_unavailable, text_with_nul
+from remit.core.logging import mask_card_numbers
+from remit.grpcutil.request_text import field_with_nul
+from remit.storage.driver_errors import database_unavailable, text_with_nul, unknown_account
 from remit_api.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -68,13 +70,29 @@ _KIND_BY_GRPC_CODE: Final = {
 }
 
 
+# The most characters of a message, and of a param, a refusal carries. Messages may quote client
+# input, which most cut short where they quote it (`remit.core.errors.echoed`); this holds for
+# any that does not, so that no refusal outgrows what a caller receives
+# (`internal_auth.MAX_REPLY_METADATA_BYTES`) and reaches it as a transport failure instead.
+MAX_MESSAGE_CHARS: Final = 2000
+MAX_PARAM_CHARS: Final = 200
+
+
+def _shown(text: str, limit: int) -> str:
+    """Text of a refusal as it leaves the process: a card number the caller put where an id
+    or a code goes (`No such PaymentMethod: '4242...'`) masked, as the facade masks it, and
+    cut to `limit` characters."""
+    text = mask_card_numbers(text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def error_detail(error: RemitError, related: Message | None = None) -> common_pb2.ErrorDetail:
     detail = common_pb2.ErrorDetail(
         type=error.error_type,
         code=error.code or "",
         decline_code=error.decline_code or "",
-        param=error.param or "",
-        message=error.message,
+        param=_shown(error.param or "", MAX_PARAM_CHARS),
+        message=_shown(error.message, MAX_MESSAGE_CHARS),
         charge=error.charge or "",
         should_retry=error.should_retry,
         http_status=HTTP_STATUS[error.kind],
@@ -89,7 +107,8 @@ def to_rpc_status(error: RemitError) -> status_pb2.Status:
     packed = any_pb2.Any()
     related = error.related if isinstance(error.related, Message) else None
     packed.Pack(error_detail(error, related))
-    return status_pb2.Status(code=code.value[0], message=error.message, details=[packed])
+    message = _shown(error.message, MAX_MESSAGE_CHARS)
+    return status_pb2.Status(code=code.value[0], message=message, details=[packed])
 
 
 def detail_from_rpc_error(error: grpc.aio.AioRpcError) -> common_pb2.ErrorDetail | None:
@@ -175,10 +194,25 @@ def nul_in_request_error() -> RemitError:
     )
 
 
+def unknown_account_error() -> RemitError:
+    return RemitError(
+        message="No such account: the account this call names (its remit-account-id) does not "
+        "exist.",
+        kind=ErrorKind.NOT_FOUND,
+        code="resource_missing",
+    )
+
+
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     """Turns `RemitError` into a rich status, a database that is unavailable for the moment into
     a retryable UNAVAILABLE, a NUL character the caller sent (which PostgreSQL cannot store)
-    into INVALID_ARGUMENT, and anything else into a bare INTERNAL.
+    into INVALID_ARGUMENT, a row refused for naming an account that does not exist into
+    NOT_FOUND, and anything else into a bare INTERNAL.
+
+    It reads each request itself, and refuses as INVALID_ARGUMENT, before the handler runs,
+    bytes that are no message of the method's request type and a NUL in any of the message's
+    text (`request_text`): both are the caller's mistakes, and neither may claim anything
+    (an idempotency key) first.
 
     Unexpected exceptions are logged here, with their traceback, and their text never leaves
     the process: it may hold data that must not reach a caller.
@@ -209,10 +243,13 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     def _guard(handler: Handler, method: str) -> Handler:
         # grpc.aio registers coroutine functions where the typing stubs describe sync ones.
         inner = cast(Callable[[Any, Any], Awaitable[Any]], handler.unary_unary)
+        # The request is read here rather than by grpc, which answers bytes that are no message
+        # of the method's type with UNKNOWN; here they are the caller's INVALID_ARGUMENT.
+        deserialize = handler.request_deserializer
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def guarded(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
-                return await inner(request, context)
+                return await inner(_read_request(raw, deserialize), context)
             except RemitError as error:
                 await context.abort_with_status(rpc_status.to_status(to_rpc_status(error)))
             except grpc.aio.AbortError:
@@ -228,6 +265,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                     await context.abort_with_status(
                         rpc_status.to_status(to_rpc_status(nul_in_request_error()))
                     )
+                if unknown_account(error):
+                    await context.abort_with_status(
+                        rpc_status.to_status(to_rpc_status(unknown_account_error()))
+                    )
                 log.exception("unhandled error in %s", method)
                 status = status_pb2.Status(
                     code=code_pb2.INTERNAL, message="An unexpected error occurred."
@@ -237,6 +278,28 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
+
+
+def _read_request(raw: Any, deserialize: Callable[[Any], Any] | None) -> Any:
+    """The request message, refused (INVALID_ARGUMENT) if the bytes are no message of its
+    type, or if any of its text holds a NUL, which no text stored in PostgreSQL can."""
+    try:
+        request = raw if deserialize is None else deserialize(raw)
+    except DecodeError:
+        raise RemitError(
+            message="The request could not be read: its bytes are not a valid message of the "
+            "method's request type.",
+            kind=ErrorKind.INVALID_ARGUMENT,
+        ) from None
+    # A NUL in any string is a 0x00 byte in the message's encoding (strings travel as their
+    # UTF-8 bytes), so bytes without one need no walk through the message: nearly every call.
+    holds_zero_byte = not isinstance(raw, bytes) or b"\x00" in raw
+    if holds_zero_byte and isinstance(request, Message):
+        field = field_with_nul(request)
+        if field is not None:
+            refused = nul_in_request_error()
+            raise RemitError(message=refused.message, kind=refused.kind, param=field)
+    return request

@@ -228,10 +228,24 @@ def _channel_credentials(tls: InternalTls) -> grpc.ChannelCredentials:
     )
 
 
-def _channel_options(tls: InternalTls) -> list[tuple[str, Any]]:
-    if tls.server_name is None:
-        return []
-    return [("grpc.ssl_target_name_override", tls.server_name)]
+# A remit server's refusal travels in the trailing metadata of its reply: its message twice
+# (grpc-message, and the rich status, which also embeds the object the refusal is about, such
+# as a declined payment's PaymentIntent with 50 metadata values of 500 characters). gRPC's
+# default limits on what a client receives (8 KiB, past which calls fail at random, and 16 KiB,
+# past which every call does) are below what such a refusal holds: the caller would see
+# RESOURCE_EXHAUSTED (and the facade's client a 500, or a 429) in place of the refusal. So every
+# remit caller accepts as much as one can hold.
+MAX_REPLY_METADATA_BYTES = 1024 * 1024
+_REPLY_METADATA_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_metadata_size", MAX_REPLY_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_REPLY_METADATA_BYTES),
+]
+
+
+def _channel_options(tls: InternalTls | None) -> list[tuple[str, Any]]:
+    if tls is None or tls.server_name is None:
+        return list(_REPLY_METADATA_OPTIONS)
+    return [*_REPLY_METADATA_OPTIONS, ("grpc.ssl_target_name_override", tls.server_name)]
 
 
 @dataclass(frozen=True)
@@ -274,7 +288,9 @@ def internal_channel(
         None if token is None else [_UnaryToken(token), _StreamToken(token)]
     )
     if access.tls is None:
-        return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)
+        return grpc.aio.insecure_channel(
+            target, options=[*options, *_channel_options(None)], interceptors=interceptors
+        )
     return grpc.aio.secure_channel(
         target,
         _channel_credentials(access.tls),
@@ -287,7 +303,7 @@ def internal_sync_channel(target: str, access: InternalAccess) -> grpc.Channel:
     """A blocking channel to a remit service that shows the token on every call (over mutual
     TLS when it is configured)."""
     if access.tls is None:
-        channel = grpc.insecure_channel(target)
+        channel = grpc.insecure_channel(target, options=_channel_options(None))
     else:
         channel = grpc.secure_channel(
             target, _channel_credentials(access.tls), options=_channel_options(access.tls)

@@ -77,7 +77,7 @@ async def serve_grpc(
     if bound == 0:
         raise OSError(f"could not listen on {endpoint.target}")
     if also_on is not None:
-        own = f"{endpoint.host}:{also_on}"
+        own = Endpoint(endpoint.host, also_on).target
         if add_internal_port(server, own, access) == 0:
             raise OSError(f"could not listen on {own}")
     await server.start()

@@ -10,6 +10,7 @@ from google.protobuf.json_format import MessageToDict
 
 from remit.core.errors import invalid
 from remit.core.jsonview import enum_numbers
+from remit.core.metadata import requested_metadata
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import timestamp
 from remit.payment_methods.domain import (
@@ -181,7 +182,7 @@ class PaymentMethodRpcs:
                 if request.HasField("payment_method")
                 else None,
                 billing_details=_as_dict(request.billing_details),
-                metadata=dict(request.metadata),
+                metadata=requested_metadata(request.metadata),
                 allow_redisplay=_allow_redisplay(request),
             ),
         )
@@ -212,7 +213,7 @@ class PaymentMethodRpcs:
                 billing_details=_as_dict(request.billing_details)
                 if request.HasField("billing_details")
                 else None,
-                metadata=dict(request.metadata),
+                metadata=requested_metadata(request.metadata),
                 unset_metadata_keys=tuple(request.unset_metadata_keys),
                 clear_metadata=request.clear_metadata,
                 exp_month=card.exp_month if card.HasField("exp_month") else None,
@@ -295,7 +296,7 @@ class PaymentMethodRpcs:
             name=request.name if request.HasField("name") else None,
             address={str(k): str(v) for k, v in _as_dict(request.address).items()},
             client_ip=request.client_ip if request.HasField("client_ip") else None,
-            metadata=dict(request.metadata),
+            metadata=requested_metadata(request.metadata),
         )
         return await reply(result, pb.CreateTokenResponse, answer, context)
 

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from remit.core import confirm_rules
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid
+from remit.core.metadata import requested_metadata
 from remit.core.return_urls import refuse_invalid_return_url
 from remit.customers.grpc import CustomerRpcs
 from remit.customers.service import CustomersService
@@ -500,7 +501,7 @@ def new_intent_from_request(request: pb.CreatePaymentIntentRequest) -> NewPaymen
         currency=currency,
         capture_method=_capture_method(request) or CaptureMethod.AUTOMATIC,
         confirmation_method=confirmation,
-        metadata=dict(request.metadata),
+        metadata=requested_metadata(request.metadata),
         customer_id=_optional(request, "customer"),
         payment_method_id=_optional(request, "payment_method"),
         description=_optional(request, "description"),
@@ -533,7 +534,7 @@ def new_method_from_request(data: pb.PaymentMethodData) -> NewPaymentMethod:
         vault_token=data.card.vault_token if source == "vault_token" else None,
         token_id=data.card.token if source == "token" else None,
         billing_details=MessageToDict(data.billing_details, preserving_proto_field_name=True),
-        metadata=dict(data.metadata),
+        metadata=requested_metadata(data.metadata, "payment_method_data[metadata]"),
     )
 
 
@@ -635,7 +636,7 @@ def charge_update_from_request(request: pb.UpdateChargeRequest) -> ChargeUpdate:
         receipt_email=_optional(request, "receipt_email"),
         shipping=_shipping_of(request),
         clear_shipping=request.clear_shipping,
-        metadata=dict(request.metadata),
+        metadata=requested_metadata(request.metadata),
         unset_metadata_keys=tuple(request.unset_metadata_keys),
         clear_metadata=request.clear_metadata,
     )
@@ -729,7 +730,7 @@ def confirm_params(
 def capture_params(request: pb.CapturePaymentIntentRequest) -> CaptureParams:
     _refuse_application_fee(request)
     return CaptureParams(
-        metadata=dict(request.metadata),
+        metadata=requested_metadata(request.metadata),
         unset_metadata_keys=tuple(request.unset_metadata_keys),
         clear_metadata=request.clear_metadata,
         statement_descriptor=_optional(request, "statement_descriptor"),
@@ -828,7 +829,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         update = intent_update_from_request(request)
         call = keyed_call(context, "UpdatePaymentIntent", request)
         metadata_change = (
-            dict(request.metadata),
+            requested_metadata(request.metadata),
             list(request.unset_metadata_keys),
             request.clear_metadata,
         )
@@ -1019,7 +1020,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
             payment_intent_id=_optional(request, "payment_intent"),
             amount_minor=_optional(request, "amount"),
             reason=reason,
-            metadata=dict(request.metadata),
+            metadata=requested_metadata(request.metadata),
             respond=respond,
         )
         return await reply(
@@ -1048,7 +1049,7 @@ class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.Paymen
         result = await self._service.update_refund(
             call.account_id,
             request.id,
-            dict(request.metadata),
+            requested_metadata(request.metadata),
             request.clear_metadata,
             list(request.unset_metadata_keys),
             client_keyed(context, "UpdateRefund", request, serialized(answer)),

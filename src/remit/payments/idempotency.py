@@ -9,7 +9,6 @@ lease to expire, after which a retry or the completer resumes it.
 """
 
 import hashlib
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -20,12 +19,12 @@ from typing import Any
 from sqlalchemy import DateTime, Select, delete, literal, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.config import idempotency_lease_s
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.requests import client_key_of
 from remit.payments.tables import idempotency_keys
 from remit.storage.fastsql import Db, Statement
 
-DEFAULT_LEASE_S = 30.0
 KEY_LIFETIME = timedelta(hours=24)
 KEY_RETENTION = timedelta(hours=72)
 # The longest the completer waits between two tries of a key (`abandoned_keys`).
@@ -67,7 +66,7 @@ def lease() -> timedelta:
     """How long a request owns its key without reaching a recovery point. Longer than any
     single step (the network calls time out well within it); REMIT_IDEMPOTENCY_LEASE_S
     overrides it, for tests that crash a process and retry at once."""
-    return timedelta(seconds=float(os.environ.get("REMIT_IDEMPOTENCY_LEASE_S") or DEFAULT_LEASE_S))
+    return timedelta(seconds=idempotency_lease_s())
 
 
 def digest(endpoint: str, request_body: bytes) -> bytes:

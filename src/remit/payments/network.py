@@ -3,7 +3,9 @@ void, refund and look up operations at the acquirer.
 
 Every call carries a reference chosen by remit (the charge or refund id), so the acquirer
 performs each operation at most once. When a call's outcome is unknown (a timeout, a lost
-response), the caller settles it with `lookup_*` by that reference; it never guesses.
+response), the caller settles it with `lookup_*` by that reference; it never guesses. A look-up
+says which operation it expects there, and refuses a record of another
+(`lookup_expectations`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import enum_wire_values
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.payments.breaker import BreakerState, CircuitBreaker
+from remit.payments.lookup_expectations import ExpectedOperation, refuse_unless_expected
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
@@ -206,7 +209,11 @@ class CardNetwork(Protocol):
         stored_credential: StoredCredential = CARDHOLDER_INITIATED,
     ) -> AuthorizationOutcome: ...
 
-    async def lookup_authorization(self, reference: str) -> AuthorizationOutcome | None: ...
+    async def lookup_authorization(
+        self, reference: str, expected: ExpectedOperation
+    ) -> AuthorizationOutcome | None:
+        """The authorization recorded under `reference`, None if the network never saw it;
+        a record of another operation than `expected` is refused (`refuse_unless_expected`)."""
 
     async def capture(
         self, *, authorization_id: str, amount_minor: int, reference: str
@@ -218,7 +225,10 @@ class CardNetwork(Protocol):
         self, *, authorization_id: str, amount_minor: int, reference: str
     ) -> OperationOutcome: ...
 
-    async def lookup_operation(self, reference: str) -> OperationOutcome | None: ...
+    async def lookup_operation(
+        self, reference: str, expected: ExpectedOperation
+    ) -> OperationOutcome | None:
+        """The capture, void or refund recorded under `reference`, as `lookup_authorization`."""
 
 
 def with_capture_fee(
@@ -354,7 +364,9 @@ class GrpcCardNetwork:
         )
         return outcome_from_result(reply.result)
 
-    async def _lookup(self, reference: str) -> acquirer_pb2.Operation | None:
+    async def _lookup(
+        self, reference: str, expected: ExpectedOperation
+    ) -> acquirer_pb2.Operation | None:
         try:
             reply = await self._guarded(
                 lambda: self._acquirer.LookupOperation(
@@ -366,16 +378,21 @@ class GrpcCardNetwork:
             if error.kind is ErrorKind.NOT_FOUND:
                 return None
             raise
+        refuse_unless_expected(reference, expected, reply.operation)
         return reply.operation
 
-    async def lookup_authorization(self, reference: str) -> AuthorizationOutcome | None:
-        operation = await self._lookup(reference)
+    async def lookup_authorization(
+        self, reference: str, expected: ExpectedOperation
+    ) -> AuthorizationOutcome | None:
+        operation = await self._lookup(reference, expected)
         if operation is None:
             return None
         return outcome_from_result(operation.authorization)
 
-    async def lookup_operation(self, reference: str) -> OperationOutcome | None:
-        operation = await self._lookup(reference)
+    async def lookup_operation(
+        self, reference: str, expected: ExpectedOperation
+    ) -> OperationOutcome | None:
+        operation = await self._lookup(reference, expected)
         return None if operation is None else _operation(operation)
 
     async def capture(

@@ -8,6 +8,7 @@ database transaction as the state change that causes them, so both commit or nei
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.errors import RemitError
 from remit.payments.charges import CardSnapshot, Charge, Refund
 from remit.payments.domain import PaymentIntent
+from remit.payments.idempotency import KeyRecord
 from remit.payments.risk import NOT_ASSESSED, Authentication, RiskVerdict
 
 
@@ -134,6 +136,19 @@ class Challenge:
     url: str
 
 
+class PaymentEnd(Enum):
+    """How a payment under review ended without the review: the review closes with it, with
+    Stripe's `closed_reason` of the same value."""
+
+    # Refunded in full (`fraudulent` as the last refund's reason: as fraud).
+    REFUNDED = "refunded"
+    REFUNDED_AS_FRAUD = "refunded_as_fraud"
+    # Its intent was canceled, releasing the authorization.
+    CANCELED = "canceled"
+    # The authorization expired uncaptured.
+    NEVER_SETTLED = "payment_never_settled"
+
+
 class RadarGate(Protocol):
     """Radar as the payments service sees it. Every call runs inside the caller's transaction,
     so counters, decisions, reviews and challenges commit with the attempt or not at all."""
@@ -157,6 +172,22 @@ class RadarGate(Protocol):
         ...
 
     async def review_is_open(self, db: AsyncConnection, review_id: str) -> bool: ...
+
+    async def payment_ended(
+        self,
+        db: AsyncConnection,
+        account_id: str,
+        review_id: str,
+        end: PaymentEnd,
+        *,
+        by: KeyRecord | None,
+    ) -> None:
+        """The payment review `review_id` is about ended (`end`) under the request keyed `by`
+        (None: the worker): the review closes if it is still open (`review.closed`), unless
+        the request is that review's own close refunding or canceling it, which closes it
+        itself. Called with the payment's intent and charge, whichever the caller changes,
+        locked: reviews are locked after them."""
+        ...
 
     async def open_challenge(
         self, db: AsyncConnection, charge: Charge, intent: PaymentIntent
@@ -184,6 +215,17 @@ class NoRadar:
 
     async def review_is_open(self, db: AsyncConnection, review_id: str) -> bool:
         return False
+
+    async def payment_ended(
+        self,
+        db: AsyncConnection,
+        account_id: str,
+        review_id: str,
+        end: PaymentEnd,
+        *,
+        by: KeyRecord | None,
+    ) -> None:
+        return None
 
     async def open_challenge(
         self, db: AsyncConnection, charge: Charge, intent: PaymentIntent

@@ -77,6 +77,12 @@ from remit.payments.keyed import Keyed, is_stored_refusal, run_keyed, store_refu
 from remit.payments.keyed import KeyedCall as KeyedCall
 from remit.payments.keyed import Replay as Replay
 from remit.payments.keyed import replay_of as replay_of
+from remit.payments.lookup_expectations import (
+    expected_authorization,
+    expected_capture,
+    expected_refund,
+    expected_void,
+)
 from remit.payments.minimum_charge import require_minimum_charge
 from remit.payments.network import (
     AuthorizationOutcome,
@@ -97,6 +103,7 @@ from remit.payments.ports import (
     HookChain,
     NewCard,
     NoRadar,
+    PaymentEnd,
     PaymentHooks,
     PaymentMethodSource,
     RadarGate,
@@ -1165,11 +1172,17 @@ class PaymentsService:
                 ),
             )
 
+        def look_up() -> Awaitable[AuthorizationOutcome | None]:
+            # Only on a resume or an unknown outcome: what the attempt sent, or would send.
+            expected = expected_authorization(charge, capture=capture)
+            return self._network.lookup_authorization(reference, expected)
+
         # A block, or a challenge that must come first, is recorded without asking the network.
         answer = stand_in_result(RiskVerdict.from_json(charge.risk), authentication)
         if answer is None:
             answer = await self._authorize_or_refusal(
                 authorize,
+                look_up,
                 reference,
                 refused=lambda: self._methods.card_refused(record.account_id, vault_token or ""),
                 sent_before=sent_before,
@@ -1201,6 +1214,7 @@ class PaymentsService:
     async def _authorize_or_refusal(
         self,
         authorize: Callable[[], Awaitable[AuthorizationOutcome]],
+        look_up: Callable[[], Awaitable[AuthorizationOutcome | None]],
         reference: str,
         *,
         refused: Callable[[], None],
@@ -1217,25 +1231,13 @@ class PaymentsService:
 
         A reference the network holds for other parameters (`reference_conflict`) ends nothing:
         an authorization may be held under it, which only the network's record of it tells.
+        Nor does a record under it of another operation than the attempt's: `look_up` refuses
+        it (`lookup_expectations`), and the attempt waits at `attempt_created`.
         """
-
-        def look_up() -> Awaitable[AuthorizationOutcome | None]:
-            return self._network.lookup_authorization(reference)
-
         try:
-            return (await self._settle(authorize, look_up, sent_before=sent_before)).as_json()
+            settled = await self._settle(authorize, look_up, reference, sent_before=sent_before)
+            return settled.as_json()
         except RemitError as refusal:
-            if network_holds_reference_for_other_parameters(refusal):
-                # A bug in remit, not a refusal of the card: the attempt waits at
-                # `attempt_created`, since the network may hold an authorization under the
-                # reference, and its next try looks the reference up before sending anything.
-                log.error(
-                    "the network holds %s for an operation with other parameters than this "
-                    "attempt's: %s",
-                    reference,
-                    refusal.message,
-                )
-                raise reference_conflict() from None
             if not vault_will_not_open_card(refusal):
                 raise
             log.warning("the vault refused to forward %s: %s", reference, refusal.kind.name)
@@ -1250,10 +1252,17 @@ class PaymentsService:
         self,
         send: Callable[[], Awaitable[T]],
         look_up: Callable[[], Awaitable[T | None]],
+        reference: str,
         *,
         sent_before: bool = False,
     ) -> T:
         """Send an operation; when its outcome is unknown, find out by reference.
+
+        A reference the network holds for an operation with other parameters
+        (`reference_conflict`) is remit's own error, whatever the operation: the core derives a
+        reference and its parameters from the same stored request. It ends nothing, since the
+        network may hold an operation under the reference, which only its record tells: the
+        request waits at its recovery point, and its next try looks the reference up first.
 
         If the network has no record of the reference, the operation never reached it and
         sending it (with the same reference) cannot duplicate it. `sent_before`: it may have
@@ -1262,19 +1271,30 @@ class PaymentsService:
         anything is sent. A first send is not looked up first, which would cost every
         payment a round trip to the network.
         """
-        if not sent_before:
-            try:
-                return await send()
-            except OutcomeUnknownError as unknown:
-                log.warning("network outcome unknown (%s); looking the operation up", unknown)
-        for attempt in range(_SETTLE_ATTEMPTS):
-            try:
-                found = await look_up()
-                if found is not None:
-                    return found
-                return await send()
-            except OutcomeUnknownError:
-                await asyncio.sleep(_SETTLE_PAUSE_S * (attempt + 1))
+        try:
+            if not sent_before:
+                try:
+                    return await send()
+                except OutcomeUnknownError as unknown:
+                    log.warning("network outcome unknown (%s); looking the operation up", unknown)
+            for attempt in range(_SETTLE_ATTEMPTS):
+                try:
+                    found = await look_up()
+                    if found is not None:
+                        return found
+                    return await send()
+                except OutcomeUnknownError:
+                    await asyncio.sleep(_SETTLE_PAUSE_S * (attempt + 1))
+        except RemitError as refusal:
+            if not network_holds_reference_for_other_parameters(refusal):
+                raise
+            log.error(
+                "the network holds %s for an operation with other parameters than this "
+                "request's: %s",
+                reference,
+                refusal.message,
+            )
+            raise reference_conflict() from None
         raise network_unavailable()
 
     async def _apply_authorization(
@@ -1515,7 +1535,11 @@ class PaymentsService:
             lambda: self._network.capture(
                 authorization_id=authorization_id, amount_minor=amount, reference=reference
             ),
-            lambda: self._network.lookup_operation(reference),
+            # A capture of the amount asked for (`amount_to_capture`), not of the whole charge.
+            lambda: self._network.lookup_operation(
+                reference, expected_capture(charge, authorization_id, amount)
+            ),
+            reference,
             sent_before=sent_before,
         )
         now = self._now()
@@ -1677,6 +1701,10 @@ class PaymentsService:
                 await intents.save(after)
                 if held is not None:
                     await _mark_released(ChargeRepository(db), record.account_id, held, now)
+                if after.review_id is not None:
+                    await self._radar.payment_ended(
+                        db, after.account_id, after.review_id, PaymentEnd.CANCELED, by=record
+                    )
                 await finish_left_behind(
                     db, self._hooks, current, after, left_by=LeftBy.CANCELED, now=now
                 )
@@ -1716,7 +1744,10 @@ class PaymentsService:
         reference, authorization_id = f"{charge.id}_void", charge.authorization_id
         return await self._settle(
             lambda: self._network.void(authorization_id=authorization_id, reference=reference),
-            lambda: self._network.lookup_operation(reference),
+            lambda: self._network.lookup_operation(
+                reference, expected_void(charge, authorization_id)
+            ),
+            reference,
             sent_before=sent_before,
         )
 
@@ -1752,6 +1783,10 @@ class PaymentsService:
         await intents.save(after)
         if intent.latest_charge_id is not None:
             await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
+        if after.review_id is not None:
+            await self._radar.payment_ended(
+                db, account_id, after.review_id, PaymentEnd.NEVER_SETTLED, by=None
+            )
         await self._hooks.intent_changed(db, intent, after)
         return True
 
@@ -2027,6 +2062,18 @@ class PaymentsService:
             )
             await RefundRepository(db).insert(refund)
             await charges.save(reserved)
+            if reserved.refunded and reserved.review_id is not None:
+                # Refunded in full: its review closes with it. (A charge never reviewed is
+                # not looked up: the review id on its locked row says there is none.)
+                await self._radar.payment_ended(
+                    db,
+                    reserved.account_id,
+                    reserved.review_id,
+                    PaymentEnd.REFUNDED_AS_FRAUD
+                    if reason is RefundReason.FRAUDULENT
+                    else PaymentEnd.REFUNDED,
+                    by=record,
+                )
             # The charge shows the refunded amount from now on (charge.refunded), the refund
             # its own progress (refund.created, then refund.updated with the outcome).
             await self._hooks.charge_changed(
@@ -2070,7 +2117,10 @@ class PaymentsService:
                     amount_minor=refund.amount_minor,
                     reference=reference,
                 ),
-                lambda: self._network.lookup_operation(reference),
+                lambda: self._network.lookup_operation(
+                    reference, expected_refund(charge, authorization_id, refund)
+                ),
+                reference,
                 sent_before=sent_before,
             )
         now = self._now()

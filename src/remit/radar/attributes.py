@@ -17,7 +17,12 @@ class Kind(Enum):
 
 ATTRIBUTES: Final[dict[str, Kind]] = {
     # The payment.
+    # In dollars (major units, two decimals) at signals.py's fixed reference rates: the one to
+    # compare with a threshold meant for every currency (`:amount_in_usd: > 1000`).
     "amount_in_usd": Kind.NUMBER,
+    # In the minor unit of the payment's own currency, as the API takes it: `:amount: > 100000`
+    # is more than 1,000.00 usd but more than 100,000 jpy (no minor unit) and 100.000 kwd (three
+    # decimals). Meaningful only with the currency (`:currency: = 'eur' and :amount: > 100000`).
     "amount": Kind.NUMBER,
     "currency": Kind.STRING,
     "is_off_session": Kind.BOOLEAN,

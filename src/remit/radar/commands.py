@@ -7,9 +7,9 @@ of CPU that a core, vault or acquirer process never needs.
 
 import argparse
 
-# The wire names of ValueListItemType (a unit test keeps them equal to the proto enum's).
+# The wire names of ValueListItemType a new list may have (a unit test keeps them equal to the
+# proto enum's, but for card_bin: no BIN reaches the core, so no rule could use such a list).
 ITEM_TYPES = (
-    "card_bin",
     "card_fingerprint",
     "case_sensitive_string",
     "country",
@@ -26,12 +26,17 @@ def add_commands(
     """Adds `radar` and returns its leaf parsers (the caller adds platform flags to them)."""
     radar = commands.add_parser("radar", help="manage Radar rules and value lists")
     groups = radar.add_subparsers(dest="radar_group", required=True)
-    rules = groups.add_parser("rules", help="the account's rules, in evaluation order")
+    rules = groups.add_parser(
+        "rules",
+        help="the account's rules, by position; a payment meets them grouped by action: "
+        "3-D Secure, allow, block, the built-in block of the highest risk, review "
+        "(position orders each action's rules)",
+    )
     rule_actions = rules.add_subparsers(dest="radar_command", required=True)
     add = rule_actions.add_parser("add", help='add a rule, e.g. "Block if :risk_score: > 85"')
     add.add_argument("rule")
     add.add_argument("--position", type=int, help="insert at this position (default: last)")
-    listing = rule_actions.add_parser("list", help="print the rules in evaluation order")
+    listing = rule_actions.add_parser("list", help="print the rules by position")
     remove = rule_actions.add_parser("remove", help="delete a rule")
     remove.add_argument("rule_id")
     lists = groups.add_parser("lists", help="value lists referred to as @alias in rules")

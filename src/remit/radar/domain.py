@@ -156,7 +156,8 @@ def decide(
     can_authenticate: bool = True,
 ) -> Decision:
     """Apply the account's rules to a scored attempt. Never raises: rules were checked when
-    they were saved, and an attribute without a value makes a condition false."""
+    they were saved, and a condition on a value the attempt lacks is unknown, which no `not`
+    turns true (rules.py)."""
     if always_block:
         return Decision(RuleAction.BLOCK, score, reason="highest_risk_level")
     by_action: dict[RuleAction, list[ActiveRule]] = {action: [] for action in RuleAction}

@@ -20,7 +20,8 @@ from remit.core.ids import new_id
 from remit.core.jsonview import to_json
 from remit.payments.charges import Charge, ChargeStatus
 from remit.payments.domain import PaymentIntent
-from remit.payments.ports import AttemptFacts, Challenge
+from remit.payments.idempotency import KeyRecord
+from remit.payments.ports import AttemptFacts, Challenge, PaymentEnd
 from remit.payments.requests import current_request
 from remit.payments.risk import NOT_ASSESSED, Authentication, RiskVerdict
 from remit.radar.challenges import (
@@ -32,8 +33,9 @@ from remit.radar.challenges import (
 from remit.radar.domain import ActiveRule, Decision, Rule, decide
 from remit.radar.messages import review_message
 from remit.radar.model import Weights, load_weights, score
+from remit.radar.refusals import refusal_of
 from remit.radar.repository import CounterRepository, RuleRepository, ValueListRepository
-from remit.radar.reviews import Review, ReviewRepository
+from remit.radar.reviews import ClosedReason, Review, ReviewRepository
 from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
 from remit.radar.signals import (
     IP_COUNTRY_METADATA_KEY,
@@ -159,7 +161,8 @@ class Radar:
         return _verdict(decision, hint)
 
     async def attempt_settled(self, db: AsyncConnection, charge: Charge) -> None:
-        """Declines in a row, declines per day and the latest check results of the card."""
+        """Declines in a row, declines per day and the latest check results of the card. A
+        failed attempt counts only as `counts_as_decline` says; any other leaves them be."""
         verdict = RiskVerdict.from_json(charge.risk)
         fingerprint = charge.card.fingerprint
         if verdict.risk_level == NOT_ASSESSED.risk_level or not fingerprint:
@@ -170,6 +173,8 @@ class Radar:
         postal = _text(result.get("address_postal_code_check"))
         if charge.status is not ChargeStatus.FAILED:
             await repo.settle_approval(charge.account_id, fingerprint, cvc, postal)
+            return
+        if not counts_as_decline(charge):
             return
         keys = {Dimension.CARD: fingerprint}
         now = self._now()
@@ -207,6 +212,34 @@ class Radar:
     async def review_is_open(self, db: AsyncConnection, review_id: str) -> bool:
         return await ReviewRepository(db).is_open(review_id)
 
+    async def payment_ended(
+        self,
+        db: AsyncConnection,
+        account_id: str,
+        review_id: str,
+        end: PaymentEnd,
+        *,
+        by: KeyRecord | None,
+    ) -> None:
+        """Close the review of a payment that ended without it (refunded in full, canceled,
+        its authorization expired), as Stripe does: otherwise it stays in the queue, and only
+        an approval could close it, recording a refunded payment as approved.
+
+        Not when the request ending it is the review's own close refunding or canceling the
+        payment (`refusal_of`): that close closes the review, with the reason it was asked
+        for, in the transaction that finishes its client's key."""
+        refusal = None if by is None else refusal_of(by)
+        if refusal is not None and refusal[0] == review_id:
+            return
+        reviews = ReviewRepository(db)
+        review = await reviews.get(account_id, review_id, for_update=True)
+        if review is None or not review.open:
+            return
+        now = self._now()
+        closed = review.closed(ClosedReason(end.value), now)
+        await reviews.save(closed)
+        await emit_review_event(db, closed, "review.closed", now)
+
     # --- 3-D Secure ----------------------------------------------------------------------
 
     async def open_challenge(
@@ -232,6 +265,24 @@ class Radar:
 
     def challenge_url(self, account_id: str, challenge_id: str) -> str:
         return f"{self._base_url}/three_d_secure/{account_id}/{challenge_id}"
+
+
+def counts_as_decline(charge: Charge) -> bool:
+    """Whether a failed attempt counts as a decline of its card (declines in a row and per
+    day): the issuer declined it (`declined_by_network`), or its cardholder failed 3-D Secure
+    (a failed challenge, or one left to expire).
+
+    Not Radar's own blocks: counting them, a rule blocking on declines would feed itself, each
+    block a further decline, and the card could never pay again. Nor an attempt refused before
+    the network for another reason (a card the vault will no longer open, a number that fails
+    its check digit, 3-D Secure that could not be asked of an off-session cardholder): nobody
+    declined the card. A failed challenge does count, although no issuer saw the payment: the
+    cardholder could not prove the card theirs, which is what testing stolen cards looks like,
+    and passing a challenge (an approval) ends the streak, so it cannot shut the card out."""
+    outcome = charge.outcome or {}
+    if outcome.get("network_status") == "declined_by_network":
+        return True
+    return Authentication.from_json(charge.authentication).result == "failed"
 
 
 def _aliases(rule: ActiveRule) -> frozenset[str]:

@@ -21,6 +21,7 @@ from remit.radar.authentication import ENDPOINT as COMPLETE_ENDPOINT
 from remit.radar.authentication import ThreeDSecureService
 from remit.radar.challenges import ThreeDSChallenge
 from remit.radar.domain import ItemType, Rule, RuleAction, ValueList, ValueListItem
+from remit.radar.ip_addresses import canonical_ip
 from remit.radar.messages import (
     ITEM_TYPES_FROM_PROTO,
     RULE_ACTIONS,
@@ -69,6 +70,12 @@ def _action(number: rpb.RuleAction.ValueType, param: str = "action") -> RuleActi
 
 def signals_from_message(s: rpb.AttemptSignals) -> tuple[dict[str, object], str | None]:
     """EvaluateAttempt's signals in the names rules use, and the test-card risk hint."""
+    if s.amount < 0:
+        # No payment has a negative amount; the model's amount feature has no value for one.
+        raise invalid(
+            "signals.amount must be zero or more (in the currency's minor unit).",
+            "signals.amount",
+        )
     hint = _RISK.get(s.risk_level_hint)
     return {
         "amount": s.amount,
@@ -78,7 +85,7 @@ def signals_from_message(s: rpb.AttemptSignals) -> tuple[dict[str, object], str 
         "card_brand": _BRANDS.get(s.card_brand),
         "card_funding": _FUNDING.get(s.card_funding),
         "card_country": s.card_country.upper() or None,
-        "ip_address": _optional(s, "ip_address"),
+        "ip_address": canonical_ip(s.ip_address) if s.HasField("ip_address") else None,
         "ip_country": (_optional(s, "ip_country") or "").upper() or None,
         "email": _optional(s, "email"),
         "customer": _optional(s, "customer"),

@@ -83,21 +83,35 @@ class Weights:
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> "Weights":
         raw = data.get("weights")
-        bias = data.get("bias")
-        if not isinstance(raw, dict) or not isinstance(bias, int | float):
+        if not isinstance(raw, dict) or "bias" not in data:
             raise ValueError("a weights file has a bias and a weights object")
         unknown = set(raw) - set(FEATURES)
         if unknown:
             raise ValueError(f"weights for unknown features: {sorted(unknown)}")
         return cls(
             version=str(data.get("version")),
-            bias=float(bias),
-            weights={name: float(raw.get(name, 0.0)) for name in FEATURES},
+            bias=_finite("bias", data["bias"]),
+            weights={name: _finite(name, raw.get(name, 0.0)) for name in FEATURES},
         )
 
 
+def _finite(name: str, value: object) -> float:
+    """A weight as a float. JSON as Python reads it may hold NaN or Infinity: loaded, such a
+    weight would make every score fail (or every payment score 0 or 99), so it is refused
+    when the weights are loaded, as the core starts."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"the weight of {name} is not a number: {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"the weight of {name} is not a finite number: {value!r}")
+    return float(value)
+
+
 def load_weights(path: Path = WEIGHTS_PATH) -> Weights:
-    return Weights.from_json(json.loads(path.read_text()))
+    """The weights in `path`; ValueError naming the file and what is wrong with it."""
+    try:
+        return Weights.from_json(json.loads(path.read_text()))
+    except ValueError as error:
+        raise ValueError(f"Radar model weights {path}: {error}") from None
 
 
 def _sigmoid(z: float) -> float:

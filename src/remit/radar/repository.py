@@ -4,7 +4,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, tuple_, update
+from sqlalchemy import ColumnElement, false, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -176,6 +176,19 @@ class ValueListRepository:
         ).first()
         return None if row is None else _list(row)
 
+    async def lock(self, account_id: str, list_id: str) -> ValueList | None:
+        """The list, locked FOR UPDATE until the transaction ends (to delete it)."""
+        row = (
+            await self._db.execute(
+                select(radar_value_lists)
+                .where(
+                    radar_value_lists.c.account_id == account_id, radar_value_lists.c.id == list_id
+                )
+                .with_for_update()
+            )
+        ).first()
+        return None if row is None else _list(row)
+
     async def by_alias(self, account_id: str, alias: str) -> ValueList | None:
         row = (
             await self._db.execute(
@@ -187,17 +200,23 @@ class ValueListRepository:
         ).first()
         return None if row is None else _list(row)
 
-    async def existing_aliases(self, account_id: str, aliases: Iterable[str]) -> set[str]:
-        wanted = list(aliases)
+    async def lock_item_types(self, account_id: str, aliases: Iterable[str]) -> dict[str, ItemType]:
+        """The item type of each of these lists that exists, by alias, locked FOR SHARE until
+        the transaction ends: none of them can be deleted meanwhile (a delete locks FOR
+        UPDATE)."""
+        wanted = sorted(set(aliases))
         if not wanted:
-            return set()
+            return {}
         rows = await self._db.execute(
-            select(radar_value_lists.c.alias).where(
+            select(radar_value_lists.c.alias, radar_value_lists.c.item_type)
+            .where(
                 radar_value_lists.c.account_id == account_id,
                 radar_value_lists.c.alias.in_(wanted),
             )
+            .order_by(radar_value_lists.c.alias)
+            .with_for_update(read=True)
         )
-        return {row[0] for row in rows}
+        return {alias: ItemType(item_type) for alias, item_type in rows}
 
     async def page(
         self,
@@ -208,18 +227,30 @@ class ValueListRepository:
         ending_before: Cursor | None,
         created: CreatedBounds = ANY_TIME,
         alias: str | None = None,
-        contains: str | None = None,
+        contains: Mapping[ItemType, str] | None = None,
     ) -> tuple[list[ValueList], bool]:
+        """`contains`: the lists holding a value, given as the value_key it has in a list of
+        each item type (a type missing from it cannot hold the value)."""
         conditions: list[ColumnElement[bool]] = [radar_value_lists.c.account_id == account_id]
         if alias is not None:
             conditions.append(radar_value_lists.c.alias == alias)
         if contains is not None:
+            types_by_key: dict[str, list[str]] = {}
+            for item_type, key in contains.items():
+                types_by_key.setdefault(key, []).append(item_type.value)
             conditions.append(
-                radar_value_lists.c.id.in_(
-                    select(radar_value_list_items.c.value_list_id).where(
-                        radar_value_list_items.c.account_id == account_id,
-                        radar_value_list_items.c.value == contains,
-                    )
+                or_(
+                    false(),
+                    *(
+                        radar_value_lists.c.item_type.in_(types)
+                        & radar_value_lists.c.id.in_(
+                            select(radar_value_list_items.c.value_list_id).where(
+                                radar_value_list_items.c.account_id == account_id,
+                                radar_value_list_items.c.value_key == key,
+                            )
+                        )
+                        for key, types in types_by_key.items()
+                    ),
                 )
             )
         rows, more = await fetch_page(
@@ -309,14 +340,15 @@ class ValueListRepository:
         starting_after: Cursor | None,
         ending_before: Cursor | None,
         created: CreatedBounds = ANY_TIME,
-        value: str | None = None,
+        key: str | None = None,
     ) -> tuple[list[ValueListItem], bool]:
+        """`key`: only the item holding the value whose value_key this is."""
         conditions: list[ColumnElement[bool]] = [
             radar_value_list_items.c.account_id == account_id,
             radar_value_list_items.c.value_list_id == value_list_id,
         ]
-        if value is not None:
-            conditions.append(radar_value_list_items.c.value == value)
+        if key is not None:
+            conditions.append(radar_value_list_items.c.value_key == key)
         rows, more = await fetch_page(
             self._db,
             radar_value_list_items,
@@ -377,6 +409,7 @@ def _counter(m: RowMapping) -> Counter:
         declines_in_a_row=int(m["declines_in_a_row"]),
         last_cvc_check=m["last_cvc_check"],
         last_postal_check=m["last_postal_check"],
+        last_declined_at=m["last_declined_at"],
     )
 
 
@@ -391,6 +424,7 @@ def _counter_values(counter: Counter) -> dict[str, object]:
         "declines_in_a_row": counter.declines_in_a_row,
         "last_cvc_check": counter.last_cvc_check,
         "last_postal_check": counter.last_postal_check,
+        "last_declined_at": counter.last_declined_at,
     }
 
 

@@ -1,4 +1,13 @@
-"""Review use cases: read, approve, close. Closing moves money through the payments service."""
+"""Review use cases: read, approve, close. Closing moves money through the payments service.
+
+A close refunds or cancels the payment at the acquirer before it closes the review, so it
+cannot be one transaction. It first records the reason it will close with on the locked review
+(`closing_reason`), then refuses the payment, then closes. An approval is refused while that
+reason is recorded: otherwise one committed between the refund and the close won, and the review
+said approved of a payment refunded for fraud. The reason is taken back only when the payment
+was certainly not refused (the refund or cancel was refused, or never began); a refusal still
+under way keeps it until its retry or the completer closes the review.
+"""
 
 from collections.abc import Callable
 from dataclasses import replace
@@ -11,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.payments import idempotency
-from remit.payments.charges import RefundReason
+from remit.payments.charges import Charge, RefundReason
 from remit.payments.crashpoints import crash_after
 from remit.payments.domain import CancellationReason
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
@@ -26,9 +35,9 @@ from remit.payments.keyed import (
     value_of,
 )
 from remit.payments.repository import ChargeRepository
-from remit.payments.requests import internal_key
 from remit.payments.service import PaymentsService
 from remit.radar.gate import emit_review_event
+from remit.radar.refusals import legacy_refusal_key, refusal_call, refusal_of
 from remit.radar.reviews import ClosedReason, Review, ReviewRepository
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 
@@ -43,6 +52,25 @@ def _closed_already(review: Review) -> RemitError:
         kind=ErrorKind.FAILED_PRECONDITION,
         code="review_closed",
     )
+
+
+def _being_closed(review: Review) -> RemitError:
+    assert review.closing_reason is not None
+    return RemitError(
+        message=f"This review is being closed ({review.closing_reason.value}): its payment is "
+        "being refunded or canceled.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="review_closing",
+    )
+
+
+def _refuse_a_wrong_action(charge: Charge, reason: ClosedReason) -> None:
+    if reason is ClosedReason.CANCELED and charge.captured:
+        raise invalid("The payment was captured; close the review with a refund instead.", "action")
+    if reason is not ClosedReason.CANCELED and not charge.captured:
+        raise invalid(
+            "The payment is not captured; close the review by canceling it instead.", "action"
+        )
 
 
 class ReviewsService:
@@ -113,9 +141,7 @@ class ReviewsService:
         Without a client key a second close is refused as already closed."""
         if reason is ClosedReason.APPROVED:
             return await self.approve(account_id, review_id)
-        review = await self.get(account_id, review_id)
-        if not review.open:
-            raise _closed_already(review)
+        review = await self._begin_closing(account_id, review_id, reason, resumed=False)
         await self._refuse_payment(review, reason)
         return value_of(await self._close(account_id, None, review_id, reason))
 
@@ -162,13 +188,13 @@ class ReviewsService:
         Only a resumed close (a retry, the completer) finds the review closed by itself; a
         fresh one is refused as already closed."""
         try:
-            review = await self.get(record.account_id, review_id)
+            review = await self._begin_closing(
+                record.account_id, review_id, reason, resumed=resumed
+            )
             if review.open:
                 await self._refuse_payment(review, reason)
                 crash_after(PAYMENT_REFUSED)
-            elif not resumed or review.closed_reason is not reason:
-                raise _closed_already(review)
-            # Closed with this reason already: only the answer was lost on the way.
+            # Else closed with this reason already: only the answer was lost on the way.
             return await self._close_finishing(record, review_id, reason, respond)
         except RemitError:
             # A refusal is not stored, like every validation failure.
@@ -180,30 +206,54 @@ class ReviewsService:
                 await idempotency.release(db, record)
             raise
 
+    async def _begin_closing(
+        self, account_id: str, review_id: str, reason: ClosedReason, *, resumed: bool
+    ) -> Review:
+        """Record on the locked review that it is being closed with `reason`, in a transaction
+        of its own, committed before the payment is refused. Refuses a review closed already
+        (unless a resumed close finds it closed with its own reason: returned as it is), one
+        being closed with another reason, and an action that does not fit the payment."""
+        async with self._engine.begin() as db:
+            reviews = ReviewRepository(db)
+            review = await reviews.get(account_id, review_id, for_update=True)
+            if review is None:
+                raise not_found("review", review_id)
+            if not review.open:
+                if resumed and review.closed_reason is reason:
+                    return review
+                raise _closed_already(review)
+            if review.closing_reason is reason:
+                return review  # a close with this reason carries on
+            if review.closing_reason is not None:
+                raise _being_closed(review)
+            charge = await ChargeRepository(db).get(account_id, review.charge_id)
+            assert charge is not None
+            _refuse_a_wrong_action(charge, reason)
+            closing = replace(review, closing_reason=reason)
+            await reviews.save(closing)
+            return closing
+
     async def _refuse_payment(self, review: Review, reason: ClosedReason) -> None:
-        """The refund or cancel a close asks for, under the review's own key."""
+        """The refund or cancel a close asks for, under the review's own key. When it fails
+        having certainly moved nothing, the review can be approved again."""
+        try:
+            await self._refuse_payment_under_its_key(review, reason)
+        except Exception:
+            await self._stop_closing_unless_under_way(review.account_id, review.id, reason)
+            raise
+
+    async def _refuse_payment_under_its_key(self, review: Review, reason: ClosedReason) -> None:
         account_id = review.account_id
         async with self._engine.begin() as db:
-            charge = await ChargeRepository(db).get(account_id, review.charge_id)
             call = await _refusal_call_in_use(db, account_id, review.id, reason)
-        assert charge is not None
         if reason is ClosedReason.CANCELED:
-            if charge.captured:
-                raise invalid(
-                    "The payment was captured; close the review with a refund instead.", "action"
-                )
             result: object = await self._payments.cancel_payment_intent(
                 call, review.payment_intent_id, CancellationReason.FRAUDULENT, _no_body
             )
         else:
-            if not charge.captured:
-                raise invalid(
-                    "The payment is not captured; close the review by canceling it instead.",
-                    "action",
-                )
             result = await self._payments.create_refund(
                 call,
-                charge_id=charge.id,
+                charge_id=review.charge_id,
                 payment_intent_id=None,
                 amount_minor=None,
                 reason=RefundReason.FRAUDULENT
@@ -214,6 +264,24 @@ class ReviewsService:
             )
         _refuse_if_failed(result)
 
+    async def _stop_closing_unless_under_way(
+        self, account_id: str, review_id: str, reason: ClosedReason
+    ) -> None:
+        """A close's refund or cancel failed: take back its `closing_reason` if the refusal
+        certainly moved nothing (its key was never kept, or holds a refusal). One that may be
+        under way at the acquirer (its outcome unknown, its key kept unfinished) keeps it, so
+        that no approval can win before its retry or the completer closes the review."""
+        async with self._engine.begin() as db:
+            reviews = ReviewRepository(db)
+            current = await reviews.get(account_id, review_id, for_update=True)
+            if current is None or not current.open or current.closing_reason is not reason:
+                return
+            call = await _refusal_call_in_use(db, account_id, review_id, reason)
+            stored = await idempotency.find(db, account_id, call.key)
+            if stored is not None and not (stored.finished and stored.response_code != 0):
+                return
+            await reviews.save(replace(current, closing_reason=None))
+
     async def resume_refusal(self, record: KeyRecord) -> bool:
         """Finish a close's own refund or cancel (`refusal_call`) left unfinished, then
         close the review: its close failed or died on the way and nobody retried it. Whether
@@ -223,13 +291,17 @@ class ReviewsService:
             return False
         review_id, reason = refusal
         result: object
-        if reason is ClosedReason.CANCELED:
-            result = await self._payments.resume_cancel(
-                record, CancellationReason.FRAUDULENT, _no_body
-            )
-        else:
-            result = await self._payments.resume_refund(record, _no_body)
-        _refuse_if_failed(result)
+        try:
+            if reason is ClosedReason.CANCELED:
+                result = await self._payments.resume_cancel(
+                    record, CancellationReason.FRAUDULENT, _no_body
+                )
+            else:
+                result = await self._payments.resume_refund(record, _no_body)
+            _refuse_if_failed(result)
+        except Exception:
+            await self._stop_closing_unless_under_way(record.account_id, review_id, reason)
+            raise
         await self._close(record.account_id, None, review_id, reason)
         return True
 
@@ -267,6 +339,10 @@ class ReviewsService:
                 if review.closed_reason is reason:
                     return review  # a retried close that had finished
                 raise _closed_already(review)
+            if reason is ClosedReason.APPROVED and review.closing_reason is not None:
+                # Its payment is being refunded or canceled: approving now would record as
+                # approved a payment the close is refusing.
+                raise _being_closed(review)
             closed = review.closed(reason, now)
             await repo.save(closed)
             await emit_review_event(db, closed, "review.closed", now)
@@ -279,30 +355,6 @@ def _no_body(_value: object) -> bytes:
     return b""
 
 
-def _refusal_endpoint(reason: ClosedReason) -> str:
-    return "CancelPaymentIntent" if reason is ClosedReason.CANCELED else "CreateRefund"
-
-
-def refusal_call(account_id: str, review_id: str, reason: ClosedReason) -> KeyedCall:
-    """The refund or cancel a close asks for runs under the review's own key, so it happens
-    once however many closes and completers try it. The key is one of remit's own, which no
-    client's Idempotency-Key can reach (a client's `review_<id>` neither blocks the close nor
-    replays its answer). Its body names the review and the reason, which is all the completer
-    needs to finish the close (`refusal_of`)."""
-    return KeyedCall(
-        account_id=account_id,
-        key=internal_key(_legacy_refusal_key(review_id)),
-        endpoint=_refusal_endpoint(reason),
-        request_body=f"{review_id}:{reason.value}".encode(),
-    )
-
-
-def _legacy_refusal_key(review_id: str) -> str:
-    """The key a close's refund or cancel was once stored under, in the clients' namespace.
-    Such keys may still be stored, unfinished or holding the answer a close has to see."""
-    return f"review_{review_id}"
-
-
 async def _refusal_call_in_use(
     db: AsyncConnection, account_id: str, review_id: str, reason: ClosedReason
 ) -> KeyedCall:
@@ -310,27 +362,10 @@ async def _refusal_call_in_use(
     when these keys had no namespace of their own carries on under its old key, so its refund
     or cancel is resumed or replayed rather than sent a second time."""
     call = refusal_call(account_id, review_id, reason)
-    legacy = await idempotency.find(db, account_id, _legacy_refusal_key(review_id))
+    legacy = await idempotency.find(db, account_id, legacy_refusal_key(review_id))
     if legacy is not None and refusal_of(legacy) == (review_id, reason):
         return replace(call, key=legacy.key)
     return call
-
-
-def refusal_of(record: KeyRecord) -> tuple[str, ClosedReason] | None:
-    """The review and the reason of a close's own refund or cancel key (`refusal_call`, or
-    one stored under the old key `review_<id>`); None for any other key, such as a client's
-    CancelPaymentIntent, whose body is a protobuf message."""
-    review_id, colon, reason_text = record.request_body.decode(errors="replace").partition(":")
-    legacy = _legacy_refusal_key(review_id)
-    if not colon or record.key not in (internal_key(legacy), legacy):
-        return None
-    try:
-        reason = ClosedReason(reason_text)
-    except ValueError:
-        return None
-    if reason is ClosedReason.APPROVED or record.endpoint != _refusal_endpoint(reason):
-        return None
-    return review_id, reason
 
 
 def _refuse_if_failed(result: object) -> None:

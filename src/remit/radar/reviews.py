@@ -3,7 +3,11 @@
 A review opens in the transaction that authorizes its charge. Approving it closes it and lets a
 manually captured payment be captured; refusing it refunds the charge (or cancels the uncaptured
 PaymentIntent) through the payments service under an idempotency key of the review's own, then
-closes it. `review.opened` and `review.closed` are recorded in the same transactions.
+closes it. A payment that ends otherwise closes its open review in the transaction that ends
+it (`Radar.payment_ended`): refunded in full (`refunded`, or `refunded_as_fraud` for a refund
+with reason `fraudulent`), its intent canceled (`canceled`), or its authorization expired
+(`payment_never_settled`). `review.opened` and `review.closed` are recorded in the same
+transactions.
 """
 
 from collections.abc import Mapping
@@ -24,6 +28,8 @@ class ClosedReason(Enum):
     REFUNDED = "refunded"
     REFUNDED_AS_FRAUD = "refunded_as_fraud"
     CANCELED = "canceled"
+    # Its authorization expired uncaptured.
+    PAYMENT_NEVER_SETTLED = "payment_never_settled"
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,9 @@ class Review:
     ip_address: str | None = None
     ip_country: str | None = None
     closed_at: datetime | None = None
+    # While a close refunds or cancels the payment (`ReviewsService`): the reason it will
+    # close with. Not shown on the review.
+    closing_reason: ClosedReason | None = None
 
     @property
     def reason(self) -> str:
@@ -48,7 +57,7 @@ class Review:
         return self.opened_reason if self.closed_reason is None else self.closed_reason.value
 
     def closed(self, reason: ClosedReason, at: datetime) -> "Review":
-        return replace(self, open=False, closed_reason=reason, closed_at=at)
+        return replace(self, open=False, closed_reason=reason, closed_at=at, closing_reason=None)
 
 
 def _from_row(row: Row[tuple[object, ...]]) -> Review:
@@ -67,6 +76,7 @@ def _from_row(row: Row[tuple[object, ...]]) -> Review:
         ip_address=m["ip_address"],
         ip_country=m["ip_country"],
         closed_at=m["closed_at"],
+        closing_reason=None if m["closing_reason"] is None else ClosedReason(m["closing_reason"]),
     )
 
 
@@ -116,6 +126,9 @@ class ReviewRepository:
                 open=review.open,
                 closed_reason=None if review.closed_reason is None else review.closed_reason.value,
                 closed_at=review.closed_at,
+                closing_reason=None
+                if review.closing_reason is None
+                else review.closing_reason.value,
             )
         )
 

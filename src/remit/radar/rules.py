@@ -12,13 +12,19 @@ a boolean attribute alone. Keywords are case-insensitive; strings compare case-i
 (except against a case-sensitive value list).
 
 Everything that can be wrong with a rule is found by `parse_rule` / `parse_predicate`: unknown
-attributes, type mismatches, syntax. The compiled predicate never raises; an attribute with no
-value makes its condition false, and a list that has disappeared is empty.
+attributes, type mismatches, syntax. The compiled predicate never raises, and a list that has
+disappeared is empty.
+
+A condition on an attribute with no value is unknown, not false, and stays unknown under `not`:
+`not :ip_country: in @risky` is no more true of a payment without an IP country than
+`:ip_country: not in @risky` is (else an allow rule written so would allow every such payment,
+overriding the block rules). `and` and `or` follow three-valued logic (unknown `or` true is
+true, unknown `and` false is false), and a predicate matches only when it is known to be true.
 """
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
@@ -38,6 +44,8 @@ class ListValues:
 
 Lists = Mapping[str, ListValues]
 CompiledPredicate = Callable[[Signals, Lists], bool]
+# A part of a predicate: True, False, or None when it is unknown (it names a missing value).
+_Part = Callable[[Signals, Lists], bool | None]
 
 ACTIONS: Final = {
     "allow": "allow",
@@ -62,6 +70,9 @@ class ParsedPredicate:
     # @aliases it refers to, so saving can check they exist and deleting a list can refuse.
     lists: frozenset[str]
     attributes: frozenset[str]
+    # For each @alias, the attributes tested against it (`:email: in @vips`), so saving can
+    # check that the list holds that kind of value.
+    list_attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,7 @@ class _Parser:
         self.index = 0
         self.lists: set[str] = set()
         self.attributes: set[str] = set()
+        self.list_attributes: dict[str, set[str]] = {}
         self.depth = 0
 
     def peek(self) -> _Token | None:
@@ -169,30 +181,30 @@ class _Parser:
         leftover = self.peek()
         if leftover is not None:
             raise RuleSyntaxError(f"Unexpected {leftover.text!r} after a complete condition.")
-        return run
+        return lambda s, lists: run(s, lists) is True
 
-    def disjunction(self) -> CompiledPredicate:
+    def disjunction(self) -> _Part:
         parts = [self.conjunction()]
         while self.accept_word("or"):
             parts.append(self.conjunction())
         if len(parts) == 1:
             return parts[0]
-        return lambda s, lists: any(part(s, lists) for part in parts)
+        return lambda s, lists: _any(parts, s, lists)
 
-    def conjunction(self) -> CompiledPredicate:
+    def conjunction(self) -> _Part:
         parts = [self.negation()]
         while self.accept_word("and"):
             parts.append(self.negation())
         if len(parts) == 1:
             return parts[0]
-        return lambda s, lists: all(part(s, lists) for part in parts)
+        return lambda s, lists: _all(parts, s, lists)
 
-    def negation(self) -> CompiledPredicate:
+    def negation(self) -> _Part:
         if self.accept_word("not"):
             self.enter()
             inner = self.negation()
             self.depth -= 1
-            return lambda s, lists: not inner(s, lists)
+            return lambda s, lists: _not(inner(s, lists))
         token = self.peek()
         if token is not None and token.text == "(":
             self.take()
@@ -230,7 +242,7 @@ class _Parser:
             return (lambda _s: flag), Kind.BOOLEAN, None
         raise RuleSyntaxError(f"Expected an attribute or a value but found {token.text!r}.")
 
-    def condition(self) -> CompiledPredicate:
+    def condition(self) -> _Part:
         read, kind, name = self.operand()
         token = self.peek()
         if token is not None and token.kind == "op":
@@ -243,20 +255,18 @@ class _Parser:
                 self.take()
                 negated = True
         if self.accept_word("in"):
-            member = self.membership(read, kind)
+            member = self.membership(read, kind, name)
             if negated:
-                return lambda s, lists: _not_in(member, read, s, lists)
+                return lambda s, lists: _not(member(s, lists))
             return member
         if kind is not Kind.BOOLEAN or name is None:
             raise RuleSyntaxError(
                 "A condition needs a comparison (=, !=, <, >, <=, >=, in) unless it is a "
                 "boolean attribute."
             )
-        return lambda s, _lists: s.get(name) is True
+        return lambda s, _lists: _known(s.get(name), lambda value: value is True)
 
-    def comparison(
-        self, left: Callable[[Signals], object], kind: Kind, op: str
-    ) -> CompiledPredicate:
+    def comparison(self, left: Callable[[Signals], object], kind: Kind, op: str) -> _Part:
         right, right_kind, _ = self.operand()
         if right_kind is not kind:
             raise RuleSyntaxError(f"Cannot compare a {kind.value} with a {right_kind.value}.")
@@ -264,25 +274,36 @@ class _Parser:
             raise RuleSyntaxError(f"{op} compares numbers only; use = or != for a {kind.value}.")
         test = _COMPARE[op]
 
-        def run(s: Signals, _lists: Lists) -> bool:
+        def run(s: Signals, _lists: Lists) -> bool | None:
             a, b = left(s), right(s)
             if a is None or b is None:
-                return False
+                return None
             return test(_normal(a), _normal(b))
 
         return run
 
-    def membership(self, read: Callable[[Signals], object], kind: Kind) -> CompiledPredicate:
+    def membership(self, read: Callable[[Signals], object], kind: Kind, name: str | None) -> _Part:
         if kind is Kind.BOOLEAN:
             raise RuleSyntaxError("A boolean cannot be tested with in.")
         token = self.take()
         if token.kind == "list":
+            if kind is not Kind.STRING:
+                # Value lists hold strings; a number is never looked up in one, so `in` would
+                # never match and `not in` would match every payment.
+                raise RuleSyntaxError(
+                    f"A {kind.value} cannot be tested against a value list; value lists hold "
+                    "strings (a number can be tested with in against a set such as (1, 2))."
+                )
             alias = token.text[1:]
             self.lists.add(alias)
+            if name is not None:
+                self.list_attributes.setdefault(alias, set()).add(name)
 
-            def in_list(s: Signals, lists: Lists) -> bool:
+            def in_list(s: Signals, lists: Lists) -> bool | None:
                 value, values = read(s), lists.get(alias)
-                return value is not None and values is not None and values.contains(str(value))
+                if value is None:
+                    return None
+                return values is not None and values.contains(str(value))
 
             return in_list
         if token.text != "(":
@@ -300,19 +321,40 @@ class _Parser:
                 raise RuleSyntaxError(f"Expected ',' or ')' but found {closing.text!r}.")
         frozen = frozenset(members)
 
-        def in_set(s: Signals, _lists: Lists) -> bool:
-            value = read(s)
-            return value is not None and _normal(value) in frozen
+        def in_set(s: Signals, _lists: Lists) -> bool | None:
+            return _known(read(s), lambda value: _normal(value) in frozen)
 
         return in_set
 
 
-def _not_in(
-    member: CompiledPredicate, read: Callable[[Signals], object], s: Signals, lists: Lists
-) -> bool:
-    # An attribute without a value is in no set, and also not "not in" one: the condition
-    # is false either way, as every condition on a missing value is.
-    return read(s) is not None and not member(s, lists)
+def _known(value: object, test: Callable[[object], bool]) -> bool | None:
+    """`test` of a value, unknown when there is none."""
+    return None if value is None else test(value)
+
+
+def _not(truth: bool | None) -> bool | None:
+    # Unknown stays unknown: a payment without an IP country is not "not in" a list either.
+    return None if truth is None else not truth
+
+
+def _any(parts: list[_Part], s: Signals, lists: Lists) -> bool | None:
+    unknown = False
+    for part in parts:
+        truth = part(s, lists)
+        if truth is True:
+            return True
+        unknown = unknown or truth is None
+    return None if unknown else False
+
+
+def _all(parts: list[_Part], s: Signals, lists: Lists) -> bool | None:
+    unknown = False
+    for part in parts:
+        truth = part(s, lists)
+        if truth is False:
+            return False
+        unknown = unknown or truth is None
+    return None if unknown else True
 
 
 _COMPARE: Final[dict[str, Callable[[object, object], bool]]] = {
@@ -331,7 +373,13 @@ def parse_predicate(text: str) -> ParsedPredicate:
         raise RuleSyntaxError(f"A predicate can be at most {MAX_PREDICATE_LENGTH} characters.")
     parser = _Parser(stripped)
     run = parser.parse()
-    return ParsedPredicate(stripped, run, frozenset(parser.lists), frozenset(parser.attributes))
+    return ParsedPredicate(
+        stripped,
+        run,
+        frozenset(parser.lists),
+        frozenset(parser.attributes),
+        {alias: frozenset(names) for alias, names in parser.list_attributes.items()},
+    )
 
 
 def parse_rule(text: str) -> ParsedRule:

@@ -1,10 +1,11 @@
 """Radar's use cases: rules and value lists, and the dry-run evaluator. One transaction each.
 
 A rule is parsed, type-checked and its @lists resolved when it is saved: a payment never meets
-a rule that cannot run. A value list that a rule refers to cannot be deleted.
+a rule that cannot run. A value list that a rule refers to cannot be deleted: saving a rule
+locks the lists it names FOR SHARE, and deleting a list locks it FOR UPDATE before reading the
+rules, so the two never both succeed.
 """
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -28,9 +29,11 @@ from remit.radar.domain import (
     decide,
 )
 from remit.radar.gate import active_rules, compiled
+from remit.radar.ip_addresses import canonical_ip
+from remit.radar.list_types import lists_for, may_test
 from remit.radar.model import Weights, load_weights, score
-from remit.radar.repository import RuleRepository, ValueListRepository
-from remit.radar.rules import RuleSyntaxError, parse_predicate
+from remit.radar.repository import RuleRepository, ValueListRepository, value_key
+from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
 from remit.radar.tables import radar_value_list_items, radar_value_lists
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 
@@ -42,6 +45,14 @@ CREATED_BY: Final = "remit"
 _ALIAS = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _BIN = re.compile(r"^\d{6,8}$")
+# Item types a new list cannot have. A card_bin list could only be tested against the card's
+# BIN, and none reaches the core: the vault shares a card's brand, last four, expiry,
+# fingerprint, funding and country (vault.v1.CardDetails), never its leading digits. Lists made
+# before stay readable and deletable.
+UNSUPPORTED_ITEM_TYPES: Final = {
+    ItemType.CARD_BIN: "Value lists of card BINs are not supported: remit's core never sees a "
+    "card's number or BIN, so no rule could test a payment against one.",
+}
 
 
 class RadarError(RemitError):
@@ -70,16 +81,26 @@ def normalised_value(item_type: ItemType, value: str) -> str:
             if "@" not in text.strip("@"):
                 raise invalid(f"{text!r} is not an email address.", "value")
         case ItemType.IP_ADDRESS:
-            try:
-                text = str(ipaddress.ip_address(text))
-            except ValueError:
-                raise invalid(f"{text!r} is not an IP address.", "value") from None
+            address = canonical_ip(text)
+            if address is None:
+                raise invalid(f"{text!r} is not an IP address.", "value")
+            text = address
         case ItemType.CUSTOMER_ID:
             if not has_prefix(text, "cus"):
                 raise invalid("A customer id starts with cus_.", "value")
         case ItemType.CARD_FINGERPRINT | ItemType.STRING | ItemType.CASE_SENSITIVE_STRING:
             pass
     return text
+
+
+def _filter_key(item_type: ItemType, value: str) -> str | None:
+    """A `value=` or `contains=` filter as a list of `item_type` would hold the value: its
+    value_key (so `::ffff:203.0.113.5` finds 203.0.113.5 and `us` finds US), or None if no
+    item of such a list can be that value."""
+    try:
+        return value_key(normalised_value(item_type, value), item_type)
+    except RemitError:
+        return None
 
 
 class RadarService:
@@ -95,21 +116,31 @@ class RadarService:
 
     # --- rules -----------------------------------------------------------------------
 
-    async def _check_predicate(self, db: AsyncConnection, account_id: str, text: str) -> str:
-        try:
-            parsed = parse_predicate(text)
-        except RuleSyntaxError as error:
-            raise invalid(f"Invalid rule: {error}", "predicate", code="rule_invalid") from None
-        missing = parsed.lists - await ValueListRepository(db).existing_aliases(
-            account_id, parsed.lists
-        )
+    async def _check_lists(
+        self, db: AsyncConnection, account_id: str, parsed: ParsedPredicate
+    ) -> None:
+        """The lists the rule names exist and hold what it tests against them. Called with the
+        account's rules locked; locks those lists FOR SHARE until the rule is saved, so a delete
+        of one (FOR UPDATE) cannot commit in between: it waits, then sees the rule and refuses,
+        or it committed first and the list is missing here."""
+        item_types = await ValueListRepository(db).lock_item_types(account_id, parsed.lists)
+        missing = parsed.lists - set(item_types)
         if missing:
             raise invalid(
                 f"The rule refers to a value list that does not exist: @{sorted(missing)[0]}.",
                 "predicate",
                 code="rule_invalid",
             )
-        return parsed.text
+        for alias, attributes in sorted(parsed.list_attributes.items()):
+            for attribute in sorted(attributes):
+                if not may_test(attribute, item_types[alias]):
+                    raise invalid(
+                        f":{attribute}: cannot be tested against @{alias}, a list of "
+                        f"{item_types[alias].value} values; test it against a list of "
+                        f"{lists_for(attribute)} values.",
+                        "predicate",
+                        code="rule_invalid",
+                    )
 
     async def create_rule(
         self, account_id: str, action: RuleAction, predicate: str, position: int | None = None
@@ -128,9 +159,10 @@ class RadarService:
         would shift every later rule down a place)."""
 
         async def insert(db: AsyncConnection) -> Rule:
-            text = await self._check_predicate(db, account_id, predicate)
+            parsed = _parsed(predicate)
             repo = RuleRepository(db)
             rules = await repo.lock_account_rules(account_id)
+            await self._check_lists(db, account_id, parsed)
             if len(rules) >= MAX_RULES:
                 raise invalid(f"An account can have at most {MAX_RULES} rules.", "predicate")
             at = len(rules) if position is None else position
@@ -142,7 +174,7 @@ class RadarService:
                 id=new_id("rule"),
                 account_id=account_id,
                 action=action,
-                predicate=text,
+                predicate=parsed.text,
                 position=at,
                 created_at=self._now(),
             )
@@ -166,7 +198,7 @@ class RadarService:
         starting_after: str | None = None,
         ending_before: str | None = None,
     ) -> tuple[list[Rule], bool]:
-        """Rules in evaluation order; cursors are rule ids."""
+        """Rules by position; cursors are rule ids."""
         _check_limit(limit)
         async with self._engine.begin() as db:
             rules = await RuleRepository(db).in_order(account_id)
@@ -215,8 +247,9 @@ class RadarService:
                 raise not_found("rule", rule_id)
             updated = current
             if predicate is not None:
-                text = await self._check_predicate(db, account_id, predicate)
-                updated = replace(updated, predicate=text)
+                parsed = _parsed(predicate)
+                await self._check_lists(db, account_id, parsed)
+                updated = replace(updated, predicate=parsed.text)
             if action is not None:
                 updated = replace(updated, action=action)
             order = [rule for rule in rules if rule.id != rule_id]
@@ -275,6 +308,8 @@ class RadarService:
             raise invalid("An alias is 1 to 100 letters, digits, underscores or hyphens.", "alias")
         if not name.strip():
             raise invalid("A value list needs a name.", "name")
+        if item_type in UNSUPPORTED_ITEM_TYPES:
+            raise invalid(UNSUPPORTED_ITEM_TYPES[item_type], "item_type")
 
         async def insert(db: AsyncConnection) -> ValueList:
             repo = ValueListRepository(db)
@@ -330,18 +365,20 @@ class RadarService:
                 ending_before=before,
                 created=created,
                 alias=alias,
-                contains=contains,
+                contains=None if contains is None else _filter_keys(contains),
             )
             return [(vl, *await repo.first_items(vl.id, LIST_ITEMS_EMBEDDED)) for vl in lists], more
 
     async def delete_value_list(self, account_id: str, list_id: str) -> None:
         async with self._engine.begin() as db:
             repo = ValueListRepository(db)
-            value_list = await repo.get(account_id, list_id)
+            # Locked before the rules are read: a rule being saved that names the list holds it
+            # FOR SHARE, so this waits for it and then reads its rule (each statement reads
+            # what had committed when it began).
+            value_list = await repo.lock(account_id, list_id)
             if value_list is None:
                 raise not_found("radar.value_list", list_id)
-            # Locking the rules keeps a rule naming this list from being saved meanwhile.
-            rules = await RuleRepository(db).lock_account_rules(account_id)
+            rules = await RuleRepository(db).in_order(account_id)
             users = [r for r in rules if value_list.alias in _lists_of(r.predicate)]
             if users:
                 raise RadarError(
@@ -407,7 +444,8 @@ class RadarService:
         _check_limit(limit)
         async with self._engine.begin() as db:
             repo = ValueListRepository(db)
-            if await repo.get(account_id, list_id) is None:
+            value_list = await repo.get(account_id, list_id)
+            if value_list is None:
                 raise not_found("radar.value_list", list_id, param="value_list")
             after, before = await _cursors(
                 db,
@@ -417,6 +455,9 @@ class RadarService:
                 starting_after,
                 ending_before,
             )
+            key = None if value is None else _filter_key(value_list.item_type, value)
+            if value is not None and key is None:
+                return [], False
             return await repo.item_page(
                 account_id,
                 list_id,
@@ -424,7 +465,7 @@ class RadarService:
                 starting_after=after,
                 ending_before=before,
                 created=created,
-                value=value,
+                key=key,
             )
 
     # --- dry run -----------------------------------------------------------------------
@@ -453,6 +494,19 @@ class RadarService:
             always_block=hint == "fraudulent",
             can_authenticate=signals.get("is_off_session") is not True,
         )
+
+
+def _parsed(predicate: str) -> ParsedPredicate:
+    try:
+        return parse_predicate(predicate)
+    except RuleSyntaxError as error:
+        raise invalid(f"Invalid rule: {error}", "predicate", code="rule_invalid") from None
+
+
+def _filter_keys(value: str) -> dict[ItemType, str]:
+    """`contains=value` for each item type a list could hold it as."""
+    keys = {item_type: _filter_key(item_type, value) for item_type in ItemType}
+    return {item_type: key for item_type, key in keys.items() if key is not None}
 
 
 def _lists_of(predicate: str) -> frozenset[str]:

@@ -13,11 +13,21 @@ from typing import Final
 
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.payments.ports import AttemptFacts
+from remit.radar.ip_addresses import canonical_ip
 from remit.radar.velocity import Counter, Dimension
 
 # Reference rates (USD per unit of the currency) for rules such as `:amount_in_usd: > 500` and
 # for the model's amount feature. Risk thresholds need the order of magnitude, not today's
-# rate; no money is ever converted with these. A currency not listed has no amount_in_usd.
+# rate; no money is ever converted with these. Every supported currency has one (a unit test
+# keeps it so): a currency without a rate would have no amount_in_usd, so no amount rule would
+# match it and the model would score its amounts as zero.
+#
+# Approximate mid-market rates of November 2023, to two or three significant figures. Pegged
+# currencies use their peg: aed, bhd, djf, jod, omr, qar and sar to the dollar; kmf, xaf, xof
+# and xpf to the euro, through the eur rate here. Per unit of the currency, whatever its minor
+# unit: 1 jpy (no minor unit) and 1 kwd (three decimals) alike. Not tracked against a live
+# feed: refresh a rate, and this date, when its currency has moved by a third or more (ars,
+# egp, ngn and try have since, each losing about half its value or more against the dollar).
 USD_PER_UNIT: Final[Mapping[str, Decimal]] = {
     "usd": Decimal("1"),
     "eur": Decimal("1.08"),
@@ -39,6 +49,53 @@ USD_PER_UNIT: Final[Mapping[str, Decimal]] = {
     "mxn": Decimal("0.055"),
     "krw": Decimal("0.00073"),
     "cny": Decimal("0.138"),
+    # Two decimals.
+    "aed": Decimal("0.272"),
+    "ars": Decimal("0.0028"),
+    "bdt": Decimal("0.0091"),
+    "cop": Decimal("0.00025"),
+    "egp": Decimal("0.032"),
+    "huf": Decimal("0.0029"),
+    "idr": Decimal("0.000064"),
+    "ils": Decimal("0.26"),
+    "kes": Decimal("0.0066"),
+    "lkr": Decimal("0.0030"),
+    "mad": Decimal("0.099"),
+    "myr": Decimal("0.21"),
+    "ngn": Decimal("0.0012"),
+    "pen": Decimal("0.27"),
+    "php": Decimal("0.018"),
+    "pkr": Decimal("0.0035"),
+    "qar": Decimal("0.275"),
+    "ron": Decimal("0.22"),
+    "sar": Decimal("0.267"),
+    "thb": Decimal("0.028"),
+    "try": Decimal("0.035"),
+    "twd": Decimal("0.031"),
+    "uyu": Decimal("0.025"),
+    "zar": Decimal("0.053"),
+    # No minor unit.
+    "bif": Decimal("0.00035"),
+    "clp": Decimal("0.0011"),
+    "djf": Decimal("0.0056"),
+    "gnf": Decimal("0.00012"),
+    "isk": Decimal("0.0071"),
+    "kmf": Decimal("0.0022"),
+    "mga": Decimal("0.00022"),
+    "pyg": Decimal("0.00014"),
+    "rwf": Decimal("0.00081"),
+    "ugx": Decimal("0.00026"),
+    "vnd": Decimal("0.000041"),
+    "vuv": Decimal("0.0083"),
+    "xaf": Decimal("0.00165"),
+    "xof": Decimal("0.00165"),
+    "xpf": Decimal("0.0091"),
+    # Three decimals.
+    "bhd": Decimal("2.66"),
+    "jod": Decimal("1.41"),
+    "kwd": Decimal("3.24"),
+    "omr": Decimal("2.60"),
+    "tnd": Decimal("0.32"),
 }
 
 # Stripe's Radar test PaymentMethods and tokens, and the risk Stripe documents for them
@@ -75,10 +132,13 @@ def amount_in_usd(amount_minor: int, currency: str) -> Decimal | None:
 
 
 def ip_address_of(facts: AttemptFacts) -> str | None:
+    """The buyer's IP as value lists store it (`canonical_ip`), so `::ffff:203.0.113.5` is
+    in a list holding 203.0.113.5 and counts with it. None when the metadata holds no IP, or
+    something that is not one: it can be in no IP list."""
     for key in IP_METADATA_KEYS:
         value = facts.metadata.get(key)
         if value:
-            return value.strip()
+            return canonical_ip(value)
     return None
 
 

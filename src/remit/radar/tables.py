@@ -80,6 +80,9 @@ radar_counters = Table(
     Column("declines_in_a_row", Integer, nullable=False),
     Column("last_cvc_check", Text, nullable=True),
     Column("last_postal_check", Text, nullable=True),
+    # When the last decline of the streak was counted: the streak lapses a day later (core
+    # migration 0044; NULL on rows written before it, see radar/velocity.py).
+    Column("last_declined_at", DateTime(timezone=True), nullable=True),
     PrimaryKeyConstraint("account_id", "dimension", "key", name="pk_radar_counters"),
 )
 
@@ -93,6 +96,9 @@ radar_reviews = Table(
     Column("open", Boolean, nullable=False),
     Column("opened_reason", Text, nullable=False),
     Column("closed_reason", Text, nullable=True),
+    # While a close refunds or cancels the payment: the reason it will close with (core
+    # migration 0045). An approval is refused meanwhile (remit.radar.reviewing).
+    Column("closing_reason", Text, nullable=True),
     Column("rule_id", Text, nullable=True),
     Column("ip_address", Text, nullable=True),
     Column("ip_country", Text, nullable=True),

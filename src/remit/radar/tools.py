@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Awaitable, Callable
-from typing import TextIO, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TextIO, TypeVar
 
 import grpc
 
@@ -27,6 +27,8 @@ from remit_api.radar.v1 import radar_pb2 as pb
 from remit_api.radar.v1 import radar_pb2_grpc
 
 Reply = TypeVar("Reply")
+# The largest page the core serves; the listing commands ask for pages until there are no more.
+PAGE_LIMIT = 100
 _ACTIONS = enum_numbers(pb.RuleAction.DESCRIPTOR)
 _ITEM_TYPES = enum_numbers(pb.ValueListItemType.DESCRIPTOR)
 
@@ -42,6 +44,55 @@ async def _call(
             return await send(radar_pb2_grpc.RadarServiceStub(channel), metadata)
         except grpc.aio.AioRpcError as error:
             raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Item = TypeVar("Item", bound=_Identified)
+
+
+async def every_page(
+    fetch: Callable[[str | None], Awaitable[tuple[Sequence[Item], bool]]],
+) -> list[Item]:
+    """Every item of a listing, page after page (`fetch(starting_after)`), until has_more is
+    false: an account may have 200 rules and any number of lists, more than one page holds."""
+    found: list[Item] = []
+    after: str | None = None
+    while True:
+        data, more = await fetch(after)
+        found.extend(data)
+        if not more or not data:
+            return found
+        after = data[-1].id
+
+
+async def _every_rule(
+    stub: radar_pb2_grpc.RadarServiceAsyncStub, metadata: Metadata
+) -> list[pb.Rule]:
+    async def fetch(after: str | None) -> tuple[Sequence[pb.Rule], bool]:
+        request = pb.ListRulesRequest(limit=PAGE_LIMIT)
+        if after is not None:
+            request.starting_after = after
+        page = await stub.ListRules(request, metadata=metadata)
+        return page.data, page.has_more
+
+    return await every_page(fetch)
+
+
+async def _every_value_list(
+    stub: radar_pb2_grpc.RadarServiceAsyncStub, metadata: Metadata
+) -> list[pb.ValueList]:
+    async def fetch(after: str | None) -> tuple[Sequence[pb.ValueList], bool]:
+        request = pb.ListValueListsRequest(limit=PAGE_LIMIT)
+        if after is not None:
+            request.starting_after = after
+        page = await stub.ListValueLists(request, metadata=metadata)
+        return page.data, page.has_more
+
+    return await every_page(fetch)
 
 
 def _print(message: object, out: TextIO) -> None:
@@ -66,10 +117,7 @@ async def run_command(
         created = await _call(config, api_key, lambda s, md: s.CreateRule(request, metadata=md))
         _print(created.rule, out)
     elif group == "rules" and command == "list":
-        page = await _call(
-            config, api_key, lambda s, md: s.ListRules(pb.ListRulesRequest(limit=100), metadata=md)
-        )
-        for rule in page.data:
+        for rule in await _call(config, api_key, _every_rule):
             action = pb.RuleAction.Name(rule.action).removeprefix("RULE_ACTION_").lower()
             print(f"{rule.position}\t{rule.id}\t{action}\t{rule.predicate}", file=out)
     elif group == "rules" and command == "remove":
@@ -95,11 +143,6 @@ async def run_command(
         )
         _print(added.value_list_item, out)
     else:
-        lists = await _call(
-            config,
-            api_key,
-            lambda s, md: s.ListValueLists(pb.ListValueListsRequest(limit=100), metadata=md),
-        )
-        for value_list in lists.data:
+        for value_list in await _call(config, api_key, _every_value_list):
             print(f"{value_list.id}\t@{value_list.alias}\t{value_list.name}", file=out)
     return 0

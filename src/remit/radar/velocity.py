@@ -7,15 +7,24 @@ history; recording an attempt advances the rings to now (zeroing the slots that 
 window) and adds one. The windows slide with one-minute and one-hour granularity.
 
 A count read for an attempt includes that attempt: the n-th attempt in an hour reads n.
+
+Declines in a row lapse: a streak is forgotten once a day (`STREAK_LAPSE`) has passed since the
+last decline it counted. Otherwise only an approval would end it, and a rule that blocks on it
+(`Block if :declined_charges_in_a_row_per_card_number: >= 3`) would refuse every later payment
+of the card, so that no approval could ever come: the card would be blocked for good after
+three declines for insufficient funds. What counts as a decline is Radar's gate's to say
+(`remit.radar.gate.counts_as_decline`).
 """
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Final
 
 MINUTE_SLOTS: Final = 60
 HOUR_SLOTS: Final = 24
+# How long after its last decline a card's streak of declines in a row is forgotten.
+STREAK_LAPSE: Final = timedelta(hours=24)
 
 
 class Dimension(Enum):
@@ -62,6 +71,10 @@ class Counter:
     declines_in_a_row: int = 0
     last_cvc_check: str | None = None
     last_postal_check: str | None = None
+    # When the streak's last decline was counted. None for a row written before this was
+    # recorded: then the end of the hour the rings last moved to stands in for it, the latest
+    # the decline can have been.
+    last_declined_at: datetime | None = None
 
     @classmethod
     def empty(cls, now: datetime) -> "Counter":
@@ -75,10 +88,12 @@ class Counter:
         )
 
     def at(self, now: datetime) -> "Counter":
-        """The same counts with the windows slid to `now`."""
+        """The same counts with the windows slid to `now`, and the streak of declines in a row
+        forgotten once it has lapsed."""
         minute, hour = _minute(now), _hour(now)
         return replace(
             self,
+            declines_in_a_row=0 if self._streak_lapsed(now) else self.declines_in_a_row,
             last_minute=max(minute, self.last_minute),
             last_hour=max(hour, self.last_hour),
             attempts_by_minute=_advanced(self.attempts_by_minute, self.last_minute, minute),
@@ -103,6 +118,7 @@ class Counter:
                 moved,
                 declines_by_hour=_added(moved.declines_by_hour, moved.last_hour),
                 declines_in_a_row=moved.declines_in_a_row + 1,
+                last_declined_at=max(now, moved.last_declined_at or now),
                 last_cvc_check=cvc_check or moved.last_cvc_check,
                 last_postal_check=postal_check or moved.last_postal_check,
             )
@@ -112,6 +128,12 @@ class Counter:
             last_cvc_check=cvc_check or moved.last_cvc_check,
             last_postal_check=postal_check or moved.last_postal_check,
         )
+
+    def _streak_lapsed(self, now: datetime) -> bool:
+        if self.declines_in_a_row == 0:
+            return False
+        last = self.last_declined_at or datetime.fromtimestamp((self.last_hour + 1) * 3600, UTC)
+        return now - last >= STREAK_LAPSE
 
     @property
     def hourly(self) -> int:

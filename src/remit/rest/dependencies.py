@@ -85,7 +85,7 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
     core_options: list[tuple[str, int | str]] = list(CHANNEL_OPTIONS)
     if config.core_instance_ports:
         core_options = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", "round_robin")]
-    channel = internal_channel(config.core_balanced_target, access, core_options)
+    channel = internal_channel(config.core_balanced_target(), access, core_options)
     accounts = accounts_pb2_grpc.AccountsServiceStub(channel)
 
     vault_channel = internal_channel(config.vault.target, access, CHANNEL_OPTIONS)

@@ -1,4 +1,5 @@
-"""The api process: the REST facade under uvicorn (uvloop + httptools).
+"""The api process: the REST facade under uvicorn (uvloop + httptools, whose refusals of what
+is not HTTP are answered in Stripe's shape: `remit.rest.http_protocol`).
 
 The listening socket is opened here with SO_REUSEPORT so several api processes can share one
 port and the kernel balances connections between them.
@@ -17,6 +18,7 @@ from remit.config import PlatformConfig, forwarded_allow_ips
 from remit.readiness import signal_ready
 from remit.rest.app import build_app
 from remit.rest.dependencies import connect_dependencies
+from remit.rest.http_protocol import StripeShapedHttpToolsProtocol
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ async def serve_api(config: PlatformConfig) -> None:
         uvicorn.Config(
             app,
             loop="none",  # the process already runs on uvloop
-            http="httptools",
+            http=StripeShapedHttpToolsProtocol,
             lifespan="off",
             access_log=False,
             log_config=None,

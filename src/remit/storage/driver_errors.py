@@ -11,10 +11,16 @@ A NUL character: PostgreSQL cannot store one in text, and psycopg refuses to sen
 facade refuses NUL before it reaches the core; an internal gRPC caller's NUL is the caller's
 mistake, not an internal error.
 
+An account that does not exist: every row of an account's refers to it (a foreign key named
+`fk_<table>_account_id_accounts`), so a row written for an account id no account has is
+refused. The REST facade only ever names the account of the key it authenticated; an internal
+gRPC caller naming another account is the caller's mistake, not an internal error.
+
 The drivers are looked up among the modules already imported, not imported here: processes
 without a database (the api) use the gRPC error mapping too and need not load them.
 """
 
+import re
 import sys
 from collections.abc import Iterator
 
@@ -47,3 +53,18 @@ def text_with_nul(error: BaseException) -> bool:
     if psycopg is None:
         return False
     return any(isinstance(e, psycopg.DataError) and "NUL" in str(e) for e in _raised_from(error))
+
+
+_ACCOUNT_FOREIGN_KEY = re.compile(r"fk_\w+_account_id_accounts")
+
+
+def unknown_account(error: BaseException) -> bool:
+    """True when the database refused a row for naming an account that does not exist."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return False
+    return any(
+        isinstance(e, psycopg.errors.ForeignKeyViolation)
+        and _ACCOUNT_FOREIGN_KEY.fullmatch(e.diag.constraint_name or "") is not None
+        for e in _raised_from(error)
+    )

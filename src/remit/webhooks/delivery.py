@@ -7,13 +7,23 @@ then records the attempt and stages the next one (if any) in the job's own trans
 also completes the job. A worker that dies mid-POST leaves both its job lease and its slot lease
 to expire; another worker then makes the attempt again, so an event is delivered at least once
 and never lost.
+
+A run that fails after taking the slot (rendering, the POST or recording raised) rolls back its
+work but not the slot: the job's retry takes that slot back (it holds it), so failed runs count
+towards the job's attempt limit and the delivery fails once it is reached (`give_up`). A job
+that finds every slot of the endpoint taken parks its delivery and ends: the delivery has no
+job until a slot is let go and wakes it (`remit.webhooks.parking`). One that finds the endpoint
+paused waits for the pause's end in a new job. Either way what follows inherits the attempts
+its failed runs used.
 """
 
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,12 +38,18 @@ from remit.webhooks.domain import (
     DeliveryStatus,
     DisabledReason,
     EndpointStatus,
+    after_pause,
     next_attempt_after_failure,
     next_attempt_after_rate_limit,
     parse_retry_after,
     retry_after_deadline,
 )
 from remit.webhooks.outbox import stage_delivery_attempt
+from remit.webhooks.parking import (
+    park_behind_taken_slots,
+    wake_next,
+    wake_next_of_deliverys_endpoint,
+)
 from remit.webhooks.rendering import Renderer, render_event
 from remit.webhooks.repository import (
     DeliveryContext,
@@ -44,6 +60,7 @@ from remit.webhooks.repository import (
 from remit.webhooks.sender import HttpResult, WebhookSender
 from remit.webhooks.signing import signature_header
 from remit.worker.jobs import Job
+from remit.worker.runner import AfterCommit
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +72,29 @@ class DeliverySettings:
     # A slot is leased for longer than the HTTP timeout, and for less than the job lease, so a
     # crashed worker's slot is free again before its job is claimed again.
     slot_lease: timedelta = timedelta(seconds=45)
-    # When every slot is taken, look again after about this long.
+    # When every slot is taken the delivery parks, unless slots keep being let go between its
+    # look and its park (PARK_TRIES times in a row): then it looks again after about this long.
     busy_retry: timedelta = timedelta(milliseconds=500)
+    # Random draws in [0, 1) that place retries and wake-ups within their jitter (the retry
+    # schedule's gaps, the end of an endpoint's pause): tests pass a seeded generator's.
+    draw: Callable[[], float] = random.random
+
+
+# How many times a delivery that found every slot taken, then one of them let go before it
+# could park, tries again to take one or park before it falls back to looking again later.
+PARK_TRIES: Final = 3
+
+
+class Taken:
+    """The delivery took a slot of its endpoint: its attempt is made now."""
+
+
+class Parked:
+    """The delivery was parked: it waits for a slot with no job."""
+
+
+TAKEN: Final = Taken()
+PARKED: Final = Parked()
 
 
 def encode_payload(payload: object) -> bytes:
@@ -104,8 +142,9 @@ class WebhookDeliverer:
         self._renderer = renderer
         self._settings = settings or DeliverySettings()
 
-    async def handle(self, db: AsyncConnection, job: Job) -> None:
-        """The job handler: `db` is the job's transaction, committed with the job."""
+    async def handle(self, db: AsyncConnection, job: Job) -> AfterCommit | None:
+        """The job handler: `db` is the job's transaction, committed with the job. Hands back
+        the notice of an endpoint the attempt disabled, to log once that has committed."""
         delivery_id = int(str(job.payload["delivery_id"]))
         attempt_number = int(str(job.payload["attempt"]))
         now = self._clock.now()
@@ -117,21 +156,34 @@ class WebhookDeliverer:
             # its slot is still held, so no slot is taken here. Either way the attempt is not
             # POSTed twice, with no second read of the delivery.
             ctx = await DeliveryRepository(short).context(delivery_id, lock=True)
-            if ctx is None or not self._is_current(ctx, attempt_number):
-                return
+            if ctx is None:
+                return None
+            if not self._is_current(ctx, attempt_number):
+                # Had this job been woken for a slot, the slot would go unused: the next parked
+                # delivery gets it (one that finds no slot parks again).
+                await wake_next(short, ctx.endpoint.id, now)
+                return None
             if ctx.endpoint_deleted or ctx.endpoint.status is EndpointStatus.DISABLED:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
-                return
-            wait_until = await self._wait_until(short, ctx, now)
-        if wait_until is not None:
+                # Parked deliveries of the endpoint fail too, each woken by the one before.
+                await wake_next(short, ctx.endpoint.id, now)
+                return None
+            wait = await self._take_slot_or_wait(short, ctx, job, attempt_number, now)
+        if isinstance(wait, Parked):
+            return None
+        if isinstance(wait, datetime):
             await stage_delivery_attempt(db, delivery_id, attempt_number,
                                          account_id=ctx.delivery.account_id, now=now,
-                                         run_at=wait_until)  # fmt: skip
-            return
+                                         run_at=wait, max_attempts=attempts_left(job))  # fmt: skip
+            return None
         body, headers = await signed_request(ctx, self._renderer, now)
         result = await self._sender.post(ctx.endpoint.url, body, headers)
-        await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
-                             attempted_at=now, now=self._clock.now())  # fmt: skip
+        recorded = await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
+                                        attempted_at=now, now=self._clock.now(),
+                                        draw=self._settings.draw())  # fmt: skip
+        if recorded.disabled is None:
+            return None
+        return disabled_notice(ctx.endpoint.id, recorded.disabled)
 
     async def give_up(self, db: AsyncConnection, job: Job) -> None:
         """The job failed for good (its handler raised every time): the delivery it was to make
@@ -147,6 +199,7 @@ class WebhookDeliverer:
         if failed:
             log.error("webhook delivery %s failed: its job failed for good", delivery_id)
             await InflightRepository(db).release(delivery_id)
+            await wake_next_of_deliverys_endpoint(db, delivery_id, self._clock.now())
 
     @staticmethod
     def _is_current(ctx: DeliveryContext, attempt_number: int) -> bool:
@@ -156,25 +209,82 @@ class WebhookDeliverer:
             and ctx.delivery.attempts == attempt_number - 1
         )
 
-    async def _wait_until(
-        self, db: AsyncConnection, ctx: DeliveryContext, now: datetime
-    ) -> datetime | None:
-        """When to look again if the endpoint is rate limited or busy; None once a slot is
-        taken."""
+    async def _take_slot_or_wait(
+        self, db: AsyncConnection, ctx: DeliveryContext, job: Job, attempt: int, now: datetime
+    ) -> Taken | Parked | datetime:
+        """Take a slot of the endpoint; or park, every slot being taken; or when to look again,
+        the endpoint being paused (or its slots let go too often to park)."""
+        slots = InflightRepository(db)
         limited = ctx.endpoint.rate_limited_until
         if limited is not None and limited > now:
-            return limited
-        acquired = await InflightRepository(db).try_acquire(
-            endpoint_id=ctx.endpoint.id,
-            delivery_id=ctx.delivery.id,
-            limit=self._settings.max_concurrent_per_endpoint,
-            now=now,
-            until=now + self._settings.slot_lease,
-        )
-        if acquired:
-            return None
-        jitter = random.uniform(0.5, 1.5)
-        return now + self._settings.busy_retry * jitter
+            await self._let_go_of_earlier_slot(db, ctx, job, now)
+            return after_pause(limited, now, self._settings.draw())
+        limit = self._settings.max_concurrent_per_endpoint
+        for _ in range(PARK_TRIES):
+            acquired = await slots.try_acquire(endpoint_id=ctx.endpoint.id,
+                                               delivery_id=ctx.delivery.id, job_id=job.id,
+                                               limit=limit, now=now,
+                                               until=now + self._settings.slot_lease)  # fmt: skip
+            if acquired:
+                return TAKEN
+            parked = await park_behind_taken_slots(
+                db,
+                delivery_id=ctx.delivery.id,
+                endpoint_id=ctx.endpoint.id,
+                account_id=ctx.delivery.account_id,
+                attempt=attempt,
+                max_attempts=attempts_left(job),
+                due_at=ctx.delivery.next_attempt_at or now,
+                limit=limit,
+                now=now,
+            )
+            if parked:
+                await self._let_go_of_earlier_slot(db, ctx, job, now)
+                return PARKED
+        await self._let_go_of_earlier_slot(db, ctx, job, now)
+        return now + self._settings.busy_retry * (0.5 + self._settings.draw())
+
+    @staticmethod
+    async def _let_go_of_earlier_slot(
+        db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
+    ) -> None:
+        """A job about to wait (parked, or in a new job) lets go of the slot an earlier, failed
+        run of its own took, if any: what follows it could not take it back. A job's first run
+        has none. Letting a slot go wakes the next parked delivery, as any slot let go does."""
+        if job.attempts <= 1:
+            return
+        if await InflightRepository(db).release_held_by(ctx.delivery.id, job.id):
+            await wake_next(db, ctx.endpoint.id, now)
+
+
+def attempts_left(job: Job) -> int:
+    """The attempt limit of the job that waits in `job`'s place: what `job`'s failed runs
+    (all its runs but this one) left of its own. Without it, a delivery whose runs keep failing
+    would start afresh each time it waited, and never reach a limit."""
+    return max(1, job.max_attempts - (job.attempts - 1))
+
+
+_DISABLED_BECAUSE: Final = {
+    DisabledReason.FAILING: "failed every delivery for 3 days",
+    DisabledReason.GONE: "answered 410 Gone",
+}
+
+
+def disabled_notice(endpoint_id: str, reason: DisabledReason) -> AfterCommit:
+    """The log line that says an attempt disabled its endpoint, for after the commit."""
+
+    def notice() -> None:
+        log.warning("webhook endpoint %s %s; disabled (disabled_reason %s)", endpoint_id,
+                    _DISABLED_BECAUSE.get(reason, reason.value), reason.value)  # fmt: skip
+
+    return notice
+
+
+@dataclass(frozen=True)
+class RecordedAttempt:
+    attempt: DeliveryAttempt
+    # Why the attempt disabled its endpoint, if it did: to say so once it has committed.
+    disabled: DisabledReason | None
 
 
 @dataclass(frozen=True)
@@ -193,18 +303,24 @@ def may_honour_rate_limit(delivery: Delivery) -> bool:
 
 
 def retry_after_unsuccessful(
-    delivery: Delivery, outcome: AttemptOutcome, now: datetime, *, endpoint_allows: bool = True
+    delivery: Delivery,
+    outcome: AttemptOutcome,
+    now: datetime,
+    *,
+    endpoint_allows: bool = True,
+    draw: float = 0.0,
 ) -> Retry:
     """A 429 with a Retry-After waits as asked and stays at its step (up to
     MAX_HONOURED_RATE_LIMITS of them for the delivery, and as many for its endpoint until it
     next answers 2xx: `endpoint_allows`); any other failure takes the next step, one gap after
-    this attempt."""
+    this attempt, stretched by `draw` (in [0, 1)) of its jitter."""
     honoured = may_honour_rate_limit(delivery) and endpoint_allows
     if outcome.rate_limited and outcome.retry_after is not None and honoured:
         at = next_attempt_after_rate_limit(delivery.first_attempt_at, outcome.retry_after, now)
         return Retry(step=delivery.retry_step, at=at)
     step = delivery.retry_step + 1
-    return Retry(step=step, at=next_attempt_after_failure(delivery.first_attempt_at, step, now))
+    at = next_attempt_after_failure(delivery.first_attempt_at, step, now, draw)
+    return Retry(step=step, at=at)
 
 
 async def record_attempt(
@@ -215,9 +331,12 @@ async def record_attempt(
     *,
     attempted_at: datetime,
     now: datetime,
-) -> DeliveryAttempt:
+    draw: float = 0.0,
+) -> RecordedAttempt:
     """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
-    apply what the outcome says about the endpoint.
+    apply what the outcome says about the endpoint (which may disable it: said by the result,
+    for the caller to log once the transaction has committed, not before). `draw`, in [0, 1):
+    where in its jitter the next gap of the retry schedule falls.
 
     Rows are locked in one order by every transaction that takes more than one of them: the
     delivery's, then the endpoint's, then the delivery's slot (as `WebhookDeliverer.handle`
@@ -231,6 +350,7 @@ async def record_attempt(
     # round trip, not four. They still run in the order above, locks included.
     delivery, endpoints, deliveries = ctx.delivery, EndpointRepository(db), DeliveryRepository(db)
     status, next_at, step = DeliveryStatus.PENDING, None, delivery.retry_step
+    disabled: DisabledReason | None = None
     async with fastsql.deferring(db):
         if outcome.succeeded:
             status = DeliveryStatus.SUCCEEDED
@@ -247,7 +367,7 @@ async def record_attempt(
                 and await endpoints.take_honoured_rate_limit(ctx.endpoint.id)
             )
             retry = retry_after_unsuccessful(
-                delivery, outcome, now, endpoint_allows=endpoint_allows
+                delivery, outcome, now, endpoint_allows=endpoint_allows, draw=draw
             )
             next_at, step = retry.at, retry.step
             if next_at is None:
@@ -258,8 +378,7 @@ async def record_attempt(
                 pause = retry_after_deadline(outcome.retry_after, now)
                 await endpoints.rate_limit_until(ctx.endpoint.id, pause)
             if await endpoints.note_failure(ctx.endpoint.id, attempted_at, now):
-                log.warning("webhook endpoint %s failed every delivery for 3 days; disabled",
-                            ctx.endpoint.id)  # fmt: skip
+                disabled = DisabledReason.FAILING
         attempt = DeliveryAttempt(
             id=new_id("del"),
             delivery_id=delivery.id,
@@ -289,16 +408,17 @@ async def record_attempt(
             # Whether the row needs writing is decided on the row as it is now, whatever `ctx` said
             # of it: a failure may have been recorded since.
             await endpoints.note_success(ctx.endpoint.id, attempted_at)
-        elif outcome.gone:
-            await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
-            log.warning("webhook endpoint %s answered 410 Gone; disabled", ctx.endpoint.id)
-        # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`).
+        elif outcome.gone and await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE):
+            disabled = DisabledReason.GONE
+        # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`),
+        # and wakes the next delivery parked for one.
         await InflightRepository(db).release(delivery.id)
+        await wake_next(db, ctx.endpoint.id, now)
         if advanced and next_at is not None:
             await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
                                          account_id=delivery.account_id, now=now,
                                          run_at=next_at)  # fmt: skip
-        return attempt
+        return RecordedAttempt(attempt, disabled)
 
 
 async def record_manual_attempt(

@@ -13,7 +13,8 @@ from remit.core.jsonview import JsonObject
 # next attempt still falls within three days of the first. On time, that is 0, 5 min, 35 min,
 # 2 h 35, 7 h 35, 17 h 35, 29 h 35, 41 h 35, 53 h 35 and 65 h 35 after the first, then failed.
 # Each gap is measured from the attempt before, so a late attempt (the workers were down) is
-# followed by a full gap rather than by every retry that fell due meanwhile. A 429 whose
+# followed by a full gap rather than by every retry that fell due meanwhile. Each gap is also
+# stretched by a random part of up to RETRY_GAP_JITTER of itself (see there). A 429 whose
 # Retry-After is honoured waits as asked instead and takes no step along these gaps: a receiver
 # that asks for a pause has not failed, and a burst of them must not use up the schedule.
 RETRY_GAPS: Final[tuple[timedelta, ...]] = (
@@ -25,12 +26,30 @@ RETRY_GAPS: Final[tuple[timedelta, ...]] = (
 )
 STEADY_RETRY_GAP: Final = timedelta(hours=12)
 RETRY_WINDOW: Final = timedelta(days=3)
+# Deliveries that failed together (an endpoint's outage fails every one of them within
+# seconds) would otherwise retry together at every step for three days, each time a burst on
+# the endpoint's slots and on the receiver as it comes back. A gap stretched by up to a tenth
+# spreads each wave over 30 s at the first step and over an hour at the steady one. Stretched,
+# never shortened: no retry comes before the gap above says, and the retry window is kept as
+# it is (no attempt beyond three days of the first), so the on-time schedule's last attempt,
+# 65 h 35 after the first, lands between there and 72 h: ten attempts, as without it (nine
+# only if nearly every gap drew its longest stretch).
+RETRY_GAP_JITTER: Final = 0.1
+# An endpoint's pause (a 429's Retry-After) ends at one instant for every delivery that waited
+# it out. Each waits a random part of a tenth of the pause still to run on top, at least up to
+# a second and at most up to a minute: a thousand waiting deliveries arrive over a second or
+# more, not at once, and none waits long past the pause the receiver asked for. The delivery
+# that was answered 429 itself tries again as the receiver asked, at the pause's end.
+RATE_LIMIT_SPREAD: Final = 0.1
+RATE_LIMIT_SPREAD_AT_LEAST: Final = timedelta(seconds=1)
+RATE_LIMIT_SPREAD_AT_MOST: Final = timedelta(minutes=1)
 # An endpoint whose every delivery has failed for this long is disabled.
 FAILING_ENDPOINT_DISABLE_AFTER: Final = timedelta(days=3)
 # A run of failures is broken by a success, or by a silence longer than this: while any
-# delivery is pending, failures come at most one steady retry gap (12 hours) apart, so a longer
-# silence means nothing was tried, and a failure after it starts a run of its own rather than
-# disabling, at once, an endpoint that may have been mended meanwhile.
+# delivery is pending, failures come at most one steady retry gap apart (12 hours, 13 h 12 at
+# its longest stretch), so a longer silence means nothing was tried, and a failure after it
+# starts a run of its own rather than disabling, at once, an endpoint that may have been
+# mended meanwhile.
 FAILURE_RUN_BREAK: Final = timedelta(hours=24)
 # A success leaves its endpoint's row alone when the row already holds a success made less than
 # this before it (and no run of failures or 429 allowance to reset), so a busy endpoint's row is
@@ -42,6 +61,8 @@ FAILURE_RUN_BREAK: Final = timedelta(hours=24)
 SUCCESS_NOTED_WITHIN: Final = timedelta(seconds=1)
 # Retry-After is honoured up to this long; a longer value is treated as this.
 MAX_RETRY_AFTER: Final = timedelta(hours=12)
+# Delay-seconds longer than this many digits (over 300 years) are no usable Retry-After.
+MAX_RETRY_AFTER_DIGITS: Final = 10
 # A receiver may ask for pauses, but not for ever: past this many honoured 429s, a delivery's
 # further 429s are ordinary failures and step the schedule on, so an endpoint that answers
 # "429 Retry-After: 1" to everything is not called every second for three days. An endpoint
@@ -206,13 +227,31 @@ def within_retry_window(first_attempt_at: datetime, due: datetime) -> datetime |
     return None if due > first_attempt_at + RETRY_WINDOW else due
 
 
+def _check_draw(draw: float) -> float:
+    if not 0.0 <= draw < 1.0:
+        raise ValueError("a random draw is in [0, 1)")
+    return draw
+
+
 def next_attempt_after_failure(
-    first_attempt_at: datetime, failures: int, now: datetime
+    first_attempt_at: datetime, failures: int, now: datetime, draw: float = 0.0
 ) -> datetime | None:
     """When to try again after the `failures`-th failed attempt, which ended `now`; None means
     give up. The gap is measured from this attempt, never from the first, so retries that fell
-    due while no worker ran are not made back to back."""
-    return within_retry_window(first_attempt_at, now + retry_gap(failures))
+    due while no worker ran are not made back to back. `draw`, in [0, 1) (`random.random()`),
+    says how much of RETRY_GAP_JITTER the gap is stretched by."""
+    gap = retry_gap(failures) * (1.0 + RETRY_GAP_JITTER * _check_draw(draw))
+    return within_retry_window(first_attempt_at, now + gap)
+
+
+def after_pause(paused_until: datetime, now: datetime, draw: float = 0.0) -> datetime:
+    """When a delivery that found its endpoint paused until `paused_until` looks again: the
+    pause's end, plus `draw` (in [0, 1)) of its spread (RATE_LIMIT_SPREAD)."""
+    spread = min(
+        max((paused_until - now) * RATE_LIMIT_SPREAD, RATE_LIMIT_SPREAD_AT_LEAST),
+        RATE_LIMIT_SPREAD_AT_MOST,
+    )
+    return paused_until + spread * _check_draw(draw)
 
 
 def next_attempt_after_rate_limit(
@@ -227,18 +266,25 @@ def retry_after_deadline(retry_after: timedelta, now: datetime) -> datetime:
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3); None if unusable."""
+    """Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3), at most
+    MAX_RETRY_AFTER; None if unusable. Whatever an endpoint sends, this never raises: the
+    header is the receiver's text, read while its attempt is recorded."""
     if value is None:
         return None
     text = value.strip()
+    if not text.isascii():
+        # `str.isdigit` is true of "²" or "١٢" too, which are no delay-seconds.
+        return None
     if text.isdigit():
-        return timedelta(seconds=int(text))
+        if len(text) > MAX_RETRY_AFTER_DIGITS:
+            return None
+        return min(timedelta(seconds=int(text)), MAX_RETRY_AFTER)
     from email.utils import parsedate_to_datetime
 
     try:
         moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a huge year or offset overflows
         return None
     if moment.tzinfo is None:
         return None
-    return max(moment - now, timedelta(0))
+    return min(max(moment - now, timedelta(0)), MAX_RETRY_AFTER)

@@ -52,6 +52,8 @@ def endpoint_message(endpoint: WebhookEndpoint, *, with_secret: bool = False) ->
         message.api_version = endpoint.api_version
     if endpoint.description is not None:
         message.description = endpoint.description
+    if endpoint.disabled_reason is not None:
+        message.disabled_reason = endpoint.disabled_reason.value
     if with_secret:
         message.secret = endpoint.secret
     return message
@@ -325,9 +327,13 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         if not request.webhook_endpoint:
             raise invalid("Name the webhook_endpoint to redeliver to.", "webhook_endpoint")
         since = request_datetime(request.since, "since") if request.HasField("since") else None
-        queued = await self._service.redeliver_failed(call.account_id, request.webhook_endpoint,
-                                                      since)  # fmt: skip
-        return pb.RedeliverFailedEventsResponse(events_queued=queued)
+        starting_after = request.starting_after if request.HasField("starting_after") else None
+        done = await self._service.redeliver(call.account_id, request.webhook_endpoint, since,
+                                             starting_after=starting_after)  # fmt: skip
+        reply = pb.RedeliverFailedEventsResponse(events_queued=done.queued, has_more=done.has_more)
+        if done.last_event is not None:
+            reply.last_event = done.last_event
+        return reply
 
     async def StreamEvents(
         self, request: pb.StreamEventsRequest, context: Context

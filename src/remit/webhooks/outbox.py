@@ -5,7 +5,7 @@ the event: the event row and one delivery job per subscribed endpoint commit tog
 change or not at all, so no event is lost and none describes a change that was rolled back.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -114,6 +114,7 @@ async def stage_delivery_attempt(
     account_id: str,
     now: datetime,
     run_at: datetime | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> None:
     await stage_job(
         db,
@@ -122,4 +123,67 @@ async def stage_delivery_attempt(
         now=now,
         run_at=run_at,
         account_id=account_id,
+        max_attempts=max_attempts,
     )
+
+
+# Redelivery of events to one endpoint, in one statement: a fresh pending delivery for each
+# event (attempt 1 next, its retry window starting now), a failed one started over; and the
+# first attempt of each as a job, staged as `_RECORD_EVENT` stages them. A delivery that is
+# pending or has succeeded (another redelivery queued it since it was chosen) is left alone
+# and gets no job: each event is queued once however many redeliveries run at once.
+_QUEUE_AGAIN = Statement(
+    """
+    WITH delivery AS (
+        INSERT INTO webhook_deliveries (account_id, event_id, endpoint_id, status, attempts,
+                                        retry_step, first_attempt_at, next_attempt_at)
+        SELECT %(account_id)s, event_id, %(endpoint_id)s, %(pending)s, 0, 0, %(now)s, %(now)s
+        FROM unnest(CAST(%(event_ids)s AS text[])) AS event_id
+        ON CONFLICT (event_id, endpoint_id) DO UPDATE
+        SET status = EXCLUDED.status, attempts = 0, retry_step = 0,
+            first_attempt_at = EXCLUDED.first_attempt_at,
+            next_attempt_at = EXCLUDED.next_attempt_at, finished_at = NULL
+        WHERE webhook_deliveries.status = %(failed)s
+        RETURNING id
+    ), job AS (
+        INSERT INTO jobs (kind, payload, account_id, run_at, max_attempts, created_at)
+        SELECT %(job_kind)s, jsonb_build_object('delivery_id', delivery.id, 'attempt', 1),
+               %(account_id)s, %(now)s, %(max_attempts)s, %(now)s
+        FROM delivery
+        RETURNING kind
+    )
+    SELECT (SELECT count(*) FROM job) AS queued,
+           (SELECT pg_notify(%(jobs_channel)s, job.kind) FROM job LIMIT 1) AS jobs_notified
+    """
+)
+
+
+async def queue_again(
+    db: AsyncConnection,
+    *,
+    account_id: str,
+    endpoint_id: str,
+    event_ids: Sequence[str],
+    now: datetime,
+) -> int:
+    """Queue the events for delivery to the endpoint again, each from its first attempt,
+    unless its delivery is pending or has succeeded; returns how many were queued. The events
+    must be the account's: the caller chose them. Commit is the caller's."""
+    if not event_ids:
+        return 0
+    row = await _QUEUE_AGAIN.first(
+        db,
+        {
+            "account_id": account_id,
+            "endpoint_id": endpoint_id,
+            "event_ids": list(event_ids),
+            "now": now,
+            "pending": DeliveryStatus.PENDING.value,
+            "failed": DeliveryStatus.FAILED.value,
+            "job_kind": DELIVER_JOB,
+            "max_attempts": DEFAULT_MAX_ATTEMPTS,
+            "jobs_channel": NOTIFY_CHANNEL,
+        },
+    )
+    assert row is not None
+    return int(row["queued"])

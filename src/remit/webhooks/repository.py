@@ -19,7 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,6 +40,7 @@ from remit.webhooks.domain import (
     RolledSecret,
     WebhookEndpoint,
 )
+from remit.webhooks.event_types import ALL_EVENTS
 from remit.webhooks.tables import (
     events,
     webhook_deliveries,
@@ -320,13 +321,15 @@ class EndpointRepository:
         )
         return result.rowcount == 1
 
-    async def disable(self, endpoint_id: str, reason: DisabledReason) -> None:
+    async def disable(self, endpoint_id: str, reason: DisabledReason) -> bool:
+        """Disable the endpoint if it is enabled; True if this call did."""
         c = webhook_endpoints.c
-        await self._db.execute(
+        result = await self._db.execute(
             update(webhook_endpoints)
             .where(c.id == endpoint_id, c.status == EndpointStatus.ENABLED.value)
             .values(status=EndpointStatus.DISABLED.value, disabled_reason=reason.value)
         )
+        return result.rowcount == 1
 
     async def rate_limit_until(self, endpoint_id: str, until: datetime) -> None:
         await self._db.execute(
@@ -389,7 +392,7 @@ def event_from_row(row: Row[Any]) -> Event:
 
 @dataclass(frozen=True)
 class EventFilter:
-    types: Sequence[str] = ()  # exact types or `family.*`
+    types: Sequence[str] = ()  # exact types, `family.*`, or "*" for all
     created: TimeRange = TimeRange()
     delivery_success: bool | None = None
 
@@ -436,7 +439,8 @@ class EventRepository:
     def _conditions(self, account_id: str, where: EventFilter) -> list[ColumnElement[bool]]:
         c = events.c
         conditions = [c.account_id == account_id, *where.created.conditions(c.created_at)]
-        if where.types:
+        # "*" selects every type, alone or among others (as `filter_matches` has it).
+        if where.types and ALL_EVENTS not in where.types:
             exact = [t for t in where.types if not t.endswith(".*")]
             families = [t[:-1] for t in where.types if t.endswith(".*")]
             alternatives: list[ColumnElement[bool]] = []
@@ -730,31 +734,59 @@ class DeliveryRepository:
             ).scalar_one()
         )
 
-    async def failed_since(
-        self, account_id: str, endpoint_id: str, since: datetime | None
-    ) -> list[Delivery]:
-        d, e, w = webhook_deliveries.c, events.c, webhook_endpoints.c
-        conditions = [
-            d.account_id == account_id,
-            d.endpoint_id == endpoint_id,
-            d.status == DeliveryStatus.FAILED.value,
-            # Only events the endpoint subscribes to now: a resend may have sent it another one
-            # once, by hand, and unsubscribing stops redeliveries as it stops deliveries.
-            or_(
-                w.enabled_events.contains(literal(["*"], JSONB)),
-                w.enabled_events.contains(func.jsonb_build_array(e.type)),
-            ),
-        ]
-        if since is not None:
-            conditions.append(e.created_at >= since)
-        rows = await self._db.execute(
-            select(webhook_deliveries)
-            .join(events, e.id == d.event_id)
-            .join(webhook_endpoints, w.id == d.endpoint_id)
-            .where(*conditions)
-            .order_by(e.created_at, e.id)
+    async def undelivered(
+        self,
+        account_id: str,
+        endpoint: WebhookEndpoint,
+        *,
+        since: datetime,
+        after: Cursor | None,
+        limit: int,
+    ) -> builtins.list[Cursor]:
+        """The account's events created at or after `since` (and after `after`), oldest
+        first, at most `limit`, that `endpoint` subscribes to now and that were not delivered
+        to it: their delivery failed, or they have none and were recorded once it existed
+        (while it was disabled, say). Events whose delivery is pending or succeeded are left
+        out, so a redelivery queued once is not queued again while it runs.
+
+        Only subscriptions as they are now count: a resend may have sent the endpoint another
+        type once, by hand, and unsubscribing stops redeliveries as it stops deliveries. An
+        event recorded while the endpoint did not subscribe to its type, and subscribed to
+        since, looks the same as one recorded while it was disabled: no history of either is
+        kept."""
+        e, d = events.c, webhook_deliveries.c
+        of_this_endpoint = and_(d.event_id == e.id, d.endpoint_id == endpoint.id)
+        underway_or_done = (
+            select(literal(1))
+            .where(
+                of_this_endpoint,
+                d.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.SUCCEEDED.value]),
+            )
+            .exists()
         )
-        return [delivery_from_row(row) for row in rows]
+        failed = (
+            select(literal(1))
+            .where(of_this_endpoint, d.status == DeliveryStatus.FAILED.value)
+            .exists()
+        )
+        conditions = [
+            e.account_id == account_id,
+            e.created_at >= since,
+            ~underway_or_done,
+            # An event older than the endpoint was never meant for it, unless a resend of it
+            # failed (which made it a delivery of the endpoint's).
+            or_(e.created_at >= endpoint.created_at, failed),
+        ]
+        if ALL_EVENTS not in endpoint.enabled_events:
+            conditions.append(e.type.in_(endpoint.enabled_events))
+        if after is not None:
+            conditions.append(
+                or_(e.created_at > after.at, and_(e.created_at == after.at, e.id > after.id))
+            )
+        rows = await self._db.execute(
+            select(e.created_at, e.id).where(*conditions).order_by(e.created_at, e.id).limit(limit)
+        )
+        return [Cursor(row.created_at, row.id) for row in rows]
 
     async def insert_attempt(self, attempt: DeliveryAttempt, account_id: str) -> None:
         """Deferred: in a `fastsql.deferring` block it goes out with the next statement that
@@ -816,16 +848,24 @@ class DeliveryRepository:
 _LOCK_ENDPOINT_FOR_SLOTS = Statement(
     "SELECT id FROM webhook_endpoints WHERE id = %(endpoint_id)s FOR NO KEY UPDATE"
 )
+# The delivery's own slot is left out of the count: a job that takes back the slot it holds
+# needs no other one.
 _TAKE_SLOT = Statement(
-    "INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until)"
-    " SELECT %(delivery_id)s, %(endpoint_id)s, %(until)s"
+    "INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until, job_id)"
+    " SELECT %(delivery_id)s, %(endpoint_id)s, %(until)s, %(job_id)s"
     " WHERE (SELECT count(*) FROM webhook_inflight"
-    " WHERE endpoint_id = %(endpoint_id)s AND leased_until > %(now)s) < %(limit)s"
-    " ON CONFLICT (delivery_id) DO UPDATE SET leased_until = EXCLUDED.leased_until"
+    " WHERE endpoint_id = %(endpoint_id)s AND leased_until > %(now)s"
+    " AND delivery_id <> %(delivery_id)s) < %(limit)s"
+    " ON CONFLICT (delivery_id) DO UPDATE"
+    " SET leased_until = EXCLUDED.leased_until, job_id = EXCLUDED.job_id"
     " WHERE webhook_inflight.leased_until <= %(now)s"
+    " OR webhook_inflight.job_id = EXCLUDED.job_id"
     " RETURNING delivery_id"
 )
 _RELEASE_SLOT = Statement("DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s")
+_RELEASE_JOBS_SLOT = Statement(
+    "DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s AND job_id = %(job_id)s"
+)
 
 
 class InflightRepository:
@@ -833,16 +873,27 @@ class InflightRepository:
         self._db = db
 
     async def try_acquire(
-        self, *, endpoint_id: str, delivery_id: int, limit: int, now: datetime, until: datetime
+        self,
+        *,
+        endpoint_id: str,
+        delivery_id: int,
+        job_id: int,
+        limit: int,
+        now: datetime,
+        until: datetime,
     ) -> bool:
-        """Take one of the endpoint's `limit` slots for this delivery, within this transaction.
+        """Take one of the endpoint's `limit` slots for this delivery, for job `job_id`, within
+        this transaction.
 
         The endpoint row is locked first, in its own statement, so concurrent acquirers count one
-        after another. A delivery whose own slot is still leased (a duplicate job for it is in
-        flight) does not get a second one.
+        after another. A delivery whose own slot is still leased to another job (a duplicate
+        job for it is in flight) does not get a second one. The job that holds it takes it
+        again: a run that failed after taking it (its work rolled back, the slot's commit
+        kept) is retried as the same job, whose failed runs then count towards its attempt
+        limit; found busy, it would wait in a new job, with none counted, for ever.
         """
-        params = {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "now": now,
-                  "until": until, "limit": limit}  # fmt: skip
+        params = {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "job_id": job_id,
+                  "now": now, "until": until, "limit": limit}  # fmt: skip
         async with fastsql.deferring(self._db):
             await _LOCK_ENDPOINT_FOR_SLOTS.defer(self._db, {"endpoint_id": endpoint_id})
             return await _TAKE_SLOT.first(self._db, params) is not None
@@ -851,6 +902,12 @@ class InflightRepository:
         """Deferred: in a `fastsql.deferring` block it goes out with the next statement that
         needs an answer."""
         await _RELEASE_SLOT.defer(self._db, {"delivery_id": delivery_id})
+
+    async def release_held_by(self, delivery_id: int, job_id: int) -> bool:
+        """Let the delivery's slot go if job `job_id` holds it (not if a duplicate job does);
+        True if it did."""
+        params = {"delivery_id": delivery_id, "job_id": job_id}
+        return await _RELEASE_JOBS_SLOT.run(self._db, params) == 1
 
     async def purge_expired(self, now: datetime) -> None:
         await self._db.execute(

@@ -25,7 +25,7 @@ from remit.webhooks.domain import (
     WebhookEndpoint,
 )
 from remit.webhooks.event_types import UnknownEventTypeError, validate_enabled_events
-from remit.webhooks.outbox import stage_delivery_attempt
+from remit.webhooks.outbox import queue_again
 from remit.webhooks.rendering import Renderer
 from remit.webhooks.repository import (
     Cursor,
@@ -41,6 +41,8 @@ from remit.webhooks.urls import UrlPolicy, validate_endpoint_url
 from versions import KNOWN_VERSIONS
 
 MAX_LIST_LIMIT = 100
+# How many events one redelivery call looks at, at most.
+REDELIVERY_BATCH = 1000
 _KNOWN_VERSIONS = frozenset(KNOWN_VERSIONS)
 
 
@@ -53,6 +55,16 @@ class PageArgs:
     limit: int = 10
     starting_after: str | None = None
     ending_before: str | None = None
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """What one redelivery call did: how many events it queued, whether more of its window
+    remain, and the last event it looked at (where the next call starts)."""
+
+    queued: int
+    has_more: bool
+    last_event: str | None
 
 
 @dataclass(frozen=True)
@@ -368,22 +380,60 @@ class WebhooksService:
         async with self._engine.begin() as db:
             return await record_manual_attempt(db, ctx, outcome_of(result, now), now=now)
 
-    async def redeliver_failed(
-        self, account_id: str, endpoint_id: str, since: datetime | None
-    ) -> int:
+    async def redeliver(
+        self,
+        account_id: str,
+        endpoint_id: str,
+        since: datetime | None,
+        *,
+        starting_after: str | None = None,
+        limit: int | None = None,
+    ) -> Redelivery:
+        """Queue again, oldest first, the events created since `since` (None: every event
+        still kept) that the endpoint subscribes to and that were not delivered to it: their
+        delivery failed, or they were recorded while it was disabled. Deliveries pending or
+        succeeded are left alone, so a second call queues nothing the first did while those
+        run. At most `limit` (REDELIVERY_BATCH) events are looked at per call: a long outage's
+        window is gone through call by call, `starting_after` the previous call's
+        `last_event`, never read whole."""
         now = self._clock.now()
+        window_start = self._redelivery_window_start(since, now)
+        batch = REDELIVERY_BATCH if limit is None else limit
         async with self._engine.begin() as db:
             endpoint = await self._endpoint(db, account_id, endpoint_id)
             if endpoint.status is EndpointStatus.DISABLED:
                 raise _precondition(f"Webhook endpoint {endpoint_id} is disabled; enable it "
                                     "before redelivering events to it.")  # fmt: skip
-            deliveries = DeliveryRepository(db)
-            failed = await deliveries.failed_since(account_id, endpoint_id, since)
-            for delivery in failed:
-                await deliveries.insert(account_id=account_id, event_id=delivery.event_id,
-                                        endpoint_id=endpoint_id, now=now)  # fmt: skip
-                await stage_delivery_attempt(db, delivery.id, 1, account_id=account_id, now=now)
-        return len(failed)
+            after = None
+            if starting_after is not None:
+                after = await EventRepository(db).cursor(account_id, starting_after)
+                if after is None:
+                    raise not_found("event", starting_after, param="starting_after")
+            # One more than the batch says whether more remain.
+            found = await DeliveryRepository(db).undelivered(
+                account_id, endpoint, since=window_start, after=after, limit=batch + 1
+            )
+            chosen = found[:batch]
+            queued = await queue_again(db, account_id=account_id, endpoint_id=endpoint_id,
+                                       event_ids=[c.id for c in chosen], now=now)  # fmt: skip
+        return Redelivery(
+            queued=queued,
+            has_more=len(found) > batch,
+            last_event=chosen[-1].id if chosen else None,
+        )
+
+    def _redelivery_window_start(self, since: datetime | None, now: datetime) -> datetime:
+        """Events are kept 30 days: a window reaching further back would silently miss the
+        events purged from it, so it is refused."""
+        kept_from = now - EVENT_RETENTION
+        if since is None:
+            return kept_from
+        if since < kept_from:
+            days = EVENT_RETENTION.days
+            raise invalid(f"since must be within the last {days} days: events are kept "
+                          f"{days} days, and older ones can no longer be redelivered.",
+                          "since")  # fmt: skip
+        return since
 
 
 async def _page(args: PageArgs, cursor_of: object, kind: str) -> Page:

@@ -136,5 +136,31 @@ webhook_inflight = Table(
     Column("delivery_id", BigInteger, primary_key=True),
     Column("endpoint_id", Text, nullable=False),
     Column("leased_until", DateTime(timezone=True), nullable=False),
+    # The job whose run took the slot: its retries take it again (`InflightRepository`).
+    Column("job_id", BigInteger, nullable=True),
     Index("ix_webhook_inflight_endpoint_id", "endpoint_id"),
+)
+
+# A delivery waiting for one of its endpoint's slots, with no job: the attempt that lets a slot
+# of the endpoint go wakes the oldest one (by when its attempt fell due) and stages its job
+# (`remit.webhooks.parking`).
+webhook_parked = Table(
+    "webhook_parked",
+    core_metadata,
+    Column(
+        "delivery_id",
+        BigInteger,
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("endpoint_id", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    # The attempt its job was to make, and what is left of that job's attempt limit: the job
+    # staged when it is woken makes that attempt under that limit.
+    Column("attempt", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    # When the attempt fell due: the longest waiting is woken first.
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("parked_at", DateTime(timezone=True), nullable=False),
+    Index("ix_webhook_parked_endpoint_id_due_at", "endpoint_id", "due_at", "delivery_id"),
 )

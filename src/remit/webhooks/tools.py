@@ -1,5 +1,5 @@
 """Developer tooling over the core's gRPC API: `remit listen`, `remit trigger`, and
-`remit webhooks resend | redeliver | roll-secret`.
+`remit webhooks endpoints | resend | redeliver | roll-secret`.
 
 Every command acts for one account, named by `--api-key sk_test_...` or, by default, the default
 test account that `remit serve` keeps in the data directory.
@@ -341,6 +341,44 @@ async def _with_stub(
             raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
 
 
+def endpoint_line(endpoint: pb.WebhookEndpoint) -> str:
+    """One endpoint as `remit webhooks endpoints` prints it: id, status (with why, when it is
+    disabled), URL."""
+    status = (
+        pb.WebhookEndpointStatus.Name(endpoint.status)
+        .removeprefix("WEBHOOK_ENDPOINT_STATUS_")
+        .lower()
+    )
+    if endpoint.HasField("disabled_reason"):
+        status += f" ({endpoint.disabled_reason})"
+    return f"{endpoint.id}  {status}  {endpoint.url}"
+
+
+async def list_endpoints(config: PlatformConfig, *, api_key: str, out: TextIO) -> int:
+    """Every endpoint of the account, newest first; a disabled one says why (by_user, gone:
+    it answered 410, failing: every delivery failed for three days), which the REST API, as
+    Stripe's, does not."""
+
+    async def every_page(
+        stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub, metadata: Metadata
+    ) -> list[pb.WebhookEndpoint]:
+        found: list[pb.WebhookEndpoint] = []
+        request = pb.ListWebhookEndpointsRequest(limit=100)
+        while True:
+            reply = await stub.ListWebhookEndpoints(request, metadata=metadata)
+            found.extend(reply.data)
+            if not reply.has_more or not reply.data:
+                return found
+            request.starting_after = reply.data[-1].id
+
+    endpoints = await _with_stub(config, api_key, every_page)
+    assert isinstance(endpoints, list)
+    for endpoint in endpoints:
+        print(endpoint_line(endpoint), file=out)
+    out.flush()
+    return 0
+
+
 async def resend(
     config: PlatformConfig, *, api_key: str, event_id: str, endpoint_id: str, out: TextIO
 ) -> int:
@@ -364,18 +402,26 @@ async def redeliver(
     since: datetime | None,
     out: TextIO,
 ) -> int:
-    request = pb.RedeliverFailedEventsRequest(webhook_endpoint=endpoint_id)
-    if since is not None:
-        request.since.CopyFrom(timestamp(since))
-    reply = await _with_stub(
-        config, api_key, lambda stub, md: stub.RedeliverFailedEvents(request, metadata=md)
-    )
-    assert isinstance(reply, pb.RedeliverFailedEventsResponse)
-    print(
-        f"queued {reply.events_queued} failed event(s) for redelivery to {endpoint_id}",
-        file=out,
-        flush=True,
-    )
+    """Every event not delivered to the endpoint (failed, or recorded while it was disabled)
+    queued again: one call per batch, each going on after the last event of the one before."""
+
+    async def every_batch(stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub,
+                          metadata: Metadata) -> int:  # fmt: skip
+        queued = 0
+        request = pb.RedeliverFailedEventsRequest(webhook_endpoint=endpoint_id)
+        if since is not None:
+            request.since.CopyFrom(timestamp(since))
+        while True:
+            reply = await stub.RedeliverFailedEvents(request, metadata=metadata)
+            queued += reply.events_queued
+            if not reply.has_more:
+                return queued
+            request.starting_after = reply.last_event
+
+    queued = await _with_stub(config, api_key, every_batch)
+    assert isinstance(queued, int)
+    print(f"queued {queued} undelivered event(s) for redelivery to {endpoint_id}", file=out,
+          flush=True)  # fmt: skip
     return 0
 
 

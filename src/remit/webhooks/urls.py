@@ -4,14 +4,20 @@ Endpoint URLs are http or https with a host and no credentials. Outside developm
 delivery must not reach loopback, private, link-local or otherwise internal addresses (so a
 webhook cannot be used to probe the network remit runs in) unless the operator allows the host
 with REMIT_WEBHOOK_ALLOWED_HOSTS. Literal addresses are checked when the URL is saved and before
-each delivery; host names are checked on every resolution, at connection time.
+each delivery, and every address a delivery connects to, literal or resolved, is checked again
+at connection time (`remit.webhooks.sender.PolicyConnector`).
+
+A URL's host is always read as aiohttp will connect to it: yarl's parse, IDNA-normalised, so
+127.0.0.1 written with full-width digits (U+FF11...), or 169.254.169.254 with ideographic full
+stops (U+3002), is that address here too, not a host name as `urllib.parse` reads it.
 """
 
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import SplitResult, urlsplit
+
+import yarl
 
 from remit.config import PlatformConfig
 from remit.core.errors import invalid
@@ -44,7 +50,8 @@ class UrlPolicy:
             try:
                 networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
-                names.add(entry.lower())
+                # Compared with hosts as aiohttp connects to them (`connection_host`).
+                names.add((connection_host(f"http://{entry}/") or entry.lower()).rstrip("."))
         return cls(development, frozenset(names), tuple(networks))
 
     def host_allowed(self, host: str) -> bool:
@@ -62,16 +69,32 @@ def policy_for(config: PlatformConfig) -> UrlPolicy:
     )
 
 
+# Never reachable from the internet, whatever the `is_global` of the Python that runs remit
+# says (older patch releases count some of them global): shared address space (carrier-grade
+# NAT, cloud metadata such as 100.100.100.200, Tailscale), IETF protocol assignments,
+# deprecated IPv6 site-local addresses, and local-use NAT64 prefixes.
+_NEVER_GLOBAL: Final[tuple[IpNetwork, ...]] = tuple(
+    ipaddress.ip_network(network)
+    for network in ("100.64.0.0/10", "192.0.0.0/24", "fec0::/10", "64:ff9b:1::/48")
+)
+
+
 def is_internal(address: IpAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Anything but a globally reachable unicast address. An IPv6 address that carries an
+    IPv4 one is judged by it too: an IPv4-mapped address is that IPv4 address, and a 6to4
+    address (2002::/16) reaches the IPv4 address it embeds. (Teredo addresses, 2001::/32, are
+    not global themselves.)"""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_internal(address.ipv4_mapped)
+        if address.sixtofour is not None and is_internal(address.sixtofour):
+            return True
     return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
+        not address.is_global
         or address.is_multicast
         or address.is_reserved
         or address.is_unspecified
+        or any(address in network for network in _NEVER_GLOBAL)
     )
 
 
@@ -82,51 +105,77 @@ def literal_address(host: str) -> IpAddress | None:
         return None
 
 
-def _split(url: str) -> SplitResult:
+def connection_host(url: str) -> str | None:
+    """The host a request to `url` connects to, as aiohttp reads it (yarl's `raw_host`:
+    lower case, IDNA-encoded); None if the URL has none or yarl cannot parse it."""
+    try:
+        return yarl.URL(url).raw_host
+    except ValueError:
+        return None
+
+
+def _parse(url: str) -> yarl.URL:
     if len(url) > MAX_URL_LENGTH:
         raise invalid(f"Invalid URL: must be at most {MAX_URL_LENGTH} characters.", "url",
                       code="url_invalid")  # fmt: skip
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError on a malformed port)
+        # The parser aiohttp sends with (it raises ValueError on a malformed port or host).
+        return yarl.URL(url)
     except ValueError:
         raise invalid(f"Invalid URL: {url}", "url", code="url_invalid") from None
-    return parts
+
+
+def _written_host(url: str) -> str:
+    """The host as the URL spells it, before IDNA normalisation."""
+    try:
+        return yarl.URL(url, encoded=True).raw_host or ""
+    except ValueError:
+        return ""
+
+
+def _is_loopback_name(host: str) -> bool:
+    name = host.rstrip(".")
+    return name in ("localhost", "localhost.localdomain") or name.endswith(".localhost")
 
 
 def validate_endpoint_url(url: str, policy: UrlPolicy) -> str:
     """The URL if an endpoint may use it; otherwise a precise `RemitError` on `url`."""
-    parts = _split(url.strip())
-    if parts.scheme not in ("http", "https"):
+    url = url.strip()
+    parsed = _parse(url)
+    if parsed.scheme not in ("http", "https"):
         raise invalid("Invalid URL: the scheme must be http or https.", "url", code="url_invalid")
-    if parts.username is not None or parts.password is not None:
+    if parsed.user is not None or parsed.password is not None:
         raise invalid("Invalid URL: it must not contain credentials (user:password@).", "url",
                       code="url_invalid")  # fmt: skip
-    host = parts.hostname
+    host = parsed.raw_host
     if not host:
         raise invalid("Invalid URL: it has no host.", "url", code="url_invalid")
-    if not policy.host_allowed(host):
-        address = literal_address(host)
-        loopback_name = host.lower().rstrip(".") in ("localhost", "localhost.localdomain") or (
-            host.lower().rstrip(".").endswith(".localhost")
+    address = literal_address(host)
+    if address is not None and not _written_host(url).isascii():
+        # An address spelt so has no use but to slip past a check that reads it as a name.
+        raise invalid(f"Invalid URL: its host is the IP address {address} written with "
+                      "characters other than ASCII; write it in ASCII.", "url",
+                      code="url_invalid")  # fmt: skip
+    internal = _is_loopback_name(host) or (
+        address is not None and not policy.address_allowed(host, address)
+    )
+    if internal and not policy.host_allowed(host):
+        raise invalid(
+            "Invalid URL: it points to a private or loopback address, which webhook "
+            "endpoints may only use in development mode or when allowed by "
+            "REMIT_WEBHOOK_ALLOWED_HOSTS.",
+            "url",
+            code="url_invalid",
         )
-        if loopback_name or (address is not None and not policy.address_allowed(host, address)):
-            raise invalid(
-                "Invalid URL: it points to a private or loopback address, which webhook "
-                "endpoints may only use in development mode or when allowed by "
-                "REMIT_WEBHOOK_ALLOWED_HOSTS.",
-                "url",
-                code="url_invalid",
-            )
-    return url.strip()
+    return url
 
 
 def check_literal_host(url: str, policy: UrlPolicy) -> None:
-    """Before connecting: refuse a literal internal address (resolution is not involved)."""
-    host = urlsplit(url).hostname or ""
+    """Before connecting: refuse a literal internal address or a loopback name, read as
+    aiohttp will connect to it (a URL saved before that was so is caught here too)."""
+    host = connection_host(url) or ""
     address = literal_address(host)
     if address is not None and not policy.address_allowed(host, address):
         raise BlockedAddressError(f"refused to connect to internal address {address}")
-    lowered = host.lower().rstrip(".")
-    if not policy.host_allowed(host) and (lowered == "localhost" or lowered.endswith(".localhost")):
+    if not policy.host_allowed(host) and _is_loopback_name(host):
         raise BlockedAddressError(f"refused to connect to {host}")

@@ -9,6 +9,7 @@ from remit.core.clock import Clock, SystemClock
 from remit.webhooks.delivery import DeliverySettings, WebhookDeliverer
 from remit.webhooks.domain import EVENT_RETENTION
 from remit.webhooks.outbox import DELIVER_JOB
+from remit.webhooks.parking import wake_where_slots_are_free
 from remit.webhooks.rendering import Renderer
 from remit.webhooks.repository import EventRepository, InflightRepository
 from remit.webhooks.sender import WebhookSender
@@ -16,6 +17,10 @@ from remit.webhooks.urls import UrlPolicy
 from remit.worker.runner import JobHandler, Periodic
 
 PURGE_BATCH = 1000
+FREE_EXPIRED_SLOTS = "webhooks-free-expired-slots"
+# A parked delivery whose endpoint's slot was held by a worker that died waits for the slot's
+# lease (45 s) and at most this long after it.
+FREE_EXPIRED_SLOTS_INTERVAL_S = 15.0
 
 
 @dataclass
@@ -49,16 +54,24 @@ def webhook_worker_parts(
             if deleted < PURGE_BATCH:
                 return
 
-    async def purge_expired_slots() -> None:
+    limit = (settings or DeliverySettings()).max_concurrent_per_endpoint
+
+    async def free_expired_slots() -> None:
+        """Slots whose lease ran out (their worker died) are free: deliveries parked for a
+        slot are woken as far as their endpoint's free slots go. It also wakes deliveries
+        whose wake-up went astray (a worker of an earlier version lets slots go without
+        waking anyone)."""
         async with engine.begin() as db:
-            await InflightRepository(db).purge_expired(time.now())
+            now = time.now()
+            await InflightRepository(db).purge_expired(now)
+            await wake_where_slots_are_free(db, limit=limit, now=now)
 
     return WebhookWorkerParts(
         handlers={DELIVER_JOB: deliverer.handle},
         given_up={DELIVER_JOB: deliverer.give_up},
         periodic=[
             Periodic("webhooks-purge-old-events", 3600.0, purge_old_events),
-            Periodic("webhooks-purge-expired-slots", 300.0, purge_expired_slots),
+            Periodic(FREE_EXPIRED_SLOTS, FREE_EXPIRED_SLOTS_INTERVAL_S, free_expired_slots),
         ],
         close=outbound.close,
     )

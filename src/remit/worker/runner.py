@@ -33,7 +33,10 @@ from remit.worker.jobs import (
 
 log = logging.getLogger(__name__)
 
-JobHandler = Callable[[AsyncConnection, Job], Awaitable[None]]
+# What a handler may hand back: a step to take once its work has committed, such as a log line
+# that must not report what a rollback undid.
+AfterCommit = Callable[[], None]
+JobHandler = Callable[[AsyncConnection, Job], Awaitable[AfterCommit | None]]
 PeriodicTask = Callable[[], Awaitable[None]]
 
 POLL_INTERVAL_S = 1.0
@@ -91,8 +94,10 @@ class Worker:
         handler = self.handlers[job.kind]
         try:
             async with self.engine.begin() as db:
-                await handler(db, job)
+                after_commit = await handler(db, job)
                 await complete_job(db, job, now=self.clock.now())
+            if after_commit is not None:
+                _after_commit(job, after_commit)
         except ClaimLostError:
             # The lease ran out mid-run and another worker took the job: its run decides the
             # job's end, and this one's work is rolled back (handlers are idempotent).
@@ -237,6 +242,14 @@ class Worker:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+
+def _after_commit(job: Job, step: AfterCommit) -> None:
+    """The job is done whatever its after-commit step does."""
+    try:
+        step()
+    except Exception:
+        log.exception("the after-commit step of job %s (%s) failed", job.id, job.kind)
 
 
 def _log_loop_error(doing: str, error: Exception) -> None:

@@ -1,9 +1,12 @@
 """How remit's gRPC servers hold their ports."""
 
 import asyncio
+import socket
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from remit.config import CREDENTIAL_ENV, ConfigError, Endpoint, from_env
 from remit.grpcutil.server import serve_grpc
@@ -47,6 +50,50 @@ async def test_copies_of_the_core_share_their_common_port() -> None:
     try:
         for copy in copies:
             await _running(copy)
+    finally:
+        stop.set()
+        await asyncio.gather(*copies)
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("host", ["localhost", "::1"])
+async def test_copies_of_the_core_on_a_host_name_or_ipv6_address_are_reached_on_their_ports(
+    host: str, tmp_path: Path
+) -> None:
+    """The REST facade's round-robin channel names each core copy's own port: a target gRPC
+    accepts for a host name and an IPv6 address too, not only for an IPv4 address."""
+    if host == "::1" and not _has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback address")
+    own_ports = (free_port(), free_port())
+    config = from_env(
+        {
+            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_CORE_HOST": host,
+            "REMIT_CORE_PORT": str(free_port()),
+            "REMIT_CORE_PROCESSES": "2",
+            "REMIT_CORE_INSTANCE_PORTS": ",".join(map(str, own_ports)),
+        }
+    )
+    stop = asyncio.Event()
+    copies = [asyncio.create_task(_started(config.core, stop, also_on=p)) for p in own_ports]
+    try:
+        for copy in copies:
+            await _running(copy)
+        async with grpc.aio.insecure_channel(
+            config.core_balanced_target(), options=[("grpc.lb_policy_name", "round_robin")]
+        ) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for _ in range(4):  # round robin: each copy answers in turn
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         stop.set()
         await asyncio.gather(*copies)

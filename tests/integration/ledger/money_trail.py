@@ -7,7 +7,7 @@ to the acquirer, as the vault would after decrypting it. Every other call goes t
 `GrpcCardNetwork`, so a lost response is settled by the same look-up the core makes.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -142,8 +142,14 @@ class Trail:
 
 @asynccontextmanager
 async def money_trail(
-    core_engine: AsyncEngine, acquirer_engine: AsyncEngine, clock: FixedClock
+    core_engine: AsyncEngine,
+    acquirer_engine: AsyncEngine,
+    clock: FixedClock,
+    network: Callable[
+        ["acquirer_pb2_grpc.AcquirerServiceAsyncStub", FixedClock], TrailNetwork
+    ] = TrailNetwork,
 ) -> AsyncIterator[Trail]:
+    """`network`: the core's network to the acquirer, a `TrailNetwork` by default."""
     acquirer = AcquirerService(acquirer_engine, clock)
     server = grpc.aio.server(interceptors=acquirer_interceptors(FaultConfig()))
     acquirer_registration(acquirer).add_to_server(server)
@@ -152,16 +158,17 @@ async def money_trail(
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = acquirer_pb2_grpc.AcquirerServiceStub(channel)
-            network = TrailNetwork(stub, clock)
+            trail_network = network(stub, clock)
             payments = PaymentsService(
                 core_engine,
-                network,
+                trail_network,
                 FakeMethods(),
                 present=payment_intent_message,
                 hooks=HookChain([LedgerPostings(clock)]),
                 clock=clock,
             )
-            yield Trail(clock, network, payments, LedgerService(core_engine, clock, stub), acquirer)
+            ledger = LedgerService(core_engine, clock, stub)
+            yield Trail(clock, trail_network, payments, ledger, acquirer)
     finally:
         await server.stop(None)
 

@@ -24,7 +24,7 @@ from remit.payments.idempotency import (
 from remit.payments.service import ConfirmParams, Done, PaymentsService
 from remit.payments.tables import idempotency_keys
 from tests.integration.payments.conftest import FakeMethods
-from tests.integration.payments.test_payments_service import call, respond
+from tests.integration.payments.test_payments_service import call, pay, respond
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -167,3 +167,47 @@ async def test_a_clients_retry_is_not_held_back_by_the_completers_backoff(
     assert result.value.id == record.payment_intent_id
     assert result.value.status is Status.SUCCEEDED
     assert list(network.authorizations) == [record.charge_id]
+
+
+async def test_a_request_whose_network_record_differs_is_backed_off_like_any_other(
+    timed_payments: PaymentsService,
+    network: FakeNetwork,
+    clock: FixedClock,
+    account_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The network holds another authorization under the attempt's reference than the one the
+    attempt sent: every try refuses it (`lookup_expectations`), and the completer, which can do
+    nothing about that, tries ever less often rather than once a lease."""
+    network.faults.append("after")
+    network.lookup_faults = 3
+    with pytest.raises(RemitError) as unknown:
+        await pay(timed_payments, account_id, "held-elsewhere")
+    assert unknown.value.kind is ErrorKind.UNAVAILABLE
+    (reference,) = network.authorizations
+    network.hold_otherwise(reference, amount=1001)
+    tries: list[datetime] = []
+
+    async def resume(record: KeyRecord) -> object:
+        tries.append(clock.now())
+        return await timed_payments.resume_attempt(record, respond)
+
+    end = clock.now() + timedelta(hours=3)
+    with caplog.at_level(logging.ERROR, logger="remit.payments.lookup_expectations"):
+        while clock.now() < end:
+            await timed_payments.complete_abandoned(resume)
+            clock.advance(STEP_S)
+
+    refusals = [r for r in caplog.records if r.name == "remit.payments.lookup_expectations"]
+    assert len(refusals) == len(tries)
+    assert all(reference in r.getMessage() and ": amount differ;" in r.getMessage()
+               for r in refusals)  # fmt: skip
+    first_hour = [moment for moment in tries if moment < T0 + timedelta(hours=1)]
+    assert 3 <= len(first_hour) <= 8, tries
+    assert _gaps(tries)[-1] >= COMPLETER_MAX_GAP
+    assert len(tries) <= len(first_hour) + 3
+    # Nothing of the other authorization was applied.
+    charge, _ = await timed_payments.get_charge(account_id, reference)
+    assert (charge.network_result, charge.authorization_id) == (None, None)
+    intent = await timed_payments.get_payment_intent(account_id, charge.payment_intent_id)
+    assert intent.status is Status.PROCESSING

@@ -12,15 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.errors import error_detail
-from remit.payments.domain import Status
+from remit.payments.domain import CaptureMethod, Status
 from remit.payments.grpc import payment_intent_message
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
-from remit.payments.network import AuthorizationOutcome
+from remit.payments.network import AuthorizationOutcome, OperationOutcome
 from remit.payments.service import Done, PaymentsService
 from remit.payments.tables import idempotency_keys
 from remit.vault.service import reference_reused
+from remit_api.acquirer.v1 import acquirer_pb2
 from tests.integration.payments.conftest import FakeMethods
-from tests.integration.payments.test_payments_service import pay, respond
+from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
 from tests.integration.payments.test_unopenable_card import _pay_again, _recovery_point
 from tests.support.fake_network import FakeNetwork
 
@@ -89,3 +90,62 @@ async def test_the_completer_settles_it_too(core_engine: AsyncEngine, account_id
     assert await payments.complete_abandoned(resume) == 1
     assert await _recovery_point(core_engine, "held-2") == RecoveryPoint.FINISHED.value
     assert len(network.sent) == 1
+
+
+class OperationsRecordedForOtherParameters(FakeNetwork):
+    """The acquirer holds the references of captures, voids and refunds for other operations,
+    which it made: it refuses every send of one with `reference_reused`, as it does a reference
+    sent again with other parameters, until `refusing` is turned off."""
+
+    refusing = True
+
+    async def _operation(
+        self,
+        kind: acquirer_pb2.OperationKind.ValueType,
+        authorization_id: str,
+        reference: str,
+        amount_minor: int,
+    ) -> OperationOutcome:
+        outcome = await super()._operation(kind, authorization_id, reference, amount_minor)
+        if self.refusing:
+            raise reference_reused(reference)
+        return outcome
+
+
+@pytest.mark.parametrize("operation", ["capture", "cancel", "refund"])
+async def test_a_capture_void_or_refund_refused_that_way_is_a_500_and_settles_later(
+    core_engine: AsyncEngine, account_id: str, operation: str
+) -> None:
+    """As for an authorization: a 500, the request waits at its recovery point, and its retry
+    with the key settles it from the network's record without sending it again."""
+    network = OperationsRecordedForOtherParameters()
+    network.refusing = False
+    payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
+    capture = CaptureMethod.AUTOMATIC if operation == "refund" else CaptureMethod.MANUAL
+    intent = await pay(payments, account_id, f"pay-{operation}", capture=capture)
+    network.refusing = True
+
+    async def send() -> object:
+        if operation == "capture":
+            return await payments.capture_payment_intent(
+                call(account_id, "op", endpoint="CapturePaymentIntent"), intent.id, 600, respond
+            )
+        if operation == "cancel":
+            return await payments.cancel_payment_intent(
+                call(account_id, "op", endpoint="CancelPaymentIntent"), intent.id, None, respond
+            )
+        return await refund_intent(payments, account_id, "op", intent.id, 400)
+
+    with pytest.raises(RemitError) as raised:
+        await send()
+    error = raised.value
+    assert (error.kind, error.error_type, error.code) == (ErrorKind.INTERNAL, "api_error", None)
+    assert error_detail(error).http_status == 500
+    assert await _recovery_point(core_engine, "op") != RecoveryPoint.FINISHED.value
+    sent = list(network.sent)
+
+    network.refusing = False
+    again = await send()
+    assert isinstance(again, Done)
+    assert network.sent == sent, "looked up by reference, never sent again"
+    assert await _recovery_point(core_engine, "op") == RecoveryPoint.FINISHED.value

@@ -26,8 +26,27 @@ from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
 
-FINGERPRINTS = {"pm_visa": "fp_visa", "pm_other": "fp_other", "pm_declined": "fp_declined"}
-TOKENS = {"pm_visa": "visa", "pm_other": "visa", "pm_declined": "declined"}
+FINGERPRINTS = {
+    "pm_visa": "fp_visa",
+    "pm_other": "fp_other",
+    "pm_declined": "fp_declined",
+    # One test card, saved twice: its issuer declines it for insufficient funds, then, once
+    # the account has money again, approves it. Made from Stripe test ids, so that the model
+    # scores it normal whatever its history and only the rules decide.
+    "pm_broke": "fp_topped_up",
+    "pm_topped_up": "fp_topped_up",
+}
+TEST_IDS = {
+    "pm_broke": "pm_card_visa_chargeDeclinedInsufficientFunds",
+    "pm_topped_up": "pm_card_visa",
+}
+TOKENS = {
+    "pm_visa": "visa",
+    "pm_other": "visa",
+    "pm_declined": "declined",
+    "pm_broke": "insufficient",
+    "pm_topped_up": "visa",
+}
 
 
 class Methods:
@@ -46,6 +65,7 @@ class Methods:
         return ChargeableCard(
             payment_method_id=payment_method_id,
             vault_token=TOKENS[payment_method_id],
+            test_id=TEST_IDS.get(payment_method_id),
             card=CardSnapshot(
                 brand="visa",
                 last4="4242",
@@ -177,6 +197,51 @@ async def test_declines_in_a_row_are_counted_and_reset_by_an_approval(
     with pytest.raises(RemitError) as blocked:
         await pay(parts, account_id, "d3", pm="pm_declined")
     assert blocked.value.decline_code == "fraudulent"
+
+
+async def _card_counter(engine: AsyncEngine, account_id: str, fingerprint: str) -> tuple[int, int]:
+    """The card's (declines in a row, declines in the day's ring) as stored."""
+    async with engine.connect() as db:
+        row = (
+            await db.execute(
+                select(radar_counters.c.declines_in_a_row, radar_counters.c.declines_by_hour).where(
+                    radar_counters.c.account_id == account_id,
+                    radar_counters.c.key == fingerprint,
+                )
+            )
+        ).one()
+    return row.declines_in_a_row, sum(row.declines_by_hour)
+
+
+async def test_a_block_on_declines_in_a_row_neither_feeds_itself_nor_lasts_for_ever(
+    parts: Parts, account_id: str, clock: FixedClock, core_engine: AsyncEngine
+) -> None:
+    rule = await parts.radar.create_rule(
+        account_id, RuleAction.BLOCK, ":declined_charges_in_a_row_per_card_number: >= 3"
+    )
+    for n in (1, 2, 3):
+        with pytest.raises(RemitError) as declined:
+            await pay(parts, account_id, f"broke{n}", pm="pm_broke")
+        assert declined.value.decline_code == "insufficient_funds"
+        clock.advance(60)
+    # The account has money again, but the rule blocks the card for now.
+    for key in ("blocked1", "blocked2"):
+        with pytest.raises(RemitError) as blocked:
+            await pay(parts, account_id, key, pm="pm_topped_up")
+        charge, _ = await parts.payments.get_charge(account_id, blocked.value.charge or "")
+        assert charge.outcome is not None
+        assert (charge.outcome["type"], charge.outcome["rule"]) == ("blocked", rule.id)
+    # Radar's own blocks are no declines of the card: only the issuer's three count.
+    assert await _card_counter(core_engine, account_id, "fp_topped_up") == (3, 3)
+
+    # A day after the last decline (the blocks since do not prolong it) the streak has lapsed.
+    clock.advance(24 * 3600 - 3 * 60)
+    with pytest.raises(RemitError):
+        await pay(parts, account_id, "too_soon", pm="pm_topped_up")
+    clock.advance(3 * 60)
+    paid = await pay(parts, account_id, "paid", pm="pm_topped_up")
+    assert paid.status is Status.SUCCEEDED
+    assert (await _card_counter(core_engine, account_id, "fp_topped_up"))[0] == 0
 
 
 async def test_with_radar_off_nothing_is_scored_counted_or_blocked(

@@ -1,8 +1,9 @@
 """A webhooks test bench: a real database, the real service and worker, an injected clock."""
 
 import contextlib
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -13,6 +14,7 @@ from remit.core.clock import FixedClock
 from remit.webhooks.delivery import DeliverySettings
 from remit.webhooks.domain import DeliveryAttempt, WebhookEndpoint
 from remit.webhooks.outbox import record_event
+from remit.webhooks.rendering import Renderer
 from remit.webhooks.repository import DeliveryRepository
 from remit.webhooks.service import PageArgs, WebhooksService
 from remit.webhooks.urls import UrlPolicy
@@ -100,8 +102,22 @@ def make_bench(
     start: datetime | None = None,
     settings: DeliverySettings | None = None,
     policy: UrlPolicy | None = None,
+    renderer: Renderer | None = None,
 ) -> "BenchContext":
-    return BenchContext(engine, start or datetime.now(UTC), settings, policy)
+    return BenchContext(engine, start or datetime.now(UTC), settings, policy, renderer)
+
+
+# Retries and wake-ups fall at random within their jitter: a bench draws from a generator of
+# its own, seeded, so that a test's times are the same on every run (tests check them against
+# the jitter's range, not against one draw).
+JITTER_SEED = 20260101
+
+
+def seeded(settings: DeliverySettings) -> DeliverySettings:
+    """`settings` drawing from a seeded generator, unless the test chose its own draws."""
+    if settings.draw is not random.random:
+        return settings
+    return replace(settings, draw=random.Random(JITTER_SEED).random)
 
 
 class BenchContext:
@@ -111,8 +127,11 @@ class BenchContext:
         start: datetime,
         settings: DeliverySettings | None,
         policy: UrlPolicy | None,
+        renderer: Renderer | None = None,
     ) -> None:
-        self._engine, self._start, self._settings = engine, start, settings
+        self._engine, self._start = engine, start
+        self._settings = seeded(settings or DeliverySettings())
+        self._renderer = renderer
         self._policy = policy or UrlPolicy(allow_internal=True)
         self._close: tuple[Callable[[], Awaitable[None]], ...] = ()
 
@@ -121,7 +140,7 @@ class BenchContext:
         account = await AccountsService(self._engine, clock).create_account()
         service = WebhooksService(self._engine, policy=self._policy, clock=clock)
         parts = webhook_worker_parts(self._engine, self._policy, clock=clock,
-                                     settings=self._settings)  # fmt: skip
+                                     settings=self._settings, renderer=self._renderer)  # fmt: skip
         self._close = (service.close, parts.close)
         worker = Worker(
             engine=self._engine, handlers=parts.handlers, clock=clock, given_up=parts.given_up

@@ -1,17 +1,30 @@
 """Delivery end to end inside one process: real PostgreSQL, real HTTP receivers, stripe-python
 verifying every payload, and an injected clock for the retry schedule."""
 
+import itertools
 import json
+import logging
 from datetime import datetime, timedelta
 
 import pytest
 import stripe
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.webhooks.delivery import DeliverySettings
-from remit.webhooks.domain import MAX_HONOURED_RATE_LIMITS, EndpointStatus, WebhookEndpoint
+from remit.webhooks.domain import (
+    MAX_HONOURED_RATE_LIMITS,
+    RETRY_GAP_JITTER,
+    RETRY_WINDOW,
+    DeliveryAttempt,
+    EndpointStatus,
+    WebhookEndpoint,
+    retry_gap,
+)
+from remit.worker import runner
+from remit.worker.jobs import ClaimLostError, Job, complete_job
 from tests.integration.webhooks.conftest import Bench, StartReceiver, make_bench
+from tests.support.jobs import run_out_job_leases
 from tests.support.receiver import Received, Reply
 
 pytestmark = pytest.mark.anyio
@@ -27,6 +40,23 @@ def verify(received: Received, secret: str, tolerance: int = 300) -> stripe.Even
 
 def signed_at(received: Received) -> int:
     return int(received.headers["Stripe-Signature"].split(",")[0].removeprefix("t="))
+
+
+def within_its_jitter(actual: timedelta, gap: timedelta) -> bool:
+    """A gap of the retry schedule as made: the schedule's gap, stretched by at most its
+    jitter (never shortened)."""
+    return gap <= actual <= gap * (1 + RETRY_GAP_JITTER)
+
+
+def gaps_between(attempts: list[DeliveryAttempt]) -> list[timedelta]:
+    return [b.attempted_at - a.attempted_at for a, b in itertools.pairwise(attempts)]
+
+
+def assert_gaps_follow_the_schedule(gaps: list[timedelta], first_step: int = 1) -> None:
+    """Each gap is the schedule's for its step (`first_step` for the first), within its
+    jitter."""
+    for step, gap in enumerate(gaps, start=first_step):
+        assert within_its_jitter(gap, retry_gap(step)), (step, gap)
 
 
 async def test_the_stripe_package_verifies_a_delivered_event(
@@ -95,32 +125,38 @@ async def make_bench_endpoint_delivery_at(
 async def test_a_receiver_failing_four_times_gets_five_attempts_on_schedule(
     bench: Bench, start_receiver: StartReceiver
 ) -> None:
+    """5 min, 30 min, 2 h and 5 h between them, each stretched by at most its jitter; none
+    early."""
     receiver = await start_receiver([Reply(500), Reply(502), Reply(503), Reply(400), Reply(200)])
     endpoint = await bench.endpoint(receiver.url)
     event_id = await bench.record()
     t0 = bench.clock.now()
 
-    expected_offsets = [0, 5 * 60, 35 * 60, 155 * 60, 455 * 60]
-    for step in range(len(expected_offsets)):
+    await bench.worker.drain()
+    for step in range(1, 5):
+        assert len(receiver.received) == step
+        bench.clock.advance(retry_gap(step).total_seconds() - 1)
         await bench.worker.drain()
-        assert len(receiver.received) == step + 1
-        if step + 1 < len(expected_offsets):
-            gap = expected_offsets[step + 1] - expected_offsets[step]
-            bench.clock.advance(gap - 1)
-            await bench.worker.drain()
-            assert len(receiver.received) == step + 1, "an attempt came early"
-            bench.clock.advance(1)
+        assert len(receiver.received) == step, "an attempt came early"
+        due = (await bench.attempts(event_id))[-1].next_retry_at
+        assert due is not None
+        bench.clock.advance((due - bench.clock.now()).total_seconds())
+        await bench.worker.drain()
+    assert len(receiver.received) == 5
 
-    offsets = [signed_at(r) - int(t0.timestamp()) for r in receiver.received]
-    assert offsets == expected_offsets
+    attempts = await bench.attempts(event_id)
+    assert attempts[0].attempted_at == t0
+    assert_gaps_follow_the_schedule(gaps_between(attempts))
+    assert [signed_at(r) for r in receiver.received] == [
+        int(a.attempted_at.timestamp()) for a in attempts
+    ]
     for received in receiver.received:
         verify(received, endpoint.secret, tolerance=0)  # signed afresh each time
     assert len({r.headers["Stripe-Signature"] for r in receiver.received}) == 5
-    attempts = await bench.attempts(event_id)
     assert [(a.attempt_number, a.http_status, a.succeeded) for a in attempts] == [
         (1, 500, False), (2, 502, False), (3, 503, False), (4, 400, False), (5, 200, True),
     ]  # fmt: skip
-    assert attempts[0].next_retry_at == t0 + timedelta(minutes=5)
+    assert attempts[0].next_retry_at == attempts[1].attempted_at
     assert attempts[-1].next_retry_at is None
     assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
 
@@ -135,18 +171,29 @@ async def test_a_receiver_that_always_fails_ends_failed_after_three_days(
 
     await bench.follow_schedule(event_id, endpoint.id)
 
-    hours = [round((signed_at(r) - t0.timestamp()) / 3600, 2) for r in receiver.received]
-    assert hours == [0, 0.08, 0.58, 2.58, 7.58, 17.58, 29.58, 41.58, 53.58, 65.58]
-    assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+    # On time: 0, 5 min, 35 min, 2 h 35, 7 h 35, 17 h 35, then every 12 h to 65 h 35; each
+    # gap stretched by at most its jitter, and no attempt more than three days after the first.
     attempts = await bench.attempts(event_id)
-    assert attempts[-1].next_retry_at is None
+    assert attempts[0].attempted_at == t0
+    assert_gaps_follow_the_schedule(gaps_between(attempts))
+    assert len(attempts) == 10
+    last = attempts[-1]
+    assert last.attempted_at <= t0 + RETRY_WINDOW
+    assert last.attempted_at + retry_gap(len(attempts)) * (1 + RETRY_GAP_JITTER) > t0 + RETRY_WINDOW
+    assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+    assert last.next_retry_at is None
     assert all(len(a.response_snippet) <= 512 for a in attempts)
     assert attempts[0].response_snippet.startswith("xxx")
 
 
+def _disable_notices(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "; disabled" in r.getMessage()]
+
+
 async def test_an_endpoint_failing_every_delivery_for_three_days_is_disabled(
-    bench: Bench, start_receiver: StartReceiver
+    bench: Bench, start_receiver: StartReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)
     receiver = await start_receiver(lambda _: Reply(503))
     endpoint = await bench.endpoint(receiver.url)
     await bench.record()
@@ -164,6 +211,10 @@ async def test_an_endpoint_failing_every_delivery_for_three_days_is_disabled(
     assert disabled.status is EndpointStatus.DISABLED
     assert disabled.disabled_reason is not None
     assert disabled.disabled_reason.value == "failing"
+    assert _disable_notices(caplog) == [
+        f"webhook endpoint {endpoint.id} failed every delivery for 3 days; disabled "
+        "(disabled_reason failing)"
+    ]
 
 
 async def test_a_failure_after_days_of_silence_starts_a_new_run_instead_of_disabling(
@@ -180,9 +231,11 @@ async def test_a_failure_after_days_of_silence_starts_a_new_run_instead_of_disab
         bench.clock.advance(3600)
     assert await bench.delivery_status(first, endpoint.id) == "failed"
     bench.clock.advance(5 * 24 * 3600)
-    await bench.record()
+    second = await bench.record()
     await bench.worker.drain()
-    assert len(receiver.received) == 11  # ten attempts of the first, one of the second
+    # Every attempt of the first, then one of the second.
+    ids = [json.loads(r.body)["id"] for r in receiver.received]
+    assert ids == [first] * len(await bench.attempts(first)) + [second]
     after = await bench.service.get_endpoint(bench.account_id, endpoint.id)
     assert after.status is EndpointStatus.ENABLED
     assert after.failing_since == bench.clock.now()
@@ -221,9 +274,45 @@ async def test_410_gone_disables_the_endpoint_and_stops_deliveries(
     assert len(receiver.received) == 1
 
 
+async def test_a_disable_is_logged_only_once_it_has_committed(
+    bench: Bench,
+    start_receiver: StartReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run whose transaction rolls back (here: its job was claimed again meanwhile) disabled
+    nothing, and must not say it did; the run that commits says it once."""
+    receiver = await start_receiver(lambda _: Reply(410))
+    endpoint = await bench.endpoint(receiver.url)
+    await bench.record()
+    completes = complete_job
+
+    async def claim_lost_once(db: AsyncConnection, job: Job, *, now: datetime) -> None:
+        monkeypatch.setattr(runner, "complete_job", completes)
+        raise ClaimLostError("claimed again")
+
+    monkeypatch.setattr(runner, "complete_job", claim_lost_once)
+    caplog.set_level(logging.WARNING)
+    await bench.worker.drain()
+    assert len(receiver.received) == 1
+    still = await bench.service.get_endpoint(bench.account_id, endpoint.id)
+    assert still.status is EndpointStatus.ENABLED
+    assert _disable_notices(caplog) == []
+
+    await run_out_job_leases(bench.engine)
+    await bench.worker.drain()
+    gone = await bench.service.get_endpoint(bench.account_id, endpoint.id)
+    assert gone.status is EndpointStatus.DISABLED
+    assert _disable_notices(caplog) == [
+        f"webhook endpoint {endpoint.id} answered 410 Gone; disabled (disabled_reason gone)"
+    ]
+
+
 async def test_429_with_retry_after_delays_the_endpoint_as_asked(
     bench: Bench, start_receiver: StartReceiver
 ) -> None:
+    """The delivery answered 429 tries again as asked; another one, which found the endpoint
+    paused, waits out the pause and up to a tenth of it more (its jitter)."""
     receiver = await start_receiver([Reply(429, headers={"Retry-After": "90"})])
     await bench.endpoint(receiver.url)
     first = await bench.record()
@@ -237,12 +326,32 @@ async def test_429_with_retry_after_delays_the_endpoint_as_asked(
     assert len(receiver.received) == 1
     bench.clock.advance(1)
     await bench.worker.drain()
-    assert len(receiver.received) == 3  # well before the 5 minutes a plain failure would wait
-    ids = sorted(json.loads(r.body)["id"] for r in receiver.received[1:])
-    assert ids == sorted([first, second])
+    assert [json.loads(r.body)["id"] for r in receiver.received[1:]] == [first]
     attempts = await bench.attempts(first)
     assert attempts[0].http_status == 429
     assert attempts[0].next_retry_at == bench.clock.now()
+    bench.clock.advance(9)
+    await bench.worker.drain()
+    # Well before the 5 minutes a plain failure would wait.
+    assert [json.loads(r.body)["id"] for r in receiver.received[2:]] == [second]
+    [waited] = await bench.attempts(second)
+    assert attempts[0].next_retry_at <= waited.attempted_at
+
+
+@pytest.mark.parametrize("retry_after", ["99999999999999999999", "\u00b2"])
+async def test_a_429_with_an_unusable_retry_after_is_recorded_as_a_plain_failure(
+    bench: Bench, start_receiver: StartReceiver, retry_after: str
+) -> None:
+    """The receiver's header cannot make recording the attempt fail."""
+    receiver = await start_receiver([Reply(429, headers={"Retry-After": retry_after})])
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    await bench.worker.drain()
+    [attempt] = await bench.attempts(event_id)
+    assert attempt.http_status == 429
+    assert attempt.next_retry_at is not None
+    assert within_its_jitter(attempt.next_retry_at - attempt.attempted_at, timedelta(minutes=5))
+    assert await bench.delivery_status(event_id, endpoint.id) == "pending"
 
 
 async def test_honoured_429s_take_no_step_of_the_retry_schedule(
@@ -265,7 +374,8 @@ async def test_honoured_429s_take_no_step_of_the_retry_schedule(
     assert [a.http_status for a in attempts] == [429] * 9 + [500]
     failure = attempts[-1]
     assert failure.attempt_number == 10
-    assert failure.next_retry_at == failure.attempted_at + timedelta(minutes=5)
+    assert failure.next_retry_at is not None
+    assert within_its_jitter(failure.next_retry_at - failure.attempted_at, timedelta(minutes=5))
     assert await bench.delivery_status(event_id, endpoint.id) == "pending"
 
 
@@ -285,7 +395,11 @@ async def test_past_ten_honoured_429s_the_delivery_steps_on_but_the_endpoint_pau
         bench.clock.advance(1)
     attempts = await bench.attempts(first)
     assert len(attempts) == 11
-    assert attempts[-1].next_retry_at == attempts[-1].attempted_at + timedelta(minutes=5)
+    stepped_on = attempts[-1]
+    assert stepped_on.next_retry_at is not None
+    assert within_its_jitter(
+        stepped_on.next_retry_at - stepped_on.attempted_at, timedelta(minutes=5)
+    )
     second = await bench.record()
     await bench.worker.drain()
     assert await bench.delivery_status(second, endpoint.id) == "succeeded"
@@ -365,12 +479,18 @@ async def test_retries_that_fell_due_while_no_worker_ran_are_not_made_back_to_ba
 
     assert len(receiver.received) == 2
     late = (await bench.attempts(event_id))[-1]
-    assert late.next_retry_at == bench.clock.now() + timedelta(minutes=30)
+    assert late.next_retry_at is not None
+    assert within_its_jitter(late.next_retry_at - bench.clock.now(), timedelta(minutes=30))
     assert await bench.delivery_status(event_id, endpoint.id) == "pending"
 
     await bench.follow_schedule(event_id, endpoint.id)
-    hours = [round((signed_at(r) - t0.timestamp()) / 3600, 2) for r in receiver.received]
-    assert hours == [0, 24, 24.5, 26.5, 31.5, 41.5, 53.5, 65.5]
+    # On time: 0, 24 h (late), then 24 h 30, 26 h 30, 31 h 30, 41 h 30, 53 h 30 and 65 h 30.
+    attempts = await bench.attempts(event_id)
+    assert attempts[0].attempted_at == t0
+    assert attempts[1].attempted_at == t0 + timedelta(hours=24)
+    assert_gaps_follow_the_schedule(gaps_between(attempts)[1:], first_step=2)
+    assert len(attempts) == 8
+    assert attempts[-1].attempted_at <= t0 + RETRY_WINDOW
     assert await bench.delivery_status(event_id, endpoint.id) == "failed"
 
 
@@ -507,7 +627,8 @@ async def test_a_connection_refused_is_recorded_as_an_error_and_retried(
     assert attempt.http_status is None
     assert attempt.error is not None
     assert "connection failed" in attempt.error
-    assert attempt.next_retry_at == bench.clock.now() + timedelta(minutes=5)
+    assert attempt.next_retry_at is not None
+    assert within_its_jitter(attempt.next_retry_at - bench.clock.now(), timedelta(minutes=5))
     assert await bench.delivery_status(event_id, endpoint.id) == "pending"
 
 

@@ -53,6 +53,17 @@ async def test_events_are_listed_newest_first_and_filtered(bench: Bench) -> None
     assert [e.id for e in early] == [created[0]]
 
 
+@pytest.mark.parametrize("types", [["*"], ["*", "charge.refunded"], ["charge.refunded", "*"]])
+async def test_the_star_type_filter_lists_every_event(bench: Bench, types: list[str]) -> None:
+    """`type=*` (or "*" among `types[]`) is Stripe's wildcard for every type, as it is for
+    `remit listen`, not a type named "*"."""
+    created = [await bench.record(t) for t in ("customer.created", "payment_intent.created")]
+    listed, _ = await bench.service.list_events(
+        bench.account_id, EventFilter(types=types), PageArgs()
+    )
+    assert sorted(e.id for e in listed) == sorted(created)
+
+
 async def test_events_are_kept_thirty_days(bench: Bench) -> None:
     event_id = await bench.record()
     bench.clock.advance(timedelta(days=30, seconds=1).total_seconds())
@@ -93,8 +104,8 @@ async def test_failed_deliveries_are_redelivered_on_request(
     delivered_before = len(receiver.received)
 
     healthy = True
-    queued = await bench.service.redeliver_failed(bench.account_id, endpoint.id, since=None)
-    assert queued == 2
+    redelivery = await bench.service.redeliver(bench.account_id, endpoint.id, since=None)
+    assert redelivery.queued == 2
     await bench.worker.drain()
     assert len(receiver.received) == delivered_before + 2
     for event_id in failed:
@@ -117,11 +128,11 @@ async def test_redelivery_since_a_time_skips_older_events(
     await bench.follow_schedule(recent, endpoint.id)
     # By now the endpoint has failed for more than three days and was disabled.
     with pytest.raises(RemitError, match="disabled"):
-        await bench.service.redeliver_failed(bench.account_id, endpoint.id, cutoff)
+        await bench.service.redeliver(bench.account_id, endpoint.id, cutoff)
     await bench.service.update_endpoint(
         bench.account_id, endpoint.id, EndpointChanges(disabled=False)
     )
-    assert await bench.service.redeliver_failed(bench.account_id, endpoint.id, cutoff) == 1
+    assert (await bench.service.redeliver(bench.account_id, endpoint.id, cutoff)).queued == 1
     assert await bench.delivery_status(recent, endpoint.id) == "pending"
     assert await bench.delivery_status(old, endpoint.id) == "failed"
 
@@ -191,6 +202,6 @@ async def test_redelivery_sends_only_events_the_endpoint_subscribes_to(
     await bench.service.update_endpoint(
         bench.account_id, endpoint.id, EndpointChanges(disabled=False)
     )
-    assert await bench.service.redeliver_failed(bench.account_id, endpoint.id, None) == 1
+    assert (await bench.service.redeliver(bench.account_id, endpoint.id, None)).queued == 1
     assert await bench.delivery_status(subscribed, endpoint.id) == "pending"
     assert await bench.delivery_status(unsubscribed, endpoint.id) == "failed"

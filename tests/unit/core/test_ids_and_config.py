@@ -1,10 +1,16 @@
+import ipaddress
 import secrets
+import socket
+from typing import NoReturn
 
 import pytest
 
 from remit.config import (
     ConfigError,
+    Endpoint,
+    core_instances_target,
     from_env,
+    idempotency_lease_s,
     migration_lock_attempts,
     migration_lock_timeout_s,
     vault_sweep_grace_s,
@@ -13,6 +19,7 @@ from remit.config import (
 )
 from remit.core.ids import has_prefix, new_id, random_string, random_token
 from remit.serve import with_core_instance_ports
+from remit.webhooks.urls import policy_for
 
 
 def test_ids_carry_their_prefix_and_are_unique() -> None:
@@ -37,6 +44,20 @@ def test_defaults_match_the_documented_ports() -> None:
     assert (config.api.port, config.core.port) == (7420, 7421)
     assert config.api.host == "127.0.0.1"
     assert config.database_url is None
+
+
+def test_webhooks_may_reach_internal_addresses_only_when_told() -> None:
+    """Development mode is off unless REMIT_DEVELOPMENT=1; the allow-list opens only what it
+    names."""
+    internal = ipaddress.ip_address("127.0.0.1")
+    by_default = policy_for(from_env({}))
+    assert not by_default.allow_internal
+    assert not by_default.address_allowed("127.0.0.1", internal)
+    assert policy_for(from_env({"REMIT_DEVELOPMENT": "1"})).address_allowed("127.0.0.1", internal)
+    assert not policy_for(from_env({"REMIT_DEVELOPMENT": "0"})).allow_internal
+    allowed = policy_for(from_env({"REMIT_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}))
+    assert allowed.address_allowed("127.0.0.1", internal)
+    assert not allowed.address_allowed("10.0.0.1", ipaddress.ip_address("10.0.0.1"))
 
 
 def test_environment_round_trips_through_to_env() -> None:
@@ -98,14 +119,61 @@ def test_one_core_process_is_reached_on_the_core_port() -> None:
     config = from_env({})
     assert config.core_processes == 1
     assert config.core_instance_ports == ()
-    assert config.core_balanced_target == "127.0.0.1:7421"
+    assert config.core_balanced_target() == "127.0.0.1:7421"
 
 
 def test_several_core_processes_are_reached_round_robin_on_their_own_ports() -> None:
     config = from_env({"REMIT_CORE_PROCESSES": "2", "REMIT_CORE_INSTANCE_PORTS": "7431, 7432"})
     assert config.core_processes == 2
-    assert config.core_balanced_target == "ipv4:127.0.0.1:7431,127.0.0.1:7432"
+    assert config.core_balanced_target() == "ipv4:127.0.0.1:7431,127.0.0.1:7432"
     assert from_env(config.to_env()) == config
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_several_core_processes_on_an_ipv6_address_are_reached_through_an_ipv6_target(
+    host: str,
+) -> None:
+    # gRPC's `ipv4:` scheme takes IPv4 addresses only; `ipv4:::1:7431` is no target at all.
+    config = from_env({"REMIT_CORE_HOST": host, "REMIT_CORE_INSTANCE_PORTS": "7431,7432"})
+    assert config.core_balanced_target() == "ipv6:[::1]:7431,[::1]:7432"
+
+
+@pytest.mark.parametrize(
+    ("resolved", "target"),
+    [("127.0.0.1", "ipv4:127.0.0.1:7431,127.0.0.1:7432"), ("::1", "ipv6:[::1]:7431,[::1]:7432")],
+)
+def test_several_core_processes_on_a_host_name_are_reached_at_the_address_it_resolves_to(
+    resolved: str, target: str
+) -> None:
+    # gRPC lists several addresses only as IP literals: `ipv4:localhost:7431` is no target.
+    asked: list[str] = []
+
+    def resolve(host: str) -> str:
+        asked.append(host)
+        return resolved
+
+    assert core_instances_target("localhost", (7431, 7432), resolve) == target
+    assert asked == ["localhost"]
+
+
+def test_a_core_host_name_that_does_not_resolve_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unknown(*args: object, **kwargs: object) -> NoReturn:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    with pytest.raises(ConfigError, match=r"REMIT_CORE_HOST 'core\.invalid' does not resolve"):
+        core_instances_target("core.invalid", (7431,))
+
+
+@pytest.mark.parametrize(
+    ("host", "target"),
+    [("127.0.0.1", "127.0.0.1:7421"), ("localhost", "localhost:7421"),
+     ("::1", "[::1]:7421"), ("[::1]", "[::1]:7421")],
+)  # fmt: skip
+def test_an_endpoints_target_puts_an_ipv6_address_in_brackets(host: str, target: str) -> None:
+    assert Endpoint(host, 7421).target == target
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "65"])
@@ -180,3 +248,24 @@ def test_a_url_that_is_no_postgresql_url_is_refused_without_being_quoted(url: st
     with pytest.raises(ConfigError, match="DATABASE_URL is not a PostgreSQL URL") as raised:
         from_env({"DATABASE_URL": url}).require_database_url()
     assert "pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REMIT_IDEMPOTENCY_LEASE_S", "soon"),
+        ("REMIT_IDEMPOTENCY_LEASE_S", "0"),
+        ("REMIT_IDEMPOTENCY_LEASE_S", "86400"),
+        ("REMIT_NETWORK_TIMEOUT_S", "ten"),
+        ("REMIT_NETWORK_TIMEOUT_S", "600"),
+    ],
+)
+def test_a_malformed_timing_setting_stops_the_process_at_start(name: str, value: str) -> None:
+    """Read where they are used, on requests; a bad value fails the configuration instead."""
+    with pytest.raises(ConfigError, match=name):
+        from_env({name: value})
+
+
+def test_the_idempotency_lease_is_30_seconds_unless_configured() -> None:
+    assert idempotency_lease_s({}) == 30.0
+    assert idempotency_lease_s({"REMIT_IDEMPOTENCY_LEASE_S": "2.5"}) == 2.5

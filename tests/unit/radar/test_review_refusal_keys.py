@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
-from remit.radar.reviewing import refusal_call, refusal_of
+from remit.radar.refusals import refusal_call, refusal_of
 from remit.radar.reviews import ClosedReason
 from remit_api.payments.v1 import payments_pb2 as pb
 

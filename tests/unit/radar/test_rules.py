@@ -1,12 +1,15 @@
 """The rule language: what parses, what is refused when saved, and how predicates decide."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from remit.radar.domain import ActiveRule, RiskLevel, Rule, RuleAction, Score, decide
 from remit.radar.rules import (
     MAX_NESTING,
     MAX_PREDICATE_LENGTH,
+    CompiledPredicate,
     ListValues,
     RuleSyntaxError,
     parse_predicate,
@@ -61,6 +64,59 @@ def test_list_membership_reads_only_the_lists_it_names() -> None:
     assert parsed.run({"card_fingerprint": "FP_1"}, lists) is True
     assert parsed.run({"card_fingerprint": "fp_2"}, lists) is False
     assert parsed.run({"email": "a@b"}, {}) is False  # a vanished list is empty
+
+
+RISKY = {"risky": ListValues(frozenset({"ng"}))}
+NO_IP_COUNTRY = {"card_country": "US", "ip_country": None, "risk_score": 20}
+
+
+@pytest.mark.parametrize(
+    ("predicate", "expected"),
+    [
+        # Both spellings of a negated condition on a missing value are false.
+        (":ip_country: not in @risky", False),
+        ("not :ip_country: in @risky", False),
+        ("not (:ip_country: in @risky)", False),
+        (":ip_country: != 'NG'", False),
+        ("not :ip_country: = 'NG'", False),
+        ("not :ip_country: in ('NG', 'RU')", False),
+        ("not not :ip_country: = 'NG'", False),
+        ("not :is_off_session:", False),
+        # Unknown and false is false, unknown or true is true, whatever the negations.
+        ("not :ip_country: in @risky and :card_country: = 'US'", False),
+        ("not :ip_country: in @risky or :card_country: = 'US'", True),
+        ("not (:ip_country: in @risky or :card_country: = 'US')", False),
+        ("not (:ip_country: in @risky or :card_country: = 'NG')", False),
+        ("not (:ip_country: in @risky and :card_country: = 'NG')", True),
+        ("not (:ip_country: in @risky and :card_country: = 'US')", False),
+        ("(not :ip_country: = 'NG' or :risk_score: > 50) or :card_country: = 'NG'", False),
+    ],
+)
+def test_a_condition_on_a_missing_value_is_unknown_and_not_does_not_make_it_true(
+    predicate: str, expected: bool
+) -> None:
+    assert parse_predicate(predicate).run(NO_IP_COUNTRY, RISKY) is expected
+
+
+@pytest.mark.parametrize("allow", ["not :ip_country: in @risky", ":ip_country: not in @risky"])
+def test_an_allow_rule_on_a_missing_value_does_not_override_a_block(allow: str) -> None:
+    now = datetime.now(UTC)
+    rules = [
+        ActiveRule(Rule("rule_0", "acct_1", RuleAction.ALLOW, allow, 0, now), compiled(allow)),
+        ActiveRule(
+            Rule("rule_1", "acct_1", RuleAction.BLOCK, ":risk_score: > 10", 1, now),
+            compiled(":risk_score: > 10"),
+        ),
+    ]
+    score = Score(20, RiskLevel.NORMAL, (), "test")
+    decision = decide(score, NO_IP_COUNTRY, rules, RISKY)
+    assert (decision.action, decision.rule_id) == (RuleAction.BLOCK, "rule_1")
+    with_country = {**NO_IP_COUNTRY, "ip_country": "US"}
+    assert decide(score, with_country, rules, RISKY).action is RuleAction.ALLOW
+
+
+def compiled(predicate: str) -> CompiledPredicate:
+    return parse_predicate(predicate).run
 
 
 def test_a_case_sensitive_list_compares_exactly() -> None:
@@ -119,3 +175,20 @@ def test_a_predicate_nested_as_deep_as_allowed_runs() -> None:
     # Depth is counted per path: many groups side by side are not nested.
     wide = " and ".join([_nested(MAX_NESTING // 2)] * 10)
     assert parse_predicate(wide).run({"risk_score": 2}, {}) is True
+
+
+def test_a_number_cannot_be_tested_against_a_value_list_but_can_against_a_set() -> None:
+    for predicate in (":amount: in @ok", ":amount: not in @ok", "not :risk_score: in @ok"):
+        with pytest.raises(RuleSyntaxError, match="value list"):
+            parse_predicate(predicate)
+    assert parse_predicate(":amount: in (100, 200)").run({"amount": 200}, {}) is True
+
+
+def test_the_attributes_tested_against_each_list_are_known_when_saving() -> None:
+    parsed = parse_predicate(
+        ":email: in @vips or not :card_country: in @risky or :ip_country: not in @risky"
+    )
+    assert parsed.list_attributes == {
+        "vips": frozenset({"email"}),
+        "risky": frozenset({"card_country", "ip_country"}),
+    }

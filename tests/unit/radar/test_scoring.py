@@ -3,6 +3,9 @@
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
 
 from remit.radar.domain import (
     ActiveRule,
@@ -168,3 +171,24 @@ def test_the_highest_risk_blocks_without_a_rule_and_the_fraud_card_even_past_all
     allow = [rule(RuleAction.ALLOW, ":card_country: = 'US'", 0)]
     assert decide(highest, QUIET, allow, {}).action is RuleAction.ALLOW
     assert decide(highest, QUIET, allow, {}, always_block=True).action is RuleAction.BLOCK
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ('{"version": "x", "bias": NaN, "weights": {}}', "bias"),
+        ('{"version": "x", "bias": -3.0, "weights": {"off_session": Infinity}}', "off_session"),
+        ('{"version": "x", "bias": -3.0, "weights": {"off_session": -Infinity}}', "off_session"),
+        ('{"version": "x", "bias": -3.0, "weights": {"off_session": "1.5"}}', "off_session"),
+        ('{"version": "x", "bias": true, "weights": {}}', "bias"),
+        ('{"version": "x", "weights": {}}', "bias"),
+    ],
+)
+def test_weights_that_are_not_finite_numbers_are_refused_when_loaded(
+    tmp_path: Path, document: str, named: str
+) -> None:
+    path = tmp_path / "weights.json"
+    path.write_text(document)
+    with pytest.raises(ValueError, match=named) as refused:
+        load_weights(path)
+    assert str(path) in str(refused.value)

@@ -50,3 +50,8 @@ def test_a_fault_compiling_a_stored_rule_is_logged_once_without_a_traceback(
     assert record.exc_info is None
     assert "RecursionError" in record.getMessage()
     assert ":risk_score: > 1" in record.getMessage()
+
+
+def test_a_stored_rule_testing_a_number_against_a_list_matches_nothing() -> None:
+    """Saved before numbers were refused a value list: `not in` matched every payment."""
+    assert gate.active_rules([_rule(":amount: not in @ok")]) == []

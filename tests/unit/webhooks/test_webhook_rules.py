@@ -1,5 +1,6 @@
 """Pure rules of webhooks: the retry schedule, Retry-After, signatures, URL policy, event JSON."""
 
+import ipaddress
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,19 +13,24 @@ from remit.core.errors import RemitError
 from remit.core.jsonview import JsonObject, to_json
 from remit.webhooks.delivery import Retry, retry_after_unsuccessful
 from remit.webhooks.domain import (
+    RETRY_GAP_JITTER,
+    RETRY_WINDOW,
     AttemptOutcome,
     Delivery,
     DeliveryStatus,
     Event,
+    after_pause,
     next_attempt_after_failure,
     next_attempt_after_rate_limit,
     parse_retry_after,
+    retry_gap,
 )
 from remit.webhooks.event_types import filter_matches, validate_enabled_events
 from remit.webhooks.grpc import event_message, rendered_json
 from remit.webhooks.rendering import event_json, render_event
 from remit.webhooks.signing import compute_signature, generate_secret, signature_header
-from remit.webhooks.urls import UrlPolicy, validate_endpoint_url
+from remit.webhooks.urls import UrlPolicy, is_internal, validate_endpoint_url
+from tests.support.text import full_width
 from versions import LATEST_VERSION
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -64,6 +70,54 @@ def test_a_rate_limited_retry_waits_as_asked_within_the_retry_window() -> None:
     assert next_attempt_after_rate_limit(T0, timedelta(days=2), now) == now + timedelta(hours=12)
     near_the_end = T0 + timedelta(hours=71)
     assert next_attempt_after_rate_limit(T0, timedelta(hours=2), near_the_end) is None
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.25, 0.5, 0.999999])
+def test_a_gap_is_stretched_by_its_draw_up_to_a_tenth_never_shortened(draw: float) -> None:
+    ended = T0 + timedelta(hours=1)
+    for failures in range(1, 8):
+        gap = retry_gap(failures)
+        due = next_attempt_after_failure(T0, failures, ended, draw)
+        assert due == ended + gap * (1 + RETRY_GAP_JITTER * draw)
+        assert ended + gap <= due < ended + gap * 1.1 + timedelta(microseconds=1)
+
+
+def test_every_stretched_schedule_ends_within_three_days_with_ten_attempts_or_nine() -> None:
+    """The stretch never takes an attempt past the retry window: the schedule drawn at its
+    shortest keeps the ten attempts on time; at its longest the tenth falls beyond three days
+    and the delivery ends after nine."""
+    for draw in (0.0, 0.999999):
+        attempts = [T0]
+        while (
+            due := next_attempt_after_failure(T0, len(attempts), attempts[-1], draw)
+        ) is not None:
+            attempts.append(due)
+        assert attempts[-1] <= T0 + RETRY_WINDOW
+        assert len(attempts) == (10 if draw == 0.0 else 9)
+
+
+def test_a_draw_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="random draw"):
+        next_attempt_after_failure(T0, 1, T0, 1.0)
+    with pytest.raises(ValueError, match="random draw"):
+        after_pause(T0 + timedelta(seconds=5), T0, -0.1)
+
+
+@pytest.mark.parametrize(
+    ("pause", "spread"),
+    [
+        (timedelta(seconds=90), timedelta(seconds=9)),  # a tenth of the pause
+        (timedelta(seconds=2), timedelta(seconds=1)),  # at least a second
+        (timedelta(hours=12), timedelta(minutes=1)),  # at most a minute
+    ],
+)
+def test_a_wake_up_after_a_pause_falls_within_its_spread(
+    pause: timedelta, spread: timedelta
+) -> None:
+    until = T0 + pause
+    assert after_pause(until, T0, 0.0) == until
+    assert after_pause(until, T0, 0.5) == until + spread / 2
+    assert until < after_pause(until, T0, 0.999999) < until + spread
 
 
 def _delivery_at_step(step: int) -> Delivery:
@@ -120,6 +174,34 @@ def test_signatures_verify_with_stripes_own_helper() -> None:
     assert two.count("v1=") == 2
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "99999999999999999999",  # overflows a timedelta
+        "12345678901",  # more than ten digits
+        "\u00b2",  # superscript two: a digit to str.isdigit
+        "\u0661\u0662",  # Arabic-Indic digits
+        "\uff11\uff12",  # full-width digits
+        "-5",
+        "1.5",
+        "Sun, 01 Nov 99999999999999999999 12:01:30 GMT",  # a year that overflows
+        "Sun, 01 Nov 2026 99999999999999999999:01:30 GMT",
+        "Sun, 01 Nov 2026 12:01:30 +99999999999999999999",
+        "Sun, 01 Nov 2026 12:01:30",  # no zone
+    ],
+)
+def test_a_retry_after_that_is_no_number_or_date_is_unusable_and_never_raises(
+    value: str,
+) -> None:
+    assert parse_retry_after(value, T0) is None
+
+
+def test_a_retry_after_is_clamped_to_twelve_hours() -> None:
+    assert parse_retry_after("9999999999", T0) == timedelta(hours=12)
+    assert parse_retry_after("Sun, 01 Nov 2099 12:00:00 GMT", T0) == timedelta(hours=12)
+    assert parse_retry_after(" 0042 ", T0) == timedelta(seconds=42)
+
+
 def test_enabled_events_accept_known_types_and_star_only() -> None:
     assert validate_enabled_events(["*", "charge.refunded", "*"]) == ["*", "charge.refunded"]
     with pytest.raises(ValueError, match=r"charge\.\*"):
@@ -144,6 +226,82 @@ def test_internal_addresses_are_refused_outside_development(url: str) -> None:
         validate_endpoint_url(url, UrlPolicy(allow_internal=False))
     assert refused.value.param == "url"
     assert validate_endpoint_url(url, UrlPolicy(allow_internal=True)) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        # ideographic full stops
+        ("http://169\u3002254\u3002169\u3002254/latest/meta-data", "169.254.169.254"),
+        (f"http://{full_width('127')}.0.0.1:7421/", "127.0.0.1"),
+        ("http://10\uff0e0\uff0e0\uff0e1/", "10.0.0.1"),  # full-width full stops
+        (f"http://[::{full_width('ffff')}:127.0.0.1]/", "::ffff:7f00:1"),
+    ],
+)
+def test_an_ip_address_spelt_in_unicode_is_refused_even_in_development(
+    url: str, address: str
+) -> None:
+    """aiohttp connects to such a host as the ASCII address it normalises to; no endpoint has
+    a reason to spell an address so, whatever the policy."""
+    for policy in (UrlPolicy(allow_internal=False), UrlPolicy(allow_internal=True)):
+        with pytest.raises(RemitError, match=f"IP address {address} written") as refused:
+            validate_endpoint_url(url, policy)
+        assert (refused.value.param, refused.value.code) == ("url", "url_invalid")
+
+
+def test_a_loopback_name_spelt_in_unicode_is_refused_outside_development() -> None:
+    with pytest.raises(RemitError, match="private or loopback"):
+        validate_endpoint_url(
+            f"https://{full_width('localhost')}/hook", UrlPolicy(allow_internal=False)
+        )
+
+
+def test_an_internationalised_host_name_is_kept_as_given() -> None:
+    url = "https://bücher.example/hook"
+    assert validate_endpoint_url(url, UrlPolicy(allow_internal=False)) == url
+
+
+def test_allowed_host_names_are_compared_as_connected_to() -> None:
+    policy = UrlPolicy.from_settings(development=False, allowed=["Hooks.Bücher.example."])
+    assert policy.host_allowed("hooks.xn--bcher-kva.example")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "100.64.0.1",  # shared address space: carrier-grade NAT, Tailscale
+        "100.100.100.200",  # Alibaba Cloud's metadata service
+        "::ffff:100.64.0.1",
+        "192.0.0.8",  # IETF protocol assignments
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "fec0::1",  # site-local
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "127.0.0.1",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "224.0.0.1",
+        "ff02::1",
+        "0.0.0.0",
+    ],
+)
+def test_addresses_not_reachable_from_the_internet_are_internal(address: str) -> None:
+    assert is_internal(ipaddress.ip_address(address))
+    url = f"https://[{address}]/hook" if ":" in address else f"https://{address}/hook"
+    with pytest.raises(RemitError, match="private or loopback"):
+        validate_endpoint_url(url, UrlPolicy(allow_internal=False))
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700::1111", "2002:808:808::1"])
+def test_global_addresses_are_not_internal(address: str) -> None:
+    assert not is_internal(ipaddress.ip_address(address))
+
+
+def test_the_allow_list_still_opens_shared_address_space() -> None:
+    policy = UrlPolicy.from_settings(development=False, allowed=["100.64.0.0/10"])
+    assert validate_endpoint_url("https://100.100.100.200/hook", policy)
 
 
 def test_configuration_can_allow_named_hosts_and_networks() -> None:

@@ -96,7 +96,8 @@ no presence of its own, and such a list is never set empty).
 """
 internal: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
 """On a field Stripe's JSON never shows, which an older API version needs to render the
-object as it was then (a charge whose authorization was released). The converter renders
-it into the latest-schema JSON the version changes read; the versioning engine removes it
-from every object before the JSON leaves remit, at every version.
+object as it was then (a charge whose authorization was released), or which only remit's
+own tools read (why a webhook endpoint is disabled). The converter renders it into the
+latest-schema JSON the version changes read; the versioning engine removes it from every
+object before the JSON leaves remit, at every version.
 """

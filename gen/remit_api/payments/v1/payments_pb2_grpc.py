@@ -325,7 +325,7 @@ class PaymentsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCustomer(self, request, context):
-        """GET /v1/customers/{id}. A deleted customer is NOT_FOUND.
+        """GET /v1/customers/{id}. A deleted customer answers with its `deleted_customer` stub.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

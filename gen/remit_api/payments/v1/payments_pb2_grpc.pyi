@@ -80,7 +80,7 @@ class PaymentsServiceStub:
     CreateCustomer: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreateCustomerRequest, _payments_pb2.CreateCustomerResponse]
     """POST /v1/customers."""
     GetCustomer: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetCustomerRequest, _payments_pb2.GetCustomerResponse]
-    """GET /v1/customers/{id}. A deleted customer is NOT_FOUND."""
+    """GET /v1/customers/{id}. A deleted customer answers with its `deleted_customer` stub."""
     UpdateCustomer: _grpc.UnaryUnaryMultiCallable[_payments_pb2.UpdateCustomerRequest, _payments_pb2.UpdateCustomerResponse]
     """POST /v1/customers/{id}."""
     DeleteCustomer: _grpc.UnaryUnaryMultiCallable[_payments_pb2.DeleteCustomerRequest, _payments_pb2.DeleteCustomerResponse]
@@ -158,7 +158,7 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     CreateCustomer: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreateCustomerRequest, _payments_pb2.CreateCustomerResponse]  # type: ignore[assignment]
     """POST /v1/customers."""
     GetCustomer: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetCustomerRequest, _payments_pb2.GetCustomerResponse]  # type: ignore[assignment]
-    """GET /v1/customers/{id}. A deleted customer is NOT_FOUND."""
+    """GET /v1/customers/{id}. A deleted customer answers with its `deleted_customer` stub."""
     UpdateCustomer: _aio.UnaryUnaryMultiCallable[_payments_pb2.UpdateCustomerRequest, _payments_pb2.UpdateCustomerResponse]  # type: ignore[assignment]
     """POST /v1/customers/{id}."""
     DeleteCustomer: _aio.UnaryUnaryMultiCallable[_payments_pb2.DeleteCustomerRequest, _payments_pb2.DeleteCustomerResponse]  # type: ignore[assignment]
@@ -318,7 +318,7 @@ class PaymentsServiceServicer:
         request: _payments_pb2.GetCustomerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.GetCustomerResponse, _abc.Awaitable[_payments_pb2.GetCustomerResponse]]:
-        """GET /v1/customers/{id}. A deleted customer is NOT_FOUND."""
+        """GET /v1/customers/{id}. A deleted customer answers with its `deleted_customer` stub."""
 
     def UpdateCustomer(
         self,

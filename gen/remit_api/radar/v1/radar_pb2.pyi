@@ -54,6 +54,9 @@ class _ValueListItemTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Val
     DESCRIPTOR: _descriptor.EnumDescriptor
     VALUE_LIST_ITEM_TYPE_UNSPECIFIED: _ValueListItemType.ValueType  # 0
     VALUE_LIST_ITEM_TYPE_CARD_BIN: _ValueListItemType.ValueType  # 1
+    """Refused for a new list (INVALID_ARGUMENT): no card BIN reaches the core, so no rule could
+    test a payment against such a list. Lists made before keep it.
+    """
     VALUE_LIST_ITEM_TYPE_CARD_FINGERPRINT: _ValueListItemType.ValueType  # 2
     VALUE_LIST_ITEM_TYPE_CASE_SENSITIVE_STRING: _ValueListItemType.ValueType  # 3
     VALUE_LIST_ITEM_TYPE_COUNTRY: _ValueListItemType.ValueType  # 4
@@ -67,6 +70,9 @@ class ValueListItemType(_ValueListItemType, metaclass=_ValueListItemTypeEnumType
 
 VALUE_LIST_ITEM_TYPE_UNSPECIFIED: ValueListItemType.ValueType  # 0
 VALUE_LIST_ITEM_TYPE_CARD_BIN: ValueListItemType.ValueType  # 1
+"""Refused for a new list (INVALID_ARGUMENT): no card BIN reaches the core, so no rule could
+test a payment against such a list. Lists made before keep it.
+"""
 VALUE_LIST_ITEM_TYPE_CARD_FINGERPRINT: ValueListItemType.ValueType  # 2
 VALUE_LIST_ITEM_TYPE_CASE_SENSITIVE_STRING: ValueListItemType.ValueType  # 3
 VALUE_LIST_ITEM_TYPE_COUNTRY: ValueListItemType.ValueType  # 4
@@ -78,9 +84,10 @@ Global___ValueListItemType: _TypeAlias = ValueListItemType  # noqa: Y015
 
 @_typing.final
 class Rule(_message.Message):
-    """A Radar rule. Rules are evaluated in `position` order; the first match decides, except that
-    `allow` rules override block/review rules (Stripe's order: request_three_d_secure, allow,
-    block, review).
+    """A Radar rule. A payment meets the rules grouped by action, as Stripe's Radar does:
+    request_three_d_secure (unless off-session or already authenticated), allow, block, then the
+    built-in block of the highest risk level, then review; the first rule that matches decides.
+    Within an action, `position` orders the rules.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -121,7 +121,7 @@ class RadarServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRules(self, request, context):
-        """Lists rules in evaluation order.
+        """Lists rules by position (see Rule for the order a payment meets them in).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -41,7 +41,7 @@ class RadarServiceStub:
     GetRule: _grpc.UnaryUnaryMultiCallable[_radar_pb2.GetRuleRequest, _radar_pb2.GetRuleResponse]
     """Returns a rule (used to expand charge.outcome.rule)."""
     ListRules: _grpc.UnaryUnaryMultiCallable[_radar_pb2.ListRulesRequest, _radar_pb2.ListRulesResponse]
-    """Lists rules in evaluation order."""
+    """Lists rules by position (see Rule for the order a payment meets them in)."""
     UpdateRule: _grpc.UnaryUnaryMultiCallable[_radar_pb2.UpdateRuleRequest, _radar_pb2.UpdateRuleResponse]
     """Changes a rule's action, predicate or position."""
     DeleteRule: _grpc.UnaryUnaryMultiCallable[_radar_pb2.DeleteRuleRequest, _radar_pb2.DeleteRuleResponse]
@@ -73,7 +73,7 @@ class RadarServiceAsyncStub(RadarServiceStub):
     GetRule: _aio.UnaryUnaryMultiCallable[_radar_pb2.GetRuleRequest, _radar_pb2.GetRuleResponse]  # type: ignore[assignment]
     """Returns a rule (used to expand charge.outcome.rule)."""
     ListRules: _aio.UnaryUnaryMultiCallable[_radar_pb2.ListRulesRequest, _radar_pb2.ListRulesResponse]  # type: ignore[assignment]
-    """Lists rules in evaluation order."""
+    """Lists rules by position (see Rule for the order a payment meets them in)."""
     UpdateRule: _aio.UnaryUnaryMultiCallable[_radar_pb2.UpdateRuleRequest, _radar_pb2.UpdateRuleResponse]  # type: ignore[assignment]
     """Changes a rule's action, predicate or position."""
     DeleteRule: _aio.UnaryUnaryMultiCallable[_radar_pb2.DeleteRuleRequest, _radar_pb2.DeleteRuleResponse]  # type: ignore[assignment]
@@ -117,7 +117,7 @@ class RadarServiceServicer:
         request: _radar_pb2.ListRulesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_radar_pb2.ListRulesResponse, _abc.Awaitable[_radar_pb2.ListRulesResponse]]:
-        """Lists rules in evaluation order."""
+        """Lists rules by position (see Rule for the order a payment meets them in)."""
 
     def UpdateRule(
         self,

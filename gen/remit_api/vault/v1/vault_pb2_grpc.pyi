@@ -5,9 +5,10 @@ The card data vault: its own process, database and key material, and the only ho
 numbers and CVCs. Everything it returns is non-sensitive (brand, last4, expiry, fingerprint);
 numbers leave it only inside ForwardAuthorization, towards an allowlisted destination.
 
-An internal service: callers (the REST facade for tokenization, the core for everything
-else, the CLI for key management) name the account explicitly and say who they are and why
-(`requester`, `purpose`), which the vault records in its audit log.
+An internal service: callers (the REST facade for tokenization, the core and the worker for
+payments, the worker also for deleting cards nothing references, the CLI for key management)
+name the account explicitly and say who they are and why (`requester`, `purpose`), which the
+vault records in its audit log.
 """
 
 from collections import abc as _abc

@@ -202,6 +202,7 @@ class WebhookEndpoint(_message.Message):
     SECRET_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
+    DISABLED_REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """we_ id."""
     api_version: _builtins.str
@@ -215,6 +216,12 @@ class WebhookEndpoint(_message.Message):
     status: Global___WebhookEndpointStatus.ValueType
     url: _builtins.str
     """HTTPS URL events are POSTed to."""
+    disabled_reason: _builtins.str
+    """Why a disabled endpoint is disabled: "by_user", "gone" (it answered 410 Gone) or
+    "failing" (every delivery failed for three days); unset while enabled. For remit's
+    operators (`remit webhooks endpoints`): Stripe's object has no such field, so it never
+    leaves remit.
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -237,10 +244,11 @@ class WebhookEndpoint(_message.Message):
         secret: _builtins.str | None = ...,
         status: Global___WebhookEndpointStatus.ValueType = ...,
         url: _builtins.str = ...,
+        disabled_reason: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "secret", b"secret"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_disabled_reason", b"_disabled_reason", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "disabled_reason", b"disabled_reason", "secret", b"secret"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "enabled_events", b"enabled_events", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "secret", b"secret", "status", b"status", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_api_version", b"_api_version", "_application", b"_application", "_description", b"_description", "_disabled_reason", b"_disabled_reason", "_secret", b"_secret", "api_version", b"api_version", "application", b"application", "created", b"created", "description", b"description", "disabled_reason", b"disabled_reason", "enabled_events", b"enabled_events", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "secret", b"secret", "status", b"status", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__api_version: _TypeAlias = _typing.Literal["api_version"]  # noqa: Y015
     _WhichOneofArgType__api_version: _TypeAlias = _typing.Literal["_api_version", b"_api_version"]  # noqa: Y015
@@ -248,6 +256,8 @@ class WebhookEndpoint(_message.Message):
     _WhichOneofArgType__application: _TypeAlias = _typing.Literal["_application", b"_application"]  # noqa: Y015
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
     _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
+    _WhichOneofReturnType__disabled_reason: _TypeAlias = _typing.Literal["disabled_reason"]  # noqa: Y015
+    _WhichOneofArgType__disabled_reason: _TypeAlias = _typing.Literal["_disabled_reason", b"_disabled_reason"]  # noqa: Y015
     _WhichOneofReturnType__secret: _TypeAlias = _typing.Literal["secret"]  # noqa: Y015
     _WhichOneofArgType__secret: _TypeAlias = _typing.Literal["_secret", b"_secret"]  # noqa: Y015
     @_typing.overload
@@ -256,6 +266,8 @@ class WebhookEndpoint(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__application) -> _WhichOneofReturnType__application | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__description) -> _WhichOneofReturnType__description | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disabled_reason) -> _WhichOneofReturnType__disabled_reason | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__secret) -> _WhichOneofReturnType__secret | None: ...
 
@@ -316,7 +328,7 @@ class DeliveryAttempt(_message.Message):
     response_snippet: _builtins.str
     """The first bytes of the response body, for debugging."""
     error: _builtins.str
-    """Transport error, e.g. "timeout after 10s"; unset when a response arrived."""
+    """Transport error, e.g. "timeout after 30s"; unset when a response arrived."""
     attempt_number: _builtins.int
     """1 for the first attempt."""
     succeeded: _builtins.bool
@@ -1033,29 +1045,42 @@ Global___ResendEventResponse: _TypeAlias = ResendEventResponse  # noqa: Y015
 
 @_typing.final
 class RedeliverFailedEventsRequest(_message.Message):
-    """Redelivers failed events."""
+    """Queues again every event the endpoint subscribes to that was not delivered to it: those
+    whose delivery failed, and those recorded while it was disabled. Events whose delivery is
+    pending or succeeded are left alone, so a second call queues nothing the first did. One
+    call queues at most a batch (1,000 events), oldest first; `has_more` says to call again
+    with `starting_after` set to `last_event`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     WEBHOOK_ENDPOINT_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
     webhook_endpoint: _builtins.str
     """we_ id."""
+    starting_after: _builtins.str
+    """evt_ id: go on after this event (the `last_event` of the previous call)."""
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp:
-        """Only events created at or after this."""
+        """Only events created at or after this; at most 30 days ago (events are kept 30 days).
+        Unset: every event still kept.
+        """
 
     def __init__(
         self,
         *,
         webhook_endpoint: _builtins.str = ...,
         since: _timestamp_pb2.Timestamp | None = ...,
+        starting_after: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after", "since", b"since", "starting_after", b"starting_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "webhook_endpoint", b"webhook_endpoint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after", "since", b"since", "starting_after", b"starting_after", "webhook_endpoint", b"webhook_endpoint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__starting_after: _TypeAlias = _typing.Literal["starting_after"]  # noqa: Y015
+    _WhichOneofArgType__starting_after: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__starting_after) -> _WhichOneofReturnType__starting_after | None: ...
 
 Global___RedeliverFailedEventsRequest: _TypeAlias = RedeliverFailedEventsRequest  # noqa: Y015
 
@@ -1066,17 +1091,27 @@ class RedeliverFailedEventsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_QUEUED_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    LAST_EVENT_FIELD_NUMBER: _builtins.int
     events_queued: _builtins.int
+    has_more: _builtins.bool
+    """More events of the window remain to be looked at."""
+    last_event: _builtins.str
+    """The last event this call looked at: the next call's `starting_after`."""
     def __init__(
         self,
         *,
         events_queued: _builtins.int = ...,
+        has_more: _builtins.bool = ...,
+        last_event: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_last_event", b"_last_event", "last_event", b"last_event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events_queued", b"events_queued"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_last_event", b"_last_event", "events_queued", b"events_queued", "has_more", b"has_more", "last_event", b"last_event"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__last_event: _TypeAlias = _typing.Literal["last_event"]  # noqa: Y015
+    _WhichOneofArgType__last_event: _TypeAlias = _typing.Literal["_last_event", b"_last_event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_event) -> _WhichOneofReturnType__last_event | None: ...
 
 Global___RedeliverFailedEventsResponse: _TypeAlias = RedeliverFailedEventsResponse  # noqa: Y015
 

@@ -48,11 +48,18 @@ class SecretDigits(Field[Secret[str]]):
         return Secret(value)
 
 
+def expiry_field() -> Integer:
+    """A card's expiry month or year. The vault is the judge of which are valid; they travel to
+    it as 32-bit integers, so a value beyond those is refused here, as the integer it cannot
+    be, rather than failing where the request to the vault is built (a 500)."""
+    return Integer(min=-(2**31), max=2**31 - 1)
+
+
 def raw_card_fields() -> dict[str, Field[object]]:
     return {
         "number": SecretDigits(),
-        "exp_month": Integer(),
-        "exp_year": Integer(),
+        "exp_month": expiry_field(),
+        "exp_year": expiry_field(),
         "cvc": SecretDigits(),
     }
 

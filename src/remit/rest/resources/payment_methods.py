@@ -12,7 +12,6 @@ from remit.rest.listing import list_envelope
 from remit.rest.params import (
     UNSET,
     Enum,
-    Integer,
     Metadata,
     Object,
     PageRequest,
@@ -21,7 +20,7 @@ from remit.rest.params import (
     list_schema,
 )
 from remit.rest.resources.addresses import billing_details_field, billing_details_message
-from remit.rest.resources.cards import card_field, full_expiry_year, tokenize
+from remit.rest.resources.cards import card_field, expiry_field, full_expiry_year, tokenize
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -44,7 +43,7 @@ UPDATE = Schema(
     {
         "billing_details": billing_details_field(unsettable=True),
         "metadata": Metadata(),
-        "card": Object({"exp_month": Integer(), "exp_year": Integer()}),
+        "card": Object({"exp_month": expiry_field(), "exp_year": expiry_field()}),
         "allow_redisplay": _ALLOW_REDISPLAY,
     }
 )

@@ -1,0 +1,355 @@
+"""Deliveries waiting on an endpoint cost nothing while they wait, and do not wake together.
+
+A delivery that finds every slot of its endpoint taken parks, with no job, and the attempt that
+lets a slot go wakes the oldest parked one; a slot freed by its lease running out (its worker
+died) wakes them through the periodic sweep. Retries of deliveries that failed at once, and
+deliveries that waited out an endpoint's pause (a 429's Retry-After), are spread over their
+jitter.
+"""
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.webhooks.delivery import DeliverySettings
+from remit.webhooks.domain import RETRY_GAP_JITTER
+from remit.webhooks.parking import park_behind_taken_slots
+from remit.webhooks.repository import DeliveryRepository, InflightRepository
+from remit.webhooks.service import EndpointChanges
+from remit.webhooks.tables import webhook_inflight, webhook_parked
+from remit.webhooks.urls import UrlPolicy
+from remit.webhooks.worker import FREE_EXPIRED_SLOTS, webhook_worker_parts
+from remit.worker.jobs import claim_jobs
+from remit.worker.runner import Worker
+from remit.worker.tables import jobs
+from tests.integration.webhooks.conftest import Bench, StartReceiver, make_bench
+from tests.support.jobs import run_out_job_leases
+from tests.support.locks import until_a_session_waits_on_a_lock
+from tests.support.receiver import Receiver, Reply
+
+pytestmark = pytest.mark.anyio
+
+
+async def pending_job_times(engine: AsyncEngine) -> list[datetime]:
+    async with engine.connect() as db:
+        rows = await db.execute(
+            select(jobs.c.run_at).where(jobs.c.status == "pending").order_by(jobs.c.run_at)
+        )
+        return [row.run_at for row in rows]
+
+
+async def test_deliveries_that_failed_together_retry_spread_over_a_tenth_of_the_gap(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver(lambda _: Reply(503))
+    await bench.endpoint(receiver.url)
+    for _ in range(20):
+        await bench.record()
+    failed_at = bench.clock.now()
+    await bench.worker.drain()
+    assert len(receiver.received) == 20
+
+    retries = await pending_job_times(bench.engine)
+    assert len(retries) == 20
+    gap = timedelta(minutes=5)
+    assert all(failed_at + gap <= at <= failed_at + gap * (1 + RETRY_GAP_JITTER) for at in retries)
+    # Spread over the 30 s of the jitter, not all at one instant.
+    assert len(set(retries)) == 20
+    assert retries[-1] - retries[0] > timedelta(seconds=15)
+
+
+async def test_deliveries_waiting_out_a_pause_wake_spread_over_its_jitter(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """A receiver asks for a minute of quiet while twenty deliveries are waiting: the one it
+    answered tries again after the minute, as asked; the others wake over the six seconds
+    after it (a tenth of the pause), not all at its last instant."""
+    receiver = await start_receiver(
+        lambda n: Reply(429, headers={"Retry-After": "60"}) if n == 0 else Reply()
+    )
+    await bench.endpoint(receiver.url)
+    await bench.record()
+    await bench.worker.drain()
+    paused_until = bench.clock.now() + timedelta(seconds=60)
+    for _ in range(20):
+        await bench.record()
+    await bench.worker.drain()
+    assert len(receiver.received) == 1
+
+    wake_ups = await pending_job_times(bench.engine)
+    assert wake_ups[0] == paused_until  # the one that was answered 429
+    waiting = wake_ups[1:]
+    assert len(waiting) == 20
+    assert all(paused_until <= at < paused_until + timedelta(seconds=6) for at in waiting)
+    assert len(set(waiting)) == 20
+    assert waiting[-1] - waiting[0] > timedelta(seconds=3)
+
+    bench.clock.advance(66)
+    await bench.worker.drain()
+    assert len(receiver.received) == 22  # the 429, then every one of the 21
+
+
+ONE_SLOT = DeliverySettings(max_concurrent_per_endpoint=1)
+
+
+async def pending_jobs_of(engine: AsyncEngine) -> list[int]:
+    """The delivery of each pending job, oldest job first."""
+    async with engine.connect() as db:
+        rows = await db.execute(
+            select(jobs.c.payload).where(jobs.c.status == "pending").order_by(jobs.c.id)
+        )
+        return [int(row.payload["delivery_id"]) for row in rows]
+
+
+async def jobs_staged(engine: AsyncEngine) -> int:
+    async with engine.connect() as db:
+        return int((await db.execute(select(func.count()).select_from(jobs))).scalar_one())
+
+
+async def parked(engine: AsyncEngine) -> list[int]:
+    """The parked deliveries, in the order they are woken."""
+    async with engine.connect() as db:
+        rows = await db.execute(
+            select(webhook_parked.c.delivery_id).order_by(
+                webhook_parked.c.due_at, webhook_parked.c.delivery_id
+            )
+        )
+        return [row.delivery_id for row in rows]
+
+
+async def slots_taken(engine: AsyncEngine) -> int:
+    async with engine.connect() as db:
+        taken = await db.execute(select(func.count()).select_from(webhook_inflight))
+        return int(taken.scalar_one())
+
+
+async def delivery_of(bench: Bench, event_id: str, endpoint_id: str) -> int:
+    async with bench.engine.connect() as db:
+        delivery = await DeliveryRepository(db).get(bench.account_id, event_id, endpoint_id)
+    assert delivery is not None
+    return delivery.id
+
+
+def another_worker(bench: Bench, concurrency: int = 2) -> Worker:
+    return Worker(engine=bench.engine, handlers=bench.worker.handlers, clock=bench.clock,
+                  given_up=bench.worker.given_up, concurrency=concurrency)  # fmt: skip
+
+
+def delivered(receiver: Receiver) -> list[str]:
+    return [json.loads(r.body)["id"] for r in receiver.received]
+
+
+async def test_with_one_slot_waiting_deliveries_park_and_are_woken_one_at_a_time_in_order(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """One slot, five deliveries. While the first is in flight the other four park: its job is
+    the only one left. Each attempt that lets the slot go wakes the oldest parked delivery,
+    whose job is then the only one; no job is ever staged just to look again."""
+    answers = [asyncio.Event() for _ in range(5)]
+    receiver = await start_receiver(lambda n: Reply(hold=answers[n]))
+    async with make_bench(core_engine, settings=ONE_SLOT) as bench:
+        endpoint = await bench.endpoint(receiver.url)
+        events = [await bench.record()]
+        in_flight = asyncio.create_task(bench.worker.run_once())
+        await receiver.wait_for(1)
+        for _ in range(4):
+            bench.clock.advance(1)
+            events.append(await bench.record())
+        deliveries = [await delivery_of(bench, event_id, endpoint.id) for event_id in events]
+
+        assert await another_worker(bench).drain() == 4
+        assert await parked(core_engine) == deliveries[1:]
+        assert await pending_jobs_of(core_engine) == [deliveries[0]]
+        for n in range(1, 5):
+            answers[n - 1].set()
+            assert await in_flight == 1
+            assert await pending_jobs_of(core_engine) == [deliveries[n]]
+            assert await parked(core_engine) == deliveries[n + 1 :]
+            in_flight = asyncio.create_task(bench.worker.run_once())
+            await receiver.wait_for(n + 1)
+            assert await pending_jobs_of(core_engine) == [deliveries[n]]
+        answers[4].set()
+        assert await in_flight == 1
+
+        assert delivered(receiver) == events
+        assert await pending_jobs_of(core_engine) == []
+        assert await jobs_staged(core_engine) == 5 + 4  # the first attempts, and four wake-ups
+        assert await slots_taken(core_engine) == 0
+        assert receiver.max_in_flight == 1
+
+
+async def test_deliveries_parked_behind_a_dead_workers_slot_are_woken_when_its_lease_runs_out(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """A worker takes a delivery's slot and dies before it lets it go. The deliveries parked
+    behind that slot are woken by the sweep once the slot's lease has run out, before the
+    dead worker's job comes round again."""
+    receiver = await start_receiver()
+    async with make_bench(core_engine, settings=ONE_SLOT) as bench:
+        endpoint = await bench.endpoint(receiver.url)
+        orphaned = await bench.record()
+        now = bench.clock.now()
+        async with core_engine.begin() as db:
+            [job] = await claim_jobs(db, now=now, limit=1)
+        async with core_engine.begin() as db:
+            assert await InflightRepository(db).try_acquire(
+                endpoint_id=endpoint.id,
+                delivery_id=await delivery_of(bench, orphaned, endpoint.id),
+                job_id=job.id,
+                limit=1,
+                now=now,
+                until=now + ONE_SLOT.slot_lease,
+            )
+        waiting = []
+        for _ in range(2):
+            bench.clock.advance(1)
+            waiting.append(await bench.record())
+        await bench.worker.drain()
+        assert len(await parked(core_engine)) == 2
+
+        bench.clock.advance(ONE_SLOT.slot_lease.total_seconds())
+        await bench.worker.drain()
+        assert receiver.received == []  # nothing wakes them by itself
+        parts = webhook_worker_parts(core_engine, UrlPolicy(allow_internal=True),
+                                     clock=bench.clock, settings=ONE_SLOT)  # fmt: skip
+        try:
+            [sweep] = [p for p in parts.periodic if p.name == FREE_EXPIRED_SLOTS]
+            await sweep.run()
+        finally:
+            await parts.close()
+        await bench.worker.drain()
+        assert delivered(receiver) == waiting
+
+        await run_out_job_leases(core_engine)
+        await bench.worker.drain()
+        assert delivered(receiver) == [*waiting, orphaned]
+        assert await parked(core_engine) == []
+        assert await slots_taken(core_engine) == 0
+
+
+async def test_a_worker_that_dies_holding_a_woken_deliverys_job_loses_nothing(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """The wake-up is a job like any other: claimed by a worker that dies before running it,
+    it is claimed again once its lease runs out, and the delivery goes."""
+    answered = asyncio.Event()
+    receiver = await start_receiver(lambda n: Reply(hold=answered) if n == 0 else Reply())
+    async with make_bench(core_engine, settings=ONE_SLOT) as bench:
+        endpoint = await bench.endpoint(receiver.url)
+        await bench.record()
+        in_flight = asyncio.create_task(bench.worker.run_once())
+        await receiver.wait_for(1)
+        waiting = await bench.record()
+        await bench.worker.drain()
+        assert await parked(core_engine) == [await delivery_of(bench, waiting, endpoint.id)]
+        answered.set()
+        assert await in_flight == 1
+        async with core_engine.begin() as db:
+            [woken] = await claim_jobs(db, now=bench.clock.now(), limit=1)  # then it dies
+        await bench.worker.drain()
+        assert len(receiver.received) == 1
+
+        await run_out_job_leases(core_engine)
+        await bench.worker.drain()
+        assert delivered(receiver)[1:] == [waiting]
+        assert await bench.delivery_status(waiting, endpoint.id) == "succeeded"
+        assert await pending_jobs_of(core_engine) == []
+        assert woken.payload["delivery_id"] == await delivery_of(bench, waiting, endpoint.id)
+
+
+async def waiting_on_a_lock(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as db:
+        rows = await db.execute(
+            text(
+                "SELECT query FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+        return [row.query for row in rows]
+
+
+async def test_a_slot_let_go_while_a_delivery_parks_behind_it_still_wakes_it(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """The in-flight delivery's attempt is recorded between another delivery finding the slot
+    taken and its park committing: letting the slot go waits for the park, and then wakes
+    the parked delivery. (Without that wait it would look for parked deliveries, find none,
+    and the parked one would wait for a slot nobody holds.)"""
+    answered = asyncio.Event()
+    receiver = await start_receiver(lambda n: Reply(hold=answered) if n == 1 else Reply())
+    async with make_bench(core_engine, settings=ONE_SLOT) as bench:
+        endpoint = await bench.endpoint(receiver.url)
+        # A success on record: the next one leaves the endpoint's row alone (so the only lock
+        # letting its slot go can wait for is the slot's own).
+        await bench.record()
+        await bench.worker.drain()
+        in_flight_event = await bench.record()
+        in_flight = asyncio.create_task(bench.worker.run_once())
+        await receiver.wait_for(2)
+        parking_event = await bench.record()
+        parking = await delivery_of(bench, parking_event, endpoint.id)
+        now = bench.clock.now()
+        async with core_engine.begin() as db:
+            # The parking delivery's job is the transaction below, which ends with its park.
+            await db.execute(jobs.update().where(jobs.c.status == "pending",
+                             jobs.c.payload["delivery_id"].as_integer() == parking)
+                             .values(status="done", finished_at=now))  # fmt: skip
+
+        async with core_engine.connect() as parker:
+            await parker.begin()
+            assert not await InflightRepository(parker).try_acquire(
+                endpoint_id=endpoint.id, delivery_id=parking, job_id=0, limit=1, now=now,
+                until=now + ONE_SLOT.slot_lease,
+            )  # fmt: skip
+            assert await park_behind_taken_slots(
+                parker, delivery_id=parking, endpoint_id=endpoint.id,
+                account_id=bench.account_id, attempt=1, max_attempts=25, due_at=now, limit=1,
+                now=now,
+            )  # fmt: skip
+            answered.set()
+            await until_a_session_waits_on_a_lock(core_engine, contender=in_flight)
+            assert any("webhook_inflight" in q for q in await waiting_on_a_lock(core_engine))
+            await parker.commit()
+        assert await in_flight == 1
+
+        assert await pending_jobs_of(core_engine) == [parking]
+        await bench.worker.drain()
+        assert delivered(receiver)[1:] == [in_flight_event, parking_event]
+
+
+async def test_deliveries_parked_on_an_endpoint_disabled_meanwhile_fail_rather_than_wait(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """Each woken delivery finds the endpoint disabled, fails, and wakes the next: none is left
+    parked for ever, and redelivery sends them once it is enabled again."""
+    answered = asyncio.Event()
+    receiver = await start_receiver(lambda n: Reply(hold=answered) if n == 0 else Reply())
+    async with make_bench(core_engine, settings=ONE_SLOT) as bench:
+        endpoint = await bench.endpoint(receiver.url)
+        await bench.record()
+        in_flight = asyncio.create_task(bench.worker.run_once())
+        await receiver.wait_for(1)
+        waiting = [await bench.record(), await bench.record()]
+        await another_worker(bench).drain()
+        assert len(await parked(core_engine)) == 2
+        await bench.service.update_endpoint(
+            bench.account_id, endpoint.id, EndpointChanges(disabled=True)
+        )
+        answered.set()
+        assert await in_flight == 1
+        await bench.worker.drain()
+
+        assert await parked(core_engine) == []
+        assert await pending_jobs_of(core_engine) == []
+        for event_id in waiting:
+            assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+        await bench.service.update_endpoint(
+            bench.account_id, endpoint.id, EndpointChanges(disabled=False)
+        )
+        assert (await bench.service.redeliver(bench.account_id, endpoint.id, None)).queued == 2
+        await bench.worker.drain()
+        assert sorted(delivered(receiver)[1:]) == sorted(waiting)

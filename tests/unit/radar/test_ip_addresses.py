@@ -1,0 +1,59 @@
+"""An IP address has one spelling in value lists, payments' signals and velocity counters."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from remit.core.errors import RemitError
+from remit.payments.charges import CardSnapshot
+from remit.payments.ports import AttemptFacts
+from remit.radar.domain import ItemType
+from remit.radar.grpc import signals_from_message
+from remit.radar.ip_addresses import canonical_ip
+from remit.radar.service import normalised_value
+from remit.radar.signals import Velocity, build_signals, velocity_keys
+from remit.radar.velocity import Dimension
+from remit_api.radar.v1 import radar_pb2 as rpb
+
+CARD = CardSnapshot("visa", "4242", 12, 2034, fingerprint="fp_1")
+
+
+def facts(metadata: dict[str, str]) -> AttemptFacts:
+    return AttemptFacts(
+        "acct_1", "pi_1", "ch_1", 1000, "usd", CARD, datetime.now(UTC), metadata=metadata
+    )
+
+
+@pytest.mark.parametrize(
+    ("sent", "canonical"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        (" 203.0.113.5 ", "203.0.113.5"),
+        ("::ffff:203.0.113.5", "203.0.113.5"),
+        ("::FFFF:cb00:7105", "203.0.113.5"),
+        ("2001:0DB8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
+        ("2001:db8:0:0::1", "2001:db8::1"),
+    ],
+)
+def test_every_spelling_of_an_address_is_the_one_a_list_stores(sent: str, canonical: str) -> None:
+    assert canonical_ip(sent) == canonical
+    assert normalised_value(ItemType.IP_ADDRESS, sent) == canonical
+    signals = build_signals(facts({"ip_address": sent}), Velocity({}))
+    assert signals["ip_address"] == canonical
+    assert velocity_keys(facts({"ip": sent}))[Dimension.IP] == canonical
+
+
+@pytest.mark.parametrize("sent", ["not an ip", "203.0.113", "2001:db8::1::2"])
+def test_something_that_is_not_an_ip_is_no_ip_and_counts_for_none(sent: str) -> None:
+    assert canonical_ip(sent) is None
+    assert build_signals(facts({"ip_address": sent}), Velocity({}))["ip_address"] is None
+    assert Dimension.IP not in velocity_keys(facts({"ip_address": sent}))
+    with pytest.raises(RemitError):
+        normalised_value(ItemType.IP_ADDRESS, sent)
+
+
+def test_a_dry_run_compares_its_ip_as_a_payment_does() -> None:
+    message = rpb.AttemptSignals(amount=1000, currency="usd", ip_address="::ffff:203.0.113.5")
+    signals, _ = signals_from_message(message)
+    assert signals["ip_address"] == "203.0.113.5"
+    assert signals_from_message(rpb.AttemptSignals(ip_address="nope"))[0]["ip_address"] is None

@@ -1,0 +1,32 @@
+"""`remit serve --help` names the environment variable of every flag, as the README promises
+("Every host and port is a flag and an environment variable")."""
+
+import argparse
+import re
+
+from remit.cli import build_parser
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    subparsers = build_parser()._subparsers
+    assert subparsers is not None
+    action = next(a for a in subparsers._group_actions if a.dest == "command")
+    assert isinstance(action, argparse._SubParsersAction)
+    parser = action.choices["serve"]
+    assert isinstance(parser, argparse.ArgumentParser)
+    return parser
+
+
+def test_every_serve_flag_names_its_environment_variable() -> None:
+    unnamed = [
+        action.option_strings[0]
+        for action in _serve_parser()._actions
+        if action.option_strings != ["-h", "--help"]
+        and not re.search(r"\(env REMIT_[A-Z_]+", action.help or "")
+    ]
+    assert unnamed == []
+
+
+def test_the_api_workers_flag_names_its_variable_and_default() -> None:
+    api_workers = next(a for a in _serve_parser()._actions if "--api-workers" in a.option_strings)
+    assert "(env REMIT_API_WORKERS, default 1)" in (api_workers.help or "")
