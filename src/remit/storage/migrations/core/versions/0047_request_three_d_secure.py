@@ -9,15 +9,15 @@ confirmation that names none asks for it.
 Intents made before this revision have none: they render `payment_method_options: null` and
 confirm as before (`automatic`). The downgrade drops the column, with the same effect.
 
-Revision ID: 0042_request_three_d_secure
-Revises: 0041_one_refund_entry
+Revision ID: 0047_request_three_d_secure
+Revises: 0046_webhook_parked
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0042_request_three_d_secure"
-down_revision = "0041_one_refund_entry"
+revision = "0047_request_three_d_secure"
+down_revision = "0046_webhook_parked"
 branch_labels = None
 depends_on = None
 
