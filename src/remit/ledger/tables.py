@@ -141,7 +141,7 @@ balance_transactions = Table(
         "available_on",
         postgresql_where=text("status = 'pending'"),
     ),
-    # One `refund` row per refund, whichever process finishes it (core migration 0041).
+    # One `refund` row per refund, whichever process finishes it (core migration 0040).
     Index(
         "ux_balance_transactions_refund_source",
         "account_id",

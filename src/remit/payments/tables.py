@@ -126,7 +126,7 @@ refunds = Table(
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # The refund's balance transaction (txn_), chosen when it is created (core migration 0040;
+    # The refund's balance transaction (txn_), chosen when it is created (core migration 0041;
     # before, when it succeeded).
     Column("balance_transaction_id", Text, nullable=True),
     # The refunded charge's customer and payment method, copied when the refund is made.

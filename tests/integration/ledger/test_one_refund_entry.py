@@ -1,13 +1,19 @@
 """A refund has one `refund` balance transaction, whichever process finishes it (core migration
-0041): a process of the version before 0040, which wrote the row only when the refund posted,
+0040): a process of the version before 0041, which wrote the row only when the refund posted,
 finishing a refund that already has its row fails instead of writing a second one."""
 
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.accounts.service import AccountsService
+from remit.storage.embedded import EmbeddedCluster
+from remit.storage.engine import dispose, make_engine
+from remit.storage.migrate import alembic_config, upgrade
 from tests.integration.payments.test_pending_refund_migration import _pending_refund
+from tests.support.postgres import scratch_database
 
 pytestmark = pytest.mark.anyio
 
@@ -62,3 +68,55 @@ async def test_other_kinds_of_rows_for_one_source_are_not_limited(
             {"account": account_id},
         )
         assert rows.scalar_one() == 2
+
+
+_DUPLICATE_ROW = text(
+    "INSERT INTO balance_transactions (id, account_id, ledger_transaction_id, type, "
+    "reporting_category, amount, fee, net, currency, status, available_on, created_at, "
+    "fee_details, source_id) "
+    "VALUES (:id, :account, :ledger_id, 'refund', 'refund', -100, 0, -100, 'usd', 'available', "
+    "now(), now(), '[]', 're_twice')"
+)
+
+_INDEX = text(
+    "SELECT count(*) FROM pg_class WHERE relname = 'ux_balance_transactions_refund_source'"
+)
+
+
+async def test_the_index_migration_names_refunds_already_written_twice(
+    pg_cluster: EmbeddedCluster,
+) -> None:
+    """Refunds with two `refund` rows before the index stop the upgrade with their names,
+    leaving no invalid index behind; once one row is left, the upgrade goes on."""
+    with scratch_database(pg_cluster, "one_refund_entry_dup") as url:
+        upgrade("core", url)
+        engine = make_engine(url, pool_size=2)
+        try:
+            account_id = (
+                await AccountsService(engine).create_account(radar_enabled=False)
+            ).account.id
+        finally:
+            await dispose(engine)
+        command.downgrade(alembic_config("core", url), "0039_ledger_turn_64bit")
+        engine = make_engine(url, pool_size=2)
+        try:
+            async with engine.begin() as db:
+                for n in (1, 2):
+                    await db.execute(
+                        _DUPLICATE_ROW,
+                        {"id": f"txn_twice_{n}", "account": account_id, "ledger_id": f"ltx_{n}"},
+                    )
+        finally:
+            await dispose(engine)
+
+        with pytest.raises(RuntimeError, match=f"re_twice \\(account {account_id}, 2 rows\\)"):
+            upgrade("core", url)
+
+        engine = make_engine(url, pool_size=2)
+        try:
+            async with engine.begin() as db:
+                assert (await db.execute(_INDEX)).scalar_one() == 0
+                await db.execute(text("DELETE FROM balance_transactions WHERE id = 'txn_twice_2'"))
+        finally:
+            await dispose(engine)
+        upgrade("core", url)

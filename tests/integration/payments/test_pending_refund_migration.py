@@ -1,4 +1,4 @@
-"""Core migration 0040: a refund still waiting for the acquirer when it runs gets the balance
+"""Core migration 0041: a refund still waiting for the acquirer when it runs gets the balance
 transaction its hold writes since, named on the refund and kept when the refund succeeds; a
 downgrade takes it away again, as the earlier version expects."""
 
@@ -34,7 +34,7 @@ from tests.support.postgres import scratch_database
 
 pytestmark = pytest.mark.anyio
 
-_BEFORE = "0039_ledger_turn_64bit"
+_BEFORE = "0040_one_refund_entry"
 REFUND = 700
 
 
@@ -157,3 +157,50 @@ async def test_the_migration_downgrades_cleanly(pg_cluster: EmbeddedCluster) -> 
         finally:
             await dispose(engine)
         upgrade("core", url)
+
+
+async def test_a_refund_an_earlier_process_wrote_meanwhile_is_not_written_twice(
+    pg_cluster: EmbeddedCluster,
+) -> None:
+    """A refund whose `refund` row an earlier process wrote while the migration read the open
+    holds keeps that row alone: the migration writes none, and the upgrade goes on."""
+    with scratch_database(pg_cluster, "pending_refund_raced") as url:
+        upgrade("core", url)
+        engine = make_engine(url, pool_size=2)
+        try:
+            account_id, record = await _pending_refund(engine)
+        finally:
+            await dispose(engine)
+        assert record.refund_id is not None
+        command.downgrade(alembic_config("core", url), _BEFORE)
+        engine = make_engine(url, pool_size=2)
+        try:
+            async with engine.begin() as db:
+                await db.execute(
+                    text(
+                        "INSERT INTO balance_transactions (id, account_id, "
+                        "ledger_transaction_id, type, reporting_category, amount, fee, net, "
+                        "currency, status, available_on, created_at, fee_details, source_id) "
+                        "VALUES ('txn_earlier', :account, 'ltx_earlier', 'refund', 'refund', "
+                        ":amount, 0, :amount, 'usd', 'available', now(), now(), '[]', :refund)"
+                    ),
+                    {"account": account_id, "amount": -REFUND, "refund": record.refund_id},
+                )
+        finally:
+            await dispose(engine)
+
+        upgrade("core", url)
+        engine = make_engine(url, pool_size=2)
+        try:
+            assert await _named(engine, record.refund_id) is None
+            async with engine.connect() as db:
+                rows = await db.execute(
+                    text(
+                        "SELECT id FROM balance_transactions "
+                        "WHERE account_id = :account AND type = 'refund'"
+                    ),
+                    {"account": account_id},
+                )
+                assert list(rows.scalars()) == ["txn_earlier"]
+        finally:
+            await dispose(engine)

@@ -8,14 +8,14 @@ event was purged. The slot now names its job, whose retries take it back. Slots 
 this revision name none and are freed by their lease, as before.
 
 Revision ID: 0042_webhook_slot_jobs
-Revises: 0041_one_refund_entry
+Revises: 0041_pending_refund_entries
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0042_webhook_slot_jobs"
-down_revision = "0041_one_refund_entry"
+down_revision = "0041_pending_refund_entries"
 branch_labels = None
 depends_on = None
 

@@ -14,11 +14,13 @@ holds out.
 Only open holds are read (a handful: a refund waits for the acquirer for seconds, or until
 the completer resumes it), through the partial index of open pending transactions, and the
 refund rows they name are updated, in the migration's transaction. Processes of the earlier
-version must be stopped first (README): one of them would resolve such a refund the earlier
-way, writing a second balance transaction for it.
+version should be stopped first (README): one of them would resolve such a refund the earlier
+way, writing a second balance transaction for it, which 0040's unique index (built before any
+row is written here) refuses. A refund such a process finished while this ran already has its
+row: none is written for it here.
 
-Revision ID: 0040_pending_refund_entries
-Revises: 0039_ledger_turn_64bit
+Revision ID: 0041_pending_refund_entries
+Revises: 0040_one_refund_entry
 """
 
 import sqlalchemy as sa
@@ -26,8 +28,8 @@ from alembic import op
 
 from remit.core.ids import new_id
 
-revision = "0040_pending_refund_entries"
-down_revision = "0039_ledger_turn_64bit"
+revision = "0041_pending_refund_entries"
+down_revision = "0040_one_refund_entry"
 branch_labels = None
 depends_on = None
 
@@ -60,6 +62,8 @@ INSERT INTO balance_transactions (
     :currency, 'available', :created_at, :created_at, CAST(:fee_details AS jsonb), :refund_id,
     :charge_id
 )
+ON CONFLICT (account_id, source_id) WHERE type = 'refund' DO NOTHING
+RETURNING id
 """
 
 _NAME_IT = """
@@ -109,8 +113,9 @@ def upgrade() -> None:
             # Holds placed before this revision never returned a fee.
             "fee_details": "[]",
         }
-        connection.execute(sa.text(_SHOW), values)
-        connection.execute(sa.text(_NAME_IT), values)
+        # An earlier process that posted the refund meanwhile wrote (and named) its own row.
+        if connection.execute(sa.text(_SHOW), values).first() is not None:
+            connection.execute(sa.text(_NAME_IT), values)
 
 
 def downgrade() -> None:
