@@ -204,3 +204,33 @@ async def test_a_refund_an_earlier_process_wrote_meanwhile_is_not_written_twice(
                 assert list(rows.scalars()) == ["txn_earlier"]
         finally:
             await dispose(engine)
+
+
+async def test_the_downgrade_keeps_a_pending_refund_row_a_payout_includes(
+    pg_cluster: EmbeddedCluster,
+) -> None:
+    """A payout that took the row of a refund still waiting for the acquirer would no longer
+    add up without it: the downgrade refuses, naming the refund and payout, changing nothing."""
+    with scratch_database(pg_cluster, "pending_refund_paid_out") as url:
+        upgrade("core", url)
+        engine = make_engine(url, pool_size=2)
+        try:
+            _, record = await _pending_refund(engine)
+            assert record.refund_id is not None
+            shown_id = await _named(engine, record.refund_id)
+            async with engine.begin() as db:
+                await db.execute(
+                    text("UPDATE balance_transactions SET payout_id = 'po_took_it' WHERE id = :id"),
+                    {"id": shown_id},
+                )
+        finally:
+            await dispose(engine)
+
+        with pytest.raises(RuntimeError, match=f"{record.refund_id} \\(in payout po_took_it\\)"):
+            command.downgrade(alembic_config("core", url), _BEFORE)
+
+        engine = make_engine(url, pool_size=2)
+        try:
+            assert await _named(engine, record.refund_id) == shown_id
+        finally:
+            await dispose(engine)

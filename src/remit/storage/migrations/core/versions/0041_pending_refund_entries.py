@@ -19,6 +19,9 @@ way, writing a second balance transaction for it, which 0040's unique index (bui
 row is written here) refuses. A refund such a process finished while this ran already has its
 row: none is written for it here.
 
+The downgrade removes the rows written for holds still open, as the earlier version expects;
+it refuses, naming the refunds, if a payout already includes one of them.
+
 Revision ID: 0041_pending_refund_entries
 Revises: 0040_one_refund_entry
 """
@@ -118,6 +121,33 @@ def upgrade() -> None:
             connection.execute(sa.text(_NAME_IT), values)
 
 
+# Rows of open holds a payout already took: deleting them would leave that payout's balance
+# transactions no longer adding up to its amount.
+_PAID_OUT = """
+SELECT bt.source_id, bt.payout_id
+FROM balance_transactions AS bt
+JOIN ledger_transactions AS lt
+    ON lt.account_id = bt.account_id AND lt.id = bt.ledger_transaction_id
+WHERE lt.pending_status = 'open' AND lt.kind = 'pending' AND lt.id LIKE '%\\:refund_hold'
+  AND bt.payout_id IS NOT NULL
+ORDER BY bt.source_id
+LIMIT 20
+"""
+
+
+def _refuse_paid_out() -> None:
+    found = op.get_bind().execute(sa.text(_PAID_OUT)).all()
+    if found:
+        named = ", ".join(f"{row.source_id} (in payout {row.payout_id})" for row in found)
+        raise RuntimeError(
+            "Cannot downgrade below 0041_pending_refund_entries: these refunds, still waiting "
+            f"for the acquirer, have balance transactions a payout already includes: {named}. "
+            "Removing them would leave those payouts' balance transactions no longer adding up "
+            "to their amounts; downgrade once the refunds have succeeded or failed."
+        )
+
+
 def downgrade() -> None:
+    _refuse_paid_out()
     op.execute(sa.text(_UNSHOW))
     op.drop_column("refunds", "failure_balance_transaction_id")
