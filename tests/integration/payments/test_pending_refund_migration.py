@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
@@ -234,3 +234,27 @@ async def test_the_downgrade_keeps_a_pending_refund_row_a_payout_includes(
             assert await _named(engine, record.refund_id) == shown_id
         finally:
             await dispose(engine)
+
+
+async def test_the_refunds_table_is_locked_only_after_the_holds_are_read(
+    pg_cluster: EmbeddedCluster,
+) -> None:
+    """Adding the column locks refunds until the migration commits: it comes after the scan of
+    the open holds, so that scan never blocks refunds."""
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    with scratch_database(pg_cluster, "pending_refund_lock") as url:
+        upgrade("core", url, _BEFORE)
+        event.listen(Engine, "before_cursor_execute", record)
+        try:
+            upgrade("core", url, "0041_pending_refund_entries")
+        finally:
+            event.remove(Engine, "before_cursor_execute", record)
+
+    def first(fragment: str) -> int:
+        return next(n for n, statement in enumerate(statements) if fragment in statement)
+
+    assert first("lt.pending_status = 'open'") < first("ALTER TABLE refunds ADD COLUMN")

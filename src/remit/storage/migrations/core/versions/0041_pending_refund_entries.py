@@ -92,11 +92,6 @@ WHERE r.account_id = unshown.account_id AND r.id = unshown.source_id
 
 
 def upgrade() -> None:
-    op.add_column(
-        "refunds",
-        sa.Column("failure_balance_transaction_id", sa.Text, nullable=True),
-        if_not_exists=True,
-    )
     connection = op.get_bind()
     for hold in connection.execute(sa.text(_HOLDS_TO_SHOW)).mappings().all():
         if hold["refund_id"] is None or hold["owed"] is None or hold["net"] is None:
@@ -119,6 +114,13 @@ def upgrade() -> None:
         # An earlier process that posted the refund meanwhile wrote (and named) its own row.
         if connection.execute(sa.text(_SHOW), values).first() is not None:
             connection.execute(sa.text(_NAME_IT), values)
+    # Last: adding the column locks every read and write of refunds until the migration's
+    # transaction ends, which then follows at once instead of after the scan of the holds.
+    op.add_column(
+        "refunds",
+        sa.Column("failure_balance_transaction_id", sa.Text, nullable=True),
+        if_not_exists=True,
+    )
 
 
 # Rows of open holds a payout already took: deleting them would leave that payout's balance
