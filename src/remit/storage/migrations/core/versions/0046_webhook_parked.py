@@ -11,6 +11,10 @@ During an upgrade a worker of the earlier version lets slots go without waking a
 deliveries parked behind its slots are woken by the sweep of a worker of this version, a few
 seconds later than they would be, never lost.
 
+The earlier version has no such sweep, and a parked delivery has no job: the downgrade stages
+a delivery job for each parked one before dropping the table, so none of them is lost. A woken
+delivery that finds its endpoint busy waits, as the earlier version's deliveries do.
+
 Revision ID: 0046_webhook_parked
 Revises: 0045_review_closing_reason
 """
@@ -51,5 +55,24 @@ def upgrade() -> None:
     )
 
 
+# A job per parked delivery, as the earlier version's worker runs a delivery attempt
+# (`webhooks.deliver`, the delivery and its attempt number), due now, with the NOTIFY on the
+# jobs' channel (`remit_jobs`) that wakes the workers once this commits. Written out here, not
+# imported: this is what the earlier version reads, whatever later versions call them.
+_WAKE_ALL_PARKED = """
+WITH job AS (
+    INSERT INTO jobs (kind, payload, account_id, run_at, max_attempts, created_at)
+    SELECT 'webhooks.deliver',
+           jsonb_build_object('delivery_id', parked.delivery_id, 'attempt', parked.attempt),
+           parked.account_id, now(), parked.max_attempts, now()
+    FROM webhook_parked AS parked
+    ORDER BY parked.due_at, parked.delivery_id
+    RETURNING kind
+)
+SELECT pg_notify('remit_jobs', kind) FROM job LIMIT 1
+"""
+
+
 def downgrade() -> None:
+    op.execute(sa.text(_WAKE_ALL_PARKED))
     op.drop_table("webhook_parked")
