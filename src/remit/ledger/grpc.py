@@ -6,6 +6,7 @@ import grpc
 
 from remit.core.errors import invalid
 from remit.core.jsonview import enum_wire_values
+from remit.core.metadata import requested_metadata
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import filter_bound, timestamp
 from remit.grpcutil.server import ServiceRegistration
@@ -305,7 +306,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             description=_optional(request, "description"),
             method=method,
             statement_descriptor=_optional(request, "statement_descriptor"),
-            metadata=dict(request.metadata),
+            metadata=requested_metadata(request.metadata),
             destination=_optional(request, "destination"),
             source_type=source_type,
         )
@@ -380,7 +381,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         result = await self._service.update_payout(
             call.account_id,
             request.id,
-            set_keys=dict(request.metadata),
+            set_keys=requested_metadata(request.metadata),
             unset_keys=list(request.unset_metadata_keys),
             clear=request.clear_metadata,
             keyed=client_keyed(context, "UpdatePayout", request, serialized(answer)),

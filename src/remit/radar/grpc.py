@@ -7,6 +7,7 @@ import grpc
 
 from remit.core.errors import invalid
 from remit.core.jsonview import enum_wire_values
+from remit.core.metadata import requested_metadata
 from remit.core.return_urls import return_to
 from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
@@ -182,7 +183,7 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
             alias=request.alias,
             name=request.name,
             item_type=item_type,
-            metadata=dict(request.metadata),
+            metadata=requested_metadata(request.metadata),
         )
         return await reply(result, rpb.CreateValueListResponse, answer, context)
 

@@ -9,6 +9,7 @@ from google.protobuf import struct_pb2
 
 from remit.core.errors import invalid
 from remit.core.jsonview import JsonObject
+from remit.core.metadata import requested_metadata
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import (
     filter_bound,
@@ -170,7 +171,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             enabled_events=list(request.enabled_events),
             api_version=request.api_version if request.HasField("api_version") else None,
             description=request.description if request.HasField("description") else None,
-            metadata=dict(request.metadata),
+            metadata=requested_metadata(request.metadata),
         )
         return await reply(result, pb.CreateWebhookEndpointResponse, answer, context)
 
@@ -190,7 +191,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             enabled_events=list(request.enabled_events) or None,
             disabled=request.disabled if request.HasField("disabled") else None,
             description=request.description if request.HasField("description") else None,
-            set_metadata=dict(request.metadata),
+            set_metadata=requested_metadata(request.metadata),
             unset_metadata_keys=list(request.unset_metadata_keys),
             clear_metadata=request.clear_metadata,
         )
