@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.payments import idempotency
-from remit.payments.charges import Charge, RefundReason
+from remit.payments.charges import Charge, Refund, RefundReason, RefundStatus
 from remit.payments.crashpoints import crash_after
 from remit.payments.domain import CancellationReason
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
@@ -34,7 +34,7 @@ from remit.payments.keyed import (
     run_keyed,
     value_of,
 )
-from remit.payments.repository import ChargeRepository
+from remit.payments.repository import ChargeRepository, RefundRepository
 from remit.payments.service import PaymentsService
 from remit.radar.gate import emit_review_event
 from remit.radar.refusals import legacy_refusal_key, refusal_call, refusal_of
@@ -263,6 +263,8 @@ class ReviewsService:
                 respond=_no_body,
             )
         _refuse_if_failed(result)
+        if reason is not ClosedReason.CANCELED:
+            await self._refuse_unless_refunded(account_id, call.key, result)
 
     async def _stop_closing_unless_under_way(
         self, account_id: str, review_id: str, reason: ClosedReason
@@ -279,7 +281,9 @@ class ReviewsService:
             call = await _refusal_call_in_use(db, account_id, review_id, reason)
             stored = await idempotency.find(db, account_id, call.key)
             if stored is not None and not (stored.finished and stored.response_code != 0):
-                return
+                refund = await _refund_of(db, stored)
+                if not (stored.finished and refund is not None and _failed(refund)):
+                    return
             await reviews.save(replace(current, closing_reason=None))
 
     async def resume_refusal(self, record: KeyRecord) -> bool:
@@ -299,11 +303,31 @@ class ReviewsService:
             else:
                 result = await self._payments.resume_refund(record, _no_body)
             _refuse_if_failed(result)
+            if reason is not ClosedReason.CANCELED:
+                await self._refuse_unless_refunded(record.account_id, record.key, result)
         except Exception:
             await self._stop_closing_unless_under_way(record.account_id, review_id, reason)
             raise
         await self._close(record.account_id, None, review_id, reason)
         return True
+
+    async def _refuse_unless_refunded(self, account_id: str, key: str, result: object) -> None:
+        """A close's refund the acquirer refused (answered as a refund, failed) fails the close
+        too: the payment stands, so the review must not say it was refunded. A replayed answer
+        holds no refund, so the one made under the key is read."""
+        refund = result.value if isinstance(result, Done) else None
+        if not isinstance(refund, Refund):
+            async with self._engine.begin() as db:
+                stored = await idempotency.find(db, account_id, key)
+                refund = None if stored is None else await _refund_of(db, stored)
+        if refund is not None and _failed(refund):
+            raise RemitError(
+                message=f"The review's refund ({refund.id}) failed "
+                f"({refund.failure_reason or refund.status.value}): the payment was not "
+                "refunded and the review stays open.",
+                kind=ErrorKind.FAILED_PRECONDITION,
+                code="refund_failed",
+            )
 
     async def _close(
         self, account_id: str, keyed: Keyed[Review] | None, review_id: str, reason: ClosedReason
@@ -366,6 +390,17 @@ async def _refusal_call_in_use(
     if legacy is not None and refusal_of(legacy) == (review_id, reason):
         return replace(call, key=legacy.key)
     return call
+
+
+def _failed(refund: Refund) -> bool:
+    return refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED)
+
+
+async def _refund_of(db: AsyncConnection, record: KeyRecord) -> Refund | None:
+    """The refund made under a close's refund key, if it got as far as making one."""
+    if record.refund_id is None:
+        return None
+    return await RefundRepository(db).get(record.account_id, record.refund_id)
 
 
 def _refuse_if_failed(result: object) -> None:
