@@ -32,6 +32,7 @@ from remit.payments.keyed import (
     Work,
     replay_of,
     run_keyed,
+    stored_error,
     value_of,
 )
 from remit.payments.repository import ChargeRepository, RefundRepository
@@ -224,7 +225,9 @@ class ReviewsService:
                 raise _closed_already(review)
             if review.closing_reason is reason:
                 return review  # a close with this reason carries on
-            if review.closing_reason is not None:
+            if review.closing_reason is not None and not await _abandon_a_close_never_begun(
+                db, review, self._now(), approving=False
+            ):
                 raise _being_closed(review)
             charge = await ChargeRepository(db).get(account_id, review.charge_id)
             assert charge is not None
@@ -238,7 +241,9 @@ class ReviewsService:
         having certainly moved nothing, the review can be approved again."""
         try:
             await self._refuse_payment_under_its_key(review, reason)
-        except Exception:
+        except BaseException:
+            # A cancelled close too (CancelledError): left behind, its mark would refuse every
+            # approval for as long as nobody closed the review with the same reason.
             await self._stop_closing_unless_under_way(review.account_id, review.id, reason)
             raise
 
@@ -305,7 +310,7 @@ class ReviewsService:
             _refuse_if_failed(result)
             if reason is not ClosedReason.CANCELED:
                 await self._refuse_unless_refunded(record.account_id, record.key, result)
-        except Exception:
+        except BaseException:
             await self._stop_closing_unless_under_way(record.account_id, review_id, reason)
             raise
         await self._close(record.account_id, None, review_id, reason)
@@ -363,7 +368,11 @@ class ReviewsService:
                 if review.closed_reason is reason:
                     return review  # a retried close that had finished
                 raise _closed_already(review)
-            if reason is ClosedReason.APPROVED and review.closing_reason is not None:
+            if (
+                reason is ClosedReason.APPROVED
+                and review.closing_reason is not None
+                and not await _abandon_a_close_never_begun(db, review, now, approving=True)
+            ):
                 # Its payment is being refunded or canceled: approving now would record as
                 # approved a payment the close is refusing.
                 raise _being_closed(review)
@@ -390,6 +399,41 @@ async def _refusal_call_in_use(
     if legacy is not None and refusal_of(legacy) == (review_id, reason):
         return replace(call, key=legacy.key)
     return call
+
+
+async def _abandon_a_close_never_begun(
+    db: AsyncConnection, review: Review, now: datetime, *, approving: bool
+) -> bool:
+    """Whether the close that marked the (locked) review as being closed never began refusing
+    the payment and is given up: the mark stays behind when that close died or was cancelled
+    before its refund or cancel got past `started` (the completer then drops such a key). Its
+    key absent, or at `started` with its lease over, it is taken over here: an approval
+    finishes it with a refusal, so that a close still on its way cannot refund or cancel after
+    it; a close with another action drops it, as the key is the review's for any action. A
+    key held or past `started` is a close under way: not given up."""
+    assert review.closing_reason is not None
+    call = await _refusal_call_in_use(db, review.account_id, review.id, review.closing_reason)
+    found = await idempotency.find(db, review.account_id, call.key)
+    if found is not None and found.recovery_point is not RecoveryPoint.STARTED:
+        return False
+    try:
+        record = await idempotency.begin(db, **call.claim_fields(now))
+    except RemitError:
+        return False  # held by the close right now (or not its key): under way
+    if record.recovery_point is not RecoveryPoint.STARTED:
+        return False
+    if approving:
+        refused = stored_error(
+            RemitError(
+                message=f"Review {review.id} was approved before this close refused its payment.",
+                kind=ErrorKind.FAILED_PRECONDITION,
+                code="review_closed",
+            )
+        )
+        await idempotency.finish(db, record, response_code=refused.code, response_body=refused.body)
+    else:
+        await idempotency.forget(db, record)
+    return True
 
 
 def _failed(refund: Refund) -> bool:
