@@ -2062,18 +2062,9 @@ class PaymentsService:
             )
             await RefundRepository(db).insert(refund)
             await charges.save(reserved)
-            if reserved.refunded and reserved.review_id is not None:
-                # Refunded in full: its review closes with it. (A charge never reviewed is
-                # not looked up: the review id on its locked row says there is none.)
-                await self._radar.payment_ended(
-                    db,
-                    reserved.account_id,
-                    reserved.review_id,
-                    PaymentEnd.REFUNDED_AS_FRAUD
-                    if reason is RefundReason.FRAUDULENT
-                    else PaymentEnd.REFUNDED,
-                    by=record,
-                )
+            # A review of the charge closes when the refund succeeds (`_apply_refund_outcome`),
+            # not now: the acquirer may still refuse it, and the payment would stand with its
+            # review closed as refunded.
             # The charge shows the refunded amount from now on (charge.refunded), the refund
             # its own progress (refund.created, then refund.updated with the outcome).
             await self._hooks.charge_changed(
@@ -2134,7 +2125,9 @@ class PaymentsService:
             assert current is not None
             assert locked_charge is not None
             if operation is not None and current.status is RefundStatus.PENDING:
-                after = await self._apply_refund_outcome(db, current, locked_charge, operation, now)
+                after = await self._apply_refund_outcome(
+                    db, current, locked_charge, operation, now, by=record
+                )
             else:
                 _warn_if_refunded_after_cancel(current, operation)
                 after = current
@@ -2149,9 +2142,12 @@ class PaymentsService:
         charge: Charge,
         operation: OperationOutcome,
         now: datetime,
+        *,
+        by: KeyRecord,
     ) -> Refund:
         """The acquirer's answer to a pending `refund` (and `charge`, both locked): succeeded,
-        or failed and no longer counted on the charge."""
+        or failed and no longer counted on the charge. `by`: the key of the request refunding.
+        """
         if operation.approved:
             after = replace(
                 refund,
@@ -2162,6 +2158,19 @@ class PaymentsService:
                 balance_transaction_id=refund.balance_transaction_id or new_id("txn"),
             )
             charge_after = charge
+            if charge.refunded and charge.review_id is not None:
+                # Refunded in full: its review closes with it, once the money is certainly
+                # back. (A charge never reviewed is not looked up: the review id on its
+                # locked row says there is none.)
+                await self._radar.payment_ended(
+                    db,
+                    charge.account_id,
+                    charge.review_id,
+                    PaymentEnd.REFUNDED_AS_FRAUD
+                    if refund.reason is RefundReason.FRAUDULENT
+                    else PaymentEnd.REFUNDED,
+                    by=by,
+                )
         else:
             after = replace(
                 refund,

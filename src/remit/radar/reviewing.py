@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.payments import idempotency
-from remit.payments.charges import Charge, RefundReason
+from remit.payments.charges import Charge, Refund, RefundReason, RefundStatus
 from remit.payments.crashpoints import crash_after
 from remit.payments.domain import CancellationReason
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
@@ -32,9 +32,10 @@ from remit.payments.keyed import (
     Work,
     replay_of,
     run_keyed,
+    stored_error,
     value_of,
 )
-from remit.payments.repository import ChargeRepository
+from remit.payments.repository import ChargeRepository, RefundRepository
 from remit.payments.service import PaymentsService
 from remit.radar.gate import emit_review_event
 from remit.radar.refusals import legacy_refusal_key, refusal_call, refusal_of
@@ -224,7 +225,9 @@ class ReviewsService:
                 raise _closed_already(review)
             if review.closing_reason is reason:
                 return review  # a close with this reason carries on
-            if review.closing_reason is not None:
+            if review.closing_reason is not None and not await _abandon_a_close_never_begun(
+                db, review, self._now(), approving=False
+            ):
                 raise _being_closed(review)
             charge = await ChargeRepository(db).get(account_id, review.charge_id)
             assert charge is not None
@@ -238,7 +241,9 @@ class ReviewsService:
         having certainly moved nothing, the review can be approved again."""
         try:
             await self._refuse_payment_under_its_key(review, reason)
-        except Exception:
+        except BaseException:
+            # A cancelled close too (CancelledError): left behind, its mark would refuse every
+            # approval for as long as nobody closed the review with the same reason.
             await self._stop_closing_unless_under_way(review.account_id, review.id, reason)
             raise
 
@@ -263,6 +268,8 @@ class ReviewsService:
                 respond=_no_body,
             )
         _refuse_if_failed(result)
+        if reason is not ClosedReason.CANCELED:
+            await self._refuse_unless_refunded(account_id, call.key, result)
 
     async def _stop_closing_unless_under_way(
         self, account_id: str, review_id: str, reason: ClosedReason
@@ -279,7 +286,9 @@ class ReviewsService:
             call = await _refusal_call_in_use(db, account_id, review_id, reason)
             stored = await idempotency.find(db, account_id, call.key)
             if stored is not None and not (stored.finished and stored.response_code != 0):
-                return
+                refund = await _refund_of(db, stored)
+                if not (stored.finished and refund is not None and _failed(refund)):
+                    return
             await reviews.save(replace(current, closing_reason=None))
 
     async def resume_refusal(self, record: KeyRecord) -> bool:
@@ -299,11 +308,31 @@ class ReviewsService:
             else:
                 result = await self._payments.resume_refund(record, _no_body)
             _refuse_if_failed(result)
-        except Exception:
+            if reason is not ClosedReason.CANCELED:
+                await self._refuse_unless_refunded(record.account_id, record.key, result)
+        except BaseException:
             await self._stop_closing_unless_under_way(record.account_id, review_id, reason)
             raise
         await self._close(record.account_id, None, review_id, reason)
         return True
+
+    async def _refuse_unless_refunded(self, account_id: str, key: str, result: object) -> None:
+        """A close's refund the acquirer refused (answered as a refund, failed) fails the close
+        too: the payment stands, so the review must not say it was refunded. A replayed answer
+        holds no refund, so the one made under the key is read."""
+        refund = result.value if isinstance(result, Done) else None
+        if not isinstance(refund, Refund):
+            async with self._engine.begin() as db:
+                stored = await idempotency.find(db, account_id, key)
+                refund = None if stored is None else await _refund_of(db, stored)
+        if refund is not None and _failed(refund):
+            raise RemitError(
+                message=f"The review's refund ({refund.id}) failed "
+                f"({refund.failure_reason or refund.status.value}): the payment was not "
+                "refunded and the review stays open.",
+                kind=ErrorKind.FAILED_PRECONDITION,
+                code="refund_failed",
+            )
 
     async def _close(
         self, account_id: str, keyed: Keyed[Review] | None, review_id: str, reason: ClosedReason
@@ -339,7 +368,11 @@ class ReviewsService:
                 if review.closed_reason is reason:
                     return review  # a retried close that had finished
                 raise _closed_already(review)
-            if reason is ClosedReason.APPROVED and review.closing_reason is not None:
+            if (
+                reason is ClosedReason.APPROVED
+                and review.closing_reason is not None
+                and not await _abandon_a_close_never_begun(db, review, now, approving=True)
+            ):
                 # Its payment is being refunded or canceled: approving now would record as
                 # approved a payment the close is refusing.
                 raise _being_closed(review)
@@ -366,6 +399,52 @@ async def _refusal_call_in_use(
     if legacy is not None and refusal_of(legacy) == (review_id, reason):
         return replace(call, key=legacy.key)
     return call
+
+
+async def _abandon_a_close_never_begun(
+    db: AsyncConnection, review: Review, now: datetime, *, approving: bool
+) -> bool:
+    """Whether the close that marked the (locked) review as being closed never began refusing
+    the payment and is given up: the mark stays behind when that close died or was cancelled
+    before its refund or cancel got past `started` (the completer then drops such a key). Its
+    key absent, or at `started` with its lease over, it is taken over here: an approval
+    finishes it with a refusal, so that a close still on its way cannot refund or cancel after
+    it; a close with another action drops it, as the key is the review's for any action. A
+    key held or past `started` is a close under way: not given up."""
+    assert review.closing_reason is not None
+    call = await _refusal_call_in_use(db, review.account_id, review.id, review.closing_reason)
+    found = await idempotency.find(db, review.account_id, call.key)
+    if found is not None and found.recovery_point is not RecoveryPoint.STARTED:
+        return False
+    try:
+        record = await idempotency.begin(db, **call.claim_fields(now))
+    except RemitError:
+        return False  # held by the close right now (or not its key): under way
+    if record.recovery_point is not RecoveryPoint.STARTED:
+        return False
+    if approving:
+        refused = stored_error(
+            RemitError(
+                message=f"Review {review.id} was approved before this close refused its payment.",
+                kind=ErrorKind.FAILED_PRECONDITION,
+                code="review_closed",
+            )
+        )
+        await idempotency.finish(db, record, response_code=refused.code, response_body=refused.body)
+    else:
+        await idempotency.forget(db, record)
+    return True
+
+
+def _failed(refund: Refund) -> bool:
+    return refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED)
+
+
+async def _refund_of(db: AsyncConnection, record: KeyRecord) -> Refund | None:
+    """The refund made under a close's refund key, if it got as far as making one."""
+    if record.refund_id is None:
+        return None
+    return await RefundRepository(db).get(record.account_id, record.refund_id)
 
 
 def _refuse_if_failed(result: object) -> None:

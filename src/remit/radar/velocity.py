@@ -73,7 +73,7 @@ class Counter:
     last_postal_check: str | None = None
     # When the streak's last decline was counted. None for a row written before this was
     # recorded: then the end of the hour the rings last moved to stands in for it, the latest
-    # the decline can have been.
+    # the decline can have been, and is kept here the first time the rings move on.
     last_declined_at: datetime | None = None
 
     @classmethod
@@ -94,6 +94,7 @@ class Counter:
         return replace(
             self,
             declines_in_a_row=0 if self._streak_lapsed(now) else self.declines_in_a_row,
+            last_declined_at=self._last_decline_or_stand_in(),
             last_minute=max(minute, self.last_minute),
             last_hour=max(hour, self.last_hour),
             attempts_by_minute=_advanced(self.attempts_by_minute, self.last_minute, minute),
@@ -129,10 +130,20 @@ class Counter:
             last_postal_check=postal_check or moved.last_postal_check,
         )
 
+    def _last_decline_or_stand_in(self) -> datetime | None:
+        """The time of the streak's last decline; for a streak stored before it was recorded,
+        the end of the hour the rings last moved to. Kept once the rings move on: each attempt
+        moves them (blocked attempts are no declines, so nothing else would record it), and a
+        stand-in recomputed from the new hour would keep a card retrying daily blocked for good.
+        """
+        if self.last_declined_at is not None or self.declines_in_a_row == 0:
+            return self.last_declined_at
+        return datetime.fromtimestamp((self.last_hour + 1) * 3600, UTC)
+
     def _streak_lapsed(self, now: datetime) -> bool:
-        if self.declines_in_a_row == 0:
+        last = self._last_decline_or_stand_in()
+        if self.declines_in_a_row == 0 or last is None:
             return False
-        last = self.last_declined_at or datetime.fromtimestamp((self.last_hour + 1) * 3600, UTC)
         return now - last >= STREAK_LAPSE
 
     @property

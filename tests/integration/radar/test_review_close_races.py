@@ -4,8 +4,8 @@ closed, or until its refund or cancel has certainly failed. Real PostgreSQL, Rad
 in-process network whose refunds can be held at the acquirer."""
 
 import asyncio
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,14 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
+from remit.payments import idempotency
 from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent
 from remit.payments.grpc import payment_intent_message
-from remit.payments.keyed import Done, KeyedCall
+from remit.payments.keyed import Done, KeyedCall, Replay
 from remit.payments.network import OperationOutcome
 from remit.payments.service import ConfirmParams, PaymentsService
 from remit.radar.domain import RuleAction
+from remit.radar.refusals import refusal_call
 from remit.radar.reviewing import ReviewsService
-from remit.radar.reviews import ClosedReason
+from remit.radar.reviews import ClosedReason, ReviewRepository
 from tests.integration.radar.test_radar_in_payments import Methods, Parts, respond
 from tests.support.fake_network import FakeNetwork
 
@@ -178,3 +180,108 @@ async def test_a_close_that_does_not_fit_the_payment_leaves_the_review_to_approv
 
     approved = await reviews.approve(account_id, review_id)
     assert approved.closed_reason is ClosedReason.APPROVED
+
+
+async def _marked_being_closed(
+    engine: AsyncEngine, account_id: str, review_id: str, reason: ClosedReason
+) -> None:
+    """The mark a close leaves when it dies before its refund or cancel passed `started`."""
+    async with engine.begin() as db:
+        reviews = ReviewRepository(db)
+        review = await reviews.get(account_id, review_id, for_update=True)
+        assert review is not None
+        await reviews.save(replace(review, closing_reason=reason))
+
+
+async def _claim_refusal_key(
+    engine: AsyncEngine, account_id: str, review_id: str, reason: ClosedReason, at: datetime
+) -> None:
+    async with engine.begin() as db:
+        await idempotency.begin(db, **refusal_call(account_id, review_id, reason).claim_fields(at))
+
+
+async def test_a_close_that_died_before_its_refund_began_leaves_the_review_to_approve(
+    parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
+) -> None:
+    intent = await _in_review(parts, account_id)
+    review_id = intent.review_id or ""
+    await _marked_being_closed(core_engine, account_id, review_id, ClosedReason.REFUNDED)
+
+    approved = await reviews.approve(account_id, review_id)
+
+    assert approved.closed_reason is ClosedReason.APPROVED
+    # The dead close, were it to carry on now, finds its refund refused: no money moves.
+    late = await parts.payments.create_refund(
+        refusal_call(account_id, review_id, ClosedReason.REFUNDED),
+        charge_id=intent.latest_charge_id,
+        payment_intent_id=None,
+        amount_minor=None,
+        reason=None,
+        metadata={},
+        respond=lambda _: b"",
+    )
+    assert isinstance(late, Replay)
+    assert late.code != 0
+    refunds, _ = await parts.payments.list_refunds(account_id, limit=10)
+    assert refunds == []
+
+
+async def test_a_refund_key_left_at_started_past_its_lease_does_not_block_approval(
+    parts: Parts,
+    reviews: ReviewsService,
+    account_id: str,
+    core_engine: AsyncEngine,
+    clock: FixedClock,
+) -> None:
+    review_id = (await _in_review(parts, account_id)).review_id or ""
+    await _marked_being_closed(core_engine, account_id, review_id, ClosedReason.REFUNDED)
+    lapsed = clock.now() - idempotency.lease() - timedelta(seconds=1)
+    await _claim_refusal_key(core_engine, account_id, review_id, ClosedReason.REFUNDED, lapsed)
+
+    approved = await reviews.approve(account_id, review_id)
+    assert approved.closed_reason is ClosedReason.APPROVED
+
+
+async def test_a_refund_key_just_claimed_keeps_approval_refused(
+    parts: Parts,
+    reviews: ReviewsService,
+    account_id: str,
+    core_engine: AsyncEngine,
+    clock: FixedClock,
+) -> None:
+    """The close has only just claimed its key: it is under way, not dead."""
+    review_id = (await _in_review(parts, account_id)).review_id or ""
+    await _marked_being_closed(core_engine, account_id, review_id, ClosedReason.REFUNDED)
+    await _claim_refusal_key(core_engine, account_id, review_id, ClosedReason.REFUNDED, clock.now())
+
+    with pytest.raises(RemitError) as refused:
+        await reviews.approve(account_id, review_id)
+    assert refused.value.code == "review_closing"
+
+
+async def test_a_close_that_died_before_its_cancel_began_leaves_the_review_to_refund(
+    parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
+) -> None:
+    review_id = (await _in_review(parts, account_id)).review_id or ""
+    await _marked_being_closed(core_engine, account_id, review_id, ClosedReason.CANCELED)
+
+    closed = await reviews.close(account_id, review_id, ClosedReason.REFUNDED_AS_FRAUD)
+
+    assert closed.closed_reason is ClosedReason.REFUNDED_AS_FRAUD
+    refunds, _ = await parts.payments.list_refunds(account_id, limit=10)
+    assert len(refunds) == 1
+
+
+async def test_a_close_cancelled_before_its_refund_began_takes_its_mark_back(
+    parts: Parts, reviews: ReviewsService, account_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    review_id = (await _in_review(parts, account_id)).review_id or ""
+
+    async def cancelled(*_args: object, **_kw: object) -> None:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(parts.payments, "create_refund", cancelled)
+    with pytest.raises(asyncio.CancelledError):
+        await reviews.close(account_id, review_id, ClosedReason.REFUNDED)
+
+    assert (await reviews.get(account_id, review_id)).closing_reason is None

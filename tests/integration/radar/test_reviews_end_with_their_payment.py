@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
 from remit.core.errors import RemitError
-from remit.payments.charges import Refund, RefundReason
+from remit.payments.charges import Refund, RefundReason, RefundStatus
 from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent, Status
 from remit.payments.keyed import Done, KeyedCall
+from remit.payments.network import OperationOutcome
 from remit.payments.service import ConfirmParams
 from remit.radar.domain import RuleAction
 from remit.radar.refusals import refusal_call
@@ -22,6 +23,7 @@ from remit.radar.reviewing import ReviewsService
 from remit.radar.reviews import ClosedReason
 from remit.webhooks.tables import events
 from tests.integration.radar.test_radar_in_payments import Parts, respond
+from tests.support.fake_network import FakeNetwork
 from tests.support.statements import statements_sent
 
 pytestmark = pytest.mark.anyio
@@ -220,3 +222,53 @@ async def test_refunding_a_payment_never_reviewed_does_not_look_for_a_review(
     with statements_sent(core_engine) as statements:
         await _refund(parts, account_id, "refund", intent.latest_charge_id or "")
     assert not [sql for sql in statements if "radar_reviews" in sql]
+
+
+def _refuse_refunds(network: FakeNetwork) -> None:
+    """The acquirer refuses every refund from now on (the card was canceled since)."""
+    send = network.refund
+
+    async def refused(
+        *, authorization_id: str, amount_minor: int, reference: str
+    ) -> OperationOutcome:
+        network.refuse(reference, "expired_or_canceled_card", "The card was canceled.")
+        return await send(
+            authorization_id=authorization_id, amount_minor=amount_minor, reference=reference
+        )
+
+    network.refund = refused  # type: ignore[method-assign]
+
+
+async def test_a_full_refund_the_acquirer_refuses_leaves_the_review_open(
+    parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
+) -> None:
+    intent = await _in_review(parts, account_id, "pay")
+    review_id = intent.review_id or ""
+    _refuse_refunds(parts.network)
+
+    refund = await _refund(parts, account_id, "refund", intent.latest_charge_id or "")
+
+    assert refund.status is RefundStatus.FAILED
+    assert (await reviews.get(account_id, review_id)).open
+    assert await _review_events(core_engine, account_id, review_id) == ["review.opened"]
+
+
+async def test_a_close_whose_refund_the_acquirer_refuses_fails_and_leaves_the_review_open(
+    parts: Parts, reviews: ReviewsService, account_id: str
+) -> None:
+    intent = await _in_review(parts, account_id, "pay")
+    review_id = intent.review_id or ""
+    _refuse_refunds(parts.network)
+
+    with pytest.raises(RemitError) as failed:
+        await reviews.close(account_id, review_id, ClosedReason.REFUNDED_AS_FRAUD)
+    assert failed.value.code == "refund_failed"
+    review = await reviews.get(account_id, review_id)
+    assert (review.open, review.closing_reason) == (True, None)
+    # A retry replays the refund the close's key holds: still failed, still not a close.
+    with pytest.raises(RemitError) as again:
+        await reviews.close(account_id, review_id, ClosedReason.REFUNDED_AS_FRAUD)
+    assert again.value.code == "refund_failed"
+    # The payment stands: the review can still be approved.
+    approved = await reviews.approve(account_id, review_id)
+    assert approved.closed_reason is ClosedReason.APPROVED

@@ -78,3 +78,19 @@ def test_a_streak_stored_before_its_time_was_recorded_lapses_after_the_rings_las
     end_of_hour = START.replace(minute=0, second=0) + timedelta(hours=1)
     assert counter.at(end_of_hour + STREAK_LAPSE - timedelta(seconds=1)).declines_in_a_row == 1
     assert counter.at(end_of_hour + STREAK_LAPSE).declines_in_a_row == 0
+
+
+def test_a_streak_stored_before_its_time_was_recorded_lapses_while_the_card_keeps_trying() -> None:
+    """Each attempt moves the rings to its hour; the stand-in for the last decline must stay
+    the end of the hour the stored row had, or a card retrying daily is never let go."""
+    counter = replace(Counter.empty(START), declines_in_a_row=3, last_declined_at=None)
+    end_of_hour = START.replace(minute=0, second=0) + timedelta(hours=1)
+    lapse = end_of_hour + STREAK_LAPSE
+    for at in (
+        START + timedelta(hours=1),
+        START + timedelta(hours=23),
+        lapse - timedelta(seconds=1),
+    ):
+        counter = counter.with_attempt(at)
+        assert counter.declines_in_a_row == 3
+    assert counter.with_attempt(lapse).declines_in_a_row == 0
