@@ -142,7 +142,9 @@ refunds = Table(
 idempotency_keys = Table(
     "idempotency_keys",
     core_metadata,
-    Column("account_id", Text, nullable=False),
+    # Refuses the claim of a call naming an account that does not exist (NOT_FOUND), before
+    # anything else is written.
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
     Column("key", Text, nullable=False),
     # The RPC the key was first used with, and a digest of its parameters.
     Column("endpoint", Text, nullable=False),

@@ -18,19 +18,19 @@ pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
 
-def _keyed() -> Keyed[str]:
-    call = KeyedCall(account_id="acct_keyed", key="k1", endpoint="Change", request_body=b"x")
+def _keyed(account_id: str) -> Keyed[str]:
+    call = KeyedCall(account_id=account_id, key="k1", endpoint="Change", request_body=b"x")
     return Keyed(call, str.encode)
 
 
-async def _refused(engine: AsyncEngine, kind: ErrorKind) -> RemitError:
+async def _refused(engine: AsyncEngine, account_id: str, kind: ErrorKind) -> RemitError:
     refusal = RemitError(message=f"refused: {kind.value}", kind=kind, code="some_code")
 
     async def work(_db: AsyncConnection) -> str:
         raise refusal
 
     with pytest.raises(RemitError) as raised:
-        await run_keyed(engine, _keyed(), NOW, work)
+        await run_keyed(engine, _keyed(account_id), NOW, work)
     assert raised.value is refusal
     return refusal
 
@@ -41,10 +41,10 @@ async def _succeed(_db: AsyncConnection) -> str:
 
 @pytest.mark.parametrize("kind", [ErrorKind.FAILED_PRECONDITION, ErrorKind.CARD_DECLINED])
 async def test_a_refusal_by_the_state_of_things_is_replayed(
-    core_engine: AsyncEngine, kind: ErrorKind
+    core_engine: AsyncEngine, account_id: str, kind: ErrorKind
 ) -> None:
-    refusal = await _refused(core_engine, kind)
-    retried = await run_keyed(core_engine, _keyed(), NOW, _succeed)
+    refusal = await _refused(core_engine, account_id, kind)
+    retried = await run_keyed(core_engine, _keyed(account_id), NOW, _succeed)
     assert isinstance(retried, Replay)
     assert retried.code == GRPC_CODES[kind].value[0]
     assert refusal.message.encode() in retried.body
@@ -61,8 +61,8 @@ async def test_a_refusal_by_the_state_of_things_is_replayed(
     ],
 )
 async def test_validation_conflicts_and_remit_failures_leave_the_key_free(
-    core_engine: AsyncEngine, kind: ErrorKind
+    core_engine: AsyncEngine, account_id: str, kind: ErrorKind
 ) -> None:
-    await _refused(core_engine, kind)
-    retried = await run_keyed(core_engine, _keyed(), NOW, _succeed)
+    await _refused(core_engine, account_id, kind)
+    retried = await run_keyed(core_engine, _keyed(account_id), NOW, _succeed)
     assert retried == Done("done")
