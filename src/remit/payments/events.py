@@ -15,7 +15,9 @@ event follows Stripe's charge:
   the issuer's `authentication_required` soft decline when no challenge may follow it (an
   off-session payment, `error_on_requires_action`).
 - Blocked by Radar, by a block rule or for the highest risk level (`blocked` /
-  `not_sent_to_network`): `charge.failed`, as Stripe sends for its blocked charges.
+  `not_sent_to_network`): `charge.failed`, as Stripe sends for its blocked charges. So is a
+  card the acquirer blocks as too risky before the network (`card_declined` / `fraudulent`,
+  `blocked` / `not_sent_to_network`, reason `highest_risk_level`).
 - 3-D Secure asked for before the network (a Request 3D Secure rule,
   `request_three_d_secure`) where no challenge is possible: `authentication_required`,
   `invalid` / `not_sent_to_network`, and `charge.failed`; Stripe's card error for it names the

@@ -169,11 +169,22 @@ def stand_in_result(
 # (`declined_by_network`) stays `issuer_declined`.
 _REFUSED_BEFORE_THE_NETWORK: Final = frozenset({"incorrect_number"})
 
+# Declines the network gives before any issuer sees the payment because it judged the payment
+# too risky, by decline code, when it reports them so (`not_sent_to_network`): the acquirer's
+# refusal of Stripe's "always blocked" Radar test card, 4100000000000019, when it comes as a
+# raw number (with its test id remit's Radar blocks it first). Stripe documents that card as
+# risk level `highest`, always blocked, so the outcome is Stripe's block of the highest risk
+# level: `blocked` / `highest_risk_level`. A `fraudulent` decline an issuer gives
+# (`declined_by_network`) stays `issuer_declined`.
+_BLOCKED_BEFORE_THE_NETWORK: Final = frozenset({"fraudulent"})
+
 _SELLER_MESSAGES: Final = {
     "authorized": "Payment complete.",
     "manual_review": "Radar placed this payment in your manual review queue.",
     "blocked_rule": "A Radar rule of your account blocked this payment.",
     "blocked_risk": "Radar blocked this payment as too risky.",
+    "blocked_by_network": "The acquirer blocked this payment as too risky; it was not sent to "
+    "the card network.",
     "issuer_declined": "The bank did not return any further details with this decline.",
     "invalid": "This payment was not sent to the card network: its card can no longer be used.",
     "incorrect_number": "This payment was not sent to the card network: its card number is "
@@ -217,11 +228,21 @@ def outcome_json(verdict: RiskVerdict, result: Mapping[str, object]) -> dict[str
             "seller_message": _SELLER_MESSAGES["unauthenticated"],
         }
     code = _text(result.get("code"))
-    if (
-        code in _REFUSED_BEFORE_THE_NETWORK
-        and not result.get("approved")
-        and result.get("network_status") == "not_sent_to_network"
-    ):
+    not_sent = not result.get("approved") and result.get("network_status") == "not_sent_to_network"
+    if not_sent and _text(result.get("decline_code")) in _BLOCKED_BEFORE_THE_NETWORK:
+        # The acquirer judged the payment of the highest risk level, which Radar's own level
+        # (it let the payment go on) would contradict; so would its score, unless Radar too
+        # put the payment at the highest level.
+        highest = verdict.risk_level == "highest"
+        return base | {
+            "type": "blocked",
+            "network_status": "not_sent_to_network",
+            "reason": "highest_risk_level",
+            "risk_level": "highest",
+            "risk_score": verdict.risk_score if highest else None,
+            "seller_message": _SELLER_MESSAGES["blocked_by_network"],
+        }
+    if code in _REFUSED_BEFORE_THE_NETWORK and not_sent:
         return base | {
             "type": "invalid",
             "network_status": "not_sent_to_network",

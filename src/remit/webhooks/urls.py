@@ -10,9 +10,16 @@ at connection time (`remit.webhooks.sender.PolicyConnector`).
 A URL's host is always read as aiohttp will connect to it: yarl's parse, IDNA-normalised, so
 127.0.0.1 written with full-width digits (U+FF11...), or 169.254.169.254 with ideographic full
 stops (U+3002), is that address here too, not a host name as `urllib.parse` reads it.
+
+An IPv4 address must be written in dotted-decimal form. aiohttp refuses to connect to the
+legacy numeric forms (`127.1`, `2130706433`, `0177.0.0.1`, `127.0.0.1.`), so an endpoint with
+one would fail every delivery; the hexadecimal ones (`0x7f.0.0.1`) it hands to the resolver,
+which reads them as the address, not the name they pass for when the URL is saved. Both are
+refused when the URL is saved; a host name with a trailing dot (`example.com.`) is not.
 """
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -133,6 +140,19 @@ def _written_host(url: str) -> str:
         return ""
 
 
+# A label the C resolver (inet_aton) reads as a number: decimal, octal with a leading 0, or
+# hexadecimal after 0x. yarl has already lower-cased the host.
+_NUMERIC_LABEL: Final = re.compile(r"0x[0-9a-f]*|[0-9]+", re.ASCII)
+
+
+def _is_numeric_ipv4_form(host: str) -> bool:
+    """Whether every label of the host is a number, however many labels and dots there are:
+    an IPv4 address in some spelling, never a host name (a name such as `example.com.` has a
+    label that is not a number)."""
+    labels = [label for label in host.split(".") if label]
+    return bool(labels) and all(_NUMERIC_LABEL.fullmatch(label) for label in labels)
+
+
 def _is_loopback_name(host: str) -> bool:
     name = host.rstrip(".")
     return name in ("localhost", "localhost.localdomain") or name.endswith(".localhost")
@@ -151,6 +171,13 @@ def validate_endpoint_url(url: str, policy: UrlPolicy) -> str:
     if not host:
         raise invalid("Invalid URL: it has no host.", "url", code="url_invalid")
     address = literal_address(host)
+    if address is None and _is_numeric_ipv4_form(host):
+        # Whatever the policy: aiohttp connects to none of these but the hexadecimal ones, and
+        # those reach an address that the checks above read as a name.
+        raise invalid(f"Invalid URL: its host {host} is an IPv4 address not written in "
+                      "dotted-decimal form; write the address as four decimal numbers from 0 "
+                      "to 255, without leading zeros or a trailing dot, such as 192.0.2.1.",
+                      "url", code="url_invalid")  # fmt: skip
     if address is not None and not _written_host(url).isascii():
         # An address spelt so has no use but to slip past a check that reads it as a name.
         raise invalid(f"Invalid URL: its host is the IP address {address} written with "

@@ -8,6 +8,10 @@ the vault's own check did not vet; the answer is then the acquirer's to give, an
 show. Here the network sends the acquirer the number behind a vault token, as the vault's
 forward does, and the real acquirer answers over gRPC. A decline the issuer gives stays
 `issuer_declined` / `declined_by_network`.
+
+The acquirer also refuses Stripe's always-blocked Radar test card (4100000000000019) before the
+network, as `card_declined` / `fraudulent`: Stripe's outcome for it is `blocked` /
+`not_sent_to_network`, for the highest risk level.
 """
 
 from collections.abc import AsyncIterator
@@ -40,8 +44,15 @@ from tests.integration.ledger.money_trail import TrailNetwork
 pytestmark = pytest.mark.anyio
 
 # Payment methods by the vault token behind each, and the numbers those tokens stand for.
-VAULT_TOKENS = {"pm_incorrect_number": "incorrect_number", "pm_declined": "declined"}
+VAULT_TOKENS = {
+    "pm_incorrect_number": "incorrect_number",
+    "pm_fraudulent": "fraudulent",
+    "pm_declined": "declined",
+}
 LUHN_FAILS = "4242424242424241"
+# Stripe's Radar test card that is always blocked, as a raw number: no test id tells remit's
+# Radar of it, so the acquirer's refusal before the network is all that blocks it.
+ALWAYS_BLOCKED = "4100000000000019"
 
 
 class Methods:
@@ -105,6 +116,7 @@ async def platform(
     core_engine: AsyncEngine, acquirer_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Platform]:
     monkeypatch.setitem(money_trail.CARD_NUMBERS, "incorrect_number", LUHN_FAILS)
+    monkeypatch.setitem(money_trail.CARD_NUMBERS, "fraudulent", ALWAYS_BLOCKED)
     acquirer = AcquirerService(acquirer_engine)
     server = grpc.aio.server(interceptors=acquirer_interceptors(FaultConfig()))
     acquirer_registration(acquirer).add_to_server(server)
@@ -158,6 +170,39 @@ async def test_a_number_the_acquirer_refuses_before_the_network_fails_as_invalid
     assert await platform.event_types(account_id, charge.id) == ["charge.failed"]
     intent = await platform.payments.get_payment_intent(account_id, charge.payment_intent_id)
     assert intent.status is Status.REQUIRES_PAYMENT_METHOD
+
+
+async def test_a_number_the_acquirer_blocks_as_fraudulent_is_blocked_not_declined(
+    platform: Platform, account_id: str
+) -> None:
+    declined = await platform.declined(account_id, "pm_fraudulent")
+    assert (declined.code, declined.decline_code) == ("card_declined", "fraudulent")
+    assert declined.charge is not None
+    recorded = await platform.acquirer.lookup(declined.charge)
+    assert recorded.authorization_result is not None
+    assert recorded.authorization_result.network_status is NetworkStatus.NOT_SENT_TO_NETWORK
+
+    charge = await platform.charge(account_id, declined.charge)
+    assert (charge.status, charge.failure_code, charge.decline_code) == (
+        ChargeStatus.FAILED,
+        "card_declined",
+        "fraudulent",
+    )
+    # Stripe's outcome for its always-blocked card: risk level `highest`, blocked for it.
+    # Radar, which never knew the number for what it is, scored the payment normal.
+    assert (charge.risk or {})["risk_level"] == "normal"
+    assert charge.outcome == {
+        "type": "blocked",
+        "network_status": "not_sent_to_network",
+        "reason": "highest_risk_level",
+        "risk_level": "highest",
+        "risk_score": None,
+        "rule": None,
+        "seller_message": "The acquirer blocked this payment as too risky; it was not sent to "
+        "the card network.",
+    }
+    # Stripe tells of its blocked charges.
+    assert await platform.event_types(account_id, charge.id) == ["charge.failed"]
 
 
 async def test_a_decline_by_the_issuer_stays_the_issuers(

@@ -249,6 +249,44 @@ def test_an_ip_address_spelt_in_unicode_is_refused_even_in_development(
         assert (refused.value.param, refused.value.code) == ("url", "url_invalid")
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.1",
+        "0177.0.0.1",  # octal
+        "2130706433",
+        "0x7f.0.0.1",
+        "0X7F.0.0.1",
+        "127.0.0.1.",  # trailing dot
+        "8.8.8.8.",
+        "010.8.8.8",
+        "134744072",  # 8.8.8.8
+        "256.1.1.1",
+        "1.2.3.4.5",
+        f"{full_width('127')}.1",
+    ],
+)
+def test_an_ipv4_address_not_in_dotted_decimal_form_is_refused_whatever_the_policy(
+    host: str,
+) -> None:
+    """aiohttp refuses to connect to these forms (or resolves the hexadecimal ones to an
+    address the check at saving never saw), so an endpoint with one could never be
+    delivered to as saved."""
+    for policy in (UrlPolicy(allow_internal=False), UrlPolicy(allow_internal=True)):
+        with pytest.raises(RemitError, match="dotted-decimal form") as refused:
+            validate_endpoint_url(f"https://{host}:8443/hook", policy)
+        assert (refused.value.param, refused.value.code) == ("url", "url_invalid")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com./hook", "https://8.8.8.8/hook", "https://0x7f.example/hook",
+     "https://1.2.3.example/hook", "https://123.example./hook"],
+)  # fmt: skip
+def test_names_and_dotted_decimal_addresses_are_not_numeric_forms(url: str) -> None:
+    assert validate_endpoint_url(url, UrlPolicy(allow_internal=False)) == url
+
+
 def test_a_loopback_name_spelt_in_unicode_is_refused_outside_development() -> None:
     with pytest.raises(RemitError, match="private or loopback"):
         validate_endpoint_url(
