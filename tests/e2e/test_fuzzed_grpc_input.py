@@ -618,8 +618,8 @@ def test_calls_naming_an_account_that_does_not_exist_are_not_found(
     refusals: Refusals, payments: payments_pb2_grpc.PaymentsServiceStub
 ) -> None:
     """The facade names only the account of the key it authenticated; an internal caller may
-    name any. Writing a row for an account no one has failed on the database's foreign key:
-    INTERNAL."""
+    name any. A row for an account no one has is refused by the database's foreign key, and
+    that refusal is the caller's NOT_FOUND ("No such account"), not an INTERNAL."""
     calls = _calls_for_any_account(payments)
 
     @FUZZ
