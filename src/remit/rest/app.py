@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from remit import versioning
 from remit.accounts.domain import KeyKind, Principal
@@ -508,4 +509,15 @@ def build_app(deps: Dependencies, operations: Sequence[Operation] | None = None)
     routes += three_d_secure.routes(deps)
     # Anything unmatched, including a known path with the wrong method, is Stripe's 404.
     routes.append(Route("/{path:path}", _not_found, methods=_ANY_METHOD))
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    # A path the catch-all cannot match (its pattern stops at a newline, `%0A` in an id) would
+    # get Starlette's own plain-text 404, and one ending in a slash a 307 to the path without
+    # it: neither is an answer a Stripe client can read. Both are Stripe's 404 instead.
+    app.router.redirect_slashes = False
+    app.router.default = _unmatched
+    return app
+
+
+async def _unmatched(scope: Scope, receive: Receive, send: Send) -> None:
+    response = await _not_found(Request(scope, receive))
+    await response(scope, receive, send)

@@ -53,3 +53,20 @@ def test_an_unserved_search_is_an_unrecognized_url(method: str, path: str) -> No
 def test_an_object_by_id_is_still_routed_to_its_operation() -> None:
     """Unauthenticated here, so the operation's own 401, not the router's 404."""
     assert _client().get("/v1/payment_intents/pi_search").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/payment_intents/%0A/",  # a newline: past what the catch-all route matches
+        "/v1/payment_intents/%2F%0A0",
+        "/v1/payment_intents/pi_1/",  # a trailing slash: no redirect to the path without it
+        "/v1/charges/",
+    ],
+)
+def test_paths_no_route_matches_are_an_unrecognized_url(path: str) -> None:
+    response = _client().get(path, follow_redirects=False)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["request-id"].startswith("req_")
+    assert response.json()["error"]["message"].startswith("Unrecognized request URL (GET: ")
