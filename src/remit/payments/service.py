@@ -34,6 +34,7 @@ from remit.payments.abandoned_attempts import (
     finish_left_behind,
     left_by_update,
 )
+from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
 from remit.payments.charge_refunds import ChargeRefunds, read_refunds, read_refunds_of_charges
@@ -1585,8 +1586,11 @@ class PaymentsService:
                 await intents.save(after)
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: the ledger's posting holds the account's chain lock until the commit.
-                await self._hooks.charge_and_intent_changed(
-                    db, (current, captured), (intent, after)
+                await recorded_after_the_network(
+                    self._hooks.charge_and_intent_changed(
+                        db, (current, captured), (intent, after)
+                    ),
+                    what=f"the capture of {current.id}",
                 )
             else:
                 # The refusal is the outcome of this request: store it, commit, then raise.
@@ -1721,7 +1725,10 @@ class PaymentsService:
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: releasing an authorization posts to the ledger, whose lock lasts to
                 # commit.
-                await self._hooks.intent_changed(db, current, after)
+                await recorded_after_the_network(
+                    self._hooks.intent_changed(db, current, after),
+                    what=f"the cancel of {current.id}",
+                )
                 return Done(after)
         raise refusal
 
@@ -2200,8 +2207,11 @@ class PaymentsService:
             assert current is not None
             assert locked_charge is not None
             if operation is not None and current.status is RefundStatus.PENDING:
-                after = await self._apply_refund_outcome(
-                    db, current, locked_charge, operation, now, by=record
+                after = await recorded_after_the_network(
+                    self._apply_refund_outcome(
+                        db, current, locked_charge, operation, now, by=record
+                    ),
+                    what=f"the outcome of refund {current.id}",
                 )
             else:
                 _warn_if_refunded_after_cancel(current, operation)
