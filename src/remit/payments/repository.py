@@ -139,6 +139,7 @@ def _charge_values(charge: Charge) -> dict[str, object]:
         "authorization_id": charge.authorization_id,
         "network_result": None if charge.network_result is None else dict(charge.network_result),
         "requested_capture_minor": charge.requested_capture_minor,
+        "capture_attempts": charge.capture_attempts,
         "requested_capture_changes": None
         if charge.requested_capture_changes is None
         else dict(charge.requested_capture_changes),
@@ -190,6 +191,7 @@ def charge_from_row(m: Fields) -> Charge:
         authorization_id=m["authorization_id"],
         network_result=m["network_result"],
         requested_capture_minor=m["requested_capture_minor"],
+        capture_attempts=m["capture_attempts"],
         requested_capture_changes=m["requested_capture_changes"],
         description=m["description"],
         metadata=m["metadata"],

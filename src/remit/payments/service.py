@@ -1502,13 +1502,17 @@ class PaymentsService:
                     related=intent,
                 )
             params.check_metadata(intent.metadata)
-            # The changes are recorded in the same update as the capture request.
+            # The changes are recorded in the same update as the capture request, and so is
+            # its place among the charge's captures, which gives it a reference of its own: the
+            # network keeps a refused capture under its reference, and would refuse this one
+            # (another amount, say) under the same.
             await charges.save(
                 replace(
                     charge,
                     capture_requested=True,
                     requested_capture_minor=amount,
                     requested_capture_changes=params.as_json(),
+                    capture_attempts=charge.capture_attempts + 1,
                     updated_at=now,
                 )
             )
@@ -1540,7 +1544,9 @@ class PaymentsService:
         assert charge is not None
         assert charge.authorization_id is not None
         assert charge.requested_capture_minor is not None
-        reference = f"{charge.id}_capture"
+        # The reference `_start_capture` gave this capture (no other capture of the charge can
+        # start while `capture_requested` holds it).
+        reference = charge.capture_reference
         authorization_id, amount = charge.authorization_id, charge.requested_capture_minor
         operation: OperationOutcome = await self._settle(
             lambda: self._network.capture(
@@ -1587,9 +1593,7 @@ class PaymentsService:
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: the ledger's posting holds the account's chain lock until the commit.
                 await recorded_after_the_network(
-                    self._hooks.charge_and_intent_changed(
-                        db, (current, captured), (intent, after)
-                    ),
+                    self._hooks.charge_and_intent_changed(db, (current, captured), (intent, after)),
                     what=f"the capture of {current.id}",
                 )
             else:
