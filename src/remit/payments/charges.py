@@ -1,6 +1,6 @@
 """Charges (one per authorization attempt) and refunds, as frozen values."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
@@ -223,3 +223,19 @@ class Refund:
     # The refund_failure balance transaction that gives the money back, named when a refund
     # that debited the balance fails or is canceled.
     failure_balance_transaction_id: str | None = None
+
+
+# A refund the acquirer has not settled yet: it may still succeed or fail.
+UNSETTLED_REFUNDS = frozenset({RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION})
+
+
+def refunded_in_full(charge: Charge, refunds: Iterable[Refund]) -> bool:
+    """Whether `refunds` (all of the charge's) have certainly given back all it captured: the
+    succeeded ones cover it, and none is still unsettled. Not `Charge.refunded`, which counts
+    the amounts pending refunds reserve: one of them may still fail, and the payment then
+    stands in part."""
+    settled = list(refunds)
+    if any(refund.status in UNSETTLED_REFUNDS for refund in settled):
+        return False
+    succeeded = sum(r.amount_minor for r in settled if r.status is RefundStatus.SUCCEEDED)
+    return charge.captured and succeeded >= charge.amount_captured_minor

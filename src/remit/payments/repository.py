@@ -441,6 +441,14 @@ class RefundRepository(_AccountScoped):
         )
         return [refund_from_row(row._mapping) for row in rows], more
 
+    async def of_charge(self, account_id: str, charge_id: str) -> list[Refund]:
+        """Every refund of the charge, in no particular order."""
+        c = self.table.c
+        rows = await self._db.execute(
+            select(self.table).where(c.account_id == account_id, c.charge_id == charge_id)
+        )
+        return [refund_from_row(row._mapping) for row in rows]
+
     async def first_of_charges(
         self, account_id: str, charge_ids: Sequence[str], *, limit: int
     ) -> dict[str, tuple[list[Refund], bool]]:

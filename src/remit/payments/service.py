@@ -45,6 +45,7 @@ from remit.payments.charges import (
     Refund,
     RefundReason,
     RefundStatus,
+    refunded_in_full,
     updated_charge,
 )
 from remit.payments.crashpoints import crash_after
@@ -2248,19 +2249,12 @@ class PaymentsService:
             )
             charge_after = charge
             if charge.refunded and charge.review_id is not None:
-                # Refunded in full: its review closes with it, once the money is certainly
-                # back. (A charge never reviewed is not looked up: the review id on its
-                # locked row says there is none.)
-                await self._radar.payment_ended(
-                    db,
-                    charge.account_id,
-                    charge.review_id,
-                    PaymentEnd.REFUNDED_AS_FRAUD
-                    if refund.reason is RefundReason.FRAUDULENT
-                    else PaymentEnd.REFUNDED,
-                    by=by,
-                )
+                # Its refunds reserve all of the charge (a charge never reviewed is not looked
+                # up: the review id on its locked row says there is none).
+                await self._end_review_if_refunded(db, charge, charge.review_id, after, by=by)
         else:
+            # A refund that fails gives its amount back to the charge: the succeeded refunds
+            # then cover less than was captured, and the review stays as it is.
             after = replace(
                 refund,
                 status=RefundStatus.FAILED,
@@ -2273,6 +2267,37 @@ class PaymentsService:
         await RefundRepository(db).save(after)
         await self._hooks.refund_changed(db, refund, after, charge_after)
         return after
+
+    async def _end_review_if_refunded(
+        self,
+        db: AsyncConnection,
+        charge: Charge,
+        review_id: str,
+        settled: Refund,
+        *,
+        by: KeyRecord,
+    ) -> None:
+        """Close the review of the (locked) charge once its refunds have certainly given back
+        all it captured (`refunded_in_full`), `settled` among them as it now stands. While a
+        sibling refund is still pending, the review waits for it: whichever settles last
+        finds them all settled here (each settles with the charge locked), and closes it if
+        they succeeded. As `refunded_as_fraud` when any of them was refunded as fraudulent."""
+        siblings = await RefundRepository(db).of_charge(charge.account_id, charge.id)
+        refunds = [settled if refund.id == settled.id else refund for refund in siblings]
+        if not refunded_in_full(charge, refunds):
+            return
+        as_fraud = any(
+            refund.reason is RefundReason.FRAUDULENT
+            for refund in refunds
+            if refund.status is RefundStatus.SUCCEEDED
+        )
+        await self._radar.payment_ended(
+            db,
+            charge.account_id,
+            review_id,
+            PaymentEnd.REFUNDED_AS_FRAUD if as_fraud else PaymentEnd.REFUNDED,
+            by=by,
+        )
 
     async def _stop_counting_refund(
         self, db: AsyncConnection, charge: Charge, refund: Refund, now: datetime
