@@ -9,7 +9,7 @@ shown as they are now, since remit keeps no history of each object's states.
 """
 
 import copy
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Table, func, select
@@ -48,35 +48,50 @@ class UnsupportedRelatedListError(LookupError):
 
 
 def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> Fetch:
-    """Lists the related objects of one account that existed at `as_of`, latest schema."""
+    """Lists the related objects of one account that existed at `as_of`, latest schema: for
+    all the parents asked in one query."""
     existing = CreatedBounds(lte=as_of)
 
-    async def fetch(need: Need, parent_id: str) -> RelatedPage:
+    async def fetch(need: Need, keys: Sequence[str]) -> Mapping[str, RelatedPage]:
         async with engine.begin() as db:
             if isinstance(need, RelatedObject) and need.resource == "rule":
                 # As it is now: remit keeps no history of a rule; one deleted since is gone.
-                rule = await RuleRepository(db).get(account_id, parent_id)
-                return RelatedPage.whole([] if rule is None else [to_json(rule_message(rule))])
+                rules = await RuleRepository(db).get_many(account_id, keys)
+                return {
+                    key: RelatedPage.whole(
+                        [to_json(rule_message(rules[key]))] if key in rules else []
+                    )
+                    for key in keys
+                }
             if isinstance(need, RelatedObject):
                 raise UnsupportedRelatedListError(
                     f"the core database does not find a {need.resource} by id"
                 )
             match (need.resource, need.filter_param):
                 case ("charge", "payment_intent"):
-                    charges, more = await ChargeRepository(db).page(
-                        account_id, limit=MAX_EMBEDDED, created=existing,
-                        payment_intent_id=parent_id,
-                    )  # fmt: skip
-                    data = [charge_json(charge) for charge in charges]
-                    where = tables.charges.c.payment_intent_id == parent_id
-                    return await _page(db, tables.charges, account_id, existing, where, data, more)
-                case ("refund", "charge"):
-                    found, more = await RefundRepository(db).page(
-                        account_id, limit=MAX_EMBEDDED, created=existing, charge_id=parent_id
+                    charges = await ChargeRepository(db).first_of_intents(
+                        account_id, keys, limit=MAX_EMBEDDED, created=existing
                     )
-                    data = [to_json(refund_message(refund)) for refund in found]
-                    where = tables.refunds.c.charge_id == parent_id
-                    return await _page(db, tables.refunds, account_id, existing, where, data, more)
+                    column = tables.charges.c.payment_intent_id
+                    return {
+                        intent_id: await _page(
+                            db, tables.charges, account_id, existing, column == intent_id,
+                            [charge_json(charge) for charge in first], more,
+                        )
+                        for intent_id, (first, more) in charges.items()
+                    }  # fmt: skip
+                case ("refund", "charge"):
+                    refunds = await RefundRepository(db).first_of_charges(
+                        account_id, keys, limit=MAX_EMBEDDED, created=existing
+                    )
+                    column = tables.refunds.c.charge_id
+                    return {
+                        charge_id: await _page(
+                            db, tables.refunds, account_id, existing, column == charge_id,
+                            [to_json(refund_message(refund)) for refund in first], more,
+                        )
+                        for charge_id, (first, more) in refunds.items()
+                    }  # fmt: skip
         raise UnsupportedRelatedListError(
             f"the core database does not list {need.resource} by {need.filter_param}"
         )

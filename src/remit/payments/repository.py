@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, func, select
+from sqlalchemy import Column, ColumnElement, Row, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payments.charges import (
@@ -295,6 +295,46 @@ class _AccountScoped:
             ending_before=ending_before,
         )
 
+    async def _first_of_each(
+        self,
+        account_id: str,
+        parent: Column[Any],
+        parent_ids: Sequence[str],
+        *,
+        limit: int,
+        created: CreatedBounds,
+    ) -> dict[str, tuple[list[Fields], bool]]:
+        """The newest `limit` rows of each of `parent_ids` (by the `parent` column), and
+        whether it has more, in one query however many parents there are: each parent's rows
+        are ranked newest first and only the first `limit` + 1 of each (the one past the page
+        says `has_more`) come back. Every id asked has an entry, empty when it has no rows."""
+        found: dict[str, list[Fields]] = {parent_id: [] for parent_id in parent_ids}
+        if not found:
+            return {}
+        table = self.table
+        rank = (
+            func.row_number()
+            .over(partition_by=parent, order_by=(table.c.created_at.desc(), table.c.id.desc()))
+            .label("rank_in_parent")
+        )
+        ranked = (
+            select(table, rank)
+            .where(
+                table.c.account_id == account_id,
+                parent.in_(list(found)),
+                *created.conditions(table),
+            )
+            .subquery()
+        )
+        query = (
+            select(ranked)
+            .where(ranked.c.rank_in_parent <= limit + 1)
+            .order_by(ranked.c[parent.name], ranked.c.rank_in_parent)
+        )
+        for row in await self._db.execute(query):
+            found[row._mapping[parent.name]].append(row._mapping)
+        return {parent_id: (rows[:limit], len(rows) > limit) for parent_id, rows in found.items()}
+
 
 class PaymentIntentRepository(_AccountScoped):
     table = payment_intents
@@ -396,6 +436,24 @@ class ChargeRepository(_AccountScoped):
         )
         return [charge_from_row(row._mapping) for row in rows], more
 
+    async def first_of_intents(
+        self,
+        account_id: str,
+        intent_ids: Sequence[str],
+        *,
+        limit: int,
+        created: CreatedBounds = ANY_TIME,
+    ) -> dict[str, tuple[list[Charge], bool]]:
+        """The newest `limit` charges of each PaymentIntent, and whether it has more, in one
+        query however many intents there are."""
+        rows = await self._first_of_each(
+            account_id, self.table.c.payment_intent_id, intent_ids, limit=limit, created=created
+        )
+        return {
+            intent_id: ([charge_from_row(row) for row in first], more)
+            for intent_id, (first, more) in rows.items()
+        }
+
 
 class RefundRepository(_AccountScoped):
     table = refunds
@@ -440,35 +498,19 @@ class RefundRepository(_AccountScoped):
         return [refund_from_row(row._mapping) for row in rows], more
 
     async def first_of_charges(
-        self, account_id: str, charge_ids: Sequence[str], *, limit: int
+        self,
+        account_id: str,
+        charge_ids: Sequence[str],
+        *,
+        limit: int,
+        created: CreatedBounds = ANY_TIME,
     ) -> dict[str, tuple[list[Refund], bool]]:
         """The newest `limit` refunds of each charge, and whether it has more, in one query
-        however many charges there are: each charge's refunds are ranked newest first and
-        only the first `limit` + 1 of each (the one past the page says `has_more`) come back."""
-        if not charge_ids:
-            return {}
-        table = self.table
-        rank = (
-            func.row_number()
-            .over(
-                partition_by=table.c.charge_id,
-                order_by=(table.c.created_at.desc(), table.c.id.desc()),
-            )
-            .label("rank_in_charge")
+        however many charges there are."""
+        rows = await self._first_of_each(
+            account_id, self.table.c.charge_id, charge_ids, limit=limit, created=created
         )
-        ranked = (
-            select(table, rank)
-            .where(table.c.account_id == account_id, table.c.charge_id.in_(list(charge_ids)))
-            .subquery()
-        )
-        query = (
-            select(ranked)
-            .where(ranked.c.rank_in_charge <= limit + 1)
-            .order_by(ranked.c.charge_id, ranked.c.rank_in_charge)
-        )
-        found: dict[str, list[Refund]] = {charge_id: [] for charge_id in charge_ids}
-        for row in await self._db.execute(query):
-            found[row.charge_id].append(refund_from_row(row._mapping))
         return {
-            charge_id: (shown[:limit], len(shown) > limit) for charge_id, shown in found.items()
+            charge_id: ([refund_from_row(row) for row in first], more)
+            for charge_id, (first, more) in rows.items()
         }

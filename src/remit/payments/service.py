@@ -12,7 +12,7 @@ reference up, never by asking the network to authorize again.
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, Final, NoReturn, ParamSpec, TypeVar
@@ -213,6 +213,14 @@ class ConfirmParams:
             or self.clear_receipt_email
             or self.clear_shipping
         )
+
+
+def _check_embedded(parent_ids: Sequence[str], limit: int, param: str) -> None:
+    """At most the ids of one page of objects, and at most a page of what each embeds."""
+    if len(parent_ids) > MAX_LIST_LIMIT:
+        raise invalid(f"At most {MAX_LIST_LIMIT} {param} can be asked at once.", param)
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise invalid("limit must be between 1 and 100.", "limit")
 
 
 def set_and_cleared(param: str) -> RemitError:
@@ -2018,6 +2026,26 @@ class PaymentsService:
                 db, account_id, [c.id for c in page], wanted=with_refunds
             )
             return [(c, refunds[c.id]) for c in page], more
+
+    async def charges_of_intents(
+        self, account_id: str, intent_ids: Sequence[str], *, limit: int
+    ) -> dict[str, tuple[list[Charge], bool]]:
+        """The first `limit` charges of each of `intent_ids` (newest first) and whether more
+        follow, read in one query for them all: what versions before 2022-11-15 embed in each
+        intent of a page. An id of no intent of the account has none."""
+        _check_embedded(intent_ids, limit, "payment_intents")
+        async with self._engine.begin() as db:
+            return await ChargeRepository(db).first_of_intents(account_id, intent_ids, limit=limit)
+
+    async def refunds_of_charges(
+        self, account_id: str, charge_ids: Sequence[str], *, limit: int
+    ) -> dict[str, tuple[list[Refund], bool]]:
+        """The first `limit` refunds of each of `charge_ids` (newest first) and whether more
+        follow, read in one query for them all: what versions before 2022-11-15 embed in each
+        charge of a page. An id of no charge of the account has none."""
+        _check_embedded(charge_ids, limit, "charges")
+        async with self._engine.begin() as db:
+            return await RefundRepository(db).first_of_charges(account_id, charge_ids, limit=limit)
 
     # --- Refunds ----------------------------------------------------------------------------
 
