@@ -1013,10 +1013,11 @@ class PaymentsServicer(
             pages=[
                 pb.ChargesOfPaymentIntent(
                     payment_intent=intent_id,
-                    data=[charge_message(charge) for charge in first],
-                    has_more=more,
+                    data=[charge_message(charge) for charge in page.first],
+                    has_more=page.has_more,
+                    total_count=page.total_count,
                 )
-                for intent_id, (first, more) in pages.items()
+                for intent_id, page in pages.items()
             ]
         )
 
@@ -1031,10 +1032,11 @@ class PaymentsServicer(
             pages=[
                 pb.RefundsOfCharge(
                     charge=charge_id,
-                    data=[refund_message(refund) for refund in first],
-                    has_more=more,
+                    data=[refund_message(refund) for refund in page.first],
+                    has_more=page.has_more,
+                    total_count=page.total_count,
                 )
-                for charge_id, (first, more) in pages.items()
+                for charge_id, page in pages.items()
             ]
         )
 

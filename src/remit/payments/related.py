@@ -12,8 +12,7 @@ import copy
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Table, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.jsonview import JsonObject, to_json
 from remit.core.payment_errors import (
@@ -23,7 +22,6 @@ from remit.core.payment_errors import (
 )
 from remit.payment_methods.grpc import payment_method_message
 from remit.payment_methods.repository import SqlPaymentMethodRepository
-from remit.payments import tables
 from remit.payments.events import charge_json
 from remit.payments.grpc import refund_message
 from remit.payments.repository import ChargeRepository, RefundRepository
@@ -49,7 +47,7 @@ class UnsupportedRelatedListError(LookupError):
 
 def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> Fetch:
     """Lists the related objects of one account that existed at `as_of`, latest schema: for
-    all the parents asked in one query."""
+    all the parents asked at once (a page and, for lists longer than a page, their counts)."""
     existing = CreatedBounds(lte=as_of)
 
     async def fetch(need: Need, keys: Sequence[str]) -> Mapping[str, RelatedPage]:
@@ -69,55 +67,34 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
                 )
             match (need.resource, need.filter_param):
                 case ("charge", "payment_intent"):
-                    charges = await ChargeRepository(db).first_of_intents(
+                    charges = await ChargeRepository(db).first_pages_of_intents(
                         account_id, keys, limit=MAX_EMBEDDED, created=existing
                     )
-                    column = tables.charges.c.payment_intent_id
                     return {
-                        intent_id: await _page(
-                            db, tables.charges, account_id, existing, column == intent_id,
-                            [charge_json(charge) for charge in first], more,
+                        intent_id: RelatedPage(
+                            [charge_json(charge) for charge in page.first],
+                            has_more=page.has_more,
+                            total_count=page.total_count,
                         )
-                        for intent_id, (first, more) in charges.items()
-                    }  # fmt: skip
+                        for intent_id, page in charges.items()
+                    }
                 case ("refund", "charge"):
-                    refunds = await RefundRepository(db).first_of_charges(
+                    refunds = await RefundRepository(db).first_pages_of_charges(
                         account_id, keys, limit=MAX_EMBEDDED, created=existing
                     )
-                    column = tables.refunds.c.charge_id
                     return {
-                        charge_id: await _page(
-                            db, tables.refunds, account_id, existing, column == charge_id,
-                            [to_json(refund_message(refund)) for refund in first], more,
+                        charge_id: RelatedPage(
+                            [to_json(refund_message(refund)) for refund in page.first],
+                            has_more=page.has_more,
+                            total_count=page.total_count,
                         )
-                        for charge_id, (first, more) in refunds.items()
-                    }  # fmt: skip
+                        for charge_id, page in refunds.items()
+                    }
         raise UnsupportedRelatedListError(
             f"the core database does not list {need.resource} by {need.filter_param}"
         )
 
     return fetch
-
-
-async def _page(
-    db: AsyncConnection,
-    table: Table,
-    account_id: str,
-    existing: CreatedBounds,
-    where: ColumnElement[bool],
-    data: list[JsonObject],
-    has_more: bool,
-) -> RelatedPage:
-    """The first page, and the number of all the objects it was taken from (counted only when
-    some were left out)."""
-    if not has_more:
-        return RelatedPage.whole(data)
-    total = await db.scalar(
-        select(func.count())
-        .select_from(table)
-        .where(table.c.account_id == account_id, where, *existing.conditions(table))
-    )
-    return RelatedPage(data, has_more=True, total_count=int(total or 0))
 
 
 def database_payment_methods(engine: AsyncEngine, account_id: str) -> FetchPaymentMethods:

@@ -2,8 +2,9 @@
 the account, so one account can never reach another's objects."""
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Row, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,6 +30,17 @@ from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, fetch_page
 
 AnyRow = Row[tuple[object, ...]]
 Fields = Mapping[Any, Any]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FirstPage(Generic[T]):
+    """The first page of what one object embeds (a PaymentIntent's charges, a Charge's
+    refunds), newest first, whether more follow, and how many there are in all."""
+
+    first: list[T]
+    has_more: bool
+    total_count: int
 
 
 def _intent_values(intent: PaymentIntent) -> dict[str, object]:
@@ -335,6 +347,38 @@ class _AccountScoped:
             found[row._mapping[parent.name]].append(row._mapping)
         return {parent_id: (rows[:limit], len(rows) > limit) for parent_id, rows in found.items()}
 
+    async def _first_pages(
+        self,
+        account_id: str,
+        parent: Column[Any],
+        parent_ids: Sequence[str],
+        *,
+        limit: int,
+        created: CreatedBounds,
+    ) -> dict[str, tuple[list[Fields], bool, int]]:
+        """`_first_of_each`, with how many rows each parent has in all: counted for the parents
+        with more than a page, all of them in one more query."""
+        firsts = await self._first_of_each(
+            account_id, parent, parent_ids, limit=limit, created=created
+        )
+        longer = [parent_id for parent_id, (_, more) in firsts.items() if more]
+        totals: dict[str, int] = {}
+        if longer:
+            counted = await self._db.execute(
+                select(parent, func.count())
+                .where(
+                    self.table.c.account_id == account_id,
+                    parent.in_(longer),
+                    *created.conditions(self.table),
+                )
+                .group_by(parent)
+            )
+            totals = {str(row[0]): int(row[1]) for row in counted}
+        return {
+            parent_id: (rows, more, totals[parent_id] if more else len(rows))
+            for parent_id, (rows, more) in firsts.items()
+        }
+
 
 class PaymentIntentRepository(_AccountScoped):
     table = payment_intents
@@ -436,22 +480,22 @@ class ChargeRepository(_AccountScoped):
         )
         return [charge_from_row(row._mapping) for row in rows], more
 
-    async def first_of_intents(
+    async def first_pages_of_intents(
         self,
         account_id: str,
         intent_ids: Sequence[str],
         *,
         limit: int,
         created: CreatedBounds = ANY_TIME,
-    ) -> dict[str, tuple[list[Charge], bool]]:
-        """The newest `limit` charges of each PaymentIntent, and whether it has more, in one
-        query however many intents there are."""
-        rows = await self._first_of_each(
+    ) -> dict[str, FirstPage[Charge]]:
+        """The newest `limit` charges of each PaymentIntent, whether it has more and how many
+        it has, in two queries however many intents there are."""
+        pages = await self._first_pages(
             account_id, self.table.c.payment_intent_id, intent_ids, limit=limit, created=created
         )
         return {
-            intent_id: ([charge_from_row(row) for row in first], more)
-            for intent_id, (first, more) in rows.items()
+            intent_id: FirstPage([charge_from_row(row) for row in rows], more, total)
+            for intent_id, (rows, more, total) in pages.items()
         }
 
 
@@ -513,4 +557,22 @@ class RefundRepository(_AccountScoped):
         return {
             charge_id: ([refund_from_row(row) for row in first], more)
             for charge_id, (first, more) in rows.items()
+        }
+
+    async def first_pages_of_charges(
+        self,
+        account_id: str,
+        charge_ids: Sequence[str],
+        *,
+        limit: int,
+        created: CreatedBounds = ANY_TIME,
+    ) -> dict[str, FirstPage[Refund]]:
+        """The newest `limit` refunds of each charge, whether it has more and how many it has,
+        in two queries however many charges there are."""
+        pages = await self._first_pages(
+            account_id, self.table.c.charge_id, charge_ids, limit=limit, created=created
+        )
+        return {
+            charge_id: FirstPage([refund_from_row(row) for row in rows], more, total)
+            for charge_id, (rows, more, total) in pages.items()
         }

@@ -120,7 +120,12 @@ from remit.payments.ports import (
     attempt_facts,
     save_card_in,
 )
-from remit.payments.repository import ChargeRepository, PaymentIntentRepository, RefundRepository
+from remit.payments.repository import (
+    ChargeRepository,
+    FirstPage,
+    PaymentIntentRepository,
+    RefundRepository,
+)
 from remit.payments.requests import note_request
 from remit.payments.risk import (
     AUTHENTICATION_REQUIRED,
@@ -2029,23 +2034,27 @@ class PaymentsService:
 
     async def charges_of_intents(
         self, account_id: str, intent_ids: Sequence[str], *, limit: int
-    ) -> dict[str, tuple[list[Charge], bool]]:
-        """The first `limit` charges of each of `intent_ids` (newest first) and whether more
-        follow, read in one query for them all: what versions before 2022-11-15 embed in each
-        intent of a page. An id of no intent of the account has none."""
+    ) -> dict[str, FirstPage[Charge]]:
+        """The first `limit` charges of each of `intent_ids` (newest first), whether more follow
+        and how many there are, read in two queries for them all: what versions before
+        2022-11-15 embed in each intent of a page. An id of no intent of the account has none."""
         _check_embedded(intent_ids, limit, "payment_intents")
         async with self._engine.begin() as db:
-            return await ChargeRepository(db).first_of_intents(account_id, intent_ids, limit=limit)
+            return await ChargeRepository(db).first_pages_of_intents(
+                account_id, intent_ids, limit=limit
+            )
 
     async def refunds_of_charges(
         self, account_id: str, charge_ids: Sequence[str], *, limit: int
-    ) -> dict[str, tuple[list[Refund], bool]]:
-        """The first `limit` refunds of each of `charge_ids` (newest first) and whether more
-        follow, read in one query for them all: what versions before 2022-11-15 embed in each
-        charge of a page. An id of no charge of the account has none."""
+    ) -> dict[str, FirstPage[Refund]]:
+        """The first `limit` refunds of each of `charge_ids` (newest first), whether more follow
+        and how many there are, read in two queries for them all: what versions before
+        2022-11-15 embed in each charge of a page. An id of no charge of the account has none."""
         _check_embedded(charge_ids, limit, "charges")
         async with self._engine.begin() as db:
-            return await RefundRepository(db).first_of_charges(account_id, charge_ids, limit=limit)
+            return await RefundRepository(db).first_pages_of_charges(
+                account_id, charge_ids, limit=limit
+            )
 
     # --- Refunds ----------------------------------------------------------------------------
 

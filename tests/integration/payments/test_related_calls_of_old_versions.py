@@ -21,7 +21,8 @@ from remit.core.errors import RemitError
 from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.payments.charges import Refund, RefundStatus
 from remit.payments.grpc import PaymentsServicer
-from remit.payments.repository import RefundRepository
+from remit.payments.related import database_fetch
+from remit.payments.repository import ChargeRepository, FirstPage, RefundRepository
 from remit.payments.service import PaymentsService
 from remit.radar.domain import RuleAction
 from remit.radar.grpc import RadarServicer
@@ -29,9 +30,12 @@ from remit.radar.service import RadarService
 from remit.rest.app import build_app
 from remit.rest.auth import Authenticator
 from remit.rest.dependencies import Dependencies
+from remit.versioning import MAX_EMBEDDED
 from remit_api.payments.v1 import payments_pb2_grpc
 from remit_api.radar.v1 import radar_pb2_grpc
 from tests.integration.payments.test_payments_service import pay
+from tests.support.statements import statements_sent
+from versions.v2022_11_15 import REFUNDS_OF_CHARGE
 
 pytestmark = pytest.mark.anyio
 
@@ -113,12 +117,19 @@ async def facade(
         await server.stop(0)
 
 
-async def _refunds(engine: AsyncEngine, account_id: str, intent_id: str, charge_id: str) -> None:
-    """Two refunds of the charge, written straight to the database: how refunds are made is
-    not under test here."""
-    start = datetime.now(UTC)
+async def _refunds(
+    engine: AsyncEngine,
+    account_id: str,
+    intent_id: str,
+    charge_id: str,
+    count: int = 2,
+    start: datetime | None = None,
+) -> None:
+    """`count` refunds of the charge, a second apart from `start` (now), written straight to
+    the database: how refunds are made is not under test here."""
+    start = start or datetime.now(UTC)
     async with engine.begin() as db:
-        for n in range(2):
+        for n in range(count):
             at = start + timedelta(seconds=n)
             await RefundRepository(db).insert(
                 Refund(id=f"re_{charge_id}_{n}", account_id=account_id, charge_id=charge_id,
@@ -199,5 +210,63 @@ async def test_the_core_answers_for_a_page_of_parents_at_most(
         await payments.refunds_of_charges(account_id, ["ch_1"], limit=101)
     # An id of no object of the account has nothing, and an id asked twice is answered once.
     assert await payments.refunds_of_charges(account_id, ["ch_none", "ch_none"], limit=10) == {
-        "ch_none": ([], False)
+        "ch_none": FirstPage([], has_more=False, total_count=0)
     }
+
+
+async def test_a_list_longer_than_a_page_is_counted_in_the_same_call(
+    core_engine: AsyncEngine, payments: PaymentsService, account_id: str, facade: Facade
+) -> None:
+    intent = await pay(payments, account_id, "pay-many-refunds", amount=10_000)
+    charge_id = intent.latest_charge_id or ""
+    await _refunds(core_engine, account_id, intent.id, charge_id, count=MAX_EMBEDDED + 3)
+
+    charge = await facade.get(f"/v1/charges/{charge_id}", "2022-08-01")
+    # The first page and the count come together: no page after the first is read to count.
+    assert facade.calls == Counter({"GetCharge": 1, "ListRefundsOfCharges": 1})
+    refunds = charge["refunds"]
+    assert (len(refunds["data"]), refunds["has_more"]) == (MAX_EMBEDDED, True)
+    assert refunds["total_count"] == MAX_EMBEDDED + 3
+    assert refunds["data"][0]["id"] == f"re_{charge_id}_{MAX_EMBEDDED + 2}"
+
+
+async def test_the_core_database_counts_the_long_lists_of_a_page_in_one_query(
+    core_engine: AsyncEngine, payments: PaymentsService, account_id: str
+) -> None:
+    """What renders events at old versions: the lists of their time (nothing made after the
+    event), each list longer than a page counted, all of them in one query."""
+    start = datetime.now(UTC)
+    made = []
+    for n, count in enumerate((MAX_EMBEDDED + 2, MAX_EMBEDDED + 5, 1)):
+        intent = await pay(payments, account_id, f"pay-long-{n}", amount=10_000)
+        charge_id = intent.latest_charge_id or ""
+        await _refunds(core_engine, account_id, intent.id, charge_id, count, start)
+        made.append(charge_id)
+    # One more refund of the first charge, after the event: not counted.
+    as_of = start + timedelta(seconds=MAX_EMBEDDED + 10)
+    await _refund_after(core_engine, account_id, made[0], as_of)
+
+    fetch = database_fetch(core_engine, account_id, as_of=as_of)
+    with statements_sent(core_engine) as statements:
+        pages = await fetch(REFUNDS_OF_CHARGE, made)
+    assert len([sql for sql in statements if "FROM refunds" in sql]) == 2
+    assert [(pages[c].has_more, pages[c].total_count, len(pages[c].data)) for c in made] == [
+        (True, MAX_EMBEDDED + 2, MAX_EMBEDDED),
+        (True, MAX_EMBEDDED + 5, MAX_EMBEDDED),
+        (False, 1, 1),
+    ]
+
+
+async def _refund_after(
+    engine: AsyncEngine, account_id: str, charge_id: str, as_of: datetime
+) -> None:
+    """A refund of the charge made after `as_of`."""
+    at = as_of + timedelta(seconds=1)
+    async with engine.begin() as db:
+        charge = await ChargeRepository(db).get(account_id, charge_id)
+        assert charge is not None
+        await RefundRepository(db).insert(
+            Refund(id=f"re_{charge_id}_late", account_id=account_id, charge_id=charge_id,
+                   payment_intent_id=charge.payment_intent_id, amount_minor=1, currency="usd",
+                   status=RefundStatus.SUCCEEDED, created_at=at, updated_at=at)
+        )  # fmt: skip

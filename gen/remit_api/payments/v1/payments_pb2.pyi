@@ -5092,10 +5092,13 @@ class ChargesOfPaymentIntent(_message.Message):
     PAYMENT_INTENT_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     HAS_MORE_FIELD_NUMBER: _builtins.int
+    TOTAL_COUNT_FIELD_NUMBER: _builtins.int
     payment_intent: _builtins.str
     """pi_ id."""
     has_more: _builtins.bool
     """More charges follow the first `limit`."""
+    total_count: _builtins.int
+    """How many charges the intent has in all (counted in one query for every intent asked)."""
     @_builtins.property
     def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Charge]: ...
     def __init__(
@@ -5104,10 +5107,11 @@ class ChargesOfPaymentIntent(_message.Message):
         payment_intent: _builtins.str = ...,
         data: _abc.Iterable[Global___Charge] | None = ...,
         has_more: _builtins.bool = ...,
+        total_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more", "payment_intent", b"payment_intent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more", "payment_intent", b"payment_intent", "total_count", b"total_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -5174,10 +5178,13 @@ class RefundsOfCharge(_message.Message):
     CHARGE_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     HAS_MORE_FIELD_NUMBER: _builtins.int
+    TOTAL_COUNT_FIELD_NUMBER: _builtins.int
     charge: _builtins.str
     """ch_ id."""
     has_more: _builtins.bool
     """More refunds follow the first `limit`."""
+    total_count: _builtins.int
+    """How many refunds the charge has in all (counted in one query for every charge asked)."""
     @_builtins.property
     def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Refund]: ...
     def __init__(
@@ -5186,10 +5193,11 @@ class RefundsOfCharge(_message.Message):
         charge: _builtins.str = ...,
         data: _abc.Iterable[Global___Refund] | None = ...,
         has_more: _builtins.bool = ...,
+        total_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "data", b"data", "has_more", b"has_more", "total_count", b"total_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
