@@ -47,7 +47,7 @@ def render(
     related data failed, so what `related` lacks is left out (lists not shown, ids not
     expanded) instead of refused."""
     version_plan = plan(version)
-    if not version_plan.response_changes:
+    if not version_plan.renders_responses:
         return without_internal_fields(body) if holds_internal_fields else body
     context = RenderContext(related, leave_out_missing=related_unavailable)
     rendered = _Renderer(version_plan, context).value(body)
@@ -106,6 +106,7 @@ def upgrade_request(operation: str, form: Form, version: str) -> Form:
 class _Renderer:
     def __init__(self, version_plan: VersionPlan, context: RenderContext) -> None:
         self._changes = version_plan.response_changes
+        self._previous_attributes_changes = version_plan.previous_attributes_changes
         self._context = context
         self._internal = internal_fields()
         self._free_form = free_form_fields()
@@ -146,7 +147,10 @@ class _Renderer:
             rendered["object"] = after
             before = object_before(data)
             if before is not None:
-                rendered["previous_attributes"] = _changed(self.mapping(before), after)
+                previous = _changed(self.mapping(before), after)
+                for change in self._previous_attributes_changes:
+                    change.downgrade_previous_attributes(previous, after)
+                rendered["previous_attributes"] = previous
         event["data"] = rendered
 
 
