@@ -26,7 +26,11 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
-from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
+from remit.payment_methods.domain import (
+    another_customers_method,
+    spent_elsewhere,
+    spent_payment_method,
+)
 from remit.payments import idempotency
 from remit.payments.abandoned_attempts import (
     LeftBy,
@@ -103,6 +107,7 @@ from remit.payments.ports import (
     HookChain,
     NewCard,
     NoRadar,
+    Paying,
     PaymentEnd,
     PaymentHooks,
     PaymentMethodSource,
@@ -419,18 +424,7 @@ def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) 
     owner = card.customer_id
     if owner is None or owner == intent.customer_id:
         return
-    if intent.customer_id is None:
-        message = (
-            f"The PaymentMethod {card.payment_method_id} belongs to the Customer {owner}. "
-            "Include that Customer in the `customer` parameter of the PaymentIntent."
-        )
-    else:
-        message = (
-            f"The PaymentMethod {card.payment_method_id} belongs to another Customer than "
-            f"{intent.customer_id}. Payment methods attached to other Customers cannot be used "
-            "with this PaymentIntent."
-        )
-    raise invalid(message, "payment_method")
+    raise another_customers_method(card.payment_method_id, owner, intent.customer_id)
 
 
 def _refuse_a_spent_card(intent_id: str, card: ChargeableCard) -> None:
@@ -1006,10 +1000,18 @@ class PaymentsService:
                 # With the attempt's other writes, after everything that may refuse it. A
                 # payment method attached to no customer is spent on this intent (a new one is
                 # written so, with no statement of its own; a saved one is updated), unless
-                # the payment is to save it for its customer (`_spends_its_card`): then it is
-                # only checked under its row lock, so a concurrent spend is not missed.
+                # the payment is to save it for its customer (`_spends_its_card`). A saved one
+                # is checked again under its row lock, in a statement that travels with the
+                # attempt's other writes: the checks above saw the copy read before this
+                # transaction, and a detach, an attach or a spend may have come since.
                 await save_card_in(
-                    db, card, spent_by=processing.id, claim=_spends_its_card(processing)
+                    db,
+                    card,
+                    Paying(
+                        processing.id,
+                        processing.customer_id,
+                        spends=_spends_its_card(processing),
+                    ),
                 )
                 if new is not None:
                     await intents.insert(processing)
