@@ -124,8 +124,8 @@ class MethodToCharge:
 
 
 class PaymentMethodHooks(Protocol):
-    """Called in the transaction of each attach or detach (events); an exception rolls it
-    back."""
+    """Called in the transaction of each attach, detach or update (events); an exception rolls
+    it back."""
 
     async def payment_method_changed(
         self, db: AsyncConnection, before: PaymentMethod, after: PaymentMethod
@@ -593,6 +593,7 @@ class PaymentMethodsService:
                 allow_redisplay=changes.allow_redisplay or method.allow_redisplay,
             )
             await repo.save(updated)
+            await self.hooks.payment_method_changed(db, method, updated)
             return updated
 
         return await run_keyed(self._engine, keyed, now, change)

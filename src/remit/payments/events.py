@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.clock import Clock, SystemClock
 from remit.core.jsonview import JsonObject, to_json
 from remit.payments.charges import Charge, ChargeStatus, Refund
-from remit.payments.domain import PaymentIntent, Status
+from remit.payments.domain import CancellationReason, PaymentIntent, Status
 from remit.payments.grpc import charge_message, payment_intent_message, refund_message
 from remit.payments.never_authenticated import stopped_at_authentication
 from remit.payments.requests import current_request
@@ -68,6 +68,16 @@ _DESCRIPTIVE_CHARGE_FIELDS = ("description", "metadata", "receipt_email", "shipp
 
 def _redescribed(before: Charge, after: Charge) -> bool:
     return any(getattr(before, name) != getattr(after, name) for name in _DESCRIPTIVE_CHARGE_FIELDS)
+
+
+def _expired(before: Charge, after: Charge, intent: PaymentIntent) -> bool:
+    """Whether the charge's authorization has just been released because it was left
+    uncaptured too long (Stripe's `charge.expired`), not by a cancel."""
+    return (
+        not before.authorization_released
+        and after.authorization_released
+        and intent.cancellation_reason is CancellationReason.EXPIRED
+    )
 
 
 def _tells_of_its_failure(failed: Charge) -> bool:
@@ -158,6 +168,8 @@ class PaymentEvents:
             and _tells_of_its_failure(after)
         ):
             await self._emit(db, after.account_id, "charge.failed", after_json)
+        if _expired(before, after, intent):
+            await self._emit(db, after.account_id, "charge.expired", after_json)
         captured = (
             not before.captured and after.captured and before.status is ChargeStatus.SUCCEEDED
         )

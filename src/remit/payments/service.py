@@ -356,11 +356,14 @@ def _refuse_too_large(amount_minor: int) -> None:
 
 async def _mark_released(
     charges: ChargeRepository, account_id: str, charge_id: str, now: datetime
-) -> None:
-    """Record on the charge that its authorization was released uncaptured."""
+) -> tuple[Charge, Charge]:
+    """Record on the charge that its authorization was released uncaptured; the charge before
+    and after."""
     charge = await charges.get(account_id, charge_id, for_update=True)
     assert charge is not None
-    await charges.save(replace(charge, authorization_released=True, updated_at=now))
+    released = replace(charge, authorization_released=True, updated_at=now)
+    await charges.save(released)
+    return charge, released
 
 
 def _captured_first(released: OperationOutcome) -> bool:
@@ -1784,7 +1787,11 @@ class PaymentsService:
         after = transition(intent, Expired(at=now))
         await intents.save(after)
         if intent.latest_charge_id is not None:
-            await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
+            released = await _mark_released(
+                ChargeRepository(db), account_id, intent.latest_charge_id, now
+            )
+            # charge.expired, before the intent's change, whose ledger posting comes last.
+            await self._hooks.charge_changed(db, *released, after)
         if after.review_id is not None:
             await self._radar.payment_ended(
                 db, account_id, after.review_id, PaymentEnd.NEVER_SETTLED, by=None

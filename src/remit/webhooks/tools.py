@@ -257,6 +257,13 @@ async def _payment_method_detached(api: RestClient) -> list[str]:
     return [*made[:1], f"payment_method {method_id} (attached, then detached)"]
 
 
+async def _payment_method_updated(api: RestClient) -> list[str]:
+    made = await _payment_method_attached(api)
+    method_id = made[1].split()[1]
+    await api.request("POST", f"/v1/payment_methods/{method_id}", {"metadata[triggered]": "true"})
+    return [*made[:1], f"payment_method {method_id} (attached, then updated)"]
+
+
 async def _customer_created(api: RestClient) -> list[str]:
     customer = await api.request("POST", "/v1/customers", _MADE_BY)
     return [f"customer {customer['id']}"]
@@ -276,7 +283,8 @@ async def _customer_deleted(api: RestClient) -> list[str]:
 
 # Event type -> what makes it happen through the public API, like the Stripe CLI's fixtures.
 # Not here: payouts and balance.available, which happen on the simulated bank's and the
-# availability schedule rather than at once, and reviews, which need a Review rule first.
+# availability schedule rather than at once, charge.expired, which takes an authorization left
+# uncaptured for 7 days, and reviews, which need a Review rule first.
 TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "payment_intent.created": _payment_intent_created,
     "payment_intent.succeeded": _payment_succeeded,
@@ -294,6 +302,7 @@ TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "refund.updated": _charge_refunded,
     "payment_method.attached": _payment_method_attached,
     "payment_method.detached": _payment_method_detached,
+    "payment_method.updated": _payment_method_updated,
     "customer.created": _customer_created,
     "customer.updated": _customer_updated,
     "customer.deleted": _customer_deleted,
