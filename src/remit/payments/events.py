@@ -46,7 +46,7 @@ from remit.payments.domain import CancellationReason, PaymentIntent, Status
 from remit.payments.grpc import charge_message, payment_intent_message, refund_message
 from remit.payments.never_authenticated import stopped_at_authentication
 from remit.payments.requests import current_request
-from remit.webhooks.outbox import record_event
+from remit.webhooks.outbox import changed_attributes, record_event
 
 _INTENT_EVENTS = {
     Status.REQUIRES_ACTION: "payment_intent.requires_action",
@@ -85,11 +85,6 @@ def _tells_of_its_failure(failed: Charge) -> bool:
     by the charge alone, so every way an attempt can end (the network's answer, the challenge
     page, an intent moving on) is held to the same rule."""
     return not stopped_at_authentication(failed)
-
-
-def changed_attributes(before: JsonObject, after: JsonObject) -> JsonObject:
-    """Old values of the top-level fields that differ (Stripe's `previous_attributes`)."""
-    return {key: before.get(key) for key, value in after.items() if before.get(key) != value}
 
 
 def intent_json(intent: PaymentIntent) -> JsonObject:
