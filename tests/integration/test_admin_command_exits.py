@@ -1,7 +1,7 @@
 """Every admin command fails the way a script can rely on (`remit.command_exits`): 2 when its
-input or a service it calls refused or failed, 3 when it failed itself, one line on stderr
-either way, and nothing secret on it: not the password of a database URL, not the internal
-token.
+input or a service it calls refused or failed, 3 when it failed itself, 75 when a database or
+service was out of reach (retry later), one line on stderr each time, and nothing secret on it:
+not the password of a database URL, not the internal token.
 
 The real `remit` runs as a subprocess, as an operator's script would run it, against services
 served in this process: the accounts and vault services over gRPC, on a database that is real
@@ -114,7 +114,7 @@ async def engine_at(url: str) -> AsyncIterator[AsyncEngine]:
         await dispose(engine)
 
 
-async def test_keys_list_when_the_cores_database_is_out_of_reach_is_the_cores_failure(
+async def test_keys_list_when_the_cores_database_is_out_of_reach_is_to_be_retried_later(
     tmp_path: Path,
 ) -> None:
     async with (
@@ -123,7 +123,7 @@ async def test_keys_list_when_the_cores_database_is_out_of_reach_is_the_cores_fa
     ):
         ran = await remit("accounts", "keys", "list", "acct_x", tmp_path=tmp_path,
                           REMIT_CORE_PORT=port)  # fmt: skip
-    assert ran.returncode == 2
+    assert ran.returncode == 75
     line = ran.failure_line()
     assert line.startswith(f"remit accounts keys list: the core at 127.0.0.1:{port} failed: ")
     assert "temporary database problem" in line
@@ -135,7 +135,7 @@ async def test_keys_list_when_the_core_is_not_running_says_where_it_looked(
     port = str(free_port())
     ran = await remit("accounts", "keys", "list", "acct_x", tmp_path=tmp_path,
                       REMIT_CORE_PORT=port)  # fmt: skip
-    assert ran.returncode == 2
+    assert ran.returncode == 75
     assert ran.failure_line() == (
         f"remit accounts keys list: the core is not reachable at 127.0.0.1:{port}; is it running?"
     )
@@ -177,18 +177,19 @@ async def test_a_vault_key_command_when_the_vaults_database_is_out_of_reach(
                                   REMIT_VAULT_PORT=port)  # fmt: skip
         finally:
             await vault.close()
-    assert ran.returncode == 2
+    assert ran.returncode == 75
     line = ran.failure_line()
     assert line.startswith(f"remit vault key-status: the vault at 127.0.0.1:{port} failed: ")
     assert "temporary database problem" in line
     assert ran.stdout == ""
 
 
-async def test_migrate_with_a_database_out_of_reach_is_its_own_failure(tmp_path: Path) -> None:
+async def test_migrate_with_a_database_out_of_reach_is_to_be_retried_later(
+    tmp_path: Path,
+) -> None:
     ran = await remit("migrate", tmp_path=tmp_path)
-    assert ran.returncode == 3
+    assert ran.returncode == 75
     line = ran.failure_line()
-    assert line.startswith("remit migrate: internal error, the command did not complete")
     assert "Connection refused" in line
 
 
@@ -269,3 +270,15 @@ async def test_ctrl_c_is_how_listen_ends_so_it_exits_0(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(process.communicate(), 60)
     assert (process.returncode, err.decode()) == (0, "")
+
+
+async def test_trigger_when_the_api_is_not_running_is_to_be_retried_later(
+    tmp_path: Path,
+) -> None:
+    port = str(free_port())
+    ran = await remit("trigger", "payment_intent.created", "--api-key", "sk_test_n0t",
+                      tmp_path=tmp_path, REMIT_API_PORT=port)  # fmt: skip
+    assert ran.returncode == 75
+    assert ran.failure_line().startswith(
+        f"remit trigger: the API is not reachable at 127.0.0.1:{port}"
+    )

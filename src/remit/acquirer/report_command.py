@@ -13,7 +13,7 @@ from pathlib import Path
 from remit.acquirer.service import AcquirerService
 from remit.acquirer.settlement import CsvReport, JsonReport, ReportWriter
 from remit.acquirer.settlement_pages import MAX_PAGE_SIZE, SettlementCursor
-from remit.command_exits import EXIT_CLEAN, internal_failure, refused
+from remit.command_exits import EXIT_CLEAN, refused, report_failure
 from remit.config import ConfigError, PlatformConfig
 from remit.core.atomic_file import AtomicFile
 from remit.core.clock import Clock, SystemClock
@@ -60,7 +60,7 @@ def settlement_report_command(
             target.discard()
         if isinstance(error, ConfigError) or not isinstance(error, Exception):
             raise  # a setting missing is refused input (`remit.cli.main`); Ctrl-C stays one
-        return internal_failure(COMMAND, error)
+        return report_failure(COMMAND, error)
     return EXIT_CLEAN
 
 

@@ -18,10 +18,14 @@ import aiohttp
 import grpc
 from google.protobuf import duration_pb2
 
-from remit.command_exits import CommandRefusedError
+from remit.command_exits import CommandRefusedError, CommandTemporaryFailureError
 from remit.config import PlatformConfig
 from remit.core.jsonview import to_json
-from remit.grpcutil.call_failures import describe_call_failure
+from remit.grpcutil.call_failures import (
+    call_failed,
+    call_failure_is_temporary,
+    describe_call_failure,
+)
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.grpcutil.metadata import ACCOUNT_KEY
 from remit.grpcutil.protoconv import timestamp
@@ -104,8 +108,11 @@ async def listen(
                 body = message.event_json or encode_payload(to_json(message.event))
                 await _forward(sender, message.event, body, secret, forward_to, out)
         except grpc.aio.AioRpcError as error:
-            failure = describe_call_failure(error, "core", config.core.target)
-            raise ToolError(f"the event stream ended: {failure}") from None
+            described = describe_call_failure(error, "core", config.core.target)
+            failure = f"the event stream ended: {described}"
+            if call_failure_is_temporary(error):
+                raise CommandTemporaryFailureError(failure) from None
+            raise ToolError(failure) from None
         finally:
             await sender.close()
     return 0
@@ -159,7 +166,15 @@ class RestClient:
             return error
         if response.status >= 400 or decline_expected:
             message = error.get("message") if isinstance(error, dict) else body
-            raise ToolError(f"{method} {path} failed ({response.status}): {message}")
+            failure = f"{method} {path} failed ({response.status}): {message}"
+            if response.headers.get("Stripe-Should-Retry") == "true" or response.status in (
+                429,
+                503,
+            ):
+                # Rate limited, or a service behind the API out of reach: not the request's
+                # fault, and the same command may go through later.
+                raise CommandTemporaryFailureError(failure)
+            raise ToolError(failure)
         return body
 
 
@@ -311,7 +326,9 @@ async def trigger(
         async with aiohttp.ClientSession() as session:
             made = await action(RestClient(session, f"http://{config.api.target}", api_key))
     except aiohttp.ClientConnectionError as error:
-        raise ToolError(f"the API is not reachable at {config.api.target} ({error})") from None
+        raise CommandTemporaryFailureError(
+            f"the API is not reachable at {config.api.target} ({error})"
+        ) from None
     for line in made:
         print(f"Running fixture: {line}", file=out, flush=True)
     print(
@@ -338,7 +355,7 @@ async def _with_stub(
             )
             return await call(stub, metadata)
         except grpc.aio.AioRpcError as error:
-            raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
+            raise call_failed(error, "core", config.core.target, ToolError) from None
 
 
 def endpoint_line(endpoint: pb.WebhookEndpoint) -> str:
@@ -466,7 +483,7 @@ def run(coroutine: Awaitable[int], config: PlatformConfig) -> int:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except grpc.aio.AioRpcError as error:
         # A call to the core the tool left untranslated (authenticating its key, say).
-        raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
+        raise call_failed(error, "core", config.core.target, ToolError) from None
 
 
 def run_until_stopped(coroutine: Awaitable[int], config: PlatformConfig) -> int:
