@@ -1,6 +1,8 @@
 """Exit codes of every `remit` admin command, for the scripts that run them unattended (`remit
 reconcile` every night, `remit accounts keys roll` from a deployment, ...). Not of `remit serve`
-and the process commands (`remit core`, ...): they run until stopped, under a supervisor.
+and the process commands (`remit core`, ...): they run until stopped, under a supervisor,
+though they use 2 and 75 with the meanings below when they cannot start (`remit.serve`,
+`remit.bootstrap`).
 
 A script must tell "the books disagree" from "the check did not run", "my input was wrong"
 from "try again later", and both from "the command broke": each says something else about what
@@ -39,6 +41,7 @@ from remit.config import ConfigError
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.logging import mask_sensitive
 from remit.storage.driver_errors import database_unavailable
+from remit.storage.reachability import DatabasesUnavailableError
 
 EXIT_CLEAN: Final = 0
 EXIT_FINDINGS: Final = 1
@@ -132,6 +135,15 @@ def temporary_failure(command: str, message: str) -> int:
     return EXIT_TEMPORARY_FAILURE
 
 
+def databases_unavailable(command: str, error: DatabasesUnavailableError) -> int:
+    """Report each database `command` could not use, one line each, and return its exit code:
+    a refusal when a server refused a URL's user, password or database (a setting to fix),
+    else a temporary failure."""
+    for line in error.lines:
+        print(f"remit {command}: {_one_line(line)}", file=sys.stderr)
+    return EXIT_REFUSED if error.settings_refused else EXIT_TEMPORARY_FAILURE
+
+
 def interrupted(command: str) -> int:
     """Report that `command` was stopped by Ctrl-C (one line on stderr, no traceback: nothing
     went wrong) and return its exit code."""
@@ -145,6 +157,8 @@ def report_failure(command: str, error: Exception) -> int:
         return refused(command, str(error))
     if isinstance(error, CommandTemporaryFailureError):
         return temporary_failure(command, str(error))
+    if isinstance(error, DatabasesUnavailableError):
+        return databases_unavailable(command, error)
     if isinstance(error, RemitError) and error.kind in REFUSED_KINDS:
         return refused(command, error.message)
     if isinstance(error, RemitError) and error.should_retry:

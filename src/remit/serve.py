@@ -1,4 +1,11 @@
-"""`remit serve`: databases, migrations, the default account, then every process."""
+"""`remit serve`: databases, migrations, the default account, then every process.
+
+Its exit code: 0 stopped as asked; 1 a process did not come up, or kept dying; 2 a setting is
+missing or wrong (a database refused the URL's user, password or database among them); 75
+(EX_TEMPFAIL) a database was out of reach, or another transaction held a lock a migration
+needs: the same start may succeed later. Each failure to start is one line in the log, naming
+the database and the processes that need it, never a password.
+"""
 
 import asyncio
 import logging
@@ -6,12 +13,15 @@ import socket
 from dataclasses import replace
 
 from remit.accounts.service import AccountsService
+from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
 from remit.config import PlatformConfig
 from remit.core.errors import RemitError
 from remit.databases import migrate_all, resolve_databases
 from remit.grpcutil.internal_auth import token_in
+from remit.storage.driver_errors import database_unavailable
 from remit.storage.engine import dispose, make_engine
 from remit.storage.migration_locks import MigrationLockTimeoutError
+from remit.storage.reachability import DatabasesUnavailableError, core_database, failure_of
 from remit.supervisor import (
     StartupError,
     Supervisor,
@@ -23,7 +33,17 @@ from remit.supervisor import (
 log = logging.getLogger(__name__)
 
 
-async def _ensure_default_account(config: PlatformConfig) -> dict[str, str]:
+def _ensure_default_account(config: PlatformConfig) -> dict[str, str]:
+    """`_default_account`, a database lost on the way said as a failure of that database."""
+    try:
+        return asyncio.run(_default_account(config))
+    except Exception as error:
+        if not database_unavailable(error):
+            raise
+        raise DatabasesUnavailableError([failure_of(core_database(config), error)]) from error
+
+
+async def _default_account(config: PlatformConfig) -> dict[str, str]:
     """Create the default test account on first start; afterwards reuse the saved keys."""
     engine = make_engine(config.require_database_url(), pool_size=1)
     try:
@@ -94,11 +114,18 @@ def serve(config: PlatformConfig) -> int:
     install_stop_handlers(supervisor)
     try:
         migrate_all(resolved.config)
-        account = asyncio.run(_ensure_default_account(resolved.config))
+        account = _ensure_default_account(resolved.config)
         supervisor.start()
         print(_banner(resolved.config, account), flush=True)
         return supervisor.wait()
-    except (StartupError, MigrationLockTimeoutError) as error:
+    except DatabasesUnavailableError as error:
+        for line in error.lines:
+            log.error("could not start: %s", line)
+        return EXIT_REFUSED if error.settings_refused else EXIT_TEMPORARY_FAILURE
+    except MigrationLockTimeoutError as error:
+        log.error("could not start: %s", error)
+        return EXIT_TEMPORARY_FAILURE
+    except StartupError as error:
         log.error("could not start: %s", error)
         return 1
     finally:

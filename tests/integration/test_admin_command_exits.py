@@ -9,12 +9,9 @@ or, where the point is a database out of reach, on a port nothing listens on.
 """
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -31,64 +28,10 @@ from remit.vault.grpc import VaultServicer
 from remit.vault.keystore import FileKeyStore
 from remit.vault.service import VaultService
 from remit_api.vault.v1 import vault_pb2_grpc
+from tests.support.commands import PASSWORD, TOKEN, remit, start_remit, unreachable_url
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.anyio
-
-PASSWORD = "pw-n0t-f0r-stderr"
-TOKEN = "internal-token-n0t-f0r-stderr-0123456789abcdef"
-
-
-def unreachable_url(database: str) -> str:
-    return f"postgresql://remit:{PASSWORD}@127.0.0.1:{free_port()}/{database}"
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def failure_line(self) -> str:
-        """The one line a failure must be, with nothing secret in it."""
-        assert self.stderr.count("\n") == 1, self.stderr
-        assert "Traceback" not in self.stderr
-        assert PASSWORD not in self.stderr
-        assert TOKEN not in self.stderr
-        return self.stderr.strip()
-
-
-async def remit(*args: str, tmp_path: Path, **env: str) -> Ran:
-    """`remit ARGS` with the platform's secrets in its environment, as an operator has them:
-    the internal token and database URLs with a password (none of them reachable unless
-    `env` says otherwise)."""
-    process = await start_remit(*args, tmp_path=tmp_path, **env)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode())
-
-
-async def start_remit(*args: str, tmp_path: Path, **env: str) -> asyncio.subprocess.Process:
-    """`remit ARGS` started as `remit` describes, its output piped."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("REMIT_") and not name.endswith("DATABASE_URL")
-    }
-    environment.update(
-        REMIT_DATA_DIR=str(tmp_path),
-        REMIT_INTERNAL_TOKEN=TOKEN,
-        DATABASE_URL=unreachable_url("remit_core"),
-        VAULT_DATABASE_URL=unreachable_url("remit_vault"),
-        ACQUIRER_DATABASE_URL=unreachable_url("remit_acquirer"),
-        REMIT_CORE_PORT=str(free_port()),
-        REMIT_VAULT_PORT=str(free_port()),
-    )
-    environment.update(env)
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "remit", *args, env=environment,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
 
 
 @asynccontextmanager
@@ -189,8 +132,14 @@ async def test_migrate_with_a_database_out_of_reach_is_to_be_retried_later(
 ) -> None:
     ran = await remit("migrate", tmp_path=tmp_path)
     assert ran.returncode == 75
-    line = ran.failure_line()
-    assert "Connection refused" in line
+    # Each database out of reach on a line of its own: which, where (no password), and why.
+    core, vault, acquirer = ran.failure_lines()
+    assert core.startswith("remit migrate: the core database (DATABASE_URL postgresql://127.0.0.1:")
+    assert core.endswith(
+        "/remit_core, needed by core and worker) is out of reach: Connection refused"
+    )
+    assert vault.startswith("remit migrate: the vault database (VAULT_DATABASE_URL ")
+    assert acquirer.startswith("remit migrate: the acquirer database (ACQUIRER_DATABASE_URL ")
 
 
 @pytest.mark.parametrize(

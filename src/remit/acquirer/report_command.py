@@ -67,14 +67,15 @@ def settlement_report_command(
 def _write(
     config: PlatformConfig, day: date, merchant_id: str | None, report: ReportWriter
 ) -> None:
-    from remit.databases import resolve_databases
+    from remit.databases import migrate, resolve_databases
     from remit.storage.engine import dispose, make_engine
-    from remit.storage.migrate import upgrade
+    from remit.storage.reachability import acquirer_database
 
     resolved = resolve_databases(config)
     try:
-        url = resolved.config.require_acquirer_database_url()
-        upgrade("acquirer", url)
+        database = acquirer_database(resolved.config)
+        migrate([database])
+        url = database.url
 
         async def read() -> None:
             engine = make_engine(url, pool_size=1, application_name="remit-cli")

@@ -25,14 +25,15 @@ T = TypeVar("T")
 
 
 def _with_service(config: PlatformConfig, use: Callable[[LedgerService], Awaitable[T]]) -> T:
-    from remit.databases import resolve_databases
+    from remit.databases import migrate, resolve_databases
     from remit.storage.engine import dispose, make_engine
-    from remit.storage.migrate import upgrade
+    from remit.storage.reachability import core_database
 
     resolved = resolve_databases(config)
     try:
-        url = resolved.config.require_database_url()
-        upgrade("core", url)
+        database = core_database(resolved.config)
+        migrate([database])
+        url = database.url
 
         async def run() -> T:
             engine = make_engine(url, pool_size=2)

@@ -123,6 +123,7 @@ from remit.payments.risk import (
     stand_in_result,
 )
 from remit.storage.engine import batched_unit, single_statement
+from remit.storage.outages import log_failure
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -1859,8 +1860,8 @@ class PaymentsService:
                         error.code or error.kind.name,
                         error.message,
                     )
-            except Exception:
-                log.exception("could not complete %s %s yet", record.endpoint, record.key)
+            except Exception as error:
+                log_failure(log, f"completing {record.endpoint} {record.key}", error)
         return len(records)
 
     async def _finished(self, record: KeyRecord) -> bool:
