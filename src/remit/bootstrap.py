@@ -4,12 +4,14 @@ Nothing here is discovered by magic; reading one function tells the whole shape 
 """
 
 import logging
+import os
 from collections.abc import Callable
 
 from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
 from remit.config import ConfigError, PlatformConfig
 from remit.core.logging import configure_logging
 from remit.grpcutil.internal_auth import InternalAccess
+from remit.payments.crashpoints import check_crash_settings
 from remit.readiness import follow_parent
 from remit.storage.driver_errors import database_unavailable
 from remit.storage.reachability import (
@@ -51,6 +53,11 @@ def run_process(role: str, config: PlatformConfig) -> int:
     # Its calls show its own role's credential, and may make only what that role needs.
     config = config.acting_as(role)
     try:
+        # A test's crash switch left in the environment stops it too (`remit.payments.
+        # crashpoints`); in a test, it says loudly that it is armed.
+        armed = check_crash_settings(os.environ)
+        if armed is not None:
+            log.warning("remit %s: %s", role, armed)
         # Every process calls or serves the others: without the internal token, it stops
         # here, saying why, rather than serve anyone who reaches its port.
         InternalAccess.of(config)

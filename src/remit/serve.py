@@ -9,6 +9,7 @@ the database and the processes that need it, never a password.
 
 import asyncio
 import logging
+import os
 import socket
 from dataclasses import replace
 
@@ -18,6 +19,7 @@ from remit.config import PlatformConfig
 from remit.core.errors import RemitError
 from remit.databases import migrate_all, resolve_databases
 from remit.grpcutil.internal_auth import token_in
+from remit.payments.crashpoints import check_crash_settings
 from remit.storage.driver_errors import database_unavailable
 from remit.storage.engine import dispose, make_engine
 from remit.storage.migration_locks import MigrationLockTimeoutError
@@ -104,6 +106,9 @@ def with_core_instance_ports(config: PlatformConfig) -> PlatformConfig:
 
 
 def serve(config: PlatformConfig) -> int:
+    # Its processes would refuse to start one by one (`remit.payments.crashpoints`): say so
+    # once, before anything starts (a `ConfigError`).
+    check_crash_settings(os.environ)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     if config.internal_token is None:
         # Every process of the platform shows this on its gRPC calls; commands run later
