@@ -15,10 +15,11 @@ from dataclasses import replace
 
 from remit.accounts.service import AccountsService
 from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
-from remit.config import PlatformConfig
+from remit.config import ConfigError, PlatformConfig
 from remit.core.errors import RemitError
 from remit.databases import migrate_all, resolve_databases
 from remit.grpcutil.internal_auth import token_in
+from remit.hosts import free_port
 from remit.payments.crashpoints import check_crash_settings
 from remit.storage.driver_errors import database_unavailable
 from remit.storage.engine import dispose, make_engine
@@ -91,17 +92,21 @@ def _banner(config: PlatformConfig, account: dict[str, str]) -> str:
     )
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def with_core_instance_ports(config: PlatformConfig) -> PlatformConfig:
-    """Give each core process a port of its own when there are several (see PlatformConfig)."""
+    """Give each core process a port of its own when there are several (see PlatformConfig):
+    one free at every address of the core host. A `ConfigError` when the host does not resolve
+    or no port can be had there (it is not this machine's)."""
     if config.core_processes == 1 or len(config.core_instance_ports) == config.core_processes:
         return config
-    ports = tuple(_free_port(config.core.host) for _ in range(config.core_processes))
+    host = config.core.host
+    try:
+        ports = tuple(free_port(host) for _ in range(config.core_processes))
+    except socket.gaierror as error:
+        raise ConfigError(f"REMIT_CORE_HOST {host!r} does not resolve: {error}") from None
+    except OSError as error:
+        raise ConfigError(
+            f"the core copies cannot listen on REMIT_CORE_HOST {host!r}: {error.strerror or error}"
+        ) from None
     return replace(config, core_instance_ports=ports)
 
 
