@@ -12,7 +12,8 @@ A run that fails after taking the slot (rendering, the POST or recording raised)
 work but not the slot: the job's retry takes that slot back (it holds it), so failed runs count
 towards the job's attempt limit and the delivery fails once it is reached (`give_up`). A job
 that finds every slot of the endpoint taken parks its delivery and ends: the delivery has no
-job until a slot is let go and wakes it (`remit.webhooks.parking`). One that finds the endpoint
+job until a slot let go is handed to it, with a job that holds that slot
+(`remit.webhooks.parking`). One that finds the endpoint
 paused waits for the pause's end in a new job. Either way what follows inherits the attempts
 its failed runs used.
 """
@@ -45,11 +46,7 @@ from remit.webhooks.domain import (
     retry_after_deadline,
 )
 from remit.webhooks.outbox import stage_delivery_attempt
-from remit.webhooks.parking import (
-    park_behind_taken_slots,
-    wake_next,
-    wake_next_of_deliverys_endpoint,
-)
+from remit.webhooks.parking import let_jobs_slot_go_now, let_slot_go, park_behind_taken_slots
 from remit.webhooks.rendering import Renderer, render_event
 from remit.webhooks.repository import (
     DeliveryContext,
@@ -159,14 +156,15 @@ class WebhookDeliverer:
             if ctx is None:
                 return None
             if not self._is_current(ctx, attempt_number):
-                # Had this job been woken for a slot, the slot would go unused: the next parked
-                # delivery gets it (one that finds no slot parks again).
-                await wake_next(short, ctx.endpoint.id, now)
+                # A slot handed to this job when it was woken would go unused: the next parked
+                # delivery gets it.
+                await self._let_go_of_own_slot(short, ctx, job, now)
                 return None
             if ctx.endpoint_deleted or ctx.endpoint.status is EndpointStatus.DISABLED:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
-                # Parked deliveries of the endpoint fail too, each woken by the one before.
-                await wake_next(short, ctx.endpoint.id, now)
+                # Parked deliveries of the endpoint fail too, each handed the slot of the one
+                # before.
+                await self._let_go_of_own_slot(short, ctx, job, now)
                 return None
             wait = await self._take_slot_or_wait(short, ctx, job, attempt_number, now)
         if isinstance(wait, Parked):
@@ -178,8 +176,10 @@ class WebhookDeliverer:
             return None
         body, headers = await signed_request(ctx, self._renderer, now)
         result = await self._sender.post(ctx.endpoint.url, body, headers)
+        recorded_at = self._clock.now()
         recorded = await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
-                                        attempted_at=now, now=self._clock.now(),
+                                        attempted_at=now, now=recorded_at,
+                                        slot_lease_until=recorded_at + self._settings.slot_lease,
                                         draw=self._settings.draw())  # fmt: skip
         if recorded.disabled is None:
             return None
@@ -198,8 +198,9 @@ class WebhookDeliverer:
         )
         if failed:
             log.error("webhook delivery %s failed: its job failed for good", delivery_id)
-            await InflightRepository(db).release(delivery_id)
-            await wake_next_of_deliverys_endpoint(db, delivery_id, self._clock.now())
+            now = self._clock.now()
+            await let_slot_go(db, delivery_id, now=now,
+                              lease_until=now + self._settings.slot_lease)  # fmt: skip
 
     @staticmethod
     def _is_current(ctx: DeliveryContext, attempt_number: int) -> bool:
@@ -217,7 +218,7 @@ class WebhookDeliverer:
         slots = InflightRepository(db)
         limited = ctx.endpoint.rate_limited_until
         if limited is not None and limited > now:
-            await self._let_go_of_earlier_slot(db, ctx, job, now)
+            await self._let_go_of_own_slot(db, ctx, job, now)
             return after_pause(limited, now, self._settings.draw())
         limit = self._settings.max_concurrent_per_endpoint
         for _ in range(PARK_TRIES):
@@ -244,17 +245,25 @@ class WebhookDeliverer:
         await self._let_go_of_earlier_slot(db, ctx, job, now)
         return now + self._settings.busy_retry * (0.5 + self._settings.draw())
 
-    @staticmethod
-    async def _let_go_of_earlier_slot(
-        db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
+    async def _let_go_of_own_slot(
+        self, db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
     ) -> None:
-        """A job about to wait (parked, or in a new job) lets go of the slot an earlier, failed
-        run of its own took, if any: what follows it could not take it back. A job's first run
-        has none. Letting a slot go wakes the next parked delivery, as any slot let go does."""
-        if job.attempts <= 1:
-            return
-        if await InflightRepository(db).release_held_by(ctx.delivery.id, job.id):
-            await wake_next(db, ctx.endpoint.id, now)
+        """A job that will not POST (it waits, parked or in a new job, or has nothing left to
+        do) lets go of the slot it holds, if any: one handed to it when it was woken, or one an
+        earlier, failed run of its own took. What follows it could not take it back. A slot
+        let go is handed to the next parked delivery, as any slot let go is."""
+        await let_jobs_slot_go_now(db, ctx.delivery.id, job.id, now=now,
+                                   lease_until=now + self._settings.slot_lease)  # fmt: skip
+
+    async def _let_go_of_earlier_slot(
+        self, db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
+    ) -> None:
+        """`_let_go_of_own_slot` for a job that found no slot to take: a slot of its own still
+        leased, handed over or taken by an earlier run, it would have taken back. What it may
+        hold is a slot an earlier, failed run took, whose lease ran out; a job's first run has
+        none (a handed-over slot that lapsed is taken back, or purged, as any other)."""
+        if job.attempts > 1:
+            await self._let_go_of_own_slot(db, ctx, job, now)
 
 
 def attempts_left(job: Job) -> int:
@@ -331,12 +340,15 @@ async def record_attempt(
     *,
     attempted_at: datetime,
     now: datetime,
+    slot_lease_until: datetime,
     draw: float = 0.0,
 ) -> RecordedAttempt:
     """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
     apply what the outcome says about the endpoint (which may disable it: said by the result,
     for the caller to log once the transaction has committed, not before). `draw`, in [0, 1):
-    where in its jitter the next gap of the retry schedule falls.
+    where in its jitter the next gap of the retry schedule falls. The delivery's slot is
+    handed to the endpoint's oldest parked delivery, if any, leased to its woken job until
+    `slot_lease_until`.
 
     Rows are locked in one order by every transaction that takes more than one of them: the
     delivery's, then the endpoint's, then the delivery's slot (as `WebhookDeliverer.handle`
@@ -411,9 +423,8 @@ async def record_attempt(
         elif outcome.gone and await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE):
             disabled = DisabledReason.GONE
         # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`),
-        # and wakes the next delivery parked for one.
-        await InflightRepository(db).release(delivery.id)
-        await wake_next(db, ctx.endpoint.id, now)
+        # and is handed to the next delivery parked for one.
+        await let_slot_go(db, delivery.id, now=now, lease_until=slot_lease_until)
         if advanced and next_at is not None:
             await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
                                          account_id=delivery.account_id, now=now,

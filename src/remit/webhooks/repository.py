@@ -862,10 +862,6 @@ _TAKE_SLOT = Statement(
     " OR webhook_inflight.job_id = EXCLUDED.job_id"
     " RETURNING delivery_id"
 )
-_RELEASE_SLOT = Statement("DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s")
-_RELEASE_JOBS_SLOT = Statement(
-    "DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s AND job_id = %(job_id)s"
-)
 
 
 class InflightRepository:
@@ -890,24 +886,14 @@ class InflightRepository:
         job for it is in flight) does not get a second one. The job that holds it takes it
         again: a run that failed after taking it (its work rolled back, the slot's commit
         kept) is retried as the same job, whose failed runs then count towards its attempt
-        limit; found busy, it would wait in a new job, with none counted, for ever.
+        limit; found busy, it would wait in a new job, with none counted, for ever. A job woken
+        for a slot let go finds that slot its own already (`remit.webhooks.parking`).
         """
         params = {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "job_id": job_id,
                   "now": now, "until": until, "limit": limit}  # fmt: skip
         async with fastsql.deferring(self._db):
             await _LOCK_ENDPOINT_FOR_SLOTS.defer(self._db, {"endpoint_id": endpoint_id})
             return await _TAKE_SLOT.first(self._db, params) is not None
-
-    async def release(self, delivery_id: int) -> None:
-        """Deferred: in a `fastsql.deferring` block it goes out with the next statement that
-        needs an answer."""
-        await _RELEASE_SLOT.defer(self._db, {"delivery_id": delivery_id})
-
-    async def release_held_by(self, delivery_id: int, job_id: int) -> bool:
-        """Let the delivery's slot go if job `job_id` holds it (not if a duplicate job does);
-        True if it did."""
-        params = {"delivery_id": delivery_id, "job_id": job_id}
-        return await _RELEASE_JOBS_SLOT.run(self._db, params) == 1
 
     async def purge_expired(self, now: datetime) -> None:
         await self._db.execute(

@@ -136,14 +136,15 @@ webhook_inflight = Table(
     Column("delivery_id", BigInteger, primary_key=True),
     Column("endpoint_id", Text, nullable=False),
     Column("leased_until", DateTime(timezone=True), nullable=False),
-    # The job whose run took the slot: its retries take it again (`InflightRepository`).
+    # The job whose run took the slot, or that was woken with it: its runs take it again
+    # (`InflightRepository`, `remit.webhooks.parking`).
     Column("job_id", BigInteger, nullable=True),
     Index("ix_webhook_inflight_endpoint_id", "endpoint_id"),
 )
 
 # A delivery waiting for one of its endpoint's slots, with no job: the attempt that lets a slot
-# of the endpoint go wakes the oldest one (by when its attempt fell due) and stages its job
-# (`remit.webhooks.parking`).
+# of the endpoint go hands it to the oldest one (by when its attempt fell due), staging its job
+# and leasing the slot to that job (`remit.webhooks.parking`).
 webhook_parked = Table(
     "webhook_parked",
     core_metadata,
