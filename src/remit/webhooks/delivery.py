@@ -144,6 +144,7 @@ class WebhookDeliverer:
         the notice of an endpoint the attempt disabled, to log once that has committed."""
         delivery_id = int(str(job.payload["delivery_id"]))
         attempt_number = int(str(job.payload["attempt"]))
+        generation = job_generation(job)
         now = self._clock.now()
         async with self._engine.begin() as short:
             # The delivery's row is read under a share lock, held until the slot is taken. A
@@ -155,7 +156,7 @@ class WebhookDeliverer:
             ctx = await DeliveryRepository(short).context(delivery_id, lock=True)
             if ctx is None:
                 return None
-            if not self._is_current(ctx, attempt_number):
+            if not self._is_current(ctx, attempt_number, generation):
                 # A slot handed to this job when it was woken would go unused: the next parked
                 # delivery gets it.
                 await self._let_go_of_own_slot(short, ctx, job, now)
@@ -171,6 +172,7 @@ class WebhookDeliverer:
             return None
         if isinstance(wait, datetime):
             await stage_delivery_attempt(db, delivery_id, attempt_number,
+                                         generation=ctx.delivery.generation,
                                          account_id=ctx.delivery.account_id, now=now,
                                          run_at=wait, max_attempts=attempts_left(job))  # fmt: skip
             return None
@@ -190,11 +192,17 @@ class WebhookDeliverer:
         fails, or it would stay pending for ever, with no job left to move it on, and its event
         would count a pending webhook for good."""
         delivery_id = int(str(job.payload["delivery_id"]))
-        # Only the job of the delivery's current attempt (not a duplicate, nor one a redelivery
-        # superseded) ends it; the endpoint slot its handler may hold is freed at once.
+        # Only the job of the delivery's current attempt, in its current generation, ends it:
+        # not a duplicate, nor a job of the delivery before a redelivery started it over (its
+        # attempt 1 would match the delivery started over, attempt 1 next, by number alone).
+        # The endpoint slot its handler may hold is let go at once.
         current = int(str(job.payload["attempt"])) - 1
         failed = await DeliveryRepository(db).finish(
-            delivery_id, DeliveryStatus.FAILED, self._clock.now(), after=current
+            delivery_id,
+            DeliveryStatus.FAILED,
+            self._clock.now(),
+            after=current,
+            generation=job_generation(job),
         )
         if failed:
             log.error("webhook delivery %s failed: its job failed for good", delivery_id)
@@ -203,11 +211,14 @@ class WebhookDeliverer:
                               lease_until=now + self._settings.slot_lease)  # fmt: skip
 
     @staticmethod
-    def _is_current(ctx: DeliveryContext, attempt_number: int) -> bool:
-        # A job for an attempt already made (a duplicate, or a redelivery that superseded it).
+    def _is_current(ctx: DeliveryContext, attempt_number: int, generation: int | None) -> bool:
+        # Not a job for an attempt already made (a duplicate), nor one made for the delivery
+        # before a redelivery started it over (a job that says no generation is older than
+        # generations, and is matched by its attempt alone).
         return (
             ctx.delivery.status is DeliveryStatus.PENDING
             and ctx.delivery.attempts == attempt_number - 1
+            and (generation is None or ctx.delivery.generation == generation)
         )
 
     async def _take_slot_or_wait(
@@ -234,6 +245,7 @@ class WebhookDeliverer:
                 endpoint_id=ctx.endpoint.id,
                 account_id=ctx.delivery.account_id,
                 attempt=attempt,
+                generation=ctx.delivery.generation,
                 max_attempts=attempts_left(job),
                 due_at=ctx.delivery.next_attempt_at or now,
                 limit=limit,
@@ -264,6 +276,13 @@ class WebhookDeliverer:
         none (a handed-over slot that lapsed is taken back, or purged, as any other)."""
         if job.attempts > 1:
             await self._let_go_of_own_slot(db, ctx, job, now)
+
+
+def job_generation(job: Job) -> int | None:
+    """The generation of the delivery the job was made for; None for a job staged before
+    deliveries had generations (core migration 0049), or by a process of that version."""
+    generation = job.payload.get("generation")
+    return None if generation is None else int(str(generation))
 
 
 def attempts_left(job: Job) -> int:
@@ -427,6 +446,7 @@ async def record_attempt(
         await let_slot_go(db, delivery.id, now=now, lease_until=slot_lease_until)
         if advanced and next_at is not None:
             await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
+                                         generation=delivery.generation,
                                          account_id=delivery.account_id, now=now,
                                          run_at=next_at)  # fmt: skip
         return RecordedAttempt(attempt, disabled)

@@ -172,6 +172,9 @@ class Delivery:
     retry_step: int
     first_attempt_at: datetime
     next_attempt_at: datetime | None
+    # How many times it was started over (a redelivery of it failed): a job made for an
+    # earlier generation acts for none of this one.
+    generation: int = 0
 
 
 @dataclass(frozen=True)

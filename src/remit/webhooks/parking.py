@@ -46,13 +46,19 @@ _LOCK_TAKEN_SLOTS = Statement(
     " AND delivery_id <> %(delivery_id)s"
     " FOR KEY SHARE"
 )
-# A delivery parked already (a duplicate job of it parked first) keeps its place.
+# A delivery parked already keeps its place. It was parked by a duplicate job of it, or by a
+# job of the delivery before it was started over (a redelivery): the attempt it is woken for
+# is the parker's, which holds the delivery's row, read as it is now, until it commits.
 _PARK = Statement(
     "INSERT INTO webhook_parked (delivery_id, endpoint_id, account_id, attempt, max_attempts,"
-    " due_at, parked_at)"
+    " generation, due_at, parked_at)"
     " VALUES (%(delivery_id)s, %(endpoint_id)s, %(account_id)s, %(attempt)s, %(max_attempts)s,"
-    " %(due_at)s, %(now)s)"
-    " ON CONFLICT (delivery_id) DO NOTHING"
+    " %(generation)s, %(due_at)s, %(now)s)"
+    " ON CONFLICT (delivery_id) DO UPDATE"
+    " SET attempt = EXCLUDED.attempt, max_attempts = EXCLUDED.max_attempts,"
+    " generation = EXCLUDED.generation"
+    " WHERE (webhook_parked.attempt, webhook_parked.generation)"
+    " IS DISTINCT FROM (EXCLUDED.attempt, EXCLUDED.generation)"
 )
 
 
@@ -70,11 +76,13 @@ def _hand_over(chosen: str, *, before: str = "") -> Statement:
             DELETE FROM webhook_parked AS parked USING chosen
             WHERE parked.delivery_id = chosen.delivery_id
             RETURNING parked.delivery_id, parked.endpoint_id, parked.account_id,
-                      parked.attempt, parked.max_attempts
+                      parked.attempt, parked.max_attempts, parked.generation
         ), job AS (
             INSERT INTO jobs (kind, payload, account_id, run_at, max_attempts, created_at)
             SELECT %(job_kind)s,
-                   jsonb_build_object('delivery_id', woken.delivery_id, 'attempt', woken.attempt),
+                   jsonb_strip_nulls(jsonb_build_object(
+                       'delivery_id', woken.delivery_id, 'attempt', woken.attempt,
+                       'generation', woken.generation)),
                    woken.account_id, %(now)s, woken.max_attempts, %(now)s
             FROM woken
             RETURNING id, kind, CAST(payload ->> 'delivery_id' AS bigint) AS delivery_id
@@ -171,6 +179,7 @@ async def park_behind_taken_slots(
     endpoint_id: str,
     account_id: str,
     attempt: int,
+    generation: int,
     max_attempts: int,
     due_at: datetime,
     limit: int,
@@ -188,7 +197,7 @@ async def park_behind_taken_slots(
     await _PARK.run(
         db,
         {**params, "account_id": account_id, "attempt": attempt, "max_attempts": max_attempts,
-         "due_at": due_at},
+         "generation": generation, "due_at": due_at},
     )  # fmt: skip
     return True
 

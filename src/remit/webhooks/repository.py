@@ -512,6 +512,7 @@ def delivery_from_row(row: Row[Any]) -> Delivery:
         retry_step=m["retry_step"],
         first_attempt_at=m["first_attempt_at"],
         next_attempt_at=m["next_attempt_at"],
+        generation=m["generation"],
     )
 
 
@@ -597,7 +598,8 @@ class DeliveryRepository:
         status: DeliveryStatus = DeliveryStatus.PENDING,
     ) -> int:
         """A delivery with a fresh schedule starting `now` (an existing one for this event and
-        endpoint starts over: attempt 1 is next); returns its id."""
+        endpoint starts over, in a generation of its own: attempt 1 is next); returns its
+        id."""
         pending = status is DeliveryStatus.PENDING
         values = {
             "status": status.value,
@@ -610,7 +612,10 @@ class DeliveryRepository:
         statement = (
             insert(webhook_deliveries)
             .values(account_id=account_id, event_id=event_id, endpoint_id=endpoint_id, **values)
-            .on_conflict_do_update(index_elements=["event_id", "endpoint_id"], set_=values)
+            .on_conflict_do_update(
+                index_elements=["event_id", "endpoint_id"],
+                set_={**values, "generation": webhook_deliveries.c.generation + 1},
+            )
             .returning(webhook_deliveries.c.id)
         )
         return int((await self._db.execute(statement)).scalar_one())
@@ -697,15 +702,24 @@ class DeliveryRepository:
         return await _RECORD_ATTEMPT_RESULT.run(self._db, params) == 1
 
     async def finish(
-        self, delivery_id: int, status: DeliveryStatus, at: datetime, *, after: int | None = None
+        self,
+        delivery_id: int,
+        status: DeliveryStatus,
+        at: datetime,
+        *,
+        after: int | None = None,
+        generation: int | None = None,
     ) -> bool:
         """Close a pending delivery without an attempt (its endpoint is gone or disabled, or its
-        job failed for good); `after`: only if exactly that many attempts were made. False if
-        it was not pending (or had made another number of attempts)."""
+        job failed for good); `after`: only if exactly that many attempts were made;
+        `generation`: only if it is in that generation (not started over since). False if it
+        was not pending (or was at another attempt, or in another generation)."""
         d = webhook_deliveries.c
         conditions = [d.id == delivery_id, d.status == DeliveryStatus.PENDING.value]
         if after is not None:
             conditions.append(d.attempts == after)
+        if generation is not None:
+            conditions.append(d.generation == generation)
         result = await self._db.execute(
             update(webhook_deliveries)
             .where(*conditions)

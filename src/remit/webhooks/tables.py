@@ -97,6 +97,9 @@ webhook_deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
     Column("last_attempt_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # How many times the delivery was started over (a redelivery of it failed): its jobs say
+    # which generation they were made for, and act only for that one.
+    Column("generation", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("event_id", "endpoint_id"),
     Index("ix_webhook_deliveries_endpoint_id_status", "endpoint_id", "status"),
 )
@@ -160,6 +163,9 @@ webhook_parked = Table(
     # staged when it is woken makes that attempt under that limit.
     Column("attempt", Integer, nullable=False),
     Column("max_attempts", Integer, nullable=False),
+    # The delivery's generation the parking job was made for (NULL: parked by a process of
+    # an earlier version, whose jobs say none).
+    Column("generation", Integer, nullable=True),
     # When the attempt fell due: the longest waiting is woken first.
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("parked_at", DateTime(timezone=True), nullable=False),

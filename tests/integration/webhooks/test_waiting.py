@@ -304,8 +304,8 @@ async def test_a_slot_let_go_while_a_delivery_parks_behind_it_still_wakes_it(
             )  # fmt: skip
             assert await park_behind_taken_slots(
                 parker, delivery_id=parking, endpoint_id=endpoint.id,
-                account_id=bench.account_id, attempt=1, max_attempts=25, due_at=now, limit=1,
-                now=now,
+                account_id=bench.account_id, attempt=1, generation=0, max_attempts=25,
+                due_at=now, limit=1, now=now,
             )  # fmt: skip
             answered.set()
             await until_a_session_waits_on_a_lock(core_engine, contender=in_flight)
@@ -491,8 +491,8 @@ async def test_two_sweeps_at_once_hand_a_free_slot_to_one_parked_delivery(
             for delivery_id in waiting:
                 assert await park_behind_taken_slots(
                     db, delivery_id=delivery_id, endpoint_id=endpoint.id,
-                    account_id=bench.account_id, attempt=1, max_attempts=25, due_at=now,
-                    limit=0, now=now,
+                    account_id=bench.account_id, attempt=1, generation=0, max_attempts=25,
+                    due_at=now, limit=0, now=now,
                 )  # fmt: skip
 
         async def sweep() -> int:
