@@ -40,6 +40,7 @@ from remit.webhooks.domain import (
     DisabledReason,
     EndpointStatus,
     after_pause,
+    disabled_message,
     next_attempt_after_failure,
     next_attempt_after_rate_limit,
     parse_retry_after,
@@ -292,18 +293,11 @@ def attempts_left(job: Job) -> int:
     return max(1, job.max_attempts - (job.attempts - 1))
 
 
-_DISABLED_BECAUSE: Final = {
-    DisabledReason.FAILING: "failed every delivery for 3 days",
-    DisabledReason.GONE: "answered 410 Gone",
-}
-
-
 def disabled_notice(endpoint_id: str, reason: DisabledReason) -> AfterCommit:
     """The log line that says an attempt disabled its endpoint, for after the commit."""
 
     def notice() -> None:
-        log.warning("webhook endpoint %s %s; disabled (disabled_reason %s)", endpoint_id,
-                    _DISABLED_BECAUSE.get(reason, reason.value), reason.value)  # fmt: skip
+        log.warning("%s", disabled_message(endpoint_id, reason.value))
 
     return notice
 
@@ -454,18 +448,22 @@ async def record_attempt(
 
 async def record_manual_attempt(
     db: AsyncConnection, ctx: DeliveryContext, outcome: AttemptOutcome, *, now: datetime
-) -> DeliveryAttempt:
+) -> RecordedAttempt:
     """Store an attempt made by hand (a resend). It leaves the schedule alone, except that a
-    success ends a pending delivery; it is numbered after every attempt recorded so far."""
+    success ends a pending delivery; it is numbered after every attempt recorded so far. A 410
+    disables the endpoint as an attempt of the worker's does (said by the result, for the
+    caller to log once the transaction has committed)."""
     deliveries, endpoints = DeliveryRepository(db), EndpointRepository(db)
     pending = ctx.delivery.status is DeliveryStatus.PENDING
+    disabled: DisabledReason | None = None
     if outcome.succeeded:
         await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
         await endpoints.note_success(ctx.endpoint.id, now)
     elif outcome.gone:
         # The delivery's row before the endpoint's, the order `record_attempt` keeps.
         await deliveries.finish(ctx.delivery.id, DeliveryStatus.FAILED, now)
-        await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
+        if await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE):
+            disabled = DisabledReason.GONE
     attempt = DeliveryAttempt(
         id=new_id("del"),
         delivery_id=ctx.delivery.id,
@@ -483,4 +481,4 @@ async def record_manual_attempt(
         succeeded=outcome.succeeded,
     )
     await deliveries.insert_attempt(attempt, ctx.delivery.account_id)
-    return attempt
+    return RecordedAttempt(attempt, disabled)

@@ -84,6 +84,19 @@ class DisabledReason(Enum):
     FAILING = "failing"  # every delivery failed for three days
 
 
+_DISABLED_BECAUSE: Final = {
+    DisabledReason.FAILING.value: "failed every delivery for 3 days",
+    DisabledReason.GONE.value: "answered 410 Gone",
+}
+
+
+def disabled_message(endpoint_id: str, reason: str) -> str:
+    """What is said, to the log and to an operator, when an attempt disables an endpoint
+    (`reason`: its `disabled_reason`)."""
+    because = _DISABLED_BECAUSE.get(reason, reason)
+    return f"webhook endpoint {endpoint_id} {because}; disabled (disabled_reason {reason})"
+
+
 class DeliveryStatus(Enum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.anyio
 async def fail_by_a_resend_then_redeliver(bench: Bench, event_id: str, endpoint_id: str) -> None:
     """The resend is answered 410: the delivery fails and the endpoint is disabled. Enabled
     again, the endpoint's redelivery starts the delivery over."""
-    attempt = await bench.service.resend(bench.account_id, event_id, endpoint_id)
+    attempt = (await bench.service.resend(bench.account_id, event_id, endpoint_id)).attempt
     assert attempt.http_status == 410
     assert await bench.delivery_status(event_id, endpoint_id) == "failed"
     await bench.service.update_endpoint(
