@@ -82,6 +82,10 @@ class DisabledReason(Enum):
     BY_USER = "by_user"
     GONE = "gone"  # the endpoint answered 410 Gone
     FAILING = "failing"  # every delivery failed for three days
+    # Its URL is one remit refuses to save, and never delivers to: a host that is an IPv4
+    # address not written in dotted-decimal form, saved before such URLs were refused (core
+    # migration 0050).
+    URL_INVALID = "url_invalid"
 
 
 _DISABLED_BECAUSE: Final = {

@@ -357,8 +357,9 @@ def endpoint_line(endpoint: pb.WebhookEndpoint) -> str:
 
 async def list_endpoints(config: PlatformConfig, *, api_key: str, out: TextIO) -> int:
     """Every endpoint of the account, newest first; a disabled one says why (by_user, gone:
-    it answered 410, failing: every delivery failed for three days), which the REST API, as
-    Stripe's, does not."""
+    it answered 410, failing: every delivery failed for three days, url_invalid: its URL's host
+    is an IPv4 address not in dotted-decimal form, which no delivery connects to), which the
+    REST API, as Stripe's, does not."""
 
     async def every_page(
         stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub, metadata: Metadata

@@ -217,8 +217,10 @@ class WebhookEndpoint(_message.Message):
     url: _builtins.str
     """HTTPS URL events are POSTed to."""
     disabled_reason: _builtins.str
-    """Why a disabled endpoint is disabled: "by_user", "gone" (it answered 410 Gone) or
-    "failing" (every delivery failed for three days); unset while enabled. For remit's
+    """Why a disabled endpoint is disabled: "by_user", "gone" (it answered 410 Gone),
+    "failing" (every delivery failed for three days) or "url_invalid" (its URL, saved before
+    such URLs were refused, has a host no delivery can connect to: an IPv4 address not in
+    dotted-decimal form); unset while enabled. For remit's
     operators (`remit webhooks endpoints`): Stripe's object has no such field, so it never
     leaves remit.
     """
