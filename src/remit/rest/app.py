@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Final, cast
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,7 +41,7 @@ from remit.rest.forms import (
 )
 from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from remit.rest.idempotency import checked_idempotency_key
-from remit.rest.params import ExpandList, ParamError, Schema, String
+from remit.rest.params import PATH_PARAM, ExpandList, ParamError, Schema
 from remit.rest.publishable import (
     publish_error_intent,
     publishable_view,
@@ -101,11 +101,6 @@ class Operation:
         # dispatch applies it; declared here so no endpoint's schema can leave it out.
         if self.method != "DELETE" and not isinstance(self.schema.fields.get("expand"), ExpandList):
             object.__setattr__(self, "schema", self.schema.extend({"expand": ExpandList()}))
-
-
-# An id in the path (`/v1/payment_intents/{intent}`) is a string parameter like any other, held to
-# Stripe's default limit on text.
-_PATH_PARAM: Final = String()
 
 
 def json_response(status: int, body: Mapping[str, object], headers: Mapping[str, str]) -> Response:
@@ -231,7 +226,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         version = versions.request
         form = await read_form(request)
         for name, value in request.path_params.items():
-            _PATH_PARAM.parse_value(refuse_nul(str(value), name), name)
+            PATH_PARAM.parse_value(refuse_nul(str(value), name), name)
         form = upgrade_request(operation_name, form, version)
         params = operation.schema.parse(form)
         # A payment page's call: a publishable key on an operation it may make with a secret.

@@ -182,6 +182,11 @@ class String(Field[str]):
         return text
 
 
+PATH_PARAM: Final = String()
+"""An id in a path (`/v1/payment_intents/{intent}`): a string parameter like any other, held to
+Stripe's default limit on text."""
+
+
 # One @, something on both sides, a dot in the domain, no spaces: what every deliverable address
 # has. The mailbox itself is the receiving server's to judge.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
