@@ -440,8 +440,8 @@ def _add_key_commands(
 def _add_held_request_commands(
     commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
 ) -> None:
-    from remit.payments.held_requests_command import (
-        DEFAULT_LIMIT,
+    from remit.payments.held_request_bounds import (
+        DEFAULT_LIST_LIMIT,
         DEFAULT_OLDER_THAN_MINUTES,
         MAX_OLDER_THAN_MINUTES,
     )
@@ -490,7 +490,7 @@ def _add_held_request_commands(
     )
     listed.add_argument("--account", help="only this account's requests (acct_...)")
     listed.add_argument(
-        "--limit", type=int, default=DEFAULT_LIMIT, help="how many, 1 to 100 (default 50)"
+        "--limit", type=int, default=DEFAULT_LIST_LIMIT, help="how many, 1 to 100 (default 50)"
     )
     listed.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a table"

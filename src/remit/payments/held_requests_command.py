@@ -25,13 +25,13 @@ from remit.command_exits import EXIT_CLEAN, EXIT_FINDINGS, CommandRefusedError
 from remit.config import PlatformConfig
 from remit.grpcutil.call_failures import describe_call_failure
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
-from remit.payments.held_requests import MAX_AGE, MAX_LIST_LIMIT
+from remit.payments.held_request_bounds import (
+    MAX_LIST_LIMIT,
+    MAX_OLDER_THAN_MINUTES,
+)
 from remit_api.payments.v1 import payments_pb2 as pb
 from remit_api.payments.v1 import payments_pb2_grpc
 
-DEFAULT_OLDER_THAN_MINUTES: Final = 15
-DEFAULT_LIMIT: Final = 50
-MAX_OLDER_THAN_MINUTES: Final = int(MAX_AGE.total_seconds()) // 60
 LIST_TIMEOUT_S: Final = 10.0
 # A retry waits for the network as the completer does: a look-up or two, each up to the
 # network's timeout (REMIT_NETWORK_TIMEOUT_S, at most 120 s), and a send.

@@ -1906,7 +1906,7 @@ class PaymentsService:
         """The unfinished requests begun at least `older_than` ago, the oldest first, whether
         there are more, and the time they were read at (their ages count to it)."""
         now = self._now()
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             found, more = await held_requests(
                 db, now=now, older_than=older_than, account_id=account_id, limit=limit
             )
@@ -1931,7 +1931,7 @@ class PaymentsService:
         log.info("retrying %s %s of %s at an operator's request", record.endpoint, key, account_id)
         note_request(record.request_id, record.key)
         await self._try_to_finish(record, resume)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             after = await held_request(db, account_id, key, now=self._now())
         assert after is not None, "an unfinished key past `started` is never deleted"
         if after.recovery_point is RecoveryPoint.FINISHED:
