@@ -7,8 +7,9 @@ from "the command broke": each says something else about what to do next. The co
 
 0  the command did what it was asked, and found nothing wrong
 1  it ran and found something wrong (`ledger verify`, `reconcile`: mismatches, ledger
-   differences), or what it tried did not take (`webhooks resend`: the endpoint refused the
-   delivery)
+   differences; `held-requests list`: requests held unfinished), or what it tried did not take
+   (`webhooks resend`: the endpoint refused the delivery; `held-requests retry`: the request is
+   still held)
 2  it refused its input (bad arguments, a malformed or future date, an unknown id, a state
    that forbids it, a setting missing or malformed), or a service it calls (the core, the vault,
    the acquirer, the REST API) refused or failed, or could not be reached
@@ -40,7 +41,8 @@ EXIT_INTERRUPTED: Final = 130
 
 EXIT_CODES_HELP: Final = (
     "Exit codes: 0 done, nothing wrong found; 1 it ran and found something wrong (ledger "
-    "verify, reconcile) or the delivery it retried failed (webhooks resend); 2 refused: bad "
+    "verify, reconcile, held requests listed) or what it retried did not take (webhooks "
+    "resend, held-requests retry); 2 refused: bad "
     "arguments, an unknown id, a state that forbids it, a setting missing, or a service it "
     "calls (core, vault, acquirer, API) refused, failed or was out of reach; 3 the command "
     "itself failed (its database unreachable, a bug) and did nothing; 130 interrupted (Ctrl-C) "

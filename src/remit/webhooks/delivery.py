@@ -281,7 +281,7 @@ class WebhookDeliverer:
 
 def job_generation(job: Job) -> int | None:
     """The generation of the delivery the job was made for; None for a job staged before
-    deliveries had generations (core migration 0049), or by a process of that version."""
+    deliveries had generations (core migration 0050), or by a process of that version."""
     generation = job.payload.get("generation")
     return None if generation is None else int(str(generation))
 

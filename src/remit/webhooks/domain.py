@@ -84,7 +84,7 @@ class DisabledReason(Enum):
     FAILING = "failing"  # every delivery failed for three days
     # Its URL is one remit refuses to save, and never delivers to: a host that is an IPv4
     # address not written in dotted-decimal form, saved before such URLs were refused (core
-    # migration 0050).
+    # migration 0051).
     URL_INVALID = "url_invalid"
 
 

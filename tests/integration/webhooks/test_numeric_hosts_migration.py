@@ -1,4 +1,4 @@
-"""Core migration 0050 disables the endpoints saved, before such URLs were refused, with a host
+"""Core migration 0051 disables the endpoints saved, before such URLs were refused, with a host
 aiohttp never connects to: an IPv4 address spelt otherwise than in dotted-decimal form. Each
 of their deliveries failed at once, for three days, before the endpoint was disabled as
 failing; now it is disabled at the upgrade, saying why, as `remit webhooks endpoints` shows."""
@@ -16,8 +16,8 @@ from remit.webhooks.repository import endpoint_from_mapping
 from remit.webhooks.tools import endpoint_line
 from tests.support.postgres import scratch_database
 
-_BEFORE = "0049_webhook_delivery_generation"
-_AFTER = "0050_numeric_host_endpoints"
+_BEFORE = "0050_webhook_delivery_generation"
+_AFTER = "0051_numeric_host_endpoints"
 
 # (endpoint, URL, status before, whether the upgrade disables it)
 ENDPOINTS = [

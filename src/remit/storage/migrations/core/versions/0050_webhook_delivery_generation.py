@@ -17,15 +17,15 @@ reads neither column and ignores the payload key.
 
 Adding a column with a constant default (or none) rewrites no table.
 
-Revision ID: 0049_webhook_delivery_generation
-Revises: 0048_idempotency_key_account
+Revision ID: 0050_webhook_delivery_generation
+Revises: 0049_held_request_failures
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0049_webhook_delivery_generation"
-down_revision = "0048_idempotency_key_account"
+revision = "0050_webhook_delivery_generation"
+down_revision = "0049_held_request_failures"
 branch_labels = None
 depends_on = None
 

@@ -26,8 +26,8 @@ the worker together, or stop those of the earlier version first.
 The downgrade gives the endpoints it disabled the reason the earlier version would have given
 them in time, `failing`; they stay disabled.
 
-Revision ID: 0050_numeric_host_endpoints
-Revises: 0049_webhook_delivery_generation
+Revision ID: 0051_numeric_host_endpoints
+Revises: 0050_webhook_delivery_generation
 """
 
 import ipaddress
@@ -36,8 +36,8 @@ import sqlalchemy as sa
 import yarl
 from alembic import op
 
-revision = "0050_numeric_host_endpoints"
-down_revision = "0049_webhook_delivery_generation"
+revision = "0051_numeric_host_endpoints"
+down_revision = "0050_webhook_delivery_generation"
 branch_labels = None
 depends_on = None
 
