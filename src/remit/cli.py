@@ -45,6 +45,7 @@ _SUBCOMMAND_DESTS = (
     "webhooks_command",
     "radar_group",
     "radar_command",
+    "held_requests_command",
 )
 
 
@@ -337,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object instead of a table"
     )
 
+    _add_held_request_commands(commands)
+
     for role in PROCESS_ROLES:
         if role == "vault":
             continue
@@ -433,6 +436,87 @@ def _add_key_commands(
         metavar="HOURS",
         help="hours the old key keeps working, 0 to 168 (default 24)",
     )
+
+
+def _add_held_request_commands(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+) -> None:
+    from remit.payments.held_request_bounds import (
+        DEFAULT_LIST_LIMIT,
+        DEFAULT_OLDER_THAN_MINUTES,
+        MAX_OLDER_THAN_MINUTES,
+    )
+
+    held = commands.add_parser(
+        "held-requests",
+        help="list the payment requests left unfinished at a recovery point, retry one now",
+        description=(
+            "Payment requests (a payment, capture, cancel or refund) that stopped part-way wait "
+            "at a recovery point until a retry with their idempotency key, or the worker's "
+            "completer, finishes them. One that stays unfinished needs an operator: e.g. the "
+            "acquirer holds another operation under its reference (network_record_mismatch), "
+            "or it has been out of reach for long. Both commands ask the core, which must be "
+            "running."
+        ),
+    )
+    actions = held.add_subparsers(dest="held_requests_command", required=True)
+    listed = actions.add_parser(
+        "list",
+        help="the requests unfinished for --older-than minutes or more, the oldest first",
+        description=(
+            "List the requests begun at least --older-than minutes ago (default "
+            f"{DEFAULT_OLDER_THAN_MINUTES}; 0 lists those in flight too) and still unfinished, "
+            "the oldest first: age, account, endpoint, recovery point ('(running)' while a "
+            "request works on it), how often the completer tried it, when its latest try "
+            "failed, the refund, charge or PaymentIntent it is about, and the idempotency key; "
+            "below it, the failure's code and message. For network_record_mismatch, the "
+            "message names the reference, the acquirer's operation under it and the fields that "
+            'differ. Listing changes nothing. --json prints {"as_of", "data": '
+            '[{"account_id", "idempotency_key", "endpoint", "recovery_point", '
+            '"created", "age_seconds", "last_run", "in_progress", '
+            '"payment_intent", "charge", "refund", "completer_attempts", '
+            '"last_failure": null or {"at", "code", "message", "reference", '
+            '"operation", "differing_fields"}}], "has_more"}, times in UTC. Exits 1 '
+            "when it lists any request, 0 when none, 2 on refused input or when the core "
+            "refused, failed or could not be reached."
+        ),
+    )
+    listed.add_argument(
+        "--older-than",
+        type=int,
+        default=DEFAULT_OLDER_THAN_MINUTES,
+        metavar="MINUTES",
+        help=f"only requests begun at least this long ago, 0 to {MAX_OLDER_THAN_MINUTES} "
+        f"(default {DEFAULT_OLDER_THAN_MINUTES})",
+    )
+    listed.add_argument("--account", help="only this account's requests (acct_...)")
+    listed.add_argument(
+        "--limit", type=int, default=DEFAULT_LIST_LIMIT, help="how many, 1 to 100 (default 50)"
+    )
+    listed.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
+    )
+    retry = actions.add_parser(
+        "retry",
+        help="try once more, now, to finish one held request, as the completer would",
+        description=(
+            "Run one more of the completer's tries at the request under KEY of ACCOUNT now, "
+            "whatever its backoff: it looks the operation up at the acquirer and finishes the "
+            "request only with what the acquirer holds, exactly as the completer or the "
+            "client's retry with the key would. Nothing marks a payment paid or failed by hand. "
+            "Refused (2) for an unknown key, a finished request, or one a request is working on "
+            "right now. A request that never got past 'started' sent nothing: its key is "
+            "dropped, as the completer drops it. Exits 0 when the request finished (or was "
+            "dropped), 1 when it is still held (the failure is printed and recorded); --json "
+            'prints {"outcome": "finished" | "still_held" | "dropped", "held_request": null or '
+            "the request as list --json shows it, without age_seconds}."
+        ),
+    )
+    retry.add_argument("account", metavar="ACCOUNT", help="the acct_ id")
+    retry.add_argument("key", metavar="KEY", help="the idempotency key, as list shows it")
+    retry.add_argument("--json", action="store_true", help="print one JSON object")
+    for action in (listed, retry):
+        _add_platform_flags(action)
 
 
 def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -553,6 +637,8 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
 
         return reconciliations_command(config, limit=args.limit, as_json=args.json, out=sys.stdout)
 
+    if args.command == "held-requests":
+        return _held_requests_command(args, config)
     if args.command == "radar":
         return _radar_command(args, config)
     if args.command == "accounts" and args.accounts_command == "create":
@@ -644,6 +730,23 @@ def _webhook_command(args: argparse.Namespace, config: PlatformConfig) -> int:
         expire_old_after_s=args.expire_old_after, out=out,
     )  # fmt: skip
     return tools.run(roll, config)
+
+
+def _held_requests_command(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from remit.payments.held_requests_command import list_command, retry_command
+
+    if args.held_requests_command == "list":
+        return list_command(
+            config,
+            older_than_minutes=args.older_than,
+            account_id=args.account,
+            limit=args.limit,
+            as_json=args.json,
+            out=sys.stdout,
+        )
+    return retry_command(
+        config, account_id=args.account, key=args.key, as_json=args.json, out=sys.stdout
+    )
 
 
 def _radar_command(args: argparse.Namespace, config: PlatformConfig) -> int:

@@ -10,8 +10,9 @@ to do next. The codes:
 
 0  the command did what it was asked, and found nothing wrong
 1  it ran and found something wrong (`ledger verify`, `reconcile`: mismatches, ledger
-   differences), or what it tried did not take (`webhooks resend`: the endpoint refused the
-   delivery)
+   differences; `held-requests list`: requests held unfinished), or what it tried did not take
+   (`webhooks resend`: the endpoint refused the delivery; `held-requests retry`: the request is
+   still held)
 2  it refused its input (bad arguments, a malformed or future date, an unknown id, a state
    that forbids it, a setting missing or malformed, a database that refuses the URL's user,
    password or database name), or a service it calls (the core, the vault, the acquirer, the
@@ -52,7 +53,8 @@ EXIT_INTERRUPTED: Final = 130
 
 EXIT_CODES_HELP: Final = (
     "Exit codes: 0 done, nothing wrong found; 1 it ran and found something wrong (ledger "
-    "verify, reconcile) or the delivery it retried failed (webhooks resend); 2 refused: bad "
+    "verify, reconcile, held requests listed) or what it retried did not take (webhooks "
+    "resend, held-requests retry); 2 refused: bad "
     "arguments, an unknown id, a state that forbids it, a setting missing or wrong, or a "
     "service it calls (core, vault, acquirer, API) refused or failed; 3 the command itself "
     "failed (a bug) and did nothing; 75 retry later: a database or service out of reach or "

@@ -84,6 +84,23 @@ async def test_keys_list_when_the_core_is_not_running_says_where_it_looked(
     )
 
 
+@pytest.mark.parametrize(
+    "command",
+    [("held-requests", "list"), ("held-requests", "retry", "acct_x", "key_x")],
+    ids=["list", "retry"],
+)
+async def test_held_requests_when_the_core_is_not_running_is_to_be_retried_later(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    port = str(free_port())
+    ran = await remit(*command, tmp_path=tmp_path, REMIT_CORE_PORT=port)
+    assert ran.returncode == 75
+    assert ran.failure_line() == (
+        f"remit {' '.join(command[:2])}: the core is not reachable at 127.0.0.1:{port}; "
+        "is it running?"
+    )
+
+
 async def test_keys_revoke_of_an_unknown_key_and_create_for_an_unknown_account_are_refused(
     core_engine: AsyncEngine, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ from remit.grpcutil.metadata import ACCOUNT_KEY
 from remit.grpcutil.protoconv import timestamp
 from remit.supervisor import read_default_account
 from remit.webhooks.delivery import encode_payload
+from remit.webhooks.domain import disabled_message
 from remit.webhooks.sender import WebhookSender
 from remit.webhooks.signing import signature_header
 from remit.webhooks.urls import UrlPolicy
@@ -373,8 +374,9 @@ def endpoint_line(endpoint: pb.WebhookEndpoint) -> str:
 
 async def list_endpoints(config: PlatformConfig, *, api_key: str, out: TextIO) -> int:
     """Every endpoint of the account, newest first; a disabled one says why (by_user, gone:
-    it answered 410, failing: every delivery failed for three days), which the REST API, as
-    Stripe's, does not."""
+    it answered 410, failing: every delivery failed for three days, url_invalid: its URL's host
+    is an IPv4 address not in dotted-decimal form, which no delivery connects to), which the
+    REST API, as Stripe's, does not."""
 
     async def every_page(
         stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub, metadata: Metadata
@@ -397,8 +399,16 @@ async def list_endpoints(config: PlatformConfig, *, api_key: str, out: TextIO) -
 
 
 async def resend(
-    config: PlatformConfig, *, api_key: str, event_id: str, endpoint_id: str, out: TextIO
+    config: PlatformConfig,
+    *,
+    api_key: str,
+    event_id: str,
+    endpoint_id: str,
+    out: TextIO,
+    err: TextIO = sys.stderr,
 ) -> int:
+    """The attempt, as JSON on `out`; on `err`, that it disabled the endpoint if it did (in
+    the words the log has it in)."""
     reply = await _with_stub(
         config,
         api_key,
@@ -408,6 +418,9 @@ async def resend(
     )
     assert isinstance(reply, pb.ResendEventResponse)
     print(json.dumps(to_json(reply.delivery_attempt), indent=2), file=out, flush=True)
+    if reply.HasField("webhook_endpoint_disabled_reason"):
+        print(disabled_message(endpoint_id, reply.webhook_endpoint_disabled_reason), file=err,
+              flush=True)  # fmt: skip
     return 0 if reply.delivery_attempt.succeeded else 1
 
 
