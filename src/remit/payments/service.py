@@ -75,6 +75,16 @@ from remit.payments.domain import (
     unexpected_state,
     update_event,
 )
+from remit.payments.held_requests import (
+    HeldRequest,
+    Retried,
+    RetryOutcome,
+    failure_of,
+    held_request,
+    held_requests,
+    note_failure,
+    retryable,
+)
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
 from remit.payments.keyed import Done as Done
 from remit.payments.keyed import Keyed, is_stored_refusal, run_keyed, store_refusal, stored_error
@@ -128,6 +138,7 @@ from remit.payments.risk import (
     stand_in_result,
 )
 from remit.storage.engine import batched_unit, single_statement
+from remit.storage.outages import log_failure
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -1840,7 +1851,7 @@ class PaymentsService:
             if record.created_at < now - UNFINISHED_ALERT_AGE:
                 # Money may be held or taken at the network with nothing in the ledger yet; the
                 # completer keeps trying, but something (the acquirer, the vault, a card) keeps
-                # failing it, and an operator should look.
+                # failing it, and an operator should look (`remit held-requests`).
                 log.warning(
                     "%s %s is still unfinished at %s, %s after it began (intent %s, charge %s)",
                     record.endpoint,
@@ -1854,23 +1865,88 @@ class PaymentsService:
             async with self._engine.begin() as db:
                 if not await idempotency.renew(db, record, now=self._now()):
                     continue  # taken over (a client's retry) since the batch was claimed
-            try:
-                await resume(record)
-            except RemitError as error:
-                if await self._finished(record):
-                    # Declines and refusals are outcomes: they were stored for the client.
-                    log.info("completed %s %s with %s", record.endpoint, record.key, error.code)
-                else:
-                    log.warning(
-                        "could not complete %s %s yet: %s (%s)",
-                        record.endpoint,
-                        record.key,
-                        error.code or error.kind.name,
-                        error.message,
-                    )
-            except Exception:
-                log.exception("could not complete %s %s yet", record.endpoint, record.key)
+            await self._try_to_finish(record, resume)
         return len(records)
+
+    async def _try_to_finish(
+        self, record: KeyRecord, resume: Callable[[KeyRecord], Awaitable[object]]
+    ) -> None:
+        """One try of the completer's at the claimed, renewed key of `record`; a failure is
+        logged and recorded on the key for an operator (`held_requests`)."""
+        try:
+            await resume(record)
+        except RemitError as error:
+            if await self._finished(record):
+                # Declines and refusals are outcomes: they were stored for the client.
+                log.info("completed %s %s with %s", record.endpoint, record.key, error.code)
+                return
+            if error.kind is ErrorKind.CONFLICT:
+                # A client's retry took the key over when the try's lease ran out: it carries
+                # the request on, and nothing failed.
+                log.info("%s %s was taken over by another request", record.endpoint, record.key)
+                return
+            log.warning(
+                "could not complete %s %s yet: %s (%s)",
+                record.endpoint,
+                record.key,
+                error.code or error.kind.name,
+                error.message,
+            )
+            await self._note_failure(record, error)
+        except Exception as error:
+            log_failure(log, f"completing {record.endpoint} {record.key}", error)
+            await self._note_failure(record, error)
+
+    async def _note_failure(self, record: KeyRecord, error: Exception) -> None:
+        """Record why the try failed, and let the key go: nobody works on it any more, so a
+        client's retry (or an operator's) need not wait for the try's lease to run out. The
+        completer's own next try waits for its backoff, which counts from the try."""
+        try:
+            async with self._engine.begin() as db:
+                await note_failure(db, record, failure_of(error, self._now()))
+                await idempotency.release(db, record)
+        except Exception:
+            # The try failed already and is logged; failing to say why on the key must not stop
+            # the completer's batch.
+            log.exception("could not record why %s %s failed", record.endpoint, record.key)
+
+    async def held_requests(
+        self, *, older_than: timedelta, account_id: str | None, limit: int
+    ) -> tuple[list[HeldRequest], bool, datetime]:
+        """The unfinished requests begun at least `older_than` ago, the oldest first, whether
+        there are more, and the time they were read at (their ages count to it)."""
+        now = self._now()
+        async with self._engine.begin() as db:
+            found, more = await held_requests(
+                db, now=now, older_than=older_than, account_id=account_id, limit=limit
+            )
+        return found, more, now
+
+    async def retry_held(
+        self, account_id: str, key: str, resume: Callable[[KeyRecord], Awaitable[object]]
+    ) -> Retried:
+        """An operator's retry of one held request, now: one more try of the completer's,
+        whatever its backoff, which finishes the request only with what the network holds. A
+        request that never got past `started` is dropped, as the completer drops it. Refused
+        for a key that is unknown, finished, or being worked on right now."""
+        now = self._now()
+        async with self._engine.begin() as db:
+            held = retryable(await idempotency.lock(db, account_id, key), account_id, key, now)
+            record = await idempotency.take_over(db, held)
+            if record.recovery_point is not RecoveryPoint.STARTED:
+                await idempotency.renew(db, record, now=now)
+        if record.recovery_point is RecoveryPoint.STARTED:
+            await self._forget(record)
+            return Retried(RetryOutcome.DROPPED, None)
+        log.info("retrying %s %s of %s at an operator's request", record.endpoint, key, account_id)
+        note_request(record.request_id, record.key)
+        await self._try_to_finish(record, resume)
+        async with self._engine.begin() as db:
+            after = await held_request(db, account_id, key, now=self._now())
+        assert after is not None, "an unfinished key past `started` is never deleted"
+        if after.recovery_point is RecoveryPoint.FINISHED:
+            return Retried(RetryOutcome.FINISHED, after)
+        return Retried(RetryOutcome.STILL_HELD, after)
 
     async def _finished(self, record: KeyRecord) -> bool:
         """Whether `record`'s key now holds an answer to replay."""
