@@ -26,7 +26,11 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
-from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
+from remit.payment_methods.domain import (
+    another_customers_method,
+    spent_elsewhere,
+    spent_payment_method,
+)
 from remit.payments import idempotency
 from remit.payments.abandoned_attempts import (
     LeftBy,
@@ -113,6 +117,7 @@ from remit.payments.ports import (
     HookChain,
     NewCard,
     NoRadar,
+    Paying,
     PaymentEnd,
     PaymentHooks,
     PaymentMethodSource,
@@ -138,6 +143,7 @@ from remit.payments.risk import (
     stand_in_result,
 )
 from remit.storage.engine import batched_unit, single_statement
+from remit.storage.outages import log_failure
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -374,11 +380,14 @@ def _refuse_too_large(amount_minor: int) -> None:
 
 async def _mark_released(
     charges: ChargeRepository, account_id: str, charge_id: str, now: datetime
-) -> None:
-    """Record on the charge that its authorization was released uncaptured."""
+) -> tuple[Charge, Charge]:
+    """Record on the charge that its authorization was released uncaptured; the charge before
+    and after."""
     charge = await charges.get(account_id, charge_id, for_update=True)
     assert charge is not None
-    await charges.save(replace(charge, authorization_released=True, updated_at=now))
+    released = replace(charge, authorization_released=True, updated_at=now)
+    await charges.save(released)
+    return charge, released
 
 
 def _captured_first(released: OperationOutcome) -> bool:
@@ -442,18 +451,7 @@ def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) 
     owner = card.customer_id
     if owner is None or owner == intent.customer_id:
         return
-    if intent.customer_id is None:
-        message = (
-            f"The PaymentMethod {card.payment_method_id} belongs to the Customer {owner}. "
-            "Include that Customer in the `customer` parameter of the PaymentIntent."
-        )
-    else:
-        message = (
-            f"The PaymentMethod {card.payment_method_id} belongs to another Customer than "
-            f"{intent.customer_id}. Payment methods attached to other Customers cannot be used "
-            "with this PaymentIntent."
-        )
-    raise invalid(message, "payment_method")
+    raise another_customers_method(card.payment_method_id, owner, intent.customer_id)
 
 
 def _refuse_a_spent_card(intent_id: str, card: ChargeableCard) -> None:
@@ -1029,10 +1027,18 @@ class PaymentsService:
                 # With the attempt's other writes, after everything that may refuse it. A
                 # payment method attached to no customer is spent on this intent (a new one is
                 # written so, with no statement of its own; a saved one is updated), unless
-                # the payment is to save it for its customer (`_spends_its_card`): then it is
-                # only checked under its row lock, so a concurrent spend is not missed.
+                # the payment is to save it for its customer (`_spends_its_card`). A saved one
+                # is checked again under its row lock, in a statement that travels with the
+                # attempt's other writes: the checks above saw the copy read before this
+                # transaction, and a detach, an attach or a spend may have come since.
                 await save_card_in(
-                    db, card, spent_by=processing.id, claim=_spends_its_card(processing)
+                    db,
+                    card,
+                    Paying(
+                        processing.id,
+                        processing.customer_id,
+                        spends=_spends_its_card(processing),
+                    ),
                 )
                 if new is not None:
                     await intents.insert(processing)
@@ -1805,7 +1811,11 @@ class PaymentsService:
         after = transition(intent, Expired(at=now))
         await intents.save(after)
         if intent.latest_charge_id is not None:
-            await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
+            released = await _mark_released(
+                ChargeRepository(db), account_id, intent.latest_charge_id, now
+            )
+            # charge.expired, before the intent's change, whose ledger posting comes last.
+            await self._hooks.charge_changed(db, *released, after)
         if after.review_id is not None:
             await self._radar.payment_ended(
                 db, account_id, after.review_id, PaymentEnd.NEVER_SETTLED, by=None
@@ -1897,7 +1907,7 @@ class PaymentsService:
             )
             await self._note_failure(record, error)
         except Exception as error:
-            log.exception("could not complete %s %s yet", record.endpoint, record.key)
+            log_failure(log, f"completing {record.endpoint} {record.key}", error)
             await self._note_failure(record, error)
 
     async def _note_failure(self, record: KeyRecord, error: Exception) -> None:
@@ -1919,7 +1929,7 @@ class PaymentsService:
         """The unfinished requests begun at least `older_than` ago, the oldest first, whether
         there are more, and the time they were read at (their ages count to it)."""
         now = self._now()
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             found, more = await held_requests(
                 db, now=now, older_than=older_than, account_id=account_id, limit=limit
             )
@@ -1944,7 +1954,7 @@ class PaymentsService:
         log.info("retrying %s %s of %s at an operator's request", record.endpoint, key, account_id)
         note_request(record.request_id, record.key)
         await self._try_to_finish(record, resume)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             after = await held_request(db, account_id, key, now=self._now())
         assert after is not None, "an unfinished key past `started` is never deleted"
         if after.recovery_point is RecoveryPoint.FINISHED:
