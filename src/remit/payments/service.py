@@ -12,7 +12,7 @@ reference up, never by asking the network to authorize again.
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, Final, NoReturn, ParamSpec, TypeVar
@@ -26,7 +26,11 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
-from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
+from remit.payment_methods.domain import (
+    another_customers_method,
+    spent_elsewhere,
+    spent_payment_method,
+)
 from remit.payments import idempotency
 from remit.payments.abandoned_attempts import (
     LeftBy,
@@ -115,6 +119,7 @@ from remit.payments.ports import (
     HookChain,
     NewCard,
     NoRadar,
+    Paying,
     PaymentEnd,
     PaymentHooks,
     PaymentMethodSource,
@@ -122,7 +127,12 @@ from remit.payments.ports import (
     attempt_facts,
     save_card_in,
 )
-from remit.payments.repository import ChargeRepository, PaymentIntentRepository, RefundRepository
+from remit.payments.repository import (
+    ChargeRepository,
+    FirstPage,
+    PaymentIntentRepository,
+    RefundRepository,
+)
 from remit.payments.requests import note_request
 from remit.payments.risk import (
     AUTHENTICATION_REQUIRED,
@@ -135,6 +145,7 @@ from remit.payments.risk import (
     stand_in_result,
 )
 from remit.storage.engine import batched_unit, single_statement
+from remit.storage.outages import log_failure
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -215,6 +226,14 @@ class ConfirmParams:
             or self.clear_receipt_email
             or self.clear_shipping
         )
+
+
+def _check_embedded(parent_ids: Sequence[str], limit: int, param: str) -> None:
+    """At most the ids of one page of objects, and at most a page of what each embeds."""
+    if len(parent_ids) > MAX_LIST_LIMIT:
+        raise invalid(f"At most {MAX_LIST_LIMIT} {param} can be asked at once.", param)
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise invalid("limit must be between 1 and 100.", "limit")
 
 
 def set_and_cleared(param: str) -> RemitError:
@@ -363,11 +382,14 @@ def _refuse_too_large(amount_minor: int) -> None:
 
 async def _mark_released(
     charges: ChargeRepository, account_id: str, charge_id: str, now: datetime
-) -> None:
-    """Record on the charge that its authorization was released uncaptured."""
+) -> tuple[Charge, Charge]:
+    """Record on the charge that its authorization was released uncaptured; the charge before
+    and after."""
     charge = await charges.get(account_id, charge_id, for_update=True)
     assert charge is not None
-    await charges.save(replace(charge, authorization_released=True, updated_at=now))
+    released = replace(charge, authorization_released=True, updated_at=now)
+    await charges.save(released)
+    return charge, released
 
 
 def _captured_first(released: OperationOutcome) -> bool:
@@ -431,18 +453,7 @@ def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) 
     owner = card.customer_id
     if owner is None or owner == intent.customer_id:
         return
-    if intent.customer_id is None:
-        message = (
-            f"The PaymentMethod {card.payment_method_id} belongs to the Customer {owner}. "
-            "Include that Customer in the `customer` parameter of the PaymentIntent."
-        )
-    else:
-        message = (
-            f"The PaymentMethod {card.payment_method_id} belongs to another Customer than "
-            f"{intent.customer_id}. Payment methods attached to other Customers cannot be used "
-            "with this PaymentIntent."
-        )
-    raise invalid(message, "payment_method")
+    raise another_customers_method(card.payment_method_id, owner, intent.customer_id)
 
 
 def _refuse_a_spent_card(intent_id: str, card: ChargeableCard) -> None:
@@ -1018,10 +1029,18 @@ class PaymentsService:
                 # With the attempt's other writes, after everything that may refuse it. A
                 # payment method attached to no customer is spent on this intent (a new one is
                 # written so, with no statement of its own; a saved one is updated), unless
-                # the payment is to save it for its customer (`_spends_its_card`): then it is
-                # only checked under its row lock, so a concurrent spend is not missed.
+                # the payment is to save it for its customer (`_spends_its_card`). A saved one
+                # is checked again under its row lock, in a statement that travels with the
+                # attempt's other writes: the checks above saw the copy read before this
+                # transaction, and a detach, an attach or a spend may have come since.
                 await save_card_in(
-                    db, card, spent_by=processing.id, claim=_spends_its_card(processing)
+                    db,
+                    card,
+                    Paying(
+                        processing.id,
+                        processing.customer_id,
+                        spends=_spends_its_card(processing),
+                    ),
                 )
                 if new is not None:
                     await intents.insert(processing)
@@ -1804,7 +1823,11 @@ class PaymentsService:
         after = transition(intent, Expired(at=now))
         await intents.save(after)
         if intent.latest_charge_id is not None:
-            await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
+            released = await _mark_released(
+                ChargeRepository(db), account_id, intent.latest_charge_id, now
+            )
+            # charge.expired, before the intent's change, whose ledger posting comes last.
+            await self._hooks.charge_changed(db, *released, after)
         if after.review_id is not None:
             await self._radar.payment_ended(
                 db, account_id, after.review_id, PaymentEnd.NEVER_SETTLED, by=None
@@ -1896,7 +1919,7 @@ class PaymentsService:
             )
             await self._note_failure(record, error)
         except Exception as error:
-            log.exception("could not complete %s %s yet", record.endpoint, record.key)
+            log_failure(log, f"completing {record.endpoint} {record.key}", error)
             await self._note_failure(record, error)
 
     async def _note_failure(self, record: KeyRecord, error: Exception) -> None:
@@ -1918,7 +1941,7 @@ class PaymentsService:
         """The unfinished requests begun at least `older_than` ago, the oldest first, whether
         there are more, and the time they were read at (their ages count to it)."""
         now = self._now()
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             found, more = await held_requests(
                 db, now=now, older_than=older_than, account_id=account_id, limit=limit
             )
@@ -1943,7 +1966,7 @@ class PaymentsService:
         log.info("retrying %s %s of %s at an operator's request", record.endpoint, key, account_id)
         note_request(record.request_id, record.key)
         await self._try_to_finish(record, resume)
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:
             after = await held_request(db, account_id, key, now=self._now())
         assert after is not None, "an unfinished key past `started` is never deleted"
         if after.recovery_point is RecoveryPoint.FINISHED:
@@ -2030,6 +2053,30 @@ class PaymentsService:
                 db, account_id, [c.id for c in page], wanted=with_refunds
             )
             return [(c, refunds[c.id]) for c in page], more
+
+    async def charges_of_intents(
+        self, account_id: str, intent_ids: Sequence[str], *, limit: int
+    ) -> dict[str, FirstPage[Charge]]:
+        """The first `limit` charges of each of `intent_ids` (newest first), whether more follow
+        and how many there are, read in two queries for them all: what versions before
+        2022-11-15 embed in each intent of a page. An id of no intent of the account has none."""
+        _check_embedded(intent_ids, limit, "payment_intents")
+        async with self._engine.begin() as db:
+            return await ChargeRepository(db).first_pages_of_intents(
+                account_id, intent_ids, limit=limit
+            )
+
+    async def refunds_of_charges(
+        self, account_id: str, charge_ids: Sequence[str], *, limit: int
+    ) -> dict[str, FirstPage[Refund]]:
+        """The first `limit` refunds of each of `charge_ids` (newest first), whether more follow
+        and how many there are, read in two queries for them all: what versions before
+        2022-11-15 embed in each charge of a page. An id of no charge of the account has none."""
+        _check_embedded(charge_ids, limit, "charges")
+        async with self._engine.begin() as db:
+            return await RefundRepository(db).first_pages_of_charges(
+                account_id, charge_ids, limit=limit
+            )
 
     # --- Refunds ----------------------------------------------------------------------------
 
