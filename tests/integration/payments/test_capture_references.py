@@ -27,7 +27,7 @@ from tests.support.postgres import scratch_database
 
 pytestmark = pytest.mark.anyio
 
-_BEFORE = "0049_held_request_failures"
+_BEFORE = "0051_numeric_host_endpoints"
 
 
 async def _capture_shown(engine: AsyncEngine, account_id: str, charge_id: str) -> str | None:

@@ -17,15 +17,15 @@ new rows is changed afterwards, holding the table's lock only for a moment.
 The downgrade drops the column: the earlier version sends every capture under
 `{charge}_capture` again, and finds one in flight under it only if it was its charge's first.
 
-Revision ID: 0050_capture_attempts
-Revises: 0049_held_request_failures
+Revision ID: 0052_capture_attempts
+Revises: 0051_numeric_host_endpoints
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0050_capture_attempts"
-down_revision = "0049_held_request_failures"
+revision = "0052_capture_attempts"
+down_revision = "0051_numeric_host_endpoints"
 branch_labels = None
 depends_on = None
 
