@@ -18,6 +18,10 @@ IDEMPOTENCY_KEY = "idempotency-key"
 KEY_KIND_KEY = "remit-key-kind"
 PUBLISHABLE_KEY_KIND = "publishable"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# A request id is stored with the key and the events a call makes, and shown back in
+# `event.request.id`: held to a key's bounds, and to printable ASCII, which is all that gRPC
+# metadata may carry as text. The facade's ids (`req_...`) are far inside them.
+MAX_REQUEST_ID_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
             param="Idempotency-Key",
         )
 
+    _refuse_malformed_request_id(values.get(REQUEST_ID_KEY))
+
     def text(name: str) -> str | None:
         value = values.get(name)
         return value if isinstance(value, str) and value else None
@@ -56,3 +62,19 @@ def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
         idempotency_key=text(IDEMPOTENCY_KEY),
         publishable=values.get(KEY_KIND_KEY) == PUBLISHABLE_KEY_KIND,
     )
+
+
+def _refuse_malformed_request_id(request_id: object) -> None:
+    if not isinstance(request_id, str):
+        return
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise RemitError(
+            message=f"The {REQUEST_ID_KEY} metadata can be at most {MAX_REQUEST_ID_LENGTH} "
+            f"characters; it has {len(request_id)}.",
+            param=REQUEST_ID_KEY,
+        )
+    if not (request_id.isascii() and request_id.isprintable()):
+        raise RemitError(
+            message=f"The {REQUEST_ID_KEY} metadata must be printable ASCII characters.",
+            param=REQUEST_ID_KEY,
+        )

@@ -22,11 +22,14 @@ REPLAYED_KEY = "idempotent-replayed"
 
 def keyed_call(context: Context, endpoint: str, request: Message) -> KeyedCall:
     call = call_context(context)
-    # Without a client key the request still gets one, so the completer can finish it.
+    # Without a client key the request still gets one, so the completer can finish it: a
+    # fresh one, never the request id, which names no call of its own (a service passing one
+    # trace id on to several calls would have the second replay the first, or be refused as
+    # reusing a key it never sent).
     if call.idempotency_key is not None:
         key = scoped_key(call.idempotency_key, publishable=call.publishable)
     else:
-        key = f"{AUTO_KEY_PREFIX}{call.request_id or random_token()}"
+        key = f"{AUTO_KEY_PREFIX}{random_token()}"
     return KeyedCall(
         account_id=call.account_id,
         key=key,
