@@ -22,7 +22,12 @@ from remit.core.logging import mask_card_numbers
 from remit.core.text_limits import too_long_message
 from remit.grpcutil.request_lengths import OverLimit, field_over_limit, shortest_limit
 from remit.grpcutil.request_text import field_with_nul
-from remit.storage.driver_errors import database_unavailable, text_with_nul, unknown_account
+from remit.storage.driver_errors import (
+    DatabaseFault,
+    database_fault,
+    text_with_nul,
+    unknown_account,
+)
 from remit_api.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -189,6 +194,28 @@ def database_unavailable_error() -> RemitError:
     )
 
 
+def database_out_of_resources_error() -> RemitError:
+    """UNAVAILABLE, as the service cannot serve for now through no fault of the request; but
+    not to be retried right away (no `should_retry`, so no `Stripe-Should-Retry: true`): a full
+    disk waits for an operator, and clients told to retry would do so in a loop."""
+    return RemitError(
+        message="The database is out of resources (disk space or memory), so the request was "
+        "not carried out. It can be retried with the same idempotency key once they are back.",
+        kind=ErrorKind.UNAVAILABLE,
+        error_type="api_error",
+    )
+
+
+def over_database_limit_error() -> RemitError:
+    """A request the database refuses on every try (a value too large to index): the caller's
+    to change, never to retry."""
+    return RemitError(
+        message="The request holds a value too large for the database to store or look up. "
+        "Send it with shorter values.",
+        kind=ErrorKind.INVALID_ARGUMENT,
+    )
+
+
 def nul_in_request_error() -> RemitError:
     return RemitError(
         message="A text parameter contains a NUL character (U+0000), which cannot be stored.",
@@ -207,9 +234,11 @@ def unknown_account_error() -> RemitError:
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     """Turns `RemitError` into a rich status, a database that is unavailable for the moment into
-    a retryable UNAVAILABLE, a NUL character the caller sent (which PostgreSQL cannot store)
-    into INVALID_ARGUMENT, a row refused for naming an account that does not exist into
-    NOT_FOUND, and anything else into a bare INTERNAL.
+    a retryable UNAVAILABLE (one out of resources into UNAVAILABLE not to retry at once, a value
+    past one of its limits into INVALID_ARGUMENT: `driver_errors`), a NUL character the
+    caller sent (which PostgreSQL cannot store) into INVALID_ARGUMENT, a row refused for
+    naming an account that does not exist into NOT_FOUND, and anything else into a bare
+    INTERNAL.
 
     It reads each request itself, and refuses as INVALID_ARGUMENT, before the handler runs,
     bytes that are no message of the method's request type, a NUL in any of the message's
@@ -258,25 +287,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 raise
             except Exception as error:
-                if database_unavailable(error):
-                    # Not a fault of the request: say so, and that a retry is safe.
-                    log.warning("database unavailable in %s (%s)", method, type(error).__name__)
-                    await context.abort_with_status(
-                        rpc_status.to_status(to_rpc_status(database_unavailable_error()))
-                    )
-                if text_with_nul(error):
-                    await context.abort_with_status(
-                        rpc_status.to_status(to_rpc_status(nul_in_request_error()))
-                    )
-                if unknown_account(error):
-                    await context.abort_with_status(
-                        rpc_status.to_status(to_rpc_status(unknown_account_error()))
-                    )
-                log.exception("unhandled error in %s", method)
-                status = status_pb2.Status(
-                    code=code_pb2.INTERNAL, message="An unexpected error occurred."
-                )
-                await context.abort_with_status(rpc_status.to_status(status))
+                await context.abort_with_status(_status_of_unexpected(error, method))
             raise AssertionError("unreachable: abort_with_status raises")
 
         return grpc.unary_unary_rpc_method_handler(
@@ -284,6 +295,39 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
+
+
+def _status_of_unexpected(error: Exception, method: str) -> grpc.Status:
+    """The status of an exception that is no `RemitError`: what a database error says about
+    the request, the caller's NUL or unknown account, and else a bare INTERNAL (logged here
+    with its traceback; its text never leaves the process)."""
+    mapped = _database_refusal(error, method)
+    if mapped is None and text_with_nul(error):
+        mapped = nul_in_request_error()
+    if mapped is None and unknown_account(error):
+        mapped = unknown_account_error()
+    if mapped is not None:
+        return rpc_status.to_status(to_rpc_status(mapped))
+    log.exception("unhandled error in %s", method)
+    status = status_pb2.Status(code=code_pb2.INTERNAL, message="An unexpected error occurred.")
+    return rpc_status.to_status(status)
+
+
+def _database_refusal(error: Exception, method: str) -> RemitError | None:
+    fault = database_fault(error)
+    if fault is DatabaseFault.TEMPORARY:
+        # Not a fault of the request: say so, and that a retry is safe.
+        log.warning("database unavailable in %s (%s)", method, type(error).__name__)
+        return database_unavailable_error()
+    if fault is DatabaseFault.OUT_OF_RESOURCES:
+        log.error("database out of resources in %s (%s)", method, type(error).__name__)
+        return database_out_of_resources_error()
+    if fault is DatabaseFault.OVER_LIMIT:
+        # A value no field's declared limit kept out: worth a line, to give that field one.
+        log.warning("a request to %s went past a database limit (%s)", method,
+                    type(error).__name__)  # fmt: skip
+        return over_database_limit_error()
+    return None
 
 
 def _read_request(raw: Any, deserialize: Callable[[Any], Any] | None) -> Any:

@@ -1,11 +1,22 @@
 """What a database driver's error says about a request.
 
-Availability: a lost or refused connection (a PostgreSQL restart, a network blip, an
-administrator ending sessions), a statement cancelled by a timeout, a serialization failure or a
-deadlock. Each is psycopg's `OperationalError`, alone or wrapped by SQLAlchemy. None of them says
-anything about the request itself, and every mutating call is safe to retry with its idempotency
-key (it resumes from its last recovery point), so callers are told to retry rather than handed a
-bare internal error.
+psycopg files very different errors under `OperationalError` (alone or wrapped by SQLAlchemy),
+so its SQLSTATE is what tells them apart (`database_fault`):
+
+- Temporary: a lost or refused connection (a PostgreSQL restart, a network blip, an
+  administrator ending sessions, too many connections), a statement cancelled by a timeout or
+  a lock not granted in time, a serialization failure or a deadlock. None of them says anything
+  about the request itself, and every mutating call is safe to retry with its idempotency key
+  (it resumes from its last recovery point), so callers are told to retry rather than handed a
+  bare internal error.
+- Out of resources: a full disk, memory or another of the server's resources exhausted, an I/O
+  error. Not the request's fault either, but nothing says a retry in a moment will find them
+  back: it takes an operator, so callers are not told to retry, lest they do so in a loop.
+- Over a limit of the database (SQLSTATE class 54: an index row too large, a statement too
+  complex): the same request fails the same way every time, so it is never temporary.
+
+Any other `OperationalError` (a dropped database, a file missing from the data directory, a
+trigger protocol broken) is a fault of remit's or of its deployment: an internal error.
 
 A NUL character: PostgreSQL cannot store one in text, and psycopg refuses to send it. The REST
 facade refuses NUL before it reaches the core; an internal gRPC caller's NUL is the caller's
@@ -23,6 +34,8 @@ without a database (the api) use the gRPC error mapping too and need not load th
 import re
 import sys
 from collections.abc import Iterator
+from enum import Enum
+from typing import Final
 
 
 def _raised_from(error: BaseException) -> Iterator[BaseException]:
@@ -39,12 +52,77 @@ def _raised_from(error: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def database_unavailable(error: BaseException) -> bool:
-    """True when `error`, or an error it was raised from, is a database availability error."""
+class DatabaseFault(Enum):
+    """What a database error says about the request it failed: see the module's docstring."""
+
+    TEMPORARY = "temporary"
+    OUT_OF_RESOURCES = "out_of_resources"
+    OVER_LIMIT = "over_limit"
+
+
+_TEMPORARY_STATES: Final = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "53300",  # too_many_connections
+        "55P03",  # lock_not_available (lock_timeout)
+        "57014",  # query_canceled (statement_timeout)
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
+        "57P05",  # idle_session_timeout
+    }
+)
+_TEMPORARY_CLASS: Final = "08"  # connection_exception
+_OUT_OF_RESOURCES_STATES: Final = frozenset(
+    {
+        "53000",  # insufficient_resources
+        "53100",  # disk_full
+        "53200",  # out_of_memory
+        "53400",  # configuration_limit_exceeded
+        "58000",  # system_error
+        "58030",  # io_error
+    }
+)
+_OVER_LIMIT_CLASS: Final = "54"  # program_limit_exceeded
+
+
+def database_fault(error: BaseException) -> DatabaseFault | None:
+    """What the first `OperationalError` that `error` is, or was raised from, says about the
+    request; None for none, or for one that is remit's own fault."""
     psycopg = sys.modules.get("psycopg")
     if psycopg is None:
-        return False
-    return any(isinstance(e, psycopg.OperationalError) for e in _raised_from(error))
+        return None
+    for raised in _raised_from(error):
+        if isinstance(raised, psycopg.OperationalError):
+            return _fault_of(raised, pipeline_aborted=psycopg.errors.PipelineAborted)
+    return None
+
+
+def _fault_of(
+    error: BaseException, *, pipeline_aborted: type[BaseException]
+) -> DatabaseFault | None:
+    state = getattr(error, "sqlstate", None)
+    if state is None:
+        # No answer from the server to read one from: the connection could not be made or was
+        # lost, or the wait for it ran out. (A pipeline aborted by an earlier statement has
+        # none either, and is that statement's failure, not the connection's.)
+        return None if isinstance(error, pipeline_aborted) else DatabaseFault.TEMPORARY
+    if state in _TEMPORARY_STATES or state.startswith(_TEMPORARY_CLASS):
+        return DatabaseFault.TEMPORARY
+    if state in _OUT_OF_RESOURCES_STATES:
+        return DatabaseFault.OUT_OF_RESOURCES
+    if state.startswith(_OVER_LIMIT_CLASS):
+        return DatabaseFault.OVER_LIMIT
+    return None
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when `error`, or an error it was raised from, says the database cannot do the work
+    for now, through no fault of the work: a temporary fault, or one of its resources
+    exhausted. Work that is tried again later (a periodic task, the completer, a command run
+    again) waits for it to pass; a caller is told to retry only when it is temporary."""
+    return database_fault(error) in (DatabaseFault.TEMPORARY, DatabaseFault.OUT_OF_RESOURCES)
 
 
 def text_with_nul(error: BaseException) -> bool:
