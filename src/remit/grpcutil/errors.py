@@ -7,9 +7,11 @@ recovers Stripe's error fields (`type`, `code`, `param`, `decline_code`, ...) ex
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeAlias, TypeVar, cast
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, NoReturn, TypeAlias, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2, symbol_database
@@ -223,6 +225,14 @@ def nul_in_request_error() -> RemitError:
     )
 
 
+def unreadable_request_error() -> RemitError:
+    return RemitError(
+        message="The request could not be read: its bytes are not a valid message of the "
+        "method's request type.",
+        kind=ErrorKind.INVALID_ARGUMENT,
+    )
+
+
 def unknown_account_error() -> RemitError:
     return RemitError(
         message="No such account: the account this call names (its remit-account-id) does not "
@@ -265,36 +275,125 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        guarded = self._guard(handler, method)
+        guarded = _guard(handler, method)
         self._guarded[method] = guarded
         return guarded
 
-    @staticmethod
-    def _guard(handler: Handler, method: str) -> Handler:
-        # grpc.aio registers coroutine functions where the typing stubs describe sync ones.
-        inner = cast(Callable[[Any, Any], Awaitable[Any]], handler.unary_unary)
-        # The request is read here rather than by grpc, which answers bytes that are no message
-        # of the method's type with UNKNOWN; here they are the caller's INVALID_ARGUMENT.
-        deserialize = handler.request_deserializer
 
-        async def guarded(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            try:
-                return await inner(_read_request(raw, deserialize), context)
-            except RemitError as error:
-                await context.abort_with_status(rpc_status.to_status(to_rpc_status(error)))
-            except grpc.aio.AbortError:
-                raise
-            except Exception as error:
-                await context.abort_with_status(_status_of_unexpected(error, method))
-            raise AssertionError("unreachable: abort_with_status raises")
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+# grpc.aio registers coroutine and async generator functions where the typing stubs describe
+# sync ones.
+_Inner: TypeAlias = "Callable[[Any, Context], Any]"
+
+
+def _guard(handler: Handler, method: str) -> Handler:
+    """`handler`, of whatever shape, behind the same checks and the same error mapping. A
+    single request is read here rather than by grpc, which answers bytes that are no message
+    of the method's type with UNKNOWN; here they are the caller's INVALID_ARGUMENT. Streamed
+    requests are still read by grpc (a handler may read them with `context.read`), each checked
+    as the handler takes it from its iterator."""
+    deserialize = handler.request_deserializer
+    serialize = handler.response_serializer
+    if handler.unary_unary is not None:
+        unary_unary = cast(_Inner, handler.unary_unary)
+
+        async def answered(raw: Any, context: Context) -> Any:
+            return await _mapped(lambda: unary_unary(_read_request(raw, deserialize), context),
+                                 context, method)  # fmt: skip
 
         return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=None,
-            response_serializer=handler.response_serializer,
+            answered, request_deserializer=None, response_serializer=serialize
         )
+    if handler.unary_stream is not None:
+        unary_stream = cast(_Inner, handler.unary_stream)
+        streamed = _streamed(
+            lambda raw, context: unary_stream(_read_request(raw, deserialize), context),
+            method,
+            generator=inspect.isasyncgenfunction(unary_stream),
+        )
+        return grpc.unary_stream_rpc_method_handler(
+            streamed, request_deserializer=None, response_serializer=serialize
+        )
+    if handler.stream_unary is not None:
+        stream_unary = cast(_Inner, handler.stream_unary)
+
+        async def answered_stream(requests: Any, context: Context) -> Any:
+            return await _mapped(lambda: stream_unary(_checked(requests), context),
+                                 context, method)  # fmt: skip
+
+        return grpc.stream_unary_rpc_method_handler(
+            answered_stream, request_deserializer=deserialize, response_serializer=serialize
+        )
+    stream_stream = cast(_Inner, handler.stream_stream)
+    streamed = _streamed(
+        lambda requests, context: stream_stream(_checked(requests), context),
+        method,
+        generator=inspect.isasyncgenfunction(stream_stream),
+    )
+    return grpc.stream_stream_rpc_method_handler(
+        streamed, request_deserializer=deserialize, response_serializer=serialize
+    )
+
+
+async def _mapped(call: Callable[[], Awaitable[Any]], context: Context, method: str) -> Any:
+    """What `call` answers, or its failure as the status it maps to."""
+    try:
+        return await call()
+    except grpc.aio.AbortError:
+        raise
+    except Exception as error:
+        await _abort(error, context, method)
+
+
+def _streamed(start: _Inner, method: str, *, generator: bool) -> _Inner:
+    """A streaming handler that runs `start` and maps its failures, before its first reply or
+    after any: each reply goes out as the handler yields it (nothing is buffered), and the
+    handler's generator is closed when the call ends, however it ends."""
+    if not generator:
+        # A handler that writes its replies itself (`context.write`).
+        async def written(request: Any, context: Context) -> None:
+            await _mapped(lambda: start(request, context), context, method)
+
+        return written
+
+    async def replies(request: Any, context: Context) -> AsyncIterator[Any]:
+        try:
+            stream = start(request, context)
+            async with contextlib.aclosing(stream):
+                async for reply in stream:
+                    yield reply
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await _abort(error, context, method)
+
+    return replies
+
+
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Streamed requests, each refused as `_read_request` refuses a single one (grpc reads
+    them as the handler asks for them)."""
+    iterator = aiter(requests)
+    while True:
+        try:
+            request = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except DecodeError:
+            raise unreadable_request_error() from None
+        yield _read_request(request, None)
+
+
+async def _abort(error: Exception, context: Context, method: str) -> NoReturn:
+    status = (
+        rpc_status.to_status(to_rpc_status(error))
+        if isinstance(error, RemitError)
+        else _status_of_unexpected(error, method)
+    )
+    await context.abort_with_status(status)
+    raise AssertionError("unreachable: abort_with_status raises")
 
 
 def _status_of_unexpected(error: Exception, method: str) -> grpc.Status:
@@ -308,7 +407,7 @@ def _status_of_unexpected(error: Exception, method: str) -> grpc.Status:
         mapped = unknown_account_error()
     if mapped is not None:
         return rpc_status.to_status(to_rpc_status(mapped))
-    log.exception("unhandled error in %s", method)
+    log.error("unhandled error in %s", method, exc_info=error)
     status = status_pb2.Status(code=code_pb2.INTERNAL, message="An unexpected error occurred.")
     return rpc_status.to_status(status)
 
@@ -337,11 +436,7 @@ def _read_request(raw: Any, deserialize: Callable[[Any], Any] | None) -> Any:
     try:
         request = raw if deserialize is None else deserialize(raw)
     except DecodeError:
-        raise RemitError(
-            message="The request could not be read: its bytes are not a valid message of the "
-            "method's request type.",
-            kind=ErrorKind.INVALID_ARGUMENT,
-        ) from None
+        raise unreadable_request_error() from None
     # A NUL in any string is a 0x00 byte in the message's encoding (strings travel as their
     # UTF-8 bytes), so bytes without one need no walk through the message: nearly every call.
     holds_zero_byte = not isinstance(raw, bytes) or b"\x00" in raw
