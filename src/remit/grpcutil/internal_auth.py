@@ -201,14 +201,70 @@ class _StreamToken(grpc.aio.UnaryStreamClientInterceptor):
         )
 
 
-class _SyncToken(grpc.UnaryUnaryClientInterceptor):
+class _StreamUnaryToken(grpc.aio.StreamUnaryClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(
-            details._replace(metadata=_with_token(details.metadata, self._token)), request
+    async def intercept_stream_unary(
+        self, continuation: Any, details: Any, request_iterator: Any
+    ) -> Any:
+        return await continuation(
+            details._replace(metadata=_with_token_aio(details.metadata, self._token)),
+            request_iterator,
         )
+
+
+class _StreamStreamToken(grpc.aio.StreamStreamClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_stream_stream(
+        self, continuation: Any, details: Any, request_iterator: Any
+    ) -> Any:
+        return await continuation(
+            details._replace(metadata=_with_token_aio(details.metadata, self._token)),
+            request_iterator,
+        )
+
+
+def _aio_token_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
+    """The token on calls of every shape: one interceptor per shape (see `_StreamToken`)."""
+    return [
+        _UnaryToken(token),
+        _StreamToken(token),
+        _StreamUnaryToken(token),
+        _StreamStreamToken(token),
+    ]
+
+
+class _SyncToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """The token on a blocking channel's calls of every shape (unlike grpc.aio's, grpc's
+    channel gives one interceptor every kind it implements)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def _details(self, details: Any) -> Any:
+        return details._replace(metadata=_with_token(details.metadata, self._token))
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(details), request_iterator)
+
+    def intercept_stream_stream(
+        self, continuation: Any, details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._details(details), request_iterator)
 
 
 def _server_credentials(tls: InternalTls) -> grpc.ServerCredentials:
@@ -284,9 +340,7 @@ def internal_channel(
     """An asyncio channel to a remit service that shows the token on every call (over mutual
     TLS when it is configured)."""
     token = access.token
-    interceptors: list[grpc.aio.ClientInterceptor] | None = (
-        None if token is None else [_UnaryToken(token), _StreamToken(token)]
-    )
+    interceptors = None if token is None else _aio_token_interceptors(token)
     if access.tls is None:
         return grpc.aio.insecure_channel(
             target, options=[*options, *_channel_options(None)], interceptors=interceptors

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.anyio
 TOKEN = "the-platform-token-0123456789abcdefghijklmnopq"
 _SAY = "/test.Echo/Say"
 _COUNT = "/test.Echo/Count"
+_JOIN = "/test.Echo/Join"
+_REPEAT = "/test.Echo/Repeat"
 
 
 async def _say(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
@@ -39,6 +41,15 @@ async def _say(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> b
 async def _count(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
     for number in range(3):
         yield str(number).encode()
+
+
+async def _join(requests: AsyncIterator[bytes], context: Any) -> bytes:
+    return b" ".join([request async for request in requests])
+
+
+async def _repeat(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+    async for request in requests:
+        yield request
 
 
 @pytest.fixture
@@ -51,6 +62,8 @@ async def target() -> AsyncIterator[str]:
                 {
                     "Say": grpc.unary_unary_rpc_method_handler(_say),
                     "Count": grpc.unary_stream_rpc_method_handler(_count),
+                    "Join": grpc.stream_unary_rpc_method_handler(_join),
+                    "Repeat": grpc.stream_stream_rpc_method_handler(_repeat),
                 },
             )
         ]
@@ -89,19 +102,41 @@ async def test_a_call_without_the_token_is_refused_before_any_handler(
     assert TOKEN not in (refused.value.details() or "")
 
 
-async def test_a_call_with_the_token_is_answered(target: str) -> None:
+async def _words() -> AsyncIterator[bytes]:
+    for word in (b"a", b"b"):
+        yield word
+
+
+async def test_a_call_of_any_shape_with_the_token_is_answered(target: str) -> None:
     async with internal_channel(target, InternalAccess(TOKEN)) as channel:
         assert await _call(channel) == b"heard hello"
         count_call: Any = channel.unary_stream(_COUNT)
         assert [item async for item in count_call(b"", timeout=5)] == [b"0", b"1", b"2"]
+        join_call: Any = channel.stream_unary(_JOIN)
+        assert await join_call(_words(), timeout=5) == b"a b"
+        repeat_call: Any = channel.stream_stream(_REPEAT)
+        assert [item async for item in repeat_call(_words(), timeout=5)] == [b"a", b"b"]
 
-    def say_from_a_blocking_client() -> object:
+    def calls_from_a_blocking_client() -> list[object]:
         with internal_sync_channel(target, InternalAccess(TOKEN)) as sync_channel:
             say_again: Any = sync_channel.unary_unary(_SAY)
-            return say_again(b"again", timeout=5)
+            count: Any = sync_channel.unary_stream(_COUNT)
+            join: Any = sync_channel.stream_unary(_JOIN)
+            repeat: Any = sync_channel.stream_stream(_REPEAT)
+            return [
+                say_again(b"again", timeout=5),
+                list(count(b"", timeout=5)),
+                join(iter([b"a", b"b"]), timeout=5),
+                list(repeat(iter([b"a", b"b"]), timeout=5)),
+            ]
 
     # In a thread: the server runs on this test's event loop.
-    assert await asyncio.to_thread(say_from_a_blocking_client) == b"heard again"
+    assert await asyncio.to_thread(calls_from_a_blocking_client) == [
+        b"heard again",
+        [b"0", b"1", b"2"],
+        b"a b",
+        [b"a", b"b"],
+    ]
 
 
 async def test_health_checks_need_no_token(target: str) -> None:
