@@ -730,6 +730,12 @@ def confirm_params(
 
 def capture_params(request: pb.CapturePaymentIntentRequest) -> CaptureParams:
     _refuse_application_fee(request)
+    if request.HasField("final_capture") and not request.final_capture:
+        # remit captures once and releases the rest; ignored, the flag would release what the
+        # caller asked to keep for later captures. Refused as the REST facade refuses it.
+        raise invalid(
+            "Capturing in several parts (final_capture=false) is not supported.", "final_capture"
+        )
     return CaptureParams(
         metadata=requested_metadata(request.metadata),
         unset_metadata_keys=tuple(request.unset_metadata_keys),

@@ -3,39 +3,19 @@ internal service that propagates one trace id as `remit-request-id` over several
 several payments, never a replay of the first (or an idempotency error it never asked for). And
 a request id is held to a key's bounds: one too long to store is the caller's mistake."""
 
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import pytest
 
-from remit.grpcutil.errors import ErrorMappingInterceptor, detail_from_rpc_error
+from remit.grpcutil.errors import detail_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, MAX_REQUEST_ID_LENGTH, REQUEST_ID_KEY
-from remit.payments.grpc import PaymentsServicer
 from remit.payments.keyed_rpc import REPLAYED_KEY
-from remit.payments.service import PaymentsService
 from remit_api.payments.v1 import payments_pb2 as pb
-from remit_api.payments.v1 import payments_pb2_grpc
 
 pytestmark = pytest.mark.anyio
 
 TRACE_ID = "trace-4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-@pytest.fixture
-async def stub(payments: PaymentsService) -> AsyncIterator[Any]:
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
-    # Payments by payment method id read nothing of customers or payment methods here.
-    servicer = PaymentsServicer(payments, cast(Any, None), cast(Any, None))
-    payments_pb2_grpc.add_PaymentsServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield payments_pb2_grpc.PaymentsServiceStub(channel)
-    finally:
-        await channel.close()
-        await server.stop(0)
 
 
 def _traced(account_id: str, request_id: str = TRACE_ID) -> tuple[tuple[str, str], ...]:
@@ -43,45 +23,45 @@ def _traced(account_id: str, request_id: str = TRACE_ID) -> tuple[tuple[str, str
 
 
 async def _create(
-    stub: Any, account_id: str, amount: int, request_id: str = TRACE_ID
+    payments_stub: Any, account_id: str, amount: int, request_id: str = TRACE_ID
 ) -> tuple[pb.PaymentIntent, bool]:
     request = pb.CreatePaymentIntentRequest(amount=amount, currency="usd", payment_method="pm_visa")
-    call = stub.CreatePaymentIntent(request, metadata=_traced(account_id, request_id))
+    call = payments_stub.CreatePaymentIntent(request, metadata=_traced(account_id, request_id))
     reply = await call
     trailing = dict(await call.trailing_metadata() or ())
     return reply.payment_intent, trailing.get(REPLAYED_KEY) == "true"
 
 
 async def test_calls_sharing_a_request_id_without_a_key_are_separate_calls(
-    stub: Any, account_id: str
+    payments_stub: Any, account_id: str
 ) -> None:
-    first, first_replayed = await _create(stub, account_id, 1500)
-    second, second_replayed = await _create(stub, account_id, 1500)
+    first, first_replayed = await _create(payments_stub, account_id, 1500)
+    second, second_replayed = await _create(payments_stub, account_id, 1500)
     assert (first_replayed, second_replayed) == (False, False)
     assert first.id != second.id
     # Other parameters under the same request id: no idempotency error, no key was sent.
-    other, _ = await _create(stub, account_id, 2500)
+    other, _ = await _create(payments_stub, account_id, 2500)
     assert other.amount == 2500
     # Another endpoint under the same request id: no endpoint mismatch either.
-    confirmed = await stub.ConfirmPaymentIntent(
+    confirmed = await payments_stub.ConfirmPaymentIntent(
         pb.ConfirmPaymentIntentRequest(id=first.id), metadata=_traced(account_id)
     )
     assert confirmed.payment_intent.status == pb.PAYMENT_INTENT_STATUS_SUCCEEDED
 
 
-async def test_a_request_id_at_its_limit_is_accepted(stub: Any, account_id: str) -> None:
-    created, _ = await _create(stub, account_id, 1500, "r" * MAX_REQUEST_ID_LENGTH)
+async def test_a_request_id_at_its_limit_is_accepted(payments_stub: Any, account_id: str) -> None:
+    created, _ = await _create(payments_stub, account_id, 1500, "r" * MAX_REQUEST_ID_LENGTH)
     assert created.amount == 1500
 
 
 @pytest.mark.parametrize("length", [MAX_REQUEST_ID_LENGTH + 1, 6004])
 async def test_a_request_id_too_long_to_store_is_refused(
-    stub: Any, account_id: str, length: int
+    payments_stub: Any, account_id: str, length: int
 ) -> None:
     # Before, it went into the key of the call, past what the key's index holds: a "temporary
     # database problem" on every try.
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await _create(stub, account_id, 1500, "r" * length)
+        await _create(payments_stub, account_id, 1500, "r" * length)
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     detail = detail_from_rpc_error(refused.value)
     assert detail is not None

@@ -4244,7 +4244,10 @@ class CapturePaymentIntentRequest(_message.Message):
     amount_to_capture: _builtins.int
     """At most amount_capturable; unset captures all of it. The rest is released."""
     final_capture: _builtins.bool
-    """false keeps the authorization open for more captures (multicapture); default true."""
+    """Only true (the default) is accepted: remit captures once and releases the rest. false
+    (Stripe's multicapture, keeping the authorization open for more captures) is refused
+    with INVALID_ARGUMENT (param final_capture), as the REST facade refuses it.
+    """
     clear_metadata: _builtins.bool
     """Remove all metadata before applying the rest (Stripe's `metadata=`)."""
     application_fee_amount: _builtins.int
