@@ -1052,6 +1052,14 @@ class PaymentsServicer(
         self, request: pb.CreateRefundRequest, context: Context
     ) -> pb.CreateRefundResponse:
         call = keyed_call(context, "CreateRefund", request)
+        if request.HasField("instructions_email"):
+            # Stripe emails refund instructions only for payment methods it cannot refund
+            # directly; remit refunds cards, so none would be sent. Refused, not dropped.
+            raise invalid(
+                "instructions_email is not supported: remit refunds cards, which need no "
+                "refund instructions.",
+                "instructions_email",
+            )
         reason = None
         if request.HasField("reason"):
             if request.reason not in _REFUND_REASON_FROM_PROTO:

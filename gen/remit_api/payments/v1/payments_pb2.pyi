@@ -2099,7 +2099,9 @@ class Refund(_message.Message):
     failure_reason: _builtins.str
     """Why it failed, e.g. expired_or_canceled_card, lost_or_stolen_card, unknown."""
     instructions_email: _builtins.str
-    """Email the refund instructions were sent to."""
+    """Email the refund instructions were sent to. Never set: remit refunds cards, which need
+    no instructions.
+    """
     payment_intent: _builtins.str
     """pi_ id."""
     payment_method: _builtins.str
@@ -4747,6 +4749,9 @@ class CreateRefundRequest(_message.Message):
     reason: Global___RefundReason.ValueType
     """duplicate, fraudulent or requested_by_customer."""
     instructions_email: _builtins.str
+    """Refused (INVALID_ARGUMENT): Stripe emails refund instructions only for payment methods
+    it cannot refund directly, and remit refunds cards, so it sends none.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
