@@ -1,11 +1,12 @@
 """PaymentMethods and Tokens as frozen values. The card number is never here: only the vault
 token that names it and the details the vault chose to share."""
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from remit.core.errors import RemitError, invalid
+from remit.core.errors import RemitError, echoed, invalid
 
 SPENT_MESSAGE = (
     "The provided PaymentMethod was previously used with a PaymentIntent without Customer "
@@ -13,6 +14,26 @@ SPENT_MESSAGE = (
     "from a Customer. It may not be used again. To use a PaymentMethod multiple times, you must "
     "attach it to a Customer first."
 )
+
+
+def client_ip_address(value: str) -> str:
+    """A token's `client_ip`: an IPv4 or IPv6 address, in its canonical form (RFC 5952's
+    `2001:db8::1`, `::ffff:203.0.113.7`).
+
+    A zone (`fe80::1%eth0`) names an interface of the machine that saw the address, never
+    where a client is, so an address with one is refused too."""
+    refused = invalid(f"Invalid client_ip: '{echoed(value)}' is not an IP address.", "client_ip")
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise refused from None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            raise refused
+        if address.ipv4_mapped is not None:
+            # Python before 3.13 writes the IPv4 part in hex.
+            return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
 
 
 def spent_payment_method() -> RemitError:

@@ -44,6 +44,7 @@ from remit.payment_methods.domain import (
     VaultCard,
     another_customers_method,
     billing_from_token,
+    client_ip_address,
     merge_billing_details,
     spent_payment_method,
 )
@@ -684,18 +685,20 @@ class PaymentMethodsService:
     ) -> Done[Token] | Replay:
         """A card token; under a client key, identified by the card like `create_once`."""
         card = await self._vault.card_details(account_id, vault_token)
-        token = self._new_token(account_id, card, name=name, address=address or {},
-                                client_ip=client_ip, metadata=metadata or {})  # fmt: skip
 
-        async def insert(db: AsyncConnection) -> Token:
-            await SqlPaymentMethodRepository(db).insert_token(token)
-            return token
+        async def create() -> Done[Token] | Replay:
+            # Checked here, so that a refusal deletes the card stored for the request.
+            ip = None if client_ip is None else client_ip_address(client_ip)
+            token = self._new_token(account_id, card, name=name, address=address or {},
+                                    client_ip=ip, metadata=metadata or {})  # fmt: skip
 
-        return await self._handed_over(
-            account_id,
-            vault_token,
-            lambda: run_keyed(self._engine, _by_card(keyed, card), self._clock.now(), insert),
-        )
+            async def insert(db: AsyncConnection) -> Token:
+                await SqlPaymentMethodRepository(db).insert_token(token)
+                return token
+
+            return await run_keyed(self._engine, _by_card(keyed, card), self._clock.now(), insert)
+
+        return await self._handed_over(account_id, vault_token, create)
 
     def _new_token(
         self, account_id: str, card: VaultCard, *, name: str | None, address: dict[str, str],

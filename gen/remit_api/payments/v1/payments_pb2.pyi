@@ -6209,7 +6209,9 @@ class CreateTokenRequest(_message.Message):
     name: _builtins.str
     """card[name]."""
     client_ip: _builtins.str
-    """IP address of the client creating the token."""
+    """IP address of the client creating the token: IPv4 or IPv6 (without a zone), stored in
+    its canonical form; anything else is refused (INVALID_ARGUMENT, param client_ip).
+    """
     @_builtins.property
     def address(self) -> _common_pb2.Address:
         """card[address_*], stored on the token's card."""
