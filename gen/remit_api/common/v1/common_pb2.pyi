@@ -253,9 +253,11 @@ class ErrorDetail(_message.Message):
     0 lets the facade derive it from the gRPC status code.
     """
     advice_code: _builtins.str
-    """Card errors: what the issuer advises (confirm_card_data, do_not_try_again, try_again_later)."""
+    """Stripe's advice_code of card errors (confirm_card_data, do_not_try_again,
+    try_again_later). Never set: remit's card network gives no advice.
+    """
     doc_url: _builtins.str
-    """Link to documentation for `code`."""
+    """Stripe's doc_url, a link to documentation for `code`. Never set: remit has none to link."""
     @_builtins.property
     def payment_intent(self) -> _any_pb2.Any:
         """A remit_api.payments.v1.PaymentIntent when a card error carries the intent (Any avoids a
@@ -264,7 +266,10 @@ class ErrorDetail(_message.Message):
 
     @_builtins.property
     def payment_method(self) -> _any_pb2.Any:
-        """A remit_api.payments.v1.PaymentMethod when a card error carries the payment method."""
+        """Stripe's payment_method of card errors (a remit_api.payments.v1.PaymentMethod). Never set:
+        the PaymentIntent a card error carries (payment_intent) names it as
+        last_payment_error.payment_method, which is where the facade takes it from.
+        """
 
     def __init__(
         self,
