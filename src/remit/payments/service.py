@@ -1436,8 +1436,13 @@ class PaymentsService:
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
             else:
                 await self._finish_with_error(db, record, declined)
-            # Last: the ledger's posting holds the account's chain lock until the commit.
-            await self._hooks.charge_and_intent_changed(db, (charge, settled), (intent, after))
+            # Last: the ledger's posting holds the account's chain lock until the commit. The
+            # network has authorized (and perhaps captured) already: a refusal to book it is
+            # remit's own failure, which a retry resumes from `authorization_done`.
+            await recorded_after_the_network(
+                self._hooks.charge_and_intent_changed(db, (charge, settled), (intent, after)),
+                what=f"the authorization of {charge.id}",
+            )
         crash_after(RecoveryPoint.FINISHED.value)
         if declined is not None:
             raise declined
