@@ -57,6 +57,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_REFUSED, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def _supported_currency(value: str) -> str:
+    """A currency argument as the accounts service stores it, refused as bad arguments are (exit
+    2, before any database is touched) when remit does not support it."""
+    from remit.accounts.settings import checked_currency
+    from remit.core.errors import RemitError
+
+    try:
+        return checked_currency(value)
+    except RemitError as refusal:
+        raise argparse.ArgumentTypeError(refusal.message) from None
+
+
 def _add_platform_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -161,7 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow this account to send raw card numbers with its secret key",
     )
-    create.add_argument("--currency", default="usd", help="default currency (default usd)")
+    create.add_argument(
+        "--currency",
+        default="usd",
+        type=_supported_currency,
+        help="default currency (default usd)",
+    )
 
     upgrade = account_commands.add_parser(
         "upgrade",

@@ -184,6 +184,18 @@ async def test_bad_arguments_are_refused_in_one_line(tmp_path: Path) -> None:
     )
 
 
+async def test_accounts_create_refuses_an_unsupported_currency_before_touching_a_database(
+    tmp_path: Path,
+) -> None:
+    # The databases are out of reach: the refusal comes from the arguments alone.
+    ran = await remit("accounts", "create", "--currency", "xyz", tmp_path=tmp_path)
+    assert ran.returncode == 2
+    assert ran.failure_line() == (
+        "remit accounts create: argument --currency: Invalid default_currency: 'xyz' is not a "
+        "supported currency. (see remit accounts create --help)"
+    )
+
+
 @asynccontextmanager
 async def never_answering() -> AsyncIterator[tuple[str, asyncio.Event]]:
     """A port that takes connections and never says a word on them. Yields the port and an

@@ -17,6 +17,7 @@ from remit.accounts.domain import (
 )
 from remit.accounts.keys import digest_key, generate_key, looks_like_key
 from remit.accounts.repository import REVOKED, SqlAccountRepository
+from remit.accounts.settings import checked_settings
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id
@@ -46,19 +47,19 @@ class AccountsService:
         automatic_payouts: bool = False,
         radar_enabled: bool = True,
     ) -> NewAccount:
-        if available_delay_days < 0:
-            raise invalid("available_delay_days cannot be negative", "available_delay_days")
         now = self._clock.now()
-        account = Account(
-            id=new_id("acct"),
-            created_at=now,
-            default_currency=default_currency,
-            raw_card_access=raw_card_access,
-            api_version=api_version,
-            pricing=pricing or Pricing(),
-            available_delay_days=available_delay_days,
-            automatic_payouts=automatic_payouts,
-            radar_enabled=radar_enabled,
+        account = checked_settings(
+            Account(
+                id=new_id("acct"),
+                created_at=now,
+                default_currency=default_currency,
+                raw_card_access=raw_card_access,
+                api_version=api_version,
+                pricing=pricing or Pricing(),
+                available_delay_days=available_delay_days,
+                automatic_payouts=automatic_payouts,
+                radar_enabled=radar_enabled,
+            )
         )
         secret = generate_key(KeyKind.SECRET)
         publishable = generate_key(KeyKind.PUBLISHABLE)
@@ -90,12 +91,14 @@ class AccountsService:
         return account
 
     async def update_account(self, account_id: str, **changes: object) -> Account:
+        """Change the account's settings named in `changes`; the account they leave is checked
+        whole (`checked_settings`) before anything is written."""
         async with self._engine.begin() as db:
             repo = SqlAccountRepository(db)
             account = await repo.get_account(account_id, for_update=True)
             if account is None:
                 raise not_found("account", account_id)
-            updated = replace(account, **changes)  # type: ignore[arg-type]
+            updated = checked_settings(replace(account, **changes))  # type: ignore[arg-type]
             await repo.save_account(updated)
         return updated
 

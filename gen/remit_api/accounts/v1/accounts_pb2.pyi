@@ -61,7 +61,9 @@ class Account(_message.Message):
     id: _builtins.str
     """acct_ id."""
     default_currency: _builtins.str
-    """Lowercase ISO currency used when none is given (payouts, fixed fees)."""
+    """Lowercase ISO currency used when none is given (payouts, fixed fees); one of the currencies
+    remit supports.
+    """
     api_version: _builtins.str
     """The API version the account is pinned to; unset until its first request pins it."""
     @_builtins.property
@@ -101,7 +103,7 @@ class AccountSettings(_message.Message):
     RAW_CARD_ACCESS_FIELD_NUMBER: _builtins.int
     RADAR_ENABLED_FIELD_NUMBER: _builtins.int
     available_delay_days: _builtins.int
-    """Days after a charge before its net funds move from pending to available."""
+    """Days after a charge before its net funds move from pending to available, 0 to 365."""
     automatic_payouts: _builtins.bool
     """Whether the worker pays out the available balance automatically every day."""
     raw_card_access: _builtins.bool
@@ -133,16 +135,20 @@ Global___AccountSettings: _TypeAlias = AccountSettings  # noqa: Y015
 
 @_typing.final
 class Pricing(_message.Message):
-    """Per-account processing fee: fee = amount * fee_percent_bps / 10000 + fee_fixed_minor."""
+    """Per-account processing fee: fee = amount * fee_percent_bps / 10000 + the fixed part, rounded
+    once, and never more than the amount it is charged on.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     FEE_PERCENT_BPS_FIELD_NUMBER: _builtins.int
     FEE_FIXED_MINOR_FIELD_NUMBER: _builtins.int
     fee_percent_bps: _builtins.int
-    """Percentage part in basis points (290 = 2.9%)."""
+    """Percentage part in basis points (290 = 2.9%), 0 to 10000."""
     fee_fixed_minor: _builtins.int
-    """Fixed part in minor units of the charge's currency (30 = $0.30)."""
+    """Fixed part in hundredths of the charge currency's major unit, whatever its exponent (30 =
+    $0.30, 0.300 KWD, 0.30 JPY), 0 to 99999999.
+    """
     def __init__(
         self,
         *,
@@ -221,7 +227,7 @@ class CreateAccountRequest(_message.Message):
     RADAR_ENABLED_FIELD_NUMBER: _builtins.int
     API_VERSION_FIELD_NUMBER: _builtins.int
     default_currency: _builtins.str
-    """Lowercase ISO currency; empty = "usd"."""
+    """ISO currency remit supports, stored lowercase; empty = "usd"."""
     raw_card_access: _builtins.bool
     available_delay_days: _builtins.int
     automatic_payouts: _builtins.bool
@@ -361,6 +367,7 @@ class UpdateAccountSettingsRequest(_message.Message):
     DEFAULT_CURRENCY_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     fee_percent_bps: _builtins.int
+    """Bounds as in Pricing and AccountSettings."""
     fee_fixed_minor: _builtins.int
     available_delay_days: _builtins.int
     automatic_payouts: _builtins.bool
@@ -369,6 +376,7 @@ class UpdateAccountSettingsRequest(_message.Message):
     radar_enabled: _builtins.bool
     """Radar on or off."""
     default_currency: _builtins.str
+    """ISO currency remit supports, stored lowercase."""
     def __init__(
         self,
         *,

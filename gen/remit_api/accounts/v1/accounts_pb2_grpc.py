@@ -88,6 +88,7 @@ class AccountsServiceServicer:
 
     def CreateAccount(self, request, context):
         """Creates an account with one secret and one publishable test key, returned once in plaintext.
+        A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,7 +102,8 @@ class AccountsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateAccountSettings(self, request, context):
-        """Changes an account's settings; unset fields stay as they are.
+        """Changes an account's settings; unset fields stay as they are. A setting out of its bounds
+        (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it, and nothing changes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

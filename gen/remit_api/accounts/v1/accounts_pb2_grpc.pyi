@@ -38,11 +38,15 @@ class AccountsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AccountsServiceAsyncStub: ...
     CreateAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CreateAccountRequest, _accounts_pb2.CreateAccountResponse]
-    """Creates an account with one secret and one publishable test key, returned once in plaintext."""
+    """Creates an account with one secret and one publishable test key, returned once in plaintext.
+    A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+    """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetAccountRequest, _accounts_pb2.GetAccountResponse]
     """Returns an account."""
     UpdateAccountSettings: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdateAccountSettingsRequest, _accounts_pb2.UpdateAccountSettingsResponse]
-    """Changes an account's settings; unset fields stay as they are."""
+    """Changes an account's settings; unset fields stay as they are. A setting out of its bounds
+    (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it, and nothing changes.
+    """
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CreateApiKeyRequest, _accounts_pb2.CreateApiKeyResponse]
     """Creates an API key; the plaintext is returned once and stored only as a digest."""
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeysRequest, _accounts_pb2.ListApiKeysResponse]
@@ -68,11 +72,15 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CreateAccountRequest, _accounts_pb2.CreateAccountResponse]  # type: ignore[assignment]
-    """Creates an account with one secret and one publishable test key, returned once in plaintext."""
+    """Creates an account with one secret and one publishable test key, returned once in plaintext.
+    A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+    """
     GetAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetAccountRequest, _accounts_pb2.GetAccountResponse]  # type: ignore[assignment]
     """Returns an account."""
     UpdateAccountSettings: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdateAccountSettingsRequest, _accounts_pb2.UpdateAccountSettingsResponse]  # type: ignore[assignment]
-    """Changes an account's settings; unset fields stay as they are."""
+    """Changes an account's settings; unset fields stay as they are. A setting out of its bounds
+    (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it, and nothing changes.
+    """
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CreateApiKeyRequest, _accounts_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
     """Creates an API key; the plaintext is returned once and stored only as a digest."""
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeysRequest, _accounts_pb2.ListApiKeysResponse]  # type: ignore[assignment]
@@ -100,7 +108,9 @@ class AccountsServiceServicer:
         request: _accounts_pb2.CreateAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.CreateAccountResponse, _abc.Awaitable[_accounts_pb2.CreateAccountResponse]]:
-        """Creates an account with one secret and one publishable test key, returned once in plaintext."""
+        """Creates an account with one secret and one publishable test key, returned once in plaintext.
+        A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+        """
 
     def GetAccount(
         self,
@@ -114,7 +124,9 @@ class AccountsServiceServicer:
         request: _accounts_pb2.UpdateAccountSettingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.UpdateAccountSettingsResponse, _abc.Awaitable[_accounts_pb2.UpdateAccountSettingsResponse]]:
-        """Changes an account's settings; unset fields stay as they are."""
+        """Changes an account's settings; unset fields stay as they are. A setting out of its bounds
+        (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it, and nothing changes.
+        """
 
     def CreateApiKey(
         self,
