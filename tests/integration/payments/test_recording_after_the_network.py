@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.errors import ErrorKind, RemitError
@@ -182,4 +183,25 @@ async def test_a_payment_captured_at_once_the_ledger_refuses_to_book_is_a_retrya
     assert retried.status is Status.SUCCEEDED
     # The retry finished from the network's stored answer: the card was authorized once.
     assert len(network.sent) == 1
+    await _books_balance(core_engine, account_id)
+
+
+async def test_a_pricing_stored_out_of_bounds_charges_no_fee_rather_than_failing_the_payment(
+    payments: PaymentsService, core_engine: AsyncEngine, account_id: str
+) -> None:
+    # Stored before settings were checked when written (migration 0053 repairs such rows).
+    async with core_engine.begin() as db:
+        await db.execute(
+            text("UPDATE accounts SET fee_percent_bps = -1000 WHERE id = :id"), {"id": account_id}
+        )
+    paid = await pay(payments, account_id, "paid")
+    assert paid.status is Status.SUCCEEDED
+    async with core_engine.connect() as db:
+        fee, net = (
+            await db.execute(
+                text("SELECT fee, net FROM balance_transactions WHERE account_id = :id"),
+                {"id": account_id},
+            )
+        ).one()
+    assert (fee, net) == (0, 1000)
     await _books_balance(core_engine, account_id)
