@@ -111,6 +111,11 @@ async def test_keys_revoke_of_an_unknown_key_and_create_for_an_unknown_account_a
                               tmp_path=tmp_path, REMIT_CORE_PORT=port)  # fmt: skip
         created = await remit("accounts", "keys", "create", "acct_unknown",
                               tmp_path=tmp_path, REMIT_CORE_PORT=port)  # fmt: skip
+        listed = await remit("accounts", "keys", "list", "acct_unknown",
+                             tmp_path=tmp_path, REMIT_CORE_PORT=port)  # fmt: skip
+    # Not "acct_unknown has no working keys": no such account.
+    assert listed.returncode == 2
+    assert listed.failure_line() == "remit accounts keys list: No such account: 'acct_unknown'"
     assert revoked.returncode == 2
     assert revoked.failure_line() == (
         f"remit accounts keys revoke: {account} has no working key key_unknown"

@@ -147,19 +147,15 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         limit = request.limit or DEFAULT_LIST_LIMIT
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise invalid(f"limit must be between 1 and {MAX_LIST_LIMIT}.", "limit")
-        keys = await self._service.list_keys(
-            request.account_id, working_only=not request.include_revoked
+        keys, has_more = await self._service.page_keys(
+            request.account_id,
+            limit=limit,
+            starting_after=request.starting_after if request.HasField("starting_after") else None,
+            ending_before=request.ending_before if request.HasField("ending_before") else None,
+            working_only=not request.include_revoked,
         )
-        keys.reverse()  # newest first, like every list
-        ids = [key.id for key in keys]
-        if request.HasField("starting_after"):
-            start = ids.index(request.starting_after) + 1 if request.starting_after in ids else 0
-            keys = keys[start:]
-        elif request.HasField("ending_before"):
-            end = ids.index(request.ending_before) if request.ending_before in ids else 0
-            keys = keys[:end]
         return accounts_pb2.ListApiKeysResponse(
-            data=[key_message(key) for key in keys[:limit]], has_more=len(keys) > limit
+            data=[key_message(key) for key in keys], has_more=has_more
         )
 
     async def RevokeApiKey(

@@ -122,6 +122,44 @@ class AccountsService:
         now = self._clock.now()
         return [key for key in keys if key.works_at(now)]
 
+    async def page_keys(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        working_only: bool = False,
+    ) -> tuple[list[ApiKey], bool]:
+        """One page of the account's keys, newest first, and whether more follow it (in the
+        direction of travel: older ones after `starting_after`, newer before `ending_before`).
+
+        A cursor is a key of the account, revoked or not: a key revoked since the page that
+        showed it still marks where the next page starts. An unknown cursor is NOT_FOUND naming
+        it, as on every list, rather than a page from the start or an empty one."""
+        if starting_after is not None and ending_before is not None:
+            raise invalid("starting_after and ending_before cannot be used together.")
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            if await repo.get_account(account_id) is None:
+                raise not_found("account", account_id)
+            keys = await repo.list_keys(account_id)
+        keys.reverse()  # newest first, like every list
+        ids = [key.id for key in keys]
+        for cursor, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
+            if cursor is not None and cursor not in ids:
+                raise not_found("api_key", cursor, param=param)
+        if starting_after is not None:
+            keys = keys[ids.index(starting_after) + 1 :]
+        elif ending_before is not None:
+            keys = keys[: ids.index(ending_before)]
+        if working_only:
+            now = self._clock.now()
+            keys = [key for key in keys if key.works_at(now)]
+        if ending_before is not None:
+            return keys[-limit:], len(keys) > limit
+        return keys[:limit], len(keys) > limit
+
     async def revoke_key(
         self, account_id: str, key_id: str, *, expire_after: timedelta = timedelta(0)
     ) -> ApiKey:

@@ -514,9 +514,13 @@ class ListApiKeysRequest(_message.Message):
     limit: _builtins.int
     """Page size; 0 = default 10, at most 100."""
     starting_after: _builtins.str
-    """Cursor: return keys after this key id."""
+    """Cursor: return the keys after (older than) this key id, a key of the account, revoked or
+    not. Not with ending_before.
+    """
     ending_before: _builtins.str
-    """Cursor: return keys before this key id."""
+    """Cursor: return the keys just before (newer than) this key id, a key of the account,
+    revoked or not.
+    """
     account_id: _builtins.str
     include_revoked: _builtins.bool
     """Include revoked keys (a key still working until a set time is listed either way)."""

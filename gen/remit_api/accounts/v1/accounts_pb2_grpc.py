@@ -117,7 +117,8 @@ class AccountsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListApiKeys(self, request, context):
-        """Lists an account's keys (prefix and last4 only, never the key).
+        """Lists an account's keys (prefix and last4 only, never the key). NOT_FOUND for an unknown
+        account, and for a cursor that is not one of its keys (naming the cursor).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -50,7 +50,9 @@ class AccountsServiceStub:
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CreateApiKeyRequest, _accounts_pb2.CreateApiKeyResponse]
     """Creates an API key; the plaintext is returned once and stored only as a digest."""
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeysRequest, _accounts_pb2.ListApiKeysResponse]
-    """Lists an account's keys (prefix and last4 only, never the key)."""
+    """Lists an account's keys (prefix and last4 only, never the key). NOT_FOUND for an unknown
+    account, and for a cursor that is not one of its keys (naming the cursor).
+    """
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RevokeApiKeyRequest, _accounts_pb2.RevokeApiKeyResponse]
     """Revokes a key, now or after `expire_after`; requests with it from then on fail
     authentication.
@@ -84,7 +86,9 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CreateApiKeyRequest, _accounts_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
     """Creates an API key; the plaintext is returned once and stored only as a digest."""
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeysRequest, _accounts_pb2.ListApiKeysResponse]  # type: ignore[assignment]
-    """Lists an account's keys (prefix and last4 only, never the key)."""
+    """Lists an account's keys (prefix and last4 only, never the key). NOT_FOUND for an unknown
+    account, and for a cursor that is not one of its keys (naming the cursor).
+    """
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RevokeApiKeyRequest, _accounts_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
     """Revokes a key, now or after `expire_after`; requests with it from then on fail
     authentication.
@@ -140,7 +144,9 @@ class AccountsServiceServicer:
         request: _accounts_pb2.ListApiKeysRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.ListApiKeysResponse, _abc.Awaitable[_accounts_pb2.ListApiKeysResponse]]:
-        """Lists an account's keys (prefix and last4 only, never the key)."""
+        """Lists an account's keys (prefix and last4 only, never the key). NOT_FOUND for an unknown
+        account, and for a cursor that is not one of its keys (naming the cursor).
+        """
 
     def RevokeApiKey(
         self,
