@@ -34,9 +34,13 @@ def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
     values = {key: value for key, value in context.invocation_metadata() or ()}
     account_id = values.get(ACCOUNT_KEY)
     if not isinstance(account_id, str) or not has_prefix(account_id, "acct"):
+        # The caller's credential (the internal token) was checked before and passed: what is
+        # wrong is the request, so not UNAUTHENTICATED, which would send the caller to check
+        # a token that is fine.
         raise RemitError(
             message=f"Every call needs the {ACCOUNT_KEY} metadata naming an account.",
-            kind=ErrorKind.UNAUTHENTICATED,
+            kind=ErrorKind.INVALID_ARGUMENT,
+            param=ACCOUNT_KEY,
         )
     key = values.get(IDEMPOTENCY_KEY)
     if isinstance(key, str) and len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:

@@ -1,0 +1,41 @@
+"""Who a call is for comes from its metadata (`remit.grpcutil.metadata.call_context`). A call
+without a usable `remit-account-id` is a malformed request, not a failed credential: its
+credential (the internal token) was checked before, and passed."""
+
+from typing import Any, cast
+
+import grpc
+import pytest
+
+from remit.core.errors import ErrorKind, RemitError
+from remit.grpcutil.metadata import ACCOUNT_KEY, IDEMPOTENCY_KEY, call_context
+
+
+class _Context:
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+
+def _context(*metadata: tuple[str, str]) -> grpc.aio.ServicerContext[Any, Any]:
+    return cast("grpc.aio.ServicerContext[Any, Any]", _Context(metadata))
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [(), ((ACCOUNT_KEY, ""),), ((ACCOUNT_KEY, "cus_123"),), ((IDEMPOTENCY_KEY, "k"),)],
+)
+def test_a_call_without_an_account_is_invalid_argument_naming_the_metadata(
+    metadata: tuple[tuple[str, str], ...],
+) -> None:
+    with pytest.raises(RemitError) as refused:
+        call_context(_context(*metadata))
+    assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, ACCOUNT_KEY)
+    assert ACCOUNT_KEY in refused.value.message
+
+
+def test_a_call_naming_an_account_is_for_that_account() -> None:
+    call = call_context(_context((ACCOUNT_KEY, "acct_123"), (IDEMPOTENCY_KEY, "k")))
+    assert (call.account_id, call.idempotency_key) == ("acct_123", "k")
