@@ -18,6 +18,8 @@ IDEMPOTENCY_KEY = "idempotency-key"
 KEY_KIND_KEY = "remit-key-kind"
 PUBLISHABLE_KEY_KIND = "publishable"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# Trailing metadata of an answer replayed for a retry under an idempotency key.
+REPLAYED_KEY = "idempotent-replayed"
 
 
 @dataclass(frozen=True)
@@ -42,21 +44,31 @@ def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
             kind=ErrorKind.INVALID_ARGUMENT,
             param=ACCOUNT_KEY,
         )
-    key = values.get(IDEMPOTENCY_KEY)
-    if isinstance(key, str) and len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+    return CallContext(
+        account_id=account_id,
+        request_id=_text(values, REQUEST_ID_KEY),
+        api_version=_text(values, API_VERSION_KEY),
+        idempotency_key=_idempotency_key(values),
+        publishable=values.get(KEY_KIND_KEY) == PUBLISHABLE_KEY_KIND,
+    )
+
+
+def idempotency_key_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+    """The call's idempotency key, if it sent one; for the admin calls, which name no account
+    in their metadata (`call_context` is for the per-account services)."""
+    return _idempotency_key({key: value for key, value in context.invocation_metadata() or ()})
+
+
+def _text(values: dict[str, str | bytes], name: str) -> str | None:
+    value = values.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _idempotency_key(values: dict[str, str | bytes]) -> str | None:
+    key = _text(values, IDEMPOTENCY_KEY)
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise RemitError(
             message=f"Idempotency keys can be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
             param="Idempotency-Key",
         )
-
-    def text(name: str) -> str | None:
-        value = values.get(name)
-        return value if isinstance(value, str) and value else None
-
-    return CallContext(
-        account_id=account_id,
-        request_id=text(REQUEST_ID_KEY),
-        api_version=text(API_VERSION_KEY),
-        idempotency_key=text(IDEMPOTENCY_KEY),
-        publishable=values.get(KEY_KIND_KEY) == PUBLISHABLE_KEY_KIND,
-    )
+    return key

@@ -287,22 +287,34 @@ class CreateAccountResponse(_message.Message):
     ACCOUNT_FIELD_NUMBER: _builtins.int
     SECRET_KEY_FIELD_NUMBER: _builtins.int
     PUBLISHABLE_KEY_FIELD_NUMBER: _builtins.int
+    SECRET_API_KEY_FIELD_NUMBER: _builtins.int
+    PUBLISHABLE_API_KEY_FIELD_NUMBER: _builtins.int
     secret_key: _builtins.str
-    """sk_test_... plaintext, shown once."""
+    """sk_test_... plaintext, shown once; empty in a replay under the call's idempotency key."""
     publishable_key: _builtins.str
-    """pk_test_... plaintext, shown once."""
+    """pk_test_... plaintext, shown once; empty in a replay under the call's idempotency key."""
     @_builtins.property
     def account(self) -> Global___Account: ...
+    @_builtins.property
+    def secret_api_key(self) -> Global___ApiKey:
+        """The secret key's id, last four and state, in a replay too."""
+
+    @_builtins.property
+    def publishable_api_key(self) -> Global___ApiKey:
+        """The publishable key's id, last four and state, in a replay too."""
+
     def __init__(
         self,
         *,
         account: Global___Account | None = ...,
         secret_key: _builtins.str = ...,
         publishable_key: _builtins.str = ...,
+        secret_api_key: Global___ApiKey | None = ...,
+        publishable_api_key: Global___ApiKey | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "publishable_api_key", b"publishable_api_key", "secret_api_key", b"secret_api_key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "publishable_key", b"publishable_key", "secret_key", b"secret_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "publishable_api_key", b"publishable_api_key", "publishable_key", b"publishable_key", "secret_api_key", b"secret_api_key", "secret_key", b"secret_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -483,7 +495,9 @@ class CreateApiKeyResponse(_message.Message):
     API_KEY_FIELD_NUMBER: _builtins.int
     PLAINTEXT_KEY_FIELD_NUMBER: _builtins.int
     plaintext_key: _builtins.str
-    """The full key, e.g. "sk_test_...". Never retrievable again."""
+    """The full key, e.g. "sk_test_...". Never retrievable again: empty in a replay under the
+    call's idempotency key.
+    """
     @_builtins.property
     def api_key(self) -> Global___ApiKey: ...
     def __init__(

@@ -89,6 +89,11 @@ class AccountsServiceServicer:
     def CreateAccount(self, request, context):
         """Creates an account with one secret and one publishable test key, returned once in plaintext.
         A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+        Takes the `idempotency-key` metadata, kept 24 hours: a retry under it makes nothing again
+        and is answered with the account and keys the first call made (trailing metadata
+        `idempotent-replayed: true`), but with the plaintext keys empty: they are shown only once
+        and never stored. A caller that lost them revokes those keys and makes others. The key
+        reused for other parameters or another call is ALREADY_EXISTS (idempotency_error).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -110,7 +115,9 @@ class AccountsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateApiKey(self, request, context):
-        """Creates an API key; the plaintext is returned once and stored only as a digest.
+        """Creates an API key; the plaintext is returned once and stored only as a digest. Takes the
+        `idempotency-key` metadata as CreateAccount does: a retry under it is answered with the key
+        the first call made and an empty plaintext_key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

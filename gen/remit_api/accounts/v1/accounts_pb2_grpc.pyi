@@ -40,6 +40,11 @@ class AccountsServiceStub:
     CreateAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CreateAccountRequest, _accounts_pb2.CreateAccountResponse]
     """Creates an account with one secret and one publishable test key, returned once in plaintext.
     A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+    Takes the `idempotency-key` metadata, kept 24 hours: a retry under it makes nothing again
+    and is answered with the account and keys the first call made (trailing metadata
+    `idempotent-replayed: true`), but with the plaintext keys empty: they are shown only once
+    and never stored. A caller that lost them revokes those keys and makes others. The key
+    reused for other parameters or another call is ALREADY_EXISTS (idempotency_error).
     """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetAccountRequest, _accounts_pb2.GetAccountResponse]
     """Returns an account."""
@@ -48,7 +53,10 @@ class AccountsServiceStub:
     (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it, and nothing changes.
     """
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CreateApiKeyRequest, _accounts_pb2.CreateApiKeyResponse]
-    """Creates an API key; the plaintext is returned once and stored only as a digest."""
+    """Creates an API key; the plaintext is returned once and stored only as a digest. Takes the
+    `idempotency-key` metadata as CreateAccount does: a retry under it is answered with the key
+    the first call made and an empty plaintext_key.
+    """
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeysRequest, _accounts_pb2.ListApiKeysResponse]
     """Lists an account's keys (prefix and last4 only, never the key). NOT_FOUND for an unknown
     account, and for a cursor that is not one of its keys (naming the cursor).
@@ -76,6 +84,11 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     CreateAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CreateAccountRequest, _accounts_pb2.CreateAccountResponse]  # type: ignore[assignment]
     """Creates an account with one secret and one publishable test key, returned once in plaintext.
     A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+    Takes the `idempotency-key` metadata, kept 24 hours: a retry under it makes nothing again
+    and is answered with the account and keys the first call made (trailing metadata
+    `idempotent-replayed: true`), but with the plaintext keys empty: they are shown only once
+    and never stored. A caller that lost them revokes those keys and makes others. The key
+    reused for other parameters or another call is ALREADY_EXISTS (idempotency_error).
     """
     GetAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetAccountRequest, _accounts_pb2.GetAccountResponse]  # type: ignore[assignment]
     """Returns an account."""
@@ -84,7 +97,10 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it, and nothing changes.
     """
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CreateApiKeyRequest, _accounts_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
-    """Creates an API key; the plaintext is returned once and stored only as a digest."""
+    """Creates an API key; the plaintext is returned once and stored only as a digest. Takes the
+    `idempotency-key` metadata as CreateAccount does: a retry under it is answered with the key
+    the first call made and an empty plaintext_key.
+    """
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeysRequest, _accounts_pb2.ListApiKeysResponse]  # type: ignore[assignment]
     """Lists an account's keys (prefix and last4 only, never the key). NOT_FOUND for an unknown
     account, and for a cursor that is not one of its keys (naming the cursor).
@@ -114,6 +130,11 @@ class AccountsServiceServicer:
     ) -> _typing.Union[_accounts_pb2.CreateAccountResponse, _abc.Awaitable[_accounts_pb2.CreateAccountResponse]]:
         """Creates an account with one secret and one publishable test key, returned once in plaintext.
         A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+        Takes the `idempotency-key` metadata, kept 24 hours: a retry under it makes nothing again
+        and is answered with the account and keys the first call made (trailing metadata
+        `idempotent-replayed: true`), but with the plaintext keys empty: they are shown only once
+        and never stored. A caller that lost them revokes those keys and makes others. The key
+        reused for other parameters or another call is ALREADY_EXISTS (idempotency_error).
         """
 
     def GetAccount(
@@ -137,7 +158,10 @@ class AccountsServiceServicer:
         request: _accounts_pb2.CreateApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.CreateApiKeyResponse, _abc.Awaitable[_accounts_pb2.CreateApiKeyResponse]]:
-        """Creates an API key; the plaintext is returned once and stored only as a digest."""
+        """Creates an API key; the plaintext is returned once and stored only as a digest. Takes the
+        `idempotency-key` metadata as CreateAccount does: a retry under it is answered with the key
+        the first call made and an empty plaintext_key.
+        """
 
     def ListApiKeys(
         self,
