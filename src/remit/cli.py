@@ -1,8 +1,6 @@
 """The `remit` command: run the platform or one of its processes, and administer it."""
 
 import argparse
-import asyncio
-import json
 import logging
 import os
 import sys
@@ -10,6 +8,7 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
+from remit.accounts.command_keys import IDEMPOTENCY_KEY_HELP
 from remit.acquirer.faults import FAULTS_HELP
 from remit.command_exits import (
     EXIT_CODES_HELP,
@@ -179,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_supported_currency,
         help="default currency (default usd)",
     )
+    create.add_argument("--idempotency-key", metavar="KEY", help=IDEMPOTENCY_KEY_HELP)
 
     upgrade = account_commands.add_parser(
         "upgrade",
@@ -431,6 +431,7 @@ def _add_key_commands(
     listed.add_argument("--all", action="store_true", help="revoked keys too")
     create = action("create", help="make a secret key (or --publishable) and print it")
     create.add_argument("--publishable", action="store_true", help="a pk_ key instead")
+    create.add_argument("--idempotency-key", metavar="KEY", help=IDEMPOTENCY_KEY_HELP)
     revoke = action(
         "revoke",
         help="stop a key working now",
@@ -659,8 +660,17 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "radar":
         return _radar_command(args, config)
     if args.command == "accounts" and args.accounts_command == "create":
-        return _create_account(config, raw_card_access=args.raw_card_access,
-                               currency=args.currency, as_json=args.json)  # fmt: skip
+        from remit.accounts.command_keys import command_idempotency_key
+        from remit.accounts.create_command import create_account_command
+
+        return create_account_command(
+            config,
+            raw_card_access=args.raw_card_access,
+            currency=args.currency,
+            idempotency_key=command_idempotency_key(args.idempotency_key),
+            as_json=args.json,
+            out=sys.stdout,
+        )
     if args.command == "accounts" and args.accounts_command == "upgrade":
         return _upgrade_account(config, args.account, args.version)
     if args.command == "accounts" and args.accounts_command == "keys":
@@ -788,40 +798,4 @@ def _migrate(config: PlatformConfig) -> int:
     finally:
         resolved.stop_embedded()
     print("migrations applied")
-    return 0
-
-
-def _create_account(config: PlatformConfig, *, raw_card_access: bool, currency: str,
-                    as_json: bool) -> int:  # fmt: skip
-    from remit.accounts.service import AccountsService
-    from remit.databases import migrate_all, resolve_databases
-    from remit.storage.engine import dispose, make_engine
-
-    resolved = resolve_databases(config)
-    try:
-        migrate_all(resolved.config)
-
-        async def create() -> dict[str, str]:
-            engine = make_engine(resolved.config.require_database_url(), pool_size=1)
-            try:
-                created = await AccountsService(engine).create_account(
-                    default_currency=currency, raw_card_access=raw_card_access
-                )
-            finally:
-                await dispose(engine)
-            return {
-                "id": created.account.id,
-                "secret_key": created.secret_key,
-                "publishable_key": created.publishable_key,
-            }
-
-        account = asyncio.run(create())
-    finally:
-        resolved.stop_embedded()
-    if as_json:
-        print(json.dumps(account))
-    else:
-        print(f"account          {account['id']}")
-        print(f"secret key       {account['secret_key']}")
-        print(f"publishable key  {account['publishable_key']}")
     return 0
