@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, case, func, or_, select, update
+from sqlalchemy import Row, and_, case, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -428,6 +428,27 @@ class BalanceRepository:
                 conditions.append(c.account_id == account_id)
             rows = await self._db.execute(select(balance_transactions).where(*conditions))
             found.extend(balance_transaction_from_row(row) for row in rows)
+        return found
+
+    async def charge_authorizations(
+        self, charges: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """The acquirer's authorization each (account id, charge id)'s capture recorded; charges
+        captured before captures recorded it are left out."""
+        c = balance_transactions.c
+        ordered = sorted(charges)
+        found: dict[tuple[str, str], str] = {}
+        for start in range(0, len(ordered), _REFERENCES_PER_QUERY):
+            rows = await self._db.execute(
+                select(c.account_id, c.charge_id, c.authorization_id).where(
+                    tuple_(c.account_id, c.charge_id).in_(
+                        ordered[start : start + _REFERENCES_PER_QUERY]
+                    ),
+                    c.type == BalanceTransactionType.CHARGE.value,
+                    c.authorization_id.is_not(None),
+                )
+            )
+            found |= {(row.account_id, row.charge_id): row.authorization_id for row in rows}
         return found
 
     async def net_by_status(

@@ -154,6 +154,10 @@ def reconciliation_message(result: Reconciliation) -> pb.Reconciliation:
             value = getattr(row, name)
             if value is not None:
                 setattr(item, name, value)
+        for difference in row.differences:
+            item.differences.add(
+                field=difference.field, ledger=difference.ledger, acquirer=difference.acquirer
+            )
     return message
 
 

@@ -2,10 +2,13 @@
 
 The acquirer side is its settlement report for the UTC day D. Items pair up on (kind,
 reference): the reference the capture or refund was sent to the acquirer with, stored on the
-balance transaction. A pair with the same amount and currency is matched, unless the fee the
-acquirer withheld differs from the network fee the ledger booked (a fee mismatch); a pair with
-another amount or currency is an amount mismatch; an item on one side only is missing on the
-other. The result is stored.
+balance transaction. A pair is compared on what the core's look-ups at the acquirer compare
+(`remit.payments.lookup_expectations`): amount, currency, merchant and, when the ledger knows
+it, the authorization (a refund's is its charge's). A pair that differs in any of them is an
+amount mismatch; one that agrees is matched, unless the fee the acquirer withheld differs from
+the network fee the ledger booked (a fee mismatch). An item on one side only is missing on the
+other. Each row that is not matched says what differs, as each side holds it (`Difference`).
+The result is stored.
 
 The ledger books no network fee on refunds (the acquirer returns none), so a refund's fee is 0
 on the ledger's side. A capture booked before the ledger recorded network fees has no fee on
@@ -60,6 +63,9 @@ class RowStatus(Enum):
     MATCHED = "matched"
     MISSING_IN_LEDGER = "missing_in_ledger"
     MISSING_AT_ACQUIRER = "missing_at_acquirer"
+    # The two sides hold another movement under the reference: another amount, currency,
+    # merchant or authorization (the row's differences say which). The name predates the
+    # other fields; it stays, as stored runs and the API carry it.
     AMOUNT_MISMATCH = "amount_mismatch"
     # Same amount and currency, but the acquirer withheld another fee than the ledger booked.
     FEE_MISMATCH = "fee_mismatch"
@@ -73,6 +79,23 @@ class RowKind(Enum):
 # The network fee the ledger books on a refund: none (the acquirer returns no fee), so a
 # refund the acquirer charged a fee on is a mismatch.
 NO_REFUND_FEE: Final = 0
+
+# What a difference is in, named as the acquirer's Operation names its fields (as the look-ups'
+# `differing_fields` name them), and the fee.
+AMOUNT: Final = "amount"
+CURRENCY: Final = "currency"
+MERCHANT: Final = "merchant_id"
+AUTHORIZATION: Final = "authorization_id"
+FEE: Final = "fee"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One thing the two sides of a row hold otherwise, as each holds it."""
+
+    field: str
+    ledger: str
+    acquirer: str
 
 
 @dataclass(frozen=True)
@@ -103,6 +126,9 @@ class ReconciliationRow:
     acquirer_fee: int | None
     # The network fee the ledger booked; None when missing there, or booked without one.
     ledger_fee: int | None = None
+    # What the two sides hold otherwise; empty for a matched row, and for a row missing on
+    # one side.
+    differences: tuple[Difference, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,18 +154,37 @@ class Reconciliation:
         return all(row.status is RowStatus.MATCHED for row in self.rows)
 
 
-def _status(mine: SettledItem | None, bank: SettledItem | None) -> RowStatus:
+def _differences(mine: SettledItem, bank: SettledItem) -> tuple[Difference, ...]:
+    """What a pair holds otherwise. The authorization is compared only when the ledger
+    recorded it (balance transactions written before it did have none); the fee only when
+    the ledger booked one."""
+    found: list[Difference] = []
+
+    def differ(field: str, ledger: object, acquirer: object) -> None:
+        if ledger != acquirer:
+            found.append(Difference(field, str(ledger), str(acquirer)))
+
+    differ(AMOUNT, mine.amount, bank.amount)
+    # The ledger keeps currencies in lower case, as Stripe writes them; a network may not.
+    differ(CURRENCY, mine.currency.lower(), bank.currency.lower())
+    differ(MERCHANT, mine.account_id, bank.account_id)
+    if mine.authorization_id:
+        differ(AUTHORIZATION, mine.authorization_id, bank.authorization_id)
+    if mine.fee is not None and bank.fee is not None:
+        differ(FEE, mine.fee, bank.fee)
+    return tuple(found)
+
+
+def _status(
+    mine: SettledItem | None, bank: SettledItem | None, differences: Sequence[Difference]
+) -> RowStatus:
     if mine is None:
         return RowStatus.MISSING_IN_LEDGER
     if bank is None:
         return RowStatus.MISSING_AT_ACQUIRER
-    if (mine.amount, mine.currency, mine.account_id) != (
-        bank.amount,
-        bank.currency,
-        bank.account_id,
-    ):
+    if any(difference.field != FEE for difference in differences):
         return RowStatus.AMOUNT_MISMATCH
-    if mine.fee is not None and bank.fee is not None and mine.fee != bank.fee:
+    if differences:
         return RowStatus.FEE_MISMATCH
     return RowStatus.MATCHED
 
@@ -147,8 +192,9 @@ def _status(mine: SettledItem | None, bank: SettledItem | None) -> RowStatus:
 def _row(mine: SettledItem | None, bank: SettledItem | None) -> ReconciliationRow:
     either = mine or bank
     assert either is not None
+    differences = () if mine is None or bank is None else _differences(mine, bank)
     return ReconciliationRow(
-        status=_status(mine, bank),
+        status=_status(mine, bank, differences),
         kind=either.kind,
         reference=either.reference,
         authorization_id=(bank.authorization_id if bank else "")
@@ -160,6 +206,7 @@ def _row(mine: SettledItem | None, bank: SettledItem | None) -> ReconciliationRo
         ledger_transaction_id=None if mine is None else mine.ledger_transaction_id,
         acquirer_fee=None if bank is None else bank.fee,
         ledger_fee=None if mine is None else mine.fee,
+        differences=differences,
     )
 
 
@@ -171,7 +218,7 @@ def _pair(
     a row of its own, missing on the other side."""
 
     def same(mine: SettledItem, bank: SettledItem) -> bool:
-        return _status(mine, bank) is RowStatus.MATCHED
+        return not _differences(mine, bank)
 
     mine_left, bank_left = list(ours), list(theirs)
     pairs: list[tuple[SettledItem | None, SettledItem | None]] = []
@@ -214,8 +261,13 @@ def key(item: SettledItem) -> tuple[RowKind, str]:
     return item.kind, item.reference
 
 
-def _ledger_item(txn: BalanceTransaction, network_fees: dict[tuple[str, str], int]) -> SettledItem:
+def _ledger_item(
+    txn: BalanceTransaction,
+    network_fees: dict[tuple[str, str], int],
+    charge_authorizations: dict[tuple[str, str], str],
+) -> SettledItem:
     charge = txn.type is BalanceTransactionType.CHARGE
+    charge_key = (txn.account_id, txn.charge_id or "")
     return SettledItem(
         kind=RowKind.CAPTURE if charge else RowKind.REFUND,
         reference=txn.acquirer_reference or txn.ledger_transaction_id,
@@ -223,23 +275,32 @@ def _ledger_item(txn: BalanceTransaction, network_fees: dict[tuple[str, str], in
         # The acquirer reports refunds as positive amounts.
         amount=abs(txn.amount),
         currency=txn.currency,
-        authorization_id=txn.authorization_id or "",
+        # A refund's balance transaction names no authorization: it refunds its charge's.
+        authorization_id=(txn.authorization_id if charge else charge_authorizations.get(charge_key))
+        or "",
         ledger_transaction_id=txn.ledger_transaction_id,
-        fee=network_fees.get((txn.account_id, txn.charge_id or "")) if charge else NO_REFUND_FEE,
+        fee=network_fees.get(charge_key) if charge else NO_REFUND_FEE,
     )
 
 
 async def _ledger_items(
     db: AsyncConnection, found: Sequence[BalanceTransaction]
 ) -> list[SettledItem]:
-    """The ledger's items for these balance transactions, with the network fees it booked."""
+    """The ledger's items for these balance transactions, with the network fees it booked and
+    the authorizations of the refunded charges."""
     captures = {
         (txn.account_id, txn.charge_id)
         for txn in found
         if txn.type is BalanceTransactionType.CHARGE and txn.charge_id is not None
     }
+    refunded = {
+        (txn.account_id, txn.charge_id)
+        for txn in found
+        if txn.type is BalanceTransactionType.REFUND and txn.charge_id is not None
+    }
     network_fees = await booked_network_fees(db, captures)
-    return [_ledger_item(txn, network_fees) for txn in found]
+    authorizations = await BalanceRepository(db).charge_authorizations(refunded)
+    return [_ledger_item(txn, network_fees, authorizations) for txn in found]
 
 
 async def ledger_items(db: AsyncConnection, day: date, account_id: str | None) -> list[SettledItem]:
@@ -362,6 +423,7 @@ async def store(
                     "ledger_transaction_id": row.ledger_transaction_id,
                     "acquirer_fee": row.acquirer_fee,
                     "ledger_fee": row.ledger_fee,
+                    "differences": [difference.__dict__ for difference in row.differences],
                 }
                 for row in rows
             ],
@@ -409,6 +471,7 @@ async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
                 ledger_transaction_id=row.ledger_transaction_id,
                 acquirer_fee=row.acquirer_fee,
                 ledger_fee=row.ledger_fee,
+                differences=tuple(Difference(**found) for found in row.differences),
             )
             for row in rows
         ),
@@ -419,11 +482,17 @@ def _cell(amount: int | None) -> str:
     return "-" if amount is None else str(amount)
 
 
+def describe_differences(differences: Sequence[Difference]) -> str:
+    """`field ledger/acquirer`, one after the other: `currency usd/eur, fee 15/16`."""
+    return ", ".join(f"{d.field} {d.ledger}/{d.acquirer}" for d in differences)
+
+
 def render_table(result: Reconciliation) -> str:
     """The result as a fixed-width table for the terminal."""
     header = (
         f"{'status':<20} {'kind':<8} {'reference':<36} {'account':<30} {'cur':<4} "
-        f"{'ledger':>12} {'acquirer':>12} {'ledger fee':>10} {'acq. fee':>10}"
+        f"{'ledger':>12} {'acquirer':>12} {'ledger fee':>10} {'acq. fee':>10} "
+        "differs (ledger/acquirer)"
     )
     title = f"reconciliation {result.id} for {result.date}"
     if result.partial:
@@ -434,7 +503,8 @@ def render_table(result: Reconciliation) -> str:
             f"{row.status.value:<20} {row.kind.value:<8} {row.reference[:36]:<36} "
             f"{row.account_id[:30]:<30} {row.currency:<4} "
             f"{_cell(row.ledger_amount):>12} {_cell(row.acquirer_amount):>12} "
-            f"{_cell(row.ledger_fee):>10} {_cell(row.acquirer_fee):>10}"
+            f"{_cell(row.ledger_fee):>10} {_cell(row.acquirer_fee):>10} "
+            f"{describe_differences(row.differences)}".rstrip()
         )
     lines.append(
         f"matched {result.count(RowStatus.MATCHED)}, "

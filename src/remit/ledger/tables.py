@@ -231,6 +231,9 @@ reconciliation_rows = Table(
     # The network fee the ledger booked (core migration 0031); NULL when the ledger has no
     # item, or booked the capture before it recorded network fees.
     Column("ledger_fee", BigInteger, nullable=True),
+    # What the two sides hold otherwise, [{"field", "ledger", "acquirer"}] (core migration
+    # 0052); empty for rows stored before it.
+    Column("differences", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Index("ix_reconciliation_rows_reconciliation_id", "reconciliation_id"),
 )
 

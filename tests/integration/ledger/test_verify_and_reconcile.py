@@ -10,11 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.clock import FixedClock
 from remit.core.errors import RemitError
 from remit.ledger import postings as ledger
-from remit.ledger.reconcile import Reconciliation, RowKind, RowStatus
+from remit.ledger.grpc import reconciliation_message
+from remit.ledger.reconcile import Difference, Reconciliation, RowKind, RowStatus, render_table
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import DifferenceKind
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
-from tests.integration.ledger.conftest import T0
+from tests.integration.ledger.conftest import T0, NewAccount
 from tests.integration.ledger.fake_acquirer import (
     FakeAcquirer,
     serving,
@@ -119,7 +120,7 @@ async def test_verify_detects_a_deleted_transaction(
 
 
 async def reconcile_with(
-    engine: AsyncEngine, clock: FixedClock, fake: FakeAcquirer, account_id: str
+    engine: AsyncEngine, clock: FixedClock, fake: FakeAcquirer, account_id: str | None
 ) -> Reconciliation:
     """Reconcile DAY the next day, once it is over, as the nightly run does."""
     clock.advance(timedelta(days=1).total_seconds())
@@ -171,6 +172,56 @@ async def test_reconciliation_finds_each_of_three_injected_discrepancies(
         (RowStatus.MISSING_IN_LEDGER, RowKind.REFUND, "re_unknown"),
     }
     assert not result.ok
+
+
+async def test_a_pair_is_compared_as_the_look_ups_compare_it_and_says_what_differs(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    """Under the right references, the acquirer settled ch_a in another currency, ch_b and its
+    refund against another authorization, and ch_c for another merchant: none of them is the
+    movement the ledger recorded, as the core's look-ups would have refused each. Each is a
+    mismatch that names the field and what each side holds; the amounts alone looked equal."""
+    account_id, other = await new_account(), await new_account()
+    async with core_engine.begin() as db:
+        for charge_id, amount in (("ch_a", 1_000), ("ch_b", 2_000), ("ch_c", 500)):
+            await ledger.record_charge_captured(
+                db, account_id=account_id, charge_id=charge_id, gross_minor=amount,
+                currency="usd", now=clock.now(), authorization_id=f"auth_{charge_id}",
+            )  # fmt: skip
+        await ledger.record_refund(
+            db, account_id=account_id, refund_id="re_b", charge_id="ch_b", amount_minor=300,
+            currency="usd", now=clock.now(),
+        )  # fmt: skip
+    rows = [
+        settlement_row("capture", "ch_a", 1_000, account_id, currency="eur"),
+        settlement_row("capture", "ch_b", 2_000, account_id),
+        settlement_row("refund", "re_b", 300, account_id),
+        settlement_row("capture", "ch_c", 500, other),
+    ]
+    rows[1].authorization_id = rows[2].authorization_id = "auth_elsewhere"
+    rows[3].authorization_id = "auth_ch_c"
+    # Over every account: scoped to one, the other merchant's row is not in its report.
+    result = await reconcile_with(core_engine, clock, FakeAcquirer(rows), None)
+    found = {(r.reference, r.status, r.differences) for r in result.rows}
+    assert found == {
+        ("ch_a", RowStatus.AMOUNT_MISMATCH, (Difference("currency", "usd", "eur"),)),
+        (
+            "ch_b",
+            RowStatus.AMOUNT_MISMATCH,
+            (Difference("authorization_id", "auth_ch_b", "auth_elsewhere"),),
+        ),
+        (
+            "re_b",
+            RowStatus.AMOUNT_MISMATCH,
+            (Difference("authorization_id", "auth_ch_b", "auth_elsewhere"),),
+        ),
+        ("ch_c", RowStatus.AMOUNT_MISMATCH, (Difference("merchant_id", account_id, other),)),
+    }
+    assert "currency usd/eur" in render_table(result)
+    shown = {row.reference: row for row in reconciliation_message(result).rows}
+    assert [(d.field, d.ledger, d.acquirer) for d in shown["ch_a"].differences] == [
+        ("currency", "usd", "eur")
+    ]
 
 
 async def test_a_capture_the_acquirer_settled_twice_is_not_matched_away(

@@ -383,6 +383,9 @@ class _ReconciliationRowStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrappe
     RECONCILIATION_ROW_STATUS_MISSING_IN_LEDGER: _ReconciliationRowStatus.ValueType  # 2
     RECONCILIATION_ROW_STATUS_MISSING_AT_ACQUIRER: _ReconciliationRowStatus.ValueType  # 3
     RECONCILIATION_ROW_STATUS_AMOUNT_MISMATCH: _ReconciliationRowStatus.ValueType  # 4
+    """The two sides hold another movement under the reference: another amount, currency,
+    merchant or authorization (differences says which).
+    """
     RECONCILIATION_ROW_STATUS_FEE_MISMATCH: _ReconciliationRowStatus.ValueType  # 5
     """Amount and currency agree, but the acquirer withheld another fee than the ledger booked
     (acquirer_fee vs ledger_fee).
@@ -396,6 +399,9 @@ RECONCILIATION_ROW_STATUS_MATCHED: ReconciliationRowStatus.ValueType  # 1
 RECONCILIATION_ROW_STATUS_MISSING_IN_LEDGER: ReconciliationRowStatus.ValueType  # 2
 RECONCILIATION_ROW_STATUS_MISSING_AT_ACQUIRER: ReconciliationRowStatus.ValueType  # 3
 RECONCILIATION_ROW_STATUS_AMOUNT_MISMATCH: ReconciliationRowStatus.ValueType  # 4
+"""The two sides hold another movement under the reference: another amount, currency,
+merchant or authorization (differences says which).
+"""
 RECONCILIATION_ROW_STATUS_FEE_MISMATCH: ReconciliationRowStatus.ValueType  # 5
 """Amount and currency agree, but the acquirer withheld another fee than the ledger booked
 (acquirer_fee vs ledger_fee).
@@ -2378,6 +2384,7 @@ class ReconciliationRow(_message.Message):
     LEDGER_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     ACQUIRER_FEE_FIELD_NUMBER: _builtins.int
     LEDGER_FEE_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
     status: Global___ReconciliationRowStatus.ValueType
     reference: _builtins.str
     """The operation reference shared by the ledger and the acquirer."""
@@ -2400,6 +2407,12 @@ class ReconciliationRow(_message.Message):
     missing in the ledger, or for a capture booked before the ledger recorded network fees
     (its fee is not compared).
     """
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationDifference]:
+        """What the two sides hold otherwise, one entry per field; empty when matched, when missing
+        on one side, and for rows stored before remit recorded it.
+        """
+
     def __init__(
         self,
         *,
@@ -2414,10 +2427,11 @@ class ReconciliationRow(_message.Message):
         ledger_transaction_id: _builtins.str | None = ...,
         acquirer_fee: _builtins.int | None = ...,
         ledger_fee: _builtins.int | None = ...,
+        differences: _abc.Iterable[Global___ReconciliationDifference] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount", "_acquirer_fee", b"_acquirer_fee", "_ledger_amount", b"_ledger_amount", "_ledger_fee", b"_ledger_fee", "_ledger_transaction_id", b"_ledger_transaction_id", "acquirer_amount", b"acquirer_amount", "acquirer_fee", b"acquirer_fee", "ledger_amount", b"ledger_amount", "ledger_fee", b"ledger_fee", "ledger_transaction_id", b"ledger_transaction_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount", "_acquirer_fee", b"_acquirer_fee", "_ledger_amount", b"_ledger_amount", "_ledger_fee", b"_ledger_fee", "_ledger_transaction_id", b"_ledger_transaction_id", "account_id", b"account_id", "acquirer_amount", b"acquirer_amount", "acquirer_fee", b"acquirer_fee", "authorization_id", b"authorization_id", "currency", b"currency", "kind", b"kind", "ledger_amount", b"ledger_amount", "ledger_fee", b"ledger_fee", "ledger_transaction_id", b"ledger_transaction_id", "reference", b"reference", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount", "_acquirer_fee", b"_acquirer_fee", "_ledger_amount", b"_ledger_amount", "_ledger_fee", b"_ledger_fee", "_ledger_transaction_id", b"_ledger_transaction_id", "account_id", b"account_id", "acquirer_amount", b"acquirer_amount", "acquirer_fee", b"acquirer_fee", "authorization_id", b"authorization_id", "currency", b"currency", "differences", b"differences", "kind", b"kind", "ledger_amount", b"ledger_amount", "ledger_fee", b"ledger_fee", "ledger_transaction_id", b"ledger_transaction_id", "reference", b"reference", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__acquirer_amount: _TypeAlias = _typing.Literal["acquirer_amount"]  # noqa: Y015
     _WhichOneofArgType__acquirer_amount: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount"]  # noqa: Y015
@@ -2441,3 +2455,35 @@ class ReconciliationRow(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__ledger_transaction_id) -> _WhichOneofReturnType__ledger_transaction_id | None: ...
 
 Global___ReconciliationRow: _TypeAlias = ReconciliationRow  # noqa: Y015
+
+@_typing.final
+class ReconciliationDifference(_message.Message):
+    """One field a compared item differs in, as each side holds it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    LEDGER_FIELD_NUMBER: _builtins.int
+    ACQUIRER_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """amount, currency, merchant_id, authorization_id (compared when the ledger recorded the
+    authorization; a refund's is its charge's) or fee.
+    """
+    ledger: _builtins.str
+    """The ledger's value, as text (amounts and fees in minor units)."""
+    acquirer: _builtins.str
+    """The acquirer's value, as text."""
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        ledger: _builtins.str = ...,
+        acquirer: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquirer", b"acquirer", "field", b"field", "ledger", b"ledger"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconciliationDifference: _TypeAlias = ReconciliationDifference  # noqa: Y015
