@@ -384,10 +384,15 @@ class LedgerService:
             )
         return self._acquirer
 
-    async def settled_on(self, item: SettledItem) -> date | None:
-        """The UTC day the acquirer settled `item`: the same kind of movement, for the same
-        merchant, under its reference. None when it settled nothing so (it never saw the
-        reference, refused the operation, or settled something else under it)."""
+    async def settled_on(self, item: SettledItem, account_id: str | None = None) -> date | None:
+        """The UTC day the acquirer settled `item`: the same kind of movement under its
+        reference, for a merchant the run over `account_id` (None: every account) covers. None
+        when it settled nothing so (it never saw the reference, refused the operation, or
+        settled something else under it).
+
+        Only the kind and the scope decide it: that is what the day's run pairs on. Whether
+        the movement is the one the ledger recorded (its amount, currency, merchant,
+        authorization) is for that day's run to compare, which shows it as a mismatch."""
         acquirer = self._require_acquirer()
         try:
             reply = await acquirer.LookupOperation(
@@ -403,7 +408,10 @@ class LedgerService:
             return None
         refund = operation.kind == acquirer_pb2.OPERATION_KIND_REFUND
         kind = RowKind.REFUND if refund else RowKind.CAPTURE
-        if (kind, operation.merchant_id) != (item.kind, item.account_id):
+        if kind is not item.kind:
+            return None
+        if account_id is not None and operation.merchant_id != account_id:
+            # That day's run over this account does not list another merchant's row.
             return None
         return operation.settled_at.ToDatetime(tzinfo=UTC).date()
 
@@ -426,7 +434,7 @@ class LedgerService:
         settled_elsewhen = [
             item
             for item in reconcile.not_in_report(recorded, acquirer_side)
-            if await self.settled_on(item) not in (None, parsed)
+            if await self.settled_on(item, account_id) not in (None, parsed)
         ]
         ledger_side = reconcile.ledger_side(recorded, recorded_elsewhen, settled_elsewhen)
         rows = reconcile.compare(ledger_side, acquirer_side)

@@ -274,6 +274,59 @@ async def test_an_item_the_acquirer_settled_on_another_day_is_left_to_that_day(
     assert sorted(fake.looked_up) == ["ch_a", "ch_b", "re_a"]
 
 
+async def reconcile_day(
+    engine: AsyncEngine, clock: FixedClock, fake: FakeAcquirer, day: str, account_id: str | None
+) -> list[tuple[str, RowStatus, tuple[Difference, ...]]]:
+    with serving(fake) as port:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            service = LedgerService(
+                engine, clock, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(channel)
+            )
+            result = await service.reconcile(day, account_id)
+    return sorted((r.reference, r.status, r.differences) for r in result.rows)
+
+
+async def test_an_item_settled_on_another_day_is_compared_on_that_day(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    """The ledger recorded ch_a and ch_b on DAY; the acquirer settled them the day after, ch_a
+    for another amount, ch_b for another merchant. The look-up only says which day's run pairs
+    an item: DAY leaves both to the next day, whose run over every account finds what differs,
+    once. A run over the one account leaves ch_b on DAY, missing at the acquirer: its run of
+    the next day does not list the other merchant's row."""
+    account_id, other = await new_account(), await new_account()
+    await some_history(core_engine, account_id, clock)
+    next_day = T0 + timedelta(days=1)
+    operations = {
+        "ch_a": settled_operation("capture", "ch_a", 999, account_id, next_day),
+        "ch_b": settled_operation("capture", "ch_b", 2_000, other, next_day),
+    }
+    on_day = FakeAcquirer(
+        [settlement_row("refund", "re_a", 300, account_id)], operations=operations
+    )
+    on_next_day = FakeAcquirer(
+        [
+            settlement_row("capture", "ch_a", 999, account_id),
+            settlement_row("capture", "ch_b", 2_000, other),
+        ]
+    )
+    clock.advance(timedelta(days=2).total_seconds())  # both days are over
+
+    assert await reconcile_day(core_engine, clock, on_day, DAY, None) == [
+        ("re_a", RowStatus.MATCHED, ())
+    ]
+    assert await reconcile_day(
+        core_engine, clock, on_next_day, next_day.date().isoformat(), None
+    ) == [
+        ("ch_a", RowStatus.AMOUNT_MISMATCH, (Difference("amount", "1000", "999"),)),
+        ("ch_b", RowStatus.AMOUNT_MISMATCH, (Difference("merchant_id", account_id, other),)),
+    ]
+    assert await reconcile_day(core_engine, clock, on_day, DAY, account_id) == [
+        ("ch_b", RowStatus.MISSING_AT_ACQUIRER, ()),
+        ("re_a", RowStatus.MATCHED, ()),
+    ]
+
+
 async def test_a_settlement_row_of_a_kind_reconcile_does_not_know_stops_it(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
