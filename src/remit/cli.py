@@ -323,12 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
             "before remit recorded the start show none), whether it was partial (the day was "
             "not over) or superseded by a later run of the same day and scope, and how many "
             "items it counted of each status (matched, missing_in_ledger, "
-            "missing_at_acquirer, amount_mismatch, fee_mismatch). Asks the core, which must "
-            'be running. --json prints {"data": [{"id", "date", "account_id" (null for every '
-            'account), "started", "finished", "partial", "superseded_by", "counts": {STATUS: '
-            'N}}], "has_more"}. Exits 0 whatever the runs found (remit reconcile\'s exit '
-            "code says that); 2 on refused input or when the core refused, failed or could "
-            "not be reached."
+            "missing_at_acquirer, amount_mismatch, fee_mismatch, outcome_mismatch). Asks the "
+            'core, which must be running. --json prints {"data": [{"id", "date", "account_id" '
+            '(null for every account), "started", "finished", "partial", "superseded_by", '
+            '"counts": {STATUS: N}}], "has_more"}. Exits 0 whatever the runs found (remit '
+            "reconcile's exit code says that); 2 on refused input or when the core refused, "
+            "failed or could not be reached."
         ),
     )
     _add_platform_flags(reconciliations)

@@ -451,6 +451,43 @@ class BalanceRepository:
             found |= {(row.account_id, row.charge_id): row.authorization_id for row in rows}
         return found
 
+    async def refunds_given_back(
+        self, refunds: Collection[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Those of these (account id, refund id) whose money a refund_failure balance
+        transaction gave back: the refund failed or was canceled, before it posted or after."""
+        return {
+            (txn.account_id, txn.source_id or "")
+            for txn in await self._by_source(refunds, BalanceTransactionType.REFUND_FAILURE)
+        }
+
+    async def refunds_without_reference(
+        self, refunds: Collection[tuple[str, str]]
+    ) -> list[BalanceTransaction]:
+        """The refund balance transactions of these (account id, refund id) that name no
+        acquirer reference: the acquirer had not made the refund when it ended or, still
+        pending, has not answered yet."""
+        found = await self._by_source(refunds, BalanceTransactionType.REFUND)
+        return [txn for txn in found if txn.acquirer_reference is None]
+
+    async def _by_source(
+        self, sources: Collection[tuple[str, str]], type: BalanceTransactionType
+    ) -> list[BalanceTransaction]:
+        c = balance_transactions.c
+        ordered = sorted(sources)
+        found: list[BalanceTransaction] = []
+        for start in range(0, len(ordered), _REFERENCES_PER_QUERY):
+            rows = await self._db.execute(
+                select(balance_transactions).where(
+                    tuple_(c.account_id, c.source_id).in_(
+                        ordered[start : start + _REFERENCES_PER_QUERY]
+                    ),
+                    c.type == type.value,
+                )
+            )
+            found.extend(balance_transaction_from_row(row) for row in rows)
+        return found
+
     async def net_by_status(
         self, account_id: str | None
     ) -> dict[tuple[str, str, BalanceTransactionStatus], int]:

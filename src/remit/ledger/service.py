@@ -9,7 +9,7 @@ reconciliation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,7 +38,7 @@ from remit.ledger.objects import (
     PayoutStatus,
 )
 from remit.ledger.postings import account_for
-from remit.ledger.reconcile import Reconciliation, RowKind, SettledItem
+from remit.ledger.reconcile import AcquirerAnswer, Reconciliation, SettledItem
 from remit.ledger.reconciliation_runs import ReconciliationRun
 from remit.ledger.repository import JournalRepository
 from remit.ledger.reserved import refuse_derived_id, refuse_system_accounts
@@ -384,15 +384,9 @@ class LedgerService:
             )
         return self._acquirer
 
-    async def settled_on(self, item: SettledItem, account_id: str | None = None) -> date | None:
-        """The UTC day the acquirer settled `item`: the same kind of movement under its
-        reference, for a merchant the run over `account_id` (None: every account) covers. None
-        when it settled nothing so (it never saw the reference, refused the operation, or
-        settled something else under it).
-
-        Only the kind and the scope decide it: that is what the day's run pairs on. Whether
-        the movement is the one the ledger recorded (its amount, currency, merchant,
-        authorization) is for that day's run to compare, which shows it as a mismatch."""
+    async def look_up(self, item: SettledItem, account_id: str | None) -> AcquirerAnswer:
+        """What the acquirer holds under `item`'s reference, for a run over `account_id`
+        (`settlement_report.answer_for`)."""
         acquirer = self._require_acquirer()
         try:
             reply = await acquirer.LookupOperation(
@@ -401,19 +395,9 @@ class LedgerService:
             )
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.NOT_FOUND:
-                return None
+                return settlement_report.answer_for(item, None, account_id)
             raise remit_error_from_rpc_error(error) from None
-        operation = reply.operation
-        if not operation.approved or not operation.HasField("settled_at"):
-            return None
-        refund = operation.kind == acquirer_pb2.OPERATION_KIND_REFUND
-        kind = RowKind.REFUND if refund else RowKind.CAPTURE
-        if kind is not item.kind:
-            return None
-        if account_id is not None and operation.merchant_id != account_id:
-            # That day's run over this account does not list another merchant's row.
-            return None
-        return operation.settled_at.ToDatetime(tzinfo=UTC).date()
+        return settlement_report.answer_for(item, reply.operation, account_id)
 
     async def reconcile(
         self, day: str, account_id: str | None = None, *, allow_partial: bool = False
@@ -430,13 +414,12 @@ class LedgerService:
                 db, recorded, acquirer_side, account_id
             )
         # Asked one by one, outside any transaction: normally none, or the few recorded just
-        # after midnight or late.
-        settled_elsewhen = [
-            item
+        # after midnight or late, and the refunds that failed.
+        answers = [
+            (item, await self.look_up(item, account_id))
             for item in reconcile.not_in_report(recorded, acquirer_side)
-            if await self.settled_on(item, account_id) not in (None, parsed)
         ]
-        ledger_side = reconcile.ledger_side(recorded, recorded_elsewhen, settled_elsewhen)
+        ledger_side = reconcile.ledger_side(parsed, recorded, recorded_elsewhen, answers)
         rows = reconcile.compare(ledger_side, acquirer_side)
         async with self._engine.begin() as db:
             return await reconcile.store(

@@ -197,6 +197,8 @@ reconciliations = Table(
     Column("missing_at_acquirer_count", Integer, nullable=False),
     Column("amount_mismatch_count", Integer, nullable=False),
     Column("fee_mismatch_count", Integer, nullable=False, server_default=text("0")),
+    # Refunds the ledger booked as failed that the acquirer settled (core migration 0053).
+    Column("outcome_mismatch_count", Integer, nullable=False, server_default=text("0")),
     # The day was not over (UTC) when it ran (`remit.ledger.reconcile`).
     Column("partial", Boolean, nullable=False, server_default=text("false")),
     # The later run of the same date and account scope that replaced this one. No foreign key:

@@ -322,7 +322,11 @@ async def test_an_item_settled_on_another_day_is_compared_on_that_day(
         ("ch_b", RowStatus.AMOUNT_MISMATCH, (Difference("merchant_id", account_id, other),)),
     ]
     assert await reconcile_day(core_engine, clock, on_day, DAY, account_id) == [
-        ("ch_b", RowStatus.MISSING_AT_ACQUIRER, ()),
+        (
+            "ch_b",
+            RowStatus.MISSING_AT_ACQUIRER,
+            (Difference("outcome", "succeeded", f"settled for {other}"),),
+        ),
         ("re_a", RowStatus.MATCHED, ()),
     ]
 

@@ -390,6 +390,10 @@ class _ReconciliationRowStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrappe
     """Amount and currency agree, but the acquirer withheld another fee than the ledger booked
     (acquirer_fee vs ledger_fee).
     """
+    RECONCILIATION_ROW_STATUS_OUTCOME_MISMATCH: _ReconciliationRowStatus.ValueType  # 6
+    """The acquirer settled a refund the ledger booked as failed (its money given back to the
+    balance by a refund_failure balance transaction).
+    """
 
 class ReconciliationRowStatus(_ReconciliationRowStatus, metaclass=_ReconciliationRowStatusEnumTypeWrapper):
     """Outcome of comparing one item."""
@@ -405,6 +409,10 @@ merchant or authorization (differences says which).
 RECONCILIATION_ROW_STATUS_FEE_MISMATCH: ReconciliationRowStatus.ValueType  # 5
 """Amount and currency agree, but the acquirer withheld another fee than the ledger booked
 (acquirer_fee vs ledger_fee).
+"""
+RECONCILIATION_ROW_STATUS_OUTCOME_MISMATCH: ReconciliationRowStatus.ValueType  # 6
+"""The acquirer settled a refund the ledger booked as failed (its money given back to the
+balance by a refund_failure balance transaction).
 """
 Global___ReconciliationRowStatus: _TypeAlias = ReconciliationRowStatus  # noqa: Y015
 
@@ -2306,6 +2314,7 @@ class Reconciliation(_message.Message):
     PARTIAL_FIELD_NUMBER: _builtins.int
     SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
     STARTED_FIELD_NUMBER: _builtins.int
+    OUTCOME_MISMATCH_COUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """recon_ id."""
     date: _builtins.str
@@ -2323,6 +2332,8 @@ class Reconciliation(_message.Message):
     """recon_ id of a later run of the same date and account that replaces this one; unset while
     this is the latest.
     """
+    outcome_mismatch_count: _builtins.int
+    """Refunds the ledger booked as failed that the acquirer settled."""
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp:
         """When the run finished and its result was stored."""
@@ -2351,10 +2362,11 @@ class Reconciliation(_message.Message):
         partial: _builtins.bool = ...,
         superseded_by: _builtins.str | None = ...,
         started: _timestamp_pb2.Timestamp | None = ...,
+        outcome_mismatch_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "created", b"created", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "fee_mismatch_count", b"fee_mismatch_count", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "partial", b"partial", "rows", b"rows", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "fee_mismatch_count", b"fee_mismatch_count", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "outcome_mismatch_count", b"outcome_mismatch_count", "partial", b"partial", "rows", b"rows", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__account_id: _TypeAlias = _typing.Literal["account_id"]  # noqa: Y015
     _WhichOneofArgType__account_id: _TypeAlias = _typing.Literal["_account_id", b"_account_id"]  # noqa: Y015
@@ -2410,7 +2422,8 @@ class ReconciliationRow(_message.Message):
     @_builtins.property
     def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationDifference]:
         """What the two sides hold otherwise, one entry per field; empty when matched, when missing
-        on one side, and for rows stored before remit recorded it.
+        in the ledger, and for rows stored before remit recorded it. A row missing at the
+        acquirer has the outcome: what the acquirer answered when asked by reference.
         """
 
     def __init__(
@@ -2467,7 +2480,10 @@ class ReconciliationDifference(_message.Message):
     ACQUIRER_FIELD_NUMBER: _builtins.int
     field: _builtins.str
     """amount, currency, merchant_id, authorization_id (compared when the ledger recorded the
-    authorization; a refund's is its charge's) or fee.
+    authorization; a refund's is its charge's), fee, or outcome: on the ledger's side
+    succeeded or failed (a refund whose money it gave back), on the acquirer's settled or, for
+    a row missing there, what it answered ("not found", "refused (CODE)", "not settled",
+    "settled for acct_...", "settled on YYYY-MM-DD").
     """
     ledger: _builtins.str
     """The ledger's value, as text (amounts and fees in minor units)."""
