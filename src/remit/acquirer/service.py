@@ -402,6 +402,10 @@ class AcquirerService:
             raise not_found("authorization", authorization_id, param="authorization_id")
         return authorization
 
+    def today(self) -> date:
+        """The UTC day it is on the acquirer's clock: the one settling now."""
+        return self._clock.now().astimezone(UTC).date()
+
     async def settlement_page(
         self,
         day: date,

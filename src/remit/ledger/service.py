@@ -372,8 +372,12 @@ class LedgerService:
             async with db.begin():
                 return await verify_ledger(db, account_id=account_id, now=self._clock.now())
 
-    async def settlement_items(self, day: str, account_id: str | None) -> list[SettledItem]:
-        return await settlement_report.settled_items(self._require_acquirer(), day, account_id)
+    async def settlement_items(
+        self, day: str, account_id: str | None, *, allow_partial: bool = False
+    ) -> list[SettledItem]:
+        return await settlement_report.settled_items(
+            self._require_acquirer(), day, account_id, allow_partial=allow_partial
+        )
 
     def _require_acquirer(self) -> acquirer_pb2_grpc.AcquirerServiceAsyncStub:
         if self._acquirer is None:
@@ -407,7 +411,9 @@ class LedgerService:
         started_at = self._clock.now()
         today = started_at.astimezone(UTC).date()
         parsed = settlement_day(day, today=today, allow_partial=allow_partial)
-        acquirer_side = await self.settlement_items(parsed.isoformat(), account_id)
+        acquirer_side = await self.settlement_items(
+            parsed.isoformat(), account_id, allow_partial=allow_partial
+        )
         async with self._engine.begin() as db:
             recorded = await reconcile.ledger_items(db, parsed, account_id)
             recorded_elsewhen = await reconcile.recorded_on_other_days(

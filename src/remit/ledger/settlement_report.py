@@ -53,14 +53,23 @@ def _item(day: str, row: acquirer_pb2.SettlementRow) -> SettledItem:
 
 
 async def settled_items(
-    acquirer: acquirer_pb2_grpc.AcquirerServiceAsyncStub, day: str, account_id: str | None
+    acquirer: acquirer_pb2_grpc.AcquirerServiceAsyncStub,
+    day: str,
+    account_id: str | None,
+    *,
+    allow_partial: bool = False,
 ) -> list[SettledItem]:
-    """Every row of the acquirer's report for `day` (only `account_id`'s when given)."""
+    """Every row of the acquirer's report for `day` (only `account_id`'s when given). The
+    acquirer refuses today, as reconciliation does, unless `allow_partial`."""
     items: list[SettledItem] = []
     token = ""
     while True:
         request = acquirer_pb2.GetSettlementReportRequest(
-            date=day, merchant_id=account_id or "", page_size=PAGE_SIZE, page_token=token
+            date=day,
+            merchant_id=account_id or "",
+            page_size=PAGE_SIZE,
+            page_token=token,
+            allow_partial=allow_partial,
         )
         try:
             reply = await acquirer.GetSettlementReport(request, timeout=PAGE_TIMEOUT_S)

@@ -25,7 +25,9 @@ async def all_pages(stub: Stub, page_size: int) -> list[pb.GetSettlementReportRe
     pages, token = [], ""
     while True:
         page = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date=DAY, page_size=page_size, page_token=token),
+            pb.GetSettlementReportRequest(
+                date=DAY, page_size=page_size, page_token=token, allow_partial=True
+            ),
             timeout=10,
         )
         pages.append(page)
@@ -47,7 +49,9 @@ async def test_pages_hold_every_row_once_even_rows_settled_at_one_instant(
     await settle(acquirer_engine, clock, "next-day")
     async with running_acquirer(acquirer_engine) as stub:
         pages = await all_pages(stub, 3)
-        whole = await stub.GetSettlementReport(pb.GetSettlementReportRequest(date=DAY), timeout=10)
+        whole = await stub.GetSettlementReport(
+            pb.GetSettlementReportRequest(date=DAY, allow_partial=True), timeout=10
+        )
     assert [len(page.rows) for page in pages] == [3, 3, 3]
     paged = [row.operation_id for page in pages for row in page.rows]
     assert paged == [row.operation_id for row in whole.rows]
@@ -64,12 +68,14 @@ async def test_a_row_settled_while_paging_comes_on_a_later_page(
     await settle(acquirer_engine, clock, "second")
     async with running_acquirer(acquirer_engine) as stub:
         first = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date=DAY, page_size=1), timeout=10
+            pb.GetSettlementReportRequest(date=DAY, page_size=1, allow_partial=True), timeout=10
         )
         clock.advance(60)
         await settle(acquirer_engine, clock, "meanwhile")
         rest = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date=DAY, page_size=5, page_token=first.next_page_token),
+            pb.GetSettlementReportRequest(
+                date=DAY, page_size=5, page_token=first.next_page_token, allow_partial=True
+            ),
             timeout=10,
         )
     assert [row.reference for row in first.rows] == ["first"]
@@ -82,16 +88,24 @@ async def test_a_page_request_of_another_report_is_refused(acquirer_engine: Asyn
     await settle(acquirer_engine, clock, "one", "two")
     async with running_acquirer(acquirer_engine) as stub:
         first = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date=DAY, page_size=1), timeout=10
+            pb.GetSettlementReportRequest(date=DAY, page_size=1, allow_partial=True), timeout=10
         )
         token = first.next_page_token
         refused = [
-            pb.GetSettlementReportRequest(date="2031-03-15", page_size=1, page_token=token),
             pb.GetSettlementReportRequest(
-                date=DAY, merchant_id="acct_1Other", page_size=1, page_token=token
+                date="2031-03-13", page_size=1, page_token=token, allow_partial=True
             ),
-            pb.GetSettlementReportRequest(date=DAY, page_size=1, page_token="garbage"),
-            pb.GetSettlementReportRequest(date=DAY, page_size=-1),
+            pb.GetSettlementReportRequest(
+                date=DAY,
+                merchant_id="acct_1Other",
+                page_size=1,
+                page_token=token,
+                allow_partial=True,
+            ),
+            pb.GetSettlementReportRequest(
+                date=DAY, page_size=1, page_token="garbage", allow_partial=True
+            ),
+            pb.GetSettlementReportRequest(date=DAY, page_size=-1, allow_partial=True),
         ]
         for request in refused:
             with pytest.raises(grpc.aio.AioRpcError) as failed:
