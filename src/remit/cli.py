@@ -190,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Print every capture and refund the simulated acquirer settled on one UTC day, "
-            "oldest first,\nwith amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, "
-            "or the embedded database\nunder the data directory.\n\n"
+            "oldest first,\nwith amounts and fees in minor units, as they stood when the report "
+            "began: a row committed\nwhile it is read is left to the next report. Reads "
+            "ACQUIRER_DATABASE_URL, or the embedded\ndatabase under the data directory.\n\n"
             "DATE must be over in UTC, as for remit reconcile: a future date is refused, and so "
             "is today\nunless --allow-partial; a report of today is marked partial, since more "
             "may settle on it.\n\n"

@@ -592,8 +592,10 @@ Global___Operation: _TypeAlias = Operation  # noqa: Y015
 @_typing.final
 class GetSettlementReportRequest(_message.Message):
     """Asks for one page of a day's settlement. Rows come oldest first (by settled_at, then
-    operation_id); a page token continues after the last row of the page that returned it, so
-    rows settled while a caller pages through today come on a later page, never twice.
+    operation_id); a page token continues after the last row of the page that returned it. A
+    report is the day as it stood when its first page was read: every page holds only what had
+    committed then, so a row committed while a caller pages (today's, or one whose transaction
+    was still open) is on no page of it, and no row is on two. Read the report again for it.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
