@@ -10,7 +10,8 @@ Ledger transactions (see `chart.py`):
 
 Payouts are paid from card funds, the only funds remit holds: one asked of the bank_account or
 fpx balance finds it empty and is refused 400 balance_insufficient, as Stripe refuses a payout
-its source balance does not cover.
+its source balance does not cover. They go to the account's bank account: remit keeps no
+external accounts, so a payout naming a `destination` is refused 404 resource_missing.
 
 The simulated bank: a payout stays `pending` for `SUBMISSION_DELAY` (it can be canceled then),
 goes `in_transit`, and on its `arrival_date` (standard: midnight UTC of the day two days after
@@ -30,7 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from remit.accounts.tables import accounts
 from remit.core.currency import SUPPORTED_CURRENCIES
-from remit.core.errors import ErrorKind, not_found
+from remit.core.errors import ErrorKind, echoed, not_found
 from remit.core.ids import new_id
 from remit.core.metadata import updated_metadata
 from remit.ledger import events, journal
@@ -90,6 +91,21 @@ def _no_such_funds(amount: int, currency: str, source_type: str) -> PayoutError:
         kind=ErrorKind.FAILED_PRECONDITION,
         code="balance_insufficient",
         param="source_type",
+    )
+
+
+def _no_external_account(destination: str) -> PayoutError:
+    """remit keeps no external accounts (a payout goes to the account's bank, `type`
+    bank_account, with `destination` null), so any `destination` names an external account that
+    does not exist: refused as Stripe refuses one it does not know, rather than stored and shown
+    back as if the money went there."""
+    return PayoutError(
+        message=f"No such external account: '{echoed(destination)}'. remit keeps no external "
+        "accounts to pay out to: leave destination out and the payout goes to the account's "
+        "bank account.",
+        kind=ErrorKind.NOT_FOUND,
+        code="resource_missing",
+        param="destination",
     )
 
 
@@ -166,6 +182,8 @@ async def create_payout(
             f"The statement descriptor can be at most {MAX_STATEMENT_DESCRIPTOR} characters.",
             "statement_descriptor",
         )
+    if destination is not None:
+        raise _no_external_account(destination)
     if source_type != CARD_FUNDS:
         raise _no_such_funds(amount, currency, source_type)
     po_id = new_id("po")

@@ -1655,7 +1655,7 @@ class CreatePayoutRequest(_message.Message):
     """Unset = standard."""
     statement_descriptor: _builtins.str
     destination: _builtins.str
-    """Bank account id; unset = the account's default."""
+    """Refused (NOT_FOUND): remit keeps no external accounts; payouts go to the account's bank."""
     source_type: Global___PayoutSourceType.ValueType
     """Unset = card."""
     @_builtins.property
