@@ -37,7 +37,13 @@ from remit.core.metadata import updated_metadata
 from remit.ledger import events, journal
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.chart import AVAILABLE, PAID_OUT, PAYOUTS_IN_TRANSIT
-from remit.ledger.domain import LedgerError, Posting, TransactionRequest, ledger_invalid
+from remit.ledger.domain import (
+    MAX_POSTING_AMOUNT,
+    LedgerError,
+    Posting,
+    TransactionRequest,
+    ledger_invalid,
+)
 from remit.ledger.messages import payout_message
 from remit.ledger.objects import (
     BalanceTransaction,
@@ -81,6 +87,14 @@ def _insufficient(amount: int, available: int, currency: str) -> PayoutError:
         code="balance_insufficient",
         param="amount",
     )
+
+
+async def _insufficient_for(
+    db: AsyncConnection, account_id: str, amount: int, currency: str
+) -> PayoutError:
+    """`_insufficient`, with what the account's available balance holds now."""
+    held = await JournalRepository(db).get_ledger_account(account_id, AVAILABLE, currency)
+    return _insufficient(amount, 0 if held is None else held.spendable_minor, currency)
 
 
 def _no_such_funds(amount: int, currency: str, source_type: str) -> PayoutError:
@@ -186,6 +200,10 @@ async def create_payout(
         raise _no_external_account(destination)
     if source_type != CARD_FUNDS:
         raise _no_such_funds(amount, currency, source_type)
+    if amount > MAX_POSTING_AMOUNT:
+        # More than any balance the ledger can hold: the answer is the one any amount beyond
+        # the balance gets, naming `amount`, not the ledger's own bound on a posting.
+        raise await _insufficient_for(db, account_id, amount, currency)
     po_id = new_id("po")
     try:
         await journal.post(
@@ -202,8 +220,7 @@ async def create_payout(
     except LedgerError as error:
         if error.code != "balance_insufficient":
             raise
-        held = await JournalRepository(db).get_ledger_account(account_id, AVAILABLE, currency)
-        raise _insufficient(amount, 0 if held is None else held.spendable_minor, currency) from None
+        raise await _insufficient_for(db, account_id, amount, currency) from None
     payout = Payout(
         id=po_id,
         account_id=account_id,
