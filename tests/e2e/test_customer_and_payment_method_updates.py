@@ -104,6 +104,28 @@ def test_an_empty_address_clears_a_customers_whole_address(client: stripe.Stripe
     assert client.v1.customers.retrieve(customer.id).address is None
 
 
+def test_preferred_locales_are_replaced_never_unset(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    """As at Stripe, whose spec gives a customer update's `preferred_locales` no empty value
+    (stripe-python types it `List[str]`, where every parameter that may be unset with `""` is
+    `Literal['']|...`): `preferred_locales=` is parameter_invalid_empty, and an empty list,
+    which the SDK sends as nothing at all, leaves them as they are."""
+    customer = client.v1.customers.create(params={"preferred_locales": ["fr-FR", "en"]})
+
+    kept = client.v1.customers.update(customer.id, params={"preferred_locales": []})
+    assert kept.preferred_locales == ["fr-FR", "en"]
+    replaced = client.v1.customers.update(customer.id, params={"preferred_locales": ["de"]})
+    assert replaced.preferred_locales == ["de"]
+    refused = _post(platform, account, f"/v1/customers/{customer.id}", "preferred_locales=")
+    assert refused.status_code == 400
+    assert (refused.json()["error"]["code"], refused.json()["error"]["param"]) == (
+        "parameter_invalid_empty",
+        "preferred_locales",
+    )
+    assert client.v1.customers.retrieve(customer.id).preferred_locales == ["de"]
+
+
 def test_deleting_every_customer_while_paging_through_them_reaches_them_all(
     client: stripe.StripeClient,
 ) -> None:
