@@ -188,6 +188,36 @@ def test_listing_a_payment_method_type_remit_does_not_keep_is_an_empty_list(
     )
 
 
+def test_payment_methods_are_listed_by_allow_redisplay(client: stripe.StripeClient) -> None:
+    """Both lists take Stripe's `allow_redisplay` filter; a payment method created without
+    one is `unspecified`."""
+    customer_id, unspecified = _saved_card(client)
+    always = client.v1.payment_methods.create(
+        params={"type": "card", "card": {"token": "tok_visa"}, "allow_redisplay": "always"}
+    ).id
+    client.v1.payment_methods.attach(always, params={"customer": customer_id})
+
+    def of_customer(value: str) -> list[str]:
+        listed = client.v1.customers.payment_methods.list(
+            customer_id, params={"allow_redisplay": value}
+        )
+        return [method.id for method in listed.data]
+
+    def of_all(value: str) -> list[str]:
+        listed = client.v1.payment_methods.list(
+            params={"customer": customer_id, "allow_redisplay": value}
+        )
+        return [method.id for method in listed.data]
+
+    for listing in (of_customer, of_all):
+        assert listing("always") == [always]
+        assert listing("unspecified") == [unspecified]
+        assert listing("limited") == []
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        of_customer("sometimes")
+    assert (refused.value.http_status, refused.value.param) == (400, "allow_redisplay")
+
+
 def test_listing_a_payment_method_type_stripe_does_not_know_is_refused(
     client: stripe.StripeClient,
 ) -> None:

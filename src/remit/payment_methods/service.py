@@ -37,6 +37,7 @@ from remit.customers.domain import Customer
 from remit.customers.repository import SqlCustomerRepository
 from remit.customers.service import CustomerHooks, NoCustomerHooks, forget_default_method_in
 from remit.payment_methods.domain import (
+    UNSPECIFIED_REDISPLAY,
     NewPaymentMethod,
     PaymentMethod,
     PaymentMethodChanges,
@@ -270,7 +271,7 @@ class PaymentMethodsService:
             created_at=self._clock.now(),
             billing_details=merge_billing_details({}, new.billing_details),
             metadata=dict(new.metadata),
-            allow_redisplay=new.allow_redisplay or "unspecified",
+            allow_redisplay=new.allow_redisplay or UNSPECIFIED_REDISPLAY,
             test_id=test_id,
         )
 
@@ -486,6 +487,7 @@ class PaymentMethodsService:
         starting_after: str | None = None,
         ending_before: str | None = None,
         customer_id: str | None = None,
+        allow_redisplay: str | None = None,
     ) -> tuple[list[PaymentMethod], bool]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise invalid("limit must be between 1 and 100.", "limit")
@@ -512,6 +514,7 @@ class PaymentMethodsService:
                 starting_after=await cursor(starting_after, "starting_after"),
                 ending_before=await cursor(ending_before, "ending_before"),
                 customer_id=customer_id,
+                allow_redisplay=allow_redisplay,
             )
 
     # --- changing ----------------------------------------------------------------------

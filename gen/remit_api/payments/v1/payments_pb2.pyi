@@ -5829,6 +5829,7 @@ class ListPaymentMethodsRequest(_message.Message):
     ENDING_BEFORE_FIELD_NUMBER: _builtins.int
     CUSTOMER_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    ALLOW_REDISPLAY_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
     """Page size; 0 = default 10, at most 100."""
     starting_after: _builtins.str
@@ -5837,6 +5838,10 @@ class ListPaymentMethodsRequest(_message.Message):
     """Only methods attached to this cus_ id."""
     type: Global___PaymentMethodType.ValueType
     """Only methods of this type."""
+    allow_redisplay: _builtins.str
+    """Only methods with this allow_redisplay: always, limited or unspecified (which a method
+    stored without one counts as).
+    """
     def __init__(
         self,
         *,
@@ -5845,11 +5850,14 @@ class ListPaymentMethodsRequest(_message.Message):
         ending_before: _builtins.str | None = ...,
         customer: _builtins.str | None = ...,
         type: Global___PaymentMethodType.ValueType | None = ...,
+        allow_redisplay: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "customer", b"customer", "ending_before", b"ending_before", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay", "_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "allow_redisplay", b"allow_redisplay", "customer", b"customer", "ending_before", b"ending_before", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "customer", b"customer", "ending_before", b"ending_before", "limit", b"limit", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay", "_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "allow_redisplay", b"allow_redisplay", "customer", b"customer", "ending_before", b"ending_before", "limit", b"limit", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__allow_redisplay: _TypeAlias = _typing.Literal["allow_redisplay"]  # noqa: Y015
+    _WhichOneofArgType__allow_redisplay: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay"]  # noqa: Y015
     _WhichOneofReturnType__customer: _TypeAlias = _typing.Literal["customer"]  # noqa: Y015
     _WhichOneofArgType__customer: _TypeAlias = _typing.Literal["_customer", b"_customer"]  # noqa: Y015
     _WhichOneofReturnType__ending_before: _TypeAlias = _typing.Literal["ending_before"]  # noqa: Y015
@@ -5858,6 +5866,8 @@ class ListPaymentMethodsRequest(_message.Message):
     _WhichOneofArgType__starting_after: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after"]  # noqa: Y015
     _WhichOneofReturnType__type: _TypeAlias = _typing.Literal["type"]  # noqa: Y015
     _WhichOneofArgType__type: _TypeAlias = _typing.Literal["_type", b"_type"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__allow_redisplay) -> _WhichOneofReturnType__allow_redisplay | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__customer) -> _WhichOneofReturnType__customer | None: ...
     @_typing.overload
