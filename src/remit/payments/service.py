@@ -375,12 +375,15 @@ def _captured_first(released: OperationOutcome) -> bool:
     return not released.approved and released.code == "charge_already_captured"
 
 
-def _already_captured(intent_id: str) -> RemitError:
+def _already_captured(intent: PaymentIntent) -> RemitError:
+    """A cancel refused because a capture reached the network first; about the intent, which
+    it carries as every refusal by an intent's state does."""
     return RemitError(
-        message=f"This PaymentIntent ({intent_id}) was captured before its authorization could "
+        message=f"This PaymentIntent ({intent.id}) was captured before its authorization could "
         "be released, so it cannot be canceled; refund it instead.",
         kind=ErrorKind.FAILED_PRECONDITION,
         code="payment_intent_unexpected_state",
+        related=intent,
     )
 
 
@@ -933,7 +936,9 @@ class PaymentsService:
                 )
                 if card is None:
                     card = await self._card_to_confirm_with(
-                        record.account_id, confirm.payment_method_id or intent.payment_method_id
+                        record.account_id,
+                        confirm.payment_method_id or intent.payment_method_id,
+                        before,
                     )
                 _refuse_another_customers_card(intent, card)
                 _refuse_a_spent_card(intent.id, card)
@@ -1062,17 +1067,21 @@ class PaymentsService:
         )
 
     async def _card_to_confirm_with(
-        self, account_id: str, payment_method_id: str | None
+        self, account_id: str, payment_method_id: str | None, stored: PaymentIntent | None
     ) -> ChargeableCard:
-        """The card of the payment method a confirmation names, or else the intent's."""
+        """The card of the payment method a confirmation names, or else the intent's. Without
+        either the refusal carries the intent, as every refusal by an intent's state does,
+        when it is `stored` (one being created is not: nothing of it will exist)."""
         if payment_method_id is None:
-            raise invalid(
+            missing = invalid(
                 "You cannot confirm this PaymentIntent because it's missing a payment "
                 "method. To confirm the PaymentIntent with a payment method, pass "
                 "`payment_method`.",
                 "payment_method",
                 code="payment_intent_unexpected_state",
             )
+            missing.related = stored
+            raise missing
         return await self._methods.chargeable_card(account_id, payment_method_id)
 
     @staticmethod
@@ -1678,7 +1687,8 @@ class PaymentsService:
                 # A capture reached the network before this release: the money is taken, and
                 # the capture's own outcome makes the intent succeeded. Canceling it would
                 # leave captured funds on an intent and a ledger that say they were released.
-                await self._finish_refused(record, _already_captured(record.payment_intent_id))
+                intent = await self.get_payment_intent(record.account_id, record.payment_intent_id)
+                await self._finish_refused(record, _already_captured(intent))
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
