@@ -22,7 +22,8 @@ from remit.payments.risk import NOT_ASSESSED, Authentication, RiskVerdict
 
 @dataclass(frozen=True)
 class Paying:
-    """The intent an attempt pays with a card, as the attempt leaves it."""
+    """The intent an attempt pays with a card, as the attempt leaves it (a confirmation's, or
+    the authenticated one a passed challenge goes on with: `paying_with_its_card`)."""
 
     intent_id: str
     customer_id: str | None

@@ -455,6 +455,13 @@ def _spends_its_card(intent: PaymentIntent) -> bool:
     return intent.setup_future_usage is None or intent.customer_id is None
 
 
+def paying_with_its_card(intent: PaymentIntent) -> Paying:
+    """What an attempt that pays `intent` (as the attempt leaves it) checks its saved card
+    against, under the card's row lock (`save_card_in`): a confirmation's, or the
+    authenticated one a passed 3-D Secure challenge goes on with."""
+    return Paying(intent.id, intent.customer_id, spends=_spends_its_card(intent))
+
+
 def _sets_up_off_session(intent: PaymentIntent, off_session: bool) -> bool:
     """Whether the payment is the cardholder's agreement to later off-session payments with
     its card (Stripe's `setup_future_usage=off_session`), which the network is told; not when
@@ -1018,15 +1025,7 @@ class PaymentsService:
                 # is checked again under its row lock, in a statement that travels with the
                 # attempt's other writes: the checks above saw the copy read before this
                 # transaction, and a detach, an attach or a spend may have come since.
-                await save_card_in(
-                    db,
-                    card,
-                    Paying(
-                        processing.id,
-                        processing.customer_id,
-                        spends=_spends_its_card(processing),
-                    ),
-                )
+                await save_card_in(db, card, paying_with_its_card(processing))
                 if new is not None:
                     await intents.insert(processing)
                 if resumed is None:
