@@ -386,13 +386,14 @@ class PaymentMethodsService:
         claim: bool = True,
     ) -> None:
         """Check, in the transaction of the attempt that pays `intent_id` (of the customer
-        `customer_id`) with a saved payment method, that the method may still pay it, under
-        its row lock: it was read before that transaction opened, and a detach, its customer's
-        deletion, an attach or another intent's spend may have come since. The refusals are
-        the ones a request naming it as it is now gets. Attached to no customer, it is spent
-        on the intent, unless `claim` is false (a payment that saves it for its customer): then
-        it is only checked. Within `fastsql.deferring`, the check goes out with the attempt's
-        next statement, or its COMMIT."""
+        `customer_id`) with a saved payment method, or of the create or update that names it
+        for that intent, that the method may still pay it, under its row lock: it was read
+        before that transaction opened, and a detach, its customer's deletion, an attach or
+        another intent's spend may have come since. The refusals are the ones a request naming
+        it as it is now gets. Attached to no customer, it is spent on the intent, unless
+        `claim` is false (a payment that saves it for its customer, or a request that only
+        names it): then it is only checked. Within `fastsql.deferring`, the check goes out with
+        the transaction's next statement, or its COMMIT."""
         method_id = method.id
         refusals: Refusals = {
             METHOD_MISSING: lambda _: not_found(

@@ -455,6 +455,14 @@ def _spends_its_card(intent: PaymentIntent) -> bool:
     return intent.setup_future_usage is None or intent.customer_id is None
 
 
+def named_with_its_card(intent: PaymentIntent) -> Paying:
+    """What a create or an update that names a saved card for `intent` (as the request leaves
+    it), without confirming, checks the card against under its row lock: the copy checked
+    before was read before the request's transaction, and a detach, its customer's deletion or
+    an attach may have come since. Not spent: the confirmation that pays with it spends it."""
+    return Paying(intent.id, intent.customer_id, spends=False)
+
+
 def paying_with_its_card(intent: PaymentIntent) -> Paying:
     """What an attempt that pays `intent` (as the attempt leaves it) checks its saved card
     against, under the card's row lock (`save_card_in`): a confirmation's, or the
@@ -656,8 +664,9 @@ class PaymentsService:
                 if card is not None:
                     _refuse_another_customers_card(intent, card)
                     _refuse_a_spent_card(intent.id, card)
-                    # With the intent's own writes, after everything that may refuse it.
-                    await save_card_in(db, card)
+                    # With the intent's own writes, after everything that may refuse it; a
+                    # saved card checked again there, under its row lock.
+                    await save_card_in(db, card, named_with_its_card(intent))
                 await PaymentIntentRepository(db).insert(intent)
                 await self._hooks.intent_changed(db, None, intent)
                 await idempotency.finish(db, record, response_code=0, response_body=respond(intent))
@@ -748,7 +757,7 @@ class PaymentsService:
                 if values:
                     await _refuse_passing_a_capture_in_flight(db, after)
                 if card is not None:
-                    await save_card_in(db, card)
+                    await save_card_in(db, card, named_with_its_card(after))
                 await finish_left_behind(
                     db,
                     self._hooks,
