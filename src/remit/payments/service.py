@@ -1251,7 +1251,9 @@ class PaymentsService:
         leave it waiting at `attempt_created` for ever. The network is still asked about the
         reference first: a forward that reached it before the card was deleted stands.
         `refused` is told of the vault's refusal (whatever the network says), so that nothing
-        resolves a payment method to that card again.
+        resolves a payment method to that card again: first, since the refusal is about the
+        card's token and the look-up cannot change it, and a look-up that raises (a record
+        refused as a mismatch, a network out of reach) must not leave the card remembered.
 
         A reference the network holds for other parameters (`reference_conflict`) ends nothing:
         an authorization may be held under it, which only the network's record of it tells.
