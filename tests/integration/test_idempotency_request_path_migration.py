@@ -1,4 +1,4 @@
-"""Core migration 0050 lets an idempotency key keep the URL path of its first request: keys
+"""Core migration 0053 lets an idempotency key keep the URL path of its first request: keys
 stored before it keep everything they had and no path, and a reuse of one on another endpoint
 names the new request's path and "another endpoint", never an RPC a REST client never called;
 a key claimed after it keeps its path; the downgrade takes the column away and leaves the keys."""
@@ -19,8 +19,8 @@ from tests.support.postgres import scratch_database
 
 pytestmark = pytest.mark.anyio
 
-_BEFORE = "0049_held_request_failures"
-_AFTER = "0050_idempotency_request_path"
+_BEFORE = "0052_capture_attempts"
+_AFTER = "0053_idempotency_request_path"
 NOW = datetime.now(UTC)
 
 

@@ -27,14 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.errors import ErrorKind, RemitError, echoed, invalid
 from remit.core.logging import mask_sensitive
+from remit.payments.held_request_bounds import MAX_AGE, MAX_LIST_LIMIT
 from remit.payments.idempotency import KeyRecord, Locked, RecoveryPoint
 from remit.payments.lookup_expectations import NetworkRecordMismatchError
 from remit.payments.tables import idempotency_keys
 
-DEFAULT_LIST_LIMIT: Final = 50
-MAX_LIST_LIMIT: Final = 100
-# Unfinished keys are kept however old; a bound keeps the arithmetic on times in range.
-MAX_AGE: Final = timedelta(days=3650)
 MISMATCH_CODE: Final = "network_record_mismatch"
 # An exception that is no RemitError: a bug, or a failure of remit's own (its database).
 EXCEPTION_CODE: Final = "exception"

@@ -12,9 +12,8 @@ import grpc
 
 from remit.core.errors import invalid
 from remit.grpcutil.protoconv import timestamp
+from remit.payments.held_request_bounds import DEFAULT_LIST_LIMIT, MAX_AGE
 from remit.payments.held_requests import (
-    DEFAULT_LIST_LIMIT,
-    MAX_AGE,
     Failure,
     HeldRequest,
     RetryOutcome,

@@ -170,7 +170,7 @@ _LOCK = Statement(
 # checks that on the server (`remit_require`), so a failed fence fails the transaction even when
 # the write goes out with its COMMIT (`remit.storage.engine.batched_unit`).
 _KEY_NOT_HELD = "RM409"
-_FENCED = {_KEY_NOT_HELD: idempotency_in_use}
+_FENCED = {_KEY_NOT_HELD: lambda _message: idempotency_in_use()}
 
 
 def _fenced_update(assignments: str) -> str:

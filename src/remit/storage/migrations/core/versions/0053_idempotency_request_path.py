@@ -10,15 +10,15 @@ Keys stored before this have no path: a reuse elsewhere names the new request's 
 default, so adding it rewrites no row and holds the table's lock only for a moment. The
 downgrade drops it, and with it the paths kept.
 
-Revision ID: 0050_idempotency_request_path
-Revises: 0049_held_request_failures
+Revision ID: 0053_idempotency_request_path
+Revises: 0052_capture_attempts
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0050_idempotency_request_path"
-down_revision = "0049_held_request_failures"
+revision = "0053_idempotency_request_path"
+down_revision = "0052_capture_attempts"
 branch_labels = None
 depends_on = None
 
