@@ -14,8 +14,8 @@ from remit.acquirer.faults import FAULTS_HELP
 from remit.command_exits import (
     EXIT_CODES_HELP,
     EXIT_REFUSED,
-    CommandFailedError,
     CommandRefusedError,
+    CommandTemporaryFailureError,
     refused,
     run_reporting_failures,
 )
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
             "and renamed\nto PATH only once complete: PATH never holds part of a report.\n\n"
             "Exit codes: 0 written, 2 refused input (a malformed or future date, today "
             "without\n--allow-partial, an output path that cannot be written), 3 the command "
-            "failed (its database\nunreachable)."
+            "failed (a bug),\n75 retry later (its database out of reach)."
         ),
     )
     _add_platform_flags(report)
@@ -277,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Check that every ledger transaction balances, every stored balance equals the sum "
             "of its postings, every account's hash chain is unbroken, and the Stripe balance "
             "transactions agree with the ledger. Exits 0 when all agree, 1 on any difference, "
-            "2 on refused input, 3 when the command itself failed (its database unreachable): "
-            "then nothing was checked."
+            "2 on refused input, 3 when the command itself failed (a bug), 75 when its "
+            "database was out of reach (retry later): then nothing was checked."
         ),
     )
     _add_platform_flags(verify)
@@ -299,9 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
             "network's fee; a row that does not match says what differs. "
             "Exit codes: 0 everything matched; 1 something is missing on either side or "
             "differs; 2 refused input (a malformed or future date, today without "
-            "--allow-partial) or the acquirer failed; 3 the command itself failed (its "
-            "database unreachable), one line on stderr, the traceback only in the log at "
-            "DEBUG level (REMIT_LOG_LEVEL=DEBUG)."
+            "--allow-partial) or the acquirer failed; 3 the command itself failed (a bug), "
+            "one line on stderr, the traceback only in the log at DEBUG level "
+            "(REMIT_LOG_LEVEL=DEBUG); 75 retry later: its database or the acquirer out of "
+            "reach."
         ),
     )
     _add_platform_flags(reconcile)
@@ -673,7 +674,7 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
     """Through AccountsService.UpgradeApiVersion, so the pin moves by the service's rules."""
     import grpc
 
-    from remit.grpcutil.call_failures import describe_call_failure
+    from remit.grpcutil.call_failures import call_failed
     from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
     from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
@@ -684,8 +685,7 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
                 timeout=10,
             )
         except grpc.RpcError as error:
-            failure = describe_call_failure(error, "core", config.core.target)
-            raise CommandRefusedError(failure) from None
+            raise call_failed(error, "core", config.core.target) from None
     previous = reply.previous_api_version if reply.HasField("previous_api_version") else "none"
     print(f"{account_id}: {previous} -> {reply.api_version}")
     return 0
@@ -768,8 +768,9 @@ def _migrate(config: PlatformConfig) -> int:
     try:
         migrate_all(resolved.config)
     except MigrationLockTimeoutError as error:
-        # Not a fault of remit's: the message names the transaction to end before a retry.
-        raise CommandFailedError(str(error)) from error
+        # Another transaction held a lock through every attempt: the message names it, and
+        # the same command may pass once it has ended.
+        raise CommandTemporaryFailureError(str(error)) from error
     finally:
         resolved.stop_embedded()
     print("migrations applied")

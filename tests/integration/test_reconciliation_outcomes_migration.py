@@ -1,4 +1,4 @@
-"""Core migrations 0052 and 0053: rows stored before say nothing of what differed and runs count
+"""Core migrations 0054 and 0055: rows stored before say nothing of what differed and runs count
 no outcome mismatch; the downgrade turns outcome mismatches into the amount mismatches the
 earlier version knows, and counts them so."""
 
@@ -15,7 +15,7 @@ from remit.storage.migrate import alembic_config, upgrade
 from tests.support.postgres import scratch_database
 
 FINISHED = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
-BEFORE = "0051_numeric_host_endpoints"
+BEFORE = "0053_idempotency_request_path"
 RUN = (
     "INSERT INTO reconciliations (id, date, account_id, created_at, matched_count, "
     "missing_in_ledger_count, missing_at_acquirer_count, amount_mismatch_count) "
@@ -41,7 +41,7 @@ def test_earlier_rows_say_no_differences_and_a_downgrade_keeps_outcome_mismatche
     with psycopg.connect(scratch_core, autocommit=True) as connection:
         connection.execute(RUN, ("recon_before", FINISHED))
         connection.execute(ROW, ("recon_before", "amount_mismatch"))
-    upgrade("core", scratch_core, "0053_reconciliation_outcomes")
+    upgrade("core", scratch_core, "0055_reconciliation_outcomes")
     with psycopg.connect(scratch_core, autocommit=True) as connection:
         before = connection.execute(
             "SELECT differences FROM reconciliation_rows WHERE reconciliation_id = 'recon_before'"

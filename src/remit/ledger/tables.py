@@ -197,7 +197,7 @@ reconciliations = Table(
     Column("missing_at_acquirer_count", Integer, nullable=False),
     Column("amount_mismatch_count", Integer, nullable=False),
     Column("fee_mismatch_count", Integer, nullable=False, server_default=text("0")),
-    # Refunds the ledger booked as failed that the acquirer settled (core migration 0053).
+    # Refunds the ledger booked as failed that the acquirer settled (core migration 0055).
     Column("outcome_mismatch_count", Integer, nullable=False, server_default=text("0")),
     # The day was not over (UTC) when it ran (`remit.ledger.reconcile`).
     Column("partial", Boolean, nullable=False, server_default=text("false")),
@@ -234,7 +234,7 @@ reconciliation_rows = Table(
     # item, or booked the capture before it recorded network fees.
     Column("ledger_fee", BigInteger, nullable=True),
     # What the two sides hold otherwise, [{"field", "ledger", "acquirer"}] (core migration
-    # 0052); empty for rows stored before it.
+    # 0054); empty for rows stored before it.
     Column("differences", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Index("ix_reconciliation_rows_reconciliation_id", "reconciliation_id"),
 )

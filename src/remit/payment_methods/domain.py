@@ -4,8 +4,12 @@ token that names it and the details the vault chose to share."""
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from remit.core.errors import RemitError, invalid
+
+# Stripe's allow_redisplay when none was given.
+UNSPECIFIED_REDISPLAY: Final = "unspecified"
 
 SPENT_MESSAGE = (
     "The provided PaymentMethod was previously used with a PaymentIntent without Customer "
@@ -18,6 +22,26 @@ SPENT_MESSAGE = (
 def spent_payment_method() -> RemitError:
     """Stripe's refusal of a payment method spent on another intent (`spent_elsewhere`)."""
     return invalid(SPENT_MESSAGE, "payment_method")
+
+
+def another_customers_method(
+    method_id: str, owner_id: str, intent_customer_id: str | None
+) -> RemitError:
+    """Stripe's refusal of a payment method saved to the customer `owner_id` for an intent of
+    another customer, or of none (which would charge a saved card without its customer being
+    named)."""
+    if intent_customer_id is None:
+        message = (
+            f"The PaymentMethod {method_id} belongs to the Customer {owner_id}. "
+            "Include that Customer in the `customer` parameter of the PaymentIntent."
+        )
+    else:
+        message = (
+            f"The PaymentMethod {method_id} belongs to another Customer than "
+            f"{intent_customer_id}. Payment methods attached to other Customers cannot be used "
+            "with this PaymentIntent."
+        )
+    return invalid(message, "payment_method")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from remit.payments.charges import (
     RefundStatus,
 )
 from remit.payments.domain import (
+    AUTOMATIC_THREE_D_SECURE,
     CancellationReason,
     CaptureMethod,
     ConfirmationMethod,
@@ -282,9 +283,11 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
             )
     if intent.review_id is not None:
         message.review = intent.review_id
-    if intent.request_three_d_secure is not None:
-        card_options = message.payment_method_options.card
-        card_options.request_three_d_secure = _REQUEST_THREE_D_SECURE[intent.request_three_d_secure]
+    # Stripe shows a card intent's options with their defaults whether or not any was set:
+    # 3-D Secure `automatic` (what a confirmation naming none asks for), the rest null.
+    message.payment_method_options.card.request_three_d_secure = _REQUEST_THREE_D_SECURE[
+        intent.request_three_d_secure or AUTOMATIC_THREE_D_SECURE
+    ]
     return message
 
 
@@ -1000,6 +1003,44 @@ class PaymentsServicer(
         )
         return pb.ListChargesResponse(
             data=[charge_message(c, r) for c, r in charges], has_more=has_more
+        )
+
+    async def ListChargesOfPaymentIntents(
+        self, request: pb.ListChargesOfPaymentIntentsRequest, context: Context
+    ) -> pb.ListChargesOfPaymentIntentsResponse:
+        call = call_context(context)
+        pages = await self._service.charges_of_intents(
+            call.account_id, list(request.payment_intents), limit=request.limit or 10
+        )
+        return pb.ListChargesOfPaymentIntentsResponse(
+            pages=[
+                pb.ChargesOfPaymentIntent(
+                    payment_intent=intent_id,
+                    data=[charge_message(charge) for charge in page.first],
+                    has_more=page.has_more,
+                    total_count=page.total_count,
+                )
+                for intent_id, page in pages.items()
+            ]
+        )
+
+    async def ListRefundsOfCharges(
+        self, request: pb.ListRefundsOfChargesRequest, context: Context
+    ) -> pb.ListRefundsOfChargesResponse:
+        call = call_context(context)
+        pages = await self._service.refunds_of_charges(
+            call.account_id, list(request.charges), limit=request.limit or 10
+        )
+        return pb.ListRefundsOfChargesResponse(
+            pages=[
+                pb.RefundsOfCharge(
+                    charge=charge_id,
+                    data=[refund_message(refund) for refund in page.first],
+                    has_more=page.has_more,
+                    total_count=page.total_count,
+                )
+                for charge_id, page in pages.items()
+            ]
         )
 
     # --- Refunds ---

@@ -23,7 +23,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from remit.command_exits import EXIT_CLEAN, EXIT_FINDINGS, CommandRefusedError
 from remit.config import PlatformConfig
-from remit.grpcutil.call_failures import describe_call_failure
+from remit.grpcutil.call_failures import call_failed
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit.payments.held_request_bounds import (
     MAX_LIST_LIMIT,
@@ -58,7 +58,8 @@ def list_command(
     out: TextIO,
 ) -> int:
     """List the held requests on `out`; 1 if there are any, 0 if none. A refusal, the core's
-    included, is raised as `CommandRefusedError` (`remit.command_exits`)."""
+    included, is raised as `CommandRefusedError`, a core out of reach or too slow as
+    `CommandTemporaryFailureError` (`remit.command_exits`)."""
     if not 0 <= older_than_minutes <= MAX_OLDER_THAN_MINUTES:
         raise CommandRefusedError(
             f"--older-than must be between 0 and {MAX_OLDER_THAN_MINUTES} minutes, "
@@ -75,9 +76,7 @@ def list_command(
                 request, timeout=LIST_TIMEOUT_S
             )
         except grpc.RpcError as error:
-            raise CommandRefusedError(
-                describe_call_failure(error, "core", config.core.target)
-            ) from None
+            raise call_failed(error, "core", config.core.target) from None
     held = list(reply.data)
     as_of = _time(reply.as_of)
     if as_json:
@@ -98,9 +97,7 @@ def retry_command(
                 request, timeout=RETRY_TIMEOUT_S
             )
         except grpc.RpcError as error:
-            raise CommandRefusedError(
-                describe_call_failure(error, "core", config.core.target)
-            ) from None
+            raise call_failed(error, "core", config.core.target) from None
     outcome = _OUTCOMES.get(reply.outcome, "unknown")
     held = reply.held_request if reply.HasField("held_request") else None
     if as_json:

@@ -12,7 +12,7 @@ reference up, never by asking the network to authorize again.
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, Final, NoReturn, ParamSpec, TypeVar
@@ -26,7 +26,11 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
-from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
+from remit.payment_methods.domain import (
+    another_customers_method,
+    spent_elsewhere,
+    spent_payment_method,
+)
 from remit.payments import idempotency
 from remit.payments.abandoned_attempts import (
     LeftBy,
@@ -34,6 +38,7 @@ from remit.payments.abandoned_attempts import (
     finish_left_behind,
     left_by_update,
 )
+from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
 from remit.payments.charge_refunds import ChargeRefunds, read_refunds, read_refunds_of_charges
@@ -44,6 +49,7 @@ from remit.payments.charges import (
     Refund,
     RefundReason,
     RefundStatus,
+    refunded_in_full,
     updated_charge,
 )
 from remit.payments.crashpoints import crash_after
@@ -113,6 +119,7 @@ from remit.payments.ports import (
     HookChain,
     NewCard,
     NoRadar,
+    Paying,
     PaymentEnd,
     PaymentHooks,
     PaymentMethodSource,
@@ -120,7 +127,12 @@ from remit.payments.ports import (
     attempt_facts,
     save_card_in,
 )
-from remit.payments.repository import ChargeRepository, PaymentIntentRepository, RefundRepository
+from remit.payments.repository import (
+    ChargeRepository,
+    FirstPage,
+    PaymentIntentRepository,
+    RefundRepository,
+)
 from remit.payments.requests import note_request
 from remit.payments.risk import (
     AUTHENTICATION_REQUIRED,
@@ -133,6 +145,7 @@ from remit.payments.risk import (
     stand_in_result,
 )
 from remit.storage.engine import batched_unit, single_statement
+from remit.storage.outages import log_failure
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -213,6 +226,14 @@ class ConfirmParams:
             or self.clear_receipt_email
             or self.clear_shipping
         )
+
+
+def _check_embedded(parent_ids: Sequence[str], limit: int, param: str) -> None:
+    """At most the ids of one page of objects, and at most a page of what each embeds."""
+    if len(parent_ids) > MAX_LIST_LIMIT:
+        raise invalid(f"At most {MAX_LIST_LIMIT} {param} can be asked at once.", param)
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise invalid("limit must be between 1 and 100.", "limit")
 
 
 def set_and_cleared(param: str) -> RemitError:
@@ -361,11 +382,14 @@ def _refuse_too_large(amount_minor: int) -> None:
 
 async def _mark_released(
     charges: ChargeRepository, account_id: str, charge_id: str, now: datetime
-) -> None:
-    """Record on the charge that its authorization was released uncaptured."""
+) -> tuple[Charge, Charge]:
+    """Record on the charge that its authorization was released uncaptured; the charge before
+    and after."""
     charge = await charges.get(account_id, charge_id, for_update=True)
     assert charge is not None
-    await charges.save(replace(charge, authorization_released=True, updated_at=now))
+    released = replace(charge, authorization_released=True, updated_at=now)
+    await charges.save(released)
+    return charge, released
 
 
 def _captured_first(released: OperationOutcome) -> bool:
@@ -375,12 +399,15 @@ def _captured_first(released: OperationOutcome) -> bool:
     return not released.approved and released.code == "charge_already_captured"
 
 
-def _already_captured(intent_id: str) -> RemitError:
+def _already_captured(intent: PaymentIntent) -> RemitError:
+    """A cancel refused because a capture reached the network first; about the intent, which
+    it carries as every refusal by an intent's state does."""
     return RemitError(
-        message=f"This PaymentIntent ({intent_id}) was captured before its authorization could "
+        message=f"This PaymentIntent ({intent.id}) was captured before its authorization could "
         "be released, so it cannot be canceled; refund it instead.",
         kind=ErrorKind.FAILED_PRECONDITION,
         code="payment_intent_unexpected_state",
+        related=intent,
     )
 
 
@@ -429,18 +456,7 @@ def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) 
     owner = card.customer_id
     if owner is None or owner == intent.customer_id:
         return
-    if intent.customer_id is None:
-        message = (
-            f"The PaymentMethod {card.payment_method_id} belongs to the Customer {owner}. "
-            "Include that Customer in the `customer` parameter of the PaymentIntent."
-        )
-    else:
-        message = (
-            f"The PaymentMethod {card.payment_method_id} belongs to another Customer than "
-            f"{intent.customer_id}. Payment methods attached to other Customers cannot be used "
-            "with this PaymentIntent."
-        )
-    raise invalid(message, "payment_method")
+    raise another_customers_method(card.payment_method_id, owner, intent.customer_id)
 
 
 def _refuse_a_spent_card(intent_id: str, card: ChargeableCard) -> None:
@@ -455,6 +471,21 @@ def _spends_its_card(intent: PaymentIntent) -> bool:
     the payment attaches it to the intent's customer once it goes through (Stripe's
     `setup_future_usage`), which makes it the customer's to use again."""
     return intent.setup_future_usage is None or intent.customer_id is None
+
+
+def named_with_its_card(intent: PaymentIntent) -> Paying:
+    """What a create or an update that names a saved card for `intent` (as the request leaves
+    it), without confirming, checks the card against under its row lock: the copy checked
+    before was read before the request's transaction, and a detach, its customer's deletion or
+    an attach may have come since. Not spent: the confirmation that pays with it spends it."""
+    return Paying(intent.id, intent.customer_id, spends=False)
+
+
+def paying_with_its_card(intent: PaymentIntent) -> Paying:
+    """What an attempt that pays `intent` (as the attempt leaves it) checks its saved card
+    against, under the card's row lock (`save_card_in`): a confirmation's, or the
+    authenticated one a passed 3-D Secure challenge goes on with."""
+    return Paying(intent.id, intent.customer_id, spends=_spends_its_card(intent))
 
 
 def _sets_up_off_session(intent: PaymentIntent, off_session: bool) -> bool:
@@ -651,8 +682,9 @@ class PaymentsService:
                 if card is not None:
                     _refuse_another_customers_card(intent, card)
                     _refuse_a_spent_card(intent.id, card)
-                    # With the intent's own writes, after everything that may refuse it.
-                    await save_card_in(db, card)
+                    # With the intent's own writes, after everything that may refuse it; a
+                    # saved card checked again there, under its row lock.
+                    await save_card_in(db, card, named_with_its_card(intent))
                 await PaymentIntentRepository(db).insert(intent)
                 await self._hooks.intent_changed(db, None, intent)
                 await idempotency.finish(db, record, response_code=0, response_body=respond(intent))
@@ -743,7 +775,7 @@ class PaymentsService:
                 if values:
                     await _refuse_passing_a_capture_in_flight(db, after)
                 if card is not None:
-                    await save_card_in(db, card)
+                    await save_card_in(db, card, named_with_its_card(after))
                 await finish_left_behind(
                     db,
                     self._hooks,
@@ -933,7 +965,9 @@ class PaymentsService:
                 )
                 if card is None:
                     card = await self._card_to_confirm_with(
-                        record.account_id, confirm.payment_method_id or intent.payment_method_id
+                        record.account_id,
+                        confirm.payment_method_id or intent.payment_method_id,
+                        before,
                     )
                 _refuse_another_customers_card(intent, card)
                 _refuse_a_spent_card(intent.id, card)
@@ -1016,11 +1050,11 @@ class PaymentsService:
                 # With the attempt's other writes, after everything that may refuse it. A
                 # payment method attached to no customer is spent on this intent (a new one is
                 # written so, with no statement of its own; a saved one is updated), unless
-                # the payment is to save it for its customer (`_spends_its_card`): then it is
-                # only checked under its row lock, so a concurrent spend is not missed.
-                await save_card_in(
-                    db, card, spent_by=processing.id, claim=_spends_its_card(processing)
-                )
+                # the payment is to save it for its customer (`_spends_its_card`). A saved one
+                # is checked again under its row lock, in a statement that travels with the
+                # attempt's other writes: the checks above saw the copy read before this
+                # transaction, and a detach, an attach or a spend may have come since.
+                await save_card_in(db, card, paying_with_its_card(processing))
                 if new is not None:
                     await intents.insert(processing)
                 if resumed is None:
@@ -1062,17 +1096,21 @@ class PaymentsService:
         )
 
     async def _card_to_confirm_with(
-        self, account_id: str, payment_method_id: str | None
+        self, account_id: str, payment_method_id: str | None, stored: PaymentIntent | None
     ) -> ChargeableCard:
-        """The card of the payment method a confirmation names, or else the intent's."""
+        """The card of the payment method a confirmation names, or else the intent's. Without
+        either the refusal carries the intent, as every refusal by an intent's state does,
+        when it is `stored` (one being created is not: nothing of it will exist)."""
         if payment_method_id is None:
-            raise invalid(
+            missing = invalid(
                 "You cannot confirm this PaymentIntent because it's missing a payment "
                 "method. To confirm the PaymentIntent with a payment method, pass "
                 "`payment_method`.",
                 "payment_method",
                 code="payment_intent_unexpected_state",
             )
+            missing.related = stored
+            raise missing
         return await self._methods.chargeable_card(account_id, payment_method_id)
 
     @staticmethod
@@ -1237,7 +1275,9 @@ class PaymentsService:
         leave it waiting at `attempt_created` for ever. The network is still asked about the
         reference first: a forward that reached it before the card was deleted stands.
         `refused` is told of the vault's refusal (whatever the network says), so that nothing
-        resolves a payment method to that card again.
+        resolves a payment method to that card again: first, since the refusal is about the
+        card's token and the look-up cannot change it, and a look-up that raises (a record
+        refused as a mismatch, a network out of reach) must not leave the card remembered.
 
         A reference the network holds for other parameters (`reference_conflict`) ends nothing:
         an authorization may be held under it, which only the network's record of it tells.
@@ -1501,13 +1541,17 @@ class PaymentsService:
                     related=intent,
                 )
             params.check_metadata(intent.metadata)
-            # The changes are recorded in the same update as the capture request.
+            # The changes are recorded in the same update as the capture request, and so is
+            # its place among the charge's captures, which gives it a reference of its own: the
+            # network keeps a refused capture under its reference, and would refuse this one
+            # (another amount, say) under the same.
             await charges.save(
                 replace(
                     charge,
                     capture_requested=True,
                     requested_capture_minor=amount,
                     requested_capture_changes=params.as_json(),
+                    capture_attempts=charge.capture_attempts + 1,
                     updated_at=now,
                 )
             )
@@ -1539,7 +1583,9 @@ class PaymentsService:
         assert charge is not None
         assert charge.authorization_id is not None
         assert charge.requested_capture_minor is not None
-        reference = f"{charge.id}_capture"
+        # The reference `_start_capture` gave this capture (no other capture of the charge can
+        # start while `capture_requested` holds it).
+        reference = charge.capture_reference
         authorization_id, amount = charge.authorization_id, charge.requested_capture_minor
         operation: OperationOutcome = await self._settle(
             lambda: self._network.capture(
@@ -1585,8 +1631,9 @@ class PaymentsService:
                 await intents.save(after)
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: the ledger's posting holds the account's chain lock until the commit.
-                await self._hooks.charge_and_intent_changed(
-                    db, (current, captured), (intent, after)
+                await recorded_after_the_network(
+                    self._hooks.charge_and_intent_changed(db, (current, captured), (intent, after)),
+                    what=f"the capture of {current.id}",
                 )
             else:
                 # The refusal is the outcome of this request: store it, commit, then raise.
@@ -1678,7 +1725,8 @@ class PaymentsService:
                 # A capture reached the network before this release: the money is taken, and
                 # the capture's own outcome makes the intent succeeded. Canceling it would
                 # leave captured funds on an intent and a ledger that say they were released.
-                await self._finish_refused(record, _already_captured(record.payment_intent_id))
+                intent = await self.get_payment_intent(record.account_id, record.payment_intent_id)
+                await self._finish_refused(record, _already_captured(intent))
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
@@ -1721,7 +1769,10 @@ class PaymentsService:
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: releasing an authorization posts to the ledger, whose lock lasts to
                 # commit.
-                await self._hooks.intent_changed(db, current, after)
+                await recorded_after_the_network(
+                    self._hooks.intent_changed(db, current, after),
+                    what=f"the cancel of {current.id}",
+                )
                 return Done(after)
         raise refusal
 
@@ -1792,7 +1843,11 @@ class PaymentsService:
         after = transition(intent, Expired(at=now))
         await intents.save(after)
         if intent.latest_charge_id is not None:
-            await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
+            released = await _mark_released(
+                ChargeRepository(db), account_id, intent.latest_charge_id, now
+            )
+            # charge.expired, before the intent's change, whose ledger posting comes last.
+            await self._hooks.charge_changed(db, *released, after)
         if after.review_id is not None:
             await self._radar.payment_ended(
                 db, account_id, after.review_id, PaymentEnd.NEVER_SETTLED, by=None
@@ -1884,7 +1939,7 @@ class PaymentsService:
             )
             await self._note_failure(record, error)
         except Exception as error:
-            log.exception("could not complete %s %s yet", record.endpoint, record.key)
+            log_failure(log, f"completing {record.endpoint} {record.key}", error)
             await self._note_failure(record, error)
 
     async def _note_failure(self, record: KeyRecord, error: Exception) -> None:
@@ -2018,6 +2073,30 @@ class PaymentsService:
                 db, account_id, [c.id for c in page], wanted=with_refunds
             )
             return [(c, refunds[c.id]) for c in page], more
+
+    async def charges_of_intents(
+        self, account_id: str, intent_ids: Sequence[str], *, limit: int
+    ) -> dict[str, FirstPage[Charge]]:
+        """The first `limit` charges of each of `intent_ids` (newest first), whether more follow
+        and how many there are, read in two queries for them all: what versions before
+        2022-11-15 embed in each intent of a page. An id of no intent of the account has none."""
+        _check_embedded(intent_ids, limit, "payment_intents")
+        async with self._engine.begin() as db:
+            return await ChargeRepository(db).first_pages_of_intents(
+                account_id, intent_ids, limit=limit
+            )
+
+    async def refunds_of_charges(
+        self, account_id: str, charge_ids: Sequence[str], *, limit: int
+    ) -> dict[str, FirstPage[Refund]]:
+        """The first `limit` refunds of each of `charge_ids` (newest first), whether more follow
+        and how many there are, read in two queries for them all: what versions before
+        2022-11-15 embed in each charge of a page. An id of no charge of the account has none."""
+        _check_embedded(charge_ids, limit, "charges")
+        async with self._engine.begin() as db:
+            return await RefundRepository(db).first_pages_of_charges(
+                account_id, charge_ids, limit=limit
+            )
 
     # --- Refunds ----------------------------------------------------------------------------
 
@@ -2200,8 +2279,11 @@ class PaymentsService:
             assert current is not None
             assert locked_charge is not None
             if operation is not None and current.status is RefundStatus.PENDING:
-                after = await self._apply_refund_outcome(
-                    db, current, locked_charge, operation, now, by=record
+                after = await recorded_after_the_network(
+                    self._apply_refund_outcome(
+                        db, current, locked_charge, operation, now, by=record
+                    ),
+                    what=f"the outcome of refund {current.id}",
                 )
             else:
                 _warn_if_refunded_after_cancel(current, operation)
@@ -2234,19 +2316,12 @@ class PaymentsService:
             )
             charge_after = charge
             if charge.refunded and charge.review_id is not None:
-                # Refunded in full: its review closes with it, once the money is certainly
-                # back. (A charge never reviewed is not looked up: the review id on its
-                # locked row says there is none.)
-                await self._radar.payment_ended(
-                    db,
-                    charge.account_id,
-                    charge.review_id,
-                    PaymentEnd.REFUNDED_AS_FRAUD
-                    if refund.reason is RefundReason.FRAUDULENT
-                    else PaymentEnd.REFUNDED,
-                    by=by,
-                )
+                # Its refunds reserve all of the charge (a charge never reviewed is not looked
+                # up: the review id on its locked row says there is none).
+                await self._end_review_if_refunded(db, charge, charge.review_id, after, by=by)
         else:
+            # A refund that fails gives its amount back to the charge: the succeeded refunds
+            # then cover less than was captured, and the review stays as it is.
             after = replace(
                 refund,
                 status=RefundStatus.FAILED,
@@ -2259,6 +2334,37 @@ class PaymentsService:
         await RefundRepository(db).save(after)
         await self._hooks.refund_changed(db, refund, after, charge_after)
         return after
+
+    async def _end_review_if_refunded(
+        self,
+        db: AsyncConnection,
+        charge: Charge,
+        review_id: str,
+        settled: Refund,
+        *,
+        by: KeyRecord,
+    ) -> None:
+        """Close the review of the (locked) charge once its refunds have certainly given back
+        all it captured (`refunded_in_full`), `settled` among them as it now stands. While a
+        sibling refund is still pending, the review waits for it: whichever settles last
+        finds them all settled here (each settles with the charge locked), and closes it if
+        they succeeded. As `refunded_as_fraud` when any of them was refunded as fraudulent."""
+        siblings = await RefundRepository(db).of_charge(charge.account_id, charge.id)
+        refunds = [settled if refund.id == settled.id else refund for refund in siblings]
+        if not refunded_in_full(charge, refunds):
+            return
+        as_fraud = any(
+            refund.reason is RefundReason.FRAUDULENT
+            for refund in refunds
+            if refund.status is RefundStatus.SUCCEEDED
+        )
+        await self._radar.payment_ended(
+            db,
+            charge.account_id,
+            review_id,
+            PaymentEnd.REFUNDED_AS_FRAUD if as_fraud else PaymentEnd.REFUNDED,
+            by=by,
+        )
 
     async def _stop_counting_refund(
         self, db: AsyncConnection, charge: Charge, refund: Refund, now: datetime

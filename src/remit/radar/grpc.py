@@ -127,6 +127,13 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
             rule=rule_message(await self._service.get_rule(call.account_id, request.id))
         )
 
+    async def GetRules(
+        self, request: rpb.GetRulesRequest, context: Context
+    ) -> rpb.GetRulesResponse:
+        call = call_context(context)
+        rules = await self._service.get_rules(call.account_id, list(request.ids))
+        return rpb.GetRulesResponse(rules=[rule_message(rule) for rule in rules])
+
     async def ListRules(
         self, request: rpb.ListRulesRequest, context: Context
     ) -> rpb.ListRulesResponse:

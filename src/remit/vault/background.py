@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from remit.storage.outages import OutageLog
 from remit.vault.service import VaultService
 
 log = logging.getLogger(__name__)
@@ -31,11 +32,14 @@ REQUESTER: Final = "vault-background"
 async def _every(
     name: str, interval_s: float, run: Callable[[], Awaitable[None]], stop: asyncio.Event
 ) -> None:
+    outage = OutageLog(log, f"vault task {name}")
     while not stop.is_set():
         try:
             await run()
-        except Exception:
-            log.exception("vault task %s failed", name)
+        except Exception as error:
+            outage.failed(error)
+        else:
+            outage.succeeded()
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
         except TimeoutError:

@@ -198,6 +198,13 @@ class VersionChange:
         their own, after this); tolerate absent keys. An event's `previous_attributes` are made
         from whole objects rendered before and after the event, never passed here alone."""
 
+    def downgrade_previous_attributes(self, previous: JsonObject, obj: JsonObject) -> None:
+        """Rewrite an event's `previous_attributes` into how the previous version reported a
+        change, in place: for changes to how events report what changed (`resources =
+        ("event",)`). `previous` is what differs between the whole object before the event and
+        after it, both rendered at the version being rendered; `obj` is the object after it, as
+        rendered there."""
+
     def downgrade_error(self, error: ErrorResponse) -> None:
         """Rewrite an error response into the previous version's status and shape, in place."""
 

@@ -244,3 +244,15 @@ async def test_redelivery_sends_only_events_the_endpoint_subscribes_to(
     assert (await bench.service.redeliver(bench.account_id, endpoint.id, None)).queued == 1
     assert await bench.delivery_status(subscribed, endpoint.id) == "pending"
     assert await bench.delivery_status(unsubscribed, endpoint.id) == "failed"
+
+
+async def test_an_endpoint_may_subscribe_to_payment_method_updated_and_charge_expired(
+    bench: Bench,
+) -> None:
+    """Both are in Stripe's enabled_events, and remit emits both (a payment method's update, an
+    authorization left to expire)."""
+    wanted = ["payment_method.updated", "charge.expired"]
+    endpoint = await bench.service.create_endpoint(
+        bench.account_id, url="https://example.com/h", enabled_events=wanted
+    )
+    assert list(endpoint.enabled_events) == wanted

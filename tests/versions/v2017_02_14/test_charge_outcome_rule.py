@@ -6,6 +6,7 @@ from remit.versioning import (
     RelatedDataMissingError,
     RelatedPage,
     gather_related,
+    one_by_one,
     render,
     render_event,
 )
@@ -91,7 +92,7 @@ async def test_gathering_finds_each_rule_once_for_charges_listed_and_embedded() 
         "has_more": False,
         "url": "/v1/charges",
     }
-    related = await gather_related(listed, BEFORE, fetch)
+    related = await gather_related(listed, BEFORE, one_by_one(fetch))
     assert asked.count(("rule", RULE_ID)) == 1
     rendered = render(listed, BEFORE, related)
     data = rendered["data"]
@@ -104,7 +105,7 @@ async def test_gathering_finds_each_rule_once_for_charges_listed_and_embedded() 
     asked.clear()
     intent = to_json(resources.payment_intent())
     intent["latest_charge"] = _ruled_charge()
-    related = await gather_related(intent, BEFORE, fetch)
+    related = await gather_related(intent, BEFORE, one_by_one(fetch))
     assert ("rule", RULE_ID) in asked
     rendered = render(intent, BEFORE, related)
     latest, charges = rendered["latest_charge"], rendered["charges"]
@@ -122,7 +123,7 @@ async def test_nothing_is_looked_up_from_2017_02_14_until_2022_11_15() -> None:
         assert need is not RULE_OF_CHARGE, "no rule lookup expected"
         return RelatedPage.whole([])
 
-    related = await gather_related(_ruled_charge(), AT, fetch)
+    related = await gather_related(_ruled_charge(), AT, one_by_one(fetch))
     assert not any(need is RULE_OF_CHARGE for need, _ in related)
 
 
@@ -157,7 +158,7 @@ async def test_an_event_whose_charge_had_another_rule_shows_that_one_in_previous
             return RelatedPage.whole([rules[key]])
         return RelatedPage.whole([])
 
-    related = await gather_related(event, BEFORE, fetch)
+    related = await gather_related(event, BEFORE, one_by_one(fetch))
     data = render_event(event, BEFORE, related)["data"]
     assert isinstance(data, dict)
     assert data["previous_attributes"] == {"outcome": {**_outcome(charge), "rule": earlier}}

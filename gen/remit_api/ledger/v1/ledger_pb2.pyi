@@ -1046,25 +1046,57 @@ class Balance(_message.Message):
     AVAILABLE_FIELD_NUMBER: _builtins.int
     LIVEMODE_FIELD_NUMBER: _builtins.int
     PENDING_FIELD_NUMBER: _builtins.int
+    CONNECT_RESERVED_FIELD_NUMBER: _builtins.int
     livemode: _builtins.bool
     @_builtins.property
     def available(self) -> _containers.RepeatedCompositeFieldContainer[Global___BalanceAmount]: ...
     @_builtins.property
     def pending(self) -> _containers.RepeatedCompositeFieldContainer[Global___BalanceAmount]: ...
+    @_builtins.property
+    def connect_reserved(self) -> _containers.RepeatedCompositeFieldContainer[Global___BalanceReserved]:
+        """Connect: funds held for connected accounts' negative balances; remit has no Connect, so
+        zero in each currency the balance shows, as Stripe shows an account without any.
+        """
+
     def __init__(
         self,
         *,
         available: _abc.Iterable[Global___BalanceAmount] | None = ...,
         livemode: _builtins.bool = ...,
         pending: _abc.Iterable[Global___BalanceAmount] | None = ...,
+        connect_reserved: _abc.Iterable[Global___BalanceReserved] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "livemode", b"livemode", "pending", b"pending"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "connect_reserved", b"connect_reserved", "livemode", b"livemode", "pending", b"pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Balance: _TypeAlias = Balance  # noqa: Y015
+
+@_typing.final
+class BalanceReserved(_message.Message):
+    """One currency's amount in balance.connect_reserved."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    amount: _builtins.int
+    currency: _builtins.str
+    def __init__(
+        self,
+        *,
+        amount: _builtins.int = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BalanceReserved: _TypeAlias = BalanceReserved  # noqa: Y015
 
 @_typing.final
 class BalanceAmount(_message.Message):
@@ -1483,6 +1515,8 @@ class Payout(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    APPLICATION_FEE_FIELD_NUMBER: _builtins.int
+    APPLICATION_FEE_AMOUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """po_ id."""
     amount: _builtins.int
@@ -1513,6 +1547,10 @@ class Payout(_message.Message):
     statement_descriptor: _builtins.str
     status: Global___PayoutStatus.ValueType
     type: Global___PayoutType.ValueType
+    application_fee: _builtins.str
+    """Connect: fee_ id of the application fee taken on the payout; always null in remit."""
+    application_fee_amount: _builtins.int
+    """Connect: the application fee requested on the payout; always null in remit."""
     @_builtins.property
     def arrival_date(self) -> _timestamp_pb2.Timestamp:
         """Expected arrival at the bank."""
@@ -1552,11 +1590,17 @@ class Payout(_message.Message):
         status: Global___PayoutStatus.ValueType = ...,
         trace_id: Global___PayoutTraceId | None = ...,
         type: Global___PayoutType.ValueType = ...,
+        application_fee: _builtins.str | None = ...,
+        application_fee_amount: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction", "_description", b"_description", "_destination", b"_destination", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_original_payout", b"_original_payout", "_payout_method", b"_payout_method", "_reversed_by", b"_reversed_by", "_statement_descriptor", b"_statement_descriptor", "arrival_date", b"arrival_date", "balance_transaction", b"balance_transaction", "created", b"created", "description", b"description", "destination", b"destination", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "original_payout", b"original_payout", "payout_method", b"payout_method", "reversed_by", b"reversed_by", "statement_descriptor", b"statement_descriptor", "trace_id", b"trace_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_application_fee", b"_application_fee", "_application_fee_amount", b"_application_fee_amount", "_balance_transaction", b"_balance_transaction", "_description", b"_description", "_destination", b"_destination", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_original_payout", b"_original_payout", "_payout_method", b"_payout_method", "_reversed_by", b"_reversed_by", "_statement_descriptor", b"_statement_descriptor", "application_fee", b"application_fee", "application_fee_amount", b"application_fee_amount", "arrival_date", b"arrival_date", "balance_transaction", b"balance_transaction", "created", b"created", "description", b"description", "destination", b"destination", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "original_payout", b"original_payout", "payout_method", b"payout_method", "reversed_by", b"reversed_by", "statement_descriptor", b"statement_descriptor", "trace_id", b"trace_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction", "_description", b"_description", "_destination", b"_destination", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_original_payout", b"_original_payout", "_payout_method", b"_payout_method", "_reversed_by", b"_reversed_by", "_statement_descriptor", b"_statement_descriptor", "amount", b"amount", "arrival_date", b"arrival_date", "automatic", b"automatic", "balance_transaction", b"balance_transaction", "created", b"created", "currency", b"currency", "description", b"description", "destination", b"destination", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "method", b"method", "original_payout", b"original_payout", "payout_method", b"payout_method", "reconciliation_status", b"reconciliation_status", "reversed_by", b"reversed_by", "source_type", b"source_type", "statement_descriptor", b"statement_descriptor", "status", b"status", "trace_id", b"trace_id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_application_fee", b"_application_fee", "_application_fee_amount", b"_application_fee_amount", "_balance_transaction", b"_balance_transaction", "_description", b"_description", "_destination", b"_destination", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_original_payout", b"_original_payout", "_payout_method", b"_payout_method", "_reversed_by", b"_reversed_by", "_statement_descriptor", b"_statement_descriptor", "amount", b"amount", "application_fee", b"application_fee", "application_fee_amount", b"application_fee_amount", "arrival_date", b"arrival_date", "automatic", b"automatic", "balance_transaction", b"balance_transaction", "created", b"created", "currency", b"currency", "description", b"description", "destination", b"destination", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "method", b"method", "original_payout", b"original_payout", "payout_method", b"payout_method", "reconciliation_status", b"reconciliation_status", "reversed_by", b"reversed_by", "source_type", b"source_type", "statement_descriptor", b"statement_descriptor", "status", b"status", "trace_id", b"trace_id", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__application_fee: _TypeAlias = _typing.Literal["application_fee"]  # noqa: Y015
+    _WhichOneofArgType__application_fee: _TypeAlias = _typing.Literal["_application_fee", b"_application_fee"]  # noqa: Y015
+    _WhichOneofReturnType__application_fee_amount: _TypeAlias = _typing.Literal["application_fee_amount"]  # noqa: Y015
+    _WhichOneofArgType__application_fee_amount: _TypeAlias = _typing.Literal["_application_fee_amount", b"_application_fee_amount"]  # noqa: Y015
     _WhichOneofReturnType__balance_transaction: _TypeAlias = _typing.Literal["balance_transaction"]  # noqa: Y015
     _WhichOneofArgType__balance_transaction: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction"]  # noqa: Y015
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
@@ -1577,6 +1621,10 @@ class Payout(_message.Message):
     _WhichOneofArgType__reversed_by: _TypeAlias = _typing.Literal["_reversed_by", b"_reversed_by"]  # noqa: Y015
     _WhichOneofReturnType__statement_descriptor: _TypeAlias = _typing.Literal["statement_descriptor"]  # noqa: Y015
     _WhichOneofArgType__statement_descriptor: _TypeAlias = _typing.Literal["_statement_descriptor", b"_statement_descriptor"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__application_fee) -> _WhichOneofReturnType__application_fee | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__application_fee_amount) -> _WhichOneofReturnType__application_fee_amount | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__balance_transaction) -> _WhichOneofReturnType__balance_transaction | None: ...
     @_typing.overload
@@ -1669,7 +1717,7 @@ class CreatePayoutRequest(_message.Message):
     """Unset = standard."""
     statement_descriptor: _builtins.str
     destination: _builtins.str
-    """Bank account id; unset = the account's default."""
+    """Refused (NOT_FOUND): remit keeps no external accounts; payouts go to the account's bank."""
     source_type: Global___PayoutSourceType.ValueType
     """Unset = card."""
     @_builtins.property

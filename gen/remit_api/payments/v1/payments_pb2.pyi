@@ -1283,27 +1283,96 @@ Global___PaymentMethodOptions: _TypeAlias = PaymentMethodOptions  # noqa: Y015
 
 @_typing.final
 class PaymentMethodOptionsCard(_message.Message):
-    """payment_method_options.card."""
+    """payment_method_options.card. On the object it always shows, with Stripe's defaults."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_THREE_D_SECURE_FIELD_NUMBER: _builtins.int
+    INSTALLMENTS_FIELD_NUMBER: _builtins.int
+    MANDATE_OPTIONS_FIELD_NUMBER: _builtins.int
+    NETWORK_FIELD_NUMBER: _builtins.int
     request_three_d_secure: Global___RequestThreeDSecure.ValueType
-    """When to request 3-D Secure: automatic (when required or Radar asks), any, or challenge."""
+    """When to request 3-D Secure: automatic (when required or Radar asks), any, or challenge.
+    On the object: the intent's, or automatic when it was never set.
+    """
+    network: _builtins.str
+    """The network chosen to process the payment: output only, always null in remit (the
+    card's own network processes it).
+    """
+    @_builtins.property
+    def installments(self) -> Global___PaymentMethodOptionsCardInstallments:
+        """Installments (Mexico only): output only, always null in remit."""
+
+    @_builtins.property
+    def mandate_options(self) -> Global___PaymentMethodOptionsCardMandateOptions:
+        """eMandates for cards issued in India: output only, always null in remit."""
+
     def __init__(
         self,
         *,
         request_three_d_secure: Global___RequestThreeDSecure.ValueType | None = ...,
+        installments: Global___PaymentMethodOptionsCardInstallments | None = ...,
+        mandate_options: Global___PaymentMethodOptionsCardMandateOptions | None = ...,
+        network: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_request_three_d_secure", b"_request_three_d_secure", "request_three_d_secure", b"request_three_d_secure"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_network", b"_network", "_request_three_d_secure", b"_request_three_d_secure", "installments", b"installments", "mandate_options", b"mandate_options", "network", b"network", "request_three_d_secure", b"request_three_d_secure"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_request_three_d_secure", b"_request_three_d_secure", "request_three_d_secure", b"request_three_d_secure"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_network", b"_network", "_request_three_d_secure", b"_request_three_d_secure", "installments", b"installments", "mandate_options", b"mandate_options", "network", b"network", "request_three_d_secure", b"request_three_d_secure"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__network: _TypeAlias = _typing.Literal["network"]  # noqa: Y015
+    _WhichOneofArgType__network: _TypeAlias = _typing.Literal["_network", b"_network"]  # noqa: Y015
     _WhichOneofReturnType__request_three_d_secure: _TypeAlias = _typing.Literal["request_three_d_secure"]  # noqa: Y015
     _WhichOneofArgType__request_three_d_secure: _TypeAlias = _typing.Literal["_request_three_d_secure", b"_request_three_d_secure"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__network) -> _WhichOneofReturnType__network | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__request_three_d_secure) -> _WhichOneofReturnType__request_three_d_secure | None: ...
 
 Global___PaymentMethodOptionsCard: _TypeAlias = PaymentMethodOptionsCard  # noqa: Y015
+
+@_typing.final
+class PaymentMethodOptionsCardInstallments(_message.Message):
+    """payment_method_options.card.installments; remit offers none."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Whether installments are enabled."""
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentMethodOptionsCardInstallments: _TypeAlias = PaymentMethodOptionsCardInstallments  # noqa: Y015
+
+@_typing.final
+class PaymentMethodOptionsCardMandateOptions(_message.Message):
+    """payment_method_options.card.mandate_options; remit sets up no eMandates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    amount: _builtins.int
+    """Amount of each payment under the mandate, in minor units."""
+    def __init__(
+        self,
+        *,
+        amount: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentMethodOptionsCardMandateOptions: _TypeAlias = PaymentMethodOptionsCardMandateOptions  # noqa: Y015
 
 @_typing.final
 class PaymentIntentProcessing(_message.Message):
@@ -5054,6 +5123,178 @@ class ListRefundsResponse(_message.Message):
 Global___ListRefundsResponse: _TypeAlias = ListRefundsResponse  # noqa: Y015
 
 @_typing.final
+class ListChargesOfPaymentIntentsRequest(_message.Message):
+    """The first charges of each of `payment_intents`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_INTENTS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """Charges per intent; 0 = default 10, at most 100."""
+    @_builtins.property
+    def payment_intents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """pi_ ids, at most 100 (one page of intents). An id of no intent of the account has no
+        charges.
+        """
+
+    def __init__(
+        self,
+        *,
+        payment_intents: _abc.Iterable[_builtins.str] | None = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "payment_intents", b"payment_intents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChargesOfPaymentIntentsRequest: _TypeAlias = ListChargesOfPaymentIntentsRequest  # noqa: Y015
+
+@_typing.final
+class ChargesOfPaymentIntent(_message.Message):
+    """One intent's first charges, newest first, each without its refunds (`refunds` empty)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_INTENT_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    TOTAL_COUNT_FIELD_NUMBER: _builtins.int
+    payment_intent: _builtins.str
+    """pi_ id."""
+    has_more: _builtins.bool
+    """More charges follow the first `limit`."""
+    total_count: _builtins.int
+    """How many charges the intent has in all (counted in one query for every intent asked)."""
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Charge]: ...
+    def __init__(
+        self,
+        *,
+        payment_intent: _builtins.str = ...,
+        data: _abc.Iterable[Global___Charge] | None = ...,
+        has_more: _builtins.bool = ...,
+        total_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more", "payment_intent", b"payment_intent", "total_count", b"total_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChargesOfPaymentIntent: _TypeAlias = ChargesOfPaymentIntent  # noqa: Y015
+
+@_typing.final
+class ListChargesOfPaymentIntentsResponse(_message.Message):
+    """One ChargesOfPaymentIntent per id asked, in the order asked (an id asked twice, once)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChargesOfPaymentIntent]: ...
+    def __init__(
+        self,
+        *,
+        pages: _abc.Iterable[Global___ChargesOfPaymentIntent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pages", b"pages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChargesOfPaymentIntentsResponse: _TypeAlias = ListChargesOfPaymentIntentsResponse  # noqa: Y015
+
+@_typing.final
+class ListRefundsOfChargesRequest(_message.Message):
+    """The first refunds of each of `charges`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARGES_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """Refunds per charge; 0 = default 10, at most 100."""
+    @_builtins.property
+    def charges(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ch_ ids, at most 100 (one page of charges). An id of no charge of the account has no
+        refunds.
+        """
+
+    def __init__(
+        self,
+        *,
+        charges: _abc.Iterable[_builtins.str] | None = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges", b"charges", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRefundsOfChargesRequest: _TypeAlias = ListRefundsOfChargesRequest  # noqa: Y015
+
+@_typing.final
+class RefundsOfCharge(_message.Message):
+    """One charge's first refunds, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARGE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    TOTAL_COUNT_FIELD_NUMBER: _builtins.int
+    charge: _builtins.str
+    """ch_ id."""
+    has_more: _builtins.bool
+    """More refunds follow the first `limit`."""
+    total_count: _builtins.int
+    """How many refunds the charge has in all (counted in one query for every charge asked)."""
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Refund]: ...
+    def __init__(
+        self,
+        *,
+        charge: _builtins.str = ...,
+        data: _abc.Iterable[Global___Refund] | None = ...,
+        has_more: _builtins.bool = ...,
+        total_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "data", b"data", "has_more", b"has_more", "total_count", b"total_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundsOfCharge: _TypeAlias = RefundsOfCharge  # noqa: Y015
+
+@_typing.final
+class ListRefundsOfChargesResponse(_message.Message):
+    """One RefundsOfCharge per id asked, in the order asked (an id asked twice, once)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefundsOfCharge]: ...
+    def __init__(
+        self,
+        *,
+        pages: _abc.Iterable[Global___RefundsOfCharge] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pages", b"pages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRefundsOfChargesResponse: _TypeAlias = ListRefundsOfChargesResponse  # noqa: Y015
+
+@_typing.final
 class CreateCustomerRequest(_message.Message):
     """---------------------------------------------------------------------------------------------
     Customer requests
@@ -5829,6 +6070,7 @@ class ListPaymentMethodsRequest(_message.Message):
     ENDING_BEFORE_FIELD_NUMBER: _builtins.int
     CUSTOMER_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    ALLOW_REDISPLAY_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
     """Page size; 0 = default 10, at most 100."""
     starting_after: _builtins.str
@@ -5837,6 +6079,10 @@ class ListPaymentMethodsRequest(_message.Message):
     """Only methods attached to this cus_ id."""
     type: Global___PaymentMethodType.ValueType
     """Only methods of this type."""
+    allow_redisplay: _builtins.str
+    """Only methods with this allow_redisplay: always, limited or unspecified (which a method
+    stored without one counts as).
+    """
     def __init__(
         self,
         *,
@@ -5845,11 +6091,14 @@ class ListPaymentMethodsRequest(_message.Message):
         ending_before: _builtins.str | None = ...,
         customer: _builtins.str | None = ...,
         type: Global___PaymentMethodType.ValueType | None = ...,
+        allow_redisplay: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "customer", b"customer", "ending_before", b"ending_before", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay", "_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "allow_redisplay", b"allow_redisplay", "customer", b"customer", "ending_before", b"ending_before", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "customer", b"customer", "ending_before", b"ending_before", "limit", b"limit", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay", "_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "allow_redisplay", b"allow_redisplay", "customer", b"customer", "ending_before", b"ending_before", "limit", b"limit", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__allow_redisplay: _TypeAlias = _typing.Literal["allow_redisplay"]  # noqa: Y015
+    _WhichOneofArgType__allow_redisplay: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay"]  # noqa: Y015
     _WhichOneofReturnType__customer: _TypeAlias = _typing.Literal["customer"]  # noqa: Y015
     _WhichOneofArgType__customer: _TypeAlias = _typing.Literal["_customer", b"_customer"]  # noqa: Y015
     _WhichOneofReturnType__ending_before: _TypeAlias = _typing.Literal["ending_before"]  # noqa: Y015
@@ -5858,6 +6107,8 @@ class ListPaymentMethodsRequest(_message.Message):
     _WhichOneofArgType__starting_after: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after"]  # noqa: Y015
     _WhichOneofReturnType__type: _TypeAlias = _typing.Literal["type"]  # noqa: Y015
     _WhichOneofArgType__type: _TypeAlias = _typing.Literal["_type", b"_type"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__allow_redisplay) -> _WhichOneofReturnType__allow_redisplay | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__customer) -> _WhichOneofReturnType__customer | None: ...
     @_typing.overload

@@ -15,15 +15,15 @@ there on the status it does not know. Upgrade the core before running `remit rec
 this version. The downgrade turns such rows into amount mismatches, the status the earlier
 version has for a pair that differs, and counts them so.
 
-Revision ID: 0053_reconciliation_outcomes
-Revises: 0052_reconciliation_differences
+Revision ID: 0055_reconciliation_outcomes
+Revises: 0054_reconciliation_differences
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0053_reconciliation_outcomes"
-down_revision = "0052_reconciliation_differences"
+revision = "0055_reconciliation_outcomes"
+down_revision = "0054_reconciliation_differences"
 branch_labels = None
 depends_on = None
 

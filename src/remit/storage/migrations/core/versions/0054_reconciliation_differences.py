@@ -9,16 +9,16 @@ Rows stored before this revision get an empty list (what differed was not kept);
 day's reconciliation again stores a run that says it. The column has a constant default, so it
 is added without rewriting the table.
 
-Revision ID: 0052_reconciliation_differences
-Revises: 0051_numeric_host_endpoints
+Revision ID: 0054_reconciliation_differences
+Revises: 0053_idempotency_request_path
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0052_reconciliation_differences"
-down_revision = "0051_numeric_host_endpoints"
+revision = "0054_reconciliation_differences"
+down_revision = "0053_idempotency_request_path"
 branch_labels = None
 depends_on = None
 
