@@ -17,6 +17,10 @@ IDEMPOTENCY_KEY = "idempotency-key"
 # keys live apart from the secret key's (see `remit.payments.keyed_rpc.keyed_call`).
 KEY_KIND_KEY = "remit-key-kind"
 PUBLISHABLE_KEY_KIND = "publishable"
+# Set by the REST facade: the URL path of the HTTP request a call serves (`/v1/refunds`,
+# `/v1/payment_intents/pi_123/confirm`), which the idempotency layer keeps with a key so that a
+# key reused elsewhere is refused naming the paths, as Stripe names them, not remit's RPCs.
+REQUEST_PATH_KEY = "remit-request-path"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 # Trailing metadata of an answer replayed for a retry under an idempotency key.
 REPLAYED_KEY = "idempotent-replayed"
@@ -30,6 +34,8 @@ class CallContext:
     idempotency_key: str | None
     # Whether the caller holds only the account's publishable key, which is public.
     publishable: bool = False
+    # The REST request's URL path; None for a call no HTTP request made.
+    request_path: str | None = None
 
 
 def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
@@ -50,6 +56,7 @@ def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
         api_version=_text(values, API_VERSION_KEY),
         idempotency_key=_idempotency_key(values),
         publishable=values.get(KEY_KIND_KEY) == PUBLISHABLE_KEY_KIND,
+        request_path=_text(values, REQUEST_PATH_KEY),
     )
 
 

@@ -21,8 +21,8 @@ migration's transaction.
 
 The downgrade changes nothing: the repaired settings are valid for the earlier version too.
 
-Revision ID: 0053_account_settings_in_bounds
-Revises: 0052_capture_attempts
+Revision ID: 0056_account_settings_in_bounds
+Revises: 0055_reconciliation_outcomes
 """
 
 import logging
@@ -37,8 +37,8 @@ from remit.accounts.settings import (
 )
 from remit.core.currency import SUPPORTED_CURRENCIES
 
-revision = "0053_account_settings_in_bounds"
-down_revision = "0052_capture_attempts"
+revision = "0056_account_settings_in_bounds"
+down_revision = "0055_reconciliation_outcomes"
 branch_labels = None
 depends_on = None
 
