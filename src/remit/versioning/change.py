@@ -202,8 +202,10 @@ class VersionChange:
         """Rewrite an event's `previous_attributes` into how the previous version reported a
         change, in place: for changes to how events report what changed (`resources =
         ("event",)`). `previous` is what differs between the whole object before the event and
-        after it, both rendered at the version being rendered; `obj` is the object after it, as
-        rendered there."""
+        after it, both rendered at the version being rendered, as the latest version reports it
+        (a changed hash by its changed keys: `remit.versioning.previous_attributes`), then as
+        the newer changes of this kind left it; `obj` is the object after it, as rendered
+        there."""
 
     def downgrade_error(self, error: ErrorResponse) -> None:
         """Rewrite an error response into the previous version's status and shape, in place."""
