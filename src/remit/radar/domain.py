@@ -63,6 +63,9 @@ class Rule:
     predicate: str
     position: int
     created_at: datetime
+    # Why a stored rule does not run (remit.radar.validity), as read for the rules listing;
+    # None for a rule that runs, and for a rule not read for display.
+    invalid_reason: str | None = None
 
     @property
     def text(self) -> str:

@@ -26,7 +26,7 @@ _BRAND = {
 
 
 def rule_message(rule: Rule) -> rpb.Rule:
-    return rpb.Rule(
+    message = rpb.Rule(
         id=rule.id,
         action=RULE_ACTIONS[rule.action],
         predicate=rule.predicate,
@@ -34,6 +34,9 @@ def rule_message(rule: Rule) -> rpb.Rule:
         created=timestamp(rule.created_at),
         livemode=False,
     )
+    if rule.invalid_reason is not None:
+        message.invalid_reason = rule.invalid_reason
+    return message
 
 
 def item_message(item: ValueListItem) -> rpb.ValueListItem:

@@ -1,6 +1,7 @@
 """Radar's persistence in the caller's transaction. Every query names the account."""
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -71,6 +72,17 @@ def _item(row: AnyRow) -> ValueListItem:
         created_at=m["created_at"],
         created_by=m["created_by"],
     )
+
+
+@dataclass(frozen=True)
+class ListsFound:
+    """What an attempt's rules need of the value lists they name: for each alias, which of the
+    attempt's own values its list holds, and the item type of each of those lists that exists
+    (a rule naming one that is missing, or of the wrong type, does not run:
+    remit.radar.validity)."""
+
+    values: dict[str, ListValues]
+    item_types: dict[str, ItemType]
 
 
 _ENABLED_AND_RULES = Statement(
@@ -218,6 +230,19 @@ class ValueListRepository:
         )
         return {alias: ItemType(item_type) for alias, item_type in rows}
 
+    async def item_types(self, account_id: str, aliases: Iterable[str]) -> dict[str, ItemType]:
+        """The item type of each of these lists that exists, by alias (unlocked: to show)."""
+        wanted = sorted(set(aliases))
+        if not wanted:
+            return {}
+        rows = await self._db.execute(
+            select(radar_value_lists.c.alias, radar_value_lists.c.item_type).where(
+                radar_value_lists.c.account_id == account_id,
+                radar_value_lists.c.alias.in_(wanted),
+            )
+        )
+        return {alias: ItemType(item_type) for alias, item_type in rows}
+
     async def page(
         self,
         account_id: str,
@@ -361,14 +386,15 @@ class ValueListRepository:
 
     async def matching(
         self, account_id: str, aliases: Iterable[str], candidates: Iterable[str]
-    ) -> dict[str, ListValues]:
-        """For each alias, which of the attempt's own values its list holds: a lookup of a
-        handful of values through an index, never a read of whole lists."""
+    ) -> ListsFound:
+        """For each alias, which of the attempt's own values its list holds, and the lists'
+        item types: one query, a lookup of a handful of values through an index, never a read
+        of whole lists."""
         wanted = sorted(set(aliases))
         values = {c for c in candidates if c}
         lists: dict[str, ListValues] = {alias: ListValues(frozenset()) for alias in wanted}
-        if not wanted or not values:
-            return lists
+        if not wanted:
+            return ListsFound(lists, {})
         keys = values | {v.casefold() for v in values}
         rows = await self._db.execute(
             select(
@@ -377,25 +403,27 @@ class ValueListRepository:
                 radar_value_list_items.c.value_key,
             )
             .select_from(
-                radar_value_lists.join(
+                radar_value_lists.outerjoin(
                     radar_value_list_items,
-                    radar_value_list_items.c.value_list_id == radar_value_lists.c.id,
+                    (radar_value_list_items.c.value_list_id == radar_value_lists.c.id)
+                    & radar_value_list_items.c.value_key.in_(sorted(keys)),
                 )
             )
             .where(
                 radar_value_lists.c.account_id == account_id,
                 radar_value_lists.c.alias.in_(wanted),
-                radar_value_list_items.c.value_key.in_(sorted(keys)),
             )
         )
         found: dict[str, set[str]] = {}
-        sensitive: dict[str, bool] = {}
+        item_types: dict[str, ItemType] = {}
         for alias, item_type, key in rows:
-            found.setdefault(alias, set()).add(key)
-            sensitive[alias] = item_type == ItemType.CASE_SENSITIVE_STRING.value
+            item_types[alias] = ItemType(item_type)
+            if key is not None:
+                found.setdefault(alias, set()).add(key)
         for alias, keys_found in found.items():
-            lists[alias] = ListValues(frozenset(keys_found), case_sensitive=sensitive[alias])
-        return lists
+            sensitive = item_types[alias] is ItemType.CASE_SENSITIVE_STRING
+            lists[alias] = ListValues(frozenset(keys_found), case_sensitive=sensitive)
+        return ListsFound(lists, item_types)
 
 
 def _counter(m: RowMapping) -> Counter:

@@ -13,8 +13,9 @@ a boolean attribute alone. Keywords are case-insensitive; strings compare case-i
 compared in its canonical spelling, as the attribute holds it (`remit.radar.ip_addresses`).
 
 Everything that can be wrong with a rule is found by `parse_rule` / `parse_predicate`: unknown
-attributes, type mismatches, syntax. The compiled predicate never raises, and a list that has
-disappeared is empty.
+attributes, type mismatches, syntax. The compiled predicate never raises, and a list it is not
+given is empty (a stored rule naming a list that is gone, or of the wrong item type, is not run
+at all: remit.radar.validity).
 
 A condition on an attribute with no value is unknown, not false, and stays unknown under `not`:
 `not :ip_country: in @risky` is no more true of a payment without an IP country than

@@ -1,9 +1,10 @@
 """Radar's use cases: rules and value lists, and the dry-run evaluator. One transaction each.
 
 A rule is parsed, type-checked and its @lists resolved when it is saved: a payment never meets
-a rule that cannot run. A value list that a rule refers to cannot be deleted: saving a rule
-locks the lists it names FOR SHARE, and deleting a list locks it FOR UPDATE before reading the
-rules, so the two never both succeed.
+a rule that cannot run (one stored before a check existed that fails it is invalid, never runs,
+and is listed with its `invalid_reason`: remit.radar.validity). A value list that a rule refers
+to cannot be deleted: saving a rule locks the lists it names FOR SHARE, and deleting a list
+locks it FOR UPDATE before reading the rules, so the two never both succeed.
 """
 
 import re
@@ -28,13 +29,13 @@ from remit.radar.domain import (
     ValueListItem,
     decide,
 )
-from remit.radar.gate import active_rules, compiled
+from remit.radar.gate import active_rules, compiled, runnable, stored_rule_problem
 from remit.radar.ip_addresses import canonical_ip
-from remit.radar.list_types import lists_for, may_test
 from remit.radar.model import Weights, load_weights, score
 from remit.radar.repository import RuleRepository, ValueListRepository, value_key
 from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
 from remit.radar.tables import radar_value_list_items, radar_value_lists
+from remit.radar.validity import list_problem
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 
 MAX_RULES: Final = 200
@@ -124,23 +125,20 @@ class RadarService:
         of one (FOR UPDATE) cannot commit in between: it waits, then sees the rule and refuses,
         or it committed first and the list is missing here."""
         item_types = await ValueListRepository(db).lock_item_types(account_id, parsed.lists)
-        missing = parsed.lists - set(item_types)
-        if missing:
-            raise invalid(
-                f"The rule refers to a value list that does not exist: @{sorted(missing)[0]}.",
-                "predicate",
-                code="rule_invalid",
-            )
-        for alias, attributes in sorted(parsed.list_attributes.items()):
-            for attribute in sorted(attributes):
-                if not may_test(attribute, item_types[alias]):
-                    raise invalid(
-                        f":{attribute}: cannot be tested against @{alias}, a list of "
-                        f"{item_types[alias].value} values; test it against a list of "
-                        f"{lists_for(attribute)} values.",
-                        "predicate",
-                        code="rule_invalid",
-                    )
+        problem = list_problem(parsed, item_types)
+        if problem is not None:
+            raise invalid(problem, "predicate", code="rule_invalid")
+
+    async def _as_listed(
+        self, db: AsyncConnection, account_id: str, rules: list[Rule]
+    ) -> list[Rule]:
+        """The rules with why each that does not run does not (remit.radar.validity)."""
+        aliases = {alias for rule in rules for alias in _lists_of(rule.predicate)}
+        item_types = await ValueListRepository(db).item_types(account_id, aliases)
+        return [
+            replace(rule, invalid_reason=stored_rule_problem(rule.predicate, item_types))
+            for rule in rules
+        ]
 
     async def create_rule(
         self, account_id: str, action: RuleAction, predicate: str, position: int | None = None
@@ -186,9 +184,9 @@ class RadarService:
     async def get_rule(self, account_id: str, rule_id: str) -> Rule:
         async with self._engine.begin() as db:
             rule = await RuleRepository(db).get(account_id, rule_id)
-        if rule is None:
-            raise not_found("rule", rule_id)
-        return rule
+            if rule is None:
+                raise not_found("rule", rule_id)
+            return (await self._as_listed(db, account_id, [rule]))[0]
 
     async def list_rules(
         self,
@@ -201,7 +199,9 @@ class RadarService:
         """Rules by position; cursors are rule ids."""
         _check_limit(limit)
         async with self._engine.begin() as db:
-            rules = await RuleRepository(db).in_order(account_id)
+            rules = await self._as_listed(
+                db, account_id, await RuleRepository(db).in_order(account_id)
+            )
         ids = [rule.id for rule in rules]
         for cursor, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
             if cursor is not None and cursor not in ids:
@@ -489,8 +489,8 @@ class RadarService:
         return decide(
             scored,
             signals,
-            rules,
-            lists,
+            runnable(rules, lists.item_types),
+            lists.values,
             always_block=hint == "fraudulent",
             can_authenticate=signals.get("is_off_session") is not True,
         )

@@ -119,7 +119,11 @@ async def run_command(
     elif group == "rules" and command == "list":
         for rule in await _call(config, api_key, _every_rule):
             action = pb.RuleAction.Name(rule.action).removeprefix("RULE_ACTION_").lower()
-            print(f"{rule.position}\t{rule.id}\t{action}\t{rule.predicate}", file=out)
+            line = f"{rule.position}\t{rule.id}\t{action}\t{rule.predicate}"
+            if rule.HasField("invalid_reason"):
+                # Stored before a check saving makes now, which it fails: it never runs.
+                line += f"\tINVALID, does not run: {rule.invalid_reason}"
+            print(line, file=out)
     elif group == "rules" and command == "remove":
         request_delete = pb.DeleteRuleRequest(id=args.rule_id)
         deleted = await _call(

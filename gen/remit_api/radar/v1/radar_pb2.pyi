@@ -98,6 +98,7 @@ class Rule(_message.Message):
     POSITION_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     LIVEMODE_FIELD_NUMBER: _builtins.int
+    INVALID_REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """rule_ id."""
     action: Global___RuleAction.ValueType
@@ -106,6 +107,11 @@ class Rule(_message.Message):
     position: _builtins.int
     """Order within the account's rules (0 first)."""
     livemode: _builtins.bool
+    invalid_reason: _builtins.str
+    """Why the rule does not run, for a rule stored before a check that saving it makes now (a
+    list it names is gone, or cannot hold the kind of value it tests against it): it matches
+    no payment until it is changed or deleted. Unset for a rule that runs.
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -117,12 +123,15 @@ class Rule(_message.Message):
         position: _builtins.int = ...,
         created: _timestamp_pb2.Timestamp | None = ...,
         livemode: _builtins.bool = ...,
+        invalid_reason: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_invalid_reason", b"_invalid_reason", "created", b"created", "invalid_reason", b"invalid_reason"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "created", b"created", "id", b"id", "livemode", b"livemode", "position", b"position", "predicate", b"predicate"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_invalid_reason", b"_invalid_reason", "action", b"action", "created", b"created", "id", b"id", "invalid_reason", b"invalid_reason", "livemode", b"livemode", "position", b"position", "predicate", b"predicate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__invalid_reason: _TypeAlias = _typing.Literal["invalid_reason"]  # noqa: Y015
+    _WhichOneofArgType__invalid_reason: _TypeAlias = _typing.Literal["_invalid_reason", b"_invalid_reason"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__invalid_reason) -> _WhichOneofReturnType__invalid_reason | None: ...
 
 Global___Rule: _TypeAlias = Rule  # noqa: Y015
 
