@@ -301,18 +301,25 @@ class ValueListRepository:
             )
         )
 
-    async def insert_item(self, item: ValueListItem, item_type: ItemType) -> None:
-        await self._db.execute(
-            radar_value_list_items.insert().values(
-                id=item.id,
-                account_id=item.account_id,
-                value_list_id=item.value_list_id,
-                value=item.value,
-                value_key=value_key(item.value, item_type),
-                created_by=item.created_by,
-                created_at=item.created_at,
-            )
+    async def insert_item(self, item: ValueListItem, item_type: ItemType) -> bool:
+        """Add the item; False, adding nothing, when its list holds its value already. A
+        concurrent add of the value waits here for the other to end (the unique index), then
+        adds it only if that one rolled back."""
+        statement = insert(radar_value_list_items).values(
+            id=item.id,
+            account_id=item.account_id,
+            value_list_id=item.value_list_id,
+            value=item.value,
+            value_key=value_key(item.value, item_type),
+            created_by=item.created_by,
+            created_at=item.created_at,
         )
+        inserted = await self._db.execute(
+            statement.on_conflict_do_nothing(
+                index_elements=["value_list_id", "value_key"]
+            ).returning(radar_value_list_items.c.id)
+        )
+        return inserted.first() is not None
 
     async def get_item(self, account_id: str, item_id: str) -> ValueListItem | None:
         row = (
@@ -324,17 +331,6 @@ class ValueListRepository:
             )
         ).first()
         return None if row is None else _item(row)
-
-    async def has_item(self, value_list: ValueList, value: str) -> bool:
-        row = (
-            await self._db.execute(
-                select(radar_value_list_items.c.id).where(
-                    radar_value_list_items.c.value_list_id == value_list.id,
-                    radar_value_list_items.c.value_key == value_key(value, value_list.item_type),
-                )
-            )
-        ).first()
-        return row is not None
 
     async def delete_item(self, account_id: str, item_id: str) -> None:
         await self._db.execute(

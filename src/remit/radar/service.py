@@ -408,8 +408,6 @@ class RadarService:
             if value_list is None:
                 raise not_found("radar.value_list", list_id, param="value_list")
             text = normalised_value(value_list.item_type, value)
-            if await repo.has_item(value_list, text):
-                raise invalid(f"{text!r} is already in @{value_list.alias}.", "value")
             item = ValueListItem(
                 id=new_id("vli"),
                 account_id=account_id,
@@ -418,7 +416,10 @@ class RadarService:
                 created_at=self._now(),
                 created_by=CREATED_BY,
             )
-            await repo.insert_item(item, value_list.item_type)
+            if not await repo.insert_item(item, value_list.item_type):
+                # Held already, or added by a concurrent request that committed first: the
+                # same refusal either way (the unique index decides, core migration 0049).
+                raise invalid(f"{text!r} is already in @{value_list.alias}.", "value")
             return item
 
         return await run_keyed(self._engine, keyed, self._now(), insert)

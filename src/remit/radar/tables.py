@@ -55,11 +55,12 @@ radar_value_list_items = Table(
     Column("value_list_id", Text, ForeignKey("radar_value_lists.id"), nullable=False),
     Column("value", Text, nullable=False),
     # The value as rules compare it (casefolded unless the list is case-sensitive), so a
-    # payment looks its own values up instead of reading whole lists.
+    # payment looks its own values up instead of reading whole lists. A list holds each value
+    # once (core migration 0049), as Stripe's do.
     Column("value_key", Text, nullable=False),
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_radar_value_list_items_lookup", "value_list_id", "value_key"),
+    Index("ux_radar_value_list_items_value", "value_list_id", "value_key", unique=True),
     Index("ix_radar_value_list_items_list_created", "value_list_id", "created_at", "id"),
 )
 
