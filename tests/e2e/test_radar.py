@@ -18,6 +18,8 @@ import psycopg
 import pytest
 import stripe
 
+from remit.grpcutil.internal_auth import internal_sync_channel
+from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
 from tests.support.postgres import WorkerDatabases
@@ -408,6 +410,50 @@ def test_the_cli_adds_lists_and_removes_rules_that_payments_then_obey(
     item = remit_cli(platform, "radar", "lists", "add", value_list["id"], "a@b.example", *key)
     assert json.loads(item.stdout)["value"] == "a@b.example"
     assert "@vip" in remit_cli(platform, "radar", "lists", "list", *key).stdout
+
+
+def _key_id(platform: RunningPlatform, secret_key: str) -> str:
+    with internal_sync_channel(platform.core.target, platform.internal_access) as channel:
+        reply = accounts_pb2_grpc.AccountsServiceStub(channel).AuthenticateApiKey(
+            accounts_pb2.AuthenticateApiKeyRequest(key=secret_key), timeout=10
+        )
+    return reply.key_id
+
+
+def test_the_history_says_which_key_changed_each_rule_and_list_over_the_api_or_the_cli(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    key = ("--api-key", account.secret_key)
+    rule = add_rule(client, "Block if :amount_in_usd: >= 42")
+    client.raw_request("post", f"/v1/radar/rules/{rule['id']}", predicate=":amount_in_usd: > 50")
+    vips = client.v1.radar.value_lists.create(
+        params={"alias": "vips", "name": "VIPs", "item_type": "email"}
+    )
+    for _ in range(2):  # a retry replays the add: one change
+        client.v1.radar.value_list_items.create(
+            params={"value_list": vips.id, "value": "ada@example.com"},
+            options={"idempotency_key": "add-ada"},
+        )
+    removed = remit_cli(platform, "radar", "rules", "remove", rule["id"], *key)
+    assert removed.returncode == 0, removed.stderr
+
+    printed = remit_cli(platform, "radar", "history", *key)
+    assert printed.returncode == 0, printed.stderr
+    lines = [line.split("\t") for line in printed.stdout.splitlines()]
+    key_id = _key_id(platform, account.secret_key)
+    assert [line[2:7] for line in lines] == [
+        [key_id, "deleted", "rule", rule["id"], "v2"],
+        [key_id, "created", "radar.value_list_item", lines[1][5], ""],
+        [key_id, "created", "radar.value_list", vips.id, ""],
+        [key_id, "updated", "rule", rule["id"], "v2"],
+        [key_id, "created", "rule", rule["id"], "v1"],
+    ]
+    assert account.secret_key not in printed.stdout
+    only_the_list = remit_cli(platform, "radar", "history", "--object", vips.id, *key)
+    assert [line.split("\t")[4] for line in only_the_list.stdout.splitlines()] == [
+        "radar.value_list_item",
+        "radar.value_list",
+    ]
 
 
 # --- Idempotency-Key ----------------------------------------------------------------------

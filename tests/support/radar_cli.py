@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.config import TOKEN_ENV, from_env
 from remit.grpcutil.errors import ErrorMappingInterceptor
-from remit.grpcutil.metadata import ACCOUNT_KEY
+from remit.grpcutil.metadata import ACCOUNT_KEY, KEY_ID_KEY
 from remit.radar import tools
 from remit.radar.grpc import RadarServicer
 from remit.radar.service import RadarService
@@ -29,9 +29,11 @@ async def radar_cli(
     account_id: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    *,
+    key_id: str = "key_cli",
 ) -> AsyncIterator[RunCommand]:
     """`run(radar_group=..., radar_command=..., ...)` runs one command and returns what it
-    printed; the API key it is given authenticates for `account_id`."""
+    printed; the API key it is given authenticates as `key_id` of `account_id`."""
     server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
     radar_pb2_grpc.add_RadarServiceServicer_to_server(RadarServicer(RadarService(engine)), server)
     port = free_port()
@@ -39,7 +41,7 @@ async def radar_cli(
     await server.start()
 
     async def metadata(_channel: grpc.aio.Channel, _api_key: str) -> tuple[tuple[str, str], ...]:
-        return ((ACCOUNT_KEY, account_id),)
+        return ((ACCOUNT_KEY, account_id), (KEY_ID_KEY, key_id))
 
     monkeypatch.setattr(tools, "account_metadata", metadata)
     config = from_env(

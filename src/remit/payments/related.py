@@ -5,7 +5,9 @@ show as objects, read from the core database; and the event renderer built on th
 The webhook worker and the core render events for endpoints and accounts pinned before
 2022-11-15 this way (the REST facade fetches the same lists over gRPC). The lists hold what
 existed when the event happened (objects created later are left out); the objects in them are
-shown as they are now, since remit keeps no history of each object's states.
+shown as they are now, since remit keeps no history of each object's states. A charge's Radar
+rule is the exception: it is shown as it was when it decided the charge, which the charge keeps
+(remit.radar.decided).
 """
 
 import copy
@@ -27,6 +29,7 @@ from remit.payments import tables
 from remit.payments.events import charge_json
 from remit.payments.grpc import refund_message
 from remit.payments.repository import ChargeRepository, RefundRepository
+from remit.radar.decided import rule_as_decided
 from remit.radar.messages import rule_message
 from remit.radar.repository import RuleRepository
 from remit.storage.pagination import CreatedBounds
@@ -54,8 +57,11 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
     async def fetch(need: Need, parent_id: str) -> RelatedPage:
         async with engine.begin() as db:
             if isinstance(need, RelatedObject) and need.resource == "rule":
-                # As it is now: remit keeps no history of a rule; one deleted since is gone.
-                rule = await RuleRepository(db).get(account_id, parent_id)
+                # As it decided the charge, when the key names one; one deleted since is gone.
+                charge_id, rule_id = need.ids_in(parent_id)
+                rule = await RuleRepository(db).get(account_id, rule_id)
+                if rule is not None and charge_id is not None:
+                    rule = await rule_as_decided(db, rule, charge_id, missing_charge_ok=True)
                 return RelatedPage.whole([] if rule is None else [to_json(rule_message(rule))])
             if isinstance(need, RelatedObject):
                 raise UnsupportedRelatedListError(

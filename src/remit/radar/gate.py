@@ -141,6 +141,8 @@ def _verdict(decision: Decision, hint: str | None) -> RiskVerdict:
         explanation={
             "model": decision.score.model_version,
             "rule": decision.rule_text,
+            # Which version of the rule that text is (remit.radar.history).
+            "rule_version": decision.rule_version,
             "hint": hint,
             "top_signals": [
                 {"signal": c.signal, "points": round(c.points, 2), "value": c.value}

@@ -45,6 +45,7 @@ def _rule(row: AnyRow | Mapping[str, Any]) -> Rule:
         predicate=m["predicate"],
         position=m["position"],
         created_at=m["created_at"],
+        version=m["version"],
     )
 
 
@@ -87,7 +88,7 @@ class ListsFound:
 
 _ENABLED_AND_RULES = Statement(
     "SELECT accounts.radar_enabled, radar_rules.id, radar_rules.account_id, radar_rules.action,"
-    " radar_rules.predicate, radar_rules.position, radar_rules.created_at"
+    " radar_rules.predicate, radar_rules.position, radar_rules.created_at, radar_rules.version"
     " FROM accounts LEFT OUTER JOIN radar_rules ON radar_rules.account_id = accounts.id"
     " WHERE accounts.id = %(account_id)s ORDER BY radar_rules.position"
 )
@@ -142,6 +143,7 @@ class RuleRepository:
                 predicate=rule.predicate,
                 position=rule.position,
                 created_at=rule.created_at,
+                version=rule.version or 1,
             )
         )
 
@@ -149,7 +151,12 @@ class RuleRepository:
         await self._db.execute(
             update(radar_rules)
             .where(radar_rules.c.id == rule.id)
-            .values(action=rule.action.value, predicate=rule.predicate, position=rule.position)
+            .values(
+                action=rule.action.value,
+                predicate=rule.predicate,
+                position=rule.position,
+                version=rule.version or 1,
+            )
         )
 
     async def delete(self, account_id: str, rule_id: str) -> None:
@@ -288,8 +295,9 @@ class ValueListRepository:
         )
         return [_list(row) for row in rows], more
 
-    async def delete(self, account_id: str, list_id: str) -> None:
-        await self._db.execute(
+    async def delete(self, account_id: str, list_id: str) -> int:
+        """Delete the list and its items; how many items it held."""
+        items = await self._db.execute(
             radar_value_list_items.delete().where(
                 radar_value_list_items.c.account_id == account_id,
                 radar_value_list_items.c.value_list_id == list_id,
@@ -300,6 +308,7 @@ class ValueListRepository:
                 radar_value_lists.c.account_id == account_id, radar_value_lists.c.id == list_id
             )
         )
+        return int(items.rowcount)
 
     async def insert_item(self, item: ValueListItem, item_type: ItemType) -> bool:
         """Add the item; False, adding nothing, when its list holds its value already. A
@@ -332,13 +341,15 @@ class ValueListRepository:
         ).first()
         return None if row is None else _item(row)
 
-    async def delete_item(self, account_id: str, item_id: str) -> None:
-        await self._db.execute(
+    async def delete_item(self, account_id: str, item_id: str) -> bool:
+        """Whether this deleted the item (a concurrent delete may have come first)."""
+        deleted = await self._db.execute(
             radar_value_list_items.delete().where(
                 radar_value_list_items.c.account_id == account_id,
                 radar_value_list_items.c.id == item_id,
             )
         )
+        return bool(deleted.rowcount)
 
     async def first_items(self, value_list_id: str, limit: int) -> tuple[list[ValueListItem], bool]:
         rows = await self._db.execute(

@@ -20,6 +20,8 @@ from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import has_prefix, new_id
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
+from remit.radar import history
+from remit.radar.decided import rule_as_decided
 from remit.radar.domain import (
     Decision,
     ItemType,
@@ -30,11 +32,12 @@ from remit.radar.domain import (
     decide,
 )
 from remit.radar.gate import active_rules, compiled, runnable, stored_rule_problem
+from remit.radar.history import NOBODY_NAMED, Actor, Change, ChangeAction
 from remit.radar.ip_addresses import canonical_ip
 from remit.radar.model import Weights, load_weights, score
 from remit.radar.repository import RuleRepository, ValueListRepository, value_key
 from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
-from remit.radar.tables import radar_value_list_items, radar_value_lists
+from remit.radar.tables import radar_changes, radar_value_list_items, radar_value_lists
 from remit.radar.validity import list_problem
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 
@@ -141,9 +144,17 @@ class RadarService:
         ]
 
     async def create_rule(
-        self, account_id: str, action: RuleAction, predicate: str, position: int | None = None
+        self,
+        account_id: str,
+        action: RuleAction,
+        predicate: str,
+        position: int | None = None,
+        *,
+        actor: Actor = NOBODY_NAMED,
     ) -> Rule:
-        return value_of(await self.create_rule_once(account_id, None, action, predicate, position))
+        return value_of(
+            await self.create_rule_once(account_id, None, action, predicate, position, actor=actor)
+        )
 
     async def create_rule_once(
         self,
@@ -152,6 +163,8 @@ class RadarService:
         action: RuleAction,
         predicate: str,
         position: int | None = None,
+        *,
+        actor: Actor = NOBODY_NAMED,
     ) -> Done[Rule] | Replay:
         """A new rule; under a client key, one rule however often it is retried (a second copy
         would shift every later rule down a place)."""
@@ -177,16 +190,25 @@ class RadarService:
                 created_at=self._now(),
             )
             await repo.insert(rule)
+            await self._record_rule(db, actor, ChangeAction.CREATED, None, rule)
             return rule
 
         return await run_keyed(self._engine, keyed, self._now(), insert)
 
-    async def get_rule(self, account_id: str, rule_id: str) -> Rule:
+    async def get_rule(
+        self, account_id: str, rule_id: str, *, decided_charge: str | None = None
+    ) -> Rule:
+        """The rule as it is now; with `decided_charge`, as it was when it decided that
+        charge (its action, predicate and version then: remit.radar.decided). A rule deleted
+        since is not found either way."""
         async with self._engine.begin() as db:
             rule = await RuleRepository(db).get(account_id, rule_id)
             if rule is None:
                 raise not_found("rule", rule_id)
-            return (await self._as_listed(db, account_id, [rule]))[0]
+            listed = (await self._as_listed(db, account_id, [rule]))[0]
+            if decided_charge is None:
+                return listed
+            return await rule_as_decided(db, listed, decided_charge)
 
     async def list_rules(
         self,
@@ -222,10 +244,17 @@ class RadarService:
         action: RuleAction | None = None,
         predicate: str | None = None,
         position: int | None = None,
+        actor: Actor = NOBODY_NAMED,
     ) -> Rule:
         return value_of(
             await self.update_rule_once(
-                account_id, None, rule_id, action=action, predicate=predicate, position=position
+                account_id,
+                None,
+                rule_id,
+                action=action,
+                predicate=predicate,
+                position=position,
+                actor=actor,
             )
         )
 
@@ -238,6 +267,7 @@ class RadarService:
         action: RuleAction | None = None,
         predicate: str | None = None,
         position: int | None = None,
+        actor: Actor = NOBODY_NAMED,
     ) -> Done[Rule] | Replay:
         async def change(db: AsyncConnection) -> Rule:
             repo = RuleRepository(db)
@@ -252,6 +282,9 @@ class RadarService:
                 updated = replace(updated, predicate=parsed.text)
             if action is not None:
                 updated = replace(updated, action=action)
+            if (updated.action, updated.predicate) != (current.action, current.predicate):
+                # What the rule does changed: a new version (see remit.radar.history).
+                updated = replace(updated, version=(current.version or 0) + 1)
             order = [rule for rule in rules if rule.id != rule_id]
             if position is not None and not 0 <= position < len(rules):
                 raise invalid(f"position must be between 0 and {len(rules) - 1}.", "position")
@@ -259,17 +292,24 @@ class RadarService:
             for index, rule in enumerate(order):
                 if rule is updated or rule.position != index:
                     await repo.save(replace(rule, position=index))
-            return replace(updated, position=order.index(updated))
+            saved = replace(updated, position=order.index(updated))
+            if history.rule_state(saved) != history.rule_state(current):
+                await self._record_rule(db, actor, ChangeAction.UPDATED, current, saved)
+            return saved
 
         return await run_keyed(self._engine, keyed, self._now(), change)
 
-    async def delete_rule(self, account_id: str, rule_id: str) -> None:
+    async def delete_rule(
+        self, account_id: str, rule_id: str, *, actor: Actor = NOBODY_NAMED
+    ) -> None:
         async with self._engine.begin() as db:
             repo = RuleRepository(db)
             rules = await repo.lock_account_rules(account_id)
-            if all(rule.id != rule_id for rule in rules):
+            deleted = next((rule for rule in rules if rule.id == rule_id), None)
+            if deleted is None:
                 raise not_found("rule", rule_id)
             await repo.delete(account_id, rule_id)
+            await self._record_rule(db, actor, ChangeAction.DELETED, deleted, None)
             remaining = [rule for rule in rules if rule.id != rule_id]
             for index, rule in enumerate(remaining):
                 if rule.position != index:
@@ -285,10 +325,17 @@ class RadarService:
         name: str,
         item_type: ItemType = ItemType.STRING,
         metadata: Mapping[str, str] | None = None,
+        actor: Actor = NOBODY_NAMED,
     ) -> ValueList:
         return value_of(
             await self.create_value_list_once(
-                account_id, None, alias=alias, name=name, item_type=item_type, metadata=metadata
+                account_id,
+                None,
+                alias=alias,
+                name=name,
+                item_type=item_type,
+                metadata=metadata,
+                actor=actor,
             )
         )
 
@@ -301,6 +348,7 @@ class RadarService:
         name: str,
         item_type: ItemType = ItemType.STRING,
         metadata: Mapping[str, str] | None = None,
+        actor: Actor = NOBODY_NAMED,
     ) -> Done[ValueList] | Replay:
         """A new value list; a retry under its key answers with it instead of refusing the
         alias the first attempt already took."""
@@ -326,6 +374,17 @@ class RadarService:
                 metadata=dict(metadata or {}),
             )
             await repo.insert(value_list)
+            await history.record(
+                db,
+                account_id=account_id,
+                actor=actor,
+                object_type=history.VALUE_LIST,
+                object_id=value_list.id,
+                value_list_id=value_list.id,
+                action=ChangeAction.CREATED,
+                at=value_list.created_at,
+                after=history.list_state(value_list),
+            )
             return value_list
 
         return await run_keyed(self._engine, keyed, self._now(), insert)
@@ -369,7 +428,9 @@ class RadarService:
             )
             return [(vl, *await repo.first_items(vl.id, LIST_ITEMS_EMBEDDED)) for vl in lists], more
 
-    async def delete_value_list(self, account_id: str, list_id: str) -> None:
+    async def delete_value_list(
+        self, account_id: str, list_id: str, *, actor: Actor = NOBODY_NAMED
+    ) -> None:
         async with self._engine.begin() as db:
             repo = ValueListRepository(db)
             # Locked before the rules are read: a rule being saved that names the list holds it
@@ -387,10 +448,24 @@ class RadarService:
                     kind=ErrorKind.FAILED_PRECONDITION,
                     code="value_list_in_use",
                 )
-            await repo.delete(account_id, list_id)
+            items = await repo.delete(account_id, list_id)
+            await history.record(
+                db,
+                account_id=account_id,
+                actor=actor,
+                object_type=history.VALUE_LIST,
+                object_id=list_id,
+                value_list_id=list_id,
+                action=ChangeAction.DELETED,
+                at=self._now(),
+                # Its items went with it, recorded here rather than one by one.
+                before={**history.list_state(value_list), "items": items},
+            )
 
-    async def add_item(self, account_id: str, list_id: str, value: str) -> ValueListItem:
-        return value_of(await self.add_item_once(account_id, None, list_id, value))
+    async def add_item(
+        self, account_id: str, list_id: str, value: str, *, actor: Actor = NOBODY_NAMED
+    ) -> ValueListItem:
+        return value_of(await self.add_item_once(account_id, None, list_id, value, actor=actor))
 
     async def add_item_once(
         self,
@@ -398,6 +473,8 @@ class RadarService:
         keyed: Keyed[ValueListItem] | None,
         list_id: str,
         value: str,
+        *,
+        actor: Actor = NOBODY_NAMED,
     ) -> Done[ValueListItem] | Replay:
         """A value added to a list; a retry under its key answers with the item instead of
         refusing the value the first attempt already added."""
@@ -420,16 +497,21 @@ class RadarService:
                 # Held already, or added by a concurrent request that committed first: the
                 # same refusal either way (the unique index decides, core migration 0049).
                 raise invalid(f"{text!r} is already in @{value_list.alias}.", "value")
+            await self._record_item(db, actor, ChangeAction.CREATED, item)
             return item
 
         return await run_keyed(self._engine, keyed, self._now(), insert)
 
-    async def remove_item(self, account_id: str, item_id: str) -> None:
+    async def remove_item(
+        self, account_id: str, item_id: str, *, actor: Actor = NOBODY_NAMED
+    ) -> None:
         async with self._engine.begin() as db:
             repo = ValueListRepository(db)
-            if await repo.get_item(account_id, item_id) is None:
+            item = await repo.get_item(account_id, item_id)
+            # A remove of the item that committed meanwhile removed it, and is the one recorded.
+            if item is None or not await repo.delete_item(account_id, item_id):
                 raise not_found("radar.value_list_item", item_id)
-            await repo.delete_item(account_id, item_id)
+            await self._record_item(db, actor, ChangeAction.DELETED, item)
 
     async def list_items(
         self,
@@ -467,6 +549,67 @@ class RadarService:
                 ending_before=before,
                 created=created,
                 key=key,
+            )
+
+    # --- history -----------------------------------------------------------------------
+
+    async def _record_rule(
+        self,
+        db: AsyncConnection,
+        actor: Actor,
+        action: ChangeAction,
+        before: Rule | None,
+        after: Rule | None,
+    ) -> None:
+        rule = after or before
+        assert rule is not None
+        await history.record(
+            db,
+            account_id=rule.account_id,
+            actor=actor,
+            object_type=history.RULE,
+            object_id=rule.id,
+            action=action,
+            at=self._now(),
+            before=None if before is None else history.rule_state(before),
+            after=None if after is None else history.rule_state(after),
+            rule_version=rule.version,
+        )
+
+    async def _record_item(
+        self, db: AsyncConnection, actor: Actor, action: ChangeAction, item: ValueListItem
+    ) -> None:
+        state = history.item_state(item)
+        await history.record(
+            db,
+            account_id=item.account_id,
+            actor=actor,
+            object_type=history.VALUE_LIST_ITEM,
+            object_id=item.id,
+            value_list_id=item.value_list_id,
+            action=action,
+            at=self._now(),
+            before=state if action is ChangeAction.DELETED else None,
+            after=state if action is ChangeAction.CREATED else None,
+        )
+
+    async def list_changes(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        object_id: str | None = None,
+    ) -> tuple[list[Change], bool]:
+        """Radar's history for the account, newest first (remit.radar.history); `object_id`:
+        only a rule's, a list's (with its items') or an item's."""
+        _check_limit(limit)
+        async with self._engine.begin() as db:
+            after, _ = await _cursors(
+                db, radar_changes, account_id, "radar change", starting_after, None
+            )
+            return await history.page(
+                db, account_id, limit=limit, starting_after=after, object_id=object_id
             )
 
     # --- dry run -----------------------------------------------------------------------

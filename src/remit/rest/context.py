@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from remit.accounts.domain import KeyKind, Principal
-from remit.grpcutil.metadata import KEY_KIND_KEY, PUBLISHABLE_KEY_KIND
+from remit.grpcutil.metadata import KEY_ID_KEY, KEY_KIND_KEY, PUBLISHABLE_KEY_KIND
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class ApiContext:
             ("remit-account-id", self.principal.account_id),
             ("remit-request-id", self.request_id),
             ("remit-api-version", self.api_version),
+            (KEY_ID_KEY, self.principal.key_id),
         ]
         if self.idempotency_key is not None:
             metadata.append(("idempotency-key", self.idempotency_key))

@@ -51,11 +51,16 @@ def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
             f"no gRPC call lists {need.resource} by {need.filter_param}"
         )
 
-    async def _found(need: RelatedObject, object_id: str) -> RelatedPage:
+    async def _found(need: RelatedObject, key: str) -> RelatedPage:
         if need.resource != "rule":
             raise UnsupportedRelatedListError(f"no gRPC call finds a {need.resource} by id")
+        charge_id, rule_id = need.ids_in(key)
+        request = rpb.GetRuleRequest(id=rule_id)
+        if charge_id is not None:
+            # As it was when it decided the charge.
+            request.decided_charge = charge_id
         try:
-            reply = await call(deps.radar.GetRule, rpb.GetRuleRequest(id=object_id), context)
+            reply = await call(deps.radar.GetRule, request, context)
         except RemitError as error:
             if error.kind is ErrorKind.NOT_FOUND:
                 return RelatedPage.whole([])  # deleted since: the charge keeps its id

@@ -18,8 +18,9 @@ from remit.versioning.render import Related, object_before
 
 Fetch = Callable[[Need, str], Awaitable[RelatedPage]]
 """For a `RelatedList` and the parent's id, the list's first page (`MAX_EMBEDDED` items), with
-its total count; for a `RelatedObject` and the object's id, a page holding the object, or an
-empty page when it no longer exists."""
+its total count; for a `RelatedObject` and its `key_in` the parent (the object's id, or for one
+shown `as_of_parent` the parent's and the object's), a page holding the object, or an empty
+page when it no longer exists."""
 
 MAX_EMBEDDED: Final = 100
 """Stripe embedded at most this many items in such lists (more meant `has_more`)."""
@@ -50,8 +51,9 @@ async def gather_related(body: JsonValue, version: str, fetch: Fetch) -> Related
             for change in changes.get(kind, ()):
                 for need in change.needs:
                     if isinstance(need, RelatedObject):
-                        # Keyed by the object's own id: charges a rule decided share it.
-                        target = need.id_in(value)
+                        # Keyed by the object's own id, which charges a rule decided share,
+                        # unless it is shown as each parent knew it (then by both ids).
+                        target = need.key_in(value)
                         if target is not None and (need, target) not in found:
                             found[need, target] = await fetch(need, target)
                         continue

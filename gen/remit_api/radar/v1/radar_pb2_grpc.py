@@ -100,6 +100,11 @@ class RadarServiceStub:
                 request_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptRequest.SerializeToString,
                 response_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptResponse.FromString,
                 _registered_method=True)
+        self.ListChanges = channel.unary_unary(
+                '/remit_api.radar.v1.RadarService/ListChanges',
+                request_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesRequest.SerializeToString,
+                response_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesResponse.FromString,
+                _registered_method=True)
 
 
 class RadarServiceServicer:
@@ -197,6 +202,14 @@ class RadarServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListChanges(self, request, context):
+        """Radar's history: each change to the account's rules, value lists and their items, and who
+        asked for it, newest first (`remit radar history`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RadarServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -264,6 +277,11 @@ def add_RadarServiceServicer_to_server(servicer, server):
                     servicer.EvaluateAttempt,
                     request_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptRequest.FromString,
                     response_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptResponse.SerializeToString,
+            ),
+            'ListChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChanges,
+                    request_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesRequest.FromString,
+                    response_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -618,6 +636,33 @@ class RadarService:
             '/remit_api.radar.v1.RadarService/EvaluateAttempt',
             remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptRequest.SerializeToString,
             remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.radar.v1.RadarService/ListChanges',
+            remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesRequest.SerializeToString,
+            remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

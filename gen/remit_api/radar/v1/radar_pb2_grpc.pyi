@@ -62,6 +62,10 @@ class RadarServiceStub:
     """GET /v1/radar/value_list_items?value_list=..."""
     EvaluateAttempt: _grpc.UnaryUnaryMultiCallable[_radar_pb2.EvaluateAttemptRequest, _radar_pb2.EvaluateAttemptResponse]
     """Scores given signals and applies the account's rules, without side effects."""
+    ListChanges: _grpc.UnaryUnaryMultiCallable[_radar_pb2.ListChangesRequest, _radar_pb2.ListChangesResponse]
+    """Radar's history: each change to the account's rules, value lists and their items, and who
+    asked for it, newest first (`remit radar history`).
+    """
 
 @_typing.type_check_only
 class RadarServiceAsyncStub(RadarServiceStub):
@@ -94,6 +98,10 @@ class RadarServiceAsyncStub(RadarServiceStub):
     """GET /v1/radar/value_list_items?value_list=..."""
     EvaluateAttempt: _aio.UnaryUnaryMultiCallable[_radar_pb2.EvaluateAttemptRequest, _radar_pb2.EvaluateAttemptResponse]  # type: ignore[assignment]
     """Scores given signals and applies the account's rules, without side effects."""
+    ListChanges: _aio.UnaryUnaryMultiCallable[_radar_pb2.ListChangesRequest, _radar_pb2.ListChangesResponse]  # type: ignore[assignment]
+    """Radar's history: each change to the account's rules, value lists and their items, and who
+    asked for it, newest first (`remit radar history`).
+    """
 
 class RadarServiceServicer:
     """Rules, value lists and a dry-run evaluator."""
@@ -188,5 +196,14 @@ class RadarServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_radar_pb2.EvaluateAttemptResponse, _abc.Awaitable[_radar_pb2.EvaluateAttemptResponse]]:
         """Scores given signals and applies the account's rules, without side effects."""
+
+    def ListChanges(
+        self,
+        request: _radar_pb2.ListChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_radar_pb2.ListChangesResponse, _abc.Awaitable[_radar_pb2.ListChangesResponse]]:
+        """Radar's history: each change to the account's rules, value lists and their items, and who
+        asked for it, newest first (`remit radar history`).
+        """
 
 def add_RadarServiceServicer_to_server(servicer: RadarServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
