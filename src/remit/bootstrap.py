@@ -4,16 +4,42 @@ Nothing here is discovered by magic; reading one function tells the whole shape 
 """
 
 import logging
+import os
+from collections.abc import Callable
 
+from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
 from remit.config import ConfigError, PlatformConfig
 from remit.core.logging import configure_logging
 from remit.grpcutil.internal_auth import InternalAccess
+from remit.payments.crashpoints import check_crash_settings
 from remit.readiness import follow_parent
+from remit.storage.driver_errors import database_unavailable
+from remit.storage.reachability import (
+    DatabasesUnavailableError,
+    PlatformDatabase,
+    acquirer_database,
+    check_reachable,
+    core_database,
+    unavailability_reason,
+    vault_database,
+)
 
 log = logging.getLogger(__name__)
 
+# The database each process cannot do without (the api has none of its own).
+_DATABASE_OF: dict[str, Callable[[PlatformConfig], PlatformDatabase]] = {
+    "core": core_database,
+    "worker": core_database,
+    "vault": vault_database,
+    "acquirer": acquirer_database,
+}
+
 
 def run_process(role: str, config: PlatformConfig) -> int:
+    """Run the process of `role` until it is stopped. It does not start, saying why in one line,
+    without a setting it needs (exit 2) or its database (75, EX_TEMPFAIL: a service manager, or
+    `remit serve`, starts it again later; 2 when the server refused the URL's user, password or
+    database)."""
     follow_parent()
     configure_logging(role)
     runners = {
@@ -27,18 +53,42 @@ def run_process(role: str, config: PlatformConfig) -> int:
     # Its calls show its own role's credential, and may make only what that role needs.
     config = config.acting_as(role)
     try:
+        # A test's crash switch left in the environment stops it too (`remit.payments.
+        # crashpoints`); in a test, it says loudly that it is armed.
+        armed = check_crash_settings(os.environ)
+        if armed is not None:
+            log.warning("remit %s: %s", role, armed)
         # Every process calls or serves the others: without the internal token, it stops
         # here, saying why, rather than serve anyone who reaches its port.
         InternalAccess.of(config)
+        # Nor does it report itself ready, only to fail every request, without its database.
+        database = _DATABASE_OF.get(role)
+        if database is not None:
+            check_reachable(database(config))
     except ConfigError as error:
         log.error("remit %s: %s", role, error)
-        return 2
+        return EXIT_REFUSED
+    except DatabasesUnavailableError as error:
+        for line in error.lines:
+            log.error("remit %s: %s", role, line)
+        return EXIT_REFUSED if error.settings_refused else EXIT_TEMPORARY_FAILURE
     try:
         import uvloop
 
         uvloop.run(runner(config))
     except KeyboardInterrupt:
         pass
+    except ConfigError as error:
+        # A setting read as the process sets itself up (`REMIT_VAULT_KEYS`, ...).
+        log.error("remit %s: %s", role, error)
+        return EXIT_REFUSED
+    except Exception as error:
+        if not database_unavailable(error):
+            raise  # a bug: its traceback is what finds it
+        # Its database went away while it set itself up (after the check above).
+        log.error("remit %s: stopped, its database became unavailable: %s", role,
+                  unavailability_reason(error))  # fmt: skip
+        return EXIT_TEMPORARY_FAILURE
     return 0
 
 

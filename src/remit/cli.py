@@ -14,8 +14,8 @@ from remit.acquirer.faults import FAULTS_HELP
 from remit.command_exits import (
     EXIT_CODES_HELP,
     EXIT_REFUSED,
-    CommandFailedError,
     CommandRefusedError,
+    CommandTemporaryFailureError,
     refused,
     run_reporting_failures,
 )
@@ -45,6 +45,7 @@ _SUBCOMMAND_DESTS = (
     "webhooks_command",
     "radar_group",
     "radar_command",
+    "held_requests_command",
 )
 
 
@@ -209,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
             "and renamed\nto PATH only once complete: PATH never holds part of a report.\n\n"
             "Exit codes: 0 written, 2 refused input (a malformed or future date, today "
             "without\n--allow-partial, an output path that cannot be written), 3 the command "
-            "failed (its database\nunreachable)."
+            "failed (a bug),\n75 retry later (its database out of reach)."
         ),
     )
     _add_platform_flags(report)
@@ -275,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Check that every ledger transaction balances, every stored balance equals the sum "
             "of its postings, every account's hash chain is unbroken, and the Stripe balance "
             "transactions agree with the ledger. Exits 0 when all agree, 1 on any difference, "
-            "2 on refused input, 3 when the command itself failed (its database unreachable): "
-            "then nothing was checked."
+            "2 on refused input, 3 when the command itself failed (a bug), 75 when its "
+            "database was out of reach (retry later): then nothing was checked."
         ),
     )
     _add_platform_flags(verify)
@@ -295,9 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
             "(remit reconciliations lists them). "
             "Exit codes: 0 everything matched; 1 something is missing on either side or "
             "differs in amount; 2 refused input (a malformed or future date, today without "
-            "--allow-partial) or the acquirer failed; 3 the command itself failed (its "
-            "database unreachable), one line on stderr, the traceback only in the log at "
-            "DEBUG level (REMIT_LOG_LEVEL=DEBUG)."
+            "--allow-partial) or the acquirer failed; 3 the command itself failed (a bug), "
+            "one line on stderr, the traceback only in the log at DEBUG level "
+            "(REMIT_LOG_LEVEL=DEBUG); 75 retry later: its database or the acquirer out of "
+            "reach."
         ),
     )
     _add_platform_flags(reconcile)
@@ -335,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     reconciliations.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a table"
     )
+
+    _add_held_request_commands(commands)
 
     for role in PROCESS_ROLES:
         if role == "vault":
@@ -432,6 +436,87 @@ def _add_key_commands(
         metavar="HOURS",
         help="hours the old key keeps working, 0 to 168 (default 24)",
     )
+
+
+def _add_held_request_commands(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+) -> None:
+    from remit.payments.held_request_bounds import (
+        DEFAULT_LIST_LIMIT,
+        DEFAULT_OLDER_THAN_MINUTES,
+        MAX_OLDER_THAN_MINUTES,
+    )
+
+    held = commands.add_parser(
+        "held-requests",
+        help="list the payment requests left unfinished at a recovery point, retry one now",
+        description=(
+            "Payment requests (a payment, capture, cancel or refund) that stopped part-way wait "
+            "at a recovery point until a retry with their idempotency key, or the worker's "
+            "completer, finishes them. One that stays unfinished needs an operator: e.g. the "
+            "acquirer holds another operation under its reference (network_record_mismatch), "
+            "or it has been out of reach for long. Both commands ask the core, which must be "
+            "running."
+        ),
+    )
+    actions = held.add_subparsers(dest="held_requests_command", required=True)
+    listed = actions.add_parser(
+        "list",
+        help="the requests unfinished for --older-than minutes or more, the oldest first",
+        description=(
+            "List the requests begun at least --older-than minutes ago (default "
+            f"{DEFAULT_OLDER_THAN_MINUTES}; 0 lists those in flight too) and still unfinished, "
+            "the oldest first: age, account, endpoint, recovery point ('(running)' while a "
+            "request works on it), how often the completer tried it, when its latest try "
+            "failed, the refund, charge or PaymentIntent it is about, and the idempotency key; "
+            "below it, the failure's code and message. For network_record_mismatch, the "
+            "message names the reference, the acquirer's operation under it and the fields that "
+            'differ. Listing changes nothing. --json prints {"as_of", "data": '
+            '[{"account_id", "idempotency_key", "endpoint", "recovery_point", '
+            '"created", "age_seconds", "last_run", "in_progress", '
+            '"payment_intent", "charge", "refund", "completer_attempts", '
+            '"last_failure": null or {"at", "code", "message", "reference", '
+            '"operation", "differing_fields"}}], "has_more"}, times in UTC. Exits 1 '
+            "when it lists any request, 0 when none, 2 on refused input or when the core "
+            "refused, failed or could not be reached."
+        ),
+    )
+    listed.add_argument(
+        "--older-than",
+        type=int,
+        default=DEFAULT_OLDER_THAN_MINUTES,
+        metavar="MINUTES",
+        help=f"only requests begun at least this long ago, 0 to {MAX_OLDER_THAN_MINUTES} "
+        f"(default {DEFAULT_OLDER_THAN_MINUTES})",
+    )
+    listed.add_argument("--account", help="only this account's requests (acct_...)")
+    listed.add_argument(
+        "--limit", type=int, default=DEFAULT_LIST_LIMIT, help="how many, 1 to 100 (default 50)"
+    )
+    listed.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
+    )
+    retry = actions.add_parser(
+        "retry",
+        help="try once more, now, to finish one held request, as the completer would",
+        description=(
+            "Run one more of the completer's tries at the request under KEY of ACCOUNT now, "
+            "whatever its backoff: it looks the operation up at the acquirer and finishes the "
+            "request only with what the acquirer holds, exactly as the completer or the "
+            "client's retry with the key would. Nothing marks a payment paid or failed by hand. "
+            "Refused (2) for an unknown key, a finished request, or one a request is working on "
+            "right now. A request that never got past 'started' sent nothing: its key is "
+            "dropped, as the completer drops it. Exits 0 when the request finished (or was "
+            "dropped), 1 when it is still held (the failure is printed and recorded); --json "
+            'prints {"outcome": "finished" | "still_held" | "dropped", "held_request": null or '
+            "the request as list --json shows it, without age_seconds}."
+        ),
+    )
+    retry.add_argument("account", metavar="ACCOUNT", help="the acct_ id")
+    retry.add_argument("key", metavar="KEY", help="the idempotency key, as list shows it")
+    retry.add_argument("--json", action="store_true", help="print one JSON object")
+    for action in (listed, retry):
+        _add_platform_flags(action)
 
 
 def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -552,6 +637,8 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
 
         return reconciliations_command(config, limit=args.limit, as_json=args.json, out=sys.stdout)
 
+    if args.command == "held-requests":
+        return _held_requests_command(args, config)
     if args.command == "radar":
         return _radar_command(args, config)
     if args.command == "accounts" and args.accounts_command == "create":
@@ -584,7 +671,7 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
     """Through AccountsService.UpgradeApiVersion, so the pin moves by the service's rules."""
     import grpc
 
-    from remit.grpcutil.call_failures import describe_call_failure
+    from remit.grpcutil.call_failures import call_failed
     from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
     from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
@@ -595,8 +682,7 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
                 timeout=10,
             )
         except grpc.RpcError as error:
-            failure = describe_call_failure(error, "core", config.core.target)
-            raise CommandRefusedError(failure) from None
+            raise call_failed(error, "core", config.core.target) from None
     previous = reply.previous_api_version if reply.HasField("previous_api_version") else "none"
     print(f"{account_id}: {previous} -> {reply.api_version}")
     return 0
@@ -646,6 +732,23 @@ def _webhook_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     return tools.run(roll, config)
 
 
+def _held_requests_command(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from remit.payments.held_requests_command import list_command, retry_command
+
+    if args.held_requests_command == "list":
+        return list_command(
+            config,
+            older_than_minutes=args.older_than,
+            account_id=args.account,
+            limit=args.limit,
+            as_json=args.json,
+            out=sys.stdout,
+        )
+    return retry_command(
+        config, account_id=args.account, key=args.key, as_json=args.json, out=sys.stdout
+    )
+
+
 def _radar_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     from remit.radar.tools import run_command
     from remit.webhooks import tools
@@ -662,8 +765,9 @@ def _migrate(config: PlatformConfig) -> int:
     try:
         migrate_all(resolved.config)
     except MigrationLockTimeoutError as error:
-        # Not a fault of remit's: the message names the transaction to end before a retry.
-        raise CommandFailedError(str(error)) from error
+        # Another transaction held a lock through every attempt: the message names it, and
+        # the same command may pass once it has ended.
+        raise CommandTemporaryFailureError(str(error)) from error
     finally:
         resolved.stop_embedded()
     print("migrations applied")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from remit.grpcutil.internal_roles import CALLER_ONLY_ROLES, role_credential
+from remit.hosts import bracketed, host_problem, ip_literal, resolved_addresses, unbracketed
 
 # The internal token (`remit.grpcutil.internal_auth`): its variable, and its file in the data
 # directory.
@@ -35,26 +36,19 @@ INTERNAL_AUTH_ENV: Final = "REMIT_INTERNAL_AUTH"
 
 @dataclass(frozen=True)
 class Endpoint:
+    # Without brackets (`::1`, given as `::1` or `[::1]`): what a socket binds (`remit.hosts`).
     host: str
     port: int
+
+    def __post_init__(self) -> None:
+        if ip_literal(self.host) is not None:
+            object.__setattr__(self, "host", unbracketed(self.host))
 
     @property
     def target(self) -> str:
         """`host:port`, an IPv6 address in brackets (`[::1]:7421`): what gRPC dials and
         binds, and what a URL holds."""
-        return f"{_bracketed(self.host)}:{self.port}"
-
-
-def _bracketed(host: str) -> str:
-    address = _ip_literal(host)
-    return f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else host
-
-
-def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
+        return f"{bracketed(self.host)}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -264,28 +258,44 @@ def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def core_instances_target(
-    host: str, ports: Sequence[int], resolve: Callable[[str], str] | None = None
+    host: str, ports: Sequence[int], resolve: Callable[[str], Sequence[str]] | None = None
 ) -> str:
     """One gRPC target naming the core `host` at each of `ports`, for a round-robin channel.
 
     gRPC names several addresses in one target only as IP literals of one family
-    (`ipv4:a:p,b:q`, `ipv6:[a]:p,[b]:q`); `dns:` names one port. So a host name is resolved
-    here, once, to the address a plain connection would try first (`resolve`, by default the
-    system's resolver): the core copies listen on every address their host name has."""
-    address = _ip_literal(host)
-    if address is None:
-        address = ipaddress.ip_address((resolve or _first_address)(host))
-    if isinstance(address, ipaddress.IPv6Address):
-        return "ipv6:" + ",".join(f"[{address}]:{port}" for port in ports)
-    return "ipv4:" + ",".join(f"{address}:{port}" for port in ports)
+    (`ipv4:a:p,b:q`, `ipv6:[a]:p,[b]:q`); `dns:`, its own resolver, names one port. So a host
+    name is resolved here, once, when the api starts (`resolve`, by default the system's
+    resolver), and the target names each port at every address the name has: the core copies
+    listen on all of them, and the channel skips one that does not answer (an IPv6 address on
+    a machine without IPv6). With both families, the IPv4 addresses are written as IPv4-mapped
+    IPv6 ones (`[::ffff:10.0.0.5]`), which gRPC dials over IPv4. The api follows a change of
+    the name's addresses when it restarts."""
+    literal = ip_literal(host)
+    addresses = [literal] if literal is not None else _addresses_of(host, resolve)
+    if all(isinstance(address, ipaddress.IPv4Address) for address in addresses):
+        return "ipv4:" + ",".join(f"{address}:{port}" for address in addresses for port in ports)
+    mapped = [
+        f"::ffff:{address}" if isinstance(address, ipaddress.IPv4Address) else str(address)
+        for address in addresses
+    ]
+    return "ipv6:" + ",".join(f"[{address}]:{port}" for address in mapped for port in ports)
 
 
-def _first_address(host: str) -> str:
+def _addresses_of(
+    host: str, resolve: Callable[[str], Sequence[str]] | None
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     try:
-        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        found = (resolve or resolved_addresses)(host)
     except socket.gaierror as error:
         raise ConfigError(f"REMIT_CORE_HOST {host!r} does not resolve: {error}") from None
-    return str(found[0][4][0])
+    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for text in found:
+        address = ipaddress.ip_address(text)
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise ConfigError(f"REMIT_CORE_HOST {host!r} resolves to no address")
+    return addresses
 
 
 # Set by `remit serve` on each core process when there are several: the port only it listens
@@ -539,10 +549,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
 
     def endpoint(role: str) -> Endpoint:
         upper = role.upper()
-        return Endpoint(
-            host=env.get(f"REMIT_{upper}_HOST") or "127.0.0.1",
-            port=_port(env, f"REMIT_{upper}_PORT", DEFAULT_PORTS[role]),
-        )
+        host = (env.get(f"REMIT_{upper}_HOST") or "").strip() or "127.0.0.1"
+        problem = host_problem(host)
+        if problem is not None:
+            raise ConfigError(f"REMIT_{upper}_HOST is no host ({host!r}): {problem}")
+        return Endpoint(host=host, port=_port(env, f"REMIT_{upper}_PORT", DEFAULT_PORTS[role]))
 
     workers_raw = env.get("REMIT_API_WORKERS") or "1"
     if not workers_raw.isdigit() or int(workers_raw) < 1:

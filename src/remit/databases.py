@@ -5,11 +5,21 @@ Anything without an external URL (`DATABASE_URL`, `VAULT_DATABASE_URL`,
 the acquirer's databases on one, the vault's on its own.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from remit.config import PlatformConfig
+from remit.storage.driver_errors import database_unavailable
 from remit.storage.embedded import CORE_CLUSTER, VAULT_CLUSTER, EmbeddedCluster, start_cluster
-from remit.storage.migrate import upgrade
+from remit.storage.migrate import TREES, upgrade
+from remit.storage.migration_locks import MigrationLockTimeoutError
+from remit.storage.reachability import (
+    DatabasesUnavailableError,
+    PlatformDatabase,
+    check_all_reachable,
+    failure_of,
+    platform_databases,
+)
 
 CORE_DATABASE = "remit_core"
 VAULT_DATABASE = "remit_vault"
@@ -49,6 +59,21 @@ def resolve_databases(config: PlatformConfig) -> ResolvedDatabases:
 
 
 def migrate_all(config: PlatformConfig) -> None:
-    upgrade("core", config.require_database_url())
-    upgrade("vault", config.require_vault_database_url())
-    upgrade("acquirer", config.require_acquirer_database_url())
+    """Check that every database can be reached (a `DatabasesUnavailableError` naming each
+    that cannot), then apply each one's pending migrations."""
+    migrate(platform_databases(config))
+
+
+def migrate(databases: Sequence[PlatformDatabase]) -> None:
+    check_all_reachable(databases)
+    for database in databases:
+        tree = next(tree for tree in TREES if tree == database.name)
+        try:
+            upgrade(tree, database.url)
+        except MigrationLockTimeoutError:
+            raise  # its message names the transaction in the way
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            # It was there a moment ago: it went away (a restart, the network) part-way.
+            raise DatabasesUnavailableError([failure_of(database, error)]) from error

@@ -1,17 +1,30 @@
-"""`remit serve`: databases, migrations, the default account, then every process."""
+"""`remit serve`: databases, migrations, the default account, then every process.
+
+Its exit code: 0 stopped as asked; 1 a process did not come up, or kept dying; 2 a setting is
+missing or wrong (a database refused the URL's user, password or database among them); 75
+(EX_TEMPFAIL) a database was out of reach, or another transaction held a lock a migration
+needs: the same start may succeed later. Each failure to start is one line in the log, naming
+the database and the processes that need it, never a password.
+"""
 
 import asyncio
 import logging
+import os
 import socket
 from dataclasses import replace
 
 from remit.accounts.service import AccountsService
-from remit.config import PlatformConfig
+from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
+from remit.config import ConfigError, PlatformConfig
 from remit.core.errors import RemitError
 from remit.databases import migrate_all, resolve_databases
 from remit.grpcutil.internal_auth import token_in
+from remit.hosts import free_port
+from remit.payments.crashpoints import check_crash_settings
+from remit.storage.driver_errors import database_unavailable
 from remit.storage.engine import dispose, make_engine
 from remit.storage.migration_locks import MigrationLockTimeoutError
+from remit.storage.reachability import DatabasesUnavailableError, core_database, failure_of
 from remit.supervisor import (
     StartupError,
     Supervisor,
@@ -23,7 +36,17 @@ from remit.supervisor import (
 log = logging.getLogger(__name__)
 
 
-async def _ensure_default_account(config: PlatformConfig) -> dict[str, str]:
+def _ensure_default_account(config: PlatformConfig) -> dict[str, str]:
+    """`_default_account`, a database lost on the way said as a failure of that database."""
+    try:
+        return asyncio.run(_default_account(config))
+    except Exception as error:
+        if not database_unavailable(error):
+            raise
+        raise DatabasesUnavailableError([failure_of(core_database(config), error)]) from error
+
+
+async def _default_account(config: PlatformConfig) -> dict[str, str]:
     """Create the default test account on first start; afterwards reuse the saved keys."""
     engine = make_engine(config.require_database_url(), pool_size=1)
     try:
@@ -69,21 +92,28 @@ def _banner(config: PlatformConfig, account: dict[str, str]) -> str:
     )
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def with_core_instance_ports(config: PlatformConfig) -> PlatformConfig:
-    """Give each core process a port of its own when there are several (see PlatformConfig)."""
+    """Give each core process a port of its own when there are several (see PlatformConfig):
+    one free at every address of the core host. A `ConfigError` when the host does not resolve
+    or no port can be had there (it is not this machine's)."""
     if config.core_processes == 1 or len(config.core_instance_ports) == config.core_processes:
         return config
-    ports = tuple(_free_port(config.core.host) for _ in range(config.core_processes))
+    host = config.core.host
+    try:
+        ports = tuple(free_port(host) for _ in range(config.core_processes))
+    except socket.gaierror as error:
+        raise ConfigError(f"REMIT_CORE_HOST {host!r} does not resolve: {error}") from None
+    except OSError as error:
+        raise ConfigError(
+            f"the core copies cannot listen on REMIT_CORE_HOST {host!r}: {error.strerror or error}"
+        ) from None
     return replace(config, core_instance_ports=ports)
 
 
 def serve(config: PlatformConfig) -> int:
+    # Its processes would refuse to start one by one (`remit.payments.crashpoints`): say so
+    # once, before anything starts (a `ConfigError`).
+    check_crash_settings(os.environ)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     if config.internal_token is None:
         # Every process of the platform shows this on its gRPC calls; commands run later
@@ -94,11 +124,18 @@ def serve(config: PlatformConfig) -> int:
     install_stop_handlers(supervisor)
     try:
         migrate_all(resolved.config)
-        account = asyncio.run(_ensure_default_account(resolved.config))
+        account = _ensure_default_account(resolved.config)
         supervisor.start()
         print(_banner(resolved.config, account), flush=True)
         return supervisor.wait()
-    except (StartupError, MigrationLockTimeoutError) as error:
+    except DatabasesUnavailableError as error:
+        for line in error.lines:
+            log.error("could not start: %s", line)
+        return EXIT_REFUSED if error.settings_refused else EXIT_TEMPORARY_FAILURE
+    except MigrationLockTimeoutError as error:
+        log.error("could not start: %s", error)
+        return EXIT_TEMPORARY_FAILURE
+    except StartupError as error:
         log.error("could not start: %s", error)
         return 1
     finally:

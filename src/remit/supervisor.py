@@ -4,7 +4,10 @@ A process that dies is started again, as a service manager would (a crash, the k
 killer, an operator's mistaken kill): nothing is lost by it, since every request in flight
 resumes from its idempotency key's recovery point and claimed jobs are leased. A process that
 keeps dying (`RESTART_LIMIT` times within `RESTART_WINDOW_S`) is a fault a restart will not
-mend, and then the whole platform stops with exit code 1.
+mend, and then the whole platform stops with exit code 1. A process that exits with 75
+(EX_TEMPFAIL: it could not reach its database when it started, and said which) is not dying of
+a fault: it is started again every `DATABASE_WAIT_S` for as long as the outage lasts, without
+counting against that limit, while the others ride the outage out.
 
 Children run in their own sessions so that Ctrl-C reaches only the supervisor, which then stops
 them in dependency order (front door first, data owners last). Each child also asks the kernel
@@ -31,6 +34,7 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from remit.command_exits import EXIT_TEMPORARY_FAILURE
 from remit.config import CORE_INSTANCE_PORT_ENV, Endpoint, PlatformConfig, environment_for
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
@@ -44,6 +48,8 @@ RESTART_LIMIT = 5
 RESTART_WINDOW_S = 60.0
 # The pause before the n-th restart within the window is n times this.
 RESTART_PAUSE_S = 0.5
+# The pause before starting again a process that could not reach its database.
+DATABASE_WAIT_S = 5.0
 
 
 @dataclass
@@ -146,12 +152,14 @@ class Supervisor:
         config: PlatformConfig,
         roles: Sequence[str] = START_ORDER,
         budget: RestartBudget | None = None,
+        database_wait_s: float = DATABASE_WAIT_S,
     ) -> None:
         self._config = config
         self._roles = roles
         self._children: list[Child] = []
         self._stopping = False
         self._budget = budget or RestartBudget()
+        self._database_wait_s = database_wait_s
 
     def health_checks(self) -> dict[str, Callable[[], bool]]:
         c = self._config
@@ -214,8 +222,12 @@ class Supervisor:
                 code = child.process.poll()
                 if code is None or self._stopping:
                     continue
-                log.error("%s (pid %d) exited unexpectedly with code %s", child.role,
-                          child.process.pid, code)  # fmt: skip
+                if code == EXIT_TEMPORARY_FAILURE:
+                    log.warning("%s could not reach its database; starting it again in %.0fs",
+                                child.role, self._database_wait_s)  # fmt: skip
+                else:
+                    log.error("%s (pid %d) exited unexpectedly with code %s", child.role,
+                              child.process.pid, code)  # fmt: skip
                 restarted = self._restart(child)
                 if restarted is None:
                     return 1
@@ -225,26 +237,46 @@ class Supervisor:
 
     def _restart(self, dead: Child) -> Child | None:
         """Start `dead` again as it was started; None when its role keeps dying."""
-        attempt = self._budget.take(dead.role)
-        if attempt is None:
-            log.error("%s died %d times within %.0fs; stopping the platform", dead.role,
-                      self._budget.limit, self._budget.window_s)  # fmt: skip
-            return None
-        time.sleep(RESTART_PAUSE_S * attempt)
+        waited_for_database = dead.process.returncode == EXIT_TEMPORARY_FAILURE
+        if waited_for_database:
+            attempt = 0
+            self._pause(self._database_wait_s)
+        else:
+            taken = self._budget.take(dead.role)
+            if taken is None:
+                log.error("%s died %d times within %.0fs; stopping the platform", dead.role,
+                          self._budget.limit, self._budget.window_s)  # fmt: skip
+                return None
+            attempt = taken
+            self._pause(RESTART_PAUSE_S * attempt)
+        if self._stopping:
+            return dead
         child = spawn_process(dead.role, dead.env)
         child.address = dead.address
         try:
             self._check_up(child, time.monotonic() + READY_TIMEOUT_S)
         except StartupError as error:
             # Left in the list: the next pass sees it dead (or kills it on stop) and counts it.
-            log.error("restarting %s failed: %s", dead.role, error)
+            if child.process.returncode != EXIT_TEMPORARY_FAILURE:
+                # (Its database still out of reach, it said so itself; the next pass says
+                # when it is tried again.)
+                log.error("restarting %s failed: %s", dead.role, error)
             if child.process.poll() is None:
                 child.process.kill()
                 child.process.wait()
             return child
-        log.info("%s restarted (restart %d within %.0fs)", dead.role, attempt,
-                 self._budget.window_s)  # fmt: skip
+        if waited_for_database:
+            log.info("%s started again: its database is back", dead.role)
+        else:
+            log.info("%s restarted (restart %d within %.0fs)", dead.role, attempt,
+                     self._budget.window_s)  # fmt: skip
         return child
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep for `seconds`, or until asked to stop."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.2, left))
 
     def stop(self) -> None:
         for child in reversed(self._children):

@@ -186,3 +186,34 @@ def test_a_payout_from_bank_account_funds_is_a_400_balance_insufficient(
     )
     assert payout.source_type == "card"
     assert payout.arrival_date % 86_400 == 0
+
+
+def test_payout_events_name_the_request_and_what_an_update_changed(
+    client: stripe.StripeClient, account: TestAccount, databases: WorkerDatabases
+) -> None:
+    capture(databases, account.id, "ch_e2e_events", 5_000, bypass_pending=True)
+    payout = client.v1.payouts.create(
+        params={"amount": 1_000, "currency": "usd", "metadata": {"batch": "1"}},
+        options={"idempotency_key": "po-events"},
+    )
+    updated = client.v1.payouts.update(
+        payout.id, params={"metadata": {"batch": "2"}}, options={"idempotency_key": "po-edit"}
+    )
+    assert payout.last_response is not None
+    assert updated.last_response is not None
+    listed = client.v1.events.list(params={"type": "payout.*"})
+    by_type = {event.type: event for event in listed.data}
+    assert set(by_type) == {"payout.created", "payout.updated"}
+    created, edited = by_type["payout.created"], by_type["payout.updated"]
+    assert created.request is not None
+    assert (created.request.id, created.request.idempotency_key) == (
+        payout.last_response.request_id,
+        "po-events",
+    )
+    assert edited.request is not None
+    assert (edited.request.id, edited.request.idempotency_key) == (
+        updated.last_response.request_id,
+        "po-edit",
+    )
+    assert edited.data.previous_attributes is not None
+    assert edited.data.previous_attributes.to_dict() == {"metadata": {"batch": "1"}}

@@ -26,7 +26,13 @@ pytestmark = pytest.mark.xdist_group("crash")
 @pytest.fixture(scope="module")
 def processes(databases: WorkerDatabases) -> Iterator[ProcessSet]:
     with tempfile.TemporaryDirectory(prefix="remit-crash-") as scratch:
-        env = platform_env(databases, Path(scratch) / "data", REMIT_IDEMPOTENCY_LEASE_S="1")
+        # REMIT_CRASH_TESTING=1: the processes honour the crash switch (`_crash_core_at`).
+        env = platform_env(
+            databases,
+            Path(scratch) / "data",
+            REMIT_IDEMPOTENCY_LEASE_S="1",
+            REMIT_CRASH_TESTING="1",
+        )
         with process_set(env, Path(scratch)) as running:
             for role in ("acquirer", "vault", "core", "worker", "api"):
                 running.start(role)

@@ -85,6 +85,13 @@ def long_text(minimum: int, maximum: int) -> st.SearchStrategy[str]:
     )
 
 
+def over_long(limit: int) -> st.SearchStrategy[str]:
+    """Text past a field's `max_length`, led by a card number at times: the refusal quotes the
+    start of what it refuses, which must never be one."""
+    past = long_text(limit + 1, limit + 40)
+    return st.one_of(past, st.builds(lambda number, tail: number + tail, card_numbers(), past))
+
+
 def with_nul() -> st.SearchStrategy[str]:
     return st.builds(lambda a, b: f"{a}\x00{b}", _TEXT, _TEXT)
 
@@ -177,8 +184,10 @@ def creations() -> st.SearchStrategy[Fields]:
         _one("confirmation_method", bad_enum(_enum_values(CONFIRMATION_METHODS))),
         _one("setup_future_usage", bad_enum(_enum_values(FUTURE_USAGES))),
         _one("application_fee_amount", st.integers(INT64_MIN, -1)),
-        _one("description", with_nul()),
-        _one("receipt_email", with_nul()),
+        _one("description", st.one_of(with_nul(), over_long(1000))),
+        _one("receipt_email", st.one_of(with_nul(), over_long(800))),
+        _one("statement_descriptor", over_long(22)),
+        over_long(5000).map(lambda name: {"shipping": common_pb2.Shipping(name=name)}),
         _one("return_url", st.sampled_from(["javascript:alert(1)", "shop.example/return"])),
     ]
     accepted: Fields = {
@@ -187,7 +196,8 @@ def creations() -> st.SearchStrategy[Fields]:
         "confirm": True,
         "payment_method": "pm_card_visa",
         "return_url": "https://shop.example/return",
-        "description": "Tea & cake \u2615" * 200,
+        # Within the 1000 characters a description may have.
+        "description": "Tea & cake \u2615" * 80,
         "metadata": {"order": "6735"},
         "capture_method": pb.PAYMENT_INTENT_CAPTURE_METHOD_MANUAL,
         "statement_descriptor": "Remit fuzz",
@@ -206,8 +216,8 @@ def confirmations(intent_id: str) -> st.SearchStrategy[Fields]:
         _one("capture_method", bad_enum(_enum_values(CAPTURE_METHODS))),
         _one("setup_future_usage", bad_enum(_enum_values(FUTURE_USAGES))),
         _one("return_url", st.sampled_from(["javascript:alert(1)", "shop.example/return"])),
-        _one("receipt_email", with_nul()),
-        with_nul().map(
+        _one("receipt_email", st.one_of(with_nul(), over_long(800))),
+        st.one_of(with_nul(), over_long(5000)).map(
             lambda name: {"shipping": common_pb2.Shipping(name=name, address=shipping.address)}
         ),
         st.just({"shipping": shipping, "clear_shipping": True}),
@@ -242,6 +252,7 @@ def captures(intent_id: str) -> st.SearchStrategy[Fields]:
         ),
         _one("metadata", bad_metadata()),
         _one("application_fee_amount", st.integers(INT64_MIN, -1)),
+        _one("statement_descriptor_suffix", over_long(22)),
     ]
     return mixed(refused, {"id": intent_id, "metadata": {"captured": "yes"}})
 
@@ -291,6 +302,19 @@ def cards_to_tokenize(account_id: str) -> st.SearchStrategy[Fields]:
         _one("cvc", st.one_of(st.sampled_from(["12a", "1 2", "12", "12345"]), long_text(33, 500))),
         _one("account_id", st.just("")),
         _one("requester", st.just("")),
+        over_long(5000).flatmap(
+            lambda text: st.sampled_from(
+                [
+                    {"billing_details": common_pb2.BillingDetails(name=text)},
+                    {"billing_details": common_pb2.BillingDetails(email=text)},
+                    {
+                        "billing_details": common_pb2.BillingDetails(
+                            address=common_pb2.Address(line1=text)
+                        )
+                    },
+                ]
+            )
+        ),
         with_nul().flatmap(
             lambda text: st.sampled_from(
                 [
@@ -437,6 +461,8 @@ def test_bad_payment_intent_creations_are_refused_precisely(
     @example(fields={"amount": 1000, "currency": "4242 4242 4242 4242"})
     # A NUL in metadata failed inside JSON in the database: INTERNAL.
     @example(fields={"amount": 1000, "currency": "usd", "metadata": {"k": "\x00"}})
+    # Text past its limit was stored, however long.
+    @example(fields={"amount": 1000, "currency": "usd", "description": "4242424242424242" * 70})
     # Metadata past Stripe's limits was stored.
     @example(fields={"amount": 1000, "currency": "usd", "metadata": {"": "v"}})
     @example(fields={"amount": 1000, "currency": "usd", "metadata": {"k" * 41: "v"}})

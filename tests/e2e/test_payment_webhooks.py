@@ -443,6 +443,7 @@ def remit_trigger(platform: RunningPlatform, account: TestAccount, event_type: s
         "charge.updated",
         "payment_intent.canceled",
         "payment_method.detached",
+        "payment_method.updated",
         "customer.updated",
     ],
 )

@@ -175,6 +175,36 @@ async def test_resend_and_redeliver_from_the_cli(
     assert "queued 0 undelivered event" in redelivered.stdout
 
 
+async def test_a_resend_answered_410_tells_the_operator_it_disabled_the_endpoint(
+    platform: RunningPlatform,
+    client: stripe.StripeClient,
+    account: TestAccount,
+    engine: AsyncEngine,
+) -> None:
+    """The resend's attempt is printed as ever; that it disabled the endpoint is said on
+    stderr, in the words the worker logs it in."""
+    receiver = Receiver([Reply(), Reply(410)])
+    await receiver.start()
+    try:
+        endpoint = client.v1.webhook_endpoints.create(
+            params={"url": receiver.url, "enabled_events": ["*"]}
+        )
+        event_id = await emit(engine, account)
+        await receiver.wait_for(1, timeout_s=15)
+        resent = await asyncio.to_thread(remit_cli, platform, "webhooks", "resend", event_id,
+                                         "--endpoint", endpoint.id,
+                                         "--api-key", account.secret_key)  # fmt: skip
+    finally:
+        await receiver.stop()
+    assert resent.returncode == 1, resent.stderr
+    assert json.loads(resent.stdout)["http_status"] == 410
+    assert (
+        f"webhook endpoint {endpoint.id} answered 410 Gone; disabled (disabled_reason gone)"
+        in resent.stderr.splitlines()
+    )
+    assert client.v1.webhook_endpoints.retrieve(endpoint.id).status == "disabled"
+
+
 async def test_the_cli_says_why_an_endpoint_is_disabled_and_the_api_does_not(
     platform: RunningPlatform,
     client: stripe.StripeClient,

@@ -1,7 +1,7 @@
 """Every admin command fails the way a script can rely on (`remit.command_exits`): 2 when its
-input or a service it calls refused or failed, 3 when it failed itself, one line on stderr
-either way, and nothing secret on it: not the password of a database URL, not the internal
-token.
+input or a service it calls refused or failed, 3 when it failed itself, 75 when a database or
+service was out of reach (retry later), one line on stderr each time, and nothing secret on it:
+not the password of a database URL, not the internal token.
 
 The real `remit` runs as a subprocess, as an operator's script would run it, against services
 served in this process: the accounts and vault services over gRPC, on a database that is real
@@ -9,12 +9,9 @@ or, where the point is a database out of reach, on a port nothing listens on.
 """
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -31,64 +28,10 @@ from remit.vault.grpc import VaultServicer
 from remit.vault.keystore import FileKeyStore
 from remit.vault.service import VaultService
 from remit_api.vault.v1 import vault_pb2_grpc
+from tests.support.commands import PASSWORD, TOKEN, remit, start_remit, unreachable_url
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.anyio
-
-PASSWORD = "pw-n0t-f0r-stderr"
-TOKEN = "internal-token-n0t-f0r-stderr-0123456789abcdef"
-
-
-def unreachable_url(database: str) -> str:
-    return f"postgresql://remit:{PASSWORD}@127.0.0.1:{free_port()}/{database}"
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def failure_line(self) -> str:
-        """The one line a failure must be, with nothing secret in it."""
-        assert self.stderr.count("\n") == 1, self.stderr
-        assert "Traceback" not in self.stderr
-        assert PASSWORD not in self.stderr
-        assert TOKEN not in self.stderr
-        return self.stderr.strip()
-
-
-async def remit(*args: str, tmp_path: Path, **env: str) -> Ran:
-    """`remit ARGS` with the platform's secrets in its environment, as an operator has them:
-    the internal token and database URLs with a password (none of them reachable unless
-    `env` says otherwise)."""
-    process = await start_remit(*args, tmp_path=tmp_path, **env)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode())
-
-
-async def start_remit(*args: str, tmp_path: Path, **env: str) -> asyncio.subprocess.Process:
-    """`remit ARGS` started as `remit` describes, its output piped."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("REMIT_") and not name.endswith("DATABASE_URL")
-    }
-    environment.update(
-        REMIT_DATA_DIR=str(tmp_path),
-        REMIT_INTERNAL_TOKEN=TOKEN,
-        DATABASE_URL=unreachable_url("remit_core"),
-        VAULT_DATABASE_URL=unreachable_url("remit_vault"),
-        ACQUIRER_DATABASE_URL=unreachable_url("remit_acquirer"),
-        REMIT_CORE_PORT=str(free_port()),
-        REMIT_VAULT_PORT=str(free_port()),
-    )
-    environment.update(env)
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "remit", *args, env=environment,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
 
 
 @asynccontextmanager
@@ -114,7 +57,7 @@ async def engine_at(url: str) -> AsyncIterator[AsyncEngine]:
         await dispose(engine)
 
 
-async def test_keys_list_when_the_cores_database_is_out_of_reach_is_the_cores_failure(
+async def test_keys_list_when_the_cores_database_is_out_of_reach_is_to_be_retried_later(
     tmp_path: Path,
 ) -> None:
     async with (
@@ -123,7 +66,7 @@ async def test_keys_list_when_the_cores_database_is_out_of_reach_is_the_cores_fa
     ):
         ran = await remit("accounts", "keys", "list", "acct_x", tmp_path=tmp_path,
                           REMIT_CORE_PORT=port)  # fmt: skip
-    assert ran.returncode == 2
+    assert ran.returncode == 75
     line = ran.failure_line()
     assert line.startswith(f"remit accounts keys list: the core at 127.0.0.1:{port} failed: ")
     assert "temporary database problem" in line
@@ -135,9 +78,26 @@ async def test_keys_list_when_the_core_is_not_running_says_where_it_looked(
     port = str(free_port())
     ran = await remit("accounts", "keys", "list", "acct_x", tmp_path=tmp_path,
                       REMIT_CORE_PORT=port)  # fmt: skip
-    assert ran.returncode == 2
+    assert ran.returncode == 75
     assert ran.failure_line() == (
         f"remit accounts keys list: the core is not reachable at 127.0.0.1:{port}; is it running?"
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("held-requests", "list"), ("held-requests", "retry", "acct_x", "key_x")],
+    ids=["list", "retry"],
+)
+async def test_held_requests_when_the_core_is_not_running_is_to_be_retried_later(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    port = str(free_port())
+    ran = await remit(*command, tmp_path=tmp_path, REMIT_CORE_PORT=port)
+    assert ran.returncode == 75
+    assert ran.failure_line() == (
+        f"remit {' '.join(command[:2])}: the core is not reachable at 127.0.0.1:{port}; "
+        "is it running?"
     )
 
 
@@ -177,19 +137,26 @@ async def test_a_vault_key_command_when_the_vaults_database_is_out_of_reach(
                                   REMIT_VAULT_PORT=port)  # fmt: skip
         finally:
             await vault.close()
-    assert ran.returncode == 2
+    assert ran.returncode == 75
     line = ran.failure_line()
     assert line.startswith(f"remit vault key-status: the vault at 127.0.0.1:{port} failed: ")
     assert "temporary database problem" in line
     assert ran.stdout == ""
 
 
-async def test_migrate_with_a_database_out_of_reach_is_its_own_failure(tmp_path: Path) -> None:
+async def test_migrate_with_a_database_out_of_reach_is_to_be_retried_later(
+    tmp_path: Path,
+) -> None:
     ran = await remit("migrate", tmp_path=tmp_path)
-    assert ran.returncode == 3
-    line = ran.failure_line()
-    assert line.startswith("remit migrate: internal error, the command did not complete")
-    assert "Connection refused" in line
+    assert ran.returncode == 75
+    # Each database out of reach on a line of its own: which, where (no password), and why.
+    core, vault, acquirer = ran.failure_lines()
+    assert core.startswith("remit migrate: the core database (DATABASE_URL postgresql://127.0.0.1:")
+    assert core.endswith(
+        "/remit_core, needed by core and worker) is out of reach: Connection refused"
+    )
+    assert vault.startswith("remit migrate: the vault database (VAULT_DATABASE_URL ")
+    assert acquirer.startswith("remit migrate: the acquirer database (ACQUIRER_DATABASE_URL ")
 
 
 @pytest.mark.parametrize(
@@ -269,3 +236,15 @@ async def test_ctrl_c_is_how_listen_ends_so_it_exits_0(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(process.communicate(), 60)
     assert (process.returncode, err.decode()) == (0, "")
+
+
+async def test_trigger_when_the_api_is_not_running_is_to_be_retried_later(
+    tmp_path: Path,
+) -> None:
+    port = str(free_port())
+    ran = await remit("trigger", "payment_intent.created", "--api-key", "sk_test_n0t",
+                      tmp_path=tmp_path, REMIT_API_PORT=port)  # fmt: skip
+    assert ran.returncode == 75
+    assert ran.failure_line().startswith(
+        f"remit trigger: the API is not reachable at 127.0.0.1:{port}"
+    )

@@ -1,7 +1,11 @@
 """A command that fails itself says so in one line, without what follows in the error."""
 
 import logging
+import os
+from pathlib import Path
 
+import grpc
+import psycopg
 import pytest
 
 from remit.cli import main
@@ -9,16 +13,20 @@ from remit.command_exits import (
     EXIT_INTERNAL_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_REFUSED,
+    EXIT_TEMPORARY_FAILURE,
     CommandFailedError,
     CommandRefusedError,
+    CommandTemporaryFailureError,
     internal_failure,
     report_failure,
     run_reporting_failures,
     summary,
 )
-from remit.config import ConfigError
+from remit.config import ConfigError, PlatformConfig
 from remit.core.errors import ErrorKind, RemitError, not_found
 from remit.core.logging import level_from_env
+from remit.databases import ResolvedDatabases
+from remit.storage.migration_locks import MigrationLockTimeoutError
 
 
 def test_the_summary_is_the_first_line_without_credentials() -> None:
@@ -75,6 +83,19 @@ def test_the_log_level_comes_from_the_environment(value: str | None, level: int)
         (KeyError("bug"), EXIT_INTERNAL_FAILURE,
          "remit accounts keys revoke: internal error, the command did not complete "
          "(KeyError: 'bug'); REMIT_LOG_LEVEL=DEBUG logs the traceback"),
+        # Retry later: not the input's fault, and not a bug.
+        (CommandTemporaryFailureError("the core is not reachable at 127.0.0.1:7421"),
+         EXIT_TEMPORARY_FAILURE,
+         "remit accounts keys revoke: the core is not reachable at 127.0.0.1:7421"),
+        (RemitError("An internal service is unavailable; please retry.",
+                    kind=ErrorKind.UNAVAILABLE, should_retry=True), EXIT_TEMPORARY_FAILURE,
+         "remit accounts keys revoke: An internal service is unavailable; please retry."),
+        (psycopg.OperationalError("connection to server at \"db\", port 5432 failed: "
+                                  "Connection refused\n\tIs the server running?"),
+         EXIT_TEMPORARY_FAILURE,
+         "remit accounts keys revoke: a database became unavailable, the command did not "
+         "complete (OperationalError: connection to server at \"db\", port 5432 failed: "
+         "Connection refused)"),
     ],
 )  # fmt: skip
 def test_a_failure_is_reported_in_one_line_with_the_code_of_its_kind(
@@ -113,6 +134,7 @@ def test_ctrl_c_is_an_interruption_in_one_line_with_130(
         ["accounts", "keys", "list"], ["accounts", "keys", "roll"],
         ["vault", "rotate-key"], ["vault", "remove-key-version"], ["ledger", "verify"],
         ["reconcile"], ["reconciliations"], ["settlement-report"], ["listen"], ["trigger"],
+        ["held-requests", "list"], ["held-requests", "retry"],
         ["webhooks", "resend"], ["radar", "rules", "add"], ["radar", "lists", "list"],
         ["versions", "list"],
     ],
@@ -124,13 +146,53 @@ def test_every_admin_command_documents_the_exit_codes_in_its_help(
         main([*command, "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert "Exit codes: 0 done, nothing wrong found; 1 it ran and found something wrong" in shown
+    assert "75 retry later: a database or service out of reach or too slow" in shown
     assert "130 interrupted (Ctrl-C) before it finished" in shown
 
 
-@pytest.mark.parametrize("command", [["serve"], ["core"], ["vault"], ["worker"], ["accounts"]])
+@pytest.mark.parametrize(
+    "command", [["serve"], ["core"], ["vault"], ["worker"], ["accounts"], ["held-requests"]]
+)
 def test_long_running_commands_and_command_groups_have_no_exit_code_epilog(
     command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit):
         main([*command, "--help"])
     assert "Exit codes: 0 done" not in " ".join(capsys.readouterr().out.split())
+
+
+def test_exit_75_is_ex_tempfail_of_sysexits() -> None:
+    assert EXIT_TEMPORARY_FAILURE == os.EX_TEMPFAIL == 75
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code"),
+    [(grpc.StatusCode.UNAVAILABLE, EXIT_TEMPORARY_FAILURE),
+     (grpc.StatusCode.DEADLINE_EXCEEDED, EXIT_TEMPORARY_FAILURE),
+     (grpc.StatusCode.RESOURCE_EXHAUSTED, EXIT_TEMPORARY_FAILURE),
+     (grpc.StatusCode.PERMISSION_DENIED, EXIT_REFUSED)],
+)  # fmt: skip
+def test_a_call_left_unworded_is_temporary_when_its_status_says_not_now(
+    code: grpc.StatusCode, exit_code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "no")
+    assert report_failure("reconciliations", error) == exit_code
+    assert capsys.readouterr().err.startswith("remit reconciliations: a call to the platform ")
+
+
+def test_a_migration_lock_held_through_every_attempt_is_a_temporary_failure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another transaction was in the way: once it ends, the same `remit migrate` passes."""
+    import remit.databases
+
+    def held(config: PlatformConfig) -> None:
+        raise MigrationLockTimeoutError("migration 0042 could not lock a table it changes")
+
+    monkeypatch.setattr(remit.databases, "resolve_databases", ResolvedDatabases)
+    monkeypatch.setattr(remit.databases, "migrate_all", held)
+    monkeypatch.setenv("REMIT_DATA_DIR", str(tmp_path))
+    assert main(["migrate"]) == EXIT_TEMPORARY_FAILURE
+    assert capsys.readouterr().err == (
+        "remit migrate: migration 0042 could not lock a table it changes\n"
+    )

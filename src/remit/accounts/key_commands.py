@@ -22,7 +22,7 @@ from google.protobuf import duration_pb2
 from remit.accounts.domain import MAX_KEY_EXPIRY
 from remit.command_exits import CommandRefusedError
 from remit.config import PlatformConfig
-from remit.grpcutil.call_failures import describe_call_failure
+from remit.grpcutil.call_failures import call_failed
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
@@ -217,7 +217,8 @@ def key_commands(config: PlatformConfig, out: TextIO) -> Iterator[KeyCommands]:
 
 def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextIO) -> int:
     """Run `args.keys_command` (list, create, revoke or roll). A refusal, the core's included,
-    is raised as `CommandRefusedError` (`remit.command_exits`)."""
+    is raised as `CommandRefusedError`, a failure that may pass as
+    `CommandTemporaryFailureError` (`remit.command_exits`)."""
     account: str = args.account
     try:
         with key_commands(config, out) as keys:
@@ -229,4 +230,4 @@ def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextI
                 return keys.revoke(account, args.key, force=args.force)
             return keys.roll(account, key_id=args.key, expire_old_after_hours=args.expire_old_after)
     except grpc.RpcError as error:
-        raise KeyCommandError(describe_call_failure(error, "core", config.core.target)) from None
+        raise call_failed(error, "core", config.core.target, KeyCommandError) from None

@@ -13,7 +13,7 @@ from pathlib import Path
 from remit.acquirer.service import AcquirerService
 from remit.acquirer.settlement import CsvReport, JsonReport, ReportWriter
 from remit.acquirer.settlement_pages import MAX_PAGE_SIZE, SettlementCursor
-from remit.command_exits import EXIT_CLEAN, internal_failure, refused
+from remit.command_exits import EXIT_CLEAN, refused, report_failure
 from remit.config import ConfigError, PlatformConfig
 from remit.core.atomic_file import AtomicFile
 from remit.core.clock import Clock, SystemClock
@@ -60,21 +60,22 @@ def settlement_report_command(
             target.discard()
         if isinstance(error, ConfigError) or not isinstance(error, Exception):
             raise  # a setting missing is refused input (`remit.cli.main`); Ctrl-C stays one
-        return internal_failure(COMMAND, error)
+        return report_failure(COMMAND, error)
     return EXIT_CLEAN
 
 
 def _write(
     config: PlatformConfig, day: date, merchant_id: str | None, report: ReportWriter
 ) -> None:
-    from remit.databases import resolve_databases
+    from remit.databases import migrate, resolve_databases
     from remit.storage.engine import dispose, make_engine
-    from remit.storage.migrate import upgrade
+    from remit.storage.reachability import acquirer_database
 
     resolved = resolve_databases(config)
     try:
-        url = resolved.config.require_acquirer_database_url()
-        upgrade("acquirer", url)
+        database = acquirer_database(resolved.config)
+        migrate([database])
+        url = database.url
 
         async def read() -> None:
             engine = make_engine(url, pool_size=1, application_name="remit-cli")

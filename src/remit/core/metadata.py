@@ -9,7 +9,8 @@ What one request sets is held to Stripe's limits on keys and values (`requested_
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from remit.core.errors import echoed, invalid
+from remit.core.errors import invalid
+from remit.core.text_limits import quoted_start
 
 MAX_METADATA_KEYS: Final = 50
 MAX_METADATA_KEY_LENGTH: Final = 40
@@ -32,7 +33,7 @@ def requested_metadata(values: Mapping[str, str], param: str = "metadata") -> di
             raise invalid(f"Invalid {param}: keys must not be empty.", param)
         if len(key) > MAX_METADATA_KEY_LENGTH:
             raise invalid(
-                f"Invalid {param}: the key '{echoed(key)}' is longer than "
+                f"Invalid {param}: the key '{quoted_start(key)}' is longer than "
                 f"{MAX_METADATA_KEY_LENGTH} characters.",
                 param,
             )

@@ -1,4 +1,4 @@
-"""Stripe's customer.* and payment_method.attached/.detached events, recorded through the
+"""Stripe's customer.* and payment_method.attached/.detached/.updated events, recorded through the
 webhooks outbox in the transaction of the change (the hooks the customers and payment methods
 services call)."""
 
@@ -12,9 +12,8 @@ from remit.customers.domain import Customer
 from remit.customers.grpc import customer_message
 from remit.payment_methods.domain import PaymentMethod
 from remit.payment_methods.grpc import payment_method_message
-from remit.payments.events import changed_attributes
 from remit.payments.requests import current_request
-from remit.webhooks.outbox import record_event
+from remit.webhooks.outbox import changed_attributes, record_event
 
 
 class CustomerEvents:
@@ -62,9 +61,15 @@ class CustomerEvents:
     async def payment_method_changed(
         self, db: AsyncConnection, before: PaymentMethod, after: PaymentMethod
     ) -> None:
-        if before.customer_id == after.customer_id:
-            return
         after_json = to_json(payment_method_message(after))
+        if before.customer_id == after.customer_id:
+            # Its billing details, metadata, expiry or allow_redisplay (the update endpoint).
+            previous = changed_attributes(to_json(payment_method_message(before)), after_json)
+            if previous:  # an update that changes nothing is no event
+                await self._emit(
+                    db, after.account_id, "payment_method.updated", after_json, previous
+                )
+            return
         if after.customer_id is not None:
             await self._emit(db, after.account_id, "payment_method.attached", after_json)
         else:

@@ -4,12 +4,22 @@ Three cases read differently: the service could not be reached (nothing answered
 running, is the address right?), it refused the request (what it said is what to fix), or it
 answered that it failed (its own trouble, e.g. its database out of reach). The raw gRPC text of
 the first ("failed to connect to all addresses; last error: UNKNOWN: ipv4:...") helps nobody.
+
+And two exit codes (`remit.command_exits`): a failure a later run may not meet (nothing
+answered, no answer in time, the service said to retry) is a temporary one (75); the rest are
+refusals (2).
 """
 
+from collections.abc import Callable
 from typing import Final, cast
 
 import grpc
 
+from remit.command_exits import (
+    CommandRefusedError,
+    CommandTemporaryFailureError,
+    rpc_status_is_temporary,
+)
 from remit.core.errors import ErrorKind
 from remit.grpcutil.errors import detail_from_rpc_error, kind_from_grpc_code
 
@@ -48,3 +58,27 @@ def describe_call_failure(error: grpc.RpcError, service: str, target: str) -> st
             f"({message or code.name}); is REMIT_INTERNAL_TOKEN the platform's?"
         )
     return f"the {service} at {target} failed: {message or code.name}"
+
+
+def call_failure_is_temporary(error: grpc.RpcError) -> bool:
+    """Whether the same call made later may succeed: nothing answered, the answer came too
+    late, or the service answered that the request may be retried (its database restarting)."""
+    if rpc_status_is_temporary(error):
+        return True
+    detail = detail_from_rpc_error(cast(grpc.aio.AioRpcError, error))
+    return detail is not None and detail.should_retry
+
+
+def call_failed(
+    error: grpc.RpcError,
+    service: str,
+    target: str,
+    refusal: Callable[[str], Exception] = CommandRefusedError,
+) -> Exception:
+    """What an admin command raises for a failed call to `service` at `target`: a temporary
+    failure when a retry later may succeed, else `refusal` (exit 2), each with the line
+    `describe_call_failure` words."""
+    line = describe_call_failure(error, service, target)
+    if call_failure_is_temporary(error):
+        return CommandTemporaryFailureError(line)
+    return refusal(line)

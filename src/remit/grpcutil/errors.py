@@ -19,6 +19,8 @@ from grpc_status import rpc_status
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.logging import mask_card_numbers
+from remit.core.text_limits import too_long_message
+from remit.grpcutil.request_lengths import OverLimit, field_over_limit, shortest_limit
 from remit.grpcutil.request_text import field_with_nul
 from remit.storage.driver_errors import database_unavailable, text_with_nul, unknown_account
 from remit_api.common.v1 import common_pb2
@@ -210,9 +212,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     NOT_FOUND, and anything else into a bare INTERNAL.
 
     It reads each request itself, and refuses as INVALID_ARGUMENT, before the handler runs,
-    bytes that are no message of the method's request type and a NUL in any of the message's
-    text (`request_text`): both are the caller's mistakes, and neither may claim anything
-    (an idempotency key) first.
+    bytes that are no message of the method's request type, a NUL in any of the message's
+    text (`request_text`) and a value longer than its field's declared `max_length`
+    (`request_lengths`): all are the caller's mistakes, and none may claim anything (an
+    idempotency key) first.
 
     Unexpected exceptions are logged here, with their traceback, and their text never leaves
     the process: it may hold data that must not reach a caller.
@@ -285,7 +288,8 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
 def _read_request(raw: Any, deserialize: Callable[[Any], Any] | None) -> Any:
     """The request message, refused (INVALID_ARGUMENT) if the bytes are no message of its
-    type, or if any of its text holds a NUL, which no text stored in PostgreSQL can."""
+    type, if any of its text holds a NUL, which no text stored in PostgreSQL can, or if any of
+    its text is longer than its field allows."""
     try:
         request = raw if deserialize is None else deserialize(raw)
     except DecodeError:
@@ -302,4 +306,27 @@ def _read_request(raw: Any, deserialize: Callable[[Any], Any] | None) -> Any:
         if field is not None:
             refused = nul_in_request_error()
             raise RemitError(message=refused.message, kind=refused.kind, param=field)
+    if isinstance(request, Message):
+        _refuse_over_long_text(request, raw)
     return request
+
+
+def _refuse_over_long_text(request: Message, raw: Any) -> None:
+    """Refuse a value longer than its field's `max_length` (`request_lengths`). A string takes
+    at least as many bytes of the encoding as it has characters, so a request whose bytes are
+    no more than the shortest limit below its type holds none: most calls, unwalked."""
+    shortest = shortest_limit(request)
+    if shortest is None or (isinstance(raw, bytes) and len(raw) <= shortest):
+        return
+    over = field_over_limit(request)
+    if over is not None:
+        raise over_long_text_error(over)
+
+
+def over_long_text_error(over: OverLimit) -> RemitError:
+    return RemitError(
+        message=too_long_message(over.value, over.limit),
+        kind=ErrorKind.INVALID_ARGUMENT,
+        code="parameter_invalid",
+        param=over.param,
+    )

@@ -83,7 +83,8 @@ async def serve_grpc(
     await server.start()
     for name in ["", *names]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("gRPC listening on %s:%d (%s)", endpoint.host, bound, ", ".join(names) or "health")
+    log.info("gRPC listening on %s (%s)", Endpoint(endpoint.host, bound).target,
+             ", ".join(names) or "health")  # fmt: skip
     signal_ready()
 
     stop = stop_event or asyncio.Event()

@@ -6,7 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from remit.command_exits import EXIT_CLEAN, EXIT_FINDINGS, internal_failure, refused
+from remit.command_exits import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    refused,
+    report_failure,
+    temporary_failure,
+)
 from remit.config import ConfigError, PlatformConfig
 from remit.core.errors import RemitError
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
@@ -19,14 +25,15 @@ T = TypeVar("T")
 
 
 def _with_service(config: PlatformConfig, use: Callable[[LedgerService], Awaitable[T]]) -> T:
-    from remit.databases import resolve_databases
+    from remit.databases import migrate, resolve_databases
     from remit.storage.engine import dispose, make_engine
-    from remit.storage.migrate import upgrade
+    from remit.storage.reachability import core_database
 
     resolved = resolve_databases(config)
     try:
-        url = resolved.config.require_database_url()
-        upgrade("core", url)
+        database = core_database(resolved.config)
+        migrate([database])
+        url = database.url
 
         async def run() -> T:
             engine = make_engine(url, pool_size=2)
@@ -95,13 +102,17 @@ def _run(
     show: Callable[[T], int],
 ) -> int:
     """Show what `use` returns, or report its failure: a RemitError is refused input or the
-    acquirer's failure; anything else (the database unreachable) is the command's own."""
+    acquirer's failure (a temporary one when it says to retry: the acquirer out of reach);
+    anything else is reported as `remit.command_exits` says (its database out of reach is
+    temporary, a bug the command's own failure)."""
     try:
         found = _with_service(config, use)
     except RemitError as error:
+        if error.should_retry:
+            return temporary_failure(command, error.message)
         return refused(command, error.message)
     except ConfigError:
         raise  # refused input, reported by `remit.cli.main`
     except Exception as error:
-        return internal_failure(command, error)
+        return report_failure(command, error)
     return show(found)

@@ -31,6 +31,7 @@ from remit.ledger.reconciliation_runs import DEFAULT_LIST_LIMIT, ReconciliationR
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
 from remit.payments.keyed_rpc import client_keyed, reply, serialized
+from remit.payments.requests import note_call
 from remit_api.common.v1 import common_pb2
 from remit_api.ledger.v1 import ledger_pb2 as pb
 from remit_api.ledger.v1 import ledger_pb2_grpc
@@ -314,8 +315,10 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         def answer(payout: Payout) -> pb.CreatePayoutResponse:
             return pb.CreatePayoutResponse(payout=payout_message(payout))
 
+        call = call_context(context)
+        note_call(call.request_id, call.idempotency_key)  # payout.created names it
         result = await self._service.create_payout_once(
-            call_context(context).account_id,
+            call.account_id,
             client_keyed(
                 context,
                 "CreatePayout",
@@ -363,6 +366,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         def answer(payout: Payout) -> pb.CancelPayoutResponse:
             return pb.CancelPayoutResponse(payout=payout_message(payout))
 
+        note_call(call.request_id, call.idempotency_key)  # payout.canceled names it
+
         result = await self._service.cancel_payout(
             call.account_id,
             request.id,
@@ -377,6 +382,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
 
         def answer(payout: Payout) -> pb.UpdatePayoutResponse:
             return pb.UpdatePayoutResponse(payout=payout_message(payout))
+
+        note_call(call.request_id, call.idempotency_key)  # payout.updated names it
 
         result = await self._service.update_payout(
             call.account_id,

@@ -31,6 +31,7 @@ from remit.ledger.messages import balance_message
 from remit.ledger.objects import BalanceTransaction, Payout
 from remit.ledger.postings import account_for, make_available
 from remit.ledger.repository import JournalRepository
+from remit.storage.outages import log_failure
 from remit.worker.runner import Periodic
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,8 @@ async def _isolated(db: AsyncConnection, item: str, work: Callable[[], Awaitable
     try:
         async with db.begin_nested():
             return await work()
-    except Exception:
-        log.exception("ledger job: %s failed and is skipped until the next run", item)
+    except Exception as error:
+        log_failure(log, f"ledger job: {item} (skipped until the next run)", error)
         return None
 
 
@@ -149,8 +150,8 @@ async def create_automatic_payouts(engine: AsyncEngine, *, now: datetime) -> lis
         try:
             async with engine.begin() as db:
                 created += await payouts.create_automatic_payouts(db, account_id, now=now)
-        except Exception:
-            log.exception("ledger job: the automatic payout of %s failed", account_id)
+        except Exception as error:
+            log_failure(log, f"ledger job: the automatic payout of {account_id}", error)
     return created
 
 

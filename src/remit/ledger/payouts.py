@@ -286,6 +286,8 @@ async def update_payout_metadata(
 ) -> Payout:
     payout = await _locked(db, account_id, payout_id)
     metadata = updated_metadata(payout.metadata, clear=clear, unset=unset_keys, values=set_keys)
+    if metadata == payout.metadata:
+        return payout  # an update that changes nothing is no event, and writes nothing
     updated = replace(payout, metadata=metadata, updated_at=now)
     await BalanceRepository(db).save_payout(updated)
     await events.record_event(
@@ -295,6 +297,7 @@ async def update_payout_metadata(
         message=payout_message(updated),
         object_id=payout_id,
         now=now,
+        before=payout_message(payout),
     )
     return updated
 
@@ -313,6 +316,7 @@ async def advance_payout(db: AsyncConnection, payout: Payout, *, now: datetime) 
     """Move a locked in-flight payout as far along the simulated bank as `now` allows."""
     current = payout
     while True:
+        previous = current
         match current.status:
             case PayoutStatus.PENDING if now >= current.created_at + SUBMISSION_DELAY:
                 current = replace(current, status=PayoutStatus.IN_TRANSIT, updated_at=now)
@@ -356,6 +360,8 @@ async def advance_payout(db: AsyncConnection, payout: Payout, *, now: datetime) 
             message=payout_message(current),
             object_id=current.id,
             now=now,
+            # What payout.updated changed (the status); paid and failed tell it by their type.
+            before=payout_message(previous) if event == events.PAYOUT_UPDATED else None,
         )
     return current
 

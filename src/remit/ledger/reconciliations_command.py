@@ -16,7 +16,7 @@ import grpc
 
 from remit.command_exits import EXIT_CLEAN, CommandRefusedError
 from remit.config import PlatformConfig
-from remit.grpcutil.call_failures import describe_call_failure
+from remit.grpcutil.call_failures import call_failed
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit.ledger.reconciliation_runs import MAX_LIST_LIMIT
 from remit_api.ledger.v1 import ledger_pb2 as pb
@@ -39,7 +39,8 @@ def reconciliations_command(
     config: PlatformConfig, *, limit: int, as_json: bool, out: TextIO
 ) -> int:
     """List the `limit` latest runs on `out`. A refusal, the core's included, is raised as
-    `CommandRefusedError` (`remit.command_exits`)."""
+    `CommandRefusedError`, a failure that may pass as `CommandTemporaryFailureError`
+    (`remit.command_exits`)."""
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise CommandRefusedError(f"--limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}")
     with internal_sync_channel(config.core.target, InternalAccess.of(config)) as channel:
@@ -50,8 +51,7 @@ def reconciliations_command(
                 pb.ListReconciliationsRequest(limit=limit), timeout=CALL_TIMEOUT_S
             )
         except grpc.RpcError as error:
-            failure = describe_call_failure(error, "core", config.core.target)
-            raise CommandRefusedError(failure) from None
+            raise call_failed(error, "core", config.core.target) from None
     runs = list(reply.data)
     out.write(render_json(runs, reply.has_more) if as_json else render_table(runs, reply.has_more))
     return EXIT_CLEAN

@@ -20,6 +20,26 @@ def spent_payment_method() -> RemitError:
     return invalid(SPENT_MESSAGE, "payment_method")
 
 
+def another_customers_method(
+    method_id: str, owner_id: str, intent_customer_id: str | None
+) -> RemitError:
+    """Stripe's refusal of a payment method saved to the customer `owner_id` for an intent of
+    another customer, or of none (which would charge a saved card without its customer being
+    named)."""
+    if intent_customer_id is None:
+        message = (
+            f"The PaymentMethod {method_id} belongs to the Customer {owner_id}. "
+            "Include that Customer in the `customer` parameter of the PaymentIntent."
+        )
+    else:
+        message = (
+            f"The PaymentMethod {method_id} belongs to another Customer than "
+            f"{intent_customer_id}. Payment methods attached to other Customers cannot be used "
+            "with this PaymentIntent."
+        )
+    return invalid(message, "payment_method")
+
+
 @dataclass(frozen=True)
 class CardSummary:
     """What the vault tells the core about a card (brand etc. in Stripe's lowercase words)."""

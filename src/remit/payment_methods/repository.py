@@ -11,20 +11,56 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payment_methods.domain import CardSummary, PaymentMethod, Token
 from remit.payment_methods.tables import payment_methods, tokens, vault_sweep_watermarks
-from remit.storage.fastsql import Db, Statement, TableStatements, sqlalchemy_unit
+from remit.storage.fastsql import Db, Refusals, Statement, TableStatements, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
 
 _PAYMENT_METHODS = TableStatements(payment_methods)
-# Spends a payment method on an intent if it is attached to no customer and not spent yet
-# (unless `claim` is false: then it only locks the row), and says what it is now: one statement,
-# so that two intents confirmed with it at once cannot both take it (the row lock serializes
-# them; the second sees the first's intent).
-_SPEND = Statement(
-    "UPDATE payment_methods SET spent_by_intent_id = CASE"
-    " WHEN %(claim)s AND customer_id IS NULL AND spent_by_intent_id IS NULL THEN %(intent_id)s"
-    " ELSE spent_by_intent_id END"
-    " WHERE account_id = %(account_id)s AND id = %(id)s"
-    " RETURNING customer_id, spent_by_intent_id"
+
+# What a saved payment method must still be, under its row lock, to pay an intent: the card was
+# read before the attempt's transaction opened, and may have been detached (by a detach, or by
+# its customer's deletion), saved to a customer, or spent on another intent since. The checks
+# raise on the server (`remit_require`), so the statement goes out with the attempt's other
+# writes instead of taking a round trip of its own; each SQLSTATE is one refusal.
+METHOD_MISSING = "RMP04"
+METHOD_DETACHED = "RMP10"
+METHOD_OF_ANOTHER_CUSTOMER = "RMP11"  # raised with the id of the customer it is saved to
+METHOD_SPENT_ELSEWHERE = "RMP12"
+
+
+def _checked_for_payment(locked: str) -> Statement:
+    """The checks, on the row `locked` reads (found, customer_id, spent_by_intent_id,
+    detached_at) and locks. In order: CASE evaluates its branches one by one, so the first
+    refusal that applies is the one raised."""
+    return Statement(
+        f"WITH method AS ({locked}) SELECT CASE"  # noqa: S608 (constant text)
+        " WHEN method.found IS NULL THEN"
+        f" remit_require(false, '{METHOD_MISSING}', 'no such payment method')"
+        " WHEN method.detached_at IS NOT NULL THEN"
+        f" remit_require(false, '{METHOD_DETACHED}', 'detached')"
+        " WHEN method.customer_id IS DISTINCT FROM CAST(%(customer_id)s AS text)"
+        " AND method.customer_id IS NOT NULL THEN"
+        f" remit_require(false, '{METHOD_OF_ANOTHER_CUSTOMER}', method.customer_id)"
+        " WHEN method.customer_id IS NULL AND method.spent_by_intent_id <> %(intent_id)s THEN"
+        f" remit_require(false, '{METHOD_SPENT_ELSEWHERE}', 'spent on another intent')"
+        " ELSE true END AS usable FROM (SELECT 1) AS one LEFT JOIN method ON true"
+    )
+
+
+_LOCKED_WHERE = "WHERE account_id = %(account_id)s AND id = %(id)s"
+_LOCKED_COLUMNS = "true AS found, customer_id, spent_by_intent_id, detached_at"
+# Spends the payment method on the intent if it is attached to no customer and not spent yet,
+# then checks it as it is now: two intents confirmed with it at once cannot both take it (the
+# row lock serializes them; the second sees the first's intent).
+_SPEND_FOR_PAYMENT = _checked_for_payment(
+    "UPDATE payment_methods SET spent_by_intent_id = CASE"  # noqa: S608 (constant text)
+    " WHEN customer_id IS NULL AND spent_by_intent_id IS NULL THEN %(intent_id)s"
+    f" ELSE spent_by_intent_id END {_LOCKED_WHERE} RETURNING {_LOCKED_COLUMNS}"
+)
+# Only checks it, under a share lock: a detach, an attach, a customer's deletion or a spend
+# waits for the payment's commit (or the payment for theirs, and sees what they did), while
+# payments with the same saved card do not wait for each other.
+_CHECK_FOR_PAYMENT = _checked_for_payment(
+    f"SELECT {_LOCKED_COLUMNS} FROM payment_methods {_LOCKED_WHERE} FOR SHARE"  # noqa: S608
 )
 
 _RECORD_OFF_SESSION_SETUP = _PAYMENT_METHODS.update(["off_session_setup_transaction_id"])
@@ -139,16 +175,32 @@ class SqlPaymentMethodRepository:
         row = await statement.first(self._db, {"account_id": account_id, "id": method_id})
         return None if row is None else _pm_from_mapping(row)
 
-    async def spend(
-        self, account_id: str, method_id: str, intent_id: str, *, claim: bool = True
-    ) -> tuple[str | None, str | None] | None:
-        """Spend the payment method on `intent_id` unless it is attached to a customer or spent
-        already; its (customer, spending intent) as they are now, None if it does not exist."""
-        row = await _SPEND.first(
+    async def use_for_payment(
+        self,
+        account_id: str,
+        method_id: str,
+        intent_id: str,
+        *,
+        customer_id: str | None,
+        spend: bool,
+        refusals: Refusals,
+    ) -> None:
+        """Lock the payment method and check it may still pay `intent_id`, whose customer is
+        `customer_id`; with `spend`, spend it on that intent first if it is attached to no
+        customer and not spent yet. A check that fails raises the error `refusals` makes for
+        its SQLSTATE (`METHOD_...`), now or, inside `fastsql.deferring`, when the statement
+        goes out with the unit's next one."""
+        statement = _SPEND_FOR_PAYMENT if spend else _CHECK_FOR_PAYMENT
+        await statement.defer(
             self._db,
-            {"account_id": account_id, "id": method_id, "intent_id": intent_id, "claim": claim},
+            {
+                "account_id": account_id,
+                "id": method_id,
+                "intent_id": intent_id,
+                "customer_id": customer_id,
+            },
+            refusals,
         )
-        return None if row is None else (row["customer_id"], row["spent_by_intent_id"])
 
     async def record_off_session_setup(
         self, account_id: str, method_id: str, network_transaction_id: str

@@ -42,15 +42,22 @@ from remit.payment_methods.domain import (
     PaymentMethodChanges,
     Token,
     VaultCard,
+    another_customers_method,
     billing_from_token,
     merge_billing_details,
-    spent_elsewhere,
     spent_payment_method,
 )
-from remit.payment_methods.repository import SqlPaymentMethodRepository
+from remit.payment_methods.repository import (
+    METHOD_DETACHED,
+    METHOD_MISSING,
+    METHOD_OF_ANOTHER_CUSTOMER,
+    METHOD_SPENT_ELSEWHERE,
+    SqlPaymentMethodRepository,
+)
 from remit.payment_methods.vault_client import CardVault
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, run_keyed, value_of
 from remit.storage.engine import single_statement
+from remit.storage.fastsql import Refusals
 from remit.vault.test_cards import is_test_id
 
 log = logging.getLogger(__name__)
@@ -117,8 +124,8 @@ class MethodToCharge:
 
 
 class PaymentMethodHooks(Protocol):
-    """Called in the transaction of each attach or detach (events); an exception rolls it
-    back."""
+    """Called in the transaction of each attach, detach or update (events); an exception rolls
+    it back."""
 
     async def payment_method_changed(
         self, db: AsyncConnection, before: PaymentMethod, after: PaymentMethod
@@ -370,20 +377,45 @@ class PaymentMethodsService:
         await repo.insert(replace(named.method, spent_by_intent_id=spent_by))
 
     @staticmethod
-    async def spend_in(
-        db: AsyncConnection, method: PaymentMethod, intent_id: str, *, claim: bool = True
+    async def use_in(
+        db: AsyncConnection,
+        method: PaymentMethod,
+        intent_id: str,
+        *,
+        customer_id: str | None = None,
+        claim: bool = True,
     ) -> None:
-        """Spend a saved payment method attached to no customer on the intent a confirmation
-        pays with it, in the confirmation's transaction; refused if another intent has spent
-        it since it was read. Attached to a customer meanwhile, it is not spent. `claim`
-        false (a payment that saves it for its customer): only checked, under its row lock."""
-        now = await SqlPaymentMethodRepository(db).spend(
-            method.account_id, method.id, intent_id, claim=claim
+        """Check, in the transaction of the attempt that pays `intent_id` (of the customer
+        `customer_id`) with a saved payment method, that the method may still pay it, under
+        its row lock: it was read before that transaction opened, and a detach, its customer's
+        deletion, an attach or another intent's spend may have come since. The refusals are
+        the ones a request naming it as it is now gets. Attached to no customer, it is spent
+        on the intent, unless `claim` is false (a payment that saves it for its customer): then
+        it is only checked. Within `fastsql.deferring`, the check goes out with the attempt's
+        next statement, or its COMMIT."""
+        method_id = method.id
+        refusals: Refusals = {
+            METHOD_MISSING: lambda _: not_found(
+                "payment_method", method_id, param="payment_method"
+            ),
+            METHOD_DETACHED: lambda _: _unusable(method_id),
+            METHOD_OF_ANOTHER_CUSTOMER: lambda owner: another_customers_method(
+                method_id, owner, customer_id
+            ),
+            METHOD_SPENT_ELSEWHERE: lambda _: spent_payment_method(),
+        }
+        # Read attached to a customer (or spent already) it is not to be spent: a share lock
+        # is enough, and payments with the same saved card do not wait for each other. If it
+        # was detached or attached since, the checks see it.
+        spend = claim and method.customer_id is None and method.spent_by_intent_id is None
+        await SqlPaymentMethodRepository(db).use_for_payment(
+            method.account_id,
+            method_id,
+            intent_id,
+            customer_id=customer_id,
+            spend=spend,
+            refusals=refusals,
         )
-        if now is None:
-            raise not_found("payment_method", method.id, param="payment_method")
-        if spent_elsewhere(*now, intent_id):
-            raise spent_payment_method()
 
     async def pay_with_new_method(
         self,
@@ -561,6 +593,7 @@ class PaymentMethodsService:
                 allow_redisplay=changes.allow_redisplay or method.allow_redisplay,
             )
             await repo.save(updated)
+            await self.hooks.payment_method_changed(db, method, updated)
             return updated
 
         return await run_keyed(self._engine, keyed, now, change)

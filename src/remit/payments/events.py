@@ -42,11 +42,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.clock import Clock, SystemClock
 from remit.core.jsonview import JsonObject, to_json
 from remit.payments.charges import Charge, ChargeStatus, Refund
-from remit.payments.domain import PaymentIntent, Status
+from remit.payments.domain import CancellationReason, PaymentIntent, Status
 from remit.payments.grpc import charge_message, payment_intent_message, refund_message
 from remit.payments.never_authenticated import stopped_at_authentication
 from remit.payments.requests import current_request
-from remit.webhooks.outbox import record_event
+from remit.webhooks.outbox import changed_attributes, record_event
 
 _INTENT_EVENTS = {
     Status.REQUIRES_ACTION: "payment_intent.requires_action",
@@ -70,16 +70,21 @@ def _redescribed(before: Charge, after: Charge) -> bool:
     return any(getattr(before, name) != getattr(after, name) for name in _DESCRIPTIVE_CHARGE_FIELDS)
 
 
+def _expired(before: Charge, after: Charge, intent: PaymentIntent) -> bool:
+    """Whether the charge's authorization has just been released because it was left
+    uncaptured too long (Stripe's `charge.expired`), not by a cancel."""
+    return (
+        not before.authorization_released
+        and after.authorization_released
+        and intent.cancellation_reason is CancellationReason.EXPIRED
+    )
+
+
 def _tells_of_its_failure(failed: Charge) -> bool:
     """Whether the attempt that just failed gets a `charge.failed`: the module's rule. Decided
     by the charge alone, so every way an attempt can end (the network's answer, the challenge
     page, an intent moving on) is held to the same rule."""
     return not stopped_at_authentication(failed)
-
-
-def changed_attributes(before: JsonObject, after: JsonObject) -> JsonObject:
-    """Old values of the top-level fields that differ (Stripe's `previous_attributes`)."""
-    return {key: before.get(key) for key, value in after.items() if before.get(key) != value}
 
 
 def intent_json(intent: PaymentIntent) -> JsonObject:
@@ -158,6 +163,8 @@ class PaymentEvents:
             and _tells_of_its_failure(after)
         ):
             await self._emit(db, after.account_id, "charge.failed", after_json)
+        if _expired(before, after, intent):
+            await self._emit(db, after.account_id, "charge.expired", after_json)
         captured = (
             not before.captured and after.captured and before.status is ChargeStatus.SUCCEEDED
         )

@@ -44,6 +44,7 @@ from remit.payments.domain import (
     Updated,
     usable_payment_method_types,
 )
+from remit.payments.held_requests_grpc import HeldRequestRpcs
 from remit.payments.idempotency import KeyRecord
 from remit.payments.keyed import Done, Replay
 from remit.payments.keyed_rpc import client_keyed, keyed_call, reply, serialized
@@ -747,7 +748,9 @@ def created_bounds(created: common_pb2.CreatedFilter) -> CreatedBounds:
     )
 
 
-class PaymentsServicer(CustomerRpcs, PaymentMethodRpcs, payments_pb2_grpc.PaymentsServiceServicer):
+class PaymentsServicer(
+    CustomerRpcs, PaymentMethodRpcs, HeldRequestRpcs, payments_pb2_grpc.PaymentsServiceServicer
+):
     def __init__(
         self,
         service: PaymentsService,

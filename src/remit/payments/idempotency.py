@@ -29,6 +29,17 @@ KEY_LIFETIME = timedelta(hours=24)
 KEY_RETENTION = timedelta(hours=72)
 # The longest the completer waits between two tries of a key (`abandoned_keys`).
 COMPLETER_MAX_GAP = timedelta(hours=1)
+# What a key that starts over (`_claim_existing`) keeps of the completer's tries of its earlier
+# life: nothing.
+NO_TRIES: Mapping[str, object] = {
+    "completer_attempts": 0,
+    "last_failure_at": None,
+    "last_failure_code": None,
+    "last_failure_message": None,
+    "last_failure_reference": None,
+    "last_failure_operation": None,
+    "last_failure_fields": None,
+}
 
 
 class RecoveryPoint(Enum):
@@ -144,7 +155,7 @@ _LOCK = Statement(
 # checks that on the server (`remit_require`), so a failed fence fails the transaction even when
 # the write goes out with its COMMIT (`remit.storage.engine.batched_unit`).
 _KEY_NOT_HELD = "RM409"
-_FENCED = {_KEY_NOT_HELD: idempotency_in_use}
+_FENCED = {_KEY_NOT_HELD: lambda _message: idempotency_in_use()}
 
 
 def _fenced_update(assignments: str) -> str:
@@ -281,6 +292,7 @@ async def _claim_existing(
                 payment_intent_id=None,
                 charge_id=None,
                 refund_id=None,
+                **NO_TRIES,
             )
         )
         return _record(
@@ -489,7 +501,8 @@ async def claim_abandoned(db: AsyncConnection, *, now: datetime, limit: int) -> 
 async def renew(db: AsyncConnection, record: KeyRecord, *, now: datetime) -> bool:
     """A fresh lease on a key still held under `record`'s claim and unfinished; whether it was.
     The completer claims keys in batches and works through them in turn: each key's lease
-    starts when its turn comes, not when the batch was claimed."""
+    starts when its turn comes, not when the batch was claimed. It counts as one more of the
+    completer's tries of the key (`remit held-requests` shows them)."""
     keys = idempotency_keys.c
     result = await db.execute(
         update(idempotency_keys)
@@ -499,9 +512,43 @@ async def renew(db: AsyncConnection, record: KeyRecord, *, now: datetime) -> boo
             keys.owner == record.owner,
             keys.recovery_point != RecoveryPoint.FINISHED.value,
         )
-        .values(locked_until=now + lease(), last_run_at=now)
+        .values(
+            locked_until=now + lease(),
+            last_run_at=now,
+            completer_attempts=keys.completer_attempts + 1,
+        )
     )
     return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Locked:
+    """A key's row under its row lock, and until when a request holds it (None: nobody)."""
+
+    record: KeyRecord
+    locked_until: datetime | None
+
+    def in_use(self, now: datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > now
+
+
+async def lock(db: AsyncConnection, account_id: str, key: str) -> Locked | None:
+    """The key's row, locked for the rest of the transaction; None if there is none."""
+    row = await _LOCK.first(db, {"account_id": account_id, "key": key})
+    return None if row is None else Locked(_record(row), row["locked_until"])
+
+
+async def take_over(db: AsyncConnection, record: KeyRecord) -> KeyRecord:
+    """Claim the locked, unfinished key of `record`, which nobody holds, under a fresh owner
+    token, as the completer claims a key (`claim_abandoned`); `renew` then starts its try."""
+    owner = secrets.token_hex(8)
+    keys = idempotency_keys.c
+    await db.execute(
+        update(idempotency_keys)
+        .where(keys.account_id == record.account_id, keys.key == record.key)
+        .values(owner=owner)
+    )
+    return replace(record, owner=owner)
 
 
 async def reap(db: AsyncConnection, *, now: datetime) -> int:

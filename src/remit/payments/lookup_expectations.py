@@ -118,14 +118,33 @@ def differing_fields(expected: ExpectedOperation, held: acquirer_pb2.Operation) 
     return differing
 
 
-def network_record_mismatch() -> RemitError:
+@dataclass(eq=False)
+class NetworkRecordMismatchError(RemitError):
+    """The refusal of a looked-up record that is not the expected operation. Besides what the
+    client is told, it carries what an operator needs to find the record at the acquirer, which
+    the completer stores on the request's key (`remit.payments.held_requests`); none of it
+    reaches the client, and none of it is card data."""
+
+    reference: str = ""
+    # The acquirer's id of the operation it holds under the reference.
+    operation_id: str = ""
+    # The names of the fields that differ, as `differing_fields` gives them.
+    differing: tuple[str, ...] = ()
+
+
+def network_record_mismatch(
+    reference: str, operation_id: str, differing: tuple[str, ...]
+) -> NetworkRecordMismatchError:
     """What the client is told when the network holds another operation under the reference:
     remit's own error, a 500 `api_error`, with nothing applied."""
-    return RemitError(
+    return NetworkRecordMismatchError(
         message="An unexpected error occurred while settling this request with the card "
         "network. It stays where it stopped; retry later with the same idempotency key.",
         kind=ErrorKind.INTERNAL,
         error_type="api_error",
+        reference=reference,
+        operation_id=operation_id,
+        differing=differing,
     )
 
 
@@ -145,4 +164,4 @@ def refuse_unless_expected(
         held.id,
         ", ".join(differing),
     )
-    raise network_record_mismatch()
+    raise network_record_mismatch(reference, held.id, tuple(differing))

@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.errors import RemitError
 from remit.payment_methods.service import MethodToCharge, PaymentMethodsService
 from remit.payments.charges import CardSnapshot
-from remit.payments.ports import ChargeableCard
+from remit.payments.ports import ChargeableCard, Paying
 
 
 class StoredPaymentMethods:
@@ -31,19 +31,21 @@ class StoredPaymentMethods:
 
 def chargeable(named: MethodToCharge) -> ChargeableCard:
     """The card of a payment method to pay with; a new one is written by the transaction that
-    uses it (`ChargeableCard.save_in`)."""
+    uses it, and a saved one checked again there, under its row lock (`ChargeableCard.save_in`)."""
     method, card = named.method, named.method.card
 
-    async def save_in(db: AsyncConnection, spent_by: str | None, claim: bool) -> None:
+    async def save_in(db: AsyncConnection, paying: Paying | None) -> None:
         if named.is_new:
-            await PaymentMethodsService.save_named_in(
-                db, named, spent_by=spent_by if claim else None
+            spent_by = paying.intent_id if paying is not None and paying.spends else None
+            await PaymentMethodsService.save_named_in(db, named, spent_by=spent_by)
+        elif paying is not None:
+            await PaymentMethodsService.use_in(
+                db,
+                method,
+                paying.intent_id,
+                customer_id=paying.customer_id,
+                claim=paying.spends,
             )
-        elif spent_by is not None:
-            await PaymentMethodsService.spend_in(db, method, spent_by, claim=claim)
-
-    # A saved payment method attached to a customer, or spent already, is not written to.
-    unspent = method.customer_id is None and method.spent_by_intent_id is None
 
     return ChargeableCard(
         payment_method_id=method.id,
@@ -62,7 +64,7 @@ def chargeable(named: MethodToCharge) -> ChargeableCard:
         billing_details=method.billing_details,
         spent_by_intent_id=method.spent_by_intent_id,
         off_session_setup_transaction_id=method.off_session_setup_transaction_id,
-        save_in=save_in if named.is_new or unspent else None,
+        save_in=save_in,
     )
 
 

@@ -21,6 +21,17 @@ from remit.payments.risk import NOT_ASSESSED, Authentication, RiskVerdict
 
 
 @dataclass(frozen=True)
+class Paying:
+    """The intent an attempt pays with a card, as the attempt leaves it."""
+
+    intent_id: str
+    customer_id: str | None
+    # False for a payment that saves a card attached to no customer for the intent's customer
+    # (Stripe's `setup_future_usage`): the card is checked, not spent (`_spends_its_card`).
+    spends: bool = True
+
+
+@dataclass(frozen=True)
 class ChargeableCard:
     """A payment method the network can be asked to charge: a vault token and what may be
     shown about the card."""
@@ -41,11 +52,11 @@ class ChargeableCard:
     # For a payment method made for this request (a Stripe test id's, such as pm_card_visa, or
     # one made of the card the request gives, Stripe's payment_method_data): writes it in the
     # caller's transaction. Made there, it is not made by a request that is
-    # refused or rolled back, or that replays its key's answer. For a saved one attached to no
-    # customer and not spent yet: spends it on the intent a confirmation names (the second
-    # argument), refusing it if another intent has taken it meanwhile; with the third false,
-    # only that check, under the row's lock. None for the others.
-    save_in: Callable[[AsyncConnection, str | None, bool], Awaitable[None]] | None = field(
+    # refused or rolled back, or that replays its key's answer. For a saved one, given the
+    # intent an attempt pays (the second argument): checks again, under the row's lock, what
+    # was checked on the copy read before the transaction (detached, another customer's, spent
+    # on another intent), and spends it on the intent if it is attached to no customer.
+    save_in: Callable[[AsyncConnection, Paying | None], Awaitable[None]] | None = field(
         default=None, compare=False, repr=False
     )
 
@@ -57,15 +68,14 @@ NewCard = ChargeableCard | RemitError
 
 
 async def save_card_in(
-    db: AsyncConnection, card: ChargeableCard, *, spent_by: str | None = None, claim: bool = True
+    db: AsyncConnection, card: ChargeableCard, paying: Paying | None = None
 ) -> None:
-    """Write the card's payment method in the transaction that uses it, if it is new; given
-    `spent_by` (the intent a confirmation pays), spend it on that intent if it is attached to
-    no customer (Stripe lets such a payment method pay one intent only). With `claim` false it
-    is not spent, but still refused if another intent has spent it, checked under its row lock
-    so that a concurrent spend is seen."""
+    """Write the card's payment method in the transaction that uses it, if it is new. Given
+    `paying` (the intent an attempt pays), a saved one is checked again under its row lock, as
+    it is now, and spent on that intent if it is attached to no customer (Stripe lets such a
+    payment method pay one intent only), unless the payment saves it (`Paying.spends`)."""
     if card.save_in is not None:
-        await card.save_in(db, spent_by, claim)
+        await card.save_in(db, paying)
 
 
 class PaymentMethodSource(Protocol):

@@ -26,7 +26,11 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
-from remit.payment_methods.domain import spent_elsewhere, spent_payment_method
+from remit.payment_methods.domain import (
+    another_customers_method,
+    spent_elsewhere,
+    spent_payment_method,
+)
 from remit.payments import idempotency
 from remit.payments.abandoned_attempts import (
     LeftBy,
@@ -71,6 +75,16 @@ from remit.payments.domain import (
     unexpected_state,
     update_event,
 )
+from remit.payments.held_requests import (
+    HeldRequest,
+    Retried,
+    RetryOutcome,
+    failure_of,
+    held_request,
+    held_requests,
+    note_failure,
+    retryable,
+)
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
 from remit.payments.keyed import Done as Done
 from remit.payments.keyed import Keyed, is_stored_refusal, run_keyed, store_refusal, stored_error
@@ -103,6 +117,7 @@ from remit.payments.ports import (
     HookChain,
     NewCard,
     NoRadar,
+    Paying,
     PaymentEnd,
     PaymentHooks,
     PaymentMethodSource,
@@ -123,6 +138,7 @@ from remit.payments.risk import (
     stand_in_result,
 )
 from remit.storage.engine import batched_unit, single_statement
+from remit.storage.outages import log_failure
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.worker.jobs import stage_job
 
@@ -351,11 +367,14 @@ def _refuse_too_large(amount_minor: int) -> None:
 
 async def _mark_released(
     charges: ChargeRepository, account_id: str, charge_id: str, now: datetime
-) -> None:
-    """Record on the charge that its authorization was released uncaptured."""
+) -> tuple[Charge, Charge]:
+    """Record on the charge that its authorization was released uncaptured; the charge before
+    and after."""
     charge = await charges.get(account_id, charge_id, for_update=True)
     assert charge is not None
-    await charges.save(replace(charge, authorization_released=True, updated_at=now))
+    released = replace(charge, authorization_released=True, updated_at=now)
+    await charges.save(released)
+    return charge, released
 
 
 def _captured_first(released: OperationOutcome) -> bool:
@@ -419,18 +438,7 @@ def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) 
     owner = card.customer_id
     if owner is None or owner == intent.customer_id:
         return
-    if intent.customer_id is None:
-        message = (
-            f"The PaymentMethod {card.payment_method_id} belongs to the Customer {owner}. "
-            "Include that Customer in the `customer` parameter of the PaymentIntent."
-        )
-    else:
-        message = (
-            f"The PaymentMethod {card.payment_method_id} belongs to another Customer than "
-            f"{intent.customer_id}. Payment methods attached to other Customers cannot be used "
-            "with this PaymentIntent."
-        )
-    raise invalid(message, "payment_method")
+    raise another_customers_method(card.payment_method_id, owner, intent.customer_id)
 
 
 def _refuse_a_spent_card(intent_id: str, card: ChargeableCard) -> None:
@@ -1006,10 +1014,18 @@ class PaymentsService:
                 # With the attempt's other writes, after everything that may refuse it. A
                 # payment method attached to no customer is spent on this intent (a new one is
                 # written so, with no statement of its own; a saved one is updated), unless
-                # the payment is to save it for its customer (`_spends_its_card`): then it is
-                # only checked under its row lock, so a concurrent spend is not missed.
+                # the payment is to save it for its customer (`_spends_its_card`). A saved one
+                # is checked again under its row lock, in a statement that travels with the
+                # attempt's other writes: the checks above saw the copy read before this
+                # transaction, and a detach, an attach or a spend may have come since.
                 await save_card_in(
-                    db, card, spent_by=processing.id, claim=_spends_its_card(processing)
+                    db,
+                    card,
+                    Paying(
+                        processing.id,
+                        processing.customer_id,
+                        spends=_spends_its_card(processing),
+                    ),
                 )
                 if new is not None:
                     await intents.insert(processing)
@@ -1782,7 +1798,11 @@ class PaymentsService:
         after = transition(intent, Expired(at=now))
         await intents.save(after)
         if intent.latest_charge_id is not None:
-            await _mark_released(ChargeRepository(db), account_id, intent.latest_charge_id, now)
+            released = await _mark_released(
+                ChargeRepository(db), account_id, intent.latest_charge_id, now
+            )
+            # charge.expired, before the intent's change, whose ledger posting comes last.
+            await self._hooks.charge_changed(db, *released, after)
         if after.review_id is not None:
             await self._radar.payment_ended(
                 db, account_id, after.review_id, PaymentEnd.NEVER_SETTLED, by=None
@@ -1831,7 +1851,7 @@ class PaymentsService:
             if record.created_at < now - UNFINISHED_ALERT_AGE:
                 # Money may be held or taken at the network with nothing in the ledger yet; the
                 # completer keeps trying, but something (the acquirer, the vault, a card) keeps
-                # failing it, and an operator should look.
+                # failing it, and an operator should look (`remit held-requests`).
                 log.warning(
                     "%s %s is still unfinished at %s, %s after it began (intent %s, charge %s)",
                     record.endpoint,
@@ -1845,23 +1865,88 @@ class PaymentsService:
             async with self._engine.begin() as db:
                 if not await idempotency.renew(db, record, now=self._now()):
                     continue  # taken over (a client's retry) since the batch was claimed
-            try:
-                await resume(record)
-            except RemitError as error:
-                if await self._finished(record):
-                    # Declines and refusals are outcomes: they were stored for the client.
-                    log.info("completed %s %s with %s", record.endpoint, record.key, error.code)
-                else:
-                    log.warning(
-                        "could not complete %s %s yet: %s (%s)",
-                        record.endpoint,
-                        record.key,
-                        error.code or error.kind.name,
-                        error.message,
-                    )
-            except Exception:
-                log.exception("could not complete %s %s yet", record.endpoint, record.key)
+            await self._try_to_finish(record, resume)
         return len(records)
+
+    async def _try_to_finish(
+        self, record: KeyRecord, resume: Callable[[KeyRecord], Awaitable[object]]
+    ) -> None:
+        """One try of the completer's at the claimed, renewed key of `record`; a failure is
+        logged and recorded on the key for an operator (`held_requests`)."""
+        try:
+            await resume(record)
+        except RemitError as error:
+            if await self._finished(record):
+                # Declines and refusals are outcomes: they were stored for the client.
+                log.info("completed %s %s with %s", record.endpoint, record.key, error.code)
+                return
+            if error.kind is ErrorKind.CONFLICT:
+                # A client's retry took the key over when the try's lease ran out: it carries
+                # the request on, and nothing failed.
+                log.info("%s %s was taken over by another request", record.endpoint, record.key)
+                return
+            log.warning(
+                "could not complete %s %s yet: %s (%s)",
+                record.endpoint,
+                record.key,
+                error.code or error.kind.name,
+                error.message,
+            )
+            await self._note_failure(record, error)
+        except Exception as error:
+            log_failure(log, f"completing {record.endpoint} {record.key}", error)
+            await self._note_failure(record, error)
+
+    async def _note_failure(self, record: KeyRecord, error: Exception) -> None:
+        """Record why the try failed, and let the key go: nobody works on it any more, so a
+        client's retry (or an operator's) need not wait for the try's lease to run out. The
+        completer's own next try waits for its backoff, which counts from the try."""
+        try:
+            async with self._engine.begin() as db:
+                await note_failure(db, record, failure_of(error, self._now()))
+                await idempotency.release(db, record)
+        except Exception:
+            # The try failed already and is logged; failing to say why on the key must not stop
+            # the completer's batch.
+            log.exception("could not record why %s %s failed", record.endpoint, record.key)
+
+    async def held_requests(
+        self, *, older_than: timedelta, account_id: str | None, limit: int
+    ) -> tuple[list[HeldRequest], bool, datetime]:
+        """The unfinished requests begun at least `older_than` ago, the oldest first, whether
+        there are more, and the time they were read at (their ages count to it)."""
+        now = self._now()
+        async with self._engine.begin() as db:
+            found, more = await held_requests(
+                db, now=now, older_than=older_than, account_id=account_id, limit=limit
+            )
+        return found, more, now
+
+    async def retry_held(
+        self, account_id: str, key: str, resume: Callable[[KeyRecord], Awaitable[object]]
+    ) -> Retried:
+        """An operator's retry of one held request, now: one more try of the completer's,
+        whatever its backoff, which finishes the request only with what the network holds. A
+        request that never got past `started` is dropped, as the completer drops it. Refused
+        for a key that is unknown, finished, or being worked on right now."""
+        now = self._now()
+        async with self._engine.begin() as db:
+            held = retryable(await idempotency.lock(db, account_id, key), account_id, key, now)
+            record = await idempotency.take_over(db, held)
+            if record.recovery_point is not RecoveryPoint.STARTED:
+                await idempotency.renew(db, record, now=now)
+        if record.recovery_point is RecoveryPoint.STARTED:
+            await self._forget(record)
+            return Retried(RetryOutcome.DROPPED, None)
+        log.info("retrying %s %s of %s at an operator's request", record.endpoint, key, account_id)
+        note_request(record.request_id, record.key)
+        await self._try_to_finish(record, resume)
+        async with self._engine.begin() as db:
+            after = await held_request(db, account_id, key, now=self._now())
+        assert after is not None, "an unfinished key past `started` is never deleted"
+        if after.recovery_point is RecoveryPoint.FINISHED:
+            return Retried(RetryOutcome.FINISHED, after)
+        return Retried(RetryOutcome.STILL_HELD, after)
 
     async def _finished(self, record: KeyRecord) -> bool:
         """Whether `record`'s key now holds an answer to replay."""

@@ -12,7 +12,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from remit.storage.schema import core_metadata
 
@@ -163,6 +163,18 @@ idempotency_keys = Table(
     Column("last_run_at", DateTime(timezone=True), nullable=False),
     # The current claimant's fencing token (see remit.payments.idempotency.KeyRecord.owner).
     Column("owner", Text, nullable=True),
+    # What an operator sees of a request that stays unfinished (`remit.payments.held_requests`):
+    # how often the completer (or `remit held-requests retry`) tried to finish it, and why its
+    # latest try failed. Never card data: an error code, remit's own message, and for a record
+    # the acquirer holds otherwise than expected, its reference, its operation id and the names
+    # of the fields that differ.
+    Column("completer_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_failure_at", DateTime(timezone=True), nullable=True),
+    Column("last_failure_code", Text, nullable=True),
+    Column("last_failure_message", Text, nullable=True),
+    Column("last_failure_reference", Text, nullable=True),
+    Column("last_failure_operation", Text, nullable=True),
+    Column("last_failure_fields", ARRAY(Text), nullable=True),
     PrimaryKeyConstraint("account_id", "key", name="pk_idempotency_keys"),
     Index("ix_idempotency_keys_created_at", "created_at"),
     # The completer's claim: unfinished keys, oldest try first (`idempotency.claim_abandoned`);

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.clock import Clock, SystemClock
 from remit.radar.authentication import Build, Expiry, ThreeDSecureService
 from remit.radar.challenges import ChallengeRepository
+from remit.storage.outages import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,8 @@ class ExpiredChallengeSweep:
         """Whether the challenge left the pending ones; a failure is logged, not raised."""
         try:
             expiry = await self._three_d_secure.expire(account_id, challenge_id, build=self._build)
-        except Exception:
-            log.exception(
-                "could not end expired 3-D Secure challenge %s of %s; the next run tries again",
-                challenge_id,
-                account_id,
-            )
+        except Exception as error:
+            log_failure(log, f"ending expired 3-D Secure challenge {challenge_id} of "
+                        f"{account_id} (the next run tries again)", error)  # fmt: skip
             return False
         return expiry is not Expiry.LEFT

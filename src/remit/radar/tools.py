@@ -21,7 +21,7 @@ import grpc
 
 from remit.config import PlatformConfig
 from remit.core.jsonview import enum_numbers, to_json
-from remit.grpcutil.call_failures import describe_call_failure
+from remit.grpcutil.call_failures import call_failed
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.radar.rules import RuleSyntaxError, parse_rule
 from remit.webhooks.tools import Metadata, ToolError, account_metadata
@@ -45,7 +45,7 @@ async def _call(
         try:
             return await send(radar_pb2_grpc.RadarServiceStub(channel), metadata)
         except grpc.aio.AioRpcError as error:
-            raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
+            raise call_failed(error, "core", config.core.target, ToolError) from None
 
 
 class _Identified(Protocol):

@@ -41,7 +41,7 @@ from remit.rest.forms import (
 )
 from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from remit.rest.idempotency import checked_idempotency_key
-from remit.rest.params import ExpandList, ParamError, Schema
+from remit.rest.params import PATH_PARAM, ExpandList, ParamError, Schema
 from remit.rest.publishable import (
     publish_error_intent,
     publishable_view,
@@ -226,7 +226,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         version = versions.request
         form = await read_form(request)
         for name, value in request.path_params.items():
-            refuse_nul(str(value), name)
+            PATH_PARAM.parse_value(refuse_nul(str(value), name), name)
         form = upgrade_request(operation_name, form, version)
         params = operation.schema.parse(form)
         # A payment page's call: a publishable key on an operation it may make with a secret.

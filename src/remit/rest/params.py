@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import ClassVar, Final, Generic, Self, TypeVar
 
 from remit.core.currency import SUPPORTED_CURRENCIES
+from remit.core.text_limits import quoted_start, too_long_message
 from remit.rest.forms import Appended, FormValue
 
 T = TypeVar("T")
@@ -176,12 +177,14 @@ class String(Field[str]):
         text = _scalar(value, param, "string")
         if len(text) > self.max_length:
             raise ParamError(
-                f"Invalid string: {_abbreviate(text)}; must be at most "
-                f"{self.max_length} characters",
-                code="parameter_invalid",
-                param=param,
+                too_long_message(text, self.max_length), code="parameter_invalid", param=param
             )
         return text
+
+
+PATH_PARAM: Final = String()
+"""An id in a path (`/v1/payment_intents/{intent}`): a string parameter like any other, held to
+Stripe's default limit on text."""
 
 
 # One @, something on both sides, a dot in the domain, no spaces: what every deliverable address
@@ -329,7 +332,7 @@ class Metadata(Field[dict[str, str]]):
             raise _empty_key(param)
         if len(key) > METADATA_KEY_MAX_LENGTH:
             raise ParamError(
-                f"Invalid key: {_abbreviate(key)} must be a string of at most "
+                f"Invalid key: {quoted_start(key)} must be a string of at most "
                 f"{METADATA_KEY_MAX_LENGTH} characters",
                 code="parameter_invalid",
                 param=param,
@@ -346,7 +349,7 @@ class Metadata(Field[dict[str, str]]):
             )
         if len(item) > METADATA_VALUE_MAX_LENGTH:
             raise ParamError(
-                f"Invalid val: {_abbreviate(item)} must be a string of at most "
+                f"Invalid val: {quoted_start(item)} must be a string of at most "
                 f"{METADATA_VALUE_MAX_LENGTH} characters",
                 code="parameter_invalid",
                 param=param,

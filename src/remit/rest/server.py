@@ -15,6 +15,7 @@ from collections.abc import Generator
 import uvicorn
 
 from remit.config import PlatformConfig, forwarded_allow_ips
+from remit.hosts import bind_address
 from remit.readiness import signal_ready
 from remit.rest.app import build_app
 from remit.rest.dependencies import connect_dependencies
@@ -24,11 +25,12 @@ log = logging.getLogger(__name__)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    """A socket listening on `host` (its first address, for a name: `remit.hosts`) at `port`."""
+    family, address = bind_address(host, port)
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    sock.bind(address)
     sock.listen(2048)
     sock.setblocking(False)
     return sock

@@ -85,8 +85,9 @@ def sqlalchemy_unit(db: Db) -> AsyncConnection:
 
 
 # What a statement's own check raised by the server (`remit_require`, core migration 0009_require)
-# means to the caller: SQLSTATE -> the error to raise instead.
-Refusals = Mapping[str, Callable[[], Exception]]
+# means to the caller: SQLSTATE -> the error to raise instead, made from the message the check
+# raised with (which may carry what the statement found, for the error to name).
+Refusals = Mapping[str, Callable[[str], Exception]]
 
 
 class _Deferred(NamedTuple):
@@ -100,7 +101,7 @@ def _translated(error: psycopg.Error, refusals: Iterable[Refusals]) -> Exception
     for known in refusals:
         refused = known.get(error.sqlstate or "")
         if refused is not None:
-            return refused()
+            return refused(error.diag.message_primary or "")
     return None
 
 
@@ -199,23 +200,29 @@ class Statement:
             for name, value in params.items()
         }
 
-    async def _answered(self, db: Db, params: Mapping[str, object]) -> "psycopg.AsyncCursor[Row]":
+    def _refusals_with(self, refusals: Refusals | None) -> Refusals:
+        """The statement's refusals, and a call's own (for errors that name what it is about),
+        which win."""
+        return self._refusals if not refusals else {**self._refusals, **refusals}
+
+    async def _answered(
+        self, db: Db, params: Mapping[str, object], refusals: Refusals | None = None
+    ) -> "psycopg.AsyncCursor[Row]":
         """This statement's cursor with its result in; writes held on the connection go first,
         in the same pipeline."""
         _note(self.sql)
         connection = driver(db)
         held = _held.get(connection)
+        known = self._refusals_with(refusals)
         if held:
-            answer = await _pipelined(
-                connection, held, self.sql, self._params(params), self._refusals
-            )
+            answer = await _pipelined(connection, held, self.sql, self._params(params), known)
             assert answer is not None
             return answer
         cursor = connection.cursor(row_factory=dict_row)
         try:
             await cursor.execute(self.sql, self._params(params))
         except psycopg.Error as error:
-            refused = _translated(error, [self._refusals])
+            refused = _translated(error, [known])
             if refused is None:
                 raise
             raise refused from error
@@ -229,21 +236,26 @@ class Statement:
         async with await self._answered(db, params) as cursor:
             return await cursor.fetchone()
 
-    async def run(self, db: Db, params: Mapping[str, object]) -> int:
+    async def run(
+        self, db: Db, params: Mapping[str, object], refusals: Refusals | None = None
+    ) -> int:
         """Execute; return the number of rows the statement touched."""
-        async with await self._answered(db, params) as cursor:
+        async with await self._answered(db, params, refusals) as cursor:
             return cursor.rowcount
 
-    async def defer(self, db: Db, params: Mapping[str, object]) -> None:
+    async def defer(
+        self, db: Db, params: Mapping[str, object], refusals: Refusals | None = None
+    ) -> None:
         """A write whose answer is not needed now: inside `deferring` it is held and sent with
         the next statement that needs one (or the block's end); outside, it runs at once. A
-        write that must be checked checks itself on the server (see `Refusals`)."""
+        write that must be checked checks itself on the server (see `Refusals`; `refusals`
+        adds this call's own)."""
         held = _held.get(driver(db))
         if held is None:
-            await self.run(db, params)
+            await self.run(db, params, refusals)
             return
         _note(self.sql)
-        held.append(_Deferred(self.sql, self._params(params), self._refusals))
+        held.append(_Deferred(self.sql, self._params(params), self._refusals_with(refusals)))
 
 
 class TableStatements:

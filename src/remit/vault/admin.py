@@ -14,7 +14,7 @@ import grpc
 
 from remit.command_exits import CommandRefusedError
 from remit.config import PlatformConfig
-from remit.grpcutil.call_failures import describe_call_failure
+from remit.grpcutil.call_failures import call_failed
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
@@ -122,5 +122,5 @@ def run_admin(
         if command == "remove-key-version":
             return asyncio.run(remove_key_version(target, access, version))
     except grpc.aio.AioRpcError as error:
-        raise AdminError(describe_call_failure(error, "vault", target)) from None
+        raise call_failed(error, "vault", target, AdminError) from None
     raise AdminError(f"unknown vault command {command!r}")

@@ -4,10 +4,13 @@
 - After a key rotation, data keys still wrapped under older versions are re-wrapped in batches.
 - The dead row versions that shredding and CVC destruction leave behind, which still hold the
   sealed number, the wrapped data key and the CVC, are pruned (autovacuum would get to them
-  only once a fifth of the table is dead). Pruning removes them from the table; their bytes can
-  stay in the pages' free space until reused, and in the WAL and backups, out of reach of the
-  vault's SQL. Only removing the key version that wrapped their data keys from the key file
-  (`VaultService.remove_key_version`, once it is retired) puts those copies beyond use.
+  only once a fifth of the table is dead). A round leaves those a snapshot older than their
+  deletion can still see, and those on a page another session has pinned just then (a scan, the
+  checkpointer writing it: VACUUM does not wait for the pin); the next round removes them.
+  Pruning removes them from the table; their bytes can stay in the pages' free space until
+  reused, and in the WAL and backups, out of reach of the vault's SQL. Only removing the key
+  version that wrapped their data keys from the key file (`VaultService.remove_key_version`,
+  once it is retired) puts those copies beyond use.
 """
 
 import asyncio
@@ -15,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from remit.storage.outages import OutageLog
 from remit.vault.service import VaultService
 
 log = logging.getLogger(__name__)
@@ -28,11 +32,14 @@ REQUESTER: Final = "vault-background"
 async def _every(
     name: str, interval_s: float, run: Callable[[], Awaitable[None]], stop: asyncio.Event
 ) -> None:
+    outage = OutageLog(log, f"vault task {name}")
     while not stop.is_set():
         try:
             await run()
-        except Exception:
-            log.exception("vault task %s failed", name)
+        except Exception as error:
+            outage.failed(error)
+        else:
+            outage.succeeded()
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
         except TimeoutError:

@@ -261,7 +261,10 @@ class SqlVaultRepository:
     async def prune_dead_card_versions(self) -> None:
         """Remove the dead row versions of `cards`, and with them the sealed numbers, wrapped
         data keys and CVCs that shredding and CVC destruction left in them (an UPDATE writes
-        a new row version; the old one keeps its bytes until vacuumed).
+        a new row version; the old one keeps its bytes until vacuumed). Not all of them: it
+        keeps those a snapshot older than their deletion can still see, and skips those on a
+        page another session has pinned at that instant (it does not wait for the pin); a
+        later call removes them.
 
         Runs outside any transaction (VACUUM cannot run inside one). Leaving the indexes to
         autovacuum keeps the cost to the pages changed since the last run (the visibility

@@ -173,7 +173,12 @@ def param_schema(field: p.Field[object]) -> JsonObject:
     elif isinstance(field, p.CurrencyCode):
         schema = {"type": "string", "pattern": "^[A-Za-z]{3}$"}
     elif isinstance(field, p.Metadata):
-        schema = {"type": "object", "additionalProperties": {"type": "string"}}
+        schema = {
+            "type": "object",
+            "maxProperties": p.METADATA_MAX_KEYS,
+            "propertyNames": {"minLength": 1, "maxLength": p.METADATA_KEY_MAX_LENGTH},
+            "additionalProperties": {"type": "string", "maxLength": p.METADATA_VALUE_MAX_LENGTH},
+        }
     elif isinstance(field, p.ExpandList):
         schema = {"type": "array", "items": {"type": "string"}}
     elif isinstance(field, p.Array):
@@ -369,7 +374,12 @@ def _operation(
         },
     }
     parameters: list[JsonValue] = [
-        {"name": name.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name.strip("{}"),
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "maxLength": p.PATH_PARAM.max_length},
+        }
         for name in path.split("/")
         if name.startswith("{")
     ]

@@ -12,7 +12,8 @@ A run that fails after taking the slot (rendering, the POST or recording raised)
 work but not the slot: the job's retry takes that slot back (it holds it), so failed runs count
 towards the job's attempt limit and the delivery fails once it is reached (`give_up`). A job
 that finds every slot of the endpoint taken parks its delivery and ends: the delivery has no
-job until a slot is let go and wakes it (`remit.webhooks.parking`). One that finds the endpoint
+job until a slot let go is handed to it, with a job that holds that slot
+(`remit.webhooks.parking`). One that finds the endpoint
 paused waits for the pause's end in a new job. Either way what follows inherits the attempts
 its failed runs used.
 """
@@ -39,17 +40,14 @@ from remit.webhooks.domain import (
     DisabledReason,
     EndpointStatus,
     after_pause,
+    disabled_message,
     next_attempt_after_failure,
     next_attempt_after_rate_limit,
     parse_retry_after,
     retry_after_deadline,
 )
 from remit.webhooks.outbox import stage_delivery_attempt
-from remit.webhooks.parking import (
-    park_behind_taken_slots,
-    wake_next,
-    wake_next_of_deliverys_endpoint,
-)
+from remit.webhooks.parking import let_jobs_slot_go_now, let_slot_go, park_behind_taken_slots
 from remit.webhooks.rendering import Renderer, render_event
 from remit.webhooks.repository import (
     DeliveryContext,
@@ -147,6 +145,7 @@ class WebhookDeliverer:
         the notice of an endpoint the attempt disabled, to log once that has committed."""
         delivery_id = int(str(job.payload["delivery_id"]))
         attempt_number = int(str(job.payload["attempt"]))
+        generation = job_generation(job)
         now = self._clock.now()
         async with self._engine.begin() as short:
             # The delivery's row is read under a share lock, held until the slot is taken. A
@@ -158,28 +157,32 @@ class WebhookDeliverer:
             ctx = await DeliveryRepository(short).context(delivery_id, lock=True)
             if ctx is None:
                 return None
-            if not self._is_current(ctx, attempt_number):
-                # Had this job been woken for a slot, the slot would go unused: the next parked
-                # delivery gets it (one that finds no slot parks again).
-                await wake_next(short, ctx.endpoint.id, now)
+            if not self._is_current(ctx, attempt_number, generation):
+                # A slot handed to this job when it was woken would go unused: the next parked
+                # delivery gets it.
+                await self._let_go_of_own_slot(short, ctx, job, now)
                 return None
             if ctx.endpoint_deleted or ctx.endpoint.status is EndpointStatus.DISABLED:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
-                # Parked deliveries of the endpoint fail too, each woken by the one before.
-                await wake_next(short, ctx.endpoint.id, now)
+                # Parked deliveries of the endpoint fail too, each handed the slot of the one
+                # before.
+                await self._let_go_of_own_slot(short, ctx, job, now)
                 return None
             wait = await self._take_slot_or_wait(short, ctx, job, attempt_number, now)
         if isinstance(wait, Parked):
             return None
         if isinstance(wait, datetime):
             await stage_delivery_attempt(db, delivery_id, attempt_number,
+                                         generation=ctx.delivery.generation,
                                          account_id=ctx.delivery.account_id, now=now,
                                          run_at=wait, max_attempts=attempts_left(job))  # fmt: skip
             return None
         body, headers = await signed_request(ctx, self._renderer, now)
         result = await self._sender.post(ctx.endpoint.url, body, headers)
+        recorded_at = self._clock.now()
         recorded = await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
-                                        attempted_at=now, now=self._clock.now(),
+                                        attempted_at=now, now=recorded_at,
+                                        slot_lease_until=recorded_at + self._settings.slot_lease,
                                         draw=self._settings.draw())  # fmt: skip
         if recorded.disabled is None:
             return None
@@ -190,23 +193,33 @@ class WebhookDeliverer:
         fails, or it would stay pending for ever, with no job left to move it on, and its event
         would count a pending webhook for good."""
         delivery_id = int(str(job.payload["delivery_id"]))
-        # Only the job of the delivery's current attempt (not a duplicate, nor one a redelivery
-        # superseded) ends it; the endpoint slot its handler may hold is freed at once.
+        # Only the job of the delivery's current attempt, in its current generation, ends it:
+        # not a duplicate, nor a job of the delivery before a redelivery started it over (its
+        # attempt 1 would match the delivery started over, attempt 1 next, by number alone).
+        # The endpoint slot its handler may hold is let go at once.
         current = int(str(job.payload["attempt"])) - 1
         failed = await DeliveryRepository(db).finish(
-            delivery_id, DeliveryStatus.FAILED, self._clock.now(), after=current
+            delivery_id,
+            DeliveryStatus.FAILED,
+            self._clock.now(),
+            after=current,
+            generation=job_generation(job),
         )
         if failed:
             log.error("webhook delivery %s failed: its job failed for good", delivery_id)
-            await InflightRepository(db).release(delivery_id)
-            await wake_next_of_deliverys_endpoint(db, delivery_id, self._clock.now())
+            now = self._clock.now()
+            await let_slot_go(db, delivery_id, now=now,
+                              lease_until=now + self._settings.slot_lease)  # fmt: skip
 
     @staticmethod
-    def _is_current(ctx: DeliveryContext, attempt_number: int) -> bool:
-        # A job for an attempt already made (a duplicate, or a redelivery that superseded it).
+    def _is_current(ctx: DeliveryContext, attempt_number: int, generation: int | None) -> bool:
+        # Not a job for an attempt already made (a duplicate), nor one made for the delivery
+        # before a redelivery started it over (a job that says no generation is older than
+        # generations, and is matched by its attempt alone).
         return (
             ctx.delivery.status is DeliveryStatus.PENDING
             and ctx.delivery.attempts == attempt_number - 1
+            and (generation is None or ctx.delivery.generation == generation)
         )
 
     async def _take_slot_or_wait(
@@ -217,7 +230,7 @@ class WebhookDeliverer:
         slots = InflightRepository(db)
         limited = ctx.endpoint.rate_limited_until
         if limited is not None and limited > now:
-            await self._let_go_of_earlier_slot(db, ctx, job, now)
+            await self._let_go_of_own_slot(db, ctx, job, now)
             return after_pause(limited, now, self._settings.draw())
         limit = self._settings.max_concurrent_per_endpoint
         for _ in range(PARK_TRIES):
@@ -233,6 +246,7 @@ class WebhookDeliverer:
                 endpoint_id=ctx.endpoint.id,
                 account_id=ctx.delivery.account_id,
                 attempt=attempt,
+                generation=ctx.delivery.generation,
                 max_attempts=attempts_left(job),
                 due_at=ctx.delivery.next_attempt_at or now,
                 limit=limit,
@@ -244,17 +258,32 @@ class WebhookDeliverer:
         await self._let_go_of_earlier_slot(db, ctx, job, now)
         return now + self._settings.busy_retry * (0.5 + self._settings.draw())
 
-    @staticmethod
-    async def _let_go_of_earlier_slot(
-        db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
+    async def _let_go_of_own_slot(
+        self, db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
     ) -> None:
-        """A job about to wait (parked, or in a new job) lets go of the slot an earlier, failed
-        run of its own took, if any: what follows it could not take it back. A job's first run
-        has none. Letting a slot go wakes the next parked delivery, as any slot let go does."""
-        if job.attempts <= 1:
-            return
-        if await InflightRepository(db).release_held_by(ctx.delivery.id, job.id):
-            await wake_next(db, ctx.endpoint.id, now)
+        """A job that will not POST (it waits, parked or in a new job, or has nothing left to
+        do) lets go of the slot it holds, if any: one handed to it when it was woken, or one an
+        earlier, failed run of its own took. What follows it could not take it back. A slot
+        let go is handed to the next parked delivery, as any slot let go is."""
+        await let_jobs_slot_go_now(db, ctx.delivery.id, job.id, now=now,
+                                   lease_until=now + self._settings.slot_lease)  # fmt: skip
+
+    async def _let_go_of_earlier_slot(
+        self, db: AsyncConnection, ctx: DeliveryContext, job: Job, now: datetime
+    ) -> None:
+        """`_let_go_of_own_slot` for a job that found no slot to take: a slot of its own still
+        leased, handed over or taken by an earlier run, it would have taken back. What it may
+        hold is a slot an earlier, failed run took, whose lease ran out; a job's first run has
+        none (a handed-over slot that lapsed is taken back, or purged, as any other)."""
+        if job.attempts > 1:
+            await self._let_go_of_own_slot(db, ctx, job, now)
+
+
+def job_generation(job: Job) -> int | None:
+    """The generation of the delivery the job was made for; None for a job staged before
+    deliveries had generations (core migration 0050), or by a process of that version."""
+    generation = job.payload.get("generation")
+    return None if generation is None else int(str(generation))
 
 
 def attempts_left(job: Job) -> int:
@@ -264,18 +293,11 @@ def attempts_left(job: Job) -> int:
     return max(1, job.max_attempts - (job.attempts - 1))
 
 
-_DISABLED_BECAUSE: Final = {
-    DisabledReason.FAILING: "failed every delivery for 3 days",
-    DisabledReason.GONE: "answered 410 Gone",
-}
-
-
 def disabled_notice(endpoint_id: str, reason: DisabledReason) -> AfterCommit:
     """The log line that says an attempt disabled its endpoint, for after the commit."""
 
     def notice() -> None:
-        log.warning("webhook endpoint %s %s; disabled (disabled_reason %s)", endpoint_id,
-                    _DISABLED_BECAUSE.get(reason, reason.value), reason.value)  # fmt: skip
+        log.warning("%s", disabled_message(endpoint_id, reason.value))
 
     return notice
 
@@ -331,12 +353,15 @@ async def record_attempt(
     *,
     attempted_at: datetime,
     now: datetime,
+    slot_lease_until: datetime,
     draw: float = 0.0,
 ) -> RecordedAttempt:
     """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
     apply what the outcome says about the endpoint (which may disable it: said by the result,
     for the caller to log once the transaction has committed, not before). `draw`, in [0, 1):
-    where in its jitter the next gap of the retry schedule falls.
+    where in its jitter the next gap of the retry schedule falls. The delivery's slot is
+    handed to the endpoint's oldest parked delivery, if any, leased to its woken job until
+    `slot_lease_until`.
 
     Rows are locked in one order by every transaction that takes more than one of them: the
     delivery's, then the endpoint's, then the delivery's slot (as `WebhookDeliverer.handle`
@@ -411,11 +436,11 @@ async def record_attempt(
         elif outcome.gone and await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE):
             disabled = DisabledReason.GONE
         # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`),
-        # and wakes the next delivery parked for one.
-        await InflightRepository(db).release(delivery.id)
-        await wake_next(db, ctx.endpoint.id, now)
+        # and is handed to the next delivery parked for one.
+        await let_slot_go(db, delivery.id, now=now, lease_until=slot_lease_until)
         if advanced and next_at is not None:
             await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
+                                         generation=delivery.generation,
                                          account_id=delivery.account_id, now=now,
                                          run_at=next_at)  # fmt: skip
         return RecordedAttempt(attempt, disabled)
@@ -423,18 +448,22 @@ async def record_attempt(
 
 async def record_manual_attempt(
     db: AsyncConnection, ctx: DeliveryContext, outcome: AttemptOutcome, *, now: datetime
-) -> DeliveryAttempt:
+) -> RecordedAttempt:
     """Store an attempt made by hand (a resend). It leaves the schedule alone, except that a
-    success ends a pending delivery; it is numbered after every attempt recorded so far."""
+    success ends a pending delivery; it is numbered after every attempt recorded so far. A 410
+    disables the endpoint as an attempt of the worker's does (said by the result, for the
+    caller to log once the transaction has committed)."""
     deliveries, endpoints = DeliveryRepository(db), EndpointRepository(db)
     pending = ctx.delivery.status is DeliveryStatus.PENDING
+    disabled: DisabledReason | None = None
     if outcome.succeeded:
         await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
         await endpoints.note_success(ctx.endpoint.id, now)
     elif outcome.gone:
         # The delivery's row before the endpoint's, the order `record_attempt` keeps.
         await deliveries.finish(ctx.delivery.id, DeliveryStatus.FAILED, now)
-        await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE)
+        if await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE):
+            disabled = DisabledReason.GONE
     attempt = DeliveryAttempt(
         id=new_id("del"),
         delivery_id=ctx.delivery.id,
@@ -452,4 +481,4 @@ async def record_manual_attempt(
         succeeded=outcome.succeeded,
     )
     await deliveries.insert_attempt(attempt, ctx.delivery.account_id)
-    return attempt
+    return RecordedAttempt(attempt, disabled)

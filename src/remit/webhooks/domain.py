@@ -82,6 +82,23 @@ class DisabledReason(Enum):
     BY_USER = "by_user"
     GONE = "gone"  # the endpoint answered 410 Gone
     FAILING = "failing"  # every delivery failed for three days
+    # Its URL is one remit refuses to save, and never delivers to: a host that is an IPv4
+    # address not written in dotted-decimal form, saved before such URLs were refused (core
+    # migration 0051).
+    URL_INVALID = "url_invalid"
+
+
+_DISABLED_BECAUSE: Final = {
+    DisabledReason.FAILING.value: "failed every delivery for 3 days",
+    DisabledReason.GONE.value: "answered 410 Gone",
+}
+
+
+def disabled_message(endpoint_id: str, reason: str) -> str:
+    """What is said, to the log and to an operator, when an attempt disables an endpoint
+    (`reason`: its `disabled_reason`)."""
+    because = _DISABLED_BECAUSE.get(reason, reason)
+    return f"webhook endpoint {endpoint_id} {because}; disabled (disabled_reason {reason})"
 
 
 class DeliveryStatus(Enum):
@@ -172,6 +189,9 @@ class Delivery:
     retry_step: int
     first_attempt_at: datetime
     next_attempt_at: datetime | None
+    # How many times it was started over (a redelivery of it failed): a job made for an
+    # earlier generation acts for none of this one.
+    generation: int = 0
 
 
 @dataclass(frozen=True)

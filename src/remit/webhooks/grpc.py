@@ -317,9 +317,12 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         call = call_context(context)
         if not request.event or not request.webhook_endpoint:
             raise invalid("Name the event and the webhook_endpoint to resend it to.", "event")
-        attempt = await self._service.resend(call.account_id, request.event,
-                                             request.webhook_endpoint)  # fmt: skip
-        return pb.ResendEventResponse(delivery_attempt=attempt_message(attempt))
+        recorded = await self._service.resend(call.account_id, request.event,
+                                              request.webhook_endpoint)  # fmt: skip
+        reply = pb.ResendEventResponse(delivery_attempt=attempt_message(recorded.attempt))
+        if recorded.disabled is not None:
+            reply.webhook_endpoint_disabled_reason = recorded.disabled.value
+        return reply
 
     async def RedeliverFailedEvents(
         self, request: pb.RedeliverFailedEventsRequest, context: Context

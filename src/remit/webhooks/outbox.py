@@ -12,6 +12,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.ids import new_id
+from remit.core.jsonview import JsonObject
 from remit.storage.fastsql import Statement
 from remit.webhooks.domain import DeliveryStatus, EndpointStatus
 from remit.webhooks.event_types import ALL_EVENTS, EVENT_TYPES
@@ -46,10 +47,12 @@ _RECORD_EVENT = Statement(
           AND endpoint.status = %(enabled)s
           AND endpoint.deleted_at IS NULL
           AND endpoint.enabled_events ?| CAST(ARRAY[%(all_events)s, %(type)s] AS text[])
-        RETURNING id
+        RETURNING id, generation
     ), job AS (
         INSERT INTO jobs (kind, payload, account_id, run_at, max_attempts, created_at)
-        SELECT %(job_kind)s, jsonb_build_object('delivery_id', delivery.id, 'attempt', 1),
+        SELECT %(job_kind)s,
+               jsonb_build_object('delivery_id', delivery.id, 'attempt', 1,
+                                  'generation', delivery.generation),
                %(account_id)s, %(now)s, %(max_attempts)s, %(now)s
         FROM delivery
         RETURNING kind
@@ -59,6 +62,11 @@ _RECORD_EVENT = Statement(
     """,
     json=frozenset({"data_object", "previous_attributes"}),
 )
+
+
+def changed_attributes(before: JsonObject, after: JsonObject) -> JsonObject:
+    """Old values of the top-level fields that differ (Stripe's `previous_attributes`)."""
+    return {key: before.get(key) for key, value in after.items() if before.get(key) != value}
 
 
 async def record_event(
@@ -111,15 +119,17 @@ async def stage_delivery_attempt(
     delivery_id: int,
     attempt_number: int,
     *,
+    generation: int,
     account_id: str,
     now: datetime,
     run_at: datetime | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> None:
+    """The job of attempt `attempt_number` of the delivery's `generation`."""
     await stage_job(
         db,
         DELIVER_JOB,
-        {"delivery_id": delivery_id, "attempt": attempt_number},
+        {"delivery_id": delivery_id, "attempt": attempt_number, "generation": generation},
         now=now,
         run_at=run_at,
         account_id=account_id,
@@ -128,10 +138,11 @@ async def stage_delivery_attempt(
 
 
 # Redelivery of events to one endpoint, in one statement: a fresh pending delivery for each
-# event (attempt 1 next, its retry window starting now), a failed one started over; and the
-# first attempt of each as a job, staged as `_RECORD_EVENT` stages them. A delivery that is
-# pending or has succeeded (another redelivery queued it since it was chosen) is left alone
-# and gets no job: each event is queued once however many redeliveries run at once.
+# event (attempt 1 next, its retry window starting now), a failed one started over in its next
+# generation; and the first attempt of each as a job, staged as `_RECORD_EVENT` stages them.
+# A delivery that is pending or has succeeded (another redelivery queued it since it was
+# chosen) is left alone and gets no job: each event is queued once however many redeliveries
+# run at once.
 _QUEUE_AGAIN = Statement(
     """
     WITH delivery AS (
@@ -142,12 +153,15 @@ _QUEUE_AGAIN = Statement(
         ON CONFLICT (event_id, endpoint_id) DO UPDATE
         SET status = EXCLUDED.status, attempts = 0, retry_step = 0,
             first_attempt_at = EXCLUDED.first_attempt_at,
-            next_attempt_at = EXCLUDED.next_attempt_at, finished_at = NULL
+            next_attempt_at = EXCLUDED.next_attempt_at, finished_at = NULL,
+            generation = webhook_deliveries.generation + 1
         WHERE webhook_deliveries.status = %(failed)s
-        RETURNING id
+        RETURNING id, generation
     ), job AS (
         INSERT INTO jobs (kind, payload, account_id, run_at, max_attempts, created_at)
-        SELECT %(job_kind)s, jsonb_build_object('delivery_id', delivery.id, 'attempt', 1),
+        SELECT %(job_kind)s,
+               jsonb_build_object('delivery_id', delivery.id, 'attempt', 1,
+                                  'generation', delivery.generation),
                %(account_id)s, %(now)s, %(max_attempts)s, %(now)s
         FROM delivery
         RETURNING kind

@@ -1,23 +1,30 @@
-"""Deliveries waiting for a slot of their endpoint: parked with no job, woken one per slot let go.
+"""Deliveries waiting for a slot of their endpoint: parked with no job, each slot let go handed
+to the oldest of them.
 
 A delivery job that finds every slot of its endpoint taken parks its delivery (a row of
 `webhook_parked`) and ends; nothing runs for it while it waits. Whatever lets a slot of the
-endpoint go (an attempt recorded, a job given up, a wait for a pause) wakes the endpoint's
-oldest parked delivery in the same transaction, by staging its job. So a thousand deliveries
-waiting on a busy endpoint cost nothing until a slot frees, then one job each.
+endpoint go (an attempt recorded, a job given up, a wait for a pause, a woken job with nothing
+left to do) hands it over in the same transaction: the endpoint's oldest parked delivery is
+woken (its job staged) and the slot becomes that job's (a row of `webhook_inflight` naming the
+job, leased as a slot taken is), so it is taken before the woken job has even run. A new
+delivery that comes meanwhile finds the slot taken and parks behind the others: under constant
+demand parked deliveries go oldest first, never overtaken by new ones. So a thousand
+deliveries waiting on a busy endpoint cost nothing until a slot frees, then one job each.
 
-No wake-up is lost to a race between a park and a slot let go. The parker, holding its
-endpoint's slot-takers' lock, takes a key-share lock on every slot it found taken before it
-parks: a slot-holder letting its slot go (a DELETE) waits for the parker's commit, and its
-wake-up, a statement of its own run after that DELETE, reads a snapshot that has the parked
-delivery in it. A slot let go before the parker locked it is missing from what the parker
-locked: the parker takes the free slot instead (`park_behind_taken_slots` says so).
+No hand-over is lost to a race between a park and a slot let go. The parker, holding its
+endpoint's slot-takers' lock, takes a key-share lock on every slot it found taken (a handed-
+over one included) before it parks. Letting a slot go first locks it FOR UPDATE, which waits
+for the parker's commit; the hand-over, a statement of its own run after that lock, reads a
+snapshot that has the parked delivery in it. A slot let go before the parker locked it is
+missing from what the parker locked: the parker takes the free slot instead
+(`park_behind_taken_slots` says so).
 
-A slot let go by its lease running out (its worker died) wakes no one by itself: the periodic
-sweep wakes, for each endpoint, as many parked deliveries as it has slots free
-(`wake_where_slots_are_free`), and catches any wake-up that went astray (a worker of an
-earlier version lets slots go without waking anyone). A woken delivery that finds the
-endpoint busy again (a new delivery took the slot first) parks again, in its old place.
+A slot whose lease ran out (its worker died, or a woken job was not run within the lease) is
+handed to no one by itself: the periodic sweep hands each endpoint's free slots to its oldest
+parked deliveries, one each (`hand_free_slots_to_parked`), counting under the endpoint's
+slot-takers' lock so that two sweeps never hand out one slot twice. It also catches any
+wake-up that went astray (a worker of an earlier version lets slots go without handing them
+over). Only then can a new delivery find a slot free while others are parked, and take it.
 """
 
 from datetime import datetime
@@ -25,6 +32,7 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.storage import fastsql
 from remit.storage.fastsql import Statement
 from remit.webhooks.outbox import DELIVER_JOB
 from remit.worker.jobs import NOTIFY_CHANNEL
@@ -38,34 +46,53 @@ _LOCK_TAKEN_SLOTS = Statement(
     " AND delivery_id <> %(delivery_id)s"
     " FOR KEY SHARE"
 )
-# A delivery parked already (a duplicate job of it parked first) keeps its place.
+# A delivery parked already keeps its place. It was parked by a duplicate job of it, or by a
+# job of the delivery before it was started over (a redelivery): the attempt it is woken for
+# is the parker's, which holds the delivery's row, read as it is now, until it commits.
 _PARK = Statement(
     "INSERT INTO webhook_parked (delivery_id, endpoint_id, account_id, attempt, max_attempts,"
-    " due_at, parked_at)"
+    " generation, due_at, parked_at)"
     " VALUES (%(delivery_id)s, %(endpoint_id)s, %(account_id)s, %(attempt)s, %(max_attempts)s,"
-    " %(due_at)s, %(now)s)"
-    " ON CONFLICT (delivery_id) DO NOTHING"
+    " %(generation)s, %(due_at)s, %(now)s)"
+    " ON CONFLICT (delivery_id) DO UPDATE"
+    " SET attempt = EXCLUDED.attempt, max_attempts = EXCLUDED.max_attempts,"
+    " generation = EXCLUDED.generation"
+    " WHERE (webhook_parked.attempt, webhook_parked.generation)"
+    " IS DISTINCT FROM (EXCLUDED.attempt, EXCLUDED.generation)"
 )
 
 
-def _wake(chosen: str) -> Statement:
+def _hand_over(chosen: str, *, before: str = "") -> Statement:
     """Wake the parked deliveries `chosen` (a query of their delivery ids, locked FOR UPDATE
     SKIP LOCKED: two wakers never wake one delivery twice), staging the job of each as
-    `remit.worker.jobs.stage_job` does, with the NOTIFY that wakes the workers."""
+    `remit.worker.jobs.stage_job` does, with the NOTIFY that wakes the workers, and give each
+    woken job a slot of its delivery's endpoint, leased until `lease_until`. `before`: common
+    table expressions `chosen` reads."""
     return Statement(
         f"""
-        WITH chosen AS ({chosen}),
+        WITH {before}
+        chosen AS ({chosen}),
         woken AS (
             DELETE FROM webhook_parked AS parked USING chosen
             WHERE parked.delivery_id = chosen.delivery_id
-            RETURNING parked.delivery_id, parked.account_id, parked.attempt, parked.max_attempts
+            RETURNING parked.delivery_id, parked.endpoint_id, parked.account_id,
+                      parked.attempt, parked.max_attempts, parked.generation
         ), job AS (
             INSERT INTO jobs (kind, payload, account_id, run_at, max_attempts, created_at)
             SELECT %(job_kind)s,
-                   jsonb_build_object('delivery_id', woken.delivery_id, 'attempt', woken.attempt),
+                   jsonb_strip_nulls(jsonb_build_object(
+                       'delivery_id', woken.delivery_id, 'attempt', woken.attempt,
+                       'generation', woken.generation)),
                    woken.account_id, %(now)s, woken.max_attempts, %(now)s
             FROM woken
-            RETURNING kind
+            RETURNING id, kind, CAST(payload ->> 'delivery_id' AS bigint) AS delivery_id
+        ), slot AS (
+            -- A slot the delivery's own earlier run left behind is the woken job's now.
+            INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until, job_id)
+            SELECT woken.delivery_id, woken.endpoint_id, %(lease_until)s, job.id
+            FROM woken JOIN job ON job.delivery_id = woken.delivery_id
+            ON CONFLICT (delivery_id) DO UPDATE
+            SET leased_until = EXCLUDED.leased_until, job_id = EXCLUDED.job_id
         )
         SELECT (SELECT count(*) FROM job) AS woken,
                (SELECT pg_notify(%(jobs_channel)s, job.kind) FROM job LIMIT 1) AS notified
@@ -73,26 +100,57 @@ def _wake(chosen: str) -> Statement:
     )
 
 
-_OLDEST_OF_ENDPOINT: Final = (
-    "SELECT delivery_id FROM webhook_parked WHERE endpoint_id = {endpoint}"
-    " ORDER BY due_at, delivery_id LIMIT 1 FOR UPDATE SKIP LOCKED"
-)
-_WAKE_NEXT = _wake(_OLDEST_OF_ENDPOINT.format(endpoint="%(endpoint_id)s"))
-_WAKE_NEXT_OF_DELIVERYS_ENDPOINT = _wake(
-    _OLDEST_OF_ENDPOINT.format(
-        endpoint="(SELECT endpoint_id FROM webhook_deliveries WHERE id = %(delivery_id)s)"
+# The delivery's slot (held by job `job_id`, or by any job), locked against the key-share
+# lock of a parker: letting it go waits for the park to commit.
+_LOCK_SLOT: Final = "SELECT 1 FROM webhook_inflight WHERE delivery_id = %(delivery_id)s{held}"
+_HELD_BY_JOB: Final = " AND job_id = %(job_id)s"
+_LOCK_ANY_SLOT = Statement(_LOCK_SLOT.format(held="") + " FOR UPDATE")
+_LOCK_JOBS_SLOT = Statement(_LOCK_SLOT.format(held=_HELD_BY_JOB) + " FOR UPDATE")
+
+
+def _let_go(held: str) -> Statement:
+    """The delivery's slot let go and, if its lease still ran, handed to its endpoint's oldest
+    parked delivery (other than itself: a duplicate job of it may have parked it)."""
+    return _hand_over(
+        """
+        SELECT parked.delivery_id FROM webhook_parked AS parked
+        WHERE parked.endpoint_id = (SELECT endpoint_id FROM let_go WHERE still_leased)
+          AND parked.delivery_id <> %(delivery_id)s
+        ORDER BY parked.due_at, parked.delivery_id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+        """,
+        before=f"""
+        let_go AS (
+            DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s{held}
+            RETURNING endpoint_id, leased_until > %(now)s AS still_leased
+        ),
+        """,  # noqa: S608 (this module's own fragment)
     )
+
+
+_LET_GO_OF_ANY_SLOT = _let_go("")
+_LET_GO_OF_JOBS_SLOT = _let_go(_HELD_BY_JOB)
+
+# The endpoints that have parked deliveries, locked as slot-takers lock them
+# (`remit.webhooks.repository.InflightRepository.try_acquire`), in one order, so that two
+# sweeps never wait on each other's.
+_LOCK_ENDPOINTS_WITH_PARKED = Statement(
+    "SELECT id FROM webhook_endpoints"
+    " WHERE id IN (SELECT endpoint_id FROM webhook_parked)"
+    " ORDER BY id FOR NO KEY UPDATE"
 )
-# For each endpoint with parked deliveries, as many of its oldest as it has slots free.
-_WAKE_WHERE_SLOTS_ARE_FREE = _wake(
+# For each of those endpoints, as many of its oldest parked deliveries as it has slots free.
+# Read after the lock: every slot taken or handed over before it is counted.
+_HAND_FREE_SLOTS_TO_PARKED = _hand_over(
     """
     SELECT next.delivery_id
     FROM (
-        SELECT endpoints.endpoint_id,
+        SELECT endpoint_id,
                %(limit)s - (SELECT count(*) FROM webhook_inflight AS slot
-                            WHERE slot.endpoint_id = endpoints.endpoint_id
+                            WHERE slot.endpoint_id = locked.endpoint_id
                               AND slot.leased_until > %(now)s) AS free
-        FROM (SELECT DISTINCT endpoint_id FROM webhook_parked) AS endpoints
+        FROM unnest(CAST(%(endpoints)s AS text[])) AS locked (endpoint_id)
     ) AS room
     CROSS JOIN LATERAL (
         SELECT delivery_id FROM webhook_parked AS parked
@@ -105,8 +163,13 @@ _WAKE_WHERE_SLOTS_ARE_FREE = _wake(
 )
 
 
-def _wake_params(now: datetime) -> dict[str, object]:
-    return {"now": now, "job_kind": DELIVER_JOB, "jobs_channel": NOTIFY_CHANNEL}
+def _hand_over_params(now: datetime, lease_until: datetime) -> dict[str, object]:
+    return {
+        "now": now,
+        "lease_until": lease_until,
+        "job_kind": DELIVER_JOB,
+        "jobs_channel": NOTIFY_CHANNEL,
+    }
 
 
 async def park_behind_taken_slots(
@@ -116,13 +179,14 @@ async def park_behind_taken_slots(
     endpoint_id: str,
     account_id: str,
     attempt: int,
+    generation: int,
     max_attempts: int,
     due_at: datetime,
     limit: int,
     now: datetime,
 ) -> bool:
     """Park the delivery if its endpoint's `limit` slots are all still taken by others; False
-    if one was let go meanwhile (take it instead: no one would wake this delivery for it).
+    if one was let go meanwhile (take it instead: no one would hand it to this delivery).
 
     Call it in the transaction that found every slot taken, after its endpoint's row was
     locked for slot-takers (`InflightRepository.try_acquire`), so no other slot is taken
@@ -133,35 +197,65 @@ async def park_behind_taken_slots(
     await _PARK.run(
         db,
         {**params, "account_id": account_id, "attempt": attempt, "max_attempts": max_attempts,
-         "due_at": due_at},
+         "generation": generation, "due_at": due_at},
     )  # fmt: skip
     return True
 
 
-async def wake_next(db: AsyncConnection, endpoint_id: str, now: datetime) -> None:
-    """Wake the endpoint's oldest parked delivery, if any: call it once a slot of the endpoint
-    has been let go (or the waker was woken for one it will not use), in the same transaction.
-
-    Deferred (`remit.storage.fastsql`): in a `deferring` block it goes out with the next
-    statement that needs an answer, after the slot's DELETE; being a statement of its own, it
-    reads what committed while that DELETE waited."""
-    await _WAKE_NEXT.defer(db, {**_wake_params(now), "endpoint_id": endpoint_id})
-
-
-async def wake_next_of_deliverys_endpoint(
-    db: AsyncConnection, delivery_id: int, now: datetime
+async def let_slot_go(
+    db: AsyncConnection,
+    delivery_id: int,
+    *,
+    now: datetime,
+    lease_until: datetime,
+    job_id: int | None = None,
 ) -> None:
-    """`wake_next` for the endpoint of delivery `delivery_id`."""
-    await _WAKE_NEXT_OF_DELIVERYS_ENDPOINT.defer(
-        db, {**_wake_params(now), "delivery_id": delivery_id}
+    """Let the delivery's slot go (only if job `job_id` holds it, when given) and, if its lease
+    still ran, hand it to the endpoint's oldest parked delivery, whose woken job holds it
+    until `lease_until`. A slot whose lease ran out may have been counted free and taken
+    already: it is handed to no one.
+
+    Deferred (`remit.storage.fastsql`): in a `deferring` block both statements go out with the
+    next statement that needs an answer, in order; the hand-over, a statement of its own, reads
+    what committed while the lock before it waited."""
+    params = {**_hand_over_params(now, lease_until), "delivery_id": delivery_id}
+    if job_id is None:
+        await _LOCK_ANY_SLOT.defer(db, params)
+        await _LET_GO_OF_ANY_SLOT.defer(db, params)
+        return
+    params["job_id"] = job_id
+    await _LOCK_JOBS_SLOT.defer(db, params)
+    await _LET_GO_OF_JOBS_SLOT.defer(db, params)
+
+
+async def let_jobs_slot_go_now(
+    db: AsyncConnection, delivery_id: int, job_id: int, *, now: datetime, lease_until: datetime
+) -> None:
+    """`let_slot_go` for the slot job `job_id` holds, sent at once in one round trip."""
+    async with fastsql.deferring(db):
+        await let_slot_go(db, delivery_id, now=now, lease_until=lease_until, job_id=job_id)
+
+
+async def hand_free_slots_to_parked(
+    db: AsyncConnection, *, limit: int, now: datetime, lease_until: datetime
+) -> int:
+    """Hand every free slot (of `limit` per endpoint, leases run out counting as free) to its
+    endpoint's oldest parked deliveries, one each, woken with it until `lease_until`; returns
+    how many were woken. Slots handed over already, whose woken jobs have not run yet, are
+    taken, not free.
+
+    It holds, until the caller's transaction ends, the slot-takers' lock of every endpoint
+    with parked deliveries: call it in a transaction of its own."""
+    locked = await _LOCK_ENDPOINTS_WITH_PARKED.rows(db, {})
+    if not locked:
+        return 0
+    row = await _HAND_FREE_SLOTS_TO_PARKED.first(
+        db,
+        {
+            **_hand_over_params(now, lease_until),
+            "limit": limit,
+            "endpoints": [found["id"] for found in locked],
+        },
     )
-
-
-async def wake_where_slots_are_free(db: AsyncConnection, *, limit: int, now: datetime) -> int:
-    """Wake, for every endpoint, as many parked deliveries as it has slots free (of `limit`,
-    leases run out counting as free); returns how many were woken. Deliveries woken by a
-    slot let go whose jobs have not run yet are not known here: a sweep may wake more than
-    will find a slot, and those park again."""
-    row = await _WAKE_WHERE_SLOTS_ARE_FREE.first(db, {**_wake_params(now), "limit": limit})
     assert row is not None
     return int(row["woken"])

@@ -512,6 +512,7 @@ def delivery_from_row(row: Row[Any]) -> Delivery:
         retry_step=m["retry_step"],
         first_attempt_at=m["first_attempt_at"],
         next_attempt_at=m["next_attempt_at"],
+        generation=m["generation"],
     )
 
 
@@ -597,7 +598,8 @@ class DeliveryRepository:
         status: DeliveryStatus = DeliveryStatus.PENDING,
     ) -> int:
         """A delivery with a fresh schedule starting `now` (an existing one for this event and
-        endpoint starts over: attempt 1 is next); returns its id."""
+        endpoint starts over, in a generation of its own: attempt 1 is next); returns its
+        id."""
         pending = status is DeliveryStatus.PENDING
         values = {
             "status": status.value,
@@ -610,7 +612,10 @@ class DeliveryRepository:
         statement = (
             insert(webhook_deliveries)
             .values(account_id=account_id, event_id=event_id, endpoint_id=endpoint_id, **values)
-            .on_conflict_do_update(index_elements=["event_id", "endpoint_id"], set_=values)
+            .on_conflict_do_update(
+                index_elements=["event_id", "endpoint_id"],
+                set_={**values, "generation": webhook_deliveries.c.generation + 1},
+            )
             .returning(webhook_deliveries.c.id)
         )
         return int((await self._db.execute(statement)).scalar_one())
@@ -697,15 +702,24 @@ class DeliveryRepository:
         return await _RECORD_ATTEMPT_RESULT.run(self._db, params) == 1
 
     async def finish(
-        self, delivery_id: int, status: DeliveryStatus, at: datetime, *, after: int | None = None
+        self,
+        delivery_id: int,
+        status: DeliveryStatus,
+        at: datetime,
+        *,
+        after: int | None = None,
+        generation: int | None = None,
     ) -> bool:
         """Close a pending delivery without an attempt (its endpoint is gone or disabled, or its
-        job failed for good); `after`: only if exactly that many attempts were made. False if
-        it was not pending (or had made another number of attempts)."""
+        job failed for good); `after`: only if exactly that many attempts were made;
+        `generation`: only if it is in that generation (not started over since). False if it
+        was not pending (or was at another attempt, or in another generation)."""
         d = webhook_deliveries.c
         conditions = [d.id == delivery_id, d.status == DeliveryStatus.PENDING.value]
         if after is not None:
             conditions.append(d.attempts == after)
+        if generation is not None:
+            conditions.append(d.generation == generation)
         result = await self._db.execute(
             update(webhook_deliveries)
             .where(*conditions)
@@ -862,10 +876,6 @@ _TAKE_SLOT = Statement(
     " OR webhook_inflight.job_id = EXCLUDED.job_id"
     " RETURNING delivery_id"
 )
-_RELEASE_SLOT = Statement("DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s")
-_RELEASE_JOBS_SLOT = Statement(
-    "DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s AND job_id = %(job_id)s"
-)
 
 
 class InflightRepository:
@@ -890,24 +900,14 @@ class InflightRepository:
         job for it is in flight) does not get a second one. The job that holds it takes it
         again: a run that failed after taking it (its work rolled back, the slot's commit
         kept) is retried as the same job, whose failed runs then count towards its attempt
-        limit; found busy, it would wait in a new job, with none counted, for ever.
+        limit; found busy, it would wait in a new job, with none counted, for ever. A job woken
+        for a slot let go finds that slot its own already (`remit.webhooks.parking`).
         """
         params = {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "job_id": job_id,
                   "now": now, "until": until, "limit": limit}  # fmt: skip
         async with fastsql.deferring(self._db):
             await _LOCK_ENDPOINT_FOR_SLOTS.defer(self._db, {"endpoint_id": endpoint_id})
             return await _TAKE_SLOT.first(self._db, params) is not None
-
-    async def release(self, delivery_id: int) -> None:
-        """Deferred: in a `fastsql.deferring` block it goes out with the next statement that
-        needs an answer."""
-        await _RELEASE_SLOT.defer(self._db, {"delivery_id": delivery_id})
-
-    async def release_held_by(self, delivery_id: int, job_id: int) -> bool:
-        """Let the delivery's slot go if job `job_id` holds it (not if a duplicate job does);
-        True if it did."""
-        params = {"delivery_id": delivery_id, "job_id": job_id}
-        return await _RELEASE_JOBS_SLOT.run(self._db, params) == 1
 
     async def purge_expired(self, now: datetime) -> None:
         await self._db.execute(

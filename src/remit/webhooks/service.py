@@ -13,7 +13,13 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id
 from remit.core.metadata import updated_metadata
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
-from remit.webhooks.delivery import outcome_of, record_manual_attempt, signed_request
+from remit.webhooks.delivery import (
+    RecordedAttempt,
+    disabled_notice,
+    outcome_of,
+    record_manual_attempt,
+    signed_request,
+)
 from remit.webhooks.domain import (
     EVENT_RETENTION,
     OLD_SECRET_DEFAULT_LIFETIME,
@@ -349,9 +355,11 @@ class WebhooksService:
                 account_id, event_id=event_id, endpoint_id=endpoint_id, page=page
             )
 
-    async def resend(self, account_id: str, event_id: str, endpoint_id: str) -> DeliveryAttempt:
+    async def resend(self, account_id: str, event_id: str, endpoint_id: str) -> RecordedAttempt:
         """One attempt now, made by this process and recorded like any other; it does not
-        disturb the scheduled retries except by ending them when it succeeds."""
+        disturb the scheduled retries except by ending them when it succeeds. An answer of 410
+        Gone disables the endpoint, which is logged, as the worker logs it, and said by the
+        result."""
         now = self._clock.now()
         async with self._engine.begin() as db:
             endpoint = await self._endpoint(db, account_id, endpoint_id)
@@ -378,7 +386,10 @@ class WebhooksService:
         body, headers = await signed_request(ctx, self.renderer, now)
         result = await self._sender.post(endpoint.url, body, headers)
         async with self._engine.begin() as db:
-            return await record_manual_attempt(db, ctx, outcome_of(result, now), now=now)
+            recorded = await record_manual_attempt(db, ctx, outcome_of(result, now), now=now)
+        if recorded.disabled is not None:
+            disabled_notice(endpoint_id, recorded.disabled)()
+        return recorded
 
     async def redeliver(
         self,

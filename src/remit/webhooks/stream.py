@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from remit.storage.outages import OutageLog
 from remit.webhooks.domain import Event
 from remit.webhooks.event_types import filter_matches
 from remit.webhooks.outbox import EVENTS_CHANNEL
@@ -52,16 +53,19 @@ class EventNotifier:
             del self._waiters[account_id]
 
     async def _listen(self) -> None:
+        outage = OutageLog(log, "listening for new events (streams poll meanwhile)",
+                           level=logging.INFO, is_outage=lambda error: True)  # fmt: skip
         while True:
             try:
                 connection = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
                 async with connection:
                     await connection.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    outage.succeeded()
                     async for note in connection.notifies():
                         for wake in self._waiters.get(note.payload, ()):
                             wake.set()
             except (psycopg.Error, OSError) as error:
-                log.info("event notifications unavailable (%s); streams poll", type(error).__name__)
+                outage.failed(error)
                 await asyncio.sleep(FALLBACK_POLL_S)
 
     async def close(self) -> None:

@@ -97,6 +97,9 @@ webhook_deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
     Column("last_attempt_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # How many times the delivery was started over (a redelivery of it failed): its jobs say
+    # which generation they were made for, and act only for that one.
+    Column("generation", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("event_id", "endpoint_id"),
     Index("ix_webhook_deliveries_endpoint_id_status", "endpoint_id", "status"),
 )
@@ -136,14 +139,15 @@ webhook_inflight = Table(
     Column("delivery_id", BigInteger, primary_key=True),
     Column("endpoint_id", Text, nullable=False),
     Column("leased_until", DateTime(timezone=True), nullable=False),
-    # The job whose run took the slot: its retries take it again (`InflightRepository`).
+    # The job whose run took the slot, or that was woken with it: its runs take it again
+    # (`InflightRepository`, `remit.webhooks.parking`).
     Column("job_id", BigInteger, nullable=True),
     Index("ix_webhook_inflight_endpoint_id", "endpoint_id"),
 )
 
 # A delivery waiting for one of its endpoint's slots, with no job: the attempt that lets a slot
-# of the endpoint go wakes the oldest one (by when its attempt fell due) and stages its job
-# (`remit.webhooks.parking`).
+# of the endpoint go hands it to the oldest one (by when its attempt fell due), staging its job
+# and leasing the slot to that job (`remit.webhooks.parking`).
 webhook_parked = Table(
     "webhook_parked",
     core_metadata,
@@ -159,6 +163,9 @@ webhook_parked = Table(
     # staged when it is woken makes that attempt under that limit.
     Column("attempt", Integer, nullable=False),
     Column("max_attempts", Integer, nullable=False),
+    # The delivery's generation the parking job was made for (NULL: parked by a process of
+    # an earlier version, whose jobs say none).
+    Column("generation", Integer, nullable=True),
     # When the attempt fell due: the longest waiting is woken first.
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("parked_at", DateTime(timezone=True), nullable=False),

@@ -18,15 +18,20 @@ import aiohttp
 import grpc
 from google.protobuf import duration_pb2
 
-from remit.command_exits import CommandRefusedError
+from remit.command_exits import CommandRefusedError, CommandTemporaryFailureError
 from remit.config import PlatformConfig
 from remit.core.jsonview import to_json
-from remit.grpcutil.call_failures import describe_call_failure
+from remit.grpcutil.call_failures import (
+    call_failed,
+    call_failure_is_temporary,
+    describe_call_failure,
+)
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.grpcutil.metadata import ACCOUNT_KEY, KEY_ID_KEY
 from remit.grpcutil.protoconv import timestamp
 from remit.supervisor import read_default_account
 from remit.webhooks.delivery import encode_payload
+from remit.webhooks.domain import disabled_message
 from remit.webhooks.sender import WebhookSender
 from remit.webhooks.signing import signature_header
 from remit.webhooks.urls import UrlPolicy
@@ -105,8 +110,11 @@ async def listen(
                 body = message.event_json or encode_payload(to_json(message.event))
                 await _forward(sender, message.event, body, secret, forward_to, out)
         except grpc.aio.AioRpcError as error:
-            failure = describe_call_failure(error, "core", config.core.target)
-            raise ToolError(f"the event stream ended: {failure}") from None
+            described = describe_call_failure(error, "core", config.core.target)
+            failure = f"the event stream ended: {described}"
+            if call_failure_is_temporary(error):
+                raise CommandTemporaryFailureError(failure) from None
+            raise ToolError(failure) from None
         finally:
             await sender.close()
     return 0
@@ -160,7 +168,15 @@ class RestClient:
             return error
         if response.status >= 400 or decline_expected:
             message = error.get("message") if isinstance(error, dict) else body
-            raise ToolError(f"{method} {path} failed ({response.status}): {message}")
+            failure = f"{method} {path} failed ({response.status}): {message}"
+            if response.headers.get("Stripe-Should-Retry") == "true" or response.status in (
+                429,
+                503,
+            ):
+                # Rate limited, or a service behind the API out of reach: not the request's
+                # fault, and the same command may go through later.
+                raise CommandTemporaryFailureError(failure)
+            raise ToolError(failure)
         return body
 
 
@@ -258,6 +274,13 @@ async def _payment_method_detached(api: RestClient) -> list[str]:
     return [*made[:1], f"payment_method {method_id} (attached, then detached)"]
 
 
+async def _payment_method_updated(api: RestClient) -> list[str]:
+    made = await _payment_method_attached(api)
+    method_id = made[1].split()[1]
+    await api.request("POST", f"/v1/payment_methods/{method_id}", {"metadata[triggered]": "true"})
+    return [*made[:1], f"payment_method {method_id} (attached, then updated)"]
+
+
 async def _customer_created(api: RestClient) -> list[str]:
     customer = await api.request("POST", "/v1/customers", _MADE_BY)
     return [f"customer {customer['id']}"]
@@ -277,7 +300,8 @@ async def _customer_deleted(api: RestClient) -> list[str]:
 
 # Event type -> what makes it happen through the public API, like the Stripe CLI's fixtures.
 # Not here: payouts and balance.available, which happen on the simulated bank's and the
-# availability schedule rather than at once, and reviews, which need a Review rule first.
+# availability schedule rather than at once, charge.expired, which takes an authorization left
+# uncaptured for 7 days, and reviews, which need a Review rule first.
 TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "payment_intent.created": _payment_intent_created,
     "payment_intent.succeeded": _payment_succeeded,
@@ -295,6 +319,7 @@ TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "refund.updated": _charge_refunded,
     "payment_method.attached": _payment_method_attached,
     "payment_method.detached": _payment_method_detached,
+    "payment_method.updated": _payment_method_updated,
     "customer.created": _customer_created,
     "customer.updated": _customer_updated,
     "customer.deleted": _customer_deleted,
@@ -312,7 +337,9 @@ async def trigger(
         async with aiohttp.ClientSession() as session:
             made = await action(RestClient(session, f"http://{config.api.target}", api_key))
     except aiohttp.ClientConnectionError as error:
-        raise ToolError(f"the API is not reachable at {config.api.target} ({error})") from None
+        raise CommandTemporaryFailureError(
+            f"the API is not reachable at {config.api.target} ({error})"
+        ) from None
     for line in made:
         print(f"Running fixture: {line}", file=out, flush=True)
     print(
@@ -339,7 +366,7 @@ async def _with_stub(
             )
             return await call(stub, metadata)
         except grpc.aio.AioRpcError as error:
-            raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
+            raise call_failed(error, "core", config.core.target, ToolError) from None
 
 
 def endpoint_line(endpoint: pb.WebhookEndpoint) -> str:
@@ -357,8 +384,9 @@ def endpoint_line(endpoint: pb.WebhookEndpoint) -> str:
 
 async def list_endpoints(config: PlatformConfig, *, api_key: str, out: TextIO) -> int:
     """Every endpoint of the account, newest first; a disabled one says why (by_user, gone:
-    it answered 410, failing: every delivery failed for three days), which the REST API, as
-    Stripe's, does not."""
+    it answered 410, failing: every delivery failed for three days, url_invalid: its URL's host
+    is an IPv4 address not in dotted-decimal form, which no delivery connects to), which the
+    REST API, as Stripe's, does not."""
 
     async def every_page(
         stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub, metadata: Metadata
@@ -381,8 +409,16 @@ async def list_endpoints(config: PlatformConfig, *, api_key: str, out: TextIO) -
 
 
 async def resend(
-    config: PlatformConfig, *, api_key: str, event_id: str, endpoint_id: str, out: TextIO
+    config: PlatformConfig,
+    *,
+    api_key: str,
+    event_id: str,
+    endpoint_id: str,
+    out: TextIO,
+    err: TextIO = sys.stderr,
 ) -> int:
+    """The attempt, as JSON on `out`; on `err`, that it disabled the endpoint if it did (in
+    the words the log has it in)."""
     reply = await _with_stub(
         config,
         api_key,
@@ -392,6 +428,9 @@ async def resend(
     )
     assert isinstance(reply, pb.ResendEventResponse)
     print(json.dumps(to_json(reply.delivery_attempt), indent=2), file=out, flush=True)
+    if reply.HasField("webhook_endpoint_disabled_reason"):
+        print(disabled_message(endpoint_id, reply.webhook_endpoint_disabled_reason), file=err,
+              flush=True)  # fmt: skip
     return 0 if reply.delivery_attempt.succeeded else 1
 
 
@@ -467,7 +506,7 @@ def run(coroutine: Awaitable[int], config: PlatformConfig) -> int:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except grpc.aio.AioRpcError as error:
         # A call to the core the tool left untranslated (authenticating its key, say).
-        raise ToolError(describe_call_failure(error, "core", config.core.target)) from None
+        raise call_failed(error, "core", config.core.target, ToolError) from None
 
 
 def run_until_stopped(coroutine: Awaitable[int], config: PlatformConfig) -> int:

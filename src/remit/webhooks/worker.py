@@ -9,7 +9,7 @@ from remit.core.clock import Clock, SystemClock
 from remit.webhooks.delivery import DeliverySettings, WebhookDeliverer
 from remit.webhooks.domain import EVENT_RETENTION
 from remit.webhooks.outbox import DELIVER_JOB
-from remit.webhooks.parking import wake_where_slots_are_free
+from remit.webhooks.parking import hand_free_slots_to_parked
 from remit.webhooks.rendering import Renderer
 from remit.webhooks.repository import EventRepository, InflightRepository
 from remit.webhooks.sender import WebhookSender
@@ -54,17 +54,26 @@ def webhook_worker_parts(
             if deleted < PURGE_BATCH:
                 return
 
-    limit = (settings or DeliverySettings()).max_concurrent_per_endpoint
+    slots = settings or DeliverySettings()
 
     async def free_expired_slots() -> None:
-        """Slots whose lease ran out (their worker died) are free: deliveries parked for a
-        slot are woken as far as their endpoint's free slots go. It also wakes deliveries
-        whose wake-up went astray (a worker of an earlier version lets slots go without
-        waking anyone)."""
+        """Slots whose lease ran out (their worker died) are free: each is handed to a
+        delivery parked for one, oldest first. It also wakes deliveries whose wake-up went
+        astray (a worker of an earlier version lets slots go without handing them over).
+
+        The expired slots go in a transaction of their own: the hand-over waits for its
+        endpoints' locks, and must not hold slots' row locks meanwhile (a parker holding an
+        endpoint's lock may be waiting for one of them)."""
+        now = time.now()
         async with engine.begin() as db:
-            now = time.now()
             await InflightRepository(db).purge_expired(now)
-            await wake_where_slots_are_free(db, limit=limit, now=now)
+        async with engine.begin() as db:
+            await hand_free_slots_to_parked(
+                db,
+                limit=slots.max_concurrent_per_endpoint,
+                now=now,
+                lease_until=now + slots.slot_lease,
+            )
 
     return WebhookWorkerParts(
         handlers={DELIVER_JOB: deliverer.handle},

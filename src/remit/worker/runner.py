@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.config import PlatformConfig
 from remit.core.clock import Clock, SystemClock
 from remit.readiness import signal_ready
-from remit.storage.driver_errors import database_unavailable
+from remit.storage.outages import OutageLog, log_failure
 from remit.worker.jobs import (
     NOTIFY_CHANNEL,
     ClaimLostError,
@@ -166,25 +166,31 @@ class Worker:
 
     async def _listen(self, url: str, stop: asyncio.Event) -> None:
         """Wake the loop on NOTIFY; on any connection trouble fall back to polling."""
+        outage = OutageLog(log, "listening for new jobs (polling meanwhile)", level=logging.INFO,
+                           is_outage=lambda error: True)  # fmt: skip
         while not stop.is_set():
             try:
                 connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
                 async with connection:
                     await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    outage.succeeded()
                     async for _ in connection.notifies():
                         self._wake.set()
                         if stop.is_set():
                             return
             except (psycopg.Error, OSError) as error:
-                log.info("job notifications unavailable (%s); polling", type(error).__name__)
+                outage.failed(error)
                 await asyncio.sleep(POLL_INTERVAL_S)
 
     async def _periodic_loop(self, task: Periodic, stop: asyncio.Event) -> None:
+        outage = OutageLog(log, f"periodic task {task.name}")
         while not stop.is_set():
             try:
                 await task.run()
-            except Exception:
-                log.exception("periodic task %s failed", task.name)
+            except Exception as error:
+                outage.failed(error)
+            else:
+                outage.succeeded()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=task.interval_s)
             except TimeoutError:
@@ -195,6 +201,7 @@ class Worker:
         if listen_url is not None:
             background.append(asyncio.create_task(self._listen(listen_url, stop)))
         failures = 0
+        claiming = OutageLog(log, "claiming jobs")
         # Jobs running now: a slot is claimed for again as soon as one ends, so one slow job
         # (a webhook delivery waiting out its timeout) does not hold the other slots idle.
         running: set[asyncio.Task[None]] = set()
@@ -210,10 +217,11 @@ class Worker:
                         # but a database restart must not stop job processing: wait and claim
                         # again.
                         failures += 1
-                        _log_loop_error("claiming jobs", error)
+                        claiming.failed(error)
                         await _pause(stop, min(MAX_CLAIM_PAUSE_S, POLL_INTERVAL_S * 2**failures))
                         continue
                     failures = 0
+                    claiming.succeeded()
                 for job in claimed:
                     task = asyncio.create_task(self._run_job(job))
                     running.add(task)
@@ -253,10 +261,7 @@ def _after_commit(job: Job, step: AfterCommit) -> None:
 
 
 def _log_loop_error(doing: str, error: Exception) -> None:
-    if database_unavailable(error):
-        log.warning("%s failed: database unavailable (%s)", doing, type(error).__name__)
-    else:
-        log.exception("%s failed", doing)
+    log_failure(log, doing, error)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -3,12 +3,13 @@
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from remit.config import CREDENTIAL_ENV, ConfigError, Endpoint, from_env
+from remit.config import CREDENTIAL_ENV, ConfigError, Endpoint, core_instances_target, from_env
 from remit.grpcutil.server import serve_grpc
 from tests.support.ports import free_port
 
@@ -93,6 +94,44 @@ async def test_copies_of_the_core_on_a_host_name_or_ipv6_address_are_reached_on_
             health = health_pb2_grpc.HealthStub(channel)
             for _ in range(4):  # round robin: each copy answers in turn
                 reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        stop.set()
+        await asyncio.gather(*copies)
+
+
+async def test_copies_of_the_core_are_reached_at_any_address_of_their_host_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name with several addresses is not pinned to the first: here it resolves to ::1
+    first, where no copy listens, and then to 127.0.0.1, where both do."""
+    system_resolver = socket.getaddrinfo
+
+    def resolve(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host != "core.test":
+            return system_resolver(host, *args, **kwargs)
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+        ]
+
+    own_ports = (free_port(), free_port())
+    stop = asyncio.Event()
+    shared = Endpoint("127.0.0.1", free_port())
+    copies = [asyncio.create_task(_started(shared, stop, also_on=p)) for p in own_ports]
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    target = core_instances_target("core.test", own_ports)
+    try:
+        for copy in copies:
+            await _running(copy)
+        async with grpc.aio.insecure_channel(
+            target, options=[("grpc.lb_policy_name", "round_robin")]
+        ) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for _ in range(4):
+                reply = await health.Check(
+                    health_pb2.HealthCheckRequest(), timeout=5, wait_for_ready=True
+                )
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         stop.set()

@@ -24,6 +24,8 @@ from remit.ledger.service import LedgerService
 from remit.ledger.tables import ledger_events
 from remit.ledger.verify import verify_ledger
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, value_of
+from remit.payments.requests import current_request, note_call
+from remit.webhooks.tables import events
 from tests.integration.ledger.conftest import NewAccount
 
 pytestmark = pytest.mark.anyio
@@ -348,3 +350,49 @@ async def test_an_automatic_payout_leaves_out_what_a_manual_payout_already_paid(
     listed = await _listed_under(core_engine, account_id, automatic.id)
     assert sorted(listed) == [("charge", later_net), ("payout", -later_net)]
     assert await _listed_under(core_engine, account_id, manual.id) == [("payout", -early_net)]
+
+
+async def _payout_events(engine: AsyncEngine, account_id: str) -> list[dict[str, object]]:
+    async with engine.connect() as db:
+        rows = await db.execute(
+            select(events)
+            .where(events.c.account_id == account_id, events.c.type.like("payout.%"))
+            .order_by(events.c.created_at, events.c.id)
+        )
+    return [dict(row._mapping) for row in rows]
+
+
+async def test_payout_events_name_their_request_and_what_an_update_changed(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """Changes made for a request name it; the bank's progress, made by the worker, names
+    none, as Stripe's automatic changes do. payout.updated carries the old values of what it
+    changed, and an update that changes nothing is no event."""
+    service = LedgerService(core_engine, clock)
+    await fund(core_engine, account_id, clock, 1_000)
+    note_call("req_create", "po-key")
+    payout = await service.create_payout(
+        account_id, amount=100, currency="usd", metadata={"batch": "1"}
+    )
+    clock.advance(1)  # events of one instant list in no particular order
+    note_call("req_update", None)
+    for _ in range(2):  # the second changes nothing
+        await service.update_payout(
+            account_id, payout.id, set_keys={"note": "x"}, unset_keys=["batch"], clear=False
+        )
+    current_request.set(None)  # the worker's own run
+    clock.advance(SUBMISSION_DELAY.total_seconds())
+    await advance(core_engine, clock)
+
+    made = await _payout_events(core_engine, account_id)
+    assert [(e["type"], e["request_id"], e["idempotency_key"]) for e in made] == [
+        ("payout.created", "req_create", "po-key"),
+        ("payout.updated", "req_update", None),
+        ("payout.updated", None, None),
+    ]
+    created, edited, in_transit = made
+    assert created["previous_attributes"] is None
+    assert edited["previous_attributes"] == {"metadata": {"batch": "1"}}
+    assert edited["data_object"]["metadata"] == {"note": "x"}  # type: ignore[index]
+    assert in_transit["previous_attributes"] == {"status": "pending"}
+    assert in_transit["data_object"]["status"] == "in_transit"  # type: ignore[index]

@@ -180,7 +180,7 @@ async def test_a_core_that_is_not_running_is_named_in_one_line(
 ) -> None:
     port = free_port()
     monkeypatch.setenv("REMIT_CORE_PORT", str(port))
-    assert await remit("reconciliations") == 2
+    assert await remit("reconciliations") == 75  # retry later
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"remit reconciliations: the core is not reachable at 127.0.0.1:{port}; is it running?"
     )

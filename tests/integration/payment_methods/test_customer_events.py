@@ -1,15 +1,18 @@
-"""customer.* and payment_method.attached/.detached events, recorded in the transaction of the
-change, read back from the events table."""
+"""customer.* and payment_method.attached/.detached/.updated events, recorded in the transaction
+of the change, read back from the events table."""
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
+from remit.core.errors import RemitError
+from remit.core.jsonview import to_json
 from remit.customers.domain import CustomerFields
 from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
-from remit.payment_methods.domain import CardSummary, VaultCard
+from remit.payment_methods.domain import CardSummary, PaymentMethodChanges, VaultCard
+from remit.payment_methods.grpc import payment_method_message
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.requests import note_call
 from remit.webhooks.tables import events
@@ -89,3 +92,35 @@ async def test_a_customer_created_with_a_payment_method_records_both_events(
     await customers.create(account_id, CustomerFields(), payment_method_id="pm_card_visa")
     made = await recorded(core_engine, account_id)
     assert [row["type"] for row in made] == ["customer.created", "payment_method.attached"]
+
+
+async def test_a_payment_method_update_records_payment_method_updated_with_what_it_changed(
+    core_engine: AsyncEngine,
+) -> None:
+    account_id = (await AccountsService(core_engine).create_account()).account.id
+    hooks = CustomerEvents()
+    methods = PaymentMethodsService(core_engine, VisaOnlyVault(), hooks=hooks)
+    customers = CustomersService(core_engine, methods, hooks=hooks)
+    customer = await customers.create(account_id, CustomerFields())
+    method = await methods.attach(account_id, "pm_card_visa", customer.id)
+    before = len(await recorded(core_engine, account_id))
+
+    note_call("req_pm_update", "key-pm")
+    await methods.update(
+        account_id,
+        method.id,
+        PaymentMethodChanges(metadata={"order": "42"}, billing_details={"name": "Ada"}),
+    )
+    await methods.update(account_id, method.id, PaymentMethodChanges(metadata={"order": "42"}))
+    with pytest.raises(RemitError):  # refused: rolled back, event and all
+        await methods.update(account_id, method.id, PaymentMethodChanges(exp_month=13))
+
+    made = (await recorded(core_engine, account_id))[before:]
+    assert [row["type"] for row in made] == ["payment_method.updated"]
+    [updated] = made
+    assert (updated["request_id"], updated["idempotency_key"]) == ("req_pm_update", "key-pm")
+    assert updated["data_object"]["metadata"] == {"order": "42"}  # type: ignore[index]
+    assert updated["previous_attributes"] == {
+        "metadata": {},
+        "billing_details": to_json(payment_method_message(method))["billing_details"],
+    }

@@ -13,6 +13,7 @@ from remit.core.errors import RemitError
 from remit.core.jsonview import JsonObject, JsonValue
 from remit.payment_methods.domain import CardSummary, PaymentMethod
 from remit.payment_methods.repository import SqlPaymentMethodRepository
+from remit.payments.domain import CaptureMethod
 from remit.payments.events import PaymentEvents
 from remit.payments.grpc import payment_intent_message
 from remit.payments.network import OperationOutcome
@@ -24,7 +25,7 @@ from remit.webhooks.rendering import event_json, render_event
 from remit.webhooks.repository import EventRepository
 from remit.webhooks.tables import events
 from tests.integration.payments.conftest import FakeMethods
-from tests.integration.payments.test_payments_service import pay, refund_intent
+from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
 from tests.support.fake_network import FakeNetwork
 from tests.support.statements import statements_sent
 from versions import LATEST_VERSION
@@ -283,3 +284,69 @@ async def test_a_refunds_metadata_update_records_both_refund_updates_with_the_ol
     assert data["object"]["metadata"] == {"ticket": "T-1"}  # type: ignore[index]
     assert data["previous"] == {"metadata": {}}
     assert recorded_since[1][1] == data
+
+
+async def test_an_expired_authorization_records_charge_expired_then_the_intent_canceled(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """Stripe's charge.expired, for an authorization left uncaptured until it expired; the
+    worker expires it, so no request caused it. A cancel is not an expiry."""
+    payments = service(core_engine, FakeNetwork())
+    held = await pay(payments, account_id, "to-expire", capture=CaptureMethod.MANUAL)
+    canceled = await pay(payments, account_id, "to-cancel", capture=CaptureMethod.MANUAL)
+    before = len(await recorded(core_engine, account_id))
+    async with core_engine.begin() as db:
+        assert await payments.expire_authorization(db, account_id, held.id)
+    done = await payments.cancel_payment_intent(
+        call(account_id, "cancel", endpoint="CancelPaymentIntent"), canceled.id, None, respond
+    )
+    assert isinstance(done, Done)
+
+    made = (await recorded(core_engine, account_id))[before:]
+    assert [kind for kind, _ in made] == [
+        "charge.expired",
+        "payment_intent.canceled",
+        "payment_intent.canceled",
+    ]
+    charge = made[0][1]["object"]
+    assert isinstance(charge, dict)
+    assert (charge["id"], charge["captured"]) == (held.latest_charge_id, False)
+    intent = made[1][1]["object"]
+    assert isinstance(intent, dict)
+    assert intent["cancellation_reason"] == "expired"
+    async with core_engine.connect() as db:
+        request_ids = (
+            await db.execute(select(events.c.request_id).where(events.c.type == "charge.expired"))
+        ).scalars()
+        assert list(request_ids) == [None]
+
+
+async def test_charge_expired_renders_the_released_amount_as_each_version_shows_it(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """Before 2025-03-31 a released authorization counted as refunded; since, it does not. The
+    field that tells a release (`authorization_released`) is never shown."""
+    payments = service(core_engine, FakeNetwork())
+    held = await pay(payments, account_id, "to-expire", amount=1000, capture=CaptureMethod.MANUAL)
+    async with core_engine.begin() as db:
+        assert await payments.expire_authorization(db, account_id, held.id)
+    async with core_engine.connect() as db:
+        [event_id] = (
+            await db.execute(select(events.c.id).where(events.c.type == "charge.expired"))
+        ).scalars()
+        stored = await EventRepository(db).get(account_id, event_id)
+    assert stored is not None
+    render = event_renderer(core_engine)
+
+    async def charge_at(version: str) -> dict[str, Any]:
+        rendered = await render(stored, event_json(stored, api_version=version), version)
+        assert rendered["type"] == "charge.expired"
+        data = rendered["data"]
+        assert isinstance(data, dict)
+        return data["object"]  # type: ignore[return-value]
+
+    latest, acacia = await charge_at(LATEST_VERSION), await charge_at("2024-09-30.acacia")
+    assert (latest["amount_refunded"], latest["refunded"]) == (0, False)
+    assert (acacia["amount_refunded"], acacia["refunded"]) == (1000, True)
+    assert "authorization_released" not in latest
+    assert "authorization_released" not in acacia

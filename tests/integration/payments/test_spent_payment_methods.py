@@ -55,7 +55,7 @@ async def test_a_method_read_before_another_intent_spent_it_is_refused_in_the_tr
     assert await _spent_by(core_engine, saved.id) == first.id
     with pytest.raises(RemitError) as refused:
         async with core_engine.begin() as db:
-            await PaymentMethodsService.spend_in(db, read_before, "pi_other")
+            await PaymentMethodsService.use_in(db, read_before, "pi_other")
     assert (refused.value.param, refused.value.message) == ("payment_method", SPENT_MESSAGE)
     assert await _spent_by(core_engine, saved.id) == first.id
 
@@ -81,12 +81,12 @@ async def test_a_payment_saving_the_method_for_its_customer_checks_it_under_lock
     first = await pay(payments, account_id, "first", pm=saved.id)
     with pytest.raises(RemitError) as refused:
         async with core_engine.begin() as db:
-            await PaymentMethodsService.spend_in(db, read_before, "pi_saving", claim=False)
+            await PaymentMethodsService.use_in(db, read_before, "pi_saving", claim=False)
     assert (refused.value.param, refused.value.message) == ("payment_method", SPENT_MESSAGE)
 
     unspent = await methods.create(account_id, NewPaymentMethod(payment_method_id="pm_card_visa"))
     async with core_engine.begin() as db:
-        await PaymentMethodsService.spend_in(db, unspent, "pi_saving", claim=False)
+        await PaymentMethodsService.use_in(db, unspent, "pi_saving", claim=False)
     assert (
         await _spent_by(core_engine, first.payment_method_id or ""),
         await _spent_by(core_engine, unspent.id),

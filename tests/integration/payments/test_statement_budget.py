@@ -8,8 +8,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
+from remit.customers.domain import CustomerFields
+from remit.payment_methods.domain import NewPaymentMethod
 from tests.integration.payments.conftest import payments_with_core_hooks
 from tests.integration.payments.test_payments_service import pay
+from tests.integration.payments.test_setup_future_usage import Core, _pay
 from tests.support.statements import statements_sent
 
 pytestmark = pytest.mark.anyio
@@ -53,3 +56,29 @@ async def test_the_ledger_posts_last_in_the_outcome_phase(core_engine: AsyncEngi
     posts = [i for i, sql in enumerate(statements) if "ledger_post(" in sql]
     assert posts == [len(statements) - 1], statements[posts[0] if posts else -1 :]
     assert not any("ledger_lock_for_posting" in sql for sql in statements)
+
+
+async def test_a_payment_with_a_saved_card_adds_its_read_and_its_check(
+    core_engine: AsyncEngine,
+) -> None:
+    """A customer's saved card is read before the attempt (1) and checked again in it, under
+    its row lock (1: deferred, it travels with the attempt's writes, no round trip of its own),
+    so that a detach meanwhile is not missed; the intent's customer is checked to exist (1)."""
+    created = await AccountsService(core_engine).create_account(radar_enabled=False)
+    account_id = created.account.id
+    core = Core(core_engine)
+    customer = await core.customers.create(account_id, CustomerFields())
+    saved = await core.methods.create(
+        account_id, NewPaymentMethod(payment_method_id="pm_card_visa")
+    )
+    await core.methods.attach(account_id, saved.id, customer.id)
+    await _pay(core, account_id, "warm-up", customer_id=customer.id, pm=saved.id,
+               setup_future_usage=None)  # fmt: skip
+    with statements_sent(core_engine) as statements:
+        intent = await _pay(core, account_id, "counted", customer_id=customer.id, pm=saved.id,
+                            setup_future_usage=None)  # fmt: skip
+    assert intent.status.value == "succeeded"
+    assert len(statements) == CONFIRMED_PAYMENT_STATEMENTS + 3, "\n".join(
+        statement.split("\n", 1)[0][:100] or statement.strip()[:100] for statement in statements
+    )
+    assert sum("FOR SHARE" in statement for statement in statements) == 1

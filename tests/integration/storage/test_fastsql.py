@@ -322,3 +322,37 @@ async def test_a_refusal_is_translated_when_the_statement_runs_alone(
     with pytest.raises(UntouchedError):
         await add_to_a_missing_thing()
     assert await _stored_ids(core_engine) == ["th_1"]
+
+
+class NamedRefusalError(Exception):
+    """A refusal that names what the server's check found (its message)."""
+
+    def __init__(self, found: str) -> None:
+        super().__init__(found)
+        self.found = found
+
+
+# Refuses to add to a thing that has reached its limit, naming the amount it found.
+_ADD_BELOW_LIMIT = Statement(
+    "WITH added AS (UPDATE fastsql_things SET amount_minor = amount_minor + 1 "
+    "WHERE id = %(id)s RETURNING amount_minor) "
+    "SELECT remit_require(amount_minor <= %(limit)s, 'RMT02', CAST(amount_minor AS text)) "
+    "FROM added"
+)
+
+
+async def test_a_call_s_own_refusal_is_made_from_the_server_s_message(
+    core_engine: AsyncEngine,
+) -> None:
+    """A call gives refusals of its own, for the errors that name what it is about; the server's
+    message reaches them, deferred with the COMMIT or run alone."""
+    await _insert_deferred(core_engine, "th_1")
+    refusals = {"RMT02": NamedRefusalError}
+    with pytest.raises(NamedRefusalError) as deferred:
+        async with batched_unit(core_engine) as db:
+            await _ADD_BELOW_LIMIT.defer(db, {"id": "th_1", "limit": 100}, refusals)
+    assert deferred.value.found == "101"
+    with pytest.raises(NamedRefusalError) as alone:
+        async with core_engine.begin() as db:
+            await _ADD_BELOW_LIMIT.run(db, {"id": "th_1", "limit": 100}, refusals)
+    assert alone.value.found == "101"

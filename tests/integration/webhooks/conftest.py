@@ -6,20 +6,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import grpc
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
+from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.webhooks.delivery import DeliverySettings
 from remit.webhooks.domain import DeliveryAttempt, WebhookEndpoint
+from remit.webhooks.grpc import WebhooksServicer
 from remit.webhooks.outbox import record_event
 from remit.webhooks.rendering import Renderer
 from remit.webhooks.repository import DeliveryRepository
 from remit.webhooks.service import PageArgs, WebhooksService
+from remit.webhooks.stream import EventNotifier
 from remit.webhooks.urls import UrlPolicy
 from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.runner import Worker
+from remit_api.webhooks.v1 import webhooks_pb2_grpc
 from tests.support.receiver import Receiver, Reply
 
 
@@ -165,3 +170,22 @@ async def start_receiver() -> AsyncIterator[StartReceiver]:
     yield start
     for receiver in started:
         await receiver.stop()
+
+
+@pytest.fixture
+async def stub(bench: Bench) -> AsyncIterator["webhooks_pb2_grpc.WebhooksServiceAsyncStub"]:
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+    webhooks_pb2_grpc.add_WebhooksServiceServicer_to_server(
+        WebhooksServicer(bench.service, EventNotifier("postgresql://unused")), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        async_stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub = (
+            webhooks_pb2_grpc.WebhooksServiceStub(channel)
+        )
+        yield async_stub
+    finally:
+        await channel.close()
+        await server.stop(0)

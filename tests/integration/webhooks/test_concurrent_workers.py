@@ -63,7 +63,8 @@ async def test_a_worker_that_read_a_delivery_before_another_recorded_it_does_not
     async with bench.engine.begin() as db:
         delivery = await DeliveryRepository(db).get(bench.account_id, event_id, endpoint.id)
         assert delivery is not None
-        await stage_delivery_attempt(db, delivery.id, 1, account_id=bench.account_id,
+        await stage_delivery_attempt(db, delivery.id, 1, generation=0,
+                                     account_id=bench.account_id,
                                      now=bench.clock.now())  # fmt: skip
     first_job, _duplicate = await pending_job_ids(bench.engine)
     a, b = one_at_a_time(bench), one_at_a_time(bench)

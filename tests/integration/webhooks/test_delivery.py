@@ -186,7 +186,7 @@ async def test_a_receiver_that_always_fails_ends_failed_after_three_days(
     assert attempts[0].response_snippet.startswith("xxx")
 
 
-def _disable_notices(caplog: pytest.LogCaptureFixture) -> list[str]:
+def disable_notices(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "; disabled" in r.getMessage()]
 
 
@@ -211,7 +211,7 @@ async def test_an_endpoint_failing_every_delivery_for_three_days_is_disabled(
     assert disabled.status is EndpointStatus.DISABLED
     assert disabled.disabled_reason is not None
     assert disabled.disabled_reason.value == "failing"
-    assert _disable_notices(caplog) == [
+    assert disable_notices(caplog) == [
         f"webhook endpoint {endpoint.id} failed every delivery for 3 days; disabled "
         "(disabled_reason failing)"
     ]
@@ -297,13 +297,13 @@ async def test_a_disable_is_logged_only_once_it_has_committed(
     assert len(receiver.received) == 1
     still = await bench.service.get_endpoint(bench.account_id, endpoint.id)
     assert still.status is EndpointStatus.ENABLED
-    assert _disable_notices(caplog) == []
+    assert disable_notices(caplog) == []
 
     await run_out_job_leases(bench.engine)
     await bench.worker.drain()
     gone = await bench.service.get_endpoint(bench.account_id, endpoint.id)
     assert gone.status is EndpointStatus.DISABLED
-    assert _disable_notices(caplog) == [
+    assert disable_notices(caplog) == [
         f"webhook endpoint {endpoint.id} answered 410 Gone; disabled (disabled_reason gone)"
     ]
 

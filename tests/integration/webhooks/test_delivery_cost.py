@@ -44,14 +44,14 @@ async def test_a_success_is_recorded_in_one_round_trip_and_its_slot_taken_in_one
     assert sent == [
         # The endpoint's row locked, then a slot counted and taken.
         ["SELECT id FROM", "INSERT INTO webhook_inflight"],
-        # The attempt, the delivery moved on, the endpoint's success, the slot let go, and the
-        # next delivery parked for a slot woken (if one is).
+        # The attempt, the delivery moved on, the endpoint's success, the slot locked, then let
+        # go and handed to the next delivery parked for one (if one is).
         [
             'INSERT INTO "webhook_delivery_attempts"',
             "UPDATE webhook_deliveries SET",
             "UPDATE webhook_endpoints SET",
-            "DELETE FROM webhook_inflight",
-            "WITH chosen AS",
+            "SELECT 1 FROM",
+            "WITH let_go AS",
         ],
     ]
     assert len(receiver.received) == 1

@@ -1,17 +1,22 @@
 """The events outbox and API, retention, and recovery (resend, redeliver)."""
 
+import logging
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from remit.core.errors import RemitError
-from remit.webhooks.domain import EndpointStatus
+from remit.grpcutil.metadata import ACCOUNT_KEY
+from remit.webhooks.domain import DisabledReason, EndpointStatus
 from remit.webhooks.repository import EventFilter, TimeRange
 from remit.webhooks.service import EndpointChanges, PageArgs
 from remit.webhooks.tables import events, webhook_deliveries
 from remit.worker.tables import jobs
+from remit_api.webhooks.v1 import webhooks_pb2 as pb
+from remit_api.webhooks.v1 import webhooks_pb2_grpc
 from tests.integration.webhooks.conftest import Bench, StartReceiver
+from tests.integration.webhooks.test_delivery import disable_notices
 from tests.support.receiver import Reply
 
 pytestmark = pytest.mark.anyio
@@ -145,7 +150,7 @@ async def test_resend_delivers_now_and_ends_the_pending_schedule(
     event_id = await bench.record()
     await bench.worker.drain()
     bench.clock.advance(1)
-    attempt = await bench.service.resend(bench.account_id, event_id, endpoint.id)
+    attempt = (await bench.service.resend(bench.account_id, event_id, endpoint.id)).attempt
     assert attempt.succeeded
     assert attempt.attempt_number == 2
     assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
@@ -156,6 +161,40 @@ async def test_resend_delivers_now_and_ends_the_pending_schedule(
         bench.account_id, event_id=None, endpoint_id=endpoint.id, args=PageArgs()
     )
     assert [a.http_status for a in by_endpoint] == [200, 500]
+
+
+async def test_a_resend_answered_410_disables_the_endpoint_and_says_so_as_the_worker_does(
+    bench: Bench,
+    start_receiver: StartReceiver,
+    stub: "webhooks_pb2_grpc.WebhooksServiceAsyncStub",
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The endpoint answers the resend 410 Gone: the endpoint is disabled, as an attempt of
+    the worker's answered so disables it, and the core logs it as the worker does. The reply
+    says so too, for `remit webhooks resend` to tell the operator; a resend that disables
+    nothing says nothing."""
+    caplog.set_level(logging.WARNING)
+    receiver = await start_receiver([Reply(), Reply(), Reply(410)])
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    await bench.worker.drain()
+    request = pb.ResendEventRequest(event=event_id, webhook_endpoint=endpoint.id)
+    metadata = ((ACCOUNT_KEY, bench.account_id),)
+
+    delivered = await stub.ResendEvent(request, metadata=metadata)
+    assert delivered.delivery_attempt.http_status == 200
+    assert not delivered.HasField("webhook_endpoint_disabled_reason")
+    assert disable_notices(caplog) == []
+
+    gone = await stub.ResendEvent(request, metadata=metadata)
+    assert gone.delivery_attempt.http_status == 410
+    assert gone.webhook_endpoint_disabled_reason == "gone"
+    disabled = await bench.service.get_endpoint(bench.account_id, endpoint.id)
+    assert disabled.status is EndpointStatus.DISABLED
+    assert disabled.disabled_reason is DisabledReason.GONE
+    assert disable_notices(caplog) == [
+        f"webhook endpoint {endpoint.id} answered 410 Gone; disabled (disabled_reason gone)"
+    ]
 
 
 async def test_an_endpoint_update_changes_only_what_is_named(bench: Bench) -> None:
@@ -193,7 +232,7 @@ async def test_redelivery_sends_only_events_the_endpoint_subscribes_to(
     receiver = await start_receiver(lambda _: Reply(500))
     endpoint = await bench.endpoint(receiver.url, events=("customer.created",))
     unsubscribed = await bench.record("payout.paid")
-    attempt = await bench.service.resend(bench.account_id, unsubscribed, endpoint.id)
+    attempt = (await bench.service.resend(bench.account_id, unsubscribed, endpoint.id)).attempt
     assert not attempt.succeeded
     assert await bench.delivery_status(unsubscribed, endpoint.id) == "failed"
     subscribed = await bench.record("customer.created")
@@ -205,3 +244,15 @@ async def test_redelivery_sends_only_events_the_endpoint_subscribes_to(
     assert (await bench.service.redeliver(bench.account_id, endpoint.id, None)).queued == 1
     assert await bench.delivery_status(subscribed, endpoint.id) == "pending"
     assert await bench.delivery_status(unsubscribed, endpoint.id) == "failed"
+
+
+async def test_an_endpoint_may_subscribe_to_payment_method_updated_and_charge_expired(
+    bench: Bench,
+) -> None:
+    """Both are in Stripe's enabled_events, and remit emits both (a payment method's update, an
+    authorization left to expire)."""
+    wanted = ["payment_method.updated", "charge.expired"]
+    endpoint = await bench.service.create_endpoint(
+        bench.account_id, url="https://example.com/h", enabled_events=wanted
+    )
+    assert list(endpoint.enabled_events) == wanted

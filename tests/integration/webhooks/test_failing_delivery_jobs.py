@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.jsonview import JsonObject
 from remit.webhooks import delivery
 from remit.webhooks.domain import WebhookEndpoint
-from remit.webhooks.parking import wake_next
+from remit.webhooks.parking import let_slot_go
 from remit.webhooks.rendering import Renderer
 from remit.webhooks.tables import webhook_inflight
 from remit.webhooks.urls import UrlPolicy
@@ -191,11 +191,8 @@ async def test_failed_runs_count_against_the_limit_across_a_wait_in_a_new_job(
             assert renders == 3
             async with core_engine.begin() as db:
                 # The other delivery lets its slot go, if it holds one, as an attempt does.
-                released = await db.execute(
-                    webhook_inflight.delete().where(webhook_inflight.c.delivery_id == -1)
-                )
-                if released.rowcount:
-                    await wake_next(db, endpoint.id, bench.clock.now())
+                now = bench.clock.now()
+                await let_slot_go(db, -1, now=now, lease_until=now + settings.slot_lease)
             cycles = await _cycles_until_finished(bench, worker, event_id, endpoint)
         finally:
             await close()

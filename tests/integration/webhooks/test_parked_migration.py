@@ -38,7 +38,7 @@ async def test_a_parked_delivery_has_a_deliver_job_after_the_downgrade(
                     await db.execute(delete(jobs))
                     assert await park_behind_taken_slots(
                         db, delivery_id=delivery_id, endpoint_id=endpoint.id,
-                        account_id=bench.account_id, attempt=3, max_attempts=7,
+                        account_id=bench.account_id, attempt=3, generation=0, max_attempts=7,
                         due_at=now - timedelta(seconds=5), limit=0, now=now,
                     )  # fmt: skip
                 account_id = bench.account_id

@@ -3,7 +3,6 @@ it was disabled (which have no delivery of their own) as well as those whose del
 each once, rendered at the endpoint's version, and only the endpoint's account's."""
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import grpc
@@ -14,14 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.errors import RemitError
 from remit.core.jsonview import JsonObject
-from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.grpcutil.metadata import ACCOUNT_KEY
 from remit.webhooks import service as webhooks_service
 from remit.webhooks.domain import EndpointStatus, Event
-from remit.webhooks.grpc import WebhooksServicer
 from remit.webhooks.repository import DeliveryRepository
 from remit.webhooks.service import EndpointChanges, Redelivery
-from remit.webhooks.stream import EventNotifier
 from remit.webhooks.tables import webhook_deliveries
 from remit.worker.tables import jobs
 from remit_api.webhooks.v1 import webhooks_pb2 as pb
@@ -261,25 +257,6 @@ async def test_a_window_reaching_past_event_retention_is_refused(bench: Bench) -
         bench.account_id, endpoint.id, bench.clock.now() - timedelta(days=30)
     )
     assert redelivery.queued == 0
-
-
-@pytest.fixture
-async def stub(bench: Bench) -> AsyncIterator["webhooks_pb2_grpc.WebhooksServiceAsyncStub"]:
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
-    webhooks_pb2_grpc.add_WebhooksServiceServicer_to_server(
-        WebhooksServicer(bench.service, EventNotifier("postgresql://unused")), server
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        async_stub: webhooks_pb2_grpc.WebhooksServiceAsyncStub = (
-            webhooks_pb2_grpc.WebhooksServiceStub(channel)
-        )
-        yield async_stub
-    finally:
-        await channel.close()
-        await server.stop(0)
 
 
 async def test_the_rpc_says_whether_more_remain_and_where_to_go_on(

@@ -1,14 +1,17 @@
 """Deliveries waiting on an endpoint cost nothing while they wait, and do not wake together.
 
 A delivery that finds every slot of its endpoint taken parks, with no job, and the attempt that
-lets a slot go wakes the oldest parked one; a slot freed by its lease running out (its worker
-died) wakes them through the periodic sweep. Retries of deliveries that failed at once, and
+lets a slot go hands it to the oldest parked one, waking it, ahead of any new delivery; a slot
+freed by its lease running out (its worker died) is handed over by the periodic sweep, which
+hands out no slot twice. Retries of deliveries that failed at once, and
 deliveries that waited out an endpoint's pause (a 429's Retry-After), are spread over their
 jitter.
 """
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.webhooks.delivery import DeliverySettings
 from remit.webhooks.domain import RETRY_GAP_JITTER
-from remit.webhooks.parking import park_behind_taken_slots
+from remit.webhooks.parking import hand_free_slots_to_parked, park_behind_taken_slots
 from remit.webhooks.repository import DeliveryRepository, InflightRepository
 from remit.webhooks.service import EndpointChanges
 from remit.webhooks.tables import webhook_inflight, webhook_parked
@@ -214,13 +217,7 @@ async def test_deliveries_parked_behind_a_dead_workers_slot_are_woken_when_its_l
         bench.clock.advance(ONE_SLOT.slot_lease.total_seconds())
         await bench.worker.drain()
         assert receiver.received == []  # nothing wakes them by itself
-        parts = webhook_worker_parts(core_engine, UrlPolicy(allow_internal=True),
-                                     clock=bench.clock, settings=ONE_SLOT)  # fmt: skip
-        try:
-            [sweep] = [p for p in parts.periodic if p.name == FREE_EXPIRED_SLOTS]
-            await sweep.run()
-        finally:
-            await parts.close()
+        await run_the_sweep(bench, ONE_SLOT)
         await bench.worker.drain()
         assert delivered(receiver) == waiting
 
@@ -307,8 +304,8 @@ async def test_a_slot_let_go_while_a_delivery_parks_behind_it_still_wakes_it(
             )  # fmt: skip
             assert await park_behind_taken_slots(
                 parker, delivery_id=parking, endpoint_id=endpoint.id,
-                account_id=bench.account_id, attempt=1, max_attempts=25, due_at=now, limit=1,
-                now=now,
+                account_id=bench.account_id, attempt=1, generation=0, max_attempts=25,
+                due_at=now, limit=1, now=now,
             )  # fmt: skip
             answered.set()
             await until_a_session_waits_on_a_lock(core_engine, contender=in_flight)
@@ -353,3 +350,167 @@ async def test_deliveries_parked_on_an_endpoint_disabled_meanwhile_fail_rather_t
         assert (await bench.service.redeliver(bench.account_id, endpoint.id, None)).queued == 2
         await bench.worker.drain()
         assert sorted(delivered(receiver)[1:]) == sorted(waiting)
+
+
+@contextlib.contextmanager
+def all_answered_in_the_end(answers: list[asyncio.Event]) -> Iterator[None]:
+    """Let every held request be answered when the block ends, passed or failed: a receiver
+    stopping with requests still held waits for them."""
+    try:
+        yield
+    finally:
+        for answer in answers:
+            answer.set()
+
+
+async def run_until_a_post(worker: Worker, receiver: Receiver, posts: int) -> "asyncio.Task[int]":
+    """Run `worker`'s due jobs, a batch at a time, until one of them POSTs (the receiver has
+    had `posts` requests); hand back that batch's run, still in flight. A batch whose jobs
+    all parked (or waited) ends at once, and the next one is run."""
+    for _ in range(10):
+        run = asyncio.create_task(worker.run_once())
+        posted = asyncio.create_task(receiver.wait_for(posts))
+        await asyncio.wait({run, posted}, return_when=asyncio.FIRST_COMPLETED)
+        posted.cancel()
+        if len(receiver.received) >= posts:
+            return run
+        assert await run > 0, "no job left to run, and none of them POSTed"
+    raise AssertionError("ten batches ran and none of them POSTed")
+
+
+async def test_under_saturation_a_slot_let_go_goes_to_the_oldest_parked_delivery(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """One slot, always wanted: each time it is let go, a new event's delivery is already
+    queued, its job due before the wake-up's. The slot goes to the oldest parked delivery all
+    the same (the new one finds it handed over, and parks behind the others), so the
+    deliveries go in the order they first wanted the slot. A new delivery taking the slot let
+    go would send the woken one back to its place, round after round, for as long as new
+    events kept coming."""
+    rounds = 4
+    answers = [asyncio.Event() for _ in range(rounds + 3)]
+    receiver = await start_receiver(lambda n: Reply(hold=answers[n]))
+    with all_answered_in_the_end(answers):
+        async with make_bench(core_engine, settings=ONE_SLOT) as bench:
+            one_at_a_time = another_worker(bench, concurrency=1)
+            await bench.endpoint(receiver.url)
+            events = [await bench.record()]
+            in_flight = await run_until_a_post(one_at_a_time, receiver, 1)
+            for _ in range(2):
+                bench.clock.advance(1)
+                events.append(await bench.record())
+            await bench.worker.drain()
+            assert len(await parked(core_engine)) == 2
+
+            for n in range(rounds):
+                bench.clock.advance(1)
+                events.append(await bench.record())  # queued before the slot is let go
+                answers[n].set()
+                assert await in_flight == 1
+                in_flight = await run_until_a_post(one_at_a_time, receiver, n + 2)
+            assert delivered(receiver) == events[: rounds + 1]
+
+            for answer in answers:
+                answer.set()
+            assert await in_flight == 1
+            await bench.worker.drain()
+            assert delivered(receiver) == events
+            assert await parked(core_engine) == []
+            assert await slots_taken(core_engine) == 0
+            assert receiver.max_in_flight == 1
+
+
+async def run_the_sweep(bench: Bench, settings: DeliverySettings) -> None:
+    parts = webhook_worker_parts(bench.engine, UrlPolicy(allow_internal=True),
+                                 clock=bench.clock, settings=settings)  # fmt: skip
+    try:
+        [sweep] = [p for p in parts.periodic if p.name == FREE_EXPIRED_SLOTS]
+        await sweep.run()
+    finally:
+        await parts.close()
+
+
+async def test_the_sweep_wakes_no_delivery_for_a_slot_already_handed_to_a_woken_one(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """Two slots, both busy, three deliveries parked. One attempt ends and hands its slot to
+    the oldest parked delivery, whose job has not run yet. The sweep finds no slot free and
+    wakes no one: a second delivery woken for that slot would only find it taken and park
+    again."""
+    two_slots = DeliverySettings(max_concurrent_per_endpoint=2)
+    answers = [asyncio.Event() for _ in range(2)]
+    receiver = await start_receiver(lambda n: Reply(hold=answers[n]) if n < 2 else Reply())
+    with all_answered_in_the_end(answers):
+        async with make_bench(core_engine, settings=two_slots) as bench:
+            one_at_a_time = another_worker(bench, concurrency=1)
+            endpoint = await bench.endpoint(receiver.url)
+            first = [await bench.record(), await bench.record()]
+            in_flight = [await run_until_a_post(one_at_a_time, receiver, n) for n in (1, 2)]
+            waiting = []
+            for _ in range(3):
+                bench.clock.advance(1)
+                waiting.append(await delivery_of(bench, await bench.record(), endpoint.id))
+            await bench.worker.drain()
+            assert await parked(core_engine) == waiting
+
+            answers[0].set()
+            assert await in_flight[0] == 1
+            still_posting = await delivery_of(bench, first[1], endpoint.id)
+            assert await pending_jobs_of(core_engine) == [still_posting, waiting[0]]
+            await run_the_sweep(bench, two_slots)
+            assert await pending_jobs_of(core_engine) == [still_posting, waiting[0]]
+            assert await parked(core_engine) == waiting[1:]
+
+            answers[1].set()
+            assert await in_flight[1] == 1
+            await bench.worker.drain()
+            assert sorted(delivered(receiver)[:2]) == sorted(first)
+            assert len(receiver.received) == 5
+            assert await parked(core_engine) == []
+            assert await slots_taken(core_engine) == 0
+
+
+async def test_two_sweeps_at_once_hand_a_free_slot_to_one_parked_delivery(
+    core_engine: AsyncEngine,
+) -> None:
+    """Two workers' sweeps run at the same moment on an endpoint with one slot free and three
+    deliveries parked. The second counts the endpoint's slots only once the first has
+    committed, so it finds the slot handed over and wakes no one: two would each wake a
+    delivery for the one slot."""
+    async with make_bench(core_engine, settings=ONE_SLOT) as bench:
+        endpoint = await bench.endpoint("http://127.0.0.1:9/hook")
+        waiting = []
+        for _ in range(3):
+            bench.clock.advance(1)
+            waiting.append(await delivery_of(bench, await bench.record(), endpoint.id))
+        now = bench.clock.now()
+        lease_until = now + ONE_SLOT.slot_lease
+        async with core_engine.begin() as db:
+            # Their jobs ran and parked them behind a slot whose worker died since.
+            await db.execute(jobs.delete())
+            for delivery_id in waiting:
+                assert await park_behind_taken_slots(
+                    db, delivery_id=delivery_id, endpoint_id=endpoint.id,
+                    account_id=bench.account_id, attempt=1, generation=0, max_attempts=25,
+                    due_at=now, limit=0, now=now,
+                )  # fmt: skip
+
+        async def sweep() -> int:
+            async with core_engine.begin() as db:
+                return await hand_free_slots_to_parked(
+                    db, limit=1, now=now, lease_until=lease_until
+                )
+
+        async with core_engine.connect() as first:
+            await first.begin()
+            assert await hand_free_slots_to_parked(
+                first, limit=1, now=now, lease_until=lease_until
+            ) == 1  # fmt: skip
+            second = asyncio.create_task(sweep())
+            await until_a_session_waits_on_a_lock(core_engine, contender=second)
+            await first.commit()
+        assert await second == 0
+
+        assert await pending_jobs_of(core_engine) == waiting[:1]
+        assert await parked(core_engine) == waiting[1:]
+        assert await slots_taken(core_engine) == 1

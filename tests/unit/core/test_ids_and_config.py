@@ -140,15 +140,22 @@ def test_several_core_processes_on_an_ipv6_address_are_reached_through_an_ipv6_t
 
 @pytest.mark.parametrize(
     ("resolved", "target"),
-    [("127.0.0.1", "ipv4:127.0.0.1:7431,127.0.0.1:7432"), ("::1", "ipv6:[::1]:7431,[::1]:7432")],
-)
-def test_several_core_processes_on_a_host_name_are_reached_at_the_address_it_resolves_to(
-    resolved: str, target: str
+    [(["127.0.0.1"], "ipv4:127.0.0.1:7431,127.0.0.1:7432"),
+     (["::1"], "ipv6:[::1]:7431,[::1]:7432"),
+     (["10.0.0.5", "10.0.0.6", "10.0.0.5"],
+      "ipv4:10.0.0.5:7431,10.0.0.5:7432,10.0.0.6:7431,10.0.0.6:7432"),
+     # Both families in one target: gRPC dials an IPv4-mapped address over IPv4.
+     (["::1", "127.0.0.1"],
+      "ipv6:[::1]:7431,[::1]:7432,[::ffff:127.0.0.1]:7431,[::ffff:127.0.0.1]:7432")],
+)  # fmt: skip
+def test_several_core_processes_on_a_host_name_are_reached_at_every_address_it_resolves_to(
+    resolved: list[str], target: str
 ) -> None:
-    # gRPC lists several addresses only as IP literals: `ipv4:localhost:7431` is no target.
+    # gRPC lists several addresses only as IP literals: `ipv4:localhost:7431` is no target;
+    # and the first address alone may be one the copies do not listen on (::1 without IPv6).
     asked: list[str] = []
 
-    def resolve(host: str) -> str:
+    def resolve(host: str) -> list[str]:
         asked.append(host)
         return resolved
 
@@ -180,6 +187,54 @@ def test_an_endpoints_target_puts_an_ipv6_address_in_brackets(host: str, target:
 def test_a_bad_core_process_count_names_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match="REMIT_CORE_PROCESSES"):
         from_env({"REMIT_CORE_PROCESSES": value})
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_an_ipv6_host_is_held_without_brackets_however_it_is_given(host: str) -> None:
+    config = from_env({"REMIT_CORE_HOST": host, "REMIT_API_HOST": host})
+    assert (config.core.host, config.core.target) == ("::1", "[::1]:7421")
+    assert (config.api.host, config.api_base_url) == ("::1", "http://[::1]:7420")
+    assert from_env(config.to_env()) == config
+
+
+@pytest.mark.parametrize("host", ["[localhost]", "[127.0.0.1]", "[::1", "::1]", "localhost:7421"])
+def test_a_host_that_is_no_host_names_the_variable(host: str) -> None:
+    with pytest.raises(ConfigError, match=r"REMIT_CORE_HOST is no host"):
+        from_env({"REMIT_CORE_HOST": host})
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("host", ["[::1]", "::1", "localhost"])
+def test_serve_picks_core_ports_on_an_ipv6_address_in_brackets_or_a_host_name(
+    host: str,
+) -> None:
+    if ":" in host and not _has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback address")
+    config = with_core_instance_ports(
+        from_env({"REMIT_CORE_HOST": host, "REMIT_CORE_PROCESSES": "2"})
+    )
+    assert len(set(config.core_instance_ports)) == 2
+
+
+def test_serve_says_which_setting_when_the_core_host_does_not_resolve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unknown(*args: object, **kwargs: object) -> NoReturn:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    config = from_env({"REMIT_CORE_HOST": "core.invalid", "REMIT_CORE_PROCESSES": "2",
+                       "REMIT_INTERNAL_PLAINTEXT": "allow"})  # fmt: skip
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    with pytest.raises(ConfigError, match=r"REMIT_CORE_HOST 'core\.invalid' does not resolve"):
+        with_core_instance_ports(config)
 
 
 def test_serve_gives_each_core_process_a_free_port_of_its_own() -> None:

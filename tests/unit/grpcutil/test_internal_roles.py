@@ -147,6 +147,7 @@ _ADMIN_TOOLS = {
     "accounts/key_commands.py",
     "ledger/cli.py",
     "ledger/reconciliations_command.py",
+    "payments/held_requests_command.py",
     "radar/tools.py",
     "vault/admin.py",
     "webhooks/tools.py",
@@ -230,6 +231,8 @@ _ADMINISTRATIVE = [
     f"/{WEBHOOKS}/RedeliverFailedEvents",
     f"/{LEDGER}/VerifyLedger",
     f"/{LEDGER}/ListReconciliations",
+    f"/{PAYMENTS}/ListHeldRequests",
+    f"/{PAYMENTS}/RetryHeldRequest",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ]
 

@@ -103,3 +103,44 @@ def test_a_child_that_keeps_dying_stops_the_platform(
     assert len(spawned) == 2  # the budget's two restarts, then no more
     assert all(child.process.poll() is not None for child in spawned)
     supervisor.stop()
+
+
+def test_a_child_waiting_for_its_database_is_started_again_beyond_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 75 says "my database is out of reach" (`remit.bootstrap`): not a fault that should
+    stop the platform, however long the outage lasts; the child is tried again until it
+    comes up."""
+    outage = 4  # starts that find the database out of reach, more than the budget allows
+    spawned: list[Child] = []
+
+    def spawn(role: str, env: dict[str, str], stdout: object = None) -> Child:
+        script = "import sys; sys.exit(75)" if len(spawned) < outage else STAYS_UP
+        child = _spawn_running(script)(role, env)
+        spawned.append(child)
+        return child
+
+    monkeypatch.setattr(supervisor_module, "spawn_process", spawn)
+    config = from_env({"REMIT_DATA_DIR": str(tmp_path)})
+    supervisor = Supervisor(config, roles=("worker",), budget=RestartBudget(limit=2),
+                            database_wait_s=0.0)  # fmt: skip
+    first = spawn("worker", dict(os.environ))
+    first.process.wait()
+    supervisor._children.append(first)
+    code: list[int] = []
+    waiting = threading.Thread(target=lambda: code.append(supervisor.wait()))
+    waiting.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(spawned) <= outage:
+            time.sleep(0.05)
+        while time.monotonic() < deadline and supervisor._children[0] is not spawned[-1]:
+            time.sleep(0.05)
+        assert supervisor._children[0] is spawned[outage]
+        assert supervisor._children[0].process.poll() is None
+        assert code == []  # still supervising
+    finally:
+        supervisor.request_stop(0, None)
+        waiting.join(timeout=10)
+        supervisor.stop()
+    assert code == [0]

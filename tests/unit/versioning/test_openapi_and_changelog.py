@@ -80,6 +80,25 @@ def test_a_currency_filter_is_described_as_any_three_letter_code() -> None:
     assert currency["schema"] == {"type": "string", "pattern": "^[A-Za-z]{3}$"}
 
 
+def test_every_text_parameter_is_described_with_its_limit() -> None:
+    """Text in the body, in the path, and metadata's keys and values alike."""
+    doc: Any = document(LATEST_VERSION)
+    create = doc["paths"]["/v1/payment_intents"]["post"]["requestBody"]["content"]
+    body = create["application/x-www-form-urlencoded"]["schema"]["properties"]
+    assert body["description"] == {"type": "string", "maxLength": 1000}
+    assert body["shipping"]["properties"]["address"]["properties"]["line1"]["maxLength"] == 5000
+    # `metadata=` clears it all.
+    assert body["metadata"]["anyOf"][0] == {
+        "type": "object",
+        "maxProperties": 50,
+        "propertyNames": {"minLength": 1, "maxLength": 40},
+        "additionalProperties": {"type": "string", "maxLength": 500},
+    }
+    retrieve = doc["paths"]["/v1/payment_intents/{intent}"]["get"]["parameters"]
+    intent = next(param for param in retrieve if param["in"] == "path")
+    assert intent["schema"] == {"type": "string", "maxLength": 5000}
+
+
 def test_an_unknown_version_has_no_document() -> None:
     with pytest.raises(KeyError):
         document("2019-13-01")

@@ -15,6 +15,8 @@ NOT_CAUSABLE_YET = {
     "payout.failed",
     "payout.canceled",
     "balance.available",
+    # An authorization expires 7 days after it was left uncaptured.
+    "charge.expired",
 }
 
 

@@ -24,33 +24,62 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from remit_api.options.v1 import options_pb2 as remit__api_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n remit_api/common/v1/common.proto\x12\x13remit_api.common.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n\rCreatedFilter\x12+\n\x02gt\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12,\n\x03gte\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12+\n\x02lt\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x12,\n\x03lte\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x03\x88\x01\x01\x42\x05\n\x03_gtB\x06\n\x04_gteB\x05\n\x03_ltB\x06\n\x04_lte\"\x9c\x02\n\x0b\x45rrorDetail\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65\x63line_code\x18\x03 \x01(\t\x12\r\n\x05param\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x0e\n\x06\x63harge\x18\x06 \x01(\t\x12,\n\x0epayment_intent\x18\x07 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x14\n\x0cshould_retry\x18\x08 \x01(\x08\x12\x13\n\x0bhttp_status\x18\t \x01(\x05\x12\x13\n\x0b\x61\x64vice_code\x18\n \x01(\t\x12,\n\x0epayment_method\x18\x0b \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64oc_url\x18\x0c \x01(\t\"\xcb\x01\n\x07\x41\x64\x64ress\x12\x11\n\x04\x63ity\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x07\x63ountry\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05line1\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x12\n\x05line2\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x18\n\x0bpostal_code\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\x12\n\x05state\x18\x06 \x01(\tH\x05\x88\x01\x01\x42\x07\n\x05_cityB\n\n\x08_countryB\x08\n\x06_line1B\x08\n\x06_line2B\x0e\n\x0c_postal_codeB\x08\n\x06_state\"\xb7\x01\n\x0e\x42illingDetails\x12-\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x1c.remit_api.common.v1.Address\x12\x12\n\x05\x65mail\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04name\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05phone\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x13\n\x06tax_id\x18\x05 \x01(\tH\x03\x88\x01\x01\x42\x08\n\x06_emailB\x07\n\x05_nameB\x08\n\x06_phoneB\t\n\x07_tax_id\"\xc7\x01\n\x08Shipping\x12-\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x1c.remit_api.common.v1.Address\x12\x14\n\x07\x63\x61rrier\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04name\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05phone\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x1c\n\x0ftracking_number\x18\x05 \x01(\tH\x03\x88\x01\x01\x42\n\n\x08_carrierB\x07\n\x05_nameB\x08\n\x06_phoneB\x12\n\x10_tracking_number*\xc9\x02\n\tCardBrand\x12\x1a\n\x16\x43\x41RD_BRAND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43\x41RD_BRAND_AMEX\x10\x01\x12\x1f\n\x1b\x43\x41RD_BRAND_CARTES_BANCAIRES\x10\x02\x12\x15\n\x11\x43\x41RD_BRAND_DINERS\x10\x03\x12\x17\n\x13\x43\x41RD_BRAND_DISCOVER\x10\x04\x12\x18\n\x14\x43\x41RD_BRAND_EFTPOS_AU\x10\x05\x12\x16\n\x12\x43\x41RD_BRAND_INTERAC\x10\x06\x12\x12\n\x0e\x43\x41RD_BRAND_JCB\x10\x07\x12\x13\n\x0f\x43\x41RD_BRAND_LINK\x10\x08\x12\x19\n\x15\x43\x41RD_BRAND_MASTERCARD\x10\t\x12\x17\n\x13\x43\x41RD_BRAND_UNIONPAY\x10\n\x12\x13\n\x0f\x43\x41RD_BRAND_VISA\x10\x0b\x12\x16\n\x12\x43\x41RD_BRAND_UNKNOWN\x10\x0c*\x90\x01\n\x0b\x43\x61rdFunding\x12\x1c\n\x18\x43\x41RD_FUNDING_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41RD_FUNDING_CREDIT\x10\x01\x12\x16\n\x12\x43\x41RD_FUNDING_DEBIT\x10\x02\x12\x18\n\x14\x43\x41RD_FUNDING_PREPAID\x10\x03\x12\x18\n\x14\x43\x41RD_FUNDING_UNKNOWN\x10\x04*\xb0\x01\n\x0f\x43\x61rdCheckResult\x12!\n\x1d\x43\x41RD_CHECK_RESULT_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43\x41RD_CHECK_RESULT_PASS\x10\x01\x12\x1a\n\x16\x43\x41RD_CHECK_RESULT_FAIL\x10\x02\x12!\n\x1d\x43\x41RD_CHECK_RESULT_UNAVAILABLE\x10\x03\x12\x1f\n\x1b\x43\x41RD_CHECK_RESULT_UNCHECKED\x10\x04*\xd3\x01\n\rNetworkStatus\x12\x1e\n\x1aNETWORK_STATUS_UNSPECIFIED\x10\x00\x12&\n\"NETWORK_STATUS_APPROVED_BY_NETWORK\x10\x01\x12&\n\"NETWORK_STATUS_DECLINED_BY_NETWORK\x10\x02\x12&\n\"NETWORK_STATUS_NOT_SENT_TO_NETWORK\x10\x03\x12*\n&NETWORK_STATUS_REVERSED_AFTER_APPROVAL\x10\x04*\xa4\x01\n\tRiskLevel\x12\x1a\n\x16RISK_LEVEL_UNSPECIFIED\x10\x00\x12\x15\n\x11RISK_LEVEL_NORMAL\x10\x01\x12\x17\n\x13RISK_LEVEL_ELEVATED\x10\x02\x12\x16\n\x12RISK_LEVEL_HIGHEST\x10\x03\x12\x1b\n\x17RISK_LEVEL_NOT_ASSESSED\x10\x04\x12\x16\n\x12RISK_LEVEL_UNKNOWN\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n remit_api/common/v1/common.proto\x12\x13remit_api.common.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"remit_api/options/v1/options.proto\"\xe3\x01\n\rCreatedFilter\x12+\n\x02gt\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12,\n\x03gte\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12+\n\x02lt\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x12,\n\x03lte\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x03\x88\x01\x01\x42\x05\n\x03_gtB\x06\n\x04_gteB\x05\n\x03_ltB\x06\n\x04_lte\"\x9c\x02\n\x0b\x45rrorDetail\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65\x63line_code\x18\x03 \x01(\t\x12\r\n\x05param\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x0e\n\x06\x63harge\x18\x06 \x01(\t\x12,\n\x0epayment_intent\x18\x07 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x14\n\x0cshould_retry\x18\x08 \x01(\x08\x12\x13\n\x0bhttp_status\x18\t \x01(\x05\x12\x13\n\x0b\x61\x64vice_code\x18\n \x01(\t\x12,\n\x0epayment_method\x18\x0b \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64oc_url\x18\x0c \x01(\t\"\xf5\x01\n\x07\x41\x64\x64ress\x12\x18\n\x04\x63ity\x18\x01 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x00\x88\x01\x01\x12\x1b\n\x07\x63ountry\x18\x02 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x01\x88\x01\x01\x12\x19\n\x05line1\x18\x03 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x02\x88\x01\x01\x12\x19\n\x05line2\x18\x04 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x03\x88\x01\x01\x12\x1f\n\x0bpostal_code\x18\x05 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x04\x88\x01\x01\x12\x19\n\x05state\x18\x06 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x05\x88\x01\x01\x42\x07\n\x05_cityB\n\n\x08_countryB\x08\n\x06_line1B\x08\n\x06_line2B\x0e\n\x0c_postal_codeB\x08\n\x06_state\"\xd3\x01\n\x0e\x42illingDetails\x12-\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x1c.remit_api.common.v1.Address\x12\x19\n\x05\x65mail\x18\x02 \x01(\tB\x05\xa8\xb5\x18\xa0\x06H\x00\x88\x01\x01\x12\x18\n\x04name\x18\x03 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x01\x88\x01\x01\x12\x19\n\x05phone\x18\x04 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x02\x88\x01\x01\x12\x1a\n\x06tax_id\x18\x05 \x01(\tB\x05\xa8\xb5\x18\xc8\x01H\x03\x88\x01\x01\x42\x08\n\x06_emailB\x07\n\x05_nameB\x08\n\x06_phoneB\t\n\x07_tax_id\"\xe3\x01\n\x08Shipping\x12-\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x1c.remit_api.common.v1.Address\x12\x1b\n\x07\x63\x61rrier\x18\x02 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x00\x88\x01\x01\x12\x18\n\x04name\x18\x03 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x01\x88\x01\x01\x12\x19\n\x05phone\x18\x04 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x02\x88\x01\x01\x12#\n\x0ftracking_number\x18\x05 \x01(\tB\x05\xa8\xb5\x18\x88\'H\x03\x88\x01\x01\x42\n\n\x08_carrierB\x07\n\x05_nameB\x08\n\x06_phoneB\x12\n\x10_tracking_number*\xc9\x02\n\tCardBrand\x12\x1a\n\x16\x43\x41RD_BRAND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43\x41RD_BRAND_AMEX\x10\x01\x12\x1f\n\x1b\x43\x41RD_BRAND_CARTES_BANCAIRES\x10\x02\x12\x15\n\x11\x43\x41RD_BRAND_DINERS\x10\x03\x12\x17\n\x13\x43\x41RD_BRAND_DISCOVER\x10\x04\x12\x18\n\x14\x43\x41RD_BRAND_EFTPOS_AU\x10\x05\x12\x16\n\x12\x43\x41RD_BRAND_INTERAC\x10\x06\x12\x12\n\x0e\x43\x41RD_BRAND_JCB\x10\x07\x12\x13\n\x0f\x43\x41RD_BRAND_LINK\x10\x08\x12\x19\n\x15\x43\x41RD_BRAND_MASTERCARD\x10\t\x12\x17\n\x13\x43\x41RD_BRAND_UNIONPAY\x10\n\x12\x13\n\x0f\x43\x41RD_BRAND_VISA\x10\x0b\x12\x16\n\x12\x43\x41RD_BRAND_UNKNOWN\x10\x0c*\x90\x01\n\x0b\x43\x61rdFunding\x12\x1c\n\x18\x43\x41RD_FUNDING_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41RD_FUNDING_CREDIT\x10\x01\x12\x16\n\x12\x43\x41RD_FUNDING_DEBIT\x10\x02\x12\x18\n\x14\x43\x41RD_FUNDING_PREPAID\x10\x03\x12\x18\n\x14\x43\x41RD_FUNDING_UNKNOWN\x10\x04*\xb0\x01\n\x0f\x43\x61rdCheckResult\x12!\n\x1d\x43\x41RD_CHECK_RESULT_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43\x41RD_CHECK_RESULT_PASS\x10\x01\x12\x1a\n\x16\x43\x41RD_CHECK_RESULT_FAIL\x10\x02\x12!\n\x1d\x43\x41RD_CHECK_RESULT_UNAVAILABLE\x10\x03\x12\x1f\n\x1b\x43\x41RD_CHECK_RESULT_UNCHECKED\x10\x04*\xd3\x01\n\rNetworkStatus\x12\x1e\n\x1aNETWORK_STATUS_UNSPECIFIED\x10\x00\x12&\n\"NETWORK_STATUS_APPROVED_BY_NETWORK\x10\x01\x12&\n\"NETWORK_STATUS_DECLINED_BY_NETWORK\x10\x02\x12&\n\"NETWORK_STATUS_NOT_SENT_TO_NETWORK\x10\x03\x12*\n&NETWORK_STATUS_REVERSED_AFTER_APPROVAL\x10\x04*\xa4\x01\n\tRiskLevel\x12\x1a\n\x16RISK_LEVEL_UNSPECIFIED\x10\x00\x12\x15\n\x11RISK_LEVEL_NORMAL\x10\x01\x12\x17\n\x13RISK_LEVEL_ELEVATED\x10\x02\x12\x16\n\x12RISK_LEVEL_HIGHEST\x10\x03\x12\x1b\n\x17RISK_LEVEL_NOT_ASSESSED\x10\x04\x12\x16\n\x12RISK_LEVEL_UNKNOWN\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'remit_api.common.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CARDBRAND']._serialized_start=1229
-  _globals['_CARDBRAND']._serialized_end=1558
-  _globals['_CARDFUNDING']._serialized_start=1561
-  _globals['_CARDFUNDING']._serialized_end=1705
-  _globals['_CARDCHECKRESULT']._serialized_start=1708
-  _globals['_CARDCHECKRESULT']._serialized_end=1884
-  _globals['_NETWORKSTATUS']._serialized_start=1887
-  _globals['_NETWORKSTATUS']._serialized_end=2098
-  _globals['_RISKLEVEL']._serialized_start=2101
-  _globals['_RISKLEVEL']._serialized_end=2265
-  _globals['_CREATEDFILTER']._serialized_start=118
-  _globals['_CREATEDFILTER']._serialized_end=345
-  _globals['_ERRORDETAIL']._serialized_start=348
-  _globals['_ERRORDETAIL']._serialized_end=632
-  _globals['_ADDRESS']._serialized_start=635
-  _globals['_ADDRESS']._serialized_end=838
-  _globals['_BILLINGDETAILS']._serialized_start=841
-  _globals['_BILLINGDETAILS']._serialized_end=1024
-  _globals['_SHIPPING']._serialized_start=1027
-  _globals['_SHIPPING']._serialized_end=1226
+  _globals['_ADDRESS'].fields_by_name['city']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['city']._serialized_options = b'\250\265\030\210\''
+  _globals['_ADDRESS'].fields_by_name['country']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['country']._serialized_options = b'\250\265\030\210\''
+  _globals['_ADDRESS'].fields_by_name['line1']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['line1']._serialized_options = b'\250\265\030\210\''
+  _globals['_ADDRESS'].fields_by_name['line2']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['line2']._serialized_options = b'\250\265\030\210\''
+  _globals['_ADDRESS'].fields_by_name['postal_code']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['postal_code']._serialized_options = b'\250\265\030\210\''
+  _globals['_ADDRESS'].fields_by_name['state']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['state']._serialized_options = b'\250\265\030\210\''
+  _globals['_BILLINGDETAILS'].fields_by_name['email']._loaded_options = None
+  _globals['_BILLINGDETAILS'].fields_by_name['email']._serialized_options = b'\250\265\030\240\006'
+  _globals['_BILLINGDETAILS'].fields_by_name['name']._loaded_options = None
+  _globals['_BILLINGDETAILS'].fields_by_name['name']._serialized_options = b'\250\265\030\210\''
+  _globals['_BILLINGDETAILS'].fields_by_name['phone']._loaded_options = None
+  _globals['_BILLINGDETAILS'].fields_by_name['phone']._serialized_options = b'\250\265\030\210\''
+  _globals['_BILLINGDETAILS'].fields_by_name['tax_id']._loaded_options = None
+  _globals['_BILLINGDETAILS'].fields_by_name['tax_id']._serialized_options = b'\250\265\030\310\001'
+  _globals['_SHIPPING'].fields_by_name['carrier']._loaded_options = None
+  _globals['_SHIPPING'].fields_by_name['carrier']._serialized_options = b'\250\265\030\210\''
+  _globals['_SHIPPING'].fields_by_name['name']._loaded_options = None
+  _globals['_SHIPPING'].fields_by_name['name']._serialized_options = b'\250\265\030\210\''
+  _globals['_SHIPPING'].fields_by_name['phone']._loaded_options = None
+  _globals['_SHIPPING'].fields_by_name['phone']._serialized_options = b'\250\265\030\210\''
+  _globals['_SHIPPING'].fields_by_name['tracking_number']._loaded_options = None
+  _globals['_SHIPPING'].fields_by_name['tracking_number']._serialized_options = b'\250\265\030\210\''
+  _globals['_CARDBRAND']._serialized_start=1363
+  _globals['_CARDBRAND']._serialized_end=1692
+  _globals['_CARDFUNDING']._serialized_start=1695
+  _globals['_CARDFUNDING']._serialized_end=1839
+  _globals['_CARDCHECKRESULT']._serialized_start=1842
+  _globals['_CARDCHECKRESULT']._serialized_end=2018
+  _globals['_NETWORKSTATUS']._serialized_start=2021
+  _globals['_NETWORKSTATUS']._serialized_end=2232
+  _globals['_RISKLEVEL']._serialized_start=2235
+  _globals['_RISKLEVEL']._serialized_end=2399
+  _globals['_CREATEDFILTER']._serialized_start=154
+  _globals['_CREATEDFILTER']._serialized_end=381
+  _globals['_ERRORDETAIL']._serialized_start=384
+  _globals['_ERRORDETAIL']._serialized_end=668
+  _globals['_ADDRESS']._serialized_start=671
+  _globals['_ADDRESS']._serialized_end=916
+  _globals['_BILLINGDETAILS']._serialized_start=919
+  _globals['_BILLINGDETAILS']._serialized_end=1130
+  _globals['_SHIPPING']._serialized_start=1133
+  _globals['_SHIPPING']._serialized_end=1360
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,9 @@ remit's hosted 3-D Secure challenge.
 Resource messages mirror Stripe's JSON at API version 2026-10-28.endive: field names are
 Stripe's keys, `optional` scalars and unset messages render as null, enums render as their
 value name without the enum prefix, lowercased. Every RPC acts on the account carried in gRPC
-metadata (with the idempotency key and request id); no request names an account.
+metadata (with the idempotency key and request id); no request names an account, except the
+operators' (ListHeldRequests, RetryHeldRequest), which are not account-scoped: they name the
+account in the request, or cover every account.
 
 Update requests: an unset field is left alone; a *present empty string* clears a nullable
 string (Stripe's `description=`); `clear_<field>` clears a nullable message or enum; metadata
@@ -549,6 +551,36 @@ CLOSE_REVIEW_ACTION_REFUND_AS_FRAUD: CloseReviewAction.ValueType  # 2
 CLOSE_REVIEW_ACTION_CANCEL: CloseReviewAction.ValueType  # 3
 """Cancel the uncaptured PaymentIntent (closed_reason canceled)."""
 Global___CloseReviewAction: _TypeAlias = CloseReviewAction  # noqa: Y015
+
+class _RetryHeldRequestOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RetryHeldRequestOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RetryHeldRequestOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RETRY_HELD_REQUEST_OUTCOME_UNSPECIFIED: _RetryHeldRequestOutcome.ValueType  # 0
+    RETRY_HELD_REQUEST_OUTCOME_FINISHED: _RetryHeldRequestOutcome.ValueType  # 1
+    """Finished: its answer is stored for its client's retry to replay."""
+    RETRY_HELD_REQUEST_OUTCOME_STILL_HELD: _RetryHeldRequestOutcome.ValueType  # 2
+    """Failed again (the failure is recorded); the completer goes on trying."""
+    RETRY_HELD_REQUEST_OUTCOME_DROPPED: _RetryHeldRequestOutcome.ValueType  # 3
+    """It had never got past started: nothing was sent, and its key was dropped so that its
+    client's retry starts afresh.
+    """
+
+class RetryHeldRequestOutcome(_RetryHeldRequestOutcome, metaclass=_RetryHeldRequestOutcomeEnumTypeWrapper):
+    """What an operator's retry of a held request came to."""
+
+RETRY_HELD_REQUEST_OUTCOME_UNSPECIFIED: RetryHeldRequestOutcome.ValueType  # 0
+RETRY_HELD_REQUEST_OUTCOME_FINISHED: RetryHeldRequestOutcome.ValueType  # 1
+"""Finished: its answer is stored for its client's retry to replay."""
+RETRY_HELD_REQUEST_OUTCOME_STILL_HELD: RetryHeldRequestOutcome.ValueType  # 2
+"""Failed again (the failure is recorded); the completer goes on trying."""
+RETRY_HELD_REQUEST_OUTCOME_DROPPED: RetryHeldRequestOutcome.ValueType  # 3
+"""It had never got past started: nothing was sent, and its key was dropped so that its
+client's retry starts afresh.
+"""
+Global___RetryHeldRequestOutcome: _TypeAlias = RetryHeldRequestOutcome  # noqa: Y015
 
 @_typing.final
 class PaymentIntent(_message.Message):
@@ -6413,3 +6445,255 @@ class CloseReviewResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CloseReviewResponse: _TypeAlias = CloseReviewResponse  # noqa: Y015
+
+@_typing.final
+class ListHeldRequestsRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Held requests (operators)
+    ---------------------------------------------------------------------------------------------
+
+    Lists the unfinished requests begun at least older_than_seconds ago.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLDER_THAN_SECONDS_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    older_than_seconds: _builtins.int
+    """0 lists every unfinished request, those in flight now included."""
+    account_id: _builtins.str
+    """Only this account's requests; unset for every account's."""
+    limit: _builtins.int
+    """How many; 0 = the default, 50; at most 100."""
+    def __init__(
+        self,
+        *,
+        older_than_seconds: _builtins.int = ...,
+        account_id: _builtins.str | None = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "account_id", b"account_id", "limit", b"limit", "older_than_seconds", b"older_than_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__account_id: _TypeAlias = _typing.Literal["account_id"]  # noqa: Y015
+    _WhichOneofArgType__account_id: _TypeAlias = _typing.Literal["_account_id", b"_account_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__account_id) -> _WhichOneofReturnType__account_id | None: ...
+
+Global___ListHeldRequestsRequest: _TypeAlias = ListHeldRequestsRequest  # noqa: Y015
+
+@_typing.final
+class ListHeldRequestsResponse(_message.Message):
+    """The held requests, the oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    """Whether more are held beyond these (younger ones)."""
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___HeldRequest]: ...
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The core's time when it read them: their ages count to it."""
+
+    def __init__(
+        self,
+        *,
+        data: _abc.Iterable[Global___HeldRequest] | None = ...,
+        has_more: _builtins.bool = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHeldRequestsResponse: _TypeAlias = ListHeldRequestsResponse  # noqa: Y015
+
+@_typing.final
+class HeldRequest(_message.Message):
+    """A request under an idempotency key that has not finished."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    RECOVERY_POINT_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    LAST_RUN_FIELD_NUMBER: _builtins.int
+    IN_PROGRESS_FIELD_NUMBER: _builtins.int
+    PAYMENT_INTENT_FIELD_NUMBER: _builtins.int
+    CHARGE_FIELD_NUMBER: _builtins.int
+    REFUND_FIELD_NUMBER: _builtins.int
+    COMPLETER_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_FAILURE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    idempotency_key: _builtins.str
+    """The key as stored (a publishable key's requests carry remit's own prefix)."""
+    endpoint: _builtins.str
+    """The core's RPC the key was used for, e.g. CapturePaymentIntent."""
+    recovery_point: _builtins.str
+    """Where the request stopped: started, attempt_created, authorization_done (finished once a
+    retry finished it).
+    """
+    in_progress: _builtins.bool
+    """Whether a request (a client's retry, the completer) is working on it now."""
+    payment_intent: _builtins.str
+    charge: _builtins.str
+    refund: _builtins.str
+    completer_attempts: _builtins.int
+    """The completer's tries (an operator's retries included) since the request began."""
+    @_builtins.property
+    def created(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_run(self) -> _timestamp_pb2.Timestamp:
+        """The last time a request (the first, a retry, the completer) took it up."""
+
+    @_builtins.property
+    def last_failure(self) -> Global___HeldRequestFailure:
+        """Why the latest of those tries failed; unset when none has."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        endpoint: _builtins.str = ...,
+        recovery_point: _builtins.str = ...,
+        created: _timestamp_pb2.Timestamp | None = ...,
+        last_run: _timestamp_pb2.Timestamp | None = ...,
+        in_progress: _builtins.bool = ...,
+        payment_intent: _builtins.str | None = ...,
+        charge: _builtins.str | None = ...,
+        refund: _builtins.str | None = ...,
+        completer_attempts: _builtins.int = ...,
+        last_failure: Global___HeldRequestFailure | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_charge", b"_charge", "_payment_intent", b"_payment_intent", "_refund", b"_refund", "charge", b"charge", "created", b"created", "last_failure", b"last_failure", "last_run", b"last_run", "payment_intent", b"payment_intent", "refund", b"refund"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_charge", b"_charge", "_payment_intent", b"_payment_intent", "_refund", b"_refund", "account_id", b"account_id", "charge", b"charge", "completer_attempts", b"completer_attempts", "created", b"created", "endpoint", b"endpoint", "idempotency_key", b"idempotency_key", "in_progress", b"in_progress", "last_failure", b"last_failure", "last_run", b"last_run", "payment_intent", b"payment_intent", "recovery_point", b"recovery_point", "refund", b"refund"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__charge: _TypeAlias = _typing.Literal["charge"]  # noqa: Y015
+    _WhichOneofArgType__charge: _TypeAlias = _typing.Literal["_charge", b"_charge"]  # noqa: Y015
+    _WhichOneofReturnType__payment_intent: _TypeAlias = _typing.Literal["payment_intent"]  # noqa: Y015
+    _WhichOneofArgType__payment_intent: _TypeAlias = _typing.Literal["_payment_intent", b"_payment_intent"]  # noqa: Y015
+    _WhichOneofReturnType__refund: _TypeAlias = _typing.Literal["refund"]  # noqa: Y015
+    _WhichOneofArgType__refund: _TypeAlias = _typing.Literal["_refund", b"_refund"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__charge) -> _WhichOneofReturnType__charge | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__payment_intent) -> _WhichOneofReturnType__payment_intent | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__refund) -> _WhichOneofReturnType__refund | None: ...
+
+Global___HeldRequest: _TypeAlias = HeldRequest  # noqa: Y015
+
+@_typing.final
+class HeldRequestFailure(_message.Message):
+    """Why a try to finish a held request failed. Never card data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    DIFFERING_FIELDS_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """network_record_mismatch (the acquirer holds another operation under the reference), a
+    Stripe error code, an error kind (unavailable, internal, ...), or exception (a failure of
+    remit's own).
+    """
+    message: _builtins.str
+    reference: _builtins.str
+    """For network_record_mismatch: the reference looked up, the acquirer's operation under it,
+    and the names of the fields that differ from what the request sent (amount, currency,
+    merchant_id, kind, authorization_id, authorization.captured).
+    """
+    operation: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def differing_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        code: _builtins.str = ...,
+        message: _builtins.str = ...,
+        reference: _builtins.str | None = ...,
+        operation: _builtins.str | None = ...,
+        differing_fields: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_operation", b"_operation", "_reference", b"_reference", "at", b"at", "operation", b"operation", "reference", b"reference"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_operation", b"_operation", "_reference", b"_reference", "at", b"at", "code", b"code", "differing_fields", b"differing_fields", "message", b"message", "operation", b"operation", "reference", b"reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__operation: _TypeAlias = _typing.Literal["operation"]  # noqa: Y015
+    _WhichOneofArgType__operation: _TypeAlias = _typing.Literal["_operation", b"_operation"]  # noqa: Y015
+    _WhichOneofReturnType__reference: _TypeAlias = _typing.Literal["reference"]  # noqa: Y015
+    _WhichOneofArgType__reference: _TypeAlias = _typing.Literal["_reference", b"_reference"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__operation) -> _WhichOneofReturnType__operation | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reference) -> _WhichOneofReturnType__reference | None: ...
+
+Global___HeldRequestFailure: _TypeAlias = HeldRequestFailure  # noqa: Y015
+
+@_typing.final
+class RetryHeldRequestRequest(_message.Message):
+    """Retries one held request now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryHeldRequestRequest: _TypeAlias = RetryHeldRequestRequest  # noqa: Y015
+
+@_typing.final
+class RetryHeldRequestResponse(_message.Message):
+    """What the retry came to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    HELD_REQUEST_FIELD_NUMBER: _builtins.int
+    outcome: Global___RetryHeldRequestOutcome.ValueType
+    @_builtins.property
+    def held_request(self) -> Global___HeldRequest:
+        """The request after the try; unset once dropped."""
+
+    def __init__(
+        self,
+        *,
+        outcome: Global___RetryHeldRequestOutcome.ValueType = ...,
+        held_request: Global___HeldRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["held_request", b"held_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_request", b"held_request", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryHeldRequestResponse: _TypeAlias = RetryHeldRequestResponse  # noqa: Y015

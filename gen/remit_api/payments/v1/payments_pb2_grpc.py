@@ -205,6 +205,16 @@ class PaymentsServiceStub:
                 request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseReviewRequest.SerializeToString,
                 response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseReviewResponse.FromString,
                 _registered_method=True)
+        self.ListHeldRequests = channel.unary_unary(
+                '/remit_api.payments.v1.PaymentsService/ListHeldRequests',
+                request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListHeldRequestsRequest.SerializeToString,
+                response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListHeldRequestsResponse.FromString,
+                _registered_method=True)
+        self.RetryHeldRequest = channel.unary_unary(
+                '/remit_api.payments.v1.PaymentsService/RetryHeldRequest',
+                request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestRequest.SerializeToString,
+                response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentsServiceServicer:
@@ -451,6 +461,25 @@ class PaymentsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListHeldRequests(self, request, context):
+        """Operators: the requests left unfinished at a recovery point (a retry with their key or the
+        completer finishes them), with the completer's tries and its latest failure, the oldest
+        first. Reads only. INVALID_ARGUMENT for a negative older_than_seconds or a limit above 100.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryHeldRequest(self, request, context):
+        """Operators: one more try of the completer's at a held request, now, whatever its backoff;
+        it finishes the request only with what the network holds, as the completer would.
+        NOT_FOUND for an unknown key; FAILED_PRECONDITION for a finished request
+        (request_finished) or one a request is working on right now (request_in_progress).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -623,6 +652,16 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.CloseReview,
                     request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseReviewRequest.FromString,
                     response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseReviewResponse.SerializeToString,
+            ),
+            'ListHeldRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHeldRequests,
+                    request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListHeldRequestsRequest.FromString,
+                    response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListHeldRequestsResponse.SerializeToString,
+            ),
+            'RetryHeldRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryHeldRequest,
+                    request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestRequest.FromString,
+                    response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1544,6 +1583,60 @@ class PaymentsService:
             '/remit_api.payments.v1.PaymentsService/CloseReview',
             remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseReviewRequest.SerializeToString,
             remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHeldRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.payments.v1.PaymentsService/ListHeldRequests',
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.ListHeldRequestsRequest.SerializeToString,
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.ListHeldRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryHeldRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.payments.v1.PaymentsService/RetryHeldRequest',
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestRequest.SerializeToString,
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,7 +7,9 @@ remit's hosted 3-D Secure challenge.
 Resource messages mirror Stripe's JSON at API version 2026-10-28.endive: field names are
 Stripe's keys, `optional` scalars and unset messages render as null, enums render as their
 value name without the enum prefix, lowercased. Every RPC acts on the account carried in gRPC
-metadata (with the idempotency key and request id); no request names an account.
+metadata (with the idempotency key and request id); no request names an account, except the
+operators' (ListHeldRequests, RetryHeldRequest), which are not account-scoped: they name the
+account in the request, or cover every account.
 
 Update requests: an unset field is left alone; a *present empty string* clears a nullable
 string (Stripe's `description=`); `clear_<field>` clears a nullable message or enum; metadata
@@ -117,6 +119,17 @@ class PaymentsServiceStub:
     """POST /v1/reviews/{id}/approve."""
     CloseReview: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CloseReviewRequest, _payments_pb2.CloseReviewResponse]
     """Closes a review by refunding its charge or canceling its uncaptured PaymentIntent."""
+    ListHeldRequests: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListHeldRequestsRequest, _payments_pb2.ListHeldRequestsResponse]
+    """Operators: the requests left unfinished at a recovery point (a retry with their key or the
+    completer finishes them), with the completer's tries and its latest failure, the oldest
+    first. Reads only. INVALID_ARGUMENT for a negative older_than_seconds or a limit above 100.
+    """
+    RetryHeldRequest: _grpc.UnaryUnaryMultiCallable[_payments_pb2.RetryHeldRequestRequest, _payments_pb2.RetryHeldRequestResponse]
+    """Operators: one more try of the completer's at a held request, now, whatever its backoff;
+    it finishes the request only with what the network holds, as the completer would.
+    NOT_FOUND for an unknown key; FAILED_PRECONDITION for a finished request
+    (request_finished) or one a request is working on right now (request_in_progress).
+    """
 
 @_typing.type_check_only
 class PaymentsServiceAsyncStub(PaymentsServiceStub):
@@ -195,6 +208,17 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     """POST /v1/reviews/{id}/approve."""
     CloseReview: _aio.UnaryUnaryMultiCallable[_payments_pb2.CloseReviewRequest, _payments_pb2.CloseReviewResponse]  # type: ignore[assignment]
     """Closes a review by refunding its charge or canceling its uncaptured PaymentIntent."""
+    ListHeldRequests: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListHeldRequestsRequest, _payments_pb2.ListHeldRequestsResponse]  # type: ignore[assignment]
+    """Operators: the requests left unfinished at a recovery point (a retry with their key or the
+    completer finishes them), with the completer's tries and its latest failure, the oldest
+    first. Reads only. INVALID_ARGUMENT for a negative older_than_seconds or a limit above 100.
+    """
+    RetryHeldRequest: _aio.UnaryUnaryMultiCallable[_payments_pb2.RetryHeldRequestRequest, _payments_pb2.RetryHeldRequestResponse]  # type: ignore[assignment]
+    """Operators: one more try of the completer's at a held request, now, whatever its backoff;
+    it finishes the request only with what the network holds, as the completer would.
+    NOT_FOUND for an unknown key; FAILED_PRECONDITION for a finished request
+    (request_finished) or one a request is working on right now (request_in_progress).
+    """
 
 class PaymentsServiceServicer:
     """Stripe's payment resources, as the REST facade needs them."""
@@ -440,5 +464,26 @@ class PaymentsServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.CloseReviewResponse, _abc.Awaitable[_payments_pb2.CloseReviewResponse]]:
         """Closes a review by refunding its charge or canceling its uncaptured PaymentIntent."""
+
+    def ListHeldRequests(
+        self,
+        request: _payments_pb2.ListHeldRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListHeldRequestsResponse, _abc.Awaitable[_payments_pb2.ListHeldRequestsResponse]]:
+        """Operators: the requests left unfinished at a recovery point (a retry with their key or the
+        completer finishes them), with the completer's tries and its latest failure, the oldest
+        first. Reads only. INVALID_ARGUMENT for a negative older_than_seconds or a limit above 100.
+        """
+
+    def RetryHeldRequest(
+        self,
+        request: _payments_pb2.RetryHeldRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.RetryHeldRequestResponse, _abc.Awaitable[_payments_pb2.RetryHeldRequestResponse]]:
+        """Operators: one more try of the completer's at a held request, now, whatever its backoff;
+        it finishes the request only with what the network holds, as the completer would.
+        NOT_FOUND for an unknown key; FAILED_PRECONDITION for a finished request
+        (request_finished) or one a request is working on right now (request_in_progress).
+        """
 
 def add_PaymentsServiceServicer_to_server(servicer: PaymentsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

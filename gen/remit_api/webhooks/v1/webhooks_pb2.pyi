@@ -217,8 +217,10 @@ class WebhookEndpoint(_message.Message):
     url: _builtins.str
     """HTTPS URL events are POSTed to."""
     disabled_reason: _builtins.str
-    """Why a disabled endpoint is disabled: "by_user", "gone" (it answered 410 Gone) or
-    "failing" (every delivery failed for three days); unset while enabled. For remit's
+    """Why a disabled endpoint is disabled: "by_user", "gone" (it answered 410 Gone),
+    "failing" (every delivery failed for three days) or "url_invalid" (its URL, saved before
+    such URLs were refused, has a host no delivery can connect to: an IPv4 address not in
+    dotted-decimal form); unset while enabled. For remit's
     operators (`remit webhooks endpoints`): Stripe's object has no such field, so it never
     leaves remit.
     """
@@ -1028,18 +1030,26 @@ class ResendEventResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DELIVERY_ATTEMPT_FIELD_NUMBER: _builtins.int
+    WEBHOOK_ENDPOINT_DISABLED_REASON_FIELD_NUMBER: _builtins.int
+    webhook_endpoint_disabled_reason: _builtins.str
+    """Set when the attempt disabled the endpoint (it answered 410 Gone: "gone"), as
+    WebhookEndpoint.disabled_reason says it; for `remit webhooks resend` to tell the operator.
+    """
     @_builtins.property
     def delivery_attempt(self) -> Global___DeliveryAttempt: ...
     def __init__(
         self,
         *,
         delivery_attempt: Global___DeliveryAttempt | None = ...,
+        webhook_endpoint_disabled_reason: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery_attempt", b"delivery_attempt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_webhook_endpoint_disabled_reason", b"_webhook_endpoint_disabled_reason", "delivery_attempt", b"delivery_attempt", "webhook_endpoint_disabled_reason", b"webhook_endpoint_disabled_reason"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_attempt", b"delivery_attempt"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_webhook_endpoint_disabled_reason", b"_webhook_endpoint_disabled_reason", "delivery_attempt", b"delivery_attempt", "webhook_endpoint_disabled_reason", b"webhook_endpoint_disabled_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__webhook_endpoint_disabled_reason: _TypeAlias = _typing.Literal["webhook_endpoint_disabled_reason"]  # noqa: Y015
+    _WhichOneofArgType__webhook_endpoint_disabled_reason: _TypeAlias = _typing.Literal["_webhook_endpoint_disabled_reason", b"_webhook_endpoint_disabled_reason"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__webhook_endpoint_disabled_reason) -> _WhichOneofReturnType__webhook_endpoint_disabled_reason | None: ...
 
 Global___ResendEventResponse: _TypeAlias = ResendEventResponse  # noqa: Y015
 

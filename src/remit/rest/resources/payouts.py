@@ -31,7 +31,7 @@ CREATE = Schema(
     {
         "amount": Integer(min=1),
         "currency": Currency(),
-        "description": String(max_length=1000),
+        "description": String(),
         "destination": String(),
         "metadata": Metadata(),
         "method": Enum(*_METHODS),

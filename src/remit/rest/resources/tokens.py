@@ -22,12 +22,14 @@ _ADDRESS_PARAMS: Final = {
     "address_zip": "postal_code",
 }
 
+# The cardholder's name and address take Stripe's default limit on text, as the same card's
+# billing details do on /v1/payment_methods: both are stored as the card's billing details.
 _CARD_FIELDS: dict[str, Field[object]] = {
     **raw_card_fields(),
-    "name": String(max_length=200),
+    "name": String(),
     "currency": String(),
     "metadata": Metadata(unsettable=False),
-    **{name: String(max_length=200) for name in _ADDRESS_PARAMS},
+    **{name: String() for name in _ADDRESS_PARAMS},
 }
 CREATE = Schema({"card": Object(_CARD_FIELDS, required={"number"})}, required={"card"})
 RETRIEVE = Schema({})

@@ -1,0 +1,86 @@
+"""The worker and the vault ride out a database that is out of reach while they run: they keep
+trying, and say so in a line when the outage begins, not in a traceback on every attempt."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.storage.engine import dispose, make_engine
+from remit.vault.background import start_background
+from remit.vault.forwarding import grpc_destinations
+from remit.vault.keystore import FileKeyStore
+from remit.vault.service import VaultService
+from remit.worker.jobs import Job
+from remit.worker.runner import Periodic, Worker
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def unreachable_engine() -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(f"postgresql://remit:pw@127.0.0.1:{free_port()}/remit", pool_size=2)
+    try:
+        yield engine
+    finally:
+        await dispose(engine)
+
+
+async def _run_for(seconds: float, started: "asyncio.Future[None]", stop: asyncio.Event) -> None:
+    await asyncio.sleep(seconds)
+    stop.set()
+    await started
+
+
+def _outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_the_worker_says_once_that_its_database_is_out_of_reach(
+    unreachable_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(db: AsyncConnection, job: Job) -> None:
+        return None
+
+    async def touch() -> None:
+        async with unreachable_engine.begin() as db:
+            await db.execute(text("SELECT 1"))
+
+    worker = Worker(engine=unreachable_engine, handlers={"noop": handler},
+                    periodic=[Periodic("touch", 0.05, touch)])  # fmt: skip
+    stop = asyncio.Event()
+    with caplog.at_level(logging.INFO):
+        running = asyncio.ensure_future(worker.run_forever(None, stop))
+        await _run_for(1.5, running, stop)
+    assert sorted(_outage_lines(caplog)) == [
+        "claiming jobs failed: database unavailable (Connection refused); trying again",
+        "periodic task touch failed: database unavailable (Connection refused); trying again",
+    ]
+
+
+async def test_the_vaults_own_tasks_say_once_that_its_database_is_out_of_reach(
+    unreachable_engine: AsyncEngine, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    keys = FileKeyStore(tmp_path / "keys.json")
+    keys.ensure_exists()
+    service = VaultService(unreachable_engine, keys, grpc_destinations({}))
+    stop = asyncio.Event()
+    try:
+        with caplog.at_level(logging.INFO):
+            tasks = start_background(service, stop, cvc_sweep_interval_s=0.05,
+                                     rewrap_interval_s=0.05, prune_interval_s=0.05)  # fmt: skip
+            await asyncio.sleep(1.0)
+            stop.set()
+            await asyncio.gather(*tasks)
+    finally:
+        await service.close()
+    assert sorted(_outage_lines(caplog)) == [
+        f"vault task {name} failed: database unavailable (Connection refused); trying again"
+        for name in ("cvc-sweep", "prune", "rewrap")
+    ]

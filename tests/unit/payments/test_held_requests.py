@@ -1,0 +1,68 @@
+"""What is stored of a failed try at a held request, and how the command shows an age."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from remit.core.errors import ErrorKind, RemitError
+from remit.payments.held_requests import EXCEPTION_CODE, MISMATCH_CODE, failure_of
+from remit.payments.held_requests_command import age
+from remit.payments.lookup_expectations import expected_authorization, refuse_unless_expected
+from remit.payments.network import network_unavailable
+from remit_api.acquirer.v1 import acquirer_pb2
+from tests.unit.payments.test_lookup_expectations import CHARGE, held
+
+AT = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+
+
+def test_a_record_held_otherwise_keeps_its_reference_operation_and_differing_fields() -> None:
+    other = held(acquirer_pb2.OPERATION_KIND_AUTHORIZE, amount=1001, currency="eur")
+    with pytest.raises(RemitError) as refused:
+        refuse_unless_expected("ch_1Sale", expected_authorization(CHARGE, capture=False), other)
+    failure = failure_of(refused.value, AT)
+    assert (failure.code, failure.reference, failure.operation_id, failure.differing) == (
+        MISMATCH_CODE,
+        "ch_1Sale",
+        "op_1Held",
+        ("amount", "currency"),
+    )
+    assert failure.message == (
+        "the acquirer holds operation op_1Held under ch_1Sale, which is not the operation this "
+        "request sent: amount, currency differ; nothing was applied"
+    )
+    # The client is told none of it.
+    assert "op_1Held" not in refused.value.message
+    assert refused.value.code is None
+
+
+def test_a_refusal_keeps_its_code_or_kind_and_its_message() -> None:
+    failure = failure_of(network_unavailable(), AT)
+    assert (failure.code, failure.message, failure.reference) == (
+        "unavailable",
+        "The card network is not responding right now. Please retry shortly.",
+        None,
+    )
+    coded = RemitError(message="Gone.", kind=ErrorKind.NOT_FOUND, code="resource_missing")
+    assert failure_of(coded, AT).code == "resource_missing"
+
+
+def test_another_exception_keeps_its_type_and_first_line_masked_and_short() -> None:
+    error = ValueError(
+        "bad row 4242424242424242 at postgresql://remit:s3cret@db/remit\nSELECT * FROM cards"
+    )
+    failure = failure_of(error, AT)
+    assert failure.code == EXCEPTION_CODE
+    assert failure.message.startswith("ValueError: bad row ")
+    assert "4242424242424242" not in failure.message
+    assert "s3cret" not in failure.message
+    assert "SELECT" not in failure.message
+    assert len(failure_of(RuntimeError("x" * 5000), AT).message) == 500
+    assert failure_of(KeyError(), AT).message == "KeyError"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "0s"), (45, "45s"), (845, "14m05s"), (11_520, "3h12m"), (183_600, "2d03h")],
+)
+def test_an_age_is_shown_in_its_two_largest_units(seconds: int, shown: str) -> None:
+    assert age(seconds) == shown
