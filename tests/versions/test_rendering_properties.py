@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remit.core.jsonview import JsonObject, JsonValue, to_json
-from remit.versioning import Need, RelatedPage, gather_related, render, render_event
+from remit.versioning import Need, RelatedPage, gather_related, one_by_one, render, render_event
 from remit.versioning.openapi import document
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
@@ -28,7 +28,7 @@ def _gather(body: JsonObject, version: str, charges: list[JsonObject]) -> object
             return RelatedPage.whole([to_json(resources.rule(id=parent_id))])
         return RelatedPage.whole([to_json(resources.refund())])
 
-    return asyncio.run(gather_related(body, version, fetch))
+    return asyncio.run(gather_related(body, version, one_by_one(fetch)))
 
 
 @st.composite

@@ -91,6 +91,10 @@ def test_a_well_formed_change_passes_the_checks() -> None:
             {"operations": ("POST /v1/payment_intents",), "old_params": ("amount",)},
             "still has it",
         ),
+        (
+            {"downgrade_previous_attributes": lambda self, previous, obj: None},
+            "changes to previous_attributes declare resources",
+        ),
     ],
 )
 def test_a_broken_change_is_refused_with_the_reason(

@@ -49,11 +49,12 @@ _API_PAYMENTS: Final = frozenset(
         "CreatePaymentIntent", "GetPaymentIntent", "UpdatePaymentIntent", "ConfirmPaymentIntent",
         "CapturePaymentIntent", "CancelPaymentIntent", "ListPaymentIntents", "GetCharge",
         "UpdateCharge", "ListCharges", "CreateRefund", "GetRefund", "UpdateRefund", "CancelRefund",
-        "ListRefunds", "CreateCustomer", "GetCustomer", "UpdateCustomer", "DeleteCustomer",
-        "ListCustomers", "CreatePaymentMethod", "GetPaymentMethod", "UpdatePaymentMethod",
-        "ListPaymentMethods", "AttachPaymentMethod", "DetachPaymentMethod", "CreateToken",
-        "GetToken", "GetThreeDSecureChallenge", "CompleteThreeDSecureChallenge", "GetReview",
-        "ListReviews", "ApproveReview", "CloseReview",
+        "ListRefunds", "ListChargesOfPaymentIntents", "ListRefundsOfCharges", "CreateCustomer",
+        "GetCustomer", "UpdateCustomer", "DeleteCustomer", "ListCustomers", "CreatePaymentMethod",
+        "GetPaymentMethod", "UpdatePaymentMethod", "ListPaymentMethods", "AttachPaymentMethod",
+        "DetachPaymentMethod", "CreateToken", "GetToken", "GetThreeDSecureChallenge",
+        "CompleteThreeDSecureChallenge", "GetReview", "ListReviews", "ApproveReview",
+        "CloseReview",
     }
 )  # fmt: skip
 _API_WEBHOOKS: Final = frozenset(
@@ -70,9 +71,9 @@ _API_LEDGER: Final = frozenset(
 )  # fmt: skip
 _API_RADAR: Final = frozenset(
     {
-        "CreateRule", "GetRule", "ListRules", "UpdateRule", "DeleteRule", "CreateValueList",
-        "GetValueList", "ListValueLists", "DeleteValueList", "AddValueListItem",
-        "RemoveValueListItem", "ListValueListItems",
+        "CreateRule", "GetRule", "GetRules", "ListRules", "UpdateRule", "DeleteRule",
+        "CreateValueList", "GetValueList", "ListValueLists", "DeleteValueList",
+        "AddValueListItem", "RemoveValueListItem", "ListValueListItems",
     }
 )  # fmt: skip
 

@@ -162,6 +162,11 @@ async def record_authorization_voided(
     Returns the voiding transaction; when the expiry job released it first, that one.
     """
     repo = JournalRepository(db)
+    void_id = f"{charge_id}:void"
+    # Read under the account's chain lock, which the expiry job takes to void the reservation
+    # too: had it voided the reservation after an unlocked read, the void below would find it
+    # voided already and fail a cancel the network has made.
+    await repo.lock_for_posting(account_id, void_id)
     pending = await repo.get_transaction(account_id, authorization_id_for(charge_id))
     if pending is None:
         raise not_found("authorization", charge_id, param="charge")
@@ -173,7 +178,7 @@ async def record_authorization_voided(
         db,
         account_id,
         pending_transaction_id=pending.id,
-        transaction_id=f"{charge_id}:void",
+        transaction_id=void_id,
         metadata={"charge": charge_id},
         now=now,
     )
@@ -242,9 +247,7 @@ async def record_charge_captured(
         metadata[BOOKED_KEY] = str(network_fee_minor)
     authorization = None
     if state.authorized:
-        authorization = await JournalRepository(db).get_transaction(
-            account_id, authorization_id_for(charge_id)
-        )
+        authorization = await _reservation_under_lock(db, account_id, charge_id, capture_id)
         if authorization is not None and not _still_reserved(authorization, now):
             # The reservation lapsed (its 7 days passed, or the expiry job voided it) while
             # the network still captured: the money moved, so the capture posts on its own, as
@@ -333,6 +336,20 @@ async def record_charge_captured(
     if bypass_pending:
         txn = await make_available(db, txn, now=now)
     return txn
+
+
+async def _reservation_under_lock(
+    db: AsyncConnection, account_id: str, charge_id: str, capture_id: str
+) -> LedgerTransaction | None:
+    """The charge's reservation, read under the account's chain lock (held to the commit).
+
+    The expiry job and a cancel take that lock to void the reservation: read without it, the
+    reservation could be voided between the read and the posting of it, which would then fail
+    a capture the network has made. Read under it, whether the capture posts the reservation
+    or finds it lapsed is decided on what the posting will find."""
+    repo = JournalRepository(db)
+    await repo.lock_for_posting(account_id, capture_id)
+    return await repo.get_transaction(account_id, authorization_id_for(charge_id))
 
 
 def _still_reserved(authorization: LedgerTransaction, now: datetime) -> bool:

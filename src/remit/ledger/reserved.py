@@ -26,14 +26,16 @@ SYSTEM_ACCOUNTS: Final = frozenset(
     {ACQUIRER_CLEARING, PENDING, AVAILABLE, FEES, NETWORK_FEES, PAYOUTS_IN_TRANSIT, PAID_OUT}
 )
 
-# The steps the ledger appends to an object's id to name the transactions it posts for it
-# (`remit.ledger.postings`, `remit.ledger.payouts`).
+# The steps the ledger appends to an id to name the transactions it posts
+# (`remit.ledger.postings`, `remit.ledger.payouts`, and `journal.expire_pending`, which names
+# a pending transaction's expiry after it: `ch_...:authorization:expired`).
 DERIVED_STEPS: Final = frozenset(
     {
         "authorization",
         "void",
         "capture",
         "fee",
+        "expired",
         "available",
         "refund",
         "refund_hold",
@@ -58,10 +60,15 @@ def refuse_system_accounts(postings: Iterable[Posting], param: str) -> None:
 
 
 def refuse_derived_id(transaction_id: str, param: str) -> None:
-    head, colon, step = transaction_id.rpartition(":")
-    if colon and head and step in DERIVED_STEPS:
-        raise ledger_invalid(
-            f"Transaction ids ending in ':{step}' name the ledger's own postings; "
-            f"choose another id than {transaction_id!r}.",
-            param,
-        )
+    """Refuse an id with a derived step after any of its colons, not only the last: the ledger
+    derives ids from ids it derived (an expiry's from its reservation's), so an id made from
+    one of them (`ch_...:authorization:...`) is refused as well, whatever follows."""
+    head, *steps = transaction_id.split(":")
+    for step in steps:
+        if head and step in DERIVED_STEPS:
+            raise ledger_invalid(
+                f"Transaction ids with ':{step}' in them name the ledger's own postings; "
+                f"choose another id than {transaction_id!r}.",
+                param,
+            )
+        head = f"{head}:{step}"

@@ -1,6 +1,6 @@
 """Charges (one per authorization attempt) and refunds, as frozen values."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
@@ -98,6 +98,10 @@ class Charge:
     authorization_id: str | None = None
     network_result: Mapping[str, object] | None = None
     requested_capture_minor: int | None = None
+    # How many captures of this charge have been asked of the network; the latest goes under
+    # `capture_reference`. Charges made before the count was kept start at 1 (they may have
+    # sent one under the first reference).
+    capture_attempts: int = 0
     # What a capture in progress asked to change besides the amount (the intent's metadata, the
     # charge's statement descriptors), recorded with the capture request and applied only with
     # its success; None when it asked for nothing else (see PaymentsService.resume_capture).
@@ -128,6 +132,24 @@ class Charge:
     @property
     def refunded(self) -> bool:
         return self.captured and self.amount_refunded_minor >= self.amount_captured_minor
+
+    @property
+    def capture_reference(self) -> str:
+        """The reference the latest capture of the charge is (or was) sent to the network
+        under: see `capture_reference`."""
+        return capture_reference(self.id, self.capture_attempts)
+
+
+def capture_reference(charge_id: str, attempt: int) -> str:
+    """The network reference of a charge's `attempt`-th capture.
+
+    The network keeps whatever it answered under a reference, a refusal too, and refuses the
+    reference for an operation with other parameters. So each capture asked for has its own: a
+    capture after a refused one (another amount, say) must not reuse the refused one's. The
+    first keeps the reference every capture had before they were counted, `{charge}_capture`,
+    which is also what a capture still in flight from then is looked up by (its charge counts
+    1, or 0 when an earlier process made it after the count was added)."""
+    return f"{charge_id}_capture" if attempt <= 1 else f"{charge_id}_capture_{attempt}"
 
 
 @dataclass(frozen=True)
@@ -201,3 +223,19 @@ class Refund:
     # The refund_failure balance transaction that gives the money back, named when a refund
     # that debited the balance fails or is canceled.
     failure_balance_transaction_id: str | None = None
+
+
+# A refund the acquirer has not settled yet: it may still succeed or fail.
+UNSETTLED_REFUNDS = frozenset({RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION})
+
+
+def refunded_in_full(charge: Charge, refunds: Iterable[Refund]) -> bool:
+    """Whether `refunds` (all of the charge's) have certainly given back all it captured: the
+    succeeded ones cover it, and none is still unsettled. Not `Charge.refunded`, which counts
+    the amounts pending refunds reserve: one of them may still fail, and the payment then
+    stands in part."""
+    settled = list(refunds)
+    if any(refund.status in UNSETTLED_REFUNDS for refund in settled):
+        return False
+    succeeded = sum(r.amount_minor for r in settled if r.status is RefundStatus.SUCCEEDED)
+    return charge.captured and succeeded >= charge.amount_captured_minor

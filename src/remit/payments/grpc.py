@@ -1002,6 +1002,44 @@ class PaymentsServicer(
             data=[charge_message(c, r) for c, r in charges], has_more=has_more
         )
 
+    async def ListChargesOfPaymentIntents(
+        self, request: pb.ListChargesOfPaymentIntentsRequest, context: Context
+    ) -> pb.ListChargesOfPaymentIntentsResponse:
+        call = call_context(context)
+        pages = await self._service.charges_of_intents(
+            call.account_id, list(request.payment_intents), limit=request.limit or 10
+        )
+        return pb.ListChargesOfPaymentIntentsResponse(
+            pages=[
+                pb.ChargesOfPaymentIntent(
+                    payment_intent=intent_id,
+                    data=[charge_message(charge) for charge in page.first],
+                    has_more=page.has_more,
+                    total_count=page.total_count,
+                )
+                for intent_id, page in pages.items()
+            ]
+        )
+
+    async def ListRefundsOfCharges(
+        self, request: pb.ListRefundsOfChargesRequest, context: Context
+    ) -> pb.ListRefundsOfChargesResponse:
+        call = call_context(context)
+        pages = await self._service.refunds_of_charges(
+            call.account_id, list(request.charges), limit=request.limit or 10
+        )
+        return pb.ListRefundsOfChargesResponse(
+            pages=[
+                pb.RefundsOfCharge(
+                    charge=charge_id,
+                    data=[refund_message(refund) for refund in page.first],
+                    has_more=page.has_more,
+                    total_count=page.total_count,
+                )
+                for charge_id, page in pages.items()
+            ]
+        )
+
     # --- Refunds ---
 
     async def CreateRefund(

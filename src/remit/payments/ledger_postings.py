@@ -91,7 +91,7 @@ class LedgerPostings:
                 acquirer_reference=(
                     network_reference(after.id, Authentication.from_json(after.authentication))
                     if authorized
-                    else f"{after.id}_capture"
+                    else after.capture_reference
                 ),
                 authorization_id=after.authorization_id,
                 description=after.description,

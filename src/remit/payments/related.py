@@ -11,11 +11,10 @@ rule is the exception: it is shown as it was when it decided the charge, which t
 """
 
 import copy
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Table, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.jsonview import JsonObject, to_json
 from remit.core.payment_errors import (
@@ -25,11 +24,10 @@ from remit.core.payment_errors import (
 )
 from remit.payment_methods.grpc import payment_method_message
 from remit.payment_methods.repository import SqlPaymentMethodRepository
-from remit.payments import tables
 from remit.payments.events import charge_json
 from remit.payments.grpc import refund_message
 from remit.payments.repository import ChargeRepository, RefundRepository
-from remit.radar.decided import rule_as_decided
+from remit.radar.decided import rules_as_decided
 from remit.radar.messages import rule_message
 from remit.radar.repository import RuleRepository
 from remit.storage.pagination import CreatedBounds
@@ -51,64 +49,60 @@ class UnsupportedRelatedListError(LookupError):
 
 
 def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> Fetch:
-    """Lists the related objects of one account that existed at `as_of`, latest schema."""
+    """Lists the related objects of one account that existed at `as_of`, latest schema: for
+    all the parents asked at once (a page and, for lists longer than a page, their counts)."""
     existing = CreatedBounds(lte=as_of)
 
-    async def fetch(need: Need, parent_id: str) -> RelatedPage:
+    async def fetch(need: Need, keys: Sequence[str]) -> Mapping[str, RelatedPage]:
         async with engine.begin() as db:
             if isinstance(need, RelatedObject) and need.resource == "rule":
-                # As it decided the charge, when the key names one; one deleted since is gone.
-                charge_id, rule_id = need.ids_in(parent_id)
-                rule = await RuleRepository(db).get(account_id, rule_id)
-                if rule is not None and charge_id is not None:
-                    rule = await rule_as_decided(db, rule, charge_id, missing_charge_ok=True)
-                return RelatedPage.whole([] if rule is None else [to_json(rule_message(rule))])
+                # As each decided its charge, when the key names one, all read at once; one
+                # deleted since is gone.
+                asked = {key: need.ids_in(key) for key in keys}
+                rules = await RuleRepository(db).get_many(
+                    account_id, [rule_id for _, rule_id in asked.values()]
+                )
+                found = await rules_as_decided(db, account_id, rules, asked.values())
+                return {
+                    key: RelatedPage.whole(
+                        [to_json(rule_message(found[pair]))] if pair in found else []
+                    )
+                    for key, pair in asked.items()
+                }
             if isinstance(need, RelatedObject):
                 raise UnsupportedRelatedListError(
                     f"the core database does not find a {need.resource} by id"
                 )
             match (need.resource, need.filter_param):
                 case ("charge", "payment_intent"):
-                    charges, more = await ChargeRepository(db).page(
-                        account_id, limit=MAX_EMBEDDED, created=existing,
-                        payment_intent_id=parent_id,
-                    )  # fmt: skip
-                    data = [charge_json(charge) for charge in charges]
-                    where = tables.charges.c.payment_intent_id == parent_id
-                    return await _page(db, tables.charges, account_id, existing, where, data, more)
-                case ("refund", "charge"):
-                    found, more = await RefundRepository(db).page(
-                        account_id, limit=MAX_EMBEDDED, created=existing, charge_id=parent_id
+                    charges = await ChargeRepository(db).first_pages_of_intents(
+                        account_id, keys, limit=MAX_EMBEDDED, created=existing
                     )
-                    data = [to_json(refund_message(refund)) for refund in found]
-                    where = tables.refunds.c.charge_id == parent_id
-                    return await _page(db, tables.refunds, account_id, existing, where, data, more)
+                    return {
+                        intent_id: RelatedPage(
+                            [charge_json(charge) for charge in page.first],
+                            has_more=page.has_more,
+                            total_count=page.total_count,
+                        )
+                        for intent_id, page in charges.items()
+                    }
+                case ("refund", "charge"):
+                    refunds = await RefundRepository(db).first_pages_of_charges(
+                        account_id, keys, limit=MAX_EMBEDDED, created=existing
+                    )
+                    return {
+                        charge_id: RelatedPage(
+                            [to_json(refund_message(refund)) for refund in page.first],
+                            has_more=page.has_more,
+                            total_count=page.total_count,
+                        )
+                        for charge_id, page in refunds.items()
+                    }
         raise UnsupportedRelatedListError(
             f"the core database does not list {need.resource} by {need.filter_param}"
         )
 
     return fetch
-
-
-async def _page(
-    db: AsyncConnection,
-    table: Table,
-    account_id: str,
-    existing: CreatedBounds,
-    where: ColumnElement[bool],
-    data: list[JsonObject],
-    has_more: bool,
-) -> RelatedPage:
-    """The first page, and the number of all the objects it was taken from (counted only when
-    some were left out)."""
-    if not has_more:
-        return RelatedPage.whole(data)
-    total = await db.scalar(
-        select(func.count())
-        .select_from(table)
-        .where(table.c.account_id == account_id, where, *existing.conditions(table))
-    )
-    return RelatedPage(data, has_more=True, total_count=int(total or 0))
 
 
 def database_payment_methods(engine: AsyncEngine, account_id: str) -> FetchPaymentMethods:

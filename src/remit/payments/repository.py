@@ -2,10 +2,11 @@
 the account, so one account can never reach another's objects."""
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Table, func, select
+from sqlalchemy import Column, ColumnElement, Row, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payments.charges import (
@@ -29,6 +30,17 @@ from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, fetch_page
 
 AnyRow = Row[tuple[object, ...]]
 Fields = Mapping[Any, Any]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FirstPage(Generic[T]):
+    """The first page of what one object embeds (a PaymentIntent's charges, a Charge's
+    refunds), newest first, whether more follow, and how many there are in all."""
+
+    first: list[T]
+    has_more: bool
+    total_count: int
 
 
 def _intent_values(intent: PaymentIntent) -> dict[str, object]:
@@ -139,6 +151,7 @@ def _charge_values(charge: Charge) -> dict[str, object]:
         "authorization_id": charge.authorization_id,
         "network_result": None if charge.network_result is None else dict(charge.network_result),
         "requested_capture_minor": charge.requested_capture_minor,
+        "capture_attempts": charge.capture_attempts,
         "requested_capture_changes": None
         if charge.requested_capture_changes is None
         else dict(charge.requested_capture_changes),
@@ -190,6 +203,7 @@ def charge_from_row(m: Fields) -> Charge:
         authorization_id=m["authorization_id"],
         network_result=m["network_result"],
         requested_capture_minor=m["requested_capture_minor"],
+        capture_attempts=m["capture_attempts"],
         requested_capture_changes=m["requested_capture_changes"],
         description=m["description"],
         metadata=m["metadata"],
@@ -295,6 +309,78 @@ class _AccountScoped:
             ending_before=ending_before,
         )
 
+    async def _first_of_each(
+        self,
+        account_id: str,
+        parent: Column[Any],
+        parent_ids: Sequence[str],
+        *,
+        limit: int,
+        created: CreatedBounds,
+    ) -> dict[str, tuple[list[Fields], bool]]:
+        """The newest `limit` rows of each of `parent_ids` (by the `parent` column), and
+        whether it has more, in one query however many parents there are: each parent's rows
+        are ranked newest first and only the first `limit` + 1 of each (the one past the page
+        says `has_more`) come back. Every id asked has an entry, empty when it has no rows."""
+        found: dict[str, list[Fields]] = {parent_id: [] for parent_id in parent_ids}
+        if not found:
+            return {}
+        table = self.table
+        rank = (
+            func.row_number()
+            .over(partition_by=parent, order_by=(table.c.created_at.desc(), table.c.id.desc()))
+            .label("rank_in_parent")
+        )
+        ranked = (
+            select(table, rank)
+            .where(
+                table.c.account_id == account_id,
+                parent.in_(list(found)),
+                *created.conditions(table),
+            )
+            .subquery()
+        )
+        query = (
+            select(ranked)
+            .where(ranked.c.rank_in_parent <= limit + 1)
+            .order_by(ranked.c[parent.name], ranked.c.rank_in_parent)
+        )
+        for row in await self._db.execute(query):
+            found[row._mapping[parent.name]].append(row._mapping)
+        return {parent_id: (rows[:limit], len(rows) > limit) for parent_id, rows in found.items()}
+
+    async def _first_pages(
+        self,
+        account_id: str,
+        parent: Column[Any],
+        parent_ids: Sequence[str],
+        *,
+        limit: int,
+        created: CreatedBounds,
+    ) -> dict[str, tuple[list[Fields], bool, int]]:
+        """`_first_of_each`, with how many rows each parent has in all: counted for the parents
+        with more than a page, all of them in one more query."""
+        firsts = await self._first_of_each(
+            account_id, parent, parent_ids, limit=limit, created=created
+        )
+        longer = [parent_id for parent_id, (_, more) in firsts.items() if more]
+        totals: dict[str, int] = {}
+        if longer:
+            counted = await self._db.execute(
+                select(parent, func.count())
+                .where(
+                    self.table.c.account_id == account_id,
+                    parent.in_(longer),
+                    *created.conditions(self.table),
+                )
+                .group_by(parent)
+            )
+            totals = {str(row[0]): int(row[1]) for row in counted}
+        return {
+            parent_id: (rows, more, totals[parent_id] if more else len(rows))
+            for parent_id, (rows, more) in firsts.items()
+        }
+
 
 class PaymentIntentRepository(_AccountScoped):
     table = payment_intents
@@ -396,6 +482,24 @@ class ChargeRepository(_AccountScoped):
         )
         return [charge_from_row(row._mapping) for row in rows], more
 
+    async def first_pages_of_intents(
+        self,
+        account_id: str,
+        intent_ids: Sequence[str],
+        *,
+        limit: int,
+        created: CreatedBounds = ANY_TIME,
+    ) -> dict[str, FirstPage[Charge]]:
+        """The newest `limit` charges of each PaymentIntent, whether it has more and how many
+        it has, in two queries however many intents there are."""
+        pages = await self._first_pages(
+            account_id, self.table.c.payment_intent_id, intent_ids, limit=limit, created=created
+        )
+        return {
+            intent_id: FirstPage([charge_from_row(row) for row in rows], more, total)
+            for intent_id, (rows, more, total) in pages.items()
+        }
+
 
 class RefundRepository(_AccountScoped):
     table = refunds
@@ -439,36 +543,46 @@ class RefundRepository(_AccountScoped):
         )
         return [refund_from_row(row._mapping) for row in rows], more
 
+    async def of_charge(self, account_id: str, charge_id: str) -> list[Refund]:
+        """Every refund of the charge, in no particular order."""
+        c = self.table.c
+        rows = await self._db.execute(
+            select(self.table).where(c.account_id == account_id, c.charge_id == charge_id)
+        )
+        return [refund_from_row(row._mapping) for row in rows]
+
     async def first_of_charges(
-        self, account_id: str, charge_ids: Sequence[str], *, limit: int
+        self,
+        account_id: str,
+        charge_ids: Sequence[str],
+        *,
+        limit: int,
+        created: CreatedBounds = ANY_TIME,
     ) -> dict[str, tuple[list[Refund], bool]]:
         """The newest `limit` refunds of each charge, and whether it has more, in one query
-        however many charges there are: each charge's refunds are ranked newest first and
-        only the first `limit` + 1 of each (the one past the page says `has_more`) come back."""
-        if not charge_ids:
-            return {}
-        table = self.table
-        rank = (
-            func.row_number()
-            .over(
-                partition_by=table.c.charge_id,
-                order_by=(table.c.created_at.desc(), table.c.id.desc()),
-            )
-            .label("rank_in_charge")
+        however many charges there are."""
+        rows = await self._first_of_each(
+            account_id, self.table.c.charge_id, charge_ids, limit=limit, created=created
         )
-        ranked = (
-            select(table, rank)
-            .where(table.c.account_id == account_id, table.c.charge_id.in_(list(charge_ids)))
-            .subquery()
-        )
-        query = (
-            select(ranked)
-            .where(ranked.c.rank_in_charge <= limit + 1)
-            .order_by(ranked.c.charge_id, ranked.c.rank_in_charge)
-        )
-        found: dict[str, list[Refund]] = {charge_id: [] for charge_id in charge_ids}
-        for row in await self._db.execute(query):
-            found[row.charge_id].append(refund_from_row(row._mapping))
         return {
-            charge_id: (shown[:limit], len(shown) > limit) for charge_id, shown in found.items()
+            charge_id: ([refund_from_row(row) for row in first], more)
+            for charge_id, (first, more) in rows.items()
+        }
+
+    async def first_pages_of_charges(
+        self,
+        account_id: str,
+        charge_ids: Sequence[str],
+        *,
+        limit: int,
+        created: CreatedBounds = ANY_TIME,
+    ) -> dict[str, FirstPage[Refund]]:
+        """The newest `limit` refunds of each charge, whether it has more and how many it has,
+        in two queries however many charges there are."""
+        pages = await self._first_pages(
+            account_id, self.table.c.charge_id, charge_ids, limit=limit, created=created
+        )
+        return {
+            charge_id: FirstPage([refund_from_row(row) for row in rows], more, total)
+            for charge_id, (rows, more, total) in pages.items()
         }

@@ -12,7 +12,7 @@ reference up, never by asking the network to authorize again.
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, Final, NoReturn, ParamSpec, TypeVar
@@ -38,6 +38,7 @@ from remit.payments.abandoned_attempts import (
     finish_left_behind,
     left_by_update,
 )
+from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
 from remit.payments.charge_refunds import ChargeRefunds, read_refunds, read_refunds_of_charges
@@ -48,6 +49,7 @@ from remit.payments.charges import (
     Refund,
     RefundReason,
     RefundStatus,
+    refunded_in_full,
     updated_charge,
 )
 from remit.payments.crashpoints import crash_after
@@ -125,7 +127,12 @@ from remit.payments.ports import (
     attempt_facts,
     save_card_in,
 )
-from remit.payments.repository import ChargeRepository, PaymentIntentRepository, RefundRepository
+from remit.payments.repository import (
+    ChargeRepository,
+    FirstPage,
+    PaymentIntentRepository,
+    RefundRepository,
+)
 from remit.payments.requests import note_request
 from remit.payments.risk import (
     AUTHENTICATION_REQUIRED,
@@ -219,6 +226,14 @@ class ConfirmParams:
             or self.clear_receipt_email
             or self.clear_shipping
         )
+
+
+def _check_embedded(parent_ids: Sequence[str], limit: int, param: str) -> None:
+    """At most the ids of one page of objects, and at most a page of what each embeds."""
+    if len(parent_ids) > MAX_LIST_LIMIT:
+        raise invalid(f"At most {MAX_LIST_LIMIT} {param} can be asked at once.", param)
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise invalid("limit must be between 1 and 100.", "limit")
 
 
 def set_and_cleared(param: str) -> RemitError:
@@ -1507,13 +1522,17 @@ class PaymentsService:
                     related=intent,
                 )
             params.check_metadata(intent.metadata)
-            # The changes are recorded in the same update as the capture request.
+            # The changes are recorded in the same update as the capture request, and so is
+            # its place among the charge's captures, which gives it a reference of its own: the
+            # network keeps a refused capture under its reference, and would refuse this one
+            # (another amount, say) under the same.
             await charges.save(
                 replace(
                     charge,
                     capture_requested=True,
                     requested_capture_minor=amount,
                     requested_capture_changes=params.as_json(),
+                    capture_attempts=charge.capture_attempts + 1,
                     updated_at=now,
                 )
             )
@@ -1545,7 +1564,9 @@ class PaymentsService:
         assert charge is not None
         assert charge.authorization_id is not None
         assert charge.requested_capture_minor is not None
-        reference = f"{charge.id}_capture"
+        # The reference `_start_capture` gave this capture (no other capture of the charge can
+        # start while `capture_requested` holds it).
+        reference = charge.capture_reference
         authorization_id, amount = charge.authorization_id, charge.requested_capture_minor
         operation: OperationOutcome = await self._settle(
             lambda: self._network.capture(
@@ -1591,8 +1612,9 @@ class PaymentsService:
                 await intents.save(after)
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: the ledger's posting holds the account's chain lock until the commit.
-                await self._hooks.charge_and_intent_changed(
-                    db, (current, captured), (intent, after)
+                await recorded_after_the_network(
+                    self._hooks.charge_and_intent_changed(db, (current, captured), (intent, after)),
+                    what=f"the capture of {current.id}",
                 )
             else:
                 # The refusal is the outcome of this request: store it, commit, then raise.
@@ -1727,7 +1749,10 @@ class PaymentsService:
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
                 # Last: releasing an authorization posts to the ledger, whose lock lasts to
                 # commit.
-                await self._hooks.intent_changed(db, current, after)
+                await recorded_after_the_network(
+                    self._hooks.intent_changed(db, current, after),
+                    what=f"the cancel of {current.id}",
+                )
                 return Done(after)
         raise refusal
 
@@ -2029,6 +2054,30 @@ class PaymentsService:
             )
             return [(c, refunds[c.id]) for c in page], more
 
+    async def charges_of_intents(
+        self, account_id: str, intent_ids: Sequence[str], *, limit: int
+    ) -> dict[str, FirstPage[Charge]]:
+        """The first `limit` charges of each of `intent_ids` (newest first), whether more follow
+        and how many there are, read in two queries for them all: what versions before
+        2022-11-15 embed in each intent of a page. An id of no intent of the account has none."""
+        _check_embedded(intent_ids, limit, "payment_intents")
+        async with self._engine.begin() as db:
+            return await ChargeRepository(db).first_pages_of_intents(
+                account_id, intent_ids, limit=limit
+            )
+
+    async def refunds_of_charges(
+        self, account_id: str, charge_ids: Sequence[str], *, limit: int
+    ) -> dict[str, FirstPage[Refund]]:
+        """The first `limit` refunds of each of `charge_ids` (newest first), whether more follow
+        and how many there are, read in two queries for them all: what versions before
+        2022-11-15 embed in each charge of a page. An id of no charge of the account has none."""
+        _check_embedded(charge_ids, limit, "charges")
+        async with self._engine.begin() as db:
+            return await RefundRepository(db).first_pages_of_charges(
+                account_id, charge_ids, limit=limit
+            )
+
     # --- Refunds ----------------------------------------------------------------------------
 
     async def create_refund(
@@ -2210,8 +2259,11 @@ class PaymentsService:
             assert current is not None
             assert locked_charge is not None
             if operation is not None and current.status is RefundStatus.PENDING:
-                after = await self._apply_refund_outcome(
-                    db, current, locked_charge, operation, now, by=record
+                after = await recorded_after_the_network(
+                    self._apply_refund_outcome(
+                        db, current, locked_charge, operation, now, by=record
+                    ),
+                    what=f"the outcome of refund {current.id}",
                 )
             else:
                 _warn_if_refunded_after_cancel(current, operation)
@@ -2244,19 +2296,12 @@ class PaymentsService:
             )
             charge_after = charge
             if charge.refunded and charge.review_id is not None:
-                # Refunded in full: its review closes with it, once the money is certainly
-                # back. (A charge never reviewed is not looked up: the review id on its
-                # locked row says there is none.)
-                await self._radar.payment_ended(
-                    db,
-                    charge.account_id,
-                    charge.review_id,
-                    PaymentEnd.REFUNDED_AS_FRAUD
-                    if refund.reason is RefundReason.FRAUDULENT
-                    else PaymentEnd.REFUNDED,
-                    by=by,
-                )
+                # Its refunds reserve all of the charge (a charge never reviewed is not looked
+                # up: the review id on its locked row says there is none).
+                await self._end_review_if_refunded(db, charge, charge.review_id, after, by=by)
         else:
+            # A refund that fails gives its amount back to the charge: the succeeded refunds
+            # then cover less than was captured, and the review stays as it is.
             after = replace(
                 refund,
                 status=RefundStatus.FAILED,
@@ -2269,6 +2314,37 @@ class PaymentsService:
         await RefundRepository(db).save(after)
         await self._hooks.refund_changed(db, refund, after, charge_after)
         return after
+
+    async def _end_review_if_refunded(
+        self,
+        db: AsyncConnection,
+        charge: Charge,
+        review_id: str,
+        settled: Refund,
+        *,
+        by: KeyRecord,
+    ) -> None:
+        """Close the review of the (locked) charge once its refunds have certainly given back
+        all it captured (`refunded_in_full`), `settled` among them as it now stands. While a
+        sibling refund is still pending, the review waits for it: whichever settles last
+        finds them all settled here (each settles with the charge locked), and closes it if
+        they succeeded. As `refunded_as_fraud` when any of them was refunded as fraudulent."""
+        siblings = await RefundRepository(db).of_charge(charge.account_id, charge.id)
+        refunds = [settled if refund.id == settled.id else refund for refund in siblings]
+        if not refunded_in_full(charge, refunds):
+            return
+        as_fraud = any(
+            refund.reason is RefundReason.FRAUDULENT
+            for refund in refunds
+            if refund.status is RefundStatus.SUCCEEDED
+        )
+        await self._radar.payment_ended(
+            db,
+            charge.account_id,
+            review_id,
+            PaymentEnd.REFUNDED_AS_FRAUD if as_fraud else PaymentEnd.REFUNDED,
+            by=by,
+        )
 
     async def _stop_counting_refund(
         self, db: AsyncConnection, charge: Charge, refund: Refund, now: datetime

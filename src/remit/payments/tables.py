@@ -87,6 +87,10 @@ charges = Table(
     Column("network_result", JSONB, nullable=True),
     # What a capture in progress asked for, so a resumed capture asks for the same.
     Column("requested_capture_minor", BigInteger, nullable=True),
+    # How many captures have been asked of the network: each has its own reference
+    # (remit.payments.charges.capture_reference). Core migration 0052 counts 1 for the charges
+    # made before it.
+    Column("capture_attempts", Integer, nullable=False, server_default=text("0")),
     # What else it asked to change (metadata, statement descriptors), applied when it succeeds.
     Column("requested_capture_changes", JSONB, nullable=True),
     Column("description", Text, nullable=True),

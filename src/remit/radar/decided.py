@@ -2,13 +2,14 @@
 
 A charge's Radar verdict (`charges.risk`, remit.payments.risk) has always held the text of the
 rule that decided it (`explanation.rule`, `Block if :risk_score: > 85`), and since core
-migration 0053 that rule's version (`explanation.rule_version`, remit.radar.history). A rule
+migration 0054 that rule's version (`explanation.rule_version`, remit.radar.history). A rule
 changed since would otherwise show its new predicate on the charges the old one decided. So
 the charge's rule shows the action and predicate of that text, and its version then; its id,
 position and creation are the rule's own. A rule deleted since is not found, as before: the
 charge keeps its id.
 """
 
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from sqlalchemy import select
@@ -20,12 +21,9 @@ from remit.payments.tables import charges
 from remit.radar.domain import Rule, split_rule_text
 
 
-async def rule_as_decided(
-    db: AsyncConnection, rule: Rule, charge_id: str, *, missing_charge_ok: bool = False
-) -> Rule:
+async def rule_as_decided(db: AsyncConnection, rule: Rule, charge_id: str) -> Rule:
     """`rule` as it decided the charge; as it is, when the charge names another rule or none,
-    or its verdict keeps no text of it. A charge the account does not have is NOT_FOUND, or,
-    `missing_charge_ok`, the rule as it is."""
+    or its verdict keeps no text of it. A charge the account does not have is NOT_FOUND."""
     found = (
         await db.execute(
             select(charges.c.risk).where(
@@ -34,10 +32,38 @@ async def rule_as_decided(
         )
     ).first()
     if found is None:
-        if missing_charge_ok:
-            return rule
         raise not_found("charge", charge_id, param="decided_charge")
     return _as_decided(rule, RiskVerdict.from_json(found.risk))
+
+
+async def rules_as_decided(
+    db: AsyncConnection,
+    account_id: str,
+    rules: Mapping[str, Rule],
+    asked: Iterable[tuple[str | None, str]],
+) -> dict[tuple[str | None, str], Rule]:
+    """For each (charge id, rule id) asked whose rule is among `rules` (by id), the rule as it
+    decided the charge, every charge's verdict read in one query: for a page of charges. With
+    no charge id, or a charge the account does not have or that names another rule, the rule
+    as it is."""
+    pairs = [(charge_id, rule_id) for charge_id, rule_id in asked if rule_id in rules]
+    charge_ids = list(dict.fromkeys(charge_id for charge_id, _ in pairs if charge_id is not None))
+    verdicts: dict[str | None, RiskVerdict] = {}
+    if charge_ids:
+        rows = await db.execute(
+            select(charges.c.id, charges.c.risk).where(
+                charges.c.account_id == account_id, charges.c.id.in_(charge_ids)
+            )
+        )
+        verdicts = {row.id: RiskVerdict.from_json(row.risk) for row in rows}
+    return {
+        (charge_id, rule_id): (
+            _as_decided(rules[rule_id], verdicts[charge_id])
+            if charge_id in verdicts
+            else rules[rule_id]
+        )
+        for charge_id, rule_id in pairs
+    }
 
 
 def _as_decided(rule: Rule, verdict: RiskVerdict) -> Rule:

@@ -136,6 +136,23 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
         )
         return rpb.GetRuleResponse(rule=rule_message(rule))
 
+    async def GetRules(
+        self, request: rpb.GetRulesRequest, context: Context
+    ) -> rpb.GetRulesResponse:
+        call = call_context(context)
+        now, then = await self._service.get_rules(
+            call.account_id,
+            list(request.ids),
+            [(asked.charge, asked.rule) for asked in request.decided],
+        )
+        return rpb.GetRulesResponse(
+            rules=[rule_message(rule) for rule in now],
+            decided=[
+                rpb.DecidedRule(charge=charge_id, rule=rule_message(rule))
+                for charge_id, rule in then
+            ],
+        )
+
     async def ListRules(
         self, request: rpb.ListRulesRequest, context: Context
     ) -> rpb.ListRulesResponse:

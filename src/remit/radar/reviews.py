@@ -4,10 +4,10 @@ A review opens in the transaction that authorizes its charge. Approving it close
 manually captured payment be captured; refusing it refunds the charge (or cancels the uncaptured
 PaymentIntent) through the payments service under an idempotency key of the review's own, then
 closes it. A payment that ends otherwise closes its open review in the transaction that ends
-it (`Radar.payment_ended`): refunded in full (`refunded`, or `refunded_as_fraud` for a refund
-with reason `fraudulent`), its intent canceled (`canceled`), or its authorization expired
-(`payment_never_settled`). `review.opened` and `review.closed` are recorded in the same
-transactions.
+it (`Radar.payment_ended`): refunded in full by refunds that all succeeded, none still pending
+(`refunded`, or `refunded_as_fraud` when one had reason `fraudulent`), its intent canceled
+(`canceled`), or its authorization expired (`payment_never_settled`). `review.opened` and
+`review.closed` are recorded in the same transactions.
 """
 
 from collections.abc import Mapping

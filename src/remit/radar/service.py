@@ -8,7 +8,7 @@ locks it FOR UPDATE before reading the rules, so the two never both succeed.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Final
@@ -21,7 +21,7 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import has_prefix, new_id
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
 from remit.radar import history
-from remit.radar.decided import rule_as_decided
+from remit.radar.decided import rule_as_decided, rules_as_decided
 from remit.radar.domain import (
     Decision,
     ItemType,
@@ -209,6 +209,30 @@ class RadarService:
             if decided_charge is None:
                 return listed
             return await rule_as_decided(db, listed, decided_charge)
+
+    async def get_rules(
+        self,
+        account_id: str,
+        rule_ids: Sequence[str],
+        decided: Sequence[tuple[str, str]] = (),
+    ) -> tuple[list[Rule], list[tuple[str, Rule]]]:
+        """The account's rules among `rule_ids` as they are now; and for each (charge id, rule
+        id) of `decided`, the charge's id and the rule as it decided that charge
+        (remit.radar.decided). Each in the order asked, each once; a rule of no id (one deleted
+        since) is left out. The rules and the charges' verdicts are read a query each, for a
+        page of charges at once."""
+        if len(rule_ids) + len(decided) > MAX_LIST_LIMIT:
+            raise invalid(f"At most {MAX_LIST_LIMIT} rules can be asked at once.", "ids")
+        async with self._engine.begin() as db:
+            wanted = [*rule_ids, *(rule_id for _, rule_id in decided)]
+            found = await RuleRepository(db).get_many(account_id, wanted)
+            listed = await self._as_listed(db, account_id, list(found.values()))
+            rules = {rule.id: rule for rule in listed}
+            then = await rules_as_decided(db, account_id, rules, decided)
+        return (
+            [rules[rule_id] for rule_id in dict.fromkeys(rule_ids) if rule_id in rules],
+            [(pair[0], then[pair]) for pair in dict.fromkeys(decided) if pair in then],
+        )
 
     async def list_rules(
         self,
@@ -495,7 +519,7 @@ class RadarService:
             )
             if not await repo.insert_item(item, value_list.item_type):
                 # Held already, or added by a concurrent request that committed first: the
-                # same refusal either way (the unique index decides, core migration 0052).
+                # same refusal either way (the unique index decides, core migration 0053).
                 raise invalid(f"{text!r} is already in @{value_list.alias}.", "value")
             await self._record_item(db, actor, ChangeAction.CREATED, item)
             return item

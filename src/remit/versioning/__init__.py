@@ -9,7 +9,8 @@ Entry points:
 - `render_error(status, body, version)`: an error response at `version` (status and fields).
 - `upgrade_request(operation, form, version)`: old parameters rewritten to the latest schema.
 - `gather_related(json, version, fetch)`: the related lists and objects old versions show,
-  fetched before rendering (only needed for versions before 2022-11-15).
+  fetched before rendering (only needed for versions before 2022-11-15), one call per need
+  and level however many objects the body holds.
 """
 
 from remit.versioning.change import (
@@ -25,7 +26,7 @@ from remit.versioning.change import (
 from remit.versioning.internal import reads_internal_fields
 from remit.versioning.operations import operation_key
 from remit.versioning.registry import load, plan
-from remit.versioning.related import MAX_EMBEDDED, Fetch, gather_related
+from remit.versioning.related import MAX_EMBEDDED, Fetch, FetchOne, gather_related, one_by_one
 from remit.versioning.render import (
     NO_RELATED,
     Related,
@@ -40,6 +41,7 @@ __all__ = [
     "NO_RELATED",
     "ErrorResponse",
     "Fetch",
+    "FetchOne",
     "Need",
     "Related",
     "RelatedDataMissingError",
@@ -50,6 +52,7 @@ __all__ = [
     "VersionChange",
     "gather_related",
     "load",
+    "one_by_one",
     "operation_key",
     "plan",
     "reads_internal_fields",

@@ -67,7 +67,12 @@ class RelatedObject:
         parent_id = parent.get("id")
         if object_id is None or not self.as_of_parent or not isinstance(parent_id, str):
             return object_id
-        return f"{parent_id} {object_id}"
+        return self.key_of(parent_id, object_id)
+
+    @staticmethod
+    def key_of(parent_id: str | None, object_id: str) -> str:
+        """The key of the object as the parent knew it (or as it is, with no parent's id)."""
+        return object_id if parent_id is None else f"{parent_id} {object_id}"
 
     @staticmethod
     def ids_in(key: str) -> tuple[str | None, str]:
@@ -217,6 +222,13 @@ class VersionChange:
         version's shape, in place. Only touch `obj`'s own keys (nested objects are rendered on
         their own, after this); tolerate absent keys. An event's `previous_attributes` are made
         from whole objects rendered before and after the event, never passed here alone."""
+
+    def downgrade_previous_attributes(self, previous: JsonObject, obj: JsonObject) -> None:
+        """Rewrite an event's `previous_attributes` into how the previous version reported a
+        change, in place: for changes to how events report what changed (`resources =
+        ("event",)`). `previous` is what differs between the whole object before the event and
+        after it, both rendered at the version being rendered; `obj` is the object after it, as
+        rendered there."""
 
     def downgrade_error(self, error: ErrorResponse) -> None:
         """Rewrite an error response into the previous version's status and shape, in place."""

@@ -103,17 +103,28 @@ def check_change(change: type[VersionChange]) -> None:
     except UnknownFieldError as error:
         raise InvalidChangeError(str(error)) from error
     overridden = {
-        name
-        for name in ("downgrade", "downgrade_error", "upgrade_request", "check_request")
-        if getattr(change, name) is not getattr(VersionChange, name)
+        name for name in _HOOKS if getattr(change, name) is not getattr(VersionChange, name)
     }
     if not overridden:
         raise InvalidChangeError(f"{owner} overrides none of the change hooks")
     if "downgrade_error" in overridden and change.resources != (ERROR_OBJECT,):
         raise InvalidChangeError(f"{owner}: error changes declare resources = ('error',)")
+    if "downgrade_previous_attributes" in overridden and change.resources != (EVENT_OBJECT,):
+        raise InvalidChangeError(
+            f"{owner}: changes to previous_attributes declare resources = ('event',)"
+        )
     if overridden & {"upgrade_request", "check_request"} and not change.operations:
         raise InvalidChangeError(f"{owner} changes requests but names no operations")
 
+
+_HOOKS = (
+    "downgrade",
+    "downgrade_previous_attributes",
+    "downgrade_error",
+    "upgrade_request",
+    "check_request",
+)
+EVENT_OBJECT = "event"
 
 _VERBS = frozenset(
     {
@@ -145,10 +156,17 @@ class VersionPlan:
     """Request changes newer than the version, oldest first (old shape -> latest)."""
     request_checks: tuple[VersionChange, ...]
     """Request changes in force at the version."""
+    previous_attributes_changes: tuple[VersionChange, ...] = ()
+    """Changes to how an event's `previous_attributes` report a change, newest first."""
+
+    @property
+    def renders_responses(self) -> bool:
+        """Whether a response body at this version differs from the latest schema's."""
+        return bool(self.response_changes or self.previous_attributes_changes)
 
     @property
     def is_identity(self) -> bool:
-        return not self.response_changes and not self.error_changes
+        return not self.renders_responses and not self.error_changes
 
 
 def newer_than(change_version: str, version: str) -> bool:
@@ -167,10 +185,13 @@ def plan(version: str) -> VersionPlan:
             (newer if newer_than(module.version, version) else in_force).append(change())
     by_resource: dict[str, list[VersionChange]] = {}
     errors: list[VersionChange] = []
+    previous_attributes: list[VersionChange] = []
     for newer_change in newer:
         if _overrides(newer_change, "downgrade"):
             for resource in newer_change.resources:
                 by_resource.setdefault(resource, []).append(newer_change)
+        if _overrides(newer_change, "downgrade_previous_attributes"):
+            previous_attributes.append(newer_change)
         if _overrides(newer_change, "downgrade_error"):
             errors.append(newer_change)
     return VersionPlan(
@@ -181,6 +202,7 @@ def plan(version: str) -> VersionPlan:
             change for change in reversed(newer) if _overrides(change, "upgrade_request")
         ),
         request_checks=tuple(change for change in in_force if _overrides(change, "check_request")),
+        previous_attributes_changes=tuple(previous_attributes),
     )
 
 

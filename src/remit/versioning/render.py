@@ -6,13 +6,15 @@ nested and expanded objects, list envelopes and event payloads are all rendered 
 version. An event's `data.previous_attributes` are what differs between the object before the
 event (`object_before`) and after it, both rendered at the version: a field that a change
 derives from the ones that changed (a charge's `amount_refunded` from its capture, before
-2025-03-31) is among them, and one that differs only at the latest schema is not. It never
+2025-03-31) is among them, and one that differs only at the latest schema is not. The nested
+values the two objects share are rendered once for both. It never
 enters a free-form map (`metadata`): what a merchant put there comes back as
 it was, even a key named `object`. A version with no change newer than itself returns its input
 as it is, less the fields kept off the wire (`remit.versioning.internal`): taken out on a walk
 of the body, unless the caller says it holds none.
 """
 
+import copy
 from collections.abc import Mapping
 
 from remit.core.jsonview import JsonObject, JsonValue
@@ -47,7 +49,7 @@ def render(
     related data failed, so what `related` lacks is left out (lists not shown, ids not
     expanded) instead of refused."""
     version_plan = plan(version)
-    if not version_plan.response_changes:
+    if not version_plan.renders_responses:
         return without_internal_fields(body) if holds_internal_fields else body
     context = RenderContext(related, leave_out_missing=related_unavailable)
     rendered = _Renderer(version_plan, context).value(body)
@@ -106,11 +108,27 @@ def upgrade_request(operation: str, form: Form, version: str) -> Form:
 class _Renderer:
     def __init__(self, version_plan: VersionPlan, context: RenderContext) -> None:
         self._changes = version_plan.response_changes
+        self._previous_attributes_changes = version_plan.previous_attributes_changes
         self._context = context
         self._internal = internal_fields()
         self._free_form = free_form_fields()
+        self._shared: dict[int, tuple[JsonValue, JsonValue]] | None = None
+        """While an event's object is rendered before and after it: each nested value rendered
+        so far (kept, so its id stays its own), by id, with what it rendered to."""
 
     def value(self, value: JsonValue) -> JsonValue:
+        if self._shared is not None and isinstance(value, dict | list):
+            # Rendering depends on the value alone: the same value, met again in the object
+            # before the event, renders to the same thing.
+            known = self._shared.get(id(value))
+            if known is not None and known[0] is value:
+                return known[1]
+            rendered = self._value(value)
+            self._shared[id(value)] = (value, rendered)
+            return rendered
+        return self._value(value)
+
+    def _value(self, value: JsonValue) -> JsonValue:
         if isinstance(value, dict):
             return self.mapping(value)
         if isinstance(value, list):
@@ -141,12 +159,24 @@ class _Renderer:
             return
         rendered = dict(data)
         inner = data.get("object")
-        if isinstance(inner, dict):
-            after = self.mapping(inner)
+        before = object_before(data)
+        if isinstance(inner, dict) and before is None:
+            rendered["object"] = self.mapping(inner)
+        elif isinstance(inner, dict) and before is not None:
+            # The object before the event shares all but a few fields with the object after
+            # it: what they share (nested objects, embedded lists) is rendered once for both.
+            # The objects themselves go through their changes each, as those derive fields
+            # from the ones that changed.
+            outer, self._shared = self._shared, {}
+            try:
+                after = self.mapping(inner)
+                previous = _changed(self.mapping(before), after)
+            finally:
+                self._shared = outer
+            for change in self._previous_attributes_changes:
+                change.downgrade_previous_attributes(previous, after)
             rendered["object"] = after
-            before = object_before(data)
-            if before is not None:
-                rendered["previous_attributes"] = _changed(self.mapping(before), after)
+            rendered["previous_attributes"] = previous
         event["data"] = rendered
 
 
@@ -163,8 +193,13 @@ def object_before(data: JsonValue) -> JsonObject | None:
 
 def _changed(before: JsonObject, after: JsonObject) -> JsonObject:
     """`before`'s values of the fields that differ from `after` (null for a field `before`
-    lacks)."""
-    changed = {key: value for key, value in before.items() if after.get(key, _ABSENT) != value}
+    lacks), copied: rendered once for both, a part of one may be shared with `after`, and the
+    two are handed on as separate values."""
+    changed = {
+        key: copy.deepcopy(value)
+        for key, value in before.items()
+        if after.get(key, _ABSENT) != value
+    }
     changed.update({key: None for key in after.keys() - before.keys()})
     return changed
 

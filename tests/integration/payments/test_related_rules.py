@@ -25,12 +25,14 @@ async def test_a_rule_is_found_by_id_within_its_account_and_not_once_deleted(
     async with core_engine.begin() as db:
         await RuleRepository(db).insert(rule)
 
-    found = await database_fetch(core_engine, account_id, as_of=now)(RULE_OF_CHARGE, rule.id)
-    assert (found.data, found.has_more) == ([to_json(rule_message(rule))], False)
+    fetch = database_fetch(core_engine, account_id, as_of=now)
+    found = await fetch(RULE_OF_CHARGE, [rule.id, "rule_missing"])
+    assert (found[rule.id].data, found[rule.id].has_more) == ([to_json(rule_message(rule))], False)
+    assert found["rule_missing"].data == []
     elsewhere = database_fetch(core_engine, "acct_other", as_of=now)
-    assert (await elsewhere(RULE_OF_CHARGE, rule.id)).data == []
+    assert (await elsewhere(RULE_OF_CHARGE, [rule.id]))[rule.id].data == []
 
     async with core_engine.begin() as db:
         await RuleRepository(db).delete(account_id, rule.id)
-    gone = await database_fetch(core_engine, account_id, as_of=now)(RULE_OF_CHARGE, rule.id)
-    assert gone.data == []
+    gone = await fetch(RULE_OF_CHARGE, [rule.id])
+    assert gone[rule.id].data == []

@@ -158,12 +158,46 @@ async def test_a_charge_keeps_the_rule_as_it_decided_it(
     )
     # As events rendered for versions before 2017-02-14 show it, from the core database.
     fetch = database_fetch(core_engine, account_id, as_of=datetime.now(UTC))
-    found = await fetch(RULE_OF_CHARGE, f"{charge.id} {rule.id}")
+    key = f"{charge.id} {rule.id}"
+    found = (await fetch(RULE_OF_CHARGE, [key]))[key]
     assert [(r["predicate"], r["version"]) for r in found.data] == [(":amount_in_usd: > 5", 1)]
 
     with pytest.raises(RemitError) as missing:
         await parts.radar.get_rule(account_id, rule.id, decided_charge="ch_nope")
     assert (missing.value.code, missing.value.param) == ("resource_missing", "decided_charge")
+
+
+async def test_the_rules_of_a_page_of_charges_are_found_at_once_each_as_it_decided_its_charge(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """GetRules, for a page of charges at an old API version: the rule that decided two charges
+    under two texts shows each of them, a rule asked by id alone shows as it is now."""
+    parts = Parts(core_engine, FixedClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)))
+    rule = await parts.radar.create_rule(account_id, RuleAction.REVIEW, ":amount_in_usd: > 5")
+    first = (await pay(parts, account_id, "first")).latest_charge_id or ""
+    await parts.radar.update_rule(account_id, rule.id, predicate=":amount_in_usd: > 6")
+    second = (await pay(parts, account_id, "second")).latest_charge_id or ""
+    await parts.radar.update_rule(account_id, rule.id, predicate=":amount_in_usd: > 500")
+    gone = await parts.radar.create_rule(account_id, RuleAction.BLOCK, ":amount_in_usd: > 9000")
+    await parts.radar.delete_rule(account_id, gone.id)
+
+    now, then = await parts.radar.get_rules(
+        account_id,
+        [rule.id, gone.id],
+        [(first, rule.id), (second, rule.id), (first, rule.id), ("ch_nope", rule.id),
+         (first, gone.id)],
+    )  # fmt: skip
+    assert [(r.id, r.predicate, r.version) for r in now] == [(rule.id, ":amount_in_usd: > 500", 3)]
+    # Each once, in the order asked; a charge the account does not have shows the rule as it
+    # is; a rule deleted since is left out.
+    assert [(charge, r.id, r.predicate, r.version) for charge, r in then] == [
+        (first, rule.id, ":amount_in_usd: > 5", 1),
+        (second, rule.id, ":amount_in_usd: > 6", 2),
+        ("ch_nope", rule.id, ":amount_in_usd: > 500", 3),
+    ]
+
+    with pytest.raises(RemitError, match="At most 100"):
+        await parts.radar.get_rules(account_id, [rule.id] * 50, [(first, rule.id)] * 51)
 
 
 async def test_a_charge_decided_before_versions_were_kept_shows_the_text_it_kept(

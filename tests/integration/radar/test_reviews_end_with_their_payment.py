@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
-from remit.core.errors import RemitError
+from remit.core.errors import ErrorKind, RemitError
 from remit.payments.charges import Refund, RefundReason, RefundStatus
 from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent, Status
 from remit.payments.keyed import Done, KeyedCall
@@ -272,3 +272,59 @@ async def test_a_close_whose_refund_the_acquirer_refuses_fails_and_leaves_the_re
     # The payment stands: the review can still be approved.
     approved = await reviews.approve(account_id, review_id)
     assert approved.closed_reason is ClosedReason.APPROVED
+
+
+async def _refund_left_pending(
+    parts: Parts, account_id: str, key: str, charge_id: str, amount: int
+) -> Refund:
+    """A refund of `amount` the acquirer could not be reached for: it stays pending, its
+    request waiting for a retry with its key."""
+    # The send and each of `_settle`'s tries fail before they reach the network.
+    parts.network.faults.extend(["before"] * 4)
+    with pytest.raises(RemitError) as unavailable:
+        await _refund(parts, account_id, key, charge_id, amount=amount)
+    assert unavailable.value.kind is ErrorKind.UNAVAILABLE
+    parts.network.faults.clear()
+    refunds, _ = await parts.payments.list_refunds(account_id, limit=10, charge_id=charge_id)
+    (waiting,) = [refund for refund in refunds if refund.amount_minor == amount]
+    assert waiting.status is RefundStatus.PENDING
+    return waiting
+
+
+async def test_a_refund_still_pending_keeps_the_review_open_and_its_failure_leaves_it_open(
+    parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """The refunds reserve all of the charge between them, but one of them is still pending:
+    the review stays open until it settles, and, when it fails, the payment stands (20000 of
+    30000 refunded) with its review still open."""
+    intent = await _in_review(parts, account_id, "pay")
+    review_id, charge_id = intent.review_id or "", intent.latest_charge_id or ""
+    waiting = await _refund_left_pending(parts, account_id, "r1", charge_id, 10000)
+
+    await _refund(parts, account_id, "r2", charge_id, amount=20000)
+    assert (await reviews.get(account_id, review_id)).open
+
+    parts.network.refuse(waiting.id, "expired_or_canceled_card", "The card was canceled.")
+    failed = await _refund(parts, account_id, "r1", charge_id, amount=10000)
+    assert (failed.id, failed.status) == (waiting.id, RefundStatus.FAILED)
+    charge, _ = await parts.payments.get_charge(account_id, charge_id)
+    assert (charge.amount_refunded_minor, charge.refunded) == (20000, False)
+    assert (await reviews.get(account_id, review_id)).open
+    assert await _review_events(core_engine, account_id, review_id) == ["review.opened"]
+
+
+async def test_the_review_closes_when_the_last_pending_refund_succeeds(
+    parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
+) -> None:
+    intent = await _in_review(parts, account_id, "pay")
+    review_id, charge_id = intent.review_id or "", intent.latest_charge_id or ""
+    waiting = await _refund_left_pending(parts, account_id, "r1", charge_id, 10000)
+
+    await _refund(parts, account_id, "r2", charge_id, amount=20000)
+    assert (await reviews.get(account_id, review_id)).open
+
+    succeeded = await _refund(parts, account_id, "r1", charge_id, amount=10000)
+    assert (succeeded.id, succeeded.status) == (waiting.id, RefundStatus.SUCCEEDED)
+    review = await reviews.get(account_id, review_id)
+    assert (review.open, review.closed_reason) == (False, ClosedReason.REFUNDED)
+    assert await _review_events(core_engine, account_id, review_id) == OPENED_AND_CLOSED

@@ -39,17 +39,24 @@ class FakePayments:
             "The service is unavailable.", kind=ErrorKind.UNAVAILABLE, error_type="api_error"
         )
 
-    async def ListCharges(  # noqa: N802
-        self, request: pb.ListChargesRequest, **_: object
-    ) -> pb.ListChargesResponse:
+    async def ListChargesOfPaymentIntents(  # noqa: N802
+        self, request: pb.ListChargesOfPaymentIntentsRequest, **_: object
+    ) -> pb.ListChargesOfPaymentIntentsResponse:
         if self.charges_unavailable:
             raise ConnectionError("the core did not answer")
-        return pb.ListChargesResponse(data=[resources.charge()])
+        return pb.ListChargesOfPaymentIntentsResponse(
+            pages=[
+                pb.ChargesOfPaymentIntent(payment_intent=intent_id, data=[resources.charge()])
+                for intent_id in request.payment_intents
+            ]
+        )
 
-    async def ListRefunds(  # noqa: N802
-        self, request: pb.ListRefundsRequest, **_: object
-    ) -> pb.ListRefundsResponse:
-        return pb.ListRefundsResponse(data=[])
+    async def ListRefundsOfCharges(  # noqa: N802
+        self, request: pb.ListRefundsOfChargesRequest, **_: object
+    ) -> pb.ListRefundsOfChargesResponse:
+        return pb.ListRefundsOfChargesResponse(
+            pages=[pb.RefundsOfCharge(charge=charge_id) for charge_id in request.charges]
+        )
 
 
 @dataclass

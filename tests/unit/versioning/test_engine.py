@@ -1,12 +1,18 @@
 """The engine's walk: which objects it rewrites and where it looks for them."""
 
+from collections import Counter
+
+import pytest
+
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.errors import StripeError
-from remit.versioning import plan, render, render_error, render_event
+from remit.versioning import VersionChange, plan, render, render_error, render_event
+from remit.versioning.change import RenderContext
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
 from tests.support.versions import error_body
 from versions import KNOWN_VERSIONS, LATEST_VERSION
+from versions.v2022_11_15 import RemovePaymentIntentCharges, StopAutoexpandingChargeRefunds
 
 OLD = "2018-11-08"
 RELATED = resources.related_lists()
@@ -133,3 +139,42 @@ def test_versions_without_changes_newer_than_them_render_nothing() -> None:
                         "2025-10-29.clover", "2025-09-30.clover", "2025-08-27.basil",
                         "2025-07-30.basil", "2025-06-30.basil", "2025-05-28.basil",
                         "2025-04-30.basil", "2025-03-31.basil"]  # fmt: skip
+
+
+def test_an_event_renders_what_its_object_before_and_after_share_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The object before an event is the object after it with a few fields changed: the
+    objects they share (an intent's embedded charges, before 2022-11-15) are rendered once and
+    serve both, and only the intent itself, whose changes derive fields from the ones that
+    changed, is rendered twice."""
+    rendered: Counter[str] = Counter()
+    charge_change = StopAutoexpandingChargeRefunds.downgrade
+    intent_change = RemovePaymentIntentCharges.downgrade
+
+    def count_charge(self: VersionChange, obj: JsonObject, context: RenderContext) -> None:
+        rendered[f"charge {obj.get('id')}"] += 1
+        charge_change(self, obj, context)  # type: ignore[arg-type]
+
+    def count_intent(self: VersionChange, obj: JsonObject, context: RenderContext) -> None:
+        rendered[f"intent {obj.get('id')}"] += 1
+        intent_change(self, obj, context)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StopAutoexpandingChargeRefunds, "downgrade", count_charge)
+    monkeypatch.setattr(RemovePaymentIntentCharges, "downgrade", count_intent)
+    intent = to_json(resources.payment_intent())
+    event = to_json(
+        resources.event(
+            intent,
+            previous_attributes={"status": "processing", "metadata": {}},
+            event_type="payment_intent.succeeded",
+        )
+    )
+
+    delivered = render_event(event, "2022-08-01", RELATED)
+
+    assert rendered == Counter({"intent pi_3Example": 2, "charge ch_3Example": 1})
+    data = delivered["data"]
+    assert isinstance(data, dict)
+    assert data["previous_attributes"] == {"status": "processing", "metadata": {}}
+    assert data["object"] == render(intent, "2022-08-01", RELATED)

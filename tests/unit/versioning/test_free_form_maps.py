@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from remit.core.jsonview import JsonObject, to_json
-from remit.versioning import Need, RelatedPage, gather_related, render, render_event
+from remit.versioning import Need, RelatedPage, gather_related, one_by_one, render, render_event
 from remit.versioning.descriptors import free_form_fields
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
@@ -43,7 +43,7 @@ def _gathered(
         asked.append(f"{need.resource} of {parent_id}")
         return RelatedPage.whole([])
 
-    related = asyncio.run(gather_related(body, version, fetch))
+    related = asyncio.run(gather_related(body, version, one_by_one(fetch)))
     return dict(related), asked
 
 

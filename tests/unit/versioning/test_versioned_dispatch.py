@@ -37,18 +37,25 @@ class FakePayments:
     charges_asked: list[str] = field(default_factory=list)
     unavailable: bool = False
 
-    async def ListCharges(  # noqa: N802
-        self, request: pb.ListChargesRequest, **_: object
-    ) -> pb.ListChargesResponse:
-        self.charges_asked.append(request.payment_intent)
+    async def ListChargesOfPaymentIntents(  # noqa: N802
+        self, request: pb.ListChargesOfPaymentIntentsRequest, **_: object
+    ) -> pb.ListChargesOfPaymentIntentsResponse:
+        self.charges_asked.extend(request.payment_intents)
         if self.unavailable:
             raise ConnectionError("the core did not answer")
-        return pb.ListChargesResponse(data=[resources.charge()])
+        return pb.ListChargesOfPaymentIntentsResponse(
+            pages=[
+                pb.ChargesOfPaymentIntent(payment_intent=intent_id, data=[resources.charge()])
+                for intent_id in request.payment_intents
+            ]
+        )
 
-    async def ListRefunds(  # noqa: N802
-        self, request: pb.ListRefundsRequest, **_: object
-    ) -> pb.ListRefundsResponse:
-        return pb.ListRefundsResponse(data=[])
+    async def ListRefundsOfCharges(  # noqa: N802
+        self, request: pb.ListRefundsOfChargesRequest, **_: object
+    ) -> pb.ListRefundsOfChargesResponse:
+        return pb.ListRefundsOfChargesResponse(
+            pages=[pb.RefundsOfCharge(charge=charge_id) for charge_id in request.charges]
+        )
 
 
 seen_params: list[dict[str, object]] = []

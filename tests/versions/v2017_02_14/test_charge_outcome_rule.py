@@ -6,6 +6,7 @@ from remit.versioning import (
     RelatedDataMissingError,
     RelatedPage,
     gather_related,
+    one_by_one,
     render,
     render_event,
 )
@@ -106,7 +107,7 @@ async def test_gathering_finds_the_rule_of_each_charge_once_as_it_decided_it() -
         "has_more": False,
         "url": "/v1/charges",
     }
-    related = await gather_related(listed, BEFORE, fetch)
+    related = await gather_related(listed, BEFORE, one_by_one(fetch))
     assert sorted(key for resource, key in asked if resource == "rule") == [
         f"ch_3Example {RULE_ID}",
         f"ch_3Other {RULE_ID}",
@@ -122,7 +123,7 @@ async def test_gathering_finds_the_rule_of_each_charge_once_as_it_decided_it() -
     asked.clear()
     intent = to_json(resources.payment_intent())
     intent["latest_charge"] = _ruled_charge()
-    related = await gather_related(intent, BEFORE, fetch)
+    related = await gather_related(intent, BEFORE, one_by_one(fetch))
     assert asked.count(("rule", f"{CHARGE_ID} {RULE_ID}")) == 1
     rendered = render(intent, BEFORE, related)
     latest, charges = rendered["latest_charge"], rendered["charges"]
@@ -140,7 +141,7 @@ async def test_nothing_is_looked_up_from_2017_02_14_until_2022_11_15() -> None:
         assert need is not RULE_OF_CHARGE, "no rule lookup expected"
         return RelatedPage.whole([])
 
-    related = await gather_related(_ruled_charge(), AT, fetch)
+    related = await gather_related(_ruled_charge(), AT, one_by_one(fetch))
     assert not any(need is RULE_OF_CHARGE for need, _ in related)
 
 
@@ -175,7 +176,7 @@ async def test_an_event_whose_charge_had_another_rule_shows_that_one_in_previous
             return RelatedPage.whole([rules[need.ids_in(key)[1]]])
         return RelatedPage.whole([])
 
-    related = await gather_related(event, BEFORE, fetch)
+    related = await gather_related(event, BEFORE, one_by_one(fetch))
     data = render_event(event, BEFORE, related)["data"]
     assert isinstance(data, dict)
     assert data["previous_attributes"] == {"outcome": {**_outcome(charge), "rule": earlier}}

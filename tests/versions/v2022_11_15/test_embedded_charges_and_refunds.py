@@ -1,3 +1,5 @@
+from collections.abc import Mapping, Sequence
+
 import pytest
 
 from remit.core.jsonview import JsonObject, to_json
@@ -6,6 +8,7 @@ from remit.versioning import (
     RelatedDataMissingError,
     RelatedPage,
     gather_related,
+    one_by_one,
     render,
 )
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -97,7 +100,7 @@ async def test_gathering_fetches_the_charges_of_an_intent_and_the_refunds_of_eac
         "has_more": False,
         "url": "/v1/payment_intents",
     }
-    related = await gather_related(intents, BEFORE, fetch)
+    related = await gather_related(intents, BEFORE, one_by_one(fetch))
     assert asked == [("charge", "pi_3Example"), ("refund", "ch_3Example")]
     assert set(related) == {
         (CHARGES_OF_PAYMENT_INTENT, "pi_3Example"),
@@ -114,11 +117,44 @@ async def test_gathering_fetches_the_charges_of_an_intent_and_the_refunds_of_eac
 
 
 @pytest.mark.anyio
+async def test_gathering_asks_once_per_need_and_level_for_a_whole_page() -> None:
+    """A page of intents asks for the charges of all of them in one call, then for the refunds
+    of all those charges in one more: two calls however long the page."""
+    intents = [to_json(resources.payment_intent(id=f"pi_{n}")) for n in range(30)]
+    for n, intent in enumerate(intents):
+        intent["latest_charge"] = f"ch_{n}"
+    calls: list[tuple[str, list[str]]] = []
+
+    async def fetch(need: Need, keys: Sequence[str]) -> Mapping[str, RelatedPage]:
+        calls.append((need.resource, list(keys)))
+        if need is CHARGES_OF_PAYMENT_INTENT:
+            return {
+                key: RelatedPage.whole([to_json(resources.charge(id=key.replace("pi_", "ch_")))])
+                for key in keys
+            }
+        return {key: RelatedPage.whole([]) for key in keys}
+
+    page: JsonObject = {"object": "list", "data": list(intents), "has_more": False, "url": "/x"}
+    related = await gather_related(page, BEFORE, fetch)
+    assert calls == [
+        ("charge", [f"pi_{n}" for n in range(30)]),
+        ("refund", [f"ch_{n}" for n in range(30)]),
+    ]
+    rendered = render(page, BEFORE, related)["data"]
+    assert isinstance(rendered, list)
+    assert isinstance(rendered[7], dict)
+    charges = rendered[7]["charges"]
+    assert isinstance(charges, dict)
+    assert isinstance(charges["data"], list)
+    assert [charge["id"] for charge in charges["data"] if isinstance(charge, dict)] == ["ch_7"]
+
+
+@pytest.mark.anyio
 async def test_nothing_is_fetched_from_2022_11_15_on() -> None:
     async def fetch(need: Need, parent_id: str) -> RelatedPage:
         raise AssertionError("no fetch expected")
 
-    assert await gather_related(to_json(resources.payment_intent()), AT, fetch) == {}
+    assert await gather_related(to_json(resources.payment_intent()), AT, one_by_one(fetch)) == {}
     assert pb.PaymentIntent.DESCRIPTOR.fields_by_name.get("charges") is None
 
 

@@ -5054,6 +5054,178 @@ class ListRefundsResponse(_message.Message):
 Global___ListRefundsResponse: _TypeAlias = ListRefundsResponse  # noqa: Y015
 
 @_typing.final
+class ListChargesOfPaymentIntentsRequest(_message.Message):
+    """The first charges of each of `payment_intents`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_INTENTS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """Charges per intent; 0 = default 10, at most 100."""
+    @_builtins.property
+    def payment_intents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """pi_ ids, at most 100 (one page of intents). An id of no intent of the account has no
+        charges.
+        """
+
+    def __init__(
+        self,
+        *,
+        payment_intents: _abc.Iterable[_builtins.str] | None = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "payment_intents", b"payment_intents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChargesOfPaymentIntentsRequest: _TypeAlias = ListChargesOfPaymentIntentsRequest  # noqa: Y015
+
+@_typing.final
+class ChargesOfPaymentIntent(_message.Message):
+    """One intent's first charges, newest first, each without its refunds (`refunds` empty)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_INTENT_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    TOTAL_COUNT_FIELD_NUMBER: _builtins.int
+    payment_intent: _builtins.str
+    """pi_ id."""
+    has_more: _builtins.bool
+    """More charges follow the first `limit`."""
+    total_count: _builtins.int
+    """How many charges the intent has in all (counted in one query for every intent asked)."""
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Charge]: ...
+    def __init__(
+        self,
+        *,
+        payment_intent: _builtins.str = ...,
+        data: _abc.Iterable[Global___Charge] | None = ...,
+        has_more: _builtins.bool = ...,
+        total_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more", "payment_intent", b"payment_intent", "total_count", b"total_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChargesOfPaymentIntent: _TypeAlias = ChargesOfPaymentIntent  # noqa: Y015
+
+@_typing.final
+class ListChargesOfPaymentIntentsResponse(_message.Message):
+    """One ChargesOfPaymentIntent per id asked, in the order asked (an id asked twice, once)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChargesOfPaymentIntent]: ...
+    def __init__(
+        self,
+        *,
+        pages: _abc.Iterable[Global___ChargesOfPaymentIntent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pages", b"pages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChargesOfPaymentIntentsResponse: _TypeAlias = ListChargesOfPaymentIntentsResponse  # noqa: Y015
+
+@_typing.final
+class ListRefundsOfChargesRequest(_message.Message):
+    """The first refunds of each of `charges`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARGES_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """Refunds per charge; 0 = default 10, at most 100."""
+    @_builtins.property
+    def charges(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ch_ ids, at most 100 (one page of charges). An id of no charge of the account has no
+        refunds.
+        """
+
+    def __init__(
+        self,
+        *,
+        charges: _abc.Iterable[_builtins.str] | None = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges", b"charges", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRefundsOfChargesRequest: _TypeAlias = ListRefundsOfChargesRequest  # noqa: Y015
+
+@_typing.final
+class RefundsOfCharge(_message.Message):
+    """One charge's first refunds, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARGE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    TOTAL_COUNT_FIELD_NUMBER: _builtins.int
+    charge: _builtins.str
+    """ch_ id."""
+    has_more: _builtins.bool
+    """More refunds follow the first `limit`."""
+    total_count: _builtins.int
+    """How many refunds the charge has in all (counted in one query for every charge asked)."""
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Refund]: ...
+    def __init__(
+        self,
+        *,
+        charge: _builtins.str = ...,
+        data: _abc.Iterable[Global___Refund] | None = ...,
+        has_more: _builtins.bool = ...,
+        total_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "data", b"data", "has_more", b"has_more", "total_count", b"total_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundsOfCharge: _TypeAlias = RefundsOfCharge  # noqa: Y015
+
+@_typing.final
+class ListRefundsOfChargesResponse(_message.Message):
+    """One RefundsOfCharge per id asked, in the order asked (an id asked twice, once)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefundsOfCharge]: ...
+    def __init__(
+        self,
+        *,
+        pages: _abc.Iterable[Global___RefundsOfCharge] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pages", b"pages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRefundsOfChargesResponse: _TypeAlias = ListRefundsOfChargesResponse  # noqa: Y015
+
+@_typing.final
 class CreateCustomerRequest(_message.Message):
     """---------------------------------------------------------------------------------------------
     Customer requests

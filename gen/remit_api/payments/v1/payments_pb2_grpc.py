@@ -110,6 +110,16 @@ class PaymentsServiceStub:
                 request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsRequest.SerializeToString,
                 response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsResponse.FromString,
                 _registered_method=True)
+        self.ListChargesOfPaymentIntents = channel.unary_unary(
+                '/remit_api.payments.v1.PaymentsService/ListChargesOfPaymentIntents',
+                request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListChargesOfPaymentIntentsRequest.SerializeToString,
+                response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListChargesOfPaymentIntentsResponse.FromString,
+                _registered_method=True)
+        self.ListRefundsOfCharges = channel.unary_unary(
+                '/remit_api.payments.v1.PaymentsService/ListRefundsOfCharges',
+                request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsOfChargesRequest.SerializeToString,
+                response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsOfChargesResponse.FromString,
+                _registered_method=True)
         self.CreateCustomer = channel.unary_unary(
                 '/remit_api.payments.v1.PaymentsService/CreateCustomer',
                 request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.CreateCustomerRequest.SerializeToString,
@@ -322,6 +332,22 @@ class PaymentsServiceServicer:
 
     def ListRefunds(self, request, context):
         """GET /v1/refunds, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChargesOfPaymentIntents(self, request, context):
+        """The first charges of each of several PaymentIntents, in one call: what API versions before
+        2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRefundsOfCharges(self, request, context):
+        """The first refunds of each of several charges, in one call: what API versions before
+        2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -557,6 +583,16 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.ListRefunds,
                     request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsRequest.FromString,
                     response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsResponse.SerializeToString,
+            ),
+            'ListChargesOfPaymentIntents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChargesOfPaymentIntents,
+                    request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListChargesOfPaymentIntentsRequest.FromString,
+                    response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListChargesOfPaymentIntentsResponse.SerializeToString,
+            ),
+            'ListRefundsOfCharges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRefundsOfCharges,
+                    request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsOfChargesRequest.FromString,
+                    response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsOfChargesResponse.SerializeToString,
             ),
             'CreateCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateCustomer,
@@ -1070,6 +1106,60 @@ class PaymentsService:
             '/remit_api.payments.v1.PaymentsService/ListRefunds',
             remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsRequest.SerializeToString,
             remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChargesOfPaymentIntents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.payments.v1.PaymentsService/ListChargesOfPaymentIntents',
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.ListChargesOfPaymentIntentsRequest.SerializeToString,
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.ListChargesOfPaymentIntentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRefundsOfCharges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.payments.v1.PaymentsService/ListRefundsOfCharges',
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsOfChargesRequest.SerializeToString,
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.ListRefundsOfChargesResponse.FromString,
             options,
             channel_credentials,
             insecure,

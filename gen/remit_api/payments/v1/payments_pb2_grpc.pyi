@@ -79,6 +79,14 @@ class PaymentsServiceStub:
     """POST /v1/refunds/{id}/cancel (only while requires_action)."""
     ListRefunds: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListRefundsRequest, _payments_pb2.ListRefundsResponse]
     """GET /v1/refunds, newest first."""
+    ListChargesOfPaymentIntents: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListChargesOfPaymentIntentsRequest, _payments_pb2.ListChargesOfPaymentIntentsResponse]
+    """The first charges of each of several PaymentIntents, in one call: what API versions before
+    2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent).
+    """
+    ListRefundsOfCharges: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListRefundsOfChargesRequest, _payments_pb2.ListRefundsOfChargesResponse]
+    """The first refunds of each of several charges, in one call: what API versions before
+    2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge).
+    """
     CreateCustomer: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreateCustomerRequest, _payments_pb2.CreateCustomerResponse]
     """POST /v1/customers."""
     GetCustomer: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetCustomerRequest, _payments_pb2.GetCustomerResponse]
@@ -168,6 +176,14 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     """POST /v1/refunds/{id}/cancel (only while requires_action)."""
     ListRefunds: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListRefundsRequest, _payments_pb2.ListRefundsResponse]  # type: ignore[assignment]
     """GET /v1/refunds, newest first."""
+    ListChargesOfPaymentIntents: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListChargesOfPaymentIntentsRequest, _payments_pb2.ListChargesOfPaymentIntentsResponse]  # type: ignore[assignment]
+    """The first charges of each of several PaymentIntents, in one call: what API versions before
+    2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent).
+    """
+    ListRefundsOfCharges: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListRefundsOfChargesRequest, _payments_pb2.ListRefundsOfChargesResponse]  # type: ignore[assignment]
+    """The first refunds of each of several charges, in one call: what API versions before
+    2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge).
+    """
     CreateCustomer: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreateCustomerRequest, _payments_pb2.CreateCustomerResponse]  # type: ignore[assignment]
     """POST /v1/customers."""
     GetCustomer: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetCustomerRequest, _payments_pb2.GetCustomerResponse]  # type: ignore[assignment]
@@ -329,6 +345,24 @@ class PaymentsServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ListRefundsResponse, _abc.Awaitable[_payments_pb2.ListRefundsResponse]]:
         """GET /v1/refunds, newest first."""
+
+    def ListChargesOfPaymentIntents(
+        self,
+        request: _payments_pb2.ListChargesOfPaymentIntentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListChargesOfPaymentIntentsResponse, _abc.Awaitable[_payments_pb2.ListChargesOfPaymentIntentsResponse]]:
+        """The first charges of each of several PaymentIntents, in one call: what API versions before
+        2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent).
+        """
+
+    def ListRefundsOfCharges(
+        self,
+        request: _payments_pb2.ListRefundsOfChargesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListRefundsOfChargesResponse, _abc.Awaitable[_payments_pb2.ListRefundsOfChargesResponse]]:
+        """The first refunds of each of several charges, in one call: what API versions before
+        2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge).
+        """
 
     def CreateCustomer(
         self,

@@ -468,6 +468,124 @@ class GetRuleResponse(_message.Message):
 Global___GetRuleResponse: _TypeAlias = GetRuleResponse  # noqa: Y015
 
 @_typing.final
+class GetRulesRequest(_message.Message):
+    """Looks up several rules: each as it is now (`ids`), or as it decided a charge (`decided`, as
+    GetRuleRequest.decided_charge does for one). At most 100 of both together.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    DECIDED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """rule_ ids."""
+
+    @_builtins.property
+    def decided(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleOfCharge]:
+        """Rules each as it decided a charge, for the outcome.rule of a page of charges."""
+
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.str] | None = ...,
+        decided: _abc.Iterable[Global___RuleOfCharge] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided", b"decided", "ids", b"ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRulesRequest: _TypeAlias = GetRulesRequest  # noqa: Y015
+
+@_typing.final
+class RuleOfCharge(_message.Message):
+    """A rule and a charge it decided."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    CHARGE_FIELD_NUMBER: _builtins.int
+    rule: _builtins.str
+    """rule_ id."""
+    charge: _builtins.str
+    """ch_ id."""
+    def __init__(
+        self,
+        *,
+        rule: _builtins.str = ...,
+        charge: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuleOfCharge: _TypeAlias = RuleOfCharge  # noqa: Y015
+
+@_typing.final
+class GetRulesResponse(_message.Message):
+    """The rules of the account among those asked, each in the order asked; a rule of no id (one
+    deleted since) is left out.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    DECIDED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rule]:
+        """For `ids`: each rule as it is now."""
+
+    @_builtins.property
+    def decided(self) -> _containers.RepeatedCompositeFieldContainer[Global___DecidedRule]:
+        """For `decided`: each rule as it decided the charge. A charge the account does not have, or
+        whose verdict keeps no text of the rule, shows the rule as it is now.
+        """
+
+    def __init__(
+        self,
+        *,
+        rules: _abc.Iterable[Global___Rule] | None = ...,
+        decided: _abc.Iterable[Global___DecidedRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided", b"decided", "rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRulesResponse: _TypeAlias = GetRulesResponse  # noqa: Y015
+
+@_typing.final
+class DecidedRule(_message.Message):
+    """A rule as it decided a charge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARGE_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    charge: _builtins.str
+    """ch_ id, as asked."""
+    @_builtins.property
+    def rule(self) -> Global___Rule: ...
+    def __init__(
+        self,
+        *,
+        charge: _builtins.str = ...,
+        rule: Global___Rule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecidedRule: _TypeAlias = DecidedRule  # noqa: Y015
+
+@_typing.final
 class ListRulesRequest(_message.Message):
     """Lists rules by position."""
 

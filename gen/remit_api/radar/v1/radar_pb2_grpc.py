@@ -45,6 +45,11 @@ class RadarServiceStub:
                 request_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRuleRequest.SerializeToString,
                 response_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRuleResponse.FromString,
                 _registered_method=True)
+        self.GetRules = channel.unary_unary(
+                '/remit_api.radar.v1.RadarService/GetRules',
+                request_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRulesRequest.SerializeToString,
+                response_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRulesResponse.FromString,
+                _registered_method=True)
         self.ListRules = channel.unary_unary(
                 '/remit_api.radar.v1.RadarService/ListRules',
                 request_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.ListRulesRequest.SerializeToString,
@@ -120,6 +125,14 @@ class RadarServiceServicer:
 
     def GetRule(self, request, context):
         """Returns a rule (used to expand charge.outcome.rule).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRules(self, request, context):
+        """Returns several rules in one call (the rules that decided a page of charges, which API
+        versions before 2017-02-14 show expanded).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -222,6 +235,11 @@ def add_RadarServiceServicer_to_server(servicer, server):
                     servicer.GetRule,
                     request_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRuleRequest.FromString,
                     response_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRuleResponse.SerializeToString,
+            ),
+            'GetRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRules,
+                    request_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRulesRequest.FromString,
+                    response_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRulesResponse.SerializeToString,
             ),
             'ListRules': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRules,
@@ -339,6 +357,33 @@ class RadarService:
             '/remit_api.radar.v1.RadarService/GetRule',
             remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRuleRequest.SerializeToString,
             remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.radar.v1.RadarService/GetRules',
+            remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRulesRequest.SerializeToString,
+            remit__api_dot_radar_dot_v1_dot_radar__pb2.GetRulesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,10 @@ class RadarServiceStub:
     """Adds a rule."""
     GetRule: _grpc.UnaryUnaryMultiCallable[_radar_pb2.GetRuleRequest, _radar_pb2.GetRuleResponse]
     """Returns a rule (used to expand charge.outcome.rule)."""
+    GetRules: _grpc.UnaryUnaryMultiCallable[_radar_pb2.GetRulesRequest, _radar_pb2.GetRulesResponse]
+    """Returns several rules in one call (the rules that decided a page of charges, which API
+    versions before 2017-02-14 show expanded).
+    """
     ListRules: _grpc.UnaryUnaryMultiCallable[_radar_pb2.ListRulesRequest, _radar_pb2.ListRulesResponse]
     """Lists rules by position (see Rule for the order a payment meets them in)."""
     UpdateRule: _grpc.UnaryUnaryMultiCallable[_radar_pb2.UpdateRuleRequest, _radar_pb2.UpdateRuleResponse]
@@ -76,6 +80,10 @@ class RadarServiceAsyncStub(RadarServiceStub):
     """Adds a rule."""
     GetRule: _aio.UnaryUnaryMultiCallable[_radar_pb2.GetRuleRequest, _radar_pb2.GetRuleResponse]  # type: ignore[assignment]
     """Returns a rule (used to expand charge.outcome.rule)."""
+    GetRules: _aio.UnaryUnaryMultiCallable[_radar_pb2.GetRulesRequest, _radar_pb2.GetRulesResponse]  # type: ignore[assignment]
+    """Returns several rules in one call (the rules that decided a page of charges, which API
+    versions before 2017-02-14 show expanded).
+    """
     ListRules: _aio.UnaryUnaryMultiCallable[_radar_pb2.ListRulesRequest, _radar_pb2.ListRulesResponse]  # type: ignore[assignment]
     """Lists rules by position (see Rule for the order a payment meets them in)."""
     UpdateRule: _aio.UnaryUnaryMultiCallable[_radar_pb2.UpdateRuleRequest, _radar_pb2.UpdateRuleResponse]  # type: ignore[assignment]
@@ -119,6 +127,15 @@ class RadarServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_radar_pb2.GetRuleResponse, _abc.Awaitable[_radar_pb2.GetRuleResponse]]:
         """Returns a rule (used to expand charge.outcome.rule)."""
+
+    def GetRules(
+        self,
+        request: _radar_pb2.GetRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_radar_pb2.GetRulesResponse, _abc.Awaitable[_radar_pb2.GetRulesResponse]]:
+        """Returns several rules in one call (the rules that decided a page of charges, which API
+        versions before 2017-02-14 show expanded).
+        """
 
     def ListRules(
         self,

@@ -24,8 +24,8 @@ previous version, still running during the upgrade, may add a duplicate while th
 being built: the build then fails, leaving an invalid index, which is dropped; the duplicates
 are removed again and the index built again, a few times at most.
 
-Revision ID: 0052_unique_list_items
-Revises: 0051_numeric_host_endpoints
+Revision ID: 0053_unique_list_items
+Revises: 0052_capture_attempts
 """
 
 import logging
@@ -36,8 +36,8 @@ from sqlalchemy.exc import IntegrityError
 
 from remit.storage.online_index import create_index_online, drop_index_online
 
-revision = "0052_unique_list_items"
-down_revision = "0051_numeric_host_endpoints"
+revision = "0053_unique_list_items"
+down_revision = "0052_capture_attempts"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,48 @@
+"""What a request is told when recording what the card network has already done fails.
+
+A capture, cancel or refund records the network's answer in its last phase, and the ledger
+books it there (the hooks). Once the network has captured, voided or refunded, nothing the
+client sent can be wrong any more: a refusal from the ledger then (a reservation in an
+unexpected state, say) is remit's own failure. Passed on as it is, it would reach the client as
+a 400, which the SDKs do not retry, while the request waits at its recovery point for a retry
+that would finish it. So it is turned into a retryable 500 `api_error` (`Stripe-Should-Retry:
+true`); nothing is committed, and the retry (or the completer) resumes the request from its
+recovery point, looking the operation up at the network first.
+"""
+
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from remit.core.errors import ErrorKind, RemitError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def recording_failed() -> RemitError:
+    return RemitError(
+        message="An unexpected error occurred while recording what the card network did for "
+        "this request. Retry with the same idempotency key: the request resumes where it "
+        "stopped.",
+        kind=ErrorKind.INTERNAL,
+        error_type="api_error",
+        should_retry=True,
+    )
+
+
+async def recorded_after_the_network(step: Awaitable[T], *, what: str) -> T:
+    """Run `step`, which records `what` the network has done; a refusal it raises becomes
+    `recording_failed` (logged for an operator, who may have to look at the ledger)."""
+    try:
+        return await step
+    except RemitError as error:
+        log.error(
+            "could not record %s, which the card network has made: %s (%s); the request waits "
+            "at its recovery point",
+            what,
+            error.code or error.kind.name,
+            error.message,
+        )
+        raise recording_failed() from error
