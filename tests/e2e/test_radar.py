@@ -527,6 +527,21 @@ def test_a_value_list_created_twice_with_one_key_is_one_value_list(
         create_list("Very important")
 
 
+def test_a_second_value_list_of_an_alias_is_a_400_naming_the_alias(
+    client: stripe.StripeClient,
+) -> None:
+    """The core refuses it as ALREADY_EXISTS; the REST API answers Stripe's invalid parameter."""
+    client.v1.radar.value_lists.create(params={"alias": "vips", "name": "VIPs"})
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.radar.value_lists.create(params={"alias": "vips", "name": "Others"})
+    assert (refused.value.http_status, refused.value.code, refused.value.param) == (
+        400,
+        "parameter_invalid",
+        "alias",
+    )
+    assert refused.value.user_message == "A value list with the alias 'vips' already exists."
+
+
 def test_a_value_list_item_added_twice_with_one_key_is_added_once(
     client: stripe.StripeClient,
 ) -> None:

@@ -183,19 +183,26 @@ class ValueListRepository:
     def __init__(self, db: AsyncConnection) -> None:
         self._db = db
 
-    async def insert(self, value_list: ValueList) -> None:
-        await self._db.execute(
-            radar_value_lists.insert().values(
-                id=value_list.id,
-                account_id=value_list.account_id,
-                alias=value_list.alias,
-                name=value_list.name,
-                item_type=value_list.item_type.value,
-                metadata=dict(value_list.metadata),
-                created_by=value_list.created_by,
-                created_at=value_list.created_at,
+    async def insert(self, value_list: ValueList) -> bool:
+        """Add the list; False, adding nothing, when the account has a list of its alias. A
+        concurrent create of the alias waits here for the other to end (the unique
+        constraint), then adds it only if that one rolled back."""
+        statement = insert(radar_value_lists).values(
+            id=value_list.id,
+            account_id=value_list.account_id,
+            alias=value_list.alias,
+            name=value_list.name,
+            item_type=value_list.item_type.value,
+            metadata=dict(value_list.metadata),
+            created_by=value_list.created_by,
+            created_at=value_list.created_at,
+        )
+        inserted = await self._db.execute(
+            statement.on_conflict_do_nothing(index_elements=["account_id", "alias"]).returning(
+                radar_value_lists.c.id
             )
         )
+        return inserted.first() is not None
 
     async def get(self, account_id: str, list_id: str) -> ValueList | None:
         row = (
@@ -216,17 +223,6 @@ class ValueListRepository:
                     radar_value_lists.c.account_id == account_id, radar_value_lists.c.id == list_id
                 )
                 .with_for_update()
-            )
-        ).first()
-        return None if row is None else _list(row)
-
-    async def by_alias(self, account_id: str, alias: str) -> ValueList | None:
-        row = (
-            await self._db.execute(
-                select(radar_value_lists).where(
-                    radar_value_lists.c.account_id == account_id,
-                    radar_value_lists.c.alias == alias,
-                )
             )
         ).first()
         return None if row is None else _list(row)

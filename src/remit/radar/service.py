@@ -17,7 +17,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
-from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.errors import ErrorKind, RemitError, already_exists, invalid, not_found
 from remit.core.ids import has_prefix, new_id
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
 from remit.radar import history
@@ -384,9 +384,6 @@ class RadarService:
             raise invalid(UNSUPPORTED_ITEM_TYPES[item_type], "item_type")
 
         async def insert(db: AsyncConnection) -> ValueList:
-            repo = ValueListRepository(db)
-            if await repo.by_alias(account_id, alias) is not None:
-                raise invalid(f"A value list with the alias {alias!r} already exists.", "alias")
             value_list = ValueList(
                 id=new_id("vl"),
                 account_id=account_id,
@@ -397,7 +394,12 @@ class RadarService:
                 created_by=CREATED_BY,
                 metadata=dict(metadata or {}),
             )
-            await repo.insert(value_list)
+            if not await ValueListRepository(db).insert(value_list):
+                # Taken already, or by a concurrent create that committed first: the same
+                # refusal either way (the unique constraint on the account and alias decides).
+                raise already_exists(
+                    f"A value list with the alias {alias!r} already exists.", "alias"
+                )
             await history.record(
                 db,
                 account_id=account_id,
@@ -520,7 +522,7 @@ class RadarService:
             if not await repo.insert_item(item, value_list.item_type):
                 # Held already, or added by a concurrent request that committed first: the
                 # same refusal either way (the unique index decides, core migration 0053).
-                raise invalid(f"{text!r} is already in @{value_list.alias}.", "value")
+                raise already_exists(f"{text!r} is already in @{value_list.alias}.", "value")
             await self._record_item(db, actor, ChangeAction.CREATED, item)
             return item
 

@@ -160,7 +160,8 @@ class RadarServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateValueList(self, request, context):
-        """POST /v1/radar/value_lists.
+        """POST /v1/radar/value_lists. ALREADY_EXISTS (param "alias") for an alias the account's
+        lists have.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,7 +189,8 @@ class RadarServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddValueListItem(self, request, context):
-        """POST /v1/radar/value_list_items.
+        """POST /v1/radar/value_list_items. ALREADY_EXISTS (param "value") for a value the list
+        holds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
