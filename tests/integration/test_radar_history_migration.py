@@ -1,4 +1,4 @@
-"""Core migration 0054 gives every rule stored before it version 1, and an empty history."""
+"""Core migration 0057 gives every rule stored before it version 1, and an empty history."""
 
 from collections.abc import Iterator
 
@@ -17,7 +17,7 @@ def scratch_core(pg_cluster: EmbeddedCluster) -> Iterator[str]:
 
 
 def test_rules_stored_before_are_at_version_1(scratch_core: str) -> None:
-    upgrade("core", scratch_core, "0053_unique_list_items")
+    upgrade("core", scratch_core, "0056_unique_list_items")
     with psycopg.connect(scratch_core, autocommit=True) as connection:
         connection.execute(
             "INSERT INTO accounts (id, created_at, default_currency, raw_card_access, "
@@ -28,7 +28,7 @@ def test_rules_stored_before_are_at_version_1(scratch_core: str) -> None:
             "INSERT INTO radar_rules (id, account_id, action, predicate, position, created_at) "
             "VALUES ('rule_1', 'acct_1', 'block', ':risk_score: > 90', 0, now())"
         )
-    upgrade("core", scratch_core, "0054_radar_history")
+    upgrade("core", scratch_core, "0057_radar_history")
     with psycopg.connect(scratch_core) as connection:
         assert connection.execute("SELECT id, version FROM radar_rules").fetchall() == [
             ("rule_1", 1)

@@ -1,4 +1,4 @@
-"""Core migration 0053 makes a value list hold each value once: it removes the duplicates stored
+"""Core migration 0056 makes a value list hold each value once: it removes the duplicates stored
 before (keeping the oldest item of each value), then builds a unique index without blocking
 writes, and builds it again when a process of the previous version adds a duplicate while it
 is being built."""
@@ -16,8 +16,8 @@ from remit.storage.migrate import upgrade
 from tests.support.migrating import upgrading_in_a_thread
 from tests.support.postgres import scratch_database
 
-BEFORE = "0052_capture_attempts"
-AFTER = "0053_unique_list_items"
+BEFORE = "0055_reconciliation_outcomes"
+AFTER = "0056_unique_list_items"
 INDEX = "ux_radar_value_list_items_value"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 
 A charge's Radar verdict (`charges.risk`, remit.payments.risk) has always held the text of the
 rule that decided it (`explanation.rule`, `Block if :risk_score: > 85`), and since core
-migration 0054 that rule's version (`explanation.rule_version`, remit.radar.history). A rule
+migration 0057 that rule's version (`explanation.rule_version`, remit.radar.history). A rule
 changed since would otherwise show its new predicate on the charges the old one decided. So
 the charge's rule shows the action and predicate of that text, and its version then; its id,
 position and creation are the rule's own. A rule deleted since is not found, as before: the

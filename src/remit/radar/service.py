@@ -521,7 +521,7 @@ class RadarService:
             )
             if not await repo.insert_item(item, value_list.item_type):
                 # Held already, or added by a concurrent request that committed first: the
-                # same refusal either way (the unique index decides, core migration 0053).
+                # same refusal either way (the unique index decides, core migration 0056).
                 raise already_exists(f"{text!r} is already in @{value_list.alias}.", "value")
             await self._record_item(db, actor, ChangeAction.CREATED, item)
             return item

@@ -29,14 +29,14 @@ radar_rules = Table(
     # Evaluation order within the account, 0 first; kept dense (0..n-1).
     Column("position", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # 1 when made, one more at each change of its action or predicate (core migration 0054): a
+    # 1 when made, one more at each change of its action or predicate (core migration 0057): a
     # charge's verdict names the version that decided it.
     Column("version", Integer, nullable=False, server_default=text("1")),
     Index("ix_radar_rules_account_position", "account_id", "position"),
 )
 
 # Every change to a rule, a value list or an item, written in the change's own transaction
-# (remit.radar.history; core migration 0054).
+# (remit.radar.history; core migration 0057).
 radar_changes = Table(
     "radar_changes",
     core_metadata,
@@ -93,7 +93,7 @@ radar_value_list_items = Table(
     Column("value", Text, nullable=False),
     # The value as rules compare it (casefolded unless the list is case-sensitive), so a
     # payment looks its own values up instead of reading whole lists. A list holds each value
-    # once (core migration 0053), as Stripe's do.
+    # once (core migration 0056), as Stripe's do.
     Column("value_key", Text, nullable=False),
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -24,8 +24,8 @@ previous version, still running during the upgrade, may add a duplicate while th
 being built: the build then fails, leaving an invalid index, which is dropped; the duplicates
 are removed again and the index built again, a few times at most.
 
-Revision ID: 0053_unique_list_items
-Revises: 0052_capture_attempts
+Revision ID: 0056_unique_list_items
+Revises: 0055_reconciliation_outcomes
 """
 
 import logging
@@ -36,8 +36,8 @@ from sqlalchemy.exc import IntegrityError
 
 from remit.storage.online_index import create_index_online, drop_index_online
 
-revision = "0053_unique_list_items"
-down_revision = "0052_capture_attempts"
+revision = "0056_unique_list_items"
+down_revision = "0055_reconciliation_outcomes"
 branch_labels = None
 depends_on = None
 

@@ -11,16 +11,16 @@ a rule's action or predicate, and a charge's Radar verdict names the version tha
 The history starts empty: what was changed before this revision was not recorded. Every rule
 is at version 1; the constant default fills the new column without rewriting the table.
 
-Revision ID: 0054_radar_history
-Revises: 0053_unique_list_items
+Revision ID: 0057_radar_history
+Revises: 0056_unique_list_items
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0054_radar_history"
-down_revision = "0053_unique_list_items"
+revision = "0057_radar_history"
+down_revision = "0056_unique_list_items"
 branch_labels = None
 depends_on = None
 
