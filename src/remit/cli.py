@@ -190,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Print every capture and refund the simulated acquirer settled on one UTC day, "
-            "oldest first,\nwith amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, "
-            "or the embedded database\nunder the data directory.\n\n"
+            "oldest first,\nwith amounts and fees in minor units, as they stood when the report "
+            "began: a row committed\nwhile it is read is left to the next report. Reads "
+            "ACQUIRER_DATABASE_URL, or the embedded\ndatabase under the data directory.\n\n"
             "DATE must be over in UTC, as for remit reconcile: a future date is refused, and so "
             "is today\nunless --allow-partial; a report of today is marked partial, since more "
             "may settle on it.\n\n"
@@ -294,8 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
             "in UTC: a future date is refused, and so is today unless --allow-partial. A new "
             "run of a DATE (and --account) supersedes the earlier ones, which stay stored "
             "(remit reconciliations lists them). "
+            "A pair is compared on amount, currency, merchant, authorization and the "
+            "network's fee; a row that does not match says what differs. "
             "Exit codes: 0 everything matched; 1 something is missing on either side or "
-            "differs in amount; 2 refused input (a malformed or future date, today without "
+            "differs; 2 refused input (a malformed or future date, today without "
             "--allow-partial) or the acquirer failed; 3 the command itself failed (a bug), "
             "one line on stderr, the traceback only in the log at DEBUG level "
             "(REMIT_LOG_LEVEL=DEBUG); 75 retry later: its database or the acquirer out of "
@@ -322,12 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
             "before remit recorded the start show none), whether it was partial (the day was "
             "not over) or superseded by a later run of the same day and scope, and how many "
             "items it counted of each status (matched, missing_in_ledger, "
-            "missing_at_acquirer, amount_mismatch, fee_mismatch). Asks the core, which must "
-            'be running. --json prints {"data": [{"id", "date", "account_id" (null for every '
-            'account), "started", "finished", "partial", "superseded_by", "counts": {STATUS: '
-            'N}}], "has_more"}. Exits 0 whatever the runs found (remit reconcile\'s exit '
-            "code says that); 2 on refused input or when the core refused, failed or could "
-            "not be reached."
+            "missing_at_acquirer, amount_mismatch, fee_mismatch, outcome_mismatch). Asks the "
+            'core, which must be running. --json prints {"data": [{"id", "date", "account_id" '
+            '(null for every account), "started", "finished", "partial", "superseded_by", '
+            '"counts": {STATUS: N}}], "has_more"}. Exits 0 whatever the runs found (remit '
+            "reconcile's exit code says that); 2 on refused input or when the core refused, "
+            "failed or could not be reached."
         ),
     )
     _add_platform_flags(reconciliations)

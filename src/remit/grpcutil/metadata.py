@@ -17,6 +17,13 @@ IDEMPOTENCY_KEY = "idempotency-key"
 # keys live apart from the secret key's (see `remit.payments.keyed_rpc.keyed_call`).
 KEY_KIND_KEY = "remit-key-kind"
 PUBLISHABLE_KEY_KIND = "publishable"
+# The key_ id (never the secret) of the API key a caller authenticated with, set by the REST
+# facade and the command line: Radar's history records who changed a rule or a list with it.
+KEY_ID_KEY = "remit-key-id"
+# Set by the REST facade: the URL path of the HTTP request a call serves (`/v1/refunds`,
+# `/v1/payment_intents/pi_123/confirm`), which the idempotency layer keeps with a key so that a
+# key reused elsewhere is refused naming the paths, as Stripe names them, not remit's RPCs.
+REQUEST_PATH_KEY = "remit-request-path"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
@@ -28,6 +35,10 @@ class CallContext:
     idempotency_key: str | None
     # Whether the caller holds only the account's publishable key, which is public.
     publishable: bool = False
+    # The key_ id of the caller's API key, when it named one.
+    key_id: str | None = None
+    # The REST request's URL path; None for a call no HTTP request made.
+    request_path: str | None = None
 
 
 def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
@@ -55,4 +66,6 @@ def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
         api_version=text(API_VERSION_KEY),
         idempotency_key=text(IDEMPOTENCY_KEY),
         publishable=values.get(KEY_KIND_KEY) == PUBLISHABLE_KEY_KIND,
+        key_id=text(KEY_ID_KEY) if has_prefix(text(KEY_ID_KEY) or "", "key") else None,
+        request_path=text(REQUEST_PATH_KEY),
     )

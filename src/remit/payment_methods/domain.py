@@ -4,8 +4,12 @@ token that names it and the details the vault chose to share."""
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from remit.core.errors import RemitError, invalid
+
+# Stripe's allow_redisplay when none was given.
+UNSPECIFIED_REDISPLAY: Final = "unspecified"
 
 SPENT_MESSAGE = (
     "The provided PaymentMethod was previously used with a PaymentIntent without Customer "

@@ -28,11 +28,13 @@ event follows Stripe's charge:
   issuer sees it (the acquirer's Luhn check: `incorrect_number`, `invalid` /
   `not_sent_to_network`).
 - 3-D Secure started and never got past: the cardholder failed the challenge or answered it too
-  late, or the intent moved on while the challenge waited or before it confirmed an
-  authenticated attempt (`invalid` / `not_sent_to_network`): no `charge.failed`, since Stripe
-  has no charge for it. The merchant hears of it from the intent (`payment_intent.payment_failed`
-  with `payment_intent_authentication_failure`, or the intent's own change); the charge shows it
-  by its failure code (`remit.payments.never_authenticated.stopped_at_authentication`).
+  late, or passed it with a card detached (or saved to another customer) meanwhile, or the
+  intent moved on while the challenge waited or before it confirmed an authenticated attempt
+  (`invalid` / `not_sent_to_network`): no `charge.failed`, since Stripe has no charge for it.
+  The merchant hears of it from the intent (`payment_intent.payment_failed` with
+  `payment_intent_authentication_failure` or the card's refusal, or the intent's own change);
+  the charge shows it by its failure code
+  (`remit.payments.never_authenticated.stopped_at_authentication`).
 """
 
 from collections.abc import Callable

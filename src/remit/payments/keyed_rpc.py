@@ -33,6 +33,7 @@ def keyed_call(context: Context, endpoint: str, request: Message) -> KeyedCall:
         endpoint=endpoint,
         request_body=request.SerializeToString(deterministic=True),
         request_id=call.request_id,
+        request_path=call.request_path,
     )
 
 

@@ -18,10 +18,11 @@ from versions.v2017_02_14 import RULE_OF_CHARGE, StopAutoexpandingChargeOutcomeR
 AT = "2017-02-14"
 BEFORE = version_before(AT)
 RULE_ID = "rule_1Example"
+CHARGE_ID = "ch_3Example"
 RELATED = resources.related_lists()
 GONE: dict[tuple[Need, str], RelatedPage] = {
     **RELATED,
-    (RULE_OF_CHARGE, RULE_ID): RelatedPage.whole([]),
+    (RULE_OF_CHARGE, f"{CHARGE_ID} {RULE_ID}"): RelatedPage.whole([]),
 }
 
 
@@ -74,14 +75,28 @@ def test_rendering_without_the_rule_gathered_fails_loudly() -> None:
         )
 
 
+def _as_decided(charge_id: str) -> JsonObject:
+    """The example rule as it was when it decided `charge_id` (each charge its own text)."""
+    return {**to_json(resources.rule()), "predicate": f":customer: = '{charge_id}'"}
+
+
+async def _rule_as_decided(need: Need, key: str) -> RelatedPage:
+    charge_id, rule_id = RULE_OF_CHARGE.ids_in(key)
+    assert (need, rule_id) == (RULE_OF_CHARGE, RULE_ID)
+    assert charge_id is not None
+    return RelatedPage.whole([_as_decided(charge_id)])
+
+
 @pytest.mark.anyio
-async def test_gathering_finds_each_rule_once_for_charges_listed_and_embedded() -> None:
+async def test_gathering_finds_the_rule_of_each_charge_once_as_it_decided_it() -> None:
+    """The same rule decided both charges, with another predicate each time: each shows the
+    rule as it decided it, found once by the charge's id, listed or embedded."""
     asked: list[tuple[str, str]] = []
 
     async def fetch(need: Need, key: str) -> RelatedPage:
         asked.append((need.resource, key))
         if need is RULE_OF_CHARGE:
-            return RelatedPage.whole([to_json(resources.rule(id=key))])
+            return await _rule_as_decided(need, key)
         if need.resource == "charge":  # the intent's charges, each decided by the rule
             return RelatedPage.whole([_ruled_charge()])
         return RelatedPage.whole([])
@@ -93,20 +108,23 @@ async def test_gathering_finds_each_rule_once_for_charges_listed_and_embedded() 
         "url": "/v1/charges",
     }
     related = await gather_related(listed, BEFORE, one_by_one(fetch))
-    assert asked.count(("rule", RULE_ID)) == 1
+    assert sorted(key for resource, key in asked if resource == "rule") == [
+        f"ch_3Example {RULE_ID}",
+        f"ch_3Other {RULE_ID}",
+    ]
     rendered = render(listed, BEFORE, related)
     data = rendered["data"]
     assert isinstance(data, list)
-    assert all(
-        isinstance(c, dict) and _outcome(c)["rule"] == to_json(resources.rule()) for c in data
-    )
+    for charge in data:
+        assert isinstance(charge, dict)
+        assert _outcome(charge)["rule"] == _as_decided(str(charge["id"]))
 
-    # A PaymentIntent's embedded `charges` and its expanded `latest_charge`.
+    # A PaymentIntent's embedded `charges` and its expanded `latest_charge`: one charge.
     asked.clear()
     intent = to_json(resources.payment_intent())
     intent["latest_charge"] = _ruled_charge()
     related = await gather_related(intent, BEFORE, one_by_one(fetch))
-    assert ("rule", RULE_ID) in asked
+    assert asked.count(("rule", f"{CHARGE_ID} {RULE_ID}")) == 1
     rendered = render(intent, BEFORE, related)
     latest, charges = rendered["latest_charge"], rendered["charges"]
     assert isinstance(latest, dict)
@@ -114,7 +132,7 @@ async def test_gathering_finds_each_rule_once_for_charges_listed_and_embedded() 
     assert isinstance(charges["data"], list)
     assert isinstance(charges["data"][0], dict)
     for charge in (latest, charges["data"][0]):
-        assert _outcome(charge)["rule"] == to_json(resources.rule())
+        assert _outcome(charge)["rule"] == _as_decided(CHARGE_ID)
 
 
 @pytest.mark.anyio
@@ -157,7 +175,7 @@ async def test_an_event_whose_charge_had_another_rule_shows_that_one_in_previous
 
     async def fetch(need: Need, key: str) -> RelatedPage:
         if need is RULE_OF_CHARGE:
-            return RelatedPage.whole([rules[key]])
+            return RelatedPage.whole([rules[need.ids_in(key)[1]]])
         return RelatedPage.whole([])
 
     related = await gather_related(event, BEFORE, one_by_one(fetch))
