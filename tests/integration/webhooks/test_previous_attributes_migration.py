@@ -1,4 +1,4 @@
-"""Core migration 0053 rewrites the events recorded with a changed hash whole in
+"""Core migration 0058 rewrites the events recorded with a changed hash whole in
 `previous_attributes` into the shape remit records since: the hash's keys that changed, `null`
 for one added. They then read at every version as they did; the downgrade gives them back
 whole."""
@@ -18,8 +18,8 @@ from remit.versioning import render_event
 from remit.versioning.previous_attributes import whole_object_before
 from tests.support.postgres import scratch_database
 
-_BEFORE = "0052_capture_attempts"
-_AFTER = "0053_previous_attributes_by_key"
+_BEFORE = "0057_radar_history"
+_AFTER = "0058_previous_attributes_by_key"
 
 _ADDRESS: JsonObject = {
     "city": "London", "country": "GB", "line1": "1 High St", "line2": "Flat 2",

@@ -29,8 +29,8 @@ changed keys, and those this revision rewrote as whole hashes.
 The downgrade lays each hash's changed keys back over its value in the event's object: the
 whole old hash, which the earlier version records and reads.
 
-Revision ID: 0053_previous_attributes_by_key
-Revises: 0052_capture_attempts
+Revision ID: 0058_previous_attributes_by_key
+Revises: 0057_radar_history
 """
 
 from collections.abc import Callable
@@ -40,8 +40,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0053_previous_attributes_by_key"
-down_revision = "0052_capture_attempts"
+revision = "0058_previous_attributes_by_key"
+down_revision = "0057_radar_history"
 branch_labels = None
 depends_on = None
 
