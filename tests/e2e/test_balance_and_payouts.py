@@ -217,7 +217,9 @@ def test_payout_events_name_the_request_and_what_an_update_changed(
         options={"idempotency_key": "po-events"},
     )
     updated = client.v1.payouts.update(
-        payout.id, params={"metadata": {"batch": "2"}}, options={"idempotency_key": "po-edit"}
+        payout.id,
+        params={"metadata": {"batch": "2", "note": "x"}},
+        options={"idempotency_key": "po-edit"},
     )
     assert payout.last_response is not None
     assert updated.last_response is not None
@@ -236,4 +238,5 @@ def test_payout_events_name_the_request_and_what_an_update_changed(
         "po-edit",
     )
     assert edited.data.previous_attributes is not None
-    assert edited.data.previous_attributes.to_dict() == {"metadata": {"batch": "1"}}
+    # The keys of `metadata` that changed: one changed (its old value), one added (null).
+    assert edited.data.previous_attributes.to_dict() == {"metadata": {"batch": "1", "note": None}}

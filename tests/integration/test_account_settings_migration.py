@@ -1,4 +1,4 @@
-"""Core migration 0056 brings accounts stored with settings out of bounds within them, logging
+"""Core migration 0059 brings accounts stored with settings out of bounds within them, logging
 each one it changes, and leaves the others as they were."""
 
 import logging
@@ -11,8 +11,8 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import upgrade
 from tests.support.postgres import scratch_database
 
-_BEFORE = "0055_reconciliation_outcomes"
-_AFTER = "0056_account_settings_in_bounds"
+_BEFORE = "0058_previous_attributes_by_key"
+_AFTER = "0059_account_settings_in_bounds"
 
 # id: (fee_percent_bps, fee_fixed_minor, available_delay_days, default_currency), as stored
 # before and as the migration leaves them.

@@ -17,6 +17,9 @@ IDEMPOTENCY_KEY = "idempotency-key"
 # keys live apart from the secret key's (see `remit.payments.keyed_rpc.keyed_call`).
 KEY_KIND_KEY = "remit-key-kind"
 PUBLISHABLE_KEY_KIND = "publishable"
+# The key_ id (never the secret) of the API key a caller authenticated with, set by the REST
+# facade and the command line: Radar's history records who changed a rule or a list with it.
+KEY_ID_KEY = "remit-key-id"
 # Set by the REST facade: the URL path of the HTTP request a call serves (`/v1/refunds`,
 # `/v1/payment_intents/pi_123/confirm`), which the idempotency layer keeps with a key so that a
 # key reused elsewhere is refused naming the paths, as Stripe names them, not remit's RPCs.
@@ -34,6 +37,8 @@ class CallContext:
     idempotency_key: str | None
     # Whether the caller holds only the account's publishable key, which is public.
     publishable: bool = False
+    # The key_ id of the caller's API key, when it named one.
+    key_id: str | None = None
     # The REST request's URL path; None for a call no HTTP request made.
     request_path: str | None = None
 
@@ -56,6 +61,7 @@ def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
         api_version=_text(values, API_VERSION_KEY),
         idempotency_key=_idempotency_key(values),
         publishable=values.get(KEY_KIND_KEY) == PUBLISHABLE_KEY_KIND,
+        key_id=_key_id(values),
         request_path=_text(values, REQUEST_PATH_KEY),
     )
 
@@ -69,6 +75,11 @@ def idempotency_key_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | Non
 def _text(values: dict[str, str | bytes], name: str) -> str | None:
     value = values.get(name)
     return value if isinstance(value, str) and value else None
+
+
+def _key_id(values: dict[str, str | bytes]) -> str | None:
+    key_id = _text(values, KEY_ID_KEY)
+    return key_id if key_id is not None and has_prefix(key_id, "key") else None
 
 
 def _idempotency_key(values: dict[str, str | bytes]) -> str | None:

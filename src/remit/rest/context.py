@@ -5,7 +5,12 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from remit.accounts.domain import KeyKind, Principal
-from remit.grpcutil.metadata import KEY_KIND_KEY, PUBLISHABLE_KEY_KIND, REQUEST_PATH_KEY
+from remit.grpcutil.metadata import (
+    KEY_ID_KEY,
+    KEY_KIND_KEY,
+    PUBLISHABLE_KEY_KIND,
+    REQUEST_PATH_KEY,
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class ApiContext:
             ("remit-account-id", self.principal.account_id),
             ("remit-request-id", self.request_id),
             ("remit-api-version", self.api_version),
+            (KEY_ID_KEY, self.principal.key_id),
         ]
         if self.idempotency_key is not None:
             metadata.append(("idempotency-key", self.idempotency_key))

@@ -6,16 +6,16 @@ ignores the `idempotency-key` metadata of those calls, as it always did.
 
 The downgrade drops it: a retry of a call made before then makes its account or key again.
 
-Revision ID: 0057_admin_idempotency_keys
-Revises: 0056_account_settings_in_bounds
+Revision ID: 0060_admin_idempotency_keys
+Revises: 0059_account_settings_in_bounds
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
 
-revision = "0057_admin_idempotency_keys"
-down_revision = "0056_account_settings_in_bounds"
+revision = "0060_admin_idempotency_keys"
+down_revision = "0059_account_settings_in_bounds"
 branch_labels = None
 depends_on = None
 

@@ -21,8 +21,8 @@ migration's transaction.
 
 The downgrade changes nothing: the repaired settings are valid for the earlier version too.
 
-Revision ID: 0056_account_settings_in_bounds
-Revises: 0055_reconciliation_outcomes
+Revision ID: 0059_account_settings_in_bounds
+Revises: 0058_previous_attributes_by_key
 """
 
 import logging
@@ -37,8 +37,8 @@ from remit.accounts.settings import (
 )
 from remit.core.currency import SUPPORTED_CURRENCIES
 
-revision = "0056_account_settings_in_bounds"
-down_revision = "0055_reconciliation_outcomes"
+revision = "0059_account_settings_in_bounds"
+down_revision = "0058_previous_attributes_by_key"
 branch_labels = None
 depends_on = None
 
