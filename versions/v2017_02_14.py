@@ -5,13 +5,14 @@ from typing import Final
 from remit.core.jsonview import JsonObject
 from remit.versioning.change import RelatedObject, RenderContext, VersionChange
 
-RULE_OF_CHARGE: Final = RelatedObject(resource="rule", field="outcome.rule")
+# As it was when it decided the charge (remit.radar.decided), found by both ids.
+RULE_OF_CHARGE: Final = RelatedObject(resource="rule", field="outcome.rule", as_of_parent=True)
 
 
 class StopAutoexpandingChargeOutcomeRule(VersionChange):
     """Charge `outcome.rule` is the id of the Radar rule that decided the charge, expanded only
-    when asked (`expand[]=outcome.rule`); before 2017-02-14 it was always the rule itself. A
-    rule deleted since stays an id at every version.
+    when asked (`expand[]=outcome.rule`); before 2017-02-14 it was always the rule itself, as it
+    was when it decided the charge. A rule deleted since stays an id at every version.
 
     Stripe's same version also stopped auto-expanding a charge's `dispute`; remit has no
     disputes (a charge's `dispute` is never set), so there is nothing to expand.

@@ -4,6 +4,7 @@ report an array that changed whole in `previous_attributes`."""
 from remit.core.jsonview import JsonObject, JsonValue
 from remit.versioning.change import RenderContext, VersionChange
 from remit.versioning.descriptors import free_form_fields
+from remit.versioning.previous_attributes import is_other_object
 from remit.versioning.schema_edit import set_property
 
 
@@ -34,9 +35,11 @@ class RenderChangedArraysWhole(VersionChange):
     An element counts as changed when the array after the event holds another one at its
     place, or none (it was removed): `payment_method_types` going from `["card", "link"]` to
     `["card"]` is reported as `["card", "link"]`, and before 2017-05-25 as `["link"]`; an array
-    that only grew shows no element of its own. Arrays inside a hash of `previous_attributes`
-    (the `data` of an embedded list) are reported the same way; the hashes themselves are shown
-    whole at every version, as remit records them.
+    that only grew shows no element of its own. Arrays inside a hash that changed (the `data`
+    of an embedded list) are reported the same way, whether the hash shows only its keys that
+    changed or, before 2015-01-26, whole (its arrays that did not change as they were). An
+    object that replaced another (another `id`: the payment method of a new payment error) was
+    not updated: it shows whole, its arrays too.
 
     Source: https://docs.stripe.com/changelog/2017-05-25/events-previous-attributes-render-complete-sub-array
     """
@@ -53,12 +56,14 @@ class RenderChangedArraysWhole(VersionChange):
 
 def _changed_elements(before: JsonValue, after: JsonValue, free_form: frozenset[str]) -> JsonValue:
     """`before` with each array in it (itself, or at any depth of its hashes) holding only the
-    elements that `after`'s array at the same place does not hold at theirs."""
+    elements that `after`'s array at the same place does not hold at theirs. An object that
+    replaced another has no counterpart in it: its arrays stay whole."""
     if isinstance(before, list):
         kept = after if isinstance(after, list) else []
         return [item for at, item in enumerate(before) if at >= len(kept) or kept[at] != item]
     if isinstance(before, dict):
-        counterpart = after if isinstance(after, dict) else {}
+        replaced = isinstance(after, dict) and is_other_object(before, after)
+        counterpart = after if isinstance(after, dict) and not replaced else {}
         return {
             name: value
             if name in free_form

@@ -1,8 +1,6 @@
 """The `remit` command: run the platform or one of its processes, and administer it."""
 
 import argparse
-import asyncio
-import json
 import logging
 import os
 import sys
@@ -10,6 +8,7 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
+from remit.accounts.command_keys import IDEMPOTENCY_KEY_HELP
 from remit.acquirer.faults import FAULTS_HELP
 from remit.command_exits import (
     EXIT_CODES_HELP,
@@ -55,6 +54,18 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_REFUSED, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _supported_currency(value: str) -> str:
+    """A currency argument as the accounts service stores it, refused as bad arguments are (exit
+    2, before any database is touched) when remit does not support it."""
+    from remit.accounts.settings import checked_currency
+    from remit.core.errors import RemitError
+
+    try:
+        return checked_currency(value)
+    except RemitError as refusal:
+        raise argparse.ArgumentTypeError(refusal.message) from None
 
 
 def _add_platform_flags(parser: argparse.ArgumentParser) -> None:
@@ -161,7 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow this account to send raw card numbers with its secret key",
     )
-    create.add_argument("--currency", default="usd", help="default currency (default usd)")
+    create.add_argument(
+        "--currency",
+        default="usd",
+        type=_supported_currency,
+        help="default currency (default usd)",
+    )
+    create.add_argument("--idempotency-key", metavar="KEY", help=IDEMPOTENCY_KEY_HELP)
 
     upgrade = account_commands.add_parser(
         "upgrade",
@@ -190,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Print every capture and refund the simulated acquirer settled on one UTC day, "
-            "oldest first,\nwith amounts and fees in minor units. Reads ACQUIRER_DATABASE_URL, "
-            "or the embedded database\nunder the data directory.\n\n"
+            "oldest first,\nwith amounts and fees in minor units, as they stood when the report "
+            "began: a row committed\nwhile it is read is left to the next report. Reads "
+            "ACQUIRER_DATABASE_URL, or the embedded\ndatabase under the data directory.\n\n"
             "DATE must be over in UTC, as for remit reconcile: a future date is refused, and so "
             "is today\nunless --allow-partial; a report of today is marked partial, since more "
             "may settle on it.\n\n"
@@ -294,8 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
             "in UTC: a future date is refused, and so is today unless --allow-partial. A new "
             "run of a DATE (and --account) supersedes the earlier ones, which stay stored "
             "(remit reconciliations lists them). "
+            "A pair is compared on amount, currency, merchant, authorization and the "
+            "network's fee; a row that does not match says what differs. "
             "Exit codes: 0 everything matched; 1 something is missing on either side or "
-            "differs in amount; 2 refused input (a malformed or future date, today without "
+            "differs; 2 refused input (a malformed or future date, today without "
             "--allow-partial) or the acquirer failed; 3 the command itself failed (a bug), "
             "one line on stderr, the traceback only in the log at DEBUG level "
             "(REMIT_LOG_LEVEL=DEBUG); 75 retry later: its database or the acquirer out of "
@@ -322,12 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
             "before remit recorded the start show none), whether it was partial (the day was "
             "not over) or superseded by a later run of the same day and scope, and how many "
             "items it counted of each status (matched, missing_in_ledger, "
-            "missing_at_acquirer, amount_mismatch, fee_mismatch). Asks the core, which must "
-            'be running. --json prints {"data": [{"id", "date", "account_id" (null for every '
-            'account), "started", "finished", "partial", "superseded_by", "counts": {STATUS: '
-            'N}}], "has_more"}. Exits 0 whatever the runs found (remit reconcile\'s exit '
-            "code says that); 2 on refused input or when the core refused, failed or could "
-            "not be reached."
+            "missing_at_acquirer, amount_mismatch, fee_mismatch, outcome_mismatch). Asks the "
+            'core, which must be running. --json prints {"data": [{"id", "date", "account_id" '
+            '(null for every account), "started", "finished", "partial", "superseded_by", '
+            '"counts": {STATUS: N}}], "has_more"}. Exits 0 whatever the runs found (remit '
+            "reconcile's exit code says that); 2 on refused input or when the core refused, "
+            "failed or could not be reached."
         ),
     )
     _add_platform_flags(reconciliations)
@@ -414,6 +434,7 @@ def _add_key_commands(
     listed.add_argument("--all", action="store_true", help="revoked keys too")
     create = action("create", help="make a secret key (or --publishable) and print it")
     create.add_argument("--publishable", action="store_true", help="a pk_ key instead")
+    create.add_argument("--idempotency-key", metavar="KEY", help=IDEMPOTENCY_KEY_HELP)
     revoke = action(
         "revoke",
         help="stop a key working now",
@@ -642,8 +663,17 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "radar":
         return _radar_command(args, config)
     if args.command == "accounts" and args.accounts_command == "create":
-        return _create_account(config, raw_card_access=args.raw_card_access,
-                               currency=args.currency, as_json=args.json)  # fmt: skip
+        from remit.accounts.command_keys import command_idempotency_key
+        from remit.accounts.create_command import create_account_command
+
+        return create_account_command(
+            config,
+            raw_card_access=args.raw_card_access,
+            currency=args.currency,
+            idempotency_key=command_idempotency_key(args.idempotency_key),
+            as_json=args.json,
+            out=sys.stdout,
+        )
     if args.command == "accounts" and args.accounts_command == "upgrade":
         return _upgrade_account(config, args.account, args.version)
     if args.command == "accounts" and args.accounts_command == "keys":
@@ -771,40 +801,4 @@ def _migrate(config: PlatformConfig) -> int:
     finally:
         resolved.stop_embedded()
     print("migrations applied")
-    return 0
-
-
-def _create_account(config: PlatformConfig, *, raw_card_access: bool, currency: str,
-                    as_json: bool) -> int:  # fmt: skip
-    from remit.accounts.service import AccountsService
-    from remit.databases import migrate_all, resolve_databases
-    from remit.storage.engine import dispose, make_engine
-
-    resolved = resolve_databases(config)
-    try:
-        migrate_all(resolved.config)
-
-        async def create() -> dict[str, str]:
-            engine = make_engine(resolved.config.require_database_url(), pool_size=1)
-            try:
-                created = await AccountsService(engine).create_account(
-                    default_currency=currency, raw_card_access=raw_card_access
-                )
-            finally:
-                await dispose(engine)
-            return {
-                "id": created.account.id,
-                "secret_key": created.secret_key,
-                "publishable_key": created.publishable_key,
-            }
-
-        account = asyncio.run(create())
-    finally:
-        resolved.stop_embedded()
-    if as_json:
-        print(json.dumps(account))
-    else:
-        print(f"account          {account['id']}")
-        print(f"secret key       {account['secret_key']}")
-        print(f"publishable key  {account['publishable_key']}")
     return 0

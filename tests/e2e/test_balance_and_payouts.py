@@ -188,6 +188,26 @@ def test_a_payout_from_bank_account_funds_is_a_400_balance_insufficient(
     assert payout.arrival_date % 86_400 == 0
 
 
+@pytest.mark.parametrize("destination", ["ba_made_up", "acct_1", "card_1"])
+def test_a_payout_to_a_destination_that_is_no_external_account_is_a_404(
+    client: stripe.StripeClient, account: TestAccount, databases: WorkerDatabases, destination: str
+) -> None:
+    """remit keeps no external accounts, so no `destination` names one: a payout sent to one
+    is refused as Stripe refuses an unknown external account, and moves nothing."""
+    capture(databases, account.id, f"ch_e2e_dest_{destination}", 1_000, bypass_pending=True)
+    available = client.v1.balance.retrieve().available[0].amount
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payouts.create(
+            params={"amount": 100, "currency": "usd", "destination": destination}
+        )
+    error = raised.value
+    assert (error.http_status, error.code, error.param) == (404, "resource_missing", "destination")
+    assert f"No such external account: '{destination}'" in str(error.user_message)
+    assert "destination" in str(error.user_message)
+    assert client.v1.payouts.list().data == []
+    assert client.v1.balance.retrieve().available[0].amount == available
+
+
 def test_payout_events_name_the_request_and_what_an_update_changed(
     client: stripe.StripeClient, account: TestAccount, databases: WorkerDatabases
 ) -> None:
@@ -197,7 +217,9 @@ def test_payout_events_name_the_request_and_what_an_update_changed(
         options={"idempotency_key": "po-events"},
     )
     updated = client.v1.payouts.update(
-        payout.id, params={"metadata": {"batch": "2"}}, options={"idempotency_key": "po-edit"}
+        payout.id,
+        params={"metadata": {"batch": "2", "note": "x"}},
+        options={"idempotency_key": "po-edit"},
     )
     assert payout.last_response is not None
     assert updated.last_response is not None
@@ -216,4 +238,5 @@ def test_payout_events_name_the_request_and_what_an_update_changed(
         "po-edit",
     )
     assert edited.data.previous_attributes is not None
-    assert edited.data.previous_attributes.to_dict() == {"metadata": {"batch": "1"}}
+    # The keys of `metadata` that changed: one changed (its old value), one added (null).
+    assert edited.data.previous_attributes.to_dict() == {"metadata": {"batch": "1", "note": None}}

@@ -9,6 +9,7 @@ import httpx
 from tests.support.accounts import TestAccount
 from tests.support.http import ok
 from tests.support.platform import RunningPlatform
+from versions import LATEST_VERSION
 
 BEFORE = "2017-01-27"
 AT = "2017-02-14"
@@ -82,3 +83,59 @@ def test_a_charge_a_block_rule_refused_shows_the_rule_before_2017_02_14(
     assert get(f"/v1/charges/{charge_id}")["outcome"]["rule"] == rule["id"]
     [listed] = get("/v1/charges", limit="100")["data"]
     assert listed["outcome"]["rule"] == rule["id"]
+
+
+def test_a_rule_changed_since_shows_as_it_decided_the_charge_at_every_version(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """The charge keeps the rule's text and version; the rule's own page shows it as it is."""
+
+    def get(path: str, version: str, **params: str) -> Any:
+        query = httpx.QueryParams(params)
+        return ok(_request(platform, account, "GET", path, version=version, params=query))
+
+    rule = ok(
+        _request(platform, account, "POST", "/v1/radar/rules", version=AT,
+                 data={"rule": "Block if :amount_in_usd: > 1000"})
+    )  # fmt: skip
+    assert rule["version"] == 1
+    declined = _request(
+        platform,
+        account,
+        "POST",
+        "/v1/payment_intents",
+        version=AT,
+        data={"amount": "100001", "currency": "usd", "payment_method": "pm_card_visa",
+              "confirm": "true", "return_url": "https://example.com/back"},
+    )  # fmt: skip
+    assert declined.status_code == 402
+    charge_id = declined.json()["error"]["charge"]
+    intent_id = declined.json()["error"]["payment_intent"]["id"]
+    changed = ok(
+        _request(platform, account, "POST", f"/v1/radar/rules/{rule['id']}", version=AT,
+                 data={"predicate": ":amount_in_usd: > 5000", "action": "review"})
+    )  # fmt: skip
+    assert (changed["action"], changed["predicate"], changed["version"]) == (
+        "review",
+        ":amount_in_usd: > 5000",
+        2,
+    )
+    then = {"id": rule["id"], "object": "rule", "action": "block",
+            "predicate": ":amount_in_usd: > 1000", "version": 1}  # fmt: skip
+
+    def as_then(value: Any) -> bool:
+        return isinstance(value, dict) and {k: value.get(k) for k in then} == then
+
+    assert as_then(get(f"/v1/charges/{charge_id}", BEFORE)["outcome"]["rule"])
+    for version in (AT, LATEST_VERSION):
+        expanded = get(f"/v1/charges/{charge_id}", version, **{"expand[]": "outcome.rule"})
+        assert as_then(expanded["outcome"]["rule"])
+        [listed] = get("/v1/charges", version, **{"expand[]": "data.outcome.rule"})["data"]
+        assert as_then(listed["outcome"]["rule"])
+        intent = get(
+            f"/v1/payment_intents/{intent_id}",
+            version,
+            **{"expand[]": "latest_charge.outcome.rule"},
+        )
+        assert as_then(intent["latest_charge"]["outcome"]["rule"])
+    assert get(f"/v1/radar/rules/{rule['id']}", AT)["predicate"] == ":amount_in_usd: > 5000"

@@ -104,6 +104,28 @@ def test_an_empty_address_clears_a_customers_whole_address(client: stripe.Stripe
     assert client.v1.customers.retrieve(customer.id).address is None
 
 
+def test_preferred_locales_are_replaced_never_unset(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    """As at Stripe, whose spec gives a customer update's `preferred_locales` no empty value
+    (stripe-python types it `List[str]`, where every parameter that may be unset with `""` is
+    `Literal['']|...`): `preferred_locales=` is parameter_invalid_empty, and an empty list,
+    which the SDK sends as nothing at all, leaves them as they are."""
+    customer = client.v1.customers.create(params={"preferred_locales": ["fr-FR", "en"]})
+
+    kept = client.v1.customers.update(customer.id, params={"preferred_locales": []})
+    assert kept.preferred_locales == ["fr-FR", "en"]
+    replaced = client.v1.customers.update(customer.id, params={"preferred_locales": ["de"]})
+    assert replaced.preferred_locales == ["de"]
+    refused = _post(platform, account, f"/v1/customers/{customer.id}", "preferred_locales=")
+    assert refused.status_code == 400
+    assert (refused.json()["error"]["code"], refused.json()["error"]["param"]) == (
+        "parameter_invalid_empty",
+        "preferred_locales",
+    )
+    assert client.v1.customers.retrieve(customer.id).preferred_locales == ["de"]
+
+
 def test_deleting_every_customer_while_paging_through_them_reaches_them_all(
     client: stripe.StripeClient,
 ) -> None:
@@ -164,6 +186,36 @@ def test_listing_a_payment_method_type_remit_does_not_keep_is_an_empty_list(
         len(client.v1.payment_methods.list(params={"customer": customer_id, "type": "card"}).data)
         == 1
     )
+
+
+def test_payment_methods_are_listed_by_allow_redisplay(client: stripe.StripeClient) -> None:
+    """Both lists take Stripe's `allow_redisplay` filter; a payment method created without
+    one is `unspecified`."""
+    customer_id, unspecified = _saved_card(client)
+    always = client.v1.payment_methods.create(
+        params={"type": "card", "card": {"token": "tok_visa"}, "allow_redisplay": "always"}
+    ).id
+    client.v1.payment_methods.attach(always, params={"customer": customer_id})
+
+    def of_customer(value: str) -> list[str]:
+        listed = client.v1.customers.payment_methods.list(
+            customer_id, params={"allow_redisplay": value}
+        )
+        return [method.id for method in listed.data]
+
+    def of_all(value: str) -> list[str]:
+        listed = client.v1.payment_methods.list(
+            params={"customer": customer_id, "allow_redisplay": value}
+        )
+        return [method.id for method in listed.data]
+
+    for listing in (of_customer, of_all):
+        assert listing("always") == [always]
+        assert listing("unspecified") == [unspecified]
+        assert listing("limited") == []
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        of_customer("sometimes")
+    assert (refused.value.http_status, refused.value.param) == (400, "allow_redisplay")
 
 
 def test_listing_a_payment_method_type_stripe_does_not_know_is_refused(

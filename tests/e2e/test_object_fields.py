@@ -4,6 +4,9 @@ stripe-python raises AttributeError for a key missing from the JSON where Stripe
 field left out breaks integrations that read it. The field sets come from the SDK itself (its
 class annotations) and from Stripe's published example objects; the fields the SDK knows and
 remit does not render are listed below, each with the reason Stripe's JSON lacks them too.
+Every resource remit serves that Stripe publishes an example of is rendered here: one left out
+is one whose missing fields nobody sees (a payout's application_fee, the balance's
+connect_reserved went unnoticed that way).
 """
 
 import typing
@@ -67,7 +70,43 @@ STRIPE_EXAMPLE_KEYS: Final = {
         "funding", "generated_from", "last4", "networks", "regulated_status",
         "three_d_secure_usage", "wallet",
     },
+    "deleted_customer": {"deleted", "id", "object"},
+    "balance": {"available", "connect_reserved", "livemode", "object", "pending"},
+    "balance_transaction": {
+        "amount", "available_on", "balance_type", "created", "currency", "description",
+        "exchange_rate", "fee", "fee_details", "id", "net", "object", "reporting_category",
+        "source", "status", "type",
+    },
+    "payout": {
+        "amount", "application_fee", "application_fee_amount", "arrival_date", "automatic",
+        "balance_transaction", "created", "currency", "description", "destination",
+        "failure_balance_transaction", "failure_code", "failure_message", "id", "livemode",
+        "metadata", "method", "object", "original_payout", "payout_method",
+        "reconciliation_status", "reversed_by", "source_type", "statement_descriptor", "status",
+        "trace_id", "type",
+    },
+    "token": {"card", "client_ip", "created", "id", "livemode", "object", "type", "used"},
+    # The card of the token example (the `card` example is a customer's saved card source).
+    "token.card": {
+        "address_city", "address_country", "address_line1", "address_line1_check",
+        "address_line2", "address_state", "address_zip", "address_zip_check", "brand", "country",
+        "cvc_check", "dynamic_last4", "exp_month", "exp_year", "fingerprint", "funding", "id",
+        "last4", "metadata", "name", "networks", "object", "regulated_status",
+        "tokenization_method",
+    },
+    "event": {
+        "api_version", "created", "data", "id", "livemode", "object", "pending_webhooks",
+        "request", "type",
+    },
+    "webhook_endpoint": {
+        "api_version", "application", "created", "description", "enabled_events", "id",
+        "livemode", "metadata", "object", "status", "url",
+    },
+    "deleted_webhook_endpoint": {"deleted", "id", "object"},
 }  # fmt: skip
+"""Every resource of Stripe's examples that remit serves. The examples' `transfer`,
+`transfer_reversal`, `account`, `application_fee` and `card` (a saved card source) are
+objects remit has no endpoint for."""
 
 _ADAPTIVE_PRICING: Final = "presentment_details"  # only with Adaptive Pricing (currency shown)
 
@@ -102,6 +141,34 @@ NOT_RENDERED: Final[dict[str, set[str]]] = {
     "payment_method": {"radar_options"} | _payment_method_type_objects(),
     # Issuing-only fields, not in standard API answers.
     "payment_method.card": {"description", "iin", "issuer"},
+    # Shown only to accounts with Instant Payouts, Issuing, or refund and dispute prefunding.
+    "balance": {"instant_available", "issuing", "refund_and_dispute_prefunding"},
+    "balance_transaction": set(),
+    "payout": set(),
+    # bank_account only on a bank account's token.
+    "token": {"bank_account"},
+    # A token's card belongs to no customer or account, so it has none of their fields
+    # (`customer`, `deleted`, an external account's `account`, `allow_redisplay`,
+    # `available_payout_methods`, `currency`, `default_for_currency`, `status`), nor the
+    # Issuing-only ones.
+    "token.card": {
+        "account",
+        "allow_redisplay",
+        "available_payout_methods",
+        "currency",
+        "customer",
+        "default_for_currency",
+        "deleted",
+        "description",
+        "iin",
+        "issuer",
+        "status",
+    },
+    # account only on a connected account's events; context only on events fetched on behalf
+    # of another account.
+    "event": {"account", "context"},
+    # deleted on the deleted stub alone. (`secret` is null but in the create's answer.)
+    "webhook_endpoint": {"deleted"},
 }
 
 SDK_CLASSES: Final[dict[str, Any]] = {
@@ -111,6 +178,13 @@ SDK_CLASSES: Final[dict[str, Any]] = {
     "customer": stripe.Customer,
     "payment_method": stripe.PaymentMethod,
     "payment_method.card": stripe.PaymentMethod.Card,
+    "balance": stripe.Balance,
+    "balance_transaction": stripe.BalanceTransaction,
+    "payout": stripe.Payout,
+    "token": stripe.Token,
+    "token.card": stripe.Card,
+    "event": stripe.Event,
+    "webhook_endpoint": stripe.WebhookEndpoint,
 }
 
 
@@ -118,11 +192,25 @@ def _sdk_fields(name: str) -> set[str]:
     return set(SDK_CLASSES[name].__annotations__) - {"OBJECT_NAME"}
 
 
+def _paid(client: stripe.StripeClient, **params: Any) -> stripe.PaymentIntent:
+    return client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            **params,  # type: ignore[typeddict-item]
+        }
+    )
+
+
 @pytest.fixture
 def rendered(
     platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
 ) -> dict[str, dict[str, Any]]:
     """One object of each kind, as GET answers it (raw JSON, keys and all)."""
+    # Funds available at once, for a payout.
+    _paid(client, payment_method="pm_card_bypassPending")
     customer = client.v1.customers.create(params={"payment_method": "pm_card_visa"})
     [method] = client.v1.payment_methods.list(params={"customer": customer.id}).data
     intent = client.v1.payment_intents.create(
@@ -142,7 +230,19 @@ def rendered(
         body: dict[str, Any] = ok(httpx.get(f"{platform.api_base}{path}", headers=headers))
         return body
 
+    def delete(path: str) -> dict[str, Any]:
+        body: dict[str, Any] = ok(httpx.delete(f"{platform.api_base}{path}", headers=headers))
+        return body
+
     payment_method = get(f"/v1/payment_methods/{method.id}")
+    payout = client.v1.payouts.create(params={"amount": 100, "currency": "usd"})
+    token = get("/v1/tokens/tok_visa")
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": "https://shop.example/hooks", "enabled_events": ["*"]}
+    )
+    transactions: list[dict[str, Any]] = get("/v1/balance_transactions")["data"]
+    events: list[dict[str, Any]] = get("/v1/events")["data"]
+    gone = client.v1.customers.create()
     return {
         "payment_intent": get(f"/v1/payment_intents/{intent.id}"),
         "charge": get(f"/v1/charges/{intent.latest_charge}"),
@@ -150,6 +250,15 @@ def rendered(
         "customer": get(f"/v1/customers/{customer.id}"),
         "payment_method": payment_method,
         "payment_method.card": payment_method["card"],
+        "deleted_customer": delete(f"/v1/customers/{gone.id}"),
+        "balance": get("/v1/balance"),
+        "balance_transaction": transactions[0],
+        "payout": get(f"/v1/payouts/{payout.id}"),
+        "token": token,
+        "token.card": token["card"],
+        "event": events[0],
+        "webhook_endpoint": get(f"/v1/webhook_endpoints/{endpoint.id}"),
+        "deleted_webhook_endpoint": delete(f"/v1/webhook_endpoints/{endpoint.id}"),
     }
 
 
@@ -190,7 +299,9 @@ def test_fields_for_features_remit_lacks_render_null(
         "refund": ("transfer_reversal", "source_transfer_reversal", "next_action"),
         "customer": ("default_source", "discount", "invoice_prefix", "test_clock"),
         "payment_method.card": ("generated_from", "regulated_status"),
+        "payout": ("application_fee", "application_fee_amount", "payout_method"),
     }
     for name, fields in nulls.items():
         assert {field: rendered[name][field] for field in fields} == dict.fromkeys(fields)
     assert rendered["payment_intent"]["amount_details"] == {"tip": {"amount": None}}
+    assert rendered["balance"]["connect_reserved"] == [{"amount": 0, "currency": "usd"}]

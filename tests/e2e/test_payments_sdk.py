@@ -139,6 +139,23 @@ def test_a_refusal_by_the_intents_status_carries_the_intent(
         assert error.payment_intent.amount == 2000
 
 
+def test_a_confirmation_without_a_payment_method_carries_the_intent(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd"})
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.confirm(intent.id, params={"return_url": RETURN_URL})
+    error = refused.value.error
+    assert error is not None
+    assert (refused.value.http_status, error.code) == (400, "payment_intent_unexpected_state")
+    assert "missing a payment method" in str(error.message)
+    assert error.payment_intent is not None
+    assert (error.payment_intent.id, error.payment_intent.status) == (
+        intent.id,
+        "requires_payment_method",
+    )
+
+
 def test_a_refusal_of_a_declined_intent_names_no_payment_method(
     client: stripe.StripeClient,
 ) -> None:

@@ -8,15 +8,21 @@ headless browser is installed on the build machine, so none is used.
 import json
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import psycopg
 import pytest
 import stripe
 
+from remit.grpcutil.internal_auth import internal_sync_channel
+from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
+from tests.support.postgres import WorkerDatabases
 
 RETURN_URL = "https://shop.example/return"
 
@@ -406,6 +412,50 @@ def test_the_cli_adds_lists_and_removes_rules_that_payments_then_obey(
     assert "@vip" in remit_cli(platform, "radar", "lists", "list", *key).stdout
 
 
+def _key_id(platform: RunningPlatform, secret_key: str) -> str:
+    with internal_sync_channel(platform.core.target, platform.internal_access) as channel:
+        reply = accounts_pb2_grpc.AccountsServiceStub(channel).AuthenticateApiKey(
+            accounts_pb2.AuthenticateApiKeyRequest(key=secret_key), timeout=10
+        )
+    return reply.key_id
+
+
+def test_the_history_says_which_key_changed_each_rule_and_list_over_the_api_or_the_cli(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    key = ("--api-key", account.secret_key)
+    rule = add_rule(client, "Block if :amount_in_usd: >= 42")
+    client.raw_request("post", f"/v1/radar/rules/{rule['id']}", predicate=":amount_in_usd: > 50")
+    vips = client.v1.radar.value_lists.create(
+        params={"alias": "vips", "name": "VIPs", "item_type": "email"}
+    )
+    for _ in range(2):  # a retry replays the add: one change
+        client.v1.radar.value_list_items.create(
+            params={"value_list": vips.id, "value": "ada@example.com"},
+            options={"idempotency_key": "add-ada"},
+        )
+    removed = remit_cli(platform, "radar", "rules", "remove", rule["id"], *key)
+    assert removed.returncode == 0, removed.stderr
+
+    printed = remit_cli(platform, "radar", "history", *key)
+    assert printed.returncode == 0, printed.stderr
+    lines = [line.split("\t") for line in printed.stdout.splitlines()]
+    key_id = _key_id(platform, account.secret_key)
+    assert [line[2:7] for line in lines] == [
+        [key_id, "deleted", "rule", rule["id"], "v2"],
+        [key_id, "created", "radar.value_list_item", lines[1][5], ""],
+        [key_id, "created", "radar.value_list", vips.id, ""],
+        [key_id, "updated", "rule", rule["id"], "v2"],
+        [key_id, "created", "rule", rule["id"], "v1"],
+    ]
+    assert account.secret_key not in printed.stdout
+    only_the_list = remit_cli(platform, "radar", "history", "--object", vips.id, *key)
+    assert [line.split("\t")[4] for line in only_the_list.stdout.splitlines()] == [
+        "radar.value_list_item",
+        "radar.value_list",
+    ]
+
+
 # --- Idempotency-Key ----------------------------------------------------------------------
 # stripe-python resends a POST whose answer was lost with the same key: the resend must answer
 # as the first time, not add a second rule (which would shift every later rule down a place)
@@ -477,6 +527,21 @@ def test_a_value_list_created_twice_with_one_key_is_one_value_list(
         create_list("Very important")
 
 
+def test_a_second_value_list_of_an_alias_is_a_400_naming_the_alias(
+    client: stripe.StripeClient,
+) -> None:
+    """The core refuses it as ALREADY_EXISTS; the REST API answers Stripe's invalid parameter."""
+    client.v1.radar.value_lists.create(params={"alias": "vips", "name": "VIPs"})
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.radar.value_lists.create(params={"alias": "vips", "name": "Others"})
+    assert (refused.value.http_status, refused.value.code, refused.value.param) == (
+        400,
+        "parameter_invalid",
+        "alias",
+    )
+    assert refused.value.user_message == "A value list with the alias 'vips' already exists."
+
+
 def test_a_value_list_item_added_twice_with_one_key_is_added_once(
     client: stripe.StripeClient,
 ) -> None:
@@ -496,6 +561,81 @@ def test_a_value_list_item_added_twice_with_one_key_is_added_once(
     assert [i.id for i in items.data] == [item.id]
     with pytest.raises(stripe.IdempotencyError):
         add("grace@example.com")
+
+
+CONCURRENT_ADDS = 8
+
+
+def _until_adds_wait_on_the_lock(core_url: str, adds: int) -> None:
+    """Until `adds` sessions of the core wait to insert an item (on the test's table lock)."""
+    with psycopg.connect(core_url, autocommit=True) as watcher:
+        for _ in range(1500):
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query ILIKE 'INSERT INTO radar_value_list_items%%'"
+            ).fetchone()
+            if waiting is not None and waiting[0] >= adds:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"never {adds} adds waiting to insert")
+
+
+def test_concurrent_adds_of_one_value_add_it_once_and_refuse_the_others_as_stripe_does(
+    platform: RunningPlatform,
+    account: TestAccount,
+    client: stripe.StripeClient,
+    databases: WorkerDatabases,
+) -> None:
+    """Sent at once, each with its own idempotency key, as separate clients would, and held
+    by the test at the moment each would insert, so that all of them have looked for the value
+    and found none: one item, and every other add is the refusal a duplicate add gets when it
+    comes alone."""
+    vips = client.v1.radar.value_lists.create(
+        params={"alias": "vips", "name": "VIPs", "item_type": "email"}
+    )
+    # A case-insensitive list: every spelling is the one value.
+    spellings = ["ada@example.com", "Ada@Example.com", "ADA@EXAMPLE.COM", "ada@EXAMPLE.com"]
+
+    def add(n: int) -> httpx.Response:
+        with httpx.Client(base_url=platform.api_base, timeout=60) as http:
+            return http.post(
+                "/v1/radar/value_list_items",
+                auth=(account.secret_key, ""),
+                data={"value_list": vips.id, "value": spellings[n % len(spellings)]},
+                headers={"Idempotency-Key": f"add-{n}"},
+            )
+
+    core_url = databases.core_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(core_url) as holder:
+        # Inserts wait for this lock; the look-ups before them do not.
+        holder.execute("LOCK TABLE radar_value_list_items IN SHARE MODE")
+        with ThreadPoolExecutor(CONCURRENT_ADDS) as pool:
+            sent = [pool.submit(add, n) for n in range(CONCURRENT_ADDS)]
+            try:
+                _until_adds_wait_on_the_lock(core_url, CONCURRENT_ADDS)
+            finally:
+                holder.rollback()
+            answers = [future.result() for future in sent]
+
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200] + [400] * (CONCURRENT_ADDS - 1), [a.text for a in answers]
+    items = client.v1.radar.value_list_items.list(params={"value_list": vips.id})
+    (added,) = [answer.json() for answer in answers if answer.status_code == 200]
+    assert [item.id for item in items.data] == [added["id"]]
+
+    with pytest.raises(stripe.InvalidRequestError) as alone:
+        client.v1.radar.value_list_items.create(
+            params={"value_list": vips.id, "value": "ada@example.com"}
+        )
+    assert (alone.value.http_status, alone.value.param) == (400, "value")
+    assert alone.value.user_message == "'ada@example.com' is already in @vips."
+    expected = {"type": "invalid_request_error", "code": alone.value.code, "param": "value"}
+    for n, refused in enumerate(answers):
+        if refused.status_code == 200:
+            continue
+        error = refused.json()["error"]
+        assert {key: error.get(key) for key in expected} == expected
+        assert error["message"] == f"{spellings[n % len(spellings)]!r} is already in @vips."
 
 
 def test_an_approval_retried_with_its_key_replays_and_cannot_approve_another_review(

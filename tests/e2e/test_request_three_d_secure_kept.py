@@ -55,7 +55,7 @@ def test_an_update_sets_it_and_a_server_confirmation_asks_for_it(
     client: stripe.StripeClient,
 ) -> None:
     created = client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd"})
-    assert created.payment_method_options is None
+    assert _requested(created) == "automatic"
     updated = client.v1.payment_intents.update(
         created.id, params={"payment_method_options": _options("challenge")}
     )
@@ -80,3 +80,42 @@ def test_a_confirmations_own_request_wins_and_is_kept(client: stripe.StripeClien
         },
     )
     assert (confirmed.status, _requested(confirmed)) == ("succeeded", "automatic")
+
+
+def _raw_options(
+    platform: RunningPlatform, account: TestAccount, intent_id: str, version: str | None = None
+) -> Any:
+    headers = {"Authorization": f"Bearer {account.secret_key}"}
+    if version is not None:
+        headers["Stripe-Version"] = version
+    answer = httpx.get(
+        f"{platform.api_base}/v1/payment_intents/{intent_id}", headers=headers, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["payment_method_options"]
+
+
+def _card_options(request_three_d_secure: str) -> dict[str, Any]:
+    """A card intent's options as Stripe shows them: every one, the unset ones null."""
+    return {
+        "card": {
+            "installments": None,
+            "mandate_options": None,
+            "network": None,
+            "request_three_d_secure": request_three_d_secure,
+        }
+    }
+
+
+def test_a_card_intent_shows_stripes_default_options_until_one_is_set(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    plain = client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd"})
+    chosen = client.v1.payment_intents.create(
+        params={"amount": 2000, "currency": "usd", "payment_method_options": _options("any")}
+    )
+    assert _raw_options(platform, account, plain.id) == _card_options("automatic")
+    assert _raw_options(platform, account, chosen.id) == _card_options("any")
+    # At the oldest version too: the options are new fields, which Stripe shows at every one.
+    for version in ("2011-01-01", "2019-02-11", "2022-11-15"):
+        assert _raw_options(platform, account, chosen.id, version) == _card_options("any")

@@ -381,12 +381,15 @@ def test_a_double_click_on_the_challenge_sends_the_cardholder_back_whichever_cli
     )
 
 
-def test_a_card_detached_while_its_challenge_waits_still_finishes_the_attempt(
-    client: stripe.StripeClient,
+def test_a_card_detached_while_its_challenge_waits_is_not_charged(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
 ) -> None:
-    """The attempt was decided when the saved card could pay; what becomes of its payment
-    method meanwhile does not leave the challenge unanswerable and the intent stuck in
-    `requires_action` (the authorization itself never depended on it)."""
+    """Nothing is authorized before the cardholder passes the challenge, and a detached
+    payment method may no longer pay (Stripe: "once detached, a PaymentMethod can no longer be
+    used for payments"). The pass checks the card again: the cardholder goes back to the
+    merchant as after any outcome, and the intent waits for a new payment method, its
+    last_payment_error saying why, instead of staying in `requires_action`. The attempt never
+    reaches the network beyond its first, unauthenticated request."""
     customer = client.v1.customers.create()
     method = client.v1.payment_methods.attach(
         "pm_card_authenticationRequired", params={"customer": customer.id}
@@ -394,9 +397,41 @@ def test_a_card_detached_while_its_challenge_waits_still_finishes_the_attempt(
     intent = pay(client, method.id, customer=customer.id)
     url = challenge_url(intent)
     client.v1.payment_methods.detach(method.id)
-    assert answer(url, "succeed").status_code == 303
-    paid = client.v1.payment_intents.retrieve(intent.id)
-    assert (paid.status, paid.amount_received) == ("succeeded", 2000)
+    for _ in range(2):  # a second press replays the first's answer
+        answered = answer(url, "succeed")
+        assert answered.status_code == 303
+        assert parse_qs(urlsplit(answered.headers["location"]).query)["payment_intent"] == [
+            intent.id
+        ]
+    refused = client.v1.payment_intents.retrieve(intent.id)
+    assert (refused.status, refused.amount_received, refused.payment_method) == (
+        "requires_payment_method",
+        0,
+        None,
+    )
+    error = refused.last_payment_error
+    assert error is not None
+    assert (error.type, error.code, error.message) == (
+        "invalid_request_error",
+        "payment_method_unexpected_state",
+        f"The PaymentMethod {method.id} was previously detached from a Customer and may not "
+        "be used again.",
+    )
+    charge_id = str(intent.latest_charge)
+    charge = client.v1.charges.retrieve(charge_id)
+    assert (charge.status, charge.paid, charge.failure_code) == (
+        "failed",
+        False,
+        "payment_intent_payment_attempt_failed",
+    )
+    assert charge.outcome is not None
+    assert charge.outcome.network_status == "not_sent_to_network"
+    kinds = [event.type for event in client.v1.events.list(params={"limit": 100}).data]
+    assert "payment_intent.payment_failed" in kinds
+    assert "charge.failed" not in kinds
+    assert client.v1.balance_transactions.list().data == []
+    # The acquirer's soft decline of the first request, asking for authentication; no other.
+    assert _acquirer_answers(platform, account, charge_id) == [(charge_id, False, "card_declined")]
 
 
 def renew_off_session(client: stripe.StripeClient, customer: str, payment_method: str) -> Any:

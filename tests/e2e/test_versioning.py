@@ -26,6 +26,9 @@ BEFORE_BALANCE_RENAME = "2019-10-08"
 """The last version before 2019-10-17, when a Customer's `account_balance` became `balance`."""
 BEFORE_REQUEST_HASH = "2017-04-06"
 """The last version before 2017-05-25, when an event's `request` became an object."""
+BEFORE_HASH_DIFFERENCES = "2015-01-11"
+"""The last version before 2015-01-26, when an event's `previous_attributes` began to show a
+hash that changed by its keys that changed."""
 
 
 def _account_pinned_at(platform: RunningPlatform, version: str) -> TestAccount:
@@ -395,6 +398,64 @@ async def test_a_customer_before_2019_10_17_has_account_balance_in_responses_and
     assert event.api_version == BEFORE_BALANCE_RENAME
     assert event.data.object["account_balance"] == 0
     assert "balance" not in event.data.object
+
+
+@pytest.mark.anyio
+async def test_a_customer_updated_event_shows_changed_hashes_by_key_and_whole_before_2015_01_26(
+    client: stripe.StripeClient,
+) -> None:
+    address = {"line1": "1 High St", "city": "London", "postal_code": "N1 1AA", "country": "GB"}
+    created: Any = {"metadata": {"a": "1", "tier": "silver"},
+                    "shipping": {"name": "Ada", "address": address}}  # fmt: skip
+    customer = await asyncio.to_thread(client.v1.customers.create, params=created)
+    receivers: dict[str, Receiver] = {
+        LATEST_VERSION: Receiver(),
+        BEFORE_HASH_DIFFERENCES: Receiver(),
+    }
+    delivered: dict[str, stripe.Event] = {}
+    for receiver in receivers.values():
+        await receiver.start()
+    try:
+        secrets = {}
+        for version, receiver in receivers.items():
+            params: Any = {"url": receiver.url, "enabled_events": ["customer.updated"],
+                           "api_version": version}  # fmt: skip
+            secrets[version] = client.v1.webhook_endpoints.create(params=params).secret
+        # One key of `metadata` changed, one added, one removed; one of the address added.
+        moved = {"name": "Ada", "address": {**address, "line2": "Flat 2"}}
+        changes: Any = {"metadata": {"a": "2", "b": "2", "tier": ""}, "shipping": moved}
+        await asyncio.to_thread(client.v1.customers.update, customer.id, params=changes)
+        for version, receiver in receivers.items():
+            secret = secrets[version]
+            assert secret is not None
+            delivered[version] = (await _verified(receiver, secret, 1))["customer.updated"]
+    finally:
+        for receiver in receivers.values():
+            await receiver.stop()
+
+    latest, old = delivered[LATEST_VERSION], delivered[BEFORE_HASH_DIFFERENCES]
+    assert (latest.api_version, old.api_version) == (LATEST_VERSION, BEFORE_HASH_DIFFERENCES)
+    for event in (latest, old):
+        assert event.data.to_dict()["object"]["metadata"] == {"a": "2", "b": "2"}
+    shipping_before = customer.to_dict()["shipping"]
+    assert shipping_before["address"]["line2"] is None
+    assert latest.data.previous_attributes is not None
+    assert latest.data.previous_attributes.to_dict() == {
+        # changed, added (null), removed
+        "metadata": {"a": "1", "b": None, "tier": "silver"},
+        "shipping": {"address": {"line2": None}},
+    }
+    assert old.data.previous_attributes is not None
+    assert old.data.previous_attributes.to_dict() == {
+        "metadata": {"a": "1", "tier": "silver"},
+        "shipping": shipping_before,
+    }
+    # The events API shows it as the account's version (the latest) did.
+    listed = await asyncio.to_thread(
+        client.v1.events.list, params={"type": "customer.updated", "limit": 1}
+    )
+    assert listed.data[0].id == latest.id
+    assert listed.data[0].data.to_dict() == latest.data.to_dict()
 
 
 def test_events_of_an_account_pinned_before_2017_05_25_name_their_request_by_its_id(

@@ -13,6 +13,8 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import upgrade
 from tests.support.postgres import scratch_database
 
+SETUPS = "0002_off_session_setups"
+
 
 class StoppedDuringTheIndexBuildError(Exception):
     pass
@@ -35,13 +37,13 @@ def test_an_upgrade_stopped_while_the_index_is_built_runs_again_to_its_end(
     with monkeypatch.context() as patched:
         patched.setattr(online_index, "create_index_online", stopped)
         with pytest.raises(StoppedDuringTheIndexBuildError):
-            upgrade("acquirer", scratch_acquirer)
-    upgrade("acquirer", scratch_acquirer)
+            upgrade("acquirer", scratch_acquirer, SETUPS)
+    upgrade("acquirer", scratch_acquirer, SETUPS)
     with psycopg.connect(scratch_acquirer) as connection:
         version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
         index = connection.execute(
             "SELECT indisvalid FROM pg_index WHERE indexrelid = "
             "to_regclass('ix_authorizations_setup_network_transaction_id')"
         ).fetchone()
-    assert version == ("0002_off_session_setups",)
+    assert version == (SETUPS,)
     assert index == (True,)

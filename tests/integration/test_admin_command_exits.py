@@ -111,6 +111,11 @@ async def test_keys_revoke_of_an_unknown_key_and_create_for_an_unknown_account_a
                               tmp_path=tmp_path, REMIT_CORE_PORT=port)  # fmt: skip
         created = await remit("accounts", "keys", "create", "acct_unknown",
                               tmp_path=tmp_path, REMIT_CORE_PORT=port)  # fmt: skip
+        listed = await remit("accounts", "keys", "list", "acct_unknown",
+                             tmp_path=tmp_path, REMIT_CORE_PORT=port)  # fmt: skip
+    # Not "acct_unknown has no working keys": no such account.
+    assert listed.returncode == 2
+    assert listed.failure_line() == "remit accounts keys list: No such account: 'acct_unknown'"
     assert revoked.returncode == 2
     assert revoked.failure_line() == (
         f"remit accounts keys revoke: {account} has no working key key_unknown"
@@ -181,6 +186,18 @@ async def test_bad_arguments_are_refused_in_one_line(tmp_path: Path) -> None:
     assert ran.failure_line() == (
         "remit accounts keys revoke: the following arguments are required: KEY "
         "(see remit accounts keys revoke --help)"
+    )
+
+
+async def test_accounts_create_refuses_an_unsupported_currency_before_touching_a_database(
+    tmp_path: Path,
+) -> None:
+    # The databases are out of reach: the refusal comes from the arguments alone.
+    ran = await remit("accounts", "create", "--currency", "xyz", tmp_path=tmp_path)
+    assert ran.returncode == 2
+    assert ran.failure_line() == (
+        "remit accounts create: argument --currency: Invalid default_currency: 'xyz' is not a "
+        "supported currency. (see remit accounts create --help)"
     )
 
 

@@ -203,12 +203,13 @@ def examples() -> dict[str, JsonObject]:
 
 def related_lists() -> dict[tuple[Need, str], RelatedPage]:
     """What `gather_related` finds for the examples: the example charge, its refund, and the
-    rule that decided it (when one did)."""
+    rule that decided it (when one did), found by the charge's id and its own (as it decided
+    the charge)."""
     from versions.v2017_02_14 import RULE_OF_CHARGE
     from versions.v2022_11_15 import CHARGES_OF_PAYMENT_INTENT, REFUNDS_OF_CHARGE
 
     return {
         (CHARGES_OF_PAYMENT_INTENT, "pi_3Example"): RelatedPage.whole([to_json(charge())]),
         (REFUNDS_OF_CHARGE, "ch_3Example"): RelatedPage.whole([to_json(refund())]),
-        (RULE_OF_CHARGE, "rule_1Example"): RelatedPage.whole([to_json(rule())]),
+        (RULE_OF_CHARGE, "ch_3Example rule_1Example"): RelatedPage.whole([to_json(rule())]),
     }

@@ -73,6 +73,19 @@ class NewAccount:
     account: Account
     secret_key: str
     publishable_key: str
+    secret_api_key: ApiKey
+    publishable_api_key: ApiKey
+
+
+@dataclass(frozen=True)
+class AccountMadeBefore:
+    """What a CreateAccount retried under its idempotency key is answered: the account and keys
+    the first call made, as they are now. Not their plaintexts: those were shown once, to the
+    first call, and are stored only as digests (`remit.accounts.keys`)."""
+
+    account: Account
+    secret_api_key: ApiKey
+    publishable_api_key: ApiKey
 
 
 # The error code of a revoked key presented again, as Stripe's for an expired key.

@@ -5,9 +5,10 @@ from typing import Any
 
 import grpc
 
-from remit.accounts.domain import Account, ApiKey, KeyKind, Pricing
-from remit.accounts.service import AccountsService
+from remit.accounts.domain import Account, AccountMadeBefore, ApiKey, KeyKind, Pricing
+from remit.accounts.service import AccountOptions, AccountsService
 from remit.core.errors import invalid
+from remit.grpcutil.metadata import REPLAYED_KEY, idempotency_key_of
 from remit.grpcutil.protoconv import request_timedelta, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
@@ -62,6 +63,26 @@ def key_message(key: ApiKey) -> accounts_pb2.ApiKey:
     return message
 
 
+def _account_options(request: accounts_pb2.CreateAccountRequest) -> AccountOptions:
+    """The settings a CreateAccount call asks for; those it leaves unset take the defaults."""
+    options = AccountOptions(
+        default_currency=request.default_currency or "usd",
+        raw_card_access=request.raw_card_access,
+        automatic_payouts=request.automatic_payouts,
+    )
+    if request.HasField("api_version"):
+        options["api_version"] = _known_version(request.api_version)
+    if request.HasField("pricing"):
+        options["pricing"] = Pricing(
+            request.pricing.fee_percent_bps, request.pricing.fee_fixed_minor
+        )
+    if request.HasField("available_delay_days"):
+        options["available_delay_days"] = request.available_delay_days
+    if request.HasField("radar_enabled"):
+        options["radar_enabled"] = request.radar_enabled
+    return options
+
+
 def _known_version(version: str) -> str:
     if version not in KNOWN_VERSIONS:
         raise invalid(f"Unknown API version: {version}", "api_version")
@@ -75,27 +96,24 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def CreateAccount(
         self, request: accounts_pb2.CreateAccountRequest, context: Context
     ) -> accounts_pb2.CreateAccountResponse:
-        pricing = None
-        if request.HasField("pricing"):
-            pricing = Pricing(request.pricing.fee_percent_bps, request.pricing.fee_fixed_minor)
-        created = await self._service.create_account(
-            default_currency=request.default_currency or "usd",
-            raw_card_access=request.raw_card_access,
-            api_version=_known_version(request.api_version)
-            if request.HasField("api_version")
-            else None,
-            pricing=pricing,
-            available_delay_days=request.available_delay_days
-            if request.HasField("available_delay_days")
-            else 2,
-            automatic_payouts=request.automatic_payouts,
-            radar_enabled=request.radar_enabled if request.HasField("radar_enabled") else True,
+        options = _account_options(request)
+        key = idempotency_key_of(context)
+        made = (
+            await self._service.create_account(**options)
+            if key is None
+            else await self._service.create_account_once(key, **options)
         )
-        return accounts_pb2.CreateAccountResponse(
-            account=account_message(created.account),
-            secret_key=created.secret_key,
-            publishable_key=created.publishable_key,
+        response = accounts_pb2.CreateAccountResponse(
+            account=account_message(made.account),
+            secret_api_key=key_message(made.secret_api_key),
+            publishable_api_key=key_message(made.publishable_api_key),
         )
+        if isinstance(made, AccountMadeBefore):
+            context.set_trailing_metadata(((REPLAYED_KEY, "true"),))
+        else:
+            response.secret_key = made.secret_key
+            response.publishable_key = made.publishable_key
+        return response
 
     async def GetAccount(
         self, request: accounts_pb2.GetAccountRequest, context: Context
@@ -136,10 +154,20 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             raise invalid("kind must be secret or publishable", "kind")
         if request.livemode:
             raise invalid("Live mode keys are not available on this platform.", "livemode")
-        key, plaintext = await self._service.create_key(
-            request.account_id, _KIND_FROM_PROTO[request.kind]
+        kind = _KIND_FROM_PROTO[request.kind]
+        idempotency_key = idempotency_key_of(context)
+        if idempotency_key is None:
+            made: tuple[ApiKey, str | None] = await self._service.create_key(
+                request.account_id, kind
+            )
+        else:
+            made = await self._service.create_key_once(idempotency_key, request.account_id, kind)
+        key, plaintext = made
+        if plaintext is None:
+            context.set_trailing_metadata(((REPLAYED_KEY, "true"),))
+        return accounts_pb2.CreateApiKeyResponse(
+            api_key=key_message(key), plaintext_key=plaintext or ""
         )
-        return accounts_pb2.CreateApiKeyResponse(api_key=key_message(key), plaintext_key=plaintext)
 
     async def ListApiKeys(
         self, request: accounts_pb2.ListApiKeysRequest, context: Context
@@ -147,19 +175,15 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         limit = request.limit or DEFAULT_LIST_LIMIT
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise invalid(f"limit must be between 1 and {MAX_LIST_LIMIT}.", "limit")
-        keys = await self._service.list_keys(
-            request.account_id, working_only=not request.include_revoked
+        keys, has_more = await self._service.page_keys(
+            request.account_id,
+            limit=limit,
+            starting_after=request.starting_after if request.HasField("starting_after") else None,
+            ending_before=request.ending_before if request.HasField("ending_before") else None,
+            working_only=not request.include_revoked,
         )
-        keys.reverse()  # newest first, like every list
-        ids = [key.id for key in keys]
-        if request.HasField("starting_after"):
-            start = ids.index(request.starting_after) + 1 if request.starting_after in ids else 0
-            keys = keys[start:]
-        elif request.HasField("ending_before"):
-            end = ids.index(request.ending_before) if request.ending_before in ids else 0
-            keys = keys[:end]
         return accounts_pb2.ListApiKeysResponse(
-            data=[key_message(key) for key in keys[:limit]], has_more=len(keys) > limit
+            data=[key_message(key) for key in keys], has_more=has_more
         )
 
     async def RevokeApiKey(

@@ -19,11 +19,13 @@ from typing import TextIO
 import grpc
 from google.protobuf import duration_pb2
 
+from remit.accounts.command_keys import command_idempotency_key, made_perhaps
 from remit.accounts.domain import MAX_KEY_EXPIRY
-from remit.command_exits import CommandRefusedError
+from remit.command_exits import CommandRefusedError, CommandTemporaryFailureError
 from remit.config import PlatformConfig
 from remit.grpcutil.call_failures import call_failed
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
+from remit.grpcutil.metadata import IDEMPOTENCY_KEY
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 CALL_TIMEOUT_S = 10.0
@@ -97,14 +99,19 @@ class KeyCommands:
             )
         return 0
 
-    def create(self, account_id: str, *, publishable: bool) -> int:
+    def create(self, account_id: str, *, publishable: bool, idempotency_key: str) -> int:
+        """Make the key under `idempotency_key` (`remit.accounts.command_keys`); a run under
+        the key of one that made it already shows which key that was, not its plaintext."""
         kind = (
             accounts_pb2.API_KEY_KIND_PUBLISHABLE
             if publishable
             else accounts_pb2.API_KEY_KIND_SECRET
         )
-        made = self._create(account_id, kind)
-        self._show_new(made)
+        made = self._create(account_id, kind, idempotency_key)
+        if made.plaintext_key:
+            self._show_new(made)
+        else:
+            self._show_made_before(account_id, KeyLine(made.api_key))
         return 0
 
     def revoke(self, account_id: str, key_id: str, *, force: bool) -> int:
@@ -176,11 +183,15 @@ class KeyCommands:
         )
 
     def _create(
-        self, account_id: str, kind: accounts_pb2.ApiKeyKind.ValueType
+        self,
+        account_id: str,
+        kind: accounts_pb2.ApiKeyKind.ValueType,
+        idempotency_key: str | None = None,
     ) -> accounts_pb2.CreateApiKeyResponse:
         request = accounts_pb2.CreateApiKeyRequest(account_id=account_id, kind=kind)
+        metadata = () if idempotency_key is None else ((IDEMPOTENCY_KEY, idempotency_key),)
         reply: accounts_pb2.CreateApiKeyResponse = self._stub.CreateApiKey(
-            request, timeout=CALL_TIMEOUT_S
+            request, timeout=CALL_TIMEOUT_S, metadata=metadata
         )
         return reply
 
@@ -202,6 +213,15 @@ class KeyCommands:
         if kind == "secret":
             print("this is the only time it is shown: store it now", file=self._out, flush=True)
 
+    def _show_made_before(self, account_id: str, made: KeyLine) -> None:
+        print(
+            f"key {made.key.id} ({made.masked()}, {made.status(datetime.now(UTC))}) was made by "
+            "an earlier run under this idempotency key: its plaintext was shown only to that "
+            "run and is not kept. If you do not have it, revoke it (remit accounts keys revoke "
+            f"{account_id} {made.key.id}) and make another.",
+            file=self._out,
+        )
+
 
 def _details(error: grpc.RpcError) -> str:
     # A failed unary call is also a grpc.Call, which carries the status code and details.
@@ -220,14 +240,21 @@ def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextI
     is raised as `CommandRefusedError`, a failure that may pass as
     `CommandTemporaryFailureError` (`remit.command_exits`)."""
     account: str = args.account
+    # Sent by create, named when its outcome is not known (`remit.accounts.command_keys`).
+    idempotency_key = command_idempotency_key(getattr(args, "idempotency_key", None))
     try:
         with key_commands(config, out) as keys:
             if args.keys_command == "list":
                 return keys.list(account, include_revoked=args.all)
             if args.keys_command == "create":
-                return keys.create(account, publishable=args.publishable)
+                return keys.create(
+                    account, publishable=args.publishable, idempotency_key=idempotency_key
+                )
             if args.keys_command == "revoke":
                 return keys.revoke(account, args.key, force=args.force)
             return keys.roll(account, key_id=args.key, expire_old_after_hours=args.expire_old_after)
     except grpc.RpcError as error:
-        raise call_failed(error, "core", config.core.target, KeyCommandError) from None
+        failure = call_failed(error, "core", config.core.target, KeyCommandError)
+        if args.keys_command == "create" and isinstance(failure, CommandTemporaryFailureError):
+            raise made_perhaps(str(failure), idempotency_key, "the key") from None
+        raise failure from None

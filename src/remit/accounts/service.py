@@ -2,13 +2,16 @@
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.accounts import admin_requests
 from remit.accounts.domain import (
     API_KEY_EXPIRED,
     MAX_KEY_EXPIRY,
     Account,
+    AccountMadeBefore,
     ApiKey,
     KeyKind,
     NewAccount,
@@ -17,6 +20,7 @@ from remit.accounts.domain import (
 )
 from remit.accounts.keys import digest_key, generate_key, looks_like_key
 from remit.accounts.repository import REVOKED, SqlAccountRepository
+from remit.accounts.settings import checked_settings
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id
@@ -30,46 +34,107 @@ def _unauthenticated(message: str) -> AccountsError:
     return AccountsError(message=message, kind=ErrorKind.UNAUTHENTICATED)
 
 
+class AccountOptions(TypedDict, total=False):
+    """A new account's settings; those left out take the platform's defaults."""
+
+    default_currency: str  # "usd"
+    raw_card_access: bool  # False
+    api_version: str | None  # None: its first request pins it
+    pricing: Pricing | None  # Pricing(): 2.9% + 30
+    available_delay_days: int  # 2
+    automatic_payouts: bool  # False
+    radar_enabled: bool  # True
+
+
+def _settings_of(account: Account) -> dict[str, object]:
+    """Everything a CreateAccount call decides of its account: what its key's digest covers."""
+    return {
+        "default_currency": account.default_currency,
+        "raw_card_access": account.raw_card_access,
+        "api_version": account.api_version,
+        "fee_percent_bps": account.pricing.fee_percent_bps,
+        "fee_fixed_minor": account.pricing.fee_fixed_minor,
+        "available_delay_days": account.available_delay_days,
+        "automatic_payouts": account.automatic_payouts,
+        "radar_enabled": account.radar_enabled,
+    }
+
+
+async def _insert_new_account(repo: SqlAccountRepository, made: NewAccount) -> None:
+    await repo.insert_account(made.account)
+    for key, plaintext in (
+        (made.secret_api_key, made.secret_key),
+        (made.publishable_api_key, made.publishable_key),
+    ):
+        await repo.insert_key(key, digest_key(plaintext))
+
+
 class AccountsService:
     def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
         self._engine = engine
         self._clock = clock or SystemClock()
 
-    async def create_account(
-        self,
-        *,
-        default_currency: str = "usd",
-        raw_card_access: bool = False,
-        api_version: str | None = None,
-        pricing: Pricing | None = None,
-        available_delay_days: int = 2,
-        automatic_payouts: bool = False,
-        radar_enabled: bool = True,
-    ) -> NewAccount:
-        if available_delay_days < 0:
-            raise invalid("available_delay_days cannot be negative", "available_delay_days")
-        now = self._clock.now()
-        account = Account(
-            id=new_id("acct"),
-            created_at=now,
-            default_currency=default_currency,
-            raw_card_access=raw_card_access,
-            api_version=api_version,
-            pricing=pricing or Pricing(),
-            available_delay_days=available_delay_days,
-            automatic_payouts=automatic_payouts,
-            radar_enabled=radar_enabled,
+    async def create_account(self, **options: Unpack[AccountOptions]) -> NewAccount:
+        made = self._new_account(options)
+        async with self._engine.begin() as db:
+            await _insert_new_account(SqlAccountRepository(db), made)
+        return made
+
+    async def create_account_once(
+        self, idempotency_key: str, **options: Unpack[AccountOptions]
+    ) -> NewAccount | AccountMadeBefore:
+        """`create_account` under the caller's idempotency key (`remit.accounts.admin_requests`):
+        a retry is answered with the account the first call made, without its keys'
+        plaintexts."""
+        made = self._new_account(options)
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            before = await admin_requests.claim(
+                db,
+                idempotency_key,
+                endpoint=admin_requests.CREATE_ACCOUNT,
+                digest=admin_requests.request_digest(
+                    admin_requests.CREATE_ACCOUNT, _settings_of(made.account)
+                ),
+                account_id=made.account.id,
+                api_key_ids=(made.secret_api_key.id, made.publishable_api_key.id),
+                now=self._clock.now(),
+            )
+            if before is None:
+                await _insert_new_account(repo, made)
+                return made
+            account = await repo.get_account(before.account_id)
+            keys = {key.id: key for key in await repo.list_keys(before.account_id)}
+        assert account is not None  # accounts are never deleted
+        secret, publishable = (keys[key_id] for key_id in before.api_key_ids)
+        return AccountMadeBefore(
+            account=account, secret_api_key=secret, publishable_api_key=publishable
+        )
+
+    def _new_account(self, options: AccountOptions) -> NewAccount:
+        """A new account and its first two keys, not yet stored; its settings checked."""
+        account = checked_settings(
+            Account(
+                id=new_id("acct"),
+                created_at=self._clock.now(),
+                default_currency=options.get("default_currency", "usd"),
+                raw_card_access=options.get("raw_card_access", False),
+                api_version=options.get("api_version"),
+                pricing=options.get("pricing") or Pricing(),
+                available_delay_days=options.get("available_delay_days", 2),
+                automatic_payouts=options.get("automatic_payouts", False),
+                radar_enabled=options.get("radar_enabled", True),
+            )
         )
         secret = generate_key(KeyKind.SECRET)
         publishable = generate_key(KeyKind.PUBLISHABLE)
-        async with self._engine.begin() as db:
-            repo = SqlAccountRepository(db)
-            await repo.insert_account(account)
-            for plaintext, kind in ((secret, KeyKind.SECRET), (publishable, KeyKind.PUBLISHABLE)):
-                await repo.insert_key(
-                    self._new_key(account.id, kind, plaintext), digest_key(plaintext)
-                )
-        return NewAccount(account=account, secret_key=secret, publishable_key=publishable)
+        return NewAccount(
+            account=account,
+            secret_key=secret,
+            publishable_key=publishable,
+            secret_api_key=self._new_key(account.id, KeyKind.SECRET, secret),
+            publishable_api_key=self._new_key(account.id, KeyKind.PUBLISHABLE, publishable),
+        )
 
     def _new_key(self, account_id: str, kind: KeyKind, plaintext: str) -> ApiKey:
         return ApiKey(
@@ -90,12 +155,14 @@ class AccountsService:
         return account
 
     async def update_account(self, account_id: str, **changes: object) -> Account:
+        """Change the account's settings named in `changes`; the account they leave is checked
+        whole (`checked_settings`) before anything is written."""
         async with self._engine.begin() as db:
             repo = SqlAccountRepository(db)
             account = await repo.get_account(account_id, for_update=True)
             if account is None:
                 raise not_found("account", account_id)
-            updated = replace(account, **changes)  # type: ignore[arg-type]
+            updated = checked_settings(replace(account, **changes))  # type: ignore[arg-type]
             await repo.save_account(updated)
         return updated
 
@@ -109,6 +176,35 @@ class AccountsService:
             await repo.insert_key(key, digest_key(plaintext))
         return key, plaintext
 
+    async def create_key_once(
+        self, idempotency_key: str, account_id: str, kind: KeyKind
+    ) -> tuple[ApiKey, str | None]:
+        """`create_key` under the caller's idempotency key (`remit.accounts.admin_requests`):
+        a retry is answered with the key the first call made, as it is now, and None for its
+        plaintext, which was shown only to that call."""
+        plaintext = generate_key(kind)
+        key = self._new_key(account_id, kind, plaintext)
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            if await repo.get_account(account_id) is None:
+                raise not_found("account", account_id)
+            before = await admin_requests.claim(
+                db,
+                idempotency_key,
+                endpoint=admin_requests.CREATE_API_KEY,
+                digest=admin_requests.request_digest(
+                    admin_requests.CREATE_API_KEY, {"account_id": account_id, "kind": kind.value}
+                ),
+                account_id=account_id,
+                api_key_ids=(key.id,),
+                now=self._clock.now(),
+            )
+            if before is None:
+                await repo.insert_key(key, digest_key(plaintext))
+                return key, plaintext
+            made = [k for k in await repo.list_keys(account_id) if k.id in before.api_key_ids]
+        return made[0], None
+
     async def list_keys(self, account_id: str, *, working_only: bool = False) -> list[ApiKey]:
         """The account's keys, oldest first; `working_only`: those that still authenticate
         (a key being rolled among them, until it stops)."""
@@ -118,6 +214,44 @@ class AccountsService:
             return keys
         now = self._clock.now()
         return [key for key in keys if key.works_at(now)]
+
+    async def page_keys(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        working_only: bool = False,
+    ) -> tuple[list[ApiKey], bool]:
+        """One page of the account's keys, newest first, and whether more follow it (in the
+        direction of travel: older ones after `starting_after`, newer before `ending_before`).
+
+        A cursor is a key of the account, revoked or not: a key revoked since the page that
+        showed it still marks where the next page starts. An unknown cursor is NOT_FOUND naming
+        it, as on every list, rather than a page from the start or an empty one."""
+        if starting_after is not None and ending_before is not None:
+            raise invalid("starting_after and ending_before cannot be used together.")
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            if await repo.get_account(account_id) is None:
+                raise not_found("account", account_id)
+            keys = await repo.list_keys(account_id)
+        keys.reverse()  # newest first, like every list
+        ids = [key.id for key in keys]
+        for cursor, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
+            if cursor is not None and cursor not in ids:
+                raise not_found("api_key", cursor, param=param)
+        if starting_after is not None:
+            keys = keys[ids.index(starting_after) + 1 :]
+        elif ending_before is not None:
+            keys = keys[: ids.index(ending_before)]
+        if working_only:
+            now = self._clock.now()
+            keys = [key for key in keys if key.works_at(now)]
+        if ending_before is not None:
+            return keys[-limit:], len(keys) > limit
+        return keys[:limit], len(keys) > limit
 
     async def revoke_key(
         self, account_id: str, key_id: str, *, expire_after: timedelta = timedelta(0)

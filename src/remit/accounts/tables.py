@@ -10,6 +10,7 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from remit.storage.schema import core_metadata
 
@@ -39,4 +40,17 @@ api_keys = Table(
     Column("livemode", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# The CreateAccount and CreateApiKey calls made under an idempotency key, and what each made
+# (`remit.accounts.admin_requests`). Never a key's plaintext.
+admin_idempotency_keys = Table(
+    "admin_idempotency_keys",
+    core_metadata,
+    Column("idempotency_key", Text, primary_key=True),
+    Column("endpoint", Text, nullable=False),
+    Column("request_digest", LargeBinary, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("api_key_ids", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

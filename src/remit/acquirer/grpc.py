@@ -23,7 +23,7 @@ from remit.acquirer.interceptor import FaultInjectionInterceptor
 from remit.acquirer.service import AcquirerService
 from remit.acquirer.settlement_pages import cursor_from_token, page_limit, page_token
 from remit.core.secrets import Secret
-from remit.core.settlement_days import parse_day
+from remit.core.settlement_days import is_partial, settlement_day
 from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.grpcutil.protoconv import timestamp
 from remit.grpcutil.server import ServiceRegistration
@@ -195,7 +195,10 @@ class AcquirerServicer(acquirer_pb2_grpc.AcquirerServiceServicer):
     async def GetSettlementReport(
         self, request: pb.GetSettlementReportRequest, context: Context
     ) -> pb.GetSettlementReportResponse:
-        day = parse_day(request.date)
+        # The days the commands take (`remit.core.settlement_days`): one not begun has nothing
+        # settled, and today, not over, only what has settled so far, which the caller asks for.
+        today = self._service.today()
+        day = settlement_day(request.date, today=today, allow_partial=request.allow_partial)
         merchant_id = request.merchant_id or None
         page = await self._service.settlement_page(
             day,
@@ -207,6 +210,7 @@ class AcquirerServicer(acquirer_pb2_grpc.AcquirerServiceServicer):
             date=day.isoformat(),
             rows=[settlement_row_message(row) for row in page.rows],
             next_page_token="" if page.next is None else page_token(page.next, day, merchant_id),
+            partial=is_partial(day, today=today),
         )
 
 

@@ -1,8 +1,10 @@
 """`remit settlement-report`: one UTC day of the simulated acquirer's settlement, read from its
-database a page at a time and written as it is read, to stdout or, with `--output`, to a file
-that appears only once complete (`remit.core.atomic_file`). The days it takes are those `remit
-reconcile` takes (`remit.core.settlement_days`): over in UTC, or today with `--allow-partial`,
-and then the report says it is partial. Exit codes: `remit.command_exits`.
+database a page at a time, each in the snapshot of the first (`remit.acquirer.settlement_pages`:
+what had committed when the report began, each row once), and written as it is read, to stdout
+or, with `--output`, to a file that appears only once complete (`remit.core.atomic_file`). The
+days it takes are those `remit reconcile` takes (`remit.core.settlement_days`): over in UTC, or
+today with `--allow-partial`, and then the report says it is partial. Exit codes:
+`remit.command_exits`.
 """
 
 import asyncio

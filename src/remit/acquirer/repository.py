@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import Table, Text, cast, func, literal, or_, select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,13 +18,14 @@ from remit.acquirer.domain import (
     Operation,
     OperationKind,
 )
-from remit.acquirer.tables import authorizations, operations
+from remit.acquirer.tables import RECORDED_BY, PgSnapshot, authorizations, operations
 from remit.storage.fastsql import Db, Statement, TableStatements, sqlalchemy_unit
 
 # Every authorization runs these; they go straight to the driver (remit.storage.fastsql).
 _AUTHORIZATIONS = TableStatements(authorizations, key=("id",))
 _OPERATIONS = TableStatements(operations, key=("reference",))
-_OPERATION_COLUMNS = [column.name for column in operations.columns]
+# Every column but the one the database sets, the transaction that wrote the row.
+_OPERATION_COLUMNS = [column.name for column in operations.columns if column.name != RECORDED_BY]
 _OPERATION_JSON = frozenset({"request", "authorization_result"})
 _INSERT_OPERATION_ONCE = Statement(
     _OPERATIONS.insert(_OPERATION_COLUMNS).sql + " ON CONFLICT (reference) DO NOTHING RETURNING id",
@@ -212,19 +213,42 @@ class SqlAcquirerRepository:
         row = await _OPERATIONS.select.first(self._db, {"reference": reference})
         return None if row is None else _operation_from_row(row)
 
+    async def current_snapshot(self) -> str:
+        """The database's snapshot now, as `pg_current_snapshot()` spells it
+        (`xmin:xmax:xip,...`): which transactions have committed."""
+        snapshot = await self._sa.scalar(select(func.pg_current_snapshot().cast(Text)))
+        assert snapshot is not None
+        return str(snapshot)
+
     async def settled_between(
         self,
         start: datetime,
         end: datetime,
         merchant_id: str | None,
         *,
+        snapshot: str,
         after: tuple[datetime, str] | None = None,
         limit: int | None = None,
     ) -> list[Operation]:
-        """Operations settled in [start, end), oldest first (by settled_at, then id): the first
+        """Operations settled in [start, end) that had committed in `snapshot` (as
+        `current_snapshot` spells one), oldest first (by settled_at, then id): the first
         `limit` of them (all when None) that come after `after`, a (settled_at, id) pair."""
         c = operations.c
-        conditions = [c.settled_at.is_not(None), c.settled_at >= start, c.settled_at < end]
+        recorded_by = c[RECORDED_BY]
+        committed = or_(
+            # Written before acquirer migration 0003: long committed.
+            recorded_by.is_(None),
+            func.pg_visible_in_snapshot(recorded_by, cast(literal(snapshot, Text), PgSnapshot())),
+            # Copied from another cluster by a logical restore, under an id this one has not
+            # reached: committed before anything this cluster did.
+            recorded_by >= func.pg_snapshot_xmax(func.pg_current_snapshot()),
+        )
+        conditions = [
+            c.settled_at.is_not(None),
+            c.settled_at >= start,
+            c.settled_at < end,
+            committed,
+        ]
         if merchant_id is not None:
             conditions.append(c.merchant_id == merchant_id)
         if after is not None:

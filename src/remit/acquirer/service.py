@@ -402,6 +402,10 @@ class AcquirerService:
             raise not_found("authorization", authorization_id, param="authorization_id")
         return authorization
 
+    def today(self) -> date:
+        """The UTC day it is on the acquirer's clock: the one settling now."""
+        return self._clock.now().astimezone(UTC).date()
+
     async def settlement_page(
         self,
         day: date,
@@ -411,17 +415,21 @@ class AcquirerService:
         limit: int | None = None,
     ) -> SettlementPage:
         """The first `limit` captures and refunds (all when None) settled on `day` (UTC) after
-        `after`, oldest first."""
+        `after`, oldest first, as the report's snapshot has them: `after`'s, or for the first
+        page (`after` None) the database's now (`remit.acquirer.settlement_pages`)."""
         start = datetime.combine(day, time.min, tzinfo=UTC)
         async with self._engine.begin() as db:
-            settled = await SqlAcquirerRepository(db).settled_between(
+            repository = SqlAcquirerRepository(db)
+            snapshot = await repository.current_snapshot() if after is None else after.snapshot
+            settled = await repository.settled_between(
                 start,
                 start + timedelta(days=1),
                 merchant_id,
+                snapshot=snapshot,
                 after=None if after is None else (after.settled_at, after.operation_id),
                 # One more than the page, to know without another query whether one follows.
                 limit=None if limit is None else limit + 1,
             )
         rows = [settlement_row(operation) for operation in settled[:limit]]
         more = limit is not None and len(settled) > limit
-        return SettlementPage(rows, SettlementCursor.after(rows[-1]) if more else None)
+        return SettlementPage(rows, SettlementCursor.after(rows[-1], snapshot) if more else None)

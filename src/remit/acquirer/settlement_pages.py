@@ -1,9 +1,18 @@
 """A day's settlement report a page at a time: page sizes and page tokens.
 
 The report is read oldest first, by (settled_at, operation id), and a page token names the last
-row of the page it follows: the next page is the rows after it, however many settled since.
-A busy day thus reaches the caller in messages of bounded size, where the whole day in one
-response outgrew gRPC's 4 MB limit at about 26,000 rows.
+row of the page it follows: the next page is the rows after it. A busy day thus reaches the
+caller in messages of bounded size, where the whole day in one response outgrew gRPC's 4 MB
+limit at about 26,000 rows.
+
+Each page is its own read, and the acquirer keeps settling meanwhile: an operation settles at
+the time its transaction takes, but is seen once that transaction commits, so one committed
+between two pages may settle before the last row already returned. Read as it stands at each
+page, the report would miss it while showing rows settled after it. So a report is the day as
+the database's snapshot at its first page has it: the token carries that snapshot
+(`pg_current_snapshot()`), and every page returns only the operations whose writing
+transaction it sees as committed (acquirer migration 0003). A row committed while the pages
+are read is in a later report, never in this one, and no row is on two pages.
 
 A token also names the date and merchant it was made for: used with another, it would start
 another report part-way, so it is refused instead.
@@ -12,6 +21,7 @@ another report part-way, so it is refused instead.
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
@@ -24,16 +34,36 @@ from remit.core.errors import invalid
 MAX_PAGE_SIZE: Final = 5000
 
 
+# pg_current_snapshot()'s text form: xmin:xmax:xip,xip,... (transaction ids, in decimal).
+_SNAPSHOT = re.compile(r"([0-9]{1,19}):([0-9]{1,19}):([0-9]{1,19}(?:,[0-9]{1,19})*)?")
+
+
+def _is_snapshot(text: str) -> bool:
+    """Whether `text` is a snapshot PostgreSQL reads: xmin <= xmax, and the transactions in
+    progress between them, in order."""
+    found = _SNAPSHOT.fullmatch(text)
+    if found is None:
+        return False
+    xmin, xmax = int(found[1]), int(found[2])
+    in_progress = [int(xid) for xid in found[3].split(",")] if found[3] else []
+    within = all(xmin <= xid < xmax for xid in in_progress)
+    return xmin <= xmax and within and in_progress == sorted(in_progress)
+
+
 @dataclass(frozen=True)
 class SettlementCursor:
-    """The last row a page returned; the next page starts after it."""
+    """The last row a page returned; the next page starts after it, in the report's
+    snapshot."""
 
     settled_at: datetime
     operation_id: str
+    # The database snapshot the report's first page was read in, as pg_current_snapshot()
+    # spells it: the report holds what had committed then.
+    snapshot: str
 
     @staticmethod
-    def after(row: SettlementRow) -> "SettlementCursor":
-        return SettlementCursor(row.settled_at, row.operation_id)
+    def after(row: SettlementRow, snapshot: str) -> "SettlementCursor":
+        return SettlementCursor(row.settled_at, row.operation_id, snapshot)
 
 
 @dataclass(frozen=True)
@@ -56,6 +86,7 @@ def page_token(cursor: SettlementCursor, day: date, merchant_id: str | None) -> 
         "merchant_id": merchant_id or "",
         "settled_at": cursor.settled_at.isoformat(),
         "operation_id": cursor.operation_id,
+        "snapshot": cursor.snapshot,
     }
     return base64.urlsafe_b64encode(json.dumps(document).encode()).decode()
 
@@ -71,10 +102,17 @@ def cursor_from_token(token: str, day: date, merchant_id: str | None) -> Settlem
         document = json.loads(base64.urlsafe_b64decode(token.encode()))
         made_for = (document["date"], document["merchant_id"])
         cursor = SettlementCursor(
-            datetime.fromisoformat(document["settled_at"]), str(document["operation_id"])
+            datetime.fromisoformat(document["settled_at"]),
+            str(document["operation_id"]),
+            str(document["snapshot"]),
         )
     except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError):
         raise refused from None
     if made_for != (day.isoformat(), merchant_id or "") or cursor.settled_at.tzinfo is None:
+        raise refused
+    # Checked here, not by the database: a malformed one would fail the query as remit's own
+    # error rather than the caller's. A token of the earlier version, which had none, is
+    # refused too: the report is read again from its first page.
+    if not _is_snapshot(cursor.snapshot):
         raise refused
     return cursor

@@ -81,3 +81,12 @@ def not_found(kind: str, object_id: str, param: str = "id") -> RemitError:
 
 def invalid(message: str, param: str | None = None, code: str = "parameter_invalid") -> RemitError:
     return RemitError(message=message, code=code, param=param)
+
+
+def already_exists(message: str, param: str) -> RemitError:
+    """A create of what is there already (a value list's alias, a value in a list): gRPC's
+    ALREADY_EXISTS, and on the REST API the 400 invalid_request_error any invalid parameter
+    gets, as Stripe answers it."""
+    return RemitError(
+        message=message, kind=ErrorKind.ALREADY_EXISTS, code="parameter_invalid", param=param
+    )

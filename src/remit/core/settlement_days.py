@@ -1,5 +1,5 @@
 """Which settlement day a command over one day's settlement takes (`remit reconcile`, `remit
-settlement-report`, the acquirer's settlement report RPC for the format).
+settlement-report`, and the RPCs behind them: Reconcile, GetSettlementReport).
 
 A day that is over in UTC is taken whole. A day that has not begun is refused: nothing has
 settled on it. Today is not over, so what it shows lacks what settles later today: it is taken

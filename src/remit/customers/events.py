@@ -13,7 +13,8 @@ from remit.customers.grpc import customer_message
 from remit.payment_methods.domain import PaymentMethod
 from remit.payment_methods.grpc import payment_method_message
 from remit.payments.requests import current_request
-from remit.webhooks.outbox import changed_attributes, record_event
+from remit.versioning.previous_attributes import changed_attributes
+from remit.webhooks.outbox import record_event
 
 
 class CustomerEvents:

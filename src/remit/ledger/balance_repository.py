@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, case, func, or_, select, update
+from sqlalchemy import Row, and_, case, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -427,6 +427,64 @@ class BalanceRepository:
             if account_id is not None:
                 conditions.append(c.account_id == account_id)
             rows = await self._db.execute(select(balance_transactions).where(*conditions))
+            found.extend(balance_transaction_from_row(row) for row in rows)
+        return found
+
+    async def charge_authorizations(
+        self, charges: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """The acquirer's authorization each (account id, charge id)'s capture recorded; charges
+        captured before captures recorded it are left out."""
+        c = balance_transactions.c
+        ordered = sorted(charges)
+        found: dict[tuple[str, str], str] = {}
+        for start in range(0, len(ordered), _REFERENCES_PER_QUERY):
+            rows = await self._db.execute(
+                select(c.account_id, c.charge_id, c.authorization_id).where(
+                    tuple_(c.account_id, c.charge_id).in_(
+                        ordered[start : start + _REFERENCES_PER_QUERY]
+                    ),
+                    c.type == BalanceTransactionType.CHARGE.value,
+                    c.authorization_id.is_not(None),
+                )
+            )
+            found |= {(row.account_id, row.charge_id): row.authorization_id for row in rows}
+        return found
+
+    async def refunds_given_back(
+        self, refunds: Collection[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Those of these (account id, refund id) whose money a refund_failure balance
+        transaction gave back: the refund failed or was canceled, before it posted or after."""
+        return {
+            (txn.account_id, txn.source_id or "")
+            for txn in await self._by_source(refunds, BalanceTransactionType.REFUND_FAILURE)
+        }
+
+    async def refunds_without_reference(
+        self, refunds: Collection[tuple[str, str]]
+    ) -> list[BalanceTransaction]:
+        """The refund balance transactions of these (account id, refund id) that name no
+        acquirer reference: the acquirer had not made the refund when it ended or, still
+        pending, has not answered yet."""
+        found = await self._by_source(refunds, BalanceTransactionType.REFUND)
+        return [txn for txn in found if txn.acquirer_reference is None]
+
+    async def _by_source(
+        self, sources: Collection[tuple[str, str]], type: BalanceTransactionType
+    ) -> list[BalanceTransaction]:
+        c = balance_transactions.c
+        ordered = sorted(sources)
+        found: list[BalanceTransaction] = []
+        for start in range(0, len(ordered), _REFERENCES_PER_QUERY):
+            rows = await self._db.execute(
+                select(balance_transactions).where(
+                    tuple_(c.account_id, c.source_id).in_(
+                        ordered[start : start + _REFERENCES_PER_QUERY]
+                    ),
+                    c.type == type.value,
+                )
+            )
             found.extend(balance_transaction_from_row(row) for row in rows)
         return found
 

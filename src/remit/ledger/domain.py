@@ -21,6 +21,9 @@ from remit.core.errors import ErrorKind, RemitError
 _NAME: Final = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 MAX_TRANSACTION_ID_LENGTH: Final = 255
 MAX_POSTINGS: Final = 64
+# The most one posting moves, either way: far beyond any real balance, and small enough that
+# the sums of a transaction's postings never overflow the database's bigint.
+MAX_POSTING_AMOUNT: Final = 2**62 - 1
 
 
 class LedgerError(RemitError):
@@ -159,7 +162,7 @@ def validate_postings(postings: Sequence[Posting], *, param: str = "postings") -
             raise ledger_invalid("Posting amounts must be integers.", f"{where}[amount_minor]")
         if posting.amount_minor == 0:
             raise ledger_invalid("Posting amounts cannot be zero.", f"{where}[amount_minor]")
-        if abs(posting.amount_minor) >= 2**62:
+        if abs(posting.amount_minor) > MAX_POSTING_AMOUNT:
             raise ledger_invalid("Posting amount out of range.", f"{where}[amount_minor]")
     if len({p.key for p in postings}) != len(postings):
         raise ledger_invalid(

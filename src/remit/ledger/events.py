@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.jsonview import to_json
 from remit.ledger.balance_repository import BalanceRepository
 from remit.payments.requests import current_request
-from remit.webhooks.outbox import changed_attributes
+from remit.versioning.previous_attributes import changed_attributes
 from remit.webhooks.outbox import record_event as record_webhook_event
 
 BALANCE_AVAILABLE: Final = "balance.available"

@@ -12,7 +12,11 @@ One setting therefore means the same fraction of a major unit in every currency,
 zero-decimal currency is never charged a fixed fee a hundred times too large.
 
 A fee never exceeds the amount it is charged on (a capture of 0.10 USD pays 0.10, not 0.33), so
-a charge's net is never negative.
+a charge's net is never negative; nor is it ever negative, which would have the platform pay the
+merchant for processing. Pricing is checked when it is written (`remit.accounts.settings`), so
+neither bound is reached through settings; they hold for any pricing all the same, because the
+fee is computed as the capture is booked, after the network has moved the money, when refusing
+it can no longer undo anything.
 
 Refunds keep the fee by default, as Stripe does. With `RefundFeePolicy.PROPORTIONAL` each
 refund returns round(fee * refunded_total / gross) less what earlier refunds returned: the
@@ -39,7 +43,7 @@ class RefundFeePolicy(Enum):
 
 
 def processing_fee(amount_minor: int, currency: str, pricing: Pricing) -> int:
-    """The fee on capturing `amount_minor` of `currency`, at most the amount itself."""
+    """The fee on capturing `amount_minor` of `currency`: between 0 and the amount itself."""
     if amount_minor < 0:
         raise ValueError("fees are charged on non-negative amounts")
     exponent = minor_unit_exponent(currency)
@@ -49,7 +53,7 @@ def processing_fee(amount_minor: int, currency: str, pricing: Pricing) -> int:
         + pricing.fee_fixed_minor * 10**exponent * _BPS
     )
     fee = divide_round_half_even(numerator, _BPS * 10**FIXED_FEE_EXPONENT)
-    return min(fee, amount_minor)
+    return min(max(fee, 0), amount_minor)
 
 
 def fee_returned_by_refund(

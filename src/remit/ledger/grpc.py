@@ -53,6 +53,7 @@ _ROW_STATUS = {
     RowStatus.MISSING_AT_ACQUIRER: pb.RECONCILIATION_ROW_STATUS_MISSING_AT_ACQUIRER,
     RowStatus.AMOUNT_MISMATCH: pb.RECONCILIATION_ROW_STATUS_AMOUNT_MISMATCH,
     RowStatus.FEE_MISMATCH: pb.RECONCILIATION_ROW_STATUS_FEE_MISMATCH,
+    RowStatus.OUTCOME_MISMATCH: pb.RECONCILIATION_ROW_STATUS_OUTCOME_MISMATCH,
 }
 _ROW_KIND = {
     "capture": pb.RECONCILIATION_ROW_KIND_CAPTURE,
@@ -122,6 +123,7 @@ def run_message(run: ReconciliationRun) -> pb.Reconciliation:
         missing_at_acquirer_count=run.counts[RowStatus.MISSING_AT_ACQUIRER],
         amount_mismatch_count=run.counts[RowStatus.AMOUNT_MISMATCH],
         fee_mismatch_count=run.counts[RowStatus.FEE_MISMATCH],
+        outcome_mismatch_count=run.counts[RowStatus.OUTCOME_MISMATCH],
         partial=run.partial,
     )
     if run.started_at is not None:
@@ -155,6 +157,10 @@ def reconciliation_message(result: Reconciliation) -> pb.Reconciliation:
             value = getattr(row, name)
             if value is not None:
                 setattr(item, name, value)
+        for difference in row.differences:
+            item.differences.add(
+                field=difference.field, ledger=difference.ledger, acquirer=difference.acquirer
+            )
     return message
 
 

@@ -79,6 +79,12 @@ def balance_message(balance: Balance) -> pb.Balance:
         available=[_amount(a) for a in balance.available],
         pending=[_amount(a) for a in balance.pending],
         livemode=False,
+        # remit holds nothing for connected accounts (it has none): zero in each currency, as
+        # Stripe shows an account without Connect reserves.
+        connect_reserved=[
+            pb.BalanceReserved(amount=0, currency=currency)
+            for currency in dict.fromkeys(a.currency for a in balance.available)
+        ],
     )
 
 

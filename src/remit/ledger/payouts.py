@@ -10,7 +10,8 @@ Ledger transactions (see `chart.py`):
 
 Payouts are paid from card funds, the only funds remit holds: one asked of the bank_account or
 fpx balance finds it empty and is refused 400 balance_insufficient, as Stripe refuses a payout
-its source balance does not cover.
+its source balance does not cover. They go to the account's bank account: remit keeps no
+external accounts, so a payout naming a `destination` is refused 404 resource_missing.
 
 The simulated bank: a payout stays `pending` for `SUBMISSION_DELAY` (it can be canceled then),
 goes `in_transit`, and on its `arrival_date` (standard: midnight UTC of the day two days after
@@ -30,13 +31,19 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from remit.accounts.tables import accounts
 from remit.core.currency import SUPPORTED_CURRENCIES
-from remit.core.errors import ErrorKind, not_found
+from remit.core.errors import ErrorKind, echoed, not_found
 from remit.core.ids import new_id
 from remit.core.metadata import updated_metadata
 from remit.ledger import events, journal
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.chart import AVAILABLE, PAID_OUT, PAYOUTS_IN_TRANSIT
-from remit.ledger.domain import LedgerError, Posting, TransactionRequest, ledger_invalid
+from remit.ledger.domain import (
+    MAX_POSTING_AMOUNT,
+    LedgerError,
+    Posting,
+    TransactionRequest,
+    ledger_invalid,
+)
 from remit.ledger.messages import payout_message
 from remit.ledger.objects import (
     BalanceTransaction,
@@ -82,6 +89,14 @@ def _insufficient(amount: int, available: int, currency: str) -> PayoutError:
     )
 
 
+async def _insufficient_for(
+    db: AsyncConnection, account_id: str, amount: int, currency: str
+) -> PayoutError:
+    """`_insufficient`, with what the account's available balance holds now."""
+    held = await JournalRepository(db).get_ledger_account(account_id, AVAILABLE, currency)
+    return _insufficient(amount, 0 if held is None else held.spendable_minor, currency)
+
+
 def _no_such_funds(amount: int, currency: str, source_type: str) -> PayoutError:
     return PayoutError(
         message=f"You have insufficient funds in your {source_type} balance for this payout: "
@@ -90,6 +105,21 @@ def _no_such_funds(amount: int, currency: str, source_type: str) -> PayoutError:
         kind=ErrorKind.FAILED_PRECONDITION,
         code="balance_insufficient",
         param="source_type",
+    )
+
+
+def _no_external_account(destination: str) -> PayoutError:
+    """remit keeps no external accounts (a payout goes to the account's bank, `type`
+    bank_account, with `destination` null), so any `destination` names an external account that
+    does not exist: refused as Stripe refuses one it does not know, rather than stored and shown
+    back as if the money went there."""
+    return PayoutError(
+        message=f"No such external account: '{echoed(destination)}'. remit keeps no external "
+        "accounts to pay out to: leave destination out and the payout goes to the account's "
+        "bank account.",
+        kind=ErrorKind.NOT_FOUND,
+        code="resource_missing",
+        param="destination",
     )
 
 
@@ -166,8 +196,14 @@ async def create_payout(
             f"The statement descriptor can be at most {MAX_STATEMENT_DESCRIPTOR} characters.",
             "statement_descriptor",
         )
+    if destination is not None:
+        raise _no_external_account(destination)
     if source_type != CARD_FUNDS:
         raise _no_such_funds(amount, currency, source_type)
+    if amount > MAX_POSTING_AMOUNT:
+        # More than any balance the ledger can hold: the answer is the one any amount beyond
+        # the balance gets, naming `amount`, not the ledger's own bound on a posting.
+        raise await _insufficient_for(db, account_id, amount, currency)
     po_id = new_id("po")
     try:
         await journal.post(
@@ -184,8 +220,7 @@ async def create_payout(
     except LedgerError as error:
         if error.code != "balance_insufficient":
             raise
-        held = await JournalRepository(db).get_ledger_account(account_id, AVAILABLE, currency)
-        raise _insufficient(amount, 0 if held is None else held.spendable_minor, currency) from None
+        raise await _insufficient_for(db, account_id, amount, currency) from None
     payout = Payout(
         id=po_id,
         account_id=account_id,

@@ -31,6 +31,7 @@ COUNTED: Final = (
     ("missing_at_acquirer", "missing_at_acquirer_count"),
     ("amount_mismatch", "amount_mismatch_count"),
     ("fee_mismatch", "fee_mismatch_count"),
+    ("outcome_mismatch", "outcome_mismatch_count"),
 )
 EVERY_ACCOUNT: Final = "every account"
 

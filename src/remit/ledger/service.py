@@ -9,7 +9,7 @@ reconciliation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,7 +38,7 @@ from remit.ledger.objects import (
     PayoutStatus,
 )
 from remit.ledger.postings import account_for
-from remit.ledger.reconcile import Reconciliation, RowKind, SettledItem
+from remit.ledger.reconcile import AcquirerAnswer, Reconciliation, SettledItem
 from remit.ledger.reconciliation_runs import ReconciliationRun
 from remit.ledger.repository import JournalRepository
 from remit.ledger.reserved import refuse_derived_id, refuse_system_accounts
@@ -372,8 +372,12 @@ class LedgerService:
             async with db.begin():
                 return await verify_ledger(db, account_id=account_id, now=self._clock.now())
 
-    async def settlement_items(self, day: str, account_id: str | None) -> list[SettledItem]:
-        return await settlement_report.settled_items(self._require_acquirer(), day, account_id)
+    async def settlement_items(
+        self, day: str, account_id: str | None, *, allow_partial: bool = False
+    ) -> list[SettledItem]:
+        return await settlement_report.settled_items(
+            self._require_acquirer(), day, account_id, allow_partial=allow_partial
+        )
 
     def _require_acquirer(self) -> acquirer_pb2_grpc.AcquirerServiceAsyncStub:
         if self._acquirer is None:
@@ -384,10 +388,9 @@ class LedgerService:
             )
         return self._acquirer
 
-    async def settled_on(self, item: SettledItem) -> date | None:
-        """The UTC day the acquirer settled `item`: the same kind of movement, for the same
-        merchant, under its reference. None when it settled nothing so (it never saw the
-        reference, refused the operation, or settled something else under it)."""
+    async def look_up(self, item: SettledItem, account_id: str | None) -> AcquirerAnswer:
+        """What the acquirer holds under `item`'s reference, for a run over `account_id`
+        (`settlement_report.answer_for`)."""
         acquirer = self._require_acquirer()
         try:
             reply = await acquirer.LookupOperation(
@@ -396,16 +399,9 @@ class LedgerService:
             )
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.NOT_FOUND:
-                return None
+                return settlement_report.answer_for(item, None, account_id)
             raise remit_error_from_rpc_error(error) from None
-        operation = reply.operation
-        if not operation.approved or not operation.HasField("settled_at"):
-            return None
-        refund = operation.kind == acquirer_pb2.OPERATION_KIND_REFUND
-        kind = RowKind.REFUND if refund else RowKind.CAPTURE
-        if (kind, operation.merchant_id) != (item.kind, item.account_id):
-            return None
-        return operation.settled_at.ToDatetime(tzinfo=UTC).date()
+        return settlement_report.answer_for(item, reply.operation, account_id)
 
     async def reconcile(
         self, day: str, account_id: str | None = None, *, allow_partial: bool = False
@@ -415,20 +411,21 @@ class LedgerService:
         started_at = self._clock.now()
         today = started_at.astimezone(UTC).date()
         parsed = settlement_day(day, today=today, allow_partial=allow_partial)
-        acquirer_side = await self.settlement_items(parsed.isoformat(), account_id)
+        acquirer_side = await self.settlement_items(
+            parsed.isoformat(), account_id, allow_partial=allow_partial
+        )
         async with self._engine.begin() as db:
             recorded = await reconcile.ledger_items(db, parsed, account_id)
             recorded_elsewhen = await reconcile.recorded_on_other_days(
                 db, recorded, acquirer_side, account_id
             )
         # Asked one by one, outside any transaction: normally none, or the few recorded just
-        # after midnight or late.
-        settled_elsewhen = [
-            item
+        # after midnight or late, and the refunds that failed.
+        answers = [
+            (item, await self.look_up(item, account_id))
             for item in reconcile.not_in_report(recorded, acquirer_side)
-            if await self.settled_on(item) not in (None, parsed)
         ]
-        ledger_side = reconcile.ledger_side(recorded, recorded_elsewhen, settled_elsewhen)
+        ledger_side = reconcile.ledger_side(parsed, recorded, recorded_elsewhen, answers)
         rows = reconcile.compare(ledger_side, acquirer_side)
         async with self._engine.begin() as db:
             return await reconcile.store(

@@ -197,6 +197,8 @@ reconciliations = Table(
     Column("missing_at_acquirer_count", Integer, nullable=False),
     Column("amount_mismatch_count", Integer, nullable=False),
     Column("fee_mismatch_count", Integer, nullable=False, server_default=text("0")),
+    # Refunds the ledger booked as failed that the acquirer settled (core migration 0055).
+    Column("outcome_mismatch_count", Integer, nullable=False, server_default=text("0")),
     # The day was not over (UTC) when it ran (`remit.ledger.reconcile`).
     Column("partial", Boolean, nullable=False, server_default=text("false")),
     # The later run of the same date and account scope that replaced this one. No foreign key:
@@ -231,6 +233,9 @@ reconciliation_rows = Table(
     # The network fee the ledger booked (core migration 0031); NULL when the ledger has no
     # item, or booked the capture before it recorded network fees.
     Column("ledger_fee", BigInteger, nullable=True),
+    # What the two sides hold otherwise, [{"field", "ledger", "acquirer"}] (core migration
+    # 0054); empty for rows stored before it.
+    Column("differences", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Index("ix_reconciliation_rows_reconciliation_id", "reconciliation_id"),
 )
 

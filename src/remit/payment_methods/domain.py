@@ -5,8 +5,12 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from remit.core.errors import RemitError, echoed, invalid
+
+# Stripe's allow_redisplay when none was given.
+UNSPECIFIED_REDISPLAY: Final = "unspecified"
 
 SPENT_MESSAGE = (
     "The provided PaymentMethod was previously used with a PaymentIntent without Customer "

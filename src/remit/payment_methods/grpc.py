@@ -235,6 +235,7 @@ class PaymentMethodRpcs:
             starting_after=request.starting_after if request.HasField("starting_after") else None,
             ending_before=request.ending_before if request.HasField("ending_before") else None,
             customer_id=request.customer if request.HasField("customer") else None,
+            allow_redisplay=_allow_redisplay(request),
         )
         return pb.ListPaymentMethodsResponse(
             data=[payment_method_message(method) for method in methods], has_more=has_more

@@ -4,12 +4,17 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, union, update
+from sqlalchemy import exists, func, select, union, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.payment_methods.domain import CardSummary, PaymentMethod, Token
+from remit.payment_methods.domain import (
+    UNSPECIFIED_REDISPLAY,
+    CardSummary,
+    PaymentMethod,
+    Token,
+)
 from remit.payment_methods.tables import payment_methods, tokens, vault_sweep_watermarks
 from remit.storage.fastsql import Db, Refusals, Statement, TableStatements, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
@@ -258,11 +263,18 @@ class SqlPaymentMethodRepository:
         starting_after: tuple[datetime, str] | None,
         ending_before: tuple[datetime, str] | None,
         customer_id: str | None,
+        allow_redisplay: str | None = None,
     ) -> tuple[list[PaymentMethod], bool]:
         c = payment_methods.c
         conditions = [c.account_id == account_id]
         if customer_id is not None:
             conditions.append(c.customer_id == customer_id)
+        if allow_redisplay is not None:
+            # A method stored without one (made before remit kept it) is `unspecified`,
+            # Stripe's default.
+            conditions.append(
+                func.coalesce(c.allow_redisplay, UNSPECIFIED_REDISPLAY) == allow_redisplay
+            )
         rows, has_more = await fetch_page(
             self._sa,
             payment_methods,

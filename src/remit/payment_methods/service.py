@@ -37,6 +37,7 @@ from remit.customers.domain import Customer
 from remit.customers.repository import SqlCustomerRepository
 from remit.customers.service import CustomerHooks, NoCustomerHooks, forget_default_method_in
 from remit.payment_methods.domain import (
+    UNSPECIFIED_REDISPLAY,
     NewPaymentMethod,
     PaymentMethod,
     PaymentMethodChanges,
@@ -278,7 +279,7 @@ class PaymentMethodsService:
             created_at=self._clock.now(),
             billing_details=merge_billing_details({}, new.billing_details),
             metadata=dict(new.metadata),
-            allow_redisplay=new.allow_redisplay or "unspecified",
+            allow_redisplay=new.allow_redisplay or UNSPECIFIED_REDISPLAY,
             test_id=test_id,
         )
 
@@ -387,13 +388,14 @@ class PaymentMethodsService:
         claim: bool = True,
     ) -> None:
         """Check, in the transaction of the attempt that pays `intent_id` (of the customer
-        `customer_id`) with a saved payment method, that the method may still pay it, under
-        its row lock: it was read before that transaction opened, and a detach, its customer's
-        deletion, an attach or another intent's spend may have come since. The refusals are
-        the ones a request naming it as it is now gets. Attached to no customer, it is spent
-        on the intent, unless `claim` is false (a payment that saves it for its customer): then
-        it is only checked. Within `fastsql.deferring`, the check goes out with the attempt's
-        next statement, or its COMMIT."""
+        `customer_id`) with a saved payment method, or of the create or update that names it
+        for that intent, that the method may still pay it, under its row lock: it was read
+        before that transaction opened, and a detach, its customer's deletion, an attach or
+        another intent's spend may have come since. The refusals are the ones a request naming
+        it as it is now gets. Attached to no customer, it is spent on the intent, unless
+        `claim` is false (a payment that saves it for its customer, or a request that only
+        names it): then it is only checked. Within `fastsql.deferring`, the check goes out with
+        the transaction's next statement, or its COMMIT."""
         method_id = method.id
         refusals: Refusals = {
             METHOD_MISSING: lambda _: not_found(
@@ -519,6 +521,7 @@ class PaymentMethodsService:
         starting_after: str | None = None,
         ending_before: str | None = None,
         customer_id: str | None = None,
+        allow_redisplay: str | None = None,
     ) -> tuple[list[PaymentMethod], bool]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise invalid("limit must be between 1 and 100.", "limit")
@@ -545,6 +548,7 @@ class PaymentMethodsService:
                 starting_after=await cursor(starting_after, "starting_after"),
                 ending_before=await cursor(ending_before, "ending_before"),
                 customer_id=customer_id,
+                allow_redisplay=allow_redisplay,
             )
 
     # --- changing ----------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """What a request is told when recording what the card network has already done fails.
 
-A capture, cancel or refund records the network's answer in its last phase, and the ledger
-books it there (the hooks). Once the network has captured, voided or refunded, nothing the
-client sent can be wrong any more: a refusal from the ledger then (a reservation in an
+A confirmation (its authorization, captured at once or not), a capture, cancel or refund
+records the network's answer in its last phase, and the ledger books it there (the hooks). Once
+the network has authorized, captured, voided or refunded, nothing the client sent can be wrong
+any more: a refusal from the ledger then (a reservation in an
 unexpected state, say) is remit's own failure. Passed on as it is, it would reach the client as
 a 400, which the SDKs do not retry, while the request waits at its recovery point for a retry
 that would finish it. So it is turned into a retryable 500 `api_error` (`Stripe-Should-Retry:

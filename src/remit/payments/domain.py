@@ -564,6 +564,9 @@ def create_intent(
 # What remit's network can charge: any other type a merchant allows is left out of the
 # intent's `payment_method_types`, as Stripe leaves out the ones incompatible with a payment.
 PROCESSABLE_PAYMENT_METHOD_TYPES: Final = ("card",)
+# payment_method_options.card.request_three_d_secure of an intent that never set one: what a
+# confirmation naming none asks for, and what Stripe shows on such an intent.
+AUTOMATIC_THREE_D_SECURE: Final = "automatic"
 
 
 def usable_payment_method_types(intent: PaymentIntent | NewPaymentIntent) -> list[str]:

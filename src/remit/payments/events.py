@@ -2,7 +2,8 @@
 
 The hooks compare the object before and after a change and record the events Stripe sends for
 it (payment_intent.succeeded, charge.refunded, charge.updated, ...), with `previous_attributes`
-holding the old values of the top-level fields that changed.
+holding the old values of what changed (a changed hash by its changed keys: see
+`remit.versioning.previous_attributes`).
 
 Which failed attempts `charge.failed` tells of. This is the one place the rule is written
 down; `_tells_of_its_failure` follows it. Stripe creates a charge for every payment it tries to
@@ -27,11 +28,13 @@ event follows Stripe's charge:
   issuer sees it (the acquirer's Luhn check: `incorrect_number`, `invalid` /
   `not_sent_to_network`).
 - 3-D Secure started and never got past: the cardholder failed the challenge or answered it too
-  late, or the intent moved on while the challenge waited or before it confirmed an
-  authenticated attempt (`invalid` / `not_sent_to_network`): no `charge.failed`, since Stripe
-  has no charge for it. The merchant hears of it from the intent (`payment_intent.payment_failed`
-  with `payment_intent_authentication_failure`, or the intent's own change); the charge shows it
-  by its failure code (`remit.payments.never_authenticated.stopped_at_authentication`).
+  late, or passed it with a card detached (or saved to another customer) meanwhile, or the
+  intent moved on while the challenge waited or before it confirmed an authenticated attempt
+  (`invalid` / `not_sent_to_network`): no `charge.failed`, since Stripe has no charge for it.
+  The merchant hears of it from the intent (`payment_intent.payment_failed` with
+  `payment_intent_authentication_failure` or the card's refusal, or the intent's own change);
+  the charge shows it by its failure code
+  (`remit.payments.never_authenticated.stopped_at_authentication`).
 """
 
 from collections.abc import Callable
@@ -46,7 +49,8 @@ from remit.payments.domain import CancellationReason, PaymentIntent, Status
 from remit.payments.grpc import charge_message, payment_intent_message, refund_message
 from remit.payments.never_authenticated import stopped_at_authentication
 from remit.payments.requests import current_request
-from remit.webhooks.outbox import changed_attributes, record_event
+from remit.versioning.previous_attributes import changed_attributes
+from remit.webhooks.outbox import record_event
 
 _INTENT_EVENTS = {
     Status.REQUIRES_ACTION: "payment_intent.requires_action",

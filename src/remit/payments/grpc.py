@@ -35,6 +35,7 @@ from remit.payments.charges import (
     RefundStatus,
 )
 from remit.payments.domain import (
+    AUTOMATIC_THREE_D_SECURE,
     CancellationReason,
     CaptureMethod,
     ConfirmationMethod,
@@ -282,9 +283,11 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
             )
     if intent.review_id is not None:
         message.review = intent.review_id
-    if intent.request_three_d_secure is not None:
-        card_options = message.payment_method_options.card
-        card_options.request_three_d_secure = _REQUEST_THREE_D_SECURE[intent.request_three_d_secure]
+    # Stripe shows a card intent's options with their defaults whether or not any was set:
+    # 3-D Secure `automatic` (what a confirmation naming none asks for), the rest null.
+    message.payment_method_options.card.request_three_d_secure = _REQUEST_THREE_D_SECURE[
+        intent.request_three_d_secure or AUTOMATIC_THREE_D_SECURE
+    ]
     return message
 
 

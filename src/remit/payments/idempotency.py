@@ -20,7 +20,7 @@ from sqlalchemy import DateTime, Select, delete, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.config import idempotency_lease_s
-from remit.core.errors import ErrorKind, RemitError
+from remit.core.errors import ErrorKind, RemitError, echoed
 from remit.payments.requests import client_key_of
 from remit.payments.tables import idempotency_keys
 from remit.storage.fastsql import Db, Statement
@@ -106,13 +106,28 @@ def idempotency_mismatch(key: str) -> RemitError:
     )
 
 
-def idempotency_endpoint_mismatch(key: str, *, endpoint: str, first_endpoint: str) -> RemitError:
-    """`key` (as stored) was first used for another endpoint (named as the core's calls are:
-    `CreatePaymentIntent`)."""
+def idempotency_endpoint_mismatch(
+    key: str,
+    *,
+    endpoint: str,
+    first_endpoint: str,
+    path: str | None = None,
+    first_path: str | None = None,
+) -> RemitError:
+    """`key` (as stored) was first used for another endpoint. A REST client is told the URL
+    paths, as Stripe tells them (`'/v1/invoices/in_x/pay' vs '/v1/invoices'`, an object's id
+    included); a gRPC caller, which sent no path, the RPCs (`CreatePaymentIntent`). A key whose
+    first request left no path (stored before paths were kept) is named "another endpoint"
+    rather than by an RPC a REST client never called."""
+    if path is None:
+        this, first = f"'{endpoint}'", f"'{first_endpoint}'"
+    else:
+        this = f"'{echoed(path)}'"
+        first = "another endpoint" if first_path is None else f"'{echoed(first_path)}'"
     return RemitError(
         message=(
             "Keys for idempotent requests can only be used for the same endpoint they were "
-            f"first used for ('{endpoint}' vs '{first_endpoint}'). {_another_key(key)}"
+            f"first used for ({this} vs {first}). {_another_key(key)}"
         ),
         kind=ErrorKind.ALREADY_EXISTS,
         error_type="idempotency_error",
@@ -138,14 +153,14 @@ def idempotency_in_use() -> RemitError:
 _COLUMNS = (
     "account_id, key, endpoint, request_digest, request_body, recovery_point, locked_until, "
     "response_code, response_body, payment_intent_id, charge_id, refund_id, request_id, "
-    "created_at, last_run_at, owner"
+    "created_at, last_run_at, owner, request_path"
 )
 _CLAIM = Statement(
     "INSERT INTO idempotency_keys (account_id, key, endpoint, request_digest, request_body, "  # noqa: S608
-    "recovery_point, locked_until, request_id, created_at, last_run_at, owner) VALUES "
-    "(%(account_id)s, %(key)s, %(endpoint)s, %(request_digest)s, %(request_body)s, "
+    "recovery_point, locked_until, request_id, created_at, last_run_at, owner, request_path) "
+    "VALUES (%(account_id)s, %(key)s, %(endpoint)s, %(request_digest)s, %(request_body)s, "
     "%(recovery_point)s, %(locked_until)s, %(request_id)s, %(created_at)s, %(last_run_at)s, "
-    f"%(owner)s) ON CONFLICT (account_id, key) DO NOTHING RETURNING {_COLUMNS}"
+    f"%(owner)s, %(request_path)s) ON CONFLICT (account_id, key) DO NOTHING RETURNING {_COLUMNS}"
 )
 _LOCK = Statement(
     f"SELECT {_COLUMNS} FROM idempotency_keys "  # noqa: S608
@@ -218,13 +233,14 @@ async def begin(
     request_body: bytes,
     request_id: str | None,
     now: datetime,
+    request_path: str | None = None,
 ) -> KeyRecord:
     """Claim `key` for this request, in the caller's transaction.
 
     Returns the record: fresh at STARTED, or an abandoned one to resume (under a new owner
     token), or a finished one to replay. Raises the 400 mismatch or the 409 in-use error.
     """
-    values = _claim_values(account_id, key, endpoint, request_body, request_id, now)
+    values = _claim_values(account_id, key, endpoint, request_body, request_id, now, request_path)
     inserted = await _CLAIM.first(db, values)
     if inserted is not None:
         return _record(inserted)
@@ -240,10 +256,11 @@ async def claim_new(
     request_body: bytes,
     request_id: str | None,
     now: datetime,
+    request_path: str | None = None,
 ) -> KeyRecord | None:
     """Claim `key` if nobody ever used it: one INSERT, fit to run on its own (autocommit).
     None when the key exists; `begin` then decides, in a transaction, what that means."""
-    values = _claim_values(account_id, key, endpoint, request_body, request_id, now)
+    values = _claim_values(account_id, key, endpoint, request_body, request_id, now, request_path)
     inserted = await _CLAIM.first(db, values)
     return None if inserted is None else _record(inserted)
 
@@ -255,6 +272,7 @@ def _claim_values(
     request_body: bytes,
     request_id: str | None,
     now: datetime,
+    request_path: str | None,
 ) -> dict[str, Any]:
     return {
         "account_id": account_id,
@@ -268,6 +286,7 @@ def _claim_values(
         "created_at": now,
         "last_run_at": now,
         "owner": secrets.token_hex(8),
+        "request_path": request_path,
     }
 
 
@@ -304,8 +323,18 @@ async def _claim_existing(
                 )
             ).one()
         )
-    if m["endpoint"] != endpoint:
-        raise idempotency_endpoint_mismatch(key, endpoint=endpoint, first_endpoint=m["endpoint"])
+    path, first_path = values["request_path"], m["request_path"]
+    # The same RPC at another path is another endpoint too, to Stripe: a confirm of another
+    # intent, a refund through `/v1/charges/ch_1/refunds` after one through `/v1/refunds`.
+    other_path = path is not None and first_path is not None and path != first_path
+    if m["endpoint"] != endpoint or other_path:
+        raise idempotency_endpoint_mismatch(
+            key,
+            endpoint=endpoint,
+            first_endpoint=m["endpoint"],
+            path=path,
+            first_path=first_path,
+        )
     if bytes(m["request_digest"]) != request_digest:
         raise idempotency_mismatch(key)
     record = _record(row)

@@ -42,6 +42,8 @@ class KeyedCall:
     endpoint: str
     request_body: bytes
     request_id: str | None = None
+    # The REST request's URL path, when an HTTP request made the call.
+    request_path: str | None = None
 
     def claim_fields(self, now: datetime) -> dict[str, Any]:
         """The keyword arguments `idempotency.begin` and `claim_new` take for this call."""
@@ -51,6 +53,7 @@ class KeyedCall:
             "endpoint": self.endpoint,
             "request_body": self.request_body,
             "request_id": self.request_id,
+            "request_path": self.request_path,
             "now": now,
         }
 

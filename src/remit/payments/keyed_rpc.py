@@ -10,6 +10,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from remit.core.ids import random_token
+from remit.grpcutil.metadata import REPLAYED_KEY as REPLAYED_KEY  # the answers' marker
 from remit.grpcutil.metadata import call_context
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.payments.requests import AUTO_KEY_PREFIX, scoped_key
@@ -17,7 +18,6 @@ from remit.payments.requests import AUTO_KEY_PREFIX, scoped_key
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
 R = TypeVar("R", bound=Message)
-REPLAYED_KEY = "idempotent-replayed"
 
 
 def keyed_call(context: Context, endpoint: str, request: Message) -> KeyedCall:
@@ -36,6 +36,7 @@ def keyed_call(context: Context, endpoint: str, request: Message) -> KeyedCall:
         endpoint=endpoint,
         request_body=request.SerializeToString(deterministic=True),
         request_id=call.request_id,
+        request_path=call.request_path,
     )
 
 

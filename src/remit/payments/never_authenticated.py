@@ -9,9 +9,9 @@ charge must end in a way that says the same: `failed`, never sent for authorizat
 charge event of its own (the rule for `charge.failed` is in `remit.payments.events`).
 
 This holds for every way the attempt can stop there: the cardholder fails the challenge, or
-answers it after it expired (`remit.radar.authentication`); the intent moves on while the
-challenge waits, or before it confirms an authenticated attempt
-(`remit.payments.abandoned_attempts`).
+answers it after it expired, or passes it with a card that can no longer pay
+(`remit.radar.authentication`); the intent moves on while the challenge waits, or before it
+confirms an authenticated attempt (`remit.payments.abandoned_attempts`).
 """
 
 from typing import Final
@@ -22,7 +22,8 @@ from remit.payments.risk import RiskVerdict
 NEVER_SENT: Final = "This payment was never sent to the card network"
 # The charge's failure_code for such an attempt: the PaymentIntent's own error codes, which no
 # answer of the network or of Radar carries. Not authenticated: the challenge failed, expired,
-# or was left waiting; authenticated: a manually confirmed intent moved on before confirming.
+# or was left waiting; authenticated: a manually confirmed intent moved on before confirming,
+# or the card was detached (or saved to another customer) while the cardholder answered.
 NOT_AUTHENTICATED: Final = "payment_intent_authentication_failure"
 AUTHENTICATED_NOT_CONFIRMED: Final = "payment_intent_payment_attempt_failed"
 _STOPPED_AT_AUTHENTICATION: Final = frozenset({NOT_AUTHENTICATED, AUTHENTICATED_NOT_CONFIRMED})

@@ -22,12 +22,16 @@ from remit.payments.risk import NOT_ASSESSED, Authentication, RiskVerdict
 
 @dataclass(frozen=True)
 class Paying:
-    """The intent an attempt pays with a card, as the attempt leaves it."""
+    """The intent a card is to pay, as the request leaves it: the one an attempt pays (a
+    confirmation's, or the authenticated one a passed challenge goes on with:
+    `paying_with_its_card`), or the one a create or an update names it for
+    (`named_with_its_card`)."""
 
     intent_id: str
     customer_id: str | None
     # False for a payment that saves a card attached to no customer for the intent's customer
-    # (Stripe's `setup_future_usage`): the card is checked, not spent (`_spends_its_card`).
+    # (Stripe's `setup_future_usage`), and for a create or an update that only names it: the
+    # card is checked, not spent (`_spends_its_card`).
     spends: bool = True
 
 
@@ -53,9 +57,10 @@ class ChargeableCard:
     # one made of the card the request gives, Stripe's payment_method_data): writes it in the
     # caller's transaction. Made there, it is not made by a request that is
     # refused or rolled back, or that replays its key's answer. For a saved one, given the
-    # intent an attempt pays (the second argument): checks again, under the row's lock, what
+    # intent it is to pay (the second argument): checks again, under the row's lock, what
     # was checked on the copy read before the transaction (detached, another customer's, spent
-    # on another intent), and spends it on the intent if it is attached to no customer.
+    # on another intent), and spends it on the intent if it is attached to no customer and
+    # the intent spends it (`Paying.spends`).
     save_in: Callable[[AsyncConnection, Paying | None], Awaitable[None]] | None = field(
         default=None, compare=False, repr=False
     )
@@ -71,9 +76,10 @@ async def save_card_in(
     db: AsyncConnection, card: ChargeableCard, paying: Paying | None = None
 ) -> None:
     """Write the card's payment method in the transaction that uses it, if it is new. Given
-    `paying` (the intent an attempt pays), a saved one is checked again under its row lock, as
+    `paying` (the intent it is to pay), a saved one is checked again under its row lock, as
     it is now, and spent on that intent if it is attached to no customer (Stripe lets such a
-    payment method pay one intent only), unless the payment saves it (`Paying.spends`)."""
+    payment method pay one intent only), unless the intent does not spend it
+    (`Paying.spends`: the payment saves it, or the request only names it)."""
     if card.save_in is not None:
         await card.save_in(db, paying)
 

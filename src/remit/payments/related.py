@@ -5,7 +5,9 @@ show as objects, read from the core database; and the event renderer built on th
 The webhook worker and the core render events for endpoints and accounts pinned before
 2022-11-15 this way (the REST facade fetches the same lists over gRPC). The lists hold what
 existed when the event happened (objects created later are left out); the objects in them are
-shown as they are now, since remit keeps no history of each object's states.
+shown as they are now, since remit keeps no history of each object's states. A charge's Radar
+rule is the exception: it is shown as it was when it decided the charge, which the charge keeps
+(remit.radar.decided).
 """
 
 import copy
@@ -25,6 +27,7 @@ from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payments.events import charge_json
 from remit.payments.grpc import refund_message
 from remit.payments.repository import ChargeRepository, RefundRepository
+from remit.radar.decided import rules_as_decided
 from remit.radar.messages import rule_message
 from remit.radar.repository import RuleRepository
 from remit.storage.pagination import CreatedBounds
@@ -53,13 +56,18 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
     async def fetch(need: Need, keys: Sequence[str]) -> Mapping[str, RelatedPage]:
         async with engine.begin() as db:
             if isinstance(need, RelatedObject) and need.resource == "rule":
-                # As it is now: remit keeps no history of a rule; one deleted since is gone.
-                rules = await RuleRepository(db).get_many(account_id, keys)
+                # As each decided its charge, when the key names one, all read at once; one
+                # deleted since is gone.
+                asked = {key: need.ids_in(key) for key in keys}
+                rules = await RuleRepository(db).get_many(
+                    account_id, [rule_id for _, rule_id in asked.values()]
+                )
+                found = await rules_as_decided(db, account_id, rules, asked.values())
                 return {
                     key: RelatedPage.whole(
-                        [to_json(rule_message(rules[key]))] if key in rules else []
+                        [to_json(rule_message(found[pair]))] if pair in found else []
                     )
-                    for key in keys
+                    for key, pair in asked.items()
                 }
             if isinstance(need, RelatedObject):
                 raise UnsupportedRelatedListError(

@@ -399,12 +399,15 @@ def _captured_first(released: OperationOutcome) -> bool:
     return not released.approved and released.code == "charge_already_captured"
 
 
-def _already_captured(intent_id: str) -> RemitError:
+def _already_captured(intent: PaymentIntent) -> RemitError:
+    """A cancel refused because a capture reached the network first; about the intent, which
+    it carries as every refusal by an intent's state does."""
     return RemitError(
-        message=f"This PaymentIntent ({intent_id}) was captured before its authorization could "
+        message=f"This PaymentIntent ({intent.id}) was captured before its authorization could "
         "be released, so it cannot be canceled; refund it instead.",
         kind=ErrorKind.FAILED_PRECONDITION,
         code="payment_intent_unexpected_state",
+        related=intent,
     )
 
 
@@ -468,6 +471,21 @@ def _spends_its_card(intent: PaymentIntent) -> bool:
     the payment attaches it to the intent's customer once it goes through (Stripe's
     `setup_future_usage`), which makes it the customer's to use again."""
     return intent.setup_future_usage is None or intent.customer_id is None
+
+
+def named_with_its_card(intent: PaymentIntent) -> Paying:
+    """What a create or an update that names a saved card for `intent` (as the request leaves
+    it), without confirming, checks the card against under its row lock: the copy checked
+    before was read before the request's transaction, and a detach, its customer's deletion or
+    an attach may have come since. Not spent: the confirmation that pays with it spends it."""
+    return Paying(intent.id, intent.customer_id, spends=False)
+
+
+def paying_with_its_card(intent: PaymentIntent) -> Paying:
+    """What an attempt that pays `intent` (as the attempt leaves it) checks its saved card
+    against, under the card's row lock (`save_card_in`): a confirmation's, or the
+    authenticated one a passed 3-D Secure challenge goes on with."""
+    return Paying(intent.id, intent.customer_id, spends=_spends_its_card(intent))
 
 
 def _sets_up_off_session(intent: PaymentIntent, off_session: bool) -> bool:
@@ -664,8 +682,9 @@ class PaymentsService:
                 if card is not None:
                     _refuse_another_customers_card(intent, card)
                     _refuse_a_spent_card(intent.id, card)
-                    # With the intent's own writes, after everything that may refuse it.
-                    await save_card_in(db, card)
+                    # With the intent's own writes, after everything that may refuse it; a
+                    # saved card checked again there, under its row lock.
+                    await save_card_in(db, card, named_with_its_card(intent))
                 await PaymentIntentRepository(db).insert(intent)
                 await self._hooks.intent_changed(db, None, intent)
                 await idempotency.finish(db, record, response_code=0, response_body=respond(intent))
@@ -756,7 +775,7 @@ class PaymentsService:
                 if values:
                     await _refuse_passing_a_capture_in_flight(db, after)
                 if card is not None:
-                    await save_card_in(db, card)
+                    await save_card_in(db, card, named_with_its_card(after))
                 await finish_left_behind(
                     db,
                     self._hooks,
@@ -946,7 +965,9 @@ class PaymentsService:
                 )
                 if card is None:
                     card = await self._card_to_confirm_with(
-                        record.account_id, confirm.payment_method_id or intent.payment_method_id
+                        record.account_id,
+                        confirm.payment_method_id or intent.payment_method_id,
+                        before,
                     )
                 _refuse_another_customers_card(intent, card)
                 _refuse_a_spent_card(intent.id, card)
@@ -1033,15 +1054,7 @@ class PaymentsService:
                 # is checked again under its row lock, in a statement that travels with the
                 # attempt's other writes: the checks above saw the copy read before this
                 # transaction, and a detach, an attach or a spend may have come since.
-                await save_card_in(
-                    db,
-                    card,
-                    Paying(
-                        processing.id,
-                        processing.customer_id,
-                        spends=_spends_its_card(processing),
-                    ),
-                )
+                await save_card_in(db, card, paying_with_its_card(processing))
                 if new is not None:
                     await intents.insert(processing)
                 if resumed is None:
@@ -1083,17 +1096,21 @@ class PaymentsService:
         )
 
     async def _card_to_confirm_with(
-        self, account_id: str, payment_method_id: str | None
+        self, account_id: str, payment_method_id: str | None, stored: PaymentIntent | None
     ) -> ChargeableCard:
-        """The card of the payment method a confirmation names, or else the intent's."""
+        """The card of the payment method a confirmation names, or else the intent's. Without
+        either the refusal carries the intent, as every refusal by an intent's state does,
+        when it is `stored` (one being created is not: nothing of it will exist)."""
         if payment_method_id is None:
-            raise invalid(
+            missing = invalid(
                 "You cannot confirm this PaymentIntent because it's missing a payment "
                 "method. To confirm the PaymentIntent with a payment method, pass "
                 "`payment_method`.",
                 "payment_method",
                 code="payment_intent_unexpected_state",
             )
+            missing.related = stored
+            raise missing
         return await self._methods.chargeable_card(account_id, payment_method_id)
 
     @staticmethod
@@ -1258,7 +1275,9 @@ class PaymentsService:
         leave it waiting at `attempt_created` for ever. The network is still asked about the
         reference first: a forward that reached it before the card was deleted stands.
         `refused` is told of the vault's refusal (whatever the network says), so that nothing
-        resolves a payment method to that card again.
+        resolves a payment method to that card again: first, since the refusal is about the
+        card's token and the look-up cannot change it, and a look-up that raises (a record
+        refused as a mismatch, a network out of reach) must not leave the card remembered.
 
         A reference the network holds for other parameters (`reference_conflict`) ends nothing:
         an authorization may be held under it, which only the network's record of it tells.
@@ -1436,8 +1455,13 @@ class PaymentsService:
                 await idempotency.finish(db, record, response_code=0, response_body=respond(after))
             else:
                 await self._finish_with_error(db, record, declined)
-            # Last: the ledger's posting holds the account's chain lock until the commit.
-            await self._hooks.charge_and_intent_changed(db, (charge, settled), (intent, after))
+            # Last: the ledger's posting holds the account's chain lock until the commit. The
+            # network has authorized (and perhaps captured) already: a refusal to book it is
+            # remit's own failure, which a retry resumes from `authorization_done`.
+            await recorded_after_the_network(
+                self._hooks.charge_and_intent_changed(db, (charge, settled), (intent, after)),
+                what=f"the authorization of {charge.id}",
+            )
         crash_after(RecoveryPoint.FINISHED.value)
         if declined is not None:
             raise declined
@@ -1706,7 +1730,8 @@ class PaymentsService:
                 # A capture reached the network before this release: the money is taken, and
                 # the capture's own outcome makes the intent succeeded. Canceling it would
                 # leave captured funds on an intent and a ledger that say they were released.
-                await self._finish_refused(record, _already_captured(record.payment_intent_id))
+                intent = await self.get_payment_intent(record.account_id, record.payment_intent_id)
+                await self._finish_refused(record, _already_captured(intent))
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)

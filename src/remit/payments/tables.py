@@ -167,6 +167,10 @@ idempotency_keys = Table(
     Column("last_run_at", DateTime(timezone=True), nullable=False),
     # The current claimant's fencing token (see remit.payments.idempotency.KeyRecord.owner).
     Column("owner", Text, nullable=True),
+    # The URL path of the REST request that first used the key (`/v1/payment_intents/pi_1/
+    # confirm`), named when the key is reused elsewhere; null for a call no HTTP request made,
+    # and for keys stored before paths were kept.
+    Column("request_path", Text, nullable=True),
     # What an operator sees of a request that stays unfinished (`remit.payments.held_requests`):
     # how often the completer (or `remit held-requests retry`) tried to finish it, and why its
     # latest try failed. Never card data: an error code, remit's own message, and for a record

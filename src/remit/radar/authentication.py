@@ -8,7 +8,11 @@ looking its reference up). A second click, or a retry after a crash, replays or 
 never authorizes twice.
 
 Passing continues the payment: to the network at once, or to `requires_confirmation` when the
-intent is confirmed manually (the next confirm continues the same authenticated attempt).
+intent is confirmed manually (the next confirm continues the same authenticated attempt). On
+to the network, the saved card is checked again first, under its row lock, as a confirmation
+checks it: detached, or saved to another customer, while the cardholder answered, it is not
+charged, and the intent returns to `requires_payment_method` with the card's refusal as its
+`last_payment_error` (`payment_intent.payment_failed`), the attempt failed as never sent.
 Failing, or answering after the challenge expired, returns the intent to
 `requires_payment_method` with `payment_intent_authentication_failure`
 (`payment_intent.payment_failed`). Its charge fails as never sent to the network
@@ -43,11 +47,28 @@ from remit.payments.domain import (
     transition,
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
-from remit.payments.never_authenticated import NOT_AUTHENTICATED, never_sent_outcome
-from remit.payments.ports import PaymentHooks, PaymentMethodSource, RadarGate, attempt_facts
+from remit.payments.never_authenticated import (
+    AUTHENTICATED_NOT_CONFIRMED,
+    NOT_AUTHENTICATED,
+    never_sent_outcome,
+)
+from remit.payments.ports import (
+    ChargeableCard,
+    PaymentHooks,
+    PaymentMethodSource,
+    RadarGate,
+    attempt_facts,
+    save_card_in,
+)
 from remit.payments.repository import ChargeRepository, PaymentIntentRepository
 from remit.payments.risk import AUTHENTICATION_FAILURE_MESSAGE, Authentication
-from remit.payments.service import Done, PaymentsService, Replay, replay_of
+from remit.payments.service import (
+    Done,
+    PaymentsService,
+    Replay,
+    paying_with_its_card,
+    replay_of,
+)
 from remit.radar.challenges import ChallengeRepository, ChallengeStatus, ThreeDSChallenge
 
 ENDPOINT: Final = "CompleteThreeDSecureChallenge"
@@ -262,16 +283,28 @@ class ThreeDSecureService:
                     network_result=None,
                     updated_at=now,
                 )
-                # As the attempt chose it: a payment method detached since does not stop the
-                # attempt it was decided for (nor does its authorization, which reads the same).
+                # As the attempt chose it, whether or not it may pay again: that is checked
+                # under its row lock before the attempt goes on to the network. (A manual
+                # confirmation goes on with it later: that confirmation checks it.)
                 card = await self._methods.attempt_card(record.account_id, charge.payment_method_id)
+                after = transition(intent, ActionCompleted(at=now))
+                refusal = None
+                if after.status is Status.PROCESSING:
+                    refusal = await _refusal_of_card(db, card, after)
+                if refusal is not None:
+                    after = await self._end_with_unusable_card(
+                        db, answered, intent, (charge, charge_after), refusal, now
+                    )
+                    await idempotency.finish(
+                        db, record, response_code=0, response_body=build(answered, after)
+                    )
+                    return record, (answered, after)
                 # Rules run again with the cardholder authenticated (3-D Secure rules no longer
                 # apply; allow, block and review rules still do), without counting again.
                 verdict = await self._radar.reassess(
                     db, attempt_facts(intent, charge_after, card, now)
                 )
                 charge_after = replace(charge_after, risk=verdict.as_json())
-                after = transition(intent, ActionCompleted(at=now))
                 await challenges.save(answered)
                 await charges.save(charge_after)
                 await intents.save(after)
@@ -299,6 +332,51 @@ class ThreeDSecureService:
                 db, record, response_code=0, response_body=build(answered, after)
             )
             return record, (answered, after)
+
+    async def _end_with_unusable_card(
+        self,
+        db: AsyncConnection,
+        answered: ThreeDSChallenge,
+        intent: PaymentIntent,
+        charge: tuple[Charge, Charge],
+        refusal: RemitError,
+        now: datetime,
+    ) -> PaymentIntent:
+        """End a passed challenge's payment whose card may no longer pay it (`refusal`, as a
+        confirmation with that card would be refused now): never sent to the network, the
+        intent back to `requires_payment_method` with the refusal as its
+        `last_payment_error` (and `payment_intent.payment_failed`), as after a failed
+        authentication, rather than waiting in `requires_action` with a challenge that was
+        answered. The charge (as it was, and as authenticated) fails as an authenticated
+        attempt never sent on: no `charge.failed`, as Stripe has no charge for it, and no
+        decline of the card for Radar to count. The challenge stays passed: the cardholder
+        did authenticate."""
+        pending, authenticated = charge
+        failed_charge = replace(
+            authenticated,
+            status=ChargeStatus.FAILED,
+            failure_code=AUTHENTICATED_NOT_CONFIRMED,
+            failure_message=(
+                f"The payment was authenticated but never sent to the network: {refusal.message}"
+            ),
+            outcome=never_sent_outcome(
+                authenticated,
+                "its payment method could no longer pay it once the cardholder authenticated.",
+            ),
+        )
+        error = {
+            "type": refusal.error_type,
+            "code": refusal.code,
+            "message": refusal.message,
+            "payment_method": pending.payment_method_id,
+        }
+        after = transition(intent, ActionFailed(at=now, error=error))
+        await ChallengeRepository(db).save(answered)
+        await ChargeRepository(db).save(failed_charge)
+        await PaymentIntentRepository(db).save(after)
+        await self._hooks.charge_changed(db, pending, failed_charge, after)
+        await self._hooks.intent_changed(db, intent, after)
+        return after
 
     async def _end_unauthenticated(
         self,
@@ -340,6 +418,26 @@ class ThreeDSecureService:
         await self._hooks.charge_changed(db, charge, failed_charge, after)
         await self._hooks.intent_changed(db, intent, after)
         return answered, after
+
+
+async def _refusal_of_card(
+    db: AsyncConnection, card: ChargeableCard, intent: PaymentIntent
+) -> RemitError | None:
+    """Why the saved card of a passed challenge's attempt may no longer pay `intent`, or None.
+
+    Nothing is authorized until the pass sends the authenticated attempt, and the cardholder
+    may take minutes over the challenge: the card may have been detached meanwhile (by a
+    detach, or its customer's deletion), or saved to another customer. So it is checked again
+    as a confirmation checks it (`save_card_in`), with the same refusals, under its row lock,
+    which it keeps until the pass commits: a detach waits for the attempt, and the attempt,
+    decided then, goes on whatever comes after (`attempt_vault_token`). In a savepoint, so that
+    the pass can go on to record the refusal."""
+    try:
+        async with db.begin_nested():
+            await save_card_in(db, card, paying_with_its_card(intent))
+    except RemitError as refusal:
+        return refusal
+    return None
 
 
 async def _lock_payment_of(

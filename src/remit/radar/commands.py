@@ -20,6 +20,10 @@ ITEM_TYPES = (
 )
 
 
+# The changes `remit radar history` prints unless told otherwise: the latest, not years of them.
+DEFAULT_HISTORY_LINES = 100
+
+
 def add_commands(
     commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
 ) -> list[argparse.ArgumentParser]:
@@ -49,4 +53,22 @@ def add_commands(
     item.add_argument("value_list", help="vl_ id")
     item.add_argument("value")
     lists_listing = list_actions.add_parser("list", help="print the value lists")
-    return [add, listing, remove, create, item, lists_listing]
+    history = groups.add_parser(
+        "history",
+        help="print who changed the rules, value lists and items, and how, newest first",
+        description="One line per change: when, its id, who asked (the key_ id of the API key, "
+        "or remit), created/updated/deleted, what (type and id), a rule's version, and the "
+        "object before -> after as JSON. Kept for good; a charge's Radar verdict names the "
+        "version of the rule that decided it.",
+    )
+    history.set_defaults(radar_command="list")
+    history.add_argument(
+        "--object", help="only this rule_, vl_ or vli_ id's changes (a list's with its items')"
+    )
+    history.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_HISTORY_LINES,
+        help=f"print at most this many, the newest (default {DEFAULT_HISTORY_LINES}; 0: all)",
+    )
+    return [add, listing, remove, create, item, lists_listing, history]

@@ -63,6 +63,13 @@ class Rule:
     predicate: str
     position: int
     created_at: datetime
+    # 1 when made, one more at each change of its action or predicate (remit.radar.history).
+    # None only for a rule as it decided a charge before versions were kept, with a text it has
+    # changed since (remit.radar.decided).
+    version: int | None = 1
+    # Why a stored rule does not run (remit.radar.validity), as read for the rules listing;
+    # None for a rule that runs, and for a rule not read for display.
+    invalid_reason: str | None = None
 
     @property
     def text(self) -> str:
@@ -133,6 +140,7 @@ class Decision:
     score: Score
     rule_id: str | None = None
     rule_text: str | None = None
+    rule_version: int | None = None
     # Why the attempt was blocked without a rule (`highest_risk_level`), or the rule's reason.
     reason: str | None = None
 
@@ -188,5 +196,20 @@ def decide(
 
 def _by_rule(active: ActiveRule, score: Score) -> Decision:
     return Decision(
-        active.rule.action, score, rule_id=active.rule.id, rule_text=active.rule.text, reason="rule"
+        active.rule.action,
+        score,
+        rule_id=active.rule.id,
+        rule_text=active.rule.text,
+        rule_version=active.rule.version,
+        reason="rule",
     )
+
+
+def split_rule_text(text: str) -> tuple[RuleAction, str] | None:
+    """A rule's `text` (`Block if :risk_score: > 85`) as its action and predicate, or None for
+    a text no rule has."""
+    for action, words in _ACTION_WORDS.items():
+        prefix = f"{words} if "
+        if text.startswith(prefix):
+            return action, text[len(prefix) :]
+    return None

@@ -6,11 +6,13 @@ attempt's velocity counters (a few rows read and written by primary key, locked 
 attempts on one card count exactly), builds the signals, scores them and applies the account's
 rules. Rules are compiled once per predicate text and cached; value lists are consulted only
 for the attempt's own values. Nothing here raises for a rule: a rule was checked when saved,
-and one that no longer compiles matches nothing.
+and a stored one that would fail those checks now (it no longer compiles, or a list it names is
+gone or holds another kind of value) is invalid and matches nothing (remit.radar.validity).
 """
 
 import functools
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,7 +32,7 @@ from remit.radar.challenges import (
     ChallengeStatus,
     ThreeDSChallenge,
 )
-from remit.radar.domain import ActiveRule, Decision, Rule, decide
+from remit.radar.domain import ActiveRule, Decision, ItemType, Rule, decide
 from remit.radar.messages import review_message
 from remit.radar.model import Weights, load_weights, score
 from remit.radar.refusals import refusal_of
@@ -45,6 +47,7 @@ from remit.radar.signals import (
     risk_hint_of_test_id,
     velocity_keys,
 )
+from remit.radar.validity import list_problem
 from remit.radar.velocity import Dimension
 from remit.webhooks.outbox import record_event
 
@@ -72,6 +75,26 @@ def compiled(predicate: str) -> ParsedPredicate | None:
     return None
 
 
+def compile_problem(predicate: str) -> str:
+    """Why a stored predicate does not compile (for one `compiled` found None for)."""
+    try:
+        parse_predicate(predicate)
+    except RuleSyntaxError as error:
+        return f"Invalid rule: {error}"
+    except Exception as error:
+        return f"The rule cannot be compiled ({type(error).__name__})."
+    return "The rule cannot be compiled."
+
+
+def stored_rule_problem(predicate: str, item_types: Mapping[str, ItemType]) -> str | None:
+    """Why a stored rule does not run, given the item types of the account's lists it names
+    (those that exist), or None when it runs."""
+    parsed = compiled(predicate)
+    if parsed is None:
+        return compile_problem(predicate)
+    return list_problem(parsed, item_types)
+
+
 def active_rules(rules: list[Rule]) -> list[ActiveRule]:
     active: list[ActiveRule] = []
     for rule in rules:
@@ -79,6 +102,33 @@ def active_rules(rules: list[Rule]) -> list[ActiveRule]:
         if parsed is not None:
             active.append(ActiveRule(rule, parsed.run))
     return active
+
+
+def runnable(rules: list[ActiveRule], item_types: Mapping[str, ItemType]) -> list[ActiveRule]:
+    """The rules the lists they name let run (remit.radar.validity); each other one is
+    logged, once per process, and left out."""
+    kept: list[ActiveRule] = []
+    for active in rules:
+        parsed = compiled(active.rule.predicate)
+        problem = None if parsed is None else list_problem(parsed, item_types)
+        if problem is None:
+            kept.append(active)
+        else:
+            _warn_invalid(active.rule.account_id, active.rule.id, active.rule.predicate, problem)
+    return kept
+
+
+@functools.lru_cache(maxsize=4096)
+def _warn_invalid(account_id: str, rule_id: str, predicate: str, problem: str) -> None:
+    """Logged once per process for each rule, text and reason (cached): not on every
+    payment, which would bury everything else in the log."""
+    log.warning(
+        "Radar rule %s of account %s is invalid and does not run: %s (predicate %r)",
+        rule_id,
+        account_id,
+        problem,
+        predicate,
+    )
 
 
 def _verdict(decision: Decision, hint: str | None) -> RiskVerdict:
@@ -91,6 +141,8 @@ def _verdict(decision: Decision, hint: str | None) -> RiskVerdict:
         explanation={
             "model": decision.score.model_version,
             "rule": decision.rule_text,
+            # Which version of the rule that text is (remit.radar.history).
+            "rule_version": decision.rule_version,
             "hint": hint,
             "top_signals": [
                 {"signal": c.signal, "points": round(c.points, 2), "value": c.value}
@@ -153,8 +205,8 @@ class Radar:
         decision = decide(
             scored,
             signals,
-            rules,
-            lists,
+            runnable(rules, lists.item_types),
+            lists.values,
             always_block=hint == "fraudulent",
             can_authenticate=not facts.off_session,
         )

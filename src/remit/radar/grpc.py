@@ -10,7 +10,7 @@ from remit.core.jsonview import enum_wire_values
 from remit.core.metadata import requested_metadata
 from remit.core.return_urls import return_to
 from remit.customers.service import CustomersService
-from remit.grpcutil.metadata import call_context
+from remit.grpcutil.metadata import CallContext, call_context
 from remit.grpcutil.server import ServiceRegistration
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.domain import PaymentIntent
@@ -22,12 +22,14 @@ from remit.radar.authentication import ENDPOINT as COMPLETE_ENDPOINT
 from remit.radar.authentication import ThreeDSecureService
 from remit.radar.challenges import ThreeDSChallenge
 from remit.radar.domain import ItemType, Rule, RuleAction, ValueList, ValueListItem
+from remit.radar.history import Actor
 from remit.radar.ip_addresses import canonical_ip
 from remit.radar.messages import (
     ITEM_TYPES_FROM_PROTO,
     RULE_ACTIONS,
     RULE_ACTIONS_FROM_PROTO,
     challenge_message,
+    change_message,
     item_message,
     review_message,
     rule_message,
@@ -61,6 +63,11 @@ _CLOSE_ACTIONS = {
 
 def _optional(request: Any, name: str) -> Any:
     return getattr(request, name) if request.HasField(name) else None
+
+
+def _actor(call: CallContext) -> Actor:
+    """Who asks for a change, as Radar's history records it."""
+    return Actor(key_id=call.key_id, request_id=call.request_id)
 
 
 def _action(number: rpb.RuleAction.ValueType, param: str = "action") -> RuleAction:
@@ -118,21 +125,33 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
             _action(request.action),
             request.predicate,
             _optional(request, "position"),
+            actor=_actor(call),
         )
         return await reply(result, rpb.CreateRuleResponse, answer, context)
 
     async def GetRule(self, request: rpb.GetRuleRequest, context: Context) -> rpb.GetRuleResponse:
         call = call_context(context)
-        return rpb.GetRuleResponse(
-            rule=rule_message(await self._service.get_rule(call.account_id, request.id))
+        rule = await self._service.get_rule(
+            call.account_id, request.id, decided_charge=_optional(request, "decided_charge")
         )
+        return rpb.GetRuleResponse(rule=rule_message(rule))
 
     async def GetRules(
         self, request: rpb.GetRulesRequest, context: Context
     ) -> rpb.GetRulesResponse:
         call = call_context(context)
-        rules = await self._service.get_rules(call.account_id, list(request.ids))
-        return rpb.GetRulesResponse(rules=[rule_message(rule) for rule in rules])
+        now, then = await self._service.get_rules(
+            call.account_id,
+            list(request.ids),
+            [(asked.charge, asked.rule) for asked in request.decided],
+        )
+        return rpb.GetRulesResponse(
+            rules=[rule_message(rule) for rule in now],
+            decided=[
+                rpb.DecidedRule(charge=charge_id, rule=rule_message(rule))
+                for charge_id, rule in then
+            ],
+        )
 
     async def ListRules(
         self, request: rpb.ListRulesRequest, context: Context
@@ -161,6 +180,7 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
             action=_action(request.action) if request.HasField("action") else None,
             predicate=_optional(request, "predicate"),
             position=_optional(request, "position"),
+            actor=_actor(call),
         )
         return await reply(result, rpb.UpdateRuleResponse, answer, context)
 
@@ -168,7 +188,7 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
         self, request: rpb.DeleteRuleRequest, context: Context
     ) -> rpb.DeleteRuleResponse:
         call = call_context(context)
-        await self._service.delete_rule(call.account_id, request.id)
+        await self._service.delete_rule(call.account_id, request.id, actor=_actor(call))
         return rpb.DeleteRuleResponse(deleted_rule=rpb.DeletedRule(id=request.id, deleted=True))
 
     async def CreateValueList(
@@ -191,6 +211,7 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
             name=request.name,
             item_type=item_type,
             metadata=requested_metadata(request.metadata),
+            actor=_actor(call),
         )
         return await reply(result, rpb.CreateValueListResponse, answer, context)
 
@@ -222,7 +243,7 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
         self, request: rpb.DeleteValueListRequest, context: Context
     ) -> rpb.DeleteValueListResponse:
         call = call_context(context)
-        await self._service.delete_value_list(call.account_id, request.id)
+        await self._service.delete_value_list(call.account_id, request.id, actor=_actor(call))
         return rpb.DeleteValueListResponse(
             deleted_value_list=rpb.DeletedValueList(id=request.id, deleted=True)
         )
@@ -240,6 +261,7 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
             client_keyed(context, "AddValueListItem", request, serialized(answer)),
             request.value_list,
             request.value,
+            actor=_actor(call),
         )
         return await reply(result, rpb.AddValueListItemResponse, answer, context)
 
@@ -247,7 +269,7 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
         self, request: rpb.RemoveValueListItemRequest, context: Context
     ) -> rpb.RemoveValueListItemResponse:
         call = call_context(context)
-        await self._service.remove_item(call.account_id, request.id)
+        await self._service.remove_item(call.account_id, request.id, actor=_actor(call))
         return rpb.RemoveValueListItemResponse(
             deleted_value_list_item=rpb.DeletedValueListItem(id=request.id, deleted=True)
         )
@@ -288,6 +310,18 @@ class RadarServicer(radar_pb2_grpc.RadarServiceServicer):
             rule = await self._service.get_rule(call.account_id, decision.rule_id)
             response.matched_rule.CopyFrom(rule_message(rule))
         return response
+
+    async def ListChanges(
+        self, request: rpb.ListChangesRequest, context: Context
+    ) -> rpb.ListChangesResponse:
+        call = call_context(context)
+        changes, more = await self._service.list_changes(
+            call.account_id,
+            limit=request.limit or 10,
+            starting_after=_optional(request, "starting_after"),
+            object_id=_optional(request, "object"),
+        )
+        return rpb.ListChangesResponse(data=[change_message(c) for c in changes], has_more=more)
 
 
 def redirect_url(intent: PaymentIntent) -> str:

@@ -3,6 +3,7 @@
 from remit.grpcutil.protoconv import timestamp
 from remit.radar.challenges import ChallengeStatus, ThreeDSChallenge
 from remit.radar.domain import ItemType, Rule, RuleAction, ValueList, ValueListItem
+from remit.radar.history import Change
 from remit.radar.reviews import Review
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as ppb
@@ -26,7 +27,7 @@ _BRAND = {
 
 
 def rule_message(rule: Rule) -> rpb.Rule:
-    return rpb.Rule(
+    message = rpb.Rule(
         id=rule.id,
         action=RULE_ACTIONS[rule.action],
         predicate=rule.predicate,
@@ -34,6 +35,34 @@ def rule_message(rule: Rule) -> rpb.Rule:
         created=timestamp(rule.created_at),
         livemode=False,
     )
+    if rule.invalid_reason is not None:
+        message.invalid_reason = rule.invalid_reason
+    if rule.version is not None:
+        message.version = rule.version
+    return message
+
+
+def change_message(change: Change) -> rpb.RadarChange:
+    message = rpb.RadarChange(
+        id=change.id,
+        created=timestamp(change.created_at),
+        object_type=change.object_type,
+        object_id=change.object_id,
+        action=change.action.value,
+        changed_by=change.changed_by,
+    )
+    if change.rule_version is not None:
+        message.rule_version = change.rule_version
+    before, after = change.json_of(change.before), change.json_of(change.after)
+    if before is not None:
+        message.before = before
+    if after is not None:
+        message.after = after
+    if change.request_id is not None:
+        message.request_id = change.request_id
+    if change.value_list_id is not None:
+        message.value_list = change.value_list_id
+    return message
 
 
 def item_message(item: ValueListItem) -> rpb.ValueListItem:

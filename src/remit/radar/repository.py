@@ -1,6 +1,7 @@
 """Radar's persistence in the caller's transaction. Every query names the account."""
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,7 @@ def _rule(row: AnyRow | Mapping[str, Any]) -> Rule:
         predicate=m["predicate"],
         position=m["position"],
         created_at=m["created_at"],
+        version=m["version"],
     )
 
 
@@ -73,9 +75,20 @@ def _item(row: AnyRow) -> ValueListItem:
     )
 
 
+@dataclass(frozen=True)
+class ListsFound:
+    """What an attempt's rules need of the value lists they name: for each alias, which of the
+    attempt's own values its list holds, and the item type of each of those lists that exists
+    (a rule naming one that is missing, or of the wrong type, does not run:
+    remit.radar.validity)."""
+
+    values: dict[str, ListValues]
+    item_types: dict[str, ItemType]
+
+
 _ENABLED_AND_RULES = Statement(
     "SELECT accounts.radar_enabled, radar_rules.id, radar_rules.account_id, radar_rules.action,"
-    " radar_rules.predicate, radar_rules.position, radar_rules.created_at"
+    " radar_rules.predicate, radar_rules.position, radar_rules.created_at, radar_rules.version"
     " FROM accounts LEFT OUTER JOIN radar_rules ON radar_rules.account_id = accounts.id"
     " WHERE accounts.id = %(account_id)s ORDER BY radar_rules.position"
 )
@@ -142,6 +155,7 @@ class RuleRepository:
                 predicate=rule.predicate,
                 position=rule.position,
                 created_at=rule.created_at,
+                version=rule.version or 1,
             )
         )
 
@@ -149,7 +163,12 @@ class RuleRepository:
         await self._db.execute(
             update(radar_rules)
             .where(radar_rules.c.id == rule.id)
-            .values(action=rule.action.value, predicate=rule.predicate, position=rule.position)
+            .values(
+                action=rule.action.value,
+                predicate=rule.predicate,
+                position=rule.position,
+                version=rule.version or 1,
+            )
         )
 
     async def delete(self, account_id: str, rule_id: str) -> None:
@@ -164,19 +183,26 @@ class ValueListRepository:
     def __init__(self, db: AsyncConnection) -> None:
         self._db = db
 
-    async def insert(self, value_list: ValueList) -> None:
-        await self._db.execute(
-            radar_value_lists.insert().values(
-                id=value_list.id,
-                account_id=value_list.account_id,
-                alias=value_list.alias,
-                name=value_list.name,
-                item_type=value_list.item_type.value,
-                metadata=dict(value_list.metadata),
-                created_by=value_list.created_by,
-                created_at=value_list.created_at,
+    async def insert(self, value_list: ValueList) -> bool:
+        """Add the list; False, adding nothing, when the account has a list of its alias. A
+        concurrent create of the alias waits here for the other to end (the unique
+        constraint), then adds it only if that one rolled back."""
+        statement = insert(radar_value_lists).values(
+            id=value_list.id,
+            account_id=value_list.account_id,
+            alias=value_list.alias,
+            name=value_list.name,
+            item_type=value_list.item_type.value,
+            metadata=dict(value_list.metadata),
+            created_by=value_list.created_by,
+            created_at=value_list.created_at,
+        )
+        inserted = await self._db.execute(
+            statement.on_conflict_do_nothing(index_elements=["account_id", "alias"]).returning(
+                radar_value_lists.c.id
             )
         )
+        return inserted.first() is not None
 
     async def get(self, account_id: str, list_id: str) -> ValueList | None:
         row = (
@@ -201,17 +227,6 @@ class ValueListRepository:
         ).first()
         return None if row is None else _list(row)
 
-    async def by_alias(self, account_id: str, alias: str) -> ValueList | None:
-        row = (
-            await self._db.execute(
-                select(radar_value_lists).where(
-                    radar_value_lists.c.account_id == account_id,
-                    radar_value_lists.c.alias == alias,
-                )
-            )
-        ).first()
-        return None if row is None else _list(row)
-
     async def lock_item_types(self, account_id: str, aliases: Iterable[str]) -> dict[str, ItemType]:
         """The item type of each of these lists that exists, by alias, locked FOR SHARE until
         the transaction ends: none of them can be deleted meanwhile (a delete locks FOR
@@ -227,6 +242,19 @@ class ValueListRepository:
             )
             .order_by(radar_value_lists.c.alias)
             .with_for_update(read=True)
+        )
+        return {alias: ItemType(item_type) for alias, item_type in rows}
+
+    async def item_types(self, account_id: str, aliases: Iterable[str]) -> dict[str, ItemType]:
+        """The item type of each of these lists that exists, by alias (unlocked: to show)."""
+        wanted = sorted(set(aliases))
+        if not wanted:
+            return {}
+        rows = await self._db.execute(
+            select(radar_value_lists.c.alias, radar_value_lists.c.item_type).where(
+                radar_value_lists.c.account_id == account_id,
+                radar_value_lists.c.alias.in_(wanted),
+            )
         )
         return {alias: ItemType(item_type) for alias, item_type in rows}
 
@@ -275,8 +303,9 @@ class ValueListRepository:
         )
         return [_list(row) for row in rows], more
 
-    async def delete(self, account_id: str, list_id: str) -> None:
-        await self._db.execute(
+    async def delete(self, account_id: str, list_id: str) -> int:
+        """Delete the list and its items; how many items it held."""
+        items = await self._db.execute(
             radar_value_list_items.delete().where(
                 radar_value_list_items.c.account_id == account_id,
                 radar_value_list_items.c.value_list_id == list_id,
@@ -287,19 +316,27 @@ class ValueListRepository:
                 radar_value_lists.c.account_id == account_id, radar_value_lists.c.id == list_id
             )
         )
+        return int(items.rowcount)
 
-    async def insert_item(self, item: ValueListItem, item_type: ItemType) -> None:
-        await self._db.execute(
-            radar_value_list_items.insert().values(
-                id=item.id,
-                account_id=item.account_id,
-                value_list_id=item.value_list_id,
-                value=item.value,
-                value_key=value_key(item.value, item_type),
-                created_by=item.created_by,
-                created_at=item.created_at,
-            )
+    async def insert_item(self, item: ValueListItem, item_type: ItemType) -> bool:
+        """Add the item; False, adding nothing, when its list holds its value already. A
+        concurrent add of the value waits here for the other to end (the unique index), then
+        adds it only if that one rolled back."""
+        statement = insert(radar_value_list_items).values(
+            id=item.id,
+            account_id=item.account_id,
+            value_list_id=item.value_list_id,
+            value=item.value,
+            value_key=value_key(item.value, item_type),
+            created_by=item.created_by,
+            created_at=item.created_at,
         )
+        inserted = await self._db.execute(
+            statement.on_conflict_do_nothing(
+                index_elements=["value_list_id", "value_key"]
+            ).returning(radar_value_list_items.c.id)
+        )
+        return inserted.first() is not None
 
     async def get_item(self, account_id: str, item_id: str) -> ValueListItem | None:
         row = (
@@ -312,24 +349,15 @@ class ValueListRepository:
         ).first()
         return None if row is None else _item(row)
 
-    async def has_item(self, value_list: ValueList, value: str) -> bool:
-        row = (
-            await self._db.execute(
-                select(radar_value_list_items.c.id).where(
-                    radar_value_list_items.c.value_list_id == value_list.id,
-                    radar_value_list_items.c.value_key == value_key(value, value_list.item_type),
-                )
-            )
-        ).first()
-        return row is not None
-
-    async def delete_item(self, account_id: str, item_id: str) -> None:
-        await self._db.execute(
+    async def delete_item(self, account_id: str, item_id: str) -> bool:
+        """Whether this deleted the item (a concurrent delete may have come first)."""
+        deleted = await self._db.execute(
             radar_value_list_items.delete().where(
                 radar_value_list_items.c.account_id == account_id,
                 radar_value_list_items.c.id == item_id,
             )
         )
+        return bool(deleted.rowcount)
 
     async def first_items(self, value_list_id: str, limit: int) -> tuple[list[ValueListItem], bool]:
         rows = await self._db.execute(
@@ -373,14 +401,15 @@ class ValueListRepository:
 
     async def matching(
         self, account_id: str, aliases: Iterable[str], candidates: Iterable[str]
-    ) -> dict[str, ListValues]:
-        """For each alias, which of the attempt's own values its list holds: a lookup of a
-        handful of values through an index, never a read of whole lists."""
+    ) -> ListsFound:
+        """For each alias, which of the attempt's own values its list holds, and the lists'
+        item types: one query, a lookup of a handful of values through an index, never a read
+        of whole lists."""
         wanted = sorted(set(aliases))
         values = {c for c in candidates if c}
         lists: dict[str, ListValues] = {alias: ListValues(frozenset()) for alias in wanted}
-        if not wanted or not values:
-            return lists
+        if not wanted:
+            return ListsFound(lists, {})
         keys = values | {v.casefold() for v in values}
         rows = await self._db.execute(
             select(
@@ -389,25 +418,27 @@ class ValueListRepository:
                 radar_value_list_items.c.value_key,
             )
             .select_from(
-                radar_value_lists.join(
+                radar_value_lists.outerjoin(
                     radar_value_list_items,
-                    radar_value_list_items.c.value_list_id == radar_value_lists.c.id,
+                    (radar_value_list_items.c.value_list_id == radar_value_lists.c.id)
+                    & radar_value_list_items.c.value_key.in_(sorted(keys)),
                 )
             )
             .where(
                 radar_value_lists.c.account_id == account_id,
                 radar_value_lists.c.alias.in_(wanted),
-                radar_value_list_items.c.value_key.in_(sorted(keys)),
             )
         )
         found: dict[str, set[str]] = {}
-        sensitive: dict[str, bool] = {}
+        item_types: dict[str, ItemType] = {}
         for alias, item_type, key in rows:
-            found.setdefault(alias, set()).add(key)
-            sensitive[alias] = item_type == ItemType.CASE_SENSITIVE_STRING.value
+            item_types[alias] = ItemType(item_type)
+            if key is not None:
+                found.setdefault(alias, set()).add(key)
         for alias, keys_found in found.items():
-            lists[alias] = ListValues(frozenset(keys_found), case_sensitive=sensitive[alias])
-        return lists
+            sensitive = item_types[alias] is ItemType.CASE_SENSITIVE_STRING
+            lists[alias] = ListValues(frozenset(keys_found), case_sensitive=sensitive)
+        return ListsFound(lists, item_types)
 
 
 def _counter(m: RowMapping) -> Counter:

@@ -9,11 +9,13 @@ A predicate is conditions joined by `and`, `or`, `not` and parentheses. A condit
 an attribute with a literal or another attribute (`=`, `!=`, `<`, `<=`, `>`, `>=`), tests
 membership (`in` / `not in`) of a literal set `('US', 'CA')` or a value list `@alias`, or is
 a boolean attribute alone. Keywords are case-insensitive; strings compare case-insensitively
-(except against a case-sensitive value list).
+(except against a case-sensitive value list). An IP address compared with `:ip_address:` is
+compared in its canonical spelling, as the attribute holds it (`remit.radar.ip_addresses`).
 
 Everything that can be wrong with a rule is found by `parse_rule` / `parse_predicate`: unknown
-attributes, type mismatches, syntax. The compiled predicate never raises, and a list that has
-disappeared is empty.
+attributes, type mismatches, syntax. The compiled predicate never raises, and a list it is not
+given is empty (a stored rule naming a list that is gone, or of the wrong item type, is not run
+at all: remit.radar.validity).
 
 A condition on an attribute with no value is unknown, not false, and stays unknown under `not`:
 `not :ip_country: in @risky` is no more true of a payment without an IP country than
@@ -29,6 +31,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from remit.radar.attributes import ATTRIBUTES, Kind
+from remit.radar.ip_addresses import canonical_ip
 
 Signals = Mapping[str, object]
 
@@ -124,8 +127,37 @@ def _tokens(text: str) -> list[_Token]:
     return tokens
 
 
-# An operand: how to read its value from the signals, and its kind.
-Operand = tuple[Callable[[Signals], object], Kind, str | None]
+@dataclass(frozen=True)
+class Operand:
+    """How to read an operand's value from the signals, its kind, and the attribute it names
+    (None for a literal, whose `read` ignores the signals)."""
+
+    read: Callable[[Signals], object]
+    kind: Kind
+    attribute: str | None = None
+
+
+# Attributes whose values have one spelling (remit.radar.ip_addresses): a literal compared with
+# one is given that spelling when the rule is parsed, or `'::ffff:203.0.113.5'` would never
+# equal the payment's 203.0.113.5 (and its `!=` would match it). Parsing is also how a stored
+# rule is compiled for a payment, so rules saved before need no rewriting.
+_CANONICAL: Final[dict[str, Callable[[str], str | None]]] = {"ip_address": canonical_ip}
+
+
+def _compared(side: Operand, other: Operand) -> Callable[[Signals], object]:
+    """How to read `side` when it is compared with `other`."""
+    canonical = None if other.attribute is None else _CANONICAL.get(other.attribute)
+    if canonical is None or side.attribute is not None or side.kind is not Kind.STRING:
+        return side.read
+    written = side.read({})
+    assert isinstance(written, str)
+    spelled = canonical(written)
+    if spelled is None:
+        raise RuleSyntaxError(
+            f"{written!r} is not an IP address; :{other.attribute}: is compared with addresses "
+            "such as '203.0.113.5' or '2001:db8::1'."
+        )
+    return lambda _s: spelled
 
 
 def _unquote(text: str) -> str:
@@ -230,24 +262,25 @@ class _Parser:
             if kind is None:
                 raise RuleSyntaxError(f"Unknown attribute :{name}:.")
             self.attributes.add(name)
-            return (lambda s: s.get(name)), kind, name
+            return Operand(lambda s: s.get(name), kind, name)
         if token.kind == "string":
             text = _unquote(token.text)
-            return (lambda _s: text), Kind.STRING, None
+            return Operand(lambda _s: text, Kind.STRING)
         if token.kind == "number":
             number = _number(token.text)
-            return (lambda _s: number), Kind.NUMBER, None
+            return Operand(lambda _s: number, Kind.NUMBER)
         if token.kind == "word" and token.text in ("true", "false"):
             flag = token.text == "true"
-            return (lambda _s: flag), Kind.BOOLEAN, None
+            return Operand(lambda _s: flag, Kind.BOOLEAN)
         raise RuleSyntaxError(f"Expected an attribute or a value but found {token.text!r}.")
 
     def condition(self) -> _Part:
-        read, kind, name = self.operand()
+        left = self.operand()
+        kind, name = left.kind, left.attribute
         token = self.peek()
         if token is not None and token.kind == "op":
             self.take()
-            return self.comparison(read, kind, token.text)
+            return self.comparison(left, token.text)
         negated = False
         if token is not None and token.text == "not":
             after = self.tokens[self.index + 1] if self.index + 1 < len(self.tokens) else None
@@ -255,7 +288,7 @@ class _Parser:
                 self.take()
                 negated = True
         if self.accept_word("in"):
-            member = self.membership(read, kind, name)
+            member = self.membership(left)
             if negated:
                 return lambda s, lists: _not(member(s, lists))
             return member
@@ -266,13 +299,16 @@ class _Parser:
             )
         return lambda s, _lists: _known(s.get(name), lambda value: value is True)
 
-    def comparison(self, left: Callable[[Signals], object], kind: Kind, op: str) -> _Part:
-        right, right_kind, _ = self.operand()
+    def comparison(self, left_operand: Operand, op: str) -> _Part:
+        right_operand = self.operand()
+        kind, right_kind = left_operand.kind, right_operand.kind
         if right_kind is not kind:
             raise RuleSyntaxError(f"Cannot compare a {kind.value} with a {right_kind.value}.")
         if kind is not Kind.NUMBER and op not in ("=", "!="):
             raise RuleSyntaxError(f"{op} compares numbers only; use = or != for a {kind.value}.")
         test = _COMPARE[op]
+        left = _compared(left_operand, right_operand)
+        right = _compared(right_operand, left_operand)
 
         def run(s: Signals, _lists: Lists) -> bool | None:
             a, b = left(s), right(s)
@@ -282,7 +318,8 @@ class _Parser:
 
         return run
 
-    def membership(self, read: Callable[[Signals], object], kind: Kind, name: str | None) -> _Part:
+    def membership(self, tested: Operand) -> _Part:
+        read, kind, name = tested.read, tested.kind, tested.attribute
         if kind is Kind.BOOLEAN:
             raise RuleSyntaxError("A boolean cannot be tested with in.")
         token = self.take()
@@ -310,10 +347,10 @@ class _Parser:
             raise RuleSyntaxError("in takes a value list (@alias) or a set ('a', 'b').")
         members: set[object] = set()
         while True:
-            item_read, item_kind, item_name = self.operand()
-            if item_name is not None or item_kind is not kind:
+            item = self.operand()
+            if item.attribute is not None or item.kind is not kind:
                 raise RuleSyntaxError(f"A set of {kind.value} values holds {kind.value} literals.")
-            members.add(_normal(item_read({})))
+            members.add(_normal(_compared(item, tested)({})))
             closing = self.take()
             if closing.text == ")":
                 break

@@ -1,9 +1,10 @@
 """Radar's use cases: rules and value lists, and the dry-run evaluator. One transaction each.
 
 A rule is parsed, type-checked and its @lists resolved when it is saved: a payment never meets
-a rule that cannot run. A value list that a rule refers to cannot be deleted: saving a rule
-locks the lists it names FOR SHARE, and deleting a list locks it FOR UPDATE before reading the
-rules, so the two never both succeed.
+a rule that cannot run (one stored before a check existed that fails it is invalid, never runs,
+and is listed with its `invalid_reason`: remit.radar.validity). A value list that a rule refers
+to cannot be deleted: saving a rule locks the lists it names FOR SHARE, and deleting a list
+locks it FOR UPDATE before reading the rules, so the two never both succeed.
 """
 
 import re
@@ -16,9 +17,11 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
-from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.errors import ErrorKind, RemitError, already_exists, invalid, not_found
 from remit.core.ids import has_prefix, new_id
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
+from remit.radar import history
+from remit.radar.decided import rule_as_decided, rules_as_decided
 from remit.radar.domain import (
     Decision,
     ItemType,
@@ -28,13 +31,14 @@ from remit.radar.domain import (
     ValueListItem,
     decide,
 )
-from remit.radar.gate import active_rules, compiled
+from remit.radar.gate import active_rules, compiled, runnable, stored_rule_problem
+from remit.radar.history import NOBODY_NAMED, Actor, Change, ChangeAction
 from remit.radar.ip_addresses import canonical_ip
-from remit.radar.list_types import lists_for, may_test
 from remit.radar.model import Weights, load_weights, score
 from remit.radar.repository import RuleRepository, ValueListRepository, value_key
 from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
-from remit.radar.tables import radar_value_list_items, radar_value_lists
+from remit.radar.tables import radar_changes, radar_value_list_items, radar_value_lists
+from remit.radar.validity import list_problem
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 
 MAX_RULES: Final = 200
@@ -124,28 +128,33 @@ class RadarService:
         of one (FOR UPDATE) cannot commit in between: it waits, then sees the rule and refuses,
         or it committed first and the list is missing here."""
         item_types = await ValueListRepository(db).lock_item_types(account_id, parsed.lists)
-        missing = parsed.lists - set(item_types)
-        if missing:
-            raise invalid(
-                f"The rule refers to a value list that does not exist: @{sorted(missing)[0]}.",
-                "predicate",
-                code="rule_invalid",
-            )
-        for alias, attributes in sorted(parsed.list_attributes.items()):
-            for attribute in sorted(attributes):
-                if not may_test(attribute, item_types[alias]):
-                    raise invalid(
-                        f":{attribute}: cannot be tested against @{alias}, a list of "
-                        f"{item_types[alias].value} values; test it against a list of "
-                        f"{lists_for(attribute)} values.",
-                        "predicate",
-                        code="rule_invalid",
-                    )
+        problem = list_problem(parsed, item_types)
+        if problem is not None:
+            raise invalid(problem, "predicate", code="rule_invalid")
+
+    async def _as_listed(
+        self, db: AsyncConnection, account_id: str, rules: list[Rule]
+    ) -> list[Rule]:
+        """The rules with why each that does not run does not (remit.radar.validity)."""
+        aliases = {alias for rule in rules for alias in _lists_of(rule.predicate)}
+        item_types = await ValueListRepository(db).item_types(account_id, aliases)
+        return [
+            replace(rule, invalid_reason=stored_rule_problem(rule.predicate, item_types))
+            for rule in rules
+        ]
 
     async def create_rule(
-        self, account_id: str, action: RuleAction, predicate: str, position: int | None = None
+        self,
+        account_id: str,
+        action: RuleAction,
+        predicate: str,
+        position: int | None = None,
+        *,
+        actor: Actor = NOBODY_NAMED,
     ) -> Rule:
-        return value_of(await self.create_rule_once(account_id, None, action, predicate, position))
+        return value_of(
+            await self.create_rule_once(account_id, None, action, predicate, position, actor=actor)
+        )
 
     async def create_rule_once(
         self,
@@ -154,6 +163,8 @@ class RadarService:
         action: RuleAction,
         predicate: str,
         position: int | None = None,
+        *,
+        actor: Actor = NOBODY_NAMED,
     ) -> Done[Rule] | Replay:
         """A new rule; under a client key, one rule however often it is retried (a second copy
         would shift every later rule down a place)."""
@@ -179,25 +190,49 @@ class RadarService:
                 created_at=self._now(),
             )
             await repo.insert(rule)
+            await self._record_rule(db, actor, ChangeAction.CREATED, None, rule)
             return rule
 
         return await run_keyed(self._engine, keyed, self._now(), insert)
 
-    async def get_rule(self, account_id: str, rule_id: str) -> Rule:
+    async def get_rule(
+        self, account_id: str, rule_id: str, *, decided_charge: str | None = None
+    ) -> Rule:
+        """The rule as it is now; with `decided_charge`, as it was when it decided that
+        charge (its action, predicate and version then: remit.radar.decided). A rule deleted
+        since is not found either way."""
         async with self._engine.begin() as db:
             rule = await RuleRepository(db).get(account_id, rule_id)
-        if rule is None:
-            raise not_found("rule", rule_id)
-        return rule
+            if rule is None:
+                raise not_found("rule", rule_id)
+            listed = (await self._as_listed(db, account_id, [rule]))[0]
+            if decided_charge is None:
+                return listed
+            return await rule_as_decided(db, listed, decided_charge)
 
-    async def get_rules(self, account_id: str, rule_ids: Sequence[str]) -> list[Rule]:
-        """The account's rules among `rule_ids`, in the order asked, each once; an id of no
-        rule (one deleted since) is left out."""
-        if len(rule_ids) > MAX_LIST_LIMIT:
-            raise invalid(f"At most {MAX_LIST_LIMIT} ids can be asked at once.", "ids")
+    async def get_rules(
+        self,
+        account_id: str,
+        rule_ids: Sequence[str],
+        decided: Sequence[tuple[str, str]] = (),
+    ) -> tuple[list[Rule], list[tuple[str, Rule]]]:
+        """The account's rules among `rule_ids` as they are now; and for each (charge id, rule
+        id) of `decided`, the charge's id and the rule as it decided that charge
+        (remit.radar.decided). Each in the order asked, each once; a rule of no id (one deleted
+        since) is left out. The rules and the charges' verdicts are read a query each, for a
+        page of charges at once."""
+        if len(rule_ids) + len(decided) > MAX_LIST_LIMIT:
+            raise invalid(f"At most {MAX_LIST_LIMIT} rules can be asked at once.", "ids")
         async with self._engine.begin() as db:
-            found = await RuleRepository(db).get_many(account_id, rule_ids)
-        return [found[rule_id] for rule_id in dict.fromkeys(rule_ids) if rule_id in found]
+            wanted = [*rule_ids, *(rule_id for _, rule_id in decided)]
+            found = await RuleRepository(db).get_many(account_id, wanted)
+            listed = await self._as_listed(db, account_id, list(found.values()))
+            rules = {rule.id: rule for rule in listed}
+            then = await rules_as_decided(db, account_id, rules, decided)
+        return (
+            [rules[rule_id] for rule_id in dict.fromkeys(rule_ids) if rule_id in rules],
+            [(pair[0], then[pair]) for pair in dict.fromkeys(decided) if pair in then],
+        )
 
     async def list_rules(
         self,
@@ -210,7 +245,9 @@ class RadarService:
         """Rules by position; cursors are rule ids."""
         _check_limit(limit)
         async with self._engine.begin() as db:
-            rules = await RuleRepository(db).in_order(account_id)
+            rules = await self._as_listed(
+                db, account_id, await RuleRepository(db).in_order(account_id)
+            )
         ids = [rule.id for rule in rules]
         for cursor, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
             if cursor is not None and cursor not in ids:
@@ -231,10 +268,17 @@ class RadarService:
         action: RuleAction | None = None,
         predicate: str | None = None,
         position: int | None = None,
+        actor: Actor = NOBODY_NAMED,
     ) -> Rule:
         return value_of(
             await self.update_rule_once(
-                account_id, None, rule_id, action=action, predicate=predicate, position=position
+                account_id,
+                None,
+                rule_id,
+                action=action,
+                predicate=predicate,
+                position=position,
+                actor=actor,
             )
         )
 
@@ -247,6 +291,7 @@ class RadarService:
         action: RuleAction | None = None,
         predicate: str | None = None,
         position: int | None = None,
+        actor: Actor = NOBODY_NAMED,
     ) -> Done[Rule] | Replay:
         async def change(db: AsyncConnection) -> Rule:
             repo = RuleRepository(db)
@@ -261,6 +306,9 @@ class RadarService:
                 updated = replace(updated, predicate=parsed.text)
             if action is not None:
                 updated = replace(updated, action=action)
+            if (updated.action, updated.predicate) != (current.action, current.predicate):
+                # What the rule does changed: a new version (see remit.radar.history).
+                updated = replace(updated, version=(current.version or 0) + 1)
             order = [rule for rule in rules if rule.id != rule_id]
             if position is not None and not 0 <= position < len(rules):
                 raise invalid(f"position must be between 0 and {len(rules) - 1}.", "position")
@@ -268,17 +316,24 @@ class RadarService:
             for index, rule in enumerate(order):
                 if rule is updated or rule.position != index:
                     await repo.save(replace(rule, position=index))
-            return replace(updated, position=order.index(updated))
+            saved = replace(updated, position=order.index(updated))
+            if history.rule_state(saved) != history.rule_state(current):
+                await self._record_rule(db, actor, ChangeAction.UPDATED, current, saved)
+            return saved
 
         return await run_keyed(self._engine, keyed, self._now(), change)
 
-    async def delete_rule(self, account_id: str, rule_id: str) -> None:
+    async def delete_rule(
+        self, account_id: str, rule_id: str, *, actor: Actor = NOBODY_NAMED
+    ) -> None:
         async with self._engine.begin() as db:
             repo = RuleRepository(db)
             rules = await repo.lock_account_rules(account_id)
-            if all(rule.id != rule_id for rule in rules):
+            deleted = next((rule for rule in rules if rule.id == rule_id), None)
+            if deleted is None:
                 raise not_found("rule", rule_id)
             await repo.delete(account_id, rule_id)
+            await self._record_rule(db, actor, ChangeAction.DELETED, deleted, None)
             remaining = [rule for rule in rules if rule.id != rule_id]
             for index, rule in enumerate(remaining):
                 if rule.position != index:
@@ -294,10 +349,17 @@ class RadarService:
         name: str,
         item_type: ItemType = ItemType.STRING,
         metadata: Mapping[str, str] | None = None,
+        actor: Actor = NOBODY_NAMED,
     ) -> ValueList:
         return value_of(
             await self.create_value_list_once(
-                account_id, None, alias=alias, name=name, item_type=item_type, metadata=metadata
+                account_id,
+                None,
+                alias=alias,
+                name=name,
+                item_type=item_type,
+                metadata=metadata,
+                actor=actor,
             )
         )
 
@@ -310,6 +372,7 @@ class RadarService:
         name: str,
         item_type: ItemType = ItemType.STRING,
         metadata: Mapping[str, str] | None = None,
+        actor: Actor = NOBODY_NAMED,
     ) -> Done[ValueList] | Replay:
         """A new value list; a retry under its key answers with it instead of refusing the
         alias the first attempt already took."""
@@ -321,9 +384,6 @@ class RadarService:
             raise invalid(UNSUPPORTED_ITEM_TYPES[item_type], "item_type")
 
         async def insert(db: AsyncConnection) -> ValueList:
-            repo = ValueListRepository(db)
-            if await repo.by_alias(account_id, alias) is not None:
-                raise invalid(f"A value list with the alias {alias!r} already exists.", "alias")
             value_list = ValueList(
                 id=new_id("vl"),
                 account_id=account_id,
@@ -334,7 +394,23 @@ class RadarService:
                 created_by=CREATED_BY,
                 metadata=dict(metadata or {}),
             )
-            await repo.insert(value_list)
+            if not await ValueListRepository(db).insert(value_list):
+                # Taken already, or by a concurrent create that committed first: the same
+                # refusal either way (the unique constraint on the account and alias decides).
+                raise already_exists(
+                    f"A value list with the alias {alias!r} already exists.", "alias"
+                )
+            await history.record(
+                db,
+                account_id=account_id,
+                actor=actor,
+                object_type=history.VALUE_LIST,
+                object_id=value_list.id,
+                value_list_id=value_list.id,
+                action=ChangeAction.CREATED,
+                at=value_list.created_at,
+                after=history.list_state(value_list),
+            )
             return value_list
 
         return await run_keyed(self._engine, keyed, self._now(), insert)
@@ -378,7 +454,9 @@ class RadarService:
             )
             return [(vl, *await repo.first_items(vl.id, LIST_ITEMS_EMBEDDED)) for vl in lists], more
 
-    async def delete_value_list(self, account_id: str, list_id: str) -> None:
+    async def delete_value_list(
+        self, account_id: str, list_id: str, *, actor: Actor = NOBODY_NAMED
+    ) -> None:
         async with self._engine.begin() as db:
             repo = ValueListRepository(db)
             # Locked before the rules are read: a rule being saved that names the list holds it
@@ -396,10 +474,24 @@ class RadarService:
                     kind=ErrorKind.FAILED_PRECONDITION,
                     code="value_list_in_use",
                 )
-            await repo.delete(account_id, list_id)
+            items = await repo.delete(account_id, list_id)
+            await history.record(
+                db,
+                account_id=account_id,
+                actor=actor,
+                object_type=history.VALUE_LIST,
+                object_id=list_id,
+                value_list_id=list_id,
+                action=ChangeAction.DELETED,
+                at=self._now(),
+                # Its items went with it, recorded here rather than one by one.
+                before={**history.list_state(value_list), "items": items},
+            )
 
-    async def add_item(self, account_id: str, list_id: str, value: str) -> ValueListItem:
-        return value_of(await self.add_item_once(account_id, None, list_id, value))
+    async def add_item(
+        self, account_id: str, list_id: str, value: str, *, actor: Actor = NOBODY_NAMED
+    ) -> ValueListItem:
+        return value_of(await self.add_item_once(account_id, None, list_id, value, actor=actor))
 
     async def add_item_once(
         self,
@@ -407,6 +499,8 @@ class RadarService:
         keyed: Keyed[ValueListItem] | None,
         list_id: str,
         value: str,
+        *,
+        actor: Actor = NOBODY_NAMED,
     ) -> Done[ValueListItem] | Replay:
         """A value added to a list; a retry under its key answers with the item instead of
         refusing the value the first attempt already added."""
@@ -417,8 +511,6 @@ class RadarService:
             if value_list is None:
                 raise not_found("radar.value_list", list_id, param="value_list")
             text = normalised_value(value_list.item_type, value)
-            if await repo.has_item(value_list, text):
-                raise invalid(f"{text!r} is already in @{value_list.alias}.", "value")
             item = ValueListItem(
                 id=new_id("vli"),
                 account_id=account_id,
@@ -427,17 +519,25 @@ class RadarService:
                 created_at=self._now(),
                 created_by=CREATED_BY,
             )
-            await repo.insert_item(item, value_list.item_type)
+            if not await repo.insert_item(item, value_list.item_type):
+                # Held already, or added by a concurrent request that committed first: the
+                # same refusal either way (the unique index decides, core migration 0056).
+                raise already_exists(f"{text!r} is already in @{value_list.alias}.", "value")
+            await self._record_item(db, actor, ChangeAction.CREATED, item)
             return item
 
         return await run_keyed(self._engine, keyed, self._now(), insert)
 
-    async def remove_item(self, account_id: str, item_id: str) -> None:
+    async def remove_item(
+        self, account_id: str, item_id: str, *, actor: Actor = NOBODY_NAMED
+    ) -> None:
         async with self._engine.begin() as db:
             repo = ValueListRepository(db)
-            if await repo.get_item(account_id, item_id) is None:
+            item = await repo.get_item(account_id, item_id)
+            # A remove of the item that committed meanwhile removed it, and is the one recorded.
+            if item is None or not await repo.delete_item(account_id, item_id):
                 raise not_found("radar.value_list_item", item_id)
-            await repo.delete_item(account_id, item_id)
+            await self._record_item(db, actor, ChangeAction.DELETED, item)
 
     async def list_items(
         self,
@@ -477,6 +577,67 @@ class RadarService:
                 key=key,
             )
 
+    # --- history -----------------------------------------------------------------------
+
+    async def _record_rule(
+        self,
+        db: AsyncConnection,
+        actor: Actor,
+        action: ChangeAction,
+        before: Rule | None,
+        after: Rule | None,
+    ) -> None:
+        rule = after or before
+        assert rule is not None
+        await history.record(
+            db,
+            account_id=rule.account_id,
+            actor=actor,
+            object_type=history.RULE,
+            object_id=rule.id,
+            action=action,
+            at=self._now(),
+            before=None if before is None else history.rule_state(before),
+            after=None if after is None else history.rule_state(after),
+            rule_version=rule.version,
+        )
+
+    async def _record_item(
+        self, db: AsyncConnection, actor: Actor, action: ChangeAction, item: ValueListItem
+    ) -> None:
+        state = history.item_state(item)
+        await history.record(
+            db,
+            account_id=item.account_id,
+            actor=actor,
+            object_type=history.VALUE_LIST_ITEM,
+            object_id=item.id,
+            value_list_id=item.value_list_id,
+            action=action,
+            at=self._now(),
+            before=state if action is ChangeAction.DELETED else None,
+            after=state if action is ChangeAction.CREATED else None,
+        )
+
+    async def list_changes(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        object_id: str | None = None,
+    ) -> tuple[list[Change], bool]:
+        """Radar's history for the account, newest first (remit.radar.history); `object_id`:
+        only a rule's, a list's (with its items') or an item's."""
+        _check_limit(limit)
+        async with self._engine.begin() as db:
+            after, _ = await _cursors(
+                db, radar_changes, account_id, "radar change", starting_after, None
+            )
+            return await history.page(
+                db, account_id, limit=limit, starting_after=after, object_id=object_id
+            )
+
     # --- dry run -----------------------------------------------------------------------
 
     async def evaluate(
@@ -498,8 +659,8 @@ class RadarService:
         return decide(
             scored,
             signals,
-            rules,
-            lists,
+            runnable(rules, lists.item_types),
+            lists.values,
             always_block=hint == "fraudulent",
             can_authenticate=signals.get("is_off_session") is not True,
         )

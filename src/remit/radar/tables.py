@@ -1,5 +1,5 @@
-"""Radar's tables in the core database: rules, value lists, velocity counters, reviews, and
-3-D Secure challenges."""
+"""Radar's tables in the core database: rules, value lists, their history, velocity counters,
+reviews, and 3-D Secure challenges."""
 
 from sqlalchemy import (
     BigInteger,
@@ -29,7 +29,44 @@ radar_rules = Table(
     # Evaluation order within the account, 0 first; kept dense (0..n-1).
     Column("position", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # 1 when made, one more at each change of its action or predicate (core migration 0057): a
+    # charge's verdict names the version that decided it.
+    Column("version", Integer, nullable=False, server_default=text("1")),
     Index("ix_radar_rules_account_position", "account_id", "position"),
+)
+
+# Every change to a rule, a value list or an item, written in the change's own transaction
+# (remit.radar.history; core migration 0057).
+radar_changes = Table(
+    "radar_changes",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    # rule, radar.value_list or radar.value_list_item.
+    Column("object_type", Text, nullable=False),
+    Column("object_id", Text, nullable=False),
+    # The list, for a list's own changes and its items'.
+    Column("value_list_id", Text, nullable=True),
+    # created, updated or deleted.
+    Column("action", Text, nullable=False),
+    # A rule's version after the change (before it, for a deletion).
+    Column("rule_version", Integer, nullable=True),
+    # The object as it was before the change and after it (null for a creation, a deletion).
+    Column("before", JSONB, nullable=True),
+    Column("after", JSONB, nullable=True),
+    # The key_ id of the API key the change was asked with, or "remit" when none was named.
+    Column("changed_by", Text, nullable=False),
+    Column("request_id", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_radar_changes_account_created", "account_id", "created_at", "id"),
+    Index("ix_radar_changes_object", "account_id", "object_id", "created_at"),
+    Index(
+        "ix_radar_changes_value_list",
+        "account_id",
+        "value_list_id",
+        "created_at",
+        postgresql_where=text("value_list_id IS NOT NULL"),
+    ),
 )
 
 radar_value_lists = Table(
@@ -55,11 +92,12 @@ radar_value_list_items = Table(
     Column("value_list_id", Text, ForeignKey("radar_value_lists.id"), nullable=False),
     Column("value", Text, nullable=False),
     # The value as rules compare it (casefolded unless the list is case-sensitive), so a
-    # payment looks its own values up instead of reading whole lists.
+    # payment looks its own values up instead of reading whole lists. A list holds each value
+    # once (core migration 0056), as Stripe's do.
     Column("value_key", Text, nullable=False),
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_radar_value_list_items_lookup", "value_list_id", "value_key"),
+    Index("ux_radar_value_list_items_value", "value_list_id", "value_key", unique=True),
     Index("ix_radar_value_list_items_list_created", "value_list_id", "created_at", "id"),
 )
 

@@ -6,6 +6,7 @@ remit radar rules remove rule_...
 remit radar lists create trusted --name "Trusted cards" --type card_fingerprint
 remit radar lists add vl_... VALUE
 remit radar lists list
+remit radar history [--object rule_...|vl_...|vli_...] [--limit 100]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC
 from typing import Protocol, TextIO, TypeVar
 
 import grpc
@@ -95,6 +97,48 @@ async def _every_value_list(
     return await every_page(fetch)
 
 
+async def _changes(
+    stub: radar_pb2_grpc.RadarServiceAsyncStub, metadata: Metadata, object_id: str | None, most: int
+) -> list[pb.RadarChange]:
+    """The newest `most` changes (all of them for 0), page after page."""
+    found: list[pb.RadarChange] = []
+    after: str | None = None
+    while most <= 0 or len(found) < most:
+        request = pb.ListChangesRequest(limit=PAGE_LIMIT)
+        if most > 0:
+            request.limit = min(PAGE_LIMIT, most - len(found))
+        if after is not None:
+            request.starting_after = after
+        if object_id is not None:
+            request.object = object_id
+        page = await stub.ListChanges(request, metadata=metadata)
+        found.extend(page.data)
+        if not page.has_more or not page.data:
+            break
+        after = page.data[-1].id
+    return found
+
+
+def change_line(change: pb.RadarChange) -> str:
+    """when, id, who, action, what, version, and the object before -> after, tab-separated."""
+    when = change.created.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+    version = f"v{change.rule_version}" if change.HasField("rule_version") else ""
+    states = [change.before if change.HasField("before") else "", change.after]
+    detail = " -> ".join(state for state in states if state)
+    return "\t".join(
+        [
+            when,
+            change.id,
+            change.changed_by,
+            change.action,
+            change.object_type,
+            change.object_id,
+            version,
+            detail,
+        ]
+    )
+
+
 def _print(message: object, out: TextIO) -> None:
     print(json.dumps(to_json(message), indent=2), file=out, flush=True)  # type: ignore[arg-type]
 
@@ -119,7 +163,11 @@ async def run_command(
     elif group == "rules" and command == "list":
         for rule in await _call(config, api_key, _every_rule):
             action = pb.RuleAction.Name(rule.action).removeprefix("RULE_ACTION_").lower()
-            print(f"{rule.position}\t{rule.id}\t{action}\t{rule.predicate}", file=out)
+            line = f"{rule.position}\t{rule.id}\t{action}\t{rule.predicate}"
+            if rule.HasField("invalid_reason"):
+                # Stored before a check saving makes now, which it fails: it never runs.
+                line += f"\tINVALID, does not run: {rule.invalid_reason}"
+            print(line, file=out)
     elif group == "rules" and command == "remove":
         request_delete = pb.DeleteRuleRequest(id=args.rule_id)
         deleted = await _call(
@@ -136,6 +184,12 @@ async def run_command(
             config, api_key, lambda s, md: s.CreateValueList(request_list, metadata=md)
         )
         _print(made.value_list, out)
+    elif group == "history":
+        changes = await _call(
+            config, api_key, lambda s, md: _changes(s, md, args.object, args.limit)
+        )
+        for change in changes:
+            print(change_line(change), file=out)
     elif group == "lists" and command == "add":
         request_item = pb.AddValueListItemRequest(value_list=args.value_list, value=args.value)
         added = await _call(

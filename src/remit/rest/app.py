@@ -27,7 +27,7 @@ from remit.core.jsonview import JsonObject, internal_fields_left_out
 from remit.core.logging import mask_card_numbers
 from remit.rest import three_d_secure
 from remit.rest.bodies import BodyTooLargeError, capped_body
-from remit.rest.context import ApiContext
+from remit.rest.context import ApiContext, request_path_for_core
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
 from remit.rest.expand import expand, expand_always, expand_present
@@ -244,6 +244,7 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             account_api_version=versions.account,
             params=params,
             path=dict(request.path_params),
+            request_path=request_path_for_core(request.url.path),
         )
         # Any publishable request, not only a payment page's: a public key expands no more
         # than the page's own card.

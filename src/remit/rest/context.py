@@ -2,9 +2,15 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from remit.accounts.domain import KeyKind, Principal
-from remit.grpcutil.metadata import KEY_KIND_KEY, PUBLISHABLE_KEY_KIND
+from remit.grpcutil.metadata import (
+    KEY_ID_KEY,
+    KEY_KIND_KEY,
+    PUBLISHABLE_KEY_KIND,
+    REQUEST_PATH_KEY,
+)
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,8 @@ class ApiContext:
     path: Mapping[str, str]
     # Headers the handler adds to the response (e.g. Idempotent-Replayed).
     response_headers: dict[str, str] = field(default_factory=dict)
+    # The URL path as the core is told it (`request_path_for_core`); empty when unknown.
+    request_path: str = ""
 
     @property
     def expand(self) -> list[str]:
@@ -72,9 +80,24 @@ class ApiContext:
             ("remit-account-id", self.principal.account_id),
             ("remit-request-id", self.request_id),
             ("remit-api-version", self.api_version),
+            (KEY_ID_KEY, self.principal.key_id),
         ]
         if self.idempotency_key is not None:
             metadata.append(("idempotency-key", self.idempotency_key))
         if self.principal.key_kind is KeyKind.PUBLISHABLE:
             metadata.append((KEY_KIND_KEY, PUBLISHABLE_KEY_KIND))
+        if self.request_path:
+            metadata.append((REQUEST_PATH_KEY, self.request_path))
         return tuple(metadata)
+
+
+# The longest path told to the core: enough for any real id, and small enough for gRPC's
+# metadata limit, which a request to a made-up id thousands of characters long would pass.
+MAX_REQUEST_PATH = 500
+
+
+def request_path_for_core(path: str) -> str:
+    """The request's URL path as gRPC metadata can carry it (printable ASCII): what is not is
+    percent-encoded again, as the client sent it; cut short past `MAX_REQUEST_PATH`."""
+    encoded = quote(path, safe="/:@!$&'()*+,;=-._~")
+    return encoded if len(encoded) <= MAX_REQUEST_PATH else encoded[:MAX_REQUEST_PATH] + "..."

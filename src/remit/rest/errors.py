@@ -193,17 +193,6 @@ class StripeError(Exception):
         )
 
     @classmethod
-    def idempotency_endpoint_mismatch(cls, key: str, first_path: str, path: str) -> Self:
-        """The key was first used on another endpoint."""
-        return cls(
-            400,
-            IDEMPOTENCY_ERROR,
-            "Keys for idempotent requests can only be used for the same endpoint they were "
-            f"first used for ('{_limit(path)}' vs '{_limit(first_path)}'). Try using a key "
-            f"other than '{_limit(key)}' if you meant to execute a different request.",
-        )
-
-    @classmethod
     def idempotency_in_use(cls) -> Self:
         """Another request with the same key is still running; the client may retry."""
         return cls(

@@ -34,6 +34,10 @@ MAX_CONCURRENT_FETCHES = 8
 """A list of 100 intents declined by as many cards asks the core for them 8 at a time."""
 
 Fetcher = Callable[[ApiContext, object, str], Awaitable[JsonObject]]
+WithinFetcher = Callable[[ApiContext, object, str, JsonObject], Awaitable[JsonObject]]
+"""Fetches an object as it was to the resource object whose field names it (the last argument:
+the nearest object with an `object` and an `id` around the id): a charge's Radar rule as it was
+when it decided the charge."""
 Includer = Callable[[ApiContext, object, JsonObject], Awaitable[JsonObject]]
 """Reads, for an object that came without it, a field shown only when expanded."""
 
@@ -46,22 +50,30 @@ class GoneError(Exception):
 Finish = Callable[[JsonObject], Awaitable[JsonObject]]
 """What to do to each fetched object before it takes the id's place (render it at a version)."""
 _FETCHERS: dict[str, Fetcher] = {}
+_WITHIN_FETCHERS: dict[str, WithinFetcher] = {}
 _RESOURCE_BY_ID_PREFIX: dict[str, str] = {}
 _RESOURCE_MESSAGES: list[Descriptor] = []
 _INCLUDERS: dict[tuple[str, str], Includer] = {}
 
 
 def register_resource(
-    descriptor: Descriptor, fetch: Fetcher | None = None, *, id_prefix: str | None = None
+    descriptor: Descriptor,
+    fetch: Fetcher | None = None,
+    *,
+    id_prefix: str | None = None,
+    fetch_within: WithinFetcher | None = None,
 ) -> None:
     """Make a resource message's expandable fields known, and (optionally) how to fetch it and
     the prefix of its ids (which tells the resource of a polymorphic id, such as a balance
-    transaction's `source`)."""
+    transaction's `source`). `fetch_within`, when given, fetches it instead where its id is
+    found inside another resource object (see `WithinFetcher`)."""
     _RESOURCE_MESSAGES.append(descriptor)
     _resource_message.cache_clear()
     name = object_name(descriptor)
     if fetch is not None and name is not None:
         _FETCHERS[name] = fetch
+    if fetch_within is not None and name is not None:
+        _WITHIN_FETCHERS[name] = fetch_within
     if id_prefix is not None and name is not None:
         _RESOURCE_BY_ID_PREFIX[id_prefix] = name
 
@@ -237,8 +249,14 @@ class _Fetching:
     finish: Finish | None
     include: bool
 
-    async def fetch(self, resource: str, object_id: str) -> JsonObject:
-        fetched = await _FETCHERS[resource](self.context, self.deps, object_id)
+    async def fetch(
+        self, resource: str, object_id: str, within: JsonObject | None = None
+    ) -> JsonObject:
+        fetch_within = _WITHIN_FETCHERS.get(resource)
+        if fetch_within is not None and within is not None:
+            fetched = await fetch_within(self.context, self.deps, object_id, within)
+        else:
+            fetched = await _FETCHERS[resource](self.context, self.deps, object_id)
         return fetched if self.finish is None else await self.finish(fetched)
 
     def includer(self, kind: JsonValue, field: str) -> Includer | None:
@@ -257,9 +275,10 @@ async def _expand(
     path: str,
     fetching: _Fetching,
     nested_in: Descriptor | None = None,
+    within: JsonObject | None = None,
 ) -> None:
     """`nested_in` is the message of an object that has no `object` key, as its parent's field
-    gives it."""
+    gives it; `within`, the nearest resource object around `obj` (or `obj` itself)."""
     head, rest = segments[0], segments[1:]
     kind = obj.get("object")
     if kind == "list" and head == "data":
@@ -269,6 +288,8 @@ async def _expand(
                 if isinstance(item, dict) and rest:
                     await _expand(item, rest, path, fetching)
         return
+    if isinstance(kind, str) and isinstance(obj.get("id"), str):
+        within = obj
     if head not in obj:
         include = fetching.includer(kind, head)
         if include is None:
@@ -282,7 +303,7 @@ async def _expand(
         if resource is None or resource not in _FETCHERS:
             raise cannot_expand(path)
         try:
-            value = await fetching.fetch(resource, value)
+            value = await fetching.fetch(resource, value, within)
         except GoneError:
             return
         obj[head] = value
@@ -295,7 +316,7 @@ async def _expand(
     if rest:
         if not isinstance(value, dict):
             raise cannot_expand(path)
-        await _expand(value, rest, path, fetching, _field_message(message, head))
+        await _expand(value, rest, path, fetching, _field_message(message, head), within)
 
 
 async def expand_always(body: JsonObject, context: ApiContext, deps: object) -> None:

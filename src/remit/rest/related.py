@@ -82,8 +82,20 @@ def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
     async def _rules(need: RelatedObject, keys: Sequence[str]) -> Mapping[str, RelatedPage]:
         if need.resource != "rule":
             raise UnsupportedRelatedListError(f"no gRPC call finds a {need.resource} by id")
-        reply = await call(deps.radar.GetRules, rpb.GetRulesRequest(ids=keys), context)
+        asked = rpb.GetRulesRequest()
+        for key in keys:
+            charge_id, rule_id = need.ids_in(key)
+            if charge_id is None:
+                asked.ids.append(rule_id)
+            else:
+                # As it was when it decided the charge.
+                asked.decided.add(rule=rule_id, charge=charge_id)
+        reply = await call(deps.radar.GetRules, asked, context)
         rules = {rule.id: to_json(rule) for rule in reply.rules}
+        rules.update(
+            (need.key_of(found.charge, found.rule.id), to_json(found.rule))
+            for found in reply.decided
+        )
         # A rule deleted since is not among them: the charge keeps its id.
         return {key: RelatedPage.whole([rules[key]] if key in rules else []) for key in keys}
 

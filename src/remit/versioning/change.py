@@ -45,6 +45,9 @@ class RelatedObject:
     resource: str
     field: str
     """The parent's field (dotted path) holding the id."""
+    as_of_parent: bool = False
+    """The object as the parent knew it (a rule as it was when it decided the charge), not as
+    it is now: found once for each parent, by the parent's id and its own (`key_in`)."""
 
     def id_in(self, parent: JsonObject) -> str | None:
         """The id the parent's field holds; None when it holds none (null, or an object the
@@ -55,6 +58,27 @@ class RelatedObject:
                 return None
             value = value.get(name)
         return value if isinstance(value, str) else None
+
+    def key_in(self, parent: JsonObject) -> str | None:
+        """What the object is found by for this parent: its id, or for one shown
+        `as_of_parent` the parent's id and its own, a space between (ids hold none); None
+        when the field names no object."""
+        object_id = self.id_in(parent)
+        parent_id = parent.get("id")
+        if object_id is None or not self.as_of_parent or not isinstance(parent_id, str):
+            return object_id
+        return self.key_of(parent_id, object_id)
+
+    @staticmethod
+    def key_of(parent_id: str | None, object_id: str) -> str:
+        """The key of the object as the parent knew it (or as it is, with no parent's id)."""
+        return object_id if parent_id is None else f"{parent_id} {object_id}"
+
+    @staticmethod
+    def ids_in(key: str) -> tuple[str | None, str]:
+        """The parent's id (None when the key has none) and the object's, from a `key_in`."""
+        parent_id, space, object_id = key.partition(" ")
+        return (parent_id, object_id) if space else (None, key)
 
 
 Need = RelatedList | RelatedObject
@@ -135,7 +159,7 @@ class RenderContext:
     def related_object(self, need: RelatedObject, parent: JsonObject) -> JsonObject | None:
         """The object the parent's field names, or None when it names none, the object is
         gone, or it could not be gathered (`leave_out_missing`): the id then stays."""
-        object_id = need.id_in(parent)
+        object_id = need.key_in(parent)
         if object_id is None:
             return None
         key = (need, object_id)
@@ -144,7 +168,8 @@ class RenderContext:
                 return None
             raise RelatedDataMissingError(
                 f"rendering {parent.get('object')} {parent.get('id')} needs the {need.resource} "
-                f"{object_id} (gather it with remit.versioning.gather_related first)"
+                f"{need.ids_in(object_id)[1]} (gather it with remit.versioning.gather_related "
+                "first)"
             )
         found = self._related[key].data
         return found[0] if found else None
@@ -202,8 +227,10 @@ class VersionChange:
         """Rewrite an event's `previous_attributes` into how the previous version reported a
         change, in place: for changes to how events report what changed (`resources =
         ("event",)`). `previous` is what differs between the whole object before the event and
-        after it, both rendered at the version being rendered; `obj` is the object after it, as
-        rendered there."""
+        after it, both rendered at the version being rendered, as the latest version reports it
+        (a changed hash by its changed keys: `remit.versioning.previous_attributes`), then as
+        the newer changes of this kind left it; `obj` is the object after it, as rendered
+        there."""
 
     def downgrade_error(self, error: ErrorResponse) -> None:
         """Rewrite an error response into the previous version's status and shape, in place."""

@@ -22,7 +22,8 @@ from remit.versioning.render import Related, object_before
 
 Fetch = Callable[[Need, Sequence[str]], Awaitable[Mapping[str, RelatedPage]]]
 """For a `RelatedList` and its parents' ids, each parent's list: its first page (`MAX_EMBEDDED`
-items) with its total count. For a `RelatedObject` and the ids its field holds, a page holding
+items) with its total count. For a `RelatedObject` and its keys (each a `key_in` a parent: the
+object's id, or for one shown `as_of_parent` the parent's and the object's), a page holding
 each object, or an empty page for one that no longer exists. Every key asked has an entry; no
 key is asked twice."""
 
@@ -112,8 +113,9 @@ class _Wanted:
 
     def _want(self, need: Need, parent: JsonObject) -> None:
         if isinstance(need, RelatedObject):
-            # Keyed by the object's own id: charges a rule decided share it.
-            key = need.id_in(parent)
+            # Keyed by the object's own id, which charges a rule decided share, unless it is
+            # shown as each parent knew it (then by both ids).
+            key = need.key_in(parent)
             if key is None:
                 return
         else:

@@ -4,7 +4,8 @@ Rendering walks the JSON once. At each object (a dict with an `object` key) it a
 first, only the changes that touch that object's type, then renders the object's values, so
 nested and expanded objects, list envelopes and event payloads are all rendered at the same
 version. An event's `data.previous_attributes` are what differs between the object before the
-event (`object_before`) and after it, both rendered at the version: a field that a change
+event (`object_before`) and after it, reported as `remit.versioning.previous_attributes` says (a
+hash that changed by its changed keys), both rendered at the version: a field that a change
 derives from the ones that changed (a charge's `amount_refunded` from its capture, before
 2025-03-31) is among them, and one that differs only at the latest schema is not. The nested
 values the two objects share are rendered once for both. It never
@@ -27,6 +28,7 @@ from remit.versioning.change import (
 )
 from remit.versioning.descriptors import free_form_fields, internal_fields
 from remit.versioning.internal import without_internal_fields
+from remit.versioning.previous_attributes import changed_attributes, whole_object_before
 from remit.versioning.registry import VersionPlan, plan
 
 Related = Mapping[tuple[Need, str], RelatedPage]
@@ -182,26 +184,18 @@ class _Renderer:
 
 def object_before(data: JsonValue) -> JsonObject | None:
     """The whole object as it was before an event, from the event's `data`: its object with
-    `previous_attributes` laid over it (None for an event without them)."""
+    `previous_attributes` laid over it, a changed hash key by key (None for an event without
+    them)."""
     if not isinstance(data, dict):
         return None
     inner, previous = data.get("object"), data.get("previous_attributes")
     if not isinstance(inner, dict) or not isinstance(previous, dict):
         return None
-    return {**inner, **previous}
+    return whole_object_before(inner, previous)
 
 
 def _changed(before: JsonObject, after: JsonObject) -> JsonObject:
-    """`before`'s values of the fields that differ from `after` (null for a field `before`
-    lacks), copied: rendered once for both, a part of one may be shared with `after`, and the
-    two are handed on as separate values."""
-    changed = {
-        key: copy.deepcopy(value)
-        for key, value in before.items()
-        if after.get(key, _ABSENT) != value
-    }
-    changed.update({key: None for key in after.keys() - before.keys()})
-    return changed
-
-
-_ABSENT = object()
+    """What differs from `before` to `after`, as `previous_attributes` report it, copied:
+    rendered once for both, a part of one may be shared with `after`, and the two are handed
+    on as separate values."""
+    return copy.deepcopy(changed_attributes(before, after))

@@ -12,7 +12,6 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.ids import new_id
-from remit.core.jsonview import JsonObject
 from remit.storage.fastsql import Statement
 from remit.webhooks.domain import DeliveryStatus, EndpointStatus
 from remit.webhooks.event_types import ALL_EVENTS, EVENT_TYPES
@@ -62,11 +61,6 @@ _RECORD_EVENT = Statement(
     """,
     json=frozenset({"data_object", "previous_attributes"}),
 )
-
-
-def changed_attributes(before: JsonObject, after: JsonObject) -> JsonObject:
-    """Old values of the top-level fields that differ (Stripe's `previous_attributes`)."""
-    return {key: before.get(key) for key, value in after.items() if before.get(key) != value}
 
 
 async def record_event(

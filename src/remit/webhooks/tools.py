@@ -27,7 +27,7 @@ from remit.grpcutil.call_failures import (
     describe_call_failure,
 )
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
-from remit.grpcutil.metadata import ACCOUNT_KEY
+from remit.grpcutil.metadata import ACCOUNT_KEY, KEY_ID_KEY
 from remit.grpcutil.protoconv import timestamp
 from remit.supervisor import read_default_account
 from remit.webhooks.delivery import encode_payload
@@ -70,7 +70,8 @@ async def account_metadata(channel: grpc.aio.Channel, api_key: str) -> Metadata:
         if error.code() is grpc.StatusCode.UNAUTHENTICATED:
             raise ToolError(f"could not authenticate the API key: {error.details()}") from None
         raise
-    return ((ACCOUNT_KEY, reply.account_id),)
+    # The key's id (never the key) names who asked, in Radar's history of changes.
+    return ((ACCOUNT_KEY, reply.account_id), (KEY_ID_KEY, reply.key_id))
 
 
 # --- remit listen ---------------------------------------------------------------------------

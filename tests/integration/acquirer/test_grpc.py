@@ -23,6 +23,7 @@ from remit_api.acquirer.v1 import acquirer_pb2 as pb
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 from remit_api.common.v1 import common_pb2
 from tests.integration.acquirer.support import MERCHANT, NOW
+from tests.integration.acquirer.support import authorization_request as settled_sale_request
 
 pytestmark = pytest.mark.anyio
 
@@ -115,7 +116,8 @@ async def test_a_payment_goes_through_authorize_capture_refund_lookup_and_settle
         assert looked_up.operation.created.ToSeconds() == int(NOW.timestamp())
 
         report = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date=NOW.date().isoformat()), timeout=10
+            pb.GetSettlementReportRequest(date=NOW.date().isoformat(), allow_partial=True),
+            timeout=10,
         )
         assert report.date == "2031-03-14"
         # Both settled at the same (fixed) instant, so compare without order.
@@ -153,7 +155,8 @@ async def test_every_answer_and_look_up_carries_the_fee_its_settlement_row_carri
             for reference in ("fee-sale", "fee-held", "fee-cap", "fee-ref")
         }
         report = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date=NOW.date().isoformat()), timeout=10
+            pb.GetSettlementReportRequest(date=NOW.date().isoformat(), allow_partial=True),
+            timeout=10,
         )
     # 1.50% of 5000 is 75; of 3333, 49.995, rounded to 50.
     assert (sale.result.fee, held.result.fee) == (75, 0)
@@ -246,6 +249,40 @@ async def test_errors_arrive_as_precise_statuses_with_stripe_details(
     assert "4242 4242 4242 4242" not in caplog.text
 
 
+async def test_the_settlement_report_takes_only_the_days_the_commands_take(
+    acquirer_engine: AsyncEngine,
+) -> None:
+    """As `remit reconcile` and `remit settlement-report`: a day not begun has nothing settled
+    (INVALID_ARGUMENT, partial or not); today is not over, so it is reported only when the
+    caller asks for a partial report (FAILED_PRECONDITION, day_not_over, otherwise), which
+    says it is partial; a day over is reported whole."""
+    await AcquirerService(acquirer_engine, FixedClock(NOW)).authorize(
+        settled_sale_request(reference="report-sale", capture=True)
+    )
+    today, tomorrow, yesterday = "2031-03-14", "2031-03-15", "2031-03-13"
+    async with running_acquirer(acquirer_engine) as stub:
+        for allow_partial in (False, True):
+            with pytest.raises(grpc.aio.AioRpcError) as not_begun:
+                await stub.GetSettlementReport(
+                    pb.GetSettlementReportRequest(date=tomorrow, allow_partial=allow_partial),
+                    timeout=10,
+                )
+            assert not_begun.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert remit_error_from_rpc_error(not_begun.value).param == "date"
+        with pytest.raises(grpc.aio.AioRpcError) as not_over:
+            await stub.GetSettlementReport(pb.GetSettlementReportRequest(date=today), timeout=10)
+        assert not_over.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert remit_error_from_rpc_error(not_over.value).code == "day_not_over"
+        partial = await stub.GetSettlementReport(
+            pb.GetSettlementReportRequest(date=today, allow_partial=True), timeout=10
+        )
+        whole = await stub.GetSettlementReport(
+            pb.GetSettlementReportRequest(date=yesterday), timeout=10
+        )
+    assert ([row.reference for row in partial.rows], partial.partial) == (["report-sale"], True)
+    assert (list(whole.rows), whole.partial) == ([], False)
+
+
 async def _lookup_code(stub: Stub, reference: str) -> grpc.StatusCode:
     try:
         await stub.LookupOperation(pb.LookupOperationRequest(reference=reference), timeout=10)
@@ -293,7 +330,7 @@ async def test_a_lost_response_is_committed_and_found_by_lookup(
         assert found.operation.approved
         assert found.operation.authorization.captured
         report = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date="2031-03-14"), timeout=10
+            pb.GetSettlementReportRequest(date="2031-03-14", allow_partial=True), timeout=10
         )
         assert [row.reference for row in report.rows] == ["f-lost"]
 

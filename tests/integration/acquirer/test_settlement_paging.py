@@ -1,13 +1,16 @@
 """The settlement report over gRPC, a page at a time: every row exactly once, in order."""
 
+from datetime import timedelta
+
 import grpc
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.acquirer.service import AcquirerService
 from remit.core.clock import FixedClock
 from remit_api.acquirer.v1 import acquirer_pb2 as pb
-from tests.integration.acquirer.support import NOW, authorization_request
+from tests.integration.acquirer.support import MERCHANT, NOW, authorization_request
 from tests.integration.acquirer.test_grpc import Stub, running_acquirer
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +28,9 @@ async def all_pages(stub: Stub, page_size: int) -> list[pb.GetSettlementReportRe
     pages, token = [], ""
     while True:
         page = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date=DAY, page_size=page_size, page_token=token),
+            pb.GetSettlementReportRequest(
+                date=DAY, page_size=page_size, page_token=token, allow_partial=True
+            ),
             timeout=10,
         )
         pages.append(page)
@@ -47,7 +52,9 @@ async def test_pages_hold_every_row_once_even_rows_settled_at_one_instant(
     await settle(acquirer_engine, clock, "next-day")
     async with running_acquirer(acquirer_engine) as stub:
         pages = await all_pages(stub, 3)
-        whole = await stub.GetSettlementReport(pb.GetSettlementReportRequest(date=DAY), timeout=10)
+        whole = await stub.GetSettlementReport(
+            pb.GetSettlementReportRequest(date=DAY, allow_partial=True), timeout=10
+        )
     assert [len(page.rows) for page in pages] == [3, 3, 3]
     paged = [row.operation_id for page in pages for row in page.rows]
     assert paged == [row.operation_id for row in whole.rows]
@@ -55,26 +62,80 @@ async def test_pages_hold_every_row_once_even_rows_settled_at_one_instant(
     assert not whole.next_page_token
 
 
-async def test_a_row_settled_while_paging_comes_on_a_later_page(
+async def page(stub: Stub, size: int, token: str = "") -> pb.GetSettlementReportResponse:
+    return await stub.GetSettlementReport(
+        pb.GetSettlementReportRequest(
+            date=DAY, page_size=size, page_token=token, allow_partial=True
+        ),
+        timeout=10,
+    )
+
+
+async def test_a_report_is_the_day_as_it_stood_at_its_first_page(
     acquirer_engine: AsyncEngine,
 ) -> None:
+    """Two captures commit between the first and the second page: "late", whose transaction
+    took its settlement time before the first page's row and was still open when that page was
+    read, and "meanwhile", settled after. Read as the day stood at each page, the report showed
+    "meanwhile" and missed "late": it matched the day at no moment. It holds what had
+    committed at its first page, each row once; the report read again holds both."""
     clock = FixedClock(NOW)
-    await settle(acquirer_engine, clock, "first")
+    sale = await AcquirerService(acquirer_engine, clock).authorize(
+        authorization_request(reference="first", capture=True)
+    )
     clock.advance(1)
     await settle(acquirer_engine, clock, "second")
-    async with running_acquirer(acquirer_engine) as stub:
-        first = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date=DAY, page_size=1), timeout=10
+    async with acquirer_engine.connect() as in_flight:
+        await in_flight.begin()
+        await in_flight.execute(
+            text(
+                "INSERT INTO operations (id, reference, kind, authorization_id, amount_minor, "
+                "currency, merchant_id, approved, request, fee_minor, settled_at, created_at) "
+                "VALUES ('op_late', 'late', 'capture', :auth, 100, 'usd', :merchant, true, "
+                "'{}'::jsonb, 2, :settled, :settled)"
+            ),
+            {
+                "auth": sale.operation.authorization_id,
+                "merchant": MERCHANT,
+                "settled": NOW - timedelta(seconds=1),
+            },
         )
-        clock.advance(60)
-        await settle(acquirer_engine, clock, "meanwhile")
-        rest = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date=DAY, page_size=5, page_token=first.next_page_token),
-            timeout=10,
-        )
+        async with running_acquirer(acquirer_engine) as stub:
+            first = await page(stub, 1)
+            await in_flight.commit()
+            clock.advance(60)
+            await settle(acquirer_engine, clock, "meanwhile")
+            rest = await page(stub, 5, first.next_page_token)
+            again = await all_pages(stub, 2)
     assert [row.reference for row in first.rows] == ["first"]
-    assert [row.reference for row in rest.rows] == ["second", "meanwhile"]
+    assert [row.reference for row in rest.rows] == ["second"]
     assert not rest.next_page_token
+    assert [row.reference for p in again for row in p.rows] == [
+        "late",
+        "first",
+        "second",
+        "meanwhile",
+    ]
+
+
+async def test_a_row_restored_from_another_cluster_is_in_the_report(
+    acquirer_engine: AsyncEngine,
+) -> None:
+    """A logical dump restored into another cluster keeps the transaction ids its rows were
+    written under there, which this cluster has not reached: such a row committed before
+    anything here did, and is in the report, not hidden as written after its snapshot."""
+    clock = FixedClock(NOW)
+    await settle(acquirer_engine, clock, "restored", "local")
+    async with acquirer_engine.begin() as db:
+        await db.execute(
+            text(
+                "UPDATE operations SET recorded_xid = '900000000000'::xid8"
+                " WHERE reference = 'restored'"
+            )
+        )
+    async with running_acquirer(acquirer_engine) as stub:
+        pages = await all_pages(stub, 1)
+    assert sorted(row.reference for p in pages for row in p.rows) == ["local", "restored"]
 
 
 async def test_a_page_request_of_another_report_is_refused(acquirer_engine: AsyncEngine) -> None:
@@ -82,16 +143,24 @@ async def test_a_page_request_of_another_report_is_refused(acquirer_engine: Asyn
     await settle(acquirer_engine, clock, "one", "two")
     async with running_acquirer(acquirer_engine) as stub:
         first = await stub.GetSettlementReport(
-            pb.GetSettlementReportRequest(date=DAY, page_size=1), timeout=10
+            pb.GetSettlementReportRequest(date=DAY, page_size=1, allow_partial=True), timeout=10
         )
         token = first.next_page_token
         refused = [
-            pb.GetSettlementReportRequest(date="2031-03-15", page_size=1, page_token=token),
             pb.GetSettlementReportRequest(
-                date=DAY, merchant_id="acct_1Other", page_size=1, page_token=token
+                date="2031-03-13", page_size=1, page_token=token, allow_partial=True
             ),
-            pb.GetSettlementReportRequest(date=DAY, page_size=1, page_token="garbage"),
-            pb.GetSettlementReportRequest(date=DAY, page_size=-1),
+            pb.GetSettlementReportRequest(
+                date=DAY,
+                merchant_id="acct_1Other",
+                page_size=1,
+                page_token=token,
+                allow_partial=True,
+            ),
+            pb.GetSettlementReportRequest(
+                date=DAY, page_size=1, page_token="garbage", allow_partial=True
+            ),
+            pb.GetSettlementReportRequest(date=DAY, page_size=-1, allow_partial=True),
         ]
         for request in refused:
             with pytest.raises(grpc.aio.AioRpcError) as failed:

@@ -102,6 +102,22 @@ async def test_a_capture_recorded_in_the_ledger_after_midnight_reconciles_on_its
     assert [(r.status, r.ledger_amount) for r in next_day.rows] == [(RowStatus.MATCHED, 2000)]
 
 
+async def test_today_reconciles_against_the_acquirer_as_a_partial_result(
+    core_engine: AsyncEngine,
+    acquirer_engine: AsyncEngine,
+    clock: FixedClock,
+    new_account: NewAccount,
+) -> None:
+    """The acquirer reports today only when asked for a partial report, as reconcile runs it
+    only when asked for a partial result: reconcile asks for one then."""
+    account = await new_account()
+    async with money_trail(core_engine, acquirer_engine, clock) as trail:
+        await pay(trail, account, "sale", 1000)
+        result = await trail.ledger.reconcile(clock.now().date().isoformat(), allow_partial=True)
+    assert result.partial
+    assert summary(result) == [("matched", "capture", "usd", 1000, 1000)]
+
+
 async def network_fee_legs(engine: AsyncEngine, account: str, charge_id: str) -> list[int]:
     """Every network_fees posting of a charge's capture (its own and its fee's transaction)."""
     async with engine.connect() as db:

@@ -392,7 +392,8 @@ async def test_payout_events_name_their_request_and_what_an_update_changed(
     ]
     created, edited, in_transit = made
     assert created["previous_attributes"] is None
-    assert edited["previous_attributes"] == {"metadata": {"batch": "1"}}
+    # The keys of `metadata` that changed: one removed (its old value), one added (null).
+    assert edited["previous_attributes"] == {"metadata": {"batch": "1", "note": None}}
     assert edited["data_object"]["metadata"] == {"note": "x"}  # type: ignore[index]
     assert in_transit["previous_attributes"] == {"status": "pending"}
     assert in_transit["data_object"]["status"] == "in_transit"  # type: ignore[index]

@@ -60,7 +60,9 @@ async def acquirer_with_small_messages(
     engine: AsyncEngine,
 ) -> AsyncIterator[acquirer_pb2_grpc.AcquirerServiceAsyncStub]:
     server = grpc.aio.server(interceptors=acquirer_interceptors(FaultConfig()))
-    acquirer_registration(AcquirerService(engine, FixedClock(NOW))).add_to_server(server)
+    # The day is over for the acquirer too: it reports only such days whole.
+    day_over = FixedClock(NOW + timedelta(days=1))
+    acquirer_registration(AcquirerService(engine, day_over)).add_to_server(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

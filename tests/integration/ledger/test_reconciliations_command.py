@@ -144,6 +144,7 @@ async def test_the_runs_are_listed_latest_first_with_what_each_covered_and_found
             "missing_at_acquirer": 0,
             "amount_mismatch": 0,
             "fee_mismatch": 0,
+            "outcome_mismatch": 0,
         },
     }
     assert listed["data"][2]["account_id"] == account_id
@@ -154,7 +155,7 @@ async def test_the_runs_are_listed_latest_first_with_what_each_covered_and_found
     assert lines[0].split() == [
         "date", "scope", "started", "(UTC)", "finished", "(UTC)", "partial", "superseded",
         "by", "matched", "missing_in_ledger", "missing_at_acquirer", "amount_mismatch",
-        "fee_mismatch", "id",
+        "fee_mismatch", "outcome_mismatch", "id",
     ]  # fmt: skip
     assert [line.split()[-1] for line in lines[2:]] == ids
     assert lines[2].split()[:2] == [TODAY, "every"]

@@ -10,11 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.clock import FixedClock
 from remit.core.errors import RemitError
 from remit.ledger import postings as ledger
-from remit.ledger.reconcile import Reconciliation, RowKind, RowStatus
+from remit.ledger.grpc import reconciliation_message
+from remit.ledger.reconcile import Difference, Reconciliation, RowKind, RowStatus, render_table
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import DifferenceKind
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
-from tests.integration.ledger.conftest import T0
+from tests.integration.ledger.conftest import T0, NewAccount
 from tests.integration.ledger.fake_acquirer import (
     FakeAcquirer,
     serving,
@@ -119,7 +120,7 @@ async def test_verify_detects_a_deleted_transaction(
 
 
 async def reconcile_with(
-    engine: AsyncEngine, clock: FixedClock, fake: FakeAcquirer, account_id: str
+    engine: AsyncEngine, clock: FixedClock, fake: FakeAcquirer, account_id: str | None
 ) -> Reconciliation:
     """Reconcile DAY the next day, once it is over, as the nightly run does."""
     clock.advance(timedelta(days=1).total_seconds())
@@ -173,6 +174,56 @@ async def test_reconciliation_finds_each_of_three_injected_discrepancies(
     assert not result.ok
 
 
+async def test_a_pair_is_compared_as_the_look_ups_compare_it_and_says_what_differs(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    """Under the right references, the acquirer settled ch_a in another currency, ch_b and its
+    refund against another authorization, and ch_c for another merchant: none of them is the
+    movement the ledger recorded, as the core's look-ups would have refused each. Each is a
+    mismatch that names the field and what each side holds; the amounts alone looked equal."""
+    account_id, other = await new_account(), await new_account()
+    async with core_engine.begin() as db:
+        for charge_id, amount in (("ch_a", 1_000), ("ch_b", 2_000), ("ch_c", 500)):
+            await ledger.record_charge_captured(
+                db, account_id=account_id, charge_id=charge_id, gross_minor=amount,
+                currency="usd", now=clock.now(), authorization_id=f"auth_{charge_id}",
+            )  # fmt: skip
+        await ledger.record_refund(
+            db, account_id=account_id, refund_id="re_b", charge_id="ch_b", amount_minor=300,
+            currency="usd", now=clock.now(),
+        )  # fmt: skip
+    rows = [
+        settlement_row("capture", "ch_a", 1_000, account_id, currency="eur"),
+        settlement_row("capture", "ch_b", 2_000, account_id),
+        settlement_row("refund", "re_b", 300, account_id),
+        settlement_row("capture", "ch_c", 500, other),
+    ]
+    rows[1].authorization_id = rows[2].authorization_id = "auth_elsewhere"
+    rows[3].authorization_id = "auth_ch_c"
+    # Over every account: scoped to one, the other merchant's row is not in its report.
+    result = await reconcile_with(core_engine, clock, FakeAcquirer(rows), None)
+    found = {(r.reference, r.status, r.differences) for r in result.rows}
+    assert found == {
+        ("ch_a", RowStatus.AMOUNT_MISMATCH, (Difference("currency", "usd", "eur"),)),
+        (
+            "ch_b",
+            RowStatus.AMOUNT_MISMATCH,
+            (Difference("authorization_id", "auth_ch_b", "auth_elsewhere"),),
+        ),
+        (
+            "re_b",
+            RowStatus.AMOUNT_MISMATCH,
+            (Difference("authorization_id", "auth_ch_b", "auth_elsewhere"),),
+        ),
+        ("ch_c", RowStatus.AMOUNT_MISMATCH, (Difference("merchant_id", account_id, other),)),
+    }
+    assert "currency usd/eur" in render_table(result)
+    shown = {row.reference: row for row in reconciliation_message(result).rows}
+    assert [(d.field, d.ledger, d.acquirer) for d in shown["ch_a"].differences] == [
+        ("currency", "usd", "eur")
+    ]
+
+
 async def test_a_capture_the_acquirer_settled_twice_is_not_matched_away(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
@@ -221,6 +272,63 @@ async def test_an_item_the_acquirer_settled_on_another_day_is_left_to_that_day(
         ("missing_at_acquirer", "refund", "re_a"),
     ]
     assert sorted(fake.looked_up) == ["ch_a", "ch_b", "re_a"]
+
+
+async def reconcile_day(
+    engine: AsyncEngine, clock: FixedClock, fake: FakeAcquirer, day: str, account_id: str | None
+) -> list[tuple[str, RowStatus, tuple[Difference, ...]]]:
+    with serving(fake) as port:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            service = LedgerService(
+                engine, clock, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(channel)
+            )
+            result = await service.reconcile(day, account_id)
+    return sorted((r.reference, r.status, r.differences) for r in result.rows)
+
+
+async def test_an_item_settled_on_another_day_is_compared_on_that_day(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    """The ledger recorded ch_a and ch_b on DAY; the acquirer settled them the day after, ch_a
+    for another amount, ch_b for another merchant. The look-up only says which day's run pairs
+    an item: DAY leaves both to the next day, whose run over every account finds what differs,
+    once. A run over the one account leaves ch_b on DAY, missing at the acquirer: its run of
+    the next day does not list the other merchant's row."""
+    account_id, other = await new_account(), await new_account()
+    await some_history(core_engine, account_id, clock)
+    next_day = T0 + timedelta(days=1)
+    operations = {
+        "ch_a": settled_operation("capture", "ch_a", 999, account_id, next_day),
+        "ch_b": settled_operation("capture", "ch_b", 2_000, other, next_day),
+    }
+    on_day = FakeAcquirer(
+        [settlement_row("refund", "re_a", 300, account_id)], operations=operations
+    )
+    on_next_day = FakeAcquirer(
+        [
+            settlement_row("capture", "ch_a", 999, account_id),
+            settlement_row("capture", "ch_b", 2_000, other),
+        ]
+    )
+    clock.advance(timedelta(days=2).total_seconds())  # both days are over
+
+    assert await reconcile_day(core_engine, clock, on_day, DAY, None) == [
+        ("re_a", RowStatus.MATCHED, ())
+    ]
+    assert await reconcile_day(
+        core_engine, clock, on_next_day, next_day.date().isoformat(), None
+    ) == [
+        ("ch_a", RowStatus.AMOUNT_MISMATCH, (Difference("amount", "1000", "999"),)),
+        ("ch_b", RowStatus.AMOUNT_MISMATCH, (Difference("merchant_id", account_id, other),)),
+    ]
+    assert await reconcile_day(core_engine, clock, on_day, DAY, account_id) == [
+        (
+            "ch_b",
+            RowStatus.MISSING_AT_ACQUIRER,
+            (Difference("outcome", "succeeded", f"settled for {other}"),),
+        ),
+        ("re_a", RowStatus.MATCHED, ()),
+    ]
 
 
 async def test_a_settlement_row_of_a_kind_reconcile_does_not_know_stops_it(

@@ -229,8 +229,13 @@ async def test_an_update_sets_and_clears_the_default_with_customer_updated_event
     assert to_json(await core.get(customer.id))["invoice_settings"] == _settings(None)
     set_event, cleared_event = await core.events_of("customer.updated")
     assert set_event["data_object"]["invoice_settings"] == _settings(method_id)
-    assert set_event["previous_attributes"] == {"invoice_settings": _settings(None)}
-    assert cleared_event["previous_attributes"] == {"invoice_settings": _settings(method_id)}
+    # Only the key of `invoice_settings` that changed (Stripe's since 2015-01-26).
+    assert set_event["previous_attributes"] == {
+        "invoice_settings": {"default_payment_method": None}
+    }
+    assert cleared_event["previous_attributes"] == {
+        "invoice_settings": {"default_payment_method": method_id}
+    }
 
 
 async def test_an_update_refuses_a_payment_method_not_attached_to_the_customer(
@@ -273,7 +278,9 @@ async def test_detaching_the_default_payment_method_clears_it(core: Core) -> Non
     updates = await core.events_of("customer.updated")
     assert len(updates) == updates_before + 1
     assert updates[-1]["data_object"]["invoice_settings"] == _settings(None)
-    assert updates[-1]["previous_attributes"] == {"invoice_settings": _settings(default)}
+    assert updates[-1]["previous_attributes"] == {
+        "invoice_settings": {"default_payment_method": default}
+    }
 
 
 async def test_an_update_under_a_key_replays_its_first_answer(core: Core) -> None:

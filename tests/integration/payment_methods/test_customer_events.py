@@ -7,12 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.errors import RemitError
-from remit.core.jsonview import to_json
 from remit.customers.domain import CustomerFields
 from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
 from remit.payment_methods.domain import CardSummary, PaymentMethodChanges, VaultCard
-from remit.payment_methods.grpc import payment_method_message
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.requests import note_call
 from remit.webhooks.tables import events
@@ -120,7 +118,9 @@ async def test_a_payment_method_update_records_payment_method_updated_with_what_
     [updated] = made
     assert (updated["request_id"], updated["idempotency_key"]) == ("req_pm_update", "key-pm")
     assert updated["data_object"]["metadata"] == {"order": "42"}  # type: ignore[index]
+    # The keys of each hash that changed: `null` for a key added to `metadata`, and the old
+    # value, null, of the billing details' name.
     assert updated["previous_attributes"] == {
-        "metadata": {},
-        "billing_details": to_json(payment_method_message(method))["billing_details"],
+        "metadata": {"order": None},
+        "billing_details": {"name": None},
     }

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import grpc
 import pytest
+from google.rpc import status_pb2
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,6 +18,8 @@ from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent
 from remit.payments.idempotency import KeyRecord
 from remit.payments.service import CaptureParams, ConfirmParams, Done, PaymentsService, Replay
 from remit.payments.tables import idempotency_keys
+from remit_api.common.v1 import common_pb2
+from remit_api.payments.v1 import payments_pb2 as pb
 from tests.integration.payments.conftest import payments_with_core_hooks
 from tests.integration.payments.test_payments_service import call, pay, respond
 from tests.support.fake_network import FakeNetwork
@@ -569,11 +572,22 @@ async def test_a_cancel_that_loses_the_race_to_a_capture_is_refused_and_the_capt
         ErrorKind.FAILED_PRECONDITION,
         "payment_intent_unexpected_state",
     )
+    # It carries the intent, as every refusal by an intent's state does.
+    assert isinstance(refused.value.related, pb.PaymentIntent)
+    assert (refused.value.related.id, refused.value.related.status) == (
+        held.id,
+        pb.PAYMENT_INTENT_STATUS_REQUIRES_CAPTURE,
+    )
     # The refusal is the cancel's answer, stored: its retry replays it, the network is not
     # asked again, and the completer has nothing left to finish.
     replayed = await payments.cancel_payment_intent(cancel, held.id, None, respond)
     assert isinstance(replayed, Replay)
     assert replayed.code != 0
+    stored = common_pb2.ErrorDetail()
+    assert status_pb2.Status.FromString(replayed.body).details[0].Unpack(stored)
+    embedded = pb.PaymentIntent()
+    assert stored.payment_intent.Unpack(embedded)
+    assert embedded.id == held.id
     assert network.sent.count(void) == 1
     async with core_engine.begin() as db:
         assert not await payments.expire_authorization(db, account_id, held.id)

@@ -282,7 +282,7 @@ async def test_a_refunds_metadata_update_records_both_refund_updates_with_the_ol
     assert [kind for kind, _ in recorded_since] == ["refund.updated", "charge.refund.updated"]
     data = recorded_since[0][1]
     assert data["object"]["metadata"] == {"ticket": "T-1"}  # type: ignore[index]
-    assert data["previous"] == {"metadata": {}}
+    assert data["previous"] == {"metadata": {"ticket": None}}  # a key added
     assert recorded_since[1][1] == data
 
 

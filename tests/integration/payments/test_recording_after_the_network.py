@@ -1,13 +1,14 @@
-"""A capture, cancel or refund the network has made, whose booking in the ledger fails: the
-client gets a retryable 500, never a 400 the SDKs would not retry, and the retry with the same
-key finishes it. Against a real PostgreSQL, with the ledger's hooks and an in-process card
-network."""
+"""An authorization, capture, cancel or refund the network has made, whose booking in the
+ledger fails: the client gets a retryable 500, never a 400 the SDKs would not retry, and the
+retry with the same key finishes it. Against a real PostgreSQL, with the ledger's hooks and an
+in-process card network."""
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.errors import ErrorKind, RemitError
@@ -147,4 +148,60 @@ async def test_a_failed_refund_the_ledger_refuses_to_release_is_a_retryable_erro
     retried = await refund_intent(payments, account_id, "refund", paid.id, 400)
     assert isinstance(retried, Done)
     assert retried.value.status is RefundStatus.FAILED
+    await _books_balance(core_engine, account_id)
+
+
+async def test_an_authorization_the_ledger_refuses_to_reserve_is_a_retryable_error(
+    payments: PaymentsService,
+    core_engine: AsyncEngine,
+    account_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refused = fail_once(monkeypatch, "record_authorization")
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, "held", capture=CaptureMethod.MANUAL)
+    assert refused
+    assert_retryable(raised.value)
+    retried = await pay(payments, account_id, "held", capture=CaptureMethod.MANUAL)
+    assert retried.status is Status.REQUIRES_CAPTURE
+    await _books_balance(core_engine, account_id)
+
+
+async def test_a_payment_captured_at_once_the_ledger_refuses_to_book_is_a_retryable_error(
+    payments: PaymentsService,
+    network: FakeNetwork,
+    core_engine: AsyncEngine,
+    account_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refused = fail_once(monkeypatch, "record_charge_captured")
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, "paid")
+    assert refused
+    assert_retryable(raised.value)
+    retried = await pay(payments, account_id, "paid")
+    assert retried.status is Status.SUCCEEDED
+    # The retry finished from the network's stored answer: the card was authorized once.
+    assert len(network.sent) == 1
+    await _books_balance(core_engine, account_id)
+
+
+async def test_a_pricing_stored_out_of_bounds_charges_no_fee_rather_than_failing_the_payment(
+    payments: PaymentsService, core_engine: AsyncEngine, account_id: str
+) -> None:
+    # Stored before settings were checked when written (migration 0059 repairs such rows).
+    async with core_engine.begin() as db:
+        await db.execute(
+            text("UPDATE accounts SET fee_percent_bps = -1000 WHERE id = :id"), {"id": account_id}
+        )
+    paid = await pay(payments, account_id, "paid")
+    assert paid.status is Status.SUCCEEDED
+    async with core_engine.connect() as db:
+        fee, net = (
+            await db.execute(
+                text("SELECT fee, net FROM balance_transactions WHERE account_id = :id"),
+                {"id": account_id},
+            )
+        ).one()
+    assert (fee, net) == (0, 1000)
     await _books_balance(core_engine, account_id)

@@ -4,6 +4,7 @@ and before 2017-02-14 each charge shows the Radar rule that decided it. The faca
 process (the real app, over real gRPC, on a real database); its calls are a few per list page,
 however many objects the page holds."""
 
+import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from remit.payments.grpc import PaymentsServicer
 from remit.payments.related import database_fetch
 from remit.payments.repository import ChargeRepository, FirstPage, RefundRepository
 from remit.payments.service import PaymentsService
-from remit.radar.domain import RuleAction
+from remit.radar.domain import Rule, RuleAction
 from remit.radar.grpc import RadarServicer
 from remit.radar.service import RadarService
 from remit.rest.app import build_app
@@ -35,6 +36,7 @@ from remit_api.payments.v1 import payments_pb2_grpc
 from remit_api.radar.v1 import radar_pb2_grpc
 from tests.integration.payments.test_payments_service import pay
 from tests.support.statements import statements_sent
+from versions.v2017_02_14 import RULE_OF_CHARGE
 from versions.v2022_11_15 import REFUNDS_OF_CHARGE
 
 pytestmark = pytest.mark.anyio
@@ -138,15 +140,18 @@ async def _refunds(
             )  # fmt: skip
 
 
-async def _decided_by(engine: AsyncEngine, charge_id: str, rule_id: str) -> None:
-    """The charge's outcome names the rule (as a rule that allowed it would)."""
+async def _decided_by(engine: AsyncEngine, charge_id: str, rule: Rule) -> None:
+    """The charge's outcome names the rule, and its verdict keeps the rule's text and version
+    (as a rule that allowed it would)."""
+    verdict = {"action": "allow", "risk_level": "normal", "rule": rule.id,
+               "explanation": {"rule": rule.text, "rule_version": rule.version}}  # fmt: skip
     async with engine.begin() as db:
         await db.execute(
             text(
                 "UPDATE charges SET outcome = jsonb_set(outcome, '{rule}', to_jsonb("
-                "CAST(:rule AS text))) WHERE id = :charge"
+                "CAST(:rule AS text))), risk = CAST(:risk AS jsonb) WHERE id = :charge"
             ),
-            {"rule": rule_id, "charge": charge_id},
+            {"rule": rule.id, "risk": json.dumps(verdict), "charge": charge_id},
         )
 
 
@@ -164,7 +169,7 @@ async def test_a_page_at_an_old_version_asks_for_its_related_objects_once_per_ki
         charge_id = intent.latest_charge_id or ""
         charge_ids.append(charge_id)
         await _refunds(core_engine, account_id, intent.id, charge_id)
-        await _decided_by(core_engine, charge_id, rules[n % 2].id)
+        await _decided_by(core_engine, charge_id, rules[n % 2])
 
     intents = await facade.get("/v1/payment_intents", BEFORE_RULES_COLLAPSED, limit="100")
     # One call for the page, one for the charges of all its intents, then one for the refunds
@@ -198,6 +203,44 @@ async def test_a_page_at_an_old_version_asks_for_its_related_objects_once_per_ki
     # From 2022-11-15 on nothing is embedded, and nothing more is asked.
     await facade.get("/v1/payment_intents", "2022-11-15", limit="100")
     assert facade.calls == Counter({"ListPaymentIntents": 1})
+
+
+async def test_each_charge_of_a_page_shows_its_rule_as_it_decided_it_from_one_call(
+    core_engine: AsyncEngine, payments: PaymentsService, account_id: str, facade: Facade
+) -> None:
+    """One rule decided the charges of a page under three texts: each charge shows the text
+    that decided it, all of them found by one GetRules (as events are by one query)."""
+    radar = RadarService(core_engine)
+    rule = await radar.create_rule(account_id, RuleAction.ALLOW, ":amount_in_usd: < 10")
+    decided: dict[str, tuple[str, int | None]] = {}
+    for n in range(INTENTS):
+        if n and n % 2 == 0:
+            rule = await radar.update_rule(
+                account_id, rule.id, predicate=f":amount_in_usd: < {n + 10}"
+            )
+        charge_id = (await pay(payments, account_id, f"pay-{n}", amount=1000 + n)).latest_charge_id
+        assert charge_id is not None
+        await _decided_by(core_engine, charge_id, rule)
+        decided[charge_id] = (rule.predicate, rule.version)
+    assert rule.version == 3
+
+    listed = await facade.get("/v1/charges", BEFORE_RULES_COLLAPSED, limit="100")
+    assert facade.calls == Counter({"ListCharges": 1, "ListRefundsOfCharges": 1, "GetRules": 1})
+    shown = {
+        charge["id"]: (charge["outcome"]["rule"]["predicate"], charge["outcome"]["rule"]["version"])
+        for charge in listed["data"]
+    }
+    assert shown == decided
+    assert len(set(shown.values())) == 3
+
+    fetch = database_fetch(core_engine, account_id, as_of=datetime.now(UTC))
+    keys = [RULE_OF_CHARGE.key_of(charge_id, rule.id) for charge_id in decided]
+    with statements_sent(core_engine) as statements:
+        pages = await fetch(RULE_OF_CHARGE, keys)
+    assert len([sql for sql in statements if "FROM charges" in sql]) == 1
+    assert [(page.data[0]["predicate"], page.data[0]["version"]) for page in pages.values()] == (
+        list(decided.values())
+    )
 
 
 async def test_the_core_answers_for_a_page_of_parents_at_most(

@@ -110,6 +110,37 @@ async def test_an_authorization_that_reached_the_network_before_the_card_went_st
     assert charge.authorization_id == authorization.authorization_id
 
 
+class CardDeletedAfterAnotherOperationsForward(CardDeletedAfterItsForward):
+    """As `CardDeletedAfterItsForward`, but the network holds another operation under the
+    reference than the one the attempt sent (a bug, or a reused reference)."""
+
+    async def authorize(self, **kwargs: object) -> AuthorizationOutcome:
+        try:
+            return await super().authorize(**kwargs)
+        finally:
+            self.hold_otherwise(str(kwargs["reference"]), amount=1)
+
+
+async def test_a_card_the_vault_will_not_open_is_forgotten_whatever_its_look_up_finds(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """The payment methods are told of the vault's refusal before the reference is looked up,
+    and whatever the look-up then finds: the refusal is the vault's, about the card's token,
+    and what the network holds under the reference does not make the vault open it again.
+    Told only once the look-up had settled, a look-up refused as a mismatch (or a network out
+    of reach) would leave a test id resolving to a token the vault refuses, failing every
+    payment made with it until the cached resolution expires."""
+    network = CardDeletedAfterAnotherOperationsForward()
+    methods = FakeMethods()
+    payments = PaymentsService(core_engine, network, methods, present=payment_intent_message)
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, "gone-4")
+    # The mismatch is refused (test_lookup_expectations): nothing applied, the attempt waits.
+    assert (raised.value.kind, raised.value.error_type) == (ErrorKind.INTERNAL, "api_error")
+    assert await _recovery_point(core_engine, "gone-4") == RecoveryPoint.ATTEMPT_CREATED.value
+    assert methods.refused == [(account_id, "visa")]
+
+
 async def test_a_refusal_with_the_network_unreachable_is_retryable_and_changes_nothing(
     core_engine: AsyncEngine, account_id: str
 ) -> None:

@@ -1,5 +1,8 @@
 """Page sizes and page tokens of the settlement report."""
 
+import base64
+import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -15,7 +18,9 @@ from remit.core.errors import ErrorKind, RemitError
 from remit_api.acquirer.v1 import acquirer_pb2 as pb
 
 DAY = date(2031, 3, 14)
-CURSOR = SettlementCursor(datetime(2031, 3, 14, 23, 59, 59, 999_999, tzinfo=UTC), "op_1Last")
+CURSOR = SettlementCursor(
+    datetime(2031, 3, 14, 23, 59, 59, 999_999, tzinfo=UTC), "op_1Last", "740:745:740,742"
+)
 # gRPC's default receive limit.
 DEFAULT_MESSAGE_LIMIT = 4 * 1024 * 1024
 
@@ -64,3 +69,26 @@ def test_a_token_this_report_did_not_make_is_refused(token: str) -> None:
     with pytest.raises(RemitError) as refused:
         cursor_from_token(token, DAY, None)
     assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, "page_token")
+
+
+@pytest.mark.parametrize(
+    "snapshot",
+    ["", "740:745", "745:740:", "740:745:746", "740:745:742,741", "740:745:x", "1:2:'; --"],
+)
+def test_a_token_whose_snapshot_postgresql_would_not_read_is_refused(snapshot: str) -> None:
+    """Refused as the caller's error before the database sees it, where it would fail as
+    remit's own. Tokens of the earlier version, which had no snapshot, are refused too."""
+    token = page_token(replace(CURSOR, snapshot=snapshot), DAY, None)
+    with pytest.raises(RemitError) as refused:
+        cursor_from_token(token, DAY, None)
+    assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, "page_token")
+    document = json.loads(base64.urlsafe_b64decode(page_token(CURSOR, DAY, None)))
+    del document["snapshot"]
+    earlier = base64.urlsafe_b64encode(json.dumps(document).encode()).decode()
+    with pytest.raises(RemitError):
+        cursor_from_token(earlier, DAY, None)
+
+
+def test_a_snapshot_without_transactions_in_progress_is_read() -> None:
+    cursor = replace(CURSOR, snapshot="745:745:")
+    assert cursor_from_token(page_token(cursor, DAY, None), DAY, None) == cursor

@@ -1,5 +1,8 @@
-"""What a call's metadata may say: a request id is at most 255 printable ASCII characters
-(gRPC's own clients send no others as text, but a server must not count on its callers')."""
+"""Who a call is for comes from its metadata (`remit.grpcutil.metadata.call_context`). A call
+without a usable `remit-account-id` is a malformed request, not a failed credential: its
+credential (the internal token) was checked before, and passed. A request id is at most 255
+printable ASCII characters (gRPC's own clients send no others as text, but a server must not
+count on its callers')."""
 
 from typing import Any, cast
 
@@ -9,6 +12,7 @@ import pytest
 from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.metadata import (
     ACCOUNT_KEY,
+    IDEMPOTENCY_KEY,
     MAX_REQUEST_ID_LENGTH,
     REQUEST_ID_KEY,
     call_context,
@@ -18,21 +22,39 @@ ACCOUNT = "acct_1"
 
 
 class _Context:
-    def __init__(self, *metadata: tuple[str, str]) -> None:
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
         self._metadata = metadata
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return self._metadata
 
 
-def _context(request_id: str) -> "grpc.aio.ServicerContext[Any, Any]":
-    context = _Context((ACCOUNT_KEY, ACCOUNT), (REQUEST_ID_KEY, request_id))
-    return cast("grpc.aio.ServicerContext[Any, Any]", context)
+def _context(*metadata: tuple[str, str]) -> grpc.aio.ServicerContext[Any, Any]:
+    return cast("grpc.aio.ServicerContext[Any, Any]", _Context(metadata))
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [(), ((ACCOUNT_KEY, ""),), ((ACCOUNT_KEY, "cus_123"),), ((IDEMPOTENCY_KEY, "k"),)],
+)
+def test_a_call_without_an_account_is_invalid_argument_naming_the_metadata(
+    metadata: tuple[tuple[str, str], ...],
+) -> None:
+    with pytest.raises(RemitError) as refused:
+        call_context(_context(*metadata))
+    assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, ACCOUNT_KEY)
+    assert ACCOUNT_KEY in refused.value.message
+
+
+def test_a_call_naming_an_account_is_for_that_account() -> None:
+    call = call_context(_context((ACCOUNT_KEY, "acct_123"), (IDEMPOTENCY_KEY, "k")))
+    assert (call.account_id, call.idempotency_key) == ("acct_123", "k")
 
 
 @pytest.mark.parametrize("request_id", ["req_1", "r" * MAX_REQUEST_ID_LENGTH, "trace id ~!"])
 def test_a_request_id_of_printable_ascii_within_its_limit_is_kept(request_id: str) -> None:
-    assert call_context(_context(request_id)).request_id == request_id
+    context = _context((ACCOUNT_KEY, ACCOUNT), (REQUEST_ID_KEY, request_id))
+    assert call_context(context).request_id == request_id
 
 
 @pytest.mark.parametrize(
@@ -40,5 +62,5 @@ def test_a_request_id_of_printable_ascii_within_its_limit_is_kept(request_id: st
 )
 def test_any_other_request_id_is_the_callers_mistake(request_id: str) -> None:
     with pytest.raises(RemitError) as refused:
-        call_context(_context(request_id))
+        call_context(_context((ACCOUNT_KEY, ACCOUNT), (REQUEST_ID_KEY, request_id)))
     assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, REQUEST_ID_KEY)

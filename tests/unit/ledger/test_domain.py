@@ -18,7 +18,7 @@ from remit.ledger.domain import (
     validate_partial_post,
     validate_postings,
 )
-from remit.ledger.reconcile import RowKind, RowStatus, SettledItem, compare
+from remit.ledger.reconcile import Difference, RowKind, RowStatus, SettledItem, compare
 
 AT = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -156,6 +156,37 @@ def test_reconciliation_pairs_items_on_kind_and_reference() -> None:
         (RowKind.CAPTURE, "ch_2", RowStatus.AMOUNT_MISMATCH),
         (RowKind.REFUND, "ch_1", RowStatus.MISSING_AT_ACQUIRER),
         (RowKind.REFUND, "re_9", RowStatus.MISSING_IN_LEDGER),
+    ]
+
+
+def test_a_pair_says_what_differs_and_leaves_out_what_the_ledger_does_not_know() -> None:
+    """The authorization is compared only when the ledger recorded it, the fee only when it
+    booked one; a fee alone differing is a fee mismatch, anything else an amount mismatch."""
+    ledger = SettledItem(
+        kind=RowKind.CAPTURE, reference="ch_1", account_id="acct_1", amount=100,
+        currency="usd", authorization_id="auth_1", fee=2,
+    )  # fmt: skip
+    acquirer = replace(ledger, currency="USD", authorization_id="auth_1")
+    unknown_authorization = replace(ledger, reference="ch_2", authorization_id="", fee=None)
+    rows = compare(
+        [ledger, unknown_authorization, replace(ledger, reference="ch_3")],
+        [
+            replace(acquirer, fee=3),
+            replace(acquirer, reference="ch_2", authorization_id="auth_9", fee=3),
+            replace(acquirer, reference="ch_3", amount=101, authorization_id="auth_9"),
+        ],
+    )
+    assert [(r.reference, r.status, r.differences) for r in rows] == [
+        ("ch_1", RowStatus.FEE_MISMATCH, (Difference("fee", "2", "3"),)),
+        ("ch_2", RowStatus.MATCHED, ()),
+        (
+            "ch_3",
+            RowStatus.AMOUNT_MISMATCH,
+            (
+                Difference("amount", "100", "101"),
+                Difference("authorization_id", "auth_1", "auth_9"),
+            ),
+        ),
     ]
 
 

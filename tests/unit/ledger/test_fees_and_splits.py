@@ -30,6 +30,33 @@ def test_the_default_fee_per_currency_exponent(amount: int, currency: str, fee: 
     assert processing_fee(amount, currency, DEFAULT) == fee
 
 
+@pytest.mark.parametrize(
+    "pricing",
+    [
+        Pricing(fee_percent_bps=-1000, fee_fixed_minor=30),
+        Pricing(fee_percent_bps=290, fee_fixed_minor=-500),
+        Pricing(fee_percent_bps=-1, fee_fixed_minor=-1),
+    ],
+)
+def test_a_fee_is_never_negative_whatever_the_pricing(pricing: Pricing) -> None:
+    # Settings are checked when written; a row stored before that must still never make the
+    # platform pay the merchant, nor fail the capture the network has made.
+    assert processing_fee(1_000, "usd", pricing) == 0
+
+
+@given(
+    amount=st.integers(0, 10**9),
+    bps=st.integers(-(10**6), 10**6),
+    fixed=st.integers(-(10**9), 10**9),
+    currency=st.sampled_from(["usd", "jpy", "kwd"]),
+)
+def test_a_fee_lies_between_zero_and_the_amount(
+    amount: int, bps: int, fixed: int, currency: str
+) -> None:
+    fee = processing_fee(amount, currency, Pricing(fee_percent_bps=bps, fee_fixed_minor=fixed))
+    assert 0 <= fee <= amount
+
+
 def test_ties_round_to_even() -> None:
     pricing = Pricing(fee_percent_bps=50, fee_fixed_minor=0)  # 0.5%
     assert processing_fee(100, "usd", pricing) == 0  # 0.5 -> 0

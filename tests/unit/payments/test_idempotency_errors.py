@@ -36,7 +36,7 @@ def test_a_key_of_remits_own_is_not_named() -> None:
     assert message.endswith("Try using another key if you meant to execute a different request.")
 
 
-def test_a_key_used_on_another_endpoint_says_so() -> None:
+def test_a_key_used_on_another_endpoint_by_a_grpc_caller_names_the_rpcs() -> None:
     error = idempotency_endpoint_mismatch(
         scoped_key("k1", publishable=True),
         endpoint="ConfirmPaymentIntent",
@@ -48,3 +48,26 @@ def test_a_key_used_on_another_endpoint_says_so() -> None:
         "used for ('ConfirmPaymentIntent' vs 'CreatePaymentIntent'). Try using a key other than "
         "'k1' if you meant to execute a different request."
     )
+
+
+def test_a_key_used_on_another_path_names_the_paths_as_stripe_does() -> None:
+    error = idempotency_endpoint_mismatch(
+        "k1",
+        endpoint="ConfirmPaymentIntent",
+        first_endpoint="CreatePaymentIntent",
+        path="/v1/payment_intents/pi_1/confirm",
+        first_path="/v1/payment_intents",
+    )
+    assert error.message == (
+        "Keys for idempotent requests can only be used for the same endpoint they were first "
+        "used for ('/v1/payment_intents/pi_1/confirm' vs '/v1/payment_intents'). Try using a key "
+        "other than 'k1' if you meant to execute a different request."
+    )
+
+
+def test_a_key_stored_without_a_path_is_not_named_by_its_rpc_to_a_rest_client() -> None:
+    message = idempotency_endpoint_mismatch(
+        "k1", endpoint="CreatePayout", first_endpoint="CreateRefund", path="/v1/payouts"
+    ).message
+    assert "('/v1/payouts' vs another endpoint)" in message
+    assert "CreateRefund" not in message

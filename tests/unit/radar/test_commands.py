@@ -47,3 +47,16 @@ def test_the_rules_help_says_they_are_listed_by_position_and_met_grouped_by_acti
     ) in _help()
     assert "list print the rules by position" in _help("rules")
     assert "evaluation order" not in _help() + _help("rules")
+
+
+def test_the_history_command_takes_an_object_and_a_limit() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["radar", "history", "--object", "rule_1"])
+    assert (args.radar_group, args.radar_command, args.object, args.limit) == (
+        "history",
+        "list",
+        "rule_1",
+        100,
+    )
+    assert parser.parse_args(["radar", "history", "--limit", "0"]).limit == 0
+    assert "who changed the rules, value lists and items" in _help()

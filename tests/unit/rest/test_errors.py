@@ -273,16 +273,6 @@ def test_reusing_an_idempotency_key_with_other_params_is_an_idempotency_error() 
     assert isinstance(_raised_by_sdk(error), stripe.IdempotencyError)
 
 
-def test_reusing_an_idempotency_key_on_another_endpoint_names_both_paths() -> None:
-    error = StripeError.idempotency_endpoint_mismatch("key-1", "/v1/refunds", "/v1/payouts")
-    assert (error.http_status, error.type) == (400, "idempotency_error")
-    assert error.message == (
-        "Keys for idempotent requests can only be used for the same endpoint they were first "
-        "used for ('/v1/payouts' vs '/v1/refunds'). Try using a key other than 'key-1' if you "
-        "meant to execute a different request."
-    )
-
-
 def test_an_idempotency_key_in_flight_is_a_409_the_sdk_treats_as_retryable() -> None:
     error = StripeError.idempotency_in_use()
     assert (error.http_status, error.type, error.code) == (

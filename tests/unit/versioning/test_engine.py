@@ -166,7 +166,7 @@ def test_an_event_renders_what_its_object_before_and_after_share_once(
     event = to_json(
         resources.event(
             intent,
-            previous_attributes={"status": "processing", "metadata": {}},
+            previous_attributes={"status": "processing", "metadata": {"order_id": None}},
             event_type="payment_intent.succeeded",
         )
     )
@@ -176,5 +176,5 @@ def test_an_event_renders_what_its_object_before_and_after_share_once(
     assert rendered == Counter({"intent pi_3Example": 2, "charge ch_3Example": 1})
     data = delivered["data"]
     assert isinstance(data, dict)
-    assert data["previous_attributes"] == {"status": "processing", "metadata": {}}
+    assert data["previous_attributes"] == {"status": "processing", "metadata": {"order_id": None}}
     assert data["object"] == render(intent, "2022-08-01", RELATED)

@@ -18,10 +18,11 @@ from versions.v2017_02_14 import RULE_OF_CHARGE, StopAutoexpandingChargeOutcomeR
 AT = "2017-02-14"
 BEFORE = version_before(AT)
 RULE_ID = "rule_1Example"
+CHARGE_ID = "ch_3Example"
 RELATED = resources.related_lists()
 GONE: dict[tuple[Need, str], RelatedPage] = {
     **RELATED,
-    (RULE_OF_CHARGE, RULE_ID): RelatedPage.whole([]),
+    (RULE_OF_CHARGE, f"{CHARGE_ID} {RULE_ID}"): RelatedPage.whole([]),
 }
 
 
@@ -74,14 +75,28 @@ def test_rendering_without_the_rule_gathered_fails_loudly() -> None:
         )
 
 
+def _as_decided(charge_id: str) -> JsonObject:
+    """The example rule as it was when it decided `charge_id` (each charge its own text)."""
+    return {**to_json(resources.rule()), "predicate": f":customer: = '{charge_id}'"}
+
+
+async def _rule_as_decided(need: Need, key: str) -> RelatedPage:
+    charge_id, rule_id = RULE_OF_CHARGE.ids_in(key)
+    assert (need, rule_id) == (RULE_OF_CHARGE, RULE_ID)
+    assert charge_id is not None
+    return RelatedPage.whole([_as_decided(charge_id)])
+
+
 @pytest.mark.anyio
-async def test_gathering_finds_each_rule_once_for_charges_listed_and_embedded() -> None:
+async def test_gathering_finds_the_rule_of_each_charge_once_as_it_decided_it() -> None:
+    """The same rule decided both charges, with another predicate each time: each shows the
+    rule as it decided it, found once by the charge's id, listed or embedded."""
     asked: list[tuple[str, str]] = []
 
     async def fetch(need: Need, key: str) -> RelatedPage:
         asked.append((need.resource, key))
         if need is RULE_OF_CHARGE:
-            return RelatedPage.whole([to_json(resources.rule(id=key))])
+            return await _rule_as_decided(need, key)
         if need.resource == "charge":  # the intent's charges, each decided by the rule
             return RelatedPage.whole([_ruled_charge()])
         return RelatedPage.whole([])
@@ -93,20 +108,23 @@ async def test_gathering_finds_each_rule_once_for_charges_listed_and_embedded() 
         "url": "/v1/charges",
     }
     related = await gather_related(listed, BEFORE, one_by_one(fetch))
-    assert asked.count(("rule", RULE_ID)) == 1
+    assert sorted(key for resource, key in asked if resource == "rule") == [
+        f"ch_3Example {RULE_ID}",
+        f"ch_3Other {RULE_ID}",
+    ]
     rendered = render(listed, BEFORE, related)
     data = rendered["data"]
     assert isinstance(data, list)
-    assert all(
-        isinstance(c, dict) and _outcome(c)["rule"] == to_json(resources.rule()) for c in data
-    )
+    for charge in data:
+        assert isinstance(charge, dict)
+        assert _outcome(charge)["rule"] == _as_decided(str(charge["id"]))
 
-    # A PaymentIntent's embedded `charges` and its expanded `latest_charge`.
+    # A PaymentIntent's embedded `charges` and its expanded `latest_charge`: one charge.
     asked.clear()
     intent = to_json(resources.payment_intent())
     intent["latest_charge"] = _ruled_charge()
     related = await gather_related(intent, BEFORE, one_by_one(fetch))
-    assert ("rule", RULE_ID) in asked
+    assert asked.count(("rule", f"{CHARGE_ID} {RULE_ID}")) == 1
     rendered = render(intent, BEFORE, related)
     latest, charges = rendered["latest_charge"], rendered["charges"]
     assert isinstance(latest, dict)
@@ -114,7 +132,7 @@ async def test_gathering_finds_each_rule_once_for_charges_listed_and_embedded() 
     assert isinstance(charges["data"], list)
     assert isinstance(charges["data"][0], dict)
     for charge in (latest, charges["data"][0]):
-        assert _outcome(charge)["rule"] == to_json(resources.rule())
+        assert _outcome(charge)["rule"] == _as_decided(CHARGE_ID)
 
 
 @pytest.mark.anyio
@@ -129,7 +147,7 @@ async def test_nothing_is_looked_up_from_2017_02_14_until_2022_11_15() -> None:
 
 def test_an_event_shows_the_rule_in_its_object_and_leaves_previous_attributes_as_stored() -> None:
     charge = _ruled_charge()
-    previous: JsonObject = {"outcome": {**_outcome(charge), "rule": None}}
+    previous: JsonObject = {"outcome": {"rule": None}}
     event = to_json(
         resources.event(charge, previous_attributes=previous, event_type="charge.updated")
     )
@@ -145,9 +163,11 @@ def test_an_event_shows_the_rule_in_its_object_and_leaves_previous_attributes_as
 async def test_an_event_whose_charge_had_another_rule_shows_that_one_in_previous_attributes() -> (
     None
 ):
+    """The rule before is another object than the rule after: shown whole, not by the keys in
+    which the two rules differ; before 2015-01-26 in the whole outcome."""
     charge = _ruled_charge()
     earlier = to_json(resources.rule(id="rule_0Earlier"))
-    previous: JsonObject = {"outcome": {**_outcome(charge), "rule": earlier["id"]}}
+    previous: JsonObject = {"outcome": {"rule": earlier["id"]}}
     event = to_json(
         resources.event(charge, previous_attributes=previous, event_type="charge.updated")
     )
@@ -155,11 +175,17 @@ async def test_an_event_whose_charge_had_another_rule_shows_that_one_in_previous
 
     async def fetch(need: Need, key: str) -> RelatedPage:
         if need is RULE_OF_CHARGE:
-            return RelatedPage.whole([rules[key]])
+            return RelatedPage.whole([rules[need.ids_in(key)[1]]])
         return RelatedPage.whole([])
 
     related = await gather_related(event, BEFORE, one_by_one(fetch))
     data = render_event(event, BEFORE, related)["data"]
+    assert isinstance(data, dict)
+    assert data["previous_attributes"] == {"outcome": {"rule": earlier}}
+
+    before_hash_diffs = version_before("2015-01-26")
+    related = await gather_related(event, before_hash_diffs, one_by_one(fetch))
+    data = render_event(event, before_hash_diffs, related)["data"]
     assert isinstance(data, dict)
     assert data["previous_attributes"] == {"outcome": {**_outcome(charge), "rule": earlier}}
 

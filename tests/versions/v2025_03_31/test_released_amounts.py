@@ -2,7 +2,7 @@ import pytest
 
 from remit.core.jsonview import JsonObject, to_json
 from remit.versioning import render, render_event
-from remit.webhooks.outbox import changed_attributes
+from remit.versioning.previous_attributes import changed_attributes
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
 from tests.support.versions import top_level_difference, version_before

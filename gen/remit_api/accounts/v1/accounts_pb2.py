@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from remit_api.options.v1 import options_pb2 as remit__api_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$remit_api/accounts/v1/accounts.proto\x12\x15remit_api.accounts.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"remit_api/options/v1/options.proto\"\xcf\x01\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x07\x63reated\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x03 \x01(\t\x12\x38\n\x08settings\x18\x04 \x01(\x0b\x32&.remit_api.accounts.v1.AccountSettings\x12\x18\n\x0b\x61pi_version\x18\x05 \x01(\tH\x00\x88\x01\x01:\r\x8a\xb5\x18\t\n\x07\x61\x63\x63ountB\x0e\n\x0c_api_version\"\xab\x01\n\x0f\x41\x63\x63ountSettings\x12/\n\x07pricing\x18\x01 \x01(\x0b\x32\x1e.remit_api.accounts.v1.Pricing\x12\x1c\n\x14\x61vailable_delay_days\x18\x02 \x01(\x05\x12\x19\n\x11\x61utomatic_payouts\x18\x03 \x01(\x08\x12\x17\n\x0fraw_card_access\x18\x04 \x01(\x08\x12\x15\n\rradar_enabled\x18\x05 \x01(\x08\";\n\x07Pricing\x12\x17\n\x0f\x66\x65\x65_percent_bps\x18\x01 \x01(\x05\x12\x17\n\x0f\x66\x65\x65_fixed_minor\x18\x02 \x01(\x03\"\xe2\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.remit_api.accounts.v1.ApiKeyKind\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\r\n\x05last4\x18\x04 \x01(\t\x12\x10\n\x08livemode\x18\x05 \x01(\x08\x12+\n\x07\x63reated\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\r\x8a\xb5\x18\t\n\x07\x61pi_key\"\xee\x02\n\x14\x43reateAccountRequest\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x01 \x01(\t\x12\x1c\n\x0fraw_card_access\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x34\n\x07pricing\x18\x03 \x01(\x0b\x32\x1e.remit_api.accounts.v1.PricingH\x01\x88\x01\x01\x12!\n\x14\x61vailable_delay_days\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x1e\n\x11\x61utomatic_payouts\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\x1a\n\rradar_enabled\x18\x06 \x01(\x08H\x04\x88\x01\x01\x12\x18\n\x0b\x61pi_version\x18\x07 \x01(\tH\x05\x88\x01\x01\x42\x12\n\x10_raw_card_accessB\n\n\x08_pricingB\x17\n\x15_available_delay_daysB\x14\n\x12_automatic_payoutsB\x10\n\x0e_radar_enabledB\x0e\n\x0c_api_version\"u\n\x15\x43reateAccountResponse\x12/\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1e.remit_api.accounts.v1.Account\x12\x12\n\nsecret_key\x18\x02 \x01(\t\x12\x17\n\x0fpublishable_key\x18\x03 \x01(\t\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"E\n\x12GetAccountResponse\x12/\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1e.remit_api.accounts.v1.Account\"\x9c\x03\n\x1cUpdateAccountSettingsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x1c\n\x0f\x66\x65\x65_percent_bps\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0f\x66\x65\x65_fixed_minor\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12!\n\x14\x61vailable_delay_days\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x1e\n\x11\x61utomatic_payouts\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\x1c\n\x0fraw_card_access\x18\x06 \x01(\x08H\x04\x88\x01\x01\x12\x1a\n\rradar_enabled\x18\x07 \x01(\x08H\x05\x88\x01\x01\x12\x1d\n\x10\x64\x65\x66\x61ult_currency\x18\x08 \x01(\tH\x06\x88\x01\x01\x42\x12\n\x10_fee_percent_bpsB\x12\n\x10_fee_fixed_minorB\x17\n\x15_available_delay_daysB\x14\n\x12_automatic_payoutsB\x12\n\x10_raw_card_accessB\x10\n\x0e_radar_enabledB\x13\n\x11_default_currency\"P\n\x1dUpdateAccountSettingsResponse\x12/\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1e.remit_api.accounts.v1.Account\"l\n\x13\x43reateApiKeyRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.remit_api.accounts.v1.ApiKeyKind\x12\x10\n\x08livemode\x18\x03 \x01(\x08\"]\n\x14\x43reateApiKeyResponse\x12.\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1d.remit_api.accounts.v1.ApiKey\x12\x15\n\rplaintext_key\x18\x02 \x01(\t\"\xae\x01\n\x12ListApiKeysRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x1b\n\x0estarting_after\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rending_before\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x12\n\naccount_id\x18\x04 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x05 \x01(\x08\x42\x11\n\x0f_starting_afterB\x10\n\x0e_ending_before\"T\n\x13ListApiKeysResponse\x12+\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x1d.remit_api.accounts.v1.ApiKey\x12\x10\n\x08has_more\x18\x02 \x01(\x08\"j\n\x13RevokeApiKeyRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12/\n\x0c\x65xpire_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"F\n\x14RevokeApiKeyResponse\x12.\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1d.remit_api.accounts.v1.ApiKey\"(\n\x19\x41uthenticateApiKeyRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\xca\x01\n\x1a\x41uthenticateApiKeyResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x33\n\x08key_kind\x18\x03 \x01(\x0e\x32!.remit_api.accounts.v1.ApiKeyKind\x12\x10\n\x08livemode\x18\x04 \x01(\x08\x12\x18\n\x0b\x61pi_version\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x17\n\x0fraw_card_access\x18\x06 \x01(\x08\x42\x0e\n\x0c_api_version\"?\n\x14PinApiVersionRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\"B\n\x15PinApiVersionResponse\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x14\n\x0cnewly_pinned\x18\x02 \x01(\x08\"C\n\x18UpgradeApiVersionRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\"l\n\x19UpgradeApiVersionResponse\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12!\n\x14previous_api_version\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x17\n\x15_previous_api_version*a\n\nApiKeyKind\x12\x1c\n\x18\x41PI_KEY_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PI_KEY_KIND_SECRET\x10\x01\x12\x1c\n\x18\x41PI_KEY_KIND_PUBLISHABLE\x10\x02\x32\xfc\x07\n\x0f\x41\x63\x63ountsService\x12j\n\rCreateAccount\x12+.remit_api.accounts.v1.CreateAccountRequest\x1a,.remit_api.accounts.v1.CreateAccountResponse\x12\x61\n\nGetAccount\x12(.remit_api.accounts.v1.GetAccountRequest\x1a).remit_api.accounts.v1.GetAccountResponse\x12\x82\x01\n\x15UpdateAccountSettings\x12\x33.remit_api.accounts.v1.UpdateAccountSettingsRequest\x1a\x34.remit_api.accounts.v1.UpdateAccountSettingsResponse\x12g\n\x0c\x43reateApiKey\x12*.remit_api.accounts.v1.CreateApiKeyRequest\x1a+.remit_api.accounts.v1.CreateApiKeyResponse\x12\x64\n\x0bListApiKeys\x12).remit_api.accounts.v1.ListApiKeysRequest\x1a*.remit_api.accounts.v1.ListApiKeysResponse\x12g\n\x0cRevokeApiKey\x12*.remit_api.accounts.v1.RevokeApiKeyRequest\x1a+.remit_api.accounts.v1.RevokeApiKeyResponse\x12y\n\x12\x41uthenticateApiKey\x12\x30.remit_api.accounts.v1.AuthenticateApiKeyRequest\x1a\x31.remit_api.accounts.v1.AuthenticateApiKeyResponse\x12j\n\rPinApiVersion\x12+.remit_api.accounts.v1.PinApiVersionRequest\x1a,.remit_api.accounts.v1.PinApiVersionResponse\x12v\n\x11UpgradeApiVersion\x12/.remit_api.accounts.v1.UpgradeApiVersionRequest\x1a\x30.remit_api.accounts.v1.UpgradeApiVersionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$remit_api/accounts/v1/accounts.proto\x12\x15remit_api.accounts.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"remit_api/options/v1/options.proto\"\xcf\x01\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x07\x63reated\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x03 \x01(\t\x12\x38\n\x08settings\x18\x04 \x01(\x0b\x32&.remit_api.accounts.v1.AccountSettings\x12\x18\n\x0b\x61pi_version\x18\x05 \x01(\tH\x00\x88\x01\x01:\r\x8a\xb5\x18\t\n\x07\x61\x63\x63ountB\x0e\n\x0c_api_version\"\xab\x01\n\x0f\x41\x63\x63ountSettings\x12/\n\x07pricing\x18\x01 \x01(\x0b\x32\x1e.remit_api.accounts.v1.Pricing\x12\x1c\n\x14\x61vailable_delay_days\x18\x02 \x01(\x05\x12\x19\n\x11\x61utomatic_payouts\x18\x03 \x01(\x08\x12\x17\n\x0fraw_card_access\x18\x04 \x01(\x08\x12\x15\n\rradar_enabled\x18\x05 \x01(\x08\";\n\x07Pricing\x12\x17\n\x0f\x66\x65\x65_percent_bps\x18\x01 \x01(\x05\x12\x17\n\x0f\x66\x65\x65_fixed_minor\x18\x02 \x01(\x03\"\xe2\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.remit_api.accounts.v1.ApiKeyKind\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\r\n\x05last4\x18\x04 \x01(\t\x12\x10\n\x08livemode\x18\x05 \x01(\x08\x12+\n\x07\x63reated\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\r\x8a\xb5\x18\t\n\x07\x61pi_key\"\xee\x02\n\x14\x43reateAccountRequest\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x01 \x01(\t\x12\x1c\n\x0fraw_card_access\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x34\n\x07pricing\x18\x03 \x01(\x0b\x32\x1e.remit_api.accounts.v1.PricingH\x01\x88\x01\x01\x12!\n\x14\x61vailable_delay_days\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x1e\n\x11\x61utomatic_payouts\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\x1a\n\rradar_enabled\x18\x06 \x01(\x08H\x04\x88\x01\x01\x12\x18\n\x0b\x61pi_version\x18\x07 \x01(\tH\x05\x88\x01\x01\x42\x12\n\x10_raw_card_accessB\n\n\x08_pricingB\x17\n\x15_available_delay_daysB\x14\n\x12_automatic_payoutsB\x10\n\x0e_radar_enabledB\x0e\n\x0c_api_version\"\xe8\x01\n\x15\x43reateAccountResponse\x12/\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1e.remit_api.accounts.v1.Account\x12\x12\n\nsecret_key\x18\x02 \x01(\t\x12\x17\n\x0fpublishable_key\x18\x03 \x01(\t\x12\x35\n\x0esecret_api_key\x18\x04 \x01(\x0b\x32\x1d.remit_api.accounts.v1.ApiKey\x12:\n\x13publishable_api_key\x18\x05 \x01(\x0b\x32\x1d.remit_api.accounts.v1.ApiKey\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"E\n\x12GetAccountResponse\x12/\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1e.remit_api.accounts.v1.Account\"\x9c\x03\n\x1cUpdateAccountSettingsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x1c\n\x0f\x66\x65\x65_percent_bps\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0f\x66\x65\x65_fixed_minor\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12!\n\x14\x61vailable_delay_days\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x1e\n\x11\x61utomatic_payouts\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\x1c\n\x0fraw_card_access\x18\x06 \x01(\x08H\x04\x88\x01\x01\x12\x1a\n\rradar_enabled\x18\x07 \x01(\x08H\x05\x88\x01\x01\x12\x1d\n\x10\x64\x65\x66\x61ult_currency\x18\x08 \x01(\tH\x06\x88\x01\x01\x42\x12\n\x10_fee_percent_bpsB\x12\n\x10_fee_fixed_minorB\x17\n\x15_available_delay_daysB\x14\n\x12_automatic_payoutsB\x12\n\x10_raw_card_accessB\x10\n\x0e_radar_enabledB\x13\n\x11_default_currency\"P\n\x1dUpdateAccountSettingsResponse\x12/\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1e.remit_api.accounts.v1.Account\"l\n\x13\x43reateApiKeyRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.remit_api.accounts.v1.ApiKeyKind\x12\x10\n\x08livemode\x18\x03 \x01(\x08\"]\n\x14\x43reateApiKeyResponse\x12.\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1d.remit_api.accounts.v1.ApiKey\x12\x15\n\rplaintext_key\x18\x02 \x01(\t\"\xae\x01\n\x12ListApiKeysRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x1b\n\x0estarting_after\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rending_before\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x12\n\naccount_id\x18\x04 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x05 \x01(\x08\x42\x11\n\x0f_starting_afterB\x10\n\x0e_ending_before\"T\n\x13ListApiKeysResponse\x12+\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x1d.remit_api.accounts.v1.ApiKey\x12\x10\n\x08has_more\x18\x02 \x01(\x08\"j\n\x13RevokeApiKeyRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12/\n\x0c\x65xpire_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"F\n\x14RevokeApiKeyResponse\x12.\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1d.remit_api.accounts.v1.ApiKey\"(\n\x19\x41uthenticateApiKeyRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\xca\x01\n\x1a\x41uthenticateApiKeyResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x33\n\x08key_kind\x18\x03 \x01(\x0e\x32!.remit_api.accounts.v1.ApiKeyKind\x12\x10\n\x08livemode\x18\x04 \x01(\x08\x12\x18\n\x0b\x61pi_version\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x17\n\x0fraw_card_access\x18\x06 \x01(\x08\x42\x0e\n\x0c_api_version\"?\n\x14PinApiVersionRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\"B\n\x15PinApiVersionResponse\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x14\n\x0cnewly_pinned\x18\x02 \x01(\x08\"C\n\x18UpgradeApiVersionRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\"l\n\x19UpgradeApiVersionResponse\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12!\n\x14previous_api_version\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x17\n\x15_previous_api_version*a\n\nApiKeyKind\x12\x1c\n\x18\x41PI_KEY_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PI_KEY_KIND_SECRET\x10\x01\x12\x1c\n\x18\x41PI_KEY_KIND_PUBLISHABLE\x10\x02\x32\xfc\x07\n\x0f\x41\x63\x63ountsService\x12j\n\rCreateAccount\x12+.remit_api.accounts.v1.CreateAccountRequest\x1a,.remit_api.accounts.v1.CreateAccountResponse\x12\x61\n\nGetAccount\x12(.remit_api.accounts.v1.GetAccountRequest\x1a).remit_api.accounts.v1.GetAccountResponse\x12\x82\x01\n\x15UpdateAccountSettings\x12\x33.remit_api.accounts.v1.UpdateAccountSettingsRequest\x1a\x34.remit_api.accounts.v1.UpdateAccountSettingsResponse\x12g\n\x0c\x43reateApiKey\x12*.remit_api.accounts.v1.CreateApiKeyRequest\x1a+.remit_api.accounts.v1.CreateApiKeyResponse\x12\x64\n\x0bListApiKeys\x12).remit_api.accounts.v1.ListApiKeysRequest\x1a*.remit_api.accounts.v1.ListApiKeysResponse\x12g\n\x0cRevokeApiKey\x12*.remit_api.accounts.v1.RevokeApiKeyRequest\x1a+.remit_api.accounts.v1.RevokeApiKeyResponse\x12y\n\x12\x41uthenticateApiKey\x12\x30.remit_api.accounts.v1.AuthenticateApiKeyRequest\x1a\x31.remit_api.accounts.v1.AuthenticateApiKeyResponse\x12j\n\rPinApiVersion\x12+.remit_api.accounts.v1.PinApiVersionRequest\x1a,.remit_api.accounts.v1.PinApiVersionResponse\x12v\n\x11UpgradeApiVersion\x12/.remit_api.accounts.v1.UpgradeApiVersionRequest\x1a\x30.remit_api.accounts.v1.UpgradeApiVersionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,8 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCOUNT']._serialized_options = b'\212\265\030\t\n\007account'
   _globals['_APIKEY']._loaded_options = None
   _globals['_APIKEY']._serialized_options = b'\212\265\030\t\n\007api_key'
-  _globals['_APIKEYKIND']._serialized_start=3142
-  _globals['_APIKEYKIND']._serialized_end=3239
+  _globals['_APIKEYKIND']._serialized_start=3258
+  _globals['_APIKEYKIND']._serialized_end=3355
   _globals['_ACCOUNT']._serialized_start=165
   _globals['_ACCOUNT']._serialized_end=372
   _globals['_ACCOUNTSETTINGS']._serialized_start=375
@@ -50,40 +50,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIKEY']._serialized_end=836
   _globals['_CREATEACCOUNTREQUEST']._serialized_start=839
   _globals['_CREATEACCOUNTREQUEST']._serialized_end=1205
-  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=1207
-  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=1324
-  _globals['_GETACCOUNTREQUEST']._serialized_start=1326
-  _globals['_GETACCOUNTREQUEST']._serialized_end=1365
-  _globals['_GETACCOUNTRESPONSE']._serialized_start=1367
-  _globals['_GETACCOUNTRESPONSE']._serialized_end=1436
-  _globals['_UPDATEACCOUNTSETTINGSREQUEST']._serialized_start=1439
-  _globals['_UPDATEACCOUNTSETTINGSREQUEST']._serialized_end=1851
-  _globals['_UPDATEACCOUNTSETTINGSRESPONSE']._serialized_start=1853
-  _globals['_UPDATEACCOUNTSETTINGSRESPONSE']._serialized_end=1933
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=1935
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=2043
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=2045
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=2138
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=2141
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=2315
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=2317
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=2401
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=2403
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2509
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2511
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2581
-  _globals['_AUTHENTICATEAPIKEYREQUEST']._serialized_start=2583
-  _globals['_AUTHENTICATEAPIKEYREQUEST']._serialized_end=2623
-  _globals['_AUTHENTICATEAPIKEYRESPONSE']._serialized_start=2626
-  _globals['_AUTHENTICATEAPIKEYRESPONSE']._serialized_end=2828
-  _globals['_PINAPIVERSIONREQUEST']._serialized_start=2830
-  _globals['_PINAPIVERSIONREQUEST']._serialized_end=2893
-  _globals['_PINAPIVERSIONRESPONSE']._serialized_start=2895
-  _globals['_PINAPIVERSIONRESPONSE']._serialized_end=2961
-  _globals['_UPGRADEAPIVERSIONREQUEST']._serialized_start=2963
-  _globals['_UPGRADEAPIVERSIONREQUEST']._serialized_end=3030
-  _globals['_UPGRADEAPIVERSIONRESPONSE']._serialized_start=3032
-  _globals['_UPGRADEAPIVERSIONRESPONSE']._serialized_end=3140
-  _globals['_ACCOUNTSSERVICE']._serialized_start=3242
-  _globals['_ACCOUNTSSERVICE']._serialized_end=4262
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=1208
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=1440
+  _globals['_GETACCOUNTREQUEST']._serialized_start=1442
+  _globals['_GETACCOUNTREQUEST']._serialized_end=1481
+  _globals['_GETACCOUNTRESPONSE']._serialized_start=1483
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=1552
+  _globals['_UPDATEACCOUNTSETTINGSREQUEST']._serialized_start=1555
+  _globals['_UPDATEACCOUNTSETTINGSREQUEST']._serialized_end=1967
+  _globals['_UPDATEACCOUNTSETTINGSRESPONSE']._serialized_start=1969
+  _globals['_UPDATEACCOUNTSETTINGSRESPONSE']._serialized_end=2049
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=2051
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=2159
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=2161
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=2254
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=2257
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=2431
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=2433
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=2517
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=2519
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2625
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2627
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2697
+  _globals['_AUTHENTICATEAPIKEYREQUEST']._serialized_start=2699
+  _globals['_AUTHENTICATEAPIKEYREQUEST']._serialized_end=2739
+  _globals['_AUTHENTICATEAPIKEYRESPONSE']._serialized_start=2742
+  _globals['_AUTHENTICATEAPIKEYRESPONSE']._serialized_end=2944
+  _globals['_PINAPIVERSIONREQUEST']._serialized_start=2946
+  _globals['_PINAPIVERSIONREQUEST']._serialized_end=3009
+  _globals['_PINAPIVERSIONRESPONSE']._serialized_start=3011
+  _globals['_PINAPIVERSIONRESPONSE']._serialized_end=3077
+  _globals['_UPGRADEAPIVERSIONREQUEST']._serialized_start=3079
+  _globals['_UPGRADEAPIVERSIONREQUEST']._serialized_end=3146
+  _globals['_UPGRADEAPIVERSIONRESPONSE']._serialized_start=3148
+  _globals['_UPGRADEAPIVERSIONRESPONSE']._serialized_end=3256
+  _globals['_ACCOUNTSSERVICE']._serialized_start=3358
+  _globals['_ACCOUNTSSERVICE']._serialized_end=4378
 # @@protoc_insertion_point(module_scope)

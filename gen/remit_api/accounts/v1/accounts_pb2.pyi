@@ -61,7 +61,9 @@ class Account(_message.Message):
     id: _builtins.str
     """acct_ id."""
     default_currency: _builtins.str
-    """Lowercase ISO currency used when none is given (payouts, fixed fees)."""
+    """Lowercase ISO currency used when none is given (payouts, fixed fees); one of the currencies
+    remit supports.
+    """
     api_version: _builtins.str
     """The API version the account is pinned to; unset until its first request pins it."""
     @_builtins.property
@@ -101,7 +103,7 @@ class AccountSettings(_message.Message):
     RAW_CARD_ACCESS_FIELD_NUMBER: _builtins.int
     RADAR_ENABLED_FIELD_NUMBER: _builtins.int
     available_delay_days: _builtins.int
-    """Days after a charge before its net funds move from pending to available."""
+    """Days after a charge before its net funds move from pending to available, 0 to 365."""
     automatic_payouts: _builtins.bool
     """Whether the worker pays out the available balance automatically every day."""
     raw_card_access: _builtins.bool
@@ -133,16 +135,20 @@ Global___AccountSettings: _TypeAlias = AccountSettings  # noqa: Y015
 
 @_typing.final
 class Pricing(_message.Message):
-    """Per-account processing fee: fee = amount * fee_percent_bps / 10000 + fee_fixed_minor."""
+    """Per-account processing fee: fee = amount * fee_percent_bps / 10000 + the fixed part, rounded
+    once, and never more than the amount it is charged on.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     FEE_PERCENT_BPS_FIELD_NUMBER: _builtins.int
     FEE_FIXED_MINOR_FIELD_NUMBER: _builtins.int
     fee_percent_bps: _builtins.int
-    """Percentage part in basis points (290 = 2.9%)."""
+    """Percentage part in basis points (290 = 2.9%), 0 to 10000."""
     fee_fixed_minor: _builtins.int
-    """Fixed part in minor units of the charge's currency (30 = $0.30)."""
+    """Fixed part in hundredths of the charge currency's major unit, whatever its exponent (30 =
+    $0.30, 0.300 KWD, 0.30 JPY), 0 to 99999999.
+    """
     def __init__(
         self,
         *,
@@ -221,7 +227,7 @@ class CreateAccountRequest(_message.Message):
     RADAR_ENABLED_FIELD_NUMBER: _builtins.int
     API_VERSION_FIELD_NUMBER: _builtins.int
     default_currency: _builtins.str
-    """Lowercase ISO currency; empty = "usd"."""
+    """ISO currency remit supports, stored lowercase; empty = "usd"."""
     raw_card_access: _builtins.bool
     available_delay_days: _builtins.int
     automatic_payouts: _builtins.bool
@@ -281,22 +287,34 @@ class CreateAccountResponse(_message.Message):
     ACCOUNT_FIELD_NUMBER: _builtins.int
     SECRET_KEY_FIELD_NUMBER: _builtins.int
     PUBLISHABLE_KEY_FIELD_NUMBER: _builtins.int
+    SECRET_API_KEY_FIELD_NUMBER: _builtins.int
+    PUBLISHABLE_API_KEY_FIELD_NUMBER: _builtins.int
     secret_key: _builtins.str
-    """sk_test_... plaintext, shown once."""
+    """sk_test_... plaintext, shown once; empty in a replay under the call's idempotency key."""
     publishable_key: _builtins.str
-    """pk_test_... plaintext, shown once."""
+    """pk_test_... plaintext, shown once; empty in a replay under the call's idempotency key."""
     @_builtins.property
     def account(self) -> Global___Account: ...
+    @_builtins.property
+    def secret_api_key(self) -> Global___ApiKey:
+        """The secret key's id, last four and state, in a replay too."""
+
+    @_builtins.property
+    def publishable_api_key(self) -> Global___ApiKey:
+        """The publishable key's id, last four and state, in a replay too."""
+
     def __init__(
         self,
         *,
         account: Global___Account | None = ...,
         secret_key: _builtins.str = ...,
         publishable_key: _builtins.str = ...,
+        secret_api_key: Global___ApiKey | None = ...,
+        publishable_api_key: Global___ApiKey | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "publishable_api_key", b"publishable_api_key", "secret_api_key", b"secret_api_key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "publishable_key", b"publishable_key", "secret_key", b"secret_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "publishable_api_key", b"publishable_api_key", "publishable_key", b"publishable_key", "secret_api_key", b"secret_api_key", "secret_key", b"secret_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -361,6 +379,7 @@ class UpdateAccountSettingsRequest(_message.Message):
     DEFAULT_CURRENCY_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     fee_percent_bps: _builtins.int
+    """Bounds as in Pricing and AccountSettings."""
     fee_fixed_minor: _builtins.int
     available_delay_days: _builtins.int
     automatic_payouts: _builtins.bool
@@ -369,6 +388,7 @@ class UpdateAccountSettingsRequest(_message.Message):
     radar_enabled: _builtins.bool
     """Radar on or off."""
     default_currency: _builtins.str
+    """ISO currency remit supports, stored lowercase."""
     def __init__(
         self,
         *,
@@ -475,7 +495,9 @@ class CreateApiKeyResponse(_message.Message):
     API_KEY_FIELD_NUMBER: _builtins.int
     PLAINTEXT_KEY_FIELD_NUMBER: _builtins.int
     plaintext_key: _builtins.str
-    """The full key, e.g. "sk_test_...". Never retrievable again."""
+    """The full key, e.g. "sk_test_...". Never retrievable again: empty in a replay under the
+    call's idempotency key.
+    """
     @_builtins.property
     def api_key(self) -> Global___ApiKey: ...
     def __init__(
@@ -506,9 +528,13 @@ class ListApiKeysRequest(_message.Message):
     limit: _builtins.int
     """Page size; 0 = default 10, at most 100."""
     starting_after: _builtins.str
-    """Cursor: return keys after this key id."""
+    """Cursor: return the keys after (older than) this key id, a key of the account, revoked or
+    not. Not with ending_before.
+    """
     ending_before: _builtins.str
-    """Cursor: return keys before this key id."""
+    """Cursor: return the keys just before (newer than) this key id, a key of the account,
+    revoked or not.
+    """
     account_id: _builtins.str
     include_revoked: _builtins.bool
     """Include revoked keys (a key still working until a set time is listed either way)."""

@@ -88,6 +88,12 @@ class AccountsServiceServicer:
 
     def CreateAccount(self, request, context):
         """Creates an account with one secret and one publishable test key, returned once in plaintext.
+        A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+        Takes the `idempotency-key` metadata, kept 24 hours: a retry under it makes nothing again
+        and is answered with the account and keys the first call made (trailing metadata
+        `idempotent-replayed: true`), but with the plaintext keys empty: they are shown only once
+        and never stored. A caller that lost them revokes those keys and makes others. The key
+        reused for other parameters or another call is ALREADY_EXISTS (idempotency_error).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,21 +107,25 @@ class AccountsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateAccountSettings(self, request, context):
-        """Changes an account's settings; unset fields stay as they are.
+        """Changes an account's settings; unset fields stay as they are. A setting out of its bounds
+        (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it, and nothing changes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateApiKey(self, request, context):
-        """Creates an API key; the plaintext is returned once and stored only as a digest.
+        """Creates an API key; the plaintext is returned once and stored only as a digest. Takes the
+        `idempotency-key` metadata as CreateAccount does: a retry under it is answered with the key
+        the first call made and an empty plaintext_key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListApiKeys(self, request, context):
-        """Lists an account's keys (prefix and last4 only, never the key).
+        """Lists an account's keys (prefix and last4 only, never the key). NOT_FOUND for an unknown
+        account, and for a cursor that is not one of its keys (naming the cursor).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,15 +38,29 @@ class AccountsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AccountsServiceAsyncStub: ...
     CreateAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CreateAccountRequest, _accounts_pb2.CreateAccountResponse]
-    """Creates an account with one secret and one publishable test key, returned once in plaintext."""
+    """Creates an account with one secret and one publishable test key, returned once in plaintext.
+    A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+    Takes the `idempotency-key` metadata, kept 24 hours: a retry under it makes nothing again
+    and is answered with the account and keys the first call made (trailing metadata
+    `idempotent-replayed: true`), but with the plaintext keys empty: they are shown only once
+    and never stored. A caller that lost them revokes those keys and makes others. The key
+    reused for other parameters or another call is ALREADY_EXISTS (idempotency_error).
+    """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetAccountRequest, _accounts_pb2.GetAccountResponse]
     """Returns an account."""
     UpdateAccountSettings: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdateAccountSettingsRequest, _accounts_pb2.UpdateAccountSettingsResponse]
-    """Changes an account's settings; unset fields stay as they are."""
+    """Changes an account's settings; unset fields stay as they are. A setting out of its bounds
+    (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it, and nothing changes.
+    """
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CreateApiKeyRequest, _accounts_pb2.CreateApiKeyResponse]
-    """Creates an API key; the plaintext is returned once and stored only as a digest."""
+    """Creates an API key; the plaintext is returned once and stored only as a digest. Takes the
+    `idempotency-key` metadata as CreateAccount does: a retry under it is answered with the key
+    the first call made and an empty plaintext_key.
+    """
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeysRequest, _accounts_pb2.ListApiKeysResponse]
-    """Lists an account's keys (prefix and last4 only, never the key)."""
+    """Lists an account's keys (prefix and last4 only, never the key). NOT_FOUND for an unknown
+    account, and for a cursor that is not one of its keys (naming the cursor).
+    """
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RevokeApiKeyRequest, _accounts_pb2.RevokeApiKeyResponse]
     """Revokes a key, now or after `expire_after`; requests with it from then on fail
     authentication.
@@ -68,15 +82,29 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CreateAccountRequest, _accounts_pb2.CreateAccountResponse]  # type: ignore[assignment]
-    """Creates an account with one secret and one publishable test key, returned once in plaintext."""
+    """Creates an account with one secret and one publishable test key, returned once in plaintext.
+    A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+    Takes the `idempotency-key` metadata, kept 24 hours: a retry under it makes nothing again
+    and is answered with the account and keys the first call made (trailing metadata
+    `idempotent-replayed: true`), but with the plaintext keys empty: they are shown only once
+    and never stored. A caller that lost them revokes those keys and makes others. The key
+    reused for other parameters or another call is ALREADY_EXISTS (idempotency_error).
+    """
     GetAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetAccountRequest, _accounts_pb2.GetAccountResponse]  # type: ignore[assignment]
     """Returns an account."""
     UpdateAccountSettings: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdateAccountSettingsRequest, _accounts_pb2.UpdateAccountSettingsResponse]  # type: ignore[assignment]
-    """Changes an account's settings; unset fields stay as they are."""
+    """Changes an account's settings; unset fields stay as they are. A setting out of its bounds
+    (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it, and nothing changes.
+    """
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CreateApiKeyRequest, _accounts_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
-    """Creates an API key; the plaintext is returned once and stored only as a digest."""
+    """Creates an API key; the plaintext is returned once and stored only as a digest. Takes the
+    `idempotency-key` metadata as CreateAccount does: a retry under it is answered with the key
+    the first call made and an empty plaintext_key.
+    """
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeysRequest, _accounts_pb2.ListApiKeysResponse]  # type: ignore[assignment]
-    """Lists an account's keys (prefix and last4 only, never the key)."""
+    """Lists an account's keys (prefix and last4 only, never the key). NOT_FOUND for an unknown
+    account, and for a cursor that is not one of its keys (naming the cursor).
+    """
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RevokeApiKeyRequest, _accounts_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
     """Revokes a key, now or after `expire_after`; requests with it from then on fail
     authentication.
@@ -100,7 +128,14 @@ class AccountsServiceServicer:
         request: _accounts_pb2.CreateAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.CreateAccountResponse, _abc.Awaitable[_accounts_pb2.CreateAccountResponse]]:
-        """Creates an account with one secret and one publishable test key, returned once in plaintext."""
+        """Creates an account with one secret and one publishable test key, returned once in plaintext.
+        A setting out of its bounds (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it.
+        Takes the `idempotency-key` metadata, kept 24 hours: a retry under it makes nothing again
+        and is answered with the account and keys the first call made (trailing metadata
+        `idempotent-replayed: true`), but with the plaintext keys empty: they are shown only once
+        and never stored. A caller that lost them revokes those keys and makes others. The key
+        reused for other parameters or another call is ALREADY_EXISTS (idempotency_error).
+        """
 
     def GetAccount(
         self,
@@ -114,21 +149,28 @@ class AccountsServiceServicer:
         request: _accounts_pb2.UpdateAccountSettingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.UpdateAccountSettingsResponse, _abc.Awaitable[_accounts_pb2.UpdateAccountSettingsResponse]]:
-        """Changes an account's settings; unset fields stay as they are."""
+        """Changes an account's settings; unset fields stay as they are. A setting out of its bounds
+        (see AccountSettings and Pricing) is INVALID_ARGUMENT naming it, and nothing changes.
+        """
 
     def CreateApiKey(
         self,
         request: _accounts_pb2.CreateApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.CreateApiKeyResponse, _abc.Awaitable[_accounts_pb2.CreateApiKeyResponse]]:
-        """Creates an API key; the plaintext is returned once and stored only as a digest."""
+        """Creates an API key; the plaintext is returned once and stored only as a digest. Takes the
+        `idempotency-key` metadata as CreateAccount does: a retry under it is answered with the key
+        the first call made and an empty plaintext_key.
+        """
 
     def ListApiKeys(
         self,
         request: _accounts_pb2.ListApiKeysRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.ListApiKeysResponse, _abc.Awaitable[_accounts_pb2.ListApiKeysResponse]]:
-        """Lists an account's keys (prefix and last4 only, never the key)."""
+        """Lists an account's keys (prefix and last4 only, never the key). NOT_FOUND for an unknown
+        account, and for a cursor that is not one of its keys (naming the cursor).
+        """
 
     def RevokeApiKey(
         self,

@@ -592,8 +592,10 @@ Global___Operation: _TypeAlias = Operation  # noqa: Y015
 @_typing.final
 class GetSettlementReportRequest(_message.Message):
     """Asks for one page of a day's settlement. Rows come oldest first (by settled_at, then
-    operation_id); a page token continues after the last row of the page that returned it, so
-    rows settled while a caller pages through today come on a later page, never twice.
+    operation_id); a page token continues after the last row of the page that returned it. A
+    report is the day as it stood when its first page was read: every page holds only what had
+    committed then, so a row committed while a caller pages (today's, or one whose transaction
+    was still open) is on no page of it, and no row is on two. Read the report again for it.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -602,6 +604,7 @@ class GetSettlementReportRequest(_message.Message):
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ALLOW_PARTIAL_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """UTC settlement date, "YYYY-MM-DD"."""
     merchant_id: _builtins.str
@@ -616,6 +619,10 @@ class GetSettlementReportRequest(_message.Message):
     """next_page_token from the previous page, with the same date and merchant_id; empty for the
     first page. A token from another request is refused with INVALID_ARGUMENT.
     """
+    allow_partial: _builtins.bool
+    """Report today (UTC) although it is not over: what has settled so far, with partial set.
+    Without it, today is refused with FAILED_PRECONDITION, code day_not_over.
+    """
     def __init__(
         self,
         *,
@@ -623,10 +630,11 @@ class GetSettlementReportRequest(_message.Message):
         merchant_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        allow_partial: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "merchant_id", b"merchant_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_partial", b"allow_partial", "date", b"date", "merchant_id", b"merchant_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -641,10 +649,13 @@ class GetSettlementReportResponse(_message.Message):
     DATE_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """The date reported, "YYYY-MM-DD"."""
     next_page_token: _builtins.str
     """Pass as page_token for the next page; empty when this page is the last."""
+    partial: _builtins.bool
+    """The day was not over (UTC) when this page was read: more may settle on it."""
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementRow]: ...
     def __init__(
@@ -653,10 +664,11 @@ class GetSettlementReportResponse(_message.Message):
         date: _builtins.str = ...,
         rows: _abc.Iterable[Global___SettlementRow] | None = ...,
         next_page_token: _builtins.str = ...,
+        partial: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "next_page_token", b"next_page_token", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "next_page_token", b"next_page_token", "partial", b"partial", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -110,7 +110,9 @@ class AcquirerServiceServicer:
     def GetSettlementReport(self, request, context):
         """The captures and refunds settled on one day, for reconciliation, a page at a time. A
         capture (including an Authorize with capture) or refund settles at the instant it is
-        recorded.
+        recorded. The day must be over in UTC, as for `remit reconcile` and `remit
+        settlement-report`: a day not begun fails with INVALID_ARGUMENT, today with
+        FAILED_PRECONDITION (ErrorDetail code day_not_over) unless allow_partial is set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -65,7 +65,9 @@ class AcquirerServiceStub:
     GetSettlementReport: _grpc.UnaryUnaryMultiCallable[_acquirer_pb2.GetSettlementReportRequest, _acquirer_pb2.GetSettlementReportResponse]
     """The captures and refunds settled on one day, for reconciliation, a page at a time. A
     capture (including an Authorize with capture) or refund settles at the instant it is
-    recorded.
+    recorded. The day must be over in UTC, as for `remit reconcile` and `remit
+    settlement-report`: a day not begun fails with INVALID_ARGUMENT, today with
+    FAILED_PRECONDITION (ErrorDetail code day_not_over) unless allow_partial is set.
     """
 
 @_typing.type_check_only
@@ -88,7 +90,9 @@ class AcquirerServiceAsyncStub(AcquirerServiceStub):
     GetSettlementReport: _aio.UnaryUnaryMultiCallable[_acquirer_pb2.GetSettlementReportRequest, _acquirer_pb2.GetSettlementReportResponse]  # type: ignore[assignment]
     """The captures and refunds settled on one day, for reconciliation, a page at a time. A
     capture (including an Authorize with capture) or refund settles at the instant it is
-    recorded.
+    recorded. The day must be over in UTC, as for `remit reconcile` and `remit
+    settlement-report`: a day not begun fails with INVALID_ARGUMENT, today with
+    FAILED_PRECONDITION (ErrorDetail code day_not_over) unless allow_partial is set.
     """
 
 class AcquirerServiceServicer:
@@ -138,7 +142,9 @@ class AcquirerServiceServicer:
     ) -> _typing.Union[_acquirer_pb2.GetSettlementReportResponse, _abc.Awaitable[_acquirer_pb2.GetSettlementReportResponse]]:
         """The captures and refunds settled on one day, for reconciliation, a page at a time. A
         capture (including an Authorize with capture) or refund settles at the instant it is
-        recorded.
+        recorded. The day must be over in UTC, as for `remit reconcile` and `remit
+        settlement-report`: a day not begun fails with INVALID_ARGUMENT, today with
+        FAILED_PRECONDITION (ErrorDetail code day_not_over) unless allow_partial is set.
         """
 
 def add_AcquirerServiceServicer_to_server(servicer: AcquirerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -383,9 +383,16 @@ class _ReconciliationRowStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrappe
     RECONCILIATION_ROW_STATUS_MISSING_IN_LEDGER: _ReconciliationRowStatus.ValueType  # 2
     RECONCILIATION_ROW_STATUS_MISSING_AT_ACQUIRER: _ReconciliationRowStatus.ValueType  # 3
     RECONCILIATION_ROW_STATUS_AMOUNT_MISMATCH: _ReconciliationRowStatus.ValueType  # 4
+    """The two sides hold another movement under the reference: another amount, currency,
+    merchant or authorization (differences says which).
+    """
     RECONCILIATION_ROW_STATUS_FEE_MISMATCH: _ReconciliationRowStatus.ValueType  # 5
     """Amount and currency agree, but the acquirer withheld another fee than the ledger booked
     (acquirer_fee vs ledger_fee).
+    """
+    RECONCILIATION_ROW_STATUS_OUTCOME_MISMATCH: _ReconciliationRowStatus.ValueType  # 6
+    """The acquirer settled a refund the ledger booked as failed (its money given back to the
+    balance by a refund_failure balance transaction).
     """
 
 class ReconciliationRowStatus(_ReconciliationRowStatus, metaclass=_ReconciliationRowStatusEnumTypeWrapper):
@@ -396,9 +403,16 @@ RECONCILIATION_ROW_STATUS_MATCHED: ReconciliationRowStatus.ValueType  # 1
 RECONCILIATION_ROW_STATUS_MISSING_IN_LEDGER: ReconciliationRowStatus.ValueType  # 2
 RECONCILIATION_ROW_STATUS_MISSING_AT_ACQUIRER: ReconciliationRowStatus.ValueType  # 3
 RECONCILIATION_ROW_STATUS_AMOUNT_MISMATCH: ReconciliationRowStatus.ValueType  # 4
+"""The two sides hold another movement under the reference: another amount, currency,
+merchant or authorization (differences says which).
+"""
 RECONCILIATION_ROW_STATUS_FEE_MISMATCH: ReconciliationRowStatus.ValueType  # 5
 """Amount and currency agree, but the acquirer withheld another fee than the ledger booked
 (acquirer_fee vs ledger_fee).
+"""
+RECONCILIATION_ROW_STATUS_OUTCOME_MISMATCH: ReconciliationRowStatus.ValueType  # 6
+"""The acquirer settled a refund the ledger booked as failed (its money given back to the
+balance by a refund_failure balance transaction).
 """
 Global___ReconciliationRowStatus: _TypeAlias = ReconciliationRowStatus  # noqa: Y015
 
@@ -1032,25 +1046,57 @@ class Balance(_message.Message):
     AVAILABLE_FIELD_NUMBER: _builtins.int
     LIVEMODE_FIELD_NUMBER: _builtins.int
     PENDING_FIELD_NUMBER: _builtins.int
+    CONNECT_RESERVED_FIELD_NUMBER: _builtins.int
     livemode: _builtins.bool
     @_builtins.property
     def available(self) -> _containers.RepeatedCompositeFieldContainer[Global___BalanceAmount]: ...
     @_builtins.property
     def pending(self) -> _containers.RepeatedCompositeFieldContainer[Global___BalanceAmount]: ...
+    @_builtins.property
+    def connect_reserved(self) -> _containers.RepeatedCompositeFieldContainer[Global___BalanceReserved]:
+        """Connect: funds held for connected accounts' negative balances; remit has no Connect, so
+        zero in each currency the balance shows, as Stripe shows an account without any.
+        """
+
     def __init__(
         self,
         *,
         available: _abc.Iterable[Global___BalanceAmount] | None = ...,
         livemode: _builtins.bool = ...,
         pending: _abc.Iterable[Global___BalanceAmount] | None = ...,
+        connect_reserved: _abc.Iterable[Global___BalanceReserved] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "livemode", b"livemode", "pending", b"pending"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "connect_reserved", b"connect_reserved", "livemode", b"livemode", "pending", b"pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Balance: _TypeAlias = Balance  # noqa: Y015
+
+@_typing.final
+class BalanceReserved(_message.Message):
+    """One currency's amount in balance.connect_reserved."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    amount: _builtins.int
+    currency: _builtins.str
+    def __init__(
+        self,
+        *,
+        amount: _builtins.int = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BalanceReserved: _TypeAlias = BalanceReserved  # noqa: Y015
 
 @_typing.final
 class BalanceAmount(_message.Message):
@@ -1469,6 +1515,8 @@ class Payout(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    APPLICATION_FEE_FIELD_NUMBER: _builtins.int
+    APPLICATION_FEE_AMOUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """po_ id."""
     amount: _builtins.int
@@ -1499,6 +1547,10 @@ class Payout(_message.Message):
     statement_descriptor: _builtins.str
     status: Global___PayoutStatus.ValueType
     type: Global___PayoutType.ValueType
+    application_fee: _builtins.str
+    """Connect: fee_ id of the application fee taken on the payout; always null in remit."""
+    application_fee_amount: _builtins.int
+    """Connect: the application fee requested on the payout; always null in remit."""
     @_builtins.property
     def arrival_date(self) -> _timestamp_pb2.Timestamp:
         """Expected arrival at the bank."""
@@ -1538,11 +1590,17 @@ class Payout(_message.Message):
         status: Global___PayoutStatus.ValueType = ...,
         trace_id: Global___PayoutTraceId | None = ...,
         type: Global___PayoutType.ValueType = ...,
+        application_fee: _builtins.str | None = ...,
+        application_fee_amount: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction", "_description", b"_description", "_destination", b"_destination", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_original_payout", b"_original_payout", "_payout_method", b"_payout_method", "_reversed_by", b"_reversed_by", "_statement_descriptor", b"_statement_descriptor", "arrival_date", b"arrival_date", "balance_transaction", b"balance_transaction", "created", b"created", "description", b"description", "destination", b"destination", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "original_payout", b"original_payout", "payout_method", b"payout_method", "reversed_by", b"reversed_by", "statement_descriptor", b"statement_descriptor", "trace_id", b"trace_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_application_fee", b"_application_fee", "_application_fee_amount", b"_application_fee_amount", "_balance_transaction", b"_balance_transaction", "_description", b"_description", "_destination", b"_destination", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_original_payout", b"_original_payout", "_payout_method", b"_payout_method", "_reversed_by", b"_reversed_by", "_statement_descriptor", b"_statement_descriptor", "application_fee", b"application_fee", "application_fee_amount", b"application_fee_amount", "arrival_date", b"arrival_date", "balance_transaction", b"balance_transaction", "created", b"created", "description", b"description", "destination", b"destination", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "original_payout", b"original_payout", "payout_method", b"payout_method", "reversed_by", b"reversed_by", "statement_descriptor", b"statement_descriptor", "trace_id", b"trace_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction", "_description", b"_description", "_destination", b"_destination", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_original_payout", b"_original_payout", "_payout_method", b"_payout_method", "_reversed_by", b"_reversed_by", "_statement_descriptor", b"_statement_descriptor", "amount", b"amount", "arrival_date", b"arrival_date", "automatic", b"automatic", "balance_transaction", b"balance_transaction", "created", b"created", "currency", b"currency", "description", b"description", "destination", b"destination", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "method", b"method", "original_payout", b"original_payout", "payout_method", b"payout_method", "reconciliation_status", b"reconciliation_status", "reversed_by", b"reversed_by", "source_type", b"source_type", "statement_descriptor", b"statement_descriptor", "status", b"status", "trace_id", b"trace_id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_application_fee", b"_application_fee", "_application_fee_amount", b"_application_fee_amount", "_balance_transaction", b"_balance_transaction", "_description", b"_description", "_destination", b"_destination", "_failure_balance_transaction", b"_failure_balance_transaction", "_failure_code", b"_failure_code", "_failure_message", b"_failure_message", "_original_payout", b"_original_payout", "_payout_method", b"_payout_method", "_reversed_by", b"_reversed_by", "_statement_descriptor", b"_statement_descriptor", "amount", b"amount", "application_fee", b"application_fee", "application_fee_amount", b"application_fee_amount", "arrival_date", b"arrival_date", "automatic", b"automatic", "balance_transaction", b"balance_transaction", "created", b"created", "currency", b"currency", "description", b"description", "destination", b"destination", "failure_balance_transaction", b"failure_balance_transaction", "failure_code", b"failure_code", "failure_message", b"failure_message", "id", b"id", "livemode", b"livemode", "metadata", b"metadata", "method", b"method", "original_payout", b"original_payout", "payout_method", b"payout_method", "reconciliation_status", b"reconciliation_status", "reversed_by", b"reversed_by", "source_type", b"source_type", "statement_descriptor", b"statement_descriptor", "status", b"status", "trace_id", b"trace_id", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__application_fee: _TypeAlias = _typing.Literal["application_fee"]  # noqa: Y015
+    _WhichOneofArgType__application_fee: _TypeAlias = _typing.Literal["_application_fee", b"_application_fee"]  # noqa: Y015
+    _WhichOneofReturnType__application_fee_amount: _TypeAlias = _typing.Literal["application_fee_amount"]  # noqa: Y015
+    _WhichOneofArgType__application_fee_amount: _TypeAlias = _typing.Literal["_application_fee_amount", b"_application_fee_amount"]  # noqa: Y015
     _WhichOneofReturnType__balance_transaction: _TypeAlias = _typing.Literal["balance_transaction"]  # noqa: Y015
     _WhichOneofArgType__balance_transaction: _TypeAlias = _typing.Literal["_balance_transaction", b"_balance_transaction"]  # noqa: Y015
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
@@ -1563,6 +1621,10 @@ class Payout(_message.Message):
     _WhichOneofArgType__reversed_by: _TypeAlias = _typing.Literal["_reversed_by", b"_reversed_by"]  # noqa: Y015
     _WhichOneofReturnType__statement_descriptor: _TypeAlias = _typing.Literal["statement_descriptor"]  # noqa: Y015
     _WhichOneofArgType__statement_descriptor: _TypeAlias = _typing.Literal["_statement_descriptor", b"_statement_descriptor"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__application_fee) -> _WhichOneofReturnType__application_fee | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__application_fee_amount) -> _WhichOneofReturnType__application_fee_amount | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__balance_transaction) -> _WhichOneofReturnType__balance_transaction | None: ...
     @_typing.overload
@@ -1655,7 +1717,7 @@ class CreatePayoutRequest(_message.Message):
     """Unset = standard."""
     statement_descriptor: _builtins.str
     destination: _builtins.str
-    """Bank account id; unset = the account's default."""
+    """Refused (NOT_FOUND): remit keeps no external accounts; payouts go to the account's bank."""
     source_type: Global___PayoutSourceType.ValueType
     """Unset = card."""
     @_builtins.property
@@ -2300,6 +2362,7 @@ class Reconciliation(_message.Message):
     PARTIAL_FIELD_NUMBER: _builtins.int
     SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
     STARTED_FIELD_NUMBER: _builtins.int
+    OUTCOME_MISMATCH_COUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """recon_ id."""
     date: _builtins.str
@@ -2317,6 +2380,8 @@ class Reconciliation(_message.Message):
     """recon_ id of a later run of the same date and account that replaces this one; unset while
     this is the latest.
     """
+    outcome_mismatch_count: _builtins.int
+    """Refunds the ledger booked as failed that the acquirer settled."""
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp:
         """When the run finished and its result was stored."""
@@ -2345,10 +2410,11 @@ class Reconciliation(_message.Message):
         partial: _builtins.bool = ...,
         superseded_by: _builtins.str | None = ...,
         started: _timestamp_pb2.Timestamp | None = ...,
+        outcome_mismatch_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "created", b"created", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "fee_mismatch_count", b"fee_mismatch_count", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "partial", b"partial", "rows", b"rows", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "fee_mismatch_count", b"fee_mismatch_count", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "outcome_mismatch_count", b"outcome_mismatch_count", "partial", b"partial", "rows", b"rows", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__account_id: _TypeAlias = _typing.Literal["account_id"]  # noqa: Y015
     _WhichOneofArgType__account_id: _TypeAlias = _typing.Literal["_account_id", b"_account_id"]  # noqa: Y015
@@ -2378,6 +2444,7 @@ class ReconciliationRow(_message.Message):
     LEDGER_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     ACQUIRER_FEE_FIELD_NUMBER: _builtins.int
     LEDGER_FEE_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
     status: Global___ReconciliationRowStatus.ValueType
     reference: _builtins.str
     """The operation reference shared by the ledger and the acquirer."""
@@ -2400,6 +2467,13 @@ class ReconciliationRow(_message.Message):
     missing in the ledger, or for a capture booked before the ledger recorded network fees
     (its fee is not compared).
     """
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationDifference]:
+        """What the two sides hold otherwise, one entry per field; empty when matched, when missing
+        in the ledger, and for rows stored before remit recorded it. A row missing at the
+        acquirer has the outcome: what the acquirer answered when asked by reference.
+        """
+
     def __init__(
         self,
         *,
@@ -2414,10 +2488,11 @@ class ReconciliationRow(_message.Message):
         ledger_transaction_id: _builtins.str | None = ...,
         acquirer_fee: _builtins.int | None = ...,
         ledger_fee: _builtins.int | None = ...,
+        differences: _abc.Iterable[Global___ReconciliationDifference] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount", "_acquirer_fee", b"_acquirer_fee", "_ledger_amount", b"_ledger_amount", "_ledger_fee", b"_ledger_fee", "_ledger_transaction_id", b"_ledger_transaction_id", "acquirer_amount", b"acquirer_amount", "acquirer_fee", b"acquirer_fee", "ledger_amount", b"ledger_amount", "ledger_fee", b"ledger_fee", "ledger_transaction_id", b"ledger_transaction_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount", "_acquirer_fee", b"_acquirer_fee", "_ledger_amount", b"_ledger_amount", "_ledger_fee", b"_ledger_fee", "_ledger_transaction_id", b"_ledger_transaction_id", "account_id", b"account_id", "acquirer_amount", b"acquirer_amount", "acquirer_fee", b"acquirer_fee", "authorization_id", b"authorization_id", "currency", b"currency", "kind", b"kind", "ledger_amount", b"ledger_amount", "ledger_fee", b"ledger_fee", "ledger_transaction_id", b"ledger_transaction_id", "reference", b"reference", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount", "_acquirer_fee", b"_acquirer_fee", "_ledger_amount", b"_ledger_amount", "_ledger_fee", b"_ledger_fee", "_ledger_transaction_id", b"_ledger_transaction_id", "account_id", b"account_id", "acquirer_amount", b"acquirer_amount", "acquirer_fee", b"acquirer_fee", "authorization_id", b"authorization_id", "currency", b"currency", "differences", b"differences", "kind", b"kind", "ledger_amount", b"ledger_amount", "ledger_fee", b"ledger_fee", "ledger_transaction_id", b"ledger_transaction_id", "reference", b"reference", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__acquirer_amount: _TypeAlias = _typing.Literal["acquirer_amount"]  # noqa: Y015
     _WhichOneofArgType__acquirer_amount: _TypeAlias = _typing.Literal["_acquirer_amount", b"_acquirer_amount"]  # noqa: Y015
@@ -2441,3 +2516,38 @@ class ReconciliationRow(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__ledger_transaction_id) -> _WhichOneofReturnType__ledger_transaction_id | None: ...
 
 Global___ReconciliationRow: _TypeAlias = ReconciliationRow  # noqa: Y015
+
+@_typing.final
+class ReconciliationDifference(_message.Message):
+    """One field a compared item differs in, as each side holds it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    LEDGER_FIELD_NUMBER: _builtins.int
+    ACQUIRER_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """amount, currency, merchant_id, authorization_id (compared when the ledger recorded the
+    authorization; a refund's is its charge's), fee, or outcome: on the ledger's side
+    succeeded or failed (a refund whose money it gave back), on the acquirer's settled or, for
+    a row missing there, what it answered ("not found", "refused (CODE)", "not settled",
+    "settled for acct_...", "settled on YYYY-MM-DD").
+    """
+    ledger: _builtins.str
+    """The ledger's value, as text (amounts and fees in minor units)."""
+    acquirer: _builtins.str
+    """The acquirer's value, as text."""
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        ledger: _builtins.str = ...,
+        acquirer: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquirer", b"acquirer", "field", b"field", "ledger", b"ledger"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconciliationDifference: _TypeAlias = ReconciliationDifference  # noqa: Y015

@@ -1283,27 +1283,96 @@ Global___PaymentMethodOptions: _TypeAlias = PaymentMethodOptions  # noqa: Y015
 
 @_typing.final
 class PaymentMethodOptionsCard(_message.Message):
-    """payment_method_options.card."""
+    """payment_method_options.card. On the object it always shows, with Stripe's defaults."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_THREE_D_SECURE_FIELD_NUMBER: _builtins.int
+    INSTALLMENTS_FIELD_NUMBER: _builtins.int
+    MANDATE_OPTIONS_FIELD_NUMBER: _builtins.int
+    NETWORK_FIELD_NUMBER: _builtins.int
     request_three_d_secure: Global___RequestThreeDSecure.ValueType
-    """When to request 3-D Secure: automatic (when required or Radar asks), any, or challenge."""
+    """When to request 3-D Secure: automatic (when required or Radar asks), any, or challenge.
+    On the object: the intent's, or automatic when it was never set.
+    """
+    network: _builtins.str
+    """The network chosen to process the payment: output only, always null in remit (the
+    card's own network processes it).
+    """
+    @_builtins.property
+    def installments(self) -> Global___PaymentMethodOptionsCardInstallments:
+        """Installments (Mexico only): output only, always null in remit."""
+
+    @_builtins.property
+    def mandate_options(self) -> Global___PaymentMethodOptionsCardMandateOptions:
+        """eMandates for cards issued in India: output only, always null in remit."""
+
     def __init__(
         self,
         *,
         request_three_d_secure: Global___RequestThreeDSecure.ValueType | None = ...,
+        installments: Global___PaymentMethodOptionsCardInstallments | None = ...,
+        mandate_options: Global___PaymentMethodOptionsCardMandateOptions | None = ...,
+        network: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_request_three_d_secure", b"_request_three_d_secure", "request_three_d_secure", b"request_three_d_secure"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_network", b"_network", "_request_three_d_secure", b"_request_three_d_secure", "installments", b"installments", "mandate_options", b"mandate_options", "network", b"network", "request_three_d_secure", b"request_three_d_secure"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_request_three_d_secure", b"_request_three_d_secure", "request_three_d_secure", b"request_three_d_secure"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_network", b"_network", "_request_three_d_secure", b"_request_three_d_secure", "installments", b"installments", "mandate_options", b"mandate_options", "network", b"network", "request_three_d_secure", b"request_three_d_secure"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__network: _TypeAlias = _typing.Literal["network"]  # noqa: Y015
+    _WhichOneofArgType__network: _TypeAlias = _typing.Literal["_network", b"_network"]  # noqa: Y015
     _WhichOneofReturnType__request_three_d_secure: _TypeAlias = _typing.Literal["request_three_d_secure"]  # noqa: Y015
     _WhichOneofArgType__request_three_d_secure: _TypeAlias = _typing.Literal["_request_three_d_secure", b"_request_three_d_secure"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__network) -> _WhichOneofReturnType__network | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__request_three_d_secure) -> _WhichOneofReturnType__request_three_d_secure | None: ...
 
 Global___PaymentMethodOptionsCard: _TypeAlias = PaymentMethodOptionsCard  # noqa: Y015
+
+@_typing.final
+class PaymentMethodOptionsCardInstallments(_message.Message):
+    """payment_method_options.card.installments; remit offers none."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Whether installments are enabled."""
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentMethodOptionsCardInstallments: _TypeAlias = PaymentMethodOptionsCardInstallments  # noqa: Y015
+
+@_typing.final
+class PaymentMethodOptionsCardMandateOptions(_message.Message):
+    """payment_method_options.card.mandate_options; remit sets up no eMandates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    amount: _builtins.int
+    """Amount of each payment under the mandate, in minor units."""
+    def __init__(
+        self,
+        *,
+        amount: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentMethodOptionsCardMandateOptions: _TypeAlias = PaymentMethodOptionsCardMandateOptions  # noqa: Y015
 
 @_typing.final
 class PaymentIntentProcessing(_message.Message):
@@ -6009,6 +6078,7 @@ class ListPaymentMethodsRequest(_message.Message):
     ENDING_BEFORE_FIELD_NUMBER: _builtins.int
     CUSTOMER_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    ALLOW_REDISPLAY_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
     """Page size; 0 = default 10, at most 100."""
     starting_after: _builtins.str
@@ -6017,6 +6087,10 @@ class ListPaymentMethodsRequest(_message.Message):
     """Only methods attached to this cus_ id."""
     type: Global___PaymentMethodType.ValueType
     """Only methods of this type."""
+    allow_redisplay: _builtins.str
+    """Only methods with this allow_redisplay: always, limited or unspecified (which a method
+    stored without one counts as).
+    """
     def __init__(
         self,
         *,
@@ -6025,11 +6099,14 @@ class ListPaymentMethodsRequest(_message.Message):
         ending_before: _builtins.str | None = ...,
         customer: _builtins.str | None = ...,
         type: Global___PaymentMethodType.ValueType | None = ...,
+        allow_redisplay: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "customer", b"customer", "ending_before", b"ending_before", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay", "_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "allow_redisplay", b"allow_redisplay", "customer", b"customer", "ending_before", b"ending_before", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "customer", b"customer", "ending_before", b"ending_before", "limit", b"limit", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay", "_customer", b"_customer", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "allow_redisplay", b"allow_redisplay", "customer", b"customer", "ending_before", b"ending_before", "limit", b"limit", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__allow_redisplay: _TypeAlias = _typing.Literal["allow_redisplay"]  # noqa: Y015
+    _WhichOneofArgType__allow_redisplay: _TypeAlias = _typing.Literal["_allow_redisplay", b"_allow_redisplay"]  # noqa: Y015
     _WhichOneofReturnType__customer: _TypeAlias = _typing.Literal["customer"]  # noqa: Y015
     _WhichOneofArgType__customer: _TypeAlias = _typing.Literal["_customer", b"_customer"]  # noqa: Y015
     _WhichOneofReturnType__ending_before: _TypeAlias = _typing.Literal["ending_before"]  # noqa: Y015
@@ -6038,6 +6115,8 @@ class ListPaymentMethodsRequest(_message.Message):
     _WhichOneofArgType__starting_after: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after"]  # noqa: Y015
     _WhichOneofReturnType__type: _TypeAlias = _typing.Literal["type"]  # noqa: Y015
     _WhichOneofArgType__type: _TypeAlias = _typing.Literal["_type", b"_type"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__allow_redisplay) -> _WhichOneofReturnType__allow_redisplay | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__customer) -> _WhichOneofReturnType__customer | None: ...
     @_typing.overload

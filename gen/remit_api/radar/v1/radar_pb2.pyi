@@ -98,6 +98,8 @@ class Rule(_message.Message):
     POSITION_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     LIVEMODE_FIELD_NUMBER: _builtins.int
+    INVALID_REASON_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """rule_ id."""
     action: Global___RuleAction.ValueType
@@ -106,6 +108,16 @@ class Rule(_message.Message):
     position: _builtins.int
     """Order within the account's rules (0 first)."""
     livemode: _builtins.bool
+    invalid_reason: _builtins.str
+    """Why the rule does not run, for a rule stored before a check that saving it makes now (a
+    list it names is gone, or cannot hold the kind of value it tests against it): it matches
+    no payment until it is changed or deleted. Unset for a rule that runs.
+    """
+    version: _builtins.int
+    """1 when created, one more at each change of its action or predicate. A charge's expanded
+    outcome.rule shows the version that decided it; unset when that is not known (a charge
+    decided before versions were kept, by a text the rule has changed since).
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -117,12 +129,21 @@ class Rule(_message.Message):
         position: _builtins.int = ...,
         created: _timestamp_pb2.Timestamp | None = ...,
         livemode: _builtins.bool = ...,
+        invalid_reason: _builtins.str | None = ...,
+        version: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_invalid_reason", b"_invalid_reason", "_version", b"_version", "created", b"created", "invalid_reason", b"invalid_reason", "version", b"version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "created", b"created", "id", b"id", "livemode", b"livemode", "position", b"position", "predicate", b"predicate"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_invalid_reason", b"_invalid_reason", "_version", b"_version", "action", b"action", "created", b"created", "id", b"id", "invalid_reason", b"invalid_reason", "livemode", b"livemode", "position", b"position", "predicate", b"predicate", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__invalid_reason: _TypeAlias = _typing.Literal["invalid_reason"]  # noqa: Y015
+    _WhichOneofArgType__invalid_reason: _TypeAlias = _typing.Literal["_invalid_reason", b"_invalid_reason"]  # noqa: Y015
+    _WhichOneofReturnType__version: _TypeAlias = _typing.Literal["version"]  # noqa: Y015
+    _WhichOneofArgType__version: _TypeAlias = _typing.Literal["_version", b"_version"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__invalid_reason) -> _WhichOneofReturnType__invalid_reason | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__version) -> _WhichOneofReturnType__version | None: ...
 
 Global___Rule: _TypeAlias = Rule  # noqa: Y015
 
@@ -401,18 +422,26 @@ class GetRuleRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    DECIDED_CHARGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """rule_ id."""
+    decided_charge: _builtins.str
+    """ch_ id of a charge the rule decided: the rule as it was then (its action, predicate and
+    version when it decided the charge; the rest as now), for the charge's outcome.rule.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        decided_charge: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_decided_charge", b"_decided_charge", "decided_charge", b"decided_charge"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decided_charge", b"_decided_charge", "decided_charge", b"decided_charge", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__decided_charge: _TypeAlias = _typing.Literal["decided_charge"]  # noqa: Y015
+    _WhichOneofArgType__decided_charge: _TypeAlias = _typing.Literal["_decided_charge", b"_decided_charge"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__decided_charge) -> _WhichOneofReturnType__decided_charge | None: ...
 
 Global___GetRuleRequest: _TypeAlias = GetRuleRequest  # noqa: Y015
 
@@ -440,51 +469,121 @@ Global___GetRuleResponse: _TypeAlias = GetRuleResponse  # noqa: Y015
 
 @_typing.final
 class GetRulesRequest(_message.Message):
-    """Looks up several rules."""
+    """Looks up several rules: each as it is now (`ids`), or as it decided a charge (`decided`, as
+    GetRuleRequest.decided_charge does for one). At most 100 of both together.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     IDS_FIELD_NUMBER: _builtins.int
+    DECIDED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """rule_ ids, at most 100."""
+        """rule_ ids."""
+
+    @_builtins.property
+    def decided(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleOfCharge]:
+        """Rules each as it decided a charge, for the outcome.rule of a page of charges."""
 
     def __init__(
         self,
         *,
         ids: _abc.Iterable[_builtins.str] | None = ...,
+        decided: _abc.Iterable[Global___RuleOfCharge] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ids", b"ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided", b"decided", "ids", b"ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRulesRequest: _TypeAlias = GetRulesRequest  # noqa: Y015
 
 @_typing.final
+class RuleOfCharge(_message.Message):
+    """A rule and a charge it decided."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    CHARGE_FIELD_NUMBER: _builtins.int
+    rule: _builtins.str
+    """rule_ id."""
+    charge: _builtins.str
+    """ch_ id."""
+    def __init__(
+        self,
+        *,
+        rule: _builtins.str = ...,
+        charge: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuleOfCharge: _TypeAlias = RuleOfCharge  # noqa: Y015
+
+@_typing.final
 class GetRulesResponse(_message.Message):
-    """The rules of the account among the ids asked, in the order asked; an id of no rule (one
+    """The rules of the account among those asked, each in the order asked; a rule of no id (one
     deleted since) is left out.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     RULES_FIELD_NUMBER: _builtins.int
+    DECIDED_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rule]: ...
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rule]:
+        """For `ids`: each rule as it is now."""
+
+    @_builtins.property
+    def decided(self) -> _containers.RepeatedCompositeFieldContainer[Global___DecidedRule]:
+        """For `decided`: each rule as it decided the charge. A charge the account does not have, or
+        whose verdict keeps no text of the rule, shows the rule as it is now.
+        """
+
     def __init__(
         self,
         *,
         rules: _abc.Iterable[Global___Rule] | None = ...,
+        decided: _abc.Iterable[Global___DecidedRule] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided", b"decided", "rules", b"rules"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRulesResponse: _TypeAlias = GetRulesResponse  # noqa: Y015
+
+@_typing.final
+class DecidedRule(_message.Message):
+    """A rule as it decided a charge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARGE_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    charge: _builtins.str
+    """ch_ id, as asked."""
+    @_builtins.property
+    def rule(self) -> Global___Rule: ...
+    def __init__(
+        self,
+        *,
+        charge: _builtins.str = ...,
+        rule: Global___Rule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecidedRule: _TypeAlias = DecidedRule  # noqa: Y015
 
 @_typing.final
 class ListRulesRequest(_message.Message):
@@ -1283,3 +1382,150 @@ class SignalContribution(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignalContribution: _TypeAlias = SignalContribution  # noqa: Y015
+
+@_typing.final
+class ListChangesRequest(_message.Message):
+    """Radar's history, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
+    OBJECT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """Page size; 0 = default 10, at most 100."""
+    starting_after: _builtins.str
+    """rchg_ id of the change the page starts after."""
+    object: _builtins.str
+    """Only the changes of this rule_, vl_ or vli_ id (a value list's include its items')."""
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+        starting_after: _builtins.str | None = ...,
+        object: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_object", b"_object", "_starting_after", b"_starting_after", "object", b"object", "starting_after", b"starting_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_object", b"_object", "_starting_after", b"_starting_after", "limit", b"limit", "object", b"object", "starting_after", b"starting_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__object: _TypeAlias = _typing.Literal["object"]  # noqa: Y015
+    _WhichOneofArgType__object: _TypeAlias = _typing.Literal["_object", b"_object"]  # noqa: Y015
+    _WhichOneofReturnType__starting_after: _TypeAlias = _typing.Literal["starting_after"]  # noqa: Y015
+    _WhichOneofArgType__starting_after: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__object) -> _WhichOneofReturnType__object | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__starting_after) -> _WhichOneofReturnType__starting_after | None: ...
+
+Global___ListChangesRequest: _TypeAlias = ListChangesRequest  # noqa: Y015
+
+@_typing.final
+class ListChangesResponse(_message.Message):
+    """One page of changes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___RadarChange]: ...
+    def __init__(
+        self,
+        *,
+        data: _abc.Iterable[Global___RadarChange] | None = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChangesResponse: _TypeAlias = ListChangesResponse  # noqa: Y015
+
+@_typing.final
+class RadarChange(_message.Message):
+    """One change to a rule, a value list or a value list item, recorded with the change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    OBJECT_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    RULE_VERSION_FIELD_NUMBER: _builtins.int
+    BEFORE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALUE_LIST_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """rchg_ id."""
+    object_type: _builtins.str
+    """What changed: "rule", "radar.value_list" or "radar.value_list_item"."""
+    object_id: _builtins.str
+    """Its rule_, vl_ or vli_ id."""
+    action: _builtins.str
+    """"created", "updated" or "deleted"."""
+    rule_version: _builtins.int
+    """A rule's version after the change (before it, for a deletion)."""
+    before: _builtins.str
+    """The object before the change and after it, as JSON objects: a rule's action, predicate
+    and position; a list's alias, name, item_type and metadata (and, deleted, how many items
+    went with it); an item's value and value_list. Unset for a creation and a deletion.
+    """
+    after: _builtins.str
+    changed_by: _builtins.str
+    """key_ id of the API key the change was asked with (the REST API and `remit radar` name
+    it), or "remit" when the caller named none. Never a key's secret.
+    """
+    request_id: _builtins.str
+    """req_ id of the REST request that asked for it."""
+    value_list: _builtins.str
+    """vl_ id of the list, for a change to a list or one of its items."""
+    @_builtins.property
+    def created(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        created: _timestamp_pb2.Timestamp | None = ...,
+        object_type: _builtins.str = ...,
+        object_id: _builtins.str = ...,
+        action: _builtins.str = ...,
+        rule_version: _builtins.int | None = ...,
+        before: _builtins.str | None = ...,
+        after: _builtins.str | None = ...,
+        changed_by: _builtins.str = ...,
+        request_id: _builtins.str | None = ...,
+        value_list: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_after", b"_after", "_before", b"_before", "_request_id", b"_request_id", "_rule_version", b"_rule_version", "_value_list", b"_value_list", "after", b"after", "before", b"before", "created", b"created", "request_id", b"request_id", "rule_version", b"rule_version", "value_list", b"value_list"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after", b"_after", "_before", b"_before", "_request_id", b"_request_id", "_rule_version", b"_rule_version", "_value_list", b"_value_list", "action", b"action", "after", b"after", "before", b"before", "changed_by", b"changed_by", "created", b"created", "id", b"id", "object_id", b"object_id", "object_type", b"object_type", "request_id", b"request_id", "rule_version", b"rule_version", "value_list", b"value_list"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__after: _TypeAlias = _typing.Literal["after"]  # noqa: Y015
+    _WhichOneofArgType__after: _TypeAlias = _typing.Literal["_after", b"_after"]  # noqa: Y015
+    _WhichOneofReturnType__before: _TypeAlias = _typing.Literal["before"]  # noqa: Y015
+    _WhichOneofArgType__before: _TypeAlias = _typing.Literal["_before", b"_before"]  # noqa: Y015
+    _WhichOneofReturnType__request_id: _TypeAlias = _typing.Literal["request_id"]  # noqa: Y015
+    _WhichOneofArgType__request_id: _TypeAlias = _typing.Literal["_request_id", b"_request_id"]  # noqa: Y015
+    _WhichOneofReturnType__rule_version: _TypeAlias = _typing.Literal["rule_version"]  # noqa: Y015
+    _WhichOneofArgType__rule_version: _TypeAlias = _typing.Literal["_rule_version", b"_rule_version"]  # noqa: Y015
+    _WhichOneofReturnType__value_list: _TypeAlias = _typing.Literal["value_list"]  # noqa: Y015
+    _WhichOneofArgType__value_list: _TypeAlias = _typing.Literal["_value_list", b"_value_list"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__after) -> _WhichOneofReturnType__after | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__before) -> _WhichOneofReturnType__before | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__request_id) -> _WhichOneofReturnType__request_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rule_version) -> _WhichOneofReturnType__rule_version | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__value_list) -> _WhichOneofReturnType__value_list | None: ...
+
+Global___RadarChange: _TypeAlias = RadarChange  # noqa: Y015

@@ -105,6 +105,11 @@ class RadarServiceStub:
                 request_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptRequest.SerializeToString,
                 response_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptResponse.FromString,
                 _registered_method=True)
+        self.ListChanges = channel.unary_unary(
+                '/remit_api.radar.v1.RadarService/ListChanges',
+                request_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesRequest.SerializeToString,
+                response_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesResponse.FromString,
+                _registered_method=True)
 
 
 class RadarServiceServicer:
@@ -155,7 +160,8 @@ class RadarServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateValueList(self, request, context):
-        """POST /v1/radar/value_lists.
+        """POST /v1/radar/value_lists. ALREADY_EXISTS (param "alias") for an alias the account's
+        lists have.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,7 +189,8 @@ class RadarServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddValueListItem(self, request, context):
-        """POST /v1/radar/value_list_items.
+        """POST /v1/radar/value_list_items. ALREADY_EXISTS (param "value") for a value the list
+        holds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -205,6 +212,14 @@ class RadarServiceServicer:
 
     def EvaluateAttempt(self, request, context):
         """Scores given signals and applies the account's rules, without side effects.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChanges(self, request, context):
+        """Radar's history: each change to the account's rules, value lists and their items, and who
+        asked for it, newest first (`remit radar history`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -282,6 +297,11 @@ def add_RadarServiceServicer_to_server(servicer, server):
                     servicer.EvaluateAttempt,
                     request_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptRequest.FromString,
                     response_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptResponse.SerializeToString,
+            ),
+            'ListChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChanges,
+                    request_deserializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesRequest.FromString,
+                    response_serializer=remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -663,6 +683,33 @@ class RadarService:
             '/remit_api.radar.v1.RadarService/EvaluateAttempt',
             remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptRequest.SerializeToString,
             remit__api_dot_radar_dot_v1_dot_radar__pb2.EvaluateAttemptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.radar.v1.RadarService/ListChanges',
+            remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesRequest.SerializeToString,
+            remit__api_dot_radar_dot_v1_dot_radar__pb2.ListChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,7 +51,9 @@ class RadarServiceStub:
     DeleteRule: _grpc.UnaryUnaryMultiCallable[_radar_pb2.DeleteRuleRequest, _radar_pb2.DeleteRuleResponse]
     """Deletes a rule."""
     CreateValueList: _grpc.UnaryUnaryMultiCallable[_radar_pb2.CreateValueListRequest, _radar_pb2.CreateValueListResponse]
-    """POST /v1/radar/value_lists."""
+    """POST /v1/radar/value_lists. ALREADY_EXISTS (param "alias") for an alias the account's
+    lists have.
+    """
     GetValueList: _grpc.UnaryUnaryMultiCallable[_radar_pb2.GetValueListRequest, _radar_pb2.GetValueListResponse]
     """GET /v1/radar/value_lists/{id}."""
     ListValueLists: _grpc.UnaryUnaryMultiCallable[_radar_pb2.ListValueListsRequest, _radar_pb2.ListValueListsResponse]
@@ -59,13 +61,19 @@ class RadarServiceStub:
     DeleteValueList: _grpc.UnaryUnaryMultiCallable[_radar_pb2.DeleteValueListRequest, _radar_pb2.DeleteValueListResponse]
     """DELETE /v1/radar/value_lists/{id} (rules referring to it must be removed first)."""
     AddValueListItem: _grpc.UnaryUnaryMultiCallable[_radar_pb2.AddValueListItemRequest, _radar_pb2.AddValueListItemResponse]
-    """POST /v1/radar/value_list_items."""
+    """POST /v1/radar/value_list_items. ALREADY_EXISTS (param "value") for a value the list
+    holds.
+    """
     RemoveValueListItem: _grpc.UnaryUnaryMultiCallable[_radar_pb2.RemoveValueListItemRequest, _radar_pb2.RemoveValueListItemResponse]
     """DELETE /v1/radar/value_list_items/{id}."""
     ListValueListItems: _grpc.UnaryUnaryMultiCallable[_radar_pb2.ListValueListItemsRequest, _radar_pb2.ListValueListItemsResponse]
     """GET /v1/radar/value_list_items?value_list=..."""
     EvaluateAttempt: _grpc.UnaryUnaryMultiCallable[_radar_pb2.EvaluateAttemptRequest, _radar_pb2.EvaluateAttemptResponse]
     """Scores given signals and applies the account's rules, without side effects."""
+    ListChanges: _grpc.UnaryUnaryMultiCallable[_radar_pb2.ListChangesRequest, _radar_pb2.ListChangesResponse]
+    """Radar's history: each change to the account's rules, value lists and their items, and who
+    asked for it, newest first (`remit radar history`).
+    """
 
 @_typing.type_check_only
 class RadarServiceAsyncStub(RadarServiceStub):
@@ -87,7 +95,9 @@ class RadarServiceAsyncStub(RadarServiceStub):
     DeleteRule: _aio.UnaryUnaryMultiCallable[_radar_pb2.DeleteRuleRequest, _radar_pb2.DeleteRuleResponse]  # type: ignore[assignment]
     """Deletes a rule."""
     CreateValueList: _aio.UnaryUnaryMultiCallable[_radar_pb2.CreateValueListRequest, _radar_pb2.CreateValueListResponse]  # type: ignore[assignment]
-    """POST /v1/radar/value_lists."""
+    """POST /v1/radar/value_lists. ALREADY_EXISTS (param "alias") for an alias the account's
+    lists have.
+    """
     GetValueList: _aio.UnaryUnaryMultiCallable[_radar_pb2.GetValueListRequest, _radar_pb2.GetValueListResponse]  # type: ignore[assignment]
     """GET /v1/radar/value_lists/{id}."""
     ListValueLists: _aio.UnaryUnaryMultiCallable[_radar_pb2.ListValueListsRequest, _radar_pb2.ListValueListsResponse]  # type: ignore[assignment]
@@ -95,13 +105,19 @@ class RadarServiceAsyncStub(RadarServiceStub):
     DeleteValueList: _aio.UnaryUnaryMultiCallable[_radar_pb2.DeleteValueListRequest, _radar_pb2.DeleteValueListResponse]  # type: ignore[assignment]
     """DELETE /v1/radar/value_lists/{id} (rules referring to it must be removed first)."""
     AddValueListItem: _aio.UnaryUnaryMultiCallable[_radar_pb2.AddValueListItemRequest, _radar_pb2.AddValueListItemResponse]  # type: ignore[assignment]
-    """POST /v1/radar/value_list_items."""
+    """POST /v1/radar/value_list_items. ALREADY_EXISTS (param "value") for a value the list
+    holds.
+    """
     RemoveValueListItem: _aio.UnaryUnaryMultiCallable[_radar_pb2.RemoveValueListItemRequest, _radar_pb2.RemoveValueListItemResponse]  # type: ignore[assignment]
     """DELETE /v1/radar/value_list_items/{id}."""
     ListValueListItems: _aio.UnaryUnaryMultiCallable[_radar_pb2.ListValueListItemsRequest, _radar_pb2.ListValueListItemsResponse]  # type: ignore[assignment]
     """GET /v1/radar/value_list_items?value_list=..."""
     EvaluateAttempt: _aio.UnaryUnaryMultiCallable[_radar_pb2.EvaluateAttemptRequest, _radar_pb2.EvaluateAttemptResponse]  # type: ignore[assignment]
     """Scores given signals and applies the account's rules, without side effects."""
+    ListChanges: _aio.UnaryUnaryMultiCallable[_radar_pb2.ListChangesRequest, _radar_pb2.ListChangesResponse]  # type: ignore[assignment]
+    """Radar's history: each change to the account's rules, value lists and their items, and who
+    asked for it, newest first (`remit radar history`).
+    """
 
 class RadarServiceServicer:
     """Rules, value lists and a dry-run evaluator."""
@@ -155,7 +171,9 @@ class RadarServiceServicer:
         request: _radar_pb2.CreateValueListRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_radar_pb2.CreateValueListResponse, _abc.Awaitable[_radar_pb2.CreateValueListResponse]]:
-        """POST /v1/radar/value_lists."""
+        """POST /v1/radar/value_lists. ALREADY_EXISTS (param "alias") for an alias the account's
+        lists have.
+        """
 
     def GetValueList(
         self,
@@ -183,7 +201,9 @@ class RadarServiceServicer:
         request: _radar_pb2.AddValueListItemRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_radar_pb2.AddValueListItemResponse, _abc.Awaitable[_radar_pb2.AddValueListItemResponse]]:
-        """POST /v1/radar/value_list_items."""
+        """POST /v1/radar/value_list_items. ALREADY_EXISTS (param "value") for a value the list
+        holds.
+        """
 
     def RemoveValueListItem(
         self,
@@ -205,5 +225,14 @@ class RadarServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_radar_pb2.EvaluateAttemptResponse, _abc.Awaitable[_radar_pb2.EvaluateAttemptResponse]]:
         """Scores given signals and applies the account's rules, without side effects."""
+
+    def ListChanges(
+        self,
+        request: _radar_pb2.ListChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_radar_pb2.ListChangesResponse, _abc.Awaitable[_radar_pb2.ListChangesResponse]]:
+        """Radar's history: each change to the account's rules, value lists and their items, and who
+        asked for it, newest first (`remit radar history`).
+        """
 
 def add_RadarServiceServicer_to_server(servicer: RadarServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -59,8 +59,13 @@ LISTABLE_TYPES: Final = (
     "satispay", "scalapay", "sepa_debit", "sequra", "sofort", "sunbit", "swish", "twint", "upi",
     "us_bank_account", "wechat_pay", "zip",
 )  # fmt: skip
-LIST = list_schema({"customer": String(), "type": Enum(*LISTABLE_TYPES)}, created=False)
-CUSTOMER_LIST = list_schema({"type": Enum(*LISTABLE_TYPES)}, created=False)
+LIST = list_schema(
+    {"customer": String(), "type": Enum(*LISTABLE_TYPES), "allow_redisplay": _ALLOW_REDISPLAY},
+    created=False,
+)
+CUSTOMER_LIST = list_schema(
+    {"type": Enum(*LISTABLE_TYPES), "allow_redisplay": _ALLOW_REDISPLAY}, created=False
+)
 ATTACH = Schema({"customer": String()}, required={"customer"})
 DETACH = Schema({})
 
@@ -170,6 +175,9 @@ async def _list(
     method_type = context.optional_str("type")
     if method_type is not None:
         request.type = pb.PAYMENT_METHOD_TYPE_CARD
+    allow_redisplay = context.optional_str("allow_redisplay")
+    if allow_redisplay is not None:
+        request.allow_redisplay = allow_redisplay
     # Asked even for a type remit has none of, so an unknown customer or cursor is still a 404.
     reply = await call(deps.payments.ListPaymentMethods, request, context)
     if method_type not in (None, "card"):

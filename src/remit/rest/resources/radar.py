@@ -118,17 +118,38 @@ async def fetch_rule(context: ApiContext, deps: object, rule_id: str) -> JsonObj
 
 
 async def expanded_rule(context: ApiContext, deps: object, rule_id: str) -> JsonObject:
-    """A charge's `outcome.rule` expanded, as Stripe expands it. Rules are deleted for good, and
-    a charge a deleted rule decided keeps naming it: that id stays as it is."""
+    """A rule id expanded outside a charge (nowhere yet): the rule as it is now."""
+    return await _expanded(context, deps, pb.GetRuleRequest(id=rule_id))
+
+
+async def expanded_rule_within(
+    context: ApiContext, deps: object, rule_id: str, within: JsonObject
+) -> JsonObject:
+    """A charge's `outcome.rule` expanded, as Stripe expands it: the rule as it was when it
+    decided the charge (its predicate then, though changed since: remit.radar.decided)."""
+    request = pb.GetRuleRequest(id=rule_id)
+    charge_id = within.get("id")
+    if within.get("object") == "charge" and isinstance(charge_id, str):
+        request.decided_charge = charge_id
+    return await _expanded(context, deps, request)
+
+
+async def _expanded(context: ApiContext, deps: object, request: pb.GetRuleRequest) -> JsonObject:
+    """Rules are deleted for good, and a charge a deleted rule decided keeps naming it: that id
+    stays as it is."""
+    assert isinstance(deps, Dependencies)
     try:
-        return await fetch_rule(context, deps, rule_id)
+        reply = await call(deps.radar.GetRule, request, context)
     except RemitError as error:
         if error.kind is ErrorKind.NOT_FOUND:
-            raise GoneError(rule_id) from None
+            raise GoneError(request.id) from None
         raise
+    return to_json(reply.rule)
 
 
-register_resource(pb.Rule.DESCRIPTOR, expanded_rule, id_prefix="rule")
+register_resource(
+    pb.Rule.DESCRIPTOR, expanded_rule, id_prefix="rule", fetch_within=expanded_rule_within
+)
 
 
 async def update_rule(context: ApiContext, deps: Dependencies) -> JsonObject:

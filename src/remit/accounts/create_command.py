@@ -1,0 +1,100 @@
+"""`remit accounts create`: a new account and its first keys, printed once.
+
+It runs against the core's database directly (migrating it first), so that it works whether or
+not the platform is running, and goes through `AccountsService` as CreateAccount does, the
+settings checked the same way. It sends an idempotency key (`remit.accounts.command_keys`): run
+again under the key of a run whose outcome was not known, it prints the account that run made,
+and the ids of its keys, which it can no longer show.
+"""
+
+import asyncio
+import json
+from typing import TextIO
+
+from remit.accounts.command_keys import made_perhaps
+from remit.accounts.domain import AccountMadeBefore, NewAccount
+from remit.accounts.service import AccountsService
+from remit.command_exits import summary
+from remit.config import PlatformConfig
+from remit.storage.driver_errors import database_unavailable
+
+
+def create_account_command(
+    config: PlatformConfig,
+    *,
+    raw_card_access: bool,
+    currency: str,
+    idempotency_key: str,
+    as_json: bool,
+    out: TextIO,
+) -> int:
+    from remit.databases import migrate_all, resolve_databases
+    from remit.storage.engine import dispose, make_engine
+
+    resolved = resolve_databases(config)
+    try:
+        migrate_all(resolved.config)
+
+        async def create() -> NewAccount | AccountMadeBefore:
+            engine = make_engine(resolved.config.require_database_url(), pool_size=1)
+            try:
+                return await AccountsService(engine).create_account_once(
+                    idempotency_key, default_currency=currency, raw_card_access=raw_card_access
+                )
+            finally:
+                await dispose(engine)
+
+        try:
+            made = asyncio.run(create())
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            # Gone while it committed, perhaps after: the account may be there.
+            lost = f"the database became unavailable ({summary(error)})"
+            raise made_perhaps(lost, idempotency_key, "the account") from error
+    finally:
+        resolved.stop_embedded()
+    if isinstance(made, NewAccount):
+        _print_new(made, as_json=as_json, out=out)
+    else:
+        _print_made_before(made, as_json=as_json, out=out)
+    return 0
+
+
+def _print_new(made: NewAccount, *, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        shown = {
+            "id": made.account.id,
+            "secret_key": made.secret_key,
+            "publishable_key": made.publishable_key,
+        }
+        print(json.dumps(shown), file=out)
+        return
+    print(f"account          {made.account.id}", file=out)
+    print(f"secret key       {made.secret_key}", file=out)
+    print(f"publishable key  {made.publishable_key}", file=out)
+
+
+def _print_made_before(made: AccountMadeBefore, *, as_json: bool, out: TextIO) -> None:
+    account = made.account.id
+    secret, publishable = made.secret_api_key.id, made.publishable_api_key.id
+    if as_json:
+        shown = {
+            "id": account,
+            "secret_key": None,
+            "publishable_key": None,
+            "secret_key_id": secret,
+            "publishable_key_id": publishable,
+            "replayed": True,
+        }
+        print(json.dumps(shown), file=out)
+        return
+    print(f"account          {account}", file=out)
+    print(
+        f"made by an earlier run under this idempotency key, with the keys {secret} (secret) "
+        f"and {publishable} (publishable): they were shown only to that run and are not kept. "
+        f"If you do not have them, make others (remit accounts keys create {account}, with "
+        f"--publishable for the second) and revoke these (remit accounts keys revoke {account} "
+        "KEY --force).",
+        file=out,
+    )
