@@ -86,7 +86,7 @@ async def test_a_call_naming_no_account_is_refused_as_a_unary_one_is(
     with pytest.raises(grpc.aio.AioRpcError) as unary:
         await stub.ListEvents(pb.ListEventsRequest())
     streamed = await _refusal(stub.StreamEvents(pb.StreamEventsRequest()))
-    assert streamed.code() is unary.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert streamed.code() is unary.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert detail_from_rpc_error(streamed) is not None
 
 
