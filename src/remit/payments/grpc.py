@@ -1057,11 +1057,13 @@ class PaymentsServicer(
         call = keyed_call(context, "CreateRefund", request)
         if request.HasField("instructions_email"):
             # Stripe emails refund instructions only for payment methods it cannot refund
-            # directly; remit refunds cards, so none would be sent. Refused, not dropped.
+            # directly; remit refunds cards, so none would be sent. Refused, not dropped, and
+            # as the REST facade refuses it (it takes no such parameter): parameter_unknown.
             raise invalid(
                 "instructions_email is not supported: remit refunds cards, which need no "
                 "refund instructions.",
                 "instructions_email",
+                code="parameter_unknown",
             )
         reason = None
         if request.HasField("reason"):

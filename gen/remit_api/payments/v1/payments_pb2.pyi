@@ -4818,8 +4818,9 @@ class CreateRefundRequest(_message.Message):
     reason: Global___RefundReason.ValueType
     """duplicate, fraudulent or requested_by_customer."""
     instructions_email: _builtins.str
-    """Refused (INVALID_ARGUMENT): Stripe emails refund instructions only for payment methods
-    it cannot refund directly, and remit refunds cards, so it sends none.
+    """Refused (INVALID_ARGUMENT, parameter_unknown, as the REST API refuses it): Stripe emails
+    refund instructions only for payment methods it cannot refund directly, and remit refunds
+    cards, so it sends none.
     """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
