@@ -499,7 +499,7 @@ def _add_held_request_commands(
             '"last_failure": null or {"at", "code", "message", "reference", '
             '"operation", "differing_fields"}}], "has_more"}, times in UTC. Exits 1 '
             "when it lists any request, 0 when none, 2 on refused input or when the core "
-            "refused, failed or could not be reached."
+            "refused or failed, 75 when it could not be reached or did not answer in time."
         ),
     )
     listed.add_argument(
@@ -525,8 +525,9 @@ def _add_held_request_commands(
             "whatever its backoff: it looks the operation up at the acquirer and finishes the "
             "request only with what the acquirer holds, exactly as the completer or the "
             "client's retry with the key would. Nothing marks a payment paid or failed by hand. "
-            "Refused (2) for an unknown key, a finished request, or one a request is working on "
-            "right now. A request that never got past 'started' sent nothing: its key is "
+            "Refused (2) for an unknown key or a finished request; exits 75 for one a request "
+            "(its client's retry, the completer) is working on right now: run it again once "
+            "that try is over. A request that never got past 'started' sent nothing: its key is "
             "dropped, as the completer drops it. Exits 0 when the request finished (or was "
             "dropped), 1 when it is still held (the failure is printed and recorded); --json "
             'prints {"outcome": "finished" | "still_held" | "dropped", "held_request": null or '

@@ -230,9 +230,10 @@ def no_such_request(account_id: str, key: str) -> RemitError:
 
 
 def retryable(locked: Locked | None, account_id: str, key: str, now: datetime) -> KeyRecord:
-    """The key an operator asks to retry, unless it is not held: unknown, finished, or being
-    worked on right now by a request (a client's retry, the completer), which is not to be
-    disturbed; those are refused."""
+    """The key an operator asks to retry, unless it is not held: unknown or finished, which are
+    refused, or being worked on right now by a request (a client's retry, the completer), which
+    is not to be disturbed: refused for now, as a key in use is (CONFLICT, to be retried), since
+    the same retry may well go through once that try is over."""
     if locked is None:
         raise no_such_request(account_id, key)
     if locked.record.finished:
@@ -247,8 +248,9 @@ def retryable(locked: Locked | None, account_id: str, key: str, now: datetime) -
                 f"The request under '{echoed(key)}' is being worked on right now (a retry by "
                 "its client, or the completer); look again once its try is over."
             ),
-            kind=ErrorKind.FAILED_PRECONDITION,
+            kind=ErrorKind.CONFLICT,
             code="request_in_progress",
+            should_retry=True,
         )
     return locked.record
 

@@ -8,8 +8,10 @@ operator), 0 when none.
 
 `retry` runs one more of the completer's tries at one request, now, and says what it came to:
 finished (0), dropped because it had never got past `started` and sent nothing (0), or still
-held, with the failure (1). It finishes a request only with what the acquirer holds, as the
-completer would; nothing here marks a payment paid or failed by hand.
+held, with the failure (1). While a request (its client's retry, the completer) is working on
+it, the core answers to retry later, and the command exits 75. It finishes a request only with
+what the acquirer holds, as the completer would; nothing here marks a payment paid or failed by
+hand.
 
 Exit codes: `remit.command_exits`.
 """

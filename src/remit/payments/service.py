@@ -1978,7 +1978,7 @@ class PaymentsService:
         """An operator's retry of one held request, now: one more try of the completer's,
         whatever its backoff, which finishes the request only with what the network holds. A
         request that never got past `started` is dropped, as the completer drops it. Refused
-        for a key that is unknown, finished, or being worked on right now."""
+        for a key that is unknown or finished, and for now for one being worked on right now."""
         now = self._now()
         async with self._engine.begin() as db:
             held = retryable(await idempotency.lock(db, account_id, key), account_id, key, now)

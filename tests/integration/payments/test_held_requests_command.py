@@ -31,7 +31,7 @@ from remit.cli import main
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.customers.service import CustomersService
-from remit.grpcutil.errors import ErrorMappingInterceptor
+from remit.grpcutil.errors import ErrorMappingInterceptor, detail_from_rpc_error
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import CardVault
 from remit.payments.domain import CaptureMethod, Status
@@ -330,9 +330,11 @@ async def test_the_command_refuses_bad_arguments_in_one_line(
 
 
 async def test_the_rpcs_refuse_what_they_cannot_do_and_drop_a_request_that_sent_nothing(
+    cli_env: None,
     core_engine: AsyncEngine,
     acquirer_engine: AsyncEngine,
     account_id: str,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async with money_trail(core_engine, acquirer_engine, FixedClock(T0)) as trail:
@@ -377,9 +379,22 @@ async def test_the_rpcs_refuse_what_they_cannot_do_and_drop_a_request_that_sent_
 
             code, _ = await refused(retry(retry_of("nope")))
             assert code is grpc.StatusCode.NOT_FOUND
-            code, details = await refused(retry(retry_of("running")))
-            assert code is grpc.StatusCode.FAILED_PRECONDITION
-            assert "being worked on right now" in details
+            # One being worked on right now is refused only until its try is over: to be
+            # retried later, as a key in use is (ABORTED, should_retry), and the command exits
+            # 75, not 2 ("running it again will not help").
+            with pytest.raises(grpc.aio.AioRpcError) as in_progress:
+                await retry(retry_of("running"))
+            assert in_progress.value.code() is grpc.StatusCode.ABORTED
+            assert "being worked on right now" in str(in_progress.value.details())
+            detail = detail_from_rpc_error(in_progress.value)
+            assert detail is not None
+            assert (detail.code, detail.should_retry) == ("request_in_progress", True)
+            assert await remit("held-requests", "retry", account_id, "running") == 75
+            assert capsys.readouterr().err.splitlines()[-1] == (
+                "remit held-requests retry: The request under 'running' is being worked on "
+                "right now (a retry by its client, or the completer); look again once its try "
+                "is over."
+            )
 
             listed = await list_call(pb.ListHeldRequestsRequest())
             assert [held.idempotency_key for held in listed.data] == ["never-sent", "running"]

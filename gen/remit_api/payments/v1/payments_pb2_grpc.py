@@ -500,7 +500,8 @@ class PaymentsServiceServicer:
         """Operators: one more try of the completer's at a held request, now, whatever its backoff;
         it finishes the request only with what the network holds, as the completer would.
         NOT_FOUND for an unknown key; FAILED_PRECONDITION for a finished request
-        (request_finished) or one a request is working on right now (request_in_progress).
+        (request_finished); ABORTED with should_retry for one a request is working on right now
+        (request_in_progress), which the same call may retry once that try is over.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

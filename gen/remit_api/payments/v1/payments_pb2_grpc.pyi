@@ -136,7 +136,8 @@ class PaymentsServiceStub:
     """Operators: one more try of the completer's at a held request, now, whatever its backoff;
     it finishes the request only with what the network holds, as the completer would.
     NOT_FOUND for an unknown key; FAILED_PRECONDITION for a finished request
-    (request_finished) or one a request is working on right now (request_in_progress).
+    (request_finished); ABORTED with should_retry for one a request is working on right now
+    (request_in_progress), which the same call may retry once that try is over.
     """
 
 @_typing.type_check_only
@@ -233,7 +234,8 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     """Operators: one more try of the completer's at a held request, now, whatever its backoff;
     it finishes the request only with what the network holds, as the completer would.
     NOT_FOUND for an unknown key; FAILED_PRECONDITION for a finished request
-    (request_finished) or one a request is working on right now (request_in_progress).
+    (request_finished); ABORTED with should_retry for one a request is working on right now
+    (request_in_progress), which the same call may retry once that try is over.
     """
 
 class PaymentsServiceServicer:
@@ -517,7 +519,8 @@ class PaymentsServiceServicer:
         """Operators: one more try of the completer's at a held request, now, whatever its backoff;
         it finishes the request only with what the network holds, as the completer would.
         NOT_FOUND for an unknown key; FAILED_PRECONDITION for a finished request
-        (request_finished) or one a request is working on right now (request_in_progress).
+        (request_finished); ABORTED with should_retry for one a request is working on right now
+        (request_in_progress), which the same call may retry once that try is over.
         """
 
 def add_PaymentsServiceServicer_to_server(servicer: PaymentsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
