@@ -489,11 +489,13 @@ def _add_held_request_commands(
             f"{DEFAULT_OLDER_THAN_MINUTES}; 0 lists those in flight too) and still unfinished, "
             "the oldest first: age, account, endpoint, recovery point ('(running)' while a "
             "request works on it), how often the completer tried it, when its latest try "
-            "failed, the refund, charge or PaymentIntent it is about, and the idempotency key; "
+            "failed, the refund, charge or PaymentIntent it is about, the id of the request "
+            "that began it and the idempotency key (remit-auto-... for a request sent without "
+            "one, which only its request id names); "
             "below it, the failure's code and message. For network_record_mismatch, the "
             "message names the reference, the acquirer's operation under it and the fields that "
             'differ. Listing changes nothing. --json prints {"as_of", "data": '
-            '[{"account_id", "idempotency_key", "endpoint", "recovery_point", '
+            '[{"account_id", "idempotency_key", "request_id", "endpoint", "recovery_point", '
             '"created", "age_seconds", "last_run", "in_progress", '
             '"payment_intent", "charge", "refund", "completer_attempts", '
             '"last_failure": null or {"at", "code", "message", "reference", '

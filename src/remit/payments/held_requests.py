@@ -111,6 +111,9 @@ class HeldRequest:
     endpoint: str
     recovery_point: RecoveryPoint
     created_at: datetime
+    # The id of the request that began it, if it came with one: what names a request sent
+    # without an idempotency key, whose key remit made up (`remit.payments.keyed_rpc`).
+    request_id: str | None
     # The last time a request (the first, a retry, the completer) took it up.
     last_run_at: datetime
     # Whether a request holds it now (a client's retry, the completer).
@@ -139,6 +142,7 @@ def _held(row: Any, now: datetime) -> HeldRequest:
         endpoint=row.endpoint,
         recovery_point=RecoveryPoint(row.recovery_point),
         created_at=row.created_at,
+        request_id=row.request_id,
         last_run_at=row.last_run_at,
         in_progress=row.locked_until is not None and row.locked_until > now,
         payment_intent_id=row.payment_intent_id,
@@ -165,6 +169,7 @@ _COLUMNS = (
     idempotency_keys.c.endpoint,
     idempotency_keys.c.recovery_point,
     idempotency_keys.c.created_at,
+    idempotency_keys.c.request_id,
     idempotency_keys.c.last_run_at,
     idempotency_keys.c.locked_until,
     idempotency_keys.c.payment_intent_id,

@@ -31,6 +31,7 @@ from remit.payments.held_request_bounds import (
     MAX_LIST_LIMIT,
     MAX_OLDER_THAN_MINUTES,
 )
+from remit.payments.requests import client_key_of
 from remit_api.payments.v1 import payments_pb2 as pb
 from remit_api.payments.v1 import payments_pb2_grpc
 
@@ -134,6 +135,7 @@ def held_record(held: pb.HeldRequest, *, as_of: datetime | None) -> dict[str, ob
     record: dict[str, object] = {
         "account_id": held.account_id,
         "idempotency_key": held.idempotency_key,
+        "request_id": held.request_id if held.HasField("request_id") else None,
         "endpoint": held.endpoint,
         "recovery_point": held.recovery_point,
         "created": _iso(_time(held.created)),
@@ -193,6 +195,10 @@ def _about(held: pb.HeldRequest) -> str:
     return "-"
 
 
+def _request(held: pb.HeldRequest) -> str:
+    return held.request_id if held.HasField("request_id") else "-"
+
+
 def _failure_line(failure: pb.HeldRequestFailure) -> str:
     return f"{failure.code}: {failure.message}"
 
@@ -205,7 +211,7 @@ def render_table(
         return f"no request unfinished for {older_than_minutes} minutes or more\n"
     header = (
         f"{'age':<8}  {'account':<30}  {'endpoint':<28}  {'recovery point':<28}  "
-        f"{'tries':>5}  {'last failure (UTC)':<19}  {'about':<30}  key"
+        f"{'tries':>5}  {'last failure (UTC)':<19}  {'about':<30}  {'request':<30}  key"
     )
     lines = [header, "-" * len(header)]
     for one in held:
@@ -218,7 +224,7 @@ def render_table(
         lines.append(
             f"{age((as_of - _time(one.created)).total_seconds()):<8}  {one.account_id:<30}  "
             f"{one.endpoint:<28}  {point:<28}  {one.completer_attempts:>5}  {failed:<19}  "
-            f"{_about(one):<30}  {one.idempotency_key}"
+            f"{_about(one):<30}  {_request(one):<30}  {one.idempotency_key}"
         )
         if one.HasField("last_failure"):
             lines.append(f"          {_failure_line(one.last_failure)}")
@@ -228,18 +234,32 @@ def render_table(
 
 
 def render_retry(outcome: str, account_id: str, key: str, held: pb.HeldRequest | None) -> str:
+    # A key remit made up (a request sent without one, an inner call of remit's own,
+    # `remit.payments.requests`) is one no client holds: no client's retry comes under it.
+    made_up = client_key_of(key) is None
     if outcome == "dropped":
+        afterwards = (
+            "no client holds its key (remit made it up), so no retry comes back to it"
+            if made_up
+            else "its client's retry with the key starts afresh"
+        )
         return (
             f"dropped: the request under {key} of {account_id} had never got past started and "
-            "sent nothing; its client's retry with the key starts afresh\n"
+            f"sent nothing; {afterwards}\n"
         )
     assert held is not None
     what = f"{held.endpoint} under {key} of {account_id}"
     if outcome == "finished":
-        return (
-            f"finished: {what}; its client's retry with the key gets the stored answer "
-            f"(tries: {held.completer_attempts})\n"
-        )
+        answer = "its client's retry with the key gets the stored answer"
+        if made_up:
+            # Named by what it is about and the request that began it, as the key names nothing.
+            names = [name for name in (_about(held), _request(held)) if name != "-"]
+            look = f": look at {', '.join(names)}" if names else ""
+            answer = (
+                "no client holds its key (remit made it up), so no retry gets the stored "
+                f"answer{look}"
+            )
+        return f"finished: {what}; {answer} (tries: {held.completer_attempts})\n"
     failure = _failure_line(held.last_failure) if held.HasField("last_failure") else "-"
     return (
         f"still held: {what}, at {held.recovery_point} after {held.completer_attempts} tries; "

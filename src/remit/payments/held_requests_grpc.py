@@ -56,6 +56,8 @@ def held_request_message(held: HeldRequest) -> pb.HeldRequest:
         in_progress=held.in_progress,
         completer_attempts=held.completer_attempts,
     )
+    if held.request_id is not None:
+        message.request_id = held.request_id
     if held.payment_intent_id is not None:
         message.payment_intent = held.payment_intent_id
     if held.charge_id is not None:

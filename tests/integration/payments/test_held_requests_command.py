@@ -17,6 +17,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -152,7 +153,12 @@ async def test_a_capture_the_acquirer_holds_otherwise_is_listed_retried_and_then
         began = trail.clock.now()
         with pytest.raises(RemitError) as refused:
             await trail.payments.capture_payment_intent(
-                keyed(account_id, "capture", "CapturePaymentIntent"), held.id, 600, respond_with_id
+                replace(
+                    keyed(account_id, "capture", "CapturePaymentIntent"), request_id="req_1Capture"
+                ),
+                held.id,
+                600,
+                respond_with_id,
             )
         assert refused.value.kind is ErrorKind.INTERNAL
         operation_id = await operation_id_under(acquirer_engine, reference)
@@ -195,6 +201,7 @@ async def test_a_capture_the_acquirer_holds_otherwise_is_listed_retried_and_then
                     {
                         "account_id": account_id,
                         "idempotency_key": "capture",
+                        "request_id": "req_1Capture",
                         "endpoint": "CapturePaymentIntent",
                         "recovery_point": "attempt_created",
                         "created": iso(began),
@@ -214,7 +221,7 @@ async def test_a_capture_the_acquirer_holds_otherwise_is_listed_retried_and_then
             assert header.split()[:4] == ["age", "account", "endpoint", "recovery"]
             assert set(rule) == {"-"}
             assert row.split()[1:5] == [account_id, "CapturePaymentIntent", "attempt_created", "2"]
-            assert row.split()[-2:] == [charge_id, "capture"]
+            assert row.split()[-3:] == [charge_id, "req_1Capture", "capture"]
             assert failure.strip() == f"network_record_mismatch: {mismatch['message']}"
             assert none_that_old == "no request unfinished for 60 minutes or more\n"
 
@@ -341,11 +348,17 @@ async def test_the_rpcs_refuse_what_they_cannot_do_and_drop_a_request_that_sent_
         servicer = servicer_of(core_engine, trail)
         now = trail.clock.now()
         async with core_engine.begin() as db:
-            for key, locked_until in (("never-sent", None), ("running", now + lease())):
+            # One sent without an idempotency key, under the key remit made up for it: only
+            # its request id names it.
+            for key, locked_until, request_id in (
+                ("remit-auto-never", None, "req_1Never"),
+                ("running", now + lease(), None),
+            ):
                 await db.execute(
                     idempotency_keys.insert().values(
                         account_id=account_id,
                         key=key,
+                        request_id=request_id,
                         endpoint="CreatePaymentIntent",
                         request_digest=digest("CreatePaymentIntent", b""),
                         request_body=b"",
@@ -397,11 +410,19 @@ async def test_the_rpcs_refuse_what_they_cannot_do_and_drop_a_request_that_sent_
             )
 
             listed = await list_call(pb.ListHeldRequestsRequest())
-            assert [held.idempotency_key for held in listed.data] == ["never-sent", "running"]
+            assert [held.idempotency_key for held in listed.data] == ["remit-auto-never", "running"]
             assert [held.in_progress for held in listed.data] == [False, True]
+            assert [held.HasField("request_id") for held in listed.data] == [True, False]
+            assert await remit("held-requests", "list", "--json") == 1
+            shown = json.loads(capsys.readouterr().out)["data"]
+            assert [held["request_id"] for held in shown] == ["req_1Never", None]
 
-            dropped = await retry(retry_of("never-sent"))
-            assert dropped.outcome == pb.RETRY_HELD_REQUEST_OUTCOME_DROPPED
-            assert not dropped.HasField("held_request")
+            # It sent nothing: dropped, and no client holds its key to come back under it.
+            assert await remit("held-requests", "retry", account_id, "remit-auto-never") == 0
+            assert capsys.readouterr().out == (
+                f"dropped: the request under remit-auto-never of {account_id} had never got past "
+                "started and sent nothing; no client holds its key (remit made it up), so no "
+                "retry comes back to it\n"
+            )
             left = await list_call(pb.ListHeldRequestsRequest())
             assert [held.idempotency_key for held in left.data] == ["running"]

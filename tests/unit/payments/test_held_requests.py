@@ -6,10 +6,11 @@ import pytest
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.held_requests import EXCEPTION_CODE, MISMATCH_CODE, failure_of
-from remit.payments.held_requests_command import age
+from remit.payments.held_requests_command import age, render_retry
 from remit.payments.lookup_expectations import expected_authorization, refuse_unless_expected
 from remit.payments.network import network_unavailable
 from remit_api.acquirer.v1 import acquirer_pb2
+from remit_api.payments.v1 import payments_pb2 as pb
 from tests.unit.payments.test_lookup_expectations import CHARGE, held
 
 AT = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -66,3 +67,26 @@ def test_another_exception_keeps_its_type_and_first_line_masked_and_short() -> N
 )
 def test_an_age_is_shown_in_its_two_largest_units(seconds: int, shown: str) -> None:
     assert age(seconds) == shown
+
+
+def test_a_finished_retry_under_a_key_remit_made_up_names_what_it_is_about() -> None:
+    """No client holds such a key (the request came without one): no retry of its client's
+    gets the stored answer, so the request's objects and id say where to look."""
+    held = pb.HeldRequest(
+        endpoint="CapturePaymentIntent",
+        payment_intent="pi_1Held",
+        charge="ch_1Held",
+        request_id="req_1Capture",
+        completer_attempts=2,
+    )
+    assert render_retry("finished", "acct_1A", "remit-auto-abc", held) == (
+        "finished: CapturePaymentIntent under remit-auto-abc of acct_1A; no client holds its "
+        "key (remit made it up), so no retry gets the stored answer: look at ch_1Held, "
+        "req_1Capture (tries: 2)\n"
+    )
+    # A client's own key, even one sent with the publishable key, is retried under.
+    for key in ("capture-1", "remit-publishable/capture-1"):
+        assert render_retry("finished", "acct_1A", key, held) == (
+            f"finished: CapturePaymentIntent under {key} of acct_1A; its client's retry with "
+            "the key gets the stored answer (tries: 2)\n"
+        )

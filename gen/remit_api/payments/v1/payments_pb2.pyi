@@ -6795,6 +6795,7 @@ class HeldRequest(_message.Message):
     REFUND_FIELD_NUMBER: _builtins.int
     COMPLETER_ATTEMPTS_FIELD_NUMBER: _builtins.int
     LAST_FAILURE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     idempotency_key: _builtins.str
     """The key as stored (a publishable key's requests carry remit's own prefix)."""
@@ -6811,6 +6812,11 @@ class HeldRequest(_message.Message):
     refund: _builtins.str
     completer_attempts: _builtins.int
     """The completer's tries (an operator's retries included) since the request began."""
+    request_id: _builtins.str
+    """The id of the request that began it (the REST API's req_ id, the remit-request-id
+    metadata of a gRPC call), unset when it came with none: what names a request sent without
+    an idempotency key, whose key (remit-auto-...) remit made up and its client never knew.
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -6836,10 +6842,11 @@ class HeldRequest(_message.Message):
         refund: _builtins.str | None = ...,
         completer_attempts: _builtins.int = ...,
         last_failure: Global___HeldRequestFailure | None = ...,
+        request_id: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_charge", b"_charge", "_payment_intent", b"_payment_intent", "_refund", b"_refund", "charge", b"charge", "created", b"created", "last_failure", b"last_failure", "last_run", b"last_run", "payment_intent", b"payment_intent", "refund", b"refund"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_charge", b"_charge", "_payment_intent", b"_payment_intent", "_refund", b"_refund", "_request_id", b"_request_id", "charge", b"charge", "created", b"created", "last_failure", b"last_failure", "last_run", b"last_run", "payment_intent", b"payment_intent", "refund", b"refund", "request_id", b"request_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_charge", b"_charge", "_payment_intent", b"_payment_intent", "_refund", b"_refund", "account_id", b"account_id", "charge", b"charge", "completer_attempts", b"completer_attempts", "created", b"created", "endpoint", b"endpoint", "idempotency_key", b"idempotency_key", "in_progress", b"in_progress", "last_failure", b"last_failure", "last_run", b"last_run", "payment_intent", b"payment_intent", "recovery_point", b"recovery_point", "refund", b"refund"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_charge", b"_charge", "_payment_intent", b"_payment_intent", "_refund", b"_refund", "_request_id", b"_request_id", "account_id", b"account_id", "charge", b"charge", "completer_attempts", b"completer_attempts", "created", b"created", "endpoint", b"endpoint", "idempotency_key", b"idempotency_key", "in_progress", b"in_progress", "last_failure", b"last_failure", "last_run", b"last_run", "payment_intent", b"payment_intent", "recovery_point", b"recovery_point", "refund", b"refund", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__charge: _TypeAlias = _typing.Literal["charge"]  # noqa: Y015
     _WhichOneofArgType__charge: _TypeAlias = _typing.Literal["_charge", b"_charge"]  # noqa: Y015
@@ -6847,12 +6854,16 @@ class HeldRequest(_message.Message):
     _WhichOneofArgType__payment_intent: _TypeAlias = _typing.Literal["_payment_intent", b"_payment_intent"]  # noqa: Y015
     _WhichOneofReturnType__refund: _TypeAlias = _typing.Literal["refund"]  # noqa: Y015
     _WhichOneofArgType__refund: _TypeAlias = _typing.Literal["_refund", b"_refund"]  # noqa: Y015
+    _WhichOneofReturnType__request_id: _TypeAlias = _typing.Literal["request_id"]  # noqa: Y015
+    _WhichOneofArgType__request_id: _TypeAlias = _typing.Literal["_request_id", b"_request_id"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__charge) -> _WhichOneofReturnType__charge | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__payment_intent) -> _WhichOneofReturnType__payment_intent | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__refund) -> _WhichOneofReturnType__refund | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__request_id) -> _WhichOneofReturnType__request_id | None: ...
 
 Global___HeldRequest: _TypeAlias = HeldRequest  # noqa: Y015
 
