@@ -35,7 +35,8 @@ def recording_failed() -> RemitError:
 
 async def recorded_after_the_network(step: Awaitable[T], *, what: str) -> T:
     """Run `step`, which records `what` the network has done; a refusal it raises becomes
-    `recording_failed` (logged for an operator, who may have to look at the ledger)."""
+    `recording_failed` (logged for an operator, who may have to look at the ledger), raised from
+    the refusal, which a held request's failure keeps (`held_requests.failure_of`)."""
     try:
         return await step
     except RemitError as error:

@@ -10,7 +10,9 @@ tried and why its latest try failed; this module stores that and lists the keys.
 What is stored of a failure is never card data: an error code, remit's own message (a client's
 error message, or for an exception of another kind its type and first line, masked as a log
 line is), and for a record the acquirer holds otherwise than expected, the reference, the
-acquirer's operation id and the names of the fields that differ.
+acquirer's operation id and the names of the fields that differ. For an error that stands for
+another to the client (`recording_failed`, a 500 to retry, for a ledger refusal once the network
+has acted), that other one's code and message: "internal" would tell an operator nothing.
 
 Listing changes nothing. A retry (`PaymentsService.retry_held`) is one more try of the
 completer's, run at once: it finishes the request only with what the acquirer holds, exactly as
@@ -58,8 +60,18 @@ def _bounded(text: str) -> str:
     return line if len(line) <= _MESSAGE_LENGTH else line[: _MESSAGE_LENGTH - 3] + "..."
 
 
+def _behind(error: BaseException) -> BaseException:
+    """The refusal behind `error`: a RemitError raised from another stands for it to the
+    client (a ledger refusal once the network has acted becomes `recording_failed`, a 500 to
+    retry), and the one it was raised from says what an operator has to look at."""
+    while isinstance(error, RemitError) and isinstance(error.__cause__, RemitError):
+        error = error.__cause__
+    return error
+
+
 def failure_of(error: BaseException, at: datetime) -> Failure:
     """What is stored of `error`, which failed a try at `at`."""
+    error = _behind(error)
     if isinstance(error, NetworkRecordMismatchError):
         fields = ", ".join(error.differing)
         differ = "differs" if len(error.differing) == 1 else "differ"

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
+from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.domain import Status
 from remit.payments.grpc import payment_intent_message
 from remit.payments.idempotency import KeyRecord, RecoveryPoint, idempotency_in_use
@@ -74,6 +75,40 @@ async def test_each_failed_try_is_counted_recorded_and_lets_the_key_go(
 
     assert await timed_payments.complete_abandoned(broken) == 1
     assert await tries_of(core_engine, "stuck") == (2, clock.now(), "exception", None)
+
+
+async def test_a_try_that_could_not_record_what_the_network_did_records_why(
+    timed_payments: PaymentsService, clock: FixedClock, core_engine: AsyncEngine, account_id: str
+) -> None:
+    """The request is told only that recording failed (a 500 to retry); the key keeps the
+    ledger's refusal behind it, which is what an operator has to look at."""
+    await _abandon(core_engine, account_id, "unrecorded", at=T0)
+    clock.advance(STEP_S)
+
+    async def ledger_refuses() -> None:
+        raise RemitError(
+            message="Pending transaction 'ltx_1' was already voided.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="pending_transaction_already_voided",
+        )
+
+    async def recording_refused(record: KeyRecord) -> None:
+        await recorded_after_the_network(ledger_refuses(), what="the capture")
+
+    assert await timed_payments.complete_abandoned(recording_refused) == 1
+    assert await tries_of(core_engine, "unrecorded") == (
+        1,
+        clock.now(),
+        "pending_transaction_already_voided",
+        None,
+    )
+    async with core_engine.connect() as db:
+        message = await db.scalar(
+            select(idempotency_keys.c.last_failure_message).where(
+                idempotency_keys.c.key == "unrecorded"
+            )
+        )
+    assert message == "Pending transaction 'ltx_1' was already voided."
 
 
 async def test_a_try_another_request_took_over_is_counted_but_did_not_fail(

@@ -1,10 +1,12 @@
 """What is stored of a failed try at a held request, and how the command shows an age."""
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 
 from remit.core.errors import ErrorKind, RemitError
+from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.held_requests import EXCEPTION_CODE, MISMATCH_CODE, failure_of
 from remit.payments.held_requests_command import age, render_retry
 from remit.payments.lookup_expectations import expected_authorization, refuse_unless_expected
@@ -59,6 +61,26 @@ def test_another_exception_keeps_its_type_and_first_line_masked_and_short() -> N
     assert "SELECT" not in failure.message
     assert len(failure_of(RuntimeError("x" * 5000), AT).message) == 500
     assert failure_of(KeyError(), AT).message == "KeyError"
+
+
+def test_a_failure_to_record_what_the_network_did_keeps_the_refusal_behind_it() -> None:
+    """Its client is told only that recording failed, to retry; the operator needs the
+    ledger's own refusal, which is what the try's failure keeps (masked as ever)."""
+
+    async def refused_by_the_ledger() -> None:
+        raise RemitError(
+            message="Pending transaction 'ltx_1' was already voided (card 4242424242424242).",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="pending_transaction_already_voided",
+        )
+
+    with pytest.raises(RemitError) as recording:
+        asyncio.run(recorded_after_the_network(refused_by_the_ledger(), what="a capture"))
+    assert recording.value.kind is ErrorKind.INTERNAL
+    failure = failure_of(recording.value, AT)
+    assert failure.code == "pending_transaction_already_voided"
+    assert failure.message.startswith("Pending transaction 'ltx_1' was already voided (card ")
+    assert "4242424242424242" not in failure.message
 
 
 @pytest.mark.parametrize(
