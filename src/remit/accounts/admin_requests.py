@@ -14,7 +14,9 @@ no working key is left that nobody holds, and none is made twice.
 A key is the caller's for 24 hours, as on the REST API: reused for another call (another
 endpoint, or other parameters) within that time, it is refused as an `idempotency_error`;
 after, it starts afresh. A call refused (bad settings, an unknown account) claims nothing, so
-the call put right can be sent again under the same key.
+the call put right can be sent again under the same key. The worker deletes the calls once
+they are older than the payments' keys are kept (`reap`): every run of `remit accounts create`
+or `remit accounts keys create|roll` sends a fresh key, so the table would only grow.
 """
 
 import hashlib
@@ -31,6 +33,9 @@ from remit.accounts.tables import admin_idempotency_keys
 from remit.core.errors import ErrorKind, RemitError, echoed
 
 KEY_LIFETIME: Final = timedelta(hours=24)
+# How long a call is kept: as long as a payment's key (`remit.payments.idempotency`), past its
+# lifetime, so that the call that made a key can still be told for a while.
+KEY_RETENTION: Final = timedelta(hours=72)
 CREATE_ACCOUNT: Final = "CreateAccount"
 CREATE_API_KEY: Final = "CreateApiKey"
 
@@ -113,3 +118,13 @@ async def claim(
     if first["request_digest"] != digest:
         raise _reused(key, "with the same parameters they were first used with")
     return MadeBefore(account_id=first["account_id"], api_key_ids=tuple(first["api_key_ids"]))
+
+
+async def reap(db: AsyncConnection, *, now: datetime) -> int:
+    """Delete the calls claimed longer than `KEY_RETENTION` before `now`; how many."""
+    result = await db.execute(
+        delete(admin_idempotency_keys).where(
+            admin_idempotency_keys.c.created_at < now - KEY_RETENTION
+        )
+    )
+    return int(result.rowcount)

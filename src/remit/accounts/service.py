@@ -205,6 +205,12 @@ class AccountsService:
             made = [k for k in await repo.list_keys(account_id) if k.id in before.api_key_ids]
         return made[0], None
 
+    async def reap_idempotency_keys(self) -> int:
+        """Delete the CreateAccount and CreateApiKey calls kept past their retention
+        (`admin_requests.reap`); how many."""
+        async with self._engine.begin() as db:
+            return await admin_requests.reap(db, now=self._clock.now())
+
     async def list_keys(self, account_id: str, *, working_only: bool = False) -> list[ApiKey]:
         """The account's keys, oldest first; `working_only`: those that still authenticate
         (a key being rolled among them, until it stops)."""

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from remit.accounts.service import AccountsService
 from remit.config import (
     PlatformConfig,
     vault_sweep_grace_s,
@@ -62,8 +63,12 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     async def complete_abandoned_requests() -> None:
         await payments.service.complete_abandoned(payments.servicer.resume)
 
+    admin_calls = AccountsService(engine)
+
     async def reap_idempotency_keys() -> None:
         await payments.service.reap_keys()
+        # The admin calls' keys (`remit.accounts.admin_requests`) too, or their table only grows.
+        await admin_calls.reap_idempotency_keys()
 
     challenges = ExpiredChallengeSweep(engine, payments.three_d_secure, build=completion_response)
 

@@ -3,7 +3,7 @@ answer makes no second account or key, and is answered with what the first call 
 the plaintext keys, which are never stored. Over real gRPC, against a real PostgreSQL."""
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -11,12 +11,14 @@ import pytest
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.accounts import admin_requests
 from remit.accounts.domain import AccountMadeBefore, KeyKind, NewAccount
 from remit.accounts.service import AccountsService
-from remit.accounts.tables import accounts, api_keys
+from remit.accounts.tables import accounts, admin_idempotency_keys, api_keys
 from remit.core.clock import FixedClock
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import IDEMPOTENCY_KEY, REPLAYED_KEY
+from remit.payments import idempotency
 from remit_api.accounts.v1 import accounts_pb2
 from tests.integration.accounts.conftest import Stub
 
@@ -214,6 +216,30 @@ async def test_a_key_starts_afresh_after_24_hours(core_engine: AsyncEngine) -> N
     assert within.account.id == first.account.id
     assert isinstance(after, NewAccount)
     assert after.account.id != first.account.id
+
+
+async def test_calls_are_deleted_once_kept_as_long_as_a_payments_key(
+    core_engine: AsyncEngine,
+) -> None:
+    """Every command run sends a fresh key: without this the table would only grow."""
+    assert admin_requests.KEY_RETENTION == idempotency.KEY_RETENTION
+    clock = FixedClock(datetime(2026, 11, 1, tzinfo=UTC))
+    service = AccountsService(core_engine, clock)
+    await service.create_account_once("old")
+    clock.advance(timedelta(hours=60).total_seconds())
+    made = await service.create_account_once("young")
+    key = await service.create_key_once("young-key", made.account.id, KeyKind.SECRET)
+    clock.advance((admin_requests.KEY_RETENTION - timedelta(hours=60)).total_seconds())
+    # The old call is as old as the retention now: not yet past it.
+    assert await service.reap_idempotency_keys() == 0
+    clock.advance(1)
+    assert await service.reap_idempotency_keys() == 1
+    async with core_engine.connect() as db:
+        left = (await db.execute(select(admin_idempotency_keys.c.idempotency_key))).scalars()
+        assert sorted(left) == ["young", "young-key"]
+    # What the young ones made (12 hours ago) is still replayed.
+    again = await service.create_key_once("young-key", made.account.id, KeyKind.SECRET)
+    assert again == (key[0], None)
 
 
 async def test_the_service_replays_a_key_made_under_a_key(core_engine: AsyncEngine) -> None:

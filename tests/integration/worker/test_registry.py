@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.accounts.admin_requests import KEY_RETENTION as ADMIN_KEY_RETENTION
 from remit.accounts.service import AccountsService
+from remit.accounts.tables import admin_idempotency_keys
 from remit.config import from_env
 from remit.core.clock import FixedClock
 from remit.payments.domain import Status
@@ -54,6 +56,30 @@ async def test_the_worker_sweeps_unreferenced_vault_cards_periodically(
         for close in worker.on_stop:
             await close()
         await dispose(engine)
+
+
+async def test_the_worker_reaps_the_admin_calls_idempotency_keys_with_the_payments_ones(
+    core_engine: AsyncEngine, databases: WorkerDatabases, tmp_path: Path
+) -> None:
+    config = from_env(
+        {
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_INTERNAL_TOKEN": "registry-test-token",
+        }
+    )
+    long_ago = FixedClock(datetime.now(UTC) - ADMIN_KEY_RETENTION - timedelta(hours=1))
+    await AccountsService(core_engine, long_ago).create_account_once("a-run-long-ago")
+    await AccountsService(core_engine).create_account_once("a-run-just-now")
+    worker = build_worker(core_engine, config)
+    try:
+        await {task.name: task for task in worker.periodic}["idempotency-reaper"].run()
+    finally:
+        for close in worker.on_stop:
+            await close()
+    async with core_engine.connect() as db:
+        left = (await db.execute(select(admin_idempotency_keys.c.idempotency_key))).scalars()
+        assert list(left) == ["a-run-just-now"]
 
 
 async def test_an_expiry_that_failed_for_good_is_staged_again_and_reported(
