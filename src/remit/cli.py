@@ -447,9 +447,13 @@ def _add_key_commands(
         "roll",
         help="make a new secret key; the old one keeps working for a while",
         description="Make a new secret key and print it, then set the old one to stop after "
-        "--expire-old-after hours, long enough to move every server over to the new one.",
+        "--expire-old-after hours, long enough to move every server over to the new one. Run "
+        "again with the --key and --idempotency-key a run that failed without an answer names "
+        "(exit 75), it makes no second key: it names the key made, whose plaintext nobody was "
+        "shown, leaves the old key as it is and exits 2.",
     )
     roll.add_argument("--key", help="the secret key_ to roll (needed when there are several)")
+    roll.add_argument("--idempotency-key", metavar="KEY", help=IDEMPOTENCY_KEY_HELP)
     roll.add_argument(
         "--expire-old-after",
         type=float,

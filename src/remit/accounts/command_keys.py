@@ -1,6 +1,6 @@
 """The idempotency key of a command that makes an account or an API key (`remit accounts
-create`, `remit accounts keys create`), so that running it again after it failed without an
-answer makes nothing twice.
+create`, `remit accounts keys create|roll`), so that running it again after it failed without
+an answer makes nothing twice.
 
 Each run sends one: `--idempotency-key KEY` when given, else a fresh random one. A run that
 fails not knowing whether the account or key was made (the core's answer lost, the database
@@ -25,9 +25,14 @@ def command_idempotency_key(given: str | None) -> str:
     return given if given else f"{_COMMAND_KEY_PREFIX}{random_token()}"
 
 
-def made_perhaps(failure: str, key: str, what: str) -> CommandTemporaryFailureError:
-    """The failure of a run that may have made `what` all the same, naming its key."""
+def made_perhaps(
+    failure: str, key: str, what: str, other_flags: tuple[str, ...] = ()
+) -> CommandTemporaryFailureError:
+    """The failure of a run that may have made `what` all the same, naming its key and the
+    `other_flags` the run again needs to do the same (`--key` of the key a roll replaces,
+    which the key it may have made would otherwise make ambiguous)."""
+    flags = " ".join((*other_flags, f"--idempotency-key {key}"))
     return CommandTemporaryFailureError(
         f"{failure}; {what} may have been made all the same: run the command again with "
-        f"--idempotency-key {key}, so that it is not made twice"
+        f"{flags}, so that it is not made twice"
     )

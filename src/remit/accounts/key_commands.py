@@ -5,6 +5,10 @@ create and revoke keys. A new key's plaintext is printed once, when it is made; 
 only its digest, so it can never be shown again. Revoking an account's last working secret key
 would lock its servers out, so that needs `--force`; rolling makes the new key first and lets
 the old one work on for a while (`--expire-old-after`), so that its users can move over.
+
+Creating and rolling send an idempotency key (`remit.accounts.command_keys`): run again under
+the key of a run that got no answer, they make no second key. A roll run again so does not set
+the old key to stop: the new key's plaintext was shown to no one, so nobody may hold it.
 """
 
 from __future__ import annotations
@@ -68,9 +72,12 @@ class KeyLine:
 class KeyCommands:
     """The key commands against one platform's core."""
 
-    def __init__(self, stub: accounts_pb2_grpc.AccountsServiceStub, out: TextIO) -> None:
+    def __init__(
+        self, stub: accounts_pb2_grpc.AccountsServiceStub, out: TextIO, core_target: str
+    ) -> None:
         self._stub = stub
         self._out = out
+        self._core_target = core_target
 
     def keys(self, account_id: str, *, include_revoked: bool) -> list[KeyLine]:
         found: list[KeyLine] = []
@@ -107,7 +114,7 @@ class KeyCommands:
             if publishable
             else accounts_pb2.API_KEY_KIND_SECRET
         )
-        made = self._create(account_id, kind, idempotency_key)
+        made = self._create_once(account_id, kind, idempotency_key)
         if made.plaintext_key:
             self._show_new(made)
         else:
@@ -135,7 +142,17 @@ class KeyCommands:
               file=self._out)  # fmt: skip
         return 0
 
-    def roll(self, account_id: str, *, key_id: str | None, expire_old_after_hours: float) -> int:
+    def roll(
+        self,
+        account_id: str,
+        *,
+        key_id: str | None,
+        expire_old_after_hours: float,
+        idempotency_key: str,
+    ) -> int:
+        """Make a new secret key under `idempotency_key`, then set the old one to stop. A run
+        under the key of one that made the new key already shows which key that was, and leaves
+        the old key as it is (refused): the new key's plaintext was shown only to that run."""
         # Checked before anything is made: a refusal leaves the account as it was.
         if not 0 <= expire_old_after_hours <= MAX_EXPIRE_OLD_AFTER_HOURS:
             raise KeyCommandError(
@@ -143,7 +160,21 @@ class KeyCommands:
                 f"hours, got {expire_old_after_hours:g}"
             )
         old = self._key_to_roll(account_id, key_id)
-        made = self._create(account_id, accounts_pb2.API_KEY_KIND_SECRET)
+        # Run again, the key made would be a second secret key with no end: the run names the
+        # one it rolls, so that the next finds the same.
+        made = self._create_once(
+            account_id,
+            accounts_pb2.API_KEY_KIND_SECRET,
+            idempotency_key,
+            other_flags=(f"--key {old.key.id}",),
+        )
+        if not made.plaintext_key:
+            self._show_made_before(account_id, KeyLine(made.api_key))
+            raise KeyCommandError(
+                f"the old key {old.key.id} ({old.masked()}) was not set to stop: the new key's "
+                "plaintext was not shown to this run. Once the account's servers use a key you "
+                f"hold, revoke it (remit accounts keys revoke {account_id} {old.key.id})."
+            )
         self._show_new(made)
         after = duration_pb2.Duration()
         after.FromNanoseconds(round(expire_old_after_hours * 3600 * 1e9))
@@ -182,17 +213,25 @@ class KeyCommands:
             f"({', '.join(line.key.id for line in unending)})"
         )
 
-    def _create(
+    def _create_once(
         self,
         account_id: str,
         kind: accounts_pb2.ApiKeyKind.ValueType,
-        idempotency_key: str | None = None,
+        idempotency_key: str,
+        other_flags: tuple[str, ...] = (),
     ) -> accounts_pb2.CreateApiKeyResponse:
+        """Make a key under `idempotency_key`. A failure that leaves unknown whether it was
+        made (exit 75) names the key, and `other_flags`, to run the command again with."""
         request = accounts_pb2.CreateApiKeyRequest(account_id=account_id, kind=kind)
-        metadata = () if idempotency_key is None else ((IDEMPOTENCY_KEY, idempotency_key),)
-        reply: accounts_pb2.CreateApiKeyResponse = self._stub.CreateApiKey(
-            request, timeout=CALL_TIMEOUT_S, metadata=metadata
-        )
+        try:
+            reply: accounts_pb2.CreateApiKeyResponse = self._stub.CreateApiKey(
+                request, timeout=CALL_TIMEOUT_S, metadata=((IDEMPOTENCY_KEY, idempotency_key),)
+            )
+        except grpc.RpcError as error:
+            failure = call_failed(error, "core", self._core_target, KeyCommandError)
+            if isinstance(failure, CommandTemporaryFailureError):
+                raise made_perhaps(str(failure), idempotency_key, "the key", other_flags) from None
+            raise failure from None
         return reply
 
     def _revoke(
@@ -232,7 +271,7 @@ def _details(error: grpc.RpcError) -> str:
 @contextmanager
 def key_commands(config: PlatformConfig, out: TextIO) -> Iterator[KeyCommands]:
     with internal_sync_channel(config.core.target, InternalAccess.of(config)) as channel:
-        yield KeyCommands(accounts_pb2_grpc.AccountsServiceStub(channel), out)
+        yield KeyCommands(accounts_pb2_grpc.AccountsServiceStub(channel), out, config.core.target)
 
 
 def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextIO) -> int:
@@ -240,7 +279,8 @@ def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextI
     is raised as `CommandRefusedError`, a failure that may pass as
     `CommandTemporaryFailureError` (`remit.command_exits`)."""
     account: str = args.account
-    # Sent by create, named when its outcome is not known (`remit.accounts.command_keys`).
+    # Sent by create and roll, named when the outcome is not known
+    # (`remit.accounts.command_keys`).
     idempotency_key = command_idempotency_key(getattr(args, "idempotency_key", None))
     try:
         with key_commands(config, out) as keys:
@@ -252,9 +292,11 @@ def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextI
                 )
             if args.keys_command == "revoke":
                 return keys.revoke(account, args.key, force=args.force)
-            return keys.roll(account, key_id=args.key, expire_old_after_hours=args.expire_old_after)
+            return keys.roll(
+                account,
+                key_id=args.key,
+                expire_old_after_hours=args.expire_old_after,
+                idempotency_key=idempotency_key,
+            )
     except grpc.RpcError as error:
-        failure = call_failed(error, "core", config.core.target, KeyCommandError)
-        if args.keys_command == "create" and isinstance(failure, CommandTemporaryFailureError):
-            raise made_perhaps(str(failure), idempotency_key, "the key") from None
-        raise failure from None
+        raise call_failed(error, "core", config.core.target, KeyCommandError) from None
