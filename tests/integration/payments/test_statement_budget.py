@@ -1,7 +1,10 @@
 """How many statements a confirmed card payment sends to the core database.
 
 Throughput is bound by round trips (bench/README.md), so the count is pinned here: a change that
-adds a statement to the payment path has to change this test and say why.
+adds a statement to the payment path has to change this test and say why. The base count is of
+a payment whose card the test hands over and whose account has Radar off; a payment with a
+real payment method, on an account whose Radar runs a rule naming a value list, is pinned too,
+so that a statement added to either of those paths fails a test as well.
 """
 
 import pytest
@@ -10,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.accounts.service import AccountsService
 from remit.customers.domain import CustomerFields
 from remit.payment_methods.domain import NewPaymentMethod
+from remit.radar.domain import ItemType, RuleAction
+from remit.radar.service import RadarService
 from tests.integration.payments.conftest import payments_with_core_hooks
 from tests.integration.payments.test_payments_service import pay
 from tests.integration.payments.test_setup_future_usage import Core, _pay
@@ -82,3 +87,47 @@ async def test_a_payment_with_a_saved_card_adds_its_read_and_its_check(
         statement.split("\n", 1)[0][:100] or statement.strip()[:100] for statement in statements
     )
     assert sum("FOR SHARE" in statement for statement in statements) == 1
+
+
+# Besides the base payment's: the payment method read before the attempt (1); Radar on: the
+# card's velocity counters locked, the missing ones inserted, in one statement (1), then saved
+# with this attempt counted (1), and the values of the attempt looked up in the lists its rules
+# name, in one statement (1); the card spent on this intent and checked usable in the attempt
+# (1: a payment method attached to no customer pays once; deferred, it travels with the
+# attempt's writes); outcome: the card's latest checks saved to its counters for Radar (1).
+RADAR_AND_PAYMENT_METHOD_STATEMENTS = 1 + 3 + 1 + 1
+
+
+async def test_a_payment_with_a_payment_method_and_radar_rules_stays_within_its_budget(
+    core_engine: AsyncEngine,
+) -> None:
+    """The path most payments take: a payment method made beforehand (as Stripe.js makes it),
+    and Radar assessing the attempt with the account's rules, one of which names a value list
+    (the list does not hold the card: the payment succeeds)."""
+    account_id = (await AccountsService(core_engine).create_account()).account.id
+    radar = RadarService(core_engine)
+    blocked = await radar.create_value_list(
+        account_id, alias="blocked_cards", name="Blocked cards", item_type=ItemType.CARD_FINGERPRINT
+    )
+    await radar.add_item(account_id, blocked.id, "fp_another_card")
+    await radar.create_rule(account_id, RuleAction.BLOCK, ":card_fingerprint: in @blocked_cards")
+    core = Core(core_engine)
+
+    async def payment_method() -> str:
+        new = NewPaymentMethod(payment_method_id="pm_card_visa")
+        return (await core.methods.create(account_id, new)).id
+
+    await _pay(core, account_id, "warm-up", customer_id=None, pm=await payment_method(),
+               setup_future_usage=None)  # fmt: skip
+    counted = await payment_method()
+    with statements_sent(core_engine) as statements:
+        intent = await _pay(core, account_id, "counted", customer_id=None, pm=counted,
+                            setup_future_usage=None)  # fmt: skip
+    assert intent.status.value == "succeeded"
+    expected = CONFIRMED_PAYMENT_STATEMENTS + RADAR_AND_PAYMENT_METHOD_STATEMENTS
+    assert len(statements) == expected, "\n".join(
+        statement.split("\n", 1)[0][:100] or statement.strip()[:100] for statement in statements
+    )
+    # Radar did run, and read the list: not a payment it let through unassessed.
+    assert sum("radar_value_list_items" in statement for statement in statements) == 1
+    assert sum("radar_counters" in statement for statement in statements) == 3
