@@ -102,10 +102,15 @@ def _charge(
     )
 
 
+# Columns later migrations add to charges, with what those migrations give the rows stored
+# before them: `charge_from_row` reads today's columns from rows of this older schema.
+_ADDED_SINCE: dict[str, Any] = {"capture_attempts": 1}
+
+
 def _charges(url: str) -> dict[str, dict[str, Any]]:
     with _connect(url) as connection:
         rows = connection.execute("SELECT * FROM charges ORDER BY id").fetchall()
-    return {str(row["id"]): row for row in rows}
+    return {str(row["id"]): {**_ADDED_SINCE, **row} for row in rows}
 
 
 def _statuses(url: str) -> dict[str, str]:

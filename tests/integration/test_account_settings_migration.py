@@ -64,10 +64,14 @@ def _settings(url: str) -> dict[str, tuple[object, ...]]:
 def test_settings_out_of_bounds_are_brought_within_them_and_logged(
     database_before: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="remit.migrations"):
+    with caplog.at_level(logging.WARNING, logger="remit.storage.migrations"):
         upgrade("core", database_before, _AFTER)
     assert _settings(database_before) == _REPAIRED
-    logged = [record.getMessage() for record in caplog.records if record.name == "remit.migrations"]
+    logged = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "remit.storage.migrations"
+    ]
     assert len(logged) == len(_STORED) - 1
     assert not any("acct_fine" in line for line in logged)
     assert any(

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Final
 
 from remit.core.errors import RemitError, echoed, invalid
+from remit.radar.ip_addresses import canonical_form
 
 # Stripe's allow_redisplay when none was given.
 UNSPECIFIED_REDISPLAY: Final = "unspecified"
@@ -21,8 +22,9 @@ SPENT_MESSAGE = (
 
 
 def client_ip_address(value: str) -> str:
-    """A token's `client_ip`: an IPv4 or IPv6 address, in its canonical form (RFC 5952's
-    `2001:db8::1`, `::ffff:203.0.113.7`).
+    """A token's `client_ip`: an IPv4 or IPv6 address, in the canonical form Radar gives
+    every address (remit.radar.ip_addresses: RFC 5952's `2001:db8::1`, and an IPv4-mapped
+    `::ffff:203.0.113.7` as its IPv4 address `203.0.113.7`).
 
     A zone (`fe80::1%eth0`) names an interface of the machine that saw the address, never
     where a client is, so an address with one is refused too."""
@@ -31,13 +33,9 @@ def client_ip_address(value: str) -> str:
         address = ipaddress.ip_address(value)
     except ValueError:
         raise refused from None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.scope_id is not None:
-            raise refused
-        if address.ipv4_mapped is not None:
-            # Python before 3.13 writes the IPv4 part in hex.
-            return f"::ffff:{address.ipv4_mapped}"
-    return str(address)
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        raise refused
+    return canonical_form(address)
 
 
 def spent_payment_method() -> RemitError:

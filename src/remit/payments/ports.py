@@ -284,8 +284,13 @@ class HookChain:
     ) -> None:
         """One change of a charge and its intent, each as (before, after): every hook set sees
         the charge's change, then the intent's, before the next set sees either. A set late in
-        the chain therefore does its work at the very end of the transaction (the ledger, whose
-        posting holds the account's chain lock until commit)."""
+        the chain therefore does its work at the very end of the transaction: the ledger, which
+        takes the account's chain lock and holds it until commit. For a payment captured at
+        once that is one posting, sent with the COMMIT. A separate capture takes the lock with
+        an answered round trip, then reads the charge's reservation and posts it in several
+        more, all under the lock (`remit.ledger.postings`; a cancel voids it the same way):
+        the expiry job voids lapsed reservations under that lock, so only a read made under it
+        decides soundly between posting the reservation and booking the capture as lapsed."""
         for hooks in self._hooks:
             await hooks.charge_changed(db, charge[0], charge[1], intent[1])
             await hooks.intent_changed(db, intent[0], intent[1])

@@ -31,9 +31,10 @@ from remit.radar.domain import (
     ValueListItem,
     decide,
 )
-from remit.radar.gate import active_rules, compiled, runnable, stored_rule_problem
+from remit.radar.gate import active_rules, runnable
 from remit.radar.history import NOBODY_NAMED, Actor, Change, ChangeAction
 from remit.radar.ip_addresses import canonical_ip
+from remit.radar.listed import listed_rules_by_id, lists_of, rules_as_listed
 from remit.radar.model import Weights, load_weights, score
 from remit.radar.repository import RuleRepository, ValueListRepository, value_key
 from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
@@ -132,17 +133,6 @@ class RadarService:
         if problem is not None:
             raise invalid(problem, "predicate", code="rule_invalid")
 
-    async def _as_listed(
-        self, db: AsyncConnection, account_id: str, rules: list[Rule]
-    ) -> list[Rule]:
-        """The rules with why each that does not run does not (remit.radar.validity)."""
-        aliases = {alias for rule in rules for alias in _lists_of(rule.predicate)}
-        item_types = await ValueListRepository(db).item_types(account_id, aliases)
-        return [
-            replace(rule, invalid_reason=stored_rule_problem(rule.predicate, item_types))
-            for rule in rules
-        ]
-
     async def create_rule(
         self,
         account_id: str,
@@ -205,7 +195,7 @@ class RadarService:
             rule = await RuleRepository(db).get(account_id, rule_id)
             if rule is None:
                 raise not_found("rule", rule_id)
-            listed = (await self._as_listed(db, account_id, [rule]))[0]
+            listed = (await rules_as_listed(db, account_id, [rule]))[0]
             if decided_charge is None:
                 return listed
             return await rule_as_decided(db, listed, decided_charge)
@@ -225,9 +215,7 @@ class RadarService:
             raise invalid(f"At most {MAX_LIST_LIMIT} rules can be asked at once.", "ids")
         async with self._engine.begin() as db:
             wanted = [*rule_ids, *(rule_id for _, rule_id in decided)]
-            found = await RuleRepository(db).get_many(account_id, wanted)
-            listed = await self._as_listed(db, account_id, list(found.values()))
-            rules = {rule.id: rule for rule in listed}
+            rules = await listed_rules_by_id(db, account_id, wanted)
             then = await rules_as_decided(db, account_id, rules, decided)
         return (
             [rules[rule_id] for rule_id in dict.fromkeys(rule_ids) if rule_id in rules],
@@ -245,7 +233,7 @@ class RadarService:
         """Rules by position; cursors are rule ids."""
         _check_limit(limit)
         async with self._engine.begin() as db:
-            rules = await self._as_listed(
+            rules = await rules_as_listed(
                 db, account_id, await RuleRepository(db).in_order(account_id)
             )
         ids = [rule.id for rule in rules]
@@ -466,7 +454,7 @@ class RadarService:
             if value_list is None:
                 raise not_found("radar.value_list", list_id)
             rules = await RuleRepository(db).in_order(account_id)
-            users = [r for r in rules if value_list.alias in _lists_of(r.predicate)]
+            users = [r for r in rules if value_list.alias in lists_of(r.predicate)]
             if users:
                 raise RadarError(
                     message=f"The value list @{value_list.alias} is used by rule {users[0].id}; "
@@ -652,7 +640,7 @@ class RadarService:
         }
         async with self._engine.begin() as db:
             rules = active_rules(await RuleRepository(db).in_order(account_id))
-            aliases = {alias for rule in rules for alias in _lists_of(rule.rule.predicate)}
+            aliases = {alias for rule in rules for alias in lists_of(rule.rule.predicate)}
             lists = await ValueListRepository(db).matching(
                 account_id, aliases, [v for v in signals.values() if isinstance(v, str)]
             )
@@ -677,11 +665,6 @@ def _filter_keys(value: str) -> dict[ItemType, str]:
     """`contains=value` for each item type a list could hold it as."""
     keys = {item_type: _filter_key(item_type, value) for item_type in ItemType}
     return {item_type: key for item_type, key in keys.items() if key is not None}
-
-
-def _lists_of(predicate: str) -> frozenset[str]:
-    parsed = compiled(predicate)
-    return frozenset() if parsed is None else parsed.lists
 
 
 async def _cursors(

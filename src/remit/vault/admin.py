@@ -20,6 +20,10 @@ from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
 REQUESTER: Final = "cli"
 TIMEOUT_S: Final = 30.0
+# How long `rotate-key --wait` waits for data keys another re-wrap holds before it says they
+# could not be re-wrapped, and how often it asks meanwhile.
+STALL_S: Final = 5.0
+STALL_POLL_S: Final = 0.2
 
 
 class AdminError(CommandRefusedError):
@@ -42,6 +46,7 @@ async def rotate_key(target: str, access: InternalAccess, wait: bool) -> list[st
             return lines
         started = time.monotonic()
         total = 0
+        stalled_at: tuple[float, int] | None = None
         while True:
             progress = await stub.RewrapDataKeys(
                 vault_pb2.RewrapDataKeysRequest(requester=REQUESTER), timeout=TIMEOUT_S
@@ -49,15 +54,24 @@ async def rotate_key(target: str, access: InternalAccess, wait: bool) -> list[st
             total += progress.rewrapped
             if progress.remaining == 0:
                 break
-            if progress.rewrapped == 0:
-                # A batch that moves nothing will not move the rest on the next try either:
-                # those data keys do not unwrap (the vault logs each), or another re-wrap holds
-                # their rows. Asking again would only spin.
+            if progress.rewrapped > 0:
+                stalled_at = None
+                continue
+            # A batch that moved nothing: the vault's own background re-wrap, which a rotation
+            # starts, may hold those rows (the batches skip locked rows) and move them itself,
+            # so what remains still goes down; or they do not unwrap (the vault logs each), and
+            # asking again would only spin. Wait while what remains goes down, and give up once
+            # it has stood still for STALL_S.
+            now = time.monotonic()
+            if stalled_at is None or progress.remaining != stalled_at[1]:
+                stalled_at = (now, progress.remaining)
+            elif now - stalled_at[0] >= STALL_S:
                 raise AdminError(
                     f"key version {rotated.key_version} now wraps new data keys and "
-                    f"{total} older data keys were re-wrapped, but {progress.remaining} could "
-                    "not be (see the vault's log); older key versions must stay allowed"
+                    f"{total} older data keys were re-wrapped here, but {progress.remaining} "
+                    "could not be (see the vault's log); older key versions must stay allowed"
                 )
+            await asyncio.sleep(STALL_POLL_S)
         lines.append(f"re-wrapped {total} data keys in {time.monotonic() - started:.1f}s")
         return lines
 

@@ -1,7 +1,7 @@
 """CreateToken's `client_ip` is an IP address or nothing: anything else (a host name, a range,
 text of any length) is the caller's mistake, refused before the token is made, and the card the
 facade stored for the request is deleted at the vault as for any other refusal. An address is
-kept in its canonical form."""
+kept in the canonical form Radar gives every address (remit.radar.ip_addresses)."""
 
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -61,7 +61,8 @@ async def tokens(core_engine: AsyncEngine) -> AsyncIterator[Tokens]:
     [
         ("203.0.113.7", "203.0.113.7"),
         ("2001:DB8:0:0::1", "2001:db8::1"),
-        ("::ffff:203.0.113.7", "::ffff:203.0.113.7"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("::FFFF:cb00:7107", "203.0.113.7"),
     ],
 )
 async def test_an_ip_address_is_kept_in_its_canonical_form(

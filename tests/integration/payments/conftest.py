@@ -51,12 +51,14 @@ class FakeMethods:
         return await FakeMethods.chargeable_card(self, account_id, payment_method_id)
 
 
-def payments_with_core_hooks(engine: AsyncEngine) -> PaymentsService:
+def payments_with_core_hooks(
+    engine: AsyncEngine, network: FakeNetwork | None = None
+) -> PaymentsService:
     """The payments service with the hooks the core runs (events, then the ledger), an
-    in-process network and Radar."""
+    in-process network (`network`, or a new one) and Radar."""
     return PaymentsService(
         engine,
-        FakeNetwork(),
+        network or FakeNetwork(),
         FakeMethods(),
         present=payment_intent_message,
         hooks=payment_hooks(),

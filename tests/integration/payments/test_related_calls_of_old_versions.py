@@ -21,17 +21,21 @@ from remit.accounts.domain import KeyKind, Principal
 from remit.core.errors import RemitError
 from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.payments.charges import Refund, RefundStatus
+from remit.payments.events import charge_json
 from remit.payments.grpc import PaymentsServicer
-from remit.payments.related import database_fetch
+from remit.payments.related import database_fetch, event_renderer
 from remit.payments.repository import ChargeRepository, FirstPage, RefundRepository
 from remit.payments.service import PaymentsService
-from remit.radar.domain import Rule, RuleAction
+from remit.radar.domain import ItemType, Rule, RuleAction
 from remit.radar.grpc import RadarServicer
+from remit.radar.repository import RuleRepository
 from remit.radar.service import RadarService
 from remit.rest.app import build_app
 from remit.rest.auth import Authenticator
 from remit.rest.dependencies import Dependencies
 from remit.versioning import MAX_EMBEDDED
+from remit.webhooks.domain import Event
+from remit.webhooks.rendering import render_event
 from remit_api.payments.v1 import payments_pb2_grpc
 from remit_api.radar.v1 import radar_pb2_grpc
 from tests.integration.payments.test_payments_service import pay
@@ -241,6 +245,34 @@ async def test_each_charge_of_a_page_shows_its_rule_as_it_decided_it_from_one_ca
     assert [(page.data[0]["predicate"], page.data[0]["version"]) for page in pages.values()] == (
         list(decided.values())
     )
+
+
+async def test_a_rule_invalid_now_shows_why_alike_on_the_charge_and_in_its_event(
+    core_engine: AsyncEngine, payments: PaymentsService, account_id: str, facade: Facade
+) -> None:
+    """A rule stored before saving checked it, which decided a charge and fails a check now
+    (it tests a country against a list of emails), shows its `invalid_reason` as the charge's
+    rule: retrieved over REST and in the charge's event alike."""
+    radar = RadarService(core_engine)
+    await radar.create_value_list(account_id, alias="vips", name="VIPs", item_type=ItemType.EMAIL)
+    rule = Rule("rule_wrong_kind", account_id, RuleAction.ALLOW, ":card_country: not in @vips", 0,
+                datetime.now(UTC))  # fmt: skip
+    async with core_engine.begin() as db:
+        await RuleRepository(db).insert(rule)
+    charge_id = (await pay(payments, account_id, "pay-invalid-rule")).latest_charge_id or ""
+    await _decided_by(core_engine, charge_id, rule)
+
+    shown = (await facade.get(f"/v1/charges/{charge_id}", BEFORE_RULES_COLLAPSED))["outcome"]
+    assert shown["rule"]["invalid_reason"].startswith(":card_country: cannot be tested")
+
+    async with core_engine.connect() as db:
+        charge = await ChargeRepository(db).get(account_id, charge_id)
+    assert charge is not None
+    event = Event(id="evt_invalid_rule", account_id=account_id, type="charge.succeeded",
+                  created_at=datetime.now(UTC), livemode=False, data_object=charge_json(charge),
+                  previous_attributes=None, request_id=None, idempotency_key=None)  # fmt: skip
+    rendered: Any = await render_event(event, event_renderer(core_engine), BEFORE_RULES_COLLAPSED)
+    assert rendered["data"]["object"]["outcome"]["rule"] == shown["rule"]
 
 
 async def test_the_core_answers_for_a_page_of_parents_at_most(

@@ -136,6 +136,27 @@ async def test_rotate_and_wait_stops_and_says_so_when_a_data_key_will_not_rewrap
         await damage_sealed_card(db, damaged, "wrapped_data_key")
     with pytest.raises(AdminError) as stopped:
         await asyncio.wait_for(rotate_key(harness.vault.target, InternalAccess(), wait=True), 30)
-    assert "1 older data keys were re-wrapped, but 1 could not be" in str(stopped.value)
+    assert "1 older data keys were re-wrapped here, but 1 could not be" in str(stopped.value)
     versions = await _versions(harness)
     assert versions[good] == versions[damaged] + 1
+
+
+async def test_rotate_and_wait_waits_for_data_keys_another_rewrap_holds(
+    harness: VaultHarness,
+) -> None:
+    """A rotation starts the vault's own background re-wrap, whose batch holds the rows it
+    works on, and the command's batches skip held rows: a batch that moved nothing because
+    another held them made `rotate-key --wait` give up (exit 2) while the keys were fine."""
+    token = await _tokenize(harness, "4242424242424242")
+    async with harness.engine.connect() as holder:
+        transaction = await holder.begin()
+        await holder.execute(text("SELECT 1 FROM cards WHERE token = :t FOR UPDATE"), {"t": token})
+        rotating = asyncio.create_task(
+            rotate_key(harness.vault.target, InternalAccess(), wait=True)
+        )
+        await asyncio.sleep(1.0)
+        assert not rotating.done(), "it gave up on a data key another transaction held"
+        await transaction.rollback()
+    lines = await asyncio.wait_for(rotating, 30)
+    assert lines[-1].startswith("re-wrapped 1 data keys")
+    assert (await _versions(harness))[token] == 2

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from remit.core.errors import RemitError
+from remit.payment_methods.domain import client_ip_address
 from remit.payments.charges import CardSnapshot
 from remit.payments.ports import AttemptFacts
 from remit.radar.domain import ItemType
@@ -38,6 +39,8 @@ def facts(metadata: dict[str, str]) -> AttemptFacts:
 def test_every_spelling_of_an_address_is_the_one_a_list_stores(sent: str, canonical: str) -> None:
     assert canonical_ip(sent) == canonical
     assert normalised_value(ItemType.IP_ADDRESS, sent) == canonical
+    # A token's client_ip too, for an address sent without the spaces a list item may have.
+    assert client_ip_address(sent.strip()) == canonical
     signals = build_signals(facts({"ip_address": sent}), Velocity({}))
     assert signals["ip_address"] == canonical
     assert velocity_keys(facts({"ip": sent}))[Dimension.IP] == canonical

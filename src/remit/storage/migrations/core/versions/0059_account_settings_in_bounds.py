@@ -42,7 +42,7 @@ down_revision = "0058_previous_attributes_by_key"
 branch_labels = None
 depends_on = None
 
-log = logging.getLogger("remit.migrations")
+log = logging.getLogger("remit.storage.migrations")
 
 _DEFAULT_CURRENCY = "usd"
 
