@@ -2,7 +2,7 @@
 
 from google.protobuf.message import Message
 
-from remit.core.errors import RemitError
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import JsonObject, to_json
 from remit.grpcutil.errors import HTTP_STATUS
 from remit.rest.errors import StripeError
@@ -24,8 +24,17 @@ def stripe_error_from_remit(error: RemitError) -> StripeError:
         payment_method=_failed_payment_method(related)
         if error.error_type == "card_error"
         else None,
-        should_retry=True if error.should_retry else None,
+        should_retry=_should_retry(error),
     )
+
+
+def _should_retry(error: RemitError) -> bool | None:
+    """`Stripe-Should-Retry`: true when the core invites the retry. A 503 it does not invite
+    (a full disk, the acquirer not configured) says false, or the SDKs, which retry a 5xx
+    without the header, would try again what only an operator can mend."""
+    if error.should_retry:
+        return True
+    return False if error.kind is ErrorKind.UNAVAILABLE else None
 
 
 def _failed_payment_method(intent: JsonObject | None) -> str | None:
