@@ -145,3 +145,14 @@ def test_every_other_amount_names_its_parameter(
     error = _refusal(platform, account, path, data)
     assert error["param"] == param
     assert "posting" not in error["message"].lower()
+
+
+@pytest.mark.parametrize("amount", [100_000_000, INT64_MAX])
+def test_an_intent_amount_past_the_maximum_is_amount_too_large_as_the_core_says_it(
+    client: stripe.StripeClient, amount: int
+) -> None:
+    """The facade refuses it before the core sees it, with the code the core (and Stripe) give
+    an amount too large, not that of a malformed integer."""
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.create(params={"amount": amount, "currency": "usd"})
+    assert (raised.value.code, raised.value.param) == ("amount_too_large", "amount")

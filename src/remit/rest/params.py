@@ -97,11 +97,19 @@ class Integer(Field[int]):
     """A base-10 int64, optionally bounded (amounts: `Integer(min=1, max=99_999_999)`)."""
 
     def __init__(
-        self, *, min: int | None = None, max: int | None = None, unsettable: bool = False
+        self,
+        *,
+        min: int | None = None,
+        max: int | None = None,
+        unsettable: bool = False,
+        over_max_code: str = "parameter_invalid_integer",
     ) -> None:
         super().__init__(unsettable=unsettable)
         self.minimum = min
         self.maximum = max
+        # An amount past the most a payment may be is Stripe's `amount_too_large`, as the core
+        # says it: an integer, just too large.
+        self.over_max_code = over_max_code
 
     def parse_value(self, value: FormValue, param: str) -> int:
         text = _scalar(value, param, "integer", code="parameter_invalid_integer")
@@ -121,7 +129,7 @@ class Integer(Field[int]):
         if self.maximum is not None and number > self.maximum:
             raise ParamError(
                 f"This value must be less than or equal to {self.maximum}.",
-                code="parameter_invalid_integer",
+                code=self.over_max_code,
                 param=param,
             )
         return number

@@ -715,3 +715,14 @@ def test_a_boolean_or_enum_refuses_anything_else_naming_what_it_takes() -> None:
         BooleanOrEnum("one_off", "recurring").parse_value("sometimes", "off_session")
     assert (refused.value.code, refused.value.param) == ("parameter_invalid", "off_session")
     assert "true, false or one of" in refused.value.message
+
+
+def test_a_field_may_name_the_code_of_a_value_past_its_maximum() -> None:
+    amount = Integer(min=1, max=99_999_999, over_max_code="amount_too_large")
+    assert amount.parse_value("99999999", "amount") == 99_999_999
+    with pytest.raises(ParamError) as over:
+        amount.parse_value("100000000", "amount")
+    assert (over.value.code, over.value.param) == ("amount_too_large", "amount")
+    with pytest.raises(ParamError) as malformed:
+        amount.parse_value("1e9", "amount")
+    assert malformed.value.code == "parameter_invalid_integer"

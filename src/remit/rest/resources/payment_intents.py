@@ -52,7 +52,7 @@ _CANCELLATION_REASONS = {
     for name, number in enum_numbers(pb.PaymentIntentCancellationReason.DESCRIPTOR).items()
     if name in {"duplicate", "fraudulent", "requested_by_customer", "abandoned"}
 }
-_AMOUNT = Integer(min=1, max=MAX_AMOUNT_MINOR)
+_AMOUNT = Integer(min=1, max=MAX_AMOUNT_MINOR, over_max_code="amount_too_large")
 _REQUEST_THREE_D_SECURE = {
     name: number
     for name, number in enum_numbers(pb.RequestThreeDSecure.DESCRIPTOR).items()
