@@ -61,7 +61,8 @@ def _key_from_row(row: Row[tuple[object, ...]]) -> ApiKey:
     )
 
 
-def _account_values(account: Account) -> dict[str, object]:
+def account_values(account: Account) -> dict[str, object]:
+    """The account's stored settings, by column: everything a CreateAccount call decides of it."""
     return {
         "default_currency": account.default_currency,
         "raw_card_access": account.raw_card_access,
@@ -81,7 +82,7 @@ class SqlAccountRepository:
     async def insert_account(self, account: Account) -> None:
         await self._db.execute(
             accounts.insert().values(
-                id=account.id, created_at=account.created_at, **_account_values(account)
+                id=account.id, created_at=account.created_at, **account_values(account)
             )
         )
 
@@ -94,7 +95,7 @@ class SqlAccountRepository:
 
     async def save_account(self, account: Account) -> None:
         await self._db.execute(
-            update(accounts).where(accounts.c.id == account.id).values(**_account_values(account))
+            update(accounts).where(accounts.c.id == account.id).values(**account_values(account))
         )
 
     async def insert_key(self, key: ApiKey, digest: bytes) -> None:

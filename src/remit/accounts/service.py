@@ -19,7 +19,7 @@ from remit.accounts.domain import (
     Principal,
 )
 from remit.accounts.keys import digest_key, generate_key, looks_like_key
-from remit.accounts.repository import REVOKED, SqlAccountRepository
+from remit.accounts.repository import REVOKED, SqlAccountRepository, account_values
 from remit.accounts.settings import checked_settings
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
@@ -44,20 +44,6 @@ class AccountOptions(TypedDict, total=False):
     available_delay_days: int  # 2
     automatic_payouts: bool  # False
     radar_enabled: bool  # True
-
-
-def _settings_of(account: Account) -> dict[str, object]:
-    """Everything a CreateAccount call decides of its account: what its key's digest covers."""
-    return {
-        "default_currency": account.default_currency,
-        "raw_card_access": account.raw_card_access,
-        "api_version": account.api_version,
-        "fee_percent_bps": account.pricing.fee_percent_bps,
-        "fee_fixed_minor": account.pricing.fee_fixed_minor,
-        "available_delay_days": account.available_delay_days,
-        "automatic_payouts": account.automatic_payouts,
-        "radar_enabled": account.radar_enabled,
-    }
 
 
 async def _insert_new_account(repo: SqlAccountRepository, made: NewAccount) -> None:
@@ -94,7 +80,7 @@ class AccountsService:
                 idempotency_key,
                 endpoint=admin_requests.CREATE_ACCOUNT,
                 digest=admin_requests.request_digest(
-                    admin_requests.CREATE_ACCOUNT, _settings_of(made.account)
+                    admin_requests.CREATE_ACCOUNT, account_values(made.account)
                 ),
                 account_id=made.account.id,
                 api_key_ids=(made.secret_api_key.id, made.publishable_api_key.id),
