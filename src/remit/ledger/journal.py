@@ -144,6 +144,7 @@ async def _record(
         payload_digest=digest,
         ledger_account_ids=ids,
         changes={ids[key]: change for key, change in changes.items()},
+        released=released,
         now=now,
     )
     return transaction

@@ -93,6 +93,8 @@ CASES: dict[str, tuple[Statement, DatabaseFault | None]] = {
     "starting up (57P03)": (raised("57P03"), DatabaseFault.TEMPORARY),
     "database dropped (57P04)": (raised("57P04"), None),
     "object in use (55006)": (raised("55006"), None),
+    # A statement's own check refused (`remit_require`, the ledger's balance checks).
+    "a statement's own check (RM500)": (raised("RM500"), None),
 }
 
 
@@ -151,6 +153,7 @@ ANSWERS: dict[str, tuple[grpc.StatusCode, bool, int]] = {
     "statement timeout (57014)": (grpc.StatusCode.UNAVAILABLE, True, 503),
     "deadlock (40P01)": (grpc.StatusCode.UNAVAILABLE, True, 503),
     "database dropped (57P04)": (grpc.StatusCode.INTERNAL, False, 500),
+    "a statement's own check (RM500)": (grpc.StatusCode.INTERNAL, False, 500),
 }
 
 
