@@ -1,10 +1,13 @@
 """Key material: a 0600 file created on first start, or a read-only environment variable."""
 
 import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
 
+from remit.vault.crypto import encode_key
 from remit.vault.keystore import (
     KEYS_ENV,
     FileKeyStore,
@@ -77,3 +80,108 @@ def test_malformed_key_material_is_refused_without_quoting_it(tmp_path: Path) ->
     with pytest.raises(KeyStoreError) as caught:
         key_store_from_env({KEYS_ENV: '{"versions": "c2VjcmV0LWtleS1ieXRlcw=="}'}, tmp_path)
     assert "c2VjcmV0" not in str(caught.value)
+
+
+def _rotated(store: FileKeyStore) -> None:
+    with store.locked():
+        store.save(store.load().with_new_version(store.load().current.created_at))
+
+
+def test_a_change_syncs_the_directory_after_renaming_the_new_file_into_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without it, a power loss can undo the rename after cards were wrapped under the new
+    version: the key file comes back without it, and those cards are unreadable for ever."""
+    store = FileKeyStore(tmp_path / "keys.json")
+    store.ensure_exists()
+    synced: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        status = os.fstat(fd)
+        is_directory = stat.S_ISDIR(status.st_mode) and status.st_ino == tmp_path.stat().st_ino
+        synced.append("directory" if is_directory else "file")
+        real_fsync(fd)
+
+    def replace(source: str | Path, target: str | Path) -> None:
+        synced.append(f"rename to {Path(target).name}")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    _rotated(store)
+    renamed = synced.index("rename to keys.json")
+    assert synced[renamed - 1 : renamed + 2] == ["file", "rename to keys.json", "directory"]
+
+
+def test_the_file_before_a_change_is_kept_beside_it_readable_only_by_its_owner(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keys.json"
+    store = FileKeyStore(path)
+    store.ensure_exists()
+    assert not (tmp_path / "keys.json.prev").exists()
+    first = path.read_text()
+    _rotated(store)
+    previous = tmp_path / "keys.json.prev"
+    assert previous.read_text() == first
+    assert stat.S_IMODE(previous.stat().st_mode) == 0o600
+    second = path.read_text()
+    _rotated(store)
+    assert previous.read_text() == second
+    assert store.load().current_version == 3
+    assert sorted(name for name in os.listdir(tmp_path) if not name.endswith(".lock")) == [
+        "keys.json",
+        "keys.json.prev",
+    ]
+
+
+def test_no_earlier_file_is_kept_once_a_key_version_is_removed(tmp_path: Path) -> None:
+    """Removing a version puts the data keys wrapped under it beyond use: no copy of the file
+    that still holds it stays beside the key file."""
+    path = tmp_path / "keys.json"
+    store = FileKeyStore(path)
+    store.ensure_exists()
+    _rotated(store)
+    removed = encode_key(store.load().versions[1].material)
+    with store.locked():
+        store.save(store.load().with_minimum(2))
+        store.save(store.load().without_version(1))
+    assert removed not in path.read_text()
+    assert not (tmp_path / "keys.json.prev").exists()
+    _rotated(store)
+    assert removed not in (tmp_path / "keys.json.prev").read_text()
+
+
+def test_another_store_reads_a_new_key_version_only_once_it_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another vault process sharing the key file must not wrap a data key under a version
+    whose file a power loss could still take back: between the rename and the sync of the
+    directory, it waits."""
+    path = tmp_path / "keys.json"
+    writer, reader = FileKeyStore(path), FileKeyStore(path)
+    writer.ensure_exists()
+    assert reader.load().current_version == 1
+    first_file = path.stat().st_ino
+    read: list[int] = []
+    readers: list[threading.Thread] = []
+    waited: list[bool] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode) and path.stat().st_ino != first_file:
+            # The new file is in place, its rename not yet durable.
+            thread = threading.Thread(target=lambda: read.append(reader.load().current_version))
+            thread.start()
+            thread.join(timeout=0.2)
+            readers.append(thread)
+            waited.append(thread.is_alive())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    _rotated(writer)
+    for thread in readers:
+        thread.join(timeout=5)
+    assert waited == [True]
+    assert read == [2]
