@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock
 from remit.grpcutil.errors import ErrorMappingInterceptor
+from remit.vault.crypto import KeyRing
 from remit.vault.forwarding import grpc_destinations
 from remit.vault.grpc import VaultServicer
-from remit.vault.keystore import KeyStore
+from remit.vault.keystore import FileKeyStore, KeyStore
 from remit.vault.service import VaultService
 from remit.vault.tables import vault_metadata
 from remit_api.vault.v1 import vault_pb2_grpc
@@ -48,6 +49,29 @@ async def running_vault(
         await channel.close()
         await server.stop(0)
         await service.close()
+
+
+class ProcessDiedError(Exception):
+    """The vault process dying where it is."""
+
+
+@dataclass
+class DyingOnceTheKeyFileChanged:
+    """The key store of a vault process that dies just after its key file changed: before
+    it records anything more, or commits the transaction it is in."""
+
+    store: FileKeyStore
+    writable: bool = True
+
+    def load(self) -> KeyRing:
+        return self.store.load()
+
+    def save(self, ring: KeyRing) -> None:
+        self.store.save(ring)
+        raise ProcessDiedError
+
+    def locked(self) -> AbstractContextManager[None]:
+        return self.store.locked()
 
 
 # The sealed columns of a card, and a byte offset inside each that every sealed value has.

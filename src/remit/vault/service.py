@@ -528,11 +528,33 @@ class VaultService:
     # --- keys --------------------------------------------------------------------------
 
     async def rotate_key(self, *, requester: str) -> int:
+        """A new key version, which wraps every new data key from now on.
+
+        The key file and the audit log cannot change together: the rotation is recorded as
+        started (committed) before the file changes, and as done once the new file is on disk.
+        A crash in between leaves a rotation started and not known to be done (the key status
+        tells), never one unaudited."""
+        try:
+            before = self._keys.load()
+        except KeyStoreError as error:
+            raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
+        await self._audit(
+            self._key_event(
+                AuditAction.ROTATE_KEY, requester, "rotate: started", before, succeeded=False
+            )
+        )
         try:
             with self._keys.locked():
                 ring = self._keys.load().with_new_version(self._clock.now())
+                # On disk when this returns, directory included (`FileKeyStore`): nothing is
+                # wrapped under the new version, here or in another vault process, before.
                 self._keys.save(ring)
         except KeyStoreError as error:
+            await self._audit(
+                self._key_event(
+                    AuditAction.ROTATE_KEY, requester, "rotate: failed", before, succeeded=False
+                )
+            )
             raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
         await self._audit(self._key_event(AuditAction.ROTATE_KEY, requester, "rotate", ring))
         log.info("vault key %s rotated to version %d", ring.name, ring.current_version)
@@ -613,8 +635,10 @@ class VaultService:
         """Delete a retired key version's material from the key file, once no card that is not
         deleted has its data key wrapped under it. Every other copy of a data key wrapped under
         it (a deleted card's dead row versions, the WAL, backups) is then beyond use with the
-        key file; copies of earlier key files still hold the version and are the operator's to
-        destroy. The attempt is audited, granted or refused."""
+        key file; the file kept from before its last change goes with it, but copies of
+        earlier key files elsewhere (backups) still hold the version and are the operator's to
+        destroy. The attempt is audited, granted or refused, and one that passes its checks is
+        recorded as started before the key file changes."""
         if version < 1:
             raise invalid("version must be a key version, 1 or more.", "version")
         try:
@@ -640,28 +664,38 @@ class VaultService:
                 # stored after reads a ring without the version.
                 await repo.hold_key_ring_exclusive()
                 live_data_keys = await repo.count_live_wrapped_under(version)
-                # Recorded in the transaction that holds the lock, before the material is gone:
-                # a refusal or a failed save rolls the record back with it.
-                await repo.insert_audit_event(
-                    self._removal_event(requester, version, succeeded=True)
-                )
-                # Taken last, as when retiring (see `set_minimum_decryption_version`).
+                # Taken last, as when retiring (see `set_minimum_decryption_version`), and
+                # never across a wait on the database.
+                with self._keys.locked():
+                    refusal = removal_refusal(self._keys.load(), version, live_data_keys)
+                if refusal is not None:
+                    raise refusal
+                # Committed on its own before the material is gone: if this transaction then
+                # fails to commit, the removal is still in the log, as started.
+                await self._audit(self._removal_event(requester, version, started=True))
                 with self._keys.locked():
                     ring = self._keys.load()
                     refusal = removal_refusal(ring, version, live_data_keys)
                     if refusal is not None:
                         raise refusal
                     self._keys.save(ring.without_version(version))
+                await repo.insert_audit_event(
+                    self._removal_event(requester, version, succeeded=True)
+                )
         except KeyStoreError as error:
             raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
 
-    def _removal_event(self, requester: str, version: int, *, succeeded: bool) -> AuditEvent:
+    def _removal_event(
+        self, requester: str, version: int, *, succeeded: bool = False, started: bool = False
+    ) -> AuditEvent:
+        """The removal's outcome; or, `started`, that it passed its checks and the key file is
+        about to change (not yet known to have succeeded)."""
         return AuditEvent(
             id=new_id("vae"),
             created_at=self._clock.now(),
             action=AuditAction.REMOVE_KEY_VERSION,
             requester=requester,
-            purpose=f"remove key version {version}",
+            purpose=f"remove key version {version}" + (": started" if started else ""),
             succeeded=succeeded,
             key_version=version,
         )
@@ -680,15 +714,16 @@ class VaultService:
         )
 
     def _key_event(
-        self, action: AuditAction, requester: str, purpose: str, ring: KeyRing
-    ) -> AuditEvent:
+        self, action: AuditAction, requester: str, purpose: str, ring: KeyRing, *,
+        succeeded: bool = True,
+    ) -> AuditEvent:  # fmt: skip
         return AuditEvent(
             id=new_id("vae"),
             created_at=self._clock.now(),
             action=action,
             requester=requester,
             purpose=purpose,
-            succeeded=True,
+            succeeded=succeeded,
             key_version=ring.current_version,
         )
 

@@ -9,9 +9,10 @@ from sqlalchemy import text
 from remit.grpcutil.internal_auth import InternalAccess
 from remit.vault.admin import AdminError, rotate_key
 from remit.vault.background import start_background
+from remit.vault.service import VaultService
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
-from tests.support.vault import damage_sealed_card
+from tests.support.vault import DyingOnceTheKeyFileChanged, ProcessDiedError, damage_sealed_card
 
 pytestmark = pytest.mark.anyio
 
@@ -160,3 +161,32 @@ async def test_rotate_and_wait_waits_for_data_keys_another_rewrap_holds(
     lines = await asyncio.wait_for(rotating, 30)
     assert lines[-1].startswith("re-wrapped 1 data keys")
     assert (await _versions(harness))[token] == 2
+
+
+async def _rotation_events(harness: VaultHarness) -> list[tuple[int, bool, str]]:
+    events = await harness.vault.stub.ListAuditEvents(
+        vault_pb2.ListAuditEventsRequest(action=vault_pb2.AUDIT_ACTION_ROTATE_KEY)
+    )
+    return sorted((e.key_version, e.succeeded, e.purpose) for e in events.data)
+
+
+async def test_a_rotation_is_in_the_audit_log_as_started_before_the_key_file_changes(
+    harness: VaultHarness,
+) -> None:
+    """The rotation was recorded only after the key file was saved, in a statement of its own:
+    a vault dying in between had rotated the keys with no record of it."""
+    dying = VaultService(
+        harness.engine, DyingOnceTheKeyFileChanged(harness.keys), {}, clock=harness.clock
+    )
+    with pytest.raises(ProcessDiedError):
+        await dying.rotate_key(requester="operator")
+    assert harness.keys.load().current_version == 2
+    assert await _rotation_events(harness) == [(1, False, "rotate: started")]
+
+    rotated = await harness.vault.stub.RotateKey(vault_pb2.RotateKeyRequest(requester="operator"))
+    assert rotated.key_version == 3
+    assert await _rotation_events(harness) == [
+        (1, False, "rotate: started"),
+        (2, False, "rotate: started"),
+        (3, True, "rotate"),
+    ]
