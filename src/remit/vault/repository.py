@@ -272,10 +272,18 @@ class SqlVaultRepository:
         wait. Not truncating the file's empty tail avoids the exclusive lock that takes."""
         await driver(self._db).execute("VACUUM (INDEX_CLEANUP OFF, TRUNCATE OFF) cards")
 
-    async def cards_wrapped_below(self, version: int, limit: int) -> list[StoredCard]:
+    async def cards_wrapped_below(
+        self, version: int, limit: int, *, after: tuple[int, str] | None = None
+    ) -> list[StoredCard]:
+        """Up to `limit` cards not deleted whose data key is wrapped under a version below
+        `version`, in (key version, token) order after `after`; those another transaction
+        holds are skipped."""
+        conditions = [cards.c.kek_version < version, cards.c.deleted_at.is_(None)]
+        if after is not None:
+            conditions.append(tuple_(cards.c.kek_version, cards.c.token) > tuple_(*after))
         query = (
             select(cards)
-            .where(cards.c.kek_version < version, cards.c.deleted_at.is_(None))
+            .where(*conditions)
             .order_by(cards.c.kek_version, cards.c.token)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 CVC_RETENTION: Final = timedelta(hours=1)
 DEFAULT_REWRAP_BATCH: Final = 500
 MAX_REWRAP_BATCH: Final = 5000
+# Of the data keys a re-wrap could not unwrap, how many its one log line names.
+NAMED_REWRAP_FAILURES: Final = 3
 TEST_CARD_YEARS_AHEAD: Final = 5
 MAX_CARD_LISTING: Final = 1000
 
@@ -180,6 +182,30 @@ class RewrapProgress:
     rewrapped: int
     remaining: int
     key_version: int
+
+
+@dataclass(frozen=True)
+class _RewrapPage:
+    progress: RewrapProgress
+    # The data keys that did not unwrap: (token, error code).
+    failed: list[tuple[str, str]]
+    # The last card read, (key version, token): where the next page starts.
+    last: tuple[int, str] | None
+    # As many cards as were asked for: more may follow.
+    full: bool
+
+
+def _log_rewrap_failures(failed: list[tuple[str, str]], key_version: int) -> None:
+    """One line for all the data keys a re-wrap could not unwrap, naming a few."""
+    if not failed:
+        return
+    named = ", ".join(f"{token} ({code})" for token, code in failed[:NAMED_REWRAP_FAILURES])
+    more = len(failed) - NAMED_REWRAP_FAILURES
+    log.error(
+        "could not re-wrap %d data keys under key version %d: %s%s; they stay wrapped under "
+        "their older versions, which must stay allowed",
+        len(failed), key_version, named, f" and {more} more" if more > 0 else "",
+    )  # fmt: skip
 
 
 class VaultService:
@@ -561,23 +587,50 @@ class VaultService:
         return ring.current_version
 
     async def rewrap_batch(self, *, batch_size: int = 0, requester: str) -> RewrapProgress:
-        """Re-wrap up to `batch_size` data keys under the current KEK; numbers stay sealed."""
+        """Re-wrap up to `batch_size` data keys under the current KEK, oldest version first;
+        numbers stay sealed."""
         if not 0 <= batch_size <= MAX_REWRAP_BATCH:
             raise invalid(f"batch_size must be between 0 and {MAX_REWRAP_BATCH}.", "batch_size")
+        page = await self._rewrap_page(batch_size or DEFAULT_REWRAP_BATCH, requester, after=None)
+        _log_rewrap_failures(page.failed, page.progress.key_version)
+        return page.progress
+
+    async def rewrap_all(
+        self, *, requester: str, batch_size: int = DEFAULT_REWRAP_BATCH
+    ) -> int:  # fmt: skip
+        """One pass over the data keys wrapped under older versions, page after page. A data
+        key that does not unwrap is passed over, and the next page starts after it: however
+        many there are, and wherever they sort, every other one is re-wrapped. Those passed
+        over are logged in one line for the pass."""
+        total = 0
+        failed: list[tuple[str, str]] = []
+        after: tuple[int, str] | None = None
+        while True:
+            page = await self._rewrap_page(batch_size, requester, after=after)
+            total += page.progress.rewrapped
+            failed.extend(page.failed)
+            if not page.full or page.progress.remaining == 0:
+                _log_rewrap_failures(failed, page.progress.key_version)
+                return total
+            after = page.last
+
+    async def _rewrap_page(
+        self, batch_size: int, requester: str, *, after: tuple[int, str] | None
+    ) -> _RewrapPage:
         done = 0
+        failed: list[tuple[str, str]] = []
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
             # As in `tokenize`: the version data keys are re-wrapped under is one that is not
             # retired or removed before they are committed.
             await repo.hold_key_ring_shared()
             ring = self._keys.load()
-            for card in await repo.cards_wrapped_below(
-                ring.current_version, batch_size or DEFAULT_REWRAP_BATCH
-            ):
+            cards = await repo.cards_wrapped_below(ring.current_version, batch_size, after=after)
+            for card in cards:
                 try:
                     await repo.save_wrapping(card.token, rewrap(ring, card.token, card.sealed))
                 except VaultCryptoError as error:
-                    log.error("could not re-wrap the data key of %s: %s", card.token, error)
+                    failed.append((card.token, error.code or type(error).__name__))
                     continue
                 done += 1
             remaining = await repo.count_wrapped_below(ring.current_version)
@@ -585,15 +638,13 @@ class VaultService:
                 await repo.insert_audit_event(
                     self._key_event(AuditAction.REWRAP, requester, f"rewrapped {done}", ring)
                 )
-        return RewrapProgress(done, remaining, ring.current_version)
-
-    async def rewrap_all(self, *, requester: str) -> int:
-        total = 0
-        while True:
-            progress = await self.rewrap_batch(requester=requester)
-            total += progress.rewrapped
-            if progress.remaining == 0 or progress.rewrapped == 0:
-                return total
+        last = (cards[-1].sealed.kek_version, cards[-1].token) if cards else None
+        return _RewrapPage(
+            RewrapProgress(done, remaining, ring.current_version),
+            failed,
+            last,
+            full=len(cards) == batch_size,
+        )
 
     async def set_minimum_decryption_version(self, minimum: int, *, requester: str) -> int:
         try:
