@@ -38,6 +38,9 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     AUDIT_ACTION_UNSPECIFIED: _AuditAction.ValueType  # 0
     AUDIT_ACTION_TOKENIZE: _AuditAction.ValueType  # 1
     AUDIT_ACTION_RESOLVE_TEST_CARD: _AuditAction.ValueType  # 2
+    """Never recorded: resolving a test id decrypts nothing and hands out no cardholder data;
+    the first resolution of a test id, which seals its number, is recorded as TOKENIZE.
+    """
     AUDIT_ACTION_GET_DETAILS: _AuditAction.ValueType  # 3
     AUDIT_ACTION_FORWARD: _AuditAction.ValueType  # 4
     AUDIT_ACTION_DELETE: _AuditAction.ValueType  # 5
@@ -53,6 +56,9 @@ class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
 AUDIT_ACTION_UNSPECIFIED: AuditAction.ValueType  # 0
 AUDIT_ACTION_TOKENIZE: AuditAction.ValueType  # 1
 AUDIT_ACTION_RESOLVE_TEST_CARD: AuditAction.ValueType  # 2
+"""Never recorded: resolving a test id decrypts nothing and hands out no cardholder data;
+the first resolution of a test id, which seals its number, is recorded as TOKENIZE.
+"""
 AUDIT_ACTION_GET_DETAILS: AuditAction.ValueType  # 3
 AUDIT_ACTION_FORWARD: AuditAction.ValueType  # 4
 AUDIT_ACTION_DELETE: AuditAction.ValueType  # 5
