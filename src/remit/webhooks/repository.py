@@ -588,37 +588,39 @@ class DeliveryRepository:
     def __init__(self, db: AsyncConnection) -> None:
         self._db = db
 
-    async def insert(
-        self,
-        *,
-        account_id: str,
-        event_id: str,
-        endpoint_id: str,
-        now: datetime,
-        status: DeliveryStatus = DeliveryStatus.PENDING,
+    async def add_failed_unless_present(
+        self, *, account_id: str, event_id: str, endpoint_id: str, now: datetime
     ) -> int:
-        """A delivery with a fresh schedule starting `now` (an existing one for this event and
-        endpoint starts over, in a generation of its own: attempt 1 is next); returns its
-        id."""
-        pending = status is DeliveryStatus.PENDING
-        values = {
-            "status": status.value,
-            "attempts": 0,
-            "retry_step": 0,
-            "first_attempt_at": now,
-            "next_attempt_at": now if pending else None,
-            "finished_at": None if pending else now,
-        }
+        """The event's delivery to the endpoint, added as failed (a resend's, with nothing
+        scheduled) if it has none; returns its id. One that exists is left as it is: a
+        delivery a redelivery has just queued, after the caller found none, stays pending,
+        with the job that redelivery staged for it still its current one."""
+        d = webhook_deliveries.c
         statement = (
             insert(webhook_deliveries)
-            .values(account_id=account_id, event_id=event_id, endpoint_id=endpoint_id, **values)
-            .on_conflict_do_update(
-                index_elements=["event_id", "endpoint_id"],
-                set_={**values, "generation": webhook_deliveries.c.generation + 1},
+            .values(
+                account_id=account_id,
+                event_id=event_id,
+                endpoint_id=endpoint_id,
+                status=DeliveryStatus.FAILED.value,
+                attempts=0,
+                retry_step=0,
+                first_attempt_at=now,
+                next_attempt_at=None,
+                finished_at=now,
             )
-            .returning(webhook_deliveries.c.id)
+            .on_conflict_do_nothing(index_elements=["event_id", "endpoint_id"])
+            .returning(d.id)
         )
-        return int((await self._db.execute(statement)).scalar_one())
+        added = (await self._db.execute(statement)).scalar_one_or_none()
+        if added is not None:
+            return int(added)
+        # The conflict waited for the insert in the way to commit: this statement's snapshot,
+        # taken after, has it.
+        existing = await self._db.execute(
+            select(d.id).where(d.event_id == event_id, d.endpoint_id == endpoint_id)
+        )
+        return int(existing.scalar_one())
 
     async def context(self, delivery_id: int, *, lock: bool = False) -> DeliveryContext | None:
         """`lock`: hold the delivery's row FOR SHARE to the end of the transaction. Under READ

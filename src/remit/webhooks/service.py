@@ -24,7 +24,6 @@ from remit.webhooks.domain import (
     EVENT_RETENTION,
     OLD_SECRET_DEFAULT_LIFETIME,
     DeliveryAttempt,
-    DeliveryStatus,
     DisabledReason,
     EndpointStatus,
     Event,
@@ -371,13 +370,10 @@ class WebhooksService:
             deliveries = DeliveryRepository(db)
             existing = await deliveries.get(account_id, event_id, endpoint_id)
             if existing is None:
-                # Not subscribed (or created after the event): nothing is scheduled for it.
-                delivery_id = await deliveries.insert(
-                    account_id=account_id,
-                    event_id=event_id,
-                    endpoint_id=endpoint_id,
-                    now=now,
-                    status=DeliveryStatus.FAILED,
+                # Not subscribed (or created after the event): nothing is scheduled for it. A
+                # redelivery may have queued it since it was read: then it is that delivery.
+                delivery_id = await deliveries.add_failed_unless_present(
+                    account_id=account_id, event_id=event_id, endpoint_id=endpoint_id, now=now
                 )
             else:
                 delivery_id = existing.id
