@@ -230,7 +230,11 @@ class WebhookDeliverer:
         slots = InflightRepository(db)
         limited = ctx.endpoint.rate_limited_until
         if limited is not None and limited > now:
-            await self._let_go_of_own_slot(db, ctx, job, now)
+            # The job that waits in this one's place makes the attempt: the delivery, if a run
+            # of this job parked it, waits for no slot (`remit.webhooks.parking`).
+            async with fastsql.deferring(db):
+                await DeliveryRepository(db).unpark(ctx.delivery.id)
+                await self._let_go_of_own_slot(db, ctx, job, now)
             return after_pause(limited, now, self._settings.draw())
         limit = self._settings.max_concurrent_per_endpoint
         for _ in range(PARK_TRIES):

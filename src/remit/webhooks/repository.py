@@ -546,6 +546,7 @@ class DeliveryContext:
 
 
 _ATTEMPTS = TableStatements(webhook_delivery_attempts, key=("id",))
+_UNPARK = Statement("DELETE FROM webhook_parked WHERE delivery_id = %(delivery_id)s")
 _RECORD_ATTEMPT_RESULT = Statement(
     "UPDATE webhook_deliveries SET attempts = %(attempts)s, retry_step = %(retry_step)s,"
     " status = %(status)s, last_attempt_at = %(attempted_at)s,"
@@ -727,7 +728,10 @@ class DeliveryRepository:
             .where(*conditions)
             .values(status=status.value, next_attempt_at=None, finished_at=at)
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return False
+        await self.unpark(delivery_id)
+        return True
 
     async def mark_succeeded_by_resend(self, delivery_id: int, at: datetime) -> None:
         d = webhook_deliveries.c
@@ -741,6 +745,16 @@ class DeliveryRepository:
                 last_attempt_at=at,
             )
         )
+        await self.unpark(delivery_id)
+
+    async def unpark(self, delivery_id: int) -> None:
+        """The delivery waits for a slot no more (`remit.webhooks.parking`): it ended, or a job
+        of it is making its attempt, or will. Left parked, it would be woken with a slot let go:
+        a job for nothing, or a second job for its attempt.
+
+        Deferred: in a `fastsql.deferring` block it goes out with the next statement that needs
+        an answer."""
+        await _UNPARK.defer(self._db, {"delivery_id": delivery_id})
 
     async def count_attempts(self, delivery_id: int) -> int:
         a = webhook_delivery_attempts.c
@@ -904,11 +918,20 @@ class InflightRepository:
         kept) is retried as the same job, whose failed runs then count towards its attempt
         limit; found busy, it would wait in a new job, with none counted, for ever. A job woken
         for a slot let go finds that slot its own already (`remit.webhooks.parking`).
+
+        The delivery is unparked first, whatever follows: the job takes its attempt on (it
+        POSTs, or parks the delivery again, or waits in a new job). One parked by this job
+        before, in a run whose transaction then failed, would otherwise be woken with a slot
+        let go while this run POSTs: its woken job would take over the slot this one holds,
+        and POST the same attempt beside it. The parked row is taken after the endpoint's and
+        before the slot's, in the order the sweep takes them, and a hand-over (a parked row,
+        then its slot): none of them waits for another that waits for it.
         """
         params = {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "job_id": job_id,
                   "now": now, "until": until, "limit": limit}  # fmt: skip
         async with fastsql.deferring(self._db):
             await _LOCK_ENDPOINT_FOR_SLOTS.defer(self._db, {"endpoint_id": endpoint_id})
+            await _UNPARK.defer(self._db, {"delivery_id": delivery_id})
             return await _TAKE_SLOT.first(self._db, params) is not None
 
     async def purge_expired(self, now: datetime) -> None:
