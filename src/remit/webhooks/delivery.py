@@ -156,6 +156,10 @@ class WebhookDeliverer:
             # POSTed twice, with no second read of the delivery.
             ctx = await DeliveryRepository(short).context(delivery_id, lock=True)
             if ctx is None:
+                # Purged with its event. A slot handed to this job when it was woken goes to
+                # the next parked delivery now, not once its lease runs out.
+                await let_jobs_slot_go_now(short, delivery_id, job.id, now=now,
+                                           lease_until=now + self._settings.slot_lease)  # fmt: skip
                 return None
             if not self._is_current(ctx, attempt_number, generation):
                 # A slot handed to this job when it was woken would go unused: the next parked

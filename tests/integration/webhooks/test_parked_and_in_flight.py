@@ -1,6 +1,7 @@
 """A delivery is parked or in flight, never both: a slot let go is never handed to a delivery
 that holds one already, so no attempt is POSTed twice at once and no endpoint gets more
-requests than it has slots. A parked delivery that ends is unparked.
+requests than it has slots. A parked delivery that ends is unparked, and a woken one that was
+purged hands its slot on at once.
 
 A job of a parked delivery runs when its transaction failed after its park committed (its
 worker killed, its connection reset): the job runs again, as jobs do. A duplicate job of a
@@ -257,6 +258,35 @@ async def test_a_hand_over_never_takes_over_a_slot_taken_as_it_runs(
 
         assert await slot_holder(core_engine, taking) == -2
         assert await slots_taken(core_engine) == 1
+
+
+async def test_a_woken_job_whose_delivery_was_purged_hands_its_slot_on(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """The woken delivery's event was purged (older than 30 days) before its job ran: the job
+    has nothing to do, and the slot it was woken with goes to the next parked delivery at
+    once, not when its lease runs out."""
+    receiver = await start_receiver()
+    async with make_bench(core_engine, settings=ONE_SLOT) as bench:
+        endpoint = await bench.endpoint(receiver.url)
+        holder = await delivery_of(bench, await bench.record(), endpoint.id)
+        async with core_engine.begin() as db:
+            await db.execute(jobs.delete())
+        await take_slot(bench, endpoint.id, holder, -1, lease=ONE_SLOT.slot_lease)
+        purged, waiting = await bench.record(), await bench.record()
+        await bench.worker.drain()
+        assert await parked(core_engine) == [
+            await delivery_of(bench, purged, endpoint.id),
+            await delivery_of(bench, waiting, endpoint.id),
+        ]
+        await let_go(bench, holder, -1)
+        async with core_engine.begin() as db:
+            await db.execute(text("DELETE FROM events WHERE id = :id"), {"id": purged})
+
+        await bench.worker.drain()
+        assert delivered(receiver) == [waiting]
+        assert await parked(core_engine) == []
+        assert await slots_taken(core_engine) == 0
 
 
 @pytest.mark.parametrize("answer", [200, 410])
