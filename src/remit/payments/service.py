@@ -1556,7 +1556,7 @@ class PaymentsService:
                     capture_requested=True,
                     requested_capture_minor=amount,
                     requested_capture_changes=params.as_json(),
-                    capture_attempts=charge.capture_attempts + 1,
+                    capture_attempts=charge.captures_asked + 1,
                     updated_at=now,
                 )
             )
