@@ -500,7 +500,9 @@ def _add_held_request_commands(
             "one, which only its request id names); "
             "below it, the failure's code and message. For network_record_mismatch, the "
             "message names the reference, the acquirer's operation under it and the fields that "
-            'differ. Listing changes nothing. --json prints {"as_of", "data": '
+            "differ. A request whose try went past a limit of the database (database_limit) "
+            "is tried by the completer no more: retry it once the cause is dealt with. "
+            'Listing changes nothing. --json prints {"as_of", "data": '
             '[{"account_id", "idempotency_key", "request_id", "endpoint", "recovery_point", '
             '"created", "age_seconds", "last_run", "in_progress", '
             '"payment_intent", "charge", "refund", "completer_attempts", '
