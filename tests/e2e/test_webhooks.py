@@ -79,7 +79,7 @@ def test_the_sdk_manages_webhook_endpoints(client: stripe.StripeClient) -> None:
     assert created.api_version == "2024-06-20"
 
     fetched = client.v1.webhook_endpoints.retrieve(created.id)
-    assert fetched.secret is None  # shown only once, at creation
+    assert "secret" not in fetched  # shown only once, at creation
     assert fetched.enabled_events == ["payment_intent.succeeded", "charge.refunded"]
 
     updated = client.v1.webhook_endpoints.update(
@@ -88,9 +88,11 @@ def test_the_sdk_manages_webhook_endpoints(client: stripe.StripeClient) -> None:
     assert updated.status == "disabled"
     assert updated.description is None
     assert updated.metadata.to_dict() == {}
+    assert "secret" not in updated
 
     listed = client.v1.webhook_endpoints.list()
     assert [e.id for e in listed.data] == [created.id]
+    assert "secret" not in listed.data[0]
     deleted = client.v1.webhook_endpoints.delete(created.id)
     assert deleted.deleted is True
     with pytest.raises(stripe.InvalidRequestError) as missing:
