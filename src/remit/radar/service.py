@@ -46,7 +46,6 @@ MAX_RULES: Final = 200
 MAX_LIST_LIMIT: Final = 100
 LIST_ITEMS_EMBEDDED: Final = 10
 MAX_VALUE_LENGTH: Final = 800
-CREATED_BY: Final = "remit"
 _ALIAS = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _BIN = re.compile(r"^\d{6,8}$")
@@ -379,7 +378,7 @@ class RadarService:
                 name=name.strip(),
                 item_type=item_type,
                 created_at=self._now(),
-                created_by=CREATED_BY,
+                created_by=actor.changed_by,
                 metadata=dict(metadata or {}),
             )
             if not await ValueListRepository(db).insert(value_list):
@@ -505,7 +504,7 @@ class RadarService:
                 value_list_id=list_id,
                 value=text,
                 created_at=self._now(),
-                created_by=CREATED_BY,
+                created_by=actor.changed_by,
             )
             if not await repo.insert_item(item, value_list.item_type):
                 # Held already, or added by a concurrent request that committed first: the
