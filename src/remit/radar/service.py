@@ -33,7 +33,7 @@ from remit.radar.domain import (
 )
 from remit.radar.gate import active_rules, runnable
 from remit.radar.history import NOBODY_NAMED, Actor, Change, ChangeAction
-from remit.radar.ip_addresses import canonical_ip
+from remit.radar.ip_addresses import ZONE_REFUSED, canonical_ip, zoned
 from remit.radar.listed import listed_rules_by_id, lists_of, rules_as_listed
 from remit.radar.model import Weights, load_weights, score
 from remit.radar.repository import RuleRepository, ValueListRepository, value_key
@@ -87,7 +87,8 @@ def normalised_value(item_type: ItemType, value: str) -> str:
         case ItemType.IP_ADDRESS:
             address = canonical_ip(text)
             if address is None:
-                raise invalid(f"{text!r} is not an IP address.", "value")
+                why = f"; {ZONE_REFUSED}" if zoned(text) else ""
+                raise invalid(f"{text!r} is not an IP address{why}.", "value")
             text = address
         case ItemType.CUSTOMER_ID:
             if not has_prefix(text, "cus"):
