@@ -1,4 +1,4 @@
-"""Core migration 0061 indexes the admin idempotency keys by creation time, which the hourly
+"""Core migration 0062 indexes the admin idempotency keys by creation time, which the hourly
 reaper deletes them by, without reading the whole table; its downgrade drops the index and
 leaves the keys."""
 
@@ -13,8 +13,8 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import alembic_config, upgrade
 from tests.support.postgres import scratch_database
 
-_BEFORE = "0060_admin_idempotency_keys"
-_AFTER = "0061_admin_idempotency_created"
+_BEFORE = "0061_radar_created_by_keys"
+_AFTER = "0062_admin_idempotency_created"
 _INDEX = "ix_admin_idempotency_keys_created_at"
 _CLAIMED = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
 

@@ -9,19 +9,19 @@ from a script, say). The index holds the keys in creation order, so a run reads 
 ones.
 
 Built and dropped without blocking writes (`remit.storage.online_index`): the calls that claim
-keys go on while it is built. An upgrade stopped during the build has not recorded 0061 and
+keys go on while it is built. An upgrade stopped during the build has not recorded 0062 and
 builds it again on the next.
 
-Revision ID: 0061_admin_idempotency_created
-Revises: 0060_admin_idempotency_keys
+Revision ID: 0062_admin_idempotency_created
+Revises: 0061_radar_created_by_keys
 """
 
 from alembic import op
 
 from remit.storage.online_index import create_index_online, drop_index_online
 
-revision = "0061_admin_idempotency_created"
-down_revision = "0060_admin_idempotency_keys"
+revision = "0062_admin_idempotency_created"
+down_revision = "0061_radar_created_by_keys"
 branch_labels = None
 depends_on = None
 
