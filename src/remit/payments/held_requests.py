@@ -66,9 +66,17 @@ def _bounded(text: str) -> str:
 def _behind(error: BaseException) -> BaseException:
     """The refusal behind `error`: a RemitError raised from another stands for it to the
     client (a ledger refusal once the network has acted becomes `recording_failed`, a 500 to
-    retry), and the one it was raised from says what an operator has to look at."""
-    while isinstance(error, RemitError) and isinstance(error.__cause__, RemitError):
-        error = error.__cause__
+    retry), and the one it was raised from says what an operator has to look at. So does a
+    limit of the database behind it (`recording_over_a_limit`), which the completer must see
+    to stop trying."""
+    while isinstance(error, RemitError) and error.__cause__ is not None:
+        cause = error.__cause__
+        if (
+            not isinstance(cause, RemitError)
+            and database_fault(cause) is not DatabaseFault.OVER_LIMIT
+        ):
+            break
+        error = cause
     return error
 
 
