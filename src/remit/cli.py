@@ -801,6 +801,7 @@ def _radar_command(args: argparse.Namespace, config: PlatformConfig) -> int:
 def _migrate(config: PlatformConfig) -> int:
     from remit.databases import migrate_all, resolve_databases
     from remit.storage.migration_locks import MigrationLockTimeoutError
+    from remit.storage.migration_stops import MigrationStoppedError
 
     resolved = resolve_databases(config)
     try:
@@ -809,6 +810,10 @@ def _migrate(config: PlatformConfig) -> int:
         # Another transaction held a lock through every attempt: the message names it, and
         # the same command may pass once it has ended.
         raise CommandTemporaryFailureError(str(error)) from error
+    except MigrationStoppedError as error:
+        # It needs an operator's decision, which its message asks for: run unchanged, it
+        # stops the same way, so it is a refusal, not a failure to retry.
+        raise CommandRefusedError(str(error)) from error
     finally:
         resolved.stop_embedded()
     print("migrations applied")

@@ -29,6 +29,7 @@ from remit.storage.driver_errors import database_unavailable
 from remit.storage.embedded import EmbeddedDatabaseError
 from remit.storage.engine import dispose, make_engine
 from remit.storage.migration_locks import MigrationLockTimeoutError
+from remit.storage.migration_stops import MigrationStoppedError
 from remit.storage.reachability import DatabasesUnavailableError, core_database, failure_of
 from remit.supervisor import (
     StartupError,
@@ -145,6 +146,9 @@ def serve(config: PlatformConfig) -> int:
     except MigrationLockTimeoutError as error:
         log.error("could not start: %s", error)
         return EXIT_TEMPORARY_FAILURE
+    except MigrationStoppedError as error:
+        log.error("could not start: %s", error)
+        return EXIT_REFUSED
     except StartupError as error:
         log.error("could not start: %s", error)
         # A process that refused its settings said which in its own line.

@@ -3,15 +3,18 @@ the merchant was charged or paid, logging each account it changes; it stops the 
 changing nothing and naming the accounts, when an account's settings worked and no value within
 bounds charges or pays as they did."""
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import upgrade
+from tests.support.commands import remit
 from tests.support.postgres import scratch_database
 
 _BEFORE = "0058_previous_attributes_by_key"
@@ -132,3 +135,31 @@ def test_settings_that_worked_and_cannot_be_kept_stop_the_upgrade_naming_them(
     assert settings["acct_longest_delay"] == (290, 30, 365, "usd")
     assert settings["acct_huge"] == _REPAIRABLE["acct_huge"][1]
     assert _revision(database_before) == _AFTER
+
+
+def test_remit_migrate_reports_the_stop_in_one_line_and_exits_refused(
+    database_before: str, pg_cluster: EmbeddedCluster, tmp_path: Path
+) -> None:
+    """An operator running the upgrade reads what to decide, not a traceback; a script reads 2
+    (refused: run unchanged, it stops the same way), not 3 (a bug) or 75 (retry later)."""
+    _insert(database_before, _UNDECIDED)
+    with (
+        scratch_database(pg_cluster, "settings_stop_vault") as vault_url,
+        scratch_database(pg_cluster, "settings_stop_acquirer") as acquirer_url,
+    ):
+        ran = asyncio.run(
+            remit(
+                "migrate",
+                tmp_path=tmp_path,
+                DATABASE_URL=database_before,
+                VAULT_DATABASE_URL=vault_url,
+                ACQUIRER_DATABASE_URL=acquirer_url,
+            )
+        )
+    assert ran.returncode == 2, ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert ran.failure_line().startswith(
+        "remit migrate: Cannot bring these accounts' settings within bounds"
+    )
+    assert "acct_long_delay" in ran.failure_line()
+    assert _revision(database_before) == _BEFORE

@@ -57,6 +57,7 @@ from remit.accounts.settings import (
     MAX_FEE_PERCENT_BPS,
 )
 from remit.core.currency import SUPPORTED_CURRENCIES
+from remit.storage.migration_stops import MigrationStoppedError
 
 revision = "0059_account_settings_in_bounds"
 down_revision = "0058_previous_attributes_by_key"
@@ -171,7 +172,7 @@ def _refuse_undecided(undecided: list[tuple[_Stored, list[str]]]) -> None:
         for stored, reasons in shown
     )
     more = f" (and {len(undecided) - len(shown)} more)" if len(undecided) > len(shown) else ""
-    raise RuntimeError(
+    raise MigrationStoppedError(
         "Cannot bring these accounts' settings within bounds without changing what their "
         f"merchants pay or when they are paid: {named}{more}. Agree settings within bounds "
         f"with each merchant (fee_percent_bps 0 to {MAX_FEE_PERCENT_BPS}, fee_fixed_minor 0 to "
