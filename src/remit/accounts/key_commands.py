@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TextIO, cast
 
 import grpc
 from google.protobuf import duration_pb2
@@ -28,6 +28,7 @@ from remit.accounts.domain import MAX_KEY_EXPIRY
 from remit.command_exits import CommandRefusedError, CommandTemporaryFailureError
 from remit.config import PlatformConfig
 from remit.grpcutil.call_failures import call_failed
+from remit.grpcutil.errors import detail_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit.grpcutil.metadata import IDEMPOTENCY_KEY
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
@@ -181,10 +182,7 @@ class KeyCommands:
         try:
             expiring = KeyLine(self._revoke(account_id, old.key.id, after).api_key)
         except grpc.RpcError as error:
-            raise KeyCommandError(
-                f"the new key above was made, but {old.key.id} could not be set to stop: "
-                f"{_details(error)}; it still works. Revoke it with remit accounts keys revoke."
-            ) from None
+            raise self._not_set_to_stop(error, account_id, made, old) from None
         stop = expiring.stops_at()
         print(
             f"the old key {old.key.id} ({old.masked()}) keeps working until "
@@ -192,6 +190,41 @@ class KeyCommands:
             file=self._out,
         )
         return 0
+
+    def _not_set_to_stop(
+        self,
+        error: grpc.RpcError,
+        account_id: str,
+        made: accounts_pb2.CreateApiKeyResponse,
+        old: KeyLine,
+    ) -> Exception:
+        """What a roll raises when its new key was made and shown but the old key could not be
+        set to stop: a temporary failure (exit 75) when the core was out of reach, too slow or
+        said to retry, so that a script tries the revoke again later, else a refusal (2). Both
+        say that the new key exists, that the old one still works, and how to stop it."""
+        failure = call_failed(error, "core", self._core_target, KeyCommandError)
+        temporary = isinstance(failure, CommandTemporaryFailureError)
+        reason = str(failure)
+        if temporary and detail_from_rpc_error(cast(grpc.aio.AioRpcError, error)) is not None:
+            # The core's own words invite a retry of the request under its idempotency key,
+            # which is not what to do here (a roll run again makes no key and stops none).
+            reason = f"the core at {self._core_target} could not do it for now"
+        # (A failed call is also a grpc.Call, which carries its status code.) No answer in
+        # time: the core may have set it to stop all the same.
+        unanswered = cast(grpc.Call, error).code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        still = "it may still be active" if unanswered else "it is still active"
+        line = (
+            f"the new key {made.api_key.id} above was made, but the old key {old.key.id} "
+            f"({old.masked()}) could not be set to stop ({reason}); {still}"
+        )
+        revoke = f"remit accounts keys revoke {account_id} {old.key.id}"
+        if temporary:
+            return CommandTemporaryFailureError(
+                f"{line}. Once the core answers and the account's servers use the new key, "
+                f"revoke it ({revoke}); remit accounts keys list {account_id} shows it."
+            )
+        return KeyCommandError(f"{line}. Revoke it once the account's servers use the new key "
+                               f"({revoke}).")  # fmt: skip
 
     def _key_to_roll(self, account_id: str, key_id: str | None) -> KeyLine:
         secrets = [line for line in self.keys(account_id, include_revoked=False) if line.secret]
@@ -260,12 +293,6 @@ class KeyCommands:
             f"{account_id} {made.key.id}) and make another.",
             file=self._out,
         )
-
-
-def _details(error: grpc.RpcError) -> str:
-    # A failed unary call is also a grpc.Call, which carries the status code and details.
-    details = getattr(error, "details", None)
-    return str(details()) if callable(details) else str(error)
 
 
 @contextmanager
