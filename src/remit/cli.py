@@ -437,12 +437,20 @@ def _add_key_commands(
     create.add_argument("--idempotency-key", metavar="KEY", help=IDEMPOTENCY_KEY_HELP)
     revoke = action(
         "revoke",
-        help="stop a key working now",
-        description="Revoke KEY at once. The account's last secret key with no end set is "
-        "only revoked with --force: without one its servers are locked out of the API.",
+        help="stop a key working, now or after --expire-after hours",
+        description="Revoke KEY at once, or set it to stop after --expire-after hours (what a "
+        "roll does to the old key). The account's last secret key with no end set is only "
+        "revoked with --force: without one its servers are locked out of the API.",
     )
     revoke.add_argument("key", metavar="KEY", help="the key_ id (see keys list)")
     revoke.add_argument("--force", action="store_true", help="even the last secret key")
+    revoke.add_argument(
+        "--expire-after",
+        type=float,
+        default=0.0,
+        metavar="HOURS",
+        help="hours the key keeps working, 0 to 168 (default 0: stop now)",
+    )
     roll = action(
         "roll",
         help="make a new secret key; the old one keeps working for a while",

@@ -122,7 +122,10 @@ class KeyCommands:
             self._show_made_before(account_id, KeyLine(made.api_key))
         return 0
 
-    def revoke(self, account_id: str, key_id: str, *, force: bool) -> int:
+    def revoke(
+        self, account_id: str, key_id: str, *, force: bool, expire_after_hours: float = 0.0
+    ) -> int:
+        _check_hours("--expire-after", expire_after_hours)
         lines = self.keys(account_id, include_revoked=False)
         target = next((line for line in lines if line.key.id == key_id), None)
         if target is None:
@@ -137,10 +140,15 @@ class KeyCommands:
                 "it locks the account's servers out of the API. Roll it instead "
                 "(remit accounts keys roll), or pass --force."
             )
-        revoked = KeyLine(self._revoke(account_id, key_id, None).api_key)
+        after = _duration(expire_after_hours) if expire_after_hours else None
+        revoked = KeyLine(self._revoke(account_id, key_id, after).api_key)
         stop = revoked.stops_at()
-        print(f"{key_id} ({revoked.masked()}) revoked {stop.isoformat() if stop else ''}",
-              file=self._out)  # fmt: skip
+        if expire_after_hours and stop is not None:
+            print(f"{key_id} ({revoked.masked()}) keeps working until {stop.isoformat()}",
+                  file=self._out)  # fmt: skip
+        else:
+            print(f"{key_id} ({revoked.masked()}) revoked {stop.isoformat() if stop else ''}",
+                  file=self._out)  # fmt: skip
         return 0
 
     def roll(
@@ -155,11 +163,7 @@ class KeyCommands:
         under the key of one that made the new key already shows which key that was, and leaves
         the old key as it is (refused): the new key's plaintext was shown only to that run."""
         # Checked before anything is made: a refusal leaves the account as it was.
-        if not 0 <= expire_old_after_hours <= MAX_EXPIRE_OLD_AFTER_HOURS:
-            raise KeyCommandError(
-                f"--expire-old-after must be between 0 and {MAX_EXPIRE_OLD_AFTER_HOURS:.0f} "
-                f"hours, got {expire_old_after_hours:g}"
-            )
+        _check_hours("--expire-old-after", expire_old_after_hours)
         old = self._key_to_roll(account_id, key_id)
         # Run again, the key made would be a second secret key with no end: the run names the
         # one it rolls, so that the next finds the same.
@@ -177,12 +181,13 @@ class KeyCommands:
                 f"hold, revoke it (remit accounts keys revoke {account_id} {old.key.id})."
             )
         self._show_new(made)
-        after = duration_pb2.Duration()
-        after.FromNanoseconds(round(expire_old_after_hours * 3600 * 1e9))
+        after = _duration(expire_old_after_hours)
         try:
             expiring = KeyLine(self._revoke(account_id, old.key.id, after).api_key)
         except grpc.RpcError as error:
-            raise self._not_set_to_stop(error, account_id, made, old) from None
+            raise self._not_set_to_stop(
+                error, account_id, made, old, expire_old_after_hours
+            ) from None
         stop = expiring.stops_at()
         print(
             f"the old key {old.key.id} ({old.masked()}) keeps working until "
@@ -197,6 +202,7 @@ class KeyCommands:
         account_id: str,
         made: accounts_pb2.CreateApiKeyResponse,
         old: KeyLine,
+        expire_old_after_hours: float,
     ) -> Exception:
         """What a roll raises when its new key was made and shown but the old key could not be
         set to stop: a temporary failure (exit 75) when the core was out of reach, too slow or
@@ -217,13 +223,17 @@ class KeyCommands:
             f"the new key {made.api_key.id} above was made, but the old key {old.key.id} "
             f"({old.masked()}) could not be set to stop ({reason}); {still}"
         )
-        revoke = f"remit accounts keys revoke {account_id} {old.key.id}"
+        # The stop the roll meant to set, which leaves the servers the same time to move over.
+        revoke = (
+            f"remit accounts keys revoke {account_id} {old.key.id} "
+            f"--expire-after {expire_old_after_hours:g}"
+        )
         if temporary:
             return CommandTemporaryFailureError(
-                f"{line}. Once the core answers and the account's servers use the new key, "
-                f"revoke it ({revoke}); remit accounts keys list {account_id} shows it."
+                f"{line}. Once the core answers, set it to stop as the roll meant to "
+                f"({revoke}); remit accounts keys list {account_id} shows it."
             )
-        return KeyCommandError(f"{line}. Revoke it once the account's servers use the new key "
+        return KeyCommandError(f"{line}. Set it to stop once the refusal is dealt with "
                                f"({revoke}).")  # fmt: skip
 
     def _key_to_roll(self, account_id: str, key_id: str | None) -> KeyLine:
@@ -295,6 +305,20 @@ class KeyCommands:
         )
 
 
+def _check_hours(flag: str, hours: float) -> None:
+    """Checked before anything is made or changed: a refusal leaves the account as it was."""
+    if not 0 <= hours <= MAX_EXPIRE_OLD_AFTER_HOURS:
+        raise KeyCommandError(
+            f"{flag} must be between 0 and {MAX_EXPIRE_OLD_AFTER_HOURS:.0f} hours, got {hours:g}"
+        )
+
+
+def _duration(hours: float) -> duration_pb2.Duration:
+    after = duration_pb2.Duration()
+    after.FromNanoseconds(round(hours * 3600 * 1e9))
+    return after
+
+
 @contextmanager
 def key_commands(config: PlatformConfig, out: TextIO) -> Iterator[KeyCommands]:
     with internal_sync_channel(config.core.target, InternalAccess.of(config)) as channel:
@@ -318,7 +342,9 @@ def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextI
                     account, publishable=args.publishable, idempotency_key=idempotency_key
                 )
             if args.keys_command == "revoke":
-                return keys.revoke(account, args.key, force=args.force)
+                return keys.revoke(
+                    account, args.key, force=args.force, expire_after_hours=args.expire_after
+                )
             return keys.roll(
                 account,
                 key_id=args.key,

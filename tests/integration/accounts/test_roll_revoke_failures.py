@@ -3,7 +3,7 @@ stop: a failure that may pass (the core's database out of reach) exits 75, for a
 the revoke again later; a refusal exits 2. Both say the new key was made and the old one still
 works, and how to stop it."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -69,4 +69,32 @@ async def test_roll_whose_revoke_fails_says_the_new_key_was_made_and_the_old_one
         f"(sk_test_...{old.last4}) could not be set to stop ({why}); it is still active. "
     )
     assert line.startswith(said), line
-    assert f"(remit accounts keys revoke {account} {old.id})" in line
+    assert f"(remit accounts keys revoke {account} {old.id} --expire-after 24)" in line
+
+
+async def test_revoke_with_expire_after_sets_the_stop_a_failed_roll_meant(
+    core_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The command a failed roll names: the key keeps working for the hours given, then stops,
+    as the roll would have left it; out of bounds, nothing changes."""
+    accounts = AccountsService(core_engine)
+    account = (await accounts.create_account()).account.id
+    (old,) = [key for key in await accounts.list_keys(account) if key.kind is KeyKind.SECRET]
+    await accounts.create_key(account, KeyKind.SECRET)
+    async with serving(accounts_registration(accounts).add_to_server) as port:
+        refused = await remit("accounts", "keys", "revoke", account, old.id,
+                              "--expire-after", "169", tmp_path=tmp_path,
+                              REMIT_CORE_PORT=port)  # fmt: skip
+        assert refused.returncode == 2
+        assert refused.failure_line() == (
+            "remit accounts keys revoke: --expire-after must be between 0 and 168 hours, got 169"
+        )
+        ran = await remit("accounts", "keys", "revoke", account, old.id,
+                          "--expire-after", "24", tmp_path=tmp_path,
+                          REMIT_CORE_PORT=port)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert f"{old.id} (sk_test_...{old.last4}) keeps working until " in ran.stdout
+    (after,) = [key for key in await accounts.list_keys(account) if key.id == old.id]
+    assert after.revoked_at is not None
+    left = after.revoked_at - datetime.now(UTC)
+    assert timedelta(hours=23, minutes=58) < left <= timedelta(hours=24)
