@@ -6,19 +6,31 @@ retired version rewrite it atomically under a lock, and every read checks its id
 several vault processes sharing one key file see a change as soon as one of them makes it.
 Keys given through the environment are read-only: rotating them is an operator's job (add a
 version to the variable, restart).
+
+The CVC keys (`remit.vault.crypto.CvcKey`) are kept beside the KEKs, in the same file: the
+vault adds the next hour's and deletes those whose CVCs have all expired as it runs
+(`save_cvc_keys`), a key reaching the file, durably, before any CVC is sealed under it. Where
+the keys come from the environment, the CVC keys live in the process's memory only.
 """
 
 import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Protocol
 
-from remit.vault.crypto import KeyRing, KeyVersion, decode_key, encode_key, new_key_ring
+from remit.vault.crypto import (
+    CvcKey,
+    KeyRing,
+    KeyVersion,
+    decode_key,
+    encode_key,
+    new_key_ring,
+)
 
 KEY_RING_NAME: Final = "card-kek"
 KEYS_ENV: Final = "REMIT_VAULT_KEYS"
@@ -36,6 +48,8 @@ class KeyStore(Protocol):
     def load(self) -> KeyRing: ...
     def save(self, ring: KeyRing) -> None: ...
     def locked(self) -> contextlib.AbstractContextManager[None]: ...
+    # Under `locked`, after a `load`: the ring as loaded, with these CVC keys.
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None: ...
 
 
 def ring_to_json(ring: KeyRing) -> str:
@@ -54,6 +68,14 @@ def ring_to_json(ring: KeyRing) -> str:
                 }
                 for key in sorted(ring.versions.values(), key=lambda key: key.version)
             ],
+            "cvc_keys": [
+                {
+                    "hour": key.hour,
+                    "key": encode_key(key.material),
+                    "created": key.created_at.isoformat(),
+                }
+                for key in sorted(ring.cvc_keys.values(), key=lambda key: key.hour)
+            ],
         },
         indent=2,
     )
@@ -70,12 +92,22 @@ def ring_from_json(text: str, source: str) -> KeyRing:
             )
             for entry in raw["versions"]
         }
+        # Absent from the files of versions before CVC keys.
+        cvc_keys = {
+            int(entry["hour"]): CvcKey(
+                hour=int(entry["hour"]),
+                material=decode_key(entry["key"], f"{source}: CVC key {entry['hour']}"),
+                created_at=datetime.fromisoformat(entry["created"]),
+            )
+            for entry in raw.get("cvc_keys", [])
+        }
         ring = KeyRing(
             name=str(raw["name"]),
             versions=versions,
             current_version=int(raw["current_version"]),
             minimum_decryption_version=int(raw["minimum_decryption_version"]),
             fingerprint_key=decode_key(raw["fingerprint_key"], f"{source}: fingerprint_key"),
+            cvc_keys=cvc_keys,
         )
     except (ValueError, KeyError, TypeError) as error:
         # The message must not quote the text: it is key material.
@@ -125,6 +157,13 @@ class FileKeyStore:
     def save(self, ring: KeyRing) -> None:
         self._write(ring)
 
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None:
+        """Replace the file's CVC keys (under `locked`). Once this returns, the file holds them
+        whatever happens to the machine: a CVC sealed under a key this adds is committed only
+        after, and a key this drops must not come back."""
+        self._write(replace(self.load(), cvc_keys=dict(cvc_keys)))
+        _sync_directory(self.path.parent)
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         lock_path = self.path.with_suffix(".lock")
@@ -147,6 +186,15 @@ class FileKeyStore:
         self._cached = None
 
 
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in `directory` survive a crash (the file's own fsync does not cover it)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class StaticKeyStore:
     """Keys handed to the process (environment); rotation must happen where they come from."""
@@ -166,6 +214,12 @@ class StaticKeyStore:
     def locked(self) -> Iterator[None]:
         yield
 
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None:
+        """Kept in this process's memory: the environment cannot be written to. Another vault
+        process, or this one after a restart, cannot open the CVCs sealed under them (it
+        forwards those cards without their CVC)."""
+        self.ring = replace(self.ring, cvc_keys=dict(cvc_keys))
+
 
 @dataclass
 class MemoryKeyStore:
@@ -184,6 +238,9 @@ class MemoryKeyStore:
     def locked(self) -> Iterator[None]:
         yield
 
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None:
+        self.ring = replace(self.ring, cvc_keys=dict(cvc_keys))
+
 
 def default_key_file(data_dir: Path) -> Path:
     return data_dir / "vault" / "keys.json"
@@ -199,3 +256,43 @@ def key_store_from_env(environ: dict[str, str] | os._Environ[str], data_dir: Pat
     store.ensure_exists()
     store.load()
     return store
+
+
+def ensure_cvc_keys(
+    store: KeyStore, hours: Sequence[int], now: datetime
+) -> tuple[KeyRing, list[int]]:
+    """The key set with a CVC key for each of `hours`, and the hours whose keys this made.
+    Vault processes sharing the key file may ask at once: under its lock, the first makes a
+    key and the others find it. Without a lock taken when every key is there already (the
+    store's cached key set)."""
+    ring = store.load()
+    if all(hour in ring.cvc_keys for hour in hours):
+        return ring, []
+    with store.locked():
+        ring = store.load()
+        created = [hour for hour in hours if hour not in ring.cvc_keys]
+        if created:
+            ring = ring.with_cvc_keys(created, now)
+            store.save_cvc_keys(ring.cvc_keys)
+    return ring, created
+
+
+def destroy_cvc_keys(store: KeyStore, retention: timedelta, expired_by: datetime) -> list[int]:
+    """Delete the CVC keys whose last CVC (kept for `retention`) expired by `expired_by`; the
+    hours of those this deleted (another vault process may have deleted some first)."""
+
+    def expired(ring: KeyRing) -> list[int]:
+        return sorted(
+            hour
+            for hour, key in ring.cvc_keys.items()
+            if key.last_cvc_expiry(retention) <= expired_by
+        )
+
+    if not expired(store.load()):
+        return []
+    with store.locked():
+        ring = store.load()
+        destroyed = expired(ring)
+        if destroyed:
+            store.save_cvc_keys(ring.without_cvc_keys(destroyed).cvc_keys)
+    return destroyed
