@@ -60,6 +60,8 @@ class AuditAction(Enum):
     SET_MINIMUM_VERSION = "set_minimum_version"
     LIST_CARDS = "list_cards"
     REMOVE_KEY_VERSION = "remove_key_version"
+    CREATE_CVC_KEY = "create_cvc_key"
+    DESTROY_CVC_KEY = "destroy_cvc_key"
 
 
 @dataclass(frozen=True)

@@ -11,20 +11,32 @@ power loss could still take back. The file as it was before the last rewrite sta
 material must not outlive it.
 Keys given through the environment are read-only: rotating them is an operator's job (add a
 version to the variable, restart).
+
+The CVC keys (`remit.vault.crypto.CvcKey`) are kept beside the KEKs, in the same file: the
+vault adds the next hour's and deletes those whose CVCs have all expired as it runs
+(`save_cvc_keys`), a key reaching the file, durably, before any CVC is sealed under it. Where
+the keys come from the environment, the CVC keys live in the process's memory only.
 """
 
 import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Protocol
 
 from remit.core.atomic_file import AtomicFile
-from remit.vault.crypto import KeyRing, KeyVersion, decode_key, encode_key, new_key_ring
+from remit.vault.crypto import (
+    CvcKey,
+    KeyRing,
+    KeyVersion,
+    decode_key,
+    encode_key,
+    new_key_ring,
+)
 
 KEY_RING_NAME: Final = "card-kek"
 KEYS_ENV: Final = "REMIT_VAULT_KEYS"
@@ -46,6 +58,8 @@ class KeyStore(Protocol):
     def load(self) -> KeyRing: ...
     def save(self, ring: KeyRing) -> None: ...
     def locked(self) -> contextlib.AbstractContextManager[None]: ...
+    # Under `locked`, after a `load`: the ring as loaded, with these CVC keys.
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None: ...
 
 
 def ring_to_json(ring: KeyRing) -> str:
@@ -64,6 +78,14 @@ def ring_to_json(ring: KeyRing) -> str:
                 }
                 for key in sorted(ring.versions.values(), key=lambda key: key.version)
             ],
+            "cvc_keys": [
+                {
+                    "hour": key.hour,
+                    "key": encode_key(key.material),
+                    "created": key.created_at.isoformat(),
+                }
+                for key in sorted(ring.cvc_keys.values(), key=lambda key: key.hour)
+            ],
         },
         indent=2,
     )
@@ -80,12 +102,22 @@ def ring_from_json(text: str, source: str) -> KeyRing:
             )
             for entry in raw["versions"]
         }
+        # Absent from the files of versions before CVC keys.
+        cvc_keys = {
+            int(entry["hour"]): CvcKey(
+                hour=int(entry["hour"]),
+                material=decode_key(entry["key"], f"{source}: CVC key {entry['hour']}"),
+                created_at=datetime.fromisoformat(entry["created"]),
+            )
+            for entry in raw.get("cvc_keys", [])
+        }
         ring = KeyRing(
             name=str(raw["name"]),
             versions=versions,
             current_version=int(raw["current_version"]),
             minimum_decryption_version=int(raw["minimum_decryption_version"]),
             fingerprint_key=decode_key(raw["fingerprint_key"], f"{source}: fingerprint_key"),
+            cvc_keys=cvc_keys,
         )
     except (ValueError, KeyError, TypeError) as error:
         # The message must not quote the text: it is key material.
@@ -146,6 +178,12 @@ class FileKeyStore:
     def save(self, ring: KeyRing) -> None:
         self._write(ring)
 
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None:
+        """Replace the file's CVC keys (under `locked`). Once this returns, the file holds them
+        whatever happens to the machine: a CVC sealed under a key this adds is committed only
+        after, and a key this drops must not come back."""
+        self._write(replace(self.load(), cvc_keys=dict(cvc_keys)))
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         with self._lock(fcntl.LOCK_EX):
@@ -173,20 +211,24 @@ class FileKeyStore:
 
     def _keep_previous(self, ring: KeyRing) -> None:
         """Keep the key file as it is beside it, unless `ring` removes a key version from it:
-        then no earlier file is kept, as each holds the version's material."""
+        then no earlier file is kept, as each holds the version's material. The copy holds no
+        CVC keys: each must be gone from every file once deleted (the only way to destroy the
+        CVCs sealed under it), and a copy to go back to needs only the KEKs."""
         previous = previous_key_file(self.path)
         try:
             text = self.path.read_text()
         except FileNotFoundError:
             return
         try:
-            removed = set(ring_from_json(text, str(self.path)).versions) - set(ring.versions)
+            before = ring_from_json(text, str(self.path))
         except KeyStoreError:
-            removed = set()  # a damaged file is kept as it is, for whoever mends it
-        if removed:
+            # A damaged file is kept as it is, for whoever mends it.
+            self._write_durably(previous, text)
+            return
+        if set(before.versions) - set(ring.versions):
             previous.unlink(missing_ok=True)
         else:
-            self._write_durably(previous, text)
+            self._write_durably(previous, ring_to_json(replace(before, cvc_keys={})))
 
     @staticmethod
     def _write_durably(path: Path, text: str) -> None:
@@ -219,6 +261,12 @@ class StaticKeyStore:
     def locked(self) -> Iterator[None]:
         yield
 
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None:
+        """Kept in this process's memory: the environment cannot be written to. Another vault
+        process, or this one after a restart, cannot open the CVCs sealed under them (it
+        forwards those cards without their CVC)."""
+        self.ring = replace(self.ring, cvc_keys=dict(cvc_keys))
+
 
 @dataclass
 class MemoryKeyStore:
@@ -236,6 +284,9 @@ class MemoryKeyStore:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         yield
+
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None:
+        self.ring = replace(self.ring, cvc_keys=dict(cvc_keys))
 
 
 def default_key_file(data_dir: Path) -> Path:
@@ -261,3 +312,43 @@ def key_store_from_env(
         store.ensure_exists()
     store.load()
     return store
+
+
+def ensure_cvc_keys(
+    store: KeyStore, hours: Sequence[int], now: datetime
+) -> tuple[KeyRing, list[int]]:
+    """The key set with a CVC key for each of `hours`, and the hours whose keys this made.
+    Vault processes sharing the key file may ask at once: under its lock, the first makes a
+    key and the others find it. Without a lock taken when every key is there already (the
+    store's cached key set)."""
+    ring = store.load()
+    if all(hour in ring.cvc_keys for hour in hours):
+        return ring, []
+    with store.locked():
+        ring = store.load()
+        created = [hour for hour in hours if hour not in ring.cvc_keys]
+        if created:
+            ring = ring.with_cvc_keys(created, now)
+            store.save_cvc_keys(ring.cvc_keys)
+    return ring, created
+
+
+def destroy_cvc_keys(store: KeyStore, retention: timedelta, expired_by: datetime) -> list[int]:
+    """Delete the CVC keys whose last CVC (kept for `retention`) expired by `expired_by`; the
+    hours of those this deleted (another vault process may have deleted some first)."""
+
+    def expired(ring: KeyRing) -> list[int]:
+        return sorted(
+            hour
+            for hour, key in ring.cvc_keys.items()
+            if key.last_cvc_expiry(retention) <= expired_by
+        )
+
+    if not expired(store.load()):
+        return []
+    with store.locked():
+        ring = store.load()
+        destroyed = expired(ring)
+        if destroyed:
+            store.save_cvc_keys(ring.without_cvc_keys(destroyed).cvc_keys)
+    return destroyed

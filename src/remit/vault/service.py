@@ -27,8 +27,11 @@ from remit.core.secrets import Secret
 from remit.storage.engine import single_statement
 from remit.vault.cards import Funding, validate_card
 from remit.vault.crypto import (
+    CvcKey,
     KeyRing,
     VaultCryptoError,
+    cvc_key_hour,
+    cvc_key_hour_start,
     fingerprint,
     open_card,
     rewrap,
@@ -48,7 +51,13 @@ from remit.vault.domain import (
 )
 from remit.vault.forward_replay import request_digest
 from remit.vault.forwarding import Destination
-from remit.vault.keystore import KEYS_ENV, KeyStore, KeyStoreError
+from remit.vault.keystore import (
+    KEYS_ENV,
+    KeyStore,
+    KeyStoreError,
+    destroy_cvc_keys,
+    ensure_cvc_keys,
+)
 from remit.vault.repository import SqlVaultRepository
 from remit.vault.test_cards import known_test_number, test_card_for
 from remit_api.vault.v1 import vault_pb2
@@ -56,6 +65,10 @@ from remit_api.vault.v1 import vault_pb2
 log = logging.getLogger(__name__)
 
 CVC_RETENTION: Final = timedelta(hours=1)
+# A CVC key is deleted this long after the last CVC it can have sealed expired: room for the
+# clocks of vault processes sharing it to differ, and for a forward that read the card just
+# before its CVC expired to open it.
+CVC_KEY_GRACE: Final = timedelta(minutes=5)
 DEFAULT_REWRAP_BATCH: Final = 500
 MAX_REWRAP_BATCH: Final = 5000
 # Of the data keys a re-wrap could not unwrap, how many its one log line names.
@@ -178,6 +191,14 @@ class Forwarded:
 
 
 @dataclass(frozen=True)
+class CvcKeyChanges:
+    """The hours whose CVC keys one round of `maintain_cvc_keys` created and destroyed."""
+
+    created: list[int]
+    destroyed: list[int]
+
+
+@dataclass(frozen=True)
 class RewrapProgress:
     rewrapped: int
     remaining: int
@@ -254,6 +275,7 @@ class VaultService:
             # under a key no vault can unwrap with.
             await repo.hold_key_ring_shared()
             ring = self._keys.load()
+            cvc_key, created = (None, []) if card.cvc is None else self._cvc_key(ring, now)
             summary = CardSummary(
                 brand=card.brand,
                 last4=card.last4,
@@ -267,7 +289,7 @@ class VaultService:
                 token=token,
                 account_id=account_id,
                 livemode=livemode,
-                sealed=seal_card(ring, token, card.number, card.cvc),
+                sealed=seal_card(ring, token, card.number, card.cvc, cvc_key),
                 summary=summary,
                 billing_details=dict(billing_details or {}),
                 created_at=now,
@@ -277,7 +299,24 @@ class VaultService:
             await repo.insert_audit_event(
                 self._event(AuditAction.TOKENIZE, requester, "tokenize", stored)
             )
+        for hour in created:
+            await self._audit(self._cvc_key_event(AuditAction.CREATE_CVC_KEY, requester, hour))
         return Tokenized(token, summary)
+
+    def _cvc_key(self, ring: KeyRing, now: datetime) -> tuple[CvcKey, list[int]]:
+        """The key to seal a CVC stored at `now` under, and the hours whose keys this made.
+        The ring is the key file's as cached (`KeyStore.load`), so this costs nothing while
+        the hour's key is in it, as it is from the hour before on (`maintain_cvc_keys`); else
+        it is made here, once, and other vault processes find it in the file.
+
+        The key file's lock is taken with this transaction's shared hold on the key ring's:
+        that is safe, as no one who holds the file's lock waits for anything."""
+        hour = cvc_key_hour(now)
+        key = ring.cvc_keys.get(hour)
+        if key is not None:
+            return key, []
+        ring, created = ensure_cvc_keys(self._keys, [hour], now)
+        return ring.cvc_keys[hour], created
 
     async def resolve_test_card(
         self, account_id: str, test_id: str, *, requester: str
@@ -454,7 +493,17 @@ class VaultService:
                 self._forward_event(card, request, succeeded=True), now
             )
         # A card's CVC is sealed once, when it is stored: what was taken is what was opened.
-        cvc = opened.cvc if taken is not None and taken == card.sealed.cvc_ciphertext else None
+        took_the_cvc = taken is not None and taken == card.sealed.cvc_ciphertext
+        cvc = opened.cvc if took_the_cvc else None
+        if took_the_cvc and cvc is None:
+            # Its CVC key is gone before the CVC expired: clocks of vault processes that differ
+            # by more than the grace, a key file restored from before the key, or keys from the
+            # environment, whose CVC keys are in the memory of the process that stored the CVC.
+            log.warning(
+                "the CVC of %s had not expired but its CVC key is gone; the authorization is "
+                "sent without it",
+                token,
+            )
         address = request.billing_address
         if address is None:
             stored_address = card.billing_details.get("address")
@@ -545,6 +594,38 @@ class VaultService:
     async def drop_expired_cvcs(self) -> int:
         async with self._engine.begin() as db:
             return await SqlVaultRepository(db).drop_expired_cvcs(self._clock.now())
+
+    async def maintain_cvc_keys(self, *, requester: str) -> CvcKeyChanges:
+        """Make the CVC keys of this hour and the next (so a tokenization never has to), and
+        delete those whose CVCs have all expired, which puts every copy of those CVCs (in the
+        WAL, backups, free space) beyond use. Each change is audited once it is in the key
+        file, by the vault process that made it."""
+        now = self._clock.now()
+        hour = cvc_key_hour(now)
+        _, created = ensure_cvc_keys(self._keys, [hour, hour + 1], now)
+        destroyed = destroy_cvc_keys(self._keys, self._cvc_retention, now - CVC_KEY_GRACE)
+        if destroyed:
+            log.info("destroyed the CVC keys of hours %s", destroyed)
+        for created_hour in created:
+            await self._audit(
+                self._cvc_key_event(AuditAction.CREATE_CVC_KEY, requester, created_hour)
+            )
+        for destroyed_hour in destroyed:
+            await self._audit(
+                self._cvc_key_event(AuditAction.DESTROY_CVC_KEY, requester, destroyed_hour)
+            )
+        return CvcKeyChanges(created, destroyed)
+
+    def _cvc_key_event(self, action: AuditAction, requester: str, hour: int) -> AuditEvent:
+        verb = "create" if action is AuditAction.CREATE_CVC_KEY else "destroy"
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=action,
+            requester=requester,
+            purpose=f"{verb} the CVC key of {cvc_key_hour_start(hour).isoformat()}",
+            succeeded=True,
+        )
 
     async def prune_shredded(self) -> None:
         """Remove what shredded cards and destroyed CVCs left in dead row versions."""

@@ -156,6 +156,10 @@ class WebhookDeliverer:
             # POSTed twice, with no second read of the delivery.
             ctx = await DeliveryRepository(short).context(delivery_id, lock=True)
             if ctx is None:
+                # Purged with its event. A slot handed to this job when it was woken goes to
+                # the next parked delivery now, not once its lease runs out.
+                await let_jobs_slot_go_now(short, delivery_id, job.id, now=now,
+                                           lease_until=now + self._settings.slot_lease)  # fmt: skip
                 return None
             if not self._is_current(ctx, attempt_number, generation):
                 # A slot handed to this job when it was woken would go unused: the next parked
@@ -230,7 +234,11 @@ class WebhookDeliverer:
         slots = InflightRepository(db)
         limited = ctx.endpoint.rate_limited_until
         if limited is not None and limited > now:
-            await self._let_go_of_own_slot(db, ctx, job, now)
+            # The job that waits in this one's place makes the attempt: the delivery, if a run
+            # of this job parked it, waits for no slot (`remit.webhooks.parking`).
+            async with fastsql.deferring(db):
+                await DeliveryRepository(db).unpark(ctx.delivery.id)
+                await self._let_go_of_own_slot(db, ctx, job, now)
             return after_pause(limited, now, self._settings.draw())
         limit = self._settings.max_concurrent_per_endpoint
         for _ in range(PARK_TRIES):

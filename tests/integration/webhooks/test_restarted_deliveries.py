@@ -107,9 +107,9 @@ async def test_an_earlier_job_run_again_makes_no_attempt_for_the_delivery_starte
 async def test_a_delivery_started_over_while_parked_is_woken_as_the_one_started_over(
     core_engine: AsyncEngine, start_receiver: StartReceiver
 ) -> None:
-    """The delivery was parked behind another's attempt when a resend failed it. Started over,
-    its new job finds the slot still taken and parks it again, where it was: the job that
-    wakes it is the new delivery's, and delivers it."""
+    """The delivery was parked behind another's attempt when a resend failed it, which
+    unparked it. Started over, its new job finds the slot still taken and parks it again: the
+    job that wakes it is the new delivery's, and delivers it."""
     answered = asyncio.Event()
     receiver = await start_receiver(
         lambda n: Reply(hold=answered) if n == 0 else Reply(410) if n == 1 else Reply()

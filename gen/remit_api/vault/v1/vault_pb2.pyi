@@ -49,6 +49,12 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     AUDIT_ACTION_SET_MINIMUM_VERSION: _AuditAction.ValueType  # 8
     AUDIT_ACTION_LIST_CARDS: _AuditAction.ValueType  # 9
     AUDIT_ACTION_REMOVE_KEY_VERSION: _AuditAction.ValueType  # 10
+    AUDIT_ACTION_CREATE_CVC_KEY: _AuditAction.ValueType  # 11
+    """The vault made the key that seals the CVCs stored within one hour (named in the purpose)."""
+    AUDIT_ACTION_DESTROY_CVC_KEY: _AuditAction.ValueType  # 12
+    """The vault deleted a CVC key once every CVC sealed under it had expired: no copy of those
+    CVCs, wherever it is left, can be decrypted since.
+    """
 
 class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
     """What an audit event records."""
@@ -67,6 +73,12 @@ AUDIT_ACTION_REWRAP: AuditAction.ValueType  # 7
 AUDIT_ACTION_SET_MINIMUM_VERSION: AuditAction.ValueType  # 8
 AUDIT_ACTION_LIST_CARDS: AuditAction.ValueType  # 9
 AUDIT_ACTION_REMOVE_KEY_VERSION: AuditAction.ValueType  # 10
+AUDIT_ACTION_CREATE_CVC_KEY: AuditAction.ValueType  # 11
+"""The vault made the key that seals the CVCs stored within one hour (named in the purpose)."""
+AUDIT_ACTION_DESTROY_CVC_KEY: AuditAction.ValueType  # 12
+"""The vault deleted a CVC key once every CVC sealed under it had expired: no copy of those
+CVCs, wherever it is left, can be decrypted since.
+"""
 Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 
 @_typing.final
