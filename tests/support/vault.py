@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock
 from remit.grpcutil.errors import ErrorMappingInterceptor
-from remit.vault.crypto import KeyRing, SealedCard
+from remit.vault.crypto import CvcKey, KeyRing, SealedCard
 from remit.vault.forwarding import grpc_destinations
 from remit.vault.grpc import VaultServicer
 from remit.vault.keystore import FileKeyStore, KeyStore
@@ -70,6 +70,10 @@ class DyingOnceTheKeyFileChanged:
 
     def save(self, ring: KeyRing) -> None:
         self.store.save(ring)
+        raise ProcessDiedError
+
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None:
+        self.store.save_cvc_keys(cvc_keys)
         raise ProcessDiedError
 
     def locked(self) -> AbstractContextManager[None]:
