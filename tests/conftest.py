@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.engine import dispose, make_engine
-from tests.support.postgres import WorkerDatabases, create_worker_databases, start_test_cluster
+from tests.support.postgres import WorkerDatabases, start_test_cluster, worker_databases
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +25,10 @@ def pg_cluster() -> Iterator[EmbeddedCluster]:
 
 
 @pytest.fixture(scope="session")
-def databases(pg_cluster: EmbeddedCluster) -> WorkerDatabases:
+def databases(pg_cluster: EmbeddedCluster) -> Iterator[WorkerDatabases]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return create_worker_databases(pg_cluster, worker)
+    with worker_databases(pg_cluster, worker) as databases:
+        yield databases
 
 
 async def _truncate_all(engine: AsyncEngine) -> None:
@@ -40,7 +41,7 @@ async def _truncate_all(engine: AsyncEngine) -> None:
         )
         tables = [f'"{row[0]}"' for row in rows]
         if tables:
-            # The ledger's tables refuse TRUNCATE (core migration 0063_ledger_outcomes_forward)
+            # The ledger's tables refuse TRUNCATE (core migration 0064_ledger_outcomes_forward)
             # unless triggers are off, as they are for this transaction alone.
             await db.execute(text("SET LOCAL session_replication_role = replica"))
             await db.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

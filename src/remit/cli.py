@@ -439,12 +439,20 @@ def _add_key_commands(
     create.add_argument("--idempotency-key", metavar="KEY", help=IDEMPOTENCY_KEY_HELP)
     revoke = action(
         "revoke",
-        help="stop a key working now",
-        description="Revoke KEY at once. The account's last secret key with no end set is "
-        "only revoked with --force: without one its servers are locked out of the API.",
+        help="stop a key working, now or after --expire-after hours",
+        description="Revoke KEY at once, or set it to stop after --expire-after hours (what a "
+        "roll does to the old key). The account's last secret key with no end set is only "
+        "revoked with --force: without one its servers are locked out of the API.",
     )
     revoke.add_argument("key", metavar="KEY", help="the key_ id (see keys list)")
     revoke.add_argument("--force", action="store_true", help="even the last secret key")
+    revoke.add_argument(
+        "--expire-after",
+        type=float,
+        default=0.0,
+        metavar="HOURS",
+        help="hours the key keeps working, 0 to 168 (default 0: stop now)",
+    )
     roll = action(
         "roll",
         help="make a new secret key; the old one keeps working for a while",
@@ -452,7 +460,9 @@ def _add_key_commands(
         "--expire-old-after hours, long enough to move every server over to the new one. Run "
         "again with the --key and --idempotency-key a run that failed without an answer names "
         "(exit 75), it makes no second key: it names the key made, whose plaintext nobody was "
-        "shown, leaves the old key as it is and exits 2.",
+        "shown, leaves the old key as it is and exits 2. A new key made and shown whose old "
+        "key could not be set to stop exits 75 when the core was out of reach (revoke the old "
+        "key later), 2 when it refused.",
     )
     roll.add_argument("--key", help="the secret key_ to roll (needed when there are several)")
     roll.add_argument("--idempotency-key", metavar="KEY", help=IDEMPOTENCY_KEY_HELP)
@@ -500,7 +510,9 @@ def _add_held_request_commands(
             "one, which only its request id names); "
             "below it, the failure's code and message. For network_record_mismatch, the "
             "message names the reference, the acquirer's operation under it and the fields that "
-            'differ. Listing changes nothing. --json prints {"as_of", "data": '
+            "differ. A request whose try went past a limit of the database (database_limit) "
+            "is tried by the completer no more: retry it once the cause is dealt with. "
+            'Listing changes nothing. --json prints {"as_of", "data": '
             '[{"account_id", "idempotency_key", "request_id", "endpoint", "recovery_point", '
             '"created", "age_seconds", "last_run", "in_progress", '
             '"payment_intent", "charge", "refund", "completer_attempts", '
@@ -799,6 +811,7 @@ def _radar_command(args: argparse.Namespace, config: PlatformConfig) -> int:
 def _migrate(config: PlatformConfig) -> int:
     from remit.databases import migrate_all, resolve_databases
     from remit.storage.migration_locks import MigrationLockTimeoutError
+    from remit.storage.migration_stops import MigrationStoppedError
 
     resolved = resolve_databases(config)
     try:
@@ -807,6 +820,10 @@ def _migrate(config: PlatformConfig) -> int:
         # Another transaction held a lock through every attempt: the message names it, and
         # the same command may pass once it has ended.
         raise CommandTemporaryFailureError(str(error)) from error
+    except MigrationStoppedError as error:
+        # It needs an operator's decision, which its message asks for: run unchanged, it
+        # stops the same way, so it is a refusal, not a failure to retry.
+        raise CommandRefusedError(str(error)) from error
     finally:
         resolved.stop_embedded()
     print("migrations applied")

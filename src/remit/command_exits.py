@@ -42,6 +42,7 @@ from remit.config import ConfigError
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.logging import mask_sensitive
 from remit.storage.driver_errors import database_unavailable
+from remit.storage.embedded import EmbeddedDatabaseError
 from remit.storage.reachability import DatabasesUnavailableError
 
 EXIT_CLEAN: Final = 0
@@ -165,7 +166,11 @@ def report_failure(command: str, error: Exception) -> int:
         return refused(command, error.message)
     if isinstance(error, RemitError) and error.should_retry:
         return temporary_failure(command, error.message)
-    if isinstance(error, CommandFailedError):
+    if isinstance(error, EmbeddedDatabaseError) and error.temporary:
+        return temporary_failure(command, str(error))
+    if isinstance(error, CommandFailedError | EmbeddedDatabaseError):
+        # (An embedded PostgreSQL that refused to start: its message says why, and where its
+        # log is; the command did nothing.)
         log.debug("remit %s failed", command, exc_info=error)
         print(f"remit {command}: {_one_line(str(error))}", file=sys.stderr)
         return EXIT_INTERNAL_FAILURE

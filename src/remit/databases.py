@@ -39,7 +39,22 @@ class ResolvedDatabases:
 
 
 def resolve_databases(config: PlatformConfig) -> ResolvedDatabases:
-    clusters: list[EmbeddedCluster] = []
+    """The databases `config` names, an embedded server started for those it does not: an
+    `EmbeddedDatabaseError` when one does not start (the ones started before it stopped)."""
+    resolved = ResolvedDatabases(config)
+    try:
+        resolved.config = _with_embedded_databases(config, resolved.clusters)
+    except BaseException:
+        resolved.stop_embedded()
+        raise
+    return resolved
+
+
+def _with_embedded_databases(
+    config: PlatformConfig, clusters: list[EmbeddedCluster]
+) -> PlatformConfig:
+    """`config` with a URL on an embedded server for each database it has none for; each
+    server started is added to `clusters` as soon as it runs."""
     core_url, acquirer_url = config.database_url, config.acquirer_database_url
     if core_url is None or acquirer_url is None:
         core_cluster = start_cluster(config.data_dir / CORE_CLUSTER)
@@ -56,7 +71,7 @@ def resolve_databases(config: PlatformConfig) -> ResolvedDatabases:
         clusters.append(vault_cluster)
         vault_cluster.ensure_database(VAULT_DATABASE)
         vault_url = vault_cluster.url(VAULT_DATABASE)
-    return ResolvedDatabases(config.with_databases(core_url, vault_url, acquirer_url), clusters)
+    return config.with_databases(core_url, vault_url, acquirer_url)
 
 
 def migrate_all(config: PlatformConfig) -> None:

@@ -81,6 +81,22 @@ def bind_address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[obje
     return family, tuple(sockaddr)
 
 
+def listen_problem(host: str, port: int) -> str | None:
+    """Why a server could not listen on `host` (its first address) at `port` now, as the
+    system says it ("Address already in use", "Cannot assign requested address"); None when
+    it could. A `socket.gaierror` when `host` does not resolve."""
+    family, address = bind_address(host, port)
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As remit's servers bind: a port whose last connections linger in TIME_WAIT after
+        # its server stopped is free, one a server listens on is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
+
+
 def free_port(host: str) -> int:
     """A port nothing listens on at any address of `host` this machine has: a gRPC server given
     a name listens on each of its addresses. A `socket.gaierror` when `host` does not resolve;

@@ -1,10 +1,14 @@
 """`remit serve`: databases, migrations, the default account, then every process.
 
-Its exit code: 0 stopped as asked; 1 a process did not come up, or kept dying; 2 a setting is
-missing or wrong (a database refused the URL's user, password or database among them); 75
-(EX_TEMPFAIL) a database was out of reach, or another transaction held a lock a migration
-needs: the same start may succeed later. Each failure to start is one line in the log, naming
-the database and the processes that need it, never a password.
+Its exit code: 0 stopped as asked; 1 a process did not come up (an embedded PostgreSQL that
+refused to start among them), or kept dying; 2 a setting is missing or wrong (a database
+refused the URL's user, password or database among them, and a port one of its servers cannot
+listen on: another program holds it, which an operator must mend, so starting again unchanged
+fails the same way); 75 (EX_TEMPFAIL) a database was out of reach, an embedded PostgreSQL was
+still starting when pgserver stopped waiting, or another transaction held a lock a migration
+needs: the same start may succeed later. Each failure to start is one line, naming what failed
+(the database and the processes that need it, the data directory, the port and its setting),
+never a password.
 """
 
 import asyncio
@@ -19,11 +23,13 @@ from remit.config import ConfigError, PlatformConfig
 from remit.core.errors import RemitError
 from remit.databases import migrate_all, resolve_databases
 from remit.grpcutil.internal_auth import token_in
-from remit.hosts import free_port
+from remit.hosts import free_port, listen_problem
 from remit.payments.crashpoints import check_crash_settings
 from remit.storage.driver_errors import database_unavailable
+from remit.storage.embedded import EmbeddedDatabaseError
 from remit.storage.engine import dispose, make_engine
 from remit.storage.migration_locks import MigrationLockTimeoutError
+from remit.storage.migration_stops import MigrationStoppedError
 from remit.storage.reachability import DatabasesUnavailableError, core_database, failure_of
 from remit.supervisor import (
     StartupError,
@@ -34,6 +40,9 @@ from remit.supervisor import (
 )
 
 log = logging.getLogger(__name__)
+
+# A process did not come up (the embedded PostgreSQL among them), or kept dying.
+EXIT_PROCESS_FAILED = 1
 
 
 def _ensure_default_account(config: PlatformConfig) -> dict[str, str]:
@@ -114,12 +123,14 @@ def serve(config: PlatformConfig) -> int:
     # Its processes would refuse to start one by one (`remit.payments.crashpoints`): say so
     # once, before anything starts (a `ConfigError`).
     check_crash_settings(os.environ)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    if config.internal_token is None:
-        # Every process of the platform shows this on its gRPC calls; commands run later
-        # against the same data directory find it there.
-        config = replace(config, internal_token=token_in(config.data_dir))
-    resolved = resolve_databases(with_core_instance_ports(config))
+    config = with_core_instance_ports(config)
+    config = _with_data_dir(config)
+    refuse_ports_in_use(config)
+    try:
+        resolved = resolve_databases(config)
+    except EmbeddedDatabaseError as error:
+        log.error("could not start: %s", error)
+        return EXIT_TEMPORARY_FAILURE if error.temporary else EXIT_PROCESS_FAILED
     supervisor = Supervisor(resolved.config)
     install_stop_handlers(supervisor)
     try:
@@ -135,10 +146,49 @@ def serve(config: PlatformConfig) -> int:
     except MigrationLockTimeoutError as error:
         log.error("could not start: %s", error)
         return EXIT_TEMPORARY_FAILURE
+    except MigrationStoppedError as error:
+        log.error("could not start: %s", error)
+        return EXIT_REFUSED
     except StartupError as error:
         log.error("could not start: %s", error)
-        return 1
+        # A process that refused its settings said which in its own line.
+        return EXIT_REFUSED if error.refused else EXIT_PROCESS_FAILED
     finally:
         supervisor.stop()
         resolved.stop_embedded()
         log.info("stopped")
+
+
+def _with_data_dir(config: PlatformConfig) -> PlatformConfig:
+    """Make the data directory, and `config` with the internal token kept there (when none is
+    set); a `ConfigError` when the directory cannot be used."""
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        if config.internal_token is None:
+            # Every process of the platform shows this on its gRPC calls; commands run later
+            # against the same data directory find it there.
+            config = replace(config, internal_token=token_in(config.data_dir))
+    except OSError as error:
+        raise ConfigError(
+            f"the data directory {config.data_dir} (REMIT_DATA_DIR, --data-dir) cannot be "
+            f"used: {error.strerror or error}"
+        ) from None
+    return config
+
+
+def refuse_ports_in_use(config: PlatformConfig) -> None:
+    """A `ConfigError` naming the first port of the platform's a server could not listen on
+    (another program holds it, or the host is not this machine's), before anything starts:
+    else that process would stop at start, the rest after it."""
+    listeners = [("api", config.api), ("core", config.core), ("vault", config.vault),
+                 ("acquirer", config.acquirer)]  # fmt: skip
+    for role, endpoint in listeners:
+        setting = f"REMIT_{role.upper()}_HOST, REMIT_{role.upper()}_PORT"
+        try:
+            problem = listen_problem(endpoint.host, endpoint.port)
+        except socket.gaierror as error:
+            problem = f"{endpoint.host} does not resolve ({error.strerror or error})"
+        if problem is not None:
+            raise ConfigError(
+                f"the {role} cannot listen on {endpoint.target} ({setting}): {problem}"
+            )

@@ -34,7 +34,7 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from remit.command_exits import EXIT_TEMPORARY_FAILURE
+from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
 from remit.config import CORE_INSTANCE_PORT_ENV, Endpoint, PlatformConfig, environment_for
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
@@ -104,7 +104,8 @@ def spawn_process(role: str, env: dict[str, str], stdout: IO[bytes] | None = Non
 def await_ready(child: Child, deadline: float) -> None:
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
-            raise StartupError(f"{child.role} exited with code {child.process.returncode}")
+            code = child.process.returncode
+            raise StartupError(f"{child.role} exited with code {code}", exit_code=code)
         readable, _, _ = select.select([child.ready_fd], [], [], 0.2)
         if readable:
             if os.read(child.ready_fd, 64).startswith(b"ready"):
@@ -114,7 +115,7 @@ def await_ready(child: Child, deadline: float) -> None:
                 code = child.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 raise StartupError(f"{child.role} gave up on starting but did not exit") from None
-            raise StartupError(f"{child.role} exited with code {code} while starting")
+            raise StartupError(f"{child.role} exited with code {code} while starting", code)
     raise StartupError(f"{child.role} was not ready within {READY_TIMEOUT_S:.0f}s")
 
 
@@ -143,7 +144,18 @@ def http_healthy(endpoint: Endpoint, timeout_s: float = 2.0) -> bool:
 
 
 class StartupError(Exception):
-    """A process did not come up; the message says which and why."""
+    """A process did not come up; the message says which and why. `exit_code`: the one it
+    exited with, when it did."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    @property
+    def refused(self) -> bool:
+        """Whether the process refused to start (exit 2: a setting of its is missing or
+        wrong, which it said in its own line), rather than failed."""
+        return self.exit_code == EXIT_REFUSED
 
 
 class Supervisor:

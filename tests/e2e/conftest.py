@@ -9,15 +9,16 @@ import stripe
 from remit.storage.embedded import EmbeddedCluster
 from tests.support.accounts import TestAccount, create_account
 from tests.support.platform import RunningPlatform, forget_earlier_cards, running_platform
-from tests.support.postgres import WorkerDatabases, create_worker_databases
+from tests.support.postgres import WorkerDatabases, worker_databases
 
 
 @pytest.fixture(scope="session")
-def databases(pg_cluster: EmbeddedCluster) -> WorkerDatabases:
+def databases(pg_cluster: EmbeddedCluster) -> Iterator[WorkerDatabases]:
     """Databases of their own for the running platforms: integration tests on the same worker
     empty theirs after every test, which must never happen under a live platform."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return create_worker_databases(pg_cluster, f"{worker}_e2e")
+    with worker_databases(pg_cluster, f"{worker}_e2e") as databases:
+        yield databases
 
 
 @pytest.fixture(scope="module")

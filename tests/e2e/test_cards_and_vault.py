@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -275,7 +276,7 @@ def test_only_the_vault_process_holds_vault_credentials(platform: RunningPlatfor
             assert "DATABASE_URL" not in environ
         else:
             assert "VAULT_DATABASE_URL" not in environ, role
-    key_file = platform.data_dir / "vault" / "keys.json"
+    key_file = Path(platform.env["REMIT_VAULT_KEY_FILE"])
     assert key_file.stat().st_mode & 0o777 == 0o600
 
 

@@ -167,8 +167,9 @@ NOT_RENDERED: Final[dict[str, set[str]]] = {
     # account only on a connected account's events; context only on events fetched on behalf
     # of another account.
     "event": {"account", "context"},
-    # deleted on the deleted stub alone. (`secret` is null but in the create's answer.)
-    "webhook_endpoint": {"deleted"},
+    # deleted on the deleted stub alone; secret only in the answer of the create (and a roll),
+    # absent, not null, from every other.
+    "webhook_endpoint": {"deleted", "secret"},
 }
 
 SDK_CLASSES: Final[dict[str, Any]] = {

@@ -456,6 +456,26 @@ def test_the_history_says_which_key_changed_each_rule_and_list_over_the_api_or_t
     ]
 
 
+def test_a_list_and_its_items_name_the_key_that_created_them(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    # Stripe names the user who created a list or added an item; remit's callers are API keys.
+    key_id = _key_id(platform, account.secret_key)
+    vips = client.v1.radar.value_lists.create(
+        params={"alias": "vips", "name": "VIPs", "item_type": "email"}
+    )
+    item = client.v1.radar.value_list_items.create(
+        params={"value_list": vips.id, "value": "ada@example.com"}
+    )
+    assert (vips.created_by, item.created_by) == (key_id, key_id)
+    fetched = client.v1.radar.value_lists.retrieve(vips.id)
+    assert fetched.created_by == key_id
+    assert [i.created_by for i in fetched.list_items.data] == [key_id]
+    key = ("--api-key", account.secret_key)
+    made = remit_cli(platform, "radar", "lists", "create", "by_cli", "--type", "email", *key)
+    assert json.loads(made.stdout)["created_by"] == key_id
+
+
 # --- Idempotency-Key ----------------------------------------------------------------------
 # stripe-python resends a POST whose answer was lost with the same key: the resend must answer
 # as the first time, not add a second rule (which would shift every later rule down a place)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 import stripe
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage.engine import dispose, make_engine
@@ -62,6 +63,37 @@ def remit_cli(platform: RunningPlatform, *args: str) -> subprocess.CompletedProc
     )
 
 
+async def test_an_endpoint_disabled_for_its_url_is_enabled_only_with_a_valid_url(
+    client: stripe.StripeClient, engine: AsyncEngine
+) -> None:
+    created = client.v1.webhook_endpoints.create(
+        params={"url": "https://example.com/hooks", "enabled_events": ["*"]}
+    )
+    # As core migration 0051 left an endpoint saved before such URLs were refused.
+    async with engine.begin() as db:
+        await db.execute(
+            text(
+                "UPDATE webhook_endpoints SET url = 'http://127.1/hook', status = 'disabled', "
+                "disabled_reason = 'url_invalid' WHERE id = :id"
+            ),
+            {"id": created.id},
+        )
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.webhook_endpoints.update(created.id, params={"disabled": False})
+    assert refused.value.http_status == 400
+    error = refused.value.error
+    assert error is not None
+    assert (error.type, error.code, error.param) == ("invalid_request_error", "url_invalid", "url")
+    assert error.message is not None
+    assert "pass a valid url" in error.message
+    unchanged = client.v1.webhook_endpoints.retrieve(created.id)
+    assert (unchanged.status, unchanged.url) == ("disabled", "http://127.1/hook")
+    mended = client.v1.webhook_endpoints.update(
+        created.id, params={"url": "https://example.com/mended"}
+    )
+    assert (mended.status, mended.url) == ("enabled", "https://example.com/mended")
+
+
 def test_the_sdk_manages_webhook_endpoints(client: stripe.StripeClient) -> None:
     created = client.v1.webhook_endpoints.create(
         params={
@@ -79,7 +111,7 @@ def test_the_sdk_manages_webhook_endpoints(client: stripe.StripeClient) -> None:
     assert created.api_version == "2024-06-20"
 
     fetched = client.v1.webhook_endpoints.retrieve(created.id)
-    assert fetched.secret is None  # shown only once, at creation
+    assert "secret" not in fetched  # shown only once, at creation
     assert fetched.enabled_events == ["payment_intent.succeeded", "charge.refunded"]
 
     updated = client.v1.webhook_endpoints.update(
@@ -88,9 +120,11 @@ def test_the_sdk_manages_webhook_endpoints(client: stripe.StripeClient) -> None:
     assert updated.status == "disabled"
     assert updated.description is None
     assert updated.metadata.to_dict() == {}
+    assert "secret" not in updated
 
     listed = client.v1.webhook_endpoints.list()
     assert [e.id for e in listed.data] == [created.id]
+    assert "secret" not in listed.data[0]
     deleted = client.v1.webhook_endpoints.delete(created.id)
     assert deleted.deleted is True
     with pytest.raises(stripe.InvalidRequestError) as missing:

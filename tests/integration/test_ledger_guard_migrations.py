@@ -1,4 +1,4 @@
-"""Core migrations 0062 to 0064 (the ledger's balance checks on the server, its one-way outcomes
+"""Core migrations 0063 to 0065 (the ledger's balance checks on the server, its one-way outcomes
 and TRUNCATE refused, the release failures set aside) go down and up again, and down they leave
 what was there before them."""
 
@@ -13,7 +13,7 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import alembic_config, upgrade
 from tests.support.postgres import scratch_database
 
-FIRST = "0062_ledger_balanced_on_server"
+FIRST = "0063_ledger_balanced_on_server"
 
 
 @pytest.fixture

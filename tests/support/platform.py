@@ -60,6 +60,8 @@ def platform_env(databases: WorkerDatabases, data_dir: Path, **extra: str) -> di
         "VAULT_DATABASE_URL": databases.vault_url,
         "ACQUIRER_DATABASE_URL": databases.acquirer_url,
         "REMIT_DATA_DIR": str(data_dir),
+        # One key set for the vault database, whichever platform of the worker runs on it.
+        "REMIT_VAULT_KEY_FILE": str(databases.vault_key_file),
         "PYTHONUNBUFFERED": "1",
         # The tests' webhook receivers listen on loopback; other internal addresses stay
         # refused, as on a server.
@@ -94,11 +96,11 @@ def children_by_role(pid: int) -> dict[str, psutil.Process]:
 
 
 def forget_earlier_cards(databases: WorkerDatabases) -> None:
-    """Each platform makes its vault keys in its own data directory, while the platforms of one
-    test worker share its vault database: cards an earlier platform sealed are unreadable to
-    the next (a key rotation fails to re-wrap them). A module's platform calls this before it
-    starts, when no other platform of the worker is running; a platform a test starts beside
-    its module's must not, or the module's would lose the cards it has handed out."""
+    """Empty the worker's vault database, which its platforms share, with its key file
+    (`WorkerDatabases.vault_key_file`), so that a module's platform starts without the cards
+    of earlier modules. A module's platform calls this before it starts, when no other
+    platform of the worker is running; a platform a test starts beside its module's must not,
+    or the module's would lose the cards it has handed out."""
     with psycopg.connect(libpq_url(databases.vault_url), autocommit=True) as db:
         present = {
             row[0]

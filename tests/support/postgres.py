@@ -4,6 +4,7 @@ databases per worker so workers never see each other's rows."""
 import fcntl
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,10 @@ class WorkerDatabases:
     core_url: str
     vault_url: str
     acquirer_url: str
+    # The key file of every vault process on `vault_url`: the database records which key set
+    # its cards are sealed under, and a vault with another refuses to start
+    # (`remit.vault.key_check`), as it would beside a production database.
+    vault_key_file: Path
 
 
 def _run_id() -> str:
@@ -56,20 +61,29 @@ def start_test_cluster() -> EmbeddedCluster:
     return cluster
 
 
-def create_worker_databases(cluster: EmbeddedCluster, worker: str) -> WorkerDatabases:
+@contextmanager
+def worker_databases(cluster: EmbeddedCluster, worker: str) -> Iterator[WorkerDatabases]:
+    """The worker's databases, made afresh, with a vault key file of their own (made by the
+    first vault process to start on them), which goes with them."""
     names = {kind: f"remit_test_{worker}_{kind}" for kind in ("core", "vault", "acquirer")}
     for name in names.values():
         cluster.execute_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
         cluster.execute_admin(f'CREATE DATABASE "{name}";')
+    keys = Path(tempfile.gettempdir()) / f"remit-vault-keys-{_run_id()}-{worker}"
+    shutil.rmtree(keys, ignore_errors=True)
     databases = WorkerDatabases(
         core_url=cluster.url(names["core"]),
         vault_url=cluster.url(names["vault"]),
         acquirer_url=cluster.url(names["acquirer"]),
+        vault_key_file=keys / "keys.json",
     )
     upgrade("core", databases.core_url)
     upgrade("vault", databases.vault_url)
     upgrade("acquirer", databases.acquirer_url)
-    return databases
+    try:
+        yield databases
+    finally:
+        shutil.rmtree(keys, ignore_errors=True)
 
 
 @contextmanager

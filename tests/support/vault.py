@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock
 from remit.grpcutil.errors import ErrorMappingInterceptor
+from remit.vault.crypto import CvcKey, KeyRing, SealedCard
 from remit.vault.forwarding import grpc_destinations
 from remit.vault.grpc import VaultServicer
-from remit.vault.keystore import KeyStore
+from remit.vault.keystore import FileKeyStore, KeyStore
 from remit.vault.service import VaultService
 from remit.vault.tables import vault_metadata
 from remit_api.vault.v1 import vault_pb2_grpc
@@ -48,6 +51,33 @@ async def running_vault(
         await channel.close()
         await server.stop(0)
         await service.close()
+
+
+class ProcessDiedError(Exception):
+    """The vault process dying where it is."""
+
+
+@dataclass
+class DyingOnceTheKeyFileChanged:
+    """The key store of a vault process that dies just after its key file changed: before
+    it records anything more, or commits the transaction it is in."""
+
+    store: FileKeyStore
+    writable: bool = True
+
+    def load(self) -> KeyRing:
+        return self.store.load()
+
+    def save(self, ring: KeyRing) -> None:
+        self.store.save(ring)
+        raise ProcessDiedError
+
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None:
+        self.store.save_cvc_keys(cvc_keys)
+        raise ProcessDiedError
+
+    def locked(self) -> AbstractContextManager[None]:
+        return self.store.locked()
 
 
 # The sealed columns of a card, and a byte offset inside each that every sealed value has.
@@ -90,3 +120,21 @@ async def dump_database(engine: AsyncEngine) -> str:
             for row in await db.execute(query):
                 lines.append(f"{table}: {row[0]}")
     return "\n".join(lines)
+
+
+def cvc_sealed_before_cvc_keys(
+    ring: KeyRing, token: str, card: SealedCard, cvc: str, nonce: bytes | None = None
+) -> bytes:
+    """`cvc` sealed for `card` as the vault sealed CVCs before CVC keys: under the card's data
+    key, the nonce then the ciphertext. Written out here, apart from the vault's code, as that
+    format was, so that a change to the code cannot change what it is checked against."""
+    wrapped = card.wrapped_data_key
+    data_key = AESGCM(ring.versions[card.kek_version].material).decrypt(
+        wrapped[:12],
+        wrapped[12:],
+        f"remit-vault/data-key/{token}/{card.kek_name}/{card.kek_version}".encode(),
+    )
+    nonce = os.urandom(12) if nonce is None else nonce
+    return nonce + AESGCM(data_key).encrypt(
+        nonce, cvc.encode(), f"remit-vault/cvc/{token}".encode()
+    )

@@ -26,6 +26,7 @@ from remit.config import ConfigError, PlatformConfig
 from remit.core.errors import ErrorKind, RemitError, not_found
 from remit.core.logging import level_from_env
 from remit.databases import ResolvedDatabases
+from remit.storage.embedded import EmbeddedDatabaseError
 from remit.storage.migration_locks import MigrationLockTimeoutError
 
 
@@ -80,6 +81,16 @@ def test_the_log_level_comes_from_the_environment(value: str | None, level: int)
          "(RemitError: database gone); REMIT_LOG_LEVEL=DEBUG logs the traceback"),
         (CommandFailedError("migration 0042 could not lock a table"), EXIT_INTERNAL_FAILURE,
          "remit accounts keys revoke: migration 0042 could not lock a table"),
+        (EmbeddedDatabaseError("the embedded PostgreSQL in /d/pg-core did not start: why "
+                               "(its log: /d/pg-core/log)", temporary=False),
+         EXIT_INTERNAL_FAILURE,
+         "remit accounts keys revoke: the embedded PostgreSQL in /d/pg-core did not start: why "
+         "(its log: /d/pg-core/log)"),
+        (EmbeddedDatabaseError("the embedded PostgreSQL in /d/pg-core did not start: it was "
+                               "not ready within 10s (its log: /d/pg-core/log)", temporary=True),
+         EXIT_TEMPORARY_FAILURE,
+         "remit accounts keys revoke: the embedded PostgreSQL in /d/pg-core did not start: it "
+         "was not ready within 10s (its log: /d/pg-core/log)"),
         (KeyError("bug"), EXIT_INTERNAL_FAILURE,
          "remit accounts keys revoke: internal error, the command did not complete "
          "(KeyError: 'bug'); REMIT_LOG_LEVEL=DEBUG logs the traceback"),

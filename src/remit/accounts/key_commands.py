@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TextIO, cast
 
 import grpc
 from google.protobuf import duration_pb2
@@ -28,6 +28,7 @@ from remit.accounts.domain import MAX_KEY_EXPIRY
 from remit.command_exits import CommandRefusedError, CommandTemporaryFailureError
 from remit.config import PlatformConfig
 from remit.grpcutil.call_failures import call_failed
+from remit.grpcutil.errors import detail_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit.grpcutil.metadata import IDEMPOTENCY_KEY
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
@@ -121,7 +122,10 @@ class KeyCommands:
             self._show_made_before(account_id, KeyLine(made.api_key))
         return 0
 
-    def revoke(self, account_id: str, key_id: str, *, force: bool) -> int:
+    def revoke(
+        self, account_id: str, key_id: str, *, force: bool, expire_after_hours: float = 0.0
+    ) -> int:
+        _check_hours("--expire-after", expire_after_hours)
         lines = self.keys(account_id, include_revoked=False)
         target = next((line for line in lines if line.key.id == key_id), None)
         if target is None:
@@ -136,10 +140,15 @@ class KeyCommands:
                 "it locks the account's servers out of the API. Roll it instead "
                 "(remit accounts keys roll), or pass --force."
             )
-        revoked = KeyLine(self._revoke(account_id, key_id, None).api_key)
+        after = _duration(expire_after_hours) if expire_after_hours else None
+        revoked = KeyLine(self._revoke(account_id, key_id, after).api_key)
         stop = revoked.stops_at()
-        print(f"{key_id} ({revoked.masked()}) revoked {stop.isoformat() if stop else ''}",
-              file=self._out)  # fmt: skip
+        if expire_after_hours and stop is not None:
+            print(f"{key_id} ({revoked.masked()}) keeps working until {stop.isoformat()}",
+                  file=self._out)  # fmt: skip
+        else:
+            print(f"{key_id} ({revoked.masked()}) revoked {stop.isoformat() if stop else ''}",
+                  file=self._out)  # fmt: skip
         return 0
 
     def roll(
@@ -154,11 +163,7 @@ class KeyCommands:
         under the key of one that made the new key already shows which key that was, and leaves
         the old key as it is (refused): the new key's plaintext was shown only to that run."""
         # Checked before anything is made: a refusal leaves the account as it was.
-        if not 0 <= expire_old_after_hours <= MAX_EXPIRE_OLD_AFTER_HOURS:
-            raise KeyCommandError(
-                f"--expire-old-after must be between 0 and {MAX_EXPIRE_OLD_AFTER_HOURS:.0f} "
-                f"hours, got {expire_old_after_hours:g}"
-            )
+        _check_hours("--expire-old-after", expire_old_after_hours)
         old = self._key_to_roll(account_id, key_id)
         # Run again, the key made would be a second secret key with no end: the run names the
         # one it rolls, so that the next finds the same.
@@ -176,14 +181,12 @@ class KeyCommands:
                 f"hold, revoke it (remit accounts keys revoke {account_id} {old.key.id})."
             )
         self._show_new(made)
-        after = duration_pb2.Duration()
-        after.FromNanoseconds(round(expire_old_after_hours * 3600 * 1e9))
+        after = _duration(expire_old_after_hours)
         try:
             expiring = KeyLine(self._revoke(account_id, old.key.id, after).api_key)
         except grpc.RpcError as error:
-            raise KeyCommandError(
-                f"the new key above was made, but {old.key.id} could not be set to stop: "
-                f"{_details(error)}; it still works. Revoke it with remit accounts keys revoke."
+            raise self._not_set_to_stop(
+                error, account_id, made, old, expire_old_after_hours
             ) from None
         stop = expiring.stops_at()
         print(
@@ -192,6 +195,46 @@ class KeyCommands:
             file=self._out,
         )
         return 0
+
+    def _not_set_to_stop(
+        self,
+        error: grpc.RpcError,
+        account_id: str,
+        made: accounts_pb2.CreateApiKeyResponse,
+        old: KeyLine,
+        expire_old_after_hours: float,
+    ) -> Exception:
+        """What a roll raises when its new key was made and shown but the old key could not be
+        set to stop: a temporary failure (exit 75) when the core was out of reach, too slow or
+        said to retry, so that a script tries the revoke again later, else a refusal (2). Both
+        say that the new key exists, that the old one still works, and how to stop it."""
+        failure = call_failed(error, "core", self._core_target, KeyCommandError)
+        temporary = isinstance(failure, CommandTemporaryFailureError)
+        reason = str(failure)
+        if temporary and detail_from_rpc_error(cast(grpc.aio.AioRpcError, error)) is not None:
+            # The core's own words invite a retry of the request under its idempotency key,
+            # which is not what to do here (a roll run again makes no key and stops none).
+            reason = f"the core at {self._core_target} could not do it for now"
+        # (A failed call is also a grpc.Call, which carries its status code.) No answer in
+        # time: the core may have set it to stop all the same.
+        unanswered = cast(grpc.Call, error).code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        still = "it may still be active" if unanswered else "it is still active"
+        line = (
+            f"the new key {made.api_key.id} above was made, but the old key {old.key.id} "
+            f"({old.masked()}) could not be set to stop ({reason}); {still}"
+        )
+        # The stop the roll meant to set, which leaves the servers the same time to move over.
+        revoke = (
+            f"remit accounts keys revoke {account_id} {old.key.id} "
+            f"--expire-after {expire_old_after_hours:g}"
+        )
+        if temporary:
+            return CommandTemporaryFailureError(
+                f"{line}. Once the core answers, set it to stop as the roll meant to "
+                f"({revoke}); remit accounts keys list {account_id} shows it."
+            )
+        return KeyCommandError(f"{line}. Set it to stop once the refusal is dealt with "
+                               f"({revoke}).")  # fmt: skip
 
     def _key_to_roll(self, account_id: str, key_id: str | None) -> KeyLine:
         secrets = [line for line in self.keys(account_id, include_revoked=False) if line.secret]
@@ -262,10 +305,18 @@ class KeyCommands:
         )
 
 
-def _details(error: grpc.RpcError) -> str:
-    # A failed unary call is also a grpc.Call, which carries the status code and details.
-    details = getattr(error, "details", None)
-    return str(details()) if callable(details) else str(error)
+def _check_hours(flag: str, hours: float) -> None:
+    """Checked before anything is made or changed: a refusal leaves the account as it was."""
+    if not 0 <= hours <= MAX_EXPIRE_OLD_AFTER_HOURS:
+        raise KeyCommandError(
+            f"{flag} must be between 0 and {MAX_EXPIRE_OLD_AFTER_HOURS:.0f} hours, got {hours:g}"
+        )
+
+
+def _duration(hours: float) -> duration_pb2.Duration:
+    after = duration_pb2.Duration()
+    after.FromNanoseconds(round(hours * 3600 * 1e9))
+    return after
 
 
 @contextmanager
@@ -291,7 +342,9 @@ def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextI
                     account, publishable=args.publishable, idempotency_key=idempotency_key
                 )
             if args.keys_command == "revoke":
-                return keys.revoke(account, args.key, force=args.force)
+                return keys.revoke(
+                    account, args.key, force=args.force, expire_after_hours=args.expire_after
+                )
             return keys.roll(
                 account,
                 key_id=args.key,

@@ -4,6 +4,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     Table,
@@ -53,4 +54,6 @@ admin_idempotency_keys = Table(
     Column("account_id", Text, nullable=False),
     Column("api_key_ids", ARRAY(Text), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The worker's reaper deletes the calls by age (`admin_requests.reap`), every hour.
+    Index("ix_admin_idempotency_keys_created_at", "created_at"),
 )

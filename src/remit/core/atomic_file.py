@@ -19,14 +19,16 @@ class AtomicFile:
         self._temporary = temporary
 
     @classmethod
-    def create(cls, path: Path) -> "AtomicFile":
-        """Start writing `path`. Fails at once (OSError) where the file could not be written
-        in the end: a missing or read-only directory, a path that is a directory."""
+    def create(cls, path: Path, mode: int = 0o666) -> "AtomicFile":
+        """Start writing `path`, with permissions `mode` less the umask (by default those the
+        file would have if written directly; 0o600 for a secret, which is never readable by
+        others, not even while it is written). Fails at once (OSError) where the file could
+        not be written in the end: a missing or read-only directory, a path that is a
+        directory."""
         if path.is_dir():
             raise IsADirectoryError(21, "Is a directory", str(path))
         temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        # 0o666 less the umask: the permissions the file would have if written directly.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         return cls(path, temporary, os.fdopen(descriptor, "w", encoding="utf-8", newline=""))
 
     def commit(self) -> None:

@@ -2,7 +2,8 @@
 
 One generic converter, so every resource gets the same wire rules: integers stay integers
 (protobuf's own JSON mapping would quote int64s), timestamps become unix seconds, enums become
-Stripe's lowercase strings, unset optional fields and unset messages become `null`, and
+Stripe's lowercase strings, unset optional fields and unset messages become `null` (or are left
+out, key and all, where Stripe leaves them out: the `absent_when_unset` option), and
 `object` names the resource (from the `(remit_api.options.v1.resource)` message option).
 
 The conversion plan of each message type is computed once and cached, since rendering sits on
@@ -92,6 +93,17 @@ def null_when_empty(field: FieldDescriptor) -> bool:
     )
 
 
+def absent_when_unset(field: FieldDescriptor) -> bool:
+    """Whether an unset `field` leaves its key out of the JSON instead of rendering null (its
+    `absent_when_unset` option)."""
+    from remit_api.options.v1 import options_pb2
+
+    options = field.GetOptions()
+    return options.HasExtension(options_pb2.absent_when_unset) and bool(
+        options.Extensions[options_pb2.absent_when_unset]
+    )
+
+
 def internal(field: FieldDescriptor) -> bool:
     """Whether `field` is kept off the wire (its `internal` option): rendered for the version
     changes, removed by the versioning engine before the JSON leaves remit."""
@@ -154,7 +166,7 @@ def _message_renderer(descriptor: Descriptor, public: bool = False) -> Render:
     if full_name in _WRAPPERS:
         return _wrapper_renderer(descriptor)
     fields = [
-        (field.name, _field_renderer(field, public))
+        (field.name, _field_renderer(field, public), absent_when_unset(field))
         for field in descriptor.fields
         if not (public and internal(field))
     ]
@@ -164,8 +176,9 @@ def _message_renderer(descriptor: Descriptor, public: bool = False) -> Render:
         out: JsonObject = {}
         if resource is not None:
             out["object"] = resource
-        for name, render_field in fields:
-            out[name] = render_field(message)
+        for name, render_field, only_when_set in fields:
+            if not only_when_set or message.HasField(name):
+                out[name] = render_field(message)
         return out
 
     return render

@@ -27,9 +27,11 @@ from remit.grpcutil.request_text import field_with_nul
 from remit.storage.driver_errors import (
     DatabaseFault,
     database_fault,
+    database_out_of_reach,
     text_with_nul,
     unknown_account,
 )
+from remit.storage.outages import OutageLog
 from remit_api.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -266,6 +268,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         # A method's handler never changes, so each is wrapped once, not on every call.
         self._guarded: dict[str, Handler] = {}
+        self._outages = RequestOutages()
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -277,9 +280,52 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        guarded = _guard(handler, method)
+        guarded = _guard(handler, method, self._outages)
         self._guarded[method] = guarded
         return guarded
+
+
+class RequestOutages:
+    """The database outages a server's requests run into, each told as an `OutageLog` tells
+    it: a line when it begins, a reminder each minute, a line when a request goes through
+    again; not a line per request, which during an outage would be every request. The
+    server is out of reach (or restarting, or out of connections: a warning, the callers
+    retry) or out of a resource (a full disk: an error, it takes an operator). A deadlock or
+    a timeout is one request's, among others that go through: a line of its own."""
+
+    def __init__(self) -> None:
+        self._out_of_reach = OutageLog(
+            log, "serving requests", is_outage=database_out_of_reach, level=logging.WARNING,
+            meanwhile="each is answered UNAVAILABLE, to be retried",
+        )  # fmt: skip
+        self._out_of_resources = OutageLog(
+            log, "serving requests", is_outage=_out_of_resources, level=logging.ERROR,
+            meanwhile="each is answered UNAVAILABLE",
+        )  # fmt: skip
+
+    def failed(self, error: BaseException, method: str) -> None:
+        """Log that a request to `method` failed on a database that could not do its work."""
+        if database_out_of_reach(error):
+            self._out_of_reach.failed(error)
+        elif _out_of_resources(error):
+            self._out_of_resources.failed(error)
+        else:
+            log.warning("database unavailable in %s (%s)", method, type(error).__name__)
+
+    def went_through(self, method: str) -> None:
+        """Note that a request to `method` was answered: when it is one of remit's own
+        (which read or write the database), an outage is over. A health check or a
+        reflection call, which never touches it, says nothing about the database."""
+        if method.startswith(_REMIT_METHODS):
+            self._out_of_reach.succeeded()
+            self._out_of_resources.succeeded()
+
+
+_REMIT_METHODS: Final = "/remit_api."
+
+
+def _out_of_resources(error: BaseException) -> bool:
+    return database_fault(error) is DatabaseFault.OUT_OF_RESOURCES
 
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -288,7 +334,7 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 _Inner: TypeAlias = "Callable[[Any, Context], Any]"
 
 
-def _guard(handler: Handler, method: str) -> Handler:
+def _guard(handler: Handler, method: str, outages: RequestOutages) -> Handler:
     """`handler`, of whatever shape, behind the same checks and the same error mapping. A
     single request is read here rather than by grpc, which answers bytes that are no message
     of the method's type with UNKNOWN; here they are the caller's INVALID_ARGUMENT. Streamed
@@ -301,7 +347,7 @@ def _guard(handler: Handler, method: str) -> Handler:
 
         async def answered(raw: Any, context: Context) -> Any:
             return await _mapped(lambda: unary_unary(_read_request(raw, deserialize), context),
-                                 context, method)  # fmt: skip
+                                 context, method, outages)  # fmt: skip
 
         return grpc.unary_unary_rpc_method_handler(
             answered, request_deserializer=None, response_serializer=serialize
@@ -311,6 +357,7 @@ def _guard(handler: Handler, method: str) -> Handler:
         streamed = _streamed(
             lambda raw, context: unary_stream(_read_request(raw, deserialize), context),
             method,
+            outages,
             generator=inspect.isasyncgenfunction(unary_stream),
         )
         return grpc.unary_stream_rpc_method_handler(
@@ -321,7 +368,7 @@ def _guard(handler: Handler, method: str) -> Handler:
 
         async def answered_stream(requests: Any, context: Context) -> Any:
             return await _mapped(lambda: stream_unary(_checked(requests), context),
-                                 context, method)  # fmt: skip
+                                 context, method, outages)  # fmt: skip
 
         return grpc.stream_unary_rpc_method_handler(
             answered_stream, request_deserializer=deserialize, response_serializer=serialize
@@ -330,6 +377,7 @@ def _guard(handler: Handler, method: str) -> Handler:
     streamed = _streamed(
         lambda requests, context: stream_stream(_checked(requests), context),
         method,
+        outages,
         generator=inspect.isasyncgenfunction(stream_stream),
     )
     return grpc.stream_stream_rpc_method_handler(
@@ -337,24 +385,28 @@ def _guard(handler: Handler, method: str) -> Handler:
     )
 
 
-async def _mapped(call: Callable[[], Awaitable[Any]], context: Context, method: str) -> Any:
+async def _mapped(
+    call: Callable[[], Awaitable[Any]], context: Context, method: str, outages: RequestOutages
+) -> Any:
     """What `call` answers, or its failure as the status it maps to."""
     try:
-        return await call()
+        answer = await call()
     except grpc.aio.AbortError:
         raise
     except Exception as error:
-        await _abort(error, context, method)
+        await _abort(error, context, method, outages)
+    outages.went_through(method)
+    return answer
 
 
-def _streamed(start: _Inner, method: str, *, generator: bool) -> _Inner:
+def _streamed(start: _Inner, method: str, outages: RequestOutages, *, generator: bool) -> _Inner:
     """A streaming handler that runs `start` and maps its failures, before its first reply or
     after any: each reply goes out as the handler yields it (nothing is buffered), and the
     handler's generator is closed when the call ends, however it ends."""
     if not generator:
         # A handler that writes its replies itself (`context.write`).
         async def written(request: Any, context: Context) -> None:
-            await _mapped(lambda: start(request, context), context, method)
+            await _mapped(lambda: start(request, context), context, method, outages)
 
         return written
 
@@ -367,7 +419,8 @@ def _streamed(start: _Inner, method: str, *, generator: bool) -> _Inner:
         except grpc.aio.AbortError:
             raise
         except Exception as error:
-            await _abort(error, context, method)
+            await _abort(error, context, method, outages)
+        outages.went_through(method)
 
     return replies
 
@@ -386,21 +439,23 @@ async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield _read_request(request, None)
 
 
-async def _abort(error: Exception, context: Context, method: str) -> NoReturn:
+async def _abort(
+    error: Exception, context: Context, method: str, outages: RequestOutages
+) -> NoReturn:
     status = (
         rpc_status.to_status(to_rpc_status(error))
         if isinstance(error, RemitError)
-        else _status_of_unexpected(error, method)
+        else _status_of_unexpected(error, method, outages)
     )
     await context.abort_with_status(status)
     raise AssertionError("unreachable: abort_with_status raises")
 
 
-def _status_of_unexpected(error: Exception, method: str) -> grpc.Status:
+def _status_of_unexpected(error: Exception, method: str, outages: RequestOutages) -> grpc.Status:
     """The status of an exception that is no `RemitError`: what a database error says about
     the request, the caller's NUL or unknown account, and else a bare INTERNAL (logged here
     with its traceback; its text never leaves the process)."""
-    mapped = _database_refusal(error, method)
+    mapped = _database_refusal(error, method, outages)
     if mapped is None and text_with_nul(error):
         mapped = nul_in_request_error()
     if mapped is None and unknown_account(error):
@@ -412,14 +467,14 @@ def _status_of_unexpected(error: Exception, method: str) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-def _database_refusal(error: Exception, method: str) -> RemitError | None:
+def _database_refusal(error: Exception, method: str, outages: RequestOutages) -> RemitError | None:
     fault = database_fault(error)
     if fault is DatabaseFault.TEMPORARY:
         # Not a fault of the request: say so, and that a retry is safe.
-        log.warning("database unavailable in %s (%s)", method, type(error).__name__)
+        outages.failed(error, method)
         return database_unavailable_error()
     if fault is DatabaseFault.OUT_OF_RESOURCES:
-        log.error("database out of resources in %s (%s)", method, type(error).__name__)
+        outages.failed(error, method)
         return database_out_of_resources_error()
     if fault is DatabaseFault.OVER_LIMIT:
         # A value no field's declared limit kept out: worth a line, to give that field one.

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from remit.config import TOKEN_ENV, ConfigError, Endpoint, PlatformConfig
 from remit.grpcutil.internal_auth import InternalAccess, add_internal_port, server_interceptors
+from remit.hosts import listen_problem
 from remit.readiness import signal_ready
 
 log = logging.getLogger(__name__)
@@ -73,13 +75,10 @@ async def serve_grpc(
         ],
         server,
     )
-    bound = add_internal_port(server, endpoint.target, access)
-    if bound == 0:
-        raise OSError(f"could not listen on {endpoint.target}")
+    # The core copies' common port is in use by the other copies, as it should be.
+    bound = _listen(server, endpoint, access, shared=also_on is not None)
     if also_on is not None:
-        own = Endpoint(endpoint.host, also_on).target
-        if add_internal_port(server, own, access) == 0:
-            raise OSError(f"could not listen on {own}")
+        _listen(server, Endpoint(endpoint.host, also_on), access, shared=False)
     await server.start()
     for name in ["", *names]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -97,3 +96,30 @@ async def serve_grpc(
     await server.stop(SHUTDOWN_GRACE_S)
     if on_stop is not None:
         await on_stop()
+
+
+def _listen(
+    server: grpc.aio.Server, endpoint: Endpoint, access: InternalAccess, *, shared: bool
+) -> int:
+    """Listen on `endpoint` (returns the port): a `ConfigError` saying why when it cannot (a
+    port another program holds, an address not this machine's), for the process to stop on
+    in one line rather than gRPC's log line and traceback."""
+    # Asked first, where no other server may hold the port, so that gRPC never tries (and
+    # logs its own failure on stderr); asked again should gRPC fail all the same.
+    problem = None if shared else _listen_problem(endpoint)
+    if problem is None:
+        try:
+            bound = add_internal_port(server, endpoint.target, access)
+        except RuntimeError:
+            bound = 0  # grpcio raises on a port it cannot bind; older versions returned 0
+        if bound != 0:
+            return bound
+        problem = _listen_problem(endpoint) or "gRPC could not bind it"
+    raise ConfigError(f"cannot listen on {endpoint.target}: {problem}")
+
+
+def _listen_problem(endpoint: Endpoint) -> str | None:
+    try:
+        return listen_problem(endpoint.host, endpoint.port)
+    except socket.gaierror as error:
+        return f"{endpoint.host} does not resolve ({error.strerror or error})"

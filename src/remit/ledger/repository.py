@@ -101,7 +101,7 @@ WITH written AS (
 # update returns it), or whose balance changes are not the ones its legs and the pending legs
 # it releases make (`domain.balance_changes`, again): the caller computed them all, and a bug
 # there must not reach the books. `ledger_write_balanced` (core migration
-# 0062_ledger_balanced_on_server) checks that over the arrays sent and the few rows updated,
+# 0063_ledger_balanced_on_server) checks that over the arrays sent and the few rows updated,
 # reading no table.
 _WRITE_RESULT = """
 SELECT remit_require(
@@ -145,7 +145,7 @@ _WRITE_JSON = frozenset(
 _WRITE_TRANSACTION = Statement(_WRITE_PARTS + _WRITE_RESULT, _WRITE_JSON)
 
 # A whole POSTED or PENDING posting in one statement (core migration 0010_ledger_post; its
-# current body is 0062_ledger_balanced_on_server's, which first refuses legs that do not
+# current body is 0063_ledger_balanced_on_server's, which first refuses legs that do not
 # balance and balance changes that are not the legs'): the chain head is locked on the server
 # and released at the commit, with no round trip to the client in between.
 _POSTED = """

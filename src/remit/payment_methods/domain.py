@@ -1,14 +1,13 @@
 """PaymentMethods and Tokens as frozen values. The card number is never here: only the vault
 token that names it and the details the vault chose to share."""
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
 from remit.core.errors import RemitError, echoed, invalid
-from remit.radar.ip_addresses import canonical_form
+from remit.radar.ip_addresses import ZONE_REFUSED, canonical_form, client_address, zoned
 
 # Stripe's allow_redisplay when none was given.
 UNSPECIFIED_REDISPLAY: Final = "unspecified"
@@ -27,14 +26,14 @@ def client_ip_address(value: str) -> str:
     `::ffff:203.0.113.7` as its IPv4 address `203.0.113.7`).
 
     A zone (`fe80::1%eth0`) names an interface of the machine that saw the address, never
-    where a client is, so an address with one is refused too."""
-    refused = invalid(f"Invalid client_ip: '{echoed(value)}' is not an IP address.", "client_ip")
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise refused from None
-    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
-        raise refused
+    where a client is, so an address with one is refused too, as everywhere remit takes a
+    client's address (remit.radar.ip_addresses)."""
+    address = client_address(value)
+    if address is None:
+        why = f"; {ZONE_REFUSED}" if zoned(value) else ""
+        raise invalid(
+            f"Invalid client_ip: '{echoed(value)}' is not an IP address{why}.", "client_ip"
+        )
     return canonical_form(address)
 
 

@@ -100,7 +100,8 @@ class Charge:
     requested_capture_minor: int | None = None
     # How many captures of this charge have been asked of the network; the latest goes under
     # `capture_reference`. Charges made before the count was kept start at 1 (they may have
-    # sent one under the first reference).
+    # sent one under the first reference). A process of the version before the count asks for
+    # a capture without counting it: see `captures_asked`.
     capture_attempts: int = 0
     # What a capture in progress asked to change besides the amount (the intent's metadata, the
     # charge's statement descriptors), recorded with the capture request and applied only with
@@ -134,6 +135,21 @@ class Charge:
         return self.captured and self.amount_refunded_minor >= self.amount_captured_minor
 
     @property
+    def captures_asked(self) -> int:
+        """How many captures of the charge may have been asked of the network, so that the next
+        one is given a reference none of them had.
+
+        `capture_attempts`, but at least 1 once a capture was ever requested: a core of the
+        version before the count was kept (core migration 0052), still running during the
+        upgrade, sends its capture under `{charge}_capture` and leaves the count at 0 on a
+        charge made since, while it records the amount asked (`requested_capture_minor`, which
+        nothing ever clears) as every version does. Counted 0, the next capture would be the
+        first and reuse that reference, which the network keeps for that capture, refused or
+        not: the charge could never be captured."""
+        asked_by_any_version = 1 if self.requested_capture_minor is not None else 0
+        return max(self.capture_attempts, asked_by_any_version)
+
+    @property
     def capture_reference(self) -> str:
         """The reference the latest capture of the charge is (or was) sent to the network
         under: see `capture_reference`."""
@@ -148,7 +164,9 @@ def capture_reference(charge_id: str, attempt: int) -> str:
     capture after a refused one (another amount, say) must not reuse the refused one's. The
     first keeps the reference every capture had before they were counted, `{charge}_capture`,
     which is also what a capture still in flight from then is looked up by (its charge counts
-    1, or 0 when an earlier process made it after the count was added)."""
+    1, or 0 when an earlier process made it after the count was added). The next capture of
+    a charge an earlier process asked a capture of is the second, whatever its count says
+    (`Charge.captures_asked`)."""
     return f"{charge_id}_capture" if attempt <= 1 else f"{charge_id}_capture_{attempt}"
 
 

@@ -5,7 +5,9 @@ answer) waits at its recovery point until a retry with its key or the completer 
 Most are finished within seconds. One that stays unfinished needs an operator: the acquirer
 holds another operation under its reference (`lookup_expectations`), the acquirer has been out
 of reach for long, or a bug fails it every time. The completer records on the key how often it
-tried and why its latest try failed; this module stores that and lists the keys.
+tried and why its latest try failed; this module stores that and lists the keys. A try that met a
+limit of the database (SQLSTATE class 54) would meet it on every try: the completer tries such a
+key no more, and it waits here for an operator (`idempotency.DATABASE_LIMIT_FAILURE`).
 
 What is stored of a failure is never card data: an error code, remit's own message (a client's
 error message, or for an exception of another kind its type and first line, masked as a log
@@ -30,9 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.core.errors import ErrorKind, RemitError, echoed, invalid
 from remit.core.logging import mask_sensitive
 from remit.payments.held_request_bounds import MAX_AGE, MAX_LIST_LIMIT
-from remit.payments.idempotency import KeyRecord, Locked, RecoveryPoint
+from remit.payments.idempotency import DATABASE_LIMIT_FAILURE, KeyRecord, Locked, RecoveryPoint
 from remit.payments.lookup_expectations import NetworkRecordMismatchError
 from remit.payments.tables import idempotency_keys
+from remit.storage.driver_errors import DatabaseFault, database_fault
 
 MISMATCH_CODE: Final = "network_record_mismatch"
 # An exception that is no RemitError: a bug, or a failure of remit's own (its database).
@@ -63,14 +66,23 @@ def _bounded(text: str) -> str:
 def _behind(error: BaseException) -> BaseException:
     """The refusal behind `error`: a RemitError raised from another stands for it to the
     client (a ledger refusal once the network has acted becomes `recording_failed`, a 500 to
-    retry), and the one it was raised from says what an operator has to look at."""
-    while isinstance(error, RemitError) and isinstance(error.__cause__, RemitError):
-        error = error.__cause__
+    retry), and the one it was raised from says what an operator has to look at. So does a
+    limit of the database behind it (`recording_over_a_limit`), which the completer must see
+    to stop trying."""
+    while isinstance(error, RemitError) and error.__cause__ is not None:
+        cause = error.__cause__
+        if (
+            not isinstance(cause, RemitError)
+            and database_fault(cause) is not DatabaseFault.OVER_LIMIT
+        ):
+            break
+        error = cause
     return error
 
 
 def failure_of(error: BaseException, at: datetime) -> Failure:
-    """What is stored of `error`, which failed a try at `at`."""
+    """What is stored of `error`, which failed a try at `at`. A limit of the database that it
+    met is stored as `DATABASE_LIMIT_FAILURE`, which the completer tries no more."""
     error = _behind(error)
     if isinstance(error, NetworkRecordMismatchError):
         fields = ", ".join(error.differing)
@@ -91,6 +103,16 @@ def failure_of(error: BaseException, at: datetime) -> Failure:
         return Failure(at=at, code=error.code or error.kind.value, message=_bounded(error.message))
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
     described = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+    if database_fault(error) is DatabaseFault.OVER_LIMIT:
+        return Failure(
+            at=at,
+            code=DATABASE_LIMIT_FAILURE,
+            message=_bounded(
+                f"{described}: past a limit of the database, which every try meets the same "
+                "way, so the completer no longer tries it; once the cause is dealt with, "
+                "remit held-requests retry tries it again"
+            ),
+        )
     return Failure(at=at, code=EXCEPTION_CODE, message=_bounded(described))
 
 
@@ -275,7 +297,8 @@ def retryable(locked: Locked | None, account_id: str, key: str, now: datetime) -
 class RetryOutcome(Enum):
     # The try finished the request: its answer is stored for its client's retry to replay.
     FINISHED = "finished"
-    # It failed again (its failure is recorded); the completer goes on trying.
+    # It failed again (its failure is recorded); the completer goes on trying, unless it met a
+    # limit of the database (`DATABASE_LIMIT_FAILURE`).
     STILL_HELD = "still_held"
     # It had never got past `started`: nothing was sent anywhere, and its key was dropped, as
     # the completer drops such a key, so that its client's retry starts afresh.

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import DateTime, Select, delete, literal, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,6 +29,12 @@ KEY_LIFETIME = timedelta(hours=24)
 KEY_RETENTION = timedelta(hours=72)
 # The longest the completer waits between two tries of a key (`abandoned_keys`).
 COMPLETER_MAX_GAP = timedelta(hours=1)
+# The failure code of a try that met a limit of the database (SQLSTATE class 54: a value too
+# large to index, a statement too complex). The same request meets it on every try, however
+# long the completer waits, so the completer leaves such a key alone (`abandoned_keys`): it
+# stays held, listed by `remit held-requests` with that failure, for an operator's retry once
+# the cause is dealt with (`held_requests`).
+DATABASE_LIMIT_FAILURE: Final = "database_limit"
 # What a key that starts over (`_claim_existing`) keeps of the completer's tries of its earlier
 # life: nothing.
 NO_TRIES: Mapping[str, object] = {
@@ -481,8 +487,9 @@ def abandoned_keys(*, now: datetime, limit: int) -> Select[Any]:
     lived by then, but at least a lease and at most `COMPLETER_MAX_GAP`. The gaps double (a
     lease, two, four...) up to the cap, so a key that keeps failing (a card that cannot be
     read, an acquirer down for days) is tried a few times in its first hour and then hourly,
-    not every lease for ever. Only the completer waits: a client's retry with the key takes
-    it whenever no one holds it (`begin`)."""
+    not every lease for ever. A key whose latest try met a limit of the database is not tried
+    at all (`DATABASE_LIMIT_FAILURE`). Only the completer waits: a client's retry with the key
+    takes it whenever no one holds it (`begin`)."""
     keys = idempotency_keys.c
     return (
         select(idempotency_keys)
@@ -498,6 +505,8 @@ def abandoned_keys(*, now: datetime, limit: int) -> Select[Any]:
                 literal(now, DateTime(timezone=True)) - keys.last_run_at
                 > keys.last_run_at - keys.created_at
             ),
+            # An operator's now (its failure is recorded, and it stays held).
+            keys.last_failure_code.is_distinct_from(literal_column(f"'{DATABASE_LIMIT_FAILURE}'")),
             # However old: a request past `started` may have moved money at the network, and
             # only finishing it brings that money to the intent and the ledger.
         )

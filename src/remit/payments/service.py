@@ -144,6 +144,7 @@ from remit.payments.risk import (
     outcome_json,
     stand_in_result,
 )
+from remit.storage.driver_errors import DatabaseFault, database_fault
 from remit.storage.engine import batched_unit, single_statement
 from remit.storage.outages import log_failure
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
@@ -1556,7 +1557,7 @@ class PaymentsService:
                     capture_requested=True,
                     requested_capture_minor=amount,
                     requested_capture_changes=params.as_json(),
-                    capture_attempts=charge.capture_attempts + 1,
+                    capture_attempts=charge.captures_asked + 1,
                     updated_at=now,
                 )
             )
@@ -1944,7 +1945,14 @@ class PaymentsService:
             )
             await self._note_failure(record, error)
         except Exception as error:
-            log_failure(log, f"completing {record.endpoint} {record.key}", error)
+            if database_fault(error) is DatabaseFault.OVER_LIMIT:
+                # Said once: the completer does not try it again (`DATABASE_LIMIT_FAILURE`).
+                # Not finished either: past `started`, the network may have acted on it.
+                log.error("completing %s %s met a limit of the database; every try would meet "
+                          "it, so it is left held for an operator (remit held-requests)",
+                          record.endpoint, record.key, exc_info=error)  # fmt: skip
+            else:
+                log_failure(log, f"completing {record.endpoint} {record.key}", error)
             await self._note_failure(record, error)
 
     async def _note_failure(self, record: KeyRecord, error: Exception) -> None:

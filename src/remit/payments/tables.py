@@ -89,7 +89,8 @@ charges = Table(
     Column("requested_capture_minor", BigInteger, nullable=True),
     # How many captures have been asked of the network: each has its own reference
     # (remit.payments.charges.capture_reference). Core migration 0052 counts 1 for the charges
-    # made before it.
+    # made before it; a capture an earlier process asks for since is not counted here but
+    # known by requested_capture_minor (Charge.captures_asked).
     Column("capture_attempts", Integer, nullable=False, server_default=text("0")),
     # What else it asked to change (metadata, statement descriptors), applied when it succeeds.
     Column("requested_capture_changes", JSONB, nullable=True),

@@ -100,6 +100,9 @@ class ValueList:
     name: str
     item_type: ItemType
     created_at: datetime
+    # Who created it. Stripe names the user (their name or email); remit's callers are API
+    # keys, so it is the key_ id of the key the create was asked with, as Radar's history
+    # records it (`history.Actor.changed_by`): "remit" only when the caller named no key.
     created_by: str
     metadata: Mapping[str, str] = field(default_factory=dict)
 
@@ -111,6 +114,7 @@ class ValueListItem:
     value_list_id: str
     value: str
     created_at: datetime
+    # Who added it: as a list's `created_by`.
     created_by: str
 
 

@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from remit.radar.attributes import ATTRIBUTES, Kind
-from remit.radar.ip_addresses import canonical_ip
+from remit.radar.ip_addresses import ZONE_REFUSED, canonical_ip, zoned
 
 Signals = Mapping[str, object]
 
@@ -153,9 +153,10 @@ def _compared(side: Operand, other: Operand) -> Callable[[Signals], object]:
     assert isinstance(written, str)
     spelled = canonical(written)
     if spelled is None:
+        why = f" ({ZONE_REFUSED})" if zoned(written) else ""
         raise RuleSyntaxError(
-            f"{written!r} is not an IP address; :{other.attribute}: is compared with addresses "
-            "such as '203.0.113.5' or '2001:db8::1'."
+            f"{written!r} is not an IP address{why}; :{other.attribute}: is compared with "
+            "addresses such as '203.0.113.5' or '2001:db8::1'."
         )
     return lambda _s: spelled
 

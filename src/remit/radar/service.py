@@ -33,7 +33,7 @@ from remit.radar.domain import (
 )
 from remit.radar.gate import active_rules, runnable
 from remit.radar.history import NOBODY_NAMED, Actor, Change, ChangeAction
-from remit.radar.ip_addresses import canonical_ip
+from remit.radar.ip_addresses import ZONE_REFUSED, canonical_ip, zoned
 from remit.radar.listed import listed_rules_by_id, lists_of, rules_as_listed
 from remit.radar.model import Weights, load_weights, score
 from remit.radar.repository import RuleRepository, ValueListRepository, value_key
@@ -46,7 +46,6 @@ MAX_RULES: Final = 200
 MAX_LIST_LIMIT: Final = 100
 LIST_ITEMS_EMBEDDED: Final = 10
 MAX_VALUE_LENGTH: Final = 800
-CREATED_BY: Final = "remit"
 _ALIAS = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _BIN = re.compile(r"^\d{6,8}$")
@@ -88,7 +87,8 @@ def normalised_value(item_type: ItemType, value: str) -> str:
         case ItemType.IP_ADDRESS:
             address = canonical_ip(text)
             if address is None:
-                raise invalid(f"{text!r} is not an IP address.", "value")
+                why = f"; {ZONE_REFUSED}" if zoned(text) else ""
+                raise invalid(f"{text!r} is not an IP address{why}.", "value")
             text = address
         case ItemType.CUSTOMER_ID:
             if not has_prefix(text, "cus"):
@@ -379,7 +379,7 @@ class RadarService:
                 name=name.strip(),
                 item_type=item_type,
                 created_at=self._now(),
-                created_by=CREATED_BY,
+                created_by=actor.changed_by,
                 metadata=dict(metadata or {}),
             )
             if not await ValueListRepository(db).insert(value_list):
@@ -505,7 +505,7 @@ class RadarService:
                 value_list_id=list_id,
                 value=text,
                 created_at=self._now(),
-                created_by=CREATED_BY,
+                created_by=actor.changed_by,
             )
             if not await repo.insert_item(item, value_list.item_type):
                 # Held already, or added by a concurrent request that committed first: the

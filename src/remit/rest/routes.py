@@ -60,10 +60,22 @@ def all_operations() -> list[Operation]:
             refunds.list_charge_refunds,
         ),
         Operation(
+            "POST",
+            "/v1/charges/{charge}/refunds",
+            refunds.CHARGE_REFUND_CREATE,
+            refunds.create_for_charge,
+        ),
+        Operation(
             "GET",
             "/v1/charges/{charge}/refunds/{refund}",
             refunds.RETRIEVE,
             refunds.retrieve_charge_refund,
+        ),
+        Operation(
+            "POST",
+            "/v1/charges/{charge}/refunds/{refund}",
+            refunds.UPDATE,
+            refunds.update_charge_refund,
         ),
         Operation("POST", "/v1/refunds/{refund}", refunds.UPDATE, refunds.update),
         Operation("POST", "/v1/refunds/{refund}/cancel", refunds.CANCEL, refunds.cancel),

@@ -14,7 +14,7 @@ from collections.abc import Generator
 
 import uvicorn
 
-from remit.config import PlatformConfig, forwarded_allow_ips
+from remit.config import ConfigError, Endpoint, PlatformConfig, forwarded_allow_ips
 from remit.hosts import bind_address
 from remit.readiness import signal_ready
 from remit.rest.app import build_app
@@ -25,12 +25,19 @@ log = logging.getLogger(__name__)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket listening on `host` (its first address, for a name: `remit.hosts`) at `port`."""
+    """A socket listening on `host` (its first address, for a name: `remit.hosts`) at `port`;
+    a `ConfigError` saying why when it cannot (a port another program holds without
+    SO_REUSEPORT, an address not this machine's), for the process to stop on in one line."""
     family, address = bind_address(host, port)
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        target = Endpoint(host, port).target
+        raise ConfigError(f"cannot listen on {target}: {error.strerror or error}") from None
     sock.listen(2048)
     sock.setblocking(False)
     return sock

@@ -93,6 +93,13 @@ _OUT_OF_RESOURCES_STATES: Final = frozenset(
 _OVER_LIMIT_CLASS: Final = "54"  # program_limit_exceeded
 
 
+# Of the temporary faults, those that fail every request alike until they pass: the server
+# out of reach (no answer, so no SQLSTATE), shutting down, starting up, out of connections, or
+# the connection lost. The others (a deadlock, a timeout, a serialization failure) are one
+# statement's, among others that go through.
+_OUT_OF_REACH_STATES: Final = frozenset({"53300", "57P01", "57P02", "57P03"})
+
+
 def database_fault(error: BaseException) -> DatabaseFault | None:
     """What the first `OperationalError` that `error` is, or was raised from, says about the
     request; None for none, or for one that is remit's own fault."""
@@ -103,6 +110,22 @@ def database_fault(error: BaseException) -> DatabaseFault | None:
         if isinstance(raised, psycopg.OperationalError):
             return _fault_of(raised, pipeline_aborted=psycopg.errors.PipelineAborted)
     return None
+
+
+def database_out_of_reach(error: BaseException) -> bool:
+    """True when `error` is a temporary fault that fails every request alike while it lasts
+    (the server out of reach, restarting, out of connections): an outage, not one statement's
+    bad luck."""
+    if database_fault(error) is not DatabaseFault.TEMPORARY:
+        return False
+    psycopg = sys.modules["psycopg"]  # (a fault was found: it is loaded)
+    for raised in _raised_from(error):
+        if isinstance(raised, psycopg.OperationalError):
+            state = getattr(raised, "sqlstate", None)
+            return (
+                state is None or state.startswith(_TEMPORARY_CLASS) or state in _OUT_OF_REACH_STATES
+            )
+    return False
 
 
 def _fault_of(

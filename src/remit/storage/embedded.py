@@ -9,16 +9,38 @@ import contextlib
 import io
 import logging
 import re
+import subprocess
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 log = logging.getLogger(__name__)
 
 _SAFE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 CORE_CLUSTER = "pg-core"
 VAULT_CLUSTER = "pg-vault"
+# pgserver's name for the log PostgreSQL writes in its data directory.
+_SERVER_LOG = "log"
+# A line of PostgreSQL's, initdb's or pg_ctl's output that says why it stopped, the most
+# telling kind first: the server's own FATAL says more than pg_ctl's "could not start server".
+_REASONS: Final = (
+    re.compile(r"\b(?:FATAL|PANIC):\s+(.+)"),
+    re.compile(r"^(?:postgres|initdb): (?:error: )?(.+)"),
+    re.compile(r"^pg_ctl: (.+)"),
+)
+
+
+class EmbeddedDatabaseError(Exception):
+    """An embedded PostgreSQL server could not be started: the message says which (its data
+    directory), why, and where its log is. `temporary`: it was still starting when pgserver
+    stopped waiting (recovery after an unclean stop can take that long), and may be ready
+    when started again; otherwise it refused to start, which a retry will not mend."""
+
+    def __init__(self, message: str, *, temporary: bool) -> None:
+        super().__init__(message)
+        self.temporary = temporary
 
 
 @dataclass
@@ -52,28 +74,75 @@ def start_cluster(
     """Start (or attach to) the cluster stored in `data_dir`, initialising it on first use.
 
     Several processes may hold the same cluster; `on_last_exit` applies when the last of them
-    exits (None leaves it running).
+    exits (None leaves it running). An `EmbeddedDatabaseError` when it cannot be started (its
+    data directory unusable, PostgreSQL refusing it), saying why in one line.
     """
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
         warnings.simplefilter("ignore")
         from pgserver import postgres_server
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if (data_dir / "PG_VERSION").exists():
-        # PostgreSQL refuses to start on a data directory others may read (0700 or 0750 only).
-        # Versions before this one left it at 0755 after the first start; put that right.
-        data_dir.chmod(0o700)
-    else:
-        # A new cluster: pgserver runs PostgreSQL as an unprivileged system user when we are
-        # root, and that user must be able to reach the directory until it owns it; initdb
-        # then narrows the directory to 0700.
-        data_dir.chmod(0o755)
-    # initdb reports its progress on stdout; it is noise in remit's own output.
-    with contextlib.redirect_stdout(io.StringIO()):
-        server = postgres_server.get_server(data_dir, cleanup_mode=on_last_exit)
+    said: list[str] = []
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if (data_dir / "PG_VERSION").exists():
+            # PostgreSQL refuses to start on a data directory others may read (0700 or 0750
+            # only). Versions before this one left it at 0755 after the first start; put that
+            # right.
+            data_dir.chmod(0o700)
+        else:
+            # A new cluster: pgserver runs PostgreSQL as an unprivileged system user when we
+            # are root, and that user must be able to reach the directory until it owns it;
+            # initdb then narrows the directory to 0700.
+            data_dir.chmod(0o755)
+        # initdb reports its progress on stdout; it is noise in remit's own output.
+        with contextlib.redirect_stdout(io.StringIO()), _pgserver_errors_kept(said):
+            server = postgres_server.get_server(data_dir, cleanup_mode=on_last_exit)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise EmbeddedDatabaseError(
+            f"the embedded PostgreSQL in {data_dir} did not start: {_reason(error, said)} "
+            f"(its log: {data_dir / _SERVER_LOG})",
+            temporary=isinstance(error, subprocess.TimeoutExpired),
+        ) from None
     log.info("embedded PostgreSQL ready in %s", data_dir)
     return EmbeddedCluster(data_dir=data_dir, _server=server)
+
+
+@contextlib.contextmanager
+def _pgserver_errors_kept(said: list[str]) -> Iterator[None]:
+    """Keep what pgserver logs as errors in `said` rather than in the log: each is many lines
+    (the command line, its output, the whole server log), which `_reason` boils down to one."""
+    logger = logging.getLogger("pgserver")
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    handler = Keep(logging.ERROR)
+    propagated = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagated
+
+
+def _reason(error: OSError | subprocess.SubprocessError, said: list[str]) -> str:
+    """Why the server did not start, in one line: the most telling line PostgreSQL, initdb or
+    pg_ctl wrote, else what Python said."""
+    lines = [line.strip() for message in said for line in message.splitlines()]
+    for pattern in _REASONS:
+        found = [match.group(1) for line in lines if (match := pattern.search(line))]
+        if found:
+            return found[-1]
+    if isinstance(error, subprocess.TimeoutExpired):
+        return f"it was not ready within {error.timeout:.0f}s"
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return str(error)
 
 
 def to_sqlalchemy_url(url: str) -> str:

@@ -33,7 +33,7 @@ class OutageLog:
 
     `is_outage` says which failures are the database's (by default its availability errors);
     `level` is the level of an outage's lines (a listener that falls back to polling loses
-    nothing, and says so at INFO)."""
+    nothing, and says so at INFO); `meanwhile` what becomes of the work while it lasts."""
 
     def __init__(
         self,
@@ -42,6 +42,7 @@ class OutageLog:
         *,
         is_outage: Callable[[BaseException], bool] = database_unavailable,
         level: int = logging.ERROR,
+        meanwhile: str = "trying again",
         remind_every_s: float = REMIND_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -49,6 +50,7 @@ class OutageLog:
         self._doing = doing
         self._is_outage = is_outage
         self._level = level
+        self._meanwhile = meanwhile
         self._remind_every_s = remind_every_s
         self._clock = clock
         self._since: float | None = None
@@ -67,13 +69,15 @@ class OutageLog:
         self._failures += 1
         if self._since is None:
             self._since = self._reminded = now
-            self._log.log(self._level, "%s failed: database unavailable (%s); trying again",
-                          self._doing, unavailability_reason(error))  # fmt: skip
+            self._log.log(self._level, "%s failed: database unavailable (%s); %s",
+                          self._doing, unavailability_reason(error),
+                          self._meanwhile)  # fmt: skip
         elif now - self._reminded >= self._remind_every_s:
             self._reminded = now
             self._log.log(self._level, "%s still failing: database unavailable for %.0fs, "
-                          "%d attempts (%s); trying again", self._doing, now - self._since,
-                          self._failures, unavailability_reason(error))  # fmt: skip
+                          "%d attempts (%s); %s", self._doing, now - self._since,
+                          self._failures, unavailability_reason(error),
+                          self._meanwhile)  # fmt: skip
 
     def succeeded(self) -> None:
         if self._since is None:

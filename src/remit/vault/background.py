@@ -1,6 +1,10 @@
 """The vault's own periodic work, run inside the vault process (the worker cannot see its data).
 
 - CVCs past their one-hour retention are destroyed even if no authorization ever came.
+- As often, the CVC keys are kept up: the next hour's is made ahead of it, and those whose CVCs
+  have all expired are deleted, and with them every copy of those CVCs the sweep could not
+  reach (dead row versions, free space, the WAL, backups). A task of its own: the key file
+  being unwritable must not stop the sweep, nor the database being down the deletion.
 - After a key rotation, data keys still wrapped under older versions are re-wrapped in batches.
 - The dead row versions that shredding and CVC destruction leave behind, which still hold the
   sealed number, the wrapped data key and the CVC, are pruned (autovacuum would get to them
@@ -10,7 +14,7 @@
   Pruning removes them from the table; their bytes can stay in the pages' free space until
   reused, and in the WAL and backups, out of reach of the vault's SQL. Only removing the key
   version that wrapped their data keys from the key file (`VaultService.remove_key_version`,
-  once it is retired) puts those copies beyond use.
+  once it is retired) puts those copies beyond use; for a CVC, deleting its CVC key (below).
 """
 
 import asyncio
@@ -59,6 +63,9 @@ def start_background(
         if dropped:
             log.info("destroyed %d CVCs past their retention", dropped)
 
+    async def keep_cvc_keys() -> None:
+        await service.maintain_cvc_keys(requester=REQUESTER)
+
     async def rewrap() -> None:
         rewrapped = await service.rewrap_all(requester=REQUESTER)
         if rewrapped:
@@ -66,6 +73,7 @@ def start_background(
 
     return [
         asyncio.create_task(_every("cvc-sweep", cvc_sweep_interval_s, sweep_cvcs, stop)),
+        asyncio.create_task(_every("cvc-keys", cvc_sweep_interval_s, keep_cvc_keys, stop)),
         asyncio.create_task(_every("rewrap", rewrap_interval_s, rewrap, stop)),
         asyncio.create_task(_every("prune", prune_interval_s, service.prune_shredded, stop)),
     ]

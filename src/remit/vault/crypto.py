@@ -5,14 +5,23 @@ the data key itself is sealed ("wrapped") under a named, versioned key-encryptin
 never enters the database. The card's vault token is bound into every seal as associated data,
 so a ciphertext copied onto another card's row fails authentication instead of decrypting to
 someone else's number. Re-wrapping touches only the data key: card numbers stay sealed.
+
+A CVC is not sealed under the card's data key, which lives as long as the card: a copy of its
+ciphertext left in the WAL, a backup or a page's free space would open for as long as the card
+exists, long after the CVC was destroyed (PCI DSS 3.3.1 allows it until the authorization).
+It is sealed under a CVC key instead, one per hour (`CvcKey`), kept beside the KEKs and deleted
+once every CVC sealed under it has expired: that deletion puts every copy of those CVCs beyond
+use. The sealed CVC names its key's hour after a marker (`CVC_KEY_MARKER`); one sealed before
+CVC keys existed, under the data key, has no marker and still opens until it expires.
 """
 
 import base64
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -24,6 +33,19 @@ from remit.core.secrets import Secret
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
 FINGERPRINT_LENGTH: Final = 16
+TAG_BYTES: Final = 16
+
+# Every CVC stored within one hour is sealed under that hour's CVC key.
+CVC_KEY_PERIOD: Final = timedelta(hours=1)
+# A CVC sealed under a CVC key: this marker, the key's hour (`_CVC_HOUR_BYTES`, big-endian), the
+# nonce, the ciphertext. One sealed under the card's data key (before CVC keys) is the nonce
+# and ciphertext of a 3- or 4-digit CVC, at most `_LEGACY_CVC_MAX_BYTES` long, which a marked
+# one never is (39 bytes or more): one whose random nonce happens to begin with the marker is
+# still told apart, by its length.
+CVC_KEY_MARKER: Final = b"cvk1"
+_CVC_HOUR_BYTES: Final = 4
+_CVC_HEADER_BYTES: Final = len(CVC_KEY_MARKER) + _CVC_HOUR_BYTES
+_LEGACY_CVC_MAX_BYTES: Final = NONCE_BYTES + 4 + TAG_BYTES
 
 
 class VaultCryptoError(RemitError):
@@ -69,20 +91,50 @@ class KeyVersion:
         return f"KeyVersion(version={self.version}, created_at={self.created_at.isoformat()})"
 
 
+def cvc_key_hour(moment: datetime) -> int:
+    """The hour `moment` falls in, counted from the Unix epoch: which CVC key seals a CVC
+    stored then."""
+    return int(moment.timestamp()) // int(CVC_KEY_PERIOD.total_seconds())
+
+
+def cvc_key_hour_start(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * CVC_KEY_PERIOD.total_seconds(), UTC)
+
+
+@dataclass(frozen=True)
+class CvcKey:
+    """The key that seals the CVCs stored within one hour (`cvc_key_hour`)."""
+
+    hour: int
+    material: bytes
+    created_at: datetime
+
+    def __repr__(self) -> str:
+        return f"CvcKey(hour={self.hour}, created_at={self.created_at.isoformat()})"
+
+    def last_cvc_expiry(self, retention: timedelta) -> datetime:
+        """When the last CVC this key can have sealed expires: one stored at the end of its
+        hour."""
+        return cvc_key_hour_start(self.hour + 1) + retention
+
+
 @dataclass(frozen=True)
 class KeyRing:
-    """Every version of the KEK, which one wraps new data keys, and the oldest still usable."""
+    """Every version of the KEK, which one wraps new data keys, and the oldest still usable;
+    and the CVC keys of the hours whose CVCs may not have expired yet."""
 
     name: str
     versions: dict[int, KeyVersion]
     current_version: int
     minimum_decryption_version: int
     fingerprint_key: bytes
+    cvc_keys: dict[int, CvcKey] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
             f"KeyRing(name={self.name!r}, versions={sorted(self.versions)}, "
-            f"current={self.current_version}, minimum={self.minimum_decryption_version})"
+            f"current={self.current_version}, minimum={self.minimum_decryption_version}, "
+            f"cvc_key_hours={sorted(self.cvc_keys)})"
         )
 
     def key_for_decryption(self, version: int) -> KeyVersion:
@@ -113,6 +165,19 @@ class KeyRing:
         if version == self.current_version:
             raise ValueError("the current key version cannot be removed")
         return replace(self, versions={v: k for v, k in self.versions.items() if v != version})
+
+    def with_cvc_keys(self, hours: Iterable[int], created_at: datetime) -> "KeyRing":
+        """The ring with a new CVC key for each of `hours` it has none for."""
+        added = {
+            hour: CvcKey(hour, AESGCM.generate_key(bit_length=256), created_at)
+            for hour in hours
+            if hour not in self.cvc_keys
+        }
+        return replace(self, cvc_keys={**self.cvc_keys, **added})
+
+    def without_cvc_keys(self, hours: Iterable[int]) -> "KeyRing":
+        gone = set(hours)
+        return replace(self, cvc_keys={h: k for h, k in self.cvc_keys.items() if h not in gone})
 
 
 def new_key_ring(name: str, created_at: datetime) -> KeyRing:
@@ -159,9 +224,20 @@ def _field_ad(token: str, field: str) -> bytes:
     return f"remit-vault/{field}/{token}".encode()
 
 
+def _cvc_ad(token: str, hour: int) -> bytes:
+    return f"remit-vault/cvc/{token}/{hour}".encode()
+
+
 def seal_card(
-    ring: KeyRing, token: str, number: Secret[str], cvc: Secret[str] | None
+    ring: KeyRing,
+    token: str,
+    number: Secret[str],
+    cvc: Secret[str] | None,
+    cvc_key: CvcKey | None = None,
 ) -> SealedCard:
+    """The card sealed for storage; its CVC, if it has one, under `cvc_key`."""
+    if cvc is not None and cvc_key is None:
+        raise ValueError("a CVC is sealed under a CVC key, never under the card's data key")
     data_key = AESGCM.generate_key(bit_length=256)
     kek = ring.current
     return SealedCard(
@@ -169,10 +245,21 @@ def seal_card(
         kek_version=kek.version,
         wrapped_data_key=_seal(kek.material, data_key, _data_key_ad(token, ring.name, kek.version)),
         number_ciphertext=_seal(data_key, number.reveal().encode(), _field_ad(token, "number")),
-        cvc_ciphertext=None
-        if cvc is None
-        else _seal(data_key, cvc.reveal().encode(), _field_ad(token, "cvc")),
+        cvc_ciphertext=None if cvc is None or cvc_key is None else seal_cvc(cvc_key, token, cvc),
     )
+
+
+def seal_cvc(key: CvcKey, token: str, cvc: Secret[str]) -> bytes:
+    header = CVC_KEY_MARKER + key.hour.to_bytes(_CVC_HOUR_BYTES, "big")
+    return header + _seal(key.material, cvc.reveal().encode(), _cvc_ad(token, key.hour))
+
+
+def sealed_cvc_hour(sealed_cvc: bytes) -> int | None:
+    """The hour of the CVC key `sealed_cvc` is sealed under; None if it is sealed under its
+    card's data key, as CVCs were before CVC keys."""
+    if len(sealed_cvc) <= _LEGACY_CVC_MAX_BYTES or not sealed_cvc.startswith(CVC_KEY_MARKER):
+        return None
+    return int.from_bytes(sealed_cvc[len(CVC_KEY_MARKER) : _CVC_HEADER_BYTES], "big")
 
 
 def _unwrap(ring: KeyRing, token: str, sealed: SealedCard) -> bytes:
@@ -193,12 +280,26 @@ class OpenedCard:
 
 
 def open_card(ring: KeyRing, token: str, sealed: SealedCard) -> OpenedCard:
+    """The card's number and CVC. The CVC is None if the card has none, or if the CVC key it
+    was sealed under is deleted: every CVC sealed under it had expired by then."""
     data_key = _unwrap(ring, token, sealed)
     number = _open(data_key, sealed.number_ciphertext, _field_ad(token, "number"))
     cvc = None
     if sealed.cvc_ciphertext is not None:
-        cvc = Secret(_open(data_key, sealed.cvc_ciphertext, _field_ad(token, "cvc")).decode())
+        cvc = _open_cvc(ring, token, data_key, sealed.cvc_ciphertext)
     return OpenedCard(number=Secret(number.decode()), cvc=cvc)
+
+
+def _open_cvc(ring: KeyRing, token: str, data_key: bytes, sealed_cvc: bytes) -> Secret[str] | None:
+    hour = sealed_cvc_hour(sealed_cvc)
+    if hour is None:
+        # Sealed before CVC keys, at most one CVC retention before this version started.
+        return Secret(_open(data_key, sealed_cvc, _field_ad(token, "cvc")).decode())
+    key = ring.cvc_keys.get(hour)
+    if key is None:
+        return None
+    sealed = sealed_cvc[_CVC_HEADER_BYTES:]
+    return Secret(_open(key.material, sealed, _cvc_ad(token, hour)).decode())
 
 
 def rewrap(ring: KeyRing, token: str, sealed: SealedCard) -> SealedCard:

@@ -43,12 +43,17 @@ async def run_vault(config: PlatformConfig) -> None:
     from remit.vault.background import start_background
     from remit.vault.forwarding import grpc_destinations
     from remit.vault.grpc import vault_registration
-    from remit.vault.keystore import key_store_from_env
+    from remit.vault.key_check import open_key_store
     from remit.vault.service import VaultService
 
     settings = VaultSettings.from_env(os.environ, config)
-    keys = key_store_from_env(os.environ, config.data_dir)
     engine = make_engine(config.require_vault_database_url(), application_name="remit-vault")
+    try:
+        # Refused (a `ConfigError`) unless they are the keys the database's cards need.
+        keys = await open_key_store(os.environ, config.data_dir, engine)
+    except BaseException:
+        await dispose(engine)
+        raise
     service = VaultService(
         engine, keys, grpc_destinations(settings.allowlist, InternalAccess.of(config))
     )

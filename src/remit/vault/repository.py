@@ -22,7 +22,7 @@ from remit.vault.domain import (
     StoredCard,
 )
 from remit.vault.forward_replay import RecordedForward
-from remit.vault.tables import audit_events, cards, test_card_tokens
+from remit.vault.tables import audit_events, cards, key_check_values, test_card_tokens
 
 # The statements of every forwarded authorization and test-card resolution are written out
 # once and sent straight to the driver (remit.storage.fastsql): building and cache-keying a
@@ -272,10 +272,18 @@ class SqlVaultRepository:
         wait. Not truncating the file's empty tail avoids the exclusive lock that takes."""
         await driver(self._db).execute("VACUUM (INDEX_CLEANUP OFF, TRUNCATE OFF) cards")
 
-    async def cards_wrapped_below(self, version: int, limit: int) -> list[StoredCard]:
+    async def cards_wrapped_below(
+        self, version: int, limit: int, *, after: tuple[int, str] | None = None
+    ) -> list[StoredCard]:
+        """Up to `limit` cards not deleted whose data key is wrapped under a version below
+        `version`, in (key version, token) order after `after`; those another transaction
+        holds are skipped."""
+        conditions = [cards.c.kek_version < version, cards.c.deleted_at.is_(None)]
+        if after is not None:
+            conditions.append(tuple_(cards.c.kek_version, cards.c.token) > tuple_(*after))
         query = (
             select(cards)
-            .where(cards.c.kek_version < version, cards.c.deleted_at.is_(None))
+            .where(*conditions)
             .order_by(cards.c.kek_version, cards.c.token)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -355,6 +363,45 @@ class SqlVaultRepository:
         rows = (await self._sa.execute(query)).all()
         listed = [ListedCard(row.token, row.account_id, row.created_at) for row in rows[:limit]]
         return listed, len(rows) > limit
+
+    async def holds_cards(self) -> bool:
+        """Whether any card was ever stored here, deleted or not."""
+        return bool((await self._sa.execute(select(exists().select_from(cards)))).scalar_one())
+
+    async def newest_live_card(self) -> StoredCard | None:
+        query = (
+            select(cards)
+            .where(cards.c.deleted_at.is_(None))
+            .order_by(cards.c.created_at.desc(), cards.c.token.desc())
+            .limit(1)
+        )
+        row = (await self._sa.execute(query)).first()
+        return None if row is None else _card_from_row(row)
+
+    async def newest_live_key_version(self) -> int | None:
+        """The newest key version a card not deleted has its data key wrapped under."""
+        query = select(func.max(cards.c.kek_version)).where(cards.c.deleted_at.is_(None))
+        version = (await self._sa.execute(query)).scalar_one_or_none()
+        return None if version is None else int(version)
+
+    # --- key check values --------------------------------------------------------------
+
+    async def key_check_value(self, key_set: str) -> str | None:
+        query = select(key_check_values.c.check_value).where(key_check_values.c.key_set == key_set)
+        value = (await self._sa.execute(query)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    async def record_key_check_value(self, key_set: str, value: str, now: datetime) -> str:
+        """Record `value` for the key set unless a value is recorded already (by a vault
+        starting at the same time); the value recorded."""
+        await self._sa.execute(
+            insert(key_check_values)
+            .values(key_set=key_set, check_value=value, recorded_at=now)
+            .on_conflict_do_nothing()
+        )
+        recorded = await self.key_check_value(key_set)
+        assert recorded is not None  # inserted, or there already
+        return recorded
 
     # --- test cards --------------------------------------------------------------------
 

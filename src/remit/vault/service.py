@@ -27,8 +27,11 @@ from remit.core.secrets import Secret
 from remit.storage.engine import single_statement
 from remit.vault.cards import Funding, validate_card
 from remit.vault.crypto import (
+    CvcKey,
     KeyRing,
     VaultCryptoError,
+    cvc_key_hour,
+    cvc_key_hour_start,
     fingerprint,
     open_card,
     rewrap,
@@ -48,7 +51,13 @@ from remit.vault.domain import (
 )
 from remit.vault.forward_replay import request_digest
 from remit.vault.forwarding import Destination
-from remit.vault.keystore import KEYS_ENV, KeyStore, KeyStoreError
+from remit.vault.keystore import (
+    KEYS_ENV,
+    KeyStore,
+    KeyStoreError,
+    destroy_cvc_keys,
+    ensure_cvc_keys,
+)
 from remit.vault.repository import SqlVaultRepository
 from remit.vault.test_cards import known_test_number, test_card_for
 from remit_api.vault.v1 import vault_pb2
@@ -56,8 +65,14 @@ from remit_api.vault.v1 import vault_pb2
 log = logging.getLogger(__name__)
 
 CVC_RETENTION: Final = timedelta(hours=1)
+# A CVC key is deleted this long after the last CVC it can have sealed expired: room for the
+# clocks of vault processes sharing it to differ, and for a forward that read the card just
+# before its CVC expired to open it.
+CVC_KEY_GRACE: Final = timedelta(minutes=5)
 DEFAULT_REWRAP_BATCH: Final = 500
 MAX_REWRAP_BATCH: Final = 5000
+# Of the data keys a re-wrap could not unwrap, how many its one log line names.
+NAMED_REWRAP_FAILURES: Final = 3
 TEST_CARD_YEARS_AHEAD: Final = 5
 MAX_CARD_LISTING: Final = 1000
 
@@ -176,10 +191,42 @@ class Forwarded:
 
 
 @dataclass(frozen=True)
+class CvcKeyChanges:
+    """The hours whose CVC keys one round of `maintain_cvc_keys` created and destroyed."""
+
+    created: list[int]
+    destroyed: list[int]
+
+
+@dataclass(frozen=True)
 class RewrapProgress:
     rewrapped: int
     remaining: int
     key_version: int
+
+
+@dataclass(frozen=True)
+class _RewrapPage:
+    progress: RewrapProgress
+    # The data keys that did not unwrap: (token, error code).
+    failed: list[tuple[str, str]]
+    # The last card read, (key version, token): where the next page starts.
+    last: tuple[int, str] | None
+    # As many cards as were asked for: more may follow.
+    full: bool
+
+
+def _log_rewrap_failures(failed: list[tuple[str, str]], key_version: int) -> None:
+    """One line for all the data keys a re-wrap could not unwrap, naming a few."""
+    if not failed:
+        return
+    named = ", ".join(f"{token} ({code})" for token, code in failed[:NAMED_REWRAP_FAILURES])
+    more = len(failed) - NAMED_REWRAP_FAILURES
+    log.error(
+        "could not re-wrap %d data keys under key version %d: %s%s; they stay wrapped under "
+        "their older versions, which must stay allowed",
+        len(failed), key_version, named, f" and {more} more" if more > 0 else "",
+    )  # fmt: skip
 
 
 class VaultService:
@@ -228,6 +275,7 @@ class VaultService:
             # under a key no vault can unwrap with.
             await repo.hold_key_ring_shared()
             ring = self._keys.load()
+            cvc_key, created = (None, []) if card.cvc is None else self._cvc_key(ring, now)
             summary = CardSummary(
                 brand=card.brand,
                 last4=card.last4,
@@ -241,7 +289,7 @@ class VaultService:
                 token=token,
                 account_id=account_id,
                 livemode=livemode,
-                sealed=seal_card(ring, token, card.number, card.cvc),
+                sealed=seal_card(ring, token, card.number, card.cvc, cvc_key),
                 summary=summary,
                 billing_details=dict(billing_details or {}),
                 created_at=now,
@@ -251,7 +299,24 @@ class VaultService:
             await repo.insert_audit_event(
                 self._event(AuditAction.TOKENIZE, requester, "tokenize", stored)
             )
+        for hour in created:
+            await self._audit(self._cvc_key_event(AuditAction.CREATE_CVC_KEY, requester, hour))
         return Tokenized(token, summary)
+
+    def _cvc_key(self, ring: KeyRing, now: datetime) -> tuple[CvcKey, list[int]]:
+        """The key to seal a CVC stored at `now` under, and the hours whose keys this made.
+        The ring is the key file's as cached (`KeyStore.load`), so this costs nothing while
+        the hour's key is in it, as it is from the hour before on (`maintain_cvc_keys`); else
+        it is made here, once, and other vault processes find it in the file.
+
+        The key file's lock is taken with this transaction's shared hold on the key ring's:
+        that is safe, as no one who holds the file's lock waits for anything."""
+        hour = cvc_key_hour(now)
+        key = ring.cvc_keys.get(hour)
+        if key is not None:
+            return key, []
+        ring, created = ensure_cvc_keys(self._keys, [hour], now)
+        return ring.cvc_keys[hour], created
 
     async def resolve_test_card(
         self, account_id: str, test_id: str, *, requester: str
@@ -428,7 +493,17 @@ class VaultService:
                 self._forward_event(card, request, succeeded=True), now
             )
         # A card's CVC is sealed once, when it is stored: what was taken is what was opened.
-        cvc = opened.cvc if taken is not None and taken == card.sealed.cvc_ciphertext else None
+        took_the_cvc = taken is not None and taken == card.sealed.cvc_ciphertext
+        cvc = opened.cvc if took_the_cvc else None
+        if took_the_cvc and cvc is None:
+            # Its CVC key is gone before the CVC expired: clocks of vault processes that differ
+            # by more than the grace, a key file restored from before the key, or keys from the
+            # environment, whose CVC keys are in the memory of the process that stored the CVC.
+            log.warning(
+                "the CVC of %s had not expired but its CVC key is gone; the authorization is "
+                "sent without it",
+                token,
+            )
         address = request.billing_address
         if address is None:
             stored_address = card.billing_details.get("address")
@@ -520,6 +595,38 @@ class VaultService:
         async with self._engine.begin() as db:
             return await SqlVaultRepository(db).drop_expired_cvcs(self._clock.now())
 
+    async def maintain_cvc_keys(self, *, requester: str) -> CvcKeyChanges:
+        """Make the CVC keys of this hour and the next (so a tokenization never has to), and
+        delete those whose CVCs have all expired, which puts every copy of those CVCs (in the
+        WAL, backups, free space) beyond use. Each change is audited once it is in the key
+        file, by the vault process that made it."""
+        now = self._clock.now()
+        hour = cvc_key_hour(now)
+        _, created = ensure_cvc_keys(self._keys, [hour, hour + 1], now)
+        destroyed = destroy_cvc_keys(self._keys, self._cvc_retention, now - CVC_KEY_GRACE)
+        if destroyed:
+            log.info("destroyed the CVC keys of hours %s", destroyed)
+        for created_hour in created:
+            await self._audit(
+                self._cvc_key_event(AuditAction.CREATE_CVC_KEY, requester, created_hour)
+            )
+        for destroyed_hour in destroyed:
+            await self._audit(
+                self._cvc_key_event(AuditAction.DESTROY_CVC_KEY, requester, destroyed_hour)
+            )
+        return CvcKeyChanges(created, destroyed)
+
+    def _cvc_key_event(self, action: AuditAction, requester: str, hour: int) -> AuditEvent:
+        verb = "create" if action is AuditAction.CREATE_CVC_KEY else "destroy"
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=action,
+            requester=requester,
+            purpose=f"{verb} the CVC key of {cvc_key_hour_start(hour).isoformat()}",
+            succeeded=True,
+        )
+
     async def prune_shredded(self) -> None:
         """Remove what shredded cards and destroyed CVCs left in dead row versions."""
         async with self._statement() as repo:
@@ -528,34 +635,83 @@ class VaultService:
     # --- keys --------------------------------------------------------------------------
 
     async def rotate_key(self, *, requester: str) -> int:
+        """A new key version, which wraps every new data key from now on.
+
+        The key file and the audit log cannot change together: the rotation is recorded as
+        started (committed) before the file changes, and as done once the new file is on disk.
+        A crash in between leaves a rotation started and not known to be done (the key status
+        tells), never one unaudited."""
+        try:
+            before = self._keys.load()
+        except KeyStoreError as error:
+            raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
+        await self._audit(
+            self._key_event(
+                AuditAction.ROTATE_KEY, requester, "rotate: started", before, succeeded=False
+            )
+        )
         try:
             with self._keys.locked():
                 ring = self._keys.load().with_new_version(self._clock.now())
+                # On disk when this returns, directory included (`FileKeyStore`): nothing is
+                # wrapped under the new version, here or in another vault process, before.
                 self._keys.save(ring)
         except KeyStoreError as error:
+            await self._audit(
+                self._key_event(
+                    AuditAction.ROTATE_KEY, requester, "rotate: failed", before, succeeded=False
+                )
+            )
             raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
         await self._audit(self._key_event(AuditAction.ROTATE_KEY, requester, "rotate", ring))
         log.info("vault key %s rotated to version %d", ring.name, ring.current_version)
         return ring.current_version
 
     async def rewrap_batch(self, *, batch_size: int = 0, requester: str) -> RewrapProgress:
-        """Re-wrap up to `batch_size` data keys under the current KEK; numbers stay sealed."""
+        """Re-wrap up to `batch_size` data keys under the current KEK, oldest version first;
+        numbers stay sealed."""
         if not 0 <= batch_size <= MAX_REWRAP_BATCH:
             raise invalid(f"batch_size must be between 0 and {MAX_REWRAP_BATCH}.", "batch_size")
+        page = await self._rewrap_page(batch_size or DEFAULT_REWRAP_BATCH, requester, after=None)
+        _log_rewrap_failures(page.failed, page.progress.key_version)
+        return page.progress
+
+    async def rewrap_all(
+        self, *, requester: str, batch_size: int = DEFAULT_REWRAP_BATCH
+    ) -> int:  # fmt: skip
+        """One pass over the data keys wrapped under older versions, page after page. A data
+        key that does not unwrap is passed over, and the next page starts after it: however
+        many there are, and wherever they sort, every other one is re-wrapped. Those passed
+        over are logged in one line for the pass."""
+        total = 0
+        failed: list[tuple[str, str]] = []
+        after: tuple[int, str] | None = None
+        while True:
+            page = await self._rewrap_page(batch_size, requester, after=after)
+            total += page.progress.rewrapped
+            failed.extend(page.failed)
+            if not page.full or page.progress.remaining == 0:
+                _log_rewrap_failures(failed, page.progress.key_version)
+                return total
+            after = page.last
+
+    async def _rewrap_page(
+        self, batch_size: int, requester: str, *, after: tuple[int, str] | None
+    ) -> _RewrapPage:
         done = 0
+        failed: list[tuple[str, str]] = []
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
             # As in `tokenize`: the version data keys are re-wrapped under is one that is not
             # retired or removed before they are committed.
             await repo.hold_key_ring_shared()
             ring = self._keys.load()
-            for card in await repo.cards_wrapped_below(
-                ring.current_version, batch_size or DEFAULT_REWRAP_BATCH
-            ):
+            cards = await repo.cards_wrapped_below(ring.current_version, batch_size, after=after)
+            for card in cards:
                 try:
                     await repo.save_wrapping(card.token, rewrap(ring, card.token, card.sealed))
                 except VaultCryptoError as error:
-                    log.error("could not re-wrap the data key of %s: %s", card.token, error)
+                    failed.append((card.token, error.code or type(error).__name__))
                     continue
                 done += 1
             remaining = await repo.count_wrapped_below(ring.current_version)
@@ -563,15 +719,13 @@ class VaultService:
                 await repo.insert_audit_event(
                     self._key_event(AuditAction.REWRAP, requester, f"rewrapped {done}", ring)
                 )
-        return RewrapProgress(done, remaining, ring.current_version)
-
-    async def rewrap_all(self, *, requester: str) -> int:
-        total = 0
-        while True:
-            progress = await self.rewrap_batch(requester=requester)
-            total += progress.rewrapped
-            if progress.remaining == 0 or progress.rewrapped == 0:
-                return total
+        last = (cards[-1].sealed.kek_version, cards[-1].token) if cards else None
+        return _RewrapPage(
+            RewrapProgress(done, remaining, ring.current_version),
+            failed,
+            last,
+            full=len(cards) == batch_size,
+        )
 
     async def set_minimum_decryption_version(self, minimum: int, *, requester: str) -> int:
         try:
@@ -613,8 +767,10 @@ class VaultService:
         """Delete a retired key version's material from the key file, once no card that is not
         deleted has its data key wrapped under it. Every other copy of a data key wrapped under
         it (a deleted card's dead row versions, the WAL, backups) is then beyond use with the
-        key file; copies of earlier key files still hold the version and are the operator's to
-        destroy. The attempt is audited, granted or refused."""
+        key file; the file kept from before its last change goes with it, but copies of
+        earlier key files elsewhere (backups) still hold the version and are the operator's to
+        destroy. The attempt is audited, granted or refused, and one that passes its checks is
+        recorded as started before the key file changes."""
         if version < 1:
             raise invalid("version must be a key version, 1 or more.", "version")
         try:
@@ -640,28 +796,38 @@ class VaultService:
                 # stored after reads a ring without the version.
                 await repo.hold_key_ring_exclusive()
                 live_data_keys = await repo.count_live_wrapped_under(version)
-                # Recorded in the transaction that holds the lock, before the material is gone:
-                # a refusal or a failed save rolls the record back with it.
-                await repo.insert_audit_event(
-                    self._removal_event(requester, version, succeeded=True)
-                )
-                # Taken last, as when retiring (see `set_minimum_decryption_version`).
+                # Taken last, as when retiring (see `set_minimum_decryption_version`), and
+                # never across a wait on the database.
+                with self._keys.locked():
+                    refusal = removal_refusal(self._keys.load(), version, live_data_keys)
+                if refusal is not None:
+                    raise refusal
+                # Committed on its own before the material is gone: if this transaction then
+                # fails to commit, the removal is still in the log, as started.
+                await self._audit(self._removal_event(requester, version, started=True))
                 with self._keys.locked():
                     ring = self._keys.load()
                     refusal = removal_refusal(ring, version, live_data_keys)
                     if refusal is not None:
                         raise refusal
                     self._keys.save(ring.without_version(version))
+                await repo.insert_audit_event(
+                    self._removal_event(requester, version, succeeded=True)
+                )
         except KeyStoreError as error:
             raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
 
-    def _removal_event(self, requester: str, version: int, *, succeeded: bool) -> AuditEvent:
+    def _removal_event(
+        self, requester: str, version: int, *, succeeded: bool = False, started: bool = False
+    ) -> AuditEvent:
+        """The removal's outcome; or, `started`, that it passed its checks and the key file is
+        about to change (not yet known to have succeeded)."""
         return AuditEvent(
             id=new_id("vae"),
             created_at=self._clock.now(),
             action=AuditAction.REMOVE_KEY_VERSION,
             requester=requester,
-            purpose=f"remove key version {version}",
+            purpose=f"remove key version {version}" + (": started" if started else ""),
             succeeded=succeeded,
             key_version=version,
         )
@@ -680,15 +846,16 @@ class VaultService:
         )
 
     def _key_event(
-        self, action: AuditAction, requester: str, purpose: str, ring: KeyRing
-    ) -> AuditEvent:
+        self, action: AuditAction, requester: str, purpose: str, ring: KeyRing, *,
+        succeeded: bool = True,
+    ) -> AuditEvent:  # fmt: skip
         return AuditEvent(
             id=new_id("vae"),
             created_at=self._clock.now(),
             action=action,
             requester=requester,
             purpose=purpose,
-            succeeded=True,
+            succeeded=succeeded,
             key_version=ring.current_version,
         )
 

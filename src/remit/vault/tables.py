@@ -96,3 +96,14 @@ audit_events = Table(
     Index("ix_audit_events_created", "created_at", "id"),
     Index("ix_audit_events_token", "token"),
 )
+
+# The key check value of each key set the vault's cards are sealed under, recorded when its
+# keys are first made: never a key, only what a starting vault compares its own key set with
+# (`remit.vault.key_check`).
+key_check_values = Table(
+    "key_check_values",
+    vault_metadata,
+    Column("key_set", Text, primary_key=True),
+    Column("check_value", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)

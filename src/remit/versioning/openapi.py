@@ -18,6 +18,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from remit.core.jsonview import (
     JsonObject,
     JsonValue,
+    absent_when_unset,
     enum_wire_values,
     expandable_resource,
     internal,
@@ -116,7 +117,8 @@ class _SchemaBuilder:
         targets = _expansion_targets(field)
         if targets:
             schema = {"anyOf": [schema, *(self.message(message_for(t)) for t in targets)]}
-        if message is not None or field.has_presence:
+        # A field left out when unset is never null: its key is there only with a value.
+        if (message is not None or field.has_presence) and not absent_when_unset(field):
             return nullable(schema)
         return schema
 

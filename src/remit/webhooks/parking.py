@@ -19,6 +19,13 @@ snapshot that has the parked delivery in it. A slot let go before the parker loc
 missing from what the parker locked: the parker takes the free slot instead
 (`park_behind_taken_slots` says so).
 
+A delivery is parked or in flight, never both. A job that goes on with its delivery's attempt
+(takes a slot, or waits in a new job) unparks the delivery first: a job's park commits before
+the job does, and the job runs again if its own transaction fails. A delivery that ends (fails,
+or is delivered by a resend) is unparked too. A hand-over passes over a parked delivery that
+holds a slot still leased, and never takes over such a slot: two jobs would POST one attempt at
+once, and the endpoint would get one request more than its slots.
+
 A slot whose lease ran out (its worker died, or a woken job was not run within the lease) is
 handed to no one by itself: the periodic sweep hands each endpoint's free slots to its oldest
 parked deliveries, one each (`hand_free_slots_to_parked`), counting under the endpoint's
@@ -46,9 +53,10 @@ _LOCK_TAKEN_SLOTS = Statement(
     " AND delivery_id <> %(delivery_id)s"
     " FOR KEY SHARE"
 )
-# A delivery parked already keeps its place. It was parked by a duplicate job of it, or by a
-# job of the delivery before it was started over (a redelivery): the attempt it is woken for
-# is the parker's, which holds the delivery's row, read as it is now, until it commits.
+# A parker's job unparked the delivery already, under the endpoint's lock every parker holds
+# (`InflightRepository.try_acquire`), so it is found parked here only by a caller that did not:
+# it keeps its place, and the attempt it is woken for is the parker's, which holds the
+# delivery's row, read as it is now, until it commits.
 _PARK = Statement(
     "INSERT INTO webhook_parked (delivery_id, endpoint_id, account_id, attempt, max_attempts,"
     " generation, due_at, parked_at)"
@@ -87,17 +95,33 @@ def _hand_over(chosen: str, *, before: str = "") -> Statement:
             FROM woken
             RETURNING id, kind, CAST(payload ->> 'delivery_id' AS bigint) AS delivery_id
         ), slot AS (
-            -- A slot the delivery's own earlier run left behind is the woken job's now.
+            -- A slot of the delivery's whose lease ran out is the woken job's now. One still
+            -- leased stays its job's: `chosen` passes over a delivery holding one, but a
+            -- worker of an earlier version takes a slot without unparking its delivery
+            -- (`InflightRepository.try_acquire`), and may commit one after `chosen` looked.
             INSERT INTO webhook_inflight (delivery_id, endpoint_id, leased_until, job_id)
             SELECT woken.delivery_id, woken.endpoint_id, %(lease_until)s, job.id
             FROM woken JOIN job ON job.delivery_id = woken.delivery_id
             ON CONFLICT (delivery_id) DO UPDATE
             SET leased_until = EXCLUDED.leased_until, job_id = EXCLUDED.job_id
+            WHERE webhook_inflight.leased_until <= %(now)s
         )
         SELECT (SELECT count(*) FROM job) AS woken,
                (SELECT pg_notify(%(jobs_channel)s, job.kind) FROM job LIMIT 1) AS notified
         """  # noqa: S608 (no request text: the fragments are this module's own)
     )
+
+
+# Deliveries to wake are parked ones holding no slot still leased. One that holds one is in
+# flight: a job of it parked it while another job of it POSTs (a duplicate job), or took a slot
+# without unparking it (a worker of an earlier version). That slot's job makes the attempt; a
+# job woken for the delivery would take over the slot and POST the same attempt beside it. It is
+# passed over, not unparked: the slot's job may be one of the delivery before a redelivery
+# started it over, and the parked attempt still the one to make once that slot is let go.
+_HOLDS_NO_SLOT: Final = """
+    NOT EXISTS (SELECT 1 FROM webhook_inflight AS own
+                WHERE own.delivery_id = parked.delivery_id AND own.leased_until > %(now)s)
+"""
 
 
 # The delivery's slot (held by job `job_id`, or by any job), locked against the key-share
@@ -112,14 +136,15 @@ def _let_go(held: str) -> Statement:
     """The delivery's slot let go and, if its lease still ran, handed to its endpoint's oldest
     parked delivery (other than itself: a duplicate job of it may have parked it)."""
     return _hand_over(
-        """
+        f"""
         SELECT parked.delivery_id FROM webhook_parked AS parked
         WHERE parked.endpoint_id = (SELECT endpoint_id FROM let_go WHERE still_leased)
           AND parked.delivery_id <> %(delivery_id)s
+          AND {_HOLDS_NO_SLOT}
         ORDER BY parked.due_at, parked.delivery_id
         LIMIT 1
         FOR UPDATE SKIP LOCKED
-        """,
+        """,  # noqa: S608 (this module's own fragment)
         before=f"""
         let_go AS (
             DELETE FROM webhook_inflight WHERE delivery_id = %(delivery_id)s{held}
@@ -143,7 +168,7 @@ _LOCK_ENDPOINTS_WITH_PARKED = Statement(
 # For each of those endpoints, as many of its oldest parked deliveries as it has slots free.
 # Read after the lock: every slot taken or handed over before it is counted.
 _HAND_FREE_SLOTS_TO_PARKED = _hand_over(
-    """
+    f"""
     SELECT next.delivery_id
     FROM (
         SELECT endpoint_id,
@@ -155,11 +180,12 @@ _HAND_FREE_SLOTS_TO_PARKED = _hand_over(
     CROSS JOIN LATERAL (
         SELECT delivery_id FROM webhook_parked AS parked
         WHERE parked.endpoint_id = room.endpoint_id
+          AND {_HOLDS_NO_SLOT}
         ORDER BY parked.due_at, parked.delivery_id
         LIMIT greatest(room.free, 0)
         FOR UPDATE SKIP LOCKED
     ) AS next
-    """
+    """  # noqa: S608 (this module's own fragment)
 )
 
 

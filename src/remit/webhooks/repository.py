@@ -546,11 +546,13 @@ class DeliveryContext:
 
 
 _ATTEMPTS = TableStatements(webhook_delivery_attempts, key=("id",))
+_UNPARK = Statement("DELETE FROM webhook_parked WHERE delivery_id = %(delivery_id)s")
 _RECORD_ATTEMPT_RESULT = Statement(
     "UPDATE webhook_deliveries SET attempts = %(attempts)s, retry_step = %(retry_step)s,"
     " status = %(status)s, last_attempt_at = %(attempted_at)s,"
     " next_attempt_at = %(next_attempt_at)s, finished_at = %(finished_at)s"
     " WHERE id = %(delivery_id)s AND attempts = %(previous_attempts)s AND status = 'pending'"
+    " AND generation = %(generation)s"
 )
 
 
@@ -588,37 +590,39 @@ class DeliveryRepository:
     def __init__(self, db: AsyncConnection) -> None:
         self._db = db
 
-    async def insert(
-        self,
-        *,
-        account_id: str,
-        event_id: str,
-        endpoint_id: str,
-        now: datetime,
-        status: DeliveryStatus = DeliveryStatus.PENDING,
+    async def add_failed_unless_present(
+        self, *, account_id: str, event_id: str, endpoint_id: str, now: datetime
     ) -> int:
-        """A delivery with a fresh schedule starting `now` (an existing one for this event and
-        endpoint starts over, in a generation of its own: attempt 1 is next); returns its
-        id."""
-        pending = status is DeliveryStatus.PENDING
-        values = {
-            "status": status.value,
-            "attempts": 0,
-            "retry_step": 0,
-            "first_attempt_at": now,
-            "next_attempt_at": now if pending else None,
-            "finished_at": None if pending else now,
-        }
+        """The event's delivery to the endpoint, added as failed (a resend's, with nothing
+        scheduled) if it has none; returns its id. One that exists is left as it is: a
+        delivery a redelivery has just queued, after the caller found none, stays pending,
+        with the job that redelivery staged for it still its current one."""
+        d = webhook_deliveries.c
         statement = (
             insert(webhook_deliveries)
-            .values(account_id=account_id, event_id=event_id, endpoint_id=endpoint_id, **values)
-            .on_conflict_do_update(
-                index_elements=["event_id", "endpoint_id"],
-                set_={**values, "generation": webhook_deliveries.c.generation + 1},
+            .values(
+                account_id=account_id,
+                event_id=event_id,
+                endpoint_id=endpoint_id,
+                status=DeliveryStatus.FAILED.value,
+                attempts=0,
+                retry_step=0,
+                first_attempt_at=now,
+                next_attempt_at=None,
+                finished_at=now,
             )
-            .returning(webhook_deliveries.c.id)
+            .on_conflict_do_nothing(index_elements=["event_id", "endpoint_id"])
+            .returning(d.id)
         )
-        return int((await self._db.execute(statement)).scalar_one())
+        added = (await self._db.execute(statement)).scalar_one_or_none()
+        if added is not None:
+            return int(added)
+        # The conflict waited for the insert in the way to commit: this statement's snapshot,
+        # taken after, has it.
+        existing = await self._db.execute(
+            select(d.id).where(d.event_id == event_id, d.endpoint_id == endpoint_id)
+        )
+        return int(existing.scalar_one())
 
     async def context(self, delivery_id: int, *, lock: bool = False) -> DeliveryContext | None:
         """`lock`: hold the delivery's row FOR SHARE to the end of the transaction. Under READ
@@ -676,18 +680,23 @@ class DeliveryRepository:
         delivery_id: int,
         *,
         attempt_number: int,
+        generation: int,
         retry_step: int,
         status: DeliveryStatus,
         attempted_at: datetime,
         next_attempt_at: datetime | None,
         answer: bool = True,
     ) -> bool | None:
-        """Advance the delivery past `attempt_number`, at `retry_step` of the retry schedule,
-        only if no other attempt did first: True if this call did. `answer=False`: the caller
-        does not need to know, and the statement is deferred (in a `fastsql.deferring` block it
-        goes out with the next statement that needs an answer); None is returned."""
+        """Advance the delivery past `attempt_number` of its `generation`, at `retry_step` of
+        the retry schedule, only if no other attempt did first and the delivery was not
+        started over since (a redelivery: its attempts count from 0 again, so attempt 1 of the
+        generation before would match by number alone): True if this call did.
+        `answer=False`: the caller does not need to know, and the statement is deferred (in a
+        `fastsql.deferring` block it goes out with the next statement that needs an answer);
+        None is returned."""
         params = {
             "delivery_id": delivery_id,
+            "generation": generation,
             "previous_attempts": attempt_number - 1,
             "attempts": attempt_number,
             "retry_step": retry_step,
@@ -725,7 +734,10 @@ class DeliveryRepository:
             .where(*conditions)
             .values(status=status.value, next_attempt_at=None, finished_at=at)
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return False
+        await self.unpark(delivery_id)
+        return True
 
     async def mark_succeeded_by_resend(self, delivery_id: int, at: datetime) -> None:
         d = webhook_deliveries.c
@@ -739,6 +751,16 @@ class DeliveryRepository:
                 last_attempt_at=at,
             )
         )
+        await self.unpark(delivery_id)
+
+    async def unpark(self, delivery_id: int) -> None:
+        """The delivery waits for a slot no more (`remit.webhooks.parking`): it ended, or a job
+        of it is making its attempt, or will. Left parked, it would be woken with a slot let go:
+        a job for nothing, or a second job for its attempt.
+
+        Deferred: in a `fastsql.deferring` block it goes out with the next statement that needs
+        an answer."""
+        await _UNPARK.defer(self._db, {"delivery_id": delivery_id})
 
     async def count_attempts(self, delivery_id: int) -> int:
         a = webhook_delivery_attempts.c
@@ -902,11 +924,20 @@ class InflightRepository:
         kept) is retried as the same job, whose failed runs then count towards its attempt
         limit; found busy, it would wait in a new job, with none counted, for ever. A job woken
         for a slot let go finds that slot its own already (`remit.webhooks.parking`).
+
+        The delivery is unparked first, whatever follows: the job takes its attempt on (it
+        POSTs, or parks the delivery again, or waits in a new job). One parked by this job
+        before, in a run whose transaction then failed, would otherwise be woken with a slot
+        let go while this run POSTs: its woken job would take over the slot this one holds,
+        and POST the same attempt beside it. The parked row is taken after the endpoint's and
+        before the slot's, in the order the sweep takes them, and a hand-over (a parked row,
+        then its slot): none of them waits for another that waits for it.
         """
         params = {"delivery_id": delivery_id, "endpoint_id": endpoint_id, "job_id": job_id,
                   "now": now, "until": until, "limit": limit}  # fmt: skip
         async with fastsql.deferring(self._db):
             await _LOCK_ENDPOINT_FOR_SLOTS.defer(self._db, {"endpoint_id": endpoint_id})
+            await _UNPARK.defer(self._db, {"delivery_id": delivery_id})
             return await _TAKE_SLOT.first(self._db, params) is not None
 
     async def purge_expired(self, now: datetime) -> None:

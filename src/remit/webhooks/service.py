@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.accounts.tables import accounts
 from remit.core.clock import Clock, SystemClock
-from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.errors import ErrorKind, RemitError, echoed, invalid, not_found
 from remit.core.ids import new_id
 from remit.core.metadata import updated_metadata
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
@@ -24,7 +24,6 @@ from remit.webhooks.domain import (
     EVENT_RETENTION,
     OLD_SECRET_DEFAULT_LIFETIME,
     DeliveryAttempt,
-    DeliveryStatus,
     DisabledReason,
     EndpointStatus,
     Event,
@@ -84,6 +83,22 @@ class EndpointChanges:
     set_metadata: Mapping[str, str] | None = None
     unset_metadata_keys: Sequence[str] = ()
     clear_metadata: bool = False
+
+
+def _enabling_without_a_valid_url(endpoint: WebhookEndpoint) -> WebhooksError:
+    """Enabling an endpoint disabled for its URL, without a new one. FAILED_PRECONDITION: the
+    request is well formed, and would enable any other endpoint; the endpoint's stored URL is
+    what stands in the way, until an update changes it. `param` names `url`, the parameter
+    that mends it."""
+    return WebhooksError(
+        message=f"This webhook endpoint ({endpoint.id}) was disabled because remit never "
+        f"delivers to its URL, {echoed(endpoint.url)}: its host is an IPv4 address not written "
+        "in dotted-decimal form. To enable it, pass a valid url in the same request (the "
+        "endpoint is enabled again once its url is valid).",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="url_invalid",
+        param="url",
+    )
 
 
 def _enabled_events(values: Sequence[str], param: str = "enabled_events") -> list[str]:
@@ -235,10 +250,21 @@ class WebhooksService:
             values=changes.set_metadata,
         )
         updated = replace(updated, metadata=metadata)
+        # An endpoint disabled for its URL (core migration 0051) is delivered to by no attempt
+        # until the URL is mended: one a new valid URL mends is enabled again, as its owner
+        # last left it (only enabled endpoints were disabled so), unless the same update
+        # disables it; one whose URL stays as it was cannot be enabled, and stays disabled for
+        # its URL whoever disables it too, so a later enabling is refused just the same.
+        url_invalid = endpoint.disabled_reason is DisabledReason.URL_INVALID
+        url_mended = url_invalid and changes.url is not None
         if changes.disabled is True:
-            updated = replace(updated, status=EndpointStatus.DISABLED,
-                              disabled_reason=DisabledReason.BY_USER)  # fmt: skip
-        elif changes.disabled is False:
+            reason = DisabledReason.URL_INVALID if url_invalid and not url_mended else (
+                DisabledReason.BY_USER
+            )  # fmt: skip
+            updated = replace(updated, status=EndpointStatus.DISABLED, disabled_reason=reason)
+        elif changes.disabled is False or url_mended:
+            if url_invalid and not url_mended:
+                raise _enabling_without_a_valid_url(endpoint)
             # Re-enabling starts a fresh record: past failures no longer count toward disabling.
             updated = replace(updated, status=EndpointStatus.ENABLED, disabled_reason=None,
                               failing_since=None, rate_limited_until=None)  # fmt: skip
@@ -371,13 +397,10 @@ class WebhooksService:
             deliveries = DeliveryRepository(db)
             existing = await deliveries.get(account_id, event_id, endpoint_id)
             if existing is None:
-                # Not subscribed (or created after the event): nothing is scheduled for it.
-                delivery_id = await deliveries.insert(
-                    account_id=account_id,
-                    event_id=event_id,
-                    endpoint_id=endpoint_id,
-                    now=now,
-                    status=DeliveryStatus.FAILED,
+                # Not subscribed (or created after the event): nothing is scheduled for it. A
+                # redelivery may have queued it since it was read: then it is that delivery.
+                delivery_id = await deliveries.add_failed_unless_present(
+                    account_id=account_id, event_id=event_id, endpoint_id=endpoint_id, now=now
                 )
             else:
                 delivery_id = existing.id

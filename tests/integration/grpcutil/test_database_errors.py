@@ -23,6 +23,7 @@ from remit.rest.remit_errors import stripe_error_from_remit
 from remit.storage.driver_errors import (
     DatabaseFault,
     database_fault,
+    database_out_of_reach,
     database_unavailable,
     refused_for_its_values,
 )
@@ -123,6 +124,17 @@ async def test_a_database_error_says_what_its_sqlstate_says(
     assert database_unavailable(error) is (
         fault in (DatabaseFault.TEMPORARY, DatabaseFault.OUT_OF_RESOURCES)
     )
+    # Requests that meet the server out of reach are an outage, logged as one; a deadlock or
+    # a timeout is one request's.
+    assert database_out_of_reach(error) is (case in OUT_OF_REACH)
+
+
+OUT_OF_REACH = {
+    "administrator ends the session (57P01)",
+    "connection refused",
+    "too many connections (53300)",
+    "starting up (57P03)",
+}
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The database itself refuses a posting whose legs do not sum to zero in every currency, or
 whose balance changes are not the ones its legs make (core migration
-0062_ledger_balanced_on_server: `ledger_post`, and `ledger_write_balanced` in the write of a
+0063_ledger_balanced_on_server: `ledger_post`, and `ledger_write_balanced` in the write of a
 pending resolution or a reversal), whatever the caller computed: the statement fails with RM500
 (an internal error to the core's callers) and nothing of the posting is written.
 

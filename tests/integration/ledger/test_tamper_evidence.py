@@ -1,5 +1,5 @@
 """The database keeps the ledger's history as the journal wrote it (core migrations 0005_ledger
-and 0063_ledger_outcomes_forward): a transaction's outcome moves only forward, once, and no
+and 0064_ledger_outcomes_forward): a transaction's outcome moves only forward, once, and no
 ledger table can be truncated, even by a TRUNCATE that cascades from another table."""
 
 import psycopg

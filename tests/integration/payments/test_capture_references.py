@@ -90,6 +90,49 @@ async def test_a_first_capture_keeps_the_charge_s_capture_reference(
     assert await _capture_shown(core_engine, account_id, charge_id) == f"{charge_id}_capture"
 
 
+async def test_a_capture_after_one_an_earlier_core_sent_goes_under_a_reference_of_its_own(
+    core_engine: AsyncEngine, network: FakeNetwork, account_id: str
+) -> None:
+    """A core of the version before captures were counted, still running during the upgrade,
+    captures a charge made since under `{charge}_capture` and leaves its count at 0; the
+    network refuses. The next capture, at a core of this version, must not reuse the
+    reference: the network would answer the refusal it keeps under it, for good."""
+    payments = ledger_payments(core_engine, network)
+    held = await pay(payments, account_id, "held", capture=CaptureMethod.MANUAL)
+    charge_id = held.latest_charge_id
+    assert charge_id is not None
+    # What the earlier core does: it records the amount asked, as every version does, counts
+    # nothing, and sends the capture under the one reference it knows, which is refused.
+    async with core_engine.begin() as db:
+        await db.execute(
+            text("UPDATE charges SET requested_capture_minor = 600 WHERE id = :id"),
+            {"id": charge_id},
+        )
+    network.refuse(f"{charge_id}_capture", "card_declined", "Refused for now.")
+    authorization_id = (await _authorization_of_charge(core_engine, charge_id)) or ""
+    await network.capture(
+        authorization_id=authorization_id, amount_minor=600, reference=f"{charge_id}_capture"
+    )
+
+    captured = await payments.capture_payment_intent(
+        call(account_id, "cap", endpoint="CapturePaymentIntent"), held.id, 500, respond
+    )
+    assert isinstance(captured, Done)
+    assert (captured.value.status, captured.value.amount_received_minor) == (Status.SUCCEEDED, 500)
+    assert network.sent[-1] == f"{charge_id}_capture_2"
+    assert await _capture_shown(core_engine, account_id, charge_id) == f"{charge_id}_capture_2"
+    await _books_balance(core_engine, account_id)
+
+
+async def _authorization_of_charge(engine: AsyncEngine, charge_id: str) -> str | None:
+    async with engine.connect() as db:
+        found = await db.execute(
+            text("SELECT authorization_id FROM charges WHERE id = :id"), {"id": charge_id}
+        )
+        authorization_id: str | None = found.scalar_one()
+    return authorization_id
+
+
 async def _capture_column_default(engine: AsyncEngine, account_id: str, charge_id: str) -> int:
     """What a charge row gets when its insert does not name the count, as an earlier process
     inserts one: a copy of `charge_id`'s row under another id."""
@@ -186,11 +229,6 @@ async def test_a_capture_in_flight_at_the_upgrade_is_looked_up_under_its_old_ref
 async def _authorization_of(url: str, charge_id: str) -> str | None:
     engine = make_engine(url, pool_size=1)
     try:
-        async with engine.connect() as db:
-            found = await db.execute(
-                text("SELECT authorization_id FROM charges WHERE id = :id"), {"id": charge_id}
-            )
-            authorization_id: str | None = found.scalar_one()
-        return authorization_id
+        return await _authorization_of_charge(engine, charge_id)
     finally:
         await dispose(engine)

@@ -189,7 +189,8 @@ async def test_a_payment_captured_at_once_the_ledger_refuses_to_book_is_a_retrya
 async def test_a_pricing_stored_out_of_bounds_charges_no_fee_rather_than_failing_the_payment(
     payments: PaymentsService, core_engine: AsyncEngine, account_id: str
 ) -> None:
-    # Stored before settings were checked when written (migration 0059 repairs such rows).
+    # Stored before settings were checked when written (migration 0059 repairs such a row, or
+    # stops the upgrade for an operator to set this one: its fixed part is positive).
     async with core_engine.begin() as db:
         await db.execute(
             text("UPDATE accounts SET fee_percent_bps = -1000 WHERE id = :id"), {"id": account_id}

@@ -135,6 +135,26 @@ async def test_each_change_to_a_list_and_its_items_is_recorded_and_a_refusal_is_
     assert [c.id for c in first_page + rest] == [c.id for c in changes[::-1]]
 
 
+async def test_a_list_and_an_item_were_created_by_who_asked_as_the_history_says(
+    radar: RadarService, account_id: str
+) -> None:
+    vips = await radar.create_value_list(
+        account_id, alias="vips", name="VIPs", item_type=ItemType.EMAIL, actor=ANN
+    )
+    grace = await radar.add_item(account_id, vips.id, "grace@example.com", actor=BOB)
+    # A caller that names no key is remit itself, as in the history.
+    ada = await radar.add_item(account_id, vips.id, "ada@example.com")
+    assert (vips.created_by, grace.created_by, ada.created_by) == ("key_ann", "key_bob", "remit")
+    stored, items, _ = await radar.get_value_list(account_id, vips.id)
+    assert stored.created_by == "key_ann"
+    assert {item.value: item.created_by for item in items} == {
+        "grace@example.com": "key_bob",
+        "ada@example.com": "remit",
+    }
+    changes = await _oldest_first(radar, account_id, object_id=vips.id)
+    assert [c.changed_by for c in changes] == ["key_ann", "key_bob", "remit"]
+
+
 async def test_a_charge_keeps_the_rule_as_it_decided_it(
     core_engine: AsyncEngine, account_id: str
 ) -> None:

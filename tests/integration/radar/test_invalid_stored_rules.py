@@ -44,6 +44,13 @@ INVALID = {
         "Invalid rule: A number cannot be tested against a value list; value lists hold "
         "strings (a number can be tested with in against a set such as (1, 2)).",
     ),
+    # Saved before addresses with a zone were refused: no client's address has one.
+    "rule_zoned_ip": (
+        ":card_country: = 'US' or :ip_address: != 'fe80::1%eth0'",
+        "Invalid rule: 'fe80::1%eth0' is not an IP address (an address with a zone (%...) "
+        "names a network interface of the machine that saw it, not a client); :ip_address: "
+        "is compared with addresses such as '203.0.113.5' or '2001:db8::1'.",
+    ),
 }
 
 

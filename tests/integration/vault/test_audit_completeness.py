@@ -131,3 +131,22 @@ async def test_the_audit_log_never_holds_the_card_number_or_cvc(harness: VaultHa
     assert log.count(token) == 4  # the rows are really there
     assert VISA not in log
     assert re.search(rf"(?<![0-9A-Za-z]){CVC}(?![0-9A-Za-z])", log.replace(token, "")) is None
+
+
+async def test_a_test_id_is_audited_once_when_its_card_is_sealed_not_at_every_resolution(
+    harness: VaultHarness,
+) -> None:
+    """Resolving a test id hands out a public test number's token and details, decrypting
+    nothing: only its first resolution, which seals the number, is recorded (as a
+    tokenization). Every test-card payment resolves one; a record each would be a database
+    write on each for nothing an audit needs."""
+    request = vault_pb2.ResolveTestCardRequest(
+        account_id="acct_1", test_id="pm_card_visa", requester="core"
+    )
+    first = await harness.vault.stub.ResolveTestCard(request)
+    again = await harness.vault.stub.ResolveTestCard(request)
+    assert again.vault_token == first.vault_token
+    assert await _audited(harness, "tokenize") == [
+        ("core", first.vault_token, "acct_1", "tokenize", "", True, 1)
+    ]
+    assert await _audited(harness, "resolve_test_card") == []

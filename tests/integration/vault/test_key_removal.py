@@ -17,9 +17,11 @@ from remit.vault.admin import remove_key_version
 from remit.vault.crypto import VaultCryptoError, encode_key, open_card
 from remit.vault.keystore import FileKeyStore
 from remit.vault.repository import SqlVaultRepository
+from remit.vault.service import VaultService
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
 from tests.support.locks import until_a_session_waits_on_a_lock
+from tests.support.vault import DyingOnceTheKeyFileChanged, ProcessDiedError
 
 pytestmark = pytest.mark.anyio
 
@@ -71,12 +73,20 @@ async def _rotate_rewrap_retire(harness: VaultHarness) -> int:
     return version
 
 
-async def _removal_events(harness: VaultHarness) -> list[tuple[int, bool, str]]:
+async def _removal_events(
+    harness: VaultHarness, *, started: bool = False
+) -> list[tuple[int, bool, str]]:
+    """The removals' outcomes; or, `started`, the records of removals about to change the key
+    file (one before each that passed its checks)."""
     events = await harness.vault.stub.ListAuditEvents(
         vault_pb2.ListAuditEventsRequest(action=vault_pb2.AUDIT_ACTION_REMOVE_KEY_VERSION)
     )
     # Sorted: the fixed clock gives every event the same time, so the log's order is the ids'.
-    return sorted((e.key_version, e.succeeded, e.requester) for e in events.data)
+    return sorted(
+        (e.key_version, e.succeeded, e.requester)
+        for e in events.data
+        if e.purpose.endswith(": started") == started
+    )
 
 
 async def test_a_retired_version_is_removed_and_other_cards_still_work(
@@ -98,6 +108,7 @@ async def test_a_retired_version_is_removed_and_other_cards_still_work(
     status = await harness.vault.stub.GetKeyStatus(vault_pb2.GetKeyStatusRequest())
     assert [v.version for v in status.versions] == [2]
     assert await _removal_events(harness) == [(1, True, "cli")]
+    assert await _removal_events(harness, started=True) == [(1, False, "cli")]
     # The card stored under version 1, re-wrapped since, and a new one both still work.
     details = await harness.vault.stub.GetCardDetails(
         vault_pb2.GetCardDetailsRequest(account_id="acct_1", vault_token=old_card, requester="t")
@@ -129,6 +140,7 @@ async def test_removal_is_refused_while_a_card_uses_the_version(harness: VaultHa
     assert "2 cards still have their data key wrapped under key version 1" in str(refused.details())
     assert sorted(harness.keys.load().versions) == [1, 2]
     assert await _removal_events(harness) == [(1, False, "operator")]
+    assert await _removal_events(harness, started=True) == []
 
 
 async def test_the_current_version_is_never_removed(harness: VaultHarness) -> None:
@@ -258,3 +270,19 @@ async def test_a_retirement_waits_for_a_tokenization_that_read_the_version(
 
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert harness.keys.load().minimum_decryption_version == 1
+
+
+async def test_a_removal_whose_transaction_does_not_commit_is_in_the_audit_log_as_started(
+    harness: VaultHarness,
+) -> None:
+    """The removal was recorded in the transaction that commits after the key file is saved:
+    a vault dying in between, or a commit that failed, left a removal with no record."""
+    await _rotate_rewrap_retire(harness)
+    dying = VaultService(
+        harness.engine, DyingOnceTheKeyFileChanged(harness.keys), {}, clock=harness.clock
+    )
+    with pytest.raises(ProcessDiedError):
+        await dying.remove_key_version(1, requester="operator")
+    assert sorted(harness.keys.load().versions) == [2]
+    assert await _removal_events(harness, started=True) == [(1, False, "operator")]
+    assert await _removal_events(harness) == []

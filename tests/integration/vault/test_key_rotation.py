@@ -1,6 +1,7 @@
 """Key rotation round trip: tokenize, rotate, re-wrap, retire the old version, still authorize."""
 
 import asyncio
+import logging
 
 import grpc
 import pytest
@@ -9,9 +10,10 @@ from sqlalchemy import text
 from remit.grpcutil.internal_auth import InternalAccess
 from remit.vault.admin import AdminError, rotate_key
 from remit.vault.background import start_background
+from remit.vault.service import VaultService
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
-from tests.support.vault import damage_sealed_card
+from tests.support.vault import DyingOnceTheKeyFileChanged, ProcessDiedError, damage_sealed_card
 
 pytestmark = pytest.mark.anyio
 
@@ -160,3 +162,71 @@ async def test_rotate_and_wait_waits_for_data_keys_another_rewrap_holds(
     lines = await asyncio.wait_for(rotating, 30)
     assert lines[-1].startswith("re-wrapped 1 data keys")
     assert (await _versions(harness))[token] == 2
+
+
+async def _tokens_in_rewrap_order(harness: VaultHarness) -> list[str]:
+    async with harness.engine.connect() as db:
+        rows = await db.execute(text("SELECT token FROM cards ORDER BY kek_version, token"))
+        return [row[0] for row in rows]
+
+
+async def test_a_rewrap_pass_goes_on_past_full_pages_of_data_keys_that_will_not_unwrap(
+    harness: VaultHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each page started again from the oldest card: once a page's worth of the first were
+    undecryptable, no other card was ever re-wrapped (and each pass logged every failure)."""
+    numbers = ("4242424242424242", "5555555555554444", "378282246310005", "6011111111111117",
+               "3566002020360505")  # fmt: skip
+    for number in numbers:
+        await _tokenize(harness, number)
+    *damaged, good = await _tokens_in_rewrap_order(harness)
+    async with harness.engine.begin() as db:
+        for token in damaged:
+            await damage_sealed_card(db, token, "wrapped_data_key")
+    await harness.vault.stub.RotateKey(vault_pb2.RotateKeyRequest(requester="operator"))
+
+    with caplog.at_level(logging.ERROR, logger="remit.vault.service"):
+        rewrapped = await harness.vault.service.rewrap_all(requester="test", batch_size=2)
+
+    assert rewrapped == 1
+    assert await _versions(harness) == {**{token: 1 for token in damaged}, good: 2}
+    [line] = [r.getMessage() for r in caplog.records if r.name == "remit.vault.service"]
+    assert line.startswith("could not re-wrap 4 data keys under key version 2: ")
+    assert " and 1 more; " in line
+    assert sum(token in line for token in damaged) == 3
+    # The version those cards still need stays allowed.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.vault.stub.SetMinimumDecryptionVersion(
+            vault_pb2.SetMinimumDecryptionVersionRequest(minimum_version=2, requester="operator")
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "4 data keys are still wrapped" in str(refused.value.details())
+
+
+async def _rotation_events(harness: VaultHarness) -> list[tuple[int, bool, str]]:
+    events = await harness.vault.stub.ListAuditEvents(
+        vault_pb2.ListAuditEventsRequest(action=vault_pb2.AUDIT_ACTION_ROTATE_KEY)
+    )
+    return sorted((e.key_version, e.succeeded, e.purpose) for e in events.data)
+
+
+async def test_a_rotation_is_in_the_audit_log_as_started_before_the_key_file_changes(
+    harness: VaultHarness,
+) -> None:
+    """The rotation was recorded only after the key file was saved, in a statement of its own:
+    a vault dying in between had rotated the keys with no record of it."""
+    dying = VaultService(
+        harness.engine, DyingOnceTheKeyFileChanged(harness.keys), {}, clock=harness.clock
+    )
+    with pytest.raises(ProcessDiedError):
+        await dying.rotate_key(requester="operator")
+    assert harness.keys.load().current_version == 2
+    assert await _rotation_events(harness) == [(1, False, "rotate: started")]
+
+    rotated = await harness.vault.stub.RotateKey(vault_pb2.RotateKeyRequest(requester="operator"))
+    assert rotated.key_version == 3
+    assert await _rotation_events(harness) == [
+        (1, False, "rotate: started"),
+        (2, False, "rotate: started"),
+        (3, True, "rotate"),
+    ]

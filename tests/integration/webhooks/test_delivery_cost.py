@@ -42,8 +42,9 @@ async def test_a_success_is_recorded_in_one_round_trip_and_its_slot_taken_in_one
         assert await bench.worker.drain() == 1
 
     assert sent == [
-        # The endpoint's row locked, then a slot counted and taken.
-        ["SELECT id FROM", "INSERT INTO webhook_inflight"],
+        # The endpoint's row locked, the delivery unparked (if a run of its job parked it),
+        # then a slot counted and taken.
+        ["SELECT id FROM", "DELETE FROM webhook_parked", "INSERT INTO webhook_inflight"],
         # The attempt, the delivery moved on, the endpoint's success, the slot locked, then let
         # go and handed to the next delivery parked for one (if one is).
         [

@@ -7,13 +7,17 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from alembic import command
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 
-from remit.storage.embedded import EmbeddedCluster
+from remit.storage.embedded import EmbeddedCluster, to_sqlalchemy_url
 from remit.storage.migrate import alembic_config, upgrade
 from remit.webhooks.grpc import endpoint_message
 from remit.webhooks.repository import endpoint_from_mapping
 from remit.webhooks.tools import endpoint_line
+from tests.support.migration_modules import migration_module
 from tests.support.postgres import scratch_database
 
 _BEFORE = "0050_webhook_delivery_generation"
@@ -103,3 +107,51 @@ def test_the_downgrade_leaves_them_disabled_as_the_earlier_version_would_have(
     with psycopg.connect(scratch_core) as connection:
         row = connection.execute("SELECT status, disabled_reason FROM webhook_endpoints").fetchone()
     assert row == ("disabled", "failing")
+
+
+def test_an_endpoint_whose_url_is_fixed_while_the_migration_runs_stays_enabled(
+    scratch_core: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoints are read, then disabled: an earlier core still running may give one a URL
+    it connects to in between, and the endpoint must not be disabled for the URL it had."""
+    upgrade("core", scratch_core, _BEFORE)
+    with psycopg.connect(scratch_core, autocommit=True) as connection:
+        connection.execute("SET session_replication_role = replica")  # no account needed
+        for endpoint_id, url in (("we_fixed", "http://127.1/hook"), ("we_left", "http://127.1/x")):
+            connection.execute(
+                "INSERT INTO webhook_endpoints (id, account_id, url, enabled_events, metadata, "
+                "status, secret, created_at) VALUES (%s, 'acct_1', %s, '[\"*\"]', '{}', "
+                "'enabled', 'whsec_x', now())",
+                (endpoint_id, url),
+            )
+
+    migration = migration_module("core", _AFTER)
+    read_as = migration.never_connected_to
+
+    def fixed_meanwhile(url: str) -> bool:
+        # Called once the endpoints are read: the earlier core's update commits then.
+        with psycopg.connect(scratch_core, autocommit=True) as other_core:
+            other_core.execute(
+                "UPDATE webhook_endpoints SET url = 'http://127.0.0.1/hook' WHERE id = 'we_fixed'"
+            )
+        return bool(read_as(url))
+
+    monkeypatch.setattr(migration, "never_connected_to", fixed_meanwhile)
+    engine = sa.create_engine(to_sqlalchemy_url(scratch_core), poolclass=sa.pool.NullPool)
+    try:
+        with (
+            engine.begin() as migrating,
+            Operations.context(MigrationContext.configure(migrating)),
+        ):
+            migration.upgrade()
+    finally:
+        engine.dispose()
+
+    with psycopg.connect(scratch_core) as connection:
+        rows = connection.execute(
+            "SELECT id, url, status, disabled_reason FROM webhook_endpoints ORDER BY id"
+        ).fetchall()
+    assert rows == [
+        ("we_fixed", "http://127.0.0.1/hook", "enabled", None),
+        ("we_left", "http://127.1/x", "disabled", "url_invalid"),
+    ]

@@ -285,3 +285,43 @@ async def test_the_rpc_says_whether_more_remain_and_where_to_go_on(
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await stub.RedeliverFailedEvents(request, metadata=metadata)
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_resend_racing_a_redelivery_leaves_the_delivery_it_queued_pending(
+    bench: Bench, start_receiver: StartReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event was recorded while the endpoint was disabled: it has no delivery. A resend
+    finds none, and a redelivery queues one before the resend adds its own, failed: the
+    resend makes its attempt on the delivery the redelivery queued and leaves it pending, on
+    its schedule, with its job, which delivers it (a failed one put in its place would leave
+    that job with nothing to do, and the event on no schedule at all)."""
+    receiver = await start_receiver([Reply(500)])
+    endpoint = await bench.endpoint(receiver.url)
+    await bench.service.update_endpoint(
+        bench.account_id, endpoint.id, EndpointChanges(disabled=True)
+    )
+    event_id = await bench.record()
+    await bench.service.update_endpoint(
+        bench.account_id, endpoint.id, EndpointChanges(disabled=False)
+    )
+    redeliveries: list[Redelivery] = []
+    read = DeliveryRepository.get
+
+    async def read_then_redeliver(
+        repository: DeliveryRepository, account_id: str, event: str, endpoint_id: str
+    ) -> object:
+        found = await read(repository, account_id, event, endpoint_id)
+        if not redeliveries:
+            redeliveries.append(await bench.service.redeliver(bench.account_id, endpoint.id, None))
+        return found
+
+    monkeypatch.setattr(DeliveryRepository, "get", read_then_redeliver)
+    attempt = (await bench.service.resend(bench.account_id, event_id, endpoint.id)).attempt
+    monkeypatch.undo()
+    assert [r.queued for r in redeliveries] == [1]
+    assert attempt.http_status == 500
+    assert await bench.delivery_status(event_id, endpoint.id) == "pending"
+
+    await bench.worker.drain()
+    assert delivered_event_ids(receiver.received) == [event_id, event_id]
+    assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"

@@ -3,12 +3,14 @@
 import asyncio
 from datetime import UTC, datetime
 
+import psycopg.errors
 import pytest
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.held_requests import EXCEPTION_CODE, MISMATCH_CODE, failure_of
 from remit.payments.held_requests_command import age, render_retry
+from remit.payments.idempotency import DATABASE_LIMIT_FAILURE
 from remit.payments.lookup_expectations import expected_authorization, refuse_unless_expected
 from remit.payments.network import network_unavailable
 from remit_api.acquirer.v1 import acquirer_pb2
@@ -81,6 +83,20 @@ def test_a_failure_to_record_what_the_network_did_keeps_the_refusal_behind_it() 
     assert failure.code == "pending_transaction_already_voided"
     assert failure.message.startswith("Pending transaction 'ltx_1' was already voided (card ")
     assert "4242424242424242" not in failure.message
+
+
+def test_a_database_limit_met_recording_what_the_network_did_is_one_the_completer_leaves() -> None:
+    """The client is told an internal error; the try's failure keeps the limit behind it, which
+    is what stops the completer trying again (it would meet the limit every time)."""
+
+    async def over_a_limit() -> None:
+        raise psycopg.errors.ProgramLimitExceeded("index row size 9000 exceeds maximum 2712")
+
+    with pytest.raises(RemitError) as recording:
+        asyncio.run(recorded_after_the_network(over_a_limit(), what="an authorization"))
+    failure = failure_of(recording.value, AT)
+    assert failure.code == DATABASE_LIMIT_FAILURE
+    assert failure.message.startswith("ProgramLimitExceeded: index row size 9000")
 
 
 @pytest.mark.parametrize(

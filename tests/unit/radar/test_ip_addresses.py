@@ -11,7 +11,8 @@ from remit.payments.ports import AttemptFacts
 from remit.radar.domain import ItemType
 from remit.radar.grpc import signals_from_message
 from remit.radar.ip_addresses import canonical_ip
-from remit.radar.service import normalised_value
+from remit.radar.rules import RuleSyntaxError, parse_predicate
+from remit.radar.service import _filter_key, normalised_value
 from remit.radar.signals import Velocity, build_signals, velocity_keys
 from remit.radar.velocity import Dimension
 from remit_api.radar.v1 import radar_pb2 as rpb
@@ -60,3 +61,34 @@ def test_a_dry_run_compares_its_ip_as_a_payment_does() -> None:
     signals, _ = signals_from_message(message)
     assert signals["ip_address"] == "203.0.113.5"
     assert signals_from_message(rpb.AttemptSignals(ip_address="nope"))[0]["ip_address"] is None
+
+
+ZONED = ["fe80::1%eth0", " fe80::1%2 ", "::ffff:203.0.113.5%eth0"]
+
+
+@pytest.mark.parametrize("sent", ZONED)
+def test_an_address_with_a_zone_is_no_clients_address_anywhere(sent: str) -> None:
+    # The zone names an interface of the machine that saw the address: kept, it compares with
+    # nothing; stripped, two hosts on different links would be one client.
+    assert canonical_ip(sent) is None
+    with pytest.raises(RemitError) as item:
+        normalised_value(ItemType.IP_ADDRESS, sent)
+    assert item.value.param == "value"
+    assert "zone" in item.value.message
+    with pytest.raises(RemitError) as token:
+        client_ip_address(sent.strip())
+    assert (token.value.param, "zone" in token.value.message) == ("client_ip", True)
+    with pytest.raises(RuleSyntaxError, match="zone"):
+        parse_predicate(f":ip_address: = '{sent.strip()}'")
+    # A payment's or a dry run's IP spelt so is no IP: in no list, counted for none.
+    assert build_signals(facts({"ip_address": sent}), Velocity({}))["ip_address"] is None
+    assert Dimension.IP not in velocity_keys(facts({"ip": sent}))
+    dry_run = rpb.AttemptSignals(amount=1000, currency="usd", ip_address=sent)
+    assert signals_from_message(dry_run)[0]["ip_address"] is None
+    # Nor does a list filter find a value no list can hold.
+    assert _filter_key(ItemType.IP_ADDRESS, sent) is None
+
+
+def test_the_bare_link_local_address_is_still_an_address() -> None:
+    assert canonical_ip("fe80::1") == "fe80::1"
+    assert normalised_value(ItemType.IP_ADDRESS, "FE80::1") == "fe80::1"

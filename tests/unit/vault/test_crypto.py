@@ -1,28 +1,46 @@
-"""Envelope encryption: round trips, tamper and swap detection, re-wrapping, retired keys."""
+"""Envelope encryption: round trips, tamper and swap detection, re-wrapping, retired keys, and
+CVCs sealed under hourly CVC keys (and those sealed before, under the card's data key)."""
 
+import os
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from remit.core.errors import ErrorKind
 from remit.core.secrets import Secret
 from remit.vault.crypto import (
+    CVC_KEY_MARKER,
+    KeyRing,
+    SealedCard,
     VaultCryptoError,
+    cvc_key_hour,
+    cvc_key_hour_start,
     fingerprint,
     new_key_ring,
     open_card,
     rewrap,
     seal_card,
+    sealed_cvc_hour,
 )
+from tests.support.vault import cvc_sealed_before_cvc_keys
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+HOUR = cvc_key_hour(NOW)
 NUMBER = Secret("4242424242424242")
 
 
+def _ring_with_cvc_key() -> KeyRing:
+    return new_key_ring("card-kek", NOW).with_cvc_keys([HOUR], NOW)
+
+
+def _sealed_with_cvc(ring: KeyRing, card: str = "vtok_a") -> SealedCard:
+    return seal_card(ring, card, NUMBER, Secret("123"), ring.cvc_keys[HOUR])
+
+
 def test_a_sealed_card_opens_to_its_number_and_cvc_and_holds_neither_in_clear() -> None:
-    ring = new_key_ring("card-kek", NOW)
-    sealed = seal_card(ring, "vtok_a", NUMBER, Secret("123"))
+    ring = _ring_with_cvc_key()
+    sealed = _sealed_with_cvc(ring)
     blob = sealed.wrapped_data_key + sealed.number_ciphertext + (sealed.cvc_ciphertext or b"")
     assert b"4242424242424242" not in blob
     opened = open_card(ring, "vtok_a", sealed)
@@ -84,3 +102,90 @@ def test_key_rings_never_show_key_material_in_their_repr() -> None:
     shown = repr(ring) + repr(ring.current)
     assert ring.current.material.hex() not in shown
     assert str(ring.current.material) not in shown
+
+
+def test_a_cvc_key_covers_the_hour_it_is_named_after() -> None:
+    assert cvc_key_hour_start(HOUR) <= NOW < cvc_key_hour_start(HOUR + 1)
+    assert cvc_key_hour(NOW + timedelta(minutes=59, seconds=59)) == HOUR
+    assert cvc_key_hour(NOW + timedelta(hours=1)) == HOUR + 1
+    key = _ring_with_cvc_key().cvc_keys[HOUR]
+    # The last CVC it seals is stored just before the hour ends, and kept for the retention.
+    assert key.last_cvc_expiry(timedelta(hours=1)) == NOW + timedelta(hours=2)
+
+
+def test_a_cvc_is_sealed_under_its_hours_cvc_key_not_under_the_cards_data_key() -> None:
+    ring = _ring_with_cvc_key()
+    sealed = _sealed_with_cvc(ring)
+    assert sealed.cvc_ciphertext is not None
+    assert sealed_cvc_hour(sealed.cvc_ciphertext) == HOUR
+    # A ring with every KEK version but without the CVC key opens the number, not the CVC.
+    opened = open_card(ring.without_cvc_keys([HOUR]), "vtok_a", sealed)
+    assert (opened.number, opened.cvc) == (NUMBER, None)
+
+
+def test_a_cvc_needs_a_cvc_key_to_be_sealed() -> None:
+    with pytest.raises(ValueError, match="CVC key"):
+        seal_card(new_key_ring("card-kek", NOW), "vtok_a", NUMBER, Secret("123"))
+
+
+def test_a_sealed_cvc_is_bound_to_its_token_and_to_its_keys_hour() -> None:
+    ring = _ring_with_cvc_key().with_cvc_keys([HOUR + 1], NOW)
+    sealed = _sealed_with_cvc(ring)
+    other = _sealed_with_cvc(ring, "vtok_b")
+    assert other.cvc_ciphertext is not None
+    assert sealed.cvc_ciphertext is not None
+    with pytest.raises(VaultCryptoError) as caught:
+        open_card(ring, "vtok_a", replace(sealed, cvc_ciphertext=other.cvc_ciphertext))
+    assert caught.value.code == "vault_ciphertext_invalid"
+    # Naming the next hour's key instead of its own: that key does not open it either.
+    renamed = bytearray(sealed.cvc_ciphertext)
+    renamed[len(CVC_KEY_MARKER) + 3] += 1
+    assert sealed_cvc_hour(bytes(renamed)) == HOUR + 1
+    with pytest.raises(VaultCryptoError):
+        open_card(ring, "vtok_a", replace(sealed, cvc_ciphertext=bytes(renamed)))
+
+
+def test_a_kept_cvc_ciphertext_no_longer_opens_once_its_cvc_key_is_deleted() -> None:
+    """A copy of a destroyed CVC's ciphertext (the WAL, a backup) and the current key set:
+    rotating, re-wrapping, retiring and removing the KEK version of the day leave the card's
+    data key as it was, so only the CVC key's deletion puts the copy beyond use."""
+    ring = _ring_with_cvc_key()
+    sealed = _sealed_with_cvc(ring)
+    kept_cvc = sealed.cvc_ciphertext
+    destroyed = replace(sealed, cvc_ciphertext=None)
+    rotated = ring.with_new_version(NOW)
+    current = replace(rewrap(rotated, "vtok_a", destroyed), cvc_ciphertext=kept_cvc)
+    ring = rotated.with_minimum(2).without_version(1)
+    assert open_card(ring, "vtok_a", current).cvc == Secret("123")
+
+    ring = ring.with_cvc_keys([HOUR + 1, HOUR + 2], NOW).without_cvc_keys([HOUR])
+
+    assert open_card(ring, "vtok_a", current).cvc is None
+    assert open_card(ring, "vtok_a", current).number == NUMBER
+
+
+@pytest.mark.parametrize("cvc", ["123", "1234"])
+def test_a_cvc_sealed_under_the_cards_data_key_before_cvc_keys_still_opens(cvc: str) -> None:
+    ring = _ring_with_cvc_key()
+    card = seal_card(ring, "vtok_a", NUMBER, None)
+    legacy = replace(card, cvc_ciphertext=cvc_sealed_before_cvc_keys(ring, "vtok_a", card, cvc))
+    assert legacy.cvc_ciphertext is not None
+    assert sealed_cvc_hour(legacy.cvc_ciphertext) is None
+    assert open_card(ring, "vtok_a", legacy).cvc == Secret(cvc)
+    # Even one whose random nonce begins with the marker of the CVCs sealed since.
+    nonce = CVC_KEY_MARKER + os.urandom(8)
+    marked = replace(
+        card, cvc_ciphertext=cvc_sealed_before_cvc_keys(ring, "vtok_a", card, cvc, nonce)
+    )
+    assert marked.cvc_ciphertext is not None
+    assert marked.cvc_ciphertext.startswith(CVC_KEY_MARKER)
+    assert open_card(ring, "vtok_a", marked).cvc == Secret(cvc)
+
+
+def test_cvc_keys_never_show_their_material_in_their_repr() -> None:
+    ring = _ring_with_cvc_key()
+    key = ring.cvc_keys[HOUR]
+    shown = repr(ring) + repr(key)
+    assert key.material.hex() not in shown
+    assert str(key.material) not in shown
+    assert str(HOUR) in shown

@@ -85,6 +85,7 @@ EXPANDABLE_FIELD_NUMBER: _builtins.int
 NULL_WHEN_EMPTY_FIELD_NUMBER: _builtins.int
 INTERNAL_FIELD_NUMBER: _builtins.int
 MAX_LENGTH_FIELD_NUMBER: _builtins.int
+ABSENT_WHEN_UNSET_FIELD_NUMBER: _builtins.int
 resource: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MessageOptions, Global___ResourceOptions]
 """Set on every top-level resource message (and on nested ones that carry an `object` in
 Stripe's JSON, such as list envelopes and a token's card).
@@ -110,4 +111,9 @@ does anything (INVALID_ARGUMENT, naming the field), whatever calls it. The limit
 the REST facade holds the same parameter to (Stripe's), so an internal caller cannot store
 what a REST client could not. On a message used in requests and responses alike (an
 Address), it applies where the message is part of a request.
+"""
+absent_when_unset: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
+"""On an optional field Stripe's JSON leaves out, key and all, where it has no value, rather
+than showing null: a WebhookEndpoint's `secret`, in the answers of create and roll only.
+The converter writes the key only when the field is set.
 """

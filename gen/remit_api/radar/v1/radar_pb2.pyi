@@ -187,7 +187,9 @@ class ValueList(_message.Message):
     alias: _builtins.str
     """Name used in rules (@alias)."""
     created_by: _builtins.str
-    """Who created it (key or user)."""
+    """Who created it: the key_ id of the API key it was created with (Stripe names the user),
+    or "remit" for a caller that named no key.
+    """
     item_type: Global___ValueListItemType.ValueType
     livemode: _builtins.bool
     name: _builtins.str
@@ -265,6 +267,7 @@ class ValueListItem(_message.Message):
     id: _builtins.str
     """vli_ id."""
     created_by: _builtins.str
+    """Who added it: as a ValueList's created_by."""
     livemode: _builtins.bool
     value: _builtins.str
     """The value, e.g. a fingerprint, email or two-letter country."""

@@ -38,6 +38,9 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     AUDIT_ACTION_UNSPECIFIED: _AuditAction.ValueType  # 0
     AUDIT_ACTION_TOKENIZE: _AuditAction.ValueType  # 1
     AUDIT_ACTION_RESOLVE_TEST_CARD: _AuditAction.ValueType  # 2
+    """Never recorded: resolving a test id decrypts nothing and hands out no cardholder data;
+    the first resolution of a test id, which seals its number, is recorded as TOKENIZE.
+    """
     AUDIT_ACTION_GET_DETAILS: _AuditAction.ValueType  # 3
     AUDIT_ACTION_FORWARD: _AuditAction.ValueType  # 4
     AUDIT_ACTION_DELETE: _AuditAction.ValueType  # 5
@@ -46,6 +49,12 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     AUDIT_ACTION_SET_MINIMUM_VERSION: _AuditAction.ValueType  # 8
     AUDIT_ACTION_LIST_CARDS: _AuditAction.ValueType  # 9
     AUDIT_ACTION_REMOVE_KEY_VERSION: _AuditAction.ValueType  # 10
+    AUDIT_ACTION_CREATE_CVC_KEY: _AuditAction.ValueType  # 11
+    """The vault made the key that seals the CVCs stored within one hour (named in the purpose)."""
+    AUDIT_ACTION_DESTROY_CVC_KEY: _AuditAction.ValueType  # 12
+    """The vault deleted a CVC key once every CVC sealed under it had expired: no copy of those
+    CVCs, wherever it is left, can be decrypted since.
+    """
 
 class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
     """What an audit event records."""
@@ -53,6 +62,9 @@ class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
 AUDIT_ACTION_UNSPECIFIED: AuditAction.ValueType  # 0
 AUDIT_ACTION_TOKENIZE: AuditAction.ValueType  # 1
 AUDIT_ACTION_RESOLVE_TEST_CARD: AuditAction.ValueType  # 2
+"""Never recorded: resolving a test id decrypts nothing and hands out no cardholder data;
+the first resolution of a test id, which seals its number, is recorded as TOKENIZE.
+"""
 AUDIT_ACTION_GET_DETAILS: AuditAction.ValueType  # 3
 AUDIT_ACTION_FORWARD: AuditAction.ValueType  # 4
 AUDIT_ACTION_DELETE: AuditAction.ValueType  # 5
@@ -61,6 +73,12 @@ AUDIT_ACTION_REWRAP: AuditAction.ValueType  # 7
 AUDIT_ACTION_SET_MINIMUM_VERSION: AuditAction.ValueType  # 8
 AUDIT_ACTION_LIST_CARDS: AuditAction.ValueType  # 9
 AUDIT_ACTION_REMOVE_KEY_VERSION: AuditAction.ValueType  # 10
+AUDIT_ACTION_CREATE_CVC_KEY: AuditAction.ValueType  # 11
+"""The vault made the key that seals the CVCs stored within one hour (named in the purpose)."""
+AUDIT_ACTION_DESTROY_CVC_KEY: AuditAction.ValueType  # 12
+"""The vault deleted a CVC key once every CVC sealed under it had expired: no copy of those
+CVCs, wherever it is left, can be decrypted since.
+"""
 Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 
 @_typing.final

@@ -212,7 +212,9 @@ class WebhookEndpoint(_message.Message):
     description: _builtins.str
     livemode: _builtins.bool
     secret: _builtins.str
-    """whsec_ signing secret; set only in the responses of create and roll."""
+    """whsec_ signing secret; set only in the responses of create and roll. Stripe's JSON has no
+    `secret` key anywhere else (not even null).
+    """
     status: Global___WebhookEndpointStatus.ValueType
     url: _builtins.str
     """HTTPS URL events are POSTed to."""

@@ -41,8 +41,12 @@ UPDATE = Schema({"metadata": Metadata()})
 CANCEL = Schema({})
 LIST = list_schema({"charge": String(), "payment_intent": String()})
 # A charge's own refunds, under the charge (the URL of `Charge.refunds` on versions before
-# 2022-11-15, which stripe-python pages through).
+# 2022-11-15, which stripe-python pages through, and `ListObject.create` posts to).
 CHARGE_REFUNDS = list_schema({})
+# A refund created under its charge takes what `POST /v1/refunds` takes, the charge aside: the
+# URL names it. `payment_intent` is Stripe's parameter here too, and is refused as it is beside
+# `charge` there (see `create_for_charge`).
+CHARGE_REFUND_CREATE = Schema({name: f for name, f in CREATE.fields.items() if name != "charge"})
 
 
 async def fetch_refund(context: ApiContext, deps: object, refund_id: str) -> JsonObject:
@@ -56,9 +60,26 @@ register_resource(pb.Refund.DESCRIPTOR, fetch_refund, id_prefix="re")
 
 async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     charge, intent = context.optional_str("charge"), context.optional_str("payment_intent")
-    if charge is None and intent is None:
-        from remit.rest.errors import StripeError
+    return await _create(context, deps, charge, intent)
 
+
+async def create_for_charge(context: ApiContext, deps: Dependencies) -> JsonObject:
+    """`POST /v1/charges/{charge}/refunds`: the refund `POST /v1/refunds` makes with `charge=`
+    (the same core call, so the same errors; the idempotency key is bound to this path)."""
+    if "payment_intent" in context.params:
+        # What `POST /v1/refunds` answers to both a charge and an intent.
+        raise StripeError.invalid_request(
+            "Received both charge and payment_intent parameters. Please pass in only one.",
+            code="parameters_exclusive",
+            param="payment_intent",
+        )
+    return await _create(context, deps, context.path["charge"], None)
+
+
+async def _create(
+    context: ApiContext, deps: Dependencies, charge: str | None, intent: str | None
+) -> JsonObject:
+    if charge is None and intent is None:
         raise StripeError.invalid_request(
             "One of the following params should be provided for this request: payment_intent "
             "or charge.",
@@ -151,6 +172,14 @@ async def retrieve_charge_refund(context: ApiContext, deps: Dependencies) -> Jso
     if refund.get("charge") != context.path["charge"]:
         raise StripeError.resource_missing("refund", context.path["refund"])
     return refund
+
+
+async def update_charge_refund(context: ApiContext, deps: Dependencies) -> JsonObject:
+    """A refund's metadata, updated under its charge. One of another charge is not found here,
+    and checked before the update: a 404 must not have changed it. A refund never moves to
+    another charge, so the check cannot go stale before the update."""
+    await retrieve_charge_refund(context, deps)
+    return await update(context, deps)
 
 
 metadata_update = _metadata_update

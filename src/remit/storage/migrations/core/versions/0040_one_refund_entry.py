@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.exc import IntegrityError
 
+from remit.storage.migration_stops import MigrationStoppedError
 from remit.storage.online_index import create_index_online, drop_index_online
 
 revision = "0040_one_refund_entry"
@@ -54,7 +55,7 @@ def _refuse_duplicates() -> None:
         f"{row.source_id} (account {row.account_id}, {row.rows} rows)" for row in found
     )
     more = " (and maybe more)" if len(found) == _SHOWN_DUPLICATES else ""
-    raise RuntimeError(
+    raise MigrationStoppedError(
         f"Cannot add the unique index {_NAME}: these refunds have more than one balance "
         f"transaction of type 'refund': {named}{more}. Their account's balance transactions "
         "no longer add up to its balance; keep one row per refund (the one the refund's "

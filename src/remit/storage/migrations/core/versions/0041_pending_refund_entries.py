@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from remit.core.ids import new_id
+from remit.storage.migration_stops import MigrationStoppedError
 
 revision = "0041_pending_refund_entries"
 down_revision = "0040_one_refund_entry"
@@ -141,7 +142,7 @@ def _refuse_paid_out() -> None:
     found = op.get_bind().execute(sa.text(_PAID_OUT)).all()
     if found:
         named = ", ".join(f"{row.source_id} (in payout {row.payout_id})" for row in found)
-        raise RuntimeError(
+        raise MigrationStoppedError(
             "Cannot downgrade below 0041_pending_refund_entries: these refunds, still waiting "
             f"for the acquirer, have balance transactions a payout already includes: {named}. "
             "Removing them would leave those payouts' balance transactions no longer adding up "

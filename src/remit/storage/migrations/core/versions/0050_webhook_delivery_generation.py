@@ -39,5 +39,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Jobs waiting to run forget the generation they were made for, as the deliveries do: after
+    # an upgrade again every delivery is at generation 0, and a job saying 1 or more would
+    # never be its delivery's current one (the delivery would stay pending with no job that
+    # acts for it). Without one it is matched by its attempt alone, as the earlier version
+    # matches every job. A job being run is pending too (`remit.worker.jobs`).
+    op.execute(
+        "UPDATE jobs SET payload = payload - 'generation'"
+        " WHERE kind = 'webhooks.deliver' AND status = 'pending' AND payload ? 'generation'"
+    )
     op.drop_column("webhook_parked", "generation")
     op.drop_column("webhook_deliveries", "generation")

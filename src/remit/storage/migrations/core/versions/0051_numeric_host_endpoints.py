@@ -45,9 +45,11 @@ _ENABLED = sa.text(
     "SELECT id, url FROM webhook_endpoints"
     " WHERE status = 'enabled' AND deleted_at IS NULL ORDER BY id"
 )
+# Only as it was read: an earlier core, still running, may have given the endpoint a URL it
+# connects to (or disabled or deleted it) since, in a transaction of its own.
 _DISABLE = sa.text(
     "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'url_invalid'"
-    " WHERE id = ANY(:ids) AND status = 'enabled'"
+    " WHERE id = :id AND url = :url AND status = 'enabled' AND deleted_at IS NULL"
 )
 _BACK_TO_FAILING = sa.text(
     "UPDATE webhook_endpoints SET disabled_reason = 'failing' WHERE disabled_reason = 'url_invalid'"
@@ -75,9 +77,13 @@ def never_connected_to(url: str) -> bool:
 
 def upgrade() -> None:
     db = op.get_bind()
-    doomed = [row.id for row in db.execute(_ENABLED) if never_connected_to(row.url)]
+    doomed = [
+        {"id": row.id, "url": row.url}
+        for row in db.execute(_ENABLED)
+        if never_connected_to(row.url)
+    ]
     if doomed:
-        db.execute(_DISABLE, {"ids": doomed})
+        db.execute(_DISABLE, doomed)
 
 
 def downgrade() -> None:

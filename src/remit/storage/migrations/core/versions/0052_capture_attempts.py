@@ -10,7 +10,10 @@ The charges made before this may have sent a capture under `{charge}_capture` (o
 flight is looked up by it, one refused holds it): they count 1, so a capture still in flight
 keeps its reference and the next one gets a new one. Charges made from now on count 0, and so
 does one an earlier process makes while both run: its first capture goes under
-`{charge}_capture` all the same. No row is rewritten: the column is added with a constant
+`{charge}_capture` all the same. An earlier process capturing a charge made since leaves its
+count at 0 too, having sent `{charge}_capture`: the next capture is given a new reference all
+the same, as the charge records the amount of every capture asked for, in every version
+(`Charge.captures_asked`). No row is rewritten: the column is added with a constant
 default, which PostgreSQL gives the existing rows without touching them, and the default for
 new rows is changed afterwards, holding the table's lock only for a moment.
 

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.exc import IntegrityError
 
+from remit.storage.migration_stops import MigrationStoppedError
 from remit.storage.online_index import create_index_online, drop_index_online
 
 revision = "0056_unique_list_items"
@@ -89,7 +90,7 @@ def upgrade() -> None:
                 # A duplicate added during the build: drop the invalid index it left.
                 drop_index_online(_UNIQUE, _TABLE)
         else:
-            raise RuntimeError(
+            raise MigrationStoppedError(
                 f"Cannot build the unique index {_UNIQUE}: duplicate value list items kept "
                 "being added while it was built. Stop the processes of the previous version "
                 "and run the migration again."

@@ -11,6 +11,16 @@ a rule's action or predicate, and a charge's Radar verdict names the version tha
 The history starts empty: what was changed before this revision was not recorded. Every rule
 is at version 1; the constant default fills the new column without rewriting the table.
 
+A core of the earlier version still running after this revision changes rules, lists and
+items as before, recording none of it in `radar_changes`, and changes a rule's action or
+predicate without counting a version: those changes are missing from the history for good,
+and the charges the changed rule decides name the version it had before.
+
+The downgrade drops `radar_changes`, and with it the whole history recorded since this
+revision, which is kept nowhere else (copy the table first to keep it), and each rule's
+`version`. The charges decided since keep the version their verdict names; upgrading again
+starts the history empty and every rule at version 1 once more.
+
 Revision ID: 0057_radar_history
 Revises: 0056_unique_list_items
 """

@@ -22,6 +22,14 @@ or next action changed). Nothing updates an event once recorded (its deliveries 
 it, which an UPDATE that keeps its id does not block), so the rows are rewritten in the
 migration's own transaction, a page at a time.
 
+All of them in that one transaction, not each page in its own as the backfills of
+`remit.storage.batched_backfill` commit: rewriting an event twice is not the same as once (a
+key the event left as it was, absent from its changed keys, would read as added), and the
+version table tells which events are rewritten only while they all are or none is; the earlier
+version, which an operator may go back to after a failed upgrade, reads a rewritten one
+wrongly. The cost: every event is read (those with a hash rewritten) in one transaction, which
+holds back vacuum everywhere while it lasts (README, Upgrading).
+
 Processes of the earlier version read a changed hash whole: stop them before the upgrade (or
 upgrade the core and the worker together), as events they record afterwards would be read as
 changed keys, and those this revision rewrote as whole hashes.

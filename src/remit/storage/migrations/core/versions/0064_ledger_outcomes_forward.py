@@ -21,14 +21,14 @@ mistaken statement, not from a superuser, who can drop a trigger or run with
 `session_replication_role = replica` (which the tests do to empty their database between
 tests). The hash chain is untouched: the outcome columns were never part of it.
 
-Revision ID: 0063_ledger_outcomes_forward
-Revises: 0062_ledger_balanced_on_server
+Revision ID: 0064_ledger_outcomes_forward
+Revises: 0063_ledger_balanced_on_server
 """
 
 from alembic import op
 
-revision = "0063_ledger_outcomes_forward"
-down_revision = "0062_ledger_balanced_on_server"
+revision = "0064_ledger_outcomes_forward"
+down_revision = "0063_ledger_balanced_on_server"
 branch_labels = None
 depends_on = None
 

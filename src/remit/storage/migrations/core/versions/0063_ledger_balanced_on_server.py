@@ -30,14 +30,14 @@ work without the check; about twice as much when the machine is busy):
   microseconds, the aggregate of the updated accounts' ids and currencies included; the same
   checks written as SQL in the statement (two grouped NOT EXISTS) cost about 25.
 
-Revision ID: 0062_ledger_balanced_on_server
-Revises: 0060_admin_idempotency_keys
+Revision ID: 0063_ledger_balanced_on_server
+Revises: 0062_admin_idempotency_created
 """
 
 from alembic import op
 
-revision = "0062_ledger_balanced_on_server"
-down_revision = "0060_admin_idempotency_keys"
+revision = "0063_ledger_balanced_on_server"
+down_revision = "0062_admin_idempotency_created"
 branch_labels = None
 depends_on = None
 

@@ -12,15 +12,15 @@ The job now records such an item in this table, once, and no longer claims it
 A new table, empty: nothing to fill, and earlier processes never read it. The downgrade drops
 it: the items it held are then claimed again.
 
-Revision ID: 0064_balance_release_failures
-Revises: 0063_ledger_outcomes_forward
+Revision ID: 0065_balance_release_failures
+Revises: 0064_ledger_outcomes_forward
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0064_balance_release_failures"
-down_revision = "0063_ledger_outcomes_forward"
+revision = "0065_balance_release_failures"
+down_revision = "0064_ledger_outcomes_forward"
 branch_labels = None
 depends_on = None
 
