@@ -96,6 +96,10 @@ class Charge:
     failure_message: str | None = None
     decline_code: str | None = None
     authorization_id: str | None = None
+    # When the network authorized it, which its authorization's expiry counts from (see
+    # `PaymentsService.expire_authorization`); None when it did not, and for the charges
+    # authorized before the time was kept.
+    authorized_at: datetime | None = None
     network_result: Mapping[str, object] | None = None
     requested_capture_minor: int | None = None
     # How many captures of this charge have been asked of the network; the latest goes under

@@ -41,6 +41,7 @@ from remit.payments.abandoned_attempts import (
 from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
+from remit.payments.authorization_age import AUTHORIZATION_VALIDITY, check_expired
 from remit.payments.charge_refunds import ChargeRefunds, read_refunds, read_refunds_of_charges
 from remit.payments.charges import (
     Charge,
@@ -154,7 +155,6 @@ log = logging.getLogger(__name__)
 
 MAX_AMOUNT_MINOR = 99_999_999
 MAX_LIST_LIMIT = 100
-AUTHORIZATION_VALIDITY = timedelta(days=7)
 EXPIRE_JOB = "payments.expire_authorization"
 # How long an expiry whose attempts all failed waits before it is tried again.
 EXPIRY_RETRY_AFTER = timedelta(hours=1)
@@ -1397,6 +1397,7 @@ class PaymentsService:
                     captured=captured,
                     amount_captured_minor=charge.amount_minor if captured else 0,
                     authorization_id=_text(result.get("authorization_id")),
+                    authorized_at=now,
                     outcome=outcome,
                     updated_at=now,
                     balance_transaction_id=new_id("txn") if captured else None,
@@ -1823,6 +1824,10 @@ class PaymentsService:
     ) -> bool:
         """The worker's job: release an authorization left uncaptured for 7 days.
 
+        Raises NotDueError, voiding nothing, when the 7 days have not passed by the database's
+        clock (`remit.payments.authorization_age`): the job was claimed early, and runs again
+        when they have.
+
         The void is asked for before the intent's row is locked: it can take as long as the
         network's timeouts and look-ups, and a capture or cancel of the intent meanwhile must
         not wait on the lock for it. The void is idempotent by its reference, so releasing an
@@ -1834,6 +1839,9 @@ class PaymentsService:
         if seen is None or seen.status is not Status.REQUIRES_CAPTURE:
             return False
         held = seen.latest_charge_id
+        charge = None if held is None else await ChargeRepository(db).get(account_id, held)
+        if charge is not None:
+            await check_expired(db, charge)
         if held is not None and _captured_first(
             await self._void(account_id, held, sent_before=sent_before)
         ):

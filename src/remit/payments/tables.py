@@ -82,6 +82,9 @@ charges = Table(
     Column("failure_message", Text, nullable=True),
     Column("decline_code", Text, nullable=True),
     Column("authorization_id", Text, nullable=True),
+    # When the network authorized the charge: its authorization expires 7 days after. Null for
+    # a charge never authorized, and for one authorized before core migration 0066.
+    Column("authorized_at", DateTime(timezone=True), nullable=True),
     # The network's raw answer, kept from the moment it arrives (recovery point
     # authorization_done) until it is applied to the intent.
     Column("network_result", JSONB, nullable=True),

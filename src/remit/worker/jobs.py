@@ -87,6 +87,16 @@ async def stage_job(
     )
 
 
+class NotDueError(Exception):
+    """Raised by a handler whose job is not due yet by a time it checks for itself (the
+    database's, where the job's schedule came from another host's clock): the worker puts the
+    job back for `run_at`, without counting the attempt, and its work is rolled back."""
+
+    def __init__(self, run_at: datetime) -> None:
+        super().__init__(f"not due until {run_at.isoformat()}")
+        self.run_at = run_at
+
+
 class ClaimLostError(Exception):
     """The job was claimed again since this worker claimed it (its lease ran out), or has
     ended: this worker's view of it is stale and it records nothing."""

@@ -24,10 +24,12 @@ from remit.worker.jobs import (
     NOTIFY_CHANNEL,
     ClaimLostError,
     Job,
+    NotDueError,
     claim_jobs,
     complete_job,
     fail_exhausted_job,
     out_of_attempts,
+    reschedule_job,
     retry_or_fail_job,
 )
 
@@ -103,6 +105,8 @@ class Worker:
             # job's end, and this one's work is rolled back (handlers are idempotent).
             log.warning("job %s (%s) attempt %d lost its claim; its work is rolled back",
                         job.id, job.kind, job.attempts)  # fmt: skip
+        except NotDueError as early:
+            await self._put_back(job, early)
         except Exception as error:
             log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts,
                         type(error).__name__)  # fmt: skip
@@ -127,6 +131,22 @@ class Worker:
                 # The job stays claimed until its lease runs out, and is then claimed again:
                 # the attempt is retried, only later.
                 _log_loop_error(f"recording the failure of job {job.id}", bookkeeping)
+
+    async def _put_back(self, job: Job, early: NotDueError) -> None:
+        """A job claimed before it was due: the clock that scheduled it, or this worker's, is
+        off. It runs again when due, its attempt not counted."""
+        log.warning("job %s (%s) was claimed before it was due (its schedule or this worker's "
+                    "clock is off); put back until %s", job.id, job.kind,
+                    early.run_at.isoformat())  # fmt: skip
+        try:
+            async with self.engine.begin() as db:
+                await reschedule_job(db, job, run_at=early.run_at)
+        except ClaimLostError:
+            log.warning("job %s (%s) was claimed again before it could be put back", job.id,
+                        job.kind)  # fmt: skip
+        except Exception as error:
+            # Claimed until its lease runs out, then claimed again, and put back then.
+            _log_loop_error(f"putting back job {job.id}, claimed before it was due", error)
 
     async def _fail_exhausted(self, job: Job) -> None:
         """A job claimed past its attempt limit is failed without running (its attempts ended

@@ -29,6 +29,7 @@ from remit.payments.ports import HookChain
 from remit.payments.service import ConfirmParams, Done, PaymentsService, Replay
 from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
+from tests.support.authorizations import let_authorization_expire
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -257,6 +258,7 @@ async def test_a_cancel_resumed_after_the_expiry_job_canceled_the_intent_stores_
     held = await pay(payments, account_id, "expired-first", capture=CaptureMethod.MANUAL)
     record = await payments._claim(call(account_id, "late", endpoint="CancelPaymentIntent"))
     record = await payments._start_cancel(record, held.id)
+    await let_authorization_expire(core_engine, held.id)
     async with core_engine.begin() as db:
         assert await payments.expire_authorization(db, account_id, held.id)
     with pytest.raises(RemitError) as refused:

@@ -7,10 +7,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.payments.authorization_age import AUTHORIZATION_VALIDITY
 from remit.payments.domain import CaptureMethod, Status
 from remit.payments.network import OperationOutcome
 from remit.payments.service import PaymentsService
+from remit.worker.jobs import NotDueError
 from tests.integration.payments.test_payments_service import call, pay, respond
+from tests.support.authorizations import let_authorization_expire
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -49,6 +52,7 @@ async def test_the_intent_s_row_is_free_while_the_expiry_waits_on_the_void(
     payments: PaymentsService, core_engine: AsyncEngine, account_id: str, network: StallingVoid
 ) -> None:
     held = await pay(payments, account_id, "to-expire", capture=CaptureMethod.MANUAL)
+    await let_authorization_expire(core_engine, held.id)
 
     async def expire() -> bool:
         async with core_engine.begin() as db:
@@ -70,6 +74,7 @@ async def test_an_intent_canceled_while_the_expiry_voids_is_left_as_the_cancel_l
     payments: PaymentsService, core_engine: AsyncEngine, account_id: str, network: StallingVoid
 ) -> None:
     held = await pay(payments, account_id, "to-cancel", capture=CaptureMethod.MANUAL)
+    await let_authorization_expire(core_engine, held.id)
 
     async def expire() -> bool:
         async with core_engine.begin() as db:
@@ -89,3 +94,25 @@ async def test_an_intent_canceled_while_the_expiry_voids_is_left_as_the_cancel_l
     after = await payments.get_payment_intent(account_id, held.id)
     assert (after.status, after.cancellation_reason) == (Status.CANCELED, None)
     assert network.sent.count(f"{held.latest_charge_id}_void") == 2
+
+
+async def test_an_expiry_run_before_the_authorization_is_7_days_old_voids_nothing(
+    payments: PaymentsService, core_engine: AsyncEngine, account_id: str, network: StallingVoid
+) -> None:
+    """The job is claimed by the worker's clock (a host's): one running ahead claims it early,
+    and the release would fail the merchant's capture on the sixth day. The database's clock
+    tells the authorization's age, and the job is put back until it expires."""
+    held = await pay(payments, account_id, "too-soon", capture=CaptureMethod.MANUAL)
+    async with core_engine.begin() as db:
+        authorized_at = (
+            await db.execute(
+                text("SELECT authorized_at FROM charges WHERE id = :id"),
+                {"id": held.latest_charge_id},
+            )
+        ).scalar_one()
+        with pytest.raises(NotDueError) as early:
+            await payments.expire_authorization(db, account_id, held.id)
+    assert early.value.run_at == authorized_at + AUTHORIZATION_VALIDITY
+    assert not [sent for sent in network.sent if sent.endswith("_void")]
+    after = await payments.get_payment_intent(account_id, held.id)
+    assert after.status is Status.REQUIRES_CAPTURE

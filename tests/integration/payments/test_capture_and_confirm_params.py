@@ -22,6 +22,7 @@ from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.integration.payments.conftest import payments_with_core_hooks
 from tests.integration.payments.test_payments_service import call, pay, respond
+from tests.support.authorizations import let_authorization_expire
 from tests.support.fake_network import FakeNetwork
 from tests.support.statements import statements_sent
 
@@ -589,6 +590,7 @@ async def test_a_cancel_that_loses_the_race_to_a_capture_is_refused_and_the_capt
     assert stored.payment_intent.Unpack(embedded)
     assert embedded.id == held.id
     assert network.sent.count(void) == 1
+    await let_authorization_expire(core_engine, held.id)
     async with core_engine.begin() as db:
         assert not await payments.expire_authorization(db, account_id, held.id)
     assert network.sent.count(void) == 2

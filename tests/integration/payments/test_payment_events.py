@@ -26,6 +26,7 @@ from remit.webhooks.repository import EventRepository
 from remit.webhooks.tables import events
 from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
+from tests.support.authorizations import let_authorization_expire
 from tests.support.fake_network import FakeNetwork
 from tests.support.statements import statements_sent
 from versions import LATEST_VERSION
@@ -295,6 +296,7 @@ async def test_an_expired_authorization_records_charge_expired_then_the_intent_c
     held = await pay(payments, account_id, "to-expire", capture=CaptureMethod.MANUAL)
     canceled = await pay(payments, account_id, "to-cancel", capture=CaptureMethod.MANUAL)
     before = len(await recorded(core_engine, account_id))
+    await let_authorization_expire(core_engine, held.id)
     async with core_engine.begin() as db:
         assert await payments.expire_authorization(db, account_id, held.id)
     done = await payments.cancel_payment_intent(
@@ -328,6 +330,7 @@ async def test_charge_expired_renders_the_released_amount_as_each_version_shows_
     field that tells a release (`authorization_released`) is never shown."""
     payments = service(core_engine, FakeNetwork())
     held = await pay(payments, account_id, "to-expire", amount=1000, capture=CaptureMethod.MANUAL)
+    await let_authorization_expire(core_engine, held.id)
     async with core_engine.begin() as db:
         assert await payments.expire_authorization(db, account_id, held.id)
     async with core_engine.connect() as db:

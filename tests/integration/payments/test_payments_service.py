@@ -20,6 +20,7 @@ from remit.payments.service import (
 )
 from remit.payments.tables import idempotency_keys
 from remit.worker.tables import jobs
+from tests.support.authorizations import let_authorization_expire
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -211,6 +212,7 @@ async def test_an_uncaptured_authorization_expires_after_seven_days(
     payments: PaymentsService, network: FakeNetwork, account_id: str, core_engine: AsyncEngine
 ) -> None:
     held = await pay(payments, account_id, "k8", capture=CaptureMethod.MANUAL)
+    await let_authorization_expire(core_engine, held.id)
     async with core_engine.begin() as db:
         assert await payments.expire_authorization(db, account_id, held.id)
     expired = await payments.get_payment_intent(account_id, held.id)

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.payments.domain import CaptureMethod, Status
 from remit.payments.service import Done, PaymentsService
 from tests.integration.payments.test_payments_service import call, pay, respond
+from tests.support.authorizations import let_authorization_expire
 
 pytestmark = pytest.mark.anyio
 
@@ -36,6 +37,7 @@ async def test_an_expired_authorization_marks_its_charge_released(
 ) -> None:
     held = await pay(payments, account_id, "to-expire", capture=CaptureMethod.MANUAL)
     assert held.latest_charge_id is not None
+    await let_authorization_expire(core_engine, held.id)
     async with core_engine.begin() as db:
         assert await payments.expire_authorization(db, account_id, held.id)
     assert await _released(payments, account_id, held.latest_charge_id)

@@ -23,6 +23,7 @@ from remit.radar.reviewing import ReviewsService
 from remit.radar.reviews import ClosedReason
 from remit.webhooks.tables import events
 from tests.integration.radar.test_radar_in_payments import Parts, respond
+from tests.support.authorizations import let_authorization_expire
 from tests.support.fake_network import FakeNetwork
 from tests.support.statements import statements_sent
 
@@ -170,6 +171,7 @@ async def test_an_expired_authorization_closes_its_review_as_never_settled(
     parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
 ) -> None:
     intent = await _in_review(parts, account_id, "pay", manual=True)
+    await let_authorization_expire(core_engine, intent.id)
     async with core_engine.begin() as db:
         assert await parts.payments.expire_authorization(db, account_id, intent.id)
     review = await reviews.get(account_id, intent.review_id or "")

@@ -1,0 +1,54 @@
+"""A job whose handler finds it claimed before it was due (`NotDueError`): the clock that
+scheduled it, or the worker's, is off, and it runs again when due, its attempt not counted."""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.worker.jobs import Job, NotDueError, stage_job
+from remit.worker.runner import Worker
+from remit.worker.tables import jobs
+
+pytestmark = pytest.mark.anyio
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+async def test_a_job_claimed_before_it_was_due_is_put_back_until_then(
+    core_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    due = T0 + timedelta(days=2)
+    clock = FixedClock(T0)
+    ran: list[int] = []
+
+    async def not_yet(db: AsyncConnection, job: Job) -> None:
+        ran.append(job.attempts)
+        # Its work so far is rolled back with the put-back.
+        await db.execute(insert(jobs).values(kind="side-effect", payload={}, run_at=T0,
+                                             max_attempts=1, created_at=T0))  # fmt: skip
+        if clock.now() < due:
+            raise NotDueError(due)
+
+    worker = Worker(engine=core_engine, handlers={"early": not_yet}, clock=clock)
+    async with core_engine.begin() as db:
+        await stage_job(db, "early", {}, now=T0)
+    assert await worker.run_once() == 1
+    async with core_engine.connect() as db:
+        row = (await db.execute(select(jobs).where(jobs.c.kind == "early"))).one()
+        side_effects = (await db.execute(select(jobs).where(jobs.c.kind == "side-effect"))).all()
+    assert (row.status, row.run_at, row.attempts, row.locked_until) == ("pending", due, 0, None)
+    assert side_effects == []
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "claimed before it was due" in warning.getMessage()
+
+    assert await worker.run_once() == 0  # not claimed again before it is due
+    clock.advance(timedelta(days=2).total_seconds())
+    assert await worker.run_once() == 1
+    async with core_engine.connect() as db:
+        assert (
+            await db.execute(select(jobs.c.status).where(jobs.c.kind == "early"))
+        ).scalar_one() == "done"
+    assert ran == [1, 1]
