@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.config import PlatformConfig
+from remit.core.clock import Clock, SystemClock
 from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
@@ -44,7 +45,7 @@ class PaymentsWiring:
     three_d_secure: ThreeDSecureService
 
 
-def payment_hooks() -> HookChain:
+def payment_hooks(clock: Clock | None = None) -> HookChain:
     """What a payment change is recorded in besides its own rows: events, the payment method
     saved for future usage (with its own event), then the ledger.
 
@@ -52,10 +53,21 @@ def payment_hooks() -> HookChain:
     after every other write of the transaction (bench/README.md, the ledger's lock). A posting
     it refuses still rolls back the events written before it: they are in the same transaction.
     """
-    return HookChain([PaymentEvents(), SaveForFutureUsage(CustomerEvents()), LedgerPostings()])
+    return HookChain(
+        [
+            PaymentEvents(clock),
+            SaveForFutureUsage(CustomerEvents(clock)),
+            LedgerPostings(clock),
+        ]
+    )
 
 
-def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWiring:
+def build_payments(
+    engine: AsyncEngine, config: PlatformConfig, *, clock: Clock | None = None
+) -> PaymentsWiring:
+    """`clock` tells every part the time: the worker's is the database's
+    (`remit.worker.database_clock`), the core's its host's."""
+    time = clock or SystemClock()
     # The core reaches the vault only through its gRPC API: it holds no vault credentials.
     vault_channel = internal_channel(config.vault.target, InternalAccess.of(config))
     acquirer_channel = internal_channel(config.acquirer.target, InternalAccess.of(config))
@@ -63,34 +75,41 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
         vault_pb2_grpc.VaultServiceStub(vault_channel),
         acquirer_pb2_grpc.AcquirerServiceStub(acquirer_channel),
     )
-    object_events = CustomerEvents()
+    object_events = CustomerEvents(time)
     payment_methods = PaymentMethodsService(
         engine,
         TestCardCache(GrpcCardVault(vault_channel)),
+        time,
         hooks=object_events,
         customer_hooks=object_events,
     )
-    customers = CustomersService(engine, payment_methods, hooks=object_events)
-    hooks = payment_hooks()
+    customers = CustomersService(engine, payment_methods, time, hooks=object_events)
+    hooks = payment_hooks(time)
     methods = StoredPaymentMethods(payment_methods)
     # Radar runs inside the payment path; the 3-D Secure page is served by the REST facade.
-    gate = Radar(challenge_base_url=config.api_base_url)
+    gate = Radar(challenge_base_url=config.api_base_url, clock=time)
     service = PaymentsService(
-        engine, network, methods, present=payment_intent_message, hooks=hooks, radar=gate
+        engine,
+        network,
+        methods,
+        present=payment_intent_message,
+        hooks=hooks,
+        radar=gate,
+        clock=time,
     )
-    radar = RadarService(engine)
+    radar = RadarService(engine, clock=time)
 
     async def close() -> None:
         await vault_channel.close()
         await acquirer_channel.close()
 
-    three_d_secure = ThreeDSecureService(engine, service, methods, gate, hooks)
+    three_d_secure = ThreeDSecureService(engine, service, methods, gate, hooks, clock=time)
     servicer: PaymentsServicer = RadarPaymentsServicer(
         service,
         customers,
         payment_methods,
         three_d_secure=three_d_secure,
-        reviews=ReviewsService(engine, service),
+        reviews=ReviewsService(engine, service, clock=time),
     )
     return PaymentsWiring(
         service,

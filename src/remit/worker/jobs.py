@@ -102,8 +102,9 @@ class ClaimLostError(Exception):
     ended: this worker's view of it is stale and it records nothing."""
 
 
-# `run_at` is compared with the caller's clock, which schedules jobs; the lease with the
-# database's, which every worker shares.
+# `run_at` is compared with the caller's `now`: the worker's clock, which tells the database's
+# time too (`remit.worker.database_clock`) while tests move their own; the lease with the
+# database's `now()`.
 _CLAIM = text(
     """
     UPDATE jobs SET locked_until = now() + make_interval(secs => :lease_s),

@@ -12,6 +12,7 @@ from remit.config import (
     vault_sweep_max_deletions,
     vault_sweep_max_unreferenced_share,
 )
+from remit.core.clock import Clock
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.ledger.jobs import ledger_tasks
 from remit.payment_methods.vault_client import GrpcCardVault
@@ -25,6 +26,7 @@ from remit.radar.grpc import completion_response
 from remit.webhooks.urls import policy_for
 from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.alone import run_alone
+from remit.worker.database_clock import DatabaseClock
 from remit.worker.housekeeping import housekeeping_tasks
 from remit.worker.jobs import Job
 from remit.worker.runner import JobHandler, Periodic, Worker
@@ -35,12 +37,24 @@ VAULT_SWEEP_INTERVAL_S = 3600.0
 VAULT_SWEEP_TASK = "vault-unreferenced-card-sweep"
 
 
-def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
+async def prepare_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
+    """The worker the process runs: every decision it makes by the time (jobs due, leases,
+    expiries, funds released, keys and cards deleted) is made on the database's clock, read
+    now and every minute after, never on the host's (`remit.worker.database_clock`)."""
+    clock = await DatabaseClock.read_from(engine)
+    worker = build_worker(engine, config, clock=clock)
+    worker.periodic.append(clock.periodic())
+    return worker
+
+
+def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -> Worker:
+    """`clock` tells every part the time (`prepare_worker` passes the database's; tests their
+    own)."""
     handlers: dict[str, JobHandler] = {}
-    periodic: list[Periodic] = [*housekeeping_tasks(engine), *ledger_tasks(engine)]
+    periodic: list[Periodic] = [*housekeeping_tasks(engine, clock), *ledger_tasks(engine, clock)]
     on_stop: list[Callable[[], Awaitable[None]]] = []
 
-    payments = build_payments(engine, config)
+    payments = build_payments(engine, config, clock=clock)
 
     async def expire_authorization(db: AsyncConnection, job: Job) -> None:
         await payments.service.expire_authorization(
@@ -63,14 +77,16 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     async def complete_abandoned_requests() -> None:
         await payments.service.complete_abandoned(payments.servicer.resume)
 
-    admin_calls = AccountsService(engine)
+    admin_calls = AccountsService(engine, clock)
 
     async def reap_idempotency_keys() -> None:
         await payments.service.reap_keys()
         # The admin calls' keys (`remit.accounts.admin_requests`) too, or their table only grows.
         await admin_calls.reap_idempotency_keys()
 
-    challenges = ExpiredChallengeSweep(engine, payments.three_d_secure, build=completion_response)
+    challenges = ExpiredChallengeSweep(
+        engine, payments.three_d_secure, build=completion_response, clock=clock
+    )
 
     async def sweep_challenges_once() -> None:
         await challenges.run()
@@ -97,6 +113,7 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
         grace=timedelta(seconds=vault_sweep_grace_s()),
         max_deletions=vault_sweep_max_deletions(),
         max_unreferenced_share=vault_sweep_max_unreferenced_share(),
+        clock=clock,
     )
 
     async def sweep_once() -> None:
@@ -112,7 +129,9 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     )
     on_stop.append(vault_channel.close)
 
-    webhooks = webhook_worker_parts(engine, policy_for(config), renderer=event_renderer(engine))
+    webhooks = webhook_worker_parts(
+        engine, policy_for(config), clock=clock, renderer=event_renderer(engine)
+    )
     handlers.update(webhooks.handlers)
     periodic += webhooks.periodic
     on_stop.append(webhooks.close)
@@ -121,6 +140,7 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
         engine=engine,
         handlers=handlers,
         periodic=periodic,
+        clock=clock,
         on_stop=on_stop,
         given_up={**given_up, **webhooks.given_up},
     )

@@ -64,6 +64,8 @@ class Worker:
     engine: AsyncEngine
     handlers: Mapping[str, JobHandler]
     periodic: list[Periodic] = field(default_factory=list)
+    # What tells the time, for when jobs are due and for what handlers and tasks decide: the
+    # database's in the process (`run_worker`), a test's own in tests.
     clock: Clock = field(default_factory=SystemClock)
     concurrency: int = 8
     # Called once when the process stops (e.g. to close outbound connection pools).
@@ -296,11 +298,11 @@ def libpq_url(sqlalchemy_url: str) -> str:
 
 async def run_worker(config: PlatformConfig) -> None:
     from remit.storage.engine import dispose, make_engine
-    from remit.worker.registry import build_worker
+    from remit.worker.registry import prepare_worker
 
     url = config.require_database_url()
     engine = make_engine(url, application_name="remit-worker")
-    worker = build_worker(engine, config)
+    worker = await prepare_worker(engine, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

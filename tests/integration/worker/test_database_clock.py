@@ -1,0 +1,124 @@
+"""The worker tells the time by the database's clock, never its host's: a host whose clock runs
+ahead must not make it void, release, take over or delete anything early."""
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.accounts.service import AccountsService
+from remit.config import PlatformConfig, from_env
+from remit.core.clock import SystemClock
+from remit.payments.idempotency import RecoveryPoint, digest
+from remit.payments.service import EXPIRE_JOB
+from remit.payments.tables import idempotency_keys
+from remit.worker import database_clock
+from remit.worker.database_clock import DatabaseClock
+from remit.worker.jobs import stage_job
+from remit.worker.registry import prepare_worker
+from remit.worker.tables import jobs
+from tests.support.postgres import WorkerDatabases
+
+pytestmark = pytest.mark.anyio
+HOST_AHEAD = timedelta(days=3)
+
+
+class Monotonic:
+    """A monotonic clock a test moves."""
+
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+async def _database_now(engine: AsyncEngine) -> datetime:
+    async with engine.connect() as db:
+        value = (await db.execute(select(func.clock_timestamp()))).scalar_one()
+    assert isinstance(value, datetime)
+    return value
+
+
+@pytest.fixture
+def host_clock_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's clock, as everything that tells the time by it reads it, three days ahead."""
+    host_now = SystemClock.now
+    monkeypatch.setattr(SystemClock, "now", lambda self: host_now(self) + HOST_AHEAD)
+
+
+@pytest.fixture
+async def account_id(core_engine: AsyncEngine) -> str:
+    return (await AccountsService(core_engine).create_account()).account.id
+
+
+@pytest.fixture
+def config(databases: WorkerDatabases, tmp_path: Path) -> PlatformConfig:
+    return from_env(
+        {
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_INTERNAL_TOKEN": "clock-test-token",
+        }
+    )
+
+
+async def test_the_clock_tells_the_database_s_time_carried_on_the_monotonic_clock(
+    core_engine: AsyncEngine, host_clock_ahead: None
+) -> None:
+    monotonic = Monotonic()
+    before = await _database_now(core_engine)
+    clock = await DatabaseClock.read_from(core_engine, monotonic=monotonic)
+    after = await _database_now(core_engine)
+    assert before <= clock.now() <= after
+    read = clock.now()
+    monotonic.seconds += 3600  # an hour by the host's monotonic clock: its wall clock is not read
+    assert clock.now() == read + timedelta(hours=1)
+    await clock.read()  # the database says it was not an hour: its time wins
+    assert before <= clock.now() <= await _database_now(core_engine)
+
+
+async def test_a_worker_on_a_host_whose_clock_runs_ahead_acts_on_the_database_s_time(
+    core_engine: AsyncEngine, config: PlatformConfig, account_id: str, host_clock_ahead: None
+) -> None:
+    now = await _database_now(core_engine)
+    async with core_engine.begin() as db:
+        # An authorization's expiry, due tomorrow.
+        await stage_job(db, EXPIRE_JOB, {"account_id": account_id, "payment_intent_id": "pi_1"},
+                        now=now, run_at=now + timedelta(days=1))  # fmt: skip
+        common = {"account_id": account_id, "request_digest": digest("CapturePaymentIntent", b""),
+                  "request_body": b"", "endpoint": "CapturePaymentIntent"}  # fmt: skip
+        # A request the core runs now, and holds for its lease.
+        await db.execute(
+            idempotency_keys.insert().values(
+                key="live", recovery_point=RecoveryPoint.ATTEMPT_CREATED.value, owner="the-core",
+                created_at=now - timedelta(minutes=10), last_run_at=now - timedelta(minutes=10),
+                locked_until=now + timedelta(seconds=20), **common,
+            )
+        )  # fmt: skip
+        # A request over an hour ago, whose key a retry may present for a day.
+        await db.execute(
+            idempotency_keys.insert().values(
+                key="recent", recovery_point=RecoveryPoint.FINISHED.value, response_code=0,
+                created_at=now - timedelta(hours=1), last_run_at=now - timedelta(hours=1),
+                **common,
+            )
+        )  # fmt: skip
+    worker = await prepare_worker(core_engine, config)
+    try:
+        tasks = {task.name: task for task in worker.periodic}
+        assert tasks[database_clock.TASK].interval_s == database_clock.READ_EVERY_S
+        assert await worker.run_once() == 0
+        await tasks["idempotency-completer"].run()
+        await tasks["idempotency-reaper"].run()
+    finally:
+        for close in worker.on_stop:
+            await close()
+    async with core_engine.connect() as db:
+        keys = {row.key: row for row in await db.execute(select(idempotency_keys))}
+        job = (await db.execute(select(jobs.c.status, jobs.c.attempts))).one()
+    assert set(keys) == {"live", "recent"}
+    assert (keys["live"].owner, keys["live"].last_failure_code) == ("the-core", None)
+    assert (job.status, job.attempts) == ("pending", 0)
