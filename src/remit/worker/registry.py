@@ -11,6 +11,7 @@ from remit.config import (
     vault_sweep_grace_s,
     vault_sweep_max_deletions,
     vault_sweep_max_unreferenced_share,
+    worker_max_clock_skew_s,
 )
 from remit.core.clock import Clock
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
@@ -41,7 +42,9 @@ async def prepare_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     """The worker the process runs: every decision it makes by the time (jobs due, leases,
     expiries, funds released, keys and cards deleted) is made on the database's clock, read
     now and every minute after, never on the host's (`remit.worker.database_clock`)."""
-    clock = await DatabaseClock.read_from(engine)
+    clock = await DatabaseClock.read_from(
+        engine, max_skew=timedelta(seconds=worker_max_clock_skew_s())
+    )
     worker = build_worker(engine, config, clock=clock)
     worker.periodic.append(clock.periodic())
     return worker

@@ -1,7 +1,9 @@
 """The worker tells the time by the database's clock, never its host's: a host whose clock runs
 ahead must not make it void, release, take over or delete anything early."""
 
-from datetime import datetime, timedelta
+import logging
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,46 @@ async def test_a_worker_on_a_host_whose_clock_runs_ahead_acts_on_the_database_s_
     assert set(keys) == {"live", "recent"}
     assert (keys["live"].owner, keys["live"].last_failure_code) == ("the-core", None)
     assert (job.status, job.attempts) == ("pending", 0)
+
+
+class HostClock:
+    """The host's wall clock, set off from the real time by a test."""
+
+    def __init__(self, ahead: timedelta) -> None:
+        self.ahead = ahead
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+async def test_a_host_clock_off_the_database_s_is_said_once_reminded_and_ended(
+    core_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, monotonic = HostClock(timedelta(seconds=30)), Monotonic()
+    with caplog.at_level(logging.INFO, logger=database_clock.log.name):
+        clock = await DatabaseClock.read_from(core_engine, max_skew=timedelta(seconds=5),
+                                              monotonic=monotonic, host=host)  # fmt: skip
+        for _ in range(2):  # a read every 30s: one reminder a minute
+            monotonic.seconds += 30
+            await clock.read()
+        host.ahead = timedelta(seconds=1)
+        monotonic.seconds += 30
+        await clock.read()
+        await clock.read()
+        host.ahead = timedelta(seconds=-10)
+        await clock.read()
+    said = [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == database_clock.log.name
+    ]
+    assert [level for level, _ in said] == ["WARNING", "WARNING", "INFO", "WARNING"]
+    found, reminder, ended, behind = (message for _, message in said)
+    assert re.match(
+        r"the host's clock is (29\.9|30\.\d)s ahead of the database's, more than the 5s allowed "
+        r"\(REMIT_WORKER_MAX_CLOCK_SKEW_S\): the worker runs on",
+        found,
+    )
+    assert "decides every due time, lease, expiry and retention by the database's clock" in found
+    assert reminder.startswith("the host's clock is still, after 60s, ")
+    assert ended.startswith("the host's clock agrees with the database's again")
+    assert ended.endswith("after 90s")
+    assert re.match(r"the host's clock is (9\.9|10\.0)s behind the database's", behind)
