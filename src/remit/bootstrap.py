@@ -37,9 +37,10 @@ _DATABASE_OF: dict[str, Callable[[PlatformConfig], PlatformDatabase]] = {
 
 def run_process(role: str, config: PlatformConfig) -> int:
     """Run the process of `role` until it is stopped. It does not start, saying why in one line,
-    without a setting it needs or on a port it cannot listen on (exit 2), or without its
-    database (75, EX_TEMPFAIL: a service manager, or `remit serve`, starts it again later; 2
-    when the server refused the URL's user, password or database)."""
+    without a setting it needs, on a port it cannot listen on or (the vault) on a database not
+    migrated (exit 2), or without its database (75, EX_TEMPFAIL: a service manager, or `remit
+    serve`, starts it again later; 2 when the server refused the URL's user, password or
+    database)."""
     follow_parent()
     configure_logging(role)
     runners = {
