@@ -41,6 +41,9 @@ async def _truncate_all(engine: AsyncEngine) -> None:
         )
         tables = [f'"{row[0]}"' for row in rows]
         if tables:
+            # The ledger's tables refuse TRUNCATE (core migration 0064_ledger_outcomes_forward)
+            # unless triggers are off, as they are for this transaction alone.
+            await db.execute(text("SET LOCAL session_replication_role = replica"))
             await db.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 

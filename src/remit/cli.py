@@ -293,9 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Check that every ledger transaction balances, every stored balance equals the sum "
             "of its postings, every account's hash chain is unbroken, and the Stripe balance "
-            "transactions agree with the ledger. Exits 0 when all agree, 1 on any difference, "
-            "2 on refused input, 3 when the command itself failed (a bug), 75 when its "
-            "database was out of reach (retry later): then nothing was checked."
+            "transactions agree with the ledger. It never changes the schema: a core database "
+            "not migrated to this version (remit migrate) is refused. Exits 0 when all agree, "
+            "1 on any difference, 2 on refused input or a schema not at this version's, 3 when "
+            "the command itself failed (a bug), 75 when its database was out of reach (retry "
+            "later): then nothing was checked."
         ),
     )
     _add_platform_flags(verify)

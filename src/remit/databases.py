@@ -8,10 +8,11 @@ the acquirer's databases on one, the vault's on its own.
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from remit.command_exits import CommandRefusedError
 from remit.config import PlatformConfig
 from remit.storage.driver_errors import database_unavailable
 from remit.storage.embedded import CORE_CLUSTER, VAULT_CLUSTER, EmbeddedCluster, start_cluster
-from remit.storage.migrate import TREES, upgrade
+from remit.storage.migrate import TREES, SchemaRevisions, schema_revisions, upgrade
 from remit.storage.migration_locks import MigrationLockTimeoutError
 from remit.storage.reachability import (
     DatabasesUnavailableError,
@@ -92,3 +93,41 @@ def migrate(databases: Sequence[PlatformDatabase]) -> None:
                 raise
             # It was there a moment ago: it went away (a restart, the network) part-way.
             raise DatabasesUnavailableError([failure_of(database, error)]) from error
+
+
+def require_at_head(databases: Sequence[PlatformDatabase], command: str) -> None:
+    """For a command that must leave the schema as it finds it (`remit ledger verify`, an
+    audit, which a newer remit must not turn into a migration of production): check that
+    every database can be reached, then refuse (`CommandRefusedError`, exit 2) unless each
+    one's schema is already at this version's head. Never migrates."""
+    check_all_reachable(databases)
+    for database in databases:
+        tree = next(tree for tree in TREES if tree == database.name)
+        try:
+            revisions = schema_revisions(tree, database.url)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            raise DatabasesUnavailableError([failure_of(database, error)]) from error
+        if not revisions.at_head:
+            raise CommandRefusedError(_not_at_head(database, revisions, command))
+
+
+def _not_at_head(database: PlatformDatabase, revisions: SchemaRevisions, command: str) -> str:
+    where = f"the {database.name} database ({database.setting} {database.location})"
+    head = ", ".join(revisions.head)
+    unchanged = f"remit {command} never changes the schema"
+    if not revisions.current:
+        return f"{where} has no remit schema yet: run `remit migrate` first; {unchanged}"
+    current = ", ".join(revisions.current)
+    if not revisions.known:
+        return (
+            f"{where} is at schema revision {current}, which this remit version does not know "
+            f"(its newest is {head}): run this command with the remit version that migrated "
+            f"it; {unchanged}"
+        )
+    return (
+        f"{where} is at schema revision {current}, behind this remit version's {head}: run "
+        f"`remit migrate` first, or this command with the remit version that migrated it; "
+        f"{unchanged}"
+    )

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, and_, case, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -20,6 +21,7 @@ from remit.ledger.objects import (
     PayoutStatus,
 )
 from remit.ledger.tables import (
+    balance_release_failures,
     balance_transactions,
     ledger_events,
     payouts,
@@ -338,9 +340,17 @@ class BalanceRepository:
     async def claim_due_balance_transactions(
         self, *, now: datetime, limit: int, account_id: str | None = None
     ) -> list[BalanceTransaction]:
-        """Pending rows whose funds are due, locked; rows another worker holds are skipped."""
+        """Pending rows whose funds are due, locked; rows another worker holds are skipped, and
+        so are those set aside (`set_aside_release`)."""
         c = balance_transactions.c
-        conditions = [c.status == BalanceTransactionStatus.PENDING.value, c.available_on <= now]
+        set_aside = select(balance_release_failures.c.id).where(
+            balance_release_failures.c.id == c.id
+        )
+        conditions = [
+            c.status == BalanceTransactionStatus.PENDING.value,
+            c.available_on <= now,
+            ~set_aside.exists(),
+        ]
         if account_id is not None:
             conditions.append(c.account_id == account_id)
         rows = await self._db.execute(
@@ -351,6 +361,17 @@ class BalanceRepository:
             .with_for_update(skip_locked=True)
         )
         return [balance_transaction_from_row(row) for row in rows]
+
+    async def set_aside_release(
+        self, txn: BalanceTransaction, *, error: str, now: datetime
+    ) -> None:
+        """Record that `txn`'s funds cannot be made available (`error` says why): the release
+        job claims it no more until the row is deleted."""
+        await self._db.execute(
+            insert(balance_release_failures)
+            .values(id=txn.id, account_id=txn.account_id, failed_at=now, error=error)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
 
     async def mark_available(self, txn_ids: Sequence[str]) -> None:
         c = balance_transactions.c

@@ -1,6 +1,8 @@
 """`remit ledger verify` and `remit reconcile`: run in-process against the core database (and,
 for reconciliation, the acquirer's gRPC endpoint), so they work with or without a running core.
-Exit codes: `remit.command_exits`."""
+`remit reconcile` applies pending migrations first, as `remit serve` does; `remit ledger
+verify`, an audit, changes nothing: it refuses (exit 2) a core database whose schema is not
+already at this version's head. Exit codes: `remit.command_exits`."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -24,15 +26,26 @@ from remit_api.acquirer.v1 import acquirer_pb2_grpc
 T = TypeVar("T")
 
 
-def _with_service(config: PlatformConfig, use: Callable[[LedgerService], Awaitable[T]]) -> T:
-    from remit.databases import migrate, resolve_databases
+def _with_service(
+    config: PlatformConfig,
+    use: Callable[[LedgerService], Awaitable[T]],
+    *,
+    command: str,
+    migrating: bool,
+) -> T:
+    """Run `use` against the core database: migrated first when `migrating`, else refused
+    unless its schema is already at this version's head (an audit changes nothing)."""
+    from remit.databases import migrate, require_at_head, resolve_databases
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import core_database
 
     resolved = resolve_databases(config)
     try:
         database = core_database(resolved.config)
-        migrate([database])
+        if migrating:
+            migrate([database])
+        else:
+            require_at_head([database], command)
         url = database.url
 
         async def run() -> T:
@@ -77,7 +90,10 @@ def verify_command(config: PlatformConfig, *, account_id: str | None) -> int:
         print(render_verify(report))
         return EXIT_CLEAN if report.ok else EXIT_FINDINGS
 
-    return _run(config, "ledger verify", lambda service: service.verify(account_id), show)
+    # An audit: a newer remit run against production must not migrate it on the way.
+    return _run(
+        config, "ledger verify", lambda service: service.verify(account_id), show, migrating=False
+    )
 
 
 def reconcile_command(
@@ -92,6 +108,7 @@ def reconcile_command(
         "reconcile",
         lambda service: service.reconcile(day, account_id, allow_partial=allow_partial),
         show,
+        migrating=True,
     )
 
 
@@ -100,13 +117,15 @@ def _run(
     command: str,
     use: Callable[[LedgerService], Awaitable[T]],
     show: Callable[[T], int],
+    *,
+    migrating: bool,
 ) -> int:
     """Show what `use` returns, or report its failure: a RemitError is refused input or the
     acquirer's failure (a temporary one when it says to retry: the acquirer out of reach);
     anything else is reported as `remit.command_exits` says (its database out of reach is
     temporary, a bug the command's own failure)."""
     try:
-        found = _with_service(config, use)
+        found = _with_service(config, use, command=command, migrating=migrating)
     except RemitError as error:
         if error.should_retry:
             return temporary_failure(command, error.message)

@@ -9,9 +9,16 @@
 The first three work in batches, one database transaction per batch, and claim rows with SKIP
 LOCKED, so several workers share the work. Within a batch, accounts are handled in id order:
 every worker takes account chain locks in the same order and two batches cannot deadlock. Each
-item of a batch runs in a savepoint: one that fails (every time, say) is logged and skipped,
-and the rest of the batch commits. Automatic payouts take one transaction per account, so an
-account's ledger turn is held only while its own payout is made.
+item of a batch runs in a savepoint: one that fails is logged and skipped, and the rest of the
+batch commits. Automatic payouts take one transaction per account, so an account's ledger turn
+is held only while its own payout is made.
+
+A skipped item is tried again on the next run: its failure may pass (the database out of
+reach, a lock not granted in time). Due funds whose release the database refuses for its
+values (`remit.storage.driver_errors.refused_for_its_values`: an available balance that would
+pass a bigint's range, SQLSTATE 22003) would fail the same way on every run, so they are set
+aside instead: recorded once in `balance_release_failures`, logged once, and claimed no more
+until an operator deletes that row.
 """
 
 import logging
@@ -24,6 +31,7 @@ from typing import Final, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
+from remit.core.logging import mask_sensitive
 from remit.ledger import events, journal, payouts
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.balances import read_balance
@@ -31,6 +39,7 @@ from remit.ledger.messages import balance_message
 from remit.ledger.objects import BalanceTransaction, Payout
 from remit.ledger.postings import account_for, make_available
 from remit.ledger.repository import JournalRepository
+from remit.storage.driver_errors import refused_for_its_values
 from remit.storage.outages import log_failure
 from remit.worker.runner import Periodic
 
@@ -43,15 +52,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Batch:
-    """What one batch claimed, and how many of those it handled."""
+    """What one batch claimed, how many of those it handled, and how many it set aside (they
+    will not be claimed again)."""
 
     claimed: int
     done: int
+    set_aside: int = 0
 
     def another_may_follow(self, limit: int) -> bool:
         # A full batch may leave work behind; one in which every item failed would only claim
-        # the same failing items again.
-        return self.claimed >= limit and self.done > 0
+        # the same failing items again (not those set aside: the next batch claims others).
+        return self.claimed >= limit and self.done + self.set_aside > 0
 
 
 async def _isolated(db: AsyncConnection, item: str, work: Callable[[], Awaitable[T]]) -> T | None:
@@ -64,19 +75,50 @@ async def _isolated(db: AsyncConnection, item: str, work: Callable[[], Awaitable
         return None
 
 
+async def _release(
+    db: AsyncConnection, txn: BalanceTransaction, now: datetime
+) -> tuple[BalanceTransaction | None, bool]:
+    """Make `txn`'s funds available in a savepoint: (the moved transaction, False) when they
+    moved; (None, True) when the database refused the move for its values and `txn` was set
+    aside; (None, False) when it failed otherwise (logged; the next run tries it again)."""
+    item = f"releasing {txn.id} of {txn.account_id}"
+    try:
+        async with db.begin_nested():
+            return await make_available(db, txn, now=now), False
+    except Exception as error:
+        state = refused_for_its_values(error)
+        if state is None:
+            log_failure(log, f"ledger job: {item} (skipped until the next run)", error)
+            return None, False
+        said = str(error).strip().splitlines()
+        reason = f"{state} {type(error).__name__}: {mask_sensitive(said[0] if said else '')}"
+
+    async def set_aside() -> bool:
+        await BalanceRepository(db).set_aside_release(txn, error=reason, now=now)
+        return True
+
+    if not await _isolated(db, f"setting aside {txn.id} of {txn.account_id}", set_aside):
+        return None, False
+    log.error(
+        "ledger job: %s failed for good (%s): set aside in balance_release_failures, not "
+        "tried again until its row there is deleted",
+        item,
+        reason,
+    )
+    return None, True
+
+
 async def _release_batch(
     db: AsyncConnection, now: datetime, limit: int
 ) -> tuple[Batch, dict[str, list[BalanceTransaction]]]:
     due = await BalanceRepository(db).claim_due_balance_transactions(now=now, limit=limit)
     by_account: dict[str, list[BalanceTransaction]] = defaultdict(list)
+    set_aside = 0
     for txn in sorted(due, key=lambda t: (t.account_id, t.available_on, t.id)):
-
-        async def release(txn: BalanceTransaction = txn) -> BalanceTransaction:
-            return await make_available(db, txn, now=now)
-
-        moved = await _isolated(db, f"releasing {txn.id} of {txn.account_id}", release)
+        moved, aside = await _release(db, txn, now)
         if moved is not None:
             by_account[txn.account_id].append(moved)
+        set_aside += aside
     for account_id in by_account:
 
         async def announce(account_id: str = account_id) -> None:
@@ -92,7 +134,8 @@ async def _release_batch(
             )
 
         await _isolated(db, f"announcing the balance of {account_id}", announce)
-    return Batch(len(due), sum(map(len, by_account.values()))), dict(by_account)
+    done = sum(map(len, by_account.values()))
+    return Batch(len(due), done, set_aside), dict(by_account)
 
 
 async def release_due_funds(

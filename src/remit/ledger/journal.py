@@ -17,6 +17,14 @@ under the chain lock, so they take two round trips: the lock phase
 (`JournalRepository.lock_for_posting`) and the write phase (`write_transaction`), with the hash
 computed here in between.
 
+Only recorded transactions keep their id. A refused one (insufficient funds, a guard) leaves
+nothing behind, by design: its id is not remembered, so the same request sent again later with
+the same id is a new attempt, judged on the balances of then, and is written if they now allow
+it. A PostTransaction refused for insufficient funds therefore succeeds when retried with the
+same id once the money is there. The id makes a retry of what was recorded safe (it replays,
+or is refused when its payload differs); a caller that must not have a refused request go
+through later uses a new id for the next attempt, or keeps the refusal itself.
+
 Nothing here commits: callers (the ledger's own service, or payments inside its own unit of
 work) decide when the transaction ends.
 """
@@ -144,6 +152,7 @@ async def _record(
         payload_digest=digest,
         ledger_account_ids=ids,
         changes={ids[key]: change for key, change in changes.items()},
+        released=released,
         now=now,
     )
     return transaction

@@ -85,7 +85,7 @@ WITH written AS (
         CAST(%(incoming)s AS bigint[]), CAST(%(outgoing)s AS bigint[])
     ) AS delta(id, posted, incoming, outgoing)
     WHERE la.id = delta.id
-    RETURNING la.id
+    RETURNING la.id, la.currency
 ), head AS (
     UPDATE ledger_chains SET
         last_sequence = CAST(%(sequence)s AS bigint), last_hash = CAST(%(hash)s AS text)
@@ -96,11 +96,27 @@ WITH written AS (
 # (locked first): a write that touches fewer is a bug, and the statement fails on the server
 # (`remit_require`) so that the caller's transaction cannot commit half a posting, even when
 # the write goes out together with its COMMIT.
+#
+# So does a write whose legs do not sum to zero in each currency (each ledger account's, as its
+# update returns it), or whose balance changes are not the ones its legs and the pending legs
+# it releases make (`domain.balance_changes`, again): the caller computed them all, and a bug
+# there must not reach the books. `ledger_write_balanced` (core migration
+# 0063_ledger_balanced_on_server) checks that over the arrays sent and the few rows updated,
+# reading no table.
 _WRITE_RESULT = """
 SELECT remit_require(
     (SELECT count(*) FROM balances) = CAST(%(expected_balances)s AS bigint)
         AND (SELECT count(*) FROM head) = 1,
     'RM500', CAST(%(incomplete)s AS text)
+) AND (
+    SELECT ledger_write_balanced(
+        CAST(%(id)s AS text), CAST(%(kind)s AS text),
+        array_agg(balances.id), array_agg(balances.currency),
+        CAST(%(change_accounts)s AS text[]), CAST(%(posted)s AS bigint[]),
+        CAST(%(incoming)s AS bigint[]), CAST(%(outgoing)s AS bigint[]),
+        CAST(%(posting_accounts)s AS text[]), CAST(%(posting_amounts)s AS bigint[]),
+        CAST(%(released_accounts)s AS text[]), CAST(%(released_amounts)s AS bigint[])
+    ) FROM balances
 ) AS written
 """
 # The balance transaction a money movement writes with its ledger transaction, as one more CTE
@@ -129,8 +145,9 @@ _WRITE_JSON = frozenset(
 _WRITE_TRANSACTION = Statement(_WRITE_PARTS + _WRITE_RESULT, _WRITE_JSON)
 
 # A whole POSTED or PENDING posting in one statement (core migration 0010_ledger_post; its
-# current body is 0035_ledger_post_plans'): the chain head is locked on the server and released
-# at the commit, with no round trip to the client in between.
+# current body is 0063_ledger_balanced_on_server's, which first refuses legs that do not
+# balance and balance changes that are not the legs'): the chain head is locked on the server
+# and released at the commit, with no round trip to the client in between.
 _POSTED = """
 WITH posted AS (
     SELECT * FROM ledger_post(
@@ -428,11 +445,14 @@ class JournalRepository:
         payload_digest: str,
         ledger_account_ids: Mapping[tuple[str, str], str],
         changes: Mapping[str, BalanceChange],
+        released: Sequence[Posting] = (),
         now: datetime,
     ) -> None:
         """Everything a pending resolution or a reversal writes, in one statement: the
         transaction, its postings (in order), each ledger account's running balances (by la_
         id; already locked by the caller) and the chain head advanced to the transaction.
+        `released` are the legs of the pending transaction it lets go of (none for a
+        reversal), which `changes` include.
         Nothing waits on it: in a batched unit of work it goes out with the next statement, or
         with the COMMIT, and it checks itself on the server."""
         ordered = sorted(changes.items())
@@ -458,6 +478,8 @@ class JournalRepository:
                     ledger_account_ids[posting.key] for posting in transaction.postings
                 ],
                 "posting_amounts": [posting.amount_minor for posting in transaction.postings],
+                "released_accounts": [ledger_account_ids[posting.key] for posting in released],
+                "released_amounts": [posting.amount_minor for posting in released],
                 "change_accounts": [ledger_account_id for ledger_account_id, _ in ordered],
                 "posted": [change.posted for _, change in ordered],
                 "incoming": [change.pending_incoming for _, change in ordered],

@@ -151,6 +151,20 @@ balance_transactions = Table(
     ),
 )
 
+# Due funds the release job could not make available because the database refuses the move
+# for its values (a balance that would pass a bigint's range): the same move fails the same way
+# on every run, so the job records it here once and claims it no more (`remit.ledger.jobs`).
+# Deleting the row lets the job try it again.
+balance_release_failures = Table(
+    "balance_release_failures",
+    core_metadata,
+    Column("id", Text, ForeignKey("balance_transactions.id"), primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    # The SQLSTATE, the driver's error class and the first line of the server's message.
+    Column("error", Text, nullable=False),
+)
+
 payouts = Table(
     "payouts",
     core_metadata,

@@ -18,6 +18,12 @@ so its SQLSTATE is what tells them apart (`database_fault`):
 Any other `OperationalError` (a dropped database, a file missing from the data directory, a
 trigger protocol broken) is a fault of remit's or of its deployment: an internal error.
 
+Refused for its values (`refused_for_its_values`): a data exception (SQLSTATE class 22: a
+number out of its type's range, say) or one of the database's limits (class 54). Nothing
+about the database's state or health: the same statement with the same values fails the same
+way however often it is run, so work that runs again by itself (a periodic task) sets the item
+aside rather than trying it again and again.
+
 A NUL character: PostgreSQL cannot store one in text, and psycopg refuses to send it. The REST
 facade refuses NUL before it reaches the core; an internal gRPC caller's NUL is the caller's
 mistake, not an internal error.
@@ -140,6 +146,23 @@ def _fault_of(
         return DatabaseFault.OUT_OF_RESOURCES
     if state.startswith(_OVER_LIMIT_CLASS):
         return DatabaseFault.OVER_LIMIT
+    return None
+
+
+# SQLSTATE classes of a statement refused for the values it was given (see the docstring).
+_REFUSED_FOR_ITS_VALUES_CLASSES: Final = ("22", _OVER_LIMIT_CLASS)
+
+
+def refused_for_its_values(error: BaseException) -> str | None:
+    """The SQLSTATE when the first database error that `error` is, or was raised from, refused
+    its statement for the values it was given; None otherwise."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return None
+    for raised in _raised_from(error):
+        if isinstance(raised, psycopg.Error):
+            state = raised.sqlstate
+            return state if state and state.startswith(_REFUSED_FOR_ITS_VALUES_CLASSES) else None
     return None
 
 

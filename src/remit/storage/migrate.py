@@ -1,10 +1,15 @@
 """Alembic, driven from code: each database (core, vault, acquirer) has its own migration tree."""
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import create_engine, pool
 
 from remit.storage.embedded import to_sqlalchemy_url
 
@@ -26,3 +31,35 @@ def alembic_config(tree: Tree, url: str) -> Config:
 
 def upgrade(tree: Tree, url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(tree, url), revision)
+
+
+@dataclass(frozen=True)
+class SchemaRevisions:
+    """Where a database's schema is (`current`: none if it was never migrated) and where this
+    version of remit would take it (`head`); `known` says whether this version has every
+    current revision (a newer version's migrations leave revisions it does not)."""
+
+    current: tuple[str, ...]
+    head: tuple[str, ...]
+    known: bool
+
+    @property
+    def at_head(self) -> bool:
+        return set(self.current) == set(self.head)
+
+
+def schema_revisions(tree: Tree, url: str) -> SchemaRevisions:
+    """Read the database's revision; changes nothing and takes no migration lock."""
+    config = alembic_config(tree, url)
+    script = ScriptDirectory.from_config(config)
+    engine = create_engine(to_sqlalchemy_url(url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            current = tuple(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    try:
+        known = all(script.get_revision(revision) is not None for revision in current)
+    except CommandError:
+        known = False
+    return SchemaRevisions(current, tuple(script.get_heads()), known)

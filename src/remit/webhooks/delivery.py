@@ -185,7 +185,7 @@ class WebhookDeliverer:
         result = await self._sender.post(ctx.endpoint.url, body, headers)
         recorded_at = self._clock.now()
         recorded = await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
-                                        attempted_at=now, now=recorded_at,
+                                        attempted_at=now, now=recorded_at, job_id=job.id,
                                         slot_lease_until=recorded_at + self._settings.slot_lease,
                                         draw=self._settings.draw())  # fmt: skip
         if recorded.disabled is None:
@@ -361,15 +361,26 @@ async def record_attempt(
     *,
     attempted_at: datetime,
     now: datetime,
+    job_id: int,
     slot_lease_until: datetime,
     draw: float = 0.0,
 ) -> RecordedAttempt:
     """Store the attempt, move the delivery on (done, failed, or the next attempt staged), and
     apply what the outcome says about the endpoint (which may disable it: said by the result,
     for the caller to log once the transaction has committed, not before). `draw`, in [0, 1):
-    where in its jitter the next gap of the retry schedule falls. The delivery's slot is
-    handed to the endpoint's oldest parked delivery, if any, leased to its woken job until
-    `slot_lease_until`.
+    where in its jitter the next gap of the retry schedule falls. The slot job `job_id` POSTed
+    under is let go and handed to the endpoint's oldest parked delivery, if any, leased to its
+    woken job until `slot_lease_until`.
+
+    The delivery is moved on only from the attempt and generation `ctx` was read at, those the
+    POST was made for. An attempt that no longer applies (a duplicate job's, recorded second,
+    or one whose delivery a resend failed and a redelivery started over while it POSTed) is
+    stored all the same, and tells the same of the endpoint, but leaves the delivery as it is
+    and stages nothing: the delivery's current job makes its attempt. Moving the delivery
+    started over on, it would stage a job of the generation before, which acts for none, and
+    leave the redelivery's own job nothing to do: the delivery pending for ever, with no job.
+    Only the job's own slot is let go: one whose lease ran out mid-POST may be the current
+    job's now.
 
     Rows are locked in one order by every transaction that takes more than one of them: the
     delivery's, then the endpoint's, then the delivery's slot (as `WebhookDeliverer.handle`
@@ -431,6 +442,7 @@ async def record_attempt(
         advanced = await deliveries.record_attempt_result(
             delivery.id,
             attempt_number=attempt_number,
+            generation=delivery.generation,
             retry_step=step,
             status=status,
             attempted_at=attempted_at,
@@ -445,7 +457,7 @@ async def record_attempt(
             disabled = DisabledReason.GONE
         # The slot is let go only after the delivery has moved on (see `WebhookDeliverer.handle`),
         # and is handed to the next delivery parked for one.
-        await let_slot_go(db, delivery.id, now=now, lease_until=slot_lease_until)
+        await let_slot_go(db, delivery.id, now=now, lease_until=slot_lease_until, job_id=job_id)
         if advanced and next_at is not None:
             await stage_delivery_attempt(db, delivery.id, attempt_number + 1,
                                          generation=delivery.generation,

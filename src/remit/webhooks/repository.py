@@ -552,6 +552,7 @@ _RECORD_ATTEMPT_RESULT = Statement(
     " status = %(status)s, last_attempt_at = %(attempted_at)s,"
     " next_attempt_at = %(next_attempt_at)s, finished_at = %(finished_at)s"
     " WHERE id = %(delivery_id)s AND attempts = %(previous_attempts)s AND status = 'pending'"
+    " AND generation = %(generation)s"
 )
 
 
@@ -679,18 +680,23 @@ class DeliveryRepository:
         delivery_id: int,
         *,
         attempt_number: int,
+        generation: int,
         retry_step: int,
         status: DeliveryStatus,
         attempted_at: datetime,
         next_attempt_at: datetime | None,
         answer: bool = True,
     ) -> bool | None:
-        """Advance the delivery past `attempt_number`, at `retry_step` of the retry schedule,
-        only if no other attempt did first: True if this call did. `answer=False`: the caller
-        does not need to know, and the statement is deferred (in a `fastsql.deferring` block it
-        goes out with the next statement that needs an answer); None is returned."""
+        """Advance the delivery past `attempt_number` of its `generation`, at `retry_step` of
+        the retry schedule, only if no other attempt did first and the delivery was not
+        started over since (a redelivery: its attempts count from 0 again, so attempt 1 of the
+        generation before would match by number alone): True if this call did.
+        `answer=False`: the caller does not need to know, and the statement is deferred (in a
+        `fastsql.deferring` block it goes out with the next statement that needs an answer);
+        None is returned."""
         params = {
             "delivery_id": delivery_id,
+            "generation": generation,
             "previous_attempts": attempt_number - 1,
             "attempts": attempt_number,
             "retry_step": retry_step,

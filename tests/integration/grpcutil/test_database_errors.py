@@ -25,6 +25,7 @@ from remit.storage.driver_errors import (
     database_fault,
     database_out_of_reach,
     database_unavailable,
+    refused_for_its_values,
 )
 
 pytestmark = pytest.mark.anyio
@@ -98,6 +99,9 @@ CASES: dict[str, tuple[Statement, DatabaseFault | None]] = {
     "starting up (57P03)": (raised("57P03"), DatabaseFault.TEMPORARY),
     "database dropped (57P04)": (raised("57P04"), None),
     "object in use (55006)": (raised("55006"), None),
+    "a number out of range (22003)": (raised("22003"), None),
+    # A statement's own check refused (`remit_require`, the ledger's balance checks).
+    "a statement's own check (RM500)": (raised("RM500"), None),
 }
 
 
@@ -160,6 +164,24 @@ async def run_statement(core_engine: AsyncEngine) -> AsyncIterator[Callable[[str
         await server.stop(0)
 
 
+# The cases refused for the values their statement was given, by SQLSTATE: the same statement
+# fails the same way each time, so work that runs again by itself sets the item aside.
+REFUSED_FOR_ITS_VALUES = {
+    "index row too large (54000)": "54000",
+    "statement too complex (54001)": "54001",
+    "a number out of range (22003)": "22003",
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_a_statement_refused_for_its_values_is_told_apart(
+    core_engine: AsyncEngine, case: str
+) -> None:
+    statement, _ = CASES[case]
+    error = await _failure_of(statement, core_engine)
+    assert refused_for_its_values(error) == REFUSED_FOR_ITS_VALUES.get(case)
+
+
 # Per case: the gRPC code, whether a retry is invited, and the facade's HTTP status.
 ANSWERS: dict[str, tuple[grpc.StatusCode, bool, int]] = {
     "index row too large (54000)": (grpc.StatusCode.INVALID_ARGUMENT, False, 400),
@@ -167,6 +189,7 @@ ANSWERS: dict[str, tuple[grpc.StatusCode, bool, int]] = {
     "statement timeout (57014)": (grpc.StatusCode.UNAVAILABLE, True, 503),
     "deadlock (40P01)": (grpc.StatusCode.UNAVAILABLE, True, 503),
     "database dropped (57P04)": (grpc.StatusCode.INTERNAL, False, 500),
+    "a statement's own check (RM500)": (grpc.StatusCode.INTERNAL, False, 500),
 }
 
 

@@ -5,19 +5,23 @@ import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from remit.accounts.service import AccountsService
 from remit.cli import main
 from remit.core.clock import FixedClock
 from remit.ledger import postings as ledger
+from remit.storage.embedded import EmbeddedCluster, to_sqlalchemy_url
 from remit.storage.engine import dispose, make_engine
+from remit.storage.migrate import alembic_config
 from tests.conftest import _truncate_all
 from tests.integration.ledger.conftest import T0
 from tests.integration.ledger.fake_acquirer import FakeAcquirer, serving, settlement_row
 from tests.support.ports import free_port
-from tests.support.postgres import WorkerDatabases
+from tests.support.postgres import WorkerDatabases, scratch_database
 
 
 @pytest.fixture
@@ -89,6 +93,69 @@ def test_ledger_verify_exits_zero_on_a_sound_ledger_and_one_after_tampering(
     assert "DIFFERENCES FOUND" in out
     assert "balance_mismatch" in out
     assert "chain_break" in out
+
+
+def _libpq(url: str) -> str:
+    return to_sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _revision(url: str) -> str | None:
+    with psycopg.connect(_libpq(url)) as db:
+        if db.execute("SELECT to_regclass('alembic_version')").fetchone() == (None,):
+            return None
+        row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _one_refusal(err: str) -> str:
+    assert err.count("\n") == 1
+    assert err.startswith("remit ledger verify: ")
+    assert "Traceback" not in err
+    return err
+
+
+def test_ledger_verify_refuses_a_database_never_migrated_and_leaves_it_so(
+    platform_env: WorkerDatabases,
+    pg_cluster: EmbeddedCluster,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scratch_database(pg_cluster, "verify_unmigrated") as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        assert main(["ledger", "verify"]) == 2
+        err = _one_refusal(capsys.readouterr().err)
+        assert "has no remit schema yet: run `remit migrate` first" in err
+        assert _revision(url) is None
+
+
+@pytest.mark.parametrize("where", ["behind", "ahead"])
+def test_ledger_verify_refuses_a_schema_not_at_head_and_leaves_it_there(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """An audit from another remit version must not migrate the database it audits: it says
+    so in one line and exits 2, and the schema stays where it was."""
+    url = platform_env.core_url
+    head = _revision(url)
+    assert head is not None
+    script = ScriptDirectory.from_config(alembic_config("core", url))
+    previous = script.get_revision(head).down_revision
+    assert isinstance(previous, str)
+    stamped = previous if where == "behind" else "9999_from_a_newer_remit"
+    with psycopg.connect(_libpq(url), autocommit=True) as db:
+        db.execute("UPDATE alembic_version SET version_num = %s", (stamped,))
+    try:
+        assert main(["ledger", "verify"]) == 2
+        err = _one_refusal(capsys.readouterr().err)
+        assert _revision(url) == stamped
+    finally:
+        with psycopg.connect(_libpq(url), autocommit=True) as db:
+            db.execute("UPDATE alembic_version SET version_num = %s", (head,))
+    assert f"is at schema revision {stamped}" in err
+    assert "never changes the schema" in err
+    if where == "behind":
+        assert f"behind this remit version's {head}: run `remit migrate` first" in err
+    else:
+        assert "which this remit version does not know" in err
 
 
 def test_reconcile_prints_a_table_and_exits_by_the_result(

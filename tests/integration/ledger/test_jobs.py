@@ -9,8 +9,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
-from remit.ledger import jobs, payouts
+from remit.ledger import jobs, journal, payouts
 from remit.ledger import postings as ledger
+from remit.ledger.chart import AVAILABLE
+from remit.ledger.domain import MAX_POSTING_AMOUNT, Posting, TransactionRequest
 from remit.ledger.jobs import advance_payouts, create_automatic_payouts, release_due_funds
 from remit.ledger.objects import BalanceTransactionStatus, Payout, PayoutStatus
 from remit.ledger.payouts import SUBMISSION_DELAY
@@ -137,6 +139,58 @@ async def test_funds_that_fail_to_move_skip_only_themselves(
     pending = await service.list_balance_transactions(broken, limit=10)
     assert {t.status for t in pending[0]} == {BalanceTransactionStatus.PENDING}
     assert [r for r in caplog.records if broken in r.getMessage()]
+
+
+async def test_funds_whose_release_would_overflow_the_balance_are_set_aside_once(
+    core_engine: AsyncEngine,
+    new_account: NewAccount,
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An available balance a release would take past a bigint's range fails the same way on
+    every run (SQLSTATE 22003): the item is recorded once, logged once, and no longer
+    claimed, and the batches go on to the funds behind it."""
+    full, sound = await new_account(), await new_account()
+    async with core_engine.begin() as db:
+        # 2 * (2^62 - 1) = 2^63 - 2 available: one minor unit short of a bigint's largest.
+        for number in range(2):
+            legs = (
+                Posting("outside", -MAX_POSTING_AMOUNT, "usd"),
+                Posting(AVAILABLE, MAX_POSTING_AMOUNT, "usd"),
+            )
+            request = TransactionRequest(f"fill-{number}", legs)
+            await journal.post(db, full, request, now=clock.now())
+        captured = {
+            account_id: await ledger.record_charge_captured(
+                db,
+                account_id=account_id,
+                charge_id=f"ch_{account_id}",
+                gross_minor=1_000,
+                currency="usd",
+                now=clock.now(),
+            )
+            for account_id in (full, sound)
+        }
+    stuck = captured[full].id
+    clock.advance(timedelta(days=3).total_seconds())
+    with caplog.at_level(logging.ERROR, logger="remit.ledger.jobs"):
+        # One item per batch: the one set aside must not end the run before the other.
+        assert await jobs.run_batches(core_engine, jobs._release_step, clock, limit=1) == 1
+        assert await jobs.run_batches(core_engine, jobs._release_step, clock, limit=1) == 0
+    said = [r for r in caplog.records if stuck in r.getMessage()]
+    assert len(said) == 1
+    assert "failed for good (22003" in said[0].getMessage()
+    async with core_engine.connect() as db:
+        recorded = (
+            await db.execute(text("SELECT id, account_id, error FROM balance_release_failures"))
+        ).all()
+    assert [(row.id, row.account_id) for row in recorded] == [(stuck, full)]
+    assert recorded[0].error.startswith("22003 NumericValueOutOfRange: bigint out of range")
+    service = LedgerService(core_engine, clock)
+    assert await available(service, full) == 2 * MAX_POSTING_AMOUNT
+    assert await available(service, sound) == captured[sound].net
+    left, _ = await service.list_balance_transactions(full, limit=10)
+    assert {t.id: t.status for t in left}[stuck] is BalanceTransactionStatus.PENDING
 
 
 async def test_one_failing_automatic_payout_does_not_stop_the_others(

@@ -362,6 +362,24 @@ async def test_a_refused_guard_names_the_account_and_what_it_lacks(
     assert raised.value.message == ("Insufficient funds in wallet (usd): 70 available, 71 needed.")
 
 
+async def test_a_refused_id_is_not_remembered_and_goes_through_once_the_money_is_there(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """By design (see `journal`'s docstring): a refusal leaves nothing behind, so the same
+    request with the same id, sent again later, is judged on the balances of then."""
+    spend = move("spend", "wallet", "shop", 80, guards=frozenset({"wallet"}))
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("fund", "world", "wallet", 50), now=clock.now())
+    async with core_engine.begin() as db:
+        with pytest.raises(LedgerError, match="Insufficient funds"):
+            await journal.post(db, account_id, spend, now=clock.now())
+    async with core_engine.begin() as db:
+        await journal.post(db, account_id, move("more", "world", "wallet", 50), now=clock.now())
+        retried = await journal.post(db, account_id, spend, now=clock.now())
+    assert not retried.replayed
+    assert await balance(core_engine, account_id, "shop") == 80
+
+
 async def test_an_unanswered_posting_goes_out_with_the_commit_and_replays_on_the_server(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:

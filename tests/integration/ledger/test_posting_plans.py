@@ -133,5 +133,5 @@ def test_the_migration_changes_ledger_post_and_takes_it_back(scratch_core: str) 
     command.downgrade(alembic_config("core", scratch_core), "0034_reconciliation_runs")
     # Exactly the function as it was, to the byte (and without the setting).
     assert _definition(scratch_core) == before
-    upgrade("core", scratch_core)
+    upgrade("core", scratch_core, "0035_ledger_post_plans")
     assert _definition(scratch_core) == after

@@ -1,5 +1,6 @@
 """A redelivery starts a failed delivery over; a job made for the delivery before that (still
-retrying, or parked) acts for the delivery it was made for, never for the one started over.
+retrying, parked, or POSTing its attempt) acts for the delivery it was made for, never for the
+one started over.
 
 Each test fails a delivery while its job still exists the one way that can happen: a resend
 answered 410 Gone (which also disables the endpoint). The merchant enables the endpoint and
@@ -13,13 +14,22 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.webhooks.delivery import DeliverySettings
+from remit.webhooks.domain import Delivery
+from remit.webhooks.repository import DeliveryRepository
 from remit.webhooks.service import EndpointChanges
 from remit.webhooks.tables import webhook_parked
 from remit.worker.jobs import DEFAULT_MAX_ATTEMPTS, Job, claim_jobs
 from remit.worker.runner import Worker
 from remit.worker.tables import jobs
 from tests.integration.webhooks.conftest import Bench, StartReceiver, make_bench
-from tests.integration.webhooks.test_waiting import delivered, delivery_of, parked
+from tests.integration.webhooks.test_parked_and_in_flight import slot_holder
+from tests.integration.webhooks.test_waiting import (
+    ONE_SLOT,
+    delivered,
+    delivery_of,
+    parked,
+    pending_jobs_of,
+)
 from tests.support.jobs import run_out_job_leases
 from tests.support.receiver import Reply
 
@@ -169,3 +179,111 @@ async def test_jobs_and_parked_deliveries_from_before_generations_still_deliver(
     assert delivered(receiver) == [staged_before, parked_before]
     for event_id in (staged_before, parked_before):
         assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
+
+
+async def delivery_row(bench: Bench, event_id: str, endpoint_id: str) -> Delivery:
+    async with bench.engine.connect() as db:
+        delivery = await DeliveryRepository(db).get(bench.account_id, event_id, endpoint_id)
+    assert delivery is not None
+    return delivery
+
+
+async def pending_attempts(engine: AsyncEngine) -> list[tuple[int, int]]:
+    """The (attempt, generation) each pending job is for, oldest job first."""
+    async with engine.connect() as db:
+        rows = await db.execute(
+            select(jobs.c.payload).where(jobs.c.status == "pending").order_by(jobs.c.id)
+        )
+        return [(int(row.payload["attempt"]), int(row.payload["generation"])) for row in rows]
+
+
+@pytest.mark.parametrize("answer", [500, 200, 410])
+async def test_an_attempt_posted_before_the_delivery_was_started_over_leaves_it_to_its_own_job(
+    bench: Bench, start_receiver: StartReceiver, answer: int
+) -> None:
+    """The event's first job is POSTing when a resend, answered 410, fails the delivery and a
+    redelivery starts it over. The first job's answer is then recorded: kept as an attempt,
+    but the delivery started over is not moved on by it (attempts counted from 0 again, its
+    attempt 1 matched the first job's by number), and no job of the generation before is
+    staged. Moved on, the delivery would have had no job that acts for it: the one staged
+    would be of the generation before, and the redelivery's would find attempt 1 made. Its own
+    job makes its attempt (and finds the endpoint disabled if that answer was 410 too)."""
+    answered = asyncio.Event()
+    receiver = await start_receiver(
+        lambda n: Reply(answer, hold=answered) if n == 0 else Reply(410) if n == 1 else Reply()
+    )
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    posting = asyncio.create_task(one_job_at_a_time(bench).run_once())
+    try:
+        await receiver.wait_for(1)
+        bench.clock.advance(1)
+        await fail_by_a_resend_then_redeliver(bench, event_id, endpoint.id)
+    finally:
+        answered.set()
+    assert await posting == 1
+
+    started_over = await delivery_row(bench, event_id, endpoint.id)
+    assert (started_over.status.value, started_over.attempts, started_over.generation) == (
+        "pending", 0, 1,
+    )  # fmt: skip
+    assert await pending_attempts(bench.engine) == [(1, 1)]
+    assert [a.http_status for a in await bench.attempts(event_id)] == [answer, 410]
+
+    bench.clock.advance(1)
+    await bench.worker.drain()
+    if answer == 410:  # the endpoint was disabled again: the delivery started over fails
+        assert delivered(receiver) == [event_id, event_id]
+        assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+    else:
+        assert delivered(receiver) == [event_id, event_id, event_id]
+        assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
+        assert [a.http_status for a in await bench.attempts(event_id)] == [answer, 410, 200]
+
+
+async def test_an_attempt_recorded_after_its_slot_was_taken_over_leaves_that_slot_alone(
+    core_engine: AsyncEngine, start_receiver: StartReceiver
+) -> None:
+    """The first job's POST outlasts its slot's lease, and the redelivery's job takes the slot
+    over and POSTs. When the first job's attempt is recorded the slot is the current job's:
+    it stays so, and is not handed to the delivery parked behind it, which would POST beside
+    it to an endpoint of one slot."""
+    first_answered, current_answered = asyncio.Event(), asyncio.Event()
+
+    def script(n: int) -> Reply:
+        return {0: Reply(500, hold=first_answered), 1: Reply(410),
+                2: Reply(hold=current_answered)}.get(n, Reply())  # fmt: skip
+
+    receiver = await start_receiver(script)
+    try:
+        async with make_bench(core_engine, settings=ONE_SLOT) as bench:
+            endpoint = await bench.endpoint(receiver.url)
+            event_id = await bench.record()
+            delivery_id = await delivery_of(bench, event_id, endpoint.id)
+            first = asyncio.create_task(one_job_at_a_time(bench).run_once())
+            await receiver.wait_for(1)
+            await fail_by_a_resend_then_redeliver(bench, event_id, endpoint.id)
+            bench.clock.advance(ONE_SLOT.slot_lease.total_seconds() + 1)
+            current = asyncio.create_task(one_job_at_a_time(bench).run_once())
+            await receiver.wait_for(3)
+            current_job = await slot_holder(core_engine, delivery_id)
+            waiting = await bench.record()
+            await one_job_at_a_time(bench).drain()
+            assert await parked(core_engine) == [await delivery_of(bench, waiting, endpoint.id)]
+
+            first_answered.set()
+            assert await first == 1
+            assert await slot_holder(core_engine, delivery_id) == current_job
+            assert len(await parked(core_engine)) == 1
+            # The current job's, still POSTing: none was woken for the parked delivery.
+            assert await pending_jobs_of(core_engine) == [delivery_id]
+
+            current_answered.set()
+            assert await current == 1
+            await bench.worker.drain()
+            assert delivered(receiver) == [event_id, event_id, event_id, waiting]
+            assert await bench.delivery_status(event_id, endpoint.id) == "succeeded"
+            assert await bench.delivery_status(waiting, endpoint.id) == "succeeded"
+    finally:
+        first_answered.set()
+        current_answered.set()
