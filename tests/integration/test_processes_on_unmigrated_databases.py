@@ -14,7 +14,7 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import upgrade
 from remit.storage.reachability import PlatformDatabase
 from remit.storage.schema_check import refuse_unless_migrated, shipped_revisions
-from tests.support.commands import PASSWORD, remit
+from tests.support.commands import remit
 from tests.support.postgres import scratch_database
 
 pytestmark = pytest.mark.anyio
@@ -27,11 +27,6 @@ _SETTING = {"core": "DATABASE_URL", "vault": "VAULT_DATABASE_URL",
 def empty_database(pg_cluster: EmbeddedCluster) -> Iterator[str]:
     with scratch_database(pg_cluster, "unmigrated") as url:
         yield url
-
-
-def _with_password(url: str) -> str:
-    # The password a real deployment's URL holds, which the refusal must not show.
-    return url.replace("postgresql://", f"postgresql://:{PASSWORD}@", 1) if "@" not in url else url
 
 
 @pytest.mark.parametrize(
