@@ -357,6 +357,20 @@ def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     )
 
 
+# Beyond the network's timeout: the vault's forward waits a little longer than the acquirer
+# call it makes (remit.payments.network.VAULT_MARGIN_S), and the core then records the answer.
+SHUTDOWN_MARGIN_S = 5.0
+
+
+def shutdown_grace_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long a stopping server lets the calls it is serving finish before cancelling them.
+    Longer than the longest legitimate call, a confirm waiting on the vault and the acquirer
+    for up to the network's timeout: a shorter grace would cut authorizations off mid-way. So
+    it follows REMIT_NETWORK_TIMEOUT_S, the one setting, rather than being a second one that
+    could be set below it."""
+    return network_timeout_s(environ) + SHUTDOWN_MARGIN_S
+
+
 DEFAULT_IDEMPOTENCY_LEASE_S = 30.0
 
 

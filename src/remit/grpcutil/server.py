@@ -12,14 +12,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from remit.config import TOKEN_ENV, ConfigError, Endpoint, PlatformConfig
+from remit.config import TOKEN_ENV, ConfigError, Endpoint, PlatformConfig, shutdown_grace_s
 from remit.grpcutil.internal_auth import InternalAccess, add_internal_port, server_interceptors
 from remit.hosts import listen_problem
 from remit.readiness import signal_ready
 
 log = logging.getLogger(__name__)
-
-SHUTDOWN_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ async def serve_grpc(
     await stop.wait()
     log.info("stopping gRPC server on %s", endpoint.target)
     await health.enter_graceful_shutdown()
-    await server.stop(SHUTDOWN_GRACE_S)
+    await server.stop(shutdown_grace_s())
     if on_stop is not None:
         await on_stop()
 

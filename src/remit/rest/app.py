@@ -7,6 +7,7 @@ render the result or the error in Stripe's shape. Handlers only translate parame
 gRPC call and the reply into JSON.
 """
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -294,6 +295,14 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         log.exception("unhandled error serving %s %s", request.method, request.url.path)
         response = error_response(
             StripeError.api_error(), request_id, version, operation=operation_name
+        )
+    except asyncio.CancelledError:
+        # The server is stopping and this request outlasted its grace. Left to uvicorn, it
+        # would answer a bare text 500 with no Request-Id. What the core was doing (an
+        # authorization) carries on and is recorded under the key, so a retry with it is safe.
+        log.warning("%s %s cut off by the server stopping", request.method, request.url.path)
+        response = error_response(
+            StripeError.stopping(), request_id, version, operation=operation_name
         )
     else:
         response = json_response(200, body, {"Request-Id": request_id, "Stripe-Version": version})

@@ -8,13 +8,20 @@ port and the kernel balances connections between them.
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import socket
 from collections.abc import Generator
 
 import uvicorn
 
-from remit.config import ConfigError, Endpoint, PlatformConfig, forwarded_allow_ips
+from remit.config import (
+    ConfigError,
+    Endpoint,
+    PlatformConfig,
+    forwarded_allow_ips,
+    shutdown_grace_s,
+)
 from remit.hosts import bind_address
 from remit.readiness import signal_ready
 from remit.rest.app import build_app
@@ -22,6 +29,9 @@ from remit.rest.dependencies import connect_dependencies
 from remit.rest.http_protocol import StripeShapedHttpToolsProtocol
 
 log = logging.getLogger(__name__)
+
+# How long requests cancelled at shutdown get to send their 503.
+CANCELLED_ANSWER_WAIT_S = 1.0
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -66,7 +76,8 @@ async def serve_api(config: PlatformConfig) -> None:
             log_config=None,
             server_header=False,
             date_header=True,
-            timeout_graceful_shutdown=5,
+            # A confirm in flight may wait on the network for its whole timeout.
+            timeout_graceful_shutdown=math.ceil(shutdown_grace_s()),
             # X-Forwarded-For is believed from these only: the per-client limit counts clients.
             forwarded_allow_ips=trusted_proxies,
         )
@@ -85,5 +96,11 @@ async def serve_api(config: PlatformConfig) -> None:
     signal_ready()
     try:
         await serving
+        # uvicorn cancels what outlasted the grace and returns at once: give those requests a
+        # moment to write their answer (`dispatch` answers a cancelled one with a retryable
+        # 503) before the channels they would answer through close.
+        cancelled = set(server.server_state.tasks)
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=CANCELLED_ANSWER_WAIT_S)
     finally:
         await dependencies.close()
