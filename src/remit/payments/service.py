@@ -12,7 +12,7 @@ reference up, never by asking the network to authorize again.
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, Final, NoReturn, ParamSpec, TypeVar
@@ -170,6 +170,12 @@ _SETTLE_PAUSE_S = 0.2
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+
+class _KeyHandedToTheStep(asyncio.CancelledError):
+    """The request was cancelled while its network step ran: the step goes on, and releases
+    the key when it ends (see `PaymentsService._outliving_its_caller`). A cancellation all the
+    same, for whoever cancelled the request."""
 
 
 class PaymentsError(RemitError):
@@ -565,6 +571,8 @@ class PaymentsService:
         )
         self._clock = clock or SystemClock()
         self._radar: RadarGate = radar or NoRadar()
+        # Network steps whose request was cancelled, still running (`_outliving_its_caller`).
+        self._outliving: set[asyncio.Task[KeyRecord]] = set()
 
     def _now(self) -> datetime:
         return self._clock.now()
@@ -1160,14 +1168,67 @@ class PaymentsService:
         try:
             if record.recovery_point is RecoveryPoint.ATTEMPT_CREATED:
                 looked_up_first = ask is None if sent_before is None else sent_before
-                record = await self._ask_network(
-                    record, ask or await self._load_ask(record), sent_before=looked_up_first
+                ask = ask or await self._load_ask(record)
+                record = await self._outliving_its_caller(
+                    record, self._ask_network(record, ask, sent_before=looked_up_first)
                 )
             return await self._apply_authorization(record, respond)
+        except _KeyHandedToTheStep:
+            raise
         except BaseException:
             # Whatever went wrong, the key keeps its recovery point; a retry resumes there.
             await self._release(record)
             raise
+
+    async def _outliving_its_caller(
+        self, record: KeyRecord, step: Coroutine[Any, Any, KeyRecord]
+    ) -> KeyRecord:
+        """Run `step` (send to the network and record its answer) to its end even when the
+        request is cancelled meanwhile (a server stopping past its grace, a caller's deadline).
+        Cut off there, the authorization may be held at the network with nothing recorded, and
+        the key would be released for a retry to look it up or send it again; run to its end,
+        its answer is recorded and a retry carries on from it. The step is bounded by the
+        network's own timeouts.
+
+        A cancelled request hands its key to the step (`_KeyHandedToTheStep`), which releases
+        it once it ends, at whatever recovery point it reached. `drain` waits for such steps."""
+        handed_over = False
+
+        async def step_then_release_if_handed_over() -> KeyRecord:
+            try:
+                return await step
+            finally:
+                if handed_over:
+                    await self._release(record)
+
+        task = asyncio.ensure_future(step_then_release_if_handed_over())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                # Ended as the request was cancelled: the request releases the key itself.
+                if not task.cancelled():
+                    task.exception()  # retrieved, so that asyncio does not log it as lost
+                raise
+            handed_over = True
+            self._outliving.add(task)
+            task.add_done_callback(self._outcome_of_outliving_step)
+            raise _KeyHandedToTheStep() from None
+
+    def _outcome_of_outliving_step(self, task: "asyncio.Task[KeyRecord]") -> None:
+        self._outliving.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not isinstance(error, RemitError):
+            log.error("a network step outliving its request failed", exc_info=error)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait, at most `timeout_s`, for the network steps still running for requests
+        cancelled meanwhile (`_outliving_its_caller`): a process stopping waits for them before
+        closing the channels and the engine they use."""
+        if self._outliving:
+            await asyncio.wait(set(self._outliving), timeout=timeout_s)
 
     async def _load_ask(self, record: KeyRecord) -> NetworkAsk:
         """The network request of an attempt this process did not start (a retry, the

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.config import PlatformConfig
+from remit.config import PlatformConfig, network_timeout_s
 from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
@@ -81,6 +81,8 @@ def build_payments(engine: AsyncEngine, config: PlatformConfig) -> PaymentsWirin
     radar = RadarService(engine)
 
     async def close() -> None:
+        # Authorizations of requests cut off by the stop finish first, through these channels.
+        await service.drain(network_timeout_s())
         await vault_channel.close()
         await acquirer_channel.close()
 
