@@ -13,11 +13,15 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from remit.config import TOKEN_ENV, ConfigError, Endpoint, PlatformConfig, shutdown_grace_s
+from remit.grpcutil.in_flight import InFlightCalls
 from remit.grpcutil.internal_auth import InternalAccess, add_internal_port, server_interceptors
 from remit.hosts import listen_problem
 from remit.readiness import signal_ready
 
 log = logging.getLogger(__name__)
+
+# How long calls cancelled by a stop get to unwind before `on_stop`.
+CLEANUP_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,11 @@ async def serve_grpc(
             f"a gRPC server needs the platform token ({TOKEN_ENV}) to check its callers' "
             "credentials; it was given only a credential of one role"
         )
+    in_flight = InFlightCalls()
     server = grpc.aio.server(
         # The credential is checked first: a call without it, or outside its role, reaches no
         # other code.
-        interceptors=[*server_interceptors(token), *interceptors],
+        interceptors=[in_flight, *server_interceptors(token), *interceptors],
         options=[
             # Only the copies of the core share a port (each also has one of its own: `also_on`).
             # Anywhere else, sharing would let a second platform started on the same ports
@@ -92,6 +97,9 @@ async def serve_grpc(
     log.info("stopping gRPC server on %s", endpoint.target)
     await health.enter_graceful_shutdown()
     await server.stop(shutdown_grace_s())
+    # Calls cancelled at the end of the grace are still unwinding (releasing their keys):
+    # `on_stop` closes what they use.
+    await in_flight.wait(CLEANUP_WAIT_S)
     if on_stop is not None:
         await on_stop()
 

@@ -1956,29 +1956,44 @@ class PaymentsService:
         now = self._now()
         async with self._engine.begin() as db:
             records = await idempotency.claim_abandoned(db, now=now, limit=limit)
-        for record in records:
-            if record.recovery_point is RecoveryPoint.STARTED:
-                await self._forget(record)
-                continue
-            if record.created_at < now - UNFINISHED_ALERT_AGE:
-                # Money may be held or taken at the network with nothing in the ledger yet; the
-                # completer keeps trying, but something (the acquirer, the vault, a card) keeps
-                # failing it, and an operator should look (`remit held-requests`).
-                log.warning(
-                    "%s %s is still unfinished at %s, %s after it began (intent %s, charge %s)",
-                    record.endpoint,
-                    record.key,
-                    record.recovery_point.value,
-                    now - record.created_at,
-                    record.payment_intent_id,
-                    record.charge_id,
-                )
-            note_request(record.request_id, record.key)
-            async with self._engine.begin() as db:
-                if not await idempotency.renew(db, record, now=self._now()):
-                    continue  # taken over (a client's retry) since the batch was claimed
-            await self._try_to_finish(record, resume)
+        for reached, record in enumerate(records):
+            try:
+                await self._complete_one(record, resume, now)
+            except asyncio.CancelledError:
+                # The process is stopping. The key being worked on releases itself; the batch's
+                # later keys would otherwise stay claimed for a lease, refusing their clients'
+                # retries as in use.
+                async with self._engine.begin() as db:
+                    for unreached in records[reached + 1 :]:
+                        await idempotency.release(db, unreached)
+                raise
         return len(records)
+
+    async def _complete_one(
+        self, record: KeyRecord, resume: Callable[[KeyRecord], Awaitable[object]], now: datetime
+    ) -> None:
+        """The completer's turn at one key of its claimed batch."""
+        if record.recovery_point is RecoveryPoint.STARTED:
+            await self._forget(record)
+            return
+        if record.created_at < now - UNFINISHED_ALERT_AGE:
+            # Money may be held or taken at the network with nothing in the ledger yet; the
+            # completer keeps trying, but something (the acquirer, the vault, a card) keeps
+            # failing it, and an operator should look (`remit held-requests`).
+            log.warning(
+                "%s %s is still unfinished at %s, %s after it began (intent %s, charge %s)",
+                record.endpoint,
+                record.key,
+                record.recovery_point.value,
+                now - record.created_at,
+                record.payment_intent_id,
+                record.charge_id,
+            )
+        note_request(record.request_id, record.key)
+        async with self._engine.begin() as db:
+            if not await idempotency.renew(db, record, now=self._now()):
+                return  # taken over (a client's retry) since the batch was claimed
+        await self._try_to_finish(record, resume)
 
     async def _try_to_finish(
         self, record: KeyRecord, resume: Callable[[KeyRecord], Awaitable[object]]
