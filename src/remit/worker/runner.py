@@ -43,6 +43,9 @@ POLL_INTERVAL_S = 1.0
 MAX_BACKOFF_S = 3600.0
 # The longest wait between attempts to claim jobs while the database keeps failing.
 MAX_CLAIM_PAUSE_S = 30.0
+# How long a stopping worker lets its running jobs finish: below the supervisor's grace (at
+# least 25 s: `remit.supervisor.stop_grace_s`), leaving time for what it closes after them.
+STOP_DRAIN_S = 15.0
 
 
 def backoff_for(attempt: int) -> timedelta:
@@ -232,7 +235,14 @@ class Worker:
                     self._wake.clear()
                 await self._wait_for_a_turn(running, stop)
         finally:
-            # Jobs already claimed run to their end: their transactions are not cut off.
+            # Jobs already claimed run to their end, their transactions not cut off; but not
+            # past the supervisor's grace (`remit.supervisor.stop_grace_s`), which would kill
+            # the process. One still running then is cancelled: its claim is leased, and the
+            # job runs again once the lease has run out.
+            if running:
+                await asyncio.wait(set(running), timeout=STOP_DRAIN_S)
+            for task in running:
+                task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             for task in background:
                 task.cancel()
