@@ -22,6 +22,7 @@ from grpc_status import rpc_status
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.logging import mask_card_numbers
 from remit.core.text_limits import too_long_message
+from remit.grpcutil.deadlines import note_deadline
 from remit.grpcutil.request_lengths import OverLimit, field_over_limit, shortest_limit
 from remit.grpcutil.request_text import field_with_nul
 from remit.storage.driver_errors import (
@@ -389,6 +390,8 @@ async def _mapped(
     call: Callable[[], Awaitable[Any]], context: Context, method: str, outages: RequestOutages
 ) -> Any:
     """What `call` answers, or its failure as the status it maps to."""
+    # Noted for the calls the handler makes on, which must end before its caller gives up.
+    note_deadline(context)
     try:
         answer = await call()
     except grpc.aio.AbortError:

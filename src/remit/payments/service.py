@@ -26,6 +26,7 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
+from remit.grpcutil.deadlines import has_time_for
 from remit.payment_methods.domain import (
     another_customers_method,
     spent_elsewhere,
@@ -144,6 +145,7 @@ from remit.payments.risk import (
     outcome_json,
     stand_in_result,
 )
+from remit.payments.send_budget import LOOKUP_NEEDS_S
 from remit.storage.driver_errors import DatabaseFault, database_fault
 from remit.storage.engine import batched_unit, single_statement
 from remit.storage.outages import log_failure
@@ -1329,6 +1331,11 @@ class PaymentsService:
                 except OutcomeUnknownError as unknown:
                     log.warning("network outcome unknown (%s); looking the operation up", unknown)
             for attempt in range(_SETTLE_ATTEMPTS):
+                if not has_time_for(LOOKUP_NEEDS_S):
+                    # The caller's deadline is near: the request waits at its recovery point
+                    # for a retry or the completer, which look the reference up first.
+                    log.warning("no time left to settle %s; it waits for a retry", reference)
+                    break
                 try:
                     found = await look_up()
                     if found is not None:
