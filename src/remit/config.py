@@ -357,6 +357,25 @@ def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     )
 
 
+DEFAULT_STATEMENT_TIMEOUT_S = 30.0
+
+
+def statement_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long one SQL statement of a service (the core, the vault, the acquirer, the worker)
+    may run before PostgreSQL cancels it: a connection stuck on a statement holds a pool slot,
+    and its locks, for no longer. Far above any statement a request runs; a cancelled one is a
+    temporary fault (57014), retried like the others. REMIT_STATEMENT_TIMEOUT_S overrides it.
+    Migrations and the admin commands (verify, reconcile) are not bounded by it."""
+    return _number_setting(
+        environ,
+        "REMIT_STATEMENT_TIMEOUT_S",
+        DEFAULT_STATEMENT_TIMEOUT_S,
+        float,
+        lambda value: 1 <= value <= 3600,
+        "between 1 and 3600 seconds",
+    )
+
+
 DEFAULT_IDEMPOTENCY_LEASE_S = 30.0
 
 
@@ -602,6 +621,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     # at start, naming the setting, rather than failing requests later.
     network_timeout_s(env)
     idempotency_lease_s(env)
+    statement_timeout_s(env)
     return config
 
 

@@ -38,9 +38,18 @@ PREPARE_THRESHOLD = 5
 class DirectPool:
     """Autocommit psycopg connections to one database; `max_size` of them in use at most."""
 
-    def __init__(self, conninfo: str, *, application_name: str, max_size: int) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        application_name: str,
+        max_size: int,
+        options: str | None = None,
+    ) -> None:
         self._conninfo = conninfo
         self._application_name = application_name
+        # libpq startup options (the engine's statement timeout), as its own connections have.
+        self._startup: dict[str, Any] = {} if options is None else {"options": options}
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._slots = asyncio.Semaphore(max_size)
         self._uses: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], int] = (
@@ -53,6 +62,7 @@ class DirectPool:
             autocommit=True,
             prepare_threshold=PREPARE_THRESHOLD,
             application_name=self._application_name,
+            **self._startup,
         )
         await connection.execute(SESSION_SETUP)
         return connection
@@ -93,11 +103,13 @@ class DirectPool:
 _pools: "weakref.WeakKeyDictionary[AsyncEngine, DirectPool]" = weakref.WeakKeyDictionary()
 
 
-def attach(engine: AsyncEngine, *, application_name: str, max_size: int) -> None:
+def attach(
+    engine: AsyncEngine, *, application_name: str, max_size: int, options: str | None = None
+) -> None:
     """Give `engine` a direct pool on its database (no connection is opened yet). Its idle
     connections are closed by `close`, or when the engine is garbage-collected."""
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    pool = DirectPool(url, application_name=application_name, max_size=max_size)
+    pool = DirectPool(url, application_name=application_name, max_size=max_size, options=options)
     _pools[engine] = pool
     weakref.finalize(engine, _hang_up, pool.idle_connections)
 

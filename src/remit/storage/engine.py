@@ -20,10 +20,32 @@ from remit.storage.embedded import to_sqlalchemy_url
 _RECYCLE_S = 1800
 
 
-def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit") -> AsyncEngine:
+def session_options(statement_timeout_s: float | None) -> str | None:
+    """The libpq `options` that set a session's statement timeout when it connects: sent with
+    the connection's startup packet, so it costs no statement, per connection or transaction."""
+    if statement_timeout_s is None:
+        return None
+    return f"-c statement_timeout={round(statement_timeout_s * 1000)}"
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    application_name: str = "remit",
+    statement_timeout_s: float | None = None,
+) -> AsyncEngine:
     """An engine on `url` for transactions, with a direct pool beside it (`remit.storage.direct`,
     at most half of `pool_size` connections, and at least 2) for single autocommitted
-    statements."""
+    statements. `statement_timeout_s`: how long PostgreSQL lets one statement of either run
+    (`config.statement_timeout_s`, for the services); None: no limit (the admin commands)."""
+    options = session_options(statement_timeout_s)
+    connect_args: dict[str, object] = {
+        "application_name": application_name,
+        "prepare_threshold": 5,
+    }
+    if options is not None:
+        connect_args["options"] = options
     engine = create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
@@ -34,12 +56,17 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit
         # like any other; connections are also renewed every half hour.
         pool_pre_ping=False,
         pool_recycle=_RECYCLE_S,
-        connect_args={"application_name": application_name, "prepare_threshold": 5},
+        connect_args=connect_args,
     )
     # Single statements hold a connection for about a millisecond, so a few serve a busy
     # process; the bound keeps every process's two pools together well inside PostgreSQL's
     # default of 100 connections (the core, worker and acquirer share a cluster).
-    direct.attach(engine, application_name=application_name, max_size=max(2, pool_size // 2))
+    direct.attach(
+        engine,
+        application_name=application_name,
+        max_size=max(2, pool_size // 2),
+        options=options,
+    )
     kept.attach(engine, max_idle=pool_size, recycle_s=_RECYCLE_S)
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -16,7 +16,7 @@ from datetime import timedelta
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from remit.config import PlatformConfig
+from remit.config import PlatformConfig, statement_timeout_s
 from remit.core.clock import Clock, SystemClock
 from remit.readiness import signal_ready
 from remit.storage.outages import OutageLog, log_failure
@@ -279,7 +279,9 @@ async def run_worker(config: PlatformConfig) -> None:
     from remit.worker.registry import build_worker
 
     url = config.require_database_url()
-    engine = make_engine(url, application_name="remit-worker")
+    engine = make_engine(
+        url, application_name="remit-worker", statement_timeout_s=statement_timeout_s()
+    )
     worker = build_worker(engine, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
