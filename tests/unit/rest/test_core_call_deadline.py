@@ -4,6 +4,7 @@ the vault, after the core's own work before it. A deadline shorter than the core
 would cut a payment at the network part-way."""
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -15,7 +16,9 @@ from remit.payments.send_budget import (
     authorization_needs_s,
     core_call_timeout_s,
 )
+from remit.rest import three_d_secure
 from remit.rest.context import ApiContext
+from remit.rest.dependencies import Dependencies
 from remit.rest.grpc_call import call
 from remit_api.payments.v1 import payments_pb2
 
@@ -61,3 +64,28 @@ async def test_the_default_network_timeout_keeps_half_a_minute(
 ) -> None:
     monkeypatch.delenv("REMIT_NETWORK_TIMEOUT_S", raising=False)
     assert await _timeout_of_a_call() == 30.0
+
+
+class _RecordingPayments:
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    async def CompleteThreeDSecureChallenge(  # noqa: N802 (the RPC name)
+        self, request: object, **options: Any
+    ) -> payments_pb2.CompleteThreeDSecureChallengeResponse:
+        self.timeouts.append(options["timeout"])
+        return payments_pb2.CompleteThreeDSecureChallengeResponse()
+
+
+async def test_a_challenge_answered_on_the_page_gives_the_core_as_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The answer sends the authenticated attempt to the network, as a confirm does.
+    monkeypatch.setenv("REMIT_NETWORK_TIMEOUT_S", "60")
+    payments = _RecordingPayments()
+    deps = cast(Dependencies, SimpleNamespace(payments=payments))
+    await three_d_secure._complete(
+        deps, "acct_1", "tdsc_1", payments_pb2.THREE_D_SECURE_CHALLENGE_OUTCOME_SUCCEED
+    )
+    assert payments.timeouts == [core_call_timeout_s()]
+    assert core_call_timeout_s() > 60
