@@ -375,6 +375,61 @@ def idempotency_lease_s(environ: Mapping[str, str] | None = None) -> float:
     )
 
 
+# Requests one api process serves at once; past it, a request is refused at once (429) rather
+# than queued behind the others until every one of them is as slow as the REST deadline. Well
+# above what a process keeps in flight when it keeps up (the payments benchmark: 16).
+DEFAULT_API_MAX_IN_FLIGHT = 256
+# Calls one gRPC server runs at once, past which grpc answers RESOURCE_EXHAUSTED at once: above
+# one api process's bound, as several api processes call each core copy.
+DEFAULT_GRPC_MAX_CONCURRENT_RPCS = 512
+MAX_CONCURRENCY_SETTING = 100_000
+
+
+def api_max_in_flight(environ: Mapping[str, str] | None = None) -> int:
+    """Requests an api process serves at once (`remit.rest.admission`);
+    REMIT_API_MAX_IN_FLIGHT overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_API_MAX_IN_FLIGHT",
+        DEFAULT_API_MAX_IN_FLIGHT,
+        int,
+        lambda value: 1 <= value <= MAX_CONCURRENCY_SETTING,
+        f"between 1 and {MAX_CONCURRENCY_SETTING} requests",
+    )
+
+
+def grpc_max_concurrent_rpcs(environ: Mapping[str, str] | None = None) -> int:
+    """Calls a gRPC server (core, vault, acquirer, accounts...) runs at once;
+    REMIT_GRPC_MAX_CONCURRENT_RPCS overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_GRPC_MAX_CONCURRENT_RPCS",
+        DEFAULT_GRPC_MAX_CONCURRENT_RPCS,
+        int,
+        lambda value: 1 <= value <= MAX_CONCURRENCY_SETTING,
+        f"between 1 and {MAX_CONCURRENCY_SETTING} calls",
+    )
+
+
+# Seconds a unit of work waits for a database connection when all of its process's are in use.
+# A few: past that the database is the bottleneck, and a queue that grows only makes every
+# request slower; the caller is told to retry (503, Stripe-Should-Retry: true) instead.
+DEFAULT_DATABASE_POOL_TIMEOUT_S = 5.0
+
+
+def database_pool_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long a unit of work waits for one of its process's database connections
+    (`remit.storage.engine`); REMIT_DATABASE_POOL_TIMEOUT_S overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_DATABASE_POOL_TIMEOUT_S",
+        DEFAULT_DATABASE_POOL_TIMEOUT_S,
+        float,
+        lambda value: 0 < value <= 300,
+        "above 0 and at most 300 seconds",
+    )
+
+
 # Requests a second per account and kind (`remit.rest.rate_limits` says why these defaults).
 DEFAULT_RATE_LIMIT_PER_S = 1000.0
 MAX_RATE_LIMIT_PER_S = 1_000_000.0

@@ -28,6 +28,7 @@ from remit.storage.driver_errors import (
     DatabaseFault,
     database_fault,
     database_out_of_reach,
+    pool_wait_timed_out,
     text_with_nul,
     unknown_account,
 )
@@ -290,7 +291,10 @@ class RequestOutages:
     it: a line when it begins, a reminder each minute, a line when a request goes through
     again; not a line per request, which during an outage would be every request. The
     server is out of reach (or restarting, or out of connections: a warning, the callers
-    retry) or out of a resource (a full disk: an error, it takes an operator). A deadlock or
+    retry) or out of a resource (a full disk: an error, it takes an operator), or its
+    connections are all in use for longer than a request waits for one (the database not
+    keeping up with the load: a warning, the callers retry; over once none has run out of
+    time for a while, as requests that got a connection go through meanwhile). A deadlock or
     a timeout is one request's, among others that go through: a line of its own."""
 
     def __init__(self) -> None:
@@ -302,10 +306,17 @@ class RequestOutages:
             log, "serving requests", is_outage=_out_of_resources, level=logging.ERROR,
             meanwhile="each is answered UNAVAILABLE",
         )  # fmt: skip
+        self._short_of_connections = OutageLog(
+            log, "serving requests", is_outage=pool_wait_timed_out, level=logging.WARNING,
+            meanwhile="those that wait too long for a connection are answered UNAVAILABLE, to "
+            "be retried", settle_s=POOL_OUTAGE_SETTLE_S,
+        )  # fmt: skip
 
     def failed(self, error: BaseException, method: str) -> None:
         """Log that a request to `method` failed on a database that could not do its work."""
-        if database_out_of_reach(error):
+        if pool_wait_timed_out(error):
+            self._short_of_connections.failed(error)
+        elif database_out_of_reach(error):
             self._out_of_reach.failed(error)
         elif _out_of_resources(error):
             self._out_of_resources.failed(error)
@@ -319,9 +330,13 @@ class RequestOutages:
         if method.startswith(_REMIT_METHODS):
             self._out_of_reach.succeeded()
             self._out_of_resources.succeeded()
+            self._short_of_connections.succeeded()
 
 
 _REMIT_METHODS: Final = "/remit_api."
+# Seconds without a request that waited too long for a connection before one that goes through
+# says the pool keeps up again.
+POOL_OUTAGE_SETTLE_S: Final = 10.0
 
 
 def _out_of_resources(error: BaseException) -> bool:

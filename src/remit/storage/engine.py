@@ -14,20 +14,35 @@ from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
+from remit.config import database_pool_timeout_s
 from remit.storage import direct, fastsql, kept
 from remit.storage.embedded import to_sqlalchemy_url
 
 _RECYCLE_S = 1800
 
 
-def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit") -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    application_name: str = "remit",
+    pool_timeout_s: float | None = None,
+) -> AsyncEngine:
     """An engine on `url` for transactions, with a direct pool beside it (`remit.storage.direct`,
     at most half of `pool_size` connections, and at least 2) for single autocommitted
-    statements."""
+    statements.
+
+    A unit of work waits at most `pool_timeout_s` (REMIT_DATABASE_POOL_TIMEOUT_S by default)
+    for a connection of either pool: past that the database is not keeping up, and a queue that
+    grows without bound would only make every request slower, and the process's memory larger,
+    until all of them time out. The wait running out is a temporary fault
+    (`driver_errors.pool_wait_timed_out`): the caller is told to retry."""
+    wait_s = database_pool_timeout_s() if pool_timeout_s is None else pool_timeout_s
     engine = create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=wait_s,
         # No ping before every checkout: it is one more round trip per transaction on the hot
         # path. A connection the server dropped fails its next statement, SQLAlchemy discards
         # it (and the pool's older ones), and the unit of work's error is retried by its caller
@@ -39,7 +54,12 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit
     # Single statements hold a connection for about a millisecond, so a few serve a busy
     # process; the bound keeps every process's two pools together well inside PostgreSQL's
     # default of 100 connections (the core, worker and acquirer share a cluster).
-    direct.attach(engine, application_name=application_name, max_size=max(2, pool_size // 2))
+    direct.attach(
+        engine,
+        application_name=application_name,
+        max_size=max(2, pool_size // 2),
+        wait_s=wait_s,
+    )
     kept.attach(engine, max_idle=pool_size, recycle_s=_RECYCLE_S)
 
     @event.listens_for(engine.sync_engine, "connect")
