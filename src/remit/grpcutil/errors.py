@@ -155,6 +155,8 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
     """Rebuild the server's `RemitError` on the client side of a call."""
     detail = detail_from_rpc_error(error)
     kind = kind_from_grpc_code(error.code())
+    if detail is None and _over_concurrency_limit(error):
+        return server_overloaded_error()
     if detail is None:
         retryable = kind is ErrorKind.UNAVAILABLE
         return RemitError(
@@ -182,6 +184,34 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
         charge=detail.charge or None,
         should_retry=detail.should_retry,
         related=related,
+    )
+
+
+# What grpc answers, itself, to a call past a server's `maximum_concurrent_rpcs`
+# (`remit.grpcutil.server`). Other RESOURCE_EXHAUSTED without a remit detail (a message past
+# its size limit) are faults of remit's, and stay INTERNAL.
+_CONCURRENCY_LIMIT_DETAILS: Final = "Concurrent RPC limit exceeded!"
+
+
+def _over_concurrency_limit(error: grpc.aio.AioRpcError) -> bool:
+    return (
+        error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        and error.details() == _CONCURRENCY_LIMIT_DETAILS
+    )
+
+
+def server_overloaded_error() -> RemitError:
+    """A service refused the call as it had as many in progress as it runs at once: Stripe
+    answers overload as it answers a rate limit (429, `rate_limit`), which clients back off
+    from; none was started, so nothing is stored under an idempotency key. Not
+    `should_retry`: SDKs told to retry would do so within a second or two, adding to the
+    load that refused it."""
+    return RemitError(
+        message="Request rate limit exceeded. Reduce the rate of your requests, backing off "
+        "exponentially before retrying.",
+        kind=ErrorKind.RESOURCE_EXHAUSTED,
+        error_type="invalid_request_error",
+        code="rate_limit",
     )
 
 
