@@ -14,7 +14,13 @@ from collections.abc import Generator
 
 import uvicorn
 
-from remit.config import ConfigError, Endpoint, PlatformConfig, forwarded_allow_ips
+from remit.config import (
+    ConfigError,
+    Endpoint,
+    PlatformConfig,
+    api_max_in_flight,
+    forwarded_allow_ips,
+)
 from remit.hosts import bind_address
 from remit.readiness import signal_ready
 from remit.rest.app import build_app
@@ -54,8 +60,9 @@ class _Server(uvicorn.Server):
 async def serve_api(config: PlatformConfig) -> None:
     # Read first: a bad value stops the process before it connects to anything.
     trusted_proxies = forwarded_allow_ips()
+    max_in_flight = api_max_in_flight()
     dependencies = await connect_dependencies(config)
-    app = build_app(dependencies)
+    app = build_app(dependencies, max_in_flight=max_in_flight)
     server = _Server(
         uvicorn.Config(
             app,
