@@ -43,11 +43,20 @@ POLL_INTERVAL_S = 1.0
 MAX_BACKOFF_S = 3600.0
 # The longest wait between attempts to claim jobs while the database keeps failing.
 MAX_CLAIM_PAUSE_S = 30.0
+# Doubling stops here: past it every wait is at its cap anyway, and a float of 2 ** 1024 cannot
+# be made (OverflowError), which a count of failures left to grow reaches in hours.
+_MAX_DOUBLINGS = 32
 
 
 def backoff_for(attempt: int) -> timedelta:
     """2, 4, 8, ... seconds, capped at an hour."""
-    return timedelta(seconds=min(MAX_BACKOFF_S, 2.0 ** max(1, attempt)))
+    return timedelta(seconds=min(MAX_BACKOFF_S, 2.0 ** min(max(1, attempt), _MAX_DOUBLINGS)))
+
+
+def claim_pause_s(failures: int) -> float:
+    """The wait after `failures` claims in a row failed: doubling from the poll interval up to
+    `MAX_CLAIM_PAUSE_S`, however long the database stays away."""
+    return min(MAX_CLAIM_PAUSE_S, POLL_INTERVAL_S * 2.0 ** min(failures, _MAX_DOUBLINGS))
 
 
 @dataclass
@@ -218,7 +227,7 @@ class Worker:
                         # again.
                         failures += 1
                         claiming.failed(error)
-                        await _pause(stop, min(MAX_CLAIM_PAUSE_S, POLL_INTERVAL_S * 2**failures))
+                        await _pause(stop, claim_pause_s(failures))
                         continue
                     failures = 0
                     claiming.succeeded()
