@@ -7,11 +7,14 @@
 - automatic payouts: once a day per account with `automatic_payouts`.
 
 The first three work in batches, one database transaction per batch. Releases and payouts
-claim rows with SKIP LOCKED, so several workers share the work. Within a batch, accounts are
-handled in id order: every worker takes account chain locks in the same order and two batches
-cannot deadlock. Each item of a batch runs in a savepoint: one that fails is skipped, and the
-rest of the batch commits. Automatic payouts take one transaction per account, so an account's
-ledger turn is held only while its own payout is made.
+claim rows with SKIP LOCKED, so several workers share the work. The expiry of authorizations
+reads its rows without locking them, and each expiry holds its account's ledger turn until the
+batch commits: copies of it would replay the same rows and keep up to a batch of accounts'
+payments waiting, so it runs in one worker at a time (`remit.worker.alone`, `EXPIRE_TASK`).
+Within a batch, accounts are handled in id order: every worker takes account chain locks in the
+same order and two batches cannot deadlock. Each item of a batch runs in a savepoint: one that
+fails is skipped, and the rest of the batch commits. Automatic payouts take one transaction per
+account, so an account's ledger turn is held only while its own payout is made.
 
 A run reads batches while they come back full, each one past the last row the one before it
 read, in the order the rows are due: the items that failed are not read again by that run, so
@@ -45,12 +48,14 @@ from remit.ledger.postings import account_for, make_available
 from remit.ledger.repository import JournalRepository
 from remit.storage.driver_errors import refused_for_its_values
 from remit.storage.outages import log_failure
+from remit.worker.alone import run_alone
 from remit.worker.runner import Periodic
 from remit.worker.skipped import SkippedItems
 
 log = logging.getLogger(__name__)
 
 BATCH: Final = 200
+EXPIRE_TASK: Final = "ledger-expire-authorizations"
 
 T = TypeVar("T")
 # Where a batch's rows stop, in the order its query reads them (the due time, then the id): the
@@ -254,18 +259,21 @@ Step = Callable[[AsyncConnection, datetime, int, Key | None, SkippedItems], Awai
 def ledger_tasks(engine: AsyncEngine, clock: Clock | None = None) -> list[Periodic]:
     time = clock or SystemClock()
 
-    def batched(name: str, step: Step[Key]) -> Periodic:
+    def batched(name: str, step: Step[Key], *, alone: bool = False) -> Periodic:
         async def run() -> None:
             await run_batches(engine, step, time, name=name)
 
-        return Periodic(name, 5.0, run)
+        async def run_in_one_copy() -> None:
+            await run_alone(engine, name, run)
+
+        return Periodic(name, 5.0, run_in_one_copy if alone else run)
 
     async def automatic_payouts() -> None:
         await create_automatic_payouts(engine, now=time.now())
 
     return [
         batched("ledger-release-available-funds", _release_step),
-        batched("ledger-expire-authorizations", _expire_batch),
+        batched(EXPIRE_TASK, _expire_batch, alone=True),
         batched("ledger-advance-payouts", _advance_batch),
         Periodic("ledger-automatic-payouts", 600.0, automatic_payouts),
     ]

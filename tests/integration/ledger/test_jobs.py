@@ -1,6 +1,7 @@
 """The ledger's periodic jobs: what they claim, how batches follow one another, and how one
 failing item or account leaves the rest of the work alone."""
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -13,7 +14,12 @@ from remit.ledger import jobs, journal, payouts
 from remit.ledger import postings as ledger
 from remit.ledger.chart import AVAILABLE
 from remit.ledger.domain import MAX_POSTING_AMOUNT, PendingStatus, Posting, TransactionRequest
-from remit.ledger.jobs import advance_payouts, create_automatic_payouts, release_due_funds
+from remit.ledger.jobs import (
+    EXPIRE_TASK,
+    advance_payouts,
+    create_automatic_payouts,
+    release_due_funds,
+)
 from remit.ledger.objects import (
     BalanceTransaction,
     BalanceTransactionStatus,
@@ -23,6 +29,7 @@ from remit.ledger.objects import (
 from remit.ledger.payouts import SUBMISSION_DELAY
 from remit.ledger.repository import JournalRepository
 from remit.ledger.service import LedgerService
+from remit.worker.alone import run_alone
 from tests.integration.ledger.conftest import NewAccount
 from tests.integration.ledger.test_payouts import available, fund
 
@@ -379,3 +386,41 @@ async def test_payouts_behind_a_full_batch_that_keeps_failing_advance(
         PayoutStatus.PENDING,
         PayoutStatus.IN_TRANSIT,
     ]
+
+
+async def test_authorizations_are_expired_by_one_worker_copy_at_a_time(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """The expiry reads its rows without locking them: a second copy would replay them and hold
+    the same accounts' ledger turns, so it skips its turn while another copy runs."""
+    async with core_engine.begin() as db:
+        await ledger.record_authorization(
+            db,
+            account_id=account_id,
+            charge_id="ch_alone",
+            amount_minor=1_000,
+            currency="usd",
+            now=clock.now(),
+        )
+    clock.advance(timedelta(days=8).total_seconds())
+    [expiry] = [task for task in jobs.ledger_tasks(core_engine, clock) if task.name == EXPIRE_TASK]
+    other_copy_inside, other_copy_done = asyncio.Event(), asyncio.Event()
+
+    async def running_elsewhere() -> None:
+        other_copy_inside.set()
+        await other_copy_done.wait()
+
+    async def status() -> PendingStatus | None:
+        async with core_engine.connect() as db:
+            txn = await JournalRepository(db).get_transaction(account_id, "ch_alone:authorization")
+        assert txn is not None
+        return txn.pending_status
+
+    other_copy = asyncio.create_task(run_alone(core_engine, EXPIRE_TASK, running_elsewhere))
+    await other_copy_inside.wait()
+    await expiry.run()
+    assert await status() is PendingStatus.OPEN
+    other_copy_done.set()
+    await other_copy
+    await expiry.run()
+    assert await status() is PendingStatus.VOIDED
