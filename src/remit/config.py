@@ -361,10 +361,12 @@ DEFAULT_IDEMPOTENCY_LEASE_S = 30.0
 
 
 def idempotency_lease_s(environ: Mapping[str, str] | None = None) -> float:
-    """How long a request owns its idempotency key without reaching a recovery point
-    (`remit.payments.idempotency.lease`). REMIT_IDEMPOTENCY_LEASE_S overrides it: it must
-    outlast any single step, and a lease of hours would keep a crashed request's key from its
-    client's retry and the completer for as long."""
+    """How long a request owns its idempotency key without reaching a recovery point or
+    renewing it (`remit.payments.idempotency.lease`): a request renews it while it waits on the
+    network (`remit.payments.key_heartbeat`), so it need not outlast a step, only say how soon
+    a request that died gives its key up. REMIT_IDEMPOTENCY_LEASE_S overrides it: a lease of
+    hours would keep a crashed request's key from its client's retry and the completer for as
+    long."""
     return _number_setting(
         environ,
         "REMIT_IDEMPOTENCY_LEASE_S",
