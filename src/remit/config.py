@@ -346,7 +346,9 @@ DEFAULT_NETWORK_TIMEOUT_S = 10.0
 
 def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     """How long a call to the card network (the acquirer) may take before its outcome is
-    treated as unknown and looked up. REMIT_NETWORK_TIMEOUT_S overrides it."""
+    treated as unknown and looked up. REMIT_NETWORK_TIMEOUT_S overrides it. One step at the
+    network takes up to about 7 to 9 of these (`remit.payments.step_bounds`); the worker's
+    job lease is sized from it (`remit.worker.leases`)."""
     return _number_setting(
         environ,
         "REMIT_NETWORK_TIMEOUT_S",
