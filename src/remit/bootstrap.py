@@ -23,6 +23,7 @@ from remit.storage.reachability import (
     unavailability_reason,
     vault_database,
 )
+from remit.storage.schema_check import refuse_unless_migrated
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,10 @@ _DATABASE_OF: dict[str, Callable[[PlatformConfig], PlatformDatabase]] = {
 
 def run_process(role: str, config: PlatformConfig) -> int:
     """Run the process of `role` until it is stopped. It does not start, saying why in one line,
-    without a setting it needs or on a port it cannot listen on (exit 2), or without its
-    database (75, EX_TEMPFAIL: a service manager, or `remit serve`, starts it again later; 2
-    when the server refused the URL's user, password or database)."""
+    without a setting it needs, on a port it cannot listen on or on a database not migrated
+    as far as its version's migrations (exit 2), or without its database (75, EX_TEMPFAIL: a
+    service manager, or `remit serve`, starts it again later; 2 when the server refused the
+    URL's user, password or database)."""
     follow_parent()
     configure_logging(role)
     runners = {
@@ -65,6 +67,8 @@ def run_process(role: str, config: PlatformConfig) -> int:
         database = _DATABASE_OF.get(role)
         if database is not None:
             check_reachable(database(config))
+            # Nor on a schema its migrations have not reached.
+            refuse_unless_migrated(database(config))
     except ConfigError as error:
         log.error("remit %s: %s", role, error)
         return EXIT_REFUSED

@@ -28,6 +28,9 @@ A NUL character: PostgreSQL cannot store one in text, and psycopg refuses to sen
 facade refuses NUL before it reaches the core; an internal gRPC caller's NUL is the caller's
 mistake, not an internal error.
 
+A table that does not exist (SQLSTATE 42P01): a database whose migrations were not applied, or
+not all of them; a process that finds it so as it starts says to run `remit migrate`.
+
 An account that does not exist: every row of an account's refers to it (a foreign key named
 `fk_<table>_account_id_accounts`), so a row written for an account id no account has is
 refused. The REST facade only ever names the account of the key it authenticated; an internal
@@ -177,6 +180,14 @@ def text_with_nul(error: BaseException) -> bool:
     if psycopg is None:
         return False
     return any(isinstance(e, psycopg.DataError) and "NUL" in str(e) for e in _raised_from(error))
+
+
+def missing_table(error: BaseException) -> bool:
+    """True when the database refused a statement for naming a table it does not have."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return False
+    return any(isinstance(e, psycopg.errors.UndefinedTable) for e in _raised_from(error))
 
 
 _ACCOUNT_FOREIGN_KEY = re.compile(r"fk_\w+_account_id_accounts")
