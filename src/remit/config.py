@@ -346,7 +346,9 @@ DEFAULT_NETWORK_TIMEOUT_S = 10.0
 
 def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     """How long a call to the card network (the acquirer) may take before its outcome is
-    treated as unknown and looked up. REMIT_NETWORK_TIMEOUT_S overrides it."""
+    treated as unknown and looked up. REMIT_NETWORK_TIMEOUT_S overrides it. One step at the
+    network takes up to about 7 to 9 of these (`remit.payments.step_bounds`); the worker's
+    job lease is sized from it (`remit.worker.leases`)."""
     return _number_setting(
         environ,
         "REMIT_NETWORK_TIMEOUT_S",
@@ -361,10 +363,12 @@ DEFAULT_IDEMPOTENCY_LEASE_S = 30.0
 
 
 def idempotency_lease_s(environ: Mapping[str, str] | None = None) -> float:
-    """How long a request owns its idempotency key without reaching a recovery point
-    (`remit.payments.idempotency.lease`). REMIT_IDEMPOTENCY_LEASE_S overrides it: it must
-    outlast any single step, and a lease of hours would keep a crashed request's key from its
-    client's retry and the completer for as long."""
+    """How long a request owns its idempotency key without reaching a recovery point or
+    renewing it (`remit.payments.idempotency.lease`): a request renews it while it waits on the
+    network (`remit.payments.key_heartbeat`), so it need not outlast a step, only say how soon
+    a request that died gives its key up. REMIT_IDEMPOTENCY_LEASE_S overrides it: a lease of
+    hours would keep a crashed request's key from its client's retry and the completer for as
+    long."""
     return _number_setting(
         environ,
         "REMIT_IDEMPOTENCY_LEASE_S",

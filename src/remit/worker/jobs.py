@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.worker.tables import jobs
 
 NOTIFY_CHANNEL = "remit_jobs"
+# The least a claim holds a job; the worker sizes its lease from its handlers' longest steps
+# (`remit.worker.leases`).
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 25
 
