@@ -416,10 +416,25 @@ def client_rate_limit_per_s(environ: Mapping[str, str] | None = None) -> float:
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
 
+def _strict_network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry)
+    except ValueError:
+        return False
+    return True
+
+
 def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
     """The proxies whose X-Forwarded-For the facade believes (uvicorn's `forwarded_allow_ips`:
-    addresses or networks, comma-separated, or `*` for any), so that the per-client limit
-    counts clients rather than the proxy. REMIT_FORWARDED_ALLOW_IPS overrides it."""
+    addresses or networks, comma-separated), so that the per-client limit counts clients
+    rather than the proxy. REMIT_FORWARDED_ALLOW_IPS overrides it.
+
+    `*`, and a network of every address, are refused: uvicorn then trusts every hop and takes
+    the leftmost X-Forwarded-For entry, which is whatever the client wrote (a proxy appends to
+    the header it was sent), so every client would choose the address it is counted as, to
+    evade its limit or use up another's. A proxy whose address is not known in advance is
+    covered by its network. A network written with host bits (`10.0.0.1/8`) is refused too:
+    uvicorn would silently take it for a name, and trust nothing by it."""
     env = os.environ if environ is None else environ
     value = (env.get("REMIT_FORWARDED_ALLOW_IPS") or "").strip()
     if value == "":
@@ -427,14 +442,29 @@ def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
     for entry in value.split(","):
         entry = entry.strip()
         if entry == "*":
-            continue
+            raise ConfigError(
+                "REMIT_FORWARDED_ALLOW_IPS: * would let every client choose the address it is "
+                "counted as (X-Forwarded-For's leftmost entry); list your proxies' addresses "
+                "or networks instead"
+            )
         try:
-            ipaddress.ip_network(entry, strict=False)
+            network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
             raise ConfigError(
                 f"REMIT_FORWARDED_ALLOW_IPS: {entry!r} is not an IP address or network "
-                "(give them comma-separated, or * for any)"
+                "(give them comma-separated)"
             ) from None
+        if network.prefixlen == 0:
+            raise ConfigError(
+                f"REMIT_FORWARDED_ALLOW_IPS: {entry} trusts every address, which would let "
+                "every client choose the address it is counted as; list your proxies' "
+                "addresses or networks instead"
+            )
+        if "/" in entry and not _strict_network(entry):
+            raise ConfigError(
+                f"REMIT_FORWARDED_ALLOW_IPS: {entry} has bits set past its prefix; "
+                f"did you mean {network}?"
+            )
     return value
 
 
