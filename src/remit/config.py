@@ -346,7 +346,9 @@ DEFAULT_NETWORK_TIMEOUT_S = 10.0
 
 def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     """How long a call to the card network (the acquirer) may take before its outcome is
-    treated as unknown and looked up. REMIT_NETWORK_TIMEOUT_S overrides it."""
+    treated as unknown and looked up. REMIT_NETWORK_TIMEOUT_S overrides it. One step at the
+    network takes up to about 7 to 9 of these (`remit.payments.step_bounds`); the worker's
+    job lease is sized from it (`remit.worker.leases`)."""
     return _number_setting(
         environ,
         "REMIT_NETWORK_TIMEOUT_S",
@@ -361,10 +363,12 @@ DEFAULT_IDEMPOTENCY_LEASE_S = 30.0
 
 
 def idempotency_lease_s(environ: Mapping[str, str] | None = None) -> float:
-    """How long a request owns its idempotency key without reaching a recovery point
-    (`remit.payments.idempotency.lease`). REMIT_IDEMPOTENCY_LEASE_S overrides it: it must
-    outlast any single step, and a lease of hours would keep a crashed request's key from its
-    client's retry and the completer for as long."""
+    """How long a request owns its idempotency key without reaching a recovery point or
+    renewing it (`remit.payments.idempotency.lease`): a request renews it while it waits on the
+    network (`remit.payments.key_heartbeat`), so it need not outlast a step, only say how soon
+    a request that died gives its key up. REMIT_IDEMPOTENCY_LEASE_S overrides it: a lease of
+    hours would keep a crashed request's key from its client's retry and the completer for as
+    long."""
     return _number_setting(
         environ,
         "REMIT_IDEMPOTENCY_LEASE_S",
@@ -467,10 +471,25 @@ def client_rate_limit_per_s(environ: Mapping[str, str] | None = None) -> float:
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
 
+def _strict_network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry)
+    except ValueError:
+        return False
+    return True
+
+
 def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
     """The proxies whose X-Forwarded-For the facade believes (uvicorn's `forwarded_allow_ips`:
-    addresses or networks, comma-separated, or `*` for any), so that the per-client limit
-    counts clients rather than the proxy. REMIT_FORWARDED_ALLOW_IPS overrides it."""
+    addresses or networks, comma-separated), so that the per-client limit counts clients
+    rather than the proxy. REMIT_FORWARDED_ALLOW_IPS overrides it.
+
+    `*`, and a network of every address, are refused: uvicorn then trusts every hop and takes
+    the leftmost X-Forwarded-For entry, which is whatever the client wrote (a proxy appends to
+    the header it was sent), so every client would choose the address it is counted as, to
+    evade its limit or use up another's. A proxy whose address is not known in advance is
+    covered by its network. A network written with host bits (`10.0.0.1/8`) is refused too:
+    uvicorn would silently take it for a name, and trust nothing by it."""
     env = os.environ if environ is None else environ
     value = (env.get("REMIT_FORWARDED_ALLOW_IPS") or "").strip()
     if value == "":
@@ -478,14 +497,29 @@ def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
     for entry in value.split(","):
         entry = entry.strip()
         if entry == "*":
-            continue
+            raise ConfigError(
+                "REMIT_FORWARDED_ALLOW_IPS: * would let every client choose the address it is "
+                "counted as (X-Forwarded-For's leftmost entry); list your proxies' addresses "
+                "or networks instead"
+            )
         try:
-            ipaddress.ip_network(entry, strict=False)
+            network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
             raise ConfigError(
                 f"REMIT_FORWARDED_ALLOW_IPS: {entry!r} is not an IP address or network "
-                "(give them comma-separated, or * for any)"
+                "(give them comma-separated)"
             ) from None
+        if network.prefixlen == 0:
+            raise ConfigError(
+                f"REMIT_FORWARDED_ALLOW_IPS: {entry} trusts every address, which would let "
+                "every client choose the address it is counted as; list your proxies' "
+                "addresses or networks instead"
+            )
+        if "/" in entry and not _strict_network(entry):
+            raise ConfigError(
+                f"REMIT_FORWARDED_ALLOW_IPS: {entry} has bits set past its prefix; "
+                f"did you mean {network}?"
+            )
     return value
 
 

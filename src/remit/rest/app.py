@@ -176,8 +176,9 @@ async def read_form(request: Request) -> dict[str, FormValue]:
 async def _authenticated(request: Request, deps: Dependencies) -> Principal:
     """The request's principal. Only failed authentications count against the client's
     address, so merchants behind one shared address are never held back by each other; once
-    an address has none left, only a key already known good passes, and none is looked up:
-    a client trying keys costs the accounts service nothing past its address's limit."""
+    an address has none left, only a key found good lately passes (`Authenticator.vouched`),
+    and no other is looked up: a client trying keys costs the accounts service nothing past
+    its address's limit."""
     authorization = request.headers.get("authorization")
     known = deps.authenticator.known(authorization)
     if known is not None:
@@ -187,6 +188,17 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
         # address nothing, so a burst with one good key is never held back.
         return await deps.authenticator.authenticate(authorization)
     address = client_address(request)
+    if deps.authenticator.vouched(authorization):
+        # Found good lately: looked up again (a revoked key still stops within the cache's
+        # few seconds) but not held to the address's limit, which a client guessing keys
+        # from the same address (a load balancer's) could otherwise use up for every merchant
+        # behind it. Refused now, it counts as any failure does.
+        try:
+            return await deps.authenticator.authenticate(authorization)
+        except StripeError as error:
+            if error.http_status == 401:
+                deps.rate_limits.count_failed_key_lookup(address)
+            raise
     # Counted before the look-up, so that wrong keys sent all at once are held to the limit
     # too; handed back when the key is found.
     if not deps.rate_limits.reserve_key_lookup(address):
