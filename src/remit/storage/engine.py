@@ -14,6 +14,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
+from remit.config import database_pool_timeout_s
 from remit.storage import direct, fastsql, kept
 from remit.storage.embedded import to_sqlalchemy_url
 
@@ -34,11 +35,19 @@ def make_engine(
     pool_size: int = 10,
     application_name: str = "remit",
     statement_timeout_s: float | None = None,
+    pool_timeout_s: float | None = None,
 ) -> AsyncEngine:
     """An engine on `url` for transactions, with a direct pool beside it (`remit.storage.direct`,
     at most half of `pool_size` connections, and at least 2) for single autocommitted
     statements. `statement_timeout_s`: how long PostgreSQL lets one statement of either run
-    (`config.statement_timeout_s`, for the services); None: no limit (the admin commands)."""
+    (`config.statement_timeout_s`, for the services); None: no limit (the admin commands).
+
+    A unit of work waits at most `pool_timeout_s` (REMIT_DATABASE_POOL_TIMEOUT_S by default)
+    for a connection of either pool: past that the database is not keeping up, and a queue that
+    grows without bound would only make every request slower, and the process's memory larger,
+    until all of them time out. The wait running out is a temporary fault
+    (`driver_errors.pool_wait_timed_out`): the caller is told to retry."""
+    wait_s = database_pool_timeout_s() if pool_timeout_s is None else pool_timeout_s
     options = session_options(statement_timeout_s)
     connect_args: dict[str, object] = {
         "application_name": application_name,
@@ -50,6 +59,7 @@ def make_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=wait_s,
         # No ping before every checkout: it is one more round trip per transaction on the hot
         # path. A connection the server dropped fails its next statement, SQLAlchemy discards
         # it (and the pool's older ones), and the unit of work's error is retried by its caller
@@ -66,6 +76,7 @@ def make_engine(
         application_name=application_name,
         max_size=max(2, pool_size // 2),
         options=options,
+        wait_s=wait_s,
     )
     kept.attach(engine, max_idle=pool_size, recycle_s=_RECYCLE_S)
 
