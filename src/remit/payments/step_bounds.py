@@ -6,7 +6,7 @@ key's lease while a request waits on it, a worker's claim on the job that makes 
 outlast these bounds, which move with REMIT_NETWORK_TIMEOUT_S.
 """
 
-from remit.payments.network import VAULT_MARGIN_S
+from remit.payments.send_budget import VAULT_MARGIN_S
 
 # How many rounds of look-up (and send again, when the network has no record) settle an
 # operation whose outcome is unknown before the step gives up as `network_unavailable`; the
