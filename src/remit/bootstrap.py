@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 
 from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
-from remit.config import ConfigError, PlatformConfig
+from remit.config import ConfigError, PlatformConfig, statement_timeout_s
 from remit.core.logging import configure_logging
 from remit.grpcutil.internal_auth import InternalAccess
 from remit.payments.crashpoints import check_crash_settings
@@ -118,7 +118,11 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.worker.runner import libpq_url
     from remit_api.acquirer.v1 import acquirer_pb2_grpc
 
-    engine = make_engine(config.require_database_url(), application_name="remit-core")
+    engine = make_engine(
+        config.require_database_url(),
+        application_name="remit-core",
+        statement_timeout_s=statement_timeout_s(),
+    )
     accounts = AccountsService(engine)
     payments = build_payments(engine, config)
     webhooks = WebhooksService(engine, policy=policy_for(config), renderer=event_renderer(engine))
@@ -170,7 +174,11 @@ async def _run_acquirer(config: PlatformConfig) -> None:
     faults = FaultConfig.from_env(os.environ)
     if faults.active:
         log.warning("acquirer fault injection is on: %s", faults)
-    engine = make_engine(config.require_acquirer_database_url(), application_name="remit-acq")
+    engine = make_engine(
+        config.require_acquirer_database_url(),
+        application_name="remit-acq",
+        statement_timeout_s=statement_timeout_s(),
+    )
     await serve_grpc(
         config.acquirer,
         [acquirer_registration(AcquirerService(engine))],

@@ -10,6 +10,7 @@ reference up, never by asking the network to authorize again.
 """
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -26,6 +27,7 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
+from remit.grpcutil.deadlines import has_time_for
 from remit.payment_methods.domain import (
     another_customers_method,
     spent_elsewhere,
@@ -88,6 +90,7 @@ from remit.payments.held_requests import (
     retryable,
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
+from remit.payments.key_heartbeat import key_kept_held
 from remit.payments.keyed import Done as Done
 from remit.payments.keyed import Keyed, is_stored_refusal, run_keyed, store_refusal, stored_error
 from remit.payments.keyed import KeyedCall as KeyedCall
@@ -144,6 +147,8 @@ from remit.payments.risk import (
     outcome_json,
     stand_in_result,
 )
+from remit.payments.send_budget import LOOKUP_NEEDS_S
+from remit.payments.step_bounds import SETTLE_ATTEMPTS, SETTLE_PAUSE_S
 from remit.storage.driver_errors import DatabaseFault, database_fault
 from remit.storage.engine import batched_unit, single_statement
 from remit.storage.outages import log_failure
@@ -158,7 +163,6 @@ AUTHORIZATION_VALIDITY = timedelta(days=7)
 EXPIRE_JOB = "payments.expire_authorization"
 # How long an expiry whose attempts all failed waits before it is tried again.
 EXPIRY_RETRY_AFTER = timedelta(hours=1)
-_SETTLE_ATTEMPTS = 3
 # The test crash switch's point between the network's answer and its storing (crashpoints.py).
 AUTHORIZATION_ANSWERED = "authorization_answered"
 # An unfinished request this old is reported at every try of the completer (see
@@ -166,7 +170,6 @@ AUTHORIZATION_ANSWERED = "authorization_answered"
 # first hour a key is tried at most hourly (`idempotency.abandoned_keys`), so it is reported
 # at most hourly too, however long it stays stuck.
 UNFINISHED_ALERT_AGE = timedelta(hours=4)
-_SETTLE_PAUSE_S = 0.2
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -616,6 +619,11 @@ class PaymentsService:
     async def _release(self, record: KeyRecord) -> None:
         async with self._engine.begin() as db:
             await idempotency.release(db, record)
+
+    def _kept_held(self, record: KeyRecord) -> contextlib.AbstractAsyncContextManager[None]:
+        """Around a step at the network: its key's lease is renewed while it runs, so that a
+        step longer than a lease is not taken over from a request still waiting on it."""
+        return key_kept_held(self._engine, record, now=self._now)
 
     _replay_of = staticmethod(replay_of)
 
@@ -1290,13 +1298,16 @@ class PaymentsService:
         # A block, or a challenge that must come first, is recorded without asking the network.
         answer = stand_in_result(RiskVerdict.from_json(charge.risk), authentication)
         if answer is None:
-            answer = await self._authorize_or_refusal(
-                authorize,
-                look_up,
-                reference,
-                refused=lambda: self._methods.card_refused(record.account_id, vault_token or ""),
-                sent_before=sent_before,
-            )
+            async with self._kept_held(record):
+                answer = await self._authorize_or_refusal(
+                    authorize,
+                    look_up,
+                    reference,
+                    refused=lambda: self._methods.card_refused(
+                        record.account_id, vault_token or ""
+                    ),
+                    sent_before=sent_before,
+                )
             crash_after(AUTHORIZATION_ANSWERED)
         now = self._now()
         async with single_statement(self._engine) as connection:
@@ -1389,14 +1400,19 @@ class PaymentsService:
                     return await send()
                 except OutcomeUnknownError as unknown:
                     log.warning("network outcome unknown (%s); looking the operation up", unknown)
-            for attempt in range(_SETTLE_ATTEMPTS):
+            for attempt in range(SETTLE_ATTEMPTS):
+                if not has_time_for(LOOKUP_NEEDS_S):
+                    # The caller's deadline is near: the request waits at its recovery point
+                    # for a retry or the completer, which look the reference up first.
+                    log.warning("no time left to settle %s; it waits for a retry", reference)
+                    break
                 try:
                     found = await look_up()
                     if found is not None:
                         return found
                     return await send()
                 except OutcomeUnknownError:
-                    await asyncio.sleep(_SETTLE_PAUSE_S * (attempt + 1))
+                    await asyncio.sleep(SETTLE_PAUSE_S * (attempt + 1))
         except RemitError as refusal:
             if not network_holds_reference_for_other_parameters(refusal):
                 raise
@@ -1654,17 +1670,19 @@ class PaymentsService:
         # start while `capture_requested` holds it).
         reference = charge.capture_reference
         authorization_id, amount = charge.authorization_id, charge.requested_capture_minor
-        operation: OperationOutcome = await self._settle(
-            lambda: self._network.capture(
-                authorization_id=authorization_id, amount_minor=amount, reference=reference
-            ),
-            # A capture of the amount asked for (`amount_to_capture`), not of the whole charge.
-            lambda: self._network.lookup_operation(
-                reference, expected_capture(charge, authorization_id, amount)
-            ),
-            reference,
-            sent_before=sent_before,
-        )
+        async with self._kept_held(record):
+            operation: OperationOutcome = await self._settle(
+                lambda: self._network.capture(
+                    authorization_id=authorization_id, amount_minor=amount, reference=reference
+                ),
+                # A capture of the amount asked for (`amount_to_capture`), not of the whole
+                # charge.
+                lambda: self._network.lookup_operation(
+                    reference, expected_capture(charge, authorization_id, amount)
+                ),
+                reference,
+                sent_before=sent_before,
+            )
         now = self._now()
         refused: RemitError | None = None
         async with batched_unit(self._engine) as db:
@@ -1787,7 +1805,8 @@ class PaymentsService:
         if held is None and look_again:
             held = await self._authorized_charge(record.account_id, record.payment_intent_id)
         if held is not None:
-            released = await self._void(record.account_id, held, sent_before=look_again)
+            async with self._kept_held(record):
+                released = await self._void(record.account_id, held, sent_before=look_again)
             if _captured_first(released):
                 # A capture reached the network before this release: the money is taken, and
                 # the capture's own outcome makes the intent succeeded. Canceling it would
@@ -2345,18 +2364,19 @@ class PaymentsService:
         reference, authorization_id = refund.id, charge.authorization_id
         operation: OperationOutcome | None = None
         if refund.status is RefundStatus.PENDING:
-            operation = await self._settle(
-                lambda: self._network.refund(
-                    authorization_id=authorization_id,
-                    amount_minor=refund.amount_minor,
-                    reference=reference,
-                ),
-                lambda: self._network.lookup_operation(
-                    reference, expected_refund(charge, authorization_id, refund)
-                ),
-                reference,
-                sent_before=sent_before,
-            )
+            async with self._kept_held(record):
+                operation = await self._settle(
+                    lambda: self._network.refund(
+                        authorization_id=authorization_id,
+                        amount_minor=refund.amount_minor,
+                        reference=reference,
+                    ),
+                    lambda: self._network.lookup_operation(
+                        reference, expected_refund(charge, authorization_id, refund)
+                    ),
+                    reference,
+                    sent_before=sent_before,
+                )
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)

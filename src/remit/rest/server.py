@@ -19,6 +19,7 @@ from remit.config import (
     ConfigError,
     Endpoint,
     PlatformConfig,
+    api_max_in_flight,
     forwarded_allow_ips,
     shutdown_grace_s,
 )
@@ -26,6 +27,7 @@ from remit.hosts import bind_address
 from remit.readiness import signal_ready
 from remit.rest.app import build_app
 from remit.rest.dependencies import connect_dependencies
+from remit.rest.forwarded import ForwardedFor
 from remit.rest.http_protocol import StripeShapedHttpToolsProtocol
 
 log = logging.getLogger(__name__)
@@ -64,8 +66,11 @@ class _Server(uvicorn.Server):
 async def serve_api(config: PlatformConfig) -> None:
     # Read first: a bad value stops the process before it connects to anything.
     trusted_proxies = forwarded_allow_ips()
+    max_in_flight = api_max_in_flight()
     dependencies = await connect_dependencies(config)
-    app = build_app(dependencies)
+    # X-Forwarded-For is believed from the trusted proxies only, so the per-client limit counts
+    # clients; from any other peer it is ignored, and logged (`remit.rest.forwarded`).
+    app = ForwardedFor(build_app(dependencies, max_in_flight=max_in_flight), trusted_proxies)
     server = _Server(
         uvicorn.Config(
             app,
@@ -78,8 +83,7 @@ async def serve_api(config: PlatformConfig) -> None:
             date_header=True,
             # A confirm in flight may wait on the network for its whole timeout.
             timeout_graceful_shutdown=math.ceil(shutdown_grace_s()),
-            # X-Forwarded-For is believed from these only: the per-client limit counts clients.
-            forwarded_allow_ips=trusted_proxies,
+            proxy_headers=False,  # `ForwardedFor` does it
         )
     )
     sock = listening_socket(config.api.host, config.api.port)

@@ -15,6 +15,12 @@ so its SQLSTATE is what tells them apart (`database_fault`):
 - Over a limit of the database (SQLSTATE class 54: an index row too large, a statement too
   complex): the same request fails the same way every time, so it is never temporary.
 
+A connection not had in time: every one of the process's connections in use for as long as a
+unit of work waits for one (SQLAlchemy's pool's `TimeoutError`, the direct pool's
+`ConnectionWaitTimeoutError`). The database is not keeping up with the load; the request did not
+start, so it is temporary like a refused connection, and callers are told to retry (after
+their backoff) rather than queue.
+
 Any other `OperationalError` (a dropped database, a file missing from the data directory, a
 trigger protocol broken) is a fault of remit's or of its deployment: an internal error.
 
@@ -103,9 +109,27 @@ _OVER_LIMIT_CLASS: Final = "54"  # program_limit_exceeded
 _OUT_OF_REACH_STATES: Final = frozenset({"53300", "57P01", "57P02", "57P03"})
 
 
+class ConnectionWaitTimeoutError(Exception):
+    """No connection of a pool came free within the time a unit of work waits for one."""
+
+
+def pool_wait_timed_out(error: BaseException) -> bool:
+    """True when `error`, or an error it was raised from, is a wait for a pooled connection
+    that ran out: SQLAlchemy's pool's or the direct pool's."""
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    pool_timeout = getattr(sqlalchemy_exc, "TimeoutError", ConnectionWaitTimeoutError)
+    return any(
+        isinstance(raised, (ConnectionWaitTimeoutError, pool_timeout))
+        for raised in _raised_from(error)
+    )
+
+
 def database_fault(error: BaseException) -> DatabaseFault | None:
     """What the first `OperationalError` that `error` is, or was raised from, says about the
-    request; None for none, or for one that is remit's own fault."""
+    request (a pooled connection not had in time: temporary); None for none, or for one that
+    is remit's own fault."""
+    if pool_wait_timed_out(error):
+        return DatabaseFault.TEMPORARY
     psycopg = sys.modules.get("psycopg")
     if psycopg is None:
         return None
@@ -119,7 +143,7 @@ def database_out_of_reach(error: BaseException) -> bool:
     """True when `error` is a temporary fault that fails every request alike while it lasts
     (the server out of reach, restarting, out of connections): an outage, not one statement's
     bad luck."""
-    if database_fault(error) is not DatabaseFault.TEMPORARY:
+    if database_fault(error) is not DatabaseFault.TEMPORARY or pool_wait_timed_out(error):
         return False
     psycopg = sys.modules["psycopg"]  # (a fault was found: it is loaded)
     for raised in _raised_from(error):

@@ -9,6 +9,7 @@ from remit.config import (
     ConfigError,
     PlatformConfig,
     refuse_plaintext_beyond_loopback,
+    statement_timeout_s,
     target_hosts,
 )
 from remit.storage.driver_errors import missing_table
@@ -60,7 +61,11 @@ async def run_vault(config: PlatformConfig) -> None:
     from remit.vault.service import VaultService
 
     settings = VaultSettings.from_env(os.environ, config)
-    engine = make_engine(config.require_vault_database_url(), application_name="remit-vault")
+    engine = make_engine(
+        config.require_vault_database_url(),
+        application_name="remit-vault",
+        statement_timeout_s=statement_timeout_s(),
+    )
     try:
         # Refused (a `ConfigError`) unless they are the keys the database's cards need.
         keys = await open_key_store(os.environ, config.data_dir, engine)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.accounts.service import AccountsService
 from remit.config import (
     PlatformConfig,
+    network_timeout_s,
     vault_sweep_grace_s,
     vault_sweep_max_deletions,
     vault_sweep_max_unreferenced_share,
@@ -18,6 +19,7 @@ from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payment_methods.vault_sweep import UnreferencedCardSweep
 from remit.payments.related import event_renderer
 from remit.payments.service import EXPIRE_JOB
+from remit.payments.step_bounds import operation_worst_s
 from remit.payments.wiring import build_payments
 from remit.radar import expired_challenges
 from remit.radar.expired_challenges import ExpiredChallengeSweep
@@ -27,6 +29,7 @@ from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.alone import run_alone
 from remit.worker.housekeeping import housekeeping_tasks
 from remit.worker.jobs import Job
+from remit.worker.leases import job_lease_for
 from remit.worker.runner import JobHandler, Periodic, Worker
 
 COMPLETER_INTERVAL_S = 2.0
@@ -117,10 +120,14 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     periodic += webhooks.periodic
     on_stop.append(webhooks.close)
 
+    # The expiry job's void settles at the network (capture, void and refund take as long);
+    # a delivery's POST has its own timeout.
+    longest_step_s = max(operation_worst_s(network_timeout_s()), webhooks.longest_step_s)
     return Worker(
         engine=engine,
         handlers=handlers,
         periodic=periodic,
         on_stop=on_stop,
         given_up={**given_up, **webhooks.given_up},
+        lease=job_lease_for(longest_step_s),
     )
