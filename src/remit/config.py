@@ -372,6 +372,7 @@ def shutdown_grace_s(environ: Mapping[str, str] | None = None) -> float:
     could be set below it."""
     return network_timeout_s(environ) + SHUTDOWN_MARGIN_S
 
+
 DEFAULT_STATEMENT_TIMEOUT_S = 30.0
 
 

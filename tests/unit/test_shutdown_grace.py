@@ -5,7 +5,7 @@ import inspect
 
 from remit.config import DEFAULT_NETWORK_TIMEOUT_S, shutdown_grace_s
 from remit.grpcutil import server as grpc_server
-from remit.payments.network import VAULT_MARGIN_S
+from remit.payments.send_budget import VAULT_MARGIN_S
 from remit.rest import server as rest_server
 
 
