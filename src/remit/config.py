@@ -360,7 +360,7 @@ def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
 
 
 # Beyond the network's timeout: the vault's forward waits a little longer than the acquirer
-# call it makes (remit.payments.network.VAULT_MARGIN_S), and the core then records the answer.
+# call it makes (remit.payments.send_budget.VAULT_MARGIN_S), and the core then records the answer.
 SHUTDOWN_MARGIN_S = 5.0
 
 
