@@ -167,9 +167,12 @@ async def test_a_void_longer_than_the_lease_keeps_its_cancel_s_key(
     assert canceled.value.status is Status.CANCELED
 
 
-async def test_a_request_stopped_mid_step_lets_its_key_go_and_renews_it_no_more(
+async def test_a_request_stopped_mid_step_keeps_its_key_until_the_step_ends_then_lets_it_go(
     core_engine: AsyncEngine, account_id: str, short_lease: None
 ) -> None:
+    """Its caller gone, the authorization goes on to its answer (`_outliving_its_caller`), with
+    the key held and renewed meanwhile, so no retry or completer sends it again; once the
+    answer is recorded, the key is let go and renewed no more."""
     clock, network = FixedClock(T0), NetworkThatWaits(waits=True)
     payments = _service(core_engine, network, clock)
     paying = asyncio.create_task(pay(payments, account_id, "stopped"))
@@ -178,11 +181,17 @@ async def test_a_request_stopped_mid_step_lets_its_key_go_and_renews_it_no_more(
     with pytest.raises(asyncio.CancelledError):
         await paying
 
+    held = await _locked_until(core_engine, "stopped")
+    assert held is not None
+    clock.advance(3 * LEASE_S)
+    await _renewed_past(core_engine, "stopped", clock.now())
+    assert await _completer_claims(core_engine, clock.now()) == []
+
+    network.answer.set()
+    await payments.drain(10)
     assert await _locked_until(core_engine, "stopped") is None
     await asyncio.sleep(LEASE_S)  # a renewal still running would lock it again meanwhile
     assert await _locked_until(core_engine, "stopped") is None
-    clock.advance(3 * LEASE_S)
-    assert await _completer_claims(core_engine, clock.now()) == ["stopped"]
 
 
 async def test_renewals_stop_once_a_step_runs_longer_than_any_step_can(
