@@ -564,7 +564,7 @@ def _add_held_request_commands(
 
 
 def _add_job_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    from remit.worker.failed_jobs import DEFAULT_LIMIT, MAX_LIMIT
+    from remit.worker.failed_job_bounds import DEFAULT_LIMIT, MAX_LIMIT
 
     jobs = commands.add_parser("jobs", help="inspect the worker's jobs")
     actions = jobs.add_subparsers(dest="jobs_command", required=True)

@@ -25,10 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.command_exits import EXIT_CLEAN, EXIT_FINDINGS, CommandRefusedError
 from remit.config import PlatformConfig
 from remit.core.logging import mask_sensitive
+from remit.worker.failed_job_bounds import MAX_LIMIT
 
 COMMAND: Final = "jobs failed"
-DEFAULT_LIMIT: Final = 50
-MAX_LIMIT: Final = 1000
 _ERROR_LENGTH: Final = 200
 
 
