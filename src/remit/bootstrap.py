@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 
 from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
-from remit.config import ConfigError, PlatformConfig
+from remit.config import ConfigError, PlatformConfig, statement_timeout_s
 from remit.core.logging import configure_logging
 from remit.grpcutil.internal_auth import InternalAccess
 from remit.payments.crashpoints import check_crash_settings
@@ -23,6 +23,7 @@ from remit.storage.reachability import (
     unavailability_reason,
     vault_database,
 )
+from remit.storage.schema_check import refuse_unless_migrated
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,10 @@ _DATABASE_OF: dict[str, Callable[[PlatformConfig], PlatformDatabase]] = {
 
 def run_process(role: str, config: PlatformConfig) -> int:
     """Run the process of `role` until it is stopped. It does not start, saying why in one line,
-    without a setting it needs or on a port it cannot listen on (exit 2), or without its
-    database (75, EX_TEMPFAIL: a service manager, or `remit serve`, starts it again later; 2
-    when the server refused the URL's user, password or database)."""
+    without a setting it needs, on a port it cannot listen on or on a database not migrated
+    as far as its version's migrations (exit 2), or without its database (75, EX_TEMPFAIL: a
+    service manager, or `remit serve`, starts it again later; 2 when the server refused the
+    URL's user, password or database)."""
     follow_parent()
     configure_logging(role)
     runners = {
@@ -65,6 +67,8 @@ def run_process(role: str, config: PlatformConfig) -> int:
         database = _DATABASE_OF.get(role)
         if database is not None:
             check_reachable(database(config))
+            # Nor on a schema its migrations have not reached.
+            refuse_unless_migrated(database(config))
     except ConfigError as error:
         log.error("remit %s: %s", role, error)
         return EXIT_REFUSED
@@ -114,7 +118,11 @@ async def _run_core(config: PlatformConfig) -> None:
     from remit.worker.runner import libpq_url
     from remit_api.acquirer.v1 import acquirer_pb2_grpc
 
-    engine = make_engine(config.require_database_url(), application_name="remit-core")
+    engine = make_engine(
+        config.require_database_url(),
+        application_name="remit-core",
+        statement_timeout_s=statement_timeout_s(),
+    )
     accounts = AccountsService(engine)
     payments = build_payments(engine, config)
     webhooks = WebhooksService(engine, policy=policy_for(config), renderer=event_renderer(engine))
@@ -166,7 +174,11 @@ async def _run_acquirer(config: PlatformConfig) -> None:
     faults = FaultConfig.from_env(os.environ)
     if faults.active:
         log.warning("acquirer fault injection is on: %s", faults)
-    engine = make_engine(config.require_acquirer_database_url(), application_name="remit-acq")
+    engine = make_engine(
+        config.require_acquirer_database_url(),
+        application_name="remit-acq",
+        statement_timeout_s=statement_timeout_s(),
+    )
     await serve_grpc(
         config.acquirer,
         [acquirer_registration(AcquirerService(engine))],

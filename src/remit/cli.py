@@ -45,6 +45,7 @@ _SUBCOMMAND_DESTS = (
     "radar_group",
     "radar_command",
     "held_requests_command",
+    "jobs_command",
 )
 
 
@@ -361,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_held_request_commands(commands)
+    _add_job_commands(commands)
 
     for role in PROCESS_ROLES:
         if role == "vault":
@@ -561,6 +563,36 @@ def _add_held_request_commands(
         _add_platform_flags(action)
 
 
+def _add_job_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from remit.worker.failed_job_bounds import DEFAULT_LIMIT, MAX_LIMIT
+
+    jobs = commands.add_parser("jobs", help="inspect the worker's jobs")
+    actions = jobs.add_subparsers(dest="jobs_command", required=True)
+    failed = actions.add_parser(
+        "failed",
+        help="the jobs that failed for good, the latest first",
+        description=(
+            "List the worker's jobs that failed for good (their attempts ran out), the latest "
+            "to fail first: when it failed (UTC), the job's id, kind, attempts used of those "
+            "allowed and account, and below it the first line of its last error. Never the "
+            "job's payload. Failed jobs are deleted 30 days after they failed, done ones 7 "
+            "days after they finished. It reads the core database itself, so it works with "
+            "or without a running platform, and changes nothing: a core database not migrated "
+            "to this version (remit migrate) is refused. Exits 1 when it lists any job, 0 "
+            "when none, 2 on refused input or a schema not at this version's, 75 when the "
+            "database was out of reach."
+        ),
+    )
+    failed.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"how many jobs, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})",
+    )
+    _add_platform_flags(failed)
+
+
 def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     key_help = "act for the account of this secret key (default: the default test account)"
     listen = commands.add_parser(
@@ -681,6 +713,10 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
 
     if args.command == "held-requests":
         return _held_requests_command(args, config)
+    if args.command == "jobs" and args.jobs_command == "failed":
+        from remit.worker.failed_jobs import failed_jobs_command
+
+        return failed_jobs_command(config, limit=args.limit, out=sys.stdout)
     if args.command == "radar":
         return _radar_command(args, config)
     if args.command == "accounts" and args.accounts_command == "create":

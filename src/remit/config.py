@@ -346,7 +346,9 @@ DEFAULT_NETWORK_TIMEOUT_S = 10.0
 
 def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     """How long a call to the card network (the acquirer) may take before its outcome is
-    treated as unknown and looked up. REMIT_NETWORK_TIMEOUT_S overrides it."""
+    treated as unknown and looked up. REMIT_NETWORK_TIMEOUT_S overrides it. One step at the
+    network takes up to about 7 to 9 of these (`remit.payments.step_bounds`); the worker's
+    job lease is sized from it (`remit.worker.leases`)."""
     return _number_setting(
         environ,
         "REMIT_NETWORK_TIMEOUT_S",
@@ -357,14 +359,49 @@ def network_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     )
 
 
+# Beyond the network's timeout: the vault's forward waits a little longer than the acquirer
+# call it makes (remit.payments.send_budget.VAULT_MARGIN_S), and the core then records the answer.
+SHUTDOWN_MARGIN_S = 5.0
+
+
+def shutdown_grace_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long a stopping server lets the calls it is serving finish before cancelling them.
+    Longer than the longest legitimate call, a confirm waiting on the vault and the acquirer
+    for up to the network's timeout: a shorter grace would cut authorizations off mid-way. So
+    it follows REMIT_NETWORK_TIMEOUT_S, the one setting, rather than being a second one that
+    could be set below it."""
+    return network_timeout_s(environ) + SHUTDOWN_MARGIN_S
+
+
+DEFAULT_STATEMENT_TIMEOUT_S = 30.0
+
+
+def statement_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long one SQL statement of a service (the core, the vault, the acquirer, the worker)
+    may run before PostgreSQL cancels it: a connection stuck on a statement holds a pool slot,
+    and its locks, for no longer. Far above any statement a request runs; a cancelled one is a
+    temporary fault (57014), retried like the others. REMIT_STATEMENT_TIMEOUT_S overrides it.
+    Migrations and the admin commands (verify, reconcile) are not bounded by it."""
+    return _number_setting(
+        environ,
+        "REMIT_STATEMENT_TIMEOUT_S",
+        DEFAULT_STATEMENT_TIMEOUT_S,
+        float,
+        lambda value: 1 <= value <= 3600,
+        "between 1 and 3600 seconds",
+    )
+
+
 DEFAULT_IDEMPOTENCY_LEASE_S = 30.0
 
 
 def idempotency_lease_s(environ: Mapping[str, str] | None = None) -> float:
-    """How long a request owns its idempotency key without reaching a recovery point
-    (`remit.payments.idempotency.lease`). REMIT_IDEMPOTENCY_LEASE_S overrides it: it must
-    outlast any single step, and a lease of hours would keep a crashed request's key from its
-    client's retry and the completer for as long."""
+    """How long a request owns its idempotency key without reaching a recovery point or
+    renewing it (`remit.payments.idempotency.lease`): a request renews it while it waits on the
+    network (`remit.payments.key_heartbeat`), so it need not outlast a step, only say how soon
+    a request that died gives its key up. REMIT_IDEMPOTENCY_LEASE_S overrides it: a lease of
+    hours would keep a crashed request's key from its client's retry and the completer for as
+    long."""
     return _number_setting(
         environ,
         "REMIT_IDEMPOTENCY_LEASE_S",
@@ -372,6 +409,61 @@ def idempotency_lease_s(environ: Mapping[str, str] | None = None) -> float:
         float,
         lambda value: 0 < value <= 3600,
         "between 0 and 3600 seconds",
+    )
+
+
+# Requests one api process serves at once; past it, a request is refused at once (429) rather
+# than queued behind the others until every one of them is as slow as the REST deadline. Well
+# above what a process keeps in flight when it keeps up (the payments benchmark: 16).
+DEFAULT_API_MAX_IN_FLIGHT = 256
+# Calls one gRPC server runs at once, past which grpc answers RESOURCE_EXHAUSTED at once: above
+# one api process's bound, as several api processes call each core copy.
+DEFAULT_GRPC_MAX_CONCURRENT_RPCS = 512
+MAX_CONCURRENCY_SETTING = 100_000
+
+
+def api_max_in_flight(environ: Mapping[str, str] | None = None) -> int:
+    """Requests an api process serves at once (`remit.rest.admission`);
+    REMIT_API_MAX_IN_FLIGHT overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_API_MAX_IN_FLIGHT",
+        DEFAULT_API_MAX_IN_FLIGHT,
+        int,
+        lambda value: 1 <= value <= MAX_CONCURRENCY_SETTING,
+        f"between 1 and {MAX_CONCURRENCY_SETTING} requests",
+    )
+
+
+def grpc_max_concurrent_rpcs(environ: Mapping[str, str] | None = None) -> int:
+    """Calls a gRPC server (core, vault, acquirer, accounts...) runs at once;
+    REMIT_GRPC_MAX_CONCURRENT_RPCS overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_GRPC_MAX_CONCURRENT_RPCS",
+        DEFAULT_GRPC_MAX_CONCURRENT_RPCS,
+        int,
+        lambda value: 1 <= value <= MAX_CONCURRENCY_SETTING,
+        f"between 1 and {MAX_CONCURRENCY_SETTING} calls",
+    )
+
+
+# Seconds a unit of work waits for a database connection when all of its process's are in use.
+# A few: past that the database is the bottleneck, and a queue that grows only makes every
+# request slower; the caller is told to retry (503, Stripe-Should-Retry: true) instead.
+DEFAULT_DATABASE_POOL_TIMEOUT_S = 5.0
+
+
+def database_pool_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long a unit of work waits for one of its process's database connections
+    (`remit.storage.engine`); REMIT_DATABASE_POOL_TIMEOUT_S overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_DATABASE_POOL_TIMEOUT_S",
+        DEFAULT_DATABASE_POOL_TIMEOUT_S,
+        float,
+        lambda value: 0 < value <= 300,
+        "above 0 and at most 300 seconds",
     )
 
 
@@ -412,10 +504,25 @@ def client_rate_limit_per_s(environ: Mapping[str, str] | None = None) -> float:
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
 
+def _strict_network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry)
+    except ValueError:
+        return False
+    return True
+
+
 def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
     """The proxies whose X-Forwarded-For the facade believes (uvicorn's `forwarded_allow_ips`:
-    addresses or networks, comma-separated, or `*` for any), so that the per-client limit
-    counts clients rather than the proxy. REMIT_FORWARDED_ALLOW_IPS overrides it."""
+    addresses or networks, comma-separated), so that the per-client limit counts clients
+    rather than the proxy. REMIT_FORWARDED_ALLOW_IPS overrides it.
+
+    `*`, and a network of every address, are refused: uvicorn then trusts every hop and takes
+    the leftmost X-Forwarded-For entry, which is whatever the client wrote (a proxy appends to
+    the header it was sent), so every client would choose the address it is counted as, to
+    evade its limit or use up another's. A proxy whose address is not known in advance is
+    covered by its network. A network written with host bits (`10.0.0.1/8`) is refused too:
+    uvicorn would silently take it for a name, and trust nothing by it."""
     env = os.environ if environ is None else environ
     value = (env.get("REMIT_FORWARDED_ALLOW_IPS") or "").strip()
     if value == "":
@@ -423,14 +530,29 @@ def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
     for entry in value.split(","):
         entry = entry.strip()
         if entry == "*":
-            continue
+            raise ConfigError(
+                "REMIT_FORWARDED_ALLOW_IPS: * would let every client choose the address it is "
+                "counted as (X-Forwarded-For's leftmost entry); list your proxies' addresses "
+                "or networks instead"
+            )
         try:
-            ipaddress.ip_network(entry, strict=False)
+            network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
             raise ConfigError(
                 f"REMIT_FORWARDED_ALLOW_IPS: {entry!r} is not an IP address or network "
-                "(give them comma-separated, or * for any)"
+                "(give them comma-separated)"
             ) from None
+        if network.prefixlen == 0:
+            raise ConfigError(
+                f"REMIT_FORWARDED_ALLOW_IPS: {entry} trusts every address, which would let "
+                "every client choose the address it is counted as; list your proxies' "
+                "addresses or networks instead"
+            )
+        if "/" in entry and not _strict_network(entry):
+            raise ConfigError(
+                f"REMIT_FORWARDED_ALLOW_IPS: {entry} has bits set past its prefix; "
+                f"did you mean {network}?"
+            )
     return value
 
 
@@ -620,6 +742,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     # at start, naming the setting, rather than failing requests later.
     network_timeout_s(env)
     idempotency_lease_s(env)
+    statement_timeout_s(env)
     return config
 
 

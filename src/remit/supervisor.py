@@ -35,14 +35,26 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
-from remit.config import CORE_INSTANCE_PORT_ENV, Endpoint, PlatformConfig, environment_for
+from remit.config import (
+    CORE_INSTANCE_PORT_ENV,
+    Endpoint,
+    PlatformConfig,
+    environment_for,
+    shutdown_grace_s,
+)
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
 
 log = logging.getLogger(__name__)
 
 START_ORDER = ("acquirer", "vault", "core", "worker", "api")
-STOP_GRACE_S = 10.0
+# Front door first, data owners last; every copy of the roles of a stage is sent SIGTERM at
+# once, so that a stop takes as long as its slowest stage's slowest process, not the sum of
+# every copy's. The core and the worker call neither each other nor anything stopped before
+# them; the vault's forwards come from them, the acquirer's calls from the vault.
+STOP_STAGES = (("api",), ("worker", "core"), ("vault",), ("acquirer",))
+# Beyond a process's own grace for its calls (`shutdown_grace_s`): its cleanup after them.
+STOP_MARGIN_S = 10.0
 READY_TIMEOUT_S = 60.0
 RESTART_LIMIT = 5
 RESTART_WINDOW_S = 60.0
@@ -101,8 +113,18 @@ def spawn_process(role: str, env: dict[str, str], stdout: IO[bytes] | None = Non
     return Child(role=role, process=process, ready_fd=read_fd, env=env)
 
 
-def await_ready(child: Child, deadline: float) -> None:
-    while time.monotonic() < deadline:
+def stop_grace_s() -> float:
+    """How long a stage of the stop waits for its processes before killing them: longer than
+    their own grace for the calls they serve, or a confirm the process would let finish is cut
+    off by SIGKILL."""
+    return shutdown_grace_s() + STOP_MARGIN_S
+
+
+def await_ready(
+    child: Child, deadline: float, stopping: Callable[[], bool] = lambda: False
+) -> None:
+    """Until `child` says it is ready; returns early once `stopping` (a SIGTERM meanwhile)."""
+    while time.monotonic() < deadline and not stopping():
         if child.process.poll() is not None:
             code = child.process.returncode
             raise StartupError(f"{child.role} exited with code {code}", exit_code=code)
@@ -116,6 +138,8 @@ def await_ready(child: Child, deadline: float) -> None:
             except subprocess.TimeoutExpired:
                 raise StartupError(f"{child.role} gave up on starting but did not exit") from None
             raise StartupError(f"{child.role} exited with code {code} while starting", code)
+    if stopping():
+        return
     raise StartupError(f"{child.role} was not ready within {READY_TIMEOUT_S:.0f}s")
 
 
@@ -202,6 +226,8 @@ class Supervisor:
 
     def start(self) -> None:
         """Start every process at once (imports dominate start-up), then check each in order."""
+        if self._stopping:
+            return  # asked to stop before anything started (while migrating, say)
         env = {**os.environ, **self._config.to_env()}
         for role in self._roles:
             for copy_env, address in self._copies(role, environment_for(role, env)):
@@ -213,7 +239,9 @@ class Supervisor:
             self._check_up(child, deadline)
 
     def _check_up(self, child: Child, deadline: float) -> None:
-        await_ready(child, deadline)
+        await_ready(child, deadline, lambda: self._stopping)
+        if self._stopping:
+            return  # asked to stop while starting: `stop` follows
         if child.address is not None:
             healthy = grpc_healthy(child.address, access=InternalAccess.of(self._config))
         else:
@@ -291,16 +319,26 @@ class Supervisor:
             time.sleep(min(0.2, left))
 
     def stop(self) -> None:
-        for child in reversed(self._children):
+        staged = {role for stage in STOP_STAGES for role in stage}
+        others = tuple(c.role for c in reversed(self._children) if c.role not in staged)
+        for stage in (*STOP_STAGES, *((role,) for role in others)):
+            self._stop_together([c for c in self._children if c.role in stage])
+        self._children.clear()
+
+    def _stop_together(self, children: Sequence[Child]) -> None:
+        """SIGTERM every one of `children` at once; kill those still running after the grace."""
+        for child in children:
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
+        grace = stop_grace_s()
+        deadline = time.monotonic() + grace
+        for child in children:
             try:
-                child.process.wait(timeout=STOP_GRACE_S)
+                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs; killing it", child.role, STOP_GRACE_S)
+                log.warning("%s did not stop within %.0fs; killing it", child.role, grace)
                 os.killpg(child.process.pid, signal.SIGKILL)
                 child.process.wait()
-        self._children.clear()
 
 
 def write_default_account(data_dir: Path, account: dict[str, str]) -> None:

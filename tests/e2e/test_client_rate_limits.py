@@ -12,6 +12,7 @@ import pytest
 from tests.support.accounts import create_account
 from tests.support.platform import RunningPlatform, running_platform
 from tests.support.postgres import WorkerDatabases
+from tests.support.waiting import wait_for
 
 # One request every two seconds: however slow a loaded machine makes each request, the next
 # comes before the bucket has refilled.
@@ -136,3 +137,7 @@ def test_x_forwarded_for_is_ignored_from_a_proxy_not_listed_as_trusted(
     first = _balance(untrusting, "sk_test_guess000000000005", "203.0.113.40")
     second = _balance(untrusting, "sk_test_guess000000000006", "198.51.100.40")
     assert [first.status_code, second.status_code] == [401, 429]
+    # Said in the api's log, once, naming the peer and the setting that would trust it.
+    ignored = "X-Forwarded-For from 127.0.0.1 is ignored: REMIT_FORWARDED_ALLOW_IPS"
+    wait_for(lambda: ignored in untrusting.log_text(), 5, untrusting.log_text)
+    assert untrusting.log_text().count(ignored) == 1

@@ -175,5 +175,5 @@ def test_grpc_refuses_error_on_requires_action_with_automatic_payment_methods(
     assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     request.ClearField("automatic_payment_methods")
     request.payment_method_types.append("card")
-    paid = payments_stub.CreatePaymentIntent(request, metadata=metadata, timeout=10)
+    paid = payments_stub.CreatePaymentIntent(request, metadata=metadata, timeout=30)
     assert paid.payment_intent.status == payments_pb2.PAYMENT_INTENT_STATUS_SUCCEEDED

@@ -347,5 +347,5 @@ def test_grpc_refuses_a_client_secret_confirmation_lowering_setup_future_usage(
         payments_stub.ConfirmPaymentIntent(confirm, metadata=metadata, timeout=10)
     assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     confirm.ClearField("client_secret")  # the merchant itself may
-    confirmed = payments_stub.ConfirmPaymentIntent(confirm, metadata=metadata, timeout=10)
+    confirmed = payments_stub.ConfirmPaymentIntent(confirm, metadata=metadata, timeout=30)
     assert confirmed.payment_intent.setup_future_usage == payments_pb2.SETUP_FUTURE_USAGE_ON_SESSION

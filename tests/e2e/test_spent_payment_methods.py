@@ -195,7 +195,7 @@ def test_grpc_refuses_a_spent_method_with_invalid_argument(
             return_url=RETURN_URL,
         ),
         metadata=metadata,
-        timeout=10,
+        timeout=30,
     ).payment_intent  # fmt: skip
     assert paid.payment_method == method_id
     other = payments_stub.CreatePaymentIntent(

@@ -145,7 +145,7 @@ def test_ctrl_c_is_an_interruption_in_one_line_with_130(
         ["accounts", "keys", "list"], ["accounts", "keys", "roll"],
         ["vault", "rotate-key"], ["vault", "remove-key-version"], ["ledger", "verify"],
         ["reconcile"], ["reconciliations"], ["settlement-report"], ["listen"], ["trigger"],
-        ["held-requests", "list"], ["held-requests", "retry"],
+        ["held-requests", "list"], ["held-requests", "retry"], ["jobs", "failed"],
         ["webhooks", "resend"], ["radar", "rules", "add"], ["radar", "lists", "list"],
         ["versions", "list"],
     ],
@@ -162,7 +162,8 @@ def test_every_admin_command_documents_the_exit_codes_in_its_help(
 
 
 @pytest.mark.parametrize(
-    "command", [["serve"], ["core"], ["vault"], ["worker"], ["accounts"], ["held-requests"]]
+    "command",
+    [["serve"], ["core"], ["vault"], ["worker"], ["accounts"], ["held-requests"], ["jobs"]],
 )
 def test_long_running_commands_and_command_groups_have_no_exit_code_epilog(
     command: list[str], capsys: pytest.CaptureFixture[str]

@@ -4,12 +4,39 @@ A report cut short (a full disk, a killed job) must not be taken for a finished 
 written under a temporary name in the same directory (a rename is atomic only within one file
 system), flushed to disk, and only then renamed over the final path; the directory is synced
 so that the rename survives a crash too. Until then the final path keeps what it held before.
+
+A writer killed before the rename leaves its temporary file behind, under a random name of its
+own (`.NAME.<8 hex digits>.tmp`). `stale_temporaries` finds those a
+path's writers left, for a caller that can tell none of them is still writing.
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
-from typing import TextIO
+from typing import Final, TextIO
+
+_TEMPORARY_SUFFIX_DIGITS: Final = 8
+
+
+def _temporary_name(path: Path) -> str:
+    return f".{path.name}.{secrets.token_hex(_TEMPORARY_SUFFIX_DIGITS // 2)}.tmp"
+
+
+def stale_temporaries(path: Path) -> list[Path]:
+    """The temporary files writers of `path` left (killed before `commit` or `discard`):
+    regular files beside it named as `AtomicFile.create` names them for `path`, and nothing
+    else, not even the temporary files of another path in the same directory. Only the caller
+    knows whether one of them is being written right now (it holds the writers' lock)."""
+    pattern = re.compile(
+        rf"\.{re.escape(path.name)}\.[0-9a-f]{{{_TEMPORARY_SUFFIX_DIGITS}}}\.tmp", re.ASCII
+    )
+    with os.scandir(path.parent) as entries:
+        return sorted(
+            Path(entry.path)
+            for entry in entries
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+        )
 
 
 class AtomicFile:
@@ -27,7 +54,7 @@ class AtomicFile:
         directory."""
         if path.is_dir():
             raise IsADirectoryError(21, "Is a directory", str(path))
-        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        temporary = path.parent / _temporary_name(path)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         return cls(path, temporary, os.fdopen(descriptor, "w", encoding="utf-8", newline=""))
 

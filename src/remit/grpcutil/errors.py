@@ -22,12 +22,14 @@ from grpc_status import rpc_status
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.logging import mask_card_numbers
 from remit.core.text_limits import too_long_message
+from remit.grpcutil.deadlines import note_deadline
 from remit.grpcutil.request_lengths import OverLimit, field_over_limit, shortest_limit
 from remit.grpcutil.request_text import field_with_nul
 from remit.storage.driver_errors import (
     DatabaseFault,
     database_fault,
     database_out_of_reach,
+    pool_wait_timed_out,
     text_with_nul,
     unknown_account,
 )
@@ -154,6 +156,8 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
     """Rebuild the server's `RemitError` on the client side of a call."""
     detail = detail_from_rpc_error(error)
     kind = kind_from_grpc_code(error.code())
+    if detail is None and _over_concurrency_limit(error):
+        return server_overloaded_error()
     if detail is None:
         retryable = kind is ErrorKind.UNAVAILABLE
         return RemitError(
@@ -181,6 +185,34 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
         charge=detail.charge or None,
         should_retry=detail.should_retry,
         related=related,
+    )
+
+
+# What grpc answers, itself, to a call past a server's `maximum_concurrent_rpcs`
+# (`remit.grpcutil.server`). Other RESOURCE_EXHAUSTED without a remit detail (a message past
+# its size limit) are faults of remit's, and stay INTERNAL.
+_CONCURRENCY_LIMIT_DETAILS: Final = "Concurrent RPC limit exceeded!"
+
+
+def _over_concurrency_limit(error: grpc.aio.AioRpcError) -> bool:
+    return (
+        error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        and error.details() == _CONCURRENCY_LIMIT_DETAILS
+    )
+
+
+def server_overloaded_error() -> RemitError:
+    """A service refused the call as it had as many in progress as it runs at once: Stripe
+    answers overload as it answers a rate limit (429, `rate_limit`), which clients back off
+    from; none was started, so nothing is stored under an idempotency key. Not
+    `should_retry`: SDKs told to retry would do so within a second or two, adding to the
+    load that refused it."""
+    return RemitError(
+        message="Request rate limit exceeded. Reduce the rate of your requests, backing off "
+        "exponentially before retrying.",
+        kind=ErrorKind.RESOURCE_EXHAUSTED,
+        error_type="invalid_request_error",
+        code="rate_limit",
     )
 
 
@@ -290,7 +322,10 @@ class RequestOutages:
     it: a line when it begins, a reminder each minute, a line when a request goes through
     again; not a line per request, which during an outage would be every request. The
     server is out of reach (or restarting, or out of connections: a warning, the callers
-    retry) or out of a resource (a full disk: an error, it takes an operator). A deadlock or
+    retry) or out of a resource (a full disk: an error, it takes an operator), or its
+    connections are all in use for longer than a request waits for one (the database not
+    keeping up with the load: a warning, the callers retry; over once none has run out of
+    time for a while, as requests that got a connection go through meanwhile). A deadlock or
     a timeout is one request's, among others that go through: a line of its own."""
 
     def __init__(self) -> None:
@@ -302,10 +337,17 @@ class RequestOutages:
             log, "serving requests", is_outage=_out_of_resources, level=logging.ERROR,
             meanwhile="each is answered UNAVAILABLE",
         )  # fmt: skip
+        self._short_of_connections = OutageLog(
+            log, "serving requests", is_outage=pool_wait_timed_out, level=logging.WARNING,
+            meanwhile="those that wait too long for a connection are answered UNAVAILABLE, to "
+            "be retried", settle_s=POOL_OUTAGE_SETTLE_S,
+        )  # fmt: skip
 
     def failed(self, error: BaseException, method: str) -> None:
         """Log that a request to `method` failed on a database that could not do its work."""
-        if database_out_of_reach(error):
+        if pool_wait_timed_out(error):
+            self._short_of_connections.failed(error)
+        elif database_out_of_reach(error):
             self._out_of_reach.failed(error)
         elif _out_of_resources(error):
             self._out_of_resources.failed(error)
@@ -319,9 +361,13 @@ class RequestOutages:
         if method.startswith(_REMIT_METHODS):
             self._out_of_reach.succeeded()
             self._out_of_resources.succeeded()
+            self._short_of_connections.succeeded()
 
 
 _REMIT_METHODS: Final = "/remit_api."
+# Seconds without a request that waited too long for a connection before one that goes through
+# says the pool keeps up again.
+POOL_OUTAGE_SETTLE_S: Final = 10.0
 
 
 def _out_of_resources(error: BaseException) -> bool:
@@ -389,6 +435,8 @@ async def _mapped(
     call: Callable[[], Awaitable[Any]], context: Context, method: str, outages: RequestOutages
 ) -> Any:
     """What `call` answers, or its failure as the status it maps to."""
+    # Noted for the calls the handler makes on, which must end before its caller gives up.
+    note_deadline(context)
     try:
         answer = await call()
     except grpc.aio.AbortError:

@@ -12,14 +12,23 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from remit.config import TOKEN_ENV, ConfigError, Endpoint, PlatformConfig
+from remit.config import (
+    TOKEN_ENV,
+    ConfigError,
+    Endpoint,
+    PlatformConfig,
+    grpc_max_concurrent_rpcs,
+    shutdown_grace_s,
+)
+from remit.grpcutil.in_flight import InFlightCalls
 from remit.grpcutil.internal_auth import InternalAccess, add_internal_port, server_interceptors
 from remit.hosts import listen_problem
 from remit.readiness import signal_ready
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_S = 5.0
+# How long calls cancelled by a stop get to unwind before `on_stop`.
+CLEANUP_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -39,9 +48,15 @@ async def serve_grpc(
     internal: PlatformConfig | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     stop_event: asyncio.Event | None = None,
+    max_concurrent_rpcs: int | None = None,
 ) -> None:
     # `internal`: the platform whose credentials (and mutual TLS, when configured) every
     # caller must show; None: neither (a service run on its own in a test).
+    # `max_concurrent_rpcs`: calls run at once (REMIT_GRPC_MAX_CONCURRENT_RPCS by default);
+    # past it grpc answers RESOURCE_EXHAUSTED at once, before any interceptor or handler runs,
+    # rather than queueing every call on the database pools until all of them are slow and
+    # memory grows with the queue. The facade answers it as Stripe answers overload: a 429.
+    limit = grpc_max_concurrent_rpcs() if max_concurrent_rpcs is None else max_concurrent_rpcs
     access = InternalAccess() if internal is None else InternalAccess.of(internal)
     token = None if internal is None else internal.internal_token
     if internal is not None and token is None and internal.internal_credential is not None:
@@ -50,10 +65,11 @@ async def serve_grpc(
             f"a gRPC server needs the platform token ({TOKEN_ENV}) to check its callers' "
             "credentials; it was given only a credential of one role"
         )
+    in_flight = InFlightCalls()
     server = grpc.aio.server(
         # The credential is checked first: a call without it, or outside its role, reaches no
         # other code.
-        interceptors=[*server_interceptors(token), *interceptors],
+        interceptors=[in_flight, *server_interceptors(token), *interceptors],
         options=[
             # Only the copies of the core share a port (each also has one of its own: `also_on`).
             # Anywhere else, sharing would let a second platform started on the same ports
@@ -61,6 +77,7 @@ async def serve_grpc(
             ("grpc.so_reuseport", 1 if also_on is not None else 0),
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
         ],
+        maximum_concurrent_rpcs=limit,
     )
     for service in services:
         service.add_to_server(server)
@@ -93,7 +110,10 @@ async def serve_grpc(
     await stop.wait()
     log.info("stopping gRPC server on %s", endpoint.target)
     await health.enter_graceful_shutdown()
-    await server.stop(SHUTDOWN_GRACE_S)
+    await server.stop(shutdown_grace_s())
+    # Calls cancelled at the end of the grace are still unwinding (releasing their keys):
+    # `on_stop` closes what they use.
+    await in_flight.wait(CLEANUP_WAIT_S)
     if on_stop is not None:
         await on_stop()
 

@@ -157,6 +157,14 @@ def payout_from_row(row: Row[tuple[object, ...]]) -> Payout:
     )
 
 
+def payout_due_at(payout: Payout, submission_delay: timedelta) -> datetime:
+    """When the simulated bank moves `payout` on: what `BalanceRepository.claim_due_payouts`
+    orders by (keep the two in step)."""
+    if payout.status is PayoutStatus.PENDING:
+        return payout.created_at + submission_delay
+    return payout.arrival_date
+
+
 def _payout_values(payout: Payout) -> dict[str, object]:
     return {
         "amount": payout.amount,
@@ -338,10 +346,16 @@ class BalanceRepository:
         return [balance_transaction_from_row(row) for row in rows], has_more
 
     async def claim_due_balance_transactions(
-        self, *, now: datetime, limit: int, account_id: str | None = None
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        account_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
     ) -> list[BalanceTransaction]:
-        """Pending rows whose funds are due, locked; rows another worker holds are skipped, and
-        so are those set aside (`set_aside_release`)."""
+        """Pending rows whose funds are due, locked, by (available_on, id) and only past `after`
+        in that order when given; rows another worker holds are skipped, and so are those set
+        aside (`set_aside_release`)."""
         c = balance_transactions.c
         set_aside = select(balance_release_failures.c.id).where(
             balance_release_failures.c.id == c.id
@@ -353,6 +367,8 @@ class BalanceRepository:
         ]
         if account_id is not None:
             conditions.append(c.account_id == account_id)
+        if after is not None:
+            conditions.append(tuple_(c.available_on, c.id) > tuple_(*after))
         rows = await self._db.execute(
             select(balance_transactions)
             .where(*conditions)
@@ -586,10 +602,16 @@ class BalanceRepository:
         return [payout_from_row(row) for row in rows], has_more
 
     async def claim_due_payouts(
-        self, *, now: datetime, submission_delay: timedelta, limit: int
+        self,
+        *,
+        now: datetime,
+        submission_delay: timedelta,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
     ) -> list[Payout]:
-        """In-flight payouts the simulated bank can move on now, locked, soonest due first:
-        pending ones past the submission delay, in-transit ones past their arrival date. Rows
+        """In-flight payouts the simulated bank can move on now, locked, soonest due first
+        (`payout_due_at`, then id), and only past `after` in that order when given: pending
+        ones past the submission delay, in-transit ones past their arrival date. Rows
         another worker holds are skipped, and payouts not yet due are neither read nor locked,
         so however many wait in transit, the due ones are reached and stay cancelable."""
         c = payouts.c
@@ -597,13 +619,15 @@ class BalanceRepository:
             c.status == PayoutStatus.PENDING.value, c.created_at <= now - submission_delay
         )
         arrived = and_(c.status == PayoutStatus.IN_TRANSIT.value, c.arrival_date <= now)
+        # Keep in step with `payout_due_at`.
         due_at = case(
             (c.status == PayoutStatus.PENDING.value, c.created_at + submission_delay),
             else_=c.arrival_date,
         )
+        past = [] if after is None else [tuple_(due_at, c.id) > tuple_(*after)]
         rows = await self._db.execute(
             select(payouts)
-            .where(or_(pending, arrived))
+            .where(or_(pending, arrived), *past)
             .order_by(due_at, c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

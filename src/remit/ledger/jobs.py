@@ -6,19 +6,26 @@
 - advance payouts: the simulated bank moves due payouts to in_transit, then paid or failed.
 - automatic payouts: once a day per account with `automatic_payouts`.
 
-The first three work in batches, one database transaction per batch, and claim rows with SKIP
-LOCKED, so several workers share the work. Within a batch, accounts are handled in id order:
-every worker takes account chain locks in the same order and two batches cannot deadlock. Each
-item of a batch runs in a savepoint: one that fails is logged and skipped, and the rest of the
-batch commits. Automatic payouts take one transaction per account, so an account's ledger turn
-is held only while its own payout is made.
+The first three work in batches, one database transaction per batch. Releases and payouts
+claim rows with SKIP LOCKED, so several workers share the work. The expiry of authorizations
+reads its rows without locking them, and each expiry holds its account's ledger turn until the
+batch commits: copies of it would replay the same rows and keep up to a batch of accounts'
+payments waiting, so it runs in one worker at a time (`remit.worker.alone`, `EXPIRE_TASK`).
+Within a batch, accounts are handled in id order: every worker takes account chain locks in the
+same order and two batches cannot deadlock. Each item of a batch runs in a savepoint: one that
+fails is skipped, and the rest of the batch commits. Automatic payouts take one transaction per
+account, so an account's ledger turn is held only while its own payout is made.
 
-A skipped item is tried again on the next run: its failure may pass (the database out of
-reach, a lock not granted in time). Due funds whose release the database refuses for its
-values (`remit.storage.driver_errors.refused_for_its_values`: an available balance that would
-pass a bigint's range, SQLSTATE 22003) would fail the same way on every run, so they are set
-aside instead: recorded once in `balance_release_failures`, logged once, and claimed no more
-until an operator deletes that row.
+A run reads batches while they come back full, each one past the last row the one before it
+read, in the order the rows are due: the items that failed are not read again by that run, so
+a batch of items that fail every time, due before the others, does not hold back those behind
+it. A skipped item is tried again on the next run: its failure may pass (the database out of
+reach, a lock not granted in time). Each run logs the items it skipped once, together
+(`remit.worker.skipped`). Due funds whose release the database refuses for its values
+(`remit.storage.driver_errors.refused_for_its_values`: an available balance that would pass a
+bigint's range, SQLSTATE 22003) would fail the same way on every run, so they are set aside
+instead: recorded once in `balance_release_failures`, logged once, and claimed no more until an
+operator deletes that row.
 """
 
 import logging
@@ -26,14 +33,14 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, TypeVar
+from typing import Final, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.logging import mask_sensitive
 from remit.ledger import events, journal, payouts
-from remit.ledger.balance_repository import BalanceRepository
+from remit.ledger.balance_repository import BalanceRepository, payout_due_at
 from remit.ledger.balances import read_balance
 from remit.ledger.messages import balance_message
 from remit.ledger.objects import BalanceTransaction, Payout
@@ -41,55 +48,63 @@ from remit.ledger.postings import account_for, make_available
 from remit.ledger.repository import JournalRepository
 from remit.storage.driver_errors import refused_for_its_values
 from remit.storage.outages import log_failure
+from remit.worker.alone import run_alone
 from remit.worker.runner import Periodic
+from remit.worker.skipped import SkippedItems
 
 log = logging.getLogger(__name__)
 
 BATCH: Final = 200
+EXPIRE_TASK: Final = "ledger-expire-authorizations"
 
 T = TypeVar("T")
+# Where a batch's rows stop, in the order its query reads them (the due time, then the id): the
+# next batch of a run reads only past it.
+Key = TypeVar("Key", tuple[datetime, str], tuple[datetime, str, str])
 
 
 @dataclass(frozen=True)
-class Batch:
-    """What one batch claimed, how many of those it handled, and how many it set aside (they
-    will not be claimed again)."""
+class Batch(Generic[Key]):
+    """What one batch claimed, how many of those it handled, and the key of the last row it
+    claimed."""
 
     claimed: int
     done: int
-    set_aside: int = 0
+    last: Key | None = None
 
-    def another_may_follow(self, limit: int) -> bool:
-        # A full batch may leave work behind; one in which every item failed would only claim
-        # the same failing items again (not those set aside: the next batch claims others).
-        return self.claimed >= limit and self.done + self.set_aside > 0
+    def another_may_follow(self, limit: int, after: Key | None) -> bool:
+        # A full batch may leave work behind. The next one reads past this one's rows, those
+        # that failed included (they wait for the next run), so a run moves on and ends.
+        return self.claimed >= limit and self.last is not None and self.last != after
 
 
-async def _isolated(db: AsyncConnection, item: str, work: Callable[[], Awaitable[T]]) -> T | None:
-    """Run one item's work in a savepoint; if it fails, undo only its writes, log, go on."""
+async def _isolated(
+    db: AsyncConnection, item: str, work: Callable[[], Awaitable[T]], skipped: SkippedItems
+) -> T | None:
+    """Run one item's work in a savepoint; if it fails, undo only its writes, note it, go on."""
     try:
         async with db.begin_nested():
             return await work()
     except Exception as error:
-        log_failure(log, f"ledger job: {item} (skipped until the next run)", error)
+        skipped.add(item, error)
         return None
 
 
 async def _release(
-    db: AsyncConnection, txn: BalanceTransaction, now: datetime
-) -> tuple[BalanceTransaction | None, bool]:
-    """Make `txn`'s funds available in a savepoint: (the moved transaction, False) when they
-    moved; (None, True) when the database refused the move for its values and `txn` was set
-    aside; (None, False) when it failed otherwise (logged; the next run tries it again)."""
+    db: AsyncConnection, txn: BalanceTransaction, now: datetime, skipped: SkippedItems
+) -> BalanceTransaction | None:
+    """Make `txn`'s funds available in a savepoint: the moved transaction when they moved;
+    None when the database refused the move for its values and `txn` was set aside, or when
+    it failed otherwise (noted in `skipped`: the next run tries it again)."""
     item = f"releasing {txn.id} of {txn.account_id}"
     try:
         async with db.begin_nested():
-            return await make_available(db, txn, now=now), False
+            return await make_available(db, txn, now=now)
     except Exception as error:
         state = refused_for_its_values(error)
         if state is None:
-            log_failure(log, f"ledger job: {item} (skipped until the next run)", error)
-            return None, False
+            skipped.add(item, error)
+            return None
         said = str(error).strip().splitlines()
         reason = f"{state} {type(error).__name__}: {mask_sensitive(said[0] if said else '')}"
 
@@ -97,28 +112,32 @@ async def _release(
         await BalanceRepository(db).set_aside_release(txn, error=reason, now=now)
         return True
 
-    if not await _isolated(db, f"setting aside {txn.id} of {txn.account_id}", set_aside):
-        return None, False
+    if not await _isolated(db, f"setting aside {txn.id} of {txn.account_id}", set_aside, skipped):
+        return None
     log.error(
         "ledger job: %s failed for good (%s): set aside in balance_release_failures, not "
         "tried again until its row there is deleted",
         item,
         reason,
     )
-    return None, True
+    return None
 
 
 async def _release_batch(
-    db: AsyncConnection, now: datetime, limit: int
-) -> tuple[Batch, dict[str, list[BalanceTransaction]]]:
-    due = await BalanceRepository(db).claim_due_balance_transactions(now=now, limit=limit)
+    db: AsyncConnection,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    skipped: SkippedItems,
+) -> tuple[Batch[tuple[datetime, str]], dict[str, list[BalanceTransaction]]]:
+    due = await BalanceRepository(db).claim_due_balance_transactions(
+        now=now, limit=limit, after=after
+    )
     by_account: dict[str, list[BalanceTransaction]] = defaultdict(list)
-    set_aside = 0
     for txn in sorted(due, key=lambda t: (t.account_id, t.available_on, t.id)):
-        moved, aside = await _release(db, txn, now)
+        moved = await _release(db, txn, now, skipped)
         if moved is not None:
             by_account[txn.account_id].append(moved)
-        set_aside += aside
     for account_id in by_account:
 
         async def announce(account_id: str = account_id) -> None:
@@ -133,40 +152,60 @@ async def _release_batch(
                 now=now,
             )
 
-        await _isolated(db, f"announcing the balance of {account_id}", announce)
+        await _isolated(db, f"announcing the balance of {account_id}", announce, skipped)
     done = sum(map(len, by_account.values()))
-    return Batch(len(due), done, set_aside), dict(by_account)
+    last = (due[-1].available_on, due[-1].id) if due else None
+    return Batch(len(due), done, last), dict(by_account)
 
 
 async def release_due_funds(
     db: AsyncConnection, *, now: datetime, limit: int = BATCH
 ) -> dict[str, list[BalanceTransaction]]:
     """Make one batch of due funds available; returns what moved, by account."""
-    _, moved = await _release_batch(db, now, limit)
+    skipped = SkippedItems(log, "ledger job: releasing due funds")
+    _, moved = await _release_batch(db, now, limit, None, skipped)
+    skipped.report()
     return moved
 
 
-async def _expire_batch(db: AsyncConnection, now: datetime, limit: int) -> Batch:
-    due = await JournalRepository(db).due_open_pending(now, limit)
+async def _expire_batch(
+    db: AsyncConnection,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str, str] | None,
+    skipped: SkippedItems,
+) -> Batch[tuple[datetime, str, str]]:
+    due = await JournalRepository(db).due_open_pending(now, limit, after=after)
     done = 0
-    for account_id, pending_id in sorted(due):
+    for account_id, pending_id, _ in sorted(due):
 
         async def expire(account_id: str = account_id, pending_id: str = pending_id) -> bool:
             await journal.expire_pending(db, account_id, pending_id, now=now)
             return True
 
-        done += bool(await _isolated(db, f"expiring {pending_id} of {account_id}", expire))
-    return Batch(len(due), done)
+        item = f"expiring {pending_id} of {account_id}"
+        done += bool(await _isolated(db, item, expire, skipped))
+    last = (due[-1].expires_at, due[-1].account_id, due[-1].transaction_id) if due else None
+    return Batch(len(due), done, last)
 
 
 async def expire_authorizations(db: AsyncConnection, *, now: datetime, limit: int = BATCH) -> int:
     """Void open pending transactions whose expiry has passed; returns how many."""
-    return (await _expire_batch(db, now, limit)).done
+    skipped = SkippedItems(log, "ledger job: expiring authorizations")
+    done = (await _expire_batch(db, now, limit, None, skipped)).done
+    skipped.report()
+    return done
 
 
-async def _advance_batch(db: AsyncConnection, now: datetime, limit: int) -> Batch:
+async def _advance_batch(
+    db: AsyncConnection,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    skipped: SkippedItems,
+) -> Batch[tuple[datetime, str]]:
     due = await BalanceRepository(db).claim_due_payouts(
-        now=now, submission_delay=payouts.SUBMISSION_DELAY, limit=limit
+        now=now, submission_delay=payouts.SUBMISSION_DELAY, limit=limit, after=after
     )
     done = 0
     for payout in sorted(due, key=lambda p: (p.account_id, p.id)):
@@ -174,13 +213,17 @@ async def _advance_batch(db: AsyncConnection, now: datetime, limit: int) -> Batc
         async def advance(payout: Payout = payout) -> Payout:
             return await payouts.advance_payout(db, payout, now=now)
 
-        done += await _isolated(db, f"advancing {payout.id}", advance) is not None
-    return Batch(len(due), done)
+        done += await _isolated(db, f"advancing {payout.id}", advance, skipped) is not None
+    last = (payout_due_at(due[-1], payouts.SUBMISSION_DELAY), due[-1].id) if due else None
+    return Batch(len(due), done, last)
 
 
 async def advance_payouts(db: AsyncConnection, *, now: datetime, limit: int = BATCH) -> int:
     """Advance one batch of due payouts; returns how many moved on."""
-    return (await _advance_batch(db, now, limit)).done
+    skipped = SkippedItems(log, "ledger job: advancing payouts")
+    done = (await _advance_batch(db, now, limit, None, skipped)).done
+    skipped.report()
+    return done
 
 
 async def create_automatic_payouts(engine: AsyncEngine, *, now: datetime) -> list[Payout]:
@@ -198,40 +241,65 @@ async def create_automatic_payouts(engine: AsyncEngine, *, now: datetime) -> lis
     return created
 
 
-async def _release_step(db: AsyncConnection, now: datetime, limit: int) -> Batch:
-    return (await _release_batch(db, now, limit))[0]
+async def _release_step(
+    db: AsyncConnection,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    skipped: SkippedItems,
+) -> Batch[tuple[datetime, str]]:
+    return (await _release_batch(db, now, limit, after, skipped))[0]
 
 
-Step = Callable[[AsyncConnection, datetime, int], Awaitable[Batch]]
+# One batch of a task: claim up to `limit` rows due by `now` past `after`, handle them, note in
+# `skipped` those that failed.
+Step = Callable[[AsyncConnection, datetime, int, Key | None, SkippedItems], Awaitable[Batch[Key]]]
 
 
 def ledger_tasks(engine: AsyncEngine, clock: Clock | None = None) -> list[Periodic]:
     time = clock or SystemClock()
 
-    def batched(name: str, step: Step) -> Periodic:
+    def batched(name: str, step: Step[Key], *, alone: bool = False) -> Periodic:
         async def run() -> None:
-            await run_batches(engine, step, time)
+            await run_batches(engine, step, time, name=name)
 
-        return Periodic(name, 5.0, run)
+        async def run_in_one_copy() -> None:
+            await run_alone(engine, name, run)
+
+        return Periodic(name, 5.0, run_in_one_copy if alone else run)
 
     async def automatic_payouts() -> None:
         await create_automatic_payouts(engine, now=time.now())
 
     return [
         batched("ledger-release-available-funds", _release_step),
-        batched("ledger-expire-authorizations", _expire_batch),
+        batched(EXPIRE_TASK, _expire_batch, alone=True),
         batched("ledger-advance-payouts", _advance_batch),
         Periodic("ledger-automatic-payouts", 600.0, automatic_payouts),
     ]
 
 
-async def run_batches(engine: AsyncEngine, step: Step, clock: Clock, limit: int = BATCH) -> int:
-    """Run batches of a step, one transaction each, while they come back full; returns how
-    many items were handled."""
+async def run_batches(
+    engine: AsyncEngine,
+    step: Step[Key],
+    clock: Clock,
+    limit: int = BATCH,
+    *,
+    name: str = "ledger job",
+) -> int:
+    """Run batches of a step, one transaction each, each past the rows of the one before,
+    while they come back full; returns how many items were handled. The items that failed are
+    logged once, together, when the run ends."""
     done = 0
-    while True:
-        async with engine.begin() as db:
-            batch = await step(db, clock.now(), limit)
-        done += batch.done
-        if not batch.another_may_follow(limit):
-            return done
+    after: Key | None = None
+    skipped = SkippedItems(log, name)
+    try:
+        while True:
+            async with engine.begin() as db:
+                batch = await step(db, clock.now(), limit, after, skipped)
+            done += batch.done
+            if not batch.another_may_follow(limit, after):
+                return done
+            after = batch.last
+    finally:
+        skipped.report()

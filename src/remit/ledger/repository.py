@@ -4,6 +4,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -203,6 +204,14 @@ def _entry_params(balance_transaction: BalanceTransaction | None) -> dict[str, o
         return {}
     values = balance_transaction_values(balance_transaction)
     return {f"bt_{name}": value for name, value in values.items()}
+
+
+class DuePending(NamedTuple):
+    """An open pending transaction past its expiry, for the expiry job."""
+
+    account_id: str
+    transaction_id: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -604,13 +613,17 @@ class JournalRepository:
         ).first()
         return None if row is None else ledger_account_from_row(row)
 
-    async def due_open_pending(self, now: datetime, limit: int) -> list[tuple[str, str]]:
-        """(account, transaction) of open pending transactions whose expiry has passed."""
+    async def due_open_pending(
+        self, now: datetime, limit: int, *, after: tuple[datetime, str, str] | None = None
+    ) -> list[DuePending]:
+        """Open pending transactions whose expiry has passed, by (expiry, account, id), and
+        only past `after` in that order when given."""
         c = ledger_transactions.c
+        past = [] if after is None else [tuple_(c.expires_at, c.account_id, c.id) > tuple_(*after)]
         rows = await self._db.execute(
-            select(c.account_id, c.id)
-            .where(c.pending_status == PendingStatus.OPEN.value, c.expires_at <= now)
-            .order_by(c.expires_at)
+            select(c.account_id, c.id, c.expires_at)
+            .where(c.pending_status == PendingStatus.OPEN.value, c.expires_at <= now, *past)
+            .order_by(c.expires_at, c.account_id, c.id)
             .limit(limit)
         )
-        return [(row.account_id, row.id) for row in rows]
+        return [DuePending(row.account_id, row.id, row.expires_at) for row in rows]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import grpc
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
@@ -370,6 +371,7 @@ class LedgerService:
         async with self._engine.connect() as connection:
             db = await connection.execution_options(isolation_level="REPEATABLE READ")
             async with db.begin():
+                await _without_statement_timeout(db)
                 return await verify_ledger(db, account_id=account_id, now=self._clock.now())
 
     async def settlement_items(
@@ -415,6 +417,7 @@ class LedgerService:
             parsed.isoformat(), account_id, allow_partial=allow_partial
         )
         async with self._engine.begin() as db:
+            await _without_statement_timeout(db)
             recorded = await reconcile.ledger_items(db, parsed, account_id)
             recorded_elsewhen = await reconcile.recorded_on_other_days(
                 db, recorded, acquirer_side, account_id
@@ -448,3 +451,10 @@ class LedgerService:
         """The stored runs that finished last, the latest first, and whether there are more."""
         async with self._engine.begin() as db:
             return await reconciliation_runs.recent_runs(db, limit)
+
+
+async def _without_statement_timeout(db: AsyncConnection) -> None:
+    """Lift the services' statement timeout (`config.statement_timeout_s`) for the rest of the
+    transaction: a verification or reconciliation reads a whole ledger, or a whole day of it,
+    which may rightly take longer than any request's statement."""
+    await db.execute(text("SET LOCAL statement_timeout = 0"))

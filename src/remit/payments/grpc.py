@@ -1183,6 +1183,17 @@ class PaymentsServicer(
                 record,
                 lambda r: pb.CreateRefundResponse(refund=refund_message(r)).SerializeToString(),
             )
+        else:
+            # Returning would count the request as completed while nothing finished it: the
+            # failure is recorded on its key instead, for an operator (`remit held-requests`).
+            raise UnresumableRequestError(
+                f"the completer cannot resume {record.endpoint} requests: nothing finishes it"
+            )
+
+
+class UnresumableRequestError(Exception):
+    """A request held at a recovery point of an endpoint the completer has no resume step for
+    (one left by another remit version, say)."""
 
 
 _EPOCH = from_timestamp(common_pb2.CreatedFilter().gt)

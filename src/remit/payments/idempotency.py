@@ -80,9 +80,12 @@ class KeyRecord:
 
 
 def lease() -> timedelta:
-    """How long a request owns its key without reaching a recovery point. Longer than any
-    single step (the network calls time out well within it); REMIT_IDEMPOTENCY_LEASE_S
-    overrides it, for tests that crash a process and retry at once."""
+    """How long a request owns its key without reaching a recovery point or being heard from:
+    a step at the network may take longer (`remit.payments.step_bounds`), and the request
+    renews the lease while it waits on one (`prolong`, `remit.payments.key_heartbeat`), so
+    the lease only says how soon a request that died gives its key up.
+    REMIT_IDEMPOTENCY_LEASE_S overrides it, for tests that crash a process and retry at
+    once."""
     return timedelta(seconds=idempotency_lease_s())
 
 
@@ -555,6 +558,27 @@ async def renew(db: AsyncConnection, record: KeyRecord, *, now: datetime) -> boo
             last_run_at=now,
             completer_attempts=keys.completer_attempts + 1,
         )
+    )
+    return result.rowcount == 1
+
+
+async def prolong(db: AsyncConnection, record: KeyRecord, *, now: datetime) -> bool:
+    """A fresh lease on a key its request still holds under `record`'s claim, unfinished and
+    not let go, while that request waits on the network (`remit.payments.key_heartbeat`);
+    whether it still held it. Unlike `renew` it is no new try: the key's backoff and the
+    completer's count of tries are left alone."""
+    keys = idempotency_keys.c
+    result = await db.execute(
+        update(idempotency_keys)
+        .where(
+            keys.account_id == record.account_id,
+            keys.key == record.key,
+            keys.owner == record.owner,
+            keys.recovery_point != RecoveryPoint.FINISHED.value,
+            # Let go (`release`): a retry may take it at once, and nothing holds it again.
+            keys.locked_until.is_not(None),
+        )
+        .values(locked_until=now + lease())
     )
     return result.rowcount == 1
 

@@ -10,6 +10,7 @@ says which operation it expects there, and refuses a record of another
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeVar
@@ -19,12 +20,20 @@ import grpc
 from remit.config import network_timeout_s
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import enum_wire_values
+from remit.grpcutil.deadlines import bounded_timeout, has_time_for
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.payments.breaker import BreakerState, CircuitBreaker
 from remit.payments.lookup_expectations import ExpectedOperation, refuse_unless_expected
+from remit.payments.send_budget import (
+    LOOKUP_NEEDS_S,
+    authorization_needs_s,
+    operation_needs_s,
+)
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 Reply = TypeVar("Reply")
 # Where a charge's stored network answer (`Charge.network_result`) keeps the fee the network
@@ -32,9 +41,6 @@ Reply = TypeVar("Reply")
 # a separate capture's answer replaces it (see `with_capture_fee`).
 NETWORK_FEE_KEY = "network_fee"
 ACQUIRER_DESTINATION = "acquirer"
-# The vault's own call to the acquirer is bounded by the network timeout; the vault needs a
-# moment more to decrypt and to answer.
-VAULT_MARGIN_S = 2.0
 _UNKNOWN_OUTCOME_CODES = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -120,6 +126,24 @@ def network_unavailable() -> RemitError:
         error_type="api_error",
         should_retry=True,
     )
+
+
+def no_time_to_send() -> RemitError:
+    """The answer to a request whose caller's deadline is too near for a send to the network
+    (`send_budget`): nothing was sent, and a retry with the key resumes where it stopped."""
+    return RemitError(
+        message="This request ran out of time before it could be sent to the card network. "
+        "Retry with the same idempotency key: the payment resumes where it stopped.",
+        kind=ErrorKind.UNAVAILABLE,
+        error_type="api_error",
+        should_retry=True,
+    )
+
+
+def refuse_unless_time_to_send(needs_s: float, what: str) -> None:
+    if not has_time_for(needs_s):
+        log.warning("not sending %s: the caller's deadline is too near", what)
+        raise no_time_to_send()
 
 
 @dataclass(frozen=True)
@@ -357,21 +381,25 @@ class GrpcCardNetwork:
             setup_off_session=stored_credential.setup_off_session,
             initial_network_transaction_id=stored_credential.initial_network_transaction_id or "",
         )
+        needs_s = authorization_needs_s()
+        refuse_unless_time_to_send(needs_s, reference)
         reply = await self._guarded(
-            lambda: self._vault.ForwardAuthorization(
-                request, timeout=network_timeout_s() + VAULT_MARGIN_S
-            )
+            lambda: self._vault.ForwardAuthorization(request, timeout=bounded_timeout(needs_s))
         )
         return outcome_from_result(reply.result)
 
     async def _lookup(
         self, reference: str, expected: ExpectedOperation
     ) -> acquirer_pb2.Operation | None:
+        if not has_time_for(LOOKUP_NEEDS_S):
+            # Unknown still: the caller's deadline leaves no time to ask. Nothing was asked,
+            # so the breaker is not told of it.
+            raise OutcomeUnknownError("no time left to look the operation up")
         try:
             reply = await self._guarded(
                 lambda: self._acquirer.LookupOperation(
                     acquirer_pb2.LookupOperationRequest(reference=reference),
-                    timeout=network_timeout_s(),
+                    timeout=bounded_timeout(network_timeout_s()),
                 )
             )
         except RemitError as error:
@@ -398,21 +426,23 @@ class GrpcCardNetwork:
     async def capture(
         self, *, authorization_id: str, amount_minor: int, reference: str
     ) -> OperationOutcome:
+        refuse_unless_time_to_send(operation_needs_s(), reference)
         reply = await self._guarded(
             lambda: self._acquirer.Capture(
                 acquirer_pb2.CaptureRequest(
                     authorization_id=authorization_id, amount=amount_minor, reference=reference
                 ),
-                timeout=network_timeout_s(),
+                timeout=bounded_timeout(operation_needs_s()),
             )
         )
         return _operation(reply.operation)
 
     async def void(self, *, authorization_id: str, reference: str) -> OperationOutcome:
+        refuse_unless_time_to_send(operation_needs_s(), reference)
         reply = await self._guarded(
             lambda: self._acquirer.Void(
                 acquirer_pb2.VoidRequest(authorization_id=authorization_id, reference=reference),
-                timeout=network_timeout_s(),
+                timeout=bounded_timeout(operation_needs_s()),
             )
         )
         return _operation(reply.operation)
@@ -420,12 +450,13 @@ class GrpcCardNetwork:
     async def refund(
         self, *, authorization_id: str, amount_minor: int, reference: str
     ) -> OperationOutcome:
+        refuse_unless_time_to_send(operation_needs_s(), reference)
         reply = await self._guarded(
             lambda: self._acquirer.Refund(
                 acquirer_pb2.RefundRequest(
                     authorization_id=authorization_id, amount=amount_minor, reference=reference
                 ),
-                timeout=network_timeout_s(),
+                timeout=bounded_timeout(operation_needs_s()),
             )
         )
         return _operation(reply.operation)

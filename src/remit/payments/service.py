@@ -10,9 +10,10 @@ reference up, never by asking the network to authorize again.
 """
 
 import asyncio
+import contextlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, Final, NoReturn, ParamSpec, TypeVar
@@ -26,6 +27,7 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
 from remit.customers.repository import SqlCustomerRepository
+from remit.grpcutil.deadlines import has_time_for
 from remit.payment_methods.domain import (
     another_customers_method,
     spent_elsewhere,
@@ -89,6 +91,7 @@ from remit.payments.held_requests import (
     retryable,
 )
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
+from remit.payments.key_heartbeat import key_kept_held
 from remit.payments.keyed import Done as Done
 from remit.payments.keyed import Keyed, is_stored_refusal, run_keyed, store_refusal, stored_error
 from remit.payments.keyed import KeyedCall as KeyedCall
@@ -145,6 +148,8 @@ from remit.payments.risk import (
     outcome_json,
     stand_in_result,
 )
+from remit.payments.send_budget import LOOKUP_NEEDS_S
+from remit.payments.step_bounds import SETTLE_ATTEMPTS, SETTLE_PAUSE_S
 from remit.storage.driver_errors import DatabaseFault, database_fault
 from remit.storage.engine import batched_unit, single_statement
 from remit.storage.outages import log_failure
@@ -158,7 +163,6 @@ MAX_LIST_LIMIT = 100
 EXPIRE_JOB = "payments.expire_authorization"
 # How long an expiry whose attempts all failed waits before it is tried again.
 EXPIRY_RETRY_AFTER = timedelta(hours=1)
-_SETTLE_ATTEMPTS = 3
 # The test crash switch's point between the network's answer and its storing (crashpoints.py).
 AUTHORIZATION_ANSWERED = "authorization_answered"
 # An unfinished request this old is reported at every try of the completer (see
@@ -166,10 +170,15 @@ AUTHORIZATION_ANSWERED = "authorization_answered"
 # first hour a key is tried at most hourly (`idempotency.abandoned_keys`), so it is reported
 # at most hourly too, however long it stays stuck.
 UNFINISHED_ALERT_AGE = timedelta(hours=4)
-_SETTLE_PAUSE_S = 0.2
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+
+class _KeyHandedToTheStep(asyncio.CancelledError):
+    """The request was cancelled while its network step ran: the step goes on, and releases
+    the key when it ends (see `PaymentsService._outliving_its_caller`). A cancellation all the
+    same, for whoever cancelled the request."""
 
 
 class PaymentsError(RemitError):
@@ -565,6 +574,8 @@ class PaymentsService:
         )
         self._clock = clock or SystemClock()
         self._radar: RadarGate = radar or NoRadar()
+        # Network steps whose request was cancelled, still running (`_outliving_its_caller`).
+        self._outliving: set[asyncio.Task[KeyRecord]] = set()
 
     def _now(self) -> datetime:
         return self._clock.now()
@@ -608,6 +619,11 @@ class PaymentsService:
     async def _release(self, record: KeyRecord) -> None:
         async with self._engine.begin() as db:
             await idempotency.release(db, record)
+
+    def _kept_held(self, record: KeyRecord) -> contextlib.AbstractAsyncContextManager[None]:
+        """Around a step at the network: its key's lease is renewed while it runs, so that a
+        step longer than a lease is not taken over from a request still waiting on it."""
+        return key_kept_held(self._engine, record, now=self._now)
 
     _replay_of = staticmethod(replay_of)
 
@@ -1160,14 +1176,67 @@ class PaymentsService:
         try:
             if record.recovery_point is RecoveryPoint.ATTEMPT_CREATED:
                 looked_up_first = ask is None if sent_before is None else sent_before
-                record = await self._ask_network(
-                    record, ask or await self._load_ask(record), sent_before=looked_up_first
+                ask = ask or await self._load_ask(record)
+                record = await self._outliving_its_caller(
+                    record, self._ask_network(record, ask, sent_before=looked_up_first)
                 )
             return await self._apply_authorization(record, respond)
+        except _KeyHandedToTheStep:
+            raise
         except BaseException:
             # Whatever went wrong, the key keeps its recovery point; a retry resumes there.
             await self._release(record)
             raise
+
+    async def _outliving_its_caller(
+        self, record: KeyRecord, step: Coroutine[Any, Any, KeyRecord]
+    ) -> KeyRecord:
+        """Run `step` (send to the network and record its answer) to its end even when the
+        request is cancelled meanwhile (a server stopping past its grace, a caller's deadline).
+        Cut off there, the authorization may be held at the network with nothing recorded, and
+        the key would be released for a retry to look it up or send it again; run to its end,
+        its answer is recorded and a retry carries on from it. The step is bounded by the
+        network's own timeouts.
+
+        A cancelled request hands its key to the step (`_KeyHandedToTheStep`), which releases
+        it once it ends, at whatever recovery point it reached. `drain` waits for such steps."""
+        handed_over = False
+
+        async def step_then_release_if_handed_over() -> KeyRecord:
+            try:
+                return await step
+            finally:
+                if handed_over:
+                    await self._release(record)
+
+        task = asyncio.ensure_future(step_then_release_if_handed_over())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                # Ended as the request was cancelled: the request releases the key itself.
+                if not task.cancelled():
+                    task.exception()  # retrieved, so that asyncio does not log it as lost
+                raise
+            handed_over = True
+            self._outliving.add(task)
+            task.add_done_callback(self._outcome_of_outliving_step)
+            raise _KeyHandedToTheStep() from None
+
+    def _outcome_of_outliving_step(self, task: "asyncio.Task[KeyRecord]") -> None:
+        self._outliving.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not isinstance(error, RemitError):
+            log.error("a network step outliving its request failed", exc_info=error)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait, at most `timeout_s`, for the network steps still running for requests
+        cancelled meanwhile (`_outliving_its_caller`): a process stopping waits for them before
+        closing the channels and the engine they use."""
+        if self._outliving:
+            await asyncio.wait(set(self._outliving), timeout=timeout_s)
 
     async def _load_ask(self, record: KeyRecord) -> NetworkAsk:
         """The network request of an attempt this process did not start (a retry, the
@@ -1229,13 +1298,16 @@ class PaymentsService:
         # A block, or a challenge that must come first, is recorded without asking the network.
         answer = stand_in_result(RiskVerdict.from_json(charge.risk), authentication)
         if answer is None:
-            answer = await self._authorize_or_refusal(
-                authorize,
-                look_up,
-                reference,
-                refused=lambda: self._methods.card_refused(record.account_id, vault_token or ""),
-                sent_before=sent_before,
-            )
+            async with self._kept_held(record):
+                answer = await self._authorize_or_refusal(
+                    authorize,
+                    look_up,
+                    reference,
+                    refused=lambda: self._methods.card_refused(
+                        record.account_id, vault_token or ""
+                    ),
+                    sent_before=sent_before,
+                )
             crash_after(AUTHORIZATION_ANSWERED)
         now = self._now()
         async with single_statement(self._engine) as connection:
@@ -1328,14 +1400,19 @@ class PaymentsService:
                     return await send()
                 except OutcomeUnknownError as unknown:
                     log.warning("network outcome unknown (%s); looking the operation up", unknown)
-            for attempt in range(_SETTLE_ATTEMPTS):
+            for attempt in range(SETTLE_ATTEMPTS):
+                if not has_time_for(LOOKUP_NEEDS_S):
+                    # The caller's deadline is near: the request waits at its recovery point
+                    # for a retry or the completer, which look the reference up first.
+                    log.warning("no time left to settle %s; it waits for a retry", reference)
+                    break
                 try:
                     found = await look_up()
                     if found is not None:
                         return found
                     return await send()
                 except OutcomeUnknownError:
-                    await asyncio.sleep(_SETTLE_PAUSE_S * (attempt + 1))
+                    await asyncio.sleep(SETTLE_PAUSE_S * (attempt + 1))
         except RemitError as refusal:
             if not network_holds_reference_for_other_parameters(refusal):
                 raise
@@ -1594,17 +1671,19 @@ class PaymentsService:
         # start while `capture_requested` holds it).
         reference = charge.capture_reference
         authorization_id, amount = charge.authorization_id, charge.requested_capture_minor
-        operation: OperationOutcome = await self._settle(
-            lambda: self._network.capture(
-                authorization_id=authorization_id, amount_minor=amount, reference=reference
-            ),
-            # A capture of the amount asked for (`amount_to_capture`), not of the whole charge.
-            lambda: self._network.lookup_operation(
-                reference, expected_capture(charge, authorization_id, amount)
-            ),
-            reference,
-            sent_before=sent_before,
-        )
+        async with self._kept_held(record):
+            operation: OperationOutcome = await self._settle(
+                lambda: self._network.capture(
+                    authorization_id=authorization_id, amount_minor=amount, reference=reference
+                ),
+                # A capture of the amount asked for (`amount_to_capture`), not of the whole
+                # charge.
+                lambda: self._network.lookup_operation(
+                    reference, expected_capture(charge, authorization_id, amount)
+                ),
+                reference,
+                sent_before=sent_before,
+            )
         now = self._now()
         refused: RemitError | None = None
         async with batched_unit(self._engine) as db:
@@ -1727,7 +1806,8 @@ class PaymentsService:
         if held is None and look_again:
             held = await self._authorized_charge(record.account_id, record.payment_intent_id)
         if held is not None:
-            released = await self._void(record.account_id, held, sent_before=look_again)
+            async with self._kept_held(record):
+                released = await self._void(record.account_id, held, sent_before=look_again)
             if _captured_first(released):
                 # A capture reached the network before this release: the money is taken, and
                 # the capture's own outcome makes the intent succeeded. Canceling it would
@@ -1903,29 +1983,44 @@ class PaymentsService:
         now = self._now()
         async with self._engine.begin() as db:
             records = await idempotency.claim_abandoned(db, now=now, limit=limit)
-        for record in records:
-            if record.recovery_point is RecoveryPoint.STARTED:
-                await self._forget(record)
-                continue
-            if record.created_at < now - UNFINISHED_ALERT_AGE:
-                # Money may be held or taken at the network with nothing in the ledger yet; the
-                # completer keeps trying, but something (the acquirer, the vault, a card) keeps
-                # failing it, and an operator should look (`remit held-requests`).
-                log.warning(
-                    "%s %s is still unfinished at %s, %s after it began (intent %s, charge %s)",
-                    record.endpoint,
-                    record.key,
-                    record.recovery_point.value,
-                    now - record.created_at,
-                    record.payment_intent_id,
-                    record.charge_id,
-                )
-            note_request(record.request_id, record.key)
-            async with self._engine.begin() as db:
-                if not await idempotency.renew(db, record, now=self._now()):
-                    continue  # taken over (a client's retry) since the batch was claimed
-            await self._try_to_finish(record, resume)
+        for reached, record in enumerate(records):
+            try:
+                await self._complete_one(record, resume, now)
+            except asyncio.CancelledError:
+                # The process is stopping. The key being worked on releases itself; the batch's
+                # later keys would otherwise stay claimed for a lease, refusing their clients'
+                # retries as in use.
+                async with self._engine.begin() as db:
+                    for unreached in records[reached + 1 :]:
+                        await idempotency.release(db, unreached)
+                raise
         return len(records)
+
+    async def _complete_one(
+        self, record: KeyRecord, resume: Callable[[KeyRecord], Awaitable[object]], now: datetime
+    ) -> None:
+        """The completer's turn at one key of its claimed batch."""
+        if record.recovery_point is RecoveryPoint.STARTED:
+            await self._forget(record)
+            return
+        if record.created_at < now - UNFINISHED_ALERT_AGE:
+            # Money may be held or taken at the network with nothing in the ledger yet; the
+            # completer keeps trying, but something (the acquirer, the vault, a card) keeps
+            # failing it, and an operator should look (`remit held-requests`).
+            log.warning(
+                "%s %s is still unfinished at %s, %s after it began (intent %s, charge %s)",
+                record.endpoint,
+                record.key,
+                record.recovery_point.value,
+                now - record.created_at,
+                record.payment_intent_id,
+                record.charge_id,
+            )
+        note_request(record.request_id, record.key)
+        async with self._engine.begin() as db:
+            if not await idempotency.renew(db, record, now=self._now()):
+                return  # taken over (a client's retry) since the batch was claimed
+        await self._try_to_finish(record, resume)
 
     async def _try_to_finish(
         self, record: KeyRecord, resume: Callable[[KeyRecord], Awaitable[object]]
@@ -2277,18 +2372,19 @@ class PaymentsService:
         reference, authorization_id = refund.id, charge.authorization_id
         operation: OperationOutcome | None = None
         if refund.status is RefundStatus.PENDING:
-            operation = await self._settle(
-                lambda: self._network.refund(
-                    authorization_id=authorization_id,
-                    amount_minor=refund.amount_minor,
-                    reference=reference,
-                ),
-                lambda: self._network.lookup_operation(
-                    reference, expected_refund(charge, authorization_id, refund)
-                ),
-                reference,
-                sent_before=sent_before,
-            )
+            async with self._kept_held(record):
+                operation = await self._settle(
+                    lambda: self._network.refund(
+                        authorization_id=authorization_id,
+                        amount_minor=refund.amount_minor,
+                        reference=reference,
+                    ),
+                    lambda: self._network.lookup_operation(
+                        reference, expected_refund(charge, authorization_id, refund)
+                    ),
+                    reference,
+                    sent_before=sent_before,
+                )
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)

@@ -83,7 +83,7 @@ charges = Table(
     Column("decline_code", Text, nullable=True),
     Column("authorization_id", Text, nullable=True),
     # When the network authorized the charge: its authorization expires 7 days after. Null for
-    # a charge never authorized, and for one authorized before core migration 0066.
+    # a charge never authorized, and for one authorized before core migration 0067.
     Column("authorized_at", DateTime(timezone=True), nullable=True),
     # The network's raw answer, kept from the moment it arrives (recovery point
     # authorization_done) until it is applied to the intent.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.config import PlatformConfig
+from remit.config import PlatformConfig, network_timeout_s
 from remit.core.clock import Clock, SystemClock
 from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
@@ -100,6 +100,8 @@ def build_payments(
     radar = RadarService(engine, clock=time)
 
     async def close() -> None:
+        # Authorizations of requests cut off by the stop finish first, through these channels.
+        await service.drain(network_timeout_s())
         await vault_channel.close()
         await acquirer_channel.close()
 

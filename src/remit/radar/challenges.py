@@ -7,9 +7,9 @@ cardholder reaches without an API key, so it is long and random (`tdsc_` + 24 ba
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Final
+from typing import Final, NamedTuple
 
-from sqlalchemy import ColumnClause, Select, literal_column, select, update
+from sqlalchemy import ColumnClause, Select, literal_column, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,13 +51,26 @@ class ThreeDSChallenge:
         return now >= self.expires_at
 
 
-def expired_pending_query(now: datetime, *, limit: int) -> Select[tuple[str, str]]:
-    """The pending challenges expired by `now`, soonest first, read through the partial index of
-    pending challenges: never the ended ones, which are nearly all of them."""
+class ExpiredChallenge(NamedTuple):
+    """A challenge still pending at its expiry, for the sweep that ends such challenges."""
+
+    account_id: str
+    id: str
+    expires_at: datetime
+
+
+def expired_pending_query(
+    now: datetime, *, limit: int, after: tuple[datetime, str] | None = None
+) -> Select[tuple[str, str, datetime]]:
+    """The pending challenges expired by `now`, soonest first (then by id), and only past
+    `after` in that order when given, read through the partial index of pending challenges:
+    never the ended ones, which are nearly all of them."""
+    c = table.c
+    past = [] if after is None else [tuple_(c.expires_at, c.id) > tuple_(*after)]
     return (
-        select(table.c.account_id, table.c.id)
-        .where(table.c.status == _PENDING_LITERAL, table.c.expires_at <= now)
-        .order_by(table.c.expires_at)
+        select(c.account_id, c.id, c.expires_at)
+        .where(c.status == _PENDING_LITERAL, c.expires_at <= now, *past)
+        .order_by(c.expires_at, c.id)
         .limit(limit)
     )
 
@@ -113,11 +126,13 @@ class ChallengeRepository:
         row = (await self._db.execute(query)).first()
         return None if row is None else _from_row(row)
 
-    async def expired_pending(self, now: datetime, *, limit: int) -> list[tuple[str, str]]:
-        """(account id, challenge id) of up to `limit` challenges still pending at their
-        expiry, soonest expired first: what the sweep of unanswered challenges ends."""
-        rows = await self._db.execute(expired_pending_query(now, limit=limit))
-        return [(row.account_id, row.id) for row in rows]
+    async def expired_pending(
+        self, now: datetime, *, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[ExpiredChallenge]:
+        """Up to `limit` challenges still pending at their expiry, soonest expired first, past
+        `after` when given: what the sweep of unanswered challenges ends."""
+        rows = await self._db.execute(expired_pending_query(now, limit=limit, after=after))
+        return [ExpiredChallenge(row.account_id, row.id, row.expires_at) for row in rows]
 
     async def save(self, challenge: ThreeDSChallenge) -> None:
         await self._db.execute(

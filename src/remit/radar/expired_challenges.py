@@ -12,22 +12,25 @@ Runs: every `INTERVAL_S`, in one worker copy at a time (`remit.worker.alone`); a
 would only find the same challenges and wait on the same locks. A run reads the pending
 challenges expired by then, soonest first, `BATCH` at a time through the partial index of
 pending challenges, and ends each in a transaction of its own; it reads batches while they come
-back full and end something, so a run stops once the backlog is gone, and a batch whose every
-challenge is being answered right now is left to the next run. A challenge that fails (every
-time, say) is logged and left for the next run; the others go on. A challenge whose intent had
+back full, each past the last challenge the one before it read (by expiry, then id), so a run
+stops once the backlog is gone, and the challenges it could not end (being answered right now,
+or failing) do not hold back those behind them. A challenge that fails (every time, say) is
+left for the next run, and logged with the others the run left, once (`remit.worker.skipped`);
+the others go on. A challenge whose intent had
 already moved on without it (its charge failed with that change) is recorded expired, as the
 page already shows it, so that no run reads it again.
 """
 
 import logging
+from datetime import datetime
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.radar.authentication import Build, Expiry, ThreeDSecureService
-from remit.radar.challenges import ChallengeRepository
-from remit.storage.outages import log_failure
+from remit.radar.challenges import ChallengeRepository, ExpiredChallenge
+from remit.worker.skipped import SkippedItems
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +60,29 @@ class ExpiredChallengeSweep:
         """End the challenges expired unanswered, a batch at a time; returns how many left the
         pending ones (ended, or recorded expired when their intent had moved on)."""
         ended = 0
-        while True:
-            async with self._engine.begin() as db:
-                due = await ChallengeRepository(db).expired_pending(
-                    self._clock.now(), limit=self._batch
-                )
-            done = 0
-            for account_id, challenge_id in due:
-                done += await self._expire(account_id, challenge_id)
-            ended += done
-            if len(due) < self._batch or done == 0:
-                return ended
-
-    async def _expire(self, account_id: str, challenge_id: str) -> bool:
-        """Whether the challenge left the pending ones; a failure is logged, not raised."""
+        after: tuple[datetime, str] | None = None
+        skipped = SkippedItems(log, "ending expired 3-D Secure challenges")
         try:
-            expiry = await self._three_d_secure.expire(account_id, challenge_id, build=self._build)
+            while True:
+                async with self._engine.begin() as db:
+                    due = await ChallengeRepository(db).expired_pending(
+                        self._clock.now(), limit=self._batch, after=after
+                    )
+                for challenge in due:
+                    ended += await self._expire(challenge, skipped)
+                if len(due) < self._batch:
+                    return ended
+                after = (due[-1].expires_at, due[-1].id)
+        finally:
+            skipped.report()
+
+    async def _expire(self, challenge: ExpiredChallenge, skipped: SkippedItems) -> bool:
+        """Whether the challenge left the pending ones; a failure is noted in `skipped`."""
+        try:
+            expiry = await self._three_d_secure.expire(
+                challenge.account_id, challenge.id, build=self._build
+            )
         except Exception as error:
-            log_failure(log, f"ending expired 3-D Secure challenge {challenge_id} of "
-                        f"{account_id} (the next run tries again)", error)  # fmt: skip
+            skipped.add(f"{challenge.id} of {challenge.account_id}", error)
             return False
         return expiry is not Expiry.LEFT

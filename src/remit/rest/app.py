@@ -7,6 +7,7 @@ render the result or the error in Stripe's shape. Handlers only translate parame
 gRPC call and the reply into JSON.
 """
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import cast
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,11 +23,13 @@ from starlette.types import Receive, Scope, Send
 
 from remit import versioning
 from remit.accounts.domain import KeyKind, Principal
+from remit.config import api_max_in_flight
 from remit.core.errors import RemitError
 from remit.core.ids import new_id
 from remit.core.jsonview import JsonObject, internal_fields_left_out
 from remit.core.logging import mask_card_numbers
 from remit.rest import three_d_secure
+from remit.rest.admission import AdmissionLimit
 from remit.rest.bodies import BodyTooLargeError, capped_body
 from remit.rest.context import ApiContext, request_path_for_core
 from remit.rest.dependencies import Dependencies
@@ -173,8 +177,9 @@ async def read_form(request: Request) -> dict[str, FormValue]:
 async def _authenticated(request: Request, deps: Dependencies) -> Principal:
     """The request's principal. Only failed authentications count against the client's
     address, so merchants behind one shared address are never held back by each other; once
-    an address has none left, only a key already known good passes, and none is looked up:
-    a client trying keys costs the accounts service nothing past its address's limit."""
+    an address has none left, only a key found good lately passes (`Authenticator.vouched`),
+    and no other is looked up: a client trying keys costs the accounts service nothing past
+    its address's limit."""
     authorization = request.headers.get("authorization")
     known = deps.authenticator.known(authorization)
     if known is not None:
@@ -184,6 +189,17 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
         # address nothing, so a burst with one good key is never held back.
         return await deps.authenticator.authenticate(authorization)
     address = client_address(request)
+    if deps.authenticator.vouched(authorization):
+        # Found good lately: looked up again (a revoked key still stops within the cache's
+        # few seconds) but not held to the address's limit, which a client guessing keys
+        # from the same address (a load balancer's) could otherwise use up for every merchant
+        # behind it. Refused now, it counts as any failure does.
+        try:
+            return await deps.authenticator.authenticate(authorization)
+        except StripeError as error:
+            if error.http_status == 401:
+                deps.rate_limits.count_failed_key_lookup(address)
+            raise
     # Counted before the look-up, so that wrong keys sent all at once are held to the limit
     # too; handed back when the key is found.
     if not deps.rate_limits.reserve_key_lookup(address):
@@ -294,6 +310,14 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         log.exception("unhandled error serving %s %s", request.method, request.url.path)
         response = error_response(
             StripeError.api_error(), request_id, version, operation=operation_name
+        )
+    except asyncio.CancelledError:
+        # The server is stopping and this request outlasted its grace. Left to uvicorn, it
+        # would answer a bare text 500 with no Request-Id. What the core was doing (an
+        # authorization) carries on and is recorded under the key, so a retry with it is safe.
+        log.warning("%s %s cut off by the server stopping", request.method, request.url.path)
+        response = error_response(
+            StripeError.stopping(), request_id, version, operation=operation_name
         )
     else:
         response = json_response(200, body, {"Request-Id": request_id, "Stripe-Version": version})
@@ -496,7 +520,14 @@ def _unimplemented_searches(operations: Sequence[Operation]) -> list[Route]:
     ]
 
 
-def build_app(deps: Dependencies, operations: Sequence[Operation] | None = None) -> Starlette:
+def build_app(
+    deps: Dependencies,
+    operations: Sequence[Operation] | None = None,
+    *,
+    max_in_flight: int | None = None,
+) -> Starlette:
+    """The facade's app; it serves at most `max_in_flight` requests at once
+    (REMIT_API_MAX_IN_FLIGHT by default) and refuses the others at once (`remit.rest.admission`)."""
     from remit.rest.routes import all_operations
 
     versioning.load()  # a change naming an unknown field stops start-up here
@@ -510,13 +541,21 @@ def build_app(deps: Dependencies, operations: Sequence[Operation] | None = None)
     routes += three_d_secure.routes(deps)
     # Anything unmatched, including a known path with the wrong method, is Stripe's 404.
     routes.append(Route("/{path:path}", _not_found, methods=_ANY_METHOD))
-    app = Starlette(routes=routes)
+    limit = api_max_in_flight() if max_in_flight is None else max_in_flight
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(AdmissionLimit, max_in_flight=limit, refusal=_overloaded)],
+    )
     # A path the catch-all cannot match (its pattern stops at a newline, `%0A` in an id) would
     # get Starlette's own plain-text 404, and one ending in a slash a 307 to the path without
     # it: neither is an answer a Stripe client can read. Both are Stripe's 404 instead.
     app.router.redirect_slashes = False
     app.router.default = _unmatched
     return app
+
+
+def _overloaded() -> Response:
+    return error_response(StripeError.rate_limited(), new_id("req"))
 
 
 async def _unmatched(scope: Scope, receive: Receive, send: Send) -> None:

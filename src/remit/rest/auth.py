@@ -7,6 +7,13 @@ wrong key is answered without asking the accounts service each time. Requests th
 the same key while it is being looked up wait for that look-up rather than make their own.
 Keys are random, so no key is presented before it exists but by chance, and the short refusal
 costs nothing.
+
+A key found good is also vouched for, by its digest, for much longer (`VOUCHED_TTL_S`): once
+its cache entry has expired it is looked up again like any other, so a revoked key still stops
+working within `CACHE_TTL_S`, but the facade lets that look-up through without counting it
+against the client's address (`remit.rest.app`). Merchants behind one shared address (a load
+balancer's) then keep working while a client there uses the address's failed authentications
+up trying keys. A vouched key that is then refused is vouched for no longer.
 """
 
 import asyncio
@@ -22,6 +29,9 @@ from remit.rest.errors import StripeError
 
 CACHE_TTL_S = 5.0
 REFUSED_TTL_S = 2.0
+# Long enough to cover a merchant's quiet spells, so one coming back while a key guesser shares
+# its address is not held back; vouching only spares the address's limit, never a look-up.
+VOUCHED_TTL_S = 24 * 3600.0
 _CACHE_LIMIT = 10_000
 
 Lookup = Callable[[str], Awaitable[Principal | None]]
@@ -51,6 +61,9 @@ class Authenticator:
     _cache: dict[bytes, tuple[float, Principal]] = field(default_factory=dict)
     # Digests of keys the accounts service did not know, until when they are refused unasked.
     _refused: dict[bytes, float] = field(default_factory=dict)
+    # Digests of keys found good, until when they are vouched for (`VOUCHED_TTL_S`), in the
+    # order they were last found good, which is also the order they expire in.
+    _vouched: dict[bytes, float] = field(default_factory=dict)
     # Look-ups under way, by key digest: concurrent requests with one key share one look-up.
     _looking_up: dict[bytes, "asyncio.Future[Principal | None]"] = field(default_factory=dict)
 
@@ -95,8 +108,10 @@ class Authenticator:
             if len(self._refused) >= _CACHE_LIMIT:
                 self._forget_expired_refusals(now)
             self._refused[digest] = now + REFUSED_TTL_S
+            self._vouched.pop(digest, None)
             return None
         self._refused.pop(digest, None)
+        self._vouch_for(digest, now)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[digest] = (now + CACHE_TTL_S, principal)
@@ -109,6 +124,26 @@ class Authenticator:
             # Read here too, so a failure no request was left waiting for is not reported as
             # an exception never retrieved.
             done.exception()
+
+    def vouched(self, authorization: str | None) -> bool:
+        """Whether the key in `authorization` was found good within `VOUCHED_TTL_S` (and not
+        refused since): its look-up need not wait on the client's address."""
+        key = presented_key(authorization)
+        if not key:
+            return False
+        until = self._vouched.get(hashlib.sha256(key.encode()).digest())
+        return until is not None and until > self.clock()
+
+    def _vouch_for(self, digest: bytes, now: float) -> None:
+        self._vouched.pop(digest, None)  # to the end: the latest to expire
+        # Oldest first: the expired ones, then, when full of fresh ones, the least recently
+        # found good, so that memory stays bounded.
+        while self._vouched:
+            oldest, until = next(iter(self._vouched.items()))
+            if until > now and len(self._vouched) < _CACHE_LIMIT:
+                break
+            del self._vouched[oldest]
+        self._vouched[digest] = now + VOUCHED_TTL_S
 
     def known(self, authorization: str | None) -> Principal | None:
         """The principal a key was found to be within `CACHE_TTL_S`, without asking the

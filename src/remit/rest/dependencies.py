@@ -24,6 +24,9 @@ from versions import KNOWN_VERSIONS, LATEST_VERSION
 
 _KNOWN = frozenset(KNOWN_VERSIONS)
 
+# The first request of an account pins its API version in the core: a one-row write.
+PIN_TIMEOUT_S = 10.0
+
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
@@ -67,7 +70,10 @@ class Dependencies:
             reply = await self.accounts.PinApiVersion(
                 accounts_pb2.PinApiVersionRequest(
                     account_id=principal.account_id, api_version=LATEST_VERSION
-                )
+                ),
+                # Without a deadline, a core that never answers holds the request (and the
+                # client) for ever; past it, the client is told to retry (503).
+                timeout=PIN_TIMEOUT_S,
             )
         except grpc.aio.AioRpcError as error:
             raise remit_error_from_rpc_error(error) from None

@@ -232,6 +232,18 @@ class StripeError(Exception):
         )
 
     @classmethod
+    def stopping(cls) -> Self:
+        """A request cut off by the server stopping: whatever it had started is finished and
+        recorded under its key, so the same request with the same key is safe to retry."""
+        return cls(
+            503,
+            API_ERROR,
+            "The server stopped before the request completed. Retrying the request with the "
+            "same idempotency key is safe.",
+            should_retry=True,
+        )
+
+    @classmethod
     def api_error(cls, message: str | None = None) -> Self:
         """An unexpected server failure. The default message reveals nothing internal."""
         return cls(

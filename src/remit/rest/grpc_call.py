@@ -7,10 +7,10 @@ import grpc
 from google.protobuf.message import Message
 
 from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.payments.send_budget import core_call_timeout_s
 from remit.rest.context import ApiContext
 
 Reply = TypeVar("Reply", bound=Message)
-CALL_TIMEOUT_S = 30.0
 
 
 REPLAYED_KEY = "idempotent-replayed"
@@ -23,8 +23,11 @@ def _replayed(metadata: object) -> bool:
 async def call(
     method: Callable[..., Awaitable[Reply]], request: Message, context: ApiContext
 ) -> Reply:
-    """Call a core RPC for this request; a replayed answer marks the response as replayed."""
-    pending = method(request, metadata=context.grpc_metadata(), timeout=CALL_TIMEOUT_S)
+    """Call a core RPC for this request; a replayed answer marks the response as replayed.
+
+    Its deadline is the core's worst case (`core_call_timeout_s`): the core bounds its steps at
+    the card network by it, so nothing it does for the call outlasts it."""
+    pending = method(request, metadata=context.grpc_metadata(), timeout=core_call_timeout_s())
     try:
         reply = await pending
     except grpc.aio.AioRpcError as error:

@@ -11,7 +11,8 @@ Requests that fail authentication, and hits on the key-less 3-D Secure pages, ar
 per client IP address: a client trying keys is held back even though no account is known to
 count it against (`remit.config.client_rate_limit_per_s`). An address with nothing left is
 refused before its key is looked up, so a flood of wrong keys costs the accounts service
-nothing; a key already known good still passes, from the authenticator's cache. Each look-up is
+nothing; a key found good lately still passes, from the authenticator's cache or looked up
+again unheld (`remit.rest.auth.VOUCHED_TTL_S`). Each look-up is
 counted before it is made and handed back when the key is found, so a burst of wrong keys sent
 at once is held to the limit as well as one sent key after key. An
 authenticated request is never counted against its address: many merchants may share one (a
@@ -162,6 +163,11 @@ class RateLimits:
         counted): concurrent wrong keys are then held to the limit too, not only those that
         arrive after an earlier one failed. `release_key_lookup` hands it back."""
         return self.clients.admit(client_bucket(address))
+
+    def count_failed_key_lookup(self, address: str | None) -> None:
+        """Count against `address` a look-up made without a reservation (of a key found good
+        before) that failed on the key; nothing when the address has none left."""
+        self.clients.admit(client_bucket(address))
 
     def release_key_lookup(self, address: str | None) -> None:
         """The reserved look-up does not count against `address`: it found its key, or it

@@ -8,20 +8,32 @@ port and the kernel balances connections between them.
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import socket
 from collections.abc import Generator
 
 import uvicorn
 
-from remit.config import ConfigError, Endpoint, PlatformConfig, forwarded_allow_ips
+from remit.config import (
+    ConfigError,
+    Endpoint,
+    PlatformConfig,
+    api_max_in_flight,
+    forwarded_allow_ips,
+    shutdown_grace_s,
+)
 from remit.hosts import bind_address
 from remit.readiness import signal_ready
 from remit.rest.app import build_app
 from remit.rest.dependencies import connect_dependencies
+from remit.rest.forwarded import ForwardedFor
 from remit.rest.http_protocol import StripeShapedHttpToolsProtocol
 
 log = logging.getLogger(__name__)
+
+# How long requests cancelled at shutdown get to send their 503.
+CANCELLED_ANSWER_WAIT_S = 1.0
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -54,8 +66,11 @@ class _Server(uvicorn.Server):
 async def serve_api(config: PlatformConfig) -> None:
     # Read first: a bad value stops the process before it connects to anything.
     trusted_proxies = forwarded_allow_ips()
+    max_in_flight = api_max_in_flight()
     dependencies = await connect_dependencies(config)
-    app = build_app(dependencies)
+    # X-Forwarded-For is believed from the trusted proxies only, so the per-client limit counts
+    # clients; from any other peer it is ignored, and logged (`remit.rest.forwarded`).
+    app = ForwardedFor(build_app(dependencies, max_in_flight=max_in_flight), trusted_proxies)
     server = _Server(
         uvicorn.Config(
             app,
@@ -66,9 +81,9 @@ async def serve_api(config: PlatformConfig) -> None:
             log_config=None,
             server_header=False,
             date_header=True,
-            timeout_graceful_shutdown=5,
-            # X-Forwarded-For is believed from these only: the per-client limit counts clients.
-            forwarded_allow_ips=trusted_proxies,
+            # A confirm in flight may wait on the network for its whole timeout.
+            timeout_graceful_shutdown=math.ceil(shutdown_grace_s()),
+            proxy_headers=False,  # `ForwardedFor` does it
         )
     )
     sock = listening_socket(config.api.host, config.api.port)
@@ -85,5 +100,11 @@ async def serve_api(config: PlatformConfig) -> None:
     signal_ready()
     try:
         await serving
+        # uvicorn cancels what outlasted the grace and returns at once: give those requests a
+        # moment to write their answer (`dispatch` answers a cancelled one with a retryable
+        # 503) before the channels they would answer through close.
+        cancelled = set(server.server_state.tasks)
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=CANCELLED_ANSWER_WAIT_S)
     finally:
         await dependencies.close()

@@ -27,6 +27,7 @@ from remit.core.ids import has_prefix, new_id
 from remit.core.return_urls import csp_source_of, may_send_cardholder_to, return_to
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
+from remit.payments.send_budget import core_call_timeout_s
 from remit.rest.bodies import BodyTooLargeError, capped_body
 from remit.rest.dependencies import Dependencies
 from remit.rest.rate_limits import client_address
@@ -133,14 +134,16 @@ async def _complete(
     challenge_id: str,
     outcome: "pb.ThreeDSecureChallengeOutcome.ValueType",
 ) -> pb.CompleteThreeDSecureChallengeResponse:
-    """Answer the challenge. A press of the button while another press is being worked on
-    (a double click: the browser shows the last one's page) waits for that one, then replays
-    its outcome, instead of showing the cardholder a request in progress."""
+    """Answer the challenge, which sends the authenticated attempt to the network: given the
+    deadline any call to the core that may send one is given (`core_call_timeout_s`). A press
+    of the button while another press is being worked on (a double click: the browser shows
+    the last one's page) waits for that one, then replays its outcome, instead of showing the
+    cardholder a request in progress."""
     request = pb.CompleteThreeDSecureChallengeRequest(id=challenge_id, outcome=outcome)
     for pause_s in _IN_FLIGHT_PAUSES_S:
         try:
             return await deps.payments.CompleteThreeDSecureChallenge(
-                request, metadata=_metadata(account), timeout=30
+                request, metadata=_metadata(account), timeout=core_call_timeout_s()
             )
         except grpc.aio.AioRpcError as rpc_error:
             if remit_error_from_rpc_error(rpc_error).code != "idempotency_key_in_use":
@@ -148,7 +151,7 @@ async def _complete(
         await asyncio.sleep(pause_s)
     # The last try: whatever it answers, the page shows.
     return await deps.payments.CompleteThreeDSecureChallenge(
-        request, metadata=_metadata(account), timeout=30
+        request, metadata=_metadata(account), timeout=core_call_timeout_s()
     )
 
 

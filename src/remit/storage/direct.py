@@ -12,10 +12,11 @@ The pool belongs to an engine (`make_engine` registers one) and connects to the 
 with the same session settings. It has no background task: a connection is opened when none is
 idle, and returned after the statement unless it is broken or was left mid-query or inside a
 transaction (a connection the server dropped fails its statement, is closed, and the caller
-retries like any failed unit); no more than `max_size` exist at once. Connections stay in
-autocommit for good, so a statement never ends in a ROLLBACK (which would drop the
-connection's prepared statements). Like kept connections, they forget their cached plans at a
-few spaced uses (`remit.storage.replanning`).
+retries like any failed unit); no more than `max_size` exist at once, and a statement waits at
+most `wait_s` for one of them (else `ConnectionWaitTimeoutError`, a temporary fault:
+`driver_errors`). Connections stay in autocommit for good, so a statement never ends in a
+ROLLBACK (which would drop the connection's prepared statements). Like kept connections, they
+forget their cached plans at a few spaced uses (`remit.storage.replanning`).
 """
 
 import asyncio
@@ -29,6 +30,7 @@ from psycopg import pq
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage import replanning
+from remit.storage.driver_errors import ConnectionWaitTimeoutError
 
 # Same as the engine's: a statement waiting this long on a lock is a bug.
 SESSION_SETUP = "SET lock_timeout = '10s'"
@@ -38,10 +40,22 @@ PREPARE_THRESHOLD = 5
 class DirectPool:
     """Autocommit psycopg connections to one database; `max_size` of them in use at most."""
 
-    def __init__(self, conninfo: str, *, application_name: str, max_size: int) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        application_name: str,
+        max_size: int,
+        wait_s: float,
+        options: str | None = None,
+    ) -> None:
         self._conninfo = conninfo
         self._application_name = application_name
+        # libpq startup options (the engine's statement timeout), as its own connections have.
+        self._startup: dict[str, Any] = {} if options is None else {"options": options}
         self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._max_size = max_size
+        self._wait_s = wait_s
         self._slots = asyncio.Semaphore(max_size)
         self._uses: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], int] = (
             weakref.WeakKeyDictionary()
@@ -53,6 +67,7 @@ class DirectPool:
             autocommit=True,
             prepare_threshold=PREPARE_THRESHOLD,
             application_name=self._application_name,
+            **self._startup,
         )
         await connection.execute(SESSION_SETUP)
         return connection
@@ -60,7 +75,8 @@ class DirectPool:
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A connection for one autocommitted statement (or several independent ones)."""
-        async with self._slots:
+        await self._take_slot()
+        try:
             connection = self._idle.pop() if self._idle else await self._connect()
             try:
                 uses = self._uses.get(connection, 0) + 1
@@ -69,6 +85,21 @@ class DirectPool:
                 yield connection
             finally:
                 await self._give_back(connection)
+        finally:
+            self._slots.release()
+
+    async def _take_slot(self) -> None:
+        if not self._slots.locked():
+            # The hot path: a slot is free, taken without a timer.
+            await self._slots.acquire()
+            return
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise ConnectionWaitTimeoutError(
+                f"all {self._max_size} direct connections in use for {self._wait_s:g}s"
+            ) from None
 
     async def _give_back(self, connection: psycopg.AsyncConnection[Any]) -> None:
         reusable = (
@@ -93,11 +124,20 @@ class DirectPool:
 _pools: "weakref.WeakKeyDictionary[AsyncEngine, DirectPool]" = weakref.WeakKeyDictionary()
 
 
-def attach(engine: AsyncEngine, *, application_name: str, max_size: int) -> None:
+def attach(
+    engine: AsyncEngine,
+    *,
+    application_name: str,
+    max_size: int,
+    wait_s: float,
+    options: str | None = None,
+) -> None:
     """Give `engine` a direct pool on its database (no connection is opened yet). Its idle
     connections are closed by `close`, or when the engine is garbage-collected."""
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    pool = DirectPool(url, application_name=application_name, max_size=max_size)
+    pool = DirectPool(
+        url, application_name=application_name, max_size=max_size, wait_s=wait_s, options=options
+    )
     _pools[engine] = pool
     weakref.finalize(engine, _hang_up, pool.idle_connections)
 

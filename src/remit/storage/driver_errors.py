@@ -15,6 +15,12 @@ so its SQLSTATE is what tells them apart (`database_fault`):
 - Over a limit of the database (SQLSTATE class 54: an index row too large, a statement too
   complex): the same request fails the same way every time, so it is never temporary.
 
+A connection not had in time: every one of the process's connections in use for as long as a
+unit of work waits for one (SQLAlchemy's pool's `TimeoutError`, the direct pool's
+`ConnectionWaitTimeoutError`). The database is not keeping up with the load; the request did not
+start, so it is temporary like a refused connection, and callers are told to retry (after
+their backoff) rather than queue.
+
 Any other `OperationalError` (a dropped database, a file missing from the data directory, a
 trigger protocol broken) is a fault of remit's or of its deployment: an internal error.
 
@@ -27,6 +33,9 @@ aside rather than trying it again and again.
 A NUL character: PostgreSQL cannot store one in text, and psycopg refuses to send it. The REST
 facade refuses NUL before it reaches the core; an internal gRPC caller's NUL is the caller's
 mistake, not an internal error.
+
+A table that does not exist (SQLSTATE 42P01): a database whose migrations were not applied, or
+not all of them; a process that finds it so as it starts says to run `remit migrate`.
 
 An account that does not exist: every row of an account's refers to it (a foreign key named
 `fk_<table>_account_id_accounts`), so a row written for an account id no account has is
@@ -100,9 +109,27 @@ _OVER_LIMIT_CLASS: Final = "54"  # program_limit_exceeded
 _OUT_OF_REACH_STATES: Final = frozenset({"53300", "57P01", "57P02", "57P03"})
 
 
+class ConnectionWaitTimeoutError(Exception):
+    """No connection of a pool came free within the time a unit of work waits for one."""
+
+
+def pool_wait_timed_out(error: BaseException) -> bool:
+    """True when `error`, or an error it was raised from, is a wait for a pooled connection
+    that ran out: SQLAlchemy's pool's or the direct pool's."""
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    pool_timeout = getattr(sqlalchemy_exc, "TimeoutError", ConnectionWaitTimeoutError)
+    return any(
+        isinstance(raised, (ConnectionWaitTimeoutError, pool_timeout))
+        for raised in _raised_from(error)
+    )
+
+
 def database_fault(error: BaseException) -> DatabaseFault | None:
     """What the first `OperationalError` that `error` is, or was raised from, says about the
-    request; None for none, or for one that is remit's own fault."""
+    request (a pooled connection not had in time: temporary); None for none, or for one that
+    is remit's own fault."""
+    if pool_wait_timed_out(error):
+        return DatabaseFault.TEMPORARY
     psycopg = sys.modules.get("psycopg")
     if psycopg is None:
         return None
@@ -116,7 +143,7 @@ def database_out_of_reach(error: BaseException) -> bool:
     """True when `error` is a temporary fault that fails every request alike while it lasts
     (the server out of reach, restarting, out of connections): an outage, not one statement's
     bad luck."""
-    if database_fault(error) is not DatabaseFault.TEMPORARY:
+    if database_fault(error) is not DatabaseFault.TEMPORARY or pool_wait_timed_out(error):
         return False
     psycopg = sys.modules["psycopg"]  # (a fault was found: it is loaded)
     for raised in _raised_from(error):
@@ -177,6 +204,14 @@ def text_with_nul(error: BaseException) -> bool:
     if psycopg is None:
         return False
     return any(isinstance(e, psycopg.DataError) and "NUL" in str(e) for e in _raised_from(error))
+
+
+def missing_table(error: BaseException) -> bool:
+    """True when the database refused a statement for naming a table it does not have."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return False
+    return any(isinstance(e, psycopg.errors.UndefinedTable) for e in _raised_from(error))
 
 
 _ACCOUNT_FOREIGN_KEY = re.compile(r"fk_\w+_account_id_accounts")

@@ -14,32 +14,70 @@ from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
+from remit.config import database_pool_timeout_s
 from remit.storage import direct, fastsql, kept
 from remit.storage.embedded import to_sqlalchemy_url
 
 _RECYCLE_S = 1800
 
 
-def make_engine(url: str, *, pool_size: int = 10, application_name: str = "remit") -> AsyncEngine:
+def session_options(statement_timeout_s: float | None) -> str | None:
+    """The libpq `options` that set a session's statement timeout when it connects: sent with
+    the connection's startup packet, so it costs no statement, per connection or transaction."""
+    if statement_timeout_s is None:
+        return None
+    return f"-c statement_timeout={round(statement_timeout_s * 1000)}"
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    application_name: str = "remit",
+    statement_timeout_s: float | None = None,
+    pool_timeout_s: float | None = None,
+) -> AsyncEngine:
     """An engine on `url` for transactions, with a direct pool beside it (`remit.storage.direct`,
     at most half of `pool_size` connections, and at least 2) for single autocommitted
-    statements."""
+    statements. `statement_timeout_s`: how long PostgreSQL lets one statement of either run
+    (`config.statement_timeout_s`, for the services); None: no limit (the admin commands).
+
+    A unit of work waits at most `pool_timeout_s` (REMIT_DATABASE_POOL_TIMEOUT_S by default)
+    for a connection of either pool: past that the database is not keeping up, and a queue that
+    grows without bound would only make every request slower, and the process's memory larger,
+    until all of them time out. The wait running out is a temporary fault
+    (`driver_errors.pool_wait_timed_out`): the caller is told to retry."""
+    wait_s = database_pool_timeout_s() if pool_timeout_s is None else pool_timeout_s
+    options = session_options(statement_timeout_s)
+    connect_args: dict[str, object] = {
+        "application_name": application_name,
+        "prepare_threshold": 5,
+    }
+    if options is not None:
+        connect_args["options"] = options
     engine = create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=wait_s,
         # No ping before every checkout: it is one more round trip per transaction on the hot
         # path. A connection the server dropped fails its next statement, SQLAlchemy discards
         # it (and the pool's older ones), and the unit of work's error is retried by its caller
         # like any other; connections are also renewed every half hour.
         pool_pre_ping=False,
         pool_recycle=_RECYCLE_S,
-        connect_args={"application_name": application_name, "prepare_threshold": 5},
+        connect_args=connect_args,
     )
     # Single statements hold a connection for about a millisecond, so a few serve a busy
     # process; the bound keeps every process's two pools together well inside PostgreSQL's
     # default of 100 connections (the core, worker and acquirer share a cluster).
-    direct.attach(engine, application_name=application_name, max_size=max(2, pool_size // 2))
+    direct.attach(
+        engine,
+        application_name=application_name,
+        max_size=max(2, pool_size // 2),
+        options=options,
+        wait_s=wait_s,
+    )
     kept.attach(engine, max_idle=pool_size, recycle_s=_RECYCLE_S)
 
     @event.listens_for(engine.sync_engine, "connect")

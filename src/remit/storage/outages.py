@@ -33,7 +33,10 @@ class OutageLog:
 
     `is_outage` says which failures are the database's (by default its availability errors);
     `level` is the level of an outage's lines (a listener that falls back to polling loses
-    nothing, and says so at INFO); `meanwhile` what becomes of the work while it lasts."""
+    nothing, and says so at INFO); `meanwhile` what becomes of the work while it lasts;
+    `settle_s` how long an outage must go without a failure before a success ends it (for one
+    that fails only some of the work, a pool short of connections under load, where successes
+    and failures alternate: without it, each failure after a success would begin an outage)."""
 
     def __init__(
         self,
@@ -44,6 +47,7 @@ class OutageLog:
         level: int = logging.ERROR,
         meanwhile: str = "trying again",
         remind_every_s: float = REMIND_EVERY_S,
+        settle_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log = log
@@ -52,8 +56,10 @@ class OutageLog:
         self._level = level
         self._meanwhile = meanwhile
         self._remind_every_s = remind_every_s
+        self._settle_s = settle_s
         self._clock = clock
         self._since: float | None = None
+        self._last_failure = 0.0
         self._reminded = 0.0
         self._failures = 0
 
@@ -67,6 +73,7 @@ class OutageLog:
             return
         now = self._clock()
         self._failures += 1
+        self._last_failure = now
         if self._since is None:
             self._since = self._reminded = now
             self._log.log(self._level, "%s failed: database unavailable (%s); %s",
@@ -81,6 +88,8 @@ class OutageLog:
 
     def succeeded(self) -> None:
         if self._since is None:
+            return
+        if self._settle_s and self._clock() - self._last_failure < self._settle_s:
             return
         self._log.info("%s works again: database back after %.0fs, %d failed attempts",
                        self._doing, self._clock() - self._since, self._failures)  # fmt: skip

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 
 from remit.config import network_timeout_s
 from remit.core.errors import ErrorKind, RemitError
+from remit.grpcutil.deadlines import bounded_timeout
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.vault.domain import OutboundAuthorization
@@ -105,8 +106,10 @@ class GrpcAcquirerDestination:
 
     async def authorize(self, outbound: OutboundAuthorization) -> vault_pb2.ForwardedAuthorization:
         try:
+            # Bounded by the vault's own caller's deadline too: an answer the acquirer gives
+            # after the core gave up would be lost, and this authorization's CVC with it.
             reply = await self._stub().Authorize(
-                authorize_request(outbound), timeout=network_timeout_s()
+                authorize_request(outbound), timeout=bounded_timeout(network_timeout_s())
             )
         except grpc.aio.AioRpcError as error:
             if error.code() in _RETRYABLE:

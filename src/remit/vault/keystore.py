@@ -9,6 +9,10 @@ store reads a changed file only under the lock: no data key is wrapped under a k
 power loss could still take back. The file as it was before the last rewrite stays beside it
 (`keys.json.prev`, 0600) for an operator to go back to, except after a removal, whose key
 material must not outlive it.
+Each file is written under a temporary name beside it, then renamed into place
+(`remit.core.atomic_file`); a vault killed in between leaves that temporary file, which holds
+key material, behind. The next to write the file, or to open it as a vault starts, removes
+those files (under the lock, which every writer holds while its own exists), and only those.
 Keys given through the environment are read-only: rotating them is an operator's job (add a
 version to the variable, restart).
 
@@ -28,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Protocol
 
-from remit.core.atomic_file import AtomicFile
+from remit.core.atomic_file import AtomicFile, stale_temporaries
 from remit.vault.crypto import (
     CvcKey,
     KeyRing,
@@ -204,10 +208,35 @@ class FileKeyStore:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
+    def remove_stale_temporaries(self) -> None:
+        """Remove the temporary files a writer of the key file, or of the copy kept beside it,
+        left when it was killed mid-write. Each holds key material, maybe a CVC key deleted
+        since, whose deletion must leave no copy of it: left there, they would outlive it."""
+        with self._exclusively():
+            self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        # Under the lock: every writer holds it while its temporary file exists, so none of
+        # these is being written.
+        for path in (self.path, previous_key_file(self.path)):
+            for stale in stale_temporaries(path):
+                try:
+                    stale.unlink(missing_ok=True)
+                except OSError as error:
+                    raise KeyStoreError(
+                        f"could not remove {stale}, a temporary copy of the vault's key material "
+                        f"left by an interrupted write: {error.strerror}"
+                    ) from None
+
+    def _exclusively(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self._holding_lock else self.locked()
+
     def _write(self, ring: KeyRing) -> None:
-        self._keep_previous(ring)
-        self._write_durably(self.path, ring_to_json(ring))
-        self._cached = None
+        with self._exclusively():
+            self._remove_stale_temporaries()
+            self._keep_previous(ring)
+            self._write_durably(self.path, ring_to_json(ring))
+            self._cached = None
 
     def _keep_previous(self, ring: KeyRing) -> None:
         """Keep the key file as it is beside it, unless `ring` removes a key version from it:
@@ -221,10 +250,10 @@ class FileKeyStore:
             return
         try:
             before = ring_from_json(text, str(self.path))
-        except KeyStoreError:
-            # A damaged file is kept as it is, for whoever mends it.
-            self._write_durably(previous, text)
-            return
+        except KeyStoreError as error:
+            # Damaged since it was read (changed by hand, without the lock): left as it is,
+            # for whoever mends it, and not copied, as a copy could hold its CVC keys.
+            raise KeyStoreError(f"{error}; it was left as it is") from None
         if set(before.versions) - set(ring.versions):
             previous.unlink(missing_ok=True)
         else:
@@ -311,6 +340,7 @@ def key_store_from_env(
     if create:
         store.ensure_exists()
     store.load()
+    store.remove_stale_temporaries()
     return store
 
 

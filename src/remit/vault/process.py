@@ -9,8 +9,11 @@ from remit.config import (
     ConfigError,
     PlatformConfig,
     refuse_plaintext_beyond_loopback,
+    statement_timeout_s,
     target_hosts,
 )
+from remit.storage.driver_errors import missing_table
+from remit.storage.reachability import PlatformDatabase, unavailability_reason, vault_database
 from remit.vault.forwarding import DESTINATIONS_ENV, parse_allowlist
 
 
@@ -35,6 +38,17 @@ class VaultSettings:
         return cls(allowlist=allowlist)
 
 
+def not_migrated(database: PlatformDatabase, error: BaseException) -> ConfigError:
+    """The refusal to start on `database`, which lacks a table the process reads as it starts
+    (`error`): its migrations were not applied, or not all of them. In one line (which
+    database, where, never its password) rather than the traceback of the first statement
+    that failed."""
+    return ConfigError(
+        f"{database.described()} is not migrated ({unavailability_reason(error)}): run "
+        "`remit migrate` with the same settings, then start it again"
+    )
+
+
 async def run_vault(config: PlatformConfig) -> None:
     from remit.grpcutil.errors import ErrorMappingInterceptor
     from remit.grpcutil.internal_auth import InternalAccess
@@ -47,12 +61,18 @@ async def run_vault(config: PlatformConfig) -> None:
     from remit.vault.service import VaultService
 
     settings = VaultSettings.from_env(os.environ, config)
-    engine = make_engine(config.require_vault_database_url(), application_name="remit-vault")
+    engine = make_engine(
+        config.require_vault_database_url(),
+        application_name="remit-vault",
+        statement_timeout_s=statement_timeout_s(),
+    )
     try:
         # Refused (a `ConfigError`) unless they are the keys the database's cards need.
         keys = await open_key_store(os.environ, config.data_dir, engine)
-    except BaseException:
+    except BaseException as error:
         await dispose(engine)
+        if missing_table(error):
+            raise not_migrated(vault_database(config), error) from None
         raise
     service = VaultService(
         engine, keys, grpc_destinations(settings.allowlist, InternalAccess.of(config))

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, tuple_, update
+from sqlalchemy import Select, exists, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -196,6 +196,23 @@ def _audit_params(event: AuditEvent) -> dict[str, object]:
     }
 
 
+def cards_wrapped_below_query(
+    version: int, limit: int, *, after: tuple[int, str] | None
+) -> Select[Any]:
+    """The query of `SqlVaultRepository.cards_wrapped_below`: a range of the index of the cards
+    not deleted by (key version, token), `ix_cards_live_kek_version` (vault migration 0005)."""
+    conditions = [cards.c.kek_version < version, cards.c.deleted_at.is_(None)]
+    if after is not None:
+        conditions.append(tuple_(cards.c.kek_version, cards.c.token) > tuple_(*after))
+    return (
+        select(cards)
+        .where(*conditions)
+        .order_by(cards.c.kek_version, cards.c.token)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
 class SqlVaultRepository:
     def __init__(self, connection: Db) -> None:
         self._db = connection
@@ -278,16 +295,7 @@ class SqlVaultRepository:
         """Up to `limit` cards not deleted whose data key is wrapped under a version below
         `version`, in (key version, token) order after `after`; those another transaction
         holds are skipped."""
-        conditions = [cards.c.kek_version < version, cards.c.deleted_at.is_(None)]
-        if after is not None:
-            conditions.append(tuple_(cards.c.kek_version, cards.c.token) > tuple_(*after))
-        query = (
-            select(cards)
-            .where(*conditions)
-            .order_by(cards.c.kek_version, cards.c.token)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        query = cards_wrapped_below_query(version, limit, after=after)
         return [_card_from_row(row) for row in (await self._sa.execute(query)).all()]
 
     async def count_wrapped_below(self, version: int) -> int:

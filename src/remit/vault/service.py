@@ -116,6 +116,23 @@ def removal_refusal(ring: KeyRing, version: int, live_data_keys: int) -> VaultEr
     return None
 
 
+def _check_retirement(ring: KeyRing, minimum: int, behind: int) -> None:
+    """Refuse to retire the key versions of `ring` below `minimum` when it is out of range or
+    `behind` data keys of cards not deleted are still wrapped under one of them."""
+    if not 1 <= minimum <= ring.current_version:
+        raise invalid(
+            f"minimum_version must be between 1 and the current version {ring.current_version}.",
+            "minimum_version",
+        )
+    if behind:
+        raise VaultError(
+            message=f"{behind} data keys are still wrapped with key versions older than "
+            f"{minimum}; re-wrap them first.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            param="minimum_version",
+        )
+
+
 def _live_card_of(card: StoredCard | None, account_id: str) -> TypeGuard[StoredCard]:
     """The card exists, belongs to the account and was not deleted: the only cards an account
     may use (any other token is answered as if it did not exist)."""
@@ -728,6 +745,16 @@ class VaultService:
         )
 
     async def set_minimum_decryption_version(self, minimum: int, *, requester: str) -> int:
+        """Retire the key versions below `minimum`: nothing they wrap is unwrapped any more.
+        Refused while a card not deleted has its data key wrapped under one of them.
+
+        As for a rotation or a removal, the key file and the audit log cannot change together:
+        a retirement that passes its checks is recorded as started (committed on its own)
+        before the key file changes, and its outcome after, as a removal's is, in the
+        transaction that holds the key ring until then. A crash in between leaves a retirement
+        started and not known to be done (the key status tells), never one unaudited."""
+        # The key set as the retirement found it, once it is recorded as started.
+        started: KeyRing | None = None
         try:
             async with self._engine.begin() as db:
                 repo = SqlVaultRepository(db)
@@ -738,30 +765,40 @@ class VaultService:
                 behind = await repo.count_wrapped_below(minimum)
                 # The key file's lock is taken last and held across no wait on anything else:
                 # `flock` blocks the whole process, and a vault process stuck there could not
-                # commit the tokenizations another one's change waits for.
+                # commit the tokenizations another one's change waits for. Hence checked
+                # twice: before the started record (a refusal changes nothing and records
+                # nothing), and again once the lock is taken anew.
+                with self._keys.locked():
+                    before = self._keys.load()
+                    _check_retirement(before, minimum, behind)
+                await self._audit(self._retirement_event(requester, minimum, before, "started"))
+                started = before
                 with self._keys.locked():
                     ring = self._keys.load()
-                    if not 1 <= minimum <= ring.current_version:
-                        raise invalid(
-                            f"minimum_version must be between 1 and the current version "
-                            f"{ring.current_version}.",
-                            "minimum_version",
-                        )
-                    if behind:
-                        raise VaultError(
-                            message=f"{behind} data keys are still wrapped with key versions "
-                            f"older than {minimum}; re-wrap them first.",
-                            kind=ErrorKind.FAILED_PRECONDITION,
-                            param="minimum_version",
-                        )
+                    _check_retirement(ring, minimum, behind)
                     ring = ring.with_minimum(minimum)
                     self._keys.save(ring)
-        except KeyStoreError as error:
-            raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
-        await self._audit(
-            self._key_event(AuditAction.SET_MINIMUM_VERSION, requester, f"minimum {minimum}", ring)
-        )
+                await repo.insert_audit_event(
+                    self._retirement_event(requester, minimum, ring, succeeded=True)
+                )
+        except (KeyStoreError, RemitError) as error:
+            if started is not None:
+                await self._audit(self._retirement_event(requester, minimum, started, "failed"))
+            if isinstance(error, KeyStoreError):
+                raise VaultError(message=str(error), kind=ErrorKind.FAILED_PRECONDITION) from None
+            raise
         return minimum
+
+    def _retirement_event(
+        self, requester: str, minimum: int, ring: KeyRing, stage: str = "", *,
+        succeeded: bool = False,
+    ) -> AuditEvent:  # fmt: skip
+        """The retirement's outcome; or, with a `stage`, that it passed its checks and the key
+        file is about to change ("started"), or that it then did not ("failed")."""
+        purpose = f"minimum {minimum}" + (f": {stage}" if stage else "")
+        return self._key_event(
+            AuditAction.SET_MINIMUM_VERSION, requester, purpose, ring, succeeded=succeeded
+        )
 
     async def remove_key_version(self, version: int, *, requester: str) -> int:
         """Delete a retired key version's material from the key file, once no card that is not

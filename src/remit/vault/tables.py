@@ -41,8 +41,14 @@ cards = Table(
     Column("billing_details", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
-    # Re-wrapping walks the cards still wrapped under an old key version.
-    Index("ix_cards_kek_version", "kek_version"),
+    # Re-wrapping walks the cards not deleted still wrapped under an old key version, in
+    # (key version, token) pages; every other query of the key version reads those cards too.
+    Index(
+        "ix_cards_live_kek_version",
+        "kek_version",
+        "token",
+        postgresql_where="deleted_at IS NULL",
+    ),
     # The sweep of unreferenced cards walks the cards not yet deleted, oldest first.
     Index("ix_cards_live_created", "created_at", "token", postgresql_where="deleted_at IS NULL"),
     Index(

@@ -103,6 +103,11 @@ class WebhookSender:
         self._snippet_bytes = snippet_bytes
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def timeout_s(self) -> float:
+        """The longest one attempt's POST may take, its response's snippet read."""
+        return self._timeout_s
+
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = PolicyConnector(

@@ -29,6 +29,8 @@ class WebhookWorkerParts:
     given_up: dict[str, JobHandler]
     periodic: list[Periodic]
     close: Callable[[], Awaitable[None]]
+    # The longest step of a delivery job (its POST), which the job's lease must outlast.
+    longest_step_s: float
 
 
 def webhook_worker_parts(
@@ -83,4 +85,5 @@ def webhook_worker_parts(
             Periodic(FREE_EXPIRED_SLOTS, FREE_EXPIRED_SLOTS_INTERVAL_S, free_expired_slots),
         ],
         close=outbound.close,
+        longest_step_s=outbound.timeout_s,
     )

@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.worker.tables import jobs
 
 NOTIFY_CHANNEL = "remit_jobs"
+# The least a claim holds a job; the worker sizes its lease from its handlers' longest steps
+# (`remit.worker.leases`).
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 25
 
@@ -224,8 +226,31 @@ async def reschedule_job(db: AsyncConnection, job: Job, *, run_at: datetime) -> 
     )
 
 
-async def delete_finished_jobs(db: AsyncConnection, *, older_than: datetime) -> int:
-    result = await db.execute(
-        jobs.delete().where(jobs.c.status == "done", jobs.c.finished_at < older_than)
-    )
+# One batch of the prune, by the index of ended jobs (ix_jobs_finished). The status is written
+# out, not bound: only a constant proves a query is within that partial index, whatever plan a
+# prepared statement ends up with.
+_DELETE_ENDED = {
+    "done": text(
+        """
+        DELETE FROM jobs WHERE id IN (
+            SELECT id FROM jobs WHERE status = 'done' AND finished_at < :older_than LIMIT :limit
+        )
+        """
+    ),
+    "failed": text(
+        """
+        DELETE FROM jobs WHERE id IN (
+            SELECT id FROM jobs WHERE status = 'failed' AND finished_at < :older_than LIMIT :limit
+        )
+        """
+    ),
+}
+
+
+async def delete_finished_jobs(
+    db: AsyncConnection, *, status: str, older_than: datetime, limit: int
+) -> int:
+    """Delete at most `limit` jobs that ended with `status` (done or failed) before
+    `older_than`; returns how many."""
+    result = await db.execute(_DELETE_ENDED[status], {"older_than": older_than, "limit": limit})
     return int(result.rowcount)

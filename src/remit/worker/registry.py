@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.accounts.service import AccountsService
 from remit.config import (
     PlatformConfig,
+    network_timeout_s,
     vault_sweep_grace_s,
     vault_sweep_max_deletions,
     vault_sweep_max_unreferenced_share,
@@ -20,6 +21,7 @@ from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payment_methods.vault_sweep import UnreferencedCardSweep
 from remit.payments.related import event_renderer
 from remit.payments.service import EXPIRE_JOB
+from remit.payments.step_bounds import operation_worst_s
 from remit.payments.wiring import build_payments
 from remit.radar import expired_challenges
 from remit.radar.expired_challenges import ExpiredChallengeSweep
@@ -30,6 +32,7 @@ from remit.worker.alone import run_alone
 from remit.worker.database_clock import DatabaseClock
 from remit.worker.housekeeping import housekeeping_tasks
 from remit.worker.jobs import Job
+from remit.worker.leases import job_lease_for
 from remit.worker.runner import JobHandler, Periodic, Worker
 
 COMPLETER_INTERVAL_S = 2.0
@@ -139,6 +142,9 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -
     periodic += webhooks.periodic
     on_stop.append(webhooks.close)
 
+    # The expiry job's void settles at the network (capture, void and refund take as long);
+    # a delivery's POST has its own timeout.
+    longest_step_s = max(operation_worst_s(network_timeout_s()), webhooks.longest_step_s)
     return Worker(
         engine=engine,
         handlers=handlers,
@@ -146,4 +152,5 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -
         clock=clock,
         on_stop=on_stop,
         given_up={**given_up, **webhooks.given_up},
+        lease=job_lease_for(longest_step_s),
     )

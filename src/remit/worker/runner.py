@@ -16,7 +16,7 @@ from datetime import timedelta
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from remit.config import PlatformConfig
+from remit.config import PlatformConfig, statement_timeout_s
 from remit.core.clock import Clock, SystemClock
 from remit.readiness import signal_ready
 from remit.storage.outages import OutageLog, log_failure
@@ -32,6 +32,7 @@ from remit.worker.jobs import (
     reschedule_job,
     retry_or_fail_job,
 )
+from remit.worker.leases import DEFAULT_JOB_LEASE, JobLease
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,28 @@ POLL_INTERVAL_S = 1.0
 MAX_BACKOFF_S = 3600.0
 # The longest wait between attempts to claim jobs while the database keeps failing.
 MAX_CLAIM_PAUSE_S = 30.0
+# How long a stopping worker lets its running jobs finish: below the supervisor's grace (at
+# least 25 s: `remit.supervisor.stop_grace_s`), leaving time for what it closes after them.
+STOP_DRAIN_S = 15.0
+
+# Doubling stops here: past it every wait is at its cap anyway, and a float of 2 ** 1024 cannot
+# be made (OverflowError), which a count of failures left to grow reaches in hours.
+_MAX_DOUBLINGS = 32
 
 
 def backoff_for(attempt: int) -> timedelta:
     """2, 4, 8, ... seconds, capped at an hour."""
-    return timedelta(seconds=min(MAX_BACKOFF_S, 2.0 ** max(1, attempt)))
+    return timedelta(seconds=min(MAX_BACKOFF_S, 2.0 ** min(max(1, attempt), _MAX_DOUBLINGS)))
+
+
+def claim_pause_s(failures: int) -> float:
+    """The wait after `failures` claims in a row failed: doubling from the poll interval up to
+    `MAX_CLAIM_PAUSE_S`, however long the database stays away."""
+    return min(MAX_CLAIM_PAUSE_S, POLL_INTERVAL_S * 2.0 ** min(failures, _MAX_DOUBLINGS))
+
+
+class JobOverranError(Exception):
+    """A handler ran past its time budget and was stopped before its job's lease ran out."""
 
 
 @dataclass
@@ -73,6 +91,9 @@ class Worker:
     # By kind: what to do once a job has failed for good, so that what the job was doing does
     # not stay unfinished for ever (a webhook delivery left pending, say).
     given_up: dict[str, JobHandler] = field(default_factory=dict)
+    # How long a claim holds a job and a handler may run: `registry` sizes it from the
+    # configured timeouts of what the handlers call (`remit.worker.leases`).
+    lease: JobLease = DEFAULT_JOB_LEASE
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
@@ -88,7 +109,11 @@ class Worker:
         timeout), and another worker would claim it again."""
         async with self.engine.begin() as db:
             return await claim_jobs(
-                db, now=self.clock.now(), limit=limit, kinds=sorted(self.handlers)
+                db,
+                now=self.clock.now(),
+                limit=limit,
+                lease_s=self.lease.lease_s,
+                kinds=sorted(self.handlers),
             )
 
     async def _run_job(self, job: Job) -> None:
@@ -98,7 +123,7 @@ class Worker:
         handler = self.handlers[job.kind]
         try:
             async with self.engine.begin() as db:
-                after_commit = await handler(db, job)
+                after_commit = await self._within_budget(handler, db, job)
                 await complete_job(db, job, now=self.clock.now())
             if after_commit is not None:
                 _after_commit(job, after_commit)
@@ -149,6 +174,24 @@ class Worker:
         except Exception as error:
             # Claimed until its lease runs out, then claimed again, and put back then.
             _log_loop_error(f"putting back job {job.id}, claimed before it was due", error)
+
+    async def _within_budget(
+        self, handler: JobHandler, db: AsyncConnection, job: Job
+    ) -> AfterCommit | None:
+        """Run `handler`, stopped (and its work rolled back) once it has run for the lease's
+        run budget: past its lease another worker would claim the job and run it beside this
+        run. The failure is recorded as any other, and the job retried after its backoff."""
+        budget = asyncio.timeout(self.lease.run_budget_s)
+        try:
+            async with budget:
+                return await handler(db, job)
+        except TimeoutError:
+            if not budget.expired():
+                raise  # the handler's own
+            raise JobOverranError(
+                f"stopped after running for {self.lease.run_budget_s:g} s, before its "
+                f"{self.lease.lease_s:g} s lease ran out"
+            ) from None
 
     async def _fail_exhausted(self, job: Job) -> None:
         """A job claimed past its attempt limit is failed without running (its attempts ended
@@ -240,7 +283,7 @@ class Worker:
                         # again.
                         failures += 1
                         claiming.failed(error)
-                        await _pause(stop, min(MAX_CLAIM_PAUSE_S, POLL_INTERVAL_S * 2**failures))
+                        await _pause(stop, claim_pause_s(failures))
                         continue
                     failures = 0
                     claiming.succeeded()
@@ -254,7 +297,14 @@ class Worker:
                     self._wake.clear()
                 await self._wait_for_a_turn(running, stop)
         finally:
-            # Jobs already claimed run to their end: their transactions are not cut off.
+            # Jobs already claimed run to their end, their transactions not cut off; but not
+            # past the supervisor's grace (`remit.supervisor.stop_grace_s`), which would kill
+            # the process. One still running then is cancelled: its claim is leased, and the
+            # job runs again once the lease has run out.
+            if running:
+                await asyncio.wait(set(running), timeout=STOP_DRAIN_S)
+            for task in running:
+                task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             for task in background:
                 task.cancel()
@@ -301,7 +351,9 @@ async def run_worker(config: PlatformConfig) -> None:
     from remit.worker.registry import prepare_worker
 
     url = config.require_database_url()
-    engine = make_engine(url, application_name="remit-worker")
+    engine = make_engine(
+        url, application_name="remit-worker", statement_timeout_s=statement_timeout_s()
+    )
     worker = await prepare_worker(engine, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -26,4 +26,12 @@ jobs = Table(
         "run_at",
         postgresql_where=text("status = 'pending'"),
     ),
+    # The prune deletes ended jobs by their end, and `remit jobs failed` lists the failed ones,
+    # the latest first (core migration 0066).
+    Index(
+        "ix_jobs_finished",
+        "status",
+        "finished_at",
+        postgresql_where=text("status IN ('done', 'failed')"),
+    ),
 )

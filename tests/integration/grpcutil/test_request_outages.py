@@ -10,11 +10,13 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+import sqlalchemy.exc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.grpcutil.errors import ErrorMappingInterceptor
+from remit.grpcutil.errors import ErrorMappingInterceptor, detail_from_rpc_error
+from remit.storage.driver_errors import ConnectionWaitTimeoutError
 
 pytestmark = pytest.mark.anyio
 
@@ -40,7 +42,21 @@ async def _database_works(engine: AsyncEngine) -> None:
         await db.execute(text("SELECT 1"))
 
 
+async def _pool_exhausted(_engine: AsyncEngine) -> None:
+    # What SQLAlchemy's pool raises when no connection came free in time (as
+    # tests/integration/storage/test_direct.py shows it does).
+    raise sqlalchemy.exc.TimeoutError(
+        "QueuePool limit of size 10 overflow 10 reached, connection timed out, timeout 5.00"
+    )
+
+
+async def _direct_pool_exhausted(_engine: AsyncEngine) -> None:
+    raise ConnectionWaitTimeoutError("all 5 direct connections in use for 5s")
+
+
 STATEMENTS = {
+    "pool exhausted": _pool_exhausted,
+    "direct pool exhausted": _direct_pool_exhausted,
     "refused": _database_refuses_connections,
     "starting up": _raised("57P03"),
     "disk full": _raised("53100"),
@@ -145,3 +161,27 @@ async def test_a_deadlock_is_a_line_per_request(
         (logging.WARNING, "database unavailable in /remit_api.test.v1.Database/Run "
                           "(OperationalError)"),
     ] * 2  # fmt: skip
+
+
+async def test_a_pool_short_of_connections_is_retryable_and_one_line_while_it_lasts(
+    server: tuple[Call, Call], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under load some requests wait too long for a connection while others go through: each
+    is UNAVAILABLE with a retry invited, and the log says so once, not with a traceback per
+    request nor a line each time one fails after another went through."""
+    call, _ = server
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        for statement in ["pool exhausted", "direct pool exhausted"] * 3:
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await call(statement)
+            assert failed.value.code() is grpc.StatusCode.UNAVAILABLE
+            detail = detail_from_rpc_error(failed.value)
+            assert detail is not None
+            assert detail.should_retry
+            assert detail.http_status == 503
+            await call("works")
+    lines = _lines(caplog)
+    assert len(lines) == 1, lines
+    assert lines[0][0] == logging.WARNING
+    assert lines[0][1].startswith("serving requests failed: database unavailable (QueuePool limit")
+    assert not any(record.exc_info for record in caplog.records)

@@ -10,7 +10,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from remit.config import CREDENTIAL_ENV, ConfigError, Endpoint, core_instances_target, from_env
-from remit.grpcutil.server import serve_grpc
+from remit.core.errors import ErrorKind
+from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.server import ServiceRegistration, serve_grpc
+from remit.rest.errors import StripeError
+from remit.rest.remit_errors import stripe_error_from_remit
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.anyio
@@ -149,3 +153,67 @@ async def test_a_server_given_only_a_roles_credential_refuses_to_start(tmp_path:
         await serve_grpc(
             Endpoint("127.0.0.1", free_port()), [], internal=config, stop_event=stopped
         )
+
+
+async def test_calls_past_the_concurrency_limit_are_refused_at_once_as_stripe_refuses_overload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past REMIT_GRPC_MAX_CONCURRENT_RPCS calls in progress, a server refuses the next at once
+    (none queues on its database pools), and the facade answers it as Stripe answers
+    overload: a 429 `rate_limit`, with no invitation to retry at once."""
+    monkeypatch.setenv("REMIT_GRPC_MAX_CONCURRENT_RPCS", "1")
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow(_request: bytes, _context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        entered.set()
+        await release.wait()
+        return b""
+
+    def add(server: grpc.aio.Server) -> None:
+        handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(slow)
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("remit_api.test.v1.Slow", {"Run": handler}),)
+        )
+
+    endpoint = Endpoint("127.0.0.1", free_port())
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        serve_grpc(endpoint, [ServiceRegistration("remit_api.test.v1.Slow", add)], stop_event=stop)
+    )
+    try:
+        await _running(serving)
+        async with grpc.aio.insecure_channel(endpoint.target) as channel:
+            run: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                "/remit_api.test.v1.Slow/Run"
+            )
+            first = asyncio.ensure_future(run(b""))
+            await asyncio.wait_for(entered.wait(), 5)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await asyncio.wait_for(run(b""), 5)
+            release.set()
+            await first
+    finally:
+        stop.set()
+        await serving
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    error = stripe_error_from_remit(remit_error_from_rpc_error(refused.value))
+    assert error.http_status == 429
+    assert error.should_retry is None
+    assert error.to_body() == StripeError.rate_limited().to_body()
+
+
+async def test_a_message_too_large_is_no_overload() -> None:
+    """RESOURCE_EXHAUSTED from grpc for anything else than the concurrency limit (a message
+    past its size limit) is remit's fault: an internal error, not a 429 clients back off from."""
+
+    class TooLarge(grpc.aio.AioRpcError):
+        def __init__(self) -> None:
+            super().__init__(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                details="Received message larger than max (5000000 vs. 4194304)",
+            )
+
+    assert remit_error_from_rpc_error(TooLarge()).kind is ErrorKind.INTERNAL

@@ -1,6 +1,7 @@
 """The ledger's periodic jobs: what they claim, how batches follow one another, and how one
 failing item or account leaves the rest of the work alone."""
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -12,11 +13,23 @@ from remit.core.clock import FixedClock
 from remit.ledger import jobs, journal, payouts
 from remit.ledger import postings as ledger
 from remit.ledger.chart import AVAILABLE
-from remit.ledger.domain import MAX_POSTING_AMOUNT, Posting, TransactionRequest
-from remit.ledger.jobs import advance_payouts, create_automatic_payouts, release_due_funds
-from remit.ledger.objects import BalanceTransactionStatus, Payout, PayoutStatus
+from remit.ledger.domain import MAX_POSTING_AMOUNT, PendingStatus, Posting, TransactionRequest
+from remit.ledger.jobs import (
+    EXPIRE_TASK,
+    advance_payouts,
+    create_automatic_payouts,
+    release_due_funds,
+)
+from remit.ledger.objects import (
+    BalanceTransaction,
+    BalanceTransactionStatus,
+    Payout,
+    PayoutStatus,
+)
 from remit.ledger.payouts import SUBMISSION_DELAY
+from remit.ledger.repository import JournalRepository
 from remit.ledger.service import LedgerService
+from remit.worker.alone import run_alone
 from tests.integration.ledger.conftest import NewAccount
 from tests.integration.ledger.test_payouts import available, fund
 
@@ -233,3 +246,181 @@ async def test_the_automatic_payout_sweep_does_not_wait_on_accounts_with_nothing
         await holder.execute(text("SELECT ledger_wait_turn(:a)"), {"a": busy})
         created = await create_automatic_payouts(core_engine, now=clock.now())
     assert [(p.account_id, p.amount) for p in created] == [(owed, net)]
+
+
+def _left_for_the_next_run(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "remit.ledger.jobs" and "left for the next run" in r.getMessage()
+    ]
+
+
+async def test_due_funds_behind_a_full_batch_that_keeps_failing_are_released(
+    core_engine: AsyncEngine,
+    account_id: str,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Funds due first whose release fails every time fill whole batches: the run goes on past
+    them to the funds behind, leaves them for the next run, and says so once."""
+    async with core_engine.begin() as db:
+        captured = [
+            await ledger.record_charge_captured(
+                db,
+                account_id=account_id,
+                charge_id=f"ch_{number}",
+                gross_minor=1_000,
+                currency="usd",
+                now=clock.now(),
+                available_on=clock.now() + timedelta(hours=number),
+            )
+            for number in range(3)
+        ]
+    failing = {txn.id for txn in captured[:2]}
+    tried: list[str] = []
+    real = ledger.make_available
+
+    async def fails_for_the_first(db: object, txn: BalanceTransaction, *, now: object) -> object:
+        tried.append(txn.id)
+        if txn.id in failing:
+            raise RuntimeError("the row cannot be moved")
+        return await real(db, txn, now=now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jobs, "make_available", fails_for_the_first)
+    clock.advance(timedelta(days=1).total_seconds())
+    with caplog.at_level(logging.ERROR, logger="remit.ledger.jobs"):
+        assert await jobs.run_batches(core_engine, jobs._release_step, clock, limit=2) == 1
+    assert sorted(tried) == sorted(txn.id for txn in captured)
+    said = _left_for_the_next_run(caplog)
+    assert len(said) == 1
+    assert "2 left for the next run" in said[0]
+    assert all(txn_id in said[0] for txn_id in failing)
+    service = LedgerService(core_engine, clock)
+    left, _ = await service.list_balance_transactions(account_id, limit=10)
+    assert {t.id: t.status for t in left} == {
+        captured[0].id: BalanceTransactionStatus.PENDING,
+        captured[1].id: BalanceTransactionStatus.PENDING,
+        captured[2].id: BalanceTransactionStatus.AVAILABLE,
+    }
+    # The next run tries them again: their failure may have passed.
+    tried.clear()
+    assert await jobs.run_batches(core_engine, jobs._release_step, clock, limit=2) == 0
+    assert sorted(tried) == sorted(failing)
+
+
+async def test_authorizations_behind_a_full_batch_that_keeps_failing_expire(
+    core_engine: AsyncEngine,
+    account_id: str,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with core_engine.begin() as db:
+        for number in range(3):
+            await ledger.record_authorization(
+                db,
+                account_id=account_id,
+                charge_id=f"ch_{number}",
+                amount_minor=1_000,
+                currency="usd",
+                now=clock.now(),
+                expires_at=clock.now() + timedelta(hours=number),
+            )
+    failing = {"ch_0:authorization", "ch_1:authorization"}
+    real = journal.expire_pending
+
+    async def fails_for_the_first(
+        db: object, account: str, pending_id: str, *, now: object
+    ) -> object:
+        if pending_id in failing:
+            raise RuntimeError("the reservation cannot be released")
+        return await real(db, account, pending_id, now=now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(journal, "expire_pending", fails_for_the_first)
+    clock.advance(timedelta(days=1).total_seconds())
+    with caplog.at_level(logging.ERROR, logger="remit.ledger.jobs"):
+        assert await jobs.run_batches(core_engine, jobs._expire_batch, clock, limit=2) == 1
+    assert len(_left_for_the_next_run(caplog)) == 1
+    async with core_engine.connect() as db:
+        statuses = {
+            charge: (await JournalRepository(db).get_transaction(account_id, charge))
+            for charge in ("ch_0:authorization", "ch_1:authorization", "ch_2:authorization")
+        }
+    assert {charge: t.pending_status for charge, t in statuses.items() if t is not None} == {
+        "ch_0:authorization": PendingStatus.OPEN,
+        "ch_1:authorization": PendingStatus.OPEN,
+        "ch_2:authorization": PendingStatus.VOIDED,
+    }
+
+
+async def test_payouts_behind_a_full_batch_that_keeps_failing_advance(
+    core_engine: AsyncEngine,
+    account_id: str,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = LedgerService(core_engine, clock)
+    await fund(core_engine, account_id, clock, 10_000)
+    made = []
+    for _ in range(3):
+        made.append(await service.create_payout(account_id, amount=10, currency="usd"))
+        clock.advance(1)
+    failing = {payout.id for payout in made[:2]}
+    real = payouts.advance_payout
+
+    async def fails_for_the_first(db: object, payout: Payout, *, now: object) -> Payout:
+        if payout.id in failing:
+            raise RuntimeError("the bank's answer cannot be read")
+        return await real(db, payout, now=now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(payouts, "advance_payout", fails_for_the_first)
+    clock.advance(SUBMISSION_DELAY.total_seconds())
+    with caplog.at_level(logging.ERROR, logger="remit.ledger.jobs"):
+        assert await jobs.run_batches(core_engine, jobs._advance_batch, clock, limit=2) == 1
+    assert len(_left_for_the_next_run(caplog)) == 1
+    assert [await _status(service, account_id, payout) for payout in made] == [
+        PayoutStatus.PENDING,
+        PayoutStatus.PENDING,
+        PayoutStatus.IN_TRANSIT,
+    ]
+
+
+async def test_authorizations_are_expired_by_one_worker_copy_at_a_time(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """The expiry reads its rows without locking them: a second copy would replay them and hold
+    the same accounts' ledger turns, so it skips its turn while another copy runs."""
+    async with core_engine.begin() as db:
+        await ledger.record_authorization(
+            db,
+            account_id=account_id,
+            charge_id="ch_alone",
+            amount_minor=1_000,
+            currency="usd",
+            now=clock.now(),
+        )
+    clock.advance(timedelta(days=8).total_seconds())
+    [expiry] = [task for task in jobs.ledger_tasks(core_engine, clock) if task.name == EXPIRE_TASK]
+    other_copy_inside, other_copy_done = asyncio.Event(), asyncio.Event()
+
+    async def running_elsewhere() -> None:
+        other_copy_inside.set()
+        await other_copy_done.wait()
+
+    async def status() -> PendingStatus | None:
+        async with core_engine.connect() as db:
+            txn = await JournalRepository(db).get_transaction(account_id, "ch_alone:authorization")
+        assert txn is not None
+        return txn.pending_status
+
+    other_copy = asyncio.create_task(run_alone(core_engine, EXPIRE_TASK, running_elsewhere))
+    await other_copy_inside.wait()
+    await expiry.run()
+    assert await status() is PendingStatus.OPEN
+    other_copy_done.set()
+    await other_copy
+    await expiry.run()
+    assert await status() is PendingStatus.VOIDED

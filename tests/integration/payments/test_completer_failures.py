@@ -3,6 +3,7 @@
 over did not fail; a key that starts over forgets the tries of its earlier life."""
 
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select, update
@@ -12,7 +13,7 @@ from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.domain import Status
-from remit.payments.grpc import payment_intent_message
+from remit.payments.grpc import PaymentsServicer, payment_intent_message
 from remit.payments.idempotency import KeyRecord, RecoveryPoint, idempotency_in_use
 from remit.payments.network import network_unavailable
 from remit.payments.service import PaymentsService
@@ -158,3 +159,32 @@ async def test_a_key_that_starts_over_forgets_the_tries_of_its_earlier_life(
             select(idempotency_keys.c.recovery_point).where(idempotency_keys.c.key == "reused")
         )
     assert point == RecoveryPoint.ATTEMPT_CREATED.value
+
+
+async def test_a_request_of_an_endpoint_the_completer_cannot_resume_is_recorded_as_failed(
+    timed_payments: PaymentsService, clock: FixedClock, core_engine: AsyncEngine, account_id: str
+) -> None:
+    """Nothing finishes such a request: its try fails, and says why, rather than pass for done."""
+    await _abandon(core_engine, account_id, "unknown", at=T0)
+    async with core_engine.begin() as db:
+        await db.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.key == "unknown")
+            .values(endpoint="RetiredEndpoint")
+        )
+    clock.advance(STEP_S)
+    servicer = PaymentsServicer(timed_payments, cast(Any, None), cast(Any, None))
+
+    assert await timed_payments.complete_abandoned(servicer.resume) == 1
+
+    assert await tries_of(core_engine, "unknown") == (1, clock.now(), "exception", None)
+    async with core_engine.connect() as db:
+        message = await db.scalar(
+            select(idempotency_keys.c.last_failure_message).where(
+                idempotency_keys.c.key == "unknown"
+            )
+        )
+    assert message == (
+        "UnresumableRequestError: the completer cannot resume RetiredEndpoint requests: "
+        "nothing finishes it"
+    )

@@ -122,3 +122,33 @@ async def test_a_key_claimed_but_never_reached_keeps_its_last_try(
 
     tried = {key: await _last_run_at(core_engine, key) for key in ("reached", "never_reached")}
     assert sorted(tried.values()) == [T0 - timedelta(minutes=10), T0]
+
+
+async def test_a_completer_stopped_mid_batch_releases_the_keys_it_never_reached(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """Stopping the process cancels the completer on its first key: that one releases itself,
+    and the batch's others must not stay claimed for a lease, refusing their clients' retries."""
+    payments = PaymentsService(
+        core_engine, FakeNetwork(), FakeMethods(), present=payment_intent_message
+    )
+    for key in ("first", "second", "third"):
+        await _abandon(core_engine, account_id, key)
+    started = asyncio.Event()
+
+    async def stuck_resume(record: KeyRecord) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    completing = asyncio.create_task(payments.complete_abandoned(stuck_resume))
+    await started.wait()
+    completing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await completing
+    async with core_engine.connect() as db:
+        found = await db.execute(
+            select(idempotency_keys.c.key, idempotency_keys.c.locked_until).where(
+                idempotency_keys.c.key.in_(["second", "third"])
+            )
+        )
+    assert {row.key: row.locked_until for row in found} == {"second": None, "third": None}

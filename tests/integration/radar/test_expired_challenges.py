@@ -6,7 +6,9 @@ ledger, Radar counting a decline), once, whatever the cardholder does at the sam
 Real PostgreSQL, the core's hooks (events, the ledger), Radar, and an in-process network."""
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -22,11 +24,12 @@ from remit.payments.idempotency import find
 from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService, Replay
 from remit.payments.wiring import payment_hooks
 from remit.radar import expired_challenges
-from remit.radar.authentication import ThreeDSecureService, completion_key
+from remit.radar.authentication import Expiry, ThreeDSecureService, completion_key
 from remit.radar.challenges import (
     CHALLENGE_LIFETIME,
     ChallengeRepository,
     ChallengeStatus,
+    ExpiredChallenge,
     ThreeDSChallenge,
     expired_pending_query,
 )
@@ -452,9 +455,13 @@ async def test_the_sweep_reads_a_bounded_batch_at_a_time_until_none_is_left(
     batches: list[tuple[int, int]] = []
 
     async def reading(
-        self: ChallengeRepository, now: datetime, *, limit: int
-    ) -> list[tuple[str, str]]:
-        due = await read(self, now, limit=limit)
+        self: ChallengeRepository,
+        now: datetime,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ExpiredChallenge]:
+        due = await read(self, now, limit=limit, after=after)
         batches.append((limit, len(due)))
         return due
 
@@ -465,6 +472,49 @@ async def test_the_sweep_reads_a_bounded_batch_at_a_time_until_none_is_left(
         assert (await parts.payments.get_payment_intent(account_id, intent.id)).status is (
             Status.REQUIRES_PAYMENT_METHOD
         )
+
+
+async def test_challenges_behind_a_full_batch_that_keeps_failing_are_ended(
+    core_engine: AsyncEngine,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Challenges expired first whose end fails every time fill a whole batch: the run goes on
+    past them to the challenges behind, leaves them for the next run, and says so once."""
+    parts = Parts(core_engine, clock, batch=2)
+    waiting = []
+    for _ in range(3):
+        waiting += await one_payment_each(parts, core_engine, 1)
+        clock.advance(1)
+    failing = {challenge_id for _, _, challenge_id in waiting[:2]}
+    real = parts.three_d_secure.expire
+    tried: list[str] = []
+
+    async def fails_for_the_first(account_id: str, challenge_id: str, **kwargs: Any) -> Expiry:
+        tried.append(challenge_id)
+        if challenge_id in failing:
+            raise RuntimeError("the challenge cannot be ended")
+        return await real(account_id, challenge_id, **kwargs)
+
+    monkeypatch.setattr(parts.three_d_secure, "expire", fails_for_the_first)
+    clock.advance(LIFETIME_S)
+    with caplog.at_level(logging.ERROR, logger="remit.radar.expired_challenges"):
+        assert await parts.sweep.run() == 1
+    assert tried == [challenge_id for _, _, challenge_id in waiting]
+    said = [r.getMessage() for r in caplog.records if r.name == "remit.radar.expired_challenges"]
+    assert len(said) == 1
+    assert "2 left for the next run" in said[0]
+    assert all(challenge_id in said[0] for challenge_id in failing)
+    statuses = [
+        (await stored_challenge(parts, account_id, challenge_id)).status
+        for account_id, _, challenge_id in waiting
+    ]
+    assert statuses == [ChallengeStatus.PENDING, ChallengeStatus.PENDING, ChallengeStatus.EXPIRED]
+    # The next run tries them again.
+    tried.clear()
+    assert await parts.sweep.run() == 0
+    assert tried == [challenge_id for _, _, challenge_id in waiting[:2]]
 
 
 async def test_the_sweeps_read_goes_through_the_index_of_pending_challenges(
@@ -491,7 +541,7 @@ async def test_the_sweeps_read_goes_through_the_index_of_pending_challenges(
     async with core_engine.connect() as db:
         plan = (await db.execute(text(f"EXPLAIN {query}"))).scalars().all()
         due = await ChallengeRepository(db).expired_pending(now, limit=expired_challenges.BATCH)
-    assert sorted(challenge_id for _, challenge_id in due) == sorted(
+    assert sorted(challenge.id for challenge in due) == sorted(
         f"tdsc_plan{n}" for n in (1000, 2000, 3000, 4000, 5000)
     )
     assert any("ix_three_d_secure_challenges_pending_expiry" in line for line in plan), plan

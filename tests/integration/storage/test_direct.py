@@ -6,11 +6,18 @@ from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
+import sqlalchemy.exc
 from psycopg.pq import TransactionStatus
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage import direct, fastsql, replanning
+from remit.storage.driver_errors import (
+    ConnectionWaitTimeoutError,
+    DatabaseFault,
+    database_fault,
+    database_out_of_reach,
+)
 from remit.storage.engine import dispose, make_engine, single_statement
 from remit.storage.fastsql import Statement
 from tests.support.postgres import WorkerDatabases
@@ -141,3 +148,47 @@ async def test_a_direct_session_forgets_its_plans_at_spaced_uses(
     # Counted per session: one direct session ran all five.
     assert len(backends) == 1
     assert discarded == [2, 4]
+
+
+async def test_a_statement_waits_for_a_connection_no_longer_than_the_pool_timeout(
+    databases: WorkerDatabases,
+) -> None:
+    """With every connection in use, a statement does not queue for as long as the load lasts:
+    past the wait it fails as a temporary fault, which callers are told to retry."""
+    engine = make_engine(databases.core_url, pool_size=1, pool_timeout_s=0.2)  # direct: 2
+    release = asyncio.Event()
+    taken = [asyncio.Event(), asyncio.Event()]
+
+    async def hold(taking: asyncio.Event) -> None:
+        async with single_statement(engine):
+            taking.set()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(taking)) for taking in taken]
+    try:
+        for taking in taken:
+            await taking.wait()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ConnectionWaitTimeoutError) as waited:
+            await asyncio.wait_for(_backend(engine), 5)
+        assert 0.15 <= asyncio.get_running_loop().time() - started < 2
+        assert database_fault(waited.value) is DatabaseFault.TEMPORARY
+        assert not database_out_of_reach(waited.value)
+    finally:
+        release.set()
+        await asyncio.gather(*holders)
+    await _backend(engine)  # the slots all came back
+    await dispose(engine)
+
+
+async def test_a_transaction_waits_for_a_pooled_connection_no_longer_than_the_pool_timeout(
+    databases: WorkerDatabases,
+) -> None:
+    engine = make_engine(databases.core_url, pool_size=1, pool_timeout_s=0.2)  # 1 + overflow 1
+    try:
+        async with engine.connect(), engine.connect():
+            with pytest.raises(sqlalchemy.exc.TimeoutError) as waited:
+                await asyncio.wait_for(engine.connect().__aenter__(), 5)
+        assert database_fault(waited.value) is DatabaseFault.TEMPORARY
+    finally:
+        await dispose(engine)

@@ -7,16 +7,20 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.config import ConfigError
 from remit.core.secrets import Secret
+from remit.storage.embedded import EmbeddedCluster
+from remit.storage.migrate import upgrade
+from remit.storage.reachability import location_of
 from remit.vault.crypto import encode_key
 from remit.vault.key_check import key_check_value, open_key_store
 from remit.vault.keystore import KEY_FILE_ENV, FileKeyStore
 from remit.vault.service import VaultService
-from tests.support.commands import remit
-from tests.support.postgres import WorkerDatabases
+from tests.support.commands import PASSWORD, remit
+from tests.support.postgres import WorkerDatabases, scratch_database
 
 pytestmark = pytest.mark.anyio
 
@@ -168,3 +172,36 @@ async def test_the_vault_process_refuses_to_start_in_one_line_with_exit_code_2(
     assert " ERROR remit.bootstrap: remit vault: vault key file " in line
     assert line.endswith("set REMIT_VAULT_KEY_FILE to that key set's file (is its volume mounted?)")
     assert not (data_dir / "vault" / "keys.json").exists()
+
+
+@pytest.mark.parametrize(
+    "migrated_to", [None, "0003_forward_request_digest"], ids=["unmigrated", "before_key_checks"]
+)
+async def test_the_vault_process_on_a_database_not_migrated_says_to_migrate_in_one_line(
+    migrated_to: str | None, pg_cluster: EmbeddedCluster, tmp_path: Path
+) -> None:
+    """It failed with the traceback of the key check's first statement (no such table)."""
+    with scratch_database(pg_cluster, "vault_not_migrated") as url:
+        if migrated_to is not None:
+            upgrade("vault", url, migrated_to)
+        # As an operator's URL has one: it must not be shown.
+        with_password = make_url(url).set(password=PASSWORD).render_as_string(hide_password=False)
+
+        ran = await remit(
+            "vault", tmp_path=tmp_path, VAULT_DATABASE_URL=with_password, REMIT_VAULT_PORT="0"
+        )
+
+    assert ran.returncode == 2
+    line = ran.failure_line()
+    # Refused as it starts, before the key check reads a table (`remit.storage.schema_check`).
+    assert (
+        f" ERROR remit.bootstrap: remit vault: the vault database (VAULT_DATABASE_URL "
+        f"{location_of(url)}, needed by vault) is " in line
+    )
+    if migrated_to is None:
+        assert "needed by vault) is not migrated: " in line
+    else:
+        assert f"needed by vault) is at schema revision {migrated_to}, behind " in line
+    assert line.endswith("run `remit migrate` with the same settings, then start it again")
+    assert PASSWORD not in line
+    assert not (tmp_path / "vault" / "keys.json").exists()

@@ -2,6 +2,9 @@
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -10,7 +13,9 @@ from sqlalchemy import text
 from remit.grpcutil.internal_auth import InternalAccess
 from remit.vault.admin import AdminError, rotate_key
 from remit.vault.background import start_background
-from remit.vault.service import VaultService
+from remit.vault.crypto import CvcKey, KeyRing
+from remit.vault.keystore import FileKeyStore, KeyStoreError
+from remit.vault.service import VaultError, VaultService
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
 from tests.support.vault import DyingOnceTheKeyFileChanged, ProcessDiedError, damage_sealed_card
@@ -229,4 +234,70 @@ async def test_a_rotation_is_in_the_audit_log_as_started_before_the_key_file_cha
         (1, False, "rotate: started"),
         (2, False, "rotate: started"),
         (3, True, "rotate"),
+    ]
+
+
+async def _retirement_events(harness: VaultHarness) -> list[tuple[int, bool, str]]:
+    events = await harness.vault.stub.ListAuditEvents(
+        vault_pb2.ListAuditEventsRequest(action=vault_pb2.AUDIT_ACTION_SET_MINIMUM_VERSION)
+    )
+    return sorted((e.key_version, e.succeeded, e.purpose) for e in events.data)
+
+
+@dataclass
+class _FailingToSave:
+    """A key store whose key file cannot be written (a full disk, a read-only volume)."""
+
+    store: FileKeyStore
+    writable: bool = True
+
+    def load(self) -> KeyRing:
+        return self.store.load()
+
+    def save(self, ring: KeyRing) -> None:
+        raise KeyStoreError("the key file could not be written")
+
+    def save_cvc_keys(self, cvc_keys: Mapping[int, CvcKey]) -> None:
+        raise KeyStoreError("the key file could not be written")
+
+    def locked(self) -> AbstractContextManager[None]:
+        return self.store.locked()
+
+
+async def test_a_retirement_is_in_the_audit_log_as_started_before_the_key_file_changes(
+    harness: VaultHarness,
+) -> None:
+    """The retirement was recorded only after the key file was saved, in a statement of its
+    own: a vault dying in between had retired key versions with no record of it."""
+    await harness.vault.stub.RotateKey(vault_pb2.RotateKeyRequest(requester="operator"))
+    dying = VaultService(
+        harness.engine, DyingOnceTheKeyFileChanged(harness.keys), {}, clock=harness.clock
+    )
+    with pytest.raises(ProcessDiedError):
+        await dying.set_minimum_decryption_version(2, requester="operator")
+    assert harness.keys.load().minimum_decryption_version == 2
+    assert await _retirement_events(harness) == [(2, False, "minimum 2: started")]
+
+    # Refused by its checks: nothing changes, nothing is recorded.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.vault.stub.SetMinimumDecryptionVersion(
+            vault_pb2.SetMinimumDecryptionVersionRequest(minimum_version=3, requester="operator")
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # The key file cannot be written: the outcome is recorded as failed.
+    failing = VaultService(harness.engine, _FailingToSave(harness.keys), {}, clock=harness.clock)
+    with pytest.raises(VaultError, match="could not be written"):
+        await failing.set_minimum_decryption_version(1, requester="operator")
+    assert harness.keys.load().minimum_decryption_version == 2
+
+    retired = await harness.vault.stub.SetMinimumDecryptionVersion(
+        vault_pb2.SetMinimumDecryptionVersionRequest(minimum_version=1, requester="operator")
+    )
+    assert retired.minimum_version == 1
+    assert await _retirement_events(harness) == [
+        (2, False, "minimum 1: failed"),
+        (2, False, "minimum 1: started"),
+        (2, False, "minimum 1: started"),
+        (2, False, "minimum 2: started"),
+        (2, True, "minimum 1"),
     ]

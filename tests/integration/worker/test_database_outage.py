@@ -15,6 +15,7 @@ from remit.vault.background import start_background
 from remit.vault.forwarding import grpc_destinations
 from remit.vault.keystore import FileKeyStore
 from remit.vault.service import VaultService
+from remit.worker import runner
 from remit.worker.jobs import Job
 from remit.worker.runner import Periodic, Worker
 from tests.support.ports import free_port
@@ -84,3 +85,30 @@ async def test_the_vaults_own_tasks_say_once_that_its_database_is_out_of_reach(
         f"vault task {name} failed: database unavailable (Connection refused); trying again"
         for name in ("cvc-keys", "cvc-sweep", "prune", "rewrap")
     ]
+
+
+async def test_the_worker_keeps_claiming_however_many_claims_have_failed(
+    unreachable_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hours of a database out of reach (a claim every 30 s): the count of failures grows past
+    what a float's doubling can hold, and the worker must neither exit nor wait longer."""
+    worker = Worker(engine=unreachable_engine, handlers={})
+    stop = asyncio.Event()
+    pauses: list[float] = []
+
+    async def out_of_reach(limit: int) -> list[Job]:
+        raise ConnectionRefusedError("the database is out of reach")
+
+    async def pause(stop_event: asyncio.Event, seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 1100:
+            stop.set()
+
+    monkeypatch.setattr(worker, "_claim", out_of_reach)
+    monkeypatch.setattr(runner, "_pause", pause)
+    monkeypatch.setattr(runner.log, "disabled", True)  # 1,100 failures: not 1,100 tracebacks
+    await worker.run_forever(None, stop)
+    assert len(pauses) == 1100
+    assert pauses[:5] == [2.0, 4.0, 8.0, 16.0, 30.0]
+    assert set(pauses[4:]) == {runner.MAX_CLAIM_PAUSE_S}
+    assert runner.backoff_for(5_000).total_seconds() == runner.MAX_BACKOFF_S

@@ -277,3 +277,32 @@ async def test_the_worker_keeps_claiming_after_the_database_fails_it(
     await asyncio.wait_for(running, timeout=5)
     assert worker.failures_left == 0
     assert ran == [{"n": 1}]
+
+
+async def test_a_stopping_worker_waits_for_its_running_jobs_only_so_long(
+    core_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job that never ends (a handler stuck on a call without a timeout) must not keep a
+    stopping worker past the supervisor's grace, which would kill it with SIGKILL: the job is
+    cancelled after `STOP_DRAIN_S`, its claim left to run out (claimed jobs are leased)."""
+    monkeypatch.setattr("remit.worker.runner.STOP_DRAIN_S", 0.2)
+    started = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def stuck(_db: AsyncConnection, job: Job) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    worker = Worker(engine=core_engine, handlers={"stuck": stuck}, clock=FixedClock(T0))
+    async with core_engine.begin() as db:
+        await stage_job(db, "stuck", {}, now=T0)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run_forever(None, stop))
+    await asyncio.wait_for(started.wait(), 10)
+    stop.set()
+    await asyncio.wait_for(running, timeout=5)
+    assert cancelled == [True]

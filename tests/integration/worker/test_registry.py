@@ -16,6 +16,7 @@ from remit.core.clock import FixedClock
 from remit.payments.domain import Status
 from remit.payments.idempotency import find
 from remit.payments.service import EXPIRE_JOB, EXPIRY_RETRY_AFTER
+from remit.payments.step_bounds import operation_worst_s
 from remit.radar import expired_challenges
 from remit.radar.authentication import completion_key
 from remit.radar.challenges import ChallengeStatus
@@ -53,6 +54,35 @@ async def test_the_worker_sweeps_unreferenced_vault_cards_periodically(
         intervals = {task.name: task.interval_s for task in worker.periodic}
         assert intervals["vault-unreferenced-card-sweep"] == VAULT_SWEEP_INTERVAL_S
         assert len(intervals) == len(worker.periodic)  # names are unique
+    finally:
+        for close in worker.on_stop:
+            await close()
+        await dispose(engine)
+
+
+@pytest.mark.parametrize("network_timeout_s", ["10", "120"])
+async def test_the_worker_s_job_lease_outlasts_an_expiry_s_void_at_the_network_timeout(
+    databases: WorkerDatabases,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    network_timeout_s: str,
+) -> None:
+    """An expiry job's void settles at the network in up to 7 network timeouts (71.2 s at the
+    default 10 s): its claim must hold, and its run stop, no sooner."""
+    monkeypatch.setenv("REMIT_NETWORK_TIMEOUT_S", network_timeout_s)
+    config = from_env(
+        {
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_INTERNAL_TOKEN": "registry-test-token",
+        }
+    )
+    engine = make_engine(databases.core_url)
+    worker = build_worker(engine, config)
+    try:
+        void_s = operation_worst_s(float(network_timeout_s))
+        assert worker.lease.run_budget_s > void_s
+        assert worker.lease.lease_s > worker.lease.run_budget_s
     finally:
         for close in worker.on_stop:
             await close()

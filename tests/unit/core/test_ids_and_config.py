@@ -1,6 +1,7 @@
 import ipaddress
 import secrets
 import socket
+from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
@@ -8,8 +9,11 @@ import pytest
 from remit.config import (
     ConfigError,
     Endpoint,
+    api_max_in_flight,
     core_instances_target,
+    database_pool_timeout_s,
     from_env,
+    grpc_max_concurrent_rpcs,
     idempotency_lease_s,
     migration_lock_attempts,
     migration_lock_timeout_s,
@@ -324,3 +328,23 @@ def test_a_malformed_timing_setting_stops_the_process_at_start(name: str, value:
 def test_the_idempotency_lease_is_30_seconds_unless_configured() -> None:
     assert idempotency_lease_s({}) == 30.0
     assert idempotency_lease_s({"REMIT_IDEMPOTENCY_LEASE_S": "2.5"}) == 2.5
+
+
+@pytest.mark.parametrize(
+    ("setting", "name", "default", "given", "read"),
+    [
+        (api_max_in_flight, "REMIT_API_MAX_IN_FLIGHT", 256, "64", 64),
+        (grpc_max_concurrent_rpcs, "REMIT_GRPC_MAX_CONCURRENT_RPCS", 512, "100", 100),
+        (database_pool_timeout_s, "REMIT_DATABASE_POOL_TIMEOUT_S", 5.0, "0.5", 0.5),
+    ],
+)
+def test_the_overload_bounds_have_defaults_and_refuse_nonsense(
+    setting: Callable[[dict[str, str]], float], name: str, default: float, given: str, read: float
+) -> None:
+    """Each bound refuses excess load at once; 0 would refuse everything, so it is no way to
+    lift one."""
+    assert setting({}) == default
+    assert setting({name: given}) == read
+    for nonsense in ("0", "-1", "many"):
+        with pytest.raises(ConfigError, match=name):
+            setting({name: nonsense})

@@ -154,9 +154,27 @@ def test_the_trusted_proxies_come_from_the_environment_as_uvicorn_takes_them() -
     assert forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": ""}) == "127.0.0.1,::1"
     given = "10.0.0.0/8, 192.0.2.7,fd00::/8"
     assert forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": given}) == given
-    assert forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": "*"}) == "*"
+    assert forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": "FD00:0::/8"}) == "FD00:0::/8"
     with pytest.raises(ConfigError, match="REMIT_FORWARDED_ALLOW_IPS"):
         forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": "10.0.0.1,lb.internal"})
+
+
+@pytest.mark.parametrize("everyone", ["*", "10.0.0.1, *", "0.0.0.0/0", "::/0", "0.0.0.0/0,::/0"])
+def test_trusting_every_proxy_is_refused_at_start(everyone: str) -> None:
+    """uvicorn would take X-Forwarded-For's leftmost entry, which the client writes: every
+    client would choose the address its failed authentications are counted against."""
+    with pytest.raises(ConfigError) as refused:
+        forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": everyone})
+    message = str(refused.value)
+    assert message.startswith("REMIT_FORWARDED_ALLOW_IPS: ")
+    assert "choose the address" in message
+    assert "\n" not in message
+
+
+def test_a_network_with_bits_past_its_prefix_is_refused_naming_the_one_meant() -> None:
+    """uvicorn would take `10.0.0.1/8` for a host name, and trust no proxy by it."""
+    with pytest.raises(ConfigError, match=r"10\.0\.0\.1/8 .*did you mean 10\.0\.0\.0/8\?"):
+        forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": "192.0.2.7,10.0.0.1/8"})
 
 
 def test_found_keys_leave_no_state_and_busy_buckets_stay_bounded(

@@ -69,3 +69,23 @@ def test_a_one_off_failure_of_the_database_is_one_line(caplog: pytest.LogCapture
     )
     assert first.exc_info is None
     assert second.exc_info is not None
+
+
+def test_an_outage_that_fails_only_some_of_the_work_ends_once_it_has_settled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pool short of connections under load fails some requests while others go through:
+    each success must not end the outage, or every failure after one would begin another."""
+    now = [0.0]
+    outage = OutageLog(LOG, "serving requests", clock=lambda: now[0], settle_s=10.0)
+    with caplog.at_level(logging.INFO, logger=LOG.name):
+        for _ in range(5):
+            outage.failed(_connection_refused())
+            now[0] += 1.0
+            outage.succeeded()
+        assert len(caplog.records) == 1
+        now[0] = 14.0
+        outage.succeeded()
+    assert [r.getMessage() for r in caplog.records][1:] == [
+        "serving requests works again: database back after 14s, 5 failed attempts"
+    ]

@@ -2,7 +2,10 @@
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -12,6 +15,7 @@ import pytest
 
 from remit.vault.crypto import CvcKey, cvc_key_hour, encode_key
 from remit.vault.keystore import (
+    KEY_FILE_ENV,
     KEYS_ENV,
     FileKeyStore,
     KeyStore,
@@ -346,3 +350,129 @@ def test_no_copy_of_the_key_file_keeps_a_destroyed_cvc_key(tmp_path: Path) -> No
     files = [candidate.read_text() for candidate in tmp_path.iterdir() if candidate.is_file()]
     assert not any(material[0] in text for text in files)
     assert material[1] in path.read_text()
+
+
+_KILLED_MID_WRITE = """
+import os, signal, sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from remit.vault.keystore import FileKeyStore, ensure_cvc_keys
+
+
+path = Path(sys.argv[1])
+replace = os.replace
+
+
+def killed(source, target):
+    if Path(target) == path:
+        os.kill(os.getpid(), signal.SIGKILL)
+    replace(source, target)
+
+
+store = FileKeyStore(path)
+store.load()
+os.replace = killed
+ensure_cvc_keys(store, [int(sys.argv[2])], datetime.now(UTC))
+"""
+
+
+def _killed_while_adding_a_cvc_key(path: Path, hour: int) -> str:
+    """A vault process killed (SIGKILL) as it renames its new key file into place, a CVC key
+    added; the key material of the temporary file it left."""
+    process = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_WRITE, str(path), str(hour)], check=False, timeout=60
+    )
+    assert process.returncode == -signal.SIGKILL
+    [left] = path.parent.glob(f".{path.name}.????????.tmp")
+    assert stat.S_IMODE(left.stat().st_mode) == 0o600
+    return str(json.loads(left.read_text())["cvc_keys"][0]["key"])
+
+
+def _files_holding(directory: Path, material: str) -> list[str]:
+    return sorted(
+        candidate.name
+        for candidate in directory.iterdir()
+        if candidate.is_file() and material in candidate.read_text()
+    )
+
+
+def test_a_temporary_key_file_a_killed_vault_left_is_removed_when_the_vault_starts(
+    tmp_path: Path,
+) -> None:
+    """It holds the key set, CVC keys included: left there, it would keep a CVC key the vault
+    deletes, and the CVCs sealed under it could be opened for ever."""
+    path = tmp_path / "vault" / "keys.json"
+    key_store_from_env({KEY_FILE_ENV: str(path)}, tmp_path)
+    material = _killed_while_adding_a_cvc_key(path, HOUR)
+    assert _files_holding(path.parent, material) != []
+    assert FileKeyStore(path).load().cvc_keys == {}
+
+    # Started on a database in use: the key file is opened, not made.
+    key_store_from_env({KEY_FILE_ENV: str(path)}, tmp_path, create=False)
+
+    assert _files_holding(path.parent, material) == []
+    assert sorted(os.listdir(path.parent)) == ["keys.json", "keys.json.prev", "keys.lock"]
+
+
+def test_a_temporary_key_file_a_killed_vault_left_is_removed_by_the_next_write(
+    tmp_path: Path,
+) -> None:
+    """Another vault process sharing the key file, running all along."""
+    path = tmp_path / "keys.json"
+    running = FileKeyStore(path)
+    running.ensure_exists()
+    material = _killed_while_adding_a_cvc_key(path, HOUR)
+
+    ensure_cvc_keys(running, [HOUR + 1], NOW)
+
+    assert _files_holding(tmp_path, material) == []
+    assert sorted(name for name in os.listdir(tmp_path) if not name.endswith(".lock")) == [
+        "keys.json",
+        "keys.json.prev",
+    ]
+
+
+def test_only_the_key_file_s_own_temporary_files_are_removed(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    store = FileKeyStore(path)
+    store.ensure_exists()
+    stale = [".keys.json.0123abcd.tmp", ".keys.json.prev.89abcdef.tmp"]
+    others = [
+        ".other.json.0123abcd.tmp",
+        "keys.json.0123abcd.tmp",
+        ".keys.json.0123abcd.tmp.bak",
+        ".keys.json.backup.tmp",
+        "keys.json.bak",
+    ]
+    for name in stale + others:
+        (tmp_path / name).write_text("{}")
+    (tmp_path / ".keys.json.fedcba98.tmp").mkdir()
+
+    _rotated(store)
+
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [*others, ".keys.json.fedcba98.tmp", "keys.json", "keys.json.prev", "keys.lock"]
+    )
+
+
+def test_a_key_file_damaged_since_it_was_read_is_not_overwritten_nor_copied(
+    tmp_path: Path,
+) -> None:
+    """Its copy (`keys.json.prev`) would hold its CVC keys, which must be gone from every file
+    once deleted."""
+    path = tmp_path / "keys.json"
+    store = FileKeyStore(path)
+    store.ensure_exists()
+    ring, _ = ensure_cvc_keys(store, [HOUR], NOW)
+    material = encode_key(ring.cvc_keys[HOUR].material)
+    raw = json.loads(path.read_text())
+    raw["current_version"] = 7
+    damaged = json.dumps(raw)
+    path.write_text(damaged)
+
+    with pytest.raises(KeyStoreError, match="left as it is"):
+        store.save(ring.with_new_version(NOW))
+
+    assert path.read_text() == damaged
+    assert _files_holding(tmp_path, material) == ["keys.json"]

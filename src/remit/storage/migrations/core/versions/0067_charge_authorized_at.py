@@ -12,15 +12,15 @@ No row is rewritten. An earlier process authorizing a charge while both run leav
 with the same effect. The downgrade drops the column: the earlier version releases on the
 job's time alone, as before.
 
-Revision ID: 0066_charge_authorized_at
-Revises: 0065_balance_release_failures
+Revision ID: 0067_charge_authorized_at
+Revises: 0066_jobs_finished
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0066_charge_authorized_at"
-down_revision = "0065_balance_release_failures"
+revision = "0067_charge_authorized_at"
+down_revision = "0066_jobs_finished"
 branch_labels = None
 depends_on = None
 

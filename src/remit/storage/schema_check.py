@@ -1,0 +1,78 @@
+"""Whether a process's database is migrated far enough for it to start.
+
+A process started on a database whose migrations were not applied, or not all of them, would
+report itself ready and then fail requests on a missing table or column, with a traceback in
+its log. So each checks, as it starts, the revision its database records against the
+migrations this version of remit ships, and refuses to start (one line, exit 2) when the
+database has no remit schema or is behind them. A database at a revision this version does
+not know is ahead of it: a process of the earlier version, still running while an upgrade
+rolls through, works on the newer schema (the upgrade notes in README say where it may not),
+so that is no refusal.
+
+The revisions are read from the migration files' text (their `revision` lines), not
+through Alembic, which would import every migration module at every start: each tree is one
+chain of `down_revision` links (`tests/unit/storage/test_schema_check.py` holds this reading
+to Alembic's own).
+"""
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Final
+
+from remit.config import ConfigError
+from remit.storage.embedded import to_sqlalchemy_url
+from remit.storage.reachability import CONNECT_TIMEOUT_S, PlatformDatabase
+
+_MIGRATIONS: Final = Path(__file__).parent / "migrations"
+_REVISION_FILE: Final = re.compile(r"^(\d{4})_\w+\.py$")
+_REVISION_LINE: Final = re.compile(r'^revision = "([^"]+)"$', re.MULTILINE)
+_DOWN_REVISION_LINE: Final = re.compile(r'^down_revision = ("[^"]+"|None)$', re.MULTILINE)
+
+
+@cache
+def shipped_revisions(tree: str) -> tuple[str, ...]:
+    """The revision ids of `tree`'s migrations, oldest first (following each one's
+    `down_revision`); the last is its head."""
+    after: dict[str | None, str] = {}
+    for path in (_MIGRATIONS / tree / "versions").iterdir():
+        if _REVISION_FILE.match(path.name):
+            text = path.read_text()
+            revision, down = _REVISION_LINE.search(text), _DOWN_REVISION_LINE.search(text)
+            if revision is None or down is None:
+                raise RuntimeError(f"{path} does not declare its revision and down_revision")
+            after[None if down.group(1) == "None" else down.group(1).strip('"')] = revision.group(1)
+    chain: list[str] = []
+    current = after.get(None)
+    while current is not None:
+        chain.append(current)
+        current = after.get(current)
+    return tuple(chain)
+
+
+def recorded_revision(database: PlatformDatabase) -> str | None:
+    """The revision `database` records (None: no remit schema)."""
+    import psycopg
+
+    url = to_sqlalchemy_url(database.url).replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as connection:
+        table = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
+        if table is None or table[0] is None:
+            return None
+        row = connection.execute("SELECT max(version_num) FROM alembic_version").fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def refuse_unless_migrated(database: PlatformDatabase) -> None:
+    """A `ConfigError` naming `database` (never its password) when it has no remit schema or
+    is behind this version's migrations; nothing when it is at them or ahead of them."""
+    revisions = shipped_revisions(database.name)
+    recorded = recorded_revision(database)
+    again = "run `remit migrate` with the same settings, then start it again"
+    if recorded is None:
+        raise ConfigError(f"{database.described()} is not migrated: {again}")
+    if recorded in revisions and recorded != revisions[-1]:
+        raise ConfigError(
+            f"{database.described()} is at schema revision {recorded}, behind this version's "
+            f"{revisions[-1]}: {again}"
+        )

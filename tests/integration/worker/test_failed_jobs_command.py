@@ -1,0 +1,123 @@
+"""`remit jobs failed` lists the jobs that failed for good, the latest first, without their
+payloads, and exits 1 when it lists any, as `remit held-requests list` does."""
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from remit.cli import main
+from remit.storage.engine import dispose, make_engine
+from tests.conftest import _truncate_all
+from tests.support.postgres import WorkerDatabases
+
+FAILED_AT = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def core_env(
+    databases: WorkerDatabases, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[str]:
+    # Every database named: none is started embedded under the data directory.
+    monkeypatch.setenv("DATABASE_URL", databases.core_url)
+    monkeypatch.setenv("VAULT_DATABASE_URL", databases.vault_url)
+    monkeypatch.setenv("ACQUIRER_DATABASE_URL", databases.acquirer_url)
+    monkeypatch.setenv("REMIT_DATA_DIR", str(tmp_path))
+    yield databases.core_url
+
+    async def clean() -> None:
+        engine = make_engine(databases.core_url, pool_size=1)
+        try:
+            await _truncate_all(engine)
+        finally:
+            await dispose(engine)
+
+    asyncio.run(clean())
+
+
+def _stage(core_url: str, *rows: tuple[str, str, str | None, datetime]) -> list[int]:
+    """Jobs of (kind, status, last error, end); returns their ids."""
+
+    async def run() -> list[int]:
+        engine = make_engine(core_url, pool_size=1)
+        try:
+            ids = []
+            async with engine.begin() as db:
+                for kind, status, error, ended in rows:
+                    ids.append(
+                        await db.scalar(
+                            text(
+                                "INSERT INTO jobs (kind, payload, account_id, status, run_at, "
+                                "attempts, max_attempts, last_error, created_at, finished_at) "
+                                "VALUES (:kind, CAST(:payload AS jsonb), 'acct_1', :status, "
+                                ":at, 25, 25, :error, :at, :at) RETURNING id"
+                            ),
+                            {
+                                "kind": kind,
+                                "payload": json.dumps({"secret_note": "payload-must-not-show"}),
+                                "status": status,
+                                "error": error,
+                                "at": ended,
+                            },
+                        )
+                    )
+            return ids
+        finally:
+            await dispose(engine)
+
+    return asyncio.run(run())
+
+
+def test_no_failed_job_exits_zero(core_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _stage(core_env, ("webhooks.deliver", "done", None, FAILED_AT))
+    assert main(["jobs", "failed"]) == 0
+    assert capsys.readouterr().out == "no failed jobs\n"
+
+
+def test_failed_jobs_are_listed_latest_first_without_payloads_and_exit_one(
+    core_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    older, newer = _stage(
+        core_env,
+        (
+            "payments.expire_authorization",
+            "failed",
+            "RuntimeError: the card 4242424242424242 was refused\n[SQL: UPDATE ...]\n"
+            "[parameters: {'secret': 'x'}]",
+            FAILED_AT,
+        ),
+        ("webhooks.deliver", "failed", None, FAILED_AT + timedelta(hours=1)),
+    )
+    assert main(["jobs", "failed"]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "2 failed jobs, the latest to fail first"
+    assert lines[2].split() == [
+        "2026-11-03T02:00:00Z", str(newer), "webhooks.deliver", "25/25", "acct_1"
+    ]  # fmt: skip
+    assert lines[3] == "    last error: (none recorded)"
+    assert lines[4].split() == [
+        "2026-11-03T01:00:00Z", str(older), "payments.expire_authorization", "25/25", "acct_1"
+    ]  # fmt: skip
+    assert lines[5].startswith("    last error: RuntimeError: the card ")
+    assert "4242424242424242" not in out
+    assert "payload-must-not-show" not in out
+    assert "parameters" not in out
+
+    assert main(["jobs", "failed", "--limit", "1"]) == 1
+    limited = capsys.readouterr().out.splitlines()
+    assert limited[0] == "1 failed job, the latest to fail first (more not shown: raise --limit)"
+    assert limited[2].split()[1] == str(newer)
+
+
+def test_a_limit_out_of_bounds_is_refused(
+    core_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["jobs", "failed", "--limit", "0"]) == 2
+    assert capsys.readouterr().err == (
+        "remit jobs failed: --limit must be between 1 and 1000, got 0\n"
+    )
