@@ -78,7 +78,7 @@ async def test_the_worker_s_job_lease_outlasts_an_expiry_s_void_at_the_network_t
         }
     )
     engine = make_engine(databases.core_url)
-    worker = build_worker(engine, config)
+    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine))
     try:
         void_s = operation_worst_s(float(network_timeout_s))
         assert worker.lease.run_budget_s > void_s
