@@ -55,7 +55,7 @@ class _Reading:
 
 
 async def _read(engine: AsyncEngine, monotonic: Callable[[], float], host: Clock) -> _Reading:
-    async with engine.connect() as db:
+    async with engine.begin() as db:  # a read that commits keeps the prepared statements
         sent = monotonic()
         database = (await db.execute(text("SELECT clock_timestamp()"))).scalar_one()
         received = monotonic()
