@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
@@ -21,12 +21,18 @@ from remit.storage.embedded import to_sqlalchemy_url
 _RECYCLE_S = 1800
 
 
-def session_options(statement_timeout_s: float | None) -> str | None:
+def session_options(statement_timeout_s: float | None, url: str = "") -> str | None:
     """The libpq `options` that set a session's statement timeout when it connects: sent with
-    the connection's startup packet, so it costs no statement, per connection or transaction."""
+    the connection's startup packet, so it costs no statement, per connection or transaction.
+    Options the database URL gives (`?options=-c search_path=...`) are kept ahead of it: given
+    to the driver, these options replace the URL's."""
     if statement_timeout_s is None:
         return None
-    return f"-c statement_timeout={round(statement_timeout_s * 1000)}"
+    timeout = f"-c statement_timeout={round(statement_timeout_s * 1000)}"
+    given = make_url(to_sqlalchemy_url(url)).query.get("options") if url else None
+    if isinstance(given, tuple):  # the parameter given more than once
+        given = " ".join(given)
+    return f"{given} {timeout}" if given else timeout
 
 
 def make_engine(
@@ -48,7 +54,7 @@ def make_engine(
     until all of them time out. The wait running out is a temporary fault
     (`driver_errors.pool_wait_timed_out`): the caller is told to retry."""
     wait_s = database_pool_timeout_s() if pool_timeout_s is None else pool_timeout_s
-    options = session_options(statement_timeout_s)
+    options = session_options(statement_timeout_s, url)
     connect_args: dict[str, object] = {
         "application_name": application_name,
         "prepare_threshold": 5,

@@ -81,3 +81,23 @@ def test_the_setting_has_a_generous_default_and_refuses_nonsense() -> None:
     for bad in ("0", "-1", "soon", "100000"):
         with pytest.raises(ConfigError, match="REMIT_STATEMENT_TIMEOUT_S"):
             statement_timeout_s({"REMIT_STATEMENT_TIMEOUT_S": bad})
+
+
+async def test_options_the_database_url_gives_are_kept_beside_the_timeout(
+    databases: WorkerDatabases,
+) -> None:
+    """Given to the driver, the timeout's options replaced those of an operator's URL (a
+    `search_path`, say) on every connection of both pools."""
+    separator = "&" if "?" in databases.core_url else "?"
+    url = f"{databases.core_url}{separator}options=-c%20search_path%3Dpublic%2Cpg_catalog"
+    engine = make_engine(url, pool_size=1, statement_timeout_s=0.2)
+    try:
+        async with engine.begin() as db:
+            assert await db.scalar(text("SHOW statement_timeout")) == "200ms"
+            assert await db.scalar(text("SHOW search_path")) == "public,pg_catalog"
+        async with single_statement(engine) as connection:
+            cursor = await connection.execute("SHOW search_path")
+            assert await cursor.fetchone() == ("public,pg_catalog",)
+    finally:
+        await direct.close(engine)
+        await dispose(engine)
