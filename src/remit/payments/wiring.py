@@ -100,7 +100,8 @@ def build_payments(
     radar = RadarService(engine, clock=time)
 
     async def close() -> None:
-        # Authorizations of requests cut off by the stop finish first, through these channels.
+        # Network steps (authorizations, captures, releases, refunds) whose callers the stop
+        # cut off finish first, through these channels.
         await service.drain(network_timeout_s())
         await vault_channel.close()
         await acquirer_channel.close()
