@@ -24,6 +24,8 @@ from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid
 from remit.core.ids import new_id
 from remit.core.secrets import Secret
+from remit.grpcutil.deadlines import has_time_for
+from remit.grpcutil.send_time import acquirer_call_needs_s, not_sent_for_lack_of_time
 from remit.storage.engine import single_statement
 from remit.vault.cards import Funding, validate_card
 from remit.vault.crypto import (
@@ -491,6 +493,13 @@ class VaultService:
             # PCI DSS 10.2.1.4 asks to be logged like the refused destination above.
             await self._audit(self._refused_forward_event(account_id, token, request))
             raise _no_such_token(token)
+        if not has_time_for(acquirer_call_needs_s()):
+            # The acquirer would have less than its timeout before the caller gives up: its
+            # answer could be lost, and the CVC spent with it. Refused before the card is
+            # opened, so that nothing is sent, as its caller is told.
+            log.warning("not forwarding %s: the caller's deadline is too near", request.reference)
+            await self._audit(self._refused_forward_event(account_id, token, request))
+            raise not_sent_for_lack_of_time(f"The authorization {request.reference}")
         card = found
         now = self._clock.now()
         ring = self._keys.load()
