@@ -1976,9 +1976,14 @@ class PaymentsService:
                     async with self._engine.begin() as own:
                         await self._expire_if_still_held(own, account_id, intent_id, held)
 
-            released = await self._outliving_its_caller(
-                self._void(account_id, held, sent_before=sent_before), left_alone=expire_alone
-            )
+            try:
+                released = await self._outliving_its_caller(
+                    self._void(account_id, held, sent_before=sent_before), left_alone=expire_alone
+                )
+            except _LeftToTheStep:
+                # No key to keep: a plain cancellation, which the worker's run budget
+                # (`asyncio.timeout`) turns into its timeout, as it does no subclass of it.
+                raise asyncio.CancelledError() from None
             if _captured_first(released):
                 return False  # a capture in flight got there first; its outcome settles it
         return await self._expire_if_still_held(db, account_id, intent_id, held)

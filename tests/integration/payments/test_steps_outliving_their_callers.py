@@ -183,3 +183,21 @@ async def test_a_stop_waits_for_a_cancelled_step_no_longer_than_its_bound(
     await payments.drain(5.0)
     assert (await _key(core_engine, "step"))[0] == RecoveryPoint.FINISHED.value
     assert (await payments.get_payment_intent(account_id, intent.id)).status is after
+
+
+async def test_an_expiry_cut_by_its_run_budget_times_out_as_any_handler_does(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    """The worker stops a handler past its run budget with `asyncio.timeout`, and counts the
+    run as overrun by its `TimeoutError`: the release left to run alone must not turn it into
+    a cancellation of the job's run."""
+    network = NetworkThatWaits()
+    payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
+    held = await pay(payments, account_id, "held", capture=CaptureMethod.MANUAL)
+    await let_authorization_expire(core_engine, held.id)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5), core_engine.begin() as db:
+            await payments.expire_authorization(db, account_id, held.id)
+    network.answer.set()
+    await payments.drain(5.0)
+    assert (await payments.get_payment_intent(account_id, held.id)).status is Status.CANCELED
