@@ -175,11 +175,16 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
-class _LeftToTheStep(asyncio.CancelledError):
-    """The caller was cancelled while its network step ran: the step goes on alone, and does
-    what the caller would have done after it (a request's key released) once it ends (see
-    `PaymentsService._outliving_its_caller`). A cancellation all the same, for whoever
-    cancelled the caller."""
+class StepLeftAlone(asyncio.CancelledError):
+    """The caller was cancelled while its network step ran: the step (`step`) goes on alone,
+    and does what the caller would have done after it (a request's key released) once it ends
+    (see `PaymentsService._outliving_its_caller`). A cancellation all the same, for whoever
+    cancelled the caller, who may leave a step of its own to follow it
+    (`PaymentsService.follow_step_left_alone`)."""
+
+    def __init__(self, step: "asyncio.Task[Any]") -> None:
+        super().__init__()
+        self.step = step
 
 
 class PaymentsError(RemitError):
@@ -1183,7 +1188,7 @@ class PaymentsService:
                     left_alone=self._releasing(record),
                 )
             return await self._apply_authorization(record, respond)
-        except _LeftToTheStep:
+        except StepLeftAlone:
             raise
         except BaseException:
             # Whatever went wrong, the key keeps its recovery point; a retry resumes there.
@@ -1210,7 +1215,7 @@ class PaymentsService:
         is recorded and a retry carries on from it. The step is bounded by the network's own
         timeouts.
 
-        A cancelled caller leaves the step to run alone (`_LeftToTheStep`), and `left_alone`
+        A cancelled caller leaves the step to run alone (`StepLeftAlone`), and `left_alone`
         to do, once the step ends, what the caller would have done after it: it is given the
         step's result, None if the step failed. `drain` waits for such steps."""
         handed_over = False
@@ -1238,7 +1243,7 @@ class PaymentsService:
             handed_over = True
             self._outliving.add(task)
             task.add_done_callback(self._outcome_of_outliving_step)
-            raise _LeftToTheStep() from None
+            raise StepLeftAlone(task) from None
 
     def _outcome_of_outliving_step(self, task: "asyncio.Task[Any]") -> None:
         self._outliving.discard(task)
@@ -1247,6 +1252,21 @@ class PaymentsService:
         error = task.exception()
         if error is not None and not isinstance(error, RemitError):
             log.error("a network step outliving its caller failed", exc_info=error)
+
+    def follow_step_left_alone(
+        self, left: StepLeftAlone, follow_up: Callable[[], Awaitable[object]]
+    ) -> None:
+        """Run `follow_up` once the step `left` names has ended, whatever its end: what the
+        cancelled caller's own caller would have done after it (a review's close closing the
+        review). `drain` waits for it as for the step."""
+
+        async def after_the_step() -> object:
+            await asyncio.wait([left.step])
+            return await follow_up()
+
+        task = asyncio.ensure_future(after_the_step())
+        self._outliving.add(task)
+        task.add_done_callback(self._outcome_of_outliving_step)
 
     async def drain(self, timeout_s: float) -> None:
         """Wait, at most `timeout_s`, for the network steps still running for callers
@@ -1586,7 +1606,7 @@ class PaymentsService:
                 return self._replay_of(record)
         try:
             return await self.resume_capture(record, respond, sent_before=not just_requested)
-        except _LeftToTheStep:
+        except StepLeftAlone:
             raise  # the step lets the key go once it ends
         except BaseException:
             await self._release(record)
@@ -1789,7 +1809,7 @@ class PaymentsService:
                 return self._replay_of(record)
         try:
             return await self.resume_cancel(record, reason, respond, look_again=not just_decided)
-        except _LeftToTheStep:
+        except StepLeftAlone:
             raise  # the step lets the key go once it ends
         except BaseException:
             await self._release(record)
@@ -1980,7 +2000,7 @@ class PaymentsService:
                 released = await self._outliving_its_caller(
                     self._void(account_id, held, sent_before=sent_before), left_alone=expire_alone
                 )
-            except _LeftToTheStep:
+            except StepLeftAlone:
                 # No key to keep: a plain cancellation, which the worker's run budget
                 # (`asyncio.timeout`) turns into its timeout, as it does no subclass of it.
                 raise asyncio.CancelledError() from None
@@ -2318,7 +2338,7 @@ class PaymentsService:
                 return self._replay_of(record)
         try:
             return await self.resume_refund(record, respond, sent_before=not just_requested)
-        except _LeftToTheStep:
+        except StepLeftAlone:
             raise  # the step lets the key go once it ends
         except BaseException:
             await self._release(record)
