@@ -148,6 +148,13 @@ async def test_a_cancelled_expiry_releases_the_authorization_and_expires_the_int
             )
 
     await _cut_off_mid_step(network, expire(sent_before=False))
+    began = time.monotonic()
+    await payments.drain(0.2)  # the network has not answered: a stop goes on without it
+    assert time.monotonic() - began < 2.0
+    assert (await payments.get_payment_intent(account_id, held.id)).status is (
+        Status.REQUIRES_CAPTURE
+    )
+
     network.answer.set()
     await payments.drain(5.0)
     expired = await payments.get_payment_intent(account_id, held.id)
