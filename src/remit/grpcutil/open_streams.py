@@ -9,6 +9,7 @@ the last event its client received, `starting_after`).
 """
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, TypeAlias, cast
@@ -62,8 +63,10 @@ class OpenStreams(grpc.aio.ServerInterceptor):
         async def replies(request: Any, context: Context) -> AsyncIterator[Any]:
             task = await self._start(context)
             try:
-                async for reply in inner(request, context):
-                    yield reply
+                # Closed however the call ends, so that its own cleanup runs now.
+                async with contextlib.aclosing(inner(request, context)) as stream:
+                    async for reply in stream:
+                        yield reply
             except asyncio.CancelledError:
                 await self._abort_if_ended(task, context)
                 raise
