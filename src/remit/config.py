@@ -613,22 +613,33 @@ def vault_sweep_max_unreferenced_share(environ: Mapping[str, str] | None = None)
     )
 
 
-DEFAULT_WORKER_MAX_CLOCK_SKEW_S = 5.0
-MAX_WORKER_MAX_CLOCK_SKEW_S = 3600.0
+DEFAULT_MAX_CLOCK_SKEW_S = 5.0
+MAX_MAX_CLOCK_SKEW_S = 3600.0
+
+
+def _max_clock_skew_s(environ: Mapping[str, str] | None, name: str) -> float:
+    return _number_setting(
+        environ,
+        name,
+        DEFAULT_MAX_CLOCK_SKEW_S,
+        float,
+        lambda value: 0 < value <= MAX_MAX_CLOCK_SKEW_S,
+        f"above 0 and at most {MAX_MAX_CLOCK_SKEW_S:.0f} seconds",
+    )
 
 
 def worker_max_clock_skew_s(environ: Mapping[str, str] | None = None) -> float:
     """How far the worker's host clock may be from the database's before the worker warns
-    (`remit.worker.database_clock`; the worker itself tells the time by the database's).
+    (`remit.storage.database_clock`; the worker itself tells the time by the database's).
     REMIT_WORKER_MAX_CLOCK_SKEW_S overrides it."""
-    return _number_setting(
-        environ,
-        "REMIT_WORKER_MAX_CLOCK_SKEW_S",
-        DEFAULT_WORKER_MAX_CLOCK_SKEW_S,
-        float,
-        lambda value: 0 < value <= MAX_WORKER_MAX_CLOCK_SKEW_S,
-        f"above 0 and at most {MAX_WORKER_MAX_CLOCK_SKEW_S:.0f} seconds",
-    )
+    return _max_clock_skew_s(environ, "REMIT_WORKER_MAX_CLOCK_SKEW_S")
+
+
+def core_max_clock_skew_s(environ: Mapping[str, str] | None = None) -> float:
+    """How far the core's host clock may be from the database's before the core warns
+    (`remit.storage.database_clock`; the core itself tells the time by the database's).
+    REMIT_CORE_MAX_CLOCK_SKEW_S overrides it."""
+    return _max_clock_skew_s(environ, "REMIT_CORE_MAX_CLOCK_SKEW_S")
 
 
 DEFAULT_MIGRATION_LOCK_TIMEOUT_S = 5.0

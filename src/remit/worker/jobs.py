@@ -105,7 +105,7 @@ class ClaimLostError(Exception):
 
 
 # `run_at` is compared with the caller's `now`: the worker's clock, which tells the database's
-# time too (`remit.worker.database_clock`) while tests move their own; the lease with the
+# time too (`remit.storage.database_clock`) while tests move their own; the lease with the
 # database's `now()`.
 _CLAIM = text(
     """

@@ -26,10 +26,11 @@ from remit.payments.wiring import build_payments
 from remit.radar import expired_challenges
 from remit.radar.expired_challenges import ExpiredChallengeSweep
 from remit.radar.grpc import completion_response
+from remit.storage.database_clock import DatabaseClock
 from remit.webhooks.urls import policy_for
 from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.alone import run_alone
-from remit.worker.database_clock import DatabaseClock
+from remit.worker.database_clock import WORKER, reading_task
 from remit.worker.housekeeping import housekeeping_tasks
 from remit.worker.jobs import Job
 from remit.worker.leases import job_lease_for
@@ -44,12 +45,12 @@ VAULT_SWEEP_TASK = "vault-unreferenced-card-sweep"
 async def prepare_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     """The worker the process runs: every decision it makes by the time (jobs due, leases,
     expiries, funds released, keys and cards deleted) is made on the database's clock, read
-    now and every minute after, never on the host's (`remit.worker.database_clock`)."""
+    now and every minute after, never on the host's (`remit.storage.database_clock`)."""
     clock = await DatabaseClock.read_from(
-        engine, max_skew=timedelta(seconds=worker_max_clock_skew_s())
+        engine, WORKER, max_skew=timedelta(seconds=worker_max_clock_skew_s())
     )
     worker = build_worker(engine, config, clock=clock)
-    worker.periodic.append(clock.periodic())
+    worker.periodic.append(reading_task(clock))
     return worker
 
 
