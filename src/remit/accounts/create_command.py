@@ -16,6 +16,7 @@ from remit.accounts.domain import AccountMadeBefore, NewAccount
 from remit.accounts.service import AccountsService
 from remit.command_exits import summary
 from remit.config import PlatformConfig
+from remit.storage.database_clock import command_clock
 from remit.storage.driver_errors import database_unavailable
 
 
@@ -38,7 +39,10 @@ def create_account_command(
         async def create() -> NewAccount | AccountMadeBefore:
             engine = make_engine(resolved.config.require_database_url(), pool_size=1)
             try:
-                return await AccountsService(engine).create_account_once(
+                # The key's claim is compared with the time of a run again, perhaps on another
+                # host, and the worker deletes it by the database's clock: stamped by that too.
+                clock = await command_clock(engine)
+                return await AccountsService(engine, clock).create_account_once(
                     idempotency_key, default_currency=currency, raw_card_access=raw_card_access
                 )
             finally:

@@ -21,6 +21,7 @@ from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.ledger.reconcile import Reconciliation, render_table
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
+from remit.storage.database_clock import command_clock
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 
 T = TypeVar("T")
@@ -52,8 +53,11 @@ def _with_service(
             engine = make_engine(url, pool_size=2)
             channel = internal_channel(config.acquirer.target, InternalAccess.of(config))
             try:
+                # The day it reconciles must be over, and its run is stamped, by the clock the
+                # core's Reconcile call goes by, the database's, not this host's.
+                clock = await command_clock(engine)
                 service = LedgerService(
-                    engine, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(channel)
+                    engine, clock, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(channel)
                 )
                 return await use(service)
             finally:

@@ -5,9 +5,9 @@ processes wrote or that every process must agree on: a request's lease (`locked_
 job's due time, when funds become available, when an authorization (7 days from
 `charges.authorized_at`), a ledger reservation or a 3-D Secure challenge expires, how old an
 idempotency key or a vault card is. On its host's clock, a core whose clock ran X ahead took
-over requests another core was still running once X passed their lease (and one X behind
-refused a retry an abandoned request's key for X longer), and stamped authorizations and
-their expiry's due time X late or early; a worker X ahead voided authorizations, ended
+over requests another core was still running once X passed their lease, one X behind refused
+the retries of an abandoned request for X longer, and either stamped authorizations and their
+expiry's due time X off; a worker X ahead voided authorizations, ended
 challenges and made funds available X early, and deleted idempotency keys a retry still
 needed.
 
@@ -20,11 +20,15 @@ until the next read. A read that fails (the database out of reach) leaves the ti
 forward from the last one. No request waits on a read: it runs beside them, and the statements
 of a payment stay as many as they were.
 
+The commands that record or check times in the core's database themselves (`remit accounts
+create`, `remit reconcile`) read it once (`command_clock`): they run for seconds.
+
 Each read also compares the host's clock with the database's. The process does not depend on
-it, but other processes on the host may (the api's logs, the commands an operator runs): a gap
-past a bound (REMIT_CORE_MAX_CLOCK_SKEW_S, REMIT_WORKER_MAX_CLOCK_SKEW_S, 5 seconds) is a
-warning, not a refusal, said once when it is found, reminded every minute while it lasts, and
-once when it ends, as an outage is (`remit.storage.outages`).
+it, but other processes on the host may (the logs' times, the vault's and the acquirer's own
+records): a gap past a bound (REMIT_CORE_MAX_CLOCK_SKEW_S, for the commands too, and
+REMIT_WORKER_MAX_CLOCK_SKEW_S, 5 seconds) is a warning, not a refusal, said once when it is
+found, reminded every minute while it lasts, and once when it ends, as an outage is
+(`remit.storage.outages`).
 
 Tests pass their own clock (`remit.core.clock.FixedClock`) instead.
 """
@@ -40,7 +44,7 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.config import DEFAULT_MAX_CLOCK_SKEW_S
+from remit.config import DEFAULT_MAX_CLOCK_SKEW_S, core_max_clock_skew_s
 from remit.core.clock import Clock, SystemClock
 from remit.storage.outages import REMIND_EVERY_S, OutageLog
 
@@ -186,3 +190,20 @@ class DatabaseClock:
                 outage.failed(error)
             else:
                 outage.succeeded()
+
+
+# A command an operator runs against the core's database itself (`remit accounts create`,
+# `remit reconcile`): part of the core, run on whatever host the operator is on.
+COMMAND: Final = ClockUser(
+    process="command",
+    skew_setting="REMIT_CORE_MAX_CLOCK_SKEW_S",
+    decides="every time it records or checks",
+)
+
+
+async def command_clock(engine: AsyncEngine) -> DatabaseClock:
+    """The clock of a command that records or checks times in the core's database: read once,
+    as a command runs for seconds."""
+    return await DatabaseClock.read_from(
+        engine, COMMAND, max_skew=timedelta(seconds=core_max_clock_skew_s())
+    )

@@ -91,8 +91,9 @@ async def stage_job(
 
 class NotDueError(Exception):
     """Raised by a handler whose job is not due yet by a time it checks for itself (the
-    database's, where the job's schedule came from another host's clock): the worker puts the
-    job back for `run_at`, without counting the attempt, and its work is rolled back."""
+    database's own, where the job's schedule came from another process's clock): the worker
+    puts the job back for `run_at`, without counting the attempt, and its work is rolled
+    back."""
 
     def __init__(self, run_at: datetime) -> None:
         super().__init__(f"not due until {run_at.isoformat()}")
