@@ -614,7 +614,7 @@ def vault_sweep_max_unreferenced_share(environ: Mapping[str, str] | None = None)
 
 
 DEFAULT_MAX_CLOCK_SKEW_S = 5.0
-MAX_MAX_CLOCK_SKEW_S = 3600.0
+LARGEST_CLOCK_SKEW_BOUND_S = 3600.0
 
 
 def _max_clock_skew_s(environ: Mapping[str, str] | None, name: str) -> float:
@@ -623,8 +623,8 @@ def _max_clock_skew_s(environ: Mapping[str, str] | None, name: str) -> float:
         name,
         DEFAULT_MAX_CLOCK_SKEW_S,
         float,
-        lambda value: 0 < value <= MAX_MAX_CLOCK_SKEW_S,
-        f"above 0 and at most {MAX_MAX_CLOCK_SKEW_S:.0f} seconds",
+        lambda value: 0 < value <= LARGEST_CLOCK_SKEW_BOUND_S,
+        f"above 0 and at most {LARGEST_CLOCK_SKEW_BOUND_S:.0f} seconds",
     )
 
 
