@@ -6,6 +6,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from remit.accounts.command_keys import IDEMPOTENCY_KEY_HELP
@@ -303,6 +304,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_platform_flags(verify)
     verify.add_argument("--account", help="only this account (acct_...)")
+    verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="FILE",
+        help=(
+            "also check every checkpoint in FILE (remit ledger checkpoint): its HMAC under "
+            "REMIT_LEDGER_CHECKPOINT_KEY or _KEY_FILE, and that the account's hash chain still "
+            "passes through its position with its hash; names the first checkpoint the "
+            "database no longer agrees with"
+        ),
+    )
+    checkpoint = ledger_commands.add_parser(
+        "checkpoint",
+        help="append a checkpoint of every hash chain to a file outside the database",
+        description=(
+            "Append, for every account's hash chain, its position and hash now, authenticated "
+            "with the HMAC key of REMIT_LEDGER_CHECKPOINT_KEY or REMIT_LEDGER_CHECKPOINT_KEY_FILE, "
+            "to the checkpoint file (--file, else REMIT_LEDGER_CHECKPOINT_FILE), synced to disk. "
+            "remit ledger verify --checkpoints FILE then shows history rewritten before a "
+            "checkpoint, even with its hashes recomputed. Changes nothing in the database."
+        ),
+    )
+    _add_platform_flags(checkpoint)
+    checkpoint.add_argument("--account", help="only this account (acct_...)")
+    checkpoint.add_argument(
+        "--file", type=Path, metavar="FILE", help="the checkpoint file to append to"
+    )
 
     reconcile = commands.add_parser(
         "reconcile",
@@ -699,7 +727,11 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "ledger" and args.ledger_command == "verify":
         from remit.ledger.cli import verify_command
 
-        return verify_command(config, account_id=args.account)
+        return verify_command(config, account_id=args.account, checkpoints=args.checkpoints)
+    if args.command == "ledger" and args.ledger_command == "checkpoint":
+        from remit.ledger.cli import checkpoint_command
+
+        return checkpoint_command(config, account_id=args.account, file=args.file)
     if args.command == "reconcile":
         from remit.ledger.cli import reconcile_command
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, TypeVar
 
+from remit.core.secrets import Secret
 from remit.grpcutil.internal_roles import CALLER_ONLY_ROLES, role_credential
 from remit.hosts import bracketed, host_problem, ip_literal, resolved_addresses, unbracketed
 
@@ -235,6 +236,13 @@ VAULT_ONLY_ENV = frozenset(
     {"VAULT_DATABASE_URL", "REMIT_VAULT_KEYS", "REMIT_VAULT_KEY_FILE", "REMIT_VAULT_DESTINATIONS"}
 )
 KEPT_FROM_VAULT_ENV = frozenset({"DATABASE_URL", "ACQUIRER_DATABASE_URL"})
+# The key that authenticates the ledger's checkpoints (`remit.ledger.checkpoints`): of the
+# processes `remit serve` starts, only the worker writes checkpoints. Whoever holds it can
+# forge one, so the processes that face callers (the api, the core) do not get it.
+LEDGER_CHECKPOINT_KEY_ENV: Final = "REMIT_LEDGER_CHECKPOINT_KEY"
+LEDGER_CHECKPOINT_KEY_FILE_ENV: Final = "REMIT_LEDGER_CHECKPOINT_KEY_FILE"
+LEDGER_CHECKPOINT_FILE_ENV: Final = "REMIT_LEDGER_CHECKPOINT_FILE"
+WORKER_ONLY_ENV = frozenset({LEDGER_CHECKPOINT_KEY_ENV, LEDGER_CHECKPOINT_KEY_FILE_ENV})
 
 
 def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
@@ -245,6 +253,8 @@ def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
     worker) gets its role's credential instead, so that taking it over does not hand out the
     other roles'. No child inherits another's credential."""
     withheld = KEPT_FROM_VAULT_ENV if role == "vault" else VAULT_ONLY_ENV
+    if role != "worker":
+        withheld = withheld | WORKER_ONLY_ENV
     child = {
         name: value
         for name, value in env.items()
@@ -628,6 +638,70 @@ def worker_max_clock_skew_s(environ: Mapping[str, str] | None = None) -> float:
         float,
         lambda value: 0 < value <= MAX_WORKER_MAX_CLOCK_SKEW_S,
         f"above 0 and at most {MAX_WORKER_MAX_CLOCK_SKEW_S:.0f} seconds",
+    )
+
+
+# A checkpoint key shorter than this is refused: an HMAC key of 32 random characters (as
+# `openssl rand -hex 32` prints 64) cannot be guessed.
+MIN_LEDGER_CHECKPOINT_KEY_CHARS = 32
+
+
+def ledger_checkpoint_key(environ: Mapping[str, str] | None = None) -> Secret[bytes] | None:
+    """The HMAC key of the ledger's checkpoints, held outside the database:
+    REMIT_LEDGER_CHECKPOINT_KEY, else the file REMIT_LEDGER_CHECKPOINT_KEY_FILE names (readable
+    by its owner only, as the vault's key file); None when neither is set. Surrounding
+    whitespace (a file's last newline) is not part of the key."""
+    env = os.environ if environ is None else environ
+    inline = (env.get(LEDGER_CHECKPOINT_KEY_ENV) or "").strip()
+    if inline:
+        return _checkpoint_key(inline, LEDGER_CHECKPOINT_KEY_ENV)
+    path_text = env.get(LEDGER_CHECKPOINT_KEY_FILE_ENV) or ""
+    if not path_text:
+        return None
+    path = Path(path_text)
+    try:
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(
+                f"{LEDGER_CHECKPOINT_KEY_FILE_ENV} {path} is readable by other users; chmod 600 it"
+            )
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"{LEDGER_CHECKPOINT_KEY_FILE_ENV} {path} cannot be read: {type(error).__name__}"
+        ) from None
+    return _checkpoint_key(text, LEDGER_CHECKPOINT_KEY_FILE_ENV)
+
+
+def _checkpoint_key(text: str, name: str) -> Secret[bytes]:
+    if len(text) < MIN_LEDGER_CHECKPOINT_KEY_CHARS:
+        raise ConfigError(
+            f"{name} must hold at least {MIN_LEDGER_CHECKPOINT_KEY_CHARS} characters "
+            "(e.g. openssl rand -hex 32)"
+        )
+    return Secret(text.encode("utf-8"))
+
+
+def ledger_checkpoint_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where checkpoints of the ledger are appended (REMIT_LEDGER_CHECKPOINT_FILE): by the
+    worker, when set, and by `remit ledger checkpoint` unless told another file."""
+    env = os.environ if environ is None else environ
+    raw = env.get(LEDGER_CHECKPOINT_FILE_ENV) or ""
+    return Path(raw) if raw else None
+
+
+DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S = 3600.0
+
+
+def ledger_checkpoint_interval_s(environ: Mapping[str, str] | None = None) -> float:
+    """How often the worker writes checkpoints of the ledger when a checkpoint file is set.
+    REMIT_LEDGER_CHECKPOINT_INTERVAL_S overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_LEDGER_CHECKPOINT_INTERVAL_S",
+        DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S,
+        float,
+        lambda value: 10 <= value <= 86400,
+        "between 10 and 86400 seconds",
     )
 
 
