@@ -739,6 +739,19 @@ class DeliveryRepository:
         await self.unpark(delivery_id)
         return True
 
+    async def next_attempt_due(self, delivery_id: int) -> datetime | None:
+        """When the worker attempts the delivery next; None if it is not pending. The row is
+        held FOR SHARE to the end of the transaction: an attempt being recorded is waited for
+        and read as it committed, and none is recorded before this transaction ends."""
+        d = webhook_deliveries.c
+        due = await self._db.execute(
+            select(d.next_attempt_at)
+            .where(d.id == delivery_id, d.status == DeliveryStatus.PENDING.value)
+            .with_for_update(read=True)
+        )
+        found: datetime | None = due.scalar_one_or_none()
+        return found
+
     async def mark_succeeded_by_resend(self, delivery_id: int, at: datetime) -> None:
         d = webhook_deliveries.c
         await self._db.execute(
