@@ -62,6 +62,13 @@ REPAIR_BATCH = Statement(
           AND (d.next_attempt_at, d.id) > (%(after_at)s, CAST(%(after_id)s AS bigint))
         ORDER BY d.next_attempt_at, d.id
         LIMIT %(batch)s
+    ), with_job AS MATERIALIZED (
+        -- One pass over the pending jobs (by the partial index of pending jobs) for the whole
+        -- page, whatever plan the page's size suggests: jobs have no index by delivery.
+        SELECT DISTINCT CAST(job.payload ->> 'delivery_id' AS bigint) AS delivery_id
+        FROM jobs AS job
+        WHERE job.status = 'pending' AND job.kind = %(job_kind)s
+          AND CAST(job.payload ->> 'delivery_id' AS bigint) IN (SELECT id FROM page)
     ), stranded AS (
         SELECT page.id, page.account_id, page.attempts, page.generation
         FROM page JOIN webhook_endpoints AS endpoint ON endpoint.id = page.endpoint_id
@@ -71,9 +78,7 @@ REPAIR_BATCH = Statement(
                           WHERE parked.delivery_id = page.id)
           AND NOT EXISTS (SELECT 1 FROM webhook_inflight AS slot
                           WHERE slot.delivery_id = page.id AND slot.leased_until > %(now)s)
-          AND NOT EXISTS (SELECT 1 FROM jobs AS job
-                          WHERE job.status = 'pending' AND job.kind = %(job_kind)s
-                            AND CAST(job.payload ->> 'delivery_id' AS bigint) = page.id)
+          AND NOT EXISTS (SELECT 1 FROM with_job WHERE with_job.delivery_id = page.id)
     ), job AS (
         INSERT INTO jobs (kind, payload, account_id, run_at, max_attempts, created_at)
         SELECT %(job_kind)s,
