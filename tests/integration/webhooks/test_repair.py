@@ -16,6 +16,7 @@ from remit.webhooks.repair import MARGIN, repair_deliveries_without_job
 from remit.webhooks.service import EndpointChanges
 from remit.webhooks.urls import UrlPolicy
 from remit.webhooks.worker import webhook_worker_parts
+from remit.worker.alone import run_alone
 from remit.worker.tables import jobs
 from tests.integration.webhooks.conftest import Bench, StartReceiver
 from tests.integration.webhooks.test_parked_and_in_flight import park, take_slot
@@ -147,13 +148,36 @@ async def test_a_repaired_job_and_a_real_one_run_together_post_the_attempt_once(
     assert [a.attempt_number for a in await bench.attempts(event_id)] == [1]
 
 
-async def test_the_worker_runs_the_repair_periodically(core_engine: AsyncEngine) -> None:
-    parts = webhook_worker_parts(core_engine, UrlPolicy(allow_internal=True))
+async def test_the_worker_runs_the_repair_periodically_one_copy_at_a_time(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """The worker's task repairs a delivery left with no job, and skips its turn while another
+    copy runs it."""
+    receiver = await start_receiver()
+    endpoint = await bench.endpoint(receiver.url)
+    delivery_id = await delivery_of(bench, await bench.record(), endpoint.id)
+    await lose_the_jobs_of(bench.engine, delivery_id)
+    bench.clock.advance((MARGIN + timedelta(minutes=1)).total_seconds())
+    parts = webhook_worker_parts(bench.engine, UrlPolicy(allow_internal=True), clock=bench.clock)
+    other_copy_inside, other_copy_done = asyncio.Event(), asyncio.Event()
+
+    async def running_elsewhere() -> None:
+        other_copy_inside.set()
+        await other_copy_done.wait()
+
     try:
         [task] = [p for p in parts.periodic if p.name == repair.TASK]
         assert task.interval_s == repair.INTERVAL_S
-        await task.run()  # under its lock, with nothing to repair
+        other_copy = asyncio.create_task(run_alone(bench.engine, repair.TASK, running_elsewhere))
+        await other_copy_inside.wait()
+        await task.run()
+        assert await pending_jobs_of(bench.engine) == []
+        other_copy_done.set()
+        await other_copy
+        await task.run()
+        assert await pending_jobs_of(bench.engine) == [delivery_id]
     finally:
+        other_copy_done.set()
         await parts.close()
 
 
