@@ -2,8 +2,9 @@
 
 A pending delivery normally always has a way forward: a job staged for its next attempt, a
 parked row that a slot let go wakes (`remit.webhooks.parking`), or a slot leased to a job
-making its attempt right now. Each of them is written in the same transaction that takes the
-one before it away. Some deliveries still end up with none: processes of the version before
+making its attempt right now. Each is committed before, or in the same transaction as, the
+removal of the one before it (a job parks its delivery or takes a slot in a transaction of its
+own while it is still pending, and ends in the one that stages what comes next). Some deliveries still end up with none: processes of the version before
 core migration 0050 running beside newer ones (README, "Upgrading past core migration 0050"),
 or a job an operator deleted. Such a delivery was never attempted again, and its event counted
 a pending webhook for good.
@@ -16,9 +17,8 @@ still leased, has no pending job (one being run is pending too) and whose endpoi
 A delivery of a disabled endpoint is left as a disabled endpoint's deliveries are, and picked
 up once it is enabled again.
 
-The check and the staging are one statement, so they read one snapshot: every way forward
-above is committed together with the removal of the one before it, so the snapshot shows the
-delivery with one of them, or with none because it has none. The margin keeps the repair away
+The check and the staging are one statement, so they read one snapshot, which therefore
+shows the delivery with a way forward, or with none because it has none. The margin keeps the repair away
 from deliveries whose job the core's clock and the database's disagree about. And a job staged
 beside another for the same attempt, had both been staged, is harmless anyway: the delivery's
 row and its single slot let only one of them POST (`WebhookDeliverer.handle`), and the other
