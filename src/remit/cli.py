@@ -228,8 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
             "With --output, the report is written to a temporary file beside PATH, synced, "
             "and renamed\nto PATH only once complete: PATH never holds part of a report.\n\n"
             "Exit codes: 0 written, 2 refused input (a malformed or future date, today "
-            "without\n--allow-partial, an output path that cannot be written), 3 the command "
-            "failed (a bug),\n75 retry later (its database out of reach)."
+            "without\n--allow-partial, an output path that cannot be written, a database not "
+            "migrated to this\nversion: it never migrates), 3 the command failed (a bug), 75 "
+            "retry later (its database\nout of reach)."
         ),
     )
     _add_platform_flags(report)
@@ -316,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
             "run of a DATE (and --account) supersedes the earlier ones, which stay stored "
             "(remit reconciliations lists them). "
             "A pair is compared on amount, currency, merchant, authorization and the "
-            "network's fee; a row that does not match says what differs. "
+            "network's fee; a row that does not match says what differs. It never changes the "
+            "schema: a core database not migrated to this version (remit migrate) is refused. "
             "Exit codes: 0 everything matched; 1 something is missing on either side or "
             "differs; 2 refused input (a malformed or future date, today without "
             "--allow-partial) or the acquirer failed; 3 the command itself failed (a bug), "
