@@ -125,7 +125,9 @@ class PlatformConfig:
     def api_base_url(self) -> str:
         return (self.public_url or f"http://{self.api.target}").rstrip("/")
 
-    def with_databases(self, core: str, vault: str, acquirer: str) -> "PlatformConfig":
+    def with_databases(
+        self, core: str | None, vault: str | None, acquirer: str | None
+    ) -> "PlatformConfig":
         return replace(
             self, database_url=core, vault_database_url=vault, acquirer_database_url=acquirer
         )

@@ -33,7 +33,7 @@ def create_account_command(
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import core_database
 
-    resolved = resolve_databases(config)
+    resolved = resolve_databases(config, needed=("core",))
     try:
         database = core_database(resolved.config)
         require_at_head([database], "accounts create")

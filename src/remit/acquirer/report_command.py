@@ -74,7 +74,7 @@ def _write(
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import acquirer_database
 
-    resolved = resolve_databases(config)
+    resolved = resolve_databases(config, needed=("acquirer",))
     try:
         database = acquirer_database(resolved.config)
         # A report changes nothing, the schema included: `remit migrate` upgrades it.

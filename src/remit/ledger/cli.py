@@ -39,7 +39,8 @@ def _with_service(
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import core_database
 
-    resolved = resolve_databases(config)
+    # The acquirer is called over gRPC: only the core's database is opened.
+    resolved = resolve_databases(config, needed=("core",))
     try:
         database = core_database(resolved.config)
         require_at_head([database], command)
