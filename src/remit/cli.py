@@ -46,6 +46,7 @@ _SUBCOMMAND_DESTS = (
     "radar_command",
     "held_requests_command",
     "jobs_command",
+    "balance_release_failures_command",
 )
 
 
@@ -365,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_held_request_commands(commands)
     _add_job_commands(commands)
+    _add_balance_release_failure_commands(commands)
 
     for role in PROCESS_ROLES:
         if role == "vault":
@@ -595,6 +597,60 @@ def _add_job_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPar
     _add_platform_flags(failed)
 
 
+def _add_balance_release_failure_commands(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+) -> None:
+    from remit.ledger.release_failure_bounds import DEFAULT_LIMIT, MAX_LIMIT
+
+    group = commands.add_parser(
+        "balance-release-failures",
+        help="the due funds the release job set aside, and retrying one",
+        description=(
+            "Due funds whose move to the available balance the database refused for its "
+            "values (a balance that would pass a bigint's range) are set aside by the release "
+            "job: recorded once, and not tried again by it. Both commands read the core "
+            "database itself, with or without a running platform, and never change its schema: "
+            "a core database not migrated to this version (remit migrate) is refused."
+        ),
+    )
+    actions = group.add_subparsers(dest="balance_release_failures_command", required=True)
+    listed = actions.add_parser(
+        "list",
+        help="the set-aside releases, the latest first",
+        description=(
+            "List the set-aside releases, the latest set aside first: when (UTC), the balance "
+            "transaction, its account, its net amount (minor units) and currency, and below "
+            "it when it was due and the database's refusal. Changes nothing. Exits 1 when it "
+            "lists any, 0 when none, 2 on refused input or a schema not at this version's, 75 "
+            "when the database was out of reach."
+        ),
+    )
+    listed.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"how many, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})",
+    )
+    retry = actions.add_parser(
+        "retry",
+        help="move one set-aside release's funds now, as the release job would",
+        description=(
+            "Once room is made (the balance paid out, say), make the funds of balance "
+            "transaction ID available now, as the release job would, and record the "
+            "account's balance.available event; the set-aside row goes with it. Safe beside "
+            "running workers and run twice: funds already available are left as they are. "
+            "Exits 0 when the funds are available (now or already) or ID is not set aside, 1 "
+            "when the database refused the move again (the refusal is printed and recorded), "
+            "2 for an unknown ID, 75 when a worker held its locks for over 5 s or the "
+            "database was out of reach (run it again)."
+        ),
+    )
+    retry.add_argument("id", metavar="ID", help="the balance transaction's id (txn_...)")
+    for action in (listed, retry):
+        _add_platform_flags(action)
+
+
 def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     key_help = "act for the account of this secret key (default: the default test account)"
     listen = commands.add_parser(
@@ -719,6 +775,12 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
         from remit.worker.failed_jobs import failed_jobs_command
 
         return failed_jobs_command(config, limit=args.limit, out=sys.stdout)
+    if args.command == "balance-release-failures":
+        from remit.ledger import release_failures_command as release_failures
+
+        if args.balance_release_failures_command == "list":
+            return release_failures.list_command(config, limit=args.limit, out=sys.stdout)
+        return release_failures.retry_command(config, txn_id=args.id, out=sys.stdout)
     if args.command == "radar":
         return _radar_command(args, config)
     if args.command == "accounts" and args.accounts_command == "create":

@@ -146,6 +146,7 @@ def test_ctrl_c_is_an_interruption_in_one_line_with_130(
         ["vault", "rotate-key"], ["vault", "remove-key-version"], ["ledger", "verify"],
         ["reconcile"], ["reconciliations"], ["settlement-report"], ["listen"], ["trigger"],
         ["held-requests", "list"], ["held-requests", "retry"], ["jobs", "failed"],
+        ["balance-release-failures", "list"], ["balance-release-failures", "retry"],
         ["webhooks", "resend"], ["radar", "rules", "add"], ["radar", "lists", "list"],
         ["versions", "list"],
     ],
@@ -163,8 +164,11 @@ def test_every_admin_command_documents_the_exit_codes_in_its_help(
 
 @pytest.mark.parametrize(
     "command",
-    [["serve"], ["core"], ["vault"], ["worker"], ["accounts"], ["held-requests"], ["jobs"]],
-)
+    [
+        ["serve"], ["core"], ["vault"], ["worker"], ["accounts"], ["held-requests"], ["jobs"],
+        ["balance-release-failures"],
+    ],
+)  # fmt: skip
 def test_long_running_commands_and_command_groups_have_no_exit_code_epilog(
     command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
