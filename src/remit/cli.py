@@ -19,7 +19,7 @@ from remit.command_exits import (
     run_reporting_failures,
 )
 from remit.config import ConfigError, PlatformConfig, from_env
-from remit.core.logging import configure_logging
+from remit.core.logging import configuration_kept, configure_logging
 from remit.grpcutil.internal_roles import ADMIN
 
 log = logging.getLogger("remit")
@@ -700,7 +700,13 @@ def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.Argumen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command `argv` names; its exit code (`remit.command_exits` for admin commands)."""
+    """Run the command `argv` names; its exit code (`remit.command_exits` for admin commands).
+    The logging it sets up for the command is taken down when it returns."""
+    with configuration_kept():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     command = command_name(args)
     if args.command == "versions":

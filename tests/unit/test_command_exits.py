@@ -212,3 +212,19 @@ def test_a_migration_lock_held_through_every_attempt_is_a_temporary_failure(
     assert capsys.readouterr().err == (
         "remit migrate: migration 0042 could not lock a table it changes\n"
     )
+
+
+def test_a_command_run_in_process_leaves_the_logging_as_it_found_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`main` logs to the stderr of its run (here, this test's captured stream, closed once the
+    test ends): a handler left on it would fail every record logged afterwards ("Logging
+    error ... I/O operation on closed file")."""
+    root = logging.getLogger()
+    alembic = logging.getLogger("alembic")
+    before = (root.handlers[:], root.level, alembic.level)
+    assert main(["jobs", "failed", "--limit", "0"]) == 2
+    assert (root.handlers, root.level, alembic.level) == before
+    assert capsys.readouterr().err == (
+        "remit jobs failed: --limit must be between 1 and 1000, got 0\n"
+    )
