@@ -236,6 +236,15 @@ class TakenCvc:
     seal_format: SealFormat
 
 
+def token_bound_tokens_query(limit: int, *, after: str | None) -> Select[Any]:
+    """The query of `SqlVaultRepository.token_bound_tokens`: a range of the index of the cards
+    left to re-seal, `ix_cards_live_token_bound` (vault migration 0006)."""
+    conditions = [_TOKEN_BOUND_LIVE]
+    if after is not None:
+        conditions.append(cards.c.token > after)
+    return select(cards.c.token).where(*conditions).order_by(cards.c.token).limit(limit)
+
+
 class SqlVaultRepository:
     def __init__(self, connection: Db) -> None:
         self._db = connection
@@ -360,10 +369,7 @@ class SqlVaultRepository:
     async def token_bound_tokens(self, limit: int, *, after: str | None) -> list[str]:
         """Up to `limit` tokens of cards not deleted still sealed the token-bound way, in token
         order after `after`; read without locking (each is locked as it is re-sealed)."""
-        conditions = [_TOKEN_BOUND_LIVE]
-        if after is not None:
-            conditions.append(cards.c.token > after)
-        query = select(cards.c.token).where(*conditions).order_by(cards.c.token).limit(limit)
+        query = token_bound_tokens_query(limit, after=after)
         return [str(token) for token in (await self._sa.execute(query)).scalars()]
 
     async def token_bound_card_to_reseal(self, token: str) -> StoredCard | None:
