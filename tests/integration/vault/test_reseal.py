@@ -21,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
 from remit.grpcutil.errors import detail_from_rpc_error
+from remit.grpcutil.internal_auth import InternalAccess
+from remit.vault import admin
+from remit.vault.admin import AdminError, reseal_cards
 from remit.vault.background import REQUESTER, start_background
 from remit.vault.crypto import (
     CardBinding,
@@ -350,3 +353,25 @@ async def test_a_card_that_will_not_open_is_passed_over_and_logged_without_card_
     status = await harness.vault.stub.GetKeyStatus(vault_pb2.GetKeyStatusRequest())
     assert status.token_bound_cards == 1
     assert (await _stored(harness.engine, good)).sealed.seal_format is SealFormat.ACCOUNT_BOUND
+
+
+async def test_the_reseal_command_reseals_every_card_and_says_so_when_one_will_not_open(
+    harness: VaultHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target, access = harness.vault.target, InternalAccess()
+    first = await _token_bound(harness, VISA)
+    assert "cards to re-seal            1" in await admin._status(target, access)
+
+    lines = await reseal_cards(target, access)
+
+    assert lines[0].startswith("re-sealed 1 cards under fresh data keys")
+    assert "cards to re-seal            0" in await admin._status(target, access)
+    assert (await _stored(harness.engine, first)).sealed.seal_format is SealFormat.ACCOUNT_BOUND
+    damaged = await _token_bound(harness, "5555555555554444")
+    await _token_bound(harness, "378282246310005")
+    async with harness.engine.begin() as db:
+        await damage_sealed_card(db, damaged, "wrapped_data_key")
+    monkeypatch.setattr(admin, "STALL_S", 0.2)
+    with pytest.raises(AdminError) as stopped:
+        await asyncio.wait_for(reseal_cards(target, access), BACKGROUND_GUARD_S)
+    assert str(stopped.value).startswith("1 cards were re-sealed here, but 1 could not be")
