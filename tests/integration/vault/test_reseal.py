@@ -45,6 +45,7 @@ from tests.support.vault import (
     RunningVault,
     cvc_sealed_before_cvc_keys,
     damage_sealed_card,
+    dump_database,
     running_vault,
     sealed_token_bound,
     store_token_bound,
@@ -204,6 +205,11 @@ async def test_a_token_bound_card_opens_is_resealed_by_the_background_and_forwar
         assert new.number_ciphertext != old.sealed.number_ciphertext
     # The legacy CVC, still held, is now under its hour's CVC key, never the data key.
     assert (await _stored(harness.engine, legacy)).sealed.cvc_ciphertext is not None
+    dump = await dump_database(harness.engine)
+    assert legacy in dump  # the dump really holds the rows
+    for plaintext in (VISA, "5555555555554444"):
+        assert plaintext not in dump
+        assert plaintext.encode().hex() not in dump
     await harness.vault.stub.ForwardAuthorization(_forward(marked, "op_after"))
     await harness.vault.stub.ForwardAuthorization(_forward(legacy, "op_legacy"))
     sent = [(r.card_number, r.cvc) for r in harness.acquirer.requests]
