@@ -287,6 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument(
         "--version", type=int, required=True, metavar="VERSION", help="the key version to remove"
     )
+    reseal = vault_commands.add_parser(
+        "reseal-cards",
+        help="re-seal every card stored before cards were bound to their account",
+        description=(
+            "Open each card still sealed to its vault token alone and seal it anew under a "
+            "fresh data key, bound to its account and wrapped under the current key version. "
+            "The vault does this in the background by itself; this waits until it is done. "
+            "Copies of the old rows (the WAL, backups) stay readable until the key version "
+            "that wrapped their data keys is retired and removed (see remove-key-version)."
+        ),
+    )
+    _add_platform_flags(reseal)
 
     ledger = commands.add_parser("ledger", help="inspect the ledger")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
