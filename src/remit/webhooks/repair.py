@@ -6,8 +6,8 @@ making its attempt right now. Each is committed before, or in the same transacti
 removal of the one before it (a job parks its delivery or takes a slot in a transaction of its
 own while it is still pending, and ends in the one that stages what comes next). Some
 deliveries still end up with none: processes of the version before core migration 0050 running
-beside newer ones (README, "Upgrading past core migration 0050"), or a job an operator deleted. Such a delivery was never attempted again, and its event counted
-a pending webhook for good.
+beside newer ones (README, "Upgrading past core migration 0050"), or a job an operator deleted.
+Such a delivery was never attempted again, and its event counted a pending webhook for good.
 
 Every `INTERVAL_S`, in one worker copy at a time (`remit.worker.alone`), a run reads the pending
 deliveries whose attempt fell due more than `MARGIN` ago, `BATCH` at a time by due time and id
@@ -19,10 +19,10 @@ up once it is enabled again.
 
 The check and the staging are one statement, so they read one snapshot, which therefore
 shows the delivery with a way forward, or with none because it has none. The margin keeps the
-repair away from deliveries whose job the core's clock and the database's disagree about. And a job staged
-beside another for the same attempt, had both been staged, is harmless anyway: the delivery's
-row and its single slot let only one of them POST (`WebhookDeliverer.handle`), and the other
-finds the attempt made and ends.
+repair away from deliveries whose job the core's clock and the database's disagree about. And a
+job staged beside another for the same attempt, had both been staged, is harmless anyway: the
+delivery's row and its single slot let only one of them POST (`WebhookDeliverer.handle`), and
+the other finds the attempt made and ends.
 """
 
 import logging
