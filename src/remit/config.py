@@ -126,7 +126,9 @@ class PlatformConfig:
     def api_base_url(self) -> str:
         return (self.public_url or f"http://{self.api.target}").rstrip("/")
 
-    def with_databases(self, core: str, vault: str, acquirer: str) -> "PlatformConfig":
+    def with_databases(
+        self, core: str | None, vault: str | None, acquirer: str | None
+    ) -> "PlatformConfig":
         return replace(
             self, database_url=core, vault_database_url=vault, acquirer_database_url=acquirer
         )
@@ -514,6 +516,12 @@ def client_rate_limit_per_s(environ: Mapping[str, str] | None = None) -> float:
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
 
+# The widest network REMIT_FORWARDED_ALLOW_IPS takes, by IP version: a private block at most
+# (10.0.0.0/8; fc00::/7, the unique-local block). A wider one spans the public addresses
+# clients come from, and each client it covers is trusted to write its own X-Forwarded-For.
+_WIDEST_PROXY_PREFIX: Final = {4: 8, 6: 7}
+
+
 def _strict_network(entry: str) -> bool:
     try:
         ipaddress.ip_network(entry)
@@ -531,8 +539,10 @@ def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
     the leftmost X-Forwarded-For entry, which is whatever the client wrote (a proxy appends to
     the header it was sent), so every client would choose the address it is counted as, to
     evade its limit or use up another's. A proxy whose address is not known in advance is
-    covered by its network. A network written with host bits (`10.0.0.1/8`) is refused too:
-    uvicorn would silently take it for a name, and trust nothing by it."""
+    covered by its network, at most as wide as a private block (an IPv4 /8, an IPv6 /7): one
+    wider is refused, since it takes in clients too. A network written with host bits
+    (`10.0.0.1/8`) is refused too: uvicorn would silently take it for a name, and trust nothing
+    by it."""
     env = os.environ if environ is None else environ
     value = (env.get("REMIT_FORWARDED_ALLOW_IPS") or "").strip()
     if value == "":
@@ -557,6 +567,15 @@ def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
                 f"REMIT_FORWARDED_ALLOW_IPS: {entry} trusts every address, which would let "
                 "every client choose the address it is counted as; list your proxies' "
                 "addresses or networks instead"
+            )
+        widest = _WIDEST_PROXY_PREFIX[network.version]
+        if network.prefixlen < widest:
+            raise ConfigError(
+                f"REMIT_FORWARDED_ALLOW_IPS: {entry} is wider than any proxy network (IPv4 "
+                f"networks wider than /{_WIDEST_PROXY_PREFIX[4]} and IPv6 ones wider than "
+                f"/{_WIDEST_PROXY_PREFIX[6]} are refused): it takes in clients' addresses, and "
+                "each such client could choose the address it is counted as; list your "
+                "proxies' addresses or networks instead"
             )
         if "/" in entry and not _strict_network(entry):
             raise ConfigError(

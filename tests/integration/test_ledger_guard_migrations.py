@@ -14,7 +14,7 @@ from remit.storage.migrate import alembic_config, upgrade
 from tests.support.postgres import scratch_database
 
 FIRST = "0063_ledger_balanced_on_server"
-# The tables 0064 made refuse TRUNCATE (0068 adds more, `test_ledger_history_migrations`).
+# The tables 0064 made refuse TRUNCATE (0070 adds more, `test_ledger_history_migrations`).
 JOURNAL_TABLES = ("ledger_transactions", "ledger_postings", "ledger_accounts", "ledger_chains")
 
 

@@ -1,4 +1,4 @@
-"""Core migrations 0068 and 0069 (the ledger's history refuses TRUNCATE, a resolution's write
+"""Core migrations 0070 and 0071 (the ledger's history refuses TRUNCATE, a resolution's write
 checks its legs against the stored reservation) go down and up again, and down they leave what
 was there before them."""
 
@@ -13,7 +13,7 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import alembic_config, upgrade
 from tests.support.postgres import scratch_database
 
-FIRST = "0068_ledger_history_no_truncate"
+FIRST = "0070_ledger_history_no_truncate"
 HISTORY_TABLES = (
     "balance_transactions",
     "ledger_events",

@@ -1,9 +1,10 @@
 """`remit ledger verify`, `remit ledger checkpoint` and `remit reconcile`: run in-process against
 the core database (and, for reconciliation, the acquirer's gRPC endpoint), so they work with or
-without a running core. `remit reconcile` applies pending migrations first, as `remit serve`
-does; `remit ledger verify`, an audit, and `remit ledger checkpoint` change nothing in the
-database: they refuse (exit 2) a core database whose schema is not already at this version's
-head. Exit codes: `remit.command_exits`."""
+without a running core. None changes the schema: each refuses (exit 2) a core database whose
+schema is not already at this version's head, so that a newer remit run against production never
+migrates it on the way (`remit migrate` does that, when the operator means it); `verify`, an
+audit, and `checkpoint` change nothing in the database at all. Exit codes:
+`remit.command_exits`."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -43,21 +44,18 @@ def _with_service(
     use: Callable[[LedgerService], Awaitable[T]],
     *,
     command: str,
-    migrating: bool,
 ) -> T:
-    """Run `use` against the core database: migrated first when `migrating`, else refused
-    unless its schema is already at this version's head (an audit changes nothing)."""
-    from remit.databases import migrate, require_at_head, resolve_databases
+    """Run `use` against the core database, refused unless its schema is already at this
+    version's head."""
+    from remit.databases import require_at_head, resolve_databases
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import core_database
 
-    resolved = resolve_databases(config)
+    # The acquirer is called over gRPC: only the core's database is opened.
+    resolved = resolve_databases(config, needed=("core",))
     try:
         database = core_database(resolved.config)
-        if migrating:
-            migrate([database])
-        else:
-            require_at_head([database], command)
+        require_at_head([database], command)
         url = database.url
 
         async def run() -> T:
@@ -158,13 +156,11 @@ def verify_command(
         print(render_verify(report))
         return EXIT_CLEAN if report.ok else EXIT_FINDINGS
 
-    # An audit: a newer remit run against production must not migrate it on the way.
     return _run(
         config,
         command,
         lambda service: service.verify(account_id, checkpoints=anchors),
         show,
-        migrating=False,
     )
 
 
@@ -190,7 +186,6 @@ def checkpoint_command(
         command,
         lambda service: service.checkpoint(path, key, account_id),
         show,
-        migrating=False,
     )
 
 
@@ -206,7 +201,6 @@ def reconcile_command(
         "reconcile",
         lambda service: service.reconcile(day, account_id, allow_partial=allow_partial),
         show,
-        migrating=True,
     )
 
 
@@ -215,15 +209,13 @@ def _run(
     command: str,
     use: Callable[[LedgerService], Awaitable[T]],
     show: Callable[[T], int],
-    *,
-    migrating: bool,
 ) -> int:
     """Show what `use` returns, or report its failure: a RemitError is refused input or the
     acquirer's failure (a temporary one when it says to retry: the acquirer out of reach);
     anything else is reported as `remit.command_exits` says (its database out of reach is
     temporary, a bug the command's own failure)."""
     try:
-        found = _with_service(config, use, command=command, migrating=migrating)
+        found = _with_service(config, use, command=command)
     except RemitError as error:
         if error.should_retry:
             return temporary_failure(command, error.message)

@@ -105,7 +105,7 @@ WITH written AS (
 # 0063_ledger_balanced_on_server) checks that over the arrays sent and the few rows updated,
 # reading no table. Both the legs it releases and those it posts must also be what the pending
 # transaction reserved, as the database stored them: `ledger_write_releases` (core migration
-# 0069_ledger_releases_reserved) reads them (a few rows by index) in this same statement.
+# 0071_ledger_releases_reserved) reads them (a few rows by index) in this same statement.
 _WRITE_RESULT = """
 SELECT remit_require(
     (SELECT count(*) FROM balances) = CAST(%(expected_balances)s AS bigint)

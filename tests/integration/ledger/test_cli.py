@@ -230,3 +230,19 @@ def test_a_database_out_of_reach_is_a_failure_to_retry_later(
     assert "Connection refused" in err
     assert "Traceback" not in err
     assert "s3cret" not in err
+
+
+def test_ledger_verify_starts_no_embedded_server_for_the_databases_it_does_not_read(
+    platform_env: WorkerDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VAULT_DATABASE_URL")
+    monkeypatch.delenv("ACQUIRER_DATABASE_URL")
+    started: list[object] = []
+
+    def start_cluster(data_dir: object) -> None:
+        started.append(data_dir)
+        raise AssertionError(f"an embedded server was started in {data_dir}")
+
+    monkeypatch.setattr("remit.databases.start_cluster", start_cluster)
+    assert main(["ledger", "verify"]) == 0
+    assert started == []

@@ -1,6 +1,6 @@
 """The database itself refuses a pending resolution whose legs, or whose released legs, are not
 what the pending transaction reserved as stored, even when its balance changes are the ones
-those legs make (core migration 0069_ledger_releases_reserved, `ledger_write_releases`): the
+those legs make (core migration 0071_ledger_releases_reserved, `ledger_write_releases`): the
 write fails with RM500 and nothing of it is written.
 
 The journal reads the reservation and checks a partial post (`validate_partial_post`) before

@@ -1,5 +1,5 @@
 """The database keeps the ledger's history as the journal wrote it (core migrations 0005_ledger,
-0064_ledger_outcomes_forward and 0068_ledger_history_no_truncate): a transaction's outcome moves
+0064_ledger_outcomes_forward and 0070_ledger_history_no_truncate): a transaction's outcome moves
 only forward, once, and no table of the ledger or of its history can be truncated, even by a
 TRUNCATE that cascades from another table."""
 

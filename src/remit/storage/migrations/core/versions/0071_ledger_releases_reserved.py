@@ -29,14 +29,14 @@ separate capture, a cancel, an expiry): a payment captured at once posts through
 A new function beside 0063's, which is unchanged; the downgrade drops it. An earlier process
 running against this schema sends its write without the call, as before.
 
-Revision ID: 0069_ledger_releases_reserved
-Revises: 0068_ledger_history_no_truncate
+Revision ID: 0071_ledger_releases_reserved
+Revises: 0070_ledger_history_no_truncate
 """
 
 from alembic import op
 
-revision = "0069_ledger_releases_reserved"
-down_revision = "0068_ledger_history_no_truncate"
+revision = "0071_ledger_releases_reserved"
+down_revision = "0070_ledger_history_no_truncate"
 branch_labels = None
 depends_on = None
 

@@ -19,14 +19,14 @@ an operator deletes its rows to have the release job try again.
 As in 0064, this protects the history from remit's own code and a mistaken statement, not from
 a superuser. Nothing is rewritten. The downgrade drops the triggers.
 
-Revision ID: 0068_ledger_history_no_truncate
-Revises: 0067_charge_authorized_at
+Revision ID: 0070_ledger_history_no_truncate
+Revises: 0069_radar_zoned_addresses
 """
 
 from alembic import op
 
-revision = "0068_ledger_history_no_truncate"
-down_revision = "0067_charge_authorized_at"
+revision = "0070_ledger_history_no_truncate"
+down_revision = "0069_radar_zoned_addresses"
 branch_labels = None
 depends_on = None
 
