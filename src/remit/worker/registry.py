@@ -7,7 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.config import (
+    LEDGER_CHECKPOINT_FILE_ENV,
+    LEDGER_CHECKPOINT_KEY_ENV,
+    LEDGER_CHECKPOINT_KEY_FILE_ENV,
+    ConfigError,
     PlatformConfig,
+    ledger_checkpoint_file,
+    ledger_checkpoint_interval_s,
+    ledger_checkpoint_key,
     network_timeout_s,
     vault_sweep_grace_s,
     vault_sweep_max_deletions,
@@ -16,6 +23,7 @@ from remit.config import (
 )
 from remit.core.clock import Clock
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
+from remit.ledger.checkpoint_task import checkpoint_task
 from remit.ledger.jobs import ledger_tasks
 from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payment_methods.vault_sweep import UnreferencedCardSweep
@@ -59,6 +67,7 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -
     own)."""
     handlers: dict[str, JobHandler] = {}
     periodic: list[Periodic] = [*housekeeping_tasks(engine, clock), *ledger_tasks(engine, clock)]
+    periodic += ledger_checkpoint_tasks(engine, clock)
     on_stop: list[Callable[[], Awaitable[None]]] = []
 
     payments = build_payments(engine, config, clock=clock)
@@ -155,3 +164,18 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -
         given_up={**given_up, **webhooks.given_up},
         lease=job_lease_for(longest_step_s),
     )
+
+
+def ledger_checkpoint_tasks(engine: AsyncEngine, clock: Clock) -> list[Periodic]:
+    """The ledger's checkpoints (`remit.ledger.anchoring`) when a checkpoint file is set; a
+    file without a key to authenticate its checkpoints is refused as the worker starts."""
+    path = ledger_checkpoint_file()
+    if path is None:
+        return []
+    key = ledger_checkpoint_key()
+    if key is None:
+        raise ConfigError(
+            f"{LEDGER_CHECKPOINT_FILE_ENV} is set but neither {LEDGER_CHECKPOINT_KEY_ENV} nor "
+            f"{LEDGER_CHECKPOINT_KEY_FILE_ENV}: checkpoints need the key that authenticates them"
+        )
+    return [checkpoint_task(engine, clock, path, key, ledger_checkpoint_interval_s())]

@@ -243,3 +243,19 @@ def test_reconcile_on_a_host_whose_clock_runs_ahead_tells_today_by_the_database(
     monkeypatch.setattr(SystemClock, "now", lambda self: host_now(self) + timedelta(days=3))
     assert main(["reconcile", "--date", today]) == 2
     assert "--allow-partial" in capsys.readouterr().err
+
+
+def test_ledger_verify_starts_no_embedded_server_for_the_databases_it_does_not_read(
+    platform_env: WorkerDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VAULT_DATABASE_URL")
+    monkeypatch.delenv("ACQUIRER_DATABASE_URL")
+    started: list[object] = []
+
+    def start_cluster(data_dir: object) -> None:
+        started.append(data_dir)
+        raise AssertionError(f"an embedded server was started in {data_dir}")
+
+    monkeypatch.setattr("remit.databases.start_cluster", start_cluster)
+    assert main(["ledger", "verify"]) == 0
+    assert started == []
