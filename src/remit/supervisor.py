@@ -74,6 +74,13 @@ class Child:
     # The address only this copy answers on (None: the role's shared address).
     address: Endpoint | None = None
 
+    def close_ready_fd(self) -> None:
+        """Close the readiness pipe, once: a Child is dropped whatever became of its start,
+        and a restart loop that leaked one descriptor per attempt would run out of them."""
+        if self.ready_fd >= 0:
+            fd, self.ready_fd = self.ready_fd, -1
+            os.close(fd)
+
 
 @dataclass
 class RestartBudget:
@@ -123,15 +130,25 @@ def stop_grace_s() -> float:
 def await_ready(
     child: Child, deadline: float, stopping: Callable[[], bool] = lambda: False
 ) -> None:
-    """Until `child` says it is ready; returns early once `stopping` (a SIGTERM meanwhile)."""
+    """Until `child` says it is ready; returns early once `stopping` (a SIGTERM meanwhile).
+    The readiness pipe is closed however this ends: it is read nowhere else."""
+    try:
+        _await_ready(child, deadline, stopping)
+    finally:
+        child.close_ready_fd()
+
+
+def _await_ready(child: Child, deadline: float, stopping: Callable[[], bool]) -> None:
+    # poll, not select: select refuses descriptors past 1024, which a supervisor with many
+    # children (or a test process with many files open) may be handed.
+    readiness = select.poll()
+    readiness.register(child.ready_fd, select.POLLIN)
     while time.monotonic() < deadline and not stopping():
         if child.process.poll() is not None:
             code = child.process.returncode
             raise StartupError(f"{child.role} exited with code {code}", exit_code=code)
-        readable, _, _ = select.select([child.ready_fd], [], [], 0.2)
-        if readable:
+        if readiness.poll(200):
             if os.read(child.ready_fd, 64).startswith(b"ready"):
-                os.close(child.ready_fd)
                 return
             try:
                 code = child.process.wait(timeout=5)
@@ -271,6 +288,8 @@ class Supervisor:
                 restarted = self._restart(child)
                 if restarted is None:
                     return 1
+                if restarted is not child:
+                    child.close_ready_fd()
                 self._children[index] = restarted
             time.sleep(0.2)
         return 0
@@ -323,6 +342,8 @@ class Supervisor:
         others = tuple(c.role for c in reversed(self._children) if c.role not in staged)
         for stage in (*STOP_STAGES, *((role,) for role in others)):
             self._stop_together([c for c in self._children if c.role in stage])
+        for child in self._children:
+            child.close_ready_fd()  # those never waited for: a start cut short
         self._children.clear()
 
     def _stop_together(self, children: Sequence[Child]) -> None:
