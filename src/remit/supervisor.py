@@ -40,10 +40,13 @@ from remit.config import (
     Endpoint,
     PlatformConfig,
     environment_for,
+    network_timeout_s,
     shutdown_grace_s,
 )
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
+from remit.grpcutil.server import CLEANUP_WAIT_S
 from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
+from remit.worker.runner import STOP_DRAIN_S
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,8 @@ START_ORDER = ("acquirer", "vault", "core", "worker", "api")
 # every copy's. The core and the worker call neither each other nor anything stopped before
 # them; the vault's forwards come from them, the acquirer's calls from the vault.
 STOP_STAGES = (("api",), ("worker", "core"), ("vault",), ("acquirer",))
-# Beyond a process's own grace for its calls (`shutdown_grace_s`): its cleanup after them.
+# Beyond the longest a process's own stop lets its work run (`stop_grace_s`): closing its
+# channels and pools, and the interpreter's exit.
 STOP_MARGIN_S = 10.0
 READY_TIMEOUT_S = 60.0
 RESTART_LIMIT = 5
@@ -122,9 +126,14 @@ def spawn_process(role: str, env: dict[str, str], stdout: IO[bytes] | None = Non
 
 def stop_grace_s() -> float:
     """How long a stage of the stop waits for its processes before killing them: longer than
-    their own grace for the calls they serve, or a confirm the process would let finish is cut
-    off by SIGKILL."""
-    return shutdown_grace_s() + STOP_MARGIN_S
+    the longest a process's own stop lets its work run, or a step it would let finish is cut
+    off by SIGKILL (its key then held for a lease, a retry answered 409). The longest: a
+    core's, its grace for the calls it serves (`shutdown_grace_s`) then the unwinding of those
+    cancelled (`CLEANUP_WAIT_S`), or a worker's, its running jobs (`STOP_DRAIN_S`); either then
+    waits for the network steps outliving their cancelled callers (`PaymentsService.drain`, up
+    to the network timeout)."""
+    calls_s = max(shutdown_grace_s() + CLEANUP_WAIT_S, STOP_DRAIN_S)
+    return calls_s + network_timeout_s() + STOP_MARGIN_S
 
 
 def await_ready(
