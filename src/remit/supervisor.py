@@ -10,11 +10,14 @@ a fault: it is started again every `DATABASE_WAIT_S` for as long as the outage l
 counting against that limit, while the others ride the outage out.
 
 Children run in their own sessions so that Ctrl-C reaches only the supervisor, which then stops
-them in dependency order (front door first, data owners last). Each child also asks the kernel
-to SIGTERM it if the supervisor dies (`remit.readiness.follow_parent`), so no process outlives
-it even after a SIGKILL.
+them in dependency order (front door first, data owners last). A second Ctrl-C or SIGTERM
+stops at once: the processes still stopping are killed, and migrations still running are
+interrupted (`Supervisor.preparing`). Each child also asks the kernel to SIGTERM it if the
+supervisor dies (`remit.readiness.follow_parent`), so no process outlives it even after a
+SIGKILL.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -25,7 +28,7 @@ import sys
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -220,6 +223,12 @@ class Supervisor:
         self._roles = roles
         self._children: list[Child] = []
         self._stopping = False
+        # A second stop request: kill rather than wait.
+        self._at_once = False
+        # The processes being stopped now, for a second request to kill.
+        self._stage: Sequence[Child] = ()
+        # Within `preparing`: a second request interrupts it.
+        self._preparing = False
         self._budget = budget or RestartBudget()
         self._database_wait_s = database_wait_s
 
@@ -277,8 +286,39 @@ class Supervisor:
             raise StartupError(f"{child.role} said it was ready but fails its health check")
         log.info("%s is up (pid %d)", child.role, child.process.pid)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @contextlib.contextmanager
+    def preparing(self) -> Iterator[None]:
+        """The work before any process starts (migrations, which a concurrent index build can
+        make long): a first stop request lets it finish, a second raises KeyboardInterrupt in
+        it, so that what encloses it still stops the embedded databases."""
+        self._preparing = True
+        try:
+            yield
+        finally:
+            self._preparing = False
+
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
-        self._stopping = True
+        """A signal handler: the first request stops in order, a second at once. Each says so,
+        for an operator otherwise left guessing whether to reach for kill -9 (which would
+        leave the embedded PostgreSQL running)."""
+        if not self._stopping:
+            self._stopping = True
+            if self._preparing:
+                log.warning("stopping once the migrations are done; send again to interrupt them")
+            else:
+                log.warning("stopping; send again to stop at once")
+            return
+        self._at_once = True
+        if self._preparing:
+            log.warning("stopping at once: interrupting the migrations")
+            raise KeyboardInterrupt
+        log.warning("stopping at once: killing the processes still running")
+        for child in self._stage:
+            _kill(child)
 
     def wait(self) -> int:
         """Block until asked to stop, restarting children that die; return the exit code to use
@@ -356,19 +396,33 @@ class Supervisor:
         self._children.clear()
 
     def _stop_together(self, children: Sequence[Child]) -> None:
-        """SIGTERM every one of `children` at once; kill those still running after the grace."""
-        for child in children:
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        grace = stop_grace_s()
-        deadline = time.monotonic() + grace
-        for child in children:
-            try:
-                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs; killing it", child.role, grace)
-                os.killpg(child.process.pid, signal.SIGKILL)
-                child.process.wait()
+        """SIGTERM every one of `children` at once; kill those still running after the grace,
+        or at once when asked to stop again (before this stage or during it)."""
+        self._stage = children
+        try:
+            for child in children:
+                if self._at_once:
+                    _kill(child)
+                elif child.process.poll() is None:
+                    child.process.send_signal(signal.SIGTERM)
+            grace = stop_grace_s()
+            deadline = time.monotonic() + grace
+            for child in children:
+                try:
+                    child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop within %.0fs; killing it", child.role, grace)
+                    _kill(child)
+                    child.process.wait()
+        finally:
+            self._stage = ()
+
+
+def _kill(child: Child) -> None:
+    """SIGKILL `child` and whatever it started (its session's process group)."""
+    if child.process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+            os.killpg(child.process.pid, signal.SIGKILL)
 
 
 def write_default_account(data_dir: Path, account: dict[str, str]) -> None:
