@@ -772,6 +772,25 @@ def migration_lock_attempts(environ: Mapping[str, str] | None = None) -> int:
     )
 
 
+DEFAULT_MIGRATOR_WAIT_S = 3600.0
+MAX_MIGRATOR_WAIT_S = 86400.0
+
+
+def migrator_wait_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long a migrator (`remit migrate`, `remit serve` at start) waits for another
+    migrating the same database before it fails naming that one
+    (`remit.storage.migration_locks`): long enough for a migration that builds an index of a big
+    table. REMIT_MIGRATOR_WAIT_S overrides it; 0 waits as long as it takes."""
+    return _number_setting(
+        environ,
+        "REMIT_MIGRATOR_WAIT_S",
+        DEFAULT_MIGRATOR_WAIT_S,
+        float,
+        lambda value: value == 0 or 0.001 <= value <= MAX_MIGRATOR_WAIT_S,
+        f"0 (no limit) or between 0.001 and {MAX_MIGRATOR_WAIT_S:.0f} seconds",
+    )
+
+
 DEFAULT_PORTS = {"api": 7420, "core": 7421, "vault": 7422, "acquirer": 7423}
 
 

@@ -154,10 +154,13 @@ def test_a_migration_succeeds_once_the_long_transaction_ends_between_its_attempt
 
 
 def _waiting_for_the_other_migrator(url: str) -> bool:
+    """Whether a migrator has asked for the lock and is waiting to ask again, with no
+    transaction open (`idle`, not `idle in transaction`): it holds no snapshot meanwhile."""
     with psycopg.connect(url, autocommit=True) as watcher:
         row = watcher.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_advisory_lock(%'"
-            " AND wait_event_type = 'Lock'"
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE query = %s AND state = 'idle' AND backend_xmin IS NULL",
+            (f"SELECT pg_try_advisory_lock({_CORE_MIGRATION_LOCK})",),
         ).fetchone()
     return row is not None and row[0] > 0
 
@@ -174,9 +177,10 @@ def test_a_migrator_waits_for_another_without_the_lock_timeout(
                 deadline = time.monotonic() + 10
                 while not _waiting_for_the_other_migrator(url) and time.monotonic() < deadline:
                     time.sleep(0.02)
-                # Several lock timeouts' worth: the wait is the advisory lock's, never cut short.
+                # Several lock timeouts' worth: the wait is the migrators' own, never cut short.
                 time.sleep(0.5)
                 assert _waiting_for_the_other_migrator(url)
+                assert failure == []
             finally:
                 other_migrator.execute("SELECT pg_advisory_unlock(%s)", (_CORE_MIGRATION_LOCK,))
     assert failure == []
@@ -214,10 +218,10 @@ def upgrade() -> None:
 """
 
 
-def _scripts(directory: Path) -> Config:
+def _scripts(directory: Path, migration: str = _MIGRATION) -> Config:
     (directory / "versions").mkdir(parents=True)
     (directory / "env.py").write_text(textwrap.dedent(_ENV))
-    (directory / "versions" / "0001_settings_seen.py").write_text(textwrap.dedent(_MIGRATION))
+    (directory / "versions" / "0001_migration.py").write_text(textwrap.dedent(migration))
     config = Config()
     config.set_main_option("path_separator", "os")
     config.set_main_option("script_location", str(directory))
@@ -285,3 +289,66 @@ def test_a_destination_counted_from_the_current_revision_is_refused(
     with pytest.raises(ValueError, match="absolute revision"):
         command.downgrade(alembic_config("core", url), "-1")
     assert _version(url) == _BEFORE
+
+
+# Rolled back as PostgreSQL rolls back a deadlock's victim (SQLSTATE 40P01) in its first
+# `deadlocks` attempts; a sequence counts them, as nextval outlives a rollback.
+_DEADLOCKING = """
+from alembic import op
+
+revision = "0001_deadlocking"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE SEQUENCE IF NOT EXISTS attempts")
+    with op.get_context().autocommit_block():
+        op.execute("SELECT nextval('attempts')")
+    op.execute("CREATE TABLE made (id int)")
+    op.execute(
+        "DO $$ BEGIN IF currval('attempts') <= {deadlocks} THEN RAISE EXCEPTION USING "
+        "ERRCODE = 'deadlock_detected', MESSAGE = 'deadlock detected', "
+        "DETAIL = 'Process 1 waits for ShareRowExclusiveLock on relation 2'; END IF; END $$"
+    )
+"""
+
+
+def _upgrade_with(url: str, config: Config) -> None:
+    engine = create_engine(to_sqlalchemy_url(url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def test_a_migration_rolled_back_to_break_a_deadlock_is_run_again(
+    empty_database: str, tmp_path: Path, retries: _Retries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMIT_MIGRATION_LOCK_TIMEOUT_S", "0.01")
+    monkeypatch.setenv("REMIT_MIGRATION_LOCK_ATTEMPTS", "3")
+    config = _scripts(tmp_path / "scripts", _DEADLOCKING.replace("{deadlocks}", "2"))
+    _upgrade_with(empty_database, config)
+    assert retries.seen.is_set()
+    with psycopg.connect(empty_database) as reader:
+        attempts = reader.execute("SELECT last_value FROM attempts").fetchone()
+        made = reader.execute("SELECT to_regclass('made') IS NOT NULL").fetchone()
+    assert attempts == (3,)
+    assert made == (True,)
+
+
+def test_a_migration_rolled_back_by_a_deadlock_in_every_attempt_fails_saying_so(
+    empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMIT_MIGRATION_LOCK_TIMEOUT_S", "0.01")
+    monkeypatch.setenv("REMIT_MIGRATION_LOCK_ATTEMPTS", "2")
+    config = _scripts(tmp_path / "scripts", _DEADLOCKING.replace("{deadlocks}", "99"))
+    with pytest.raises(MigrationLockTimeoutError) as failure:
+        _upgrade_with(empty_database, config)
+    message = str(failure.value)
+    assert "migration 0001_deadlocking was rolled back to break a deadlock" in message
+    assert "in each of its 2 attempts" in message
+    assert "waits for ShareRowExclusiveLock on relation 2" in message

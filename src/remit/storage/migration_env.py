@@ -5,7 +5,12 @@ in a transaction of its own, none waiting long for a table's lock
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from remit.storage.migration_locks import LockRetryPolicy, run_with_lock_retries
+from remit.config import migrator_wait_s
+from remit.storage.migration_locks import (
+    LockRetryPolicy,
+    run_with_lock_retries,
+    wait_for_migration_lock,
+)
 
 
 def run_migrations_online(lock_key: int) -> None:
@@ -21,15 +26,16 @@ def run_migrations_online(lock_key: int) -> None:
 def run_migrations_on(connection: Connection, lock_key: int) -> None:
     # Read first: a malformed setting fails before anything is locked.
     policy = LockRetryPolicy.from_env()
+    wait_s = migrator_wait_s()
     # Several processes starting at once would each migrate: the first to take the lock does,
-    # and the others wait for it, then find nothing left to do. That wait is left without a
-    # lock_timeout: the migrations' own timeout is set only in their transactions.
-    connection.exec_driver_sql(f"SELECT pg_advisory_lock({lock_key})")
-    # The lock is the session's and outlives this commit. Ending the transaction the lock
-    # statement began lets Alembic run each migration in a transaction of its own, as
-    # `transaction_per_migration` asks (and lets a migration step outside it to build an index
-    # concurrently); otherwise every migration would share this one.
-    connection.commit()
+    # and the others wait for it, then find nothing left to do. That wait is not under the
+    # migrations' lock_timeout, which is set only in their transactions, but a bound of its
+    # own, and it is spent with no transaction open: a waiting snapshot would deadlock the
+    # first migrator's concurrent index builds. The lock is the session's and the wait leaves
+    # no transaction behind, so Alembic runs each migration in a transaction of its own, as
+    # `transaction_per_migration` asks (and a migration may step outside it to build an index
+    # concurrently).
+    wait_for_migration_lock(connection, lock_key, wait_s)
     try:
         context.configure(connection=connection, transaction_per_migration=True)
         run_with_lock_retries(connection, policy)

@@ -8,11 +8,22 @@ that transaction lasts. So each transaction a migration runs in starts with a sh
 the session. A migration that runs out of it is rolled back and run again after a pause, which
 lets the reads and writes that queued behind it through and gives the long transaction time to
 end; the pauses grow, and after the last attempt the upgrade fails saying what was in the way.
+A migration that PostgreSQL rolled back to break a deadlock (a table lock it took while a
+writer of the table waited for another it held, or a concurrent index build waiting on a
+session that waited on the migrator) is run again the same way: the other side of the deadlock
+has gone on meanwhile.
 
 Statements outside a transaction block, such as the concurrent index builds of
 `remit.storage.online_index`, run without the limit: the lock such a build takes blocks no
 reads or writes, and it waits for every older transaction to end, which PostgreSQL counts as a
 lock wait too, so a timeout would cut the build short and leave an invalid index behind.
+
+Migrators of one database take turns on an advisory lock (`wait_for_migration_lock`). The ones
+waiting for it ask for it again and again with `pg_try_advisory_lock` rather than wait inside
+`pg_advisory_lock`: a session waiting inside a statement holds that statement's snapshot, and a
+concurrent index build of the migrator holding the lock waits for every older snapshot to go,
+so each would wait for the other until PostgreSQL broke the deadlock by cancelling the build.
+Between tries the waiting session has no transaction open, and so no snapshot.
 """
 
 import logging
@@ -25,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import sqlalchemy as sa
 from alembic import context
 from psycopg import sql
 from sqlalchemy import Connection, event
@@ -35,6 +47,18 @@ from remit.config import migration_lock_attempts, migration_lock_timeout_s
 log = logging.getLogger(__name__)
 
 _LONGEST_STATEMENT_SHOWN = 200
+# How long a migrator waits between two tries of the migration lock: short next to any
+# migration run, long enough that the tries cost the server nothing.
+MIGRATION_LOCK_POLL_S = 0.2
+# The sessions holding the advisory lock `pg_try_advisory_lock(key)` takes in this database: a
+# bigint key is held as its high and low 32 bits (classid, objid) with objsubid 1.
+_MIGRATION_LOCK_HOLDERS = sa.text(
+    "SELECT a.pid, a.application_name, a.client_addr::text AS client, a.backend_start, "
+    "a.state, a.query FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+    "WHERE l.locktype = 'advisory' AND l.granted "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.classid::text::bigint = :high AND l.objid::text::bigint = :low AND l.objsubid = 1"
+)
 # Lists the sessions holding a lock on a table, oldest transaction first.
 _FIND_THE_HOLDERS = (
     "SELECT a.pid, a.state, a.xact_start, a.query FROM pg_locks l "
@@ -63,7 +87,84 @@ class LockRetryPolicy:
 
 class MigrationLockTimeoutError(Exception):
     """A migration could not lock a table it changes in any of its attempts; the message names
-    the migration and says how to find the transaction that held the lock."""
+    the migration and says how to find the transaction that held the lock. Like its subclass,
+    a temporary failure: the same command may pass once what was in the way has ended."""
+
+
+class MigratorWaitTimeoutError(MigrationLockTimeoutError):
+    """Another migrator of the database held the migration lock for longer than this one
+    waits for it (REMIT_MIGRATOR_WAIT_S); the message names the session holding it."""
+
+
+def wait_for_migration_lock(connection: Connection, key: int, wait_s: float) -> None:
+    """Take the session-level advisory lock `key` that serialises the database's migrators,
+    waiting for another migrator to let it go for at most `wait_s` seconds (0: no limit).
+
+    `connection` must have no transaction open. It asks in autocommit, each try a transaction
+    of its own, so that while it waits the session is `idle` and holds no snapshot for another
+    migrator's concurrent index build to wait for (the module's docstring says why)."""
+    connection.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        _wait_for(connection, key, wait_s)
+    finally:
+        connection.execution_options(isolation_level=connection.default_isolation_level)
+
+
+def _wait_for(connection: Connection, key: int, wait_s: float) -> None:
+    # The key written out, not a parameter: pg_stat_activity then shows which lock a waiting
+    # migrator asks for.
+    try_lock = sa.text(f"SELECT pg_try_advisory_lock({int(key)})")
+    started = time.monotonic()
+    waiting = False
+    while True:
+        taken = bool(connection.execute(try_lock).scalar_one())
+        # Ends SQLAlchemy's transaction, which in autocommit sends nothing; the lock is the
+        # session's, and the isolation level may change only between transactions.
+        connection.commit()
+        if taken:
+            if waiting:
+                log.info("the other migrator is done; migrating")
+            return
+        if not waiting:
+            waiting = True
+            log.info(
+                "another migrator holds the migration lock (%s): waiting for it to finish%s",
+                _describe_holders(connection, key),
+                f" (at most {wait_s:g}s)" if wait_s else "",
+            )
+        if wait_s and time.monotonic() - started >= wait_s:
+            holders = _describe_holders(connection, key)
+            raise MigratorWaitTimeoutError(
+                f"another migrator of this database held the migration lock (advisory lock "
+                f"{key}) through the {wait_s:g}s this one waits for it: {holders}. If it is "
+                "still migrating (its query in pg_stat_activity changes as it goes, an index "
+                "build on a big table takes long), run this one again once it is done, or "
+                "let it wait longer with REMIT_MIGRATOR_WAIT_S (0: no limit); if it is stuck, "
+                "pg_terminate_backend(pid) ends it, and the next run takes up the migration "
+                "it left unfinished."
+            )
+        time.sleep(MIGRATION_LOCK_POLL_S)
+
+
+def _describe_holders(connection: Connection, key: int) -> str:
+    rows = connection.execute(
+        _MIGRATION_LOCK_HOLDERS, {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}
+    ).all()
+    connection.commit()
+    if not rows:
+        # It let the lock go between the try and this look.
+        return "it has just let it go"
+    described = []
+    for row in rows:
+        query = " ".join(str(row.query or "").split())
+        if len(query) > _LONGEST_STATEMENT_SHOWN:
+            query = query[:_LONGEST_STATEMENT_SHOWN] + " ..."
+        described.append(
+            f"pid {row.pid}, application_name {row.application_name!r}, client "
+            f"{row.client or 'local'}, connected since {row.backend_start}, {row.state}, "
+            f"last query: {query}"
+        )
+    return "; ".join(described)
 
 
 def run_with_lock_retries(connection: Connection, policy: LockRetryPolicy) -> None:
@@ -81,7 +182,11 @@ def run_with_lock_retries(connection: Connection, policy: LockRetryPolicy) -> No
                 connection.commit()
                 return
             except DBAPIError as error:
-                if not isinstance(error.orig, psycopg.errors.LockNotAvailable):
+                # 55P03 (lock_timeout) and 40P01 (a deadlock PostgreSQL broke by rolling this
+                # migration back): both say only that another transaction was in the way.
+                if not isinstance(
+                    error.orig, (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
+                ):
                     raise
                 # The migration's transaction is rolled back; those before it are committed,
                 # so running the migrations again starts from this one.
@@ -95,10 +200,9 @@ def run_with_lock_retries(connection: Connection, policy: LockRetryPolicy) -> No
                     ) from error
                 pause = policy.pause_after(failures)
                 log.warning(
-                    "migration %s waited %gs for a lock another transaction holds on its table; "
-                    "running it again in %gs (attempt %d of %d)",
+                    "migration %s %s; running it again in %gs (attempt %d of %d)",
                     migration or "(unknown)",
-                    policy.timeout_s,
+                    _what_stopped(error, policy),
                     pause,
                     failures + 1,
                     policy.attempts,
@@ -154,10 +258,26 @@ def _migration_that_raised(error: BaseException) -> str | None:
     return None
 
 
+def _what_stopped(error: DBAPIError, policy: LockRetryPolicy) -> str:
+    if isinstance(error.orig, psycopg.errors.DeadlockDetected):
+        return "was rolled back to break a deadlock with another transaction"
+    return f"waited {policy.timeout_s:g}s for a lock another transaction holds on its table"
+
+
 def _explanation(migration: str | None, error: DBAPIError, policy: LockRetryPolicy) -> str:
     statement = " ".join(str(error.statement or "").split())
     if len(statement) > _LONGEST_STATEMENT_SHOWN:
         statement = statement[:_LONGEST_STATEMENT_SHOWN] + " ..."
+    if isinstance(error.orig, psycopg.errors.DeadlockDetected):
+        # Which transactions took part is in the error's detail, in PostgreSQL's words.
+        detail = " ".join(str(error.orig.diag.message_detail or "").split())
+        return (
+            f"migration {migration or '(unknown)'} was rolled back to break a deadlock with "
+            f"another transaction in each of its {policy.attempts} attempts, the last while "
+            f"it ran: {statement} ({detail}). Run the migrations again when the database is "
+            "quieter, or with the processes writing the tables it changes stopped. "
+            "REMIT_MIGRATION_LOCK_ATTEMPTS sets the attempts."
+        )
     return (
         f"migration {migration or '(unknown)'} could not lock a table it changes: another "
         f"transaction held a lock on that table through {policy.attempts} attempts, each "

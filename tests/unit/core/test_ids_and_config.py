@@ -17,6 +17,7 @@ from remit.config import (
     idempotency_lease_s,
     migration_lock_attempts,
     migration_lock_timeout_s,
+    migrator_wait_s,
     vault_sweep_grace_s,
     vault_sweep_max_deletions,
     vault_sweep_max_unreferenced_share,
@@ -117,6 +118,18 @@ def test_a_migration_lock_timeout_out_of_range_or_malformed_names_the_variable(v
 def test_a_migration_lock_attempt_count_out_of_range_names_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match="REMIT_MIGRATION_LOCK_ATTEMPTS"):
         migration_lock_attempts({"REMIT_MIGRATION_LOCK_ATTEMPTS": value})
+
+
+def test_a_migrator_waits_an_hour_for_another_unless_configured_otherwise() -> None:
+    assert migrator_wait_s({}) == 3600.0
+    assert migrator_wait_s({"REMIT_MIGRATOR_WAIT_S": "0.3"}) == 0.3
+    assert migrator_wait_s({"REMIT_MIGRATOR_WAIT_S": "0"}) == 0.0
+
+
+@pytest.mark.parametrize("value", ["later", "-1", "0.0001", "86401", "nan"])
+def test_a_migrator_wait_out_of_range_or_malformed_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="REMIT_MIGRATOR_WAIT_S"):
+        migrator_wait_s({"REMIT_MIGRATOR_WAIT_S": value})
 
 
 def test_one_core_process_is_reached_on_the_core_port() -> None:
