@@ -16,6 +16,22 @@ now refuses it on `ledger_transactions`, `ledger_postings`, `ledger_accounts` (t
 balances the postings explain) and `ledger_chains` (the hash chains' heads), including when a
 TRUNCATE of another table cascades to them.
 
+Each CREATE TRIGGER locks its table in SHARE ROW EXCLUSIVE mode, which waits for the writes
+of it under way. Taken one table after another, those locks could deadlock with a posting that
+holds one of the tables and then wants another the migration already holds, so the upgrade
+takes them all first, in an order every writer of the ledger follows: `ledger_chains` in
+EXCLUSIVE mode, then the other three. Every writer (`ledger_post` of core 0010, 0035 and 0063,
+`JournalRepository.lock_chain`, `ledger_lock_for_posting`) locks the merchant's chain head
+before it touches another ledger table, with SELECT ... FOR UPDATE (ROW SHARE) or an upsert (ROW
+EXCLUSIVE), and EXCLUSIVE waits for both: once the migration holds `ledger_chains` no writer
+holds the other tables, and a writer that comes later waits at the chain head holding none of
+them. The triggers' own order (transactions first) deadlocked with a merchant's first posting,
+which writes its chain head and ledger accounts before its transaction; SHARE ROW EXCLUSIVE on
+the chain heads first would deadlock with any later posting, which only locks its head's row
+(ROW SHARE, which that mode lets through) and writes its transaction, postings and balances
+before it updates the head. Plain reads of the ledger (ACCESS SHARE) wait for none of these
+locks, which last as long as the migration's short transaction.
+
 Like the row triggers of 0005, these protect the ledger from remit's own code and from a
 mistaken statement, not from a superuser, who can drop a trigger or run with
 `session_replication_role = replica` (which the tests do to empty their database between
@@ -99,6 +115,12 @@ $$ LANGUAGE plpgsql;
 
 
 def upgrade() -> None:
+    # The order the ledger's writers lock its tables in (the docstring says why).
+    op.execute("LOCK TABLE ledger_chains IN EXCLUSIVE MODE")
+    op.execute(
+        "LOCK TABLE ledger_accounts, ledger_transactions, ledger_postings "
+        "IN SHARE ROW EXCLUSIVE MODE"
+    )
     op.execute(_FORWARD_ONLY)
     op.execute(_REFUSE_TRUNCATE)
     for table in _JOURNAL_TABLES:
