@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import cast
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -44,7 +45,7 @@ from remit.rest.forms import (
     refuse_nul,
 )
 from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
-from remit.rest.idempotency import checked_idempotency_key
+from remit.rest.idempotency import checked_idempotency_key, idempotency_key_problem
 from remit.rest.params import PATH_PARAM, ExpandList, ParamError, Schema
 from remit.rest.publishable import (
     publish_error_intent,
@@ -554,8 +555,19 @@ def build_app(
     return app
 
 
-def _overloaded() -> Response:
-    return error_response(StripeError.rate_limited(), new_id("req"))
+def _overloaded(headers: Headers) -> Response:
+    """The 429 of a request past the in-flight bound, with the headers every other error of
+    the facade carries: a client matching answers to keys by the echoed Idempotency-Key must
+    find this one too. Nothing was done under the key, so a retry with it, backed off,
+    proceeds; no Stripe-Should-Retry, as `remit.rest.admission` says why."""
+    requested_version = headers.get("stripe-version")
+    version = requested_version if requested_version in KNOWN_VERSIONS else LATEST_VERSION
+    response = error_response(StripeError.rate_limited(), new_id("req"), version)
+    key = headers.get(IDEMPOTENCY_KEY_HEADER)
+    # A malformed key is not echoed, as `dispatch` does not: it may not be a valid header.
+    if key and idempotency_key_problem(key) is None:
+        response.headers[IDEMPOTENCY_KEY_HEADER] = key
+    return response
 
 
 async def _unmatched(scope: Scope, receive: Receive, send: Send) -> None:
