@@ -22,6 +22,7 @@ from grpc_status import rpc_status
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.logging import mask_card_numbers
 from remit.core.text_limits import too_long_message
+from remit.grpcutil.concurrency import REFUSAL_DETAILS
 from remit.grpcutil.deadlines import note_deadline
 from remit.grpcutil.request_lengths import OverLimit, field_over_limit, shortest_limit
 from remit.grpcutil.request_text import field_with_nul
@@ -188,10 +189,10 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
     )
 
 
-# What grpc answers, itself, to a call past a server's `maximum_concurrent_rpcs`
-# (`remit.grpcutil.server`). Other RESOURCE_EXHAUSTED without a remit detail (a message past
-# its size limit) are faults of remit's, and stay INTERNAL.
-_CONCURRENCY_LIMIT_DETAILS: Final = "Concurrent RPC limit exceeded!"
+# What a server answers to a call past its bound of calls at once (`remit.grpcutil.concurrency`).
+# Other RESOURCE_EXHAUSTED without a remit detail (a message past its size limit) are faults of
+# remit's, and stay INTERNAL.
+_CONCURRENCY_LIMIT_DETAILS: Final = REFUSAL_DETAILS
 
 
 def _over_concurrency_limit(error: grpc.aio.AioRpcError) -> bool:
