@@ -5,7 +5,9 @@ up to its bound failed its health checks exactly when it was busy, and was resta
 out of its load balancer for it. This bound counts the calls of remit's services and lets the
 health service's through, so a busy server still says it is serving.
 
-Past the bound a call is refused at once, before its handler runs, with RESOURCE_EXHAUSTED.
+Past the bound a call is refused at once, before its handler runs, with RESOURCE_EXHAUSTED
+marked as a refusal of a call not carried out (`remit.grpcutil.unstarted`), so that a caller
+knows it may send it again.
 Only unary calls and server streams are counted; calls streaming requests (the reflection
 service, a tool's) are not remit's work and pass.
 """
@@ -16,13 +18,14 @@ from typing import Any, Final, TypeAlias, cast
 
 import grpc
 
+from remit.grpcutil.unstarted import MARK
+
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
 _Behavior: TypeAlias = Callable[[Any, Any], Any]
 
 EXEMPT_SERVICE_PREFIX: Final = "/grpc.health.v1.Health/"
-# The details grpc's own bound gave its refusals, kept so that callers tell a refusal apart as
-# they did (`remit.grpcutil.errors`).
+# The details grpc's own bound gave its refusals, kept for whoever reads them in a log.
 REFUSAL_DETAILS: Final = "Concurrent RPC limit exceeded!"
 
 
@@ -87,4 +90,6 @@ class ConcurrencyLimit(grpc.aio.ServerInterceptor):
 
 async def refuse(context: grpc.aio.ServicerContext[Any, Any]) -> None:
     """End the call as refused for the bound (raises, as `abort` does)."""
-    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, REFUSAL_DETAILS)
+    await context.abort(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, REFUSAL_DETAILS, trailing_metadata=(MARK,)
+    )
