@@ -10,8 +10,8 @@ Nothing of the request has been read, so nothing is stored under its idempotency
 
 The check is a counter compared and moved on each request: the hot path pays no more. It is
 ASGI middleware, inside the app, so the refusal is Stripe's JSON rather than the plain text of
-uvicorn's own `limit_concurrency`. The health check is outside the bound: a process that
-refuses work because it is busy is not down.
+uvicorn's own `limit_concurrency`. The health checks (`/healthz`, `/readyz`) are outside the
+bound: a process that refuses work because it is busy is neither down nor unready.
 """
 
 from collections.abc import Callable
@@ -20,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-EXEMPT_PATHS = frozenset({"/healthz"})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class AdmissionLimit:

@@ -54,6 +54,7 @@ from remit.rest.publishable import (
     refuse_private_params,
 )
 from remit.rest.rate_limits import client_address
+from remit.rest.readiness import Readiness, grpc_serving
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
 from remit.versioning import (
@@ -497,6 +498,7 @@ async def _openapi(request: Request) -> Response:
 
 
 async def _healthz(_request: Request) -> Response:
+    """Liveness: the process answers HTTP. Whether it can serve is `/readyz`."""
     return Response("ok", media_type="text/plain")
 
 
@@ -533,8 +535,10 @@ def build_app(
 
     versioning.load()  # a change naming an unknown field stops start-up here
     ops = list(operations) if operations is not None else all_operations()
+    readiness = Readiness({"core": grpc_serving(lambda: deps.core_channel)})
     routes = [
         Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", readiness.endpoint, methods=["GET"]),
         Route("/v1/openapi.json", _openapi, methods=["GET"]),
     ]
     routes += _unimplemented_searches(ops)
