@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from remit import versioning
 from remit.accounts.domain import KeyKind, Principal
-from remit.config import api_max_in_flight
+from remit.config import api_max_in_flight, api_read_timeout_s
 from remit.core.errors import RemitError
 from remit.core.ids import new_id
 from remit.core.jsonview import JsonObject, internal_fields_left_out
@@ -32,6 +32,7 @@ from remit.core.logging import mask_card_numbers
 from remit.rest import three_d_secure
 from remit.rest.admission import AdmissionLimit
 from remit.rest.bodies import BodyTooLargeError, capped_body
+from remit.rest.body_deadline import BodyReadDeadline, BodyReadTimeoutError
 from remit.rest.context import ApiContext, request_path_for_core
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -165,6 +166,8 @@ async def read_form(request: Request) -> dict[str, FormValue]:
         body = await capped_body(request, MAX_BODY_BYTES)
     except BodyTooLargeError:
         raise FormDecodeError("The request body is larger than 1 MiB.", None) from None
+    except BodyReadTimeoutError as slow:
+        raise StripeError.body_too_slow(str(slow)) from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         return decode_json_body(body)
@@ -323,6 +326,9 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         )
     else:
         response = json_response(200, body, {"Request-Id": request_id, "Stripe-Version": version})
+    if response.status_code == 408:
+        # The rest of the body may still be on its way: the connection is not used again.
+        response.headers["Connection"] = "close"
     if context is not None:
         # Set by handlers, e.g. Idempotent-Replayed on a replayed answer or error.
         response.headers.update(context.response_headers)
@@ -528,9 +534,12 @@ def build_app(
     operations: Sequence[Operation] | None = None,
     *,
     max_in_flight: int | None = None,
+    read_timeout_s: float | None = None,
 ) -> Starlette:
     """The facade's app; it serves at most `max_in_flight` requests at once
-    (REMIT_API_MAX_IN_FLIGHT by default) and refuses the others at once (`remit.rest.admission`)."""
+    (REMIT_API_MAX_IN_FLIGHT by default) and refuses the others at once (`remit.rest.admission`),
+    and waits `read_timeout_s` (REMIT_API_READ_TIMEOUT_S by default) at most for a request's
+    body (`remit.rest.body_deadline`)."""
     from remit.rest.routes import all_operations
 
     versioning.load()  # a change naming an unknown field stops start-up here
@@ -549,7 +558,10 @@ def build_app(
     limit = api_max_in_flight() if max_in_flight is None else max_in_flight
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AdmissionLimit, max_in_flight=limit, refusal=_overloaded)],
+        middleware=[
+            Middleware(AdmissionLimit, max_in_flight=limit, refusal=_overloaded),
+            Middleware(BodyReadDeadline, timeout_s=read_timeout_s or api_read_timeout_s()),
+        ],
     )
     # A path the catch-all cannot match (its pattern stops at a newline, `%0A` in an id) would
     # get Starlette's own plain-text 404, and one ending in a slash a 307 to the path without
