@@ -221,7 +221,24 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
     return principal
 
 
-async def dispatch(request: Request, operation: Operation, deps: Dependencies) -> Response:
+async def _log_cancelled(request: Request) -> None:
+    """Say why a request was cancelled while the server is not stopping."""
+    try:
+        gone = await request.is_disconnected()
+    except Exception:
+        gone = False
+    if gone:
+        log.info("%s %s: the client disconnected; no answer is sent", request.method,
+                 request.url.path)  # fmt: skip
+    else:
+        log.warning("%s %s cancelled while the server is not stopping; no answer is sent",
+                    request.method, request.url.path)  # fmt: skip
+
+
+async def dispatch(
+    request: Request, operation: Operation, deps: Dependencies, stopping: asyncio.Event
+) -> Response:
+    """Serve `operation`; `stopping` is set once the server is told to stop."""
     request_id = new_id("req")
     operation_name = operation_key(operation.method, operation.path)
     requested_version = request.headers.get("stripe-version")
@@ -317,6 +334,11 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
             StripeError.api_error(), request_id, version, operation=operation_name
         )
     except asyncio.CancelledError:
+        if not stopping.is_set():
+            # Not a stop: the server gave up on the request, as some do when its client
+            # disconnects. There is no one to answer, and a 503 would be logged as one.
+            await _log_cancelled(request)
+            raise
         # The server is stopping and this request outlasted its grace. Left to uvicorn, it
         # would answer a bare text 500 with no Request-Id. What the core was doing (an
         # authorization) carries on and is recorded under the key, so a retry with it is safe.
@@ -473,9 +495,9 @@ def _json_body(error: StripeError) -> JsonObject:
     return cast(JsonObject, error.to_body())
 
 
-def _route(operation: Operation, deps: Dependencies) -> Route:
+def _route(operation: Operation, deps: Dependencies, stopping: asyncio.Event) -> Route:
     async def endpoint(request: Request) -> Response:
-        return await dispatch(request, operation, deps)
+        return await dispatch(request, operation, deps, stopping)
 
     return Route(operation.path, endpoint, methods=[operation.method])
 
@@ -535,11 +557,13 @@ def build_app(
     *,
     max_in_flight: int | None = None,
     read_timeout_s: float | None = None,
+    stopping: asyncio.Event | None = None,
 ) -> Starlette:
     """The facade's app; it serves at most `max_in_flight` requests at once
     (REMIT_API_MAX_IN_FLIGHT by default) and refuses the others at once (`remit.rest.admission`),
     and waits `read_timeout_s` (REMIT_API_READ_TIMEOUT_S by default) at most for a request's
-    body (`remit.rest.body_deadline`)."""
+    body (`remit.rest.body_deadline`). A request cancelled once `stopping` is set (the server
+    is stopping) answers a retryable 503; cancelled otherwise, it answers nothing."""
     from remit.rest.routes import all_operations
 
     versioning.load()  # a change naming an unknown field stops start-up here
@@ -551,7 +575,9 @@ def build_app(
         Route("/v1/openapi.json", _openapi, methods=["GET"]),
     ]
     routes += _unimplemented_searches(ops)
-    routes += [_route(op, deps) for op in ops]
+    if stopping is None:
+        stopping = asyncio.Event()  # never set: a server that does not stop, as in tests
+    routes += [_route(op, deps, stopping) for op in ops]
     routes += three_d_secure.routes(deps)
     # Anything unmatched, including a known path with the wrong method, is Stripe's 404.
     routes.append(Route("/{path:path}", _not_found, methods=_ANY_METHOD))

@@ -96,6 +96,13 @@ def uvicorn_config(
     )
 
 
+def _stop(server: uvicorn.Server, stopping: asyncio.Event) -> None:
+    # Set first: the requests uvicorn cancels past its grace are told apart by it from those
+    # cancelled for another reason (`remit.rest.app.dispatch`).
+    stopping.set()
+    server.should_exit = True
+
+
 async def serve_api(config: PlatformConfig) -> None:
     # Read first: a bad value stops the process before it connects to anything.
     trusted_proxies = forwarded_allow_ips()
@@ -105,8 +112,14 @@ async def serve_api(config: PlatformConfig) -> None:
     dependencies = await connect_dependencies(config)
     # X-Forwarded-For is believed from the trusted proxies only, so the per-client limit counts
     # clients; from any other peer it is ignored, and logged (`remit.rest.forwarded`).
+    stopping = asyncio.Event()
     app = ForwardedFor(
-        build_app(dependencies, max_in_flight=max_in_flight, read_timeout_s=read_timeout_s),
+        build_app(
+            dependencies,
+            max_in_flight=max_in_flight,
+            read_timeout_s=read_timeout_s,
+            stopping=stopping,
+        ),
         trusted_proxies,
     )
     server = _Server(
@@ -115,7 +128,7 @@ async def serve_api(config: PlatformConfig) -> None:
     sock = listening_socket(config.api.host, config.api.port)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(signum, _stop, server, stopping)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if serving.done():
