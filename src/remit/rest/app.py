@@ -17,7 +17,7 @@ from typing import cast
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -327,6 +327,17 @@ async def dispatch(
     except RemitError as error:
         response = await _versioned_error(
             stripe_error_from_remit(error), request_id, version, operation_name, deps, context
+        )
+    except ClientDisconnect:
+        # Gone before its body was read: nothing was done, and no one is left to answer (what
+        # is answered here is dropped). The client's doing, not an error of remit's.
+        log.info("%s %s: the client disconnected before sending its body; no answer is sent",
+                 request.method, request.url.path)  # fmt: skip
+        response = error_response(
+            StripeError.invalid_request("The client disconnected before sending its body."),
+            request_id,
+            version,
+            operation=operation_name,
         )
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.url.path)

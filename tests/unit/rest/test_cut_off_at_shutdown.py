@@ -74,21 +74,39 @@ async def test_a_request_cancelled_after_its_client_left_answers_nothing(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/payment_intents/pi_1/confirm",
-        "raw_path": b"/v1/payment_intents/pi_1/confirm",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"host", b"api")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 2),
-    }
     with caplog.at_level(logging.INFO, "remit.rest.app"), pytest.raises(asyncio.CancelledError):
-        await _app(asyncio.Event())(scope, receive, send)
+        await _app(asyncio.Event())(_SCOPE, receive, send)
     assert sent == []
     assert "the client disconnected; no answer is sent" in caplog.text
     assert "cut off by the server stopping" not in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_client_gone_before_sending_its_body_is_no_error_of_remits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    with caplog.at_level(logging.INFO, "remit.rest.app"):
+        await _app(asyncio.Event())(_SCOPE, receive, send)
+    assert "the client disconnected before sending its body" in caplog.text
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+_SCOPE = {
+    "type": "http",
+    "http_version": "1.1",
+    "method": "POST",
+    "scheme": "http",
+    "path": "/v1/payment_intents/pi_1/confirm",
+    "raw_path": b"/v1/payment_intents/pi_1/confirm",
+    "query_string": b"",
+    "root_path": "",
+    "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"host", b"api")],
+    "client": ("127.0.0.1", 1),
+    "server": ("127.0.0.1", 2),
+}
