@@ -7,7 +7,9 @@ health service's through, so a busy server still says it is serving.
 
 Past the bound a call is refused at once, before its handler runs, with RESOURCE_EXHAUSTED
 marked as a refusal of a call not carried out (`remit.grpcutil.unstarted`), so that a caller
-knows it may send it again.
+knows it may send it again. A call is counted, and refused, as its handler starts (the
+handler another interceptor put in its place included, such as a refusal of its credential).
+
 Only unary calls and server streams are counted; calls streaming requests (the reflection
 service, a tool's) are not remit's work and pass.
 """

@@ -55,9 +55,9 @@ async def serve_grpc(
     # caller must show; None: neither (a service run on its own in a test).
     # `max_concurrent_rpcs`: calls run at once (REMIT_GRPC_MAX_CONCURRENT_RPCS by default),
     # health checks aside; past it a call is refused at once with RESOURCE_EXHAUSTED, before
-    # any other interceptor or its handler runs, rather than queueing every call on the
-    # database pools until all of them are slow and memory grows with the queue. The facade
-    # answers it as Stripe answers overload: a 429 (`remit.grpcutil.concurrency`).
+    # its handler runs, rather than queueing every call on the database pools until all of
+    # them are slow and memory grows with the queue. The facade answers it as Stripe answers
+    # overload: a 429 (`remit.grpcutil.concurrency`).
     limit = grpc_max_concurrent_rpcs() if max_concurrent_rpcs is None else max_concurrent_rpcs
     access = InternalAccess() if internal is None else InternalAccess.of(internal)
     token = None if internal is None else internal.internal_token
