@@ -41,6 +41,18 @@ _BODY: Final = json.dumps(
 _OVERLOADED_BODY: Final = json.dumps(StripeError.rate_limited().to_body()).encode()
 
 
+# When a refused connection was last logged: a flood of them is logged once a second, not once
+# each, which would make the log the next thing to fill up.
+_last_refusal_logged: float | None = None
+
+
+def _log_refusal(now: float, max_connections: int) -> None:
+    global _last_refusal_logged
+    if _last_refusal_logged is None or now - _last_refusal_logged >= 1.0:
+        _last_refusal_logged = now
+        log.warning("refusing connections: %d are open already", max_connections)
+
+
 class StripeShapedHttpToolsProtocol(HttpToolsProtocol):
     # Set by `configured` from the api process's settings.
     read_timeout_s: ClassVar[float] = DEFAULT_API_READ_TIMEOUT_S
@@ -61,7 +73,7 @@ class StripeShapedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
-            log.warning("refusing a connection: %d open already", self.max_connections)
+            _log_refusal(self.loop.time(), self.max_connections)
             self._send_and_close(b"429 Too Many Requests", _OVERLOADED_BODY)
             return
         self._await_head()
@@ -75,9 +87,10 @@ class StripeShapedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        # A pipelined request's head has arrived already, and uvicorn serves it now.
+        pipelined = bool(self.pipeline)
         super().on_response_complete()
-        # A pipelined request's head has arrived already, and it is served now.
-        if not self.transport.is_closing() and not self.pipeline:
+        if not pipelined and not self.transport.is_closing():
             self._await_head()
 
     def _await_head(self) -> None:

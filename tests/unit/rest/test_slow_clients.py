@@ -35,6 +35,11 @@ async def _created(context: ApiContext, deps: Dependencies) -> JsonObject:
     return {"id": "cus_1", "object": "customer"}
 
 
+async def _slow(context: ApiContext, deps: Dependencies) -> JsonObject:
+    await asyncio.sleep(2 * READ_TIMEOUT_S)
+    return {"id": "cus_1", "object": "customer"}
+
+
 def _app() -> Any:
     async def lookup(key: str) -> Principal | None:
         return Principal("acct_1", "key_1", KeyKind.SECRET, False, LATEST_VERSION, False)
@@ -50,7 +55,10 @@ def _app() -> Any:
         ledger=cast(Any, None),
         radar=cast(Any, None),
     )
-    operations = [Operation("POST", "/v1/customers", Schema({}), _created)]
+    operations = [
+        Operation("POST", "/v1/customers", Schema({}), _created),
+        Operation("GET", "/v1/customers/{customer}", Schema({}), _slow),
+    ]
     return build_app(deps, operations, max_in_flight=1)
 
 
@@ -151,3 +159,19 @@ async def test_what_is_not_http_is_still_refused_in_stripes_shape(
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ")
     assert json.loads(body)["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_pipelined_request_served_past_the_timeout_is_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its head arrived with the request before it: the wait for a head does not cut it off."""
+    async with _serving(monkeypatch) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        get = f"GET /v1/customers/cus_1 HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {KEY}\r\n"
+        writer.write(
+            _head(0) + (get + "\r\n").encode() + (get + "Connection: close\r\n\r\n").encode()
+        )
+        await writer.drain()
+        answers = await _answer(reader)
+        writer.close()
+    assert answers.count(b"HTTP/1.1 200 ") == 3
