@@ -99,43 +99,30 @@ def run_process(role: str, config: PlatformConfig) -> int:
 async def _run_core(config: PlatformConfig) -> None:
 
     from remit.accounts.grpc import accounts_registration
-    from remit.accounts.service import AccountsService
     from remit.config import core_instance_port
+    from remit.core_process import prepare_core
     from remit.grpcutil.errors import ErrorMappingInterceptor
-    from remit.grpcutil.internal_auth import InternalAccess, internal_channel
     from remit.grpcutil.server import serve_grpc
     from remit.ledger.grpc import ledger_registration
-    from remit.ledger.service import LedgerService
     from remit.payments.grpc import payments_registration
-    from remit.payments.related import event_renderer
-    from remit.payments.wiring import build_payments
     from remit.radar.grpc import radar_registration
     from remit.storage.engine import dispose, make_engine
     from remit.webhooks.grpc import webhooks_registration
-    from remit.webhooks.service import WebhooksService
     from remit.webhooks.stream import EventNotifier
-    from remit.webhooks.urls import policy_for
     from remit.worker.runner import libpq_url
-    from remit_api.acquirer.v1 import acquirer_pb2_grpc
 
     engine = make_engine(
         config.require_database_url(),
         application_name="remit-core",
         statement_timeout_s=statement_timeout_s(),
     )
-    accounts = AccountsService(engine)
-    payments = build_payments(engine, config)
-    webhooks = WebhooksService(engine, policy=policy_for(config), renderer=event_renderer(engine))
+    # Its services tell the time by the database's clock, never the host's.
+    core = await prepare_core(engine, config)
     notifier = EventNotifier(libpq_url(config.require_database_url()))
-    # Reconciliation reads the acquirer's settlement reports.
-    acquirer_channel = internal_channel(config.acquirer.target, InternalAccess.of(config))
-    ledger = LedgerService(engine, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(acquirer_channel))
 
     async def stop() -> None:
         await notifier.close()
-        await webhooks.close()
-        await payments.close()
-        await acquirer_channel.close()
+        await core.close()
         await dispose(engine)
 
     await serve_grpc(
@@ -144,11 +131,11 @@ async def _run_core(config: PlatformConfig) -> None:
         # facade's round-robin channel uses to spread its calls (see PlatformConfig).
         also_on=core_instance_port(),
         services=[
-            accounts_registration(accounts),
-            payments_registration(payments.servicer),
-            radar_registration(payments.radar_servicer),
-            webhooks_registration(webhooks, notifier),
-            ledger_registration(ledger),
+            accounts_registration(core.accounts),
+            payments_registration(core.payments.servicer),
+            radar_registration(core.payments.radar_servicer),
+            webhooks_registration(core.webhooks, notifier),
+            ledger_registration(core.ledger),
         ],
         interceptors=[ErrorMappingInterceptor()],
         internal=config,

@@ -6,6 +6,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from remit.accounts.command_keys import IDEMPOTENCY_KEY_HELP
@@ -19,7 +20,7 @@ from remit.command_exits import (
     run_reporting_failures,
 )
 from remit.config import ConfigError, PlatformConfig, from_env
-from remit.core.logging import configure_logging
+from remit.core.logging import configuration_kept, configure_logging
 from remit.grpcutil.internal_roles import ADMIN
 
 log = logging.getLogger("remit")
@@ -46,6 +47,7 @@ _SUBCOMMAND_DESTS = (
     "radar_command",
     "held_requests_command",
     "jobs_command",
+    "balance_release_failures_command",
 )
 
 
@@ -228,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
             "With --output, the report is written to a temporary file beside PATH, synced, "
             "and renamed\nto PATH only once complete: PATH never holds part of a report.\n\n"
             "Exit codes: 0 written, 2 refused input (a malformed or future date, today "
-            "without\n--allow-partial, an output path that cannot be written), 3 the command "
-            "failed (a bug),\n75 retry later (its database out of reach)."
+            "without\n--allow-partial, an output path that cannot be written, a database not "
+            "migrated to this\nversion: it never migrates), 3 the command failed (a bug), 75 "
+            "retry later (its database\nout of reach)."
         ),
     )
     _add_platform_flags(report)
@@ -285,6 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument(
         "--version", type=int, required=True, metavar="VERSION", help="the key version to remove"
     )
+    reseal = vault_commands.add_parser(
+        "reseal-cards",
+        help="re-seal every card stored before cards were bound to their account",
+        description=(
+            "Open each card still sealed to its vault token alone and seal it anew under a "
+            "fresh data key, bound to its account and wrapped under the current key version. "
+            "The vault does this in the background by itself; this waits until it is done. "
+            "Copies of the old rows (the WAL, backups) stay readable until the key version "
+            "that wrapped their data keys is retired and removed (see remove-key-version)."
+        ),
+    )
+    _add_platform_flags(reseal)
 
     ledger = commands.add_parser("ledger", help="inspect the ledger")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
@@ -303,6 +318,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_platform_flags(verify)
     verify.add_argument("--account", help="only this account (acct_...)")
+    verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="FILE",
+        help=(
+            "also check every checkpoint in FILE (remit ledger checkpoint): its HMAC under "
+            "REMIT_LEDGER_CHECKPOINT_KEY or _KEY_FILE, and that the account's hash chain still "
+            "passes through its position with its hash; names the first checkpoint the "
+            "database no longer agrees with"
+        ),
+    )
+    checkpoint = ledger_commands.add_parser(
+        "checkpoint",
+        help="append a checkpoint of every hash chain to a file outside the database",
+        description=(
+            "Append, for every account's hash chain, its position and hash now, authenticated "
+            "with the HMAC key of REMIT_LEDGER_CHECKPOINT_KEY or REMIT_LEDGER_CHECKPOINT_KEY_FILE, "
+            "to the checkpoint file (--file, else REMIT_LEDGER_CHECKPOINT_FILE), synced to disk. "
+            "remit ledger verify --checkpoints FILE then shows history rewritten before a "
+            "checkpoint, even with its hashes recomputed. Changes nothing in the database."
+        ),
+    )
+    _add_platform_flags(checkpoint)
+    checkpoint.add_argument("--account", help="only this account (acct_...)")
+    checkpoint.add_argument(
+        "--file", type=Path, metavar="FILE", help="the checkpoint file to append to"
+    )
 
     reconcile = commands.add_parser(
         "reconcile",
@@ -316,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
             "run of a DATE (and --account) supersedes the earlier ones, which stay stored "
             "(remit reconciliations lists them). "
             "A pair is compared on amount, currency, merchant, authorization and the "
-            "network's fee; a row that does not match says what differs. "
+            "network's fee; a row that does not match says what differs. It never changes the "
+            "schema: a core database not migrated to this version (remit migrate) is refused. "
             "Exit codes: 0 everything matched; 1 something is missing on either side or "
             "differs; 2 refused input (a malformed or future date, today without "
             "--allow-partial) or the acquirer failed; 3 the command itself failed (a bug), "
@@ -363,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_held_request_commands(commands)
     _add_job_commands(commands)
+    _add_balance_release_failure_commands(commands)
 
     for role in PROCESS_ROLES:
         if role == "vault":
@@ -593,6 +637,60 @@ def _add_job_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPar
     _add_platform_flags(failed)
 
 
+def _add_balance_release_failure_commands(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+) -> None:
+    from remit.ledger.release_failure_bounds import DEFAULT_LIMIT, MAX_LIMIT
+
+    group = commands.add_parser(
+        "balance-release-failures",
+        help="the due funds the release job set aside, and retrying one",
+        description=(
+            "Due funds whose move to the available balance the database refused for its "
+            "values (a balance that would pass a bigint's range) are set aside by the release "
+            "job: recorded once, and not tried again by it. Both commands read the core "
+            "database itself, with or without a running platform, and never change its schema: "
+            "a core database not migrated to this version (remit migrate) is refused."
+        ),
+    )
+    actions = group.add_subparsers(dest="balance_release_failures_command", required=True)
+    listed = actions.add_parser(
+        "list",
+        help="the set-aside releases, the latest first",
+        description=(
+            "List the set-aside releases, the latest set aside first: when (UTC), the balance "
+            "transaction, its account, its net amount (minor units) and currency, and below "
+            "it when it was due and the database's refusal. Changes nothing. Exits 1 when it "
+            "lists any, 0 when none, 2 on refused input or a schema not at this version's, 75 "
+            "when the database was out of reach."
+        ),
+    )
+    listed.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"how many, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})",
+    )
+    retry = actions.add_parser(
+        "retry",
+        help="move one set-aside release's funds now, as the release job would",
+        description=(
+            "Once room is made (the balance paid out, say), make the funds of balance "
+            "transaction ID available now, as the release job would, and record the "
+            "account's balance.available event; the set-aside row goes with it. Safe beside "
+            "running workers and run twice: funds already available are left as they are. "
+            "Exits 0 when the funds are available (now or already) or ID is not set aside, 1 "
+            "when the database refused the move again (the refusal is printed and recorded), "
+            "2 for an unknown ID, 75 when a worker held its locks for over 5 s or the "
+            "database was out of reach (run it again)."
+        ),
+    )
+    retry.add_argument("id", metavar="ID", help="the balance transaction's id (txn_...)")
+    for action in (listed, retry):
+        _add_platform_flags(action)
+
+
 def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     key_help = "act for the account of this secret key (default: the default test account)"
     listen = commands.add_parser(
@@ -642,7 +740,13 @@ def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.Argumen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command `argv` names; its exit code (`remit.command_exits` for admin commands)."""
+    """Run the command `argv` names; its exit code (`remit.command_exits` for admin commands).
+    The logging it sets up for the command is taken down when it returns."""
+    with configuration_kept():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     command = command_name(args)
     if args.command == "versions":
@@ -699,7 +803,11 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.command == "ledger" and args.ledger_command == "verify":
         from remit.ledger.cli import verify_command
 
-        return verify_command(config, account_id=args.account)
+        return verify_command(config, account_id=args.account, checkpoints=args.checkpoints)
+    if args.command == "ledger" and args.ledger_command == "checkpoint":
+        from remit.ledger.cli import checkpoint_command
+
+        return checkpoint_command(config, account_id=args.account, file=args.file)
     if args.command == "reconcile":
         from remit.ledger.cli import reconcile_command
 
@@ -717,6 +825,12 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
         from remit.worker.failed_jobs import failed_jobs_command
 
         return failed_jobs_command(config, limit=args.limit, out=sys.stdout)
+    if args.command == "balance-release-failures":
+        from remit.ledger import release_failures_command as release_failures
+
+        if args.balance_release_failures_command == "list":
+            return release_failures.list_command(config, limit=args.limit, out=sys.stdout)
+        return release_failures.retry_command(config, txn_id=args.id, out=sys.stdout)
     if args.command == "radar":
         return _radar_command(args, config)
     if args.command == "accounts" and args.accounts_command == "create":

@@ -11,9 +11,9 @@ to do next. The codes:
 0  the command did what it was asked, and found nothing wrong
 1  it ran and found something wrong (`ledger verify`, `reconcile`: mismatches, ledger
    differences; `held-requests list`: requests held unfinished; `jobs failed`: jobs failed for
-   good), or what it tried did not take
+   good; `balance-release-failures list`: due funds set aside), or what it tried did not take
    (`webhooks resend`: the endpoint refused the delivery; `held-requests retry`: the request is
-   still held)
+   still held; `balance-release-failures retry`: the database refused the move again)
 2  it refused its input (bad arguments, a malformed or future date, an unknown id, a state
    that forbids it, a setting missing or malformed, a database that refuses the URL's user,
    password or database name), or a service it calls (the core, the vault, the acquirer, the
@@ -55,8 +55,9 @@ EXIT_INTERRUPTED: Final = 130
 
 EXIT_CODES_HELP: Final = (
     "Exit codes: 0 done, nothing wrong found; 1 it ran and found something wrong (ledger "
-    "verify, reconcile, held requests or failed jobs listed) or what it retried did not "
-    "take (webhooks resend, held-requests retry); 2 refused: bad "
+    "verify, reconcile, held requests, failed jobs or set-aside releases listed) or what it "
+    "retried did not take (webhooks resend, held-requests retry, balance-release-failures "
+    "retry); 2 refused: bad "
     "arguments, an unknown id, a state that forbids it, a setting missing or wrong, or a "
     "service it calls (core, vault, acquirer, API) refused or failed; 3 the command itself "
     "failed (a bug) and did nothing; 75 retry later: a database or service out of reach or "

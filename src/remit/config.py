@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, TypeVar
 
+from remit.core.secrets import Secret
 from remit.grpcutil.internal_roles import CALLER_ONLY_ROLES, role_credential
 from remit.hosts import bracketed, host_problem, ip_literal, resolved_addresses, unbracketed
 
@@ -125,7 +126,9 @@ class PlatformConfig:
     def api_base_url(self) -> str:
         return (self.public_url or f"http://{self.api.target}").rstrip("/")
 
-    def with_databases(self, core: str, vault: str, acquirer: str) -> "PlatformConfig":
+    def with_databases(
+        self, core: str | None, vault: str | None, acquirer: str | None
+    ) -> "PlatformConfig":
         return replace(
             self, database_url=core, vault_database_url=vault, acquirer_database_url=acquirer
         )
@@ -235,6 +238,13 @@ VAULT_ONLY_ENV = frozenset(
     {"VAULT_DATABASE_URL", "REMIT_VAULT_KEYS", "REMIT_VAULT_KEY_FILE", "REMIT_VAULT_DESTINATIONS"}
 )
 KEPT_FROM_VAULT_ENV = frozenset({"DATABASE_URL", "ACQUIRER_DATABASE_URL"})
+# The key that authenticates the ledger's checkpoints (`remit.ledger.checkpoints`): of the
+# processes `remit serve` starts, only the worker writes checkpoints. Whoever holds it can
+# forge one, so the processes that face callers (the api, the core) do not get it.
+LEDGER_CHECKPOINT_KEY_ENV: Final = "REMIT_LEDGER_CHECKPOINT_KEY"
+LEDGER_CHECKPOINT_KEY_FILE_ENV: Final = "REMIT_LEDGER_CHECKPOINT_KEY_FILE"
+LEDGER_CHECKPOINT_FILE_ENV: Final = "REMIT_LEDGER_CHECKPOINT_FILE"
+WORKER_ONLY_ENV = frozenset({LEDGER_CHECKPOINT_KEY_ENV, LEDGER_CHECKPOINT_KEY_FILE_ENV})
 
 
 def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
@@ -245,6 +255,8 @@ def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
     worker) gets its role's credential instead, so that taking it over does not hand out the
     other roles'. No child inherits another's credential."""
     withheld = KEPT_FROM_VAULT_ENV if role == "vault" else VAULT_ONLY_ENV
+    if role != "worker":
+        withheld = withheld | WORKER_ONLY_ENV
     child = {
         name: value
         for name, value in env.items()
@@ -541,6 +553,12 @@ def client_rate_limit_per_s(environ: Mapping[str, str] | None = None) -> float:
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
 
+# The widest network REMIT_FORWARDED_ALLOW_IPS takes, by IP version: a private block at most
+# (10.0.0.0/8; fc00::/7, the unique-local block). A wider one spans the public addresses
+# clients come from, and each client it covers is trusted to write its own X-Forwarded-For.
+_WIDEST_PROXY_PREFIX: Final = {4: 8, 6: 7}
+
+
 def _strict_network(entry: str) -> bool:
     try:
         ipaddress.ip_network(entry)
@@ -558,8 +576,10 @@ def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
     the leftmost X-Forwarded-For entry, which is whatever the client wrote (a proxy appends to
     the header it was sent), so every client would choose the address it is counted as, to
     evade its limit or use up another's. A proxy whose address is not known in advance is
-    covered by its network. A network written with host bits (`10.0.0.1/8`) is refused too:
-    uvicorn would silently take it for a name, and trust nothing by it."""
+    covered by its network, at most as wide as a private block (an IPv4 /8, an IPv6 /7): one
+    wider is refused, since it takes in clients too. A network written with host bits
+    (`10.0.0.1/8`) is refused too: uvicorn would silently take it for a name, and trust nothing
+    by it."""
     env = os.environ if environ is None else environ
     value = (env.get("REMIT_FORWARDED_ALLOW_IPS") or "").strip()
     if value == "":
@@ -584,6 +604,15 @@ def forwarded_allow_ips(environ: Mapping[str, str] | None = None) -> str:
                 f"REMIT_FORWARDED_ALLOW_IPS: {entry} trusts every address, which would let "
                 "every client choose the address it is counted as; list your proxies' "
                 "addresses or networks instead"
+            )
+        widest = _WIDEST_PROXY_PREFIX[network.version]
+        if network.prefixlen < widest:
+            raise ConfigError(
+                f"REMIT_FORWARDED_ALLOW_IPS: {entry} is wider than any proxy network (IPv4 "
+                f"networks wider than /{_WIDEST_PROXY_PREFIX[4]} and IPv6 ones wider than "
+                f"/{_WIDEST_PROXY_PREFIX[6]} are refused): it takes in clients' addresses, and "
+                "each such client could choose the address it is counted as; list your "
+                "proxies' addresses or networks instead"
             )
         if "/" in entry and not _strict_network(entry):
             raise ConfigError(
@@ -650,21 +679,96 @@ def vault_sweep_max_unreferenced_share(environ: Mapping[str, str] | None = None)
     )
 
 
-DEFAULT_WORKER_MAX_CLOCK_SKEW_S = 5.0
-MAX_WORKER_MAX_CLOCK_SKEW_S = 3600.0
+DEFAULT_MAX_CLOCK_SKEW_S = 5.0
+LARGEST_CLOCK_SKEW_BOUND_S = 3600.0
+
+
+def _max_clock_skew_s(environ: Mapping[str, str] | None, name: str) -> float:
+    return _number_setting(
+        environ,
+        name,
+        DEFAULT_MAX_CLOCK_SKEW_S,
+        float,
+        lambda value: 0 < value <= LARGEST_CLOCK_SKEW_BOUND_S,
+        f"above 0 and at most {LARGEST_CLOCK_SKEW_BOUND_S:.0f} seconds",
+    )
 
 
 def worker_max_clock_skew_s(environ: Mapping[str, str] | None = None) -> float:
     """How far the worker's host clock may be from the database's before the worker warns
-    (`remit.worker.database_clock`; the worker itself tells the time by the database's).
+    (`remit.storage.database_clock`; the worker itself tells the time by the database's).
     REMIT_WORKER_MAX_CLOCK_SKEW_S overrides it."""
+    return _max_clock_skew_s(environ, "REMIT_WORKER_MAX_CLOCK_SKEW_S")
+
+
+def core_max_clock_skew_s(environ: Mapping[str, str] | None = None) -> float:
+    """How far the core's host clock may be from the database's before the core warns
+    (`remit.storage.database_clock`; the core itself tells the time by the database's).
+    REMIT_CORE_MAX_CLOCK_SKEW_S overrides it."""
+    return _max_clock_skew_s(environ, "REMIT_CORE_MAX_CLOCK_SKEW_S")
+
+
+# A checkpoint key shorter than this is refused: an HMAC key of 32 random characters (as
+# `openssl rand -hex 32` prints 64) cannot be guessed.
+MIN_LEDGER_CHECKPOINT_KEY_CHARS = 32
+
+
+def ledger_checkpoint_key(environ: Mapping[str, str] | None = None) -> Secret[bytes] | None:
+    """The HMAC key of the ledger's checkpoints, held outside the database:
+    REMIT_LEDGER_CHECKPOINT_KEY, else the file REMIT_LEDGER_CHECKPOINT_KEY_FILE names (readable
+    by its owner only, as the vault's key file); None when neither is set. Surrounding
+    whitespace (a file's last newline) is not part of the key."""
+    env = os.environ if environ is None else environ
+    inline = (env.get(LEDGER_CHECKPOINT_KEY_ENV) or "").strip()
+    if inline:
+        return _checkpoint_key(inline, LEDGER_CHECKPOINT_KEY_ENV)
+    path_text = env.get(LEDGER_CHECKPOINT_KEY_FILE_ENV) or ""
+    if not path_text:
+        return None
+    path = Path(path_text)
+    try:
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(
+                f"{LEDGER_CHECKPOINT_KEY_FILE_ENV} {path} is readable by other users; chmod 600 it"
+            )
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"{LEDGER_CHECKPOINT_KEY_FILE_ENV} {path} cannot be read: {type(error).__name__}"
+        ) from None
+    return _checkpoint_key(text, LEDGER_CHECKPOINT_KEY_FILE_ENV)
+
+
+def _checkpoint_key(text: str, name: str) -> Secret[bytes]:
+    if len(text) < MIN_LEDGER_CHECKPOINT_KEY_CHARS:
+        raise ConfigError(
+            f"{name} must hold at least {MIN_LEDGER_CHECKPOINT_KEY_CHARS} characters "
+            "(e.g. openssl rand -hex 32)"
+        )
+    return Secret(text.encode("utf-8"))
+
+
+def ledger_checkpoint_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where checkpoints of the ledger are appended (REMIT_LEDGER_CHECKPOINT_FILE): by the
+    worker, when set, and by `remit ledger checkpoint` unless told another file."""
+    env = os.environ if environ is None else environ
+    raw = env.get(LEDGER_CHECKPOINT_FILE_ENV) or ""
+    return Path(raw) if raw else None
+
+
+DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S = 3600.0
+
+
+def ledger_checkpoint_interval_s(environ: Mapping[str, str] | None = None) -> float:
+    """How often the worker writes checkpoints of the ledger when a checkpoint file is set.
+    REMIT_LEDGER_CHECKPOINT_INTERVAL_S overrides it."""
     return _number_setting(
         environ,
-        "REMIT_WORKER_MAX_CLOCK_SKEW_S",
-        DEFAULT_WORKER_MAX_CLOCK_SKEW_S,
+        "REMIT_LEDGER_CHECKPOINT_INTERVAL_S",
+        DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S,
         float,
-        lambda value: 0 < value <= MAX_WORKER_MAX_CLOCK_SKEW_S,
-        f"above 0 and at most {MAX_WORKER_MAX_CLOCK_SKEW_S:.0f} seconds",
+        lambda value: 10 <= value <= 86400,
+        "between 10 and 86400 seconds",
     )
 
 

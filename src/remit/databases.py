@@ -7,6 +7,7 @@ the acquirer's databases on one, the vault's on its own.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 from remit.command_exits import CommandRefusedError
 from remit.config import PlatformConfig
@@ -26,6 +27,9 @@ CORE_DATABASE = "remit_core"
 VAULT_DATABASE = "remit_vault"
 ACQUIRER_DATABASE = "remit_acquirer"
 
+DatabaseName = Literal["core", "vault", "acquirer"]
+ALL_DATABASES: Final[tuple[DatabaseName, ...]] = ("core", "vault", "acquirer")
+
 
 @dataclass
 class ResolvedDatabases:
@@ -38,12 +42,16 @@ class ResolvedDatabases:
         self.clusters.clear()
 
 
-def resolve_databases(config: PlatformConfig) -> ResolvedDatabases:
-    """The databases `config` names, an embedded server started for those it does not: an
-    `EmbeddedDatabaseError` when one does not start (the ones started before it stopped)."""
+def resolve_databases(
+    config: PlatformConfig, needed: tuple[DatabaseName, ...] = ALL_DATABASES
+) -> ResolvedDatabases:
+    """The databases `config` names, an embedded server started for those of `needed` it does
+    not (a command that reads one database starts no server for the others, whose URLs stay
+    unset): an `EmbeddedDatabaseError` when one does not start (the ones started before it
+    stopped)."""
     resolved = ResolvedDatabases(config)
     try:
-        resolved.config = _with_embedded_databases(config, resolved.clusters)
+        resolved.config = _with_embedded_databases(config, resolved.clusters, needed)
     except BaseException:
         resolved.stop_embedded()
         raise
@@ -51,22 +59,24 @@ def resolve_databases(config: PlatformConfig) -> ResolvedDatabases:
 
 
 def _with_embedded_databases(
-    config: PlatformConfig, clusters: list[EmbeddedCluster]
+    config: PlatformConfig, clusters: list[EmbeddedCluster], needed: tuple[DatabaseName, ...]
 ) -> PlatformConfig:
-    """`config` with a URL on an embedded server for each database it has none for; each
-    server started is added to `clusters` as soon as it runs."""
+    """`config` with a URL on an embedded server for each database of `needed` it has none
+    for; each server started is added to `clusters` as soon as it runs."""
     core_url, acquirer_url = config.database_url, config.acquirer_database_url
-    if core_url is None or acquirer_url is None:
+    embed_core = core_url is None and "core" in needed
+    embed_acquirer = acquirer_url is None and "acquirer" in needed
+    if embed_core or embed_acquirer:
         core_cluster = start_cluster(config.data_dir / CORE_CLUSTER)
         clusters.append(core_cluster)
-        if core_url is None:
+        if embed_core:
             core_cluster.ensure_database(CORE_DATABASE)
             core_url = core_cluster.url(CORE_DATABASE)
-        if acquirer_url is None:
+        if embed_acquirer:
             core_cluster.ensure_database(ACQUIRER_DATABASE)
             acquirer_url = core_cluster.url(ACQUIRER_DATABASE)
     vault_url = config.vault_database_url
-    if vault_url is None:
+    if vault_url is None and "vault" in needed:
         vault_cluster = start_cluster(config.data_dir / VAULT_CLUSTER)
         clusters.append(vault_cluster)
         vault_cluster.ensure_database(VAULT_DATABASE)

@@ -33,5 +33,9 @@ def signal_ready() -> None:
     fd = int(raw)
     try:
         os.write(fd, b"ready\n")
+    except BrokenPipeError:
+        # The supervisor stopped waiting (it is stopping, or gave this start up and is about
+        # to kill it): no one to tell, and no reason to fail a start for it.
+        pass
     finally:
         os.close(fd)

@@ -6,7 +6,8 @@ refused the URL's user, password or database among them, and a port one of its s
 listen on: another program holds it, which an operator must mend, so starting again unchanged
 fails the same way); 75 (EX_TEMPFAIL) a database was out of reach, an embedded PostgreSQL was
 still starting when pgserver stopped waiting, or another transaction held a lock a migration
-needs: the same start may succeed later. Each failure to start is one line, naming what failed
+needs: the same start may succeed later; 130 stopped a second time while migrating
+(`remit.supervisor.Supervisor.preparing`). Each failure to start is one line, naming what failed
 (the database and the processes that need it, the data directory, the port and its setting),
 never a password.
 """
@@ -18,7 +19,7 @@ import socket
 from dataclasses import replace
 
 from remit.accounts.service import AccountsService
-from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
+from remit.command_exits import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
 from remit.config import ConfigError, PlatformConfig
 from remit.core.errors import RemitError
 from remit.databases import migrate_all, resolve_databases
@@ -134,11 +135,19 @@ def serve(config: PlatformConfig) -> int:
     supervisor = Supervisor(resolved.config)
     install_stop_handlers(supervisor)
     try:
-        migrate_all(resolved.config)
-        account = _ensure_default_account(resolved.config)
+        with supervisor.preparing():
+            migrate_all(resolved.config)
+            account = _ensure_default_account(resolved.config)
         supervisor.start()
-        print(_banner(resolved.config, account), flush=True)
+        if not supervisor.stopping:  # (asked to stop meanwhile: it is not running)
+            print(_banner(resolved.config, account), flush=True)
         return supervisor.wait()
+    except KeyboardInterrupt:
+        # A second stop request while migrating (`Supervisor.preparing`): each migration is
+        # a transaction of its own, and an index build cut short is built again, so the next
+        # start resumes them.
+        log.warning("stopped before the migrations finished")
+        return EXIT_INTERRUPTED
     except DatabasesUnavailableError as error:
         for line in error.lines:
             log.error("could not start: %s", line)

@@ -10,11 +10,14 @@ a fault: it is started again every `DATABASE_WAIT_S` for as long as the outage l
 counting against that limit, while the others ride the outage out.
 
 Children run in their own sessions so that Ctrl-C reaches only the supervisor, which then stops
-them in dependency order (front door first, data owners last). Each child also asks the kernel
-to SIGTERM it if the supervisor dies (`remit.readiness.follow_parent`), so no process outlives
-it even after a SIGKILL.
+them in dependency order (front door first, data owners last). A second Ctrl-C or SIGTERM
+stops at once: the processes still stopping are killed, and migrations still running are
+interrupted (`Supervisor.preparing`). Each child also asks the kernel to SIGTERM it if the
+supervisor dies (`remit.readiness.follow_parent`), so no process outlives it even after a
+SIGKILL.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -25,7 +28,7 @@ import sys
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -40,10 +43,13 @@ from remit.config import (
     Endpoint,
     PlatformConfig,
     environment_for,
+    network_timeout_s,
     shutdown_grace_s,
 )
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
+from remit.grpcutil.server import CLEANUP_WAIT_S
 from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
+from remit.worker.runner import STOP_DRAIN_S
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,8 @@ START_ORDER = ("acquirer", "vault", "core", "worker", "api")
 # every copy's. The core and the worker call neither each other nor anything stopped before
 # them; the vault's forwards come from them, the acquirer's calls from the vault.
 STOP_STAGES = (("api",), ("worker", "core"), ("vault",), ("acquirer",))
-# Beyond a process's own grace for its calls (`shutdown_grace_s`): its cleanup after them.
+# Beyond the longest a process's own stop lets its work run (`stop_grace_s`): closing its
+# channels and pools, and the interpreter's exit.
 STOP_MARGIN_S = 10.0
 READY_TIMEOUT_S = 60.0
 RESTART_LIMIT = 5
@@ -73,6 +80,13 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
     # The address only this copy answers on (None: the role's shared address).
     address: Endpoint | None = None
+
+    def close_ready_fd(self) -> None:
+        """Close the readiness pipe, once: a Child is dropped whatever became of its start,
+        and a restart loop that leaked one descriptor per attempt would run out of them."""
+        if self.ready_fd >= 0:
+            fd, self.ready_fd = self.ready_fd, -1
+            os.close(fd)
 
 
 @dataclass
@@ -115,23 +129,38 @@ def spawn_process(role: str, env: dict[str, str], stdout: IO[bytes] | None = Non
 
 def stop_grace_s() -> float:
     """How long a stage of the stop waits for its processes before killing them: longer than
-    their own grace for the calls they serve, or a confirm the process would let finish is cut
-    off by SIGKILL."""
-    return shutdown_grace_s() + STOP_MARGIN_S
+    the longest a process's own stop lets its work run, or a step it would let finish is cut
+    off by SIGKILL (its key then held for a lease, a retry answered 409). The longest: a
+    core's, its grace for the calls it serves (`shutdown_grace_s`) then the unwinding of those
+    cancelled (`CLEANUP_WAIT_S`), or a worker's, its running jobs (`STOP_DRAIN_S`); either then
+    waits for the network steps outliving their cancelled callers (`PaymentsService.drain`, up
+    to the network timeout)."""
+    calls_s = max(shutdown_grace_s() + CLEANUP_WAIT_S, STOP_DRAIN_S)
+    return calls_s + network_timeout_s() + STOP_MARGIN_S
 
 
 def await_ready(
     child: Child, deadline: float, stopping: Callable[[], bool] = lambda: False
 ) -> None:
-    """Until `child` says it is ready; returns early once `stopping` (a SIGTERM meanwhile)."""
+    """Until `child` says it is ready; returns early once `stopping` (a SIGTERM meanwhile).
+    The readiness pipe is closed however this ends: it is read nowhere else."""
+    try:
+        _await_ready(child, deadline, stopping)
+    finally:
+        child.close_ready_fd()
+
+
+def _await_ready(child: Child, deadline: float, stopping: Callable[[], bool]) -> None:
+    # poll, not select: select refuses descriptors past 1024, which a supervisor with many
+    # children (or a test process with many files open) may be handed.
+    readiness = select.poll()
+    readiness.register(child.ready_fd, select.POLLIN)
     while time.monotonic() < deadline and not stopping():
         if child.process.poll() is not None:
             code = child.process.returncode
             raise StartupError(f"{child.role} exited with code {code}", exit_code=code)
-        readable, _, _ = select.select([child.ready_fd], [], [], 0.2)
-        if readable:
+        if readiness.poll(200):
             if os.read(child.ready_fd, 64).startswith(b"ready"):
-                os.close(child.ready_fd)
                 return
             try:
                 code = child.process.wait(timeout=5)
@@ -194,6 +223,12 @@ class Supervisor:
         self._roles = roles
         self._children: list[Child] = []
         self._stopping = False
+        # A second stop request: kill rather than wait.
+        self._at_once = False
+        # The processes being stopped now, for a second request to kill.
+        self._stage: Sequence[Child] = ()
+        # Within `preparing`: a second request interrupts it.
+        self._preparing = False
         self._budget = budget or RestartBudget()
         self._database_wait_s = database_wait_s
 
@@ -251,8 +286,39 @@ class Supervisor:
             raise StartupError(f"{child.role} said it was ready but fails its health check")
         log.info("%s is up (pid %d)", child.role, child.process.pid)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @contextlib.contextmanager
+    def preparing(self) -> Iterator[None]:
+        """The work before any process starts (migrations, which a concurrent index build can
+        make long): a first stop request lets it finish, a second raises KeyboardInterrupt in
+        it, so that what encloses it still stops the embedded databases."""
+        self._preparing = True
+        try:
+            yield
+        finally:
+            self._preparing = False
+
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
-        self._stopping = True
+        """A signal handler: the first request stops in order, a second at once. Each says so,
+        for an operator otherwise left guessing whether to reach for kill -9 (which would
+        leave the embedded PostgreSQL running)."""
+        if not self._stopping:
+            self._stopping = True
+            if self._preparing:
+                log.warning("stopping once the migrations are done; send again to interrupt them")
+            else:
+                log.warning("stopping; send again to stop at once")
+            return
+        self._at_once = True
+        if self._preparing:
+            log.warning("stopping at once: interrupting the migrations")
+            raise KeyboardInterrupt
+        log.warning("stopping at once: killing the processes still running")
+        for child in self._stage:
+            _kill(child)
 
     def wait(self) -> int:
         """Block until asked to stop, restarting children that die; return the exit code to use
@@ -271,6 +337,8 @@ class Supervisor:
                 restarted = self._restart(child)
                 if restarted is None:
                     return 1
+                if restarted is not child:
+                    child.close_ready_fd()
                 self._children[index] = restarted
             time.sleep(0.2)
         return 0
@@ -323,22 +391,38 @@ class Supervisor:
         others = tuple(c.role for c in reversed(self._children) if c.role not in staged)
         for stage in (*STOP_STAGES, *((role,) for role in others)):
             self._stop_together([c for c in self._children if c.role in stage])
+        for child in self._children:
+            child.close_ready_fd()  # those never waited for: a start cut short
         self._children.clear()
 
     def _stop_together(self, children: Sequence[Child]) -> None:
-        """SIGTERM every one of `children` at once; kill those still running after the grace."""
-        for child in children:
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        grace = stop_grace_s()
-        deadline = time.monotonic() + grace
-        for child in children:
-            try:
-                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs; killing it", child.role, grace)
-                os.killpg(child.process.pid, signal.SIGKILL)
-                child.process.wait()
+        """SIGTERM every one of `children` at once; kill those still running after the grace,
+        or at once when asked to stop again (before this stage or during it)."""
+        self._stage = children
+        try:
+            for child in children:
+                if self._at_once:
+                    _kill(child)
+                elif child.process.poll() is None:
+                    child.process.send_signal(signal.SIGTERM)
+            grace = stop_grace_s()
+            deadline = time.monotonic() + grace
+            for child in children:
+                try:
+                    child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop within %.0fs; killing it", child.role, grace)
+                    _kill(child)
+                    child.process.wait()
+        finally:
+            self._stage = ()
+
+
+def _kill(child: Child) -> None:
+    """SIGKILL `child` and whatever it started (its session's process group)."""
+    if child.process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+            os.killpg(child.process.pid, signal.SIGKILL)
 
 
 def write_default_account(data_dir: Path, account: dict[str, str]) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock
 from remit.grpcutil.errors import ErrorMappingInterceptor
-from remit.vault.crypto import CvcKey, KeyRing, SealedCard
+from remit.vault.crypto import CvcKey, KeyRing, SealedCard, SealFormat
 from remit.vault.forwarding import grpc_destinations
 from remit.vault.grpc import VaultServicer
 from remit.vault.keystore import FileKeyStore, KeyStore
@@ -137,4 +137,56 @@ def cvc_sealed_before_cvc_keys(
     nonce = os.urandom(12) if nonce is None else nonce
     return nonce + AESGCM(data_key).encrypt(
         nonce, cvc.encode(), f"remit-vault/cvc/{token}".encode()
+    )
+
+
+def sealed_token_bound(
+    ring: KeyRing, token: str, number: str, cvc: str | None = None, cvc_key: CvcKey | None = None
+) -> SealedCard:
+    """`number` (and `cvc`, under `cvc_key`) sealed as the vault sealed cards before vault
+    migration 0006, bound to the token alone, under a fresh data key wrapped under the current
+    KEK version. Written out here, apart from the vault's code, as that format was."""
+    kek = ring.current
+    data_key = os.urandom(32)
+
+    def seal(key: bytes, plaintext: bytes, associated: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + AESGCM(key).encrypt(nonce, plaintext, associated.encode())
+
+    sealed_cvc = None
+    if cvc is not None:
+        assert cvc_key is not None
+        header = b"cvk1" + cvc_key.hour.to_bytes(4, "big")
+        sealed_cvc = header + seal(
+            cvc_key.material, cvc.encode(), f"remit-vault/cvc/{token}/{cvc_key.hour}"
+        )
+    return SealedCard(
+        kek_name=ring.name,
+        kek_version=kek.version,
+        wrapped_data_key=seal(
+            kek.material, data_key, f"remit-vault/data-key/{token}/{ring.name}/{kek.version}"
+        ),
+        number_ciphertext=seal(data_key, number.encode(), f"remit-vault/number/{token}"),
+        cvc_ciphertext=sealed_cvc,
+        seal_format=SealFormat.TOKEN_BOUND,
+    )
+
+
+async def store_token_bound(db: AsyncConnection, token: str, sealed: SealedCard) -> None:
+    """Make the stored card `token` one sealed as `sealed` (token-bound), as a vault of a
+    version before migration 0006 left it."""
+    await db.execute(
+        text(
+            "UPDATE cards SET kek_name = :name, kek_version = :version, wrapped_data_key = :key, "
+            "number_ciphertext = :number, cvc_ciphertext = :cvc, seal_format = 1 "
+            "WHERE token = :token"
+        ),
+        {
+            "name": sealed.kek_name,
+            "version": sealed.kek_version,
+            "key": sealed.wrapped_data_key,
+            "number": sealed.number_ciphertext,
+            "cvc": sealed.cvc_ciphertext,
+            "token": token,
+        },
     )

@@ -146,6 +146,7 @@ def test_ctrl_c_is_an_interruption_in_one_line_with_130(
         ["vault", "rotate-key"], ["vault", "remove-key-version"], ["ledger", "verify"],
         ["reconcile"], ["reconciliations"], ["settlement-report"], ["listen"], ["trigger"],
         ["held-requests", "list"], ["held-requests", "retry"], ["jobs", "failed"],
+        ["balance-release-failures", "list"], ["balance-release-failures", "retry"],
         ["webhooks", "resend"], ["radar", "rules", "add"], ["radar", "lists", "list"],
         ["versions", "list"],
     ],
@@ -163,8 +164,11 @@ def test_every_admin_command_documents_the_exit_codes_in_its_help(
 
 @pytest.mark.parametrize(
     "command",
-    [["serve"], ["core"], ["vault"], ["worker"], ["accounts"], ["held-requests"], ["jobs"]],
-)
+    [
+        ["serve"], ["core"], ["vault"], ["worker"], ["accounts"], ["held-requests"], ["jobs"],
+        ["balance-release-failures"],
+    ],
+)  # fmt: skip
 def test_long_running_commands_and_command_groups_have_no_exit_code_epilog(
     command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -207,4 +211,20 @@ def test_a_migration_lock_held_through_every_attempt_is_a_temporary_failure(
     assert main(["migrate"]) == EXIT_TEMPORARY_FAILURE
     assert capsys.readouterr().err == (
         "remit migrate: migration 0042 could not lock a table it changes\n"
+    )
+
+
+def test_a_command_run_in_process_leaves_the_logging_as_it_found_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`main` logs to the stderr of its run (here, this test's captured stream, closed once the
+    test ends): a handler left on it would fail every record logged afterwards ("Logging
+    error ... I/O operation on closed file")."""
+    root = logging.getLogger()
+    alembic = logging.getLogger("alembic")
+    before = (root.handlers[:], root.level, alembic.level)
+    assert main(["jobs", "failed", "--limit", "0"]) == 2
+    assert (root.handlers, root.level, alembic.level) == before
+    assert capsys.readouterr().err == (
+        "remit jobs failed: --limit must be between 1 and 1000, got 0\n"
     )

@@ -1,10 +1,11 @@
 """`remit accounts create`: a new account and its first keys, printed once.
 
-It runs against the core's database directly (migrating it first), so that it works whether or
-not the platform is running, and goes through `AccountsService` as CreateAccount does, the
-settings checked the same way. It sends an idempotency key (`remit.accounts.command_keys`): run
-again under the key of a run whose outcome was not known, it prints the account that run made,
-and the ids of its keys, which it can no longer show.
+It runs against the core's database directly, so that it works whether or not the platform is
+running (a core database not at this version's schema head is refused, never migrated: that is
+`remit migrate`'s, run when the operator means it), and goes through `AccountsService` as
+CreateAccount does, the settings checked the same way. It sends an idempotency key
+(`remit.accounts.command_keys`): run again under the key of a run whose outcome was not known,
+it prints the account that run made, and the ids of its keys, which it can no longer show.
 """
 
 import asyncio
@@ -16,6 +17,7 @@ from remit.accounts.domain import AccountMadeBefore, NewAccount
 from remit.accounts.service import AccountsService
 from remit.command_exits import summary
 from remit.config import PlatformConfig
+from remit.storage.database_clock import command_clock
 from remit.storage.driver_errors import database_unavailable
 
 
@@ -28,17 +30,22 @@ def create_account_command(
     as_json: bool,
     out: TextIO,
 ) -> int:
-    from remit.databases import migrate_all, resolve_databases
+    from remit.databases import require_at_head, resolve_databases
     from remit.storage.engine import dispose, make_engine
+    from remit.storage.reachability import core_database
 
-    resolved = resolve_databases(config)
+    resolved = resolve_databases(config, needed=("core",))
     try:
-        migrate_all(resolved.config)
+        database = core_database(resolved.config)
+        require_at_head([database], "accounts create")
 
         async def create() -> NewAccount | AccountMadeBefore:
-            engine = make_engine(resolved.config.require_database_url(), pool_size=1)
+            engine = make_engine(database.url, pool_size=1)
             try:
-                return await AccountsService(engine).create_account_once(
+                # The key's claim is compared with the time of a run again, perhaps on another
+                # host, and the worker deletes it by the database's clock: stamped by that too.
+                clock = await command_clock(engine)
+                return await AccountsService(engine, clock).create_account_once(
                     idempotency_key, default_currency=currency, raw_card_access=raw_card_access
                 )
             finally:

@@ -3,7 +3,8 @@ database a page at a time, each in the snapshot of the first (`remit.acquirer.se
 what had committed when the report began, each row once), and written as it is read, to stdout
 or, with `--output`, to a file that appears only once complete (`remit.core.atomic_file`). The
 days it takes are those `remit reconcile` takes (`remit.core.settlement_days`): over in UTC, or
-today with `--allow-partial`, and then the report says it is partial. Exit codes:
+today with `--allow-partial`, and then the report says it is partial. An acquirer database not
+at this version's schema head is refused (exit 2), never migrated. Exit codes:
 `remit.command_exits`.
 """
 
@@ -69,14 +70,15 @@ def settlement_report_command(
 def _write(
     config: PlatformConfig, day: date, merchant_id: str | None, report: ReportWriter
 ) -> None:
-    from remit.databases import migrate, resolve_databases
+    from remit.databases import require_at_head, resolve_databases
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import acquirer_database
 
-    resolved = resolve_databases(config)
+    resolved = resolve_databases(config, needed=("acquirer",))
     try:
         database = acquirer_database(resolved.config)
-        migrate([database])
+        # A report changes nothing, the schema included: `remit migrate` upgrades it.
+        require_at_head([database], COMMAND)
         url = database.url
 
         async def read() -> None:

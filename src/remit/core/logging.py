@@ -10,11 +10,12 @@ connection URL (`postgresql://***@host/db`), which a database driver's error may
 Publishable keys are public and stay as they are.
 """
 
+import contextlib
 import logging
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 _CANDIDATE: Final = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
@@ -112,5 +113,28 @@ def configure_logging(process: str, level: int | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access", "alembic", "pgserver"):
+    for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# Loggers whose records below WARNING are left out of a process's log.
+_NOISY: Final = ("uvicorn.access", "alembic", "pgserver")
+
+
+@contextlib.contextmanager
+def configuration_kept() -> Iterator[None]:
+    """Put back, on leaving, whatever `configure_logging` changed inside: the root logger's
+    handlers and level, and the noisy loggers' levels. For `remit.cli.main` run in a process
+    that goes on after it (a test, a program embedding it): the handler it installs writes to
+    the `sys.stderr` of the moment, which may be closed once it returns (pytest closes each
+    test's captured stream), and every record logged afterwards would fail to write to it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in _NOISY}
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, kept in levels.items():
+            logging.getLogger(name).setLevel(kept)

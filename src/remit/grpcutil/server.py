@@ -23,6 +23,7 @@ from remit.config import (
 from remit.grpcutil.concurrency import ConcurrencyLimit
 from remit.grpcutil.in_flight import InFlightCalls
 from remit.grpcutil.internal_auth import InternalAccess, add_internal_port, server_interceptors
+from remit.grpcutil.open_streams import OpenStreams
 from remit.hosts import listen_problem
 from remit.readiness import signal_ready
 
@@ -68,12 +69,14 @@ async def serve_grpc(
             "credentials; it was given only a credential of one role"
         )
     in_flight = InFlightCalls()
+    streams = OpenStreams()
     server = grpc.aio.server(
         # The credential is checked first: a call without it, or outside its role, reaches no
         # other code.
         interceptors=[
             ConcurrencyLimit(limit),
             in_flight,
+            streams,
             *server_interceptors(token),
             *interceptors,
         ],
@@ -116,6 +119,8 @@ async def serve_grpc(
     await stop.wait()
     log.info("stopping gRPC server on %s", endpoint.target)
     await health.enter_graceful_shutdown()
+    # Streams have no end of their own: the grace is for the calls that do.
+    streams.end_all()
     await server.stop(shutdown_grace_s())
     # Calls cancelled at the end of the grace are still unwinding (releasing their keys):
     # `on_stop` closes what they use.

@@ -1,11 +1,14 @@
-"""`remit ledger verify` and `remit reconcile`: run in-process against the core database (and,
-for reconciliation, the acquirer's gRPC endpoint), so they work with or without a running core.
-`remit reconcile` applies pending migrations first, as `remit serve` does; `remit ledger
-verify`, an audit, changes nothing: it refuses (exit 2) a core database whose schema is not
-already at this version's head. Exit codes: `remit.command_exits`."""
+"""`remit ledger verify`, `remit ledger checkpoint` and `remit reconcile`: run in-process against
+the core database (and, for reconciliation, the acquirer's gRPC endpoint), so they work with or
+without a running core. None changes the schema: each refuses (exit 2) a core database whose
+schema is not already at this version's head, so that a newer remit run against production never
+migrates it on the way (`remit migrate` does that, when the operator means it); `verify`, an
+audit, and `checkpoint` change nothing in the database at all. Exit codes:
+`remit.command_exits`."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from remit.command_exits import (
@@ -15,12 +18,23 @@ from remit.command_exits import (
     report_failure,
     temporary_failure,
 )
-from remit.config import ConfigError, PlatformConfig
+from remit.config import (
+    LEDGER_CHECKPOINT_FILE_ENV,
+    LEDGER_CHECKPOINT_KEY_ENV,
+    LEDGER_CHECKPOINT_KEY_FILE_ENV,
+    ConfigError,
+    PlatformConfig,
+    ledger_checkpoint_file,
+    ledger_checkpoint_key,
+)
 from remit.core.errors import RemitError
+from remit.core.secrets import Secret
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
+from remit.ledger.anchoring import CheckpointFile, CheckpointReport
 from remit.ledger.reconcile import Reconciliation, render_table
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
+from remit.storage.database_clock import command_clock
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 
 T = TypeVar("T")
@@ -31,29 +45,29 @@ def _with_service(
     use: Callable[[LedgerService], Awaitable[T]],
     *,
     command: str,
-    migrating: bool,
 ) -> T:
-    """Run `use` against the core database: migrated first when `migrating`, else refused
-    unless its schema is already at this version's head (an audit changes nothing)."""
-    from remit.databases import migrate, require_at_head, resolve_databases
+    """Run `use` against the core database, refused unless its schema is already at this
+    version's head."""
+    from remit.databases import require_at_head, resolve_databases
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import core_database
 
-    resolved = resolve_databases(config)
+    # The acquirer is called over gRPC: only the core's database is opened.
+    resolved = resolve_databases(config, needed=("core",))
     try:
         database = core_database(resolved.config)
-        if migrating:
-            migrate([database])
-        else:
-            require_at_head([database], command)
+        require_at_head([database], command)
         url = database.url
 
         async def run() -> T:
             engine = make_engine(url, pool_size=2)
             channel = internal_channel(config.acquirer.target, InternalAccess.of(config))
             try:
+                # The day it reconciles must be over, and its run is stamped, by the clock the
+                # core's Reconcile call goes by, the database's, not this host's.
+                clock = await command_clock(engine)
                 service = LedgerService(
-                    engine, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(channel)
+                    engine, clock, acquirer=acquirer_pb2_grpc.AcquirerServiceStub(channel)
                 )
                 return await use(service)
             finally:
@@ -68,7 +82,8 @@ def _with_service(
 def render_verify(report: VerifyReport) -> str:
     lines = [
         f"checked {report.transactions_checked} ledger transactions: "
-        + ("OK" if report.ok else "DIFFERENCES FOUND")
+        # The ledger against itself; the checkpoints say their own below.
+        + ("DIFFERENCES FOUND" if report.differences or report.chain_breaks else "OK")
     ]
     for difference in report.differences:
         where = difference.transaction_id or difference.ledger_account or ""
@@ -82,17 +97,99 @@ def render_verify(report: VerifyReport) -> str:
             f"{chain_break.transaction_id or '(chain head)'}: "
             f"stored {chain_break.actual_hash[:16]} recomputed {chain_break.expected_hash[:16]}"
         )
+    if report.checkpoints is not None:
+        lines += _render_checkpoints(report.checkpoints)
     return "\n".join(lines)
 
 
-def verify_command(config: PlatformConfig, *, account_id: str | None) -> int:
+def _render_checkpoints(report: CheckpointReport) -> list[str]:
+    findings = []
+    if report.disagreeing:
+        findings.append(f"the database no longer agrees with {report.disagreeing}")
+    if report.unreadable:
+        findings.append(f"{report.unreadable} lines fail their HMAC or are malformed")
+    lines = [
+        f"checked {report.checked} checkpoints of {report.path}: "
+        + ("CHECKPOINTS FAILED: " + "; ".join(findings) if findings else "OK")
+    ]
+    if report.disagreements:
+        first = report.disagreements[0]
+        checkpoint = first.line.checkpoint
+        lines.append(
+            f"  first checkpoint the database no longer agrees with: line {first.line.number}, "
+            f"{checkpoint.account_id} sequence {checkpoint.sequence} at "
+            f"{checkpoint.at.isoformat()}: {first.found}"
+        )
+    for disagreement in report.disagreements[1:]:
+        checkpoint = disagreement.line.checkpoint
+        lines.append(
+            f"  {'checkpoint_disagrees':<30} line {disagreement.line.number} "
+            f"{checkpoint.account_id} sequence {checkpoint.sequence}: {disagreement.found}"
+        )
+    for unreadable in report.unreadable_lines:
+        lines.append(
+            f"  {'checkpoint_unreadable':<30} line {unreadable.number}: {unreadable.reason}"
+        )
+    shown = len(report.disagreements) + len(report.unreadable_lines)
+    if report.disagreeing + report.unreadable > shown:
+        lines.append(f"  ... and {report.disagreeing + report.unreadable - shown} more")
+    return lines
+
+
+def _checkpoint_key(command: str) -> Secret[bytes]:
+    key = ledger_checkpoint_key()
+    if key is None:
+        raise ConfigError(
+            f"remit {command} needs the checkpoints' key: set {LEDGER_CHECKPOINT_KEY_ENV} or "
+            f"{LEDGER_CHECKPOINT_KEY_FILE_ENV}"
+        )
+    return key
+
+
+def verify_command(
+    config: PlatformConfig, *, account_id: str | None, checkpoints: Path | None = None
+) -> int:
+    command = "ledger verify"
+    anchors = None
+    if checkpoints is not None:
+        anchors = CheckpointFile(checkpoints, _checkpoint_key(command))
+        if not checkpoints.is_file():
+            return refused(command, f"checkpoint file {checkpoints} does not exist")
+
     def show(report: VerifyReport) -> int:
         print(render_verify(report))
         return EXIT_CLEAN if report.ok else EXIT_FINDINGS
 
-    # An audit: a newer remit run against production must not migrate it on the way.
     return _run(
-        config, "ledger verify", lambda service: service.verify(account_id), show, migrating=False
+        config,
+        command,
+        lambda service: service.verify(account_id, checkpoints=anchors),
+        show,
+    )
+
+
+def checkpoint_command(
+    config: PlatformConfig, *, account_id: str | None, file: Path | None = None
+) -> int:
+    command = "ledger checkpoint"
+    path = file or ledger_checkpoint_file()
+    if path is None:
+        return refused(
+            command, f"no checkpoint file: give --file or set {LEDGER_CHECKPOINT_FILE_ENV}"
+        )
+    key = _checkpoint_key(command)
+    if not path.parent.is_dir() or path.is_dir():
+        return refused(command, f"cannot append to {path}: not a file in an existing directory")
+
+    def show(written: int) -> int:
+        print(f"appended {written} checkpoints to {path}")
+        return EXIT_CLEAN
+
+    return _run(
+        config,
+        command,
+        lambda service: service.checkpoint(path, key, account_id),
+        show,
     )
 
 
@@ -108,7 +205,6 @@ def reconcile_command(
         "reconcile",
         lambda service: service.reconcile(day, account_id, allow_partial=allow_partial),
         show,
-        migrating=True,
     )
 
 
@@ -117,15 +213,13 @@ def _run(
     command: str,
     use: Callable[[LedgerService], Awaitable[T]],
     show: Callable[[T], int],
-    *,
-    migrating: bool,
 ) -> int:
     """Show what `use` returns, or report its failure: a RemitError is refused input or the
     acquirer's failure (a temporary one when it says to retry: the acquirer out of reach);
     anything else is reported as `remit.command_exits` says (its database out of reach is
     temporary, a bug the command's own failure)."""
     try:
-        found = _with_service(config, use, command=command, migrating=migrating)
+        found = _with_service(config, use, command=command)
     except RemitError as error:
         if error.should_retry:
             return temporary_failure(command, error.message)

@@ -25,7 +25,7 @@ reach, a lock not granted in time). Each run logs the items it skipped once, tog
 (`remit.storage.driver_errors.refused_for_its_values`: an available balance that would pass a
 bigint's range, SQLSTATE 22003) would fail the same way on every run, so they are set aside
 instead: recorded once in `balance_release_failures`, logged once, and claimed no more until an
-operator deletes that row.
+operator retries it (`remit balance-release-failures retry`, `remit.ledger.release_failures`).
 """
 
 import logging
@@ -90,6 +90,31 @@ async def _isolated(
         return None
 
 
+def release_refusal(error: BaseException) -> str | None:
+    """Why the database refused to move due funds for their values, as
+    `balance_release_failures.error` keeps it (the SQLSTATE, the driver's error class and the
+    first line of the server's message, masked); None when it failed for another reason."""
+    state = refused_for_its_values(error)
+    if state is None:
+        return None
+    said = str(error).strip().splitlines()
+    return f"{state} {type(error).__name__}: {mask_sensitive(said[0] if said else '')}"
+
+
+async def announce_available(db: AsyncConnection, account_id: str, now: datetime) -> None:
+    """Record the `balance.available` event of `account_id`, whose funds just moved."""
+    account = await account_for(db, account_id)
+    balance = await read_balance(db, account_id, account.default_currency)
+    await events.record_event(
+        db,
+        account_id=account_id,
+        type=events.BALANCE_AVAILABLE,
+        message=balance_message(balance),
+        object_id=None,
+        now=now,
+    )
+
+
 async def _release(
     db: AsyncConnection, txn: BalanceTransaction, now: datetime, skipped: SkippedItems
 ) -> BalanceTransaction | None:
@@ -101,12 +126,10 @@ async def _release(
         async with db.begin_nested():
             return await make_available(db, txn, now=now)
     except Exception as error:
-        state = refused_for_its_values(error)
-        if state is None:
+        reason = release_refusal(error)
+        if reason is None:
             skipped.add(item, error)
             return None
-        said = str(error).strip().splitlines()
-        reason = f"{state} {type(error).__name__}: {mask_sensitive(said[0] if said else '')}"
 
     async def set_aside() -> bool:
         await BalanceRepository(db).set_aside_release(txn, error=reason, now=now)
@@ -116,9 +139,11 @@ async def _release(
         return None
     log.error(
         "ledger job: %s failed for good (%s): set aside in balance_release_failures, not "
-        "tried again until its row there is deleted",
+        "tried again by this job; once there is room, `remit balance-release-failures retry "
+        "%s` moves it",
         item,
         reason,
+        txn.id,
     )
     return None
 
@@ -141,16 +166,7 @@ async def _release_batch(
     for account_id in by_account:
 
         async def announce(account_id: str = account_id) -> None:
-            account = await account_for(db, account_id)
-            balance = await read_balance(db, account_id, account.default_currency)
-            await events.record_event(
-                db,
-                account_id=account_id,
-                type=events.BALANCE_AVAILABLE,
-                message=balance_message(balance),
-                object_id=None,
-                now=now,
-            )
+            await announce_available(db, account_id, now)
 
         await _isolated(db, f"announcing the balance of {account_id}", announce, skipped)
     done = sum(map(len, by_account.values()))

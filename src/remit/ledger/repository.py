@@ -103,7 +103,9 @@ WITH written AS (
 # it releases make (`domain.balance_changes`, again): the caller computed them all, and a bug
 # there must not reach the books. `ledger_write_balanced` (core migration
 # 0063_ledger_balanced_on_server) checks that over the arrays sent and the few rows updated,
-# reading no table.
+# reading no table. Both the legs it releases and those it posts must also be what the pending
+# transaction reserved, as the database stored them: `ledger_write_releases` (core migration
+# 0071_ledger_releases_reserved) reads them (a few rows by index) in this same statement.
 _WRITE_RESULT = """
 SELECT remit_require(
     (SELECT count(*) FROM balances) = CAST(%(expected_balances)s AS bigint)
@@ -118,6 +120,11 @@ SELECT remit_require(
         CAST(%(posting_accounts)s AS text[]), CAST(%(posting_amounts)s AS bigint[]),
         CAST(%(released_accounts)s AS text[]), CAST(%(released_amounts)s AS bigint[])
     ) FROM balances
+) AND ledger_write_releases(
+    CAST(%(account_id)s AS text), CAST(%(id)s AS text), CAST(%(kind)s AS text),
+    CAST(%(pending_transaction_id)s AS text),
+    CAST(%(posting_accounts)s AS text[]), CAST(%(posting_amounts)s AS bigint[]),
+    CAST(%(released_accounts)s AS text[]), CAST(%(released_amounts)s AS bigint[])
 ) AS written
 """
 # The balance transaction a money movement writes with its ledger transaction, as one more CTE

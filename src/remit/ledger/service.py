@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 from sqlalchemy import text
@@ -17,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.core.secrets import Secret
 from remit.core.settlement_days import is_partial, settlement_day
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.ledger import journal, payouts, reconcile, reconciliation_runs, settlement_report
+from remit.ledger.anchoring import CheckpointFile, write_checkpoints
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
 from remit.ledger.balances import read_balance
 from remit.ledger.domain import (
@@ -366,13 +369,26 @@ class LedgerService:
 
     # --- verification and reconciliation ----------------------------------------------------
 
-    async def verify(self, account_id: str | None = None) -> VerifyReport:
+    async def verify(
+        self, account_id: str | None = None, checkpoints: CheckpointFile | None = None
+    ) -> VerifyReport:
         # One snapshot for every check, so concurrent postings cannot look like differences.
         async with self._engine.connect() as connection:
             db = await connection.execution_options(isolation_level="REPEATABLE READ")
             async with db.begin():
                 await _without_statement_timeout(db)
-                return await verify_ledger(db, account_id=account_id, now=self._clock.now())
+                return await verify_ledger(
+                    db, account_id=account_id, now=self._clock.now(), checkpoints=checkpoints
+                )
+
+    async def checkpoint(
+        self, path: Path, key: Secret[bytes], account_id: str | None = None
+    ) -> int:
+        """Append a checkpoint of every chain head (`account_id`'s only, when given) to
+        `path`; returns how many."""
+        return await write_checkpoints(
+            self._engine, path, key, now=self._clock.now(), account_id=account_id
+        )
 
     async def settlement_items(
         self, day: str, account_id: str | None, *, allow_partial: bool = False

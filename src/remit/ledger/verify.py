@@ -9,7 +9,10 @@ Four checks, each independent of the running balances it audits:
 4. Stripe's view agrees: the net of pending (available) balance transactions equals the
    pending (available) balance Stripe shows, per account and currency: the ledger account's
    posted balance, less for available what refunds still waiting for the acquirer hold
-   (`balances.shown_minor`).
+   (`balances.shown_minor`);
+5. given a checkpoint file, the chains still pass through every position it recorded, with
+   the hash it recorded (`remit.ledger.anchoring`): the chains alone cannot show history that
+   was rewritten and its hashes recomputed, the checkpoints kept outside the database can.
 """
 
 from collections.abc import AsyncIterator
@@ -20,6 +23,7 @@ from enum import Enum
 from sqlalchemy import Row, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.ledger.anchoring import CheckpointFile, CheckpointReport, check_checkpoints
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.balances import shown_minor
 from remit.ledger.chart import AVAILABLE, PENDING
@@ -73,21 +77,48 @@ class VerifyReport:
     verified_at: datetime
     differences: list[Difference] = field(default_factory=list)
     chain_breaks: list[ChainBreak] = field(default_factory=list)
+    checkpoints: CheckpointReport | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.differences and not self.chain_breaks
+        return (
+            not self.differences
+            and not self.chain_breaks
+            and (self.checkpoints is None or self.checkpoints.ok)
+        )
 
 
 async def verify_ledger(
-    db: AsyncConnection, *, account_id: str | None = None, now: datetime
+    db: AsyncConnection,
+    *,
+    account_id: str | None = None,
+    now: datetime,
+    checkpoints: CheckpointFile | None = None,
 ) -> VerifyReport:
     differences = await _unbalanced(db, account_id)
     differences += await _balance_mismatches(db, account_id)
     differences += await _stripe_view_mismatches(db, account_id)
     checked, breaks = await _chain_breaks(db, account_id)
+    anchored = None
+    if checkpoints is not None:
+        first_break: dict[str, int] = {}
+        for chain_break in breaks:
+            if chain_break.transaction_id:  # not the head's
+                seen = first_break.get(chain_break.account_id, chain_break.sequence)
+                first_break[chain_break.account_id] = min(seen, chain_break.sequence)
+        anchored = await check_checkpoints(
+            db,
+            checkpoints.path,
+            checkpoints.lines(),
+            first_break=first_break,
+            account_id=account_id,
+        )
     return VerifyReport(
-        transactions_checked=checked, verified_at=now, differences=differences, chain_breaks=breaks
+        transactions_checked=checked,
+        verified_at=now,
+        differences=differences,
+        chain_breaks=breaks,
+        checkpoints=anchored,
     )
 
 

@@ -2,10 +2,12 @@
 
 The network holds an authorization for 7 days, and the merchant may capture it until then; the
 worker releases it (`PaymentsService.expire_authorization`) once they have passed. The job that
-does is scheduled for then by the core's clock and claimed by the worker's, so a host whose
-clock runs ahead would release it early, and the merchant's capture on the sixth day would
-fail: the release checks the authorization's age against the database's clock first, which
-every process shares.
+does is scheduled for then by the core's clock and claimed by the worker's. Both tell the
+database's time (`remit.storage.database_clock`), but each carries it forward between reads,
+and a core of an earlier version, still running during an upgrade, stamped both times by its
+host's clock: one running ahead would have the job released early, and the merchant's capture
+on the sixth day would fail. So the release checks the authorization's age against the
+database's own clock (`now()`) first.
 """
 
 from datetime import datetime, timedelta

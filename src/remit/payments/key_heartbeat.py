@@ -57,8 +57,14 @@ async def key_kept_held(
         yield
     finally:
         stop.set()
-        # Cancelled while waiting here, the renewals are cancelled with it.
-        await renewing
+        # A renewal in flight is cancelled, not waited for: with the pool saturated it would
+        # hold the step's answer back for up to the pool's timeout. Cut off anywhere, it
+        # harms nothing: `idempotency.prolong` extends only a lease still this claim's,
+        # unfinished and not let go.
+        renewing.cancel()
+        # (gather: a cancellation of this task meanwhile is passed on, not taken for the
+        # renewal's own and swallowed.)
+        await asyncio.gather(renewing, return_exceptions=True)
 
 
 async def _renew_until_stopped(

@@ -22,6 +22,7 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import enum_wire_values
 from remit.grpcutil.deadlines import bounded_timeout, has_time_for
 from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.send_time import refused_as_not_sent
 from remit.grpcutil.unstarted import refused_unstarted
 from remit.payments.breaker import BreakerState, CircuitBreaker
 from remit.payments.lookup_expectations import ExpectedOperation, refuse_unless_expected
@@ -368,6 +369,12 @@ class GrpcCardNetwork:
                 if probing:
                     self._breaker.release_probe()
                 raise refused_unsent(what) from None
+            if refused_as_not_sent(error):
+                # The vault had too little of the deadline left to forward: nothing was sent,
+                # so nothing is looked up, and the network's health is not in question.
+                if probing:
+                    self._breaker.release_probe()
+                raise no_time_to_send() from None
             if error.code() in _UNKNOWN_OUTCOME_CODES:
                 self._breaker.record_failure()
                 raise OutcomeUnknownError(error.code().name) from None

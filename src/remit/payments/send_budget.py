@@ -6,15 +6,16 @@ the time the network is allowed to take (`network_timeout_s`) still ahead: one g
 could be cut while the network is at work, its answer lost (and at the vault, the card's CVC,
 spent before the send). Without that time the request is answered UNAVAILABLE, to be retried,
 before anything is sent. A look-up changes nothing at the network, so it runs in whatever time
-is left, down to `LOOKUP_NEEDS_S`.
+is left, down to `LOOKUP_NEEDS_S`. The vault refuses a forward by the same measure
+(`remit.grpcutil.send_time`).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from remit.config import network_timeout_s
 from remit.grpcutil.deadlines import ANSWER_MARGIN_S
+from remit.grpcutil.send_time import acquirer_call_needs_s
 
 # The vault's own call to the acquirer is bounded by the network timeout; the vault needs a
 # moment more to decrypt and to answer.
@@ -30,12 +31,12 @@ MIN_CORE_CALL_S: Final = 30.0
 
 def authorization_needs_s() -> float:
     """The time an authorization through the vault is allowed: the vault call's timeout."""
-    return network_timeout_s() + VAULT_MARGIN_S
+    return acquirer_call_needs_s() + VAULT_MARGIN_S
 
 
 def operation_needs_s() -> float:
     """The time a capture, void or refund at the acquirer is allowed."""
-    return network_timeout_s()
+    return acquirer_call_needs_s()
 
 
 def core_call_timeout_s() -> float:

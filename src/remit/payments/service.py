@@ -175,10 +175,16 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
-class _KeyHandedToTheStep(asyncio.CancelledError):
-    """The request was cancelled while its network step ran: the step goes on, and releases
-    the key when it ends (see `PaymentsService._outliving_its_caller`). A cancellation all the
-    same, for whoever cancelled the request."""
+class StepLeftAlone(asyncio.CancelledError):
+    """The caller was cancelled while its network step ran: the step (`step`) goes on alone,
+    and does what the caller would have done after it (a request's key released) once it ends
+    (see `PaymentsService._outliving_its_caller`). A cancellation all the same, for whoever
+    cancelled the caller, who may leave a step of its own to follow it
+    (`PaymentsService.follow_step_left_alone`)."""
+
+    def __init__(self, step: "asyncio.Task[Any]") -> None:
+        super().__init__()
+        self.step = step
 
 
 class PaymentsError(RemitError):
@@ -574,8 +580,8 @@ class PaymentsService:
         )
         self._clock = clock or SystemClock()
         self._radar: RadarGate = radar or NoRadar()
-        # Network steps whose request was cancelled, still running (`_outliving_its_caller`).
-        self._outliving: set[asyncio.Task[KeyRecord]] = set()
+        # Network steps whose caller was cancelled, still running (`_outliving_its_caller`).
+        self._outliving: set[asyncio.Task[Any]] = set()
 
     def _now(self) -> datetime:
         return self._clock.now()
@@ -1178,61 +1184,92 @@ class PaymentsService:
                 looked_up_first = ask is None if sent_before is None else sent_before
                 ask = ask or await self._load_ask(record)
                 record = await self._outliving_its_caller(
-                    record, self._ask_network(record, ask, sent_before=looked_up_first)
+                    self._ask_network(record, ask, sent_before=looked_up_first),
+                    left_alone=self._releasing(record),
                 )
             return await self._apply_authorization(record, respond)
-        except _KeyHandedToTheStep:
+        except StepLeftAlone:
             raise
         except BaseException:
             # Whatever went wrong, the key keeps its recovery point; a retry resumes there.
             await self._release(record)
             raise
 
-    async def _outliving_its_caller(
-        self, record: KeyRecord, step: Coroutine[Any, Any, KeyRecord]
-    ) -> KeyRecord:
-        """Run `step` (send to the network and record its answer) to its end even when the
-        request is cancelled meanwhile (a server stopping past its grace, a caller's deadline).
-        Cut off there, the authorization may be held at the network with nothing recorded, and
-        the key would be released for a retry to look it up or send it again; run to its end,
-        its answer is recorded and a retry carries on from it. The step is bounded by the
-        network's own timeouts.
+    def _releasing(self, record: KeyRecord) -> Callable[[object], Awaitable[None]]:
+        """What a request left by its network step does once the step ends, whatever its
+        end: let its key go, at whatever recovery point the step reached."""
 
-        A cancelled request hands its key to the step (`_KeyHandedToTheStep`), which releases
-        it once it ends, at whatever recovery point it reached. `drain` waits for such steps."""
+        async def release(_: object) -> None:
+            await self._release(record)
+
+        return release
+
+    async def _outliving_its_caller(
+        self, step: Coroutine[Any, Any, T], *, left_alone: Callable[[T | None], Awaitable[object]]
+    ) -> T:
+        """Run `step` (send to the network and record its answer) to its end even when its
+        caller is cancelled meanwhile (a server stopping past its grace, a caller's deadline,
+        a worker stopping). Cut off there, the operation (an authorization, a capture, a
+        release, a refund) may be done at the network with nothing recorded, and a retry would
+        have to look it up, the payment left in between until then; run to its end, its answer
+        is recorded and a retry carries on from it. The step is bounded by the network's own
+        timeouts.
+
+        A cancelled caller leaves the step to run alone (`StepLeftAlone`), and `left_alone`
+        to do, once the step ends, what the caller would have done after it: it is given the
+        step's result, None if the step failed. `drain` waits for such steps."""
         handed_over = False
 
-        async def step_then_release_if_handed_over() -> KeyRecord:
+        async def step_then_what_its_caller_would_do() -> T:
             try:
-                return await step
-            finally:
+                result = await step
+            except BaseException:
                 if handed_over:
-                    await self._release(record)
+                    await left_alone(None)
+                raise
+            if handed_over:
+                await left_alone(result)
+            return result
 
-        task = asyncio.ensure_future(step_then_release_if_handed_over())
+        task = asyncio.ensure_future(step_then_what_its_caller_would_do())
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             if task.done():
-                # Ended as the request was cancelled: the request releases the key itself.
+                # Ended as the caller was cancelled: the caller does what follows itself.
                 if not task.cancelled():
                     task.exception()  # retrieved, so that asyncio does not log it as lost
                 raise
             handed_over = True
             self._outliving.add(task)
             task.add_done_callback(self._outcome_of_outliving_step)
-            raise _KeyHandedToTheStep() from None
+            raise StepLeftAlone(task) from None
 
-    def _outcome_of_outliving_step(self, task: "asyncio.Task[KeyRecord]") -> None:
+    def _outcome_of_outliving_step(self, task: "asyncio.Task[Any]") -> None:
         self._outliving.discard(task)
         if task.cancelled():
             return
         error = task.exception()
         if error is not None and not isinstance(error, RemitError):
-            log.error("a network step outliving its request failed", exc_info=error)
+            log.error("a network step outliving its caller failed", exc_info=error)
+
+    def follow_step_left_alone(
+        self, left: StepLeftAlone, follow_up: Callable[[], Awaitable[object]]
+    ) -> None:
+        """Run `follow_up` once the step `left` names has ended, whatever its end: what the
+        cancelled caller's own caller would have done after it (a review's close closing the
+        review). `drain` waits for it as for the step."""
+
+        async def after_the_step() -> object:
+            await asyncio.wait([left.step])
+            return await follow_up()
+
+        task = asyncio.ensure_future(after_the_step())
+        self._outliving.add(task)
+        task.add_done_callback(self._outcome_of_outliving_step)
 
     async def drain(self, timeout_s: float) -> None:
-        """Wait, at most `timeout_s`, for the network steps still running for requests
+        """Wait, at most `timeout_s`, for the network steps still running for callers
         cancelled meanwhile (`_outliving_its_caller`): a process stopping waits for them before
         closing the channels and the engine they use."""
         if self._outliving:
@@ -1569,6 +1606,8 @@ class PaymentsService:
                 return self._replay_of(record)
         try:
             return await self.resume_capture(record, respond, sent_before=not just_requested)
+        except StepLeftAlone:
+            raise  # the step lets the key go once it ends
         except BaseException:
             await self._release(record)
             raise
@@ -1657,9 +1696,17 @@ class PaymentsService:
         *,
         sent_before: bool = True,
     ) -> Done[PaymentIntent] | Replay:
-        """Capture at the network and apply its answer. `sent_before`: the capture may have
-        been sent already (see `_settle`); only the request that has just recorded it says not.
-        """
+        """Capture at the network and apply its answer, to the end even if the caller is
+        cancelled meanwhile (`_outliving_its_caller`). `sent_before`: the capture may have been
+        sent already (see `_settle`); only the request that has just recorded it says not."""
+        return await self._outliving_its_caller(
+            self._capture_and_record(record, respond, sent_before=sent_before),
+            left_alone=self._releasing(record),
+        )
+
+    async def _capture_and_record(
+        self, record: KeyRecord, respond: Callable[[PaymentIntent], bytes], *, sent_before: bool
+    ) -> Done[PaymentIntent] | Replay:
         assert record.charge_id is not None
         assert record.payment_intent_id is not None
         async with self._engine.begin() as db:
@@ -1762,6 +1809,8 @@ class PaymentsService:
                 return self._replay_of(record)
         try:
             return await self.resume_cancel(record, reason, respond, look_again=not just_decided)
+        except StepLeftAlone:
+            raise  # the step lets the key go once it ends
         except BaseException:
             await self._release(record)
             raise
@@ -1796,11 +1845,25 @@ class PaymentsService:
         *,
         look_again: bool = True,
     ) -> Done[PaymentIntent] | Replay:
-        """Release the authorization (when there is one), then cancel the intent.
+        """Release the authorization (when there is one), then cancel the intent, to the end
+        even if the caller is cancelled meanwhile (`_outliving_its_caller`).
 
         `look_again`: the first phase's finding is not fresh (a retry, the completer), and a
         confirmation may have authorized the intent since: look for an authorization again. A
         race within one call is caught by the last phase's check either way."""
+        return await self._outliving_its_caller(
+            self._cancel_and_record(record, reason, respond, look_again=look_again),
+            left_alone=self._releasing(record),
+        )
+
+    async def _cancel_and_record(
+        self,
+        record: KeyRecord,
+        reason: CancellationReason | None,
+        respond: Callable[[PaymentIntent], bytes],
+        *,
+        look_again: bool,
+    ) -> Done[PaymentIntent] | Replay:
         assert record.payment_intent_id is not None
         held = record.charge_id
         if held is None and look_again:
@@ -1913,7 +1976,11 @@ class PaymentsService:
         not wait on the lock for it. The void is idempotent by its reference, so releasing an
         authorization that a cancel releases too is harmless; the intent moves on only if,
         locked, it still holds that authorization. `sent_before`: an earlier run of the job may
-        have sent the release (see `_settle`)."""
+        have sent the release (see `_settle`).
+
+        The release runs to its end even if the job is cancelled meanwhile (the worker
+        stopping): the intent then expires in a transaction of the release's own, and the
+        job's next run finds it expired (`_outliving_its_caller`)."""
         intents = PaymentIntentRepository(db)
         seen = await intents.get(account_id, intent_id)
         if seen is None or seen.status is not Status.REQUIRES_CAPTURE:
@@ -1922,10 +1989,31 @@ class PaymentsService:
         charge = None if held is None else await ChargeRepository(db).get(account_id, held)
         if charge is not None:
             await check_expired(db, charge)
-        if held is not None and _captured_first(
-            await self._void(account_id, held, sent_before=sent_before)
-        ):
-            return False  # a capture in flight got there first; its outcome settles the intent
+        if held is not None:
+
+            async def expire_alone(released: OperationOutcome | None) -> None:
+                if released is not None and not _captured_first(released):
+                    async with self._engine.begin() as own:
+                        await self._expire_if_still_held(own, account_id, intent_id, held)
+
+            try:
+                released = await self._outliving_its_caller(
+                    self._void(account_id, held, sent_before=sent_before), left_alone=expire_alone
+                )
+            except StepLeftAlone:
+                # No key to keep: a plain cancellation, which the worker's run budget
+                # (`asyncio.timeout`) turns into its timeout, as it does no subclass of it.
+                raise asyncio.CancelledError() from None
+            if _captured_first(released):
+                return False  # a capture in flight got there first; its outcome settles it
+        return await self._expire_if_still_held(db, account_id, intent_id, held)
+
+    async def _expire_if_still_held(
+        self, db: AsyncConnection, account_id: str, intent_id: str, held: str | None
+    ) -> bool:
+        """Expire the intent, its authorization (of charge `held`) released, unless it has
+        moved on meanwhile; whether it expired."""
+        intents = PaymentIntentRepository(db)
         intent = await intents.get(account_id, intent_id, for_update=True)
         if (
             intent is None
@@ -2250,6 +2338,8 @@ class PaymentsService:
                 return self._replay_of(record)
         try:
             return await self.resume_refund(record, respond, sent_before=not just_requested)
+        except StepLeftAlone:
+            raise  # the step lets the key go once it ends
         except BaseException:
             await self._release(record)
             raise
@@ -2355,12 +2445,21 @@ class PaymentsService:
     async def resume_refund(
         self, record: KeyRecord, respond: Callable[[Refund], bytes], *, sent_before: bool = True
     ) -> Done[Refund] | Replay:
-        """Refund at the network and apply its answer. `sent_before`: the refund may have been
+        """Refund at the network and apply its answer, to the end even if the caller is
+        cancelled meanwhile (`_outliving_its_caller`). `sent_before`: the refund may have been
         sent already (see `_settle`); only the request that has just recorded it says not.
 
         Only a pending refund is sent and settled. One that is no longer pending was canceled
         (the completer may resume its request afterwards): the request is answered with the
         refund as it stands, which the acquirer's answer must not change."""
+        return await self._outliving_its_caller(
+            self._refund_and_record(record, respond, sent_before=sent_before),
+            left_alone=self._releasing(record),
+        )
+
+    async def _refund_and_record(
+        self, record: KeyRecord, respond: Callable[[Refund], bytes], *, sent_before: bool
+    ) -> Done[Refund] | Replay:
         assert record.refund_id is not None
         assert record.charge_id is not None
         async with self._engine.begin() as db:

@@ -65,8 +65,8 @@ def payment_hooks(clock: Clock | None = None) -> HookChain:
 def build_payments(
     engine: AsyncEngine, config: PlatformConfig, *, clock: Clock | None = None
 ) -> PaymentsWiring:
-    """`clock` tells every part the time: the worker's is the database's
-    (`remit.worker.database_clock`), the core's its host's."""
+    """`clock` tells every part the time: in the core and the worker the database's
+    (`remit.storage.database_clock`), in tests their own."""
     time = clock or SystemClock()
     # The core reaches the vault only through its gRPC API: it holds no vault credentials.
     vault_channel = internal_channel(config.vault.target, InternalAccess.of(config))
@@ -100,7 +100,8 @@ def build_payments(
     radar = RadarService(engine, clock=time)
 
     async def close() -> None:
-        # Authorizations of requests cut off by the stop finish first, through these channels.
+        # Network steps (authorizations, captures, releases, refunds) whose callers the stop
+        # cut off finish first, through these channels.
         await service.drain(network_timeout_s())
         await vault_channel.close()
         await acquirer_channel.close()

@@ -70,6 +70,9 @@ class Rule:
     # Why a stored rule does not run (remit.radar.validity), as read for the rules listing;
     # None for a rule that runs, and for a rule not read for display.
     invalid_reason: str | None = None
+    # Why remit disabled it, recorded when it did (core migration 0069); the listing shows it
+    # as the `invalid_reason`. Cleared by a change of its predicate.
+    disabled_reason: str | None = None
 
     @property
     def text(self) -> str:

@@ -7,12 +7,12 @@ in events (remit.payments.related). A rule that shows why it does not run in one
 other would tell an operator and a webhook endpoint different things about the same charge.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.radar.domain import Rule
+from remit.radar.domain import ItemType, Rule
 from remit.radar.gate import compiled, stored_rule_problem
 from remit.radar.repository import RuleRepository, ValueListRepository
 
@@ -25,10 +25,17 @@ async def rules_as_listed(
     rules = list(rules)
     aliases = {alias for rule in rules for alias in lists_of(rule.predicate)}
     item_types = await ValueListRepository(db).item_types(account_id, aliases)
-    return [
-        replace(rule, invalid_reason=stored_rule_problem(rule.predicate, item_types))
-        for rule in rules
-    ]
+    return [replace(rule, invalid_reason=_why_not_run(rule, item_types)) for rule in rules]
+
+
+def _why_not_run(rule: Rule, item_types: Mapping[str, ItemType]) -> str | None:
+    """The reason remit recorded when it disabled the rule says more (what, and when) than
+    what parsing it again finds; but only while the rule still does not run (a core of the
+    version before 0069 changes a predicate without clearing the reason)."""
+    problem = stored_rule_problem(rule.predicate, item_types)
+    if problem is None:
+        return None
+    return rule.disabled_reason or problem
 
 
 async def listed_rules_by_id(

@@ -46,6 +46,9 @@ def _rule(row: AnyRow | Mapping[str, Any]) -> Rule:
         position=m["position"],
         created_at=m["created_at"],
         version=m["version"],
+        # The payment path's read leaves it out: a disabled rule does not parse, and so never
+        # runs (`remit.radar.gate.compiled`).
+        disabled_reason=m.get("disabled_reason"),
     )
 
 
@@ -156,6 +159,7 @@ class RuleRepository:
                 position=rule.position,
                 created_at=rule.created_at,
                 version=rule.version or 1,
+                disabled_reason=rule.disabled_reason,
             )
         )
 
@@ -168,6 +172,7 @@ class RuleRepository:
                 predicate=rule.predicate,
                 position=rule.position,
                 version=rule.version or 1,
+                disabled_reason=rule.disabled_reason,
             )
         )
 

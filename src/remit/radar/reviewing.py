@@ -36,7 +36,7 @@ from remit.payments.keyed import (
     value_of,
 )
 from remit.payments.repository import ChargeRepository, RefundRepository
-from remit.payments.service import PaymentsService
+from remit.payments.service import PaymentsService, StepLeftAlone
 from remit.radar.gate import emit_review_event
 from remit.radar.refusals import legacy_refusal_key, refusal_call, refusal_of
 from remit.radar.reviews import ClosedReason, Review, ReviewRepository
@@ -241,6 +241,9 @@ class ReviewsService:
         having certainly moved nothing, the review can be approved again."""
         try:
             await self._refuse_payment_under_its_key(review, reason)
+        except StepLeftAlone as left:
+            self._close_after(left, review.account_id, review.id, reason)
+            raise
         except BaseException:
             # A cancelled close too (CancelledError): left behind, its mark would refuse every
             # approval for as long as nobody closed the review with the same reason.
@@ -310,11 +313,41 @@ class ReviewsService:
             _refuse_if_failed(result)
             if reason is not ClosedReason.CANCELED:
                 await self._refuse_unless_refunded(record.account_id, record.key, result)
+        except StepLeftAlone as left:
+            self._close_after(left, record.account_id, review_id, reason)
+            raise
         except BaseException:
             await self._stop_closing_unless_under_way(record.account_id, review_id, reason)
             raise
         await self._close(record.account_id, None, review_id, reason)
         return True
+
+    def _close_after(
+        self, left: StepLeftAlone, account_id: str, review_id: str, reason: ClosedReason
+    ) -> None:
+        """The close's refund or cancel runs on alone, its caller cancelled, and records its
+        outcome: its review is closed after it, as the close would have, or nothing would
+        close it (the completer finishes only refunds and cancels left unfinished)."""
+        self._payments.follow_step_left_alone(
+            left, lambda: self._close_once_refused(account_id, review_id, reason)
+        )
+
+    async def _close_once_refused(
+        self, account_id: str, review_id: str, reason: ClosedReason
+    ) -> None:
+        """Close a review being closed with `reason` whose refund or cancel has finished, with
+        its outcome replayed as a retry of the close would. One unfinished is left to its
+        retry or the completer (`resume_refusal`)."""
+        async with self._engine.begin() as db:
+            call = await _refusal_call_in_use(db, account_id, review_id, reason)
+            stored = await idempotency.find(db, account_id, call.key)
+            review = await ReviewRepository(db).get(account_id, review_id)
+        if stored is None or not stored.finished:
+            return
+        if review is None or not review.open or review.closing_reason is not reason:
+            return
+        await self._refuse_payment(review, reason)
+        await self._close(account_id, None, review_id, reason)
 
     async def _refuse_unless_refunded(self, account_id: str, key: str, result: object) -> None:
         """A close's refund the acquirer refused (answered as a refund, failed) fails the close

@@ -291,7 +291,8 @@ class RadarService:
             if predicate is not None:
                 parsed = _parsed(predicate)
                 await self._check_lists(db, account_id, parsed)
-                updated = replace(updated, predicate=parsed.text)
+                # A predicate saved now runs: whatever disabled the rule before is gone.
+                updated = replace(updated, predicate=parsed.text, disabled_reason=None)
             if action is not None:
                 updated = replace(updated, action=action)
             if (updated.action, updated.predicate) != (current.action, current.predicate):

@@ -32,6 +32,10 @@ radar_rules = Table(
     # 1 when made, one more at each change of its action or predicate (core migration 0057): a
     # charge's verdict names the version that decided it.
     Column("version", Integer, nullable=False, server_default=text("1")),
+    # Why remit disabled a stored rule that stopped running (core migration 0069: it compares
+    # :ip_address: with an address with a zone); shown as its invalid_reason, and cleared when
+    # its predicate changes. NULL for every other rule.
+    Column("disabled_reason", Text, nullable=True),
     Index("ix_radar_rules_account_position", "account_id", "position"),
 )
 

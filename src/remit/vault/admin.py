@@ -76,6 +76,43 @@ async def rotate_key(target: str, access: InternalAccess, wait: bool) -> list[st
         return lines
 
 
+async def reseal_cards(target: str, access: InternalAccess) -> list[str]:
+    """Re-seal every card still sealed to its token alone, batch after batch. As for
+    `rotate-key --wait`, a batch that moves nothing may be the vault's own background pass
+    holding those cards: wait while what remains goes down, and give up once it has stood
+    still for STALL_S (those cards do not open; the vault logs each)."""
+    async with internal_channel(target, access) as channel:
+        stub = _stub(channel)
+        started = time.monotonic()
+        total = 0
+        stalled_at: tuple[float, int] | None = None
+        while True:
+            progress = await stub.ResealCards(
+                vault_pb2.ResealCardsRequest(requester=REQUESTER), timeout=TIMEOUT_S
+            )
+            total += progress.resealed
+            if progress.remaining == 0:
+                break
+            if progress.resealed > 0:
+                stalled_at = None
+                continue
+            now = time.monotonic()
+            if stalled_at is None or progress.remaining != stalled_at[1]:
+                stalled_at = (now, progress.remaining)
+            elif now - stalled_at[0] >= STALL_S:
+                raise AdminError(
+                    f"{total} cards were re-sealed here, but {progress.remaining} could not be "
+                    "(see the vault's log); copies of their rows stay readable while the key "
+                    "version that wraps their data key is kept"
+                )
+            await asyncio.sleep(STALL_POLL_S)
+    return [
+        f"re-sealed {total} cards under fresh data keys in {time.monotonic() - started:.1f}s",
+        "every card is now bound to its account; rotate-key --wait, retire-keys and "
+        "remove-key-version then put copies of the old rows beyond use",
+    ]
+
+
 async def _status(target: str, access: InternalAccess) -> list[str]:
     async with internal_channel(target, access) as channel:
         status = await _stub(channel).GetKeyStatus(
@@ -84,6 +121,7 @@ async def _status(target: str, access: InternalAccess) -> list[str]:
     lines = [
         f"current version             {status.current_version}",
         f"minimum decryption version  {status.minimum_decryption_version}",
+        f"cards to re-seal            {status.token_bound_cards}",
     ]
     for version in status.versions:
         created = version.created.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
@@ -135,6 +173,8 @@ def run_admin(
             return asyncio.run(_retire(target, access, minimum))
         if command == "remove-key-version":
             return asyncio.run(remove_key_version(target, access, version))
+        if command == "reseal-cards":
+            return asyncio.run(reseal_cards(target, access))
     except grpc.aio.AioRpcError as error:
         raise call_failed(error, "vault", target, AdminError) from None
     raise AdminError(f"unknown vault command {command!r}")

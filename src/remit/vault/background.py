@@ -6,6 +6,8 @@
   reach (dead row versions, free space, the WAL, backups). A task of its own: the key file
   being unwritable must not stop the sweep, nor the database being down the deletion.
 - After a key rotation, data keys still wrapped under older versions are re-wrapped in batches.
+- Cards sealed before their account was bound into their seals are re-sealed, each under a fresh
+  data key, so that an upgrade converges by itself (`VaultService.reseal_all`).
 - The dead row versions that shredding and CVC destruction leave behind, which still hold the
   sealed number, the wrapped data key and the CVC, are pruned (autovacuum would get to them
   only once a fifth of the table is dead). A round leaves those a snapshot older than their
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 CVC_SWEEP_INTERVAL_S: Final = 60.0
 REWRAP_INTERVAL_S: Final = 5.0
+# Only cards a vault of an earlier version stores are left to re-seal once a pass is done.
+RESEAL_INTERVAL_S: Final = 60.0
 PRUNE_INTERVAL_S: Final = 300.0
 REQUESTER: Final = "vault-background"
 
@@ -56,6 +60,7 @@ def start_background(
     *,
     cvc_sweep_interval_s: float = CVC_SWEEP_INTERVAL_S,
     rewrap_interval_s: float = REWRAP_INTERVAL_S,
+    reseal_interval_s: float = RESEAL_INTERVAL_S,
     prune_interval_s: float = PRUNE_INTERVAL_S,
 ) -> list[asyncio.Task[None]]:
     async def sweep_cvcs() -> None:
@@ -71,9 +76,15 @@ def start_background(
         if rewrapped:
             log.info("re-wrapped %d data keys under the current key version", rewrapped)
 
+    async def reseal() -> None:
+        resealed = await service.reseal_all(requester=REQUESTER)
+        if resealed:
+            log.info("re-sealed %d cards under fresh data keys bound to their accounts", resealed)
+
     return [
         asyncio.create_task(_every("cvc-sweep", cvc_sweep_interval_s, sweep_cvcs, stop)),
         asyncio.create_task(_every("cvc-keys", cvc_sweep_interval_s, keep_cvc_keys, stop)),
         asyncio.create_task(_every("rewrap", rewrap_interval_s, rewrap, stop)),
+        asyncio.create_task(_every("reseal", reseal_interval_s, reseal, stop)),
         asyncio.create_task(_every("prune", prune_interval_s, service.prune_shredded, stop)),
     ]

@@ -1,10 +1,18 @@
 """Envelope encryption of card data: AES-256-GCM under a fresh data key per card.
 
-Each card gets its own random 256-bit data key. The number and the CVC are sealed under it, and
-the data key itself is sealed ("wrapped") under a named, versioned key-encrypting key (KEK) that
-never enters the database. The card's vault token is bound into every seal as associated data,
-so a ciphertext copied onto another card's row fails authentication instead of decrypting to
-someone else's number. Re-wrapping touches only the data key: card numbers stay sealed.
+Each card gets its own random 256-bit data key. The number is sealed under it, and the data key
+itself is sealed ("wrapped") under a named, versioned key-encrypting key (KEK) that never enters
+the database. The card's vault token and the account that owns it are bound into every seal as
+associated data (`SealFormat.ACCOUNT_BOUND`): a ciphertext copied onto another card's row, or a
+row given to another account by a write to the vault database, fails authentication instead of
+decrypting to someone else's number. Re-wrapping touches only the data key: card numbers stay
+sealed.
+
+Cards stored before the account was bound (`SealFormat.TOKEN_BOUND`, the token alone in their
+associated data) still open. Re-sealing one (`seal_card` with what `open_card` gave) moves it to
+a fresh data key and the account-bound format: every copy of its old row (the WAL, a backup)
+then depends on the old data key, which no live row holds any more, and is beyond use once the
+KEK version that wrapped it is removed. A re-wrap alone cannot do that, as it keeps the data key.
 
 A CVC is not sealed under the card's data key, which lives as long as the card: a copy of its
 ciphertext left in the WAL, a backup or a page's free space would open for as long as the card
@@ -22,6 +30,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -46,6 +55,15 @@ CVC_KEY_MARKER: Final = b"cvk1"
 _CVC_HOUR_BYTES: Final = 4
 _CVC_HEADER_BYTES: Final = len(CVC_KEY_MARKER) + _CVC_HOUR_BYTES
 _LEGACY_CVC_MAX_BYTES: Final = NONCE_BYTES + 4 + TAG_BYTES
+
+
+class SealFormat(IntEnum):
+    """What a card's seals are bound to; stored with each card (`cards.seal_format`)."""
+
+    # Before vault migration 0006: the token alone.
+    TOKEN_BOUND = 1
+    # The account that owns the card and its token.
+    ACCOUNT_BOUND = 2
 
 
 class VaultCryptoError(RemitError):
@@ -200,6 +218,7 @@ class SealedCard:
     wrapped_data_key: bytes
     number_ciphertext: bytes
     cvc_ciphertext: bytes | None
+    seal_format: SealFormat
 
 
 def _seal(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
@@ -216,42 +235,58 @@ def _open(key: bytes, sealed: bytes, associated: bytes) -> bytes:
         raise tampered() from None
 
 
-def _data_key_ad(token: str, name: str, version: int) -> bytes:
-    return f"remit-vault/data-key/{token}/{name}/{version}".encode()
+@dataclass(frozen=True)
+class CardBinding:
+    """Whose card a sealed card is, as its seals' associated data names it."""
+
+    token: str
+    account_id: str
+    seal_format: SealFormat
+
+    def associated(self, what: str, *more: object) -> bytes:
+        parts = [str(part) for part in more]
+        if self.seal_format is SealFormat.TOKEN_BOUND:
+            return "/".join(["remit-vault", what, self.token, *parts]).encode()
+        # Each part after its length: an account id may hold "/" (the caller names it), and
+        # account "a/b" with token "c" must not read the same as account "a" with token "b/c".
+        named = "".join(f"/{len(part)}:{part}" for part in [self.account_id, self.token, *parts])
+        return f"remit-vault/v2/{what}{named}".encode()
 
 
-def _field_ad(token: str, field: str) -> bytes:
-    return f"remit-vault/{field}/{token}".encode()
-
-
-def _cvc_ad(token: str, hour: int) -> bytes:
-    return f"remit-vault/cvc/{token}/{hour}".encode()
+def _data_key_ad(binding: CardBinding, name: str, version: int) -> bytes:
+    return binding.associated("data-key", name, version)
 
 
 def seal_card(
     ring: KeyRing,
     token: str,
+    account_id: str,
     number: Secret[str],
     cvc: Secret[str] | None,
     cvc_key: CvcKey | None = None,
 ) -> SealedCard:
-    """The card sealed for storage; its CVC, if it has one, under `cvc_key`."""
+    """The card sealed for storage under a fresh data key, bound to its token and account; its
+    CVC, if it has one, under `cvc_key`."""
     if cvc is not None and cvc_key is None:
         raise ValueError("a CVC is sealed under a CVC key, never under the card's data key")
+    binding = CardBinding(token, account_id, SealFormat.ACCOUNT_BOUND)
     data_key = AESGCM.generate_key(bit_length=256)
     kek = ring.current
     return SealedCard(
         kek_name=ring.name,
         kek_version=kek.version,
-        wrapped_data_key=_seal(kek.material, data_key, _data_key_ad(token, ring.name, kek.version)),
-        number_ciphertext=_seal(data_key, number.reveal().encode(), _field_ad(token, "number")),
-        cvc_ciphertext=None if cvc is None or cvc_key is None else seal_cvc(cvc_key, token, cvc),
+        wrapped_data_key=_seal(
+            kek.material, data_key, _data_key_ad(binding, ring.name, kek.version)
+        ),
+        number_ciphertext=_seal(data_key, number.reveal().encode(), binding.associated("number")),
+        cvc_ciphertext=None if cvc is None or cvc_key is None else seal_cvc(cvc_key, binding, cvc),
+        seal_format=binding.seal_format,
     )
 
 
-def seal_cvc(key: CvcKey, token: str, cvc: Secret[str]) -> bytes:
+def seal_cvc(key: CvcKey, binding: CardBinding, cvc: Secret[str]) -> bytes:
     header = CVC_KEY_MARKER + key.hour.to_bytes(_CVC_HOUR_BYTES, "big")
-    return header + _seal(key.material, cvc.reveal().encode(), _cvc_ad(token, key.hour))
+    return header + _seal(key.material, cvc.reveal().encode(), binding.associated("cvc", key.hour))
 
 
 def sealed_cvc_hour(sealed_cvc: bytes) -> int | None:
@@ -262,14 +297,14 @@ def sealed_cvc_hour(sealed_cvc: bytes) -> int | None:
     return int.from_bytes(sealed_cvc[len(CVC_KEY_MARKER) : _CVC_HEADER_BYTES], "big")
 
 
-def _unwrap(ring: KeyRing, token: str, sealed: SealedCard) -> bytes:
+def _unwrap(ring: KeyRing, binding: CardBinding, sealed: SealedCard) -> bytes:
     if sealed.kek_name != ring.name:
         raise unknown_key(sealed.kek_name, sealed.kek_version)
     kek = ring.key_for_decryption(sealed.kek_version)
     return _open(
         kek.material,
         sealed.wrapped_data_key,
-        _data_key_ad(token, sealed.kek_name, sealed.kek_version),
+        _data_key_ad(binding, sealed.kek_name, sealed.kek_version),
     )
 
 
@@ -279,38 +314,57 @@ class OpenedCard:
     cvc: Secret[str] | None
 
 
-def open_card(ring: KeyRing, token: str, sealed: SealedCard) -> OpenedCard:
+def open_card(ring: KeyRing, token: str, account_id: str, sealed: SealedCard) -> OpenedCard:
     """The card's number and CVC. The CVC is None if the card has none, or if the CVC key it
-    was sealed under is deleted: every CVC sealed under it had expired by then."""
-    data_key = _unwrap(ring, token, sealed)
-    number = _open(data_key, sealed.number_ciphertext, _field_ad(token, "number"))
+    was sealed under is deleted: every CVC sealed under it had expired by then. A card whose
+    seals name another account than `account_id` (its row given to another account) fails
+    authentication, as tampering does."""
+    binding = CardBinding(token, account_id, sealed.seal_format)
+    data_key = _unwrap(ring, binding, sealed)
+    number = _open(data_key, sealed.number_ciphertext, binding.associated("number"))
     cvc = None
     if sealed.cvc_ciphertext is not None:
-        cvc = _open_cvc(ring, token, data_key, sealed.cvc_ciphertext)
+        cvc = _open_cvc(ring, binding, data_key, sealed.cvc_ciphertext)
     return OpenedCard(number=Secret(number.decode()), cvc=cvc)
 
 
-def _open_cvc(ring: KeyRing, token: str, data_key: bytes, sealed_cvc: bytes) -> Secret[str] | None:
+def _open_cvc(
+    ring: KeyRing, binding: CardBinding, data_key: bytes | None, sealed_cvc: bytes
+) -> Secret[str] | None:
     hour = sealed_cvc_hour(sealed_cvc)
     if hour is None:
-        # Sealed before CVC keys, at most one CVC retention before this version started.
-        return Secret(_open(data_key, sealed_cvc, _field_ad(token, "cvc")).decode())
+        # Sealed before CVC keys, at most one CVC retention before that version started; so
+        # only in a card sealed the token-bound way (a re-seal puts it under a CVC key).
+        if data_key is None or binding.seal_format is not SealFormat.TOKEN_BOUND:
+            raise tampered()
+        return Secret(_open(data_key, sealed_cvc, binding.associated("cvc")).decode())
     key = ring.cvc_keys.get(hour)
     if key is None:
         return None
     sealed = sealed_cvc[_CVC_HEADER_BYTES:]
-    return Secret(_open(key.material, sealed, _cvc_ad(token, hour)).decode())
+    return Secret(_open(key.material, sealed, binding.associated("cvc", hour)).decode())
 
 
-def rewrap(ring: KeyRing, token: str, sealed: SealedCard) -> SealedCard:
+def open_cvc_under_cvc_key(
+    ring: KeyRing, token: str, account_id: str, seal_format: SealFormat, sealed_cvc: bytes
+) -> Secret[str] | None:
+    """A CVC sealed under a CVC key, opened without its card's data key (None once that key is
+    deleted); one sealed under the data key is refused as tampered."""
+    return _open_cvc(ring, CardBinding(token, account_id, seal_format), None, sealed_cvc)
+
+
+def rewrap(ring: KeyRing, token: str, account_id: str, sealed: SealedCard) -> SealedCard:
     """The same card with its data key wrapped under the current KEK version."""
-    data_key = _unwrap(ring, token, sealed)
+    binding = CardBinding(token, account_id, sealed.seal_format)
+    data_key = _unwrap(ring, binding, sealed)
     kek = ring.current
     return replace(
         sealed,
         kek_name=ring.name,
         kek_version=kek.version,
-        wrapped_data_key=_seal(kek.material, data_key, _data_key_ad(token, ring.name, kek.version)),
+        wrapped_data_key=_seal(
+            kek.material, data_key, _data_key_ad(binding, ring.name, kek.version)
+        ),
     )
 
 

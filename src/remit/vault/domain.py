@@ -62,6 +62,8 @@ class AuditAction(Enum):
     REMOVE_KEY_VERSION = "remove_key_version"
     CREATE_CVC_KEY = "create_cvc_key"
     DESTROY_CVC_KEY = "destroy_cvc_key"
+    # A card opened and sealed anew under a fresh data key, bound to its account.
+    RESEAL = "reseal"
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ class KeyStatus:
     current_version: int
     minimum_decryption_version: int
     versions: list[KeyVersionStatus]
+    # Cards not deleted still sealed the token-bound way, under their first data key.
+    token_bound_cards: int = 0
 
 
 @dataclass(frozen=True)

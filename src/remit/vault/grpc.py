@@ -216,6 +216,16 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             key_version=progress.key_version,
         )
 
+    async def ResealCards(
+        self, request: vault_pb2.ResealCardsRequest, context: Context
+    ) -> vault_pb2.ResealCardsResponse:
+        progress = await self._service.reseal_batch(
+            batch_size=request.batch_size, requester=_requester(request)
+        )
+        return vault_pb2.ResealCardsResponse(
+            resealed=progress.resealed, remaining=progress.remaining
+        )
+
     async def SetMinimumDecryptionVersion(
         self, request: vault_pb2.SetMinimumDecryptionVersionRequest, context: Context
     ) -> vault_pb2.SetMinimumDecryptionVersionResponse:
@@ -247,6 +257,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
                 )
                 for entry in status.versions
             ],
+            token_bound_cards=status.token_bound_cards,
         )
 
     async def ListAuditEvents(

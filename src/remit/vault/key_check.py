@@ -102,7 +102,7 @@ async def _check_it_unwraps_the_newest_card(
     if card is None:
         return
     try:
-        rewrap(ring, card.token, card.sealed)
+        rewrap(ring, card.token, card.account_id, card.sealed)
     except VaultCryptoError:
         raise ConfigError(
             f"the vault keys in {source} do not unwrap the data key of the vault database's "

@@ -1,10 +1,11 @@
 """Vault persistence inside the caller's transaction. Rows hold ciphertext, never plaintext."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select, tuple_, update
+from sqlalchemy import Select, and_, exists, func, literal_column, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.storage.fastsql import Db, Statement, TableStatements, driver, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
 from remit.vault.cards import Brand, Funding
-from remit.vault.crypto import SealedCard
+from remit.vault.crypto import SealedCard, SealFormat
 from remit.vault.domain import (
     AuditAction,
     AuditEvent,
@@ -83,21 +84,26 @@ _AUDIT_EVENT_INSERT = (
 )
 
 # Records the forward's audit event and takes the card's CVC: the sealed CVC as it was (if it
-# had not expired by `now`), destroyed by the same statement. `held` locks the card's row only
-# while it holds a CVC, and a concurrent forward that destroyed it first leaves this one waiting
-# on the lock and then reading the row without it (READ COMMITTED re-reads a row locked FOR
-# UPDATE once its locker commits), so one forward alone ever gets a CVC. An UPDATE's RETURNING
-# shows the new values; the old ones come from `held`.
+# had not expired by `now`), and the format of the card it was taken from (a re-seal may have
+# sealed it anew since the forward read the card), destroyed by the same statement. `held`
+# locks the card's row only while it holds a CVC, and a concurrent forward that destroyed it
+# first leaves this one waiting on the lock and then reading the row without it (READ COMMITTED
+# re-reads a row locked FOR UPDATE once its locker commits), so one forward alone ever gets a
+# CVC; after a concurrent re-seal, it reads the CVC as the re-seal sealed it. An UPDATE's
+# RETURNING shows the new values; the old ones come from `held`.
 _AUDIT_FORWARD_TAKING_CVC = Statement(
     "WITH held AS ("  # noqa: S608
-    "SELECT token, cvc_ciphertext, cvc_expires_at FROM cards WHERE token = %(token)s "
+    "SELECT token, cvc_ciphertext, cvc_expires_at, seal_format FROM cards "
+    "WHERE token = %(token)s "
     "AND (cvc_ciphertext IS NOT NULL OR cvc_expires_at IS NOT NULL) FOR UPDATE"
     "), taken AS ("
     "UPDATE cards SET cvc_ciphertext = NULL, cvc_expires_at = NULL FROM held "
     "WHERE cards.token = held.token "
-    "RETURNING held.cvc_ciphertext AS cvc_ciphertext, held.cvc_expires_at AS cvc_expires_at"
+    "RETURNING held.cvc_ciphertext AS cvc_ciphertext, held.cvc_expires_at AS cvc_expires_at, "
+    "held.seal_format AS seal_format"
     f"), audited AS ({_AUDIT_EVENT_INSERT}) "
-    "SELECT (SELECT cvc_ciphertext FROM taken WHERE cvc_expires_at > %(now)s) AS cvc"
+    "SELECT (SELECT cvc_ciphertext FROM taken WHERE cvc_expires_at > %(now)s) AS cvc, "
+    "(SELECT seal_format FROM taken) AS seal_format"
 )
 
 # The key ring's lock, transaction-scoped. Every write of a wrapped data key (a tokenization,
@@ -113,6 +119,14 @@ _HOLD_KEY_RING_SHARED = Statement(
     "SELECT pg_advisory_xact_lock_shared(%(namespace)s, %(key)s) AS held"
 )
 _HOLD_KEY_RING_EXCLUSIVE = Statement("SELECT pg_advisory_xact_lock(%(namespace)s, %(key)s) AS held")
+
+# The condition of `ix_cards_live_token_bound`, written out as a constant rather than a bound
+# parameter: the planner uses a partial index only for a query whose condition it can prove
+# implies the index's, which a prepared statement's parameter does not.
+_TOKEN_BOUND_LIVE = and_(
+    cards.c.deleted_at.is_(None),
+    cards.c.seal_format == literal_column(str(SealFormat.TOKEN_BOUND.value)),
+)
 
 _AUDIT_EVENTS = TableStatements(audit_events, key=("id",))
 _CARDS = TableStatements(cards, key=("token",))
@@ -133,6 +147,7 @@ def _card_from_mapping(m: Mapping[Any, Any]) -> StoredCard:
             wrapped_data_key=bytes(m["wrapped_data_key"]),
             number_ciphertext=bytes(m["number_ciphertext"]),
             cvc_ciphertext=None if m["cvc_ciphertext"] is None else bytes(m["cvc_ciphertext"]),
+            seal_format=SealFormat(m["seal_format"]),
         ),
         summary=CardSummary(
             brand=Brand(m["brand"]),
@@ -213,6 +228,23 @@ def cards_wrapped_below_query(
     )
 
 
+@dataclass(frozen=True)
+class TakenCvc:
+    """A CVC a forward took, and the format of the card as it was taken from it."""
+
+    sealed: bytes
+    seal_format: SealFormat
+
+
+def token_bound_tokens_query(limit: int, *, after: str | None) -> Select[Any]:
+    """The query of `SqlVaultRepository.token_bound_tokens`: a range of the index of the cards
+    left to re-seal, `ix_cards_live_token_bound` (vault migration 0006)."""
+    conditions = [_TOKEN_BOUND_LIVE]
+    if after is not None:
+        conditions.append(cards.c.token > after)
+    return select(cards.c.token).where(*conditions).order_by(cards.c.token).limit(limit)
+
+
 class SqlVaultRepository:
     def __init__(self, connection: Db) -> None:
         self._db = connection
@@ -236,6 +268,7 @@ class SqlVaultRepository:
                 number_ciphertext=card.sealed.number_ciphertext,
                 cvc_ciphertext=card.sealed.cvc_ciphertext,
                 cvc_expires_at=card.cvc_expires_at,
+                seal_format=card.sealed.seal_format.value,
                 fingerprint=s.fingerprint,
                 brand=s.brand.value,
                 last4=s.last4,
@@ -332,6 +365,47 @@ class SqlVaultRepository:
                 wrapped_data_key=sealed.wrapped_data_key,
             )
         )
+
+    async def token_bound_tokens(self, limit: int, *, after: str | None) -> list[str]:
+        """Up to `limit` tokens of cards not deleted still sealed the token-bound way, in token
+        order after `after`; read without locking (each is locked as it is re-sealed)."""
+        query = token_bound_tokens_query(limit, after=after)
+        return [str(token) for token in (await self._sa.execute(query)).scalars()]
+
+    async def token_bound_card_to_reseal(self, token: str) -> StoredCard | None:
+        """The card, locked, if it is not deleted, is still sealed the token-bound way, and no
+        other transaction holds it (a re-seal in another vault process, a forward taking its
+        CVC, a re-wrap): else None, and a later pass comes back to it."""
+        query = (
+            select(cards)
+            .where(cards.c.token == token, _TOKEN_BOUND_LIVE)
+            .with_for_update(skip_locked=True)
+        )
+        row = (await self._sa.execute(query)).first()
+        return None if row is None else _card_from_row(row)
+
+    async def save_reseal(
+        self, token: str, sealed: SealedCard, cvc_expires_at: datetime | None
+    ) -> None:
+        """Replace the card's data key, sealed number and CVC (locked by the caller)."""
+        await self._sa.execute(
+            update(cards)
+            .where(cards.c.token == token)
+            .values(
+                kek_name=sealed.kek_name,
+                kek_version=sealed.kek_version,
+                wrapped_data_key=sealed.wrapped_data_key,
+                number_ciphertext=sealed.number_ciphertext,
+                cvc_ciphertext=sealed.cvc_ciphertext,
+                cvc_expires_at=cvc_expires_at if sealed.cvc_ciphertext is not None else None,
+                seal_format=sealed.seal_format.value,
+            )
+        )
+
+    async def count_token_bound(self) -> int:
+        """Cards not deleted still sealed the token-bound way."""
+        query = select(func.count()).where(_TOKEN_BOUND_LIVE)
+        return int((await self._sa.execute(query)).scalar_one())
 
     async def data_keys_by_version(self) -> dict[int, int]:
         query = (
@@ -478,7 +552,7 @@ class SqlVaultRepository:
         card = None if row["token"] is None else _card_from_mapping(row)
         return _recorded_forward(row), card
 
-    async def audit_forward_taking_cvc(self, event: AuditEvent, now: datetime) -> bytes | None:
+    async def audit_forward_taking_cvc(self, event: AuditEvent, now: datetime) -> TakenCvc | None:
         """In one statement: record the forward's audit event, and take the card's CVC, which
         the statement destroys. The sealed CVC if this call took one still held at `now`;
         None if the card held none, it had expired (destroyed all the same), or a concurrent
@@ -486,7 +560,9 @@ class SqlVaultRepository:
         params = {**_audit_params(event), "now": now}
         row = await _AUDIT_FORWARD_TAKING_CVC.first(self._db, params)
         assert row is not None  # the statement always returns its one row
-        return None if row["cvc"] is None else bytes(row["cvc"])
+        if row["cvc"] is None:
+            return None
+        return TakenCvc(bytes(row["cvc"]), SealFormat(row["seal_format"]))
 
     async def finish_forward(
         self, account_id: str, reference: str, token: str, destination: str,

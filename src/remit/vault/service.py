@@ -14,7 +14,7 @@ stay in autocommit; every other unit of work is a transaction on the engine.
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeGuard
 
@@ -24,6 +24,8 @@ from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid
 from remit.core.ids import new_id
 from remit.core.secrets import Secret
+from remit.grpcutil.deadlines import has_time_for
+from remit.grpcutil.send_time import acquirer_call_needs_s, not_sent_for_lack_of_time
 from remit.storage.engine import single_statement
 from remit.vault.cards import Funding, validate_card
 from remit.vault.crypto import (
@@ -34,8 +36,10 @@ from remit.vault.crypto import (
     cvc_key_hour_start,
     fingerprint,
     open_card,
+    open_cvc_under_cvc_key,
     rewrap,
     seal_card,
+    sealed_cvc_hour,
 )
 from remit.vault.domain import (
     AuditAction,
@@ -58,7 +62,7 @@ from remit.vault.keystore import (
     destroy_cvc_keys,
     ensure_cvc_keys,
 )
-from remit.vault.repository import SqlVaultRepository
+from remit.vault.repository import SqlVaultRepository, TakenCvc
 from remit.vault.test_cards import known_test_number, test_card_for
 from remit_api.vault.v1 import vault_pb2
 
@@ -73,6 +77,9 @@ DEFAULT_REWRAP_BATCH: Final = 500
 MAX_REWRAP_BATCH: Final = 5000
 # Of the data keys a re-wrap could not unwrap, how many its one log line names.
 NAMED_REWRAP_FAILURES: Final = 3
+# Each card is re-sealed in a transaction of its own; a page is how many are listed at once.
+DEFAULT_RESEAL_BATCH: Final = 100
+MAX_RESEAL_BATCH: Final = 1000
 TEST_CARD_YEARS_AHEAD: Final = 5
 MAX_CARD_LISTING: Final = 1000
 
@@ -233,6 +240,36 @@ class _RewrapPage:
     full: bool
 
 
+@dataclass(frozen=True)
+class ResealProgress:
+    resealed: int
+    # Cards not deleted still sealed the token-bound way.
+    remaining: int
+
+
+@dataclass(frozen=True)
+class _ResealPage:
+    resealed: int
+    # The cards that did not open: (token, error code).
+    failed: list[tuple[str, str]]
+    # The last token listed: where the next page starts.
+    last: str | None
+    full: bool
+
+
+def _log_reseal_failures(failed: list[tuple[str, str]]) -> None:
+    """One line for all the cards a re-seal pass could not open, naming a few."""
+    if not failed:
+        return
+    named = ", ".join(f"{token} ({code})" for token, code in failed[:NAMED_REWRAP_FAILURES])
+    more = len(failed) - NAMED_REWRAP_FAILURES
+    log.error(
+        "could not re-seal %d cards: %s%s; they stay sealed the token-bound way, under their "
+        "first data key",
+        len(failed), named, f" and {more} more" if more > 0 else "",
+    )  # fmt: skip
+
+
 def _log_rewrap_failures(failed: list[tuple[str, str]], key_version: int) -> None:
     """One line for all the data keys a re-wrap could not unwrap, naming a few."""
     if not failed:
@@ -292,7 +329,9 @@ class VaultService:
             # under a key no vault can unwrap with.
             await repo.hold_key_ring_shared()
             ring = self._keys.load()
-            cvc_key, created = (None, []) if card.cvc is None else self._cvc_key(ring, now)
+            cvc_key, created = (
+                (None, []) if card.cvc is None else self._cvc_key(ring, cvc_key_hour(now), now)
+            )
             summary = CardSummary(
                 brand=card.brand,
                 last4=card.last4,
@@ -306,7 +345,7 @@ class VaultService:
                 token=token,
                 account_id=account_id,
                 livemode=livemode,
-                sealed=seal_card(ring, token, card.number, card.cvc, cvc_key),
+                sealed=seal_card(ring, token, account_id, card.number, card.cvc, cvc_key),
                 summary=summary,
                 billing_details=dict(billing_details or {}),
                 created_at=now,
@@ -320,15 +359,15 @@ class VaultService:
             await self._audit(self._cvc_key_event(AuditAction.CREATE_CVC_KEY, requester, hour))
         return Tokenized(token, summary)
 
-    def _cvc_key(self, ring: KeyRing, now: datetime) -> tuple[CvcKey, list[int]]:
-        """The key to seal a CVC stored at `now` under, and the hours whose keys this made.
+    def _cvc_key(self, ring: KeyRing, hour: int, now: datetime) -> tuple[CvcKey, list[int]]:
+        """The CVC key of `hour` (a CVC stored at `now` is sealed under `now`'s), and the hours
+        whose keys this made.
         The ring is the key file's as cached (`KeyStore.load`), so this costs nothing while
         the hour's key is in it, as it is from the hour before on (`maintain_cvc_keys`); else
         it is made here, once, and other vault processes find it in the file.
 
         The key file's lock is taken with this transaction's shared hold on the key ring's:
         that is safe, as no one who holds the file's lock waits for anything."""
-        hour = cvc_key_hour(now)
         key = ring.cvc_keys.get(hour)
         if key is not None:
             return key, []
@@ -491,11 +530,18 @@ class VaultService:
             # PCI DSS 10.2.1.4 asks to be logged like the refused destination above.
             await self._audit(self._refused_forward_event(account_id, token, request))
             raise _no_such_token(token)
+        if not has_time_for(acquirer_call_needs_s()):
+            # The acquirer would have less than its timeout before the caller gives up: its
+            # answer could be lost, and the CVC spent with it. Refused before the card is
+            # opened, so that nothing is sent, as its caller is told.
+            log.warning("not forwarding %s: the caller's deadline is too near", request.reference)
+            await self._audit(self._refused_forward_event(account_id, token, request))
+            raise not_sent_for_lack_of_time(f"The authorization {request.reference}")
         card = found
         now = self._clock.now()
         ring = self._keys.load()
         try:
-            opened = open_card(ring, token, card.sealed)
+            opened = open_card(ring, token, account_id, card.sealed)
         except VaultCryptoError:
             log.error("card %s could not be decrypted for %s", token, request.purpose)
             await self._audit(self._forward_event(card, request, succeeded=False))
@@ -509,9 +555,8 @@ class VaultService:
             taken = await repo.audit_forward_taking_cvc(
                 self._forward_event(card, request, succeeded=True), now
             )
-        # A card's CVC is sealed once, when it is stored: what was taken is what was opened.
-        took_the_cvc = taken is not None and taken == card.sealed.cvc_ciphertext
-        cvc = opened.cvc if took_the_cvc else None
+        took_the_cvc = taken is not None
+        cvc = self._taken_cvc(ring, card, opened.cvc, taken)
         if took_the_cvc and cvc is None:
             # Its CVC key is gone before the CVC expired: clocks of vault processes that differ
             # by more than the grace, a key file restored from before the key, or keys from the
@@ -568,6 +613,22 @@ class VaultService:
             )  # fmt: skip
             raise reference_reused(request.reference)
         return Forwarded(vault_pb2.ForwardedAuthorization.FromString(earlier.result), True)
+
+    @staticmethod
+    def _taken_cvc(
+        ring: KeyRing, card: StoredCard, opened: Secret[str] | None, taken: TakenCvc | None
+    ) -> Secret[str] | None:
+        """The CVC a forward took, opened. What was taken is what was opened, unless a re-seal
+        sealed the CVC anew (under a CVC key) between the forward's read of the card and the
+        taking: then it is opened as it now is, so that the forward that destroyed it sends
+        it."""
+        if taken is None:
+            return None
+        if taken.sealed == card.sealed.cvc_ciphertext:
+            return opened
+        return open_cvc_under_cvc_key(
+            ring, card.token, card.account_id, taken.seal_format, taken.sealed
+        )
 
     def _refused_forward_event(
         self, account_id: str, token: str, request: ForwardRequest
@@ -726,7 +787,8 @@ class VaultService:
             cards = await repo.cards_wrapped_below(ring.current_version, batch_size, after=after)
             for card in cards:
                 try:
-                    await repo.save_wrapping(card.token, rewrap(ring, card.token, card.sealed))
+                    rewrapped = rewrap(ring, card.token, card.account_id, card.sealed)
+                    await repo.save_wrapping(card.token, rewrapped)
                 except VaultCryptoError as error:
                     failed.append((card.token, error.code or type(error).__name__))
                     continue
@@ -743,6 +805,99 @@ class VaultService:
             last,
             full=len(cards) == batch_size,
         )
+
+    async def reseal_batch(self, *, batch_size: int = 0, requester: str) -> ResealProgress:
+        """Re-seal up to `batch_size` cards still sealed the token-bound way (`reseal_all`)."""
+        if not 0 <= batch_size <= MAX_RESEAL_BATCH:
+            raise invalid(f"batch_size must be between 0 and {MAX_RESEAL_BATCH}.", "batch_size")
+        page = await self._reseal_page(batch_size or DEFAULT_RESEAL_BATCH, requester, after=None)
+        _log_reseal_failures(page.failed)
+        async with self._engine.begin() as db:
+            remaining = await SqlVaultRepository(db).count_token_bound()
+        return ResealProgress(page.resealed, remaining)
+
+    async def reseal_all(
+        self, *, requester: str, batch_size: int = DEFAULT_RESEAL_BATCH
+    ) -> int:  # fmt: skip
+        """One pass over the cards still sealed the token-bound way (before vault migration
+        0006), by token: each is opened and sealed anew under a fresh data key, bound to its
+        account, and wrapped under the current KEK, in a transaction of its own that holds its
+        row. A card another transaction holds (a re-seal in another vault process, a forward
+        taking its CVC) is passed over for the next pass; one that does not open is passed
+        over and logged, in one line for the pass, as a re-wrap does."""
+        total = 0
+        failed: list[tuple[str, str]] = []
+        after: str | None = None
+        while True:
+            page = await self._reseal_page(batch_size, requester, after=after)
+            total += page.resealed
+            failed.extend(page.failed)
+            if not page.full:
+                _log_reseal_failures(failed)
+                return total
+            after = page.last
+
+    async def _reseal_page(
+        self, batch_size: int, requester: str, *, after: str | None
+    ) -> _ResealPage:
+        async with self._engine.begin() as db:
+            tokens = await SqlVaultRepository(db).token_bound_tokens(batch_size, after=after)
+        resealed = 0
+        failed: list[tuple[str, str]] = []
+        for token in tokens:
+            try:
+                resealed += await self._reseal_card(token, requester)
+            except VaultCryptoError as error:
+                failed.append((token, error.code or type(error).__name__))
+        last = tokens[-1] if tokens else None
+        return _ResealPage(resealed, failed, last, full=len(tokens) == batch_size)
+
+    async def _reseal_card(self, token: str, requester: str) -> bool:
+        """Re-seal the card unless another transaction holds it or it needs it no more.
+
+        Its number and CVC move to a fresh data key: every copy of its old row (the WAL, a
+        backup, dead row versions) still needs the old one, which no live row holds any more,
+        so those copies go once the KEK version that wrapped it is removed. A CVC still held
+        is sealed anew under the CVC key of the hour it was stored in, which outlives it by
+        the grace only, rather than dropped: it is the authorization's, which PCI DSS 3.3.1
+        lets it wait for, and a payment confirmed across the upgrade would otherwise go
+        without it. An expired one, or one whose CVC key is gone, is dropped."""
+        now = self._clock.now()
+        created: list[int] = []
+        async with self._engine.begin() as db:
+            repo = SqlVaultRepository(db)
+            # As in `tokenize`: the version the new data key is wrapped under is not retired
+            # or removed before the card is committed.
+            await repo.hold_key_ring_shared()
+            ring = self._keys.load()
+            card = await repo.token_bound_card_to_reseal(token)
+            if card is None:
+                return False
+            opened = open_card(ring, token, card.account_id, card.sealed)
+            cvc = opened.cvc if card.cvc_held(now) else None
+            cvc_key = None
+            if cvc is not None:
+                cvc_key, created = self._cvc_key(ring, self._stored_cvc_hour(card), now)
+            resealed = seal_card(ring, token, card.account_id, opened.number, cvc, cvc_key)
+            await repo.save_reseal(token, resealed, card.cvc_expires_at)
+            await repo.insert_audit_event(
+                self._event(AuditAction.RESEAL, requester, "reseal", replace(card, sealed=resealed))
+            )
+        for hour in created:
+            await self._audit(self._cvc_key_event(AuditAction.CREATE_CVC_KEY, requester, hour))
+        return True
+
+    def _stored_cvc_hour(self, card: StoredCard) -> int:
+        """The hour the card's CVC (held) was stored in: named by a CVC sealed under a CVC
+        key, and one retention before its expiry for one sealed before CVC keys. That hour's
+        key is deleted one retention and the grace after the hour ends, after the CVC
+        expires."""
+        assert card.sealed.cvc_ciphertext is not None
+        assert card.cvc_expires_at is not None
+        hour = sealed_cvc_hour(card.sealed.cvc_ciphertext)
+        if hour is None:
+            hour = cvc_key_hour(card.cvc_expires_at - self._cvc_retention)
+        return hour
 
     async def set_minimum_decryption_version(self, minimum: int, *, requester: str) -> int:
         """Retire the key versions below `minimum`: nothing they wrap is unwrapped any more.
@@ -872,7 +1027,9 @@ class VaultService:
     async def key_status(self) -> KeyStatus:
         ring = self._keys.load()
         async with self._engine.begin() as db:
-            counts = await SqlVaultRepository(db).data_keys_by_version()
+            repo = SqlVaultRepository(db)
+            counts = await repo.data_keys_by_version()
+            token_bound = await repo.count_token_bound()
         return KeyStatus(
             current_version=ring.current_version,
             minimum_decryption_version=ring.minimum_decryption_version,
@@ -880,6 +1037,7 @@ class VaultService:
                 KeyVersionStatus(key.version, key.created_at, counts.get(key.version, 0))
                 for key in sorted(ring.versions.values(), key=lambda key: key.version)
             ],
+            token_bound_cards=token_bound,
         )
 
     def _key_event(

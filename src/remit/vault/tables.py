@@ -9,6 +9,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
 )
@@ -41,6 +42,10 @@ cards = Table(
     Column("billing_details", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
+    # What the card's seals are bound to (`remit.vault.crypto.SealFormat`). The default is the
+    # format of the cards written before it was kept, and of those a vault of that version
+    # still writes during an upgrade.
+    Column("seal_format", SmallInteger, nullable=False, server_default="1"),
     # Re-wrapping walks the cards not deleted still wrapped under an old key version, in
     # (key version, token) pages; every other query of the key version reads those cards too.
     Index(
@@ -48,6 +53,14 @@ cards = Table(
         "kek_version",
         "token",
         postgresql_where="deleted_at IS NULL",
+    ),
+    # The re-seal walks the cards not deleted still sealed the token-bound way, by token; once
+    # they are all re-sealed the index is empty, and each pass of the vault's background reads
+    # nothing.
+    Index(
+        "ix_cards_live_token_bound",
+        "token",
+        postgresql_where="deleted_at IS NULL AND seal_format = 1",
     ),
     # The sweep of unreferenced cards walks the cards not yet deleted, oldest first.
     Index("ix_cards_live_created", "created_at", "token", postgresql_where="deleted_at IS NULL"),

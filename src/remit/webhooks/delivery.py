@@ -376,7 +376,8 @@ async def record_attempt(
     POST was made for. An attempt that no longer applies (a duplicate job's, recorded second,
     or one whose delivery a resend failed and a redelivery started over while it POSTed) is
     stored all the same, and tells the same of the endpoint, but leaves the delivery as it is
-    and stages nothing: the delivery's current job makes its attempt. Moving the delivery
+    and stages nothing: the delivery's current job makes its attempt. It shows no retry time,
+    as none follows it. Moving the delivery
     started over on, it would stage a job of the generation before, which acts for none, and
     leave the redelivery's own job nothing to do: the delivery pending for ever, with no job.
     Only the job's own slot is let go: one whose lease ran out mid-POST may be the current
@@ -423,22 +424,8 @@ async def record_attempt(
                 await endpoints.rate_limit_until(ctx.endpoint.id, pause)
             if await endpoints.note_failure(ctx.endpoint.id, attempted_at, now):
                 disabled = DisabledReason.FAILING
-        attempt = DeliveryAttempt(
-            id=new_id("del"),
-            delivery_id=delivery.id,
-            event_id=delivery.event_id,
-            endpoint_id=delivery.endpoint_id,
-            attempted_at=attempted_at,
-            http_status=outcome.http_status,
-            latency_ms=outcome.latency_ms,
-            response_snippet=outcome.response_snippet,
-            error=outcome.error,
-            next_retry_at=next_at,
-            attempt_number=attempt_number,
-            succeeded=outcome.succeeded,
-        )
-        await deliveries.insert_attempt(attempt, delivery.account_id)
-        # Whether this call moved the delivery on matters only to staging the next attempt.
+        # Whether this call moved the delivery on matters only when a retry would follow: to
+        # stage it, and to say so on the attempt.
         advanced = await deliveries.record_attempt_result(
             delivery.id,
             attempt_number=attempt_number,
@@ -449,6 +436,23 @@ async def record_attempt(
             next_attempt_at=next_at,
             answer=next_at is not None,
         )
+        attempt = DeliveryAttempt(
+            id=new_id("del"),
+            delivery_id=delivery.id,
+            event_id=delivery.event_id,
+            endpoint_id=delivery.endpoint_id,
+            attempted_at=attempted_at,
+            http_status=outcome.http_status,
+            latency_ms=outcome.latency_ms,
+            response_snippet=outcome.response_snippet,
+            error=outcome.error,
+            # A late attempt (one that no longer applies) schedules nothing: the retry its
+            # outcome would have called for is never made, so it shows none.
+            next_retry_at=next_at if advanced else None,
+            attempt_number=attempt_number,
+            succeeded=outcome.succeeded,
+        )
+        await deliveries.insert_attempt(attempt, delivery.account_id)
         if outcome.succeeded:
             # Whether the row needs writing is decided on the row as it is now, whatever `ctx` said
             # of it: a failure may have been recorded since.
@@ -474,8 +478,8 @@ async def record_manual_attempt(
     disables the endpoint as an attempt of the worker's does (said by the result, for the
     caller to log once the transaction has committed)."""
     deliveries, endpoints = DeliveryRepository(db), EndpointRepository(db)
-    pending = ctx.delivery.status is DeliveryStatus.PENDING
     disabled: DisabledReason | None = None
+    next_retry_at: datetime | None = None
     if outcome.succeeded:
         await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
         await endpoints.note_success(ctx.endpoint.id, now)
@@ -484,6 +488,11 @@ async def record_manual_attempt(
         await deliveries.finish(ctx.delivery.id, DeliveryStatus.FAILED, now)
         if await endpoints.disable(ctx.endpoint.id, DisabledReason.GONE):
             disabled = DisabledReason.GONE
+    else:
+        # The worker's retry as it stands now, not as `ctx` read it before the POST: the
+        # scheduled attempt may have been made meanwhile, or been the last, or a redelivery
+        # may have started the delivery over.
+        next_retry_at = await deliveries.next_attempt_due(ctx.delivery.id)
     attempt = DeliveryAttempt(
         id=new_id("del"),
         delivery_id=ctx.delivery.id,
@@ -494,9 +503,7 @@ async def record_manual_attempt(
         latency_ms=outcome.latency_ms,
         response_snippet=outcome.response_snippet,
         error=outcome.error,
-        next_retry_at=ctx.delivery.next_attempt_at
-        if pending and not (outcome.succeeded or outcome.gone)
-        else None,
+        next_retry_at=next_retry_at,
         attempt_number=await deliveries.count_attempts(ctx.delivery.id) + 1,
         succeeded=outcome.succeeded,
     )

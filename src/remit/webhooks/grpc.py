@@ -345,7 +345,7 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
         call = call_context(context)
         types = _type_filters(list(request.types), "types")
         version = await self._service.account_api_version(call.account_id)
-        session = pb.ListenSession(secret=generate_secret(), created=timestamp(datetime.now(UTC)))
+        session = pb.ListenSession(secret=generate_secret(), created=timestamp(self._service.now()))
         if version is not None:
             session.api_version = version
         starting_after = request.starting_after if request.HasField("starting_after") else None

@@ -547,6 +547,16 @@ class DeliveryContext:
 
 _ATTEMPTS = TableStatements(webhook_delivery_attempts, key=("id",))
 _UNPARK = Statement("DELETE FROM webhook_parked WHERE delivery_id = %(delivery_id)s")
+# The retry times the delivery's attempts show that no attempt of the worker's has reached: each
+# attempt the worker made was made at or after the time shown before it, so a time after the
+# latest of them (`last_attempt_at`) names a retry still to come, which a delivery that ends now
+# never makes.
+_FORGET_RETRIES_TO_COME = Statement(
+    "UPDATE webhook_delivery_attempts AS attempt SET next_retry_at = NULL"
+    " FROM webhook_deliveries AS delivery"
+    " WHERE attempt.delivery_id = %(delivery_id)s AND delivery.id = %(delivery_id)s"
+    " AND attempt.next_retry_at > coalesce(delivery.last_attempt_at, '-infinity')"
+)
 _RECORD_ATTEMPT_RESULT = Statement(
     "UPDATE webhook_deliveries SET attempts = %(attempts)s, retry_step = %(retry_step)s,"
     " status = %(status)s, last_attempt_at = %(attempted_at)s,"
@@ -736,11 +746,32 @@ class DeliveryRepository:
         )
         if not result.rowcount:
             return False
+        await self.forget_retries_to_come(delivery_id)
         await self.unpark(delivery_id)
         return True
 
+    async def next_attempt_due(self, delivery_id: int) -> datetime | None:
+        """When the worker attempts the delivery next; None if it is not pending. The row is
+        held FOR SHARE to the end of the transaction: an attempt being recorded is waited for
+        and read as it committed, and none is recorded before this transaction ends."""
+        d = webhook_deliveries.c
+        due = await self._db.execute(
+            select(d.next_attempt_at)
+            .where(d.id == delivery_id, d.status == DeliveryStatus.PENDING.value)
+            .with_for_update(read=True)
+        )
+        found: datetime | None = due.scalar_one_or_none()
+        return found
+
+    async def forget_retries_to_come(self, delivery_id: int) -> None:
+        """The delivery ends without the retry its attempts show: none of them shows one.
+        Call it before the delivery's `last_attempt_at` moves on."""
+        await _FORGET_RETRIES_TO_COME.run(self._db, {"delivery_id": delivery_id})
+
     async def mark_succeeded_by_resend(self, delivery_id: int, at: datetime) -> None:
         d = webhook_deliveries.c
+        # Before `last_attempt_at` becomes the resend's time.
+        await self.forget_retries_to_come(delivery_id)
         await self._db.execute(
             update(webhook_deliveries)
             .where(d.id == delivery_id, d.status != DeliveryStatus.SUCCEEDED.value)

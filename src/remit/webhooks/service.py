@@ -147,6 +147,11 @@ class WebhooksService:
     async def close(self) -> None:
         await self._sender.close()
 
+    def now(self) -> datetime:
+        """The time by the service's clock (the core's is the database's), for what it hands
+        out besides rows, so it agrees with the rows' times."""
+        return self._clock.now()
+
     # --- endpoints ------------------------------------------------------------------------
 
     async def create_endpoint(

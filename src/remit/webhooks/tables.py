@@ -102,6 +102,14 @@ webhook_deliveries = Table(
     Column("generation", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("event_id", "endpoint_id"),
     Index("ix_webhook_deliveries_endpoint_id_status", "endpoint_id", "status"),
+    # The repair of deliveries left pending with no job reads the overdue ones by due time
+    # (`remit.webhooks.repair`, core migration 0068).
+    Index(
+        "ix_webhook_deliveries_pending_due",
+        "next_attempt_at",
+        "id",
+        postgresql_where=text("status = 'pending'"),
+    ),
 )
 
 webhook_delivery_attempts = Table(

@@ -1,4 +1,5 @@
-"""What the worker process runs for webhooks: the delivery job and the periodic clean-ups."""
+"""What the worker process runs for webhooks: the delivery job, the periodic clean-ups and the
+repair of deliveries left with no job."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
+from remit.webhooks import repair
 from remit.webhooks.delivery import DeliverySettings, WebhookDeliverer
 from remit.webhooks.domain import EVENT_RETENTION
 from remit.webhooks.outbox import DELIVER_JOB
@@ -14,6 +16,7 @@ from remit.webhooks.rendering import Renderer
 from remit.webhooks.repository import EventRepository, InflightRepository
 from remit.webhooks.sender import WebhookSender
 from remit.webhooks.urls import UrlPolicy
+from remit.worker.alone import run_alone
 from remit.worker.runner import JobHandler, Periodic
 
 PURGE_BATCH = 1000
@@ -77,12 +80,21 @@ def webhook_worker_parts(
                 lease_until=now + slots.slot_lease,
             )
 
+    async def repair_once() -> None:
+        await repair.repair_deliveries_without_job(engine, now=time.now())
+
+    async def repair_deliveries_without_job() -> None:
+        # Two copies at once would read the same deliveries, and could each stage a job for
+        # one (neither sees the other's before it commits): harmless, and for nothing.
+        await run_alone(engine, repair.TASK, repair_once)
+
     return WebhookWorkerParts(
         handlers={DELIVER_JOB: deliverer.handle},
         given_up={DELIVER_JOB: deliverer.give_up},
         periodic=[
             Periodic("webhooks-purge-old-events", 3600.0, purge_old_events),
             Periodic(FREE_EXPIRED_SLOTS, FREE_EXPIRED_SLOTS_INTERVAL_S, free_expired_slots),
+            Periodic(repair.TASK, repair.INTERVAL_S, repair_deliveries_without_job),
         ],
         close=outbound.close,
         longest_step_s=outbound.timeout_s,

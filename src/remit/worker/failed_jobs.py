@@ -124,7 +124,8 @@ def _read(config: PlatformConfig, limit: int) -> tuple[list[FailedJob], bool]:
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import core_database
 
-    resolved = resolve_databases(config)
+    # It reads the core database only: no embedded server is started for the others.
+    resolved = resolve_databases(config, needed=("core",))
     try:
         database = core_database(resolved.config)
         require_at_head([database], COMMAND)

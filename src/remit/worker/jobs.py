@@ -16,11 +16,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy import ColumnElement, and_, bindparam, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.core.logging import mask_sensitive
 from remit.worker.tables import jobs
 
 NOTIFY_CHANNEL = "remit_jobs"
@@ -28,6 +30,18 @@ NOTIFY_CHANNEL = "remit_jobs"
 # (`remit.worker.leases`).
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 25
+
+# How much of a failed attempt's error is kept in `jobs.last_error`.
+LAST_ERROR_LENGTH: Final = 2000
+
+
+def recorded_error(error: str) -> str:
+    """`error` as `jobs.last_error` keeps it: masked as log lines are (card numbers, API keys
+    and other secrets, URL credentials), since an exception's message may quote a request or
+    a driver's parameters and the column is read back by operators and backed up with the
+    rest of the database; then bounded. Masked before it is cut, so that no cut leaves a part
+    of a card number the masking would no longer recognise."""
+    return mask_sensitive(error)[:LAST_ERROR_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -91,8 +105,9 @@ async def stage_job(
 
 class NotDueError(Exception):
     """Raised by a handler whose job is not due yet by a time it checks for itself (the
-    database's, where the job's schedule came from another host's clock): the worker puts the
-    job back for `run_at`, without counting the attempt, and its work is rolled back."""
+    database's own, where the job's schedule came from another process's clock): the worker
+    puts the job back for `run_at`, without counting the attempt, and its work is rolled
+    back."""
 
     def __init__(self, run_at: datetime) -> None:
         super().__init__(f"not due until {run_at.isoformat()}")
@@ -105,7 +120,7 @@ class ClaimLostError(Exception):
 
 
 # `run_at` is compared with the caller's `now`: the worker's clock, which tells the database's
-# time too (`remit.worker.database_clock`) while tests move their own; the lease with the
+# time too (`remit.storage.database_clock`) while tests move their own; the lease with the
 # database's `now()`.
 _CLAIM = text(
     """
@@ -187,7 +202,7 @@ async def retry_or_fail_job(
             "status": "pending" if will_retry else "failed",
             "run_at": now + retry_in if will_retry else now,
             "locked_until": None,
-            "last_error": error[:2000],
+            "last_error": recorded_error(error),
             "finished_at": None if will_retry else now,
         },
     )

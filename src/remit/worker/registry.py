@@ -7,7 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.config import (
+    LEDGER_CHECKPOINT_FILE_ENV,
+    LEDGER_CHECKPOINT_KEY_ENV,
+    LEDGER_CHECKPOINT_KEY_FILE_ENV,
+    ConfigError,
     PlatformConfig,
+    ledger_checkpoint_file,
+    ledger_checkpoint_interval_s,
+    ledger_checkpoint_key,
     network_timeout_s,
     vault_sweep_grace_s,
     vault_sweep_max_deletions,
@@ -16,6 +23,7 @@ from remit.config import (
 )
 from remit.core.clock import Clock
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
+from remit.ledger.checkpoint_task import checkpoint_task
 from remit.ledger.jobs import ledger_tasks
 from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payment_methods.vault_sweep import UnreferencedCardSweep
@@ -26,10 +34,11 @@ from remit.payments.wiring import build_payments
 from remit.radar import expired_challenges
 from remit.radar.expired_challenges import ExpiredChallengeSweep
 from remit.radar.grpc import completion_response
+from remit.storage.database_clock import DatabaseClock
 from remit.webhooks.urls import policy_for
 from remit.webhooks.worker import webhook_worker_parts
 from remit.worker.alone import run_alone
-from remit.worker.database_clock import DatabaseClock
+from remit.worker.database_clock import WORKER, reading_task
 from remit.worker.housekeeping import housekeeping_tasks
 from remit.worker.jobs import Job
 from remit.worker.leases import job_lease_for
@@ -44,12 +53,12 @@ VAULT_SWEEP_TASK = "vault-unreferenced-card-sweep"
 async def prepare_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
     """The worker the process runs: every decision it makes by the time (jobs due, leases,
     expiries, funds released, keys and cards deleted) is made on the database's clock, read
-    now and every minute after, never on the host's (`remit.worker.database_clock`)."""
+    now and every minute after, never on the host's (`remit.storage.database_clock`)."""
     clock = await DatabaseClock.read_from(
-        engine, max_skew=timedelta(seconds=worker_max_clock_skew_s())
+        engine, WORKER, max_skew=timedelta(seconds=worker_max_clock_skew_s())
     )
     worker = build_worker(engine, config, clock=clock)
-    worker.periodic.append(clock.periodic())
+    worker.periodic.append(reading_task(clock))
     return worker
 
 
@@ -58,6 +67,7 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -
     own)."""
     handlers: dict[str, JobHandler] = {}
     periodic: list[Periodic] = [*housekeeping_tasks(engine, clock), *ledger_tasks(engine, clock)]
+    periodic += ledger_checkpoint_tasks(engine, clock)
     on_stop: list[Callable[[], Awaitable[None]]] = []
 
     payments = build_payments(engine, config, clock=clock)
@@ -154,3 +164,18 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -
         given_up={**given_up, **webhooks.given_up},
         lease=job_lease_for(longest_step_s),
     )
+
+
+def ledger_checkpoint_tasks(engine: AsyncEngine, clock: Clock) -> list[Periodic]:
+    """The ledger's checkpoints (`remit.ledger.anchoring`) when a checkpoint file is set; a
+    file without a key to authenticate its checkpoints is refused as the worker starts."""
+    path = ledger_checkpoint_file()
+    if path is None:
+        return []
+    key = ledger_checkpoint_key()
+    if key is None:
+        raise ConfigError(
+            f"{LEDGER_CHECKPOINT_FILE_ENV} is set but neither {LEDGER_CHECKPOINT_KEY_ENV} nor "
+            f"{LEDGER_CHECKPOINT_KEY_FILE_ENV}: checkpoints need the key that authenticates them"
+        )
+    return [checkpoint_task(engine, clock, path, key, ledger_checkpoint_interval_s())]

@@ -46,8 +46,8 @@ POLL_INTERVAL_S = 1.0
 MAX_BACKOFF_S = 3600.0
 # The longest wait between attempts to claim jobs while the database keeps failing.
 MAX_CLAIM_PAUSE_S = 30.0
-# How long a stopping worker lets its running jobs finish: below the supervisor's grace (at
-# least 25 s: `remit.supervisor.stop_grace_s`), leaving time for what it closes after them.
+# How long a stopping worker lets its running jobs finish; the supervisor's grace
+# (`remit.supervisor.stop_grace_s`) counts it, and the drain of network steps that follows.
 STOP_DRAIN_S = 15.0
 
 # Doubling stops here: past it every wait is at its cap anyway, and a float of 2 ** 1024 cannot

@@ -162,3 +162,21 @@ def test_the_json_report_of_one_merchant_names_it_on_the_report_and_on_each_row(
     )
     assert [row["merchant_id"] for row in document["rows"]] == [MERCHANT] * 4
     assert document["row_count"] == 4
+
+
+def test_it_starts_no_embedded_server_for_the_databases_it_does_not_read(
+    platform_env: WorkerDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the acquirer's database is read: with the core's and the vault's unset, no
+    embedded PostgreSQL is started for them."""
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.delenv("VAULT_DATABASE_URL")
+    started: list[Path] = []
+
+    def start_cluster(data_dir: Path) -> None:
+        started.append(data_dir)
+        raise AssertionError(f"an embedded server was started in {data_dir}")
+
+    monkeypatch.setattr("remit.databases.start_cluster", start_cluster)
+    assert main(["settlement-report", "--date", DAY, "--format", "json"]) == 0
+    assert started == []

@@ -209,6 +209,7 @@ async def _write_directly(
     *,
     kind: TransactionKind = TransactionKind.POSTED,
     released: tuple[Posting, ...] = (),
+    pending_transaction_id: str | None = None,
 ) -> None:
     """A write of `legs` after the account's first posting, with `changes` as its balance
     changes: by default reversal-shaped (a POSTED transaction that releases nothing)."""
@@ -219,7 +220,15 @@ async def _write_directly(
     assert first is not None
     ids = {key: account.id for key, account in found.items()}
     second = replace(
-        first, id="t2", kind=kind, sequence=2, previous_hash=first.hash, postings=legs, hash=""
+        first,
+        id="t2",
+        kind=kind,
+        sequence=2,
+        previous_hash=first.hash,
+        postings=legs,
+        hash="",
+        pending_status=None,
+        pending_transaction_id=pending_transaction_id,
     )
     second = replace(second, hash=chain_hash(first.hash, second))
     async with batched_unit(engine) as db:
@@ -281,18 +290,36 @@ async def test_a_resolution_write_refuses_a_release_that_is_not_the_pending_legs
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
     """A void's changes give back the reservation of the legs it releases, and no more."""
-    await _first_posting(core_engine, clock, account_id)
     legs = (Posting("world", -5, "usd"), Posting("wallet", 5, "usd"))
+    async with core_engine.begin() as db:
+        reserve = TransactionRequest("t1", legs, pending=True)
+        await journal.post(db, account_id, reserve, now=clock.now())
     kind = TransactionKind.VOID_PENDING
     gives_back_more = balance_changes(kind, legs, released=legs)
     gives_back_more[("wallet", "usd")].pending_incoming -= 1
     with pytest.raises(psycopg.Error, match="are not the ones its legs and the legs it") as refused:
         await _write_directly(
-            core_engine, clock, account_id, legs, gives_back_more, kind=kind, released=legs
+            core_engine,
+            clock,
+            account_id,
+            legs,
+            gives_back_more,
+            kind=kind,
+            released=legs,
+            pending_transaction_id="t1",
         )
     assert refused.value.sqlstate == "RM500"
-    assert await rows(core_engine) == (1, 4, 4)
+    assert await rows(core_engine) == (1, 2, 2)
     # The same void with the changes its legs make is written.
     changes = balance_changes(kind, legs, released=legs)
-    await _write_directly(core_engine, clock, account_id, legs, changes, kind=kind, released=legs)
-    assert (await rows(core_engine))[:2] == (2, 6)
+    await _write_directly(
+        core_engine,
+        clock,
+        account_id,
+        legs,
+        changes,
+        kind=kind,
+        released=legs,
+        pending_transaction_id="t1",
+    )
+    assert await rows(core_engine) == (2, 4, 0)

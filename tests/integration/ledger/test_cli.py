@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from remit.accounts.service import AccountsService
 from remit.cli import main
-from remit.core.clock import FixedClock
+from remit.core.clock import FixedClock, SystemClock
 from remit.ledger import postings as ledger
 from remit.storage.embedded import EmbeddedCluster, to_sqlalchemy_url
 from remit.storage.engine import dispose, make_engine
@@ -230,3 +230,32 @@ def test_a_database_out_of_reach_is_a_failure_to_retry_later(
     assert "Connection refused" in err
     assert "Traceback" not in err
     assert "s3cret" not in err
+
+
+def test_reconcile_on_a_host_whose_clock_runs_ahead_tells_today_by_the_database(
+    platform_env: WorkerDatabases,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    host_now = SystemClock.now
+    # By its host's clock today ended days ago; by the database's it is not over.
+    monkeypatch.setattr(SystemClock, "now", lambda self: host_now(self) + timedelta(days=3))
+    assert main(["reconcile", "--date", today]) == 2
+    assert "--allow-partial" in capsys.readouterr().err
+
+
+def test_ledger_verify_starts_no_embedded_server_for_the_databases_it_does_not_read(
+    platform_env: WorkerDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VAULT_DATABASE_URL")
+    monkeypatch.delenv("ACQUIRER_DATABASE_URL")
+    started: list[object] = []
+
+    def start_cluster(data_dir: object) -> None:
+        started.append(data_dir)
+        raise AssertionError(f"an embedded server was started in {data_dir}")
+
+    monkeypatch.setattr("remit.databases.start_cluster", start_cluster)
+    assert main(["ledger", "verify"]) == 0
+    assert started == []

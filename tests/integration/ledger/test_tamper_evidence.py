@@ -1,6 +1,7 @@
-"""The database keeps the ledger's history as the journal wrote it (core migrations 0005_ledger
-and 0064_ledger_outcomes_forward): a transaction's outcome moves only forward, once, and no
-ledger table can be truncated, even by a TRUNCATE that cascades from another table."""
+"""The database keeps the ledger's history as the journal wrote it (core migrations 0005_ledger,
+0064_ledger_outcomes_forward and 0070_ledger_history_no_truncate): a transaction's outcome moves
+only forward, once, and no table of the ledger or of its history can be truncated, even by a
+TRUNCATE that cascades from another table."""
 
 import psycopg
 import pytest
@@ -115,3 +116,16 @@ async def test_no_ledger_table_can_be_truncated(
     async with core_engine.connect() as db:
         left = (await db.execute(text("SELECT count(*) FROM ledger_postings"))).scalar_one()
     assert left == 16
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["balance_transactions", "ledger_events", "payouts", "reconciliations", "reconciliation_rows"],
+)
+async def test_no_table_of_the_ledgers_history_can_be_truncated(
+    core_engine: AsyncEngine, history: str, table: str
+) -> None:
+    with pytest.raises(sqlalchemy.exc.DBAPIError, match=f"TRUNCATE of {table} refused") as refused:
+        async with core_engine.begin() as db:
+            await db.execute(text(f"TRUNCATE {table} CASCADE"))
+    assert isinstance(refused.value.orig, psycopg.errors.RaiseException)

@@ -13,6 +13,7 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.core.secrets import Secret
 from remit.grpcutil.deadlines import ANSWER_MARGIN_S, deadline_in, remaining_s
 from remit.grpcutil.errors import ErrorMappingInterceptor
+from remit.grpcutil.send_time import not_sent_for_lack_of_time
 from remit.payments.lookup_expectations import ExpectedOperation
 from remit.payments.network import GrpcCardNetwork, OutcomeUnknownError
 from remit.vault.domain import OutboundAuthorization, StoredCredential
@@ -225,3 +226,58 @@ async def test_a_served_calls_deadline_is_what_its_handler_reads() -> None:
     assert with_deadline is not None
     assert 5.0 < with_deadline <= 7.0 + SKEW_S
     assert without is None
+
+
+class VaultOutOfTime(vault_pb2_grpc.VaultServiceServicer):
+    """Refuses every forward as the vault does when its caller's deadline is too near; or,
+    `unmarked`, with the same status and no mark, as a forward cut off would end."""
+
+    def __init__(self, *, unmarked: bool = False) -> None:
+        self.unmarked = unmarked
+
+    async def ForwardAuthorization(  # noqa: N802 (the RPC name)
+        self, request: vault_pb2.ForwardAuthorizationRequest, context: Context
+    ) -> vault_pb2.ForwardAuthorizationResponse:
+        if self.unmarked:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "cut off")
+        raise not_sent_for_lack_of_time(f"The authorization {request.reference}")
+
+
+async def _authorize_through(
+    vault: VaultOutOfTime, acquirer: TimedAcquirer
+) -> tuple[GrpcCardNetwork, Exception]:
+    """Authorize once through `vault`: the network it was sent on, and how it failed."""
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+    vault_pb2_grpc.add_VaultServiceServicer_to_server(vault, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with running_acquirer(acquirer) as (_, target):
+            network = GrpcCardNetwork(
+                vault_pb2_grpc.VaultServiceStub(grpc.aio.insecure_channel(f"127.0.0.1:{port}")),
+                acquirer_pb2_grpc.AcquirerServiceStub(grpc.aio.insecure_channel(target)),
+            )
+            try:
+                await _authorize(network)
+            except Exception as error:
+                return network, error
+    finally:
+        await server.stop(0)
+    raise AssertionError("the vault refused nothing")
+
+
+async def test_a_forward_the_vault_had_no_time_to_send_is_answered_without_a_look_up() -> None:
+    acquirer = TimedAcquirer()
+    network, refused = await _authorize_through(VaultOutOfTime(), acquirer)
+    # The core's own answer to its caller: retry, nothing was sent.
+    assert isinstance(refused, RemitError)
+    assert refused.kind is ErrorKind.UNAVAILABLE
+    assert refused.should_retry
+    assert refused.code is None
+    assert acquirer.given == [], "nothing looked up at the acquirer"
+    assert network.breaker.state.value == "closed", "the network was not at fault"
+
+
+async def test_an_unavailable_vault_without_the_mark_leaves_the_outcome_unknown() -> None:
+    _, failed = await _authorize_through(VaultOutOfTime(unmarked=True), TimedAcquirer())
+    assert isinstance(failed, OutcomeUnknownError)

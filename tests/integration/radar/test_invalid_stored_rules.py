@@ -6,6 +6,7 @@ The rules are written straight into the database, as an older version saved them
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -172,3 +173,53 @@ async def test_the_command_line_listing_marks_them(
         },
         review.id: [],
     }
+
+
+async def test_a_rule_remit_disabled_shows_why_until_its_predicate_is_changed(
+    parts: Parts, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """Core migration 0069 records why it disabled a rule: the listing shows that reason, and
+    a predicate saved since clears it."""
+    recorded = "Disabled by remit's upgrade (core migration 0069): ..."
+    predicate, _ = INVALID["rule_zoned_ip"]
+    async with core_engine.begin() as db:
+        await RuleRepository(db).insert(
+            Rule(
+                "rule_zoned_ip",
+                account_id,
+                RuleAction.BLOCK,
+                predicate,
+                0,
+                NOW,
+                disabled_reason=recorded,
+            )
+        )
+    [listed], _ = await parts.radar.list_rules(account_id, limit=10)
+    assert listed.invalid_reason == recorded
+    assert to_json(rule_message(listed))["invalid_reason"] == recorded
+    moved = await parts.radar.update_rule(account_id, "rule_zoned_ip", action=RuleAction.REVIEW)
+    assert (await parts.radar.get_rule(account_id, moved.id)).invalid_reason == recorded
+
+    await parts.radar.update_rule(
+        account_id, "rule_zoned_ip", predicate=":ip_address: != 'fe80::1'"
+    )
+    fixed = await parts.radar.get_rule(account_id, "rule_zoned_ip")
+    assert fixed.invalid_reason is None
+    async with core_engine.connect() as db:
+        assert (await RuleRepository(db).get(account_id, fixed.id)) == replace(
+            fixed, invalid_reason=None, disabled_reason=None
+        )
+
+
+async def test_a_recorded_reason_is_not_shown_for_a_rule_that_runs(
+    parts: Parts, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """A core of the version before 0069 changes a predicate without clearing the reason: the
+    rule runs, and the listing does not say it does not."""
+    async with core_engine.begin() as db:
+        await RuleRepository(db).insert(
+            Rule("rule_fixed", account_id, RuleAction.BLOCK, ":ip_address: = 'fe80::1'", 0, NOW,
+                 disabled_reason="Disabled by remit's upgrade (core migration 0069): ...")
+        )  # fmt: skip
+    [listed], _ = await parts.radar.list_rules(account_id, limit=10)
+    assert listed.invalid_reason is None

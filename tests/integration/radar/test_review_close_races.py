@@ -16,6 +16,7 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.payments import idempotency
 from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent
 from remit.payments.grpc import payment_intent_message
+from remit.payments.idempotency import KeyRecord
 from remit.payments.keyed import Done, KeyedCall, Replay
 from remit.payments.network import OperationOutcome
 from remit.payments.service import ConfirmParams, PaymentsService
@@ -285,3 +286,56 @@ async def test_a_close_cancelled_before_its_refund_began_takes_its_mark_back(
         await reviews.close(account_id, review_id, ClosedReason.REFUNDED)
 
     assert (await reviews.get(account_id, review_id)).closing_reason is None
+
+
+async def test_a_close_cut_off_while_its_refund_is_at_the_acquirer_closes_once_it_lands(
+    parts: Parts, reviews: ReviewsService, account_id: str, network: HeldRefunds
+) -> None:
+    """The close's caller gone (its client, a stopping core), the refund runs on to its answer
+    and is recorded (`PaymentsService._outliving_its_caller`): the review closes after it, as
+    the close would have, rather than stay being closed with nothing left to finish it."""
+    review_id = (await _in_review(parts, account_id)).review_id or ""
+    network.release.clear()
+    closing = asyncio.create_task(reviews.close(account_id, review_id, ClosedReason.REFUNDED))
+    await asyncio.wait_for(network.reached.wait(), 10)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+
+    network.release.set()
+    await parts.payments.drain(5.0)
+    review = await reviews.get(account_id, review_id)
+    assert (review.open, review.closed_reason) == (False, ClosedReason.REFUNDED)
+    refunds, _ = await parts.payments.list_refunds(account_id, limit=10)
+    assert len(refunds) == 1
+
+
+async def test_a_completer_cut_off_while_finishing_a_closes_refund_closes_the_review_after(
+    parts: Parts,
+    reviews: ReviewsService,
+    account_id: str,
+    network: HeldRefunds,
+    clock: FixedClock,
+) -> None:
+    review_id = (await _in_review(parts, account_id)).review_id or ""
+    network.faults.extend(["before"] * 10)  # the refund's outcome is left unknown
+    with pytest.raises(RemitError):
+        await reviews.close(account_id, review_id, ClosedReason.REFUNDED)
+    network.faults.clear()
+    network.release.clear()
+    network.reached.clear()
+    clock.advance((idempotency.lease() + timedelta(seconds=1)).total_seconds())
+
+    async def resume(record: KeyRecord) -> None:
+        assert await reviews.resume_refusal(record), record.key
+
+    completing = asyncio.create_task(parts.payments.complete_abandoned(resume))
+    await asyncio.wait_for(network.reached.wait(), 10)
+    completing.cancel()  # the worker stopping
+    with pytest.raises(asyncio.CancelledError):
+        await completing
+
+    network.release.set()
+    await parts.payments.drain(5.0)
+    review = await reviews.get(account_id, review_id)
+    assert (review.open, review.closed_reason) == (False, ClosedReason.REFUNDED)

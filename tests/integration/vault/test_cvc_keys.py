@@ -23,7 +23,13 @@ from remit.vault.repository import SqlVaultRepository
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import START, VaultHarness
 from tests.support.fake_acquirer import running_acquirer
-from tests.support.vault import RunningVault, cvc_sealed_before_cvc_keys, running_vault
+from tests.support.vault import (
+    RunningVault,
+    cvc_sealed_before_cvc_keys,
+    running_vault,
+    sealed_token_bound,
+    store_token_bound,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -101,7 +107,7 @@ async def test_a_destroyed_cvcs_kept_ciphertext_is_beyond_use_once_its_cvc_key_i
     assert (current.sealed.kek_version, current.sealed.cvc_ciphertext) == (2, None)
     with_kept_cvc = replace(current.sealed, cvc_ciphertext=kept)
     # Until the CVC key goes, the kept copy opens with the key file of the day.
-    assert open_card(harness.keys.load(), token, with_kept_cvc).cvc == Secret("123")
+    assert open_card(harness.keys.load(), token, "acct_1", with_kept_cvc).cvc == Secret("123")
     harness.clock.advance((KEY_DESTROYED_AFTER - timedelta(seconds=1)).total_seconds())
     early = await harness.vault.service.maintain_cvc_keys(requester=REQUESTER)
     assert early.destroyed == []
@@ -110,7 +116,7 @@ async def test_a_destroyed_cvcs_kept_ciphertext_is_beyond_use_once_its_cvc_key_i
     changes = await harness.vault.service.maintain_cvc_keys(requester=REQUESTER)
 
     assert changes.destroyed == [START_HOUR]
-    opened = open_card(harness.keys.load(), token, with_kept_cvc)
+    opened = open_card(harness.keys.load(), token, "acct_1", with_kept_cvc)
     assert opened.cvc is None
     assert opened.number.reveal()[-4:] == "4242"
     assert cvc_key_material not in harness.keys.path.read_text()
@@ -148,9 +154,11 @@ async def test_a_cvc_sealed_under_its_cards_data_key_before_the_upgrade_is_still
     harness: VaultHarness,
 ) -> None:
     token = await _tokenize(harness.vault, None)
-    card = await _stored(harness.engine, token)
-    legacy = cvc_sealed_before_cvc_keys(harness.keys.load(), token, card.sealed, "737")
+    # Stored before CVC keys, so before the account was bound into its seals as well.
+    sealed = sealed_token_bound(harness.keys.load(), token, "4242424242424242")
+    legacy = cvc_sealed_before_cvc_keys(harness.keys.load(), token, sealed, "737")
     async with harness.engine.begin() as db:
+        await store_token_bound(db, token, sealed)
         await db.execute(
             text("UPDATE cards SET cvc_ciphertext = :c, cvc_expires_at = :e WHERE token = :t"),
             {"c": legacy, "e": START + timedelta(hours=1), "t": token},

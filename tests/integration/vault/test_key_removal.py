@@ -186,13 +186,13 @@ async def test_a_deleted_cards_old_row_bytes_no_longer_unwrap(harness: VaultHarn
     )
     await _rotate_rewrap_retire(harness)
     # Retiring alone leaves the old bytes one edit of the key file away from the number.
-    reopened = open_card(harness.keys.load().with_minimum(1), deleted, before.sealed)
+    reopened = open_card(harness.keys.load().with_minimum(1), deleted, "acct_1", before.sealed)
     assert reopened.number.reveal()[-4:] == "4444"
 
     await _remove(harness, 1)
 
     with pytest.raises(VaultCryptoError) as caught:
-        open_card(harness.keys.load().with_minimum(1), deleted, before.sealed)
+        open_card(harness.keys.load().with_minimum(1), deleted, "acct_1", before.sealed)
     assert caught.value.code == "vault_key_missing"
     assert await _authorize(harness, kept, "op_kept")
 

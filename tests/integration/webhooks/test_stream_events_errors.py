@@ -5,6 +5,7 @@ And a stream that is let through still hands out each event as it commits."""
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 import grpc
@@ -119,6 +120,8 @@ async def test_a_stream_hands_out_the_session_and_then_each_event_as_it_commits(
     try:
         first = await asyncio.wait_for(anext(replies), timeout=10)
         assert first.HasField("session")
+        # By the service's clock (the core's is the database's), as the events' times are.
+        assert first.session.created.ToDatetime(tzinfo=UTC) == bench.clock.now()
         event_id = await bench.record("customer.created")
         second = await asyncio.wait_for(anext(replies), timeout=10)
         assert second.event.id == event_id

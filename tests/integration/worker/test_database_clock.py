@@ -16,8 +16,9 @@ from remit.core.clock import SystemClock
 from remit.payments.idempotency import RecoveryPoint, digest
 from remit.payments.service import EXPIRE_JOB
 from remit.payments.tables import idempotency_keys
-from remit.worker import database_clock
-from remit.worker.database_clock import DatabaseClock
+from remit.storage import database_clock
+from remit.storage.database_clock import DatabaseClock
+from remit.worker.database_clock import READING_TASK_NAME, WORKER
 from remit.worker.jobs import stage_job
 from remit.worker.registry import prepare_worker
 from remit.worker.tables import jobs
@@ -72,7 +73,7 @@ async def test_the_clock_tells_the_database_s_time_carried_on_the_monotonic_cloc
 ) -> None:
     monotonic = Monotonic()
     before = await _database_now(core_engine)
-    clock = await DatabaseClock.read_from(core_engine, monotonic=monotonic)
+    clock = await DatabaseClock.read_from(core_engine, WORKER, monotonic=monotonic)
     after = await _database_now(core_engine)
     assert before <= clock.now() <= after
     read = clock.now()
@@ -111,7 +112,7 @@ async def test_a_worker_on_a_host_whose_clock_runs_ahead_acts_on_the_database_s_
     worker = await prepare_worker(core_engine, config)
     try:
         tasks = {task.name: task for task in worker.periodic}
-        assert tasks[database_clock.TASK].interval_s == database_clock.READ_EVERY_S
+        assert tasks[READING_TASK_NAME].interval_s == database_clock.READ_EVERY_S
         assert await worker.run_once() == 0
         await tasks["idempotency-completer"].run()
         await tasks["idempotency-reaper"].run()
@@ -141,7 +142,7 @@ async def test_a_host_clock_off_the_database_s_is_said_once_reminded_and_ended(
 ) -> None:
     host, monotonic = HostClock(timedelta(seconds=30)), Monotonic()
     with caplog.at_level(logging.INFO, logger=database_clock.log.name):
-        clock = await DatabaseClock.read_from(core_engine, max_skew=timedelta(seconds=5),
+        clock = await DatabaseClock.read_from(core_engine, WORKER, max_skew=timedelta(seconds=5),
                                               monotonic=monotonic, host=host)  # fmt: skip
         for _ in range(2):  # a read every 30s: one reminder a minute
             monotonic.seconds += 30

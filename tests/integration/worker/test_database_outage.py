@@ -83,7 +83,7 @@ async def test_the_vaults_own_tasks_say_once_that_its_database_is_out_of_reach(
         await service.close()
     assert sorted(_outage_lines(caplog)) == [
         f"vault task {name} failed: database unavailable (Connection refused); trying again"
-        for name in ("cvc-keys", "cvc-sweep", "prune", "rewrap")
+        for name in ("cvc-keys", "cvc-sweep", "prune", "reseal", "rewrap")
     ]
 
 

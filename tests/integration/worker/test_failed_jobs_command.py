@@ -121,3 +121,22 @@ def test_a_limit_out_of_bounds_is_refused(
     assert capsys.readouterr().err == (
         "remit jobs failed: --limit must be between 1 and 1000, got 0\n"
     )
+
+
+def test_it_starts_no_embedded_server_for_the_databases_it_does_not_read(
+    core_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Only the core database is read: with the vault's and the acquirer's unset, no embedded
+    PostgreSQL is started (nor initialised under the data directory) for them."""
+    monkeypatch.delenv("VAULT_DATABASE_URL")
+    monkeypatch.delenv("ACQUIRER_DATABASE_URL")
+    started: list[Path] = []
+
+    def start_cluster(data_dir: Path) -> None:
+        started.append(data_dir)
+        raise AssertionError(f"an embedded server was started in {data_dir}")
+
+    monkeypatch.setattr("remit.databases.start_cluster", start_cluster)
+    assert main(["jobs", "failed"]) == 0
+    assert started == []
+    assert list(tmp_path.iterdir()) == []

@@ -306,3 +306,34 @@ async def test_a_stopping_worker_waits_for_its_running_jobs_only_so_long(
     stop.set()
     await asyncio.wait_for(running, timeout=5)
     assert cancelled == [True]
+
+
+async def test_the_error_a_job_failed_with_is_stored_masked(core_engine: AsyncEngine) -> None:
+    """An exception's message may quote a card number, a key or a database URL: none of it
+    reaches `jobs.last_error`, whoever reads the column (not only `remit jobs failed`)."""
+
+    async def fails_quoting_secrets(_db: AsyncConnection, job: Job) -> None:
+        raise RuntimeError(
+            "declined 4242 4242 4242 4242 (also 4000056655665556) with sk_test_abcdef123456 "
+            "via postgresql://remit:s3cret@db/remit"
+        )
+
+    worker = Worker(
+        engine=core_engine, handlers={"leaky": fails_quoting_secrets}, clock=FixedClock(T0)
+    )
+    async with core_engine.begin() as db:
+        await stage_job(db, "leaky", {}, now=T0, max_attempts=1)
+    assert await worker.run_once() == 1
+    async with core_engine.connect() as db:
+        stored = (await db.execute(select(jobs.c.status, jobs.c.last_error))).one()
+        # Every stored error, as a dump or a replica of the column would hold it.
+        digits = await db.scalar(
+            text("SELECT count(*) FROM jobs WHERE regexp_replace(last_error, '[ -]', '', 'g') "
+                 "~ '(4242424242424242|4000056655665556)'")
+        )  # fmt: skip
+    assert stored.status == "failed"
+    assert digits == 0
+    assert stored.last_error == (
+        "RuntimeError: declined [card ****4242] (also [card ****5556]) with "
+        "sk_test_********3456 via postgresql://***@db/remit"
+    )

@@ -20,9 +20,10 @@ from remit.payments.step_bounds import operation_worst_s
 from remit.radar import expired_challenges
 from remit.radar.authentication import completion_key
 from remit.radar.challenges import ChallengeStatus
+from remit.storage.database_clock import DatabaseClock
 from remit.storage.engine import dispose, make_engine
 from remit.worker.alone import run_alone
-from remit.worker.database_clock import DatabaseClock
+from remit.worker.database_clock import WORKER
 from remit.worker.jobs import Job
 from remit.worker.registry import VAULT_SWEEP_INTERVAL_S, build_worker
 from remit.worker.tables import jobs
@@ -49,7 +50,7 @@ async def test_the_worker_sweeps_unreferenced_vault_cards_periodically(
         }
     )
     engine = make_engine(databases.core_url)
-    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine))
+    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine, WORKER))
     try:
         intervals = {task.name: task.interval_s for task in worker.periodic}
         assert intervals["vault-unreferenced-card-sweep"] == VAULT_SWEEP_INTERVAL_S
@@ -78,7 +79,7 @@ async def test_the_worker_s_job_lease_outlasts_an_expiry_s_void_at_the_network_t
         }
     )
     engine = make_engine(databases.core_url)
-    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine))
+    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine, WORKER))
     try:
         void_s = operation_worst_s(float(network_timeout_s))
         assert worker.lease.run_budget_s > void_s
@@ -102,7 +103,9 @@ async def test_the_worker_reaps_the_admin_calls_idempotency_keys_with_the_paymen
     long_ago = FixedClock(datetime.now(UTC) - ADMIN_KEY_RETENTION - timedelta(hours=1))
     await AccountsService(core_engine, long_ago).create_account_once("a-run-long-ago")
     await AccountsService(core_engine).create_account_once("a-run-just-now")
-    worker = build_worker(core_engine, config, clock=await DatabaseClock.read_from(core_engine))
+    worker = build_worker(
+        core_engine, config, clock=await DatabaseClock.read_from(core_engine, WORKER)
+    )
     try:
         await {task.name: task for task in worker.periodic}["idempotency-reaper"].run()
     finally:
@@ -129,7 +132,7 @@ async def test_an_expiry_that_failed_for_good_is_staged_again_and_reported(
         }
     )
     engine = core_engine
-    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine))
+    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine, WORKER))
     payload = {"account_id": "acct_1", "payment_intent_id": "pi_1"}
     failed = Job(id=41, kind=EXPIRE_JOB, payload=payload, account_id="acct_1", attempts=25,
                  max_attempts=25)  # fmt: skip
@@ -171,7 +174,9 @@ async def test_the_worker_ends_expired_challenges_periodically_one_copy_at_a_tim
     made = Parts(core_engine, FixedClock(datetime.now(UTC) - timedelta(hours=2)))
     account_id = (await AccountsService(core_engine).create_account()).account.id
     intent, challenge_id = await waiting_for_its_challenge(made, account_id, "pay")
-    worker = build_worker(core_engine, config, clock=await DatabaseClock.read_from(core_engine))
+    worker = build_worker(
+        core_engine, config, clock=await DatabaseClock.read_from(core_engine, WORKER)
+    )
     other_copy_inside, other_copy_done = asyncio.Event(), asyncio.Event()
 
     async def running_elsewhere() -> None:

@@ -226,6 +226,7 @@ _ADMINISTRATIVE = [
     f"/{VAULT_SERVICE}/SetMinimumDecryptionVersion",
     f"/{VAULT_SERVICE}/RotateKey",
     f"/{VAULT_SERVICE}/RewrapDataKeys",
+    f"/{VAULT_SERVICE}/ResealCards",
     f"/{VAULT_SERVICE}/GetKeyStatus",
     f"/{VAULT_SERVICE}/ListAuditEvents",
     f"/{WEBHOOKS}/RedeliverFailedEvents",

@@ -191,3 +191,22 @@ def test_found_keys_leave_no_state_and_busy_buckets_stay_bounded(
     for n in range(9):  # all used within the same instant: none is idle
         assert limits.reserve_key_lookup(f"198.51.100.{n}")
     assert limits.clients.accounts_tracked <= 4
+
+
+@pytest.mark.parametrize(
+    "too_wide", ["0.0.0.0/1", "128.0.0.0/7", "192.0.2.7,0.0.0.0/4", "::/1", "fc00::/6", "8000::/1"]
+)
+def test_a_network_wider_than_a_private_block_is_refused_at_start(too_wide: str) -> None:
+    """Half of every address is as good as all of them: the clients it takes in would each
+    choose the address they are counted as."""
+    with pytest.raises(ConfigError) as refused:
+        forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": too_wide})
+    message = str(refused.value)
+    assert message.startswith(f"REMIT_FORWARDED_ALLOW_IPS: {too_wide.split(',')[-1]} is wider")
+    assert "IPv4 networks wider than /8 and IPv6 ones wider than /7 are refused" in message
+    assert "\n" not in message
+
+
+def test_the_widest_private_blocks_are_taken() -> None:
+    given = "10.0.0.0/8,fc00::/7"
+    assert forwarded_allow_ips({"REMIT_FORWARDED_ALLOW_IPS": given}) == given

@@ -144,3 +144,43 @@ def test_a_child_waiting_for_its_database_is_started_again_beyond_the_budget(
         waiting.join(timeout=10)
         supervisor.stop()
     assert code == [0]
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_failed_starts_leave_no_descriptor_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database outage restarts a process every few seconds for as long as it lasts: one
+    descriptor kept per attempt would run the supervisor out of them within hours."""
+    attempts = 12
+    spawned: list[Child] = []
+    waits_for_database = _spawn_running("import sys; sys.exit(75)")
+
+    def spawn(role: str, env: dict[str, str], stdout: object = None) -> Child:
+        child = waits_for_database(role, env)
+        spawned.append(child)
+        return child
+
+    monkeypatch.setattr(supervisor_module, "spawn_process", spawn)
+    config = from_env({"REMIT_DATA_DIR": str(tmp_path)})
+    supervisor = Supervisor(config, roles=("worker",), database_wait_s=0.0)
+    before = _open_descriptors()
+    first = spawn("worker", dict(os.environ))
+    first.process.wait()
+    supervisor._children.append(first)
+    waiting = threading.Thread(target=supervisor.wait)
+    waiting.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(spawned) < attempts:
+            time.sleep(0.05)
+    finally:
+        supervisor.request_stop(0, None)
+        waiting.join(timeout=10)
+        supervisor.stop()
+    assert len(spawned) >= attempts
+    # (A little slack for whatever else the test process opens meanwhile.)
+    assert _open_descriptors() - before < 3

@@ -3,6 +3,7 @@ another, front door first), and a SIGTERM received while the processes start is 
 
 Children here are small Python processes standing in for `remit ROLE`, as in test_restarts."""
 
+import inspect
 import os
 import subprocess
 import sys
@@ -14,9 +15,14 @@ from pathlib import Path
 import pytest
 
 from remit import supervisor as supervisor_module
-from remit.config import from_env
+from remit.config import from_env, network_timeout_s, shutdown_grace_s
+from remit.grpcutil import server as grpc_server
+from remit.grpcutil.server import CLEANUP_WAIT_S
+from remit.payments import wiring
 from remit.readiness import READY_FD_ENV
-from remit.supervisor import Child, Supervisor
+from remit.supervisor import Child, Supervisor, stop_grace_s
+from remit.worker import runner
+from remit.worker.runner import STOP_DRAIN_S
 
 # Ready at once; on SIGTERM, takes a second to finish what it was doing, writing to
 # REMIT_TEST_LOG when it begins and ends.
@@ -52,6 +58,27 @@ def _spawn(script: str, log: Path) -> Callable[..., Child]:
         return Child(role=role, process=process, ready_fd=read_fd, env=env)
 
     return spawn
+
+
+@pytest.mark.parametrize("network_timeout", ["1", "10", "120"])
+def test_a_stage_waits_longer_than_any_process_s_own_stop(
+    monkeypatch: pytest.MonkeyPatch, network_timeout: str
+) -> None:
+    """Killed before its own stop ends, a process cuts off the network steps it was letting
+    finish (their keys then held for a lease, retries answered 409)."""
+    monkeypatch.setenv("REMIT_NETWORK_TIMEOUT_S", network_timeout)
+    drain_s = network_timeout_s()  # the payments' drain of steps outliving their callers
+    core_s = shutdown_grace_s() + CLEANUP_WAIT_S + drain_s
+    worker_s = STOP_DRAIN_S + drain_s
+    assert stop_grace_s() > max(core_s, worker_s)
+
+
+def test_the_processes_stop_within_those_bounds() -> None:
+    """What the test above adds up is what the processes wait for."""
+    assert "server.stop(shutdown_grace_s())" in inspect.getsource(grpc_server.serve_grpc)
+    assert "in_flight.wait(CLEANUP_WAIT_S)" in inspect.getsource(grpc_server.serve_grpc)
+    assert "drain(network_timeout_s())" in inspect.getsource(wiring.build_payments)
+    assert "timeout=STOP_DRAIN_S" in inspect.getsource(runner.Worker.run_forever)
 
 
 def test_copies_of_a_role_stop_together_and_roles_in_order(tmp_path: Path) -> None:

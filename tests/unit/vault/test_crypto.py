@@ -6,13 +6,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from remit.core.errors import ErrorKind
 from remit.core.secrets import Secret
 from remit.vault.crypto import (
     CVC_KEY_MARKER,
+    CardBinding,
     KeyRing,
     SealedCard,
+    SealFormat,
     VaultCryptoError,
     cvc_key_hour,
     cvc_key_hour_start,
@@ -23,7 +26,7 @@ from remit.vault.crypto import (
     seal_card,
     sealed_cvc_hour,
 )
-from tests.support.vault import cvc_sealed_before_cvc_keys
+from tests.support.vault import cvc_sealed_before_cvc_keys, sealed_token_bound
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = cvc_key_hour(NOW)
@@ -35,7 +38,7 @@ def _ring_with_cvc_key() -> KeyRing:
 
 
 def _sealed_with_cvc(ring: KeyRing, card: str = "vtok_a") -> SealedCard:
-    return seal_card(ring, card, NUMBER, Secret("123"), ring.cvc_keys[HOUR])
+    return seal_card(ring, card, "acct_1", NUMBER, Secret("123"), ring.cvc_keys[HOUR])
 
 
 def test_a_sealed_card_opens_to_its_number_and_cvc_and_holds_neither_in_clear() -> None:
@@ -43,48 +46,99 @@ def test_a_sealed_card_opens_to_its_number_and_cvc_and_holds_neither_in_clear() 
     sealed = _sealed_with_cvc(ring)
     blob = sealed.wrapped_data_key + sealed.number_ciphertext + (sealed.cvc_ciphertext or b"")
     assert b"4242424242424242" not in blob
-    opened = open_card(ring, "vtok_a", sealed)
+    opened = open_card(ring, "vtok_a", "acct_1", sealed)
     assert opened.number == NUMBER
     assert opened.cvc == Secret("123")
 
 
 def test_every_card_gets_its_own_data_key() -> None:
     ring = new_key_ring("card-kek", NOW)
-    first = seal_card(ring, "vtok_a", NUMBER, None)
-    second = seal_card(ring, "vtok_a", NUMBER, None)
+    first = seal_card(ring, "vtok_a", "acct_1", NUMBER, None)
+    second = seal_card(ring, "vtok_a", "acct_1", NUMBER, None)
     assert first.wrapped_data_key != second.wrapped_data_key
     assert first.number_ciphertext != second.number_ciphertext
 
 
 def test_a_flipped_bit_is_an_error_not_garbage() -> None:
     ring = new_key_ring("card-kek", NOW)
-    sealed = seal_card(ring, "vtok_a", NUMBER, None)
+    sealed = seal_card(ring, "vtok_a", "acct_1", NUMBER, None)
     damaged = bytearray(sealed.number_ciphertext)
     damaged[-1] ^= 1
     with pytest.raises(VaultCryptoError) as caught:
-        open_card(ring, "vtok_a", replace(sealed, number_ciphertext=bytes(damaged)))
+        open_card(ring, "vtok_a", "acct_1", replace(sealed, number_ciphertext=bytes(damaged)))
     assert caught.value.kind is ErrorKind.DATA_LOSS
     assert caught.value.code == "vault_ciphertext_invalid"
 
 
 def test_a_ciphertext_moved_to_another_token_does_not_decrypt() -> None:
     ring = new_key_ring("card-kek", NOW)
-    sealed = seal_card(ring, "vtok_a", NUMBER, None)
+    sealed = seal_card(ring, "vtok_a", "acct_1", NUMBER, None)
     with pytest.raises(VaultCryptoError):
-        open_card(ring, "vtok_b", sealed)
+        open_card(ring, "vtok_b", "acct_1", sealed)
+
+
+def test_a_card_given_to_another_account_does_not_decrypt() -> None:
+    ring = _ring_with_cvc_key()
+    sealed = _sealed_with_cvc(ring)
+    assert sealed.seal_format is SealFormat.ACCOUNT_BOUND
+    for account in ("acct_2", "acct_", "acct_1/"):
+        with pytest.raises(VaultCryptoError) as caught:
+            open_card(ring, "vtok_a", account, sealed)
+        assert caught.value.code == "vault_ciphertext_invalid"
+        assert NUMBER.reveal() not in str(caught.value)
+    # Nor once its row claims the format of the cards sealed to their token alone.
+    with pytest.raises(VaultCryptoError):
+        open_card(ring, "vtok_a", "acct_2", replace(sealed, seal_format=SealFormat.TOKEN_BOUND))
+    with pytest.raises(VaultCryptoError):
+        rewrap(ring, "vtok_a", "acct_2", sealed)
+
+
+def test_the_account_and_token_are_told_apart_whatever_characters_they_hold() -> None:
+    ring = new_key_ring("card-kek", NOW)
+    sealed = seal_card(ring, "b/c", "a", NUMBER, None)
+    with pytest.raises(VaultCryptoError):
+        open_card(ring, "c", "a/b", sealed)
+
+
+def test_a_card_sealed_to_its_token_alone_still_opens_for_any_account_until_resealed() -> None:
+    ring = _ring_with_cvc_key()
+    old = sealed_token_bound(ring, "vtok_a", NUMBER.reveal(), "123", ring.cvc_keys[HOUR])
+    opened = open_card(ring, "vtok_a", "acct_1", old)
+    assert (opened.number, opened.cvc) == (NUMBER, Secret("123"))
+    # What re-sealing does: the same card under a fresh data key, bound to its account.
+    resealed = seal_card(ring, "vtok_a", "acct_1", opened.number, opened.cvc, ring.cvc_keys[HOUR])
+    assert resealed.wrapped_data_key != old.wrapped_data_key
+    assert open_card(ring, "vtok_a", "acct_1", resealed).number == NUMBER
+    with pytest.raises(VaultCryptoError):
+        open_card(ring, "vtok_a", "acct_2", resealed)
+
+
+def test_an_account_bound_card_never_opens_a_cvc_sealed_under_its_data_key() -> None:
+    """Only cards sealed to their token alone can hold a CVC from before CVC keys."""
+    ring = _ring_with_cvc_key()
+    card = seal_card(ring, "vtok_a", "acct_1", NUMBER, None)
+    binding = CardBinding("vtok_a", "acct_1", SealFormat.ACCOUNT_BOUND)
+    wrapped = card.wrapped_data_key
+    data_key = AESGCM(ring.current.material).decrypt(
+        wrapped[:12], wrapped[12:], binding.associated("data-key", ring.name, 1)
+    )
+    nonce = os.urandom(12)
+    under_data_key = nonce + AESGCM(data_key).encrypt(nonce, b"123", binding.associated("cvc"))
+    with pytest.raises(VaultCryptoError):
+        open_card(ring, "vtok_a", "acct_1", replace(card, cvc_ciphertext=under_data_key))
 
 
 def test_rewrapping_moves_the_data_key_to_the_current_version_without_changing_the_number() -> None:
     ring = new_key_ring("card-kek", NOW)
-    sealed = seal_card(ring, "vtok_a", NUMBER, None)
+    sealed = seal_card(ring, "vtok_a", "acct_1", NUMBER, None)
     rotated = ring.with_new_version(NOW)
-    moved = rewrap(rotated, "vtok_a", sealed)
+    moved = rewrap(rotated, "vtok_a", "acct_1", sealed)
     assert (sealed.kek_version, moved.kek_version) == (1, 2)
     assert moved.number_ciphertext == sealed.number_ciphertext
     retired = rotated.with_minimum(2)
-    assert open_card(retired, "vtok_a", moved).number == NUMBER
+    assert open_card(retired, "vtok_a", "acct_1", moved).number == NUMBER
     with pytest.raises(VaultCryptoError) as caught:
-        open_card(retired, "vtok_a", sealed)
+        open_card(retired, "vtok_a", "acct_1", sealed)
     assert caught.value.code == "vault_key_retired"
 
 
@@ -119,13 +173,13 @@ def test_a_cvc_is_sealed_under_its_hours_cvc_key_not_under_the_cards_data_key() 
     assert sealed.cvc_ciphertext is not None
     assert sealed_cvc_hour(sealed.cvc_ciphertext) == HOUR
     # A ring with every KEK version but without the CVC key opens the number, not the CVC.
-    opened = open_card(ring.without_cvc_keys([HOUR]), "vtok_a", sealed)
+    opened = open_card(ring.without_cvc_keys([HOUR]), "vtok_a", "acct_1", sealed)
     assert (opened.number, opened.cvc) == (NUMBER, None)
 
 
 def test_a_cvc_needs_a_cvc_key_to_be_sealed() -> None:
     with pytest.raises(ValueError, match="CVC key"):
-        seal_card(new_key_ring("card-kek", NOW), "vtok_a", NUMBER, Secret("123"))
+        seal_card(new_key_ring("card-kek", NOW), "vtok_a", "acct_1", NUMBER, Secret("123"))
 
 
 def test_a_sealed_cvc_is_bound_to_its_token_and_to_its_keys_hour() -> None:
@@ -135,14 +189,14 @@ def test_a_sealed_cvc_is_bound_to_its_token_and_to_its_keys_hour() -> None:
     assert other.cvc_ciphertext is not None
     assert sealed.cvc_ciphertext is not None
     with pytest.raises(VaultCryptoError) as caught:
-        open_card(ring, "vtok_a", replace(sealed, cvc_ciphertext=other.cvc_ciphertext))
+        open_card(ring, "vtok_a", "acct_1", replace(sealed, cvc_ciphertext=other.cvc_ciphertext))
     assert caught.value.code == "vault_ciphertext_invalid"
     # Naming the next hour's key instead of its own: that key does not open it either.
     renamed = bytearray(sealed.cvc_ciphertext)
     renamed[len(CVC_KEY_MARKER) + 3] += 1
     assert sealed_cvc_hour(bytes(renamed)) == HOUR + 1
     with pytest.raises(VaultCryptoError):
-        open_card(ring, "vtok_a", replace(sealed, cvc_ciphertext=bytes(renamed)))
+        open_card(ring, "vtok_a", "acct_1", replace(sealed, cvc_ciphertext=bytes(renamed)))
 
 
 def test_a_kept_cvc_ciphertext_no_longer_opens_once_its_cvc_key_is_deleted() -> None:
@@ -154,24 +208,25 @@ def test_a_kept_cvc_ciphertext_no_longer_opens_once_its_cvc_key_is_deleted() -> 
     kept_cvc = sealed.cvc_ciphertext
     destroyed = replace(sealed, cvc_ciphertext=None)
     rotated = ring.with_new_version(NOW)
-    current = replace(rewrap(rotated, "vtok_a", destroyed), cvc_ciphertext=kept_cvc)
+    current = replace(rewrap(rotated, "vtok_a", "acct_1", destroyed), cvc_ciphertext=kept_cvc)
     ring = rotated.with_minimum(2).without_version(1)
-    assert open_card(ring, "vtok_a", current).cvc == Secret("123")
+    assert open_card(ring, "vtok_a", "acct_1", current).cvc == Secret("123")
 
     ring = ring.with_cvc_keys([HOUR + 1, HOUR + 2], NOW).without_cvc_keys([HOUR])
 
-    assert open_card(ring, "vtok_a", current).cvc is None
-    assert open_card(ring, "vtok_a", current).number == NUMBER
+    assert open_card(ring, "vtok_a", "acct_1", current).cvc is None
+    assert open_card(ring, "vtok_a", "acct_1", current).number == NUMBER
 
 
 @pytest.mark.parametrize("cvc", ["123", "1234"])
 def test_a_cvc_sealed_under_the_cards_data_key_before_cvc_keys_still_opens(cvc: str) -> None:
     ring = _ring_with_cvc_key()
-    card = seal_card(ring, "vtok_a", NUMBER, None)
+    # CVCs sealed under the data key are from before the account was bound as well.
+    card = sealed_token_bound(ring, "vtok_a", NUMBER.reveal())
     legacy = replace(card, cvc_ciphertext=cvc_sealed_before_cvc_keys(ring, "vtok_a", card, cvc))
     assert legacy.cvc_ciphertext is not None
     assert sealed_cvc_hour(legacy.cvc_ciphertext) is None
-    assert open_card(ring, "vtok_a", legacy).cvc == Secret(cvc)
+    assert open_card(ring, "vtok_a", "acct_1", legacy).cvc == Secret(cvc)
     # Even one whose random nonce begins with the marker of the CVCs sealed since.
     nonce = CVC_KEY_MARKER + os.urandom(8)
     marked = replace(
@@ -179,7 +234,7 @@ def test_a_cvc_sealed_under_the_cards_data_key_before_cvc_keys_still_opens(cvc: 
     )
     assert marked.cvc_ciphertext is not None
     assert marked.cvc_ciphertext.startswith(CVC_KEY_MARKER)
-    assert open_card(ring, "vtok_a", marked).cvc == Secret(cvc)
+    assert open_card(ring, "vtok_a", "acct_1", marked).cvc == Secret(cvc)
 
 
 def test_cvc_keys_never_show_their_material_in_their_repr() -> None:

@@ -55,6 +55,8 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     """The vault deleted a CVC key once every CVC sealed under it had expired: no copy of those
     CVCs, wherever it is left, can be decrypted since.
     """
+    AUDIT_ACTION_RESEAL: _AuditAction.ValueType  # 13
+    """The vault opened a card and sealed it anew under a fresh data key, bound to its account."""
 
 class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
     """What an audit event records."""
@@ -79,6 +81,8 @@ AUDIT_ACTION_DESTROY_CVC_KEY: AuditAction.ValueType  # 12
 """The vault deleted a CVC key once every CVC sealed under it had expired: no copy of those
 CVCs, wherever it is left, can be decrypted since.
 """
+AUDIT_ACTION_RESEAL: AuditAction.ValueType  # 13
+"""The vault opened a card and sealed it anew under a fresh data key, bound to its account."""
 Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 
 @_typing.final
@@ -816,10 +820,15 @@ class GetKeyStatusResponse(_message.Message):
     CURRENT_VERSION_FIELD_NUMBER: _builtins.int
     MINIMUM_DECRYPTION_VERSION_FIELD_NUMBER: _builtins.int
     VERSIONS_FIELD_NUMBER: _builtins.int
+    TOKEN_BOUND_CARDS_FIELD_NUMBER: _builtins.int
     current_version: _builtins.int
     """Version that wraps new data keys."""
     minimum_decryption_version: _builtins.int
     """Oldest version allowed to decrypt."""
+    token_bound_cards: _builtins.int
+    """Cards not deleted still sealed to their token alone, under the data key they were first
+    sealed under (see ResealCards).
+    """
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyVersionStatus]: ...
     def __init__(
@@ -828,14 +837,66 @@ class GetKeyStatusResponse(_message.Message):
         current_version: _builtins.int = ...,
         minimum_decryption_version: _builtins.int = ...,
         versions: _abc.Iterable[Global___KeyVersionStatus] | None = ...,
+        token_bound_cards: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_version", b"current_version", "minimum_decryption_version", b"minimum_decryption_version", "versions", b"versions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_version", b"current_version", "minimum_decryption_version", b"minimum_decryption_version", "token_bound_cards", b"token_bound_cards", "versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetKeyStatusResponse: _TypeAlias = GetKeyStatusResponse  # noqa: Y015
+
+@_typing.final
+class ResealCardsRequest(_message.Message):
+    """Re-seals a batch of cards."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    batch_size: _builtins.int
+    """Cards to re-seal in this call; 0 = server default."""
+    requester: _builtins.str
+    def __init__(
+        self,
+        *,
+        batch_size: _builtins.int = ...,
+        requester: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "requester", b"requester"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResealCardsRequest: _TypeAlias = ResealCardsRequest  # noqa: Y015
+
+@_typing.final
+class ResealCardsResponse(_message.Message):
+    """Progress of the re-seal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESEALED_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    resealed: _builtins.int
+    """Cards re-sealed by this call."""
+    remaining: _builtins.int
+    """Cards not deleted still sealed to their token alone."""
+    def __init__(
+        self,
+        *,
+        resealed: _builtins.int = ...,
+        remaining: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["remaining", b"remaining", "resealed", b"resealed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResealCardsResponse: _TypeAlias = ResealCardsResponse  # noqa: Y015
 
 @_typing.final
 class KeyVersionStatus(_message.Message):

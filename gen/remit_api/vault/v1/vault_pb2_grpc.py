@@ -85,6 +85,11 @@ class VaultServiceStub:
                 request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusRequest.SerializeToString,
                 response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusResponse.FromString,
                 _registered_method=True)
+        self.ResealCards = channel.unary_unary(
+                '/remit_api.vault.v1.VaultService/ResealCards',
+                request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ResealCardsRequest.SerializeToString,
+                response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ResealCardsResponse.FromString,
+                _registered_method=True)
         self.RemoveKeyVersion = channel.unary_unary(
                 '/remit_api.vault.v1.VaultService/RemoveKeyVersion',
                 request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionRequest.SerializeToString,
@@ -177,6 +182,15 @@ class VaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResealCards(self, request, context):
+        """Re-seals one batch of the cards still sealed to their token alone (stored before the vault
+        bound the account into every seal): each under a fresh data key, bound to its account. The
+        vault does this in the background by itself; call until remaining is 0 to be done sooner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RemoveKeyVersion(self, request, context):
         """Deletes a retired key version's material from the key file, so that no copy of a data key
         wrapped under it (a deleted card's old row versions, the WAL, a backup) can be unwrapped
@@ -247,6 +261,11 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.GetKeyStatus,
                     request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusRequest.FromString,
                     response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusResponse.SerializeToString,
+            ),
+            'ResealCards': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResealCards,
+                    request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ResealCardsRequest.FromString,
+                    response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ResealCardsResponse.SerializeToString,
             ),
             'RemoveKeyVersion': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveKeyVersion,
@@ -530,6 +549,33 @@ class VaultService:
             '/remit_api.vault.v1.VaultService/GetKeyStatus',
             remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusRequest.SerializeToString,
             remit__api_dot_vault_dot_v1_dot_vault__pb2.GetKeyStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResealCards(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.vault.v1.VaultService/ResealCards',
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.ResealCardsRequest.SerializeToString,
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.ResealCardsResponse.FromString,
             options,
             channel_credentials,
             insecure,

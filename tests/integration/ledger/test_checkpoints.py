@@ -1,0 +1,167 @@
+"""Checkpoints kept outside the database show history that whoever can write the database
+rewrote, hashes recomputed and all, which the hash chains alone cannot (`remit.ledger.anchoring`).
+"""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.core.secrets import Secret
+from remit.ledger import journal
+from remit.ledger.anchoring import CheckpointFile
+from remit.ledger.checkpoint_task import checkpoint_task
+from remit.ledger.checkpoints import CheckpointLine, read_file
+from remit.ledger.domain import Posting, TransactionRequest, chain_hash
+from remit.ledger.repository import JournalRepository, transaction_from_row
+from remit.ledger.service import LedgerService
+from remit.ledger.tables import ledger_transactions
+from tests.integration.ledger.conftest import NewAccount
+
+pytestmark = pytest.mark.anyio
+
+KEY = Secret(b"checkpoint-key-for-tests-0123456789")
+
+
+async def post(engine: AsyncEngine, clock: FixedClock, account_id: str, *txids: str) -> None:
+    async with engine.begin() as db:
+        for txid in txids:
+            legs = (Posting("world", -100, "usd"), Posting("wallet", 100, "usd"))
+            await journal.post(db, account_id, TransactionRequest(txid, legs), now=clock.now())
+
+
+async def rewrite_history(engine: AsyncEngine, account_id: str, txid: str) -> None:
+    """What a superuser can do: change a transaction (its metadata here), then recompute the
+    hash of it and of every transaction after it, and the chain head, past the triggers."""
+    t = ledger_transactions.c
+    async with engine.begin() as db:
+        await db.execute(text("SET LOCAL session_replication_role = replica"))
+        await db.execute(
+            text(
+                'UPDATE ledger_transactions SET metadata = \'{"paid_to": "elsewhere"}\' '
+                "WHERE account_id = :a AND id = :id"
+            ),
+            {"a": account_id, "id": txid},
+        )
+        rows = (
+            await db.execute(
+                select(ledger_transactions).where(t.account_id == account_id).order_by(t.sequence)
+            )
+        ).all()
+        postings = await JournalRepository(db).postings_of(account_id, [row.id for row in rows])
+        previous = ""
+        for row in rows:
+            transaction = transaction_from_row(row, postings[row.id])
+            recomputed = chain_hash(previous, replace(transaction, previous_hash=previous))
+            await db.execute(
+                text(
+                    "UPDATE ledger_transactions SET hash = :h, previous_hash = :p "
+                    "WHERE account_id = :a AND id = :id"
+                ),
+                {"h": recomputed, "p": previous, "a": account_id, "id": row.id},
+            )
+            previous = recomputed
+        await db.execute(
+            text("UPDATE ledger_chains SET last_hash = :h WHERE account_id = :a"),
+            {"h": previous, "a": account_id},
+        )
+
+
+async def test_a_rewritten_history_passes_the_chain_but_not_the_checkpoints(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock, tmp_path: Path
+) -> None:
+    service = LedgerService(core_engine, clock)
+    path = tmp_path / "checkpoints"
+    other = await new_account()
+    mine = await new_account()
+    await post(core_engine, clock, other, "o1")
+    await post(core_engine, clock, mine, "t1", "t2")
+    assert await service.checkpoint(path, KEY) == 2  # lines 1 and 2: other at 1, mine at 2
+    await post(core_engine, clock, mine, "t3")
+    assert await service.checkpoint(path, KEY, account_id=mine) == 1  # line 3: mine at 3
+    mine_at_2 = next(
+        entry.number
+        for entry in read_file(path, KEY)
+        if isinstance(entry, CheckpointLine) and entry.checkpoint.account_id == mine
+    )
+    anchors = CheckpointFile(path, KEY)
+    before = await service.verify(checkpoints=anchors)
+    assert before.ok
+    assert before.checkpoints is not None
+    assert before.checkpoints.checked == 3
+
+    await rewrite_history(core_engine, mine, "t2")
+
+    alone = await service.verify()
+    assert alone.ok, (alone.differences, alone.chain_breaks)  # the chain alone passes
+    report = await service.verify(checkpoints=anchors)
+    assert not report.ok
+    found = report.checkpoints
+    assert found is not None
+    assert (found.checked, found.disagreeing, found.unreadable) == (3, 2, 0)
+    first = found.disagreements[0]
+    assert (first.line.number, first.line.checkpoint.account_id) == (mine_at_2, mine)
+    assert first.line.checkpoint.sequence == 2
+    assert "the chain's hash there is" in first.found
+    # The account's own check finds it too; the other account's checkpoint still holds.
+    assert not (await service.verify(mine, checkpoints=anchors)).ok
+    assert (await service.verify(other, checkpoints=anchors)).ok
+
+
+async def test_a_deleted_tail_disagrees_with_its_checkpoint(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    service = LedgerService(core_engine, clock)
+    path = tmp_path / "checkpoints"
+    await post(core_engine, clock, account_id, "t1", "t2")
+    await service.checkpoint(path, KEY)
+    async with core_engine.begin() as db:
+        await db.execute(text("SET LOCAL session_replication_role = replica"))
+        await db.execute(text("DELETE FROM ledger_postings WHERE transaction_id = 't2'"))
+        await db.execute(text("DELETE FROM ledger_transactions WHERE id = 't2'"))
+    report = await service.verify(checkpoints=CheckpointFile(path, KEY))
+    assert report.checkpoints is not None
+    assert report.checkpoints.disagreements[0].found == (
+        "the chain has no transaction at that sequence"
+    )
+
+
+async def test_a_tampered_checkpoint_line_fails_its_hmac(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    service = LedgerService(core_engine, clock)
+    path = tmp_path / "checkpoints"
+    await post(core_engine, clock, account_id, "t1", "t2")
+    await service.checkpoint(path, KEY)
+    # Moved back to sequence 1, as someone covering a rewrite of t2 might.
+    path.write_text(path.read_text().replace('"sequence":2', '"sequence":1'))
+    report = await service.verify(checkpoints=CheckpointFile(path, KEY))
+    assert not report.ok
+    assert report.checkpoints is not None
+    assert report.checkpoints.unreadable == 1
+    assert "HMAC does not match" in report.checkpoints.unreadable_lines[0].reason
+
+
+async def test_the_workers_checkpoints_cover_only_the_chains_that_moved(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "checkpoints"
+    task = checkpoint_task(core_engine, clock, path, KEY, 3600.0)
+    first = await new_account()
+    second = await new_account()
+    await post(core_engine, clock, first, "a1")
+    await post(core_engine, clock, second, "b1")
+    await task.run()
+    await task.run()  # nothing moved
+    await post(core_engine, clock, second, "b2")
+    await task.run()
+    written = [
+        (entry.checkpoint.account_id, entry.checkpoint.sequence)
+        for entry in read_file(path, KEY)
+        if isinstance(entry, CheckpointLine)
+    ]
+    assert sorted(written[:2]) == sorted([(first, 1), (second, 1)])
+    assert written[2:] == [(second, 2)]

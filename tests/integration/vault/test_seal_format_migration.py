@@ -1,0 +1,94 @@
+"""Vault migration 0006 records each card's seal format: the cards already stored are of the
+token-bound format (1), and the partial index of those left to re-seal serves the re-seal's
+pages; its downgrade drops both. The cards are left as they are either way."""
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from alembic import command
+from psycopg import sql
+from sqlalchemy.dialects import postgresql
+
+from remit.storage.embedded import EmbeddedCluster
+from remit.storage.migrate import alembic_config, upgrade
+from remit.vault.repository import token_bound_tokens_query
+from tests.support.postgres import scratch_database
+
+_BEFORE = "0005_cards_live_kek_version"
+_AFTER = "0006_cards_seal_format"
+_INDEX = "ix_cards_live_token_bound"
+
+
+@pytest.fixture
+def scratch_vault(pg_cluster: EmbeddedCluster) -> Iterator[str]:
+    with scratch_database(pg_cluster, "seal_format") as url:
+        yield url
+
+
+def _cards(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT token, kek_version, deleted_at IS NULL FROM cards ORDER BY token"
+        ).fetchall()
+    return [tuple(row) for row in rows]
+
+
+def _seal_formats(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT token, seal_format FROM cards").fetchall()
+    return {str(token): int(seal_format) for token, seal_format in rows}
+
+
+def _reseal_page_plan(url: str) -> str:
+    """How the database reads a re-seal's page after its first, as planned for any
+    parameters (a prepared statement may be planned once for all of them)."""
+    compiled = token_bound_tokens_query(100, after="vtok_a").compile(
+        dialect=postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+    )
+    values = [compiled.params[name] for name in compiled.positiontup or ()]
+    with psycopg.connect(url) as connection:
+        connection.execute("SET enable_seqscan = off")
+        connection.execute("SET plan_cache_mode = force_generic_plan")
+        types = ", ".join("text" if isinstance(value, str) else "integer" for value in values)
+        connection.execute(f"PREPARE reseal_page ({types}) AS {compiled.string}")
+        arguments = sql.SQL(", ").join(sql.Literal(value) for value in values)
+        rows = connection.execute(
+            sql.SQL("EXPLAIN EXECUTE reseal_page({})").format(arguments)
+        ).fetchall()
+        connection.rollback()
+    return "\n".join(str(row[0]) for row in rows)
+
+
+def test_stored_cards_are_token_bound_and_indexed_for_the_reseal_until_the_downgrade(
+    scratch_vault: str,
+) -> None:
+    upgrade("vault", scratch_vault, _BEFORE)
+    with psycopg.connect(scratch_vault, autocommit=True) as connection:
+        for token, deleted in (("vtok_a", False), ("vtok_b", True), ("vtok_c", False)):
+            connection.execute(
+                "INSERT INTO cards (token, account_id, livemode, kek_name, kek_version, "
+                "wrapped_data_key, number_ciphertext, fingerprint, brand, last4, exp_month, "
+                "exp_year, funding, country, billing_details, created_at, deleted_at) VALUES "
+                "(%s, 'acct_1', false, 'card-kek', 1, '\\x00', '\\x00', 'fp', 'visa', '4242', "
+                "12, 2031, 'credit', 'US', '{}', now(), CASE WHEN %s THEN now() END)",
+                (token, deleted),
+            )
+    before = _cards(scratch_vault)
+
+    upgrade("vault", scratch_vault, _AFTER)
+    assert _seal_formats(scratch_vault) == {"vtok_a": 1, "vtok_b": 1, "vtok_c": 1}
+    plan = _reseal_page_plan(scratch_vault)
+    assert f"Index Only Scan using {_INDEX} on cards" in plan, plan
+    assert "Sort" not in plan
+    assert _cards(scratch_vault) == before
+
+    command.downgrade(alembic_config("vault", scratch_vault), _BEFORE)
+    with psycopg.connect(scratch_vault) as connection:
+        columns = connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'cards'"
+        ).fetchall()
+    assert ("seal_format",) not in columns
+    assert _cards(scratch_vault) == before
+    upgrade("vault", scratch_vault)
+    assert _seal_formats(scratch_vault) == {"vtok_a": 1, "vtok_b": 1, "vtok_c": 1}

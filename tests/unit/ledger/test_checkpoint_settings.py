@@ -1,0 +1,93 @@
+"""The ledger's checkpoint key comes from the environment or a private key file, is long enough
+to be no guess, and reaches no process `remit serve` starts but the worker."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.config import (
+    ConfigError,
+    environment_for,
+    ledger_checkpoint_interval_s,
+    ledger_checkpoint_key,
+)
+from remit.core.clock import FixedClock
+from remit.worker.registry import ledger_checkpoint_tasks
+
+LONG_ENOUGH = "0123456789abcdef0123456789abcdef"
+
+
+def test_the_key_comes_from_the_variable_before_the_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("f" * 40 + "\n")
+    key_file.chmod(0o600)
+    assert ledger_checkpoint_key({}) is None
+    from_file = ledger_checkpoint_key({"REMIT_LEDGER_CHECKPOINT_KEY_FILE": str(key_file)})
+    assert from_file is not None
+    assert from_file.reveal() == b"f" * 40
+    both = {
+        "REMIT_LEDGER_CHECKPOINT_KEY": LONG_ENOUGH,
+        "REMIT_LEDGER_CHECKPOINT_KEY_FILE": str(key_file),
+    }
+    inline = ledger_checkpoint_key(both)
+    assert inline is not None
+    assert inline.reveal() == LONG_ENOUGH.encode()
+
+
+def test_a_short_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        ledger_checkpoint_key({"REMIT_LEDGER_CHECKPOINT_KEY": LONG_ENOUGH[:-1]})
+
+
+def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(LONG_ENOUGH)
+    key_file.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        ledger_checkpoint_key({"REMIT_LEDGER_CHECKPOINT_KEY_FILE": str(key_file)})
+
+
+def test_a_missing_key_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        ledger_checkpoint_key({"REMIT_LEDGER_CHECKPOINT_KEY_FILE": str(tmp_path / "none")})
+
+
+def test_the_interval_is_bounded() -> None:
+    assert ledger_checkpoint_interval_s({}) == 3600.0
+    with pytest.raises(ConfigError, match="between 10 and 86400"):
+        ledger_checkpoint_interval_s({"REMIT_LEDGER_CHECKPOINT_INTERVAL_S": "1"})
+
+
+PARENT_ENV = {
+    "REMIT_LEDGER_CHECKPOINT_KEY": LONG_ENOUGH,
+    "REMIT_LEDGER_CHECKPOINT_KEY_FILE": "/etc/remit/checkpoint-key",
+    "REMIT_LEDGER_CHECKPOINT_FILE": "/var/lib/remit/checkpoints",
+}
+
+
+@pytest.mark.parametrize("role", ["api", "core", "vault", "acquirer"])
+def test_only_the_worker_gets_the_checkpoint_key(role: str) -> None:
+    env = environment_for(role, PARENT_ENV)
+    assert "REMIT_LEDGER_CHECKPOINT_KEY" not in env
+    assert "REMIT_LEDGER_CHECKPOINT_KEY_FILE" not in env
+    assert environment_for("worker", PARENT_ENV) == PARENT_ENV
+
+
+def test_the_worker_checkpoints_when_a_file_is_set_and_refuses_to_without_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    engine = cast(AsyncEngine, object())
+    clock = FixedClock(datetime(2026, 12, 7, tzinfo=UTC))
+    for name in PARENT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert ledger_checkpoint_tasks(engine, clock) == []
+    monkeypatch.setenv("REMIT_LEDGER_CHECKPOINT_FILE", str(tmp_path / "checkpoints"))
+    with pytest.raises(ConfigError, match="checkpoints need the key"):
+        ledger_checkpoint_tasks(engine, clock)
+    monkeypatch.setenv("REMIT_LEDGER_CHECKPOINT_KEY", LONG_ENOUGH)
+    monkeypatch.setenv("REMIT_LEDGER_CHECKPOINT_INTERVAL_S", "60")
+    [task] = ledger_checkpoint_tasks(engine, clock)
+    assert (task.name, task.interval_s) == ("ledger-checkpoints", 60.0)
