@@ -447,6 +447,43 @@ def api_max_in_flight(environ: Mapping[str, str] | None = None) -> int:
     )
 
 
+# How long an api process waits for a request to arrive: its head, from the connection (or the
+# answer before it on the connection), and its body, from its head. A client that sends slowly
+# would otherwise hold a connection, and with its body a request's place under
+# REMIT_API_MAX_IN_FLIGHT, for ever. Well above what any client needs to send 1 MiB.
+DEFAULT_API_READ_TIMEOUT_S = 10.0
+# Connections one api process holds open at once; past it a new one is answered at once (429)
+# and closed. Well above REMIT_API_MAX_IN_FLIGHT: idle keep-alive connections count too.
+DEFAULT_API_MAX_CONNECTIONS = 4096
+
+
+def api_read_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long an api process waits for a request's head, and then for its body
+    (`remit.rest.http_protocol`, `remit.rest.body_deadline`); REMIT_API_READ_TIMEOUT_S
+    overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_API_READ_TIMEOUT_S",
+        DEFAULT_API_READ_TIMEOUT_S,
+        float,
+        lambda value: 0 < value <= 300,
+        "between 0 and 300 seconds",
+    )
+
+
+def api_max_connections(environ: Mapping[str, str] | None = None) -> int:
+    """Connections an api process holds open at once (`remit.rest.http_protocol`);
+    REMIT_API_MAX_CONNECTIONS overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_API_MAX_CONNECTIONS",
+        DEFAULT_API_MAX_CONNECTIONS,
+        int,
+        lambda value: 1 <= value <= MAX_CONCURRENCY_SETTING,
+        f"between 1 and {MAX_CONCURRENCY_SETTING} connections",
+    )
+
+
 def grpc_max_concurrent_rpcs(environ: Mapping[str, str] | None = None) -> int:
     """Calls a gRPC server (core, vault, acquirer, accounts...) runs at once;
     REMIT_GRPC_MAX_CONCURRENT_RPCS overrides it."""

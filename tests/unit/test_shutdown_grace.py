@@ -19,4 +19,4 @@ def test_the_grace_follows_the_network_timeout() -> None:
 
 def test_both_kinds_of_server_stop_with_that_grace() -> None:
     assert "shutdown_grace_s()" in inspect.getsource(grpc_server.serve_grpc)
-    assert "shutdown_grace_s()" in inspect.getsource(rest_server.serve_api)
+    assert "shutdown_grace_s()" in inspect.getsource(rest_server.uvicorn_config)

@@ -25,6 +25,7 @@ from remit.core.text_limits import too_long_message
 from remit.grpcutil.deadlines import note_deadline
 from remit.grpcutil.request_lengths import OverLimit, field_over_limit, shortest_limit
 from remit.grpcutil.request_text import field_with_nul
+from remit.grpcutil.unstarted import UnstartedRefusalError, marked, refused_unstarted
 from remit.storage.driver_errors import (
     DatabaseFault,
     database_fault,
@@ -156,7 +157,10 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
     """Rebuild the server's `RemitError` on the client side of a call."""
     detail = detail_from_rpc_error(error)
     kind = kind_from_grpc_code(error.code())
-    if detail is None and _over_concurrency_limit(error):
+    # A server's refusal past its bound of calls at once (`remit.grpcutil.concurrency`) is
+    # marked as such. Other RESOURCE_EXHAUSTED without a remit detail (a message past its size
+    # limit) are faults of remit's, and stay INTERNAL.
+    if detail is None and refused_unstarted(error):
         return server_overloaded_error()
     if detail is None:
         retryable = kind is ErrorKind.UNAVAILABLE
@@ -185,19 +189,6 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
         charge=detail.charge or None,
         should_retry=detail.should_retry,
         related=related,
-    )
-
-
-# What grpc answers, itself, to a call past a server's `maximum_concurrent_rpcs`
-# (`remit.grpcutil.server`). Other RESOURCE_EXHAUSTED without a remit detail (a message past
-# its size limit) are faults of remit's, and stay INTERNAL.
-_CONCURRENCY_LIMIT_DETAILS: Final = "Concurrent RPC limit exceeded!"
-
-
-def _over_concurrency_limit(error: grpc.aio.AioRpcError) -> bool:
-    return (
-        error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-        and error.details() == _CONCURRENCY_LIMIT_DETAILS
     )
 
 
@@ -495,6 +486,8 @@ async def _abort(
         if isinstance(error, RemitError)
         else _status_of_unexpected(error, method, outages)
     )
+    if isinstance(error, UnstartedRefusalError):
+        status = marked(status)
     await context.abort_with_status(status)
     raise AssertionError("unreachable: abort_with_status raises")
 

@@ -20,6 +20,7 @@ from remit.config import (
     grpc_max_concurrent_rpcs,
     shutdown_grace_s,
 )
+from remit.grpcutil.concurrency import ConcurrencyLimit
 from remit.grpcutil.in_flight import InFlightCalls
 from remit.grpcutil.internal_auth import InternalAccess, add_internal_port, server_interceptors
 from remit.grpcutil.open_streams import OpenStreams
@@ -53,10 +54,11 @@ async def serve_grpc(
 ) -> None:
     # `internal`: the platform whose credentials (and mutual TLS, when configured) every
     # caller must show; None: neither (a service run on its own in a test).
-    # `max_concurrent_rpcs`: calls run at once (REMIT_GRPC_MAX_CONCURRENT_RPCS by default);
-    # past it grpc answers RESOURCE_EXHAUSTED at once, before any interceptor or handler runs,
-    # rather than queueing every call on the database pools until all of them are slow and
-    # memory grows with the queue. The facade answers it as Stripe answers overload: a 429.
+    # `max_concurrent_rpcs`: calls run at once (REMIT_GRPC_MAX_CONCURRENT_RPCS by default),
+    # health checks aside; past it a call is refused at once with RESOURCE_EXHAUSTED, before
+    # its handler runs, rather than queueing every call on the database pools until all of
+    # them are slow and memory grows with the queue. The facade answers it as Stripe answers
+    # overload: a 429 (`remit.grpcutil.concurrency`).
     limit = grpc_max_concurrent_rpcs() if max_concurrent_rpcs is None else max_concurrent_rpcs
     access = InternalAccess() if internal is None else InternalAccess.of(internal)
     token = None if internal is None else internal.internal_token
@@ -71,7 +73,13 @@ async def serve_grpc(
     server = grpc.aio.server(
         # The credential is checked first: a call without it, or outside its role, reaches no
         # other code.
-        interceptors=[in_flight, streams, *server_interceptors(token), *interceptors],
+        interceptors=[
+            ConcurrencyLimit(limit),
+            in_flight,
+            streams,
+            *server_interceptors(token),
+            *interceptors,
+        ],
         options=[
             # Only the copies of the core share a port (each also has one of its own: `also_on`).
             # Anywhere else, sharing would let a second platform started on the same ports
@@ -79,7 +87,6 @@ async def serve_grpc(
             ("grpc.so_reuseport", 1 if also_on is not None else 0),
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
         ],
-        maximum_concurrent_rpcs=limit,
     )
     for service in services:
         service.add_to_server(server)

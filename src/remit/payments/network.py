@@ -23,6 +23,7 @@ from remit.core.jsonview import enum_wire_values
 from remit.grpcutil.deadlines import bounded_timeout, has_time_for
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.send_time import refused_as_not_sent
+from remit.grpcutil.unstarted import refused_unstarted
 from remit.payments.breaker import BreakerState, CircuitBreaker
 from remit.payments.lookup_expectations import ExpectedOperation, refuse_unless_expected
 from remit.payments.send_budget import (
@@ -123,6 +124,24 @@ class OutcomeUnknownError(Exception):
 def network_unavailable() -> RemitError:
     return RemitError(
         message="The card network is not responding right now. Please retry shortly.",
+        kind=ErrorKind.UNAVAILABLE,
+        error_type="api_error",
+        should_retry=True,
+    )
+
+
+class NotSentError(RemitError):
+    """The vault or the acquirer refused the call under load before carrying it out (its
+    refusal is marked so: `remit.grpcutil.unstarted`): nothing reached the network."""
+
+
+def refused_unsent(what: str) -> NotSentError:
+    """The answer to a request whose send was refused unstarted: a retryable 503, as nothing
+    was sent and a retry with the key resumes where it stopped."""
+    log.warning("%s was not sent: the vault or the acquirer was busy and refused it", what)
+    return NotSentError(
+        message="The card network is busy and this request was not sent to it. Retry with the "
+        "same idempotency key: the payment resumes where it stopped.",
         kind=ErrorKind.UNAVAILABLE,
         error_type="api_error",
         should_retry=True,
@@ -331,15 +350,25 @@ class GrpcCardNetwork:
     def breaker(self) -> CircuitBreaker:
         return self._breaker
 
-    async def _guarded(self, start_call: Callable[[], Awaitable[Reply]]) -> Reply:
+    async def _guarded(self, start_call: Callable[[], Awaitable[Reply]], what: str) -> Reply:
         """Run one call through the breaker; a gRPC call starts when created, so the breaker
-        is consulted before `start_call` makes it."""
+        is consulted before `start_call` makes it. A RESOURCE_EXHAUSTED is an unknown outcome
+        (gRPC answers it to a reply too large, after the server acted) unless marked as a
+        refusal made before anything was done, which raises `NotSentError`. `what`: the
+        operation's reference, for the log."""
         probing = self._breaker.state is BreakerState.HALF_OPEN
         if not self._breaker.allow():
             raise network_unavailable()
         try:
             reply = await start_call()
         except grpc.aio.AioRpcError as error:
+            if refused_unstarted(error):
+                # Refused unseen because the service is busy: it says nothing of the network's
+                # health, so the breaker (which would refuse every payment while open) is not
+                # told; a probe is freed for the next call.
+                if probing:
+                    self._breaker.release_probe()
+                raise refused_unsent(what) from None
             if refused_as_not_sent(error):
                 # The vault had too little of the deadline left to forward: nothing was sent,
                 # so nothing is looked up, and the network's health is not in question.
@@ -391,7 +420,8 @@ class GrpcCardNetwork:
         needs_s = authorization_needs_s()
         refuse_unless_time_to_send(needs_s, reference)
         reply = await self._guarded(
-            lambda: self._vault.ForwardAuthorization(request, timeout=bounded_timeout(needs_s))
+            lambda: self._vault.ForwardAuthorization(request, timeout=bounded_timeout(needs_s)),
+            reference,
         )
         return outcome_from_result(reply.result)
 
@@ -407,8 +437,12 @@ class GrpcCardNetwork:
                 lambda: self._acquirer.LookupOperation(
                     acquirer_pb2.LookupOperationRequest(reference=reference),
                     timeout=bounded_timeout(network_timeout_s()),
-                )
+                ),
+                f"the look-up of {reference}",
             )
+        except NotSentError:
+            # Not asked: the outcome stays unknown, and is asked again after a pause.
+            raise OutcomeUnknownError("the acquirer was too busy to look it up") from None
         except RemitError as error:
             if error.kind is ErrorKind.NOT_FOUND:
                 return None
@@ -440,7 +474,8 @@ class GrpcCardNetwork:
                     authorization_id=authorization_id, amount=amount_minor, reference=reference
                 ),
                 timeout=bounded_timeout(operation_needs_s()),
-            )
+            ),
+            reference,
         )
         return _operation(reply.operation)
 
@@ -450,7 +485,8 @@ class GrpcCardNetwork:
             lambda: self._acquirer.Void(
                 acquirer_pb2.VoidRequest(authorization_id=authorization_id, reference=reference),
                 timeout=bounded_timeout(operation_needs_s()),
-            )
+            ),
+            reference,
         )
         return _operation(reply.operation)
 
@@ -464,6 +500,7 @@ class GrpcCardNetwork:
                     authorization_id=authorization_id, amount=amount_minor, reference=reference
                 ),
                 timeout=bounded_timeout(operation_needs_s()),
-            )
+            ),
+            reference,
         )
         return _operation(reply.operation)

@@ -10,24 +10,26 @@ Nothing of the request has been read, so nothing is stored under its idempotency
 
 The check is a counter compared and moved on each request: the hot path pays no more. It is
 ASGI middleware, inside the app, so the refusal is Stripe's JSON rather than the plain text of
-uvicorn's own `limit_concurrency`. The health check is outside the bound: a process that
-refuses work because it is busy is not down.
+uvicorn's own `limit_concurrency`. The health checks (`/healthz`, `/readyz`) are outside the
+bound: a process that refuses work because it is busy is neither down nor unready.
 """
 
 from collections.abc import Callable
 
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-EXEMPT_PATHS = frozenset({"/healthz"})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class AdmissionLimit:
     """ASGI middleware that serves at most `max_in_flight` HTTP requests at once and answers
-    the others with `refusal()`."""
+    the others with `refusal(headers)`, which echoes what the request's headers ask echoed
+    (its Idempotency-Key, its Stripe-Version)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_in_flight: int, refusal: Callable[[], Response]
+        self, app: ASGIApp, *, max_in_flight: int, refusal: Callable[[Headers], Response]
     ) -> None:
         self._app = app
         self._max_in_flight = max_in_flight
@@ -43,7 +45,8 @@ class AdmissionLimit:
             await self._app(scope, receive, send)
             return
         if self._in_flight >= self._max_in_flight:
-            await self._refusal()(scope, receive, send)
+            refusal = self._refusal(Headers(scope=scope))
+            await refusal(scope, receive, send)
             return
         self._in_flight += 1
         try:

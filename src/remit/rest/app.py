@@ -15,15 +15,16 @@ from dataclasses import dataclass, replace
 from typing import cast
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from remit import versioning
 from remit.accounts.domain import KeyKind, Principal
-from remit.config import api_max_in_flight
+from remit.config import api_max_in_flight, api_read_timeout_s
 from remit.core.errors import RemitError
 from remit.core.ids import new_id
 from remit.core.jsonview import JsonObject, internal_fields_left_out
@@ -31,6 +32,7 @@ from remit.core.logging import mask_card_numbers
 from remit.rest import three_d_secure
 from remit.rest.admission import AdmissionLimit
 from remit.rest.bodies import BodyTooLargeError, capped_body
+from remit.rest.body_deadline import BodyReadDeadline, BodyReadTimeoutError
 from remit.rest.context import ApiContext, request_path_for_core
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -44,7 +46,7 @@ from remit.rest.forms import (
     refuse_nul,
 )
 from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
-from remit.rest.idempotency import checked_idempotency_key
+from remit.rest.idempotency import checked_idempotency_key, idempotency_key_problem
 from remit.rest.params import PATH_PARAM, ExpandList, ParamError, Schema
 from remit.rest.publishable import (
     publish_error_intent,
@@ -53,6 +55,7 @@ from remit.rest.publishable import (
     refuse_private_params,
 )
 from remit.rest.rate_limits import client_address
+from remit.rest.readiness import Readiness, grpc_serving
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
 from remit.versioning import (
@@ -163,6 +166,8 @@ async def read_form(request: Request) -> dict[str, FormValue]:
         body = await capped_body(request, MAX_BODY_BYTES)
     except BodyTooLargeError:
         raise FormDecodeError("The request body is larger than 1 MiB.", None) from None
+    except BodyReadTimeoutError as slow:
+        raise StripeError.body_too_slow(str(slow)) from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         return decode_json_body(body)
@@ -216,7 +221,24 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
     return principal
 
 
-async def dispatch(request: Request, operation: Operation, deps: Dependencies) -> Response:
+async def _log_cancelled(request: Request) -> None:
+    """Say why a request was cancelled while the server is not stopping."""
+    try:
+        gone = await request.is_disconnected()
+    except Exception:
+        gone = False
+    if gone:
+        log.info("%s %s: the client disconnected; no answer is sent", request.method,
+                 request.url.path)  # fmt: skip
+    else:
+        log.warning("%s %s cancelled while the server is not stopping; no answer is sent",
+                    request.method, request.url.path)  # fmt: skip
+
+
+async def dispatch(
+    request: Request, operation: Operation, deps: Dependencies, stopping: asyncio.Event
+) -> Response:
+    """Serve `operation`; `stopping` is set once the server is told to stop."""
     request_id = new_id("req")
     operation_name = operation_key(operation.method, operation.path)
     requested_version = request.headers.get("stripe-version")
@@ -306,12 +328,28 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         response = await _versioned_error(
             stripe_error_from_remit(error), request_id, version, operation_name, deps, context
         )
+    except ClientDisconnect:
+        # Gone before its body was read: nothing was done, and no one is left to answer (what
+        # is answered here is dropped). The client's doing, not an error of remit's.
+        log.info("%s %s: the client disconnected before sending its body; no answer is sent",
+                 request.method, request.url.path)  # fmt: skip
+        response = error_response(
+            StripeError.invalid_request("The client disconnected before sending its body."),
+            request_id,
+            version,
+            operation=operation_name,
+        )
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.url.path)
         response = error_response(
             StripeError.api_error(), request_id, version, operation=operation_name
         )
     except asyncio.CancelledError:
+        if not stopping.is_set():
+            # Not a stop: the server gave up on the request, as some do when its client
+            # disconnects. There is no one to answer, and a 503 would be logged as one.
+            await _log_cancelled(request)
+            raise
         # The server is stopping and this request outlasted its grace. Left to uvicorn, it
         # would answer a bare text 500 with no Request-Id. What the core was doing (an
         # authorization) carries on and is recorded under the key, so a retry with it is safe.
@@ -321,6 +359,9 @@ async def dispatch(request: Request, operation: Operation, deps: Dependencies) -
         )
     else:
         response = json_response(200, body, {"Request-Id": request_id, "Stripe-Version": version})
+    if response.status_code == 408:
+        # The rest of the body may still be on its way: the connection is not used again.
+        response.headers["Connection"] = "close"
     if context is not None:
         # Set by handlers, e.g. Idempotent-Replayed on a replayed answer or error.
         response.headers.update(context.response_headers)
@@ -465,9 +506,9 @@ def _json_body(error: StripeError) -> JsonObject:
     return cast(JsonObject, error.to_body())
 
 
-def _route(operation: Operation, deps: Dependencies) -> Route:
+def _route(operation: Operation, deps: Dependencies, stopping: asyncio.Event) -> Route:
     async def endpoint(request: Request) -> Response:
-        return await dispatch(request, operation, deps)
+        return await dispatch(request, operation, deps, stopping)
 
     return Route(operation.path, endpoint, methods=[operation.method])
 
@@ -496,6 +537,7 @@ async def _openapi(request: Request) -> Response:
 
 
 async def _healthz(_request: Request) -> Response:
+    """Liveness: the process answers HTTP. Whether it can serve is `/readyz`."""
     return Response("ok", media_type="text/plain")
 
 
@@ -525,26 +567,38 @@ def build_app(
     operations: Sequence[Operation] | None = None,
     *,
     max_in_flight: int | None = None,
+    read_timeout_s: float | None = None,
+    stopping: asyncio.Event | None = None,
 ) -> Starlette:
     """The facade's app; it serves at most `max_in_flight` requests at once
-    (REMIT_API_MAX_IN_FLIGHT by default) and refuses the others at once (`remit.rest.admission`)."""
+    (REMIT_API_MAX_IN_FLIGHT by default) and refuses the others at once (`remit.rest.admission`),
+    and waits `read_timeout_s` (REMIT_API_READ_TIMEOUT_S by default) at most for a request's
+    body (`remit.rest.body_deadline`). A request cancelled once `stopping` is set (the server
+    is stopping) answers a retryable 503; cancelled otherwise, it answers nothing."""
     from remit.rest.routes import all_operations
 
     versioning.load()  # a change naming an unknown field stops start-up here
     ops = list(operations) if operations is not None else all_operations()
+    readiness = Readiness({"core": grpc_serving(lambda: deps.core_channel)})
     routes = [
         Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", readiness.endpoint, methods=["GET"]),
         Route("/v1/openapi.json", _openapi, methods=["GET"]),
     ]
     routes += _unimplemented_searches(ops)
-    routes += [_route(op, deps) for op in ops]
+    if stopping is None:
+        stopping = asyncio.Event()  # never set: a server that does not stop, as in tests
+    routes += [_route(op, deps, stopping) for op in ops]
     routes += three_d_secure.routes(deps)
     # Anything unmatched, including a known path with the wrong method, is Stripe's 404.
     routes.append(Route("/{path:path}", _not_found, methods=_ANY_METHOD))
     limit = api_max_in_flight() if max_in_flight is None else max_in_flight
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AdmissionLimit, max_in_flight=limit, refusal=_overloaded)],
+        middleware=[
+            Middleware(AdmissionLimit, max_in_flight=limit, refusal=_overloaded),
+            Middleware(BodyReadDeadline, timeout_s=read_timeout_s or api_read_timeout_s()),
+        ],
     )
     # A path the catch-all cannot match (its pattern stops at a newline, `%0A` in an id) would
     # get Starlette's own plain-text 404, and one ending in a slash a 307 to the path without
@@ -554,8 +608,19 @@ def build_app(
     return app
 
 
-def _overloaded() -> Response:
-    return error_response(StripeError.rate_limited(), new_id("req"))
+def _overloaded(headers: Headers) -> Response:
+    """The 429 of a request past the in-flight bound, with the headers every other error of
+    the facade carries: a client matching answers to keys by the echoed Idempotency-Key must
+    find this one too. Nothing was done under the key, so a retry with it, backed off,
+    proceeds; no Stripe-Should-Retry, as `remit.rest.admission` says why."""
+    requested_version = headers.get("stripe-version")
+    version = requested_version if requested_version in KNOWN_VERSIONS else LATEST_VERSION
+    response = error_response(StripeError.rate_limited(), new_id("req"), version)
+    key = headers.get(IDEMPOTENCY_KEY_HEADER)
+    # A malformed key is not echoed, as `dispatch` does not: it may not be a valid header.
+    if key and idempotency_key_problem(key) is None:
+        response.headers[IDEMPOTENCY_KEY_HEADER] = key
+    return response
 
 
 async def _unmatched(scope: Scope, receive: Receive, send: Send) -> None:

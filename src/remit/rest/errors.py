@@ -232,6 +232,17 @@ class StripeError(Exception):
         )
 
     @classmethod
+    def body_too_slow(cls, detail: str) -> Self:
+        """A request whose body did not arrive in time (`remit.rest.body_deadline`): nothing
+        was done and nothing is stored under its key, so it may be sent again."""
+        return cls(
+            408,
+            INVALID_REQUEST_ERROR,
+            f"The request timed out: {detail}. Nothing was done; the request can be sent again.",
+            should_retry=True,
+        )
+
+    @classmethod
     def stopping(cls) -> Self:
         """A request cut off by the server stopping: whatever it had started is finished and
         recorded under its key, so the same request with the same key is safe to retry."""

@@ -29,6 +29,7 @@ from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
 from remit.payments.send_budget import core_call_timeout_s
 from remit.rest.bodies import BodyTooLargeError, capped_body
+from remit.rest.body_deadline import BodyReadTimeoutError
 from remit.rest.dependencies import Dependencies
 from remit.rest.rate_limits import client_address
 from remit_api.common.v1 import common_pb2
@@ -203,6 +204,11 @@ def routes(deps: Dependencies) -> list[Route]:
             body = await capped_body(request, MAX_FORM_BYTES)
         except BodyTooLargeError:
             return _page("Bad request", "<p>The form is too large.</p>", status=400)
+        except BodyReadTimeoutError:
+            page = _page("Request timeout", "<p>The form did not arrive in time.</p>", status=408)
+            # The rest of the form may still be on its way: the connection is not used again.
+            page.headers["Connection"] = "close"
+            return page
         chosen = parse_qs(body.decode("utf-8", "replace")).get("outcome", [""])[0]
         outcome = {
             "succeed": pb.THREE_D_SECURE_CHALLENGE_OUTCOME_SUCCEED,

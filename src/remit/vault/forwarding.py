@@ -20,6 +20,7 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.deadlines import bounded_timeout
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
+from remit.grpcutil.unstarted import refused_unstarted, unstarted_overload_refusal
 from remit.vault.domain import OutboundAuthorization
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.common.v1 import common_pb2
@@ -120,6 +121,10 @@ class GrpcAcquirerDestination:
                     error_type="api_error",
                     should_retry=True,
                 ) from None
+            if refused_unstarted(error):
+                # The acquirer turned it away unseen: passed on as such, the core knows the
+                # authorization was not sent and need not look it up.
+                raise unstarted_overload_refusal("card network") from None
             raise remit_error_from_rpc_error(error) from None
         return mirror_result(reply.result)
 

@@ -217,3 +217,53 @@ async def test_a_message_too_large_is_no_overload() -> None:
             )
 
     assert remit_error_from_rpc_error(TooLarge()).kind is ErrorKind.INTERNAL
+
+
+async def test_a_server_at_its_concurrency_limit_still_answers_its_health_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A busy server is not a dead one: with its bound of calls in progress, it refuses the
+    next call but still answers SERVING to health checks, so it is not restarted or taken out
+    of its load balancer for being busy."""
+    monkeypatch.setenv("REMIT_GRPC_MAX_CONCURRENT_RPCS", "1")
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow(_request: bytes, _context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        entered.set()
+        await release.wait()
+        return b""
+
+    def add(server: grpc.aio.Server) -> None:
+        handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(slow)
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("remit_api.test.v1.Slow", {"Run": handler}),)
+        )
+
+    endpoint = Endpoint("127.0.0.1", free_port())
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        serve_grpc(endpoint, [ServiceRegistration("remit_api.test.v1.Slow", add)], stop_event=stop)
+    )
+    try:
+        await _running(serving)
+        async with grpc.aio.insecure_channel(endpoint.target) as channel:
+            run: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                "/remit_api.test.v1.Slow/Run"
+            )
+            first = asyncio.ensure_future(run(b""))
+            await asyncio.wait_for(entered.wait(), 5)
+            health = health_pb2_grpc.HealthStub(channel)
+            replies = [
+                await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+                for name in ("", "remit_api.test.v1.Slow")
+            ]
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await asyncio.wait_for(run(b""), 5)
+            release.set()
+            await first
+    finally:
+        stop.set()
+        await serving
+    assert [reply.status for reply in replies] == [health_pb2.HealthCheckResponse.SERVING] * 2
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -102,7 +102,8 @@ class TrailNetwork(GrpcCardNetwork):
                         stored_credential.initial_network_transaction_id or ""
                     ),
                 )
-            )
+            ),
+            reference,
         )
         self._lost("authorize")
         return outcome_from_result(reply.result)

@@ -9,7 +9,9 @@ import pytest
 from remit.config import (
     ConfigError,
     Endpoint,
+    api_max_connections,
     api_max_in_flight,
+    api_read_timeout_s,
     core_instances_target,
     database_pool_timeout_s,
     from_env,
@@ -349,6 +351,8 @@ def test_the_idempotency_lease_is_30_seconds_unless_configured() -> None:
         (api_max_in_flight, "REMIT_API_MAX_IN_FLIGHT", 256, "64", 64),
         (grpc_max_concurrent_rpcs, "REMIT_GRPC_MAX_CONCURRENT_RPCS", 512, "100", 100),
         (database_pool_timeout_s, "REMIT_DATABASE_POOL_TIMEOUT_S", 5.0, "0.5", 0.5),
+        (api_read_timeout_s, "REMIT_API_READ_TIMEOUT_S", 10.0, "0.5", 0.5),
+        (api_max_connections, "REMIT_API_MAX_CONNECTIONS", 4096, "100", 100),
     ],
 )
 def test_the_overload_bounds_have_defaults_and_refuse_nonsense(

@@ -94,3 +94,40 @@ async def test_the_default_bound_is_read_from_the_environment(
         assert refused.status_code == 429
         release.set()
         assert [(await request).status_code for request in held] == [401, 401]
+
+
+async def test_a_refusal_carries_the_headers_of_every_other_error() -> None:
+    """The 429 echoes the request's Idempotency-Key (a malformed one is not echoed) and its
+    Stripe-Version, as any other error of the facade does, with a Request-Id."""
+    release = asyncio.Event()
+    looking_up = asyncio.Event()
+
+    async def slow_lookup(_key: str) -> Principal | None:
+        looking_up.set()
+        await release.wait()
+        return None
+
+    app = _app(slow_lookup, max_in_flight=1)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        first = asyncio.ensure_future(client.get("/v1/payment_intents", headers=KEY))
+        await asyncio.wait_for(looking_up.wait(), 5)
+        refused = await asyncio.wait_for(
+            client.post(
+                "/v1/customers",
+                headers={**KEY, "Idempotency-Key": "key-1", "Stripe-Version": "2020-08-27"},
+            ),
+            5,
+        )
+        malformed = await asyncio.wait_for(
+            client.post("/v1/customers", headers={**KEY, "Idempotency-Key": "k" * 300}), 5
+        )
+        release.set()
+        await first
+    assert refused.status_code == 429
+    assert refused.headers["Idempotency-Key"] == "key-1"
+    assert refused.headers["Stripe-Version"] == "2020-08-27"
+    assert refused.headers["Request-Id"].startswith("req_")
+    assert "Stripe-Should-Retry" not in refused.headers
+    assert malformed.status_code == 429
+    assert "Idempotency-Key" not in malformed.headers
