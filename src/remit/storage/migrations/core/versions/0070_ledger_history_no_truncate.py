@@ -40,6 +40,11 @@ HISTORY_TABLES = (
 
 
 def upgrade() -> None:
+    # Each trigger takes SHARE ROW EXCLUSIVE on its table, one after another, while a posting
+    # holds some of these tables and waits for the next: as in 0064, wait first for every
+    # ledger writer (each touches the chain heads first) so no posting is half-way when the
+    # triggers are made. A deadlock left anyway is rolled back and the migration run again.
+    op.execute("LOCK TABLE ledger_chains IN EXCLUSIVE MODE")
     for table in HISTORY_TABLES:
         op.execute(
             f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
