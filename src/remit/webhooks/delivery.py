@@ -480,6 +480,11 @@ async def record_manual_attempt(
     deliveries, endpoints = DeliveryRepository(db), EndpointRepository(db)
     disabled: DisabledReason | None = None
     next_retry_at: datetime | None = None
+    # The attempt's number is counted under the delivery's row lock, held to the commit: a
+    # second resend recorded at the same moment waits, then counts this one (each statement
+    # reads what committed before it). Without it both counted the same attempts and took one
+    # number. The delivery's row is the first a recording locks (`record_attempt`).
+    await deliveries.lock(ctx.delivery.id)
     if outcome.succeeded:
         await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
         await endpoints.note_success(ctx.endpoint.id, now)
