@@ -15,7 +15,8 @@ deliveries whose attempt fell due more than `MARGIN` ago, `BATCH` at a time by d
 the next attempt, in the delivery's generation, for each one that is not parked, holds no slot
 still leased, has no pending job (one being run is pending too) and whose endpoint is enabled.
 A delivery of a disabled endpoint is left as a disabled endpoint's deliveries are, and picked
-up once it is enabled again.
+up once it is enabled again. One of a deleted endpoint is ended instead, before the batches
+are read (`remit.webhooks.deleted`): nothing will ever deliver it.
 
 The check and the staging are one statement, so they read one snapshot, which therefore
 shows the delivery with a way forward, or with none because it has none. The margin keeps the
@@ -32,6 +33,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage.fastsql import Statement
+from remit.webhooks.deleted import end_deliveries_of_deleted
 from remit.webhooks.domain import DeliveryStatus, EndpointStatus
 from remit.webhooks.outbox import DELIVER_JOB
 from remit.worker.jobs import DEFAULT_MAX_ATTEMPTS, NOTIFY_CHANNEL
@@ -121,6 +123,9 @@ async def repair_deliveries_without_job(
 ) -> list[int]:
     """Stage a job for every pending delivery overdue by `MARGIN` with nothing that will
     attempt it, a transaction per batch; returns their ids and logs how many, once."""
+    # A deleted endpoint's deliveries are ended, not repaired: its deletion's job ends them,
+    # and what that left (or a deletion of an earlier version did) is ended here.
+    await end_deliveries_of_deleted(engine, now=now)
     repaired: list[int] = []
     after_at, after_id = _START, 0
     while True:
