@@ -16,7 +16,12 @@ the next attempt, in the delivery's generation, for each one that is not parked,
 still leased, has no pending job (one being run is pending too) and whose endpoint is enabled.
 A delivery of a disabled endpoint is left as a disabled endpoint's deliveries are, and picked
 up once it is enabled again. One of a deleted endpoint is ended instead, before the batches
-are read (`remit.webhooks.deleted`): nothing will ever deliver it.
+are read (`remit.webhooks.deleted`): nothing will ever deliver it. One left so because its
+jobs failed for good and failing it failed too, GIVE_UP_TRIES times already
+(`WebhookDeliverer.give_up`), is left alone: another job would most likely end the same way,
+hours later, again and again. It stays pending, its count and the latest reason on its row
+(`give_up_failures`, `give_up_error`), each failure logged and said on its job (`remit jobs
+failed`); a resend that succeeds ends it.
 
 The check and the staging are one statement, so they read one snapshot, which therefore
 shows the delivery with a way forward, or with none because it has none. The margin keeps the
@@ -34,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage.fastsql import Statement
 from remit.webhooks.deleted import end_deliveries_of_deleted
-from remit.webhooks.domain import DeliveryStatus, EndpointStatus
+from remit.webhooks.domain import GIVE_UP_TRIES, DeliveryStatus, EndpointStatus
 from remit.webhooks.outbox import DELIVER_JOB
 from remit.worker.jobs import DEFAULT_MAX_ATTEMPTS, NOTIFY_CHANNEL
 
@@ -57,7 +62,8 @@ _START: Final = datetime.min.replace(tzinfo=UTC)
 REPAIR_BATCH = Statement(
     f"""
     WITH page AS (
-        SELECT d.id, d.account_id, d.endpoint_id, d.attempts, d.generation, d.next_attempt_at
+        SELECT d.id, d.account_id, d.endpoint_id, d.attempts, d.generation, d.next_attempt_at,
+               d.give_up_failures
         FROM webhook_deliveries AS d
         WHERE d.status = '{DeliveryStatus.PENDING.value}'
           AND d.next_attempt_at < %(due_before)s
@@ -76,6 +82,7 @@ REPAIR_BATCH = Statement(
         FROM page JOIN webhook_endpoints AS endpoint ON endpoint.id = page.endpoint_id
         WHERE endpoint.status = '{EndpointStatus.ENABLED.value}'
           AND endpoint.deleted_at IS NULL
+          AND page.give_up_failures < %(give_up_tries)s
           AND NOT EXISTS (SELECT 1 FROM webhook_parked AS parked
                           WHERE parked.delivery_id = page.id)
           AND NOT EXISTS (SELECT 1 FROM webhook_inflight AS slot
@@ -115,6 +122,7 @@ def batch_params(
         "job_kind": DELIVER_JOB,
         "max_attempts": DEFAULT_MAX_ATTEMPTS,
         "jobs_channel": NOTIFY_CHANNEL,
+        "give_up_tries": GIVE_UP_TRIES,
     }
 
 

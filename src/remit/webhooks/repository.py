@@ -750,6 +750,25 @@ class DeliveryRepository:
         await self.unpark(delivery_id)
         return True
 
+    async def note_give_up_failed(
+        self, delivery_id: int, *, generation: int | None, reason: str
+    ) -> int | None:
+        """Count one more failed give-up of the pending delivery (of `generation`, when given)
+        and keep `reason`; returns the count, or None if the delivery is no longer pending in
+        that generation (its give-up was not what left it so)."""
+        d = webhook_deliveries.c
+        conditions = [d.id == delivery_id, d.status == DeliveryStatus.PENDING.value]
+        if generation is not None:
+            conditions.append(d.generation == generation)
+        counted = await self._db.execute(
+            update(webhook_deliveries)
+            .where(*conditions)
+            .values(give_up_failures=d.give_up_failures + 1, give_up_error=reason)
+            .returning(d.give_up_failures)
+        )
+        found: int | None = counted.scalar_one_or_none()
+        return found
+
     async def next_attempt_due(self, delivery_id: int) -> datetime | None:
         """When the worker attempts the delivery next; None if it is not pending. The row is
         held FOR SHARE to the end of the transaction: an attempt being recorded is waited for

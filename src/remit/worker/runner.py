@@ -29,6 +29,7 @@ from remit.worker.jobs import (
     complete_job,
     fail_exhausted_job,
     out_of_attempts,
+    record_give_up_failure,
     reschedule_job,
     retry_or_fail_job,
 )
@@ -221,6 +222,8 @@ class Worker:
                 await give_up(db, job)
         except Exception as error:
             _log_loop_error(f"giving up job {job.id} ({job.kind})", error)
+            # Said on the job too: the log line scrolls away, `remit jobs failed` lists it.
+            await record_give_up_failure(db, job, error)
 
     async def drain(self) -> int:
         """Run jobs until none is due; for tests and tools."""
