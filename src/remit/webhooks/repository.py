@@ -301,6 +301,9 @@ class EndpointRepository:
             .where(
                 c.id == endpoint_id,
                 c.status == EndpointStatus.ENABLED.value,
+                # A deleted endpoint is disabled by nothing: an attempt in flight as it was
+                # deleted would otherwise say it disabled an endpoint that is gone.
+                c.deleted_at.is_(None),
                 c.failing_since <= now - FAILING_ENDPOINT_DISABLE_AFTER,
             )
             .values(
@@ -322,11 +325,15 @@ class EndpointRepository:
         return result.rowcount == 1
 
     async def disable(self, endpoint_id: str, reason: DisabledReason) -> bool:
-        """Disable the endpoint if it is enabled; True if this call did."""
+        """Disable the endpoint if it is enabled (and not deleted); True if this call did."""
         c = webhook_endpoints.c
         result = await self._db.execute(
             update(webhook_endpoints)
-            .where(c.id == endpoint_id, c.status == EndpointStatus.ENABLED.value)
+            .where(
+                c.id == endpoint_id,
+                c.status == EndpointStatus.ENABLED.value,
+                c.deleted_at.is_(None),
+            )
             .values(status=EndpointStatus.DISABLED.value, disabled_reason=reason.value)
         )
         return result.rowcount == 1

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.webhooks import deleted
+from remit.webhooks import deleted, delivery
 from remit.webhooks.deleted import END_JOB, EndingHandler
 from remit.webhooks.repair import repair_deliveries_without_job
 from remit.webhooks.repository import EndpointRepository
+from remit.webhooks.tables import webhook_endpoints
 from remit.worker.runner import Worker
 from remit.worker.tables import jobs
 from tests.integration.webhooks.conftest import Bench, StartReceiver
@@ -68,12 +69,13 @@ async def test_deleting_an_endpoint_ends_its_pending_deliveries_and_nothing_post
     assert [await bench.delivery_status(e, endpoint.id) for e in every_event] == ["failed"] * 5
 
 
-@pytest.mark.parametrize("answer", [200, 500])
+@pytest.mark.parametrize("answer", [200, 500, 410])
 async def test_an_attempt_in_flight_as_its_endpoint_is_deleted_leaves_its_delivery_ended(
-    bench: Bench, start_receiver: StartReceiver, answer: int
+    bench: Bench, start_receiver: StartReceiver, answer: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The job POSTs as the endpoint is deleted and its delivery ended: the answer is recorded
-    as an attempt, but the delivery stays failed, and no retry is staged or shown."""
+    as an attempt, but the delivery stays failed, and no retry is staged or shown; a 410
+    disables nothing (the endpoint is gone already), and says nothing of it."""
     answered = asyncio.Event()
     receiver = await start_receiver([Reply(answer, hold=answered)])
     endpoint = await bench.endpoint(receiver.url)
@@ -86,7 +88,14 @@ async def test_an_attempt_in_flight_as_its_endpoint_is_deleted_leaves_its_delive
         assert await bench.delivery_status(event_id, endpoint.id) == "failed"
     finally:
         answered.set()
-    assert await posting == 1
+    with caplog.at_level(logging.WARNING, logger=delivery.__name__):
+        assert await posting == 1
+    assert [r for r in caplog.records if r.name == delivery.__name__] == []
+    async with bench.engine.connect() as db:
+        status = await db.execute(
+            select(webhook_endpoints.c.status).where(webhook_endpoints.c.id == endpoint.id)
+        )
+        assert status.scalar_one() == "enabled"
 
     assert await bench.delivery_status(event_id, endpoint.id) == "failed"
     assert await pending_webhooks(bench, event_id) == 0
