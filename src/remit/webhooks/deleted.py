@@ -14,15 +14,18 @@ Not in the delete's transaction: an endpoint can have very many pending deliveri
 subscribed to every event of a busy account, failing for the three days it takes to be
 disabled, then disabled with every delivery that has no job still pending), and one statement
 ending them all would hold every one of their rows, and the delete's request, for as long as
-that takes. The delete stages a job instead, in its own transaction (`stage_ending`), that ends
+that takes. The delete stages a job instead, in its transaction (`stage_ending`), that ends
 them `BATCH` at a time, one transaction each (each job stages the next while it finds a whole
 batch). The repair's periodic run ends what is left of any deleted endpoint's (endpoints deleted
 before this job existed, or a delivery a job's batch passed over): `end_deliveries_of_deleted`.
 
 A job of such a delivery already running (POSTing when the endpoint was deleted) records its
-attempt, but moves nothing on: an attempt is recorded onto a delivery still pending at that
-attempt, and an ended one is not (`record_attempt`). Its other jobs find it ended and stop.
-Slots of the endpoint are let go by the jobs that hold them, or expire with their lease.
+attempt; recorded after the delivery was ended, it moves nothing on: an attempt moves on only
+a delivery still pending at that attempt (`record_attempt`). Recorded before, it moves it on
+as any attempt does, and the delivery is ended after (a retry's job then finds it ended). Its
+other jobs find it ended and stop, so nothing POSTs to the endpoint once its delete and that
+job have committed. Slots of the endpoint are let go by the jobs that hold them, or expire with
+their lease.
 """
 
 import logging
