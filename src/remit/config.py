@@ -516,6 +516,27 @@ def database_pool_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     )
 
 
+# Seconds a connection attempt to a database may take, from the TCP handshake to the session's
+# start, before it fails as the database being out of reach (`remit.storage.connecting`).
+# Without it libpq waits as long as the kernel's TCP timeouts, and psycopg 130 s: a database
+# host that drops packets (a network partition) would hold every request, and its pool slot,
+# that long.
+DEFAULT_DATABASE_CONNECT_TIMEOUT_S = 5
+
+
+def database_connect_timeout_s(environ: Mapping[str, str] | None = None) -> int:
+    """How long a connection attempt to a database may take; REMIT_DATABASE_CONNECT_TIMEOUT_S
+    overrides it. Whole seconds, at least 2: libpq's own unit and least (it reads 1 as 2)."""
+    return _number_setting(
+        environ,
+        "REMIT_DATABASE_CONNECT_TIMEOUT_S",
+        DEFAULT_DATABASE_CONNECT_TIMEOUT_S,
+        int,
+        lambda value: 2 <= value <= 300,
+        "between 2 and 300 seconds",
+    )
+
+
 # Requests a second per account and kind (`remit.rest.rate_limits` says why these defaults).
 DEFAULT_RATE_LIMIT_PER_S = 1000.0
 MAX_RATE_LIMIT_PER_S = 1_000_000.0
@@ -903,6 +924,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     network_timeout_s(env)
     idempotency_lease_s(env)
     statement_timeout_s(env)
+    database_connect_timeout_s(env)
     return config
 
 

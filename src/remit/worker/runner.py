@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.config import PlatformConfig, statement_timeout_s
 from remit.core.clock import Clock, SystemClock
 from remit.readiness import signal_ready
+from remit.storage.connecting import libpq_arguments
 from remit.storage.outages import OutageLog, log_failure
 from remit.worker.jobs import (
     NOTIFY_CHANNEL,
@@ -235,7 +236,12 @@ class Worker:
                            is_outage=lambda error: True)  # fmt: skip
         while not stop.is_set():
             try:
-                connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+                # Bounded (`remit.storage.connecting`): a connection to a database that went
+                # away would otherwise wait for notifications for ever, and the worker poll
+                # only, without saying so.
+                connection = await psycopg.AsyncConnection.connect(
+                    url, autocommit=True, **libpq_arguments(url)
+                )
                 async with connection:
                     await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     outage.succeeded()
