@@ -174,7 +174,7 @@ class Worker:
 
     async def _put_back(self, job: Job, early: NotDueError) -> None:
         """A job claimed before it was due: the clock that scheduled it, or this worker's, is
-        off. It runs again when due, its attempt not counted."""
+        off. It runs again when due, its attempt not counted against its limit."""
         log.warning("job %s (%s) was claimed before it was due (its schedule or this worker's "
                     "clock is off); put back until %s", job.id, job.kind,
                     early.run_at.isoformat())  # fmt: skip
