@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ _KEYED_FIELDS: Final = _FIELDS | {"key"}
 # an operator's few keys is negligible, and a collision only makes a line fail its HMAC).
 _KEY_ID_MESSAGE: Final = b"remit-ledger-checkpoint-key-id"
 KEY_ID_CHARS: Final = 16
+_KEY_ID: Final = re.compile(f"[0-9a-f]{{{KEY_ID_CHARS}}}")
 
 
 def key_id(key: Secret[bytes]) -> str:
@@ -183,6 +185,9 @@ def read_line(
         return UnreadableLine(number, "not a checkpoint (its time is malformed)")
     if moment.tzinfo is None:
         return UnreadableLine(number, "not a checkpoint (its time has no zone)")
+    if written_by is not None and not _KEY_ID.fullmatch(written_by):
+        # Checked before it is shown: the file is not trusted, the report is read on a terminal.
+        return UnreadableLine(number, "not a checkpoint (its key id is malformed)")
     checkpoint = Checkpoint(account_id, sequence, chain_hash, moment)
     given = _keys_of(keys)
     if written_by is None:
@@ -193,8 +198,8 @@ def read_line(
     else:
         return UnreadableLine(
             number,
-            f"written under key {written_by[:KEY_ID_CHARS]}, which is not among the keys given",
-            unknown_key=written_by[:KEY_ID_CHARS],
+            f"written under key {written_by}, which is not among the keys given",
+            unknown_key=written_by,
         )
     # The MAC covers the time as written, so a line whose time was merely re-spelled fails too.
     if _timestamp(moment) != at or not any(

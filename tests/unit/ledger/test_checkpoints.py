@@ -126,7 +126,15 @@ def test_a_line_written_before_key_ids_reads_under_whichever_key_matches() -> No
 
 @pytest.mark.parametrize(
     "line",
-    ["{", "[]", _altered(extra=1), _altered(sequence="7"), _altered(at="yesterday")],
+    [
+        "{",
+        "[]",
+        _altered(extra=1),
+        _altered(sequence="7"),
+        _altered(at="yesterday"),
+        _altered(key="\x1b[2J0123456789ab"),
+        _altered(key=7),
+    ],
 )
 def test_a_malformed_line_is_no_checkpoint(line: str) -> None:
     found = read_line(1, line, KEY)
