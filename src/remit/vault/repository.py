@@ -147,7 +147,9 @@ def _card_from_mapping(m: Mapping[Any, Any]) -> StoredCard:
             wrapped_data_key=bytes(m["wrapped_data_key"]),
             number_ciphertext=bytes(m["number_ciphertext"]),
             cvc_ciphertext=None if m["cvc_ciphertext"] is None else bytes(m["cvc_ciphertext"]),
-            seal_format=SealFormat(m["seal_format"]),
+            # An unknown value is kept as `UNRECOGNIZED`, which no seal opens under: the card is
+            # refused as tampered when used, rather than the read failing as a bug would.
+            seal_format=SealFormat.stored(m["seal_format"]),
         ),
         summary=CardSummary(
             brand=Brand(m["brand"]),
@@ -562,7 +564,7 @@ class SqlVaultRepository:
         assert row is not None  # the statement always returns its one row
         if row["cvc"] is None:
             return None
-        return TakenCvc(bytes(row["cvc"]), SealFormat(row["seal_format"]))
+        return TakenCvc(bytes(row["cvc"]), SealFormat.stored(row["seal_format"]))
 
     async def finish_forward(
         self, account_id: str, reference: str, token: str, destination: str,

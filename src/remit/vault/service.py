@@ -40,6 +40,7 @@ from remit.vault.crypto import (
     rewrap,
     seal_card,
     sealed_cvc_hour,
+    verify_binding,
 )
 from remit.vault.domain import (
     AuditAction,
@@ -391,6 +392,9 @@ class VaultService:
         if existing is not None:
             token, found = existing
             if _live_card_of(found, account_id):
+                await self._check_binding(
+                    found, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
+                )
                 return Tokenized(token, found.summary)
             # The test id's card was deleted through the admin API: the test id still names
             # a card, so a new token takes the old one's place.
@@ -414,6 +418,9 @@ class VaultService:
                 await self._shred_unclaimed(repo, created.token, test_id, requester, now)
         assert winner is not None
         card = await self._card(account_id, winner)
+        await self._check_binding(
+            card, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
+        )
         return Tokenized(winner, card.summary)
 
     async def _shred_unclaimed(
@@ -447,12 +454,31 @@ class VaultService:
                 self._refusal(AuditAction.GET_DETAILS, requester, "get_details", token, account_id)
             )
             raise _no_such_token(token)
+        await self._check_binding(card, AuditAction.GET_DETAILS, requester, "get_details")
         await self._audit(self._event(AuditAction.GET_DETAILS, requester, "get_details", card))
         return CardDetails(
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
             billing_details=card.billing_details,
         )
+
+    async def _check_binding(
+        self, card: StoredCard, action: AuditAction, requester: str, purpose: str
+    ) -> None:
+        """Refuse the card's details (brand, last4, fingerprint, expiry, billing details: kept
+        in plain columns) unless its seals name its row's token and account, as a forward
+        refuses to open it: a row given to another account by a write to the vault database
+        is refused as tampered (DATA_LOSS), audited, not answered for that account. It costs
+        one unwrap of the data key (`verify_binding`); nothing is decrypted or kept.
+
+        A token-bound card names no account (`verify_binding`): it passes whatever account its
+        row names, until it is re-sealed."""
+        try:
+            verify_binding(self._keys.load(), card.token, card.account_id, card.sealed)
+        except VaultCryptoError:
+            log.error("card %s failed its binding check for %s", card.token, purpose)
+            await self._audit(self._event(action, requester, purpose, card, succeeded=False))
+            raise
 
     async def delete_card(self, account_id: str, token: str, *, requester: str) -> bool:
         now = self._clock.now()
@@ -1089,6 +1115,7 @@ class VaultService:
         card: StoredCard,
         *,
         key_version: int | None = None,
+        succeeded: bool = True,
     ) -> AuditEvent:
         return AuditEvent(
             id=new_id("vae"),
@@ -1096,7 +1123,7 @@ class VaultService:
             action=action,
             requester=requester,
             purpose=purpose,
-            succeeded=True,
+            succeeded=succeeded,
             token=card.token,
             account_id=card.account_id,
             key_version=card.sealed.kek_version if key_version is None else key_version,
