@@ -1,7 +1,8 @@
 """A call the vault or the acquirer refused under load before carrying it out (its refusal
 marked so by remit's admission bound) was not sent: the core looks nothing up and answers as
-the platform's own bounds do (429 `rate_limit`); a retry with the key resumes the payment. A RESOURCE_EXHAUSTED without the mark (gRPC's own, for a reply past
-its size limit, after the server acted) stays an unknown outcome."""
+the platform's own bounds do (429 `rate_limit`); a retry with the key resumes the payment. A
+RESOURCE_EXHAUSTED without the mark (gRPC's own, for a reply past its size limit, after the
+server acted) stays an unknown outcome."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
