@@ -68,7 +68,7 @@ async def write_checkpoints(
     """Append a checkpoint of each chain head to `path`; returns how many. With `already` (the
     sequence each account's chain was last checkpointed at, updated here), only the chains that
     moved since."""
-    async with engine.connect() as db:
+    async with engine.begin() as db:  # a read ends in COMMIT: a ROLLBACK drops prepared plans
         heads = await chain_heads(db, now=now, account_id=account_id)
     if already is not None:
         heads = [head for head in heads if already.get(head.account_id) != head.sequence]
