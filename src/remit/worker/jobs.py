@@ -267,9 +267,20 @@ async def fail_exhausted_job(db: AsyncConnection, job: Job, *, now: datetime) ->
 
 
 async def reschedule_job(db: AsyncConnection, job: Job, *, run_at: datetime) -> None:
-    """Put a job back to run later without counting the attempt (e.g. waiting on a schedule)."""
+    """Put a job back to run later without counting the attempt against its limit (e.g.
+    waiting on a schedule).
+
+    Its limit is raised by one rather than its `attempts` lowered: `attempts` is what tells
+    one claim from another (`_held`), so it only ever grows. Lowered, the next claim would bear
+    this claim's number again, and a worker still holding an older claim of that number (its
+    lease ran out while it stalled, and this claim took the job over) would record its end
+    under the newer one. The attempts left are the same either way; `attempts` counts the
+    put-back run too (a handler that reads it as runs made, as the expiry's `sent_before`
+    does, errs on the safe side)."""
     await _update_held(
-        db, job, {"run_at": run_at, "locked_until": None, "attempts": jobs.c.attempts - 1}
+        db,
+        job,
+        {"run_at": run_at, "locked_until": None, "max_attempts": jobs.c.max_attempts + 1},
     )
 
 
