@@ -12,8 +12,8 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import alembic_config, upgrade
 from tests.support.postgres import scratch_database
 
-_BEFORE = "0071_ledger_releases_reserved"
-_AFTER = "0072_webhook_give_up_failures"
+_BEFORE = "0072_ledger_reversals_negate"
+_AFTER = "0073_webhook_give_up_failures"
 
 
 @pytest.fixture

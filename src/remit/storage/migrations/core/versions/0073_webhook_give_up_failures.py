@@ -10,15 +10,15 @@ Columns with a constant default: added without rewriting the table. An earlier p
 beside this schema neither reads nor writes them; its give-ups are not counted, as before. The
 downgrade drops them.
 
-Revision ID: 0072_webhook_give_up_failures
-Revises: 0071_ledger_releases_reserved
+Revision ID: 0073_webhook_give_up_failures
+Revises: 0072_ledger_reversals_negate
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0072_webhook_give_up_failures"
-down_revision = "0071_ledger_releases_reserved"
+revision = "0073_webhook_give_up_failures"
+down_revision = "0072_ledger_reversals_negate"
 branch_labels = None
 depends_on = None
 
