@@ -103,7 +103,7 @@ webhook_deliveries = Table(
     # How many times a job of this generation failed for good and its give-up step (which
     # fails the delivery) failed too, leaving it pending with no job; and why the latest did.
     # The repair stages no job for one that has reached GIVE_UP_TRIES (`remit.webhooks.repair`,
-    # core migration 0072).
+    # core migration 0073).
     Column("give_up_failures", Integer, nullable=False, server_default=text("0")),
     Column("give_up_error", Text, nullable=True),
     UniqueConstraint("event_id", "endpoint_id"),
