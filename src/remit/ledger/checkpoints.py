@@ -49,6 +49,8 @@ _KEYED_FIELDS: Final = _FIELDS | {"key"}
 _KEY_ID_MESSAGE: Final = b"remit-ledger-checkpoint-key-id"
 KEY_ID_CHARS: Final = 16
 _KEY_ID: Final = re.compile(f"[0-9a-f]{{{KEY_ID_CHARS}}}")
+# What `_mac` makes: a MAC of any other shape is not one, whatever bytes a corruption left.
+_MAC_SHAPE: Final = re.compile("[0-9a-f]{64}")
 
 
 def key_id(key: Secret[bytes]) -> str:
@@ -157,7 +159,7 @@ def read_line(
     names (one of `keys`), or, for a line that names none, under any of `keys`."""
     try:
         fields = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
         return UnreadableLine(number, "not a checkpoint (malformed)")
     if not isinstance(fields, dict) or set(fields) not in (_FIELDS, _KEYED_FIELDS):
         return UnreadableLine(number, "not a checkpoint (other fields)")
@@ -188,7 +190,16 @@ def read_line(
     if written_by is not None and not _KEY_ID.fullmatch(written_by):
         # Checked before it is shown: the file is not trusted, the report is read on a terminal.
         return UnreadableLine(number, "not a checkpoint (its key id is malformed)")
+    if not _MAC_SHAPE.fullmatch(mac):
+        # Checked before comparing: compare_digest refuses (TypeError) a str that is not ASCII,
+        # which a corrupted byte (read as U+FFFD) or a \u escape makes.
+        return UnreadableLine(number, "not a checkpoint (its HMAC is malformed)")
     checkpoint = Checkpoint(account_id, sequence, chain_hash, moment)
+    try:
+        _message(checkpoint, written_by)
+    except UnicodeEncodeError:
+        # A \ud800-style escape decodes to a lone surrogate, which has no UTF-8.
+        return UnreadableLine(number, "not a checkpoint (a field is not text)")
     given = _keys_of(keys)
     if written_by is None:
         # Written before lines named their key: any of the keys given may have.
@@ -203,7 +214,8 @@ def read_line(
         )
     # The MAC covers the time as written, so a line whose time was merely re-spelled fails too.
     if _timestamp(moment) != at or not any(
-        hmac.compare_digest(_mac(checkpoint, key, written_by), mac) for key in candidates
+        hmac.compare_digest(_mac(checkpoint, key, written_by).encode(), mac.encode())
+        for key in candidates
     ):
         return UnreadableLine(
             number,

@@ -155,3 +155,32 @@ def test_appends_are_whole_lines_in_a_private_file(tmp_path: Path) -> None:
     assert read[0] == CheckpointLine(1, CHECKPOINT)
     assert isinstance(read[1], UnreadableLine)
     assert read[2] == CheckpointLine(3, later)
+
+
+def test_a_line_with_a_corrupted_byte_in_its_mac_is_malformed_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """The corrupted byte reads as U+FFFD, a str compare_digest refuses (TypeError)."""
+    path = tmp_path / "checkpoints"
+    append(path, [CHECKPOINT], KEY)
+    raw = path.read_bytes()
+    at = raw.index(b'"mac":"') + len(b'"mac":"')
+    path.write_bytes(raw[:at] + b"\xff" + raw[at + 1 :])
+    [found] = read_file(path, KEY)
+    assert isinstance(found, UnreadableLine)
+    assert found.reason == "not a checkpoint (its HMAC is malformed)"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        _altered(mac="\u00e9" * 64),
+        _altered(account_id="\ud800"),  # no UTF-8 for a lone surrogate
+        "[" * 100_000,  # nested past the recursion limit
+    ],
+    ids=["non-ascii mac", "lone surrogate", "deep nesting"],
+)
+def test_a_hostile_line_is_malformed_not_a_crash(line: str) -> None:
+    found = read_line(1, line, KEY)
+    assert isinstance(found, UnreadableLine)
+    assert "not a checkpoint" in found.reason
