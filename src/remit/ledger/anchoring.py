@@ -29,9 +29,11 @@ from remit.ledger.checkpoints import (
     Checkpoint,
     CheckpointKeys,
     CheckpointLine,
+    FileLine,
+    IncompleteLine,
+    OpenedFile,
     UnreadableLine,
     append,
-    read_file,
 )
 from remit.ledger.tables import ledger_chains
 
@@ -87,8 +89,28 @@ class CheckpointFile:
     path: Path
     keys: Secret[bytes] | CheckpointKeys
 
-    def lines(self) -> Iterator[CheckpointLine | UnreadableLine]:
-        return read_file(self.path, self.keys)
+    def open(self) -> "OpenedCheckpointFile":
+        """The file as far as it is written now (`OpenedFile`); blocks while a batch is
+        being appended."""
+        return OpenedCheckpointFile(self, OpenedFile(self.path))
+
+
+@dataclass(frozen=True)
+class OpenedCheckpointFile:
+    """A checkpoint file open for reading the lines it held when opened."""
+
+    file: CheckpointFile
+    opened: OpenedFile
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    def lines(self) -> Iterator[FileLine]:
+        return self.opened.lines(self.file.keys)
+
+    def close(self) -> None:
+        self.opened.close()
 
 
 @dataclass(frozen=True)
@@ -109,16 +131,26 @@ class CheckpointReport:
     # Lines written under a key that was not given: not checked, which fails the check too (a
     # key left out after a key change must not pass as a clean file).
     unknown_key: int = 0
+    # Lines an interrupted append cut short: shown, but no failure (`IncompleteLine` says why).
+    incomplete: int = 0
     # The first SHOWN of each, in the file's order.
     disagreements: list[Disagreement] = field(default_factory=list)
     unreadable_lines: list[UnreadableLine] = field(default_factory=list)
     unknown_key_lines: list[UnreadableLine] = field(default_factory=list)
+    incomplete_lines: list[IncompleteLine] = field(default_factory=list)
     # How many lines each unknown key id wrote.
     unknown_keys: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.disagreeing == 0 and self.unreadable == 0 and self.unknown_key == 0
+        # No checkpoint checked is a failure too: whoever can empty the file (or cut it to
+        # lines of other accounts) must not get a pass for it.
+        return (
+            self.checked > 0
+            and self.disagreeing == 0
+            and self.unreadable == 0
+            and self.unknown_key == 0
+        )
 
 
 # Each checkpoint's position as the chain holds it now: the hash there, or NULL when the chain
@@ -134,7 +166,7 @@ _HASHES_AT = text(
 async def check_checkpoints(
     db: AsyncConnection,
     path: Path,
-    lines: Iterable[CheckpointLine | UnreadableLine],
+    lines: Iterable[FileLine],
     *,
     first_break: Mapping[str, int],
     account_id: str | None = None,
@@ -158,6 +190,10 @@ async def check_checkpoints(
                 report.unreadable += 1
                 if len(report.unreadable_lines) < SHOWN:
                     report.unreadable_lines.append(entry)
+            elif isinstance(entry, IncompleteLine):
+                report.incomplete += 1
+                if len(report.incomplete_lines) < SHOWN:
+                    report.incomplete_lines.append(entry)
             elif account_id is None or entry.checkpoint.account_id == account_id:
                 wanted.append(entry)
         if not wanted:
@@ -195,9 +231,7 @@ def _disagreement(
     return None
 
 
-def _batches(
-    lines: Iterable[CheckpointLine | UnreadableLine], size: int
-) -> Iterator[list[CheckpointLine | UnreadableLine]]:
+def _batches(lines: Iterable[FileLine], size: int) -> Iterator[list[FileLine]]:
     iterator = iter(lines)
     while batch := list(islice(iterator, size)):
         yield batch

@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeAlias
 
 from remit.core.secrets import Secret
 
@@ -225,15 +225,102 @@ def read_line(
     return CheckpointLine(number, checkpoint)
 
 
-def read_file(
-    path: Path, keys: Secret[bytes] | CheckpointKeys
-) -> Iterator[CheckpointLine | UnreadableLine]:
-    """Every line of the checkpoint file, in order; empty lines are skipped."""
-    given = _keys_of(keys)
-    with path.open("r", encoding="utf-8", errors="replace", newline="\n") as lines:
-        for number, text in enumerate(lines, start=1):
-            if text.strip():
-                yield read_line(number, text, given)
+@dataclass(frozen=True)
+class IncompleteLine:
+    """Line `number` is what an interrupted append leaves: a line cut short.
+
+    Reported, but no failure by itself. A crash (or a full disk) during an append leaves one,
+    and it would otherwise fail every verification after it: the appender starts the next
+    batch on a new line, so a cut line stays in the file for good. Whoever can rewrite the
+    file can cut a line on purpose too; but then they can as well delete it whole, which no
+    check of the file can see, so accepting the cut line gives them nothing more. What a line
+    proves is only ever the lines that are there and authentic: each of those must still check
+    (and some must be there, `remit.ledger.anchoring.CheckpointReport.ok`). Only a line shaped
+    like a cut one counts: one that stops before its closing brace, or the zeros a crash can
+    leave where the file grew before its data reached the disk; a whole line that fails its
+    HMAC is an altered one wherever it is, even last and without its newline."""
+
+    number: int
+    reason: str = "incomplete (an interrupted write)"
+
+
+FileLine: TypeAlias = CheckpointLine | UnreadableLine | IncompleteLine
+
+_READ_CHUNK: Final = 1 << 16
+
+
+class OpenedFile:
+    """A checkpoint file open for reading up to the length it had when opened.
+
+    The length is taken under a shared lock, which waits for a batch being appended (under the
+    exclusive lock, `append`) to be written whole: the lines up to it are whole batches. They
+    are read from the same open file later without the lock: appends only ever add after the
+    length, and holding the lock through a verification (minutes, on a large ledger) would hold
+    back the worker's appends as long. What was appended after the length is not read: a
+    verification opens the file before its snapshot of the database begins, so that every line
+    it checks names a position its snapshot holds (`remit.ledger.service`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("rb")
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_SH)
+            self.length = os.fstat(self._file.fileno()).st_size
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "OpenedFile":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def lines(self, keys: Secret[bytes] | CheckpointKeys) -> Iterator[FileLine]:
+        """Every line up to the length, in order; empty lines are skipped."""
+        given = _keys_of(keys)
+        number = 0
+        for raw in self._raw_lines():
+            number += 1
+            text = raw.decode("utf-8", errors="replace")
+            if not text.strip():
+                continue
+            entry = read_line(number, text, given)
+            if isinstance(entry, UnreadableLine) and entry.unknown_key is None and _cut(text):
+                yield IncompleteLine(number)
+            else:
+                yield entry
+
+    def _raw_lines(self) -> Iterator[bytes]:
+        """The lines up to the length, the last without its newline if it has none."""
+        self._file.seek(0)
+        left = self.length
+        pending = b""
+        while left > 0:
+            chunk = self._file.read(min(_READ_CHUNK, left))
+            if not chunk:  # cut shorter since it was opened: what is left is all there is
+                break
+            left -= len(chunk)
+            *whole, pending = (pending + chunk).split(b"\n")
+            yield from whole
+        if pending:
+            yield pending
+
+
+def _cut(text: str) -> bool:
+    """Whether the line is shaped like what an interrupted append leaves (`IncompleteLine`)."""
+    body = text.strip(" \t\r\n\x00")
+    return not body or (body.startswith("{") and not body.endswith("}"))
+
+
+def read_file(path: Path, keys: Secret[bytes] | CheckpointKeys) -> Iterator[FileLine]:
+    """Every line of the checkpoint file as it is now, in order; empty lines are skipped."""
+    with OpenedFile(path) as opened:
+        yield from opened.lines(keys)
 
 
 def append(path: Path, checkpoints: Sequence[Checkpoint], key: Secret[bytes]) -> None:

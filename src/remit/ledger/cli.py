@@ -108,6 +108,10 @@ def render_verify(report: VerifyReport) -> str:
 
 def _render_checkpoints(report: CheckpointReport) -> list[str]:
     findings = []
+    if not report.checked:
+        findings.append(
+            "no checkpoint to check: the file holds none (of the account's, with --account)"
+        )
     if report.disagreeing:
         findings.append(f"the database no longer agrees with {report.disagreeing}")
     if report.unreadable:
@@ -117,6 +121,8 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
     lines = [
         f"checked {report.checked} checkpoints of {report.path}: "
         + ("CHECKPOINTS FAILED: " + "; ".join(findings) if findings else "OK")
+        # No failure (`IncompleteLine` says why), but never passed over in silence.
+        + (f" ({report.incomplete} lines incomplete)" if report.incomplete else "")
     ]
     if report.disagreements:
         first = report.disagreements[0]
@@ -138,6 +144,10 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
         )
     for unknown in report.unknown_key_lines:
         lines.append(f"  {'checkpoint_key_unknown':<30} line {unknown.number}: {unknown.reason}")
+    for incomplete in report.incomplete_lines:
+        lines.append(
+            f"  {'checkpoint_incomplete':<30} line {incomplete.number}: {incomplete.reason}"
+        )
     if report.unknown_keys:
         counts = ", ".join(f"{key} ({count} lines)" for key, count in report.unknown_keys.items())
         lines.append(
@@ -145,8 +155,8 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
             f"{LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV} or {LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV}"
         )
     shown = len(report.disagreements) + len(report.unreadable_lines)
-    shown += len(report.unknown_key_lines)
-    found = report.disagreeing + report.unreadable + report.unknown_key
+    shown += len(report.unknown_key_lines) + len(report.incomplete_lines)
+    found = report.disagreeing + report.unreadable + report.unknown_key + report.incomplete
     if found > shown:
         lines.append(f"  ... and {found - shown} more")
     return lines

@@ -23,7 +23,7 @@ from enum import Enum
 from sqlalchemy import Row, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.ledger.anchoring import CheckpointFile, CheckpointReport, check_checkpoints
+from remit.ledger.anchoring import CheckpointReport, OpenedCheckpointFile, check_checkpoints
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.balances import shown_minor
 from remit.ledger.chart import AVAILABLE, PENDING
@@ -93,7 +93,7 @@ async def verify_ledger(
     *,
     account_id: str | None = None,
     now: datetime,
-    checkpoints: CheckpointFile | None = None,
+    checkpoints: OpenedCheckpointFile | None = None,
 ) -> VerifyReport:
     differences = await _unbalanced(db, account_id)
     differences += await _balance_mismatches(db, account_id)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import FixedClock
 from remit.core.secrets import Secret
 from remit.ledger import journal
+from remit.ledger import verify as verify_module
 from remit.ledger.anchoring import CheckpointFile
 from remit.ledger.checkpoint_task import checkpoint_task
 from remit.ledger.checkpoints import CheckpointKeys, CheckpointLine, key_id, read_file
@@ -191,3 +192,100 @@ async def test_after_a_key_change_the_file_checks_whole_given_the_earlier_key(
     assert (found.checked, found.unreadable, found.unknown_key) == (1, 0, 1)
     assert found.unknown_keys == {key_id(KEY): 1}
     assert found.unknown_key_lines[0].number == 1
+
+
+async def test_a_checkpoint_appended_while_verify_runs_is_left_to_the_next(
+    core_engine: AsyncEngine,
+    account_id: str,
+    clock: FixedClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker appends a checkpoint of a posting committed after verify's snapshot began:
+    the snapshot cannot hold its position, and verify must not call that tampering."""
+    service = LedgerService(core_engine, clock)
+    path = tmp_path / "checkpoints"
+    await post(core_engine, clock, account_id, "t1")
+    await service.checkpoint(path, KEY)
+    chain_breaks = verify_module._chain_breaks
+
+    async def meanwhile(
+        db: AsyncConnection, account: str | None
+    ) -> tuple[int, list[verify_module.ChainBreak]]:
+        found = await chain_breaks(db, account)  # the snapshot has begun
+        await post(core_engine, clock, account_id, "t2")
+        await service.checkpoint(path, KEY)
+        return found
+
+    monkeypatch.setattr(verify_module, "_chain_breaks", meanwhile)
+    anchors = CheckpointFile(path, KEY)
+    during = await service.verify(checkpoints=anchors)
+    assert during.checkpoints is not None
+    assert during.ok, during.checkpoints.disagreements
+    assert during.checkpoints.checked == 1
+    monkeypatch.setattr(verify_module, "_chain_breaks", chain_breaks)
+
+    after = await service.verify(checkpoints=anchors)
+    assert after.ok
+    assert after.checkpoints is not None
+    assert after.checkpoints.checked == 2
+    # Left for the next verification, not skipped: a deleted tail still shows.
+    async with core_engine.begin() as db:
+        await db.execute(text("SET LOCAL session_replication_role = replica"))
+        await db.execute(text("DELETE FROM ledger_postings WHERE transaction_id = 't2'"))
+        await db.execute(text("DELETE FROM ledger_transactions WHERE id = 't2'"))
+        await db.execute(
+            text(
+                "UPDATE ledger_chains SET last_sequence = 1, last_hash = :h WHERE account_id = :a"
+            ),
+            {"h": after_t1_hash(path), "a": account_id},
+        )
+    deleted = await service.verify(checkpoints=anchors)
+    assert not deleted.ok
+    assert not deleted.chain_breaks  # the chain alone passes: its head was moved back too
+    assert deleted.checkpoints is not None
+    assert deleted.checkpoints.disagreements[0].found == (
+        "the chain has no transaction at that sequence"
+    )
+
+
+def after_t1_hash(path: Path) -> str:
+    """The chain's hash at sequence 1, as the file's first checkpoint recorded it."""
+    first = next(entry for entry in read_file(path, KEY) if isinstance(entry, CheckpointLine))
+    return first.checkpoint.hash
+
+
+async def test_a_line_an_interrupted_append_cut_short_is_reported_but_passes(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    service = LedgerService(core_engine, clock)
+    path = tmp_path / "checkpoints"
+    await post(core_engine, clock, account_id, "t1")
+    await service.checkpoint(path, KEY)
+    with path.open("a") as file:
+        file.write('{"account_id":"')
+    report = await service.verify(checkpoints=CheckpointFile(path, KEY))
+    assert report.ok
+    assert report.checkpoints is not None
+    assert (report.checkpoints.checked, report.checkpoints.incomplete) == (1, 1)
+    assert report.checkpoints.incomplete_lines[0].number == 2
+
+
+async def test_no_checkpoint_to_check_is_a_failure(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock, tmp_path: Path
+) -> None:
+    """Whoever can empty the file must not get a pass for it."""
+    service = LedgerService(core_engine, clock)
+    path = tmp_path / "checkpoints"
+    path.touch()
+    anchored = await new_account()
+    other = await new_account()
+    await post(core_engine, clock, anchored, "t1")
+    await post(core_engine, clock, other, "o1")
+    empty = await service.verify(checkpoints=CheckpointFile(path, KEY))
+    assert empty.checkpoints is not None
+    assert (empty.ok, empty.checkpoints.checked) == (False, 0)
+    await service.checkpoint(path, KEY, account_id=anchored)
+    assert (await service.verify(anchored, checkpoints=CheckpointFile(path, KEY))).ok
+    # None of this account's lines are there: as good as none at all.
+    assert not (await service.verify(other, checkpoints=CheckpointFile(path, KEY))).ok

@@ -1,10 +1,12 @@
 """A checkpoint line passes only under the key that wrote it, unaltered; the file is appended to
 whole lines at a time, private to its owner."""
 
+import fcntl
 import hashlib
 import hmac
 import json
 import stat
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from remit.ledger.checkpoints import (
     Checkpoint,
     CheckpointKeys,
     CheckpointLine,
+    IncompleteLine,
+    OpenedFile,
     UnreadableLine,
     append,
     key_id,
@@ -153,7 +157,8 @@ def test_appends_are_whole_lines_in_a_private_file(tmp_path: Path) -> None:
     append(path, [later], KEY)
     read = list(read_file(path, KEY))
     assert read[0] == CheckpointLine(1, CHECKPOINT)
-    assert isinstance(read[1], UnreadableLine)
+    # Told apart from an altered line, though no longer the last.
+    assert read[1] == IncompleteLine(2)
     assert read[2] == CheckpointLine(3, later)
 
 
@@ -184,3 +189,59 @@ def test_a_hostile_line_is_malformed_not_a_crash(line: str) -> None:
     found = read_line(1, line, KEY)
     assert isinstance(found, UnreadableLine)
     assert "not a checkpoint" in found.reason
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b'{"account_id":"acct_1","seq', b"{", b"\x00" * 512, b'{"account_id":"ac\x00\x00'],
+    ids=["cut", "just begun", "zeros", "cut, then zeros"],
+)
+def test_a_last_line_an_interrupted_append_left_is_incomplete(tmp_path: Path, tail: bytes) -> None:
+    path = tmp_path / "checkpoints"
+    append(path, [CHECKPOINT], KEY)
+    with path.open("ab") as file:
+        file.write(tail)
+    assert list(read_file(path, KEY)) == [CheckpointLine(1, CHECKPOINT), IncompleteLine(2)]
+
+
+def test_a_whole_last_line_without_its_newline_is_checked_as_any_other(tmp_path: Path) -> None:
+    """Only its newline is missing: it reads if authentic, and fails if altered."""
+    path = tmp_path / "checkpoints"
+    path.write_text(line_of(CHECKPOINT, KEY).rstrip("\n"))
+    assert list(read_file(path, KEY)) == [CheckpointLine(1, CHECKPOINT)]
+    path.write_text(_altered(sequence=6))
+    [altered] = read_file(path, KEY)
+    assert isinstance(altered, UnreadableLine)
+    assert "HMAC does not match" in altered.reason
+
+
+def test_an_opened_file_reads_only_what_was_written_when_it_was_opened(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoints"
+    append(path, [CHECKPOINT], KEY)
+    with OpenedFile(path) as opened:
+        append(path, [Checkpoint("acct_1", 9, "ef" * 32, CHECKPOINT.at)], KEY)
+        assert list(opened.lines(KEY)) == [CheckpointLine(1, CHECKPOINT)]
+
+
+def test_opening_waits_for_the_batch_being_appended(tmp_path: Path) -> None:
+    """The appender's exclusive lock held: a batch half written. Opening (a shared lock) waits
+    until it is released, and reads the batch whole."""
+    path = tmp_path / "checkpoints"
+    append(path, [CHECKPOINT], KEY)
+    whole = line_of(Checkpoint("acct_1", 9, "ef" * 32, CHECKPOINT.at), KEY).encode()
+    opened: list[OpenedFile] = []
+    with path.open("ab") as appender:
+        fcntl.flock(appender.fileno(), fcntl.LOCK_EX)
+        appender.write(whole[:10])
+        appender.flush()
+        opening = threading.Thread(target=lambda: opened.append(OpenedFile(path)))
+        opening.start()
+        opening.join(0.2)
+        assert opening.is_alive()
+        appender.write(whole[10:])
+        appender.flush()
+        fcntl.flock(appender.fileno(), fcntl.LOCK_UN)
+    opening.join(5)
+    with opened[0] as file:
+        assert [entry.number for entry in file.lines(KEY)] == [1, 2]
+        assert all(isinstance(entry, CheckpointLine) for entry in file.lines(KEY))
