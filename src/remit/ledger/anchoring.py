@@ -16,14 +16,15 @@ to it (no chain break at or before it, which the verification reports).
 import asyncio
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from remit.config import DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S
 from remit.core.secrets import Secret
 from remit.ledger.checkpoints import (
     Checkpoint,
@@ -35,7 +36,7 @@ from remit.ledger.checkpoints import (
     UnreadableLine,
     append,
 )
-from remit.ledger.tables import ledger_chains
+from remit.ledger.tables import ledger_chains, ledger_transactions
 
 LOOKUP_BATCH: Final = 5000
 # How many findings of each kind a report keeps to show (it counts them all): a database
@@ -88,6 +89,9 @@ class CheckpointFile:
 
     path: Path
     keys: Secret[bytes] | CheckpointKeys
+    # How often the worker writes checkpoints (`remit.config.ledger_checkpoint_interval_s`):
+    # a transaction older than twice that, newer than every checkpoint, is warned of.
+    interval_s: float = DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S
 
     def open(self) -> "OpenedCheckpointFile":
         """The file as far as it is written now (`OpenedFile`); blocks while a batch is
@@ -140,6 +144,11 @@ class CheckpointReport:
     incomplete_lines: list[IncompleteLine] = field(default_factory=list)
     # How many lines each unknown key id wrote.
     unknown_keys: dict[str, int] = field(default_factory=dict)
+    # The time of the newest checkpoint checked, and, when the ledger holds a transaction
+    # newer than it by more than twice the worker's interval, that transaction's time: a
+    # warning, no failure (the worker may be stopped, or the file's last lines cut).
+    newest: datetime | None = None
+    unanchored_since: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -170,10 +179,13 @@ async def check_checkpoints(
     *,
     first_break: Mapping[str, int],
     account_id: str | None = None,
+    now: datetime | None = None,
+    interval_s: float = DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S,
 ) -> CheckpointReport:
     """Check every checkpoint of `lines` (only `account_id`'s, when given) against the chains
     in `db`'s snapshot. `first_break` is each account's first sequence whose stored hash does
-    not recompute (`verify`'s chain breaks)."""
+    not recompute (`verify`'s chain breaks). Given `now`, also look for a transaction the
+    worker should have checkpointed by now (`CheckpointReport.unanchored_since`)."""
     report = CheckpointReport(path)
     for batch in _batches(lines, LOOKUP_BATCH):
         wanted: list[CheckpointLine] = []
@@ -208,13 +220,37 @@ async def check_checkpoints(
         held = {int(row.position): row.hash for row in rows}
         for position, entry in enumerate(wanted, start=1):
             report.checked += 1
+            if report.newest is None or entry.checkpoint.at > report.newest:
+                report.newest = entry.checkpoint.at
             found = _disagreement(entry.checkpoint, held.get(position), first_break)
             if found is None:
                 continue
             report.disagreeing += 1
             if len(report.disagreements) < SHOWN:
                 report.disagreements.append(Disagreement(entry, found))
+    if now is not None and report.newest is not None:
+        report.unanchored_since = await _unanchored_since(
+            db, report.newest, now - timedelta(seconds=2 * interval_s), account_id
+        )
     return report
+
+
+async def _unanchored_since(
+    db: AsyncConnection, newest: datetime, due_before: datetime, account_id: str | None
+) -> datetime | None:
+    """The oldest transaction newer than the newest checkpoint that a running worker would
+    have checkpointed by now (made before `due_before`), if any.
+
+    The newest checkpoint's age alone says nothing: the worker writes only the chains that
+    moved, so on a quiet ledger the newest line rightly grows old. A transaction no line is
+    newer than, made more than two intervals ago, is what shows the worker stopped writing,
+    or the file's last lines were cut (at a line's end, which no line's check can see)."""
+    t = ledger_transactions.c
+    query = select(func.min(t.created_at)).where(t.created_at > newest, t.created_at < due_before)
+    if account_id is not None:
+        query = query.where(t.account_id == account_id)
+    found = (await db.execute(query)).scalar_one_or_none()
+    return found if isinstance(found, datetime) else None
 
 
 def _disagreement(

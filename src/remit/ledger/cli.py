@@ -27,6 +27,7 @@ from remit.config import (
     ConfigError,
     PlatformConfig,
     ledger_checkpoint_file,
+    ledger_checkpoint_interval_s,
     ledger_checkpoint_key,
     ledger_checkpoint_previous_keys,
 )
@@ -154,6 +155,14 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
             f"  keys not given: {counts}; give earlier keys in "
             f"{LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV} or {LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV}"
         )
+    if report.unanchored_since is not None and report.newest is not None:
+        lines.append(
+            f"  warning: no checkpoint is newer than a transaction of "
+            f"{report.unanchored_since.isoformat()} (the newest is of "
+            f"{report.newest.isoformat()}), though the worker writes them every "
+            f"REMIT_LEDGER_CHECKPOINT_INTERVAL_S: is it writing them, or were the file's last "
+            f"lines cut?"
+        )
     shown = len(report.disagreements) + len(report.unreadable_lines)
     shown += len(report.unknown_key_lines) + len(report.incomplete_lines)
     found = report.disagreeing + report.unreadable + report.unknown_key + report.incomplete
@@ -179,7 +188,7 @@ def verify_command(
     anchors = None
     if checkpoints is not None:
         keys = CheckpointKeys(_checkpoint_key(command), ledger_checkpoint_previous_keys())
-        anchors = CheckpointFile(checkpoints, keys)
+        anchors = CheckpointFile(checkpoints, keys, ledger_checkpoint_interval_s())
         if not checkpoints.is_file():
             return refused(command, f"checkpoint file {checkpoints} does not exist")
 

@@ -112,6 +112,8 @@ async def verify_ledger(
             checkpoints.lines(),
             first_break=first_break,
             account_id=account_id,
+            now=now,
+            interval_s=checkpoints.file.interval_s,
         )
     return VerifyReport(
         transactions_checked=checked,

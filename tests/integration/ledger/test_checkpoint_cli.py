@@ -102,3 +102,26 @@ def test_verify_after_a_key_change_names_the_keys_it_was_not_given(
     monkeypatch.setenv("REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS", KEY)
     assert main(["ledger", "verify", "--checkpoints", str(path)]) == 0
     assert f"checked 2 checkpoints of {path}: OK" in capsys.readouterr().out
+
+
+def test_verify_fails_on_no_checkpoint_and_shows_a_cut_line_without_failing(
+    platform_env: WorkerDatabases,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REMIT_LEDGER_CHECKPOINT_KEY", KEY)
+    path = tmp_path / "checkpoints.jsonl"
+    path.touch()
+    seed(platform_env.core_url)
+    assert main(["ledger", "verify", "--checkpoints", str(path)]) == 1
+    assert "CHECKPOINTS FAILED: no checkpoint to check" in capsys.readouterr().out
+
+    assert main(["ledger", "checkpoint", "--file", str(path)]) == 0
+    with path.open("a") as file:
+        file.write('{"account_id":"acct_')  # a crash mid-append
+    capsys.readouterr()
+    assert main(["ledger", "verify", "--checkpoints", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"checked 1 checkpoints of {path}: OK (1 lines incomplete)" in out
+    assert "line 2: incomplete (an interrupted write)" in out

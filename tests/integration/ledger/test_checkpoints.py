@@ -289,3 +289,29 @@ async def test_no_checkpoint_to_check_is_a_failure(
     assert (await service.verify(anchored, checkpoints=CheckpointFile(path, KEY))).ok
     # None of this account's lines are there: as good as none at all.
     assert not (await service.verify(other, checkpoints=CheckpointFile(path, KEY))).ok
+
+
+async def test_a_transaction_no_checkpoint_covers_long_after_is_warned_of(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    service = LedgerService(core_engine, clock)
+    path = tmp_path / "checkpoints"
+    anchors = CheckpointFile(path, KEY, interval_s=3600.0)
+    await post(core_engine, clock, account_id, "t1")
+    await service.checkpoint(path, KEY)
+    clock.advance(10 * 3600)
+    # A quiet ledger: the newest checkpoint is old, but there was nothing more to write.
+    quiet = await service.verify(account_id, checkpoints=anchors)
+    assert quiet.checkpoints is not None
+    assert quiet.checkpoints.unanchored_since is None
+    await post(core_engine, clock, account_id, "t2")
+    posted_at = clock.now()
+    clock.advance(3600)
+    soon = await service.verify(account_id, checkpoints=anchors)
+    assert soon.checkpoints is not None
+    assert soon.checkpoints.unanchored_since is None  # the worker's next run is not yet late
+    clock.advance(2 * 3600)
+    late = await service.verify(account_id, checkpoints=anchors)
+    assert late.ok  # a warning, no failure
+    assert late.checkpoints is not None
+    assert late.checkpoints.unanchored_since == posted_at
