@@ -10,10 +10,12 @@ then checks that the chain still passes through every recorded position with the
 hash: history rewritten before a checkpoint shows, however well its chain was recomputed.
 
 A checkpoint file holds one checkpoint a line, as JSON; lines are only ever appended, each
-batch in one write under an exclusive lock and synced to disk before the writer goes on. The
-file holds nothing secret (hashes of the ledger's content, account ids), but whoever holds the
-key can forge lines: keep the key where the database's administrators cannot read it, and the
-file (or copies of it) where they cannot rewrite it.
+batch in one write under an exclusive lock and synced to disk before the writer goes on; a
+reader takes the file's length under a shared lock, so that it reads whole batches only
+(`OpenedFile`), and tells a line an interrupted append cut short from an altered one
+(`IncompleteLine`). The file holds nothing secret (hashes of the ledger's content, account
+ids), but whoever holds the key can forge lines: keep the key where the database's
+administrators cannot read it, and the file (or copies of it) where they cannot rewrite it.
 
 Each line names the key that wrote it by its key id, a fingerprint of the key that reveals
 nothing of it (`key_id`), so that after the key changes a file holding lines of several keys
