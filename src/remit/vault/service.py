@@ -705,18 +705,26 @@ class VaultService:
                 request.reference, request.destination, card.token,
             )  # fmt: skip
 
-    @staticmethod
     def _taken_cvc(
-        ring: KeyRing, card: StoredCard, opened: Secret[str] | None, taken: TakenCvc | None
+        self, ring: KeyRing, card: StoredCard, opened: Secret[str] | None, taken: TakenCvc | None
     ) -> Secret[str] | None:
         """The CVC a forward took, opened. What was taken is what was opened, unless a re-seal
         sealed the CVC anew (under a CVC key) between the forward's read of the card and the
         taking: then it is opened as it now is, so that the forward that destroyed it sends
-        it."""
+        it.
+
+        That re-seal may have made the CVC key it sealed it under (the key of the hour a CVC
+        sealed before CVC keys was stored in) after the forward loaded `ring`, in this vault
+        process or another: the key file is read again before the key is taken for gone, or
+        the CVC, destroyed already, would be lost to the authorization. Only on this path,
+        which a re-seal's race alone takes: any other forward loads the ring once."""
         if taken is None:
             return None
         if taken.sealed == card.sealed.cvc_ciphertext:
             return opened
+        hour = sealed_cvc_hour(taken.sealed)
+        if hour is not None and hour not in ring.cvc_keys:
+            ring = self._keys.load()
         return open_cvc_under_cvc_key(
             ring, card.token, card.account_id, taken.seal_format, taken.sealed
         )
