@@ -441,9 +441,10 @@ class SqlVaultRepository:
 
     async def live_cards_created_before(
         self, cutoff: datetime, *, limit: int, after: tuple[datetime, str] | None
-    ) -> tuple[list[ListedCard], bool]:
+    ) -> tuple[list[tuple[ListedCard, SealedCard]], bool]:
         """Up to `limit` cards not deleted, stored before `cutoff` and held by no test id, in
-        (created_at, token) order after `after`; and whether more follow.
+        (created_at, token) order after `after`, each with its seals (for its binding to be
+        checked; its sealed number and CVC are not read); and whether more follow.
 
         A test id's card is handed out again on every resolution of the test id however old it
         is, so its age says nothing about whether a request is about to use it."""
@@ -455,13 +456,34 @@ class SqlVaultRepository:
         if after is not None:
             conditions.append(tuple_(c.created_at, c.token) > tuple_(*after))
         query = (
-            select(c.token, c.account_id, c.created_at)
+            select(
+                c.token,
+                c.account_id,
+                c.created_at,
+                c.kek_name,
+                c.kek_version,
+                c.wrapped_data_key,
+                c.seal_format,
+            )
             .where(*conditions)
             .order_by(c.created_at, c.token)
             .limit(limit + 1)
         )
         rows = (await self._sa.execute(query)).all()
-        listed = [ListedCard(row.token, row.account_id, row.created_at) for row in rows[:limit]]
+        listed = [
+            (
+                ListedCard(row.token, row.account_id, row.created_at),
+                SealedCard(
+                    kek_name=row.kek_name,
+                    kek_version=row.kek_version,
+                    wrapped_data_key=bytes(row.wrapped_data_key),
+                    number_ciphertext=b"",
+                    cvc_ciphertext=None,
+                    seal_format=SealFormat.stored(row.seal_format),
+                ),
+            )
+            for row in rows[:limit]
+        ]
         return listed, len(rows) > limit
 
     async def holds_cards(self) -> bool:
