@@ -1,5 +1,6 @@
 """Vault persistence inside the caller's transaction. Rows hold ciphertext, never plaintext."""
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +83,19 @@ _AUDIT_EVENT_INSERT = (
     f"INSERT INTO audit_events ({', '.join(_AUDIT_EVENT_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join(f'%({name})s' for name in _AUDIT_EVENT_COLUMNS)})"
 )
+
+
+@functools.cache
+def _audit_events_insert(count: int) -> Statement:
+    """An INSERT of `count` audit events, the parameters of the i-th suffixed `_i`."""
+    rows = ", ".join(
+        "(" + ", ".join(f"%({name}_{index})s" for name in _AUDIT_EVENT_COLUMNS) + ")"
+        for index in range(count)
+    )
+    return Statement(
+        f"INSERT INTO audit_events ({', '.join(_AUDIT_EVENT_COLUMNS)}) VALUES {rows}"  # noqa: S608
+    )
+
 
 # Records the forward's audit event and takes the card's CVC: the sealed CVC as it was (if it
 # had not expired by `now`), and the format of the card it was taken from (a re-seal may have
@@ -655,6 +669,15 @@ class SqlVaultRepository:
 
     async def insert_audit_event(self, event: AuditEvent) -> None:
         await _AUDIT_EVENTS.insert(_AUDIT_EVENT_COLUMNS).run(self._db, _audit_params(event))
+
+    async def insert_audit_events(self, events: list[AuditEvent]) -> None:
+        """Record `events` in one statement: all of them or none."""
+        params = {
+            f"{name}_{index}": value
+            for index, event in enumerate(events)
+            for name, value in _audit_params(event).items()
+        }
+        await _audit_events_insert(len(events)).run(self._db, params)
 
     async def audit_anchor(self, event_id: str) -> tuple[datetime, str] | None:
         query = select(audit_events.c.created_at, audit_events.c.id).where(

@@ -697,10 +697,12 @@ class VaultService:
             # The destination refused it before carrying it out: the CVC was not sent, so it
             # goes back to the card for the retry the caller is invited to make, which would
             # otherwise go without it.
+            restored: bool | None = None
             if taken is not None and cvc is not None:
                 try:
-                    await self._put_cvc_back(card, taken, cvc, request)
+                    restored = await self._put_cvc_back(card, taken, cvc, request)
                 except Exception as error:
+                    restored = False
                     # The caller is told what happened all the same: nothing was sent. Told
                     # anything else, the core would look the authorization up as unknown.
                     # The error's type alone: nothing of the card goes into the log.
@@ -709,6 +711,15 @@ class VaultService:
                         "not be put back (%s): its retry goes without it",
                         request.reference, token, type(error).__name__,
                     )  # fmt: skip
+            try:
+                await self._audit_unsent(card, request, restored)
+            except Exception as error:
+                # As above: the refusal stands whatever happens to its record.
+                log.error(
+                    "forward %s was refused before it was sent, and that could not be "
+                    "audited (%s): its audit event still reads as sent",
+                    request.reference, type(error).__name__,
+                )  # fmt: skip
             raise
         # The answer is recorded for the reference, unless a concurrent call recorded one
         # first, which then stands: for this call too if it was for the same operation.
@@ -734,15 +745,42 @@ class VaultService:
             raise reference_reused(request.reference)
         return Forwarded(vault_pb2.ForwardedAuthorization.FromString(earlier.result), True)
 
+    async def _audit_unsent(
+        self, card: StoredCard, request: ForwardRequest, restored: bool | None
+    ) -> None:
+        """Record that a forward the destination refused before carrying it out was not sent:
+        its audit event, committed before the card left the vault, reads as granted, and the
+        log is append-only. With it, when a CVC was taken, whether it was put back (`restored`;
+        None: no CVC was taken). One statement, on the refusal path only."""
+        destination = request.destination
+        events = [
+            replace(
+                self._forward_event(card, request, succeeded=False),
+                purpose=f"{request.purpose}: not sent, refused by {destination} before it was "
+                "carried out",
+            )
+        ]
+        if restored is not None:
+            outcome = "held again" if restored else "could not be put back: stays destroyed"
+            events.append(
+                replace(
+                    self._forward_event(card, request, succeeded=restored),
+                    action=AuditAction.PUT_BACK_CVC,
+                    purpose=f"the CVC taken for this forward, not sent: {outcome}",
+                )
+            )
+        async with self._statement() as repo:
+            await repo.insert_audit_events(events)
+
     async def _put_cvc_back(
         self, card: StoredCard, taken: TakenCvc, cvc: Secret[str], request: ForwardRequest
-    ) -> None:
+    ) -> bool:
         """Put back the CVC a forward took, for a forward the destination refused before
         carrying it out: sealed anew under the CVC key of the hour it was stored in (so it is
         destroyed when it would have been) with its expiry, for the format the card had when it
         was taken. Only into an empty slot of the same card, not deleted, still of that format,
         and only if it has not expired (`SqlVaultRepository.put_cvc_back`); else it stays
-        destroyed and the retry goes without it, as before.
+        destroyed and the retry goes without it, as before. True if it was put back.
 
         It stays single-use: this forward did not send it (the destination said so), and it is
         back only once this forward is done with it; whichever forward takes it next takes it
@@ -777,6 +815,7 @@ class VaultService:
                 "destroyed (the card changed, or its CVC expired)",
                 request.reference, request.destination, card.token,
             )  # fmt: skip
+        return restored
 
     def _taken_cvc(
         self, ring: KeyRing, card: StoredCard, opened: Secret[str] | None, taken: TakenCvc | None
