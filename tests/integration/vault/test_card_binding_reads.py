@@ -6,8 +6,6 @@ way rather than failing as an internal error."""
 
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -18,6 +16,7 @@ from remit.grpcutil.errors import detail_from_rpc_error
 from remit.grpcutil.protoconv import timestamp
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
+from tests.support.vault import without_the_seal_format_check
 
 pytestmark = pytest.mark.anyio
 
@@ -119,30 +118,11 @@ async def test_a_test_ids_card_given_to_another_account_is_refused_and_audited(
     ]
 
 
-@asynccontextmanager
-async def _without_the_seal_format_check(engine: AsyncEngine) -> AsyncIterator[None]:
-    """The vault database without vault migration 0007's constraint, as a hand-written value
-    may have been put there before it; the constraint is back afterwards."""
-    async with engine.begin() as db:
-        await db.execute(text("ALTER TABLE cards DROP CONSTRAINT ck_cards_seal_format"))
-    try:
-        yield
-    finally:
-        async with engine.begin() as db:
-            await db.execute(text("UPDATE cards SET seal_format = 2 WHERE seal_format <> 1"))
-            await db.execute(
-                text(
-                    "ALTER TABLE cards ADD CONSTRAINT ck_cards_seal_format "
-                    "CHECK (seal_format IN (1, 2))"
-                )
-            )
-
-
 async def test_a_seal_format_written_by_hand_is_refused_as_tampered_and_audited(
     harness: VaultHarness,
 ) -> None:
     token = await _tokenize(harness)
-    async with _without_the_seal_format_check(harness.engine):
+    async with without_the_seal_format_check(harness.engine):
         async with harness.engine.begin() as db:
             await db.execute(
                 text("UPDATE cards SET seal_format = 3 WHERE token = :t"), {"t": token}
