@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, unix_seconds
 from remit.core.ids import new_id
+from remit.core.logging import mask_sensitive
 from remit.storage import fastsql
 from remit.webhooks.domain import (
     MAX_HONOURED_RATE_LIMITS,
@@ -113,11 +114,14 @@ async def signed_request(
 
 
 def outcome_of(result: HttpResult, now: datetime) -> AttemptOutcome:
+    # The snippet is whatever the endpoint answered, and the error may quote its address or its
+    # server: either can hold a card number or a secret, which the attempt's row (and every
+    # dump of it) must not.
     return AttemptOutcome(
         http_status=result.http_status,
         latency_ms=result.latency_ms,
-        response_snippet=result.response_snippet,
-        error=result.error,
+        response_snippet=mask_sensitive(result.response_snippet),
+        error=None if result.error is None else mask_sensitive(result.error),
         retry_after=parse_retry_after(result.retry_after, now)
         if result.http_status == 429
         else None,
