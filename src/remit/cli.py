@@ -323,10 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help=(
-            "also check every checkpoint in FILE (remit ledger checkpoint): its HMAC under "
-            "REMIT_LEDGER_CHECKPOINT_KEY or _KEY_FILE, and that the account's hash chain still "
-            "passes through its position with its hash; names the first checkpoint the "
-            "database no longer agrees with"
+            "also check every checkpoint in FILE (remit ledger checkpoint): its HMAC under the "
+            "key it names, REMIT_LEDGER_CHECKPOINT_KEY (or _KEY_FILE) or an earlier one of "
+            "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS (or _PREVIOUS_KEYS_FILE), and that the "
+            "account's hash chain still passes through its position with its hash; names the "
+            "first checkpoint the database no longer agrees with, and lines of keys not given"
         ),
     )
     checkpoint = ledger_commands.add_parser(

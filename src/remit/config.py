@@ -245,6 +245,13 @@ LEDGER_CHECKPOINT_KEY_ENV: Final = "REMIT_LEDGER_CHECKPOINT_KEY"
 LEDGER_CHECKPOINT_KEY_FILE_ENV: Final = "REMIT_LEDGER_CHECKPOINT_KEY_FILE"
 LEDGER_CHECKPOINT_FILE_ENV: Final = "REMIT_LEDGER_CHECKPOINT_FILE"
 WORKER_ONLY_ENV = frozenset({LEDGER_CHECKPOINT_KEY_ENV, LEDGER_CHECKPOINT_KEY_FILE_ENV})
+# The checkpoints' earlier keys, which only `remit ledger verify` needs (to check the lines
+# written before the key changed): no process `remit serve` starts gets them.
+LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV: Final = "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS"
+LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV: Final = "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE"
+VERIFY_ONLY_ENV = frozenset(
+    {LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV, LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV}
+)
 
 
 def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
@@ -257,6 +264,7 @@ def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
     withheld = KEPT_FROM_VAULT_ENV if role == "vault" else VAULT_ONLY_ENV
     if role != "worker":
         withheld = withheld | WORKER_ONLY_ENV
+    withheld = withheld | VERIFY_ONLY_ENV
     child = {
         name: value
         for name, value in env.items()
@@ -516,6 +524,27 @@ def database_pool_timeout_s(environ: Mapping[str, str] | None = None) -> float:
     )
 
 
+# Seconds a connection attempt to a database may take, from the TCP handshake to the session's
+# start, before it fails as the database being out of reach (`remit.storage.connecting`).
+# Without it libpq waits as long as the kernel's TCP timeouts, and psycopg 130 s: a database
+# host that drops packets (a network partition) would hold every request, and its pool slot,
+# that long.
+DEFAULT_DATABASE_CONNECT_TIMEOUT_S = 5
+
+
+def database_connect_timeout_s(environ: Mapping[str, str] | None = None) -> int:
+    """How long a connection attempt to a database may take; REMIT_DATABASE_CONNECT_TIMEOUT_S
+    overrides it. Whole seconds, at least 2: libpq's own unit and least (it reads 1 as 2)."""
+    return _number_setting(
+        environ,
+        "REMIT_DATABASE_CONNECT_TIMEOUT_S",
+        DEFAULT_DATABASE_CONNECT_TIMEOUT_S,
+        int,
+        lambda value: 2 <= value <= 300,
+        "between 2 and 300 seconds",
+    )
+
+
 # Requests a second per account and kind (`remit.rest.rate_limits` says why these defaults).
 DEFAULT_RATE_LIMIT_PER_S = 1000.0
 MAX_RATE_LIMIT_PER_S = 1_000_000.0
@@ -725,18 +754,39 @@ def ledger_checkpoint_key(environ: Mapping[str, str] | None = None) -> Secret[by
     path_text = env.get(LEDGER_CHECKPOINT_KEY_FILE_ENV) or ""
     if not path_text:
         return None
-    path = Path(path_text)
+    text = _private_file(Path(path_text), LEDGER_CHECKPOINT_KEY_FILE_ENV).strip()
+    return _checkpoint_key(text, LEDGER_CHECKPOINT_KEY_FILE_ENV)
+
+
+def ledger_checkpoint_previous_keys(
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Secret[bytes], ...]:
+    """The checkpoints' earlier keys, for `remit ledger verify` to check the lines written
+    before the key changed: those of REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS (separated by
+    whitespace) and of the file REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE names (one a line,
+    readable by its owner only), each at least as long as the key must be."""
+    env = os.environ if environ is None else environ
+    keys = [
+        _checkpoint_key(text, LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV)
+        for text in (env.get(LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV) or "").split()
+    ]
+    path_text = env.get(LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV) or ""
+    if path_text:
+        name = LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV
+        # One key a line, so that a key may hold spaces, as the key file's may.
+        lines = _private_file(Path(path_text), name).splitlines()
+        keys += [_checkpoint_key(line.strip(), name) for line in lines if line.strip()]
+    return tuple(keys)
+
+
+def _private_file(path: Path, name: str) -> str:
+    """The text of the file setting `name` names, refused unless only its owner can read it."""
     try:
         if path.stat().st_mode & 0o077:
-            raise ConfigError(
-                f"{LEDGER_CHECKPOINT_KEY_FILE_ENV} {path} is readable by other users; chmod 600 it"
-            )
-        text = path.read_text(encoding="utf-8").strip()
+            raise ConfigError(f"{name} {path} is readable by other users; chmod 600 it")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(
-            f"{LEDGER_CHECKPOINT_KEY_FILE_ENV} {path} cannot be read: {type(error).__name__}"
-        ) from None
-    return _checkpoint_key(text, LEDGER_CHECKPOINT_KEY_FILE_ENV)
+        raise ConfigError(f"{name} {path} cannot be read: {type(error).__name__}") from None
 
 
 def _checkpoint_key(text: str, name: str) -> Secret[bytes]:
@@ -903,6 +953,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     network_timeout_s(env)
     idempotency_lease_s(env)
     statement_timeout_s(env)
+    database_connect_timeout_s(env)
     return config
 
 

@@ -1,6 +1,6 @@
-"""Core migrations 0070 and 0071 (the ledger's history refuses TRUNCATE, a resolution's write
-checks its legs against the stored reservation) go down and up again, and down they leave what
-was there before them."""
+"""Core migrations 0070 to 0072 (the ledger's history refuses TRUNCATE, a resolution's write
+checks its legs against the stored reservation, a reversal's against what it reverses) go down
+and up again, and down they leave what was there before them."""
 
 from collections.abc import Iterator
 
@@ -30,15 +30,17 @@ def scratch_core(pg_cluster: EmbeddedCluster) -> Iterator[str]:
 
 
 def _state(url: str) -> tuple[int, int]:
-    """How many of the history's tables refuse TRUNCATE, and whether the resolutions' write
-    checks the stored reservation (1) or not (0)."""
+    """How many of the history's tables refuse TRUNCATE, and how many of the checks of the
+    stored reservation and of the reversed transaction the write of resolutions and reversals
+    has (0 to 2)."""
     with psycopg.connect(url) as db:
         triggers = db.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgname = ANY(%s)",
             ([f"{table}_no_truncate" for table in HISTORY_TABLES],),
         ).fetchone()
         check = db.execute(
-            "SELECT count(*) FROM pg_proc WHERE proname = 'ledger_write_releases'"
+            "SELECT count(*) FROM pg_proc "
+            "WHERE proname IN ('ledger_write_releases', 'ledger_write_reversal')"
         ).fetchone()
     assert triggers is not None
     assert check is not None
@@ -52,8 +54,8 @@ def test_the_history_guards_go_down_and_up_again(scratch_core: str) -> None:
     upgrade("core", scratch_core, before)
     assert _state(scratch_core) == (0, 0)
     upgrade("core", scratch_core, "head")
-    assert _state(scratch_core) == (len(HISTORY_TABLES), 1)
+    assert _state(scratch_core) == (len(HISTORY_TABLES), 2)
     command.downgrade(config, before)
     assert _state(scratch_core) == (0, 0)
     upgrade("core", scratch_core, "head")
-    assert _state(scratch_core) == (len(HISTORY_TABLES), 1)
+    assert _state(scratch_core) == (len(HISTORY_TABLES), 2)

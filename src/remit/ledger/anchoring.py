@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.secrets import Secret
 from remit.ledger.checkpoints import (
     Checkpoint,
+    CheckpointKeys,
     CheckpointLine,
     UnreadableLine,
     append,
@@ -67,7 +68,7 @@ async def write_checkpoints(
     """Append a checkpoint of each chain head to `path`; returns how many. With `already` (the
     sequence each account's chain was last checkpointed at, updated here), only the chains that
     moved since."""
-    async with engine.connect() as db:
+    async with engine.begin() as db:  # a read ends in COMMIT: a ROLLBACK drops prepared plans
         heads = await chain_heads(db, now=now, account_id=account_id)
     if already is not None:
         heads = [head for head in heads if already.get(head.account_id) != head.sequence]
@@ -80,13 +81,14 @@ async def write_checkpoints(
 
 @dataclass(frozen=True)
 class CheckpointFile:
-    """A checkpoint file to check the ledger against, read with the key that wrote it."""
+    """A checkpoint file to check the ledger against, each line read with the key that wrote
+    it: the current one, or one of the earlier ones given."""
 
     path: Path
-    key: Secret[bytes]
+    keys: Secret[bytes] | CheckpointKeys
 
     def lines(self) -> Iterator[CheckpointLine | UnreadableLine]:
-        return read_file(self.path, self.key)
+        return read_file(self.path, self.keys)
 
 
 @dataclass(frozen=True)
@@ -102,14 +104,21 @@ class CheckpointReport:
     path: Path
     checked: int = 0
     disagreeing: int = 0
+    # Lines that are no checkpoint the given keys wrote (malformed, or failing their HMAC).
     unreadable: int = 0
+    # Lines written under a key that was not given: not checked, which fails the check too (a
+    # key left out after a key change must not pass as a clean file).
+    unknown_key: int = 0
     # The first SHOWN of each, in the file's order.
     disagreements: list[Disagreement] = field(default_factory=list)
     unreadable_lines: list[UnreadableLine] = field(default_factory=list)
+    unknown_key_lines: list[UnreadableLine] = field(default_factory=list)
+    # How many lines each unknown key id wrote.
+    unknown_keys: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.disagreeing == 0 and self.unreadable == 0
+        return self.disagreeing == 0 and self.unreadable == 0 and self.unknown_key == 0
 
 
 # Each checkpoint's position as the chain holds it now: the hash there, or NULL when the chain
@@ -137,7 +146,15 @@ async def check_checkpoints(
     for batch in _batches(lines, LOOKUP_BATCH):
         wanted: list[CheckpointLine] = []
         for entry in batch:
-            if isinstance(entry, UnreadableLine):
+            if isinstance(entry, UnreadableLine) and entry.unknown_key is not None:
+                report.unknown_key += 1
+                # The line's content names the key: a file of made-up ids keeps SHOWN of them.
+                seen = report.unknown_keys.get(entry.unknown_key)
+                if seen is not None or len(report.unknown_keys) < SHOWN:
+                    report.unknown_keys[entry.unknown_key] = (seen or 0) + 1
+                if len(report.unknown_key_lines) < SHOWN:
+                    report.unknown_key_lines.append(entry)
+            elif isinstance(entry, UnreadableLine):
                 report.unreadable += 1
                 if len(report.unreadable_lines) < SHOWN:
                     report.unreadable_lines.append(entry)

@@ -14,6 +14,12 @@ batch in one write under an exclusive lock and synced to disk before the writer 
 file holds nothing secret (hashes of the ledger's content, account ids), but whoever holds the
 key can forge lines: keep the key where the database's administrators cannot read it, and the
 file (or copies of it) where they cannot rewrite it.
+
+Each line names the key that wrote it by its key id, a fingerprint of the key that reveals
+nothing of it (`key_id`), so that after the key changes a file holding lines of several keys
+still checks whole: each line under its own key, given the earlier keys (`CheckpointKeys`). A
+line whose key is not among those given is told apart from one whose HMAC fails. Lines written
+before key ids existed name no key: they pass under whichever given key matches.
 """
 
 import fcntl
@@ -21,8 +27,9 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -30,9 +37,48 @@ from typing import Final
 from remit.core.secrets import Secret
 
 # What the HMAC covers comes after this, so that a MAC made for another purpose with the same
-# key can never pass for a checkpoint's.
+# key can never pass for a checkpoint's. A line with a key id is /2: its MAC covers the key id
+# too, so that a line cannot be moved to another key's id without failing.
 _DOMAIN: Final = "remit-ledger-checkpoint/1"
+_DOMAIN_KEYED: Final = "remit-ledger-checkpoint/2"
 _FIELDS: Final = frozenset({"account_id", "sequence", "hash", "at", "mac"})
+_KEYED_FIELDS: Final = _FIELDS | {"key"}
+# The key id is this message's HMAC under the key: it tells keys apart, and what it shows of
+# the key is no more than any other MAC made with it (16 hex digits: a chance collision between
+# an operator's few keys is negligible, and a collision only makes a line fail its HMAC).
+_KEY_ID_MESSAGE: Final = b"remit-ledger-checkpoint-key-id"
+KEY_ID_CHARS: Final = 16
+_KEY_ID: Final = re.compile(f"[0-9a-f]{{{KEY_ID_CHARS}}}")
+
+
+def key_id(key: Secret[bytes]) -> str:
+    """The key's public fingerprint, written on each line it authenticates."""
+    return hmac.new(key.reveal(), _KEY_ID_MESSAGE, hashlib.sha256).hexdigest()[:KEY_ID_CHARS]
+
+
+@dataclass(frozen=True)
+class CheckpointKeys:
+    """The key checkpoints are written with (`current`) and the earlier ones that lines of
+    the file may have been written with before the key changed."""
+
+    current: Secret[bytes]
+    previous: tuple[Secret[bytes], ...] = ()
+    by_id: Mapping[str, Secret[bytes]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The current key first: a key given twice is the current one.
+        found: dict[str, Secret[bytes]] = {}
+        for key in (self.current, *self.previous):
+            found.setdefault(key_id(key), key)
+        object.__setattr__(self, "by_id", found)
+
+    @property
+    def current_id(self) -> str:
+        return key_id(self.current)
+
+
+def _keys_of(keys: Secret[bytes] | CheckpointKeys) -> CheckpointKeys:
+    return keys if isinstance(keys, CheckpointKeys) else CheckpointKeys(keys)
 
 
 @dataclass(frozen=True)
@@ -55,16 +101,20 @@ class CheckpointLine:
 
 @dataclass(frozen=True)
 class UnreadableLine:
-    """Line `number` is no checkpoint this key wrote: malformed, or its HMAC does not match."""
+    """Line `number` is no checkpoint the given keys wrote: malformed, or its HMAC does not
+    match; or (`unknown_key`, the id the line names) written under a key not given, so it
+    could not be checked at all."""
 
     number: int
     reason: str
+    unknown_key: str | None = None
 
 
-def _message(checkpoint: Checkpoint) -> bytes:
+def _message(checkpoint: Checkpoint, key_id: str | None) -> bytes:
+    head = (_DOMAIN,) if key_id is None else (_DOMAIN_KEYED, key_id)
     return "\n".join(
         (
-            _DOMAIN,
+            *head,
             checkpoint.account_id,
             str(checkpoint.sequence),
             checkpoint.hash,
@@ -77,12 +127,13 @@ def _timestamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _mac(checkpoint: Checkpoint, key: Secret[bytes]) -> str:
-    return hmac.new(key.reveal(), _message(checkpoint), hashlib.sha256).hexdigest()
+def _mac(checkpoint: Checkpoint, key: Secret[bytes], key_id: str | None) -> str:
+    return hmac.new(key.reveal(), _message(checkpoint, key_id), hashlib.sha256).hexdigest()
 
 
 def line_of(checkpoint: Checkpoint, key: Secret[bytes]) -> str:
-    """The checkpoint as a line of its file (with its newline)."""
+    """The checkpoint as a line of its file (with its newline), naming its key by id."""
+    written_by = key_id(key)
     return (
         json.dumps(
             {
@@ -90,7 +141,8 @@ def line_of(checkpoint: Checkpoint, key: Secret[bytes]) -> str:
                 "sequence": checkpoint.sequence,
                 "hash": checkpoint.hash,
                 "at": _timestamp(checkpoint.at),
-                "mac": _mac(checkpoint, key),
+                "key": written_by,
+                "mac": _mac(checkpoint, key, written_by),
             },
             separators=(",", ":"),
         )
@@ -98,13 +150,16 @@ def line_of(checkpoint: Checkpoint, key: Secret[bytes]) -> str:
     )
 
 
-def read_line(number: int, text: str, key: Secret[bytes]) -> CheckpointLine | UnreadableLine:
-    """The checkpoint on line `number`, if it is one and its HMAC matches under `key`."""
+def read_line(
+    number: int, text: str, keys: Secret[bytes] | CheckpointKeys
+) -> CheckpointLine | UnreadableLine:
+    """The checkpoint on line `number`, if it is one and its HMAC matches under the key it
+    names (one of `keys`), or, for a line that names none, under any of `keys`."""
     try:
         fields = json.loads(text)
     except ValueError:
         return UnreadableLine(number, "not a checkpoint (malformed)")
-    if not isinstance(fields, dict) or set(fields) != _FIELDS:
+    if not isinstance(fields, dict) or set(fields) not in (_FIELDS, _KEYED_FIELDS):
         return UnreadableLine(number, "not a checkpoint (other fields)")
     account_id, sequence, chain_hash, at, mac = (
         fields["account_id"],
@@ -113,6 +168,7 @@ def read_line(number: int, text: str, key: Secret[bytes]) -> CheckpointLine | Un
         fields["at"],
         fields["mac"],
     )
+    written_by = fields.get("key")
     if not (
         isinstance(account_id, str)
         and isinstance(sequence, int)
@@ -120,6 +176,7 @@ def read_line(number: int, text: str, key: Secret[bytes]) -> CheckpointLine | Un
         and isinstance(chain_hash, str)
         and isinstance(at, str)
         and isinstance(mac, str)
+        and (written_by is None or isinstance(written_by, str))
     ):
         return UnreadableLine(number, "not a checkpoint (a field of the wrong type)")
     try:
@@ -128,21 +185,43 @@ def read_line(number: int, text: str, key: Secret[bytes]) -> CheckpointLine | Un
         return UnreadableLine(number, "not a checkpoint (its time is malformed)")
     if moment.tzinfo is None:
         return UnreadableLine(number, "not a checkpoint (its time has no zone)")
+    if written_by is not None and not _KEY_ID.fullmatch(written_by):
+        # Checked before it is shown: the file is not trusted, the report is read on a terminal.
+        return UnreadableLine(number, "not a checkpoint (its key id is malformed)")
     checkpoint = Checkpoint(account_id, sequence, chain_hash, moment)
-    # The MAC covers the time as written, so a line whose time was merely re-spelled fails too.
-    if _timestamp(moment) != at or not hmac.compare_digest(_mac(checkpoint, key), mac):
+    given = _keys_of(keys)
+    if written_by is None:
+        # Written before lines named their key: any of the keys given may have.
+        candidates = tuple(given.by_id.values())
+    elif written_by in given.by_id:
+        candidates = (given.by_id[written_by],)
+    else:
         return UnreadableLine(
-            number, "its HMAC does not match: the line was altered, or written under another key"
+            number,
+            f"written under key {written_by}, which is not among the keys given",
+            unknown_key=written_by,
+        )
+    # The MAC covers the time as written, so a line whose time was merely re-spelled fails too.
+    if _timestamp(moment) != at or not any(
+        hmac.compare_digest(_mac(checkpoint, key, written_by), mac) for key in candidates
+    ):
+        return UnreadableLine(
+            number,
+            "its HMAC does not match: the line was altered"
+            + (", or written under a key not given" if written_by is None else ""),
         )
     return CheckpointLine(number, checkpoint)
 
 
-def read_file(path: Path, key: Secret[bytes]) -> Iterator[CheckpointLine | UnreadableLine]:
+def read_file(
+    path: Path, keys: Secret[bytes] | CheckpointKeys
+) -> Iterator[CheckpointLine | UnreadableLine]:
     """Every line of the checkpoint file, in order; empty lines are skipped."""
+    given = _keys_of(keys)
     with path.open("r", encoding="utf-8", errors="replace", newline="\n") as lines:
         for number, text in enumerate(lines, start=1):
             if text.strip():
-                yield read_line(number, text, key)
+                yield read_line(number, text, given)
 
 
 def append(path: Path, checkpoints: Sequence[Checkpoint], key: Secret[bytes]) -> None:

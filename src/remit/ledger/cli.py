@@ -22,15 +22,19 @@ from remit.config import (
     LEDGER_CHECKPOINT_FILE_ENV,
     LEDGER_CHECKPOINT_KEY_ENV,
     LEDGER_CHECKPOINT_KEY_FILE_ENV,
+    LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV,
+    LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV,
     ConfigError,
     PlatformConfig,
     ledger_checkpoint_file,
     ledger_checkpoint_key,
+    ledger_checkpoint_previous_keys,
 )
 from remit.core.errors import RemitError
 from remit.core.secrets import Secret
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.ledger.anchoring import CheckpointFile, CheckpointReport
+from remit.ledger.checkpoints import CheckpointKeys, key_id
 from remit.ledger.reconcile import Reconciliation, render_table
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
@@ -108,6 +112,8 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
         findings.append(f"the database no longer agrees with {report.disagreeing}")
     if report.unreadable:
         findings.append(f"{report.unreadable} lines fail their HMAC or are malformed")
+    if report.unknown_key:
+        findings.append(f"{report.unknown_key} lines were written under keys not given")
     lines = [
         f"checked {report.checked} checkpoints of {report.path}: "
         + ("CHECKPOINTS FAILED: " + "; ".join(findings) if findings else "OK")
@@ -130,9 +136,19 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
         lines.append(
             f"  {'checkpoint_unreadable':<30} line {unreadable.number}: {unreadable.reason}"
         )
+    for unknown in report.unknown_key_lines:
+        lines.append(f"  {'checkpoint_key_unknown':<30} line {unknown.number}: {unknown.reason}")
+    if report.unknown_keys:
+        counts = ", ".join(f"{key} ({count} lines)" for key, count in report.unknown_keys.items())
+        lines.append(
+            f"  keys not given: {counts}; give earlier keys in "
+            f"{LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV} or {LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV}"
+        )
     shown = len(report.disagreements) + len(report.unreadable_lines)
-    if report.disagreeing + report.unreadable > shown:
-        lines.append(f"  ... and {report.disagreeing + report.unreadable - shown} more")
+    shown += len(report.unknown_key_lines)
+    found = report.disagreeing + report.unreadable + report.unknown_key
+    if found > shown:
+        lines.append(f"  ... and {found - shown} more")
     return lines
 
 
@@ -152,7 +168,8 @@ def verify_command(
     command = "ledger verify"
     anchors = None
     if checkpoints is not None:
-        anchors = CheckpointFile(checkpoints, _checkpoint_key(command))
+        keys = CheckpointKeys(_checkpoint_key(command), ledger_checkpoint_previous_keys())
+        anchors = CheckpointFile(checkpoints, keys)
         if not checkpoints.is_file():
             return refused(command, f"checkpoint file {checkpoints} does not exist")
 
@@ -182,7 +199,8 @@ def checkpoint_command(
         return refused(command, f"cannot append to {path}: not a file in an existing directory")
 
     def show(written: int) -> int:
-        print(f"appended {written} checkpoints to {path}")
+        # The key's id, as the lines name it: what an operator matches keys against.
+        print(f"appended {written} checkpoints to {path} under key {key_id(key)}")
         return EXIT_CLEAN
 
     return _run(

@@ -419,7 +419,10 @@ async def reverse(
     description: str | None = None,
     now: datetime,
 ) -> PostResult:
-    """Post the exact negation of a posted transaction: the ledger's only way to correct one."""
+    """Post the exact negation of a posted transaction: the ledger's only way to correct one.
+    A transaction is reversed at most once, and a reversal is not reversed (posting the
+    original again is a transaction of its own). The write records the original as reversed
+    (`ledger_write_reversal`, which checks all of this again on the server)."""
     validate_transaction_id(reversal_id, "reversal_id")
     repo = JournalRepository(db)
     locks = await repo.lock_for_posting(account_id, reversal_id)
@@ -449,6 +452,17 @@ async def reverse(
             code="transaction_already_reversed",
             param="transaction_id",
         )
+    # A reversal names what it reverses, which names it back; only then is one read more made
+    # (a transaction's metadata may carry "reverses" without being a reversal).
+    reverses = original.metadata.get("reverses")
+    if reverses is not None and await repo.reversed_by(account_id, reverses) == transaction_id:
+        raise LedgerError(
+            message=f"Ledger transaction {transaction_id!r} is the reversal of {reverses!r}, "
+            "and a reversal is not reversed: post the original's legs again instead.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="transaction_is_reversal",
+            param="transaction_id",
+        )
     transaction = await _record(
         repo,
         account_id,
@@ -461,5 +475,4 @@ async def reverse(
         digest=digest,
         now=now,
     )
-    await repo.set_reversed_by(account_id, transaction_id, reversal_id)
     return PostResult(transaction, replayed=False)

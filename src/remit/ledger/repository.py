@@ -105,7 +105,10 @@ WITH written AS (
 # 0063_ledger_balanced_on_server) checks that over the arrays sent and the few rows updated,
 # reading no table. Both the legs it releases and those it posts must also be what the pending
 # transaction reserved, as the database stored them: `ledger_write_releases` (core migration
-# 0071_ledger_releases_reserved) reads them (a few rows by index) in this same statement.
+# 0071_ledger_releases_reserved) reads them (a few rows by index) in this same statement. A
+# reversal's legs must be exactly the negation of the transaction it reverses, which must not be
+# reversed already nor be a reversal itself: `ledger_write_reversal` (core migration
+# 0072_ledger_reversals_negate) reads it likewise, and records it as reversed.
 _WRITE_RESULT = """
 SELECT remit_require(
     (SELECT count(*) FROM balances) = CAST(%(expected_balances)s AS bigint)
@@ -125,6 +128,10 @@ SELECT remit_require(
     CAST(%(pending_transaction_id)s AS text),
     CAST(%(posting_accounts)s AS text[]), CAST(%(posting_amounts)s AS bigint[]),
     CAST(%(released_accounts)s AS text[]), CAST(%(released_amounts)s AS bigint[])
+) AND ledger_write_reversal(
+    CAST(%(account_id)s AS text), CAST(%(id)s AS text), CAST(%(kind)s AS text),
+    CAST(%(metadata)s AS jsonb),
+    CAST(%(posting_accounts)s AS text[]), CAST(%(posting_amounts)s AS bigint[])
 ) AS written
 """
 # The balance transaction a money movement writes with its ledger transaction, as one more CTE
@@ -466,7 +473,9 @@ class JournalRepository:
     ) -> None:
         """Everything a pending resolution or a reversal writes, in one statement: the
         transaction, its postings (in order), each ledger account's running balances (by la_
-        id; already locked by the caller) and the chain head advanced to the transaction.
+        id; already locked by the caller), the chain head advanced to the transaction, and for
+        a reversal the `reversed_by` of the transaction it reverses (on the server,
+        `ledger_write_reversal`).
         `released` are the legs of the pending transaction it lets go of (none for a
         reversal), which `changes` include.
         Nothing waits on it: in a batched unit of work it goes out with the next statement, or
@@ -548,13 +557,14 @@ class JournalRepository:
             .values(pending_status=status.value, resolved_by=resolved_by)
         )
 
-    async def set_reversed_by(self, account_id: str, transaction_id: str, reversal: str) -> None:
+    async def reversed_by(self, account_id: str, transaction_id: str) -> str | None:
+        """The reversal of `transaction_id`, if it was reversed (None too if there is no such
+        transaction)."""
         c = ledger_transactions.c
-        await self._db.execute(
-            update(ledger_transactions)
-            .where(c.account_id == account_id, c.id == transaction_id)
-            .values(reversed_by=reversal)
+        found = await self._db.execute(
+            select(c.reversed_by).where(c.account_id == account_id, c.id == transaction_id)
         )
+        return found.scalar_one_or_none()
 
     async def get_ledger_account(
         self, account_id: str, name: str, currency: str

@@ -137,15 +137,18 @@ class NotSentError(RemitError):
 
 
 def refused_unsent(what: str) -> NotSentError:
-    """The answer to a request whose send was refused unstarted: a retryable 503, as nothing
-    was sent and a retry with the key resumes where it stopped."""
+    """The answer to a request whose send was refused unstarted: the platform's own overload
+    answer (429 `rate_limit`, as the core's and the api's bounds give), not a 503 inviting an
+    immediate retry, which would add load to the very process that is refusing it. Nothing
+    was sent, so a retry with the key, after backing off, resumes where it stopped."""
     log.warning("%s was not sent: the vault or the acquirer was busy and refused it", what)
     return NotSentError(
-        message="The card network is busy and this request was not sent to it. Retry with the "
-        "same idempotency key: the payment resumes where it stopped.",
-        kind=ErrorKind.UNAVAILABLE,
-        error_type="api_error",
-        should_retry=True,
+        message="The card network's gateway is busy and this request was not sent to it. "
+        "Retry with the same idempotency key, backing off exponentially: the payment resumes "
+        "where it stopped.",
+        kind=ErrorKind.RESOURCE_EXHAUSTED,
+        error_type="invalid_request_error",
+        code="rate_limit",
     )
 
 

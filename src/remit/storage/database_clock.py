@@ -12,13 +12,21 @@ challenges and made funds available X early, and deleted idempotency keys a retr
 needed.
 
 So their clock is the database's, which every process shares: read when the process starts
-and every minute after (`READ_EVERY_S`), and carried forward between reads on the host's
-monotonic clock, which a change of the wall clock (an NTP step, an operator's `date`) does not
-move. Between reads it drifts only as fast as the host's oscillator does (parts per million).
-While the host is suspended the monotonic clock stops: the time told runs late, never early,
-until the next read. A read that fails (the database out of reach) leaves the time carried
-forward from the last one. No request waits on a read: it runs beside them, and the statements
-of a payment stay as many as they were.
+and every minute after (`READ_EVERY_S`), and carried forward between reads on a steady clock of
+the host's (`elapsed_s`), which a change of the wall clock (an NTP step, an operator's `date`)
+does not move. Between reads it drifts only as fast as the host's oscillator does (parts per
+million). On Linux that clock is CLOCK_BOOTTIME, which goes on counting while the host is
+suspended (a VM paused, a laptop asleep); the monotonic clock, used where there is no such
+clock, stops then, and the time told would run late by the suspension (and the leases written
+by it be short by as much) until the next read.
+
+A read is taken somewhere within its round trip, so it is off by up to half of it. One whose
+round trip took longer than `MAX_ROUND_TRIP_S` (a database or network under strain) is not let
+replace an estimate it agrees with to within that error: the estimate carried forward is the
+better of the two. One that disagrees with it by more is taken (the estimate is then surely
+wrong, by more than the reading can be). A read that fails (the database out of reach) leaves
+the time carried forward from the last one. No request waits on a read: it runs beside them,
+and the statements of a payment stay as many as they were.
 
 The commands that record or check times in the core's database themselves (`remit accounts
 create`, `remit reconcile`, `remit balance-release-failures retry`) read it once
@@ -52,6 +60,17 @@ from remit.storage.outages import REMIND_EVERY_S, OutageLog
 log = logging.getLogger(__name__)
 
 READ_EVERY_S: Final = 60.0
+# The longest round trip of a read that may replace an estimate it agrees with (see above).
+MAX_ROUND_TRIP_S: Final = 1.0
+
+
+def elapsed_s() -> float:
+    """Seconds on the host's steady clock that counts time suspended: CLOCK_BOOTTIME (Linux),
+    else the monotonic clock, which does not."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        return time.monotonic()
+    return time.clock_gettime(boottime)
 
 
 @dataclass(frozen=True)
@@ -66,8 +85,9 @@ class ClockUser:
 @dataclass(frozen=True)
 class _Reading:
     database: datetime  # the database's time...
-    monotonic: float  # ...at this instant of the host's monotonic clock
+    monotonic: float  # ...at this instant of the host's steady clock (`elapsed_s`)
     host_ahead: timedelta  # how far the host's clock was ahead of the database's (or behind)
+    round_trip_s: float  # the read's: `database` is off by up to half of it
 
 
 async def _read(engine: AsyncEngine, monotonic: Callable[[], float], host: Clock) -> _Reading:
@@ -80,7 +100,9 @@ async def _read(engine: AsyncEngine, monotonic: Callable[[], float], host: Clock
     # Taken somewhere during the round trip: its middle is the best guess, off by at most half.
     middle = (sent + received) / 2
     database_at_host_now = database + timedelta(seconds=received - middle)
-    return _Reading(database.astimezone(UTC), middle, host_now - database_at_host_now)
+    return _Reading(
+        database.astimezone(UTC), middle, host_now - database_at_host_now, received - sent
+    )
 
 
 def _gap(host_ahead: timedelta) -> str:
@@ -159,23 +181,36 @@ class DatabaseClock:
         user: ClockUser,
         *,
         max_skew: timedelta = timedelta(seconds=DEFAULT_MAX_CLOCK_SKEW_S),
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = elapsed_s,
         host: Clock | None = None,
         remind_every_s: float = REMIND_EVERY_S,
     ) -> "DatabaseClock":
-        """`host` is the host's clock, which is only compared with the database's."""
+        """`host` is the host's clock, which is only compared with the database's; `monotonic`
+        the steady clock that carries the time forward (`elapsed_s`, or a test's)."""
         host_clock = host or SystemClock()
         reading = await _read(engine, monotonic, host_clock)
         skew = _SkewLog(user, max_skew, monotonic, remind_every_s)
         return cls(engine, reading, monotonic=monotonic, host=host_clock, skew=skew)
 
     def now(self) -> datetime:
-        since = self._monotonic() - self._reading.monotonic
+        return self._at(self._monotonic())
+
+    def _at(self, monotonic: float) -> datetime:
+        since = monotonic - self._reading.monotonic
         return self._reading.database + timedelta(seconds=since)
 
     async def read(self) -> None:
-        """Read the database's time again, and compare the host's with it."""
-        self._reading = await _read(self._engine, self._monotonic, self._host)
+        """Read the database's time again, and compare the host's with it; a slow read that
+        agrees with the estimate within its error leaves the estimate (see the module's
+        docstring)."""
+        reading = await _read(self._engine, self._monotonic, self._host)
+        if reading.round_trip_s > MAX_ROUND_TRIP_S:
+            off = abs(self._at(reading.monotonic) - reading.database)
+            if off <= timedelta(seconds=reading.round_trip_s / 2):
+                log.debug("the database's clock read in %.1fs agrees with the time carried "
+                          "forward, which is kept", reading.round_trip_s)  # fmt: skip
+                return
+        self._reading = reading
         self._skew.observe(self._reading.host_ahead)
 
     async def keep_reading(self, every_s: float = READ_EVERY_S) -> None:

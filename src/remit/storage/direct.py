@@ -21,7 +21,7 @@ forget their cached plans at a few spaced uses (`remit.storage.replanning`).
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -47,12 +47,13 @@ class DirectPool:
         application_name: str,
         max_size: int,
         wait_s: float,
-        options: str | None = None,
+        libpq: Mapping[str, object] | None = None,
     ) -> None:
         self._conninfo = conninfo
         self._application_name = application_name
-        # libpq startup options (the engine's statement timeout), as its own connections have.
-        self._startup: dict[str, Any] = {} if options is None else {"options": options}
+        # libpq keywords (the engine's statement timeout, connect timeout and keepalives), as
+        # its own connections have.
+        self._libpq: dict[str, Any] = dict(libpq or {})
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._max_size = max_size
         self._wait_s = wait_s
@@ -67,7 +68,7 @@ class DirectPool:
             autocommit=True,
             prepare_threshold=PREPARE_THRESHOLD,
             application_name=self._application_name,
-            **self._startup,
+            **self._libpq,
         )
         await connection.execute(SESSION_SETUP)
         return connection
@@ -130,13 +131,13 @@ def attach(
     application_name: str,
     max_size: int,
     wait_s: float,
-    options: str | None = None,
+    libpq: Mapping[str, object] | None = None,
 ) -> None:
     """Give `engine` a direct pool on its database (no connection is opened yet). Its idle
     connections are closed by `close`, or when the engine is garbage-collected."""
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     pool = DirectPool(
-        url, application_name=application_name, max_size=max_size, wait_s=wait_s, options=options
+        url, application_name=application_name, max_size=max_size, wait_s=wait_s, libpq=libpq
     )
     _pools[engine] = pool
     weakref.finalize(engine, _hang_up, pool.idle_connections)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util import await_only
 
 from remit.config import database_pool_timeout_s
-from remit.storage import direct, fastsql, kept
+from remit.storage import connecting, direct, fastsql, kept
 from remit.storage.embedded import to_sqlalchemy_url
 
 _RECYCLE_S = 1800
@@ -55,12 +55,17 @@ def make_engine(
     (`driver_errors.pool_wait_timed_out`): the caller is told to retry."""
     wait_s = database_pool_timeout_s() if pool_timeout_s is None else pool_timeout_s
     options = session_options(statement_timeout_s, url)
+    # Every connection of both pools (and so of the kept ones) is bounded as
+    # `remit.storage.connecting` says: a partitioned database fails a unit of work within the
+    # connect timeout, or a dead connection's statement within the keepalives' wait.
+    libpq = connecting.libpq_arguments(url)
+    if options is not None:
+        libpq["options"] = options
     connect_args: dict[str, object] = {
         "application_name": application_name,
         "prepare_threshold": 5,
+        **libpq,
     }
-    if options is not None:
-        connect_args["options"] = options
     engine = create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
@@ -81,7 +86,7 @@ def make_engine(
         engine,
         application_name=application_name,
         max_size=max(2, pool_size // 2),
-        options=options,
+        libpq=libpq,
         wait_s=wait_s,
     )
     kept.attach(engine, max_idle=pool_size, recycle_s=_RECYCLE_S)

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
+from remit.storage.connecting import libpq_arguments
 from remit.storage.embedded import to_sqlalchemy_url
 
 Tree = Literal["core", "vault", "acquirer"]
@@ -52,7 +53,9 @@ def schema_revisions(tree: Tree, url: str) -> SchemaRevisions:
     """Read the database's revision; changes nothing and takes no migration lock."""
     config = alembic_config(tree, url)
     script = ScriptDirectory.from_config(config)
-    engine = create_engine(to_sqlalchemy_url(url), poolclass=pool.NullPool)
+    engine = create_engine(
+        to_sqlalchemy_url(url), poolclass=pool.NullPool, connect_args=libpq_arguments(url)
+    )
     try:
         with engine.connect() as connection:
             current = tuple(MigrationContext.configure(connection).get_current_heads())

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
 from remit.config import migrator_wait_s
+from remit.storage.connecting import libpq_arguments
 from remit.storage.migration_locks import (
     LockRetryPolicy,
     run_with_lock_retries,
@@ -18,7 +19,7 @@ def run_migrations_online(lock_key: int) -> None:
     that database on the advisory lock `lock_key`."""
     url = context.config.get_main_option("sqlalchemy.url")
     assert url is not None
-    engine = create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args=libpq_arguments(url))
     with engine.connect() as connection:
         run_migrations_on(connection, lock_key)
 

@@ -196,9 +196,12 @@ def _failure(database: PlatformDatabase, timeout_s: int) -> DatabaseFailure | No
     import psycopg
 
     # libpq's form of the URL: without SQLAlchemy's driver name.
+    from remit.storage.connecting import libpq_arguments
+
     url = to_sqlalchemy_url(database.url).replace("postgresql+psycopg://", "postgresql://", 1)
+    libpq = libpq_arguments(url, connect_timeout_s=max(2, timeout_s))
     try:
-        with psycopg.connect(url, connect_timeout=max(2, timeout_s), autocommit=True) as connection:
+        with psycopg.connect(url, autocommit=True, **libpq) as connection:
             connection.execute("SELECT 1")
     except psycopg.Error as error:
         return failure_of(database, error)

@@ -54,8 +54,11 @@ def recorded_revision(database: PlatformDatabase) -> str | None:
     """The revision `database` records (None: no remit schema)."""
     import psycopg
 
+    from remit.storage.connecting import libpq_arguments
+
     url = to_sqlalchemy_url(database.url).replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as connection:
+    libpq = libpq_arguments(url, connect_timeout_s=CONNECT_TIMEOUT_S)
+    with psycopg.connect(url, autocommit=True, **libpq) as connection:
         table = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
         if table is None or table[0] is None:
             return None

@@ -60,10 +60,24 @@ _LEGACY_CVC_MAX_BYTES: Final = NONCE_BYTES + 4 + TAG_BYTES
 class SealFormat(IntEnum):
     """What a card's seals are bound to; stored with each card (`cards.seal_format`)."""
 
+    # A value read from a row that names no format this vault knows: written there by hand (the
+    # vault never writes it, and vault migration 0007 refuses it since). Nothing is sealed this
+    # way and nothing opens: a card claiming it is refused as tampered, as one whose seals do
+    # not authenticate is, rather than failing the read.
+    UNRECOGNIZED = 0
     # Before vault migration 0006: the token alone.
     TOKEN_BOUND = 1
     # The account that owns the card and its token.
     ACCOUNT_BOUND = 2
+
+    @classmethod
+    def stored(cls, value: int) -> "SealFormat":
+        """The format a row's `seal_format` names; `UNRECOGNIZED` for any other value."""
+        try:
+            format_ = cls(value)
+        except ValueError:
+            return cls.UNRECOGNIZED
+        return format_
 
 
 class VaultCryptoError(RemitError):
@@ -247,6 +261,9 @@ class CardBinding:
         parts = [str(part) for part in more]
         if self.seal_format is SealFormat.TOKEN_BOUND:
             return "/".join(["remit-vault", what, self.token, *parts]).encode()
+        if self.seal_format is not SealFormat.ACCOUNT_BOUND:
+            # A format written by hand: no seal is bound to it, so none can authenticate.
+            raise tampered()
         # Each part after its length: an account id may hold "/" (the caller names it), and
         # account "a/b" with token "c" must not read the same as account "a" with token "b/c".
         named = "".join(f"/{len(part)}:{part}" for part in [self.account_id, self.token, *parts])
@@ -306,6 +323,20 @@ def _unwrap(ring: KeyRing, binding: CardBinding, sealed: SealedCard) -> bytes:
         sealed.wrapped_data_key,
         _data_key_ad(binding, sealed.kek_name, sealed.kek_version),
     )
+
+
+def verify_binding(ring: KeyRing, token: str, account_id: str, sealed: SealedCard) -> None:
+    """Check that the card's seals name `token` and `account_id`, without decrypting its number
+    or CVC: its data key must unwrap under the associated data its format binds (one AES-GCM
+    open of 32 bytes). The data key is dropped at once; nothing is kept. Raises as `open_card`
+    does: a row given to another account, or whose data key was copied from another card's
+    row, fails authentication.
+
+    A card sealed the token-bound way (`SealFormat.TOKEN_BOUND`) names no account: only its
+    token is checked, so such a row given to another account still passes, until the
+    background re-seal binds it to the account it then belongs to. A row whose format was
+    changed by hand to token-bound fails, as its data key was wrapped the account-bound way."""
+    _unwrap(ring, CardBinding(token, account_id, sealed.seal_format), sealed)
 
 
 @dataclass(frozen=True)

@@ -46,11 +46,11 @@ class StoredCard:
 
 class AuditAction(Enum):
     TOKENIZE = "tokenize"
-    # Never recorded: resolving a test id decrypts nothing and hands out no cardholder data
-    # (a public test number's token and details), and the first resolution, which seals the
-    # number, is recorded as TOKENIZE. Recording every resolution would add a database write
-    # to every test-card payment for nothing PCI DSS 10.2 asks for. Kept for the wire's
-    # AUDIT_ACTION_RESOLVE_TEST_CARD, which a ListAuditEvents filter may still name.
+    # Recorded only when refused (a card whose seals do not name its row's account): resolving
+    # a test id decrypts nothing and hands out no cardholder data (a public test number's
+    # token and details), and the first resolution, which seals the number, is recorded as
+    # TOKENIZE. Recording every resolution would add a database write to every test-card
+    # payment for nothing PCI DSS 10.2 asks for.
     RESOLVE_TEST_CARD = "resolve_test_card"
     GET_DETAILS = "get_details"
     FORWARD = "forward"

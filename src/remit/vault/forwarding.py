@@ -32,7 +32,9 @@ DESTINATIONS_ENV: Final = "REMIT_VAULT_DESTINATIONS"
 
 class Destination(Protocol):
     async def authorize(self, outbound: OutboundAuthorization) -> vault_pb2.ForwardedAuthorization:
-        """Send the authorization; raise `RemitError` when no answer came back."""
+        """Send the authorization; raise `RemitError` when no answer came back, and
+        `UnstartedRefusalError` only when the destination refused it before carrying it out
+        (nothing was sent): the vault then puts back the CVC it took for it."""
         ...
 
     async def close(self) -> None: ...

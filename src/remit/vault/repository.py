@@ -103,7 +103,21 @@ _AUDIT_FORWARD_TAKING_CVC = Statement(
     "held.seal_format AS seal_format"
     f"), audited AS ({_AUDIT_EVENT_INSERT}) "
     "SELECT (SELECT cvc_ciphertext FROM taken WHERE cvc_expires_at > %(now)s) AS cvc, "
+    "(SELECT cvc_expires_at FROM taken) AS cvc_expires_at, "
     "(SELECT seal_format FROM taken) AS seal_format"
+)
+
+# Puts a CVC a forward took back in its card's slot, for a forward the destination refused
+# before carrying it out (`VaultService.forward`). Only into the row it was taken from as it
+# was then: not deleted, still the account's, of the format the CVC is sealed for, and with
+# its slot still empty, so that a CVC is never put where one is held (nor where a forward
+# could read two); and only while it has not expired.
+_PUT_CVC_BACK = Statement(
+    "UPDATE cards SET cvc_ciphertext = %(cvc)s, cvc_expires_at = %(cvc_expires_at)s "
+    "WHERE token = %(token)s AND account_id = %(account_id)s "
+    "AND seal_format = %(seal_format)s AND deleted_at IS NULL "
+    "AND cvc_ciphertext IS NULL AND %(cvc_expires_at)s > %(now)s "
+    "RETURNING token"
 )
 
 # The key ring's lock, transaction-scoped. Every write of a wrapped data key (a tokenization,
@@ -147,7 +161,9 @@ def _card_from_mapping(m: Mapping[Any, Any]) -> StoredCard:
             wrapped_data_key=bytes(m["wrapped_data_key"]),
             number_ciphertext=bytes(m["number_ciphertext"]),
             cvc_ciphertext=None if m["cvc_ciphertext"] is None else bytes(m["cvc_ciphertext"]),
-            seal_format=SealFormat(m["seal_format"]),
+            # An unknown value is kept as `UNRECOGNIZED`, which no seal opens under: the card is
+            # refused as tampered when used, rather than the read failing as a bug would.
+            seal_format=SealFormat.stored(m["seal_format"]),
         ),
         summary=CardSummary(
             brand=Brand(m["brand"]),
@@ -230,9 +246,11 @@ def cards_wrapped_below_query(
 
 @dataclass(frozen=True)
 class TakenCvc:
-    """A CVC a forward took, and the format of the card as it was taken from it."""
+    """A CVC a forward took, when it was to expire, and the format of the card as it was
+    taken from it."""
 
     sealed: bytes
+    expires_at: datetime
     seal_format: SealFormat
 
 
@@ -562,7 +580,25 @@ class SqlVaultRepository:
         assert row is not None  # the statement always returns its one row
         if row["cvc"] is None:
             return None
-        return TakenCvc(bytes(row["cvc"]), SealFormat(row["seal_format"]))
+        return TakenCvc(
+            bytes(row["cvc"]), row["cvc_expires_at"], SealFormat.stored(row["seal_format"])
+        )
+
+    async def put_cvc_back(
+        self, token: str, account_id: str, sealed_cvc: bytes, seal_format: SealFormat,
+        expires_at: datetime, now: datetime,
+    ) -> bool:  # fmt: skip
+        """Put a CVC a forward took back into its card's empty slot (`_PUT_CVC_BACK`); False
+        if the slot is held, the card changed or is gone, or the CVC expired by `now`."""
+        params = {
+            "token": token,
+            "account_id": account_id,
+            "cvc": sealed_cvc,
+            "seal_format": seal_format.value,
+            "cvc_expires_at": expires_at,
+            "now": now,
+        }
+        return await _PUT_CVC_BACK.first(self._db, params) is not None
 
     async def finish_forward(
         self, account_id: str, reference: str, token: str, destination: str,

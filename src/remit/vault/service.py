@@ -26,9 +26,11 @@ from remit.core.ids import new_id
 from remit.core.secrets import Secret
 from remit.grpcutil.deadlines import has_time_for
 from remit.grpcutil.send_time import acquirer_call_needs_s, not_sent_for_lack_of_time
+from remit.grpcutil.unstarted import UnstartedRefusalError
 from remit.storage.engine import single_statement
 from remit.vault.cards import Funding, validate_card
 from remit.vault.crypto import (
+    CardBinding,
     CvcKey,
     KeyRing,
     VaultCryptoError,
@@ -39,7 +41,9 @@ from remit.vault.crypto import (
     open_cvc_under_cvc_key,
     rewrap,
     seal_card,
+    seal_cvc,
     sealed_cvc_hour,
+    verify_binding,
 )
 from remit.vault.domain import (
     AuditAction,
@@ -391,6 +395,9 @@ class VaultService:
         if existing is not None:
             token, found = existing
             if _live_card_of(found, account_id):
+                await self._check_binding(
+                    found, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
+                )
                 return Tokenized(token, found.summary)
             # The test id's card was deleted through the admin API: the test id still names
             # a card, so a new token takes the old one's place.
@@ -414,6 +421,9 @@ class VaultService:
                 await self._shred_unclaimed(repo, created.token, test_id, requester, now)
         assert winner is not None
         card = await self._card(account_id, winner)
+        await self._check_binding(
+            card, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
+        )
         return Tokenized(winner, card.summary)
 
     async def _shred_unclaimed(
@@ -447,12 +457,31 @@ class VaultService:
                 self._refusal(AuditAction.GET_DETAILS, requester, "get_details", token, account_id)
             )
             raise _no_such_token(token)
+        await self._check_binding(card, AuditAction.GET_DETAILS, requester, "get_details")
         await self._audit(self._event(AuditAction.GET_DETAILS, requester, "get_details", card))
         return CardDetails(
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
             billing_details=card.billing_details,
         )
+
+    async def _check_binding(
+        self, card: StoredCard, action: AuditAction, requester: str, purpose: str
+    ) -> None:
+        """Refuse the card's details (brand, last4, fingerprint, expiry, billing details: kept
+        in plain columns) unless its seals name its row's token and account, as a forward
+        refuses to open it: a row given to another account by a write to the vault database
+        is refused as tampered (DATA_LOSS), audited, not answered for that account. It costs
+        one unwrap of the data key (`verify_binding`); nothing is decrypted or kept.
+
+        A token-bound card names no account (`verify_binding`): it passes whatever account its
+        row names, until it is re-sealed."""
+        try:
+            verify_binding(self._keys.load(), card.token, card.account_id, card.sealed)
+        except VaultCryptoError:
+            log.error("card %s failed its binding check for %s", card.token, purpose)
+            await self._audit(self._event(action, requester, purpose, card, succeeded=False))
+            raise
 
     async def delete_card(self, account_id: str, token: str, *, requester: str) -> bool:
         now = self._clock.now()
@@ -550,7 +579,8 @@ class VaultService:
         # takes the CVC: a CVC goes with one authorization only (PCI DSS 3.3.1), so of
         # concurrent forwards of the card only the one that took it sends it. It is destroyed
         # before it is sent, so an authorization that gets no answer does not get it back:
-        # its retry goes without it.
+        # it may have been sent, and its retry goes without it. Only one the destination
+        # refused before carrying it out, which certainly was not sent, gets it back.
         async with self._statement() as repo:
             taken = await repo.audit_forward_taking_cvc(
                 self._forward_event(card, request, succeeded=True), now
@@ -574,22 +604,39 @@ class VaultService:
                 if isinstance(stored_address, dict)
                 else {}
             )
-        result = await destination.authorize(
-            OutboundAuthorization(
-                reference=request.reference,
-                merchant_id=account_id,
-                card_number=opened.number,
-                exp_month=card.summary.exp_month,
-                exp_year=card.summary.exp_year,
-                cvc=cvc,
-                amount_minor=request.amount_minor,
-                currency=request.currency,
-                capture=request.capture,
-                billing_address=address,
-                three_d_secure_authenticated=request.three_d_secure_authenticated,
-                stored_credential=request.stored_credential,
-            )
+        outbound = OutboundAuthorization(
+            reference=request.reference,
+            merchant_id=account_id,
+            card_number=opened.number,
+            exp_month=card.summary.exp_month,
+            exp_year=card.summary.exp_year,
+            cvc=cvc,
+            amount_minor=request.amount_minor,
+            currency=request.currency,
+            capture=request.capture,
+            billing_address=address,
+            three_d_secure_authenticated=request.three_d_secure_authenticated,
+            stored_credential=request.stored_credential,
         )
+        try:
+            result = await destination.authorize(outbound)
+        except UnstartedRefusalError:
+            # The destination refused it before carrying it out: the CVC was not sent, so it
+            # goes back to the card for the retry the caller is invited to make, which would
+            # otherwise go without it.
+            if taken is not None and cvc is not None:
+                try:
+                    await self._put_cvc_back(card, taken, cvc, request)
+                except Exception as error:
+                    # The caller is told what happened all the same: nothing was sent. Told
+                    # anything else, the core would look the authorization up as unknown.
+                    # The error's type alone: nothing of the card goes into the log.
+                    log.error(
+                        "forward %s was refused before it was sent, and the CVC of %s could "
+                        "not be put back (%s): its retry goes without it",
+                        request.reference, token, type(error).__name__,
+                    )  # fmt: skip
+            raise
         # The answer is recorded for the reference, unless a concurrent call recorded one
         # first, which then stands: for this call too if it was for the same operation.
         async with self._statement() as repo:
@@ -613,6 +660,50 @@ class VaultService:
             )  # fmt: skip
             raise reference_reused(request.reference)
         return Forwarded(vault_pb2.ForwardedAuthorization.FromString(earlier.result), True)
+
+    async def _put_cvc_back(
+        self, card: StoredCard, taken: TakenCvc, cvc: Secret[str], request: ForwardRequest
+    ) -> None:
+        """Put back the CVC a forward took, for a forward the destination refused before
+        carrying it out: sealed anew under the CVC key of the hour it was stored in (so it is
+        destroyed when it would have been) with its expiry, for the format the card had when it
+        was taken. Only into an empty slot of the same card, not deleted, still of that format,
+        and only if it has not expired (`SqlVaultRepository.put_cvc_back`); else it stays
+        destroyed and the retry goes without it, as before.
+
+        It stays single-use: this forward did not send it (the destination said so), and it is
+        back only once this forward is done with it; whichever forward takes it next takes it
+        alone (`audit_forward_taking_cvc`) and sends it once."""
+        now = self._clock.now()
+        restored = False
+        created: list[int] = []
+        if now < taken.expires_at:
+            hour = self._stored_cvc_hour(taken.sealed, taken.expires_at)
+            # A CVC sealed before CVC keys is sealed under its hour's CVC key here, as a
+            # re-seal seals it: a forward opens a CVC it did not read with its card only
+            # under a CVC key (`_taken_cvc`).
+            cvc_key, created = self._cvc_key(self._keys.load(), hour, now)
+            binding = CardBinding(card.token, card.account_id, taken.seal_format)
+            sealed = seal_cvc(cvc_key, binding, cvc)
+            async with self._statement() as repo:
+                restored = await repo.put_cvc_back(
+                    card.token, card.account_id, sealed, taken.seal_format, taken.expires_at, now
+                )
+        for created_hour in created:
+            await self._audit(
+                self._cvc_key_event(AuditAction.CREATE_CVC_KEY, request.requester, created_hour)
+            )
+        if restored:
+            log.info(
+                "forward %s was refused by %s before it was sent; the CVC of %s is held again",
+                request.reference, request.destination, card.token,
+            )  # fmt: skip
+        else:
+            log.info(
+                "forward %s was refused by %s before it was sent; the CVC of %s stays "
+                "destroyed (the card changed, or its CVC expired)",
+                request.reference, request.destination, card.token,
+            )  # fmt: skip
 
     @staticmethod
     def _taken_cvc(
@@ -877,7 +968,10 @@ class VaultService:
             cvc = opened.cvc if card.cvc_held(now) else None
             cvc_key = None
             if cvc is not None:
-                cvc_key, created = self._cvc_key(ring, self._stored_cvc_hour(card), now)
+                assert card.sealed.cvc_ciphertext is not None
+                assert card.cvc_expires_at is not None
+                stored_hour = self._stored_cvc_hour(card.sealed.cvc_ciphertext, card.cvc_expires_at)
+                cvc_key, created = self._cvc_key(ring, stored_hour, now)
             resealed = seal_card(ring, token, card.account_id, opened.number, cvc, cvc_key)
             await repo.save_reseal(token, resealed, card.cvc_expires_at)
             await repo.insert_audit_event(
@@ -887,16 +981,14 @@ class VaultService:
             await self._audit(self._cvc_key_event(AuditAction.CREATE_CVC_KEY, requester, hour))
         return True
 
-    def _stored_cvc_hour(self, card: StoredCard) -> int:
-        """The hour the card's CVC (held) was stored in: named by a CVC sealed under a CVC
-        key, and one retention before its expiry for one sealed before CVC keys. That hour's
-        key is deleted one retention and the grace after the hour ends, after the CVC
-        expires."""
-        assert card.sealed.cvc_ciphertext is not None
-        assert card.cvc_expires_at is not None
-        hour = sealed_cvc_hour(card.sealed.cvc_ciphertext)
+    def _stored_cvc_hour(self, sealed_cvc: bytes, expires_at: datetime) -> int:
+        """The hour a CVC (sealed as `sealed_cvc`, expiring at `expires_at`) was stored in:
+        named by a CVC sealed under a CVC key, and one retention before its expiry for one
+        sealed before CVC keys. That hour's key is deleted one retention and the grace after
+        the hour ends, after the CVC expires."""
+        hour = sealed_cvc_hour(sealed_cvc)
         if hour is None:
-            hour = cvc_key_hour(card.cvc_expires_at - self._cvc_retention)
+            hour = cvc_key_hour(expires_at - self._cvc_retention)
         return hour
 
     async def set_minimum_decryption_version(self, minimum: int, *, requester: str) -> int:
@@ -1089,6 +1181,7 @@ class VaultService:
         card: StoredCard,
         *,
         key_version: int | None = None,
+        succeeded: bool = True,
     ) -> AuditEvent:
         return AuditEvent(
             id=new_id("vae"),
@@ -1096,7 +1189,7 @@ class VaultService:
             action=action,
             requester=requester,
             purpose=purpose,
-            succeeded=True,
+            succeeded=succeeded,
             token=card.token,
             account_id=card.account_id,
             key_version=card.sealed.kek_version if key_version is None else key_version,

@@ -2,6 +2,7 @@
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Index,
@@ -46,6 +47,8 @@ cards = Table(
     # format of the cards written before it was kept, and of those a vault of that version
     # still writes during an upgrade.
     Column("seal_format", SmallInteger, nullable=False, server_default="1"),
+    # Only a format the vault knows (vault migration 0007): it refuses any other as tampered.
+    CheckConstraint("seal_format IN (1, 2)", name="seal_format"),
     # Re-wrapping walks the cards not deleted still wrapped under an old key version, in
     # (key version, token) pages; every other query of the key version reads those cards too.
     Index(

@@ -33,6 +33,7 @@ from remit.core.ids import new_id
 from remit.core.logging import mask_sensitive
 from remit.storage import fastsql
 from remit.webhooks.domain import (
+    GIVE_UP_TRIES,
     MAX_HONOURED_RATE_LIMITS,
     AttemptOutcome,
     Delivery,
@@ -58,7 +59,12 @@ from remit.webhooks.repository import (
 )
 from remit.webhooks.sender import HttpResult, WebhookSender
 from remit.webhooks.signing import signature_header
-from remit.worker.jobs import Job
+from remit.worker.jobs import (
+    Job,
+    error_line,
+    record_give_up_failure,
+    recorded_error,
+)
 from remit.worker.runner import AfterCommit
 
 log = logging.getLogger(__name__)
@@ -199,8 +205,38 @@ class WebhookDeliverer:
     async def give_up(self, db: AsyncConnection, job: Job) -> None:
         """The job failed for good (its handler raised every time): the delivery it was to make
         fails, or it would stay pending for ever, with no job left to move it on, and its event
-        would count a pending webhook for good."""
+        would count a pending webhook for good.
+
+        If failing it fails too, the delivery is left pending with no job, and the repair stages
+        one again later (`remit.webhooks.repair`), which may end the same way: each such failure
+        is counted on the delivery with its reason, logged, and said first in the job's error
+        (`remit jobs failed`); the repair stages no job for a delivery once GIVE_UP_TRIES of them
+        have failed. The failure is not raised: the job's transaction, which fails the job,
+        keeps the count."""
         delivery_id = int(str(job.payload["delivery_id"]))
+        try:
+            async with db.begin_nested():
+                await self._fail_given_up(db, job, delivery_id)
+        except Exception as error:
+            # Rolled back to the savepoint, the job's transaction goes on: the failure is
+            # counted on the delivery, and said on the job, in it.
+            reason = error_line(error)
+            failures = await DeliveryRepository(db).note_give_up_failed(
+                delivery_id, generation=job_generation(job), reason=recorded_error(reason)
+            )
+            await record_give_up_failure(db, job, error)
+            if failures is None:
+                return
+            after = (
+                "the repair stages no further job for it"
+                if failures >= GIVE_UP_TRIES
+                else "the repair will stage a job for it again"
+            )
+            log.error("webhook delivery %s stays pending: job %s failed for good and failing the "
+                      "delivery failed too, %d of %d times (%s); %s", delivery_id, job.id,
+                      failures, GIVE_UP_TRIES, mask_sensitive(reason), after)  # fmt: skip
+
+    async def _fail_given_up(self, db: AsyncConnection, job: Job, delivery_id: int) -> None:
         # Only the job of the delivery's current attempt, in its current generation, ends it:
         # not a duplicate, nor a job of the delivery before a redelivery started it over (its
         # attempt 1 would match the delivery started over, attempt 1 next, by number alone).
@@ -214,10 +250,10 @@ class WebhookDeliverer:
             generation=job_generation(job),
         )
         if failed:
-            log.error("webhook delivery %s failed: its job failed for good", delivery_id)
             now = self._clock.now()
             await let_slot_go(db, delivery_id, now=now,
                               lease_until=now + self._settings.slot_lease)  # fmt: skip
+            log.error("webhook delivery %s failed: its job failed for good", delivery_id)
 
     @staticmethod
     def _is_current(ctx: DeliveryContext, attempt_number: int, generation: int | None) -> bool:
@@ -484,6 +520,11 @@ async def record_manual_attempt(
     deliveries, endpoints = DeliveryRepository(db), EndpointRepository(db)
     disabled: DisabledReason | None = None
     next_retry_at: datetime | None = None
+    # The attempt's number is counted under the delivery's row lock, held to the commit: a
+    # second resend recorded at the same moment waits, then counts this one (each statement
+    # reads what committed before it). Without it both counted the same attempts and took one
+    # number. The delivery's row is the first a recording locks (`record_attempt`).
+    await deliveries.lock(ctx.delivery.id)
     if outcome.succeeded:
         await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
         await endpoints.note_success(ctx.endpoint.id, now)

@@ -69,6 +69,12 @@ MAX_RETRY_AFTER_DIGITS: Final = 10
 # has as many, shared by all its deliveries, until it next answers 2xx: many pending events
 # do not each bring ten quick calls of their own.
 MAX_HONOURED_RATE_LIMITS: Final = 10
+# A delivery job that fails for good fails its delivery (its give-up step). When that step fails
+# too, the delivery is left pending with no job, and the worker's repair stages one again: up to
+# this many times. Each round takes the job's whole attempt limit (hours of backoff), so a
+# give-up that failed by chance (a lock wait that timed out, a deadlock) gets more tries, and
+# one that fails every time stops costing a job's attempts every few hours.
+GIVE_UP_TRIES: Final = 3
 OLD_SECRET_DEFAULT_LIFETIME: Final = timedelta(hours=24)
 EVENT_RETENTION: Final = timedelta(days=30)
 

@@ -148,7 +148,8 @@ _QUEUE_AGAIN = Statement(
         SET status = EXCLUDED.status, attempts = 0, retry_step = 0,
             first_attempt_at = EXCLUDED.first_attempt_at,
             next_attempt_at = EXCLUDED.next_attempt_at, finished_at = NULL,
-            generation = webhook_deliveries.generation + 1
+            generation = webhook_deliveries.generation + 1,
+            give_up_failures = 0, give_up_error = NULL
         WHERE webhook_deliveries.status = %(failed)s
         RETURNING id, generation
     ), job AS (

@@ -15,7 +15,13 @@ deliveries whose attempt fell due more than `MARGIN` ago, `BATCH` at a time by d
 the next attempt, in the delivery's generation, for each one that is not parked, holds no slot
 still leased, has no pending job (one being run is pending too) and whose endpoint is enabled.
 A delivery of a disabled endpoint is left as a disabled endpoint's deliveries are, and picked
-up once it is enabled again.
+up once it is enabled again. One of a deleted endpoint is ended instead, before the batches
+are read (`remit.webhooks.deleted`): nothing will ever deliver it. One left so because its
+jobs failed for good and failing it failed too, GIVE_UP_TRIES times already
+(`WebhookDeliverer.give_up`), is left alone: another job would most likely end the same way,
+hours later, again and again. It stays pending, its count and the latest reason on its row
+(`give_up_failures`, `give_up_error`), each failure logged and said on its job (`remit jobs
+failed`); a resend that succeeds ends it.
 
 The check and the staging are one statement, so they read one snapshot, which therefore
 shows the delivery with a way forward, or with none because it has none. The margin keeps the
@@ -32,7 +38,8 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage.fastsql import Statement
-from remit.webhooks.domain import DeliveryStatus, EndpointStatus
+from remit.webhooks.deleted import end_deliveries_of_deleted
+from remit.webhooks.domain import GIVE_UP_TRIES, DeliveryStatus, EndpointStatus
 from remit.webhooks.outbox import DELIVER_JOB
 from remit.worker.jobs import DEFAULT_MAX_ATTEMPTS, NOTIFY_CHANNEL
 
@@ -55,7 +62,8 @@ _START: Final = datetime.min.replace(tzinfo=UTC)
 REPAIR_BATCH = Statement(
     f"""
     WITH page AS (
-        SELECT d.id, d.account_id, d.endpoint_id, d.attempts, d.generation, d.next_attempt_at
+        SELECT d.id, d.account_id, d.endpoint_id, d.attempts, d.generation, d.next_attempt_at,
+               d.give_up_failures
         FROM webhook_deliveries AS d
         WHERE d.status = '{DeliveryStatus.PENDING.value}'
           AND d.next_attempt_at < %(due_before)s
@@ -74,6 +82,7 @@ REPAIR_BATCH = Statement(
         FROM page JOIN webhook_endpoints AS endpoint ON endpoint.id = page.endpoint_id
         WHERE endpoint.status = '{EndpointStatus.ENABLED.value}'
           AND endpoint.deleted_at IS NULL
+          AND page.give_up_failures < %(give_up_tries)s
           AND NOT EXISTS (SELECT 1 FROM webhook_parked AS parked
                           WHERE parked.delivery_id = page.id)
           AND NOT EXISTS (SELECT 1 FROM webhook_inflight AS slot
@@ -113,6 +122,7 @@ def batch_params(
         "job_kind": DELIVER_JOB,
         "max_attempts": DEFAULT_MAX_ATTEMPTS,
         "jobs_channel": NOTIFY_CHANNEL,
+        "give_up_tries": GIVE_UP_TRIES,
     }
 
 
@@ -121,6 +131,9 @@ async def repair_deliveries_without_job(
 ) -> list[int]:
     """Stage a job for every pending delivery overdue by `MARGIN` with nothing that will
     attempt it, a transaction per batch; returns their ids and logs how many, once."""
+    # A deleted endpoint's deliveries are ended, not repaired: its deletion's job ends them,
+    # and what that left (or a deletion of an earlier version did) is ended here.
+    await end_deliveries_of_deleted(engine, now=now)
     repaired: list[int] = []
     after_at, after_id = _START, 0
     while True:

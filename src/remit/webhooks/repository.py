@@ -301,6 +301,9 @@ class EndpointRepository:
             .where(
                 c.id == endpoint_id,
                 c.status == EndpointStatus.ENABLED.value,
+                # A deleted endpoint is disabled by nothing: an attempt in flight as it was
+                # deleted would otherwise say it disabled an endpoint that is gone.
+                c.deleted_at.is_(None),
                 c.failing_since <= now - FAILING_ENDPOINT_DISABLE_AFTER,
             )
             .values(
@@ -322,11 +325,15 @@ class EndpointRepository:
         return result.rowcount == 1
 
     async def disable(self, endpoint_id: str, reason: DisabledReason) -> bool:
-        """Disable the endpoint if it is enabled; True if this call did."""
+        """Disable the endpoint if it is enabled (and not deleted); True if this call did."""
         c = webhook_endpoints.c
         result = await self._db.execute(
             update(webhook_endpoints)
-            .where(c.id == endpoint_id, c.status == EndpointStatus.ENABLED.value)
+            .where(
+                c.id == endpoint_id,
+                c.status == EndpointStatus.ENABLED.value,
+                c.deleted_at.is_(None),
+            )
             .values(status=EndpointStatus.DISABLED.value, disabled_reason=reason.value)
         )
         return result.rowcount == 1
@@ -749,6 +756,25 @@ class DeliveryRepository:
         await self.forget_retries_to_come(delivery_id)
         await self.unpark(delivery_id)
         return True
+
+    async def note_give_up_failed(
+        self, delivery_id: int, *, generation: int | None, reason: str
+    ) -> int | None:
+        """Count one more failed give-up of the pending delivery (of `generation`, when given)
+        and keep `reason`; returns the count, or None if the delivery is no longer pending in
+        that generation (its give-up was not what left it so)."""
+        d = webhook_deliveries.c
+        conditions = [d.id == delivery_id, d.status == DeliveryStatus.PENDING.value]
+        if generation is not None:
+            conditions.append(d.generation == generation)
+        counted = await self._db.execute(
+            update(webhook_deliveries)
+            .where(*conditions)
+            .values(give_up_failures=d.give_up_failures + 1, give_up_error=reason)
+            .returning(d.give_up_failures)
+        )
+        found: int | None = counted.scalar_one_or_none()
+        return found
 
     async def next_attempt_due(self, delivery_id: int) -> datetime | None:
         """When the worker attempts the delivery next; None if it is not pending. The row is

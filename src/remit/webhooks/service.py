@@ -13,6 +13,7 @@ from remit.core.errors import ErrorKind, RemitError, echoed, invalid, not_found
 from remit.core.ids import new_id
 from remit.core.metadata import updated_metadata
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed, value_of
+from remit.webhooks.deleted import stage_ending
 from remit.webhooks.delivery import (
     RecordedAttempt,
     disabled_notice,
@@ -276,9 +277,13 @@ class WebhooksService:
         return updated
 
     async def delete_endpoint(self, account_id: str, endpoint_id: str) -> None:
+        now = self._clock.now()
         async with self._engine.begin() as db:
-            if not await EndpointRepository(db).delete(account_id, endpoint_id, self._clock.now()):
+            if not await EndpointRepository(db).delete(account_id, endpoint_id, now):
                 raise not_found("webhook_endpoint", endpoint_id)
+            # Its pending deliveries end, batch by batch (`remit.webhooks.deleted` says why not
+            # here): nothing will deliver them, and their events must stop counting them.
+            await stage_ending(db, endpoint_id=endpoint_id, account_id=account_id, now=now)
 
     async def list_endpoints(
         self, account_id: str, args: PageArgs

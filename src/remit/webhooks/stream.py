@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from remit.storage.connecting import libpq_arguments
 from remit.storage.outages import OutageLog
 from remit.webhooks.domain import Event
 from remit.webhooks.event_types import filter_matches
@@ -57,7 +58,11 @@ class EventNotifier:
                            level=logging.INFO, is_outage=lambda error: True)  # fmt: skip
         while True:
             try:
-                connection = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                # Bounded (`remit.storage.connecting`): a connection to a database that went
+                # away would otherwise wait for notifications for ever.
+                connection = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, **libpq_arguments(self._url)
+                )
                 async with connection:
                     await connection.execute(f"LISTEN {EVENTS_CHANNEL}")
                     outage.succeeded()

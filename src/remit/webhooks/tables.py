@@ -100,6 +100,12 @@ webhook_deliveries = Table(
     # How many times the delivery was started over (a redelivery of it failed): its jobs say
     # which generation they were made for, and act only for that one.
     Column("generation", Integer, nullable=False, server_default=text("0")),
+    # How many times a job of this generation failed for good and its give-up step (which
+    # fails the delivery) failed too, leaving it pending with no job; and why the latest did.
+    # The repair stages no job for one that has reached GIVE_UP_TRIES (`remit.webhooks.repair`,
+    # core migration 0073).
+    Column("give_up_failures", Integer, nullable=False, server_default=text("0")),
+    Column("give_up_error", Text, nullable=True),
     UniqueConstraint("event_id", "endpoint_id"),
     Index("ix_webhook_deliveries_endpoint_id_status", "endpoint_id", "status"),
     # The repair of deliveries left pending with no job reads the overdue ones by due time

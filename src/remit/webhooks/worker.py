@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.webhooks import repair
+from remit.webhooks.deleted import END_JOB, EndingHandler
 from remit.webhooks.delivery import DeliverySettings, WebhookDeliverer
 from remit.webhooks.domain import EVENT_RETENTION
 from remit.webhooks.outbox import DELIVER_JOB
@@ -89,7 +90,7 @@ def webhook_worker_parts(
         await run_alone(engine, repair.TASK, repair_once)
 
     return WebhookWorkerParts(
-        handlers={DELIVER_JOB: deliverer.handle},
+        handlers={DELIVER_JOB: deliverer.handle, END_JOB: EndingHandler(time)},
         given_up={DELIVER_JOB: deliverer.give_up},
         periodic=[
             Periodic("webhooks-purge-old-events", 3600.0, purge_old_events),

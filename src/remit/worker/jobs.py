@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, text
+from sqlalchemy import ColumnElement, and_, bindparam, func, literal, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -209,6 +209,38 @@ async def retry_or_fail_job(
     return will_retry
 
 
+def error_line(error: BaseException) -> str:
+    """The error's type and the first line of its message: a database error's further lines
+    quote the statement's parameters."""
+    lines = f"{type(error).__name__}: {error}".strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def give_up_failure_line(error: BaseException) -> str:
+    """What a job's `last_error` says first when its kind's give-up step failed: the step's
+    error, on one line, so that the job's own error still follows it."""
+    return f"its give-up step failed ({error_line(error)})"
+
+
+async def record_give_up_failure(db: AsyncConnection, job: Job, error: BaseException) -> None:
+    """Say, first in the failed job's `last_error` (the line `remit jobs failed` shows), that
+    its kind's give-up step failed too: what the job was doing was left unfinished. In the
+    transaction that failed the job, after the step's savepoint rolled back."""
+    said = give_up_failure_line(error)
+    await db.execute(
+        jobs.update()
+        .where(jobs.c.id == job.id)
+        .values(
+            last_error=func.left(
+                literal(recorded_error(said))
+                + literal("; ")
+                + func.coalesce(jobs.c.last_error, ""),
+                LAST_ERROR_LENGTH,
+            )
+        )
+    )
+
+
 def out_of_attempts(job: Job) -> bool:
     """Claimed past its limit: every attempt it had was used, the last ones without an end
     recorded (their worker died with them, which a job can cause again and again)."""
@@ -235,9 +267,20 @@ async def fail_exhausted_job(db: AsyncConnection, job: Job, *, now: datetime) ->
 
 
 async def reschedule_job(db: AsyncConnection, job: Job, *, run_at: datetime) -> None:
-    """Put a job back to run later without counting the attempt (e.g. waiting on a schedule)."""
+    """Put a job back to run later without counting the attempt against its limit (e.g.
+    waiting on a schedule).
+
+    Its limit is raised by one rather than its `attempts` lowered: `attempts` is what tells
+    one claim from another (`_held`), so it only ever grows. Lowered, the next claim would bear
+    this claim's number again, and a worker still holding an older claim of that number (its
+    lease ran out while it stalled, and this claim took the job over) would record its end
+    under the newer one. The attempts left are the same either way; `attempts` counts the
+    put-back run too (a handler that reads it as runs made, as the expiry's `sent_before`
+    does, errs on the safe side)."""
     await _update_held(
-        db, job, {"run_at": run_at, "locked_until": None, "attempts": jobs.c.attempts - 1}
+        db,
+        job,
+        {"run_at": run_at, "locked_until": None, "max_attempts": jobs.c.max_attempts + 1},
     )
 
 

@@ -6,7 +6,9 @@ voids of one authorization, skip the job's backoff and use its attempts up twice
 job claimed past its attempts would be failed (`fail_exhausted_job`) while an earlier run is
 still under way. So the lease is sized from the longest step a handler takes, which moves with
 the configured timeouts (an expiry's void settles at the network in up to 7 network timeouts,
-`remit.payments.step_bounds`), and each run is stopped before its lease runs out.
+`remit.payments.step_bounds`), and each run is stopped before its lease runs out: its budget
+is counted from the claim, so that a wait for a database connection before the handler starts
+(up to REMIT_DATABASE_POOL_TIMEOUT_S) is spent from it, not added to it.
 """
 
 from dataclasses import dataclass
@@ -27,9 +29,9 @@ END_MARGIN_S = 10.0
 
 @dataclass(frozen=True)
 class JobLease:
-    """How long a claim holds a job (`lease_s`, by the database's clock), and how long its
-    handler may run before it is stopped (`run_budget_s`, less by the time the job's end takes
-    to record)."""
+    """How long a claim holds a job (`lease_s`, by the database's clock), and how long after
+    the claim its handler may run before it is stopped (`run_budget_s`, less by the time the
+    job's end takes to record)."""
 
     lease_s: float
     run_budget_s: float

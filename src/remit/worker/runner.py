@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.config import PlatformConfig, statement_timeout_s
 from remit.core.clock import Clock, SystemClock
 from remit.readiness import signal_ready
+from remit.storage.connecting import libpq_arguments
 from remit.storage.outages import OutageLog, log_failure
 from remit.worker.jobs import (
     NOTIFY_CHANNEL,
@@ -29,6 +30,7 @@ from remit.worker.jobs import (
     complete_job,
     fail_exhausted_job,
     out_of_attempts,
+    record_give_up_failure,
     reschedule_job,
     retry_or_fail_job,
 )
@@ -99,9 +101,19 @@ class Worker:
     async def run_once(self) -> int:
         """Claim one batch of due jobs and run them; return how many ran (for tests and tools;
         `run_forever` keeps every slot busy instead of waiting for whole batches)."""
+        deadline = self._run_deadline()
         batch = await self._claim(self.concurrency)
-        await asyncio.gather(*(self._run_job(job) for job in batch))
+        await asyncio.gather(*(self._run_job(job, deadline) for job in batch))
         return len(batch)
+
+    def _run_deadline(self) -> float:
+        """When the handlers of the jobs about to be claimed must stop (by the event loop's
+        clock): a run budget from now, so from before the claim's lease begins (the claim's
+        `now()`, its transaction's start, comes later). Counted from the claim, not from when
+        a handler starts: a job waits for a connection of the pool first (up to
+        REMIT_DATABASE_POOL_TIMEOUT_S), and a budget that started after that wait would let
+        the run go on past its lease, while a second worker claims the job and runs it too."""
+        return asyncio.get_running_loop().time() + self.lease.run_budget_s
 
     async def _claim(self, limit: int) -> list[Job]:
         """Claim at most `limit` due jobs, to start at once: a job claimed but left waiting for
@@ -116,14 +128,16 @@ class Worker:
                 kinds=sorted(self.handlers),
             )
 
-    async def _run_job(self, job: Job) -> None:
+    async def _run_job(self, job: Job, deadline: float) -> None:
+        """Run `job`'s handler until `deadline` at the latest (`_run_deadline`), and record
+        its end under its claim."""
         if out_of_attempts(job):
             await self._fail_exhausted(job)
             return
         handler = self.handlers[job.kind]
         try:
             async with self.engine.begin() as db:
-                after_commit = await self._within_budget(handler, db, job)
+                after_commit = await self._within_budget(handler, db, job, deadline)
                 await complete_job(db, job, now=self.clock.now())
             if after_commit is not None:
                 _after_commit(job, after_commit)
@@ -161,7 +175,7 @@ class Worker:
 
     async def _put_back(self, job: Job, early: NotDueError) -> None:
         """A job claimed before it was due: the clock that scheduled it, or this worker's, is
-        off. It runs again when due, its attempt not counted."""
+        off. It runs again when due, its attempt not counted against its limit."""
         log.warning("job %s (%s) was claimed before it was due (its schedule or this worker's "
                     "clock is off); put back until %s", job.id, job.kind,
                     early.run_at.isoformat())  # fmt: skip
@@ -176,22 +190,28 @@ class Worker:
             _log_loop_error(f"putting back job {job.id}, claimed before it was due", error)
 
     async def _within_budget(
-        self, handler: JobHandler, db: AsyncConnection, job: Job
+        self, handler: JobHandler, db: AsyncConnection, job: Job, deadline: float
     ) -> AfterCommit | None:
-        """Run `handler`, stopped (and its work rolled back) once it has run for the lease's
-        run budget: past its lease another worker would claim the job and run it beside this
-        run. The failure is recorded as any other, and the job retried after its backoff."""
-        budget = asyncio.timeout(self.lease.run_budget_s)
+        """Run `handler`, stopped (and its work rolled back) at `deadline`, the end of the
+        lease's run budget from the claim: past its lease another worker would claim the job
+        and run it beside this run. A handler whose connection came only after the deadline
+        is not started. The failure is recorded as any other, and the job retried after its
+        backoff."""
+        overran = JobOverranError(
+            f"stopped after {self.lease.run_budget_s:g} s from its claim, before its "
+            f"{self.lease.lease_s:g} s lease ran out"
+        )
+        if asyncio.get_running_loop().time() >= deadline:
+            # Not even begun: a handler's first steps may run before a timer can stop it.
+            raise overran
+        budget = asyncio.timeout_at(deadline)
         try:
             async with budget:
                 return await handler(db, job)
         except TimeoutError:
             if not budget.expired():
                 raise  # the handler's own
-            raise JobOverranError(
-                f"stopped after running for {self.lease.run_budget_s:g} s, before its "
-                f"{self.lease.lease_s:g} s lease ran out"
-            ) from None
+            raise overran from None
 
     async def _fail_exhausted(self, job: Job) -> None:
         """A job claimed past its attempt limit is failed without running (its attempts ended
@@ -221,6 +241,8 @@ class Worker:
                 await give_up(db, job)
         except Exception as error:
             _log_loop_error(f"giving up job {job.id} ({job.kind})", error)
+            # Said on the job too: the log line scrolls away, `remit jobs failed` lists it.
+            await record_give_up_failure(db, job, error)
 
     async def drain(self) -> int:
         """Run jobs until none is due; for tests and tools."""
@@ -235,7 +257,12 @@ class Worker:
                            is_outage=lambda error: True)  # fmt: skip
         while not stop.is_set():
             try:
-                connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+                # Bounded (`remit.storage.connecting`): a connection to a database that went
+                # away would otherwise wait for notifications for ever, and the worker poll
+                # only, without saying so.
+                connection = await psycopg.AsyncConnection.connect(
+                    url, autocommit=True, **libpq_arguments(url)
+                )
                 async with connection:
                     await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     outage.succeeded()
@@ -274,6 +301,7 @@ class Worker:
             while not stop.is_set():
                 free = self.concurrency - len(running)
                 claimed: list[Job] = []
+                deadline = self._run_deadline()
                 if free > 0:
                     try:
                         claimed = await self._claim(free)
@@ -288,7 +316,7 @@ class Worker:
                     failures = 0
                     claiming.succeeded()
                 for job in claimed:
-                    task = asyncio.create_task(self._run_job(job))
+                    task = asyncio.create_task(self._run_job(job, deadline))
                     running.add(task)
                     task.add_done_callback(running.discard)
                 if free > 0 and len(claimed) == free:

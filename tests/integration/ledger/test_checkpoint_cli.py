@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from remit.cli import main
+from remit.core.secrets import Secret
+from remit.ledger.checkpoints import key_id
 from remit.storage.engine import dispose, make_engine
 from tests.integration.ledger.test_checkpoints import rewrite_history
 from tests.integration.ledger.test_cli import platform_env, seed
@@ -72,3 +74,31 @@ def test_checkpoints_need_their_key(
     assert main(["ledger", "checkpoint", "--file", str(path)]) == 2
     assert "REMIT_LEDGER_CHECKPOINT_KEY" in capsys.readouterr().err
     assert not path.exists()
+
+
+def test_verify_after_a_key_change_names_the_keys_it_was_not_given(
+    platform_env: WorkerDatabases,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    new_key = "the-checkpoint-key-after-the-change-0123"
+    old_id = key_id(Secret(KEY.encode()))
+    monkeypatch.setenv("REMIT_LEDGER_CHECKPOINT_KEY", KEY)
+    monkeypatch.delenv("REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS", raising=False)
+    path = tmp_path / "checkpoints.jsonl"
+    seed(platform_env.core_url)
+    assert main(["ledger", "checkpoint", "--file", str(path)]) == 0
+    assert f"under key {old_id}" in capsys.readouterr().out
+    monkeypatch.setenv("REMIT_LEDGER_CHECKPOINT_KEY", new_key)
+    assert main(["ledger", "checkpoint", "--file", str(path)]) == 0
+    capsys.readouterr()
+
+    assert main(["ledger", "verify", "--checkpoints", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "CHECKPOINTS FAILED: 1 lines were written under keys not given" in out
+    assert f"keys not given: {old_id} (1 lines)" in out
+
+    monkeypatch.setenv("REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS", KEY)
+    assert main(["ledger", "verify", "--checkpoints", str(path)]) == 0
+    assert f"checked 2 checkpoints of {path}: OK" in capsys.readouterr().out

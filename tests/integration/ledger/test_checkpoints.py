@@ -14,7 +14,7 @@ from remit.core.secrets import Secret
 from remit.ledger import journal
 from remit.ledger.anchoring import CheckpointFile
 from remit.ledger.checkpoint_task import checkpoint_task
-from remit.ledger.checkpoints import CheckpointLine, read_file
+from remit.ledger.checkpoints import CheckpointKeys, CheckpointLine, key_id, read_file
 from remit.ledger.domain import Posting, TransactionRequest, chain_hash
 from remit.ledger.repository import JournalRepository, transaction_from_row
 from remit.ledger.service import LedgerService
@@ -165,3 +165,29 @@ async def test_the_workers_checkpoints_cover_only_the_chains_that_moved(
     ]
     assert sorted(written[:2]) == sorted([(first, 1), (second, 1)])
     assert written[2:] == [(second, 2)]
+
+
+async def test_after_a_key_change_the_file_checks_whole_given_the_earlier_key(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    service = LedgerService(core_engine, clock)
+    path = tmp_path / "checkpoints"
+    new_key = Secret(b"the-key-after-the-change-0123456789")
+    await post(core_engine, clock, account_id, "t1")
+    await service.checkpoint(path, KEY)
+    await post(core_engine, clock, account_id, "t2")
+    await service.checkpoint(path, new_key)
+
+    both = await service.verify(checkpoints=CheckpointFile(path, CheckpointKeys(new_key, (KEY,))))
+    assert both.ok
+    assert both.checkpoints is not None
+    assert both.checkpoints.checked == 2
+
+    # Without the earlier key its line is not checked, and says so: not a failed HMAC.
+    alone = await service.verify(checkpoints=CheckpointFile(path, new_key))
+    assert not alone.ok
+    found = alone.checkpoints
+    assert found is not None
+    assert (found.checked, found.unreadable, found.unknown_key) == (1, 0, 1)
+    assert found.unknown_keys == {key_id(KEY): 1}
+    assert found.unknown_key_lines[0].number == 1

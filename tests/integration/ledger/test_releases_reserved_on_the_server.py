@@ -41,6 +41,8 @@ class Resolution:
     legs: tuple[Posting, ...]
     released: tuple[Posting, ...] = RESERVED
     pending_transaction_id: str | None = "reserved"
+    # A reversal names the transaction it reverses (core 0072 checks it negates that one).
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 async def _reserve(engine: AsyncEngine, clock: FixedClock, account_id: str) -> None:
@@ -74,7 +76,7 @@ async def _write(
             sequence=last_sequence + 1,
             kind=resolution.kind,
             postings=resolution.legs,
-            metadata={},
+            metadata=dict(resolution.metadata),
             description=None,
             created_at=now,
             hash="",
@@ -180,6 +182,7 @@ ALLOWED = {
         (Posting("world", 500, "usd"), Posting("wallet", -500, "usd")),
         released=(),
         pending_transaction_id=None,
+        metadata=(("reverses", "posted"),),
     ),
 }
 

@@ -3,6 +3,7 @@ token-bound format (1), and the partial index of those left to re-seal serves th
 pages; its downgrade drops both. The cards are left as they are either way."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -10,6 +11,7 @@ from alembic import command
 from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
+import remit.storage.online_index as online_index
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import alembic_config, upgrade
 from remit.vault.repository import token_bound_tokens_query
@@ -92,3 +94,32 @@ def test_stored_cards_are_token_bound_and_indexed_for_the_reseal_until_the_downg
     assert _cards(scratch_vault) == before
     upgrade("vault", scratch_vault)
     assert _seal_formats(scratch_vault) == {"vtok_a": 1, "vtok_b": 1, "vtok_c": 1}
+
+
+class StoppedDuringTheIndexBuildError(Exception):
+    pass
+
+
+def test_an_upgrade_stopped_while_the_index_is_built_runs_again_to_its_end(
+    scratch_vault: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The column is committed before the index is built without blocking card saves; an
+    upgrade stopped in between (a deploy's timeout, a second Ctrl-C, a crash) has not recorded
+    0006, so the next start runs it again from the start, and must get through."""
+    upgrade("vault", scratch_vault, _BEFORE)
+
+    def stopped(*args: Any, **kwargs: Any) -> None:
+        raise StoppedDuringTheIndexBuildError
+
+    with monkeypatch.context() as patched:
+        patched.setattr(online_index, "create_index_online", stopped)
+        with pytest.raises(StoppedDuringTheIndexBuildError):
+            upgrade("vault", scratch_vault, _AFTER)
+    upgrade("vault", scratch_vault, _AFTER)
+    with psycopg.connect(scratch_vault) as connection:
+        version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        index = connection.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (_INDEX,)
+        ).fetchone()
+    assert version == (_AFTER,)
+    assert index == (True,)

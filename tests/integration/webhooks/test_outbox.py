@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select, text
 
 from remit.accounts.service import AccountsService
+from remit.webhooks.deleted import END_JOB
 from remit.webhooks.outbox import DELIVER_JOB, EVENTS_CHANNEL, record_event
 from remit.webhooks.service import EndpointChanges
 from remit.webhooks.tables import events, webhook_deliveries
@@ -106,7 +107,9 @@ async def test_listeners_are_woken_once_the_event_commits_and_never_if_it_rolls_
         (EVENTS_CHANNEL, bench.account_id), (NOTIFY_CHANNEL, DELIVER_JOB)
     ]  # fmt: skip
 
-    # An event no endpoint wants stages no job: only `remit listen` streams hear of it.
+    # Its delivery still pending, the delete stages the job that ends it.
     await bench.service.delete_endpoint(bench.account_id, endpoint.id)
+    assert await received(listener) == [(NOTIFY_CHANNEL, END_JOB)]
+    # An event no endpoint wants stages no job: only `remit listen` streams hear of it.
     await bench.record()
     assert await received(listener) == [(EVENTS_CHANNEL, bench.account_id)]

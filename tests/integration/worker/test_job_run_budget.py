@@ -11,10 +11,12 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import FixedClock
+from remit.storage.engine import dispose, make_engine
 from remit.worker.jobs import Job, stage_job
 from remit.worker.leases import JobLease
 from remit.worker.runner import JobHandler, Worker, backoff_for
 from remit.worker.tables import jobs
+from tests.support.postgres import WorkerDatabases
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)
@@ -117,3 +119,62 @@ async def test_a_handler_s_own_timeout_is_its_own_failure(core_engine: AsyncEngi
     assert await _worker(core_engine, times_out, FixedClock(T0)).run_once() == 1
     last_error = (await _row(core_engine))[2]
     assert last_error == "TimeoutError: the endpoint did not answer"
+
+
+async def test_a_run_s_budget_counts_from_its_claim_not_from_its_connection(
+    databases: WorkerDatabases,
+) -> None:
+    """A job's handler waits for a connection of the pool first (up to
+    REMIT_DATABASE_POOL_TIMEOUT_S, 300 s at most). Its budget used to start only then, so a
+    wait longer than the lease's end margin let the run go on past its lease, while a second
+    worker claimed the job and ran it too. Here the wait alone outlasts the budget: the handler
+    is not started, and the job is retried after its backoff."""
+    engine = make_engine(databases.core_url, pool_size=1, pool_timeout_s=5)  # 2 connections
+    wait_s = LEASE.run_budget_s + 0.2
+    started: list[float] = []
+
+    async def never_answers(_db: AsyncConnection, job: Job) -> None:
+        started.append(asyncio.get_running_loop().time())
+        await asyncio.Event().wait()
+
+    class BusyPool(Worker):
+        """Its pool's connections are all in use for `wait_s` once it has claimed."""
+
+        async def _claim(self, limit: int) -> list[Job]:
+            claimed = await super()._claim(limit)
+            held = [await self.engine.connect() for _ in range(2)]
+
+            async def give_back() -> None:
+                await asyncio.sleep(wait_s)
+                for connection in held:
+                    await connection.close()
+
+            self.giving_back = asyncio.create_task(give_back())
+            return claimed
+
+    clock = FixedClock(T0)
+    try:
+        async with engine.begin() as db:
+            await stage_job(db, "slow", {}, now=T0, max_attempts=3)
+        worker = BusyPool(engine=engine, handlers={"slow": never_answers}, clock=clock,
+                          lease=LEASE)  # fmt: skip
+        claimed_at = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(worker.run_once(), timeout=5) == 1
+        await worker.giving_back
+        assert started == [], (
+            f"the handler started {started[0] - claimed_at:.2f} s after its claim, past its "
+            f"{LEASE.run_budget_s} s budget"
+        )
+        status, attempts, last_error, run_at, locked_until = await _row(engine)
+        assert (status, attempts, locked_until) == ("pending", 1, None)
+        assert last_error is not None
+        assert last_error.startswith("JobOverranError: stopped after")
+        assert run_at == T0 + backoff_for(1)
+    finally:
+        await _truncate(engine)
+        await dispose(engine)
+
+
+async def _truncate(engine: AsyncEngine) -> None:
+    async with engine.begin() as db:
+        await db.execute(text("TRUNCATE jobs"))

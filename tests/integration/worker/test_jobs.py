@@ -110,7 +110,8 @@ async def test_a_job_failed_for_good_is_given_up_once_even_if_giving_up_fails(
 ) -> None:
     """The kind's give-up step runs once the job has failed for good, in the failing
     transaction under a savepoint: should its own statement fail too (aborting what it ran
-    in), the job stays failed and is not claimed ever again."""
+    in), the job stays failed and is not claimed ever again, its error saying first that its
+    give-up failed (what `remit jobs failed` shows), then its own."""
     clock = FixedClock(T0)
     given_up: list[int] = []
 
@@ -134,8 +135,12 @@ async def test_a_job_failed_for_good_is_given_up_once_even_if_giving_up_fails(
         clock.advance(3600)  # past every backoff and every lease
     assert given_up == [2]
     async with core_engine.connect() as db:
-        row = (await db.execute(select(jobs.c.status, jobs.c.attempts))).one()
+        row = (await db.execute(select(jobs.c.status, jobs.c.attempts, jobs.c.last_error))).one()
     assert (row.status, row.attempts) == ("failed", 2)
+    assert row.last_error == (
+        "its give-up step failed (DataError: (psycopg.errors.DivisionByZero) division by zero);"
+        " RuntimeError: cannot render"
+    )
 
 
 async def test_a_worker_claims_no_more_jobs_than_it_runs_at_once(core_engine: AsyncEngine) -> None:

@@ -1,15 +1,25 @@
 """A job whose handler finds it claimed before it was due (`NotDueError`): the clock that
-scheduled it, or the worker's, is off, and it runs again when due, its attempt not counted."""
+scheduled it, or the worker's, is off, and it runs again when due, its attempt not counted
+against its limit."""
 
 import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import FixedClock
-from remit.worker.jobs import Job, NotDueError, stage_job
+from remit.worker.jobs import (
+    DEFAULT_MAX_ATTEMPTS,
+    ClaimLostError,
+    Job,
+    NotDueError,
+    claim_jobs,
+    complete_job,
+    reschedule_job,
+    stage_job,
+)
 from remit.worker.runner import Worker
 from remit.worker.tables import jobs
 
@@ -39,7 +49,9 @@ async def test_a_job_claimed_before_it_was_due_is_put_back_until_then(
     async with core_engine.connect() as db:
         row = (await db.execute(select(jobs).where(jobs.c.kind == "early"))).one()
         side_effects = (await db.execute(select(jobs).where(jobs.c.kind == "side-effect"))).all()
-    assert (row.status, row.run_at, row.attempts, row.locked_until) == ("pending", due, 0, None)
+    # The attempt is not counted against the limit: the limit grows with it.
+    assert (row.status, row.run_at, row.locked_until) == ("pending", due, None)
+    assert (row.attempts, row.max_attempts) == (1, DEFAULT_MAX_ATTEMPTS + 1)
     assert side_effects == []
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "claimed before it was due" in warning.getMessage()
@@ -51,4 +63,26 @@ async def test_a_job_claimed_before_it_was_due_is_put_back_until_then(
         assert (
             await db.execute(select(jobs.c.status).where(jobs.c.kind == "early"))
         ).scalar_one() == "done"
-    assert ran == [1, 1]
+    assert ran == [1, 2]
+
+
+async def test_a_put_back_gives_an_older_claim_no_second_life(core_engine: AsyncEngine) -> None:
+    """A claim is the job's attempt count: a put-back that took it back gave the next claim the
+    number of an older one, whose stalled worker could then record its end under it."""
+    async with core_engine.begin() as db:
+        await stage_job(db, "early", {}, now=T0)
+    async with core_engine.begin() as db:
+        [stalled] = await claim_jobs(db, now=T0, limit=1)
+    async with core_engine.begin() as db:  # its lease runs out while its worker stalls
+        await db.execute(update(jobs).values(locked_until=T0))
+    async with core_engine.begin() as db:
+        [newer] = await claim_jobs(db, now=T0, limit=1)
+    assert newer.attempts == stalled.attempts + 1
+    async with core_engine.begin() as db:
+        await reschedule_job(db, newer, run_at=T0 + timedelta(days=2))
+    with pytest.raises(ClaimLostError):
+        async with core_engine.begin() as db:
+            await complete_job(db, stalled, now=T0)
+    async with core_engine.connect() as db:
+        status = (await db.execute(select(jobs.c.status))).scalar_one()
+    assert status == "pending"

@@ -131,7 +131,7 @@ _CALL_SITES = {
     CORE: (
         "payments/network.py",  # the payment path (`remit.payments.wiring`)
         "payment_methods/vault_client.py",
-        "ledger/service.py",  # operation lookups, for reconciliation (`remit.bootstrap`)
+        "ledger/service.py",  # operation lookups, for reconciliation (`remit.core_process`)
         "ledger/settlement_report.py",  # settlement reports, for reconciliation
     ),
     WORKER: ("payments/network.py", "payment_methods/vault_client.py"),
@@ -140,7 +140,7 @@ _CALL_SITES = {
 # Calls a call-site module holds for one role only: the vault sweep runs in the worker alone.
 _ONLY_BY = {(VAULT_SERVICE, "ListCardsCreatedBefore"): WORKER}
 # Modules that build stubs for the call sites above, and make no call themselves.
-_STUB_BUILDERS = {"bootstrap.py", "payments/wiring.py"}
+_STUB_BUILDERS = {"core_process.py", "payments/wiring.py"}
 # The command line's, which calls as the admin, with the platform token itself.
 _ADMIN_TOOLS = {
     "cli.py",

@@ -13,6 +13,7 @@ from remit.config import (
     environment_for,
     ledger_checkpoint_interval_s,
     ledger_checkpoint_key,
+    ledger_checkpoint_previous_keys,
 )
 from remit.core.clock import FixedClock
 from remit.worker.registry import ledger_checkpoint_tasks
@@ -55,6 +56,34 @@ def test_a_missing_key_file_is_refused(tmp_path: Path) -> None:
         ledger_checkpoint_key({"REMIT_LEDGER_CHECKPOINT_KEY_FILE": str(tmp_path / "none")})
 
 
+def test_earlier_keys_come_from_the_variable_and_a_private_file_of_one_key_a_line(
+    tmp_path: Path,
+) -> None:
+    assert ledger_checkpoint_previous_keys({}) == ()
+    key_file = tmp_path / "previous"
+    key_file.write_text("b" * 32 + "\n\n" + "c" * 20 + " with a space and more\n")
+    key_file.chmod(0o600)
+    keys = ledger_checkpoint_previous_keys(
+        {
+            "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS": " " + "a" * 32 + "\n" + "d" * 40,
+            "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE": str(key_file),
+        }
+    )
+    assert [key.reveal() for key in keys] == [
+        b"a" * 32,
+        b"d" * 40,
+        b"b" * 32,
+        b"c" * 20 + b" with a space and more",
+    ]
+    key_file.chmod(0o640)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        ledger_checkpoint_previous_keys(
+            {"REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE": str(key_file)}
+        )
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        ledger_checkpoint_previous_keys({"REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS": "short"})
+
+
 def test_the_interval_is_bounded() -> None:
     assert ledger_checkpoint_interval_s({}) == 3600.0
     with pytest.raises(ConfigError, match="between 10 and 86400"):
@@ -74,6 +103,19 @@ def test_only_the_worker_gets_the_checkpoint_key(role: str) -> None:
     assert "REMIT_LEDGER_CHECKPOINT_KEY" not in env
     assert "REMIT_LEDGER_CHECKPOINT_KEY_FILE" not in env
     assert environment_for("worker", PARENT_ENV) == PARENT_ENV
+
+
+@pytest.mark.parametrize("role", ["api", "core", "vault", "acquirer", "worker"])
+def test_no_process_serve_starts_gets_the_earlier_keys(role: str) -> None:
+    """Only `remit ledger verify` checks lines of earlier keys; the worker writes with the
+    current one."""
+    parent = PARENT_ENV | {
+        "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS": "e" * 32,
+        "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE": "/etc/remit/previous-checkpoint-keys",
+    }
+    env = environment_for(role, parent)
+    assert "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS" not in env
+    assert "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE" not in env
 
 
 def test_the_worker_checkpoints_when_a_file_is_set_and_refuses_to_without_the_key(

@@ -25,6 +25,7 @@ from remit.vault.crypto import (
     rewrap,
     seal_card,
     sealed_cvc_hour,
+    verify_binding,
 )
 from tests.support.vault import cvc_sealed_before_cvc_keys, sealed_token_bound
 
@@ -91,6 +92,34 @@ def test_a_card_given_to_another_account_does_not_decrypt() -> None:
         open_card(ring, "vtok_a", "acct_2", replace(sealed, seal_format=SealFormat.TOKEN_BOUND))
     with pytest.raises(VaultCryptoError):
         rewrap(ring, "vtok_a", "acct_2", sealed)
+
+
+def test_a_binding_check_tells_a_card_given_to_another_account_without_opening_it() -> None:
+    ring = _ring_with_cvc_key()
+    sealed = _sealed_with_cvc(ring)
+    verify_binding(ring, "vtok_a", "acct_1", sealed)
+    for token, account in (("vtok_a", "acct_2"), ("vtok_b", "acct_1")):
+        with pytest.raises(VaultCryptoError) as caught:
+            verify_binding(ring, token, account, sealed)
+        assert caught.value.kind is ErrorKind.DATA_LOSS
+    # The number is not read: a damaged one passes, as only its data key is checked.
+    damaged = replace(sealed, number_ciphertext=b"\x00" * len(sealed.number_ciphertext))
+    verify_binding(ring, "vtok_a", "acct_1", damaged)
+
+
+def test_a_seal_format_the_vault_does_not_know_opens_nothing() -> None:
+    assert SealFormat.stored(2) is SealFormat.ACCOUNT_BOUND
+    assert SealFormat.stored(3) is SealFormat.UNRECOGNIZED
+    ring = _ring_with_cvc_key()
+    sealed = replace(_sealed_with_cvc(ring), seal_format=SealFormat.stored(3))
+    for attempt in (
+        lambda: open_card(ring, "vtok_a", "acct_1", sealed),
+        lambda: verify_binding(ring, "vtok_a", "acct_1", sealed),
+        lambda: rewrap(ring, "vtok_a", "acct_1", sealed),
+    ):
+        with pytest.raises(VaultCryptoError) as caught:
+            attempt()
+        assert caught.value.code == "vault_ciphertext_invalid"
 
 
 def test_the_account_and_token_are_told_apart_whatever_characters_they_hold() -> None:

@@ -33,9 +33,12 @@ _INDEX = "ix_cards_live_token_bound"
 
 
 def upgrade() -> None:
+    # if_not_exists: when the index build below is stopped, the column is already committed
+    # (autocommit_block) but 0006 is not recorded, and the next run starts here again.
     op.add_column(
         _TABLE,
         sa.Column("seal_format", sa.SmallInteger, nullable=False, server_default="1"),
+        if_not_exists=True,
     )
     with op.get_context().autocommit_block():
         create_index_online(

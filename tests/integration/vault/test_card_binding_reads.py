@@ -1,0 +1,161 @@
+"""The reads that answer a card's details without decrypting it (GetCardDetails, a test id's
+resolution) check that its seals name its row's account, as a forward does: a row given to
+another account by a write to the vault database is refused as tampered and audited. A row
+whose seal format was written by hand, as a value the vault does not know, is refused the same
+way rather than failing as an internal error."""
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.grpcutil.errors import detail_from_rpc_error
+from remit_api.vault.v1 import vault_pb2
+from tests.integration.vault.conftest import VaultHarness
+
+pytestmark = pytest.mark.anyio
+
+VISA = "4242424242424242"
+
+
+async def _tokenize(harness: VaultHarness, cvc: str | None = "314") -> str:
+    request = vault_pb2.TokenizeCardRequest(
+        account_id="acct_1", number=VISA, exp_month=12, exp_year=2030, requester="test"
+    )
+    if cvc is not None:
+        request.cvc = cvc
+    return (await harness.vault.stub.TokenizeCard(request)).vault_token
+
+
+def _details(token: str, account: str) -> vault_pb2.GetCardDetailsRequest:
+    return vault_pb2.GetCardDetailsRequest(account_id=account, vault_token=token, requester="t")
+
+
+def _forward(token: str, reference: str) -> vault_pb2.ForwardAuthorizationRequest:
+    return vault_pb2.ForwardAuthorizationRequest(
+        account_id="acct_1", vault_token=token, destination="acquirer", amount=100,
+        currency="usd", reference=reference, purpose="test", requester="core",
+    )  # fmt: skip
+
+
+def _assert_refused_as_tampered(error: grpc.aio.AioRpcError) -> None:
+    assert error.code() == grpc.StatusCode.DATA_LOSS
+    detail = detail_from_rpc_error(error)
+    assert detail is not None
+    assert detail.code == "vault_ciphertext_invalid"
+    assert VISA not in str(error)
+    assert "4242" not in str(error.details())
+
+
+async def _audited(
+    harness: VaultHarness, action: "vault_pb2.AuditAction.ValueType"
+) -> list[tuple[str, str, bool]]:
+    listed = await harness.vault.stub.ListAuditEvents(
+        vault_pb2.ListAuditEventsRequest(action=action, limit=100)
+    )
+    return sorted((e.vault_token, e.account_id, e.succeeded) for e in listed.data)
+
+
+async def _move(engine: AsyncEngine, token: str, account: str) -> None:
+    async with engine.begin() as db:
+        await db.execute(
+            text("UPDATE cards SET account_id = :a WHERE token = :t"), {"a": account, "t": token}
+        )
+
+
+async def test_the_details_of_a_card_given_to_another_account_are_refused_and_audited(
+    harness: VaultHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = await _tokenize(harness)
+    assert (await harness.vault.stub.GetCardDetails(_details(token, "acct_1"))).card.last4
+    await _move(harness.engine, token, "acct_2")
+
+    with caplog.at_level(logging.DEBUG):
+        for seal_format in ("2", "1"):
+            # Claiming the token-bound format on top does not help: its data key is wrapped
+            # the account-bound way, naming acct_1.
+            async with harness.engine.begin() as db:
+                await db.execute(
+                    text(f"UPDATE cards SET seal_format = {seal_format} WHERE token = :t"),  # noqa: S608
+                    {"t": token},
+                )
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await harness.vault.stub.GetCardDetails(_details(token, "acct_2"))
+            _assert_refused_as_tampered(caught.value)
+
+    assert await _audited(harness, vault_pb2.AUDIT_ACTION_GET_DETAILS) == [
+        (token, "acct_1", True),
+        (token, "acct_2", False),
+        (token, "acct_2", False),
+    ]
+    assert VISA not in caplog.text
+    assert re.search(r"(?<![0-9A-Za-z])314(?![0-9A-Za-z])", caplog.text) is None
+
+
+async def test_a_test_ids_card_given_to_another_account_is_refused_and_audited(
+    harness: VaultHarness,
+) -> None:
+    resolved = await harness.vault.stub.ResolveTestCard(
+        vault_pb2.ResolveTestCardRequest(account_id="acct_1", test_id="tok_visa", requester="t")
+    )
+    # The test id's record and its card, both given to acct_2.
+    await _move(harness.engine, resolved.vault_token, "acct_2")
+    async with harness.engine.begin() as db:
+        await db.execute(text("UPDATE test_card_tokens SET account_id = 'acct_2'"))
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await harness.vault.stub.ResolveTestCard(
+            vault_pb2.ResolveTestCardRequest(account_id="acct_2", test_id="tok_visa", requester="t")
+        )
+    _assert_refused_as_tampered(caught.value)
+    assert await _audited(harness, vault_pb2.AUDIT_ACTION_RESOLVE_TEST_CARD) == [
+        (resolved.vault_token, "acct_2", False)
+    ]
+
+
+@asynccontextmanager
+async def _without_the_seal_format_check(engine: AsyncEngine) -> AsyncIterator[None]:
+    """The vault database without vault migration 0007's constraint, as a hand-written value
+    may have been put there before it; the constraint is back afterwards."""
+    async with engine.begin() as db:
+        await db.execute(text("ALTER TABLE cards DROP CONSTRAINT ck_cards_seal_format"))
+    try:
+        yield
+    finally:
+        async with engine.begin() as db:
+            await db.execute(text("UPDATE cards SET seal_format = 2 WHERE seal_format <> 1"))
+            await db.execute(
+                text(
+                    "ALTER TABLE cards ADD CONSTRAINT ck_cards_seal_format "
+                    "CHECK (seal_format IN (1, 2))"
+                )
+            )
+
+
+async def test_a_seal_format_written_by_hand_is_refused_as_tampered_and_audited(
+    harness: VaultHarness,
+) -> None:
+    token = await _tokenize(harness)
+    async with _without_the_seal_format_check(harness.engine):
+        async with harness.engine.begin() as db:
+            await db.execute(
+                text("UPDATE cards SET seal_format = 3 WHERE token = :t"), {"t": token}
+            )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await harness.vault.stub.ForwardAuthorization(_forward(token, "op_by_hand"))
+        _assert_refused_as_tampered(caught.value)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await harness.vault.stub.GetCardDetails(_details(token, "acct_1"))
+        _assert_refused_as_tampered(caught.value)
+        # A re-wrap passes it over rather than failing its whole page.
+        await harness.vault.service.rotate_key(requester="t")
+        assert await harness.vault.service.rewrap_all(requester="t") == 0
+
+    assert harness.acquirer.requests == []
+    assert await _audited(harness, vault_pb2.AUDIT_ACTION_FORWARD) == [(token, "acct_1", False)]
+    assert await _audited(harness, vault_pb2.AUDIT_ACTION_GET_DETAILS) == [(token, "acct_1", False)]
