@@ -29,7 +29,8 @@ the time carried forward from the last one. No request waits on a read: it runs 
 and the statements of a payment stay as many as they were.
 
 The commands that record or check times in the core's database themselves (`remit accounts
-create`, `remit reconcile`) read it once (`command_clock`): they run for seconds.
+create`, `remit reconcile`, `remit balance-release-failures retry`) read it once
+(`command_clock`): they run for seconds.
 
 Each read also compares the host's clock with the database's. The process does not depend on
 it, but other processes on the host may (the logs' times, the vault's and the acquirer's own
