@@ -5,7 +5,7 @@ Anything without an external URL (`DATABASE_URL`, `VAULT_DATABASE_URL`,
 the acquirer's databases on one, the vault's on its own.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -43,15 +43,18 @@ class ResolvedDatabases:
 
 
 def resolve_databases(
-    config: PlatformConfig, needed: tuple[DatabaseName, ...] = ALL_DATABASES
+    config: PlatformConfig,
+    needed: tuple[DatabaseName, ...] = ALL_DATABASES,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> ResolvedDatabases:
     """The databases `config` names, an embedded server started for those of `needed` it does
     not (a command that reads one database starts no server for the others, whose URLs stay
     unset): an `EmbeddedDatabaseError` when one does not start (the ones started before it
-    stopped)."""
+    stopped). Once `stopping()` says so, no further server is started, and the config returned
+    is left incomplete: the caller, asked to stop, uses none of it."""
     resolved = ResolvedDatabases(config)
     try:
-        resolved.config = _with_embedded_databases(config, resolved.clusters, needed)
+        resolved.config = _with_embedded_databases(config, resolved.clusters, needed, stopping)
     except BaseException:
         resolved.stop_embedded()
         raise
@@ -59,7 +62,10 @@ def resolve_databases(
 
 
 def _with_embedded_databases(
-    config: PlatformConfig, clusters: list[EmbeddedCluster], needed: tuple[DatabaseName, ...]
+    config: PlatformConfig,
+    clusters: list[EmbeddedCluster],
+    needed: tuple[DatabaseName, ...],
+    stopping: Callable[[], bool],
 ) -> PlatformConfig:
     """`config` with a URL on an embedded server for each database of `needed` it has none
     for; each server started is added to `clusters` as soon as it runs."""
@@ -76,6 +82,8 @@ def _with_embedded_databases(
             core_cluster.ensure_database(ACQUIRER_DATABASE)
             acquirer_url = core_cluster.url(ACQUIRER_DATABASE)
     vault_url = config.vault_database_url
+    if stopping():
+        return config
     if vault_url is None and "vault" in needed:
         vault_cluster = start_cluster(config.data_dir / VAULT_CLUSTER)
         clusters.append(vault_cluster)

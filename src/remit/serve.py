@@ -22,7 +22,7 @@ from remit.accounts.service import AccountsService
 from remit.command_exits import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
 from remit.config import ConfigError, PlatformConfig
 from remit.core.errors import RemitError
-from remit.databases import migrate_all, resolve_databases
+from remit.databases import ResolvedDatabases, migrate_all, resolve_databases
 from remit.grpcutil.internal_auth import token_in
 from remit.hosts import free_port, listen_problem
 from remit.payments.crashpoints import check_crash_settings
@@ -127,15 +127,26 @@ def serve(config: PlatformConfig) -> int:
     config = with_core_instance_ports(config)
     config = _with_data_dir(config)
     refuse_ports_in_use(config)
-    try:
-        resolved = resolve_databases(config)
-    except EmbeddedDatabaseError as error:
-        log.error("could not start: %s", error)
-        return EXIT_TEMPORARY_FAILURE if error.temporary else EXIT_PROCESS_FAILED
-    supervisor = Supervisor(resolved.config)
+    # The stop handlers go in before any embedded PostgreSQL starts: a SIGTERM handled by
+    # Python's default would end this process at once and leave a cluster it had started
+    # running, with nobody to stop it (a SIGINT would leave one it was starting).
+    supervisor = Supervisor(config)
     install_stop_handlers(supervisor)
+    resolved = ResolvedDatabases(config)
     try:
         with supervisor.preparing():
+            try:
+                resolved = resolve_databases(config, stopping=lambda: supervisor.stopping)
+            except EmbeddedDatabaseError as error:
+                if supervisor.stopping:
+                    # A Ctrl-C reaches initdb and pg_ctl too, which then fail: that is the
+                    # stop asked for, not a failure to start.
+                    return 0
+                log.error("could not start: %s", error)
+                return EXIT_TEMPORARY_FAILURE if error.temporary else EXIT_PROCESS_FAILED
+            supervisor.use_config(resolved.config)
+            if supervisor.stopping:
+                return 0  # asked to stop while the databases started: nothing else begun
             migrate_all(resolved.config)
             account = _ensure_default_account(resolved.config)
         supervisor.start()

@@ -232,6 +232,11 @@ class Supervisor:
         self._budget = budget or RestartBudget()
         self._database_wait_s = database_wait_s
 
+    def use_config(self, config: PlatformConfig) -> None:
+        """Start the processes with `config`: the one with the embedded databases' URLs, which
+        are known only once those have started, after the stop handlers went in."""
+        self._config = config
+
     def health_checks(self) -> dict[str, Callable[[], bool]]:
         c = self._config
         return {
@@ -308,7 +313,10 @@ class Supervisor:
         if not self._stopping:
             self._stopping = True
             if self._preparing:
-                log.warning("stopping once the migrations are done; send again to interrupt them")
+                log.warning(
+                    "stopping once the databases are started and migrated; send again to "
+                    "interrupt them"
+                )
             else:
                 log.warning("stopping; send again to stop at once")
             return

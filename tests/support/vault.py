@@ -190,3 +190,22 @@ async def store_token_bound(db: AsyncConnection, token: str, sealed: SealedCard)
             "token": token,
         },
     )
+
+
+@asynccontextmanager
+async def without_the_seal_format_check(engine: AsyncEngine) -> AsyncIterator[None]:
+    """The vault database without vault migration 0007's constraint, as a hand-written value
+    may have been put there before it; the constraint is back afterwards."""
+    async with engine.begin() as db:
+        await db.execute(text("ALTER TABLE cards DROP CONSTRAINT ck_cards_seal_format"))
+    try:
+        yield
+    finally:
+        async with engine.begin() as db:
+            await db.execute(text("UPDATE cards SET seal_format = 2 WHERE seal_format <> 1"))
+            await db.execute(
+                text(
+                    "ALTER TABLE cards ADD CONSTRAINT ck_cards_seal_format "
+                    "CHECK (seal_format IN (1, 2))"
+                )
+            )

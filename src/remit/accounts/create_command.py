@@ -32,7 +32,7 @@ def create_account_command(
 ) -> int:
     from remit.databases import require_at_head, resolve_databases
     from remit.storage.engine import dispose, make_engine
-    from remit.storage.reachability import core_database
+    from remit.storage.reachability import DatabasesUnavailableError, core_database, failure_of
 
     resolved = resolve_databases(config, needed=("core",))
     try:
@@ -44,7 +44,14 @@ def create_account_command(
             try:
                 # The key's claim is compared with the time of a run again, perhaps on another
                 # host, and the worker deletes it by the database's clock: stamped by that too.
-                clock = await command_clock(engine)
+                try:
+                    clock = await command_clock(engine)
+                except Exception as error:
+                    if not database_unavailable(error):
+                        raise
+                    # Only the clock was asked for: nothing was made, and the command says so
+                    # as it does of a database out of reach from the start.
+                    raise DatabasesUnavailableError([failure_of(database, error)]) from error
                 return await AccountsService(engine, clock).create_account_once(
                     idempotency_key, default_currency=currency, raw_card_access=raw_card_access
                 )
@@ -53,6 +60,8 @@ def create_account_command(
 
         try:
             made = asyncio.run(create())
+        except DatabasesUnavailableError:
+            raise
         except Exception as error:
             if not database_unavailable(error):
                 raise

@@ -3,6 +3,11 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Final
+
+# The most key digests one ListKeyDigests answers: 3.4 MB of digests, within gRPC's default
+# 4 MiB message.
+MAX_LISTED_KEY_DIGESTS: Final = 100_000
 
 
 class KeyKind(Enum):

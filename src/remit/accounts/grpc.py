@@ -214,6 +214,12 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             response.api_version = principal.api_version
         return response
 
+    async def ListKeyDigests(
+        self, request: accounts_pb2.ListKeyDigestsRequest, context: Context
+    ) -> accounts_pb2.ListKeyDigestsResponse:
+        digests, has_more = await self._service.working_key_digests(request.limit)
+        return accounts_pb2.ListKeyDigestsResponse(digests=digests, has_more=has_more)
+
     async def PinApiVersion(
         self, request: accounts_pb2.PinApiVersionRequest, context: Context
     ) -> accounts_pb2.PinApiVersionResponse:

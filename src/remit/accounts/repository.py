@@ -31,6 +31,7 @@ class AccountRepository(Protocol):
     async def principal_for_digest(
         self, digest: bytes, now: datetime
     ) -> Principal | Revoked | None: ...
+    async def working_key_digests(self, now: datetime, limit: int) -> list[bytes]: ...
 
 
 def _account_from_row(row: Row[tuple[object, ...]]) -> Account:
@@ -133,6 +134,16 @@ class SqlAccountRepository:
             .values(revoked_at=at)
         )
         return result.rowcount == 1
+
+    async def working_key_digests(self, now: datetime, limit: int) -> list[bytes]:
+        """The digests of up to `limit` keys that work at `now`, the latest made first."""
+        rows = await self._db.execute(
+            select(api_keys.c.key_digest)
+            .where(or_(api_keys.c.revoked_at.is_(None), api_keys.c.revoked_at > now))
+            .order_by(api_keys.c.created_at.desc(), api_keys.c.id.desc())
+            .limit(limit)
+        )
+        return [bytes(digest) for digest in rows.scalars()]
 
     async def principal_for_digest(
         self, digest: bytes, now: datetime

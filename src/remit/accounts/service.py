@@ -10,6 +10,7 @@ from remit.accounts import admin_requests
 from remit.accounts.domain import (
     API_KEY_EXPIRED,
     MAX_KEY_EXPIRY,
+    MAX_LISTED_KEY_DIGESTS,
     Account,
     AccountMadeBefore,
     ApiKey,
@@ -280,6 +281,17 @@ class AccountsService:
         if principal is None:
             raise _unauthenticated("Invalid API Key provided")
         return principal
+
+    async def working_key_digests(self, limit: int) -> tuple[list[bytes], bool]:
+        """The digests of up to `limit` keys that work now, the latest made first, and whether
+        more work than were listed."""
+        if not 1 <= limit <= MAX_LISTED_KEY_DIGESTS:
+            raise invalid(f"limit must be between 1 and {MAX_LISTED_KEY_DIGESTS}.", "limit")
+        async with self._engine.connect() as db:
+            digests = await SqlAccountRepository(db).working_key_digests(
+                self._clock.now(), limit + 1
+            )
+        return digests[:limit], len(digests) > limit
 
     async def pin_api_version(self, account_id: str, version: str) -> tuple[str, bool]:
         """Pin the account to `version` unless it is pinned already.

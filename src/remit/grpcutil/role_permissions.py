@@ -79,7 +79,7 @@ _API_RADAR: Final = frozenset(
 
 ALLOWED: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
     API: {
-        ACCOUNTS: frozenset({"AuthenticateApiKey", "PinApiVersion"}),
+        ACCOUNTS: frozenset({"AuthenticateApiKey", "PinApiVersion", "ListKeyDigests"}),
         PAYMENTS: _API_PAYMENTS,
         WEBHOOKS: _API_WEBHOOKS,
         LEDGER: _API_LEDGER,

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final, TextIO, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.command_exits import (
     EXIT_CLEAN,
@@ -25,7 +25,7 @@ from remit.command_exits import (
     CommandTemporaryFailureError,
 )
 from remit.config import PlatformConfig
-from remit.core.clock import Clock, SystemClock
+from remit.core.clock import Clock
 from remit.core.logging import mask_sensitive
 from remit.ledger import release_failures
 from remit.ledger.release_failure_bounds import MAX_LIMIT
@@ -35,6 +35,7 @@ from remit.ledger.release_failures import (
     read_set_aside,
     retry_release,
 )
+from remit.storage.database_clock import command_clock
 
 LIST_COMMAND: Final = "balance-release-failures list"
 RETRY_COMMAND: Final = "balance-release-failures retry"
@@ -71,8 +72,9 @@ def list_command(config: PlatformConfig, *, limit: int, out: TextIO) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise CommandRefusedError(f"--limit must be between 1 and {MAX_LIMIT}, got {limit}")
 
-    async def read(db: AsyncConnection) -> tuple[list[SetAsideRelease], bool]:
-        return await read_set_aside(db, limit=limit)
+    async def read(engine: AsyncEngine) -> tuple[list[SetAsideRelease], bool]:
+        async with engine.begin() as db:
+            return await read_set_aside(db, limit=limit)
 
     listed, has_more = _on_core_database(config, LIST_COMMAND, read)
     out.write(render_set_aside(listed, has_more))
@@ -82,11 +84,16 @@ def list_command(config: PlatformConfig, *, limit: int, out: TextIO) -> int:
 def retry_command(
     config: PlatformConfig, *, txn_id: str, out: TextIO, clock: Clock | None = None
 ) -> int:
-    """Try the set-aside release of `txn_id` once more, now; say what it came to on `out`."""
-    now = (clock or SystemClock()).now()
+    """Try the set-aside release of `txn_id` once more, now; say what it came to on `out`.
+    `clock` stands in for the database's (tests)."""
 
-    async def retry(db: AsyncConnection) -> tuple[RetryOutcome, str | None]:
-        result = await retry_release(db, txn_id, now=now)
+    async def retry(engine: AsyncEngine) -> tuple[RetryOutcome, str | None]:
+        # The posting, the event and the set-aside row's time sit beside the release job's,
+        # stamped by the database's clock: by this host's, one behind would date the funds'
+        # release before they were due, and the event before those recorded ahead of it.
+        now = (clock or await command_clock(engine)).now()
+        async with engine.begin() as db:
+            result = await retry_release(db, txn_id, now=now)
         return result.outcome, result.error
 
     try:
@@ -127,9 +134,9 @@ def _sqlstate(error: BaseException) -> str | None:
 
 
 def _on_core_database(
-    config: PlatformConfig, command: str, use: Callable[[AsyncConnection], Awaitable[T]]
+    config: PlatformConfig, command: str, use: Callable[[AsyncEngine], Awaitable[T]]
 ) -> T:
-    """`use` run in one transaction on the core database, refused unless its schema is at this
+    """`use` run on an engine of the core database, refused unless its schema is at this
     version's head; an embedded server is started for it alone when it has no URL."""
     from remit.databases import require_at_head, resolve_databases
     from remit.storage.engine import dispose, make_engine
@@ -143,8 +150,7 @@ def _on_core_database(
         async def run() -> T:
             engine = make_engine(database.url, pool_size=1, application_name="remit-cli")
             try:
-                async with engine.begin() as db:
-                    return await use(db)
+                return await use(engine)
             finally:
                 await dispose(engine)
 

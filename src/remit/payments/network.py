@@ -20,6 +20,7 @@ import grpc
 from remit.config import network_timeout_s
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import enum_wire_values
+from remit.core.logging import mask_sensitive
 from remit.grpcutil.deadlines import bounded_timeout, has_time_for
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.send_time import refused_as_not_sent
@@ -290,6 +291,12 @@ def _text(value: str) -> str | None:
     return value or None
 
 
+def _remote_text(value: str) -> str | None:
+    """A message the network wrote, masked: it becomes a charge's failure_message and an
+    intent's last_payment_error, stored and shown, and the network may quote the card."""
+    return mask_sensitive(value) if value else None
+
+
 def network_fee(
     message: acquirer_pb2.AuthorizationResult
     | vault_pb2.ForwardedAuthorization
@@ -312,7 +319,7 @@ def outcome_from_result(
         network_status=_NETWORK_STATUS.get(result.network_status),
         code=_text(result.code),
         decline_code=_text(result.decline_code),
-        message=_text(result.message),
+        message=_remote_text(result.message),
         cvc_check=_CHECK.get(result.cvc_check),
         address_line1_check=_CHECK.get(result.address_line1_check),
         address_postal_code_check=_CHECK.get(result.address_postal_code_check),
@@ -323,13 +330,13 @@ def outcome_from_result(
     )
 
 
-def _operation(operation: acquirer_pb2.Operation) -> OperationOutcome:
+def outcome_of_operation(operation: acquirer_pb2.Operation) -> OperationOutcome:
     return OperationOutcome(
         approved=operation.approved,
         operation_id=operation.id,
         amount_minor=operation.amount,
         code=_text(operation.code),
-        message=_text(operation.message),
+        message=_remote_text(operation.message),
         fee_minor=network_fee(operation),
     )
 
@@ -465,7 +472,7 @@ class GrpcCardNetwork:
         self, reference: str, expected: ExpectedOperation
     ) -> OperationOutcome | None:
         operation = await self._lookup(reference, expected)
-        return None if operation is None else _operation(operation)
+        return None if operation is None else outcome_of_operation(operation)
 
     async def capture(
         self, *, authorization_id: str, amount_minor: int, reference: str
@@ -480,7 +487,7 @@ class GrpcCardNetwork:
             ),
             reference,
         )
-        return _operation(reply.operation)
+        return outcome_of_operation(reply.operation)
 
     async def void(self, *, authorization_id: str, reference: str) -> OperationOutcome:
         refuse_unless_time_to_send(operation_needs_s(), reference)
@@ -491,7 +498,7 @@ class GrpcCardNetwork:
             ),
             reference,
         )
-        return _operation(reply.operation)
+        return outcome_of_operation(reply.operation)
 
     async def refund(
         self, *, authorization_id: str, amount_minor: int, reference: str
@@ -506,4 +513,4 @@ class GrpcCardNetwork:
             ),
             reference,
         )
-        return _operation(reply.operation)
+        return outcome_of_operation(reply.operation)

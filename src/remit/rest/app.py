@@ -182,9 +182,9 @@ async def read_form(request: Request) -> dict[str, FormValue]:
 async def _authenticated(request: Request, deps: Dependencies) -> Principal:
     """The request's principal. Only failed authentications count against the client's
     address, so merchants behind one shared address are never held back by each other; once
-    an address has none left, only a key found good lately passes (`Authenticator.vouched`),
-    and no other is looked up: a client trying keys costs the accounts service nothing past
-    its address's limit."""
+    an address has none left, only a key found good lately (`Authenticator.vouched`) or on
+    record at the accounts service (`Authenticator.on_record`) passes, and no other is looked
+    up: a client trying keys costs the accounts service nothing past its address's limit."""
     authorization = request.headers.get("authorization")
     known = deps.authenticator.known(authorization)
     if known is not None:
@@ -199,15 +199,14 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
         # few seconds) but not held to the address's limit, which a client guessing keys
         # from the same address (a load balancer's) could otherwise use up for every merchant
         # behind it. Refused now, it counts as any failure does.
-        try:
-            return await deps.authenticator.authenticate(authorization)
-        except StripeError as error:
-            if error.http_status == 401:
-                deps.rate_limits.count_failed_key_lookup(address)
-            raise
+        return await _unheld(authorization, address, deps)
     # Counted before the look-up, so that wrong keys sent all at once are held to the limit
     # too; handed back when the key is found.
     if not deps.rate_limits.reserve_key_lookup(address):
+        # A key this process has not found good lately (it restarted, or the merchant was
+        # quiet) but that the accounts service has on record passes as a vouched one does.
+        if await deps.authenticator.on_record(authorization):
+            return await _unheld(authorization, address, deps)
         raise StripeError.rate_limited()
     failed = False
     try:
@@ -219,6 +218,17 @@ async def _authenticated(request: Request, deps: Dependencies) -> Principal:
         if not failed:
             deps.rate_limits.release_key_lookup(address)
     return principal
+
+
+async def _unheld(authorization: str | None, address: str | None, deps: Dependencies) -> Principal:
+    """The key looked up without waiting on its address's limit; a refusal counts against the
+    address as any failure does."""
+    try:
+        return await deps.authenticator.authenticate(authorization)
+    except StripeError as error:
+        if error.http_status == 401:
+            deps.rate_limits.count_failed_key_lookup(address)
+        raise
 
 
 async def _log_cancelled(request: Request) -> None:

@@ -14,12 +14,22 @@ working within `CACHE_TTL_S`, but the facade lets that look-up through without c
 against the client's address (`remit.rest.app`). Merchants behind one shared address (a load
 balancer's) then keep working while a client there uses the address's failed authentications
 up trying keys. A vouched key that is then refused is vouched for no longer.
+
+That memory is the process's own: a restarted api process has found no key good yet, and a
+merchant quiet for longer than `VOUCHED_TTL_S` has aged out of it. So once an address has no
+failed authentications left, a key it does not vouch for is checked against the keys the
+accounts service has on record (`records`: the digests of the keys that work), read at most
+once per `RECORDS_TTL_S` and only then, never on a request's way otherwise: a key on record is
+let through and looked up as a vouched one is. A guesser's keys are not on record, so its
+guesses still cost the accounts service nothing past the address's limit; a key revoked since
+the last read is refused by its look-up, counted, and dropped from the record.
 """
 
 import asyncio
 import base64
 import binascii
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,8 +43,14 @@ REFUSED_TTL_S = 2.0
 # its address is not held back; vouching only spares the address's limit, never a look-up.
 VOUCHED_TTL_S = 24 * 3600.0
 _CACHE_LIMIT = 10_000
+# How long the keys on record are relied on before they are read again (when next needed).
+RECORDS_TTL_S = 60.0
 
 Lookup = Callable[[str], Awaitable[Principal | None]]
+# The digests of the keys that work, as the accounts service has them.
+Records = Callable[[], Awaitable[frozenset[bytes]]]
+
+log = logging.getLogger(__name__)
 
 
 def presented_key(authorization: str | None) -> str | None:
@@ -66,6 +82,11 @@ class Authenticator:
     _vouched: dict[bytes, float] = field(default_factory=dict)
     # Look-ups under way, by key digest: concurrent requests with one key share one look-up.
     _looking_up: dict[bytes, "asyncio.Future[Principal | None]"] = field(default_factory=dict)
+    # The keys on record (`on_record`), when they were last read, and the read under way.
+    records: Records | None = None
+    _on_record: set[bytes] = field(default_factory=set)
+    _records_read_at: float | None = None
+    _reading_records: "asyncio.Future[None] | None" = None
 
     async def authenticate(self, authorization: str | None) -> Principal:
         key = presented_key(authorization)
@@ -102,13 +123,21 @@ class Authenticator:
         return hashlib.sha256(key.encode()).digest() in self._looking_up
 
     async def _look_up(self, key: str, digest: bytes) -> Principal | None:
-        principal = await self.lookup(key)
+        try:
+            principal = await self.lookup(key)
+        except StripeError as error:
+            if error.http_status == 401:
+                # Expired (revoked): it no longer passes an address's limit either.
+                self._vouched.pop(digest, None)
+                self._on_record.discard(digest)
+            raise
         now = self.clock()
         if principal is None:
             if len(self._refused) >= _CACHE_LIMIT:
                 self._forget_expired_refusals(now)
             self._refused[digest] = now + REFUSED_TTL_S
             self._vouched.pop(digest, None)
+            self._on_record.discard(digest)
             return None
         self._refused.pop(digest, None)
         self._vouch_for(digest, now)
@@ -133,6 +162,39 @@ class Authenticator:
             return False
         until = self._vouched.get(hashlib.sha256(key.encode()).digest())
         return until is not None and until > self.clock()
+
+    async def on_record(self, authorization: str | None) -> bool:
+        """Whether the key in `authorization` is among the keys the accounts service has on
+        record, as last read (within `RECORDS_TTL_S`, read again first when older): for an
+        address with no failed authentications left, whose look-ups a key it does not vouch
+        for would otherwise wait on. False without `records`, or when they could not be read."""
+        key = presented_key(authorization)
+        if not key or self.records is None:
+            return False
+        read_at = self._records_read_at
+        if read_at is None or self.clock() - read_at >= RECORDS_TTL_S:
+            if self._reading_records is None:
+                reading = asyncio.ensure_future(self._read_records())
+                self._reading_records = reading
+                reading.add_done_callback(self._records_read)
+            # Shielded, as a look-up is: every request waiting shares the one read.
+            await asyncio.shield(self._reading_records)
+        return hashlib.sha256(key.encode()).digest() in self._on_record
+
+    async def _read_records(self) -> None:
+        assert self.records is not None
+        try:
+            self._on_record = set(await self.records())
+        except Exception as error:
+            # The keys read before, if any, stay; read again a minute on, not on every request.
+            log.warning("could not read the keys on record: %s", error)
+        self._records_read_at = self.clock()
+
+    def _records_read(self, done: "asyncio.Future[None]") -> None:
+        if self._reading_records is done:
+            self._reading_records = None
+        if not done.cancelled():
+            done.exception()
 
     def _vouch_for(self, digest: bytes, now: float) -> None:
         self._vouched.pop(digest, None)  # to the end: the latest to expire

@@ -12,7 +12,7 @@ from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.rest.auth import Authenticator
 from remit.rest.errors import StripeError
-from remit.rest.key_lookup import api_key_lookup
+from remit.rest.key_lookup import api_key_lookup, key_digests_on_record
 from remit.rest.rate_limits import RateLimits
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from remit_api.ledger.v1 import ledger_pb2_grpc
@@ -101,7 +101,9 @@ async def connect_dependencies(config: PlatformConfig) -> Dependencies:
         payments=payments_pb2_grpc.PaymentsServiceStub(channel),
         webhooks=webhooks_pb2_grpc.WebhooksServiceStub(channel),
         ledger=ledger_pb2_grpc.LedgerServiceStub(channel),
-        authenticator=Authenticator(api_key_lookup(accounts)),
+        authenticator=Authenticator(
+            api_key_lookup(accounts), records=key_digests_on_record(accounts)
+        ),
         radar=radar_pb2_grpc.RadarServiceStub(channel),
         vault_channel=vault_channel,
         vault=vault_pb2_grpc.VaultServiceStub(vault_channel),

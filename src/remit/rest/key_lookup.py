@@ -14,9 +14,9 @@ import logging
 
 import grpc
 
-from remit.accounts.domain import API_KEY_EXPIRED, KeyKind, Principal
+from remit.accounts.domain import API_KEY_EXPIRED, MAX_LISTED_KEY_DIGESTS, KeyKind, Principal
 from remit.grpcutil.errors import detail_from_rpc_error, remit_error_from_rpc_error
-from remit.rest.auth import Lookup
+from remit.rest.auth import Lookup, Records
 from remit.rest.errors import StripeError
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
@@ -72,3 +72,16 @@ def _refused_by_accounts_service(error: grpc.aio.AioRpcError) -> bool:
     return (
         error.code() == grpc.StatusCode.UNAUTHENTICATED and detail_from_rpc_error(error) is not None
     )
+
+
+def key_digests_on_record(accounts: accounts_pb2_grpc.AccountsServiceAsyncStub) -> Records:
+    """The authenticator's `records`: the digests of the keys that work, as many as one answer
+    holds (the latest made first)."""
+
+    async def read() -> frozenset[bytes]:
+        reply = await accounts.ListKeyDigests(
+            accounts_pb2.ListKeyDigestsRequest(limit=MAX_LISTED_KEY_DIGESTS), timeout=10
+        )
+        return frozenset(reply.digests)
+
+    return read

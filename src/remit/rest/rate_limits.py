@@ -12,7 +12,8 @@ per client IP address: a client trying keys is held back even though no account 
 count it against (`remit.config.client_rate_limit_per_s`). An address with nothing left is
 refused before its key is looked up, so a flood of wrong keys costs the accounts service
 nothing; a key found good lately still passes, from the authenticator's cache or looked up
-again unheld (`remit.rest.auth.VOUCHED_TTL_S`). Each look-up is
+again unheld (`remit.rest.auth.VOUCHED_TTL_S`), and so does a key the accounts service has on
+record (`remit.rest.auth.Authenticator.on_record`). Each look-up is
 counted before it is made and handed back when the key is found, so a burst of wrong keys sent
 at once is held to the limit as well as one sent key after key. An
 authenticated request is never counted against its address: many merchants may share one (a

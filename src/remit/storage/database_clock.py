@@ -39,7 +39,8 @@ wrong by as much already, and holding still for that long would stamp every leas
 `created` of those seconds or hours with one frozen instant, leases cut short by as much.
 
 The commands that record or check times in the core's database themselves (`remit accounts
-create`, `remit reconcile`) read it once (`command_clock`): they run for seconds.
+create`, `remit reconcile`, `remit balance-release-failures retry`) read it once
+(`command_clock`): they run for seconds.
 
 Each read also compares the host's clock with the database's. The process does not depend on
 it, but other processes on the host may (the logs' times, the vault's and the acquirer's own

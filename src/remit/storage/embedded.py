@@ -9,12 +9,16 @@ import contextlib
 import io
 import logging
 import re
+import signal
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
+
+import psutil
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,7 @@ def start_cluster(
         from pgserver import postgres_server
 
     said: list[str] = []
+    running_before = _running_pid(data_dir) is not None
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         if (data_dir / "PG_VERSION").exists():
@@ -104,8 +109,47 @@ def start_cluster(
             f"(its log: {data_dir / _SERVER_LOG})",
             temporary=isinstance(error, subprocess.TimeoutExpired),
         ) from None
+    except BaseException:
+        # Interrupted (a second stop request of `remit serve`'s) while pgserver started it:
+        # pgserver stops at exit only a server it finished handing out, so one started here
+        # would be left running with nobody to stop it.
+        if not running_before:
+            _stop_half_started(data_dir)
+        raise
     log.info("embedded PostgreSQL ready in %s", data_dir)
     return EmbeddedCluster(data_dir=data_dir, _server=server)
+
+
+def _running_pid(data_dir: Path) -> int | None:
+    """The pid of the postmaster running on `data_dir`, as its postmaster.pid says, if any: a
+    file left by a server that died names a pid another program may have now, which is no
+    postmaster. (psutil comes with pgserver, which uses it the same way.)"""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        return pid if psutil.Process(pid).name() == "postgres" else None
+    except (OSError, ValueError, psutil.Error):
+        return None
+
+
+def _stop_half_started(data_dir: Path) -> None:
+    """Shut down (fast: no client is connected yet) the postmaster a start cut short left
+    running on `data_dir`, waiting a little for it to go."""
+    pid = _running_pid(data_dir)
+    if pid is None:
+        # pg_ctl may have been killed just as the postmaster came up, before it wrote its pid.
+        time.sleep(_HALF_STARTED_PID_WAIT_S)
+        pid = _running_pid(data_dir)
+    if pid is None:
+        return
+    with contextlib.suppress(psutil.Error):
+        postmaster = psutil.Process(pid)
+        postmaster.send_signal(signal.SIGINT)
+        postmaster.wait(_HALF_STARTED_STOP_WAIT_S)
+    log.warning("stopped the embedded PostgreSQL in %s, whose start was interrupted", data_dir)
+
+
+_HALF_STARTED_PID_WAIT_S: Final = 0.5
+_HALF_STARTED_STOP_WAIT_S: Final = 10.0
 
 
 @contextlib.contextmanager

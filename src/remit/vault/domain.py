@@ -64,6 +64,9 @@ class AuditAction(Enum):
     DESTROY_CVC_KEY = "destroy_cvc_key"
     # A card opened and sealed anew under a fresh data key, bound to its account.
     RESEAL = "reseal"
+    # The CVC a forward took, put back (or not) after the destination refused the forward
+    # before carrying it out; named by the forward's reference.
+    PUT_BACK_CVC = "put_back_cvc"
 
 
 @dataclass(frozen=True)

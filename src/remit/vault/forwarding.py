@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 
 from remit.config import network_timeout_s
 from remit.core.errors import ErrorKind, RemitError
+from remit.core.logging import mask_sensitive
 from remit.grpcutil.deadlines import bounded_timeout
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
@@ -56,7 +57,7 @@ _PRESENCE_FIELDS: Final = frozenset(
 
 def mirror_result(result: acquirer_pb2.AuthorizationResult) -> vault_pb2.ForwardedAuthorization:
     """Copy the acquirer's answer into the vault's message of the same shape, field by field;
-    a field the acquirer left unset stays unset."""
+    a field the acquirer left unset stays unset, and its message is masked."""
     mirrored = vault_pb2.ForwardedAuthorization()
     # Asked by a name read from the descriptor, which the generated stubs' literals cannot know.
     source: Message = result
@@ -64,6 +65,9 @@ def mirror_result(result: acquirer_pb2.AuthorizationResult) -> vault_pb2.Forward
         if name in _PRESENCE_FIELDS and not source.HasField(name):
             continue
         setattr(mirrored, name, getattr(result, name))
+    # The acquirer's words, which may quote the card: recorded for replays (`forwards.result`)
+    # and stored by payments as a charge's failure_message, each masked.
+    mirrored.message = mask_sensitive(mirrored.message)
     return mirrored
 
 

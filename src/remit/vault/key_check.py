@@ -25,7 +25,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.config import ConfigError
-from remit.vault.crypto import KeyRing, VaultCryptoError, rewrap
+from remit.vault.crypto import KeyRing, SealFormat, VaultCryptoError, rewrap
 from remit.vault.keystore import (
     KEY_FILE_ENV,
     KEY_RING_NAME,
@@ -101,6 +101,15 @@ async def _check_it_unwraps_the_newest_card(
     card = await repo.newest_live_card()
     if card is None:
         return
+    if card.sealed.seal_format is SealFormat.UNRECOGNIZED:
+        # No seal is bound to such a format, so no key set would unwrap it: "do not unwrap"
+        # would send the operator after a key file that may well be the right one.
+        raise ConfigError(
+            f"the vault database's newest card ({card.token}) names a seal format this vault "
+            "does not know (written by a newer vault version, or by hand), so the vault keys "
+            f"in {source} cannot be checked against it; start the vault version that wrote "
+            "it, or mend the card's seal_format"
+        )
     try:
         rewrap(ring, card.token, card.account_id, card.sealed)
     except VaultCryptoError:

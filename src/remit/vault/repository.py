@@ -1,5 +1,6 @@
 """Vault persistence inside the caller's transaction. Rows hold ciphertext, never plaintext."""
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +83,19 @@ _AUDIT_EVENT_INSERT = (
     f"INSERT INTO audit_events ({', '.join(_AUDIT_EVENT_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join(f'%({name})s' for name in _AUDIT_EVENT_COLUMNS)})"
 )
+
+
+@functools.cache
+def _audit_events_insert(count: int) -> Statement:
+    """An INSERT of `count` audit events, the parameters of the i-th suffixed `_i`."""
+    rows = ", ".join(
+        "(" + ", ".join(f"%({name}_{index})s" for name in _AUDIT_EVENT_COLUMNS) + ")"
+        for index in range(count)
+    )
+    return Statement(
+        f"INSERT INTO audit_events ({', '.join(_AUDIT_EVENT_COLUMNS)}) VALUES {rows}"  # noqa: S608
+    )
+
 
 # Records the forward's audit event and takes the card's CVC: the sealed CVC as it was (if it
 # had not expired by `now`), and the format of the card it was taken from (a re-seal may have
@@ -441,9 +455,10 @@ class SqlVaultRepository:
 
     async def live_cards_created_before(
         self, cutoff: datetime, *, limit: int, after: tuple[datetime, str] | None
-    ) -> tuple[list[ListedCard], bool]:
+    ) -> tuple[list[tuple[ListedCard, SealedCard]], bool]:
         """Up to `limit` cards not deleted, stored before `cutoff` and held by no test id, in
-        (created_at, token) order after `after`; and whether more follow.
+        (created_at, token) order after `after`, each with its seals (for its binding to be
+        checked; its sealed number and CVC are not read); and whether more follow.
 
         A test id's card is handed out again on every resolution of the test id however old it
         is, so its age says nothing about whether a request is about to use it."""
@@ -455,13 +470,34 @@ class SqlVaultRepository:
         if after is not None:
             conditions.append(tuple_(c.created_at, c.token) > tuple_(*after))
         query = (
-            select(c.token, c.account_id, c.created_at)
+            select(
+                c.token,
+                c.account_id,
+                c.created_at,
+                c.kek_name,
+                c.kek_version,
+                c.wrapped_data_key,
+                c.seal_format,
+            )
             .where(*conditions)
             .order_by(c.created_at, c.token)
             .limit(limit + 1)
         )
         rows = (await self._sa.execute(query)).all()
-        listed = [ListedCard(row.token, row.account_id, row.created_at) for row in rows[:limit]]
+        listed = [
+            (
+                ListedCard(row.token, row.account_id, row.created_at),
+                SealedCard(
+                    kek_name=row.kek_name,
+                    kek_version=row.kek_version,
+                    wrapped_data_key=bytes(row.wrapped_data_key),
+                    number_ciphertext=b"",
+                    cvc_ciphertext=None,
+                    seal_format=SealFormat.stored(row.seal_format),
+                ),
+            )
+            for row in rows[:limit]
+        ]
         return listed, len(rows) > limit
 
     async def holds_cards(self) -> bool:
@@ -633,6 +669,15 @@ class SqlVaultRepository:
 
     async def insert_audit_event(self, event: AuditEvent) -> None:
         await _AUDIT_EVENTS.insert(_AUDIT_EVENT_COLUMNS).run(self._db, _audit_params(event))
+
+    async def insert_audit_events(self, events: list[AuditEvent]) -> None:
+        """Record `events` in one statement: all of them or none."""
+        params = {
+            f"{name}_{index}": value
+            for index, event in enumerate(events)
+            for name, value in _audit_params(event).items()
+        }
+        await _audit_events_insert(len(events)).run(self._db, params)
 
     async def audit_anchor(self, event_id: str) -> tuple[datetime, str] | None:
         query = select(audit_events.c.created_at, audit_events.c.id).where(

@@ -476,20 +476,44 @@ class VaultService:
 
         A token-bound card names no account (`verify_binding`): it passes whatever account its
         row names, until it is re-sealed."""
+        error = self._binding_error(card)
+        if error is not None:
+            await self._refuse_unbound(card, action, requester, purpose)
+            raise error
+
+    def _binding_error(self, card: StoredCard) -> VaultCryptoError | None:
+        """Why the card's seals do not name its row's token and account, if they do not."""
         try:
             verify_binding(self._keys.load(), card.token, card.account_id, card.sealed)
-        except VaultCryptoError:
-            log.error("card %s failed its binding check for %s", card.token, purpose)
-            await self._audit(self._event(action, requester, purpose, card, succeeded=False))
-            raise
+        except VaultCryptoError as error:
+            return error
+        return None
+
+    async def _refuse_unbound(
+        self, card: StoredCard, action: AuditAction, requester: str, purpose: str
+    ) -> None:
+        log.error("card %s failed its binding check for %s", card.token, purpose)
+        await self._audit(self._event(action, requester, purpose, card, succeeded=False))
 
     async def delete_card(self, account_id: str, token: str, *, requester: str) -> bool:
+        """Shred the account's card. A row given to the account by a write to the vault
+        database is refused as the reads refuse it (`_check_binding`): shredding it would
+        destroy another account's card, and the evidence of the write with it."""
         now = self._clock.now()
+        unbound: tuple[StoredCard, VaultCryptoError] | None = None
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
             card = await repo.get_card(token, for_update=True)
             if card is not None and card.account_id == account_id:
-                return await self._shred(repo, card, requester, "delete", now)
+                # A shredded card has no data key left to check; it is not shredded again.
+                error = None if card.deleted_at is not None else self._binding_error(card)
+                if error is None:
+                    return await self._shred(repo, card, requester, "delete", now)
+                unbound = (card, error)
+        if unbound is not None:
+            # Audited once the row's lock is released, on a connection of its own.
+            await self._refuse_unbound(unbound[0], AuditAction.DELETE, requester, "delete")
+            raise unbound[1]
         await self._audit(self._refusal(AuditAction.DELETE, requester, "delete", token, account_id))
         raise _no_such_token(token)
 
@@ -497,7 +521,17 @@ class VaultService:
         self, cutoff: datetime, *, limit: int, starting_after: str | None, requester: str
     ) -> tuple[list[ListedCard], bool]:
         """One page of the cards stored before `cutoff` that may be unreferenced (test ids'
-        cards are left out), oldest first; audited as one listing, without its tokens."""
+        cards are left out), oldest first; audited as one listing, without its tokens.
+
+        A card whose seals do not name its row's account (a row given to another account by a
+        write to the vault database) is left out, logged and audited on its own, rather than
+        listed under the account it was given to: the sweep would ask that account to delete
+        it, which is refused (`delete_card`), and a page it could not finish would hold the
+        sweep there for good. Each listed card's binding is checked as a read checks it (one
+        unwrap of its data key, a few microseconds: about 2 ms for a page of 500, against the
+        query's own heap reads of those rows, which already fetch the columns it needs). A
+        page is filled from the cards after a left-out one, so a run of them never ends the
+        sweep early."""
         if not 1 <= limit <= MAX_CARD_LISTING:
             raise invalid(f"limit must be between 1 and {MAX_CARD_LISTING}.", "limit")
         async with self._engine.begin() as db:
@@ -508,9 +542,23 @@ class VaultService:
                 if anchor is None:
                     raise _no_such_token(starting_after, param="starting_after")
                 after = (anchor, starting_after)
-            listed, has_more = await repo.live_cards_created_before(
-                cutoff, limit=limit, after=after
+            listed, unbound, has_more = await self._bound_cards_created_before(
+                repo, cutoff, limit=limit, after=after
             )
+            for card in unbound:
+                log.error("card %s failed its binding check for a listing", card.token)
+                await repo.insert_audit_event(
+                    AuditEvent(
+                        id=new_id("vae"),
+                        created_at=self._clock.now(),
+                        action=AuditAction.LIST_CARDS,
+                        requester=requester,
+                        purpose="left out of a listing: its seals do not name its account",
+                        succeeded=False,
+                        token=card.token,
+                        account_id=card.account_id,
+                    )
+                )
             await repo.insert_audit_event(
                 AuditEvent(
                     id=new_id("vae"),
@@ -522,6 +570,31 @@ class VaultService:
                 )
             )
         return listed, has_more
+
+    async def _bound_cards_created_before(
+        self, repo: SqlVaultRepository, cutoff: datetime, *, limit: int,
+        after: tuple[datetime, str] | None,
+    ) -> tuple[list[ListedCard], list[ListedCard], bool]:  # fmt: skip
+        """Up to `limit` cards of `live_cards_created_before` whose binding holds; those read
+        on the way whose binding does not; and whether more cards follow."""
+        ring = self._keys.load()
+        listed: list[ListedCard] = []
+        unbound: list[ListedCard] = []
+        while True:
+            page, has_more = await repo.live_cards_created_before(
+                cutoff, limit=limit - len(listed), after=after
+            )
+            for card, sealed in page:
+                try:
+                    verify_binding(ring, card.token, card.account_id, sealed)
+                except VaultCryptoError:
+                    unbound.append(card)
+                    continue
+                listed.append(card)
+            if not has_more or len(listed) == limit:
+                return listed, unbound, has_more
+            last = page[-1][0]
+            after = (last.created_at, last.token)
 
     async def _card(self, account_id: str, token: str) -> StoredCard:
         async with self._statement() as repo:
@@ -624,10 +697,12 @@ class VaultService:
             # The destination refused it before carrying it out: the CVC was not sent, so it
             # goes back to the card for the retry the caller is invited to make, which would
             # otherwise go without it.
+            restored: bool | None = None
             if taken is not None and cvc is not None:
                 try:
-                    await self._put_cvc_back(card, taken, cvc, request)
+                    restored = await self._put_cvc_back(card, taken, cvc, request)
                 except Exception as error:
+                    restored = False
                     # The caller is told what happened all the same: nothing was sent. Told
                     # anything else, the core would look the authorization up as unknown.
                     # The error's type alone: nothing of the card goes into the log.
@@ -636,6 +711,15 @@ class VaultService:
                         "not be put back (%s): its retry goes without it",
                         request.reference, token, type(error).__name__,
                     )  # fmt: skip
+            try:
+                await self._audit_unsent(card, request, restored)
+            except Exception as error:
+                # As above: the refusal stands whatever happens to its record.
+                log.error(
+                    "forward %s was refused before it was sent, and that could not be "
+                    "audited (%s): its audit event still reads as sent",
+                    request.reference, type(error).__name__,
+                )  # fmt: skip
             raise
         # The answer is recorded for the reference, unless a concurrent call recorded one
         # first, which then stands: for this call too if it was for the same operation.
@@ -661,15 +745,42 @@ class VaultService:
             raise reference_reused(request.reference)
         return Forwarded(vault_pb2.ForwardedAuthorization.FromString(earlier.result), True)
 
+    async def _audit_unsent(
+        self, card: StoredCard, request: ForwardRequest, restored: bool | None
+    ) -> None:
+        """Record that a forward the destination refused before carrying it out was not sent:
+        its audit event, committed before the card left the vault, reads as granted, and the
+        log is append-only. With it, when a CVC was taken, whether it was put back (`restored`;
+        None: no CVC was taken). One statement, on the refusal path only."""
+        destination = request.destination
+        events = [
+            replace(
+                self._forward_event(card, request, succeeded=False),
+                purpose=f"{request.purpose}: not sent, refused by {destination} before it was "
+                "carried out",
+            )
+        ]
+        if restored is not None:
+            outcome = "held again" if restored else "could not be put back: stays destroyed"
+            events.append(
+                replace(
+                    self._forward_event(card, request, succeeded=restored),
+                    action=AuditAction.PUT_BACK_CVC,
+                    purpose=f"the CVC taken for this forward, not sent: {outcome}",
+                )
+            )
+        async with self._statement() as repo:
+            await repo.insert_audit_events(events)
+
     async def _put_cvc_back(
         self, card: StoredCard, taken: TakenCvc, cvc: Secret[str], request: ForwardRequest
-    ) -> None:
+    ) -> bool:
         """Put back the CVC a forward took, for a forward the destination refused before
         carrying it out: sealed anew under the CVC key of the hour it was stored in (so it is
         destroyed when it would have been) with its expiry, for the format the card had when it
         was taken. Only into an empty slot of the same card, not deleted, still of that format,
         and only if it has not expired (`SqlVaultRepository.put_cvc_back`); else it stays
-        destroyed and the retry goes without it, as before.
+        destroyed and the retry goes without it, as before. True if it was put back.
 
         It stays single-use: this forward did not send it (the destination said so), and it is
         back only once this forward is done with it; whichever forward takes it next takes it
@@ -704,19 +815,28 @@ class VaultService:
                 "destroyed (the card changed, or its CVC expired)",
                 request.reference, request.destination, card.token,
             )  # fmt: skip
+        return restored
 
-    @staticmethod
     def _taken_cvc(
-        ring: KeyRing, card: StoredCard, opened: Secret[str] | None, taken: TakenCvc | None
+        self, ring: KeyRing, card: StoredCard, opened: Secret[str] | None, taken: TakenCvc | None
     ) -> Secret[str] | None:
         """The CVC a forward took, opened. What was taken is what was opened, unless a re-seal
         sealed the CVC anew (under a CVC key) between the forward's read of the card and the
         taking: then it is opened as it now is, so that the forward that destroyed it sends
-        it."""
+        it.
+
+        That re-seal may have made the CVC key it sealed it under (the key of the hour a CVC
+        sealed before CVC keys was stored in) after the forward loaded `ring`, in this vault
+        process or another: the key file is read again before the key is taken for gone, or
+        the CVC, destroyed already, would be lost to the authorization. Only on this path,
+        which a re-seal's race alone takes: any other forward loads the ring once."""
         if taken is None:
             return None
         if taken.sealed == card.sealed.cvc_ciphertext:
             return opened
+        hour = sealed_cvc_hour(taken.sealed)
+        if hour is not None and hour not in ring.cvc_keys:
+            ring = self._keys.load()
         return open_cvc_under_cvc_key(
             ring, card.token, card.account_id, taken.seal_format, taken.sealed
         )

@@ -120,11 +120,14 @@ async def signed_request(
 
 
 def outcome_of(result: HttpResult, now: datetime) -> AttemptOutcome:
+    # The snippet is whatever the endpoint answered, and the error may quote its address or its
+    # server: either can hold a card number or a secret, which the attempt's row (and every
+    # dump of it) must not.
     return AttemptOutcome(
         http_status=result.http_status,
         latency_ms=result.latency_ms,
-        response_snippet=result.response_snippet,
-        error=result.error,
+        response_snippet=mask_sensitive(result.response_snippet),
+        error=None if result.error is None else mask_sensitive(result.error),
         retry_after=parse_retry_after(result.retry_after, now)
         if result.http_status == 429
         else None,

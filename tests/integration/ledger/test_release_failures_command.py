@@ -4,7 +4,7 @@ holds its row."""
 
 import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from remit.accounts.service import AccountsService
 from remit.cli import main
-from remit.core.clock import FixedClock
+from remit.core.clock import FixedClock, SystemClock
 from remit.ledger import jobs, journal
 from remit.ledger import postings as ledger
 from remit.ledger.chart import AVAILABLE
@@ -203,3 +203,46 @@ def test_a_retry_waits_for_a_workers_batch_then_gives_up_changing_nothing(
         "another transaction (a worker's batch) for over 0.2 s; nothing changed: run it again\n"
     )
     assert _state(core_url, txn_id) == ("pending", 1, 0)
+
+
+def _stamps(url: str, txn_id: str) -> tuple[datetime, datetime, datetime]:
+    """The database's time now, and the times its release's posting and event were stamped."""
+
+    async def run() -> tuple[datetime, datetime, datetime]:
+        engine = make_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as db:
+                row = (
+                    await db.execute(
+                        text(
+                            "SELECT clock_timestamp() AS now, (SELECT created_at FROM "
+                            "ledger_transactions WHERE id = :posting) AS posted, (SELECT "
+                            "created_at FROM ledger_events WHERE type = 'balance.available') "
+                            "AS announced"
+                        ),
+                        {"posting": f"{txn_id}:available"},
+                    )
+                ).one()
+            return row.now, row.posted, row.announced
+        finally:
+            await dispose(engine)
+
+    return asyncio.run(run())
+
+
+def test_a_retry_on_a_host_whose_clock_runs_behind_stamps_by_the_database(
+    core_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account, txn_id, _ = _set_aside(core_url)
+    _make_room(core_url, account)
+    before, _, _ = _stamps(core_url, txn_id)
+    host_now = SystemClock.now
+    # Three days behind: by its host's clock the release would be dated before the funds'
+    # due time, and before events the release job recorded.
+    monkeypatch.setattr(SystemClock, "now", lambda self: host_now(self) - timedelta(days=3))
+
+    assert main([*RETRY, txn_id]) == 0
+    assert capsys.readouterr().out == f"{txn_id}: released, its funds are available\n"
+    after, posted, announced = _stamps(core_url, txn_id)
+    assert before <= posted <= after
+    assert before <= announced <= after

@@ -7,6 +7,7 @@ a concurrent request and remit's own failures leave the key free for a retry.
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.errors import ErrorKind, RemitError
@@ -66,3 +67,27 @@ async def test_validation_conflicts_and_remit_failures_leave_the_key_free(
     await _refused(core_engine, account_id, kind)
     retried = await run_keyed(core_engine, _keyed(account_id), NOW, _succeed)
     assert retried == Done("done")
+
+
+async def test_a_stored_refusal_quoting_a_card_number_is_masked(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    refusal = RemitError(
+        message="the network refused 4242 4242 4242 4242", kind=ErrorKind.CARD_DECLINED
+    )
+
+    async def work(_db: AsyncConnection) -> str:
+        raise refusal
+
+    with pytest.raises(RemitError):
+        await run_keyed(core_engine, _keyed(account_id), NOW, work)
+    async with core_engine.connect() as db:
+        # Every stored answer, as a dump or a replica of the table would hold it.
+        digits = await db.scalar(text(
+            "SELECT count(*) FROM idempotency_keys WHERE regexp_replace("
+            "encode(response_body, 'escape'), '[ -]', '', 'g') ~ '4242424242424242'"
+        ))  # fmt: skip
+    retried = await run_keyed(core_engine, _keyed(account_id), NOW, _succeed)
+    assert digits == 0
+    assert isinstance(retried, Replay)
+    assert b"the network refused [card ****4242]" in retried.body

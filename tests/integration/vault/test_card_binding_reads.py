@@ -6,8 +6,6 @@ way rather than failing as an internal error."""
 
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -15,8 +13,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.grpcutil.errors import detail_from_rpc_error
+from remit.grpcutil.protoconv import timestamp
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
+from tests.support.vault import without_the_seal_format_check
 
 pytestmark = pytest.mark.anyio
 
@@ -118,30 +118,11 @@ async def test_a_test_ids_card_given_to_another_account_is_refused_and_audited(
     ]
 
 
-@asynccontextmanager
-async def _without_the_seal_format_check(engine: AsyncEngine) -> AsyncIterator[None]:
-    """The vault database without vault migration 0007's constraint, as a hand-written value
-    may have been put there before it; the constraint is back afterwards."""
-    async with engine.begin() as db:
-        await db.execute(text("ALTER TABLE cards DROP CONSTRAINT ck_cards_seal_format"))
-    try:
-        yield
-    finally:
-        async with engine.begin() as db:
-            await db.execute(text("UPDATE cards SET seal_format = 2 WHERE seal_format <> 1"))
-            await db.execute(
-                text(
-                    "ALTER TABLE cards ADD CONSTRAINT ck_cards_seal_format "
-                    "CHECK (seal_format IN (1, 2))"
-                )
-            )
-
-
 async def test_a_seal_format_written_by_hand_is_refused_as_tampered_and_audited(
     harness: VaultHarness,
 ) -> None:
     token = await _tokenize(harness)
-    async with _without_the_seal_format_check(harness.engine):
+    async with without_the_seal_format_check(harness.engine):
         async with harness.engine.begin() as db:
             await db.execute(
                 text("UPDATE cards SET seal_format = 3 WHERE token = :t"), {"t": token}
@@ -159,3 +140,77 @@ async def test_a_seal_format_written_by_hand_is_refused_as_tampered_and_audited(
     assert harness.acquirer.requests == []
     assert await _audited(harness, vault_pb2.AUDIT_ACTION_FORWARD) == [(token, "acct_1", False)]
     assert await _audited(harness, vault_pb2.AUDIT_ACTION_GET_DETAILS) == [(token, "acct_1", False)]
+
+
+async def _seals(engine: AsyncEngine, token: str) -> tuple[object, object, object]:
+    async with engine.connect() as db:
+        row = (
+            await db.execute(
+                text(
+                    "SELECT wrapped_data_key, number_ciphertext, deleted_at FROM cards "
+                    "WHERE token = :t"
+                ),
+                {"t": token},
+            )
+        ).one()
+    return row[0], row[1], row[2]
+
+
+async def test_a_card_given_to_another_account_is_not_deleted_by_it_and_the_attempt_audited(
+    harness: VaultHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = await _tokenize(harness)
+    await _move(harness.engine, token, "acct_2")
+    before = await _seals(harness.engine, token)
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(grpc.aio.AioRpcError) as caught:
+        await harness.vault.stub.DeleteCard(
+            vault_pb2.DeleteCardRequest(account_id="acct_2", vault_token=token, requester="t")
+        )
+    _assert_refused_as_tampered(caught.value)
+    # Not shredded: the owner's card, and the evidence of the write, are left as they were.
+    assert await _seals(harness.engine, token) == before
+    assert before[2] is None
+    assert await _audited(harness, vault_pb2.AUDIT_ACTION_DELETE) == [(token, "acct_2", False)]
+    assert VISA not in caplog.text
+
+    # Once the row names its account again, its account deletes it as ever.
+    await _move(harness.engine, token, "acct_1")
+    deleted = await harness.vault.stub.DeleteCard(
+        vault_pb2.DeleteCardRequest(account_id="acct_1", vault_token=token, requester="t")
+    )
+    assert deleted.deleted
+
+
+async def test_a_listing_leaves_out_cards_given_to_another_account_and_audits_each(
+    harness: VaultHarness,
+) -> None:
+    """Left out, a moved card is never offered to the sweep for deletion by the account it
+    was given to; a page is filled from the cards after it, so the sweep is not cut short."""
+    tokens = []
+    for _ in range(4):
+        tokens.append(await _tokenize(harness, cvc=None))
+        harness.clock.advance(1)
+    first, moved_a, moved_b, last = tokens
+    await _move(harness.engine, moved_a, "acct_2")
+    await _move(harness.engine, moved_b, "acct_2")
+    cutoff = harness.clock.now()
+
+    def listing(limit: int) -> vault_pb2.ListCardsCreatedBeforeRequest:
+        return vault_pb2.ListCardsCreatedBeforeRequest(
+            created_before=timestamp(cutoff), limit=limit, requester="worker"
+        )
+
+    page = await harness.vault.stub.ListCardsCreatedBefore(listing(2))
+    assert [card.vault_token for card in page.data] == [first, last]
+    assert not page.has_more
+    single = await harness.vault.stub.ListCardsCreatedBefore(listing(1))
+    assert [card.vault_token for card in single.data] == [first]
+    assert single.has_more
+
+    refused = [e for e in await _list_events(harness) if not e[2]]
+    assert sorted(refused) == sorted([(moved_a, "acct_2", False), (moved_b, "acct_2", False)])
+
+
+async def _list_events(harness: VaultHarness) -> list[tuple[str, str, bool]]:
+    return await _audited(harness, vault_pb2.AUDIT_ACTION_LIST_CARDS)

@@ -27,7 +27,7 @@ from remit.grpcutil.unstarted import (
     refused_unstarted,
     unstarted_overload_refusal,
 )
-from remit.vault.domain import ForwardRequest, OutboundAuthorization
+from remit.vault.domain import AuditAction, AuditFilter, ForwardRequest, OutboundAuthorization
 from remit.vault.forwarding import Destination
 from remit.vault.keystore import FileKeyStore
 from remit.vault.service import VaultService
@@ -289,3 +289,59 @@ async def test_a_cvc_that_cannot_be_put_back_leaves_the_refusal_as_it_was(
     assert await _stored_cvc(vault_engine, token) == (None, None)
     assert "could not be put back" in caplog.text
     assert re.search(rf"(?<![0-9A-Za-z]){CVC}(?![0-9A-Za-z])", caplog.text) is None
+
+
+async def _forward_events(service: VaultService, token: str) -> list[tuple[str, bool, str]]:
+    events, _ = await service.list_audit_events(AuditFilter(limit=100, token=token))
+    return sorted(
+        (event.action.value, event.succeeded, event.reference)
+        for event in events
+        if event.action in (AuditAction.FORWARD, AuditAction.PUT_BACK_CVC)
+    )
+
+
+async def test_a_forward_refused_unstarted_is_audited_as_not_sent_with_its_cvc_put_back(
+    vault_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The forward's event, committed before the card left the vault, reads as granted: the
+    log is append-only, so the forward is recorded again as not sent, and the CVC's return
+    (or its staying destroyed) is recorded under the forward's reference."""
+    clock = FixedClock(START)
+    destination = FailingDestination(unstarted_overload_refusal("card network"))
+    service = _service(vault_engine, tmp_path, destination, clock)
+    restored = await _token(service)
+    expiring = await _token(service)
+    without_cvc = (
+        await service.tokenize("acct_1", Secret(VISA), 12, 2030, None, requester="test")
+    ).token
+
+    with pytest.raises(UnstartedRefusalError):
+        await service.forward("acct_1", restored, _REQUEST)
+    with pytest.raises(UnstartedRefusalError):
+        await service.forward("acct_1", without_cvc, _REQUEST)
+
+    async def expire() -> None:
+        clock.advance(60 * 60)
+
+    destination.meanwhile = expire
+    with pytest.raises(UnstartedRefusalError):
+        await service.forward("acct_1", expiring, _REQUEST)
+
+    assert await _forward_events(service, restored) == [
+        ("forward", False, "op_1"),
+        ("forward", True, "op_1"),
+        ("put_back_cvc", True, "op_1"),
+    ]
+    assert await _forward_events(service, expiring) == [
+        ("forward", False, "op_1"),
+        ("forward", True, "op_1"),
+        ("put_back_cvc", False, "op_1"),
+    ]
+    assert await _forward_events(service, without_cvc) == [
+        ("forward", False, "op_1"),
+        ("forward", True, "op_1"),
+    ]
+    events, _ = await service.list_audit_events(AuditFilter(limit=100, token=restored))
+    unsent = [e for e in events if e.action is AuditAction.FORWARD and not e.succeeded]
+    assert "not sent" in unsent[0].purpose
+    assert unsent[0].destination == "acquirer"

@@ -21,6 +21,7 @@ from remit.vault.keystore import KEY_FILE_ENV, FileKeyStore
 from remit.vault.service import VaultService
 from tests.support.commands import PASSWORD, remit
 from tests.support.postgres import WorkerDatabases, scratch_database
+from tests.support.vault import without_the_seal_format_check
 
 pytestmark = pytest.mark.anyio
 
@@ -205,3 +206,28 @@ async def test_the_vault_process_on_a_database_not_migrated_says_to_migrate_in_o
     assert line.endswith("run `remit migrate` with the same settings, then start it again")
     assert PASSWORD not in line
     assert not (tmp_path / "vault" / "keys.json").exists()
+
+
+async def test_a_newest_card_of_a_seal_format_this_vault_does_not_know_is_named_as_such(
+    vault_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """No key set unwraps a card of a format no seal is bound to: told the keys do not unwrap
+    it, the operator would go looking for another key file when this one may be right."""
+    keys = FileKeyStore(tmp_path / "keys.json")
+    keys.ensure_exists()
+    newest = await _store_a_card(vault_engine, keys)
+    async with without_the_seal_format_check(vault_engine):
+        async with vault_engine.begin() as db:
+            await db.execute(text("UPDATE cards SET seal_format = 3"))
+
+        with pytest.raises(ConfigError) as refused:
+            await open_key_store(_key_file(keys.path), tmp_path, vault_engine)
+
+    assert str(refused.value) == (
+        f"the vault database's newest card ({newest}) names a seal format this vault does not "
+        "know (written by a newer vault version, or by hand), so the vault keys in the key "
+        f"file {keys.path} cannot be checked against it; start the vault version that wrote "
+        "it, or mend the card's seal_format"
+    )
+    assert "do not unwrap" not in str(refused.value)
+    assert await _recorded(vault_engine) == []

@@ -381,3 +381,35 @@ async def test_the_reseal_command_reseals_every_card_and_says_so_when_one_will_n
     with pytest.raises(AdminError) as stopped:
         await asyncio.wait_for(reseal_cards(target, access), BACKGROUND_GUARD_S)
     assert str(stopped.value).startswith("1 cards were re-sealed here, but 1 could not be")
+
+
+async def test_a_forward_whose_ring_predates_the_cvc_key_a_reseal_made_still_sends_the_cvc(
+    harness: VaultHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CVC sealed before CVC keys, stored in an hour whose CVC key no vault has made: the
+    forward loads its key ring and opens the card; a re-seal then makes that hour's key and
+    seals the CVC under it; the forward takes the CVC as the re-seal left it. Its ring, loaded
+    before the key existed, lacks the key: the key file is read again, and the CVC goes."""
+    token = await _token_bound(harness, VISA, "737", legacy_cvc=True)
+    with harness.keys.locked():
+        harness.keys.save_cvc_keys({})
+    # Stored in the hour before: the re-seal makes the key of a past hour.
+    async with harness.engine.begin() as db:
+        await db.execute(
+            text("UPDATE cards SET cvc_expires_at = :e WHERE token = :t"),
+            {"e": START + timedelta(minutes=30), "t": token},
+        )
+    take = SqlVaultRepository.audit_forward_taking_cvc
+    resealed: list[int] = []
+
+    async def resealed_first(self: SqlVaultRepository, *args: Any, **kwargs: Any) -> Any:
+        assert not harness.keys.load().cvc_keys  # the forward's ring has no CVC key
+        resealed.append(await harness.vault.service.reseal_all(requester="test"))
+        assert cvc_key_hour(START) - 1 in harness.keys.load().cvc_keys
+        return await take(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqlVaultRepository, "audit_forward_taking_cvc", resealed_first)
+    reply = await _forwarded(harness.vault, token, "op_1")
+    assert resealed == [1]
+    assert reply.result.approved
+    assert [(r.card_number, r.cvc) for r in harness.acquirer.requests] == [(VISA, "737")]

@@ -4,14 +4,15 @@ verifying every payload, and an injected clock for the retry schedule."""
 import itertools
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
-from remit.webhooks.delivery import DeliverySettings
+from remit.webhooks.delivery import DeliverySettings, outcome_of
 from remit.webhooks.domain import (
     MAX_HONOURED_RATE_LIMITS,
     RETRY_GAP_JITTER,
@@ -21,6 +22,7 @@ from remit.webhooks.domain import (
     WebhookEndpoint,
     retry_gap,
 )
+from remit.webhooks.sender import HttpResult
 from remit.worker import runner
 from remit.worker.jobs import ClaimLostError, Job, complete_job
 from tests.integration.webhooks.conftest import Bench, StartReceiver, make_bench
@@ -652,3 +654,36 @@ async def test_a_roll_retried_under_its_key_rolls_once(
     current = await bench.service.get_endpoint(bench.account_id, endpoint.id)
     assert current.secret == first.value[0].secret
     assert [old.secret for old in current.rolled_secrets] == [endpoint.secret]
+
+
+async def test_a_card_number_an_endpoint_answers_is_stored_masked(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    receiver = await start_receiver(
+        lambda _: Reply(500, body="rejected card 4242 4242 4242 4242 with sk_test_abcdef123456")
+    )
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+
+    await bench.worker.drain()
+
+    async with bench.engine.connect() as db:
+        snippets = (await db.execute(text(
+            "SELECT response_snippet FROM webhook_delivery_attempts WHERE endpoint_id = :id"
+        ), {"id": endpoint.id})).scalars().all()  # fmt: skip
+        # Every stored snippet and error, as a dump or a replica of the table would hold them.
+        digits = await db.scalar(text(
+            "SELECT count(*) FROM webhook_delivery_attempts WHERE regexp_replace("
+            "coalesce(response_snippet, '') || coalesce(error, ''), '[ -]', '', 'g') "
+            "~ '4242424242424242'"
+        ))  # fmt: skip
+    assert digits == 0
+    assert snippets == ["rejected card [card ****4242] with sk_test_********3456"]
+    [attempt] = await bench.attempts(event_id)
+    assert attempt.response_snippet == snippets[0]
+
+
+async def test_an_error_quoting_a_card_number_is_masked() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    result = HttpResult(None, 3, "", "connection failed: host 4000056655665556.example", None)
+    assert outcome_of(result, now).error == "connection failed: host [card ****5556].example"

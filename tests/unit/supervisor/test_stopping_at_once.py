@@ -104,7 +104,7 @@ def _serve_standing_in(
             stopped.append("embedded databases")
 
     monkeypatch.setattr(serve_module, "refuse_ports_in_use", lambda config: None)
-    monkeypatch.setattr(serve_module, "resolve_databases", Databases)
+    monkeypatch.setattr(serve_module, "resolve_databases", lambda config, **_: Databases(config))
     monkeypatch.setattr(serve_module, "migrate_all", migrate)
     account = {"id": "acct_1", "secret_key": "sk_test_1", "publishable_key": "pk_test_1"}
     monkeypatch.setattr(serve_module, "_ensure_default_account", lambda config: account)
@@ -154,5 +154,5 @@ def test_a_platform_asked_to_stop_while_migrating_says_so_and_not_that_it_runs(
     assert stopped == ["migrations finished", "embedded databases"]
     assert "remit is running" not in capsys.readouterr().out
     assert [record.getMessage() for record in caplog.records] == [
-        "stopping once the migrations are done; send again to interrupt them"
+        "stopping once the databases are started and migrated; send again to interrupt them"
     ]

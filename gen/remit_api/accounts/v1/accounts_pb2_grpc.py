@@ -80,6 +80,11 @@ class AccountsServiceStub:
                 request_serializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.UpgradeApiVersionRequest.SerializeToString,
                 response_deserializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.UpgradeApiVersionResponse.FromString,
                 _registered_method=True)
+        self.ListKeyDigests = channel.unary_unary(
+                '/remit_api.accounts.v1.AccountsService/ListKeyDigests',
+                request_serializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsRequest.SerializeToString,
+                response_deserializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsResponse.FromString,
+                _registered_method=True)
 
 
 class AccountsServiceServicer:
@@ -162,6 +167,16 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListKeyDigests(self, request, context):
+        """The SHA-256 digests of the keys that work (not revoked, or revoked to expire later), the
+        latest made first. The facade reads them, at most once a minute and only while an address
+        has no failed authentications left, to let a key on record past that address's limit after
+        a restart, or after a quiet spell, as it lets a key it found good lately.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -209,6 +224,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.UpgradeApiVersion,
                     request_deserializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.UpgradeApiVersionRequest.FromString,
                     response_serializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.UpgradeApiVersionResponse.SerializeToString,
+            ),
+            'ListKeyDigests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeyDigests,
+                    request_deserializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsRequest.FromString,
+                    response_serializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -455,6 +475,33 @@ class AccountsService:
             '/remit_api.accounts.v1.AccountsService/UpgradeApiVersion',
             remit__api_dot_accounts_dot_v1_dot_accounts__pb2.UpgradeApiVersionRequest.SerializeToString,
             remit__api_dot_accounts_dot_v1_dot_accounts__pb2.UpgradeApiVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeyDigests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.accounts.v1.AccountsService/ListKeyDigests',
+            remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsRequest.SerializeToString,
+            remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsResponse.FromString,
             options,
             channel_credentials,
             insecure,

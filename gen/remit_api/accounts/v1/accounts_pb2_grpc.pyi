@@ -75,6 +75,12 @@ class AccountsServiceStub:
     """
     UpgradeApiVersion: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpgradeApiVersionRequest, _accounts_pb2.UpgradeApiVersionResponse]
     """Moves the account's pin forward to a newer version; moving back is INVALID_ARGUMENT."""
+    ListKeyDigests: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListKeyDigestsRequest, _accounts_pb2.ListKeyDigestsResponse]
+    """The SHA-256 digests of the keys that work (not revoked, or revoked to expire later), the
+    latest made first. The facade reads them, at most once a minute and only while an address
+    has no failed authentications left, to let a key on record past that address's limit after
+    a restart, or after a quiet spell, as it lets a key it found good lately.
+    """
 
 @_typing.type_check_only
 class AccountsServiceAsyncStub(AccountsServiceStub):
@@ -119,6 +125,12 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     """
     UpgradeApiVersion: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpgradeApiVersionRequest, _accounts_pb2.UpgradeApiVersionResponse]  # type: ignore[assignment]
     """Moves the account's pin forward to a newer version; moving back is INVALID_ARGUMENT."""
+    ListKeyDigests: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListKeyDigestsRequest, _accounts_pb2.ListKeyDigestsResponse]  # type: ignore[assignment]
+    """The SHA-256 digests of the keys that work (not revoked, or revoked to expire later), the
+    latest made first. The facade reads them, at most once a minute and only while an address
+    has no failed authentications left, to let a key on record past that address's limit after
+    a restart, or after a quiet spell, as it lets a key it found good lately.
+    """
 
 class AccountsServiceServicer:
     """Account administration, API keys and API version pinning."""
@@ -205,5 +217,16 @@ class AccountsServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.UpgradeApiVersionResponse, _abc.Awaitable[_accounts_pb2.UpgradeApiVersionResponse]]:
         """Moves the account's pin forward to a newer version; moving back is INVALID_ARGUMENT."""
+
+    def ListKeyDigests(
+        self,
+        request: _accounts_pb2.ListKeyDigestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListKeyDigestsResponse, _abc.Awaitable[_accounts_pb2.ListKeyDigestsResponse]]:
+        """The SHA-256 digests of the keys that work (not revoked, or revoked to expire later), the
+        latest made first. The facade reads them, at most once a minute and only while an address
+        has no failed authentications left, to let a key on record past that address's limit after
+        a restart, or after a quiet spell, as it lets a key it found good lately.
+        """
 
 def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

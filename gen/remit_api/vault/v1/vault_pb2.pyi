@@ -57,6 +57,12 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     """
     AUDIT_ACTION_RESEAL: _AuditAction.ValueType  # 13
     """The vault opened a card and sealed it anew under a fresh data key, bound to its account."""
+    AUDIT_ACTION_PUT_BACK_CVC: _AuditAction.ValueType  # 14
+    """A forward the destination refused before carrying it out gave back the CVC it had taken
+    (succeeded), or could not (not succeeded: the CVC stays destroyed). It names the forward's
+    reference and destination; the forward itself is recorded again, not succeeded, as not
+    sent.
+    """
 
 class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
     """What an audit event records."""
@@ -83,6 +89,12 @@ CVCs, wherever it is left, can be decrypted since.
 """
 AUDIT_ACTION_RESEAL: AuditAction.ValueType  # 13
 """The vault opened a card and sealed it anew under a fresh data key, bound to its account."""
+AUDIT_ACTION_PUT_BACK_CVC: AuditAction.ValueType  # 14
+"""A forward the destination refused before carrying it out gave back the CVC it had taken
+(succeeded), or could not (not succeeded: the CVC stays destroyed). It names the forward's
+reference and destination; the forward itself is recorded again, not succeeded, as not
+sent.
+"""
 Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 
 @_typing.final
