@@ -287,7 +287,7 @@ class AccountsService:
         more work than were listed."""
         if not 1 <= limit <= MAX_LISTED_KEY_DIGESTS:
             raise invalid(f"limit must be between 1 and {MAX_LISTED_KEY_DIGESTS}.", "limit")
-        async with self._engine.connect() as db:
+        async with self._engine.begin() as db:  # a read ends in COMMIT: a ROLLBACK drops plans
             digests = await SqlAccountRepository(db).working_key_digests(
                 self._clock.now(), limit + 1
             )

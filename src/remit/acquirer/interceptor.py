@@ -29,6 +29,9 @@ class FaultInjectionInterceptor(grpc.aio.ServerInterceptor):
         self._config = config
         self._plan = FaultPlan(config)
         self._methods = MUTATING_METHODS | (READ_METHODS if config.include_reads else set())
+        # Each method's handler with faults, made on its first call rather than on every one,
+        # with the handler it wraps (the same on every call: `ErrorMappingInterceptor`'s).
+        self._with_faults: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
@@ -41,6 +44,14 @@ class FaultInjectionInterceptor(grpc.aio.ServerInterceptor):
             return handler
         if not self._config.active:
             return handler
+        kept = self._with_faults.get(method)
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        with_faults = self._faulty(handler, method)
+        self._with_faults[method] = (handler, with_faults)
+        return with_faults
+
+    def _faulty(self, handler: Handler, method: str) -> Handler:
         inner = cast(Callable[[Any, Context], Awaitable[Any]], handler.unary_unary)
         config, plan = self._config, self._plan
 

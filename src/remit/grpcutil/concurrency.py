@@ -21,6 +21,7 @@ from typing import Any, Final, TypeAlias, cast
 import grpc
 
 from remit.grpcutil.unstarted import MARK
+from remit.grpcutil.wrapped_handlers import WrappedHandlers
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
@@ -38,6 +39,7 @@ class ConcurrencyLimit(grpc.aio.ServerInterceptor):
     def __init__(self, max_concurrent_rpcs: int) -> None:
         self._max = max_concurrent_rpcs
         self._running = 0
+        self._limited = WrappedHandlers(self._limited_handler)
 
     @property
     def running(self) -> int:
@@ -51,6 +53,9 @@ class ConcurrencyLimit(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(EXEMPT_SERVICE_PREFIX):
             return handler
+        return self._limited.of(handler)
+
+    def _limited_handler(self, handler: Handler) -> Handler:
         if handler.unary_unary is not None:
             limited = self._limited_unary(cast(_Behavior, handler.unary_unary))
             # A namedtuple: the same handler, serializers and all, but for its behavior.

@@ -11,6 +11,8 @@ from typing import Any, TypeAlias, cast
 
 import grpc
 
+from remit.grpcutil.wrapped_handlers import WrappedHandlers
+
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 _Behavior: TypeAlias = Callable[[Any, Any], Awaitable[Any]]
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
@@ -21,6 +23,7 @@ class InFlightCalls(grpc.aio.ServerInterceptor):
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._tracked = WrappedHandlers(self._tracked_handler)
 
     async def intercept_service(
         self,
@@ -30,6 +33,9 @@ class InFlightCalls(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
+        return self._tracked.of(handler)
+
+    def _tracked_handler(self, handler: Handler) -> Handler:
         behavior = cast(_Behavior, handler.unary_unary)
         tasks = self._tasks
 

@@ -16,6 +16,8 @@ from typing import Any, Final, TypeAlias, cast
 
 import grpc
 
+from remit.grpcutil.wrapped_handlers import WrappedHandlers
+
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
@@ -35,6 +37,7 @@ class OpenStreams(grpc.aio.ServerInterceptor):
         # left as it is.
         self._ended: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._ending = WrappedHandlers(self._ending_handler)
 
     async def intercept_service(
         self,
@@ -44,6 +47,9 @@ class OpenStreams(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_stream is None:
             return handler
+        return self._ending.of(handler)
+
+    def _ending_handler(self, handler: Handler) -> Handler:
         inner = cast(_Inner, handler.unary_stream)
         if inspect.isasyncgenfunction(inner):
             replies = self._ending_replies(inner)

@@ -14,6 +14,13 @@ before it on the connection; past it the connection is closed (there is no reque
 How long the body may take is bounded in the app (`remit.rest.body_deadline`). And past
 `max_connections` open at once, a new connection is answered at once, as Stripe answers
 overload (429 `rate_limit`), and closed: each one holds a file descriptor and memory.
+Closed at once, it would lose its answer: the client sends its request as it connects, and a
+socket closed with bytes unread, or that receives some once closed, answers with a reset, which
+discards the 429 on the client's side before it reads it (ECONNRESET). So the connection is
+closed lingering: its sending side is shut after the answer (the client reads to its end), and
+what the client sends is read and dropped until it closes its own side, `LINGER_S` passes or
+`LINGER_BYTES` have come, whichever is first. At most `MAX_LINGERING` linger at once, beside the
+`max_connections` they do not count in: past it, a refused connection is closed at once.
 uvicorn's own `limit_concurrency` answers a plain-text 503, which SDKs retry at once, and counts
 requests in progress too, health checks included.
 """
@@ -21,9 +28,11 @@ requests in progress too, health checks included.
 import asyncio
 import json
 import logging
+import weakref
 from typing import Any, ClassVar, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from remit.config import DEFAULT_API_MAX_CONNECTIONS, DEFAULT_API_READ_TIMEOUT_S
 from remit.core.ids import new_id
@@ -39,6 +48,20 @@ _BODY: Final = json.dumps(
     {"error": {"type": "invalid_request_error", "message": _MESSAGE}}, separators=(",", ":")
 ).encode()
 _OVERLOADED_BODY: Final = json.dumps(StripeError.rate_limited().to_body()).encode()
+
+# How long, and for how many bytes, a refused connection is read from before it is closed: a
+# client that reads its answer closes within a round trip of it, and a request's head and a
+# body of Stripe's size arrive well within these.
+LINGER_S: Final = 1.0
+LINGER_BYTES: Final = 64 * 1024
+# How many refused connections may linger at once: a few, as a client that reads closes at once,
+# but a flood of ones that do not must not hold descriptors without bound.
+MAX_LINGERING: Final = 256
+
+# The refused connections lingering, by the server they came to (the cap is a server's).
+_lingering: "weakref.WeakKeyDictionary[ServerState, set[StripeShapedHttpToolsProtocol]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 # When a refused connection was last logged: a flood of them is logged once a second, not once
@@ -61,6 +84,8 @@ class StripeShapedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self._lingered_bytes = 0
 
     @classmethod
     def configured(
@@ -72,15 +97,27 @@ class StripeShapedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
+        lingering = _lingering.setdefault(self.server_state, set())
+        if len(self.connections) - len(lingering) > self.max_connections:
             _log_refusal(self.loop.time(), self.max_connections)
-            self._send_and_close(b"429 Too Many Requests", _OVERLOADED_BODY)
+            self._send_and_close(b"429 Too Many Requests", _OVERLOADED_BODY, linger=True)
             return
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_arrived()
+        self._stop_lingering()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._linger_timer is None:
+            super().data_received(data)
+            return
+        # A refused connection's request: dropped unread, only so that it is not reset.
+        self._lingered_bytes += len(data)
+        if self._lingered_bytes >= LINGER_BYTES:
+            self._stop_lingering()
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._head_arrived()
@@ -111,7 +148,17 @@ class StripeShapedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         self._send_and_close(b"400 Bad Request", _BODY)
 
-    def _send_and_close(self, status: bytes, body: bytes) -> None:
+    def _stop_lingering(self) -> None:
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+            _lingering.get(self.server_state, set()).discard(self)
+
+    def _linger_ended(self) -> None:
+        self._stop_lingering()
+        self.transport.close()
+
+    def _send_and_close(self, status: bytes, body: bytes, *, linger: bool = False) -> None:
         head = [b"HTTP/1.1 " + status + b"\r\n"]
         for name, value in self.server_state.default_headers:
             head.extend([name, b": ", value, b"\r\n"])
@@ -125,4 +172,12 @@ class StripeShapedHttpToolsProtocol(HttpToolsProtocol):
             ]
         )
         self.transport.write(b"".join(head) + body)
+        lingering = _lingering.setdefault(self.server_state, set())
+        if linger and len(lingering) < MAX_LINGERING and self.transport.can_write_eof():
+            # The answer is sent, then the sending side shut; the client's closing ends the
+            # connection (`eof_received` leaves the transport to close itself).
+            self.transport.write_eof()
+            lingering.add(self)
+            self._linger_timer = self.loop.call_later(LINGER_S, self._linger_ended)
+            return
         self.transport.close()

@@ -28,6 +28,16 @@ wrong, by more than the reading can be). A read that fails (the database out of 
 the time carried forward from the last one. No request waits on a read: it runs beside them,
 and the statements of a payment stay as many as they were.
 
+A read replaces the estimate, and a quick one's error (up to half its round trip) can put the
+new estimate a few milliseconds behind what the clock told just before: two stamps taken one
+after the other (a charge's `created`, a lease) would go backwards. So the time told never falls
+behind the last time told: it holds still until the new estimate catches up. Only a reading more
+than `MAX_HOLD_S` behind is stepped back to at once: the reads' error does not reach that far
+(two quick reads are off by half a second each at most), so the estimate was wrong (a suspension
+the monotonic clock did not count, the database's clock stepped), the times told by it were
+wrong by as much already, and holding still for that long would stamp every lease, due time and
+`created` of those seconds or hours with one frozen instant, leases cut short by as much.
+
 The commands that record or check times in the core's database themselves (`remit accounts
 create`, `remit reconcile`, `remit balance-release-failures retry`) read it once
 (`command_clock`): they run for seconds.
@@ -62,6 +72,9 @@ log = logging.getLogger(__name__)
 READ_EVERY_S: Final = 60.0
 # The longest round trip of a read that may replace an estimate it agrees with (see above).
 MAX_ROUND_TRIP_S: Final = 1.0
+# How far behind the time told a new reading may be for the clock to hold still until it catches
+# up, rather than step back to it (see above).
+MAX_HOLD_S: Final = 1.0
 
 
 def elapsed_s() -> float:
@@ -172,6 +185,7 @@ class DatabaseClock:
         self._monotonic = monotonic
         self._host = host
         self._skew = skew
+        self._told: datetime | None = None  # the last time `now` told: it never falls behind it
         skew.observe(reading.host_ahead)
 
     @classmethod
@@ -193,7 +207,11 @@ class DatabaseClock:
         return cls(engine, reading, monotonic=monotonic, host=host_clock, skew=skew)
 
     def now(self) -> datetime:
-        return self._at(self._monotonic())
+        estimate = self._at(self._monotonic())
+        if self._told is not None and estimate < self._told:
+            return self._told  # a read's error put the estimate behind: hold until it catches up
+        self._told = estimate
+        return estimate
 
     def _at(self, monotonic: float) -> datetime:
         since = monotonic - self._reading.monotonic
@@ -211,6 +229,13 @@ class DatabaseClock:
                           "forward, which is kept", reading.round_trip_s)  # fmt: skip
                 return
         self._reading = reading
+        if self._told is not None:
+            behind = self._told - self._at(self._monotonic())
+            if behind > timedelta(seconds=MAX_HOLD_S):
+                # Past the reads' error: the time told was wrong, and is stepped back from.
+                log.info("the database's clock read %.1fs behind the time carried forward, "
+                         "which is corrected", behind.total_seconds())  # fmt: skip
+                self._told = None
         self._skew.observe(self._reading.host_ahead)
 
     async def keep_reading(self, every_s: float = READ_EVERY_S) -> None:

@@ -7,6 +7,7 @@ under uvicorn as `remit serve` runs it; the gRPC side is faked."""
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -175,3 +176,57 @@ async def test_a_pipelined_request_served_past_the_timeout_is_answered(
         answers = await _answer(reader)
         writer.close()
     assert answers.count(b"HTTP/1.1 200 ") == 3
+
+
+def _refused_answer(port: int) -> bytes:
+    """Connect, send a request at once, as a client does, and read the answer only once the
+    server has surely closed its side."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_head(9) + b"name=late")
+        time.sleep(0.05)
+        sock.settimeout(5)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+async def test_a_refused_connection_s_request_does_not_lose_it_its_429(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Closed with the request unread, the server's socket would answer it with a reset, which
+    discards the 429 before the client reads it: the server reads and drops what comes before
+    it closes."""
+    async with _serving(monkeypatch) as port:
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        try:
+            await asyncio.sleep(0.05)
+            answers = [await asyncio.to_thread(_refused_answer, port) for _ in range(5)]
+        finally:
+            for sock in held:
+                sock.close()
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 429 ")
+
+
+async def test_a_refused_connection_lingering_takes_no_place_under_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with _serving(monkeypatch) as port:
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        try:
+            await asyncio.sleep(0.05)
+            # Refused, read to the end of its answer, and left open: it lingers.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert (await _answer(reader)).startswith(b"HTTP/1.1 429 ")
+            held.pop().close()
+            await asyncio.sleep(0.05)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_head(0))
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n"), 5)
+            writer.close()
+        finally:
+            for sock in held:
+                sock.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")
