@@ -137,18 +137,19 @@ class NotSentError(RemitError):
 
 
 def refused_unsent(what: str) -> NotSentError:
-    """The answer to a request whose send was refused unstarted: the platform's own overload
-    answer (429 `rate_limit`, as the core's and the api's bounds give), not a 503 inviting an
-    immediate retry, which would add load to the very process that is refusing it. Nothing
-    was sent, so a retry with the key, after backing off, resumes where it stopped."""
+    """The answer to a request whose send was refused unstarted: a retryable 503, not the 429
+    `rate_limit` the platform's own bounds give. Nothing was sent, but the request is left at
+    its recovery point with its key open, and the completer carries it out if the client does
+    not retry: a 429 says the request was not executed, so a client would make a new payment
+    under a new key, and both would be charged. A 503 with `Stripe-Should-Retry: true` says
+    what is so: retry with the same key, which resumes where it stopped."""
     log.warning("%s was not sent: the vault or the acquirer was busy and refused it", what)
     return NotSentError(
-        message="The card network's gateway is busy and this request was not sent to it. "
-        "Retry with the same idempotency key, backing off exponentially: the payment resumes "
-        "where it stopped.",
-        kind=ErrorKind.RESOURCE_EXHAUSTED,
-        error_type="invalid_request_error",
-        code="rate_limit",
+        message="The card network is busy and this request was not sent to it yet. Retry with "
+        "the same idempotency key: the payment resumes where it stopped.",
+        kind=ErrorKind.UNAVAILABLE,
+        error_type="api_error",
+        should_retry=True,
     )
 
 

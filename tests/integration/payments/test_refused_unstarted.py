@@ -1,6 +1,7 @@
 """A call the vault or the acquirer refused under load before carrying it out (its refusal
-marked so by remit's admission bound) was not sent: the core looks nothing up and answers as
-the platform's own bounds do (429 `rate_limit`); a retry with the key resumes the payment. A
+marked so by remit's admission bound) was not sent: the core looks nothing up and answers
+a retryable UNAVAILABLE, never the 429 that would say the request was not executed (it is
+carried out from its recovery point); a retry with the key resumes the payment. A
 RESOURCE_EXHAUSTED without the mark (gRPC's own, for a reply past its size limit, after the
 server acted) stays an unknown outcome."""
 
@@ -130,9 +131,10 @@ async def test_a_send_the_bound_refused_is_not_sent_and_is_retryable() -> None:
     async with _network(acquirer, [ConcurrencyLimit(0)]) as network:
         with pytest.raises(NotSentError) as refused:
             await network.void(authorization_id="auth_1", reference="ch_1")
-    # Overload, as the platform's own bounds answer it: no invitation to retry at once.
-    assert (refused.value.kind, refused.value.code) == (ErrorKind.RESOURCE_EXHAUSTED, "rate_limit")
-    assert not refused.value.should_retry
+    # Not a 429: the request stays at its recovery point, and the completer would carry it out;
+    # a client told it was not executed would pay again under another key.
+    assert refused.value.kind is ErrorKind.UNAVAILABLE
+    assert refused.value.should_retry
     assert acquirer.lookups == 0
     assert network.breaker.state.value == "closed"
 
@@ -202,8 +204,8 @@ def network() -> BusyOnce:
 async def test_a_payment_refused_unstarted_is_retryable_with_its_key(
     payments: PaymentsService, network: BusyOnce, account_id: str
 ) -> None:
-    """The client is told the platform is busy (a 429 `rate_limit`, as the platform's own
-    bounds answer), nothing is looked up, and the retry with the key pays."""
+    """The client is told to retry with its key (a 503 with Stripe-Should-Retry: true, not a
+    429 saying nothing was done), nothing is looked up, and the retry with the key pays."""
 
     async def confirm() -> object:
         return await payments.create_payment_intent(
@@ -215,7 +217,7 @@ async def test_a_payment_refused_unstarted_is_retryable_with_its_key(
 
     with pytest.raises(NotSentError) as refused:
         await confirm()
-    assert (refused.value.kind, refused.value.should_retry) == (ErrorKind.RESOURCE_EXHAUSTED, False)
+    assert (refused.value.kind, refused.value.should_retry) == (ErrorKind.UNAVAILABLE, True)
     assert network.looked_up == []
     retried = await confirm()
     assert isinstance(retried, Done)
