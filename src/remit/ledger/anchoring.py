@@ -25,8 +25,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.config import DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S
+from remit.core.clock import Clock
 from remit.core.secrets import Secret
 from remit.ledger.checkpoints import (
+    AppendLock,
     Checkpoint,
     CheckpointKeys,
     CheckpointLine,
@@ -34,7 +36,6 @@ from remit.ledger.checkpoints import (
     IncompleteLine,
     OpenedFile,
     UnreadableLine,
-    append,
 )
 from remit.ledger.tables import ledger_chains, ledger_transactions
 
@@ -64,19 +65,28 @@ async def write_checkpoints(
     path: Path,
     key: Secret[bytes],
     *,
-    now: datetime,
+    clock: Clock,
     account_id: str | None = None,
     already: dict[str, int] | None = None,
 ) -> int:
     """Append a checkpoint of each chain head to `path`; returns how many. With `already` (the
     sequence each account's chain was last checkpointed at, updated here), only the chains that
-    moved since."""
-    async with engine.begin() as db:  # a read ends in COMMIT: a ROLLBACK drops prepared plans
-        heads = await chain_heads(db, now=now, account_id=account_id)
-    if already is not None:
-        heads = [head for head in heads if already.get(head.account_id) != head.sequence]
-    # The file is synced before this returns: a blocking wait kept off the event loop.
-    await asyncio.to_thread(append, path, heads, key)
+    moved since.
+
+    The file's lock is held from before the heads are read, and the time taken under it, so
+    that writers sharing the file append in order (`AppendLock`); a verification opening the
+    file meanwhile waits for the read (one query), as it waits for an append."""
+    # Taking the lock, and syncing the file, are blocking waits kept off the event loop.
+    lock = await asyncio.to_thread(AppendLock, path)
+    try:
+        now = await asyncio.to_thread(lock.not_before, clock.now())
+        async with engine.begin() as db:  # a read ends in COMMIT: a ROLLBACK drops plans
+            heads = await chain_heads(db, now=now, account_id=account_id)
+        if already is not None:
+            heads = [head for head in heads if already.get(head.account_id) != head.sequence]
+        await asyncio.to_thread(lock.append, heads, key)
+    finally:
+        lock.close()
     if already is not None:
         already.update((head.account_id, head.sequence) for head in heads)
     return len(heads)

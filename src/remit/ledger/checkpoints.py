@@ -425,21 +425,83 @@ def append(path: Path, checkpoints: Sequence[Checkpoint], key: Secret[bytes]) ->
     A line a crash cut short stays on its own line: a new batch never continues it."""
     if not checkpoints:
         return
-    batch = "".join(line_of(checkpoint, key) for checkpoint in checkpoints).encode("utf-8")
-    created = not path.exists()
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        if _ends_mid_line(path):
+    with AppendLock(path) as lock:
+        lock.append(checkpoints, key)
+
+
+# How far ahead of a writer's clock the file's last line may be for the writer to stamp its
+# batch with that line's time instead (`AppendLock.not_before`): a few writers' clocks, each
+# read from the database's, differ by milliseconds; a line further ahead is no such skew.
+MAX_CLOCK_STEP: Final = 60.0
+
+
+class AppendLock:
+    """The file (made, mode 0600, if missing) open for appending under its exclusive lock,
+    taken when made (it blocks) and released by `close`. Held while a writer reads the chain
+    heads and appends them, so that of writers sharing the file (the worker's copies and the
+    command) each appends heads read after the last one's appended: per account, sequences
+    and times never go back in the file (`_Order`, which verify checks)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._created = not path.exists()
+        self._descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._descriptor)
+            raise
+
+    def not_before(self, now: datetime) -> datetime:
+        """The time to stamp a batch with: `now`, or the file's last line's time when that is
+        later by no more than MAX_CLOCK_STEP (another writer's clock a little ahead)."""
+        last = _last_time(self.path)
+        if last is not None and now < last and (last - now).total_seconds() <= MAX_CLOCK_STEP:
+            return last
+        return now
+
+    def append(self, checkpoints: Sequence[Checkpoint], key: Secret[bytes]) -> None:
+        if not checkpoints:
+            return
+        batch = "".join(line_of(checkpoint, key) for checkpoint in checkpoints).encode("utf-8")
+        if _ends_mid_line(self.path):
             batch = b"\n" + batch
         written = 0
         while written < len(batch):
-            written += os.write(descriptor, batch[written:])
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)  # releases the lock
-    if created:
-        _sync_directory(path.parent)
+            written += os.write(self._descriptor, batch[written:])
+        os.fsync(self._descriptor)
+
+    def close(self) -> None:
+        os.close(self._descriptor)  # releases the lock
+        if self._created:
+            self._created = False
+            _sync_directory(self.path.parent)
+
+    def __enter__(self) -> "AppendLock":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+_TAIL: Final = 4096
+
+
+def _last_time(path: Path) -> datetime | None:
+    """The time of the file's last line, if it is a line with one (not checked: only a hint)."""
+    with path.open("rb") as existing:
+        end = existing.seek(0, os.SEEK_END)
+        existing.seek(max(0, end - _TAIL))
+        tail = existing.read().decode("utf-8", errors="replace").splitlines()
+    last = next((line for line in reversed(tail) if line.strip()), None)
+    if last is None:
+        return None
+    try:
+        fields = json.loads(last)
+        moment = datetime.fromisoformat(fields["at"])
+    except (ValueError, RecursionError, TypeError, KeyError):
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _ends_mid_line(path: Path) -> bool:

@@ -14,6 +14,7 @@ import pytest
 
 from remit.core.secrets import Secret
 from remit.ledger.checkpoints import (
+    AppendLock,
     Checkpoint,
     CheckpointKeys,
     CheckpointLine,
@@ -332,3 +333,36 @@ def test_lines_without_a_key_id_pass_only_before_the_first_line_with_one(tmp_pat
     )
     assert found[:3] == ["ok", "ok", "ok"]
     assert found[3].startswith("out of order: a line without a key id after one with a key id")
+
+
+def test_a_writer_holding_the_lock_appends_before_one_that_came_later(tmp_path: Path) -> None:
+    """The lock is held from before the heads are read to after they are appended: a writer
+    that reads later appends later, so sequences never go back in the file."""
+    path = tmp_path / "checkpoints"
+    later = Checkpoint("acct_1", 8, "ef" * 32, CHECKPOINT.at)
+    with AppendLock(path) as lock:
+        writer = threading.Thread(target=lambda: append(path, [later], KEY))
+        writer.start()
+        writer.join(0.2)
+        assert writer.is_alive()  # waiting for the lock
+        lock.append([CHECKPOINT], KEY)
+    writer.join()
+    assert [entry for entry in read_file(path, KEY)] == [
+        CheckpointLine(1, CHECKPOINT),
+        CheckpointLine(2, later),
+    ]
+
+
+def test_a_batch_is_stamped_no_earlier_than_the_last_line_a_clock_a_little_ahead_wrote(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "checkpoints"
+    with AppendLock(path) as lock:
+        assert lock.not_before(CHECKPOINT.at) == CHECKPOINT.at  # an empty file
+        lock.append([CHECKPOINT], KEY)
+        behind = CHECKPOINT.at - timedelta(milliseconds=3)
+        assert lock.not_before(behind) == CHECKPOINT.at
+        assert lock.not_before(CHECKPOINT.at + timedelta(seconds=1)) > CHECKPOINT.at
+        # A line far ahead is no clock's skew: the writer keeps its own time.
+        far_behind = CHECKPOINT.at - timedelta(minutes=5)
+        assert lock.not_before(far_behind) == far_behind
