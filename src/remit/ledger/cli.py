@@ -164,7 +164,7 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
     if report.unknown_keys:
         counts = ", ".join(f"{key} ({count} lines)" for key, count in report.unknown_keys.items())
         lines.append(
-            f"  keys not given: {counts}; give earlier keys in "
+            f"  keys not given: {counts}; give earlier keys as KEY@RETIRED_AT in "
             f"{LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV} or {LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV}"
         )
     for retired_id, count in report.checked_under_retired.items():

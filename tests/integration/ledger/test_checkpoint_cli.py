@@ -100,7 +100,7 @@ def test_verify_after_a_key_change_names_the_keys_it_was_not_given(
     assert main(["ledger", "verify", "--checkpoints", str(path)]) == 1
     out = capsys.readouterr().out
     assert "CHECKPOINTS FAILED: 1 lines were written under keys not given" in out
-    assert f"keys not given: {old_id} (1 lines)" in out
+    assert f"keys not given: {old_id} (1 lines); give earlier keys as KEY@RETIRED_AT" in out
 
     # Retired when its last line was written: that line passes, under it.
     retired_at = json.loads(path.read_text().splitlines()[0])["at"]
