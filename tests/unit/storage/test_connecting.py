@@ -2,6 +2,10 @@
 environment set."""
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
 
 from remit.storage.connecting import (
     KEEPALIVE_KEYS,
@@ -9,6 +13,7 @@ from remit.storage.connecting import (
     SERVICE_KEEPALIVES,
     libpq_arguments,
 )
+from remit.storage.migration_env import migration_arguments
 
 URL = "postgresql://remit@db.example:5432/remit"
 
@@ -87,3 +92,36 @@ def test_the_long_window_is_five_minutes_and_agrees_with_its_probes() -> None:
     assert arguments["connect_timeout"] == 5
     assert SERVICE_KEEPALIVES.user_timeout_ms == 25_000
 
+
+def test_migrations_connect_with_the_long_window_and_the_usual_connect_timeout() -> None:
+    arguments = migration_arguments(URL)
+    assert arguments["tcp_user_timeout"] == LONG_KEEPALIVES.user_timeout_ms == 300_000
+    assert arguments["keepalives_idle"] == LONG_KEEPALIVES.idle_s
+    assert arguments["connect_timeout"] == libpq_arguments(URL)["connect_timeout"]
+
+
+def test_the_ledger_commands_engine_has_the_long_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    import remit.databases
+    import remit.storage.engine
+    import remit.storage.reachability
+    from remit.ledger import cli
+
+    made: dict[str, object] = {}
+
+    class MadeError(Exception):
+        pass
+
+    def make_engine(url: str, **kwargs: object) -> None:
+        made.update(kwargs)
+        raise MadeError
+
+    resolved = SimpleNamespace(config=None, stop_embedded=lambda: None)
+    monkeypatch.setattr(remit.databases, "resolve_databases", lambda *_, **__: resolved)
+    monkeypatch.setattr(remit.databases, "require_at_head", lambda *_: None)
+    monkeypatch.setattr(
+        remit.storage.reachability, "core_database", lambda _: SimpleNamespace(url=URL)
+    )
+    monkeypatch.setattr(remit.storage.engine, "make_engine", make_engine)
+    with pytest.raises(MadeError):
+        cli._with_service(cast(Any, None), cast(Any, None), command="ledger verify")
+    assert made["keepalives"] == LONG_KEEPALIVES
