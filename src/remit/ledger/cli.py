@@ -54,6 +54,7 @@ def _with_service(
     """Run `use` against the core database, refused unless its schema is already at this
     version's head."""
     from remit.databases import require_at_head, resolve_databases
+    from remit.storage.connecting import LONG_KEEPALIVES
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import core_database
 
@@ -65,7 +66,9 @@ def _with_service(
         url = database.url
 
         async def run() -> T:
-            engine = make_engine(url, pool_size=2)
+            # Verifying or reconciling a whole ledger may hold a statement for long: a short
+            # loss of the network should not fail it.
+            engine = make_engine(url, pool_size=2, keepalives=LONG_KEEPALIVES)
             channel = internal_channel(config.acquirer.target, InternalAccess.of(config))
             try:
                 # The day it reconciles must be over, and its run is stamped, by the clock the
