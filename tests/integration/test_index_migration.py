@@ -86,13 +86,21 @@ def test_payment_methods_stay_writable_while_the_index_builds(
     assert _index_is_valid(url, "ix_tokens_vault_token") is True
 
 
-def _waiting_build(url: str) -> tuple[int, object] | None:
+def _waiting_build(url: str) -> tuple[int, object]:
+    """The session and start of the index build waiting on a lock. A concurrent build waits
+    for older transactions once per phase, so between two phases it is briefly seen waiting on
+    nothing: the sample is taken again until it is seen waiting."""
+    deadline = time.monotonic() + 10
     with psycopg.connect(url, autocommit=True) as watcher:
-        row = watcher.execute(
-            "SELECT pid, query_start FROM pg_stat_activity WHERE query ILIKE 'CREATE INDEX%%' "
-            "AND wait_event_type = 'Lock'"
-        ).fetchone()
-    return None if row is None else (int(row[0]), row[1])
+        while True:
+            row = watcher.execute(
+                "SELECT pid, query_start FROM pg_stat_activity "
+                "WHERE query ILIKE 'CREATE INDEX%%' AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if row is not None:
+                return int(row[0]), row[1]
+            assert time.monotonic() < deadline, "no index build is waiting"
+            time.sleep(0.01)
 
 
 def test_the_index_build_waits_for_open_transactions_beyond_the_migration_lock_timeout(
