@@ -323,7 +323,7 @@ class WebhookDeliverer:
         leased, handed over or taken by an earlier run, it would have taken back. What it may
         hold is a slot an earlier, failed run took, whose lease ran out; a job's first run has
         none (a handed-over slot that lapsed is taken back, or purged, as any other)."""
-        if job.attempts > 1:
+        if job.tries > 1:
             await self._let_go_of_own_slot(db, ctx, job, now)
 
 
