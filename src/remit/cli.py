@@ -325,9 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "also check every checkpoint in FILE (remit ledger checkpoint): its HMAC under the "
             "key it names, REMIT_LEDGER_CHECKPOINT_KEY (or _KEY_FILE) or an earlier one of "
-            "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS (or _PREVIOUS_KEYS_FILE), and that the "
-            "account's hash chain still passes through its position with its hash; names the "
-            "first checkpoint the database no longer agrees with, and lines of keys not given"
+            "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS (or _PREVIOUS_KEYS_FILE, each given as "
+            "KEY@RETIRED_AT, a UTC time), and that the account's hash chain still passes "
+            "through its position with its hash; names the first checkpoint the database no "
+            "longer agrees with, lines of keys not given, lines of an earlier key dated after "
+            "its retirement, and lines out of order (an account's time or sequence going back)"
         ),
     )
     checkpoint = ledger_commands.add_parser(

@@ -10,6 +10,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -760,23 +761,49 @@ def ledger_checkpoint_key(environ: Mapping[str, str] | None = None) -> Secret[by
 
 def ledger_checkpoint_previous_keys(
     environ: Mapping[str, str] | None = None,
-) -> tuple[Secret[bytes], ...]:
-    """The checkpoints' earlier keys, for `remit ledger verify` to check the lines written
-    before the key changed: those of REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS (separated by
-    whitespace) and of the file REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE names (one a line,
-    readable by its owner only), each at least as long as the key must be."""
+) -> tuple[tuple[Secret[bytes], datetime], ...]:
+    """The checkpoints' earlier keys, each with the time it was retired, for `remit ledger
+    verify` to check the lines written before the key changed: those of
+    REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS (separated by whitespace) and of the file
+    REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE names (one a line, readable by its owner only),
+    each given as KEY@RETIRED_AT (an ISO-8601 UTC time), the key at least as long as the key
+    must be.
+
+    The retirement time is required, not optional: a key is changed because it may have
+    leaked, and without the time, whoever holds the leaked key could write lines dated after
+    the change that verify would pass (`remit.ledger.checkpoints.RetiredKey`)."""
     env = os.environ if environ is None else environ
-    keys = [
-        _checkpoint_key(text, LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV)
-        for text in (env.get(LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV) or "").split()
-    ]
+    name = LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV
+    keys = [_retired_key(text, name) for text in (env.get(name) or "").split()]
     path_text = env.get(LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV) or ""
     if path_text:
         name = LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV
         # One key a line, so that a key may hold spaces, as the key file's may.
         lines = _private_file(Path(path_text), name).splitlines()
-        keys += [_checkpoint_key(line.strip(), name) for line in lines if line.strip()]
+        keys += [_retired_key(line.strip(), name) for line in lines if line.strip()]
     return tuple(keys)
+
+
+def _retired_key(text: str, name: str) -> tuple[Secret[bytes], datetime]:
+    """KEY@RETIRED_AT: the key, and the UTC time after which no line under it passes. The
+    time is split off at the last @, so that a key may hold one; the message never shows the
+    key."""
+    key_text, at, retired_text = text.rpartition("@")
+    usage = (
+        f"{name}: give each earlier key as KEY@RETIRED_AT, RETIRED_AT the ISO-8601 UTC time "
+        "the key stopped writing checkpoints (e.g. ...@2026-12-07T08:00:00Z); lines under "
+        "it dated later fail"
+    )
+    if not at:
+        raise ConfigError(f"{usage}; a key was given without its retirement time")
+    try:
+        retired_at = datetime.fromisoformat(retired_text)
+    except ValueError:
+        raise ConfigError(f"{usage}; a retirement time is malformed") from None
+    offset = retired_at.utcoffset()
+    if offset is None or offset.total_seconds() != 0:
+        raise ConfigError(f"{usage}; a retirement time is not in UTC (Z or +00:00)")
+    return _checkpoint_key(key_text, name), retired_at.astimezone(UTC)
 
 
 def _private_file(path: Path, name: str) -> str:

@@ -25,8 +25,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.config import DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S
+from remit.core.clock import Clock
 from remit.core.secrets import Secret
 from remit.ledger.checkpoints import (
+    AppendLock,
     Checkpoint,
     CheckpointKeys,
     CheckpointLine,
@@ -34,7 +36,6 @@ from remit.ledger.checkpoints import (
     IncompleteLine,
     OpenedFile,
     UnreadableLine,
-    append,
 )
 from remit.ledger.tables import ledger_chains, ledger_transactions
 
@@ -64,19 +65,28 @@ async def write_checkpoints(
     path: Path,
     key: Secret[bytes],
     *,
-    now: datetime,
+    clock: Clock,
     account_id: str | None = None,
     already: dict[str, int] | None = None,
 ) -> int:
     """Append a checkpoint of each chain head to `path`; returns how many. With `already` (the
     sequence each account's chain was last checkpointed at, updated here), only the chains that
-    moved since."""
-    async with engine.begin() as db:  # a read ends in COMMIT: a ROLLBACK drops prepared plans
-        heads = await chain_heads(db, now=now, account_id=account_id)
-    if already is not None:
-        heads = [head for head in heads if already.get(head.account_id) != head.sequence]
-    # The file is synced before this returns: a blocking wait kept off the event loop.
-    await asyncio.to_thread(append, path, heads, key)
+    moved since.
+
+    The file's lock is held from before the heads are read, and the time taken under it, so
+    that writers sharing the file append in order (`AppendLock`); a verification opening the
+    file meanwhile waits for the read (one query), as it waits for an append."""
+    # Taking the lock, and syncing the file, are blocking waits kept off the event loop.
+    lock = await asyncio.to_thread(AppendLock, path)
+    try:
+        now = await asyncio.to_thread(lock.not_before, clock.now())
+        async with engine.begin() as db:  # a read ends in COMMIT: a ROLLBACK drops plans
+            heads = await chain_heads(db, now=now, account_id=account_id)
+        if already is not None:
+            heads = [head for head in heads if already.get(head.account_id) != head.sequence]
+        await asyncio.to_thread(lock.append, heads, key)
+    finally:
+        lock.close()
     if already is not None:
         already.update((head.account_id, head.sequence) for head in heads)
     return len(heads)
@@ -135,6 +145,10 @@ class CheckpointReport:
     # Lines written under a key that was not given: not checked, which fails the check too (a
     # key left out after a key change must not pass as a clean file).
     unknown_key: int = 0
+    # Lines signed by an earlier key but dated after its retirement, and authentic lines out
+    # of the order the writers append in (`remit.ledger.checkpoints._Order`): both fail.
+    after_retirement: int = 0
+    out_of_order: int = 0
     # Lines an interrupted append cut short: shown, but no failure (`IncompleteLine` says why).
     incomplete: int = 0
     # The first SHOWN of each, in the file's order.
@@ -142,8 +156,12 @@ class CheckpointReport:
     unreadable_lines: list[UnreadableLine] = field(default_factory=list)
     unknown_key_lines: list[UnreadableLine] = field(default_factory=list)
     incomplete_lines: list[IncompleteLine] = field(default_factory=list)
+    after_retirement_lines: list[UnreadableLine] = field(default_factory=list)
+    out_of_order_lines: list[UnreadableLine] = field(default_factory=list)
     # How many lines each unknown key id wrote.
     unknown_keys: dict[str, int] = field(default_factory=dict)
+    # How many checkpoints were checked under each earlier (retired) key, by its id.
+    checked_under_retired: dict[str, int] = field(default_factory=dict)
     # The time of the newest checkpoint checked, and, when the ledger holds a transaction
     # newer than it by more than twice the worker's interval, that transaction's time: a
     # warning, no failure (the worker may be stopped, or the file's last lines cut).
@@ -159,6 +177,8 @@ class CheckpointReport:
             and self.disagreeing == 0
             and self.unreadable == 0
             and self.unknown_key == 0
+            and self.after_retirement == 0
+            and self.out_of_order == 0
         )
 
 
@@ -198,6 +218,14 @@ async def check_checkpoints(
                     report.unknown_keys[entry.unknown_key] = (seen or 0) + 1
                 if len(report.unknown_key_lines) < SHOWN:
                     report.unknown_key_lines.append(entry)
+            elif isinstance(entry, UnreadableLine) and entry.after_retirement is not None:
+                report.after_retirement += 1
+                if len(report.after_retirement_lines) < SHOWN:
+                    report.after_retirement_lines.append(entry)
+            elif isinstance(entry, UnreadableLine) and entry.out_of_order:
+                report.out_of_order += 1
+                if len(report.out_of_order_lines) < SHOWN:
+                    report.out_of_order_lines.append(entry)
             elif isinstance(entry, UnreadableLine):
                 report.unreadable += 1
                 if len(report.unreadable_lines) < SHOWN:
@@ -220,6 +248,11 @@ async def check_checkpoints(
         held = {int(row.position): row.hash for row in rows}
         for position, entry in enumerate(wanted, start=1):
             report.checked += 1
+            retired = entry.retired_key
+            if retired is not None:  # the given keys' ids only: no more of them than given
+                report.checked_under_retired[retired] = (
+                    report.checked_under_retired.get(retired, 0) + 1
+                )
             if report.newest is None or entry.checkpoint.at > report.newest:
                 report.newest = entry.checkpoint.at
             found = _disagreement(entry.checkpoint, held.get(position), first_break)

@@ -26,7 +26,7 @@ def checkpoint_task(
     already: dict[str, int] = {}
 
     async def run() -> None:
-        written = await write_checkpoints(engine, path, key, now=clock.now(), already=already)
+        written = await write_checkpoints(engine, path, key, clock=clock, already=already)
         if written:
             log.info("ledger checkpoints: %d chain heads appended to %s", written, path)
 

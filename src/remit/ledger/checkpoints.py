@@ -21,7 +21,14 @@ Each line names the key that wrote it by its key id, a fingerprint of the key th
 nothing of it (`key_id`), so that after the key changes a file holding lines of several keys
 still checks whole: each line under its own key, given the earlier keys (`CheckpointKeys`). A
 line whose key is not among those given is told apart from one whose HMAC fails. Lines written
-before key ids existed name no key: they pass under whichever given key matches.
+before key ids existed name no key: they pass under whichever given key matches, and only before
+the file's first line that names one.
+
+An earlier key is given with the time it was retired (`RetiredKey`): a key is changed because it
+may have leaked, and whoever holds a leaked key can write lines that pass under it. A line under
+a retired key dated after its retirement fails; so does a line that goes back in time or in its
+chain against an earlier line of the same account (the writers append in order): lines appended
+later with a retired key's earlier dates do not pass either.
 """
 
 import fcntl
@@ -61,20 +68,35 @@ def key_id(key: Secret[bytes]) -> str:
 
 
 @dataclass(frozen=True)
+class RetiredKey:
+    """An earlier key and when it stopped writing checkpoints: lines under it dated later fail."""
+
+    key: Secret[bytes]
+    retired_at: datetime
+
+
+@dataclass(frozen=True)
 class CheckpointKeys:
     """The key checkpoints are written with (`current`) and the earlier ones that lines of
     the file may have been written with before the key changed."""
 
     current: Secret[bytes]
-    previous: tuple[Secret[bytes], ...] = ()
+    previous: tuple[RetiredKey, ...] = ()
     by_id: Mapping[str, Secret[bytes]] = field(init=False, repr=False, compare=False)
+    # The retirement time of each earlier key's id (none for the current key).
+    retired_at: Mapping[str, datetime] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The current key first: a key given twice is the current one.
-        found: dict[str, Secret[bytes]] = {}
-        for key in (self.current, *self.previous):
-            found.setdefault(key_id(key), key)
+        found: dict[str, Secret[bytes]] = {key_id(self.current): self.current}
+        retired: dict[str, datetime] = {}
+        for earlier in self.previous:
+            earlier_id = key_id(earlier.key)
+            if earlier_id not in found:
+                found[earlier_id] = earlier.key
+                retired[earlier_id] = earlier.retired_at
         object.__setattr__(self, "by_id", found)
+        object.__setattr__(self, "retired_at", retired)
 
     @property
     def current_id(self) -> str:
@@ -97,21 +119,30 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class CheckpointLine:
-    """A checkpoint as read from line `number` (from 1) of its file."""
+    """A checkpoint as read from line `number` (from 1) of its file. `retired_key` is the id
+    of the earlier key it was checked under (None: the current key); `legacy` that the line
+    names no key (written before key ids existed)."""
 
     number: int
     checkpoint: Checkpoint
+    retired_key: str | None = field(default=None, compare=False)
+    legacy: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
 class UnreadableLine:
     """Line `number` is no checkpoint the given keys wrote: malformed, or its HMAC does not
     match; or (`unknown_key`, the id the line names) written under a key not given, so it
-    could not be checked at all."""
+    could not be checked at all; or (`after_retirement`, the key's id) authentic under an
+    earlier key but dated after that key's retirement; or (`out_of_order`) authentic but out of
+    place: going back in time or in its chain against an earlier line of its account, or naming
+    no key after a line that names one."""
 
     number: int
     reason: str
     unknown_key: str | None = None
+    after_retirement: str | None = None
+    out_of_order: bool = False
 
 
 def _message(checkpoint: Checkpoint, key_id: str | None) -> bytes:
@@ -205,9 +236,9 @@ def read_line(
     given = _keys_of(keys)
     if written_by is None:
         # Written before lines named their key: any of the keys given may have.
-        candidates = tuple(given.by_id.values())
+        candidates = tuple(given.by_id.items())
     elif written_by in given.by_id:
-        candidates = (given.by_id[written_by],)
+        candidates = ((written_by, given.by_id[written_by]),)
     else:
         return UnreadableLine(
             number,
@@ -215,16 +246,37 @@ def read_line(
             unknown_key=written_by,
         )
     # The MAC covers the time as written, so a line whose time was merely re-spelled fails too.
-    if _timestamp(moment) != at or not any(
-        hmac.compare_digest(_mac(checkpoint, key, written_by).encode(), mac.encode())
-        for key in candidates
-    ):
+    matched = None
+    if _timestamp(moment) == at:
+        matched = next(
+            (
+                candidate_id
+                for candidate_id, key in candidates
+                if hmac.compare_digest(_mac(checkpoint, key, written_by).encode(), mac.encode())
+            ),
+            None,
+        )
+    if matched is None:
         return UnreadableLine(
             number,
             "its HMAC does not match: the line was altered"
             + (", or written under a key not given" if written_by is None else ""),
         )
-    return CheckpointLine(number, checkpoint)
+    retired_at = given.retired_at.get(matched)
+    if retired_at is not None and moment > retired_at:
+        # Whoever holds a leaked key can write lines under it: none dated after it was retired.
+        return UnreadableLine(
+            number,
+            f"signed by a retired key after its retirement: key {matched}, retired at "
+            f"{_timestamp(retired_at)}, line dated {_timestamp(moment)}",
+            after_retirement=matched,
+        )
+    return CheckpointLine(
+        number,
+        checkpoint,
+        retired_key=matched if retired_at is not None else None,
+        legacy=written_by is None,
+    )
 
 
 @dataclass(frozen=True)
@@ -283,8 +335,10 @@ class OpenedFile:
         self.close()
 
     def lines(self, keys: Secret[bytes] | CheckpointKeys) -> Iterator[FileLine]:
-        """Every line up to the length, in order; empty lines are skipped."""
+        """Every line up to the length, in order; empty lines are skipped. An authentic line
+        out of place (`UnreadableLine.out_of_order`) is yielded as a failure."""
         given = _keys_of(keys)
+        order = _Order()
         number = 0
         for raw in self._raw_lines():
             number += 1
@@ -292,9 +346,13 @@ class OpenedFile:
             if not text.strip():
                 continue
             entry = read_line(number, text, given)
-            if isinstance(entry, UnreadableLine) and entry.unknown_key is None and _cut(text):
+            if isinstance(entry, CheckpointLine):
+                yield order.place(entry)
+            elif entry.unknown_key is None and entry.after_retirement is None and _cut(text):
                 yield IncompleteLine(number)
             else:
+                if entry.unknown_key is not None or entry.after_retirement is not None:
+                    order.keyed_seen = True
                 yield entry
 
     def _raw_lines(self) -> Iterator[bytes]:
@@ -311,6 +369,40 @@ class OpenedFile:
             yield from whole
         if pending:
             yield pending
+
+
+@dataclass
+class _Order:
+    """The order the writers append in: per account, times and chain sequences never go back
+    (each batch is of heads read after the last one's), and lines without a key id only before
+    the first line with one (they were written before key ids existed). A line appended out
+    of that order (say, with a leaked retired key's earlier dates) fails."""
+
+    keyed_seen: bool = False
+    last: dict[str, tuple[datetime, int]] = field(default_factory=dict)
+
+    def place(self, entry: CheckpointLine) -> CheckpointLine | UnreadableLine:
+        checkpoint = entry.checkpoint
+        if entry.legacy and self.keyed_seen:
+            return UnreadableLine(
+                entry.number,
+                "out of order: a line without a key id after one with a key id "
+                "(only lines written before key ids existed may name none)",
+                out_of_order=True,
+            )
+        before = self.last.get(checkpoint.account_id)
+        if before is not None and (checkpoint.at < before[0] or checkpoint.sequence < before[1]):
+            return UnreadableLine(
+                entry.number,
+                f"out of order: {checkpoint.account_id} sequence {checkpoint.sequence} at "
+                f"{_timestamp(checkpoint.at)} after an earlier line's sequence {before[1]} at "
+                f"{_timestamp(before[0])}",
+                out_of_order=True,
+            )
+        if not entry.legacy:
+            self.keyed_seen = True
+        self.last[checkpoint.account_id] = (checkpoint.at, checkpoint.sequence)
+        return entry
 
 
 def _cut(text: str) -> bool:
@@ -333,21 +425,83 @@ def append(path: Path, checkpoints: Sequence[Checkpoint], key: Secret[bytes]) ->
     A line a crash cut short stays on its own line: a new batch never continues it."""
     if not checkpoints:
         return
-    batch = "".join(line_of(checkpoint, key) for checkpoint in checkpoints).encode("utf-8")
-    created = not path.exists()
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        if _ends_mid_line(path):
+    with AppendLock(path) as lock:
+        lock.append(checkpoints, key)
+
+
+# How far ahead of a writer's clock the file's last line may be for the writer to stamp its
+# batch with that line's time instead (`AppendLock.not_before`): a few writers' clocks, each
+# read from the database's, differ by milliseconds; a line further ahead is no such skew.
+MAX_CLOCK_STEP: Final = 60.0
+
+
+class AppendLock:
+    """The file (made, mode 0600, if missing) open for appending under its exclusive lock,
+    taken when made (it blocks) and released by `close`. Held while a writer reads the chain
+    heads and appends them, so that of writers sharing the file (the worker's copies and the
+    command) each appends heads read after the last one's appended: per account, sequences
+    and times never go back in the file (`_Order`, which verify checks)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._created = not path.exists()
+        self._descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._descriptor)
+            raise
+
+    def not_before(self, now: datetime) -> datetime:
+        """The time to stamp a batch with: `now`, or the file's last line's time when that is
+        later by no more than MAX_CLOCK_STEP (another writer's clock a little ahead)."""
+        last = _last_time(self.path)
+        if last is not None and now < last and (last - now).total_seconds() <= MAX_CLOCK_STEP:
+            return last
+        return now
+
+    def append(self, checkpoints: Sequence[Checkpoint], key: Secret[bytes]) -> None:
+        if not checkpoints:
+            return
+        batch = "".join(line_of(checkpoint, key) for checkpoint in checkpoints).encode("utf-8")
+        if _ends_mid_line(self.path):
             batch = b"\n" + batch
         written = 0
         while written < len(batch):
-            written += os.write(descriptor, batch[written:])
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)  # releases the lock
-    if created:
-        _sync_directory(path.parent)
+            written += os.write(self._descriptor, batch[written:])
+        os.fsync(self._descriptor)
+
+    def close(self) -> None:
+        os.close(self._descriptor)  # releases the lock
+        if self._created:
+            self._created = False
+            _sync_directory(self.path.parent)
+
+    def __enter__(self) -> "AppendLock":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+_TAIL: Final = 4096
+
+
+def _last_time(path: Path) -> datetime | None:
+    """The time of the file's last line, if it is a line with one (not checked: only a hint)."""
+    with path.open("rb") as existing:
+        end = existing.seek(0, os.SEEK_END)
+        existing.seek(max(0, end - _TAIL))
+        tail = existing.read().decode("utf-8", errors="replace").splitlines()
+    last = next((line for line in reversed(tail) if line.strip()), None)
+    if last is None:
+        return None
+    try:
+        fields = json.loads(last)
+        moment = datetime.fromisoformat(fields["at"])
+    except (ValueError, RecursionError, TypeError, KeyError):
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _ends_mid_line(path: Path) -> bool:

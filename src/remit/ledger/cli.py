@@ -35,7 +35,7 @@ from remit.core.errors import RemitError
 from remit.core.secrets import Secret
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.ledger.anchoring import CheckpointFile, CheckpointReport
-from remit.ledger.checkpoints import CheckpointKeys, key_id
+from remit.ledger.checkpoints import CheckpointKeys, RetiredKey, key_id
 from remit.ledger.reconcile import Reconciliation, render_table
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
@@ -54,6 +54,7 @@ def _with_service(
     """Run `use` against the core database, refused unless its schema is already at this
     version's head."""
     from remit.databases import require_at_head, resolve_databases
+    from remit.storage.connecting import LONG_KEEPALIVES
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import core_database
 
@@ -65,7 +66,9 @@ def _with_service(
         url = database.url
 
         async def run() -> T:
-            engine = make_engine(url, pool_size=2)
+            # Verifying or reconciling a whole ledger may hold a statement for long: a short
+            # loss of the network should not fail it.
+            engine = make_engine(url, pool_size=2, keepalives=LONG_KEEPALIVES)
             channel = internal_channel(config.acquirer.target, InternalAccess.of(config))
             try:
                 # The day it reconciles must be over, and its run is stamped, by the clock the
@@ -119,6 +122,12 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
         findings.append(f"{report.unreadable} lines fail their HMAC or are malformed")
     if report.unknown_key:
         findings.append(f"{report.unknown_key} lines were written under keys not given")
+    if report.after_retirement:
+        findings.append(
+            f"{report.after_retirement} lines were signed by a retired key after its retirement"
+        )
+    if report.out_of_order:
+        findings.append(f"{report.out_of_order} lines are out of order")
     lines = [
         f"checked {report.checked} checkpoints of {report.path}: "
         + ("CHECKPOINTS FAILED: " + "; ".join(findings) if findings else "OK")
@@ -145,6 +154,12 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
         )
     for unknown in report.unknown_key_lines:
         lines.append(f"  {'checkpoint_key_unknown':<30} line {unknown.number}: {unknown.reason}")
+    for retired in report.after_retirement_lines:
+        lines.append(f"  {'checkpoint_key_retired':<30} line {retired.number}: {retired.reason}")
+    for misplaced in report.out_of_order_lines:
+        lines.append(
+            f"  {'checkpoint_out_of_order':<30} line {misplaced.number}: {misplaced.reason}"
+        )
     for incomplete in report.incomplete_lines:
         lines.append(
             f"  {'checkpoint_incomplete':<30} line {incomplete.number}: {incomplete.reason}"
@@ -152,9 +167,11 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
     if report.unknown_keys:
         counts = ", ".join(f"{key} ({count} lines)" for key, count in report.unknown_keys.items())
         lines.append(
-            f"  keys not given: {counts}; give earlier keys in "
+            f"  keys not given: {counts}; give earlier keys as KEY@RETIRED_AT in "
             f"{LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV} or {LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV}"
         )
+    for retired_id, count in report.checked_under_retired.items():
+        lines.append(f"  checked under earlier key {retired_id}: {count} checkpoints")
     if report.unanchored_since is not None and report.newest is not None:
         lines.append(
             f"  warning: no checkpoint is newer than a transaction of "
@@ -165,7 +182,9 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
         )
     shown = len(report.disagreements) + len(report.unreadable_lines)
     shown += len(report.unknown_key_lines) + len(report.incomplete_lines)
+    shown += len(report.after_retirement_lines) + len(report.out_of_order_lines)
     found = report.disagreeing + report.unreadable + report.unknown_key + report.incomplete
+    found += report.after_retirement + report.out_of_order
     if found > shown:
         lines.append(f"  ... and {found - shown} more")
     return lines
@@ -187,7 +206,10 @@ def verify_command(
     command = "ledger verify"
     anchors = None
     if checkpoints is not None:
-        keys = CheckpointKeys(_checkpoint_key(command), ledger_checkpoint_previous_keys())
+        previous = tuple(
+            RetiredKey(key, retired_at) for key, retired_at in ledger_checkpoint_previous_keys()
+        )
+        keys = CheckpointKeys(_checkpoint_key(command), previous)
         anchors = CheckpointFile(checkpoints, keys, ledger_checkpoint_interval_s())
         if not checkpoints.is_file():
             return refused(command, f"checkpoint file {checkpoints} does not exist")

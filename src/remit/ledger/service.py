@@ -398,7 +398,7 @@ class LedgerService:
         """Append a checkpoint of every chain head (`account_id`'s only, when given) to
         `path`; returns how many."""
         return await write_checkpoints(
-            self._engine, path, key, now=self._clock.now(), account_id=account_id
+            self._engine, path, key, clock=self._clock, account_id=account_id
         )
 
     async def settlement_items(

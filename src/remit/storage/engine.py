@@ -42,6 +42,7 @@ def make_engine(
     application_name: str = "remit",
     statement_timeout_s: float | None = None,
     pool_timeout_s: float | None = None,
+    keepalives: connecting.Keepalives = connecting.SERVICE_KEEPALIVES,
 ) -> AsyncEngine:
     """An engine on `url` for transactions, with a direct pool beside it (`remit.storage.direct`,
     at most half of `pool_size` connections, and at least 2) for single autocommitted
@@ -52,13 +53,15 @@ def make_engine(
     for a connection of either pool: past that the database is not keeping up, and a queue that
     grows without bound would only make every request slower, and the process's memory larger,
     until all of them time out. The wait running out is a temporary fault
-    (`driver_errors.pool_wait_timed_out`): the caller is told to retry."""
+    (`driver_errors.pool_wait_timed_out`): the caller is told to retry. `keepalives`: how long
+    a connection whose server went silent lasts (`connecting.LONG_KEEPALIVES` for a command
+    whose statements may run long)."""
     wait_s = database_pool_timeout_s() if pool_timeout_s is None else pool_timeout_s
     options = session_options(statement_timeout_s, url)
     # Every connection of both pools (and so of the kept ones) is bounded as
     # `remit.storage.connecting` says: a partitioned database fails a unit of work within the
     # connect timeout, or a dead connection's statement within the keepalives' wait.
-    libpq = connecting.libpq_arguments(url)
+    libpq = connecting.libpq_arguments(url, keepalives=keepalives)
     if options is not None:
         libpq["options"] = options
     connect_args: dict[str, object] = {

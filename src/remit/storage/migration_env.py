@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
 from remit.config import migrator_wait_s
-from remit.storage.connecting import libpq_arguments
+from remit.storage.connecting import LONG_KEEPALIVES, libpq_arguments
 from remit.storage.migration_locks import (
     LockRetryPolicy,
     run_with_lock_retries,
@@ -19,9 +19,16 @@ def run_migrations_online(lock_key: int) -> None:
     that database on the advisory lock `lock_key`."""
     url = context.config.get_main_option("sqlalchemy.url")
     assert url is not None
-    engine = create_engine(url, poolclass=pool.NullPool, connect_args=libpq_arguments(url))
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args=migration_arguments(url))
     with engine.connect() as connection:
         run_migrations_on(connection, lock_key)
+
+
+def migration_arguments(url: str) -> dict[str, object]:
+    """The libpq keywords a migrator connects with: the connect timeout of every connection,
+    but the long keepalives' wait (`connecting.LONG_KEEPALIVES`), so that a short loss of the
+    network does not fail an index being built concurrently for hours, and leave it INVALID."""
+    return libpq_arguments(url, keepalives=LONG_KEEPALIVES)
 
 
 def run_migrations_on(connection: Connection, lock_key: int) -> None:

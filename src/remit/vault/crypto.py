@@ -95,21 +95,36 @@ def tampered() -> VaultCryptoError:
     )
 
 
-def retired_key(version: int, minimum: int) -> VaultCryptoError:
-    return VaultCryptoError(
+@dataclass(eq=False)
+class KeyUnavailableError(VaultCryptoError):
+    """The KEK version a card's data key is wrapped under cannot be used here: it is retired
+    (below the minimum decryption version), missing from the key ring, or of another ring.
+    Nothing was tried, so this says nothing of the card's seals: unlike `tampered`, it is no
+    sign of a write to the vault database."""
+
+    key_name: str = ""
+    key_version: int = 0
+
+
+def retired_key(name: str, version: int, minimum: int) -> KeyUnavailableError:
+    return KeyUnavailableError(
         message=f"Key version {version} is retired (minimum decryption version is {minimum}).",
         kind=ErrorKind.FAILED_PRECONDITION,
         error_type="api_error",
         code="vault_key_retired",
+        key_name=name,
+        key_version=version,
     )
 
 
-def unknown_key(name: str, version: int) -> VaultCryptoError:
-    return VaultCryptoError(
+def unknown_key(name: str, version: int) -> KeyUnavailableError:
+    return KeyUnavailableError(
         message=f"The vault has no key {name!r} version {version}.",
         kind=ErrorKind.INTERNAL,
         error_type="api_error",
         code="vault_key_missing",
+        key_name=name,
+        key_version=version,
     )
 
 
@@ -171,7 +186,7 @@ class KeyRing:
 
     def key_for_decryption(self, version: int) -> KeyVersion:
         if version < self.minimum_decryption_version:
-            raise retired_key(version, self.minimum_decryption_version)
+            raise retired_key(self.name, version, self.minimum_decryption_version)
         key = self.versions.get(version)
         if key is None:
             raise unknown_key(self.name, version)

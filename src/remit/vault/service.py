@@ -33,6 +33,7 @@ from remit.vault.crypto import (
     CardBinding,
     CvcKey,
     KeyRing,
+    KeyUnavailableError,
     VaultCryptoError,
     cvc_key_hour,
     cvc_key_hour_start,
@@ -125,6 +126,30 @@ def removal_refusal(ring: KeyRing, version: int, live_data_keys: int) -> VaultEr
             param="version",
         )
     return None
+
+
+def _unchecked(purpose: str, error: KeyUnavailableError) -> str:
+    """The audited purpose of a card's access whose binding could not be checked, as its key
+    version is not available here: neither a checked read nor tampering."""
+    return (
+        f"{purpose}: binding not checked, key {error.key_name!r} version {error.key_version} "
+        f"unavailable ({error.code})"
+    )
+
+
+def _undeletable(token: str, error: KeyUnavailableError) -> VaultError:
+    """A deletion refused for want of the card's key version: a precondition, under the key
+    error's own code (`vault_key_missing`, `vault_key_retired`) as a forward of the card
+    reports it, never as tampering."""
+    return VaultError(
+        message=f"The card {token} was not deleted: its data key is wrapped under key "
+        f"{error.key_name!r} version {error.key_version}, which this vault cannot use "
+        f"({error.code}), so whose card it is cannot be checked. Restore that key version to "
+        "delete it.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        error_type="api_error",
+        code=error.code,
+    )
 
 
 def _check_retirement(ring: KeyRing, minimum: int, behind: int) -> None:
@@ -301,6 +326,9 @@ class VaultService:
         self._destinations = dict(destinations)
         self._clock = clock or SystemClock()
         self._cvc_retention = cvc_retention
+        # The key versions (name, version, why) already logged as unavailable for a binding
+        # check: logged once each, not once per card wrapped under them.
+        self._unavailable_keys_logged: set[tuple[str, int, str | None]] = set()
 
     @asynccontextmanager
     async def _statement(self) -> AsyncIterator[SqlVaultRepository]:
@@ -395,9 +423,7 @@ class VaultService:
         if existing is not None:
             token, found = existing
             if _live_card_of(found, account_id):
-                await self._check_binding(
-                    found, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
-                )
+                await self._check_resolved_binding(found, requester, test_id)
                 return Tokenized(token, found.summary)
             # The test id's card was deleted through the admin API: the test id still names
             # a card, so a new token takes the old one's place.
@@ -421,10 +447,22 @@ class VaultService:
                 await self._shred_unclaimed(repo, created.token, test_id, requester, now)
         assert winner is not None
         card = await self._card(account_id, winner)
-        await self._check_binding(
-            card, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
-        )
+        await self._check_resolved_binding(card, requester, test_id)
         return Tokenized(winner, card.summary)
+
+    async def _check_resolved_binding(self, card: StoredCard, requester: str, test_id: str) -> None:
+        """`_check_binding` for a test id's card. A resolution is audited only when it is not
+        a checked one (`AuditAction.RESOLVE_TEST_CARD`): refused, or answered unchecked."""
+        purpose = f"resolve {test_id}"
+        unchecked = await self._check_binding(
+            card, AuditAction.RESOLVE_TEST_CARD, requester, purpose
+        )
+        if unchecked is not None:
+            await self._audit(
+                self._event(
+                    AuditAction.RESOLVE_TEST_CARD, requester, _unchecked(purpose, unchecked), card
+                )
+            )
 
     async def _shred_unclaimed(
         self, repo: SqlVaultRepository, token: str, test_id: str, requester: str, now: datetime
@@ -457,8 +495,11 @@ class VaultService:
                 self._refusal(AuditAction.GET_DETAILS, requester, "get_details", token, account_id)
             )
             raise _no_such_token(token)
-        await self._check_binding(card, AuditAction.GET_DETAILS, requester, "get_details")
-        await self._audit(self._event(AuditAction.GET_DETAILS, requester, "get_details", card))
+        unchecked = await self._check_binding(
+            card, AuditAction.GET_DETAILS, requester, "get_details"
+        )
+        purpose = "get_details" if unchecked is None else _unchecked("get_details", unchecked)
+        await self._audit(self._event(AuditAction.GET_DETAILS, requester, purpose, card))
         return CardDetails(
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
@@ -467,7 +508,7 @@ class VaultService:
 
     async def _check_binding(
         self, card: StoredCard, action: AuditAction, requester: str, purpose: str
-    ) -> None:
+    ) -> KeyUnavailableError | None:
         """Refuse the card's details (brand, last4, fingerprint, expiry, billing details: kept
         in plain columns) unless its seals name its row's token and account, as a forward
         refuses to open it: a row given to another account by a write to the vault database
@@ -475,11 +516,37 @@ class VaultService:
         one unwrap of the data key (`verify_binding`); nothing is decrypted or kept.
 
         A token-bound card names no account (`verify_binding`): it passes whatever account its
-        row names, until it is re-sealed."""
+        row names, until it is re-sealed.
+
+        A card whose key version is not available here (retired or removed from the key ring
+        before the card was re-wrapped, by a key file restored or edited by hand, or of another
+        ring) cannot be checked, and
+        that is no sign of tampering: its key error is returned, logged once per key version,
+        and the caller answers from the plain columns, as these reads did before they checked
+        the binding, auditing the read as unchecked (`_unchecked`). Refusing it would fail
+        every details read and test-card resolution of such a card until its key came back
+        (a forward of it fails all the same: it has to decrypt), for a check of what these
+        reads do not decrypt."""
         error = self._binding_error(card)
+        if isinstance(error, KeyUnavailableError):
+            self._log_unavailable_key(error)
+            return error
         if error is not None:
             await self._refuse_unbound(card, action, requester, purpose)
             raise error
+        return None
+
+    def _log_unavailable_key(self, error: KeyUnavailableError) -> None:
+        seen = (error.key_name, error.key_version, error.code)
+        if seen in self._unavailable_keys_logged:
+            return
+        self._unavailable_keys_logged.add(seen)
+        log.warning(
+            "key %r version %d is unavailable (%s): the binding of cards wrapped under it to "
+            "their accounts cannot be checked. Their details are answered unchecked, their "
+            "deletion is refused and listings leave them out until the key version is back",
+            error.key_name, error.key_version, error.code,
+        )  # fmt: skip
 
     def _binding_error(self, card: StoredCard) -> VaultCryptoError | None:
         """Why the card's seals do not name its row's token and account, if they do not."""
@@ -498,7 +565,12 @@ class VaultService:
     async def delete_card(self, account_id: str, token: str, *, requester: str) -> bool:
         """Shred the account's card. A row given to the account by a write to the vault
         database is refused as the reads refuse it (`_check_binding`): shredding it would
-        destroy another account's card, and the evidence of the write with it."""
+        destroy another account's card, and the evidence of the write with it.
+
+        A card whose key version is not available here is refused too (FAILED_PRECONDITION,
+        naming the key version), unlike the reads, which answer it unchecked: a read can be
+        made again once the key is back, a shredding cannot be undone, so one whose row may
+        name the wrong account waits until its binding can be checked."""
         now = self._clock.now()
         unbound: tuple[StoredCard, VaultCryptoError] | None = None
         async with self._engine.begin() as db:
@@ -512,8 +584,18 @@ class VaultService:
                 unbound = (card, error)
         if unbound is not None:
             # Audited once the row's lock is released, on a connection of its own.
-            await self._refuse_unbound(unbound[0], AuditAction.DELETE, requester, "delete")
-            raise unbound[1]
+            card, error = unbound
+            if isinstance(error, KeyUnavailableError):
+                self._log_unavailable_key(error)
+                await self._audit(
+                    self._event(
+                        AuditAction.DELETE, requester, _unchecked("delete refused", error), card,
+                        succeeded=False,
+                    )
+                )  # fmt: skip
+                raise _undeletable(card.token, error)
+            await self._refuse_unbound(card, AuditAction.DELETE, requester, "delete")
+            raise error
         await self._audit(self._refusal(AuditAction.DELETE, requester, "delete", token, account_id))
         raise _no_such_token(token)
 
@@ -531,7 +613,11 @@ class VaultService:
         unwrap of its data key, a few microseconds: about 2 ms for a page of 500, against the
         query's own heap reads of those rows, which already fetch the columns it needs). A
         page is filled from the cards after a left-out one, so a run of them never ends the
-        sweep early."""
+        sweep early.
+
+        A card whose key version is not available here is left out as well, as its deletion
+        would be refused (`delete_card`), but audited as unchecked (`_unchecked`), not as
+        tampered, and logged once per key version rather than per card."""
         if not 1 <= limit <= MAX_CARD_LISTING:
             raise invalid(f"limit must be between 1 and {MAX_CARD_LISTING}.", "limit")
         async with self._engine.begin() as db:
@@ -542,9 +628,23 @@ class VaultService:
                 if anchor is None:
                     raise _no_such_token(starting_after, param="starting_after")
                 after = (anchor, starting_after)
-            listed, unbound, has_more = await self._bound_cards_created_before(
+            listed, unbound, unchecked, has_more = await self._bound_cards_created_before(
                 repo, cutoff, limit=limit, after=after
             )
+            for card, error in unchecked:
+                self._log_unavailable_key(error)
+                await repo.insert_audit_event(
+                    AuditEvent(
+                        id=new_id("vae"),
+                        created_at=self._clock.now(),
+                        action=AuditAction.LIST_CARDS,
+                        requester=requester,
+                        purpose=_unchecked("left out of a listing", error),
+                        succeeded=False,
+                        token=card.token,
+                        account_id=card.account_id,
+                    )
+                )
             for card in unbound:
                 log.error("card %s failed its binding check for a listing", card.token)
                 await repo.insert_audit_event(
@@ -574,12 +674,16 @@ class VaultService:
     async def _bound_cards_created_before(
         self, repo: SqlVaultRepository, cutoff: datetime, *, limit: int,
         after: tuple[datetime, str] | None,
-    ) -> tuple[list[ListedCard], list[ListedCard], bool]:  # fmt: skip
+    ) -> tuple[
+        list[ListedCard], list[ListedCard], list[tuple[ListedCard, KeyUnavailableError]], bool
+    ]:  # fmt: skip
         """Up to `limit` cards of `live_cards_created_before` whose binding holds; those read
-        on the way whose binding does not; and whether more cards follow."""
+        on the way whose binding does not; those whose binding could not be checked, with
+        their key error; and whether more cards follow."""
         ring = self._keys.load()
         listed: list[ListedCard] = []
         unbound: list[ListedCard] = []
+        unchecked: list[tuple[ListedCard, KeyUnavailableError]] = []
         while True:
             page, has_more = await repo.live_cards_created_before(
                 cutoff, limit=limit - len(listed), after=after
@@ -587,12 +691,15 @@ class VaultService:
             for card, sealed in page:
                 try:
                     verify_binding(ring, card.token, card.account_id, sealed)
+                except KeyUnavailableError as error:
+                    unchecked.append((card, error))
+                    continue
                 except VaultCryptoError:
                     unbound.append(card)
                     continue
                 listed.append(card)
             if not has_more or len(listed) == limit:
-                return listed, unbound, has_more
+                return listed, unbound, unchecked, has_more
             last = page[-1][0]
             after = (last.created_at, last.token)
 

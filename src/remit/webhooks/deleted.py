@@ -45,42 +45,54 @@ log = logging.getLogger(__name__)
 END_JOB: Final = "webhooks.end_deleted_endpoint_deliveries"
 BATCH: Final = 1000
 
-# One batch: the pending deliveries of deleted endpoints (of one, when `endpoint_id` is given),
+
+# One batch: the pending deliveries of deleted endpoints (of one, with `_END_ENDPOINT_BATCH`),
 # locked in id order so that two batches never wait on each other's rows; each failed, with the
 # retry its attempts show forgotten (as `DeliveryRepository.forget_retries_to_come` forgets it)
 # and parked no more. FOR NO KEY UPDATE: an attempt being inserted (its key-share lock on the
 # delivery) is not waited for. A row that changed while this waited for its lock is read again,
 # and passed over if it is no longer pending.
-_END_BATCH = Statement(
-    f"""
-    WITH doomed AS (
-        SELECT delivery.id
-        FROM webhook_deliveries AS delivery
-        JOIN webhook_endpoints AS endpoint ON endpoint.id = delivery.endpoint_id
-        WHERE delivery.status = '{DeliveryStatus.PENDING.value}'
-          AND endpoint.deleted_at IS NOT NULL
-          AND (CAST(%(endpoint_id)s AS text) IS NULL OR endpoint.id = %(endpoint_id)s)
-        ORDER BY delivery.id
-        LIMIT %(batch)s
-        FOR NO KEY UPDATE OF delivery
-    ), ended AS (
-        UPDATE webhook_deliveries AS delivery
-        SET status = '{DeliveryStatus.FAILED.value}', next_attempt_at = NULL,
-            finished_at = %(now)s
-        FROM doomed
-        WHERE delivery.id = doomed.id AND delivery.status = '{DeliveryStatus.PENDING.value}'
-        RETURNING delivery.id, delivery.last_attempt_at
-    ), forgotten AS (
-        UPDATE webhook_delivery_attempts AS attempt SET next_retry_at = NULL
-        FROM ended
-        WHERE attempt.delivery_id = ended.id
-          AND attempt.next_retry_at > coalesce(ended.last_attempt_at, '-infinity')
-    ), unparked AS (
-        DELETE FROM webhook_parked AS parked USING ended WHERE parked.delivery_id = ended.id
+#
+# Two statements, not one with an optional endpoint: once prepared (psycopg prepares a statement
+# run five times), a generic plan for `(endpoint IS NULL OR endpoint = ...)` cannot use the
+# index of deliveries by endpoint and status, and would read every pending delivery on each
+# batch of one endpoint's job.
+def _end_batch(endpoint_filter: str) -> Statement:
+    return Statement(
+        f"""
+        WITH doomed AS (
+            SELECT delivery.id
+            FROM webhook_deliveries AS delivery
+            JOIN webhook_endpoints AS endpoint ON endpoint.id = delivery.endpoint_id
+            WHERE delivery.status = '{DeliveryStatus.PENDING.value}'
+              AND endpoint.deleted_at IS NOT NULL{endpoint_filter}
+            ORDER BY delivery.id
+            LIMIT %(batch)s
+            FOR NO KEY UPDATE OF delivery
+        ), ended AS (
+            UPDATE webhook_deliveries AS delivery
+            SET status = '{DeliveryStatus.FAILED.value}', next_attempt_at = NULL,
+                finished_at = %(now)s
+            FROM doomed
+            WHERE delivery.id = doomed.id AND delivery.status = '{DeliveryStatus.PENDING.value}'
+            RETURNING delivery.id, delivery.last_attempt_at
+        ), forgotten AS (
+            UPDATE webhook_delivery_attempts AS attempt SET next_retry_at = NULL
+            FROM ended
+            WHERE attempt.delivery_id = ended.id
+              AND attempt.next_retry_at > coalesce(ended.last_attempt_at, '-infinity')
+        ), unparked AS (
+            DELETE FROM webhook_parked AS parked USING ended WHERE parked.delivery_id = ended.id
+        )
+        SELECT count(*) AS ended FROM ended
+        """  # noqa: S608 (no request text: the fragments are this module's own)
     )
-    SELECT count(*) AS ended FROM ended
-    """  # noqa: S608 (no request text: the fragments are this module's own)
-)
+
+
+# Those of every deleted endpoint (the repair's).
+_END_BATCH = _end_batch("")
+# Those of one endpoint (its job's), through the index of deliveries by endpoint and status.
+_END_ENDPOINT_BATCH = _end_batch("\n              AND delivery.endpoint_id = %(endpoint_id)s")
 
 # Through the index of deliveries by endpoint and status.
 _HAS_PENDING = Statement(
@@ -94,7 +106,12 @@ async def end_batch(
 ) -> int:
     """End at most `batch` pending deliveries of deleted endpoints (of `endpoint_id` only, when
     given) in the caller's transaction; returns how many."""
-    row = await _END_BATCH.first(db, {"endpoint_id": endpoint_id, "now": now, "batch": batch})
+    if endpoint_id is None:
+        row = await _END_BATCH.first(db, {"now": now, "batch": batch})
+    else:
+        row = await _END_ENDPOINT_BATCH.first(
+            db, {"endpoint_id": endpoint_id, "now": now, "batch": batch}
+        )
     assert row is not None
     return int(row["ended"])
 

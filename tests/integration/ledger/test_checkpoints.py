@@ -15,7 +15,13 @@ from remit.ledger import journal
 from remit.ledger import verify as verify_module
 from remit.ledger.anchoring import CheckpointFile
 from remit.ledger.checkpoint_task import checkpoint_task
-from remit.ledger.checkpoints import CheckpointKeys, CheckpointLine, key_id, read_file
+from remit.ledger.checkpoints import (
+    CheckpointKeys,
+    CheckpointLine,
+    RetiredKey,
+    key_id,
+    read_file,
+)
 from remit.ledger.domain import Posting, TransactionRequest, chain_hash
 from remit.ledger.repository import JournalRepository, transaction_from_row
 from remit.ledger.service import LedgerService
@@ -179,10 +185,14 @@ async def test_after_a_key_change_the_file_checks_whole_given_the_earlier_key(
     await post(core_engine, clock, account_id, "t2")
     await service.checkpoint(path, new_key)
 
-    both = await service.verify(checkpoints=CheckpointFile(path, CheckpointKeys(new_key, (KEY,))))
+    retired = RetiredKey(KEY, clock.now())
+    both = await service.verify(
+        checkpoints=CheckpointFile(path, CheckpointKeys(new_key, (retired,)))
+    )
     assert both.ok
     assert both.checkpoints is not None
     assert both.checkpoints.checked == 2
+    assert both.checkpoints.checked_under_retired == {key_id(KEY): 1}
 
     # Without the earlier key its line is not checked, and says so: not a failed HMAC.
     alone = await service.verify(checkpoints=CheckpointFile(path, new_key))

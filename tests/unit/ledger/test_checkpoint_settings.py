@@ -56,24 +56,39 @@ def test_a_missing_key_file_is_refused(tmp_path: Path) -> None:
         ledger_checkpoint_key({"REMIT_LEDGER_CHECKPOINT_KEY_FILE": str(tmp_path / "none")})
 
 
+RETIRED = "@2026-12-07T08:00:00Z"
+RETIRED_AT = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+
+
 def test_earlier_keys_come_from_the_variable_and_a_private_file_of_one_key_a_line(
     tmp_path: Path,
 ) -> None:
     assert ledger_checkpoint_previous_keys({}) == ()
     key_file = tmp_path / "previous"
-    key_file.write_text("b" * 32 + "\n\n" + "c" * 20 + " with a space and more\n")
+    key_file.write_text(
+        "b" * 32
+        + "@2026-12-01T00:00:00+00:00\n\n"
+        + "c" * 20
+        + " with a space and @ more"
+        + RETIRED
+    )
     key_file.chmod(0o600)
     keys = ledger_checkpoint_previous_keys(
         {
-            "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS": " " + "a" * 32 + "\n" + "d" * 40,
+            "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS": " "
+            + "a" * 32
+            + RETIRED
+            + "\n"
+            + "d" * 40
+            + RETIRED,
             "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE": str(key_file),
         }
     )
-    assert [key.reveal() for key in keys] == [
-        b"a" * 32,
-        b"d" * 40,
-        b"b" * 32,
-        b"c" * 20 + b" with a space and more",
+    assert [(key.reveal(), at) for key, at in keys] == [
+        (b"a" * 32, RETIRED_AT),
+        (b"d" * 40, RETIRED_AT),
+        (b"b" * 32, datetime(2026, 12, 1, tzinfo=UTC)),
+        (b"c" * 20 + b" with a space and @ more", RETIRED_AT),
     ]
     key_file.chmod(0o640)
     with pytest.raises(ConfigError, match="chmod 600"):
@@ -81,7 +96,27 @@ def test_earlier_keys_come_from_the_variable_and_a_private_file_of_one_key_a_lin
             {"REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE": str(key_file)}
         )
     with pytest.raises(ConfigError, match="at least 32 characters"):
-        ledger_checkpoint_previous_keys({"REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS": "short"})
+        ledger_checkpoint_previous_keys(
+            {"REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS": "short" + RETIRED}
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("a" * 32, "without its retirement time"),
+        ("a" * 32 + "@yesterday", "malformed"),
+        ("a" * 32 + "@2026-12-07T08:00:00", "not in UTC"),
+        ("a" * 32 + "@2026-12-07T09:00:00+01:00", "not in UTC"),
+    ],
+    ids=["no time", "malformed", "no zone", "not utc"],
+)
+def test_an_earlier_key_without_a_utc_retirement_time_is_refused(value: str, problem: str) -> None:
+    """Without it, whoever holds a leaked earlier key could write lines dated after the change
+    that pass: the time is required, and the message shows no key."""
+    with pytest.raises(ConfigError, match=f"KEY@RETIRED_AT.*{problem}") as refused:
+        ledger_checkpoint_previous_keys({"REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS": value})
+    assert "a" * 32 not in str(refused.value)
 
 
 def test_the_interval_is_bounded() -> None:

@@ -7,18 +7,20 @@ import hmac
 import json
 import stat
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from remit.core.secrets import Secret
 from remit.ledger.checkpoints import (
+    AppendLock,
     Checkpoint,
     CheckpointKeys,
     CheckpointLine,
     IncompleteLine,
     OpenedFile,
+    RetiredKey,
     UnreadableLine,
     append,
     key_id,
@@ -78,13 +80,40 @@ def test_a_line_names_its_key_by_an_id_that_is_not_the_key() -> None:
 
 
 PREVIOUS = Secret(b"p" * 32)
-ROTATED = CheckpointKeys(KEY, (PREVIOUS,))
+# The earlier key was retired when CHECKPOINT was taken: lines under it up to then pass.
+ROTATED = CheckpointKeys(KEY, (RetiredKey(PREVIOUS, CHECKPOINT.at),))
 
 
 def test_after_a_key_change_each_line_reads_under_its_own_key() -> None:
     earlier = Checkpoint("acct_1", 3, "cd" * 32, CHECKPOINT.at)
     assert read_line(1, line_of(earlier, PREVIOUS), ROTATED) == CheckpointLine(1, earlier)
     assert read_line(2, line_of(CHECKPOINT, KEY), ROTATED) == CheckpointLine(2, CHECKPOINT)
+
+
+def test_a_line_under_an_earlier_key_names_it_and_one_under_the_current_key_does_not() -> None:
+    earlier = read_line(1, line_of(CHECKPOINT, PREVIOUS), ROTATED)
+    assert isinstance(earlier, CheckpointLine)
+    assert earlier.retired_key == key_id(PREVIOUS)
+    unkeyed = read_line(1, _unkeyed(CHECKPOINT, PREVIOUS), ROTATED)
+    assert isinstance(unkeyed, CheckpointLine)
+    assert (unkeyed.retired_key, unkeyed.legacy) == (key_id(PREVIOUS), True)
+    current = read_line(1, line_of(CHECKPOINT, KEY), ROTATED)
+    assert isinstance(current, CheckpointLine)
+    assert (current.retired_key, current.legacy) == (None, False)
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "without a key id"])
+def test_a_line_under_a_retired_key_dated_after_its_retirement_fails(keyed: bool) -> None:
+    """Whoever holds a leaked earlier key can sign lines: none dated after it was retired."""
+    later = Checkpoint("acct_1", 8, "ef" * 32, CHECKPOINT.at + timedelta(microseconds=1))
+    line = line_of(later, PREVIOUS) if keyed else _unkeyed(later, PREVIOUS)
+    found = read_line(4, line, ROTATED)
+    assert isinstance(found, UnreadableLine)
+    assert found.after_retirement == key_id(PREVIOUS)
+    assert found.unknown_key is None
+    assert "signed by a retired key after its retirement" in found.reason
+    # The current key has no retirement.
+    assert isinstance(read_line(4, line_of(later, KEY), ROTATED), CheckpointLine)
 
 
 def test_a_line_moved_to_another_keys_id_fails_its_hmac() -> None:
@@ -245,3 +274,95 @@ def test_opening_waits_for_the_batch_being_appended(tmp_path: Path) -> None:
     with opened[0] as file:
         assert [entry.number for entry in file.lines(KEY)] == [1, 2]
         assert all(isinstance(entry, CheckpointLine) for entry in file.lines(KEY))
+
+
+def _file(tmp_path: Path, *lines: str) -> list[str]:
+    """What each line of a file of `lines` reads as: "ok", or the failing line's reason."""
+    path = tmp_path / "checkpoints"
+    path.write_text("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+    return [
+        "ok" if isinstance(entry, CheckpointLine) else entry.reason
+        for entry in read_file(path, ROTATED)
+    ]
+
+
+def _at(sequence: int, minutes: int, account: str = "acct_1") -> Checkpoint:
+    return Checkpoint(account, sequence, "ab" * 32, CHECKPOINT.at + timedelta(minutes=minutes))
+
+
+def test_lines_in_the_order_the_writers_append_pass(tmp_path: Path) -> None:
+    """Per account, times and sequences never go back; a chain that did not move is written
+    again at the same sequence (the command writes every chain's); accounts are apart."""
+    found = _file(
+        tmp_path,
+        line_of(_at(3, -10), PREVIOUS),
+        line_of(_at(5, -10, "acct_2"), PREVIOUS),
+        line_of(_at(3, 0), PREVIOUS),
+        line_of(_at(4, 0), KEY),
+        line_of(_at(5, 5, "acct_2"), KEY),
+        line_of(_at(4, 5), KEY),
+    )
+    assert found == ["ok"] * 6
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        line_of(_at(2, 20), KEY),  # the chain back
+        line_of(_at(9, 5), KEY),  # time back
+        line_of(_at(3, -20), PREVIOUS),  # a leaked key's earlier date, appended at the end
+    ],
+    ids=["sequence back", "time back", "retired key, earlier date"],
+)
+def test_a_line_out_of_order_fails(tmp_path: Path, last: str) -> None:
+    found = _file(tmp_path, line_of(_at(3, -10), PREVIOUS), line_of(_at(4, 10), KEY), last)
+    assert found[:2] == ["ok", "ok"]
+    assert found[2].startswith("out of order: acct_1 sequence")
+    entry = list(read_file(tmp_path / "checkpoints", ROTATED))[2]
+    assert isinstance(entry, UnreadableLine)
+    assert entry.out_of_order
+
+
+def test_lines_without_a_key_id_pass_only_before_the_first_line_with_one(tmp_path: Path) -> None:
+    found = _file(
+        tmp_path,
+        _unkeyed(_at(1, -20), PREVIOUS),
+        _unkeyed(_at(1, -20, "acct_2"), PREVIOUS),
+        line_of(_at(2, -10), PREVIOUS),
+        _unkeyed(_at(1, -5, "acct_3"), PREVIOUS),
+    )
+    assert found[:3] == ["ok", "ok", "ok"]
+    assert found[3].startswith("out of order: a line without a key id after one with a key id")
+
+
+def test_a_writer_holding_the_lock_appends_before_one_that_came_later(tmp_path: Path) -> None:
+    """The lock is held from before the heads are read to after they are appended: a writer
+    that reads later appends later, so sequences never go back in the file."""
+    path = tmp_path / "checkpoints"
+    later = Checkpoint("acct_1", 8, "ef" * 32, CHECKPOINT.at)
+    with AppendLock(path) as lock:
+        writer = threading.Thread(target=lambda: append(path, [later], KEY))
+        writer.start()
+        writer.join(0.2)
+        assert writer.is_alive()  # waiting for the lock
+        lock.append([CHECKPOINT], KEY)
+    writer.join()
+    assert [entry for entry in read_file(path, KEY)] == [
+        CheckpointLine(1, CHECKPOINT),
+        CheckpointLine(2, later),
+    ]
+
+
+def test_a_batch_is_stamped_no_earlier_than_the_last_line_a_clock_a_little_ahead_wrote(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "checkpoints"
+    with AppendLock(path) as lock:
+        assert lock.not_before(CHECKPOINT.at) == CHECKPOINT.at  # an empty file
+        lock.append([CHECKPOINT], KEY)
+        behind = CHECKPOINT.at - timedelta(milliseconds=3)
+        assert lock.not_before(behind) == CHECKPOINT.at
+        assert lock.not_before(CHECKPOINT.at + timedelta(seconds=1)) > CHECKPOINT.at
+        # A line far ahead is no clock's skew: the writer keeps its own time.
+        far_behind = CHECKPOINT.at - timedelta(minutes=5)
+        assert lock.not_before(far_behind) == far_behind

@@ -15,7 +15,7 @@ from remit.vault.service import reference_reused as vault_reference_reused
 
 def test_the_vaults_refusals_about_the_card_are_recognised() -> None:
     assert vault_will_not_open_card(_no_such_token("vtok_gone"))
-    assert vault_will_not_open_card(retired_key(1, 2))
+    assert vault_will_not_open_card(retired_key("kek", 1, 2))
 
 
 def test_other_errors_with_the_same_status_are_not() -> None:
