@@ -58,8 +58,14 @@ def _index(url: str) -> tuple[str, bool] | None:
 
 
 def repair_plan(url: str) -> str:
-    """The plan of a repair's batch, as it runs (rolled back: EXPLAIN of a write plans it)."""
+    """The plan of a repair's batch, as it runs (rolled back: EXPLAIN of a write plans it),
+    with the column it reads that a later migration adds (0073), added in the same rolled-back
+    transaction."""
     with psycopg.connect(url) as connection:
+        connection.execute(
+            "ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS give_up_failures integer"
+            " NOT NULL DEFAULT 0"
+        )
         rows = connection.execute(
             "EXPLAIN " + REPAIR_BATCH.sql, batch_params(_AT + timedelta(hours=1))
         ).fetchall()

@@ -210,9 +210,9 @@ class WebhookDeliverer:
         If failing it fails too, the delivery is left pending with no job, and the repair stages
         one again later (`remit.webhooks.repair`), which may end the same way: each such failure
         is counted on the delivery with its reason, logged, and said first in the job's error
-        (`remit jobs failed`); the repair stages no job for a delivery once GIVE_UP_TRIES of them
-        have failed. The failure is not raised: the job's transaction, which fails the job,
-        keeps the count."""
+        (`remit jobs failed`); once GIVE_UP_TRIES of them have failed, the repair stages no
+        job for the delivery but fails it itself. The failure is not raised: the job's
+        transaction, which fails the job, keeps the count."""
         delivery_id = int(str(job.payload["delivery_id"]))
         try:
             async with db.begin_nested():
@@ -228,7 +228,7 @@ class WebhookDeliverer:
             if failures is None:
                 return
             after = (
-                "the repair stages no further job for it"
+                "the repair will fail it"
                 if failures >= GIVE_UP_TRIES
                 else "the repair will stage a job for it again"
             )
@@ -323,7 +323,7 @@ class WebhookDeliverer:
         leased, handed over or taken by an earlier run, it would have taken back. What it may
         hold is a slot an earlier, failed run took, whose lease ran out; a job's first run has
         none (a handed-over slot that lapsed is taken back, or purged, as any other)."""
-        if job.attempts > 1:
+        if job.tries > 1:
             await self._let_go_of_own_slot(db, ctx, job, now)
 
 

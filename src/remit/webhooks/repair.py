@@ -18,10 +18,15 @@ A delivery of a disabled endpoint is left as a disabled endpoint's deliveries ar
 up once it is enabled again. One of a deleted endpoint is ended instead, before the batches
 are read (`remit.webhooks.deleted`): nothing will ever deliver it. One left so because its
 jobs failed for good and failing it failed too, GIVE_UP_TRIES times already
-(`WebhookDeliverer.give_up`), is left alone: another job would most likely end the same way,
-hours later, again and again. It stays pending, its count and the latest reason on its row
-(`give_up_failures`, `give_up_error`), each failure logged and said on its job (`remit jobs
-failed`); a resend that succeeds ends it.
+(`WebhookDeliverer.give_up`), gets no job: another would most likely end the same way, hours
+later, again and again. The repair fails it instead, as the give-up would have (no retry to
+come; its count and the latest reason stay on its row, `give_up_failures` and `give_up_error`),
+in the same statement, under the same conditions: not parked, no slot still leased, no pending
+job. Left pending, it counted in its event's `pending_webhooks` until the event was purged. The
+failing does not touch the endpoint's slots (what the give-up lets go, a lease ends anyway),
+so what made the give-up fail seldom makes it fail; if it does, the batch is read again
+without it, the deliveries are left pending and said in the log, and no other batch of that
+run tries it again: once a run at most.
 
 The check and the staging are one statement, so they read one snapshot, which therefore
 shows the delivery with a way forward, or with none because it has none. The margin keeps the
@@ -37,11 +42,12 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.core.logging import mask_sensitive
 from remit.storage.fastsql import Statement
 from remit.webhooks.deleted import end_deliveries_of_deleted
 from remit.webhooks.domain import GIVE_UP_TRIES, DeliveryStatus, EndpointStatus
 from remit.webhooks.outbox import DELIVER_JOB
-from remit.worker.jobs import DEFAULT_MAX_ATTEMPTS, NOTIFY_CHANNEL
+from remit.worker.jobs import DEFAULT_MAX_ATTEMPTS, NOTIFY_CHANNEL, error_line
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,31 @@ REPAIR_BATCH = Statement(
           AND NOT EXISTS (SELECT 1 FROM webhook_inflight AS slot
                           WHERE slot.delivery_id = page.id AND slot.leased_until > %(now)s)
           AND NOT EXISTS (SELECT 1 FROM with_job WHERE with_job.delivery_id = page.id)
+    ), given_up AS (
+        -- A delivery whose give-up failed GIVE_UP_TRIES times, with no way forward either: it
+        -- fails, as its give-up would have made it, whatever its endpoint's status.
+        SELECT page.id FROM page
+        WHERE %(end_given_up)s AND page.give_up_failures >= %(give_up_tries)s
+          AND NOT EXISTS (SELECT 1 FROM webhook_parked AS parked
+                          WHERE parked.delivery_id = page.id)
+          AND NOT EXISTS (SELECT 1 FROM webhook_inflight AS slot
+                          WHERE slot.delivery_id = page.id AND slot.leased_until > %(now)s)
+          AND NOT EXISTS (SELECT 1 FROM with_job WHERE with_job.delivery_id = page.id)
+    ), ended AS (
+        -- Read again if it changed meanwhile: a redelivery started over counts no failure.
+        UPDATE webhook_deliveries AS delivery
+        SET status = '{DeliveryStatus.FAILED.value}', next_attempt_at = NULL,
+            finished_at = %(now)s
+        FROM given_up
+        WHERE delivery.id = given_up.id AND delivery.status = '{DeliveryStatus.PENDING.value}'
+          AND delivery.give_up_failures >= %(give_up_tries)s
+        RETURNING delivery.id, delivery.last_attempt_at
+    ), forgotten AS (
+        -- No retry to come, as `DeliveryRepository.forget_retries_to_come` forgets it.
+        UPDATE webhook_delivery_attempts AS attempt SET next_retry_at = NULL
+        FROM ended
+        WHERE attempt.delivery_id = ended.id
+          AND attempt.next_retry_at > coalesce(ended.last_attempt_at, '-infinity')
     ), job AS (
         INSERT INTO jobs (kind, payload, account_id, run_at, max_attempts, created_at)
         SELECT %(job_kind)s,
@@ -104,15 +135,22 @@ REPAIR_BATCH = Statement(
            (SELECT id FROM last) AS last_id,
            (SELECT coalesce(array_agg(delivery_id ORDER BY delivery_id), '{{}}') FROM job)
                AS repaired,
+           (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM ended) AS ended,
            (SELECT pg_notify(%(jobs_channel)s, job.kind) FROM job LIMIT 1) AS notified
     """  # noqa: S608 (no request text: the fragments are this module's own)
 )
 
 
 def batch_params(
-    now: datetime, after_at: datetime = _START, after_id: int = 0, batch: int = BATCH
+    now: datetime,
+    after_at: datetime = _START,
+    after_id: int = 0,
+    batch: int = BATCH,
+    *,
+    end_given_up: bool = True,
 ) -> dict[str, object]:
-    """The parameters of one batch: the page after (`after_at`, `after_id`)."""
+    """The parameters of one batch: the page after (`after_at`, `after_id`); the deliveries
+    whose give-up failed GIVE_UP_TRIES times failed unless `end_given_up` is False."""
     return {
         "due_before": now - MARGIN,
         "after_at": after_at,
@@ -123,6 +161,7 @@ def batch_params(
         "max_attempts": DEFAULT_MAX_ATTEMPTS,
         "jobs_channel": NOTIFY_CHANNEL,
         "give_up_tries": GIVE_UP_TRIES,
+        "end_given_up": end_given_up,
     }
 
 
@@ -135,15 +174,36 @@ async def repair_deliveries_without_job(
     # and what that left (or a deletion of an earlier version did) is ended here.
     await end_deliveries_of_deleted(engine, now=now)
     repaired: list[int] = []
+    ended: list[int] = []
+    end_given_up = True
     after_at, after_id = _START, 0
     while True:
-        async with engine.begin() as db:
-            row = await REPAIR_BATCH.first(db, batch_params(now, after_at, after_id, batch))
+        params = batch_params(now, after_at, after_id, batch, end_given_up=end_given_up)
+        try:
+            async with engine.begin() as db:
+                row = await REPAIR_BATCH.first(db, params)
+        except Exception as error:
+            if not end_given_up:
+                raise
+            # Failing them may fail for what failed their give-ups: the batch is read again
+            # without it, and they are left pending for this run.
+            end_given_up = False
+            log.error("failing the webhook deliveries whose give-up failed %d times failed "
+                      "(%s); they stay pending until a later run", GIVE_UP_TRIES,
+                      mask_sensitive(error_line(error)))  # fmt: skip
+            continue
         assert row is not None
         repaired += [int(delivery_id) for delivery_id in row["repaired"]]
+        ended += [int(delivery_id) for delivery_id in row["ended"]]
         if int(row["read"]) < batch:
             break
         after_at, after_id = row["last_at"], int(row["last_id"])
+    if ended:
+        named = ", ".join(str(delivery_id) for delivery_id in ended[:NAMED])
+        more = f" and {len(ended) - NAMED} more" if len(ended) > NAMED else ""
+        log.error("failed %d webhook deliveries whose give-up had failed %d times, as it would "
+                  "have (deliveries %s%s; why on each, give_up_error)", len(ended),
+                  GIVE_UP_TRIES, named, more)  # fmt: skip
     if repaired:
         named = ", ".join(str(delivery_id) for delivery_id in repaired[:NAMED])
         more = f" and {len(repaired) - NAMED} more" if len(repaired) > NAMED else ""

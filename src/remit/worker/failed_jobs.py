@@ -44,10 +44,13 @@ class FailedJob:
 
 
 # Through the index of ended jobs (ix_jobs_finished, core migration 0066); the status written out,
-# not bound, so that every plan can use that partial index.
+# not bound, so that every plan can use that partial index. Its attempts are the runs it made of
+# the limit it was staged with: a claim put back, made before the job was due, is neither
+# (core migration 0074).
 _FAILED = text(
     """
-    SELECT id, kind, account_id, attempts, max_attempts, finished_at, last_error
+    SELECT id, kind, account_id, attempts - put_backs AS attempts,
+           max_attempts - put_backs AS max_attempts, finished_at, last_error
     FROM jobs
     WHERE status = 'failed'
     ORDER BY finished_at DESC, id DESC

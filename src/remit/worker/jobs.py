@@ -52,6 +52,19 @@ class Job:
     account_id: str | None
     attempts: int
     max_attempts: int
+    # How many of its claims were put back, claimed before it was due (`reschedule_job`): each
+    # raised `attempts` and `max_attempts` alike.
+    put_backs: int = 0
+
+    @property
+    def tries(self) -> int:
+        """The runs it really made, this one included: its claims less those put back."""
+        return self.attempts - self.put_backs
+
+    @property
+    def max_tries(self) -> int:
+        """Its attempt limit, as it was staged: less the put-backs that each raised it."""
+        return self.max_attempts - self.put_backs
 
 
 # The job and the NOTIFY that wakes the workers, in one statement. NOTIFY is transactional:
@@ -135,7 +148,7 @@ _CLAIM = text(
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
     )
-    RETURNING id, kind, payload, account_id, attempts, max_attempts
+    RETURNING id, kind, payload, account_id, attempts, max_attempts, put_backs
     """
 )
 
@@ -159,6 +172,7 @@ async def claim_jobs(
             account_id=row.account_id,
             attempts=row.attempts,
             max_attempts=row.max_attempts,
+            put_backs=row.put_backs,
         )
         for row in rows
     ]
@@ -274,13 +288,19 @@ async def reschedule_job(db: AsyncConnection, job: Job, *, run_at: datetime) -> 
     one claim from another (`_held`), so it only ever grows. Lowered, the next claim would bear
     this claim's number again, and a worker still holding an older claim of that number (its
     lease ran out while it stalled, and this claim took the job over) would record its end
-    under the newer one. The attempts left are the same either way; `attempts` counts the
-    put-back run too (a handler that reads it as runs made, as the expiry's `sent_before`
-    does, errs on the safe side)."""
+    under the newer one. The attempts left are the same either way. `put_backs` counts it,
+    so that what reads the runs made (the backoff, the give-up's log, `remit jobs failed`, a
+    handler's "tried before") reads `Job.tries`, not the claims: a worker whose clock runs a
+    little ahead may claim and put back a job many times before it is due."""
     await _update_held(
         db,
         job,
-        {"run_at": run_at, "locked_until": None, "max_attempts": jobs.c.max_attempts + 1},
+        {
+            "run_at": run_at,
+            "locked_until": None,
+            "max_attempts": jobs.c.max_attempts + 1,
+            "put_backs": jobs.c.put_backs + 1,
+        },
     )
 
 

@@ -78,8 +78,9 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -
             str(job.payload["account_id"]),
             str(job.payload["payment_intent_id"]),
             # A run before this one (of this job, or of the job it was staged again for) may
-            # have sent the release and died before committing.
-            sent_before=job.attempts > 1 or bool(job.payload.get("sent_before")),
+            # have sent the release and died before committing. A run that was put back, claimed
+            # before it was due, sent nothing.
+            sent_before=job.tries > 1 or bool(job.payload.get("sent_before")),
         )
 
     async def expire_authorization_later(db: AsyncConnection, job: Job) -> None:

@@ -149,7 +149,7 @@ class Worker:
         except NotDueError as early:
             await self._put_back(job, early)
         except Exception as error:
-            log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts,
+            log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.tries,
                         type(error).__name__)  # fmt: skip
             try:
                 async with self.engine.begin() as db:
@@ -158,11 +158,12 @@ class Worker:
                         job,
                         now=self.clock.now(),
                         error=f"{type(error).__name__}: {error}",
-                        retry_in=backoff_for(job.attempts),
+                        # Its runs, not its put-backs: those were no failures to back off from.
+                        retry_in=backoff_for(job.tries),
                     )
                     if not retried:
                         log.error("job %s (%s) failed for good after %d attempts", job.id,
-                                  job.kind, job.attempts)  # fmt: skip
+                                  job.kind, job.tries)  # fmt: skip
                         await self._give_up(db, job)
             except ClaimLostError:
                 log.warning("job %s (%s) attempt %d failed after losing its claim; the "
@@ -220,7 +221,7 @@ class Worker:
             async with self.engine.begin() as db:
                 await fail_exhausted_job(db, job, now=self.clock.now())
                 log.error("job %s (%s) failed for good: its %d attempts ended without a "
-                          "result", job.id, job.kind, job.max_attempts)  # fmt: skip
+                          "result", job.id, job.kind, job.max_tries)  # fmt: skip
                 await self._give_up(db, replace(job, attempts=job.max_attempts))
         except ClaimLostError:
             log.warning("job %s (%s) was claimed again before it could be failed", job.id,

@@ -17,6 +17,9 @@ jobs = Table(
     Column("locked_until", DateTime(timezone=True), nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("max_attempts", Integer, nullable=False),
+    # The claims put back, made before the job was due: counted in `attempts` and
+    # `max_attempts` too (core migration 0074, `remit.worker.jobs.reschedule_job`).
+    Column("put_backs", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),

@@ -1,19 +1,20 @@
 """A delivery job fails for good and failing its delivery fails too: the delivery stays pending
 with no job. Each such failure is counted on the delivery with its reason, logged, and said first
 in the job's error; the repair stages a job for it again GIVE_UP_TRIES times at most, not on a
-cycle of hours for as long as the event is kept."""
+cycle of hours for as long as the event is kept, and then fails it itself: left pending, it
+counted in its event's pending webhooks until the event was purged."""
 
 import logging
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.webhooks import delivery, repair
 from remit.webhooks.domain import GIVE_UP_TRIES
 from remit.webhooks.repair import MARGIN, repair_deliveries_without_job
-from remit.webhooks.tables import webhook_deliveries
+from remit.webhooks.tables import webhook_deliveries, webhook_endpoints
 from remit.worker.failed_jobs import read_failed_jobs
 from remit.worker.tables import jobs
 from tests.integration.webhooks.conftest import Bench, StartReceiver
@@ -34,7 +35,7 @@ async def one_attempt_per_job(bench: Bench) -> None:
         await db.execute(update(jobs).where(jobs.c.status == "pending").values(max_attempts=1))
 
 
-async def test_a_delivery_whose_give_up_keeps_failing_is_repaired_a_bounded_number_of_times(
+async def test_a_delivery_whose_give_up_keeps_failing_is_repaired_a_few_times_then_failed(
     bench: Bench,
     start_receiver: StartReceiver,
     monkeypatch: pytest.MonkeyPatch,
@@ -51,10 +52,11 @@ async def test_a_delivery_whose_give_up_keeps_failing_is_repaired_a_bounded_numb
     worker, close = await _failing_worker(bench, broken_renderer)
     repaired = 0
     try:
-        with caplog.at_level(logging.ERROR, logger=delivery.__name__):
+        with caplog.at_level(logging.ERROR):
             for _ in range(GIVE_UP_TRIES + 2):
                 await worker.drain()  # its job fails for good; failing the delivery fails too
-                assert await bench.delivery_status(event_id, endpoint.id) == "pending"
+                if repaired < GIVE_UP_TRIES - 1:
+                    assert await bench.delivery_status(event_id, endpoint.id) == "pending"
                 bench.clock.advance((MARGIN + timedelta(minutes=1)).total_seconds())
                 found = await repair_deliveries_without_job(bench.engine, now=bench.clock.now())
                 repaired += len(found)
@@ -62,6 +64,11 @@ async def test_a_delivery_whose_give_up_keeps_failing_is_repaired_a_bounded_numb
         await close()
 
     assert repaired == GIVE_UP_TRIES - 1  # the first job was the record's own
+    # Then the repair failed it, as its give-up would have, once.
+    assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+    [ended] = [r.getMessage() for r in caplog.records if r.name == repair.__name__]
+    assert ended.startswith("failed 1 webhook deliveries whose give-up had failed")
+    assert f"deliveries {delivery_id};" in ended
     async with bench.engine.connect() as db:
         row = (
             await db.execute(
@@ -84,5 +91,97 @@ async def test_a_delivery_whose_give_up_keeps_failing_is_repaired_a_bounded_numb
     assert len(lines) == GIVE_UP_TRIES
     assert all(line.startswith(f"webhook delivery {delivery_id} stays pending") for line in lines)
     assert "DivisionByZero" in lines[-1]
-    assert lines[-1].endswith("the repair stages no further job for it")
+    assert lines[-1].endswith("the repair will fail it")
     assert receiver.received == []
+
+
+async def given_up_without_job(bench: Bench, endpoint_id: str, event_id: str) -> int:
+    """A delivery whose give-up failed GIVE_UP_TRIES times: pending, with no job, overdue."""
+    delivery_id = await delivery_of(bench, event_id, endpoint_id)
+    async with bench.engine.begin() as db:
+        await db.execute(delete(jobs))
+        await db.execute(
+            update(webhook_deliveries)
+            .where(webhook_deliveries.c.id == delivery_id)
+            .values(give_up_failures=GIVE_UP_TRIES, give_up_error="DataError: it failed")
+        )
+    bench.clock.advance((MARGIN + timedelta(minutes=1)).total_seconds())
+    return delivery_id
+
+
+async def test_the_repair_fails_a_delivery_whose_give_up_kept_failing_keeping_the_reason(
+    bench: Bench, start_receiver: StartReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = await start_receiver()
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    delivery_id = await given_up_without_job(bench, endpoint.id, event_id)
+    # A disabled endpoint's delivery too: its give-up would have failed it all the same.
+    async with bench.engine.begin() as db:
+        await db.execute(update(webhook_endpoints).values(status="disabled"))
+    with caplog.at_level(logging.ERROR, logger=repair.__name__):
+        for _ in range(3):
+            assert await repair_deliveries_without_job(bench.engine, now=bench.clock.now()) == []
+    async with bench.engine.connect() as db:
+        row = (
+            await db.execute(
+                select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
+            )
+        ).one()
+        staged = (await db.execute(select(jobs))).all()
+    assert (row.status, row.next_attempt_at, row.finished_at) == (
+        "failed", None, bench.clock.now()
+    )  # fmt: skip
+    assert (row.give_up_failures, row.give_up_error) == (GIVE_UP_TRIES, "DataError: it failed")
+    assert staged == []
+    [line] = [r.getMessage() for r in caplog.records if r.name == repair.__name__]
+    assert f"deliveries {delivery_id};" in line
+    assert receiver.received == []
+
+
+async def test_a_delivery_the_repair_cannot_fail_either_is_left_and_logged_once_a_run(
+    bench: Bench, start_receiver: StartReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What failed its give-up fails the repair's failing of it too: it stays pending, said in
+    the log once a run, and the other deliveries of the batch are repaired all the same."""
+    receiver = await start_receiver()
+    endpoint = await bench.endpoint(receiver.url)
+    given_up_event = await bench.record()
+    stranded_event = await bench.record()
+    stranded = await delivery_of(bench, stranded_event, endpoint.id)
+    given_up = await given_up_without_job(bench, endpoint.id, given_up_event)
+    async with bench.engine.begin() as db:
+        await db.execute(text(_REFUSE_FAILING))
+    try:
+        with caplog.at_level(logging.ERROR, logger=repair.__name__):
+            repaired = await repair_deliveries_without_job(
+                bench.engine, now=bench.clock.now(), batch=1
+            )
+            assert repaired == [stranded]
+            [line] = [r.getMessage() for r in caplog.records if r.name == repair.__name__]
+            assert "refused to fail" in line
+            assert line.endswith("they stay pending until a later run")
+            caplog.clear()
+            assert await repair_deliveries_without_job(bench.engine, now=bench.clock.now()) == []
+            assert len([r for r in caplog.records if r.name == repair.__name__]) == 1
+    finally:
+        async with bench.engine.begin() as db:
+            await db.execute(text("DROP TRIGGER refuse_failing ON webhook_deliveries"))
+            await db.execute(text("DROP FUNCTION refuse_failing()"))
+    assert await bench.delivery_status(given_up_event, endpoint.id) == "pending"
+    assert await repair_deliveries_without_job(bench.engine, now=bench.clock.now()) == []
+    assert await bench.delivery_status(given_up_event, endpoint.id) == "failed"
+    assert given_up != stranded
+
+
+_REFUSE_FAILING = """
+CREATE FUNCTION refuse_failing() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status = 'failed' THEN
+        RAISE EXCEPTION 'refused to fail delivery %', NEW.id;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_failing BEFORE UPDATE ON webhook_deliveries
+    FOR EACH ROW EXECUTE FUNCTION refuse_failing();
+"""

@@ -140,3 +140,27 @@ def test_it_starts_no_embedded_server_for_the_databases_it_does_not_read(
     assert main(["jobs", "failed"]) == 0
     assert started == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_claims_put_back_are_not_listed_as_attempts(
+    core_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job claimed before it was due and put back 30 times, then failed on its only run,
+    made one attempt of its one."""
+    [failed] = _stage(core_env, ("payments.expire_authorization", "failed", None, FAILED_AT))
+
+    async def put_backs() -> None:
+        engine = make_engine(core_env, pool_size=1)
+        try:
+            async with engine.begin() as db:
+                await db.execute(
+                    text("UPDATE jobs SET attempts = 31, max_attempts = 31, put_backs = 30")
+                )
+        finally:
+            await dispose(engine)
+
+    asyncio.run(put_backs())
+    assert main(["jobs", "failed"]) == 1
+    assert capsys.readouterr().out.splitlines()[2].split() == [
+        "2026-11-03T01:00:00Z", str(failed), "payments.expire_authorization", "1/1", "acct_1"
+    ]  # fmt: skip

@@ -86,3 +86,45 @@ async def test_a_put_back_gives_an_older_claim_no_second_life(core_engine: Async
     async with core_engine.connect() as db:
         status = (await db.execute(select(jobs.c.status))).scalar_one()
     assert status == "pending"
+
+
+async def test_put_backs_are_not_counted_as_runs(
+    core_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker whose clock runs a little ahead may claim and put back a job many times: a
+    failure after that backs off as a first failure, and the job's runs read as runs."""
+    seen: list[tuple[int, int, int]] = []
+    clock = FixedClock(T0)
+    due = T0 + timedelta(seconds=1)
+
+    async def flaky(db: AsyncConnection, job: Job) -> None:
+        seen.append((job.tries, job.max_tries, job.put_backs))
+        if clock.now() < due:
+            raise NotDueError(due)
+        raise RuntimeError("transient")
+
+    worker = Worker(engine=core_engine, handlers={"early": flaky}, clock=clock)
+    async with core_engine.begin() as db:
+        await stage_job(db, "early", {}, now=T0, max_attempts=2)
+    for _ in range(3):  # claimed, as its clock says, and put back each time
+        async with core_engine.begin() as db:
+            await db.execute(update(jobs).values(run_at=T0))
+        assert await worker.run_once() == 1
+    clock.advance(1)
+    assert await worker.run_once() == 1
+    async with core_engine.connect() as db:
+        row = (await db.execute(select(jobs))).one()
+    assert seen == [(1, 2, 0), (1, 2, 1), (1, 2, 2), (1, 2, 3)]
+    assert (row.attempts, row.max_attempts, row.put_backs) == (4, 5, 3)
+    assert row.status == "pending"
+    assert row.run_at == due + timedelta(seconds=2)  # backoff_for(1), not backoff_for(4)
+
+    caplog.clear()
+    clock.advance(2)
+    assert await worker.run_once() == 1
+    async with core_engine.connect() as db:
+        row = (await db.execute(select(jobs))).one()
+    assert row.status == "failed"
+    assert seen[-1] == (2, 2, 3)
+    [gave_up] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "failed for good after 2 attempts" in gave_up.getMessage()

@@ -15,7 +15,7 @@ from remit.config import from_env
 from remit.core.clock import FixedClock
 from remit.payments.domain import Status
 from remit.payments.idempotency import find
-from remit.payments.service import EXPIRE_JOB, EXPIRY_RETRY_AFTER
+from remit.payments.service import EXPIRE_JOB, EXPIRY_RETRY_AFTER, PaymentsService
 from remit.payments.step_bounds import operation_worst_s
 from remit.radar import expired_challenges
 from remit.radar.authentication import completion_key
@@ -156,6 +156,50 @@ async def test_an_expiry_that_failed_for_good_is_staged_again_and_reported(
     assert (again.payload, again.status) == ({**payload, "sent_before": True}, "pending")
     assert again.run_at >= before + EXPIRY_RETRY_AFTER
     assert [r.levelname for r in caplog.records if "pi_1" in r.getMessage()] == ["ERROR"]
+
+
+@pytest.mark.parametrize(
+    ("attempts", "put_backs", "sent_before"), [(1, 0, False), (5, 4, False), (6, 4, True)]
+)
+async def test_the_expiry_reads_a_run_put_back_as_sending_nothing(
+    core_engine: AsyncEngine,
+    databases: WorkerDatabases,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attempts: int,
+    put_backs: int,
+    sent_before: bool,
+) -> None:
+    """A run put back (claimed before the authorization expired) voided nothing: only a real
+    run before this one may have sent the release."""
+    config = from_env(
+        {
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_INTERNAL_TOKEN": "registry-test-token",
+        }
+    )
+    seen: list[bool] = []
+
+    async def expire_authorization(
+        self: PaymentsService, db: object, account_id: str, intent_id: str, *, sent_before: bool
+    ) -> None:
+        seen.append(sent_before)
+
+    monkeypatch.setattr(PaymentsService, "expire_authorization", expire_authorization)
+    worker = build_worker(
+        core_engine, config, clock=await DatabaseClock.read_from(core_engine, WORKER)
+    )
+    payload = {"account_id": "acct_1", "payment_intent_id": "pi_1"}
+    job = Job(id=41, kind=EXPIRE_JOB, payload=payload, account_id="acct_1", attempts=attempts,
+              max_attempts=25 + put_backs, put_backs=put_backs)  # fmt: skip
+    try:
+        async with core_engine.begin() as db:
+            await worker.handlers[EXPIRE_JOB](db, job)
+    finally:
+        for close in worker.on_stop:
+            await close()
+    assert seen == [sent_before]
 
 
 async def test_the_worker_ends_expired_challenges_periodically_one_copy_at_a_time(
