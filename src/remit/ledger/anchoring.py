@@ -14,12 +14,12 @@ to it (no chain break at or before it, which the verification reports).
 """
 
 import asyncio
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -77,19 +77,73 @@ async def write_checkpoints(
     that writers sharing the file append in order (`AppendLock`); a verification opening the
     file meanwhile waits for the read (one query), as it waits for an append."""
     # Taking the lock, and syncing the file, are blocking waits kept off the event loop.
-    lock = await asyncio.to_thread(AppendLock, path)
+    lock = await _acquire(path)
+    step: asyncio.Future[object] | None = None
     try:
-        now = await asyncio.to_thread(lock.not_before, clock.now())
+        step = _in_thread(lock.not_before, clock.now())
+        now = cast(datetime, await asyncio.shield(step))
+        step = None
         async with engine.begin() as db:  # a read ends in COMMIT: a ROLLBACK drops plans
             heads = await chain_heads(db, now=now, account_id=account_id)
         if already is not None:
             heads = [head for head in heads if already.get(head.account_id) != head.sequence]
-        await asyncio.to_thread(lock.append, heads, key)
+        step = _in_thread(lock.append, heads, key)
+        await asyncio.shield(step)
+        step = None
     finally:
-        lock.close()
+        await _close_after(lock, step)
     if already is not None:
         already.update((head.account_id, head.sequence) for head in heads)
     return len(heads)
+
+
+# How long a cancelled write waits for its thread's step (an append and its fsync) to finish
+# before it closes the file; a step still running then closes the file when it is done.
+CANCELLED_STEP_WAIT_S: Final = 30.0
+
+
+def _in_thread(call: Callable[..., object], *args: object) -> "asyncio.Future[object]":
+    return asyncio.ensure_future(asyncio.to_thread(call, *args))
+
+
+async def _acquire(path: Path) -> AppendLock:
+    """The file's lock, taken in a thread. A thread cannot be stopped: cancelled while it
+    waits for the lock, the thread still takes it, and the descriptor and the lock it holds
+    are released as soon as it has (not held until the process exits)."""
+    acquiring = asyncio.ensure_future(asyncio.to_thread(AppendLock, path))
+    try:
+        return await asyncio.shield(acquiring)
+    except asyncio.CancelledError:
+        acquiring.add_done_callback(_release_acquired)
+        raise
+
+
+def _release_acquired(acquiring: "asyncio.Future[AppendLock]") -> None:
+    if not acquiring.cancelled() and acquiring.exception() is None:
+        acquiring.result().close()  # the thread that took it is done with it
+
+
+async def _close_after(lock: AppendLock, step: "asyncio.Future[object] | None") -> None:
+    """Close `lock` once no thread uses its descriptor any more. A write cancelled while its
+    thread still appends (`step`) must not close the descriptor under it: the thread would
+    go on writing to a closed descriptor, or to whatever file or socket is opened under its
+    number meanwhile. So it waits for the step (a bounded while), and a step still running
+    after that closes the file itself when it is done."""
+    try:
+        if step is not None and not step.done():
+            await asyncio.wait({step}, timeout=CANCELLED_STEP_WAIT_S)
+    finally:
+        if step is None or step.done():
+            closing = asyncio.ensure_future(asyncio.to_thread(lock.close))
+            await asyncio.shield(closing)  # cancelled again: it closes in its thread all the same
+        else:
+            step.add_done_callback(lambda done: _close_when_done(lock, done))
+
+
+def _close_when_done(lock: AppendLock, step: "asyncio.Future[object]") -> None:
+    if not step.cancelled():
+        step.exception()  # the write was cancelled: no one is left to be told of its failure
+    lock.close()
 
 
 @dataclass(frozen=True)

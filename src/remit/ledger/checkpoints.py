@@ -466,10 +466,7 @@ class AppendLock:
         batch = "".join(line_of(checkpoint, key) for checkpoint in checkpoints).encode("utf-8")
         if _ends_mid_line(self.path):
             batch = b"\n" + batch
-        written = 0
-        while written < len(batch):
-            written += os.write(self._descriptor, batch[written:])
-        os.fsync(self._descriptor)
+        _write_all(self._descriptor, batch)
 
     def close(self) -> None:
         os.close(self._descriptor)  # releases the lock
@@ -482,6 +479,14 @@ class AppendLock:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    """Write `data` whole and sync it to disk."""
+    written = 0
+    while written < len(data):
+        written += os.write(descriptor, data[written:])
+    os.fsync(descriptor)
 
 
 _TAIL: Final = 4096
