@@ -15,7 +15,7 @@ to it (no chain break at or before it, which the verification reports).
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -80,13 +80,15 @@ async def write_checkpoints(
     lock = await _acquire(path)
     step: asyncio.Future[object] | None = None
     try:
-        step = _in_thread(lock.not_before, clock.now())
-        now = cast(datetime, await asyncio.shield(step))
-        step = None
+        now = clock.now()
         async with engine.begin() as db:  # a read ends in COMMIT: a ROLLBACK drops plans
             heads = await chain_heads(db, now=now, account_id=account_id)
         if already is not None:
             heads = [head for head in heads if already.get(head.account_id) != head.sequence]
+        step = _in_thread(lock.stamp, now, [head.account_id for head in heads])
+        stamped = cast(datetime, await asyncio.shield(step))
+        step = None
+        heads = [replace(head, at=stamped) for head in heads]
         step = _in_thread(lock.append, heads, key)
         await asyncio.shield(step)
         step = None

@@ -37,7 +37,7 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -429,10 +429,15 @@ def append(path: Path, checkpoints: Sequence[Checkpoint], key: Secret[bytes]) ->
         lock.append(checkpoints, key)
 
 
-# How far ahead of a writer's clock the file's last line may be for the writer to stamp its
-# batch with that line's time instead (`AppendLock.not_before`): a few writers' clocks, each
-# read from the database's, differ by milliseconds; a line further ahead is no such skew.
+# How far ahead of a writer's clock an account's newest line in the file may be for the writer
+# to stamp its batch with that line's time instead (`AppendLock.stamp`): a few writers' clocks,
+# each read from the database's, differ by milliseconds; a line further ahead is no such skew.
 MAX_CLOCK_STEP: Final = 60.0
+
+
+class ClockBehindError(RuntimeError):
+    """A writer's time is behind an account's newest line in the file by more than
+    MAX_CLOCK_STEP: what it would append, verify would reject as out of order."""
 
 
 class AppendLock:
@@ -445,6 +450,7 @@ class AppendLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._created = not path.exists()
+        self._newest: dict[str, datetime] | None = None
         self._descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._descriptor, fcntl.LOCK_EX)
@@ -452,21 +458,41 @@ class AppendLock:
             os.close(self._descriptor)
             raise
 
-    def not_before(self, now: datetime) -> datetime:
-        """The time to stamp a batch with: `now`, or the file's last line's time when that is
-        later by no more than MAX_CLOCK_STEP (another writer's clock a little ahead)."""
-        last = _last_time(self.path)
-        if last is not None and now < last and (last - now).total_seconds() <= MAX_CLOCK_STEP:
-            return last
-        return now
+    def newest(self) -> dict[str, datetime]:
+        """Each account's newest time among the file's last lines (`_TAIL` bytes of it, read
+        once under the lock; then kept up to date with what this lock appends). Not checked:
+        only a hint, of what verify would compare an appended line with."""
+        if self._newest is None:
+            self._newest = _newest_times(self.path)
+        return self._newest
+
+    def stamp(self, now: datetime, accounts: Iterable[str]) -> datetime:
+        """The time to stamp a batch of `accounts`' checkpoints with: `now`, or an account's
+        newest line's time when that is later by no more than MAX_CLOCK_STEP (another writer's
+        clock a little ahead). Raises ClockBehindError when it is later by more: lines stamped
+        `now` would go back in time against that line, which verify reports as out of order."""
+        newest = self.newest()
+        ahead = max(((newest[a], a) for a in accounts if a in newest), default=None)
+        if ahead is None or ahead[0] <= now:
+            return now
+        if (ahead[0] - now).total_seconds() <= MAX_CLOCK_STEP:
+            return ahead[0]
+        raise ClockBehindError(_behind(now, *ahead))
 
     def append(self, checkpoints: Sequence[Checkpoint], key: Secret[bytes]) -> None:
         if not checkpoints:
             return
+        newest = self.newest()
+        for checkpoint in checkpoints:
+            before = newest.get(checkpoint.account_id)
+            if before is not None and checkpoint.at < before:
+                raise ClockBehindError(_behind(checkpoint.at, before, checkpoint.account_id))
         batch = "".join(line_of(checkpoint, key) for checkpoint in checkpoints).encode("utf-8")
         if _ends_mid_line(self.path):
             batch = b"\n" + batch
         _write_all(self._descriptor, batch)
+        for checkpoint in checkpoints:
+            newest[checkpoint.account_id] = checkpoint.at
 
     def close(self) -> None:
         os.close(self._descriptor)  # releases the lock
@@ -489,24 +515,41 @@ def _write_all(descriptor: int, data: bytes) -> None:
     os.fsync(descriptor)
 
 
-_TAIL: Final = 4096
+# How much of the file's end a writer reads for its accounts' newest lines: some hundreds of
+# lines, the last few batches of the writers sharing the file.
+_TAIL: Final = 1 << 16
 
 
-def _last_time(path: Path) -> datetime | None:
-    """The time of the file's last line, if it is a line with one (not checked: only a hint)."""
+def _newest_times(path: Path) -> dict[str, datetime]:
+    """Each account's newest time among the lines of the file's last _TAIL bytes (a line cut by
+    where the tail begins, or malformed, is skipped)."""
     with path.open("rb") as existing:
         end = existing.seek(0, os.SEEK_END)
         existing.seek(max(0, end - _TAIL))
         tail = existing.read().decode("utf-8", errors="replace").splitlines()
-    last = next((line for line in reversed(tail) if line.strip()), None)
-    if last is None:
-        return None
-    try:
-        fields = json.loads(last)
-        moment = datetime.fromisoformat(fields["at"])
-    except (ValueError, RecursionError, TypeError, KeyError):
-        return None
-    return moment if moment.tzinfo is not None else None
+    newest: dict[str, datetime] = {}
+    for line in tail:
+        try:
+            fields = json.loads(line)
+            account_id = fields["account_id"]
+            moment = datetime.fromisoformat(fields["at"])
+        except (ValueError, RecursionError, TypeError, KeyError):
+            continue
+        if not isinstance(account_id, str) or moment.tzinfo is None:
+            continue
+        if account_id not in newest or moment > newest[account_id]:
+            newest[account_id] = moment
+    return newest
+
+
+def _behind(now: datetime, latest: datetime, account_id: str) -> str:
+    return (
+        f"not appending checkpoints: this writer's time {_timestamp(now)} is behind the "
+        f"file's newest line for {account_id} ({_timestamp(latest)}) by "
+        f"{(latest - now).total_seconds():.0f} s, more than the {MAX_CLOCK_STEP:.0f} s a "
+        f"clock's skew is allowed; verify would report the lines as out of order. Is the "
+        f"database's clock (or another writer's) wrong?"
+    )
 
 
 def _ends_mid_line(path: Path) -> bool:

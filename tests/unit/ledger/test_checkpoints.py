@@ -18,6 +18,7 @@ from remit.ledger.checkpoints import (
     Checkpoint,
     CheckpointKeys,
     CheckpointLine,
+    ClockBehindError,
     IncompleteLine,
     OpenedFile,
     RetiredKey,
@@ -353,16 +354,35 @@ def test_a_writer_holding_the_lock_appends_before_one_that_came_later(tmp_path: 
     ]
 
 
-def test_a_batch_is_stamped_no_earlier_than_the_last_line_a_clock_a_little_ahead_wrote(
+def test_a_batch_is_stamped_no_earlier_than_its_accounts_lines_a_clock_a_little_ahead_wrote(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "checkpoints"
     with AppendLock(path) as lock:
-        assert lock.not_before(CHECKPOINT.at) == CHECKPOINT.at  # an empty file
+        assert lock.stamp(CHECKPOINT.at, ["acct_1"]) == CHECKPOINT.at  # an empty file
         lock.append([CHECKPOINT], KEY)
         behind = CHECKPOINT.at - timedelta(milliseconds=3)
-        assert lock.not_before(behind) == CHECKPOINT.at
-        assert lock.not_before(CHECKPOINT.at + timedelta(seconds=1)) > CHECKPOINT.at
-        # A line far ahead is no clock's skew: the writer keeps its own time.
+        assert lock.stamp(behind, ["acct_1"]) == CHECKPOINT.at
+        assert lock.stamp(CHECKPOINT.at + timedelta(seconds=1), ["acct_1"]) > CHECKPOINT.at
+        # Only the accounts written count: another account's line may be far ahead.
         far_behind = CHECKPOINT.at - timedelta(minutes=5)
-        assert lock.not_before(far_behind) == far_behind
+        assert lock.stamp(far_behind, ["acct_2"]) == far_behind
+
+
+def test_a_writer_far_behind_an_accounts_line_refuses_to_append_what_verify_would_reject(
+    tmp_path: Path,
+) -> None:
+    """A writer's clock more than MAX_CLOCK_STEP behind the newest line of an account it
+    writes, though not behind the file's last line (another account's), would append lines
+    verify reports as out of order: it refuses instead."""
+    path = tmp_path / "checkpoints"
+    append(path, [CHECKPOINT, _at(1, -30, "acct_2")], KEY)
+    far_behind = CHECKPOINT.at - timedelta(minutes=5)
+    with AppendLock(path) as lock:
+        with pytest.raises(ClockBehindError, match="newest line for acct_1"):
+            lock.stamp(far_behind, ["acct_2", "acct_1"])
+        with pytest.raises(ClockBehindError, match="newest line for acct_1"):
+            lock.append([Checkpoint("acct_1", 8, "cd" * 32, far_behind)], KEY)
+    found = list(read_file(path, KEY))
+    assert len(found) == 2
+    assert all(isinstance(entry, CheckpointLine) for entry in found)
