@@ -21,7 +21,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Final, cast
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.config import DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S
@@ -37,12 +37,14 @@ from remit.ledger.checkpoints import (
     OpenedFile,
     UnreadableLine,
 )
-from remit.ledger.tables import ledger_chains, ledger_transactions
+from remit.ledger.tables import ledger_chains
 
 LOOKUP_BATCH: Final = 5000
 # How many findings of each kind a report keeps to show (it counts them all): a database
 # restored from an old backup disagrees with every checkpoint after it.
 SHOWN: Final = 20
+# How many of the accounts with transactions no checkpoint covers a report names.
+UNANCHORED_SHOWN: Final = 5
 
 
 async def chain_heads(
@@ -218,11 +220,15 @@ class CheckpointReport:
     unknown_keys: dict[str, int] = field(default_factory=dict)
     # How many checkpoints were checked under each earlier (retired) key, by its id.
     checked_under_retired: dict[str, int] = field(default_factory=dict)
-    # The time of the newest checkpoint checked, and, when the ledger holds a transaction
-    # newer than it by more than twice the worker's interval, that transaction's time: a
-    # warning, no failure (the worker may be stopped, or the file's last lines cut).
+    # The time of the newest checkpoint checked, and, when an account holds a transaction
+    # made more than twice the worker's interval ago and newer than that account's newest
+    # checkpoint (or it has none), the oldest such transaction's time: a warning, no failure
+    # (the worker may be stopped, or the file's last lines cut). How many accounts do, and the
+    # first UNANCHORED_SHOWN of them (oldest first) with their oldest such transaction's time.
     newest: datetime | None = None
     unanchored_since: datetime | None = None
+    unanchored_accounts: int = 0
+    unanchored_shown: list[tuple[str, datetime]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -263,6 +269,7 @@ async def check_checkpoints(
     not recompute (`verify`'s chain breaks). Given `now`, also look for a transaction the
     worker should have checkpointed by now (`CheckpointReport.unanchored_since`)."""
     report = CheckpointReport(path)
+    newest: dict[str, datetime] = {}  # each account's newest checkpoint checked
     for batch in _batches(lines, LOOKUP_BATCH):
         wanted: list[CheckpointLine] = []
         for entry in batch:
@@ -311,6 +318,9 @@ async def check_checkpoints(
                 )
             if report.newest is None or entry.checkpoint.at > report.newest:
                 report.newest = entry.checkpoint.at
+            account_newest = newest.get(entry.checkpoint.account_id)
+            if account_newest is None or entry.checkpoint.at > account_newest:
+                newest[entry.checkpoint.account_id] = entry.checkpoint.at
             found = _disagreement(entry.checkpoint, held.get(position), first_break)
             if found is None:
                 continue
@@ -318,28 +328,58 @@ async def check_checkpoints(
             if len(report.disagreements) < SHOWN:
                 report.disagreements.append(Disagreement(entry, found))
     if now is not None and report.newest is not None:
-        report.unanchored_since = await _unanchored_since(
-            db, report.newest, now - timedelta(seconds=2 * interval_s), account_id
-        )
+        due_before = now - timedelta(seconds=2 * interval_s)
+        await _find_unanchored(db, report, newest, due_before, account_id)
     return report
 
 
-async def _unanchored_since(
-    db: AsyncConnection, newest: datetime, due_before: datetime, account_id: str | None
-) -> datetime | None:
-    """The oldest transaction newer than the newest checkpoint that a running worker would
-    have checkpointed by now (made before `due_before`), if any.
+# Per account, the oldest transaction made before :due_before and newer than the account's
+# newest checkpoint (any, when it has none); the first of them, and how many accounts have one.
+_UNANCHORED = """
+WITH anchored AS (
+    SELECT * FROM unnest(CAST(:accounts AS text[]), CAST(:times AS timestamptz[]))
+        AS a(account_id, at)
+), late AS (
+    SELECT t.account_id, min(t.created_at) AS since
+    FROM ledger_transactions AS t LEFT JOIN anchored AS a ON a.account_id = t.account_id
+    WHERE t.created_at < :due_before AND (a.at IS NULL OR t.created_at > a.at) {only}
+    GROUP BY t.account_id
+)
+SELECT account_id, since, count(*) OVER () AS total FROM late
+ORDER BY since, account_id LIMIT :shown
+"""
 
-    The newest checkpoint's age alone says nothing: the worker writes only the chains that
-    moved, so on a quiet ledger the newest line rightly grows old. A transaction no line is
-    newer than, made more than two intervals ago, is what shows the worker stopped writing,
-    or the file's last lines were cut (at a line's end, which no line's check can see)."""
-    t = ledger_transactions.c
-    query = select(func.min(t.created_at)).where(t.created_at > newest, t.created_at < due_before)
+
+async def _find_unanchored(
+    db: AsyncConnection,
+    report: CheckpointReport,
+    newest: Mapping[str, datetime],
+    due_before: datetime,
+    account_id: str | None,
+) -> None:
+    """The accounts with a transaction newer than the account's newest checkpoint that a
+    running worker would have checkpointed by now (made before `due_before`).
+
+    The checkpoints' age alone says nothing: the worker writes only the chains that moved, so
+    on a quiet ledger the newest lines rightly grow old. A transaction no line of its account
+    is newer than, made more than two intervals ago, is what shows the worker stopped writing,
+    or the file's lines of that account cut (at a line's end, which no line's check can see).
+    Compared per account: a quiet account's cut lines are not hidden by busy accounts'."""
+    only = "AND t.account_id = :account_id" if account_id is not None else ""
+    params: dict[str, object] = {
+        "accounts": list(newest),
+        "times": list(newest.values()),
+        "due_before": due_before,
+        "shown": UNANCHORED_SHOWN,
+    }
     if account_id is not None:
-        query = query.where(t.account_id == account_id)
-    found = (await db.execute(query)).scalar_one_or_none()
-    return found if isinstance(found, datetime) else None
+        params["account_id"] = account_id
+    rows = (await db.execute(text(_UNANCHORED.format(only=only)), params)).all()
+    if not rows:
+        return
+    report.unanchored_accounts = int(rows[0].total)
+    report.unanchored_shown = [(str(row.account_id), row.since) for row in rows]
+    report.unanchored_since = rows[0].since
 
 
 def _disagreement(

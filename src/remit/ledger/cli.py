@@ -172,13 +172,17 @@ def _render_checkpoints(report: CheckpointReport) -> list[str]:
         )
     for retired_id, count in report.checked_under_retired.items():
         lines.append(f"  checked under earlier key {retired_id}: {count} checkpoints")
-    if report.unanchored_since is not None and report.newest is not None:
+    if report.unanchored_shown:
+        accounts = ", ".join(
+            f"{account} (since {since.isoformat()})" for account, since in report.unanchored_shown
+        )
+        more = report.unanchored_accounts - len(report.unanchored_shown)
         lines.append(
-            f"  warning: no checkpoint is newer than a transaction of "
-            f"{report.unanchored_since.isoformat()} (the newest is of "
-            f"{report.newest.isoformat()}), though the worker writes them every "
-            f"REMIT_LEDGER_CHECKPOINT_INTERVAL_S: is it writing them, or were the file's last "
-            f"lines cut?"
+            f"  warning: {report.unanchored_accounts} accounts have a transaction no checkpoint "
+            f"of the account is newer than: {accounts}"
+            + (f" and {more} more" if more > 0 else "")
+            + ", though the worker writes them every REMIT_LEDGER_CHECKPOINT_INTERVAL_S: is it "
+            "writing them, or were the file's lines cut?"
         )
     shown = len(report.disagreements) + len(report.unreadable_lines)
     shown += len(report.unknown_key_lines) + len(report.incomplete_lines)

@@ -2,6 +2,7 @@
 rewrote, hashes recomputed and all, which the hash chains alone cannot (`remit.ledger.anchoring`).
 """
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -325,3 +326,33 @@ async def test_a_transaction_no_checkpoint_covers_long_after_is_warned_of(
     assert late.ok  # a warning, no failure
     assert late.checkpoints is not None
     assert late.checkpoints.unanchored_since == posted_at
+
+
+async def test_a_quiet_accounts_cut_checkpoint_is_not_hidden_by_a_busy_accounts(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock, tmp_path: Path
+) -> None:
+    """The warning compares each account's transactions with that account's checkpoints: a
+    busy account's newer lines do not cover a quiet account whose last line was cut."""
+    service = LedgerService(core_engine, clock)
+    path = tmp_path / "checkpoints"
+    anchors = CheckpointFile(path, KEY, interval_s=3600.0)
+    quiet, busy = await new_account(), await new_account()
+    await post(core_engine, clock, quiet, "q1")
+    await post(core_engine, clock, busy, "b1")
+    await service.checkpoint(path, KEY)
+    clock.advance(60)
+    await post(core_engine, clock, quiet, "q2")
+    posted_at = clock.now()
+    await service.checkpoint(path, KEY)
+    lines = path.read_text().splitlines(keepends=True)
+    last_quiet = max(i for i, line in enumerate(lines) if json.loads(line)["account_id"] == quiet)
+    path.write_text("".join(lines[:last_quiet] + lines[last_quiet + 1 :]))  # cut at a line's end
+    clock.advance(3 * 3600)
+    await post(core_engine, clock, busy, "b2")
+    await service.checkpoint(path, KEY, account_id=busy)  # as the worker would: what moved
+    report = await service.verify(checkpoints=anchors)
+    assert report.checkpoints is not None
+    assert report.checkpoints.unanchored_since == posted_at
+    assert report.checkpoints.unanchored_accounts == 1
+    assert report.checkpoints.unanchored_shown == [(quiet, posted_at)]
+    assert report.ok  # a warning, no failure
