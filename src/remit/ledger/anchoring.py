@@ -77,7 +77,11 @@ async def write_checkpoints(
 
     The file's lock is held from before the heads are read, and the time taken under it, so
     that writers sharing the file append in order (`AppendLock`); a verification opening the
-    file meanwhile waits for the read (one query), as it waits for an append."""
+    file meanwhile waits for the read (one query), as it waits for an append. Raises
+    `ClockBehindError`, appending nothing, when the time is behind the newest line of an
+    account it writes by more than a clock's skew (verify would reject the lines).
+
+    Cancelled, it still closes the file only once no thread uses it (`_close_after`)."""
     # Taking the lock, and syncing the file, are blocking waits kept off the event loop.
     lock = await _acquire(path)
     step: asyncio.Future[object] | None = None

@@ -1,5 +1,6 @@
-"""A cancelled checkpoint write never closes the file under a thread still using it, and
-releases the lock a thread took after the write was cancelled."""
+"""A checkpoint write never closes the file under a thread still using it, even cancelled, and
+appends nothing verify would reject; what verify warns of when accounts have transactions no
+checkpoint covers."""
 
 import asyncio
 import fcntl
@@ -8,7 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -19,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.clock import FixedClock
 from remit.core.secrets import Secret
 from remit.ledger import checkpoints
-from remit.ledger.anchoring import write_checkpoints
-from remit.ledger.checkpoints import Checkpoint, CheckpointLine, read_file
+from remit.ledger.anchoring import CheckpointReport, write_checkpoints
+from remit.ledger.checkpoints import Checkpoint, CheckpointLine, ClockBehindError, read_file
+from remit.ledger.cli import _render_checkpoints
 
 KEY = Secret(b"k" * 32)
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
@@ -118,3 +120,28 @@ async def test_a_write_cancelled_while_waiting_for_the_lock_releases_it_once_tak
         os.close(holder)  # the thread takes the lock now
     assert await asyncio.to_thread(_freed_within, path, 5.0)
     assert path.read_bytes() == b""  # nothing written by the cancelled write
+
+
+def test_the_warning_names_the_accounts_no_checkpoint_covers_and_counts_the_rest() -> None:
+    report = CheckpointReport(Path("checkpoints"), checked=3, newest=NOW)
+    report.unanchored_since = NOW
+    report.unanchored_accounts = 7
+    report.unanchored_shown = [("acct_1", NOW), ("acct_2", NOW)]
+    (warning,) = [line for line in _render_checkpoints(report) if "warning" in line]
+    assert "7 accounts" in warning
+    assert f"acct_1 (since {NOW.isoformat()}), acct_2" in warning
+    assert "and 5 more" in warning
+
+
+async def test_a_write_far_behind_its_accounts_line_appends_nothing_and_frees_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "checkpoints"
+    checkpoints.append(path, [Checkpoint("acct_1", 6, "cd" * 32, NOW)], KEY)
+    before = path.read_bytes()
+    already: dict[str, int] = {}
+    behind = FixedClock(NOW - timedelta(minutes=5))
+    with pytest.raises(ClockBehindError):
+        await write_checkpoints(ENGINE, path, KEY, clock=behind, already=already)
+    assert (path.read_bytes(), already) == (before, {})  # retried at the next run
+    assert _lock_is_free(path)
