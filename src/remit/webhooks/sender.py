@@ -141,13 +141,14 @@ class WebhookSender:
             async with self._client().post(
                 url, data=body, headers=dict(headers), allow_redirects=False
             ) as response:
-                wanted = self._snippet_bytes + SNIPPET_LOOKAHEAD_BYTES
-                raw = await _read_up_to(response.content, wanted)
+                # One read, as many bytes as have come (up to these): an endpoint that keeps
+                # its answer's body open is not waited on for more.
+                raw = await response.content.read(self._snippet_bytes + SNIPPET_LOOKAHEAD_BYTES)
                 return HttpResult(
                     http_status=response.status,
                     latency_ms=elapsed_ms(),
                     response_snippet=masked_snippet(
-                        raw, self._snippet_bytes, more=len(raw) == wanted
+                        raw, self._snippet_bytes, more=not response.content.at_eof()
                     ),
                     error=None,
                     retry_after=response.headers.get("Retry-After"),
@@ -177,8 +178,9 @@ def masked_snippet(raw: bytes, limit: int, *, more: bool) -> str:
     """The first `limit` bytes (whole characters) of a response body, masked. `raw` holds some
     bytes more than `limit` when the body is longer: it is masked first, then cut, so that a card
     number or secret straddling the cut is recognised whole. `more` says the body may go on past
-    `raw`. Where the text was cut (masking may have shortened it below `limit`, bringing the end
-    of `raw` into the snippet), a run of 7 or more digits left at its end is masked too."""
+    `raw` (one read may end within the first `limit` bytes). Where the text was cut, or may have
+    been (masking can also shorten it below `limit`, bringing the end of `raw` into it), a run of
+    7 or more digits left at its end is masked too."""
     text = mask_sensitive(raw.decode("utf-8", errors="replace"))
     encoded = text.encode("utf-8")
     if len(encoded) > limit:
@@ -186,20 +188,6 @@ def masked_snippet(raw: bytes, limit: int, *, more: bool) -> str:
     elif not more:
         return text
     return _CUT_DIGITS.sub("[cut ****]", text)
-
-
-async def _read_up_to(content: aiohttp.StreamReader, size: int) -> bytes:
-    """Up to `size` bytes of a body: fewer only if the body is shorter (one `read` may hand back
-    less than is coming)."""
-    chunks: list[bytes] = []
-    remaining = size
-    while remaining > 0:
-        chunk = await content.read(remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
 
 
 def _failure(latency_ms: int, error: str) -> HttpResult:

@@ -58,3 +58,9 @@ def test_the_cut_falls_on_a_character_boundary() -> None:
     raw, more = read("x" * (SNIPPET_BYTES - 1) + "\u00e9" * 100)
     snippet = masked_snippet(raw, SNIPPET_BYTES, more=more)
     assert snippet == "x" * (SNIPPET_BYTES - 1)
+
+
+def test_a_read_that_ended_before_the_body_did_has_its_trailing_digits_masked() -> None:
+    """One read hands back what has come so far, maybe less than the limit."""
+    snippet = masked_snippet(b"x" * 100 + b"41111111", SNIPPET_BYTES, more=True)
+    assert snippet == "x" * 100 + "[cut ****]"
