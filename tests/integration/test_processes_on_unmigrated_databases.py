@@ -64,6 +64,19 @@ def test_a_database_behind_this_versions_migrations_is_refused_naming_both(
     refuse_unless_migrated(_database(empty_database))  # at head: no refusal
 
 
+async def test_a_worker_on_a_core_database_before_job_put_backs_refuses_to_start(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Its job claims return `put_backs` (core migration 0074): started before the migration,
+    it refuses in one line rather than fail every claim (README's note on 0074)."""
+    upgrade("core", empty_database, "0073_webhook_give_up_failures")
+    ran = await remit("worker", tmp_path=tmp_path, DATABASE_URL=empty_database)
+    assert ran.returncode == 2, ran.stderr
+    line = ran.failure_line()
+    assert "remit worker: the core database (DATABASE_URL " in line
+    assert "is at schema revision 0073_webhook_give_up_failures, behind this version's " in line
+
+
 def test_a_database_ahead_of_this_version_is_no_refusal(empty_database: str) -> None:
     upgrade("core", empty_database)
     with psycopg.connect(empty_database, autocommit=True) as db:

@@ -76,12 +76,22 @@ def _refused_by_accounts_service(error: grpc.aio.AioRpcError) -> bool:
 
 def key_digests_on_record(accounts: accounts_pb2_grpc.AccountsServiceAsyncStub) -> Records:
     """The authenticator's `records`: the digests of the keys that work, as many as one answer
-    holds (the latest made first)."""
+    holds (the latest made first). ListKeyDigests has no cursor to page on: when more keys work
+    than one answer holds, the oldest are left out (a quiet merchant's, most likely), and each
+    such reading logs a warning saying so."""
 
     async def read() -> frozenset[bytes]:
         reply = await accounts.ListKeyDigests(
             accounts_pb2.ListKeyDigestsRequest(limit=MAX_LISTED_KEY_DIGESTS), timeout=10
         )
+        if reply.has_more:
+            log.warning(
+                "more than %d API keys work: only the newest %d are on record for letting a "
+                "key through from an address out of failed authentications; keys older than "
+                "those are not known to that bypass and may be held back there",
+                len(reply.digests),
+                len(reply.digests),
+            )
         return frozenset(reply.digests)
 
     return read

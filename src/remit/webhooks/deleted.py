@@ -55,8 +55,10 @@ BATCH: Final = 1000
 #
 # Two statements, not one with an optional endpoint: once prepared (psycopg prepares a statement
 # run five times), a generic plan for `(endpoint IS NULL OR endpoint = ...)` cannot use the
-# index of deliveries by endpoint and status, and would read every pending delivery on each
-# batch of one endpoint's job.
+# index of pending deliveries by endpoint and id, and would read every pending delivery on each
+# batch of one endpoint's job. That index (core migration 0075) holds them in the id order they
+# are locked in, so a batch reads about as many as it ends; through the index by endpoint and
+# status, each batch read and sorted all of the endpoint's left.
 def _end_batch(endpoint_filter: str) -> Statement:
     return Statement(
         f"""
@@ -91,7 +93,7 @@ def _end_batch(endpoint_filter: str) -> Statement:
 
 # Those of every deleted endpoint (the repair's).
 _END_BATCH = _end_batch("")
-# Those of one endpoint (its job's), through the index of deliveries by endpoint and status.
+# Those of one endpoint (its job's), through the index of pending deliveries by endpoint and id.
 _END_ENDPOINT_BATCH = _end_batch("\n              AND delivery.endpoint_id = %(endpoint_id)s")
 
 # Through the index of deliveries by endpoint and status.

@@ -122,7 +122,8 @@ async def signed_request(
 def outcome_of(result: HttpResult, now: datetime) -> AttemptOutcome:
     # The snippet is whatever the endpoint answered, and the error may quote its address or its
     # server: either can hold a card number or a secret, which the attempt's row (and every
-    # dump of it) must not.
+    # dump of it) must not. The sender masks the snippet before cutting it (`masked_snippet`),
+    # so that a number straddling the cut is seen whole; masking again here costs little.
     return AttemptOutcome(
         http_status=result.http_status,
         latency_ms=result.latency_ms,

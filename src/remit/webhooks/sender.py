@@ -9,6 +9,7 @@ ones included (aiohttp connects to an IP address in the URL without asking the r
 """
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from remit.core.logging import mask_sensitive
 from remit.webhooks.urls import BlockedAddressError, UrlPolicy, check_literal_host, literal_address
 
 if TYPE_CHECKING:
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT_S: Final = 30.0
 SNIPPET_BYTES: Final = 512
+# Read past the snippet's end so that a card number (19 digits and 18 separators at most) or a
+# secret straddling the cut is masked whole before the snippet is cut.
+SNIPPET_LOOKAHEAD_BYTES: Final = 64
 USER_AGENT: Final = "remit-webhooks/1.0"
 
 
@@ -136,11 +141,15 @@ class WebhookSender:
             async with self._client().post(
                 url, data=body, headers=dict(headers), allow_redirects=False
             ) as response:
-                raw = await response.content.read(self._snippet_bytes)
+                # One read, as many bytes as have come (up to these): an endpoint that keeps
+                # its answer's body open is not waited on for more.
+                raw = await response.content.read(self._snippet_bytes + SNIPPET_LOOKAHEAD_BYTES)
                 return HttpResult(
                     http_status=response.status,
                     latency_ms=elapsed_ms(),
-                    response_snippet=raw.decode("utf-8", errors="replace"),
+                    response_snippet=masked_snippet(
+                        raw, self._snippet_bytes, more=not response.content.at_eof()
+                    ),
                     error=None,
                     retry_after=response.headers.get("Retry-After"),
                 )
@@ -158,6 +167,27 @@ class WebhookSender:
             await self._session.close()
             # Lets the SSL transports finish closing (aiohttp's documented graceful shutdown).
             await asyncio.sleep(0)
+
+
+# A run of digits the cut left at the snippet's end: what remains of a number that went on past
+# the cut, which the card check cannot recognise any more.
+_CUT_DIGITS: Final = re.compile(r"(?:\d[ -]?){7,}$")
+
+
+def masked_snippet(raw: bytes, limit: int, *, more: bool) -> str:
+    """The first `limit` bytes (whole characters) of a response body, masked. `raw` holds some
+    bytes more than `limit` when the body is longer: it is masked first, then cut, so that a card
+    number or secret straddling the cut is recognised whole. `more` says the body may go on past
+    `raw` (one read may end within the first `limit` bytes). Where the text was cut, or may have
+    been (masking can also shorten it below `limit`, bringing the end of `raw` into it), a run of
+    7 or more digits left at its end is masked too."""
+    text = mask_sensitive(raw.decode("utf-8", errors="replace"))
+    encoded = text.encode("utf-8")
+    if len(encoded) > limit:
+        text = encoded[:limit].decode("utf-8", errors="ignore")
+    elif not more:
+        return text
+    return _CUT_DIGITS.sub("[cut ****]", text)
 
 
 def _failure(latency_ms: int, error: str) -> HttpResult:

@@ -116,6 +116,14 @@ webhook_deliveries = Table(
         "id",
         postgresql_where=text("status = 'pending'"),
     ),
+    # A deleted endpoint's pending deliveries are ended in id order, a batch at a time
+    # (`remit.webhooks.deleted`, core migration 0075).
+    Index(
+        "ix_webhook_deliveries_pending_endpoint",
+        "endpoint_id",
+        "id",
+        postgresql_where=text("status = 'pending'"),
+    ),
 )
 
 webhook_delivery_attempts = Table(
