@@ -137,6 +137,20 @@ def _unchecked(purpose: str, error: KeyUnavailableError) -> str:
     )
 
 
+def _unreadable(token: str, error: KeyUnavailableError) -> VaultError:
+    """A read of a card's details refused for want of its key version: a precondition, under
+    the key error's own code, as a deletion (`_undeletable`). Nothing of the card is in it."""
+    return VaultError(
+        message=f"The card {token} was not read: its data key is wrapped under key "
+        f"{error.key_name!r} version {error.key_version}, which this vault cannot use "
+        f"({error.code}), so whose card it is cannot be checked. Restore that key version to "
+        "read it.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        error_type="api_error",
+        code=error.code,
+    )
+
+
 def _undeletable(token: str, error: KeyUnavailableError) -> VaultError:
     """A deletion refused for want of the card's key version: a precondition, under the key
     error's own code (`vault_key_missing`, `vault_key_retired`) as a forward of the card
@@ -423,7 +437,9 @@ class VaultService:
         if existing is not None:
             token, found = existing
             if _live_card_of(found, account_id):
-                await self._check_resolved_binding(found, requester, test_id)
+                await self._check_binding(
+                    found, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
+                )
                 return Tokenized(token, found.summary)
             # The test id's card was deleted through the admin API: the test id still names
             # a card, so a new token takes the old one's place.
@@ -447,22 +463,11 @@ class VaultService:
                 await self._shred_unclaimed(repo, created.token, test_id, requester, now)
         assert winner is not None
         card = await self._card(account_id, winner)
-        await self._check_resolved_binding(card, requester, test_id)
-        return Tokenized(winner, card.summary)
-
-    async def _check_resolved_binding(self, card: StoredCard, requester: str, test_id: str) -> None:
-        """`_check_binding` for a test id's card. A resolution is audited only when it is not
-        a checked one (`AuditAction.RESOLVE_TEST_CARD`): refused, or answered unchecked."""
-        purpose = f"resolve {test_id}"
-        unchecked = await self._check_binding(
-            card, AuditAction.RESOLVE_TEST_CARD, requester, purpose
+        # A resolution is audited only when it is refused (`_check_binding`).
+        await self._check_binding(
+            card, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
         )
-        if unchecked is not None:
-            await self._audit(
-                self._event(
-                    AuditAction.RESOLVE_TEST_CARD, requester, _unchecked(purpose, unchecked), card
-                )
-            )
+        return Tokenized(winner, card.summary)
 
     async def _shred_unclaimed(
         self, repo: SqlVaultRepository, token: str, test_id: str, requester: str, now: datetime
@@ -495,11 +500,8 @@ class VaultService:
                 self._refusal(AuditAction.GET_DETAILS, requester, "get_details", token, account_id)
             )
             raise _no_such_token(token)
-        unchecked = await self._check_binding(
-            card, AuditAction.GET_DETAILS, requester, "get_details"
-        )
-        purpose = "get_details" if unchecked is None else _unchecked("get_details", unchecked)
-        await self._audit(self._event(AuditAction.GET_DETAILS, requester, purpose, card))
+        await self._check_binding(card, AuditAction.GET_DETAILS, requester, "get_details")
+        await self._audit(self._event(AuditAction.GET_DETAILS, requester, "get_details", card))
         return CardDetails(
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
@@ -508,7 +510,7 @@ class VaultService:
 
     async def _check_binding(
         self, card: StoredCard, action: AuditAction, requester: str, purpose: str
-    ) -> KeyUnavailableError | None:
+    ) -> None:
         """Refuse the card's details (brand, last4, fingerprint, expiry, billing details: kept
         in plain columns) unless its seals name its row's token and account, as a forward
         refuses to open it: a row given to another account by a write to the vault database
@@ -520,31 +522,43 @@ class VaultService:
 
         A card whose key version is not available here (retired or removed from the key ring
         before the card was re-wrapped, by a key file restored or edited by hand, or of another
-        ring) cannot be checked, and
-        that is no sign of tampering: its key error is returned, logged once per key version,
-        and the caller answers from the plain columns, as these reads did before they checked
-        the binding, auditing the read as unchecked (`_unchecked`). Refusing it would fail
-        every details read and test-card resolution of such a card until its key came back
-        (a forward of it fails all the same: it has to decrypt), for a check of what these
-        reads do not decrypt."""
+        ring) cannot be checked: its read is refused too (FAILED_PRECONDITION, under the key
+        error's own code, `_unreadable`), audited as unchecked (`_unchecked`), not as
+        tampering. The key name and version are plain columns of the row: a write to the vault
+        database that gives a card to another account can name an unavailable key version in
+        the same update, so answering such a card from its plain columns would hand that
+        account the card's details unchecked. It is logged as `_log_unavailable_key` says."""
         error = self._binding_error(card)
         if isinstance(error, KeyUnavailableError):
-            self._log_unavailable_key(error)
-            return error
+            self._log_unavailable_key(error, card.token)
+            await self._audit(
+                self._event(action, requester, _unchecked(purpose, error), card, succeeded=False)
+            )
+            raise _unreadable(card.token, error)
         if error is not None:
             await self._refuse_unbound(card, action, requester, purpose)
             raise error
-        return None
 
-    def _log_unavailable_key(self, error: KeyUnavailableError) -> None:
+    def _log_unavailable_key(self, error: KeyUnavailableError, token: str) -> None:
+        """Log a card's key version as unavailable: once per key version when the ring had it
+        (retired, or removed before the card was re-wrapped), but at error level for every
+        card naming one the ring never had (`KeyRing.never_had`), which no key removal
+        produces: a card of another vault, or a row written by hand."""
+        if self._keys.load().never_had(error.key_name, error.key_version):
+            log.error(
+                "card %s names key %r version %d, which this vault's key ring never had (%s): "
+                "its row was not written by this vault, or was changed by hand; it is refused",
+                token, error.key_name, error.key_version, error.code,
+            )  # fmt: skip
+            return
         seen = (error.key_name, error.key_version, error.code)
         if seen in self._unavailable_keys_logged:
             return
         self._unavailable_keys_logged.add(seen)
         log.warning(
             "key %r version %d is unavailable (%s): the binding of cards wrapped under it to "
-            "their accounts cannot be checked. Their details are answered unchecked, their "
-            "deletion is refused and listings leave them out until the key version is back",
+            "their accounts cannot be checked. Their details and deletion are refused and "
+            "listings leave them out until the key version is back",
             error.key_name, error.key_version, error.code,
         )  # fmt: skip
 
@@ -568,9 +582,8 @@ class VaultService:
         destroy another account's card, and the evidence of the write with it.
 
         A card whose key version is not available here is refused too (FAILED_PRECONDITION,
-        naming the key version), unlike the reads, which answer it unchecked: a read can be
-        made again once the key is back, a shredding cannot be undone, so one whose row may
-        name the wrong account waits until its binding can be checked."""
+        naming the key version), as the reads refuse it: a shredding cannot be undone, so one
+        whose row may name the wrong account waits until its binding can be checked."""
         now = self._clock.now()
         unbound: tuple[StoredCard, VaultCryptoError] | None = None
         async with self._engine.begin() as db:
@@ -586,7 +599,7 @@ class VaultService:
             # Audited once the row's lock is released, on a connection of its own.
             card, error = unbound
             if isinstance(error, KeyUnavailableError):
-                self._log_unavailable_key(error)
+                self._log_unavailable_key(error, card.token)
                 await self._audit(
                     self._event(
                         AuditAction.DELETE, requester, _unchecked("delete refused", error), card,
@@ -632,7 +645,7 @@ class VaultService:
                 repo, cutoff, limit=limit, after=after
             )
             for card, error in unchecked:
-                self._log_unavailable_key(error)
+                self._log_unavailable_key(error, card.token)
                 await repo.insert_audit_event(
                     AuditEvent(
                         id=new_id("vae"),

@@ -1,9 +1,11 @@
 """A card whose data key is wrapped under a key version this vault cannot use (removed from the
 key ring, or retired: a card not yet re-wrapped during a rotation) cannot have its binding to
-its account checked. That is no sign of tampering: its details and its test id's resolution
-are answered from the plain columns and audited as unchecked, its deletion is refused as a
-precondition naming the key version, and a listing leaves it out without stalling. A row given
-to another account is still refused as tampered."""
+its account checked. That is no sign of tampering, but the key name and version are plain
+columns a write to the vault database chooses: its details, its test id's resolution and its
+deletion are refused as a precondition under the key error's own code, audited as unchecked,
+and a listing leaves it out without stalling. A row given to another account is still refused
+as tampered, and one given to another account naming a key version the ring never had is
+refused without anything of the card in the answer."""
 
 import logging
 
@@ -49,6 +51,18 @@ async def _move(engine: AsyncEngine, token: str, account: str) -> None:
         )
 
 
+def _assert_refused_unchecked(error: grpc.aio.AioRpcError, code: str, token: str) -> None:
+    """Refused as a precondition, under the key error's own code, with nothing of the card."""
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    detail = detail_from_rpc_error(error)
+    assert detail is not None
+    assert detail.code == code
+    assert token in detail.message
+    for leaked in ("4242", "visa", "2030"):
+        assert leaked not in str(error.details()).lower()
+        assert leaked not in detail.message.lower()
+
+
 def _make_version_1_unavailable(harness: VaultHarness, how: str) -> None:
     """Version 1 taken from the ring or retired by editing the key file, as a restore or an
     operator's hand may leave it: the service refuses both while data keys use it."""
@@ -79,13 +93,18 @@ async def test_a_card_whose_key_version_is_unavailable_is_not_taken_for_tampered
     _make_version_1_unavailable(harness, how)
 
     with caplog.at_level(logging.DEBUG):
-        # Details: answered from the plain columns, the binding unchecked.
+        # Details and resolution: refused, the binding unchecked.
         for token in old_cards:
-            assert (await stub.GetCardDetails(_details(token))).card.last4 == "4242"
-        again = await stub.ResolveTestCard(
-            vault_pb2.ResolveTestCardRequest(account_id="acct_1", test_id="tok_visa", requester="t")
-        )
-        assert again.vault_token == test_card.vault_token
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetCardDetails(_details(token))
+            _assert_refused_unchecked(caught.value, code, token)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ResolveTestCard(
+                vault_pb2.ResolveTestCardRequest(
+                    account_id="acct_1", test_id="tok_visa", requester="t"
+                )
+            )
+        _assert_refused_unchecked(caught.value, code, test_card.vault_token)
 
         # Deletion: refused, naming the key version; the card is left as it was.
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -99,7 +118,11 @@ async def test_a_card_whose_key_version_is_unavailable_is_not_taken_for_tampered
         assert detail is not None
         assert detail.code == code
         assert "version 1" in detail.message
-        assert (await stub.GetCardDetails(_details(old_cards[0]))).card.last4 == "4242"
+        async with harness.engine.begin() as db:
+            left = await db.scalar(
+                text("SELECT deleted_at IS NULL FROM cards WHERE token = :t"), {"t": old_cards[0]}
+            )
+        assert left is True
 
         # The listing leaves the old cards out and goes on to the ones after them.
         listed = await stub.ListCardsCreatedBefore(
@@ -127,11 +150,11 @@ async def test_a_card_whose_key_version_is_unavailable_is_not_taken_for_tampered
     unchecked = f"binding not checked, key 'card-kek' version 1 unavailable ({code})"
     details = await _audited(harness, vault_pb2.AUDIT_ACTION_GET_DETAILS)
     assert sorted(details) == sorted(
-        [(token, True, f"get_details: {unchecked}") for token in [*old_cards, old_cards[0]]]
+        [(token, False, f"get_details: {unchecked}") for token in old_cards]
         + [(moved, False, "get_details")]
     )
     assert await _audited(harness, vault_pb2.AUDIT_ACTION_RESOLVE_TEST_CARD) == [
-        (test_card.vault_token, True, f"resolve tok_visa: {unchecked}")
+        (test_card.vault_token, False, f"resolve tok_visa: {unchecked}")
     ]
     assert await _audited(harness, vault_pb2.AUDIT_ACTION_DELETE) == [
         (old_cards[0], False, f"delete refused: {unchecked}")
@@ -141,3 +164,50 @@ async def test_a_card_whose_key_version_is_unavailable_is_not_taken_for_tampered
         [(token, False, f"left out of a listing: {unchecked}") for token in old_cards]
         + [(moved, False, "left out of a listing: its seals do not name its account")]
     )
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "code"),
+    [
+        ("kek_version", "0", "vault_key_retired"),
+        ("kek_version", "99", "vault_key_missing"),
+        ("kek_name", "'x'", "vault_key_missing"),
+    ],
+)
+async def test_a_card_given_to_another_account_naming_a_key_it_never_had_is_refused(
+    harness: VaultHarness, caplog: pytest.LogCaptureFixture, column: str, value: str, code: str
+) -> None:
+    """Giving a card to another account and naming, in the same update, a key version the ring
+    never had makes its binding uncheckable: that account gets nothing of the card."""
+    stub = harness.vault.stub
+    token = await _tokenize(harness)
+    resolved = await stub.ResolveTestCard(
+        vault_pb2.ResolveTestCardRequest(account_id="acct_1", test_id="tok_visa", requester="t")
+    )
+    async with harness.engine.begin() as db:
+        await db.execute(
+            text(f"UPDATE cards SET account_id = 'acct_2', {column} = {value}"),  # noqa: S608
+        )
+        await db.execute(text("UPDATE test_card_tokens SET account_id = 'acct_2'"))
+
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetCardDetails(_details(token, "acct_2"))
+        _assert_refused_unchecked(caught.value, code, token)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ResolveTestCard(
+                vault_pb2.ResolveTestCardRequest(
+                    account_id="acct_2", test_id="tok_visa", requester="t"
+                )
+            )
+        _assert_refused_unchecked(caught.value, code, resolved.vault_token)
+        # Every such card is logged at error level, not once per key version.
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.GetCardDetails(_details(token, "acct_2"))
+
+    never_had = [r for r in caplog.records if "never had" in r.getMessage()]
+    assert [r.levelno for r in never_had] == [logging.ERROR] * 3
+    assert VISA not in caplog.text
+    details = await _audited(harness, vault_pb2.AUDIT_ACTION_GET_DETAILS)
+    assert [(t, ok) for t, ok, _ in details] == [(token, False), (token, False)]
+    assert all("binding not checked" in purpose for _, _, purpose in details)
