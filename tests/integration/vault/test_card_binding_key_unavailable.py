@@ -8,6 +8,7 @@ as tampered, and one given to another account naming a key version the ring neve
 refused without anything of the card in the answer."""
 
 import logging
+from typing import Any
 
 import grpc
 import pytest
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.grpcutil.errors import detail_from_rpc_error
 from remit.grpcutil.protoconv import timestamp
+from remit.vault.repository import SqlVaultRepository
+from remit.vault.service import NAMED_LEFT_OUT, SCANNED_PER_LISTED
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import VaultHarness
 
@@ -131,6 +134,7 @@ async def test_a_card_whose_key_version_is_unavailable_is_not_taken_for_tampered
             )
         )
         assert [card.vault_token for card in listed.data] == [new_card]
+        assert listed.scanned_through.vault_token == new_card
 
         # A row given to another account, under a key version still there, is tampering.
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -142,7 +146,8 @@ async def test_a_card_whose_key_version_is_unavailable_is_not_taken_for_tampered
     assert "version 1" in unavailable[0].getMessage()
     binding_failures = [r.getMessage() for r in caplog.records if "binding check" in r.getMessage()]
     assert binding_failures == [
-        f"card {moved} failed its binding check for a listing",
+        f"a listing left out 1 cards that failed their binding check ({moved}) and 0 naming a "
+        "key version this vault's key ring never had ()",
         f"card {moved} failed its binding check for get_details",
     ]
     assert VISA not in caplog.text
@@ -159,11 +164,17 @@ async def test_a_card_whose_key_version_is_unavailable_is_not_taken_for_tampered
     assert await _audited(harness, vault_pb2.AUDIT_ACTION_DELETE) == [
         (old_cards[0], False, f"delete refused: {unchecked}")
     ]
-    left_out = [e for e in await _audited(harness, vault_pb2.AUDIT_ACTION_LIST_CARDS) if e[0]]
-    assert sorted(left_out) == sorted(
-        [(token, False, f"left out of a listing: {unchecked}") for token in old_cards]
-        + [(moved, False, "left out of a listing: its seals do not name its account")]
-    )
+    listings = await _audited(harness, vault_pb2.AUDIT_ACTION_LIST_CARDS)
+    left_out = [e for e in listings if e[2].startswith("left out")]
+    assert left_out == [
+        (
+            "",
+            False,
+            f"left out of a listing: 1 whose seals do not name their account ({moved}); 2 "
+            f"whose binding was not checked, key unavailable ({code}) "
+            f"({', '.join(sorted(old_cards))})",
+        )
+    ]
 
 
 @pytest.mark.parametrize(
@@ -211,3 +222,64 @@ async def test_a_card_given_to_another_account_naming_a_key_it_never_had_is_refu
     details = await _audited(harness, vault_pb2.AUDIT_ACTION_GET_DETAILS)
     assert [(t, ok) for t, ok, _ in details] == [(token, False), (token, False)]
     assert all("binding not checked" in purpose for _, _, purpose in details)
+
+
+async def test_a_long_run_of_cards_left_out_costs_a_bounded_listing_per_call(
+    harness: VaultHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing reads at most `SCANNED_PER_LISTED` times its limit of cards, `limit` per
+    query, audits the cards it left out in one event, and names the last card it read, so the
+    next page goes on after a run of left-out cards however long, instead of one call reading
+    them all (and auditing each) past its deadline."""
+    stub = harness.vault.stub
+    limit = 2
+    old_cards = []
+    for _ in range(SCANNED_PER_LISTED * limit + 5):
+        old_cards.append(await _tokenize(harness))
+        harness.clock.advance(1)
+    await stub.RotateKey(vault_pb2.RotateKeyRequest(requester="operator"))
+    new_card = await _tokenize(harness)
+    harness.clock.advance(1)
+    _make_version_1_unavailable(harness, "removed")
+
+    read: list[int] = []
+    real = SqlVaultRepository.live_cards_created_before
+
+    async def counted(self: SqlVaultRepository, *args: Any, **kwargs: Any) -> Any:
+        assert kwargs["limit"] == limit
+        page, has_more = await real(self, *args, **kwargs)
+        read.append(len(page))
+        return page, has_more
+
+    monkeypatch.setattr(SqlVaultRepository, "live_cards_created_before", counted)
+
+    pages = []
+    after: str | None = None
+    while True:
+        read.clear()
+        request = vault_pb2.ListCardsCreatedBeforeRequest(
+            created_before=timestamp(harness.clock.now()), limit=limit, requester="worker"
+        )
+        if after is not None:
+            request.starting_after = after
+        listed = await stub.ListCardsCreatedBefore(request)
+        assert sum(read) <= SCANNED_PER_LISTED * limit
+        assert len(read) <= SCANNED_PER_LISTED
+        pages.append([card.vault_token for card in listed.data])
+        after = listed.scanned_through.vault_token
+        if not listed.has_more:
+            break
+
+    # The first call stops after 20 left-out cards; the next goes on after the last of them.
+    assert pages == [[], [new_card]]
+    assert after == new_card
+    listings = await _audited(harness, vault_pb2.AUDIT_ACTION_LIST_CARDS)
+    assert len(listings) == 2 * len(pages)
+    left_out = sorted(purpose for _, ok, purpose in listings if not ok)
+    unchecked = "whose binding was not checked, key unavailable (vault_key_missing)"
+    named = old_cards[:NAMED_LEFT_OUT]
+    assert left_out == [
+        f"left out of a listing: 20 {unchecked} "
+        f"({', '.join(named)} and {20 - NAMED_LEFT_OUT} more)",
+        f"left out of a listing: 5 {unchecked} ({', '.join(old_cards[20:])})",
+    ]
