@@ -91,6 +91,25 @@ class StoredVaultCard:
 
 
 @dataclass(frozen=True)
+class VaultCardPage:
+    """A page of the vault's listing of old cards: the cards listed, whether more follow, and
+    the last card the vault read for it, listed or not (it leaves out cards whose binding to
+    their account it cannot vouch for, and reads a bounded number per page): the next page
+    starts after it. None when the vault read no card, or is a version that does not say."""
+
+    cards: list[StoredVaultCard]
+    has_more: bool
+    scanned_through: StoredVaultCard | None = None
+
+    @property
+    def resume_after(self) -> StoredVaultCard | None:
+        """The card the next page starts after."""
+        if self.scanned_through is not None:
+            return self.scanned_through
+        return self.cards[-1] if self.cards else None
+
+
+@dataclass(frozen=True)
 class PaymentMethod:
     id: str
     account_id: str

@@ -15,7 +15,7 @@ import grpc
 from remit.core.jsonview import enum_wire_values
 from remit.grpcutil.errors import answer_of
 from remit.grpcutil.protoconv import from_timestamp, timestamp
-from remit.payment_methods.domain import CardSummary, StoredVaultCard, VaultCard
+from remit.payment_methods.domain import CardSummary, StoredVaultCard, VaultCard, VaultCardPage
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
@@ -100,17 +100,23 @@ class GrpcCardVault:
 
     async def cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None
-    ) -> tuple[list[StoredVaultCard], bool]:
+    ) -> VaultCardPage:
         """One page, oldest first, of the vault's cards stored before `cutoff` (test ids'
-        cards left out), and whether more follow."""
+        cards left out), whether more follow, and where the next page starts."""
         request = vault_pb2.ListCardsCreatedBeforeRequest(
             created_before=timestamp(cutoff), limit=limit, requester=self.requester
         )
         if starting_after is not None:
             request.starting_after = starting_after
         reply = await answer_of(self._stub.ListCardsCreatedBefore(request, timeout=TIMEOUT_S))
-        cards = [
-            StoredVaultCard(card.vault_token, card.account_id, from_timestamp(card.created))
-            for card in reply.data
-        ]
-        return cards, reply.has_more
+        return VaultCardPage(
+            [_stored_vault_card(card) for card in reply.data],
+            reply.has_more,
+            _stored_vault_card(reply.scanned_through)
+            if reply.HasField("scanned_through")
+            else None,
+        )
+
+
+def _stored_vault_card(card: vault_pb2.ListedCard) -> StoredVaultCard:
+    return StoredVaultCard(card.vault_token, card.account_id, from_timestamp(card.created))

@@ -36,6 +36,11 @@ run) leaves the mark where it was, and the next run takes that page again. A mar
 not know (a vault restored from before it, or a vault that is not the one the mark came from)
 is dropped for a listing from the oldest card, logged.
 
+The vault leaves out of its listing the cards whose binding to their account it cannot vouch
+for, and reads a bounded number of cards per page, so a page may be short or empty with more to
+come; it names the last card it read (`VaultCardPage.resume_after`), and the mark and the next
+page go past it, so a long run of cards left out costs a few pages, not a stalled sweep.
+
 Brakes. Deleting is irreversible, and the core's database is the only evidence that a card is
 in use: a worker given the wrong one (an empty or new database, a stale restore, a staging
 worker pointed at the production vault) would find every card unreferenced and shred them all.
@@ -69,7 +74,7 @@ from remit.config import (
 )
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError
-from remit.payment_methods.domain import StoredVaultCard
+from remit.payment_methods.domain import StoredVaultCard, VaultCardPage
 from remit.payment_methods.repository import SqlPaymentMethodRepository
 
 log = logging.getLogger(__name__)
@@ -84,7 +89,7 @@ WATERMARK: Final = "unreferenced-vault-cards"
 class SweptVault(Protocol):
     async def cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None
-    ) -> tuple[list[StoredVaultCard], bool]: ...
+    ) -> VaultCardPage: ...
 
     async def delete_card(self, account_id: str, vault_token: str) -> bool: ...
 
@@ -142,8 +147,8 @@ class UnreferencedCardSweep:
 
     async def run(self) -> SweepCounts:
         cutoff = self._clock.now() - self._grace
-        cards, has_more = await self._first_page(cutoff)
-        if cards and not await self._core_holds_any_card():
+        listing = await self._first_page(cutoff)
+        if listing.cards and not await self._core_holds_any_card():
             log.error(
                 "vault sweep refused: the vault lists cards older than the grace period but this "
                 "core database holds no payment method or token at all, so it cannot be the one "
@@ -152,17 +157,21 @@ class UnreferencedCardSweep:
             )
             return SweepCounts()
         total = SweepCounts()
-        while cards:
-            page = await self._sweep_page(cards, self._max_deletions - total.deleted)
-            total += page.counts
-            if not page.finished:
+        while True:
+            if listing.cards:
+                page = await self._sweep_page(listing.cards, self._max_deletions - total.deleted)
+                total += page.counts
+                if not page.finished:
+                    break
+            # The page's last card read stays a valid place to continue from even if it was
+            # just deleted: the vault keeps a deleted card's row, only its key material goes.
+            resume_after = listing.resume_after
+            if resume_after is None:
                 break
-            await self._advance_watermark(cards[-1])
-            if not has_more:
+            await self._advance_watermark(resume_after)
+            if not listing.has_more:
                 break
-            # The last card stays a valid place to continue from even if it was just deleted:
-            # the vault keeps a deleted card's row, only its key material goes.
-            cards, has_more = await self._list(cutoff, cards[-1].vault_token)
+            listing = await self._list(cutoff, resume_after.vault_token)
         if total.deleted or total.failed:
             log.info(
                 "vault sweep: %d cards stored before the grace period checked, %d referenced, "
@@ -171,7 +180,7 @@ class UnreferencedCardSweep:
             )  # fmt: skip
         return total
 
-    async def _first_page(self, cutoff: datetime) -> tuple[list[StoredVaultCard], bool]:
+    async def _first_page(self, cutoff: datetime) -> VaultCardPage:
         """The first page after the mark, or from the oldest card if the vault does not know
         the mark's card."""
         async with self._core.begin() as db:
@@ -189,9 +198,7 @@ class UnreferencedCardSweep:
         )
         return await self._list(cutoff, None)
 
-    async def _list(
-        self, cutoff: datetime, after: str | None
-    ) -> tuple[list[StoredVaultCard], bool]:
+    async def _list(self, cutoff: datetime, after: str | None) -> VaultCardPage:
         return await self._vault.cards_created_before(
             cutoff, limit=self._page_size, starting_after=after
         )

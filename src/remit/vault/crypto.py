@@ -192,6 +192,13 @@ class KeyRing:
             raise unknown_key(self.name, version)
         return key
 
+    def never_had(self, name: str, version: int) -> bool:
+        """Whether key `name` version `version` was never a version of this ring: of another
+        ring, or outside the versions it has numbered (from 1 up to the current one, never
+        reused: `without_version`). No retirement or removal of a key makes a card name such a
+        version: only a card written by another vault, or a hand-written row, does."""
+        return name != self.name or not 1 <= version <= self.current_version
+
     @property
     def current(self) -> KeyVersion:
         return self.versions[self.current_version]

@@ -19,6 +19,7 @@ from remit.vault.domain import (
     AuditFilter,
     CardSummary,
     ForwardRequest,
+    ListedCard,
     StoredCredential,
 )
 from remit.vault.service import VaultService
@@ -180,22 +181,17 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         if not request.HasField("created_before"):
             raise invalid("created_before is required.", "created_before")
         cutoff = request_datetime(request.created_before, "created_before")
-        listed, has_more = await self._service.list_cards_created_before(
+        listing = await self._service.list_cards_created_before(
             cutoff,
             limit=request.limit or DEFAULT_CARD_LISTING,
             starting_after=request.starting_after if request.HasField("starting_after") else None,
             requester=_requester(request),
         )
+        last = listing.scanned_through
         return vault_pb2.ListCardsCreatedBeforeResponse(
-            data=[
-                vault_pb2.ListedCard(
-                    vault_token=card.token,
-                    account_id=card.account_id,
-                    created=timestamp(card.created_at),
-                )
-                for card in listed
-            ],
-            has_more=has_more,
+            data=[_listed_card(card) for card in listing.cards],
+            has_more=listing.has_more,
+            scanned_through=None if last is None else _listed_card(last),
         )
 
     async def RotateKey(
@@ -296,4 +292,10 @@ def vault_registration(service: VaultService) -> ServiceRegistration:
         add_to_server=lambda server: vault_pb2_grpc.add_VaultServiceServicer_to_server(
             servicer, server
         ),
+    )
+
+
+def _listed_card(card: ListedCard) -> vault_pb2.ListedCard:
+    return vault_pb2.ListedCard(
+        vault_token=card.token, account_id=card.account_id, created=timestamp(card.created_at)
     )

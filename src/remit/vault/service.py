@@ -14,7 +14,7 @@ stay in autocommit; every other unit of work is a transaction on the engine.
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeGuard
 
@@ -87,10 +87,40 @@ DEFAULT_RESEAL_BATCH: Final = 100
 MAX_RESEAL_BATCH: Final = 1000
 TEST_CARD_YEARS_AHEAD: Final = 5
 MAX_CARD_LISTING: Final = 1000
+# A listing call reads at most this many cards per card it may list (its `limit`), however
+# many it leaves out, and names at most `NAMED_LEFT_OUT` of those in its audit and log.
+SCANNED_PER_LISTED: Final = 10
+NAMED_LEFT_OUT: Final = 5
 
 
 class VaultError(RemitError):
     """Root of the errors the vault service raises."""
+
+
+@dataclass(frozen=True)
+class CardListing:
+    """A page of `VaultService.list_cards_created_before`: the cards listed, whether more
+    follow, and the last card read (listed or left out), where the next page starts."""
+
+    cards: list[ListedCard]
+    has_more: bool
+    scanned_through: ListedCard | None
+
+
+@dataclass
+class _ListingScan:
+    listed: list[ListedCard] = field(default_factory=list)
+    unbound: list[ListedCard] = field(default_factory=list)
+    unchecked: list[tuple[ListedCard, KeyUnavailableError]] = field(default_factory=list)
+    scanned_through: ListedCard | None = None
+    has_more: bool = False
+
+
+def _first_tokens(tokens: list[str]) -> str:
+    """The first few of `tokens`, and how many more, for a log line or an audit event."""
+    named = ", ".join(tokens[:NAMED_LEFT_OUT])
+    more = len(tokens) - NAMED_LEFT_OUT
+    return f"{named} and {more} more" if more > 0 else named
 
 
 def removal_refusal(ring: KeyRing, version: int, live_data_keys: int) -> VaultError | None:
@@ -134,6 +164,20 @@ def _unchecked(purpose: str, error: KeyUnavailableError) -> str:
     return (
         f"{purpose}: binding not checked, key {error.key_name!r} version {error.key_version} "
         f"unavailable ({error.code})"
+    )
+
+
+def _unreadable(token: str, error: KeyUnavailableError) -> VaultError:
+    """A read of a card's details refused for want of its key version: a precondition, under
+    the key error's own code, as a deletion (`_undeletable`). Nothing of the card is in it."""
+    return VaultError(
+        message=f"The card {token} was not read: its data key is wrapped under key "
+        f"{error.key_name!r} version {error.key_version}, which this vault cannot use "
+        f"({error.code}), so whose card it is cannot be checked. Restore that key version to "
+        "read it.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        error_type="api_error",
+        code=error.code,
     )
 
 
@@ -423,7 +467,9 @@ class VaultService:
         if existing is not None:
             token, found = existing
             if _live_card_of(found, account_id):
-                await self._check_resolved_binding(found, requester, test_id)
+                await self._check_binding(
+                    found, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
+                )
                 return Tokenized(token, found.summary)
             # The test id's card was deleted through the admin API: the test id still names
             # a card, so a new token takes the old one's place.
@@ -447,22 +493,11 @@ class VaultService:
                 await self._shred_unclaimed(repo, created.token, test_id, requester, now)
         assert winner is not None
         card = await self._card(account_id, winner)
-        await self._check_resolved_binding(card, requester, test_id)
-        return Tokenized(winner, card.summary)
-
-    async def _check_resolved_binding(self, card: StoredCard, requester: str, test_id: str) -> None:
-        """`_check_binding` for a test id's card. A resolution is audited only when it is not
-        a checked one (`AuditAction.RESOLVE_TEST_CARD`): refused, or answered unchecked."""
-        purpose = f"resolve {test_id}"
-        unchecked = await self._check_binding(
-            card, AuditAction.RESOLVE_TEST_CARD, requester, purpose
+        # A resolution is audited only when it is refused (`_check_binding`).
+        await self._check_binding(
+            card, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
         )
-        if unchecked is not None:
-            await self._audit(
-                self._event(
-                    AuditAction.RESOLVE_TEST_CARD, requester, _unchecked(purpose, unchecked), card
-                )
-            )
+        return Tokenized(winner, card.summary)
 
     async def _shred_unclaimed(
         self, repo: SqlVaultRepository, token: str, test_id: str, requester: str, now: datetime
@@ -495,11 +530,8 @@ class VaultService:
                 self._refusal(AuditAction.GET_DETAILS, requester, "get_details", token, account_id)
             )
             raise _no_such_token(token)
-        unchecked = await self._check_binding(
-            card, AuditAction.GET_DETAILS, requester, "get_details"
-        )
-        purpose = "get_details" if unchecked is None else _unchecked("get_details", unchecked)
-        await self._audit(self._event(AuditAction.GET_DETAILS, requester, purpose, card))
+        await self._check_binding(card, AuditAction.GET_DETAILS, requester, "get_details")
+        await self._audit(self._event(AuditAction.GET_DETAILS, requester, "get_details", card))
         return CardDetails(
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
@@ -508,7 +540,7 @@ class VaultService:
 
     async def _check_binding(
         self, card: StoredCard, action: AuditAction, requester: str, purpose: str
-    ) -> KeyUnavailableError | None:
+    ) -> None:
         """Refuse the card's details (brand, last4, fingerprint, expiry, billing details: kept
         in plain columns) unless its seals name its row's token and account, as a forward
         refuses to open it: a row given to another account by a write to the vault database
@@ -520,31 +552,43 @@ class VaultService:
 
         A card whose key version is not available here (retired or removed from the key ring
         before the card was re-wrapped, by a key file restored or edited by hand, or of another
-        ring) cannot be checked, and
-        that is no sign of tampering: its key error is returned, logged once per key version,
-        and the caller answers from the plain columns, as these reads did before they checked
-        the binding, auditing the read as unchecked (`_unchecked`). Refusing it would fail
-        every details read and test-card resolution of such a card until its key came back
-        (a forward of it fails all the same: it has to decrypt), for a check of what these
-        reads do not decrypt."""
+        ring) cannot be checked: its read is refused too (FAILED_PRECONDITION, under the key
+        error's own code, `_unreadable`), audited as unchecked (`_unchecked`), not as
+        tampering. The key name and version are plain columns of the row: a write to the vault
+        database that gives a card to another account can name an unavailable key version in
+        the same update, so answering such a card from its plain columns would hand that
+        account the card's details unchecked. It is logged as `_log_unavailable_key` says."""
         error = self._binding_error(card)
         if isinstance(error, KeyUnavailableError):
-            self._log_unavailable_key(error)
-            return error
+            self._log_unavailable_key(error, card.token)
+            await self._audit(
+                self._event(action, requester, _unchecked(purpose, error), card, succeeded=False)
+            )
+            raise _unreadable(card.token, error)
         if error is not None:
             await self._refuse_unbound(card, action, requester, purpose)
             raise error
-        return None
 
-    def _log_unavailable_key(self, error: KeyUnavailableError) -> None:
+    def _log_unavailable_key(self, error: KeyUnavailableError, token: str) -> None:
+        """Log a card's key version as unavailable: once per key version when the ring had it
+        (retired, or removed before the card was re-wrapped), but at error level for every
+        card naming one the ring never had (`KeyRing.never_had`), which no key removal
+        produces: a card of another vault, or a row written by hand."""
+        if self._keys.load().never_had(error.key_name, error.key_version):
+            log.error(
+                "card %s names key %r version %d, which this vault's key ring never had (%s): "
+                "its row was not written by this vault, or was changed by hand; it is refused",
+                token, error.key_name, error.key_version, error.code,
+            )  # fmt: skip
+            return
         seen = (error.key_name, error.key_version, error.code)
         if seen in self._unavailable_keys_logged:
             return
         self._unavailable_keys_logged.add(seen)
         log.warning(
             "key %r version %d is unavailable (%s): the binding of cards wrapped under it to "
-            "their accounts cannot be checked. Their details are answered unchecked, their "
-            "deletion is refused and listings leave them out until the key version is back",
+            "their accounts cannot be checked. Their details and deletion are refused and "
+            "listings leave them out until the key version is back",
             error.key_name, error.key_version, error.code,
         )  # fmt: skip
 
@@ -568,9 +612,8 @@ class VaultService:
         destroy another account's card, and the evidence of the write with it.
 
         A card whose key version is not available here is refused too (FAILED_PRECONDITION,
-        naming the key version), unlike the reads, which answer it unchecked: a read can be
-        made again once the key is back, a shredding cannot be undone, so one whose row may
-        name the wrong account waits until its binding can be checked."""
+        naming the key version), as the reads refuse it: a shredding cannot be undone, so one
+        whose row may name the wrong account waits until its binding can be checked."""
         now = self._clock.now()
         unbound: tuple[StoredCard, VaultCryptoError] | None = None
         async with self._engine.begin() as db:
@@ -586,7 +629,7 @@ class VaultService:
             # Audited once the row's lock is released, on a connection of its own.
             card, error = unbound
             if isinstance(error, KeyUnavailableError):
-                self._log_unavailable_key(error)
+                self._log_unavailable_key(error, card.token)
                 await self._audit(
                     self._event(
                         AuditAction.DELETE, requester, _unchecked("delete refused", error), card,
@@ -601,23 +644,29 @@ class VaultService:
 
     async def list_cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None, requester: str
-    ) -> tuple[list[ListedCard], bool]:
+    ) -> CardListing:
         """One page of the cards stored before `cutoff` that may be unreferenced (test ids'
         cards are left out), oldest first; audited as one listing, without its tokens.
 
         A card whose seals do not name its row's account (a row given to another account by a
-        write to the vault database) is left out, logged and audited on its own, rather than
-        listed under the account it was given to: the sweep would ask that account to delete
-        it, which is refused (`delete_card`), and a page it could not finish would hold the
-        sweep there for good. Each listed card's binding is checked as a read checks it (one
-        unwrap of its data key, a few microseconds: about 2 ms for a page of 500, against the
-        query's own heap reads of those rows, which already fetch the columns it needs). A
-        page is filled from the cards after a left-out one, so a run of them never ends the
-        sweep early.
+        write to the vault database) is left out rather than listed under the account it was
+        given to: the sweep would ask that account to delete it, which is refused
+        (`delete_card`), and a page it could not finish would hold the sweep there for good.
+        Each listed card's binding is checked as a read checks it (one unwrap of its data key,
+        a few microseconds: about 2 ms for a page of 500, against the query's own heap reads of
+        those rows, which already fetch the columns it needs). A card whose key version is not
+        available here is left out as well, as its deletion would be refused (`delete_card`).
 
-        A card whose key version is not available here is left out as well, as its deletion
-        would be refused (`delete_card`), but audited as unchecked (`_unchecked`), not as
-        tampered, and logged once per key version rather than per card."""
+        A page is filled from the cards after a left-out one, so a run of them never ends the
+        sweep early, but a call reads at most `SCANNED_PER_LISTED` times `limit` cards, `limit`
+        per query: a page may come back short, even empty, with more to come, and the listing
+        names the last card it read (`CardListing.scanned_through`), left out or not, for the
+        next page to start after it. Without that bound a long run of left-out cards would
+        take one call past its deadline, rolling its audit back, and the sweep would never
+        get past them. The cards left out are audited in one event per call (how many, and
+        the first few tokens) and logged in one line (those whose binding fails, and those
+        naming a key version the ring never had, `KeyRing.never_had`); a key version the ring
+        had is logged once (`_log_unavailable_key`)."""
         if not 1 <= limit <= MAX_CARD_LISTING:
             raise invalid(f"limit must be between 1 and {MAX_CARD_LISTING}.", "limit")
         async with self._engine.begin() as db:
@@ -628,79 +677,92 @@ class VaultService:
                 if anchor is None:
                     raise _no_such_token(starting_after, param="starting_after")
                 after = (anchor, starting_after)
-            listed, unbound, unchecked, has_more = await self._bound_cards_created_before(
-                repo, cutoff, limit=limit, after=after
-            )
-            for card, error in unchecked:
-                self._log_unavailable_key(error)
-                await repo.insert_audit_event(
-                    AuditEvent(
-                        id=new_id("vae"),
-                        created_at=self._clock.now(),
-                        action=AuditAction.LIST_CARDS,
-                        requester=requester,
-                        purpose=_unchecked("left out of a listing", error),
-                        succeeded=False,
-                        token=card.token,
-                        account_id=card.account_id,
-                    )
-                )
-            for card in unbound:
-                log.error("card %s failed its binding check for a listing", card.token)
-                await repo.insert_audit_event(
-                    AuditEvent(
-                        id=new_id("vae"),
-                        created_at=self._clock.now(),
-                        action=AuditAction.LIST_CARDS,
-                        requester=requester,
-                        purpose="left out of a listing: its seals do not name its account",
-                        succeeded=False,
-                        token=card.token,
-                        account_id=card.account_id,
-                    )
-                )
+            scan = await self._bound_cards_created_before(repo, cutoff, limit=limit, after=after)
+            left_out = self._left_out_of_listing(scan, requester)
+            if left_out is not None:
+                await repo.insert_audit_event(left_out)
             await repo.insert_audit_event(
                 AuditEvent(
                     id=new_id("vae"),
                     created_at=self._clock.now(),
                     action=AuditAction.LIST_CARDS,
                     requester=requester,
-                    purpose=f"{len(listed)} cards created before {cutoff.isoformat()}",
+                    purpose=f"{len(scan.listed)} cards created before {cutoff.isoformat()}",
                     succeeded=True,
                 )
             )
-        return listed, has_more
+        return CardListing(scan.listed, scan.has_more, scan.scanned_through)
+
+    def _left_out_of_listing(self, scan: "_ListingScan", requester: str) -> AuditEvent | None:
+        """Log the cards a listing left out, and the one audit event that sums them up."""
+        if not scan.unbound and not scan.unchecked:
+            return None
+        ring = self._keys.load()
+        never_had: list[str] = []
+        for card, error in scan.unchecked:
+            if ring.never_had(error.key_name, error.key_version):
+                never_had.append(card.token)
+            else:
+                self._log_unavailable_key(error, card.token)
+        unbound = [card.token for card in scan.unbound]
+        if unbound or never_had:
+            log.error(
+                "a listing left out %d cards that failed their binding check (%s) and %d "
+                "naming a key version this vault's key ring never had (%s)",
+                len(unbound), _first_tokens(unbound), len(never_had), _first_tokens(never_had),
+            )  # fmt: skip
+        unchecked = [card.token for card, _ in scan.unchecked]
+        codes = ", ".join(sorted({error.code or "" for _, error in scan.unchecked}))
+        parts = []
+        if unbound:
+            parts.append(
+                f"{len(unbound)} whose seals do not name their account ({_first_tokens(unbound)})"
+            )
+        if unchecked:
+            parts.append(
+                f"{len(unchecked)} whose binding was not checked, key unavailable ({codes}) "
+                f"({_first_tokens(unchecked)})"
+            )
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=AuditAction.LIST_CARDS,
+            requester=requester,
+            purpose=f"left out of a listing: {'; '.join(parts)}",
+            succeeded=False,
+        )
 
     async def _bound_cards_created_before(
         self, repo: SqlVaultRepository, cutoff: datetime, *, limit: int,
         after: tuple[datetime, str] | None,
-    ) -> tuple[
-        list[ListedCard], list[ListedCard], list[tuple[ListedCard, KeyUnavailableError]], bool
-    ]:  # fmt: skip
-        """Up to `limit` cards of `live_cards_created_before` whose binding holds; those read
-        on the way whose binding does not; those whose binding could not be checked, with
-        their key error; and whether more cards follow."""
+    ) -> "_ListingScan":  # fmt: skip
+        """Up to `limit` cards of `live_cards_created_before` whose binding holds, reading at
+        most `SCANNED_PER_LISTED * limit` cards, `limit` per query; those read on the way
+        whose binding does not hold or could not be checked; the last card read; and whether
+        more cards follow it."""
         ring = self._keys.load()
-        listed: list[ListedCard] = []
-        unbound: list[ListedCard] = []
-        unchecked: list[tuple[ListedCard, KeyUnavailableError]] = []
+        scan = _ListingScan()
+        most = SCANNED_PER_LISTED * limit
+        scanned = 0
         while True:
-            page, has_more = await repo.live_cards_created_before(
-                cutoff, limit=limit - len(listed), after=after
-            )
-            for card, sealed in page:
+            page, has_more = await repo.live_cards_created_before(cutoff, limit=limit, after=after)
+            for index, (card, sealed) in enumerate(page):
+                scanned += 1
+                scan.scanned_through = card
                 try:
                     verify_binding(ring, card.token, card.account_id, sealed)
                 except KeyUnavailableError as error:
-                    unchecked.append((card, error))
-                    continue
+                    scan.unchecked.append((card, error))
                 except VaultCryptoError:
-                    unbound.append(card)
-                    continue
-                listed.append(card)
-            if not has_more or len(listed) == limit:
-                return listed, unbound, unchecked, has_more
-            last = page[-1][0]
+                    scan.unbound.append(card)
+                else:
+                    scan.listed.append(card)
+                if len(scan.listed) == limit or scanned >= most:
+                    scan.has_more = has_more or index < len(page) - 1
+                    return scan
+            if not has_more or scan.scanned_through is None:
+                return scan
+            last = scan.scanned_through
             after = (last.created_at, last.token)
 
     async def _card(self, account_id: str, token: str) -> StoredCard:

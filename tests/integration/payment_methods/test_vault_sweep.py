@@ -9,14 +9,14 @@ from pathlib import Path
 
 import grpc
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.secrets import Secret
-from remit.payment_methods.domain import NewPaymentMethod, StoredVaultCard
+from remit.payment_methods.domain import NewPaymentMethod, VaultCardPage
 from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import GrpcCardVault
@@ -51,13 +51,13 @@ class SpyVault:
 
     async def cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None
-    ) -> tuple[list[StoredVaultCard], bool]:
+    ) -> VaultCardPage:
         self.cursors.append(starting_after)
-        cards, has_more = await self.vault.cards_created_before(
+        listing = await self.vault.cards_created_before(
             cutoff, limit=limit, starting_after=starting_after
         )
-        self.listed += [card.vault_token for card in cards]
-        return cards, has_more
+        self.listed += [card.vault_token for card in listing.cards]
+        return listing
 
     async def delete_card(self, account_id: str, vault_token: str) -> bool:
         if vault_token in self.failing:
@@ -375,3 +375,33 @@ async def test_the_deletion_cap_stops_a_run_at_the_cap(
     assert await bench.sweep(max_deletions=3).run() == SweepCounts(3, 1, 2, 0)
     assert [await bench.card_exists(token) for token in orphans] == [False] * 5
     assert await bench.card_exists(held)
+
+
+async def test_a_long_run_of_cards_the_vault_leaves_out_does_not_stall_the_sweep(
+    bench: Bench, databases: WorkerDatabases
+) -> None:
+    """Cards the vault leaves out of its listing (here: naming a key version its key ring
+    never had) cost it a bounded read per page: the sweep goes on from the last card the vault
+    read, and marks its progress past them, rather than one listing reading them all."""
+    left_out = await bench.store_cards_in_order(25)
+    orphan = await bench.store_card()
+    bench.clock.advance(GRACE.total_seconds() + 1)
+    vault_engine = make_engine(databases.vault_url, pool_size=1)
+    try:
+        async with vault_engine.begin() as db:
+            for token in left_out:
+                await db.execute(
+                    text("UPDATE cards SET kek_version = 0 WHERE token = :t"), {"t": token}
+                )
+    finally:
+        await dispose(vault_engine)
+    spy = bench.spy()
+    assert await bench.sweep(page_size=2, vault=spy).run() == SweepCounts(1, 0, 1, 0)
+    # The first page read 20 cards (10 per card it may list), all left out, and came back
+    # empty; the second went on after the last of them.
+    assert spy.cursors == [None, left_out[19]]
+    assert spy.listed == [orphan]
+    assert not await bench.card_exists(orphan)
+    again = bench.spy()
+    assert await bench.sweep(page_size=2, vault=again).run() == SweepCounts()
+    assert again.cursors == [orphan]

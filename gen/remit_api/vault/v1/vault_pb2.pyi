@@ -619,18 +619,28 @@ class ListCardsCreatedBeforeResponse(_message.Message):
 
     DATA_FIELD_NUMBER: _builtins.int
     HAS_MORE_FIELD_NUMBER: _builtins.int
+    SCANNED_THROUGH_FIELD_NUMBER: _builtins.int
     has_more: _builtins.bool
     @_builtins.property
     def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListedCard]: ...
+    @_builtins.property
+    def scanned_through(self) -> Global___ListedCard:
+        """The last card the listing read, listed or left out (a card whose binding to its account
+        fails or cannot be checked is not listed): pass its vault_token as the next page's
+        starting_after. A listing reads a bounded number of cards, so a page can hold fewer than
+        `limit` cards, even none, with has_more set. Unset when no card was read.
+        """
+
     def __init__(
         self,
         *,
         data: _abc.Iterable[Global___ListedCard] | None = ...,
         has_more: _builtins.bool = ...,
+        scanned_through: Global___ListedCard | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scanned_through", b"scanned_through"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more", "scanned_through", b"scanned_through"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
