@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import grpc
@@ -20,8 +21,8 @@ from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
 REQUESTER: Final = "cli"
 TIMEOUT_S: Final = 30.0
-# How long `rotate-key --wait` waits for data keys another re-wrap holds before it says they
-# could not be re-wrapped, and how often it asks meanwhile.
+# How long `rotate-key --wait` and `reseal-cards` wait for rows another pass holds before they
+# say those could not be moved, and how often they ask meanwhile.
 STALL_S: Final = 5.0
 STALL_POLL_S: Final = 0.2
 
@@ -32,6 +33,34 @@ class AdminError(CommandRefusedError):
 
 def _stub(channel: grpc.aio.Channel) -> vault_pb2_grpc.VaultServiceAsyncStub:
     return vault_pb2_grpc.VaultServiceStub(channel)
+
+
+async def _batches_until_done(
+    batch: Callable[[], Awaitable[tuple[int, int]]],
+    stalled: Callable[[int, int], AdminError],
+) -> int:
+    """Run `batch` (which answers how many it moved and how many remain) until none remain;
+    how many were moved here in all. A batch that moves nothing may meet the vault's own
+    background pass holding those rows (the batches skip locked rows), which moves them itself,
+    so what remains still goes down; or they do not open (the vault logs each), and asking
+    again would only spin. So wait while what remains goes down, and raise `stalled(total,
+    remaining)` once it has stood still for STALL_S."""
+    total = 0
+    stalled_at: tuple[float, int] | None = None
+    while True:
+        moved, remaining = await batch()
+        total += moved
+        if remaining == 0:
+            return total
+        if moved > 0:
+            stalled_at = None
+            continue
+        now = time.monotonic()
+        if stalled_at is None or remaining != stalled_at[1]:
+            stalled_at = (now, remaining)
+        elif now - stalled_at[0] >= STALL_S:
+            raise stalled(total, remaining)
+        await asyncio.sleep(STALL_POLL_S)
 
 
 async def rotate_key(target: str, access: InternalAccess, wait: bool) -> list[str]:
@@ -45,33 +74,21 @@ async def rotate_key(target: str, access: InternalAccess, wait: bool) -> list[st
             lines.append("older data keys are re-wrapped in the background")
             return lines
         started = time.monotonic()
-        total = 0
-        stalled_at: tuple[float, int] | None = None
-        while True:
+
+        async def rewrap_batch() -> tuple[int, int]:
             progress = await stub.RewrapDataKeys(
                 vault_pb2.RewrapDataKeysRequest(requester=REQUESTER), timeout=TIMEOUT_S
             )
-            total += progress.rewrapped
-            if progress.remaining == 0:
-                break
-            if progress.rewrapped > 0:
-                stalled_at = None
-                continue
-            # A batch that moved nothing: the vault's own background re-wrap, which a rotation
-            # starts, may hold those rows (the batches skip locked rows) and move them itself,
-            # so what remains still goes down; or they do not unwrap (the vault logs each), and
-            # asking again would only spin. Wait while what remains goes down, and give up once
-            # it has stood still for STALL_S.
-            now = time.monotonic()
-            if stalled_at is None or progress.remaining != stalled_at[1]:
-                stalled_at = (now, progress.remaining)
-            elif now - stalled_at[0] >= STALL_S:
-                raise AdminError(
-                    f"key version {rotated.key_version} now wraps new data keys and "
-                    f"{total} older data keys were re-wrapped here, but {progress.remaining} "
-                    "could not be (see the vault's log); older key versions must stay allowed"
-                )
-            await asyncio.sleep(STALL_POLL_S)
+            return progress.rewrapped, progress.remaining
+
+        def rewrap_stalled(total: int, remaining: int) -> AdminError:
+            return AdminError(
+                f"key version {rotated.key_version} now wraps new data keys and "
+                f"{total} older data keys were re-wrapped here, but {remaining} "
+                "could not be (see the vault's log); older key versions must stay allowed"
+            )
+
+        total = await _batches_until_done(rewrap_batch, rewrap_stalled)
         lines.append(f"re-wrapped {total} data keys in {time.monotonic() - started:.1f}s")
         return lines
 
@@ -84,28 +101,21 @@ async def reseal_cards(target: str, access: InternalAccess) -> list[str]:
     async with internal_channel(target, access) as channel:
         stub = _stub(channel)
         started = time.monotonic()
-        total = 0
-        stalled_at: tuple[float, int] | None = None
-        while True:
+
+        async def reseal_batch() -> tuple[int, int]:
             progress = await stub.ResealCards(
                 vault_pb2.ResealCardsRequest(requester=REQUESTER), timeout=TIMEOUT_S
             )
-            total += progress.resealed
-            if progress.remaining == 0:
-                break
-            if progress.resealed > 0:
-                stalled_at = None
-                continue
-            now = time.monotonic()
-            if stalled_at is None or progress.remaining != stalled_at[1]:
-                stalled_at = (now, progress.remaining)
-            elif now - stalled_at[0] >= STALL_S:
-                raise AdminError(
-                    f"{total} cards were re-sealed here, but {progress.remaining} could not be "
-                    "(see the vault's log); copies of their rows stay readable while the key "
-                    "version that wraps their data key is kept"
-                )
-            await asyncio.sleep(STALL_POLL_S)
+            return progress.resealed, progress.remaining
+
+        def reseal_stalled(total: int, remaining: int) -> AdminError:
+            return AdminError(
+                f"{total} cards were re-sealed here, but {remaining} could not be "
+                "(see the vault's log); copies of their rows stay readable while the key "
+                "version that wraps their data key is kept"
+            )
+
+        total = await _batches_until_done(reseal_batch, reseal_stalled)
     return [
         f"re-sealed {total} cards under fresh data keys in {time.monotonic() - started:.1f}s",
         "every card is now bound to its account; rotate-key --wait, retire-keys and "
