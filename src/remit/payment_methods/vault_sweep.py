@@ -49,9 +49,12 @@ on-the-spot deletion that failed), so they are a small share of any run of cards
 sees otherwise takes it that the database is not the one that references these cards, and
 deletes nothing more:
 - a core database with no payment method and no token at all, while the vault lists old cards,
-  cannot be the one that references them: the run is refused;
+  cannot be the one that references them: the run is refused (checked at the first page that
+  lists a card, which need not be the first page);
 - a page of at least `MIN_JUDGED_PAGE` cards of which more than half are unreferenced stops the
-  run before any of that page is deleted (a smaller page, a quiet hour's cards, says too little);
+  run before any of that page is deleted (a smaller page, a quiet hour's cards, says too little),
+  and so do the run's cards so far with the page, once they are that many (the vault's pages may
+  be short, and a run of short pages would otherwise never be judged);
   after a real burst of orphans that a person has checked,
   REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE (`remit.config.vault_sweep_max_unreferenced_share`)
   raises the share, up to 1, which lifts the rule;
@@ -148,18 +151,25 @@ class UnreferencedCardSweep:
     async def run(self) -> SweepCounts:
         cutoff = self._clock.now() - self._grace
         listing = await self._first_page(cutoff)
-        if listing.cards and not await self._core_holds_any_card():
-            log.error(
-                "vault sweep refused: the vault lists cards older than the grace period but this "
-                "core database holds no payment method or token at all, so it cannot be the one "
-                "that references them; nothing is deleted. Check the worker's DATABASE_URL and "
-                "REMIT_VAULT_HOST."
-            )
-            return SweepCounts()
         total = SweepCounts()
+        # Checked on the first page that lists a card, not only on the first page: the vault
+        # may answer pages with no card listed (all left out) and more to come.
+        core_checked = False
         while True:
             if listing.cards:
-                page = await self._sweep_page(listing.cards, self._max_deletions - total.deleted)
+                if not core_checked:
+                    core_checked = True
+                    if not await self._core_holds_any_card():
+                        log.error(
+                            "vault sweep refused: the vault lists cards older than the grace "
+                            "period but this core database holds no payment method or token "
+                            "at all, so it cannot be the one that references them; nothing is "
+                            "deleted. Check the worker's DATABASE_URL and REMIT_VAULT_HOST."
+                        )
+                        return total
+                page = await self._sweep_page(
+                    listing.cards, self._max_deletions - total.deleted, total
+                )
                 total += page.counts
                 if not page.finished:
                     break
@@ -213,25 +223,35 @@ class UnreferencedCardSweep:
                 WATERMARK, card.created_at, card.vault_token
             )
 
-    async def _sweep_page(self, cards: list[StoredVaultCard], deletions_left: int) -> _PageSwept:
+    async def _sweep_page(
+        self, cards: list[StoredVaultCard], deletions_left: int, before: SweepCounts
+    ) -> _PageSwept:
         async with self._core.begin() as db:
             held = await SqlPaymentMethodRepository(db).vault_cards_held(
                 [card.vault_token for card in cards]
             )
         unreferenced = [card for card in cards if card.vault_token not in held]
         looked_up = SweepCounts(checked=len(cards), referenced=len(held))
-        if _looks_like_another_database(
-            len(cards), len(unreferenced), self._max_unreferenced_share
+        # Judged on the page, and on the run so far with the page: the vault's pages may be
+        # short (cards it leaves out), and pages all under MIN_JUDGED_PAGE would escape the
+        # rule page by page.
+        run_checked = before.checked + len(cards)
+        run_unreferenced = before.checked - before.referenced + len(unreferenced)
+        for where, size, count in (
+            ("one page", len(cards), len(unreferenced)),
+            ("this run", run_checked, run_unreferenced),
         ):
-            log.error(
-                "vault sweep stopped: %d of %d cards on one page are referenced by no payment "
-                "method or token in this core database; orphans are rare, so it is likely not the "
-                "database that references the vault's cards. Nothing more is deleted; check the "
-                "worker's DATABASE_URL and REMIT_VAULT_HOST. If they are right and these are real "
-                "orphans, REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE=1 lets the sweep through.",
-                len(unreferenced), len(cards),
-            )  # fmt: skip
-            return _PageSwept(looked_up, finished=False)
+            if _looks_like_another_database(size, count, self._max_unreferenced_share):
+                log.error(
+                    "vault sweep stopped: %d of %d cards on %s are referenced by no payment "
+                    "method or token in this core database; orphans are rare, so it is likely "
+                    "not the database that references the vault's cards. Nothing more is "
+                    "deleted; check the worker's DATABASE_URL and REMIT_VAULT_HOST. If they are "
+                    "right and these are real orphans, REMIT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE=1 "
+                    "lets the sweep through.",
+                    count, size, where,
+                )  # fmt: skip
+                return _PageSwept(looked_up, finished=False)
         allowed = unreferenced[: max(deletions_left, 0)]
         deleted, failed = await self._delete(allowed)
         capped = len(allowed) < len(unreferenced)

@@ -16,7 +16,7 @@ from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.secrets import Secret
-from remit.payment_methods.domain import NewPaymentMethod, VaultCardPage
+from remit.payment_methods.domain import NewPaymentMethod, StoredVaultCard, VaultCardPage
 from remit.payment_methods.repository import SqlPaymentMethodRepository
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import GrpcCardVault
@@ -405,3 +405,62 @@ async def test_a_long_run_of_cards_the_vault_leaves_out_does_not_stall_the_sweep
     again = bench.spy()
     assert await bench.sweep(page_size=2, vault=again).run() == SweepCounts()
     assert again.cursors == [orphan]
+
+
+@dataclass
+class PagedVault:
+    """A vault whose listing answers the pages given, one per call, as a vault leaving cards
+    out may (short or empty pages with more to come); deletions are recorded, not made."""
+
+    pages: list[VaultCardPage]
+    deleted: list[str] = field(default_factory=list)
+
+    async def cards_created_before(
+        self, cutoff: datetime, *, limit: int, starting_after: str | None
+    ) -> VaultCardPage:
+        return self.pages.pop(0)
+
+    async def delete_card(self, account_id: str, vault_token: str) -> bool:
+        self.deleted.append(vault_token)
+        return True
+
+
+def _listed(first: int, count: int) -> list[StoredVaultCard]:
+    return [
+        StoredVaultCard(f"vtok_{n:04d}", "acct_elsewhere", START + timedelta(seconds=n))
+        for n in range(first, first + count)
+    ]
+
+
+async def test_a_core_database_holding_nothing_is_refused_after_an_empty_first_page(
+    bare_bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The vault's first page lists no card (all left out) and says more follow: the check
+    that this core database references anything at all is made at the first page that lists
+    cards, before any is deleted."""
+    (left_out,) = _listed(0, 1)
+    vault = PagedVault(
+        [
+            VaultCardPage([], has_more=True, scanned_through=left_out),
+            VaultCardPage(_listed(1, 3), has_more=False),
+        ]
+    )
+    with caplog.at_level(logging.ERROR, logger="remit"):
+        assert await bare_bench.sweep(vault=vault).run() == SweepCounts()
+    assert vault.deleted == []
+    assert "holds no payment method or token" in caplog.text
+
+
+async def test_short_pages_mostly_unreferenced_stop_the_sweep_once_the_run_has_enough_cards(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pages of 5 cards are each too small to judge; the run's cards so far are judged with
+    each page, so a core database that references none of them stops the run at 20 cards."""
+    pages = [VaultCardPage(_listed(5 * n, 5), has_more=n < 5) for n in range(6)]
+    vault = PagedVault(list(pages))
+    with caplog.at_level(logging.ERROR, logger="remit"):
+        counts = await bench.sweep(vault=vault).run()
+    assert vault.deleted == [card.vault_token for card in _listed(0, 15)]
+    assert counts == SweepCounts(checked=20, referenced=0, deleted=15, failed=0)
+    assert len(vault.pages) == 2
+    assert "20 of 20 cards on this run" in caplog.text
