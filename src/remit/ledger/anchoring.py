@@ -14,6 +14,7 @@ to it (no chain break at or before it, which the verification reports).
 """
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from remit.config import DEFAULT_LEDGER_CHECKPOINT_INTERVAL_S
 from remit.core.clock import Clock
 from remit.core.secrets import Secret
 from remit.ledger.checkpoints import (
+    MAX_CLOCK_STEP,
     AppendLock,
     Checkpoint,
     CheckpointKeys,
@@ -38,6 +40,8 @@ from remit.ledger.checkpoints import (
     UnreadableLine,
 )
 from remit.ledger.tables import ledger_chains
+
+log = logging.getLogger(__name__)
 
 LOOKUP_BATCH: Final = 5000
 # How many findings of each kind a report keeps to show (it counts them all): a database
@@ -77,9 +81,9 @@ async def write_checkpoints(
 
     The file's lock is held from before the heads are read, and the time taken under it, so
     that writers sharing the file append in order (`AppendLock`); a verification opening the
-    file meanwhile waits for the read (one query), as it waits for an append. Raises
-    `ClockBehindError`, appending nothing, when the time is behind the newest line of an
-    account it writes by more than a clock's skew (verify would reject the lines).
+    file meanwhile waits for the read (one query), as it waits for an append. An account whose
+    newest line is later than the time by more than a clock's skew (verify would reject a line
+    stamped before it) is left out, logged, and tried again at the next run.
 
     Cancelled, it still closes the file only once no thread uses it (`_close_after`)."""
     # Taking the lock, and syncing the file, are blocking waits kept off the event loop.
@@ -91,6 +95,22 @@ async def write_checkpoints(
             heads = await chain_heads(db, now=now, account_id=account_id)
         if already is not None:
             heads = [head for head in heads if already.get(head.account_id) != head.sequence]
+        # An account whose newest line is far ahead of this writer's clock (a line another
+        # writer wrote, a database failed over to a host whose clock is behind) is left out
+        # of this batch, and tried again at the next run: not every account's checkpoint with it.
+        step = _in_thread(lock.far_ahead, now, [head.account_id for head in heads])
+        far_ahead = cast(list[str], await asyncio.shield(step))
+        step = None
+        if far_ahead:
+            log.error(
+                "ledger checkpoints: %d accounts left out of this batch, their newest line "
+                "being later than this writer's time (%s) by more than %d s (first: %s); they "
+                "are tried again at the next run. Check the clocks of the database and of "
+                "every writer of %s.",
+                len(far_ahead), now.isoformat(), int(MAX_CLOCK_STEP), ", ".join(far_ahead[:5]),
+                path,
+            )  # fmt: skip
+            heads = [head for head in heads if head.account_id not in far_ahead]
         step = _in_thread(lock.stamp, now, [head.account_id for head in heads])
         stamped = cast(datetime, await asyncio.shield(step))
         step = None

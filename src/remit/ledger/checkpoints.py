@@ -466,6 +466,17 @@ class AppendLock:
             self._newest = _newest_times(self.path)
         return self._newest
 
+    def far_ahead(self, now: datetime, accounts: Iterable[str]) -> list[str]:
+        """The accounts whose newest line is later than `now` by more than MAX_CLOCK_STEP:
+        lines of theirs stamped now would go back in time, which verify reports as out of
+        order."""
+        newest = self.newest()
+        return sorted(
+            account
+            for account in set(accounts)
+            if account in newest and (newest[account] - now).total_seconds() > MAX_CLOCK_STEP
+        )
+
     def stamp(self, now: datetime, accounts: Iterable[str]) -> datetime:
         """The time to stamp a batch of `accounts`' checkpoints with: `now`, or an account's
         newest line's time when that is later by no more than MAX_CLOCK_STEP (another writer's
