@@ -2,6 +2,8 @@
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,49 @@ async def _started(endpoint: Endpoint, stop: asyncio.Event, also_on: int | None 
 async def _running(task: "asyncio.Task[None]") -> None:
     await asyncio.sleep(0.5)
     assert not task.done(), task.exception() if task.done() else None
+
+
+@asynccontextmanager
+async def _one_call_in_progress() -> AsyncIterator[
+    tuple[grpc.aio.Channel, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
+]:
+    """A server of one slow method, with one call of it in progress for the block; the call
+    is let finish, and the server stopped, after it."""
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow(_request: bytes, _context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        entered.set()
+        await release.wait()
+        return b""
+
+    def add(server: grpc.aio.Server) -> None:
+        handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(slow)
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("remit_api.test.v1.Slow", {"Run": handler}),)
+        )
+
+    endpoint = Endpoint("127.0.0.1", free_port())
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        serve_grpc(endpoint, [ServiceRegistration("remit_api.test.v1.Slow", add)], stop_event=stop)
+    )
+    try:
+        await _running(serving)
+        async with grpc.aio.insecure_channel(endpoint.target) as channel:
+            run: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                "/remit_api.test.v1.Slow/Run"
+            )
+            first = asyncio.ensure_future(run(b""))
+            await asyncio.wait_for(entered.wait(), 5)
+            try:
+                yield channel, run
+            finally:
+                release.set()
+                await first
+    finally:
+        stop.set()
+        await serving
 
 
 async def test_a_second_server_on_a_port_in_use_refuses_to_start() -> None:
@@ -162,40 +207,9 @@ async def test_calls_past_the_concurrency_limit_are_refused_at_once_as_stripe_re
     (none queues on its database pools), and the facade answers it as Stripe answers
     overload: a 429 `rate_limit`, with no invitation to retry at once."""
     monkeypatch.setenv("REMIT_GRPC_MAX_CONCURRENT_RPCS", "1")
-    release = asyncio.Event()
-    entered = asyncio.Event()
-
-    async def slow(_request: bytes, _context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        entered.set()
-        await release.wait()
-        return b""
-
-    def add(server: grpc.aio.Server) -> None:
-        handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(slow)
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("remit_api.test.v1.Slow", {"Run": handler}),)
-        )
-
-    endpoint = Endpoint("127.0.0.1", free_port())
-    stop = asyncio.Event()
-    serving = asyncio.create_task(
-        serve_grpc(endpoint, [ServiceRegistration("remit_api.test.v1.Slow", add)], stop_event=stop)
-    )
-    try:
-        await _running(serving)
-        async with grpc.aio.insecure_channel(endpoint.target) as channel:
-            run: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
-                "/remit_api.test.v1.Slow/Run"
-            )
-            first = asyncio.ensure_future(run(b""))
-            await asyncio.wait_for(entered.wait(), 5)
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await asyncio.wait_for(run(b""), 5)
-            release.set()
-            await first
-    finally:
-        stop.set()
-        await serving
+    async with _one_call_in_progress() as (_channel, run):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await asyncio.wait_for(run(b""), 5)
     assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     error = stripe_error_from_remit(remit_error_from_rpc_error(refused.value))
     assert error.http_status == 429
@@ -226,44 +240,13 @@ async def test_a_server_at_its_concurrency_limit_still_answers_its_health_checks
     next call but still answers SERVING to health checks, so it is not restarted or taken out
     of its load balancer for being busy."""
     monkeypatch.setenv("REMIT_GRPC_MAX_CONCURRENT_RPCS", "1")
-    release = asyncio.Event()
-    entered = asyncio.Event()
-
-    async def slow(_request: bytes, _context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        entered.set()
-        await release.wait()
-        return b""
-
-    def add(server: grpc.aio.Server) -> None:
-        handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(slow)
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("remit_api.test.v1.Slow", {"Run": handler}),)
-        )
-
-    endpoint = Endpoint("127.0.0.1", free_port())
-    stop = asyncio.Event()
-    serving = asyncio.create_task(
-        serve_grpc(endpoint, [ServiceRegistration("remit_api.test.v1.Slow", add)], stop_event=stop)
-    )
-    try:
-        await _running(serving)
-        async with grpc.aio.insecure_channel(endpoint.target) as channel:
-            run: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
-                "/remit_api.test.v1.Slow/Run"
-            )
-            first = asyncio.ensure_future(run(b""))
-            await asyncio.wait_for(entered.wait(), 5)
-            health = health_pb2_grpc.HealthStub(channel)
-            replies = [
-                await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
-                for name in ("", "remit_api.test.v1.Slow")
-            ]
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await asyncio.wait_for(run(b""), 5)
-            release.set()
-            await first
-    finally:
-        stop.set()
-        await serving
+    async with _one_call_in_progress() as (channel, run):
+        health = health_pb2_grpc.HealthStub(channel)
+        replies = [
+            await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            for name in ("", "remit_api.test.v1.Slow")
+        ]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await asyncio.wait_for(run(b""), 5)
     assert [reply.status for reply in replies] == [health_pb2.HealthCheckResponse.SERVING] * 2
     assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
