@@ -10,6 +10,7 @@ import pytest
 from remit.cli import main
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.schema_check import shipped_revisions
+from tests.support.command_databases import name_every_database
 from tests.support.postgres import WorkerDatabases, scratch_database
 
 # (the command line, its name in the refusal, the setting of the database it opens, its tree)
@@ -29,11 +30,7 @@ COMMANDS = [
 def named_databases(
     databases: WorkerDatabases, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # Every database named: none is started embedded under the data directory.
-    monkeypatch.setenv("DATABASE_URL", databases.core_url)
-    monkeypatch.setenv("VAULT_DATABASE_URL", databases.vault_url)
-    monkeypatch.setenv("ACQUIRER_DATABASE_URL", databases.acquirer_url)
-    monkeypatch.setenv("REMIT_DATA_DIR", str(tmp_path))
+    name_every_database(databases, monkeypatch, tmp_path)
 
 
 def _tables(url: str) -> list[str]:

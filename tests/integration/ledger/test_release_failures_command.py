@@ -18,8 +18,8 @@ from remit.ledger import postings as ledger
 from remit.ledger.chart import AVAILABLE
 from remit.ledger.domain import MAX_POSTING_AMOUNT, Posting, TransactionRequest
 from remit.storage.engine import dispose, make_engine
-from tests.conftest import _truncate_all
 from tests.integration.ledger.conftest import T0
+from tests.support.command_databases import empty_core_database, name_every_database
 from tests.support.postgres import WorkerDatabases
 
 LIST = ["balance-release-failures", "list"]
@@ -30,21 +30,9 @@ RETRY = ["balance-release-failures", "retry"]
 def core_url(
     databases: WorkerDatabases, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[str]:
-    # Every database named: none is started embedded under the data directory.
-    monkeypatch.setenv("DATABASE_URL", databases.core_url)
-    monkeypatch.setenv("VAULT_DATABASE_URL", databases.vault_url)
-    monkeypatch.setenv("ACQUIRER_DATABASE_URL", databases.acquirer_url)
-    monkeypatch.setenv("REMIT_DATA_DIR", str(tmp_path))
+    name_every_database(databases, monkeypatch, tmp_path)
     yield databases.core_url
-
-    async def clean() -> None:
-        engine = make_engine(databases.core_url, pool_size=1)
-        try:
-            await _truncate_all(engine)
-        finally:
-            await dispose(engine)
-
-    asyncio.run(clean())
+    empty_core_database(databases.core_url)
 
 
 def _set_aside(url: str) -> tuple[str, str, int]:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from remit.cli import main
 from remit.storage.engine import dispose, make_engine
-from tests.conftest import _truncate_all
+from tests.support.command_databases import empty_core_database, name_every_database
 from tests.support.postgres import WorkerDatabases
 
 FAILED_AT = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
@@ -22,21 +22,9 @@ FAILED_AT = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
 def core_env(
     databases: WorkerDatabases, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[str]:
-    # Every database named: none is started embedded under the data directory.
-    monkeypatch.setenv("DATABASE_URL", databases.core_url)
-    monkeypatch.setenv("VAULT_DATABASE_URL", databases.vault_url)
-    monkeypatch.setenv("ACQUIRER_DATABASE_URL", databases.acquirer_url)
-    monkeypatch.setenv("REMIT_DATA_DIR", str(tmp_path))
+    name_every_database(databases, monkeypatch, tmp_path)
     yield databases.core_url
-
-    async def clean() -> None:
-        engine = make_engine(databases.core_url, pool_size=1)
-        try:
-            await _truncate_all(engine)
-        finally:
-            await dispose(engine)
-
-    asyncio.run(clean())
+    empty_core_database(databases.core_url)
 
 
 def _stage(core_url: str, *rows: tuple[str, str, str | None, datetime]) -> list[int]:
