@@ -19,12 +19,19 @@ _DIGIT_SEPARATORS: Final = " -"
 
 def quoted_start(text: str) -> str:
     """The start of `text` to quote in a refusal: `text` itself when short, else its first
-    `QUOTED_CHARS` characters and "...", less any trailing digits (and the spaces or dashes
-    between them) that continue past the cut."""
-    if len(text) <= QUOTED_CHARS:
+    `QUOTED_CHARS` characters and "..." (`cut_short`)."""
+    return cut_short(text, QUOTED_CHARS)
+
+
+def cut_short(text: str, limit: int) -> str:
+    """`text` itself when at most `limit` characters, else its first `limit` characters and
+    "...", less any trailing digits (and the spaces or dashes between them) that continue
+    past the cut: the start of a card number cut short fails the Luhn check the masking of
+    card numbers relies on, and would go out unmasked."""
+    if len(text) <= limit:
         return text
-    start = text[:QUOTED_CHARS]
-    if _digits_continue_at(text, QUOTED_CHARS):
+    start = text[:limit]
+    if _digits_continue_at(text, limit):
         while start and (start[-1].isdigit() or start[-1] in _DIGIT_SEPARATORS):
             start = start[:-1]
     return start + "..."
