@@ -79,6 +79,10 @@ class CardSummary:
 class VaultCard:
     vault_token: str
     card: CardSummary
+    # The Stripe test id the card stands for (test mode only): the one it was resolved from
+    # (pm_card_visa), or the one the vault reads its number as (4242 4242 4242 4242 given as
+    # a number). Payments and Radar treat the card as that test id.
+    test_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,7 @@ class PaymentMethodsService:
         return await self._insert_once(
             account_id,
             keyed,
-            VaultCard(source.vault_token, source.card),
+            VaultCard(source.vault_token, source.card, source.test_id),
             replace(new, billing_details=new.billing_details or source.billing_details),
         )
 
@@ -213,7 +213,7 @@ class PaymentMethodsService:
             )
             await repo.mark_token_used(account_id, token_id)
             billing = merge_billing_details(billing_from_token(token), new.billing_details)
-            card = VaultCard(token.vault_token, token.card)
+            card = VaultCard(token.vault_token, token.card, token.test_id)
             method = self._new_method(account_id, card, replace(new, billing_details=billing))
             await repo.insert(method)
             return method
@@ -280,7 +280,7 @@ class PaymentMethodsService:
             billing_details=merge_billing_details({}, new.billing_details),
             metadata=dict(new.metadata),
             allow_redisplay=new.allow_redisplay or UNSPECIFIED_REDISPLAY,
-            test_id=test_id,
+            test_id=test_id or card.test_id,
         )
 
     async def _insert(
@@ -479,7 +479,7 @@ class PaymentMethodsService:
         billing = merge_billing_details(billing_from_token(token), new.billing_details)
         made = self._new_method(
             account_id,
-            VaultCard(token.vault_token, token.card),
+            VaultCard(token.vault_token, token.card, token.test_id),
             replace(new, billing_details=billing),
         )
         return MethodToCharge(made, is_new=True, spends_token=token_id)
@@ -719,7 +719,7 @@ class PaymentMethodsService:
             address=address,
             client_ip=client_ip,
             metadata=metadata,
-            test_id=test_id,
+            test_id=test_id or card.test_id,
         )
 
     async def get_token(self, account_id: str, token_id: str) -> Token:
