@@ -662,14 +662,13 @@ class PaymentMethodsService:
 
         return await run_keyed(self._engine, keyed, self._clock.now(), take_off)
 
-    async def detach_all_of_deleted_in(self, db: AsyncConnection, customer: Customer) -> int:
+    async def detach_all_of_deleted_in(self, db: AsyncConnection, customer: Customer) -> None:
         """Detach every payment method of `customer`, which the caller's transaction is
         deleting and holds locked (Stripe detaches a deleted customer's payment methods: they
-        can never be used again); returns how many. Each is detached as `detach` detaches one,
-        and its hook records the same payment_method.detached event, so a merchant keeping
-        saved cards from webhooks drops them all. Its default payment method is left as it is:
-        a deleted customer is only ever shown as Stripe's deleted stub, and gets no
-        customer.updated.
+        can never be used again). Each is detached as `detach` detaches one, and its hook
+        records the same payment_method.detached event, so a merchant keeping saved cards from
+        webhooks drops them all. The customer's default payment method is left as it is, with
+        no customer.updated: customer.deleted shows the customer as it was when deleted.
 
         In batches of `DETACH_BATCH`, oldest first: two statements a batch (lock, detach), and
         the batch's events, held in a `fastsql.deferring` block, go out together in one
@@ -677,7 +676,6 @@ class PaymentMethodsService:
         with the payment methods, and what is held on the client stays bounded."""
         repo = SqlPaymentMethodRepository(db)
         now = self._clock.now()
-        detached_count = 0
         async with fastsql.deferring(db):
             while True:
                 batch = await repo.lock_attached_to(
@@ -689,10 +687,8 @@ class PaymentMethodsService:
                 await repo.save_detached(detached, now)
                 for before, after in zip(batch, detached, strict=True):
                     await self.hooks.payment_method_changed(db, before, after)
-                detached_count += len(batch)
                 if len(batch) < DETACH_BATCH:
                     break
-        return detached_count
 
     # --- tokens ------------------------------------------------------------------------
 
