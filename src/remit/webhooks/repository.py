@@ -371,6 +371,15 @@ class EndpointRepository:
 _PENDING_DELIVERIES = webhook_deliveries.alias("pending_deliveries")
 
 
+# An event's `pending_webhooks`: Stripe's "webhooks that have yet to be successfully delivered
+# to the URLs you've specified", read as the deliveries still on their way, those something will
+# attempt again by itself. A succeeded delivery is done; a failed one (retries used up, a 410,
+# given up, its endpoint deleted, or its job found the endpoint disabled) will be attempted
+# again only if asked (a resend or a redelivery). A pending delivery of a disabled endpoint that
+# has no job counts: its endpoint is still one of the URLs specified, it has not been delivered,
+# and it is attempted once the endpoint is enabled again (the repair stages its job then,
+# `remit.webhooks.repair`). It stops counting when it is delivered, or when it fails: deleting
+# the endpoint fails it (`remit.webhooks.deleted`).
 def _pending_count(event_id_column: Any) -> Any:
     d = _PENDING_DELIVERIES.c
     return (
