@@ -112,7 +112,8 @@ def test_the_downgrade_stops_while_live_cards_are_of_format_3_and_then_restores_
     assert validated is True
     assert indexes == {_OLD_INDEX}
     with psycopg.connect(scratch_vault) as connection:
-        formats = dict(connection.execute("SELECT token, seal_format FROM cards").fetchall())
+        rows = connection.execute("SELECT token, seal_format FROM cards").fetchall()
+    formats = {str(token): int(seal_format) for token, seal_format in rows}
     # A shredded card holds no seal: its format is set back to one the earlier vault knows.
     assert formats == {"vtok_shredded": 2, "vtok_old": 2}
     upgrade("vault", scratch_vault)
