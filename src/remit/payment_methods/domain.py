@@ -2,7 +2,7 @@
 token that names it and the details the vault chose to share."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
@@ -138,6 +138,11 @@ class PaymentMethod:
     def usable(self) -> bool:
         """Stripe never lets a detached payment method be used again."""
         return self.detached_at is None
+
+    def detached(self, now: datetime) -> "PaymentMethod":
+        """Taken off its customer for good: Stripe never lets a detached payment method be
+        used or attached again."""
+        return replace(self, customer_id=None, detached_at=now)
 
     def spent_for(self, intent_id: str | None) -> bool:
         """Whether it may not pay `intent_id` (None: no intent, as when attaching it): used

@@ -254,7 +254,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
                 )
                 for entry in status.versions
             ],
-            token_bound_cards=status.token_bound_cards,
+            token_bound_cards=status.cards_to_reseal,
         )
 
     async def ListAuditEvents(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.storage.fastsql import Db, Statement, TableStatements, driver, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
+from remit.vault.card_metadata import metadata_digest
 from remit.vault.cards import Brand, Funding
 from remit.vault.crypto import SealedCard, SealFormat
 from remit.vault.domain import (
@@ -148,16 +149,54 @@ _HOLD_KEY_RING_SHARED = Statement(
 )
 _HOLD_KEY_RING_EXCLUSIVE = Statement("SELECT pg_advisory_xact_lock(%(namespace)s, %(key)s) AS held")
 
-# The condition of `ix_cards_live_token_bound`, written out as a constant rather than a bound
-# parameter: the planner uses a partial index only for a query whose condition it can prove
-# implies the index's, which a prepared statement's parameter does not.
-_TOKEN_BOUND_LIVE = and_(
+# The condition of `ix_cards_live_to_reseal` (vault migration 0008): cards not deleted sealed
+# in a format before the newest. Written out as a constant rather than a bound parameter: the
+# planner uses a partial index only for a query whose condition it can prove implies the
+# index's, which a prepared statement's parameter does not.
+_TO_RESEAL_LIVE = and_(
     cards.c.deleted_at.is_(None),
-    cards.c.seal_format == literal_column(str(SealFormat.TOKEN_BOUND.value)),
+    cards.c.seal_format < literal_column(str(SealFormat.METADATA_BOUND.value)),
 )
 
 _AUDIT_EVENTS = TableStatements(audit_events, key=("id",))
 _CARDS = TableStatements(cards, key=("token",))
+
+
+# The columns of a card its seals bind the digest of (`remit.vault.card_metadata`), besides its
+# token and account.
+_METADATA_COLUMNS = (
+    cards.c.livemode,
+    cards.c.brand,
+    cards.c.last4,
+    cards.c.exp_month,
+    cards.c.exp_year,
+    cards.c.fingerprint,
+    cards.c.funding,
+    cards.c.country,
+    cards.c.billing_details,
+)
+
+
+def _summary_from_mapping(m: Mapping[Any, Any]) -> CardSummary:
+    return CardSummary(
+        brand=Brand(m["brand"]),
+        last4=m["last4"],
+        exp_month=m["exp_month"],
+        exp_year=m["exp_year"],
+        fingerprint=m["fingerprint"],
+        funding=Funding(m["funding"]),
+        country=m["country"],
+    )
+
+
+def _metadata_from_mapping(m: Mapping[Any, Any]) -> bytes:
+    """The digest of the metadata of a row holding `_METADATA_COLUMNS` and `created_at`."""
+    return metadata_digest(
+        livemode=m["livemode"],
+        summary=_summary_from_mapping(m),
+        billing_details=m["billing_details"],
+        created_at=m["created_at"],
+    )
 
 
 def _card_from_row(row: Row[tuple[object, ...]]) -> StoredCard:
@@ -179,15 +218,7 @@ def _card_from_mapping(m: Mapping[Any, Any]) -> StoredCard:
             # refused as tampered when used, rather than the read failing as a bug would.
             seal_format=SealFormat.stored(m["seal_format"]),
         ),
-        summary=CardSummary(
-            brand=Brand(m["brand"]),
-            last4=m["last4"],
-            exp_month=m["exp_month"],
-            exp_year=m["exp_year"],
-            fingerprint=m["fingerprint"],
-            funding=Funding(m["funding"]),
-            country=m["country"],
-        ),
+        summary=_summary_from_mapping(m),
         billing_details=m["billing_details"],
         created_at=m["created_at"],
         cvc_expires_at=m["cvc_expires_at"],
@@ -268,10 +299,10 @@ class TakenCvc:
     seal_format: SealFormat
 
 
-def token_bound_tokens_query(limit: int, *, after: str | None) -> Select[Any]:
-    """The query of `SqlVaultRepository.token_bound_tokens`: a range of the index of the cards
-    left to re-seal, `ix_cards_live_token_bound` (vault migration 0006)."""
-    conditions = [_TOKEN_BOUND_LIVE]
+def tokens_to_reseal_query(limit: int, *, after: str | None) -> Select[Any]:
+    """The query of `SqlVaultRepository.tokens_to_reseal`: a range of the index of the cards
+    left to re-seal, `ix_cards_live_to_reseal` (vault migration 0008)."""
+    conditions = [_TO_RESEAL_LIVE]
     if after is not None:
         conditions.append(cards.c.token > after)
     return select(cards.c.token).where(*conditions).order_by(cards.c.token).limit(limit)
@@ -398,19 +429,20 @@ class SqlVaultRepository:
             )
         )
 
-    async def token_bound_tokens(self, limit: int, *, after: str | None) -> list[str]:
-        """Up to `limit` tokens of cards not deleted still sealed the token-bound way, in token
-        order after `after`; read without locking (each is locked as it is re-sealed)."""
-        query = token_bound_tokens_query(limit, after=after)
+    async def tokens_to_reseal(self, limit: int, *, after: str | None) -> list[str]:
+        """Up to `limit` tokens of cards not deleted still sealed in a format before the
+        newest, in token order after `after`; read without locking (each is locked as it is
+        re-sealed)."""
+        query = tokens_to_reseal_query(limit, after=after)
         return [str(token) for token in (await self._sa.execute(query)).scalars()]
 
-    async def token_bound_card_to_reseal(self, token: str) -> StoredCard | None:
-        """The card, locked, if it is not deleted, is still sealed the token-bound way, and no
-        other transaction holds it (a re-seal in another vault process, a forward taking its
-        CVC, a re-wrap): else None, and a later pass comes back to it."""
+    async def card_to_reseal(self, token: str) -> StoredCard | None:
+        """The card, locked, if it is not deleted, is still sealed in a format before the
+        newest, and no other transaction holds it (a re-seal in another vault process, a
+        forward taking its CVC, a re-wrap): else None, and a later pass comes back to it."""
         query = (
             select(cards)
-            .where(cards.c.token == token, _TOKEN_BOUND_LIVE)
+            .where(cards.c.token == token, _TO_RESEAL_LIVE)
             .with_for_update(skip_locked=True)
         )
         row = (await self._sa.execute(query)).first()
@@ -434,9 +466,9 @@ class SqlVaultRepository:
             )
         )
 
-    async def count_token_bound(self) -> int:
-        """Cards not deleted still sealed the token-bound way."""
-        query = select(func.count()).where(_TOKEN_BOUND_LIVE)
+    async def count_to_reseal(self) -> int:
+        """Cards not deleted still sealed in a format before the newest."""
+        query = select(func.count()).where(_TO_RESEAL_LIVE)
         return int((await self._sa.execute(query)).scalar_one())
 
     async def data_keys_by_version(self) -> dict[int, int]:
@@ -455,10 +487,11 @@ class SqlVaultRepository:
 
     async def live_cards_created_before(
         self, cutoff: datetime, *, limit: int, after: tuple[datetime, str] | None
-    ) -> tuple[list[tuple[ListedCard, SealedCard]], bool]:
+    ) -> tuple[list[tuple[ListedCard, SealedCard, bytes]], bool]:
         """Up to `limit` cards not deleted, stored before `cutoff` and held by no test id, in
-        (created_at, token) order after `after`, each with its seals (for its binding to be
-        checked; its sealed number and CVC are not read); and whether more follow.
+        (created_at, token) order after `after`, each with its seals and the digest of its
+        metadata (for its binding to be checked; its sealed number and CVC are not read); and
+        whether more follow.
 
         A test id's card is handed out again on every resolution of the test id however old it
         is, so its age says nothing about whether a request is about to use it."""
@@ -478,6 +511,7 @@ class SqlVaultRepository:
                 c.kek_version,
                 c.wrapped_data_key,
                 c.seal_format,
+                *_METADATA_COLUMNS,
             )
             .where(*conditions)
             .order_by(c.created_at, c.token)
@@ -495,6 +529,7 @@ class SqlVaultRepository:
                     cvc_ciphertext=None,
                     seal_format=SealFormat.stored(row.seal_format),
                 ),
+                _metadata_from_mapping(row._mapping),
             )
             for row in rows[:limit]
         ]

@@ -28,6 +28,7 @@ from remit.grpcutil.deadlines import has_time_for
 from remit.grpcutil.send_time import acquirer_call_needs_s, not_sent_for_lack_of_time
 from remit.grpcutil.unstarted import UnstartedRefusalError
 from remit.storage.engine import single_statement
+from remit.vault.card_metadata import card_metadata, metadata_digest
 from remit.vault.cards import Funding, validate_card
 from remit.vault.crypto import (
     CardBinding,
@@ -319,7 +320,7 @@ class _RewrapPage:
 @dataclass(frozen=True)
 class ResealProgress:
     resealed: int
-    # Cards not deleted still sealed the token-bound way.
+    # Cards not deleted still sealed in a format before the newest.
     remaining: int
 
 
@@ -340,8 +341,7 @@ def _log_reseal_failures(failed: list[tuple[str, str]]) -> None:
     named = ", ".join(f"{token} ({code})" for token, code in failed[:NAMED_REWRAP_FAILURES])
     more = len(failed) - NAMED_REWRAP_FAILURES
     log.error(
-        "could not re-seal %d cards: %s%s; they stay sealed the token-bound way, under their "
-        "first data key",
+        "could not re-seal %d cards: %s%s; they stay sealed as they were, under their data key",
         len(failed), named, f" and {more} more" if more > 0 else "",
     )  # fmt: skip
 
@@ -421,13 +421,20 @@ class VaultService:
                 funding=known.funding if known else Funding.UNKNOWN,
                 country=known.country if known else "",
             )
+            billing = dict(billing_details or {})
+            # Bound into the seals: a later change to any of these columns is tampering.
+            metadata = metadata_digest(
+                livemode=livemode, summary=summary, billing_details=billing, created_at=now
+            )
             stored = StoredCard(
                 token=token,
                 account_id=account_id,
                 livemode=livemode,
-                sealed=seal_card(ring, token, account_id, card.number, card.cvc, cvc_key),
+                sealed=seal_card(
+                    ring, token, account_id, card.number, card.cvc, cvc_key, metadata=metadata
+                ),
                 summary=summary,
-                billing_details=dict(billing_details or {}),
+                billing_details=billing,
                 created_at=now,
                 cvc_expires_at=None if card.cvc is None else now + self._cvc_retention,
             )
@@ -549,13 +556,14 @@ class VaultService:
         self, card: StoredCard, action: AuditAction, requester: str, purpose: str
     ) -> None:
         """Refuse the card's details (brand, last4, fingerprint, expiry, billing details: kept
-        in plain columns) unless its seals name its row's token and account, as a forward
-        refuses to open it: a row given to another account by a write to the vault database
-        is refused as tampered (DATA_LOSS), audited, not answered for that account. It costs
-        one unwrap of the data key (`verify_binding`); nothing is decrypted or kept.
+        in plain columns) unless its seals name its row's token, account and metadata
+        (`remit.vault.card_metadata`), as a forward refuses to open it: a row given to another
+        account, or whose expiry or billing details were swapped with another card's, by a
+        write to the vault database is refused as tampered (DATA_LOSS), audited, not answered.
+        It costs one unwrap of the data key (`verify_binding`); nothing is decrypted or kept.
 
-        A token-bound card names no account (`verify_binding`): it passes whatever account its
-        row names, until it is re-sealed.
+        A token-bound card names no account, and an account-bound one no metadata
+        (`verify_binding`): what they do not name is not checked until they are re-sealed.
 
         A card whose key version is not available here (retired or removed from the key ring
         before the card was re-wrapped, by a key file restored or edited by hand, or of another
@@ -602,7 +610,10 @@ class VaultService:
     def _binding_error(self, card: StoredCard) -> VaultCryptoError | None:
         """Why the card's seals do not name its row's token and account, if they do not."""
         try:
-            verify_binding(self._keys.load(), card.token, card.account_id, card.sealed)
+            verify_binding(
+                self._keys.load(), card.token, card.account_id, card.sealed,
+                metadata=card_metadata(card),
+            )  # fmt: skip
         except VaultCryptoError as error:
             return error
         return None
@@ -722,8 +733,9 @@ class VaultService:
         codes = ", ".join(sorted({error.code or "" for _, error in scan.unchecked}))
         parts = []
         if unbound:
+            named = _first_tokens(unbound)
             parts.append(
-                f"{len(unbound)} whose seals do not name their account ({_first_tokens(unbound)})"
+                f"{len(unbound)} whose seals do not name their account and metadata ({named})"
             )
         if unchecked:
             parts.append(
@@ -753,11 +765,11 @@ class VaultService:
         scanned = 0
         while True:
             page, has_more = await repo.live_cards_created_before(cutoff, limit=limit, after=after)
-            for index, (card, sealed) in enumerate(page):
+            for index, (card, sealed, metadata) in enumerate(page):
                 scanned += 1
                 scan.scanned_through = card
                 try:
-                    verify_binding(ring, card.token, card.account_id, sealed)
+                    verify_binding(ring, card.token, card.account_id, sealed, metadata=metadata)
                 except KeyUnavailableError as error:
                     scan.unchecked.append((card, error))
                 except VaultCryptoError:
@@ -819,7 +831,7 @@ class VaultService:
         now = self._clock.now()
         ring = self._keys.load()
         try:
-            opened = open_card(ring, token, account_id, card.sealed)
+            opened = open_card(ring, token, account_id, card.sealed, metadata=card_metadata(card))
         except VaultCryptoError:
             log.error("card %s could not be decrypted for %s", token, request.purpose)
             await self._audit(self._forward_event(card, request, succeeded=False))
@@ -970,7 +982,9 @@ class VaultService:
             # re-seal seals it: a forward opens a CVC it did not read with its card only
             # under a CVC key (`_taken_cvc`).
             cvc_key, created = self._cvc_key(self._keys.load(), hour, now)
-            binding = CardBinding(card.token, card.account_id, taken.seal_format)
+            binding = CardBinding(
+                card.token, card.account_id, taken.seal_format, card_metadata(card)
+            )
             sealed = seal_cvc(cvc_key, binding, cvc)
             async with self._statement() as repo:
                 restored = await repo.put_cvc_back(
@@ -1013,9 +1027,8 @@ class VaultService:
         hour = sealed_cvc_hour(taken.sealed)
         if hour is not None and hour not in ring.cvc_keys:
             ring = self._keys.load()
-        return open_cvc_under_cvc_key(
-            ring, card.token, card.account_id, taken.seal_format, taken.sealed
-        )
+        binding = CardBinding(card.token, card.account_id, taken.seal_format, card_metadata(card))
+        return open_cvc_under_cvc_key(ring, binding, taken.sealed)
 
     def _refused_forward_event(
         self, account_id: str, token: str, request: ForwardRequest
@@ -1174,7 +1187,10 @@ class VaultService:
             cards = await repo.cards_wrapped_below(ring.current_version, batch_size, after=after)
             for card in cards:
                 try:
-                    rewrapped = rewrap(ring, card.token, card.account_id, card.sealed)
+                    rewrapped = rewrap(
+                        ring, card.token, card.account_id, card.sealed,
+                        metadata=card_metadata(card),
+                    )  # fmt: skip
                     await repo.save_wrapping(card.token, rewrapped)
                 except VaultCryptoError as error:
                     failed.append((card.token, error.code or type(error).__name__))
@@ -1194,24 +1210,27 @@ class VaultService:
         )
 
     async def reseal_batch(self, *, batch_size: int = 0, requester: str) -> ResealProgress:
-        """Re-seal up to `batch_size` cards still sealed the token-bound way (`reseal_all`)."""
+        """Re-seal up to `batch_size` cards still sealed in a format before the newest
+        (`reseal_all`)."""
         if not 0 <= batch_size <= MAX_RESEAL_BATCH:
             raise invalid(f"batch_size must be between 0 and {MAX_RESEAL_BATCH}.", "batch_size")
         page = await self._reseal_page(batch_size or DEFAULT_RESEAL_BATCH, requester, after=None)
         _log_reseal_failures(page.failed)
         async with self._engine.begin() as db:
-            remaining = await SqlVaultRepository(db).count_token_bound()
+            remaining = await SqlVaultRepository(db).count_to_reseal()
         return ResealProgress(page.resealed, remaining)
 
     async def reseal_all(
         self, *, requester: str, batch_size: int = DEFAULT_RESEAL_BATCH
     ) -> int:  # fmt: skip
-        """One pass over the cards still sealed the token-bound way (before vault migration
-        0006), by token: each is opened and sealed anew under a fresh data key, bound to its
-        account, and wrapped under the current KEK, in a transaction of its own that holds its
-        row. A card another transaction holds (a re-seal in another vault process, a forward
-        taking its CVC) is passed over for the next pass; one that does not open is passed
-        over and logged, in one line for the pass, as a re-wrap does."""
+        """One pass over the cards still sealed in a format before the newest (token-bound,
+        before vault migration 0006; account-bound, before 0008), by token: each is opened and
+        sealed anew under a fresh data key, bound to its account and to the metadata its row
+        holds (which its old seals did not bind, so cannot vouch for), and wrapped under the
+        current KEK, in a transaction of its own that holds its row. A card another
+        transaction holds (a re-seal in another vault process, a forward taking its CVC) is
+        passed over for the next pass; one that does not open is passed over and logged, in
+        one line for the pass, as a re-wrap does."""
         total = 0
         failed: list[tuple[str, str]] = []
         after: str | None = None
@@ -1228,7 +1247,7 @@ class VaultService:
         self, batch_size: int, requester: str, *, after: str | None
     ) -> _ResealPage:
         async with self._engine.begin() as db:
-            tokens = await SqlVaultRepository(db).token_bound_tokens(batch_size, after=after)
+            tokens = await SqlVaultRepository(db).tokens_to_reseal(batch_size, after=after)
         resealed = 0
         failed: list[tuple[str, str]] = []
         for token in tokens:
@@ -1257,10 +1276,13 @@ class VaultService:
             # or removed before the card is committed.
             await repo.hold_key_ring_shared()
             ring = self._keys.load()
-            card = await repo.token_bound_card_to_reseal(token)
+            card = await repo.card_to_reseal(token)
             if card is None:
                 return False
-            opened = open_card(ring, token, card.account_id, card.sealed)
+            # The metadata the row holds now is what the new seals bind: checked by the old
+            # seals only if they bound it (`verify_binding`).
+            metadata = card_metadata(card)
+            opened = open_card(ring, token, card.account_id, card.sealed, metadata=metadata)
             cvc = opened.cvc if card.cvc_held(now) else None
             cvc_key = None
             if cvc is not None:
@@ -1268,7 +1290,9 @@ class VaultService:
                 assert card.cvc_expires_at is not None
                 stored_hour = self._stored_cvc_hour(card.sealed.cvc_ciphertext, card.cvc_expires_at)
                 cvc_key, created = self._cvc_key(ring, stored_hour, now)
-            resealed = seal_card(ring, token, card.account_id, opened.number, cvc, cvc_key)
+            resealed = seal_card(
+                ring, token, card.account_id, opened.number, cvc, cvc_key, metadata=metadata
+            )
             await repo.save_reseal(token, resealed, card.cvc_expires_at)
             await repo.insert_audit_event(
                 self._event(AuditAction.RESEAL, requester, "reseal", replace(card, sealed=resealed))
@@ -1417,7 +1441,7 @@ class VaultService:
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
             counts = await repo.data_keys_by_version()
-            token_bound = await repo.count_token_bound()
+            to_reseal = await repo.count_to_reseal()
         return KeyStatus(
             current_version=ring.current_version,
             minimum_decryption_version=ring.minimum_decryption_version,
@@ -1425,7 +1449,7 @@ class VaultService:
                 KeyVersionStatus(key.version, key.created_at, counts.get(key.version, 0))
                 for key in sorted(ring.versions.values(), key=lambda key: key.version)
             ],
-            token_bound_cards=token_bound,
+            cards_to_reseal=to_reseal,
         )
 
     def _key_event(

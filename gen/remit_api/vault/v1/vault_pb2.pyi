@@ -855,8 +855,9 @@ class GetKeyStatusResponse(_message.Message):
     minimum_decryption_version: _builtins.int
     """Oldest version allowed to decrypt."""
     token_bound_cards: _builtins.int
-    """Cards not deleted still sealed to their token alone, under the data key they were first
-    sealed under (see ResealCards).
+    """Cards not deleted still sealed in a format before the newest (to their token alone, or to
+    their account and token without their metadata), under the data key they were first
+    sealed under (see ResealCards). Named for the first such format.
     """
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyVersionStatus]: ...
@@ -912,7 +913,7 @@ class ResealCardsResponse(_message.Message):
     resealed: _builtins.int
     """Cards re-sealed by this call."""
     remaining: _builtins.int
-    """Cards not deleted still sealed to their token alone."""
+    """Cards not deleted still sealed in a format before the newest."""
     def __init__(
         self,
         *,

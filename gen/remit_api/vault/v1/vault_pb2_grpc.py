@@ -183,9 +183,10 @@ class VaultServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ResealCards(self, request, context):
-        """Re-seals one batch of the cards still sealed to their token alone (stored before the vault
-        bound the account into every seal): each under a fresh data key, bound to its account. The
-        vault does this in the background by itself; call until remaining is 0 to be done sooner.
+        """Re-seals one batch of the cards still sealed in a format before the newest (stored before
+        the vault bound the account and the card's metadata into every seal): each under a fresh
+        data key, bound to its account and metadata. The vault does this in the background by
+        itself; call until remaining is 0 to be done sooner.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

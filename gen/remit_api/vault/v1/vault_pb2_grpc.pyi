@@ -72,9 +72,10 @@ class VaultServiceStub:
     GetKeyStatus: _grpc.UnaryUnaryMultiCallable[_vault_pb2.GetKeyStatusRequest, _vault_pb2.GetKeyStatusResponse]
     """Key versions and how many data keys each wraps."""
     ResealCards: _grpc.UnaryUnaryMultiCallable[_vault_pb2.ResealCardsRequest, _vault_pb2.ResealCardsResponse]
-    """Re-seals one batch of the cards still sealed to their token alone (stored before the vault
-    bound the account into every seal): each under a fresh data key, bound to its account. The
-    vault does this in the background by itself; call until remaining is 0 to be done sooner.
+    """Re-seals one batch of the cards still sealed in a format before the newest (stored before
+    the vault bound the account and the card's metadata into every seal): each under a fresh
+    data key, bound to its account and metadata. The vault does this in the background by
+    itself; call until remaining is 0 to be done sooner.
     """
     RemoveKeyVersion: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RemoveKeyVersionRequest, _vault_pb2.RemoveKeyVersionResponse]
     """Deletes a retired key version's material from the key file, so that no copy of a data key
@@ -122,9 +123,10 @@ class VaultServiceAsyncStub(VaultServiceStub):
     GetKeyStatus: _aio.UnaryUnaryMultiCallable[_vault_pb2.GetKeyStatusRequest, _vault_pb2.GetKeyStatusResponse]  # type: ignore[assignment]
     """Key versions and how many data keys each wraps."""
     ResealCards: _aio.UnaryUnaryMultiCallable[_vault_pb2.ResealCardsRequest, _vault_pb2.ResealCardsResponse]  # type: ignore[assignment]
-    """Re-seals one batch of the cards still sealed to their token alone (stored before the vault
-    bound the account into every seal): each under a fresh data key, bound to its account. The
-    vault does this in the background by itself; call until remaining is 0 to be done sooner.
+    """Re-seals one batch of the cards still sealed in a format before the newest (stored before
+    the vault bound the account and the card's metadata into every seal): each under a fresh
+    data key, bound to its account and metadata. The vault does this in the background by
+    itself; call until remaining is 0 to be done sooner.
     """
     RemoveKeyVersion: _aio.UnaryUnaryMultiCallable[_vault_pb2.RemoveKeyVersionRequest, _vault_pb2.RemoveKeyVersionResponse]  # type: ignore[assignment]
     """Deletes a retired key version's material from the key file, so that no copy of a data key
@@ -224,9 +226,10 @@ class VaultServiceServicer:
         request: _vault_pb2.ResealCardsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.ResealCardsResponse, _abc.Awaitable[_vault_pb2.ResealCardsResponse]]:
-        """Re-seals one batch of the cards still sealed to their token alone (stored before the vault
-        bound the account into every seal): each under a fresh data key, bound to its account. The
-        vault does this in the background by itself; call until remaining is 0 to be done sooner.
+        """Re-seals one batch of the cards still sealed in a format before the newest (stored before
+        the vault bound the account and the card's metadata into every seal): each under a fresh
+        data key, bound to its account and metadata. The vault does this in the background by
+        itself; call until remaining is 0 to be done sooner.
         """
 
     def RemoveKeyVersion(
