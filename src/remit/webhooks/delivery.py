@@ -471,7 +471,10 @@ async def record_attempt(
                 # attempt (a 429 past the honoured ones waits a whole gap of the schedule).
                 pause = retry_after_deadline(outcome.retry_after, now)
                 await endpoints.rate_limit_until(ctx.endpoint.id, pause)
-            if await endpoints.note_failure(ctx.endpoint.id, attempted_at, now):
+            gave_up = delivery.id if next_at is None else None
+            if await endpoints.note_failure(
+                ctx.endpoint.id, attempted_at, now, last_attempt_of=gave_up
+            ):
                 disabled = DisabledReason.FAILING
         # Whether this call moved the delivery on matters only when a retry would follow: to
         # stage it, and to say so on the attempt.

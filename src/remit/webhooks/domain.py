@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Final
 
@@ -304,6 +304,23 @@ def next_attempt_after_failure(
     says how much of RETRY_GAP_JITTER the gap is stretched by."""
     gap = retry_gap(failures) * (1.0 + RETRY_GAP_JITTER * _check_draw(draw))
     return within_retry_window(first_attempt_at, now + gap)
+
+
+def _on_time_schedule_span() -> timedelta:
+    """From a delivery's first attempt to its last, every attempt made as it fell due and no
+    gap stretched: 65 h 35 (the shortest a whole schedule of failures takes)."""
+    first = last = datetime(2000, 1, 1, tzinfo=UTC)
+    failures = 1
+    while (due := next_attempt_after_failure(first, failures, last)) is not None:
+        last, failures = due, failures + 1
+    return last - first
+
+
+# A delivery's last attempt, failed with no other delivery of its endpoint pending, disables
+# the endpoint when its run of failures has lasted this long: a lone delivery's retries span
+# no more than the three-day window, so the three-day rule alone would never disable an
+# endpoint whose deliveries come one at a time (see `EndpointRepository.note_failure`).
+ON_TIME_SCHEDULE_SPAN: Final = _on_time_schedule_span()
 
 
 def after_pause(paused_until: datetime, now: datetime, draw: float = 0.0) -> datetime:

@@ -13,6 +13,8 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
+    false,
     func,
     literal,
     or_,
@@ -30,6 +32,7 @@ from remit.webhooks.domain import (
     FAILING_ENDPOINT_DISABLE_AFTER,
     FAILURE_RUN_BREAK,
     MAX_HONOURED_RATE_LIMITS,
+    ON_TIME_SCHEDULE_SPAN,
     SUCCESS_NOTED_WITHIN,
     Delivery,
     DeliveryAttempt,
@@ -186,6 +189,20 @@ _NOTE_SUCCESS = Statement(
 )
 
 
+def _ends_a_lone_run(last_attempt_of: int | None, now: datetime) -> ColumnElement[bool]:
+    """The condition under which a delivery's last attempt disables its endpoint (see
+    `EndpointRepository.note_failure`)."""
+    if last_attempt_of is None:
+        return false()
+    c, d = webhook_endpoints.c, webhook_deliveries.c
+    others_pending = exists().where(
+        d.endpoint_id == c.id,
+        d.status == DeliveryStatus.PENDING.value,
+        d.id != last_attempt_of,
+    )
+    return and_(c.failing_since <= now - ON_TIME_SCHEDULE_SPAN, ~others_pending)
+
+
 class EndpointRepository:
     def __init__(self, db: AsyncConnection) -> None:
         self._db = db
@@ -268,11 +285,26 @@ class EndpointRepository:
             },
         )
 
-    async def note_failure(self, endpoint_id: str, attempted_at: datetime, now: datetime) -> bool:
+    async def note_failure(
+        self,
+        endpoint_id: str,
+        attempted_at: datetime,
+        now: datetime,
+        *,
+        last_attempt_of: int | None = None,
+    ) -> bool:
         """Start (or continue) the endpoint's run of failures; disable it once that run has
         lasted three days. A failure after a silence longer than FAILURE_RUN_BREAK starts a
         new run; a failure made before a success already recorded belongs to no run (that
         success ended it). Returns True when this call disabled it.
+
+        `last_attempt_of` names the delivery this failure gave up on (its schedule has no
+        retry left). A lone delivery's retries span no more than its three-day window, so a run
+        it makes alone never reaches three days, and the next delivery, a silence later, starts
+        a run afresh: its last attempt therefore disables the endpoint once the run has lasted
+        ON_TIME_SCHEDULE_SPAN (its whole schedule, made on time), if no other delivery of the
+        endpoint is pending to carry the run on to the three days. Of concurrent last attempts,
+        the one that takes the endpoint's row last sees the others' deliveries finished.
 
         One UPDATE: it waits for a concurrent success's write, if that writes, and reads the
         row it committed."""
@@ -305,7 +337,10 @@ class EndpointRepository:
                 # A deleted endpoint is disabled by nothing: an attempt in flight as it was
                 # deleted would otherwise say it disabled an endpoint that is gone.
                 c.deleted_at.is_(None),
-                c.failing_since <= now - FAILING_ENDPOINT_DISABLE_AFTER,
+                or_(
+                    c.failing_since <= now - FAILING_ENDPOINT_DISABLE_AFTER,
+                    _ends_a_lone_run(last_attempt_of, now),
+                ),
             )
             .values(
                 status=EndpointStatus.DISABLED.value, disabled_reason=DisabledReason.FAILING.value
