@@ -76,6 +76,11 @@ MAX_HONOURED_RATE_LIMITS: Final = 10
 # one that fails every time stops costing a job's attempts every few hours.
 GIVE_UP_TRIES: Final = 3
 OLD_SECRET_DEFAULT_LIFETIME: Final = timedelta(hours=24)
+# Each old secret still signing adds a `v1=` of 67 bytes to every delivery's Stripe-Signature
+# header: rolls that would keep more than this many signing are refused (a roll that retires
+# the current secret at once adds none), so the header stays far below the 8 KB many servers
+# allow for one.
+MAX_SIGNING_ROLLED_SECRETS: Final = 5
 EVENT_RETENTION: Final = timedelta(days=30)
 
 
@@ -171,12 +176,16 @@ class WebhookEndpoint:
         one that has not expired, so receivers can switch without missing an event."""
         return [self.secret] + [old.secret for old in self.rolled_secrets if now < old.expires_at]
 
+    def signing_rolled_secrets(self, now: datetime) -> tuple[RolledSecret, ...]:
+        """The rolled secrets that still sign `now`, newest first."""
+        return tuple(old for old in self.rolled_secrets if now < old.expires_at)
+
     def rolled(
         self, new_secret: str, *, now: datetime, old_lifetime: timedelta
     ) -> "WebhookEndpoint":
         """The endpoint signing with `new_secret`; the current secret stays valid for
         `old_lifetime`, and rolled secrets already expired are dropped."""
-        kept = tuple(old for old in self.rolled_secrets if now < old.expires_at)
+        kept = self.signing_rolled_secrets(now)
         if old_lifetime > timedelta(0):
             kept = (RolledSecret(self.secret, now + old_lifetime), *kept)
         return replace(self, secret=new_secret, rolled_secrets=kept)
