@@ -466,6 +466,28 @@ class SqlVaultRepository:
             )
         )
 
+    async def save_details_resealed(self, card: StoredCard) -> None:
+        """Replace the card's expiry, billing details and seals together (locked by the
+        caller): the seals bind the new details, so neither is ever written without the
+        other."""
+        sealed = card.sealed
+        await self._sa.execute(
+            update(cards)
+            .where(cards.c.token == card.token)
+            .values(
+                exp_month=card.summary.exp_month,
+                exp_year=card.summary.exp_year,
+                billing_details=dict(card.billing_details),
+                kek_name=sealed.kek_name,
+                kek_version=sealed.kek_version,
+                wrapped_data_key=sealed.wrapped_data_key,
+                number_ciphertext=sealed.number_ciphertext,
+                cvc_ciphertext=sealed.cvc_ciphertext,
+                cvc_expires_at=card.cvc_expires_at if sealed.cvc_ciphertext is not None else None,
+                seal_format=sealed.seal_format.value,
+            )
+        )
+
     async def count_to_reseal(self) -> int:
         """Cards not deleted still sealed in a format before the newest."""
         query = select(func.count()).where(_TO_RESEAL_LIVE)
@@ -593,6 +615,16 @@ class SqlVaultRepository:
             return None
         token = str(row["test_card_token"])
         return token, None if row["token"] is None else _card_from_mapping(row)
+
+    async def is_test_card(self, account_id: str, token: str) -> bool:
+        """Whether the token is the card of one of the account's test ids (a range of the
+        primary key: at most one row per test id)."""
+        query = select(
+            exists().where(
+                test_card_tokens.c.account_id == account_id, test_card_tokens.c.token == token
+            )
+        )
+        return bool((await self._sa.execute(query)).scalar_one())
 
     async def claim_test_card_token(
         self, account_id: str, test_id: str, token: str, *, replacing: str | None = None
