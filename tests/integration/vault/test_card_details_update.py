@@ -76,7 +76,8 @@ async def _audited(harness: VaultHarness) -> list[tuple[str, str, str, bool]]:
 
 def _assert_no_card_data(text_: str) -> None:
     assert VISA not in text_
-    assert re.search(rf"(?<![0-9A-Za-z]){CVC}(?![0-9A-Za-z])", text_) is None
+    # The CVC as a value of its own, not digits of a line number or an id.
+    assert re.search(rf"""(?:["'=]|: ){CVC}(?![0-9A-Za-z])""", text_) is None
 
 
 def _assert_refused(
