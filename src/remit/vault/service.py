@@ -342,6 +342,14 @@ class NewCardDetails:
         return replace(card, summary=summary, billing_details=billing)
 
 
+def _as_taken(card: StoredCard, taken: TakenCvc) -> StoredCard:
+    """`card` with the expiry and billing details its row held when a forward took its CVC."""
+    summary = replace(card.summary, exp_month=taken.exp_month, exp_year=taken.exp_year)
+    if summary == card.summary and _same_json(taken.billing_details, card.billing_details):
+        return card
+    return replace(card, summary=summary, billing_details=dict(taken.billing_details))
+
+
 def _details_purpose(new: NewCardDetails) -> str:
     """What an update changed, for its audit event: the names of the fields, never values."""
     changed = [
@@ -1036,6 +1044,10 @@ class VaultService:
                 self._forward_event(card, request, succeeded=True), now
             )
         took_the_cvc = taken is not None
+        if taken is not None:
+            # An update of the card's details between its read and the taking re-sealed its
+            # CVC under the new ones: the card is sent as it was when its CVC was taken.
+            card = _as_taken(card, taken)
         cvc = self._taken_cvc(ring, card, opened.cvc, taken)
         if took_the_cvc and cvc is None:
             # Its CVC key is gone before the CVC expired: clocks of vault processes that differ
@@ -1155,9 +1167,10 @@ class VaultService:
         """Put back the CVC a forward took, for a forward the destination refused before
         carrying it out: sealed anew under the CVC key of the hour it was stored in (so it is
         destroyed when it would have been) with its expiry, for the format the card had when it
-        was taken. Only into an empty slot of the same card, not deleted, still of that format,
-        and only if it has not expired (`SqlVaultRepository.put_cvc_back`); else it stays
-        destroyed and the retry goes without it, as before. True if it was put back.
+        was taken. Only into an empty slot of the same card, not deleted, still of that format
+        and with the expiry and billing details its seal binds, and only if it has not expired
+        (`SqlVaultRepository.put_cvc_back`); else it stays destroyed and the retry goes
+        without it, as before. True if it was put back.
 
         It stays single-use: this forward did not send it (the destination said so), and it is
         back only once this forward is done with it; whichever forward takes it next takes it
@@ -1177,7 +1190,7 @@ class VaultService:
             sealed = seal_cvc(cvc_key, binding, cvc)
             async with self._statement() as repo:
                 restored = await repo.put_cvc_back(
-                    card.token, card.account_id, sealed, taken.seal_format, taken.expires_at, now
+                    card, sealed, taken.seal_format, taken.expires_at, now
                 )
         for created_hour in created:
             await self._audit(

@@ -8,6 +8,7 @@ no card number or CVC reaches a log or an error."""
 
 import logging
 import re
+from typing import Any
 
 import grpc
 import pytest
@@ -17,6 +18,7 @@ from remit.grpcutil.errors import detail_from_rpc_error
 from remit.vault.crypto import SealFormat, cvc_key_hour
 from remit.vault.domain import StoredCard
 from remit.vault.repository import SqlVaultRepository
+from remit.vault.service import NewCardDetails
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import START, VaultHarness
@@ -289,5 +291,28 @@ async def test_an_account_bound_card_is_opened_as_it_was_sealed_and_sealed_metad
 
     assert (await _stored(harness, token)).sealed.seal_format is SealFormat.METADATA_BOUND
     assert (await harness.vault.stub.ForwardAuthorization(_forward(token, "op_1"))).result.approved
+    [sent] = harness.acquirer.requests
+    assert (sent.card_number, sent.cvc, sent.exp_month, sent.exp_year) == (VISA, CVC, 9, 2031)
+
+
+async def test_a_forward_that_read_the_card_before_an_update_sends_the_cvc_it_took(
+    harness: VaultHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forward opens the card as it read it; an update then re-seals the card and its CVC
+    under new details before the forward takes the CVC: the CVC it took opens under the details
+    the card had when it was taken, which are the ones it sends."""
+    token = await _tokenize(harness)
+    take = SqlVaultRepository.audit_forward_taking_cvc
+
+    async def updated_first(self: SqlVaultRepository, *args: Any, **kwargs: Any) -> Any:
+        await harness.vault.service.update_card_details(
+            ACCOUNT, token, NewCardDetails(expiry=(9, 2031)), requester="core"
+        )
+        return await take(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqlVaultRepository, "audit_forward_taking_cvc", updated_first)
+    reply = await harness.vault.stub.ForwardAuthorization(_forward(token, "op_1"))
+
+    assert reply.result.approved
     [sent] = harness.acquirer.requests
     assert (sent.card_number, sent.cvc, sent.exp_month, sent.exp_year) == (VISA, CVC, 9, 2031)
