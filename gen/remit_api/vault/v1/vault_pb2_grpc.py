@@ -221,7 +221,9 @@ class VaultServiceServicer:
         transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
         for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
         outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
-        not authenticate (refused as tampered, never re-sealed).
+        not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+        `vault_test_card_shared`) for a test id's card, which every payment method made of that
+        test id shares.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

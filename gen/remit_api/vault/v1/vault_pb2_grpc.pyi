@@ -92,7 +92,9 @@ class VaultServiceStub:
     transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
     for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
     outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
-    not authenticate (refused as tampered, never re-sealed).
+    not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+    `vault_test_card_shared`) for a test id's card, which every payment method made of that
+    test id shares.
     """
 
 @_typing.type_check_only
@@ -151,7 +153,9 @@ class VaultServiceAsyncStub(VaultServiceStub):
     transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
     for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
     outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
-    not authenticate (refused as tampered, never re-sealed).
+    not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+    `vault_test_card_shared`) for a test id's card, which every payment method made of that
+    test id shares.
     """
 
 class VaultServiceServicer:
@@ -277,7 +281,9 @@ class VaultServiceServicer:
         transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
         for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
         outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
-        not authenticate (refused as tampered, never re-sealed).
+        not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+        `vault_test_card_shared`) for a test id's card, which every payment method made of that
+        test id shares.
         """
 
 def add_VaultServiceServicer_to_server(servicer: VaultServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
