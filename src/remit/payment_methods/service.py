@@ -58,6 +58,7 @@ from remit.payment_methods.repository import (
 )
 from remit.payment_methods.vault_client import TEST_CARD_SHARED, CardVault
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, run_keyed, value_of
+from remit.storage import fastsql
 from remit.storage.engine import single_statement
 from remit.storage.fastsql import Refusals
 from remit.vault.test_cards import is_test_id
@@ -65,6 +66,10 @@ from remit.vault.test_cards import is_test_id
 log = logging.getLogger(__name__)
 
 MAX_LIST_LIMIT = 100
+# How many of a deleted customer's payment methods are detached at a time: enough that a
+# customer with a handful takes one batch, few enough that the events held on the client for
+# one batch stay small whatever the customer holds.
+DETACH_BATCH = 500
 T = TypeVar("T")
 _MAX_EXPIRY_YEARS_AHEAD = 50
 # Where a payment names the tok_ its new payment method spends (Stripe's payment_method_data).
@@ -191,7 +196,7 @@ class PaymentMethodsService:
         return await self._insert_once(
             account_id,
             keyed,
-            VaultCard(source.vault_token, source.card),
+            VaultCard(source.vault_token, source.card, source.test_id),
             replace(new, billing_details=new.billing_details or source.billing_details),
         )
 
@@ -213,7 +218,7 @@ class PaymentMethodsService:
             )
             await repo.mark_token_used(account_id, token_id)
             billing = merge_billing_details(billing_from_token(token), new.billing_details)
-            card = VaultCard(token.vault_token, token.card)
+            card = VaultCard(token.vault_token, token.card, token.test_id)
             method = self._new_method(account_id, card, replace(new, billing_details=billing))
             await repo.insert(method)
             return method
@@ -280,7 +285,7 @@ class PaymentMethodsService:
             billing_details=merge_billing_details({}, new.billing_details),
             metadata=dict(new.metadata),
             allow_redisplay=new.allow_redisplay or UNSPECIFIED_REDISPLAY,
-            test_id=test_id,
+            test_id=test_id or card.test_id,
         )
 
     async def _insert(
@@ -479,7 +484,7 @@ class PaymentMethodsService:
         billing = merge_billing_details(billing_from_token(token), new.billing_details)
         made = self._new_method(
             account_id,
-            VaultCard(token.vault_token, token.card),
+            VaultCard(token.vault_token, token.card, token.test_id),
             replace(new, billing_details=billing),
         )
         return MethodToCharge(made, is_new=True, spends_token=token_id)
@@ -678,13 +683,41 @@ class PaymentMethodsService:
                     kind=ErrorKind.CONFLICT,
                     code="payment_method_unexpected_state",
                 )
-            detached = replace(method, customer_id=None, detached_at=self._clock.now())
+            detached = method.detached(self._clock.now())
             await repo.save(detached)
             await self.hooks.payment_method_changed(db, method, detached)
             await forget_default_method_in(db, owner, method_id, self._customer_hooks)
             return detached
 
         return await run_keyed(self._engine, keyed, self._clock.now(), take_off)
+
+    async def detach_all_of_deleted_in(self, db: AsyncConnection, customer: Customer) -> None:
+        """Detach every payment method of `customer`, which the caller's transaction is
+        deleting and holds locked (Stripe detaches a deleted customer's payment methods: they
+        can never be used again). Each is detached as `detach` detaches one, and its hook
+        records the same payment_method.detached event, so a merchant keeping saved cards from
+        webhooks drops them all. The customer's default payment method is left as it is, with
+        no customer.updated: customer.deleted shows the customer as it was when deleted.
+
+        In batches of `DETACH_BATCH`, oldest first: two statements a batch (lock, detach), and
+        the batch's events, held in a `fastsql.deferring` block, go out together in one
+        round trip before the next statement. So the round trips grow with the batches, not
+        with the payment methods, and what is held on the client stays bounded."""
+        repo = SqlPaymentMethodRepository(db)
+        now = self._clock.now()
+        async with fastsql.deferring(db):
+            while True:
+                batch = await repo.lock_attached_to(
+                    customer.account_id, customer.id, limit=DETACH_BATCH
+                )
+                if not batch:
+                    break
+                detached = [method.detached(now) for method in batch]
+                await repo.save_detached(detached, now)
+                for before, after in zip(batch, detached, strict=True):
+                    await self.hooks.payment_method_changed(db, before, after)
+                if len(batch) < DETACH_BATCH:
+                    break
 
     # --- tokens ------------------------------------------------------------------------
 
@@ -748,7 +781,7 @@ class PaymentMethodsService:
             address=address,
             client_ip=client_ip,
             metadata=metadata,
-            test_id=test_id,
+            test_id=test_id or card.test_id,
         )
 
     async def get_token(self, account_id: str, token_id: str) -> Token:

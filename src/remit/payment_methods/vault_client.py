@@ -92,7 +92,7 @@ class GrpcCardVault:
                 timeout=TIMEOUT_S,
             )
         )
-        return VaultCard(reply.vault_token, summary_from_message(reply.card))
+        return VaultCard(reply.vault_token, summary_from_message(reply.card), test_id=test_id)
 
     async def card_details(self, account_id: str, vault_token: str) -> VaultCard:
         reply = await answer_of(
@@ -103,7 +103,7 @@ class GrpcCardVault:
                 timeout=TIMEOUT_S,
             )
         )
-        return VaultCard(vault_token, summary_from_message(reply.card))
+        return VaultCard(vault_token, summary_from_message(reply.card), reply.test_id or None)
 
     async def delete_card(self, account_id: str, vault_token: str) -> bool:
         reply = await answer_of(

@@ -130,6 +130,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             card=card_details_message(details.summary),
             cvc_present=details.cvc_present,
             billing_details=billing_details_message(dict(details.billing_details)),
+            test_id=details.test_id or "",
         )
 
     async def ForwardAuthorization(

@@ -71,6 +71,7 @@ from remit.vault.keystore import (
 )
 from remit.vault.repository import SqlVaultRepository, TakenCvc
 from remit.vault.test_cards import known_test_number, test_card_for
+from remit.vault.test_numbers import TestNumberFingerprints
 from remit_api.vault.v1 import vault_pb2
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,8 @@ class CardDetails:
     summary: CardSummary
     cvc_present: bool
     billing_details: Mapping[str, object]
+    # The Stripe test id the card's number stands for (test mode only; `TestNumberFingerprints`).
+    test_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -453,6 +456,7 @@ class VaultService:
         self._destinations = dict(destinations)
         self._clock = clock or SystemClock()
         self._cvc_retention = cvc_retention
+        self._test_numbers = TestNumberFingerprints()
         # The key versions (name, version, why) already logged as unavailable for a binding
         # check: logged once each, not once per card wrapped under them.
         self._unavailable_keys_logged: set[tuple[str, int, str | None]] = set()
@@ -626,6 +630,9 @@ class VaultService:
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
             billing_details=card.billing_details,
+            test_id=self._test_numbers.test_id_of(
+                self._keys.load(), card.summary.fingerprint, livemode=card.livemode
+            ),
         )
 
     async def _check_binding(

@@ -41,6 +41,7 @@ from remit.webhooks.domain import (
     DeliveryStatus,
     DisabledReason,
     EndpointStatus,
+    NewAttempt,
     after_pause,
     disabled_message,
     next_attempt_after_failure,
@@ -429,23 +430,30 @@ async def record_attempt(
     does), so two of them never wait on each other. The endpoint's row, which every attempt to
     the endpoint contends for, is written as late as that order allows: a success that writes it
     at all (most do not: see `EndpointRepository.note_success`) holds it only while its slot is
-    let go and the job completes."""
-    # Writes whose answer nothing here waits for (the attempt, the delivery moved on when no
-    # next attempt depends on it, the endpoint's success, the slot let go) are held and sent
-    # together with the next statement that needs an answer, or at the end: a success is one
-    # round trip, not four. They still run in the order above, locks included.
+    let go and the job completes.
+
+    The attempt is numbered as it is stored, after every attempt of the delivery stored
+    before, under the delivery's row lock, taken first whatever the outcome: a resend recorded
+    at the same moment (`record_manual_attempt`, which takes the same lock) is numbered before
+    or after it, never with it. The attempt's row goes last, so that it is the one statement of
+    a success that needs an answer (its number)."""
+    # Writes whose answer nothing here waits for (the lock, the delivery moved on when no next
+    # attempt depends on it, the endpoint's success, the slot let go) are held and sent
+    # together with the next statement that needs an answer, the attempt's at the latest: a
+    # success is one round trip, not five. They still run in the order above, locks included.
     delivery, endpoints, deliveries = ctx.delivery, EndpointRepository(db), DeliveryRepository(db)
     status, next_at, step = DeliveryStatus.PENDING, None, delivery.retry_step
     disabled: DisabledReason | None = None
     async with fastsql.deferring(db):
+        # Before anything else of the delivery's is read or written: the schedule, the number.
+        await deliveries.lock(delivery.id)
         if outcome.succeeded:
             status = DeliveryStatus.SUCCEEDED
         elif outcome.gone:
             status = DeliveryStatus.FAILED
         else:
             # The schedule depends on the endpoint's 429 allowance, taken under the endpoint's lock
-            # before the delivery is moved on; the delivery's row is locked before it.
-            await deliveries.lock(delivery.id)
+            # before the delivery is moved on (the delivery's row is locked before it, above).
             # The endpoint's allowance is taken only by a 429 the delivery would honour itself.
             endpoint_allows = (
                 outcome.rate_limited
@@ -477,7 +485,7 @@ async def record_attempt(
             next_attempt_at=next_at,
             answer=next_at is not None,
         )
-        attempt = DeliveryAttempt(
+        attempt = NewAttempt(
             id=new_id("del"),
             delivery_id=delivery.id,
             event_id=delivery.event_id,
@@ -490,10 +498,8 @@ async def record_attempt(
             # A late attempt (one that no longer applies) schedules nothing: the retry its
             # outcome would have called for is never made, so it shows none.
             next_retry_at=next_at if advanced else None,
-            attempt_number=attempt_number,
             succeeded=outcome.succeeded,
         )
-        await deliveries.insert_attempt(attempt, delivery.account_id)
         if outcome.succeeded:
             # Whether the row needs writing is decided on the row as it is now, whatever `ctx` said
             # of it: a failure may have been recorded since.
@@ -508,7 +514,8 @@ async def record_attempt(
                                          generation=delivery.generation,
                                          account_id=delivery.account_id, now=now,
                                          run_at=next_at)  # fmt: skip
-        return RecordedAttempt(attempt, disabled)
+        stored = await deliveries.insert_attempt(attempt, delivery.account_id)
+        return RecordedAttempt(stored, disabled)
 
 
 async def record_manual_attempt(
@@ -521,10 +528,11 @@ async def record_manual_attempt(
     deliveries, endpoints = DeliveryRepository(db), EndpointRepository(db)
     disabled: DisabledReason | None = None
     next_retry_at: datetime | None = None
-    # The attempt's number is counted under the delivery's row lock, held to the commit: a
-    # second resend recorded at the same moment waits, then counts this one (each statement
-    # reads what committed before it). Without it both counted the same attempts and took one
-    # number. The delivery's row is the first a recording locks (`record_attempt`).
+    # The attempt's number is taken under the delivery's row lock, held to the commit: a
+    # second resend, or an attempt of the worker's (`record_attempt`), recorded at the same
+    # moment waits, then numbers its own after this one (each statement reads what committed
+    # before it). Without it both counted the same attempts and took one number. The
+    # delivery's row is the first a recording locks.
     await deliveries.lock(ctx.delivery.id)
     if outcome.succeeded:
         await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
@@ -539,7 +547,7 @@ async def record_manual_attempt(
         # scheduled attempt may have been made meanwhile, or been the last, or a redelivery
         # may have started the delivery over.
         next_retry_at = await deliveries.next_attempt_due(ctx.delivery.id)
-    attempt = DeliveryAttempt(
+    attempt = NewAttempt(
         id=new_id("del"),
         delivery_id=ctx.delivery.id,
         event_id=ctx.delivery.event_id,
@@ -550,8 +558,7 @@ async def record_manual_attempt(
         response_snippet=outcome.response_snippet,
         error=outcome.error,
         next_retry_at=next_retry_at,
-        attempt_number=await deliveries.count_attempts(ctx.delivery.id) + 1,
         succeeded=outcome.succeeded,
     )
-    await deliveries.insert_attempt(attempt, ctx.delivery.account_id)
-    return RecordedAttempt(attempt, disabled)
+    stored = await deliveries.insert_attempt(attempt, ctx.delivery.account_id)
+    return RecordedAttempt(stored, disabled)

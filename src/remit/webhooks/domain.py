@@ -217,6 +217,42 @@ class DeliveryAttempt:
 
 
 @dataclass(frozen=True)
+class NewAttempt:
+    """An attempt about to be stored, not numbered yet: it is numbered as it is stored, after
+    every attempt of its delivery stored before it (`DeliveryRepository.insert_attempt`), so
+    that the worker's attempts, resends and the attempts of a delivery started over never
+    share a number."""
+
+    id: str
+    delivery_id: int
+    event_id: str
+    endpoint_id: str
+    attempted_at: datetime
+    http_status: int | None
+    latency_ms: int
+    response_snippet: str
+    error: str | None
+    next_retry_at: datetime | None
+    succeeded: bool
+
+    def numbered(self, attempt_number: int) -> DeliveryAttempt:
+        return DeliveryAttempt(
+            id=self.id,
+            delivery_id=self.delivery_id,
+            event_id=self.event_id,
+            endpoint_id=self.endpoint_id,
+            attempted_at=self.attempted_at,
+            http_status=self.http_status,
+            latency_ms=self.latency_ms,
+            response_snippet=self.response_snippet,
+            error=self.error,
+            next_retry_at=self.next_retry_at,
+            attempt_number=attempt_number,
+            succeeded=self.succeeded,
+        )
+
+
+@dataclass(frozen=True)
 class AttemptOutcome:
     """What came back from one POST."""
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.accounts.tables import accounts
 from remit.storage import fastsql
-from remit.storage.fastsql import Statement, TableStatements
+from remit.storage.fastsql import Statement
 from remit.webhooks.domain import (
     FAILING_ENDPOINT_DISABLE_AFTER,
     FAILURE_RUN_BREAK,
@@ -37,6 +37,7 @@ from remit.webhooks.domain import (
     DisabledReason,
     EndpointStatus,
     Event,
+    NewAttempt,
     RolledSecret,
     WebhookEndpoint,
 )
@@ -370,6 +371,15 @@ class EndpointRepository:
 _PENDING_DELIVERIES = webhook_deliveries.alias("pending_deliveries")
 
 
+# An event's `pending_webhooks`: Stripe's "webhooks that have yet to be successfully delivered
+# to the URLs you've specified", read as the deliveries still on their way, those something will
+# attempt again by itself. A succeeded delivery is done; a failed one (retries used up, a 410,
+# given up, its endpoint deleted, or its job found the endpoint disabled) will be attempted
+# again only if asked (a resend or a redelivery). A pending delivery of a disabled endpoint that
+# has no job counts: its endpoint is still one of the URLs specified, it has not been delivered,
+# and it is attempted once the endpoint is enabled again (the repair stages its job then,
+# `remit.webhooks.repair`). It stops counting when it is delivered, or when it fails: deleting
+# the endpoint fails it (`remit.webhooks.deleted`).
 def _pending_count(event_id_column: Any) -> Any:
     d = _PENDING_DELIVERIES.c
     return (
@@ -552,7 +562,30 @@ class DeliveryContext:
     account_api_version: str | None
 
 
-_ATTEMPTS = TableStatements(webhook_delivery_attempts, key=("id",))
+# The delivery's row, locked by whatever records an attempt of it (the worker's, a resend's),
+# to the end of its transaction: the attempt is numbered under it. FOR NO KEY UPDATE, as the
+# UPDATE moving the delivery on locks it: an attempt being inserted (its key-share lock on the
+# delivery) is not waited for.
+_LOCK_DELIVERY = Statement(
+    "SELECT 1 FROM webhook_deliveries WHERE id = %(delivery_id)s FOR NO KEY UPDATE"
+)
+# The attempt, numbered after every attempt of its delivery stored before it. Read in the
+# statement's own snapshot, taken once the delivery's lock (`_LOCK_DELIVERY`, a statement
+# before) was granted: every attempt recorded under that lock before has committed, and is
+# counted. The unique index on (delivery_id, attempt_number) refuses any other way of taking a
+# number twice (core migration 0076).
+_INSERT_NUMBERED_ATTEMPT = Statement(
+    "INSERT INTO webhook_delivery_attempts (id, delivery_id, account_id, event_id, endpoint_id,"
+    " attempted_at, http_status, latency_ms, response_snippet, error, next_retry_at,"
+    " attempt_number, succeeded)"
+    " VALUES (%(id)s, %(delivery_id)s, %(account_id)s, %(event_id)s, %(endpoint_id)s,"
+    " %(attempted_at)s, %(http_status)s, %(latency_ms)s, %(response_snippet)s, %(error)s,"
+    " %(next_retry_at)s,"
+    " (SELECT coalesce(max(attempt_number), 0) + 1 FROM webhook_delivery_attempts"
+    " WHERE delivery_id = %(delivery_id)s),"
+    " %(succeeded)s)"
+    " RETURNING attempt_number"
+)
 _UNPARK = Statement("DELETE FROM webhook_parked WHERE delivery_id = %(delivery_id)s")
 # The retry times the delivery's attempts show that no attempt of the worker's has reached: each
 # attempt the worker made was made at or after the time shown before it, so a time after the
@@ -686,11 +719,12 @@ class DeliveryRepository:
         return None if row is None else delivery_from_row(row)
 
     async def lock(self, delivery_id: int) -> None:
-        """Lock the delivery's row for an update later in this transaction."""
-        d = webhook_deliveries.c
-        await self._db.execute(
-            select(d.id).where(d.id == delivery_id).with_for_update(key_share=True)
-        )
+        """Lock the delivery's row for an update later in this transaction, and for numbering
+        its attempt (`insert_attempt`).
+
+        Deferred: in a `fastsql.deferring` block it goes out with the next statement that needs
+        an answer."""
+        await _LOCK_DELIVERY.defer(self._db, {"delivery_id": delivery_id})
 
     async def record_attempt_result(
         self,
@@ -819,14 +853,6 @@ class DeliveryRepository:
         an answer."""
         await _UNPARK.defer(self._db, {"delivery_id": delivery_id})
 
-    async def count_attempts(self, delivery_id: int) -> int:
-        a = webhook_delivery_attempts.c
-        return int(
-            (
-                await self._db.execute(select(func.count()).where(a.delivery_id == delivery_id))
-            ).scalar_one()
-        )
-
     async def undelivered(
         self,
         account_id: str,
@@ -881,9 +907,11 @@ class DeliveryRepository:
         )
         return [Cursor(row.created_at, row.id) for row in rows]
 
-    async def insert_attempt(self, attempt: DeliveryAttempt, account_id: str) -> None:
-        """Deferred: in a `fastsql.deferring` block it goes out with the next statement that
-        needs an answer."""
+    async def insert_attempt(self, attempt: NewAttempt, account_id: str) -> DeliveryAttempt:
+        """Store the attempt, numbered after every attempt of its delivery stored so far, and
+        return it as stored. Call it holding the delivery's row lock (`lock`), taken before
+        this transaction read anything it numbers by: two recordings at once (the worker's and
+        a resend's, two resends, two jobs of one attempt) then number one after the other."""
         row = {
             "id": attempt.id,
             "delivery_id": attempt.delivery_id,
@@ -896,10 +924,11 @@ class DeliveryRepository:
             "response_snippet": attempt.response_snippet,
             "error": attempt.error,
             "next_retry_at": attempt.next_retry_at,
-            "attempt_number": attempt.attempt_number,
             "succeeded": attempt.succeeded,
         }
-        await _ATTEMPTS.insert(list(row)).defer(self._db, row)
+        stored = await _INSERT_NUMBERED_ATTEMPT.first(self._db, row)
+        assert stored is not None
+        return attempt.numbered(int(stored["attempt_number"]))
 
     async def attempt_cursor(self, account_id: str, attempt_id: str) -> Cursor | None:
         a = webhook_delivery_attempts.c

@@ -316,8 +316,14 @@ class GetCardDetailsResponse(_message.Message):
     CARD_FIELD_NUMBER: _builtins.int
     CVC_PRESENT_FIELD_NUMBER: _builtins.int
     BILLING_DETAILS_FIELD_NUMBER: _builtins.int
+    TEST_ID_FIELD_NUMBER: _builtins.int
     cvc_present: _builtins.bool
     """Whether a CVC is still held for the first authorization."""
+    test_id: _builtins.str
+    """The Stripe test id whose test card number this card has (e.g. pm_card_visa for
+    4242424242424242), so that a test number given as a number behaves as its test id; empty
+    for any other number, and always in live mode.
+    """
     @_builtins.property
     def card(self) -> Global___CardDetails: ...
     @_builtins.property
@@ -330,10 +336,11 @@ class GetCardDetailsResponse(_message.Message):
         card: Global___CardDetails | None = ...,
         cvc_present: _builtins.bool = ...,
         billing_details: _common_pb2.BillingDetails | None = ...,
+        test_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["billing_details", b"billing_details", "card", b"card"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_details", b"billing_details", "card", b"card", "cvc_present", b"cvc_present"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_details", b"billing_details", "card", b"card", "cvc_present", b"cvc_present", "test_id", b"test_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
