@@ -78,5 +78,5 @@ async def test_a_reissued_cards_new_expiry_at_the_vault_ends_its_expired_card_de
     )
     reissued = await running.stub.ForwardAuthorization(_forward(stored.vault_token, "op_2"))
 
-    assert (expired.result.approved, expired.result.decline_code) == (False, "expired_card")
+    assert (expired.result.approved, expired.result.code) == (False, "expired_card")
     assert reissued.result.approved
