@@ -153,6 +153,43 @@ _CLAIM = text(
 )
 
 
+# How many more due jobs than it claims a fair claim looks at: the oldest `limit` times this
+# many, so that it costs a bounded read however long the queue.
+FAIR_CLAIM_WINDOW: Final = 8
+
+# The fair claim: of the oldest due jobs (a window of FAIR_CLAIM_WINDOW times the limit, read
+# oldest first by the index of runnable jobs by kind), each account's first, then each one's
+# second, and so on, oldest first within a turn. The whole window is locked (SKIP LOCKED: two
+# workers claim apart), and what is not claimed is let go with the claim's commit. An account
+# whose backlog fills the window is still served first only once per turn; one whose jobs sit
+# past the window waits until the window reaches them, which the jobs ahead of it, each claimed
+# in turn, make quickly (a delivery of a saturated endpoint parks at once).
+_FAIR_CLAIM = text(
+    """
+    UPDATE jobs SET locked_until = now() + make_interval(secs => :lease_s),
+                    attempts = attempts + 1
+    WHERE id IN (
+        SELECT id FROM (
+            SELECT id, run_at,
+                   row_number() OVER (PARTITION BY account_id ORDER BY run_at, id) AS turn
+            FROM (
+                SELECT id, account_id, run_at FROM jobs
+                WHERE status = 'pending' AND run_at <= :now
+                  AND (locked_until IS NULL OR locked_until < now())
+                  AND kind = ANY(CAST(:kinds AS text[]))
+                ORDER BY run_at, id
+                LIMIT :window
+                FOR UPDATE SKIP LOCKED
+            ) AS due
+        ) AS turns
+        ORDER BY turn, run_at, id
+        LIMIT :limit
+    )
+    RETURNING id, kind, payload, account_id, attempts, max_attempts, put_backs
+    """
+)
+
+
 async def claim_jobs(
     db: AsyncConnection,
     *,
@@ -160,10 +197,27 @@ async def claim_jobs(
     limit: int,
     lease_s: float = DEFAULT_LEASE_S,
     kinds: list[str] | None = None,
+    fair: bool = False,
 ) -> list[Job]:
-    rows = await db.execute(
-        _CLAIM, {"now": now, "lease_s": lease_s, "limit": limit, "kinds": kinds}
-    )
+    """Claim at most `limit` due jobs (of `kinds`, or any): the oldest first or, `fair`, across
+    accounts in turn (`_FAIR_CLAIM`; `kinds` must then be given)."""
+    if fair:
+        if kinds is None:
+            raise ValueError("a fair claim is for given kinds")
+        rows = await db.execute(
+            _FAIR_CLAIM,
+            {
+                "now": now,
+                "lease_s": lease_s,
+                "limit": limit,
+                "kinds": kinds,
+                "window": limit * FAIR_CLAIM_WINDOW,
+            },
+        )
+    else:
+        rows = await db.execute(
+            _CLAIM, {"now": now, "lease_s": lease_s, "limit": limit, "kinds": kinds}
+        )
     claimed = [
         Job(
             id=row.id,
