@@ -4,9 +4,9 @@ Each job makes one attempt. It reads what it needs and takes one of the endpoint
 slots in a short transaction of its own (the slot is the claim on the attempt: a delivery holds
 at most one), POSTs with no transaction open (and, run by the worker, no connection held:
 `WebhookDeliverer.prepare`), then records the attempt and stages the next one (if any) in the
-job's own transaction, which also completes the job. A worker that dies mid-POST leaves both its job lease and its slot lease
-to expire; another worker then makes the attempt again, so an event is delivered at least once
-and never lost.
+job's own transaction, which also completes the job. A worker that dies mid-POST leaves both
+its job lease and its slot lease to expire; another worker then makes the attempt again, so an
+event is delivered at least once and never lost.
 
 A run that fails after taking the slot (rendering, the POST or recording raised) rolls back its
 work but not the slot: the job's retry takes that slot back (it holds it), so failed runs count
