@@ -18,7 +18,6 @@ Four checks, each independent of the running balances it audits:
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
 
 from sqlalchemy import Row, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,24 +41,9 @@ from remit.ledger.tables import (
     ledger_postings,
     ledger_transactions,
 )
-
-
-class DifferenceKind(Enum):
-    UNBALANCED_TRANSACTION = "unbalanced_transaction"
-    BALANCE_MISMATCH = "balance_mismatch"
-    BALANCE_TRANSACTION_MISMATCH = "balance_transaction_mismatch"
-
-
-@dataclass(frozen=True)
-class Difference:
-    kind: DifferenceKind
-    account_id: str
-    currency: str
-    expected_minor: int
-    actual_minor: int
-    description: str
-    transaction_id: str | None = None
-    ledger_account: str | None = None
+from remit.ledger.verify_differences import Difference as Difference
+from remit.ledger.verify_differences import DifferenceKind as DifferenceKind
+from remit.ledger.verify_outcomes import pending_outcome_mismatches, reversal_mismatches
 
 
 @dataclass(frozen=True)
@@ -97,6 +81,8 @@ async def verify_ledger(
 ) -> VerifyReport:
     differences = await _unbalanced(db, account_id)
     differences += await _balance_mismatches(db, account_id)
+    differences += await pending_outcome_mismatches(db, account_id)
+    differences += await reversal_mismatches(db, account_id)
     differences += await _stripe_view_mismatches(db, account_id)
     checked, breaks = await _chain_breaks(db, account_id)
     anchored = None
