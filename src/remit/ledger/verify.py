@@ -41,6 +41,11 @@ from remit.ledger.tables import (
     ledger_postings,
     ledger_transactions,
 )
+from remit.ledger.verify_balance_transactions import (
+    account_flag_mismatches,
+    balance_transaction_mismatches,
+    over_refunded_charges,
+)
 from remit.ledger.verify_differences import Difference as Difference
 from remit.ledger.verify_differences import DifferenceKind as DifferenceKind
 from remit.ledger.verify_outcomes import pending_outcome_mismatches, reversal_mismatches
@@ -84,6 +89,9 @@ async def verify_ledger(
     differences += await pending_outcome_mismatches(db, account_id)
     differences += await reversal_mismatches(db, account_id)
     differences += await _stripe_view_mismatches(db, account_id)
+    differences += await balance_transaction_mismatches(db, account_id)
+    differences += await over_refunded_charges(db, account_id)
+    differences += await account_flag_mismatches(db, account_id)
     checked, breaks = await _chain_breaks(db, account_id)
     anchored = None
     if checkpoints is not None:
