@@ -1,6 +1,6 @@
 """`remit ledger verify`: recompute everything the ledger stores from its postings.
 
-Four checks, each independent of the running balances it audits:
+The checks, each independent of the running balances it audits:
 1. every transaction's postings sum to zero per currency;
 2. every ledger account's stored balances equal what its postings imply (posted: POSTED and
    POST_PENDING postings; pending in/out: the legs of still-open PENDING transactions);
@@ -10,7 +10,11 @@ Four checks, each independent of the running balances it audits:
    pending (available) balance Stripe shows, per account and currency: the ledger account's
    posted balance, less for available what refunds still waiting for the acquirer hold
    (`balances.shown_minor`);
-5. given a checkpoint file, the chains still pass through every position it recorded, with
+5. what the hash leaves out agrees with what it covers: each pending transaction's outcome and
+   each reversal's record (`verify_outcomes`);
+6. each balance transaction matches the posting it names, each ledger account's guard is the
+   chart's, and no charge is refunded beyond its amount (`verify_balance_transactions`);
+7. given a checkpoint file, the chains still pass through every position it recorded, with
    the hash it recorded (`remit.ledger.anchoring`): the chains alone cannot show history that
    was rewritten and its hashes recomputed, the checkpoints kept outside the database can.
 """
