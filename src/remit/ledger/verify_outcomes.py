@@ -24,7 +24,8 @@ from remit.ledger.verify_differences import Difference, DifferenceKind
 # The reversals the ledger itself posts (`postings.record_refund_failed`): the generic posting
 # RPCs refuse ids with this step, so a transaction carrying it and `metadata.reverses` is one.
 # Another transaction with `metadata.reverses` may be a generic posting that only says so.
-_LEDGER_REVERSAL_ID: Final = "%:refund_failure"
+# (A LIKE pattern: the underscore escaped, for it would match any character.)
+_LEDGER_REVERSAL_ID: Final = r"%:refund\_failure"
 
 _OUTCOMES = """
 SELECT p.account_id, p.id, p.kind, p.pending_status, p.resolved_by,
