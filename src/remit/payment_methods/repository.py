@@ -309,6 +309,13 @@ class SqlPaymentMethodRepository:
         )
         return [_pm_from_row(row) for row in rows], has_more
 
+    async def vault_card_shared(self, method: PaymentMethod) -> bool:
+        """Whether another payment method holds `method`'s vault card (a copy made of it,
+        `payment_method=` on a create): its expiry and billing details are then both's."""
+        p = payment_methods.c
+        query = select(exists().where(p.vault_token == method.vault_token, p.id != method.id))
+        return bool((await self._sa.execute(query)).scalar_one())
+
     async def vault_card_held(self, vault_token: str) -> bool:
         """Whether any payment method or token, of any account, holds the vault card."""
         return vault_token in await self.vault_cards_held([vault_token])

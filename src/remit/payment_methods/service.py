@@ -56,7 +56,7 @@ from remit.payment_methods.repository import (
     METHOD_SPENT_ELSEWHERE,
     SqlPaymentMethodRepository,
 )
-from remit.payment_methods.vault_client import CardVault
+from remit.payment_methods.vault_client import TEST_CARD_SHARED, CardVault
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, run_keyed, value_of
 from remit.storage import fastsql
 from remit.storage.engine import single_statement
@@ -602,11 +602,40 @@ class PaymentMethodsService:
                 ),
                 allow_redisplay=changes.allow_redisplay or method.allow_redisplay,
             )
+            if _names_card_details(changes) and not await repo.vault_card_shared(method):
+                # Before the change commits, and with the payment method's row held: a refusal
+                # leaves the payment method as it was, and concurrent updates reach the vault
+                # in the order they commit here, so the two never end up holding other values.
+                # If this commit fails after the vault's, the retry sends the same values,
+                # which the vault takes as done.
+                await self._send_card_details(method, updated, changes)
             await repo.save(updated)
             await self.hooks.payment_method_changed(db, method, updated)
             return updated
 
         return await run_keyed(self._engine, keyed, now, change)
+
+    async def _send_card_details(
+        self, method: PaymentMethod, updated: PaymentMethod, changes: PaymentMethodChanges
+    ) -> None:
+        """Give the vault the card's new expiry and/or billing details (whole, as the update
+        leaves them): a payment sends the vault's, to the network (the acquirer declines an
+        expired card; its address checks read the billing address)."""
+        expiry = None
+        if changes.exp_month is not None or changes.exp_year is not None:
+            expiry = (updated.card.exp_month, updated.card.exp_year)
+        billing = None if changes.billing_details is None else updated.billing_details
+        try:
+            await self._vault.update_card_details(
+                method.account_id, method.vault_token, expiry=expiry, billing_details=billing
+            )
+        except RemitError as error:
+            if error.code == TEST_CARD_SHARED:
+                # A test id's card, shared with every payment method made of the test id:
+                # the change stays this payment method's, as before the vault kept details.
+                log.debug("payment method %s has a test id's card: kept in the core", method.id)
+                return
+            raise _card_details_not_stored(method.id, error) from None
 
     async def attach(self, account_id: str, method_id: str, customer_id: str) -> PaymentMethod:
         return value_of(await self.attach_once(account_id, None, method_id, customer_id))
@@ -926,6 +955,39 @@ async def _attached(
     await SqlPaymentMethodRepository(db).save(attached)
     await hooks.payment_method_changed(db, method, attached)
     return attached
+
+
+def _names_card_details(changes: PaymentMethodChanges) -> bool:
+    """Whether the update names what the vault sends with the card: its expiry or billing
+    details."""
+    return (
+        changes.exp_month is not None
+        or changes.exp_year is not None
+        or changes.billing_details is not None
+    )
+
+
+def _card_details_not_stored(method_id: str, error: RemitError) -> RemitError:
+    """The vault's refusal of a card's new details, as the update's: nothing was changed. A
+    card the vault no longer holds (deleted through its admin API) leaves the payment method
+    in a state no update can fix; any other failure is the vault's, as it said it."""
+    message = (
+        f"The new card details of {method_id} could not be stored with its card in the "
+        f"vault, so the PaymentMethod was not changed: {error.message}"
+    )
+    if error.kind is ErrorKind.NOT_FOUND:
+        return RemitError(
+            message=message,
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="payment_method_unexpected_state",
+        )
+    return RemitError(
+        message=message,
+        kind=error.kind,
+        error_type=error.error_type,
+        code=error.code,
+        should_retry=error.should_retry,
+    )
 
 
 def _check_expiry(month: int, year: int, now: datetime) -> None:

@@ -8,11 +8,15 @@ cards by it). Bound into the card's seals, a change to any of them by a write to
 database (two cards of one account swapping expiries, say) makes the card fail authentication
 as a row given to another account does, instead of being answered or forwarded.
 
-Every one of these columns is written once, when the card is stored, and never changed: no
-operation of the vault updates them (a payment method's expiry or billing details changed in
-the core stay in the core), and shredding a card leaves them as they were. A column added to
-this set, or one that comes to be updated, needs its update to re-seal the card in the same
-transaction.
+Every one of these columns is written when the card is stored. One operation changes any of
+them since: `VaultService.update_card_details`, which sets a card's expiry and billing details
+(a payment method's update in the core sends them, so that a payment sends what the payment
+method says) and re-seals the card under its new metadata in the same transaction, holding its
+row: opened under the binding its row held, sealed under the new one, as the background
+re-seal does, so a card whose seals did not authenticate is refused, never sealed over. The
+others are never changed, and shredding a card leaves them as they were. A column added to
+this set, or another that comes to be updated, needs its update to re-seal the card in the
+same transaction too.
 
 The encoding is canonical and unambiguous: each field's name and value, in a fixed order, each
 after its length in bytes (8 bytes, big-endian), so no two different sets of values encode

@@ -67,6 +67,9 @@ class AuditAction(Enum):
     # The CVC a forward took, put back (or not) after the destination refused the forward
     # before carrying it out; named by the forward's reference.
     PUT_BACK_CVC = "put_back_cvc"
+    # A card's expiry or billing details changed, and the card re-sealed under its new
+    # metadata in the same transaction (or the change refused).
+    UPDATE_DETAILS = "update_details"
 
 
 @dataclass(frozen=True)

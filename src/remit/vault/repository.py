@@ -108,31 +108,39 @@ def _audit_events_insert(count: int) -> Statement:
 # RETURNING shows the new values; the old ones come from `held`.
 _AUDIT_FORWARD_TAKING_CVC = Statement(
     "WITH held AS ("  # noqa: S608
-    "SELECT token, cvc_ciphertext, cvc_expires_at, seal_format FROM cards "
+    "SELECT token, cvc_ciphertext, cvc_expires_at, seal_format, exp_month, exp_year, "
+    "billing_details FROM cards "
     "WHERE token = %(token)s "
     "AND (cvc_ciphertext IS NOT NULL OR cvc_expires_at IS NOT NULL) FOR UPDATE"
     "), taken AS ("
     "UPDATE cards SET cvc_ciphertext = NULL, cvc_expires_at = NULL FROM held "
     "WHERE cards.token = held.token "
     "RETURNING held.cvc_ciphertext AS cvc_ciphertext, held.cvc_expires_at AS cvc_expires_at, "
-    "held.seal_format AS seal_format"
+    "held.seal_format AS seal_format, held.exp_month AS exp_month, "
+    "held.exp_year AS exp_year, held.billing_details AS billing_details"
     f"), audited AS ({_AUDIT_EVENT_INSERT}) "
     "SELECT (SELECT cvc_ciphertext FROM taken WHERE cvc_expires_at > %(now)s) AS cvc, "
     "(SELECT cvc_expires_at FROM taken) AS cvc_expires_at, "
-    "(SELECT seal_format FROM taken) AS seal_format"
+    "(SELECT seal_format FROM taken) AS seal_format, "
+    "(SELECT exp_month FROM taken) AS exp_month, (SELECT exp_year FROM taken) AS exp_year, "
+    "(SELECT billing_details FROM taken) AS billing_details"
 )
 
 # Puts a CVC a forward took back in its card's slot, for a forward the destination refused
 # before carrying it out (`VaultService.forward`). Only into the row it was taken from as it
 # was then: not deleted, still the account's, of the format the CVC is sealed for, and with
 # its slot still empty, so that a CVC is never put where one is held (nor where a forward
-# could read two); and only while it has not expired.
+# could read two); with the expiry and billing details the CVC's seal binds (an update of the
+# card's details re-sealed it under others meanwhile); and only while it has not expired.
 _PUT_CVC_BACK = Statement(
     "UPDATE cards SET cvc_ciphertext = %(cvc)s, cvc_expires_at = %(cvc_expires_at)s "
     "WHERE token = %(token)s AND account_id = %(account_id)s "
     "AND seal_format = %(seal_format)s AND deleted_at IS NULL "
+    "AND exp_month = %(exp_month)s AND exp_year = %(exp_year)s "
+    "AND billing_details = %(billing_details)s "
     "AND cvc_ciphertext IS NULL AND %(cvc_expires_at)s > %(now)s "
-    "RETURNING token"
+    "RETURNING token",
+    json=frozenset({"billing_details"}),
 )
 
 # The key ring's lock, transaction-scoped. Every write of a wrapped data key (a tokenization,
@@ -291,12 +299,15 @@ def cards_wrapped_below_query(
 
 @dataclass(frozen=True)
 class TakenCvc:
-    """A CVC a forward took, when it was to expire, and the format of the card as it was
-    taken from it."""
+    """A CVC a forward took, when it was to expire, and the format, expiry and billing details
+    of the card as it was taken from it (what the CVC's seal binds, `card_metadata`)."""
 
     sealed: bytes
     expires_at: datetime
     seal_format: SealFormat
+    exp_month: int
+    exp_year: int
+    billing_details: Mapping[str, object]
 
 
 def tokens_to_reseal_query(limit: int, *, after: str | None) -> Select[Any]:
@@ -466,6 +477,28 @@ class SqlVaultRepository:
             )
         )
 
+    async def save_details_resealed(self, card: StoredCard) -> None:
+        """Replace the card's expiry, billing details and seals together (locked by the
+        caller): the seals bind the new details, so neither is ever written without the
+        other."""
+        sealed = card.sealed
+        await self._sa.execute(
+            update(cards)
+            .where(cards.c.token == card.token)
+            .values(
+                exp_month=card.summary.exp_month,
+                exp_year=card.summary.exp_year,
+                billing_details=dict(card.billing_details),
+                kek_name=sealed.kek_name,
+                kek_version=sealed.kek_version,
+                wrapped_data_key=sealed.wrapped_data_key,
+                number_ciphertext=sealed.number_ciphertext,
+                cvc_ciphertext=sealed.cvc_ciphertext,
+                cvc_expires_at=card.cvc_expires_at if sealed.cvc_ciphertext is not None else None,
+                seal_format=sealed.seal_format.value,
+            )
+        )
+
     async def count_to_reseal(self) -> int:
         """Cards not deleted still sealed in a format before the newest."""
         query = select(func.count()).where(_TO_RESEAL_LIVE)
@@ -594,6 +627,16 @@ class SqlVaultRepository:
         token = str(row["test_card_token"])
         return token, None if row["token"] is None else _card_from_mapping(row)
 
+    async def is_test_card(self, account_id: str, token: str) -> bool:
+        """Whether the token is the card of one of the account's test ids (a range of the
+        primary key: at most one row per test id)."""
+        query = select(
+            exists().where(
+                test_card_tokens.c.account_id == account_id, test_card_tokens.c.token == token
+            )
+        )
+        return bool((await self._sa.execute(query)).scalar_one())
+
     async def claim_test_card_token(
         self, account_id: str, test_id: str, token: str, *, replacing: str | None = None
     ) -> bool:
@@ -652,20 +695,25 @@ class SqlVaultRepository:
         if row["cvc"] is None:
             return None
         return TakenCvc(
-            bytes(row["cvc"]), row["cvc_expires_at"], SealFormat.stored(row["seal_format"])
-        )
+            bytes(row["cvc"]), row["cvc_expires_at"], SealFormat.stored(row["seal_format"]),
+            row["exp_month"], row["exp_year"], row["billing_details"],
+        )  # fmt: skip
 
     async def put_cvc_back(
-        self, token: str, account_id: str, sealed_cvc: bytes, seal_format: SealFormat,
+        self, card: StoredCard, sealed_cvc: bytes, seal_format: SealFormat,
         expires_at: datetime, now: datetime,
     ) -> bool:  # fmt: skip
-        """Put a CVC a forward took back into its card's empty slot (`_PUT_CVC_BACK`); False
-        if the slot is held, the card changed or is gone, or the CVC expired by `now`."""
+        """Put a CVC a forward took back into the empty slot of `card` (as the CVC is sealed
+        for it: `_PUT_CVC_BACK`); False if the slot is held, the card changed or is gone, or
+        the CVC expired by `now`."""
         params = {
-            "token": token,
-            "account_id": account_id,
+            "token": card.token,
+            "account_id": card.account_id,
             "cvc": sealed_cvc,
             "seal_format": seal_format.value,
+            "exp_month": card.summary.exp_month,
+            "exp_year": card.summary.exp_year,
+            "billing_details": dict(card.billing_details),
             "cvc_expires_at": expires_at,
             "now": now,
         }

@@ -11,6 +11,7 @@ connections come from the engine's direct pool (`remit.storage.direct`), whose c
 stay in autocommit; every other unit of work is a transaction on the engine.
 """
 
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -29,7 +30,7 @@ from remit.grpcutil.send_time import acquirer_call_needs_s, not_sent_for_lack_of
 from remit.grpcutil.unstarted import UnstartedRefusalError
 from remit.storage.engine import single_statement
 from remit.vault.card_metadata import card_metadata, metadata_digest
-from remit.vault.cards import Funding, validate_card
+from remit.vault.cards import MAX_YEARS_AHEAD, Funding, validate_card
 from remit.vault.crypto import (
     CardBinding,
     CvcKey,
@@ -93,6 +94,8 @@ MAX_CARD_LISTING: Final = 1000
 # many it leaves out, and names at most `NAMED_LEFT_OUT` of those in its audit and log.
 SCANNED_PER_LISTED: Final = 10
 NAMED_LEFT_OUT: Final = 5
+# The code of a refused update of a test id's card (`update_card_details`).
+TEST_CARD_SHARED: Final = "vault_test_card_shared"
 
 
 class VaultError(RemitError):
@@ -221,6 +224,18 @@ def _live_card_of(card: StoredCard | None, account_id: str) -> TypeGuard[StoredC
     return card is not None and card.account_id == account_id and card.deleted_at is None
 
 
+def _shared_test_card(token: str) -> VaultError:
+    """A test id's card is every payment method's of the account made of that test id: one
+    of them changing its expiry or billing details must not change the others'."""
+    return VaultError(
+        message=f"The vault token '{token}' is a test id's card, shared by every payment "
+        "method made of that test id: its details are not changed.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code=TEST_CARD_SHARED,
+        param="vault_token",
+    )
+
+
 def _no_such_token(token: str, param: str = "vault_token") -> VaultError:
     return VaultError(
         message=f"No such vault token: '{token}'",
@@ -283,6 +298,74 @@ class CardDetails:
     billing_details: Mapping[str, object]
     # The Stripe test id the card's number stands for (test mode only; `TestNumberFingerprints`).
     test_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UpdatedCard:
+    """A card's details after an update, and whether the update changed them."""
+
+    summary: CardSummary
+    billing_details: Mapping[str, object]
+    changed: bool
+
+
+@dataclass(frozen=True)
+class NewCardDetails:
+    """What an update sets on a card: its expiry (month, four-digit year), its billing
+    details (whole), or both; None keeps the card's."""
+
+    expiry: tuple[int, int] | None = None
+    billing_details: Mapping[str, object] | None = None
+
+    def check(self, now: datetime) -> None:
+        """Refuse an expiry no card can have (INVALID_ARGUMENT, naming the field): a month
+        outside 1-12, or a month and year already past or too far ahead, as tokenizing does."""
+        if self.expiry is None:
+            return
+        month, year = self.expiry
+        if not 1 <= month <= 12:
+            raise invalid(
+                "The expiry month must be between 1 and 12.", "exp_month", "invalid_expiry_month"
+            )
+        if not now.year <= year <= now.year + MAX_YEARS_AHEAD:
+            raise invalid(
+                f"The expiry year must be between {now.year} and {now.year + MAX_YEARS_AHEAD}.",
+                "exp_year", "invalid_expiry_year",
+            )  # fmt: skip
+        if (year, month) < (now.year, now.month):
+            raise invalid("The expiry is in the past.", "exp_month", "invalid_expiry_month")
+
+    def applied_to(self, card: StoredCard) -> StoredCard:
+        summary = card.summary
+        if self.expiry is not None:
+            summary = replace(summary, exp_month=self.expiry[0], exp_year=self.expiry[1])
+        billing = card.billing_details
+        if self.billing_details is not None:
+            billing = dict(self.billing_details)
+        return replace(card, summary=summary, billing_details=billing)
+
+
+def _as_taken(card: StoredCard, taken: TakenCvc) -> StoredCard:
+    """`card` with the expiry and billing details its row held when a forward took its CVC."""
+    summary = replace(card.summary, exp_month=taken.exp_month, exp_year=taken.exp_year)
+    if summary == card.summary and _same_json(taken.billing_details, card.billing_details):
+        return card
+    return replace(card, summary=summary, billing_details=dict(taken.billing_details))
+
+
+def _details_purpose(new: NewCardDetails) -> str:
+    """What an update changed, for its audit event: the names of the fields, never values."""
+    changed = [
+        name
+        for name, given in (("expiry", new.expiry), ("billing_details", new.billing_details))
+        if given is not None
+    ]
+    return "update_details: " + ", ".join(changed)
+
+
+def _same_json(left: Mapping[str, object], right: Mapping[str, object]) -> bool:
+    """Whether two billing details are the same JSON document, as the database keeps them."""
+    return json.dumps(left, sort_keys=True) == json.dumps(right, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -660,6 +743,127 @@ class VaultService:
         await self._audit(self._refusal(AuditAction.DELETE, requester, "delete", token, account_id))
         raise _no_such_token(token)
 
+    async def update_card_details(
+        self, account_id: str, token: str, new: NewCardDetails, *, requester: str
+    ) -> UpdatedCard:
+        """Set the account's card's expiry and/or billing details, and re-seal it under its
+        new metadata in the same transaction, which holds its row: the seals bind those columns
+        (`remit.vault.card_metadata`), so neither is written without the other. As the
+        background re-seal does, the card is opened under the binding its row holds now and
+        sealed under the new one; a card whose seals do not authenticate is refused as
+        tampered (DATA_LOSS, audited) and left as it is, never re-sealed over.
+
+        Idempotent: values the card holds already change nothing (nothing is re-sealed), so a
+        caller whose own commit failed after this one may send the same values again. The
+        card's binding is checked all the same: a tampered row is not answered.
+
+        A token that names no live card of the account (another account's, a deleted one)
+        is NOT_FOUND, as every read answers it, and audited as refused."""
+        now = self._clock.now()
+        new.check(now)
+        created: list[int] = []
+        card: StoredCard | None = None
+        answer: UpdatedCard | None = None
+        shared = False
+        try:
+            async with self._engine.begin() as db:
+                repo = SqlVaultRepository(db)
+                # As in `tokenize`: the version the new data key is wrapped under is not
+                # retired or removed before the card is committed.
+                await repo.hold_key_ring_shared()
+                ring = self._keys.load()
+                card = await repo.get_card(token, for_update=True)
+                if not _live_card_of(card, account_id):
+                    card = None
+                elif await repo.is_test_card(account_id, token):
+                    shared = True
+                else:
+                    updated, created = self._resealed_with(ring, card, new, now)
+                    if updated is None:
+                        # Audited as any look at a card's details is: the answer holds them.
+                        purpose, answer = (
+                            "update_details: unchanged",
+                            UpdatedCard(card.summary, card.billing_details, changed=False),
+                        )
+                    else:
+                        await repo.save_details_resealed(updated)
+                        purpose, answer = (
+                            _details_purpose(new),
+                            UpdatedCard(updated.summary, updated.billing_details, changed=True),
+                        )
+                    await repo.insert_audit_event(
+                        self._event(AuditAction.UPDATE_DETAILS, requester, purpose, updated or card)
+                    )
+        except KeyUnavailableError as error:
+            assert card is not None
+            self._log_unavailable_key(error, token)
+            await self._audit(
+                self._event(
+                    AuditAction.UPDATE_DETAILS, requester,
+                    _unchecked("update_details refused", error), card, succeeded=False,
+                )
+            )  # fmt: skip
+            raise _unreadable(token, error) from None
+        except VaultCryptoError:
+            assert card is not None
+            # Audited once the row's lock is released, on a connection of its own.
+            await self._refuse_unbound(
+                card, AuditAction.UPDATE_DETAILS, requester, "update_details"
+            )
+            raise
+        if shared:
+            assert card is not None
+            await self._audit(
+                self._event(
+                    AuditAction.UPDATE_DETAILS, requester, "update_details: a test id's card",
+                    card, succeeded=False,
+                )
+            )  # fmt: skip
+            raise _shared_test_card(token)
+        if answer is None:
+            await self._audit(
+                self._refusal(
+                    AuditAction.UPDATE_DETAILS, requester, "update_details", token, account_id
+                )
+            )
+            raise _no_such_token(token)
+        for hour in created:
+            await self._audit(self._cvc_key_event(AuditAction.CREATE_CVC_KEY, requester, hour))
+        return answer
+
+    def _resealed_with(
+        self, ring: KeyRing, card: StoredCard, new: NewCardDetails, now: datetime
+    ) -> tuple[StoredCard | None, list[int]]:
+        """`card` with `new` applied and sealed under its new metadata, and the hours whose
+        CVC keys this made; (None, []) if `new` changes nothing. Raises as `open_card` does for
+        a card whose seals do not name its row as it is."""
+        updated = new.applied_to(card)
+        if updated.summary == card.summary and _same_json(
+            updated.billing_details, card.billing_details
+        ):
+            verify_binding(
+                ring, card.token, card.account_id, card.sealed, metadata=card_metadata(card)
+            )
+            return None, []
+        opened = open_card(
+            ring, card.token, card.account_id, card.sealed, metadata=card_metadata(card)
+        )
+        cvc = opened.cvc if card.cvc_held(now) else None
+        cvc_key: CvcKey | None = None
+        created: list[int] = []
+        if cvc is not None:
+            assert card.sealed.cvc_ciphertext is not None
+            assert card.cvc_expires_at is not None
+            # Under the key of the hour it was stored in, as a re-seal keeps it: it is deleted
+            # as that hour's CVCs expire, not later.
+            stored_hour = self._stored_cvc_hour(card.sealed.cvc_ciphertext, card.cvc_expires_at)
+            cvc_key, created = self._cvc_key(ring, stored_hour, now)
+        sealed = seal_card(
+            ring, card.token, card.account_id, opened.number, cvc, cvc_key,
+            metadata=card_metadata(updated),
+        )  # fmt: skip
+        return replace(updated, sealed=sealed), created
+
     async def list_cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None, requester: str
     ) -> CardListing:
@@ -847,6 +1051,10 @@ class VaultService:
                 self._forward_event(card, request, succeeded=True), now
             )
         took_the_cvc = taken is not None
+        if taken is not None:
+            # An update of the card's details between its read and the taking re-sealed its
+            # CVC under the new ones: the card is sent as it was when its CVC was taken.
+            card = _as_taken(card, taken)
         cvc = self._taken_cvc(ring, card, opened.cvc, taken)
         if took_the_cvc and cvc is None:
             # Its CVC key is gone before the CVC expired: clocks of vault processes that differ
@@ -966,9 +1174,10 @@ class VaultService:
         """Put back the CVC a forward took, for a forward the destination refused before
         carrying it out: sealed anew under the CVC key of the hour it was stored in (so it is
         destroyed when it would have been) with its expiry, for the format the card had when it
-        was taken. Only into an empty slot of the same card, not deleted, still of that format,
-        and only if it has not expired (`SqlVaultRepository.put_cvc_back`); else it stays
-        destroyed and the retry goes without it, as before. True if it was put back.
+        was taken. Only into an empty slot of the same card, not deleted, still of that format
+        and with the expiry and billing details its seal binds, and only if it has not expired
+        (`SqlVaultRepository.put_cvc_back`); else it stays destroyed and the retry goes
+        without it, as before. True if it was put back.
 
         It stays single-use: this forward did not send it (the destination said so), and it is
         back only once this forward is done with it; whichever forward takes it next takes it
@@ -988,7 +1197,7 @@ class VaultService:
             sealed = seal_cvc(cvc_key, binding, cvc)
             async with self._statement() as repo:
                 restored = await repo.put_cvc_back(
-                    card.token, card.account_id, sealed, taken.seal_format, taken.expires_at, now
+                    card, sealed, taken.seal_format, taken.expires_at, now
                 )
         for created_hour in created:
             await self._audit(

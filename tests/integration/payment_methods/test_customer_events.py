@@ -21,11 +21,12 @@ from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.requests import note_call
 from remit.storage import fastsql
 from remit.webhooks.tables import events
+from tests.support.card_vaults import TestCardsKeepTheirDetails
 
 pytestmark = pytest.mark.anyio
 
 
-class VisaOnlyVault:
+class VisaOnlyVault(TestCardsKeepTheirDetails):
     """A vault that knows only the Visa test card (no vault process needed here)."""
 
     def forget_card(self, account_id: str, vault_token: str) -> None:

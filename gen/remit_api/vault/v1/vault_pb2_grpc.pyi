@@ -86,6 +86,16 @@ class VaultServiceStub:
     """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_vault_pb2.ListAuditEventsRequest, _vault_pb2.ListAuditEventsResponse]
     """The audit log: who touched which token, when and why. Never contains card data."""
+    UpdateCardDetails: _grpc.UnaryUnaryMultiCallable[_vault_pb2.UpdateCardDetailsRequest, _vault_pb2.UpdateCardDetailsResponse]
+    """Changes a live card's expiry and/or billing details (the columns a forward sends to the
+    destination) and re-seals the card under a fresh data key bound to its new metadata, in one
+    transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
+    for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
+    outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
+    not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+    `vault_test_card_shared`) for a test id's card, which every payment method made of that
+    test id shares.
+    """
 
 @_typing.type_check_only
 class VaultServiceAsyncStub(VaultServiceStub):
@@ -137,6 +147,16 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_vault_pb2.ListAuditEventsRequest, _vault_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """The audit log: who touched which token, when and why. Never contains card data."""
+    UpdateCardDetails: _aio.UnaryUnaryMultiCallable[_vault_pb2.UpdateCardDetailsRequest, _vault_pb2.UpdateCardDetailsResponse]  # type: ignore[assignment]
+    """Changes a live card's expiry and/or billing details (the columns a forward sends to the
+    destination) and re-seals the card under a fresh data key bound to its new metadata, in one
+    transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
+    for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
+    outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
+    not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+    `vault_test_card_shared`) for a test id's card, which every payment method made of that
+    test id shares.
+    """
 
 class VaultServiceServicer:
     """Tokenization, forwarding and key management for card data."""
@@ -250,5 +270,20 @@ class VaultServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.ListAuditEventsResponse, _abc.Awaitable[_vault_pb2.ListAuditEventsResponse]]:
         """The audit log: who touched which token, when and why. Never contains card data."""
+
+    def UpdateCardDetails(
+        self,
+        request: _vault_pb2.UpdateCardDetailsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vault_pb2.UpdateCardDetailsResponse, _abc.Awaitable[_vault_pb2.UpdateCardDetailsResponse]]:
+        """Changes a live card's expiry and/or billing details (the columns a forward sends to the
+        destination) and re-seals the card under a fresh data key bound to its new metadata, in one
+        transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
+        for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
+        outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
+        not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+        `vault_test_card_shared`) for a test id's card, which every payment method made of that
+        test id shares.
+        """
 
 def add_VaultServiceServicer_to_server(servicer: VaultServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
