@@ -2,11 +2,11 @@
 
 Each job makes one attempt. It reads what it needs and takes one of the endpoint's concurrency
 slots in a short transaction of its own (the slot is the claim on the attempt: a delivery holds
-at most one), POSTs with no transaction open,
-then records the attempt and stages the next one (if any) in the job's own transaction, which
-also completes the job. A worker that dies mid-POST leaves both its job lease and its slot lease
-to expire; another worker then makes the attempt again, so an event is delivered at least once
-and never lost.
+at most one), POSTs with no transaction open (and, run by the worker, no connection held:
+`WebhookDeliverer.prepare`), then records the attempt and stages the next one (if any) in the
+job's own transaction, which also completes the job. A worker that dies mid-POST leaves both
+its job lease and its slot lease to expire; another worker then makes the attempt again, so an
+event is delivered at least once and never lost.
 
 A run that fails after taking the slot (rendering, the POST or recording raised) rolls back its
 work but not the slot: the job's retry takes that slot back (it holds it), so failed runs count
@@ -66,15 +66,18 @@ from remit.worker.jobs import (
     record_give_up_failure,
     recorded_error,
 )
-from remit.worker.runner import AfterCommit
+from remit.worker.runner import AfterCommit, JobStep
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    # How many attempts may be in flight to one endpoint at once, across all workers.
-    max_concurrent_per_endpoint: int = 16
+    # How many attempts may be in flight to one endpoint at once, across all workers: a small
+    # share of a worker's delivery slots (`remit.worker.runner.Worker.network_slots`, 64 by
+    # default), so that an endpoint that hangs holds few of them and every other endpoint
+    # finds its own free. Its other deliveries park (`remit.webhooks.parking`), at no cost.
+    max_concurrent_per_endpoint: int = 4
     # A slot is leased for longer than the HTTP timeout, and for less than the job lease, so a
     # crashed worker's slot is free again before its job is claimed again.
     slot_lease: timedelta = timedelta(seconds=45)
@@ -155,6 +158,15 @@ class WebhookDeliverer:
     async def handle(self, db: AsyncConnection, job: Job) -> AfterCommit | None:
         """The job handler: `db` is the job's transaction, committed with the job. Hands back
         the notice of an endpoint the attempt disabled, to log once that has committed."""
+        step = await self.prepare(job)
+        return await step(db)
+
+    async def prepare(self, job: Job) -> JobStep:
+        """The attempt up to its record: the slot taken (or the wait decided) in a short
+        transaction of its own, and the POST, with no connection held. Hands back what is
+        left, for the job's transaction (`remit.worker.runner.JobPreparer`): the worker opens
+        that only once the endpoint has answered, so a slow endpoint holds no connection of
+        the database pool, only one of the worker's delivery slots."""
         delivery_id = int(str(job.payload["delivery_id"]))
         attempt_number = int(str(job.payload["attempt"]))
         generation = job_generation(job)
@@ -172,37 +184,48 @@ class WebhookDeliverer:
                 # the next parked delivery now, not once its lease runs out.
                 await let_jobs_slot_go_now(short, delivery_id, job.id, now=now,
                                            lease_until=now + self._settings.slot_lease)  # fmt: skip
-                return None
+                return _nothing_left
             if not self._is_current(ctx, attempt_number, generation):
                 # A slot handed to this job when it was woken would go unused: the next parked
                 # delivery gets it.
                 await self._let_go_of_own_slot(short, ctx, job, now)
-                return None
+                return _nothing_left
             if ctx.endpoint_deleted or ctx.endpoint.status is EndpointStatus.DISABLED:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
                 # Parked deliveries of the endpoint fail too, each handed the slot of the one
                 # before.
                 await self._let_go_of_own_slot(short, ctx, job, now)
-                return None
+                return _nothing_left
             wait = await self._take_slot_or_wait(short, ctx, job, attempt_number, now)
         if isinstance(wait, Parked):
-            return None
+            return _nothing_left
         if isinstance(wait, datetime):
-            await stage_delivery_attempt(db, delivery_id, attempt_number,
-                                         generation=ctx.delivery.generation,
-                                         account_id=ctx.delivery.account_id, now=now,
-                                         run_at=wait, max_attempts=attempts_left(job))  # fmt: skip
-            return None
+            waits_until = wait
+
+            async def wait_in_a_new_job(db: AsyncConnection) -> AfterCommit | None:
+                await stage_delivery_attempt(db, delivery_id, attempt_number,
+                                             generation=ctx.delivery.generation,
+                                             account_id=ctx.delivery.account_id, now=now,
+                                             run_at=waits_until,
+                                             max_attempts=attempts_left(job))  # fmt: skip
+                return None
+
+            return wait_in_a_new_job
         body, headers = await signed_request(ctx, self._renderer, now)
         result = await self._sender.post(ctx.endpoint.url, body, headers)
-        recorded_at = self._clock.now()
-        recorded = await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
-                                        attempted_at=now, now=recorded_at, job_id=job.id,
-                                        slot_lease_until=recorded_at + self._settings.slot_lease,
-                                        draw=self._settings.draw())  # fmt: skip
-        if recorded.disabled is None:
-            return None
-        return disabled_notice(ctx.endpoint.id, recorded.disabled)
+
+        async def record(db: AsyncConnection) -> AfterCommit | None:
+            recorded_at = self._clock.now()
+            recorded = await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
+                                            attempted_at=now, now=recorded_at, job_id=job.id,
+                                            slot_lease_until=recorded_at
+                                            + self._settings.slot_lease,
+                                            draw=self._settings.draw())  # fmt: skip
+            if recorded.disabled is None:
+                return None
+            return disabled_notice(ctx.endpoint.id, recorded.disabled)
+
+        return record
 
     async def give_up(self, db: AsyncConnection, job: Job) -> None:
         """The job failed for good (its handler raised every time): the delivery it was to make
@@ -327,6 +350,12 @@ class WebhookDeliverer:
         none (a handed-over slot that lapsed is taken back, or purged, as any other)."""
         if job.tries > 1:
             await self._let_go_of_own_slot(db, ctx, job, now)
+
+
+async def _nothing_left(db: AsyncConnection) -> AfterCommit | None:
+    """The end step of a job whose work is all done (or that had none): the job's transaction
+    only completes it."""
+    return None
 
 
 def job_generation(job: Job) -> int | None:
