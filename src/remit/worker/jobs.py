@@ -16,9 +16,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, TextClause, and_, bindparam, func, literal, text
+from sqlalchemy import ColumnElement, Row, TextClause, and_, bindparam, func, literal, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -134,23 +134,31 @@ class ClaimLostError(Exception):
 
 # `run_at` is compared with the caller's `now`: the worker's clock, which tells the database's
 # time too (`remit.storage.database_clock`) while tests move their own; the lease with the
-# database's `now()`.
-_CLAIM = text(
-    """
-    UPDATE jobs SET locked_until = now() + make_interval(secs => :lease_s),
-                    attempts = attempts + 1
-    WHERE id IN (
-        SELECT id FROM jobs
-        WHERE status = 'pending' AND run_at <= :now
-          AND (locked_until IS NULL OR locked_until < now())
-          AND (CAST(:kinds AS text[]) IS NULL OR kind = ANY(CAST(:kinds AS text[])))
-        ORDER BY run_at, id
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
+# database's `now()`. Two statements, for a claim of given kinds or of any: as one, with
+# `(:kinds IS NULL OR ...)`, a prepared statement's plan cache would weigh both kinds of call
+# together when choosing a generic plan, which cannot use the index by kind at all.
+def _claim(kind_filter: str) -> TextClause:
+    """The oldest-first claim with `kind_filter`, one of the two constants below."""
+    return text(
+        f"""
+        UPDATE jobs SET locked_until = now() + make_interval(secs => :lease_s),
+                        attempts = attempts + 1
+        WHERE id IN (
+            SELECT id FROM jobs
+            WHERE status = 'pending' AND run_at <= :now
+              AND (locked_until IS NULL OR locked_until < now())
+              {kind_filter}
+            ORDER BY run_at, id
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id, kind, payload, account_id, attempts, max_attempts, put_backs
+        """  # noqa: S608 (constant text)
     )
-    RETURNING id, kind, payload, account_id, attempts, max_attempts, put_backs
-    """
-)
+
+
+_CLAIM_ANY = _claim("")
+_CLAIM_KINDS = _claim("AND kind = ANY(CAST(:kinds AS text[]))")
 
 
 # How many more due jobs than it claims a fair claim looks at: the oldest `limit` times this
@@ -158,6 +166,10 @@ _CLAIM = text(
 # claims one at a time), so that it costs a bounded read however long the queue.
 FAIR_CLAIM_WINDOW: Final = 8
 FAIR_CLAIM_MIN_WINDOW: Final = 128
+# How many times a fair claim reads its window: once, and once more for the jobs it chose that
+# another claim had locked meanwhile (a bound: a third claim taking the second round's too
+# leaves this one short, and the worker claims again as its slots free).
+FAIR_CLAIM_ROUNDS: Final = 2
 
 
 def fair_claim_window(limit: int) -> int:
@@ -167,35 +179,51 @@ def fair_claim_window(limit: int) -> int:
 
 # The fair claim: of the oldest due jobs (a window of `fair_claim_window(limit)`, read
 # oldest first by the index of runnable jobs by kind), each account's first, then each one's
-# second, and so on, oldest first within a turn. The whole window is locked (SKIP LOCKED: two
-# workers claim apart), and what is not claimed is let go with the claim's commit. An account
-# whose backlog fills the window is still served first only once per turn; one whose jobs sit
-# past the window waits until the window reaches them, which the jobs ahead of it, each claimed
-# in turn, make quickly (a delivery of a saturated endpoint parks at once).
+# second, and so on, oldest first within a turn. The window is read without locks, and only the
+# jobs chosen are locked (SKIP LOCKED), their claim's conditions checked again under the lock
+# (a job another claim took and committed meanwhile is read again, and passed over): locking
+# the whole window would make a concurrent claim skip it all, past the oldest jobs. A chosen
+# job another claim holds is skipped, and named in `chosen` so that the next round
+# (`FAIR_CLAIM_ROUNDS`) leaves it out of its window (`:passed`); the jobs this claim took are
+# out of it already, their lease running. An account whose backlog fills the window is still
+# served first only once per turn; one whose jobs sit past the window waits until the window
+# reaches them, which the jobs ahead of it, each claimed in turn, make quickly (a delivery of a
+# saturated endpoint parks at once).
 def _fair_claim(kind_filter: str) -> TextClause:
     """The fair claim with `kind_filter`, one of the two constants below (never a value)."""
     return text(
         f"""
-        UPDATE jobs SET locked_until = now() + make_interval(secs => :lease_s),
-                        attempts = attempts + 1
-        WHERE id IN (
+        WITH due AS (
+            SELECT id, account_id, run_at FROM jobs
+            WHERE status = 'pending' AND run_at <= :now
+              AND (locked_until IS NULL OR locked_until < now())
+              AND {kind_filter}
+              AND id <> ALL(CAST(:passed AS bigint[]))
+            ORDER BY run_at, id
+            LIMIT :window
+        ), chosen AS (
             SELECT id FROM (
                 SELECT id, run_at,
                        row_number() OVER (PARTITION BY account_id ORDER BY run_at, id) AS turn
-                FROM (
-                    SELECT id, account_id, run_at FROM jobs
-                    WHERE status = 'pending' AND run_at <= :now
-                      AND (locked_until IS NULL OR locked_until < now())
-                      AND {kind_filter}
-                    ORDER BY run_at, id
-                    LIMIT :window
-                    FOR UPDATE SKIP LOCKED
-                ) AS due
+                FROM due
             ) AS turns
             ORDER BY turn, run_at, id
             LIMIT :limit
+        ), locked AS (
+            SELECT id FROM jobs
+            WHERE id = ANY(ARRAY(SELECT id FROM chosen))
+              AND status = 'pending' AND run_at <= :now
+              AND (locked_until IS NULL OR locked_until < now())
+            FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE jobs SET locked_until = now() + make_interval(secs => :lease_s),
+                            attempts = attempts + 1
+            FROM locked WHERE jobs.id = locked.id
+            RETURNING jobs.id, kind, payload, account_id, attempts, max_attempts, put_backs
         )
-        RETURNING id, kind, payload, account_id, attempts, max_attempts, put_backs
+        SELECT claimed.*, round.chosen
+        FROM (SELECT ARRAY(SELECT id FROM chosen) AS chosen) AS round
+        LEFT JOIN claimed ON true
         """  # noqa: S608 (constant text)
     )
 
@@ -204,6 +232,42 @@ def _fair_claim(kind_filter: str) -> TextClause:
 # in the order the window takes them, and stops at the window's end.
 _FAIR_CLAIM_ONE_KIND = _fair_claim("kind = :kind")
 _FAIR_CLAIM = _fair_claim("kind = ANY(CAST(:kinds AS text[]))")
+
+
+def _job(row: Row[Any]) -> Job:
+    return Job(
+        id=row.id,
+        kind=row.kind,
+        payload=row.payload if isinstance(row.payload, dict) else json.loads(row.payload),
+        account_id=row.account_id,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        put_backs=row.put_backs,
+    )
+
+
+async def _claim_fairly(
+    db: AsyncConnection, *, now: datetime, limit: int, lease_s: float, kinds: list[str]
+) -> list[Job]:
+    one_kind = len(kinds) == 1
+    statement = _FAIR_CLAIM_ONE_KIND if one_kind else _FAIR_CLAIM
+    by_kind: dict[str, object] = {"kind": kinds[0]} if one_kind else {"kinds": kinds}
+    claimed: list[Job] = []
+    passed: list[int] = []
+    for _ in range(FAIR_CLAIM_ROUNDS):
+        wanted = limit - len(claimed)
+        params = {"now": now, "lease_s": lease_s, "limit": wanted, "passed": passed}
+        rows = (
+            await db.execute(statement, {**params, **by_kind, "window": fair_claim_window(wanted)})
+        ).all()
+        chosen: list[int] = rows[0].chosen if rows else []
+        taken = [_job(row) for row in rows if row.id is not None]
+        claimed.extend(taken)
+        if len(taken) == len(chosen) or len(claimed) >= limit:
+            break  # none skipped, or the window had no more
+        taken_ids = {job.id for job in taken}
+        passed.extend(job_id for job_id in chosen if job_id not in taken_ids)
+    return claimed
 
 
 async def claim_jobs(
@@ -216,37 +280,18 @@ async def claim_jobs(
     fair: bool = False,
 ) -> list[Job]:
     """Claim at most `limit` due jobs (of `kinds`, or any): the oldest first or, `fair`, across
-    accounts in turn (`_FAIR_CLAIM`; `kinds` must then be given)."""
+    accounts in turn (`_fair_claim`; `kinds` must then be given)."""
     if fair:
         if kinds is None:
             raise ValueError("a fair claim is for given kinds")
-        one_kind = len(kinds) == 1
-        rows = await db.execute(
-            _FAIR_CLAIM_ONE_KIND if one_kind else _FAIR_CLAIM,
-            {
-                "now": now,
-                "lease_s": lease_s,
-                "limit": limit,
-                **({"kind": kinds[0]} if one_kind else {"kinds": kinds}),
-                "window": fair_claim_window(limit),
-            },
-        )
+        claimed = await _claim_fairly(db, now=now, limit=limit, lease_s=lease_s, kinds=kinds)
     else:
+        params = {"now": now, "lease_s": lease_s, "limit": limit}
         rows = await db.execute(
-            _CLAIM, {"now": now, "lease_s": lease_s, "limit": limit, "kinds": kinds}
+            _CLAIM_ANY if kinds is None else _CLAIM_KINDS,
+            params if kinds is None else {**params, "kinds": kinds},
         )
-    claimed = [
-        Job(
-            id=row.id,
-            kind=row.kind,
-            payload=row.payload if isinstance(row.payload, dict) else json.loads(row.payload),
-            account_id=row.account_id,
-            attempts=row.attempts,
-            max_attempts=row.max_attempts,
-            put_backs=row.put_backs,
-        )
-        for row in rows
-    ]
+        claimed = [_job(row) for row in rows]
     claimed.sort(key=lambda job: job.id)
     return claimed
 

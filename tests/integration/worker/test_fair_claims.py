@@ -3,6 +3,7 @@ second, so one account's backlog of deliveries does not fill the delivery slots 
 another's; a lane's claim takes only its own kinds, through the index of runnable jobs by
 kind, however many due jobs of other kinds are queued ahead of them."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -74,6 +75,27 @@ async def test_a_fair_claim_looks_only_so_far_ahead(core_engine: AsyncEngine) ->
     ]  # fmt: skip
 
 
+async def test_a_fair_claim_locks_only_the_jobs_it_chose(core_engine: AsyncEngine) -> None:
+    """A claim held open (its transaction not yet committed) has locked only the job it took:
+    a concurrent claim takes the next oldest, passing over the held one (chosen again by its
+    first read, then skipped, and left out of its second). B's job lies past the window."""
+    await _stage(core_engine, "acct_a", 200)
+    await _stage(core_engine, "acct_b", 1, at=T0 + timedelta(seconds=1))
+    now = T0 + timedelta(minutes=1)
+    async with core_engine.connect() as held, held.begin():
+        first = await claim_jobs(held, now=now, limit=1, kinds=[DELIVER], fair=True)
+        async with core_engine.begin() as db:
+            second = await asyncio.wait_for(
+                claim_jobs(db, now=now, limit=2, kinds=[DELIVER], fair=True), 5
+            )
+    assert [f"{job.account_id}:{job.payload['n']}" for job in first] == ["acct_a:0"]
+    assert [f"{job.account_id}:{job.payload['n']}" for job in second] == [
+        "acct_a:1", "acct_a:2"
+    ]  # fmt: skip
+    # Once the held claim commits, nothing it took is claimed again.
+    assert await _claim(core_engine, 1, fair=True, kinds=[DELIVER]) == ["acct_a:3"]
+
+
 async def test_a_lane_claims_only_its_own_kinds(core_engine: AsyncEngine) -> None:
     await _stage(core_engine, "acct_a", 5)
     await _stage(core_engine, None, 1, kind="payments.expire", at=T0 + timedelta(seconds=1))
@@ -121,16 +143,20 @@ async def test_each_lane_s_claim_reads_its_own_kinds_through_the_index_by_kind(
         await db.execute(text("ANALYZE jobs"))
         await db.commit()
     now = T0 + timedelta(minutes=1)
-    general = await _plan(core_engine, job_queue._CLAIM.text, {
+    general = await _plan(core_engine, job_queue._CLAIM_KINDS.text, {
         "now": now, "lease_s": 60, "limit": 8, "kinds": ["other", "payments.expire"]
     })  # fmt: skip
     assert "ix_jobs_runnable_kind" in general, general
     fair = await _plan(core_engine, job_queue._FAIR_CLAIM_ONE_KIND.text, {
         "now": now, "lease_s": 60, "limit": 64, "window": fair_claim_window(64),
-        "kind": f"'{DELIVER}'",
+        "kind": f"'{DELIVER}'", "passed": [],
     })  # fmt: skip
     assert "ix_jobs_runnable_kind" in fair, fair
     # Read in the window's order, and only as far as the window: nothing sorted under it.
-    window = fair[fair.index("LockRows") :]
+    window = fair[fair.index("Subquery Scan on due") : fair.index("CTE locked")]
     assert "Sort" not in window, fair
     assert "Seq Scan" not in window, fair
+    # Only the jobs chosen are locked, by their primary key.
+    locked = fair[fair.index("CTE locked") : fair.index("CTE claimed")]
+    assert "LockRows" in locked, fair
+    assert "pk_jobs" in locked, fair
