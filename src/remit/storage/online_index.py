@@ -23,8 +23,11 @@ _INVALID_INDEX = sa.text(
 )
 
 
-def create_index_online(name: str, table: str, columns: Sequence[str], **options: Any) -> None:
-    """Build the index unless a valid one of that name exists (inside an autocommit block)."""
+def create_index_online(
+    name: str, table: str, columns: Sequence[str | sa.TextClause], **options: Any
+) -> None:
+    """Build the index unless a valid one of that name exists (inside an autocommit block);
+    `columns` are names, or expressions (`sa.text`)."""
     if op.get_bind().execute(_INVALID_INDEX, {"name": name}).first() is not None:
         op.drop_index(name, table_name=table, postgresql_concurrently=True)
     op.create_index(

@@ -51,7 +51,7 @@ BATCH: Final = 1000
 # One batch: the pending deliveries of deleted endpoints (of one, with `_END_ENDPOINT_BATCH`),
 # locked in id order so that two batches never wait on each other's rows; each failed, with the
 # retry its attempts show forgotten (as `DeliveryRepository.forget_retries_to_come` forgets it),
-# parked no more; its queued jobs are removed after (`_UNQUEUE`). FOR NO KEY UPDATE: an attempt
+# parked no more; its queued jobs are removed after (`UNQUEUE`). FOR NO KEY UPDATE: an attempt
 # being inserted (its key-share lock on the delivery) is not waited for. A row that changed
 # while this waited for its lock is read again, and passed over if it is no longer pending.
 #
@@ -97,12 +97,13 @@ def _end_batch(endpoint_filter: str) -> Statement:
 # delivery ended once due (hours on, for a retry backing off) and stop. A statement of its own,
 # after the batch's: its snapshot, taken once the batch had its locks, has every job staged by
 # an attempt recorded while the batch waited for its delivery's row (a recording after it finds
-# the delivery ended, and stages none). One pass over the pending jobs (by the partial index of
-# pending jobs) for the whole batch: jobs have no index by delivery. A job being run (its
-# claim's lease still running) is left to end itself: it may be POSTing, and records its
-# attempt. One claimed while this waited for its row is read again, and passed over.
-_UNQUEUE = Statement(
-    "DELETE FROM jobs WHERE status = 'pending' AND kind = %(job_kind)s"
+# the delivery ended, and stages none). Looked up by the index of pending delivery jobs by
+# delivery (core migration 0078), whose predicate is written out here, not bound, so that a
+# prepared statement's generic plan can use it too. A job being run (its claim's lease still
+# running) is left to end itself: it may be POSTing, and records its attempt. One claimed while
+# this waited for its row is read again, and passed over.
+UNQUEUE = Statement(
+    f"DELETE FROM jobs WHERE status = 'pending' AND kind = '{DELIVER_JOB}'"  # noqa: S608 (a constant)
     " AND payload ->> 'delivery_id' = ANY(CAST(%(ids)s AS text[]))"
     " AND (locked_until IS NULL OR locked_until < now())"
 )
@@ -132,7 +133,7 @@ async def end_batch(
     assert row is not None
     ended: list[str] = row["ended"]
     if ended:
-        await _UNQUEUE.run(db, {"job_kind": DELIVER_JOB, "ids": ended})
+        await UNQUEUE.run(db, {"ids": ended})
     return len(ended)
 
 

@@ -77,12 +77,13 @@ REPAIR_BATCH = Statement(
         ORDER BY d.next_attempt_at, d.id
         LIMIT %(batch)s
     ), with_job AS MATERIALIZED (
-        -- One pass over the pending jobs (by the partial index of pending jobs) for the whole
-        -- page, whatever plan the page's size suggests: jobs have no index by delivery.
+        -- The page's delivery jobs, by the index of pending delivery jobs by delivery (core
+        -- migration 0078): its expression (the id as the payload's text) and predicate (the
+        -- kind written out, not bound) as it has them, so that every plan can use it.
         SELECT DISTINCT CAST(job.payload ->> 'delivery_id' AS bigint) AS delivery_id
         FROM jobs AS job
-        WHERE job.status = 'pending' AND job.kind = %(job_kind)s
-          AND CAST(job.payload ->> 'delivery_id' AS bigint) IN (SELECT id FROM page)
+        WHERE job.status = 'pending' AND job.kind = '{DELIVER_JOB}'
+          AND job.payload ->> 'delivery_id' IN (SELECT CAST(id AS text) FROM page)
     ), stranded AS (
         SELECT page.id, page.account_id, page.attempts, page.generation
         FROM page JOIN webhook_endpoints AS endpoint ON endpoint.id = page.endpoint_id

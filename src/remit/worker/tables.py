@@ -38,6 +38,14 @@ jobs = Table(
         "id",
         postgresql_where=text("status = 'pending'"),
     ),
+    # A webhook delivery's pending jobs, by its id (core migration 0078, with statistics of the
+    # expression over the table): `remit.webhooks.deleted` and `remit.webhooks.repair` look up
+    # a batch of deliveries' jobs by it.
+    Index(
+        "ix_jobs_pending_delivery",
+        text("(payload ->> 'delivery_id')"),
+        postgresql_where=text("status = 'pending' AND kind = 'webhooks.deliver'"),
+    ),
     # The prune deletes ended jobs by their end, and `remit jobs failed` lists the failed ones,
     # the latest first (core migration 0066).
     Index(
