@@ -51,21 +51,29 @@ VAULT_SWEEP_INTERVAL_S = 3600.0
 VAULT_SWEEP_TASK = "vault-unreferenced-card-sweep"
 
 
-async def prepare_worker(engine: AsyncEngine, config: PlatformConfig) -> Worker:
+async def prepare_worker(
+    engine: AsyncEngine, config: PlatformConfig, *, network_engine: AsyncEngine | None = None
+) -> Worker:
     """The worker the process runs: every decision it makes by the time (jobs due, leases,
     expiries, funds released, keys and cards deleted) is made on the database's clock, read
     now and every minute after, never on the host's (`remit.storage.database_clock`)."""
     clock = await DatabaseClock.read_from(
         engine, WORKER, max_skew=timedelta(seconds=worker_max_clock_skew_s())
     )
-    worker = build_worker(engine, config, clock=clock)
+    worker = build_worker(engine, config, clock=clock, network_engine=network_engine)
     worker.periodic.append(reading_task(clock))
     return worker
 
 
-def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -> Worker:
+def build_worker(
+    engine: AsyncEngine,
+    config: PlatformConfig,
+    *,
+    clock: Clock,
+    network_engine: AsyncEngine | None = None,
+) -> Worker:
     """`clock` tells every part the time (`prepare_worker` passes the database's; tests their
-    own)."""
+    own). `network_engine`: the delivery lane's pool (`Worker.network_engine`), or `engine`'s."""
     handlers: dict[str, JobHandler] = {}
     periodic: list[Periodic] = [*housekeeping_tasks(engine, clock), *ledger_tasks(engine, clock)]
     periodic += ledger_checkpoint_tasks(engine, clock)
@@ -147,8 +155,13 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -
     )
     on_stop.append(vault_channel.close)
 
+    # Deliveries use the delivery lane's pool when it has one (`Worker.network_engine`).
+    deliveries_engine = network_engine or engine
     webhooks = webhook_worker_parts(
-        engine, policy_for(config), clock=clock, renderer=event_renderer(engine)
+        deliveries_engine,
+        policy_for(config),
+        clock=clock,
+        renderer=event_renderer(deliveries_engine),
     )
     handlers.update(webhooks.handlers)
     periodic += webhooks.periodic
@@ -168,6 +181,7 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -
         network_kinds=webhooks.network_kinds,
         network_slots=worker_delivery_slots(),
         preparers=webhooks.preparers,
+        network_engine=network_engine,
     )
 
 

@@ -13,7 +13,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -89,6 +89,12 @@ class Periodic:
     run: PeriodicTask
 
 
+# The connections of the delivery lane's pool (`run_worker`), and as many again past it while
+# busy (`make_engine`): a delivery holds one only for its short transactions, so 64 delivery
+# slots need far fewer; the general lane keeps its own pool of 10 (and 10 more).
+DELIVERY_POOL_SIZE: Final = 4
+
+
 @dataclass(frozen=True)
 class Lane:
     """A share of a worker's slots: the job kinds it claims for, and how many of them run at
@@ -123,6 +129,12 @@ class Worker:
     # backlog does not fill them either.
     network_kinds: frozenset[str] = frozenset()
     network_slots: int = 64
+    # The pool the network lane's claims and jobs' transactions take their connections from
+    # (`_engine_for`), the one its handlers' own steps use too (`run_worker`): with one
+    # pool for both lanes, 64 deliveries whose steps are slow (a slow database) would take its
+    # connections, and a payment job would wait for one past the pool's timeout and fail its
+    # attempt. None: `engine`'s (tests, and a worker with no such kinds).
+    network_engine: AsyncEngine | None = None
     # By kind: the work a job does before its transaction is opened (`JobPreparer`); the
     # kind's entry in `handlers` does both steps in one, for callers that hold a connection.
     preparers: Mapping[str, JobPreparer] = field(default_factory=dict)
@@ -160,7 +172,7 @@ class Worker:
         """Claim at most `limit` due jobs of the lane's kinds, to start at once: a job claimed
         but left waiting for a turn would see its lease run out (a webhook delivery may take
         its whole HTTP timeout), and another worker would claim it again."""
-        async with self.engine.begin() as db:
+        async with self._engine_for(lane.kinds[0] if lane.kinds else "").begin() as db:
             return await claim_jobs(
                 db,
                 now=self.clock.now(),
@@ -169,6 +181,12 @@ class Worker:
                 kinds=lane.kinds,
                 fair=lane.fair,
             )
+
+    def _engine_for(self, kind: str) -> AsyncEngine:
+        """The pool a job of `kind` (or its lane's claim) takes its connections from."""
+        if self.network_engine is not None and kind in self.network_kinds:
+            return self.network_engine
+        return self.engine
 
     async def _run_job(self, job: Job, deadline: float) -> None:
         """Run `job`'s handler until `deadline` at the latest (`_run_deadline`), and record
@@ -183,7 +201,7 @@ class Worker:
             if prepare is not None:
                 # Within the same budget: the whole run must end before the lease does.
                 step = await self._within_budget(functools.partial(prepare, job), deadline)
-            async with self.engine.begin() as db:
+            async with self._engine_for(job.kind).begin() as db:
                 after_commit = await self._within_budget(functools.partial(step, db), deadline)
                 await complete_job(db, job, now=self.clock.now())
             if after_commit is not None:
@@ -199,7 +217,7 @@ class Worker:
             log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.tries,
                         type(error).__name__)  # fmt: skip
             try:
-                async with self.engine.begin() as db:
+                async with self._engine_for(job.kind).begin() as db:
                     retried = await retry_or_fail_job(
                         db,
                         job,
@@ -228,7 +246,7 @@ class Worker:
                     "clock is off); put back until %s", job.id, job.kind,
                     early.run_at.isoformat())  # fmt: skip
         try:
-            async with self.engine.begin() as db:
+            async with self._engine_for(job.kind).begin() as db:
                 await reschedule_job(db, job, run_at=early.run_at)
         except ClaimLostError:
             log.warning("job %s (%s) was claimed again before it could be put back", job.id,
@@ -263,7 +281,7 @@ class Worker:
         """A job claimed past its attempt limit is failed without running (its attempts ended
         with their worker, as a job that crashes its process does every time) and given up."""
         try:
-            async with self.engine.begin() as db:
+            async with self._engine_for(job.kind).begin() as db:
                 await fail_exhausted_job(db, job, now=self.clock.now())
                 log.error("job %s (%s) failed for good: its %d attempts ended without a "
                           "result", job.id, job.kind, job.max_tries)  # fmt: skip
@@ -442,7 +460,15 @@ async def run_worker(config: PlatformConfig) -> None:
     engine = make_engine(
         url, application_name="remit-worker", statement_timeout_s=statement_timeout_s()
     )
-    worker = await prepare_worker(engine, config)
+    # The delivery lane's own pool (`Worker.network_engine`), its size bounding how many of its
+    # deliveries use the database at once (each only briefly, before and after its POST).
+    deliveries_engine = make_engine(
+        url,
+        pool_size=DELIVERY_POOL_SIZE,
+        application_name="remit-worker-deliveries",
+        statement_timeout_s=statement_timeout_s(),
+    )
+    worker = await prepare_worker(engine, config, network_engine=deliveries_engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -455,4 +481,5 @@ async def run_worker(config: PlatformConfig) -> None:
     finally:
         for close in worker.on_stop:
             await close()
+        await dispose(deliveries_engine)
         await dispose(engine)

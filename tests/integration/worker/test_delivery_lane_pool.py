@@ -1,0 +1,89 @@
+"""The delivery lane takes its connections from a pool of its own (`Worker.network_engine`):
+with every delivery slot busy and the deliveries' transactions slow (a slow database), a
+payment job still gets a connection of the general pool at once. With one pool for both
+lanes, it waited behind the deliveries past the pool's timeout, and its attempt failed."""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.storage.engine import dispose, make_engine
+from remit.worker.jobs import Job, stage_job
+from remit.worker.runner import AfterCommit, Worker, libpq_url
+from tests.support.postgres import WorkerDatabases
+
+pytestmark = pytest.mark.anyio
+
+DELIVER = "test.deliver"
+PAYMENT = "test.payment"
+_NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+_SLOW_S = 1.5
+
+
+@contextlib.asynccontextmanager
+async def _engines(url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    # Two connections each (one and one more), given up on after 0.3 s.
+    general = make_engine(url, pool_size=1, pool_timeout_s=0.3)
+    deliveries = make_engine(url, pool_size=1, pool_timeout_s=0.3)
+    try:
+        yield general, deliveries
+    finally:
+        await dispose(deliveries)
+        await dispose(general)
+
+
+async def _statuses(engine: AsyncEngine, kind: str) -> list[tuple[str, int]]:
+    async with engine.begin() as db:
+        rows = await db.execute(
+            text("SELECT status, attempts FROM jobs WHERE kind = :kind ORDER BY id"),
+            {"kind": kind},
+        )
+        return [(row.status, row.attempts) for row in rows]
+
+
+async def test_a_payment_job_gets_a_connection_beside_slow_deliveries(
+    databases: WorkerDatabases, core_engine: AsyncEngine
+) -> None:
+    busy = asyncio.Event()
+
+    async def slow_delivery(db: AsyncConnection, job: Job) -> AfterCommit | None:
+        busy.set()
+        await db.execute(text("SELECT pg_sleep(:s)"), {"s": _SLOW_S})
+        return None
+
+    async def payment(db: AsyncConnection, job: Job) -> AfterCommit | None:
+        await db.execute(text("SELECT 1"))
+        return None
+
+    async with core_engine.begin() as db:
+        for number in range(4):
+            await stage_job(db, DELIVER, {"n": number}, now=_NOW, account_id=f"acct_{number}")
+    async with _engines(databases.core_url) as (general, deliveries):
+        worker = Worker(
+            engine=general,
+            handlers={DELIVER: slow_delivery, PAYMENT: payment},
+            clock=FixedClock(_NOW),
+            network_kinds=frozenset({DELIVER}),
+            network_slots=4,
+            network_engine=deliveries,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run_forever(libpq_url(databases.core_url), stop))
+        try:
+            await asyncio.wait_for(busy.wait(), 5)
+            async with core_engine.begin() as db:
+                await stage_job(db, PAYMENT, {}, now=_NOW)
+            started = time.monotonic()
+            while await _statuses(core_engine, PAYMENT) != [("done", 1)]:
+                assert time.monotonic() - started < _SLOW_S, await _statuses(core_engine, PAYMENT)
+                await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=10)
