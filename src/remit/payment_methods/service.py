@@ -22,7 +22,7 @@ the payment method an intent's create or confirmation makes of the card it is gi
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -574,7 +574,16 @@ class PaymentMethodsService:
 
         async def change(db: AsyncConnection) -> PaymentMethod:
             repo = SqlPaymentMethodRepository(db)
-            method = await repo.get(account_id, method_id, for_update=True)
+            holders: Sequence[PaymentMethod] = ()
+            if _names_card_details(changes):
+                # Every payment method holding the card is locked, in one order: an update of
+                # its details is theirs too (`_card_details_sent`).
+                found = await repo.get(account_id, method_id)
+                if found is not None:
+                    holders = await repo.lock_vault_card_holders(account_id, found.vault_token)
+                method = next((held for held in holders if held.id == method_id), None)
+            else:
+                method = await repo.get(account_id, method_id, for_update=True)
             if method is None:
                 raise not_found("payment_method", method_id)
             if method.customer_id is None:
@@ -602,25 +611,37 @@ class PaymentMethodsService:
                 ),
                 allow_redisplay=changes.allow_redisplay or method.allow_redisplay,
             )
-            if _names_card_details(changes) and not await repo.vault_card_shared(method):
-                # Before the change commits, and with the payment method's row held: a refusal
-                # leaves the payment method as it was, and concurrent updates reach the vault
-                # in the order they commit here, so the two never end up holding other values.
-                # If this commit fails after the vault's, the retry sends the same values,
-                # which the vault takes as done.
-                await self._send_card_details(method, updated, changes)
+            copies: list[tuple[PaymentMethod, PaymentMethod]] = []
+            # Before the change commits, and with the payment method's row held: a refusal
+            # leaves the payment method as it was, and concurrent updates reach the vault in
+            # the order they commit here, so the two never end up holding other values. If
+            # this commit fails after the vault's, the retry sends the same values, which the
+            # vault takes as done.
+            if _names_card_details(changes) and await self._send_card_details(
+                method, updated, changes
+            ):
+                copies = _card_details_sent(holders, method, updated, changes)
             await repo.save(updated)
             await self.hooks.payment_method_changed(db, method, updated)
+            for before, after in copies:
+                await repo.save(after)
+                await self.hooks.payment_method_changed(db, before, after)
             return updated
 
         return await run_keyed(self._engine, keyed, now, change)
 
     async def _send_card_details(
         self, method: PaymentMethod, updated: PaymentMethod, changes: PaymentMethodChanges
-    ) -> None:
+    ) -> bool:
         """Give the vault the card's new expiry and/or billing details (whole, as the update
         leaves them): a payment sends the vault's, to the network (the acquirer declines an
-        expired card; its address checks read the billing address)."""
+        expired card; its address checks read the billing address). False if the vault keeps
+        the card's details as they were: a test id's card.
+
+        Copies of the payment method (`payment_method=` on a create) hold the same vault card,
+        and so share the vault's details: an update of one is sent all the same, and is seen
+        by all of them, as the physical card is one (a reissued card's new expiry is every
+        copy's, or every payment of the others would be declined as expired)."""
         expiry = None
         if changes.exp_month is not None or changes.exp_year is not None:
             expiry = (updated.card.exp_month, updated.card.exp_year)
@@ -634,8 +655,9 @@ class PaymentMethodsService:
                 # A test id's card, shared with every payment method made of the test id:
                 # the change stays this payment method's, as before the vault kept details.
                 log.debug("payment method %s has a test id's card: kept in the core", method.id)
-                return
+                return False
             raise _card_details_not_stored(method.id, error) from None
+        return True
 
     async def attach(self, account_id: str, method_id: str, customer_id: str) -> PaymentMethod:
         return value_of(await self.attach_once(account_id, None, method_id, customer_id))
@@ -965,6 +987,32 @@ def _names_card_details(changes: PaymentMethodChanges) -> bool:
         or changes.exp_year is not None
         or changes.billing_details is not None
     )
+
+
+def _card_details_sent(
+    holders: Sequence[PaymentMethod],
+    method: PaymentMethod,
+    updated: PaymentMethod,
+    changes: PaymentMethodChanges,
+) -> list[tuple[PaymentMethod, PaymentMethod]]:
+    """The other payment methods holding `method`'s vault card, before and after the details
+    the vault took for it: they send the vault's with every payment, so they show them too.
+    Only what was sent changes; those already showing it are left out."""
+    changed = []
+    for held in holders:
+        if held.id == method.id:
+            continue
+        after = held
+        if changes.exp_month is not None or changes.exp_year is not None:
+            card = replace(
+                held.card, exp_month=updated.card.exp_month, exp_year=updated.card.exp_year
+            )
+            after = replace(after, card=card)
+        if changes.billing_details is not None:
+            after = replace(after, billing_details=updated.billing_details)
+        if after != held:
+            changed.append((held, after))
+    return changed
 
 
 def _card_details_not_stored(method_id: str, error: RemitError) -> RemitError:

@@ -294,9 +294,11 @@ async def test_a_test_ids_card_keeps_the_update_in_the_core(core: Core) -> None:
     assert (await _at_the_vault(core, method))[:2] == (method.card.exp_month, method.card.exp_year)
 
 
-async def test_a_card_another_payment_method_holds_keeps_the_update_in_the_core(
+async def test_a_card_another_payment_method_holds_takes_the_update_for_both(
     core: Core,
 ) -> None:
+    """A copy (`payment_method=`) holds its source's vault card, one physical card: its new
+    expiry reaches the vault, which every payment of either sends, and both show it."""
     tokenized = await core.vault.service.tokenize(
         core.account_id, Secret("4242424242424242"), 11, 2031, None, requester="test"
     )
@@ -311,5 +313,29 @@ async def test_a_card_another_payment_method_holds_keeps_the_update_in_the_core(
         core.account_id, copy.id, PaymentMethodChanges(exp_month=3, exp_year=2033)
     )
 
-    assert core.client.updates == []
-    assert (await _at_the_vault(core, source))[:2] == (11, 2031)
+    assert core.client.updates == [((3, 2033), None)]
+    assert (await _at_the_vault(core, source))[:2] == (3, 2033)
+    for held in (source, copy):
+        shown = await core.methods.get(core.account_id, held.id)
+        assert (shown.card.exp_month, shown.card.exp_year) == (3, 2033)
+    assert (await _forwarded(core, source, "op_1")).exp_year == 2033
+
+
+async def test_billing_details_sent_for_a_copy_are_its_sources_too(core: Core) -> None:
+    tokenized = await core.vault.service.tokenize(
+        core.account_id, Secret("4242424242424242"), 11, 2031, None, requester="test"
+    )
+    source = await core.methods.create(
+        core.account_id, NewPaymentMethod(vault_token=tokenized.token)
+    )
+    copy = await core.methods.create(core.account_id, NewPaymentMethod(payment_method_id=source.id))
+    customer = await core.customers.create(core.account_id, CustomerFields())
+    await core.methods.attach(core.account_id, source.id, customer.id)
+
+    updated = await core.methods.update(
+        core.account_id, source.id, PaymentMethodChanges(billing_details=NEW_BILLING)
+    )
+
+    shown = await core.methods.get(core.account_id, copy.id)
+    assert shown.billing_details == updated.billing_details
+    assert (shown.card.exp_month, shown.card.exp_year) == (11, 2031)
