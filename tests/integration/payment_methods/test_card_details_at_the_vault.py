@@ -326,6 +326,38 @@ async def test_a_card_another_payment_method_holds_takes_the_update_for_both(
     assert (await _forwarded(core, source, "op_1")).exp_year == 2033
 
 
+class RecordingHooks(NoPaymentMethodHooks):
+    """Records the payment methods each change is told for (their events)."""
+
+    def __init__(self) -> None:
+        self.changed: list[tuple[str, int, int]] = []
+
+    async def payment_method_changed(
+        self, db: AsyncConnection, before: PaymentMethod, after: PaymentMethod
+    ) -> None:
+        self.changed.append((after.id, after.card.exp_month, after.card.exp_year))
+
+
+async def test_every_copy_whose_details_change_is_told_as_changed(core: Core) -> None:
+    tokenized = await core.vault.service.tokenize(
+        core.account_id, Secret("4242424242424242"), 11, 2031, None, requester="test"
+    )
+    source = await core.methods.create(
+        core.account_id, NewPaymentMethod(vault_token=tokenized.token)
+    )
+    copy = await core.methods.create(core.account_id, NewPaymentMethod(payment_method_id=source.id))
+    customer = await core.customers.create(core.account_id, CustomerFields())
+    await core.methods.attach(core.account_id, source.id, customer.id)
+    hooks = RecordingHooks()
+    core.methods.hooks = hooks
+
+    await core.methods.update(
+        core.account_id, source.id, PaymentMethodChanges(exp_month=3, exp_year=2033)
+    )
+
+    assert sorted(hooks.changed) == sorted([(source.id, 3, 2033), (copy.id, 3, 2033)])
+
+
 async def test_billing_details_sent_for_a_copy_are_its_sources_too(core: Core) -> None:
     tokenized = await core.vault.service.tokenize(
         core.account_id, Secret("4242424242424242"), 11, 2031, None, requester="test"
