@@ -24,6 +24,14 @@ from tests.support.platform import (
 from tests.support.postgres import WorkerDatabases
 from tests.support.waiting import wait_for
 
+pytestmark = [
+    # One worker starts the module's platform, not both.
+    pytest.mark.xdist_group("resilience"),
+    pytest.mark.own_platform(
+        reason="drops every database connection and kills its platform's processes"
+    ),
+]
+
 
 @pytest.fixture(scope="module")
 def own_platform(databases: WorkerDatabases) -> Iterator[RunningPlatform]:
