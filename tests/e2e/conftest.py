@@ -22,10 +22,10 @@ whole log, or every card of the vault. The modules marked, and why:
 - test_crash_recovery, test_pending_refunds, test_processes, test_resilience: kill, stop or
   restart processes, or drop their database connections.
 
-Before each own platform starts, the vault of `own_databases` is emptied
-(`forget_earlier_cards`): only one module runs at a time on a worker, and its platform is
-stopped before the next module's starts, so no running platform still hands out those cards.
-The shared platform's vault is never emptied: its databases are made afresh for the session.
+Before a marked module starts, `own_databases` are emptied, the vault too
+(`forget_earlier_cards`): only one module runs at a time on a worker, and its platforms and
+processes are stopped before the next module's start, so none runs on them then. The shared
+platform's databases are never emptied: they are made afresh for the session.
 
 A test in an unmarked module that asks for a database but not for the platform (processes of
 its own on the databases, or `core_engine`/`acquirer_engine`, which empty them) is refused at
@@ -41,6 +41,7 @@ import stripe
 
 from remit.storage.embedded import EmbeddedCluster
 from tests.support.accounts import TestAccount, create_account
+from tests.support.command_databases import empty_core_database
 from tests.support.platform import RunningPlatform, forget_earlier_cards, running_platform
 from tests.support.postgres import WorkerDatabases, worker_databases
 
@@ -105,10 +106,17 @@ def shared_platform(shared_databases: WorkerDatabases) -> Iterator[RunningPlatfo
 
 @pytest.fixture(scope="module")
 def databases(request: pytest.FixtureRequest) -> WorkerDatabases:
-    """The databases under the module's `platform`."""
-    name = "own_databases" if _has_own_platform(request.node) else "shared_databases"
-    found: WorkerDatabases = request.getfixturevalue(name)
-    return found
+    """The databases under the module's `platform`. A marked module's start empty, before any
+    platform of the module starts: what an earlier marked module left there (thousands of
+    payments, rows a test tampered with) is not the module's to see."""
+    if not _has_own_platform(request.node):
+        shared: WorkerDatabases = request.getfixturevalue("shared_databases")
+        return shared
+    own: WorkerDatabases = request.getfixturevalue("own_databases")
+    empty_core_database(own.core_url)
+    empty_core_database(own.acquirer_url)
+    forget_earlier_cards(own)
+    return own
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +130,6 @@ def platform(
             pytest.fail(f"the shared platform has exited; its log:\n{shared.log_text()[-5000:]}")
         yield shared
         return
-    forget_earlier_cards(databases)
     with running_platform(databases) as running:
         yield running
 
