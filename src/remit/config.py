@@ -690,6 +690,27 @@ def vault_sweep_max_deletions(environ: Mapping[str, str] | None = None) -> int:
     )
 
 
+# Webhook deliveries a worker runs at once, beside its general job slots: a delivery mostly
+# waits on the endpoint's answer (its CPU is a fraction of a millisecond), and holds a database
+# connection only before and after its POST (`remit.worker.runner.Worker.network_slots`).
+DEFAULT_WORKER_DELIVERY_SLOTS = 64
+MAX_WORKER_DELIVERY_SLOTS = 1024
+
+
+def worker_delivery_slots(environ: Mapping[str, str] | None = None) -> int:
+    """How many webhook deliveries one worker runs at once, in slots of their own: deliveries
+    never take the slots of the payment jobs (expiries, payouts), however slow an endpoint.
+    REMIT_WORKER_DELIVERY_SLOTS overrides it."""
+    return _number_setting(
+        environ,
+        "REMIT_WORKER_DELIVERY_SLOTS",
+        DEFAULT_WORKER_DELIVERY_SLOTS,
+        int,
+        lambda value: 1 <= value <= MAX_WORKER_DELIVERY_SLOTS,
+        f"between 1 and {MAX_WORKER_DELIVERY_SLOTS}",
+    )
+
+
 DEFAULT_VAULT_SWEEP_MAX_UNREFERENCED_SHARE = 0.5
 
 

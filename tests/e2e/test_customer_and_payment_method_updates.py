@@ -1,13 +1,15 @@
 """Customers and PaymentMethods updated, listed and retrieved, as Stripe's SDK and raw form posts
 ask for them."""
 
+import re
+
 import httpx
 import psycopg
 import pytest
 import stripe
 
 from remit.worker.runner import libpq_url
-from tests.support.accounts import TestAccount
+from tests.support.accounts import TestAccount, create_account
 from tests.support.http import ok
 from tests.support.platform import RunningPlatform
 from tests.support.postgres import WorkerDatabases
@@ -301,3 +303,86 @@ def test_a_retrieved_test_id_is_a_payment_method_of_its_own(
     assert attached.card.last4 == "4444"
     assert (intent.status, intent.payment_method) == ("succeeded", method.id)
     assert _payment_methods_stored(databases, account.id) == 1
+
+
+def test_a_saved_cards_new_expiry_and_billing_address_are_what_its_next_payment_sends(
+    platform: RunningPlatform, databases: WorkerDatabases
+) -> None:
+    """The vault sends a card's expiry and billing address with each authorization: updated on
+    the PaymentMethod, they reach the vault, so the acquirer sees the reissued card's expiry
+    (it declines an expired one) and checks the new address."""
+    account = create_account(platform.core, token=platform.internal_token, raw_card_access=True)
+    client = stripe.StripeClient(
+        account.secret_key, base_addresses={"api": platform.api_base}, max_network_retries=0
+    )
+    customer = client.v1.customers.create()
+    method = client.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"number": UPDATED_CARD, "exp_month": 12, "exp_year": 2030, "cvc": CVC},
+            "billing_details": {"name": "Ada Lovelace"},
+        }
+    )
+    client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+
+    updated = client.v1.payment_methods.update(
+        method.id,
+        params={
+            "card": {"exp_month": 3, "exp_year": 2033},
+            "billing_details": {"address": {"line1": "12 New St", "postal_code": "10001"}},
+        },
+    )
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1500, "currency": "usd", "customer": customer.id,
+            "payment_method": method.id, "confirm": True,
+            "return_url": "https://shop.example/back",
+        }
+    )  # fmt: skip
+
+    assert updated.card is not None
+    assert (updated.card.exp_month, updated.card.exp_year) == (3, 2033)
+    assert _vault_card_of(databases, method.id) == (
+        3, 2033, {"name": "Ada Lovelace", "address": {"line1": "12 New St", "postal_code": "10001"}}
+    )  # fmt: skip
+    assert intent.status == "succeeded"
+    assert isinstance(intent.latest_charge, str)
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert charge.payment_method_details is not None
+    assert charge.payment_method_details.card is not None
+    checks = charge.payment_method_details.card.checks
+    assert checks is not None
+    assert (checks.address_line1_check, checks.address_postal_code_check) == ("pass", "pass")
+    assert _authorized_expiries(databases, account.id) == [(3, 2033)]
+    log = platform.log_text()
+    assert UPDATED_CARD not in log
+    # The CVC as a value of its own, not the milliseconds of a log line's timestamp.
+    assert re.search(rf"""(?:["'=]|: ){CVC}(?![0-9A-Za-z])""", log) is None
+
+
+UPDATED_CARD = "5555555555554444"
+CVC = "739"
+
+
+def _vault_card_of(databases: WorkerDatabases, method_id: str) -> tuple[int, int, object]:
+    """The expiry and billing details the vault holds for the payment method's card."""
+    with psycopg.connect(libpq_url(databases.core_url), autocommit=True) as db:
+        found = db.execute(
+            "SELECT vault_token FROM payment_methods WHERE id = %s", (method_id,)
+        ).fetchone()
+    assert found is not None
+    with psycopg.connect(libpq_url(databases.vault_url), autocommit=True) as db:
+        row = db.execute(
+            "SELECT exp_month, exp_year, billing_details FROM cards WHERE token = %s", (found[0],)
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), row[2]
+
+
+def _authorized_expiries(databases: WorkerDatabases, account_id: str) -> list[tuple[int, int]]:
+    """The expiries the acquirer received in the account's authorizations."""
+    with psycopg.connect(libpq_url(databases.acquirer_url), autocommit=True) as db:
+        rows = db.execute(
+            "SELECT exp_month, exp_year FROM authorizations WHERE merchant_id = %s", (account_id,)
+        ).fetchall()
+    return [(int(month), int(year)) for month, year in rows]

@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import pytest
@@ -502,3 +503,75 @@ async def test_payment_failed_shows_the_payment_method_object_in_the_webhook_and
     )
     [listed_event] = listed.data
     assert _declined_card(listed_event.data.object) == ("payment_method", "visa", "0002")
+
+
+async def test_deleting_a_customer_sends_payment_method_detached_for_each_card_it_held(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    """A merchant keeping saved cards in sync from webhooks drops every card of a deleted
+    customer: each gets its payment_method.detached, as an explicit detach sends it."""
+    secret = subscribe(
+        client, receiver, enabled_events=["payment_method.detached", "customer.deleted"]
+    )
+    customer = await sdk(lambda: client.v1.customers.create())
+    first, second, third = [
+        await sdk(
+            lambda: client.v1.payment_methods.attach(
+                "pm_card_visa", params={"customer": customer.id}
+            )
+        )
+        for _ in range(3)
+    ]
+    await sdk(lambda: client.v1.payment_methods.detach(first.id))
+    deleted = await sdk(lambda: client.v1.customers.delete(customer.id))
+    assert deleted.deleted is True
+
+    await receiver.wait_for(4, timeout_s=20.0)
+    await asyncio.sleep(0.3)  # anything beyond these four would be a surprise: let it arrive
+    events = [
+        stripe.Webhook.construct_event(item.body.decode(), item.headers["Stripe-Signature"], secret)
+        for item in receiver.received
+    ]
+    detached = [event for event in events if event.type == "payment_method.detached"]
+    assert sorted(event.data.object["id"] for event in detached) == sorted(
+        [first.id, second.id, third.id]
+    )
+    for event in detached:
+        assert event.data.object["customer"] is None
+        assert previous(event) == {"customer": customer.id}
+    assert [event.data.object["id"] for event in events if event.type == "customer.deleted"] == [
+        customer.id
+    ]
+    for method in (second, third):
+        retrieved = await sdk(partial(client.v1.payment_methods.retrieve, method.id))
+        assert retrieved.customer is None
+
+    # The events API lists them, newest first: the deletion after the detaches it made.
+    def listed() -> list[stripe.Event]:
+        return client.v1.events.list(params={"limit": 10}).data
+
+    newest_first = await sdk(listed)
+    assert [event.type for event in newest_first] == [
+        "customer.deleted",
+        "payment_method.detached",
+        "payment_method.detached",
+        "payment_method.detached",
+        *(["payment_method.attached"] * 3),
+        "customer.created",
+    ]
+    # Every delivery succeeded, so no event waits for a webhook any more (the worker records
+    # a success just after the receiver answers).
+    for _ in range(100):
+        if all(event.pending_webhooks == 0 for event in newest_first[:4]):
+            break
+        await asyncio.sleep(0.05)
+        newest_first = await sdk(listed)
+    assert [event.pending_webhooks for event in newest_first[:4]] == [0, 0, 0, 0]
+
+    # A delete again is a 404 (DELETE takes no idempotency key) and sends nothing.
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        await sdk(lambda: client.v1.customers.delete(customer.id))
+    assert again.value.http_status == 404
+    await asyncio.sleep(0.3)
+    assert len(receiver.received) == 4
+    assert [event.id for event in await sdk(listed)] == [event.id for event in newest_first]

@@ -86,6 +86,34 @@ def test_a_decline_is_a_card_error_carrying_the_intent(client: stripe.StripeClie
     assert intent.last_payment_error.decline_code == "insufficient_funds"
 
 
+def test_an_expired_card_is_declined_with_no_decline_code(client: stripe.StripeClient) -> None:
+    """Stripe's `expired_card` is a code of its own, carrying no decline_code (stripe-wire.md
+    section 9), in the error and in the intent's last payment error alike."""
+    with pytest.raises(stripe.CardError) as raised:
+        client.v1.payment_intents.create(
+            params={
+                "amount": 1500,
+                "currency": "usd",
+                "payment_method": "pm_card_chargeDeclinedExpiredCard",
+                "confirm": True,
+                "return_url": RETURN_URL,
+            }
+        )
+    error = raised.value
+    assert (error.http_status, error.code) == (402, "expired_card")
+    assert error.error is not None
+    assert error.error.decline_code is None
+    body: Any = error.json_body
+    assert "decline_code" not in body["error"]
+    assert error.error.payment_intent is not None
+    intent = client.v1.payment_intents.retrieve(error.error.payment_intent.id)
+    assert intent.last_payment_error is not None
+    assert (intent.last_payment_error.code, intent.last_payment_error.decline_code) == (
+        "expired_card",
+        None,
+    )
+
+
 def test_an_update_clears_the_last_payment_error(client: stripe.StripeClient) -> None:
     """Stripe: the last payment error "will be cleared if the PaymentIntent is later updated
     for any reason", a metadata change included."""

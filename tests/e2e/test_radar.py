@@ -20,7 +20,7 @@ import stripe
 
 from remit.grpcutil.internal_auth import internal_sync_channel
 from remit_api.accounts.v1 import accounts_pb2, accounts_pb2_grpc
-from tests.support.accounts import TestAccount
+from tests.support.accounts import TestAccount, create_account
 from tests.support.platform import RunningPlatform
 from tests.support.postgres import WorkerDatabases
 
@@ -707,3 +707,98 @@ def test_a_rule_nested_too_deep_is_refused_as_a_bad_predicate(
     assert raised.value.param == "predicate"
     assert "deep" in str(raised.value.user_message)
     assert "RecursionError" not in platform.log_text()
+
+
+def pay_with_number(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient, number: str
+) -> Any:
+    """Stripe.js's way: the browser makes the payment method of the card number with the
+    publishable key, the server confirms with it."""
+    browser = stripe.StripeClient(
+        account.publishable_key, base_addresses={"api": platform.api_base}, max_network_retries=0
+    )
+    card = {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "739"}
+    method = browser.v1.payment_methods.create(params={"type": "card", "card": cast(Any, card)})
+    return pay(client, method.id)
+
+
+def test_an_ordinary_test_number_keeps_succeeding_at_normal_risk_as_its_test_id_does(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    """4242 4242 4242 4242 given as a number is pm_card_visa: eight payments in a row are not
+    card testing (the model's velocity features alone would block it by the fifth)."""
+    for _ in range(8):
+        intent = pay_with_number(platform, account, client, "4242424242424242")
+        assert intent.status == "succeeded"
+    charge = client.v1.charges.retrieve(str(intent.latest_charge))
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.risk_level) == ("authorized", "normal")
+
+
+def test_the_declining_test_number_keeps_its_generic_decline(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    for _ in range(4):
+        with pytest.raises(stripe.CardError) as raised:
+            pay_with_number(platform, account, client, "4000000000000002")
+        assert raised.value.error is not None
+        assert (raised.value.code, raised.value.error.decline_code) == (
+            "card_declined",
+            "generic_decline",
+        )
+
+
+def test_radars_test_numbers_score_and_block_as_their_test_ids(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    def outcome_of_blocked(number: str) -> Any:
+        with pytest.raises(stripe.CardError) as raised:
+            pay_with_number(platform, account, client, number)
+        assert raised.value.error is not None
+        return client.v1.charges.retrieve(raised.value.error.charge or "").outcome
+
+    fraudulent = outcome_of_blocked("4100000000000019")
+    assert (fraudulent.type, fraudulent.network_status, fraudulent.risk_level) == (
+        "blocked",
+        "not_sent_to_network",
+        "highest",
+    )
+    assert fraudulent.risk_score == 99
+    highest = outcome_of_blocked("4000000000004954")
+    assert (highest.type, highest.reason, highest.risk_level) == (
+        "blocked",
+        "highest_risk_level",
+        "highest",
+    )
+    intent = pay_with_number(platform, account, client, "4000000000009235")
+    assert intent.status == "succeeded"
+    elevated = client.v1.charges.retrieve(intent.latest_charge).outcome
+    assert elevated is not None
+    assert (elevated.type, elevated.risk_level) == ("authorized", "elevated")
+    assert elevated.risk_score is not None
+    assert 65 <= elevated.risk_score < 75
+
+
+def test_a_test_number_tokenized_or_sent_with_the_payment_scores_as_its_test_id(
+    platform: RunningPlatform, client: stripe.StripeClient
+) -> None:
+    """/v1/tokens and payment_method_data[card][number] (raw card access) as well."""
+    account = create_account(platform.core, token=platform.internal_token, raw_card_access=True)
+    server = stripe.StripeClient(
+        account.secret_key, base_addresses={"api": platform.api_base}, max_network_retries=0
+    )
+    card = {"number": "4000000000009235", "exp_month": 12, "exp_year": 2034, "cvc": "739"}
+    token = server.v1.tokens.create(params={"card": cast(Any, card)})
+    by_token = pay_with_data(server, {"type": "card", "card": {"token": token.id}})
+    by_number = pay_with_data(server, {"type": "card", "card": card})
+    for intent in (by_token, by_number):
+        assert intent.status == "succeeded"
+        outcome = server.v1.charges.retrieve(intent.latest_charge).outcome
+        assert outcome is not None
+        assert outcome.risk_level == "elevated"
+
+
+def pay_with_data(client: stripe.StripeClient, data: dict[str, Any]) -> Any:
+    params = {"amount": 2000, "currency": "usd", "payment_method_data": data, "confirm": True,
+              "return_url": RETURN_URL}  # fmt: skip
+    return client.v1.payment_intents.create(params=cast(Any, params))

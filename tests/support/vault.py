@@ -8,7 +8,9 @@ from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
+import psycopg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -172,13 +174,49 @@ def sealed_token_bound(
     )
 
 
-async def store_token_bound(db: AsyncConnection, token: str, sealed: SealedCard) -> None:
-    """Make the stored card `token` one sealed as `sealed` (token-bound), as a vault of a
-    version before migration 0006 left it."""
+def sealed_account_bound(
+    ring: KeyRing, token: str, account_id: str, number: str, cvc: str | None = None,
+    cvc_key: CvcKey | None = None,
+) -> SealedCard:  # fmt: skip
+    """`number` (and `cvc`, under `cvc_key`) sealed as the vault sealed cards from vault
+    migration 0006 to 0008, bound to the account and token (each after its length), under a
+    fresh data key wrapped under the current KEK version. Written out here, apart from the
+    vault's code, as that format was."""
+    kek = ring.current
+    data_key = os.urandom(32)
+
+    def associated(what: str, *parts: object) -> bytes:
+        named = "".join(f"/{len(str(p))}:{p}" for p in (account_id, token, *parts))
+        return f"remit-vault/v2/{what}{named}".encode()
+
+    def seal(key: bytes, plaintext: bytes, ad: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + AESGCM(key).encrypt(nonce, plaintext, ad)
+
+    sealed_cvc = None
+    if cvc is not None:
+        assert cvc_key is not None
+        header = b"cvk1" + cvc_key.hour.to_bytes(4, "big")
+        sealed_cvc = header + seal(cvc_key.material, cvc.encode(), associated("cvc", cvc_key.hour))
+    return SealedCard(
+        kek_name=ring.name,
+        kek_version=kek.version,
+        wrapped_data_key=seal(
+            kek.material, data_key, associated("data-key", ring.name, kek.version)
+        ),
+        number_ciphertext=seal(data_key, number.encode(), associated("number")),
+        cvc_ciphertext=sealed_cvc,
+        seal_format=SealFormat.ACCOUNT_BOUND,
+    )
+
+
+async def store_sealed(db: AsyncConnection, token: str, sealed: SealedCard) -> None:
+    """Make the stored card `token` one sealed as `sealed`, in its format: as a vault of an
+    earlier version left it."""
     await db.execute(
         text(
             "UPDATE cards SET kek_name = :name, kek_version = :version, wrapped_data_key = :key, "
-            "number_ciphertext = :number, cvc_ciphertext = :cvc, seal_format = 1 "
+            "number_ciphertext = :number, cvc_ciphertext = :cvc, seal_format = :format "
             "WHERE token = :token"
         ),
         {
@@ -187,9 +225,17 @@ async def store_token_bound(db: AsyncConnection, token: str, sealed: SealedCard)
             "key": sealed.wrapped_data_key,
             "number": sealed.number_ciphertext,
             "cvc": sealed.cvc_ciphertext,
+            "format": sealed.seal_format.value,
             "token": token,
         },
     )
+
+
+async def store_token_bound(db: AsyncConnection, token: str, sealed: SealedCard) -> None:
+    """Make the stored card `token` one sealed as `sealed` (token-bound), as a vault of a
+    version before migration 0006 left it."""
+    assert sealed.seal_format is SealFormat.TOKEN_BOUND
+    await store_sealed(db, token, sealed)
 
 
 @asynccontextmanager
@@ -202,10 +248,28 @@ async def without_the_seal_format_check(engine: AsyncEngine) -> AsyncIterator[No
         yield
     finally:
         async with engine.begin() as db:
-            await db.execute(text("UPDATE cards SET seal_format = 2 WHERE seal_format <> 1"))
+            await db.execute(
+                text("UPDATE cards SET seal_format = 3 WHERE seal_format NOT IN (1, 2, 3)")
+            )
             await db.execute(
                 text(
                     "ALTER TABLE cards ADD CONSTRAINT ck_cards_seal_format "
-                    "CHECK (seal_format IN (1, 2))"
+                    "CHECK (seal_format IN (1, 2, 3))"
                 )
             )
+
+
+def reseal_page_plan(url: str, query: str, values: list[object]) -> str:
+    """How the database reads a re-seal's page (`query`, with `$n` parameters `values`) as
+    planned for any parameters: a prepared statement may be planned once for all of them."""
+    with psycopg.connect(url) as connection:
+        connection.execute("SET enable_seqscan = off")
+        connection.execute("SET plan_cache_mode = force_generic_plan")
+        types = ", ".join("text" if isinstance(value, str) else "integer" for value in values)
+        connection.execute(f"PREPARE reseal_page ({types}) AS {query}")
+        arguments = sql.SQL(", ").join(sql.Literal(value) for value in values)
+        rows = connection.execute(
+            sql.SQL("EXPLAIN EXECUTE reseal_page({})").format(arguments)
+        ).fetchall()
+        connection.rollback()
+    return "\n".join(str(row[0]) for row in rows)

@@ -87,8 +87,9 @@ INCORRECT_NUMBER: Final = Decline(
     message="Your card number is incorrect.",
     sent_to_network=False,
 )
+# Stripe gives `expired_card` no decline_code (stripe-wire.md section 9), unlike card_declined.
 EXPIRED_CARD: Final = Decline(
-    code="expired_card", decline_code="expired_card", message="Your card has expired."
+    code="expired_card", decline_code=None, message="Your card has expired."
 )
 INCORRECT_CVC: Final = Decline(
     code="incorrect_cvc",

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
+from remit.core.text_limits import cut_short
+
 
 class ErrorKind(Enum):
     """Which gRPC status (and so which HTTP status) an error maps to."""
@@ -67,7 +69,7 @@ ECHO_LIMIT: Final = 200
 def echoed(text: str) -> str:
     """`text` to quote in a message: cut short if long, since an id may be of any length and
     the refusal that quotes it must stay small enough to deliver."""
-    return text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "..."
+    return cut_short(text, ECHO_LIMIT)
 
 
 def not_found(kind: str, object_id: str, param: str = "id") -> RemitError:

@@ -19,20 +19,54 @@ _DIGIT_SEPARATORS: Final = " -"
 
 def quoted_start(text: str) -> str:
     """The start of `text` to quote in a refusal: `text` itself when short, else its first
-    `QUOTED_CHARS` characters and "...", less any trailing digits (and the spaces or dashes
-    between them) that continue past the cut."""
-    if len(text) <= QUOTED_CHARS:
+    `QUOTED_CHARS` characters and "..." (`cut_short`)."""
+    return cut_short(text, QUOTED_CHARS)
+
+
+def cut_short(text: str, limit: int) -> str:
+    """`text` itself when at most `limit` characters, else its first `limit` characters and
+    "...", less any trailing digits (and the spaces or dashes between them) that continue
+    past the cut: the start of a card number cut short fails the Luhn check the masking of
+    card numbers relies on, and would go out unmasked."""
+    if len(text) <= limit:
         return text
-    start = text[:QUOTED_CHARS]
-    if _digits_continue_at(text, QUOTED_CHARS):
+    start = text[:limit]
+    if _digits_continue_at(text, limit):
         while start and (start[-1].isdigit() or start[-1] in _DIGIT_SEPARATORS):
             start = start[:-1]
     return start + "..."
 
 
+def abbreviated(text: str, keep: int) -> str:
+    """`text` shortened to its first and last `keep` characters around "..." (Stripe's
+    `Lottery Re...ne`), when longer than that. Neither end keeps digits that the cut goes
+    through: the two ends of a card number cut in the middle show up to `keep` of its digits
+    each, more than the first six and last four PCI DSS allows, and a cut number fails the
+    Luhn check that the masking of card numbers in messages relies on."""
+    if len(text) <= 2 * keep + 3:
+        return text
+    head, tail = text[:keep], text[-keep:]
+    if _digits_continue_at(text, keep):
+        while head and (head[-1].isdigit() or head[-1] in _DIGIT_SEPARATORS):
+            head = head[:-1]
+    if _digits_continue_before(text, len(text) - keep):
+        while tail and (tail[0].isdigit() or tail[0] in _DIGIT_SEPARATORS):
+            tail = tail[1:]
+    return f"{head}...{tail}"
+
+
 def too_long_message(text: str, limit: int, kind: str = "string") -> str:
     """Stripe's refusal of a value over `limit` characters, quoting only its start."""
     return f"Invalid {kind}: {quoted_start(text)}; must be at most {limit} characters"
+
+
+def _digits_continue_before(text: str, index: int) -> bool:
+    """Whether a run of digits comes up to `index` from before it: a digit just before, or
+    a separator there with a digit before it."""
+    here = text[index - 1]
+    if here.isdigit():
+        return True
+    return here in _DIGIT_SEPARATORS and index >= 2 and text[index - 2].isdigit()
 
 
 def _digits_continue_at(text: str, index: int) -> bool:

@@ -173,19 +173,23 @@ class CustomersService:
         return await run_keyed(self._engine, keyed, self._clock.now(), change)
 
     async def delete(self, account_id: str, customer_id: str) -> Customer:
-        now = self._clock.now()
+        """Delete the customer and detach its payment methods, in one transaction.
+
+        Each payment method is detached as an explicit detach does it, with its own
+        payment_method.detached event, before the customer.deleted event: the order in which
+        a merchant detaching the cards and then deleting the customer would get them. A
+        delete of a deleted customer (a retry, or a twin waiting on the row lock, which then
+        finds it deleted) is a 404 that changes nothing and records no event; DELETE takes no
+        idempotency key, in Stripe and here."""
         async with self._engine.begin() as db:
             repo = SqlCustomerRepository(db)
             customer = await repo.get(account_id, customer_id, for_update=True)
             if customer is None:
                 raise not_found("customer", customer_id)
-            deleted = replace(customer, deleted_at=now)
+            await self._payment_methods.detach_all_of_deleted_in(db, customer)
+            deleted = replace(customer, deleted_at=self._clock.now())
             await repo.save(deleted)
             await self._hooks.customer_changed(db, customer, deleted)
-            # Stripe detaches a deleted customer's payment methods; they cannot be used again.
-            await SqlPaymentMethodRepository(db).detach_all_of_customer(
-                account_id, customer_id, now
-            )
         return deleted
 
     async def list(

@@ -21,7 +21,7 @@ from grpc_status import rpc_status
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.logging import mask_card_numbers
-from remit.core.text_limits import too_long_message
+from remit.core.text_limits import cut_short, too_long_message
 from remit.grpcutil.deadlines import note_deadline
 from remit.grpcutil.request_lengths import OverLimit, field_over_limit, shortest_limit
 from remit.grpcutil.request_text import field_with_nul
@@ -96,8 +96,7 @@ def _shown(text: str, limit: int) -> str:
     """Text of a refusal as it leaves the process: a card number the caller put where an id
     or a code goes (`No such PaymentMethod: '4242...'`) masked, as the facade masks it, and
     cut to `limit` characters."""
-    text = mask_card_numbers(text)
-    return text if len(text) <= limit else text[:limit] + "..."
+    return cut_short(mask_card_numbers(text), limit)
 
 
 def error_detail(error: RemitError, related: Message | None = None) -> common_pb2.ErrorDetail:

@@ -10,8 +10,9 @@ than it already needed:
 - core and worker: the payment path's calls into the vault and the acquirer
   (`remit.payments.network`, `remit.payment_methods.vault_client`); the core also reads
   settlement reports for reconciliation (and looks operations up, as the payment path does,
-  to place an item on its settlement day), the worker lists and deletes vault cards no payment
-  method references (`remit.payment_methods.vault_sweep`).
+  to place an item on its settlement day) and changes a saved card's expiry and billing
+  details in the vault when its payment method is updated; the worker lists and deletes vault
+  cards no payment method references (`remit.payment_methods.vault_sweep`).
 - vault: authorizations forwarded to the acquirer (`remit.vault.forwarding`).
 - acquirer: nothing; it calls no one.
 - admin: every method of every service, reflection included (the CLI's commands: API keys,
@@ -87,7 +88,9 @@ ALLOWED: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
         VAULT_SERVICE: frozenset({"TokenizeCard"}),
     },
     CORE: {
-        VAULT_SERVICE: _PAYMENT_PATH_VAULT,
+        # The core also changes a saved card's expiry and billing details
+        # (`remit.payment_methods.service`, on a payment method's update).
+        VAULT_SERVICE: _PAYMENT_PATH_VAULT | {"UpdateCardDetails"},
         ACQUIRER_SERVICE: _PAYMENT_PATH_ACQUIRER | {"GetSettlementReport"},
     },
     WORKER: {

@@ -483,9 +483,17 @@ async def record_refund_held(
     Unguarded, as the refund itself is: it may take the spendable balance below zero. It has
     no expiry, so the expiry job never lets the money go while the refund is still pending.
     Returns the refund's balance transaction (the one already written, on a repeat).
+
+    What is left of the charge is read under the account's posting lock (held to the commit),
+    which every refund of the charge takes before it reads: two refunds made at once are
+    checked one after the other, the second against the first's hold. The ledger posts last in
+    its caller's transaction, so the lock is taken last there too; it costs one answered
+    statement, and the hold, sent after it, holds the lock already.
     """
     _positive(amount_minor, "amount")
     balances = BalanceRepository(db)
+    hold_id = refund_hold_id_for(refund_id)
+    await JournalRepository(db).lock_for_posting(account_id, hold_id)
     related = await balances.balance_transactions_for_charge(account_id, charge_id, _REFUND_ROWS)
     shown = _refund_shown(related, refund_id)
     if shown is not None:
@@ -499,7 +507,6 @@ async def record_refund_held(
         currency=currency,
         fee_policy=fee_policy,
     )
-    hold_id = refund_hold_id_for(refund_id)
     txn = _refund_balance_transaction(
         balance_transaction_id or new_id("txn"),
         account_id=account_id,
@@ -676,6 +683,15 @@ async def record_refund(
     balances = BalanceRepository(db)
     related = await balances.balance_transactions_for_charge(account_id, charge_id, _REFUND_ROWS)
     shown = _refund_shown(related, refund_id)
+    if shown is None:
+        # A refund without a hold checks what is left of the charge itself: again under the
+        # account's posting lock, as `record_refund_held` does, so that a refund made at the
+        # same time is counted. A held refund (the usual one) was checked when it was held.
+        await JournalRepository(db).lock_for_posting(account_id, refund_tx)
+        related = await balances.balance_transactions_for_charge(
+            account_id, charge_id, _REFUND_ROWS
+        )
+        shown = _refund_shown(related, refund_id)
     if shown is not None:
         if (shown.amount, shown.currency) != (-amount_minor, currency):
             raise _differs("a refund", refund_id)

@@ -1,6 +1,6 @@
 """`remit ledger verify`: recompute everything the ledger stores from its postings.
 
-Four checks, each independent of the running balances it audits:
+The checks, each independent of the running balances it audits:
 1. every transaction's postings sum to zero per currency;
 2. every ledger account's stored balances equal what its postings imply (posted: POSTED and
    POST_PENDING postings; pending in/out: the legs of still-open PENDING transactions);
@@ -10,7 +10,11 @@ Four checks, each independent of the running balances it audits:
    pending (available) balance Stripe shows, per account and currency: the ledger account's
    posted balance, less for available what refunds still waiting for the acquirer hold
    (`balances.shown_minor`);
-5. given a checkpoint file, the chains still pass through every position it recorded, with
+5. what the hash leaves out agrees with what it covers: each pending transaction's outcome and
+   each reversal's record (`verify_outcomes`);
+6. each balance transaction matches the posting it names, each ledger account's guard is the
+   chart's, and no charge is refunded beyond its amount (`verify_balance_transactions`);
+7. given a checkpoint file, the chains still pass through every position it recorded, with
    the hash it recorded (`remit.ledger.anchoring`): the chains alone cannot show history that
    was rewritten and its hashes recomputed, the checkpoints kept outside the database can.
 """
@@ -18,7 +22,6 @@ Four checks, each independent of the running balances it audits:
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
 
 from sqlalchemy import Row, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,24 +45,14 @@ from remit.ledger.tables import (
     ledger_postings,
     ledger_transactions,
 )
-
-
-class DifferenceKind(Enum):
-    UNBALANCED_TRANSACTION = "unbalanced_transaction"
-    BALANCE_MISMATCH = "balance_mismatch"
-    BALANCE_TRANSACTION_MISMATCH = "balance_transaction_mismatch"
-
-
-@dataclass(frozen=True)
-class Difference:
-    kind: DifferenceKind
-    account_id: str
-    currency: str
-    expected_minor: int
-    actual_minor: int
-    description: str
-    transaction_id: str | None = None
-    ledger_account: str | None = None
+from remit.ledger.verify_balance_transactions import (
+    account_flag_mismatches,
+    balance_transaction_mismatches,
+    over_refunded_charges,
+)
+from remit.ledger.verify_differences import Difference as Difference
+from remit.ledger.verify_differences import DifferenceKind as DifferenceKind
+from remit.ledger.verify_outcomes import pending_outcome_mismatches, reversal_mismatches
 
 
 @dataclass(frozen=True)
@@ -97,7 +90,12 @@ async def verify_ledger(
 ) -> VerifyReport:
     differences = await _unbalanced(db, account_id)
     differences += await _balance_mismatches(db, account_id)
+    differences += await pending_outcome_mismatches(db, account_id)
+    differences += await reversal_mismatches(db, account_id)
     differences += await _stripe_view_mismatches(db, account_id)
+    differences += await balance_transaction_mismatches(db, account_id)
+    differences += await over_refunded_charges(db, account_id)
+    differences += await account_flag_mismatches(db, account_id)
     checked, breaks = await _chain_breaks(db, account_id)
     anchored = None
     if checkpoints is not None:

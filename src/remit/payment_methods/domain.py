@@ -2,7 +2,7 @@
 token that names it and the details the vault chose to share."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
@@ -79,6 +79,10 @@ class CardSummary:
 class VaultCard:
     vault_token: str
     card: CardSummary
+    # The Stripe test id the card stands for (test mode only): the one it was resolved from
+    # (pm_card_visa), or the one the vault reads its number as (4242 4242 4242 4242 given as
+    # a number). Payments and Radar treat the card as that test id.
+    test_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,11 @@ class PaymentMethod:
     def usable(self) -> bool:
         """Stripe never lets a detached payment method be used again."""
         return self.detached_at is None
+
+    def detached(self, now: datetime) -> "PaymentMethod":
+        """Taken off its customer for good: Stripe never lets a detached payment method be
+        used or attached again."""
+        return replace(self, customer_id=None, detached_at=now)
 
     def spent_for(self, intent_id: str | None) -> bool:
         """Whether it may not pay `intent_id` (None: no intent, as when attaching it): used

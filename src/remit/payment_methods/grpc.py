@@ -13,6 +13,7 @@ from remit.core.jsonview import enum_numbers
 from remit.core.metadata import requested_metadata
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import timestamp
+from remit.payment_methods.billing_message import ADDRESS_FIELDS, billing_details_message
 from remit.payment_methods.domain import (
     CardSummary,
     NewPaymentMethod,
@@ -46,25 +47,10 @@ _LEGACY_BRANDS: Final = {
     "unionpay": "UnionPay",
 }
 _ALLOW_REDISPLAY: Final = frozenset({"always", "limited", "unspecified"})
-_ADDRESS_FIELDS: Final = ("city", "country", "line1", "line2", "postal_code", "state")
 
 
 def _as_dict(message: Any) -> dict[str, Any]:
     return MessageToDict(message, preserving_proto_field_name=True)
-
-
-def billing_details_message(details: dict[str, Any]) -> common_pb2.BillingDetails:
-    message = common_pb2.BillingDetails()
-    for name in ("email", "name", "phone", "tax_id"):
-        value = details.get(name)
-        if isinstance(value, str):
-            setattr(message, name, value)
-    address = details.get("address")
-    if isinstance(address, dict):
-        message.address.CopyFrom(
-            common_pb2.Address(**{k: str(v) for k, v in address.items() if k in _ADDRESS_FIELDS})
-        )
-    return message
 
 
 def _card_message(card: CardSummary) -> pb.PaymentMethodCard:
@@ -118,7 +104,7 @@ def token_message(token: Token) -> pb.Token:
         card.country = token.card.country
     if token.name is not None:
         card.name = token.name
-    for part in _ADDRESS_FIELDS:
+    for part in ADDRESS_FIELDS:
         value = token.address.get(part)
         if value is not None:
             setattr(card, "address_zip" if part == "postal_code" else f"address_{part}", value)

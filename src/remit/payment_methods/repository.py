@@ -243,14 +243,38 @@ class SqlPaymentMethodRepository:
             .values(**self._mutable(method))
         )
 
-    async def detach_all_of_customer(
-        self, account_id: str, customer_id: str, now: datetime
-    ) -> None:
-        await self._sa.execute(
-            update(payment_methods)
+    async def lock_attached_to(
+        self, account_id: str, customer_id: str, *, limit: int
+    ) -> list[PaymentMethod]:
+        """Up to `limit` of the payment methods attached to the customer, oldest first, locked
+        (FOR UPDATE), in one statement."""
+        rows = await self._sa.execute(
+            select(payment_methods)
             .where(
                 payment_methods.c.account_id == account_id,
                 payment_methods.c.customer_id == customer_id,
+            )
+            .order_by(payment_methods.c.created_at, payment_methods.c.id)
+            .limit(limit)
+            .with_for_update()
+        )
+        return [_pm_from_row(row) for row in rows]
+
+    async def save_detached(self, methods: Collection[PaymentMethod], now: datetime) -> None:
+        """Write `methods`, each detached at `now` (`PaymentMethod.detached`), in one
+        statement: a detach changes nothing else of them."""
+        if not methods:
+            return
+        account_ids = {method.account_id for method in methods}
+        if len(account_ids) != 1 or any(
+            method.customer_id is not None or method.detached_at != now for method in methods
+        ):
+            raise ValueError("save_detached takes one account's methods, each detached at now")
+        await self._sa.execute(
+            update(payment_methods)
+            .where(
+                payment_methods.c.account_id == account_ids.pop(),
+                payment_methods.c.id.in_([method.id for method in methods]),
             )
             .values(customer_id=None, detached_at=now)
         )
@@ -284,6 +308,13 @@ class SqlPaymentMethodRepository:
             ending_before=ending_before,
         )
         return [_pm_from_row(row) for row in rows], has_more
+
+    async def vault_card_shared(self, method: PaymentMethod) -> bool:
+        """Whether another payment method holds `method`'s vault card (a copy made of it,
+        `payment_method=` on a create): its expiry and billing details are then both's."""
+        p = payment_methods.c
+        query = select(exists().where(p.vault_token == method.vault_token, p.id != method.id))
+        return bool((await self._sa.execute(query)).scalar_one())
 
     async def vault_card_held(self, vault_token: str) -> bool:
         """Whether any payment method or token, of any account, holds the vault card."""

@@ -56,8 +56,9 @@ from remit.payment_methods.repository import (
     METHOD_SPENT_ELSEWHERE,
     SqlPaymentMethodRepository,
 )
-from remit.payment_methods.vault_client import CardVault
+from remit.payment_methods.vault_client import TEST_CARD_SHARED, CardVault
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, run_keyed, value_of
+from remit.storage import fastsql
 from remit.storage.engine import single_statement
 from remit.storage.fastsql import Refusals
 from remit.vault.test_cards import is_test_id
@@ -65,6 +66,10 @@ from remit.vault.test_cards import is_test_id
 log = logging.getLogger(__name__)
 
 MAX_LIST_LIMIT = 100
+# How many of a deleted customer's payment methods are detached at a time: enough that a
+# customer with a handful takes one batch, few enough that the events held on the client for
+# one batch stay small whatever the customer holds.
+DETACH_BATCH = 500
 T = TypeVar("T")
 _MAX_EXPIRY_YEARS_AHEAD = 50
 # Where a payment names the tok_ its new payment method spends (Stripe's payment_method_data).
@@ -191,7 +196,7 @@ class PaymentMethodsService:
         return await self._insert_once(
             account_id,
             keyed,
-            VaultCard(source.vault_token, source.card),
+            VaultCard(source.vault_token, source.card, source.test_id),
             replace(new, billing_details=new.billing_details or source.billing_details),
         )
 
@@ -213,7 +218,7 @@ class PaymentMethodsService:
             )
             await repo.mark_token_used(account_id, token_id)
             billing = merge_billing_details(billing_from_token(token), new.billing_details)
-            card = VaultCard(token.vault_token, token.card)
+            card = VaultCard(token.vault_token, token.card, token.test_id)
             method = self._new_method(account_id, card, replace(new, billing_details=billing))
             await repo.insert(method)
             return method
@@ -280,7 +285,7 @@ class PaymentMethodsService:
             billing_details=merge_billing_details({}, new.billing_details),
             metadata=dict(new.metadata),
             allow_redisplay=new.allow_redisplay or UNSPECIFIED_REDISPLAY,
-            test_id=test_id,
+            test_id=test_id or card.test_id,
         )
 
     async def _insert(
@@ -479,7 +484,7 @@ class PaymentMethodsService:
         billing = merge_billing_details(billing_from_token(token), new.billing_details)
         made = self._new_method(
             account_id,
-            VaultCard(token.vault_token, token.card),
+            VaultCard(token.vault_token, token.card, token.test_id),
             replace(new, billing_details=billing),
         )
         return MethodToCharge(made, is_new=True, spends_token=token_id)
@@ -597,11 +602,40 @@ class PaymentMethodsService:
                 ),
                 allow_redisplay=changes.allow_redisplay or method.allow_redisplay,
             )
+            if _names_card_details(changes) and not await repo.vault_card_shared(method):
+                # Before the change commits, and with the payment method's row held: a refusal
+                # leaves the payment method as it was, and concurrent updates reach the vault
+                # in the order they commit here, so the two never end up holding other values.
+                # If this commit fails after the vault's, the retry sends the same values,
+                # which the vault takes as done.
+                await self._send_card_details(method, updated, changes)
             await repo.save(updated)
             await self.hooks.payment_method_changed(db, method, updated)
             return updated
 
         return await run_keyed(self._engine, keyed, now, change)
+
+    async def _send_card_details(
+        self, method: PaymentMethod, updated: PaymentMethod, changes: PaymentMethodChanges
+    ) -> None:
+        """Give the vault the card's new expiry and/or billing details (whole, as the update
+        leaves them): a payment sends the vault's, to the network (the acquirer declines an
+        expired card; its address checks read the billing address)."""
+        expiry = None
+        if changes.exp_month is not None or changes.exp_year is not None:
+            expiry = (updated.card.exp_month, updated.card.exp_year)
+        billing = None if changes.billing_details is None else updated.billing_details
+        try:
+            await self._vault.update_card_details(
+                method.account_id, method.vault_token, expiry=expiry, billing_details=billing
+            )
+        except RemitError as error:
+            if error.code == TEST_CARD_SHARED:
+                # A test id's card, shared with every payment method made of the test id:
+                # the change stays this payment method's, as before the vault kept details.
+                log.debug("payment method %s has a test id's card: kept in the core", method.id)
+                return
+            raise _card_details_not_stored(method.id, error) from None
 
     async def attach(self, account_id: str, method_id: str, customer_id: str) -> PaymentMethod:
         return value_of(await self.attach_once(account_id, None, method_id, customer_id))
@@ -649,13 +683,41 @@ class PaymentMethodsService:
                     kind=ErrorKind.CONFLICT,
                     code="payment_method_unexpected_state",
                 )
-            detached = replace(method, customer_id=None, detached_at=self._clock.now())
+            detached = method.detached(self._clock.now())
             await repo.save(detached)
             await self.hooks.payment_method_changed(db, method, detached)
             await forget_default_method_in(db, owner, method_id, self._customer_hooks)
             return detached
 
         return await run_keyed(self._engine, keyed, self._clock.now(), take_off)
+
+    async def detach_all_of_deleted_in(self, db: AsyncConnection, customer: Customer) -> None:
+        """Detach every payment method of `customer`, which the caller's transaction is
+        deleting and holds locked (Stripe detaches a deleted customer's payment methods: they
+        can never be used again). Each is detached as `detach` detaches one, and its hook
+        records the same payment_method.detached event, so a merchant keeping saved cards from
+        webhooks drops them all. The customer's default payment method is left as it is, with
+        no customer.updated: customer.deleted shows the customer as it was when deleted.
+
+        In batches of `DETACH_BATCH`, oldest first: two statements a batch (lock, detach), and
+        the batch's events, held in a `fastsql.deferring` block, go out together in one
+        round trip before the next statement. So the round trips grow with the batches, not
+        with the payment methods, and what is held on the client stays bounded."""
+        repo = SqlPaymentMethodRepository(db)
+        now = self._clock.now()
+        async with fastsql.deferring(db):
+            while True:
+                batch = await repo.lock_attached_to(
+                    customer.account_id, customer.id, limit=DETACH_BATCH
+                )
+                if not batch:
+                    break
+                detached = [method.detached(now) for method in batch]
+                await repo.save_detached(detached, now)
+                for before, after in zip(batch, detached, strict=True):
+                    await self.hooks.payment_method_changed(db, before, after)
+                if len(batch) < DETACH_BATCH:
+                    break
 
     # --- tokens ------------------------------------------------------------------------
 
@@ -719,7 +781,7 @@ class PaymentMethodsService:
             address=address,
             client_ip=client_ip,
             metadata=metadata,
-            test_id=test_id,
+            test_id=test_id or card.test_id,
         )
 
     async def get_token(self, account_id: str, token_id: str) -> Token:
@@ -893,6 +955,39 @@ async def _attached(
     await SqlPaymentMethodRepository(db).save(attached)
     await hooks.payment_method_changed(db, method, attached)
     return attached
+
+
+def _names_card_details(changes: PaymentMethodChanges) -> bool:
+    """Whether the update names what the vault sends with the card: its expiry or billing
+    details."""
+    return (
+        changes.exp_month is not None
+        or changes.exp_year is not None
+        or changes.billing_details is not None
+    )
+
+
+def _card_details_not_stored(method_id: str, error: RemitError) -> RemitError:
+    """The vault's refusal of a card's new details, as the update's: nothing was changed. A
+    card the vault no longer holds (deleted through its admin API) leaves the payment method
+    in a state no update can fix; any other failure is the vault's, as it said it."""
+    message = (
+        f"The new card details of {method_id} could not be stored with its card in the "
+        f"vault, so the PaymentMethod was not changed: {error.message}"
+    )
+    if error.kind is ErrorKind.NOT_FOUND:
+        return RemitError(
+            message=message,
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="payment_method_unexpected_state",
+        )
+    return RemitError(
+        message=message,
+        kind=error.kind,
+        error_type=error.error_type,
+        code=error.code,
+        should_retry=error.should_retry,
+    )
 
 
 def _check_expiry(month: int, year: int, now: datetime) -> None:

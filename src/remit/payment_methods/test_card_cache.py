@@ -15,7 +15,7 @@ cache skips no record. Errors are not cached: an unknown test id is asked about 
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from remit.payment_methods.domain import VaultCard
@@ -76,3 +76,15 @@ class TestCardCache:
     async def delete_card(self, account_id: str, vault_token: str) -> bool:
         self.forget_card(account_id, vault_token)
         return await self._vault.delete_card(account_id, vault_token)
+
+    async def update_card_details(
+        self,
+        account_id: str,
+        vault_token: str,
+        *,
+        expiry: tuple[int, int] | None,
+        billing_details: Mapping[str, object] | None,
+    ) -> VaultCard:
+        return await self._vault.update_card_details(
+            account_id, vault_token, expiry=expiry, billing_details=billing_details
+        )

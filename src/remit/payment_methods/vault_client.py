@@ -1,11 +1,12 @@
-"""The core's window on the vault: test-card resolution, a card's public details, the tokens
-of old cards, and deleting a card nothing uses.
+"""The core's window on the vault: test-card resolution, a card's public details, a saved
+card's new expiry and billing details, the tokens of old cards, and deleting a card nothing uses.
 
 The core never asks for, receives or could receive a card number through this client.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
@@ -15,11 +16,14 @@ import grpc
 from remit.core.jsonview import enum_wire_values
 from remit.grpcutil.errors import answer_of
 from remit.grpcutil.protoconv import from_timestamp, timestamp
+from remit.payment_methods.billing_message import billing_details_message
 from remit.payment_methods.domain import CardSummary, StoredVaultCard, VaultCard, VaultCardPage
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
 REQUESTER: Final = "core"
+# The vault's code for a refused update of a test id's card (`remit.vault.service`).
+TEST_CARD_SHARED: Final = "vault_test_card_shared"
 TIMEOUT_S: Final = 10.0
 _BRANDS: Final = enum_wire_values(common_pb2.CardBrand.DESCRIPTOR)
 _FUNDING: Final = enum_wire_values(common_pb2.CardFunding.DESCRIPTOR)
@@ -35,6 +39,20 @@ class CardVault(Protocol):
 
     async def delete_card(self, account_id: str, vault_token: str) -> bool:
         """Destroy the card at the vault; False if it was deleted already."""
+        ...
+
+    async def update_card_details(
+        self,
+        account_id: str,
+        vault_token: str,
+        *,
+        expiry: tuple[int, int] | None,
+        billing_details: Mapping[str, object] | None,
+    ) -> VaultCard:
+        """Set the card's expiry (month, four-digit year) and/or billing details (whole) at
+        the vault, which sends them with the card's authorizations; the same values again
+        change nothing. Refused (FAILED_PRECONDITION, `TEST_CARD_SHARED`) for a test id's
+        card, which every payment method made of that test id shares."""
         ...
 
 
@@ -74,7 +92,7 @@ class GrpcCardVault:
                 timeout=TIMEOUT_S,
             )
         )
-        return VaultCard(reply.vault_token, summary_from_message(reply.card))
+        return VaultCard(reply.vault_token, summary_from_message(reply.card), test_id=test_id)
 
     async def card_details(self, account_id: str, vault_token: str) -> VaultCard:
         reply = await answer_of(
@@ -85,7 +103,7 @@ class GrpcCardVault:
                 timeout=TIMEOUT_S,
             )
         )
-        return VaultCard(vault_token, summary_from_message(reply.card))
+        return VaultCard(vault_token, summary_from_message(reply.card), reply.test_id or None)
 
     async def delete_card(self, account_id: str, vault_token: str) -> bool:
         reply = await answer_of(
@@ -97,6 +115,24 @@ class GrpcCardVault:
             )
         )
         return reply.deleted
+
+    async def update_card_details(
+        self,
+        account_id: str,
+        vault_token: str,
+        *,
+        expiry: tuple[int, int] | None,
+        billing_details: Mapping[str, object] | None,
+    ) -> VaultCard:
+        request = vault_pb2.UpdateCardDetailsRequest(
+            account_id=account_id, vault_token=vault_token, requester=self.requester
+        )
+        if expiry is not None:
+            request.exp_month, request.exp_year = expiry
+        if billing_details is not None:
+            request.billing_details.CopyFrom(billing_details_message(billing_details))
+        reply = await answer_of(self._stub.UpdateCardDetails(request, timeout=TIMEOUT_S))
+        return VaultCard(vault_token, summary_from_message(reply.card))
 
     async def cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None

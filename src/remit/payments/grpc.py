@@ -22,8 +22,9 @@ from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import filter_bound, from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
+from remit.payment_methods.billing_message import billing_details_message
 from remit.payment_methods.domain import NewPaymentMethod
-from remit.payment_methods.grpc import PaymentMethodRpcs, billing_details_message
+from remit.payment_methods.grpc import PaymentMethodRpcs
 from remit.payment_methods.service import MethodToCharge, PaymentMethodsService
 from remit.payments.charge_refunds import NOT_READ, ChargeRefunds
 from remit.payments.charges import (

@@ -551,7 +551,10 @@ async def _healthz(_request: Request) -> Response:
     return Response("ok", media_type="text/plain")
 
 
-_ANY_METHOD = ["GET", "POST", "DELETE", "PUT", "PATCH"]
+# Every method a client may send, OPTIONS (a browser's preflight) and TRACE included: a route
+# limited to fewer would leave the others Starlette's plain-text 405, with no Request-Id and a
+# body no Stripe client can read.
+_ANY_METHOD = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "TRACE"]
 
 
 def _unimplemented_searches(operations: Sequence[Operation]) -> list[Route]:
@@ -609,6 +612,9 @@ def build_app(
             Middleware(AdmissionLimit, max_in_flight=limit, refusal=_overloaded),
             Middleware(BodyReadDeadline, timeout_s=read_timeout_s or api_read_timeout_s()),
         ],
+        # A method no route lists (WebDAV's, a made-up one): Starlette's 405, answered as the
+        # catch-all answers every other unserved request.
+        exception_handlers={405: _method_not_served},
     )
     # A path the catch-all cannot match (its pattern stops at a newline, `%0A` in an id) would
     # get Starlette's own plain-text 404, and one ending in a slash a 307 to the path without
@@ -631,6 +637,10 @@ def _overloaded(headers: Headers) -> Response:
     if key and idempotency_key_problem(key) is None:
         response.headers[IDEMPOTENCY_KEY_HEADER] = key
     return response
+
+
+async def _method_not_served(request: Request, _: Exception) -> Response:
+    return await _not_found(request)
 
 
 async def _unmatched(scope: Scope, receive: Receive, send: Send) -> None:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from remit.accounts.domain import KeyKind, Principal
+from remit.core.text_limits import cut_short
 from remit.grpcutil.metadata import (
     KEY_ID_KEY,
     KEY_KIND_KEY,
@@ -100,4 +101,4 @@ def request_path_for_core(path: str) -> str:
     """The request's URL path as gRPC metadata can carry it (printable ASCII): what is not is
     percent-encoded again, as the client sent it; cut short past `MAX_REQUEST_PATH`."""
     encoded = quote(path, safe="/:@!$&'()*+,;=-._~")
-    return encoded if len(encoded) <= MAX_REQUEST_PATH else encoded[:MAX_REQUEST_PATH] + "..."
+    return cut_short(encoded, MAX_REQUEST_PATH)

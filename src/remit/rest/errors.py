@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import FrozenInstanceError, dataclass, fields
 from typing import Final, Self
 
+from remit.core.text_limits import cut_short
 from remit.grpcutil.metadata import MAX_IDEMPOTENCY_KEY_LENGTH
 from remit.rest.forms import FormDecodeError
 from remit.rest.params import ParamError
@@ -289,4 +290,4 @@ def mask_api_key(presented: str) -> str:
 
 def _limit(text: str) -> str:
     """Cap client-supplied text echoed in a message."""
-    return text if len(text) <= _ECHO_LIMIT else text[:_ECHO_LIMIT] + "..."
+    return cut_short(text, _ECHO_LIMIT)

@@ -17,6 +17,8 @@ import re
 from typing import Final, NoReturn, TypeAlias
 from urllib.parse import unquote_to_bytes
 
+from remit.core.text_limits import cut_short
+
 FormValue: TypeAlias = str | list["FormValue"] | dict[str, "FormValue"]
 
 
@@ -244,9 +246,7 @@ def _child_param(parent: str, key: str) -> str:
 
 def _preview(text: str | None) -> str:
     text = text or ""
-    if len(text) <= _PREVIEW_LENGTH:
-        return text
-    return text[:_PREVIEW_LENGTH] + "..."
+    return cut_short(text, _PREVIEW_LENGTH)
 
 
 def _preview_or_none(text: str | None) -> str | None:

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import ClassVar, Final, Generic, Self, TypeVar
 
 from remit.core.currency import SUPPORTED_CURRENCIES
-from remit.core.text_limits import quoted_start, too_long_message
+from remit.core.text_limits import abbreviated, quoted_start, too_long_message
 from remit.rest.forms import Appended, FormValue
 
 T = TypeVar("T")
@@ -750,10 +750,9 @@ def _list_names(names: list[str]) -> str:
 
 
 def _abbreviate(text: str, keep: int = 20) -> str:
-    """Shorten long client input before echoing it, the way Stripe does (`Lottery Re...ne`)."""
-    if len(text) <= 2 * keep + 3:
-        return text
-    return f"{text[:keep]}...{text[-keep:]}"
+    """Shorten long client input before echoing it, the way Stripe does (`Lottery Re...ne`),
+    never through a run of digits (`remit.core.text_limits.abbreviated`)."""
+    return abbreviated(text, keep)
 
 
 def _optional_int(values: Mapping[str, object], name: str) -> int | None:

@@ -94,7 +94,7 @@ async def rotate_key(target: str, access: InternalAccess, wait: bool) -> list[st
 
 
 async def reseal_cards(target: str, access: InternalAccess) -> list[str]:
-    """Re-seal every card still sealed to its token alone, batch after batch. As for
+    """Re-seal every card still sealed in a format before the newest, batch after batch. As for
     `rotate-key --wait`, a batch that moves nothing may be the vault's own background pass
     holding those cards: wait while what remains goes down, and give up once it has stood
     still for STALL_S (those cards do not open; the vault logs each)."""
@@ -118,8 +118,8 @@ async def reseal_cards(target: str, access: InternalAccess) -> list[str]:
         total = await _batches_until_done(reseal_batch, reseal_stalled)
     return [
         f"re-sealed {total} cards under fresh data keys in {time.monotonic() - started:.1f}s",
-        "every card is now bound to its account; rotate-key --wait, retire-keys and "
-        "remove-key-version then put copies of the old rows beyond use",
+        "every card is now bound to its account and metadata; rotate-key --wait, retire-keys "
+        "and remove-key-version then put copies of the old rows beyond use",
     ]
 
 

@@ -6,8 +6,8 @@
   reach (dead row versions, free space, the WAL, backups). A task of its own: the key file
   being unwritable must not stop the sweep, nor the database being down the deletion.
 - After a key rotation, data keys still wrapped under older versions are re-wrapped in batches.
-- Cards sealed before their account was bound into their seals are re-sealed, each under a fresh
-  data key, so that an upgrade converges by itself (`VaultService.reseal_all`).
+- Cards sealed before their account and metadata were bound into their seals are re-sealed, each
+  under a fresh data key, so that an upgrade converges by itself (`VaultService.reseal_all`).
 - The dead row versions that shredding and CVC destruction leave behind, which still hold the
   sealed number, the wrapped data key and the CVC, are pruned (autovacuum would get to them
   only once a fifth of the table is dead). A round leaves those a snapshot older than their
@@ -79,7 +79,10 @@ def start_background(
     async def reseal() -> None:
         resealed = await service.reseal_all(requester=REQUESTER)
         if resealed:
-            log.info("re-sealed %d cards under fresh data keys bound to their accounts", resealed)
+            log.info(
+                "re-sealed %d cards under fresh data keys bound to their accounts and metadata",
+                resealed,
+            )
 
     return [
         asyncio.create_task(_every("cvc-sweep", cvc_sweep_interval_s, sweep_cvcs, stop)),

@@ -2,17 +2,21 @@
 
 Each card gets its own random 256-bit data key. The number is sealed under it, and the data key
 itself is sealed ("wrapped") under a named, versioned key-encrypting key (KEK) that never enters
-the database. The card's vault token and the account that owns it are bound into every seal as
-associated data (`SealFormat.ACCOUNT_BOUND`): a ciphertext copied onto another card's row, or a
-row given to another account by a write to the vault database, fails authentication instead of
-decrypting to someone else's number. Re-wrapping touches only the data key: card numbers stay
-sealed.
+the database. The card's vault token, the account that owns it and a digest of its metadata
+(`remit.vault.card_metadata`: brand, last4, fingerprint, expiry, funding, country, billing
+details, mode and creation time, the plain columns the vault hands out and forwards) are bound
+into every seal as associated data (`SealFormat.METADATA_BOUND`): a ciphertext copied onto
+another card's row, a row given to another account, or a row whose expiry or billing details
+were swapped with another card's by a write to the vault database, fails authentication instead
+of decrypting to someone else's number or answering with someone else's details. Re-wrapping
+touches only the data key: card numbers stay sealed.
 
-Cards stored before the account was bound (`SealFormat.TOKEN_BOUND`, the token alone in their
-associated data) still open. Re-sealing one (`seal_card` with what `open_card` gave) moves it to
-a fresh data key and the account-bound format: every copy of its old row (the WAL, a backup)
-then depends on the old data key, which no live row holds any more, and is beyond use once the
-KEK version that wrapped it is removed. A re-wrap alone cannot do that, as it keeps the data key.
+Cards stored before the metadata was bound (`SealFormat.ACCOUNT_BOUND`, the account and token)
+and before the account was (`SealFormat.TOKEN_BOUND`, the token alone) still open. Re-sealing
+one (`seal_card` with what `open_card` gave) moves it to a fresh data key and the newest
+format: every copy of its old row (the WAL, a backup) then depends on the old data key, which
+no live row holds any more, and is beyond use once the KEK version that wrapped it is removed.
+A re-wrap alone cannot do that, as it keeps the data key.
 
 A CVC is not sealed under the card's data key, which lives as long as the card: a copy of its
 ciphertext left in the WAL, a backup or a page's free space would open for as long as the card
@@ -43,6 +47,8 @@ KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
 FINGERPRINT_LENGTH: Final = 16
 TAG_BYTES: Final = 16
+# SHA-256 (`remit.vault.card_metadata.metadata_digest`).
+METADATA_DIGEST_BYTES: Final = 32
 
 # Every CVC stored within one hour is sealed under that hour's CVC key.
 CVC_KEY_PERIOD: Final = timedelta(hours=1)
@@ -61,14 +67,16 @@ class SealFormat(IntEnum):
     """What a card's seals are bound to; stored with each card (`cards.seal_format`)."""
 
     # A value read from a row that names no format this vault knows: written there by hand (the
-    # vault never writes it, and vault migration 0007 refuses it since). Nothing is sealed this
-    # way and nothing opens: a card claiming it is refused as tampered, as one whose seals do
-    # not authenticate is, rather than failing the read.
+    # vault never writes it, and vault migrations 0007 and 0008 refuse it since). Nothing is
+    # sealed this way and nothing opens: a card claiming it is refused as tampered, as one
+    # whose seals do not authenticate is, rather than failing the read.
     UNRECOGNIZED = 0
     # Before vault migration 0006: the token alone.
     TOKEN_BOUND = 1
-    # The account that owns the card and its token.
+    # Before vault migration 0008: the account that owns the card and its token.
     ACCOUNT_BOUND = 2
+    # The account, the token and the digest of the card's metadata (`remit.vault.card_metadata`).
+    METADATA_BOUND = 3
 
     @classmethod
     def stored(cls, value: int) -> "SealFormat":
@@ -273,23 +281,36 @@ def _open(key: bytes, sealed: bytes, associated: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class CardBinding:
-    """Whose card a sealed card is, as its seals' associated data names it."""
+    """Whose card a sealed card is, and what its row says of it, as its seals' associated data
+    names them. `metadata` is the digest of the card's metadata (`remit.vault.card_metadata`),
+    bound by `SealFormat.METADATA_BOUND` alone: the earlier formats ignore it."""
 
     token: str
     account_id: str
     seal_format: SealFormat
+    metadata: bytes = b""
 
     def associated(self, what: str, *more: object) -> bytes:
         parts = [str(part) for part in more]
         if self.seal_format is SealFormat.TOKEN_BOUND:
             return "/".join(["remit-vault", what, self.token, *parts]).encode()
-        if self.seal_format is not SealFormat.ACCOUNT_BOUND:
+        if self.seal_format is SealFormat.ACCOUNT_BOUND:
+            return _length_prefixed("remit-vault/v2", what, [self.account_id, self.token, *parts])
+        if self.seal_format is not SealFormat.METADATA_BOUND:
             # A format written by hand: no seal is bound to it, so none can authenticate.
             raise tampered()
-        # Each part after its length: an account id may hold "/" (the caller names it), and
-        # account "a/b" with token "c" must not read the same as account "a" with token "b/c".
-        named = "".join(f"/{len(part)}:{part}" for part in [self.account_id, self.token, *parts])
-        return f"remit-vault/v2/{what}{named}".encode()
+        if len(self.metadata) != METADATA_DIGEST_BYTES:
+            # A caller that forgot the card's metadata: a bug, never a card's fault.
+            raise ValueError("a metadata-bound seal needs the digest of the card's metadata")
+        named = [self.account_id, self.token, self.metadata.hex(), *parts]
+        return _length_prefixed("remit-vault/v3", what, named)
+
+
+def _length_prefixed(prefix: str, what: str, parts: list[str]) -> bytes:
+    # Each part after its length: an account id may hold "/" (the caller names it), and
+    # account "a/b" with token "c" must not read the same as account "a" with token "b/c".
+    named = "".join(f"/{len(part)}:{part}" for part in parts)
+    return f"{prefix}/{what}{named}".encode()
 
 
 def _data_key_ad(binding: CardBinding, name: str, version: int) -> bytes:
@@ -303,12 +324,15 @@ def seal_card(
     number: Secret[str],
     cvc: Secret[str] | None,
     cvc_key: CvcKey | None = None,
+    *,
+    metadata: bytes,
 ) -> SealedCard:
-    """The card sealed for storage under a fresh data key, bound to its token and account; its
-    CVC, if it has one, under `cvc_key`."""
+    """The card sealed for storage under a fresh data key, bound to its token, account and the
+    digest of its metadata (`remit.vault.card_metadata`); its CVC, if it has one, under
+    `cvc_key`."""
     if cvc is not None and cvc_key is None:
         raise ValueError("a CVC is sealed under a CVC key, never under the card's data key")
-    binding = CardBinding(token, account_id, SealFormat.ACCOUNT_BOUND)
+    binding = CardBinding(token, account_id, SealFormat.METADATA_BOUND, metadata)
     data_key = AESGCM.generate_key(bit_length=256)
     kek = ring.current
     return SealedCard(
@@ -347,18 +371,23 @@ def _unwrap(ring: KeyRing, binding: CardBinding, sealed: SealedCard) -> bytes:
     )
 
 
-def verify_binding(ring: KeyRing, token: str, account_id: str, sealed: SealedCard) -> None:
-    """Check that the card's seals name `token` and `account_id`, without decrypting its number
-    or CVC: its data key must unwrap under the associated data its format binds (one AES-GCM
-    open of 32 bytes). The data key is dropped at once; nothing is kept. Raises as `open_card`
-    does: a row given to another account, or whose data key was copied from another card's
-    row, fails authentication.
+def verify_binding(
+    ring: KeyRing, token: str, account_id: str, sealed: SealedCard, *, metadata: bytes
+) -> None:
+    """Check that the card's seals name `token`, `account_id` and (metadata-bound) `metadata`,
+    without decrypting its number or CVC: its data key must unwrap under the associated data
+    its format binds (one AES-GCM open of 32 bytes). The data key is dropped at once; nothing
+    is kept. Raises as `open_card` does: a row given to another account, whose metadata was
+    changed, or whose data key was copied from another card's row, fails authentication.
+
+    An account-bound card (`SealFormat.ACCOUNT_BOUND`) names no metadata: its metadata is not
+    checked until the background re-seal binds what its row then holds.
 
     A card sealed the token-bound way (`SealFormat.TOKEN_BOUND`) names no account: only its
     token is checked, so such a row given to another account still passes, until the
     background re-seal binds it to the account it then belongs to. A row whose format was
-    changed by hand to token-bound fails, as its data key was wrapped the account-bound way."""
-    _unwrap(ring, CardBinding(token, account_id, sealed.seal_format), sealed)
+    changed by hand to an earlier format fails, as its data key was wrapped another way."""
+    _unwrap(ring, CardBinding(token, account_id, sealed.seal_format, metadata), sealed)
 
 
 @dataclass(frozen=True)
@@ -367,12 +396,15 @@ class OpenedCard:
     cvc: Secret[str] | None
 
 
-def open_card(ring: KeyRing, token: str, account_id: str, sealed: SealedCard) -> OpenedCard:
+def open_card(
+    ring: KeyRing, token: str, account_id: str, sealed: SealedCard, *, metadata: bytes
+) -> OpenedCard:
     """The card's number and CVC. The CVC is None if the card has none, or if the CVC key it
     was sealed under is deleted: every CVC sealed under it had expired by then. A card whose
-    seals name another account than `account_id` (its row given to another account) fails
-    authentication, as tampering does."""
-    binding = CardBinding(token, account_id, sealed.seal_format)
+    seals name another account than `account_id` (its row given to another account), or other
+    metadata than `metadata` (its row's plain columns changed), fails authentication, as
+    tampering does."""
+    binding = CardBinding(token, account_id, sealed.seal_format, metadata)
     data_key = _unwrap(ring, binding, sealed)
     number = _open(data_key, sealed.number_ciphertext, binding.associated("number"))
     cvc = None
@@ -399,16 +431,20 @@ def _open_cvc(
 
 
 def open_cvc_under_cvc_key(
-    ring: KeyRing, token: str, account_id: str, seal_format: SealFormat, sealed_cvc: bytes
+    ring: KeyRing, binding: CardBinding, sealed_cvc: bytes
 ) -> Secret[str] | None:
-    """A CVC sealed under a CVC key, opened without its card's data key (None once that key is
-    deleted); one sealed under the data key is refused as tampered."""
-    return _open_cvc(ring, CardBinding(token, account_id, seal_format), None, sealed_cvc)
+    """A CVC sealed under a CVC key for `binding`, opened without its card's data key (None
+    once that key is deleted); one sealed under the data key is refused as tampered."""
+    return _open_cvc(ring, binding, None, sealed_cvc)
 
 
-def rewrap(ring: KeyRing, token: str, account_id: str, sealed: SealedCard) -> SealedCard:
-    """The same card with its data key wrapped under the current KEK version."""
-    binding = CardBinding(token, account_id, sealed.seal_format)
+def rewrap(
+    ring: KeyRing, token: str, account_id: str, sealed: SealedCard, *, metadata: bytes
+) -> SealedCard:
+    """The same card with its data key wrapped under the current KEK version: under the same
+    binding, so a card whose seals do not name `token`, `account_id` and `metadata` is
+    refused as tampered, not re-wrapped."""
+    binding = CardBinding(token, account_id, sealed.seal_format, metadata)
     data_key = _unwrap(ring, binding, sealed)
     kek = ring.current
     return replace(

@@ -62,11 +62,14 @@ class AuditAction(Enum):
     REMOVE_KEY_VERSION = "remove_key_version"
     CREATE_CVC_KEY = "create_cvc_key"
     DESTROY_CVC_KEY = "destroy_cvc_key"
-    # A card opened and sealed anew under a fresh data key, bound to its account.
+    # A card opened and sealed anew under a fresh data key, bound to its account and metadata.
     RESEAL = "reseal"
     # The CVC a forward took, put back (or not) after the destination refused the forward
     # before carrying it out; named by the forward's reference.
     PUT_BACK_CVC = "put_back_cvc"
+    # A card's expiry or billing details changed, and the card re-sealed under its new
+    # metadata in the same transaction (or the change refused).
+    UPDATE_DETAILS = "update_details"
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,9 @@ class KeyStatus:
     current_version: int
     minimum_decryption_version: int
     versions: list[KeyVersionStatus]
-    # Cards not deleted still sealed the token-bound way, under their first data key.
-    token_bound_cards: int = 0
+    # Cards not deleted still sealed in a format before the newest (`SealFormat`), under the
+    # data key they were first sealed under.
+    cards_to_reseal: int = 0
 
 
 @dataclass(frozen=True)

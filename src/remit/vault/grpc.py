@@ -22,7 +22,7 @@ from remit.vault.domain import (
     ListedCard,
     StoredCredential,
 )
-from remit.vault.service import VaultService
+from remit.vault.service import NewCardDetails, VaultService
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
@@ -130,6 +130,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             card=card_details_message(details.summary),
             cvc_present=details.cvc_present,
             billing_details=billing_details_message(dict(details.billing_details)),
+            test_id=details.test_id or "",
         )
 
     async def ForwardAuthorization(
@@ -174,6 +175,21 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             _account(request), request.vault_token, requester=_requester(request)
         )
         return vault_pb2.DeleteCardResponse(deleted=deleted)
+
+    async def UpdateCardDetails(
+        self, request: vault_pb2.UpdateCardDetailsRequest, context: Context
+    ) -> vault_pb2.UpdateCardDetailsResponse:
+        updated = await self._service.update_card_details(
+            _account(request),
+            request.vault_token,
+            _new_card_details(request),
+            requester=_requester(request),
+        )
+        return vault_pb2.UpdateCardDetailsResponse(
+            card=card_details_message(updated.summary),
+            billing_details=billing_details_message(dict(updated.billing_details)),
+            changed=updated.changed,
+        )
 
     async def ListCardsCreatedBefore(
         self, request: vault_pb2.ListCardsCreatedBeforeRequest, context: Context
@@ -253,7 +269,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
                 )
                 for entry in status.versions
             ],
-            token_bound_cards=status.token_bound_cards,
+            token_bound_cards=status.cards_to_reseal,
         )
 
     async def ListAuditEvents(
@@ -299,3 +315,20 @@ def _listed_card(card: ListedCard) -> vault_pb2.ListedCard:
     return vault_pb2.ListedCard(
         vault_token=card.token, account_id=card.account_id, created=timestamp(card.created_at)
     )
+
+
+def _new_card_details(request: vault_pb2.UpdateCardDetailsRequest) -> NewCardDetails:
+    """The fields the request sets; an expiry is its month and year together."""
+    has_month, has_year = request.HasField("exp_month"), request.HasField("exp_year")
+    if has_month != has_year:
+        missing = "exp_year" if has_month else "exp_month"
+        raise invalid("exp_month and exp_year are given together.", missing)
+    expiry = (request.exp_month, request.exp_year) if has_month else None
+    billing = (
+        billing_details_dict(request.billing_details)
+        if request.HasField("billing_details")
+        else None
+    )
+    if expiry is None and billing is None:
+        raise invalid("Give the card's new expiry, billing details or both.", "exp_month")
+    return NewCardDetails(expiry=expiry, billing_details=billing)

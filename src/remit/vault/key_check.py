@@ -25,6 +25,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.config import ConfigError
+from remit.vault.card_metadata import card_metadata
 from remit.vault.crypto import KeyRing, SealFormat, VaultCryptoError, rewrap
 from remit.vault.keystore import (
     KEY_FILE_ENV,
@@ -111,7 +112,7 @@ async def _check_it_unwraps_the_newest_card(
             "it, or mend the card's seal_format"
         )
     try:
-        rewrap(ring, card.token, card.account_id, card.sealed)
+        rewrap(ring, card.token, card.account_id, card.sealed, metadata=card_metadata(card))
     except VaultCryptoError:
         raise ConfigError(
             f"the vault keys in {source} do not unwrap the data key of the vault database's "

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.storage.fastsql import Db, Statement, TableStatements, driver, sqlalchemy_unit
 from remit.storage.keyset import fetch_page
+from remit.vault.card_metadata import metadata_digest
 from remit.vault.cards import Brand, Funding
 from remit.vault.crypto import SealedCard, SealFormat
 from remit.vault.domain import (
@@ -107,31 +108,39 @@ def _audit_events_insert(count: int) -> Statement:
 # RETURNING shows the new values; the old ones come from `held`.
 _AUDIT_FORWARD_TAKING_CVC = Statement(
     "WITH held AS ("  # noqa: S608
-    "SELECT token, cvc_ciphertext, cvc_expires_at, seal_format FROM cards "
+    "SELECT token, cvc_ciphertext, cvc_expires_at, seal_format, exp_month, exp_year, "
+    "billing_details FROM cards "
     "WHERE token = %(token)s "
     "AND (cvc_ciphertext IS NOT NULL OR cvc_expires_at IS NOT NULL) FOR UPDATE"
     "), taken AS ("
     "UPDATE cards SET cvc_ciphertext = NULL, cvc_expires_at = NULL FROM held "
     "WHERE cards.token = held.token "
     "RETURNING held.cvc_ciphertext AS cvc_ciphertext, held.cvc_expires_at AS cvc_expires_at, "
-    "held.seal_format AS seal_format"
+    "held.seal_format AS seal_format, held.exp_month AS exp_month, "
+    "held.exp_year AS exp_year, held.billing_details AS billing_details"
     f"), audited AS ({_AUDIT_EVENT_INSERT}) "
     "SELECT (SELECT cvc_ciphertext FROM taken WHERE cvc_expires_at > %(now)s) AS cvc, "
     "(SELECT cvc_expires_at FROM taken) AS cvc_expires_at, "
-    "(SELECT seal_format FROM taken) AS seal_format"
+    "(SELECT seal_format FROM taken) AS seal_format, "
+    "(SELECT exp_month FROM taken) AS exp_month, (SELECT exp_year FROM taken) AS exp_year, "
+    "(SELECT billing_details FROM taken) AS billing_details"
 )
 
 # Puts a CVC a forward took back in its card's slot, for a forward the destination refused
 # before carrying it out (`VaultService.forward`). Only into the row it was taken from as it
 # was then: not deleted, still the account's, of the format the CVC is sealed for, and with
 # its slot still empty, so that a CVC is never put where one is held (nor where a forward
-# could read two); and only while it has not expired.
+# could read two); with the expiry and billing details the CVC's seal binds (an update of the
+# card's details re-sealed it under others meanwhile); and only while it has not expired.
 _PUT_CVC_BACK = Statement(
     "UPDATE cards SET cvc_ciphertext = %(cvc)s, cvc_expires_at = %(cvc_expires_at)s "
     "WHERE token = %(token)s AND account_id = %(account_id)s "
     "AND seal_format = %(seal_format)s AND deleted_at IS NULL "
+    "AND exp_month = %(exp_month)s AND exp_year = %(exp_year)s "
+    "AND billing_details = %(billing_details)s "
     "AND cvc_ciphertext IS NULL AND %(cvc_expires_at)s > %(now)s "
-    "RETURNING token"
+    "RETURNING token",
+    json=frozenset({"billing_details"}),
 )
 
 # The key ring's lock, transaction-scoped. Every write of a wrapped data key (a tokenization,
@@ -148,16 +157,54 @@ _HOLD_KEY_RING_SHARED = Statement(
 )
 _HOLD_KEY_RING_EXCLUSIVE = Statement("SELECT pg_advisory_xact_lock(%(namespace)s, %(key)s) AS held")
 
-# The condition of `ix_cards_live_token_bound`, written out as a constant rather than a bound
-# parameter: the planner uses a partial index only for a query whose condition it can prove
-# implies the index's, which a prepared statement's parameter does not.
-_TOKEN_BOUND_LIVE = and_(
+# The condition of `ix_cards_live_to_reseal` (vault migration 0008): cards not deleted sealed
+# in a format before the newest. Written out as a constant rather than a bound parameter: the
+# planner uses a partial index only for a query whose condition it can prove implies the
+# index's, which a prepared statement's parameter does not.
+_TO_RESEAL_LIVE = and_(
     cards.c.deleted_at.is_(None),
-    cards.c.seal_format == literal_column(str(SealFormat.TOKEN_BOUND.value)),
+    cards.c.seal_format < literal_column(str(SealFormat.METADATA_BOUND.value)),
 )
 
 _AUDIT_EVENTS = TableStatements(audit_events, key=("id",))
 _CARDS = TableStatements(cards, key=("token",))
+
+
+# The columns of a card its seals bind the digest of (`remit.vault.card_metadata`), besides its
+# token and account.
+_METADATA_COLUMNS = (
+    cards.c.livemode,
+    cards.c.brand,
+    cards.c.last4,
+    cards.c.exp_month,
+    cards.c.exp_year,
+    cards.c.fingerprint,
+    cards.c.funding,
+    cards.c.country,
+    cards.c.billing_details,
+)
+
+
+def _summary_from_mapping(m: Mapping[Any, Any]) -> CardSummary:
+    return CardSummary(
+        brand=Brand(m["brand"]),
+        last4=m["last4"],
+        exp_month=m["exp_month"],
+        exp_year=m["exp_year"],
+        fingerprint=m["fingerprint"],
+        funding=Funding(m["funding"]),
+        country=m["country"],
+    )
+
+
+def _metadata_from_mapping(m: Mapping[Any, Any]) -> bytes:
+    """The digest of the metadata of a row holding `_METADATA_COLUMNS` and `created_at`."""
+    return metadata_digest(
+        livemode=m["livemode"],
+        summary=_summary_from_mapping(m),
+        billing_details=m["billing_details"],
+        created_at=m["created_at"],
+    )
 
 
 def _card_from_row(row: Row[tuple[object, ...]]) -> StoredCard:
@@ -179,15 +226,7 @@ def _card_from_mapping(m: Mapping[Any, Any]) -> StoredCard:
             # refused as tampered when used, rather than the read failing as a bug would.
             seal_format=SealFormat.stored(m["seal_format"]),
         ),
-        summary=CardSummary(
-            brand=Brand(m["brand"]),
-            last4=m["last4"],
-            exp_month=m["exp_month"],
-            exp_year=m["exp_year"],
-            fingerprint=m["fingerprint"],
-            funding=Funding(m["funding"]),
-            country=m["country"],
-        ),
+        summary=_summary_from_mapping(m),
         billing_details=m["billing_details"],
         created_at=m["created_at"],
         cvc_expires_at=m["cvc_expires_at"],
@@ -260,18 +299,21 @@ def cards_wrapped_below_query(
 
 @dataclass(frozen=True)
 class TakenCvc:
-    """A CVC a forward took, when it was to expire, and the format of the card as it was
-    taken from it."""
+    """A CVC a forward took, when it was to expire, and the format, expiry and billing details
+    of the card as it was taken from it (what the CVC's seal binds, `card_metadata`)."""
 
     sealed: bytes
     expires_at: datetime
     seal_format: SealFormat
+    exp_month: int
+    exp_year: int
+    billing_details: Mapping[str, object]
 
 
-def token_bound_tokens_query(limit: int, *, after: str | None) -> Select[Any]:
-    """The query of `SqlVaultRepository.token_bound_tokens`: a range of the index of the cards
-    left to re-seal, `ix_cards_live_token_bound` (vault migration 0006)."""
-    conditions = [_TOKEN_BOUND_LIVE]
+def tokens_to_reseal_query(limit: int, *, after: str | None) -> Select[Any]:
+    """The query of `SqlVaultRepository.tokens_to_reseal`: a range of the index of the cards
+    left to re-seal, `ix_cards_live_to_reseal` (vault migration 0008)."""
+    conditions = [_TO_RESEAL_LIVE]
     if after is not None:
         conditions.append(cards.c.token > after)
     return select(cards.c.token).where(*conditions).order_by(cards.c.token).limit(limit)
@@ -398,19 +440,20 @@ class SqlVaultRepository:
             )
         )
 
-    async def token_bound_tokens(self, limit: int, *, after: str | None) -> list[str]:
-        """Up to `limit` tokens of cards not deleted still sealed the token-bound way, in token
-        order after `after`; read without locking (each is locked as it is re-sealed)."""
-        query = token_bound_tokens_query(limit, after=after)
+    async def tokens_to_reseal(self, limit: int, *, after: str | None) -> list[str]:
+        """Up to `limit` tokens of cards not deleted still sealed in a format before the
+        newest, in token order after `after`; read without locking (each is locked as it is
+        re-sealed)."""
+        query = tokens_to_reseal_query(limit, after=after)
         return [str(token) for token in (await self._sa.execute(query)).scalars()]
 
-    async def token_bound_card_to_reseal(self, token: str) -> StoredCard | None:
-        """The card, locked, if it is not deleted, is still sealed the token-bound way, and no
-        other transaction holds it (a re-seal in another vault process, a forward taking its
-        CVC, a re-wrap): else None, and a later pass comes back to it."""
+    async def card_to_reseal(self, token: str) -> StoredCard | None:
+        """The card, locked, if it is not deleted, is still sealed in a format before the
+        newest, and no other transaction holds it (a re-seal in another vault process, a
+        forward taking its CVC, a re-wrap): else None, and a later pass comes back to it."""
         query = (
             select(cards)
-            .where(cards.c.token == token, _TOKEN_BOUND_LIVE)
+            .where(cards.c.token == token, _TO_RESEAL_LIVE)
             .with_for_update(skip_locked=True)
         )
         row = (await self._sa.execute(query)).first()
@@ -434,9 +477,31 @@ class SqlVaultRepository:
             )
         )
 
-    async def count_token_bound(self) -> int:
-        """Cards not deleted still sealed the token-bound way."""
-        query = select(func.count()).where(_TOKEN_BOUND_LIVE)
+    async def save_details_resealed(self, card: StoredCard) -> None:
+        """Replace the card's expiry, billing details and seals together (locked by the
+        caller): the seals bind the new details, so neither is ever written without the
+        other."""
+        sealed = card.sealed
+        await self._sa.execute(
+            update(cards)
+            .where(cards.c.token == card.token)
+            .values(
+                exp_month=card.summary.exp_month,
+                exp_year=card.summary.exp_year,
+                billing_details=dict(card.billing_details),
+                kek_name=sealed.kek_name,
+                kek_version=sealed.kek_version,
+                wrapped_data_key=sealed.wrapped_data_key,
+                number_ciphertext=sealed.number_ciphertext,
+                cvc_ciphertext=sealed.cvc_ciphertext,
+                cvc_expires_at=card.cvc_expires_at if sealed.cvc_ciphertext is not None else None,
+                seal_format=sealed.seal_format.value,
+            )
+        )
+
+    async def count_to_reseal(self) -> int:
+        """Cards not deleted still sealed in a format before the newest."""
+        query = select(func.count()).where(_TO_RESEAL_LIVE)
         return int((await self._sa.execute(query)).scalar_one())
 
     async def data_keys_by_version(self) -> dict[int, int]:
@@ -455,10 +520,11 @@ class SqlVaultRepository:
 
     async def live_cards_created_before(
         self, cutoff: datetime, *, limit: int, after: tuple[datetime, str] | None
-    ) -> tuple[list[tuple[ListedCard, SealedCard]], bool]:
+    ) -> tuple[list[tuple[ListedCard, SealedCard, bytes]], bool]:
         """Up to `limit` cards not deleted, stored before `cutoff` and held by no test id, in
-        (created_at, token) order after `after`, each with its seals (for its binding to be
-        checked; its sealed number and CVC are not read); and whether more follow.
+        (created_at, token) order after `after`, each with its seals and the digest of its
+        metadata (for its binding to be checked; its sealed number and CVC are not read); and
+        whether more follow.
 
         A test id's card is handed out again on every resolution of the test id however old it
         is, so its age says nothing about whether a request is about to use it."""
@@ -478,6 +544,7 @@ class SqlVaultRepository:
                 c.kek_version,
                 c.wrapped_data_key,
                 c.seal_format,
+                *_METADATA_COLUMNS,
             )
             .where(*conditions)
             .order_by(c.created_at, c.token)
@@ -495,6 +562,7 @@ class SqlVaultRepository:
                     cvc_ciphertext=None,
                     seal_format=SealFormat.stored(row.seal_format),
                 ),
+                _metadata_from_mapping(row._mapping),
             )
             for row in rows[:limit]
         ]
@@ -559,6 +627,16 @@ class SqlVaultRepository:
         token = str(row["test_card_token"])
         return token, None if row["token"] is None else _card_from_mapping(row)
 
+    async def is_test_card(self, account_id: str, token: str) -> bool:
+        """Whether the token is the card of one of the account's test ids (a range of the
+        primary key: at most one row per test id)."""
+        query = select(
+            exists().where(
+                test_card_tokens.c.account_id == account_id, test_card_tokens.c.token == token
+            )
+        )
+        return bool((await self._sa.execute(query)).scalar_one())
+
     async def claim_test_card_token(
         self, account_id: str, test_id: str, token: str, *, replacing: str | None = None
     ) -> bool:
@@ -617,20 +695,25 @@ class SqlVaultRepository:
         if row["cvc"] is None:
             return None
         return TakenCvc(
-            bytes(row["cvc"]), row["cvc_expires_at"], SealFormat.stored(row["seal_format"])
-        )
+            bytes(row["cvc"]), row["cvc_expires_at"], SealFormat.stored(row["seal_format"]),
+            row["exp_month"], row["exp_year"], row["billing_details"],
+        )  # fmt: skip
 
     async def put_cvc_back(
-        self, token: str, account_id: str, sealed_cvc: bytes, seal_format: SealFormat,
+        self, card: StoredCard, sealed_cvc: bytes, seal_format: SealFormat,
         expires_at: datetime, now: datetime,
     ) -> bool:  # fmt: skip
-        """Put a CVC a forward took back into its card's empty slot (`_PUT_CVC_BACK`); False
-        if the slot is held, the card changed or is gone, or the CVC expired by `now`."""
+        """Put a CVC a forward took back into the empty slot of `card` (as the CVC is sealed
+        for it: `_PUT_CVC_BACK`); False if the slot is held, the card changed or is gone, or
+        the CVC expired by `now`."""
         params = {
-            "token": token,
-            "account_id": account_id,
+            "token": card.token,
+            "account_id": card.account_id,
             "cvc": sealed_cvc,
             "seal_format": seal_format.value,
+            "exp_month": card.summary.exp_month,
+            "exp_year": card.summary.exp_year,
+            "billing_details": dict(card.billing_details),
             "cvc_expires_at": expires_at,
             "now": now,
         }

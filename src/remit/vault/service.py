@@ -11,6 +11,7 @@ connections come from the engine's direct pool (`remit.storage.direct`), whose c
 stay in autocommit; every other unit of work is a transaction on the engine.
 """
 
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -28,7 +29,8 @@ from remit.grpcutil.deadlines import has_time_for
 from remit.grpcutil.send_time import acquirer_call_needs_s, not_sent_for_lack_of_time
 from remit.grpcutil.unstarted import UnstartedRefusalError
 from remit.storage.engine import single_statement
-from remit.vault.cards import Funding, validate_card
+from remit.vault.card_metadata import card_metadata, metadata_digest
+from remit.vault.cards import MAX_YEARS_AHEAD, Funding, validate_card
 from remit.vault.crypto import (
     CardBinding,
     CvcKey,
@@ -69,6 +71,7 @@ from remit.vault.keystore import (
 )
 from remit.vault.repository import SqlVaultRepository, TakenCvc
 from remit.vault.test_cards import known_test_number, test_card_for
+from remit.vault.test_numbers import TestNumberFingerprints
 from remit_api.vault.v1 import vault_pb2
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,8 @@ MAX_CARD_LISTING: Final = 1000
 # many it leaves out, and names at most `NAMED_LEFT_OUT` of those in its audit and log.
 SCANNED_PER_LISTED: Final = 10
 NAMED_LEFT_OUT: Final = 5
+# The code of a refused update of a test id's card (`update_card_details`).
+TEST_CARD_SHARED: Final = "vault_test_card_shared"
 
 
 class VaultError(RemitError):
@@ -219,6 +224,18 @@ def _live_card_of(card: StoredCard | None, account_id: str) -> TypeGuard[StoredC
     return card is not None and card.account_id == account_id and card.deleted_at is None
 
 
+def _shared_test_card(token: str) -> VaultError:
+    """A test id's card is every payment method's of the account made of that test id: one
+    of them changing its expiry or billing details must not change the others'."""
+    return VaultError(
+        message=f"The vault token '{token}' is a test id's card, shared by every payment "
+        "method made of that test id: its details are not changed.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code=TEST_CARD_SHARED,
+        param="vault_token",
+    )
+
+
 def _no_such_token(token: str, param: str = "vault_token") -> VaultError:
     return VaultError(
         message=f"No such vault token: '{token}'",
@@ -279,6 +296,76 @@ class CardDetails:
     summary: CardSummary
     cvc_present: bool
     billing_details: Mapping[str, object]
+    # The Stripe test id the card's number stands for (test mode only; `TestNumberFingerprints`).
+    test_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UpdatedCard:
+    """A card's details after an update, and whether the update changed them."""
+
+    summary: CardSummary
+    billing_details: Mapping[str, object]
+    changed: bool
+
+
+@dataclass(frozen=True)
+class NewCardDetails:
+    """What an update sets on a card: its expiry (month, four-digit year), its billing
+    details (whole), or both; None keeps the card's."""
+
+    expiry: tuple[int, int] | None = None
+    billing_details: Mapping[str, object] | None = None
+
+    def check(self, now: datetime) -> None:
+        """Refuse an expiry no card can have (INVALID_ARGUMENT, naming the field): a month
+        outside 1-12, or a month and year already past or too far ahead, as tokenizing does."""
+        if self.expiry is None:
+            return
+        month, year = self.expiry
+        if not 1 <= month <= 12:
+            raise invalid(
+                "The expiry month must be between 1 and 12.", "exp_month", "invalid_expiry_month"
+            )
+        if not now.year <= year <= now.year + MAX_YEARS_AHEAD:
+            raise invalid(
+                f"The expiry year must be between {now.year} and {now.year + MAX_YEARS_AHEAD}.",
+                "exp_year", "invalid_expiry_year",
+            )  # fmt: skip
+        if (year, month) < (now.year, now.month):
+            raise invalid("The expiry is in the past.", "exp_month", "invalid_expiry_month")
+
+    def applied_to(self, card: StoredCard) -> StoredCard:
+        summary = card.summary
+        if self.expiry is not None:
+            summary = replace(summary, exp_month=self.expiry[0], exp_year=self.expiry[1])
+        billing = card.billing_details
+        if self.billing_details is not None:
+            billing = dict(self.billing_details)
+        return replace(card, summary=summary, billing_details=billing)
+
+
+def _as_taken(card: StoredCard, taken: TakenCvc) -> StoredCard:
+    """`card` with the expiry and billing details its row held when a forward took its CVC."""
+    summary = replace(card.summary, exp_month=taken.exp_month, exp_year=taken.exp_year)
+    if summary == card.summary and _same_json(taken.billing_details, card.billing_details):
+        return card
+    return replace(card, summary=summary, billing_details=dict(taken.billing_details))
+
+
+def _details_purpose(new: NewCardDetails) -> str:
+    """What an update changed, for its audit event: the names of the fields, never values."""
+    changed = [
+        name
+        for name, given in (("expiry", new.expiry), ("billing_details", new.billing_details))
+        if given is not None
+    ]
+    return "update_details: " + ", ".join(changed)
+
+
+def _same_json(left: Mapping[str, object], right: Mapping[str, object]) -> bool:
+    """Whether two billing details are the same JSON document, as the database keeps them."""
+    return json.dumps(left, sort_keys=True) == json.dumps(right, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -316,7 +403,7 @@ class _RewrapPage:
 @dataclass(frozen=True)
 class ResealProgress:
     resealed: int
-    # Cards not deleted still sealed the token-bound way.
+    # Cards not deleted still sealed in a format before the newest.
     remaining: int
 
 
@@ -337,8 +424,7 @@ def _log_reseal_failures(failed: list[tuple[str, str]]) -> None:
     named = ", ".join(f"{token} ({code})" for token, code in failed[:NAMED_REWRAP_FAILURES])
     more = len(failed) - NAMED_REWRAP_FAILURES
     log.error(
-        "could not re-seal %d cards: %s%s; they stay sealed the token-bound way, under their "
-        "first data key",
+        "could not re-seal %d cards: %s%s; they stay sealed as they were, under their data key",
         len(failed), named, f" and {more} more" if more > 0 else "",
     )  # fmt: skip
 
@@ -370,6 +456,7 @@ class VaultService:
         self._destinations = dict(destinations)
         self._clock = clock or SystemClock()
         self._cvc_retention = cvc_retention
+        self._test_numbers = TestNumberFingerprints()
         # The key versions (name, version, why) already logged as unavailable for a binding
         # check: logged once each, not once per card wrapped under them.
         self._unavailable_keys_logged: set[tuple[str, int, str | None]] = set()
@@ -417,13 +504,20 @@ class VaultService:
                 funding=known.funding if known else Funding.UNKNOWN,
                 country=known.country if known else "",
             )
+            billing = dict(billing_details or {})
+            # Bound into the seals: a later change to any of these columns is tampering.
+            metadata = metadata_digest(
+                livemode=livemode, summary=summary, billing_details=billing, created_at=now
+            )
             stored = StoredCard(
                 token=token,
                 account_id=account_id,
                 livemode=livemode,
-                sealed=seal_card(ring, token, account_id, card.number, card.cvc, cvc_key),
+                sealed=seal_card(
+                    ring, token, account_id, card.number, card.cvc, cvc_key, metadata=metadata
+                ),
                 summary=summary,
-                billing_details=dict(billing_details or {}),
+                billing_details=billing,
                 created_at=now,
                 cvc_expires_at=None if card.cvc is None else now + self._cvc_retention,
             )
@@ -536,19 +630,23 @@ class VaultService:
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
             billing_details=card.billing_details,
+            test_id=self._test_numbers.test_id_of(
+                self._keys.load(), card.summary.fingerprint, livemode=card.livemode
+            ),
         )
 
     async def _check_binding(
         self, card: StoredCard, action: AuditAction, requester: str, purpose: str
     ) -> None:
         """Refuse the card's details (brand, last4, fingerprint, expiry, billing details: kept
-        in plain columns) unless its seals name its row's token and account, as a forward
-        refuses to open it: a row given to another account by a write to the vault database
-        is refused as tampered (DATA_LOSS), audited, not answered for that account. It costs
-        one unwrap of the data key (`verify_binding`); nothing is decrypted or kept.
+        in plain columns) unless its seals name its row's token, account and metadata
+        (`remit.vault.card_metadata`), as a forward refuses to open it: a row given to another
+        account, or whose expiry or billing details were swapped with another card's, by a
+        write to the vault database is refused as tampered (DATA_LOSS), audited, not answered.
+        It costs one unwrap of the data key (`verify_binding`); nothing is decrypted or kept.
 
-        A token-bound card names no account (`verify_binding`): it passes whatever account its
-        row names, until it is re-sealed.
+        A token-bound card names no account, and an account-bound one no metadata
+        (`verify_binding`): what they do not name is not checked until they are re-sealed.
 
         A card whose key version is not available here (retired or removed from the key ring
         before the card was re-wrapped, by a key file restored or edited by hand, or of another
@@ -595,7 +693,10 @@ class VaultService:
     def _binding_error(self, card: StoredCard) -> VaultCryptoError | None:
         """Why the card's seals do not name its row's token and account, if they do not."""
         try:
-            verify_binding(self._keys.load(), card.token, card.account_id, card.sealed)
+            verify_binding(
+                self._keys.load(), card.token, card.account_id, card.sealed,
+                metadata=card_metadata(card),
+            )  # fmt: skip
         except VaultCryptoError as error:
             return error
         return None
@@ -641,6 +742,127 @@ class VaultService:
             raise error
         await self._audit(self._refusal(AuditAction.DELETE, requester, "delete", token, account_id))
         raise _no_such_token(token)
+
+    async def update_card_details(
+        self, account_id: str, token: str, new: NewCardDetails, *, requester: str
+    ) -> UpdatedCard:
+        """Set the account's card's expiry and/or billing details, and re-seal it under its
+        new metadata in the same transaction, which holds its row: the seals bind those columns
+        (`remit.vault.card_metadata`), so neither is written without the other. As the
+        background re-seal does, the card is opened under the binding its row holds now and
+        sealed under the new one; a card whose seals do not authenticate is refused as
+        tampered (DATA_LOSS, audited) and left as it is, never re-sealed over.
+
+        Idempotent: values the card holds already change nothing (nothing is re-sealed), so a
+        caller whose own commit failed after this one may send the same values again. The
+        card's binding is checked all the same: a tampered row is not answered.
+
+        A token that names no live card of the account (another account's, a deleted one)
+        is NOT_FOUND, as every read answers it, and audited as refused."""
+        now = self._clock.now()
+        new.check(now)
+        created: list[int] = []
+        card: StoredCard | None = None
+        answer: UpdatedCard | None = None
+        shared = False
+        try:
+            async with self._engine.begin() as db:
+                repo = SqlVaultRepository(db)
+                # As in `tokenize`: the version the new data key is wrapped under is not
+                # retired or removed before the card is committed.
+                await repo.hold_key_ring_shared()
+                ring = self._keys.load()
+                card = await repo.get_card(token, for_update=True)
+                if not _live_card_of(card, account_id):
+                    card = None
+                elif await repo.is_test_card(account_id, token):
+                    shared = True
+                else:
+                    updated, created = self._resealed_with(ring, card, new, now)
+                    if updated is None:
+                        # Audited as any look at a card's details is: the answer holds them.
+                        purpose, answer = (
+                            "update_details: unchanged",
+                            UpdatedCard(card.summary, card.billing_details, changed=False),
+                        )
+                    else:
+                        await repo.save_details_resealed(updated)
+                        purpose, answer = (
+                            _details_purpose(new),
+                            UpdatedCard(updated.summary, updated.billing_details, changed=True),
+                        )
+                    await repo.insert_audit_event(
+                        self._event(AuditAction.UPDATE_DETAILS, requester, purpose, updated or card)
+                    )
+        except KeyUnavailableError as error:
+            assert card is not None
+            self._log_unavailable_key(error, token)
+            await self._audit(
+                self._event(
+                    AuditAction.UPDATE_DETAILS, requester,
+                    _unchecked("update_details refused", error), card, succeeded=False,
+                )
+            )  # fmt: skip
+            raise _unreadable(token, error) from None
+        except VaultCryptoError:
+            assert card is not None
+            # Audited once the row's lock is released, on a connection of its own.
+            await self._refuse_unbound(
+                card, AuditAction.UPDATE_DETAILS, requester, "update_details"
+            )
+            raise
+        if shared:
+            assert card is not None
+            await self._audit(
+                self._event(
+                    AuditAction.UPDATE_DETAILS, requester, "update_details: a test id's card",
+                    card, succeeded=False,
+                )
+            )  # fmt: skip
+            raise _shared_test_card(token)
+        if answer is None:
+            await self._audit(
+                self._refusal(
+                    AuditAction.UPDATE_DETAILS, requester, "update_details", token, account_id
+                )
+            )
+            raise _no_such_token(token)
+        for hour in created:
+            await self._audit(self._cvc_key_event(AuditAction.CREATE_CVC_KEY, requester, hour))
+        return answer
+
+    def _resealed_with(
+        self, ring: KeyRing, card: StoredCard, new: NewCardDetails, now: datetime
+    ) -> tuple[StoredCard | None, list[int]]:
+        """`card` with `new` applied and sealed under its new metadata, and the hours whose
+        CVC keys this made; (None, []) if `new` changes nothing. Raises as `open_card` does for
+        a card whose seals do not name its row as it is."""
+        updated = new.applied_to(card)
+        if updated.summary == card.summary and _same_json(
+            updated.billing_details, card.billing_details
+        ):
+            verify_binding(
+                ring, card.token, card.account_id, card.sealed, metadata=card_metadata(card)
+            )
+            return None, []
+        opened = open_card(
+            ring, card.token, card.account_id, card.sealed, metadata=card_metadata(card)
+        )
+        cvc = opened.cvc if card.cvc_held(now) else None
+        cvc_key: CvcKey | None = None
+        created: list[int] = []
+        if cvc is not None:
+            assert card.sealed.cvc_ciphertext is not None
+            assert card.cvc_expires_at is not None
+            # Under the key of the hour it was stored in, as a re-seal keeps it: it is deleted
+            # as that hour's CVCs expire, not later.
+            stored_hour = self._stored_cvc_hour(card.sealed.cvc_ciphertext, card.cvc_expires_at)
+            cvc_key, created = self._cvc_key(ring, stored_hour, now)
+        sealed = seal_card(
+            ring, card.token, card.account_id, opened.number, cvc, cvc_key,
+            metadata=card_metadata(updated),
+        )  # fmt: skip
+        return replace(updated, sealed=sealed), created
 
     async def list_cards_created_before(
         self, cutoff: datetime, *, limit: int, starting_after: str | None, requester: str
@@ -715,8 +937,9 @@ class VaultService:
         codes = ", ".join(sorted({error.code or "" for _, error in scan.unchecked}))
         parts = []
         if unbound:
+            named = _first_tokens(unbound)
             parts.append(
-                f"{len(unbound)} whose seals do not name their account ({_first_tokens(unbound)})"
+                f"{len(unbound)} whose seals do not name their account and metadata ({named})"
             )
         if unchecked:
             parts.append(
@@ -746,11 +969,11 @@ class VaultService:
         scanned = 0
         while True:
             page, has_more = await repo.live_cards_created_before(cutoff, limit=limit, after=after)
-            for index, (card, sealed) in enumerate(page):
+            for index, (card, sealed, metadata) in enumerate(page):
                 scanned += 1
                 scan.scanned_through = card
                 try:
-                    verify_binding(ring, card.token, card.account_id, sealed)
+                    verify_binding(ring, card.token, card.account_id, sealed, metadata=metadata)
                 except KeyUnavailableError as error:
                     scan.unchecked.append((card, error))
                 except VaultCryptoError:
@@ -812,7 +1035,7 @@ class VaultService:
         now = self._clock.now()
         ring = self._keys.load()
         try:
-            opened = open_card(ring, token, account_id, card.sealed)
+            opened = open_card(ring, token, account_id, card.sealed, metadata=card_metadata(card))
         except VaultCryptoError:
             log.error("card %s could not be decrypted for %s", token, request.purpose)
             await self._audit(self._forward_event(card, request, succeeded=False))
@@ -828,6 +1051,10 @@ class VaultService:
                 self._forward_event(card, request, succeeded=True), now
             )
         took_the_cvc = taken is not None
+        if taken is not None:
+            # An update of the card's details between its read and the taking re-sealed its
+            # CVC under the new ones: the card is sent as it was when its CVC was taken.
+            card = _as_taken(card, taken)
         cvc = self._taken_cvc(ring, card, opened.cvc, taken)
         if took_the_cvc and cvc is None:
             # Its CVC key is gone before the CVC expired: clocks of vault processes that differ
@@ -947,9 +1174,10 @@ class VaultService:
         """Put back the CVC a forward took, for a forward the destination refused before
         carrying it out: sealed anew under the CVC key of the hour it was stored in (so it is
         destroyed when it would have been) with its expiry, for the format the card had when it
-        was taken. Only into an empty slot of the same card, not deleted, still of that format,
-        and only if it has not expired (`SqlVaultRepository.put_cvc_back`); else it stays
-        destroyed and the retry goes without it, as before. True if it was put back.
+        was taken. Only into an empty slot of the same card, not deleted, still of that format
+        and with the expiry and billing details its seal binds, and only if it has not expired
+        (`SqlVaultRepository.put_cvc_back`); else it stays destroyed and the retry goes
+        without it, as before. True if it was put back.
 
         It stays single-use: this forward did not send it (the destination said so), and it is
         back only once this forward is done with it; whichever forward takes it next takes it
@@ -963,11 +1191,13 @@ class VaultService:
             # re-seal seals it: a forward opens a CVC it did not read with its card only
             # under a CVC key (`_taken_cvc`).
             cvc_key, created = self._cvc_key(self._keys.load(), hour, now)
-            binding = CardBinding(card.token, card.account_id, taken.seal_format)
+            binding = CardBinding(
+                card.token, card.account_id, taken.seal_format, card_metadata(card)
+            )
             sealed = seal_cvc(cvc_key, binding, cvc)
             async with self._statement() as repo:
                 restored = await repo.put_cvc_back(
-                    card.token, card.account_id, sealed, taken.seal_format, taken.expires_at, now
+                    card, sealed, taken.seal_format, taken.expires_at, now
                 )
         for created_hour in created:
             await self._audit(
@@ -1006,9 +1236,8 @@ class VaultService:
         hour = sealed_cvc_hour(taken.sealed)
         if hour is not None and hour not in ring.cvc_keys:
             ring = self._keys.load()
-        return open_cvc_under_cvc_key(
-            ring, card.token, card.account_id, taken.seal_format, taken.sealed
-        )
+        binding = CardBinding(card.token, card.account_id, taken.seal_format, card_metadata(card))
+        return open_cvc_under_cvc_key(ring, binding, taken.sealed)
 
     def _refused_forward_event(
         self, account_id: str, token: str, request: ForwardRequest
@@ -1167,7 +1396,10 @@ class VaultService:
             cards = await repo.cards_wrapped_below(ring.current_version, batch_size, after=after)
             for card in cards:
                 try:
-                    rewrapped = rewrap(ring, card.token, card.account_id, card.sealed)
+                    rewrapped = rewrap(
+                        ring, card.token, card.account_id, card.sealed,
+                        metadata=card_metadata(card),
+                    )  # fmt: skip
                     await repo.save_wrapping(card.token, rewrapped)
                 except VaultCryptoError as error:
                     failed.append((card.token, error.code or type(error).__name__))
@@ -1187,24 +1419,27 @@ class VaultService:
         )
 
     async def reseal_batch(self, *, batch_size: int = 0, requester: str) -> ResealProgress:
-        """Re-seal up to `batch_size` cards still sealed the token-bound way (`reseal_all`)."""
+        """Re-seal up to `batch_size` cards still sealed in a format before the newest
+        (`reseal_all`)."""
         if not 0 <= batch_size <= MAX_RESEAL_BATCH:
             raise invalid(f"batch_size must be between 0 and {MAX_RESEAL_BATCH}.", "batch_size")
         page = await self._reseal_page(batch_size or DEFAULT_RESEAL_BATCH, requester, after=None)
         _log_reseal_failures(page.failed)
         async with self._engine.begin() as db:
-            remaining = await SqlVaultRepository(db).count_token_bound()
+            remaining = await SqlVaultRepository(db).count_to_reseal()
         return ResealProgress(page.resealed, remaining)
 
     async def reseal_all(
         self, *, requester: str, batch_size: int = DEFAULT_RESEAL_BATCH
     ) -> int:  # fmt: skip
-        """One pass over the cards still sealed the token-bound way (before vault migration
-        0006), by token: each is opened and sealed anew under a fresh data key, bound to its
-        account, and wrapped under the current KEK, in a transaction of its own that holds its
-        row. A card another transaction holds (a re-seal in another vault process, a forward
-        taking its CVC) is passed over for the next pass; one that does not open is passed
-        over and logged, in one line for the pass, as a re-wrap does."""
+        """One pass over the cards still sealed in a format before the newest (token-bound,
+        before vault migration 0006; account-bound, before 0008), by token: each is opened and
+        sealed anew under a fresh data key, bound to its account and to the metadata its row
+        holds (which its old seals did not bind, so cannot vouch for), and wrapped under the
+        current KEK, in a transaction of its own that holds its row. A card another
+        transaction holds (a re-seal in another vault process, a forward taking its CVC) is
+        passed over for the next pass; one that does not open is passed over and logged, in
+        one line for the pass, as a re-wrap does."""
         total = 0
         failed: list[tuple[str, str]] = []
         after: str | None = None
@@ -1221,7 +1456,7 @@ class VaultService:
         self, batch_size: int, requester: str, *, after: str | None
     ) -> _ResealPage:
         async with self._engine.begin() as db:
-            tokens = await SqlVaultRepository(db).token_bound_tokens(batch_size, after=after)
+            tokens = await SqlVaultRepository(db).tokens_to_reseal(batch_size, after=after)
         resealed = 0
         failed: list[tuple[str, str]] = []
         for token in tokens:
@@ -1250,10 +1485,13 @@ class VaultService:
             # or removed before the card is committed.
             await repo.hold_key_ring_shared()
             ring = self._keys.load()
-            card = await repo.token_bound_card_to_reseal(token)
+            card = await repo.card_to_reseal(token)
             if card is None:
                 return False
-            opened = open_card(ring, token, card.account_id, card.sealed)
+            # The metadata the row holds now is what the new seals bind: checked by the old
+            # seals only if they bound it (`verify_binding`).
+            metadata = card_metadata(card)
+            opened = open_card(ring, token, card.account_id, card.sealed, metadata=metadata)
             cvc = opened.cvc if card.cvc_held(now) else None
             cvc_key = None
             if cvc is not None:
@@ -1261,7 +1499,9 @@ class VaultService:
                 assert card.cvc_expires_at is not None
                 stored_hour = self._stored_cvc_hour(card.sealed.cvc_ciphertext, card.cvc_expires_at)
                 cvc_key, created = self._cvc_key(ring, stored_hour, now)
-            resealed = seal_card(ring, token, card.account_id, opened.number, cvc, cvc_key)
+            resealed = seal_card(
+                ring, token, card.account_id, opened.number, cvc, cvc_key, metadata=metadata
+            )
             await repo.save_reseal(token, resealed, card.cvc_expires_at)
             await repo.insert_audit_event(
                 self._event(AuditAction.RESEAL, requester, "reseal", replace(card, sealed=resealed))
@@ -1410,7 +1650,7 @@ class VaultService:
         async with self._engine.begin() as db:
             repo = SqlVaultRepository(db)
             counts = await repo.data_keys_by_version()
-            token_bound = await repo.count_token_bound()
+            to_reseal = await repo.count_to_reseal()
         return KeyStatus(
             current_version=ring.current_version,
             minimum_decryption_version=ring.minimum_decryption_version,
@@ -1418,7 +1658,7 @@ class VaultService:
                 KeyVersionStatus(key.version, key.created_at, counts.get(key.version, 0))
                 for key in sorted(ring.versions.values(), key=lambda key: key.version)
             ],
-            token_bound_cards=token_bound,
+            cards_to_reseal=to_reseal,
         )
 
     def _key_event(

@@ -47,8 +47,9 @@ cards = Table(
     # format of the cards written before it was kept, and of those a vault of that version
     # still writes during an upgrade.
     Column("seal_format", SmallInteger, nullable=False, server_default="1"),
-    # Only a format the vault knows (vault migration 0007): it refuses any other as tampered.
-    CheckConstraint("seal_format IN (1, 2)", name="seal_format"),
+    # Only a format the vault knows (vault migrations 0007, 0008): it refuses any other as
+    # tampered.
+    CheckConstraint("seal_format IN (1, 2, 3)", name="seal_format"),
     # Re-wrapping walks the cards not deleted still wrapped under an old key version, in
     # (key version, token) pages; every other query of the key version reads those cards too.
     Index(
@@ -57,13 +58,13 @@ cards = Table(
         "token",
         postgresql_where="deleted_at IS NULL",
     ),
-    # The re-seal walks the cards not deleted still sealed the token-bound way, by token; once
-    # they are all re-sealed the index is empty, and each pass of the vault's background reads
-    # nothing.
+    # The re-seal walks the cards not deleted still sealed in a format before the newest, by
+    # token (vault migration 0008); once they are all re-sealed the index is empty, and each
+    # pass of the vault's background reads nothing.
     Index(
-        "ix_cards_live_token_bound",
+        "ix_cards_live_to_reseal",
         "token",
-        postgresql_where="deleted_at IS NULL AND seal_format = 1",
+        postgresql_where="deleted_at IS NULL AND seal_format < 3",
     ),
     # The sweep of unreferenced cards walks the cards not yet deleted, oldest first.
     Index("ix_cards_live_created", "created_at", "token", postgresql_where="deleted_at IS NULL"),

@@ -4,6 +4,7 @@ The numbers are public test numbers (stripe-wire.md section 9); they exist only 
 the vault still stores them encrypted like any other card, so one code path serves both.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -87,6 +88,22 @@ TEST_IDS: Final[dict[str, TestCard]] = {
 _BY_NUMBER: Final = {card.number.reveal(): card for card in TEST_IDS.values()} | {
     MASTERCARD_2_SERIES.number.reveal(): MASTERCARD_2_SERIES
 }
+
+
+def _test_ids_by_number() -> dict[str, str]:
+    """The test id a known test number stands for when it is given as a number: its
+    PaymentMethod id (`pm_card_...`, the first listed where several name it), so that the card
+    behaves as that id does (stripe-wire.md section 9 gives every behaviour per number and per
+    id alike). The 2-series Mastercard has no id of its own: it is a Mastercard that succeeds,
+    as `pm_card_mastercard` is."""
+    ids: dict[str, str] = {MASTERCARD_2_SERIES.number.reveal(): "pm_card_mastercard"}
+    for test_id, card in TEST_IDS.items():
+        if test_id.startswith("pm_"):
+            ids.setdefault(card.number.reveal(), test_id)
+    return ids
+
+
+TEST_ID_OF_NUMBER: Final[Mapping[str, str]] = _test_ids_by_number()
 
 
 def test_card_for(test_id: str) -> TestCard | None:

@@ -7,8 +7,9 @@ backing off for hours, stayed pending until its event was purged 30 days later, 
 counted it in `pending_webhooks` all that time. So the deletion ends them: each pending
 delivery of the endpoint fails (`failed`, as a delivery whose job finds its endpoint deleted or
 disabled does; deliveries of a deleted endpoint can be neither resent nor redelivered, so no
-status of their own is needed to tell them apart), shows no retry to come, and is parked no
-more.
+status of their own is needed to tell them apart), shows no retry to come, is parked no more,
+and its queued jobs are removed in the same transaction: each would only have found it ended
+once due (hours on, for a retry backing off), and stopped, the queue holding it until then.
 
 Not in the delete's transaction: an endpoint can have very many pending deliveries (one
 subscribed to every event of a busy account, failing for the three days it takes to be
@@ -22,10 +23,10 @@ before this job existed, or a delivery a job's batch passed over): `end_deliveri
 A job of such a delivery already running (POSTing when the endpoint was deleted) records its
 attempt; recorded after the delivery was ended, it moves nothing on: an attempt moves on only
 a delivery still pending at that attempt (`record_attempt`). Recorded before, it moves it on
-as any attempt does, and the delivery is ended after (a retry's job then finds it ended). Its
-other jobs find it ended and stop, so nothing POSTs to the endpoint once its delete and that
-job have committed. Slots of the endpoint are let go by the jobs that hold them, or expire with
-their lease.
+as any attempt does, and the delivery is ended after, the retry's job it staged removed with
+the others. A job claimed before its removal finds the delivery ended and stops, so nothing
+POSTs to the endpoint once its delete and that job have committed. Slots of the endpoint are
+let go by the jobs that hold them, or expire with their lease.
 """
 
 import logging
@@ -37,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock
 from remit.storage.fastsql import Statement
 from remit.webhooks.domain import DeliveryStatus
+from remit.webhooks.outbox import DELIVER_JOB
 from remit.worker.jobs import Job, stage_job
 from remit.worker.runner import AfterCommit
 
@@ -48,10 +50,10 @@ BATCH: Final = 1000
 
 # One batch: the pending deliveries of deleted endpoints (of one, with `_END_ENDPOINT_BATCH`),
 # locked in id order so that two batches never wait on each other's rows; each failed, with the
-# retry its attempts show forgotten (as `DeliveryRepository.forget_retries_to_come` forgets it)
-# and parked no more. FOR NO KEY UPDATE: an attempt being inserted (its key-share lock on the
-# delivery) is not waited for. A row that changed while this waited for its lock is read again,
-# and passed over if it is no longer pending.
+# retry its attempts show forgotten (as `DeliveryRepository.forget_retries_to_come` forgets it),
+# parked no more; its queued jobs are removed after (`_UNQUEUE`). FOR NO KEY UPDATE: an attempt
+# being inserted (its key-share lock on the delivery) is not waited for. A row that changed
+# while this waited for its lock is read again, and passed over if it is no longer pending.
 #
 # Two statements, not one with an optional endpoint: once prepared (psycopg prepares a statement
 # run five times), a generic plan for `(endpoint IS NULL OR endpoint = ...)` cannot use the
@@ -86,10 +88,24 @@ def _end_batch(endpoint_filter: str) -> Statement:
         ), unparked AS (
             DELETE FROM webhook_parked AS parked USING ended WHERE parked.delivery_id = ended.id
         )
-        SELECT count(*) AS ended FROM ended
+        SELECT CAST(coalesce(array_agg(id), '{{}}') AS text[]) AS ended FROM ended
         """  # noqa: S608 (no request text: the fragments are this module's own)
     )
 
+
+# The queued jobs of the deliveries a batch ended (`ids`), each of which would only find its
+# delivery ended once due (hours on, for a retry backing off) and stop. A statement of its own,
+# after the batch's: its snapshot, taken once the batch had its locks, has every job staged by
+# an attempt recorded while the batch waited for its delivery's row (a recording after it finds
+# the delivery ended, and stages none). One pass over the pending jobs (by the partial index of
+# pending jobs) for the whole batch: jobs have no index by delivery. A job being run (its
+# claim's lease still running) is left to end itself: it may be POSTing, and records its
+# attempt. One claimed while this waited for its row is read again, and passed over.
+_UNQUEUE = Statement(
+    "DELETE FROM jobs WHERE status = 'pending' AND kind = %(job_kind)s"
+    " AND payload ->> 'delivery_id' = ANY(CAST(%(ids)s AS text[]))"
+    " AND (locked_until IS NULL OR locked_until < now())"
+)
 
 # Those of every deleted endpoint (the repair's).
 _END_BATCH = _end_batch("")
@@ -107,15 +123,17 @@ async def end_batch(
     db: AsyncConnection, *, now: datetime, endpoint_id: str | None = None, batch: int = BATCH
 ) -> int:
     """End at most `batch` pending deliveries of deleted endpoints (of `endpoint_id` only, when
-    given) in the caller's transaction; returns how many."""
+    given), and remove their queued jobs, in the caller's transaction; returns how many."""
+    params = {"now": now, "batch": batch}
     if endpoint_id is None:
-        row = await _END_BATCH.first(db, {"now": now, "batch": batch})
+        row = await _END_BATCH.first(db, params)
     else:
-        row = await _END_ENDPOINT_BATCH.first(
-            db, {"endpoint_id": endpoint_id, "now": now, "batch": batch}
-        )
+        row = await _END_ENDPOINT_BATCH.first(db, {**params, "endpoint_id": endpoint_id})
     assert row is not None
-    return int(row["ended"])
+    ended: list[str] = row["ended"]
+    if ended:
+        await _UNQUEUE.run(db, {"job_kind": DELIVER_JOB, "ids": ended})
+    return len(ended)
 
 
 async def stage_ending(

@@ -2,11 +2,11 @@
 
 Each job makes one attempt. It reads what it needs and takes one of the endpoint's concurrency
 slots in a short transaction of its own (the slot is the claim on the attempt: a delivery holds
-at most one), POSTs with no transaction open,
-then records the attempt and stages the next one (if any) in the job's own transaction, which
-also completes the job. A worker that dies mid-POST leaves both its job lease and its slot lease
-to expire; another worker then makes the attempt again, so an event is delivered at least once
-and never lost.
+at most one), POSTs with no transaction open (and, run by the worker, no connection held:
+`WebhookDeliverer.prepare`), then records the attempt and stages the next one (if any) in the
+job's own transaction, which also completes the job. A worker that dies mid-POST leaves both
+its job lease and its slot lease to expire; another worker then makes the attempt again, so an
+event is delivered at least once and never lost.
 
 A run that fails after taking the slot (rendering, the POST or recording raised) rolls back its
 work but not the slot: the job's retry takes that slot back (it holds it), so failed runs count
@@ -41,6 +41,7 @@ from remit.webhooks.domain import (
     DeliveryStatus,
     DisabledReason,
     EndpointStatus,
+    NewAttempt,
     after_pause,
     disabled_message,
     next_attempt_after_failure,
@@ -65,15 +66,18 @@ from remit.worker.jobs import (
     record_give_up_failure,
     recorded_error,
 )
-from remit.worker.runner import AfterCommit
+from remit.worker.runner import AfterCommit, JobStep
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    # How many attempts may be in flight to one endpoint at once, across all workers.
-    max_concurrent_per_endpoint: int = 16
+    # How many attempts may be in flight to one endpoint at once, across all workers: a small
+    # share of a worker's delivery slots (`remit.worker.runner.Worker.network_slots`, 64 by
+    # default), so that an endpoint that hangs holds few of them and every other endpoint
+    # finds its own free. Its other deliveries park (`remit.webhooks.parking`), at no cost.
+    max_concurrent_per_endpoint: int = 4
     # A slot is leased for longer than the HTTP timeout, and for less than the job lease, so a
     # crashed worker's slot is free again before its job is claimed again.
     slot_lease: timedelta = timedelta(seconds=45)
@@ -154,6 +158,15 @@ class WebhookDeliverer:
     async def handle(self, db: AsyncConnection, job: Job) -> AfterCommit | None:
         """The job handler: `db` is the job's transaction, committed with the job. Hands back
         the notice of an endpoint the attempt disabled, to log once that has committed."""
+        step = await self.prepare(job)
+        return await step(db)
+
+    async def prepare(self, job: Job) -> JobStep:
+        """The attempt up to its record: the slot taken (or the wait decided) in a short
+        transaction of its own, and the POST, with no connection held. Hands back what is
+        left, for the job's transaction (`remit.worker.runner.JobPreparer`): the worker opens
+        that only once the endpoint has answered, so a slow endpoint holds no connection of
+        the database pool, only one of the worker's delivery slots."""
         delivery_id = int(str(job.payload["delivery_id"]))
         attempt_number = int(str(job.payload["attempt"]))
         generation = job_generation(job)
@@ -171,37 +184,48 @@ class WebhookDeliverer:
                 # the next parked delivery now, not once its lease runs out.
                 await let_jobs_slot_go_now(short, delivery_id, job.id, now=now,
                                            lease_until=now + self._settings.slot_lease)  # fmt: skip
-                return None
+                return _nothing_left
             if not self._is_current(ctx, attempt_number, generation):
                 # A slot handed to this job when it was woken would go unused: the next parked
                 # delivery gets it.
                 await self._let_go_of_own_slot(short, ctx, job, now)
-                return None
+                return _nothing_left
             if ctx.endpoint_deleted or ctx.endpoint.status is EndpointStatus.DISABLED:
                 await DeliveryRepository(short).finish(delivery_id, DeliveryStatus.FAILED, now)
                 # Parked deliveries of the endpoint fail too, each handed the slot of the one
                 # before.
                 await self._let_go_of_own_slot(short, ctx, job, now)
-                return None
+                return _nothing_left
             wait = await self._take_slot_or_wait(short, ctx, job, attempt_number, now)
         if isinstance(wait, Parked):
-            return None
+            return _nothing_left
         if isinstance(wait, datetime):
-            await stage_delivery_attempt(db, delivery_id, attempt_number,
-                                         generation=ctx.delivery.generation,
-                                         account_id=ctx.delivery.account_id, now=now,
-                                         run_at=wait, max_attempts=attempts_left(job))  # fmt: skip
-            return None
+            waits_until = wait
+
+            async def wait_in_a_new_job(db: AsyncConnection) -> AfterCommit | None:
+                await stage_delivery_attempt(db, delivery_id, attempt_number,
+                                             generation=ctx.delivery.generation,
+                                             account_id=ctx.delivery.account_id, now=now,
+                                             run_at=waits_until,
+                                             max_attempts=attempts_left(job))  # fmt: skip
+                return None
+
+            return wait_in_a_new_job
         body, headers = await signed_request(ctx, self._renderer, now)
         result = await self._sender.post(ctx.endpoint.url, body, headers)
-        recorded_at = self._clock.now()
-        recorded = await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
-                                        attempted_at=now, now=recorded_at, job_id=job.id,
-                                        slot_lease_until=recorded_at + self._settings.slot_lease,
-                                        draw=self._settings.draw())  # fmt: skip
-        if recorded.disabled is None:
-            return None
-        return disabled_notice(ctx.endpoint.id, recorded.disabled)
+
+        async def record(db: AsyncConnection) -> AfterCommit | None:
+            recorded_at = self._clock.now()
+            recorded = await record_attempt(db, ctx, attempt_number, outcome_of(result, now),
+                                            attempted_at=now, now=recorded_at, job_id=job.id,
+                                            slot_lease_until=recorded_at
+                                            + self._settings.slot_lease,
+                                            draw=self._settings.draw())  # fmt: skip
+            if recorded.disabled is None:
+                return None
+            return disabled_notice(ctx.endpoint.id, recorded.disabled)
+
+        return record
 
     async def give_up(self, db: AsyncConnection, job: Job) -> None:
         """The job failed for good (its handler raised every time): the delivery it was to make
@@ -328,6 +352,12 @@ class WebhookDeliverer:
             await self._let_go_of_own_slot(db, ctx, job, now)
 
 
+async def _nothing_left(db: AsyncConnection) -> AfterCommit | None:
+    """The end step of a job whose work is all done (or that had none): the job's transaction
+    only completes it."""
+    return None
+
+
 def job_generation(job: Job) -> int | None:
     """The generation of the delivery the job was made for; None for a job staged before
     deliveries had generations (core migration 0050), or by a process of that version."""
@@ -429,23 +459,30 @@ async def record_attempt(
     does), so two of them never wait on each other. The endpoint's row, which every attempt to
     the endpoint contends for, is written as late as that order allows: a success that writes it
     at all (most do not: see `EndpointRepository.note_success`) holds it only while its slot is
-    let go and the job completes."""
-    # Writes whose answer nothing here waits for (the attempt, the delivery moved on when no
-    # next attempt depends on it, the endpoint's success, the slot let go) are held and sent
-    # together with the next statement that needs an answer, or at the end: a success is one
-    # round trip, not four. They still run in the order above, locks included.
+    let go and the job completes.
+
+    The attempt is numbered as it is stored, after every attempt of the delivery stored
+    before, under the delivery's row lock, taken first whatever the outcome: a resend recorded
+    at the same moment (`record_manual_attempt`, which takes the same lock) is numbered before
+    or after it, never with it. The attempt's row goes last, so that it is the one statement of
+    a success that needs an answer (its number)."""
+    # Writes whose answer nothing here waits for (the lock, the delivery moved on when no next
+    # attempt depends on it, the endpoint's success, the slot let go) are held and sent
+    # together with the next statement that needs an answer, the attempt's at the latest: a
+    # success is one round trip, not five. They still run in the order above, locks included.
     delivery, endpoints, deliveries = ctx.delivery, EndpointRepository(db), DeliveryRepository(db)
     status, next_at, step = DeliveryStatus.PENDING, None, delivery.retry_step
     disabled: DisabledReason | None = None
     async with fastsql.deferring(db):
+        # Before anything else of the delivery's is read or written: the schedule, the number.
+        await deliveries.lock(delivery.id)
         if outcome.succeeded:
             status = DeliveryStatus.SUCCEEDED
         elif outcome.gone:
             status = DeliveryStatus.FAILED
         else:
             # The schedule depends on the endpoint's 429 allowance, taken under the endpoint's lock
-            # before the delivery is moved on; the delivery's row is locked before it.
-            await deliveries.lock(delivery.id)
+            # before the delivery is moved on (the delivery's row is locked before it, above).
             # The endpoint's allowance is taken only by a 429 the delivery would honour itself.
             endpoint_allows = (
                 outcome.rate_limited
@@ -463,7 +500,10 @@ async def record_attempt(
                 # attempt (a 429 past the honoured ones waits a whole gap of the schedule).
                 pause = retry_after_deadline(outcome.retry_after, now)
                 await endpoints.rate_limit_until(ctx.endpoint.id, pause)
-            if await endpoints.note_failure(ctx.endpoint.id, attempted_at, now):
+            gave_up = delivery.id if next_at is None else None
+            if await endpoints.note_failure(
+                ctx.endpoint.id, attempted_at, now, last_attempt_of=gave_up
+            ):
                 disabled = DisabledReason.FAILING
         # Whether this call moved the delivery on matters only when a retry would follow: to
         # stage it, and to say so on the attempt.
@@ -477,7 +517,7 @@ async def record_attempt(
             next_attempt_at=next_at,
             answer=next_at is not None,
         )
-        attempt = DeliveryAttempt(
+        attempt = NewAttempt(
             id=new_id("del"),
             delivery_id=delivery.id,
             event_id=delivery.event_id,
@@ -490,10 +530,8 @@ async def record_attempt(
             # A late attempt (one that no longer applies) schedules nothing: the retry its
             # outcome would have called for is never made, so it shows none.
             next_retry_at=next_at if advanced else None,
-            attempt_number=attempt_number,
             succeeded=outcome.succeeded,
         )
-        await deliveries.insert_attempt(attempt, delivery.account_id)
         if outcome.succeeded:
             # Whether the row needs writing is decided on the row as it is now, whatever `ctx` said
             # of it: a failure may have been recorded since.
@@ -508,7 +546,8 @@ async def record_attempt(
                                          generation=delivery.generation,
                                          account_id=delivery.account_id, now=now,
                                          run_at=next_at)  # fmt: skip
-        return RecordedAttempt(attempt, disabled)
+        stored = await deliveries.insert_attempt(attempt, delivery.account_id)
+        return RecordedAttempt(stored, disabled)
 
 
 async def record_manual_attempt(
@@ -521,10 +560,11 @@ async def record_manual_attempt(
     deliveries, endpoints = DeliveryRepository(db), EndpointRepository(db)
     disabled: DisabledReason | None = None
     next_retry_at: datetime | None = None
-    # The attempt's number is counted under the delivery's row lock, held to the commit: a
-    # second resend recorded at the same moment waits, then counts this one (each statement
-    # reads what committed before it). Without it both counted the same attempts and took one
-    # number. The delivery's row is the first a recording locks (`record_attempt`).
+    # The attempt's number is taken under the delivery's row lock, held to the commit: a
+    # second resend, or an attempt of the worker's (`record_attempt`), recorded at the same
+    # moment waits, then numbers its own after this one (each statement reads what committed
+    # before it). Without it both counted the same attempts and took one number. The
+    # delivery's row is the first a recording locks.
     await deliveries.lock(ctx.delivery.id)
     if outcome.succeeded:
         await deliveries.mark_succeeded_by_resend(ctx.delivery.id, now)
@@ -539,7 +579,7 @@ async def record_manual_attempt(
         # scheduled attempt may have been made meanwhile, or been the last, or a redelivery
         # may have started the delivery over.
         next_retry_at = await deliveries.next_attempt_due(ctx.delivery.id)
-    attempt = DeliveryAttempt(
+    attempt = NewAttempt(
         id=new_id("del"),
         delivery_id=ctx.delivery.id,
         event_id=ctx.delivery.event_id,
@@ -550,8 +590,7 @@ async def record_manual_attempt(
         response_snippet=outcome.response_snippet,
         error=outcome.error,
         next_retry_at=next_retry_at,
-        attempt_number=await deliveries.count_attempts(ctx.delivery.id) + 1,
         succeeded=outcome.succeeded,
     )
-    await deliveries.insert_attempt(attempt, ctx.delivery.account_id)
-    return RecordedAttempt(attempt, disabled)
+    stored = await deliveries.insert_attempt(attempt, ctx.delivery.account_id)
+    return RecordedAttempt(stored, disabled)

@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Final
 
@@ -76,6 +76,11 @@ MAX_HONOURED_RATE_LIMITS: Final = 10
 # one that fails every time stops costing a job's attempts every few hours.
 GIVE_UP_TRIES: Final = 3
 OLD_SECRET_DEFAULT_LIFETIME: Final = timedelta(hours=24)
+# Each old secret still signing adds a `v1=` of 67 bytes to every delivery's Stripe-Signature
+# header: rolls that would keep more than this many signing are refused (a roll that retires
+# the current secret at once adds none), so the header stays far below the 8 KB many servers
+# allow for one.
+MAX_SIGNING_ROLLED_SECRETS: Final = 5
 EVENT_RETENTION: Final = timedelta(days=30)
 
 
@@ -171,12 +176,16 @@ class WebhookEndpoint:
         one that has not expired, so receivers can switch without missing an event."""
         return [self.secret] + [old.secret for old in self.rolled_secrets if now < old.expires_at]
 
+    def signing_rolled_secrets(self, now: datetime) -> tuple[RolledSecret, ...]:
+        """The rolled secrets that still sign `now`, newest first."""
+        return tuple(old for old in self.rolled_secrets if now < old.expires_at)
+
     def rolled(
         self, new_secret: str, *, now: datetime, old_lifetime: timedelta
     ) -> "WebhookEndpoint":
         """The endpoint signing with `new_secret`; the current secret stays valid for
         `old_lifetime`, and rolled secrets already expired are dropped."""
-        kept = tuple(old for old in self.rolled_secrets if now < old.expires_at)
+        kept = self.signing_rolled_secrets(now)
         if old_lifetime > timedelta(0):
             kept = (RolledSecret(self.secret, now + old_lifetime), *kept)
         return replace(self, secret=new_secret, rolled_secrets=kept)
@@ -214,6 +223,42 @@ class DeliveryAttempt:
     next_retry_at: datetime | None
     attempt_number: int
     succeeded: bool
+
+
+@dataclass(frozen=True)
+class NewAttempt:
+    """An attempt about to be stored, not numbered yet: it is numbered as it is stored, after
+    every attempt of its delivery stored before it (`DeliveryRepository.insert_attempt`), so
+    that the worker's attempts, resends and the attempts of a delivery started over never
+    share a number."""
+
+    id: str
+    delivery_id: int
+    event_id: str
+    endpoint_id: str
+    attempted_at: datetime
+    http_status: int | None
+    latency_ms: int
+    response_snippet: str
+    error: str | None
+    next_retry_at: datetime | None
+    succeeded: bool
+
+    def numbered(self, attempt_number: int) -> DeliveryAttempt:
+        return DeliveryAttempt(
+            id=self.id,
+            delivery_id=self.delivery_id,
+            event_id=self.event_id,
+            endpoint_id=self.endpoint_id,
+            attempted_at=self.attempted_at,
+            http_status=self.http_status,
+            latency_ms=self.latency_ms,
+            response_snippet=self.response_snippet,
+            error=self.error,
+            next_retry_at=self.next_retry_at,
+            attempt_number=attempt_number,
+            succeeded=self.succeeded,
+        )
 
 
 @dataclass(frozen=True)
@@ -268,6 +313,23 @@ def next_attempt_after_failure(
     says how much of RETRY_GAP_JITTER the gap is stretched by."""
     gap = retry_gap(failures) * (1.0 + RETRY_GAP_JITTER * _check_draw(draw))
     return within_retry_window(first_attempt_at, now + gap)
+
+
+def _on_time_schedule_span() -> timedelta:
+    """From a delivery's first attempt to its last, every attempt made as it fell due and no
+    gap stretched: 65 h 35 (the shortest a whole schedule of failures takes)."""
+    first = last = datetime(2000, 1, 1, tzinfo=UTC)
+    failures = 1
+    while (due := next_attempt_after_failure(first, failures, last)) is not None:
+        last, failures = due, failures + 1
+    return last - first
+
+
+# A delivery's last attempt, failed with no other delivery of its endpoint pending, disables
+# the endpoint when its run of failures has lasted this long: a lone delivery's retries span
+# no more than the three-day window, so the three-day rule alone would never disable an
+# endpoint whose deliveries come one at a time (see `EndpointRepository.note_failure`).
+ON_TIME_SCHEDULE_SPAN: Final = _on_time_schedule_span()
 
 
 def after_pause(paused_until: datetime, now: datetime, draw: float = 0.0) -> datetime:

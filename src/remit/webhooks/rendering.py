@@ -21,11 +21,12 @@ Renderer: TypeAlias = Callable[[Event, JsonObject, str], Awaitable[JsonObject]]
 
 
 def event_json(event: Event, *, api_version: str) -> JsonObject:
-    """The event at the latest schema, with the same keys `jsonview.to_json` gives `pb.Event`."""
-    data: dict[str, JsonValue] = {
-        "object": event.data_object,
-        "previous_attributes": event.previous_attributes,
-    }
+    """The event at the latest schema, with the same keys `jsonview.to_json` gives `pb.Event`.
+    `data.previous_attributes` is there only when the event has them (a `*.updated` event): it
+    is optional in Stripe's schema, never null, at every version."""
+    data: dict[str, JsonValue] = {"object": event.data_object}
+    if event.previous_attributes is not None:
+        data["previous_attributes"] = event.previous_attributes
     return {
         "object": "event",
         "id": event.id,

@@ -13,6 +13,8 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
+    false,
     func,
     literal,
     or_,
@@ -25,11 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.accounts.tables import accounts
 from remit.storage import fastsql
-from remit.storage.fastsql import Statement, TableStatements
+from remit.storage.fastsql import Statement
 from remit.webhooks.domain import (
     FAILING_ENDPOINT_DISABLE_AFTER,
     FAILURE_RUN_BREAK,
     MAX_HONOURED_RATE_LIMITS,
+    ON_TIME_SCHEDULE_SPAN,
     SUCCESS_NOTED_WITHIN,
     Delivery,
     DeliveryAttempt,
@@ -37,6 +40,7 @@ from remit.webhooks.domain import (
     DisabledReason,
     EndpointStatus,
     Event,
+    NewAttempt,
     RolledSecret,
     WebhookEndpoint,
 )
@@ -185,6 +189,20 @@ _NOTE_SUCCESS = Statement(
 )
 
 
+def _ends_a_lone_run(last_attempt_of: int | None, now: datetime) -> ColumnElement[bool]:
+    """The condition under which a delivery's last attempt disables its endpoint (see
+    `EndpointRepository.note_failure`)."""
+    if last_attempt_of is None:
+        return false()
+    c, d = webhook_endpoints.c, webhook_deliveries.c
+    others_pending = exists().where(
+        d.endpoint_id == c.id,
+        d.status == DeliveryStatus.PENDING.value,
+        d.id != last_attempt_of,
+    )
+    return and_(c.failing_since <= now - ON_TIME_SCHEDULE_SPAN, ~others_pending)
+
+
 class EndpointRepository:
     def __init__(self, db: AsyncConnection) -> None:
         self._db = db
@@ -267,11 +285,26 @@ class EndpointRepository:
             },
         )
 
-    async def note_failure(self, endpoint_id: str, attempted_at: datetime, now: datetime) -> bool:
+    async def note_failure(
+        self,
+        endpoint_id: str,
+        attempted_at: datetime,
+        now: datetime,
+        *,
+        last_attempt_of: int | None = None,
+    ) -> bool:
         """Start (or continue) the endpoint's run of failures; disable it once that run has
         lasted three days. A failure after a silence longer than FAILURE_RUN_BREAK starts a
         new run; a failure made before a success already recorded belongs to no run (that
         success ended it). Returns True when this call disabled it.
+
+        `last_attempt_of` names the delivery this failure gave up on (its schedule has no
+        retry left). A lone delivery's retries span no more than its three-day window, so a run
+        it makes alone never reaches three days, and the next delivery, a silence later, starts
+        a run afresh: its last attempt therefore disables the endpoint once the run has lasted
+        ON_TIME_SCHEDULE_SPAN (its whole schedule, made on time), if no other delivery of the
+        endpoint is pending to carry the run on to the three days. Of concurrent last attempts,
+        the one that takes the endpoint's row last sees the others' deliveries finished.
 
         One UPDATE: it waits for a concurrent success's write, if that writes, and reads the
         row it committed."""
@@ -304,7 +337,10 @@ class EndpointRepository:
                 # A deleted endpoint is disabled by nothing: an attempt in flight as it was
                 # deleted would otherwise say it disabled an endpoint that is gone.
                 c.deleted_at.is_(None),
-                c.failing_since <= now - FAILING_ENDPOINT_DISABLE_AFTER,
+                or_(
+                    c.failing_since <= now - FAILING_ENDPOINT_DISABLE_AFTER,
+                    _ends_a_lone_run(last_attempt_of, now),
+                ),
             )
             .values(
                 status=EndpointStatus.DISABLED.value, disabled_reason=DisabledReason.FAILING.value
@@ -370,6 +406,15 @@ class EndpointRepository:
 _PENDING_DELIVERIES = webhook_deliveries.alias("pending_deliveries")
 
 
+# An event's `pending_webhooks`: Stripe's "webhooks that have yet to be successfully delivered
+# to the URLs you've specified", read as the deliveries still on their way, those something will
+# attempt again by itself. A succeeded delivery is done; a failed one (retries used up, a 410,
+# given up, its endpoint deleted, or its job found the endpoint disabled) will be attempted
+# again only if asked (a resend or a redelivery). A pending delivery of a disabled endpoint that
+# has no job counts: its endpoint is still one of the URLs specified, it has not been delivered,
+# and it is attempted once the endpoint is enabled again (the repair stages its job then,
+# `remit.webhooks.repair`). It stops counting when it is delivered, or when it fails: deleting
+# the endpoint fails it (`remit.webhooks.deleted`).
 def _pending_count(event_id_column: Any) -> Any:
     d = _PENDING_DELIVERIES.c
     return (
@@ -552,7 +597,30 @@ class DeliveryContext:
     account_api_version: str | None
 
 
-_ATTEMPTS = TableStatements(webhook_delivery_attempts, key=("id",))
+# The delivery's row, locked by whatever records an attempt of it (the worker's, a resend's),
+# to the end of its transaction: the attempt is numbered under it. FOR NO KEY UPDATE, as the
+# UPDATE moving the delivery on locks it: an attempt being inserted (its key-share lock on the
+# delivery) is not waited for.
+_LOCK_DELIVERY = Statement(
+    "SELECT 1 FROM webhook_deliveries WHERE id = %(delivery_id)s FOR NO KEY UPDATE"
+)
+# The attempt, numbered after every attempt of its delivery stored before it. Read in the
+# statement's own snapshot, taken once the delivery's lock (`_LOCK_DELIVERY`, a statement
+# before) was granted: every attempt recorded under that lock before has committed, and is
+# counted. The unique index on (delivery_id, attempt_number) refuses any other way of taking a
+# number twice (core migration 0076).
+_INSERT_NUMBERED_ATTEMPT = Statement(
+    "INSERT INTO webhook_delivery_attempts (id, delivery_id, account_id, event_id, endpoint_id,"
+    " attempted_at, http_status, latency_ms, response_snippet, error, next_retry_at,"
+    " attempt_number, succeeded)"
+    " VALUES (%(id)s, %(delivery_id)s, %(account_id)s, %(event_id)s, %(endpoint_id)s,"
+    " %(attempted_at)s, %(http_status)s, %(latency_ms)s, %(response_snippet)s, %(error)s,"
+    " %(next_retry_at)s,"
+    " (SELECT coalesce(max(attempt_number), 0) + 1 FROM webhook_delivery_attempts"
+    " WHERE delivery_id = %(delivery_id)s),"
+    " %(succeeded)s)"
+    " RETURNING attempt_number"
+)
 _UNPARK = Statement("DELETE FROM webhook_parked WHERE delivery_id = %(delivery_id)s")
 # The retry times the delivery's attempts show that no attempt of the worker's has reached: each
 # attempt the worker made was made at or after the time shown before it, so a time after the
@@ -686,11 +754,12 @@ class DeliveryRepository:
         return None if row is None else delivery_from_row(row)
 
     async def lock(self, delivery_id: int) -> None:
-        """Lock the delivery's row for an update later in this transaction."""
-        d = webhook_deliveries.c
-        await self._db.execute(
-            select(d.id).where(d.id == delivery_id).with_for_update(key_share=True)
-        )
+        """Lock the delivery's row for an update later in this transaction, and for numbering
+        its attempt (`insert_attempt`).
+
+        Deferred: in a `fastsql.deferring` block it goes out with the next statement that needs
+        an answer."""
+        await _LOCK_DELIVERY.defer(self._db, {"delivery_id": delivery_id})
 
     async def record_attempt_result(
         self,
@@ -819,14 +888,6 @@ class DeliveryRepository:
         an answer."""
         await _UNPARK.defer(self._db, {"delivery_id": delivery_id})
 
-    async def count_attempts(self, delivery_id: int) -> int:
-        a = webhook_delivery_attempts.c
-        return int(
-            (
-                await self._db.execute(select(func.count()).where(a.delivery_id == delivery_id))
-            ).scalar_one()
-        )
-
     async def undelivered(
         self,
         account_id: str,
@@ -881,9 +942,11 @@ class DeliveryRepository:
         )
         return [Cursor(row.created_at, row.id) for row in rows]
 
-    async def insert_attempt(self, attempt: DeliveryAttempt, account_id: str) -> None:
-        """Deferred: in a `fastsql.deferring` block it goes out with the next statement that
-        needs an answer."""
+    async def insert_attempt(self, attempt: NewAttempt, account_id: str) -> DeliveryAttempt:
+        """Store the attempt, numbered after every attempt of its delivery stored so far, and
+        return it as stored. Call it holding the delivery's row lock (`lock`), taken before
+        this transaction read anything it numbers by: two recordings at once (the worker's and
+        a resend's, two resends, two jobs of one attempt) then number one after the other."""
         row = {
             "id": attempt.id,
             "delivery_id": attempt.delivery_id,
@@ -896,10 +959,11 @@ class DeliveryRepository:
             "response_snippet": attempt.response_snippet,
             "error": attempt.error,
             "next_retry_at": attempt.next_retry_at,
-            "attempt_number": attempt.attempt_number,
             "succeeded": attempt.succeeded,
         }
-        await _ATTEMPTS.insert(list(row)).defer(self._db, row)
+        stored = await _INSERT_NUMBERED_ATTEMPT.first(self._db, row)
+        assert stored is not None
+        return attempt.numbered(int(stored["attempt_number"]))
 
     async def attempt_cursor(self, account_id: str, attempt_id: str) -> Cursor | None:
         a = webhook_delivery_attempts.c

@@ -2,10 +2,12 @@
 
 aiohttp was chosen by measurement (bench/bench_webhook_http_clients.py): about 0.15 ms of CPU
 per request against 2.2 ms for httpx's async client, same machine, 64 connections. Redirects are
-not followed (a 3xx is a failed attempt, as at Stripe), only the first bytes of a response are
-read, and every connection is checked against the `UrlPolicy`: the resolver drops refused
-addresses of a name, and the connector refuses any address it is about to connect to, literal
-ones included (aiohttp connects to an IP address in the URL without asking the resolver).
+not followed (a 3xx is a failed attempt, as at Stripe). The status line and headers decide an
+attempt; of the body only the first bytes are read, in one read waited on briefly
+(SNIPPET_WAIT_S), so that a body left open or sent slowly neither fails the attempt nor holds
+it. Every connection is checked against the `UrlPolicy`: the resolver drops refused addresses
+of a name, and the connector refuses any address it is about to connect to, literal ones
+included (aiohttp connects to an IP address in the URL without asking the resolver).
 """
 
 import asyncio
@@ -31,6 +33,8 @@ SNIPPET_BYTES: Final = 512
 # Read past the snippet's end so that a card number (19 digits and 18 separators at most) or a
 # secret straddling the cut is masked whole before the snippet is cut.
 SNIPPET_LOOKAHEAD_BYTES: Final = 64
+# How long the snippet's read waits for a body's first bytes once the status line is in.
+SNIPPET_WAIT_S: Final = 1.0
 USER_AGENT: Final = "remit-webhooks/1.0"
 
 
@@ -101,11 +105,13 @@ class WebhookSender:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_connections: int = 256,
         snippet_bytes: int = SNIPPET_BYTES,
+        snippet_wait_s: float = SNIPPET_WAIT_S,
     ) -> None:
         self._policy = policy
         self._timeout_s = timeout_s
         self._max_connections = max_connections
         self._snippet_bytes = snippet_bytes
+        self._snippet_wait_s = snippet_wait_s
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -141,17 +147,16 @@ class WebhookSender:
             async with self._client().post(
                 url, data=body, headers=dict(headers), allow_redirects=False
             ) as response:
-                # One read, as many bytes as have come (up to these): an endpoint that keeps
-                # its answer's body open is not waited on for more.
-                raw = await response.content.read(self._snippet_bytes + SNIPPET_LOOKAHEAD_BYTES)
+                # The status line and headers are the answer: a 2xx is a success (and a 410 or
+                # 429 keeps its meaning) whatever becomes of the body afterwards.
+                status, retry_after = response.status, response.headers.get("Retry-After")
+                raw, more = await self._read_snippet(response, started)
                 return HttpResult(
-                    http_status=response.status,
+                    http_status=status,
                     latency_ms=elapsed_ms(),
-                    response_snippet=masked_snippet(
-                        raw, self._snippet_bytes, more=not response.content.at_eof()
-                    ),
+                    response_snippet=masked_snippet(raw, self._snippet_bytes, more=more),
                     error=None,
-                    retry_after=response.headers.get("Retry-After"),
+                    retry_after=retry_after,
                 )
         except TimeoutError:
             return _failure(elapsed_ms(), f"timeout after {self._timeout_s:g}s")
@@ -161,6 +166,22 @@ class WebhookSender:
             return _failure(elapsed_ms(), f"connection failed: {_reason(error)}")
         except (aiohttp.ClientError, OSError) as error:
             return _failure(elapsed_ms(), f"{type(error).__name__}: {_reason(error)}")
+
+    async def _read_snippet(
+        self, response: aiohttp.ClientResponse, started: float
+    ) -> tuple[bytes, bool]:
+        """The first bytes of the body and whether more may follow. One read, as many bytes as
+        have come (up to these), waited on for `snippet_wait_s` at most and never past the
+        attempt's overall timeout: an endpoint that keeps its body open, or sends it slowly,
+        leaves an empty (or short) snippet, not a failed attempt."""
+        remaining = self._timeout_s - (time.monotonic() - started)
+        try:
+            async with asyncio.timeout(max(0.0, min(self._snippet_wait_s, remaining))):
+                raw = await response.content.read(self._snippet_bytes + SNIPPET_LOOKAHEAD_BYTES)
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            # aiohttp's own overall timer may fire first; a body cut off is no answer either.
+            return b"", True
+        return raw, not response.content.at_eof()
 
     async def close(self) -> None:
         if self._session is not None:

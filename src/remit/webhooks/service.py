@@ -23,11 +23,13 @@ from remit.webhooks.delivery import (
 )
 from remit.webhooks.domain import (
     EVENT_RETENTION,
+    MAX_SIGNING_ROLLED_SECRETS,
     OLD_SECRET_DEFAULT_LIFETIME,
     DeliveryAttempt,
     DisabledReason,
     EndpointStatus,
     Event,
+    RolledSecret,
     WebhookEndpoint,
 )
 from remit.webhooks.event_types import UnknownEventTypeError, validate_enabled_events
@@ -123,6 +125,23 @@ def _check_version(version: str) -> str:
             "api_version",
         )
     return version
+
+
+def _too_many_rolled_secrets(
+    endpoint: WebhookEndpoint, signing: Sequence[RolledSecret]
+) -> WebhooksError:
+    """A roll that would keep more than MAX_SIGNING_ROLLED_SECRETS old secrets signing.
+    FAILED_PRECONDITION: the same request succeeds once one of them has expired, or at once
+    when it retires the current secret without a grace period."""
+    first_to_expire = min(old.expires_at for old in signing)
+    return WebhooksError(
+        message=f"This webhook endpoint ({endpoint.id}) already has {len(signing)} old signing "
+        f"secrets that still sign its events, the most it may have; the first of them expires "
+        f"at {first_to_expire.isoformat()}. Roll again after that, or pass "
+        "expire_old_secret_after=0 to stop signing with the current secret at once.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        param="expire_old_secret_after",
+    )
 
 
 def _precondition(message: str) -> WebhooksError:
@@ -321,6 +340,9 @@ class WebhooksService:
 
         async def roll(db: AsyncConnection) -> tuple[WebhookEndpoint, datetime]:
             current = await self._endpoint(db, account_id, endpoint_id, for_update=True)
+            signing = current.signing_rolled_secrets(now)
+            if lifetime > timedelta(0) and len(signing) >= MAX_SIGNING_ROLLED_SECRETS:
+                raise _too_many_rolled_secrets(current, signing)
             rolled = current.rolled(generate_secret(), now=now, old_lifetime=lifetime)
             await EndpointRepository(db).save(rolled)
             return rolled, now + lifetime

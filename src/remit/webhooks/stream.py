@@ -90,7 +90,9 @@ class LiveEvents:
 
     Events are stamped when their transaction starts but become visible when it commits, so an
     event can appear behind one already sent. Each read therefore looks back `LOOKBACK` before
-    the newest event sent and skips the ids it has sent already.
+    the newest event sent and skips the ids it has sent already; but never behind `floor`, the
+    event a replay starts after: only events after it, in the stream's (time, id) order, are
+    the client's to see.
     """
 
     service: WebhooksService
@@ -100,6 +102,7 @@ class LiveEvents:
     wake: asyncio.Event
     sent: dict[str, datetime]
     newest: datetime | None
+    floor: Cursor | None = None
 
     @classmethod
     async def open(
@@ -116,7 +119,10 @@ class LiveEvents:
             start = await service.event_cursor(account_id, starting_after)
             sent: dict[str, datetime] = {} if start is None else {start.id: start.at}
             newest = None if start is None else start.at
-            stream = cls(service, notifier, account_id, types, wake, sent, newest)
+            # A replay goes on strictly after the event it names, whatever the look-back
+            # would reach; "from now on" has no floor, every event committed after it is new.
+            floor = start if starting_after is not None else None
+            stream = cls(service, notifier, account_id, types, wake, sent, newest, floor)
             if starting_after is None:
                 # "From now on": the events already committed within the look-back window
                 # count as sent, or the first read would hand them out as new.
@@ -143,7 +149,7 @@ class LiveEvents:
         self.notifier.unsubscribe(self.account_id, self.wake)
 
     async def _new_events(self) -> AsyncIterator[Event]:
-        page = None if self.newest is None else Cursor(self.newest - LOOKBACK, "")
+        page = self._read_from()
         while True:
             batch = await self.service.events_after(self.account_id, page, BATCH)
             for event in batch:
@@ -159,3 +165,12 @@ class LiveEvents:
             newest = max(self.sent.values())
             self.newest = newest
             self.sent = {k: at for k, at in self.sent.items() if at >= newest - LOOKBACK}
+
+    def _read_from(self) -> Cursor | None:
+        """Where a read starts: `LOOKBACK` before the newest event sent, not behind the floor."""
+        if self.newest is None:
+            return self.floor
+        looked_back = Cursor(self.newest - LOOKBACK, "")
+        if self.floor is not None and (self.floor.at, self.floor.id) > (looked_back.at, ""):
+            return self.floor
+        return looked_back

@@ -149,7 +149,9 @@ webhook_delivery_attempts = Table(
     Column("succeeded", Boolean, nullable=False),
     Index("ix_webhook_delivery_attempts_event_id", "event_id", "attempted_at"),
     Index("ix_webhook_delivery_attempts_endpoint_id", "endpoint_id", "attempted_at"),
-    Index("ix_webhook_delivery_attempts_delivery_id", "delivery_id"),
+    # One number per attempt of a delivery, whoever made it (core migration 0076,
+    # `DeliveryRepository.insert_attempt`); it serves the look-ups by delivery too.
+    Index("ux_webhook_delivery_attempts_number", "delivery_id", "attempt_number", unique=True),
 )
 
 # One row per delivery in flight, under a lease: how many worker processes may POST to one

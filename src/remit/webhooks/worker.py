@@ -2,7 +2,7 @@
 repair of deliveries left with no job."""
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,7 +18,7 @@ from remit.webhooks.repository import EventRepository, InflightRepository
 from remit.webhooks.sender import WebhookSender
 from remit.webhooks.urls import UrlPolicy
 from remit.worker.alone import run_alone
-from remit.worker.runner import JobHandler, Periodic
+from remit.worker.runner import JobHandler, JobPreparer, Periodic
 
 PURGE_BATCH = 1000
 FREE_EXPIRED_SLOTS = "webhooks-free-expired-slots"
@@ -35,6 +35,11 @@ class WebhookWorkerParts:
     close: Callable[[], Awaitable[None]]
     # The longest step of a delivery job (its POST), which the job's lease must outlast.
     longest_step_s: float
+    # The kinds that wait on endpoints, for the worker's slots of their own
+    # (`remit.worker.runner.Worker.network_kinds`), and their steps taken before the job's
+    # transaction is opened (`Worker.preparers`).
+    network_kinds: frozenset[str] = frozenset()
+    preparers: dict[str, JobPreparer] = field(default_factory=dict)
 
 
 def webhook_worker_parts(
@@ -99,4 +104,6 @@ def webhook_worker_parts(
         ],
         close=outbound.close,
         longest_step_s=outbound.timeout_s,
+        network_kinds=frozenset({DELIVER_JOB}),
+        preparers={DELIVER_JOB: deliverer.prepare},
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, literal, text
+from sqlalchemy import ColumnElement, TextClause, and_, bindparam, func, literal, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -153,6 +153,59 @@ _CLAIM = text(
 )
 
 
+# How many more due jobs than it claims a fair claim looks at: the oldest `limit` times this
+# many, and at least FAIR_CLAIM_MIN_WINDOW (a worker whose delivery slots free one at a time
+# claims one at a time), so that it costs a bounded read however long the queue.
+FAIR_CLAIM_WINDOW: Final = 8
+FAIR_CLAIM_MIN_WINDOW: Final = 128
+
+
+def fair_claim_window(limit: int) -> int:
+    """How many of the oldest due jobs a fair claim of `limit` chooses from."""
+    return max(FAIR_CLAIM_MIN_WINDOW, limit * FAIR_CLAIM_WINDOW)
+
+
+# The fair claim: of the oldest due jobs (a window of `fair_claim_window(limit)`, read
+# oldest first by the index of runnable jobs by kind), each account's first, then each one's
+# second, and so on, oldest first within a turn. The whole window is locked (SKIP LOCKED: two
+# workers claim apart), and what is not claimed is let go with the claim's commit. An account
+# whose backlog fills the window is still served first only once per turn; one whose jobs sit
+# past the window waits until the window reaches them, which the jobs ahead of it, each claimed
+# in turn, make quickly (a delivery of a saturated endpoint parks at once).
+def _fair_claim(kind_filter: str) -> TextClause:
+    """The fair claim with `kind_filter`, one of the two constants below (never a value)."""
+    return text(
+        f"""
+        UPDATE jobs SET locked_until = now() + make_interval(secs => :lease_s),
+                        attempts = attempts + 1
+        WHERE id IN (
+            SELECT id FROM (
+                SELECT id, run_at,
+                       row_number() OVER (PARTITION BY account_id ORDER BY run_at, id) AS turn
+                FROM (
+                    SELECT id, account_id, run_at FROM jobs
+                    WHERE status = 'pending' AND run_at <= :now
+                      AND (locked_until IS NULL OR locked_until < now())
+                      AND {kind_filter}
+                    ORDER BY run_at, id
+                    LIMIT :window
+                    FOR UPDATE SKIP LOCKED
+                ) AS due
+            ) AS turns
+            ORDER BY turn, run_at, id
+            LIMIT :limit
+        )
+        RETURNING id, kind, payload, account_id, attempts, max_attempts, put_backs
+        """  # noqa: S608 (constant text)
+    )
+
+
+# One kind (a worker's delivery lane) by equality: the index by kind then reads its due jobs
+# in the order the window takes them, and stops at the window's end.
+_FAIR_CLAIM_ONE_KIND = _fair_claim("kind = :kind")
+_FAIR_CLAIM = _fair_claim("kind = ANY(CAST(:kinds AS text[]))")
+
+
 async def claim_jobs(
     db: AsyncConnection,
     *,
@@ -160,10 +213,28 @@ async def claim_jobs(
     limit: int,
     lease_s: float = DEFAULT_LEASE_S,
     kinds: list[str] | None = None,
+    fair: bool = False,
 ) -> list[Job]:
-    rows = await db.execute(
-        _CLAIM, {"now": now, "lease_s": lease_s, "limit": limit, "kinds": kinds}
-    )
+    """Claim at most `limit` due jobs (of `kinds`, or any): the oldest first or, `fair`, across
+    accounts in turn (`_FAIR_CLAIM`; `kinds` must then be given)."""
+    if fair:
+        if kinds is None:
+            raise ValueError("a fair claim is for given kinds")
+        one_kind = len(kinds) == 1
+        rows = await db.execute(
+            _FAIR_CLAIM_ONE_KIND if one_kind else _FAIR_CLAIM,
+            {
+                "now": now,
+                "lease_s": lease_s,
+                "limit": limit,
+                **({"kind": kinds[0]} if one_kind else {"kinds": kinds}),
+                "window": fair_claim_window(limit),
+            },
+        )
+    else:
+        rows = await db.execute(
+            _CLAIM, {"now": now, "lease_s": lease_s, "limit": limit, "kinds": kinds}
+        )
     claimed = [
         Job(
             id=row.id,

@@ -19,6 +19,7 @@ from remit.config import (
     vault_sweep_grace_s,
     vault_sweep_max_deletions,
     vault_sweep_max_unreferenced_share,
+    worker_delivery_slots,
     worker_max_clock_skew_s,
 )
 from remit.core.clock import Clock
@@ -164,6 +165,9 @@ def build_worker(engine: AsyncEngine, config: PlatformConfig, *, clock: Clock) -
         on_stop=on_stop,
         given_up={**given_up, **webhooks.given_up},
         lease=job_lease_for(longest_step_s),
+        network_kinds=webhooks.network_kinds,
+        network_slots=worker_delivery_slots(),
+        preparers=webhooks.preparers,
     )
 
 

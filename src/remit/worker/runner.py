@@ -7,11 +7,13 @@ run out. Workers wake on NOTIFY as soon as a job commits, and poll as a fallback
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import TypeVar
 
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,10 +40,18 @@ from remit.worker.leases import DEFAULT_JOB_LEASE, JobLease
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # What a handler may hand back: a step to take once its work has committed, such as a log line
 # that must not report what a rollback undid.
 AfterCommit = Callable[[], None]
 JobHandler = Callable[[AsyncConnection, Job], Awaitable[AfterCommit | None]]
+# What is left of a job once its network step is done: the writes of its own transaction.
+JobStep = Callable[[AsyncConnection], Awaitable[AfterCommit | None]]
+# A job's work up to its end step, run with no connection of the job's held: a webhook's POST
+# waits on the endpoint for up to its timeout, and a connection held meanwhile would make the
+# database pool, not the endpoints, bound how many deliveries run at once.
+JobPreparer = Callable[[Job], Awaitable[JobStep]]
 PeriodicTask = Callable[[], Awaitable[None]]
 
 POLL_INTERVAL_S = 1.0
@@ -79,6 +89,16 @@ class Periodic:
     run: PeriodicTask
 
 
+@dataclass(frozen=True)
+class Lane:
+    """A share of a worker's slots: the job kinds it claims for, and how many of them run at
+    once. `fair`: claimed across accounts in turn, not oldest first (`claim_jobs`)."""
+
+    kinds: list[str]
+    slots: int
+    fair: bool
+
+
 @dataclass
 class Worker:
     engine: AsyncEngine
@@ -96,13 +116,34 @@ class Worker:
     # How long a claim holds a job and a handler may run: `registry` sizes it from the
     # configured timeouts of what the handlers call (`remit.worker.leases`).
     lease: JobLease = DEFAULT_JOB_LEASE
+    # Kinds whose jobs mostly wait on the network (a webhook's POST, up to its timeout), run
+    # in `network_slots` slots of their own rather than in the `concurrency` ones: a slow
+    # endpoint's deliveries then hold only delivery slots, and the payment jobs (expiries,
+    # payouts) find theirs free. Claimed fairly across accounts (`claim_jobs`): one account's
+    # backlog does not fill them either.
+    network_kinds: frozenset[str] = frozenset()
+    network_slots: int = 64
+    # By kind: the work a job does before its transaction is opened (`JobPreparer`); the
+    # kind's entry in `handlers` does both steps in one, for callers that hold a connection.
+    preparers: Mapping[str, JobPreparer] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def lanes(self) -> list[Lane]:
+        """The worker's slots, each share with the kinds it claims for."""
+        network = sorted(self.network_kinds & set(self.handlers))
+        general = sorted(set(self.handlers) - set(network))
+        lanes = [Lane(kinds=general, slots=self.concurrency, fair=False)]
+        if network:
+            lanes.append(Lane(kinds=network, slots=self.network_slots, fair=True))
+        # A worker with no handlers still claims (for none): as it always did.
+        return [lane for lane in lanes if lane.kinds] or lanes[:1]
+
     async def run_once(self) -> int:
-        """Claim one batch of due jobs and run them; return how many ran (for tests and tools;
-        `run_forever` keeps every slot busy instead of waiting for whole batches)."""
+        """Claim one batch of due jobs for every lane and run them; return how many ran (for
+        tests and tools; `run_forever` keeps every slot busy instead of waiting for whole
+        batches)."""
         deadline = self._run_deadline()
-        batch = await self._claim(self.concurrency)
+        batch = [job for lane in self.lanes() for job in await self._claim(lane.slots, lane)]
         await asyncio.gather(*(self._run_job(job, deadline) for job in batch))
         return len(batch)
 
@@ -115,17 +156,18 @@ class Worker:
         the run go on past its lease, while a second worker claims the job and runs it too."""
         return asyncio.get_running_loop().time() + self.lease.run_budget_s
 
-    async def _claim(self, limit: int) -> list[Job]:
-        """Claim at most `limit` due jobs, to start at once: a job claimed but left waiting for
-        a turn would see its lease run out (a webhook delivery may take its whole HTTP
-        timeout), and another worker would claim it again."""
+    async def _claim(self, limit: int, lane: Lane) -> list[Job]:
+        """Claim at most `limit` due jobs of the lane's kinds, to start at once: a job claimed
+        but left waiting for a turn would see its lease run out (a webhook delivery may take
+        its whole HTTP timeout), and another worker would claim it again."""
         async with self.engine.begin() as db:
             return await claim_jobs(
                 db,
                 now=self.clock.now(),
                 limit=limit,
                 lease_s=self.lease.lease_s,
-                kinds=sorted(self.handlers),
+                kinds=lane.kinds,
+                fair=lane.fair,
             )
 
     async def _run_job(self, job: Job, deadline: float) -> None:
@@ -135,9 +177,14 @@ class Worker:
             await self._fail_exhausted(job)
             return
         handler = self.handlers[job.kind]
+        prepare = self.preparers.get(job.kind)
         try:
+            step: JobStep = functools.partial(_call_with_job, handler, job=job)
+            if prepare is not None:
+                # Within the same budget: the whole run must end before the lease does.
+                step = await self._within_budget(functools.partial(prepare, job), deadline)
             async with self.engine.begin() as db:
-                after_commit = await self._within_budget(handler, db, job, deadline)
+                after_commit = await self._within_budget(functools.partial(step, db), deadline)
                 await complete_job(db, job, now=self.clock.now())
             if after_commit is not None:
                 _after_commit(job, after_commit)
@@ -190,14 +237,12 @@ class Worker:
             # Claimed until its lease runs out, then claimed again, and put back then.
             _log_loop_error(f"putting back job {job.id}, claimed before it was due", error)
 
-    async def _within_budget(
-        self, handler: JobHandler, db: AsyncConnection, job: Job, deadline: float
-    ) -> AfterCommit | None:
-        """Run `handler`, stopped (and its work rolled back) at `deadline`, the end of the
-        lease's run budget from the claim: past its lease another worker would claim the job
-        and run it beside this run. A handler whose connection came only after the deadline
-        is not started. The failure is recorded as any other, and the job retried after its
-        backoff."""
+    async def _within_budget(self, work: Callable[[], Awaitable[T]], deadline: float) -> T:
+        """Run `work` (a handler, or a step of one), stopped (and its work rolled back) at
+        `deadline`, the end of the lease's run budget from the claim: past its lease another
+        worker would claim the job and run it beside this run. Work whose turn (a connection,
+        its step before) came only after the deadline is not started. The failure is
+        recorded as any other, and the job retried after its backoff."""
         overran = JobOverranError(
             f"stopped after {self.lease.run_budget_s:g} s from its claim, before its "
             f"{self.lease.lease_s:g} s lease ran out"
@@ -208,7 +253,7 @@ class Worker:
         budget = asyncio.timeout_at(deadline)
         try:
             async with budget:
-                return await handler(db, job)
+                return await work()
         except TimeoutError:
             if not budget.expired():
                 raise  # the handler's own
@@ -295,34 +340,42 @@ class Worker:
             background.append(asyncio.create_task(self._listen(listen_url, stop)))
         failures = 0
         claiming = OutageLog(log, "claiming jobs")
-        # Jobs running now: a slot is claimed for again as soon as one ends, so one slow job
-        # (a webhook delivery waiting out its timeout) does not hold the other slots idle.
+        lanes = self.lanes()
+        # Jobs running now, by lane: a slot is claimed for again as soon as one ends, so one
+        # slow job (a webhook delivery waiting out its timeout) does not hold the other slots
+        # idle.
+        by_lane: list[set[asyncio.Task[None]]] = [set() for _ in lanes]
         running: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
-                free = self.concurrency - len(running)
-                claimed: list[Job] = []
-                deadline = self._run_deadline()
-                if free > 0:
-                    try:
-                        claimed = await self._claim(free)
-                    except Exception as error:
-                        # A worker that exits takes nothing with it (claimed jobs are leased),
-                        # but a database restart must not stop job processing: wait and claim
-                        # again.
-                        failures += 1
-                        claiming.failed(error)
-                        await _pause(stop, claim_pause_s(failures))
-                        continue
-                    failures = 0
-                    claiming.succeeded()
-                for job in claimed:
-                    task = asyncio.create_task(self._run_job(job, deadline))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                if free > 0 and len(claimed) == free:
-                    continue  # every slot found a job: more may be due
-                if not claimed:
+                any_claimed = more_due = False
+                try:
+                    for lane, lane_running in zip(lanes, by_lane, strict=True):
+                        free = lane.slots - len(lane_running)
+                        if free <= 0:
+                            continue
+                        deadline = self._run_deadline()
+                        claimed = await self._claim(free, lane)
+                        for job in claimed:
+                            task = asyncio.create_task(self._run_job(job, deadline))
+                            for tasks in (running, lane_running):
+                                tasks.add(task)
+                                task.add_done_callback(tasks.discard)
+                        any_claimed = any_claimed or bool(claimed)
+                        # Every free slot found a job: more may be due.
+                        more_due = more_due or len(claimed) == free
+                except Exception as error:
+                    # A worker that exits takes nothing with it (claimed jobs are leased), but
+                    # a database restart must not stop job processing: wait and claim again.
+                    failures += 1
+                    claiming.failed(error)
+                    await _pause(stop, claim_pause_s(failures))
+                    continue
+                failures = 0
+                claiming.succeeded()
+                if more_due:
+                    continue
+                if not any_claimed:
                     self._wake.clear()
                 await self._wait_for_a_turn(running, stop)
         finally:
@@ -351,6 +404,12 @@ class Worker:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+
+async def _call_with_job(
+    handler: JobHandler, db: AsyncConnection, *, job: Job
+) -> AfterCommit | None:
+    return await handler(db, job)
 
 
 def _after_commit(job: Job, step: AfterCommit) -> None:

@@ -29,6 +29,15 @@ jobs = Table(
         "run_at",
         postgresql_where=text("status = 'pending'"),
     ),
+    # Each of a worker's lanes claims its own kinds' due jobs, oldest first (core migration
+    # 0077, `remit.worker.runner.Lane`).
+    Index(
+        "ix_jobs_runnable_kind",
+        "kind",
+        "run_at",
+        "id",
+        postgresql_where=text("status = 'pending'"),
+    ),
     # The prune deletes ended jobs by their end, and `remit jobs failed` lists the failed ones,
     # the latest first (core migration 0066).
     Index(

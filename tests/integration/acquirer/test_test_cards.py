@@ -72,7 +72,7 @@ DECLINES = [
     Refusal("4000000000009995", "card_declined", "insufficient_funds"),
     Refusal("4000000000009987", "card_declined", "lost_card"),
     Refusal("4000000000009979", "card_declined", "stolen_card"),
-    Refusal("4000000000000069", "expired_card", "expired_card"),
+    Refusal("4000000000000069", "expired_card", None),
     Refusal("4000000000000127", "incorrect_cvc", "incorrect_cvc", cvc_check=F),
     Refusal("4000000000000119", "processing_error", "processing_error"),
     Refusal("4000000000006975", "card_declined", "card_velocity_exceeded"),
@@ -195,6 +195,8 @@ async def test_a_card_past_its_expiry_month_declines_as_expired(service: Acquire
     # The test clock reads 2031-03-14: February 2031 has passed, March 2031 has not.
     expired = await service.authorize(authorization_request(exp_month=2, exp_year=2031))
     current = await service.authorize(authorization_request(exp_month=3, exp_year=2031))
-    assert expired.operation.code == "expired_card"
+    result = expired.operation.authorization_result
+    assert result is not None
+    assert (result.code, result.decline_code) == ("expired_card", None)
     assert not expired.operation.approved
     assert current.operation.approved

@@ -42,14 +42,16 @@ async def post(engine: AsyncEngine, clock: FixedClock, account_id: str, *txids: 
 
 
 async def rewrite_history(engine: AsyncEngine, account_id: str, txid: str) -> None:
-    """What a superuser can do: change a transaction (its metadata here), then recompute the
-    hash of it and of every transaction after it, and the chain head, past the triggers."""
+    """What a superuser can do: change a transaction (a key added to its metadata here, which
+    nothing else the ledger stores contradicts), then recompute the hash of it and of every
+    transaction after it, and the chain head, past the triggers."""
     t = ledger_transactions.c
     async with engine.begin() as db:
         await db.execute(text("SET LOCAL session_replication_role = replica"))
         await db.execute(
             text(
-                'UPDATE ledger_transactions SET metadata = \'{"paid_to": "elsewhere"}\' '
+                "UPDATE ledger_transactions "
+                'SET metadata = metadata || \'{"paid_to": "elsewhere"}\' '
                 "WHERE account_id = :a AND id = :id"
             ),
             {"a": account_id, "id": txid},

@@ -1,6 +1,7 @@
 """Payouts: from the available balance, through the simulated bank, back on failure."""
 
 import asyncio
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
 from remit.core.errors import RemitError
+from remit.core.jsonview import JsonObject
 from remit.ledger import postings as ledger
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
 from remit.ledger.jobs import advance_payouts, create_automatic_payouts
@@ -25,8 +27,11 @@ from remit.ledger.tables import ledger_events
 from remit.ledger.verify import verify_ledger
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, value_of
 from remit.payments.requests import current_request, note_call
+from remit.webhooks.domain import Event
+from remit.webhooks.rendering import event_json
 from remit.webhooks.tables import events
 from tests.integration.ledger.conftest import NewAccount
+from versions import LATEST_VERSION
 
 pytestmark = pytest.mark.anyio
 
@@ -362,6 +367,15 @@ async def _payout_events(engine: AsyncEngine, account_id: str) -> list[dict[str,
     return [dict(row._mapping) for row in rows]
 
 
+def _shown_data(row: dict[str, object]) -> JsonObject:
+    """The `data` of a recorded event as webhooks and GET /v1/events show it."""
+    shared = {field.name: row[field.name] for field in fields(Event) if field.name in row}
+    event = Event(**shared)  # type: ignore[arg-type]
+    data = event_json(event, api_version=LATEST_VERSION)["data"]
+    assert isinstance(data, dict)
+    return data
+
+
 async def test_payout_events_name_their_request_and_what_an_update_changed(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
@@ -391,7 +405,10 @@ async def test_payout_events_name_their_request_and_what_an_update_changed(
         ("payout.updated", None, None),
     ]
     created, edited, in_transit = made
+    # A creation changed nothing: none are recorded, and the event leaves the key out.
     assert created["previous_attributes"] is None
+    assert "previous_attributes" not in _shown_data(created)
+    assert _shown_data(edited)["previous_attributes"] == edited["previous_attributes"]
     # The keys of `metadata` that changed: one removed (its old value), one added (null).
     assert edited["previous_attributes"] == {"metadata": {"batch": "1", "note": None}}
     assert edited["data_object"]["metadata"] == {"note": "x"}  # type: ignore[index]

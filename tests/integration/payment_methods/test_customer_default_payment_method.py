@@ -29,6 +29,7 @@ from remit.webhooks.tables import events
 from remit_api.payments.v1 import payments_pb2 as pb
 from remit_api.payments.v1 import payments_pb2_grpc
 from tests.support.accounts import call_metadata
+from tests.support.card_vaults import TestCardsKeepTheirDetails
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.anyio
 PARAM = "invoice_settings[default_payment_method]"
 
 
-class VisaVault:
+class VisaVault(TestCardsKeepTheirDetails):
     """Resolves Stripe's Visa test id (no vault process needed here)."""
 
     def forget_card(self, account_id: str, vault_token: str) -> None:

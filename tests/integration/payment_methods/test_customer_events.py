@@ -1,24 +1,32 @@
 """customer.* and payment_method.attached/.detached/.updated events, recorded in the transaction
 of the change, read back from the events table."""
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
-from remit.core.errors import RemitError
+from remit.core.errors import ErrorKind, RemitError
 from remit.customers.domain import CustomerFields
 from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
+from remit.payment_methods import service as payment_methods_service
 from remit.payment_methods.domain import CardSummary, PaymentMethodChanges, VaultCard
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.requests import note_call
+from remit.storage import fastsql
 from remit.webhooks.tables import events
+from tests.support.card_vaults import TestCardsKeepTheirDetails
 
 pytestmark = pytest.mark.anyio
 
 
-class VisaOnlyVault:
+class VisaOnlyVault(TestCardsKeepTheirDetails):
     """A vault that knows only the Visa test card (no vault process needed here)."""
 
     def forget_card(self, account_id: str, vault_token: str) -> None:
@@ -124,3 +132,154 @@ async def test_a_payment_method_update_records_payment_method_updated_with_what_
         "metadata": {"order": None},
         "billing_details": {"name": None},
     }
+
+
+def _services(core_engine: AsyncEngine) -> tuple[PaymentMethodsService, CustomersService]:
+    hooks = CustomerEvents()
+    methods = PaymentMethodsService(core_engine, VisaOnlyVault(), hooks=hooks)
+    return methods, CustomersService(core_engine, methods, hooks=hooks)
+
+
+async def test_deleting_a_customer_detaches_each_payment_method_as_a_detach_does(
+    core_engine: AsyncEngine,
+) -> None:
+    """A merchant keeping saved cards from webhooks learns of every card the deletion detached,
+    from the same event an explicit detach sends."""
+    account_id = (await AccountsService(core_engine).create_account()).account.id
+    methods, customers = _services(core_engine)
+    customer = await customers.create(account_id, CustomerFields())
+    first, second, third = [
+        await methods.attach(account_id, "pm_card_visa", customer.id) for _ in range(3)
+    ]
+    await methods.detach(account_id, first.id)
+    before = len(await recorded(core_engine, account_id))
+
+    note_call("req_delete", None)
+    await customers.delete(account_id, customer.id)
+
+    made = await recorded(core_engine, account_id)
+    explicit = made[before - 1]
+    assert explicit["type"] == "payment_method.detached"
+    by_deletion = made[before:]
+    # The detaches first, oldest payment method first, then the deletion.
+    assert [(row["type"], row["data_object"]["id"]) for row in by_deletion] == [  # type: ignore[index]
+        ("payment_method.detached", second.id),
+        ("payment_method.detached", third.id),
+        ("customer.deleted", customer.id),
+    ]
+    for row in by_deletion[:2]:
+        data_object = row["data_object"]
+        assert data_object["customer"] is None  # type: ignore[index]
+        assert data_object.keys() == explicit["data_object"].keys()  # type: ignore[attr-defined]
+        assert row["previous_attributes"] == explicit["previous_attributes"]
+        assert row["previous_attributes"] == {"customer": customer.id}
+        assert row["request_id"] == "req_delete"
+    for method in (second, third):
+        after = await methods.get(account_id, method.id)
+        assert (after.customer_id, after.usable) == (None, False)
+
+    # A delete again (DELETE takes no idempotency key) is a 404 that records nothing.
+    with pytest.raises(RemitError) as again:
+        await customers.delete(account_id, customer.id)
+    assert again.value.kind is ErrorKind.NOT_FOUND
+    assert len(await recorded(core_engine, account_id)) == len(made)
+
+
+async def test_two_deletes_at_once_detach_and_record_each_payment_method_once(
+    core_engine: AsyncEngine,
+) -> None:
+    account_id = (await AccountsService(core_engine).create_account()).account.id
+    methods, customers = _services(core_engine)
+    customer = await customers.create(account_id, CustomerFields())
+    for _ in range(2):
+        await methods.attach(account_id, "pm_card_visa", customer.id)
+    before = len(await recorded(core_engine, account_id))
+
+    outcomes = await asyncio.gather(
+        customers.delete(account_id, customer.id),
+        customers.delete(account_id, customer.id),
+        return_exceptions=True,
+    )
+
+    refused = [outcome for outcome in outcomes if isinstance(outcome, RemitError)]
+    assert len(refused) == 1, outcomes
+    assert refused[0].kind is ErrorKind.NOT_FOUND
+    made = (await recorded(core_engine, account_id))[before:]
+    assert sorted(str(row["type"]) for row in made) == [
+        "customer.deleted",
+        "payment_method.detached",
+        "payment_method.detached",
+    ]
+
+
+@contextmanager
+def round_trips(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """One entry per round trip to the database in this block: each SQLAlchemy statement on
+    `engine`, each pipeline of held writes fastsql sends, each fastsql statement sent alone."""
+    sent: list[str] = []
+    pipelined = fastsql._pipelined
+    answered = fastsql.Statement._answered
+
+    async def pipeline(connection: Any, held: Any, sql: str | None, *args: Any) -> Any:
+        sent.append("pipeline")
+        return await pipelined(connection, held, sql, *args)
+
+    async def alone(statement: fastsql.Statement, db: Any, *args: Any) -> Any:
+        if not fastsql.holds(fastsql.driver(db)):
+            sent.append(statement.sql)
+        return await answered(statement, db, *args)
+
+    def through_sqlalchemy(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    monkeypatch.setattr(fastsql, "_pipelined", pipeline)
+    monkeypatch.setattr(fastsql.Statement, "_answered", alone)
+    event.listen(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
+        monkeypatch.undo()
+
+
+async def test_deleting_a_customer_takes_as_many_round_trips_with_one_or_many_methods(
+    core_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A customer may hold many payment methods: their detaches and events go out together,
+    not one round trip each."""
+    account_id = (await AccountsService(core_engine).create_account()).account.id
+    methods, customers = _services(core_engine)
+
+    async def round_trips_deleting(attached: int) -> int:
+        customer = await customers.create(account_id, CustomerFields())
+        for _ in range(attached):
+            await methods.attach(account_id, "pm_card_visa", customer.id)
+        with round_trips(core_engine, monkeypatch) as sent:
+            await customers.delete(account_id, customer.id)
+        return len(sent)
+
+    assert await round_trips_deleting(5) == await round_trips_deleting(1)
+    events = await recorded(core_engine, account_id)
+    assert [row["type"] for row in events].count("payment_method.detached") == 6
+
+
+async def test_a_customer_with_more_methods_than_a_batch_has_every_one_detached_once(
+    core_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(payment_methods_service, "DETACH_BATCH", 2)
+    account_id = (await AccountsService(core_engine).create_account()).account.id
+    methods, customers = _services(core_engine)
+    customer = await customers.create(account_id, CustomerFields())
+    attached = [await methods.attach(account_id, "pm_card_visa", customer.id) for _ in range(5)]
+    before = len(await recorded(core_engine, account_id))
+
+    await customers.delete(account_id, customer.id)
+
+    made = (await recorded(core_engine, account_id))[before:]
+    assert [row["data_object"]["id"] for row in made] == [  # type: ignore[index]
+        *(method.id for method in attached),
+        customer.id,
+    ]
+    assert {row["type"] for row in made[:-1]} == {"payment_method.detached"}
+    for method in attached:
+        assert (await methods.get(account_id, method.id)).customer_id is None

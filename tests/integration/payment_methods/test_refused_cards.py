@@ -8,11 +8,12 @@ from remit.payment_methods.domain import CardSummary, VaultCard
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.test_card_cache import TestCardCache
 from remit.payments.methods import StoredPaymentMethods
+from tests.support.card_vaults import TestCardsKeepTheirDetails
 
 pytestmark = pytest.mark.anyio
 
 
-class RemintingVault:
+class RemintingVault(TestCardsKeepTheirDetails):
     """Like the vault after a test card's deletion: the test id resolves to a new card."""
 
     def __init__(self) -> None:

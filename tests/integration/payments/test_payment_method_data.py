@@ -30,6 +30,7 @@ from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 from remit_api.payments.v1 import payments_pb2_grpc
 from tests.support.accounts import call_metadata
+from tests.support.card_vaults import TestCardsKeepTheirDetails
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +44,7 @@ def _summary(fingerprint: str, exp_year: int = 2034) -> CardSummary:
 
 
 @dataclass
-class HandingOverVault:
+class HandingOverVault(TestCardsKeepTheirDetails):
     """The vault as the core sees it: the cards the facade stored, one new vault token for
     each tokenization, Stripe's test tokens, and the cards the core deleted."""
 

@@ -37,6 +37,7 @@ from tests.integration.payments.refund_ledger import (
 )
 from tests.integration.payments.test_payments_service import call, refund_intent
 from tests.support.fake_network import FakeNetwork
+from tests.support.statements import statements_sent
 
 pytestmark = pytest.mark.anyio
 
@@ -310,3 +311,33 @@ async def test_a_refund_that_fails_after_it_succeeded_is_credited_back(
     assert (shown.id, back.id) == (succeeded.balance_transaction_id, "txn_bounced_back")
     assert await _shown_available(core_engine, account_id) == NET
     await _assert_verified(core_engine)
+
+
+async def test_a_refund_holds_its_money_under_the_ledgers_lock_taken_last(
+    payments: PaymentsService,
+    network: RefundsHeldAtTheAcquirer,
+    core_engine: AsyncEngine,
+    account_id: str,
+) -> None:
+    """The hold checks what is left of the charge under the account's posting lock (so that
+    two refunds of a charge are checked one after the other), taken once the refund, the
+    charge and the events are written: under it, the ledger's read of the charge's rows, its
+    hold (`ledger_post`) and the attempt's advance of its own idempotency key (fenced by the
+    request's token: it waits for no one), which the hold was always sent with."""
+    intent_id = await _paid_and_available(payments, core_engine, account_id)
+    with statements_sent(core_engine) as statements:
+        refunding = asyncio.ensure_future(
+            refund_intent(payments, account_id, "refund-locked", intent_id, 400)
+        )
+        await network.arrived.wait()
+        sent = list(statements)
+    network.answer.set()
+    assert isinstance(await refunding, Done)
+    locks = [i for i, sql in enumerate(sent) if "ledger_lock_for_posting(" in sql]
+    assert len(locks) == 1, sent
+    before, held = sent[: locks[0]], sent[locks[0] + 1 :]
+    assert any('INSERT INTO "refunds"' in sql for sql in before), before
+    assert any("INSERT INTO events" in sql for sql in before), before
+    assert "FROM balance_transactions" in held[0], held
+    assert "ledger_post(" in held[1], held
+    assert "UPDATE idempotency_keys" in held[2], held

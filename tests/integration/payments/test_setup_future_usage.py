@@ -26,6 +26,7 @@ from remit.payments.wiring import payment_hooks
 from remit.radar.authentication import ThreeDSecureService
 from remit.radar.gate import Radar
 from remit.webhooks.tables import events
+from tests.support.card_vaults import TestCardsKeepTheirDetails
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.anyio
 _VAULT_TOKENS = {"pm_card_visa": "visa", "pm_card_visa_chargeDeclined": "declined"}
 
 
-class TestCardVault:
+class TestCardVault(TestCardsKeepTheirDetails):
     """Resolves Stripe test ids to cards (no vault process needed here), by the vault tokens
     of `vault_tokens` (the network behaves by vault token)."""
 

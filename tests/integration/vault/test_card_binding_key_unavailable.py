@@ -170,7 +170,8 @@ async def test_a_card_whose_key_version_is_unavailable_is_not_taken_for_tampered
         (
             "",
             False,
-            f"left out of a listing: 1 whose seals do not name their account ({moved}); 2 "
+            "left out of a listing: 1 whose seals do not name their account and metadata "
+            f"({moved}); 2 "
             f"whose binding was not checked, key unavailable ({code}) "
             f"({', '.join(sorted(old_cards))})",
         )

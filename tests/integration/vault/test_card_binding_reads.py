@@ -125,7 +125,7 @@ async def test_a_seal_format_written_by_hand_is_refused_as_tampered_and_audited(
     async with without_the_seal_format_check(harness.engine):
         async with harness.engine.begin() as db:
             await db.execute(
-                text("UPDATE cards SET seal_format = 3 WHERE token = :t"), {"t": token}
+                text("UPDATE cards SET seal_format = 4 WHERE token = :t"), {"t": token}
             )
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await harness.vault.stub.ForwardAuthorization(_forward(token, "op_by_hand"))
@@ -214,6 +214,7 @@ async def test_a_listing_leaves_out_cards_given_to_another_account_and_audits_th
     )
     refused = [e.purpose for e in events.data if not e.succeeded]
     assert refused == [
-        f"left out of a listing: 2 whose seals do not name their account ({moved_a}, {moved_b})"
+        "left out of a listing: 2 whose seals do not name their account and metadata "
+        f"({moved_a}, {moved_b})"
     ]
     assert all(not e.vault_token for e in events.data)

@@ -16,6 +16,7 @@ from remit.core.clock import FixedClock
 from remit.core.secrets import Secret
 from remit.vault import keystore
 from remit.vault.background import REQUESTER, start_background
+from remit.vault.card_metadata import card_metadata
 from remit.vault.crypto import KeyRing, cvc_key_hour, encode_key, open_card
 from remit.vault.domain import StoredCard
 from remit.vault.keystore import FileKeyStore, KeyStore, StaticKeyStore
@@ -107,7 +108,9 @@ async def test_a_destroyed_cvcs_kept_ciphertext_is_beyond_use_once_its_cvc_key_i
     assert (current.sealed.kek_version, current.sealed.cvc_ciphertext) == (2, None)
     with_kept_cvc = replace(current.sealed, cvc_ciphertext=kept)
     # Until the CVC key goes, the kept copy opens with the key file of the day.
-    assert open_card(harness.keys.load(), token, "acct_1", with_kept_cvc).cvc == Secret("123")
+    metadata = card_metadata(current)
+    opened = open_card(harness.keys.load(), token, "acct_1", with_kept_cvc, metadata=metadata)
+    assert opened.cvc == Secret("123")
     harness.clock.advance((KEY_DESTROYED_AFTER - timedelta(seconds=1)).total_seconds())
     early = await harness.vault.service.maintain_cvc_keys(requester=REQUESTER)
     assert early.destroyed == []
@@ -116,7 +119,7 @@ async def test_a_destroyed_cvcs_kept_ciphertext_is_beyond_use_once_its_cvc_key_i
     changes = await harness.vault.service.maintain_cvc_keys(requester=REQUESTER)
 
     assert changes.destroyed == [START_HOUR]
-    opened = open_card(harness.keys.load(), token, "acct_1", with_kept_cvc)
+    opened = open_card(harness.keys.load(), token, "acct_1", with_kept_cvc, metadata=metadata)
     assert opened.cvc is None
     assert opened.number.reveal()[-4:] == "4242"
     assert cvc_key_material not in harness.keys.path.read_text()

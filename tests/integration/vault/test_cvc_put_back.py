@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from remit.grpcutil.unstarted import (
 from remit.vault.domain import AuditAction, AuditFilter, ForwardRequest, OutboundAuthorization
 from remit.vault.forwarding import Destination
 from remit.vault.keystore import FileKeyStore
-from remit.vault.service import VaultService
+from remit.vault.service import NewCardDetails, VaultService
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import START
@@ -251,6 +251,31 @@ async def test_a_cvc_that_expired_or_a_card_deleted_meanwhile_gets_no_cvc_back(
     with pytest.raises(UnstartedRefusalError):
         await service.forward("acct_1", deleted, _REQUEST)
     assert await _stored_cvc(vault_engine, deleted) == (None, None)
+    assert destination.calls == 2
+
+
+async def test_a_cvc_is_not_put_back_into_a_card_whose_details_changed_meanwhile(
+    vault_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The CVC's seal binds the card's expiry and billing details: put back after an update
+    re-sealed the card under new ones, it would fail authentication at the next forward."""
+    destination = FailingDestination(unstarted_overload_refusal("card network"))
+    service = _service(vault_engine, tmp_path, destination, FixedClock(START))
+    token = await _token(service)
+
+    async def update() -> None:
+        new = NewCardDetails(expiry=(9, 2031))
+        await service.update_card_details("acct_1", token, new, requester="t")
+
+    destination.meanwhile = update
+    with pytest.raises(UnstartedRefusalError):
+        await service.forward("acct_1", token, _REQUEST)
+
+    assert await _stored_cvc(vault_engine, token) == (None, None)
+    destination.meanwhile = None
+    # The card opens, as updated: refused by the destination again, not as tampered.
+    with pytest.raises(UnstartedRefusalError):
+        await service.forward("acct_1", token, replace(_REQUEST, reference="op_2"))
     assert destination.calls == 2
 
 

@@ -218,7 +218,7 @@ async def test_a_newest_card_of_a_seal_format_this_vault_does_not_know_is_named_
     newest = await _store_a_card(vault_engine, keys)
     async with without_the_seal_format_check(vault_engine):
         async with vault_engine.begin() as db:
-            await db.execute(text("UPDATE cards SET seal_format = 3"))
+            await db.execute(text("UPDATE cards SET seal_format = 4"))
 
         with pytest.raises(ConfigError) as refused:
             await open_key_store(_key_file(keys.path), tmp_path, vault_engine)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.grpcutil.internal_auth import InternalAccess
 from remit.vault.admin import remove_key_version
+from remit.vault.card_metadata import card_metadata
 from remit.vault.crypto import VaultCryptoError, encode_key, open_card
 from remit.vault.keystore import FileKeyStore
 from remit.vault.repository import SqlVaultRepository
@@ -186,13 +187,17 @@ async def test_a_deleted_cards_old_row_bytes_no_longer_unwrap(harness: VaultHarn
     )
     await _rotate_rewrap_retire(harness)
     # Retiring alone leaves the old bytes one edit of the key file away from the number.
-    reopened = open_card(harness.keys.load().with_minimum(1), deleted, "acct_1", before.sealed)
+    ring, metadata = harness.keys.load().with_minimum(1), card_metadata(before)
+    reopened = open_card(ring, deleted, "acct_1", before.sealed, metadata=metadata)
     assert reopened.number.reveal()[-4:] == "4444"
 
     await _remove(harness, 1)
 
     with pytest.raises(VaultCryptoError) as caught:
-        open_card(harness.keys.load().with_minimum(1), deleted, "acct_1", before.sealed)
+        open_card(
+            harness.keys.load().with_minimum(1), deleted, "acct_1", before.sealed,
+            metadata=metadata,
+        )  # fmt: skip
     assert caught.value.code == "vault_key_missing"
     assert await _authorize(harness, kept, "op_kept")
 

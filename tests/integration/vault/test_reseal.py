@@ -25,10 +25,10 @@ from remit.grpcutil.internal_auth import InternalAccess
 from remit.vault import admin
 from remit.vault.admin import AdminError, reseal_cards
 from remit.vault.background import REQUESTER, start_background
+from remit.vault.card_metadata import card_metadata
 from remit.vault.crypto import (
     CardBinding,
     KeyRing,
-    SealedCard,
     SealFormat,
     VaultCryptoError,
     cvc_key_hour,
@@ -114,9 +114,10 @@ async def _token_bound(
     return token
 
 
-def _data_key(ring: KeyRing, token: str, sealed: SealedCard) -> bytes:
+def _data_key(ring: KeyRing, card: StoredCard) -> bytes:
     """The card's data key, unwrapped as the vault does (for the test to compare)."""
-    binding = CardBinding(token, "acct_1", sealed.seal_format)
+    sealed = card.sealed
+    binding = CardBinding(card.token, "acct_1", sealed.seal_format, card_metadata(card))
     wrapped = sealed.wrapped_data_key
     kek = ring.versions[sealed.kek_version].material
     associated = binding.associated("data-key", sealed.kek_name, sealed.kek_version)
@@ -200,7 +201,7 @@ async def test_a_token_bound_card_opens_is_resealed_by_the_background_and_forwar
 
     for token, old in before.items():
         new = (await _stored(harness.engine, token)).sealed
-        assert new.seal_format is SealFormat.ACCOUNT_BOUND
+        assert new.seal_format is SealFormat.METADATA_BOUND
         assert new.wrapped_data_key != old.sealed.wrapped_data_key
         assert new.number_ciphertext != old.sealed.number_ciphertext
     # The legacy CVC, still held, is now under its hour's CVC key, never the data key.
@@ -236,9 +237,10 @@ async def test_a_copy_of_an_old_row_no_longer_opens_once_resealed_rotated_and_re
     replaces it, and removing the version that wrapped the old one leaves the copy unreadable."""
     stub = harness.vault.stub
     token = await _token_bound(harness, VISA, "737", legacy_cvc=True)
-    copy = (await _stored(harness.engine, token)).sealed
-    assert open_card(harness.keys.load(), token, "acct_1", copy).cvc is not None
-    old_data_key = _data_key(harness.keys.load(), token, copy)
+    stored = await _stored(harness.engine, token)
+    copy, metadata = stored.sealed, card_metadata(stored)
+    assert open_card(harness.keys.load(), token, "acct_1", copy, metadata=metadata).cvc is not None
+    old_data_key = _data_key(harness.keys.load(), stored)
 
     progress = await stub.ResealCards(vault_pb2.ResealCardsRequest(requester="operator"))
     assert (progress.resealed, progress.remaining) == (1, 0)
@@ -251,14 +253,18 @@ async def test_a_copy_of_an_old_row_no_longer_opens_once_resealed_rotated_and_re
 
     ring = FileKeyStore(harness.keys.path).load()
     assert 1 not in ring.versions
-    current = (await _stored(harness.engine, token)).sealed
+    current_card = await _stored(harness.engine, token)
+    current = current_card.sealed
     with pytest.raises(VaultCryptoError):
-        open_card(ring, token, "acct_1", copy)
+        open_card(ring, token, "acct_1", copy, metadata=metadata)
     # Nor with the data key the current row holds, which a re-wrap would have kept.
-    assert _data_key(ring, token, current) != old_data_key
+    assert _data_key(ring, current_card) != old_data_key
     with pytest.raises(VaultCryptoError):
-        open_card(ring, token, "acct_1", replace(current, number_ciphertext=copy.number_ciphertext))
-    assert open_card(ring, token, "acct_1", current).number.reveal() == VISA
+        open_card(
+            ring, token, "acct_1", replace(current, number_ciphertext=copy.number_ciphertext),
+            metadata=metadata,
+        )  # fmt: skip
+    assert open_card(ring, token, "acct_1", current, metadata=metadata).number.reveal() == VISA
     await stub.ForwardAuthorization(_forward(token, "op_1"))
     assert [(r.card_number, r.cvc) for r in harness.acquirer.requests] == [(VISA, "737")]
 
@@ -302,7 +308,7 @@ async def test_a_forward_that_read_the_card_before_its_reseal_still_sends_the_cv
     assert [(r.card_number, r.cvc) for r in harness.acquirer.requests] == [(VISA, "737")]
     card = await _stored(harness.engine, token)
     assert (card.sealed.seal_format, card.sealed.cvc_ciphertext) == (
-        SealFormat.ACCOUNT_BOUND,
+        SealFormat.METADATA_BOUND,
         None,
     )
 
@@ -349,8 +355,8 @@ async def test_a_card_that_will_not_open_is_passed_over_and_logged_without_card_
 
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert line == (
-        f"could not re-seal 1 cards: {damaged} (vault_ciphertext_invalid); they stay sealed the "
-        "token-bound way, under their first data key"
+        f"could not re-seal 1 cards: {damaged} (vault_ciphertext_invalid); they stay sealed as "
+        "they were, under their data key"
     )
     for secret in (VISA, "5555555555554444"):
         assert secret not in caplog.text
@@ -358,7 +364,7 @@ async def test_a_card_that_will_not_open_is_passed_over_and_logged_without_card_
         assert re.search(rf"(?<![0-9A-Za-z]){cvc}(?![0-9A-Za-z])", caplog.text) is None
     status = await harness.vault.stub.GetKeyStatus(vault_pb2.GetKeyStatusRequest())
     assert status.token_bound_cards == 1
-    assert (await _stored(harness.engine, good)).sealed.seal_format is SealFormat.ACCOUNT_BOUND
+    assert (await _stored(harness.engine, good)).sealed.seal_format is SealFormat.METADATA_BOUND
 
 
 async def test_the_reseal_command_reseals_every_card_and_says_so_when_one_will_not_open(
@@ -372,7 +378,7 @@ async def test_the_reseal_command_reseals_every_card_and_says_so_when_one_will_n
 
     assert lines[0].startswith("re-sealed 1 cards under fresh data keys")
     assert "cards to re-seal            0" in await admin._status(target, access)
-    assert (await _stored(harness.engine, first)).sealed.seal_format is SealFormat.ACCOUNT_BOUND
+    assert (await _stored(harness.engine, first)).sealed.seal_format is SealFormat.METADATA_BOUND
     damaged = await _token_bound(harness, "5555555555554444")
     await _token_bound(harness, "378282246310005")
     async with harness.engine.begin() as db:

@@ -8,14 +8,12 @@ from typing import Any
 import psycopg
 import pytest
 from alembic import command
-from psycopg import sql
-from sqlalchemy.dialects import postgresql
 
 import remit.storage.online_index as online_index
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import alembic_config, upgrade
-from remit.vault.repository import token_bound_tokens_query
 from tests.support.postgres import scratch_database
+from tests.support.vault import reseal_page_plan
 
 _BEFORE = "0005_cards_live_kek_version"
 _AFTER = "0006_cards_seal_format"
@@ -42,24 +40,11 @@ def _seal_formats(url: str) -> dict[str, int]:
     return {str(token): int(seal_format) for token, seal_format in rows}
 
 
-def _reseal_page_plan(url: str) -> str:
-    """How the database reads a re-seal's page after its first, as planned for any
-    parameters (a prepared statement may be planned once for all of them)."""
-    compiled = token_bound_tokens_query(100, after="vtok_a").compile(
-        dialect=postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
-    )
-    values = [compiled.params[name] for name in compiled.positiontup or ()]
-    with psycopg.connect(url) as connection:
-        connection.execute("SET enable_seqscan = off")
-        connection.execute("SET plan_cache_mode = force_generic_plan")
-        types = ", ".join("text" if isinstance(value, str) else "integer" for value in values)
-        connection.execute(f"PREPARE reseal_page ({types}) AS {compiled.string}")
-        arguments = sql.SQL(", ").join(sql.Literal(value) for value in values)
-        rows = connection.execute(
-            sql.SQL("EXPLAIN EXECUTE reseal_page({})").format(arguments)
-        ).fetchall()
-        connection.rollback()
-    return "\n".join(str(row[0]) for row in rows)
+# A re-seal's page as the vault of 0006 read it: cards of format 1 only (0008 widens it).
+_TOKEN_BOUND_PAGE = (
+    "SELECT cards.token FROM cards WHERE cards.deleted_at IS NULL AND cards.seal_format = 1 "
+    "AND cards.token > $1 ORDER BY cards.token LIMIT $2"
+)
 
 
 def test_stored_cards_are_token_bound_and_indexed_for_the_reseal_until_the_downgrade(
@@ -80,7 +65,7 @@ def test_stored_cards_are_token_bound_and_indexed_for_the_reseal_until_the_downg
 
     upgrade("vault", scratch_vault, _AFTER)
     assert _seal_formats(scratch_vault) == {"vtok_a": 1, "vtok_b": 1, "vtok_c": 1}
-    plan = _reseal_page_plan(scratch_vault)
+    plan = reseal_page_plan(scratch_vault, _TOKEN_BOUND_PAGE, ["vtok_a", 100])
     assert f"Index Only Scan using {_INDEX} on cards" in plan, plan
     assert "Sort" not in plan
     assert _cards(scratch_vault) == before

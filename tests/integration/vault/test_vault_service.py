@@ -270,6 +270,32 @@ async def test_test_ids_resolve_to_one_stable_card_per_account(harness: VaultHar
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_test_number_reads_as_its_test_id_in_test_mode_only(
+    harness: VaultHarness,
+) -> None:
+    """The core treats a card by its test id (Radar's risk of Stripe's test cards): a test
+    number given as a number gets the id of its number, and nothing else, nor a live card."""
+
+    async def test_id_of(number: str, *, livemode: bool = False) -> str:
+        request = vault_pb2.TokenizeCardRequest(
+            account_id="acct_1", number=number, exp_month=12, exp_year=2030, requester="api",
+            livemode=livemode,
+        )  # fmt: skip
+        token = (await harness.vault.stub.TokenizeCard(request)).vault_token
+        details = await harness.vault.stub.GetCardDetails(
+            vault_pb2.GetCardDetailsRequest(account_id="acct_1", vault_token=token, requester="t")
+        )
+        return details.test_id
+
+    assert await test_id_of(VISA) == "pm_card_visa"
+    assert await test_id_of("4000000000004954") == "pm_card_riskLevelHighest"
+    assert await test_id_of("4100000000000019") == "pm_card_chargeDeclinedFraudulent"
+    assert await test_id_of("2223003122003222") == "pm_card_mastercard"
+    assert await test_id_of("4000000000000010") == ""  # a test number without a test id
+    assert await test_id_of("4111111111111111") == ""
+    assert await test_id_of(VISA, livemode=True) == ""
+
+
 async def test_deleting_a_card_shreds_it(harness: VaultHarness) -> None:
     token = (await _tokenize(harness)).vault_token
     request = vault_pb2.DeleteCardRequest(account_id="acct_1", vault_token=token, requester="t")

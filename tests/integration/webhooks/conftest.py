@@ -147,8 +147,15 @@ class BenchContext:
         parts = webhook_worker_parts(self._engine, self._policy, clock=clock,
                                      settings=self._settings, renderer=self._renderer)  # fmt: skip
         self._close = (service.close, parts.close)
+        # Wired as `remit.worker.registry` wires it: deliveries in slots of their own, each
+        # POST made before its job's transaction opens.
         worker = Worker(
-            engine=self._engine, handlers=parts.handlers, clock=clock, given_up=parts.given_up
+            engine=self._engine,
+            handlers=parts.handlers,
+            clock=clock,
+            given_up=parts.given_up,
+            network_kinds=parts.network_kinds,
+            preparers=parts.preparers,
         )
         return Bench(self._engine, clock, service, worker, account.account.id)
 

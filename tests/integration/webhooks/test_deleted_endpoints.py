@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.webhooks import deleted, delivery
 from remit.webhooks.deleted import END_JOB, EndingHandler
+from remit.webhooks.outbox import DELIVER_JOB
 from remit.webhooks.repair import repair_deliveries_without_job
 from remit.webhooks.repository import EndpointRepository
 from remit.webhooks.tables import webhook_endpoints
@@ -137,3 +138,59 @@ async def test_the_repair_ends_what_a_deletion_left_pending(
     assert line == "ended 3 pending deliveries of deleted webhook endpoints"
     await bench.worker.drain()  # their first jobs find them ended
     assert receiver.received == []
+
+
+async def deliver_jobs(engine: AsyncEngine) -> list[tuple[int, str]]:
+    """The delivery jobs kept, pending or ended: (delivery, status)."""
+    async with engine.connect() as db:
+        found = await db.execute(
+            select(jobs.c.payload["delivery_id"].as_integer(), jobs.c.status).where(
+                jobs.c.kind == DELIVER_JOB
+            )
+        )
+        return sorted((int(row[0]), str(row[1])) for row in found)
+
+
+async def test_the_batch_that_ends_deliveries_removes_their_queued_jobs(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """Deliveries backing off for hours had their retries' jobs queued until then, each to find
+    its delivery ended when due and stop: the batch that ends them removes those jobs. Another
+    endpoint's delivery keeps its own."""
+    receiver = await start_receiver(lambda _: Reply(500))
+    endpoint = await bench.endpoint(receiver.url, events=["customer.created"])
+    backing_off = [await bench.record() for _ in range(2)]
+    await bench.worker.drain()  # each first attempt fails; the retries wait 5 minutes
+    other = await bench.endpoint(receiver.url, events=["payout.paid"])
+    kept = await delivery_of(bench, await bench.record("payout.paid"), other.id)
+    retries = [await delivery_of(bench, e, endpoint.id) for e in backing_off]
+    assert [d for d, status in await deliver_jobs(bench.engine) if status == "pending"] == [
+        *retries,
+        kept,
+    ]
+
+    await bench.service.delete_endpoint(bench.account_id, endpoint.id)
+    ending = Worker(engine=bench.engine, handlers={END_JOB: EndingHandler(bench.clock)},
+                    clock=bench.clock)  # fmt: skip
+    assert await ending.drain() == 1
+
+    assert [await bench.delivery_status(e, endpoint.id) for e in backing_off] == ["failed"] * 2
+    assert [d for d, status in await deliver_jobs(bench.engine) if status == "pending"] == [kept]
+
+
+async def test_the_repair_removes_the_queued_jobs_of_what_it_ends(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """A deletion whose job did not end its deliveries (an earlier version's): the repair's
+    batch that ends them removes their jobs too."""
+    receiver = await start_receiver(lambda _: Reply(500))
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    await bench.worker.drain()  # the retry waits 5 minutes
+    async with bench.engine.begin() as db:
+        assert await EndpointRepository(db).delete(bench.account_id, endpoint.id, bench.clock.now())
+
+    await repair_deliveries_without_job(bench.engine, now=bench.clock.now())
+
+    assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+    assert [status for _, status in await deliver_jobs(bench.engine)] == ["done"]

@@ -45,14 +45,16 @@ async def test_a_success_is_recorded_in_one_round_trip_and_its_slot_taken_in_one
         # The endpoint's row locked, the delivery unparked (if a run of its job parked it),
         # then a slot counted and taken.
         ["SELECT id FROM", "DELETE FROM webhook_parked", "INSERT INTO webhook_inflight"],
-        # The delivery moved on, the attempt, the endpoint's success, the slot locked, then let
-        # go and handed to the next delivery parked for one (if one is).
+        # The delivery's row locked (its attempt is numbered under it), the delivery moved on,
+        # the endpoint's success, the slot locked, then let go and handed to the next delivery
+        # parked for one (if one is), and the attempt, numbered, the one answer waited for.
         [
+            "SELECT 1 FROM",
             "UPDATE webhook_deliveries SET",
-            'INSERT INTO "webhook_delivery_attempts"',
             "UPDATE webhook_endpoints SET",
             "SELECT 1 FROM",
             "WITH let_go AS",
+            "INSERT INTO webhook_delivery_attempts",
         ],
     ]
     assert len(receiver.received) == 1

@@ -96,6 +96,15 @@ async def test_another_accounts_events_and_endpoints_are_invisible(bench: Bench)
         await bench.service.get_endpoint("acct_someoneelse", endpoint.id)
 
 
+async def _enable(bench: Bench, endpoint_id: str) -> None:
+    """Enable an endpoint that its failures disabled, as its owner does once it is mended."""
+    disabled = await bench.service.get_endpoint(bench.account_id, endpoint_id)
+    assert disabled.status is EndpointStatus.DISABLED
+    await bench.service.update_endpoint(
+        bench.account_id, endpoint_id, EndpointChanges(disabled=False)
+    )
+
+
 async def test_failed_deliveries_are_redelivered_on_request(
     bench: Bench, start_receiver: StartReceiver
 ) -> None:
@@ -107,6 +116,8 @@ async def test_failed_deliveries_are_redelivered_on_request(
         await bench.follow_schedule(event_id, endpoint.id)
         assert await bench.delivery_status(event_id, endpoint.id) == "failed"
     delivered_before = len(receiver.received)
+    # Both failed their whole schedules, the last with nothing pending after it: disabled.
+    await _enable(bench, endpoint.id)
 
     healthy = True
     redelivery = await bench.service.redeliver(bench.account_id, endpoint.id, since=None)
@@ -128,15 +139,15 @@ async def test_redelivery_since_a_time_skips_older_events(
     endpoint = await bench.endpoint(receiver.url)
     old = await bench.record()
     await bench.follow_schedule(old, endpoint.id)
+    # Its whole schedule failed with nothing pending after it: the endpoint was disabled.
+    await _enable(bench, endpoint.id)
     cutoff = bench.clock.now()
     recent = await bench.record()
     await bench.follow_schedule(recent, endpoint.id)
-    # By now the endpoint has failed for more than three days and was disabled.
+    # And again by the recent event's.
     with pytest.raises(RemitError, match="disabled"):
         await bench.service.redeliver(bench.account_id, endpoint.id, cutoff)
-    await bench.service.update_endpoint(
-        bench.account_id, endpoint.id, EndpointChanges(disabled=False)
-    )
+    await _enable(bench, endpoint.id)
     assert (await bench.service.redeliver(bench.account_id, endpoint.id, cutoff)).queued == 1
     assert await bench.delivery_status(recent, endpoint.id) == "pending"
     assert await bench.delivery_status(old, endpoint.id) == "failed"

@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from remit.webhooks import delivery, repair
 from remit.webhooks.domain import GIVE_UP_TRIES
 from remit.webhooks.repair import MARGIN, repair_deliveries_without_job
-from remit.webhooks.tables import webhook_deliveries, webhook_endpoints
+from remit.webhooks.tables import webhook_deliveries, webhook_endpoints, webhook_inflight
 from remit.worker.failed_jobs import read_failed_jobs
 from remit.worker.tables import jobs
 from tests.integration.webhooks.conftest import Bench, StartReceiver
 from tests.integration.webhooks.test_failing_delivery_jobs import _failing_worker, broken_renderer
+from tests.integration.webhooks.test_parked_and_in_flight import take_slot
 from tests.integration.webhooks.test_waiting import delivery_of
 
 pytestmark = pytest.mark.anyio
@@ -185,3 +186,33 @@ END $$;
 CREATE TRIGGER refuse_failing BEFORE UPDATE ON webhook_deliveries
     FOR EACH ROW EXECUTE FUNCTION refuse_failing();
 """
+
+
+async def test_the_repair_fails_a_given_up_delivery_only_once_its_slot_is_free(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """A give-up that fails rolls back the letting go of the slot its job held, which stays
+    leased until its lease runs out. The repair fails no delivery holding a slot still leased
+    (it reads that in the snapshot its failing acts on, and nothing can take a slot for a
+    delivery with neither a job nor a parked row meanwhile): when it fails one, no slot of the
+    endpoint is counted as the delivery's, so there is none left to free."""
+    receiver = await start_receiver()
+    endpoint = await bench.endpoint(receiver.url)
+    event_id = await bench.record()
+    delivery_id = await given_up_without_job(bench, endpoint.id, event_id)
+    await take_slot(bench, endpoint.id, delivery_id, job_id=999, lease=timedelta(seconds=45))
+
+    assert await repair_deliveries_without_job(bench.engine, now=bench.clock.now()) == []
+    assert await bench.delivery_status(event_id, endpoint.id) == "pending"
+
+    bench.clock.advance(45)
+    assert await repair_deliveries_without_job(bench.engine, now=bench.clock.now()) == []
+    assert await bench.delivery_status(event_id, endpoint.id) == "failed"
+    async with bench.engine.connect() as db:
+        leased = await db.execute(
+            select(webhook_inflight.c.delivery_id).where(
+                webhook_inflight.c.endpoint_id == endpoint.id,
+                webhook_inflight.c.leased_until > bench.clock.now(),
+            )
+        )
+        assert leased.all() == []

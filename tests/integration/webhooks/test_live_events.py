@@ -53,3 +53,31 @@ async def test_a_stream_that_is_never_read_stops_listening_when_closed(
     stream.close()
     stream.close()
     assert bench.account_id not in notifier._waiters
+
+
+async def test_a_replay_hands_out_only_what_comes_after_the_event_it_names(
+    bench: Bench, notifier: EventNotifier
+) -> None:
+    """The look-back that catches late commits reaches events before `starting_after` too:
+    they are not the client's to see again."""
+    await bench.record("customer.created")
+    bench.clock.advance(2)
+    named = await bench.record("customer.updated")
+    bench.clock.advance(2)
+    after = await bench.record("customer.deleted")
+    stream = await LiveEvents.open(
+        bench.service, notifier, bench.account_id, types=[], starting_after=named
+    )
+    events = stream.__aiter__()
+    try:
+        assert (await asyncio.wait_for(anext(events), timeout=10)).id == after
+        # Stamped before the named event and after it, both committing late (behind the
+        # newest event sent, within the look-back): only the later one is handed out. The
+        # earlier is recorded first and would come first, were it handed out at all.
+        bench.clock.advance(-3)
+        await bench.record("customer.created")
+        bench.clock.advance(2)
+        late = await bench.record("customer.updated")
+        assert (await asyncio.wait_for(anext(events), timeout=10)).id == late
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]

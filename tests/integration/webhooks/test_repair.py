@@ -205,3 +205,41 @@ async def test_a_run_reads_every_batch_of_overdue_deliveries(
         payloads = (await db.execute(due)).all()
     assert sorted(p.payload["delivery_id"] for p in payloads) == ids[2:]
     assert {p.payload["attempt"] for p in payloads} == {1}
+
+
+async def pending_webhooks(bench: Bench, event_id: str) -> int:
+    return (await bench.service.get_event(bench.account_id, event_id)).pending_webhooks
+
+
+async def test_a_disabled_endpoints_delivery_counts_as_pending_while_something_will_attempt_it(
+    bench: Bench, start_receiver: StartReceiver
+) -> None:
+    """`pending_webhooks` counts the deliveries yet to be delivered that something will still
+    attempt. Of a disabled endpoint's two deliveries, the one with a job is failed by it (the
+    job finds the endpoint disabled) and stops counting; the one with no job is left pending,
+    and counted, for the repair to stage its job once the endpoint is enabled again, which
+    delivers it."""
+    receiver = await start_receiver()
+    endpoint = await bench.endpoint(receiver.url)
+    with_job, without_job = await bench.record(), await bench.record()
+    await lose_the_jobs_of(bench.engine, await delivery_of(bench, without_job, endpoint.id))
+    await bench.service.update_endpoint(
+        bench.account_id, endpoint.id, EndpointChanges(disabled=True)
+    )
+
+    await bench.worker.drain()
+    bench.clock.advance((MARGIN + timedelta(minutes=1)).total_seconds())
+    assert await repair_now(bench) == []
+    assert await bench.delivery_status(with_job, endpoint.id) == "failed"
+    assert await pending_webhooks(bench, with_job) == 0
+    assert await bench.delivery_status(without_job, endpoint.id) == "pending"
+    assert await pending_webhooks(bench, without_job) == 1
+
+    await bench.service.update_endpoint(
+        bench.account_id, endpoint.id, EndpointChanges(disabled=False)
+    )
+    assert await repair_now(bench) == [await delivery_of(bench, without_job, endpoint.id)]
+    await bench.worker.drain()
+    assert len(receiver.received) == 1
+    assert await bench.delivery_status(without_job, endpoint.id) == "succeeded"
+    assert await pending_webhooks(bench, without_job) == 0

@@ -96,7 +96,7 @@ async def test_the_worker_keeps_claiming_however_many_claims_have_failed(
     stop = asyncio.Event()
     pauses: list[float] = []
 
-    async def out_of_reach(limit: int) -> list[Job]:
+    async def out_of_reach(limit: int, lane: runner.Lane) -> list[Job]:
         raise ConnectionRefusedError("the database is out of reach")
 
     async def pause(stop_event: asyncio.Event, seconds: float) -> None:

@@ -14,7 +14,7 @@ from remit.core.clock import FixedClock
 from remit.storage.engine import dispose, make_engine
 from remit.worker.jobs import Job, stage_job
 from remit.worker.leases import JobLease
-from remit.worker.runner import JobHandler, Worker, backoff_for
+from remit.worker.runner import JobHandler, Lane, Worker, backoff_for
 from remit.worker.tables import jobs
 from tests.support.postgres import WorkerDatabases
 
@@ -140,8 +140,8 @@ async def test_a_run_s_budget_counts_from_its_claim_not_from_its_connection(
     class BusyPool(Worker):
         """Its pool's connections are all in use for `wait_s` once it has claimed."""
 
-        async def _claim(self, limit: int) -> list[Job]:
-            claimed = await super()._claim(limit)
+        async def _claim(self, limit: int, lane: Lane) -> list[Job]:
+            claimed = await super()._claim(limit, lane)
             held = [await self.engine.connect() for _ in range(2)]
 
             async def give_back() -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import FixedClock
 from remit.worker.jobs import NOTIFY_CHANNEL, Job, claim_jobs, stage_job
-from remit.worker.runner import Worker, libpq_url
+from remit.worker.runner import Lane, Worker, libpq_url
 from remit.worker.tables import jobs
 from tests.support.jobs import run_out_job_leases
 
@@ -263,11 +263,11 @@ async def test_the_worker_keeps_claiming_after_the_database_fails_it(
     class FailingAtFirst(Worker):
         failures_left = 3
 
-        async def _claim(self, limit: int) -> list[Job]:
+        async def _claim(self, limit: int, lane: Lane) -> list[Job]:
             if self.failures_left:
                 self.failures_left -= 1
                 raise psycopg.OperationalError("the connection is lost")
-            return await super()._claim(limit)
+            return await super()._claim(limit, lane)
 
     worker = FailingAtFirst(core_engine, {"resilience": handler})
     async with core_engine.begin() as db:

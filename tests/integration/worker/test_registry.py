@@ -22,6 +22,7 @@ from remit.radar.authentication import completion_key
 from remit.radar.challenges import ChallengeStatus
 from remit.storage.database_clock import DatabaseClock
 from remit.storage.engine import dispose, make_engine
+from remit.webhooks.outbox import DELIVER_JOB
 from remit.worker.alone import run_alone
 from remit.worker.database_clock import WORKER
 from remit.worker.jobs import Job
@@ -55,6 +56,35 @@ async def test_the_worker_sweeps_unreferenced_vault_cards_periodically(
         intervals = {task.name: task.interval_s for task in worker.periodic}
         assert intervals["vault-unreferenced-card-sweep"] == VAULT_SWEEP_INTERVAL_S
         assert len(intervals) == len(worker.periodic)  # names are unique
+    finally:
+        for close in worker.on_stop:
+            await close()
+        await dispose(engine)
+
+
+async def test_deliveries_run_in_slots_of_their_own_apart_from_the_payment_jobs(
+    databases: WorkerDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint that hangs holds delivery slots only: the expiries and every other payment
+    job claim in the general slots, which deliveries never take."""
+    monkeypatch.setenv("REMIT_WORKER_DELIVERY_SLOTS", "100")
+    config = from_env(
+        {
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_INTERNAL_TOKEN": "registry-test-token",
+        }
+    )
+    engine = make_engine(databases.core_url)
+    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine, WORKER))
+    try:
+        general, deliveries = worker.lanes()
+        assert (deliveries.kinds, deliveries.slots, deliveries.fair) == ([DELIVER_JOB], 100, True)
+        assert EXPIRE_JOB in general.kinds
+        assert DELIVER_JOB not in general.kinds
+        assert (general.slots, general.fair) == (8, False)
+        # Its POST made with no connection held, before the job's transaction.
+        assert set(worker.preparers) == {DELIVER_JOB}
     finally:
         for close in worker.on_stop:
             await close()

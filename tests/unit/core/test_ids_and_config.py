@@ -23,6 +23,7 @@ from remit.config import (
     vault_sweep_grace_s,
     vault_sweep_max_deletions,
     vault_sweep_max_unreferenced_share,
+    worker_delivery_slots,
 )
 from remit.core.ids import has_prefix, new_id, random_string, random_token
 from remit.serve import with_core_instance_ports
@@ -99,6 +100,17 @@ def test_one_vault_sweep_deletes_a_thousand_cards_at_most_unless_configured_othe
 def test_a_sweep_deletion_cap_out_of_range_or_malformed_names_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match="REMIT_VAULT_SWEEP_MAX_DELETIONS"):
         vault_sweep_max_deletions({"REMIT_VAULT_SWEEP_MAX_DELETIONS": value})
+
+
+def test_a_worker_runs_64_deliveries_at_once_unless_configured_otherwise() -> None:
+    assert worker_delivery_slots({}) == 64
+    assert worker_delivery_slots({"REMIT_WORKER_DELIVERY_SLOTS": "256"}) == 256
+
+
+@pytest.mark.parametrize("value", ["many", "0", "-1", "1.5", "1025"])
+def test_delivery_slots_out_of_range_or_malformed_name_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="REMIT_WORKER_DELIVERY_SLOTS"):
+        worker_delivery_slots({"REMIT_WORKER_DELIVERY_SLOTS": value})
 
 
 def test_migrations_wait_five_seconds_for_a_lock_five_times_unless_configured_otherwise() -> None:

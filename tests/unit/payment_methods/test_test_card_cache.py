@@ -3,6 +3,7 @@ import pytest
 from remit.core.errors import ErrorKind, RemitError
 from remit.payment_methods.domain import CardSummary, VaultCard
 from remit.payment_methods.test_card_cache import TestCardCache
+from tests.support.card_vaults import TestCardsKeepTheirDetails
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +21,7 @@ def _card(token: str) -> VaultCard:
     return VaultCard(token, summary)
 
 
-class CountingVault:
+class CountingVault(TestCardsKeepTheirDetails):
     """Answers like the vault: one token per (account, test id); counts every question."""
 
     def __init__(self) -> None:

@@ -135,6 +135,26 @@ def test_an_unknown_parameter_is_rejected_with_stripes_wording() -> None:
     assert error.message == "Received unknown parameter: foo"
 
 
+# A Mastercard test number with a typo-free Luhn digit; cut, it would fail the Luhn check the
+# masking of messages relies on.
+_CARD = "5555555555554444"
+
+
+def test_a_long_value_is_never_echoed_with_part_of_a_card_number() -> None:
+    error = _field_error(AMOUNT, "aaaaa" + _CARD + "z" * 30)
+    assert "5555" not in error.message
+    assert error.message == f"Invalid integer: aaaaa...{'z' * 20}"
+
+
+def test_a_long_unknown_parameter_is_never_named_with_part_of_a_card_number() -> None:
+    name = "aaaaa" + _CARD + "z" * 30
+    error = _error(PAYMENT_INTENT_CREATE, {"amount": "5", "currency": "usd", name: "1"})
+    assert error.code == "parameter_unknown"
+    assert "5555" not in error.message
+    assert error.param is not None
+    assert "5555" not in error.param
+
+
 def test_a_near_miss_unknown_parameter_suggests_the_real_one() -> None:
     error = _error(PAYMENT_INTENT_CREATE, {"amout": "5", "currency": "usd"})
     assert error.message == "Received unknown parameter: amout. Did you mean amount?"

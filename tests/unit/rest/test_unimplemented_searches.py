@@ -70,3 +70,25 @@ def test_paths_no_route_matches_are_an_unrecognized_url(path: str) -> None:
     assert response.headers["content-type"].startswith("application/json")
     assert response.headers["request-id"].startswith("req_")
     assert response.json()["error"]["message"].startswith("Unrecognized request URL (GET: ")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("OPTIONS", "/v1/payment_intents"),
+        ("OPTIONS", "/v1/nope"),
+        ("TRACE", "/v1/charges"),
+        ("PATCH", "/v1/payment_intents"),
+        ("PROPFIND", "/v1/payment_intents/pi_1"),
+    ],
+)
+def test_any_method_on_a_path_it_is_not_served_for_is_an_unrecognized_url(
+    method: str, path: str
+) -> None:
+    response = _client().request(method, path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["request-id"].startswith("req_")
+    assert response.json()["error"]["message"].startswith(
+        f"Unrecognized request URL ({method}: {path})."
+    )

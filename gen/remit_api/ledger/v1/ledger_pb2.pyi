@@ -359,6 +359,19 @@ class _LedgerDifferenceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     """A stored ledger account balance differs from the sum of its postings."""
     LEDGER_DIFFERENCE_KIND_BALANCE_TRANSACTION_MISMATCH: _LedgerDifferenceKind.ValueType  # 3
     """A balance transaction disagrees with the ledger postings it was derived from."""
+    LEDGER_DIFFERENCE_KIND_PENDING_OUTCOME_MISMATCH: _LedgerDifferenceKind.ValueType  # 4
+    """A pending transaction's outcome (pending_status, resolved_by) is not the one the posting
+    or void that names it in the hash chain gives it, or a resolution names no pending
+    transaction.
+    """
+    LEDGER_DIFFERENCE_KIND_REVERSAL_MISMATCH: _LedgerDifferenceKind.ValueType  # 5
+    """A transaction's reversed_by names no reversal of it, or a reversal the ledger posted is not
+    recorded on the transaction it reverses.
+    """
+    LEDGER_DIFFERENCE_KIND_ACCOUNT_FLAG_MISMATCH: _LedgerDifferenceKind.ValueType  # 6
+    """A ledger account's non_negative flag differs from the chart's definition."""
+    LEDGER_DIFFERENCE_KIND_REFUNDS_EXCEED_CHARGE: _LedgerDifferenceKind.ValueType  # 7
+    """A charge's refunds, net of their failures, exceed the charge's amount."""
 
 class LedgerDifferenceKind(_LedgerDifferenceKind, metaclass=_LedgerDifferenceKindEnumTypeWrapper):
     """Kind of inconsistency."""
@@ -370,6 +383,19 @@ LEDGER_DIFFERENCE_KIND_BALANCE_MISMATCH: LedgerDifferenceKind.ValueType  # 2
 """A stored ledger account balance differs from the sum of its postings."""
 LEDGER_DIFFERENCE_KIND_BALANCE_TRANSACTION_MISMATCH: LedgerDifferenceKind.ValueType  # 3
 """A balance transaction disagrees with the ledger postings it was derived from."""
+LEDGER_DIFFERENCE_KIND_PENDING_OUTCOME_MISMATCH: LedgerDifferenceKind.ValueType  # 4
+"""A pending transaction's outcome (pending_status, resolved_by) is not the one the posting
+or void that names it in the hash chain gives it, or a resolution names no pending
+transaction.
+"""
+LEDGER_DIFFERENCE_KIND_REVERSAL_MISMATCH: LedgerDifferenceKind.ValueType  # 5
+"""A transaction's reversed_by names no reversal of it, or a reversal the ledger posted is not
+recorded on the transaction it reverses.
+"""
+LEDGER_DIFFERENCE_KIND_ACCOUNT_FLAG_MISMATCH: LedgerDifferenceKind.ValueType  # 6
+"""A ledger account's non_negative flag differs from the chart's definition."""
+LEDGER_DIFFERENCE_KIND_REFUNDS_EXCEED_CHARGE: LedgerDifferenceKind.ValueType  # 7
+"""A charge's refunds, net of their failures, exceed the charge's amount."""
 Global___LedgerDifferenceKind: _TypeAlias = LedgerDifferenceKind  # noqa: Y015
 
 class _ReconciliationRowStatus:

@@ -63,6 +63,10 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     reference and destination; the forward itself is recorded again, not succeeded, as not
     sent.
     """
+    AUDIT_ACTION_UPDATE_DETAILS: _AuditAction.ValueType  # 15
+    """A card's expiry or billing details were changed and the card re-sealed under its new
+    metadata (succeeded), or the change was refused (not succeeded).
+    """
 
 class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
     """What an audit event records."""
@@ -94,6 +98,10 @@ AUDIT_ACTION_PUT_BACK_CVC: AuditAction.ValueType  # 14
 (succeeded), or could not (not succeeded: the CVC stays destroyed). It names the forward's
 reference and destination; the forward itself is recorded again, not succeeded, as not
 sent.
+"""
+AUDIT_ACTION_UPDATE_DETAILS: AuditAction.ValueType  # 15
+"""A card's expiry or billing details were changed and the card re-sealed under its new
+metadata (succeeded), or the change was refused (not succeeded).
 """
 Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 
@@ -308,8 +316,14 @@ class GetCardDetailsResponse(_message.Message):
     CARD_FIELD_NUMBER: _builtins.int
     CVC_PRESENT_FIELD_NUMBER: _builtins.int
     BILLING_DETAILS_FIELD_NUMBER: _builtins.int
+    TEST_ID_FIELD_NUMBER: _builtins.int
     cvc_present: _builtins.bool
     """Whether a CVC is still held for the first authorization."""
+    test_id: _builtins.str
+    """The Stripe test id whose test card number this card has (e.g. pm_card_visa for
+    4242424242424242), so that a test number given as a number behaves as its test id; empty
+    for any other number, and always in live mode.
+    """
     @_builtins.property
     def card(self) -> Global___CardDetails: ...
     @_builtins.property
@@ -322,10 +336,11 @@ class GetCardDetailsResponse(_message.Message):
         card: Global___CardDetails | None = ...,
         cvc_present: _builtins.bool = ...,
         billing_details: _common_pb2.BillingDetails | None = ...,
+        test_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["billing_details", b"billing_details", "card", b"card"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_details", b"billing_details", "card", b"card", "cvc_present", b"cvc_present"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_details", b"billing_details", "card", b"card", "cvc_present", b"cvc_present", "test_id", b"test_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -572,6 +587,86 @@ class DeleteCardResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteCardResponse: _TypeAlias = DeleteCardResponse  # noqa: Y015
+
+@_typing.final
+class UpdateCardDetailsRequest(_message.Message):
+    """New expiry and/or billing details for one account's card. A field left unset keeps the
+    card's value; expiry month and year are given together.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    VAULT_TOKEN_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    EXP_MONTH_FIELD_NUMBER: _builtins.int
+    EXP_YEAR_FIELD_NUMBER: _builtins.int
+    BILLING_DETAILS_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    vault_token: _builtins.str
+    requester: _builtins.str
+    """Who is asking, e.g. "core" (audit log)."""
+    exp_month: _builtins.int
+    exp_year: _builtins.int
+    """Four digits."""
+    @_builtins.property
+    def billing_details(self) -> _common_pb2.BillingDetails:
+        """Replaces the card's billing details whole."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        vault_token: _builtins.str = ...,
+        requester: _builtins.str = ...,
+        exp_month: _builtins.int | None = ...,
+        exp_year: _builtins.int | None = ...,
+        billing_details: _common_pb2.BillingDetails | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exp_month", b"_exp_month", "_exp_year", b"_exp_year", "billing_details", b"billing_details", "exp_month", b"exp_month", "exp_year", b"exp_year"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exp_month", b"_exp_month", "_exp_year", b"_exp_year", "account_id", b"account_id", "billing_details", b"billing_details", "exp_month", b"exp_month", "exp_year", b"exp_year", "requester", b"requester", "vault_token", b"vault_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__exp_month: _TypeAlias = _typing.Literal["exp_month"]  # noqa: Y015
+    _WhichOneofArgType__exp_month: _TypeAlias = _typing.Literal["_exp_month", b"_exp_month"]  # noqa: Y015
+    _WhichOneofReturnType__exp_year: _TypeAlias = _typing.Literal["exp_year"]  # noqa: Y015
+    _WhichOneofArgType__exp_year: _TypeAlias = _typing.Literal["_exp_year", b"_exp_year"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__exp_month) -> _WhichOneofReturnType__exp_month | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__exp_year) -> _WhichOneofReturnType__exp_year | None: ...
+
+Global___UpdateCardDetailsRequest: _TypeAlias = UpdateCardDetailsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCardDetailsResponse(_message.Message):
+    """The card's details as they now are, and whether this call changed them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_FIELD_NUMBER: _builtins.int
+    BILLING_DETAILS_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    changed: _builtins.bool
+    """False when the card already held the values asked for."""
+    @_builtins.property
+    def card(self) -> Global___CardDetails: ...
+    @_builtins.property
+    def billing_details(self) -> _common_pb2.BillingDetails: ...
+    def __init__(
+        self,
+        *,
+        card: Global___CardDetails | None = ...,
+        billing_details: _common_pb2.BillingDetails | None = ...,
+        changed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["billing_details", b"billing_details", "card", b"card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_details", b"billing_details", "card", b"card", "changed", b"changed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCardDetailsResponse: _TypeAlias = UpdateCardDetailsResponse  # noqa: Y015
 
 @_typing.final
 class ListCardsCreatedBeforeRequest(_message.Message):
@@ -848,8 +943,9 @@ class GetKeyStatusResponse(_message.Message):
     minimum_decryption_version: _builtins.int
     """Oldest version allowed to decrypt."""
     token_bound_cards: _builtins.int
-    """Cards not deleted still sealed to their token alone, under the data key they were first
-    sealed under (see ResealCards).
+    """Cards not deleted still sealed in a format before the newest (to their token alone, or to
+    their account and token without their metadata), under the data key they were first
+    sealed under (see ResealCards). Named for the first such format.
     """
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyVersionStatus]: ...
@@ -905,7 +1001,7 @@ class ResealCardsResponse(_message.Message):
     resealed: _builtins.int
     """Cards re-sealed by this call."""
     remaining: _builtins.int
-    """Cards not deleted still sealed to their token alone."""
+    """Cards not deleted still sealed in a format before the newest."""
     def __init__(
         self,
         *,

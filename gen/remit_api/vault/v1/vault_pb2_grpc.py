@@ -100,6 +100,11 @@ class VaultServiceStub:
                 request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.UpdateCardDetails = channel.unary_unary(
+                '/remit_api.vault.v1.VaultService/UpdateCardDetails',
+                request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsRequest.SerializeToString,
+                response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsResponse.FromString,
+                _registered_method=True)
 
 
 class VaultServiceServicer:
@@ -183,9 +188,10 @@ class VaultServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ResealCards(self, request, context):
-        """Re-seals one batch of the cards still sealed to their token alone (stored before the vault
-        bound the account into every seal): each under a fresh data key, bound to its account. The
-        vault does this in the background by itself; call until remaining is 0 to be done sooner.
+        """Re-seals one batch of the cards still sealed in a format before the newest (stored before
+        the vault bound the account and the card's metadata into every seal): each under a fresh
+        data key, bound to its account and metadata. The vault does this in the background by
+        itself; call until remaining is 0 to be done sooner.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -204,6 +210,20 @@ class VaultServiceServicer:
 
     def ListAuditEvents(self, request, context):
         """The audit log: who touched which token, when and why. Never contains card data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCardDetails(self, request, context):
+        """Changes a live card's expiry and/or billing details (the columns a forward sends to the
+        destination) and re-seals the card under a fresh data key bound to its new metadata, in one
+        transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
+        for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
+        outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
+        not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+        `vault_test_card_shared`) for a test id's card, which every payment method made of that
+        test id shares.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -276,6 +296,11 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'UpdateCardDetails': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCardDetails,
+                    request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsRequest.FromString,
+                    response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -630,6 +655,33 @@ class VaultService:
             '/remit_api.vault.v1.VaultService/ListAuditEvents',
             remit__api_dot_vault_dot_v1_dot_vault__pb2.ListAuditEventsRequest.SerializeToString,
             remit__api_dot_vault_dot_v1_dot_vault__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCardDetails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.vault.v1.VaultService/UpdateCardDetails',
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsRequest.SerializeToString,
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsResponse.FromString,
             options,
             channel_credentials,
             insecure,

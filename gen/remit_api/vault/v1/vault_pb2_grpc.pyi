@@ -72,9 +72,10 @@ class VaultServiceStub:
     GetKeyStatus: _grpc.UnaryUnaryMultiCallable[_vault_pb2.GetKeyStatusRequest, _vault_pb2.GetKeyStatusResponse]
     """Key versions and how many data keys each wraps."""
     ResealCards: _grpc.UnaryUnaryMultiCallable[_vault_pb2.ResealCardsRequest, _vault_pb2.ResealCardsResponse]
-    """Re-seals one batch of the cards still sealed to their token alone (stored before the vault
-    bound the account into every seal): each under a fresh data key, bound to its account. The
-    vault does this in the background by itself; call until remaining is 0 to be done sooner.
+    """Re-seals one batch of the cards still sealed in a format before the newest (stored before
+    the vault bound the account and the card's metadata into every seal): each under a fresh
+    data key, bound to its account and metadata. The vault does this in the background by
+    itself; call until remaining is 0 to be done sooner.
     """
     RemoveKeyVersion: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RemoveKeyVersionRequest, _vault_pb2.RemoveKeyVersionResponse]
     """Deletes a retired key version's material from the key file, so that no copy of a data key
@@ -85,6 +86,16 @@ class VaultServiceStub:
     """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_vault_pb2.ListAuditEventsRequest, _vault_pb2.ListAuditEventsResponse]
     """The audit log: who touched which token, when and why. Never contains card data."""
+    UpdateCardDetails: _grpc.UnaryUnaryMultiCallable[_vault_pb2.UpdateCardDetailsRequest, _vault_pb2.UpdateCardDetailsResponse]
+    """Changes a live card's expiry and/or billing details (the columns a forward sends to the
+    destination) and re-seals the card under a fresh data key bound to its new metadata, in one
+    transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
+    for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
+    outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
+    not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+    `vault_test_card_shared`) for a test id's card, which every payment method made of that
+    test id shares.
+    """
 
 @_typing.type_check_only
 class VaultServiceAsyncStub(VaultServiceStub):
@@ -122,9 +133,10 @@ class VaultServiceAsyncStub(VaultServiceStub):
     GetKeyStatus: _aio.UnaryUnaryMultiCallable[_vault_pb2.GetKeyStatusRequest, _vault_pb2.GetKeyStatusResponse]  # type: ignore[assignment]
     """Key versions and how many data keys each wraps."""
     ResealCards: _aio.UnaryUnaryMultiCallable[_vault_pb2.ResealCardsRequest, _vault_pb2.ResealCardsResponse]  # type: ignore[assignment]
-    """Re-seals one batch of the cards still sealed to their token alone (stored before the vault
-    bound the account into every seal): each under a fresh data key, bound to its account. The
-    vault does this in the background by itself; call until remaining is 0 to be done sooner.
+    """Re-seals one batch of the cards still sealed in a format before the newest (stored before
+    the vault bound the account and the card's metadata into every seal): each under a fresh
+    data key, bound to its account and metadata. The vault does this in the background by
+    itself; call until remaining is 0 to be done sooner.
     """
     RemoveKeyVersion: _aio.UnaryUnaryMultiCallable[_vault_pb2.RemoveKeyVersionRequest, _vault_pb2.RemoveKeyVersionResponse]  # type: ignore[assignment]
     """Deletes a retired key version's material from the key file, so that no copy of a data key
@@ -135,6 +147,16 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_vault_pb2.ListAuditEventsRequest, _vault_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """The audit log: who touched which token, when and why. Never contains card data."""
+    UpdateCardDetails: _aio.UnaryUnaryMultiCallable[_vault_pb2.UpdateCardDetailsRequest, _vault_pb2.UpdateCardDetailsResponse]  # type: ignore[assignment]
+    """Changes a live card's expiry and/or billing details (the columns a forward sends to the
+    destination) and re-seals the card under a fresh data key bound to its new metadata, in one
+    transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
+    for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
+    outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
+    not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+    `vault_test_card_shared`) for a test id's card, which every payment method made of that
+    test id shares.
+    """
 
 class VaultServiceServicer:
     """Tokenization, forwarding and key management for card data."""
@@ -224,9 +246,10 @@ class VaultServiceServicer:
         request: _vault_pb2.ResealCardsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.ResealCardsResponse, _abc.Awaitable[_vault_pb2.ResealCardsResponse]]:
-        """Re-seals one batch of the cards still sealed to their token alone (stored before the vault
-        bound the account into every seal): each under a fresh data key, bound to its account. The
-        vault does this in the background by itself; call until remaining is 0 to be done sooner.
+        """Re-seals one batch of the cards still sealed in a format before the newest (stored before
+        the vault bound the account and the card's metadata into every seal): each under a fresh
+        data key, bound to its account and metadata. The vault does this in the background by
+        itself; call until remaining is 0 to be done sooner.
         """
 
     def RemoveKeyVersion(
@@ -247,5 +270,20 @@ class VaultServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.ListAuditEventsResponse, _abc.Awaitable[_vault_pb2.ListAuditEventsResponse]]:
         """The audit log: who touched which token, when and why. Never contains card data."""
+
+    def UpdateCardDetails(
+        self,
+        request: _vault_pb2.UpdateCardDetailsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vault_pb2.UpdateCardDetailsResponse, _abc.Awaitable[_vault_pb2.UpdateCardDetailsResponse]]:
+        """Changes a live card's expiry and/or billing details (the columns a forward sends to the
+        destination) and re-seals the card under a fresh data key bound to its new metadata, in one
+        transaction. Idempotent: the values the card already holds leave it as it is. NOT_FOUND
+        for a token that names no live card of the account; INVALID_ARGUMENT for an expiry month
+        outside 1-12 or a year in the past or too far ahead; DATA_LOSS for a card whose seals do
+        not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
+        `vault_test_card_shared`) for a test id's card, which every payment method made of that
+        test id shares.
+        """
 
 def add_VaultServiceServicer_to_server(servicer: VaultServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -116,7 +116,9 @@ class EventData(_message.Message):
 
     @_builtins.property
     def previous_attributes(self) -> _struct_pb2.Struct:
-        """For *.updated events: the changed keys with their previous values; unset otherwise."""
+        """For *.updated events: the changed keys with their previous values; unset otherwise, and
+        then left out of the JSON (Stripe's schema has it optional, not nullable).
+        """
 
     def __init__(
         self,

@@ -1,0 +1,314 @@
+"""`remit ledger verify` finds what an ordinary database user could change outside the hash
+chain: a pending transaction's outcome, a reversal's record, the balance transactions Stripe
+shows, the ledger accounts' guards, and a charge refunded beyond its amount. Every change here
+is one the database's triggers let through."""
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.ledger import journal
+from remit.ledger import postings as ledger
+from remit.ledger.domain import Posting, TransactionRequest
+from remit.ledger.verify import DifferenceKind, VerifyReport, verify_ledger
+
+pytestmark = pytest.mark.anyio
+
+
+async def verified(engine: AsyncEngine, account_id: str, clock: FixedClock) -> VerifyReport:
+    async with engine.connect() as db:
+        return await verify_ledger(db, account_id=account_id, now=clock.now())
+
+
+async def tamper(engine: AsyncEngine, account_id: str, *statements: str) -> None:
+    async with engine.begin() as db:
+        for statement in statements:
+            await db.execute(text(statement), {"a": account_id})
+
+
+def kinds(report: VerifyReport) -> set[DifferenceKind]:
+    return {difference.kind for difference in report.differences}
+
+
+async def test_a_reservation_marked_voided_by_a_transaction_that_does_not_void_it(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        await ledger.record_authorization(
+            db,
+            account_id=account_id,
+            charge_id="ch_1",
+            amount_minor=1000,
+            currency="usd",
+            now=clock.now(),
+        )
+        await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id="ch_2",
+            gross_minor=500,
+            currency="usd",
+            now=clock.now(),
+        )
+    assert (await verified(core_engine, account_id, clock)).ok
+    await tamper(
+        core_engine,
+        account_id,
+        "UPDATE ledger_transactions SET pending_status = 'voided', resolved_by = 'ch_2:capture' "
+        "WHERE account_id = :a AND id = 'ch_1:authorization'",
+        "UPDATE ledger_accounts SET pending_incoming_minor = 0, pending_outgoing_minor = 0 "
+        "WHERE account_id = :a",
+    )
+    report = await verified(core_engine, account_id, clock)
+    assert not report.ok
+    [finding] = report.differences
+    assert finding.kind is DifferenceKind.PENDING_OUTCOME_MISMATCH
+    assert finding.transaction_id == "ch_1:authorization"
+    assert "no transaction posts or voids it" in finding.description
+
+
+async def test_a_refund_hold_marked_posted_by_its_release(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """The release voided the hold; calling it posted (by the same transaction) is a lie."""
+    async with core_engine.begin() as db:
+        await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id="ch_1",
+            gross_minor=1000,
+            currency="usd",
+            now=clock.now(),
+            bypass_pending=True,
+        )
+    async with core_engine.begin() as db:
+        await ledger.record_refund_held(
+            db,
+            account_id=account_id,
+            refund_id="re_1",
+            charge_id="ch_1",
+            amount_minor=400,
+            currency="usd",
+            now=clock.now(),
+        )
+    async with core_engine.begin() as db:
+        await ledger.record_refund_released(
+            db, account_id=account_id, refund_id="re_1", now=clock.now()
+        )
+    assert (await verified(core_engine, account_id, clock)).ok
+    # The trigger allows no move from voided; a superuser's, replayed, is what is left.
+    await tamper(
+        core_engine,
+        account_id,
+        "SET LOCAL session_replication_role = replica",
+        "UPDATE ledger_transactions SET pending_status = 'posted' "
+        "WHERE account_id = :a AND id = 're_1:refund_hold'",
+    )
+    report = await verified(core_engine, account_id, clock)
+    [finding] = report.differences
+    assert finding.kind is DifferenceKind.PENDING_OUTCOME_MISMATCH
+    assert "expected voided by re_1:refund_release" in finding.description
+
+
+def _move(txid: str, amount: int) -> TransactionRequest:
+    return TransactionRequest(
+        transaction_id=txid,
+        postings=(Posting("world", -amount, "usd"), Posting("wallet", amount, "usd")),
+    )
+
+
+async def test_a_transaction_marked_reversed_by_one_that_does_not_reverse_it(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        for txid in ("paid", "kept"):
+            await journal.post(db, account_id, _move(txid, 50), now=clock.now())
+    assert (await verified(core_engine, account_id, clock)).ok
+    # Marked reversed, it could never be reversed: an ordinary statement may do that.
+    await tamper(
+        core_engine,
+        account_id,
+        "UPDATE ledger_transactions SET reversed_by = 'kept' WHERE account_id = :a AND id = 'paid'",
+    )
+    report = await verified(core_engine, account_id, clock)
+    [finding] = report.differences
+    assert finding.kind is DifferenceKind.REVERSAL_MISMATCH
+    assert finding.transaction_id == "paid"
+    assert "which reverses nothing" in finding.description
+
+
+async def test_a_refund_failure_not_recorded_on_the_refund_it_reverses(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    async with core_engine.begin() as db:
+        await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id="ch_1",
+            gross_minor=1000,
+            currency="usd",
+            now=clock.now(),
+            bypass_pending=True,
+        )
+        await ledger.record_refund(
+            db,
+            account_id=account_id,
+            refund_id="re_1",
+            charge_id="ch_1",
+            amount_minor=300,
+            currency="usd",
+            now=clock.now(),
+        )
+        await ledger.record_refund_failed(
+            db, account_id=account_id, refund_id="re_1", now=clock.now()
+        )
+    assert (await verified(core_engine, account_id, clock)).ok
+    await tamper(
+        core_engine,
+        account_id,
+        "SET LOCAL session_replication_role = replica",
+        "UPDATE ledger_transactions SET reversed_by = NULL "
+        "WHERE account_id = :a AND id = 're_1:refund'",
+    )
+    report = await verified(core_engine, account_id, clock)
+    [finding] = report.differences
+    assert finding.kind is DifferenceKind.REVERSAL_MISMATCH
+    assert finding.transaction_id == "re_1:refund_failure"
+
+
+async def captured(engine: AsyncEngine, account_id: str, clock: FixedClock) -> str:
+    """A charge of 1000 captured after its authorization, its fee booked apart (`ch_1:fee`);
+    returns its balance transaction's id."""
+    async with engine.begin() as db:
+        await ledger.record_authorization(
+            db,
+            account_id=account_id,
+            charge_id="ch_1",
+            amount_minor=1000,
+            currency="usd",
+            now=clock.now(),
+        )
+        txn = await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id="ch_1",
+            gross_minor=1000,
+            currency="usd",
+            now=clock.now(),
+            fee_minor=59,
+        )
+    return txn.id
+
+
+async def test_a_charges_amount_and_fee_raised_together(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """Its net, all Stripe's view adds up, is unchanged."""
+    txn_id = await captured(core_engine, account_id, clock)
+    assert (await verified(core_engine, account_id, clock)).ok
+    await tamper(
+        core_engine,
+        account_id,
+        f"UPDATE balance_transactions SET amount = amount + 100, fee = fee + 100 "  # noqa: S608
+        f"WHERE id = '{txn_id}'",
+    )
+    report = await verified(core_engine, account_id, clock)
+    assert {(d.kind, d.expected_minor, d.actual_minor) for d in report.differences} == {
+        (DifferenceKind.BALANCE_TRANSACTION_MISMATCH, 59, 159),
+        (DifferenceKind.BALANCE_TRANSACTION_MISMATCH, 1000, 1100),
+    }
+    assert {d.description.split(": ")[1].split(" ")[0] for d in report.differences} == {
+        "fee",
+        "amount",
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        ("type = 'adjustment'", "type adjustment is not one the ledger writes"),
+        ("type = 'payout'", "a payout of ch_1 is not this ledger transaction"),
+        ("source_id = 'ch_other'", "a charge of ch_other is not this ledger transaction"),
+        ("charge_id = 'ch_other'", "names charge ch_other, the ledger ch_1"),
+        ("ledger_transaction_id = 'ch_9:capture'", "its ledger transaction does not exist"),
+        ("status = 'available'", "available, but no posting made its net available"),
+        ("net = 0", "net is not amount less fee"),
+    ],
+)
+async def test_a_charges_balance_transaction_relabelled(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, values: str, said: str
+) -> None:
+    txn_id = await captured(core_engine, account_id, clock)
+    await tamper(
+        core_engine,
+        account_id,
+        f"UPDATE balance_transactions SET {values} WHERE id = '{txn_id}'",  # noqa: S608
+    )
+    report = await verified(core_engine, account_id, clock)
+    assert any(said in d.description for d in report.differences), report.differences
+
+
+async def test_every_movement_shows_balance_transactions_that_verify(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """Charges both ways, refunds held, released, posted and failed, payouts paid back: none
+    is a finding (the row checks know every balance transaction the ledger writes)."""
+    from remit.ledger.payouts import cancel_payout, create_payout
+
+    await captured(core_engine, account_id, clock)
+    now = clock.now()
+    async with core_engine.begin() as db:
+        await ledger.record_charge_captured(
+            db,
+            account_id=account_id,
+            charge_id="ch_2",
+            gross_minor=2000,
+            currency="usd",
+            now=now,
+            bypass_pending=True,
+            network_fee_minor=20,
+        )
+        for refund_id, amount in (("re_1", 300), ("re_2", 200), ("re_3", 100)):
+            await ledger.record_refund_held(
+                db,
+                account_id=account_id,
+                refund_id=refund_id,
+                charge_id="ch_2",
+                amount_minor=amount,
+                currency="usd",
+                now=now,
+            )
+        await ledger.record_refund_released(db, account_id=account_id, refund_id="re_1", now=now)
+        await ledger.record_refund(
+            db,
+            account_id=account_id,
+            refund_id="re_2",
+            charge_id="ch_2",
+            amount_minor=200,
+            currency="usd",
+            now=now,
+        )
+        await ledger.record_refund_failed(db, account_id=account_id, refund_id="re_2", now=now)
+        payout = await create_payout(db, account_id=account_id, amount=500, currency="usd", now=now)
+        await cancel_payout(db, account_id=account_id, payout_id=payout.id, now=now)
+    report = await verified(core_engine, account_id, clock)
+    assert report.ok, report.differences
+
+
+async def test_a_chart_accounts_guard_lifted(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await captured(core_engine, account_id, clock)
+    await tamper(
+        core_engine,
+        account_id,
+        "UPDATE ledger_accounts SET non_negative = false WHERE account_id = :a AND name = 'fees'",
+        "UPDATE ledger_accounts SET non_negative = true "
+        "WHERE account_id = :a AND name = 'acquirer_clearing'",
+    )
+    report = await verified(core_engine, account_id, clock)
+    assert {(d.kind, d.ledger_account) for d in report.differences} == {
+        (DifferenceKind.ACCOUNT_FLAG_MISMATCH, "fees"),
+        (DifferenceKind.ACCOUNT_FLAG_MISMATCH, "acquirer_clearing"),
+    }
