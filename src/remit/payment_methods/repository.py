@@ -313,13 +313,14 @@ class SqlPaymentMethodRepository:
         self, account_id: str, vault_token: str
     ) -> Sequence[PaymentMethod]:
         """The account's payment methods that hold the vault card (one, and the copies made of
-        it with `payment_method=` on a create), locked (FOR UPDATE) in the order of their ids,
-        so that concurrent updates of any of them lock them in the same order."""
+        it with `payment_method=` on a create), locked (FOR UPDATE) oldest first, in the order
+        `lock_attached_to` locks a deleted customer's: concurrent updates of any of them, and a
+        deletion of a customer holding some of them, lock them in one order and never deadlock."""
         p = payment_methods.c
         rows = await self._sa.execute(
             select(payment_methods)
             .where(p.account_id == account_id, p.vault_token == vault_token)
-            .order_by(p.id)
+            .order_by(p.created_at, p.id)
             .with_for_update()
         )
         return [_pm_from_row(row) for row in rows]
