@@ -23,6 +23,10 @@ from tests.integration.acquirer.support import authorization_request
 from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases
 
+pytestmark = pytest.mark.own_platform(
+    reason="runs `remit acquirer` alone on the databases and empties the acquirer's after each test"
+)
+
 STARTUP_TIMEOUT_S = 30.0
 # The report is of days that are over: the sale settles on one long past.
 SETTLED_AT = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)

@@ -19,6 +19,15 @@ from tests.support.platform import RunningPlatform
 from tests.support.postgres import WorkerDatabases
 from tests.support.vault import dump_database
 
+pytestmark = [
+    # One worker starts the module's platform, not both.
+    pytest.mark.xdist_group("cards_and_vault"),
+    pytest.mark.own_platform(
+        reason="dumps every row of the databases and reads the whole log for card numbers, and "
+        "rotates the vault's key, which re-wraps every card"
+    ),
+]
+
 NUMBERS = ("4242424242424242", "5555555555554444", "378282246310005", "2223003122003222")
 CVCS = ("739", "1842")
 

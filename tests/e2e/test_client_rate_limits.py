@@ -14,6 +14,12 @@ from tests.support.platform import RunningPlatform, running_platform
 from tests.support.postgres import WorkerDatabases
 from tests.support.waiting import wait_for
 
+pytestmark = [
+    # One worker starts the module's platform, not both.
+    pytest.mark.xdist_group("client_rate_limits"),
+    pytest.mark.own_platform(reason="platforms with a low per-address limit and no trusted proxy"),
+]
+
 # One request every two seconds: however slow a loaded machine makes each request, the next
 # comes before the bucket has refilled.
 PER_S = 0.5

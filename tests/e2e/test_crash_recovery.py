@@ -20,7 +20,10 @@ from tests.support.processes import ProcessSet, process_set
 from tests.support.waiting import wait_for
 
 RECOVERY_POINTS = ["started", "attempt_created", "authorization_done", "finished"]
-pytestmark = pytest.mark.xdist_group("crash")
+pytestmark = [
+    pytest.mark.xdist_group("crash"),
+    pytest.mark.own_platform(reason="kills and restarts the processes it runs one by one"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -134,6 +134,9 @@ def test_the_facade_holds_only_its_roles_credential_which_is_refused_admin_calls
     assert "refused /remit_api.accounts.v1.AccountsService/CreateApiKey" in platform.log_text()
 
 
+# Beside the module's platform, on its databases, as a second installation of the same
+# platform would run (tests/e2e/conftest.py refuses a test on the databases without it).
+@pytest.mark.usefixtures("platform")
 def test_a_platform_over_mutual_tls_pays_and_refuses_plaintext(
     databases: WorkerDatabases, tmp_path: Path
 ) -> None:

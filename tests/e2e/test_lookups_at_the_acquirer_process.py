@@ -50,7 +50,13 @@ from tests.integration.payments.conftest import FakeMethods
 from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.own_platform(
+        reason="runs `remit acquirer` alone on the databases and empties the core's and the "
+        "acquirer's after each test"
+    ),
+]
 
 
 class LookupsUnreachableAtFirst(TrailNetwork):

@@ -27,7 +27,12 @@ FAULTY_ACQUIRER = {
     "REMIT_NETWORK_TIMEOUT_S": "1",
     "REMIT_IDEMPOTENCY_LEASE_S": "3",
 }
-pytestmark = pytest.mark.xdist_group("faults")
+pytestmark = [
+    pytest.mark.xdist_group("faults"),
+    pytest.mark.own_platform(
+        reason="a platform whose acquirer fails, times out and loses responses"
+    ),
+]
 
 
 @pytest.fixture(scope="module")

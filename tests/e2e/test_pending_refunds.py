@@ -24,7 +24,10 @@ from tests.support.postgres import WorkerDatabases
 from tests.support.processes import ProcessSet, process_set
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.xdist_group("pending_refunds")
+pytestmark = [
+    pytest.mark.xdist_group("pending_refunds"),
+    pytest.mark.own_platform(reason="runs the processes one by one and kills the acquirer"),
+]
 
 
 @pytest.fixture(scope="module")

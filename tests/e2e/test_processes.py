@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import psutil
+import pytest
 import stripe
 
 from tests.support.platform import (
@@ -20,6 +21,8 @@ from tests.support.platform import (
 )
 from tests.support.postgres import WorkerDatabases
 from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.own_platform(reason="starts platforms of its own and kills them")
 
 
 def _wait_gone(processes: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:

@@ -11,6 +11,12 @@ from tests.support.accounts import TestAccount, create_account
 from tests.support.platform import RunningPlatform, running_platform
 from tests.support.postgres import WorkerDatabases
 
+pytestmark = [
+    # One worker starts the module's platform, not both.
+    pytest.mark.xdist_group("rate_limits"),
+    pytest.mark.own_platform(reason="a platform with a low write limit"),
+]
+
 # One write every two seconds: however slow a loaded machine makes each request, the next
 # comes before the bucket has refilled.
 WRITES_PER_S = 0.5

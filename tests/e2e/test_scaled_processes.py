@@ -11,6 +11,8 @@ from tests.support.accounts import create_account
 from tests.support.platform import RunningPlatform, running_platform
 from tests.support.postgres import WorkerDatabases
 
+pytestmark = pytest.mark.own_platform(reason="a platform with several core and api processes")
+
 
 @pytest.fixture(scope="module")
 def platform(databases: WorkerDatabases) -> Iterator[RunningPlatform]:

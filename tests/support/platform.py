@@ -96,11 +96,13 @@ def children_by_role(pid: int) -> dict[str, psutil.Process]:
 
 
 def forget_earlier_cards(databases: WorkerDatabases) -> None:
-    """Empty the worker's vault database, which its platforms share, with its key file
-    (`WorkerDatabases.vault_key_file`), so that a module's platform starts without the cards
-    of earlier modules. A module's platform calls this before it starts, when no other
-    platform of the worker is running; a platform a test starts beside its module's must not,
-    or the module's would lose the cards it has handed out."""
+    """Empty the vault database of `databases`, which the platforms started on them share,
+    with its key file (`WorkerDatabases.vault_key_file`), so that a module's platform starts
+    without the cards of earlier modules. A module's own platform (tests/e2e/conftest.py)
+    calls this before it starts, when no other platform on `databases` is running; a platform
+    a test starts beside its module's must not, or the module's would lose the cards it has
+    handed out, and nothing may call it on the databases of the worker's shared platform,
+    which runs for the whole session."""
     with psycopg.connect(libpq_url(databases.vault_url), autocommit=True) as db:
         present = {
             row[0]

@@ -5,6 +5,7 @@ import fcntl
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,10 @@ _FAST_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
 }
+# Each worker's shared e2e platform keeps its pooled connections while a module's own platform
+# (at times two) runs beside it, on every worker at once: PostgreSQL's default of 100 runs out,
+# and the platforms answer "too many connections" as a temporary database problem.
+_MAX_CONNECTIONS = 300
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,26 @@ def start_test_cluster() -> EmbeddedCluster:
         for name, value in _FAST_SETTINGS.items():
             cluster.execute_admin(f"ALTER SYSTEM SET {name} = '{value}';")
         cluster.execute_admin("SELECT pg_reload_conf();")
+        _allow_connections(cluster, _MAX_CONNECTIONS)
     return cluster
+
+
+def _allow_connections(cluster: EmbeddedCluster, wanted: int) -> None:
+    """Raise max_connections to `wanted`, which takes a restart: done by the first worker to
+    start the cluster, under the lock, before any test connects; the others find it done."""
+    shown = re.search(r"^\s*(\d+)\s*$", cluster.execute_admin("SHOW max_connections;"), re.M)
+    if shown is not None and int(shown.group(1)) >= wanted:
+        return
+    cluster.execute_admin(f"ALTER SYSTEM SET max_connections = '{wanted}';")
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    server = cluster._server  # pgserver's handle: where and as whom it runs the cluster
+    # pg_ctl restart starts it again with the options of its last start (postmaster.opts).
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-w", "-m", "fast", "-D", str(server.pgdata),
+         "-l", str(server.log), "restart"],
+        user=server.system_user, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
 
 
 @contextmanager

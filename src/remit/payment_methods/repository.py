@@ -1,6 +1,6 @@
 """PaymentMethod and Token persistence inside the caller's transaction."""
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -309,12 +309,21 @@ class SqlPaymentMethodRepository:
         )
         return [_pm_from_row(row) for row in rows], has_more
 
-    async def vault_card_shared(self, method: PaymentMethod) -> bool:
-        """Whether another payment method holds `method`'s vault card (a copy made of it,
-        `payment_method=` on a create): its expiry and billing details are then both's."""
+    async def lock_vault_card_holders(
+        self, account_id: str, vault_token: str
+    ) -> Sequence[PaymentMethod]:
+        """The account's payment methods that hold the vault card (one, and the copies made of
+        it with `payment_method=` on a create), locked (FOR UPDATE) oldest first, in the order
+        `lock_attached_to` locks a deleted customer's: concurrent updates of any of them, and a
+        deletion of a customer holding some of them, lock them in one order and never deadlock."""
         p = payment_methods.c
-        query = select(exists().where(p.vault_token == method.vault_token, p.id != method.id))
-        return bool((await self._sa.execute(query)).scalar_one())
+        rows = await self._sa.execute(
+            select(payment_methods)
+            .where(p.account_id == account_id, p.vault_token == vault_token)
+            .order_by(p.created_at, p.id)
+            .with_for_update()
+        )
+        return [_pm_from_row(row) for row in rows]
 
     async def vault_card_held(self, vault_token: str) -> bool:
         """Whether any payment method or token, of any account, holds the vault card."""

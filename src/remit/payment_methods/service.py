@@ -22,7 +22,7 @@ the payment method an intent's create or confirmation makes of the card it is gi
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -574,7 +574,16 @@ class PaymentMethodsService:
 
         async def change(db: AsyncConnection) -> PaymentMethod:
             repo = SqlPaymentMethodRepository(db)
-            method = await repo.get(account_id, method_id, for_update=True)
+            holders: Sequence[PaymentMethod] = ()
+            if _names_card_details(changes):
+                # Every payment method holding the card is locked, in one order: an update of
+                # its details is theirs too (`_card_details_sent`).
+                found = await repo.get(account_id, method_id)
+                if found is not None:
+                    holders = await repo.lock_vault_card_holders(account_id, found.vault_token)
+                method = next((held for held in holders if held.id == method_id), None)
+            else:
+                method = await repo.get(account_id, method_id, for_update=True)
             if method is None:
                 raise not_found("payment_method", method_id)
             if method.customer_id is None:
@@ -602,29 +611,39 @@ class PaymentMethodsService:
                 ),
                 allow_redisplay=changes.allow_redisplay or method.allow_redisplay,
             )
-            if _names_card_details(changes) and not await repo.vault_card_shared(method):
-                # Before the change commits, and with the payment method's row held: a refusal
-                # leaves the payment method as it was, and concurrent updates reach the vault
-                # in the order they commit here, so the two never end up holding other values.
-                # If this commit fails after the vault's, the retry sends the same values,
-                # which the vault takes as done.
-                await self._send_card_details(method, updated, changes)
+            copies: list[tuple[PaymentMethod, PaymentMethod]] = []
+            # Before the change commits, and with the payment method's row held: a refusal
+            # leaves the payment method as it was, and concurrent updates reach the vault in
+            # the order they commit here, so the two never end up holding other values. If
+            # this commit fails after the vault's, the retry sends the same values, which the
+            # vault takes as done.
+            if _names_card_details(changes) and await self._send_card_details(method, updated):
+                copies = _card_details_sent(holders, method, updated)
             await repo.save(updated)
             await self.hooks.payment_method_changed(db, method, updated)
+            for before, after in copies:
+                await repo.save(after)
+                await self.hooks.payment_method_changed(db, before, after)
             return updated
 
         return await run_keyed(self._engine, keyed, now, change)
 
-    async def _send_card_details(
-        self, method: PaymentMethod, updated: PaymentMethod, changes: PaymentMethodChanges
-    ) -> None:
-        """Give the vault the card's new expiry and/or billing details (whole, as the update
-        leaves them): a payment sends the vault's, to the network (the acquirer declines an
-        expired card; its address checks read the billing address)."""
-        expiry = None
-        if changes.exp_month is not None or changes.exp_year is not None:
-            expiry = (updated.card.exp_month, updated.card.exp_year)
-        billing = None if changes.billing_details is None else updated.billing_details
+    async def _send_card_details(self, method: PaymentMethod, updated: PaymentMethod) -> bool:
+        """Give the vault the card's expiry and billing details as the update leaves them
+        (`updated`): a payment sends the vault's, to the network (the acquirer declines an
+        expired card; its address checks read the billing address). False if the vault keeps
+        the card's details as they were: a test id's card.
+
+        Copies of the payment method (`payment_method=` on a create) hold the same vault card,
+        and so share the vault's details: an update of one is sent all the same, and is seen
+        by all of them, as the physical card is one (a reissued card's new expiry is every
+        copy's, or every payment of the others would be declined as expired)."""
+        # Both, whole, whatever the update names: the vault's may differ from the core's after
+        # an update whose reply was lost (the vault took it, the core rolled back and told the
+        # merchant it failed), and the next update that names either brings the two together
+        # again. The vault takes values it holds already as done.
+        expiry = (updated.card.exp_month, updated.card.exp_year)
+        billing = updated.billing_details
         try:
             await self._vault.update_card_details(
                 method.account_id, method.vault_token, expiry=expiry, billing_details=billing
@@ -634,8 +653,9 @@ class PaymentMethodsService:
                 # A test id's card, shared with every payment method made of the test id:
                 # the change stays this payment method's, as before the vault kept details.
                 log.debug("payment method %s has a test id's card: kept in the core", method.id)
-                return
-            raise _card_details_not_stored(method.id, error) from None
+                return False
+            raise _card_details_not_stored(method, error) from None
+        return True
 
     async def attach(self, account_id: str, method_id: str, customer_id: str) -> PaymentMethod:
         return value_of(await self.attach_once(account_id, None, method_id, customer_id))
@@ -967,19 +987,51 @@ def _names_card_details(changes: PaymentMethodChanges) -> bool:
     )
 
 
-def _card_details_not_stored(method_id: str, error: RemitError) -> RemitError:
+def _card_details_sent(
+    holders: Sequence[PaymentMethod], method: PaymentMethod, updated: PaymentMethod
+) -> list[tuple[PaymentMethod, PaymentMethod]]:
+    """The other payment methods holding `method`'s vault card, before and after the details
+    the vault took for it (`updated`'s): they send the vault's with every payment, so they
+    show them too. Those already showing them are left out."""
+    changed = []
+    for held in holders:
+        if held.id == method.id:
+            continue
+        card = replace(held.card, exp_month=updated.card.exp_month, exp_year=updated.card.exp_year)
+        after = replace(held, card=card, billing_details=updated.billing_details)
+        if after != held:
+            changed.append((held, after))
+    return changed
+
+
+def _card_details_not_stored(method: PaymentMethod, error: RemitError) -> RemitError:
     """The vault's refusal of a card's new details, as the update's: nothing was changed. A
     card the vault no longer holds (deleted through its admin API) leaves the payment method
-    in a state no update can fix; any other failure is the vault's, as it said it."""
+    in a state no update can fix; values the vault refuses are named as the merchant sent
+    them (`_merchant_param`); any other failure is the vault's, under its kind, code and
+    advice to retry (a retryable one is not stored on the idempotency key, `run_keyed`).
+
+    The vault's message names its token, the vault's own handle on the card, which is no
+    merchant's: only a refusal of a value keeps it (what was wrong with the value), with the
+    token put as the payment method's id should one be in it."""
     message = (
-        f"The new card details of {method_id} could not be stored with its card in the "
-        f"vault, so the PaymentMethod was not changed: {error.message}"
+        f"The new card details of {method.id} could not be stored with its card in the "
+        "vault, so the PaymentMethod was not changed."
     )
     if error.kind is ErrorKind.NOT_FOUND:
         return RemitError(
             message=message,
             kind=ErrorKind.FAILED_PRECONDITION,
             code="payment_method_unexpected_state",
+        )
+    if error.kind is ErrorKind.INVALID_ARGUMENT:
+        told = error.message.replace(method.vault_token, method.id)
+        return RemitError(
+            message=f"{message} {told}",
+            kind=error.kind,
+            error_type=error.error_type,
+            code=error.code,
+            param=_merchant_param(error.param),
         )
     return RemitError(
         message=message,
@@ -988,6 +1040,18 @@ def _card_details_not_stored(method_id: str, error: RemitError) -> RemitError:
         code=error.code,
         should_retry=error.should_retry,
     )
+
+
+def _merchant_param(vault_param: str | None) -> str | None:
+    """The update's parameter a vault's parameter stands for: `exp_month` is
+    `card[exp_month]`, `billing_details.address.line1` is `billing_details[address][line1]`;
+    one the merchant did not send (the vault token) is none."""
+    if vault_param in ("exp_month", "exp_year"):
+        return f"card[{vault_param}]"
+    if vault_param is None or not vault_param.startswith("billing_details"):
+        return None
+    head, *rest = vault_param.split(".")
+    return head + "".join(f"[{part}]" for part in rest)
 
 
 def _check_expiry(month: int, year: int, now: datetime) -> None:

@@ -13,8 +13,9 @@ from typing import Final, Protocol
 
 import grpc
 
+from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import enum_wire_values
-from remit.grpcutil.errors import answer_of
+from remit.grpcutil.errors import answer_of, remit_error_from_rpc_error
 from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.payment_methods.billing_message import billing_details_message
 from remit.payment_methods.domain import CardSummary, StoredVaultCard, VaultCard, VaultCardPage
@@ -131,7 +132,12 @@ class GrpcCardVault:
             request.exp_month, request.exp_year = expiry
         if billing_details is not None:
             request.billing_details.CopyFrom(billing_details_message(billing_details))
-        reply = await answer_of(self._stub.UpdateCardDetails(request, timeout=TIMEOUT_S))
+        try:
+            reply = await self._stub.UpdateCardDetails(request, timeout=TIMEOUT_S)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise update_unanswered() from None
+            raise remit_error_from_rpc_error(error) from None
         return VaultCard(vault_token, summary_from_message(reply.card))
 
     async def cards_created_before(
@@ -156,3 +162,16 @@ class GrpcCardVault:
 
 def _stored_vault_card(card: vault_pb2.ListedCard) -> StoredVaultCard:
     return StoredVaultCard(card.vault_token, card.account_id, from_timestamp(card.created))
+
+
+def update_unanswered() -> RemitError:
+    """The vault's update of a card's details not answered in time: it may or may not have
+    been stored. Retryable, not a fault of remit's: the vault takes values it already holds as
+    done, so the same update again settles it either way (a 500 would tell the merchant
+    nothing about retrying, and gRPC reads a lapsed deadline as no kind of remit's)."""
+    return RemitError(
+        message="The vault did not answer in time; please retry the update.",
+        kind=ErrorKind.UNAVAILABLE,
+        error_type="api_error",
+        should_retry=True,
+    )

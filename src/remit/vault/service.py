@@ -36,6 +36,7 @@ from remit.vault.crypto import (
     CvcKey,
     KeyRing,
     KeyUnavailableError,
+    SealFormat,
     VaultCryptoError,
     cvc_key_hour,
     cvc_key_hour_start,
@@ -46,6 +47,7 @@ from remit.vault.crypto import (
     seal_card,
     seal_cvc,
     sealed_cvc_hour,
+    tampered,
     verify_binding,
 )
 from remit.vault.domain import (
@@ -351,6 +353,23 @@ def _as_taken(card: StoredCard, taken: TakenCvc) -> StoredCard:
     if summary == card.summary and _same_json(taken.billing_details, card.billing_details):
         return card
     return replace(card, summary=summary, billing_details=dict(taken.billing_details))
+
+
+def _details_taken_unchecked(card: StoredCard, taken: TakenCvc) -> bool:
+    """Whether the expiry and billing details a forward's CVC was taken with would reach the
+    acquirer without a seal having checked them. A forward sends the card as its CVC was taken
+    (`_as_taken`) only when the CVC taken is not the one it read: that CVC is opened under
+    those details, which its seal binds. The one it read was opened under the details read, so
+    other details with it were written around the vault (an update re-seals the CVC with
+    them), as were a CVC whose seal binds no details taken from a card whose seals did (a
+    re-seal never goes back to an older format). Either is tampering; the CVC taken stays
+    destroyed, as a card whose seals fail keeps nothing for a retry."""
+    if taken.sealed == card.sealed.cvc_ciphertext:
+        return _as_taken(card, taken) is not card
+    return (
+        card.sealed.seal_format is SealFormat.METADATA_BOUND
+        and taken.seal_format is not SealFormat.METADATA_BOUND
+    )
 
 
 def _details_purpose(new: NewCardDetails) -> str:
@@ -1051,11 +1070,25 @@ class VaultService:
                 self._forward_event(card, request, succeeded=True), now
             )
         took_the_cvc = taken is not None
-        if taken is not None:
+        if taken is not None and _details_taken_unchecked(card, taken):
+            log.error(
+                "forward %s: the expiry or billing details of card %s changed between its "
+                "read and the taking of its CVC, without its seals; refused as tampered",
+                request.reference, token,
+            )  # fmt: skip
+            await self._audit_refused_after_taking(card, request)
+            raise tampered()
+        if taken is not None and taken.sealed != card.sealed.cvc_ciphertext:
             # An update of the card's details between its read and the taking re-sealed its
-            # CVC under the new ones: the card is sent as it was when its CVC was taken.
+            # CVC under the new ones: the card is sent as it was when its CVC was taken, and
+            # the CVC's seal, opened under those details (`_taken_cvc`), checks them.
             card = _as_taken(card, taken)
-        cvc = self._taken_cvc(ring, card, opened.cvc, taken)
+        try:
+            cvc = self._taken_cvc(ring, card, opened.cvc, taken)
+        except VaultCryptoError:
+            log.error("the CVC taken for forward %s could not be opened", request.reference)
+            await self._audit_refused_after_taking(card, request)
+            raise
         if took_the_cvc and cvc is None:
             # Its CVC key is gone before the CVC expired: clocks of vault processes that differ
             # by more than the grace, a key file restored from before the key, or keys from the
@@ -1140,6 +1173,17 @@ class VaultService:
             )  # fmt: skip
             raise reference_reused(request.reference)
         return Forwarded(vault_pb2.ForwardedAuthorization.FromString(earlier.result), True)
+
+    async def _audit_refused_after_taking(self, card: StoredCard, request: ForwardRequest) -> None:
+        """Record that a forward refused after it took the card's CVC (its seals failed) sent
+        nothing: its audit event, committed with the taking, reads as sent, and the log is
+        append-only. The CVC taken stays destroyed."""
+        await self._audit(
+            replace(
+                self._forward_event(card, request, succeeded=False),
+                purpose=f"{request.purpose}: not sent, the card failed its seals",
+            )
+        )
 
     async def _audit_unsent(
         self, card: StoredCard, request: ForwardRequest, restored: bool | None

@@ -18,6 +18,7 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.core.secrets import Secret
 from remit.customers.domain import CustomerFields
 from remit.customers.service import CustomersService
+from remit.payment_methods import vault_client
 from remit.payment_methods.domain import (
     NewPaymentMethod,
     PaymentMethod,
@@ -30,6 +31,7 @@ from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.storage.engine import dispose, make_engine
 from remit.vault.domain import ForwardRequest
 from remit.vault.keystore import FileKeyStore
+from remit.vault.service import VaultService
 from tests.support.fake_acquirer import RecordingAcquirer, running_acquirer
 from tests.support.postgres import WorkerDatabases
 from tests.support.vault import RunningVault, empty_vault_database, running_vault
@@ -187,7 +189,8 @@ async def test_an_address_part_sends_the_merged_billing_details_and_keeps_the_ex
     )
 
     merged = {"name": "Ada Lovelace", "address": {"line1": "1 Old Rd", "postal_code": "10001"}}
-    assert core.client.updates == [(None, merged)]
+    # The expiry goes with it, whole, as the core holds it (`test_a_lost_vault_reply_...`).
+    assert core.client.updates == [((11, 2031), merged)]
     assert await _at_the_vault(core, method) == (11, 2031, merged)
 
 
@@ -203,6 +206,8 @@ async def test_a_refusal_at_the_vault_changes_nothing_in_the_core(core: Core) ->
     assert caught.value.kind is ErrorKind.FAILED_PRECONDITION
     assert caught.value.code == "payment_method_unexpected_state"
     assert "was not changed" in caught.value.message
+    # The vault's handle on the card is not the merchant's to see.
+    assert method.vault_token not in caught.value.message
     assert await core.methods.get(core.account_id, method.id) == method
 
 
@@ -258,7 +263,7 @@ async def test_a_replay_under_its_key_never_reaches_the_vault(core: Core) -> Non
     assert isinstance(first, Done)
     assert isinstance(again, Replay)
     assert caught.value.kind is ErrorKind.ALREADY_EXISTS
-    assert core.client.updates == [((3, 2033), None)]
+    assert core.client.updates == [((3, 2033), method.billing_details)]
     assert (await _at_the_vault(core, method))[:2] == (3, 2033)
 
 
@@ -294,9 +299,11 @@ async def test_a_test_ids_card_keeps_the_update_in_the_core(core: Core) -> None:
     assert (await _at_the_vault(core, method))[:2] == (method.card.exp_month, method.card.exp_year)
 
 
-async def test_a_card_another_payment_method_holds_keeps_the_update_in_the_core(
+async def test_a_card_another_payment_method_holds_takes_the_update_for_both(
     core: Core,
 ) -> None:
+    """A copy (`payment_method=`) holds its source's vault card, one physical card: its new
+    expiry reaches the vault, which every payment of either sends, and both show it."""
     tokenized = await core.vault.service.tokenize(
         core.account_id, Secret("4242424242424242"), 11, 2031, None, requester="test"
     )
@@ -311,5 +318,110 @@ async def test_a_card_another_payment_method_holds_keeps_the_update_in_the_core(
         core.account_id, copy.id, PaymentMethodChanges(exp_month=3, exp_year=2033)
     )
 
-    assert core.client.updates == []
-    assert (await _at_the_vault(core, source))[:2] == (11, 2031)
+    assert [expiry for expiry, _ in core.client.updates] == [(3, 2033)]
+    assert (await _at_the_vault(core, source))[:2] == (3, 2033)
+    for held in (source, copy):
+        shown = await core.methods.get(core.account_id, held.id)
+        assert (shown.card.exp_month, shown.card.exp_year) == (3, 2033)
+    assert (await _forwarded(core, source, "op_1")).exp_year == 2033
+
+
+class RecordingHooks(NoPaymentMethodHooks):
+    """Records the payment methods each change is told for (their events)."""
+
+    def __init__(self) -> None:
+        self.changed: list[tuple[str, int, int]] = []
+
+    async def payment_method_changed(
+        self, db: AsyncConnection, before: PaymentMethod, after: PaymentMethod
+    ) -> None:
+        self.changed.append((after.id, after.card.exp_month, after.card.exp_year))
+
+
+async def test_every_copy_whose_details_change_is_told_as_changed(core: Core) -> None:
+    tokenized = await core.vault.service.tokenize(
+        core.account_id, Secret("4242424242424242"), 11, 2031, None, requester="test"
+    )
+    source = await core.methods.create(
+        core.account_id, NewPaymentMethod(vault_token=tokenized.token)
+    )
+    copy = await core.methods.create(core.account_id, NewPaymentMethod(payment_method_id=source.id))
+    customer = await core.customers.create(core.account_id, CustomerFields())
+    await core.methods.attach(core.account_id, source.id, customer.id)
+    hooks = RecordingHooks()
+    core.methods.hooks = hooks
+
+    await core.methods.update(
+        core.account_id, source.id, PaymentMethodChanges(exp_month=3, exp_year=2033)
+    )
+
+    assert sorted(hooks.changed) == sorted([(source.id, 3, 2033), (copy.id, 3, 2033)])
+
+
+async def test_billing_details_sent_for_a_copy_are_its_sources_too(core: Core) -> None:
+    tokenized = await core.vault.service.tokenize(
+        core.account_id, Secret("4242424242424242"), 11, 2031, None, requester="test"
+    )
+    source = await core.methods.create(
+        core.account_id, NewPaymentMethod(vault_token=tokenized.token)
+    )
+    copy = await core.methods.create(core.account_id, NewPaymentMethod(payment_method_id=source.id))
+    customer = await core.customers.create(core.account_id, CustomerFields())
+    await core.methods.attach(core.account_id, source.id, customer.id)
+
+    updated = await core.methods.update(
+        core.account_id, source.id, PaymentMethodChanges(billing_details=NEW_BILLING)
+    )
+
+    shown = await core.methods.get(core.account_id, copy.id)
+    assert shown.billing_details == updated.billing_details
+    assert (shown.card.exp_month, shown.card.exp_year) == (11, 2031)
+
+
+async def test_a_lost_vault_reply_is_made_good_by_the_next_update_of_the_card(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vault takes the new expiry but its reply is lost: the core rolls back and the
+    merchant is told the update failed, under a key that is left free for the retry. Any next
+    update naming the card's details sends both, whole, as the core holds them: the vault and
+    the core agree again, whether it is the retry or another update."""
+    method = await _saved_card(core)
+    original = VaultService.update_card_details
+    lose_the_reply = True
+
+    async def reply_lost(self: VaultService, *args: Any, **kwargs: Any) -> Any:
+        answer = await original(self, *args, **kwargs)
+        if lose_the_reply:
+            await asyncio.sleep(5)  # past the client's deadline: the call is cancelled
+        return answer
+
+    monkeypatch.setattr(VaultService, "update_card_details", reply_lost)
+    # Long enough for the vault's own update to commit on a loaded machine (a deadline that
+    # lapsed before it would roll it back: no lost reply, only a failed call).
+    monkeypatch.setattr(vault_client, "TIMEOUT_S", 1.5)
+    call = KeyedCall(
+        account_id=core.account_id, key="k1", endpoint="UpdatePaymentMethod",
+        request_body=b"exp 3/2033",
+    )  # fmt: skip
+    keyed: Keyed[PaymentMethod] = Keyed(call, lambda made: made.id.encode())
+    with pytest.raises(RemitError):
+        await core.methods.update_once(
+            core.account_id, keyed, method.id, PaymentMethodChanges(exp_month=3, exp_year=2033)
+        )
+    assert await core.methods.get(core.account_id, method.id) == method
+    assert (await _at_the_vault(core, method))[:2] == (3, 2033)
+    lose_the_reply = False
+
+    # Another update, of the billing details alone: the core's expiry goes back to the vault.
+    updated = await core.methods.update(
+        core.account_id, method.id, PaymentMethodChanges(billing_details=NEW_BILLING)
+    )
+    assert await _at_the_vault(core, method) == (11, 2031, updated.billing_details)
+    assert (await _forwarded(core, method, "op_1")).exp_year == 2031
+
+    # The retry under the key is not a replay of the failure: it does the update.
+    retried = await core.methods.update_once(
+        core.account_id, keyed, method.id, PaymentMethodChanges(exp_month=3, exp_year=2033)
+    )
+    assert isinstance(retried, Done)
+    assert await _at_the_vault(core, method) == (3, 2033, updated.billing_details)
