@@ -319,10 +319,12 @@ class NewCardDetails:
     expiry: tuple[int, int] | None = None
     billing_details: Mapping[str, object] | None = None
 
-    def check(self, now: datetime) -> None:
+    def check(self, now: datetime, held: tuple[int, int]) -> None:
         """Refuse an expiry no card can have (INVALID_ARGUMENT, naming the field): a month
-        outside 1-12, or a month and year already past or too far ahead, as tokenizing does."""
-        if self.expiry is None:
+        outside 1-12, or a month and year already past or too far ahead, as tokenizing does.
+        The expiry the card holds (`held`) is not checked again: a caller changing only the
+        billing details of a card that has since expired sends it back as it is."""
+        if self.expiry is None or self.expiry == held:
             return
         month, year = self.expiry
         if not 1 <= month <= 12:
@@ -779,7 +781,6 @@ class VaultService:
         A token that names no live card of the account (another account's, a deleted one)
         is NOT_FOUND, as every read answers it, and audited as refused."""
         now = self._clock.now()
-        new.check(now)
         created: list[int] = []
         card: StoredCard | None = None
         answer: UpdatedCard | None = None
@@ -797,6 +798,7 @@ class VaultService:
                 elif await repo.is_test_card(account_id, token):
                     shared = True
                 else:
+                    new.check(now, (card.summary.exp_month, card.summary.exp_year))
                     updated, created = self._resealed_with(ring, card, new, now)
                     if updated is None:
                         # Audited as any look at a card's details is: the answer holds them.

@@ -224,6 +224,29 @@ async def test_what_no_card_can_have_is_an_invalid_argument(
     assert await _stored(harness, token) == before
 
 
+async def test_an_expired_card_takes_new_billing_details_with_the_expiry_it_holds(
+    harness: VaultHarness,
+) -> None:
+    """The core sends the card's whole details on every update; an expiry the card holds is
+    not refused for having passed since, or an expired card's address could never change."""
+    token = await _tokenize(harness, exp_month=START.month, exp_year=START.year)
+    harness.clock.advance(40 * 24 * 3600)
+
+    updated = await harness.vault.stub.UpdateCardDetails(
+        _update(token, exp_month=START.month, exp_year=START.year, billing_details=NEW_BILLING)
+    )
+
+    assert updated.changed
+    assert updated.billing_details == NEW_BILLING
+    assert (updated.card.exp_month, updated.card.exp_year) == (START.month, START.year)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        # A new expiry is still held to the rules: one already past is refused.
+        await harness.vault.stub.UpdateCardDetails(
+            _update(token, exp_month=START.month - 1, exp_year=START.year)
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_another_accounts_card_a_deleted_card_and_no_card_are_not_found(
     harness: VaultHarness,
 ) -> None:
