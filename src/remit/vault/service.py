@@ -1080,6 +1080,7 @@ class VaultService:
             )  # fmt: skip
             await self._audit_refused_after_taking(card, request)
             raise tampered()
+        as_read = card
         if taken is not None and taken.sealed != card.sealed.cvc_ciphertext:
             # An update of the card's details between its read and the taking re-sealed its
             # CVC under the new ones: the card is sent as it was when its CVC was taken, and
@@ -1091,6 +1092,10 @@ class VaultService:
             log.error("the CVC taken for forward %s could not be opened", request.reference)
             await self._audit_refused_after_taking(card, request)
             raise
+        if cvc is None and card is not as_read:
+            # No key to open the taken CVC with, so nothing checked the details taken with
+            # it: the card goes as it was read, whose seals were checked.
+            card = as_read
         if took_the_cvc and cvc is None:
             # Its CVC key is gone before the CVC expired: clocks of vault processes that differ
             # by more than the grace, a key file restored from before the key, or keys from the

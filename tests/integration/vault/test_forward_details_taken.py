@@ -15,7 +15,13 @@ from sqlalchemy import text
 
 from remit.core.secrets import Secret
 from remit.grpcutil.errors import detail_from_rpc_error
-from remit.vault.crypto import CardBinding, SealFormat, seal_cvc, sealed_cvc_hour
+from remit.vault.crypto import (
+    CVC_KEY_MARKER,
+    CardBinding,
+    SealFormat,
+    seal_cvc,
+    sealed_cvc_hour,
+)
 from remit.vault.repository import SqlVaultRepository
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2
@@ -138,3 +144,36 @@ async def test_a_cvc_taken_with_a_seal_binding_no_details_is_refused(
     assert caught.value.code() == grpc.StatusCode.DATA_LOSS
     assert harness.acquirer.requests == []
     assert ("test: not sent, the card failed its seals", False) in await _forward_events(harness)
+
+
+async def test_a_taken_cvc_no_key_opens_does_not_carry_its_details_along(
+    harness: VaultHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CVC taken under an hour with no CVC key is sent without (as a CVC whose key is gone
+    is), and nothing then checked the details taken with it: the card goes as read."""
+    token = await _tokenize(harness)
+    take = SqlVaultRepository.audit_forward_taking_cvc
+
+    async def taken_keyless(self: SqlVaultRepository, *args: Any, **kwargs: Any) -> Any:
+        taken = await take(self, *args, **kwargs)
+        assert taken is not None
+        hour = sealed_cvc_hour(taken.sealed)
+        assert hour is not None
+        # The same seal, its header naming an hour a year on, whose key no ring holds.
+        header_bytes = len(CVC_KEY_MARKER) + 4
+        keyless = (
+            CVC_KEY_MARKER + (hour + 24 * 365).to_bytes(4, "big") + taken.sealed[header_bytes:]
+        )
+        assert sealed_cvc_hour(keyless) not in harness.keys.load().cvc_keys
+        return replace(
+            taken, sealed=keyless, exp_year=2044,
+            billing_details={"address": {"line1": "666 Evil St", "postal_code": "66666"}},
+        )  # fmt: skip
+
+    monkeypatch.setattr(SqlVaultRepository, "audit_forward_taking_cvc", taken_keyless)
+
+    await harness.vault.stub.ForwardAuthorization(_forward(token, "op_1"))
+
+    [sent] = harness.acquirer.requests
+    assert (sent.exp_month, sent.exp_year) == (4, 2030)
+    assert (sent.billing_address.line1, sent.billing_address.postal_code) == ("1 Old Rd", "10001")
