@@ -39,10 +39,13 @@ def upgrade() -> None:
             [sa.text("(payload ->> 'delivery_id')")],
             postgresql_where=sa.text("status = 'pending' AND kind = 'webhooks.deliver'"),
         )
-    op.execute(
-        f"CREATE STATISTICS IF NOT EXISTS {_STATISTICS}"
-        f" ON (payload ->> 'delivery_id') FROM {_TABLE}"
-    )
+    # Statistics on an expression come with PostgreSQL 14; on 13 the index is still used
+    # where the planner judges it, and the statements plan as they did before it.
+    if _expression_statistics_supported():
+        op.execute(
+            f"CREATE STATISTICS IF NOT EXISTS {_STATISTICS}"
+            f" ON (payload ->> 'delivery_id') FROM {_TABLE}"
+        )
     # Statistics are gathered by ANALYZE only: without this, the planner goes on reading
     # every pending job until autovacuum next analyses the table, which a table whose rows
     # mostly change in place may not do for hours. It samples a bounded number of rows and
@@ -54,3 +57,8 @@ def downgrade() -> None:
     op.execute(f"DROP STATISTICS IF EXISTS {_STATISTICS}")
     with op.get_context().autocommit_block():
         drop_index_online(_NAME, _TABLE)
+
+
+def _expression_statistics_supported() -> bool:
+    version = op.get_bind().dialect.server_version_info
+    return version is not None and version >= (14,)
