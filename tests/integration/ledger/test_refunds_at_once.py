@@ -14,7 +14,7 @@ from remit.ledger import postings as ledger
 from remit.ledger.domain import LedgerError
 from remit.ledger.objects import BalanceTransaction
 from remit.ledger.verify import DifferenceKind, verify_ledger
-from tests.integration.ledger.test_verify_tampering import tamper
+from tests.integration.ledger.test_verify_tampering import charge_available_at_once, tamper
 
 pytestmark = pytest.mark.anyio
 
@@ -23,15 +23,7 @@ Refund = Callable[[AsyncConnection, str], Awaitable[BalanceTransaction]]
 
 async def charged(engine: AsyncEngine, account_id: str, clock: FixedClock) -> None:
     async with engine.begin() as db:
-        await ledger.record_charge_captured(
-            db,
-            account_id=account_id,
-            charge_id="ch_1",
-            gross_minor=1000,
-            currency="usd",
-            now=clock.now(),
-            bypass_pending=True,
-        )
+        await charge_available_at_once(db, account_id, clock)
 
 
 async def both_at_once(engine: AsyncEngine, refund: Refund) -> BaseException | None:
@@ -54,34 +46,21 @@ async def both_at_once(engine: AsyncEngine, refund: Refund) -> BaseException | N
         return None
 
 
-async def test_two_refund_holds_of_the_whole_charge_at_once(
-    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+@pytest.mark.parametrize(
+    "record", [ledger.record_refund_held, ledger.record_refund], ids=["held", "without_hold"]
+)
+async def test_two_refunds_of_the_whole_charge_at_once(
+    core_engine: AsyncEngine,
+    account_id: str,
+    clock: FixedClock,
+    record: Callable[..., Awaitable[BalanceTransaction]],
 ) -> None:
-    await charged(core_engine, account_id, clock)
-
-    async def hold(db: AsyncConnection, refund_id: str) -> BalanceTransaction:
-        return await ledger.record_refund_held(
-            db,
-            account_id=account_id,
-            refund_id=refund_id,
-            charge_id="ch_1",
-            amount_minor=1000,
-            currency="usd",
-            now=clock.now(),
-        )
-
-    refused = await both_at_once(core_engine, hold)
-    assert isinstance(refused, LedgerError)
-    assert refused.code == "charge_already_refunded"
-
-
-async def test_two_refunds_without_holds_of_the_whole_charge_at_once(
-    core_engine: AsyncEngine, account_id: str, clock: FixedClock
-) -> None:
+    """A refund held first, or one recorded without a hold: either way the second of two
+    racing for the whole charge is refused."""
     await charged(core_engine, account_id, clock)
 
     async def refund(db: AsyncConnection, refund_id: str) -> BalanceTransaction:
-        return await ledger.record_refund(
+        return await record(
             db,
             account_id=account_id,
             refund_id=refund_id,
@@ -103,15 +82,7 @@ async def test_verify_finds_a_charge_refunded_beyond_its_amount(
     charge was changed, amounts and ledger transaction left as they are)."""
     await charged(core_engine, account_id, clock)
     async with core_engine.begin() as db:
-        await ledger.record_charge_captured(
-            db,
-            account_id=account_id,
-            charge_id="ch_2",
-            gross_minor=1000,
-            currency="usd",
-            now=clock.now(),
-            bypass_pending=True,
-        )
+        await charge_available_at_once(db, account_id, clock, charge_id="ch_2")
         for refund_id, charge_id in (("re_1", "ch_1"), ("re_2", "ch_2")):
             await ledger.record_refund_held(
                 db,

@@ -5,7 +5,7 @@ is one the database's triggers let through."""
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import FixedClock
 from remit.ledger import journal
@@ -29,6 +29,26 @@ async def tamper(engine: AsyncEngine, account_id: str, *statements: str) -> None
 
 def kinds(report: VerifyReport) -> set[DifferenceKind]:
     return {difference.kind for difference in report.differences}
+
+
+async def charge_available_at_once(
+    db: AsyncConnection,
+    account_id: str,
+    clock: FixedClock,
+    *,
+    charge_id: str = "ch_1",
+    gross_minor: int = 1000,
+) -> None:
+    """A charge captured in USD with its funds available at once."""
+    await ledger.record_charge_captured(
+        db,
+        account_id=account_id,
+        charge_id=charge_id,
+        gross_minor=gross_minor,
+        currency="usd",
+        now=clock.now(),
+        bypass_pending=True,
+    )
 
 
 async def test_a_reservation_marked_voided_by_a_transaction_that_does_not_void_it(
@@ -73,15 +93,7 @@ async def test_a_refund_hold_marked_posted_by_its_release(
 ) -> None:
     """The release voided the hold; calling it posted (by the same transaction) is a lie."""
     async with core_engine.begin() as db:
-        await ledger.record_charge_captured(
-            db,
-            account_id=account_id,
-            charge_id="ch_1",
-            gross_minor=1000,
-            currency="usd",
-            now=clock.now(),
-            bypass_pending=True,
-        )
+        await charge_available_at_once(db, account_id, clock)
     async with core_engine.begin() as db:
         await ledger.record_refund_held(
             db,
@@ -142,15 +154,7 @@ async def test_a_refund_failure_not_recorded_on_the_refund_it_reverses(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
     async with core_engine.begin() as db:
-        await ledger.record_charge_captured(
-            db,
-            account_id=account_id,
-            charge_id="ch_1",
-            gross_minor=1000,
-            currency="usd",
-            now=clock.now(),
-            bypass_pending=True,
-        )
+        await charge_available_at_once(db, account_id, clock)
         await ledger.record_refund(
             db,
             account_id=account_id,
