@@ -173,24 +173,33 @@ class CustomersService:
         return await run_keyed(self._engine, keyed, self._clock.now(), change)
 
     async def delete(self, account_id: str, customer_id: str) -> Customer:
-        """Delete the customer and detach its payment methods, in one transaction.
+        """Delete the customer and detach its payment methods.
 
         Each payment method is detached as an explicit detach does it, with its own
         payment_method.detached event, before the customer.deleted event: the order in which
-        a merchant detaching the cards and then deleting the customer would get them. A
-        delete of a deleted customer (a retry, or a twin waiting on the row lock, which then
+        a merchant detaching the cards and then deleting the customer would get them. They are
+        detached in batches, each committed in a transaction of its own with the customer
+        locked, and the customer is deleted in the transaction of the last batch, so that no
+        card is left attached to a deleted customer. A customer with thousands of cards is
+        not deleted in one long transaction, which a caller's deadline shorter than it would
+        roll back on every retry: a delete cut short keeps its committed batches, and the
+        retry goes on from there.
+
+        A delete of a deleted customer (a retry, or a twin waiting on the row lock, which then
         finds it deleted) is a 404 that changes nothing and records no event; DELETE takes no
         idempotency key, in Stripe and here."""
-        async with self._engine.begin() as db:
-            repo = SqlCustomerRepository(db)
-            customer = await repo.get(account_id, customer_id, for_update=True)
-            if customer is None:
-                raise not_found("customer", customer_id)
-            await self._payment_methods.detach_all_of_deleted_in(db, customer)
-            deleted = replace(customer, deleted_at=self._clock.now())
-            await repo.save(deleted)
-            await self._hooks.customer_changed(db, customer, deleted)
-        return deleted
+        while True:
+            async with self._engine.begin() as db:
+                repo = SqlCustomerRepository(db)
+                customer = await repo.get(account_id, customer_id, for_update=True)
+                if customer is None:
+                    raise not_found("customer", customer_id)
+                if not await self._payment_methods.detach_a_batch_of_deleted_in(db, customer):
+                    continue  # this batch commits; the next transaction takes the next one
+                deleted = replace(customer, deleted_at=self._clock.now())
+                await repo.save(deleted)
+                await self._hooks.customer_changed(db, customer, deleted)
+            return deleted
 
     async def list(
         self,

@@ -711,33 +711,32 @@ class PaymentMethodsService:
 
         return await run_keyed(self._engine, keyed, self._clock.now(), take_off)
 
-    async def detach_all_of_deleted_in(self, db: AsyncConnection, customer: Customer) -> None:
-        """Detach every payment method of `customer`, which the caller's transaction is
-        deleting and holds locked (Stripe detaches a deleted customer's payment methods: they
-        can never be used again). Each is detached as `detach` detaches one, and its hook
-        records the same payment_method.detached event, so a merchant keeping saved cards from
-        webhooks drops them all. The customer's default payment method is left as it is, with
-        no customer.updated: customer.deleted shows the customer as it was when deleted.
+    async def detach_a_batch_of_deleted_in(self, db: AsyncConnection, customer: Customer) -> bool:
+        """Detach up to `DETACH_BATCH` payment methods of `customer`, oldest first, which the
+        caller's transaction is deleting and holds locked (Stripe detaches a deleted customer's
+        payment methods: they can never be used again); whether none is left attached.
 
-        In batches of `DETACH_BATCH`, oldest first: two statements a batch (lock, detach), and
-        the batch's events, held in a `fastsql.deferring` block, go out together in one
-        round trip before the next statement. So the round trips grow with the batches, not
-        with the payment methods, and what is held on the client stays bounded."""
+        Each is detached as `detach` detaches one, and its hook records the same
+        payment_method.detached event, so a merchant keeping saved cards from webhooks drops
+        them all. The customer's default payment method is left as it is, with no
+        customer.updated: customer.deleted shows the customer as it was when deleted.
+
+        Two statements a batch (lock, detach), and the batch's events, held in a
+        `fastsql.deferring` block, go out together in one round trip. The caller commits each
+        batch on its own, so a customer with many cards is deleted in bounded transactions, and
+        a delete cut short (a caller's deadline) has kept what it did for the retry."""
         repo = SqlPaymentMethodRepository(db)
         now = self._clock.now()
         async with fastsql.deferring(db):
-            while True:
-                batch = await repo.lock_attached_to(
-                    customer.account_id, customer.id, limit=DETACH_BATCH
-                )
-                if not batch:
-                    break
-                detached = [method.detached(now) for method in batch]
+            batch = await repo.lock_attached_to(
+                customer.account_id, customer.id, limit=DETACH_BATCH
+            )
+            detached = [method.detached(now) for method in batch]
+            if detached:
                 await repo.save_detached(detached, now)
-                for before, after in zip(batch, detached, strict=True):
-                    await self.hooks.payment_method_changed(db, before, after)
-                if len(batch) < DETACH_BATCH:
-                    break
+            for before, after in zip(batch, detached, strict=True):
+                await self.hooks.payment_method_changed(db, before, after)
+        return len(batch) < DETACH_BATCH
 
     # --- tokens ------------------------------------------------------------------------
 

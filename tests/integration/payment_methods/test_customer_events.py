@@ -283,3 +283,47 @@ async def test_a_customer_with_more_methods_than_a_batch_has_every_one_detached_
     assert {row["type"] for row in made[:-1]} == {"payment_method.detached"}
     for method in attached:
         assert (await methods.get(account_id, method.id)).customer_id is None
+
+
+async def test_a_delete_cut_short_keeps_its_batches_and_its_retry_finishes_the_rest(
+    core_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller's deadline cuts a long delete short. Each batch is committed on its own, so the
+    retry goes on from where the first stopped, and no method is detached, or announced, twice."""
+    monkeypatch.setattr(payment_methods_service, "DETACH_BATCH", 2)
+    account_id = (await AccountsService(core_engine).create_account()).account.id
+    methods, customers = _services(core_engine)
+    customer = await customers.create(account_id, CustomerFields())
+    attached = [await methods.attach(account_id, "pm_card_visa", customer.id) for _ in range(5)]
+    before = len(await recorded(core_engine, account_id))
+
+    detach_a_batch = PaymentMethodsService.detach_a_batch_of_deleted_in
+    batches: list[int] = []
+
+    async def cut_after_the_first(*args: Any) -> bool:
+        batches.append(len(batches))
+        if len(batches) == 2:
+            raise asyncio.CancelledError  # the caller's deadline, during the second batch
+        return await detach_a_batch(*args)
+
+    monkeypatch.setattr(PaymentMethodsService, "detach_a_batch_of_deleted_in", cut_after_the_first)
+    with pytest.raises(asyncio.CancelledError):
+        await customers.delete(account_id, customer.id)
+    assert [(await methods.get(account_id, m.id)).customer_id for m in attached] == [
+        None, None, customer.id, customer.id, customer.id,
+    ]  # fmt: skip
+
+    monkeypatch.setattr(PaymentMethodsService, "detach_a_batch_of_deleted_in", detach_a_batch)
+    await customers.delete(account_id, customer.id)
+
+    made = (await recorded(core_engine, account_id))[before:]
+    assert [row["data_object"]["id"] for row in made] == [  # type: ignore[index]
+        *(method.id for method in attached),
+        customer.id,
+    ]
+    assert [row["type"] for row in made] == [
+        *["payment_method.detached"] * 5, "customer.deleted",
+    ]  # fmt: skip
+    with pytest.raises(RemitError) as gone:
+        await customers.delete(account_id, customer.id)
+    assert gone.value.kind is ErrorKind.NOT_FOUND
