@@ -46,7 +46,7 @@ from remit.rest.forms import (
     refuse_nul,
 )
 from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
-from remit.rest.idempotency import checked_idempotency_key, idempotency_key_problem
+from remit.rest.idempotency import checked_idempotency_key, well_formed_idempotency_key
 from remit.rest.params import PATH_PARAM, ExpandList, ParamError, Schema
 from remit.rest.publishable import (
     publish_error_intent,
@@ -257,10 +257,11 @@ async def dispatch(
     context: ApiContext | None = None
     idempotency_key: str | None = None
     try:
-        # First, so that even a refused request echoes the key it came with.
-        idempotency_key = checked_idempotency_key(
-            request.method, request.headers.get(IDEMPOTENCY_KEY_HEADER)
-        )
+        # Read first, so that even a refused request (a 401) echoes the key it came with; a
+        # malformed one is refused only once the client is authenticated (below), as Stripe
+        # answers whoever is not with its 401 whatever else is wrong with the request.
+        presented_key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+        idempotency_key = well_formed_idempotency_key(presented_key)
         principal = await _authenticated(request, deps)
         publishable = principal.key_kind is KeyKind.PUBLISHABLE
         if publishable and not (operation.publishable_allowed or operation.publishable_needs):
@@ -270,6 +271,8 @@ async def dispatch(
         counted_as = f"{principal.account_id}/{principal.key_kind.value}"
         if not deps.rate_limits.admit(counted_as, write=request.method != "GET"):
             raise StripeError.rate_limited()
+        # The request's own headers, checked as its parameters are: after who sends it.
+        idempotency_key = checked_idempotency_key(request.method, presented_key)
         versions = await deps.resolve_version(principal, requested_version)
         version = versions.request
         form = await read_form(request)
@@ -632,9 +635,9 @@ def _overloaded(headers: Headers) -> Response:
     requested_version = headers.get("stripe-version")
     version = requested_version if requested_version in KNOWN_VERSIONS else LATEST_VERSION
     response = error_response(StripeError.rate_limited(), new_id("req"), version)
-    key = headers.get(IDEMPOTENCY_KEY_HEADER)
     # A malformed key is not echoed, as `dispatch` does not: it may not be a valid header.
-    if key and idempotency_key_problem(key) is None:
+    key = well_formed_idempotency_key(headers.get(IDEMPOTENCY_KEY_HEADER))
+    if key is not None:
         response.headers[IDEMPOTENCY_KEY_HEADER] = key
     return response
 

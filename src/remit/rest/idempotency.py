@@ -17,9 +17,19 @@ _METHODS_THAT_IGNORE_KEYS: Final = frozenset({"GET", "DELETE"})
 """Stripe ignores keys on GET and DELETE, which are idempotent by definition; so does remit."""
 
 
+def well_formed_idempotency_key(key: str | None) -> str | None:
+    """`key` if it is one the answer may echo (and the core be sent), else None; refuses
+    nothing, so it may be read before the request is authenticated."""
+    if not key or idempotency_key_problem(key) is not None:
+        return None
+    return key
+
+
 def checked_idempotency_key(method: str, key: str | None) -> str | None:
     """The key to forward, if any. A malformed key is a 400 where keys matter (POST), and is
-    dropped, unforwarded and unechoed, where they are ignored (GET, DELETE)."""
+    dropped, unforwarded and unechoed, where they are ignored (GET, DELETE). A refusal of the
+    request's own: called only once the request is authenticated, as an unauthenticated one is
+    a 401 whatever else is wrong with it."""
     if not key:
         return None
     problem = idempotency_key_problem(key)

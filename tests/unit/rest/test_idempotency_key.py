@@ -3,7 +3,11 @@
 import pytest
 
 from remit.rest.errors import StripeError
-from remit.rest.idempotency import checked_idempotency_key, idempotency_key_problem
+from remit.rest.idempotency import (
+    checked_idempotency_key,
+    idempotency_key_problem,
+    well_formed_idempotency_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -47,3 +51,12 @@ def test_a_malformed_key_on_a_get_or_delete_is_dropped_not_refused(method: str, 
 
 def test_a_well_formed_key_on_a_get_is_forwarded_as_before() -> None:
     assert checked_idempotency_key("GET", "k-1") == "k-1"
+
+
+@pytest.mark.parametrize("key", [None, "", "caf\u00e9", "x" * 256])
+def test_a_key_that_may_not_be_echoed_reads_as_none_without_a_refusal(key: str | None) -> None:
+    assert well_formed_idempotency_key(key) is None
+
+
+def test_a_well_formed_key_reads_as_itself() -> None:
+    assert well_formed_idempotency_key("order-6735") == "order-6735"
