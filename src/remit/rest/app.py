@@ -43,7 +43,9 @@ from remit.rest.forms import (
     FormValue,
     decode_form,
     decode_json_body,
+    decode_query_and_body,
     refuse_nul,
+    with_query,
 )
 from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from remit.rest.idempotency import checked_idempotency_key, well_formed_idempotency_key
@@ -159,7 +161,8 @@ def error_response(
 
 
 async def read_form(request: Request) -> dict[str, FormValue]:
-    """Parameters from the query string (GET, DELETE) or the body (POST), form or JSON."""
+    """Parameters from the query string (GET, DELETE) or the body (POST), form or JSON; a
+    body's query string is read with it, as one set of parameters (`decode_query_and_body`)."""
     if request.method in ("GET", "DELETE"):
         return decode_form(request.url.query)
     try:
@@ -170,13 +173,8 @@ async def read_form(request: Request) -> dict[str, FormValue]:
         raise StripeError.body_too_slow(str(slow)) from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        return decode_json_body(body)
-    query = decode_form(request.url.query)
-    form = decode_form(body)
-    overlap = set(query) & set(form)
-    if overlap:
-        raise FormDecodeError(f"Parameter given twice: {sorted(overlap)[0]}", sorted(overlap)[0])
-    return {**query, **form}
+        return with_query(request.url.query, decode_json_body(body))
+    return decode_query_and_body(request.url.query, body)
 
 
 async def _authenticated(request: Request, deps: Dependencies) -> Principal:

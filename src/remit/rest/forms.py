@@ -65,11 +65,52 @@ class _Container:
 
 def decode_form(raw: bytes | str) -> dict[str, FormValue]:
     """Decode a form-encoded body or query string (without the leading `?`)."""
-    data = _to_bytes(raw)
-    if len(data) > MAX_BODY_BYTES:
-        raise FormDecodeError(f"The request is larger than {MAX_BODY_BYTES} bytes.")
+    return _decode_together([raw])
+
+
+def decode_query_and_body(query: bytes | str, body: bytes) -> dict[str, FormValue]:
+    """A POST's parameters, from its query string and its form body: Stripe reads both as one
+    set of parameters. So a hash's keys may come from either (`metadata[a]` in the query,
+    `metadata[b]` in the body, as a client adding to a URL it was given does), and a name
+    given in both is given twice, refused as it is within one form."""
+    return _decode_together([query, body])
+
+
+def with_query(query: bytes | str, body: dict[str, FormValue]) -> dict[str, FormValue]:
+    """A JSON body's parameters with its query string's, as `decode_query_and_body` reads a
+    form body's: hashes merge key by key, and a name given in both is given twice."""
+    merged = dict(body)
+    _merge_into(merged, decode_form(query), parent=None)
+    return merged
+
+
+def _merge_into(
+    target: dict[str, FormValue], extra: dict[str, FormValue], parent: str | None
+) -> None:
+    for key, value in extra.items():
+        param = key if parent is None else f"{parent}[{key}]"
+        present = target.get(key)
+        if present is None:
+            target[key] = value
+        elif isinstance(present, dict) and isinstance(value, dict):
+            target[key] = inner = dict(present)
+            _merge_into(inner, value, param)
+        elif isinstance(present, dict) or isinstance(value, dict):
+            _conflict(param)
+        else:
+            raise FormDecodeError(f"Received the parameter {param} more than once.", param)
+
+
+def _decode_together(parts: list[bytes | str]) -> dict[str, FormValue]:
+    pairs: list[tuple[str, str]] = []
+    for raw in parts:
+        data = _to_bytes(raw)
+        if len(data) > MAX_BODY_BYTES:
+            raise FormDecodeError(f"The request is larger than {MAX_BODY_BYTES} bytes.")
+        # One count for all the parts: the query adds no parameters past the bound.
+        _decode_pairs_into(pairs, data)
     root = _Container(param="")
-    for key, value in _decoded_pairs(data):
+    for key, value in pairs:
         _insert(root, _parse_key(key), value)
     return {name: _finish(child) for name, child in root.children.items()}
 
@@ -105,8 +146,7 @@ def _to_bytes(raw: bytes | str) -> bytes:
         raise FormDecodeError("The request is not valid UTF-8.") from None
 
 
-def _decoded_pairs(data: bytes) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
+def _decode_pairs_into(pairs: list[tuple[str, str]], data: bytes) -> None:
     for chunk in data.split(b"&"):
         if not chunk:
             continue
@@ -115,7 +155,6 @@ def _decoded_pairs(data: bytes) -> list[tuple[str, str]]:
         raw_key, _, raw_value = chunk.partition(b"=")
         key = _unescape(raw_key, param=None)
         pairs.append((key, _unescape(raw_value, param=key)))
-    return pairs
 
 
 def _unescape(raw: bytes, param: str | None) -> str:
