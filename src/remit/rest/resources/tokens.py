@@ -7,7 +7,7 @@ from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.grpc_call import call
-from remit.rest.params import Field, Metadata, Object, Schema, String
+from remit.rest.params import Field, Object, Schema, String
 from remit.rest.resources.cards import raw_card_fields, tokenize
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -24,11 +24,12 @@ _ADDRESS_PARAMS: Final = {
 
 # The cardholder's name and address take Stripe's default limit on text, as the same card's
 # billing details do on /v1/payment_methods: both are stored as the card's billing details.
+# Only what Stripe's `card` hash takes: it has no `metadata` (neither has a token), so
+# `card[metadata]` is refused as unknown, as any other name Stripe would not know is.
 _CARD_FIELDS: dict[str, Field[object]] = {
     **raw_card_fields(),
     "name": String(),
     "currency": String(),
-    "metadata": Metadata(unsettable=False),
     **{name: String() for name in _ADDRESS_PARAMS},
 }
 CREATE = Schema({"card": Object(_CARD_FIELDS, required={"number"})}, required={"card"})
@@ -48,7 +49,6 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.CreateTokenRequest(
         vault_token=tokenized.vault_token,
         address=address,
-        metadata={str(k): str(v) for k, v in (card.get("metadata") or {}).items()},
     )
     if isinstance(card.get("name"), str):
         request.name = card["name"]

@@ -1,0 +1,86 @@
+"""`POST /v1/tokens` takes only what Stripe's `card` hash takes. It has no `metadata` (a
+token has none), so `card[metadata]` is refused as any name Stripe would not know is: 400
+`parameter_unknown` naming it, before anything reaches the vault. The gRPC side is faked:
+nothing here gets as far as the handler."""
+
+import json
+from typing import Any, cast
+
+import pytest
+from starlette.testclient import TestClient
+
+from remit.accounts.domain import KeyKind, Principal
+from remit.rest.app import build_app
+from remit.rest.auth import Authenticator
+from remit.rest.dependencies import Dependencies
+from remit.rest.routes import all_operations
+from versions import LATEST_VERSION
+
+SECRET_KEY = "sk_test_" + "a" * 24
+PUBLISHABLE_KEY = "pk_test_" + "a" * 24
+CARD = {
+    "card[number]": "4242424242424242",
+    "card[exp_month]": "12",
+    "card[exp_year]": "2034",
+    "card[cvc]": "123",
+}
+
+
+@pytest.fixture
+def client() -> TestClient:
+    async def lookup(key: str) -> Principal | None:
+        kind = KeyKind.PUBLISHABLE if key.startswith("pk_") else KeyKind.SECRET
+        return Principal("acct_1", "key_1", kind, False, LATEST_VERSION, True)
+
+    deps = Dependencies(
+        core_channel=cast(Any, None),
+        accounts=cast(Any, None),
+        payments=cast(Any, None),
+        authenticator=Authenticator(lookup),
+        vault_channel=cast(Any, None),
+        vault=cast(Any, None),
+        webhooks=cast(Any, None),
+        ledger=cast(Any, None),
+        radar=cast(Any, None),
+    )
+    return TestClient(build_app(deps, all_operations()))
+
+
+def _assert_unknown(response: Any, param: str) -> None:
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "parameter_unknown",
+        param,
+    )
+    assert "4242424242424242" not in response.text
+
+
+@pytest.mark.parametrize("key", [SECRET_KEY, PUBLISHABLE_KEY])
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"card[metadata][order]": "6735"}, "card[metadata]"),
+        ({"card[metadata]": ""}, "card[metadata]"),
+        ({"card[colour]": "blue"}, "card[colour]"),
+        ({"card[address][city]": "Paris"}, "card[address]"),
+        ({"card[billing_details][name]": "Jenny"}, "card[billing_details]"),
+    ],
+)
+def test_a_card_parameter_stripe_does_not_take_is_unknown(
+    client: TestClient, key: str, extra: dict[str, str], param: str
+) -> None:
+    response = client.post("/v1/tokens", data={**CARD, **extra}, auth=(key, ""))
+    _assert_unknown(response, param)
+
+
+def test_card_metadata_in_a_json_body_is_unknown_too(client: TestClient) -> None:
+    card = {key[5:-1]: value for key, value in CARD.items()}
+    response = client.post(
+        "/v1/tokens",
+        content=json.dumps({"card": {**card, "metadata": {"order": "6735"}}}),
+        headers={"Content-Type": "application/json"},
+        auth=(PUBLISHABLE_KEY, ""),
+    )
+    _assert_unknown(response, "card[metadata]")
