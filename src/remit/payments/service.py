@@ -415,6 +415,24 @@ def _captured_first(released: OperationOutcome) -> bool:
     return not released.approved and released.code == "charge_already_captured"
 
 
+def _capture_refusal(intent: PaymentIntent, operation: OperationOutcome) -> RemitError:
+    """The answer to a capture the network refused, given the intent as it is now.
+
+    A capture that lost a race to a cancel (the cancel's release reached the network first,
+    which then refuses the capture as `authorization_voided`) finds the intent canceled by
+    the time it records the refusal. Its answer is then the one any capture of a canceled
+    intent gets, as Stripe gives it: `payment_intent_unexpected_state` naming the status, with
+    the intent. The network's own code is no Stripe code, and without the intent the client
+    cannot tell the payment was canceled rather than failed to capture."""
+    if intent.status not in ALLOWED_FROM[Captured]:
+        return unexpected_state(intent, "capture")
+    return RemitError(
+        message=operation.message or "The capture was refused by the card network.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code=operation.code or "charge_expired_for_capture",
+    )
+
+
 def _already_captured(intent: PaymentIntent) -> RemitError:
     """A cancel refused because a capture reached the network first; about the intent, which
     it carries as every refusal by an intent's state does."""
@@ -1771,11 +1789,7 @@ class PaymentsService:
             else:
                 # The refusal is the outcome of this request: store it, commit, then raise.
                 # Nothing it asked for applies; the charge is no longer being captured.
-                refused = RemitError(
-                    message=operation.message or "The capture was refused by the card network.",
-                    kind=ErrorKind.FAILED_PRECONDITION,
-                    code=operation.code or "charge_expired_for_capture",
-                )
+                refused = _capture_refusal(intent, operation)
                 await charges.save(
                     replace(current, capture_requested=False, requested_capture_changes=None)
                 )

@@ -5,6 +5,7 @@ charge it makes."""
 
 from collections.abc import Awaitable
 from dataclasses import replace
+from typing import Any
 
 import grpc
 import pytest
@@ -14,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.errors import ErrorKind, RemitError
+from remit.grpcutil.errors import detail_from_rpc_error
+from remit.grpcutil.metadata import ACCOUNT_KEY, IDEMPOTENCY_KEY
 from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent, Status, Updated
 from remit.payments.idempotency import KeyRecord
 from remit.payments.service import CaptureParams, ConfirmParams, Done, PaymentsService, Replay
@@ -609,6 +612,107 @@ async def test_a_cancel_that_loses_the_race_to_a_capture_is_refused_and_the_capt
     captured = await _capture(payments, account_id, "capture-8", held.id, CaptureParams())
     assert isinstance(captured, Done)
     assert captured.value.status is Status.SUCCEEDED
+
+
+async def _canceled_first(
+    payments: PaymentsService, network: FakeNetwork, held: PaymentIntent, name: str
+) -> str:
+    """With a capture of `held` recorded but left at attempt_created by an unreachable network,
+    a cancel releases the authorization first: the network has voided it, and refuses the
+    capture when its retry asks (as the acquirer refuses a capture of a voided authorization).
+    The capture's network reference."""
+    canceled = await payments.cancel_payment_intent(
+        call(held.account_id, f"cancel-{name}", endpoint="CancelPaymentIntent"),
+        held.id,
+        None,
+        respond,
+    )
+    assert isinstance(canceled, Done)
+    assert canceled.value.status is Status.CANCELED
+    capture = f"{held.latest_charge_id}_capture"
+    network.refuse(
+        capture, "authorization_voided", "This authorization was voided and cannot be captured."
+    )
+    return capture
+
+
+async def _still_canceled(payments: PaymentsService, held: PaymentIntent) -> None:
+    intent = await payments.get_payment_intent(held.account_id, held.id)
+    assert (intent.status, intent.amount_received_minor, intent.metadata) == (
+        Status.CANCELED,
+        0,
+        held.metadata,
+    )
+    charge, _ = await payments.get_charge(held.account_id, held.latest_charge_id or "")
+    assert (charge.captured, charge.capture_requested) == (False, False)
+
+
+async def test_a_capture_that_loses_the_race_to_a_cancel_answers_as_for_a_canceled_intent(
+    payments: PaymentsService, network: FakeNetwork, account_id: str
+) -> None:
+    """The network refuses the capture as `authorization_voided`, a code of its own. By then
+    the intent is canceled, and the capture answers what Stripe answers any capture of a
+    canceled intent: payment_intent_unexpected_state naming the status, with the intent. The
+    answer is stored: the retry replays it and the intent stays canceled."""
+    held = await _held(payments, account_id, "held-raced")
+    network.faults = ["before"] * 4
+    with pytest.raises(RemitError) as unreachable:
+        await _capture(payments, account_id, "capture-raced", held.id, CaptureParams())
+    assert unreachable.value.kind is ErrorKind.UNAVAILABLE
+    capture = await _canceled_first(payments, network, held, "raced")
+    with pytest.raises(RemitError) as refused:
+        await _capture(payments, account_id, "capture-raced", held.id, CaptureParams())
+    assert capture in network.looked_up
+    assert (refused.value.kind, refused.value.code) == (
+        ErrorKind.FAILED_PRECONDITION,
+        "payment_intent_unexpected_state",
+    )
+    assert refused.value.message == (
+        "You cannot capture this PaymentIntent because it has a status of canceled."
+    )
+    assert isinstance(refused.value.related, pb.PaymentIntent)
+    assert (refused.value.related.id, refused.value.related.status) == (
+        held.id,
+        pb.PAYMENT_INTENT_STATUS_CANCELED,
+    )
+    await _still_canceled(payments, held)
+
+    asked = (len(network.sent), len(network.looked_up))
+    replayed = await _capture(payments, account_id, "capture-raced", held.id, CaptureParams())
+    assert isinstance(replayed, Replay)
+    assert replayed.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    stored = common_pb2.ErrorDetail()
+    assert status_pb2.Status.FromString(replayed.body).details[0].Unpack(stored)
+    assert stored.code == "payment_intent_unexpected_state"
+    embedded = pb.PaymentIntent()
+    assert stored.payment_intent.Unpack(embedded)
+    assert (embedded.id, embedded.status) == (held.id, pb.PAYMENT_INTENT_STATUS_CANCELED)
+    assert (len(network.sent), len(network.looked_up)) == asked
+    await _still_canceled(payments, held)
+
+
+async def test_over_grpc_a_capture_that_loses_the_race_to_a_cancel_names_the_status(
+    payments: PaymentsService, payments_stub: Any, network: FakeNetwork, account_id: str
+) -> None:
+    held = await _held(payments, account_id, "held-rpc")
+    metadata = ((ACCOUNT_KEY, account_id), (IDEMPOTENCY_KEY, "capture-rpc"))
+    request = pb.CapturePaymentIntentRequest(id=held.id)
+    network.faults = ["before"] * 4
+    with pytest.raises(grpc.aio.AioRpcError) as unreachable:
+        await payments_stub.CapturePaymentIntent(request, metadata=metadata)
+    assert unreachable.value.code() is grpc.StatusCode.UNAVAILABLE
+    await _canceled_first(payments, network, held, "rpc")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await payments_stub.CapturePaymentIntent(request, metadata=metadata)
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "status of canceled" in (refused.value.details() or "")
+    detail = detail_from_rpc_error(refused.value)
+    assert detail is not None
+    assert detail.code == "payment_intent_unexpected_state"
+    embedded = pb.PaymentIntent()
+    assert detail.payment_intent.Unpack(embedded)
+    assert (embedded.id, embedded.status) == (held.id, pb.PAYMENT_INTENT_STATUS_CANCELED)
+    await _still_canceled(payments, held)
 
 
 async def test_an_update_that_would_take_a_waiting_capture_past_50_keys_is_refused(
