@@ -446,6 +446,10 @@ async def create_automatic_payouts(
     # The account's turn serialises this with its postings and with any other worker doing
     # the same account; what the unlocked look said is checked again under it.
     await journal_repo.lock_chain(account_id)
+    if not await _pays_out_automatically(db, account_id):
+        # The merchant switched to manual payouts after the unlocked look (or while this
+        # waited for the turn): read now, the setting is the one committed before the payout.
+        return []
     created: list[Payout] = []
     for held in await journal_repo.ledger_accounts_named(account_id, [AVAILABLE]):
         if held.spendable_minor <= 0:
@@ -481,3 +485,10 @@ async def _automatic_payout_since(
         .limit(1)
     )
     return found.first() is not None
+
+
+async def _pays_out_automatically(db: AsyncConnection, account_id: str) -> bool:
+    found = await db.execute(
+        select(accounts.c.automatic_payouts).where(accounts.c.id == account_id)
+    )
+    return found.scalar_one_or_none() is True

@@ -5,9 +5,10 @@ from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
 from remit.core.errors import RemitError
 from remit.core.jsonview import JsonObject
@@ -31,6 +32,7 @@ from remit.webhooks.domain import Event
 from remit.webhooks.rendering import event_json
 from remit.webhooks.tables import events
 from tests.integration.ledger.conftest import NewAccount
+from tests.support.locks import until_a_session_waits_on_a_lock
 from versions import LATEST_VERSION
 
 pytestmark = pytest.mark.anyio
@@ -414,3 +416,26 @@ async def test_payout_events_name_their_request_and_what_an_update_changed(
     assert edited["data_object"]["metadata"] == {"note": "x"}  # type: ignore[index]
     assert in_transit["previous_attributes"] == {"status": "pending"}
     assert in_transit["data_object"]["status"] == "in_transit"  # type: ignore[index]
+
+
+async def test_an_account_switched_to_manual_payouts_while_the_sweep_waits_is_not_paid_out(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    """The sweep's unlocked look finds the account owed an automatic payout; the merchant
+    switches to manual payouts while the sweep waits for the account's turn. Under the turn
+    the setting is read again, and no payout is made."""
+    account_id = await new_account(automatic_payouts=True)
+    service = LedgerService(core_engine, clock)
+    net = await fund(core_engine, account_id, clock, 2_000)
+    async with core_engine.connect() as holder:
+        await holder.execute(text("SELECT ledger_wait_turn(:a)"), {"a": account_id})
+        sweep = asyncio.create_task(create_automatic_payouts(core_engine, now=clock.now()))
+        await until_a_session_waits_on_a_lock(core_engine, contender=sweep)
+        await AccountsService(core_engine, clock).update_account(
+            account_id, automatic_payouts=False
+        )
+        await holder.rollback()
+    assert await asyncio.wait_for(sweep, 10) == []
+    assert await available(service, account_id) == net
+    payouts, _ = await service.list_payouts(account_id, limit=10)
+    assert payouts == []
