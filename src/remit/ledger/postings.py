@@ -248,6 +248,10 @@ async def record_charge_captured(
     authorization = None
     if state.authorized:
         authorization = await _reservation_under_lock(db, account_id, charge_id, capture_id)
+        if authorization is not None:
+            # Checked whether the reservation still holds or lapsed: a capture booked as a
+            # lapsed one is the same charge, and may no more change its currency.
+            _same_currency(authorization, currency)
         if authorization is not None and not _still_reserved(authorization, now):
             # The reservation lapsed (its 7 days passed, or the expiry job voided it) while
             # the network still captured: the money moved, so the capture posts on its own, as
@@ -276,10 +280,6 @@ async def record_charge_captured(
         authorization_id=authorization_id,
     )
     if authorization is not None:
-        if {p.currency for p in authorization.postings} != {currency}:
-            raise ledger_invalid(
-                "The capture's currency differs from the authorization's.", "currency"
-            )
         await journal.post_pending(
             db,
             account_id,
@@ -350,6 +350,11 @@ async def _reservation_under_lock(
     repo = JournalRepository(db)
     await repo.lock_for_posting(account_id, capture_id)
     return await repo.get_transaction(account_id, authorization_id_for(charge_id))
+
+
+def _same_currency(authorization: LedgerTransaction, currency: str) -> None:
+    if {p.currency for p in authorization.postings} != {currency}:
+        raise ledger_invalid("The capture's currency differs from the authorization's.", "currency")
 
 
 def _still_reserved(authorization: LedgerTransaction, now: datetime) -> bool:

@@ -177,6 +177,36 @@ async def test_a_capture_the_network_made_after_the_reservation_lapsed_is_still_
     await assert_verified(core_engine, clock)
 
 
+@pytest.mark.parametrize("lapse", ["held", "lapsed", "expired_by_the_job"])
+async def test_a_capture_in_another_currency_than_its_authorization_is_refused(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, lapse: str
+) -> None:
+    """Whether the reservation still holds or lapsed before the capture is booked, the capture
+    is the authorized charge's: one in another currency is refused, and nothing is posted."""
+    async with core_engine.begin() as db:
+        await ledger.record_authorization(
+            db, account_id=account_id, charge_id="ch_fx", amount_minor=5_000,
+            currency="usd", now=clock.now(),
+        )  # fmt: skip
+    if lapse != "held":
+        clock.advance(timedelta(days=7).total_seconds() + 1)
+    if lapse == "expired_by_the_job":
+        async with core_engine.begin() as db:
+            assert await expire_authorizations(db, now=clock.now()) == 1
+    with pytest.raises(LedgerError) as raised:
+        async with core_engine.begin() as db:
+            await ledger.record_charge_captured(
+                db, account_id=account_id, charge_id="ch_fx", gross_minor=5_000,
+                currency="eur", now=clock.now(),
+            )  # fmt: skip
+    assert (raised.value.kind, raised.value.param) == (ErrorKind.INVALID_ARGUMENT, "currency")
+    async with core_engine.connect() as db:
+        captured = await JournalRepository(db).get_transaction(account_id, "ch_fx:capture")
+    assert captured is None
+    assert await balances(core_engine, account_id, "eur") == {}
+    await assert_verified(core_engine, clock)
+
+
 async def test_a_voided_authorization_leaves_no_balance_and_voiding_twice_is_harmless(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
