@@ -14,7 +14,10 @@ The checks, each independent of the running balances it audits:
    each reversal's record (`verify_outcomes`);
 6. each balance transaction matches the posting it names, each ledger account's guard is the
    chart's, and no charge is refunded beyond its amount (`verify_balance_transactions`);
-7. given a checkpoint file, the chains still pass through every position it recorded, with
+7. every ledger transaction Stripe shows as a balance transaction has one
+   (`verify_missing_balance_transactions`), and the payouts table agrees with the ledger
+   transactions that moved each payout's money (`verify_payouts`);
+8. given a checkpoint file, the chains still pass through every position it recorded, with
    the hash it recorded (`remit.ledger.anchoring`): the chains alone cannot show history that
    was rewritten and its hashes recomputed, the checkpoints kept outside the database can.
 """
@@ -52,7 +55,9 @@ from remit.ledger.verify_balance_transactions import (
 )
 from remit.ledger.verify_differences import Difference as Difference
 from remit.ledger.verify_differences import DifferenceKind as DifferenceKind
+from remit.ledger.verify_missing_balance_transactions import missing_balance_transactions
 from remit.ledger.verify_outcomes import pending_outcome_mismatches, reversal_mismatches
+from remit.ledger.verify_payouts import payout_mismatches
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,8 @@ async def verify_ledger(
     differences += await balance_transaction_mismatches(db, account_id)
     differences += await over_refunded_charges(db, account_id)
     differences += await account_flag_mismatches(db, account_id)
+    differences += await missing_balance_transactions(db, account_id)
+    differences += await payout_mismatches(db, account_id)
     checked, breaks = await _chain_breaks(db, account_id)
     anchored = None
     if checkpoints is not None:

@@ -12,6 +12,8 @@ class DifferenceKind(Enum):
     REVERSAL_MISMATCH = "reversal_mismatch"
     ACCOUNT_FLAG_MISMATCH = "account_flag_mismatch"
     REFUNDS_EXCEED_CHARGE = "refunds_exceed_charge"
+    MISSING_BALANCE_TRANSACTION = "missing_balance_transaction"
+    PAYOUT_MISMATCH = "payout_mismatch"
 
 
 @dataclass(frozen=True)

@@ -372,6 +372,15 @@ class _LedgerDifferenceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     """A ledger account's non_negative flag differs from the chart's definition."""
     LEDGER_DIFFERENCE_KIND_REFUNDS_EXCEED_CHARGE: _LedgerDifferenceKind.ValueType  # 7
     """A charge's refunds, net of their failures, exceed the charge's amount."""
+    LEDGER_DIFFERENCE_KIND_MISSING_BALANCE_TRANSACTION: _LedgerDifferenceKind.ValueType  # 8
+    """A ledger transaction that shows as a balance transaction (a capture, a refund or its
+    failure, a payout or its return) has none.
+    """
+    LEDGER_DIFFERENCE_KIND_PAYOUT_MISMATCH: _LedgerDifferenceKind.ValueType  # 9
+    """A payout disagrees with the ledger transactions that moved its money: none for a payout,
+    a payout's posting without one, or another amount, currency, status or balance
+    transaction than the ledger's.
+    """
 
 class LedgerDifferenceKind(_LedgerDifferenceKind, metaclass=_LedgerDifferenceKindEnumTypeWrapper):
     """Kind of inconsistency."""
@@ -396,6 +405,15 @@ LEDGER_DIFFERENCE_KIND_ACCOUNT_FLAG_MISMATCH: LedgerDifferenceKind.ValueType  # 
 """A ledger account's non_negative flag differs from the chart's definition."""
 LEDGER_DIFFERENCE_KIND_REFUNDS_EXCEED_CHARGE: LedgerDifferenceKind.ValueType  # 7
 """A charge's refunds, net of their failures, exceed the charge's amount."""
+LEDGER_DIFFERENCE_KIND_MISSING_BALANCE_TRANSACTION: LedgerDifferenceKind.ValueType  # 8
+"""A ledger transaction that shows as a balance transaction (a capture, a refund or its
+failure, a payout or its return) has none.
+"""
+LEDGER_DIFFERENCE_KIND_PAYOUT_MISMATCH: LedgerDifferenceKind.ValueType  # 9
+"""A payout disagrees with the ledger transactions that moved its money: none for a payout,
+a payout's posting without one, or another amount, currency, status or balance
+transaction than the ledger's.
+"""
 Global___LedgerDifferenceKind: _TypeAlias = LedgerDifferenceKind  # noqa: Y015
 
 class _ReconciliationRowStatus:
