@@ -136,7 +136,10 @@ def payout_message(payout: Payout) -> pb.Payout:
         livemode=False,
         metadata=dict(payout.metadata),
         method=_PAYOUT_METHOD[payout.method.value],  # type: ignore[arg-type]
-        # Automatic payouts list the balance transactions they paid out; manual ones cannot.
+        # Stripe's `completed`: the balance transactions paid out can be listed by payout.
+        # An automatic payout links them in the transaction that creates it
+        # (`payout_contents.link_paid_out`), so it is never seen `in_progress`; a manual
+        # payout does not say which it took: `not_applicable`.
         reconciliation_status=pb.PAYOUT_RECONCILIATION_STATUS_COMPLETED
         if payout.automatic
         else pb.PAYOUT_RECONCILIATION_STATUS_NOT_APPLICABLE,

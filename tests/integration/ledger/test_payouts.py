@@ -15,6 +15,7 @@ from remit.core.jsonview import JsonObject
 from remit.ledger import postings as ledger
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
 from remit.ledger.jobs import advance_payouts, create_automatic_payouts
+from remit.ledger.messages import payout_message
 from remit.ledger.objects import (
     BalanceTransactionType,
     NewPayout,
@@ -31,6 +32,7 @@ from remit.payments.requests import current_request, note_call
 from remit.webhooks.domain import Event
 from remit.webhooks.rendering import event_json
 from remit.webhooks.tables import events
+from remit_api.ledger.v1 import ledger_pb2 as pb
 from tests.integration.ledger.conftest import NewAccount
 from tests.support.locks import until_a_session_waits_on_a_lock
 from versions import LATEST_VERSION
@@ -439,3 +441,35 @@ async def test_an_account_switched_to_manual_payouts_while_the_sweep_waits_is_no
     assert await available(service, account_id) == net
     payouts, _ = await service.list_payouts(account_id, limit=10)
     assert payouts == []
+
+
+async def test_an_automatic_payouts_contents_are_listable_from_its_creation(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    """Stripe's reconciliation_status `completed` means the balance transactions paid out can
+    be listed by payout; remit links them in the transaction that creates the payout, so an
+    automatic payout is `completed` from the start (Stripe's own fixture shows an in_transit
+    one so) and stays so. A manual payout lists no contents: `not_applicable`."""
+    account_id = await new_account(automatic_payouts=True)
+    service = LedgerService(core_engine, clock)
+    await fund(core_engine, account_id, clock, 2_000)
+    [automatic] = await create_automatic_payouts(core_engine, now=clock.now())
+    assert automatic.status is PayoutStatus.PENDING
+    assert (
+        payout_message(automatic).reconciliation_status == pb.PAYOUT_RECONCILIATION_STATUS_COMPLETED
+    )
+    listed = await _listed_under(core_engine, account_id, automatic.id)
+    assert _paid_in(listed) == automatic.amount
+    manual_account = await new_account()
+    await fund(core_engine, manual_account, clock, 1_000)
+    manual = await service.create_payout(manual_account, amount=100, currency="usd")
+    assert (
+        payout_message(manual).reconciliation_status
+        == pb.PAYOUT_RECONCILIATION_STATUS_NOT_APPLICABLE
+    )
+    clock.advance((SUBMISSION_DELAY + timedelta(days=2)).total_seconds())
+    await advance(core_engine, clock)
+    paid = await service.get_payout(account_id, automatic.id)
+    assert paid.status is PayoutStatus.PAID
+    assert payout_message(paid).reconciliation_status == pb.PAYOUT_RECONCILIATION_STATUS_COMPLETED
+    assert await _listed_under(core_engine, account_id, automatic.id) == listed
