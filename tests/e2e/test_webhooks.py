@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import stripe
@@ -130,6 +131,27 @@ def test_the_sdk_manages_webhook_endpoints(client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as missing:
         client.v1.webhook_endpoints.retrieve(created.id)
     assert missing.value.http_status == 404
+
+
+def test_an_endpoint_configured_for_stripe_is_taken_as_it_is(client: stripe.StripeClient) -> None:
+    """Any type Stripe documents, such as `invoice.paid`, which remit never emits (and so never
+    delivers); a string that is no Stripe type is refused as before, naming where it was."""
+    created = client.v1.webhook_endpoints.create(
+        params={
+            "url": "https://example.com/hooks",
+            "enabled_events": ["payment_intent.succeeded", "invoice.paid"],
+        }
+    )
+    assert created.enabled_events == ["payment_intent.succeeded", "invoice.paid"]
+    # The SDK's types know "invoice.exploded" is none of Stripe's.
+    bad: Any = {"enabled_events": ["invoice.paid", "invoice.exploded"]}
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.webhook_endpoints.update(created.id, params=bad)
+    assert refused.value.http_status == 400
+    error = refused.value.error
+    assert error is not None
+    assert (error.type, error.param) == ("invalid_request_error", "enabled_events[1]")
+    assert client.v1.events.list(params={"type": "invoice.paid"}).data == []
 
 
 def test_bad_endpoints_are_refused_with_the_parameter_named(client: stripe.StripeClient) -> None:

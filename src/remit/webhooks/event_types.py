@@ -1,7 +1,16 @@
-"""The event types remit emits, and how an endpoint's `enabled_events` selects among them."""
+"""The event types remit emits, and how an endpoint's `enabled_events` selects among them.
+
+An endpoint (and a filter on listed or streamed events) may name any type Stripe documents
+(`STRIPE_EVENT_TYPES`), not only those remit emits: a merchant moving an endpoint's
+configuration over from Stripe keeps it as it is, and a type remit never emits is simply never
+delivered (nor listed). A string that is no Stripe type is refused: a misspelt type would
+otherwise select nothing, silently.
+"""
 
 from collections.abc import Iterable
 from typing import Final
+
+from remit.webhooks.stripe_event_types import STRIPE_EVENT_TYPES
 
 ALL_EVENTS: Final = "*"
 
@@ -40,8 +49,13 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
 )
 
 
+# What an endpoint or a filter may name. remit emits none that Stripe does not document
+# (tests/unit/webhooks/test_stripe_event_types.py).
+ACCEPTED_EVENT_TYPES: Final[frozenset[str]] = STRIPE_EVENT_TYPES | EVENT_TYPES
+
+
 class UnknownEventTypeError(ValueError):
-    """A type remit does not emit; carries the offending value and where it was given."""
+    """No event type Stripe documents; carries the offending value and where it was given."""
 
     def __init__(self, value: str, index: int) -> None:
         super().__init__(f"Invalid event type: {value!r}")
@@ -53,16 +67,17 @@ def validate_enabled_events(enabled: Iterable[str]) -> list[str]:
     """Stripe's rule for endpoints: exact event types, or "*" for every type."""
     events = list(dict.fromkeys(enabled))
     for index, value in enumerate(events):
-        if value != ALL_EVENTS and value not in EVENT_TYPES:
+        if value != ALL_EVENTS and value not in ACCEPTED_EVENT_TYPES:
             raise UnknownEventTypeError(value, index)
     return events
 
 
 def validate_type_filter(value: str) -> str:
-    """A filter on listed or streamed events: an exact type or a `prefix.*` wildcard."""
-    if value == ALL_EVENTS or value in EVENT_TYPES:
+    """A filter on listed or streamed events: an exact type or a `prefix.*` wildcard, of any
+    type Stripe documents (one remit never emits matches no event)."""
+    if value == ALL_EVENTS or value in ACCEPTED_EVENT_TYPES:
         return value
-    if value.endswith(".*") and any(t.startswith(value[:-1]) for t in EVENT_TYPES):
+    if value.endswith(".*") and any(t.startswith(value[:-1]) for t in ACCEPTED_EVENT_TYPES):
         return value
     raise UnknownEventTypeError(value, 0)
 

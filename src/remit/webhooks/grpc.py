@@ -145,7 +145,7 @@ def _type_filters(values: list[str], param: str) -> list[str]:
     try:
         return [validate_type_filter(value) for value in values]
     except UnknownEventTypeError as error:
-        raise invalid(f"Invalid {param}: {error.value!r} is not an event type remit sends.",
+        raise invalid(f"Invalid {param}: {error.value!r} is not a Stripe event type.",
                       param) from None  # fmt: skip
 
 

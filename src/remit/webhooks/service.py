@@ -111,7 +111,7 @@ def _enabled_events(values: Sequence[str], param: str = "enabled_events") -> lis
         return validate_enabled_events(values)
     except UnknownEventTypeError as error:
         raise invalid(
-            f"Invalid {param}[{error.index}]: {error.value!r} is not an event type remit sends. "
+            f"Invalid {param}[{error.index}]: {error.value!r} is not a Stripe event type. "
             'Use "*" for every type.',
             f"{param}[{error.index}]",
         ) from None

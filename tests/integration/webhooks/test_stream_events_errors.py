@@ -127,3 +127,20 @@ async def test_a_stream_hands_out_the_session_and_then_each_event_as_it_commits(
         assert second.event.id == event_id
     finally:
         call.cancel()
+
+
+async def test_a_stream_may_filter_on_a_stripe_type_remit_never_emits(
+    bench: Bench, channel: grpc.aio.Channel
+) -> None:
+    """As the listing does: the filter is let through, and that type's events never come."""
+    request = pb.StreamEventsRequest(types=["invoice.paid", "customer.*"])
+    call = _stub(channel).StreamEvents(request, metadata=_metadata(bench))
+    replies = call.__aiter__()
+    try:
+        first = await asyncio.wait_for(anext(replies), timeout=10)
+        assert first.HasField("session")
+        event_id = await bench.record("customer.created")
+        second = await asyncio.wait_for(anext(replies), timeout=10)
+        assert second.event.id == event_id
+    finally:
+        call.cancel()

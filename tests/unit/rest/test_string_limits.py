@@ -29,8 +29,8 @@ from tests.support.stripe_string_limits import STRIPE_STRING_LIMITS
 # Where remit holds a parameter to less than Stripe's limit, and why.
 STRICTER_THAN_STRIPE: Final = {
     ("POST /v1/webhook_endpoints", "api_version"): "it must name one of remit's API versions",
-    ("GET /v1/events", "type"): "it must name an event type remit sends",
-    ("GET /v1/events", "types[]"): "it must name an event type remit sends",
+    ("GET /v1/events", "type"): "it must name a Stripe event type",
+    ("GET /v1/events", "types[]"): "it must name a Stripe event type",
     ("POST /v1/payment_methods", "card[number]"): "no card number is longer",
     ("POST /v1/payment_methods", "card[cvc]"): "no CVC is longer",
 }
