@@ -348,6 +348,23 @@ class EndpointRepository:
         )
         return result.rowcount == 1
 
+    async def start_afresh(self, endpoint_id: str) -> None:
+        """An endpoint enabled again (by its owner, after they mended it) starts with no history:
+        no run of failures (`failing_since`, `last_failed_at`), so the next failure starts one
+        rather than disable it again at once on the strength of the run that disabled it; no
+        pause asked for; and its whole allowance of honoured 429s, which only a 2xx gives back
+        otherwise and which an endpoint disabled while failing never got."""
+        await self._db.execute(
+            update(webhook_endpoints)
+            .where(webhook_endpoints.c.id == endpoint_id)
+            .values(
+                failing_since=None,
+                last_failed_at=None,
+                rate_limited_until=None,
+                rate_limits_honoured=0,
+            )
+        )
+
     async def take_honoured_rate_limit(self, endpoint_id: str) -> bool:
         """Count one more 429 honoured since the endpoint last answered 2xx, if it has fewer
         than MAX_HONOURED_RATE_LIMITS: all its deliveries share them, so many pending ones do

@@ -117,6 +117,10 @@ def _enabled_events(values: Sequence[str], param: str = "enabled_events") -> lis
         ) from None
 
 
+def _enabled_again(before: WebhookEndpoint, after: WebhookEndpoint) -> bool:
+    return before.status is EndpointStatus.DISABLED and after.status is EndpointStatus.ENABLED
+
+
 def _check_version(version: str) -> str:
     if version not in _KNOWN_VERSIONS:
         raise invalid(
@@ -253,7 +257,10 @@ class WebhooksService:
         async def change(db: AsyncConnection) -> WebhookEndpoint:
             current = await self._endpoint(db, account_id, endpoint_id, for_update=True)
             updated = self._apply(current, changes)
-            await EndpointRepository(db).save(updated)
+            endpoints = EndpointRepository(db)
+            await endpoints.save(updated)
+            if _enabled_again(current, updated):
+                await endpoints.start_afresh(updated.id)
             return updated
 
         return await run_keyed(self._engine, keyed, self._clock.now(), change)
@@ -290,9 +297,12 @@ class WebhooksService:
         elif changes.disabled is False or url_mended:
             if url_invalid and not url_mended:
                 raise _enabling_without_a_valid_url(endpoint)
-            # Re-enabling starts a fresh record: past failures no longer count toward disabling.
-            updated = replace(updated, status=EndpointStatus.ENABLED, disabled_reason=None,
-                              failing_since=None, rate_limited_until=None)  # fmt: skip
+            updated = replace(updated, status=EndpointStatus.ENABLED, disabled_reason=None)
+            if _enabled_again(endpoint, updated):
+                # A fresh start (`EndpointRepository.start_afresh` resets the rest). Only for an
+                # endpoint that was disabled: `disabled=false` sent to an enabled one (some
+                # clients send every field) must not wipe out the run that would disable it.
+                updated = replace(updated, failing_since=None, rate_limited_until=None)
         return updated
 
     async def delete_endpoint(self, account_id: str, endpoint_id: str) -> None:

@@ -37,7 +37,8 @@ webhook_endpoints = Table(
     # later migration drops them once no such process can remain.
     Column("previous_secret", Text, nullable=True),
     Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
-    # Start of the current run of failed attempts; cleared by any success.
+    # Start of the current run of failed attempts; cleared by any success, and by enabling the
+    # endpoint again (`EndpointRepository.start_afresh`).
     Column("failing_since", DateTime(timezone=True), nullable=True),
     # The latest failed attempt: a long silence since it breaks the run (FAILURE_RUN_BREAK).
     Column("last_failed_at", DateTime(timezone=True), nullable=True),
@@ -47,7 +48,7 @@ webhook_endpoints = Table(
     # Set from a 429's Retry-After: no attempt to this endpoint before then.
     Column("rate_limited_until", DateTime(timezone=True), nullable=True),
     # 429s honoured (waited out without a step of the retry schedule) since the endpoint last
-    # answered 2xx: its deliveries share MAX_HONOURED_RATE_LIMITS of them.
+    # answered 2xx or was enabled again: its deliveries share MAX_HONOURED_RATE_LIMITS of them.
     Column("rate_limits_honoured", Integer, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
