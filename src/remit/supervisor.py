@@ -49,7 +49,8 @@ from remit.config import (
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit.grpcutil.server import CLEANUP_WAIT_S
 from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
-from remit.worker.runner import STOP_DRAIN_S
+from remit.webhooks.domain import DELIVERY_TIMEOUT_S
+from remit.worker.leases import stop_drain_for
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,11 @@ def stop_grace_s() -> float:
     the longest a process's own stop lets its work run, or a step it would let finish is cut
     off by SIGKILL (its key then held for a lease, a retry answered 409). The longest: a
     core's, its grace for the calls it serves (`shutdown_grace_s`) then the unwinding of those
-    cancelled (`CLEANUP_WAIT_S`), or a worker's, its running jobs (`STOP_DRAIN_S`); either then
+    cancelled (`CLEANUP_WAIT_S`), or a worker's, its running jobs (`stop_drain_for` a
+    webhook delivery's POST, `remit.worker.registry`); either then
     waits for the network steps outliving their cancelled callers (`PaymentsService.drain`, up
     to the network timeout)."""
-    calls_s = max(shutdown_grace_s() + CLEANUP_WAIT_S, STOP_DRAIN_S)
+    calls_s = max(shutdown_grace_s() + CLEANUP_WAIT_S, stop_drain_for(DELIVERY_TIMEOUT_S))
     return calls_s + network_timeout_s() + STOP_MARGIN_S
 
 

@@ -59,6 +59,10 @@ FAILURE_RUN_BREAK: Final = timedelta(hours=24)
 # keeps the rule exact; it postpones the start of a run by at most this much and the gap to the
 # next failure, next to the three days it takes to disable an endpoint).
 SUCCESS_NOTED_WITHIN: Final = timedelta(seconds=1)
+# The longest one attempt's POST may take, its response's snippet read (`WebhookSender`). A
+# stopping worker lets a delivery in flight run this long and its recording
+# (`remit.worker.leases.stop_drain_for`).
+DELIVERY_TIMEOUT_S: Final = 30.0
 # Retry-After is honoured up to this long; a longer value is treated as this.
 MAX_RETRY_AFTER: Final = timedelta(hours=12)
 # Delay-seconds longer than this many digits (over 300 years) are no usable Retry-After.

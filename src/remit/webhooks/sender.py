@@ -23,12 +23,13 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from remit.core.logging import mask_sensitive
+from remit.webhooks.domain import DELIVERY_TIMEOUT_S
 from remit.webhooks.urls import BlockedAddressError, UrlPolicy, check_literal_host, literal_address
 
 if TYPE_CHECKING:
     from aiohttp.tracing import Trace
 
-DEFAULT_TIMEOUT_S: Final = 30.0
+DEFAULT_TIMEOUT_S: Final = DELIVERY_TIMEOUT_S
 SNIPPET_BYTES: Final = 512
 # Read past the snippet's end so that a card number (19 digits and 18 separators at most) or a
 # secret straddling the cut is masked whole before the snippet is cut.

@@ -49,3 +49,15 @@ def job_lease_for(longest_step_s: float) -> JobLease:
 
 # For handlers without a step at the network or another service (and for tests).
 DEFAULT_JOB_LEASE = job_lease_for(0.0)
+
+
+def stop_drain_for(longest_step_s: float) -> float:
+    """How long a stopping worker lets the jobs it is running finish, when the longest step of
+    those it lets finish takes `longest_step_s`: the step, and the handler's database work
+    around it. A job cut off by the stop is run again only once its lease has run out, and a
+    webhook delivery cut mid-POST is then sent again, though its receiver may have had it."""
+    return longest_step_s + HANDLER_ALLOWANCE_S
+
+
+# For workers whose jobs take no step at the network (tests, tools).
+DEFAULT_STOP_DRAIN_S = stop_drain_for(0.0)

@@ -42,7 +42,7 @@ from remit.worker.alone import run_alone
 from remit.worker.database_clock import WORKER, reading_task
 from remit.worker.housekeeping import housekeeping_tasks
 from remit.worker.jobs import Job
-from remit.worker.leases import job_lease_for
+from remit.worker.leases import job_lease_for, stop_drain_for
 from remit.worker.runner import JobHandler, Periodic, Worker
 
 COMPLETER_INTERVAL_S = 2.0
@@ -182,6 +182,10 @@ def build_worker(
         network_slots=worker_delivery_slots(),
         preparers=webhooks.preparers,
         network_engine=network_engine,
+        # A delivery in flight at the stop is let finish its POST and record it: cut, it would
+        # hold its endpoint's slot until its lease ran out, and then be sent again to a
+        # receiver that may well have had it.
+        stop_drain_s=stop_drain_for(webhooks.longest_step_s),
     )
 
 

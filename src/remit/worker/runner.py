@@ -36,7 +36,7 @@ from remit.worker.jobs import (
     reschedule_job,
     retry_or_fail_job,
 )
-from remit.worker.leases import DEFAULT_JOB_LEASE, JobLease
+from remit.worker.leases import DEFAULT_JOB_LEASE, DEFAULT_STOP_DRAIN_S, JobLease
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,6 @@ POLL_INTERVAL_S = 1.0
 MAX_BACKOFF_S = 3600.0
 # The longest wait between attempts to claim jobs while the database keeps failing.
 MAX_CLAIM_PAUSE_S = 30.0
-# How long a stopping worker lets its running jobs finish; the supervisor's grace
-# (`remit.supervisor.stop_grace_s`) counts it, and the drain of network steps that follows.
-STOP_DRAIN_S = 15.0
 
 # Doubling stops here: past it every wait is at its cap anyway, and a float of 2 ** 1024 cannot
 # be made (OverflowError), which a count of failures left to grow reaches in hours.
@@ -138,6 +135,12 @@ class Worker:
     # By kind: the work a job does before its transaction is opened (`JobPreparer`); the
     # kind's entry in `handlers` does both steps in one, for callers that hold a connection.
     preparers: Mapping[str, JobPreparer] = field(default_factory=dict)
+    # How long a stopping worker lets its running jobs finish (`leases.stop_drain_for`):
+    # `registry` sizes it from a webhook delivery's POST timeout, so that a delivery in flight
+    # at the stop is made and recorded once, not cut and sent again after its lease. The
+    # supervisor's grace (`remit.supervisor.stop_grace_s`) counts it, and the drain of network
+    # steps that follows.
+    stop_drain_s: float = DEFAULT_STOP_DRAIN_S
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def lanes(self) -> list[Lane]:
@@ -402,7 +405,7 @@ class Worker:
             # the process. One still running then is cancelled: its claim is leased, and the
             # job runs again once the lease has run out.
             if running:
-                await asyncio.wait(set(running), timeout=STOP_DRAIN_S)
+                await asyncio.wait(set(running), timeout=self.stop_drain_s)
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)

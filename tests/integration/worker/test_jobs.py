@@ -286,12 +286,11 @@ async def test_the_worker_keeps_claiming_after_the_database_fails_it(
 
 
 async def test_a_stopping_worker_waits_for_its_running_jobs_only_so_long(
-    core_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    core_engine: AsyncEngine,
 ) -> None:
     """A job that never ends (a handler stuck on a call without a timeout) must not keep a
     stopping worker past the supervisor's grace, which would kill it with SIGKILL: the job is
-    cancelled after `STOP_DRAIN_S`, its claim left to run out (claimed jobs are leased)."""
-    monkeypatch.setattr("remit.worker.runner.STOP_DRAIN_S", 0.2)
+    cancelled after its `stop_drain_s`, its claim left to run out (claimed jobs are leased)."""
     started = asyncio.Event()
     cancelled: list[bool] = []
 
@@ -303,7 +302,9 @@ async def test_a_stopping_worker_waits_for_its_running_jobs_only_so_long(
             cancelled.append(True)
             raise
 
-    worker = Worker(engine=core_engine, handlers={"stuck": stuck}, clock=FixedClock(T0))
+    worker = Worker(
+        engine=core_engine, handlers={"stuck": stuck}, clock=FixedClock(T0), stop_drain_s=0.2
+    )
     async with core_engine.begin() as db:
         await stage_job(db, "stuck", {}, now=T0)
     stop = asyncio.Event()

@@ -22,10 +22,13 @@ from remit.radar.authentication import completion_key
 from remit.radar.challenges import ChallengeStatus
 from remit.storage.database_clock import DatabaseClock
 from remit.storage.engine import dispose, make_engine
+from remit.supervisor import stop_grace_s
+from remit.webhooks.domain import DELIVERY_TIMEOUT_S
 from remit.webhooks.outbox import DELIVER_JOB
 from remit.worker.alone import run_alone
 from remit.worker.database_clock import WORKER
 from remit.worker.jobs import Job
+from remit.worker.leases import HANDLER_ALLOWANCE_S
 from remit.worker.registry import VAULT_SWEEP_INTERVAL_S, build_worker
 from remit.worker.tables import jobs
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -287,3 +290,28 @@ async def test_the_worker_ends_expired_challenges_periodically_one_copy_at_a_tim
     assert key.response_body is not None
     answer = pb.CompleteThreeDSecureChallengeResponse.FromString(key.response_body)
     assert answer.redirect_url.startswith(RETURN_URL)
+
+
+async def test_a_stopping_worker_lets_a_delivery_in_flight_finish_its_post(
+    databases: WorkerDatabases, tmp_path: Path
+) -> None:
+    """A POST may take its whole timeout: the worker's drain on a stop outlasts it, with the
+    delivery's database work around it, so that a delivery in flight is recorded once rather
+    than cut and sent again after its lease (tests/integration/webhooks/test_stopping_worker.py);
+    and the supervisor waits for that drain before it kills the worker."""
+    config = from_env(
+        {
+            "DATABASE_URL": databases.core_url,
+            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_INTERNAL_TOKEN": "registry-test-token",
+        }
+    )
+    engine = make_engine(databases.core_url)
+    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine, WORKER))
+    try:
+        assert worker.stop_drain_s >= DELIVERY_TIMEOUT_S + HANDLER_ALLOWANCE_S
+        assert stop_grace_s() > worker.stop_drain_s
+    finally:
+        for close in worker.on_stop:
+            await close()
+        await dispose(engine)

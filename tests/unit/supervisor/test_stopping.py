@@ -21,8 +21,9 @@ from remit.grpcutil.server import CLEANUP_WAIT_S
 from remit.payments import wiring
 from remit.readiness import READY_FD_ENV
 from remit.supervisor import Child, Supervisor, stop_grace_s
+from remit.webhooks.domain import DELIVERY_TIMEOUT_S
 from remit.worker import runner
-from remit.worker.runner import STOP_DRAIN_S
+from remit.worker.leases import stop_drain_for
 
 # Ready at once; on SIGTERM, takes a second to finish what it was doing, writing to
 # REMIT_TEST_LOG when it begins and ends.
@@ -69,7 +70,7 @@ def test_a_stage_waits_longer_than_any_process_s_own_stop(
     monkeypatch.setenv("REMIT_NETWORK_TIMEOUT_S", network_timeout)
     drain_s = network_timeout_s()  # the payments' drain of steps outliving their callers
     core_s = shutdown_grace_s() + CLEANUP_WAIT_S + drain_s
-    worker_s = STOP_DRAIN_S + drain_s
+    worker_s = stop_drain_for(DELIVERY_TIMEOUT_S) + drain_s
     assert stop_grace_s() > max(core_s, worker_s)
 
 
@@ -78,7 +79,7 @@ def test_the_processes_stop_within_those_bounds() -> None:
     assert "server.stop(shutdown_grace_s())" in inspect.getsource(grpc_server.serve_grpc)
     assert "in_flight.wait(CLEANUP_WAIT_S)" in inspect.getsource(grpc_server.serve_grpc)
     assert "drain(network_timeout_s())" in inspect.getsource(wiring.build_payments)
-    assert "timeout=STOP_DRAIN_S" in inspect.getsource(runner.Worker.run_forever)
+    assert "timeout=self.stop_drain_s" in inspect.getsource(runner.Worker.run_forever)
 
 
 def test_copies_of_a_role_stop_together_and_roles_in_order(tmp_path: Path) -> None:
