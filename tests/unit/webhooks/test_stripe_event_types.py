@@ -17,10 +17,14 @@ from remit.webhooks.event_types import (
 from remit.webhooks.stripe_event_types import STRIPE_EVENT_TYPES
 
 # Stripe's OpenAPI spec the list was copied from (see `remit.webhooks.stripe_event_types`): it
-# is reference data kept beside the repository, not in it.
-STRIPE_OPENAPI = Path(
-    os.environ.get("REMIT_STRIPE_OPENAPI", "/work/shared/reference/stripe-openapi-subset.json")
+# is reference data kept beside the repository's checkout (`../shared/reference`), not in it.
+_BESIDE_THE_CHECKOUT = (
+    Path(__file__).resolve().parents[3].parent
+    / "shared"
+    / "reference"
+    / "stripe-openapi-subset.json"
 )
+STRIPE_OPENAPI = Path(os.environ.get("REMIT_STRIPE_OPENAPI", str(_BESIDE_THE_CHECKOUT)))
 
 
 def _enabled_events_enum(operation_path: str) -> list[str]:
