@@ -20,6 +20,8 @@ from tests.support.ports import free_port
 pytestmark = pytest.mark.anyio
 
 GRACE_S = 30.0
+# A stream ends long before the grace would: any time under it, however loaded the machine.
+ENDED_WITHIN_S = GRACE_S / 2
 
 
 class Service:
@@ -82,8 +84,8 @@ async def test_a_stop_ends_open_streams_at_once_and_lets_calls_finish(
         began = time.monotonic()
         stop.set()
         with pytest.raises(grpc.aio.AioRpcError) as ended:
-            await asyncio.wait_for(stream, 10)
-        assert time.monotonic() - began < 5.0, "not held for the grace"
+            await asyncio.wait_for(stream, ENDED_WITHIN_S)
+        assert time.monotonic() - began < ENDED_WITHIN_S, "not held for the grace"
         assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
         assert ended.value.details() == STOPPING_MESSAGE
         assert service.stream_closed

@@ -47,7 +47,7 @@ async def test_a_cancelled_confirm_completes_its_authorization_for_the_retry(
         await request
 
     network.answer.set()
-    await payments.drain(5.0)
+    await payments.drain(30.0)
     async with core_engine.begin() as db:
         key = (
             await db.execute(

@@ -27,6 +27,9 @@ from tests.support.fake_network import FakeNetwork
 pytestmark = pytest.mark.anyio
 
 Step = Callable[[PaymentsService, str, str], Awaitable[object]]
+# A stop bounded at 0.2 s whose step's network never answers: it returns long before this (it
+# would never return unbounded), however slowly a loaded machine runs it.
+STOPPED_WITHIN_S = 10.0
 
 
 @dataclass
@@ -120,7 +123,7 @@ async def test_a_cancelled_step_completes_and_its_retry_replays_it(
     await _cut_off_mid_step(network, step(payments, account_id, intent.id))
 
     network.answer.set()
-    await payments.drain(5.0)
+    await payments.drain(30.0)
     recovery_point, locked_until = await _key(core_engine, "step")
     assert recovery_point == RecoveryPoint.FINISHED.value, "the outcome is recorded"
     assert locked_until is None
@@ -150,13 +153,13 @@ async def test_a_cancelled_expiry_releases_the_authorization_and_expires_the_int
     await _cut_off_mid_step(network, expire(sent_before=False))
     began = time.monotonic()
     await payments.drain(0.2)  # the network has not answered: a stop goes on without it
-    assert time.monotonic() - began < 2.0
+    assert time.monotonic() - began < STOPPED_WITHIN_S
     assert (await payments.get_payment_intent(account_id, held.id)).status is (
         Status.REQUIRES_CAPTURE
     )
 
     network.answer.set()
-    await payments.drain(5.0)
+    await payments.drain(30.0)
     expired = await payments.get_payment_intent(account_id, held.id)
     assert expired.status is Status.CANCELED
     assert expired.cancellation_reason is not None
@@ -183,11 +186,11 @@ async def test_a_stop_waits_for_a_cancelled_step_no_longer_than_its_bound(
 
     began = time.monotonic()
     await payments.drain(0.2)  # the network has not answered: the stop goes on without it
-    assert time.monotonic() - began < 2.0
+    assert time.monotonic() - began < STOPPED_WITHIN_S
     assert (await _key(core_engine, "step"))[0] == RecoveryPoint.ATTEMPT_CREATED.value
 
     network.answer.set()
-    await payments.drain(5.0)
+    await payments.drain(30.0)
     assert (await _key(core_engine, "step"))[0] == RecoveryPoint.FINISHED.value
     assert (await payments.get_payment_intent(account_id, intent.id)).status is after
 
@@ -206,5 +209,5 @@ async def test_an_expiry_cut_by_its_run_budget_times_out_as_any_handler_does(
         async with asyncio.timeout(0.5), core_engine.begin() as db:
             await payments.expire_authorization(db, account_id, held.id)
     network.answer.set()
-    await payments.drain(5.0)
+    await payments.drain(30.0)
     assert (await payments.get_payment_intent(account_id, held.id)).status is Status.CANCELED

@@ -303,7 +303,7 @@ async def test_a_close_cut_off_while_its_refund_is_at_the_acquirer_closes_once_i
         await closing
 
     network.release.set()
-    await parts.payments.drain(5.0)
+    await parts.payments.drain(30.0)
     review = await reviews.get(account_id, review_id)
     assert (review.open, review.closed_reason) == (False, ClosedReason.REFUNDED)
     refunds, _ = await parts.payments.list_refunds(account_id, limit=10)
@@ -336,6 +336,6 @@ async def test_a_completer_cut_off_while_finishing_a_closes_refund_closes_the_re
         await completing
 
     network.release.set()
-    await parts.payments.drain(5.0)
+    await parts.payments.drain(30.0)
     review = await reviews.get(account_id, review_id)
     assert (review.open, review.closed_reason) == (False, ClosedReason.REFUNDED)

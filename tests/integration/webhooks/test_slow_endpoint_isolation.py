@@ -36,6 +36,14 @@ pytestmark = pytest.mark.anyio
 
 # A payment job, run in the worker's general slots (as `payments.expire_authorization` is).
 RECOVERY_JOB = "test.recovery"
+# The sender's timeout: the hanging endpoint's attempts hold their slots until the test lets
+# them go, or until this.
+HANG_S = 30.0
+# What must happen while those attempts hang happens within this, however loaded the machine:
+# under HANG_S, so that it cannot have waited for the attempts' timeout instead.
+WHILE_HANGING_S = HANG_S / 2
+# Only deliveries that never end wait this long.
+ENDED_WITHIN_S = 30.0
 
 
 class Accounts:
@@ -128,7 +136,7 @@ async def test_a_hanging_endpoint_does_not_hold_up_other_accounts_or_the_payment
     # The endpoint hangs for longer than the test waits: each attempt holds its slot until
     # the hang is let go at the end.
     parts = webhook_worker_parts(core_engine, policy, clock=clock,
-                                 sender=WebhookSender(policy, timeout_s=30.0))  # fmt: skip
+                                 sender=WebhookSender(policy, timeout_s=HANG_S))  # fmt: skip
     recovered: list[Job] = []
 
     async def recover(_db: AsyncConnection, job: Job) -> None:
@@ -139,17 +147,18 @@ async def test_a_hanging_endpoint_does_not_hold_up_other_accounts_or_the_payment
         await accounts.record(a, 16)
         async with running(worker):
             await _until(
-                lambda: slow.in_flight == DeliverySettings().max_concurrent_per_endpoint, 5
+                lambda: slow.in_flight == DeliverySettings().max_concurrent_per_endpoint,
+                WHILE_HANGING_S,
             )
             await accounts.record(b)
             async with core_engine.begin() as db:
                 await stage_job(db, RECOVERY_JOB, {}, now=clock.now())
-            # Promptly, while every attempt to A's endpoint still hangs.
-            await _until(lambda: len(fast.received) == 1 and len(recovered) == 1, 2.0)
+            # While every attempt to A's endpoint still hangs.
+            await _until(lambda: len(fast.received) == 1 and len(recovered) == 1, WHILE_HANGING_S)
             assert len(slow.received) == slow.in_flight == 4, "A's endpoint holds only its share"
             hang.set()
             # A's other deliveries, parked meanwhile, follow once its endpoint answers.
-            await _until_none_pending(core_engine, 10.0)
+            await _until_none_pending(core_engine, ENDED_WITHIN_S)
         assert len(slow.received) == 16
     finally:
         hang.set()
@@ -165,7 +174,9 @@ async def test_a_delivery_holds_no_database_connection_while_its_endpoint_answer
     """A delivery's job transaction opens once the endpoint has answered: the database pool,
     here of 2 connections, does not bound how many POSTs are in flight."""
     monkeypatch.setattr(runner, "POLL_INTERVAL_S", 0.05)
-    engine = make_engine(databases.core_url, pool_size=1, pool_timeout_s=1)
+    # Waited for long: once the endpoints answer, three deliveries record their ends at once
+    # over the two connections, a loaded machine's slow transactions making the third wait.
+    engine = make_engine(databases.core_url, pool_size=1, pool_timeout_s=10)
     hang = asyncio.Event()
     clock = FixedClock(datetime.now(UTC))
     policy = UrlPolicy(allow_internal=True)
@@ -176,7 +187,7 @@ async def test_a_delivery_holds_no_database_connection_while_its_endpoint_answer
         receivers.append(receiver)
         await accounts.record(await accounts.with_endpoint(receiver.url))
     parts = webhook_worker_parts(engine, policy, clock=clock,
-                                 sender=WebhookSender(policy, timeout_s=30.0))  # fmt: skip
+                                 sender=WebhookSender(policy, timeout_s=HANG_S))  # fmt: skip
 
     async def recover(_db: AsyncConnection, job: Job) -> None:
         return None
@@ -184,9 +195,11 @@ async def test_a_delivery_holds_no_database_connection_while_its_endpoint_answer
     worker = production_worker(engine, parts, clock, recovery=recover)
     try:
         async with running(worker):
-            await _until(lambda: all(receiver.in_flight == 1 for receiver in receivers), 3.0)
+            await _until(
+                lambda: all(receiver.in_flight == 1 for receiver in receivers), WHILE_HANGING_S
+            )
             hang.set()
-            await _until_none_pending(engine, 5.0)
+            await _until_none_pending(engine, ENDED_WITHIN_S)
     finally:
         hang.set()
         await accounts.service.close()

@@ -20,7 +20,7 @@ from remit.grpcutil import server as grpc_server
 from remit.grpcutil.server import CLEANUP_WAIT_S
 from remit.payments import wiring
 from remit.readiness import READY_FD_ENV
-from remit.supervisor import Child, Supervisor, stop_grace_s
+from remit.supervisor import READY_TIMEOUT_S, Child, Supervisor, stop_grace_s
 from remit.webhooks.domain import DELIVERY_TIMEOUT_S
 from remit.worker import runner
 from remit.worker.leases import stop_drain_for
@@ -93,12 +93,11 @@ def test_copies_of_a_role_stop_together_and_roles_in_order(tmp_path: Path) -> No
     for child in children:
         supervisor_module.await_ready(child, time.monotonic() + 30)
     supervisor._children.extend(children)
-    began = time.monotonic()
     supervisor.stop()
-    took = time.monotonic() - began
     lines = log.read_text().splitlines()
-    # One after another, the three copies would take three seconds before the core began.
-    assert took < 2.8, lines
+    # Each copy takes a second over its stop: one after another, the first would say it
+    # stopped before the second began. (Told by the order, not by how long the stop took,
+    # which a loaded machine stretches.)
     assert lines[:3] == ["api stopping"] * 3
     assert lines.index("core stopping") > max(i for i, x in enumerate(lines) if x == "api stopped")
 
@@ -106,7 +105,7 @@ def test_copies_of_a_role_stop_together_and_roles_in_order(tmp_path: Path) -> No
 def test_a_stop_asked_for_while_the_processes_start_is_acted_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Not only once every process is ready, up to a minute later."""
+    """Not only once every process is ready, up to a minute later (READY_TIMEOUT_S)."""
     monkeypatch.setattr(supervisor_module, "spawn_process", _spawn(NEVER_READY, tmp_path / "log"))
     supervisor = Supervisor(from_env({"REMIT_DATA_DIR": str(tmp_path)}), roles=("worker",))
     threading.Timer(0.3, supervisor.request_stop, args=(15, None)).start()
@@ -116,4 +115,4 @@ def test_a_stop_asked_for_while_the_processes_start_is_acted_on(
         took = time.monotonic() - began
     finally:
         supervisor.stop()
-    assert took < 5
+    assert took < READY_TIMEOUT_S / 4
