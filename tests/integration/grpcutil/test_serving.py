@@ -26,9 +26,26 @@ async def _started(endpoint: Endpoint, stop: asyncio.Event, also_on: int | None 
     await serve_grpc(endpoint, [], stop_event=stop, also_on=also_on)
 
 
-async def _running(task: "asyncio.Task[None]") -> None:
-    await asyncio.sleep(0.5)
-    assert not task.done(), task.exception() if task.done() else None
+# Only a server that never listens takes this long to.
+LISTENING_WITHIN_S = 30.0
+
+
+async def _running(task: "asyncio.Task[None]", host: str, port: int) -> None:
+    """Once the server `task` runs listens on `port` (its own, for a copy of the core): its
+    callers are not refused for having come too soon, however slowly a loaded machine starts
+    it."""
+    deadline = asyncio.get_running_loop().time() + LISTENING_WITHIN_S
+    while True:
+        assert not task.done(), task.exception()
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            assert asyncio.get_running_loop().time() < deadline, f"nothing listens on {port}"
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
 
 
 @asynccontextmanager
@@ -57,13 +74,13 @@ async def _one_call_in_progress() -> AsyncIterator[
         serve_grpc(endpoint, [ServiceRegistration("remit_api.test.v1.Slow", add)], stop_event=stop)
     )
     try:
-        await _running(serving)
+        await _running(serving, endpoint.host, endpoint.port)
         async with grpc.aio.insecure_channel(endpoint.target) as channel:
             run: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
                 "/remit_api.test.v1.Slow/Run"
             )
             first = asyncio.ensure_future(run(b""))
-            await asyncio.wait_for(entered.wait(), 5)
+            await asyncio.wait_for(entered.wait(), 30)
             try:
                 yield channel, run
             finally:
@@ -81,7 +98,7 @@ async def test_a_second_server_on_a_port_in_use_refuses_to_start() -> None:
     stop = asyncio.Event()
     first = asyncio.create_task(_started(endpoint, stop))
     try:
-        await _running(first)
+        await _running(first, endpoint.host, endpoint.port)
         # Were it to start, it would stop again after a while, raising nothing.
         second_stop = asyncio.Event()
         asyncio.get_running_loop().call_later(3, second_stop.set)
@@ -97,10 +114,11 @@ async def test_copies_of_the_core_share_their_common_port() -> None:
     """Several core processes listen on one port together (each also on one of its own)."""
     shared = Endpoint("127.0.0.1", free_port())
     stop = asyncio.Event()
-    copies = [asyncio.create_task(_started(shared, stop, also_on=free_port())) for _ in range(2)]
+    own_ports = (free_port(), free_port())
+    copies = [asyncio.create_task(_started(shared, stop, also_on=p)) for p in own_ports]
     try:
-        for copy in copies:
-            await _running(copy)
+        for copy, port in zip(copies, own_ports, strict=True):
+            await _running(copy, shared.host, port)
     finally:
         stop.set()
         await asyncio.gather(*copies)
@@ -136,14 +154,14 @@ async def test_copies_of_the_core_on_a_host_name_or_ipv6_address_are_reached_on_
     stop = asyncio.Event()
     copies = [asyncio.create_task(_started(config.core, stop, also_on=p)) for p in own_ports]
     try:
-        for copy in copies:
-            await _running(copy)
+        for copy, port in zip(copies, own_ports, strict=True):
+            await _running(copy, config.core.host, port)
         async with grpc.aio.insecure_channel(
             config.core_balanced_target(), options=[("grpc.lb_policy_name", "round_robin")]
         ) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             for _ in range(4):  # round robin: each copy answers in turn
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=30)
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         stop.set()
@@ -172,15 +190,15 @@ async def test_copies_of_the_core_are_reached_at_any_address_of_their_host_name(
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     target = core_instances_target("core.test", own_ports)
     try:
-        for copy in copies:
-            await _running(copy)
+        for copy, port in zip(copies, own_ports, strict=True):
+            await _running(copy, shared.host, port)
         async with grpc.aio.insecure_channel(
             target, options=[("grpc.lb_policy_name", "round_robin")]
         ) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             for _ in range(4):
                 reply = await health.Check(
-                    health_pb2.HealthCheckRequest(), timeout=5, wait_for_ready=True
+                    health_pb2.HealthCheckRequest(), timeout=30, wait_for_ready=True
                 )
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
@@ -209,7 +227,7 @@ async def test_calls_past_the_concurrency_limit_are_refused_at_once_as_stripe_re
     monkeypatch.setenv("REMIT_GRPC_MAX_CONCURRENT_RPCS", "1")
     async with _one_call_in_progress() as (_channel, run):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await asyncio.wait_for(run(b""), 5)
+            await asyncio.wait_for(run(b""), 30)
     assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     error = stripe_error_from_remit(remit_error_from_rpc_error(refused.value))
     assert error.http_status == 429
@@ -243,10 +261,10 @@ async def test_a_server_at_its_concurrency_limit_still_answers_its_health_checks
     async with _one_call_in_progress() as (channel, run):
         health = health_pb2_grpc.HealthStub(channel)
         replies = [
-            await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=30)
             for name in ("", "remit_api.test.v1.Slow")
         ]
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await asyncio.wait_for(run(b""), 5)
+            await asyncio.wait_for(run(b""), 30)
     assert [reply.status for reply in replies] == [health_pb2.HealthCheckResponse.SERVING] * 2
     assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

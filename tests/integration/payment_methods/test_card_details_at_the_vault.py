@@ -26,7 +26,7 @@ from remit.payment_methods.domain import (
     VaultCard,
 )
 from remit.payment_methods.service import NoPaymentMethodHooks, PaymentMethodsService
-from remit.payment_methods.vault_client import GrpcCardVault
+from remit.payment_methods.vault_client import TIMEOUT_S, GrpcCardVault
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.storage.engine import dispose, make_engine
 from remit.vault.domain import ForwardRequest
@@ -388,17 +388,21 @@ async def test_a_lost_vault_reply_is_made_good_by_the_next_update_of_the_card(
     method = await _saved_card(core)
     original = VaultService.update_card_details
     lose_the_reply = True
+    updates: list[asyncio.Future[Any]] = []
 
     async def reply_lost(self: VaultService, *args: Any, **kwargs: Any) -> Any:
-        answer = await original(self, *args, **kwargs)
-        if lose_the_reply:
-            await asyncio.sleep(5)  # past the client's deadline: the call is cancelled
+        if not lose_the_reply:
+            return await original(self, *args, **kwargs)
+        # The vault's update commits whenever the client's deadline lapses (the call's
+        # cancellation is not passed on to it: cut off before its commit, it would roll back,
+        # and there would be no lost reply, only a failed call); its reply never comes.
+        updates.append(asyncio.ensure_future(original(self, *args, **kwargs)))
+        answer = await asyncio.shield(updates[-1])
+        await asyncio.Event().wait()  # past the client's deadline: the call is cancelled
         return answer
 
     monkeypatch.setattr(VaultService, "update_card_details", reply_lost)
-    # Long enough for the vault's own update to commit on a loaded machine (a deadline that
-    # lapsed before it would roll it back: no lost reply, only a failed call).
-    monkeypatch.setattr(vault_client, "TIMEOUT_S", 1.5)
+    monkeypatch.setattr(vault_client, "TIMEOUT_S", 0.5)  # the wait for the lost reply
     call = KeyedCall(
         account_id=core.account_id, key="k1", endpoint="UpdatePaymentMethod",
         request_body=b"exp 3/2033",
@@ -408,9 +412,12 @@ async def test_a_lost_vault_reply_is_made_good_by_the_next_update_of_the_card(
         await core.methods.update_once(
             core.account_id, keyed, method.id, PaymentMethodChanges(exp_month=3, exp_year=2033)
         )
+    await asyncio.wait_for(updates[0], 30)
     assert await core.methods.get(core.account_id, method.id) == method
     assert (await _at_the_vault(core, method))[:2] == (3, 2033)
     lose_the_reply = False
+    # The calls from here on are answered: the usual deadline, which no loaded machine nears.
+    monkeypatch.setattr(vault_client, "TIMEOUT_S", TIMEOUT_S)
 
     # Another update, of the billing details alone: the core's expiry goes back to the vault.
     updated = await core.methods.update(

@@ -199,6 +199,7 @@ async def test_renewals_stop_once_a_step_runs_longer_than_any_step_can(
     account_id: str,
     short_lease: None,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A request stuck on something no timeout bounds does not hold its key for ever."""
     monkeypatch.setattr(key_heartbeat, "longest_step_s", lambda: LEASE_S / 2)
@@ -207,7 +208,13 @@ async def test_renewals_stop_once_a_step_runs_longer_than_any_step_can(
     paying = asyncio.create_task(pay(payments, account_id, "stuck"))
     try:
         await network.waiting.wait()
-        await asyncio.sleep(LEASE_S)  # past the longest step
+        # Past the longest step, the renewals end, saying so. Waited for rather than slept
+        # for: a renewal begun before then but slowed past the clock's move below would hold
+        # the key past it.
+        deadline = asyncio.get_running_loop().time() + RENEWED_WITHIN_S
+        while "its key's lease is no longer renewed" not in caplog.text:
+            assert asyncio.get_running_loop().time() < deadline, "the renewals went on"
+            await asyncio.sleep(LEASE_S / 6)
         clock.advance(3 * LEASE_S)
         # A renewal now would hold the key past the clock's now.
         await asyncio.sleep(LEASE_S)
