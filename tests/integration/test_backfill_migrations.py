@@ -146,7 +146,7 @@ def _forget_hook(url: str, table: str) -> None:
 
 
 def _wait_for_a_held_batch(url: str) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     with psycopg.connect(url, autocommit=True) as watcher:
         while time.monotonic() < deadline:
             waiting = watcher.execute(

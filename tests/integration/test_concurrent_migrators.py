@@ -118,7 +118,9 @@ def test_a_migrator_that_waits_too_long_names_the_one_migrating(
         assert "application_name 'migrator-elsewhere'" in message
         assert "REMIT_MIGRATOR_WAIT_S" in message
         assert "pg_terminate_backend" in message
-    assert 0.3 <= waited < 5
+    # Its own wait, not the default hour's: only an order of magnitude is asked of it, the rest
+    # being a loaded machine's time to start the upgrade.
+    assert 0.3 <= waited < 60
     # It gave up before migrating anything, and left the lock to the next.
     assert _version(url) == _BEFORE_THE_INDEX
     upgrade("core", url, _THE_INDEX)

@@ -85,7 +85,7 @@ def test_keys_of_accounts_that_do_not_exist_go_and_the_constraint_is_validated(
 
 
 def _wait_for_the_deletion_to_wait(url: str) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     with psycopg.connect(url, autocommit=True) as watcher:
         while time.monotonic() < deadline:
             waiting = watcher.execute(

@@ -37,7 +37,7 @@ def _index_is_valid(url: str, name: str) -> bool | None:
 
 
 def _wait_for_the_build_to_wait(url: str) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     with psycopg.connect(url, autocommit=True) as watcher:
         while time.monotonic() < deadline:
             waiting = watcher.execute(
@@ -90,7 +90,7 @@ def _waiting_build(url: str) -> tuple[int, object]:
     """The session and start of the index build waiting on a lock. A concurrent build waits
     for older transactions once per phase, so between two phases it is briefly seen waiting on
     nothing: the sample is taken again until it is seen waiting."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     with psycopg.connect(url, autocommit=True) as watcher:
         while True:
             row = watcher.execute(

@@ -111,7 +111,7 @@ def _waiting(url: str, wait_event: str, query: str) -> bool:
 
 
 def _wait_until(what: str, seen: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while not seen():
         assert time.monotonic() < deadline, f"{what} never happened"
         time.sleep(0.02)

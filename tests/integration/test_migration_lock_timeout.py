@@ -165,6 +165,14 @@ def _waiting_for_the_other_migrator(url: str) -> bool:
     return row is not None and row[0] > 0
 
 
+def _until_waiting_for_the_other_migrator(url: str) -> None:
+    """Seen between two of its asks (one in progress shows as `active`, however briefly)."""
+    deadline = time.monotonic() + 30
+    while not _waiting_for_the_other_migrator(url):
+        assert time.monotonic() < deadline, "no migrator is waiting for the other"
+        time.sleep(0.02)
+
+
 @pytest.mark.usefixtures("short_lock_waits")
 def test_a_migrator_waits_for_another_without_the_lock_timeout(
     database_before_the_columns: str, retries: _Retries
@@ -174,12 +182,10 @@ def test_a_migrator_waits_for_another_without_the_lock_timeout(
         other_migrator.execute("SELECT pg_advisory_lock(%s)", (_CORE_MIGRATION_LOCK,))
         with upgrading_in_a_thread("core", url, _ALTERING) as failure:
             try:
-                deadline = time.monotonic() + 10
-                while not _waiting_for_the_other_migrator(url) and time.monotonic() < deadline:
-                    time.sleep(0.02)
+                _until_waiting_for_the_other_migrator(url)
                 # Several lock timeouts' worth: the wait is the migrators' own, never cut short.
                 time.sleep(0.5)
-                assert _waiting_for_the_other_migrator(url)
+                _until_waiting_for_the_other_migrator(url)
                 assert failure == []
             finally:
                 other_migrator.execute("SELECT pg_advisory_unlock(%s)", (_CORE_MIGRATION_LOCK,))

@@ -170,8 +170,10 @@ async def test_a_statement_waits_for_a_connection_no_longer_than_the_pool_timeou
             await taking.wait()
         started = asyncio.get_running_loop().time()
         with pytest.raises(ConnectionWaitTimeoutError) as waited:
-            await asyncio.wait_for(_backend(engine), 5)
-        assert 0.15 <= asyncio.get_running_loop().time() - started < 2
+            await asyncio.wait_for(_backend(engine), 30)
+        # Its own 0.2 s, not the load's length (here until the test ends it): an order of
+        # magnitude is all that is asked, the rest being a loaded machine's slack.
+        assert 0.15 <= asyncio.get_running_loop().time() - started < 10
         assert database_fault(waited.value) is DatabaseFault.TEMPORARY
         assert not database_out_of_reach(waited.value)
     finally:
@@ -188,7 +190,7 @@ async def test_a_transaction_waits_for_a_pooled_connection_no_longer_than_the_po
     try:
         async with engine.connect(), engine.connect():
             with pytest.raises(sqlalchemy.exc.TimeoutError) as waited:
-                await asyncio.wait_for(engine.connect().__aenter__(), 5)
+                await asyncio.wait_for(engine.connect().__aenter__(), 30)
         assert database_fault(waited.value) is DatabaseFault.TEMPORARY
     finally:
         await dispose(engine)
