@@ -21,9 +21,9 @@ from tests.support.receiver import Reply
 
 pytestmark = pytest.mark.anyio
 
-# How long a test looks for a recording that waits for another's lock before it goes on anyway
-# (the numbers then say whether it should have waited).
-LOCK_WAIT_LOOK_S = 5.0
+# How long a test looks for a recording that waits for another's lock: only one that never
+# comes to wait is looked for this long, however slowly a loaded machine gets it there.
+LOCK_WAIT_LOOK_S = 30.0
 
 
 async def next_retry(bench: Bench, event_id: str, endpoint_id: str) -> None:

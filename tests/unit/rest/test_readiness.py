@@ -3,6 +3,7 @@
 second. `/healthz` stays the process's liveness, whatever the core does."""
 
 import asyncio
+import functools
 from typing import Any, cast
 
 import grpc
@@ -11,6 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
+from remit.rest import app as app_module
 from remit.rest.app import build_app
 from remit.rest.auth import Authenticator
 from remit.rest.dependencies import Dependencies
@@ -51,17 +53,22 @@ class CountingHealth(health_aio.HealthServicer):  # type: ignore[misc]
         return await super().Check(request, context)
 
 
-async def test_readiness_follows_the_core_and_liveness_does_not() -> None:
+async def test_readiness_follows_the_core_and_liveness_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     target = f"127.0.0.1:{free_port()}"
     async with grpc.aio.insecure_channel(target) as channel:
         transport = httpx.ASGITransport(app=_app(channel))
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            unready = await asyncio.wait_for(client.get("/readyz"), 5)
+            unready = await asyncio.wait_for(client.get("/readyz"), 30)
             alive = await client.get("/healthz")
     assert unready.status_code == 503
     assert unready.json() == {"status": "unavailable", "unavailable": ["core"]}
     assert (alive.status_code, alive.text) == (200, "ok")
 
+    # Kept for longer than the second it is kept for in use: the asks below come within one,
+    # but a loaded machine may stretch them past it (the second itself is the next test's).
+    monkeypatch.setattr(app_module, "Readiness", functools.partial(Readiness, cache_s=3600))
     health = CountingHealth()
     server = grpc.aio.server()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -77,7 +84,7 @@ async def test_readiness_follows_the_core_and_liveness_does_not() -> None:
         await server.stop(0)
     assert [answer.status_code for answer in [*answers, again]] == [200] * 6
     assert again.json() == {"status": "ready"}
-    assert health.checks == 1, "one check a second, however many ask"
+    assert health.checks == 1, "one check while it is kept, however many ask"
 
 
 async def test_the_answer_is_checked_again_once_it_is_a_second_old() -> None:

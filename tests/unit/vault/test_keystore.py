@@ -195,7 +195,7 @@ def test_another_store_reads_a_new_key_version_only_once_it_is_on_disk(
     monkeypatch.setattr(os, "fsync", fsync)
     _rotated(writer)
     for thread in readers:
-        thread.join(timeout=5)
+        thread.join(timeout=30)
     assert waited == [True]
     assert read == [2]
 
