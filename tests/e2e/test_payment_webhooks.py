@@ -43,7 +43,7 @@ def subscribe(client: stripe.StripeClient, receiver: Receiver, **params: Any) ->
 
 
 async def delivered(
-    receiver: Receiver, secret: str, count: int, timeout_s: float = 20.0
+    receiver: Receiver, secret: str, count: int, timeout_s: float = 30.0
 ) -> dict[str, stripe.Event]:
     """The first `count` deliveries, each verified with the endpoint's secret, by type."""
     await receiver.wait_for(count, timeout_s=timeout_s)
@@ -526,7 +526,7 @@ async def test_deleting_a_customer_sends_payment_method_detached_for_each_card_i
     deleted = await sdk(lambda: client.v1.customers.delete(customer.id))
     assert deleted.deleted is True
 
-    await receiver.wait_for(4, timeout_s=20.0)
+    await receiver.wait_for(4, timeout_s=30.0)
     await asyncio.sleep(0.3)  # anything beyond these four would be a surprise: let it arrive
     events = [
         stripe.Webhook.construct_event(item.body.decode(), item.headers["Stripe-Signature"], secret)

@@ -67,7 +67,7 @@ def test_every_core_process_serves_the_rest_facade(platform: RunningPlatform) ->
     own_ports = [_listening_ports(core) - {platform.core.port} for core in cores]
     assert all(len(ports) == 1 for ports in own_ports)
     api_ports = {c.laddr.port for api in apis for c in api.net_connections("tcp") if c.raddr}
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         served = [
             _peers(core, ports) & api_ports for core, ports in zip(cores, own_ports, strict=True)

@@ -143,7 +143,7 @@ def _declined(client: stripe.StripeClient, **params: Any) -> stripe.CardError:
 
 
 async def _verified(receiver: Receiver, secret: str, count: int) -> dict[str, stripe.Event]:
-    await receiver.wait_for(count, timeout_s=20)
+    await receiver.wait_for(count, timeout_s=30)
     events = [
         stripe.Webhook.construct_event(item.body.decode(), item.headers["Stripe-Signature"], secret)
         for item in receiver.received
@@ -509,7 +509,7 @@ async def test_remit_listen_forwards_an_event_pinned_before_2017_05_25_as_render
             auth=(account.secret_key, ""),
         )
         assert created.status_code == 200, created.text
-        await local.wait_for(1, timeout_s=15)
+        await local.wait_for(1, timeout_s=30)
     finally:
         if listen.returncode is None:
             listen.terminate()

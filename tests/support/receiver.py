@@ -73,7 +73,8 @@ class Receiver:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def wait_for(self, count: int, timeout_s: float = 10.0) -> None:
+    async def wait_for(self, count: int, timeout_s: float = 30.0) -> None:
+        """Until `count` requests have come: only a sender that never sends them waits long."""
         deadline = time.monotonic() + timeout_s
         while len(self.received) < count:
             if time.monotonic() > deadline:
