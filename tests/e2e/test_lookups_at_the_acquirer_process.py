@@ -94,7 +94,7 @@ def losing_acquirer(databases: WorkerDatabases, tmp_path: Path) -> Iterator[str]
         yield f"127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
+        process.wait(timeout=60)
 
 
 async def _operations_of(engine: AsyncEngine, account_id: str) -> list[tuple[object, ...]]:

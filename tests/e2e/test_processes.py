@@ -58,7 +58,7 @@ def test_sigterm_stops_every_process_and_the_embedded_databases() -> None:
 
             serve.send_signal(signal.SIGTERM)
             assert serve.wait(timeout=60) == 0
-            assert _wait_gone(list(children.values()), 5) == []
+            assert _wait_gone(list(children.values()), 30) == []
             assert not _postmaster_running(data_dir / "pg-core")
             assert not _postmaster_running(data_dir / "pg-vault")
         finally:
@@ -90,7 +90,7 @@ def test_children_die_with_the_supervisor_even_when_it_is_killed(
         assert len(children) == len(ROLES)
         platform.process.send_signal(signal.SIGKILL)
         platform.process.wait(timeout=10)
-        assert _wait_gone(children, 15) == []
+        assert _wait_gone(children, 60) == []
         stop_platform(platform)
 
 

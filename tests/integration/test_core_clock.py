@@ -25,7 +25,6 @@ from remit.payments.service import EXPIRE_JOB, PaymentsService
 from remit.payments.tables import charges, idempotency_keys
 from remit.payments.wiring import payment_hooks
 from remit.radar.gate import Radar
-from remit.storage.database_clock import MAX_ROUND_TRIP_S
 from remit.worker.tables import jobs
 from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import call, pay, respond
@@ -34,9 +33,10 @@ from tests.support.postgres import WorkerDatabases
 
 # How far a core's time may be from the database's between its reads: a read is taken
 # somewhere within its round trip, and one whose round trip took longer than MAX_ROUND_TRIP_S
-# does not replace the estimate (`remit.storage.database_clock`). The hosts' clocks here are
-# days off, so the bound still tells the database's time from theirs.
-READ_ERROR = timedelta(seconds=MAX_ROUND_TRIP_S / 2)
+# does not replace the estimate (`remit.storage.database_clock`); but the first read is the
+# estimate, however long a loaded machine made its round trip. The hosts' clocks here are days
+# off, so a bound of a minute still tells the database's time from theirs.
+READ_ERROR = timedelta(minutes=1)
 
 pytestmark = pytest.mark.anyio
 HOST_OFF_BY = timedelta(days=3)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 async def until_a_session_waits_on_a_lock(
     engine: AsyncEngine,
-    timeout_s: float = 10.0,
+    timeout_s: float = 30.0,
     *,
     contender: "asyncio.Task[Any] | None" = None,
     sessions: int = 1,

@@ -48,7 +48,7 @@ async def test_a_worker_killed_mid_delivery_loses_no_event(
         await receiver.wait_for(1, timeout_s=30)
         # The real worker is mid-POST, its attempt not yet recorded: kill it outright.
         os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
+        worker.wait(timeout=30)
     finally:
         never.set()  # lets the receiver finish the orphaned request when it shuts down
         if worker.poll() is None:

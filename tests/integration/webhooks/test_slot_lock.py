@@ -23,7 +23,7 @@ async def test_an_event_is_recorded_while_a_slot_of_its_endpoint_is_being_taken(
     async with bench.engine.begin() as taking:
         assert await lock.first(taking, {"endpoint_id": endpoint.id}) is not None
         # Before the slot-taker's lock allowed key-share locks, this waited for its commit.
-        event_id = await asyncio.wait_for(bench.record(), timeout=5)
+        event_id = await asyncio.wait_for(bench.record(), timeout=30)
     async with bench.engine.begin() as db:
         deliveries = (
             await db.execute(

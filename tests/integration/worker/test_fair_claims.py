@@ -86,7 +86,7 @@ async def test_a_fair_claim_locks_only_the_jobs_it_chose(core_engine: AsyncEngin
         first = await claim_jobs(held, now=now, limit=1, kinds=[DELIVER], fair=True)
         async with core_engine.begin() as db:
             second = await asyncio.wait_for(
-                claim_jobs(db, now=now, limit=2, kinds=[DELIVER], fair=True), 5
+                claim_jobs(db, now=now, limit=2, kinds=[DELIVER], fair=True), 30
             )
     assert [f"{job.account_id}:{job.payload['n']}" for job in first] == ["acct_a:0"]
     assert [f"{job.account_id}:{job.payload['n']}" for job in second] == [

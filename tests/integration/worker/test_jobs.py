@@ -280,7 +280,7 @@ async def test_the_worker_keeps_claiming_after_the_database_fails_it(
             break
         await asyncio.sleep(0.01)
     stop.set()
-    await asyncio.wait_for(running, timeout=5)
+    await asyncio.wait_for(running, timeout=30)
     assert worker.failures_left == 0
     assert ran == [{"n": 1}]
 
@@ -311,7 +311,7 @@ async def test_a_stopping_worker_waits_for_its_running_jobs_only_so_long(
     running = asyncio.create_task(worker.run_forever(None, stop))
     await asyncio.wait_for(started.wait(), 10)
     stop.set()
-    await asyncio.wait_for(running, timeout=5)
+    await asyncio.wait_for(running, timeout=30)
     assert cancelled == [True]
 
 

@@ -77,7 +77,7 @@ def test_a_dead_child_is_started_again_with_its_environment(
         assert restarted.env["REMIT_MARK"] == "kept"
     finally:
         supervisor.request_stop(0, None)
-        waiting.join(timeout=10)
+        waiting.join(timeout=30)
         supervisor.stop()
     assert code == [0]
 
@@ -141,7 +141,7 @@ def test_a_child_waiting_for_its_database_is_started_again_beyond_the_budget(
         assert code == []  # still supervising
     finally:
         supervisor.request_stop(0, None)
-        waiting.join(timeout=10)
+        waiting.join(timeout=30)
         supervisor.stop()
     assert code == [0]
 
@@ -179,7 +179,7 @@ def test_failed_starts_leave_no_descriptor_open(
             time.sleep(0.05)
     finally:
         supervisor.request_stop(0, None)
-        waiting.join(timeout=10)
+        waiting.join(timeout=30)
         supervisor.stop()
     assert len(spawned) >= attempts
     # (A little slack for whatever else the test process opens meanwhile.)
