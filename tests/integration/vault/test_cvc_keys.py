@@ -39,7 +39,7 @@ START_HOUR = cvc_key_hour(START)
 # the vault's grace.
 KEY_DESTROYED_AFTER = timedelta(hours=2, minutes=5)
 # Only a guard against a hang: the background task's first rounds run at once.
-BACKGROUND_GUARD_S = 10.0
+BACKGROUND_GUARD_S = 30.0
 
 
 async def _tokenize(vault: RunningVault, cvc: str | None, number: str = "4242424242424242") -> str:

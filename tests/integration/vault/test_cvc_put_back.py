@@ -42,7 +42,7 @@ pytestmark = pytest.mark.anyio
 VISA = "4242424242424242"
 CVC = "314"
 # Only a guard against a hang: the held call is released as soon as the refusal is in.
-HOLD_GUARD_S = 10.0
+HOLD_GUARD_S = 30.0
 _HOLD = "op_hold"
 
 Context = grpc.aio.ServicerContext[Any, Any]
