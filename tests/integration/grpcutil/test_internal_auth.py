@@ -80,7 +80,7 @@ async def target() -> AsyncIterator[str]:
 
 async def _call(channel: grpc.aio.Channel) -> bytes:
     say: Any = channel.unary_unary(_SAY)
-    reply = await say(b"hello", timeout=5)
+    reply = await say(b"hello", timeout=30)
     assert isinstance(reply, bytes)
     return reply
 
@@ -93,7 +93,7 @@ async def test_a_call_without_the_token_is_refused_before_any_handler(
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await _call(channel)
         count_call: Any = channel.unary_stream(_COUNT)
-        count = count_call(b"", timeout=5)
+        count = count_call(b"", timeout=30)
         with pytest.raises(grpc.aio.AioRpcError) as streamed:
             [item async for item in count]
     assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
@@ -111,11 +111,11 @@ async def test_a_call_of_any_shape_with_the_token_is_answered(target: str) -> No
     async with internal_channel(target, InternalAccess(TOKEN)) as channel:
         assert await _call(channel) == b"heard hello"
         count_call: Any = channel.unary_stream(_COUNT)
-        assert [item async for item in count_call(b"", timeout=5)] == [b"0", b"1", b"2"]
+        assert [item async for item in count_call(b"", timeout=30)] == [b"0", b"1", b"2"]
         join_call: Any = channel.stream_unary(_JOIN)
-        assert await join_call(_words(), timeout=5) == b"a b"
+        assert await join_call(_words(), timeout=30) == b"a b"
         repeat_call: Any = channel.stream_stream(_REPEAT)
-        assert [item async for item in repeat_call(_words(), timeout=5)] == [b"a", b"b"]
+        assert [item async for item in repeat_call(_words(), timeout=30)] == [b"a", b"b"]
 
     def calls_from_a_blocking_client() -> list[object]:
         with internal_sync_channel(target, InternalAccess(TOKEN)) as sync_channel:
@@ -124,10 +124,10 @@ async def test_a_call_of_any_shape_with_the_token_is_answered(target: str) -> No
             join: Any = sync_channel.stream_unary(_JOIN)
             repeat: Any = sync_channel.stream_stream(_REPEAT)
             return [
-                say_again(b"again", timeout=5),
-                list(count(b"", timeout=5)),
-                join(iter([b"a", b"b"]), timeout=5),
-                list(repeat(iter([b"a", b"b"]), timeout=5)),
+                say_again(b"again", timeout=30),
+                list(count(b"", timeout=30)),
+                join(iter([b"a", b"b"]), timeout=30),
+                list(repeat(iter([b"a", b"b"]), timeout=30)),
             ]
 
     # In a thread: the server runs on this test's event loop.
@@ -142,7 +142,7 @@ async def test_a_call_of_any_shape_with_the_token_is_answered(target: str) -> No
 async def test_health_checks_need_no_token(target: str) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=5
+            health_pb2.HealthCheckRequest(), timeout=30
         )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -196,7 +196,7 @@ async def platform_target() -> AsyncIterator[str]:
 async def _call_method(target: str, access: InternalAccess, method: str) -> bytes:
     async with internal_channel(target, access) as channel:
         call: Any = channel.unary_unary(method)
-        reply = await call(b"hello", timeout=5)
+        reply = await call(b"hello", timeout=30)
     assert isinstance(reply, bytes)
     return reply
 
