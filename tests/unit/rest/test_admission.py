@@ -3,17 +3,16 @@ overload (429 `rate_limit`, Stripe's JSON), rather than queueing every request u
 as slow as the REST deadline. The health check is outside the bound."""
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
 
 from remit.accounts.domain import Principal
 from remit.rest.app import build_app
-from remit.rest.auth import Authenticator
-from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
 from remit.rest.routes import all_operations
+from tests.support.rest_facade import faked_dependencies
 
 pytestmark = pytest.mark.anyio
 
@@ -21,17 +20,7 @@ KEY = {"Authorization": "Bearer sk_test_busy"}
 
 
 def _app(lookup: Any, max_in_flight: int | None) -> Any:
-    deps = Dependencies(
-        core_channel=cast(Any, None),
-        accounts=cast(Any, None),
-        payments=cast(Any, None),
-        authenticator=Authenticator(lookup),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(lookup)
     return build_app(deps, all_operations(), max_in_flight=max_in_flight)
 
 

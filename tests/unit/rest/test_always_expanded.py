@@ -3,15 +3,12 @@ gRPC side faked: each distinct payment method asked for once, concurrently."""
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 from starlette.testclient import TestClient
 
-from remit.accounts.domain import KeyKind, Principal
 from remit.core.errors import ErrorKind, RemitError, not_found
 from remit.core.jsonview import JsonObject
 from remit.rest.app import Operation, build_app
-from remit.rest.auth import Authenticator
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.listing import list_envelope
@@ -19,7 +16,7 @@ from remit.rest.params import Schema
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
-from versions import LATEST_VERSION
+from tests.support.rest_facade import every_key_is_a_secret_key, faked_dependencies
 
 KEY = "sk_test_" + "a" * 24
 
@@ -103,20 +100,7 @@ OPERATIONS = [
 def _client() -> tuple[TestClient, FakePayments]:
     payments = FakePayments()
 
-    async def lookup(key: str) -> Principal | None:
-        return Principal("acct_1", "key_1", KeyKind.SECRET, False, LATEST_VERSION, False)
-
-    deps = Dependencies(
-        core_channel=cast(Any, None),
-        accounts=cast(Any, None),
-        payments=cast(Any, payments),
-        authenticator=Authenticator(lookup),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(every_key_is_a_secret_key, payments=payments)
     return TestClient(build_app(deps, OPERATIONS)), payments
 
 

@@ -3,19 +3,18 @@ a wrong one, is Stripe's 401 whatever else is wrong with it (a malformed Idempot
 unknown Stripe-Version, parameters that do not decode). Only an authenticated request hears
 about its own mistakes. The gRPC side is faked: nothing here gets as far as a handler."""
 
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from remit.accounts.domain import KeyKind, Principal
+from remit.accounts.domain import Principal
 from remit.core.jsonview import JsonObject
 from remit.rest.app import Operation, build_app
-from remit.rest.auth import Authenticator
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.params import Schema, String
-from versions import LATEST_VERSION
+from tests.support.rest_facade import SECRET_KEY_PRINCIPAL, faked_dependencies
 
 KEY = "sk_test_" + "a" * 24
 WRONG_KEY = "sk_test_" + "b" * 24
@@ -33,21 +32,9 @@ async def _named(context: ApiContext, deps: Dependencies) -> JsonObject:
 @pytest.fixture
 def client() -> TestClient:
     async def lookup(key: str) -> Principal | None:
-        if key != KEY:
-            return None
-        return Principal("acct_1", "key_1", KeyKind.SECRET, False, LATEST_VERSION, False)
+        return SECRET_KEY_PRINCIPAL if key == KEY else None
 
-    deps = Dependencies(
-        core_channel=cast(Any, None),
-        accounts=cast(Any, None),
-        payments=cast(Any, None),
-        authenticator=Authenticator(lookup),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(lookup)
     operations = [
         Operation("POST", "/v1/customers", Schema({"name": String()}), _named),
         Operation("GET", "/v1/customers/{customer}", Schema({}), _named),

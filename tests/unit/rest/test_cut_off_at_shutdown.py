@@ -4,20 +4,18 @@ the server is not stopping (its client went away) answers nothing. The gRPC side
 
 import asyncio
 import logging
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 from starlette.types import Message
 
-from remit.accounts.domain import KeyKind, Principal
 from remit.core.jsonview import JsonObject
 from remit.rest.app import Operation, build_app
-from remit.rest.auth import Authenticator
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.params import Schema
-from versions import LATEST_VERSION
+from tests.support.rest_facade import every_key_is_a_secret_key, faked_dependencies
 
 KEY = "sk_test_" + "a" * 24
 
@@ -27,20 +25,7 @@ async def _cut_off(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 
 def _app(stopping: asyncio.Event) -> Any:
-    async def lookup(key: str) -> Principal | None:
-        return Principal("acct_1", "key_1", KeyKind.SECRET, False, LATEST_VERSION, False)
-
-    deps = Dependencies(
-        core_channel=cast(Any, None),
-        accounts=cast(Any, None),
-        payments=cast(Any, None),
-        authenticator=Authenticator(lookup),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(every_key_is_a_secret_key)
     operations = [Operation("POST", "/v1/payment_intents/{intent}/confirm", Schema({}), _cut_off)]
     return build_app(deps, operations, stopping=stopping)
 

@@ -3,16 +3,14 @@ the handler runs; once a POST's work is done, expanding its answer fails nothing
 not be fetched stays an id. The gRPC side is faked."""
 
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from remit.accounts.domain import KeyKind, Principal
 from remit.core.errors import ErrorKind, RemitError, not_found
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.app import Operation, build_app
-from remit.rest.auth import Authenticator
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -20,6 +18,7 @@ from remit.rest.expand_paths import refuse_unexpandable
 from remit.rest.params import Schema, StringList
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
+from tests.support.rest_facade import every_key_is_a_secret_key, faked_dependencies
 from versions import LATEST_VERSION
 
 KEY = "sk_test_" + "a" * 24
@@ -91,20 +90,7 @@ OPERATIONS = [
 
 
 def _client(payments: FakePayments | None = None) -> TestClient:
-    async def lookup(key: str) -> Principal | None:
-        return Principal("acct_1", "key_1", KeyKind.SECRET, False, LATEST_VERSION, False)
-
-    deps = Dependencies(
-        core_channel=cast(Any, None),
-        accounts=cast(Any, None),
-        payments=cast(Any, payments or FakePayments()),
-        authenticator=Authenticator(lookup),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(every_key_is_a_secret_key, payments=payments or FakePayments())
     return TestClient(build_app(deps, OPERATIONS))
 
 

@@ -1,20 +1,16 @@
 """A form POST's query string is read with its body as one set of parameters, as Stripe reads
 them: a hash's keys may come from either, and a name given in both is given twice."""
 
-from typing import Any, cast
-
 import pytest
 from starlette.testclient import TestClient
 
-from remit.accounts.domain import KeyKind, Principal
 from remit.core.jsonview import JsonObject
 from remit.rest.app import Operation, build_app
-from remit.rest.auth import Authenticator
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.forms import FormDecodeError, decode_json_body, decode_query_and_body, with_query
 from remit.rest.params import Metadata, Schema, String
-from versions import LATEST_VERSION
+from tests.support.rest_facade import every_key_is_a_secret_key, faked_dependencies
 
 KEY = "sk_test_" + "a" * 24
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -95,20 +91,7 @@ async def _echo(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 @pytest.fixture
 def client() -> TestClient:
-    async def lookup(key: str) -> Principal | None:
-        return Principal("acct_1", "key_1", KeyKind.SECRET, False, LATEST_VERSION, False)
-
-    deps = Dependencies(
-        core_channel=cast(Any, None),
-        accounts=cast(Any, None),
-        payments=cast(Any, None),
-        authenticator=Authenticator(lookup),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(every_key_is_a_secret_key)
     schema = Schema({"name": String(), "metadata": Metadata()})
     return TestClient(build_app(deps, [Operation("POST", "/v1/customers", schema, _echo)]))
 

@@ -10,21 +10,19 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import uvicorn
 
-from remit.accounts.domain import KeyKind, Principal
 from remit.core.jsonview import JsonObject
 from remit.rest.app import Operation, build_app
-from remit.rest.auth import Authenticator
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.params import Schema
 from remit.rest.server import listening_socket, uvicorn_config
 from tests.support.ports import free_port
-from versions import LATEST_VERSION
+from tests.support.rest_facade import every_key_is_a_secret_key, faked_dependencies
 
 pytestmark = pytest.mark.anyio
 
@@ -48,20 +46,7 @@ async def _slow(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 
 def _app() -> Any:
-    async def lookup(key: str) -> Principal | None:
-        return Principal("acct_1", "key_1", KeyKind.SECRET, False, LATEST_VERSION, False)
-
-    deps = Dependencies(
-        core_channel=cast(Any, None),
-        accounts=cast(Any, None),
-        payments=cast(Any, None),
-        authenticator=Authenticator(lookup),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(every_key_is_a_secret_key)
     operations = [
         Operation("POST", "/v1/customers", Schema({}), _created),
         Operation("GET", "/v1/customers/{customer}", Schema({}), _slow),

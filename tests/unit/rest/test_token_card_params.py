@@ -4,16 +4,15 @@ token has none), so `card[metadata]` is refused as any name Stripe would not kno
 nothing here gets as far as the handler."""
 
 import json
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from remit.accounts.domain import KeyKind, Principal
 from remit.rest.app import build_app
-from remit.rest.auth import Authenticator
-from remit.rest.dependencies import Dependencies
 from remit.rest.routes import all_operations
+from tests.support.rest_facade import faked_dependencies
 from versions import LATEST_VERSION
 
 SECRET_KEY = "sk_test_" + "a" * 24
@@ -32,17 +31,7 @@ def client() -> TestClient:
         kind = KeyKind.PUBLISHABLE if key.startswith("pk_") else KeyKind.SECRET
         return Principal("acct_1", "key_1", kind, False, LATEST_VERSION, True)
 
-    deps = Dependencies(
-        core_channel=cast(Any, None),
-        accounts=cast(Any, None),
-        payments=cast(Any, None),
-        authenticator=Authenticator(lookup),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(lookup)
     return TestClient(build_app(deps, all_operations()))
 
 

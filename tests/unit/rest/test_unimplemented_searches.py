@@ -1,15 +1,12 @@
 """Stripe's search endpoints remit does not serve answer Stripe's unrecognized-URL 404, not the
 "No such payment_intent: 'search'" of the route of one object taking `search` for an id."""
 
-from typing import Any, cast
-
 import pytest
 from starlette.testclient import TestClient
 
 from remit.rest.app import build_app
-from remit.rest.auth import Authenticator
-from remit.rest.dependencies import Dependencies
 from remit.rest.routes import all_operations
+from tests.support.rest_facade import faked_dependencies
 
 
 async def _nobody(key: str) -> None:
@@ -17,17 +14,7 @@ async def _nobody(key: str) -> None:
 
 
 def _client() -> TestClient:
-    deps = Dependencies(
-        core_channel=cast(Any, None),
-        accounts=cast(Any, None),
-        payments=cast(Any, None),
-        authenticator=Authenticator(_nobody),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(_nobody)
     return TestClient(build_app(deps, all_operations()))
 
 

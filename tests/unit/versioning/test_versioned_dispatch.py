@@ -1,14 +1,12 @@
 """The render and request-upgrade steps of `dispatch`, with the gRPC side faked."""
 
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 from starlette.testclient import TestClient
 
 from remit.accounts.domain import KeyKind, Principal
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.app import Operation, build_app
-from remit.rest.auth import Authenticator
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -16,6 +14,7 @@ from remit.rest.params import Integer, Schema, String, StringList
 from remit_api.accounts.v1 import accounts_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.support import resources
+from tests.support.rest_facade import faked_dependencies
 from versions import LATEST_VERSION
 
 KEY = "sk_test_" + "a" * 24
@@ -107,17 +106,7 @@ def _client(pinned: str | None) -> tuple[TestClient, FakeAccounts, FakePayments]
     async def lookup(key: str) -> Principal | None:
         return Principal("acct_1", "key_1", KeyKind.SECRET, False, accounts.pinned, False)
 
-    deps = Dependencies(
-        core_channel=cast(Any, None),
-        accounts=cast(Any, accounts),
-        payments=cast(Any, payments),
-        authenticator=Authenticator(lookup),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(lookup, accounts=accounts, payments=payments)
     return TestClient(build_app(deps, OPERATIONS)), accounts, payments
 
 
