@@ -27,6 +27,7 @@ from remit.ledger.service import LedgerService
 from remit.ledger.tables import ledger_transactions
 from remit_api.ledger.v1 import ledger_pb2 as pb
 from remit_api.ledger.v1 import ledger_pb2_grpc
+from tests.integration.ledger.ledger_steps import refund_held, refund_posted
 from tests.integration.ledger.test_payouts import fund
 
 pytestmark = pytest.mark.anyio
@@ -164,24 +165,8 @@ async def _written_by_the_ledger(engine: AsyncEngine, account_id: str, clock: Fi
         await journal.expire_pending(
             db, account_id, ledger.authorization_id_for("ch_x"), now=now + timedelta(seconds=2)
         )
-        await ledger.record_refund_held(
-            db,
-            account_id=account_id,
-            refund_id="re_1",
-            charge_id="ch_a",
-            amount_minor=100,
-            currency="usd",
-            now=now,
-        )
-        await ledger.record_refund(
-            db,
-            account_id=account_id,
-            refund_id="re_1",
-            charge_id="ch_a",
-            amount_minor=100,
-            currency="usd",
-            now=now,
-        )
+        await refund_held(db, account_id, clock, charge_id="ch_a", amount_minor=100)
+        await refund_posted(db, account_id, clock, charge_id="ch_a", amount_minor=100)
         await ledger.record_refund_failed(db, account_id=account_id, refund_id="re_1", now=now)
     await fund(engine, account_id, clock, 10_000)
     canceled = await service.create_payout(account_id, amount=100, currency="usd")

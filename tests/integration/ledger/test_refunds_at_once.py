@@ -14,7 +14,8 @@ from remit.ledger import postings as ledger
 from remit.ledger.domain import LedgerError
 from remit.ledger.objects import BalanceTransaction
 from remit.ledger.verify import DifferenceKind, verify_ledger
-from tests.integration.ledger.test_verify_tampering import charge_available_at_once, tamper
+from tests.integration.ledger.ledger_steps import charge_available_at_once
+from tests.integration.ledger.test_verify_tampering import tamper
 
 pytestmark = pytest.mark.anyio
 

@@ -13,12 +13,12 @@ from remit.ledger import postings as ledger
 from remit.ledger.jobs import advance_payouts
 from remit.ledger.payouts import SUBMISSION_DELAY, cancel_payout, create_payout
 from remit.ledger.verify import DifferenceKind
-from tests.integration.ledger.test_verify_tampering import (
+from tests.integration.ledger.ledger_steps import (
     charge_available_at_once,
-    kinds,
-    tamper,
-    verified,
+    refund_held,
+    refund_posted,
 )
+from tests.integration.ledger.test_verify_tampering import kinds, tamper, verified
 
 pytestmark = pytest.mark.anyio
 
@@ -85,24 +85,8 @@ async def test_a_posted_refund_and_its_failure_lose_their_balance_transactions_t
     now = clock.now()
     async with core_engine.begin() as db:
         await charge_available_at_once(db, account_id, clock)
-        await ledger.record_refund_held(
-            db,
-            account_id=account_id,
-            refund_id="re_1",
-            charge_id="ch_1",
-            amount_minor=400,
-            currency="usd",
-            now=now,
-        )
-        await ledger.record_refund(
-            db,
-            account_id=account_id,
-            refund_id="re_1",
-            charge_id="ch_1",
-            amount_minor=400,
-            currency="usd",
-            now=now,
-        )
+        await refund_held(db, account_id, clock)
+        await refund_posted(db, account_id, clock)
         await ledger.record_refund_failed(db, account_id=account_id, refund_id="re_1", now=now)
     # The hold was released by the refund's posting: neither shows a row of its own.
     assert (await verified(core_engine, account_id, clock)).ok
@@ -125,15 +109,7 @@ async def test_a_released_refund_hold_loses_one_of_its_balance_transactions(
     now = clock.now()
     async with core_engine.begin() as db:
         await charge_available_at_once(db, account_id, clock)
-        await ledger.record_refund_held(
-            db,
-            account_id=account_id,
-            refund_id="re_1",
-            charge_id="ch_1",
-            amount_minor=400,
-            currency="usd",
-            now=now,
-        )
+        await refund_held(db, account_id, clock)
         await ledger.record_refund_released(db, account_id=account_id, refund_id="re_1", now=now)
     assert (await verified(core_engine, account_id, clock)).ok
     await tamper(
@@ -153,15 +129,7 @@ async def test_an_open_refund_hold_loses_its_balance_transaction(
 ) -> None:
     async with core_engine.begin() as db:
         await charge_available_at_once(db, account_id, clock)
-        await ledger.record_refund_held(
-            db,
-            account_id=account_id,
-            refund_id="re_1",
-            charge_id="ch_1",
-            amount_minor=400,
-            currency="usd",
-            now=clock.now(),
-        )
+        await refund_held(db, account_id, clock)
     await tamper(
         core_engine, account_id, "DELETE FROM balance_transactions WHERE source_id = 're_1'"
     )

@@ -5,13 +5,18 @@ is one the database's triggers let through."""
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
 from remit.ledger import journal
 from remit.ledger import postings as ledger
 from remit.ledger.domain import Posting, TransactionRequest
 from remit.ledger.verify import DifferenceKind, VerifyReport, verify_ledger
+from tests.integration.ledger.ledger_steps import (
+    charge_available_at_once,
+    refund_held,
+    refund_posted,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -29,26 +34,6 @@ async def tamper(engine: AsyncEngine, account_id: str, *statements: str) -> None
 
 def kinds(report: VerifyReport) -> set[DifferenceKind]:
     return {difference.kind for difference in report.differences}
-
-
-async def charge_available_at_once(
-    db: AsyncConnection,
-    account_id: str,
-    clock: FixedClock,
-    *,
-    charge_id: str = "ch_1",
-    gross_minor: int = 1000,
-) -> None:
-    """A charge captured in USD with its funds available at once."""
-    await ledger.record_charge_captured(
-        db,
-        account_id=account_id,
-        charge_id=charge_id,
-        gross_minor=gross_minor,
-        currency="usd",
-        now=clock.now(),
-        bypass_pending=True,
-    )
 
 
 async def test_a_reservation_marked_voided_by_a_transaction_that_does_not_void_it(
@@ -95,15 +80,7 @@ async def test_a_refund_hold_marked_posted_by_its_release(
     async with core_engine.begin() as db:
         await charge_available_at_once(db, account_id, clock)
     async with core_engine.begin() as db:
-        await ledger.record_refund_held(
-            db,
-            account_id=account_id,
-            refund_id="re_1",
-            charge_id="ch_1",
-            amount_minor=400,
-            currency="usd",
-            now=clock.now(),
-        )
+        await refund_held(db, account_id, clock)
     async with core_engine.begin() as db:
         await ledger.record_refund_released(
             db, account_id=account_id, refund_id="re_1", now=clock.now()
@@ -155,15 +132,7 @@ async def test_a_refund_failure_not_recorded_on_the_refund_it_reverses(
 ) -> None:
     async with core_engine.begin() as db:
         await charge_available_at_once(db, account_id, clock)
-        await ledger.record_refund(
-            db,
-            account_id=account_id,
-            refund_id="re_1",
-            charge_id="ch_1",
-            amount_minor=300,
-            currency="usd",
-            now=clock.now(),
-        )
+        await refund_posted(db, account_id, clock, amount_minor=300)
         await ledger.record_refund_failed(
             db, account_id=account_id, refund_id="re_1", now=clock.now()
         )
