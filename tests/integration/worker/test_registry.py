@@ -1,6 +1,8 @@
 """What the worker process is built to run."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from remit.worker.database_clock import WORKER
 from remit.worker.jobs import Job
 from remit.worker.leases import HANDLER_ALLOWANCE_S
 from remit.worker.registry import VAULT_SWEEP_INTERVAL_S, build_worker
+from remit.worker.runner import Worker
 from remit.worker.tables import jobs
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.integration.radar.test_expired_challenges import (
@@ -43,26 +46,39 @@ from tests.support.postgres import WorkerDatabases
 pytestmark = pytest.mark.anyio
 
 
-async def test_the_worker_sweeps_unreferenced_vault_cards_periodically(
-    databases: WorkerDatabases, tmp_path: Path
-) -> None:
+@asynccontextmanager
+async def built_worker(
+    databases: WorkerDatabases, data_dir: Path, engine: AsyncEngine | None = None
+) -> AsyncIterator[Worker]:
+    """The worker `remit worker` builds, on `engine` or else on an engine of its own, and on
+    the database's clock; on leaving, its parts are closed (and its own engine disposed)."""
     config = from_env(
         {
             "DATABASE_URL": databases.core_url,
-            "REMIT_DATA_DIR": str(tmp_path),
+            "REMIT_DATA_DIR": str(data_dir),
             "REMIT_INTERNAL_TOKEN": "registry-test-token",
         }
     )
-    engine = make_engine(databases.core_url)
-    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine, WORKER))
+    on = make_engine(databases.core_url) if engine is None else engine
     try:
+        worker = build_worker(on, config, clock=await DatabaseClock.read_from(on, WORKER))
+        try:
+            yield worker
+        finally:
+            for close in worker.on_stop:
+                await close()
+    finally:
+        if engine is None:
+            await dispose(on)
+
+
+async def test_the_worker_sweeps_unreferenced_vault_cards_periodically(
+    databases: WorkerDatabases, tmp_path: Path
+) -> None:
+    async with built_worker(databases, tmp_path) as worker:
         intervals = {task.name: task.interval_s for task in worker.periodic}
         assert intervals["vault-unreferenced-card-sweep"] == VAULT_SWEEP_INTERVAL_S
         assert len(intervals) == len(worker.periodic)  # names are unique
-    finally:
-        for close in worker.on_stop:
-            await close()
-        await dispose(engine)
 
 
 async def test_deliveries_run_in_slots_of_their_own_apart_from_the_payment_jobs(
@@ -71,16 +87,7 @@ async def test_deliveries_run_in_slots_of_their_own_apart_from_the_payment_jobs(
     """An endpoint that hangs holds delivery slots only: the expiries and every other payment
     job claim in the general slots, which deliveries never take."""
     monkeypatch.setenv("REMIT_WORKER_DELIVERY_SLOTS", "100")
-    config = from_env(
-        {
-            "DATABASE_URL": databases.core_url,
-            "REMIT_DATA_DIR": str(tmp_path),
-            "REMIT_INTERNAL_TOKEN": "registry-test-token",
-        }
-    )
-    engine = make_engine(databases.core_url)
-    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine, WORKER))
-    try:
+    async with built_worker(databases, tmp_path) as worker:
         general, deliveries = worker.lanes()
         assert (deliveries.kinds, deliveries.slots, deliveries.fair) == ([DELIVER_JOB], 100, True)
         assert EXPIRE_JOB in general.kinds
@@ -88,10 +95,6 @@ async def test_deliveries_run_in_slots_of_their_own_apart_from_the_payment_jobs(
         assert (general.slots, general.fair) == (8, False)
         # Its POST made with no connection held, before the job's transaction.
         assert set(worker.preparers) == {DELIVER_JOB}
-    finally:
-        for close in worker.on_stop:
-            await close()
-        await dispose(engine)
 
 
 @pytest.mark.parametrize("network_timeout_s", ["10", "120"])
@@ -104,46 +107,20 @@ async def test_the_worker_s_job_lease_outlasts_an_expiry_s_void_at_the_network_t
     """An expiry job's void settles at the network in up to 7 network timeouts (71.2 s at the
     default 10 s): its claim must hold, and its run stop, no sooner."""
     monkeypatch.setenv("REMIT_NETWORK_TIMEOUT_S", network_timeout_s)
-    config = from_env(
-        {
-            "DATABASE_URL": databases.core_url,
-            "REMIT_DATA_DIR": str(tmp_path),
-            "REMIT_INTERNAL_TOKEN": "registry-test-token",
-        }
-    )
-    engine = make_engine(databases.core_url)
-    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine, WORKER))
-    try:
+    async with built_worker(databases, tmp_path) as worker:
         void_s = operation_worst_s(float(network_timeout_s))
         assert worker.lease.run_budget_s > void_s
         assert worker.lease.lease_s > worker.lease.run_budget_s
-    finally:
-        for close in worker.on_stop:
-            await close()
-        await dispose(engine)
 
 
 async def test_the_worker_reaps_the_admin_calls_idempotency_keys_with_the_payments_ones(
     core_engine: AsyncEngine, databases: WorkerDatabases, tmp_path: Path
 ) -> None:
-    config = from_env(
-        {
-            "DATABASE_URL": databases.core_url,
-            "REMIT_DATA_DIR": str(tmp_path),
-            "REMIT_INTERNAL_TOKEN": "registry-test-token",
-        }
-    )
     long_ago = FixedClock(datetime.now(UTC) - ADMIN_KEY_RETENTION - timedelta(hours=1))
     await AccountsService(core_engine, long_ago).create_account_once("a-run-long-ago")
     await AccountsService(core_engine).create_account_once("a-run-just-now")
-    worker = build_worker(
-        core_engine, config, clock=await DatabaseClock.read_from(core_engine, WORKER)
-    )
-    try:
+    async with built_worker(databases, tmp_path, core_engine) as worker:
         await {task.name: task for task in worker.periodic}["idempotency-reaper"].run()
-    finally:
-        for close in worker.on_stop:
-            await close()
     async with core_engine.connect() as db:
         left = (await db.execute(select(admin_idempotency_keys.c.idempotency_key))).scalars()
         assert list(left) == ["a-run-just-now"]
@@ -157,23 +134,14 @@ async def test_an_expiry_that_failed_for_good_is_staged_again_and_reported(
 ) -> None:
     """Left failed, the authorization would stay held at the network and the intent
     requires_capture for ever."""
-    config = from_env(
-        {
-            "DATABASE_URL": databases.core_url,
-            "REMIT_DATA_DIR": str(tmp_path),
-            "REMIT_INTERNAL_TOKEN": "registry-test-token",
-        }
-    )
-    engine = core_engine
-    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine, WORKER))
     payload = {"account_id": "acct_1", "payment_intent_id": "pi_1"}
     failed = Job(id=41, kind=EXPIRE_JOB, payload=payload, account_id="acct_1", attempts=25,
                  max_attempts=25)  # fmt: skip
-    try:
-        async with engine.begin() as db:
+    async with built_worker(databases, tmp_path, core_engine) as worker:
+        async with core_engine.begin() as db:
             before = (await db.execute(select(func.now()))).scalar_one()
             await worker.given_up[EXPIRE_JOB](db, failed)
-        async with engine.connect() as db:
+        async with core_engine.connect() as db:
             staged = (
                 await db.execute(
                     select(jobs.c.payload, jobs.c.status, jobs.c.run_at).where(
@@ -181,9 +149,6 @@ async def test_an_expiry_that_failed_for_good_is_staged_again_and_reported(
                     )
                 )
             ).all()
-    finally:
-        for close in worker.on_stop:
-            await close()
     [again] = staged
     # The failed runs may have sent the release: the staged job looks it up before sending.
     assert (again.payload, again.status) == ({**payload, "sent_before": True}, "pending")
@@ -205,13 +170,6 @@ async def test_the_expiry_reads_a_run_put_back_as_sending_nothing(
 ) -> None:
     """A run put back (claimed before the authorization expired) voided nothing: only a real
     run before this one may have sent the release."""
-    config = from_env(
-        {
-            "DATABASE_URL": databases.core_url,
-            "REMIT_DATA_DIR": str(tmp_path),
-            "REMIT_INTERNAL_TOKEN": "registry-test-token",
-        }
-    )
     seen: list[bool] = []
 
     async def expire_authorization(
@@ -220,18 +178,11 @@ async def test_the_expiry_reads_a_run_put_back_as_sending_nothing(
         seen.append(sent_before)
 
     monkeypatch.setattr(PaymentsService, "expire_authorization", expire_authorization)
-    worker = build_worker(
-        core_engine, config, clock=await DatabaseClock.read_from(core_engine, WORKER)
-    )
     payload = {"account_id": "acct_1", "payment_intent_id": "pi_1"}
     job = Job(id=41, kind=EXPIRE_JOB, payload=payload, account_id="acct_1", attempts=attempts,
               max_attempts=25 + put_backs, put_backs=put_backs)  # fmt: skip
-    try:
-        async with core_engine.begin() as db:
-            await worker.handlers[EXPIRE_JOB](db, job)
-    finally:
-        for close in worker.on_stop:
-            await close()
+    async with built_worker(databases, tmp_path, core_engine) as worker, core_engine.begin() as db:
+        await worker.handlers[EXPIRE_JOB](db, job)
     assert seen == [sent_before]
 
 
@@ -240,27 +191,17 @@ async def test_the_worker_ends_expired_challenges_periodically_one_copy_at_a_tim
 ) -> None:
     """Its task ends a challenge whose hour ran out, through the payments the worker builds,
     and skips its turn while another copy runs it."""
-    config = from_env(
-        {
-            "DATABASE_URL": databases.core_url,
-            "REMIT_DATA_DIR": str(tmp_path),
-            "REMIT_INTERNAL_TOKEN": "registry-test-token",
-        }
-    )
     # Paid two hours ago, on the worker's own clock.
     made = Parts(core_engine, FixedClock(datetime.now(UTC) - timedelta(hours=2)))
     account_id = (await AccountsService(core_engine).create_account()).account.id
     intent, challenge_id = await waiting_for_its_challenge(made, account_id, "pay")
-    worker = build_worker(
-        core_engine, config, clock=await DatabaseClock.read_from(core_engine, WORKER)
-    )
     other_copy_inside, other_copy_done = asyncio.Event(), asyncio.Event()
 
     async def running_elsewhere() -> None:
         other_copy_inside.set()
         await other_copy_done.wait()
 
-    try:
+    async with built_worker(databases, tmp_path, core_engine) as worker:
         tasks = {task.name: task for task in worker.periodic}
         sweep = tasks[expired_challenges.TASK]
         assert sweep.interval_s == expired_challenges.INTERVAL_S
@@ -275,9 +216,6 @@ async def test_the_worker_ends_expired_challenges_periodically_one_copy_at_a_tim
         other_copy_done.set()
         await other_copy
         await sweep.run()
-    finally:
-        for close in worker.on_stop:
-            await close()
     assert (await stored_challenge(made, account_id, challenge_id)).status is (
         ChallengeStatus.EXPIRED
     )
@@ -299,19 +237,6 @@ async def test_a_stopping_worker_lets_a_delivery_in_flight_finish_its_post(
     delivery's database work around it, so that a delivery in flight is recorded once rather
     than cut and sent again after its lease (tests/integration/webhooks/test_stopping_worker.py);
     and the supervisor waits for that drain before it kills the worker."""
-    config = from_env(
-        {
-            "DATABASE_URL": databases.core_url,
-            "REMIT_DATA_DIR": str(tmp_path),
-            "REMIT_INTERNAL_TOKEN": "registry-test-token",
-        }
-    )
-    engine = make_engine(databases.core_url)
-    worker = build_worker(engine, config, clock=await DatabaseClock.read_from(engine, WORKER))
-    try:
+    async with built_worker(databases, tmp_path) as worker:
         assert worker.stop_drain_s >= DELIVERY_TIMEOUT_S + HANDLER_ALLOWANCE_S
         assert stop_grace_s() > worker.stop_drain_s
-    finally:
-        for close in worker.on_stop:
-            await close()
-        await dispose(engine)
