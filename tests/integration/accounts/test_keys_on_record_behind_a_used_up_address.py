@@ -4,7 +4,6 @@ at the accounts service, read over gRPC as the facade reads it (as the api role)
 a minute, while the guesser's keys are still refused without a look-up."""
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +24,7 @@ from remit.rest.rate_limits import RateLimits, TokenBuckets
 from remit_api.accounts.v1 import accounts_pb2_grpc
 from tests.integration.test_admin_command_exits import serving
 from tests.support.commands import TOKEN
+from tests.support.rest_facade import faked_dependencies
 
 pytestmark = pytest.mark.anyio
 
@@ -52,12 +52,7 @@ class Counted:
 
 def _facade(authenticator: Authenticator) -> Dependencies:
     rate_limits = RateLimits(TokenBuckets(0), TokenBuckets(0), TokenBuckets(3, StillClock()))
-    return Dependencies(
-        core_channel=cast(Any, None), accounts=cast(Any, None), payments=cast(Any, None),
-        authenticator=authenticator, vault_channel=cast(Any, None), vault=cast(Any, None),
-        webhooks=cast(Any, None), ledger=cast(Any, None), radar=cast(Any, None),
-        rate_limits=rate_limits,
-    )  # fmt: skip
+    return faked_dependencies(authenticator, rate_limits=rate_limits)
 
 
 async def _status(deps: Dependencies, key: str) -> int | Principal:

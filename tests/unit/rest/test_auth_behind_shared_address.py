@@ -3,8 +3,6 @@ keys: a key found good lately is looked up again, once its cache entry expires, 
 on the address's failed authentications, which the guesser has used up. Revoked, it still stops
 within the cache's few seconds, and its failure counts against the address like any other."""
 
-from typing import Any, cast
-
 import pytest
 from starlette.requests import Request
 
@@ -12,9 +10,9 @@ from remit.accounts.domain import KeyKind, Principal
 from remit.rest import auth
 from remit.rest.app import _authenticated
 from remit.rest.auth import CACHE_TTL_S, REFUSED_TTL_S, VOUCHED_TTL_S, Authenticator
-from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
 from remit.rest.rate_limits import RateLimits, TokenBuckets
+from tests.support.rest_facade import faked_dependencies
 
 pytestmark = pytest.mark.anyio
 
@@ -52,18 +50,7 @@ class Facade:
         self.rate_limits = RateLimits(
             TokenBuckets(0), TokenBuckets(0), TokenBuckets(per_address, Clock())
         )
-        self.deps = Dependencies(
-            core_channel=cast(Any, None),
-            accounts=cast(Any, None),
-            payments=cast(Any, None),
-            authenticator=self.authenticator,
-            vault_channel=cast(Any, None),
-            vault=cast(Any, None),
-            webhooks=cast(Any, None),
-            ledger=cast(Any, None),
-            radar=cast(Any, None),
-            rate_limits=self.rate_limits,
-        )
+        self.deps = faked_dependencies(self.authenticator, rate_limits=self.rate_limits)
 
     async def authenticate(self, key: str) -> Principal:
         scope = {

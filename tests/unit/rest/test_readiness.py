@@ -4,7 +4,7 @@ second. `/healthz` stays the process's liveness, whatever the core does."""
 
 import asyncio
 import functools
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import httpx
@@ -14,11 +14,10 @@ from grpc_health.v1.health import aio as health_aio
 
 from remit.rest import app as app_module
 from remit.rest.app import build_app
-from remit.rest.auth import Authenticator
-from remit.rest.dependencies import Dependencies
 from remit.rest.readiness import Readiness
 from remit.rest.routes import all_operations
 from tests.support.ports import free_port
+from tests.support.rest_facade import faked_dependencies
 
 pytestmark = pytest.mark.anyio
 
@@ -27,17 +26,7 @@ def _app(core_channel: grpc.aio.Channel) -> Any:
     async def no_key(_key: str) -> None:
         return None
 
-    deps = Dependencies(
-        core_channel=core_channel,
-        accounts=cast(Any, None),
-        payments=cast(Any, None),
-        authenticator=Authenticator(no_key),
-        vault_channel=cast(Any, None),
-        vault=cast(Any, None),
-        webhooks=cast(Any, None),
-        ledger=cast(Any, None),
-        radar=cast(Any, None),
-    )
+    deps = faked_dependencies(no_key, core_channel=core_channel)
     return build_app(deps, all_operations())
 
 
