@@ -33,6 +33,7 @@ from remit.rest import three_d_secure
 from remit.rest.admission import AdmissionLimit
 from remit.rest.bodies import BodyTooLargeError, capped_body
 from remit.rest.body_deadline import BodyReadDeadline, BodyReadTimeoutError
+from remit.rest.connect_headers import refuse_other_accounts
 from remit.rest.context import ApiContext, request_path_for_core
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -271,6 +272,10 @@ async def dispatch(
             raise StripeError.rate_limited()
         # The request's own headers, checked as its parameters are: after who sends it.
         idempotency_key = checked_idempotency_key(request.method, presented_key)
+        # Before anything is read or written (pinning the account's version is a write): a
+        # request for another account is refused having done nothing, so nothing is stored
+        # under its idempotency key that the key sent again without the header would replay.
+        refuse_other_accounts(request.headers, principal.account_id)
         versions = await deps.resolve_version(principal, requested_version)
         version = versions.request
         form = await read_form(request)

@@ -123,6 +123,17 @@ class StripeError(Exception):
             "This API call cannot be made with a publishable API key. Please use a secret API key."
         )
 
+    @classmethod
+    def connect_not_supported(cls, header: str, named: str) -> Self:
+        """A Connect header naming an account other than the key's (`remit.rest.connect_headers`):
+        Stripe's 403 for an account that is no Connect platform, its wording first."""
+        return cls.permission_denied(
+            "Only Stripe Connect platforms can work with other accounts, and remit does not "
+            f"support Connect: the {header} header names '{_limit(named)}', which is not the "
+            "account of the API key used. To act on that account, use its own API key and "
+            f"send no {header} header."
+        )
+
     # --- Routing (404) ------------------------------------------------------------------
 
     @classmethod
