@@ -269,6 +269,16 @@ class PaymentMethodRpcs:
         note_call(call.request_id, call.idempotency_key)
         if not request.vault_token:
             raise invalid("vault_token is required.", "vault_token")
+        if request.metadata:
+            # As the facade refuses card[metadata]: Stripe's tokens have none. Refused before
+            # anything is made or kept under the key, with the card stored for the request
+            # deleted at the vault, as for any other refusal.
+            await self._payment_methods.delete_unused_card(call.account_id, request.vault_token)
+            raise invalid(
+                "Tokens have no metadata, as Stripe's have none: set it on the payment method "
+                "made from the token instead.",
+                "metadata",
+            )
 
         def answer(token: Token) -> pb.CreateTokenResponse:
             return pb.CreateTokenResponse(token=token_message(token))
@@ -283,7 +293,6 @@ class PaymentMethodRpcs:
             name=request.name if request.HasField("name") else None,
             address={str(k): str(v) for k, v in _as_dict(request.address).items()},
             client_ip=request.client_ip if request.HasField("client_ip") else None,
-            metadata=requested_metadata(request.metadata),
         )
         return await reply(result, pb.CreateTokenResponse, answer, context)
 

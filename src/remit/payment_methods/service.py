@@ -242,16 +242,18 @@ class PaymentMethodsService:
             result = await create()
         except RemitError as error:
             if not keeps_card(error):
-                await self._delete_unused_card(account_id, vault_token)
+                await self.delete_unused_card(account_id, vault_token)
             raise
         if isinstance(result, Replay) or not keeps_card(result.value):
-            await self._delete_unused_card(account_id, vault_token)
+            await self.delete_unused_card(account_id, vault_token)
         return result
 
-    async def _delete_unused_card(self, account_id: str, vault_token: str) -> None:
-        """Delete the vault card unless a payment method or token holds it (a caller that gave
-        a card already in use). Best effort: the answer stands whatever happens here, and what
-        went wrong is logged (the core never holds card data, so no error of it carries any)."""
+    async def delete_unused_card(self, account_id: str, vault_token: str) -> None:
+        """Delete the vault card handed over for a request that made nothing of it (refused,
+        here or by the gRPC layer before it got here, or replayed) unless a payment method or
+        token holds it (a caller that gave a card already in use). Best effort: the answer
+        stands whatever happens here, and what went wrong is logged (the core never holds card
+        data, so no error of it carries any)."""
         try:
             async with self._engine.begin() as db:
                 held = await SqlPaymentMethodRepository(db).vault_card_held(vault_token)
@@ -445,7 +447,7 @@ class PaymentMethodsService:
         (`paid_with`), the card is offered for deletion: after a replay, a refusal, or a retry
         that finished the payment an earlier request had started. What keeps a card that a
         stored attempt uses (the network unreachable after the attempt committed, or a stalled
-        request whose payment a retry finished) is `_delete_unused_card`'s check that no
+        request whose payment a retry finished) is `delete_unused_card`'s check that no
         payment method holds it, made after the outcome: that check, not the outcome, is the
         guarantee."""
         if new.vault_token is None:
@@ -748,14 +750,12 @@ class PaymentMethodsService:
         name: str | None = None,
         address: dict[str, str] | None = None,
         client_ip: str | None = None,
-        metadata: dict[str, str] | None = None,
     ) -> Token:
         return value_of(
             await self.create_token_once(
-                account_id, None, vault_token, name=name, address=address,
-                client_ip=client_ip, metadata=metadata,
+                account_id, None, vault_token, name=name, address=address, client_ip=client_ip
             )
-        )  # fmt: skip
+        )
 
     async def create_token_once(
         self,
@@ -766,16 +766,17 @@ class PaymentMethodsService:
         name: str | None = None,
         address: dict[str, str] | None = None,
         client_ip: str | None = None,
-        metadata: dict[str, str] | None = None,
     ) -> Done[Token] | Replay:
-        """A card token; under a client key, identified by the card like `create_once`."""
+        """A card token; under a client key, identified by the card like `create_once`. It has
+        no metadata, as Stripe's has none."""
         card = await self._vault.card_details(account_id, vault_token)
 
         async def create() -> Done[Token] | Replay:
             # Checked here, so that a refusal deletes the card stored for the request.
             ip = None if client_ip is None else client_ip_address(client_ip)
-            token = self._new_token(account_id, card, name=name, address=address or {},
-                                    client_ip=ip, metadata=metadata or {})  # fmt: skip
+            token = self._new_token(
+                account_id, card, name=name, address=address or {}, client_ip=ip
+            )
 
             async def insert(db: AsyncConnection) -> Token:
                 await SqlPaymentMethodRepository(db).insert_token(token)
@@ -787,7 +788,7 @@ class PaymentMethodsService:
 
     def _new_token(
         self, account_id: str, card: VaultCard, *, name: str | None, address: dict[str, str],
-        client_ip: str | None, metadata: dict[str, str], test_id: str | None = None,
+        client_ip: str | None, test_id: str | None = None,
     ) -> Token:  # fmt: skip
         return Token(
             id=new_id("tok"),
@@ -799,15 +800,15 @@ class PaymentMethodsService:
             name=name,
             address=address,
             client_ip=client_ip,
-            metadata=metadata,
             test_id=test_id or card.test_id,
         )
 
     async def get_token(self, account_id: str, token_id: str) -> Token:
         if is_test_id(token_id) and has_prefix(token_id, "tok"):
             card = await self._vault.resolve_test_card(account_id, token_id)
-            token = self._new_token(account_id, card, name=None, address={}, client_ip=None,
-                                    metadata={}, test_id=token_id)  # fmt: skip
+            token = self._new_token(
+                account_id, card, name=None, address={}, client_ip=None, test_id=token_id
+            )
             async with self._engine.begin() as db:
                 await SqlPaymentMethodRepository(db).insert_token(token)
             return token

@@ -34,6 +34,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _PaymentIntentStatus:
@@ -6297,8 +6302,11 @@ class CreateTokenRequest(_message.Message):
         """card[address_*], stored on the token's card."""
 
     @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """card[metadata]."""
+        """Refused when set (INVALID_ARGUMENT, param metadata): Stripe's tokens have no metadata, and
+        POST /v1/tokens refuses card[metadata]. Kept, unused, so the field number is never reused.
+        """
 
     def __init__(
         self,
