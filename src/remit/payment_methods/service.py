@@ -726,19 +726,33 @@ class PaymentMethodsService:
         Two statements a batch (lock, detach), and the batch's events, held in a
         `fastsql.deferring` block, go out together in one round trip. The caller commits each
         batch on its own, so a customer with many cards is deleted in bounded transactions, and
-        a delete cut short (a caller's deadline) has kept what it did for the retry."""
+        a delete cut short (a caller's deadline) has kept what it did for the retry. So the
+        default payment method is detached only with the last batch, in the transaction that
+        deletes the customer: a delete cut short leaves a live customer whose default is still
+        attached to it. The batch is locked in the (created_at, id) order every holder of a
+        card is locked in, the default among them, whether or not it is detached now."""
         repo = SqlPaymentMethodRepository(db)
         now = self._clock.now()
         async with fastsql.deferring(db):
-            batch = await repo.lock_attached_to(
-                customer.account_id, customer.id, limit=DETACH_BATCH
+            # One more than a batch: whether this is the last batch, and the default's lock in
+            # its place when it is among them.
+            locked = await repo.lock_attached_to(
+                customer.account_id, customer.id, limit=DETACH_BATCH + 1
+            )
+            last = len(locked) <= DETACH_BATCH
+            batch = (
+                locked
+                if last
+                else [m for m in locked if m.id != customer.default_payment_method_id][
+                    :DETACH_BATCH
+                ]
             )
             detached = [method.detached(now) for method in batch]
             if detached:
                 await repo.save_detached(detached, now)
             for before, after in zip(batch, detached, strict=True):
                 await self.hooks.payment_method_changed(db, before, after)
-        return len(batch) < DETACH_BATCH
+        return last
 
     # --- tokens ------------------------------------------------------------------------
 

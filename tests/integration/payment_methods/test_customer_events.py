@@ -327,3 +327,48 @@ async def test_a_delete_cut_short_keeps_its_batches_and_its_retry_finishes_the_r
     with pytest.raises(RemitError) as gone:
         await customers.delete(account_id, customer.id)
     assert gone.value.kind is ErrorKind.NOT_FOUND
+
+
+async def test_a_delete_cut_short_leaves_the_customer_s_default_attached_until_the_last_batch(
+    core_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A customer that stays live after a delete cut short still has its default payment method
+    attached to it: the default goes with the last batch, in the transaction that deletes."""
+    monkeypatch.setattr(payment_methods_service, "DETACH_BATCH", 2)
+    account_id = (await AccountsService(core_engine).create_account()).account.id
+    methods, customers = _services(core_engine)
+    customer = await customers.create(account_id, CustomerFields())
+    attached = [await methods.attach(account_id, "pm_card_visa", customer.id) for _ in range(5)]
+    default = attached[0]  # the oldest: in the first batch if it were not held back
+    await customers.update(
+        account_id, customer.id, CustomerFields(default_payment_method=default.id)
+    )
+    before = len(await recorded(core_engine, account_id))
+
+    detach_a_batch = PaymentMethodsService.detach_a_batch_of_deleted_in
+    batches: list[int] = []
+
+    async def cut_after_the_first(*args: Any) -> bool:
+        batches.append(len(batches))
+        if len(batches) == 2:
+            raise asyncio.CancelledError
+        return await detach_a_batch(*args)
+
+    monkeypatch.setattr(PaymentMethodsService, "detach_a_batch_of_deleted_in", cut_after_the_first)
+    with pytest.raises(asyncio.CancelledError):
+        await customers.delete(account_id, customer.id)
+    live = await customers.get(account_id, customer.id)
+    assert live.deleted_at is None
+    assert live.default_payment_method_id == default.id
+    assert (await methods.get(account_id, default.id)).customer_id == customer.id
+    assert [(await methods.get(account_id, m.id)).customer_id for m in attached[1:]] == [
+        None, None, customer.id, customer.id,
+    ]  # fmt: skip
+
+    monkeypatch.setattr(PaymentMethodsService, "detach_a_batch_of_deleted_in", detach_a_batch)
+    await customers.delete(account_id, customer.id)
+    made = (await recorded(core_engine, account_id))[before:]
+    made_ids = [row["data_object"]["id"] for row in made]  # type: ignore[index]
+    assert made_ids == [*(method.id for method in attached[1:]), default.id, customer.id]
+    for method in attached:
+        assert (await methods.get(account_id, method.id)).customer_id is None
