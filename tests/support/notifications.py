@@ -23,10 +23,10 @@ async def notifications(
     further ones that follow within a short wait."""
     arrived: list[psycopg.Notify] = []
     if expected:
+        # `stop_after` ends the wait only once the packet holding the last expected one is
+        # read whole: breaking out of the generator mid-packet would drop the rest of it,
+        # the extra notifications of the same commit this is meant to show.
         async with asyncio.timeout(ARRIVAL_BOUND_S):
-            async for note in connection.notifies():
-                arrived.append(note)
-                if len(arrived) == expected:
-                    break
+            arrived = [note async for note in connection.notifies(stop_after=expected)]
     arrived.extend([note async for note in connection.notifies(timeout=QUIET_S)])
     return arrived

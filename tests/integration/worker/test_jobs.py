@@ -344,3 +344,20 @@ async def test_the_error_a_job_failed_with_is_stored_masked(core_engine: AsyncEn
         "RuntimeError: declined [card ****4242] (also [card ****5556]) with "
         "sk_test_********3456 via postgresql://***@db/remit"
     )
+
+
+async def test_waiting_for_notifications_by_count_keeps_extra_ones_of_the_same_commit(
+    core_engine: AsyncEngine,
+) -> None:
+    """The tests' notification helper shows a notification beyond those expected, sent by the
+    same commit, so that an assertion on what a commit sends can fail."""
+    url = libpq_url(core_engine.url.render_as_string(hide_password=False))
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as listener:
+        await listener.execute("LISTEN ch_a")
+        await listener.execute("LISTEN ch_b")
+        async with await psycopg.AsyncConnection.connect(url) as sender:
+            await sender.execute("NOTIFY ch_a, 'a'")
+            await sender.execute("NOTIFY ch_b, 'b'")
+            await sender.commit()
+        got = await notifications(listener, 1)
+    assert sorted((note.channel, note.payload) for note in got) == [("ch_a", "a"), ("ch_b", "b")]
