@@ -100,6 +100,8 @@ class Lane:
     kinds: list[str]
     slots: int
     fair: bool
+    # What its claims are called in the log, when they fail.
+    claiming: str = "claiming jobs"
 
 
 @dataclass
@@ -141,7 +143,8 @@ class Worker:
     # supervisor's grace (`remit.supervisor.stop_grace_s`) counts it, and the drain of network
     # steps that follows.
     stop_drain_s: float = DEFAULT_STOP_DRAIN_S
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by a NOTIFY of a staged job: one per lane, each cleared by its own lane's loop.
+    _lane_wakes: list[asyncio.Event] = field(default_factory=list)
 
     def lanes(self) -> list[Lane]:
         """The worker's slots, each share with the kinds it claims for."""
@@ -149,7 +152,8 @@ class Worker:
         general = sorted(set(self.handlers) - set(network))
         lanes = [Lane(kinds=general, slots=self.concurrency, fair=False)]
         if network:
-            lanes.append(Lane(kinds=network, slots=self.network_slots, fair=True))
+            lanes.append(Lane(kinds=network, slots=self.network_slots, fair=True,
+                              claiming="claiming jobs of the delivery lane"))  # fmt: skip
         # A worker with no handlers still claims (for none): as it always did.
         return [lane for lane in lanes if lane.kinds] or lanes[:1]
 
@@ -334,7 +338,8 @@ class Worker:
                     await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     outage.succeeded()
                     async for _ in connection.notifies():
-                        self._wake.set()
+                        for wake in self._lane_wakes:
+                            wake.set()
                         if stop.is_set():
                             return
             except (psycopg.Error, OSError) as error:
@@ -357,49 +362,24 @@ class Worker:
 
     async def run_forever(self, listen_url: str | None, stop: asyncio.Event) -> None:
         background = [asyncio.create_task(self._periodic_loop(p, stop)) for p in self.periodic]
+        lanes = self.lanes()
+        self._lane_wakes = [asyncio.Event() for _ in lanes]
         if listen_url is not None:
             background.append(asyncio.create_task(self._listen(listen_url, stop)))
-        failures = 0
-        claiming = OutageLog(log, "claiming jobs")
-        lanes = self.lanes()
-        # Jobs running now, by lane: a slot is claimed for again as soon as one ends, so one
-        # slow job (a webhook delivery waiting out its timeout) does not hold the other slots
-        # idle.
-        by_lane: list[set[asyncio.Task[None]]] = [set() for _ in lanes]
         running: set[asyncio.Task[None]] = set()
+        # Each lane claims in a loop of its own: a lane whose claims fail or wait (the
+        # delivery lane's pool short of connections while its deliveries record their
+        # attempts) pauses only itself, and the payment jobs of the general lane go on.
+        claiming = [
+            asyncio.create_task(self._claim_for(lane, wake, running, stop))
+            for lane, wake in zip(lanes, self._lane_wakes, strict=True)
+        ]
         try:
-            while not stop.is_set():
-                any_claimed = more_due = False
-                try:
-                    for lane, lane_running in zip(lanes, by_lane, strict=True):
-                        free = lane.slots - len(lane_running)
-                        if free <= 0:
-                            continue
-                        deadline = self._run_deadline()
-                        claimed = await self._claim(free, lane)
-                        for job in claimed:
-                            task = asyncio.create_task(self._run_job(job, deadline))
-                            for tasks in (running, lane_running):
-                                tasks.add(task)
-                                task.add_done_callback(tasks.discard)
-                        any_claimed = any_claimed or bool(claimed)
-                        # Every free slot found a job: more may be due.
-                        more_due = more_due or len(claimed) == free
-                except Exception as error:
-                    # A worker that exits takes nothing with it (claimed jobs are leased), but
-                    # a database restart must not stop job processing: wait and claim again.
-                    failures += 1
-                    claiming.failed(error)
-                    await _pause(stop, claim_pause_s(failures))
-                    continue
-                failures = 0
-                claiming.succeeded()
-                if more_due:
-                    continue
-                if not any_claimed:
-                    self._wake.clear()
-                await self._wait_for_a_turn(running, stop)
+            await asyncio.gather(*claiming)
         finally:
+            for loop in claiming:
+                loop.cancel()
+            await asyncio.gather(*claiming, return_exceptions=True)
             # Jobs already claimed run to their end, their transactions not cut off; but not
             # past the supervisor's grace (`remit.supervisor.stop_grace_s`), which would kill
             # the process. One still running then is cancelled: its claim is leased, and the
@@ -413,12 +393,52 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
 
-    async def _wait_for_a_turn(
-        self, running: set["asyncio.Task[None]"], stop: asyncio.Event
+    async def _claim_for(
+        self,
+        lane: Lane,
+        wake: asyncio.Event,
+        running: set["asyncio.Task[None]"],
+        stop: asyncio.Event,
     ) -> None:
-        """Until a running job ends, a job is staged (NOTIFY), the worker is stopped, or the
-        poll interval passes."""
-        waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
+        """Keep the lane's slots busy until `stop`: a slot is claimed for again as soon as its
+        job ends, so one slow job (a webhook delivery waiting out its timeout) does not hold
+        the other slots idle. Jobs started are added to `running` too, for the stop's drain."""
+        failures = 0
+        claiming = OutageLog(log, lane.claiming)
+        lane_running: set[asyncio.Task[None]] = set()
+        while not stop.is_set():
+            claimed: list[Job] = []
+            free = lane.slots - len(lane_running)
+            if free > 0:
+                deadline = self._run_deadline()
+                try:
+                    claimed = await self._claim(free, lane)
+                except Exception as error:
+                    # A worker that exits takes nothing with it (claimed jobs are leased), but
+                    # a database restart must not stop job processing: wait and claim again.
+                    failures += 1
+                    claiming.failed(error)
+                    await _pause(stop, claim_pause_s(failures))
+                    continue
+                failures = 0
+                claiming.succeeded()
+                for job in claimed:
+                    task = asyncio.create_task(self._run_job(job, deadline))
+                    for tasks in (running, lane_running):
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                if len(claimed) == free:
+                    continue  # every free slot found a job: more may be due
+            if not claimed:
+                wake.clear()
+            await self._wait_for_a_turn(wake, lane_running, stop)
+
+    async def _wait_for_a_turn(
+        self, wake: asyncio.Event, running: set["asyncio.Task[None]"], stop: asyncio.Event
+    ) -> None:
+        """Until one of the lane's running jobs ends, a job is staged (NOTIFY), the worker is
+        stopped, or the poll interval passes."""
+        waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
         try:
             await asyncio.wait([*waiters, *running], timeout=POLL_INTERVAL_S,
                                return_when=asyncio.FIRST_COMPLETED)  # fmt: skip

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import FixedClock
 from remit.storage.engine import dispose, make_engine
 from remit.worker.jobs import Job, stage_job
-from remit.worker.runner import AfterCommit, Worker, libpq_url
+from remit.worker.runner import POLL_INTERVAL_S, AfterCommit, Worker, libpq_url
 from tests.support.postgres import WorkerDatabases
 
 pytestmark = pytest.mark.anyio
@@ -31,10 +31,12 @@ _DONE_WITHIN_S = 30.0
 
 
 @contextlib.asynccontextmanager
-async def _engines(url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    # Two connections each (one and one more), given up on after 0.3 s.
+async def _engines(
+    url: str, deliveries_wait_s: float
+) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    # Two connections each (one and one more); the general pool's given up on after 0.3 s.
     general = make_engine(url, pool_size=1, pool_timeout_s=0.3)
-    deliveries = make_engine(url, pool_size=1, pool_timeout_s=0.3)
+    deliveries = make_engine(url, pool_size=1, pool_timeout_s=deliveries_wait_s)
     try:
         yield general, deliveries
     finally:
@@ -51,8 +53,18 @@ async def _statuses(engine: AsyncEngine, kind: str) -> list[tuple[str, int]]:
         return [(row.status, row.attempts) for row in rows]
 
 
+@pytest.mark.parametrize(
+    "deliveries_wait_s",
+    [
+        # The delivery lane's claims fail at once, and its loop pauses between them.
+        0.3,
+        # Its claim waits for a connection longer than the test lasts: with one loop claiming
+        # for both lanes, the general lane's claims waited behind it.
+        2 * _DONE_WITHIN_S,
+    ],
+)
 async def test_a_payment_job_gets_a_connection_beside_slow_deliveries(
-    databases: WorkerDatabases, core_engine: AsyncEngine
+    databases: WorkerDatabases, core_engine: AsyncEngine, deliveries_wait_s: float
 ) -> None:
     # The deliveries hold their connections (their transactions open) until the test lets
     # them go, after the payment job is done: it cannot have waited for one of theirs, however
@@ -75,19 +87,22 @@ async def test_a_payment_job_gets_a_connection_beside_slow_deliveries(
     async with core_engine.begin() as db:
         for number in range(4):
             await stage_job(db, DELIVER, {"n": number}, now=_NOW, account_id=f"acct_{number}")
-    async with _engines(databases.core_url) as (general, deliveries):
+    async with _engines(databases.core_url, deliveries_wait_s) as (general, deliveries):
         worker = Worker(
             engine=general,
             handlers={DELIVER: slow_delivery, PAYMENT: payment},
             clock=FixedClock(_NOW),
             network_kinds=frozenset({DELIVER}),
-            network_slots=4,
+            network_slots=8,  # free slots left: the lane claims again while its pool is held
             network_engine=deliveries,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run_forever(libpq_url(databases.core_url), stop))
         try:
             await asyncio.wait_for(pool_held.wait(), _DONE_WITHIN_S)
+            # Past a poll: the delivery lane, with free slots, has claimed again by now, and
+            # its claim is failing or waiting for a connection of its held pool.
+            await asyncio.sleep(2 * POLL_INTERVAL_S)
             async with core_engine.begin() as db:
                 await stage_job(db, PAYMENT, {}, now=_NOW)
             deadline = asyncio.get_running_loop().time() + _DONE_WITHIN_S

@@ -22,7 +22,12 @@ def test_network_kinds_run_in_slots_of_their_own_claimed_fairly() -> None:
     worker = _worker(network_kinds=frozenset({"webhooks.deliver"}), network_slots=32)
     assert worker.lanes() == [
         Lane(kinds=["other", "payments.expire"], slots=8, fair=False),
-        Lane(kinds=["webhooks.deliver"], slots=32, fair=True),
+        Lane(
+            kinds=["webhooks.deliver"],
+            slots=32,
+            fair=True,
+            claiming="claiming jobs of the delivery lane",
+        ),
     ]
 
 
