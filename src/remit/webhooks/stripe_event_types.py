@@ -1,16 +1,23 @@
 """Every event type Stripe documents, the types a webhook endpoint's `enabled_events` may name.
 
-Copied from Stripe's OpenAPI spec: the `enum` of `enabled_events` in the request body of
-`POST /v1/webhook_endpoints` (github.com/stripe/openapi, tag v524, commit
-63a674638635c68de26b9f3add13e58198f4df44, `openapi/spec3.yaml`, API version 2023-08-16), less
-its `"*"`. tests/unit/webhooks/test_stripe_event_types.py holds it to that enum. Stripe accepts
-any of these on an endpoint whatever the account does, so an endpoint configured for Stripe is
-accepted as it is; remit delivers only the types it emits (`event_types.EVENT_TYPES`).
+The union of two lists, each copied from where Stripe publishes its types (see the comment on
+each): the `enabled_events` enum of Stripe's OpenAPI spec for API version 2023-08-16, and the
+types stripe-python 16.1.0 (the SDK remit targets, API version 2026-10-28.endive) declares
+that the spec lacks (`invoice_payment.paid`, `invoice.overdue`, `billing.meter.*`, ...).
+tests/unit/webhooks/test_stripe_event_types.py holds the list to the installed SDK's own
+declaration, so that bumping the SDK names every type it adds. Stripe accepts any of these on an
+endpoint whatever the account does, so an endpoint configured for Stripe is accepted as it is;
+remit delivers only the types it emits (`event_types.EVENT_TYPES`).
 """
 
 from typing import Final
 
-STRIPE_EVENT_TYPES: Final[frozenset[str]] = frozenset(
+# Stripe's OpenAPI spec, github.com/stripe/openapi tag v524 (commit
+# 63a674638635c68de26b9f3add13e58198f4df44), `openapi/spec3.yaml`, API version 2023-08-16: the
+# `enum` of `enabled_events` in the request body of `POST /v1/webhook_endpoints`, less its "*".
+# Kept whole, as copied: the types the SDK no longer declares (`order.*`, `recipient.*`,
+# `sku.*`, of retired APIs) stay, so that an endpoint configured with them is not refused.
+FROM_OPENAPI_2023_08_16: Final[frozenset[str]] = frozenset(
     {
         "account.application.authorized",
         "account.application.deauthorized",
@@ -236,3 +243,73 @@ STRIPE_EVENT_TYPES: Final[frozenset[str]] = frozenset(
         "treasury.received_debit.created",
     }
 )
+
+# stripe-python 16.1.0 (PyPI, API version 2026-10-28.endive): the types its `stripe.Event.type`
+# `Literal` declares that the spec above lacks. The same `Literal` (with "*") types
+# `enabled_events` in its `WebhookEndpointCreateParams` and `WebhookEndpointUpdateParams`.
+ADDED_BY_STRIPE_PYTHON_16_1_0: Final[frozenset[str]] = frozenset(
+    {
+        "apps.install.created",
+        "apps.install.deleted",
+        "apps.install.updated",
+        "balance_settings.updated",
+        "billing.alert.triggered",
+        "billing.credit_balance_transaction.created",
+        "billing.credit_grant.created",
+        "billing.credit_grant.updated",
+        "billing.meter.created",
+        "billing.meter.deactivated",
+        "billing.meter.reactivated",
+        "billing.meter.updated",
+        "climate.order.canceled",
+        "climate.order.created",
+        "climate.order.delayed",
+        "climate.order.delivered",
+        "climate.order.product_substituted",
+        "climate.product.created",
+        "climate.product.pricing_updated",
+        "entitlements.active_entitlement_summary.updated",
+        "financial_connections.account.account_numbers_updated",
+        "financial_connections.account.expected_deactivation_date_updated",
+        "financial_connections.account.refreshed_ownership",
+        "financial_connections.account.refreshed_transactions",
+        "financial_connections.account.supported_payment_method_types_updated",
+        "financial_connections.account.upcoming_account_number_expiry",
+        "financial_connections.account.upcoming_deactivation",
+        "financial_connections.authorization.expected_deactivation_date_updated",
+        "financial_connections.authorization.upcoming_deactivation",
+        "invoice.overdue",
+        "invoice.overpaid",
+        "invoice.payment_attempt_required",
+        "invoice.will_be_due",
+        "invoice_payment.paid",
+        "issuing_dispute.funds_rescinded",
+        "issuing_personalization_design.activated",
+        "issuing_personalization_design.deactivated",
+        "issuing_personalization_design.rejected",
+        "issuing_personalization_design.updated",
+        "issuing_token.created",
+        "issuing_token.updated",
+        "issuing_transaction.purchase_details_receipt_updated",
+        "refund.failed",
+        "reserve.hold.created",
+        "reserve.hold.updated",
+        "reserve.plan.created",
+        "reserve.plan.disabled",
+        "reserve.plan.expired",
+        "reserve.plan.updated",
+        "reserve.release.created",
+        "terminal.reader.action_updated",
+        "three_d_secure.authentication.canceled",
+        "three_d_secure.authentication.challenge_started",
+        "three_d_secure.authentication.errored",
+        "three_d_secure.authentication.failed",
+        "three_d_secure.authentication.requires_challenge",
+        "three_d_secure.authentication.requires_submission",
+        "three_d_secure.authentication.succeeded",
+        "treasury.outbound_payment.tracking_details_updated",
+        "treasury.outbound_transfer.tracking_details_updated",
+    }
+)
+
+STRIPE_EVENT_TYPES: Final[frozenset[str]] = FROM_OPENAPI_2023_08_16 | ADDED_BY_STRIPE_PYTHON_16_1_0
