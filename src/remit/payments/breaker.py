@@ -4,6 +4,9 @@ After `failure_threshold` consecutive failures it opens: calls fail at once, wit
 the network, for `open_s` seconds. Then it lets one probe through (half-open); a success
 closes it, a failure opens it again. This keeps a struggling acquirer from being buried under
 retries and gives callers an immediate, retryable answer instead of a timeout.
+
+A breaker is told only of the calls of one path to the network (`NetworkBreakers`): an answer
+on one path says nothing of another, and would otherwise close a breaker whose calls fail.
 """
 
 from collections.abc import Callable
@@ -64,3 +67,26 @@ class CircuitBreaker:
             self._state = BreakerState.OPEN
             self._opened_at = self.now()
             self._probe_in_flight = False
+
+
+@dataclass(frozen=True)
+class NetworkBreakers:
+    """One breaker for each path the core's calls take to the network, each told only of its
+    own calls' answers.
+
+    - `forwards`: authorizations, which the vault forwards to its allowlisted acquirer. The
+      vault, or its link to the acquirer, can be down while the acquirer answers the core.
+    - `operations`: captures, voids and refunds, which the core sends to the acquirer.
+    - `lookups`: the core's look-ups at the acquirer, which settle the sends whose outcome is
+      unknown. An acquirer can fail its writes while it answers reads (its faults spare reads,
+      `remit.acquirer.faults`).
+
+    Sharing one breaker, the "no record" a look-up answers between two failed sends of the
+    same operation (`PaymentsService._settle`) would close it each time, so it would never
+    open while every send failed, each waiting out its timeout. Apart, the failing path's
+    breaker opens and its sends are answered at once with a retryable error, while look-ups
+    still settle the operations whose outcome is unknown."""
+
+    forwards: CircuitBreaker = field(default_factory=CircuitBreaker)
+    operations: CircuitBreaker = field(default_factory=CircuitBreaker)
+    lookups: CircuitBreaker = field(default_factory=CircuitBreaker)

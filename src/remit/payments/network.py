@@ -25,7 +25,7 @@ from remit.grpcutil.deadlines import bounded_timeout, has_time_for
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.send_time import refused_as_not_sent
 from remit.grpcutil.unstarted import refused_unstarted
-from remit.payments.breaker import BreakerState, CircuitBreaker
+from remit.payments.breaker import BreakerState, CircuitBreaker, NetworkBreakers
 from remit.payments.lookup_expectations import ExpectedOperation, refuse_unless_expected
 from remit.payments.send_budget import (
     LOOKUP_NEEDS_S,
@@ -349,26 +349,29 @@ class GrpcCardNetwork:
         self,
         vault: vault_pb2_grpc.VaultServiceAsyncStub,
         acquirer: acquirer_pb2_grpc.AcquirerServiceAsyncStub,
-        breaker: CircuitBreaker | None = None,
+        breakers: NetworkBreakers | None = None,
         requester: str = "core",
     ) -> None:
         self._vault = vault
         self._acquirer = acquirer
-        self._breaker = breaker or CircuitBreaker()
+        self._breakers = breakers or NetworkBreakers()
         self._requester = requester
 
     @property
-    def breaker(self) -> CircuitBreaker:
-        return self._breaker
+    def breakers(self) -> NetworkBreakers:
+        return self._breakers
 
-    async def _guarded(self, start_call: Callable[[], Awaitable[Reply]], what: str) -> Reply:
-        """Run one call through the breaker; a gRPC call starts when created, so the breaker
-        is consulted before `start_call` makes it. A RESOURCE_EXHAUSTED is an unknown outcome
+    async def _guarded(
+        self, breaker: CircuitBreaker, start_call: Callable[[], Awaitable[Reply]], what: str
+    ) -> Reply:
+        """Run one call through `breaker`, the one of its path (`NetworkBreakers`), which is
+        told of this call's answer only; a gRPC call starts when created, so the breaker is
+        consulted before `start_call` makes it. A RESOURCE_EXHAUSTED is an unknown outcome
         (gRPC answers it to a reply too large, after the server acted) unless marked as a
         refusal made before anything was done, which raises `NotSentError`. `what`: the
         operation's reference, for the log."""
-        probing = self._breaker.state is BreakerState.HALF_OPEN
-        if not self._breaker.allow():
+        probing = breaker.state is BreakerState.HALF_OPEN
+        if not breaker.allow():
             raise network_unavailable()
         try:
             reply = await start_call()
@@ -378,26 +381,26 @@ class GrpcCardNetwork:
                 # health, so the breaker (which would refuse every payment while open) is not
                 # told; a probe is freed for the next call.
                 if probing:
-                    self._breaker.release_probe()
+                    breaker.release_probe()
                 raise refused_unsent(what) from None
             if refused_as_not_sent(error):
                 # The vault had too little of the deadline left to forward: nothing was sent,
                 # so nothing is looked up, and the network's health is not in question.
                 if probing:
-                    self._breaker.release_probe()
+                    breaker.release_probe()
                 raise no_time_to_send() from None
             if error.code() in _UNKNOWN_OUTCOME_CODES:
-                self._breaker.record_failure()
+                breaker.record_failure()
                 raise OutcomeUnknownError(error.code().name) from None
-            self._breaker.record_success()
+            breaker.record_success()
             raise remit_error_from_rpc_error(error) from None
         except BaseException:
             # Most often a cancellation: the caller's deadline ran out mid-call. That says
             # nothing about the network's health, but the probe must be freed for the next call.
             if probing:
-                self._breaker.release_probe()
+                breaker.release_probe()
             raise
-        self._breaker.record_success()
+        breaker.record_success()
         return reply
 
     async def authorize(
@@ -431,6 +434,7 @@ class GrpcCardNetwork:
         needs_s = authorization_needs_s()
         refuse_unless_time_to_send(needs_s, reference)
         reply = await self._guarded(
+            self._breakers.forwards,
             lambda: self._vault.ForwardAuthorization(request, timeout=bounded_timeout(needs_s)),
             reference,
         )
@@ -445,6 +449,7 @@ class GrpcCardNetwork:
             raise OutcomeUnknownError("no time left to look the operation up")
         try:
             reply = await self._guarded(
+                self._breakers.lookups,
                 lambda: self._acquirer.LookupOperation(
                     acquirer_pb2.LookupOperationRequest(reference=reference),
                     timeout=bounded_timeout(network_timeout_s()),
@@ -480,6 +485,7 @@ class GrpcCardNetwork:
     ) -> OperationOutcome:
         refuse_unless_time_to_send(operation_needs_s(), reference)
         reply = await self._guarded(
+            self._breakers.operations,
             lambda: self._acquirer.Capture(
                 acquirer_pb2.CaptureRequest(
                     authorization_id=authorization_id, amount=amount_minor, reference=reference
@@ -493,6 +499,7 @@ class GrpcCardNetwork:
     async def void(self, *, authorization_id: str, reference: str) -> OperationOutcome:
         refuse_unless_time_to_send(operation_needs_s(), reference)
         reply = await self._guarded(
+            self._breakers.operations,
             lambda: self._acquirer.Void(
                 acquirer_pb2.VoidRequest(authorization_id=authorization_id, reference=reference),
                 timeout=bounded_timeout(operation_needs_s()),
@@ -506,6 +513,7 @@ class GrpcCardNetwork:
     ) -> OperationOutcome:
         refuse_unless_time_to_send(operation_needs_s(), reference)
         reply = await self._guarded(
+            self._breakers.operations,
             lambda: self._acquirer.Refund(
                 acquirer_pb2.RefundRequest(
                     authorization_id=authorization_id, amount=amount_minor, reference=reference

@@ -18,8 +18,9 @@ SETTLE_PAUSE_S = 0.2
 def settle_worst_s(*, send_s: float, look_up_s: float) -> float:
     """The longest a send settled by look-ups can take: the first send runs out its deadline,
     then in every round the look-up answers "no record" just before its deadline and the send
-    again runs out its own, followed by the round's pause. (A breaker that opens cuts it short;
-    a look-up that answers before each send keeps it closed.)"""
+    again runs out its own, followed by the round's pause. (The send's breaker opening cuts
+    it short: the look-ups' answers in between are told to their own breaker, not to the
+    send's, `NetworkBreakers`.)"""
     pauses = sum(SETTLE_PAUSE_S * (n + 1) for n in range(SETTLE_ATTEMPTS))
     return send_s + SETTLE_ATTEMPTS * (look_up_s + send_s) + pauses
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from remit.core.ids import new_id
-from remit.payments.breaker import BreakerState, CircuitBreaker
+from remit.payments.breaker import BreakerState, CircuitBreaker, NetworkBreakers
 from remit.payments.network import GrpcCardNetwork
 from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.vault.v1 import vault_pb2_grpc
@@ -59,7 +59,7 @@ async def test_a_cancelled_probe_does_not_keep_the_breaker_refusing_calls() -> N
         network = GrpcCardNetwork(
             vault_pb2_grpc.VaultServiceStub(nowhere),
             acquirer_pb2_grpc.AcquirerServiceStub(channel),
-            breaker,
+            NetworkBreakers(operations=breaker),
         )
         breaker.record_failure()
         clock.now = 5.0

@@ -139,7 +139,7 @@ async def test_no_look_up_is_started_without_the_time_to_see_it_answered() -> No
         finally:
             await server.stop(0)
     assert acquirer.given == []
-    assert network.breaker.state.value == "closed", "nothing was asked of the network"
+    assert network.breakers.lookups.state.value == "closed", "nothing was asked of the network"
 
 
 async def test_an_authorization_is_not_sent_without_the_time_it_is_allowed() -> None:
@@ -280,7 +280,7 @@ async def test_a_forward_the_vault_had_no_time_to_send_is_answered_without_a_loo
     assert refused.should_retry
     assert refused.code is None
     assert acquirer.given == [], "nothing looked up at the acquirer"
-    assert network.breaker.state.value == "closed", "the network was not at fault"
+    assert network.breakers.forwards.state.value == "closed", "the network was not at fault"
 
 
 async def test_an_unavailable_vault_without_the_mark_leaves_the_outcome_unknown() -> None:

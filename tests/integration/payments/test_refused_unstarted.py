@@ -136,7 +136,7 @@ async def test_a_send_the_bound_refused_is_not_sent_and_is_retryable() -> None:
     assert refused.value.kind is ErrorKind.UNAVAILABLE
     assert refused.value.should_retry
     assert acquirer.lookups == 0
-    assert network.breaker.state.value == "closed"
+    assert network.breakers.operations.state.value == "closed"
 
 
 async def test_an_authorization_the_vault_passes_on_as_refused_unstarted_was_not_sent() -> None:

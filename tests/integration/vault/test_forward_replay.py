@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.errors import detail_from_rpc_error
-from remit.payments.breaker import BreakerState, CircuitBreaker
+from remit.payments.breaker import BreakerState, CircuitBreaker, NetworkBreakers
 from remit.payments.network import (
     GrpcCardNetwork,
     network_holds_reference_for_other_parameters,
@@ -207,7 +207,9 @@ async def test_the_cores_network_client_takes_the_refusal_as_definite(
     breaker = CircuitBreaker(failure_threshold=1)
     async with grpc.aio.insecure_channel("127.0.0.1:9") as nowhere:
         network = GrpcCardNetwork(
-            harness.vault.stub, acquirer_pb2_grpc.AcquirerServiceStub(nowhere), breaker
+            harness.vault.stub,
+            acquirer_pb2_grpc.AcquirerServiceStub(nowhere),
+            NetworkBreakers(forwards=breaker),
         )
 
         async def authorize(amount_minor: int) -> object:

@@ -10,7 +10,7 @@ import pytest
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import new_id
-from remit.payments.breaker import BreakerState, CircuitBreaker
+from remit.payments.breaker import BreakerState, CircuitBreaker, NetworkBreakers
 from remit.payments.network import AuthorizationOutcome, GrpcCardNetwork
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 from remit_api.vault.v1 import vault_pb2
@@ -51,7 +51,9 @@ async def test_an_unreadable_card_is_a_definite_refusal_that_leaves_the_breaker_
     # must not happen here.
     async with grpc.aio.insecure_channel("127.0.0.1:9") as nowhere:
         network = GrpcCardNetwork(
-            harness.vault.stub, acquirer_pb2_grpc.AcquirerServiceStub(nowhere), breaker
+            harness.vault.stub,
+            acquirer_pb2_grpc.AcquirerServiceStub(nowhere),
+            NetworkBreakers(forwards=breaker),
         )
         for _ in range(3):
             # A RemitError, so not OutcomeUnknownError: nothing to look up.
