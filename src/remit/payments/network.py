@@ -75,6 +75,32 @@ def vault_will_not_open_card(error: RemitError) -> bool:
     return (error.code, error.param) == _NO_SUCH_TOKEN or error.code == _KEY_RETIRED
 
 
+# The vault's refusal to open a card for a forward when the key version its data key is wrapped
+# under is missing from the vault's key ring (vault `_unforwardable`), found before anything was
+# sent: a vault process whose key file lags a rotation, or a version removed too early. Unlike a
+# retired one it can come back, so the attempt does not fail: it waits at its recovery point
+# (`card_key_unavailable`).
+_KEY_MISSING = "vault_key_missing"
+
+
+def vault_lacks_card_key(error: RemitError) -> bool:
+    return error.code == _KEY_MISSING
+
+
+def card_key_unavailable() -> RemitError:
+    """What a payment's client is told when the vault lacked the key to open its card: a
+    retryable 503 of remit's own, since nothing was sent (nothing to look up, and no sign of
+    the network's health) and a retry with the key resumes the attempt. The vault's refusal
+    names its key ring, which is the operator's business, not the merchant's."""
+    return RemitError(
+        message="This payment could not be sent to the card network right now; nothing was "
+        "sent. Retry with the same idempotency key: the payment resumes where it stopped.",
+        kind=ErrorKind.UNAVAILABLE,
+        error_type="api_error",
+        should_retry=True,
+    )
+
+
 # A reference the network already holds for an operation with other parameters: the vault
 # refuses it once it has recorded an answer for the reference, and passes the acquirer's refusal
 # on when the acquirer catches it first; both say FAILED_PRECONDITION with this code. The core

@@ -110,10 +110,12 @@ from remit.payments.network import (
     OperationOutcome,
     OutcomeUnknownError,
     StoredCredential,
+    card_key_unavailable,
     network_holds_reference_for_other_parameters,
     network_unavailable,
     reference_conflict,
     unusable_card_answer,
+    vault_lacks_card_key,
     vault_will_not_open_card,
     with_capture_fee,
 )
@@ -1407,6 +1409,11 @@ class PaymentsService:
         card's token and the look-up cannot change it, and a look-up that raises (a record
         refused as a mismatch, a network out of reach) must not leave the card remembered.
 
+        A vault lacking the key version to open the card (`vault_lacks_card_key`) ends nothing:
+        nothing was sent, and the key version can come back (a vault process whose key file
+        lags a rotation), so the attempt waits at `attempt_created` and its client is told to
+        retry (`card_key_unavailable`).
+
         A reference the network holds for other parameters (`reference_conflict`) ends nothing:
         an authorization may be held under it, which only the network's record of it tells.
         Nor does a record under it of another operation than the attempt's: `look_up` refuses
@@ -1416,6 +1423,9 @@ class PaymentsService:
             settled = await self._settle(authorize, look_up, reference, sent_before=sent_before)
             return settled.as_json()
         except RemitError as refusal:
+            if vault_lacks_card_key(refusal):
+                log.error("the vault could not open the card of %s: %s", reference, refusal.message)
+                raise card_key_unavailable() from None
             if not vault_will_not_open_card(refusal):
                 raise
             log.warning("the vault refused to forward %s: %s", reference, refusal.kind.name)

@@ -203,6 +203,23 @@ def _undeletable(token: str, error: KeyUnavailableError) -> VaultError:
     )
 
 
+def _unforwardable(token: str, error: KeyUnavailableError) -> VaultError:
+    """A forward refused for want of the card's key version, found when opening the card,
+    before its CVC is taken: a precondition under the key error's own code, as a read
+    (`_unreadable`) and a deletion. The caller must know nothing was sent: a key version
+    missing here (`vault_key_missing`: a vault process whose key file lags a rotation, a key
+    version removed too early) is no unknown outcome at the network, to be looked up and
+    counted against its health, as an INTERNAL status would have the core take it."""
+    return VaultError(
+        message=f"The card {token} was not forwarded, and nothing was sent: its data key is "
+        f"wrapped under key {error.key_name!r} version {error.key_version}, which this vault "
+        f"cannot use ({error.code}).",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        error_type="api_error",
+        code=error.code,
+    )
+
+
 def _check_retirement(ring: KeyRing, minimum: int, behind: int) -> None:
     """Refuse to retire the key versions of `ring` below `minimum` when it is out of range or
     `behind` data keys of cards not deleted are still wrapped under one of them."""
@@ -1057,9 +1074,12 @@ class VaultService:
         ring = self._keys.load()
         try:
             opened = open_card(ring, token, account_id, card.sealed, metadata=card_metadata(card))
-        except VaultCryptoError:
+        except VaultCryptoError as error:
             log.error("card %s could not be decrypted for %s", token, request.purpose)
             await self._audit(self._forward_event(card, request, succeeded=False))
+            if isinstance(error, KeyUnavailableError):
+                # Before its CVC is taken: nothing was sent, nor spent (`_unforwardable`).
+                raise _unforwardable(token, error) from None
             raise
         # The audit event is committed before the card leaves the vault, by the statement that
         # takes the CVC: a CVC goes with one authorization only (PCI DSS 3.3.1), so of

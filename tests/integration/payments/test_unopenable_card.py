@@ -214,3 +214,47 @@ async def test_a_card_that_does_not_decrypt_leaves_the_attempt_waiting_for_an_op
     assert isinstance(finished, Done)
     assert finished.value.status is Status.SUCCEEDED
     assert len(network.authorizations) == 1
+
+
+class CardUnderAMissingKeyVersion(FakeNetwork):
+    """The vault lacks the key version the card's data key is wrapped under (its key file lags
+    a rotation) until `key_back` is set: it refuses the forward before sending anything."""
+
+    key_back = False
+
+    async def authorize(self, **kwargs: object) -> AuthorizationOutcome:
+        if not self.key_back:
+            raise RemitError(
+                message="The card vtok_1 was not forwarded, and nothing was sent: its data key "
+                "is wrapped under key 'card-kek' version 1, which this vault cannot use "
+                "(vault_key_missing).",
+                kind=ErrorKind.FAILED_PRECONDITION,
+                error_type="api_error",
+                code="vault_key_missing",
+            )
+        return await super().authorize(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_card_whose_key_version_the_vault_lacks_leaves_the_attempt_to_a_retry(
+    core_engine: AsyncEngine, account_id: str
+) -> None:
+    network = CardUnderAMissingKeyVersion()
+    methods = FakeMethods()
+    payments = PaymentsService(core_engine, network, methods, present=payment_intent_message)
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, "key-missing")
+    # Remit's own retryable answer (a 503, not the vault's 400 naming its key ring): nothing
+    # was sent, and the key version can come back.
+    error = raised.value
+    assert (error.kind, error.error_type, error.code) == (ErrorKind.UNAVAILABLE, "api_error", None)
+    assert error.should_retry
+    assert "card-kek" not in error.message
+    assert network.sent == []
+    assert network.looked_up == [], "nothing was sent, so nothing is looked up"
+    # Not taken for a card that is gone.
+    assert methods.refused == []
+    assert await _recovery_point(core_engine, "key-missing") == RecoveryPoint.ATTEMPT_CREATED.value
+    network.key_back = True
+    finished = await _pay_again(payments, account_id, "key-missing")
+    assert isinstance(finished, Done)
+    assert finished.value.status is Status.SUCCEEDED
