@@ -85,6 +85,7 @@ class TrailNetwork(GrpcCardNetwork):
     ) -> AuthorizationOutcome:
         stub = self.stub
         reply = await self._guarded(
+            self.breakers.forwards,
             lambda: stub.Authorize(
                 pb.AuthorizeRequest(
                     reference=reference,
