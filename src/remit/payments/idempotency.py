@@ -25,6 +25,9 @@ from remit.payments.requests import client_key_of
 from remit.payments.tables import idempotency_keys
 from remit.storage.fastsql import Db, Statement
 
+# How long a key answers for its request, and how long it is kept, counted from when its request
+# was over (`life_began`): a request held for days (an acquirer outage) and finished at last
+# answers its client's retries for a day from then, not from when it began.
 KEY_LIFETIME = timedelta(hours=24)
 KEY_RETENTION = timedelta(hours=72)
 # The longest the completer waits between two tries of a key (`abandoned_keys`).
@@ -162,7 +165,7 @@ def idempotency_in_use() -> RemitError:
 _COLUMNS = (
     "account_id, key, endpoint, request_digest, request_body, recovery_point, locked_until, "
     "response_code, response_body, payment_intent_id, charge_id, refund_id, request_id, "
-    "created_at, last_run_at, owner, request_path"
+    "created_at, last_run_at, owner, request_path, finished_at"
 )
 _CLAIM = Statement(
     "INSERT INTO idempotency_keys (account_id, key, endpoint, request_digest, request_body, "  # noqa: S608
@@ -204,10 +207,13 @@ _ADVANCE = Statement(
 _FINISH = Statement(
     _fenced_update(
         "recovery_point = %(recovery_point)s, locked_until = NULL, "
-        "response_code = %(response_code)s, response_body = %(response_body)s"
+        "response_code = %(response_code)s, response_body = %(response_body)s, "
+        "finished_at = %(finished_at)s"
     ),
     refusals=_FENCED,
 )
+# How often a claim tries again when the key's row vanishes between its insert and its lock.
+_CLAIM_TRIES: Final = 3
 _RELEASE = Statement(
     "UPDATE idempotency_keys SET locked_until = NULL "
     "WHERE account_id = %(account_id)s AND key = %(key)s AND owner = %(owner)s"
@@ -250,10 +256,18 @@ async def begin(
     token), or a finished one to replay. Raises the 400 mismatch or the 409 in-use error.
     """
     values = _claim_values(account_id, key, endpoint, request_body, request_id, now, request_path)
-    inserted = await _CLAIM.first(db, values)
-    if inserted is not None:
-        return _record(inserted)
-    return await _claim_existing(db, values, now=now)
+    for _ in range(_CLAIM_TRIES):
+        inserted = await _CLAIM.first(db, values)
+        if inserted is not None:
+            return _record(inserted)
+        existing = await _LOCK.first(db, {"account_id": account_id, "key": key})
+        if existing is not None:
+            return await _claim_existing(db, values, existing, now=now)
+        # The key's row was deleted (by the reaper, or a failed request's `forget`) between
+        # the insert that met it and the lock: the key is unused again, and the insert may
+        # now succeed.
+    # The key keeps being made and deleted under this request: whatever uses it is still going.
+    raise idempotency_in_use()
 
 
 async def claim_new(
@@ -300,15 +314,16 @@ def _claim_values(
 
 
 async def _claim_existing(
-    db: AsyncConnection, values: dict[str, Any], *, now: datetime
+    db: AsyncConnection, values: dict[str, Any], m: Mapping[str, Any], *, now: datetime
 ) -> KeyRecord:
-    """The key exists: replay it, resume it, restart it if expired, or refuse the request."""
+    """The key exists (`m`, its row, locked): replay it, resume it, restart it if expired, or
+    refuse the request."""
     account_id, key, endpoint = values["account_id"], values["key"], values["endpoint"]
     request_digest = values["request_digest"]
-    m = await _LOCK.first(db, {"account_id": account_id, "key": key})
-    assert m is not None, "a key that conflicts on insert exists"
     row = m
-    if m["created_at"] < now - KEY_LIFETIME and _may_start_over(m, now):
+    if life_began(m["created_at"], m["finished_at"]) < now - KEY_LIFETIME and _may_start_over(
+        m, now
+    ):
         # An expired key starts over as if it had never been used.
         await db.execute(
             update(idempotency_keys)
@@ -320,6 +335,7 @@ async def _claim_existing(
                 payment_intent_id=None,
                 charge_id=None,
                 refund_id=None,
+                finished_at=None,
                 **NO_TRIES,
             )
         )
@@ -358,6 +374,16 @@ async def _claim_existing(
         .values(locked_until=now + lease(), last_run_at=now, owner=owner)
     )
     return replace(record, owner=owner)
+
+
+def life_began(created_at: datetime, finished_at: datetime | None) -> datetime:
+    """When a key's life (`KEY_LIFETIME`, `KEY_RETENTION`) began: when its request finished,
+    if it did. A request may finish long after it began (held at a recovery point through an
+    outage, finished by the completer or an operator); its client's retries must still find
+    its answer, not start a second payment. Keys finished before the finish was recorded (or
+    by a copy of remit that does not record it) have none: their life counts from their
+    creation, as it used to."""
+    return created_at if finished_at is None else max(created_at, finished_at)
 
 
 def _may_start_over(row: Mapping[str, Any], now: datetime) -> bool:
@@ -444,15 +470,21 @@ def relocked(record: KeyRecord, row: Mapping[str, object] | None) -> KeyRecord:
 
 
 async def finish(
-    db: AsyncConnection, record: KeyRecord, *, response_code: int, response_body: bytes
+    db: AsyncConnection,
+    record: KeyRecord,
+    *,
+    response_code: int,
+    response_body: bytes,
+    now: datetime,
 ) -> None:
-    """Store the response to replay; the key is done."""
+    """Store the response to replay; the key is done, and its life counts from `now`."""
     await _FINISH.defer(
         db,
         {
             "recovery_point": RecoveryPoint.FINISHED.value,
             "response_code": response_code,
             "response_body": response_body,
+            "finished_at": now,
             "account_id": record.account_id,
             "key": record.key,
             "owner": record.owner,
@@ -617,11 +649,16 @@ async def reap(db: AsyncConnection, *, now: datetime) -> int:
     """Delete keys older than the retention period whose request is over (finished) or never
     sent anything (at `started`, its lease run out). An unfinished key past `started` is kept
     however old: it is the only record of what its request may have done at the network, and
-    the completer still has to finish it."""
+    the completer still has to finish it. A finished key's age counts from its finish
+    (`life_began`), never before its creation: the range on `created_at` comes from its
+    index, and the finish is checked on the rows it yields (those past retention are nearly
+    all deleted; only the few finished late are read again on later runs)."""
     keys = idempotency_keys.c
+    kept_from = now - KEY_RETENTION
     result = await db.execute(
         delete(idempotency_keys).where(
-            keys.created_at < now - KEY_RETENTION,
+            keys.created_at < kept_from,
+            keys.finished_at.is_(None) | (keys.finished_at < kept_from),
             (keys.recovery_point == RecoveryPoint.FINISHED.value)
             | (
                 (keys.recovery_point == RecoveryPoint.STARTED.value)

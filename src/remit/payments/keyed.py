@@ -127,7 +127,7 @@ async def run_keyed(
                     refusal = error
                 raise
             body = keyed.respond(value)
-            await idempotency.finish(db, record, response_code=0, response_body=body)
+            await idempotency.finish(db, record, response_code=0, response_body=body, now=now)
     except RemitError as error:
         if error is not refusal:
             raise
@@ -148,7 +148,9 @@ async def store_refusal(
         if record.finished:
             return replay_of(record)
         stored = stored_error(refusal)
-        await idempotency.finish(db, record, response_code=stored.code, response_body=stored.body)
+        await idempotency.finish(
+            db, record, response_code=stored.code, response_body=stored.body, now=now
+        )
     raise refusal
 
 

@@ -664,7 +664,9 @@ class PaymentsService:
         self, db: AsyncConnection, record: KeyRecord, error: RemitError
     ) -> None:
         replay = stored_error(self._presented(error))
-        await idempotency.finish(db, record, response_code=replay.code, response_body=replay.body)
+        await idempotency.finish(
+            db, record, response_code=replay.code, response_body=replay.body, now=self._now()
+        )
 
     # --- Create, update, read --------------------------------------------------------------
 
@@ -730,7 +732,9 @@ class PaymentsService:
                     await save_card_in(db, card, named_with_its_card(intent))
                 await PaymentIntentRepository(db).insert(intent)
                 await self._hooks.intent_changed(db, None, intent)
-                await idempotency.finish(db, record, response_code=0, response_body=respond(intent))
+                await idempotency.finish(
+                    db, record, response_code=0, response_body=respond(intent), now=self._now()
+                )
         except RemitError as error:
             return await self._store_if_refused(call, error)
         return Done(intent)
@@ -829,7 +833,9 @@ class PaymentsService:
                 )
                 await intents.save(after)
                 await self._hooks.intent_changed(db, before, after)
-                await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+                await idempotency.finish(
+                    db, record, response_code=0, response_body=respond(after), now=update.at
+                )
         except RemitError as error:
             # Its transaction rolled back whole, the key's claim with it.
             return await self._store_if_refused(call, error)
@@ -1596,7 +1602,9 @@ class PaymentsService:
             if settled.status is not ChargeStatus.PENDING:
                 await self._radar.attempt_settled(db, settled)
             if declined is None:
-                await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+                await idempotency.finish(
+                    db, record, response_code=0, response_body=respond(after), now=now
+                )
             else:
                 await self._finish_with_error(db, record, declined)
             # Last: the ledger's posting holds the account's chain lock until the commit. The
@@ -1790,7 +1798,9 @@ class PaymentsService:
                 )
                 await charges.save(captured, snapshot=changes.changes_descriptors)
                 await intents.save(after)
-                await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+                await idempotency.finish(
+                    db, record, response_code=0, response_body=respond(after), now=now
+                )
                 # Last: the ledger's posting holds the account's chain lock until the commit.
                 await recorded_after_the_network(
                     self._hooks.charge_and_intent_changed(db, (current, captured), (intent, after)),
@@ -1940,7 +1950,9 @@ class PaymentsService:
                 await finish_left_behind(
                     db, self._hooks, current, after, left_by=LeftBy.CANCELED, now=now
                 )
-                await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+                await idempotency.finish(
+                    db, record, response_code=0, response_body=respond(after), now=now
+                )
                 # Last: releasing an authorization posts to the ledger, whose lock lasts to
                 # commit.
                 await recorded_after_the_network(
@@ -2528,7 +2540,9 @@ class PaymentsService:
             else:
                 _warn_if_refunded_after_cancel(current, operation)
                 after = current
-            await idempotency.finish(db, record, response_code=0, response_body=respond(after))
+            await idempotency.finish(
+                db, record, response_code=0, response_body=respond(after), now=now
+            )
         crash_after(RecoveryPoint.FINISHED.value)
         return Done(after)
 

@@ -175,6 +175,9 @@ idempotency_keys = Table(
     # confirm`), named when the key is reused elsewhere; null for a call no HTTP request made,
     # and for keys stored before paths were kept.
     Column("request_path", Text, nullable=True),
+    # When the request finished (null until then, and on keys finished before this was kept):
+    # a finished key's life counts from it (`remit.payments.idempotency.life_began`).
+    Column("finished_at", DateTime(timezone=True), nullable=True),
     # What an operator sees of a request that stays unfinished (`remit.payments.held_requests`):
     # how often the completer (or `remit held-requests retry`) tried to finish it, and why its
     # latest try failed. Never card data: an error code, remit's own message, and for a record

@@ -190,7 +190,7 @@ class ThreeDSecureService:
                     db, challenge, intent, charge, ChallengeStatus.EXPIRED, now
                 )
                 await idempotency.finish(
-                    db, record, response_code=0, response_body=build(answered, after)
+                    db, record, response_code=0, response_body=build(answered, after), now=now
                 )
                 return Expiry.ENDED
         except _NothingToEndError:
@@ -296,7 +296,7 @@ class ThreeDSecureService:
                         db, answered, intent, (charge, charge_after), refusal, now
                     )
                     await idempotency.finish(
-                        db, record, response_code=0, response_body=build(answered, after)
+                        db, record, response_code=0, response_body=build(answered, after), now=now
                     )
                     return record, (answered, after)
                 # Rules run again with the cardholder authenticated (3-D Secure rules no longer
@@ -320,7 +320,7 @@ class ThreeDSecureService:
                     )
                     return record, None
                 await idempotency.finish(
-                    db, record, response_code=0, response_body=build(answered, after)
+                    db, record, response_code=0, response_body=build(answered, after), now=now
                 )
                 return record, (answered, after)
             # Only a pass can be late: after expiry the challenge can only fail.
@@ -329,7 +329,7 @@ class ThreeDSecureService:
                 db, challenge, intent, charge, status, now
             )
             await idempotency.finish(
-                db, record, response_code=0, response_body=build(answered, after)
+                db, record, response_code=0, response_body=build(answered, after), now=now
             )
             return record, (answered, after)
 

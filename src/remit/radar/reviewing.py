@@ -386,7 +386,9 @@ class ReviewsService:
         closing = self._closing(record.account_id, review_id, reason, now)
         async with self._engine.begin() as db:
             closed = await closing(db)
-            await idempotency.finish(db, record, response_code=0, response_body=respond(closed))
+            await idempotency.finish(
+                db, record, response_code=0, response_body=respond(closed), now=now
+            )
         return closed
 
     def _closing(
@@ -463,7 +465,9 @@ async def _abandon_a_close_never_begun(
                 code="review_closed",
             )
         )
-        await idempotency.finish(db, record, response_code=refused.code, response_body=refused.body)
+        await idempotency.finish(
+            db, record, response_code=refused.code, response_body=refused.body, now=now
+        )
     else:
         await idempotency.forget(db, record)
     return True

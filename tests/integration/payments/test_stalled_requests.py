@@ -119,7 +119,9 @@ async def test_a_request_that_lost_its_key_can_neither_advance_nor_finish_it(
 
     async def finish() -> None:
         async with core_engine.begin() as db:
-            await idempotency.finish(db, record, response_code=0, response_body=b"late")
+            await idempotency.finish(
+                db, record, response_code=0, response_body=b"late", now=record.created_at
+            )
 
     # The fence is checked by the server: the refused statement fails its transaction.
     with pytest.raises(RemitError) as advancing:

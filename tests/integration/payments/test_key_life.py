@@ -1,0 +1,184 @@
+"""A key's life counts from when its request finished: a request held through an outage and
+finished a day or more after it began still answers its client's retries with what it did,
+and its key is kept its full retention after the finish. A claim whose key the reaper deletes
+under it claims the key afresh."""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.core.clock import FixedClock
+from remit.payments import idempotency
+from remit.payments.domain import NewPaymentIntent, Status
+from remit.payments.grpc import payment_intent_message
+from remit.payments.idempotency import KeyRecord, RecoveryPoint
+from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService, Replay
+from remit.payments.tables import idempotency_keys, payment_intents
+from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.test_payments_service import call, pay, respond
+from tests.support.fake_network import FakeNetwork
+
+pytestmark = pytest.mark.anyio
+
+# Past a key's life (a day) and its retention (three days), counted from the request's start.
+A_DAY_AND_MORE = timedelta(hours=25).total_seconds()
+PAST_RETENTION = timedelta(hours=73).total_seconds()
+A_MINUTE = timedelta(minutes=1).total_seconds()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def timed_payments(
+    core_engine: AsyncEngine, network: FakeNetwork, clock: FixedClock
+) -> PaymentsService:
+    return PaymentsService(
+        core_engine, network, FakeMethods(), present=payment_intent_message, clock=clock
+    )
+
+
+def _new_payment() -> NewPaymentIntent:
+    return NewPaymentIntent(amount_minor=700, currency="usd")
+
+
+def _confirm() -> ConfirmParams:
+    return ConfirmParams(payment_method_id="pm_visa")
+
+
+async def _held_after_attempt(payments: PaymentsService, keyed: KeyedCall) -> KeyRecord:
+    """A payment whose request stopped at `attempt_created` (an acquirer or vault outage):
+    its intent is processing, its authorization not yet asked for."""
+    record = await payments._claim(keyed)
+    record, _ = await payments._start_attempt(
+        record, respond, new=_new_payment(), confirm=_confirm()
+    )
+    assert record.recovery_point is RecoveryPoint.ATTEMPT_CREATED
+    return record
+
+
+async def _finish_by_the_completer(payments: PaymentsService) -> None:
+    taken = await payments.complete_abandoned(lambda found: payments.resume_attempt(found, respond))
+    assert taken == 1
+
+
+async def _intent_count(engine: AsyncEngine) -> int:
+    async with engine.connect() as db:
+        return int(
+            (await db.execute(select(func.count()).select_from(payment_intents))).scalar_one()
+        )
+
+
+async def _keys(engine: AsyncEngine) -> dict[str, str]:
+    async with engine.connect() as db:
+        rows = await db.execute(select(idempotency_keys.c.key, idempotency_keys.c.recovery_point))
+        return {row.key: row.recovery_point for row in rows}
+
+
+async def test_a_retry_just_after_a_late_finish_replays_it_instead_of_paying_again(
+    timed_payments: PaymentsService,
+    network: FakeNetwork,
+    clock: FixedClock,
+    account_id: str,
+    core_engine: AsyncEngine,
+) -> None:
+    keyed = call(account_id, "late", body=b"L")
+    record = await _held_after_attempt(timed_payments, keyed)
+    clock.advance(A_DAY_AND_MORE)
+    await _finish_by_the_completer(timed_payments)
+    clock.advance(A_MINUTE)
+
+    retried = await timed_payments.create_payment_intent(
+        keyed, _new_payment(), respond, confirm=_confirm()
+    )
+
+    assert isinstance(retried, Replay)
+    assert retried.body == f"{record.payment_intent_id}:{Status.SUCCEEDED.value}".encode()
+    assert await _intent_count(core_engine) == 1
+    assert list(network.authorizations) == [record.charge_id], "one authorization, the first"
+
+
+async def test_a_key_finished_late_expires_a_day_after_its_finish(
+    timed_payments: PaymentsService,
+    network: FakeNetwork,
+    clock: FixedClock,
+    account_id: str,
+    core_engine: AsyncEngine,
+) -> None:
+    keyed = call(account_id, "late-then-old", body=b"O")
+    record = await _held_after_attempt(timed_payments, keyed)
+    clock.advance(A_DAY_AND_MORE)
+    await _finish_by_the_completer(timed_payments)
+    clock.advance(A_DAY_AND_MORE)
+
+    again = await timed_payments.create_payment_intent(
+        keyed, _new_payment(), respond, confirm=_confirm()
+    )
+
+    assert isinstance(again, Done)
+    assert again.value.id != record.payment_intent_id
+    assert await _intent_count(core_engine) == 2
+
+
+async def test_the_reaper_keeps_a_key_finished_late_for_its_retention_after_the_finish(
+    timed_payments: PaymentsService, clock: FixedClock, account_id: str, core_engine: AsyncEngine
+) -> None:
+    await _held_after_attempt(timed_payments, call(account_id, "later", body=b"X"))
+    await pay(timed_payments, account_id, "on-time")
+    clock.advance(PAST_RETENTION)
+    await _finish_by_the_completer(timed_payments)
+    clock.advance(A_MINUTE)
+
+    assert await timed_payments.reap_keys() == 1
+    assert await _keys(core_engine) == {"later": RecoveryPoint.FINISHED.value}
+
+    clock.advance(PAST_RETENTION)
+    assert await timed_payments.reap_keys() == 1
+    assert await _keys(core_engine) == {}
+
+
+class _ReapedBeforeTheLock:
+    """`idempotency._LOCK`, but the key's row is deleted (as the reaper does, in a transaction
+    of its own) just before the first lock of it."""
+
+    def __init__(self, engine: AsyncEngine, lock: Any) -> None:
+        self._engine, self._lock, self.reaped = engine, lock, 0
+
+    async def first(self, db: AsyncConnection, params: Mapping[str, object]) -> Any:
+        if not self.reaped:
+            async with self._engine.begin() as reaper:
+                keys = idempotency_keys.c
+                deleted = await reaper.execute(
+                    delete(idempotency_keys).where(
+                        keys.account_id == params["account_id"], keys.key == params["key"]
+                    )
+                )
+            self.reaped = deleted.rowcount
+        return await self._lock.first(db, params)
+
+
+async def test_a_claim_whose_key_is_reaped_under_it_claims_the_key_afresh(
+    timed_payments: PaymentsService,
+    network: FakeNetwork,
+    clock: FixedClock,
+    account_id: str,
+    core_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = await pay(timed_payments, account_id, "reaped")
+    clock.advance(PAST_RETENTION)
+    reaping = _ReapedBeforeTheLock(core_engine, idempotency._LOCK)
+    monkeypatch.setattr(idempotency, "_LOCK", reaping)
+
+    second = await pay(timed_payments, account_id, "reaped")
+
+    assert reaping.reaped == 1
+    assert second.id != first.id
+    assert await _keys(core_engine) == {"reaped": RecoveryPoint.FINISHED.value}
+    assert len(network.authorizations) == 2
