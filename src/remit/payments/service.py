@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Concatenate, Final, NoReturn, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -693,10 +693,13 @@ class PaymentsService:
         crash_after(RecoveryPoint.STARTED.value)
         ask: NetworkAsk | None = None
         if record.recovery_point is RecoveryPoint.STARTED:
-            record, ask = await self._guard_validation(
+            started = await self._guard_validation(
                 record,
                 self._start_attempt(record, respond, new=new, confirm=confirm, new_card=new_card),
             )
+            if isinstance(started, Replay):
+                return started
+            record, ask = started
             if record.finished:
                 return self._replay_of(record)
         return await self.resume_attempt(record, respond, ask)
@@ -926,28 +929,32 @@ class PaymentsService:
         crash_after(RecoveryPoint.STARTED.value)
         ask: NetworkAsk | None = None
         if record.recovery_point is RecoveryPoint.STARTED:
-            record, ask = await self._guard_validation(
+            started = await self._guard_validation(
                 record,
                 self._start_attempt(
                     record, respond, intent_id=intent_id, confirm=confirm, new_card=new_card
                 ),
             )
+            if isinstance(started, Replay):
+                return started
+            record, ask = started
             if record.finished:
                 return self._replay_of(record)
         return await self.resume_attempt(record, respond, ask)
 
-    async def _guard_validation(self, record: KeyRecord, step: Awaitable[T]) -> T:
+    async def _guard_validation(self, record: KeyRecord, step: Awaitable[T]) -> T | Replay:
         """Run the first local step. A refusal by the state of things (`is_stored_refusal`: the
         intent's status, an open review) is the request's answer, stored under its key as
         Stripe stores it once the endpoint's work has begun: a retry replays it instead of doing
         the work in a world changed since (a capture refused during a review must not capture
         when retried after the approval). Any other refusal (validation, an id naming nothing)
-        means nothing happened: the key is dropped, for the client to fix and retry."""
+        means nothing happened: the key is dropped, for the client to fix and retry. A Replay: the
+        key was finished meanwhile by a retry that took it over (`_finish_refused`)."""
         try:
             return await step
         except RemitError as error:
             if is_stored_refusal(error):
-                await self._finish_refused(record, error)
+                return await self._finish_refused(record, error)
             await self._forget(record)
             raise
         except BaseException:
@@ -1635,9 +1642,12 @@ class PaymentsService:
             return self._replay_of(record)
         just_requested = record.recovery_point is RecoveryPoint.STARTED
         if just_requested:
-            record = await self._guard_validation(
+            requested = await self._guard_validation(
                 record, self._start_capture(record, intent_id, amount_to_capture, params)
             )
+            if isinstance(requested, Replay):
+                return requested
+            record = requested
             if record.finished:
                 return self._replay_of(record)
         try:
@@ -1838,7 +1848,10 @@ class PaymentsService:
             return self._replay_of(record)
         just_decided = record.recovery_point is RecoveryPoint.STARTED
         if just_decided:
-            record = await self._guard_validation(record, self._start_cancel(record, intent_id))
+            decided = await self._guard_validation(record, self._start_cancel(record, intent_id))
+            if isinstance(decided, Replay):
+                return decided
+            record = decided
             if record.finished:
                 return self._replay_of(record)
         try:
@@ -1910,7 +1923,7 @@ class PaymentsService:
                 # the capture's own outcome makes the intent succeeded. Canceling it would
                 # leave captured funds on an intent and a ledger that say they were released.
                 intent = await self.get_payment_intent(record.account_id, record.payment_intent_id)
-                await self._finish_refused(record, _already_captured(intent))
+                return await self._finish_refused(record, _already_captured(intent))
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
@@ -1970,12 +1983,17 @@ class PaymentsService:
             return None
         return intent.latest_charge_id
 
-    async def _finish_refused(self, record: KeyRecord, refused: RemitError) -> NoReturn:
-        """End the request with `refused`, stored under its key (a retry replays it)."""
+    async def _finish_refused(self, record: KeyRecord, refused: RemitError) -> Replay:
+        """End the request with `refused`, stored under its key (a retry replays it), and
+        raise it. If the key was finished meanwhile (this request's lease ran out, and its
+        client's retry took the key over and finished), the key's answer is the stored one:
+        it is replayed instead, as any later retry would get it."""
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
             if not stored.finished:
                 await self._finish_with_error(db, record, refused)
+        if stored.finished:
+            return self._replay_of(stored)
         raise refused
 
     async def _void(
@@ -2364,12 +2382,15 @@ class PaymentsService:
             return self._replay_of(record)
         just_requested = record.recovery_point is RecoveryPoint.STARTED
         if just_requested:
-            record = await self._guard_validation(
+            requested = await self._guard_validation(
                 record,
                 self._start_refund(
                     record, charge_id, payment_intent_id, amount_minor, reason, metadata
                 ),
             )
+            if isinstance(requested, Replay):
+                return requested
+            record = requested
             if record.finished:
                 return self._replay_of(record)
         try:

@@ -1,7 +1,8 @@
 """A key's life counts from when its request finished: a request held through an outage and
 finished a day or more after it began still answers its client's retries with what it did,
-and its key is kept its full retention after the finish. A claim whose key the reaper deletes
-under it claims the key afresh."""
+and its key is kept its full retention after the finish. A refusal that comes too late to be
+the key's answer replays the answer the key holds; a claim whose key the reaper deletes under
+it claims the key afresh."""
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -12,10 +13,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import FixedClock
+from remit.core.errors import ErrorKind, RemitError
 from remit.payments import idempotency
-from remit.payments.domain import NewPaymentIntent, Status
+from remit.payments.domain import CaptureMethod, NewPaymentIntent, Status
 from remit.payments.grpc import payment_intent_message
-from remit.payments.idempotency import KeyRecord, RecoveryPoint
+from remit.payments.idempotency import KeyRecord, RecoveryPoint, lease
 from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService, Replay
 from remit.payments.tables import idempotency_keys, payment_intents
 from tests.integration.payments.conftest import FakeMethods
@@ -141,6 +143,47 @@ async def test_the_reaper_keeps_a_key_finished_late_for_its_retention_after_the_
     clock.advance(PAST_RETENTION)
     assert await timed_payments.reap_keys() == 1
     assert await _keys(core_engine) == {}
+
+
+async def test_a_refusal_that_comes_after_a_retry_finished_the_key_replays_its_answer(
+    timed_payments: PaymentsService,
+    network: FakeNetwork,
+    clock: FixedClock,
+    account_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    held = await pay(timed_payments, account_id, "held", capture=CaptureMethod.MANUAL)
+    keyed = call(account_id, "capture", endpoint="CapturePaymentIntent")
+    check_capture = timed_payments._start_capture
+    stalled: list[KeyRecord] = []
+    captured_by_retry: list[Done[Any] | Replay] = []
+
+    async def stalls_then_refuses(record: KeyRecord, *args: Any) -> KeyRecord:
+        if stalled:
+            return await check_capture(record, *args)
+        stalled.append(record)
+        # This request stalls past its lease: the client's retry takes the key over (its
+        # review approved meanwhile) and captures; then this request's check, which saw the
+        # review open, refuses.
+        clock.advance(lease().total_seconds() + 1)
+        captured_by_retry.append(
+            await timed_payments.capture_payment_intent(keyed, held.id, None, respond)
+        )
+        raise RemitError(
+            message="This PaymentIntent is in review; approve the review before capturing it.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="payment_intent_unexpected_state",
+        )
+
+    monkeypatch.setattr(timed_payments, "_start_capture", stalls_then_refuses)
+
+    answered = await timed_payments.capture_payment_intent(keyed, held.id, None, respond)
+
+    [retried] = captured_by_retry
+    assert isinstance(retried, Done)
+    assert retried.value.status is Status.SUCCEEDED
+    assert answered == Replay(code=0, body=respond(retried.value))
+    assert f"{held.latest_charge_id}_capture" in network.sent
 
 
 class _ReapedBeforeTheLock:
