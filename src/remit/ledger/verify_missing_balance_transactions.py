@@ -28,6 +28,7 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.ledger.own_transactions import written_by_ledger
 from remit.ledger.verify_balance_transactions import STEPS
 from remit.ledger.verify_differences import Difference, DifferenceKind
 
@@ -40,7 +41,7 @@ _HOLD_OR_RELEASE: Final = ":(refund_hold|refund_release)$"
 _MISSING = """
 SELECT t.account_id, t.id, t.pending_status
 FROM ledger_transactions AS t
-WHERE t.id ~ :shown {scope}
+WHERE {own} {scope}
     AND NOT EXISTS (
         SELECT FROM balance_transactions AS own
         WHERE own.account_id = t.account_id AND own.ledger_transaction_id = t.id
@@ -74,9 +75,10 @@ def _why(transaction_id: str, pending_status: str | None) -> str:
 async def missing_balance_transactions(
     db: AsyncConnection, account_id: str | None
 ) -> list[Difference]:
+    own, own_params = written_by_ledger("t.id", "t.metadata", _SHOWN_STEPS)
     params = {
+        **own_params,
         "account_id": account_id,
-        "shown": f":({'|'.join(_SHOWN_STEPS)})$",
         "hold_or_release": _HOLD_OR_RELEASE,
         "hold_end": ":refund_hold$",
         "refund_step": ":refund",
@@ -94,5 +96,5 @@ async def missing_balance_transactions(
             description=_why(row.id, row.pending_status),
             transaction_id=row.id,
         )
-        for row in await db.execute(text(_MISSING.format(scope=scope)), params)
+        for row in await db.execute(text(_MISSING.format(own=own, scope=scope)), params)
     ]

@@ -19,13 +19,13 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.ledger.own_transactions import written_by_ledger
 from remit.ledger.verify_differences import Difference, DifferenceKind
 
-# The reversals the ledger itself posts (`postings.record_refund_failed`): the generic posting
-# RPCs refuse ids with this step, so a transaction carrying it and `metadata.reverses` is one.
-# Another transaction with `metadata.reverses` may be a generic posting that only says so.
-# (A LIKE pattern: the underscore escaped, for it would match any character.)
-_LEDGER_REVERSAL_ID: Final = r"%:refund\_failure"
+# The reversals the ledger itself posts (`postings.record_refund_failed`), told by their id and
+# metadata (`own_transactions.py`): another transaction with `metadata.reverses` may be a
+# generic posting that only says so, under any id before such ids were refused.
+_LEDGER_REVERSAL: Final = written_by_ledger("r.id", "r.metadata", ("refund_failure",))
 
 _OUTCOMES = """
 SELECT p.account_id, p.id, p.kind, p.pending_status, p.resolved_by,
@@ -75,7 +75,7 @@ SELECT r.account_id, r.id, r.metadata ->> 'reverses' AS reverses, x.id AS found,
 FROM ledger_transactions AS r
 LEFT JOIN ledger_transactions AS x
     ON x.account_id = r.account_id AND x.id = r.metadata ->> 'reverses'
-WHERE r.kind = 'posted' AND (r.metadata ->> 'reverses') IS NOT NULL AND r.id LIKE :reversal_id
+WHERE r.kind = 'posted' AND {own}
     AND x.reversed_by IS DISTINCT FROM r.id
     {scope}
 ORDER BY r.account_id, r.id
@@ -83,7 +83,10 @@ ORDER BY r.account_id, r.id
 
 
 def _scoped(query: str, alias: str, account_id: str | None) -> str:
-    return query.format(scope=f"AND {alias}.account_id = :account_id" if account_id else "")
+    return query.format(
+        scope=f"AND {alias}.account_id = :account_id" if account_id else "",
+        own=_LEDGER_REVERSAL[0],
+    )
 
 
 def _finding(kind: DifferenceKind, account_id: str, transaction_id: str, why: str) -> Difference:
@@ -158,7 +161,7 @@ async def pending_outcome_mismatches(
 async def reversal_mismatches(db: AsyncConnection, account_id: str | None) -> list[Difference]:
     """`reversed_by` names a posted transaction whose hashed `metadata.reverses` names this
     one; and every reversal the ledger posted is recorded on what it reverses."""
-    params = {"account_id": account_id, "reversal_id": _LEDGER_REVERSAL_ID}
+    params = {"account_id": account_id, **_LEDGER_REVERSAL[1]}
     found: list[Difference] = []
     for row in await db.execute(text(_scoped(_REVERSED_BY, "x", account_id)), params):
         if row.found is None:

@@ -3,7 +3,8 @@
 A payout row is not hashed: only the ledger's postings are. Every payout's money goes through
 `payouts_in_transit` (`payouts.py`): `po:payout` puts its amount there, and `po:paid`,
 `po:failure` or `po:cancel` takes it out again. So each payout row, and each payout the
-postings name, is held to them:
+postings name, is held to them (the ledger's own postings, `own_transactions.py`: a generic
+posting made before such ids were refused may have touched the account too):
 
 - a row for every payout the ledger moved, and a `po:payout` posting for every row;
 - the row's amount and currency are what `po:payout` put in transit;
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.ledger.chart import PAYOUTS_IN_TRANSIT
 from remit.ledger.objects import PayoutStatus
+from remit.ledger.own_transactions import written_by_ledger
 from remit.ledger.verify_differences import Difference, DifferenceKind
 
 _UNSETTLED: Final = frozenset({PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value})
@@ -41,7 +43,8 @@ WITH moves AS (
         bool_or(lp.transaction_id ~ :cancel_end) AS canceled
     FROM ledger_postings AS lp
     JOIN ledger_accounts AS la ON la.id = lp.ledger_account_id
-    WHERE la.name = :in_transit {moves_scope}
+    JOIN ledger_transactions AS lt ON lt.account_id = lp.account_id AND lt.id = lp.transaction_id
+    WHERE la.name = :in_transit AND {own} {moves_scope}
     GROUP BY 1, 2
 ),
 shown AS (
@@ -141,12 +144,17 @@ def _row_problems(row: Row[tuple[object, ...]]) -> list[Difference]:
 
 async def payout_mismatches(db: AsyncConnection, account_id: str | None) -> list[Difference]:
     scoped = account_id is not None
+    own, own_params = written_by_ledger(
+        "lt.id", "lt.metadata", ("payout", "paid", "failure", "cancel")
+    )
     query = _PAYOUTS.format(
+        own=own,
         moves_scope="AND lp.account_id = :account_id" if scoped else "",
         shown_scope="AND account_id = :account_id" if scoped else "",
         payouts_scope="WHERE account_id = :account_id" if scoped else "",
     )
     params = {
+        **own_params,
         "account_id": account_id,
         "in_transit": PAYOUTS_IN_TRANSIT,
         "any_step": ":[a-z_]+$",
