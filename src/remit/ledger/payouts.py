@@ -295,8 +295,15 @@ async def cancel_payout(
             kind=ErrorKind.FAILED_PRECONDITION,
             code="payout_not_cancelable",
         )
-    await _return_funds(db, payout, "cancel", BalanceTransactionType.PAYOUT_CANCEL, now)
-    canceled = replace(payout, status=PayoutStatus.CANCELED, updated_at=now)
+    returned = await _return_funds(db, payout, "cancel", BalanceTransactionType.PAYOUT_CANCEL, now)
+    # Stripe's failure_balance_transaction: "If the payout failed or was canceled, ... the
+    # balance transaction that reversed the initial balance transaction".
+    canceled = replace(
+        payout,
+        status=PayoutStatus.CANCELED,
+        failure_balance_transaction_id=returned.id,
+        updated_at=now,
+    )
     await BalanceRepository(db).save_payout(canceled)
     await events.record_event(
         db,

@@ -12,7 +12,9 @@ posting made before such ids were refused may have touched the account too):
   `po:failure`, `canceled` after `po:cancel`, otherwise `pending` or `in_transit` (which the
   ledger does not tell apart), and at most one of those three;
 - its `balance_transaction` is the row showing `po:payout`, and its
-  `failure_balance_transaction` the row showing `po:failure` (none unless it failed).
+  `failure_balance_transaction` the row showing its return, `po:failure` or `po:cancel` (none
+  unless it failed or was canceled: Stripe names the reversing row for both; payouts canceled
+  before core migration 0080 were given theirs by it).
 
 One set-based query, one scan of each table it reads: the postings to `payouts_in_transit`
 and the payouts' balance transactions, each grouped by payout, joined to the payouts table;
@@ -50,7 +52,7 @@ WITH moves AS (
 shown AS (
     SELECT account_id, regexp_replace(ledger_transaction_id, :any_step, '') AS payout_id,
         min(id) FILTER (WHERE ledger_transaction_id ~ :payout_end) AS payout_row,
-        min(id) FILTER (WHERE ledger_transaction_id ~ :failure_end) AS failure_row
+        min(id) FILTER (WHERE ledger_transaction_id ~ :return_end) AS return_row
     FROM balance_transactions
     WHERE ledger_transaction_id ~ :payout_steps {shown_scope}
     GROUP BY 1, 2
@@ -59,7 +61,7 @@ SELECT coalesce(p.account_id, m.account_id) AS account_id, coalesce(p.id, m.payo
     p.id AS row_id, p.amount, p.currency AS row_currency, p.status,
     p.balance_transaction_id, p.failure_balance_transaction_id,
     m.currency, m.currencies, m.sent, m.created, m.paid, m.failed, m.canceled,
-    s.payout_row, s.failure_row
+    s.payout_row, s.return_row
 FROM (SELECT * FROM payouts {payouts_scope}) AS p
 FULL JOIN moves AS m ON m.account_id = p.account_id AND m.payout_id = p.id
 LEFT JOIN shown AS s ON s.account_id = p.account_id AND s.payout_id = p.id
@@ -103,12 +105,12 @@ def _status_problems(row: Row[tuple[object, ...]]) -> list[Difference]:
     else:
         expected, matches = "pending or in_transit", row.status in _UNSETTLED
     found = [] if matches else [_finding(row, f"status {row.status}, the ledger says {expected}")]
-    if row.failure_balance_transaction_id != row.failure_row:
+    if row.failure_balance_transaction_id != row.return_row:
         found.append(
             _finding(
                 row,
                 f"failure_balance_transaction {row.failure_balance_transaction_id}, the row "
-                f"showing {row.id}:failure is {row.failure_row}",
+                f"showing {row.id}:failure or {row.id}:cancel is {row.return_row}",
             )
         )
     return found
@@ -162,6 +164,7 @@ async def payout_mismatches(db: AsyncConnection, account_id: str | None) -> list
         "paid_end": ":paid$",
         "failure_end": ":failure$",
         "cancel_end": ":cancel$",
+        "return_end": ":(failure|cancel)$",
         "payout_steps": ":(payout|failure|cancel)$",
     }
     result = await db.stream(text(query).execution_options(yield_per=5000), params)

@@ -179,6 +179,13 @@ async def test_a_pending_payout_can_be_canceled_and_an_in_transit_one_cannot(
     first = await service.create_payout(account_id, amount=100, currency="usd")
     canceled = value_of(await service.cancel_payout(account_id, first.id))
     assert canceled.status is PayoutStatus.CANCELED
+    # Stripe names the balance transaction that reversed the payout's, canceled as failed.
+    assert canceled.failure_balance_transaction_id is not None
+    assert (await service.get_payout(account_id, first.id)) == canceled
+    returned = await service.get_balance_transaction(
+        account_id, canceled.failure_balance_transaction_id
+    )
+    assert (returned.type, returned.amount) == (BalanceTransactionType.PAYOUT_CANCEL, 100)
     assert await available(service, account_id) == net
     second = await service.create_payout(account_id, amount=100, currency="usd")
     clock.advance(SUBMISSION_DELAY.total_seconds())

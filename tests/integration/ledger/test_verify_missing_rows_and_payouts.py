@@ -224,6 +224,15 @@ _COLUMNS = (
             "UPDATE payouts SET failure_balance_transaction_id = NULL WHERE id = '{failed}'",
             "failure_balance_transaction None",
         ),
+        (
+            "UPDATE payouts SET failure_balance_transaction_id = NULL WHERE id = '{canceled}'",
+            "failure_balance_transaction None",
+        ),
+        (
+            "UPDATE payouts SET failure_balance_transaction_id = balance_transaction_id "
+            "WHERE id = '{canceled}'",
+            "failure_balance_transaction txn_",
+        ),
     ],
 )
 async def test_a_payout_row_that_disagrees_with_the_ledger(
