@@ -455,7 +455,7 @@ async def create_automatic_payouts(
     await journal_repo.lock_chain(account_id)
     if not await _pays_out_automatically(db, account_id):
         # The merchant switched to manual payouts after the unlocked look (or while this
-        # waited for the turn): read now, the setting is the one committed before the payout.
+        # waited for the turn).
         return []
     created: list[Payout] = []
     for held in await journal_repo.ledger_accounts_named(account_id, [AVAILABLE]):
@@ -495,7 +495,18 @@ async def _automatic_payout_since(
 
 
 async def _pays_out_automatically(db: AsyncConnection, account_id: str) -> bool:
+    """The account's setting, with its row held FOR SHARE until the payouts commit: a switch to
+    manual payouts (`AccountsService.update_account` locks the row FOR UPDATE) either committed
+    before this read, and is seen, or waits for the payouts, and so returns only after them.
+    Read without the lock, a switch committed between this read and the payouts' commit would
+    return "manual" while an automatic payout was still being made.
+
+    Lock order: the ledger turn (taken by the caller), then the account row. Nothing takes the
+    account row (FOR UPDATE, or an UPDATE) and then the turn: the settings' updates post nothing.
+    """
     found = await db.execute(
-        select(accounts.c.automatic_payouts).where(accounts.c.id == account_id)
+        select(accounts.c.automatic_payouts)
+        .where(accounts.c.id == account_id)
+        .with_for_update(read=True)
     )
     return found.scalar_one_or_none() is True

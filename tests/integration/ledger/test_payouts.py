@@ -450,6 +450,37 @@ async def test_an_account_switched_to_manual_payouts_while_the_sweep_waits_is_no
     assert payouts == []
 
 
+async def test_a_switch_to_manual_payouts_during_an_automatic_payout_returns_after_it(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    """The sweep has read the setting under the account's turn and is making the payout when
+    the merchant switches to manual payouts. The switch waits for the payout to commit: it
+    never returns "manual" while an automatic payout is still being made."""
+    account_id = await new_account(automatic_payouts=True)
+    service = LedgerService(core_engine, clock)
+    net = await fund(core_engine, account_id, clock, 2_000)
+    async with core_engine.connect() as holder:
+        # The payout's posting waits here, after the sweep has read the setting.
+        await holder.execute(
+            text(
+                "SELECT 1 FROM ledger_accounts WHERE account_id = :a AND name = 'available' "
+                "FOR UPDATE"
+            ),
+            {"a": account_id},
+        )
+        sweep = asyncio.create_task(create_automatic_payouts(core_engine, now=clock.now()))
+        await until_a_session_waits_on_a_lock(core_engine, contender=sweep)
+        switch = asyncio.create_task(
+            AccountsService(core_engine, clock).update_account(account_id, automatic_payouts=False)
+        )
+        await until_a_session_waits_on_a_lock(core_engine, contender=switch, sessions=2)
+        await holder.rollback()
+    made = await asyncio.wait_for(sweep, 30)
+    assert [(p.amount, p.automatic) for p in made] == [(net, True)]
+    assert await available(service, account_id) == 0
+    assert not (await asyncio.wait_for(switch, 30)).automatic_payouts
+
+
 async def test_an_automatic_payouts_contents_are_listable_from_its_creation(
     core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
 ) -> None:
