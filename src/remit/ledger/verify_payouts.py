@@ -17,8 +17,8 @@ posting made before such ids were refused may have touched the account too):
   before core migration 0080 were given theirs by it).
 
 One set-based query, one scan of each table it reads: the postings to `payouts_in_transit`
-and the payouts' balance transactions, each grouped by payout, joined to the payouts table;
-the rows are judged as they stream.
+(joined to their transactions, for the metadata) and the payouts' balance transactions, each
+grouped by payout, joined to the payouts table; the rows are judged as they stream.
 """
 
 from typing import Final
@@ -146,8 +146,10 @@ def _row_problems(row: Row[tuple[object, ...]]) -> list[Difference]:
 
 async def payout_mismatches(db: AsyncConnection, account_id: str | None) -> list[Difference]:
     scoped = account_id is not None
+    # The id is matched on the posting's side: its pattern filters the postings before the
+    # join reads their transactions' metadata.
     own, own_params = written_by_ledger(
-        "lt.id", "lt.metadata", ("payout", "paid", "failure", "cancel")
+        "lp.transaction_id", "lt.metadata", ("payout", "paid", "failure", "cancel")
     )
     query = _PAYOUTS.format(
         own=own,
