@@ -11,7 +11,7 @@ from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import alembic_config, upgrade
 from tests.support.postgres import scratch_database
 
-_BEFORE = "0078_delivery_jobs_by_delivery"
+_BEFORE = "0079_idempotency_finished_at"
 _AFTER = "0080_canceled_payout_failures"
 
 _ACCOUNT = (

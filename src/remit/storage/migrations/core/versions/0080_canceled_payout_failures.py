@@ -18,7 +18,7 @@ Revises: 0078_delivery_jobs_by_delivery
 from alembic import op
 
 revision = "0080_canceled_payout_failures"
-down_revision = "0078_delivery_jobs_by_delivery"
+down_revision = "0079_idempotency_finished_at"
 branch_labels = None
 depends_on = None
 
