@@ -150,11 +150,14 @@ async def _run_vault(config: PlatformConfig) -> None:
 
 
 async def _run_acquirer(config: PlatformConfig) -> None:
+    import asyncio
+    import contextlib
     import os
 
     from remit.acquirer.faults import FaultConfig
     from remit.acquirer.grpc import acquirer_interceptors, acquirer_registration
     from remit.acquirer.service import AcquirerService
+    from remit.acquirer.settlement_clock import acquirer_clock
     from remit.grpcutil.server import serve_grpc
     from remit.storage.engine import dispose, make_engine
 
@@ -166,12 +169,22 @@ async def _run_acquirer(config: PlatformConfig) -> None:
         application_name="remit-acq",
         statement_timeout_s=statement_timeout_s(),
     )
+    # Every operation's time, and which days are over, by the database's clock.
+    clock = await acquirer_clock(engine)
+    reading = asyncio.create_task(clock.keep_reading())
+
+    async def stop() -> None:
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        await dispose(engine)
+
     await serve_grpc(
         config.acquirer,
-        [acquirer_registration(AcquirerService(engine))],
+        [acquirer_registration(AcquirerService(engine, clock))],
         interceptors=acquirer_interceptors(faults),
         internal=config,
-        on_stop=lambda: dispose(engine),
+        on_stop=stop,
     )
 
 

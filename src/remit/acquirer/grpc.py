@@ -23,7 +23,6 @@ from remit.acquirer.interceptor import FaultInjectionInterceptor
 from remit.acquirer.service import AcquirerService
 from remit.acquirer.settlement_pages import cursor_from_token, page_limit, page_token
 from remit.core.secrets import Secret
-from remit.core.settlement_days import is_partial, settlement_day
 from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.grpcutil.protoconv import timestamp
 from remit.grpcutil.server import ServiceRegistration
@@ -196,9 +195,10 @@ class AcquirerServicer(acquirer_pb2_grpc.AcquirerServiceServicer):
         self, request: pb.GetSettlementReportRequest, context: Context
     ) -> pb.GetSettlementReportResponse:
         # The days the commands take (`remit.core.settlement_days`): one not begun has nothing
-        # settled, and today, not over, only what has settled so far, which the caller asks for.
-        today = self._service.today()
-        day = settlement_day(request.date, today=today, allow_partial=request.allow_partial)
+        # settled, and one not over (today, or yesterday while its last operations may still be
+        # committing) only what has settled so far, which the caller asks for.
+        report_day = self._service.report_day(request.date, allow_partial=request.allow_partial)
+        day = report_day.day
         merchant_id = request.merchant_id or None
         page = await self._service.settlement_page(
             day,
@@ -210,7 +210,7 @@ class AcquirerServicer(acquirer_pb2_grpc.AcquirerServiceServicer):
             date=day.isoformat(),
             rows=[settlement_row_message(row) for row in page.rows],
             next_page_token="" if page.next is None else page_token(page.next, day, merchant_id),
-            partial=is_partial(day, today=today),
+            partial=report_day.partial,
         )
 
 

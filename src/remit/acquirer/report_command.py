@@ -2,28 +2,35 @@
 database a page at a time, each in the snapshot of the first (`remit.acquirer.settlement_pages`:
 what had committed when the report began, each row once), and written as it is read, to stdout
 or, with `--output`, to a file that appears only once complete (`remit.core.atomic_file`). The
-days it takes are those `remit reconcile` takes (`remit.core.settlement_days`): over in UTC, or
-today with `--allow-partial`, and then the report says it is partial. An acquirer database not
+days it takes are those `remit reconcile` takes (`remit.core.settlement_days`): over, or not
+over with `--allow-partial`, and then the report says it is partial. Which days are over is told
+by the acquirer database's clock, the one that stamps the operations, never this host's
+(`remit.acquirer.settlement_clock`): a day is over only once the operations it stamped have all
+committed. An acquirer database not
 at this version's schema head is refused (exit 2), never migrated. Exit codes:
 `remit.command_exits`.
 """
 
 import asyncio
 import sys
-from datetime import UTC, date
+from collections.abc import Callable
 from pathlib import Path
 
-from remit.acquirer.service import AcquirerService
+from remit.acquirer.service import AcquirerService, ReportDay
 from remit.acquirer.settlement import CsvReport, JsonReport, ReportWriter
 from remit.acquirer.settlement_pages import MAX_PAGE_SIZE, SettlementCursor
 from remit.command_exits import EXIT_CLEAN, refused, report_failure
 from remit.config import ConfigError, PlatformConfig
 from remit.core.atomic_file import AtomicFile
-from remit.core.clock import Clock, SystemClock
+from remit.core.clock import Clock
 from remit.core.errors import RemitError
-from remit.core.settlement_days import is_partial, settlement_day
+from remit.core.settlement_days import parse_day
 
 COMMAND = "settlement-report"
+
+
+class _RefusedError(Exception):
+    """The command's input refused once the acquirer's clock is read: exit 2."""
 
 
 def settlement_report_command(
@@ -36,31 +43,38 @@ def settlement_report_command(
     allow_partial: bool = False,
     clock: Clock | None = None,
 ) -> int:
-    today = (clock or SystemClock()).now().astimezone(UTC).date()
+    """`clock`: a test's, instead of the acquirer database's."""
     try:
-        day = settlement_day(raw_date, today=today, allow_partial=allow_partial)
+        parse_day(raw_date)  # a date misspelt is refused before anything is opened
     except RemitError as error:
         return refused(COMMAND, error.message)
-    partial = is_partial(day, today=today)
     target: AtomicFile | None = None
-    if output_path is not None:
-        try:
-            # Before anything is read: a path that cannot be written is refused at once.
-            target = AtomicFile.create(Path(output_path))
-        except OSError as error:
-            return refused(COMMAND, f"cannot write {output_path}: {error.strerror or error}")
-    try:
+
+    def start(report_day: ReportDay) -> ReportWriter:
+        nonlocal target
+        if output_path is not None:
+            try:
+                # Before anything is read: a path that cannot be written is refused at once.
+                target = AtomicFile.create(Path(output_path))
+            except OSError as error:
+                raise _RefusedError(
+                    f"cannot write {output_path}: {error.strerror or error}"
+                ) from None
         out = sys.stdout if target is None else target.handle
         writer = JsonReport if output_format == "json" else CsvReport
-        report: ReportWriter = writer(out, day, merchant_id, partial=partial)
-        _write(config, day, merchant_id, report)
+        return writer(out, report_day.day, merchant_id, partial=report_day.partial)
+
+    try:
+        _write(config, raw_date, allow_partial, merchant_id, clock, start)
         if target is not None:
             target.commit()
         else:
-            out.flush()
+            sys.stdout.flush()
     except BaseException as error:
         if target is not None:
             target.discard()
+        if isinstance(error, _RefusedError):
+            return refused(COMMAND, str(error))
         if isinstance(error, ConfigError) or not isinstance(error, Exception):
             raise  # a setting missing is refused input (`remit.cli.main`); Ctrl-C stays one
         return report_failure(COMMAND, error)
@@ -68,8 +82,14 @@ def settlement_report_command(
 
 
 def _write(
-    config: PlatformConfig, day: date, merchant_id: str | None, report: ReportWriter
+    config: PlatformConfig,
+    raw_date: str,
+    allow_partial: bool,
+    merchant_id: str | None,
+    clock: Clock | None,
+    start: Callable[[ReportDay], ReportWriter],
 ) -> None:
+    from remit.acquirer.settlement_clock import acquirer_clock
     from remit.databases import require_at_head, resolve_databases
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import acquirer_database
@@ -84,12 +104,17 @@ def _write(
         async def read() -> None:
             engine = make_engine(url, pool_size=1, application_name="remit-cli")
             try:
-                service = AcquirerService(engine)
+                service = AcquirerService(engine, clock or await acquirer_clock(engine))
+                try:
+                    report_day = service.report_day(raw_date, allow_partial=allow_partial)
+                except RemitError as error:
+                    raise _RefusedError(error.message) from None
+                report = start(report_day)
                 report.start()
                 after: SettlementCursor | None = None
                 while True:
                     page = await service.settlement_page(
-                        day, merchant_id, after=after, limit=MAX_PAGE_SIZE
+                        report_day.day, merchant_id, after=after, limit=MAX_PAGE_SIZE
                     )
                     report.write(page.rows)
                     if page.next is None:

@@ -39,11 +39,13 @@ from remit.acquirer.domain import (
     void,
 )
 from remit.acquirer.repository import SqlAcquirerRepository
+from remit.acquirer.settlement_clock import settlement_grace
 from remit.acquirer.settlement_pages import SettlementCursor, SettlementPage
 from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import has_prefix, new_id, random_string
+from remit.core.settlement_days import is_partial, settlement_day
 from remit.storage.engine import single_statement
 
 MAX_AMOUNT_MINOR: Final = 99_999_999
@@ -68,6 +70,14 @@ def reference_reused(reference: str) -> AcquirerError:
         code="reference_reused",
         param="reference",
     )
+
+
+@dataclass(frozen=True)
+class ReportDay:
+    """The settlement day a report covers, and whether it may still get operations."""
+
+    day: date
+    partial: bool
 
 
 @dataclass(frozen=True)
@@ -164,9 +174,15 @@ def _authorization_code() -> str:
 
 
 class AcquirerService:
-    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, clock: Clock | None = None, *, grace: timedelta | None = None
+    ) -> None:
+        """`clock`: the database's (`remit.acquirer.settlement_clock`), which stamps every
+        operation and says which days are over; a test's own. `grace`: how long after its end
+        a day may still get operations committed (`settlement_grace`, from the settings)."""
         self._engine = engine
         self._clock = clock or SystemClock()
+        self._grace = settlement_grace() if grace is None else grace
 
     async def _find(self, reference: str) -> Operation | None:
         async with single_statement(self._engine) as db:
@@ -402,9 +418,13 @@ class AcquirerService:
             raise not_found("authorization", authorization_id, param="authorization_id")
         return authorization
 
-    def today(self) -> date:
-        """The UTC day it is on the acquirer's clock: the one settling now."""
-        return self._clock.now().astimezone(UTC).date()
+    def report_day(self, value: str, *, allow_partial: bool) -> ReportDay:
+        """The day a settlement report for `value` covers (`remit.core.settlement_days`), on
+        the acquirer's clock, the one that stamps the operations: partial until every
+        transaction that may have stamped a time of that day has ended (the grace)."""
+        now = self._clock.now()
+        day = settlement_day(value, now=now, allow_partial=allow_partial, grace=self._grace)
+        return ReportDay(day, is_partial(day, now=now, grace=self._grace))
 
     async def settlement_page(
         self,

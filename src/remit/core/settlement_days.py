@@ -1,19 +1,26 @@
 """Which settlement day a command over one day's settlement takes (`remit reconcile`, `remit
 settlement-report`, and the RPCs behind them: Reconcile, GetSettlementReport).
 
-A day that is over in UTC is taken whole. A day that has not begun is refused: nothing has
-settled on it. Today is not over, so what it shows lacks what settles later today: it is taken
-only when the caller asks for a partial result, which then says it is partial. One rule, so
-that the commands agree on which days they take and say so in the same words.
+A day that is over is taken whole. A day that has not begun is refused: nothing has settled on
+it. A day not over lacks what settles later on it: it is taken only when the caller asks for a
+partial result, which then says it is partial. One rule, so that the commands agree on which
+days they take and say so in the same words.
+
+A day is over `grace` after its end in UTC (`day_over_at`): a movement stamped with a time of
+the day's last moments may still be committing after midnight, and a report read before it
+commits would leave it out, while the next day's report does not list it either (the acquirer's
+`remit.acquirer.settlement_clock` says how long that can take there).
 """
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 from remit.core.errors import ErrorKind, RemitError, invalid
 
 # `date.fromisoformat` alone also takes 20261102 and week dates such as 2026-W44-1.
 _CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+NO_GRACE = timedelta(0)
 
 
 def parse_day(value: str) -> date:
@@ -26,19 +33,35 @@ def parse_day(value: str) -> date:
         raise invalid(f"Invalid date {value[:20]!r}: use YYYY-MM-DD.", "date") from None
 
 
-def settlement_day(value: str, *, today: date, allow_partial: bool) -> date:
-    """The day `value` names, refused when it has not begun, and when it is `today` (not over,
-    in UTC) unless `allow_partial`."""
+def day_over_at(day: date, *, grace: timedelta = NO_GRACE) -> datetime:
+    """When a result for `day` is whole: `grace` after the day's end in UTC."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) + grace
+
+
+def settlement_day(
+    value: str, *, now: datetime, allow_partial: bool, grace: timedelta = NO_GRACE
+) -> date:
+    """The day `value` names, refused when it has not begun at `now`, and when it is not over
+    (`day_over_at`) unless `allow_partial`."""
     day = parse_day(value)
+    today = now.astimezone(UTC).date()
     if day > today:
         raise invalid(
             f"{day} has not begun (it is {today} in UTC): nothing has settled on it yet.", "date"
         )
-    if day == today and not allow_partial:
+    if is_partial(day, now=now, grace=grace) and not allow_partial:
+        over_at = day_over_at(day, grace=grace)
+        if day == today:
+            why = f"{day} is not over in UTC: what settles on it later would be left out"
+        else:
+            why = (
+                f"{day} ended at midnight UTC, but movements it stamped may still be committing "
+                "and would be left out"
+            )
         raise RemitError(
-            message=f"{day} is not over in UTC: what settles on it later would be left out, "
-            "and movements still in flight would show as missing. Ask again after midnight "
-            "UTC, or for a partial result (--allow-partial), which is marked partial.",
+            message=f"{why}, and movements still in flight would show as missing. Ask again "
+            f"from {over_at:%Y-%m-%d %H:%M:%S} UTC, or for a partial result (--allow-partial), "
+            "which is marked partial.",
             kind=ErrorKind.FAILED_PRECONDITION,
             code="day_not_over",
             param="date",
@@ -46,6 +69,6 @@ def settlement_day(value: str, *, today: date, allow_partial: bool) -> date:
     return day
 
 
-def is_partial(day: date, *, today: date) -> bool:
-    """Whether a result for `day` covers only part of it: the day is not over yet."""
-    return day >= today
+def is_partial(day: date, *, now: datetime, grace: timedelta = NO_GRACE) -> bool:
+    """Whether a result for `day` taken at `now` covers only part of it: it is not over yet."""
+    return now < day_over_at(day, grace=grace)

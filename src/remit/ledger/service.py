@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -438,8 +438,7 @@ class LedgerService:
         """Reconcile the settlement day `day` (see `remit.ledger.reconcile` for which ledger
         items belong to it, and which days it refuses) and store the result as the day's."""
         started_at = self._clock.now()
-        today = started_at.astimezone(UTC).date()
-        parsed = settlement_day(day, today=today, allow_partial=allow_partial)
+        parsed = settlement_day(day, now=started_at, allow_partial=allow_partial)
         acquirer_side = await self.settlement_items(
             parsed.isoformat(), account_id, allow_partial=allow_partial
         )
@@ -464,7 +463,7 @@ class LedgerService:
                 account_id=account_id,
                 rows=rows,
                 now=self._clock.now(),
-                partial=is_partial(parsed, today=today),
+                partial=is_partial(parsed, now=started_at),
                 started_at=started_at,
             )
 

@@ -180,3 +180,16 @@ def test_it_starts_no_embedded_server_for_the_databases_it_does_not_read(
     monkeypatch.setattr("remit.databases.start_cluster", start_cluster)
     assert main(["settlement-report", "--date", DAY, "--format", "json"]) == 0
     assert started == []
+
+
+def test_the_days_it_takes_are_told_by_the_acquirer_databases_clock_not_the_hosts(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The operations are stamped by the database's clock: on a host whose clock runs two days
+    ahead, tomorrow has still not begun."""
+    ahead = datetime.now(UTC) + timedelta(days=2)
+    monkeypatch.setattr("remit.core.clock.SystemClock.now", lambda _self: ahead)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert main(["settlement-report", "--date", tomorrow, "--allow-partial"]) == 2
+    assert "has not begun" in capsys.readouterr().err

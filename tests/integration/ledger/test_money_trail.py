@@ -92,7 +92,8 @@ async def test_a_capture_recorded_in_the_ledger_after_midnight_reconciles_on_its
         await capture(trail, account, "held-capture", held.id, 1000)
         assert clock.now().date() == (day + timedelta(days=1)).date()
         await pay(trail, account, "next-day-sale", 2000)
-        clock.advance(timedelta(days=1).total_seconds())  # both days are over
+        # Both days are over, and their last operations' commits behind them (the grace).
+        clock.advance(timedelta(days=1, minutes=5).total_seconds())
 
         settlement_day = await trail.ledger.reconcile(day.date().isoformat())
         next_day = await trail.ledger.reconcile((day + timedelta(days=1)).date().isoformat())

@@ -1,0 +1,63 @@
+"""The acquirer's time: the database's, and how long after a day its settlement is whole.
+
+An operation settles at the time the acquirer stamps on it (`settled_at`), but a report sees it
+only once its transaction commits, later. Stamped by each host's own clock, a capture stamped
+late on day D by a host whose clock ran behind, or committed after a report for D read by a
+host whose clock ran ahead, is in neither D's report nor D+1's. So the acquirer, like the core
+and the worker, tells the time by the database's clock (`remit.storage.database_clock`): read
+when it starts and every minute after, carried forward between reads, so that no authorization
+pays a statement for it. `remit settlement-report` reads it once, from the acquirer's database.
+
+Even on one clock a capture stamped at 23:59:59.8 may commit at 00:00:01: a report for its day
+is whole only once every transaction that may have stamped a time of that day has ended
+(`settlement_grace`), and partial until then.
+"""
+
+from datetime import timedelta
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.config import core_max_clock_skew_s, database_pool_timeout_s, statement_timeout_s
+from remit.storage.database_clock import (
+    MAX_HOLD_S,
+    MAX_ROUND_TRIP_S,
+    ClockUser,
+    DatabaseClock,
+)
+
+ACQUIRER: Final = ClockUser(
+    process="acquirer",
+    skew_setting="REMIT_CORE_MAX_CLOCK_SKEW_S",
+    decides="every operation's time, when it settles, and which days are over",
+)
+
+# What may run after an operation's time is stamped, until it commits: an authorization waits
+# for a connection, then runs one autocommitted statement; a capture, void or refund stamps
+# once it holds its authorization's lock, then updates the authorization, inserts the operation
+# and commits, three statements. Each statement is bounded by the statement timeout, a wait
+# for a connection by the pool's.
+_STATEMENTS_AFTER_THE_STAMP: Final = 3
+# How far two readings of the database's clock may disagree: a reading is off by up to half
+# its round trip, and the time told holds still for up to MAX_HOLD_S rather than step back.
+_CLOCK_ERROR_S: Final = MAX_ROUND_TRIP_S + MAX_HOLD_S
+
+
+def settlement_grace() -> timedelta:
+    """How long after its end a day may still get settled operations committed: longer than any
+    acquirer transaction can last after stamping its time, from the configured statement timeout
+    (REMIT_STATEMENT_TIMEOUT_S) and pool wait (REMIT_DATABASE_POOL_TIMEOUT_S), plus the
+    database clock's reading error."""
+    return timedelta(
+        seconds=database_pool_timeout_s()
+        + _STATEMENTS_AFTER_THE_STAMP * statement_timeout_s()
+        + _CLOCK_ERROR_S
+    )
+
+
+async def acquirer_clock(engine: AsyncEngine) -> DatabaseClock:
+    """The database's clock, read once from the acquirer's database; the acquirer process reads
+    it again every minute (`DatabaseClock.keep_reading`)."""
+    return await DatabaseClock.read_from(
+        engine, ACQUIRER, max_skew=timedelta(seconds=core_max_clock_skew_s())
+    )
