@@ -23,6 +23,7 @@ from remit.core.jsonview import enum_wire_values
 from remit.core.logging import mask_sensitive
 from remit.grpcutil.deadlines import bounded_timeout, has_time_for
 from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.forward_in_flight import refused_as_in_flight
 from remit.grpcutil.send_time import refused_as_not_sent
 from remit.grpcutil.unstarted import refused_unstarted
 from remit.payments.breaker import BreakerState, CircuitBreaker, NetworkBreakers
@@ -63,10 +64,11 @@ _RISK = enum_wire_values(common_pb2.RiskLevel.DESCRIPTOR)
 # The vault's refusals to open a card for a forward, by the code (and parameter) it gives them:
 # the token was deleted or belongs to another account (vault `_no_such_token`), or the card is
 # sealed under a key version no longer allowed to decrypt (vault `crypto.retired_key`). Each
-# comes back the same on every retry, so the attempt fails (see `unusable_card_answer`). They
-# are told apart by code, not by status: an error of the acquirer passed on through the vault
-# can carry the same status (`reference_reused` is FAILED_PRECONDITION too) and says nothing
-# about the card.
+# comes back the same on every retry, so the attempt fails (see `unusable_card_answer`); the
+# vault gives them only once no forward of the reference it sent can still commit at the
+# acquirer (`remit.grpcutil.forward_in_flight`). They are told apart by code, not by status:
+# an error of the acquirer passed on through the vault can carry the same status
+# (`reference_reused` is FAILED_PRECONDITION too) and says nothing about the card.
 _NO_SUCH_TOKEN = ("resource_missing", "vault_token")
 _KEY_RETIRED = "vault_key_retired"
 
@@ -415,6 +417,15 @@ class GrpcCardNetwork:
                 if probing:
                     breaker.release_probe()
                 raise no_time_to_send() from None
+            if refused_as_in_flight(error):
+                # The vault will not open the card, and an earlier forward of the reference may
+                # still be at the acquirer (`remit.grpcutil.forward_in_flight`): unknown, to be
+                # looked up, but no sign of the network's health.
+                if probing:
+                    self._breaker.release_probe()
+                raise OutcomeUnknownError(
+                    "an earlier forward may still be at the acquirer"
+                ) from None
             if error.code() in _UNKNOWN_OUTCOME_CODES:
                 breaker.record_failure()
                 raise OutcomeUnknownError(error.code().name) from None

@@ -1416,7 +1416,12 @@ class PaymentsService:
 
         Such a refusal would come back on every retry, so it must end the attempt rather than
         leave it waiting at `attempt_created` for ever. The network is still asked about the
-        reference first: a forward that reached it before the card was deleted stands.
+        reference first: a forward that reached it before the card was deleted stands. One
+        look-up finding nothing is conclusive because the vault refuses only once no forward
+        of the reference it sent can still commit at the acquirer: while one may (its answer
+        lost, the acquirer's statement still running), it answers that the outcome is unknown
+        instead (`remit.grpcutil.forward_in_flight`), and the attempt waits at
+        `attempt_created` to be looked up again, as after any other unknown outcome.
         `refused` is told of the vault's refusal (whatever the network says), so that nothing
         resolves a payment method to that card again: first, since the refusal is about the
         card's token and the look-up cannot change it, and a look-up that raises (a record

@@ -114,12 +114,16 @@ class KeyUnavailableError(VaultCryptoError):
     key_version: int = 0
 
 
+# The code of `retired_key`: the core ends an attempt on it (`remit.payments.network`).
+KEY_RETIRED_CODE: Final = "vault_key_retired"
+
+
 def retired_key(name: str, version: int, minimum: int) -> KeyUnavailableError:
     return KeyUnavailableError(
         message=f"Key version {version} is retired (minimum decryption version is {minimum}).",
         kind=ErrorKind.FAILED_PRECONDITION,
         error_type="api_error",
-        code="vault_key_retired",
+        code=KEY_RETIRED_CODE,
         key_name=name,
         key_version=version,
     )

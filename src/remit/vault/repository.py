@@ -106,6 +106,11 @@ def _audit_events_insert(count: int) -> Statement:
 # re-reads a row locked FOR UPDATE once its locker commits), so one forward alone ever gets a
 # CVC; after a concurrent re-seal, it reads the CVC as the re-seal sealed it. An UPDATE's
 # RETURNING shows the new values; the old ones come from `held`.
+# A forward of a reference audited as sent after a time: served by the index on the token.
+_FORWARD_SENT_AFTER = Statement(
+    "SELECT 1 FROM audit_events WHERE token = %(token)s AND reference = %(reference)s "
+    "AND action = %(action)s AND succeeded AND created_at > %(after)s LIMIT 1"
+)
 _AUDIT_FORWARD_TAKING_CVC = Statement(
     "WITH held AS ("  # noqa: S608
     "SELECT token, cvc_ciphertext, cvc_expires_at, seal_format, exp_month, exp_year, "
@@ -749,6 +754,18 @@ class SqlVaultRepository:
         return again
 
     # --- audit -------------------------------------------------------------------------
+
+    async def forward_sent_after(self, token: str, reference: str, after: datetime) -> bool:
+        """Whether a forward of `reference` with the card `token` was audited as sent after
+        `after` (or as one the destination refused unstarted whose CVC was put back, which
+        went nowhere: counted all the same, which only makes its caller wait a little)."""
+        params = {
+            "token": token,
+            "reference": reference,
+            "action": AuditAction.FORWARD.value,
+            "after": after,
+        }
+        return await _FORWARD_SENT_AFTER.first(self._db, params) is not None
 
     async def insert_audit_event(self, event: AuditEvent) -> None:
         await _AUDIT_EVENTS.insert(_AUDIT_EVENT_COLUMNS).run(self._db, _audit_params(event))

@@ -26,12 +26,14 @@ from remit.core.errors import ErrorKind, RemitError, invalid
 from remit.core.ids import new_id
 from remit.core.secrets import Secret
 from remit.grpcutil.deadlines import has_time_for
+from remit.grpcutil.forward_in_flight import forward_in_flight
 from remit.grpcutil.send_time import acquirer_call_needs_s, not_sent_for_lack_of_time
 from remit.grpcutil.unstarted import UnstartedRefusalError
 from remit.storage.engine import single_statement
 from remit.vault.card_metadata import card_metadata, metadata_digest
 from remit.vault.cards import MAX_YEARS_AHEAD, Funding, validate_card
 from remit.vault.crypto import (
+    KEY_RETIRED_CODE,
     CardBinding,
     CvcKey,
     KeyRing,
@@ -64,6 +66,7 @@ from remit.vault.domain import (
 )
 from remit.vault.forward_replay import request_digest
 from remit.vault.forwarding import Destination
+from remit.vault.forwards_in_flight import forward_may_still_commit_for
 from remit.vault.keystore import (
     KEYS_ENV,
     KeyStore,
@@ -1061,6 +1064,7 @@ class VaultService:
             # Another account's card, a deleted one, or none: an invalid access attempt, which
             # PCI DSS 10.2.1.4 asks to be logged like the refused destination above.
             await self._audit(self._refused_forward_event(account_id, token, request))
+            await self._refuse_while_in_flight(token, request.reference)
             raise _no_such_token(token)
         if not has_time_for(acquirer_call_needs_s()):
             # The acquirer would have less than its timeout before the caller gives up: its
@@ -1077,6 +1081,8 @@ class VaultService:
         except VaultCryptoError as error:
             log.error("card %s could not be decrypted for %s", token, request.purpose)
             await self._audit(self._forward_event(card, request, succeeded=False))
+            if error.code == KEY_RETIRED_CODE:
+                await self._refuse_while_in_flight(token, request.reference)
             if isinstance(error, KeyUnavailableError):
                 # Before its CVC is taken: nothing was sent, nor spent (`_unforwardable`).
                 raise _unforwardable(token, error) from None
@@ -1200,6 +1206,22 @@ class VaultService:
             )  # fmt: skip
             raise reference_reused(request.reference)
         return Forwarded(vault_pb2.ForwardedAuthorization.FromString(earlier.result), True)
+
+    async def _refuse_while_in_flight(self, token: str, reference: str) -> None:
+        """Before refusing to forward a card it will not open any more: while an earlier
+        forward of `reference` with it may still commit at the acquirer, answer that the
+        outcome is unknown instead (`remit.grpcutil.forward_in_flight`). The refusal would have
+        the core look the reference up, find nothing yet, and fail the attempt as never sent,
+        while the acquirer could still authorize it."""
+        after = self._clock.now() - forward_may_still_commit_for()
+        async with self._statement() as repo:
+            in_flight = await repo.forward_sent_after(token, reference, after)
+        if in_flight:
+            log.warning(
+                "not refusing %s yet: an earlier forward of it may still be at the acquirer",
+                reference,
+            )
+            raise forward_in_flight(reference)
 
     async def _audit_refused_after_taking(self, card: StoredCard, request: ForwardRequest) -> None:
         """Record that a forward refused after it took the card's CVC (its seals failed) sent
