@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.clock import FixedClock
 from remit.grpcutil.errors import detail_from_rpc_error
 from remit.grpcutil.forward_in_flight import IN_FLIGHT_CODE, refused_as_in_flight
+from remit.payments.breaker import BreakerState, CircuitBreaker
+from remit.payments.network import GrpcCardNetwork, OutcomeUnknownError
 from remit.vault.forwards_in_flight import forward_may_still_commit_for
 from remit.vault.keystore import FileKeyStore
-from remit_api.acquirer.v1 import acquirer_pb2
+from remit_api.acquirer.v1 import acquirer_pb2, acquirer_pb2_grpc
 from remit_api.vault.v1 import vault_pb2
 from tests.integration.vault.conftest import START, VaultHarness
 from tests.support.fake_acquirer import RecordingAcquirer, running_acquirer
@@ -129,3 +131,24 @@ def test_the_window_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("REMIT_DATABASE_POOL_TIMEOUT_S", "2")
     monkeypatch.setenv("REMIT_STATEMENT_TIMEOUT_S", "10")
     assert forward_may_still_commit_for().total_seconds() == 4 + 2 + 10 + 5
+
+
+async def test_the_core_looks_it_up_later_without_blaming_the_networks_health(
+    lossy: VaultHarness,
+) -> None:
+    """The core's network client takes the answer as an outcome unknown, to be looked up, and
+    does not count it against its breaker: the network is not at fault."""
+    token = await _tokenize(lossy)
+    await _forward(lossy, token, "ch_lost")
+    await _delete(lossy, token)
+    breaker = CircuitBreaker(failure_threshold=1)
+    async with grpc.aio.insecure_channel("127.0.0.1:9") as nowhere:
+        network = GrpcCardNetwork(
+            lossy.vault.stub, acquirer_pb2_grpc.AcquirerServiceStub(nowhere), breaker
+        )
+        with pytest.raises(OutcomeUnknownError):
+            await network.authorize(
+                account_id="acct_1", vault_token=token, amount_minor=2000, currency="usd",
+                reference="ch_lost", capture=True, purpose="payment_intent.confirm pi_test",
+            )  # fmt: skip
+    assert breaker.state is BreakerState.CLOSED
