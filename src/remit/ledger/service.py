@@ -403,7 +403,7 @@ class LedgerService:
 
     async def settlement_items(
         self, day: str, account_id: str | None, *, allow_partial: bool = False
-    ) -> list[SettledItem]:
+    ) -> settlement_report.AcquirerReport:
         return await settlement_report.settled_items(
             self._require_acquirer(), day, account_id, allow_partial=allow_partial
         )
@@ -439,9 +439,10 @@ class LedgerService:
         items belong to it, and which days it refuses) and store the result as the day's."""
         started_at = self._clock.now()
         parsed = settlement_day(day, now=started_at, allow_partial=allow_partial)
-        acquirer_side = await self.settlement_items(
+        acquirer_report = await self.settlement_items(
             parsed.isoformat(), account_id, allow_partial=allow_partial
         )
+        acquirer_side = acquirer_report.items
         async with self._engine.begin() as db:
             await _without_statement_timeout(db)
             recorded = await reconcile.ledger_items(db, parsed, account_id)
@@ -463,7 +464,9 @@ class LedgerService:
                 account_id=account_id,
                 rows=rows,
                 now=self._clock.now(),
-                partial=is_partial(parsed, now=started_at),
+                # Partial too when the acquirer says its report is: its day ends a grace
+                # after midnight, once what it stamped on the day has committed.
+                partial=is_partial(parsed, now=started_at) or acquirer_report.partial,
                 started_at=started_at,
             )
 

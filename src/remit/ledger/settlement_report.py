@@ -8,6 +8,7 @@ exactly the busy days it matters most on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Final
 
@@ -52,16 +53,25 @@ def _item(day: str, row: acquirer_pb2.SettlementRow) -> SettledItem:
     )
 
 
+@dataclass(frozen=True)
+class AcquirerReport:
+    items: list[SettledItem]
+    # Whether the acquirer said its report is partial: the day not over on its clock, or
+    # over too recently for every operation it stamped to have committed.
+    partial: bool
+
+
 async def settled_items(
     acquirer: acquirer_pb2_grpc.AcquirerServiceAsyncStub,
     day: str,
     account_id: str | None,
     *,
     allow_partial: bool = False,
-) -> list[SettledItem]:
+) -> AcquirerReport:
     """Every row of the acquirer's report for `day` (only `account_id`'s when given). The
-    acquirer refuses today, as reconciliation does, unless `allow_partial`."""
+    acquirer refuses a day not over, as reconciliation does, unless `allow_partial`."""
     items: list[SettledItem] = []
+    partial = False
     token = ""
     while True:
         request = acquirer_pb2.GetSettlementReportRequest(
@@ -76,8 +86,9 @@ async def settled_items(
         except grpc.aio.AioRpcError as error:
             raise remit_error_from_rpc_error(error) from None
         items.extend(_item(day, row) for row in reply.rows)
+        partial = partial or reply.partial
         if not reply.next_page_token:
-            return items
+            return AcquirerReport(items, partial)
         if reply.next_page_token == token:
             # The same page again and again: the run would never end instead of failing.
             raise _failed(

@@ -214,3 +214,23 @@ async def test_the_networks_fee_is_booked_once_per_capture_and_clearing_meets_th
         fee = processing_fee(txn.amount, txn.currency, pricing)
         assert (txn.fee, txn.net) == (fee, txn.amount - fee)
         assert [(d.amount, d.type) for d in txn.fee_details] == [(fee, "stripe_fee")]
+
+
+async def test_a_day_just_over_reconciles_only_as_partial_until_the_acquirers_grace_passes(
+    core_engine: AsyncEngine, acquirer_engine: AsyncEngine, new_account: NewAccount
+) -> None:
+    """Just after midnight a capture the acquirer stamped late yesterday may still be
+    committing: its report of yesterday is partial, and so is the reconciliation over it, until
+    the acquirer's grace has passed."""
+    day = datetime(2031, 5, 6, tzinfo=UTC)
+    clock = FixedClock(day + timedelta(hours=23, minutes=59))
+    account = await new_account()
+    async with money_trail(core_engine, acquirer_engine, clock) as trail:
+        await pay(trail, account, "late-sale", 1000)
+        clock.advance(90)  # 00:00:30 the next day
+        early = await trail.ledger.reconcile(day.date().isoformat(), allow_partial=True)
+        clock.advance(timedelta(minutes=5).total_seconds())
+        late = await trail.ledger.reconcile(day.date().isoformat())
+    assert early.partial
+    assert not late.partial
+    assert [row.status for row in late.rows] == [RowStatus.MATCHED]
