@@ -422,7 +422,7 @@ class GrpcCardNetwork:
                 # still be at the acquirer (`remit.grpcutil.forward_in_flight`): unknown, to be
                 # looked up, but no sign of the network's health.
                 if probing:
-                    self._breaker.release_probe()
+                    breaker.release_probe()
                 raise OutcomeUnknownError(
                     "an earlier forward may still be at the acquirer"
                 ) from None

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.clock import FixedClock
 from remit.grpcutil.errors import detail_from_rpc_error
 from remit.grpcutil.forward_in_flight import IN_FLIGHT_CODE, refused_as_in_flight
-from remit.payments.breaker import BreakerState, CircuitBreaker
+from remit.payments.breaker import BreakerState, CircuitBreaker, NetworkBreakers
 from remit.payments.network import GrpcCardNetwork, OutcomeUnknownError
 from remit.vault.forwards_in_flight import forward_may_still_commit_for
 from remit.vault.keystore import FileKeyStore
@@ -144,7 +144,9 @@ async def test_the_core_looks_it_up_later_without_blaming_the_networks_health(
     breaker = CircuitBreaker(failure_threshold=1)
     async with grpc.aio.insecure_channel("127.0.0.1:9") as nowhere:
         network = GrpcCardNetwork(
-            lossy.vault.stub, acquirer_pb2_grpc.AcquirerServiceStub(nowhere), breaker
+            lossy.vault.stub,
+            acquirer_pb2_grpc.AcquirerServiceStub(nowhere),
+            NetworkBreakers(forwards=breaker),
         )
         with pytest.raises(OutcomeUnknownError):
             await network.authorize(
