@@ -79,6 +79,8 @@ async def test_finished_keys_get_their_last_run_and_a_late_one_still_replays(
     upgrade("core", url, _AFTER)
 
     assert _finished_at(url) == {"late": _LAST_RUN, "on-time": _CREATED, "held": None}
+    # The code below is this version's, which reads the columns of every later migration too.
+    upgrade("core", url, "head")
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), pool_size=1)
     try:
         async with engine.begin() as db:

@@ -409,6 +409,9 @@ class Worker:
         while not stop.is_set():
             claimed: list[Job] = []
             free = lane.slots - len(lane_running)
+            # Cleared before the claim, not after it: a NOTIFY of a job committed too late for
+            # this claim's snapshot still wakes the next one at once, not a poll later.
+            wake.clear()
             if free > 0:
                 deadline = self._run_deadline()
                 try:
@@ -429,8 +432,6 @@ class Worker:
                         task.add_done_callback(tasks.discard)
                 if len(claimed) == free:
                     continue  # every free slot found a job: more may be due
-            if not claimed:
-                wake.clear()
             await self._wait_for_a_turn(wake, lane_running, stop)
 
     async def _wait_for_a_turn(
