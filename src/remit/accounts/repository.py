@@ -90,7 +90,10 @@ class SqlAccountRepository:
     async def get_account(self, account_id: str, *, for_update: bool = False) -> Account | None:
         query = select(accounts).where(accounts.c.id == account_id)
         if for_update:
-            query = query.with_for_update()
+            # FOR NO KEY UPDATE: a settings change never changes the id, so the key-share
+            # locks that inserts referencing the account take (its ledger postings, its
+            # customers) need not wait for it.
+            query = query.with_for_update(key_share=True)
         row = (await self._db.execute(query)).first()
         return None if row is None else _account_from_row(row)
 

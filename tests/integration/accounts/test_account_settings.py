@@ -7,10 +7,11 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.domain import Pricing
+from remit.accounts.repository import SqlAccountRepository
 from remit.accounts.service import AccountsService
 from remit.accounts.tables import accounts
 from remit.core.errors import ErrorKind, RemitError
@@ -135,3 +136,23 @@ async def test_the_service_refuses_the_same_settings_for_every_caller(
         ErrorKind.INVALID_ARGUMENT,
         "default_currency",
     )
+
+
+async def test_a_settings_change_does_not_hold_up_what_references_the_account(
+    core_engine: AsyncEngine,
+) -> None:
+    """A row inserted for the account (a ledger posting, a customer) takes a key-share lock on
+    the account's row for its foreign key. A settings change under way holds the row, but
+    never changes its id, so it must not make such inserts wait."""
+    service = AccountsService(core_engine)
+    account_id = (await service.create_account()).account.id
+    async with core_engine.begin() as changing:
+        held = await SqlAccountRepository(changing).get_account(account_id, for_update=True)
+        assert held is not None
+        async with core_engine.begin() as referencing:
+            await referencing.execute(text("SET LOCAL lock_timeout = '5s'"))
+            # What PostgreSQL's foreign key check takes on the referenced row.
+            found = await referencing.execute(
+                text("SELECT id FROM accounts WHERE id = :id FOR KEY SHARE"), {"id": account_id}
+            )
+            assert found.scalar_one() == account_id
