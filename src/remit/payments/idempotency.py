@@ -461,7 +461,11 @@ async def find(db: AsyncConnection, account_id: str, key: str) -> KeyRecord | No
 def relocked(record: KeyRecord, row: Mapping[str, object] | None) -> KeyRecord:
     """The key's row as `relock` read it (by itself or in a larger statement), checked."""
     if row is None:
-        raise LookupError(f"idempotency key {record.key!r} vanished while in use")
+        # Only a key still at `started` is ever deleted while in use (`forget`, by the request
+        # that took it over once this one's lease ran out, which then failed validation), so
+        # nothing was done under it: the key is free again, and a retry starts afresh. Not a
+        # 500, as if something had gone wrong with the payment.
+        raise idempotency_in_use()
     stored = _record(dict(row))
     if not stored.finished and stored.owner != record.owner:
         # The lease ran out and another request took the key over; it carries on, not us.

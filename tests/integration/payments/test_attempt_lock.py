@@ -97,5 +97,6 @@ async def test_a_key_taken_over_or_gone_fails_as_relock_does(
     assert raised.value.code == "idempotency_key_in_use"
     gone = replace(record, key="never-used", created_at=datetime.now(UTC))
     async with core_engine.begin() as db:
-        with pytest.raises(LookupError):
+        with pytest.raises(RemitError) as raised:
             await lock_attempt(db, gone)
+    assert raised.value.code == "idempotency_key_in_use"

@@ -1,10 +1,18 @@
 """The idempotency layer's errors in Stripe's words: `idempotency_error` for each, the endpoint
 message for a key used on another endpoint, and the key as the client sent it."""
 
+from datetime import UTC, datetime
+
+import pytest
+
+from remit.core.errors import RemitError
 from remit.payments.idempotency import (
+    KeyRecord,
+    RecoveryPoint,
     idempotency_endpoint_mismatch,
     idempotency_in_use,
     idempotency_mismatch,
+    relocked,
 )
 from remit.payments.requests import PUBLISHABLE_KEY_PREFIX, internal_key, scoped_key
 from remit.rest.remit_errors import stripe_error_from_remit
@@ -71,3 +79,20 @@ def test_a_key_stored_without_a_path_is_not_named_by_its_rpc_to_a_rest_client() 
     ).message
     assert "('/v1/payouts' vs another endpoint)" in message
     assert "CreateRefund" not in message
+
+
+def test_a_key_given_up_by_the_request_that_took_it_over_is_in_use_not_a_crash() -> None:
+    """A request whose lease ran out finds its key's row gone at its final transaction: the
+    request that took the key over failed validation and dropped it (only a key still at
+    `started` is ever dropped, so nothing was done under it). Its client is told to retry,
+    with a 409, not given a 500."""
+    record = KeyRecord(
+        account_id="acct_1", key="order-42", endpoint="CreatePaymentIntent",
+        request_body=b"", recovery_point=RecoveryPoint.STARTED, response_code=None,
+        response_body=None, payment_intent_id=None, charge_id=None, refund_id=None,
+        request_id=None, created_at=datetime(2026, 12, 1, tzinfo=UTC), owner="o",
+    )  # fmt: skip
+    with pytest.raises(RemitError) as refused:
+        relocked(record, None)
+    assert refused.value.code == "idempotency_key_in_use"
+    assert refused.value.should_retry is True
