@@ -125,14 +125,21 @@ def to_rpc_status(error: RemitError) -> status_pb2.Status:
 
 
 def detail_from_rpc_error(error: grpc.aio.AioRpcError) -> common_pb2.ErrorDetail | None:
-    """The `ErrorDetail` a remit server attached to a failed call, if any."""
+    """The `ErrorDetail` a remit server attached to a failed call, if any. Details that do not
+    decode (a proxy's, or bytes mangled on the way) are no detail: the call is classified by
+    its status alone. Raising here would escape the callers that classify every failure, such
+    as the breakers' (`GrpcCardNetwork._guarded`)."""
     for key, value in error.trailing_metadata() or ():
         if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            status = status_pb2.Status.FromString(value)
-            for packed in status.details:
-                detail = common_pb2.ErrorDetail()
-                if packed.Unpack(detail):
-                    return detail
+            try:
+                status = status_pb2.Status.FromString(value)
+                for packed in status.details:
+                    detail = common_pb2.ErrorDetail()
+                    if packed.Unpack(detail):
+                        return detail
+            except DecodeError:
+                log.warning("a failed call's status details did not decode; ignored")
+                return None
     return None
 
 

@@ -89,18 +89,46 @@ def vault_lacks_card_key(error: RemitError) -> bool:
     return error.code == _KEY_MISSING
 
 
+# The code of `card_key_unavailable`: what the completer records of an attempt it could not
+# resume for it, so that `remit held-requests` tells an operator why the attempt waits.
+CARD_KEY_UNAVAILABLE_CODE: Final = "card_key_unavailable"
+
+
 def card_key_unavailable() -> RemitError:
     """What a payment's client is told when the vault lacked the key to open its card: a
     retryable 503 of remit's own, since nothing was sent (nothing to look up, and no sign of
     the network's health) and a retry with the key resumes the attempt. The vault's refusal
-    names its key ring, which is the operator's business, not the merchant's."""
+    names its key ring, which is the operator's business, not the merchant's; the code alone
+    tells an operator where to look (the vault's key file)."""
     return RemitError(
         message="This payment could not be sent to the card network right now; nothing was "
         "sent. Retry with the same idempotency key: the payment resumes where it stopped.",
         kind=ErrorKind.UNAVAILABLE,
         error_type="api_error",
+        code=CARD_KEY_UNAVAILABLE_CODE,
         should_retry=True,
     )
+
+
+# The vault's refusals made on its own, before anything reached the acquirer: the card will not
+# be opened (`vault_will_not_open_card`), its key version is missing here
+# (`vault_lacks_card_key`), its seals failed (`vault_ciphertext_invalid`, DATA_LOSS), or the
+# destination is not allowlisted. None says anything of the network's health, so the breaker
+# of the forwards is not told of them: told of a success, it would reset its count of failures,
+# or close while half-open, though nothing reached the acquirer. Not `reference_reused`: the
+# acquirer answers it too, passed on through the vault, and the two cannot be told apart.
+_VAULT_OWN_REFUSAL_CODES = frozenset(
+    {_KEY_MISSING, _KEY_RETIRED, "vault_ciphertext_invalid", "destination_not_allowed"}
+)
+
+
+def vault_refused_before_sending(error: RemitError) -> bool:
+    return vault_will_not_open_card(error) or error.code in _VAULT_OWN_REFUSAL_CODES
+
+
+def _answered_by_network(error: RemitError) -> bool:
+    """The breakers' default: every definite refusal is the network's answer."""
+    return True
 
 
 # A reference the network already holds for an operation with other parameters: the vault
@@ -390,55 +418,66 @@ class GrpcCardNetwork:
         return self._breakers
 
     async def _guarded(
-        self, breaker: CircuitBreaker, start_call: Callable[[], Awaitable[Reply]], what: str
+        self,
+        breaker: CircuitBreaker,
+        start_call: Callable[[], Awaitable[Reply]],
+        what: str,
+        answered_by_network: Callable[[RemitError], bool] = _answered_by_network,
     ) -> Reply:
         """Run one call through `breaker`, the one of its path (`NetworkBreakers`), which is
         told of this call's answer only; a gRPC call starts when created, so the breaker is
         consulted before `start_call` makes it. A RESOURCE_EXHAUSTED is an unknown outcome
         (gRPC answers it to a reply too large, after the server acted) unless marked as a
         refusal made before anything was done, which raises `NotSentError`. `what`: the
-        operation's reference, for the log."""
+        operation's reference, for the log. `answered_by_network`: whether a definite refusal
+        came from the network, which the breaker is then told of as an answer; the others were
+        made on the way, before anything reached it, and tell it nothing.
+
+        The probe of a half-open breaker not told of the call's outcome, however the call ends
+        (a refusal that tells nothing, a cancellation, an error raised while its failure is
+        classified), is released for the next call: left claimed, the breaker would refuse
+        every call until the process restarts."""
         probing = breaker.state is BreakerState.HALF_OPEN
         if not breaker.allow():
             raise network_unavailable()
+        told = False
         try:
-            reply = await start_call()
-        except grpc.aio.AioRpcError as error:
-            if refused_unstarted(error):
-                # Refused unseen because the service is busy: it says nothing of the network's
-                # health, so the breaker (which would refuse every payment while open) is not
-                # told; a probe is freed for the next call.
-                if probing:
-                    breaker.release_probe()
-                raise refused_unsent(what) from None
-            if refused_as_not_sent(error):
-                # The vault had too little of the deadline left to forward: nothing was sent,
-                # so nothing is looked up, and the network's health is not in question.
-                if probing:
-                    breaker.release_probe()
-                raise no_time_to_send() from None
-            if refused_as_in_flight(error):
-                # The vault will not open the card, and an earlier forward of the reference may
-                # still be at the acquirer (`remit.grpcutil.forward_in_flight`): unknown, to be
-                # looked up, but no sign of the network's health.
-                if probing:
-                    breaker.release_probe()
-                raise OutcomeUnknownError(
-                    "an earlier forward may still be at the acquirer"
-                ) from None
-            if error.code() in _UNKNOWN_OUTCOME_CODES:
-                breaker.record_failure()
-                raise OutcomeUnknownError(error.code().name) from None
+            try:
+                reply = await start_call()
+            except grpc.aio.AioRpcError as error:
+                if refused_unstarted(error):
+                    # Refused unseen because the service is busy: it says nothing of the
+                    # network's health, so the breaker (which would refuse every payment while
+                    # open) is not told.
+                    raise refused_unsent(what) from None
+                if refused_as_not_sent(error):
+                    # The vault had too little of the deadline left to forward: nothing was
+                    # sent, so nothing is looked up, and the network's health is not in question.
+                    raise no_time_to_send() from None
+                if refused_as_in_flight(error):
+                    # The vault will not open the card, and an earlier forward of the reference
+                    # may still be at the acquirer (`remit.grpcutil.forward_in_flight`):
+                    # unknown, to be looked up, but no sign of the network's health.
+                    raise OutcomeUnknownError(
+                        "an earlier forward may still be at the acquirer"
+                    ) from None
+                if error.code() in _UNKNOWN_OUTCOME_CODES:
+                    breaker.record_failure()
+                    told = True
+                    raise OutcomeUnknownError(error.code().name) from None
+                refusal = remit_error_from_rpc_error(error)
+                if answered_by_network(refusal):
+                    breaker.record_success()
+                    told = True
+                raise refusal from None
             breaker.record_success()
-            raise remit_error_from_rpc_error(error) from None
-        except BaseException:
-            # Most often a cancellation: the caller's deadline ran out mid-call. That says
-            # nothing about the network's health, but the probe must be freed for the next call.
-            if probing:
+            told = True
+            return reply
+        finally:
+            # Most often a cancellation (the caller's deadline ran out mid-call), which says
+            # nothing of the network's health either.
+            if probing and not told:
                 breaker.release_probe()
-            raise
-        breaker.record_success()
-        return reply
 
     async def authorize(
         self,
@@ -474,6 +513,7 @@ class GrpcCardNetwork:
             self._breakers.forwards,
             lambda: self._vault.ForwardAuthorization(request, timeout=bounded_timeout(needs_s)),
             reference,
+            answered_by_network=lambda refusal: not vault_refused_before_sending(refusal),
         )
         return outcome_from_result(reply.result)
 

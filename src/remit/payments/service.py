@@ -1430,7 +1430,9 @@ class PaymentsService:
         A vault lacking the key version to open the card (`vault_lacks_card_key`) ends nothing:
         nothing was sent, and the key version can come back (a vault process whose key file
         lags a rotation), so the attempt waits at `attempt_created` and its client is told to
-        retry (`card_key_unavailable`).
+        retry (`card_key_unavailable`), whose code the completer records of the attempt, so
+        that `remit held-requests` shows an operator why it waits: it waits until the key
+        version is back, as nothing here can tell a key that will never come back.
 
         A reference the network holds for other parameters (`reference_conflict`) ends nothing:
         an authorization may be held under it, which only the network's record of it tells.

@@ -42,6 +42,9 @@ Context = grpc.aio.ServicerContext[Any, Any]
 # Above 2: a payment's first send follows the previous payment's last send with no look-up in
 # between, so two failures in a row would happen even with a look-up closing the breaker.
 THRESHOLD = 3
+# An open breaker stays open for the whole test, however slowly it runs: one that went half-open
+# midway would let a probe through, and a test's count of sends would depend on the machine's load.
+OPEN_S = 3600.0
 
 
 class VaultCutOff(vault_pb2_grpc.VaultServiceServicer):
@@ -112,9 +115,9 @@ async def _network(
             vault_pb2_grpc.VaultServiceStub(vault_channel),
             acquirer_pb2_grpc.AcquirerServiceStub(acquirer_channel),
             NetworkBreakers(
-                forwards=CircuitBreaker(failure_threshold=THRESHOLD),
-                operations=CircuitBreaker(failure_threshold=THRESHOLD),
-                lookups=CircuitBreaker(failure_threshold=THRESHOLD),
+                forwards=CircuitBreaker(failure_threshold=THRESHOLD, open_s=OPEN_S),
+                operations=CircuitBreaker(failure_threshold=THRESHOLD, open_s=OPEN_S),
+                lookups=CircuitBreaker(failure_threshold=THRESHOLD, open_s=OPEN_S),
             ),
         )
 

@@ -246,7 +246,11 @@ async def test_a_card_whose_key_version_the_vault_lacks_leaves_the_attempt_to_a_
     # Remit's own retryable answer (a 503, not the vault's 400 naming its key ring): nothing
     # was sent, and the key version can come back.
     error = raised.value
-    assert (error.kind, error.error_type, error.code) == (ErrorKind.UNAVAILABLE, "api_error", None)
+    assert (error.kind, error.error_type, error.code) == (
+        ErrorKind.UNAVAILABLE,
+        "api_error",
+        "card_key_unavailable",
+    )
     assert error.should_retry
     assert "card-kek" not in error.message
     assert network.sent == []
