@@ -24,6 +24,11 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.errors import detail_from_rpc_error
 
 NOT_SENT_CODE: Final = "deadline_too_near_to_send"
+# What the core's call to the vault for a forward is allowed beyond the vault's own call to the
+# acquirer, which the network timeout bounds: a moment more to decrypt and to answer
+# (`remit.payments.send_budget`). The vault's bound on how long a forward may still commit counts
+# it too (`remit.vault.forwards_in_flight`).
+VAULT_MARGIN_S: Final = 2.0
 
 
 def acquirer_call_needs_s() -> float:

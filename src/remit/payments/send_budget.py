@@ -15,11 +15,9 @@ from __future__ import annotations
 from typing import Final
 
 from remit.grpcutil.deadlines import ANSWER_MARGIN_S
+from remit.grpcutil.send_time import VAULT_MARGIN_S as VAULT_MARGIN_S
 from remit.grpcutil.send_time import acquirer_call_needs_s
 
-# The vault's own call to the acquirer is bounded by the network timeout; the vault needs a
-# moment more to decrypt and to answer.
-VAULT_MARGIN_S: Final = 2.0
 # Below this a look-up is not worth starting: it would time out before the network answered.
 LOOKUP_NEEDS_S: Final = 1.0
 # What the core does for a payment before it sends it (the key, the risk checks, the attempt's

@@ -1,6 +1,7 @@
 """The vault process: its database, its key material, its destinations, its server."""
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ async def run_vault(config: PlatformConfig) -> None:
     from remit.vault.grpc import vault_registration
     from remit.vault.key_check import open_key_store
     from remit.vault.service import VaultService
+    from remit.vault.vault_clock import vault_clock
 
     settings = VaultSettings.from_env(os.environ, config)
     engine = make_engine(
@@ -69,20 +71,27 @@ async def run_vault(config: PlatformConfig) -> None:
     try:
         # Refused (a `ConfigError`) unless they are the keys the database's cards need.
         keys = await open_key_store(os.environ, config.data_dir, engine)
+        # Every audit event's time, a CVC's expiry, and whether a forward may still be in
+        # flight, by the database's clock, which every vault process shares.
+        clock = await vault_clock(engine)
     except BaseException as error:
         await dispose(engine)
         if missing_table(error):
             raise not_migrated(vault_database(config), error) from None
         raise
     service = VaultService(
-        engine, keys, grpc_destinations(settings.allowlist, InternalAccess.of(config))
+        engine, keys, grpc_destinations(settings.allowlist, InternalAccess.of(config)), clock
     )
+    reading = asyncio.create_task(clock.keep_reading())
     stop = asyncio.Event()
     background = start_background(service, stop)
 
     async def on_stop() -> None:
         await asyncio.gather(*background, return_exceptions=True)
         await service.close()
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
         await dispose(engine)
 
     await serve_grpc(

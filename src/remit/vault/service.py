@@ -1212,7 +1212,9 @@ class VaultService:
         forward of `reference` with it may still commit at the acquirer, answer that the
         outcome is unknown instead (`remit.grpcutil.forward_in_flight`). The refusal would have
         the core look the reference up, find nothing yet, and fail the attempt as never sent,
-        while the acquirer could still authorize it."""
+        while the acquirer could still authorize it. The audit event's time and this one are
+        both the database's (the vault process's clock, `remit.vault.vault_clock`), whichever
+        vault process stamped the event."""
         after = self._clock.now() - forward_may_still_commit_for()
         async with self._statement() as repo:
             in_flight = await repo.forward_sent_after(token, reference, after)
