@@ -12,7 +12,7 @@ from remit.payments.held_requests import EXCEPTION_CODE, MISMATCH_CODE, failure_
 from remit.payments.held_requests_command import age, render_retry
 from remit.payments.idempotency import DATABASE_LIMIT_FAILURE
 from remit.payments.lookup_expectations import expected_authorization, refuse_unless_expected
-from remit.payments.network import network_unavailable
+from remit.payments.network import card_key_unavailable, network_unavailable
 from remit_api.acquirer.v1 import acquirer_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.unit.payments.test_lookup_expectations import CHARGE, held
@@ -49,6 +49,12 @@ def test_a_refusal_keeps_its_code_or_kind_and_its_message() -> None:
     )
     coded = RemitError(message="Gone.", kind=ErrorKind.NOT_FOUND, code="resource_missing")
     assert failure_of(coded, AT).code == "resource_missing"
+
+
+def test_an_attempt_waiting_for_its_card_s_key_says_so() -> None:
+    """The vault lacked the key version to open the card: the attempt waits until it is back,
+    and an operator reading `remit held-requests` sees why, not a bare `unavailable`."""
+    assert failure_of(card_key_unavailable(), AT).code == "card_key_unavailable"
 
 
 def test_another_exception_keeps_its_type_and_first_line_masked_and_short() -> None:
