@@ -89,8 +89,9 @@ def vault_lacks_card_key(error: RemitError) -> bool:
     return error.code == _KEY_MISSING
 
 
-# The code of `card_key_unavailable`: what the completer records of an attempt it could not
-# resume for it, so that `remit held-requests` tells an operator why the attempt waits.
+# The code of `card_key_unavailable`, which the completer records of an attempt it could not
+# resume for want of the card's key, so that `remit held-requests` tells an operator why the
+# attempt waits.
 CARD_KEY_UNAVAILABLE_CODE: Final = "card_key_unavailable"
 
 
