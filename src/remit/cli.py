@@ -217,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
             "is today\nunless --allow-partial; a report of today is marked partial, since more "
             "may settle on it.\nA day is over once its last operations can no longer be "
             "committing: a grace after midnight\n(the pool wait and statement timeouts), told "
-            "by the acquirer database's clock.\n\n"
+            "by the acquirer database's clock; within it the\ncommand exits 75, to run again "
+            "from the time it names.\n\n"
             "The report ends with its own count and totals, so that one cut short shows:\n"
             "  csv   a header line, one line per row (each starts with its settled_at), then "
             "the trailer,\n        the last line:\n"
@@ -370,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--allow-partial) or the acquirer failed; 3 the command itself failed (a bug), "
             "one line on stderr, the traceback only in the log at DEBUG level "
             "(REMIT_LOG_LEVEL=DEBUG); 75 retry later: its database or the acquirer out of "
-            "reach."
+            "reach, or DATE ended but is within the acquirer's grace after midnight, its last "
+            "operations maybe still committing (the message says from when it is whole)."
         ),
     )
     _add_platform_flags(reconcile)

@@ -105,10 +105,9 @@ def _write(
             engine = make_engine(url, pool_size=1, application_name="remit-cli")
             try:
                 service = AcquirerService(engine, clock or await acquirer_clock(engine))
-                try:
-                    report_day = service.report_day(raw_date, allow_partial=allow_partial)
-                except RemitError as error:
-                    raise _RefusedError(error.message) from None
+                # A day not begun, or today, is refused (exit 2); one ended but within its
+                # grace is to retry shortly (exit 75): `remit.command_exits.report_failure`.
+                report_day = service.report_day(raw_date, allow_partial=allow_partial)
                 report = start(report_day)
                 report.start()
                 after: SettlementCursor | None = None

@@ -9,7 +9,9 @@ days they take and say so in the same words.
 A day is over `grace` after its end in UTC (`day_over_at`): a movement stamped with a time of
 the day's last moments may still be committing after midnight, and a report read before it
 commits would leave it out, while the next day's report does not list it either (the acquirer's
-`remit.acquirer.settlement_clock` says how long that can take there).
+`remit.acquirer.settlement_clock` says how long that can take there). Within the grace the day
+is not refused but "not yet" (UNAVAILABLE, to retry at the time the message gives): a nightly
+run started at midnight succeeds when run again a minute or two later.
 """
 
 import re
@@ -41,8 +43,9 @@ def day_over_at(day: date, *, grace: timedelta = NO_GRACE) -> datetime:
 def settlement_day(
     value: str, *, now: datetime, allow_partial: bool, grace: timedelta = NO_GRACE
 ) -> date:
-    """The day `value` names, refused when it has not begun at `now`, and when it is not over
-    (`day_over_at`) unless `allow_partial`."""
+    """The day `value` names, refused when it has not begun at `now`, and when it is today
+    unless `allow_partial`; UNAVAILABLE, to retry (`day_still_settling`), when it has ended but
+    is within its grace, unless `allow_partial`."""
     day = parse_day(value)
     today = now.astimezone(UTC).date()
     if day > today:
@@ -52,21 +55,35 @@ def settlement_day(
     if is_partial(day, now=now, grace=grace) and not allow_partial:
         over_at = day_over_at(day, grace=grace)
         if day == today:
-            why = f"{day} is not over in UTC: what settles on it later would be left out"
-        else:
-            why = (
-                f"{day} ended at midnight UTC, but movements it stamped may still be committing "
-                "and would be left out"
+            raise RemitError(
+                message=f"{day} is not over in UTC: what settles on it later would be left out, "
+                "and movements still in flight would show as missing. Ask again once it is over "
+                f"(from {over_at:%Y-%m-%d %H:%M:%S} UTC), or for a partial result "
+                "(--allow-partial), which is marked partial.",
+                kind=ErrorKind.FAILED_PRECONDITION,
+                code="day_not_over",
+                param="date",
             )
-        raise RemitError(
-            message=f"{why}, and movements still in flight would show as missing. Ask again "
-            f"from {over_at:%Y-%m-%d %H:%M:%S} UTC, or for a partial result (--allow-partial), "
-            "which is marked partial.",
-            kind=ErrorKind.FAILED_PRECONDITION,
-            code="day_not_over",
-            param="date",
-        )
+        raise day_still_settling(day, over_at)
     return day
+
+
+def day_still_settling(day: date, over_at: datetime) -> RemitError:
+    """`day` has ended but is within its grace: not a refusal of the request, which the same
+    request made at `over_at` is granted, but "not yet". UNAVAILABLE and to be retried, so that
+    a nightly run started just after midnight is told to run again shortly (exit 75), not that
+    running it again will not help (exit 2)."""
+    return RemitError(
+        message=f"{day} ended at midnight UTC, but movements it stamped may still be "
+        "committing and would be left out, or show as missing. Retry from "
+        f"{over_at:%Y-%m-%d %H:%M:%S} UTC, when the day is whole, or ask for a partial result "
+        "(--allow-partial), which is marked partial.",
+        kind=ErrorKind.UNAVAILABLE,
+        error_type="api_error",
+        code="day_not_over",
+        param="date",
+        should_retry=True,
+    )
 
 
 def is_partial(day: date, *, now: datetime, grace: timedelta = NO_GRACE) -> bool:

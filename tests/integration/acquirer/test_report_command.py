@@ -7,7 +7,7 @@ import csv
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -193,3 +193,32 @@ def test_the_days_it_takes_are_told_by_the_acquirer_databases_clock_not_the_host
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     assert main(["settlement-report", "--date", tomorrow, "--allow-partial"]) == 2
     assert "has not begun" in capsys.readouterr().err
+
+
+def test_a_day_within_its_grace_is_to_run_again_shortly_not_refused(
+    platform_env: WorkerDatabases, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A nightly report of the day before, started at 00:00:30 by the acquirer database's
+    clock, exits 75 (run it again later, at the time it names), not 2 (running it again will
+    not help): a minute later the same command reports the day whole."""
+    settle(platform_env.acquirer_url)
+    just_over = datetime.combine(SETTLED_AT.date() + timedelta(days=1), time.min, tzinfo=UTC)
+    clock = FixedClock(just_over + timedelta(seconds=30))
+
+    async def database_clock(_engine: object) -> FixedClock:
+        return clock
+
+    monkeypatch.setattr("remit.acquirer.settlement_clock.acquirer_clock", database_clock)
+    monkeypatch.setenv("REMIT_STATEMENT_TIMEOUT_S", "10")
+    monkeypatch.setenv("REMIT_DATABASE_POOL_TIMEOUT_S", "5")
+    path = tmp_path / "settlement.csv"
+    assert main(["settlement-report", "--date", DAY, "--output", str(path)]) == 75
+    err = capsys.readouterr().err
+    assert err.startswith("remit settlement-report: ")
+    assert f"Retry from {(just_over + timedelta(seconds=5 + 3 * 10 + 2)):%Y-%m-%d %H:%M:%S}" in err
+    assert not path.exists()
+
+    clock.advance(60)
+    assert main(["settlement-report", "--date", DAY, "--output", str(path)]) == 0
+    assert path.read_text().splitlines()[-1].startswith(f"# end date={DAY} rows=4 ")

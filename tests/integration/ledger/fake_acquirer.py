@@ -8,7 +8,10 @@ from datetime import datetime
 from typing import Any
 
 import grpc
+from grpc_status import rpc_status
 
+from remit.core.errors import RemitError
+from remit.grpcutil.errors import to_rpc_status
 from remit_api.acquirer.v1 import acquirer_pb2 as pb
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 
@@ -54,11 +57,16 @@ class FakeAcquirer(acquirer_pb2_grpc.AcquirerServiceServicer):
     # What LookupOperation finds, by reference; any other reference is NOT_FOUND.
     operations: dict[str, pb.Operation] = field(default_factory=dict)
     looked_up: list[str] = field(default_factory=list)
+    # What GetSettlementReport answers instead of a report: the acquirer's refusal, with its
+    # ErrorDetail, as its error mapping sends it.
+    refusal: RemitError | None = None
 
     def GetSettlementReport(  # noqa: N802 (the RPC's name)
         self, request: pb.GetSettlementReportRequest, context: Any
     ) -> pb.GetSettlementReportResponse:
         self.asked.append((request.date, request.merchant_id))
+        if self.refusal is not None:
+            context.abort_with_status(rpc_status.to_status(to_rpc_status(self.refusal)))
         rows = [
             r for r in self.rows if not request.merchant_id or r.merchant_id == request.merchant_id
         ]

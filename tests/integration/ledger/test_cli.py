@@ -3,7 +3,7 @@ with a code that tells findings (1) from refused input (2) and from their own fa
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import psycopg
 import pytest
@@ -13,6 +13,8 @@ from sqlalchemy import text
 from remit.accounts.service import AccountsService
 from remit.cli import main
 from remit.core.clock import FixedClock, SystemClock
+from remit.core.errors import RemitError
+from remit.core.settlement_days import settlement_day
 from remit.ledger import postings as ledger
 from remit.storage.embedded import EmbeddedCluster, to_sqlalchemy_url
 from remit.storage.engine import dispose, make_engine
@@ -207,6 +209,28 @@ def test_reconcile_runs_today_only_when_a_partial_result_is_asked_for(
         assert "--allow-partial" in capsys.readouterr().err
         assert main(["reconcile", "--date", today, "--allow-partial"]) == 0
     assert "PARTIAL" in capsys.readouterr().out
+
+
+def test_reconcile_of_a_day_within_the_acquirers_grace_is_to_run_again_shortly(
+    platform_env: WorkerDatabases,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The nightly `remit reconcile` of the day before, started just after midnight, while the
+    acquirer's last operations of the day may still be committing: exit 75, run it again at
+    the time it names, not 2, which says running it again will not help."""
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    over_at = datetime.combine(yesterday + timedelta(days=1), time.min, tzinfo=UTC)
+    with pytest.raises(RemitError) as not_yet:
+        settlement_day(
+            yesterday.isoformat(), now=over_at, allow_partial=False, grace=timedelta(seconds=97)
+        )
+    with serving(FakeAcquirer(refusal=not_yet.value)) as port:
+        monkeypatch.setenv("REMIT_ACQUIRER_PORT", str(port))
+        assert main(["reconcile", "--date", yesterday.isoformat()]) == 75
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("remit reconcile: ")
+    assert f"Retry from {over_at + timedelta(seconds=97):%Y-%m-%d %H:%M:%S} UTC" in err
 
 
 @pytest.mark.parametrize(

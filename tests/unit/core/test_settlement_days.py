@@ -30,6 +30,7 @@ def test_today_is_refused_unless_a_partial_result_is_asked_for() -> None:
     with pytest.raises(RemitError) as refused:
         settlement_day("2026-11-02", now=NOW, allow_partial=False)
     assert refused.value.kind is ErrorKind.FAILED_PRECONDITION
+    assert not refused.value.should_retry
     assert refused.value.code == "day_not_over"
     assert "--allow-partial" in refused.value.message
     assert settlement_day("2026-11-02", now=NOW, allow_partial=True) == TODAY
@@ -39,10 +40,10 @@ def test_yesterday_is_not_over_until_its_grace_has_passed() -> None:
     """A movement stamped in yesterday's last moments may commit after midnight: until the
     grace has passed, yesterday is taken only as partial, and said to be so."""
     just_after = MIDNIGHT + timedelta(seconds=0.5)
-    with pytest.raises(RemitError) as refused:
+    with pytest.raises(RemitError) as not_yet:
         settlement_day("2026-11-01", now=just_after, allow_partial=False, grace=GRACE)
-    assert refused.value.code == "day_not_over"
-    assert "2026-11-02 00:01:37 UTC" in refused.value.message
+    assert not_yet.value.code == "day_not_over"
+    assert "2026-11-02 00:01:37 UTC" in not_yet.value.message
     assert settlement_day("2026-11-01", now=just_after, allow_partial=True, grace=GRACE)
     assert is_partial(date(2026, 11, 1), now=just_after, grace=GRACE)
     assert is_partial(date(2026, 11, 1), now=MIDNIGHT + GRACE - timedelta(microseconds=1),
@@ -51,6 +52,18 @@ def test_yesterday_is_not_over_until_its_grace_has_passed() -> None:
     assert day_over_at(date(2026, 11, 1), grace=GRACE) == over
     assert not is_partial(date(2026, 11, 1), now=over, grace=GRACE)
     assert settlement_day("2026-11-01", now=over, allow_partial=False, grace=GRACE)
+
+
+def test_yesterday_within_its_grace_is_not_refused_but_to_be_asked_again_shortly() -> None:
+    """A nightly run started at 00:00:30 is granted the same request a minute later: it is
+    told to retry then (UNAVAILABLE, should_retry, exit 75 from the commands), not refused
+    as if running it again would not help."""
+    with pytest.raises(RemitError) as not_yet:
+        settlement_day(
+            "2026-11-01", now=MIDNIGHT + timedelta(seconds=30), allow_partial=False, grace=GRACE
+        )
+    assert (not_yet.value.kind, not_yet.value.should_retry) == (ErrorKind.UNAVAILABLE, True)
+    assert "Retry from 2026-11-02 00:01:37 UTC" in not_yet.value.message
 
 
 # A week date, the basic format, a short field, a time, digits of another script.
