@@ -21,8 +21,9 @@ from remit.acquirer.domain import (
 from remit.acquirer.faults import FaultConfig
 from remit.acquirer.interceptor import FaultInjectionInterceptor
 from remit.acquirer.service import AcquirerService
-from remit.acquirer.settlement_pages import cursor_from_token, page_limit, page_token
+from remit.acquirer.settlement_pages import page_limit, page_token, resumed_from_token
 from remit.core.secrets import Secret
+from remit.core.settlement_days import parse_day
 from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.grpcutil.protoconv import timestamp
 from remit.grpcutil.server import ServiceRegistration
@@ -196,20 +197,29 @@ class AcquirerServicer(acquirer_pb2_grpc.AcquirerServiceServicer):
     ) -> pb.GetSettlementReportResponse:
         # The days the commands take (`remit.core.settlement_days`): one not begun has nothing
         # settled, and one not over (today, or yesterday while its last operations may still be
-        # committing) only what has settled so far, which the caller asks for.
-        report_day = self._service.report_day(request.date, allow_partial=request.allow_partial)
-        day = report_day.day
+        # committing) only what has settled so far, which the caller asks for. Judged at the
+        # first page, and carried in the page token to the others, which read its snapshot.
         merchant_id = request.merchant_id or None
+        resumed = resumed_from_token(request.page_token, parse_day(request.date), merchant_id)
+        report_day = self._service.report_day(
+            request.date, allow_partial=request.allow_partial, resumed=resumed
+        )
+        day = report_day.day
         page = await self._service.settlement_page(
             day,
             merchant_id,
-            after=cursor_from_token(request.page_token, day, merchant_id),
+            after=None if resumed is None else resumed.cursor,
             limit=page_limit(request.page_size),
+        )
+        next_page_token = (
+            ""
+            if page.next is None
+            else page_token(page.next, day, merchant_id, partial=report_day.partial)
         )
         return pb.GetSettlementReportResponse(
             date=day.isoformat(),
             rows=[settlement_row_message(row) for row in page.rows],
-            next_page_token="" if page.next is None else page_token(page.next, day, merchant_id),
+            next_page_token=next_page_token,
             partial=report_day.partial,
         )
 

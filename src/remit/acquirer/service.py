@@ -40,12 +40,12 @@ from remit.acquirer.domain import (
 )
 from remit.acquirer.repository import SqlAcquirerRepository
 from remit.acquirer.settlement_clock import settlement_grace
-from remit.acquirer.settlement_pages import SettlementCursor, SettlementPage
+from remit.acquirer.settlement_pages import ResumedReport, SettlementCursor, SettlementPage
 from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import has_prefix, new_id, random_string
-from remit.core.settlement_days import is_partial, settlement_day
+from remit.core.settlement_days import is_partial, parse_day, settlement_day
 from remit.storage.engine import single_statement
 
 MAX_AMOUNT_MINOR: Final = 99_999_999
@@ -418,10 +418,29 @@ class AcquirerService:
             raise not_found("authorization", authorization_id, param="authorization_id")
         return authorization
 
-    def report_day(self, value: str, *, allow_partial: bool) -> ReportDay:
+    def report_day(
+        self, value: str, *, allow_partial: bool, resumed: ResumedReport | None = None
+    ) -> ReportDay:
         """The day a settlement report for `value` covers (`remit.core.settlement_days`), on
         the acquirer's clock, the one that stamps the operations: partial until every
-        transaction that may have stamped a time of that day has ended (the grace)."""
+        transaction that may have stamped a time of that day has ended (the grace).
+
+        Judged at the report's first page only: a later page (`resumed`, from its token) is
+        the first page's snapshot, and is what that page was judged, whatever the clock says
+        now. A partial report is continued only by a request that takes one (`allow_partial`).
+        """
+        if resumed is not None and resumed.partial is not None:
+            day = parse_day(value)
+            if resumed.partial and not allow_partial:
+                raise invalid(
+                    "page_token continues a partial report (its first page was read before "
+                    f"{day} was over), which only a request with allow_partial reads: set "
+                    "allow_partial, or read the report again from its first page, without "
+                    "page_token, once the day is over.",
+                    "page_token",
+                )
+            return ReportDay(day, resumed.partial)
+        # The first page; or a token of the version before, which did not say: judged now.
         now = self._clock.now()
         day = settlement_day(value, now=now, allow_partial=allow_partial, grace=self._grace)
         return ReportDay(day, is_partial(day, now=now, grace=self._grace))

@@ -16,6 +16,12 @@ are read is in a later report, never in this one, and no row is on two pages.
 
 A token also names the date and merchant it was made for: used with another, it would start
 another report part-way, so it is refused instead.
+
+Whether the report is partial is judged once, at its first page, and carried in the token
+(`ResumedReport`): its rows are the first page's snapshot, so a later page judged again would
+call whole a report read inside the day's grace, or refuse a report whose first page was taken
+when a clock read a moment later (another replica's, or a reading stepped back) says the day
+is not over. A token of the version before, which carried no judgement, leaves it to the page.
 """
 
 import base64
@@ -80,19 +86,32 @@ def page_limit(page_size: int) -> int | None:
     return None if page_size == 0 else min(page_size, MAX_PAGE_SIZE)
 
 
-def page_token(cursor: SettlementCursor, day: date, merchant_id: str | None) -> str:
+@dataclass(frozen=True)
+class ResumedReport:
+    """What a page token carries: where the next page starts, and whether the report it
+    continues was judged partial at its first page (None: a token of the version before,
+    which did not say)."""
+
+    cursor: SettlementCursor
+    partial: bool | None
+
+
+def page_token(
+    cursor: SettlementCursor, day: date, merchant_id: str | None, *, partial: bool
+) -> str:
     document = {
         "date": day.isoformat(),
         "merchant_id": merchant_id or "",
         "settled_at": cursor.settled_at.isoformat(),
         "operation_id": cursor.operation_id,
         "snapshot": cursor.snapshot,
+        "partial": partial,
     }
     return base64.urlsafe_b64encode(json.dumps(document).encode()).decode()
 
 
-def cursor_from_token(token: str, day: date, merchant_id: str | None) -> SettlementCursor | None:
-    """The cursor `token` carries (None for the first page, an empty token)."""
+def resumed_from_token(token: str, day: date, merchant_id: str | None) -> ResumedReport | None:
+    """The report `token` continues (None for the first page, an empty token)."""
     if not token:
         return None
     refused = invalid(
@@ -106,13 +125,16 @@ def cursor_from_token(token: str, day: date, merchant_id: str | None) -> Settlem
             str(document["operation_id"]),
             str(document["snapshot"]),
         )
-    except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError):
+        partial = document.get("partial")
+    except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError, AttributeError):
         raise refused from None
     if made_for != (day.isoformat(), merchant_id or "") or cursor.settled_at.tzinfo is None:
+        raise refused
+    if partial is not None and not isinstance(partial, bool):
         raise refused
     # Checked here, not by the database: a malformed one would fail the query as remit's own
     # error rather than the caller's. A token of the earlier version, which had none, is
     # refused too: the report is read again from its first page.
     if not _is_snapshot(cursor.snapshot):
         raise refused
-    return cursor
+    return ResumedReport(cursor, partial)

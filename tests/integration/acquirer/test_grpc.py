@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import TypeAlias
 
 import grpc
@@ -33,10 +34,11 @@ Stub: TypeAlias = "acquirer_pb2_grpc.AcquirerServiceAsyncStub"
 
 @asynccontextmanager
 async def running_acquirer(
-    engine: AsyncEngine, faults: FaultConfig | None = None
+    engine: AsyncEngine, faults: FaultConfig | None = None, clock: FixedClock | None = None
 ) -> AsyncIterator[Stub]:
     server = grpc.aio.server(interceptors=acquirer_interceptors(faults or FaultConfig()))
-    acquirer_registration(AcquirerService(engine, FixedClock(NOW))).add_to_server(server)
+    service = AcquirerService(engine, clock or FixedClock(NOW), grace=timedelta(seconds=97))
+    acquirer_registration(service).add_to_server(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

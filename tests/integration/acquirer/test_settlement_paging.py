@@ -166,3 +166,56 @@ async def test_a_page_request_of_another_report_is_refused(acquirer_engine: Asyn
             with pytest.raises(grpc.aio.AioRpcError) as failed:
                 await stub.GetSettlementReport(request, timeout=10)
             assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
+
+
+# The acquirer's grace in `running_acquirer`.
+GRACE = timedelta(seconds=97)
+JUST_OVER = NOW.replace(hour=0) + timedelta(days=1)
+
+
+def request(token: str = "", *, allow_partial: bool) -> pb.GetSettlementReportRequest:
+    return pb.GetSettlementReportRequest(
+        date=DAY, page_size=1, page_token=token, allow_partial=allow_partial
+    )
+
+
+async def test_a_report_read_within_the_grace_stays_partial_on_every_page(
+    acquirer_engine: AsyncEngine,
+) -> None:
+    """The first page read at 00:00:30, within the grace, is partial; so is every page after
+    it, whenever it is read, since its rows are that page's snapshot. A later page asked for
+    without allow_partial is refused, saying why, not served as whole."""
+    await settle(acquirer_engine, FixedClock(NOW), "sale-1", "sale-2", "sale-3")
+    clock = FixedClock(JUST_OVER + timedelta(seconds=30))
+    async with running_acquirer(acquirer_engine, clock=clock) as stub:
+        first = await stub.GetSettlementReport(request(allow_partial=True), timeout=10)
+        clock.advance(120)  # 00:02:30: the day is over now
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.GetSettlementReport(
+                request(first.next_page_token, allow_partial=False), timeout=10
+            )
+        second = await stub.GetSettlementReport(
+            request(first.next_page_token, allow_partial=True), timeout=10
+        )
+        whole = await stub.GetSettlementReport(request(allow_partial=False), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "continues a partial report" in (refused.value.details() or "")
+    assert (first.partial, second.partial, whole.partial) == (True, True, False)
+
+
+async def test_a_report_whole_at_its_first_page_is_whole_on_every_page_whatever_the_clock_says(
+    acquirer_engine: AsyncEngine,
+) -> None:
+    """The first page read just after the grace is whole. The next is read on a clock a
+    moment behind (another replica's, or a reading stepped back), by which the day is not
+    over: it is the first page's snapshot all the same, served whole, not refused."""
+    await settle(acquirer_engine, FixedClock(NOW), "sale-1", "sale-2")
+    clock = FixedClock(JUST_OVER + GRACE + timedelta(seconds=0.5))
+    async with running_acquirer(acquirer_engine, clock=clock) as stub:
+        first = await stub.GetSettlementReport(request(allow_partial=False), timeout=10)
+        clock.advance(-1.5)  # 00:01:36, within the grace by this clock
+        second = await stub.GetSettlementReport(
+            request(first.next_page_token, allow_partial=False), timeout=10
+        )
+    assert (first.partial, second.partial) == (False, False)
+    assert sorted(row.reference for row in [*first.rows, *second.rows]) == ["sale-1", "sale-2"]

@@ -617,11 +617,14 @@ class GetSettlementReportRequest(_message.Message):
     """
     page_token: _builtins.str
     """next_page_token from the previous page, with the same date and merchant_id; empty for the
-    first page. A token from another request is refused with INVALID_ARGUMENT.
+    first page. A token from another request is refused with INVALID_ARGUMENT, and so is the
+    token of a partial report without allow_partial.
     """
     allow_partial: _builtins.bool
-    """Report today (UTC) although it is not over: what has settled so far, with partial set.
-    Without it, today is refused with FAILED_PRECONDITION, code day_not_over.
+    """Report a day that is not over: today (UTC), or a day that has ended but is within the
+    acquirer's grace after midnight; what has settled so far, with partial set. Without it,
+    today is refused with FAILED_PRECONDITION, and a day within its grace answered UNAVAILABLE
+    to ask again later, both with code day_not_over.
     """
     def __init__(
         self,
@@ -655,7 +658,9 @@ class GetSettlementReportResponse(_message.Message):
     next_page_token: _builtins.str
     """Pass as page_token for the next page; empty when this page is the last."""
     partial: _builtins.bool
-    """The day was not over (UTC) when this page was read: more may settle on it."""
+    """The day was not over (UTC, and a grace after midnight) when the report's first page was
+    read: more may settle on it. The same on every page of a report.
+    """
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementRow]: ...
     def __init__(

@@ -111,8 +111,12 @@ class AcquirerServiceServicer:
         """The captures and refunds settled on one day, for reconciliation, a page at a time. A
         capture (including an Authorize with capture) or refund settles at the instant it is
         recorded. The day must be over in UTC, as for `remit reconcile` and `remit
-        settlement-report`: a day not begun fails with INVALID_ARGUMENT, today with
-        FAILED_PRECONDITION (ErrorDetail code day_not_over) unless allow_partial is set.
+        settlement-report`: a day not begun fails with INVALID_ARGUMENT; unless allow_partial is
+        set, today fails with FAILED_PRECONDITION (ErrorDetail code day_not_over), and a day that
+        has ended but is within the acquirer's grace after midnight (operations it stamped may
+        still be committing) with UNAVAILABLE (code day_not_over, should_retry: ask again from the
+        time the message gives). Whether a report is partial is judged at its first page, and
+        holds for every page of it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
