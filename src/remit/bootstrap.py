@@ -157,18 +157,14 @@ async def _run_acquirer(config: PlatformConfig) -> None:
     from remit.acquirer.faults import FaultConfig
     from remit.acquirer.grpc import acquirer_interceptors, acquirer_registration
     from remit.acquirer.service import AcquirerService
-    from remit.acquirer.settlement_clock import acquirer_clock
+    from remit.acquirer.settlement_clock import acquirer_clock, acquirer_process_engine
     from remit.grpcutil.server import serve_grpc
-    from remit.storage.engine import dispose, make_engine
+    from remit.storage.engine import dispose
 
     faults = FaultConfig.from_env(os.environ)
     if faults.active:
         log.warning("acquirer fault injection is on: %s", faults)
-    engine = make_engine(
-        config.require_acquirer_database_url(),
-        application_name="remit-acq",
-        statement_timeout_s=statement_timeout_s(),
-    )
+    engine = acquirer_process_engine(config.require_acquirer_database_url())
     # Every operation's time, and which days are over, by the database's clock.
     clock = await acquirer_clock(engine)
     reading = asyncio.create_task(clock.keep_reading())

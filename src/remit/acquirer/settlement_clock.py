@@ -25,6 +25,7 @@ from remit.storage.database_clock import (
     ClockUser,
     DatabaseClock,
 )
+from remit.storage.engine import make_engine
 
 ACQUIRER: Final = ClockUser(
     process="acquirer",
@@ -52,6 +53,18 @@ def settlement_grace() -> timedelta:
         seconds=database_pool_timeout_s()
         + _STATEMENTS_AFTER_THE_STAMP * statement_timeout_s()
         + _CLOCK_ERROR_S
+    )
+
+
+def acquirer_process_engine(url: str) -> AsyncEngine:
+    """The acquirer process's engine: each statement bounded by the statement timeout, each
+    wait for a connection by the pool's (`make_engine`), the bounds `settlement_grace` counts
+    on."""
+    return make_engine(
+        url,
+        application_name="remit-acq",
+        statement_timeout_s=statement_timeout_s(),
+        pool_timeout_s=database_pool_timeout_s(),
     )
 
 

@@ -10,6 +10,8 @@ to the acquirer, as the vault would after decrypting it. Every other call goes t
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -133,6 +135,10 @@ class TrailNetwork(GrpcCardNetwork):
         return outcome
 
 
+# The grace of the trail's acquirer: the default settings' (`settlement_grace`).
+ACQUIRER_GRACE: Final = timedelta(seconds=97)
+
+
 @dataclass
 class Trail:
     clock: FixedClock
@@ -151,8 +157,10 @@ async def money_trail(
         ["acquirer_pb2_grpc.AcquirerServiceAsyncStub", FixedClock], TrailNetwork
     ] = TrailNetwork,
 ) -> AsyncIterator[Trail]:
-    """`network`: the core's network to the acquirer, a `TrailNetwork` by default."""
-    acquirer = AcquirerService(acquirer_engine, clock)
+    """`network`: the core's network to the acquirer, a `TrailNetwork` by default. The
+    acquirer's grace after midnight is `ACQUIRER_GRACE`, not the one the environment's
+    settings give, which the tests' clocks could not count on."""
+    acquirer = AcquirerService(acquirer_engine, clock, grace=ACQUIRER_GRACE)
     server = grpc.aio.server(interceptors=acquirer_interceptors(FaultConfig()))
     acquirer_registration(acquirer).add_to_server(server)
     port = server.add_insecure_port("127.0.0.1:0")

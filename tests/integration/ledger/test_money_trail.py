@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.accounts.domain import Pricing
 from remit.acquirer.domain import SettlementKind
 from remit.core.clock import FixedClock
+from remit.core.errors import ErrorKind, RemitError
 from remit.ledger.chart import ACQUIRER_CLEARING, NETWORK_FEES
 from remit.ledger.fees import processing_fee
 from remit.ledger.objects import BalanceTransactionType
@@ -16,7 +17,14 @@ from remit.ledger.reconcile import Reconciliation, RowKind, RowStatus
 from remit.ledger.repository import JournalRepository
 from remit.payments.domain import CaptureMethod
 from tests.integration.ledger.conftest import NewAccount
-from tests.integration.ledger.money_trail import cancel, capture, money_trail, pay, refund
+from tests.integration.ledger.money_trail import (
+    ACQUIRER_GRACE,
+    cancel,
+    capture,
+    money_trail,
+    pay,
+    refund,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -93,7 +101,7 @@ async def test_a_capture_recorded_in_the_ledger_after_midnight_reconciles_on_its
         assert clock.now().date() == (day + timedelta(days=1)).date()
         await pay(trail, account, "next-day-sale", 2000)
         # Both days are over, and their last operations' commits behind them (the grace).
-        clock.advance(timedelta(days=1, minutes=5).total_seconds())
+        clock.advance((timedelta(days=1) + ACQUIRER_GRACE).total_seconds())
 
         settlement_day = await trail.ledger.reconcile(day.date().isoformat())
         next_day = await trail.ledger.reconcile((day + timedelta(days=1)).date().isoformat())
@@ -229,8 +237,12 @@ async def test_a_day_just_over_reconciles_only_as_partial_until_the_acquirers_gr
         await pay(trail, account, "late-sale", 1000)
         clock.advance(90)  # 00:00:30 the next day
         early = await trail.ledger.reconcile(day.date().isoformat(), allow_partial=True)
-        clock.advance(timedelta(minutes=5).total_seconds())
+        with pytest.raises(RemitError) as not_yet:
+            await trail.ledger.reconcile(day.date().isoformat())
+        clock.advance((ACQUIRER_GRACE - timedelta(seconds=30)).total_seconds())
         late = await trail.ledger.reconcile(day.date().isoformat())
     assert early.partial
+    # Not a refusal: the nightly run is told to run again once the grace has passed.
+    assert (not_yet.value.kind, not_yet.value.should_retry) == (ErrorKind.UNAVAILABLE, True)
     assert not late.partial
     assert [row.status for row in late.rows] == [RowStatus.MATCHED]
