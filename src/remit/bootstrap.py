@@ -157,7 +157,12 @@ async def _run_acquirer(config: PlatformConfig) -> None:
     from remit.acquirer.faults import FaultConfig
     from remit.acquirer.grpc import acquirer_interceptors, acquirer_registration
     from remit.acquirer.service import AcquirerService
-    from remit.acquirer.settlement_clock import acquirer_clock, acquirer_process_engine
+    from remit.acquirer.settlement_clock import (
+        acquirer_clock,
+        acquirer_process_engine,
+        record_settlement_grace,
+        settlement_grace,
+    )
     from remit.grpcutil.server import serve_grpc
     from remit.storage.engine import dispose
 
@@ -167,6 +172,8 @@ async def _run_acquirer(config: PlatformConfig) -> None:
     engine = acquirer_process_engine(config.require_acquirer_database_url())
     # Every operation's time, and which days are over, by the database's clock.
     clock = await acquirer_clock(engine)
+    # Which days are over, for `remit settlement-report` too, run with settings of its own.
+    await record_settlement_grace(engine, settlement_grace())
     reading = asyncio.create_task(clock.keep_reading())
 
     async def stop() -> None:

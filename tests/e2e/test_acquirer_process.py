@@ -13,10 +13,13 @@ import anyio
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.acquirer.service import AcquirerService
+from remit.config import database_pool_timeout_s
 from remit.core.clock import FixedClock
+from remit.storage.embedded import to_sqlalchemy_url
 from remit_api.acquirer.v1 import acquirer_pb2 as pb
 from remit_api.acquirer.v1 import acquirer_pb2_grpc
 from tests.integration.acquirer.support import authorization_request
@@ -65,15 +68,24 @@ def test_the_acquirer_process_takes_its_faults_from_flags(
 ) -> None:
     port = free_port()
     log_path = tmp_path / "acquirer.log"
+    # Its settlement grace, recorded for `remit settlement-report`, follows from its settings.
+    env = {**_env(databases, tmp_path), "REMIT_STATEMENT_TIMEOUT_S": "40"}
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "remit", "acquirer", "--acquirer-host", "127.0.0.1",
              "--acquirer-port", str(port), "--acquirer-error-rate", "1",
              "--acquirer-fault-seed", "5"],
-            env=_env(databases, tmp_path), stdout=log_file, stderr=subprocess.STDOUT,
+            env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         _wait_serving(f"127.0.0.1:{port}", process)
+        engine = create_engine(to_sqlalchemy_url(databases.acquirer_url))
+        try:
+            with engine.connect() as db:
+                recorded_ms = db.scalar(text("SELECT grace_ms FROM settlement_grace"))
+        finally:
+            engine.dispose()
+        assert recorded_ms == round((database_pool_timeout_s(env) + 3 * 40 + 2) * 1000)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = acquirer_pb2_grpc.AcquirerServiceStub(channel)
             request = pb.AuthorizeRequest(

@@ -6,7 +6,8 @@ days it takes are those `remit reconcile` takes (`remit.core.settlement_days`): 
 over with `--allow-partial`, and then the report says it is partial. Which days are over is told
 by the acquirer database's clock, the one that stamps the operations, never this host's
 (`remit.acquirer.settlement_clock`): a day is over only once the operations it stamped have all
-committed. An acquirer database not
+committed, a grace after midnight that follows from the acquirer's settings, as it recorded
+them when it started, not only this shell's (`report_grace`). An acquirer database not
 at this version's schema head is refused (exit 2), never migrated. Exit codes:
 `remit.command_exits`.
 """
@@ -89,7 +90,7 @@ def _write(
     clock: Clock | None,
     start: Callable[[ReportDay], ReportWriter],
 ) -> None:
-    from remit.acquirer.settlement_clock import acquirer_clock
+    from remit.acquirer.settlement_clock import acquirer_clock, report_grace
     from remit.databases import require_at_head, resolve_databases
     from remit.storage.engine import dispose, make_engine
     from remit.storage.reachability import acquirer_database
@@ -104,7 +105,13 @@ def _write(
         async def read() -> None:
             engine = make_engine(url, pool_size=1, application_name="remit-cli")
             try:
-                service = AcquirerService(engine, clock or await acquirer_clock(engine))
+                service = AcquirerService(
+                    engine,
+                    clock or await acquirer_clock(engine),
+                    # Not this shell's settings alone: the acquirer's transactions are bounded
+                    # by its own.
+                    grace=await report_grace(engine),
+                )
                 # A day not begun, or today, is refused (exit 2); one ended but within its
                 # grace is to retry shortly (exit 75): `remit.command_exits.report_failure`.
                 report_day = service.report_day(raw_date, allow_partial=allow_partial)

@@ -6,7 +6,8 @@ late on day D by a host whose clock ran behind, or committed after a report for 
 host whose clock ran ahead, is in neither D's report nor D+1's. So the acquirer, like the core
 and the worker, tells the time by the database's clock (`remit.storage.database_clock`): read
 when it starts and every minute after, carried forward between reads, so that no authorization
-pays a statement for it. `remit settlement-report` reads it once, from the acquirer's database.
+pays a statement for it. `remit settlement-report` reads it once, from the acquirer's database,
+and with it the grace the acquirer recorded when it started (`report_grace`).
 
 Even on one clock a capture stamped at 23:59:59.8 may commit at 00:00:01: a report for its day
 is whole only once every transaction that may have stamped a time of that day has ended
@@ -16,8 +17,11 @@ is whole only once every transaction that may have stamped a time of that day ha
 from datetime import timedelta
 from typing import Final
 
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.acquirer.tables import settlement_grace_record
 from remit.config import core_max_clock_skew_s, database_pool_timeout_s, statement_timeout_s
 from remit.storage.database_clock import (
     MAX_HOLD_S,
@@ -54,6 +58,29 @@ def settlement_grace() -> timedelta:
         + _STATEMENTS_AFTER_THE_STAMP * statement_timeout_s()
         + _CLOCK_ERROR_S
     )
+
+
+async def record_settlement_grace(engine: AsyncEngine, grace: timedelta) -> None:
+    """Record `grace` as the acquirer's, in its database, when the acquirer process starts:
+    `remit settlement-report` reads that database from a shell whose settings may differ,
+    and waits at least as long (`report_grace`)."""
+    values = {"grace_ms": round(grace.total_seconds() * 1000), "recorded_at": func.now()}
+    statement = insert(settlement_grace_record).values(id=True, **values)
+    async with engine.begin() as db:
+        await db.execute(statement.on_conflict_do_update(index_elements=["id"], set_=values))
+
+
+async def report_grace(engine: AsyncEngine) -> timedelta:
+    """The grace a settlement report read straight from the acquirer's database waits: the
+    longer of the one this process's settings give and the one the acquirer recorded when it
+    started (`record_settlement_grace`; none before an acquirer of this version has). Taken
+    from this process's settings alone, a shell with a shorter statement timeout than the
+    acquirer's called a day whole while the acquirer's transactions might still commit on
+    it."""
+    async with engine.begin() as db:
+        recorded_ms = await db.scalar(select(settlement_grace_record.c.grace_ms))
+    own = settlement_grace()
+    return own if recorded_ms is None else max(own, timedelta(milliseconds=recorded_ms))
 
 
 def acquirer_process_engine(url: str) -> AsyncEngine:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     false,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
@@ -126,4 +127,18 @@ operations = Table(
         "settled_at",
         postgresql_where="settled_at IS NOT NULL",
     ),
+)
+
+
+# The settlement grace (`remit.acquirer.settlement_clock.settlement_grace`) of the acquirer
+# process last started on this database, from its settings: `remit settlement-report`, run
+# with settings of its own, waits at least as long (acquirer migration 0004). One row.
+settlement_grace_record = Table(
+    "settlement_grace",
+    acquirer_metadata,
+    Column("id", Boolean, primary_key=True, server_default=true()),
+    Column("grace_ms", BigInteger, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("id", name="one_row"),
+    CheckConstraint("grace_ms >= 0", name="not_negative"),
 )

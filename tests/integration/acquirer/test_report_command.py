@@ -14,6 +14,7 @@ import pytest
 
 from remit.acquirer import report_command
 from remit.acquirer.service import AcquirerService
+from remit.acquirer.settlement_clock import record_settlement_grace
 from remit.cli import main
 from remit.core.clock import FixedClock
 from remit.storage.engine import dispose, make_engine
@@ -222,3 +223,36 @@ def test_a_day_within_its_grace_is_to_run_again_shortly_not_refused(
     clock.advance(60)
     assert main(["settlement-report", "--date", DAY, "--output", str(path)]) == 0
     assert path.read_text().splitlines()[-1].startswith(f"# end date={DAY} rows=4 ")
+
+
+def test_a_day_is_whole_only_after_the_grace_the_acquirer_recorded_when_longer_than_its_own(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The acquirer runs with a longer statement timeout than the shell the command runs from:
+    its transactions may commit on the day longer after midnight than this shell's settings
+    say. The command waits the grace the acquirer recorded when it started."""
+    settle(platform_env.acquirer_url)
+
+    async def acquirer_started_with(grace: timedelta) -> None:
+        engine = make_engine(platform_env.acquirer_url, pool_size=1)
+        try:
+            await record_settlement_grace(engine, grace)
+        finally:
+            await dispose(engine)
+
+    asyncio.run(acquirer_started_with(timedelta(minutes=10)))
+    just_over = datetime.combine(SETTLED_AT.date() + timedelta(days=1), time.min, tzinfo=UTC)
+    clock = FixedClock(just_over + timedelta(minutes=5))  # the shell's own grace long past
+
+    async def database_clock(_engine: object) -> FixedClock:
+        return clock
+
+    monkeypatch.setattr("remit.acquirer.settlement_clock.acquirer_clock", database_clock)
+    assert main(["settlement-report", "--date", DAY]) == 75
+    assert f"Retry from {just_over + timedelta(minutes=10):%Y-%m-%d %H:%M:%S}" in (
+        capsys.readouterr().err
+    )
+    clock.advance(5 * 60)
+    assert main(["settlement-report", "--date", DAY]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"# end date={DAY} rows=4 ")
