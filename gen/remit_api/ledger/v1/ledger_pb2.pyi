@@ -2251,8 +2251,9 @@ class ReconcileRequest(_message.Message):
     account_id: _builtins.str
     """Only this account (acct_ id); unset = every account."""
     allow_partial: _builtins.bool
-    """Reconcile today (UTC) although it is not over: what settled so far, stored with partial
-    set. Movements still in flight show as missing on one side.
+    """Reconcile a day that is not over: today (UTC), or a day within the acquirer's grace after
+    midnight; what settled so far, stored with partial set. Movements still in flight show as
+    missing on one side.
     """
     def __init__(
         self,
@@ -2419,7 +2420,9 @@ class Reconciliation(_message.Message):
     amount_mismatch_count: _builtins.int
     fee_mismatch_count: _builtins.int
     partial: _builtins.bool
-    """The day was not over (UTC) when this ran: only what had settled so far was compared."""
+    """The day was not over (UTC, or within the acquirer's grace after midnight) when this ran:
+    only what had settled so far was compared.
+    """
     superseded_by: _builtins.str
     """recon_ id of a later run of the same date and account that replaces this one; unset while
     this is the latest.

@@ -85,7 +85,9 @@ class LedgerServiceStub:
     """Compares one day of the acquirer's settlement report with the ledger and stores the result,
     superseding the earlier results of that day (and account). INVALID_ARGUMENT for a day
     that has not begun (UTC); FAILED_PRECONDITION for today, which is not over, unless
-    allow_partial.
+    allow_partial; UNAVAILABLE (code day_not_over, should_retry), unless allow_partial, for a
+    day that has ended but is within the acquirer's grace after midnight, whose last operations
+    may still be committing: ask again from the time the message gives.
     """
     GetReconciliation: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetReconciliationRequest, _ledger_pb2.GetReconciliationResponse]
     """Returns a stored reconciliation."""
@@ -138,7 +140,9 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """Compares one day of the acquirer's settlement report with the ledger and stores the result,
     superseding the earlier results of that day (and account). INVALID_ARGUMENT for a day
     that has not begun (UTC); FAILED_PRECONDITION for today, which is not over, unless
-    allow_partial.
+    allow_partial; UNAVAILABLE (code day_not_over, should_retry), unless allow_partial, for a
+    day that has ended but is within the acquirer's grace after midnight, whose last operations
+    may still be committing: ask again from the time the message gives.
     """
     GetReconciliation: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetReconciliationRequest, _ledger_pb2.GetReconciliationResponse]  # type: ignore[assignment]
     """Returns a stored reconciliation."""
@@ -268,7 +272,9 @@ class LedgerServiceServicer:
         """Compares one day of the acquirer's settlement report with the ledger and stores the result,
         superseding the earlier results of that day (and account). INVALID_ARGUMENT for a day
         that has not begun (UTC); FAILED_PRECONDITION for today, which is not over, unless
-        allow_partial.
+        allow_partial; UNAVAILABLE (code day_not_over, should_retry), unless allow_partial, for a
+        day that has ended but is within the acquirer's grace after midnight, whose last operations
+        may still be committing: ask again from the time the message gives.
         """
 
     def GetReconciliation(
