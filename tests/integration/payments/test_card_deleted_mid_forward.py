@@ -35,9 +35,16 @@ from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import call, respond
 from tests.integration.payments.test_unopenable_card import _recovery_point
 from tests.support.postgres import WorkerDatabases
+from tests.support.send_budgets import forwards_leave_a_loaded_vault_time
 from tests.support.vault import RunningVault, empty_vault_database, running_vault
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def _forwards_leave_a_loaded_vault_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    forwards_leave_a_loaded_vault_time(monkeypatch)
+
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -13,6 +13,7 @@ from remit.storage.engine import dispose, make_engine
 from remit.vault.keystore import FileKeyStore
 from tests.support.fake_acquirer import RecordingAcquirer, running_acquirer
 from tests.support.postgres import WorkerDatabases
+from tests.support.send_budgets import forwards_leave_a_loaded_vault_time
 from tests.support.vault import RunningVault, empty_vault_database, running_vault
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -47,3 +48,8 @@ async def harness(vault_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Va
         running_vault(vault_engine, keys, {"acquirer": target}, clock=clock) as vault,
     ):
         yield VaultHarness(vault, acquirer, keys, clock, vault_engine)
+
+
+@pytest.fixture(autouse=True)
+def _forwards_leave_a_loaded_vault_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    forwards_leave_a_loaded_vault_time(monkeypatch)
