@@ -161,6 +161,7 @@ async def _run_acquirer(config: PlatformConfig) -> None:
         acquirer_clock,
         acquirer_process_engine,
         record_settlement_grace,
+        report_grace,
         settlement_grace,
     )
     from remit.grpcutil.server import serve_grpc
@@ -174,6 +175,8 @@ async def _run_acquirer(config: PlatformConfig) -> None:
     clock = await acquirer_clock(engine)
     # Which days are over, for `remit settlement-report` too, run with settings of its own.
     await record_settlement_grace(engine, settlement_grace())
+    # The longest recorded, which another acquirer's settings may have made longer than ours.
+    grace = await report_grace(engine)
     reading = asyncio.create_task(clock.keep_reading())
 
     async def stop() -> None:
@@ -184,7 +187,7 @@ async def _run_acquirer(config: PlatformConfig) -> None:
 
     await serve_grpc(
         config.acquirer,
-        [acquirer_registration(AcquirerService(engine, clock))],
+        [acquirer_registration(AcquirerService(engine, clock, grace=grace))],
         interceptors=acquirer_interceptors(faults),
         internal=config,
         on_stop=stop,

@@ -39,13 +39,13 @@ from remit.acquirer.domain import (
     void,
 )
 from remit.acquirer.repository import SqlAcquirerRepository
-from remit.acquirer.settlement_clock import settlement_grace
+from remit.acquirer.settlement_clock import CLOCK_ERROR_S, settlement_grace
 from remit.acquirer.settlement_pages import ResumedReport, SettlementCursor, SettlementPage
 from remit.core.clock import Clock, SystemClock
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import has_prefix, new_id, random_string
-from remit.core.settlement_days import is_partial, parse_day, settlement_day
+from remit.core.settlement_days import is_partial, settlement_day
 from remit.storage.engine import single_statement
 
 MAX_AMOUNT_MINOR: Final = 99_999_999
@@ -430,8 +430,16 @@ class AcquirerService:
         now. A partial report is continued only by a request that takes one (`allow_partial`).
         """
         if resumed is not None and resumed.partial is not None:
-            day = parse_day(value)
-            if resumed.partial and not allow_partial:
+            # The token is not authenticated, so what it says is honoured only as far as the
+            # clock bears it out: a day not begun, or not over, is refused as on a first page,
+            # and a report the token calls whole is partial while the day is still within its
+            # grace. Judged with the clock's reading error in the token's favour, so that
+            # another replica's clock, or a re-reading a moment behind, does not turn a page
+            # of a report judged a moment ago.
+            lenient = self._clock.now() + timedelta(seconds=CLOCK_ERROR_S)
+            day = settlement_day(value, now=lenient, allow_partial=True, grace=self._grace)
+            partial = resumed.partial or is_partial(day, now=lenient, grace=self._grace)
+            if partial and not allow_partial:
                 raise invalid(
                     "page_token continues a partial report (its first page was read before "
                     f"{day} was over), which only a request with allow_partial reads: set "
@@ -439,7 +447,7 @@ class AcquirerService:
                     "page_token, once the day is over.",
                     "page_token",
                 )
-            return ReportDay(day, resumed.partial)
+            return ReportDay(day, partial)
         # The first page; or a token of the version before, which did not say: judged now.
         now = self._clock.now()
         day = settlement_day(value, now=now, allow_partial=allow_partial, grace=self._grace)

@@ -45,7 +45,7 @@ ACQUIRER: Final = ClockUser(
 _STATEMENTS_AFTER_THE_STAMP: Final = 3
 # How far two readings of the database's clock may disagree: a reading is off by up to half
 # its round trip, and the time told holds still for up to MAX_HOLD_S rather than step back.
-_CLOCK_ERROR_S: Final = MAX_ROUND_TRIP_S + MAX_HOLD_S
+CLOCK_ERROR_S: Final = MAX_ROUND_TRIP_S + MAX_HOLD_S
 
 
 def settlement_grace() -> timedelta:
@@ -56,18 +56,31 @@ def settlement_grace() -> timedelta:
     return timedelta(
         seconds=database_pool_timeout_s()
         + _STATEMENTS_AFTER_THE_STAMP * statement_timeout_s()
-        + _CLOCK_ERROR_S
+        + CLOCK_ERROR_S
     )
 
 
 async def record_settlement_grace(engine: AsyncEngine, grace: timedelta) -> None:
     """Record `grace` as the acquirer's, in its database, when the acquirer process starts:
     `remit settlement-report` reads that database from a shell whose settings may differ,
-    and waits at least as long (`report_grace`)."""
-    values = {"grace_ms": round(grace.total_seconds() * 1000), "recorded_at": func.now()}
-    statement = insert(settlement_grace_record).values(id=True, **values)
+    and waits at least as long (`report_grace`), as does every acquirer process.
+
+    The longest recorded is kept: acquirers started with different settings may run side by
+    side (a rolling change of the statement timeout), and the one started last with a shorter
+    grace must not shorten the wait for another's transactions. A lowered setting therefore
+    shortens the wait only once the row is cleared (README, the acquirer's settings)."""
+    grace_ms = round(grace.total_seconds() * 1000)
+    statement = insert(settlement_grace_record).values(
+        id=True, grace_ms=grace_ms, recorded_at=func.now()
+    )
+    excluded = statement.excluded
+    longest = func.greatest(settlement_grace_record.c.grace_ms, excluded.grace_ms)
     async with engine.begin() as db:
-        await db.execute(statement.on_conflict_do_update(index_elements=["id"], set_=values))
+        await db.execute(
+            statement.on_conflict_do_update(
+                index_elements=["id"], set_={"grace_ms": longest, "recorded_at": func.now()}
+            )
+        )
 
 
 async def report_grace(engine: AsyncEngine) -> timedelta:

@@ -231,7 +231,11 @@ def test_a_day_is_whole_only_after_the_grace_the_acquirer_recorded_when_longer_t
 ) -> None:  # fmt: skip
     """The acquirer runs with a longer statement timeout than the shell the command runs from:
     its transactions may commit on the day longer after midnight than this shell's settings
-    say. The command waits the grace the acquirer recorded when it started."""
+    say. The command waits the grace the acquirer recorded when it started; an acquirer
+    started later with a shorter one does not shorten it."""
+    # The shell's own grace, well under the 5 minutes below, whatever shell the test runs from.
+    monkeypatch.setenv("REMIT_STATEMENT_TIMEOUT_S", "10")
+    monkeypatch.setenv("REMIT_DATABASE_POOL_TIMEOUT_S", "5")
     settle(platform_env.acquirer_url)
 
     async def acquirer_started_with(grace: timedelta) -> None:
@@ -242,6 +246,7 @@ def test_a_day_is_whole_only_after_the_grace_the_acquirer_recorded_when_longer_t
             await dispose(engine)
 
     asyncio.run(acquirer_started_with(timedelta(minutes=10)))
+    asyncio.run(acquirer_started_with(timedelta(seconds=97)))  # another, started later
     just_over = datetime.combine(SETTLED_AT.date() + timedelta(days=1), time.min, tzinfo=UTC)
     clock = FixedClock(just_over + timedelta(minutes=5))  # the shell's own grace long past
 

@@ -13,6 +13,7 @@ from remit.acquirer.domain import Operation
 from remit.acquirer.repository import SqlAcquirerRepository
 from remit.acquirer.service import AcquirerService
 from remit.acquirer.settlement_clock import acquirer_process_engine, settlement_grace
+from remit.acquirer.settlement_pages import ResumedReport, SettlementCursor
 from remit.core.clock import FixedClock
 from remit.core.errors import RemitError
 from remit.storage.engine import dispose
@@ -102,3 +103,47 @@ async def test_a_capture_whose_statement_hangs_after_its_stamp_ends_within_the_g
         await dispose(engine)
     assert not isinstance(cut.value, AssertionError)
     assert ended_at - stamped_at[0] < grace.total_seconds()
+
+
+def _resumed(*, partial: bool) -> ResumedReport:
+    """A page token's content, as a caller could write it by hand: it is not authenticated."""
+    cursor = SettlementCursor(settled_at=MIDNIGHT, operation_id="op_1", snapshot="1:1:")
+    return ResumedReport(cursor, partial)
+
+
+@pytest.mark.parametrize(
+    ("value", "now"),
+    [
+        (DAY, MIDNIGHT - timedelta(hours=10)),  # today
+        ("2031-03-20", MIDNIGHT),  # not begun
+    ],
+)
+async def test_a_token_cannot_make_a_day_not_over_whole(
+    acquirer_engine: AsyncEngine, value: str, now: datetime
+) -> None:
+    service = AcquirerService(acquirer_engine, FixedClock(now), grace=timedelta(seconds=97))
+    with pytest.raises(RemitError):
+        service.report_day(value, allow_partial=False, resumed=_resumed(partial=False))
+
+
+async def test_a_token_cannot_make_a_day_within_its_grace_whole(
+    acquirer_engine: AsyncEngine,
+) -> None:
+    grace = timedelta(seconds=97)
+    service = AcquirerService(acquirer_engine, FixedClock(MIDNIGHT + timedelta(seconds=30)),
+                              grace=grace)  # fmt: skip
+    assert service.report_day(DAY, allow_partial=True, resumed=_resumed(partial=False)).partial
+    with pytest.raises(RemitError):
+        service.report_day(DAY, allow_partial=False, resumed=_resumed(partial=False))
+
+
+async def test_a_report_judged_whole_a_moment_ago_stays_whole_on_a_clock_a_moment_behind(
+    acquirer_engine: AsyncEngine,
+) -> None:
+    """Another replica's clock, or a re-reading, a second and a half behind the one that judged
+    the first page just after the grace ended."""
+    grace = timedelta(seconds=97)
+    behind = MIDNIGHT + grace - timedelta(seconds=1.5)
+    service = AcquirerService(acquirer_engine, FixedClock(behind), grace=grace)
+    page = service.report_day(DAY, allow_partial=False, resumed=_resumed(partial=False))
+    assert not page.partial
