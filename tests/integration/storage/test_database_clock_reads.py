@@ -2,13 +2,14 @@
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core_process import CORE
+from remit.storage import database_clock
 from remit.storage.database_clock import DatabaseClock
 
 pytestmark = pytest.mark.anyio
@@ -115,3 +116,26 @@ async def test_a_quick_read_is_always_taken(core_engine: AsyncEngine) -> None:
     await asyncio.sleep(0.01)  # the database's time moves on; the scripted clock does not
     await clock.read()
     assert clock.now() > estimate
+
+
+async def test_a_slow_first_read_is_taken_again(
+    core_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first reading has nothing to be checked against, and is off by up to half its round
+    trip: one slower than a read may take is taken again, and the quicker one kept."""
+    monotonic = Monotonic()
+    slow_at, quick_at = datetime(2031, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, 0, 0, 2, tzinfo=UTC)
+    readings = [
+        database_clock._Reading(slow_at, monotonic.seconds, timedelta(0), 4.0),
+        database_clock._Reading(quick_at, monotonic.seconds, timedelta(0), 0.01),
+    ]
+    taken: list[int] = []
+
+    async def scripted(*_args: object) -> object:
+        taken.append(len(taken))
+        return readings[len(taken) - 1]
+
+    monkeypatch.setattr(database_clock, "_read", scripted)
+    clock = await DatabaseClock.read_from(core_engine, CORE, monotonic=monotonic)
+    assert len(taken) == 2
+    assert clock.now() == quick_at
