@@ -31,6 +31,9 @@ class CircuitBreaker:
     _failures: int = 0
     _opened_at: float = 0.0
     _probe_in_flight: bool = False
+    # Counts the probes claimed: a probe released late (its call ended after the breaker had
+    # opened again and another call had claimed the next probe) must not release that one.
+    _probes: int = 0
 
     @property
     def state(self) -> BreakerState:
@@ -46,18 +49,27 @@ class CircuitBreaker:
             return True
         if state is BreakerState.HALF_OPEN and not self._probe_in_flight:
             self._probe_in_flight = True
+            self._probes += 1
             return True
         return False
+
+    @property
+    def probe(self) -> int:
+        """The probe claimed last (by `allow`), for `release_probe`."""
+        return self._probes
 
     def record_success(self) -> None:
         self._state = BreakerState.CLOSED
         self._failures = 0
         self._probe_in_flight = False
 
-    def release_probe(self) -> None:
+    def release_probe(self, probe: int | None = None) -> None:
         """The probe ended without an answer either way (its caller was cancelled, or it
         failed before reaching the network): let the next call probe instead. Left claimed, it
-        would refuse every call until the process restarts."""
+        would refuse every call until the process restarts. `probe`: the one the caller
+        claimed (`probe` after its `allow`); a later one, claimed since, is left claimed."""
+        if probe is not None and probe != self._probes:
+            return
         if self._state is BreakerState.HALF_OPEN:
             self._probe_in_flight = False
 

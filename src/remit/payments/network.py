@@ -441,6 +441,7 @@ class GrpcCardNetwork:
         probing = breaker.state is BreakerState.HALF_OPEN
         if not breaker.allow():
             raise network_unavailable()
+        probe = breaker.probe
         told = False
         try:
             try:
@@ -478,7 +479,7 @@ class GrpcCardNetwork:
             # Most often a cancellation (the caller's deadline ran out mid-call), which says
             # nothing of the network's health either.
             if probing and not told:
-                breaker.release_probe()
+                breaker.release_probe(probe)
 
     async def authorize(
         self,

@@ -71,3 +71,23 @@ def test_releasing_when_no_probe_runs_changes_nothing() -> None:
     breaker.release_probe()
     assert breaker.state is BreakerState.OPEN
     assert not breaker.allow()
+
+
+def test_a_probe_released_late_leaves_the_next_probe_claimed() -> None:
+    """Probe A is slow; a call started while the breaker was closed fails, and the breaker
+    opens again; after the open period call C claims the next probe. A then ends with no
+    answer either way: releasing its own probe must not release C's, or a fourth call would
+    probe beside C."""
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, open_s=5, now=clock)
+    breaker.record_failure()
+    clock.now = 5.0
+    assert breaker.allow()
+    a = breaker.probe
+    breaker.record_failure()  # the other call's failure: open again
+    clock.now = 10.0
+    assert breaker.allow()  # C's probe
+    breaker.release_probe(a)
+    assert not breaker.allow()
+    breaker.release_probe(breaker.probe)  # C's own release does let the next call probe
+    assert breaker.allow()
