@@ -15,20 +15,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments import idempotency
-from remit.payments.domain import CaptureMethod, NewPaymentIntent, Status
-from remit.payments.grpc import payment_intent_message
+from remit.payments.domain import CaptureMethod, PaymentIntent, Status
 from remit.payments.idempotency import KeyRecord, RecoveryPoint, lease
-from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService, Replay
+from remit.payments.service import Done, KeyedCall, PaymentsService, Replay
 from remit.payments.tables import idempotency_keys, payment_intents
-from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.held_requests import (
+    A_DAY_AND_MORE,
+    PAST_RETENTION,
+    confirm,
+    held_after_attempt,
+    new_payment,
+    timed_payments_service,
+)
 from tests.integration.payments.test_payments_service import call, pay, respond
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
 
-# Past a key's life (a day) and its retention (three days), counted from the request's start.
-A_DAY_AND_MORE = timedelta(hours=25).total_seconds()
-PAST_RETENTION = timedelta(hours=73).total_seconds()
 A_MINUTE = timedelta(minutes=1).total_seconds()
 
 
@@ -41,33 +44,25 @@ def clock() -> FixedClock:
 def timed_payments(
     core_engine: AsyncEngine, network: FakeNetwork, clock: FixedClock
 ) -> PaymentsService:
-    return PaymentsService(
-        core_engine, network, FakeMethods(), present=payment_intent_message, clock=clock
-    )
-
-
-def _new_payment() -> NewPaymentIntent:
-    return NewPaymentIntent(amount_minor=700, currency="usd")
-
-
-def _confirm() -> ConfirmParams:
-    return ConfirmParams(payment_method_id="pm_visa")
-
-
-async def _held_after_attempt(payments: PaymentsService, keyed: KeyedCall) -> KeyRecord:
-    """A payment whose request stopped at `attempt_created` (an acquirer or vault outage):
-    its intent is processing, its authorization not yet asked for."""
-    record = await payments._claim(keyed)
-    record, _ = await payments._start_attempt(
-        record, respond, new=_new_payment(), confirm=_confirm()
-    )
-    assert record.recovery_point is RecoveryPoint.ATTEMPT_CREATED
-    return record
+    return timed_payments_service(core_engine, network, clock)
 
 
 async def _finish_by_the_completer(payments: PaymentsService) -> None:
     taken = await payments.complete_abandoned(lambda found: payments.resume_attempt(found, respond))
     assert taken == 1
+
+
+async def _retry_after_a_late_finish(
+    payments: PaymentsService, clock: FixedClock, keyed: KeyedCall, retry_after: float
+) -> tuple[KeyRecord, Done[PaymentIntent] | Replay]:
+    """Holds `keyed`'s request past its key's life, lets the completer finish it, and retries
+    it `retry_after` seconds after that finish."""
+    record = await held_after_attempt(payments, keyed)
+    clock.advance(A_DAY_AND_MORE)
+    await _finish_by_the_completer(payments)
+    clock.advance(retry_after)
+    retried = await payments.create_payment_intent(keyed, new_payment(), respond, confirm=confirm())
+    return record, retried
 
 
 async def _intent_count(engine: AsyncEngine) -> int:
@@ -90,14 +85,8 @@ async def test_a_retry_just_after_a_late_finish_replays_it_instead_of_paying_aga
     account_id: str,
     core_engine: AsyncEngine,
 ) -> None:
-    keyed = call(account_id, "late", body=b"L")
-    record = await _held_after_attempt(timed_payments, keyed)
-    clock.advance(A_DAY_AND_MORE)
-    await _finish_by_the_completer(timed_payments)
-    clock.advance(A_MINUTE)
-
-    retried = await timed_payments.create_payment_intent(
-        keyed, _new_payment(), respond, confirm=_confirm()
+    record, retried = await _retry_after_a_late_finish(
+        timed_payments, clock, call(account_id, "late", body=b"L"), A_MINUTE
     )
 
     assert isinstance(retried, Replay)
@@ -113,14 +102,8 @@ async def test_a_key_finished_late_expires_a_day_after_its_finish(
     account_id: str,
     core_engine: AsyncEngine,
 ) -> None:
-    keyed = call(account_id, "late-then-old", body=b"O")
-    record = await _held_after_attempt(timed_payments, keyed)
-    clock.advance(A_DAY_AND_MORE)
-    await _finish_by_the_completer(timed_payments)
-    clock.advance(A_DAY_AND_MORE)
-
-    again = await timed_payments.create_payment_intent(
-        keyed, _new_payment(), respond, confirm=_confirm()
+    record, again = await _retry_after_a_late_finish(
+        timed_payments, clock, call(account_id, "late-then-old", body=b"O"), A_DAY_AND_MORE
     )
 
     assert isinstance(again, Done)
@@ -131,7 +114,7 @@ async def test_a_key_finished_late_expires_a_day_after_its_finish(
 async def test_the_reaper_keeps_a_key_finished_late_for_its_retention_after_the_finish(
     timed_payments: PaymentsService, clock: FixedClock, account_id: str, core_engine: AsyncEngine
 ) -> None:
-    await _held_after_attempt(timed_payments, call(account_id, "later", body=b"X"))
+    await held_after_attempt(timed_payments, call(account_id, "later", body=b"X"))
     await pay(timed_payments, account_id, "on-time")
     clock.advance(PAST_RETENTION)
     await _finish_by_the_completer(timed_payments)

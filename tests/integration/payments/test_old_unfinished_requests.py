@@ -12,19 +12,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
 from remit.core.errors import RemitError
-from remit.payments.domain import NewPaymentIntent, Status
-from remit.payments.grpc import payment_intent_message
+from remit.payments.domain import Status
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
-from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService
+from remit.payments.service import Done, PaymentsService
 from remit.payments.tables import idempotency_keys, payment_intents
-from tests.integration.payments.conftest import FakeMethods
+from tests.integration.payments.held_requests import (
+    A_DAY_AND_MORE,
+    PAST_RETENTION,
+    confirm,
+    held_after_attempt,
+    new_payment,
+    timed_payments_service,
+)
 from tests.integration.payments.test_payments_service import call, pay, respond
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
-
-A_DAY_AND_MORE = timedelta(hours=25).total_seconds()
-PAST_RETENTION = timedelta(hours=73).total_seconds()
 
 
 @pytest.fixture
@@ -36,28 +39,7 @@ def clock() -> FixedClock:
 def timed_payments(
     core_engine: AsyncEngine, network: FakeNetwork, clock: FixedClock
 ) -> PaymentsService:
-    return PaymentsService(
-        core_engine, network, FakeMethods(), present=payment_intent_message, clock=clock
-    )
-
-
-def _new_payment() -> NewPaymentIntent:
-    return NewPaymentIntent(amount_minor=700, currency="usd")
-
-
-def _confirm() -> ConfirmParams:
-    return ConfirmParams(payment_method_id="pm_visa")
-
-
-async def _abandon_after_attempt(payments: PaymentsService, keyed: KeyedCall) -> KeyRecord:
-    """The first two phases of a payment, then a crash: the intent is processing, its
-    authorization not yet asked for (or asked, with the answer lost)."""
-    record = await payments._claim(keyed)
-    record, _ = await payments._start_attempt(
-        record, respond, new=_new_payment(), confirm=_confirm()
-    )
-    assert record.recovery_point is RecoveryPoint.ATTEMPT_CREATED
-    return record
+    return timed_payments_service(core_engine, network, clock)
 
 
 async def _resume_with(payments: PaymentsService, found: KeyRecord) -> object:
@@ -85,7 +67,7 @@ async def test_the_completer_finishes_a_request_older_than_a_day(
     core_engine: AsyncEngine,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    record = await _abandon_after_attempt(timed_payments, call(account_id, "old", body=b"o"))
+    record = await held_after_attempt(timed_payments, call(account_id, "old", body=b"o"))
     clock.advance(A_DAY_AND_MORE)
 
     with caplog.at_level(logging.WARNING, logger="remit.payments.service"):
@@ -114,11 +96,11 @@ async def test_a_retry_after_a_day_resumes_the_unfinished_payment_instead_of_pay
     core_engine: AsyncEngine,
 ) -> None:
     keyed = call(account_id, "retried-late", body=b"r")
-    record = await _abandon_after_attempt(timed_payments, keyed)
+    record = await held_after_attempt(timed_payments, keyed)
     clock.advance(A_DAY_AND_MORE)
 
     result = await timed_payments.create_payment_intent(
-        keyed, _new_payment(), respond, confirm=_confirm()
+        keyed, new_payment(), respond, confirm=confirm()
     )
 
     assert isinstance(result, Done)
@@ -136,7 +118,7 @@ async def test_a_retry_after_a_day_is_refused_while_another_request_holds_the_ke
     core_engine: AsyncEngine,
 ) -> None:
     keyed = call(account_id, "held-late", body=b"h")
-    await _abandon_after_attempt(timed_payments, keyed)
+    await held_after_attempt(timed_payments, keyed)
     clock.advance(A_DAY_AND_MORE)
     async with core_engine.begin() as db:
         # The completer (or another retry) has just taken it over.
@@ -145,9 +127,7 @@ async def test_a_retry_after_a_day_is_refused_while_another_request_holds_the_ke
         )
 
     with pytest.raises(RemitError) as refused:
-        await timed_payments.create_payment_intent(
-            keyed, _new_payment(), respond, confirm=_confirm()
-        )
+        await timed_payments.create_payment_intent(keyed, new_payment(), respond, confirm=confirm())
 
     assert refused.value.code == "idempotency_key_in_use"
     assert await _intent_count(core_engine) == 1
@@ -170,7 +150,7 @@ async def test_the_reaper_deletes_only_keys_that_are_over_or_never_sent_anything
     timed_payments: PaymentsService, clock: FixedClock, account_id: str, core_engine: AsyncEngine
 ) -> None:
     await pay(timed_payments, account_id, "finished")
-    await _abandon_after_attempt(timed_payments, call(account_id, "unfinished", body=b"u"))
+    await held_after_attempt(timed_payments, call(account_id, "unfinished", body=b"u"))
     await timed_payments._claim(call(account_id, "never-sent", body=b"n"))
     clock.advance(PAST_RETENTION)
 
