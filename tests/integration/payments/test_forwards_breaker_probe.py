@@ -6,6 +6,8 @@ And a half-open breaker's probe is released however its call ends without an out
 breaker is told of, even when classifying the failure raises: left claimed, the breaker would
 refuse every forward until the process restarts."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -94,6 +96,18 @@ def _network(vault_channel: Any, acquirer_channel: Any, breaker: CircuitBreaker)
     )
 
 
+@asynccontextmanager
+async def _network_through(vault: Vault, breaker: CircuitBreaker) -> AsyncIterator[GrpcCardNetwork]:
+    """A card network whose forwards go to `vault`, served with a readable acquirer."""
+    async with (
+        _serving(vault_pb2_grpc.add_VaultServiceServicer_to_server, vault) as vault_channel,
+        _serving(
+            acquirer_pb2_grpc.add_AcquirerServiceServicer_to_server, ReadableAcquirer()
+        ) as acquirer_channel,
+    ):
+        yield _network(vault_channel, acquirer_channel, breaker)
+
+
 def _half_open(clock: Clock) -> CircuitBreaker:
     breaker = CircuitBreaker(failure_threshold=1, open_s=OPEN_S, now=clock)
     breaker.record_failure()
@@ -106,13 +120,7 @@ def _half_open(clock: Clock) -> CircuitBreaker:
 async def test_a_refusal_of_the_vault_s_own_does_not_reset_the_failures(name: str) -> None:
     vault = Vault({"refused": VAULT_OWN_REFUSALS[name]})
     breaker = CircuitBreaker(failure_threshold=2, open_s=OPEN_S)
-    async with (
-        _serving(vault_pb2_grpc.add_VaultServiceServicer_to_server, vault) as vault_channel,
-        _serving(
-            acquirer_pb2_grpc.add_AcquirerServiceServicer_to_server, ReadableAcquirer()
-        ) as acquirer_channel,
-    ):
-        network = _network(vault_channel, acquirer_channel, breaker)
+    async with _network_through(vault, breaker) as network:
         with pytest.raises(OutcomeUnknownError):
             await _authorize(network, "lost-1")
         with pytest.raises(RemitError) as refused:
@@ -129,14 +137,9 @@ async def test_a_refusal_of_the_vault_s_own_releases_a_probe_without_closing(nam
     clock = Clock()
     breaker = _half_open(clock)
     vault = Vault({"refused": VAULT_OWN_REFUSALS[name]})
-    async with (
-        _serving(vault_pb2_grpc.add_VaultServiceServicer_to_server, vault) as vault_channel,
-        _serving(
-            acquirer_pb2_grpc.add_AcquirerServiceServicer_to_server, ReadableAcquirer()
-        ) as acquirer_channel,
-    ):
+    async with _network_through(vault, breaker) as network:
         with pytest.raises(RemitError):
-            await _authorize(_network(vault_channel, acquirer_channel, breaker), "refused")
+            await _authorize(network, "refused")
     assert breaker.state is BreakerState.HALF_OPEN
     assert breaker.allow(), "the next forward probes"
 
@@ -145,30 +148,18 @@ async def test_an_acquirer_s_refusal_through_the_vault_is_an_answer() -> None:
     clock = Clock()
     breaker = _half_open(clock)
     reused = _refusal("reference_reused", ErrorKind.FAILED_PRECONDITION, "reference")
-    async with (
-        _serving(
-            vault_pb2_grpc.add_VaultServiceServicer_to_server, Vault({"reused": reused})
-        ) as vault_channel,
-        _serving(
-            acquirer_pb2_grpc.add_AcquirerServiceServicer_to_server, ReadableAcquirer()
-        ) as acquirer_channel,
-    ):
+    async with _network_through(Vault({"reused": reused}), breaker) as network:
         with pytest.raises(RemitError):
-            await _authorize(_network(vault_channel, acquirer_channel, breaker), "reused")
+            await _authorize(network, "reused")
     assert breaker.state is BreakerState.CLOSED
 
 
 async def test_an_in_flight_refusal_releases_a_probe() -> None:
     clock = Clock()
     breaker = _half_open(clock)
-    async with (
-        _serving(vault_pb2_grpc.add_VaultServiceServicer_to_server, Vault()) as vault_channel,
-        _serving(
-            acquirer_pb2_grpc.add_AcquirerServiceServicer_to_server, ReadableAcquirer()
-        ) as acquirer_channel,
-    ):
+    async with _network_through(Vault(), breaker) as network:
         with pytest.raises(OutcomeUnknownError):
-            await _authorize(_network(vault_channel, acquirer_channel, breaker), "in-flight-1")
+            await _authorize(network, "in-flight-1")
     assert breaker.state is BreakerState.HALF_OPEN
     assert breaker.allow(), "the next forward probes"
 
@@ -176,15 +167,10 @@ async def test_an_in_flight_refusal_releases_a_probe() -> None:
 async def test_status_details_that_do_not_decode_are_no_detail() -> None:
     clock = Clock()
     breaker = _half_open(clock)
-    async with (
-        _serving(vault_pb2_grpc.add_VaultServiceServicer_to_server, Vault()) as vault_channel,
-        _serving(
-            acquirer_pb2_grpc.add_AcquirerServiceServicer_to_server, ReadableAcquirer()
-        ) as acquirer_channel,
-    ):
+    async with _network_through(Vault(), breaker) as network:
         # An UNAVAILABLE as any other: unknown, and the probe failed.
         with pytest.raises(OutcomeUnknownError):
-            await _authorize(_network(vault_channel, acquirer_channel, breaker), "garbled-1")
+            await _authorize(network, "garbled-1")
     assert breaker.state is BreakerState.OPEN
     clock.now += OPEN_S
     assert breaker.allow(), "probing again once open_s has passed"
@@ -199,13 +185,8 @@ async def test_a_probe_is_released_when_classifying_its_failure_raises(
     monkeypatch.setattr(network_module, "refused_as_in_flight", broken)
     clock = Clock()
     breaker = _half_open(clock)
-    async with (
-        _serving(vault_pb2_grpc.add_VaultServiceServicer_to_server, Vault()) as vault_channel,
-        _serving(
-            acquirer_pb2_grpc.add_AcquirerServiceServicer_to_server, ReadableAcquirer()
-        ) as acquirer_channel,
-    ):
+    async with _network_through(Vault(), breaker) as network:
         with pytest.raises(RuntimeError):
-            await _authorize(_network(vault_channel, acquirer_channel, breaker), "lost-1")
+            await _authorize(network, "lost-1")
     assert breaker.state is BreakerState.HALF_OPEN
     assert breaker.allow(), "the next forward probes"
