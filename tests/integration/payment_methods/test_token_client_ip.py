@@ -4,18 +4,15 @@ facade stored for the request is deleted at the vault as for any other refusal. 
 kept in the canonical form Radar gives every address (remit.radar.ip_addresses)."""
 
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.accounts.service import AccountsService
-from remit.grpcutil.errors import ErrorMappingInterceptor, detail_from_rpc_error
-from remit.payment_methods.service import PaymentMethodsService
-from remit.payments.grpc import PaymentsServicer
+from remit.grpcutil.errors import detail_from_rpc_error
 from remit_api.payments.v1 import payments_pb2 as pb
-from remit_api.payments.v1 import payments_pb2_grpc
+from tests.integration.payment_methods.token_server import serving_tokens
 from tests.integration.payments.test_payment_method_data import HandingOverVault
 from tests.support.accounts import call_metadata
 
@@ -38,22 +35,8 @@ class Tokens:
 
 @pytest.fixture
 async def tokens(core_engine: AsyncEngine) -> AsyncIterator[Tokens]:
-    account = await AccountsService(core_engine).create_account()
-    vault = HandingOverVault()
-    methods = PaymentMethodsService(core_engine, vault)
-    # Tokens need neither payments nor customers.
-    servicer = PaymentsServicer(cast(Any, None), cast(Any, None), methods)
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
-    payments_pb2_grpc.add_PaymentsServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        stub = payments_pb2_grpc.PaymentsServiceStub(channel)
-        yield Tokens(stub, vault, account.account.id)
-    finally:
-        await channel.close()
-        await server.stop(0)
+    async with serving_tokens(core_engine) as served:
+        yield Tokens(served.stub, served.vault, served.account_id)
 
 
 @pytest.mark.parametrize(
