@@ -35,6 +35,18 @@ async def _pay_again(payments: PaymentsService, account_id: str, key: str) -> ob
     )
 
 
+async def _refused_payment(
+    engine: AsyncEngine, network: FakeNetwork, account_id: str, key: str
+) -> tuple[FakeMethods, PaymentsService, pytest.ExceptionInfo[RemitError]]:
+    """Pays through `network` under `key`, which must be refused: the payment methods told of
+    refused cards, the service to retry with, and the refusal."""
+    methods = FakeMethods()
+    payments = PaymentsService(engine, network, methods, present=payment_intent_message)
+    with pytest.raises(RemitError) as raised:
+        await pay(payments, account_id, key)
+    return methods, payments, raised
+
+
 async def _recovery_point(engine: AsyncEngine, key: str) -> str:
     async with engine.connect() as db:
         point = await db.scalar(
@@ -47,10 +59,7 @@ async def test_a_card_the_vault_will_not_open_fails_the_attempt_without_the_netw
     core_engine: AsyncEngine, account_id: str
 ) -> None:
     network = FakeNetwork(unopenable={"visa"})
-    methods = FakeMethods()
-    payments = PaymentsService(core_engine, network, methods, present=payment_intent_message)
-    with pytest.raises(RemitError) as raised:
-        await pay(payments, account_id, "gone-1")
+    methods, payments, raised = await _refused_payment(core_engine, network, account_id, "gone-1")
     # The payment methods are told, so no test id resolves to that card again.
     assert methods.refused == [(account_id, "visa")]
     error = raised.value
@@ -131,10 +140,7 @@ async def test_a_card_the_vault_will_not_open_is_forgotten_whatever_its_look_up_
     of reach) would leave a test id resolving to a token the vault refuses, failing every
     payment made with it until the cached resolution expires."""
     network = CardDeletedAfterAnotherOperationsForward()
-    methods = FakeMethods()
-    payments = PaymentsService(core_engine, network, methods, present=payment_intent_message)
-    with pytest.raises(RemitError) as raised:
-        await pay(payments, account_id, "gone-4")
+    methods, _, raised = await _refused_payment(core_engine, network, account_id, "gone-4")
     # The mismatch is refused (test_lookup_expectations): nothing applied, the attempt waits.
     assert (raised.value.kind, raised.value.error_type) == (ErrorKind.INTERNAL, "api_error")
     assert await _recovery_point(core_engine, "gone-4") == RecoveryPoint.ATTEMPT_CREATED.value
@@ -145,9 +151,7 @@ async def test_a_refusal_with_the_network_unreachable_is_retryable_and_changes_n
     core_engine: AsyncEngine, account_id: str
 ) -> None:
     network = FakeNetwork(unopenable={"visa"}, lookup_faults=1)
-    payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
-    with pytest.raises(RemitError) as raised:
-        await pay(payments, account_id, "gone-3")
+    _, payments, raised = await _refused_payment(core_engine, network, account_id, "gone-3")
     assert (raised.value.kind, raised.value.should_retry) == (ErrorKind.UNAVAILABLE, True)
     assert await _recovery_point(core_engine, "gone-3") == RecoveryPoint.ATTEMPT_CREATED.value
     # The retry finds the network reachable again and ends the attempt.
@@ -169,9 +173,7 @@ async def test_an_acquirer_refusal_with_the_same_status_is_not_taken_for_an_unus
     core_engine: AsyncEngine, account_id: str
 ) -> None:
     network = ReferenceReusedThroughTheVault()
-    payments = PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
-    with pytest.raises(RemitError) as raised:
-        await pay(payments, account_id, "reused")
+    _, _, raised = await _refused_payment(core_engine, network, account_id, "reused")
     # An error in remit, told as one (`test_reference_conflict`), and not as a card declined.
     assert (raised.value.kind, raised.value.error_type) == (ErrorKind.INTERNAL, "api_error")
     # Neither failed as an unusable card nor settled from the look-up: the attempt waits.
@@ -194,10 +196,9 @@ async def test_a_card_that_does_not_decrypt_leaves_the_attempt_waiting_for_an_op
     core_engine: AsyncEngine, account_id: str
 ) -> None:
     network = UnreadableCard()
-    methods = FakeMethods()
-    payments = PaymentsService(core_engine, network, methods, present=payment_intent_message)
-    with pytest.raises(RemitError) as raised:
-        await pay(payments, account_id, "unreadable")
+    methods, payments, raised = await _refused_payment(
+        core_engine, network, account_id, "unreadable"
+    )
     # A definite server error, not "retry now": retrying cannot help until the data or the
     # key is mended, and nothing was sent to the network.
     assert (raised.value.kind, raised.value.code, raised.value.should_retry) == (
@@ -239,10 +240,9 @@ async def test_a_card_whose_key_version_the_vault_lacks_leaves_the_attempt_to_a_
     core_engine: AsyncEngine, account_id: str
 ) -> None:
     network = CardUnderAMissingKeyVersion()
-    methods = FakeMethods()
-    payments = PaymentsService(core_engine, network, methods, present=payment_intent_message)
-    with pytest.raises(RemitError) as raised:
-        await pay(payments, account_id, "key-missing")
+    methods, payments, raised = await _refused_payment(
+        core_engine, network, account_id, "key-missing"
+    )
     # Remit's own retryable answer (a 503, not the vault's 400 naming its key ring): nothing
     # was sent, and the key version can come back.
     error = raised.value
