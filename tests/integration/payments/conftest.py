@@ -1,4 +1,5 @@
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import grpc
@@ -7,6 +8,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
+from remit.core.clock import FixedClock
 from remit.core.errors import not_found
 from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.payments.charges import CardSnapshot
@@ -74,6 +76,22 @@ def network() -> FakeNetwork:
 @pytest.fixture
 def payments(core_engine: AsyncEngine, network: FakeNetwork) -> PaymentsService:
     return PaymentsService(core_engine, network, FakeMethods(), present=payment_intent_message)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """Where a module's timed payments start; a module that needs a set instant overrides it."""
+    return FixedClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def timed_payments(
+    core_engine: AsyncEngine, network: FakeNetwork, clock: FixedClock
+) -> PaymentsService:
+    """Payments on the module's `clock`, which its tests move."""
+    return PaymentsService(
+        core_engine, network, FakeMethods(), present=payment_intent_message, clock=clock
+    )
 
 
 @pytest.fixture

@@ -3,28 +3,14 @@ moves: what the tests of a key's life and of old unfinished requests both start 
 
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from remit.core.clock import FixedClock
 from remit.payments.domain import NewPaymentIntent
-from remit.payments.grpc import payment_intent_message
 from remit.payments.idempotency import KeyRecord, RecoveryPoint
 from remit.payments.service import ConfirmParams, KeyedCall, PaymentsService
-from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import respond
-from tests.support.fake_network import FakeNetwork
 
 # Past a key's life (a day) and its retention (three days), counted from the request's start.
 A_DAY_AND_MORE = timedelta(hours=25).total_seconds()
 PAST_RETENTION = timedelta(hours=73).total_seconds()
-
-
-def timed_payments_service(
-    engine: AsyncEngine, network: FakeNetwork, clock: FixedClock
-) -> PaymentsService:
-    return PaymentsService(
-        engine, network, FakeMethods(), present=payment_intent_message, clock=clock
-    )
 
 
 def new_payment() -> NewPaymentIntent:

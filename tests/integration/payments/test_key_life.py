@@ -5,7 +5,7 @@ the key's answer replays the answer the key holds; a claim whose key the reaper 
 it claims the key afresh."""
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -25,7 +25,6 @@ from tests.integration.payments.held_requests import (
     confirm,
     held_after_attempt,
     new_payment,
-    timed_payments_service,
 )
 from tests.integration.payments.test_payments_service import call, pay, respond
 from tests.support.fake_network import FakeNetwork
@@ -33,18 +32,6 @@ from tests.support.fake_network import FakeNetwork
 pytestmark = pytest.mark.anyio
 
 A_MINUTE = timedelta(minutes=1).total_seconds()
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def timed_payments(
-    core_engine: AsyncEngine, network: FakeNetwork, clock: FixedClock
-) -> PaymentsService:
-    return timed_payments_service(core_engine, network, clock)
 
 
 async def _finish_by_the_completer(payments: PaymentsService) -> None:
@@ -97,7 +84,6 @@ async def test_a_retry_just_after_a_late_finish_replays_it_instead_of_paying_aga
 
 async def test_a_key_finished_late_expires_a_day_after_its_finish(
     timed_payments: PaymentsService,
-    network: FakeNetwork,
     clock: FixedClock,
     account_id: str,
     core_engine: AsyncEngine,

@@ -4,7 +4,7 @@ started over or forgotten: the completer keeps at it, a retry with its key resum
 reaper keeps its key; only keys whose request is over, or never sent anything, expire."""
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -22,24 +22,11 @@ from tests.integration.payments.held_requests import (
     confirm,
     held_after_attempt,
     new_payment,
-    timed_payments_service,
 )
 from tests.integration.payments.test_payments_service import call, pay, respond
 from tests.support.fake_network import FakeNetwork
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def timed_payments(
-    core_engine: AsyncEngine, network: FakeNetwork, clock: FixedClock
-) -> PaymentsService:
-    return timed_payments_service(core_engine, network, clock)
 
 
 async def _resume_with(payments: PaymentsService, found: KeyRecord) -> object:
