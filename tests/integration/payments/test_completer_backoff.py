@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.domain import NewPaymentIntent, Status
-from remit.payments.grpc import payment_intent_message
 from remit.payments.idempotency import (
     COMPLETER_MAX_GAP,
     KeyRecord,
@@ -23,7 +22,6 @@ from remit.payments.idempotency import (
 )
 from remit.payments.service import ConfirmParams, Done, PaymentsService
 from remit.payments.tables import idempotency_keys
-from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import call, pay, respond
 from tests.support.fake_network import FakeNetwork
 
@@ -38,15 +36,6 @@ STEP_S = lease().total_seconds() + 1
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(T0)
-
-
-@pytest.fixture
-def timed_payments(
-    core_engine: AsyncEngine, network: FakeNetwork, clock: FixedClock
-) -> PaymentsService:
-    return PaymentsService(
-        core_engine, network, FakeMethods(), present=payment_intent_message, clock=clock
-    )
 
 
 async def _abandon(engine: AsyncEngine, account_id: str, key: str, *, at: datetime) -> None:

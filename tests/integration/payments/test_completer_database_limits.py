@@ -36,15 +36,6 @@ def clock() -> FixedClock:
     return FixedClock(T0)
 
 
-@pytest.fixture
-def timed_payments(
-    core_engine: AsyncEngine, network: FakeNetwork, clock: FixedClock
-) -> PaymentsService:
-    return PaymentsService(
-        core_engine, network, FakeMethods(), present=payment_intent_message, clock=clock
-    )
-
-
 Resume = Callable[[KeyRecord], Awaitable[None]]
 
 

@@ -13,12 +13,12 @@ from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.domain import Status
-from remit.payments.grpc import PaymentsServicer, payment_intent_message
+from remit.payments.grpc import PaymentsServicer
 from remit.payments.idempotency import KeyRecord, RecoveryPoint, idempotency_in_use
 from remit.payments.network import network_unavailable
 from remit.payments.service import PaymentsService
 from remit.payments.tables import idempotency_keys
-from tests.integration.payments.conftest import FakeMethods, take_key_over
+from tests.integration.payments.conftest import take_key_over
 from tests.integration.payments.test_completer_backoff import STEP_S, T0, _abandon
 from tests.integration.payments.test_payments_service import pay
 from tests.support.fake_network import FakeNetwork
@@ -29,15 +29,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(T0)
-
-
-@pytest.fixture
-def timed_payments(
-    core_engine: AsyncEngine, network: FakeNetwork, clock: FixedClock
-) -> PaymentsService:
-    return PaymentsService(
-        core_engine, network, FakeMethods(), present=payment_intent_message, clock=clock
-    )
 
 
 async def tries_of(engine: AsyncEngine, key: str) -> tuple[object, ...]:
