@@ -17,7 +17,7 @@ from remit.core.jsonview import JsonObject, to_json
 from remit.customers.events import CustomerEvents
 from remit.customers.service import CustomersService
 from remit.customers.tables import customers
-from remit.grpcutil.errors import ErrorMappingInterceptor, detail_from_rpc_error
+from remit.grpcutil.errors import detail_from_rpc_error
 from remit.payment_methods.domain import CardSummary, NewPaymentMethod, VaultCard
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payments.grpc import PaymentsServicer, payment_intent_message
@@ -27,10 +27,10 @@ from remit.payments.service import PaymentsService
 from remit.payments.wiring import payment_hooks
 from remit.webhooks.tables import events
 from remit_api.payments.v1 import payments_pb2 as pb
-from remit_api.payments.v1 import payments_pb2_grpc
 from tests.support.accounts import call_metadata
 from tests.support.card_vaults import TestCardsKeepTheirDetails
 from tests.support.fake_network import FakeNetwork
+from tests.support.payments_server import serving_payments
 
 pytestmark = pytest.mark.anyio
 
@@ -136,17 +136,8 @@ async def core(core_engine: AsyncEngine) -> AsyncIterator[Core]:
     servicer = PaymentsServicer(
         payments, CustomersService(core_engine, methods, hooks=hooks), methods
     )
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
-    payments_pb2_grpc.add_PaymentsServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        stub = payments_pb2_grpc.PaymentsServiceStub(channel)
+    async with serving_payments(servicer) as stub:
         yield Core(account.account.id, core_engine, methods, stub)
-    finally:
-        await channel.close()
-        await server.stop(0)
 
 
 def _default(method_id: str) -> pb.CustomerInvoiceSettingsInput:

@@ -2,7 +2,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import grpc
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
 from remit.core.errors import not_found
-from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.payments.charges import CardSnapshot
 from remit.payments.grpc import PaymentsServicer, payment_intent_message
 from remit.payments.idempotency import RecoveryPoint
@@ -19,8 +17,8 @@ from remit.payments.service import PaymentsService
 from remit.payments.tables import idempotency_keys
 from remit.payments.wiring import payment_hooks
 from remit.radar.gate import Radar
-from remit_api.payments.v1 import payments_pb2_grpc
 from tests.support.fake_network import FakeNetwork
+from tests.support.payments_server import serving_payments
 
 CARDS = {
     "pm_visa": ("visa", "4242"),
@@ -98,17 +96,9 @@ def timed_payments(
 async def payments_stub(payments: PaymentsService) -> AsyncIterator[Any]:
     """A PaymentsServiceStub on a real gRPC server of `payments`, for calls that name payment
     methods by id (the server reads nothing of customers or payment methods itself)."""
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
     servicer = PaymentsServicer(payments, cast(Any, None), cast(Any, None))
-    payments_pb2_grpc.add_PaymentsServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield payments_pb2_grpc.PaymentsServiceStub(channel)
-    finally:
-        await channel.close()
-        await server.stop(0)
+    async with serving_payments(servicer) as stub:
+        yield stub
 
 
 @pytest.fixture

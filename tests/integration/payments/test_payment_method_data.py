@@ -16,7 +16,6 @@ from remit.accounts.service import AccountsService
 from remit.core.errors import not_found
 from remit.core.ids import random_token
 from remit.customers.service import CustomersService
-from remit.grpcutil.errors import ErrorMappingInterceptor
 from remit.payment_methods.domain import CardSummary, VaultCard
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.tables import payment_methods
@@ -28,10 +27,10 @@ from remit.payments.tables import payment_intents
 from remit.payments.wiring import payment_hooks
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
-from remit_api.payments.v1 import payments_pb2_grpc
 from tests.support.accounts import call_metadata
 from tests.support.card_vaults import TestCardsKeepTheirDetails
 from tests.support.fake_network import FakeNetwork
+from tests.support.payments_server import serving_payments
 
 pytestmark = pytest.mark.anyio
 
@@ -115,17 +114,8 @@ async def core(core_engine: AsyncEngine) -> AsyncIterator[Core]:
         hooks=payment_hooks(),
     )
     servicer = PaymentsServicer(payments, CustomersService(core_engine, methods), methods)
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
-    payments_pb2_grpc.add_PaymentsServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        stub = payments_pb2_grpc.PaymentsServiceStub(channel)
+    async with serving_payments(servicer) as stub:
         yield Core(account.account.id, core_engine, vault, methods, network, stub)
-    finally:
-        await channel.close()
-        await server.stop(0)
 
 
 def _card_data(
