@@ -299,11 +299,11 @@ async def test_a_test_ids_card_keeps_the_update_in_the_core(core: Core) -> None:
     assert (await _at_the_vault(core, method))[:2] == (method.card.exp_month, method.card.exp_year)
 
 
-async def test_a_card_another_payment_method_holds_takes_the_update_for_both(
-    core: Core,
-) -> None:
-    """A copy (`payment_method=`) holds its source's vault card, one physical card: its new
-    expiry reaches the vault, which every payment of either sends, and both show it."""
+async def _a_card_and_its_copy(
+    core: Core, *, attach_the_copy: bool
+) -> tuple[PaymentMethod, PaymentMethod]:
+    """A saved card and a copy of it (`payment_method=`), holding one vault card; the copy or
+    the source attached to a customer."""
     tokenized = await core.vault.service.tokenize(
         core.account_id, Secret("4242424242424242"), 11, 2031, None, requester="test"
     )
@@ -312,7 +312,17 @@ async def test_a_card_another_payment_method_holds_takes_the_update_for_both(
     )
     copy = await core.methods.create(core.account_id, NewPaymentMethod(payment_method_id=source.id))
     customer = await core.customers.create(core.account_id, CustomerFields())
-    await core.methods.attach(core.account_id, copy.id, customer.id)
+    attached = copy if attach_the_copy else source
+    await core.methods.attach(core.account_id, attached.id, customer.id)
+    return source, copy
+
+
+async def test_a_card_another_payment_method_holds_takes_the_update_for_both(
+    core: Core,
+) -> None:
+    """A copy (`payment_method=`) holds its source's vault card, one physical card: its new
+    expiry reaches the vault, which every payment of either sends, and both show it."""
+    source, copy = await _a_card_and_its_copy(core, attach_the_copy=True)
 
     await core.methods.update(
         core.account_id, copy.id, PaymentMethodChanges(exp_month=3, exp_year=2033)
@@ -339,15 +349,7 @@ class RecordingHooks(NoPaymentMethodHooks):
 
 
 async def test_every_copy_whose_details_change_is_told_as_changed(core: Core) -> None:
-    tokenized = await core.vault.service.tokenize(
-        core.account_id, Secret("4242424242424242"), 11, 2031, None, requester="test"
-    )
-    source = await core.methods.create(
-        core.account_id, NewPaymentMethod(vault_token=tokenized.token)
-    )
-    copy = await core.methods.create(core.account_id, NewPaymentMethod(payment_method_id=source.id))
-    customer = await core.customers.create(core.account_id, CustomerFields())
-    await core.methods.attach(core.account_id, source.id, customer.id)
+    source, copy = await _a_card_and_its_copy(core, attach_the_copy=False)
     hooks = RecordingHooks()
     core.methods.hooks = hooks
 
@@ -359,15 +361,7 @@ async def test_every_copy_whose_details_change_is_told_as_changed(core: Core) ->
 
 
 async def test_billing_details_sent_for_a_copy_are_its_sources_too(core: Core) -> None:
-    tokenized = await core.vault.service.tokenize(
-        core.account_id, Secret("4242424242424242"), 11, 2031, None, requester="test"
-    )
-    source = await core.methods.create(
-        core.account_id, NewPaymentMethod(vault_token=tokenized.token)
-    )
-    copy = await core.methods.create(core.account_id, NewPaymentMethod(payment_method_id=source.id))
-    customer = await core.customers.create(core.account_id, CustomerFields())
-    await core.methods.attach(core.account_id, source.id, customer.id)
+    source, copy = await _a_card_and_its_copy(core, attach_the_copy=False)
 
     updated = await core.methods.update(
         core.account_id, source.id, PaymentMethodChanges(billing_details=NEW_BILLING)
