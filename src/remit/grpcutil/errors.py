@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, NoReturn, TypeAlias, TypeVar, cast
 
 import grpc
-from google.protobuf import any_pb2, symbol_database
+from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
@@ -36,6 +37,7 @@ from remit.storage.driver_errors import (
 )
 from remit.storage.outages import OutageLog
 from remit_api.common.v1 import common_pb2
+from remit_api.payments.v1.payments_pb2 import PaymentIntent
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +140,25 @@ def detail_from_rpc_error(error: grpc.aio.AioRpcError) -> common_pb2.ErrorDetail
                     if packed.Unpack(detail):
                         return detail
             except DecodeError:
-                log.warning("a failed call's status details did not decode; ignored")
+                _warn_unreadable(error, "status details did not decode; ignored")
                 return None
     return None
+
+
+# The failed calls whose unreadable detail was logged already. One failure may be read several
+# times (`GrpcCardNetwork._guarded` asks whether it is a refusal to send, then rebuilds it),
+# and a line for each read would tell one bad answer as several. Weak: a failure is forgotten
+# with the exception.
+_warned: Final[weakref.WeakSet[object]] = weakref.WeakSet()
+
+
+def _warn_unreadable(error: grpc.aio.AioRpcError, what: str) -> None:
+    """Log, once per failed call, that part of its detail could not be read. Never the bytes:
+    they are another service's answer, which may quote what a client sent."""
+    if error in _warned:
+        return
+    _warned.add(error)
+    log.warning("a failed call's (%s) %s", error.code().name, what)
 
 
 def kind_from_grpc_code(code: grpc.StatusCode) -> ErrorKind:
@@ -180,11 +198,6 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
         )
     if detail.http_status == 402:
         kind = ErrorKind.CARD_DECLINED
-    related: Message | None = None
-    if detail.HasField("payment_intent"):
-        type_name = detail.payment_intent.type_url.rpartition("/")[2]
-        related = symbol_database.Default().GetSymbol(type_name)()
-        detail.payment_intent.Unpack(related)
     return RemitError(
         message=detail.message,
         kind=kind,
@@ -194,8 +207,26 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
         decline_code=detail.decline_code or None,
         charge=detail.charge or None,
         should_retry=detail.should_retry,
-        related=related,
+        related=_intent_of(detail, error),
     )
+
+
+def _intent_of(detail: common_pb2.ErrorDetail, error: grpc.aio.AioRpcError) -> PaymentIntent | None:
+    """The PaymentIntent a refusal carries (a decline's, or one refused for the intent's
+    state), if any. One that is no PaymentIntent, or whose bytes do not decode, is left out,
+    and the refusal passed on without it: failing instead would reach the caller as an
+    unexpected exception, and its client as a bare 500, in place of the refusal."""
+    if not detail.HasField("payment_intent"):
+        return None
+    intent = PaymentIntent()
+    try:
+        if detail.payment_intent.Unpack(intent):
+            return intent
+        unreadable = "is no PaymentIntent"
+    except DecodeError:
+        unreadable = "did not decode"
+    _warn_unreadable(error, f"error detail's payment_intent {unreadable}; left out")
+    return None
 
 
 def server_overloaded_error() -> RemitError:
