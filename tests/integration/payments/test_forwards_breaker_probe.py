@@ -12,8 +12,12 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import any_pb2
+from google.rpc import status_pb2
+from grpc_status import rpc_status
 
 from remit.core.errors import ErrorKind, RemitError
+from remit.grpcutil.errors import GRPC_CODES, error_detail
 from remit.grpcutil.forward_in_flight import forward_in_flight
 from remit.payments import network as network_module
 from remit.payments.breaker import BreakerState, CircuitBreaker, NetworkBreakers
@@ -51,10 +55,25 @@ VAULT_OWN_REFUSALS = {
 }
 
 
+def _with_unreadable_intent(error: RemitError) -> grpc.Status:
+    """`error` as a server sends it, but for its detail's payment_intent, whose bytes do not
+    decode."""
+    detail = error_detail(error)
+    detail.payment_intent.type_url = "type.googleapis.com/remit_api.payments.v1.PaymentIntent"
+    detail.payment_intent.value = b"\xff\xff\xff"
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    code = GRPC_CODES[error.kind].value[0]
+    return rpc_status.to_status(
+        status_pb2.Status(code=code, message=error.message, details=[packed])
+    )
+
+
 class Vault(vault_pb2_grpc.VaultServiceServicer):
     """Forwards of a reference named in `refusals` are refused with it; a reference starting
     with `lost-` fails at the link to the acquirer; `in-flight-` is answered as in flight;
-    `garbled-` fails with status details that do not decode."""
+    `garbled-` fails with status details that do not decode; `unreadable-intent-` is refused
+    as reused, the detail's payment_intent bytes that do not decode."""
 
     def __init__(self, refusals: dict[str, RemitError] | None = None) -> None:
         self.refusals = refusals or {}
@@ -66,6 +85,9 @@ class Vault(vault_pb2_grpc.VaultServiceServicer):
             raise self.refusals[request.reference]
         if request.reference.startswith("in-flight-"):
             raise forward_in_flight(request.reference)
+        if request.reference.startswith("unreadable-intent-"):
+            reused = _refusal("reference_reused", ErrorKind.FAILED_PRECONDITION, "reference")
+            await context.abort_with_status(_with_unreadable_intent(reused))
         if request.reference.startswith("garbled-"):
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
@@ -151,6 +173,18 @@ async def test_an_acquirer_s_refusal_through_the_vault_is_an_answer() -> None:
     async with _network_through(Vault({"reused": reused}), breaker) as network:
         with pytest.raises(RemitError):
             await _authorize(network, "reused")
+    assert breaker.state is BreakerState.CLOSED
+
+
+async def test_a_refusal_whose_intent_cannot_be_read_is_still_an_answer() -> None:
+    """The refusal is rebuilt without what could not be read, rather than failing the call with
+    the parser's exception, which would leave the breaker untold of the network's answer."""
+    clock = Clock()
+    breaker = _half_open(clock)
+    async with _network_through(Vault(), breaker) as network:
+        with pytest.raises(RemitError) as refused:
+            await _authorize(network, "unreadable-intent-1")
+    assert (refused.value.code, refused.value.related) == ("reference_reused", None)
     assert breaker.state is BreakerState.CLOSED
 
 
