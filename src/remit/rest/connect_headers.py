@@ -11,7 +11,10 @@ https://github.com/cartalyst/stripe/issues/84 for the header), which stripe-pyth
 PermissionError; so does remit.
 
 A header naming the key's own account asks for nothing else, and is served: SDK users set it to
-their own account at times. An empty one names no account and is ignored.
+their own account at times. An empty one names no account and is ignored (the reference says
+nothing of it; the SDKs never send one), and so is one of whitespace alone, which is an empty
+value once HTTP's whitespace around a value is trimmed, as servers trim it: both headers alike,
+and each copy of a header alike.
 """
 
 from collections.abc import Iterable
@@ -36,6 +39,8 @@ def refuse_other_accounts(headers: Headers, account_id: str) -> None:
 
 def _other_account(values: Iterable[str], account_id: str) -> str | None:
     for value in values:
+        # The whitespace around a value is no part of it (RFC 9110 §5.5); a server trims it, a
+        # client calling the app directly (tests) may not.
         named = value.strip()
         if named and named != account_id:
             return named

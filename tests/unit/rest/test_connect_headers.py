@@ -151,10 +151,44 @@ def test_a_header_naming_the_keys_own_account_is_served(
     assert platform.handled == [OWN_ACCOUNT]
 
 
+# Empty, and whitespace alone: what a server trims to empty, and what reaches the app untrimmed.
+NO_ACCOUNT = {"empty": "", "a space": " ", "a tab": "\t", "spaces and tabs": " \t  \t"}
+
+
+@pytest.mark.parametrize("value", NO_ACCOUNT.values(), ids=NO_ACCOUNT.keys())
 @pytest.mark.parametrize("header", CONNECT_HEADERS)
-def test_an_empty_header_names_no_account_and_is_ignored(platform: _Platform, header: str) -> None:
-    response = _post(platform, KEY, [(header, "")])
+def test_an_empty_header_names_no_account_and_is_ignored(
+    platform: _Platform, header: str, value: str
+) -> None:
+    response = _post(platform, KEY, [(header, value)])
     assert response.status_code == 200, response.text
+    assert platform.handled == [OWN_ACCOUNT]
+
+
+@pytest.mark.parametrize("value", NO_ACCOUNT.values(), ids=NO_ACCOUNT.keys())
+def test_both_headers_naming_no_account_are_ignored(platform: _Platform, value: str) -> None:
+    response = _post(platform, KEY, [("Stripe-Account", value), ("Stripe-Context", value)])
+    assert response.status_code == 200, response.text
+    assert platform.handled == [OWN_ACCOUNT]
+
+
+@pytest.mark.parametrize("header", CONNECT_HEADERS)
+def test_another_account_named_after_an_empty_copy_is_still_refused(
+    platform: _Platform, header: str
+) -> None:
+    response = _post(platform, KEY, [(header, " "), (header, OTHER_ACCOUNT)])
+    _assert_refused(response, header, OTHER_ACCOUNT)
+    assert platform.handled == []
+
+
+@pytest.mark.parametrize("header", CONNECT_HEADERS)
+def test_an_account_is_read_without_the_whitespace_around_it(
+    platform: _Platform, header: str
+) -> None:
+    served = _post(platform, KEY, [(header, f" {OWN_ACCOUNT}\t")])
+    assert served.status_code == 200, served.text
+    refused = _post(platform, KEY, [(header, f"\t{OTHER_ACCOUNT} ")])
+    _assert_refused(refused, header, OTHER_ACCOUNT)
     assert platform.handled == [OWN_ACCOUNT]
 
 
