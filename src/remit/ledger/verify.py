@@ -16,7 +16,9 @@ The checks, each independent of the running balances it audits:
    chart's, and no charge is refunded beyond its amount (`verify_balance_transactions`);
 7. every ledger transaction Stripe shows as a balance transaction has one
    (`verify_missing_balance_transactions`), and the payouts table agrees with the ledger
-   transactions that moved each payout's money (`verify_payouts`);
+   transactions that moved each payout's money, every leg of every step to the payout's
+   amount (`verify_payouts`), and, summed by status, with the balances of payouts_in_transit
+   and paid_out (`verify_payout_totals`);
 8. given a checkpoint file, the chains still pass through every position it recorded, with
    the hash it recorded (`remit.ledger.anchoring`): the chains alone cannot show history that
    was rewritten and its hashes recomputed, the checkpoints kept outside the database can.
@@ -57,6 +59,7 @@ from remit.ledger.verify_differences import Difference as Difference
 from remit.ledger.verify_differences import DifferenceKind as DifferenceKind
 from remit.ledger.verify_missing_balance_transactions import missing_balance_transactions
 from remit.ledger.verify_outcomes import pending_outcome_mismatches, reversal_mismatches
+from remit.ledger.verify_payout_totals import payout_total_mismatches
 from remit.ledger.verify_payouts import payout_mismatches
 
 
@@ -103,6 +106,7 @@ async def verify_ledger(
     differences += await account_flag_mismatches(db, account_id)
     differences += await missing_balance_transactions(db, account_id)
     differences += await payout_mismatches(db, account_id)
+    differences += await payout_total_mismatches(db, account_id)
     checked, breaks = await _chain_breaks(db, account_id)
     anchored = None
     if checkpoints is not None:

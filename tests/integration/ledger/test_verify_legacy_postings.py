@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
 from remit.ledger import journal
-from remit.ledger.chart import PAYOUTS_IN_TRANSIT
+from remit.ledger.chart import PAID_OUT, PAYOUTS_IN_TRANSIT
 from remit.ledger.domain import Posting, TransactionRequest
 from remit.ledger.payouts import cancel_payout, create_payout
 from remit.ledger.verify import DifferenceKind
@@ -95,6 +95,48 @@ async def test_a_generic_posting_to_payouts_in_transit(
     )
     report = await verified(core_engine, account_id, clock)
     assert not [d for d in report.differences if d.kind is DifferenceKind.PAYOUT_MISMATCH]
+
+
+@pytest.mark.parametrize(
+    ("transaction_id", "to", "pending"),
+    [
+        ("sub_4:paid", PAID_OUT, False),
+        ("po_9:paid", PAID_OUT, False),  # the ledger's id shape, without its metadata
+        ("sub_4:paid", PAYOUTS_IN_TRANSIT, True),
+        ("sub_4:paid", PAID_OUT, True),
+    ],
+)
+async def test_generic_postings_beside_payouts_leave_the_payouts_totals_alone(
+    core_engine: AsyncEngine,
+    account_id: str,
+    clock: FixedClock,
+    transaction_id: str,
+    to: str,
+    pending: bool,
+) -> None:
+    """A posted one is counted in the ledger account's balance beside the payouts; an open
+    reservation is not in the balance at all."""
+    async with core_engine.begin() as db:
+        await charge_available_at_once(db, account_id, clock)
+        payout = await create_payout(
+            db, account_id=account_id, amount=300, currency="usd", now=clock.now()
+        )
+    await _posted_by_a_caller(
+        core_engine, account_id, clock, transaction_id, to=to, pending=pending
+    )
+    report = await verified(core_engine, account_id, clock)
+    assert report.ok, report.differences
+    await tamper(
+        core_engine,
+        account_id,
+        f"UPDATE payouts SET amount = 299 WHERE id = '{payout.id}'",  # noqa: S608
+    )
+    report = await verified(core_engine, account_id, clock)
+    assert {
+        (d.ledger_account, d.expected_minor, d.actual_minor)
+        for d in report.differences
+        if d.kind is DifferenceKind.PAYOUT_MISMATCH and d.transaction_id is None
+    } == {(PAYOUTS_IN_TRANSIT, 300, 299)}
 
 
 async def test_the_ledgers_own_steps_are_still_held_to_their_rows_beside_legacy_postings(
