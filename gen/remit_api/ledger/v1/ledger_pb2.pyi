@@ -378,8 +378,12 @@ class _LedgerDifferenceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     """
     LEDGER_DIFFERENCE_KIND_PAYOUT_MISMATCH: _LedgerDifferenceKind.ValueType  # 9
     """A payout disagrees with the ledger transactions that moved its money: none for a payout,
-    a payout's posting without one, or another amount, currency, status or balance
-    transaction than the ledger's.
+    a payout's posting without one, another amount, currency, status or balance transaction
+    than the ledger's, or a step of it (po:payout, po:paid, po:failure, po:cancel) that moved
+    another amount than the payout's on one of its ledger accounts (transaction_id names the
+    step, ledger_account the account); or, with no transaction_id, the payouts of a status
+    that do not add up to the balance of the ledger account holding their money
+    (payouts_in_transit, paid_out) in that currency.
     """
 
 class LedgerDifferenceKind(_LedgerDifferenceKind, metaclass=_LedgerDifferenceKindEnumTypeWrapper):
@@ -411,8 +415,12 @@ failure, a payout or its return) has none.
 """
 LEDGER_DIFFERENCE_KIND_PAYOUT_MISMATCH: LedgerDifferenceKind.ValueType  # 9
 """A payout disagrees with the ledger transactions that moved its money: none for a payout,
-a payout's posting without one, or another amount, currency, status or balance
-transaction than the ledger's.
+a payout's posting without one, another amount, currency, status or balance transaction
+than the ledger's, or a step of it (po:payout, po:paid, po:failure, po:cancel) that moved
+another amount than the payout's on one of its ledger accounts (transaction_id names the
+step, ledger_account the account); or, with no transaction_id, the payouts of a status
+that do not add up to the balance of the ledger account holding their money
+(payouts_in_transit, paid_out) in that currency.
 """
 Global___LedgerDifferenceKind: _TypeAlias = LedgerDifferenceKind  # noqa: Y015
 
