@@ -16,12 +16,15 @@ from remit.core.clock import FixedClock, SystemClock
 from remit.core.errors import RemitError
 from remit.core.settlement_days import settlement_day
 from remit.ledger import postings as ledger
+from remit.ledger.jobs import advance_payouts
+from remit.ledger.payouts import SUBMISSION_DELAY, create_payout
 from remit.storage.embedded import EmbeddedCluster, to_sqlalchemy_url
 from remit.storage.engine import dispose, make_engine
 from remit.storage.migrate import alembic_config
 from tests.conftest import _truncate_all
 from tests.integration.ledger.conftest import T0
 from tests.integration.ledger.fake_acquirer import FakeAcquirer, serving, settlement_row
+from tests.integration.ledger.ledger_steps import charge_available_at_once
 from tests.support.ports import free_port
 from tests.support.postgres import WorkerDatabases, scratch_database
 
@@ -95,6 +98,49 @@ def test_ledger_verify_exits_zero_on_a_sound_ledger_and_one_after_tampering(
     assert "DIFFERENCES FOUND" in out
     assert "balance_mismatch" in out
     assert "chain_break" in out
+
+
+def paid_out(core_url: str) -> str:
+    """A paid payout of 1000 from a charge's available funds; returns its id."""
+
+    async def run() -> str:
+        engine = make_engine(core_url, pool_size=1)
+        clock = FixedClock(T0)
+        try:
+            account = (await AccountsService(engine, clock).create_account()).account.id
+            async with engine.begin() as db:
+                await charge_available_at_once(db, account, clock, gross_minor=2_000)
+                payout = await create_payout(
+                    db, account_id=account, amount=1_000, currency="usd", now=clock.now()
+                )
+            clock.advance((SUBMISSION_DELAY + timedelta(days=2)).total_seconds())
+            async with engine.begin() as db:
+                assert await advance_payouts(db, now=clock.now()) == 1
+            return payout.id
+        finally:
+            await dispose(engine)
+
+    return asyncio.run(run())
+
+
+def test_ledger_verify_exits_one_on_a_payout_paid_out_for_another_amount(
+    platform_env: WorkerDatabases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payout_id = paid_out(platform_env.core_url)
+    assert main(["ledger", "verify"]) == 0
+    capsys.readouterr()
+    with psycopg.connect(_libpq(platform_env.core_url)) as db:
+        # One more pair of legs in po:paid: it took 999 out of transit and paid out 999.
+        for name, amount in (("payouts_in_transit", 1), ("paid_out", -1)):
+            db.execute(
+                "INSERT INTO ledger_postings "
+                "(account_id, transaction_id, ledger_account_id, amount_minor) "
+                "SELECT account_id, %s, id, %s FROM ledger_accounts WHERE name = %s",
+                (f"{payout_id}:paid", amount, name),
+            )
+    assert main(["ledger", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"{payout_id}:paid moved 999 on paid_out, the payout's amount 1000 needs 1000" in out
 
 
 def _libpq(url: str) -> str:
