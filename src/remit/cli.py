@@ -293,6 +293,33 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument(
         "--version", type=int, required=True, metavar="VERSION", help="the key version to remove"
     )
+    lost = vault_commands.add_parser(
+        "declare-key-version-lost",
+        help="end the payments held for a key version no copy of the key file holds any more",
+        description=(
+            "Record in the vault database, with who and when, that key version VERSION is lost "
+            "for good: missing from the vault's key file, and from every copy of it (backups "
+            "included). The cards whose data keys it wraps are refused from then on as under "
+            "a retired version, instead of as under a missing one, which holds their payments "
+            "(card_key_unavailable in held-requests list) until the version is back: their "
+            "next retry, or the completer's, ends them with what the acquirer holds for them "
+            "(an authorization it holds stands; with none, the payment fails as a card that "
+            "can no longer be used). Refused for a version still in the key file (rotate, "
+            "retire and remove it instead) and for one it never numbered. Running it again "
+            "changes nothing. A key file restored with the version after all opens its cards "
+            "again."
+        ),
+    )
+    _add_platform_flags(lost)
+    lost.add_argument(
+        "--version", type=int, required=True, metavar="VERSION", help="the key version lost"
+    )
+    lost.add_argument(
+        "--operator",
+        default=None,
+        metavar="NAME",
+        help="who declares it, for the vault's audit log (default: this shell's login name)",
+    )
     reseal = vault_commands.add_parser(
         "reseal-cards",
         help="re-seal every card stored before cards were bound to their account",
@@ -907,6 +934,7 @@ def _vault(config: PlatformConfig, args: argparse.Namespace) -> int:
         wait=getattr(args, "wait", False),
         minimum=getattr(args, "minimum_version", 0) or 0,
         version=getattr(args, "version", 0) or 0,
+        operator=getattr(args, "operator", None) or "",
     )
     for line in lines:
         print(line)

@@ -63,7 +63,8 @@ _RISK = enum_wire_values(common_pb2.RiskLevel.DESCRIPTOR)
 
 # The vault's refusals to open a card for a forward, by the code (and parameter) it gives them:
 # the token was deleted or belongs to another account (vault `_no_such_token`), or the card is
-# sealed under a key version no longer allowed to decrypt (vault `crypto.retired_key`). Each
+# sealed under a key version no longer allowed to decrypt (vault `crypto.retired_key`), or under
+# one missing from the vault's key ring that an operator declared lost (vault `lost_keys`). Each
 # comes back the same on every retry, so the attempt fails (see `unusable_card_answer`); the
 # vault gives them only once no forward of the reference it sent can still commit at the
 # acquirer (`remit.grpcutil.forward_in_flight`). They are told apart by code, not by status:
@@ -81,7 +82,8 @@ def vault_will_not_open_card(error: RemitError) -> bool:
 # under is missing from the vault's key ring (vault `_unforwardable`), found before anything was
 # sent: a vault process whose key file lags a rotation, or a version removed too early. Unlike a
 # retired one it can come back, so the attempt does not fail: it waits at its recovery point
-# (`card_key_unavailable`).
+# (`card_key_unavailable`). One that never will is the operator's to declare lost (`remit vault
+# declare-key-version-lost`): the vault then refuses its cards as retired, which ends them.
 _KEY_MISSING = "vault_key_missing"
 
 

@@ -1432,7 +1432,10 @@ class PaymentsService:
         lags a rotation), so the attempt waits at `attempt_created` and its client is told to
         retry (`card_key_unavailable`), whose code the completer records of the attempt, so
         that `remit held-requests` shows an operator why it waits: it waits until the key
-        version is back, as nothing here can tell a key that will never come back.
+        version is back, as nothing here can tell a key that will never come back. An operator
+        who knows it never will declares it lost at the vault (`remit vault
+        declare-key-version-lost`), which from then on refuses the card as under a retired
+        version: the next try ends the attempt as above, with what the network holds.
 
         A reference the network holds for other parameters (`reference_conflict`) ends nothing:
         an authorization may be held under it, which only the network's record of it tells.

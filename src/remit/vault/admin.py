@@ -7,6 +7,7 @@ lands in its audit log under the requester "cli".
 from __future__ import annotations
 
 import asyncio
+import getpass
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -165,6 +166,41 @@ async def remove_key_version(target: str, access: InternalAccess, version: int) 
     ]
 
 
+def declarer(operator: str) -> str:
+    """The requester a declaration is recorded under: the CLI, and the operator who ran it
+    (`operator`, else the login name of the shell's user)."""
+    if not operator:
+        try:
+            operator = getpass.getuser()
+        except (OSError, KeyError):
+            # No login name to be had (a container's user with no passwd entry).
+            operator = "unknown"
+    return f"{REQUESTER}:{operator}"
+
+
+async def declare_key_version_lost(
+    target: str, access: InternalAccess, version: int, operator: str
+) -> list[str]:
+    async with internal_channel(target, access) as channel:
+        reply = await _stub(channel).DeclareKeyVersionLost(
+            vault_pb2.DeclareKeyVersionLostRequest(version=version, requester=declarer(operator)),
+            timeout=TIMEOUT_S,
+        )
+    declared_at = reply.declared_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC")
+    first = (
+        f"key version {reply.version} declared lost by {reply.declared_by} at {declared_at}"
+        if reply.newly_declared
+        else f"key version {reply.version} was declared lost already, by {reply.declared_by} "
+        f"at {declared_at}"
+    )
+    return [
+        first,
+        f"{reply.cards} cards not deleted are under it: each is refused from now on as under a "
+        "retired key version, and the payments held for want of it (card_key_unavailable) end "
+        "on their next retry with what the acquirer holds for them",
+    ]
+
+
 def run_admin(
     config: PlatformConfig,
     command: str,
@@ -172,6 +208,7 @@ def run_admin(
     wait: bool = False,
     minimum: int = 0,
     version: int = 0,
+    operator: str = "",
 ) -> list[str]:
     target, access = config.vault.target, InternalAccess.of(config)
     try:
@@ -183,6 +220,8 @@ def run_admin(
             return asyncio.run(_retire(target, access, minimum))
         if command == "remove-key-version":
             return asyncio.run(remove_key_version(target, access, version))
+        if command == "declare-key-version-lost":
+            return asyncio.run(declare_key_version_lost(target, access, version, operator))
         if command == "reseal-cards":
             return asyncio.run(reseal_cards(target, access))
     except grpc.aio.AioRpcError as error:

@@ -70,6 +70,28 @@ class AuditAction(Enum):
     # A card's expiry or billing details changed, and the card re-sealed under its new
     # metadata in the same transaction (or the change refused).
     UPDATE_DETAILS = "update_details"
+    # A key version missing from the key ring declared lost for good (or the declaration
+    # refused); the version is the event's key version.
+    DECLARE_KEY_VERSION_LOST = "declare_key_version_lost"
+
+
+@dataclass(frozen=True)
+class LostKeyVersion:
+    """A key version an operator declared lost for good: who, and when."""
+
+    version: int
+    declared_by: str
+    declared_at: datetime
+
+
+@dataclass(frozen=True)
+class KeyVersionDeclaredLost:
+    """A declaration's answer: the declaration as first recorded, whether this call made it,
+    and how many cards not deleted are under that version."""
+
+    declared: LostKeyVersion
+    newly_declared: bool
+    cards: int
 
 
 @dataclass(frozen=True)

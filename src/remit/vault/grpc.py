@@ -254,6 +254,20 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         )
         return vault_pb2.RemoveKeyVersionResponse(version=removed)
 
+    async def DeclareKeyVersionLost(
+        self, request: vault_pb2.DeclareKeyVersionLostRequest, context: Context
+    ) -> vault_pb2.DeclareKeyVersionLostResponse:
+        answer = await self._service.declare_key_version_lost(
+            request.version, requester=_requester(request)
+        )
+        return vault_pb2.DeclareKeyVersionLostResponse(
+            version=answer.declared.version,
+            declared_by=answer.declared.declared_by,
+            declared_at=timestamp(answer.declared.declared_at),
+            newly_declared=answer.newly_declared,
+            cards=answer.cards,
+        )
+
     async def GetKeyStatus(
         self, request: vault_pb2.GetKeyStatusRequest, context: Context
     ) -> vault_pb2.GetKeyStatusResponse:

@@ -22,10 +22,17 @@ from remit.vault.domain import (
     AuditFilter,
     CardSummary,
     ListedCard,
+    LostKeyVersion,
     StoredCard,
 )
 from remit.vault.forward_replay import RecordedForward
-from remit.vault.tables import audit_events, cards, key_check_values, test_card_tokens
+from remit.vault.tables import (
+    audit_events,
+    cards,
+    key_check_values,
+    lost_key_versions,
+    test_card_tokens,
+)
 
 # The statements of every forwarded authorization and test-card resolution are written out
 # once and sent straight to the driver (remit.storage.fastsql): building and cache-keying a
@@ -611,6 +618,35 @@ class SqlVaultRepository:
         recorded = await self.key_check_value(key_set)
         assert recorded is not None  # inserted, or there already
         return recorded
+
+    # --- lost key versions ---------------------------------------------------------------
+
+    async def declare_key_version_lost(
+        self, key_ring: str, version: int, declared_by: str, now: datetime
+    ) -> tuple[LostKeyVersion, bool]:
+        """Record `version` of `key_ring` as lost unless it is already (the first declaration
+        stands); the declaration recorded, and whether this made it."""
+        made = await self._sa.execute(
+            insert(lost_key_versions)
+            .values(key_ring=key_ring, version=version, declared_by=declared_by, declared_at=now)
+            .on_conflict_do_nothing()
+            .returning(lost_key_versions.c.version)
+        )
+        newly = made.first() is not None
+        recorded = await self.lost_key_version(key_ring, version)
+        assert recorded is not None  # inserted, or there already
+        return recorded, newly
+
+    async def lost_key_version(self, key_ring: str, version: int) -> LostKeyVersion | None:
+        query = select(lost_key_versions.c.declared_by, lost_key_versions.c.declared_at).where(
+            lost_key_versions.c.key_ring == key_ring, lost_key_versions.c.version == version
+        )
+        row = (await self._sa.execute(query)).first()
+        if row is None:
+            return None
+        return LostKeyVersion(
+            version=version, declared_by=row.declared_by, declared_at=row.declared_at
+        )
 
     # --- test cards --------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ from remit.vault.domain import (
     CardSummary,
     ForwardRequest,
     KeyStatus,
+    KeyVersionDeclaredLost,
     KeyVersionStatus,
     ListedCard,
     OutboundAuthorization,
@@ -73,6 +74,12 @@ from remit.vault.keystore import (
     KeyStoreError,
     destroy_cvc_keys,
     ensure_cvc_keys,
+)
+from remit.vault.lost_keys import (
+    declaration_note,
+    declaration_refusal,
+    declared_missing,
+    lost_key,
 )
 from remit.vault.repository import SqlVaultRepository, TakenCvc
 from remit.vault.test_cards import known_test_number, test_card_for
@@ -184,7 +191,7 @@ def _unreadable(token: str, error: KeyUnavailableError) -> VaultError:
         message=f"The card {token} was not read: its data key is wrapped under key "
         f"{error.key_name!r} version {error.key_version}, which this vault cannot use "
         f"({error.code}), so whose card it is cannot be checked. Restore that key version to "
-        "read it.",
+        "read it." + declaration_note(error),
         kind=ErrorKind.FAILED_PRECONDITION,
         error_type="api_error",
         code=error.code,
@@ -199,7 +206,7 @@ def _undeletable(token: str, error: KeyUnavailableError) -> VaultError:
         message=f"The card {token} was not deleted: its data key is wrapped under key "
         f"{error.key_name!r} version {error.key_version}, which this vault cannot use "
         f"({error.code}), so whose card it is cannot be checked. Restore that key version to "
-        "delete it.",
+        "delete it." + declaration_note(error),
         kind=ErrorKind.FAILED_PRECONDITION,
         error_type="api_error",
         code=error.code,
@@ -216,7 +223,7 @@ def _unforwardable(token: str, error: KeyUnavailableError) -> VaultError:
     return VaultError(
         message=f"The card {token} was not forwarded, and nothing was sent: its data key is "
         f"wrapped under key {error.key_name!r} version {error.key_version}, which this vault "
-        f"cannot use ({error.code}).",
+        f"cannot use ({error.code})." + declaration_note(error),
         kind=ErrorKind.FAILED_PRECONDITION,
         error_type="api_error",
         code=error.code,
@@ -700,6 +707,7 @@ class VaultService:
         error = self._binding_error(card)
         if isinstance(error, KeyUnavailableError):
             self._log_unavailable_key(error, card.token)
+            error = await self._as_declared(error)
             await self._audit(
                 self._event(action, requester, _unchecked(purpose, error), card, succeeded=False)
             )
@@ -772,6 +780,7 @@ class VaultService:
             card, error = unbound
             if isinstance(error, KeyUnavailableError):
                 self._log_unavailable_key(error, card.token)
+                error = await self._as_declared(error)
                 await self._audit(
                     self._event(
                         AuditAction.DELETE, requester, _unchecked("delete refused", error), card,
@@ -835,9 +844,10 @@ class VaultService:
                     await repo.insert_audit_event(
                         self._event(AuditAction.UPDATE_DETAILS, requester, purpose, updated or card)
                     )
-        except KeyUnavailableError as error:
+        except KeyUnavailableError as unavailable:
             assert card is not None
-            self._log_unavailable_key(error, token)
+            self._log_unavailable_key(unavailable, token)
+            error = await self._as_declared(unavailable)
             await self._audit(
                 self._event(
                     AuditAction.UPDATE_DETAILS, requester,
@@ -1078,15 +1088,18 @@ class VaultService:
         ring = self._keys.load()
         try:
             opened = open_card(ring, token, account_id, card.sealed, metadata=card_metadata(card))
-        except VaultCryptoError as error:
+        except VaultCryptoError as opening_error:
             log.error("card %s could not be decrypted for %s", token, request.purpose)
             await self._audit(self._forward_event(card, request, succeeded=False))
+            error = opening_error
+            if isinstance(error, KeyUnavailableError):
+                error = await self._as_declared(error)
             if error.code == KEY_RETIRED_CODE:
                 await self._refuse_while_in_flight(token, request.reference)
             if isinstance(error, KeyUnavailableError):
                 # Before its CVC is taken: nothing was sent, nor spent (`_unforwardable`).
                 raise _unforwardable(token, error) from None
-            raise
+            raise error from None
         # The audit event is committed before the card leaves the vault, by the statement that
         # takes the CVC: a CVC goes with one authorization only (PCI DSS 3.3.1), so of
         # concurrent forwards of the card only the one that took it sends it. It is destroyed
@@ -1739,6 +1752,65 @@ class VaultService:
             succeeded=succeeded,
             key_version=version,
         )
+
+    async def declare_key_version_lost(
+        self, version: int, *, requester: str
+    ) -> KeyVersionDeclaredLost:
+        """Record that key version `version`, missing from the key ring, is lost for good: the
+        cards whose data keys it wraps are refused from now on as under a retired version
+        (`remit.vault.lost_keys`), so that the payment attempts held for want of it end with
+        what the network holds. Refused, and audited as refused, for a version the key ring
+        still holds or never numbered. Idempotent: declared already, the first declaration
+        stands and is answered again (audited as such)."""
+        ring = self._keys.load()
+        refusal = declaration_refusal(ring, version)
+        if refusal is not None:
+            await self._audit(self._declaration_event(requester, version, "refused"))
+            raise refusal
+        async with self._engine.begin() as db:
+            repo = SqlVaultRepository(db)
+            declared, newly = await repo.declare_key_version_lost(
+                ring.name, version, requester, self._clock.now()
+            )
+            cards = await repo.count_live_wrapped_under(version)
+            await repo.insert_audit_event(
+                self._declaration_event(
+                    requester, version, "" if newly else "declared already", succeeded=True
+                )
+            )
+        if newly:
+            log.warning(
+                "key %r version %d declared lost by %s: the %d cards not deleted under it are "
+                "refused as under a retired version from now on",
+                ring.name, version, requester, cards,
+            )  # fmt: skip
+        return KeyVersionDeclaredLost(declared, newly, cards)
+
+    def _declaration_event(
+        self, requester: str, version: int, outcome: str, *, succeeded: bool = False
+    ) -> AuditEvent:
+        purpose = f"declare key version {version} lost" + (f": {outcome}" if outcome else "")
+        return AuditEvent(
+            id=new_id("vae"),
+            created_at=self._clock.now(),
+            action=AuditAction.DECLARE_KEY_VERSION_LOST,
+            requester=requester,
+            purpose=purpose,
+            succeeded=succeeded,
+            key_version=version,
+        )
+
+    async def _as_declared(self, error: KeyUnavailableError) -> KeyUnavailableError:
+        """`error`; or, for a key version missing here that an operator declared lost, the
+        refusal as under a retired version (`remit.vault.lost_keys`). Asked of the database only
+        when a card's key version is missing, which no card of a sound key ring meets."""
+        if not declared_missing(error):
+            return error
+        async with self._engine.begin() as db:
+            declared = await SqlVaultRepository(db).lost_key_version(
+                error.key_name, error.key_version
+            )
+        return error if declared is None else lost_key(error, declared)
 
     async def key_status(self) -> KeyStatus:
         ring = self._keys.load()

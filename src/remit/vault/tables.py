@@ -130,3 +130,16 @@ key_check_values = Table(
     Column("check_value", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
+
+# The key versions an operator declared lost for good (`remit vault declare-key-version-lost`):
+# missing from the key ring, and no copy of the key file holds them. A card under one is refused
+# as under a retired version. Never key material: which version, who said so and when.
+lost_key_versions = Table(
+    "lost_key_versions",
+    vault_metadata,
+    Column("key_ring", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("declared_by", Text, nullable=False),
+    Column("declared_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("key_ring", "version"),
+)

@@ -227,6 +227,7 @@ _ADMINISTRATIVE = [
     f"/{ACCOUNTS}/CreateAccount",
     f"/{ACCOUNTS}/UpgradeApiVersion",
     f"/{VAULT_SERVICE}/RemoveKeyVersion",
+    f"/{VAULT_SERVICE}/DeclareKeyVersionLost",
     f"/{VAULT_SERVICE}/SetMinimumDecryptionVersion",
     f"/{VAULT_SERVICE}/RotateKey",
     f"/{VAULT_SERVICE}/RewrapDataKeys",

@@ -67,6 +67,10 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     """A card's expiry or billing details were changed and the card re-sealed under its new
     metadata (succeeded), or the change was refused (not succeeded).
     """
+    AUDIT_ACTION_DECLARE_KEY_VERSION_LOST: _AuditAction.ValueType  # 16
+    """A key version missing from the key ring was declared lost (succeeded), or the declaration
+    was refused (not succeeded); the version is the event's key version.
+    """
 
 class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
     """What an audit event records."""
@@ -102,6 +106,10 @@ sent.
 AUDIT_ACTION_UPDATE_DETAILS: AuditAction.ValueType  # 15
 """A card's expiry or billing details were changed and the card re-sealed under its new
 metadata (succeeded), or the change was refused (not succeeded).
+"""
+AUDIT_ACTION_DECLARE_KEY_VERSION_LOST: AuditAction.ValueType  # 16
+"""A key version missing from the key ring was declared lost (succeeded), or the declaration
+was refused (not succeeded); the version is the event's key version.
 """
 Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 
@@ -1089,6 +1097,67 @@ class RemoveKeyVersionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemoveKeyVersionResponse: _TypeAlias = RemoveKeyVersionResponse  # noqa: Y015
+
+@_typing.final
+class DeclareKeyVersionLostRequest(_message.Message):
+    """Declares one key version lost."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    requester: _builtins.str
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        requester: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requester", b"requester", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareKeyVersionLostRequest: _TypeAlias = DeclareKeyVersionLostRequest  # noqa: Y015
+
+@_typing.final
+class DeclareKeyVersionLostResponse(_message.Message):
+    """The declaration, as first recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    DECLARED_BY_FIELD_NUMBER: _builtins.int
+    DECLARED_AT_FIELD_NUMBER: _builtins.int
+    NEWLY_DECLARED_FIELD_NUMBER: _builtins.int
+    CARDS_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    declared_by: _builtins.str
+    """Who declared it, and when (the first declaration, when it was declared already)."""
+    newly_declared: _builtins.bool
+    """Whether this call declared it; false when it was declared already."""
+    cards: _builtins.int
+    """Cards not deleted whose data keys are wrapped under it: no forward of them goes any more."""
+    @_builtins.property
+    def declared_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        declared_by: _builtins.str = ...,
+        declared_at: _timestamp_pb2.Timestamp | None = ...,
+        newly_declared: _builtins.bool = ...,
+        cards: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declared_at", b"declared_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cards", b"cards", "declared_at", b"declared_at", "declared_by", b"declared_by", "newly_declared", b"newly_declared", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareKeyVersionLostResponse: _TypeAlias = DeclareKeyVersionLostResponse  # noqa: Y015
 
 @_typing.final
 class ListAuditEventsRequest(_message.Message):

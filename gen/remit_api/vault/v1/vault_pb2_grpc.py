@@ -95,6 +95,11 @@ class VaultServiceStub:
                 request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionRequest.SerializeToString,
                 response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionResponse.FromString,
                 _registered_method=True)
+        self.DeclareKeyVersionLost = channel.unary_unary(
+                '/remit_api.vault.v1.VaultService/DeclareKeyVersionLost',
+                request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.DeclareKeyVersionLostRequest.SerializeToString,
+                response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.DeclareKeyVersionLostResponse.FromString,
+                _registered_method=True)
         self.ListAuditEvents = channel.unary_unary(
                 '/remit_api.vault.v1.VaultService/ListAuditEvents',
                 request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.ListAuditEventsRequest.SerializeToString,
@@ -208,6 +213,19 @@ class VaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeclareKeyVersionLost(self, request, context):
+        """Records that a key version missing from the key ring is lost for good (no copy of the key
+        file holds it), so that the cards whose data keys it wraps are refused as under a retired
+        version (`vault_key_retired`) instead of as under a missing one (`vault_key_missing`): the
+        core then ends the payment attempts held for want of it, with what the network holds.
+        Audited. Idempotent: a version declared already keeps its first declaration. INVALID_ARGUMENT
+        for a version the key ring never numbered; FAILED_PRECONDITION (code `vault_key_present`)
+        for a version the key ring still holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEvents(self, request, context):
         """The audit log: who touched which token, when and why. Never contains card data.
         """
@@ -291,6 +309,11 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.RemoveKeyVersion,
                     request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionRequest.FromString,
                     response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionResponse.SerializeToString,
+            ),
+            'DeclareKeyVersionLost': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclareKeyVersionLost,
+                    request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.DeclareKeyVersionLostRequest.FromString,
+                    response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.DeclareKeyVersionLostResponse.SerializeToString,
             ),
             'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEvents,
@@ -628,6 +651,33 @@ class VaultService:
             '/remit_api.vault.v1.VaultService/RemoveKeyVersion',
             remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionRequest.SerializeToString,
             remit__api_dot_vault_dot_v1_dot_vault__pb2.RemoveKeyVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclareKeyVersionLost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.vault.v1.VaultService/DeclareKeyVersionLost',
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.DeclareKeyVersionLostRequest.SerializeToString,
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.DeclareKeyVersionLostResponse.FromString,
             options,
             channel_credentials,
             insecure,

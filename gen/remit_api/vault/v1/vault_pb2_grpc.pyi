@@ -84,6 +84,15 @@ class VaultServiceStub:
     FAILED_PRECONDITION for the current version, a version not retired, or one that a card
     not deleted still has its data key wrapped under.
     """
+    DeclareKeyVersionLost: _grpc.UnaryUnaryMultiCallable[_vault_pb2.DeclareKeyVersionLostRequest, _vault_pb2.DeclareKeyVersionLostResponse]
+    """Records that a key version missing from the key ring is lost for good (no copy of the key
+    file holds it), so that the cards whose data keys it wraps are refused as under a retired
+    version (`vault_key_retired`) instead of as under a missing one (`vault_key_missing`): the
+    core then ends the payment attempts held for want of it, with what the network holds.
+    Audited. Idempotent: a version declared already keeps its first declaration. INVALID_ARGUMENT
+    for a version the key ring never numbered; FAILED_PRECONDITION (code `vault_key_present`)
+    for a version the key ring still holds.
+    """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_vault_pb2.ListAuditEventsRequest, _vault_pb2.ListAuditEventsResponse]
     """The audit log: who touched which token, when and why. Never contains card data."""
     UpdateCardDetails: _grpc.UnaryUnaryMultiCallable[_vault_pb2.UpdateCardDetailsRequest, _vault_pb2.UpdateCardDetailsResponse]
@@ -144,6 +153,15 @@ class VaultServiceAsyncStub(VaultServiceStub):
     with the key file any more. NOT_FOUND for a version the key file does not hold;
     FAILED_PRECONDITION for the current version, a version not retired, or one that a card
     not deleted still has its data key wrapped under.
+    """
+    DeclareKeyVersionLost: _aio.UnaryUnaryMultiCallable[_vault_pb2.DeclareKeyVersionLostRequest, _vault_pb2.DeclareKeyVersionLostResponse]  # type: ignore[assignment]
+    """Records that a key version missing from the key ring is lost for good (no copy of the key
+    file holds it), so that the cards whose data keys it wraps are refused as under a retired
+    version (`vault_key_retired`) instead of as under a missing one (`vault_key_missing`): the
+    core then ends the payment attempts held for want of it, with what the network holds.
+    Audited. Idempotent: a version declared already keeps its first declaration. INVALID_ARGUMENT
+    for a version the key ring never numbered; FAILED_PRECONDITION (code `vault_key_present`)
+    for a version the key ring still holds.
     """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_vault_pb2.ListAuditEventsRequest, _vault_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """The audit log: who touched which token, when and why. Never contains card data."""
@@ -262,6 +280,20 @@ class VaultServiceServicer:
         with the key file any more. NOT_FOUND for a version the key file does not hold;
         FAILED_PRECONDITION for the current version, a version not retired, or one that a card
         not deleted still has its data key wrapped under.
+        """
+
+    def DeclareKeyVersionLost(
+        self,
+        request: _vault_pb2.DeclareKeyVersionLostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vault_pb2.DeclareKeyVersionLostResponse, _abc.Awaitable[_vault_pb2.DeclareKeyVersionLostResponse]]:
+        """Records that a key version missing from the key ring is lost for good (no copy of the key
+        file holds it), so that the cards whose data keys it wraps are refused as under a retired
+        version (`vault_key_retired`) instead of as under a missing one (`vault_key_missing`): the
+        core then ends the payment attempts held for want of it, with what the network holds.
+        Audited. Idempotent: a version declared already keeps its first declaration. INVALID_ARGUMENT
+        for a version the key ring never numbered; FAILED_PRECONDITION (code `vault_key_present`)
+        for a version the key ring still holds.
         """
 
     def ListAuditEvents(
