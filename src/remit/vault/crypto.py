@@ -129,12 +129,17 @@ def retired_key(name: str, version: int, minimum: int) -> KeyUnavailableError:
     )
 
 
+# The code of `unknown_key`: the core holds an attempt on it, for the version to come back, until
+# an operator declares the version lost (`remit.vault.lost_keys`).
+KEY_MISSING_CODE: Final = "vault_key_missing"
+
+
 def unknown_key(name: str, version: int) -> KeyUnavailableError:
     return KeyUnavailableError(
         message=f"The vault has no key {name!r} version {version}.",
         kind=ErrorKind.INTERNAL,
         error_type="api_error",
-        code="vault_key_missing",
+        code=KEY_MISSING_CODE,
         key_name=name,
         key_version=version,
     )

@@ -17,15 +17,14 @@ key ring still holds, whose cards are retired and removed through rotation, not 
 """
 
 from dataclasses import dataclass
+from typing import Final
 
 from remit.core.errors import ErrorKind, RemitError, invalid
-from remit.vault.crypto import KEY_RETIRED_CODE, KeyRing, KeyUnavailableError
+from remit.vault.crypto import KEY_MISSING_CODE, KEY_RETIRED_CODE, KeyRing, KeyUnavailableError
 from remit.vault.domain import LostKeyVersion
 
 # The code of the refusal to declare lost a version the key ring still holds.
-KEY_PRESENT_CODE = "vault_key_present"
-# The code of the refusal to open a card under a version missing here (`crypto.unknown_key`).
-KEY_MISSING_CODE = "vault_key_missing"
+KEY_PRESENT_CODE: Final = "vault_key_present"
 
 
 def declaration_refusal(ring: KeyRing, version: int) -> RemitError | None:

@@ -1088,18 +1088,17 @@ class VaultService:
         ring = self._keys.load()
         try:
             opened = open_card(ring, token, account_id, card.sealed, metadata=card_metadata(card))
-        except VaultCryptoError as opening_error:
+        except VaultCryptoError as error:
             log.error("card %s could not be decrypted for %s", token, request.purpose)
             await self._audit(self._forward_event(card, request, succeeded=False))
-            error = opening_error
-            if isinstance(error, KeyUnavailableError):
-                error = await self._as_declared(error)
-            if error.code == KEY_RETIRED_CODE:
+            if not isinstance(error, KeyUnavailableError):
+                raise
+            # A version declared lost is refused as a retired one, in-flight guard included.
+            unavailable = await self._as_declared(error)
+            if unavailable.code == KEY_RETIRED_CODE:
                 await self._refuse_while_in_flight(token, request.reference)
-            if isinstance(error, KeyUnavailableError):
-                # Before its CVC is taken: nothing was sent, nor spent (`_unforwardable`).
-                raise _unforwardable(token, error) from None
-            raise error from None
+            # Before its CVC is taken: nothing was sent, nor spent (`_unforwardable`).
+            raise _unforwardable(token, unavailable) from None
         # The audit event is committed before the card leaves the vault, by the statement that
         # takes the CVC: a CVC goes with one authorization only (PCI DSS 3.3.1), so of
         # concurrent forwards of the card only the one that took it sends it. It is destroyed
